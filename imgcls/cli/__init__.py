@@ -1,0 +1,46 @@
+"""The `imgcls` command line. Thin: each command parses options and calls a library function.
+
+Commands live one module per step in this package (imgcls/cli/<step>.py) and register themselves on `app`;
+heavy libraries (torch, rembg, deepface) are imported inside the command bodies so `imgcls --help` stays instant.
+"""
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import typer
+
+from imgcls import __version__
+from imgcls.cli.common import app
+
+# The order commands appear in `imgcls --help`: the pipeline's order; anything else after.
+ORDER = ["eda", "clean", "preprocess", "split", "train", "ensemble", "predict", "export", "models"]
+
+
+def _register_commands() -> None:
+    names = [m.name for m in pkgutil.iter_modules(__path__) if m.name != "common"]
+    for name in sorted(names, key=lambda n: (ORDER.index(n) if n in ORDER else len(ORDER), n)):
+        importlib.import_module(f"{__name__}.{name}")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"imgcls {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                       help="Print the version and exit.")) -> None:
+    """Image-classification competitions from raw folders to a submission file.
+
+    Each step reads the previous step's files and writes its own:
+    eda -> clean -> preprocess -> split -> train -> ensemble -> predict.
+    """
+
+
+_register_commands()
+
+
+def main() -> None:
+    app()

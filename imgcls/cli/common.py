@@ -1,0 +1,68 @@
+"""Shared pieces of the CLI: the app, the error wrapper, and option types every command uses."""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from imgcls.console import console, set_quiet
+from imgcls.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]})
+
+
+def command(name: str | None = None, **kwargs) -> Callable:
+    """Register a command on `app`; a UserError becomes one red line and exit code 2 (no traceback)."""
+    def deco(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kw):
+            if "quiet" in kw:
+                set_quiet(kw["quiet"])
+            try:
+                return fn(*args, **kw)
+            except UserError as e:
+                console.print(f"[bold red]error:[/bold red] {e}", soft_wrap=True, markup=True, highlight=False)
+                raise typer.Exit(e.exit_code) from None
+            finally:
+                set_quiet(False)
+        app.command(name, **kwargs)(wrapper)
+        return fn
+    return deco
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+# Option types (typing.Annotated) shared by the commands ----------------------------------------------------------
+Src = Annotated[Path, typer.Argument(help="Dataset folder (any layout) or a manifest.csv.", show_default=False)]
+OptSrc = Annotated[Optional[Path], typer.Argument(help="Dataset folder or manifest.csv.", show_default=False)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.")]
+Seed = Annotated[int, typer.Option(help="Random seed (recorded in the outputs).")]
+Workers = Annotated[int, typer.Option(help="Worker processes.")]
+Device = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")]
+Layout = Annotated[str, typer.Option(help="auto | manifest | folder | csv | profiles | unlabeled.")]
+Csv = Annotated[Optional[Path], typer.Option(help="Competition CSV (e.g. train.csv) with image paths.")]
+PathCol = Annotated[Optional[str], typer.Option(help="CSV column holding image paths (guessed if omitted).")]
+LabelCol = Annotated[Optional[str], typer.Option(help="CSV column holding labels.")]
+GroupCol = Annotated[Optional[str], typer.Option(help="CSV column holding groups (e.g. person id).")]
+AgeBands = Annotated[str, typer.Option(help="Age band edges for profile datasets, e.g. 30,60.")]
+MaxPixels = Annotated[int, typer.Option(help="Images with more pixels are reported and skipped.")]
+
+
+def parse_int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"{flag} takes comma-separated integers, e.g. 30,60 (got '{text}')") from None
+
+
+def layout_options(layout: str = "auto", csv: Path | None = None, path_col: str | None = None,
+                   label_col: str | None = None, group_col: str | None = None, age_bands: str = "30,60"):
+    from imgcls.manifest import LayoutOptions
+    return LayoutOptions(layout=layout, csv=str(csv) if csv else None, path_col=path_col, label_col=label_col,
+                         group_col=group_col, age_bands=parse_int_list(age_bands, "--age-bands"))

@@ -1,0 +1,56 @@
+"""The one place for terminal output: a shared rich console, `--quiet`, and progress bars."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterable, Iterator, TypeVar
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
+
+T = TypeVar("T")
+
+console = Console(stderr=True, highlight=False)
+_state = {"quiet": False}
+
+
+def set_quiet(quiet: bool) -> None:
+    _state["quiet"] = bool(quiet)
+
+
+def is_quiet() -> bool:
+    return _state["quiet"]
+
+
+def info(msg: str) -> None:
+    """A line for the user (defaults used, outputs written); silenced by --quiet."""
+    if not _state["quiet"]:
+        console.print(msg)
+
+
+def warn(msg: str) -> None:
+    """Warnings are printed even with --quiet."""
+    console.print(f"[yellow]warning:[/yellow] {msg}")
+
+
+@contextmanager
+def progress_bar(description: str, total: int | None) -> Iterator:
+    """Yields `advance(n=1)`; a rich progress bar unless --quiet."""
+    if _state["quiet"]:
+        yield lambda n=1: None
+        return
+    cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*cols, console=console, transient=False) as prog:
+        task = prog.add_task(description, total=total)
+        yield lambda n=1: prog.advance(task, n)
+
+
+def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
+    """Iterate with a progress bar (silenced by --quiet)."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with progress_bar(description, total) as advance:
+        for item in items:
+            yield item
+            advance()

@@ -1,0 +1,245 @@
+"""`imgcls eda`: class counts, sizes, modes, errors, exact duplicates, sample grids -> PNGs, report.html, summary.json."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imgcls import manifest as mf
+from imgcls import report
+from imgcls.console import info, is_quiet, progress_bar
+from imgcls.fsutil import check_output_location, write_json
+from imgcls.io import DEFAULT_MAX_PIXELS, ImageReadError, thumbnail
+
+SAMPLES_PER_CLASS = 8
+CLASSES_PER_GRID = 20
+
+
+def exact_duplicate_groups(df: pd.DataFrame) -> list[dict]:
+    """Groups of readable rows with the same sha256, largest first; `cross_class` when labels differ."""
+    ok = mf.readable(df)
+    groups = []
+    for sha, g in ok.groupby("sha256", sort=False):
+        if len(g) > 1:
+            labels = sorted(set(g["label"]))
+            groups.append({"sha256": sha, "n": len(g), "labels": labels, "cross_class": len(labels) > 1,
+                           "paths": sorted(g["path"])})
+    groups.sort(key=lambda x: (-x["n"], x["paths"][0]))
+    return groups
+
+
+def summarize(df: pd.DataFrame) -> dict:
+    ok = mf.readable(df)
+    counts = ok["label"].value_counts()
+    labelled = counts[counts.index != ""]
+    dups = exact_duplicate_groups(df)
+    summary = {
+        "n_images": int(len(df)),
+        "n_readable": int(len(ok)),
+        "n_errors": int(len(df) - len(ok)),
+        "n_classes": int(len(labelled)),
+        "classes": {k: int(labelled[k]) for k in mf.class_names(labelled.index)},
+        "imbalance_ratio": float(labelled.max() / labelled.min()) if len(labelled) else None,
+        "exact_duplicate_groups": len(dups),
+        "exact_duplicate_images": int(sum(g["n"] - 1 for g in dups)),
+        "cross_class_duplicate_groups": int(sum(g["cross_class"] for g in dups)),
+        "modes": {str(k): int(v) for k, v in ok["mode"].value_counts().items()},
+        "formats": {str(k): int(v) for k, v in ok["format"].value_counts().items()},
+        "width": _stats(ok["width"]), "height": _stats(ok["height"]),
+        "errors": [{"path": p, "error": e} for p, e in zip(df.loc[df["error"] != "", "path"],
+                                                             df.loc[df["error"] != "", "error"])],
+    }
+    if "age" in df.columns:
+        summary["attributes"] = {c: {str(k): int(v) for k, v in ok[c].value_counts().sort_index().items()}
+                                 for c in ("mask", "gender", "age_band") if c in ok.columns}
+    return summary
+
+
+def _stats(s: pd.Series) -> dict:
+    v = pd.to_numeric(s, errors="coerce").dropna()
+    if v.empty:
+        return {}
+    return {"min": int(v.min()), "median": float(v.median()), "max": int(v.max())}
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Plots
+# --------------------------------------------------------------------------------------------------------------
+
+def plot_class_counts(summary: dict, path: Path) -> Path:
+    plt = report.pyplot()
+    items = sorted(summary["classes"].items(), key=lambda kv: -kv[1])
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(items) + 2), 4.5))
+    names, vals = [k for k, _ in items], [v for _, v in items]
+    bars = ax.bar(range(len(vals)), vals, color="#4c72b0")
+    ax.bar_label(bars, labels=[str(v) for v in vals], fontsize=7, padding=2)
+    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    ratio = summary.get("imbalance_ratio")
+    ax.set_title(f"images per class ({len(items)} classes, max/min = {ratio:.1f})" if ratio else "images per class")
+    ax.set_ylabel("images")
+    return report.save_figure(fig, path)
+
+
+def plot_size_heatmap(df: pd.DataFrame, path: Path) -> Path:
+    plt = report.pyplot()
+    ok = mf.readable(df)
+    w = pd.to_numeric(ok["width"], errors="coerce").to_numpy(float)
+    h = pd.to_numeric(ok["height"], errors="coerce").to_numpy(float)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    if len(w):
+        bins = min(40, max(5, int(np.sqrt(len(w)))))
+        hist, xe, ye = np.histogram2d(w, h, bins=bins)
+        im = ax.imshow(np.log1p(hist.T), origin="lower", aspect="auto", cmap="viridis",
+                       extent=[xe[0], xe[-1], ye[0], ye[-1]])
+        fig.colorbar(im, ax=ax, label="log(1 + images)")
+    ax.set_xlabel("width (px)")
+    ax.set_ylabel("height (px)")
+    ax.set_title("image size (width x height)")
+    return report.save_figure(fig, path)
+
+
+def plot_aspect_ratio(df: pd.DataFrame, path: Path) -> Path:
+    plt = report.pyplot()
+    ok = mf.readable(df)
+    ar = (pd.to_numeric(ok["width"], errors="coerce") / pd.to_numeric(ok["height"], errors="coerce")).dropna()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(np.log2(ar.to_numpy(float)) if len(ar) else [], bins=40, color="#55a868")
+    ax.set_xlabel("log2(width / height)   (0 = square)")
+    ax.set_ylabel("images")
+    ax.set_title("aspect ratio")
+    return report.save_figure(fig, path)
+
+
+def plot_attributes(df: pd.DataFrame, path: Path, age_edges) -> Path:
+    plt = report.pyplot()
+    ok = mf.readable(df)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    for ax, col, names in ((axes[0], "mask", mf.MASK_CLASSES), (axes[1], "gender", mf.GENDER_CLASSES)):
+        counts = ok[col].astype(int).value_counts().reindex(range(len(names)), fill_value=0)
+        bars = ax.bar(names, counts.values, color="#8172b2")
+        ax.bar_label(bars, fontsize=8)
+        ax.set_title(col)
+    ages = ok.drop_duplicates("group")["age"].astype(int) if "group" in ok else ok["age"].astype(int)
+    axes[2].hist(ages, bins=range(int(ages.min()), int(ages.max()) + 2) if len(ages) else 10, color="#c44e52")
+    for e in age_edges:
+        axes[2].axvline(e, color="k", linestyle="--", linewidth=1)
+    axes[2].set_title(f"age per profile (band edges {', '.join(map(str, age_edges))})")
+    return report.save_figure(fig, path)
+
+
+def plot_sample_grids(df: pd.DataFrame, out: Path, seed: int, per_class: int = SAMPLES_PER_CLASS,
+                      max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[Path]:
+    """Per-class random samples (seeded), one row per class, CLASSES_PER_GRID classes per PNG."""
+    plt = report.pyplot()
+    ok = mf.readable(df)
+    classes = mf.class_names(ok["label"]) or [""]
+    rng = np.random.default_rng(seed)
+    paths = []
+    pages = [classes[i:i + CLASSES_PER_GRID] for i in range(0, len(classes), CLASSES_PER_GRID)]
+    with progress_bar("sample grids", len(classes)) as advance:
+        for page_no, names in enumerate(pages):
+            fig, axes = plt.subplots(len(names), per_class, figsize=(per_class * 1.3, len(names) * 1.45),
+                                     squeeze=False)
+            for r, name in enumerate(names):
+                rows = ok[ok["label"] == name]
+                pick = rng.choice(len(rows), size=min(per_class, len(rows)), replace=False) if len(rows) else []
+                for c in range(per_class):
+                    ax = axes[r][c]
+                    ax.axis("off")
+                    if c < len(pick):
+                        row = rows.iloc[int(pick[c])]
+                        try:
+                            ax.imshow(thumbnail(Path(row["root"], row["path"]), 96, max_pixels=max_pixels))
+                        except ImageReadError:
+                            pass
+                    if c == 0:
+                        ax.set_title(f"{name or '(unlabeled)'} ({len(rows)})", fontsize=7, loc="left")
+                advance()
+            fig.tight_layout()
+            name = "samples.png" if len(pages) == 1 else f"samples_{page_no + 1}.png"
+            paths.append(report.save_figure(fig, out / name, dpi=90))
+    return paths
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The step
+# --------------------------------------------------------------------------------------------------------------
+
+def run_eda(src: str | os.PathLike, out: str | os.PathLike = "outputs/eda", opts: mf.LayoutOptions | None = None,
+            seed: int = 0, workers: int = 1, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+            samples_per_class: int = SAMPLES_PER_CLASS) -> dict:
+    """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`."""
+    opts = opts or mf.LayoutOptions()
+    out = Path(out)
+    df = mf.load(src, opts, scan=False)
+    check_output_location(out, *mf.roots(df))
+    df = mf.scan_images(df, workers=workers, max_pixels=max_pixels)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = summarize(df)
+    summary.update(source=str(src), seed=seed)
+    plots = {"class_counts": plot_class_counts(summary, out / "class_counts.png") if summary["classes"] else None,
+             "sizes": plot_size_heatmap(df, out / "size_heatmap.png"),
+             "aspect": plot_aspect_ratio(df, out / "aspect_ratio.png")}
+    if "age" in df.columns and len(mf.readable(df)):
+        plots["attributes"] = plot_attributes(df, out / "attributes.png", opts.age_bands)
+    grids = plot_sample_grids(df, out, seed, samples_per_class, max_pixels) if len(mf.readable(df)) else []
+    mf.write(df, out / mf.MANIFEST_NAME)
+    write_json(out / "summary.json", summary)
+    write_report(out / "report.html", summary, df, plots, grids)
+    if not is_quiet():
+        print_summary(summary)
+    info(f"eda outputs: {out}/report.html, summary.json, manifest.csv, {len(plots) + len(grids)} PNGs")
+    return summary
+
+
+def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids: list[Path]) -> Path:
+    rel = lambda p: os.path.relpath(p, path.parent)  # noqa: E731 - relative links keep the folder portable
+    overview = report.key_values([
+        ("source", summary["source"]), ("images", summary["n_images"]), ("readable", summary["n_readable"]),
+        ("unreadable", summary["n_errors"]), ("classes", summary["n_classes"]),
+        ("imbalance (max/min)", f"{summary['imbalance_ratio']:.2f}" if summary["imbalance_ratio"] else "-"),
+        ("exact-duplicate groups", summary["exact_duplicate_groups"]),
+        ("images that are extra copies", summary["exact_duplicate_images"]),
+        ("groups spanning classes", summary["cross_class_duplicate_groups"]),
+        ("width min / median / max", " / ".join(str(v) for v in summary["width"].values())),
+        ("height min / median / max", " / ".join(str(v) for v in summary["height"].values())),
+    ])
+    counts = pd.DataFrame(sorted(summary["classes"].items(), key=lambda kv: -kv[1]), columns=["class", "images"])
+    sections = [("Overview", overview)]
+    if plots.get("class_counts"):
+        sections.append(("Classes", report.img(rel(plots["class_counts"]), "class counts") + report.table(counts)))
+    if plots.get("attributes"):
+        attrs = "".join(f"<h3>{report.esc(k)}</h3>" + report.table(pd.DataFrame(list(v.items()),
+                        columns=[k, "images"])) for k, v in summary.get("attributes", {}).items())
+        sections.append(("Attributes (profile dataset)", report.img(rel(plots["attributes"]), "attributes") + attrs))
+    sections += [
+        ("Image sizes", report.img(rel(plots["sizes"]), "size heatmap") + report.img(rel(plots["aspect"]), "aspect")),
+        ("Samples (random, seeded)", "".join(report.img(rel(g), "samples") for g in grids)),
+        ("Modes and formats", report.table(pd.DataFrame(list(summary["modes"].items()), columns=["mode", "images"]))
+         + report.table(pd.DataFrame(list(summary["formats"].items()), columns=["format", "images"]))),
+        (f"Unreadable files ({summary['n_errors']})", report.table(summary["errors"], ["path", "error"])),
+        (f"Exact duplicates ({summary['exact_duplicate_groups']} groups)",
+         report.table([{"copies": g["n"], "classes": ", ".join(g["labels"]),
+                        "across classes": "yes" if g["cross_class"] else "", "paths": " | ".join(g["paths"][:6])
+                        + (" ..." if g["n"] > 6 else "")} for g in exact_duplicate_groups(df)])),
+    ]
+    return report.write_page(path, "imgcls eda report", sections)
+
+
+def print_summary(summary: dict) -> None:
+    from rich.table import Table
+    from imgcls.console import console
+    t = Table(title="dataset summary", show_header=True, header_style="bold")
+    t.add_column("class")
+    t.add_column("images", justify="right")
+    for k, v in sorted(summary["classes"].items(), key=lambda kv: -kv[1]):
+        t.add_row(k, str(v))
+    t.add_section()
+    t.add_row("[bold]total readable", f"[bold]{summary['n_readable']}")
+    t.add_row("unreadable", str(summary["n_errors"]))
+    t.add_row("exact-duplicate groups", str(summary["exact_duplicate_groups"]))
+    if summary["imbalance_ratio"]:
+        t.add_row("imbalance max/min", f"{summary['imbalance_ratio']:.1f}")
+    console.print(t)

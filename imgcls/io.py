@@ -1,0 +1,190 @@
+"""The only place images are opened.
+
+- `probe(path)`: what the manifest records (size after EXIF rotation, mode, format, bytes, sha256, error) without
+  a full-resolution decode: JPEGs are decoded at reduced scale (draft), PNGs are checked chunk by chunk (verify),
+  so memory does not grow with image size; truncated, empty and non-image files come back with `error` set.
+- `load_rgb(path)`: an RGB PIL image with EXIF orientation applied, transparency flattened onto a background,
+  CMYK / 16-bit / float converted; raises `ImageReadError` with a reason for a bad file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+# We bound pixel counts ourselves (--max-pixels) so a bomb is reported by path, not raised from deep inside PIL.
+Image.MAX_IMAGE_PIXELS = None
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default bomb limit (~ 9459 x 9459)
+DEFAULT_BACKGROUND = (255, 255, 255)
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
+                    ".jfif", ".jpe"}
+_EXIF_ORIENTATION = 0x0112
+_SWAPS_AXES = {5, 6, 7, 8}
+
+
+class ImageReadError(Exception):
+    """A file that cannot be used as an image; `reason` is what the manifest's `error` column records."""
+
+    def __init__(self, path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def is_image_name(name: str | os.PathLike) -> bool:
+    return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _orientation(im: Image.Image) -> int:
+    try:
+        return int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # malformed EXIF: treat as upright
+        return 1
+
+
+def _open_checked(path, max_pixels: int | None) -> Image.Image:
+    """Open lazily (header only) and apply the pixel bound."""
+    try:
+        im = Image.open(path)
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not an image (unrecognised format)") from None
+    except FileNotFoundError:
+        raise ImageReadError(path, "file not found") from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageReadError(path, f"unreadable header: {e}") from None
+    w, h = im.size
+    if max_pixels and w * h > max_pixels:
+        im.close()
+        raise ImageReadError(path, f"too many pixels: {w}x{h} = {w * h} > --max-pixels {max_pixels}")
+    return im
+
+
+def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, hash_file: bool = True) -> dict:
+    """Manifest fields for one file. Never raises for a bad image: `error` says what is wrong."""
+    rec = {"width": None, "height": None, "mode": None, "format": None, "bytes": None, "sha256": None, "error": ""}
+    try:
+        rec["bytes"] = os.path.getsize(path)
+        if hash_file:
+            rec["sha256"] = file_sha256(path)
+    except OSError as e:
+        rec["error"] = f"cannot read file: {e.strerror or e}"
+        return rec
+    if rec["bytes"] == 0:
+        rec["error"] = "empty file (0 bytes)"
+        return rec
+    try:
+        im = _open_checked(path, max_pixels)
+    except ImageReadError as e:
+        rec["error"] = e.reason
+        return rec
+    try:
+        with im:
+            w, h = im.size
+            if _orientation(im) in _SWAPS_AXES:
+                w, h = h, w
+            rec.update(width=w, height=h, mode=im.mode, format=im.format or "")
+        _check_decodes(path, max_pixels)
+    except ImageReadError as e:
+        rec["error"] = e.reason
+    except Exception as e:  # PIL raises many types for corrupt data
+        rec["error"] = f"truncated or corrupt: {type(e).__name__}: {e}"
+    return rec
+
+
+def _check_decodes(path, max_pixels: int | None) -> None:
+    """Prove the pixel data is complete without holding a full-resolution copy (a fresh handle: PIL's verify
+    must come straight after open)."""
+    with _open_checked(path, max_pixels) as im:
+        if im.format == "JPEG":
+            im.draft(im.mode, (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))  # DCT-domain 1/8 decode
+            im.load()
+        elif im.format == "PNG":
+            im.verify()  # walks every chunk and its CRC: catches truncation without inflating the pixels
+        else:
+            im.load()
+
+
+def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+             background: tuple[int, int, int] = DEFAULT_BACKGROUND, draft: tuple[int, int] | None = None
+             ) -> Image.Image:
+    """Decode to RGB. `draft=(w, h)` lets JPEG decode at a reduced scale >= that size (thumbnails, embeddings)."""
+    im = _open_checked(path, max_pixels)
+    try:
+        if draft and im.format == "JPEG":
+            im.draft("RGB", draft)
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        return to_rgb(im, background)
+    except ImageReadError:
+        raise
+    except Exception as e:
+        raise ImageReadError(path, f"truncated or corrupt: {type(e).__name__}: {e}") from None
+
+
+def load_rgba(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode to RGBA (EXIF applied), keeping transparency: for steps that composite themselves."""
+    im = _open_checked(path, max_pixels)
+    try:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+            im = _scale_to_8bit(im).convert("RGB")
+        return im.convert("RGBA")
+    except Exception as e:
+        raise ImageReadError(path, f"truncated or corrupt: {type(e).__name__}: {e}") from None
+
+
+def to_rgb(im: Image.Image, background: tuple[int, int, int] = DEFAULT_BACKGROUND) -> Image.Image:
+    """Any PIL mode -> RGB: alpha (RGBA, LA, PA, P with transparency) composited onto `background`,
+    16-bit and float scaled to 8 bits (PIL's own convert would clip them), CMYK converted."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode == "P":
+        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
+        mode = im.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        bg = Image.new("RGB", rgba.size, tuple(background))
+        bg.paste(rgba, mask=rgba.getchannel("A"))
+        return bg
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        return _scale_to_8bit(im).convert("RGB")
+    return im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def _scale_to_8bit(im: Image.Image) -> Image.Image:
+    arr = np.asarray(im, dtype=np.float64)
+    if im.mode.startswith("I;16"):
+        arr = arr / 257.0
+    else:
+        hi = float(arr.max()) if arr.size else 0.0
+        lo = float(arr.min()) if arr.size else 0.0
+        if im.mode == "F" and 0.0 <= lo and hi <= 1.0:
+            arr = arr * 255.0
+        elif hi > 255.0 or lo < 0.0:
+            arr = (arr - lo) / max(hi - lo, 1e-12) * 255.0
+    return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
+
+
+def thumbnail(path: str | os.PathLike, size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+              background: tuple[int, int, int] = DEFAULT_BACKGROUND) -> Image.Image:
+    """A small RGB copy (JPEG draft-decoded, so cheap for big photos)."""
+    im = load_rgb(path, max_pixels=max_pixels, background=background, draft=(size, size))
+    im.thumbnail((size, size), Image.Resampling.BILINEAR)
+    return im
