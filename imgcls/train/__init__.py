@@ -1,0 +1,209 @@
+"""`imgcls train`: timm backbones, single / multi-branch heads, imbalance tools, resumable runs, DDP.
+
+Python use:  from imgcls.train import run_train, TrainConfig
+             run_dir = run_train(TrainConfig(src="data/splits.csv", model="resnet10t", epochs=5))
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imgcls.train.config import TrainConfig
+
+DEFAULT_SOURCES = ("data/splits.csv", "data/processed", "data/clean", "data/raw")
+PROFILE_HEADS = ("mask", "gender", "age_band")
+
+__all__ = ["run_train", "TrainConfig", "DEFAULT_SOURCES"]
+
+
+def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, list[str], np.ndarray, np.ndarray]:
+    """(heads, decode, final classes, targets [N, H], final index [N])."""
+    from imgcls import manifest as mf
+    from imgcls.errors import UserError
+    if cfg.heads == "single":
+        classes = mf.class_names(df["label"])
+        if len(classes) < 2:
+            raise UserError(f"training needs at least 2 classes, the data has {len(classes)}; check the labels")
+        index = {c: i for i, c in enumerate(classes)}
+        y = df["label"].astype(str).map(index).to_numpy()
+        return [{"name": "label", "classes": classes}], "single", classes, y[:, None], y
+    if cfg.heads != "multi":
+        raise UserError(f"unknown --heads '{cfg.heads}'; use single or multi")
+    cols = list(cfg.head_columns)
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise UserError(f"--heads multi needs the label columns {', '.join(missing)} in the manifest "
+                        f"(profile datasets have mask, gender, age_band); set --head-columns")
+    heads, ys = [], []
+    for c in cols:
+        v = pd.to_numeric(df[c], errors="coerce")
+        if v.isna().any():
+            raise UserError(f"column '{c}' has empty or non-integer values; --heads multi needs integer classes")
+        v = v.astype(int).to_numpy()
+        fixed = {"mask": 3, "gender": 2, "age_band": 3}.get(c, 0)
+        k = max(fixed, int(v.max()) + 1)
+        heads.append({"name": c, "classes": [str(i) for i in range(k)]})
+        ys.append(v)
+    y = np.stack(ys, 1)
+    if tuple(cols) == PROFILE_HEADS and [len(h["classes"]) for h in heads] == [3, 2, 3]:
+        decode = "profile18"
+        classes = [str(i) for i in range(18)]
+        final = y[:, 0] * 6 + y[:, 1] * 3 + y[:, 2]
+    else:
+        decode = "product"
+        from imgcls.train.heads import decode_table
+        meta = {"heads": heads, "decode": decode}
+        table = decode_table(meta)
+        classes = ["_".join(h["classes"][i] for h, i in zip(heads, t)) for t in table]
+        lookup = {t: i for i, t in enumerate(table)}
+        final = np.array([lookup[tuple(r)] for r in y])
+    return heads, decode, classes, y, final
+
+
+def _new_run_name(out: Path, model: str) -> str:
+    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{model}"
+    name, k = base, 1
+    while (out / name).exists():
+        k += 1
+        name = f"{base}-{k}"
+    return name
+
+
+def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None) -> Path:
+    """Train (every fold with folds='all'); returns the run folder. `resume`: a run folder to continue.
+    `stop_after`: stop after that many epochs in total (as if interrupted; `resume` continues)."""
+    import torch
+    from imgcls import manifest as mf
+    from imgcls.console import info, warn
+    from imgcls.device import resolve_device
+    from imgcls.errors import UserError
+    from imgcls.fsutil import check_output_location, write_json
+    from imgcls.train import data as tdata
+    from imgcls.train.loop import FoldData, RunLog, _write_csv, init_distributed, train_run
+    from imgcls.weights import check_model_name, data_config
+
+    dist = init_distributed(cfg.device)
+    if resume is not None:
+        resume = Path(resume)
+        if not (resume / "config.yaml").is_file():
+            raise UserError(f"--resume {resume}: no config.yaml there; give a run folder written by imgcls train")
+    if cfg.src is None:
+        cfg.src = str(mf.default_source(DEFAULT_SOURCES, "data argument"))
+    check_model_name(cfg.model)
+    if cfg.grad_accum < 1 or cfg.batch_size < 1 or cfg.epochs < 1:
+        raise UserError("--epochs, --batch-size and --grad-accum must be >= 1")
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    device = resolve_device(cfg.device)
+    if dist.on and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    if device.type == "cuda" and not cfg.deterministic:
+        torch.backends.cudnn.benchmark = True
+
+    df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=max(1, cfg.workers), announce=dist.main)
+    n_all = len(df)
+    df = tdata.usable_rows(df)
+    if dist.main and len(df) < n_all:
+        info(f"{n_all - len(df)} rows skipped (unlabeled, unreadable or dropped by clean)")
+    heads, decode, classes, targets, final = _heads_meta(df, cfg)
+
+    dc = data_config(cfg.model)
+    img_size = int(cfg.img_size or dc["input_size"][-1])
+    cfg.img_size = img_size
+    meta = {"model": cfg.model, "classes": classes, "heads": heads, "decode": decode, "branch": cfg.branch,
+            "img_size": img_size, "mean": [float(m) for m in dc["mean"]], "std": [float(s) for s in dc["std"]],
+            "interpolation": cfg.interpolation, "resize_mode": cfg.resize_mode, "drop_rate": float(cfg.drop_rate)}
+
+    out = Path(cfg.out)
+    check_output_location(out, *mf.roots(df))
+    if resume is not None:
+        run_dir = resume
+    else:
+        name = cfg.name or (_new_run_name(out, cfg.model) if dist.main else None)
+        name = dist.broadcast(name)
+        cfg.name = name
+        run_dir = out / name
+        if dist.main:
+            if (run_dir / "last.pt").exists() or any(run_dir.glob("fold_*/last.pt")):
+                raise UserError(f"run folder {run_dir} already holds a run; choose another --name or --resume it")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            cfg.save(run_dir / "config.yaml")
+    dist.barrier()
+
+    # which folds ---------------------------------------------------------------------------------------------------
+    folds: list[int | None] = [None]
+    if cfg.folds:
+        have = tdata.fold_ids(df)
+        if not have:
+            raise UserError("--folds needs a `fold` column: run `imgcls split --folds K` first")
+        folds = have if cfg.folds == "all" else [int(f) for f in str(cfg.folds).split(",")]
+        bad = [f for f in folds if f not in have]
+        if bad:
+            raise UserError(f"fold(s) {bad} not in the data (folds present: {have})")
+
+    # decoded-image cache, shared by every fold ------------------------------------------------------------------
+    paths = mf.image_paths(df)
+    images = None
+    if cfg.cache in ("ram", "disk"):
+        t0 = time.perf_counter()
+        memmap = run_dir / "cache.npy" if cfg.cache == "disk" else None
+        images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
+                                            workers=max(1, cfg.workers), memmap=memmap)
+        bad = [i for i, e in enumerate(errors) if e]
+        for i in bad:
+            warn(f"skipped unreadable image {paths[i]}: {errors[i]}")
+        if bad:
+            ok = np.array([not e for e in errors])
+            images, df, targets, final = images[ok], df[ok].reset_index(drop=True), targets[ok], final[ok]
+            paths = [p for p, o in zip(paths, ok) if o]
+        if dist.main:
+            RunLog(run_dir / "train.log", echo=not False)(
+                f"decoded-image cache: {len(images)} images at {img_size}px ({images.nbytes / 2**20:.0f} MiB) "
+                f"in {time.perf_counter() - t0:.1f}s")
+    elif cfg.cache != "none":
+        raise UserError(f"unknown --cache '{cfg.cache}'; use ram, disk or none")
+
+    results, oof = [], []
+    for fold in folds:
+        train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed)
+        if not train_mask.any() or not val_mask.any():
+            raise UserError(f"no {'training' if not train_mask.any() else 'validation'} images"
+                            f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
+        fd = FoldData(np.flatnonzero(train_mask), np.flatnonzero(val_mask), targets, final, df, images, paths)
+        fold_dir = run_dir if fold is None else run_dir / f"fold_{fold}"
+        if dist.main:
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            if fold is not None and not (fold_dir / "config.yaml").exists():
+                cfg.save(fold_dir / "config.yaml")
+        dist.barrier()
+        res = train_run(cfg, meta, fd, fold_dir, device, dist, fold=fold,
+                        resume=resume is not None, stop_after=stop_after)
+        results.append(res)
+        if res["val_predictions"] is not None:
+            oof.append(res["val_predictions"])
+        if stop_after is not None and not (fold_dir / "last.pt").is_file():
+            break
+    if dist.main and folds != [None] and len(oof) == len(folds):
+        from imgcls.train.loop import classification_metrics
+        comb = pd.concat(oof, ignore_index=True)
+        _write_csv(comb, run_dir / "val_predictions.csv")
+        m = classification_metrics(comb["label"].astype(str).to_numpy(), comb["pred"].astype(str).to_numpy(),
+                                   len(classes))
+        score = {"folds": folds, "n_images": len(comb), "macro_f1": m["f1"], "accuracy": m["acc"],
+                 "macro_precision": m["precision"], "macro_recall": m["recall"],
+                 "fold_best_f1": {str(f): r["best_f1"] for f, r in zip(folds, results)}}
+        write_json(run_dir / "oof_score.json", score)
+        RunLog(run_dir / "train.log")(f"out-of-fold macro-F1 over {len(folds)} folds: {m['f1']:.4f} "
+                                      f"(accuracy {m['acc']:.4f})")
+    if cfg.cache == "disk" and dist.main and (run_dir / "cache.npy").exists():
+        del images
+        (run_dir / "cache.npy").unlink()
+    if dist.on:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return run_dir

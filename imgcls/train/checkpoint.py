@@ -1,0 +1,91 @@
+"""Run checkpoints: `best.pt` / `last.pt` = torch.save({"state_dict", "meta", ...}) with tensors and plain
+containers only, so `torch.load(path, weights_only=True)` reads them (no pickled classes).
+
+`meta` describes how to rebuild and use the network: model (timm name), classes (final labels in index order),
+heads ([{"name", "classes"}]; one head "label" for single), decode ("single" | "profile18"), branch, img_size,
+mean, std, interpolation, resize_mode, drop_rate.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from imgcls.errors import UserError
+
+
+def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict, **extra) -> Path:
+    from imgcls.fsutil import atomic_path
+    obj = {"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "meta": meta, **extra}
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist; give a run folder written by `imgcls train`")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise UserError(f"{path} is not an imgcls checkpoint ({type(e).__name__}: {e})") from None
+    if not isinstance(obj, dict) or "state_dict" not in obj or "meta" not in obj:
+        raise UserError(f"{path} is not an imgcls checkpoint (no state_dict / meta); was it written by imgcls train?")
+    return obj
+
+
+def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Path]:
+    """`<run>/<which>.pt` for a plain run; `<run>/fold_<k>/<which>.pt` for each fold of a k-fold run.
+    A checkpoint file given directly is returned as is."""
+    run_dir = Path(run_dir)
+    if run_dir.is_file():
+        return [run_dir]
+    if not run_dir.is_dir():
+        raise UserError(f"run folder {run_dir} does not exist; give a folder under outputs/runs")
+    direct = run_dir / f"{which}.pt"
+    if direct.is_file():
+        return [direct]
+    folds = sorted(run_dir.glob(f"fold_*/{which}.pt"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if folds:
+        return folds
+    raise UserError(f"no {which}.pt in {run_dir} (nor in {run_dir}/fold_*/); is training finished?")
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    meta: dict
+    device: torch.device
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    @torch.no_grad()
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Final-class probabilities [N, len(classes)] (multi-branch heads decoded, e.g. 18 = product of heads)."""
+        from imgcls.train.heads import decode_proba
+        return decode_proba(self.model(x.to(self.device)), self.meta)
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Single head: the raw logits; multi-branch: log of the decoded probabilities."""
+        out = self.model(x.to(self.device))
+        if isinstance(out, torch.Tensor):
+            return out.float()
+        return self.predict_proba(x).clamp_min(1e-12).log()
+
+
+def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild the network of a checkpoint (no download: the weights are in the file) in eval mode."""
+    from imgcls.train.heads import build_model
+    obj = read_checkpoint(ckpt_path)
+    meta = obj["meta"]
+    model = build_model(meta, pretrained=False)
+    model.load_state_dict(obj["state_dict"])
+    device = torch.device(device)
+    model.to(device).eval()
+    return LoadedModel(model, meta, device)

@@ -1,0 +1,276 @@
+"""Training data: the manifest -> train/val rows, a decoded-image cache, augment presets, samplers.
+
+The decoded-image cache is what makes an epoch cheap on a CPU: every image is decoded (imgcls.io.load_rgb) and
+resized to the input size ONCE, kept as uint8 HxWx3 in one numpy array (RAM, or a memmap file with --cache disk),
+and augmentations (torchvision transforms v2) run on small uint8 tensors instead of re-decoding JPEG/PNG files
+every epoch. The cached image is exactly what `eval_transform` produces before normalisation, so validation on the
+cache and `imgcls predict` on files see the same pixels.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from imgcls import io as imgio
+from imgcls.console import progress_bar, warn
+from imgcls.errors import UserError
+
+AUG_PRESETS = ("none", "light", "medium", "heavy")
+RESIZE_MODES = ("squash", "crop", "pad")
+
+
+def _interp(name: str):
+    from torchvision.transforms import InterpolationMode
+    return {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
+            "nearest": InterpolationMode.NEAREST}.get(name, InterpolationMode.BILINEAR)
+
+
+def resize_transform(img_size: int, resize_mode: str = "squash", interpolation: str = "bilinear"):
+    """PIL/uint8 image -> img_size x img_size: squash (ignore aspect), crop (short side + centre crop),
+    pad (long side + centred padding with white)."""
+    from torchvision.transforms import v2
+    it = _interp(interpolation)
+    if resize_mode == "crop":
+        return v2.Compose([v2.Resize(img_size, interpolation=it, antialias=True), v2.CenterCrop(img_size)])
+    if resize_mode == "pad":
+        return v2.Compose([_PadToSquare(), v2.Resize((img_size, img_size), interpolation=it, antialias=True)])
+    if resize_mode != "squash":
+        raise UserError(f"unknown --resize-mode '{resize_mode}'; use one of: {', '.join(RESIZE_MODES)}")
+    return v2.Resize((img_size, img_size), interpolation=it, antialias=True)
+
+
+class _PadToSquare(torch.nn.Module):
+    def forward(self, img):
+        from torchvision.transforms import v2
+        from torchvision.transforms.v2 import functional as F
+        h, w = F.get_size(img)
+        s = max(h, w)
+        left, top = (s - w) // 2, (s - h) // 2
+        return v2.functional.pad(img, [left, top, s - w - left, s - h - top], fill=255)
+
+
+def normalize_transform(mean: Sequence[float], std: Sequence[float]):
+    from torchvision.transforms import v2
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
+
+
+def eval_transform(meta: dict):
+    """PIL RGB image -> normalised float tensor [3, S, S], exactly as validation sees it (what predict uses)."""
+    from torchvision.transforms import v2
+    return v2.Compose([v2.ToImage(), resize_transform(int(meta["img_size"]), meta.get("resize_mode", "squash"),
+                                                      meta.get("interpolation", "bilinear")),
+                       normalize_transform(meta["mean"], meta["std"])])
+
+
+def augment_transform(preset: str, img_size: int):
+    """Train-time augmentation on a cached uint8 tensor [3, S, S] (output uint8, same size).
+
+    Seed 000 measured single transforms on the mask data: horizontal flip, small rotation, perspective and
+    colour jitter helped; vertical flip and aggressive cropping hurt. So: light = hflip; medium = hflip + small
+    rotation + colour jitter + mild scale crop; heavy = medium + perspective + stronger jitter + random erasing.
+    No preset uses a vertical flip."""
+    from torchvision.transforms import v2
+    if preset not in AUG_PRESETS:
+        raise UserError(f"unknown --aug '{preset}'; use one of: {', '.join(AUG_PRESETS)}")
+    if preset == "none":
+        return None
+    ops = [v2.RandomHorizontalFlip()]
+    if preset in ("medium", "heavy"):
+        ops += [v2.RandomResizedCrop(img_size, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),
+                v2.RandomRotation(10 if preset == "medium" else 15, fill=255),
+                v2.ColorJitter(0.2, 0.2, 0.2) if preset == "medium" else v2.ColorJitter(0.3, 0.3, 0.3, 0.05)]
+    if preset == "heavy":
+        ops += [v2.RandomPerspective(0.2, p=0.5, fill=255)]
+    return v2.Compose(ops)
+
+
+def random_erasing(preset: str):
+    from torchvision.transforms import v2
+    return v2.RandomErasing(p=0.25, value=0) if preset == "heavy" else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Decoded-image cache
+# ---------------------------------------------------------------------------------------------------------------
+
+def _decode_one(args) -> tuple[np.ndarray | None, str]:
+    path, img_size, resize_mode, interpolation = args
+    try:
+        im = imgio.load_rgb(path, draft=(img_size, img_size))
+    except imgio.ImageReadError as e:
+        return None, e.reason
+    from torchvision.transforms import v2
+    t = v2.Compose([v2.ToImage(), resize_transform(img_size, resize_mode, interpolation)])
+    return t(im).permute(1, 2, 0).contiguous().numpy(), ""
+
+
+def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squash", interpolation: str = "bilinear",
+                 workers: int = 1, memmap: Path | None = None, what: str = "decoding images"
+                 ) -> tuple[np.ndarray, list[str]]:
+    """Decode + resize every image once -> uint8 array [N, S, S, 3] and per-image error ('' = ok).
+
+    JPEG is decoded at a reduced scale >= the input size (draft mode), so big photos cost little."""
+    n = len(paths)
+    shape = (n, img_size, img_size, 3)
+    arr = (np.lib.format.open_memmap(memmap, mode="w+", dtype=np.uint8, shape=shape) if memmap is not None
+           else np.empty(shape, np.uint8))
+    errors = [""] * n
+    jobs = [(str(p), img_size, resize_mode, interpolation) for p in paths]
+    with progress_bar(what, n) as advance:
+        if workers > 1 and n > 64:
+            from concurrent.futures import ProcessPoolExecutor
+            with ProcessPoolExecutor(max_workers=workers) as ex:
+                for i, (a, err) in enumerate(ex.map(_decode_one, jobs, chunksize=32)):
+                    _store(arr, errors, i, a, err)
+                    advance()
+        else:
+            for i, job in enumerate(jobs):
+                _store(arr, errors, i, *_decode_one(job))
+                advance()
+    return arr, errors
+
+
+def _store(arr, errors, i, a, err):
+    if a is None:
+        arr[i] = 255
+        errors[i] = err
+    else:
+        arr[i] = a
+
+
+class CachedImages(Dataset):
+    """(image uint8->normalised float [3,S,S], targets [n_heads] long) from the decoded-image cache."""
+
+    def __init__(self, images: np.ndarray, targets: np.ndarray, mean, std, augment=None, erasing=None):
+        self.images, self.targets = images, torch.as_tensor(targets, dtype=torch.long)
+        self.augment, self.erasing = augment, erasing
+        self.norm = normalize_transform(mean, std)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, item):
+        i, aug_seed = item if isinstance(item, tuple) else (item, None)
+        x = torch.from_numpy(np.asarray(self.images[i])).permute(2, 0, 1)
+        if aug_seed is not None:
+            torch.manual_seed(aug_seed)
+        if self.augment is not None:
+            x = self.augment(x)
+        x = self.norm(x)
+        if self.erasing is not None:
+            x = self.erasing(x)
+        return x, self.targets[i]
+
+
+class FileImages(Dataset):
+    """Images decoded from files every time (--cache none): for data that does not fit in RAM."""
+
+    def __init__(self, paths: Sequence[Path], targets: np.ndarray, img_size: int, resize_mode: str,
+                 interpolation: str, mean, std, augment=None, erasing=None):
+        from torchvision.transforms import v2
+        self.paths, self.targets = list(paths), torch.as_tensor(targets, dtype=torch.long)
+        self.load = v2.Compose([v2.ToImage(), resize_transform(img_size, resize_mode, interpolation)])
+        self.augment, self.erasing, self.norm = augment, erasing, normalize_transform(mean, std)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, item):
+        i, aug_seed = item if isinstance(item, tuple) else (item, None)
+        x = self.load(imgio.load_rgb(self.paths[i]))
+        if aug_seed is not None:
+            torch.manual_seed(aug_seed)
+        if self.augment is not None:
+            x = self.augment(x)
+        x = self.norm(x)
+        if self.erasing is not None:
+            x = self.erasing(x)
+        return x, self.targets[i]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Which rows train, which validate
+# ---------------------------------------------------------------------------------------------------------------
+
+def usable_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Labelled, readable rows that clean kept."""
+    df = df[(df["label"].fillna("").astype(str) != "") & (df["error"].fillna("").astype(str) == "")]
+    if "keep" in df.columns:
+        keep = df["keep"].astype(str).str.lower().isin(["true", "1", "yes"])
+        df = df[keep]
+    return df.reset_index(drop=True)
+
+
+def fold_ids(df: pd.DataFrame) -> list[int]:
+    if "fold" not in df.columns:
+        return []
+    f = pd.to_numeric(df["fold"], errors="coerce")
+    return sorted(int(x) for x in f.dropna().unique() if x >= 0)
+
+
+def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean masks (train, val). With a `fold` column and `fold`: that fold validates, the others train (rows
+    of `split` == test are never used). With a `split` column: train / val. Else a stratified --val-split."""
+    split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
+    pool = np.ones(len(df), bool) if split is None else (split != "test").to_numpy()
+    if fold is not None:
+        f = pd.to_numeric(df["fold"], errors="coerce").to_numpy()
+        val = pool & (f == fold)
+        train = pool & ~val & ~np.isnan(f)
+        return train, val
+    if split is not None and (split == "val").any():
+        return (split == "train").to_numpy(), (split == "val").to_numpy()
+    if not 0 < val_split < 1:
+        raise UserError("the data has no `split` column (run `imgcls split`) and --val-split is 0; "
+                        "pass --val-split 0.2 or split the data first")
+    from sklearn.model_selection import train_test_split
+    idx = np.flatnonzero(pool)
+    labels = df["label"].astype(str).to_numpy()[idx]
+    counts = pd.Series(labels).value_counts()
+    strat = labels if counts.min() >= 2 and len(idx) * val_split >= len(counts) else None
+    tr, va = train_test_split(idx, test_size=val_split, random_state=seed, stratify=strat)
+    train, val = np.zeros(len(df), bool), np.zeros(len(df), bool)
+    train[tr], val[va] = True, True
+    return train, val
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Epoch order: deterministic per (seed, epoch), sharded for DDP, optionally class-balanced
+# ---------------------------------------------------------------------------------------------------------------
+
+def epoch_indices(n: int, labels: np.ndarray | None, seed: int, epoch: int, weighted: bool,
+                  rank: int = 0, world: int = 1) -> list[int]:
+    """The indices one process visits in `epoch`. `weighted`: draw n samples with replacement, each with
+    probability 1 / count(its class), so every class is equally likely in a batch (balanced batches).
+    Depends only on (seed, epoch): resuming at an epoch boundary replays the same order."""
+    g = np.random.default_rng([seed, epoch, 7919])
+    if weighted:
+        counts = np.bincount(labels)
+        w = 1.0 / counts[labels]
+        order = g.choice(n, size=n, replace=True, p=w / w.sum())
+    else:
+        order = g.permutation(n)
+    per = math.ceil(n / world)
+    order = np.concatenate([order, order[: per * world - n]]) if per * world > n else order
+    return order[rank::world].tolist()
+
+
+class ListSampler(torch.utils.data.Sampler):
+    """Yields (index, augmentation seed): each sample's random augmentation is seeded from (seed, epoch, position),
+    so results do not depend on the number of workers or on persistent workers, and a resumed run replays them."""
+
+    def __init__(self, indices: list[int], seed: int = 0, epoch: int = 0):
+        self.indices = indices
+        self.base = (int(seed) * 1_000_003 + int(epoch) * 7_919) % (2 ** 31)
+
+    def __iter__(self):
+        return iter((i, (self.base + k * 2_654_435) % (2 ** 63)) for k, i in enumerate(self.indices))
+
+    def __len__(self):
+        return len(self.indices)

@@ -1,0 +1,495 @@
+"""The training loop: one run (or one fold), resumable at epoch boundaries, CPU / CUDA / DDP."""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from imgcls.console import console, info, is_quiet, progress_bar, warn
+from imgcls.errors import UserError
+from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
+from imgcls.train.config import TrainConfig
+from imgcls.train.data import (CachedImages, FileImages, ListSampler, augment_transform, epoch_indices,
+                               random_erasing)
+from imgcls.train.heads import as_list, build_model, decode_proba, head_parameters
+from imgcls.train.losses import Criterion, class_weights_auto
+from imgcls.train.mix import MIXES, mix_batch
+
+OPTIMIZERS = ("adamw", "adam", "sgd")
+SCHEDULERS = ("cosine", "cosine-restarts", "plateau", "onecycle", "none")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Distributed helpers (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def on(self) -> bool:
+        return self.world > 1
+
+    def barrier(self):
+        if self.on:
+            torch.distributed.barrier()
+
+    def broadcast(self, obj):
+        if not self.on:
+            return obj
+        box = [obj]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def init_distributed(device_spec: str) -> Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = torch.cuda.is_available() and device_spec != "cpu"
+    if not dist.is_initialized():
+        if use_cuda:
+            torch.cuda.set_device(local)
+        dist.init_process_group("nccl" if use_cuda else "gloo")
+    return Dist(rank, world, local)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------------------------------------------
+
+def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    present = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average="macro", zero_division=0)
+    return {"acc": float(accuracy_score(y_true, y_pred)), "precision": float(p), "recall": float(r), "f1": float(f)}
+
+
+class RunLog:
+    """Lines to <run>/train.log (and to the terminal unless --quiet)."""
+
+    def __init__(self, path: Path | None, echo: bool = True):
+        self.path, self.echo = path, echo
+
+    def __call__(self, msg: str, terminal: bool = True):
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
+        if terminal and self.echo:
+            info(msg)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Optimiser and schedule (timm's factories)
+# ---------------------------------------------------------------------------------------------------------------
+
+def make_optimizer(model, cfg: TrainConfig):
+    from timm.optim import create_optimizer_v2
+    if cfg.optimizer not in OPTIMIZERS:
+        raise UserError(f"unknown --optimizer '{cfg.optimizer}'; use one of: {', '.join(OPTIMIZERS)}")
+    kw = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
+    return create_optimizer_v2(model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
+
+
+def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
+    """(scheduler, per_step). timm schedulers step once per epoch; onecycle (torch) once per optimiser update."""
+    if cfg.scheduler not in SCHEDULERS:
+        raise UserError(f"unknown --scheduler '{cfg.scheduler}'; use one of: {', '.join(SCHEDULERS)}")
+    if cfg.scheduler == "none":
+        return None, False
+    if cfg.scheduler == "onecycle":
+        pct = min(0.9, max(cfg.warmup_epochs, 0.3 * cfg.epochs) / max(cfg.epochs, 1))
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
+                                                   pct_start=pct), True
+    warm = {"warmup_t": cfg.warmup_epochs, "warmup_lr_init": cfg.lr * 0.01, "warmup_prefix": True}
+    if cfg.scheduler == "cosine-restarts":
+        from timm.scheduler import CosineLRScheduler
+        cycle = max(1, (cfg.epochs - cfg.warmup_epochs) // 3)
+        return CosineLRScheduler(optimizer, t_initial=cycle, lr_min=cfg.min_lr, cycle_limit=100, cycle_decay=0.5,
+                                 **warm), False
+    if cfg.scheduler == "plateau":
+        from timm.scheduler import PlateauLRScheduler
+        return PlateauLRScheduler(optimizer, decay_rate=0.5, patience_t=1, mode="max", lr_min=cfg.min_lr, **warm), False
+    from timm.scheduler import CosineLRScheduler
+    return CosineLRScheduler(optimizer, t_initial=max(1, cfg.epochs - cfg.warmup_epochs), lr_min=cfg.min_lr,
+                             **warm), False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One run
+# ---------------------------------------------------------------------------------------------------------------
+
+@dataclass
+class FoldData:
+    """What one run trains and validates on (rows of the cached arrays)."""
+    train_idx: np.ndarray
+    val_idx: np.ndarray
+    targets: np.ndarray            # [N, n_heads] head class indices for every cached row
+    final: np.ndarray              # [N] final class index
+    frame: pd.DataFrame            # the usable manifest rows, aligned with the cache
+    images: np.ndarray | None      # decoded cache [N, S, S, 3] (None with --cache none)
+    paths: list
+
+
+def _unwrap(model):
+    model = getattr(model, "module", model)          # DDP
+    return getattr(model, "_orig_mod", model)        # torch.compile
+
+
+def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, device: torch.device, dist: Dist,
+              fold: int | None = None, resume: bool = False, stop_after: int | None = None) -> dict:
+    """Train one model; returns {"best_f1", "best_epoch", "val_predictions": DataFrame}."""
+    log = RunLog(run_dir / "train.log" if dist.main else None, echo=dist.main)
+    sizes = [len(h["classes"]) for h in meta["heads"]]
+    n_final = len(meta["classes"])
+    head_names = [h["name"] for h in meta["heads"]]
+    multi = meta["decode"] != "single"
+
+    # data ------------------------------------------------------------------------------------------------------
+    aug = augment_transform(cfg.aug, meta["img_size"])
+    erase = random_erasing(cfg.aug)
+    tgt = data.targets
+    if data.images is not None:
+        train_ds = CachedImages(data.images[data.train_idx] if len(data.train_idx) < len(data.images) else data.images,
+                                tgt[data.train_idx], meta["mean"], meta["std"], aug, erase)
+        val_ds = CachedImages(data.images[data.val_idx], tgt[data.val_idx], meta["mean"], meta["std"])
+    else:
+        tp = [data.paths[i] for i in data.train_idx]
+        vp = [data.paths[i] for i in data.val_idx]
+        args = (meta["img_size"], meta["resize_mode"], meta["interpolation"], meta["mean"], meta["std"])
+        train_ds = FileImages(tp, tgt[data.train_idx], *args, aug, erase)
+        val_ds = FileImages(vp, tgt[data.val_idx], *args)
+    n_train = len(data.train_idx)
+    train_final = data.final[data.train_idx]
+    bs = cfg.batch_size
+    loader_kw = {"num_workers": cfg.workers, "pin_memory": device.type == "cuda"}
+    if cfg.workers > 0:
+        loader_kw.update(persistent_workers=True, prefetch_factor=4)
+    sampler = ListSampler([])
+    train_loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, sampler=sampler, **loader_kw)
+    val_loader = torch.utils.data.DataLoader(val_ds, batch_size=bs * 2, shuffle=False, **loader_kw)
+    per_rank = math.ceil(n_train / dist.world)
+    steps_per_epoch = max(1, (per_rank - (1 if per_rank % bs == 1 and per_rank > 1 else 0) + bs - 1) // bs)
+    updates_per_epoch = max(1, math.ceil(steps_per_epoch / cfg.grad_accum))
+
+    # model -----------------------------------------------------------------------------------------------------
+    torch.manual_seed(cfg.seed)
+    model = build_model(meta, pretrained=cfg.pretrained, weights=cfg.weights)
+    if cfg.freeze_backbone:
+        keep = {id(p) for p in head_parameters(model)}
+        for p in model.parameters():
+            p.requires_grad_(id(p) in keep)
+    model.to(device)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    ema = None
+    if cfg.ema:
+        from timm.utils import ModelEmaV3
+        ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
+    optimizer = make_optimizer(model, cfg)
+    scheduler, sched_per_step = make_scheduler(optimizer, cfg, updates_per_epoch)
+    use_amp = cfg.amp
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
+    weights = None
+    if cfg.class_weights == "auto":
+        weights = [class_weights_auto(tgt[data.train_idx, h], k) for h, k in enumerate(sizes)]
+    elif cfg.class_weights != "none":
+        raise UserError(f"unknown --class-weights '{cfg.class_weights}'; use auto or none")
+    crits = [Criterion(cfg.loss, weights[h] if weights else None, cfg.smoothing, cfg.focal_gamma)
+             for h in range(len(sizes))]
+    head_w = [float(w) for w in cfg.head_weights] if cfg.head_weights else [1.0] * len(sizes)
+    if len(head_w) != len(sizes):
+        raise UserError(f"--head-weights has {len(head_w)} values for {len(sizes)} heads ({', '.join(head_names)})")
+    if cfg.mix not in MIXES:
+        raise UserError(f"unknown --mix '{cfg.mix}'; use one of: {', '.join(MIXES)}")
+
+    start_epoch, best_f1, best_epoch, bad_epochs, history = 0, -1.0, -1, 0, []
+    best_preds = None
+    if resume and (run_dir / "last.pt").is_file():
+        ck = read_checkpoint(run_dir / "last.pt")
+        st = ck["train_state"]
+        model.load_state_dict(ck["raw_state_dict"])
+        optimizer.load_state_dict(st["optimizer"])
+        if scheduler is not None and st.get("scheduler") is not None:
+            scheduler.load_state_dict(st["scheduler"])
+        if ema is not None and st.get("ema") is not None:
+            ema.module.load_state_dict(st["ema"])
+        if st.get("scaler"):
+            scaler.load_state_dict(st["scaler"])
+        start_epoch, best_f1, best_epoch = st["epoch"] + 1, st["best_f1"], st["best_epoch"]
+        bad_epochs, history = st["bad_epochs"], [dict(h) for h in st["history"]]
+        if (run_dir / "val_predictions.csv").is_file():
+            best_preds = pd.read_csv(run_dir / "val_predictions.csv", keep_default_na=False, dtype={"label": str,
+                                                                                                   "pred": str})
+        if st.get("finished"):
+            log(f"{run_dir.name}: already finished ({st['epoch'] + 1} epochs)")
+            return {"best_f1": best_f1, "best_epoch": best_epoch, "val_predictions": best_preds, "history": history}
+        log(f"resuming {run_dir} at epoch {start_epoch + 1}")
+    train_model = model
+    if cfg.compile:
+        train_model = torch.compile(model)
+    if dist.on:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+        train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    if dist.main:
+        log(f"training {meta['model']} ({'fold ' + str(fold) + ', ' if fold is not None else ''}"
+            f"{n_train} train / {len(data.val_idx)} val images, {n_final} classes, heads {head_names}) "
+            f"on {device}{f' x{dist.world} processes (DDP)' if dist.on else ''}; "
+            f"{'AMP ' + str(amp_dtype).split('.')[-1] + ', ' if use_amp else ''}batch {bs}, {cfg.epochs} epochs")
+    cols = None
+    stop = False
+    for epoch in range(start_epoch, cfg.epochs):
+        t0 = time.perf_counter()
+        torch.manual_seed(cfg.seed * 1000 + epoch)
+        mix_rng = np.random.default_rng([cfg.seed, epoch, dist.rank, 17])
+        idx = epoch_indices(n_train, train_final, cfg.seed, epoch, cfg.sampler == "weighted", dist.rank, dist.world)
+        if len(idx) % bs == 1 and len(idx) > 1:
+            idx = idx[:-1]  # a batch of one breaks BatchNorm
+        sampler.indices = idx
+        sampler.base = (cfg.seed * 1_000_003 + epoch * 7_919) % (2 ** 31)
+        train_model.train()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device)
+        seen = 0
+        optimizer.zero_grad(set_to_none=True)
+        n_steps = math.ceil(len(idx) / bs)
+        desc = f"epoch {epoch + 1}/{cfg.epochs}" + (f" fold {fold}" if fold is not None else "")
+        with progress_bar(desc, n_steps) if dist.main else _null_bar() as advance:
+            for step, (x, y) in enumerate(train_loader):
+                x = x.to(device, non_blocking=True)
+                y = y.to(device, non_blocking=True)
+                if cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                group = _final_of(y, meta, sizes) if cfg.mix == "cutmix-vertical" else None
+                x, soft = mix_batch(x, y, sizes, cfg.mix, cfg.mix_prob, cfg.mix_alpha, mix_rng, group)
+                last_in_update = (step + 1) % cfg.grad_accum == 0 or step + 1 == n_steps
+                sync_ctx = train_model.no_sync() if dist.on and not last_in_update else _nullctx()
+                with sync_ctx:
+                    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                        outs = as_list(train_model(x))
+                    loss = sum(w * c(o.float(), s) for w, c, o, s in zip(head_w, crits, outs, soft))
+                    scaler.scale(loss / cfg.grad_accum).backward()
+                if last_in_update:
+                    scaler.step(optimizer)
+                    scaler.update()
+                    optimizer.zero_grad(set_to_none=True)
+                    if ema is not None:
+                        ema.update(model)
+                    if sched_per_step:
+                        scheduler.step()
+                loss_sum += loss.detach() * x.shape[0]
+                correct += (outs[0].detach().argmax(1) == y[:, 0]).sum()
+                seen += x.shape[0]
+                advance()
+        if dist.on:
+            for t in (loss_sum, correct):
+                torch.distributed.all_reduce(t)
+            seen *= dist.world
+        train_loss, train_acc = (loss_sum / max(seen, 1)).item(), (correct / max(seen, 1)).item()
+
+        # validation (rank 0 evaluates the whole val set) ---------------------------------------------------------
+        eval_model = ema.module if ema is not None else model
+        row = None
+        if dist.main:
+            ev = evaluate(eval_model, val_loader, meta, sizes, crits, head_w, device, cfg.channels_last, use_amp,
+                          amp_dtype)
+            lr = optimizer.param_groups[0]["lr"]
+            row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "val_loss": ev["loss"],
+                   "val_acc": ev["final"]["acc"], "val_precision": ev["final"]["precision"],
+                   "val_recall": ev["final"]["recall"], "val_f1": ev["final"]["f1"]}
+            if multi:
+                for name, m in zip(head_names, ev["heads"]):
+                    for k in ("acc", "precision", "recall", "f1"):
+                        row[f"val_{name}_{k}"] = m[k]
+            row["lr"] = lr
+            row["epoch_seconds"] = time.perf_counter() - t0
+            history.append(row)
+            improved = row["val_f1"] > best_f1
+            if improved:
+                best_f1, best_epoch, bad_epochs = row["val_f1"], epoch + 1, 0
+                best_preds = val_predictions_frame(data, ev["proba"], meta, fold)
+                save_checkpoint(run_dir / "best.pt", _unwrap(eval_model).state_dict(), meta,
+                                epoch=epoch + 1, val_f1=best_f1)
+                _write_csv(best_preds, run_dir / "val_predictions.csv")
+                confusion_png(ev["y_final"], ev["proba"].argmax(1), meta["classes"], run_dir / "confusion_matrix.png",
+                              f"best epoch {epoch + 1}, val macro-F1 {best_f1:.4f}")
+            else:
+                bad_epochs += 1
+            cols = print_epoch(row, cols, improved)
+            log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+                terminal=False)
+            _write_csv(pd.DataFrame(history), run_dir / "metrics.csv")
+            curves_png(history, run_dir / "curves.png")
+            stop = bool(cfg.early_stop and bad_epochs >= cfg.early_stop)
+        stop = dist.broadcast(stop)
+        metric = dist.broadcast(row["val_f1"] if row else None)
+        if scheduler is not None and not sched_per_step:
+            scheduler.step(epoch + 1, metric)
+        finished = stop or epoch + 1 == cfg.epochs
+        if dist.main:
+            state = {"optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                     "ema": ema.module.state_dict() if ema is not None else None,
+                     "scaler": scaler.state_dict() if scaler.is_enabled() else None,
+                     "epoch": epoch, "best_f1": best_f1, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
+                     "history": history, "finished": finished, "torch_rng": torch.get_rng_state()}
+            save_checkpoint(run_dir / "last.pt", _unwrap(eval_model).state_dict(), meta, epoch=epoch + 1,
+                            raw_state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
+                            train_state=state)
+        dist.barrier()
+        if stop:
+            if dist.main:
+                log(f"early stop: val macro-F1 did not improve for {cfg.early_stop} epochs (best {best_f1:.4f} at "
+                    f"epoch {best_epoch})")
+            break
+        if stop_after is not None and epoch + 1 >= stop_after:
+            break
+    if dist.main:
+        log(f"best val macro-F1 {best_f1:.4f} at epoch {best_epoch}; outputs in {run_dir}")
+    return {"best_f1": best_f1, "best_epoch": best_epoch, "val_predictions": best_preds, "history": history}
+
+
+def _final_of(y: torch.Tensor, meta: dict, sizes: list[int]) -> torch.Tensor:
+    if y.shape[1] == 1:
+        return y[:, 0]
+    code = torch.zeros_like(y[:, 0])
+    for h, k in enumerate(sizes):
+        code = code * k + y[:, h]
+    return code
+
+
+class _nullctx:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *a):
+        return False
+
+
+class _null_bar(_nullctx):
+    def __enter__(self):
+        return lambda n=1: None
+
+
+@torch.no_grad()
+def evaluate(model, loader, meta, sizes, crits, head_w, device, channels_last=False, use_amp=False,
+             amp_dtype=torch.bfloat16) -> dict:
+    model.eval()
+    outs_all = [[] for _ in sizes]
+    ys = []
+    for x, y in loader:
+        x = x.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            outs = as_list(model(x))
+        for h, o in enumerate(outs):
+            outs_all[h].append(o.float())
+        ys.append(y.to(device))
+    y = torch.cat(ys)
+    outs = [torch.cat(o) for o in outs_all]
+    loss = sum(w * c(o, F.one_hot(y[:, h], k).float())
+               for h, (w, c, o, k) in enumerate(zip(head_w, crits, outs, sizes)))
+    proba = decode_proba(outs if len(outs) > 1 else outs[0], meta).cpu().numpy()
+    y_np = y.cpu().numpy()
+    from imgcls.train.heads import decode_table
+    table = {t: i for i, t in enumerate(decode_table(meta))}
+    y_final = np.array([table[tuple(r)] for r in y_np]) if len(sizes) > 1 else y_np[:, 0]
+    heads = [classification_metrics(y_np[:, h], outs[h].argmax(1).cpu().numpy(), k) for h, k in enumerate(sizes)]
+    return {"loss": float(loss), "proba": proba, "y_final": y_final, "heads": heads,
+            "final": classification_metrics(y_final, proba.argmax(1), len(meta["classes"]))}
+
+
+def val_predictions_frame(data: FoldData, proba: np.ndarray, meta: dict, fold: int | None) -> pd.DataFrame:
+    rows = data.frame.iloc[data.val_idx]
+    classes = meta["classes"]
+    df = pd.DataFrame({"path": rows["path"].values, "root": rows["root"].values,
+                       "label": rows["label"].astype(str).values,
+                       "fold": "" if fold is None else fold,
+                       "pred": [classes[i] for i in proba.argmax(1)]})
+    probs = pd.DataFrame(proba, columns=[f"p_{c}" for c in classes])
+    return pd.concat([df, probs], axis=1)
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    from imgcls.fsutil import atomic_path
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+
+
+_COLS = [("epoch", "epoch", "{:d}"), ("train_loss", "trn loss", "{:.4f}"), ("train_acc", "trn acc", "{:.4f}"),
+         ("val_loss", "val loss", "{:.4f}"), ("val_acc", "val acc", "{:.4f}"), ("val_f1", "val F1", "{:.4f}"),
+         ("lr", "lr", "{:.1e}"), ("epoch_seconds", "sec", "{:.1f}")]
+
+
+def print_epoch(row: dict, cols, improved: bool):
+    """One row of the per-epoch table (the header before the first row); macro P / R are in metrics.csv."""
+    if is_quiet():
+        return True
+    if cols is None:
+        console.print("".join(f"{t:>9}" for _, t, _ in _COLS) + "  best", style="bold", highlight=False)
+    cells = "".join(f"{fmt.format(row[k]):>9}" for k, _, fmt in _COLS)
+    console.print(cells + ("  *" if improved else ""), highlight=False)
+    return True
+
+
+def confusion_png(y_true, y_pred, classes, path: Path, title: str) -> None:
+    from sklearn.metrics import confusion_matrix
+    from imgcls.report import pyplot, save_figure
+    plt = pyplot()
+    k = len(classes)
+    cm = confusion_matrix(y_true, y_pred, labels=list(range(k)))
+    size = min(14, 3 + 0.45 * k)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(k), classes, rotation=90, fontsize=7)
+    ax.set_yticks(range(k), classes, fontsize=7)
+    if k <= 25:
+        for i in range(k):
+            for j in range(k):
+                if cm[i, j]:
+                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
+                            color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    save_figure(fig, path)
+
+
+def curves_png(history: list[dict], path: Path) -> None:
+    from imgcls.report import pyplot, save_figure
+    plt = pyplot()
+    h = pd.DataFrame(history)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot(h["epoch"], h["train_loss"], "o-", label="train")
+    axes[0].plot(h["epoch"], h["val_loss"], "o-", label="val")
+    axes[0].set_title("loss")
+    axes[1].plot(h["epoch"], h["train_acc"], "o-", label="train acc")
+    axes[1].plot(h["epoch"], h["val_acc"], "o-", label="val acc")
+    axes[1].plot(h["epoch"], h["val_f1"], "o-", label="val macro-F1")
+    axes[1].set_title("accuracy / F1")
+    axes[2].plot(h["epoch"], h["lr"], "o-")
+    axes[2].set_title("learning rate")
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.legend() if ax is not axes[2] else None
+    save_figure(fig, path)
