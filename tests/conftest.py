@@ -68,3 +68,56 @@ def image_folder(tmp_path) -> Path:
 @pytest.fixture
 def profile_folder(tmp_path) -> Path:
     return make_profiles(tmp_path / "profiles")
+
+
+# --- predict / ensemble / export: tiny runs in the train step's checkpoint format ------------------------------
+
+def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_efficientnet", img_size: int = 32,
+                  multi: bool = False, seed: int = 0, folds: int = 0, val_rows: list | None = None,
+                  val_quality: float = 0.0) -> Path:
+    """A run folder as `imgcls train` writes it (best.pt with state_dict + meta, config.yaml, val_predictions.csv),
+    with an untrained tiny timm network (seeded). `multi`: mask/gender/age_band heads decoded to 18 classes.
+    `val_rows`: [(root, path, label)] for val_predictions.csv; `val_quality` in [0, 1] mixes the one-hot truth into
+    random probabilities (1.0 = always right), so weight fitting has a better and a worse member."""
+    import torch
+    import yaml
+    from imgcls.train.checkpoint import save_checkpoint
+    from imgcls.train.heads import build_model
+    if multi:
+        heads = [{"name": "mask", "classes": ["0", "1", "2"]}, {"name": "gender", "classes": ["0", "1"]},
+                 {"name": "age_band", "classes": ["0", "1", "2"]}]
+        classes, decode = [str(i) for i in range(18)], "profile18"
+    else:
+        classes = list(classes)
+        heads, decode = [{"name": "label", "classes": classes}], "single"
+    meta = {"model": model, "classes": classes, "heads": heads, "decode": decode, "branch": "shallow",
+            "img_size": img_size, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bilinear",
+            "resize_mode": "squash", "drop_rate": 0.0}
+    dirs = [run_dir / f"fold_{k}" for k in range(folds)] if folds else [run_dir]
+    rng = np.random.default_rng(seed)
+    for k, d in enumerate(dirs):
+        torch.manual_seed(seed * 100 + k)
+        net = build_model(meta)
+        with torch.no_grad():   # untrained heads give near-uniform outputs: make them input-dependent
+            for p in net.parameters():
+                if p.dim() > 1:
+                    p.mul_(3.0)
+        d.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(d / "best.pt", net.state_dict(), meta, epoch=1)
+        (d / "config.yaml").write_text(yaml.safe_dump({"model": model, "img_size": img_size}))
+    if val_rows:
+        p = rng.dirichlet(np.ones(len(classes)), size=len(val_rows))
+        truth = np.eye(len(classes))[[classes.index(r[2]) for r in val_rows]]
+        p = (1 - val_quality) * p + val_quality * truth
+        import pandas as pd
+        df = pd.DataFrame({"path": [r[1] for r in val_rows], "root": [r[0] for r in val_rows],
+                           "label": [r[2] for r in val_rows], "fold": "",
+                           "pred": [classes[i] for i in p.argmax(1)]})
+        df = pd.concat([df, pd.DataFrame(p, columns=[f"p_{c}" for c in classes])], axis=1)
+        df.to_csv(run_dir / "val_predictions.csv", index=False)
+    return run_dir
+
+
+@pytest.fixture
+def tiny_run():
+    return make_tiny_run

@@ -1,0 +1,85 @@
+"""`imgcls export RUN --onnx`: each checkpoint of a run -> an ONNX file whose output is the final-class
+probabilities [N, C] (a multi-branch model's heads decoded inside the graph, e.g. to the 18 profile classes),
+checked against torch on the same input with onnxruntime (max |difference| must stay under `atol`).
+
+Next to the .onnx files, `export.json` records the input size, mean / std, resize mode, class names and the parity
+figures, which is what a deployment needs to preprocess images like `imgcls predict` does.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from imgcls.console import info
+from imgcls.errors import UserError
+from imgcls.fsutil import atomic_path, write_json
+
+
+def _proba_module(model, meta: dict):
+    """The network followed by its decode: one output, final-class probabilities (torch imported lazily)."""
+    import torch
+    from imgcls.train.heads import decode_proba
+
+    class ProbaNet(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = model
+
+        def forward(self, x):
+            return decode_proba(self.net(x), meta)
+
+    return ProbaNet().eval()
+
+
+def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, which: str = "best",
+                opset: int = 17, atol: float = 1e-4, batch: int = 4, seed: int = 0) -> dict:
+    """Export every checkpoint of `run`; returns {file: parity} and writes export.json. Raises when parity fails."""
+    import numpy as np
+    import torch
+    from imgcls.train.checkpoint import find_checkpoints, load_model
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError("onnxruntime is not installed; pip install onnxruntime (needed for the parity check)") from None
+    run = Path(run)
+    ckpts = find_checkpoints(run, which)
+    out = Path(out) if out else (run if run.is_dir() else run.parent) / "onnx"
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    g = torch.Generator().manual_seed(seed)
+    for ck in ckpts:
+        lm = load_model(ck, "cpu")
+        meta = lm.meta
+        s = int(meta["img_size"])
+        net = _proba_module(lm.model, meta)
+        x = torch.randn(batch, 3, s, s, generator=g)
+        name = (f"{ck.parent.name}_{ck.stem}" if ck.parent.name.startswith("fold_") else ck.stem) + ".onnx"
+        path = out / name
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # the TorchScript exporter: the torch.export-based one needs onnxscript, which is not a dependency
+            torch.onnx.export(net, (x,), str(tmp), dynamo=False, input_names=["input"], output_names=["probs"],
+                              dynamic_axes={"input": {0: "batch"}, "probs": {0: "batch"}}, opset_version=opset)
+        with torch.no_grad():
+            ref = net(x).numpy()
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {"input": x.numpy()})[0]
+        diff = float(np.abs(got - ref).max())
+        agree = float((got.argmax(1) == ref.argmax(1)).mean())
+        rec = {"onnx": str(path), "checkpoint": str(ck), "max_abs_diff": diff, "argmax_agreement": agree,
+               "parity_ok": diff <= atol, "input": [None, 3, s, s], "output": ["batch", len(meta["classes"])]}
+        results.append(rec)
+        info(f"{path}: onnxruntime vs torch max |diff| = {diff:.2e} on {batch} inputs "
+             f"({'ok' if diff <= atol else 'FAILED'}, atol {atol:g})")
+    meta = load_model(ckpts[0], "cpu").meta
+    summary = {"run": str(run), "classes": [str(c) for c in meta["classes"]], "img_size": int(meta["img_size"]),
+               "mean": list(meta["mean"]), "std": list(meta["std"]),
+               "resize_mode": meta.get("resize_mode", "squash"), "interpolation": meta.get("interpolation", "bilinear"),
+               "decode": meta["decode"], "opset": opset, "atol": atol, "files": results}
+    write_json(out / "export.json", summary)
+    failed = [r for r in results if not r["parity_ok"]]
+    if failed:
+        raise UserError(f"ONNX parity check failed for {failed[0]['onnx']}: max |diff| {failed[0]['max_abs_diff']:.2e} "
+                        f"> {atol:g}; try another --opset")
+    return summary

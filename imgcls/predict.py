@@ -1,0 +1,415 @@
+"""`imgcls predict`: a run or an ensemble + test images -> per-image probabilities and a submission file.
+
+- Source: a run folder (all its folds, soft-averaged), a checkpoint file, or an ensemble folder / spec.yaml; with
+  none given the newest under outputs/runs and outputs/ensembles is used (and named).
+- Test data: a folder (unlabeled, or ImageFolder when labelled), a manifest, or a competition CSV such as the mask
+  competition's `info.csv` (`ImageID` column; images beside it or in `images/`).
+- Streaming: a DataLoader over paths decodes, resizes and builds the TTA views per image in `--workers` processes;
+  only a batch of images is in memory at a time, and only the [N, C] probabilities grow with the test set.
+  Each item carries its row index, and results are written to that index: row order never depends on the loader.
+- Submission: `--format id,label | mask (ImageID,ans with class ids) | dacon (id,artist with names)`, or
+  `--sample-submission FILE`: the competition's template filled in its own row order; an id missing from our
+  predictions or a prediction without a template row is an error naming both counts and an example.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from imgcls import io as imgio
+from imgcls import manifest as mf
+from imgcls.console import console, info, progress_bar, warn
+from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
+from imgcls.errors import UserError
+from imgcls.fsutil import atomic_path, check_output_location, write_json
+from imgcls.tta import TTASpec, parse_tta
+
+RUNS_DIR = Path("outputs/runs")
+ENSEMBLES_DIR = Path("outputs/ensembles")
+DEFAULT_TEST = ("data/test", "data/eval")
+
+# name -> (id column, label column, value: 'name' (class name) or 'index' (class id))
+FORMATS = {"id,label": ("id", "label", "name"),
+           "mask": ("ImageID", "ans", "index"), "imageid,ans": ("ImageID", "ans", "index"),
+           "dacon": ("id", "artist", "name"), "id,artist": ("id", "artist", "name")}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What predicts: run, checkpoint or ensemble
+# ---------------------------------------------------------------------------------------------------------------
+
+def _newest(paths: Sequence[Path]) -> Path | None:
+    return max(paths, key=lambda p: p.stat().st_mtime) if paths else None
+
+
+def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
+                   ensembles_dir: Path = ENSEMBLES_DIR) -> EnsembleSpec:
+    """The members that predict, as an EnsembleSpec (a run is a one-member soft ensemble)."""
+    if src is None:
+        marks = [*Path(runs_dir).glob("*/best.pt"), *Path(runs_dir).glob("*/fold_*/best.pt"),
+                 *Path(ensembles_dir).glob("*/spec.yaml")]
+        newest = _newest(marks)
+        if newest is None:
+            raise UserError(f"no run given and none under {runs_dir} or {ensembles_dir}; train first "
+                            f"(imgcls train) or pass a run folder")
+        src = newest.parent.parent if newest.parent.name.startswith("fold_") else newest.parent
+        info(f"using {src} (the newest run or ensemble)")
+    src = Path(src)
+    if not src.exists():
+        raise UserError(f"{src} does not exist; give a run folder (outputs/runs/NAME), a checkpoint, or an "
+                        f"ensemble folder (outputs/ensembles/NAME)")
+    if is_spec(src):
+        return load_spec(src)
+    m = member_from_run(src)
+    from imgcls.ensemble import check_same_classes
+    classes = check_same_classes([m])
+    return EnsembleSpec(m.name, "soft", [m], classes)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Test data
+# ---------------------------------------------------------------------------------------------------------------
+
+def read_test_data(data: str | os.PathLike | None, opts: mf.LayoutOptions | None = None) -> pd.DataFrame:
+    """A manifest of the test images (not scanned: unreadable files are found while predicting) with an `id`."""
+    if data is None:
+        data = mf.default_source(DEFAULT_TEST, "test data (--data)")
+    data = Path(data)
+    opts = opts or mf.LayoutOptions()
+    if not data.exists():
+        raise UserError(f"test data {data} does not exist; pass --data FOLDER, a manifest or the competition CSV")
+    df = mf.load(data, opts, scan=False)
+    if data.is_file() and "source_id" in df.columns:
+        _rescue_image_folder(df, data.parent)
+    # the submission id: a CSV's own `id` column, else the CSV's image column (e.g. ImageID), else the path
+    if "id" not in df.columns or (df["id"].astype(str) == "").all():
+        df["id"] = df["source_id"] if "source_id" in df.columns else df["path"]
+    df["id"] = df["id"].astype(str)
+    return df.reset_index(drop=True)
+
+
+def _rescue_image_folder(df: pd.DataFrame, base: Path) -> None:
+    """A competition CSV lists bare names (ImageID) whose files sit in a sub-folder such as images/."""
+    sample = list(zip(df["root"], df["path"]))[:20]
+    if any(Path(r, p).exists() for r, p in sample):
+        return
+    for sub in ("images", "image", "test", "imgs"):
+        d = base / sub
+        if d.is_dir() and any((d / p).exists() for _, p in sample):
+            df["root"] = str(d.resolve())
+            info(f"images of {base} found in {d}")
+            return
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The streaming forward pass
+# ---------------------------------------------------------------------------------------------------------------
+
+class _ViewDataset:
+    """Item i -> (i, views [V,3,S,S], ok). A bad image gives zeros and ok=False (reported, never a crash)."""
+
+    def __init__(self, paths: Sequence[str], maker, draft: int, errors: Sequence[str] | None = None):
+        self.paths, self.maker, self.draft = list(paths), maker, draft
+        self.errors = list(errors) if errors is not None else [""] * len(self.paths)
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        import torch
+        if not self.errors[i]:
+            try:
+                img = imgio.load_rgb(self.paths[i], draft=(self.draft, self.draft))
+                return i, self.maker(img), ""
+            except imgio.ImageReadError as e:
+                err = e.reason
+        else:
+            err = self.errors[i]
+        s = self.maker.size
+        return i, torch.zeros(self.maker.spec.n_views, 3, s, s), err
+
+
+def _collate(batch):
+    import torch
+    idx = torch.tensor([b[0] for b in batch])
+    return idx, torch.stack([b[1] for b in batch]), [b[2] for b in batch]
+
+
+def _prep_key(meta: dict) -> tuple:
+    return (int(meta["img_size"]), meta.get("resize_mode", "squash"), meta.get("interpolation", "bilinear"),
+            tuple(float(x) for x in meta["mean"]), tuple(float(x) for x in meta["std"]))
+
+
+@dataclass
+class Probabilities:
+    tta: np.ndarray           # [N, C] ensemble probabilities with TTA
+    plain: np.ndarray         # [N, C] ensemble probabilities from the plain view only
+    errors: list[str]         # '' or why the image could not be read
+    seconds: float
+    n_views: int
+
+
+def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta: TTASpec, merge: str = "mean",
+                    device: str = "auto", batch_size: int = 32, workers: int = 2, amp: bool = True,
+                    errors: Sequence[str] | None = None) -> Probabilities:
+    """Probabilities of every member (each checkpoint of each member, with TTA) combined by the spec's method."""
+    import torch
+    from imgcls.device import resolve_device
+    from imgcls.train.checkpoint import load_model
+    from imgcls.tta import ViewMaker, merge_views
+
+    dev = resolve_device(device)
+    use_amp = bool(amp) and dev.type == "cuda"
+    n, n_cls = len(paths), len(spec.classes)
+    paths = [str(p) for p in paths]
+    # checkpoints grouped by preprocessing: one decode pass serves all folds of a run (and same-input models)
+    loaded = [[load_model(c, dev) for c in m.checkpoints] for m in spec.members]
+    for m, lms in zip(spec.members, loaded):
+        for lm in lms:
+            if [str(c) for c in lm.classes] != list(spec.classes):
+                raise UserError(f"{m.name}: checkpoint classes differ from the ensemble's; rebuild the ensemble")
+    groups: dict[tuple, list[tuple[int, int]]] = {}
+    for mi, lms in enumerate(loaded):
+        for ci, lm in enumerate(lms):
+            groups.setdefault(_prep_key(lm.meta), []).append((mi, ci))
+    # per member: sum over its checkpoints of TTA-merged and plain probabilities
+    sums_tta = np.zeros((len(loaded), n, n_cls), np.float64)
+    sums_plain = np.zeros_like(sums_tta)
+    errs = [""] * n
+    t0 = time.perf_counter()
+    for key, pairs in groups.items():
+        maker = ViewMaker(loaded[pairs[0][0]][pairs[0][1]].meta, tta)
+        ds = _ViewDataset(paths, maker, maker.needed_side(), errors)
+        dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                         collate_fn=_collate, pin_memory=dev.type == "cuda",
+                                         persistent_workers=False,
+                                         prefetch_factor=2 if workers > 0 else None)
+        what = f"predicting {n} images x {tta.n_views} view(s) x {len(pairs)} model(s)"
+        with progress_bar(what, n) as advance:
+            for idx, x, bad in dl:
+                b, v = x.shape[:2]
+                x = x.view(b * v, *x.shape[2:]).to(dev, non_blocking=True)
+                ii = idx.numpy()
+                for mi, ci in pairs:
+                    lm = loaded[mi][ci]
+                    with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
+                        p = lm.predict_proba(x).float().view(b, v, -1)
+                    sums_tta[mi, ii] += merge_views(p, merge).cpu().numpy()
+                    sums_plain[mi, ii] += p[:, 0].cpu().numpy()
+                for k, e in zip(ii, bad):
+                    if e:
+                        errs[k] = e
+                advance(b)
+    seconds = time.perf_counter() - t0
+    counts = np.array([len(lms) for lms in loaded], np.float64)[:, None, None]
+    member_tta, member_plain = sums_tta / counts, sums_plain / counts
+    weights = spec.weights
+    tta_p = vote(list(member_tta), spec.method, weights)
+    plain_p = vote(list(member_plain), spec.method, weights)
+    bad = np.array([bool(e) for e in errs])
+    tta_p[bad] = np.nan
+    plain_p[bad] = np.nan
+    return Probabilities(tta_p, plain_p, errs, seconds, tta.n_views)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Submission
+# ---------------------------------------------------------------------------------------------------------------
+
+def resolve_format(fmt: str) -> tuple[str, str, str]:
+    key = fmt.strip().lower().replace(" ", "")
+    if key in FORMATS:
+        return FORMATS[key]
+    if key.count(",") == 1 and all(key.split(",")):
+        a, b = fmt.replace(" ", "").split(",")
+        return a, b, "name"
+    raise UserError(f"unknown --format '{fmt}'; use id,label, mask (ImageID,ans with class ids), "
+                    f"dacon (id,artist), or ID_COL,LABEL_COL")
+
+
+def label_values(pred: np.ndarray, classes: Sequence[str], kind: str) -> list:
+    if kind == "index":
+        return [int(i) for i in pred]
+    return [classes[i] for i in pred]
+
+
+def _key_candidates(df: pd.DataFrame, id_col: str) -> list[tuple[str, list[str]]]:
+    cands = []
+    if id_col in df.columns:
+        cands.append((id_col, df[id_col].astype(str).tolist()))
+    cands.append(("id", df["id"].astype(str).tolist()))
+    cands.append(("path", df["path"].astype(str).tolist()))
+    cands.append(("file name", [Path(p).name for p in df["path"]]))
+    cands.append(("file stem", [Path(p).stem for p in df["path"]]))
+    return cands
+
+
+def fill_template(template: str | os.PathLike, df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str],
+                  fmt: str | None = None) -> pd.DataFrame:
+    """The competition's sample submission with its label column filled, in the template's row order."""
+    template = Path(template)
+    if not template.is_file():
+        raise UserError(f"sample submission {template} does not exist; check --sample-submission")
+    tpl = pd.read_csv(template, dtype=str, keep_default_na=False)
+    cols = list(tpl.columns)
+    preset = next((v for v in FORMATS.values() if [v[0], v[1]] == cols[:2]), None)
+    f_id, f_label, kind = resolve_format(fmt) if fmt else (preset or (cols[0], cols[-1], "name"))
+    if preset and not fmt:
+        f_id, f_label, kind = preset
+    id_col = f_id if f_id in cols else cols[0]
+    if len(cols) < 2 and f_label not in cols:
+        raise UserError(f"{template} has only the column {cols[0]}; a sample submission needs an id and a label column")
+    label_col = f_label if f_label in cols else cols[1]
+    tids = tpl[id_col].astype(str)
+    if tids.duplicated().any():
+        raise UserError(f"{template}: id {tids[tids.duplicated()].iloc[0]} appears twice in column {id_col}")
+    want = set(tids)
+    best = None
+    for what, keys in _key_candidates(df, id_col):
+        if len(set(keys)) != len(keys):
+            continue
+        hit = len(want & set(keys))
+        if best is None or hit > best[0]:
+            best = (hit, what, keys)
+    if best is None:
+        raise UserError("the test images have no unique id (two images share a name); pass a manifest with an id column")
+    _, what, keys = best
+    missing = [t for t in tids if t not in set(keys)]
+    extra = [k for k in keys if k not in want]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} template id(s) have no test image (e.g. {missing[0]})")
+        if extra:
+            parts.append(f"{len(extra)} test image(s) are not in the template (e.g. {extra[0]})")
+        raise UserError(f"{template} does not match the test data ({'; '.join(parts)}; ids matched by {what}); "
+                        f"predict on the competition's full test folder / CSV")
+    pos = {k: i for i, k in enumerate(keys)}
+    order = np.array([pos[t] for t in tids])
+    out = tpl.copy()
+    out[label_col] = label_values(pred[order], classes, kind)
+    return out
+
+
+def build_submission(df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str], fmt: str = "id,label") -> pd.DataFrame:
+    id_col, label_col, kind = resolve_format(fmt)
+    ids = df[id_col].astype(str) if id_col in df.columns and id_col != "id" else df["id"].astype(str)
+    return pd.DataFrame({id_col: ids.to_numpy(), label_col: label_values(pred, classes, kind)})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The step
+# ---------------------------------------------------------------------------------------------------------------
+
+def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str]) -> dict | None:
+    labels = df["label"].fillna("").astype(str)
+    cidx = {c: i for i, c in enumerate(classes)}
+    known = labels.map(cidx)
+    ok = known.notna().to_numpy() & np.array([not e for e in probs.errors])
+    if not ok.any():
+        return None
+    unknown = int(((labels != "") & known.isna()).sum())
+    if unknown:
+        warn(f"{unknown} labelled image(s) have a class the model does not know; left out of --eval")
+    from sklearn.metrics import accuracy_score
+    from imgcls.ensemble import macro_f1
+    y = known[ok].astype(int).to_numpy()
+    res = {"n_images": int(ok.sum())}
+    for name, p in (("plain", probs.plain), ("tta", probs.tta)):
+        pr = p[ok].argmax(1)
+        res[name] = {"macro_f1": macro_f1(y, pr, len(classes)), "accuracy": float(accuracy_score(y, pr))}
+    return res
+
+
+def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike | None = None,
+                out: str | os.PathLike | None = None, tta: str = "none", tta_merge: str = "mean",
+                fmt: str = "id,label", sample_submission: str | os.PathLike | None = None,
+                probs_format: str = "parquet", evaluate: bool = False, device: str = "auto",
+                batch_size: int = 32, workers: int = 2, amp: bool = True,
+                opts: mf.LayoutOptions | None = None) -> dict:
+    """Predict and write `probs.parquet|csv`, `submission.csv`, `predict.json` under `out`; returns the summary."""
+    spec = resolve_source(source)
+    tta_spec = parse_tta(tta)
+    from imgcls.tta import MERGES
+    if tta_merge not in MERGES:
+        raise UserError(f"unknown --tta-merge '{tta_merge}'; use one of: {', '.join(MERGES)}")
+    if probs_format not in ("parquet", "csv"):
+        raise UserError(f"unknown --probs-format '{probs_format}'; use parquet or csv")
+    if not sample_submission:
+        resolve_format(fmt)
+    df = read_test_data(data, opts)
+    out = Path(out) if out else Path("outputs/predictions") / spec.name
+    check_output_location(out, *mf.roots(df), *( [data] if data and Path(data).is_dir() else []))
+    classes = list(spec.classes)
+    members = ", ".join(f"{m.name} x{len(m.checkpoints)}" + (f" (w={m.weight:.2f})" if spec.method != "soft" else "")
+                        for m in spec.members)
+    info(f"predicting with {spec.name}: {members}; method {spec.method}; TTA {tta_spec.text} "
+         f"({tta_spec.n_views} view(s), merge {tta_merge})")
+    pre_err = df["error"].fillna("").astype(str).tolist() if "error" in df.columns else None
+    probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
+                            errors=pre_err)
+    bad = [i for i, e in enumerate(probs.errors) if e]
+    pred = np.nan_to_num(probs.tta, nan=-1.0).argmax(1)
+    if bad:
+        good = np.setdiff1d(np.arange(len(df)), bad)
+        fallback = int(np.bincount(pred[good], minlength=len(classes)).argmax()) if len(good) else 0
+        pred[bad] = fallback
+        for i in bad[:10]:
+            warn(f"unreadable test image {mf.image_paths(df.iloc[[i]])[0]}: {probs.errors[i]}")
+        warn(f"{len(bad)} unreadable test image(s) got the most frequent prediction ({classes[fallback]}) so the "
+             f"submission stays complete; their probabilities are empty in the probs file")
+
+    table = pd.DataFrame({"id": df["id"].astype(str), "path": df["path"].astype(str)})
+    if (df["label"].fillna("").astype(str) != "").any():
+        table["label"] = df["label"].astype(str)
+    table["pred"] = [classes[i] for i in pred]
+    table["error"] = probs.errors
+    table = pd.concat([table, pd.DataFrame(probs.tta.astype(np.float32), columns=[f"p_{c}" for c in classes])],
+                      axis=1)
+    out.mkdir(parents=True, exist_ok=True)
+    probs_path = out / f"probs.{probs_format}"
+    with atomic_path(probs_path) as tmp:
+        table.to_parquet(tmp, index=False) if probs_format == "parquet" else table.to_csv(tmp, index=False)
+    sub = (fill_template(sample_submission, df, pred, classes, fmt if fmt != "id,label" else None)
+           if sample_submission else build_submission(df, pred, classes, fmt))
+    sub_path = out / "submission.csv"
+    with atomic_path(sub_path) as tmp:
+        sub.to_csv(tmp, index=False)
+
+    n = len(df)
+    summary = {"source": str(spec.path or spec.members[0].run), "name": spec.name, "method": spec.method,
+               "members": [{"name": m.name, "weight": m.weight, "checkpoints": [str(c) for c in m.checkpoints]}
+                           for m in spec.members],
+               "data": str(data) if data else None, "n_images": n, "n_unreadable": len(bad),
+               "tta": tta_spec.text, "tta_views": tta_spec.n_views, "tta_merge": tta_merge,
+               "device": device, "seconds": round(probs.seconds, 3),
+               "images_per_s": round(n / probs.seconds, 2) if probs.seconds > 0 else None,
+               "probs": str(probs_path), "submission": str(sub_path)}
+    if evaluate:
+        scores = _eval_scores(df, probs, classes)
+        if scores is None:
+            warn("--eval: the test data has no labels the model knows; nothing to score")
+        else:
+            summary["eval"] = scores
+            _print_eval(scores, tta_spec)
+    write_json(out / "predict.json", summary)
+    info(f"wrote {sub_path} ({len(sub)} rows) and {probs_path} in {probs.seconds:.1f} s "
+         f"({summary['images_per_s']} images/s)")
+    return summary
+
+
+def _print_eval(scores: dict, tta: TTASpec) -> None:
+    from rich.table import Table
+    t = Table(title=f"--eval on {scores['n_images']} labelled images")
+    t.add_column("")
+    t.add_column("no TTA", justify="right")
+    t.add_column(f"TTA {tta.text} ({tta.n_views} views)", justify="right")
+    for k in ("macro_f1", "accuracy"):
+        t.add_row(k, f"{scores['plain'][k]:.4f}", f"{scores['tta'][k]:.4f}")
+    console.print(t)

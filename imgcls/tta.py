@@ -1,0 +1,139 @@
+"""Test-time augmentation: which views of an image the model sees, and how their predictions are merged.
+
+A TTA spec is `+`-joined parts (`imgcls predict --tta`):
+
+    none                 the plain view only (what validation saw)
+    flip                 + the horizontally flipped view (x2)
+    crops | five | ten   + five crops (four corners + centre) of the image resized to S / 0.875; `ten` adds their flips
+    scales=0.9,1.0,1.1   + zoomed views: the image resized to S*s, then centre-cropped (s > 1) or padded with white
+                         (s < 1) to S
+
+e.g. `flip`, `flip+crops`, `scales=0.9,1.0,1.1`, `flip+scales=0.9,1.1`. Views: one per scale, plus the crops, and
+`flip` doubles them all (flip+crops = 12 views). The plain view is always view 0 (scale 1.0 is added when a scale
+list omits it), so one
+pass gives predictions with and without TTA (`--eval` prints both). Every view has the model's input size S x S,
+so all views of a batch go through the network as one tensor.
+
+Merging (`--tta-merge`): `mean` averages the views' probabilities; `logits` averages the logits then applies the
+softmax (for a multi-branch model, whose output is a product of heads, the log of its decoded probabilities).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from imgcls.errors import UserError
+
+CROP_PCT = 0.875  # timm's default: the crops cover 87.5% of the resized image
+MERGES = ("mean", "logits")
+
+
+@dataclass(frozen=True)
+class TTASpec:
+    flip: bool = False
+    crops: int = 0                      # 0 (none), 5 or 10
+    scales: tuple[float, ...] = (1.0,)
+    text: str = "none"
+
+    @property
+    def n_views(self) -> int:
+        n = len(self.scales) + self.crops
+        return n * 2 if self.flip else n
+
+    def view_names(self) -> list[str]:
+        names = [f"scale{s:g}" for s in self.scales] + [f"crop{i}" for i in range(self.crops)]
+        if self.flip:
+            names += [n + "/flip" for n in names]
+        return names
+
+
+def parse_tta(text: str | None) -> TTASpec:
+    """'flip+crops', 'scales=0.9,1.0,1.1', 'none' -> TTASpec (a UserError names a bad part)."""
+    text = (text or "none").strip()
+    if text.lower() in ("", "none", "off", "0"):
+        return TTASpec(text="none")
+    flip, crops, scales = False, 0, [1.0]
+    for part in text.split("+"):
+        p = part.strip().lower()
+        if p == "flip":
+            flip = True
+        elif p in ("crops", "five", "fivecrop", "five_crop"):
+            crops = max(crops, 5)
+        elif p in ("ten", "tencrop", "ten_crop"):
+            crops = 10
+        elif p.startswith("scales="):
+            try:
+                scales = [float(x) for x in p.split("=", 1)[1].split(",") if x.strip()]
+            except ValueError:
+                raise UserError(f"--tta {part}: scales take comma-separated numbers, e.g. scales=0.9,1.0,1.1") from None
+            if not scales or any(not 0.25 <= s <= 4 for s in scales):
+                raise UserError(f"--tta {part}: each scale must be between 0.25 and 4")
+        else:
+            raise UserError(f"unknown --tta part '{part}'; use flip, crops (five), ten, scales=0.9,1.0,1.1 "
+                            f"joined by '+', or none")
+    # the plain view first, then the other scales in the order given (no duplicates)
+    ordered = [1.0] + [s for s in dict.fromkeys(scales) if s != 1.0]
+    return TTASpec(flip=flip, crops=crops, scales=tuple(ordered), text=text)
+
+
+class ViewMaker:
+    """PIL RGB image -> float tensor [V, 3, S, S] of normalised views, for one checkpoint's preprocessing
+    (img_size, resize_mode, interpolation, mean, std: the same as `imgcls.train.data.eval_transform`)."""
+
+    def __init__(self, meta: dict, spec: TTASpec):
+        import torch
+        from torchvision.transforms import v2
+        from imgcls.train.data import normalize_transform
+        self.size = int(meta["img_size"])
+        self.resize_mode = meta.get("resize_mode", "squash")
+        self.interp = meta.get("interpolation", "bilinear")
+        self.spec = spec
+        self.to_image = v2.ToImage()
+        self.norm = normalize_transform(meta["mean"], meta["std"])
+        self._torch = torch
+
+    def needed_side(self) -> int:
+        """The largest side any view is resized to (a JPEG can be draft-decoded down to it, not below)."""
+        return int(round(self.size * max(max(self.spec.scales), 1 / CROP_PCT if self.spec.crops else 1)))
+
+    def _resized(self, img, side: int):
+        """The image at `side` x `side` following the checkpoint's resize mode (as eval_transform does)."""
+        from imgcls.train.data import resize_transform
+        return resize_transform(side, self.resize_mode, self.interp)(img)
+
+    def _fit(self, x):
+        """Centre-crop or pad (white) a square uint8 tensor to S x S."""
+        from torchvision.transforms.v2 import functional as F
+        side = x.shape[-1]
+        if side > self.size:
+            return F.center_crop(x, [self.size, self.size])
+        if side < self.size:
+            d = self.size - side
+            return F.pad(x, [d // 2, d // 2, d - d // 2, d - d // 2], fill=255)
+        return x
+
+    def __call__(self, img):
+        from torchvision.transforms.v2 import functional as F
+        torch = self._torch
+        x0 = self.to_image(img)
+        S = self.size
+        views = []
+        for s in self.spec.scales:
+            views.append(self._fit(self._resized(x0, max(8, round(S * s)))))
+        if self.spec.crops:
+            big = self._resized(x0, round(S / CROP_PCT))
+            views += list(F.five_crop(big, [S, S]) if self.spec.crops == 5 else F.ten_crop(big, [S, S]))
+        if self.spec.flip:
+            views += [F.horizontal_flip(v) for v in views]
+        return self.norm(torch.stack(views))
+
+
+def merge_views(outputs, merge: str = "mean", kind: str = "proba"):
+    """[N, V, C] per-view outputs -> [N, C] probabilities. `kind`: what `outputs` holds ('proba' or 'logits')."""
+    import torch
+    if merge not in MERGES:
+        raise UserError(f"unknown --tta-merge '{merge}'; use one of: {', '.join(MERGES)}")
+    if merge == "mean":
+        p = outputs.float().softmax(-1) if kind == "logits" else outputs.float()
+        return p.mean(1)
+    lg = outputs.float() if kind == "logits" else outputs.float().clamp_min(1e-12).log()
+    return torch.softmax(lg.mean(1), -1)

@@ -1,0 +1,106 @@
+"""imgcls ensemble: voting on hand-made probabilities, weights fitted on OOF predictions, a two-run ensemble
+that predict consumes, and clear errors for members that do not share classes."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import make_image, make_tiny_run
+from imgcls.cli import app
+from imgcls.ensemble import fit_weights, load_spec, vote
+from imgcls.errors import UserError
+
+runner = CliRunner()
+
+A = np.array([[0.6, 0.4, 0.0], [0.2, 0.3, 0.5]])
+B = np.array([[0.1, 0.9, 0.0], [0.4, 0.4, 0.2]])
+C = np.array([[0.45, 0.55, 0.0], [0.1, 0.2, 0.7]])
+
+
+def test_soft_vote_is_the_mean():
+    assert np.allclose(vote([A, B], "soft"), (A + B) / 2)
+
+
+def test_weighted_vote_uses_normalised_weights():
+    assert np.allclose(vote([A, B], "weighted", [3, 1]), 0.75 * A + 0.25 * B)
+    with pytest.raises(UserError, match="one weight per member"):
+        vote([A, B], "weighted", [1])
+
+
+def test_hard_vote_counts_argmaxes_and_breaks_ties_by_mean_probability():
+    # image 0: votes A->0, B->1, C->1 => class 1 with 2/3; image 1: votes 2, (0|1 tie at 0.4 -> 0), 2 => class 2
+    v = vote([A, B, C], "hard")
+    assert v.argmax(1).tolist() == [1, 2]
+    assert np.allclose(v[0], [1 / 3, 2 / 3, 0], atol=1e-6)
+    # two members disagreeing: equal votes, the higher mean probability decides (image 0: mean p0 .35 vs p1 .65)
+    assert vote([A, B], "hard").argmax(1)[0] == 1
+    # weights change the outcome: A alone outweighs B + C
+    assert vote([A, B, C], "hard", [0.6, 0.2, 0.2]).argmax(1)[0] == 0
+
+
+def test_auto_weights_prefer_the_better_member():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    good = 0.7 * np.eye(3)[y] + 0.3 * rng.dirichlet(np.ones(3), 200)
+    bad = rng.dirichlet(np.ones(3), 200)
+    w = fit_weights([good, bad], y, "weighted")
+    assert w.sum() == pytest.approx(1) and w[0] > 0.8
+    wf = fit_weights([bad, good], y, "hard")
+    assert wf[1] > wf[0]
+
+
+def _val_rows(root, n=24, classes="abc"):
+    return [(str(root), f"{classes[i % 3]}/{i:03d}.png", classes[i % 3]) for i in range(n)]
+
+
+def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="resnet10t", seed=2, folds=2, val_rows=rows,
+                       val_quality=0.1)
+    out = tmp_path / "ens"
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "effnet" in res.output and "resnet" in res.output and "ensemble (weighted)" in res.output
+    spec = load_spec(out)
+    assert [m.name for m in spec.members] == ["effnet", "resnet"]
+    assert len(spec.members[1].checkpoints) == 2                 # both folds of the k-fold run
+    assert spec.members[0].weight > spec.members[1].weight       # the better OOF member weighs more
+    scores = pd.read_csv(out / "scores.csv")
+    assert len(scores) == 3 and scores["val_macro_f1"].notna().all()
+    doc = yaml.safe_load((out / "spec.yaml").read_text())
+    assert not doc["members"][0]["run"].startswith("/")          # relative: the tree can move
+
+    test = tmp_path / "test"
+    for i in range(4):
+        make_image(test / f"t{i}.png", seed=50 + i, kind="noise")
+    pred = tmp_path / "pred"
+    res = runner.invoke(app, ["predict", str(out), "--data", str(test), "--out", str(pred), "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    probs = pd.read_parquet(pred / "probs.parquet")
+    # the ensemble's probabilities are the weighted mean of the members' (each the mean of its folds)
+    from imgcls.ensemble import member_from_run
+    from imgcls.predict import EnsembleSpec, predict_members
+    from imgcls.tta import parse_tta
+    paths = [test / p for p in probs["path"]]
+    one = [predict_members(paths, EnsembleSpec(m.name, "soft", [member_from_run(m.run)], list("abc")),
+                           parse_tta("none"), workers=0).tta for m in spec.members]
+    w = spec.weights
+    assert np.allclose(probs.filter(like="p_").to_numpy(), w[0] * one[0] + w[1] * one[1], atol=1e-5)
+
+
+def test_mismatched_classes_are_a_clear_error(tmp_path):
+    r1 = make_tiny_run(tmp_path / "runs" / "abc", classes=("a", "b", "c"))
+    r2 = make_tiny_run(tmp_path / "runs" / "abd", classes=("a", "b", "d"))
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(tmp_path / "e")])
+    assert res.exit_code == 2
+    assert "do not share classes" in res.output and "Traceback" not in res.output
+
+
+def test_missing_run_is_a_clear_error(tmp_path):
+    res = runner.invoke(app, ["ensemble", str(tmp_path / "nope"), "--out", str(tmp_path / "e")])
+    assert res.exit_code == 2 and "does not exist" in res.output

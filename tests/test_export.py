@@ -1,0 +1,47 @@
+"""imgcls export --onnx: single and multi-branch runs, onnxruntime output equals torch's."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from conftest import make_tiny_run
+from imgcls.cli import app
+
+runner = CliRunner()
+
+
+def test_onnx_export_single_head_matches_torch(tmp_path):
+    run = make_tiny_run(tmp_path / "runs" / "single")
+    out = tmp_path / "onnx"
+    res = runner.invoke(app, ["export", str(run), "--onnx", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "export.json").read_text())
+    rec = summary["files"][0]
+    assert rec["parity_ok"] and rec["max_abs_diff"] <= 1e-4 and rec["argmax_agreement"] == 1.0
+    # an independent check with a batch size other than the exported one (dynamic batch axis)
+    import onnxruntime as ort
+    import torch
+    from imgcls.train.checkpoint import load_model
+    lm = load_model(run / "best.pt")
+    x = torch.randn(3, 3, 32, 32)
+    got = ort.InferenceSession(rec["onnx"]).run(None, {"input": x.numpy()})[0]
+    assert np.abs(got - lm.predict_proba(x).numpy()).max() < 1e-4
+
+
+def test_onnx_export_multibranch_kfold_decodes_18_classes(tmp_path):
+    run = make_tiny_run(tmp_path / "runs" / "multi", multi=True, model="resnet10t", folds=2)
+    res = runner.invoke(app, ["export", str(run), "--onnx"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((run / "onnx" / "export.json").read_text())
+    assert [f["onnx"].rsplit("/", 1)[1] for f in summary["files"]] == ["fold_0_best.onnx", "fold_1_best.onnx"]
+    assert all(f["parity_ok"] and f["output"][1] == 18 for f in summary["files"])
+    assert summary["classes"] == [str(i) for i in range(18)]
+
+
+def test_export_needs_a_format_and_a_run(tmp_path):
+    res = runner.invoke(app, ["export", str(tmp_path)])
+    assert res.exit_code == 2 and "--onnx" in res.output
+    res = runner.invoke(app, ["export", str(tmp_path / "nope"), "--onnx"])
+    assert res.exit_code == 2 and "does not exist" in res.output

@@ -1,0 +1,198 @@
+"""imgcls predict: TTA views and merging, submission formats and templates, streaming predictions in input order."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import make_image, make_image_folder, make_tiny_run
+from imgcls.cli import app
+from imgcls.errors import UserError
+from imgcls.predict import build_submission, fill_template
+from imgcls.tta import ViewMaker, merge_views, parse_tta
+
+runner = CliRunner()
+META = {"img_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "resize_mode": "squash",
+        "interpolation": "bilinear"}
+
+
+def invoke(*args):
+    res = runner.invoke(app, [str(a) for a in args])
+    return res
+
+
+# --- TTA ---------------------------------------------------------------------------------------------------------
+
+def test_parse_tta_counts_views_and_rejects_unknown_parts():
+    assert parse_tta("none").n_views == 1
+    assert parse_tta("flip").n_views == 2
+    assert parse_tta("flip+crops").n_views == 12          # (plain + 5 crops) x flip
+    assert parse_tta("flip+crops+scales=0.9,1.1").n_views == 16   # (3 scales + 5 crops) x flip
+    assert parse_tta("ten").n_views == 11
+    s = parse_tta("scales=0.9,1.1")
+    assert s.scales == (1.0, 0.9, 1.1) and s.n_views == 3   # plain view always first
+    with pytest.raises(UserError, match="unknown --tta part 'rot'"):
+        parse_tta("flip+rot")
+    with pytest.raises(UserError, match="scales"):
+        parse_tta("scales=a,b")
+
+
+def test_views_really_differ_and_flip_is_the_mirror(tmp_path):
+    img = Image.open(make_image(tmp_path / "x.png", size=(60, 44), seed=3, kind="noise")).convert("RGB")
+    v = ViewMaker(META, parse_tta("flip+crops+scales=0.8,1.25"))(img)
+    assert v.shape == (v.shape[0], 3, 32, 32) and v.shape[0] == parse_tta("flip+crops+scales=0.8,1.25").n_views
+    half = v.shape[0] // 2
+    assert torch.allclose(v[half:], v[:half].flip(-1))      # second half = mirrored first half
+    flat = v.reshape(v.shape[0], -1)
+    assert torch.cdist(flat, flat).fill_diagonal_(1.0).min() > 0   # every view is different
+    # view 0 is exactly what validation sees (eval_transform)
+    from imgcls.train.data import eval_transform
+    assert torch.allclose(v[0], eval_transform(META)(img), atol=1e-6)
+
+
+def test_merge_mean_of_probabilities_and_of_logits():
+    p = torch.tensor([[[0.8, 0.2], [0.4, 0.6]]])             # one image, two views
+    assert torch.allclose(merge_views(p, "mean"), torch.tensor([[0.6, 0.4]]))
+    g = torch.sqrt(p[0, 0] * p[0, 1])                          # logits mean = normalised geometric mean
+    assert torch.allclose(merge_views(p, "logits"), (g / g.sum())[None], atol=1e-6)
+    with pytest.raises(UserError):
+        merge_views(p, "median")
+
+
+# --- submissions -------------------------------------------------------------------------------------------------
+
+def _df(ids):
+    return pd.DataFrame({"path": [f"images/{i}" for i in ids], "id": ids, "label": ""})
+
+
+def test_template_is_filled_in_its_own_order():
+    df = _df(["a.jpg", "b.jpg", "c.jpg", "d.jpg"])
+    pred = np.array([0, 1, 2, 1])
+    tpl_order = ["c.jpg", "a.jpg", "d.jpg", "b.jpg"]
+    tmp = pd.DataFrame({"ImageID": tpl_order, "ans": 0})
+    import tempfile, os
+    with tempfile.TemporaryDirectory() as d:
+        f = os.path.join(d, "info.csv")
+        tmp.to_csv(f, index=False)
+        sub = fill_template(f, df, pred, ["x", "y", "z"])
+    assert list(sub.columns) == ["ImageID", "ans"]
+    assert sub["ImageID"].tolist() == tpl_order
+    assert sub["ans"].tolist() == [2, 0, 1, 1]                  # mask template -> class ids
+
+
+def test_template_missing_or_extra_ids_fail_loudly(tmp_path):
+    df = _df(["a.jpg", "b.jpg", "c.jpg"])
+    f = tmp_path / "sample.csv"
+    pd.DataFrame({"id": ["a.jpg", "b.jpg", "zz.jpg"], "label": ""}).to_csv(f, index=False)
+    with pytest.raises(UserError, match=r"1 template id\(s\) have no test image \(e.g. zz.jpg\).*1 test image"):
+        fill_template(f, df, np.zeros(3, int), ["x"])
+
+
+def test_formats():
+    df = _df(["a", "b"])
+    assert build_submission(df, np.array([1, 0]), ["cat", "dog"], "mask").to_dict("list") == \
+        {"ImageID": ["a", "b"], "ans": [1, 0]}
+    assert build_submission(df, np.array([1, 0]), ["cat", "dog"], "dacon").to_dict("list") == \
+        {"id": ["a", "b"], "artist": ["dog", "cat"]}
+    with pytest.raises(UserError, match="unknown --format"):
+        build_submission(df, np.array([1, 0]), ["cat", "dog"], "weird")
+
+
+# --- end to end ----------------------------------------------------------------------------------------------------
+
+def _direct_proba(run, paths):
+    """What the checkpoint predicts image by image, without imgcls.predict's loader."""
+    from imgcls import io as imgio
+    from imgcls.train.checkpoint import load_model
+    from imgcls.train.data import eval_transform
+    lm = load_model(run / "best.pt")
+    x = torch.stack([eval_transform(lm.meta)(imgio.load_rgb(p, draft=(32, 32))) for p in paths])
+    return lm.predict_proba(x).numpy()
+
+
+def test_predict_folder_follows_shuffled_template_and_matches_direct_forward(tmp_path):
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = tmp_path / "test"
+    names = [f"img{i:02d}.png" for i in range(7)]
+    for i, n in enumerate(names):
+        make_image(test / n, size=(40 + i, 36), seed=100 + i, kind="noise")
+    order = list(np.random.default_rng(0).permutation(names))
+    tpl = tmp_path / "sample_submission.csv"
+    pd.DataFrame({"id": order, "label": "?"}).to_csv(tpl, index=False)
+    out = tmp_path / "pred"
+    res = invoke("predict", run, "--data", test, "--out", out, "--sample-submission", tpl, "--workers", 0,
+                 "--batch-size", 3, "--probs-format", "csv", "--quiet")
+    assert res.exit_code == 0, res.output
+    sub = pd.read_csv(out / "submission.csv", dtype=str)
+    assert sub["id"].tolist() == order
+    probs = pd.read_csv(out / "probs.csv", dtype={"id": str})
+    assert probs["id"].tolist() == names                       # probs in input order
+    direct = _direct_proba(run, [test / n for n in names])
+    got = probs[[f"p_{c}" for c in "abc"]].to_numpy()
+    assert np.allclose(got, direct, atol=1e-5)
+    expected = {n: "abc"[k] for n, k in zip(names, direct.argmax(1))}
+    assert sub["label"].tolist() == [expected[n] for n in order]
+    summary = json.loads((out / "predict.json").read_text())
+    assert summary["n_images"] == 7 and summary["tta_views"] == 1
+
+
+def test_competition_csv_multibranch_decodes_to_18_classes_with_tta(tmp_path):
+    run = make_tiny_run(tmp_path / "runs" / "multi", multi=True, model="resnet10t")
+    ev = tmp_path / "eval"
+    ids = [f"{h}.jpg" for h in ("f3", "0a", "9c", "b1", "77")]
+    for i, n in enumerate(ids):
+        make_image(ev / "images" / n, size=(30, 40), seed=i, kind="noise")
+    pd.DataFrame({"ImageID": ids[::-1], "ans": 0}).to_csv(ev / "info.csv", index=False)
+    out = tmp_path / "pred"
+    res = invoke("predict", run, "--data", ev / "info.csv", "--out", out, "--format", "mask", "--tta", "flip",
+                 "--tta-merge", "logits", "--workers", 0, "--quiet")
+    assert res.exit_code == 0, res.output
+    sub = pd.read_csv(out / "submission.csv")
+    assert list(sub.columns) == ["ImageID", "ans"]
+    assert sub["ImageID"].tolist() == ids[::-1]                # the CSV's own order
+    assert sub["ans"].between(0, 17).all()
+    probs = pd.read_parquet(out / "probs.parquet")
+    assert [c for c in probs.columns if c.startswith("p_")] == [f"p_{i}" for i in range(18)]
+    assert np.allclose(probs.filter(like="p_").sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_eval_prints_with_and_without_tta_and_bad_images_are_reported(tmp_path):
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    data = make_image_folder(tmp_path / "labelled", {"a": 3, "b": 2, "c": 2}, size=(36, 36))
+    (data / "a" / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "pred"
+    res = invoke("predict", run, "--data", data, "--out", out, "--tta", "flip+crops", "--eval", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert "no TTA" in res.output and "TTA flip+crops (12 views)" in res.output and "macro_f1" in res.output
+    assert "broken.png" in res.output.replace("\n", "")
+    summary = json.loads((out / "predict.json").read_text())
+    assert summary["eval"]["n_images"] == 7 and summary["n_unreadable"] == 1
+    assert set(summary["eval"]) >= {"plain", "tta"}
+    sub = pd.read_csv(out / "submission.csv")
+    assert len(sub) == 8                                       # the unreadable image still has a row
+
+
+def test_newest_run_is_used_and_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_tiny_run(tmp_path / "outputs" / "runs" / "old")
+    import os, time
+    t = time.time() - 100
+    os.utime(tmp_path / "outputs/runs/old/best.pt", (t, t))
+    make_tiny_run(tmp_path / "outputs" / "runs" / "new", folds=2)
+    make_image(tmp_path / "data" / "test" / "x.png", seed=1)
+    res = invoke("predict", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert "outputs/runs/new" in res.output.replace("\n", "")
+    assert (tmp_path / "outputs/predictions/new/submission.csv").is_file()
+
+
+def test_missing_run_is_one_clear_line(tmp_path):
+    make_image(tmp_path / "test" / "x.png")
+    res = invoke("predict", tmp_path / "nope", "--data", tmp_path / "test")
+    assert res.exit_code == 2
+    assert "does not exist" in res.output and "Traceback" not in res.output
