@@ -1,0 +1,242 @@
+"""`imgcls split`: group-aware stratified splits / k-fold, profile labels, exclusions, and the leakage check."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import make_image, make_image_folder, make_profiles, tree_snapshot
+from imgcls import manifest as mf
+from imgcls import split as sp
+from imgcls.cli import app
+
+runner = CliRunner()
+STEMS = [f"mask{i}" for i in range(1, 6)] + ["incorrect_mask", "normal"]
+
+
+def profile_table(n_profiles: int = 400, seed: int = 0, ages=(20, 25, 29, 35, 45, 57, 58, 59, 60, 65)) -> pd.DataFrame:
+    """A scanned-looking profile manifest without image files (the split itself never opens images)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(n_profiles):
+        gender, age = p % 2, int(rng.choice(ages))
+        prof = f"{p:06d}_{('male', 'female')[gender]}_Asian_{age}"
+        for stem in STEMS:
+            rows.append({"path": f"{prof}/{stem}.jpg", "group": f"{p:06d}", "profile": prof,
+                         "mask": mf.mask_from_stem(stem), "gender": gender, "race": "Asian", "age": age,
+                         "sha256": f"{p:06d}{stem}", "error": "", "root": "/data/raw"})
+    df = pd.DataFrame(rows)
+    df.insert(1, "label", "")
+    return mf.apply_profile_labels(df)
+
+
+def cfg(**kw) -> sp.SplitConfig:
+    kw.setdefault("near_dup", False)
+    return sp.SplitConfig(**kw)
+
+
+def groups_cross(df: pd.DataFrame) -> int:
+    used = df[sp.sides(df) != ""]
+    return int((used.assign(side=sp.sides(used)).groupby("group")["side"].nunique() > 1).sum())
+
+
+def test_profile_split_keeps_people_whole_and_classes_balanced():
+    df, summary, leaks, _ = sp.make_split(profile_table(400), cfg(val=0.2, test=0.2))
+    assert groups_cross(df) == 0 and leaks.empty
+    share = df["split"].value_counts(normalize=True)
+    assert abs(share["val"] - 0.2) < 0.02 and abs(share["test"] - 0.2) < 0.02
+    # every class's images are spread 60/20/20 within the reported tolerance
+    bal = summary["balance"]
+    assert bal["max_deviation"] is not None and bal["max_deviation"] <= 0.05 and bal["within_tolerance"]
+    ct = pd.crosstab(df["label"], df["split"], normalize="index")
+    assert (ct["val"] - 0.2).abs().max() <= 0.05 and (ct["test"] - 0.2).abs().max() <= 0.05
+    # the three attribute columns of multi-branch training are written
+    assert {"mask", "gender", "age_band", "label"} <= set(df.columns) and "fold" not in df.columns
+
+
+def test_kfold_scheme_groups_in_one_fold_and_fold0_is_val():
+    df, summary, leaks, _ = sp.make_split(profile_table(300), cfg(folds=5, test=0.2, stratify=("mask", "gender", "age_band")))
+    assert leaks.empty and groups_cross(df) == 0
+    test = df["split"] == "test"
+    assert (df.loc[test, "fold"] == -1).all()
+    non_test = df[~test]
+    assert set(non_test["fold"]) == {0, 1, 2, 3, 4}
+    assert ((non_test["split"] == "val") == (non_test["fold"] == 0)).all()
+    assert set(non_test["split"]) == {"train", "val"}
+    assert (non_test.groupby("group")["fold"].nunique() == 1).all()
+    # per fold, each stratum (mask, gender, age band) is validated at ~1/5
+    strata = non_test[["mask", "gender", "age_band"]].astype(str).agg("|".join, axis=1)
+    ct = pd.crosstab(strata, non_test["fold"], normalize="index")
+    assert (ct - 0.2).abs().max().max() <= 0.06
+    assert summary["balance"]["within_tolerance"]
+
+
+def test_same_seed_same_split_whatever_the_row_order():
+    base = profile_table(200)
+    a, *_ = sp.make_split(base, cfg(val=0.25, seed=3))
+    b, *_ = sp.make_split(base.sample(frac=1, random_state=7), cfg(val=0.25, seed=3))
+    key = ["root", "path"]
+    assert a.sort_values(key)["split"].tolist() == b.sort_values(key)["split"].tolist()
+    c, *_ = sp.make_split(base, cfg(val=0.25, seed=4))
+    assert a["split"].tolist() != c.sort_values(key)["split"].tolist()
+
+
+def test_drop_ages_keep_rows_with_a_reason_and_relabel_moves_edges():
+    base = profile_table(200)
+    df, summary, _, _ = sp.make_split(base, cfg(drop_ages=sp.parse_ages("57-59"), relabel_age=(29, 59)))
+    dropped = df["age"].isin([57, 58, 59])
+    assert len(df) == len(base) and dropped.any()
+    assert (df.loc[dropped, "split"] == "").all()
+    assert df.loc[dropped, "drop_reason"].str.contains("--drop-ages 57-59").all()
+    assert (df.loc[~dropped, "drop_reason"] == "").all() and set(df.loc[~dropped, "split"]) == {"train", "val"}
+    # 29-year-olds are in the middle band (label = mask*6 + gender*3 + band)
+    r29 = df[df["age"] == 29]
+    assert len(r29) and (r29["age_band"] == 1).all()
+    assert (r29["label"].astype(int) == r29["mask"] * 6 + r29["gender"] * 3 + 1).all()
+    assert summary["excluded"]
+    # without --relabel-age, --age-bands decides
+    d2, *_ = sp.make_split(base, cfg(age_bands=(30, 58)))
+    assert (d2.loc[d2["age"] == 58, "age_band"] == 2).all() and (d2.loc[d2["age"] == 29, "age_band"] == 0).all()
+
+
+def test_clean_keep_false_and_unreadable_rows_are_marked_not_split():
+    df0 = profile_table(60)
+    df0["keep"] = True
+    df0["reason"] = ""
+    df0.loc[3, ["keep", "reason"]] = [False, "exact duplicate of x.jpg"]
+    df0.loc[10, "error"] = "not an image"
+    df, summary, *_ = sp.make_split(df0, cfg())
+    row3 = df[df["path"] == df0.loc[3, "path"]].iloc[0]
+    row10 = df[df["path"] == df0.loc[10, "path"]].iloc[0]
+    assert row3["split"] == "" and row3["drop_reason"] == "clean: exact duplicate of x.jpg"
+    assert row10["split"] == "" and row10["drop_reason"] == "unreadable: not an image"
+    assert summary["excluded"] == {"clean": 1, "unreadable": 1}
+
+
+def test_exact_and_augmented_copies_never_cross_sides():
+    df0 = profile_table(100)
+    # an exact copy in another person's folder, and an augmented copy written by preprocess (source_path)
+    df0.loc[5, "sha256"] = df0.loc[600, "sha256"]
+    df0["source_path"] = ""
+    df0.loc[20, "source_path"] = df0.loc[400, "source_path"] = "raw/x.jpg"
+    for seed in range(5):
+        df, _, leaks, _ = sp.make_split(df0, cfg(val=0.5, seed=seed))
+        by_path = df.set_index("path")["split"]
+        assert by_path[df0.loc[5, "path"]] == by_path[df0.loc[600, "path"]]
+        assert by_path[df0.loc[20, "path"]] == by_path[df0.loc[400, "path"]]
+        assert leaks.empty
+    # the two people linked by the copy now move together: their groups share a side
+    assert by_path[df0.loc[0, "path"]] == by_path[df0.loc[601, "path"]]
+
+
+def test_check_finds_and_fix_repairs_planted_leaks():
+    df, *_ = sp.make_split(profile_table(80), cfg(val=0.25))
+    a = df.index[df["split"] == "train"][0]
+    b = df.index[df["split"] == "val"][0]
+    bad = df.copy()
+    bad.loc[b, "sha256"] = bad.loc[a, "sha256"]             # a cross-split exact duplicate
+    other = bad.index[(bad["group"] == bad.loc[b, "group"]) & (bad.index != b)][0]
+    bad.loc[other, "split"] = "train"                          # a person on both sides
+    leaks = sp.check_leaks(bad)
+    assert set(leaks["kind"]) == {"sha256", "group"}
+    assert bad.loc[a, "path"] in set(leaks["path_a"]) | set(leaks["path_b"])
+    fixed, moved = sp.fix_leaks(bad)
+    assert moved > 0 and sp.check_leaks(fixed).empty and groups_cross(fixed) == 0
+
+
+def test_rare_classes_warned_and_placed_deterministically(tmp_path):
+    df0 = mf.load(make_image_folder(tmp_path / "raw", {"a": 40, "b": 30, "c": 3, "d": 1}, size=(12, 12)),
+                  announce=False)
+    d1, s1, *_ = sp.make_split(df0, cfg(val=0.2, test=0.2))
+    d2, s2, *_ = sp.make_split(df0, cfg(val=0.2, test=0.2))
+    assert d1["split"].tolist() == d2["split"].tolist()
+    assert (d1.loc[d1["label"] == "d", "split"] == "train").all()     # single image: train, never held out
+    assert (d1.loc[d1["label"] == "c", "split"] == "train").any()     # a rare class always keeps a training image
+    assert any("single group" in n and "d (1 group)" in n for n in s1["notes"])
+    k, sk, *_ = sp.make_split(df0, cfg(folds=5))
+    assert (k.loc[k["label"] == "d", "fold"] == -1).all() and (k.loc[k["label"] == "d", "split"] == "train").all()
+    assert any("fewer groups than --folds 5" in n and "c (3 groups)" in n for n in sk["notes"])
+    for f in range(5):   # every class has training rows in every fold
+        train = k[(k["fold"] != f)]
+        assert set(train["label"]) == {"a", "b", "c", "d"}
+
+
+def test_cli_profiles_on_real_files_writes_table_and_reports(tmp_path):
+    src = make_profiles(tmp_path / "raw", n_profiles=40, size=(12, 12))
+    before = tree_snapshot(src)
+    out = tmp_path / "data" / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(out), "--folds", "4", "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    assert tree_snapshot(src) == before
+    df = mf.load(out, announce=False, scan=False)
+    assert {"split", "fold", "drop_reason", "mask", "gender", "age_band"} <= set(df.columns)
+    assert groups_cross(df) == 0
+    for name in ("splits_report.html", "splits_counts.csv", "splits_summary.json", "splits_distribution.png"):
+        assert (out.parent / name).stat().st_size > 0
+    assert "age_band per part" in (out.parent / "splits_report.html").read_text()
+    # the written file passes the standalone check
+    r = runner.invoke(app, ["split", "--check", str(out), "--no-near-dup"])
+    assert r.exit_code == 0, r.output
+
+
+def test_cli_check_catches_planted_duplicate_and_fix_repairs_it(tmp_path):
+    src = make_image_folder(tmp_path / "raw", {"cat": 12, "dog": 12}, size=(16, 16))
+    shutil.copy(src / "cat" / "000.png", src / "dog" / "copy_of_cat000.png")   # cross-class exact duplicate
+    out = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(out), "--val", "0.5", "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(out, dtype=str, keep_default_na=False)
+    pair = df["path"].isin(["cat/000.png", "dog/copy_of_cat000.png"])
+    assert df.loc[pair, "split"].nunique() == 1                      # prevention: kept on one side
+    other = {"train": "val", "val": "train"}[df.loc[pair, "split"].iloc[0]]
+    df.loc[df["path"] == "dog/copy_of_cat000.png", "split"] = other  # plant the leak
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    r = runner.invoke(app, ["split", "--check", str(bad), "--no-near-dup"])
+    assert r.exit_code == 1 and "contaminated" in r.output and "copy_of_cat000.png" in r.output
+    r = runner.invoke(app, ["split", "--check", str(bad), "--no-near-dup", "--allow-leaks"])
+    assert r.exit_code == 0
+    fixed = tmp_path / "fixed.csv"
+    r = runner.invoke(app, ["split", "--check", str(bad), "--no-near-dup", "--fix", "--out", str(fixed), "-q"])
+    assert r.exit_code == 0, r.output
+    f = pd.read_csv(fixed, dtype=str, keep_default_na=False)
+    assert f.loc[f["path"].isin(["cat/000.png", "dog/copy_of_cat000.png"]), "split"].nunique() == 1
+    assert runner.invoke(app, ["split", "--check", str(fixed), "--no-near-dup"]).exit_code == 0
+
+
+def test_cli_user_errors_are_one_line(tmp_path):
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(12, 12))
+    cases = [["--val", "0.2", "--folds", "5"], ["--stratify", "nope"], ["--val", "0.7", "--test", "0.4"],
+             ["--drop-ages", "57-59"], ["--out", str(src / "splits.csv")], ["--group-col", "person"]]
+    for extra in cases:
+        r = runner.invoke(app, ["split", str(src), "--no-near-dup", *extra])
+        assert r.exit_code == 2, (extra, r.output)
+        assert "error:" in r.output and "Traceback" not in r.output
+    assert not (src / "splits.csv").exists()
+
+
+def test_near_duplicates_kept_together_and_checked(tmp_path):
+    pytest.importorskip("imgcls.embed")
+    pytest.importorskip("imgcls.clean.near_dup")
+    src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 10}, size=(64, 64))
+    # a near-duplicate: the same picture with a few pixels changed, in the other class folder
+    from PIL import Image
+    arr = np.array(Image.open(src / "a" / "003.png"))
+    arr[:2, :2] = 0
+    Image.fromarray(arr).save(src / "b" / "near_a003.png")
+    out = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(out), "--val", "0.5", "--device", "cpu", "-q"])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv(out, dtype=str, keep_default_na=False)
+    pair = df["path"].isin(["a/003.png", "b/near_a003.png"])
+    assert df.loc[pair, "split"].nunique() == 1
+    df.loc[df["path"] == "b/near_a003.png", "split"] = {"train": "val", "val": "train"}[df.loc[pair, "split"].iloc[0]]
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    r = runner.invoke(app, ["split", "--check", str(bad), "--device", "cpu"])
+    assert r.exit_code == 1 and "near_duplicate" in r.output
+    r = runner.invoke(app, ["split", "--check", str(bad), "--no-near-dup"])
+    assert r.exit_code == 0
