@@ -63,10 +63,9 @@ def train(ctx: typer.Context,
           resume: Annotated[Optional[Path], O(help="Continue this run folder from its last.pt.")] = None,
           quiet: Quiet = False) -> None:
     """Train a timm model: single or multi-branch heads, imbalance tools, k-fold, resumable -> outputs/runs/<RUN>/."""
-    from click.core import ParameterSource
-
     from imgcls.train import TrainConfig, run_train
-    given = {k for k in ctx.params if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+    # flags typed on the command line override --config / --resume (compared by name: typer may vendor click)
+    given = {k for k in ctx.params if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
     values = dict(ctx.params)
     values["head_columns"] = [c.strip() for c in head_columns.split(",") if c.strip()]
     values["head_weights"] = [float(w) for w in head_weights.split(",") if w.strip()] if head_weights else []

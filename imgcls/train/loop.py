@@ -122,14 +122,32 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
     if cfg.scheduler == "cosine-restarts":
         from timm.scheduler import CosineLRScheduler
         cycle = max(1, (cfg.epochs - cfg.warmup_epochs) // 3)
-        return CosineLRScheduler(optimizer, t_initial=cycle, lr_min=cfg.min_lr, cycle_limit=100, cycle_decay=0.5,
+        return CosineLRScheduler(optimizer, t_initial=cycle, lr_min=cfg.min_lr, cycle_limit=100, cycle_decay=1.0,
                                  **warm), False
     if cfg.scheduler == "plateau":
-        from timm.scheduler import PlateauLRScheduler
-        return PlateauLRScheduler(optimizer, decay_rate=0.5, patience_t=1, mode="max", lr_min=cfg.min_lr, **warm), False
+        return _Plateau(optimizer, cfg.min_lr), False
     from timm.scheduler import CosineLRScheduler
     return CosineLRScheduler(optimizer, t_initial=max(1, cfg.epochs - cfg.warmup_epochs), lr_min=cfg.min_lr,
                              **warm), False
+
+
+class _Plateau:
+    """Halve the lr when val macro-F1 has not improved for 1 epoch (torch's ReduceLROnPlateau, whose state is
+    checkpointed, unlike timm's deprecated PlateauLRScheduler), behind timm's `step(epoch, metric)` call."""
+
+    def __init__(self, optimizer, min_lr: float):
+        self.s = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=1,
+                                                            min_lr=min_lr)
+
+    def step(self, epoch, metric=None):
+        if metric is not None:
+            self.s.step(metric)
+
+    def state_dict(self):
+        return self.s.state_dict()
+
+    def load_state_dict(self, state):
+        self.s.load_state_dict(state)
 
 
 # ---------------------------------------------------------------------------------------------------------------

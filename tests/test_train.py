@@ -1,0 +1,315 @@
+"""imgcls train: tiny timm models on generated images (fast)."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import make_image_folder, make_profiles
+from imgcls.cli import app
+from imgcls.train import TrainConfig, run_train
+from imgcls.train.checkpoint import find_checkpoints, load_model, read_checkpoint
+
+TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu")
+
+
+@pytest.fixture
+def two_class(tmp_path):
+    return make_image_folder(tmp_path / "raw", {"a": 10, "b": 10}, size=(40, 40))
+
+
+def cfg_for(src, tmp_path, **kw):
+    d = dict(TINY, src=str(src), out=str(tmp_path / "runs"), name="run", epochs=2, aug="none", val_split=0.3)
+    d.update(kw)
+    return TrainConfig(**d)
+
+
+def metrics(run):
+    return pd.read_csv(run / "metrics.csv")
+
+
+def test_run_dir_contract_and_weights_only(two_class, tmp_path):
+    run = run_train(cfg_for(two_class, tmp_path))
+    for f in ("config.yaml", "metrics.csv", "best.pt", "last.pt", "val_predictions.csv", "confusion_matrix.png",
+              "curves.png", "train.log"):
+        assert (run / f).is_file(), f
+    for f in ("best.pt", "last.pt"):
+        obj = torch.load(run / f, map_location="cpu", weights_only=True)
+        meta = obj["meta"]
+        assert meta["model"] == "resnet10t" and meta["classes"] == ["a", "b"] and meta["decode"] == "single"
+        assert meta["heads"] == [{"name": "label", "classes": ["a", "b"]}] and meta["img_size"] == 32
+        for k in ("branch", "mean", "std", "interpolation", "resize_mode", "drop_rate"):
+            assert k in meta
+    m = metrics(run)
+    assert list(m["epoch"]) == [1, 2]
+    for c in ("train_loss", "val_loss", "val_acc", "val_precision", "val_recall", "val_f1", "lr", "epoch_seconds"):
+        assert c in m.columns
+    vp = pd.read_csv(run / "val_predictions.csv", keep_default_na=False)
+    assert list(vp.columns[:5]) == ["path", "root", "label", "fold", "pred"]
+    assert list(vp.columns[5:]) == ["p_a", "p_b"] and len(vp) == 6
+    assert np.allclose(vp[["p_a", "p_b"]].sum(axis=1), 1, atol=1e-5)
+    # predict's contract: eval_transform + load_model reproduce the validation probabilities from the files
+    from imgcls import io as imgio
+    from imgcls.train.data import eval_transform
+    lm = load_model(find_checkpoints(run)[0])
+    assert lm.classes == ["a", "b"] and not lm.model.training
+    x = torch.stack([eval_transform(lm.meta)(imgio.load_rgb(f"{r}/{p}")) for r, p in zip(vp["root"], vp["path"])])
+    assert np.allclose(lm.predict_proba(x).numpy(), vp[["p_a", "p_b"]].to_numpy(), atol=1e-4)
+    assert torch.allclose(lm.logits(x).softmax(1), lm.predict_proba(x), atol=1e-6)
+
+
+def test_overfits_twenty_images(two_class, tmp_path):
+    run = run_train(cfg_for(two_class, tmp_path, epochs=12, lr=3e-3, val_split=0.2, scheduler="none",
+                            weight_decay=0.0))
+    m = metrics(run)
+    assert m["train_loss"].iloc[-1] < 0.25 * m["train_loss"].iloc[0]
+    assert m["train_acc"].iloc[-3:].max() == 1.0
+
+
+def test_resume_equals_uninterrupted(two_class, tmp_path):
+    kw = dict(epochs=3, aug="medium", mix="cutmix", mix_prob=1.0, ema=True, ema_decay=0.9, drop_rate=0.2,
+              scheduler="cosine", warmup_epochs=1)
+    full = run_train(cfg_for(two_class, tmp_path, name="full", **kw))
+    part = run_train(cfg_for(two_class, tmp_path, name="part", **kw), stop_after=1)
+    assert len(metrics(part)) == 1
+    assert not read_checkpoint(part / "last.pt")["train_state"]["finished"]
+    run_train(TrainConfig.load(part / "config.yaml"), resume=part)
+    a, b = read_checkpoint(full / "last.pt"), read_checkpoint(part / "last.pt")
+    for k in a["raw_state_dict"]:
+        assert torch.equal(a["raw_state_dict"][k], b["raw_state_dict"][k]), k
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    cols = [c for c in metrics(full).columns if c != "epoch_seconds"]
+    pd.testing.assert_frame_equal(metrics(full)[cols], metrics(part)[cols])
+
+
+def test_multi_branch_decode(tmp_path):
+    src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    for branch in ("shallow", "deep"):
+        run = run_train(cfg_for(src, tmp_path, name=branch, heads="multi", branch=branch, epochs=1,
+                                head_weights=[1.0, 2.0, 1.0]))
+        lm = load_model(find_checkpoints(run)[0])
+        assert lm.meta["decode"] == "profile18" and lm.classes == [str(i) for i in range(18)]
+        assert [h["name"] for h in lm.meta["heads"]] == ["mask", "gender", "age_band"]
+        x = torch.randn(4, 3, 32, 32)
+        p = lm.predict_proba(x)
+        assert p.shape == (4, 18) and torch.allclose(p.sum(1), torch.ones(4), atol=1e-5)
+        pm, pg, pa = [o.softmax(1) for o in lm.model(x)]
+        for m_ in range(3):
+            for g in range(2):
+                for a in range(3):
+                    assert torch.allclose(p[:, m_ * 6 + g * 3 + a], pm[:, m_] * pg[:, g] * pa[:, a], atol=1e-6)
+        assert torch.allclose(lm.logits(x).exp(), p, atol=1e-5)
+        m = metrics(run)
+        for h in ("mask", "gender", "age_band"):
+            assert f"val_{h}_f1" in m.columns and f"val_{h}_acc" in m.columns
+        vp = pd.read_csv(run / "val_predictions.csv")
+        assert [c for c in vp.columns if c.startswith("p_")] == [f"p_{i}" for i in range(18)]
+    deep = read_checkpoint(tmp_path / "runs" / "deep" / "best.pt")["state_dict"]
+    shallow = read_checkpoint(tmp_path / "runs" / "shallow" / "best.pt")["state_dict"]
+    assert len([k for k in deep if k.startswith("heads.")]) > len([k for k in shallow if k.startswith("heads.")])
+
+
+def test_focal_loss_equals_formula():
+    from imgcls.train.losses import focal_loss
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(6, 4, generator=g)
+    y = torch.tensor([0, 1, 2, 3, 1, 0])
+    t = torch.nn.functional.one_hot(y, 4).float()
+    w = torch.tensor([1.0, 2.0, 0.5, 1.5])
+    p = logits.softmax(1).numpy()
+    pt = p[np.arange(6), y.numpy()]
+    for gamma in (0.0, 2.0):
+        expect = np.mean(-w.numpy()[y.numpy()] * (1 - pt) ** gamma * np.log(pt))
+        assert focal_loss(logits, t, gamma, w).item() == pytest.approx(expect, rel=1e-5)
+    assert focal_loss(logits, t, 0.0).item() == pytest.approx(torch.nn.functional.cross_entropy(logits, y).item(),
+                                                             rel=1e-5)
+
+
+def test_other_losses_and_class_weights():
+    from imgcls.train.losses import Criterion, class_weights_auto, soft_f1_loss
+    w = class_weights_auto(np.array([0] * 90 + [1] * 10), 2)
+    assert w[1] / w[0] == pytest.approx(9.0) and w.mean().item() == pytest.approx(1.0)
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [1.0, 0.5]])
+    t = torch.nn.functional.one_hot(torch.tensor([0, 1, 1]), 2).float()
+    ce, ls = Criterion("ce")(logits, t), Criterion("label-smoothing", smoothing=0.2)(logits, t)
+    assert ls.item() != pytest.approx(ce.item())
+    assert Criterion("ce", weight=w)(logits, t).item() != pytest.approx(ce.item())
+    assert soft_f1_loss(torch.tensor([[20.0, 0.0], [0.0, 20.0]]), torch.eye(2)).item() < 1e-6
+    assert soft_f1_loss(torch.tensor([[0.0, 20.0], [20.0, 0.0]]), torch.eye(2)).item() > 0.99
+
+
+def test_weighted_sampler_balances_classes():
+    from imgcls.train.data import epoch_indices
+    labels = np.array([0] * 900 + [1] * 90 + [2] * 10)
+    idx = epoch_indices(len(labels), labels, seed=0, epoch=0, weighted=True)
+    frac = np.bincount(labels[idx], minlength=3) / len(idx)
+    assert np.allclose(frac, 1 / 3, atol=0.05)
+    plain = epoch_indices(len(labels), labels, seed=0, epoch=0, weighted=False)
+    assert sorted(plain) == list(range(1000))
+    assert epoch_indices(1000, labels, 0, 1, False) != plain   # a new order each epoch
+    assert epoch_indices(1000, labels, 0, 1, False) == epoch_indices(1000, labels, 0, 1, False)
+    # DDP shards: disjoint, covering, same length
+    r0, r1 = (epoch_indices(1000, labels, 0, 0, False, rank=r, world=2) for r in (0, 1))
+    assert len(r0) == len(r1) == 500 and sorted(r0 + r1) == list(range(1000))
+
+
+def test_mix_modes():
+    from imgcls.train.mix import mix_batch
+    rng = np.random.default_rng(0)
+    x = torch.arange(4, dtype=torch.float32).view(4, 1, 1, 1).expand(4, 3, 8, 8).clone()
+    y = torch.tensor([[0], [0], [1], [1]])
+    xm, soft = mix_batch(x, y, [2], "cutmix", 1.0, 1.0, rng)
+    frac_own = (xm == x).float().mean((1, 2, 3))
+    assert torch.allclose(soft[0].sum(1), torch.ones(4))
+    xv, softv = mix_batch(x, y, [2], "cutmix-vertical", 1.0, 1.0, rng)
+    assert torch.equal(softv[0], torch.nn.functional.one_hot(y[:, 0], 2).float())  # labels preserved
+    assert torch.equal(xv[..., :4], x[..., :4])
+    assert torch.equal(xv[0, ..., 4:], x[1, ..., 4:]) and torch.equal(xv[2, ..., 4:], x[3, ..., 4:])
+    xu, softu = mix_batch(x, y, [2], "mixup", 1.0, 1.0, rng)
+    assert not torch.equal(xu, x) and ((softu[0] > 0) & (softu[0] < 1)).any()
+    xn, _ = mix_batch(x, y, [2], "cutmix", 0.0, 1.0, rng)
+    assert torch.equal(xn, x) and frac_own.min() < 1
+
+
+def test_aug_presets():
+    from torchvision.transforms import v2
+    from imgcls.train.data import augment_transform
+    assert augment_transform("none", 32) is None
+    for p in ("light", "medium", "heavy"):
+        t = augment_transform(p, 32)
+        assert not any(isinstance(o, v2.RandomVerticalFlip) for o in t.transforms)
+        out = t(torch.randint(0, 255, (3, 32, 32), dtype=torch.uint8))
+        assert out.shape == (3, 32, 32) and out.dtype == torch.uint8
+    kinds = [{type(o) for o in augment_transform(p, 32).transforms} for p in ("light", "medium", "heavy")]
+    assert kinds[0] < kinds[1] < kinds[2] and v2.RandomPerspective in kinds[2]
+
+
+def test_schedulers_shape_the_lr():
+    from imgcls.train.loop import make_scheduler
+    def lrs(name, epochs=6, warm=0):
+        cfg = TrainConfig(scheduler=name, epochs=epochs, warmup_epochs=warm, lr=0.1, min_lr=0.0)
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        s, per_step = make_scheduler(opt, cfg, steps_per_epoch=2)
+        out = []
+        for e in range(epochs):
+            out.append(opt.param_groups[0]["lr"])
+            for _ in range(2):
+                opt.step()
+                if per_step:
+                    s.step()
+            if s is not None and not per_step:
+                s.step(e + 1, 0.5)
+        return out
+    assert lrs("none") == [0.1] * 6
+    cos = lrs("cosine")
+    assert cos[0] == pytest.approx(0.1) and all(a > b for a, b in zip(cos, cos[1:]))
+    assert lrs("cosine", warm=2)[0] < 0.01
+    rs = lrs("cosine-restarts")
+    assert any(b > a for a, b in zip(rs, rs[1:]))      # goes back up
+    oc = lrs("onecycle")
+    assert oc[0] < max(oc) and oc[-1] < max(oc)
+    pl = lrs("plateau")                                 # constant metric -> lr halves
+    assert pl[-1] < pl[0]
+
+
+def test_options_act(two_class, tmp_path):
+    from imgcls.train.heads import build_model
+    # --freeze-backbone: only the classifier moves
+    run = run_train(cfg_for(two_class, tmp_path, name="frozen", freeze_backbone=True, epochs=1))
+    sd = read_checkpoint(run / "last.pt")["raw_state_dict"]
+    meta = read_checkpoint(run / "last.pt")["meta"]
+    torch.manual_seed(0)
+    init = build_model(meta).state_dict()
+    params = dict(build_model(meta).named_parameters())
+    assert all(torch.equal(sd[k], init[k]) for k in params if not k.startswith("fc."))
+    assert not torch.equal(sd["fc.weight"], init["fc.weight"])
+    # --grad-accum: half the optimiser updates
+    a = run_train(cfg_for(two_class, tmp_path, name="acc1", epochs=1, val_split=0.2))
+    b = run_train(cfg_for(two_class, tmp_path, name="acc2", epochs=1, val_split=0.2, grad_accum=2))
+    step = lambda r: int(next(iter(read_checkpoint(r / "last.pt")["train_state"]["optimizer"]["state"].values()))["step"])
+    assert step(a) == 2 and step(b) == 1
+    # --ema: best.pt holds the averaged weights, not the raw ones
+    e = run_train(cfg_for(two_class, tmp_path, name="ema", epochs=1, ema=True, ema_decay=0.5))
+    ck = read_checkpoint(e / "last.pt")
+    assert not torch.equal(ck["state_dict"]["fc.weight"], ck["raw_state_dict"]["fc.weight"])
+    # --early-stop: lr 0 never improves -> stops after 1 + N epochs
+    s = run_train(cfg_for(two_class, tmp_path, name="stop", epochs=6, lr=0.0, scheduler="none", early_stop=1))
+    assert len(metrics(s)) == 2
+
+
+def test_weights_file_and_pretrained_lite0_offline(two_class, tmp_path):
+    from imgcls.weights import create_model
+    # --weights PATH: the backbone starts from the file
+    src_model = create_model("resnet10t", num_classes=5)
+    torch.save(src_model.state_dict(), tmp_path / "w.pt")
+    run = run_train(cfg_for(two_class, tmp_path, name="w", weights=str(tmp_path / "w.pt"), freeze_backbone=True,
+                            epochs=1))
+    sd = read_checkpoint(run / "last.pt")["raw_state_dict"]
+    assert torch.equal(sd["conv1.0.weight"], src_model.state_dict()["conv1.0.weight"])
+    # --pretrained with the package-shipped EfficientNet-Lite0 weights (no network)
+    run = run_train(cfg_for(two_class, tmp_path, name="lite0", model="tf_efficientnet_lite0", pretrained=True,
+                            freeze_backbone=True, epochs=1))
+    ref = create_model("tf_efficientnet_lite0", num_classes=2, pretrained=True).state_dict()
+    sd = read_checkpoint(run / "last.pt")["raw_state_dict"]
+    assert torch.equal(sd["conv_stem.weight"], ref["conv_stem.weight"])
+    assert read_checkpoint(run / "best.pt")["meta"]["mean"] == [0.5, 0.5, 0.5]
+
+
+def test_splits_and_folds(tmp_path):
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 9, "b": 9, "c": 6}, size=(40, 40))
+    df = mf.load(src)
+    df["fold"] = np.arange(len(df)) % 3
+    df["split"] = np.where(np.arange(len(df)) % 6 == 5, "val", "train")
+    df["keep"] = [i != 0 for i in range(len(df))]
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    run = run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="split", epochs=1))
+    vp = pd.read_csv(run / "val_predictions.csv")
+    assert len(vp) == 4                               # rows with split == val
+    run = run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="kf", epochs=1, folds="all"))
+    ck = find_checkpoints(run)
+    assert [p.parent.name for p in ck] == ["fold_0", "fold_1", "fold_2"]
+    oof = pd.read_csv(run / "val_predictions.csv", keep_default_na=False)
+    assert len(oof) == len(df) - 1 and sorted(oof["fold"].astype(int).unique()) == [0, 1, 2]  # keep=False dropped
+    assert not oof["path"].duplicated().any()
+    score = json.loads((run / "oof_score.json").read_text())
+    assert score["n_images"] == len(oof) and 0 <= score["macro_f1"] <= 1
+    for k in range(3):
+        assert (run / f"fold_{k}" / "metrics.csv").is_file()
+    assert (run / "config.yaml").is_file()
+
+
+def test_cli_config_override_and_errors(two_class, tmp_path, monkeypatch):
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--img-size", "32", "--epochs", "1",
+                                 "--workers", "0", "--val-split", "0.3", "--out", str(tmp_path / "runs"),
+                                 "--name", "cli", "--batch-size", "8", "--quiet"])
+    assert r.exit_code == 0, r.output
+    cfg = TrainConfig.load(tmp_path / "runs" / "cli" / "config.yaml")
+    assert cfg.model == "resnet10t" and cfg.epochs == 1 and cfg.img_size == 32
+    r = CliRunner().invoke(app, ["train", "--config", str(tmp_path / "runs" / "cli" / "config.yaml"),
+                                 "--epochs", "2", "--name", "again", "--quiet"])
+    assert r.exit_code == 0, r.output
+    again = TrainConfig.load(tmp_path / "runs" / "again" / "config.yaml")
+    assert again.epochs == 2 and again.img_size == 32 and again.batch_size == 8
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet_nope", "--out", str(tmp_path / "r2")])
+    assert r.exit_code == 2 and "unknown model" in r.output
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--out", str(two_class / "runs")])
+    assert r.exit_code == 2 and "inside the input" in r.output
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["train", "--model", "resnet10t"])
+    assert r.exit_code == 2 and "data/splits.csv" in r.output
+
+
+def test_default_source_is_used(tmp_path, monkeypatch):
+    make_image_folder(tmp_path / "data" / "raw", {"a": 6, "b": 6}, size=(40, 40))
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["train", "--model", "resnet10t", "--img-size", "32", "--epochs", "1", "--workers",
+                                 "0", "--val-split", "0.3", "--name", "d"])
+    assert r.exit_code == 0, r.output
+    assert "using data/raw" in r.output and (tmp_path / "outputs" / "runs" / "d" / "best.pt").is_file()
