@@ -4,7 +4,7 @@ What the output (`splits.csv`) says, row by row (see README "imgcls split"):
 
     split        'train' | 'val' | 'test' for rows a model may use; '' for rows left out (`drop_reason` says why)
     fold         only with --folds K: 0..K-1 = the fold in which the row is validation; -1 = never validation
-                 (test rows, left-out rows, and the groups of a class too rare to validate); `split` is then
+                 (test rows, and the groups of a class too rare to validate); empty for left-out rows; `split` is then
                  'val' for fold 0 and 'train' for the other non-test rows, so `split` alone is fold 0's holdout
     drop_reason  '' for rows in a split, else why the row is left out (clean's keep=false, unreadable, no label,
                  --drop-ages)
@@ -200,8 +200,12 @@ def linked_units(df: pd.DataFrame, group_col: str = "group",
 
 def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 1) -> list[tuple[int, int, float]]:
     """Near-duplicate pairs (positional indices into df) from clean's embedding search."""
-    from imgcls.clean.near_dup import near_duplicate_pairs
-    from imgcls.embed import embed_manifest
+    try:
+        from imgcls.clean.near_dup import near_duplicate_pairs
+        from imgcls.embed import embed_manifest
+    except ImportError as e:
+        raise UserError(f"the near-duplicate search needs the clean step's embedding code ({e}); "
+                        f"pass --no-near-dup to split without it") from None
     if len(df) < 2:
         return []
     emb = embed_manifest(df.reset_index(drop=True), model=cfg.model, device=cfg.device, cache_dir=cfg.cache_dir)
@@ -667,7 +671,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     df["split"] = ""
     df.loc[reasons == "", "split"] = split
     if fold is not None:
-        df["fold"] = -1
+        df["fold"] = pd.array([pd.NA] * len(df), dtype="Int64")     # empty for rows left out of every split
         df.loc[reasons == "", "fold"] = fold
     df["drop_reason"] = reasons.to_numpy()
     # the automatic leakage check (positions of `near` index the included rows)
@@ -757,6 +761,8 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         raise UserError(f"{file} has no `split` column; make one with `imgcls split SRC`")
     group_col = cfg.group_col if cfg.group_col in df.columns else "group"
     df = df.assign(split=df["split"].fillna("").astype(str))
+    if "fold" in df.columns:
+        df["fold"] = pd.to_numeric(df["fold"], errors="coerce").astype("Int64")
     if "drop_reason" not in df.columns:
         df["drop_reason"] = np.where(df["split"].isin(SPLITS), "", "not in a split")
     used_pos = np.flatnonzero(sides(df).to_numpy() != "")

@@ -12,11 +12,17 @@ $IMGCLS eda data/sample --out "$OUT/eda"
 
 # <!-- demo:clean -->
 # <!-- demo:preprocess -->
-# <!-- demo:split -->
+SPLIT_SRC=data/sample   # the latest earlier step's output, if the demo wrote one
+for d in "$OUT/clean" "$OUT/processed"; do [ -f "$d/manifest.csv" ] && SPLIT_SRC=$d; done
+step split "$SPLIT_SRC"
+$IMGCLS split "$SPLIT_SRC" --out "$OUT/splits.csv" --val 0.25 --device cpu
+step split --check "$OUT/splits.csv"
+$IMGCLS split --check "$OUT/splits.csv" --device cpu
 # <!-- demo:train -->
 # <!-- demo:predict -->
 
 echo
 echo "demo outputs under $OUT/:"
 echo "  eda report:   $OUT/eda/report.html"
+echo "  split:        $OUT/splits.csv, report $OUT/splits_report.html"
 # <!-- demo:outputs -->

@@ -108,7 +108,8 @@ def test_clean_keep_false_and_unreadable_rows_are_marked_not_split():
     df0["reason"] = ""
     df0.loc[3, ["keep", "reason"]] = [False, "exact duplicate of x.jpg"]
     df0.loc[10, "error"] = "not an image"
-    df, summary, *_ = sp.make_split(df0, cfg())
+    df, summary, *_ = sp.make_split(df0, cfg(folds=3))
+    assert df["fold"].isna().sum() == 2            # left-out rows have no fold (never trained on in any fold)
     row3 = df[df["path"] == df0.loc[3, "path"]].iloc[0]
     row10 = df[df["path"] == df0.loc[10, "path"]].iloc[0]
     assert row3["split"] == "" and row3["drop_reason"] == "clean: exact duplicate of x.jpg"

@@ -12,15 +12,15 @@ from imgcls.errors import UserError
 
 EPILOG = """Examples:
 
-  imgcls split data/processed --val 0.2                          # train/val, grouped by person, stratified by label
+  imgcls split data/processed --val 0.2   # train/val, grouped by person, stratified by label
 
   imgcls split data/clean --folds 5 --test 0.2 --stratify mask,gender,age_band
 
-  imgcls split data/raw --val 0.2 --test 0.2                     # seed 001's 6:2:2 per class
+  imgcls split data/raw --val 0.2 --test 0.2   # seed 001's 6:2:2 per class
 
-  imgcls split data/raw --drop-ages 57-59 --relabel-age 29,59    # seed 003 / seed 004 label tricks
+  imgcls split data/raw --drop-ages 57-59 --relabel-age 29,59   # seed 003 / seed 004 label tricks
 
-  imgcls split --check data/splits.csv --fix                     # repair a contaminated split"""
+  imgcls split --check data/splits.csv --fix   # repair a contaminated split"""
 
 
 @command("split", epilog=EPILOG)
