@@ -768,10 +768,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     used_pos = np.flatnonzero(sides(df).to_numpy() != "")
     near: list[tuple[int, int, float]] = []
     if cfg.near_dup:
-        sub = df.iloc[used_pos]
-        sub = sub[sub["error"].fillna("") == ""]
-        keep_pos = np.flatnonzero(sides(df).to_numpy() != "")
-        keep_pos = keep_pos[(df.iloc[keep_pos]["error"].fillna("") == "").to_numpy()]
+        keep_pos = used_pos[(df.iloc[used_pos]["error"].fillna("") == "").to_numpy()]
         pairs = near_duplicate_pairs_for(df.iloc[keep_pos], cfg, workers)
         near = [(int(keep_pos[i]), int(keep_pos[j]), c) for i, j, c in pairs]
     leaks = check_leaks(df, group_col, near)

@@ -241,3 +241,17 @@ def test_near_duplicates_kept_together_and_checked(tmp_path):
     assert r.exit_code == 1 and "near_duplicate" in r.output
     r = runner.invoke(app, ["split", "--check", str(bad), "--no-near-dup"])
     assert r.exit_code == 0
+
+
+def test_fix_across_folds_moves_rows_to_one_fold_and_keeps_the_scheme():
+    df, *_ = sp.make_split(profile_table(100), cfg(folds=4))
+    bad = df.copy()
+    g = bad.loc[bad["fold"] == 2, "group"].iloc[0]
+    rows = bad.index[bad["group"] == g]
+    bad.loc[rows[:2], "fold"] = 0                      # two of the person's 7 images validated in fold 0
+    bad.loc[rows[:2], "split"] = "val"
+    leaks = sp.check_leaks(bad)
+    assert len(leaks) == 1 and {leaks["side_a"][0], leaks["side_b"][0]} == {"fold 0", "fold 2"}
+    fixed, moved = sp.fix_leaks(bad)
+    assert moved == 2 and (fixed.loc[rows, "fold"] == 2).all() and (fixed.loc[rows, "split"] == "train").all()
+    assert sp.check_leaks(fixed).empty
