@@ -255,3 +255,25 @@ def test_fix_across_folds_moves_rows_to_one_fold_and_keeps_the_scheme():
     fixed, moved = sp.fix_leaks(bad)
     assert moved == 2 and (fixed.loc[rows, "fold"] == 2).all() and (fixed.loc[rows, "split"] == "train").all()
     assert sp.check_leaks(fixed).empty
+
+
+def test_near_duplicate_pairs_link_rows_and_are_checked(monkeypatch):
+    """The near-duplicate pairs (from clean's embedding search) join units and are part of the check."""
+    base = profile_table(120)
+    a_path, b_path = base.loc[0, "path"], base.loc[500, "path"]   # two different people
+
+    def fake_pairs(df, cfg, workers=1):
+        pos = {p: i for i, p in enumerate(df["path"])}
+        return [(pos[a_path], pos[b_path], 0.97)]
+    monkeypatch.setattr(sp, "near_duplicate_pairs_for", fake_pairs)
+    for seed in range(4):
+        df, summary, leaks, near = sp.make_split(base, cfg(near_dup=True, val=0.5, seed=seed))
+        by_path = df.set_index("path")["split"]
+        assert by_path[a_path] == by_path[b_path] and leaks.empty and len(near) == 1
+    bad = df.copy()
+    i = bad.index[bad["path"] == b_path][0]
+    bad.loc[bad["group"] == bad.loc[i, "group"], "split"] = {"train": "val", "val": "train"}[bad.loc[i, "split"]]
+    leaks = sp.check_leaks(bad, near_pairs=near)
+    assert list(leaks["kind"]) == ["near_duplicate"] and {leaks["path_a"][0], leaks["path_b"][0]} == {a_path, b_path}
+    fixed, moved = sp.fix_leaks(bad, near_pairs=near)
+    assert moved == 7 and sp.check_leaks(fixed, near_pairs=near).empty
