@@ -112,7 +112,7 @@ def _rescue_image_folder(df: pd.DataFrame, base: Path) -> None:
 # ---------------------------------------------------------------------------------------------------------------
 
 class _ViewDataset:
-    """Item i -> (i, views [V,3,S,S], ok). A bad image gives zeros and ok=False (reported, never a crash)."""
+    """Item i -> (i, uint8 views [V,3,S,S], error). A bad image gives zeros and ok=False (reported, never a crash)."""
 
     def __init__(self, paths: Sequence[str], maker, draft: int, errors: Sequence[str] | None = None):
         self.paths, self.maker, self.draft = list(paths), maker, draft
@@ -126,13 +126,13 @@ class _ViewDataset:
         if not self.errors[i]:
             try:
                 img = imgio.load_rgb(self.paths[i], draft=(self.draft, self.draft))
-                return i, self.maker(img), ""
+                return i, self.maker.views_uint8(img), ""
             except imgio.ImageReadError as e:
                 err = e.reason
         else:
             err = self.errors[i]
         s = self.maker.size
-        return i, torch.zeros(self.maker.spec.n_views, 3, s, s), err
+        return i, torch.zeros(self.maker.spec.n_views, 3, s, s, dtype=torch.uint8), err
 
 
 def _collate(batch):
@@ -194,7 +194,8 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
         with progress_bar(what, n) as advance:
             for idx, x, bad in dl:
                 b, v = x.shape[:2]
-                x = x.view(b * v, *x.shape[2:]).to(dev, non_blocking=True)
+                # uint8 travels to the device; normalisation happens there (as timm's CUDA prefetcher does)
+                x = maker.normalize(x.view(b * v, *x.shape[2:]).to(dev, non_blocking=True))
                 ii = idx.numpy()
                 for mi, ci in pairs:
                     lm = loaded[mi][ci]

@@ -82,13 +82,13 @@ class ViewMaker:
     def __init__(self, meta: dict, spec: TTASpec):
         import torch
         from torchvision.transforms import v2
-        from imgcls.train.data import normalize_transform
         self.size = int(meta["img_size"])
         self.resize_mode = meta.get("resize_mode", "squash")
         self.interp = meta.get("interpolation", "bilinear")
         self.spec = spec
         self.to_image = v2.ToImage()
-        self.norm = normalize_transform(meta["mean"], meta["std"])
+        self.mean = [float(m) for m in meta["mean"]]
+        self.std = [float(v) for v in meta["std"]]
         self._torch = torch
 
     def needed_side(self) -> int:
@@ -112,6 +112,18 @@ class ViewMaker:
         return x
 
     def __call__(self, img):
+        """Normalised float views [V, 3, S, S]."""
+        return self.normalize(self.views_uint8(img))
+
+    def normalize(self, x):
+        """uint8 views (any leading dims, on any device) -> normalised float, as eval_transform does."""
+        torch = self._torch
+        mean = torch.tensor(self.mean, device=x.device).view(3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(3, 1, 1)
+        return (x.float() / 255.0 - mean) / std
+
+    def views_uint8(self, img):
+        """uint8 views [V, 3, S, S] (4x less to copy between processes and to the GPU than floats)."""
         from torchvision.transforms.v2 import functional as F
         torch = self._torch
         x0 = self.to_image(img)
@@ -124,7 +136,7 @@ class ViewMaker:
             views += list(F.five_crop(big, [S, S]) if self.spec.crops == 5 else F.ten_crop(big, [S, S]))
         if self.spec.flip:
             views += [F.horizontal_flip(v) for v in views]
-        return self.norm(torch.stack(views))
+        return torch.stack(views)
 
 
 def merge_views(outputs, merge: str = "mean", kind: str = "proba"):

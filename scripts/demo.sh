@@ -19,10 +19,28 @@ $IMGCLS split "$SPLIT_SRC" --out "$OUT/splits.csv" --val 0.25 --device cpu
 step split --check "$OUT/splits.csv"
 $IMGCLS split --check "$OUT/splits.csv" --device cpu
 # <!-- demo:train -->
-# <!-- demo:predict -->
+# predict / ensemble: the train demo's runs under $OUT/runs, else two quick ones (1 epoch, 64 px, CPU)
+PRED_SRC=data/sample; [ -f "$OUT/splits.csv" ] && PRED_SRC=$OUT/splits.csv
+mapfile -t RUNS < <(ls -d "$OUT"/runs/*/ 2>/dev/null | head -2)
+if [ "${#RUNS[@]}" -lt 2 ]; then
+  for m in resnet10t test_efficientnet; do
+    step train "$PRED_SRC" --model $m "(quick run for the ensemble demo)"
+    $IMGCLS train "$PRED_SRC" --model $m --img-size 64 --epochs 1 --aug none --device cpu --workers 0 \
+      --out "$OUT/runs" --name demo_$m --quiet
+  done
+  mapfile -t RUNS < <(ls -d "$OUT"/runs/*/ | head -2)
+fi
+step ensemble "${RUNS[@]}" --method weighted --weights auto
+$IMGCLS ensemble "${RUNS[@]}" --method weighted --weights auto --out "$OUT/ensemble"
+step export "${RUNS[0]}" --onnx
+$IMGCLS export "${RUNS[0]}" --onnx --out "$OUT/onnx"
+step predict "$OUT/ensemble" --data "$PRED_SRC" --tta flip --eval
+$IMGCLS predict "$OUT/ensemble" --data "$PRED_SRC" --tta flip --eval --device cpu --out "$OUT/predictions"
 
 echo
 echo "demo outputs under $OUT/:"
 echo "  eda report:   $OUT/eda/report.html"
 echo "  split:        $OUT/splits.csv, report $OUT/splits_report.html"
+echo "  ensemble:     $OUT/ensemble/spec.yaml (scores.csv); ONNX: $OUT/onnx/"
+echo "  submission:   $OUT/predictions/submission.csv (probabilities: $OUT/predictions/probs.parquet)"
 # <!-- demo:outputs -->

@@ -104,3 +104,26 @@ def test_mismatched_classes_are_a_clear_error(tmp_path):
 def test_missing_run_is_a_clear_error(tmp_path):
     res = runner.invoke(app, ["ensemble", str(tmp_path / "nope"), "--out", str(tmp_path / "e")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_real_runs_from_train_ensemble_and_predict(tmp_path):
+    """Two runs written by the train step itself (1 epoch, 32 px): ensemble them, then predict with the spec."""
+    from conftest import make_image_folder
+    from imgcls.train import run_train
+    from imgcls.train.config import TrainConfig
+    data = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6, "c": 6}, size=(36, 36))
+    runs = []
+    for name, model in (("eff", "test_efficientnet"), ("res", "resnet10t")):
+        cfg = TrainConfig(src=str(data), model=model, img_size=32, epochs=1, batch_size=8, workers=0, device="cpu",
+                          aug="none", out=str(tmp_path / "runs"), name=name, val_split=0.34, seed=0)
+        runs.append(run_train(cfg))
+    out = tmp_path / "ens"
+    res = runner.invoke(app, ["ensemble", *map(str, runs), "--method", "hard", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert load_spec(out).classes == ["a", "b", "c"]
+    pred = tmp_path / "pred"
+    res = runner.invoke(app, ["predict", str(out), "--data", str(data), "--out", str(pred), "--eval",
+                              "--tta", "flip", "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    sub = pd.read_csv(pred / "submission.csv")
+    assert len(sub) == 18 and set(sub["label"]) <= {"a", "b", "c"}
