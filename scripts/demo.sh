@@ -34,8 +34,11 @@ step ensemble "${RUNS[@]}" --method weighted --weights auto
 $IMGCLS ensemble "${RUNS[@]}" --method weighted --weights auto --out "$OUT/ensemble"
 step export "${RUNS[0]}" --onnx
 $IMGCLS export "${RUNS[0]}" --onnx --out "$OUT/onnx"
-step predict "$OUT/ensemble" --data "$PRED_SRC" --tta flip --eval
-$IMGCLS predict "$OUT/ensemble" --data "$PRED_SRC" --tta flip --eval --device cpu --out "$OUT/predictions"
+step predict "$OUT/ensemble" --data "$PRED_SRC" --tta flip --eval "(validation: with / without TTA)"
+$IMGCLS predict "$OUT/ensemble" --data "$PRED_SRC" --tta flip --eval --device cpu --out "$OUT/predictions_eval"
+TEST=data/sample_test; [ -d "$TEST" ] || TEST=$PRED_SRC
+step predict "$OUT/ensemble" --data "$TEST" --tta flip "(the held-out test set -> submission.csv)"
+$IMGCLS predict "$OUT/ensemble" --data "$TEST" --tta flip --device cpu --out "$OUT/predictions"
 
 echo
 echo "demo outputs under $OUT/:"
