@@ -62,7 +62,8 @@ def _open_checked(path, max_pixels: int | None) -> Image.Image:
     try:
         im = Image.open(path)
     except UnidentifiedImageError:
-        raise ImageReadError(path, "not an image (unrecognised format)") from None
+        empty = os.path.isfile(path) and os.path.getsize(path) == 0
+        raise ImageReadError(path, "empty file (0 bytes)" if empty else "not an image (unrecognised format)") from None
     except FileNotFoundError:
         raise ImageReadError(path, "file not found") from None
     except (OSError, SyntaxError, ValueError) as e:

@@ -121,3 +121,68 @@ def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_eff
 @pytest.fixture
 def tiny_run():
     return make_tiny_run
+
+
+# --- foundation: odd and broken image files, generated (one per kind the scan must survive) -------------------
+
+# kind -> (file name, substring of the manifest `error`, or None when the file is readable)
+ODD_FILES = {
+    "truncated_jpeg": ("truncated.jpg", "truncated"),
+    "truncated_png": ("truncated.png", "truncated"),
+    "zero_bytes": ("empty.jpg", "empty file (0 bytes)"),
+    "text_as_jpg": ("notes.jpg", "not an image"),
+    "cmyk_jpeg": ("cmyk.jpg", None),
+    "png_16bit": ("depth16.png", None),
+    "palette_alpha_png": ("palette_alpha.png", None),
+    "exif_rotated_jpeg": ("rotated.jpg", None),
+    "over_max_pixels": ("huge.png", "too many pixels"),
+    "unicode_name": ("고양이_été.png", None),
+}
+
+
+def make_odd_file(kind: str, folder: Path) -> Path:
+    """Write one file of `kind` (see ODD_FILES) into `folder`; returns its path.
+    cmyk_jpeg is pure red, png_16bit is 16-bit grey 32896 (= 128 in 8 bits), palette_alpha_png has a transparent
+    left half and a blue right half, exif_rotated_jpeg is stored 60x30 with a red left third and orientation 6
+    (shown 30x60, red on top), over_max_pixels is 200x200 (= 40,000 pixels)."""
+    import io as _io
+    name, _ = ODD_FILES[kind]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if kind in ("truncated_jpeg", "truncated_png"):
+        buf = _io.BytesIO()
+        arr = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+        Image.fromarray(arr).save(buf, "JPEG" if kind == "truncated_jpeg" else "PNG")
+        data = buf.getvalue()
+        path.write_bytes(data[: len(data) // 2])
+    elif kind == "zero_bytes":
+        path.write_bytes(b"")
+    elif kind == "text_as_jpg":
+        path.write_text("this is a text file, not a JPEG\n")
+    elif kind == "cmyk_jpeg":
+        Image.new("CMYK", (40, 30), (0, 255, 255, 0)).save(path, "JPEG", quality=95)
+    elif kind == "png_16bit":
+        Image.fromarray(np.full((30, 40), 32896, np.uint16)).save(path)
+    elif kind == "palette_alpha_png":
+        im = Image.new("P", (40, 30), 0)
+        im.putpalette([0, 0, 0, 0, 0, 255] + [0] * 762)
+        im.paste(1, (20, 0, 40, 30))
+        im.save(path, transparency=0)
+    elif kind == "exif_rotated_jpeg":
+        arr = np.full((30, 60, 3), 255, np.uint8)
+        arr[:, :20] = (255, 0, 0)
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        Image.fromarray(arr).save(path, "JPEG", quality=95, exif=exif.tobytes())
+    elif kind == "over_max_pixels":
+        make_image(path, size=(200, 200), seed=7)
+    elif kind == "unicode_name":
+        make_image(path, size=(48, 40), seed=8)
+    else:
+        raise KeyError(kind)
+    return path
+
+
+@pytest.fixture
+def odd_file():
+    return make_odd_file

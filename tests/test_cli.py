@@ -1,0 +1,162 @@
+"""The CLI: every layout through `imgcls eda`, user errors as one line + exit 2, --quiet, --version, --help."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import make_image, tree_snapshot
+from imgcls import __version__
+from imgcls.cli import app
+
+runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
+
+
+def eda(*args):
+    r = runner.invoke(app, ["eda", *map(str, args), "--workers", "1"])
+    r.flat = " ".join(r.output.split())        # rich wraps info lines at the runner's 80 columns
+    return r
+
+
+def summary(out) -> dict:
+    return json.loads((Path(out) / "summary.json").read_text())
+
+
+def one_error_line(r) -> str:
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    assert len(errors) == 1, r.output                   # the error is one (unwrapped) line
+    assert r.output.rstrip().endswith(errors[0])        # and the last thing printed
+    return errors[0]
+
+
+def test_folder_layout(tmp_path, image_folder):
+    before = tree_snapshot(image_folder)
+    r = eda(image_folder, "--out", tmp_path / "eda")
+    assert r.exit_code == 0, r.output
+    assert "layout 'folder'" in r.flat
+    assert summary(tmp_path / "eda")["classes"] == {"a": 6, "b": 4, "c": 2}
+    assert tree_snapshot(image_folder) == before
+
+
+def test_csv_layout_with_columns(tmp_path, image_folder):
+    csv = tmp_path / "train.csv"
+    pd.DataFrame({"file": ["./a/000.png", "a/001.png", "b/000.png", "c/001.png"], "y": ["1", "1", "2", "3"],
+                  "pid": ["p", "p", "q", "r"]}).to_csv(csv, index=False)
+    out = tmp_path / "eda"
+    r = eda(image_folder, "--csv", csv, "--path-col", "file", "--label-col", "y", "--group-col", "pid", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "layout 'csv'" in r.flat
+    assert summary(out)["classes"] == {"1": 2, "2": 1, "3": 1}
+    m = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
+    assert m["group"].tolist() == ["p", "p", "q", "r"] and m["path"].iloc[0] == "a/000.png"
+
+
+def test_csv_bad_column_is_one_line(tmp_path, image_folder):
+    csv = tmp_path / "train.csv"
+    pd.DataFrame({"file": ["a/000.png"], "y": ["1"]}).to_csv(csv, index=False)
+    line = one_error_line(eda(image_folder, "--csv", csv, "--path-col", "file", "--label-col", "target",
+                              "--out", tmp_path / "eda"))
+    assert "'target'" in line and "--label-col" in line
+    assert not (tmp_path / "eda").exists()
+
+
+def test_profiles_layout(tmp_path, profile_folder):
+    out = tmp_path / "eda"
+    r = eda(profile_folder, "--out", out, "--age-bands", "30,60")
+    assert r.exit_code == 0, r.output
+    assert "layout 'profiles'" in r.flat
+    m = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
+    for c in ("mask", "gender", "age", "age_band", "profile"):
+        assert c in m.columns
+    lab = m["mask"].astype(int) * 6 + m["gender"].astype(int) * 3 + m["age_band"].astype(int)
+    assert (lab.astype(str) == m["label"]).all()
+    assert (m["group"] == m["profile"].str.split("_").str[0]).all()
+    assert summary(out)["n_images"] == 84 and (out / "attributes.png").is_file()
+
+
+def test_unlabeled_layout(tmp_path):
+    root = tmp_path / "test"
+    for i in range(5):
+        make_image(root / f"{i}.jpg", seed=i)
+    out = tmp_path / "eda"
+    r = eda(root, "--out", out)
+    assert r.exit_code == 0, r.output
+    s = summary(out)
+    assert "layout 'unlabeled'" in r.flat and s["n_images"] == 5 and s["classes"] == {}
+    assert (out / "samples.png").is_file()
+
+
+def test_manifest_reread_is_not_rescanned(tmp_path, image_folder):
+    out1, out2 = tmp_path / "eda1", tmp_path / "eda2"
+    assert eda(image_folder, "--out", out1, "-q").exit_code == 0
+    r = eda(out1 / "manifest.csv", "--out", out2)
+    assert r.exit_code == 0, r.output
+    assert "using manifest" in r.output and "scanning images" not in r.output
+    assert summary(out2)["classes"] == summary(out1)["classes"]
+    r = eda(out1, "--out", tmp_path / "eda3", "-q")                  # a folder holding manifest.csv
+    assert r.exit_code == 0 and summary(tmp_path / "eda3")["n_images"] == 12
+
+
+def test_quiet_prints_no_progress(tmp_path, image_folder):
+    loud = eda(image_folder, "--out", tmp_path / "loud")
+    assert "scanning images" in loud.output and "dataset summary" in loud.output
+    quiet = eda(image_folder, "--out", tmp_path / "quiet", "--quiet")
+    assert quiet.exit_code == 0
+    assert quiet.output.strip() == ""
+
+
+def test_two_workers(tmp_path, image_folder):
+    r = runner.invoke(app, ["eda", str(image_folder), "--out", str(tmp_path / "eda"), "--workers", "2", "-q"])
+    assert r.exit_code == 0, r.output
+    assert summary(tmp_path / "eda")["classes"] == {"a": 6, "b": 4, "c": 2}
+
+
+@pytest.mark.parametrize("case", ["out_inside_input", "missing_folder", "unknown_layout", "bad_age_bands"])
+def test_user_errors_one_line(case, tmp_path, image_folder):
+    before = tree_snapshot(image_folder)
+    args = {"out_inside_input": [image_folder, "--out", image_folder / "eda"],
+            "missing_folder": [tmp_path / "nope", "--out", tmp_path / "eda"],
+            "unknown_layout": [image_folder, "--layout", "imagenet", "--out", tmp_path / "eda"],
+            "bad_age_bands": [image_folder, "--age-bands", "thirty", "--out", tmp_path / "eda"]}[case]
+    line = one_error_line(eda(*args))
+    assert {"out_inside_input": "inside the input folder", "missing_folder": "does not exist",
+            "unknown_layout": "unknown layout 'imagenet'", "bad_age_bands": "--age-bands"}[case] in line
+    assert tree_snapshot(image_folder) == before
+
+
+def test_version():
+    r = runner.invoke(app, ["--version"])
+    assert r.exit_code == 0 and r.output.strip() == f"imgcls {__version__}"
+
+
+def test_every_command_help_has_an_example():
+    import typer.main
+    group = typer.main.get_command(app)
+    assert "eda" in group.commands
+    for name in group.commands:
+        r = runner.invoke(app, [name, "--help"])
+        assert r.exit_code == 0, (name, r.output)
+        assert "Example" in r.output, f"imgcls {name} --help has no example"
+
+
+def test_python_dash_m_help():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run([sys.executable, "-m", "imgcls", "--help"], capture_output=True, text=True, cwd=REPO,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "eda" in r.stdout and "Usage" in r.stdout
+    # heavy libraries stay out of `imgcls --help`
+    probe = ("import sys, imgcls.cli; print(sorted(m for m in ('torch', 'timm', 'rembg', 'deepface', 'cv2') "
+             "if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"

@@ -1,0 +1,124 @@
+"""imgcls eda: summary numbers, duplicate groups, artifacts, and every kind of bad file through the CLI."""
+from __future__ import annotations
+
+import html
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import ODD_FILES, make_image_folder, make_odd_file, tree_snapshot
+from imgcls import eda
+from imgcls import manifest as mf
+from imgcls.cli import app
+
+runner = CliRunner()
+
+
+def read_outputs(out):
+    summary = json.loads((out / "summary.json").read_text())
+    manifest = pd.read_csv(out / "manifest.csv", dtype=str, keep_default_na=False)
+    report = html.unescape((out / "report.html").read_text(encoding="utf-8"))
+    return summary, manifest, report
+
+
+@pytest.mark.parametrize("kind", sorted(ODD_FILES))
+def test_eda_survives_odd_file(kind, tmp_path):
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 2})
+    bad = make_odd_file(kind, root / "a")
+    rel = bad.relative_to(root).as_posix()
+    before = tree_snapshot(root)
+    out = tmp_path / "eda"
+    r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--max-pixels", "10000", "--workers", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert tree_snapshot(root) == before                          # the input is byte-identical
+    summary, manifest, report = read_outputs(out)
+    row = manifest[manifest["path"] == rel]
+    assert len(row) == 1                                          # every file is listed by its path
+    expected_error = ODD_FILES[kind][1]
+    assert summary["n_images"] == 6
+    if expected_error:
+        assert expected_error in row["error"].item()
+        assert summary["n_errors"] == 1 and summary["classes"] == {"a": 3, "b": 2}
+        assert summary["errors"] == [{"path": rel, "error": row["error"].item()}]
+        assert rel in report and expected_error in report
+    else:
+        assert row["error"].item() == ""
+        assert summary["n_errors"] == 0 and summary["classes"] == {"a": 4, "b": 2}
+        expected_mode = {"cmyk_jpeg": "CMYK", "png_16bit": "I;16", "palette_alpha_png": "P"}.get(kind, "RGB")
+        assert row["mode"].item() == expected_mode and summary["modes"][expected_mode] >= 1
+        if kind == "exif_rotated_jpeg":
+            assert (row["width"].item(), row["height"].item()) == ("30", "60")
+    assert (out / "samples.png").is_file() and (out / "class_counts.png").is_file()
+
+
+def test_summary_known_numbers_and_duplicates(tmp_path):
+    root = make_image_folder(tmp_path / "raw", {"a": 5, "b": 3, "c": 1})
+    shutil.copyfile(root / "a" / "000.png", root / "a" / "copy_same_class.png")   # group 1: within a
+    shutil.copyfile(root / "b" / "000.png", root / "c" / "copy_b.png")            # group 2: b and c
+    shutil.copyfile(root / "b" / "000.png", root / "a" / "copy_b.png")            #          and a
+    (root / "c" / "broken.jpg").write_text("nope")
+    df = mf.load(root, scan=True)
+    s = eda.summarize(df)
+    assert s["n_images"] == 13 and s["n_readable"] == 12 and s["n_errors"] == 1
+    assert s["classes"] == {"a": 7, "b": 3, "c": 2} and s["n_classes"] == 3
+    assert s["imbalance_ratio"] == pytest.approx(3.5)
+    assert s["exact_duplicate_groups"] == 2 and s["exact_duplicate_images"] == 3
+    assert s["cross_class_duplicate_groups"] == 1
+    groups = eda.exact_duplicate_groups(df)
+    assert groups[0]["paths"] == ["a/copy_b.png", "b/000.png", "c/copy_b.png"] and groups[0]["cross_class"]
+    assert groups[1]["paths"] == ["a/000.png", "a/copy_same_class.png"] and not groups[1]["cross_class"]
+    assert s["width"] == {"min": 48, "median": 48.0, "max": 48}
+    assert s["modes"] == {"RGB": 12} and s["formats"] == {"PNG": 12}
+
+
+def test_run_eda_artifacts(tmp_path, image_folder):
+    out = tmp_path / "eda"
+    s = eda.run_eda(image_folder, out, seed=3, workers=1)
+    names = {p.name for p in out.iterdir()}
+    assert {"class_counts.png", "size_heatmap.png", "aspect_ratio.png", "samples.png", "report.html",
+            "summary.json", "manifest.csv"} <= names
+    assert not any(n.startswith(".") for n in names)                 # no temporary files left behind
+    assert s["seed"] == 3 and s["classes"] == {"a": 6, "b": 4, "c": 2}
+    report = (out / "report.html").read_text()
+    for png in ("class_counts.png", "size_heatmap.png", "samples.png"):
+        assert f'src="{png}"' in report                              # relative links: the folder can move
+    assert json.loads((out / "summary.json").read_text())["n_images"] == 12
+
+
+def test_sample_grids_are_seeded(tmp_path):
+    root = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12})
+    df = mf.load(root, scan=True)
+    a = eda.plot_sample_grids(df, tmp_path / "s1", seed=1, per_class=3)[0].read_bytes()
+    b = eda.plot_sample_grids(df, tmp_path / "s2", seed=1, per_class=3)[0].read_bytes()
+    c = eda.plot_sample_grids(df, tmp_path / "s3", seed=2, per_class=3)[0].read_bytes()
+    assert a == b and a != c
+
+
+def test_many_classes_split_sample_grids(tmp_path):
+    root = make_image_folder(tmp_path / "raw", {f"k{i:02d}": 1 for i in range(eda.CLASSES_PER_GRID + 2)},
+                             size=(16, 16))
+    s = eda.run_eda(root, tmp_path / "eda", samples_per_class=1)
+    assert s["n_classes"] == eda.CLASSES_PER_GRID + 2
+    assert (tmp_path / "eda" / "samples_1.png").is_file() and (tmp_path / "eda" / "samples_2.png").is_file()
+
+
+def test_profiles_eda_attributes(tmp_path, profile_folder):
+    out = tmp_path / "eda"
+    s = eda.run_eda(profile_folder, out)
+    assert (out / "attributes.png").is_file()
+    assert s["n_images"] == 84
+    assert sum(s["attributes"]["mask"].values()) == 84
+    assert s["attributes"]["mask"] == {"0": 60, "1": 12, "2": 12}
+    assert sum(s["classes"].values()) == 84 and set(s["classes"]) <= {str(i) for i in range(18)}
+
+
+def test_all_unreadable_still_reports(tmp_path):
+    root = tmp_path / "raw"
+    for kind in ("zero_bytes", "text_as_jpg"):
+        make_odd_file(kind, root / "a")
+    s = eda.run_eda(root, tmp_path / "eda")
+    assert s["n_errors"] == 2 and s["classes"] == {}
+    assert (tmp_path / "eda" / "report.html").is_file()

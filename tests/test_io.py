@@ -1,0 +1,138 @@
+"""imgcls.io: the one place images are opened (probe, load_rgb, load_rgba, thumbnail, to_rgb)."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ODD_FILES, make_image, make_odd_file
+from imgcls import io as imgio
+
+
+def test_probe_good_png(tmp_path):
+    p = make_image(tmp_path / "a.png", size=(48, 40))
+    rec = imgio.probe(p)
+    assert rec == {"width": 48, "height": 40, "mode": "RGB", "format": "PNG", "bytes": p.stat().st_size,
+                   "sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "error": ""}
+
+
+@pytest.mark.parametrize("kind", sorted(ODD_FILES))
+def test_probe_never_raises_and_reports(kind, tmp_path):
+    p = make_odd_file(kind, tmp_path)
+    rec = imgio.probe(p, max_pixels=10_000)
+    expected = ODD_FILES[kind][1]
+    if expected is None:
+        assert rec["error"] == ""
+        assert rec["width"] and rec["height"]
+    else:
+        assert expected in rec["error"]
+    assert rec["bytes"] == p.stat().st_size
+
+
+@pytest.mark.parametrize("kind", [k for k, (_, e) in ODD_FILES.items() if e])
+def test_load_rgb_raises_image_read_error(kind, tmp_path):
+    p = make_odd_file(kind, tmp_path)
+    with pytest.raises(imgio.ImageReadError) as e:
+        imgio.load_rgb(p, max_pixels=10_000)
+    assert e.value.path == str(p)
+    assert ODD_FILES[kind][1].split()[0] in e.value.reason
+
+
+def test_cmyk_converted_to_rgb(tmp_path):
+    p = make_odd_file("cmyk_jpeg", tmp_path)
+    assert imgio.probe(p)["mode"] == "CMYK"
+    im = imgio.load_rgb(p)
+    assert im.mode == "RGB"
+    assert np.abs(np.asarray(im, int) - (255, 0, 0)).max() <= 3   # pure red survives the conversion
+
+
+def test_16bit_png_scaled_not_clipped(tmp_path):
+    p = make_odd_file("png_16bit", tmp_path)
+    assert imgio.probe(p)["mode"].startswith("I")
+    arr = np.asarray(imgio.load_rgb(p))
+    assert arr.shape == (30, 40, 3) and (arr == 128).all()     # 32896 / 257; PIL's convert would give 255
+
+
+def test_palette_alpha_flattened_on_background(tmp_path):
+    p = make_odd_file("palette_alpha_png", tmp_path)
+    arr = np.asarray(imgio.load_rgb(p))
+    assert (arr[:, :20] == 255).all()                           # transparent -> white
+    assert (arr[:, 20:] == (0, 0, 255)).all()
+    grey = np.asarray(imgio.load_rgb(p, background=(10, 20, 30)))
+    assert (grey[:, :20] == (10, 20, 30)).all()
+    rgba = np.asarray(imgio.load_rgba(p))
+    assert rgba.shape == (30, 40, 4) and (rgba[:, :20, 3] == 0).all() and (rgba[:, 20:, 3] == 255).all()
+
+
+def test_exif_rotation_swaps_size_and_rotates_pixels(tmp_path):
+    p = make_odd_file("exif_rotated_jpeg", tmp_path)
+    with Image.open(p) as raw:
+        assert raw.size == (60, 30)                             # stored landscape
+    rec = imgio.probe(p)
+    assert (rec["width"], rec["height"]) == (30, 60)            # shown portrait
+    arr = np.asarray(imgio.load_rgb(p), int)
+    assert arr.shape == (60, 30, 3)
+    # orientation 6 = rotate 90 degrees clockwise: the stored left third (red) becomes the top third
+    assert np.abs(arr[:18] - (255, 0, 0)).max() < 30
+    assert np.abs(arr[24:] - 255).max() < 30
+    assert imgio.load_rgba(p).size == (30, 60)
+
+
+def test_max_pixels_bound(tmp_path):
+    p = make_odd_file("over_max_pixels", tmp_path)
+    assert imgio.probe(p, max_pixels=40_000)["error"] == ""
+    rec = imgio.probe(p, max_pixels=39_999)
+    assert rec["error"].startswith("too many pixels: 200x200")
+    with pytest.raises(imgio.ImageReadError, match="too many pixels"):
+        imgio.thumbnail(p, 32, max_pixels=39_999)
+
+
+def test_unicode_path(tmp_path):
+    p = make_odd_file("unicode_name", tmp_path / "폴더")
+    assert imgio.probe(p)["error"] == ""
+    assert imgio.load_rgb(p).size == (48, 40)
+
+
+def test_zero_bytes_reason_from_load(tmp_path):
+    p = make_odd_file("zero_bytes", tmp_path)
+    with pytest.raises(imgio.ImageReadError, match=r"empty file \(0 bytes\)"):
+        imgio.load_rgb(p)
+
+
+def test_missing_file(tmp_path):
+    assert imgio.probe(tmp_path / "nope.png")["error"].startswith("cannot read file")
+    with pytest.raises(imgio.ImageReadError, match="file not found"):
+        imgio.load_rgb(tmp_path / "nope.png")
+
+
+def test_thumbnail_of_big_jpeg_is_small_and_draft_decoded(tmp_path):
+    p = tmp_path / "big.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (1200, 1600, 3), dtype=np.uint8)).save(p)
+    th = imgio.thumbnail(p, 96)
+    assert max(th.size) == 96 and th.mode == "RGB"
+    assert imgio.load_rgb(p, draft=(100, 100)).size == (200, 150)   # DCT scaling: 1/8, not a full decode
+
+
+@pytest.mark.parametrize("mode,value,expected", [("F", 0.5, 128), ("F", 1.0, 255), ("I", 1000, 255), ("L", 7, 7),
+                                                 ("LA", None, 255), ("1", 1, 255)])
+def test_to_rgb_modes(mode, value, expected):
+    if mode == "F":
+        im = Image.fromarray(np.full((4, 5), value, np.float32), mode="F")
+    elif mode == "I":
+        arr = np.zeros((4, 5), np.int32)
+        arr[0, 0] = value
+        im = Image.fromarray(arr, mode="I")
+    elif mode == "LA":
+        im = Image.new("LA", (5, 4), (0, 0))                    # fully transparent black -> white background
+    else:
+        im = Image.new(mode, (5, 4), value)
+    out = imgio.to_rgb(im)
+    assert out.mode == "RGB" and out.size == (5, 4)
+    assert np.asarray(out)[0, 0].tolist() == [expected] * 3
+
+
+def test_is_image_name():
+    assert imgio.is_image_name("a/B.JPG") and imgio.is_image_name("x.webp")
+    assert not imgio.is_image_name("notes.txt") and not imgio.is_image_name("manifest.csv")

@@ -1,0 +1,82 @@
+"""imgcls.weights: offline weight lookup (package-shipped lite0, local files) and its one-line errors."""
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from imgcls import weights
+from imgcls.errors import MissingWeightsError, UserError
+
+CAT_CLASSES = range(281, 286)   # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
+
+
+def test_lite0_pretrained_offline_classifies_a_cat():
+    import skimage.data
+    import timm.data
+    from PIL import Image
+    model = weights.create_model(weights.LITE0, pretrained=True).eval()
+    cfg = weights.data_config(weights.LITE0)
+    assert cfg["input_size"] == (3, 224, 224) and cfg["mean"] == (0.5, 0.5, 0.5)
+    tf = timm.data.create_transform(**cfg)
+    x = tf(Image.fromarray(skimage.data.chelsea())).unsqueeze(0)
+    with torch.no_grad():
+        probs = model(x).softmax(1)[0]
+    assert int(probs.argmax()) in CAT_CLASSES
+    assert float(probs[list(CAT_CLASSES)].sum()) > 0.5
+
+
+def test_lite0_new_head_keeps_backbone():
+    a = weights.create_model(weights.LITE0, num_classes=7, pretrained=True)
+    b = weights.create_model(weights.LITE0, pretrained=True)
+    assert a.get_classifier().out_features == 7
+    assert torch.equal(a.conv_stem.weight, b.conv_stem.weight)
+
+
+def test_unknown_model_is_user_error():
+    with pytest.raises(UserError, match="unknown model 'efficientnet_b99'.*--model"):
+        weights.create_model("efficientnet_b99")
+    with pytest.raises(UserError, match="did you mean"):
+        weights.check_model_name("resnet5O")
+
+
+def test_offline_hub_model_is_one_line_missing_weights_error():
+    with pytest.raises(MissingWeightsError) as e:
+        weights.create_model("mobilenetv3_small_050", pretrained=True)
+    msg = str(e.value)
+    assert "\n" not in msg and "--weights FILE" in msg and "mobilenetv3_small_050" in msg
+    assert isinstance(e.value, UserError)                      # so the CLI prints it as one line, exit 2
+
+
+def test_missing_weights_error_through_cli():
+    """The CLI wrapper turns it into one red line and exit code 2 (a throwaway command, removed afterwards)."""
+    from imgcls.cli import app
+    from imgcls.cli.common import command
+    n = len(app.registered_commands)
+
+    @command("weights-probe", epilog="Example: none")
+    def _probe() -> None:
+        weights.create_model("mobilenetv3_small_050", pretrained=True)
+
+    try:
+        r = CliRunner().invoke(app, ["weights-probe"])
+    finally:
+        del app.registered_commands[n:]
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: no pretrained weights for 'mobilenetv3_small_050'")
+
+
+def test_local_weight_file_round_trip(tmp_path):
+    src = weights.create_model("test_efficientnet", num_classes=3)
+    path = tmp_path / "w.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in src.state_dict().items()}}, path)  # DDP-style keys
+    dst = weights.create_model("test_efficientnet", num_classes=3, weights=path)
+    for k, v in src.state_dict().items():
+        assert torch.equal(v, dst.state_dict()[k]), k
+    other_head = weights.create_model("test_efficientnet", num_classes=5, weights=path)   # fine-tune: new head
+    assert other_head.get_classifier().out_features == 5
+    with pytest.raises(MissingWeightsError, match="does not exist; check --weights"):
+        weights.create_model("test_efficientnet", weights=tmp_path / "missing.pt")
+    with pytest.raises(UserError, match="does not fit"):
+        weights.create_model("resnet10t", weights=path)
