@@ -51,6 +51,10 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def _orientation(im: Image.Image) -> int:
+    if im.format == "PNG" and "exif" not in im.info:
+        # PIL's PNG getexif() decodes every pixel to look for an eXIf chunk after the image data (memory grows
+        # with image size); an eXIf chunk before the pixels is already in im.info
+        return 1
     try:
         return int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
     except Exception:  # malformed EXIF: treat as upright

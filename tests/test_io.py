@@ -136,3 +136,38 @@ def test_to_rgb_modes(mode, value, expected):
 def test_is_image_name():
     assert imgio.is_image_name("a/B.JPG") and imgio.is_image_name("x.webp")
     assert not imgio.is_image_name("notes.txt") and not imgio.is_image_name("manifest.csv")
+
+
+def test_exif_orientation_in_png(tmp_path):
+    p = tmp_path / "rot.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((30, 60, 3), np.uint8)).save(p, exif=exif.tobytes())
+    rec = imgio.probe(p)
+    assert (rec["width"], rec["height"]) == (30, 60)
+    assert imgio.load_rgb(p).size == (30, 60)
+
+
+def test_probe_memory_does_not_grow_with_image_size(tmp_path):
+    """probe of a 4000x4000 PNG / JPEG (48 MB decoded) must not decode it at full size. Measured in a fresh
+    process: the peak RSS (VmHWM, reset just before) minus the RSS before the probes."""
+    import subprocess
+    import sys
+    arr = np.zeros((4000, 4000, 3), np.uint8)
+    arr[::50] = 200
+    for ext in ("png", "jpg"):
+        Image.fromarray(arr).save(tmp_path / f"big.{ext}")
+    code = ("import sys\nfrom imgcls import io\n"
+            "def kib(key):\n"
+            "    return next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith(key + ':'))\n"
+            "open('/proc/self/clear_refs', 'w').write('5')\n"
+            "before = kib('VmRSS')\n"
+            "recs = [io.probe(p) for p in sys.argv[1:]]\n"
+            "assert all(r['error'] == '' and r['width'] == 4000 for r in recs), recs\n"
+            "print((kib('VmHWM') - before) // 1024)")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "big.png"), str(tmp_path / "big.jpg")],
+                       capture_output=True, text=True, timeout=120)
+    if r.returncode != 0 and "clear_refs" in r.stderr:
+        pytest.skip("cannot reset the peak RSS here (/proc/self/clear_refs)")
+    assert r.returncode == 0, r.stderr
+    assert int(r.stdout.strip()) < 16      # MiB; a full decode adds 48
