@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import json
 import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -122,3 +123,26 @@ def test_all_unreadable_still_reports(tmp_path):
     s = eda.run_eda(root, tmp_path / "eda")
     assert s["n_errors"] == 2 and s["classes"] == {}
     assert (tmp_path / "eda" / "report.html").is_file()
+
+
+def test_embedded_sample_matches_its_truth(tmp_path):
+    """data/sample is what data/sample_truth.csv says, within the issue's limits, and eda finds its planted copies."""
+    repo = Path(__file__).resolve().parents[1]
+    sample, truth = repo / "data" / "sample", pd.read_csv(repo / "data" / "sample_truth.csv")
+    files = sorted(p.relative_to(sample).as_posix() for p in sample.rglob("*") if p.is_file())
+    assert files == sorted(truth["class"] + "/" + truth["file"])
+    size = sum(p.stat().st_size for d in ("sample", "sample_test") for p in (repo / "data" / d).rglob("*")
+               if p.is_file())
+    assert size < 6e6
+    counts = truth["class"].value_counts()
+    assert 8 <= len(counts) <= 10 and counts.min() >= 20 and counts.max() <= 125 and counts.nunique() > 5
+    assert 4 <= (truth["kind"] == "photo").sum() <= 8 and 5 <= truth["kind"].str.startswith("dup_").sum() <= 10
+    s = eda.run_eda(sample, tmp_path / "eda", workers=1)
+    assert s["n_errors"] == 0 and s["classes"] == counts.to_dict()
+    assert max(s["width"]["max"], s["height"]["max"]) <= 128
+    groups = [set(g["paths"]) for g in eda.exact_duplicate_groups(mf.load(tmp_path / "eda" / "manifest.csv"))]
+    for _, r in truth[truth["kind"] == "dup_exact"].iterrows():
+        assert any({f"{r['class']}/{r['file']}", r["source"]} <= g for g in groups), r["file"]
+    test_labels = pd.read_csv(repo / "data" / "sample_test_labels.csv")
+    assert len(test_labels) == len(list((repo / "data" / "sample_test").iterdir())) == 40
+    assert set(test_labels["label"]) == set(counts.index)
