@@ -1,0 +1,233 @@
+"""`imgcls clean`: exact and near duplicates, out-of-domain images, undersampling. Nothing is deleted: the manifest
+gets `keep`, `reason`, `dup_group`, `duplicate_of`, `ood_score`, `label_conflict`."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imgcls import manifest as mf
+from imgcls.console import info
+from imgcls.errors import UserError
+from imgcls.fsutil import check_output_location, write_json
+
+# Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md)
+DEFAULT_DUP_THRESHOLD = 0.95
+DEFAULT_OOD_METHOD = "photo-features"
+DEFAULT_OOD_THRESHOLD = 8.0
+CONFLICT_POLICIES = ("report", "drop", "keep-first")
+SWEEP = (0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.00)
+
+
+@dataclass
+class CleanConfig:
+    dedup: bool = True
+    near_dup: bool = True
+    dup_threshold: float = DEFAULT_DUP_THRESHOLD
+    conflicts: str = "report"
+    ood: bool = True
+    ood_method: str = DEFAULT_OOD_METHOD
+    ood_threshold: float | None = DEFAULT_OOD_THRESHOLD
+    ood_contamination: float | None = None
+    undersample: str | None = None
+    max_per_class: int | None = None
+    embedder: str = "tf_efficientnet_lite0"
+    embedder_weights: str | None = None
+    embed_size: int = 160
+    device: str = "auto"
+    seed: int = 0
+    cache_dir: str | None = None
+
+
+def _keep_order(df: pd.DataFrame, idx: list[int]) -> list[int]:
+    """Which twin is kept first: largest resolution, then path order."""
+    area = (pd.to_numeric(df["width"], errors="coerce").fillna(0) * pd.to_numeric(df["height"], errors="coerce")
+            .fillna(0)).to_numpy()
+    paths = df["path"].to_numpy()
+    return sorted(idx, key=lambda i: (-area[i], paths[i]))
+
+
+def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig) -> pd.DataFrame:
+    """Group exact (sha256) and near (cosine >= threshold) copies; keep one per group (or per label)."""
+    from imgcls.clean.near_dup import groups_from_pairs, near_duplicate_pairs
+    n = len(df)
+    ok = (df["error"] == "").to_numpy()
+    pairs = []
+    sha = df["sha256"].to_numpy()
+    first: dict[str, int] = {}
+    for i in range(n):
+        if ok[i]:
+            if sha[i] in first:
+                pairs.append((first[sha[i]], i, 1.0))
+            else:
+                first[sha[i]] = i
+    if emb is not None and cfg.near_dup:
+        pairs += [(i, j, s) for i, j, s in near_duplicate_pairs(emb, cfg.dup_threshold) if ok[i] and ok[j]]
+    gid = groups_from_pairs(n, pairs)
+    labels = df["label"].astype(str).to_numpy()
+    for g, members in pd.Series(range(n)).groupby(gid):
+        idx = [i for i in members.tolist() if ok[i]]
+        if len(idx) < 2:
+            continue
+        order = _keep_order(df, idx)
+        conflict = len({labels[i] for i in idx}) > 1
+        name = f"d{order[0]:06d}"
+        df.loc[df.index[idx], "dup_group"] = name
+        df.loc[df.index[idx], "label_conflict"] = conflict
+        if conflict and cfg.conflicts == "keep-first":
+            keepers = {}
+            for i in order:                      # one per label: no label is decided for the user
+                keepers.setdefault(labels[i], i)
+            keep = set(keepers.values())
+        elif conflict and cfg.conflicts == "drop":
+            keep = set()
+        else:
+            keep = {order[0]}
+        for i in order:
+            if i in keep:
+                continue
+            twin = keepers.get(labels[i], order[0]) if conflict and cfg.conflicts == "keep-first" else order[0]
+            df.iat[i, df.columns.get_loc("keep")] = False
+            df.iat[i, df.columns.get_loc("reason")] = "exact_duplicate" if sha[i] == sha[twin] else "near_duplicate"
+            df.iat[i, df.columns.get_loc("duplicate_of")] = "" if i == twin else df["path"].iat[twin]
+    return df
+
+
+def pixel_matrix(df: pd.DataFrame, size: int = 32) -> np.ndarray:
+    from imgcls.console import progress_bar
+    from imgcls.io import ImageReadError, load_rgb
+    out = np.full((len(df), size * size * 3), np.nan, np.float32)
+    with progress_bar("pixels", len(df)) as advance:
+        for i, (p, err) in enumerate(zip(mf.image_paths(df), df["error"])):
+            if not err:
+                try:
+                    out[i] = np.asarray(load_rgb(p, draft=(size, size)).resize((size, size)), np.float32).ravel() / 255
+                except ImageReadError:
+                    pass
+            advance()
+    return out
+
+
+def flag_ood(scores: np.ndarray, cfg: CleanConfig) -> np.ndarray:
+    valid = ~np.isnan(scores)
+    if cfg.ood_contamination:
+        cut = np.nanquantile(scores, 1 - cfg.ood_contamination)
+        return valid & (scores >= cut) & (scores > np.nanmin(scores))
+    if cfg.ood_method in ("pixels-agglomerative", "pca-dbscan"):
+        return valid & (scores >= 0.5)
+    if cfg.ood_method == "combined":
+        return valid & (scores >= (cfg.ood_threshold if cfg.ood_threshold and cfg.ood_threshold <= 1 else 0.99))
+    return valid & (scores >= (cfg.ood_threshold or DEFAULT_OOD_THRESHOLD))
+
+
+def undersample(df: pd.DataFrame, emb: np.ndarray | None, method: str, max_per_class: int, seed: int) -> pd.DataFrame:
+    """Mark rows beyond --max-per-class per label as `undersampled` (imbalanced-learn on the embeddings)."""
+    from imgcls.clean.sampling import select
+    live = np.flatnonzero(df["keep"].to_numpy() & (df["label"] != "").to_numpy())
+    chosen = select(emb[live] if emb is not None else None, df["label"].to_numpy()[live], method, max_per_class, seed)
+    drop = np.setdiff1d(live, live[chosen])
+    df.loc[df.index[drop], "keep"] = False
+    df.loc[df.index[drop], "reason"] = "undersampled"
+    return df
+
+
+def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg: CleanConfig | None = None,
+              opts: mf.LayoutOptions | None = None, workers: int = 1, materialize: str | None = None) -> pd.DataFrame:
+    cfg = cfg or CleanConfig()
+    if cfg.conflicts not in CONFLICT_POLICIES:
+        raise UserError(f"--conflicts must be one of {', '.join(CONFLICT_POLICIES)} (got '{cfg.conflicts}')")
+    if cfg.undersample and not cfg.max_per_class:
+        raise UserError("--undersample needs --max-per-class N")
+    if materialize not in (None, "link", "copy"):
+        raise UserError(f"--materialize must be link or copy (got '{materialize}')")
+    out = Path(out)
+    df = mf.load(src, opts, scan=False)
+    check_output_location(out, *mf.roots(df))
+    df = mf.scan_images(df, workers=workers).reset_index(drop=True)
+    df["keep"] = df["error"] == ""
+    df["reason"] = np.where(df["keep"], "", "unreadable")
+    df["dup_group"] = ""
+    df["duplicate_of"] = ""
+    df["label_conflict"] = False
+    df["ood_score"] = np.nan
+
+    cache: dict[str, np.ndarray] = {}
+
+    def embeddings() -> np.ndarray:
+        if "emb" not in cache:
+            from imgcls.embed import embed_manifest
+            cache["emb"] = embed_manifest(df, model=cfg.embedder, weights=cfg.embedder_weights,
+                                          img_size=cfg.embed_size, device=cfg.device, cache_dir=cfg.cache_dir)
+        return cache["emb"]
+
+    def features() -> np.ndarray:
+        if "feat" not in cache:
+            from imgcls.clean.features import feature_matrix
+            cache["feat"] = feature_matrix(df)
+        return cache["feat"]
+
+    if cfg.dedup:
+        df = mark_duplicates(df, embeddings() if cfg.near_dup else None, cfg)
+    if cfg.ood:
+        from imgcls.clean.registry import OODInputs, get_detector
+        det = get_detector(cfg.ood_method)
+        scores = det.score(OODInputs(features=features, embeddings=embeddings,
+                                     pixels=lambda: pixel_matrix(df), seed=cfg.seed))
+        df["ood_score"] = scores
+        flagged = flag_ood(scores, cfg) & df["keep"].to_numpy()
+        df.loc[flagged, "keep"] = False
+        df.loc[flagged, "reason"] = "out_of_domain"
+    if cfg.undersample:
+        df = undersample(df, embeddings() if cfg.undersample != "random" else None, cfg.undersample,
+                         cfg.max_per_class, cfg.seed)
+
+    out.mkdir(parents=True, exist_ok=True)
+    mf.write(df, out / mf.MANIFEST_NAME)
+    sweep = threshold_sweep(df, embeddings()) if cfg.dedup and cfg.near_dup else []
+    summary = {"config": asdict(cfg), "source": str(src), "n_images": len(df), "kept": int(df["keep"].sum()),
+               "removed": {r: int(n) for r, n in df.loc[~df["keep"], "reason"].value_counts().items()},
+               "label_conflict_groups": int(df.loc[df["label_conflict"].astype(bool), "dup_group"].nunique()),
+               "threshold_sweep": sweep}
+    write_json(out / "clean_summary.json", summary)
+    from imgcls.clean.report import write_clean_report
+    write_clean_report(out / "report.html", df, summary)
+    if materialize:
+        materialize_kept(df, out / "images", materialize)
+    info(f"clean: kept {summary['kept']} of {len(df)}; removed {summary['removed']}; "
+         f"outputs: {out}/manifest.csv, report.html")
+    return df
+
+
+def threshold_sweep(df: pd.DataFrame, emb: np.ndarray) -> list[dict]:
+    """Images that near-duplicate removal would drop at each threshold (as in seed 000's table)."""
+    from imgcls.clean.near_dup import groups_from_pairs, near_duplicate_pairs
+    ok = (df["error"] == "").to_numpy()
+    pairs = near_duplicate_pairs(emb, min(SWEEP))
+    rows = []
+    for t in SWEEP:
+        kept_pairs = [(i, j, s) for i, j, s in pairs if s >= t - 1e-6 and ok[i] and ok[j]]
+        g = groups_from_pairs(len(df), kept_pairs)
+        n_groups_members = pd.Series(g[ok]).value_counts()
+        rows.append({"threshold": t, "removed": int((n_groups_members - 1).sum()),
+                     "remaining": int(ok.sum() - (n_groups_members - 1).sum())})
+    return rows
+
+
+def materialize_kept(df: pd.DataFrame, dest: Path, how: str) -> None:
+    """Kept images as an ImageFolder under dest (hard links or copies; never touches the source)."""
+    import shutil
+    for p, lab in zip(mf.image_paths(df[df["keep"]]), df.loc[df["keep"], "label"]):
+        target = dest / (lab or "unlabeled") / p.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            continue
+        if how == "link":
+            try:
+                os.link(p, target)
+                continue
+            except OSError:
+                pass
+        shutil.copy2(p, target)

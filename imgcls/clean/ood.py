@@ -1,0 +1,116 @@
+"""The out-of-domain detectors. Which side is out of domain is decided from the data (density), never by assuming
+the smaller cluster.
+
+- `photo-features` (default): robust Mahalanobis distance (sklearn MinCovDet) of hand-made photo-vs-drawing features
+  from the bulk of the data, signed so only the side away from the bulk's texture statistics counts.
+- `embedding-knn`: mean cosine distance to the k nearest neighbours in backbone-embedding space (lite0 offline).
+- `combined`: rank-average of the two.
+- `pixels-agglomerative` (seed 001): raw 32x32 pixels, agglomerative clustering K=2; the sparser cluster is out of domain.
+- `pca-dbscan` (seed 001): PCA(50) of raw pixels + DBSCAN; noise points are out of domain.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from imgcls.clean.registry import OODInputs, minority_side, register
+
+
+def _knn_distance(x: np.ndarray, k: int = 10) -> np.ndarray:
+    from sklearn.neighbors import NearestNeighbors
+    k = max(1, min(k, len(x) - 1))
+    nn = NearestNeighbors(n_neighbors=k + 1).fit(x)
+    d, _ = nn.kneighbors(x)
+    return d[:, 1:].mean(axis=1)
+
+
+def _rank(x: np.ndarray) -> np.ndarray:
+    from scipy.stats import rankdata
+    r = np.full(len(x), np.nan)
+    ok = ~np.isnan(x)
+    r[ok] = rankdata(x[ok]) / max(ok.sum(), 1)
+    return r
+
+
+@register
+class PhotoFeatures:
+    name = "photo-features"
+    description = "robust Mahalanobis distance of photo-vs-drawing features from the bulk (MinCovDet)"
+
+    def score(self, inputs: OODInputs) -> np.ndarray:
+        from sklearn.covariance import MinCovDet
+        f = inputs.features().astype(np.float64)
+        out = np.full(len(f), np.nan)
+        ok = ~np.isnan(f).any(axis=1)
+        if ok.sum() < 5:
+            return out
+        x = f[ok]
+        med = np.median(x, axis=0)
+        mad = np.median(np.abs(x - med), axis=0) * 1.4826 + 1e-6
+        z = (x - med) / mad
+        mcd = MinCovDet(random_state=inputs.seed, support_fraction=0.75).fit(z)
+        out[ok] = np.sqrt(mcd.mahalanobis(z))
+        return out
+
+
+@register
+class EmbeddingKNN:
+    name = "embedding-knn"
+    description = "mean cosine distance to the 10 nearest neighbours in lite0 embedding space"
+
+    def score(self, inputs: OODInputs) -> np.ndarray:
+        e = inputs.embeddings()
+        out = np.full(len(e), np.nan)
+        ok = np.linalg.norm(e, axis=1) > 0
+        if ok.sum() > 2:
+            out[ok] = _knn_distance(e[ok])
+        return out
+
+
+@register
+class Combined:
+    name = "combined"
+    description = "rank average of photo-features and embedding-knn"
+
+    def score(self, inputs: OODInputs) -> np.ndarray:
+        return (_rank(PhotoFeatures().score(inputs)) + _rank(EmbeddingKNN().score(inputs))) / 2
+
+
+@register
+class PixelsAgglomerative:
+    name = "pixels-agglomerative"
+    description = "seed 001: raw pixels, agglomerative clustering K=2 (sparser cluster = out of domain)"
+    max_rows = 20000  # ward linkage is O(n^2) memory
+
+    def score(self, inputs: OODInputs) -> np.ndarray:
+        from sklearn.cluster import AgglomerativeClustering
+        px = inputs.pixels()
+        out = np.full(len(px), np.nan)
+        ok = ~np.isnan(px).any(axis=1)
+        x = px[ok]
+        if len(x) > self.max_rows:
+            from imgcls.errors import UserError
+            raise UserError(f"pixels-agglomerative needs O(n^2) memory; {len(x)} images > {self.max_rows}: "
+                            f"use --ood-method photo-features")
+        labels = AgglomerativeClustering(n_clusters=2).fit_predict(x)
+        dens = _knn_distance(x)
+        side = minority_side({c: float(dens[labels == c].mean()) for c in np.unique(labels)})
+        out[ok] = (labels == side).astype(float)
+        return out
+
+
+@register
+class PcaDbscan:
+    name = "pca-dbscan"
+    description = "seed 001: PCA(50) of raw pixels + DBSCAN; noise points are out of domain"
+
+    def score(self, inputs: OODInputs) -> np.ndarray:
+        from sklearn.cluster import DBSCAN
+        from sklearn.decomposition import PCA
+        px = inputs.pixels()
+        out = np.full(len(px), np.nan)
+        ok = ~np.isnan(px).any(axis=1)
+        x = PCA(n_components=min(50, ok.sum() - 1, px.shape[1]), random_state=inputs.seed).fit_transform(px[ok])
+        dist = _knn_distance(x, k=5)
+        labels = DBSCAN(eps=float(np.median(dist) * 2), min_samples=5).fit_predict(x)
+        out[ok] = (labels == -1).astype(float)
+        return out

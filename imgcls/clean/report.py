@@ -1,0 +1,50 @@
+"""clean's report.html: removed duplicates beside their kept twin, out-of-domain ranking, per-class counts, sweep."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from imgcls import report
+
+MAX_SHOWN = 150
+
+
+def _pair(row, kept_row) -> str:
+    a = report.thumb_data_uri(Path(row["root"], row["path"]), 96)
+    b = report.thumb_data_uri(Path(kept_row["root"], kept_row["path"]), 96) if kept_row is not None else ""
+    conflict = " <b>label conflict</b>" if bool(row["label_conflict"]) else ""
+    return (f'<div class="pair"><img src="{a}"><img src="{b}"><br>removed {report.esc(row["path"])} '
+            f'({report.esc(row["label"])})<br>kept {report.esc(kept_row["path"] if kept_row is not None else "-")} '
+            f'({report.esc(kept_row["label"] if kept_row is not None else "")}) {report.esc(row["reason"])}{conflict}</div>')
+
+
+def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
+    by_path = {p: r for p, r in zip(df["path"], df.to_dict("records"))}
+    dups = df[df["reason"].isin(["exact_duplicate", "near_duplicate"])]
+    pairs = "".join(_pair(r, by_path.get(r["duplicate_of"])) for r in dups.head(MAX_SHOWN).to_dict("records"))
+    more = f'<p class="muted">{len(dups) - MAX_SHOWN} more in manifest.csv</p>' if len(dups) > MAX_SHOWN else ""
+    ood = df[df["ood_score"].notna()].sort_values("ood_score", ascending=False).head(60)
+    ood_html = "".join(
+        f'<div class="pair"><img src="{report.thumb_data_uri(Path(r["root"], r["path"]), 96)}"><br>'
+        f'{report.esc(r["path"])}<br>score {r["ood_score"]:.3f} {"<b>removed</b>" if r["reason"] == "out_of_domain" else "kept"}'
+        f'</div>' for r in ood.to_dict("records"))
+    labelled = df[df["label"] != ""]
+    counts = pd.DataFrame({"before": labelled.groupby("label").size(),
+                           "after": labelled[labelled["keep"]].groupby("label").size()}).fillna(0).astype(int)
+    counts = counts.sort_values("before", ascending=False).reset_index().rename(columns={"index": "label"})
+    families = (df[df["dup_group"] != ""].groupby("dup_group").agg(n=("path", "size"), labels=("label", lambda s: ", ".join(sorted(set(s)))),
+                example=("path", "first")).query("n >= 3").sort_values("n", ascending=False).reset_index())
+    sections = [
+        ("Summary", report.key_values([("images", summary["n_images"]), ("kept", summary["kept"])]
+                                      + [(f"removed: {k}", v) for k, v in summary["removed"].items()]
+                                      + [("duplicate groups spanning labels", summary["label_conflict_groups"])])),
+        ("Per-class counts before / after", report.table(counts)),
+        ("Near-duplicate threshold sweep (images removed)", report.table(summary["threshold_sweep"])),
+        (f"Removed duplicates beside their kept twin ({len(dups)})", pairs + more),
+        (f"Families of near-identical images (groups of 3 or more: {len(families)})",
+         report.table(families, ["dup_group", "n", "labels", "example"])),
+        ("Most out-of-domain images (ranked by score)", ood_html or '<p class="muted">out-of-domain stage off</p>'),
+        ("Unreadable", report.table(df[df["reason"] == "unreadable"], ["path", "error"])),
+    ]
+    return report.write_page(path, "imgcls clean report", sections)

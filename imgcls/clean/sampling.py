@@ -1,0 +1,46 @@
+"""Undersampling with imbalanced-learn: which rows to keep so that no class exceeds --max-per-class."""
+from __future__ import annotations
+
+import numpy as np
+
+from imgcls.errors import UserError
+
+METHODS = ("random", "cluster-centroids", "nearmiss")
+
+
+def select(x: np.ndarray | None, y: np.ndarray, method: str, max_per_class: int, seed: int = 0) -> np.ndarray:
+    """Indices (into y) of the rows kept."""
+    if method not in METHODS:
+        raise UserError(f"unknown --undersample '{method}'; use one of: {', '.join(METHODS)}")
+    y = np.asarray(y).astype(str)
+    labels, counts = np.unique(y, return_counts=True)
+    strategy = {lab: int(min(c, max_per_class)) for lab, c in zip(labels, counts)}
+    if all(strategy[lab] == c for lab, c in zip(labels, counts)):
+        return np.arange(len(y))
+    feats = x if x is not None else np.arange(len(y), dtype=float).reshape(-1, 1)
+    if method == "random":
+        from imblearn.under_sampling import RandomUnderSampler
+        s = RandomUnderSampler(sampling_strategy=strategy, random_state=seed)
+        s.fit_resample(feats, y)
+        return np.sort(s.sample_indices_)
+    if method == "nearmiss":
+        from imblearn.under_sampling import NearMiss
+        s = NearMiss(sampling_strategy=strategy, version=1)
+        s.fit_resample(feats, y)
+        return np.sort(s.sample_indices_)
+    # cluster-centroids with hard voting returns real samples (the nearest to each centroid); map them back
+    from imblearn.under_sampling import ClusterCentroids
+    from sklearn.cluster import KMeans
+    s = ClusterCentroids(sampling_strategy=strategy, voting="hard", random_state=seed,
+                         estimator=KMeans(n_init=1, random_state=seed))
+    xr, yr = s.fit_resample(feats, y)
+    keep = []
+    for lab in labels:
+        idx = np.flatnonzero(y == lab)
+        if strategy[lab] == len(idx):
+            keep.extend(idx)
+            continue
+        sub = feats[idx]
+        for v in xr[yr == lab]:
+            keep.append(idx[int(np.argmin(((sub - v) ** 2).sum(axis=1)))])
+    return np.unique(np.array(keep))
