@@ -1,0 +1,158 @@
+"""Training throughput: `imgcls train` vs the loop timm's train.py wires from timm's own factories.
+
+Both train the same model on the same ImageFolder (a class-stratified subset of it), batch size, image size and
+epochs, in one process run, and both validate on the same held-out images each epoch. Printed: images/s of
+training (train images x epochs / wall seconds of the whole run, data loading, validation and our decoded-image
+cache build included) for both, and the ratio.
+
+The reference is a plain baseline of train.py's wiring: timm.data.create_dataset / create_loader (its default
+train transforms: RandomResizedCrop, flip, colour jitter; decoding every file every epoch), create_optimizer_v2,
+create_scheduler_v2 (cosine), Mixup off, AMP when on CUDA.
+
+    python bench/train_throughput.py /work/imgdata/out/openclipart_l1 --per-class 60 --model resnet10t \
+        --img-size 128 --epochs 3 --batch-size 32 --workers 2
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def subset_folder(src: Path, dst: Path, per_class: int, seed: int) -> tuple[Path, Path]:
+    """train/ and val/ ImageFolders of symlinks (80/20 per class)."""
+    rng = np.random.default_rng(seed)
+    for cls in sorted(p for p in src.iterdir() if p.is_dir()):
+        files = sorted(f for f in cls.rglob("*") if f.is_file())
+        files = [files[i] for i in rng.permutation(len(files))[:per_class]]
+        n_val = max(1, len(files) // 5)
+        for i, f in enumerate(files):
+            part = "val" if i < n_val else "train"
+            (dst / part / cls.name).mkdir(parents=True, exist_ok=True)
+            (dst / part / cls.name / f.name).symlink_to(f.resolve())
+    return dst / "train", dst / "val"
+
+
+def timm_reference(train_dir, val_dir, model_name, img_size, epochs, batch_size, workers, lr, device,
+                   pretrained=False, return_f1=False):
+    import torch
+    from timm.data import create_dataset, create_loader
+    from timm.optim import create_optimizer_v2
+    from timm.scheduler import create_scheduler_v2
+    import timm
+    ds_train = create_dataset("", root=str(train_dir), is_training=True)
+    ds_val = create_dataset("", root=str(val_dir))
+    from imgcls.weights import create_model, data_config
+    model = create_model(model_name, num_classes=len(ds_train.reader.class_to_idx), pretrained=pretrained).to(device)
+    cfg = data_config(model_name, model)
+    common = dict(input_size=(3, img_size, img_size), mean=cfg["mean"], std=cfg["std"], num_workers=workers,
+                  device=device, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
+    train_loader = create_loader(ds_train, batch_size=batch_size, is_training=True, **common)
+    val_loader = create_loader(ds_val, batch_size=batch_size * 2, is_training=False, **common)
+    opt = create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=0.01)
+    sched, _ = create_scheduler_v2(opt, sched="cosine", num_epochs=epochs)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    amp = device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    t0 = time.perf_counter()
+    n = 0
+    for epoch in range(epochs):
+        model.train()
+        for x, y in train_loader:
+            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                loss = loss_fn(model(x), y)
+            opt.zero_grad()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            n += x.shape[0]
+            loss.item()   # train.py syncs every step for its loss meter
+        model.eval()
+        preds, ys = [], []
+        with torch.no_grad():
+            for x, y in val_loader:
+                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                    preds.append(model(x).argmax(1).cpu())
+                ys.append(y.cpu())
+        sched.step(epoch + 1)
+    elapsed = time.perf_counter() - t0
+    if return_f1:
+        from sklearn.metrics import f1_score
+        return elapsed, f1_score(torch.cat(ys).numpy(), torch.cat(preds).numpy(), average="macro")
+    return elapsed, len(ds_train) * epochs
+
+
+def ours(root: Path, model_name, img_size, epochs, batch_size, workers, lr, device, channels_last, amp, aug,
+         our_workers):
+    import pandas as pd
+    from imgcls import manifest as mf
+    from imgcls.train import TrainConfig, run_train
+    # one manifest with split train/val = the same images the reference uses
+    frames = []
+    for part in ("train", "val"):
+        df = mf.load(root / part, scan=True, workers=workers, announce=False)
+        df["split"] = part
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    man = root / "splits.csv"
+    mf.write(df, man)
+    cfg = TrainConfig(src=str(man), model=model_name, img_size=img_size, epochs=epochs, batch_size=batch_size,
+                      workers=our_workers, lr=lr, device=device, aug=aug, out=str(root / "runs"), name="ours",
+                      channels_last=channels_last, amp=amp)
+    t0 = time.perf_counter()
+    run_train(cfg)
+    return time.perf_counter() - t0, int((df["split"] == "train").sum()) * epochs
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder", type=Path)
+    ap.add_argument("--per-class", type=int, default=60)
+    ap.add_argument("--model", default="resnet10t")
+    ap.add_argument("--img-size", type=int, default=128)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--aug", default="medium", help="our preset (medium ~ timm's default RRC + flip + jitter)")
+    ap.add_argument("--our-workers", type=int, default=None,
+                    help="loader workers for imgcls (default --workers; 0 = augment in the main process)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--no-channels-last", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    import torch
+    from imgcls.console import set_quiet
+    from imgcls.device import resolve_device
+    device = resolve_device(args.device)
+    torch.manual_seed(args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="train_bench_"))
+    try:
+        train_dir, val_dir = subset_folder(args.folder, tmp / "data", args.per_class, args.seed)
+        set_quiet(True)
+        t_ref, n_ref = timm_reference(train_dir, val_dir, args.model, args.img_size, args.epochs, args.batch_size,
+                                      args.workers, args.lr, device)
+        print(f"timm reference loop: {t_ref:7.1f} s  {n_ref / t_ref:8.1f} images/s", flush=True)
+        t_our, n_our = ours(tmp / "data", args.model, args.img_size, args.epochs, args.batch_size, args.workers,
+                            args.lr, str(device), not args.no_channels_last, device.type == "cuda", args.aug,
+                            args.workers if args.our_workers is None else args.our_workers)
+        set_quiet(False)
+        ref_ips, our_ips = n_ref / t_ref, n_our / t_our
+        print(f"device {device}, torch threads {torch.get_num_threads()}, model {args.model}, {args.img_size}px, "
+              f"batch {args.batch_size}, {args.epochs} epochs, {n_our // args.epochs} train images, "
+              f"workers {args.workers} (imgcls {args.workers if args.our_workers is None else args.our_workers}), "
+              f"imgcls --aug {args.aug}, channels_last {not args.no_channels_last}")
+        print(f"timm reference loop: {t_ref:7.1f} s  {ref_ips:8.1f} images/s")
+        print(f"imgcls train:        {t_our:7.1f} s  {our_ips:8.1f} images/s  (decoded-image cache build included)")
+        print(f"ratio imgcls / timm: {our_ips / ref_ips:.2f}x")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
