@@ -220,8 +220,6 @@ def test_cli_user_errors_are_one_line(tmp_path):
 
 
 def test_near_duplicates_kept_together_and_checked(tmp_path):
-    pytest.importorskip("imgcls.embed")
-    pytest.importorskip("imgcls.clean.near_dup")
     src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 10}, size=(64, 64))
     # a near-duplicate: the same picture with a few pixels changed, in the other class folder
     from PIL import Image
@@ -229,7 +227,8 @@ def test_near_duplicates_kept_together_and_checked(tmp_path):
     arr[:2, :2] = 0
     Image.fromarray(arr).save(src / "b" / "near_a003.png")
     out = tmp_path / "splits.csv"
-    r = runner.invoke(app, ["split", str(src), "--out", str(out), "--val", "0.5", "--device", "cpu", "-q"])
+    r = runner.invoke(app, ["split", str(src), "--out", str(out), "--val", "0.5", "--device", "cpu", "-q",
+                                 "--cache-dir", str(tmp_path / "cache")])
     assert r.exit_code == 0, r.output
     df = pd.read_csv(out, dtype=str, keep_default_na=False)
     pair = df["path"].isin(["a/003.png", "b/near_a003.png"])
@@ -237,7 +236,7 @@ def test_near_duplicates_kept_together_and_checked(tmp_path):
     df.loc[df["path"] == "b/near_a003.png", "split"] = {"train": "val", "val": "train"}[df.loc[pair, "split"].iloc[0]]
     bad = tmp_path / "bad.csv"
     df.to_csv(bad, index=False)
-    r = runner.invoke(app, ["split", "--check", str(bad), "--device", "cpu"])
+    r = runner.invoke(app, ["split", "--check", str(bad), "--device", "cpu", "--cache-dir", str(tmp_path / "cache")])
     assert r.exit_code == 1 and "near_duplicate" in r.output
     r = runner.invoke(app, ["split", "--check", str(bad), "--no-near-dup"])
     assert r.exit_code == 0
