@@ -18,7 +18,15 @@ step split "$SPLIT_SRC"
 $IMGCLS split "$SPLIT_SRC" --out "$OUT/splits.csv" --val 0.25 --device cpu
 step split --check "$OUT/splits.csv"
 $IMGCLS split --check "$OUT/splits.csv" --device cpu
-# <!-- demo:train -->
+# train: fine-tune the offline ImageNet EfficientNet-Lite0 (small budget for a CPU demo), and a second model
+# with the imbalance tools; both land in $OUT/runs (the ensemble / predict demo below uses them)
+TRAIN_SRC=data/sample; [ -f "$OUT/splits.csv" ] && TRAIN_SRC=$OUT/splits.csv
+step train "$TRAIN_SRC" --model tf_efficientnet_lite0 --pretrained
+$IMGCLS train "$TRAIN_SRC" --model tf_efficientnet_lite0 --pretrained --img-size 96 --epochs 2 --val-split 0.25 \
+  --device cpu --workers 0 --out "$OUT/runs" --name lite0
+step train "$TRAIN_SRC" --model resnet10t --loss focal --sampler weighted
+$IMGCLS train "$TRAIN_SRC" --model resnet10t --img-size 64 --epochs 2 --loss focal --sampler weighted \
+  --val-split 0.25 --device cpu --workers 0 --out "$OUT/runs" --name resnet10t_focal
 # predict / ensemble: the train demo's runs under $OUT/runs, else two quick ones (1 epoch, 64 px, CPU)
 PRED_SRC=data/sample; [ -f "$OUT/splits.csv" ] && PRED_SRC=$OUT/splits.csv
 mapfile -t RUNS < <(ls -d "$OUT"/runs/*/ 2>/dev/null | head -2)
@@ -46,4 +54,5 @@ echo "  eda report:   $OUT/eda/report.html"
 echo "  split:        $OUT/splits.csv, report $OUT/splits_report.html"
 echo "  ensemble:     $OUT/ensemble/spec.yaml (scores.csv); ONNX: $OUT/onnx/"
 echo "  submission:   $OUT/predictions/submission.csv (probabilities: $OUT/predictions/probs.parquet)"
+echo "  train runs:   $OUT/runs/lite0/, $OUT/runs/resnet10t_focal/ (metrics.csv, best.pt, curves.png)"
 # <!-- demo:outputs -->
