@@ -10,7 +10,8 @@ step() { echo; echo "== imgcls $*"; }
 step eda data/sample
 $IMGCLS eda data/sample --out "$OUT/eda"
 
-# <!-- demo:clean -->
+step clean data/sample
+$IMGCLS clean data/sample --out "$OUT/clean" --device cpu
 # <!-- demo:preprocess -->
 SPLIT_SRC=data/sample   # the latest earlier step's output, if the demo wrote one
 for d in "$OUT/clean" "$OUT/processed"; do [ -f "$d/manifest.csv" ] && SPLIT_SRC=$d; done
@@ -22,7 +23,7 @@ $IMGCLS split --check "$OUT/splits.csv" --device cpu
 # with the imbalance tools; both land in $OUT/runs (the ensemble / predict demo below uses them)
 TRAIN_SRC=data/sample; [ -f "$OUT/splits.csv" ] && TRAIN_SRC=$OUT/splits.csv
 step train "$TRAIN_SRC" --model tf_efficientnet_lite0 --pretrained
-$IMGCLS train "$TRAIN_SRC" --model tf_efficientnet_lite0 --pretrained --img-size 96 --epochs 2 --val-split 0.25 \
+$IMGCLS train "$TRAIN_SRC" --model tf_efficientnet_lite0 --pretrained --img-size 64 --epochs 1 --val-split 0.25 \
   --device cpu --workers 0 --out "$OUT/runs" --name lite0
 step train "$TRAIN_SRC" --model resnet10t --loss focal --sampler weighted
 $IMGCLS train "$TRAIN_SRC" --model resnet10t --img-size 64 --epochs 2 --loss focal --sampler weighted \
@@ -55,4 +56,5 @@ echo "  split:        $OUT/splits.csv, report $OUT/splits_report.html"
 echo "  ensemble:     $OUT/ensemble/spec.yaml (scores.csv); ONNX: $OUT/onnx/"
 echo "  submission:   $OUT/predictions/submission.csv (probabilities: $OUT/predictions/probs.parquet)"
 echo "  train runs:   $OUT/runs/lite0/, $OUT/runs/resnet10t_focal/ (metrics.csv, best.pt, curves.png)"
+echo "  clean report: $OUT/clean/report.html (manifest: $OUT/clean/manifest.csv)"
 # <!-- demo:outputs -->
