@@ -1,0 +1,476 @@
+"""`imgcls preprocess`: face crop (deepface), background removal (rembg) and a resized image cache, offline.
+
+Per image, in this order (see README "imgcls preprocess" for why):
+  1. decode once through imgcls.io (EXIF orientation applied, any mode -> RGB);
+  2. `--face-crop`: detect on the ORIGINAL image (the detector sees the real photo: a background already painted
+     white, or hair cut away by the matting model, only removes context the detector uses), take the largest face's
+     box, grow it by `--face-margin` and cut it from the original pixels; no face -> `--no-face keep|center-crop|drop`;
+  3. `--size`: scale (pad: longer side = N; crop: shorter side = N + centre crop; stretch: N x N);
+  4. `--remove-bg`: rembg on what is left (u2netp sees the image at 320 x 320, so running it on the crop spends its
+     resolution on the subject; on the already scaled image its mask has the output's resolution);
+  5. `--resize-mode pad`: borders in the background colour (after the matting, which never sees padding).
+
+Outputs mirror the input's relative paths under OUT, plus `manifest.csv` (the input manifest with `source_path`,
+`face_found`, `face_x`, `face_y`, `face_w`, `face_h`, `face_confidence`, `faces`, `bg_removed`; `path`/`root` and
+the scan columns describe the written image), `preprocess.json` (settings, counts, timings) and `report.html`.
+Resumable: an output newer than its input, written with the same settings, is kept (records come from the last
+manifest or, after an interruption, from OUT/.preprocess_journal.jsonl).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from imgcls import io as imgio
+from imgcls import manifest as mf
+from imgcls.console import info, progress_bar, warn
+from imgcls.errors import UserError
+from imgcls.fsutil import atomic_path, check_output_location, write_json
+
+NO_FACE_POLICIES = ("keep", "center-crop", "drop")
+FORMATS = ("auto", "png", "jpg", "webp")
+FACE_COLUMNS = ["face_found", "face_x", "face_y", "face_w", "face_h", "face_confidence", "faces"]
+ADDED_COLUMNS = ["source_path"] + FACE_COLUMNS + ["bg_removed"]
+JOURNAL = ".preprocess_journal.jsonl"
+SETTINGS_FILE = "preprocess.json"
+_KEPT_EXT = (".jpg", ".jpeg", ".png", ".webp")
+
+
+@dataclass
+class PreprocessConfig:
+    remove_bg: bool = False
+    rembg_model: str = "u2netp"
+    bg_color: str = "white"
+    keep_alpha: bool = False
+    face_crop: bool = False
+    detector: str = "opencv"
+    face_margin: float = 0.2
+    no_face: str = "keep"
+    detect_size: int = 640
+    size: int | None = None
+    resize_mode: str = "pad"
+    image_format: str = "auto"
+    quality: int = 95
+    max_pixels: int = imgio.DEFAULT_MAX_PIXELS
+
+    def validate(self) -> None:
+        from imgcls.preprocess.resize import RESIZE_MODES
+        if self.no_face not in NO_FACE_POLICIES:
+            raise UserError(f"--no-face must be one of {', '.join(NO_FACE_POLICIES)} (got '{self.no_face}')")
+        if self.resize_mode not in RESIZE_MODES:
+            raise UserError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)} (got '{self.resize_mode}')")
+        if self.image_format not in FORMATS:
+            raise UserError(f"--format must be one of {', '.join(FORMATS)} (got '{self.image_format}')")
+        if self.size is not None and self.size < 8:
+            raise UserError(f"--size must be at least 8 pixels (got {self.size})")
+        if self.face_margin < 0:
+            raise UserError(f"--face-margin is a fraction of the face box and cannot be negative ({self.face_margin})")
+        if self.keep_alpha and not self.remove_bg:
+            raise UserError("--keep-alpha keeps the mask of --remove-bg as transparency; add --remove-bg")
+        if self.keep_alpha and self.image_format == "jpg":
+            raise UserError("--keep-alpha needs a format with transparency: --format png or webp")
+        if not 1 <= self.quality <= 100:
+            raise UserError(f"--quality must be 1..100 (got {self.quality})")
+        self.bg_rgb()
+
+    def bg_rgb(self) -> tuple[int, int, int]:
+        from PIL import ImageColor
+        try:
+            return ImageColor.getrgb(self.bg_color)[:3]
+        except ValueError:
+            raise UserError(f"--bg-color '{self.bg_color}' is not a colour; use a name (white, black) or "
+                            f"#rrggbb") from None
+
+    def settings(self) -> dict:
+        """What the written pixels depend on (a change re-processes everything)."""
+        d = asdict(self)
+        d.pop("max_pixels")
+        if not self.remove_bg:
+            for k in ("rembg_model", "keep_alpha"):
+                d.pop(k)
+        if not self.face_crop:
+            for k in ("detector", "face_margin", "no_face", "detect_size"):
+                d.pop(k)
+        return d
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One image
+# ---------------------------------------------------------------------------------------------------------------
+
+class Models:
+    """The models one process needs, built once (a rembg session / a deepface detector per worker)."""
+
+    def __init__(self, cfg: PreprocessConfig, threads: int = 0):
+        self.faces = self.bg = None
+        if cfg.face_crop:
+            from imgcls.preprocess.faces import FaceDetector
+            self.faces = FaceDetector(cfg.detector, cfg.detect_size)
+        if cfg.remove_bg:
+            from imgcls.preprocess.background import BackgroundRemover
+            self.bg = BackgroundRemover(cfg.rembg_model, threads=threads)
+
+
+def _empty_record() -> dict:
+    rec = {c: None for c in FACE_COLUMNS}
+    rec.update(bg_removed=False, error="", written=False)
+    return rec
+
+
+def process_image(src: str | os.PathLike, dst: str | os.PathLike | None, cfg: PreprocessConfig,
+                  models: Models) -> tuple[dict, object]:
+    """Process one file; returns (record, PIL image or None). Writes `dst` atomically when given.
+    Never raises for a bad image: the record's `error` says what went wrong."""
+    from imgcls.preprocess.faces import crop_box
+    from imgcls.preprocess.resize import center_square, fit, pad_to
+    rec = _empty_record()
+    try:
+        im = imgio.load_rgb(src, max_pixels=cfg.max_pixels)
+    except imgio.ImageReadError as e:
+        rec["error"] = e.reason
+        return rec, None
+    try:
+        bg = cfg.bg_rgb()
+        if models.faces is not None:
+            face = models.faces.detect(im)
+            rec["face_found"] = face is not None
+            rec["faces"] = face.n_faces if face else 0
+            if face is not None:
+                rec.update(face_x=face.x, face_y=face.y, face_w=face.w, face_h=face.h,
+                           face_confidence=round(face.confidence, 4))
+                im = im.crop(crop_box(face, im.size, cfg.face_margin))
+            elif cfg.no_face == "drop":
+                rec["error"] = "no face found (--no-face drop)"
+                return rec, None
+            elif cfg.no_face == "center-crop":
+                im = center_square(im)
+        if cfg.size:
+            im = fit(im, cfg.size, cfg.resize_mode)
+        if models.bg is not None:
+            im = models.bg.cutout(im, None if cfg.keep_alpha else bg)
+            rec["bg_removed"] = True
+        if cfg.size and cfg.resize_mode == "pad":
+            im = pad_to(im, cfg.size, (*bg, 0) if im.mode == "RGBA" else bg)
+    except Exception as e:   # a model failing on one odd image: report it, go on
+        rec["error"] = f"processing failed: {type(e).__name__}: {e}"
+        return rec, None
+    if dst is not None:
+        save_image(im, dst, cfg.quality)
+        rec.update({k: v for k, v in imgio.probe(dst, max_pixels=None).items() if k != "error"})
+        rec["written"] = True
+    return rec, im
+
+
+def save_image(im, dst: str | os.PathLike, quality: int = 95) -> None:
+    dst = Path(dst)
+    ext = dst.suffix.lower()
+    with atomic_path(dst) as tmp:
+        if ext in (".jpg", ".jpeg"):
+            im.convert("RGB").save(tmp, "JPEG", quality=quality)
+        elif ext == ".webp":
+            im.save(tmp, "WEBP", quality=quality)
+        else:
+            im.save(tmp, "PNG", compress_level=3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Worker processes
+# ---------------------------------------------------------------------------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _init_worker(cfg: PreprocessConfig, threads: int) -> None:
+    import cv2
+    cv2.setNumThreads(1)
+    _WORKER["cfg"] = cfg
+    _WORKER["models"] = Models(cfg, threads=threads)
+
+
+def _run_chunk(tasks: list[tuple[int, str, str]]) -> list[tuple[int, dict]]:
+    cfg, models = _WORKER["cfg"], _WORKER["models"]
+    return [(i, process_image(src, dst, cfg, models)[0]) for i, src, dst in tasks]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole dataset
+# ---------------------------------------------------------------------------------------------------------------
+
+def output_names(df: pd.DataFrame, cfg: PreprocessConfig) -> list[str]:
+    """Relative output path per row: the input's path (with a root prefix when rows come from several roots),
+    its extension changed where --format / --keep-alpha asks; name clashes get the old extension in the stem."""
+    roots = mf.roots(df)
+    prefix = {r: (f"{k}_{Path(r).name}/" if len(roots) > 1 else "") for k, r in enumerate(roots)}
+    names = []
+    for root, path in zip(df["root"], df["path"]):
+        p = PurePosixPath(prefix[root] + path)
+        ext = p.suffix.lower()
+        if cfg.keep_alpha:
+            target = ".webp" if cfg.image_format == "webp" else ".png"
+        elif cfg.image_format == "auto":
+            target = ext if ext in _KEPT_EXT else ".png"
+        else:
+            target = "." + cfg.image_format
+        names.append((str(p), str(p.with_suffix(target)) if target != ext else str(p)))
+    counts = pd.Series([n for _, n in names]).value_counts()
+    out = []
+    for orig, new in names:
+        if counts[new] > 1 and orig != new:
+            o = PurePosixPath(orig)
+            new = str(o.with_name(f"{o.stem}_{o.suffix.lstrip('.').lower()}{PurePosixPath(new).suffix}"))
+        out.append(new)
+    return out
+
+
+def _previous_records(out: Path, settings: dict) -> dict[str, dict]:
+    """source_path -> record from the last run with the same settings (manifest, then the journal)."""
+    prev: dict[str, dict] = {}
+    sfile, mfile = out / SETTINGS_FILE, out / mf.MANIFEST_NAME
+    same = False
+    if sfile.is_file():
+        try:
+            same = json.loads(sfile.read_text()).get("settings") == settings
+        except (ValueError, OSError):
+            same = False
+        if not same:
+            info(f"settings differ from the last run in {out}: every image is processed again")
+    if same and mfile.is_file():
+        try:
+            old = mf.read_manifest_file(mfile)
+        except UserError:
+            old = None
+        if old is not None and "source_path" in old.columns:
+            for r in old.to_dict("records"):
+                if r.get("error", "") == "" and str(Path(r["root"]).resolve()) == str(out.resolve()):
+                    prev[r["source_path"]] = r
+    jfile = out / JOURNAL
+    if jfile.is_file():
+        with open(jfile, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+        try:
+            header = json.loads(lines[0]) if lines else {}
+        except ValueError:
+            header = {}
+        if header.get("settings") == settings:
+            for line in lines[1:]:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue   # a line cut by a crash
+                if r.get("error", "") == "":
+                    prev[r["source_path"]] = r
+    return prev
+
+
+def _up_to_date(src: Path, dst: Path) -> bool:
+    try:
+        return dst.stat().st_mtime_ns >= src.stat().st_mtime_ns
+    except OSError:
+        return False
+
+
+def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.LayoutOptions | None = None,
+                   workers: int = 1, report: bool = True) -> pd.DataFrame:
+    """Process every readable image of `src` into `out`; returns the output manifest (also written)."""
+    cfg = cfg or PreprocessConfig()
+    cfg.validate()
+    out = Path(out)
+    src_path = Path(src)
+    check_output_location(out, src_path if src_path.is_dir() else None)
+    df = mf.load(src, opts, scan=True, workers=workers, max_pixels=cfg.max_pixels)
+    check_output_location(out, *mf.roots(df))
+    settings = cfg.settings()
+
+    # Models first: a missing weight file stops the run before any work
+    models = Models(cfg) if workers <= 1 else None
+    if workers > 1:
+        # the workers build the models; check the files here so the error is one line, not one per worker
+        if cfg.face_crop:
+            from imgcls.weights import check_deepface_detector
+            check_deepface_detector(cfg.detector)
+        if cfg.remove_bg:
+            from imgcls.weights import rembg_model_file
+            rembg_model_file(cfg.rembg_model)
+
+    df = df.reset_index(drop=True)
+    sources = [str(p.resolve()) for p in mf.image_paths(df)]
+    names = output_names(df, cfg)
+    keep = df["keep"].map(lambda v: str(v).strip().lower() not in ("false", "0")) if "keep" in df.columns \
+        else pd.Series(True, index=df.index)
+    readable = df["error"].fillna("") == ""
+    prev = _previous_records(out, settings)
+
+    records: dict[int, dict] = {}
+    todo: list[tuple[int, str, str]] = []
+    for i in range(len(df)):
+        if not readable[i] or not keep[i]:
+            continue
+        dst = out / names[i]
+        r = prev.get(sources[i])
+        if r is not None and r.get("path") == names[i] and _up_to_date(Path(sources[i]), dst):
+            records[i] = {**_empty_record(), **{k: r.get(k) for k in FACE_COLUMNS + ["bg_removed"]
+                                                + mf.SCAN_COLUMNS}, "written": True, "error": ""}
+        else:
+            todo.append((i, sources[i], str(dst)))
+    skipped = len(records)
+    n_unreadable = int((~readable).sum())
+    n_not_kept = int((readable & ~keep).sum())
+    if skipped:
+        info(f"{skipped} image(s) already up to date in {out} (same settings, output newer than input): kept")
+    if n_not_kept:
+        info(f"{n_not_kept} row(s) marked keep = false by clean: not processed, left pointing at their input")
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    jpath = out / JOURNAL
+    if todo:
+        with open(jpath, "w", encoding="utf-8") as journal:
+            journal.write(json.dumps({"settings": settings}) + "\n")
+            journal.flush()
+
+            def log(i: int, rec: dict) -> None:
+                records[i] = rec
+                if rec["written"]:
+                    journal.write(json.dumps({"source_path": sources[i], "path": names[i], **rec},
+                                             default=_json_default) + "\n")
+                    journal.flush()
+
+            with progress_bar("preprocessing", len(todo)) as advance:
+                if workers <= 1 or len(todo) < 4:
+                    models = models or Models(cfg)
+                    for i, s, d in todo:
+                        log(i, process_image(s, d, cfg, models)[0])
+                        advance()
+                else:
+                    _run_parallel(todo, cfg, workers, log, advance)
+    elapsed = time.perf_counter() - t0
+
+    result = _assemble(df, out, names, sources, records)
+    mf.write(result, out / mf.MANIFEST_NAME)
+    failed = sorted([(sources[i], r["error"]) for i, r in records.items() if r["error"]]
+                    + [(sources[i], f"unreadable input: {df.at[i, 'error']}") for i in range(len(df))
+                       if not readable[i]])
+    no_face = [sources[i] for i, r in sorted(records.items()) if r.get("face_found") is False]
+    summary = {
+        "settings": settings, "images": int(len(df)), "processed": len(todo), "up_to_date": skipped,
+        "written": sum(1 for r in records.values() if r["written"]), "failed": len(failed) - n_unreadable,
+        "unreadable_input": n_unreadable, "not_kept": n_not_kept, "no_face": len(no_face),
+        "seconds": round(elapsed, 2), "images_per_second": round(len(todo) / elapsed, 2) if todo and elapsed else None,
+        "workers": workers,
+    }
+    write_json(out / SETTINGS_FILE, summary)
+    if jpath.exists():
+        jpath.unlink()
+    if report:
+        _write_report(out, summary, result, failed, no_face, cfg)
+    for s, err in failed[:10]:
+        warn(f"{s}: {err}")
+    if len(failed) > 10:
+        warn(f"... and {len(failed) - 10} more failed image(s): see {out / 'report.html'}")
+    if no_face and cfg.no_face != "drop":
+        warn(f"no face found in {len(no_face)} image(s) (--no-face {cfg.no_face}); listed in {out / 'report.html'}")
+    info(f"preprocess: {summary['written']} image(s) in {out} ({len(todo)} processed"
+         + (f", {summary['images_per_second']} images/s" if summary["images_per_second"] else "")
+         + f", {skipped} up to date, {len(failed)} failed or unreadable); manifest {out / mf.MANIFEST_NAME}")
+    return result
+
+
+def _json_default(o):
+    import numpy as np
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
+
+
+def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> None:
+    import multiprocessing
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    chunk = max(1, min(16, len(todo) // (workers * 4)))
+    chunks = [todo[k:k + chunk] for k in range(0, len(todo), chunk)]
+    # spawn: the parent may hold torch / OpenMP threads (fork would copy their locks)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(cfg, threads)) as ex:
+        pending = {ex.submit(_run_chunk, c) for c in chunks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                try:
+                    results = fut.result()
+                except UserError:
+                    for p in pending:
+                        p.cancel()
+                    raise
+                for i, rec in results:
+                    log(i, rec)
+                advance(len(results))
+
+
+def _assemble(df: pd.DataFrame, out: Path, names: list[str], sources: list[str],
+              records: dict[int, dict]) -> pd.DataFrame:
+    res = df.copy()
+    res["source_path"] = sources
+    for c in FACE_COLUMNS:
+        res[c] = pd.Series([None] * len(res), dtype=object)
+    res["bg_removed"] = False
+    for c in mf.SCAN_COLUMNS:
+        res[c] = res[c].astype(object)
+    out_root = str(out.resolve())
+    roots, paths = list(res["root"]), list(res["path"])
+    for i, r in records.items():
+        for c in FACE_COLUMNS + ["bg_removed"]:
+            res.at[i, c] = r.get(c)
+        if r["written"]:
+            roots[i], paths[i] = out_root, names[i]
+            for c in mf.SCAN_COLUMNS:
+                res.at[i, c] = r.get(c) if c != "error" else ""
+        else:
+            res.at[i, "error"] = r["error"]
+    res["root"], res["path"] = roots, paths
+    for c in ("width", "height", "bytes", "face_x", "face_y", "face_w", "face_h", "faces"):
+        res[c] = pd.to_numeric(res[c], errors="coerce").astype("Int64")
+    res["face_confidence"] = pd.to_numeric(res["face_confidence"], errors="coerce")
+    res["face_found"] = res["face_found"].map(lambda v: _boolish(v, ""))
+    res["bg_removed"] = res["bg_removed"].map(lambda v: _boolish(v, False))
+    res["error"] = res["error"].fillna("").astype(str)
+    return res
+
+
+def _boolish(v, unknown):
+    """True / False from a bool or its CSV spelling; `unknown` for None, NaN and ''."""
+    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA:
+        return unknown
+    if isinstance(v, str):
+        t = v.strip().lower()
+        return unknown if t == "" else t in ("true", "1", "yes")
+    return bool(v)
+
+
+def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, cfg: PreprocessConfig) -> None:
+    from imgcls import report as rp
+    sections = [("Settings", rp.key_values(summary["settings"].items())),
+                ("Counts", rp.key_values((k, v) for k, v in summary.items() if k != "settings"))]
+    done = res[(res["error"] == "") & (res["root"] == str(out.resolve()))]
+    pairs = []
+    for _, r in done.head(12).iterrows():
+        before = rp.thumb_data_uri(r["source_path"], 128)
+        after = rp.thumb_data_uri(Path(r["root"], r["path"]), 128)
+        pairs.append(f'<div class="pair">{rp.img(before, "input", "")}{rp.img(after, "output", "")}'
+                     f'<br>{rp.esc(r["path"])}</div>')
+    sections.append(("Before / after (first 12)", "".join(pairs) or '<p class="muted">none</p>'))
+    if cfg.face_crop:
+        items = [f'<div class="pair">{rp.img(rp.thumb_data_uri(p, 96), "no face", "")}<br>{rp.esc(p)}</div>'
+                 for p in no_face[:200]]
+        more = f'<p class="muted">{len(no_face) - 200} more</p>' if len(no_face) > 200 else ""
+        sections.append((f"No face found ({len(no_face)}; --no-face {cfg.no_face})",
+                         rp.table(pd.DataFrame({"source_path": no_face}), max_rows=100000)
+                         + "".join(items) + more))
+    sections.append((f"Failed or unreadable, skipped ({len(failed)})", rp.table(pd.DataFrame(failed, columns=["source_path", "error"]),
+                                                         max_rows=100000)))
+    rp.write_page(out / "report.html", "imgcls preprocess", sections)

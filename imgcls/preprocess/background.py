@@ -1,0 +1,41 @@
+"""Background removal with rembg, offline. The model file must be present first (imgcls.weights.rembg_model_file
+looks where rembg 2.x itself looks - $U2NET_HOME, ~/.rembg/models/<model>/, ~/.u2net - because rembg downloads a
+missing file when a session is created). One rembg session per worker process, reused for every image."""
+from __future__ import annotations
+
+from PIL import Image
+
+from imgcls.errors import UserError
+
+
+class BackgroundRemover:
+    def __init__(self, model: str = "u2netp", threads: int | None = 0):
+        from imgcls.weights import rembg_model_file
+        rembg_model_file(model)  # MissingWeightsError naming the file, where it goes and the fix
+        import onnxruntime as ort
+        import rembg
+        from rembg.sessions import sessions_names
+        if model not in sessions_names:
+            raise UserError(f"unknown rembg model '{model}'; use one of: {', '.join(sessions_names)}")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+            opts.inter_op_num_threads = 1
+        self.model = model
+        self.session = rembg.new_session(model, sess_opts=opts)
+
+    def mask(self, im: Image.Image) -> Image.Image:
+        """rembg's foreground mask ('L', same size as `im`): what rembg.remove uses as alpha."""
+        return self.session.predict(im.convert("RGB"))[0]
+
+    def cutout(self, im: Image.Image, bg: tuple[int, int, int] | None = (255, 255, 255)) -> Image.Image:
+        """The foreground: RGBA with the mask as alpha when `bg` is None, else RGB composited on `bg`."""
+        rgb = im.convert("RGB")
+        m = self.mask(rgb)
+        if bg is None:
+            out = rgb.copy()
+            out.putalpha(m)
+            return out
+        out = Image.new("RGB", rgb.size, tuple(bg))
+        out.paste(rgb, mask=m)
+        return out

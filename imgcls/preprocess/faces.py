@@ -1,0 +1,75 @@
+"""Face boxes from deepface's detectors (`extract_faces`), measured on the ORIGINAL image; the crop is ours.
+
+deepface's `extract_faces` returns aligned float crops; only its `facial_area` box is used, and the original
+pixels are cut (plus a margin). With `enforce_detection=False` deepface returns one whole-image "face" of
+confidence 0 when it finds none, so a face counts only when its confidence is > 0. `deepface.modules.detection`
+(what `DeepFace.extract_faces` calls) is imported: OpenCV + numpy, no TensorFlow, no network. The
+backend name is passed through, so every deepface detector is selectable once its files are present
+(imgcls.weights.check_deepface_detector checks them first: deepface would otherwise try to download them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass
+class Face:
+    x: int
+    y: int
+    w: int
+    h: int
+    confidence: float
+    n_faces: int = 1
+
+
+class FaceDetector:
+    """One per worker: checks the backend's files once, then detects on RGB PIL images. `detect_size`: images
+    with a longer side above it are detected on a downscaled copy (boxes are scaled back to the original)."""
+
+    def __init__(self, backend: str = "opencv", detect_size: int | None = 640):
+        from imgcls.weights import check_deepface_detector
+        check_deepface_detector(backend)
+        from deepface.modules import detection  # light: OpenCV + numpy, no TensorFlow
+        self._detection = detection
+        self.backend = backend
+        self.detect_size = detect_size
+
+    def detect(self, im: Image.Image) -> Face | None:
+        """The most confident face (n_faces = how many were found), or None."""
+        im = im.convert("RGB")
+        scale = 1.0
+        if self.detect_size and max(im.size) > self.detect_size:
+            scale = max(im.size) / self.detect_size
+            im = im.resize((max(1, round(im.width / scale)), max(1, round(im.height / scale))),
+                           Image.Resampling.BILINEAR)
+        bgr = np.ascontiguousarray(np.asarray(im)[:, :, ::-1])
+        found = self._detection.extract_faces(bgr, detector_backend=self.backend, enforce_detection=False,
+                                              align=False)
+        faces = []
+        for f in found:
+            conf = float(f.get("confidence") or 0.0)
+            a = f["facial_area"]
+            if conf <= 0 or a["w"] <= 0 or a["h"] <= 0:
+                continue
+            faces.append(Face(int(round(a["x"] * scale)), int(round(a["y"] * scale)), int(round(a["w"] * scale)),
+                              int(round(a["h"] * scale)), conf))
+        if not faces:
+            return None
+        best = max(faces, key=lambda f: (f.confidence, f.w * f.h))
+        best.n_faces = len(faces)
+        return best
+
+
+def crop_box(face: Face, size: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
+    """The face box grown by `margin` x its size on every side, clipped to the image (width, height):
+    (left, top, right, bottom)."""
+    width, height = size
+    mx, my = face.w * margin, face.h * margin
+    left = max(0, int(round(face.x - mx)))
+    top = max(0, int(round(face.y - my)))
+    right = min(width, int(round(face.x + face.w + mx)))
+    bottom = min(height, int(round(face.y + face.h + my)))
+    return left, top, right, bottom

