@@ -15,9 +15,12 @@ from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, write_json
 
 # Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md)
-DEFAULT_DUP_THRESHOLD = 0.95
-DEFAULT_OOD_METHOD = "photo-features"
-DEFAULT_OOD_THRESHOLD = 8.0
+DEFAULT_DUP_THRESHOLD = 0.90
+DEFAULT_OOD_METHOD = "photo-embedding"
+# Score at or above which a row is out of domain, per method (--ood-threshold overrides; --ood-contamination
+# flags a share instead). Cluster methods give 0/1.
+DEFAULT_OOD_THRESHOLDS = {"photo-embedding": 0.9, "photo-features": 8.0, "combined": 0.99, "embedding-knn": 1.05,
+                          "pixels-agglomerative": 0.5, "pca-dbscan": 0.5}
 CONFLICT_POLICIES = ("report", "drop", "keep-first")
 SWEEP = (0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.00)
 
@@ -30,7 +33,7 @@ class CleanConfig:
     conflicts: str = "report"
     ood: bool = True
     ood_method: str = DEFAULT_OOD_METHOD
-    ood_threshold: float | None = DEFAULT_OOD_THRESHOLD
+    ood_threshold: float | None = None
     ood_contamination: float | None = None
     undersample: str | None = None
     max_per_class: int | None = None
@@ -116,11 +119,8 @@ def flag_ood(scores: np.ndarray, cfg: CleanConfig) -> np.ndarray:
     if cfg.ood_contamination:
         cut = np.nanquantile(scores, 1 - cfg.ood_contamination)
         return valid & (scores >= cut) & (scores > np.nanmin(scores))
-    if cfg.ood_method in ("pixels-agglomerative", "pca-dbscan"):
-        return valid & (scores >= 0.5)
-    if cfg.ood_method == "combined":
-        return valid & (scores >= (cfg.ood_threshold if cfg.ood_threshold and cfg.ood_threshold <= 1 else 0.99))
-    return valid & (scores >= (cfg.ood_threshold or DEFAULT_OOD_THRESHOLD))
+    cut = cfg.ood_threshold if cfg.ood_threshold is not None else DEFAULT_OOD_THRESHOLDS.get(cfg.ood_method, 0.5)
+    return valid & (scores >= cut)
 
 
 def undersample(df: pd.DataFrame, emb: np.ndarray | None, method: str, max_per_class: int, seed: int) -> pd.DataFrame:

@@ -1,7 +1,9 @@
 """The out-of-domain detectors. Which side is out of domain is decided from the data (density), never by assuming
 the smaller cluster.
 
-- `photo-features` (default): robust Mahalanobis distance (sklearn MinCovDet) of hand-made photo-vs-drawing features
+- `photo-embedding` (default): logistic regression on lite0 embeddings, self-trained from the photo-likeness of
+  hand-made features (see PhotoEmbedding).
+- `photo-features`: robust Mahalanobis distance (sklearn MinCovDet) of hand-made photo-vs-drawing features
   from the bulk of the data, signed so only the side away from the bulk's texture statistics counts.
 - `embedding-knn`: mean cosine distance to the k nearest neighbours in backbone-embedding space (lite0 offline).
 - `combined`: rank-average of the two.
@@ -113,4 +115,60 @@ class PcaDbscan:
         dist = _knn_distance(x, k=5)
         labels = DBSCAN(eps=float(np.median(dist) * 2), min_samples=5).fit_predict(x)
         out[ok] = (labels == -1).astype(float)
+        return out
+
+
+def photo_likeness(features: np.ndarray) -> np.ndarray:
+    """Signed 'photograph-ness' from hand-made features (robust z-scores): few flat pixels, little pure white.
+
+    Oriented by the data: if the bulk of the set is itself photographic (median flat fraction < 0.5), the sign flips
+    and drawings become the out-of-domain side."""
+    from imgcls.clean.features import FEATURE_NAMES
+    flat = features[:, FEATURE_NAMES.index("flat_fraction")]
+    white = features[:, FEATURE_NAMES.index("near_white_fraction")]
+
+    def z(x):
+        med = np.nanmedian(x)
+        return (x - med) / (np.nanmedian(np.abs(x - med)) * 1.4826 + 1e-6)
+
+    s = -z(flat) - z(white)
+    return s if np.nanmedian(flat) >= 0.5 else -s
+
+
+@register
+class PhotoEmbedding:
+    """Self-training: hand-made photo-likeness picks confident seeds of each side (top 1% / bottom 70%); a
+    logistic regression on the backbone embeddings learns the difference and scores every image (probability
+    of the out-of-domain side). Two rounds, the second seeded by the first's confident predictions."""
+    name = "photo-embedding"
+    description = "logistic regression on lite0 embeddings, self-trained from photo-vs-drawing features"
+    seed_top = 0.01
+    seed_bottom = 0.70
+
+    def score(self, inputs: OODInputs) -> np.ndarray:
+        from sklearn.linear_model import LogisticRegression
+        f = inputs.features()
+        e = inputs.embeddings()
+        out = np.full(len(e), np.nan)
+        ok = ~np.isnan(f).any(axis=1) & (np.linalg.norm(e, axis=1) > 0)
+        if ok.sum() < 20:
+            return out
+        s = photo_likeness(f[ok])
+        x = e[ok]
+        order = np.argsort(s)
+        n = len(s)
+        pos = order[-max(2, int(round(self.seed_top * n))):]
+        neg = order[:int(self.seed_bottom * n)]
+        p = None
+        for _ in range(2):
+            idx = np.concatenate([pos, neg])
+            y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+            clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=inputs.seed)
+            clf.fit(x[idx], y)
+            p = clf.predict_proba(x)[:, 1]
+            new_pos, new_neg = np.flatnonzero(p >= 0.9), np.flatnonzero(p <= 0.1)
+            if len(new_pos) < 2 or len(new_neg) < 2:
+                break
+            pos, neg = new_pos, new_neg
+        out[ok] = p
         return out

@@ -18,14 +18,15 @@ def clean(src: Src,
           near_dup: Annotated[bool, typer.Option("--near-dup/--exact-only", help="Near duplicates (embeddings) "
                                                  "besides exact (sha256) ones.")] = True,
           dup_threshold: Annotated[float, typer.Option(help="Cosine similarity at or above which two images "
-                                                       "are near duplicates.")] = 0.95,
+                                                       "are near duplicates.")] = 0.90,
           conflicts: Annotated[str, typer.Option(help="Duplicate groups spanning labels: report (keep one, flag), "
                                                  "drop (drop all), keep-first (keep one per label).")] = "report",
           ood: Annotated[bool, typer.Option("--ood/--no-ood", help="Out-of-domain stage.")] = True,
-          ood_method: Annotated[str, typer.Option(help="photo-features | embedding-knn | combined | "
-                                                  "pixels-agglomerative | pca-dbscan.")] = "photo-features",
+          ood_method: Annotated[str, typer.Option(help="photo-embedding | photo-features | embedding-knn | combined "
+                                                  "| pixels-agglomerative | pca-dbscan.")] = "photo-embedding",
           ood_threshold: Annotated[Optional[float], typer.Option(help="Score at or above which an image is out "
-                                                                 "of domain (photo-features: robust distance).")] = 8.0,
+                                                                 "of domain (default per method, e.g. 0.9 for "
+                                                                 "photo-embedding's probability).")] = None,
           ood_contamination: Annotated[Optional[float], typer.Option(help="Instead of a threshold: flag this "
                                                                      "share of images.")] = None,
           undersample: Annotated[Optional[str], typer.Option(help="random | cluster-centroids | nearmiss.")] = None,

@@ -1,0 +1,143 @@
+"""Quality and speed of `imgcls clean` on ../shared/data's openclipart_dirty (with its truth CSV), against the
+seeds' pixel-clustering photo detectors and imagededup's hashes, in one run.
+
+usage: python bench/clean_quality.py [DATA_DIR] [--methods ...] [--skip-imagededup]
+DATA_DIR holds openclipart_dirty/ and openclipart_dirty_truth.csv (default /work/imgdata/out).
+imagededup is the `bench` extra (pip install imagededup); it is skipped with a note when missing.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from imgcls import manifest as mf  # noqa: E402
+from imgcls.clean import CleanConfig, flag_ood, mark_duplicates, pixel_matrix, threshold_sweep  # noqa: E402
+from imgcls.clean.features import feature_matrix  # noqa: E402
+from imgcls.clean.registry import OODInputs, get_detector  # noqa: E402
+from imgcls.embed import embed_manifest  # noqa: E402
+from imgcls.console import set_quiet  # noqa: E402
+
+
+def prf(pred: np.ndarray, true: np.ndarray) -> tuple[float, float, float]:
+    tp = int((pred & true).sum())
+    p = tp / max(int(pred.sum()), 1)
+    r = tp / max(int(true.sum()), 1)
+    return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("data", nargs="?", default="/work/imgdata/out")
+    ap.add_argument("--methods", default="photo-embedding,photo-features,embedding-knn,combined,pixels-agglomerative,pca-dbscan")
+    ap.add_argument("--embed-size", type=int, default=160)
+    ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--skip-imagededup", action="store_true")
+    ap.add_argument("--thresholds", default="0.85,0.88,0.90,0.92,0.94,0.95,0.97")
+    a = ap.parse_args()
+    set_quiet(True)
+    root = Path(a.data) / "openclipart_dirty"
+    truth = pd.read_csv(Path(a.data) / "openclipart_dirty_truth.csv")
+    df = mf.load(root, workers=2, announce=False).reset_index(drop=True)
+    name = df["path"].str.split("/").str[-1]
+    photo = name.isin(set(truth.loc[truth.kind == "photo", "file"])).to_numpy()
+    planted = truth[truth.kind.str.startswith("dup_")]
+    planted_files = set(planted.file)
+    sources = set(planted.source.str.split("/").str[-1])
+    untouched = (~photo & ~name.isin(planted_files) & ~name.isin(sources)).to_numpy()
+    print(f"images {len(df)}  photos {photo.sum()}  planted near-duplicates {len(planted)}  untouched {untouched.sum()}")
+
+    t = time.time()
+    emb = embed_manifest(df, img_size=a.embed_size, cache_dir=a.cache_dir, device="cpu")
+    t_emb = time.time() - t
+    t = time.time()
+    feats = feature_matrix(df)
+    t_feat = time.time() - t
+    print(f"embedding: {len(df) / t_emb:.1f} images/s (lite0 {a.embed_size}px, includes cache hits if any);"
+          f"  photo features: {len(df) / t_feat:.1f} images/s")
+
+    # --- duplicates -------------------------------------------------------------------------------------------
+    path_of = dict(zip(name, range(len(df))))
+    print("\nnear-duplicate threshold | planted recall | untouched flagged as dup (exact / near)")
+    for thr in [float(x) for x in a.thresholds.split(",")]:
+        t = time.time()
+        d = df.copy()
+        d["keep"], d["reason"], d["dup_group"], d["duplicate_of"], d["label_conflict"] = True, "", "", "", False
+        d = mark_duplicates(d, emb, CleanConfig(dup_threshold=thr))
+        dt = time.time() - t
+        grp = d["dup_group"].to_numpy()
+        found = sum(1 for f, s in zip(planted.file, planted.source.str.split("/").str[-1])
+                    if grp[path_of[f]] != "" and grp[path_of[f]] == grp[path_of[s]])
+        removed = ~d["keep"].to_numpy()
+        exact_u = (removed & untouched & (d["reason"] == "exact_duplicate").to_numpy()).mean() / untouched.mean()
+        near_u = (removed & untouched & (d["reason"] == "near_duplicate").to_numpy()).mean() / untouched.mean()
+        per_kind = {k: sum(1 for f, s in zip(g.file, g.source.str.split("/").str[-1])
+                           if grp[path_of[f]] != "" and grp[path_of[f]] == grp[path_of[s]]) / len(g)
+                    for k, g in planted.groupby("kind")}
+        print(f"  {thr:.2f} | {found / len(planted):.3f} ({found}/{len(planted)}) | "
+              f"{exact_u:.3f} / {near_u:.3f}   ({len(df) / dt:.0f} images/s search)  "
+              + " ".join(f"{k[4:]}={v:.2f}" for k, v in per_kind.items()))
+    print("sweep (all images):", threshold_sweep(df.assign(keep=True), emb))
+
+    # --- out of domain ----------------------------------------------------------------------------------------
+    inputs = OODInputs(features=lambda: feats, embeddings=lambda: emb, pixels=lambda: px(), seed=0)
+    px_cache = {}
+
+    def px():
+        if "p" not in px_cache:
+            px_cache["p"] = pixel_matrix(df)
+        return px_cache["p"]
+
+    print("\nOOD method | default-rule P / R / F1 | best-threshold F1 | untouched flagged | seconds")
+    for m in a.methods.split(","):
+        t = time.time()
+        try:
+            s = get_detector(m).score(inputs)
+        except Exception as e:  # report, go on with the other methods
+            print(f"  {m}: failed: {e}")
+            continue
+        dt = time.time() - t
+        flagged = flag_ood(s, CleanConfig(ood_method=m))
+        p, r, f = prf(flagged, photo)
+        best = max((prf(~np.isnan(s) & (s >= c), photo)[2], c) for c in np.unique(np.nan_to_num(s, nan=-1))[-400:])
+        print(f"  {m:21s} | {p:.3f} / {r:.3f} / {f:.3f} | {best[0]:.3f} (at {best[1]:.3g}) | "
+              f"{(flagged & untouched).sum() / untouched.sum():.4f} | {dt:.1f}")
+
+    # --- imagededup reference ---------------------------------------------------------------------------------
+    if a.skip_imagededup:
+        return
+    try:
+        from imagededup.methods import PHash
+    except ImportError:
+        print("\nimagededup not installed (pip install imagededup): reference skipped")
+        return
+    import logging
+    logging.disable(logging.WARNING)
+    ph = PHash(verbose=False)
+    t = time.time()
+    enc = {}
+    for rel, p in zip(df["path"], mf.image_paths(df)):
+        try:
+            enc[rel] = ph.encode_image(image_file=str(p))
+        except Exception:
+            pass
+    t_enc = time.time() - t
+    rel_of = dict(zip(name, df["path"]))
+    untouched_rel = set(df.loc[untouched, "path"])
+    for thr in (0, 4, 10):
+        dups = ph.find_duplicates(encoding_map=enc, max_distance_threshold=thr)
+        found = sum(1 for f, s in zip(planted.file, planted.source.str.split("/").str[-1])
+                    if rel_of[s] in dups.get(rel_of[f], []))
+        flagged_u = sum(1 for k, v in dups.items() if v and k in untouched_rel) / len(untouched_rel)
+        print(f"imagededup PHash max_distance={thr:2d}: planted recall {found / len(planted):.3f}, "
+              f"untouched with a duplicate {flagged_u:.3f}, encode {len(enc) / t_enc:.0f} images/s")
+
+
+if __name__ == "__main__":
+    main()

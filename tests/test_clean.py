@@ -1,0 +1,156 @@
+"""imgcls clean: duplicates (exact, flipped, cropped, re-encoded), out-of-domain minority, undersampling, CLI."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageOps
+from typer.testing import CliRunner
+
+from conftest import tree_snapshot
+from imgcls.cli import app
+from imgcls.clean.near_dup import groups_from_pairs, near_duplicate_pairs
+from imgcls.clean.sampling import select
+
+runner = CliRunner()
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+
+
+def _clipart(n: int) -> list[Path]:
+    """Real public-domain drawings from the embedded sample (its truth file names the planted photos/copies)."""
+    truth = pd.read_csv(SAMPLE.parent / "sample_truth.csv")
+    planted = set(truth.loc[truth["kind"] != "clipart", "file"])
+    files = sorted(p for p in SAMPLE.rglob("*.png") if p.name not in planted)
+    return files[:: max(1, len(files) // n)][:n]
+
+
+@pytest.fixture
+def dirty(tmp_path):
+    """40 real drawings in 2 classes, 3 real photos (scikit-image samples), and planted copies: exact, flipped, cropped, JPEG
+    re-encoded (one in the other class = label conflict), plus one unreadable file."""
+    root = tmp_path / "raw"
+    for i, f in enumerate(_clipart(40)):
+        d = root / ("a" if i % 2 else "b") / f"d{i:02d}.png"
+        d.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(f).convert("RGB").save(d)
+    from skimage import data as skdata
+    for i, name in enumerate(("chelsea", "coffee", "rocket")):
+        im = Image.fromarray(getattr(skdata, name)())
+        im.thumbnail((128, 128))
+        im.save(root / "a" / f"photo{i}.png")
+    (root / "a" / "exact.png").write_bytes((root / "a" / "d01.png").read_bytes())
+    ImageOps.mirror(Image.open(root / "a" / "d03.png")).save(root / "a" / "flipped.png")
+    im5 = Image.open(root / "a" / "d05.png")
+    w, h = im5.size
+    im5.crop((w // 20, h // 20, w - w // 20, h - h // 20)).save(root / "a" / "cropped.png")  # 5% per side
+    buf = io.BytesIO()
+    Image.open(root / "a" / "d07.png").convert("RGB").save(buf, "JPEG", quality=70)
+    (root / "b" / "reencoded_in_b.jpg").write_bytes(buf.getvalue())
+    (root / "b" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return root
+
+
+def _run(src, out, *extra):
+    r = runner.invoke(app, ["clean", str(src), "--out", str(out), "--device", "cpu", "--workers", "1", "-q",
+                            *extra])
+    assert r.exit_code == 0, r.output
+    return pd.read_csv(out / "manifest.csv", keep_default_na=False)
+
+
+def test_clean_marks_duplicates_ood_and_errors(dirty, tmp_path):
+    before = tree_snapshot(dirty)
+    # unrelated drawings here stay below cosine 0.7; a 5% crop lands at ~0.83
+    m = _run(dirty, tmp_path / "clean", "--dup-threshold", "0.8", "--ood-contamination", "0.07")
+    assert tree_snapshot(dirty) == before                     # input untouched
+    for c in ("keep", "reason", "dup_group", "duplicate_of", "ood_score", "label_conflict"):
+        assert c in m.columns
+    by = m.set_index("path")
+    assert by.loc["b/broken.jpg", "reason"] == "unreadable" and str(by.loc["b/broken.jpg", "keep"]) == "False"
+    # exact copy: same bytes as a/d01.png; the kept twin is deterministic (largest, then path order)
+    pair = by.loc[["a/d01.png", "a/exact.png"]]
+    assert set(pair["reason"]) == {"", "exact_duplicate"}
+    assert pair.loc[pair["reason"] == "exact_duplicate", "duplicate_of"].item() == "a/d01.png"
+    for copy, orig in (("a/flipped.png", "a/d03.png"), ("a/cropped.png", "a/d05.png"),
+                       ("b/reencoded_in_b.jpg", "a/d07.png")):
+        assert by.loc[copy, "dup_group"] != "" and by.loc[copy, "dup_group"] == by.loc[orig, "dup_group"], copy
+        removed = by.loc[[copy, orig]]
+        assert (removed["reason"] == "near_duplicate").sum() == 1
+    assert str(by.loc["b/reencoded_in_b.jpg", "label_conflict"]) == "True"
+    # the photo-like minority scores highest and is flagged
+    # (3 photos among 43 images is a harder ratio for self-training than the benchmark's 72 in 7,975)
+    top = m.sort_values("ood_score", ascending=False)["path"].head(3)
+    photos_on_top = [p for p in top if p.startswith("a/photo")]
+    assert len(photos_on_top) >= 2, top.tolist()
+    assert (by.loc[photos_on_top, "reason"] == "out_of_domain").all()
+    assert (by["reason"] == "out_of_domain").sum() <= 5
+    assert (tmp_path / "clean" / "report.html").read_text().count("removed ") >= 4
+
+
+def test_clean_is_deterministic_and_stages_switch_off(dirty, tmp_path):
+    a = _run(dirty, tmp_path / "c1")
+    b = _run(dirty, tmp_path / "c2")
+    pd.testing.assert_frame_equal(a.drop(columns="root"), b.drop(columns="root"))
+    off = _run(dirty, tmp_path / "c3", "--no-dedup", "--no-ood")
+    assert set(off["reason"]) == {"", "unreadable"}
+    exact = _run(dirty, tmp_path / "c4", "--exact-only", "--no-ood")
+    assert set(exact["reason"]) == {"", "unreadable", "exact_duplicate"}
+
+
+def test_conflict_policies(dirty, tmp_path):
+    drop = _run(dirty, tmp_path / "d", "--conflicts", "drop", "--no-ood").set_index("path")
+    assert drop.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["False", "False"]
+    kf = _run(dirty, tmp_path / "k", "--conflicts", "keep-first", "--no-ood").set_index("path")
+    assert kf.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["True", "True"]
+
+
+def test_undersample_and_materialize(dirty, tmp_path):
+    m = _run(dirty, tmp_path / "u", "--no-ood", "--undersample", "nearmiss", "--max-per-class", "10",
+             "--materialize", "copy")
+    kept = m[m["keep"].astype(str) == "True"]
+    assert kept.groupby("label").size().max() <= 10
+    assert (m["reason"] == "undersampled").sum() > 0
+    assert len(list((tmp_path / "u" / "images").rglob("*.*"))) == len(kept)
+
+
+def test_split_consumes_clean_manifest(dirty, tmp_path):
+    _run(dirty, tmp_path / "c", "--no-ood")
+    r = runner.invoke(app, ["split", str(tmp_path / "c"), "--out", str(tmp_path / "splits.csv"), "--val", "0.25",
+                            "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    s = pd.read_csv(tmp_path / "splits.csv", keep_default_na=False)
+    removed = s[s["keep"].astype(str) == "False"]
+    assert not removed["split"].isin(["train", "val"]).any()
+
+
+def test_bad_options_are_one_line_errors(dirty, tmp_path):
+    r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "x"), "--ood-method", "nope", "-q"])
+    assert r.exit_code == 2 and "unknown --ood-method" in r.output
+    r = runner.invoke(app, ["clean", str(dirty), "--out", str(dirty / "inside"), "-q"])
+    assert r.exit_code == 2 and "inside the input" in r.output
+
+
+def test_near_duplicate_pairs_blockwise_equals_dense():
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(300, 16)).astype(np.float32)
+    e[150] = e[3] + 0.01
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    dense = {(i, j) for i in range(300) for j in range(i + 1, 300) if e[i] @ e[j] >= 0.9}
+    assert {(i, j) for i, j, _ in near_duplicate_pairs(e, 0.9, block_size=64)} == dense
+    assert (3, 150) in dense
+    g = groups_from_pairs(300, [(3, 150, 1.0)])
+    assert g[3] == g[150] and len(set(g)) == 299
+
+
+@pytest.mark.parametrize("method", ["random", "nearmiss", "cluster-centroids"])
+def test_undersampling_methods_cap_each_class(method):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(70, 4))
+    y = np.array(["big"] * 50 + ["small"] * 20)
+    keep = select(x, y, method, 15, seed=0)
+    counts = pd.Series(y[keep]).value_counts()
+    assert counts["big"] == 15 and counts["small"] == 15
