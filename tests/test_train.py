@@ -313,3 +313,25 @@ def test_default_source_is_used(tmp_path, monkeypatch):
                                  "0", "--val-split", "0.3", "--name", "d"])
     assert r.exit_code == 0, r.output
     assert "using data/raw" in r.output and (tmp_path / "outputs" / "runs" / "d" / "best.pt").is_file()
+
+
+def test_cache_modes_give_the_same_run(two_class, tmp_path):
+    runs = {c: run_train(cfg_for(two_class, tmp_path, name=c, cache=c, epochs=1, aug="light")) for c in
+            ("ram", "disk", "none")}
+    assert not (runs["disk"] / "cache.npy").exists()          # the memmap is removed at the end
+    ref = read_checkpoint(runs["ram"] / "last.pt")["state_dict"]
+    for c in ("disk", "none"):
+        sd = read_checkpoint(runs[c] / "last.pt")["state_dict"]
+        assert all(torch.allclose(sd[k].float(), ref[k].float(), atol=1e-5) for k in ref), c
+
+
+def test_resize_modes_and_eval_transform():
+    from PIL import Image
+    from imgcls.train.data import eval_transform
+    im = Image.new("RGB", (60, 30), (0, 0, 0))
+    meta = {"img_size": 24, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"}
+    outs = {m: eval_transform(dict(meta, resize_mode=m))(im) for m in ("squash", "crop", "pad")}
+    for x in outs.values():
+        assert x.shape == (3, 24, 24) and x.dtype == torch.float32
+    assert outs["squash"].max() == -1 and outs["crop"].max() == -1   # black everywhere
+    assert outs["pad"][:, 0, :].min() == 1 and outs["pad"][:, 12, :].max() == -1   # white bands above / below
