@@ -9,7 +9,8 @@ import typer
 from imgcls.cli.common import app
 from imgcls.errors import UserError
 
-models_app = typer.Typer(no_args_is_help=True, help="Model files used offline: list what is present, fetch rembg.")
+models_app = typer.Typer(no_args_is_help=True, help="Model files used offline: list what is present, fetch rembg.",
+                         epilog="Examples:\n\n  imgcls models list --missing\n\n  imgcls models fetch rembg")
 app.add_typer(models_app, name="models")
 
 def _wrap(fn):
