@@ -12,7 +12,9 @@ $IMGCLS eda data/sample --out "$OUT/eda"
 
 step clean data/sample
 $IMGCLS clean data/sample --out "$OUT/clean" --device cpu
-# <!-- demo:preprocess -->
+PRE_SRC=data/sample; [ -f "$OUT/clean/manifest.csv" ] && PRE_SRC=$OUT/clean
+step preprocess "$PRE_SRC" --size 128 "(normalised, padded 128 px cache; --face-crop / --remove-bg: README)"
+$IMGCLS preprocess "$PRE_SRC" --out "$OUT/processed" --size 128 --workers 2
 SPLIT_SRC=data/sample   # the latest earlier step's output, if the demo wrote one
 for d in "$OUT/clean" "$OUT/processed"; do [ -f "$d/manifest.csv" ] && SPLIT_SRC=$d; done
 step split "$SPLIT_SRC"
@@ -57,4 +59,5 @@ echo "  ensemble:     $OUT/ensemble/spec.yaml (scores.csv); ONNX: $OUT/onnx/"
 echo "  submission:   $OUT/predictions/submission.csv (probabilities: $OUT/predictions/probs.parquet)"
 echo "  train runs:   $OUT/runs/lite0/, $OUT/runs/resnet10t_focal/ (metrics.csv, best.pt, curves.png)"
 echo "  clean report: $OUT/clean/report.html (manifest: $OUT/clean/manifest.csv)"
+echo "  preprocess:   $OUT/processed/ (manifest.csv, report.html)"
 # <!-- demo:outputs -->

@@ -18,6 +18,8 @@ class BackgroundRemover:
         if model not in sessions_names:
             raise UserError(f"unknown rembg model '{model}'; use one of: {', '.join(sessions_names)}")
         opts = ort.SessionOptions()
+        # no busy-waiting between ops: on a shared or multi-worker CPU spinning threads only steal time
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
