@@ -22,6 +22,7 @@ import json
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
 
@@ -289,16 +290,14 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     check_output_location(out, *mf.roots(df))
     settings = cfg.settings()
 
-    # Models first: a missing weight file stops the run before any work
-    models = Models(cfg) if workers <= 1 else None
-    if workers > 1:
-        # the workers build the models; check the files here so the error is one line, not one per worker
-        if cfg.face_crop:
-            from imgcls.weights import check_deepface_detector
-            check_deepface_detector(cfg.detector)
-        if cfg.remove_bg:
-            from imgcls.weights import rembg_model_file
-            rembg_model_file(cfg.rembg_model)
+    # Model files first: a missing one stops the run before any work (one line, not one per worker); the models
+    # themselves are built only when there is something to process
+    if cfg.face_crop:
+        from imgcls.weights import check_deepface_detector
+        check_deepface_detector(cfg.detector)
+    if cfg.remove_bg:
+        from imgcls.weights import rembg_model_file
+        rembg_model_file(cfg.rembg_model)
 
     df = df.reset_index(drop=True)
     sources = [str(p.resolve()) for p in mf.image_paths(df)]
@@ -345,7 +344,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
 
             with progress_bar("preprocessing", len(todo)) as advance:
                 if workers <= 1 or len(todo) < 4:
-                    models = models or Models(cfg)
+                    models = Models(cfg)
                     for i, s, d in todo:
                         log(i, process_image(s, d, cfg, models)[0])
                         advance()
@@ -411,6 +410,9 @@ def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> No
                     for p in pending:
                         p.cancel()
                     raise
+                except BrokenProcessPool as e:
+                    raise UserError(f"a preprocess worker died ({e}); run again with --workers 1 to see why "
+                                    f"(finished images are kept and skipped next time)") from None
                 for i, rec in results:
                     log(i, rec)
                 advance(len(results))
