@@ -61,7 +61,9 @@ def timm_reference(train_dir, val_dir, model_name, img_size, epochs, batch_size,
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     t0 = time.perf_counter()
     n = 0
+    epoch_seconds = []
     for epoch in range(epochs):
+        te = time.perf_counter()
         model.train()
         for x, y in train_loader:
             with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
@@ -80,7 +82,9 @@ def timm_reference(train_dir, val_dir, model_name, img_size, epochs, batch_size,
                     preds.append(model(x).argmax(1).cpu())
                 ys.append(y.cpu())
         sched.step(epoch + 1)
+        epoch_seconds.append(time.perf_counter() - te)
     elapsed = time.perf_counter() - t0
+    timm_reference.epoch_seconds = epoch_seconds
     if return_f1:
         from sklearn.metrics import f1_score
         return elapsed, f1_score(torch.cat(ys).numpy(), torch.cat(preds).numpy(), average="macro")
@@ -105,7 +109,8 @@ def ours(root: Path, model_name, img_size, epochs, batch_size, workers, lr, devi
                       workers=our_workers, lr=lr, device=device, aug=aug, out=str(root / "runs"), name="ours",
                       channels_last=channels_last, amp=amp)
     t0 = time.perf_counter()
-    run_train(cfg)
+    run = run_train(cfg)
+    ours.epoch_seconds = pd.read_csv(run / "metrics.csv")["epoch_seconds"].tolist()
     return time.perf_counter() - t0, int((df["split"] == "train").sum()) * epochs
 
 
@@ -150,6 +155,11 @@ def main():
         print(f"timm reference loop: {t_ref:7.1f} s  {ref_ips:8.1f} images/s")
         print(f"imgcls train:        {t_our:7.1f} s  {our_ips:8.1f} images/s  (decoded-image cache build included)")
         print(f"ratio imgcls / timm: {our_ips / ref_ips:.2f}x")
+        n_train = n_our // args.epochs
+        re, oe = timm_reference.epoch_seconds, ours.epoch_seconds
+        print(f"epochs only (train + validation, setup excluded), median s/epoch: timm {np.median(re):.1f} "
+              f"({n_train / np.median(re):.1f} images/s), imgcls {np.median(oe):.1f} ({n_train / np.median(oe):.1f} "
+              f"images/s); per epoch timm {[round(x, 1) for x in re]}, imgcls {[round(x, 1) for x in oe]}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
