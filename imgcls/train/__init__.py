@@ -123,6 +123,8 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     check_output_location(out, *mf.roots(df))
     if resume is not None:
         run_dir = resume
+        if dist.main:
+            cfg.save(run_dir / "config.yaml")   # flags given with --resume (e.g. more --epochs) are recorded
     else:
         name = cfg.name or (_new_run_name(out, cfg.model) if dist.main else None)
         name = dist.broadcast(name)
