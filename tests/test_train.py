@@ -335,3 +335,12 @@ def test_resize_modes_and_eval_transform():
         assert x.shape == (3, 24, 24) and x.dtype == torch.float32
     assert outs["squash"].max() == -1 and outs["crop"].max() == -1   # black everywhere
     assert outs["pad"][:, 0, :].min() == 1 and outs["pad"][:, 12, :].max() == -1   # white bands above / below
+
+
+def test_multi_heads_with_vertical_cutmix_and_focal(tmp_path):
+    src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    run = run_train(cfg_for(src, tmp_path, name="mv", heads="multi", mix="cutmix-vertical", mix_prob=1.0,
+                            loss="focal", class_weights="auto", sampler="weighted", epochs=1))
+    m = metrics(run)
+    assert np.isfinite(m["train_loss"]).all() and len(m) == 1
+    assert read_checkpoint(run / "best.pt")["meta"]["decode"] == "profile18"

@@ -102,8 +102,6 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     device = resolve_device(cfg.device)
     if dist.on and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
-    if device.type == "cuda" and not cfg.deterministic:
-        torch.backends.cudnn.benchmark = True
 
     df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=max(1, cfg.workers), announce=dist.main)
     n_all = len(df)
