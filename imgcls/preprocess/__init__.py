@@ -396,7 +396,9 @@ def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> No
     threads = max(1, (os.cpu_count() or 1) // workers)
     chunk = max(1, min(16, len(todo) // (workers * 4)))
     chunks = [todo[k:k + chunk] for k in range(0, len(todo), chunk)]
-    # spawn: the parent may hold torch / OpenMP threads (fork would copy their locks)
+    # spawn, not fork: a parent that already ran the models (or imported torch) holds ONNX Runtime / OpenCV /
+    # OpenMP thread pools whose locks a forked child inherits (a bench that forked workers after an in-process run
+    # in the same process did not finish in 10 minutes)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                              initargs=(cfg, threads)) as ex:
