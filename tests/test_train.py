@@ -344,3 +344,9 @@ def test_multi_heads_with_vertical_cutmix_and_focal(tmp_path):
     m = metrics(run)
     assert np.isfinite(m["train_loss"]).all() and len(m) == 1
     assert read_checkpoint(run / "best.pt")["meta"]["decode"] == "profile18"
+
+
+def test_pretrained_offline_without_weights_is_one_clear_line(two_class, tmp_path):
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--pretrained", "--img-size", "32",
+                                 "--epochs", "1", "--workers", "0", "--out", str(tmp_path / "runs")])
+    assert r.exit_code == 2 and "--weights" in r.output and "Traceback" not in r.output
