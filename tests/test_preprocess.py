@@ -255,14 +255,20 @@ def test_interrupted_run_resumes_from_the_journal(tmp_path, monkeypatch):
     assert not (out / pp.JOURNAL).exists() and len(manifest(out)) == 4
 
 
-def test_workers_give_the_same_result(faces_src, tmp_path):
+def test_workers_give_the_same_result(tmp_path):
+    """Two spawned workers (32 images: enough for the pool) write what one process writes."""
+    from skimage import data
+    src = make_image_folder(tmp_path / "raw", {"a": 16, "b": 15}, size=(40, 30))
+    Image.fromarray(data.astronaut()).resize((256, 256)).save(src / "a" / "face.png")
     one, two = tmp_path / "w1", tmp_path / "w2"
-    args = ["--face-crop", "--size", "48", "--quiet"]
-    assert run(faces_src, "--out", one, *args, "--workers", "1").exit_code == 0
-    r = run(faces_src, "--out", two, *args, "--workers", "2")
+    args = ["--face-crop", "--size", "32", "--quiet"]
+    assert run(src, "--out", one, *args, "--workers", "1").exit_code == 0
+    r = run(src, "--out", two, *args, "--workers", "2")
     assert r.exit_code == 0, r.output
+    assert summary(two)["workers"] == 2 and summary(one)["workers"] == 1
     cols = ["face_found", "face_x", "face_y", "face_w", "face_h", "sha256", "error"]
     pd.testing.assert_frame_equal(manifest(one)[cols], manifest(two)[cols])
+    assert manifest(two).loc["a/face.png", "face_found"] in (True, "True")
 
 
 def test_refuses_output_inside_input_and_bad_options(faces_src, tmp_path):

@@ -41,6 +41,7 @@ ADDED_COLUMNS = ["source_path"] + FACE_COLUMNS + ["bg_removed"]
 JOURNAL = ".preprocess_journal.jsonl"
 SETTINGS_FILE = "preprocess.json"
 _KEPT_EXT = (".jpg", ".jpeg", ".png", ".webp")
+MIN_PER_WORKER = 16
 
 
 @dataclass
@@ -327,6 +328,9 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     if n_not_kept:
         info(f"{n_not_kept} row(s) marked keep = false by clean: not processed, left pointing at their input")
 
+    # a spawned worker costs seconds to start (imports, model sessions): below MIN_PER_WORKER images each, one
+    # process is faster (bench/preprocess_speed.py)
+    parallel = workers > 1 and len(todo) >= MIN_PER_WORKER * workers
     t0, c0 = time.perf_counter(), time.process_time()
     out.mkdir(parents=True, exist_ok=True)
     jpath = out / JOURNAL
@@ -343,7 +347,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
                     journal.flush()
 
             with progress_bar("preprocessing", len(todo)) as advance:
-                if workers <= 1 or len(todo) < 4:
+                if not parallel:
                     models = Models(cfg)
                     for i, s, d in todo:
                         log(i, process_image(s, d, cfg, models)[0])
@@ -351,7 +355,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
                 else:
                     _run_parallel(todo, cfg, workers, log, advance)
     elapsed = time.perf_counter() - t0
-    cpu = time.process_time() - c0 if workers <= 1 or len(todo) < 4 else None   # this process only
+    cpu = None if parallel else time.process_time() - c0   # this process only
 
     result = _assemble(df, out, names, sources, records)
     mf.write(result, out / mf.MANIFEST_NAME)
@@ -365,7 +369,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
         "unreadable_input": n_unreadable, "not_kept": n_not_kept, "no_face": len(no_face),
         "seconds": round(elapsed, 2), "images_per_second": round(len(todo) / elapsed, 2) if todo and elapsed else None,
         "cpu_seconds_per_image": round(cpu / len(todo), 3) if cpu is not None and todo else None,
-        "workers": workers,
+        "workers": workers if parallel else 1,
     }
     write_json(out / SETTINGS_FILE, summary)
     if jpath.exists():
