@@ -282,3 +282,26 @@ def test_refuses_output_inside_input_and_bad_options(faces_src, tmp_path):
 def test_help_has_an_example():
     r = runner.invoke(app, ["preprocess", "--help"])
     assert r.exit_code == 0 and "imgcls preprocess data/raw" in r.output
+
+
+def test_pad_keeps_transparency_of_a_cutout():
+    from imgcls.preprocess.resize import fit, pad_to
+    im = Image.new("RGBA", (40, 20), (255, 0, 0, 255))
+    out = pad_to(fit(im, 32, "pad"), 32, (255, 255, 255, 0))
+    assert out.mode == "RGBA" and out.size == (32, 32)
+    assert out.getpixel((16, 0))[3] == 0 and out.getpixel((16, 16)) == (255, 0, 0, 255)
+
+
+def test_rows_clean_did_not_keep_are_not_processed(tmp_path):
+    src = make_image_folder(tmp_path / "raw", {"a": 3}, size=(40, 30))
+    from imgcls import manifest as mf
+    df = mf.load(src)
+    df["keep"] = [True, False, True]
+    mf.write(df, tmp_path / "clean" / "manifest.csv")
+    out = tmp_path / "p"
+    assert run(tmp_path / "clean", "--out", out, "--size", "16", "--workers", "1", "--quiet").exit_code == 0
+    m = manifest(out)
+    assert not (out / "a/001.png").exists() and (out / "a/000.png").exists()
+    assert (Path(out, m.loc["a/001.png", "root"]) / "a/001.png").resolve() == (src / "a/001.png").resolve()
+    assert str(m.loc["a/001.png", "keep"]) == "False" and m.loc["a/001.png", "error"] == ""
+    assert int(m.loc["a/000.png", "width"]) == 16 and int(m.loc["a/001.png", "width"]) == 40
