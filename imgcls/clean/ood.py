@@ -25,6 +25,12 @@ def _knn_distance(x: np.ndarray, k: int = 10) -> np.ndarray:
     return d[:, 1:].mean(axis=1)
 
 
+def _robust_z(x: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 * MAD) per column, NaN-aware: a z-score the outliers we look for cannot distort."""
+    med = np.nanmedian(x, axis=0)
+    return (x - med) / (np.nanmedian(np.abs(x - med), axis=0) * 1.4826 + 1e-6)
+
+
 def _rank(x: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
     r = np.full(len(x), np.nan)
@@ -45,10 +51,7 @@ class PhotoFeatures:
         ok = ~np.isnan(f).any(axis=1)
         if ok.sum() < 5:
             return out
-        x = f[ok]
-        med = np.median(x, axis=0)
-        mad = np.median(np.abs(x - med), axis=0) * 1.4826 + 1e-6
-        z = (x - med) / mad
+        z = _robust_z(f[ok])
         mcd = MinCovDet(random_state=inputs.seed, support_fraction=0.75).fit(z)
         out[ok] = np.sqrt(mcd.mahalanobis(z))
         return out
@@ -126,12 +129,7 @@ def photo_likeness(features: np.ndarray) -> np.ndarray:
     from imgcls.clean.features import FEATURE_NAMES
     flat = features[:, FEATURE_NAMES.index("flat_fraction")]
     white = features[:, FEATURE_NAMES.index("near_white_fraction")]
-
-    def z(x):
-        med = np.nanmedian(x)
-        return (x - med) / (np.nanmedian(np.abs(x - med)) * 1.4826 + 1e-6)
-
-    s = -z(flat) - z(white)
+    s = -_robust_z(flat) - _robust_z(white)
     return s if np.nanmedian(flat) >= 0.5 else -s
 
 
