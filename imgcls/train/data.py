@@ -158,14 +158,19 @@ class CachedImages(Dataset):
     def __getitem__(self, item):
         i, aug_seed = item if isinstance(item, tuple) else (item, None)
         x = torch.from_numpy(np.asarray(self.images[i])).permute(2, 0, 1)
-        if aug_seed is not None:
-            torch.manual_seed(aug_seed)
-        if self.augment is not None:
-            x = self.augment(x)
-        x = self.norm(x)
-        if self.erasing is not None:
-            x = self.erasing(x)
-        return x, self.targets[i]
+        return augment_normalize(self, x, aug_seed), self.targets[i]
+
+
+def augment_normalize(ds, x, aug_seed):
+    """The per-item tail shared by both datasets: seeded augmentation (resume-exact), normalisation, erasing."""
+    if aug_seed is not None:
+        torch.manual_seed(aug_seed)
+    if ds.augment is not None:
+        x = ds.augment(x)
+    x = ds.norm(x)
+    if ds.erasing is not None:
+        x = ds.erasing(x)
+    return x
 
 
 class FileImages(Dataset):
@@ -184,14 +189,7 @@ class FileImages(Dataset):
     def __getitem__(self, item):
         i, aug_seed = item if isinstance(item, tuple) else (item, None)
         x = self.load(imgio.load_rgb(self.paths[i]))
-        if aug_seed is not None:
-            torch.manual_seed(aug_seed)
-        if self.augment is not None:
-            x = self.augment(x)
-        x = self.norm(x)
-        if self.erasing is not None:
-            x = self.erasing(x)
-        return x, self.targets[i]
+        return augment_normalize(self, x, aug_seed), self.targets[i]
 
 
 # ---------------------------------------------------------------------------------------------------------------
