@@ -25,6 +25,14 @@ def _knn_distance(x: np.ndarray, k: int = 10) -> np.ndarray:
     return d[:, 1:].mean(axis=1)
 
 
+def _on_valid(ok: np.ndarray, min_rows: int, fn) -> np.ndarray:
+    """fn(ok) scores the valid rows; the rest (and everything, below min_rows) stays NaN."""
+    out = np.full(len(ok), np.nan)
+    if ok.sum() >= min_rows:
+        out[ok] = fn(ok)
+    return out
+
+
 def _robust_z(x: np.ndarray) -> np.ndarray:
     """(x - median) / (1.4826 * MAD) per column, NaN-aware: a z-score the outliers we look for cannot distort."""
     med = np.nanmedian(x, axis=0)
@@ -47,14 +55,11 @@ class PhotoFeatures:
     def score(self, inputs: OODInputs) -> np.ndarray:
         from sklearn.covariance import MinCovDet
         f = inputs.features().astype(np.float64)
-        out = np.full(len(f), np.nan)
-        ok = ~np.isnan(f).any(axis=1)
-        if ok.sum() < 5:
-            return out
-        z = _robust_z(f[ok])
-        mcd = MinCovDet(random_state=inputs.seed, support_fraction=0.75).fit(z)
-        out[ok] = np.sqrt(mcd.mahalanobis(z))
-        return out
+
+        def distance(ok):
+            z = _robust_z(f[ok])
+            return np.sqrt(MinCovDet(random_state=inputs.seed, support_fraction=0.75).fit(z).mahalanobis(z))
+        return _on_valid(~np.isnan(f).any(axis=1), 5, distance)
 
 
 @register
@@ -64,11 +69,7 @@ class EmbeddingKNN:
 
     def score(self, inputs: OODInputs) -> np.ndarray:
         e = inputs.embeddings()
-        out = np.full(len(e), np.nan)
-        ok = np.linalg.norm(e, axis=1) > 0
-        if ok.sum() > 2:
-            out[ok] = _knn_distance(e[ok])
-        return out
+        return _on_valid(np.linalg.norm(e, axis=1) > 0, 3, lambda ok: _knn_distance(e[ok]))
 
 
 @register
@@ -89,18 +90,18 @@ class PixelsAgglomerative:
     def score(self, inputs: OODInputs) -> np.ndarray:
         from sklearn.cluster import AgglomerativeClustering
         px = inputs.pixels()
-        out = np.full(len(px), np.nan)
-        ok = ~np.isnan(px).any(axis=1)
-        x = px[ok]
-        if len(x) > self.max_rows:
-            from imgcls.errors import UserError
-            raise UserError(f"pixels-agglomerative needs O(n^2) memory; {len(x)} images > {self.max_rows}: "
-                            f"use --ood-method photo-features")
-        labels = AgglomerativeClustering(n_clusters=2).fit_predict(x)
-        dens = _knn_distance(x)
-        side = minority_side({c: float(dens[labels == c].mean()) for c in np.unique(labels)})
-        out[ok] = (labels == side).astype(float)
-        return out
+
+        def sparser_cluster(ok):
+            x = px[ok]
+            if len(x) > self.max_rows:
+                from imgcls.errors import UserError
+                raise UserError(f"pixels-agglomerative needs O(n^2) memory; {len(x)} images > {self.max_rows}: "
+                                f"use --ood-method photo-features")
+            labels = AgglomerativeClustering(n_clusters=2).fit_predict(x)
+            dens = _knn_distance(x)
+            side = minority_side({c: float(dens[labels == c].mean()) for c in np.unique(labels)})
+            return (labels == side).astype(float)
+        return _on_valid(~np.isnan(px).any(axis=1), 0, sparser_cluster)
 
 
 @register
@@ -112,13 +113,12 @@ class PcaDbscan:
         from sklearn.cluster import DBSCAN
         from sklearn.decomposition import PCA
         px = inputs.pixels()
-        out = np.full(len(px), np.nan)
-        ok = ~np.isnan(px).any(axis=1)
-        x = PCA(n_components=min(50, ok.sum() - 1, px.shape[1]), random_state=inputs.seed).fit_transform(px[ok])
-        dist = _knn_distance(x, k=5)
-        labels = DBSCAN(eps=float(np.median(dist) * 2), min_samples=5).fit_predict(x)
-        out[ok] = (labels == -1).astype(float)
-        return out
+
+        def noise_points(ok):
+            x = PCA(n_components=min(50, ok.sum() - 1, px.shape[1]), random_state=inputs.seed).fit_transform(px[ok])
+            dist = _knn_distance(x, k=5)
+            return (DBSCAN(eps=float(np.median(dist) * 2), min_samples=5).fit_predict(x) == -1).astype(float)
+        return _on_valid(~np.isnan(px).any(axis=1), 0, noise_points)
 
 
 def photo_likeness(features: np.ndarray) -> np.ndarray:
@@ -144,15 +144,13 @@ class PhotoEmbedding:
     seed_bottom = 0.70
 
     def score(self, inputs: OODInputs) -> np.ndarray:
-        from sklearn.linear_model import LogisticRegression
         f = inputs.features()
         e = inputs.embeddings()
-        out = np.full(len(e), np.nan)
         ok = ~np.isnan(f).any(axis=1) & (np.linalg.norm(e, axis=1) > 0)
-        if ok.sum() < 20:
-            return out
-        s = photo_likeness(f[ok])
-        x = e[ok]
+        return _on_valid(ok, 20, lambda ok: self._self_train(photo_likeness(f[ok]), e[ok], inputs.seed))
+
+    def _self_train(self, s: np.ndarray, x: np.ndarray, seed: int) -> np.ndarray:
+        from sklearn.linear_model import LogisticRegression
         order = np.argsort(s)
         n = len(s)
         pos = order[-max(2, int(round(self.seed_top * n))):]
@@ -161,12 +159,11 @@ class PhotoEmbedding:
         for _ in range(2):
             idx = np.concatenate([pos, neg])
             y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-            clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=inputs.seed)
+            clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=seed)
             clf.fit(x[idx], y)
             p = clf.predict_proba(x)[:, 1]
             new_pos, new_neg = np.flatnonzero(p >= 0.9), np.flatnonzero(p <= 0.1)
             if len(new_pos) < 2 or len(new_neg) < 2:
                 break
             pos, neg = new_pos, new_neg
-        out[ok] = p
-        return out
+        return p
