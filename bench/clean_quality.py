@@ -18,10 +18,11 @@ import pandas as pd
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from imgcls import manifest as mf  # noqa: E402
-from imgcls.clean import CleanConfig, flag_ood, mark_duplicates, pixel_matrix, threshold_sweep  # noqa: E402
+from imgcls.clean import CleanConfig, flag_ood, mark_duplicates, pixel_matrix, scored_pairs, threshold_sweep  # noqa: E402
 from imgcls.clean.features import feature_matrix  # noqa: E402
+from imgcls.clean.near_dup import thumbnails, tiny_descriptors  # noqa: E402
 from imgcls.clean.registry import OODInputs, get_detector  # noqa: E402
-from imgcls.embed import embed_manifest  # noqa: E402
+from imgcls.embed import embed_manifest, style_manifest  # noqa: E402
 from imgcls.console import set_quiet  # noqa: E402
 
 
@@ -35,11 +36,13 @@ def prf(pred: np.ndarray, true: np.ndarray) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("data", nargs="?", default="/work/imgdata/out")
-    ap.add_argument("--methods", default="photo-embedding,photo-features,embedding-knn,combined,pixels-agglomerative,pca-dbscan")
+    ap.add_argument("--methods", default="photo-style,photo-embedding,photo-features,embedding-knn,combined,"
+                                         "pixels-agglomerative,pca-dbscan")
+    ap.add_argument("--dup-methods", default="verified,embedding")
     ap.add_argument("--embed-size", type=int, default=160)
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--skip-imagededup", action="store_true")
-    ap.add_argument("--thresholds", default="0.85,0.88,0.90,0.92,0.94,0.95,0.97")
+    ap.add_argument("--thresholds", default="0.85,0.88,0.90,0.92,0.94,0.95,0.96,0.97")
     a = ap.parse_args()
     set_quiet(True)
     root = Path(a.data) / "openclipart_dirty"
@@ -55,6 +58,7 @@ def main() -> None:
 
     t = time.time()
     emb = embed_manifest(df, img_size=a.embed_size, cache_dir=a.cache_dir, device="cpu")
+    style = style_manifest(df, img_size=a.embed_size, cache_dir=a.cache_dir, device="cpu")
     t_emb = time.time() - t
     t = time.time()
     feats = feature_matrix(df)
@@ -63,30 +67,51 @@ def main() -> None:
           f"  photo features: {len(df) / t_feat:.1f} images/s")
 
     # --- duplicates -------------------------------------------------------------------------------------------
+    # Open Clip Art's own near-identical images (same bytes, or RGB-16 correlation >= 0.99 with another original)
+    # are real duplicates / families; `other` = untouched images without one, where any flag is a false alarm.
+    t = time.time()
+    th = thumbnails(df)
+    t_th = time.time() - t
+    d16, d16f = tiny_descriptors(*th)
+    from imgcls.clean.near_dup import pair_arrays
+    oi, oj, _ = pair_arrays(d16, 0.99, flipped=d16f)
+    own = np.zeros(len(df), bool)
+    own[oi] = own[oj] = True
+    own |= df["sha256"].duplicated(keep=False).to_numpy()
+    other = untouched & ~own
+    print(f"thumbnails: {len(df) / t_th:.0f} images/s; untouched with Open Clip Art's own near-identical copy: "
+          f"{(untouched & own).sum() / untouched.sum():.3f}; other untouched: {other.sum()}")
     path_of = dict(zip(name, range(len(df))))
-    print("\nnear-duplicate threshold | planted recall | untouched flagged as dup (exact / near)")
-    for thr in [float(x) for x in a.thresholds.split(",")]:
+    for method in a.dup_methods.split(","):
+        cfg0 = CleanConfig(dup_method=method, dup_threshold=min(float(x) for x in a.thresholds.split(",")))
         t = time.time()
-        d = df.copy()
-        d["keep"], d["reason"], d["dup_group"], d["duplicate_of"], d["label_conflict"] = True, "", "", "", False
-        d = mark_duplicates(d, emb, CleanConfig(dup_threshold=thr))
-        dt = time.time() - t
-        grp = d["dup_group"].to_numpy()
-        found = sum(1 for f, s in zip(planted.file, planted.source.str.split("/").str[-1])
-                    if grp[path_of[f]] != "" and grp[path_of[f]] == grp[path_of[s]])
-        removed = ~d["keep"].to_numpy()
-        exact_u = (removed & untouched & (d["reason"] == "exact_duplicate").to_numpy()).mean() / untouched.mean()
-        near_u = (removed & untouched & (d["reason"] == "near_duplicate").to_numpy()).mean() / untouched.mean()
-        per_kind = {k: sum(1 for f, s in zip(g.file, g.source.str.split("/").str[-1])
-                           if grp[path_of[f]] != "" and grp[path_of[f]] == grp[path_of[s]]) / len(g)
-                    for k, g in planted.groupby("kind")}
-        print(f"  {thr:.2f} | {found / len(planted):.3f} ({found}/{len(planted)}) | "
-              f"{exact_u:.3f} / {near_u:.3f}   ({len(df) / dt:.0f} images/s search)  "
-              + " ".join(f"{k[4:]}={v:.2f}" for k, v in per_kind.items()))
-    print("sweep (all images):", threshold_sweep(df.assign(keep=True), emb))
+        scored = scored_pairs(df, emb, cfg0, cfg0.dup_threshold, thumbs=th)
+        t_pairs = time.time() - t
+        print(f"\n[{method}] scored pairs: {len(scored[0])} in {t_pairs:.1f} s ({len(df) / t_pairs:.0f} images/s)")
+        print("threshold | planted recall | untouched removed (exact / near) | other untouched removed as near dup "
+              "| per kind")
+        for thr in [float(x) for x in a.thresholds.split(",")]:
+            d = df.copy()
+            d["keep"], d["reason"], d["dup_group"], d["duplicate_of"], d["label_conflict"] = True, "", "", "", False
+            d = mark_duplicates(d, None, CleanConfig(dup_method=method, dup_threshold=thr), pairs=scored)
+            grp = d["dup_group"].to_numpy()
+            found = sum(1 for f, s in zip(planted.file, planted.source.str.split("/").str[-1])
+                        if grp[path_of[f]] != "" and grp[path_of[f]] == grp[path_of[s]])
+            removed = ~d["keep"].to_numpy()
+            reason = d["reason"].to_numpy()
+            exact_u = (removed & untouched & (reason == "exact_duplicate")).sum() / untouched.sum()
+            near_u = (removed & untouched & (reason == "near_duplicate")).sum() / untouched.sum()
+            near_o = (removed & other & (reason == "near_duplicate")).sum() / other.sum()
+            per_kind = {k: sum(1 for f, s in zip(g.file, g.source.str.split("/").str[-1])
+                               if grp[path_of[f]] != "" and grp[path_of[f]] == grp[path_of[s]]) / len(g)
+                        for k, g in planted.groupby("kind")}
+            print(f"  {thr:.3f} | {found / len(planted):.3f} ({found}/{len(planted)}) | {exact_u:.3f} / {near_u:.3f} | "
+                  f"{near_o:.3f} | " + " ".join(f"{k[4:]}={v:.2f}" for k, v in per_kind.items()))
+        print("sweep (all images):", threshold_sweep(df.assign(keep=True), scored))
 
     # --- out of domain ----------------------------------------------------------------------------------------
-    inputs = OODInputs(features=lambda: feats, embeddings=lambda: emb, pixels=lambda: px(), seed=0)
+    inputs = OODInputs(features=lambda: feats, embeddings=lambda: emb, pixels=lambda: px(), seed=0,
+                       style=lambda: style)
     px_cache = {}
 
     def px():

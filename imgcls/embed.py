@@ -71,27 +71,67 @@ def _save_cache(path: Path, cache: dict[str, np.ndarray]) -> None:
             np.savez(fh, keys=keys, vectors=vecs)
 
 
+# Texture ("style") statistics: per-channel mean and std of one intermediate feature map. Drawings and photographs
+# differ in texture far more than in content, and a mid-level map (stride 16) sees texture without the semantics of
+# the pooled embedding: self-trained on it, clean's `photo-style` detector separates photos from clip art at F1 0.97
+# where the pooled embedding reaches 0.66 (docs/BENCHMARKS.md).
+STYLE_LAYERS = {"tf_efficientnet_lite0": "blocks.3"}
+
+
+def style_layer(model_name: str, net) -> str:
+    """The module whose output gives the style statistics: a measured choice for lite0, else timm's stride-16 stage."""
+    if model_name in STYLE_LAYERS:
+        return STYLE_LAYERS[model_name]
+    info = getattr(net, "feature_info", None)
+    entries = list(info) if info is not None else []
+    for e in entries:
+        if isinstance(e, dict) and e.get("reduction") == 16 and e.get("module"):
+            return e["module"]
+    if entries and isinstance(entries[-1], dict) and entries[-1].get("module"):
+        return entries[-1]["module"]
+    from imgcls.errors import UserError
+    raise UserError(f"--embedder {model_name} exposes no feature stages for style statistics; "
+                    f"use --ood-method photo-embedding or embedding-knn")
+
+
 def embed_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str | None = None,
                    pretrained: bool = True, img_size: int | None = None, batch_size: int = 64,
                    device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 0) -> np.ndarray:
     """(len(df), d) float32 L2-normalised embeddings; rows with an `error` (or undecodable) are all-zero."""
+    return _embed(df, "pooled", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers)
+
+
+def style_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str | None = None,
+                   pretrained: bool = True, img_size: int | None = None, batch_size: int = 64,
+                   device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 0) -> np.ndarray:
+    """(len(df), 2c) per-channel mean and std of the style layer's feature map (see STYLE_LAYERS); computed in the
+    same pass (and cached beside) the pooled embeddings. Unreadable rows are all-zero."""
+    return _embed(df, "style", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers)
+
+
+def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers) -> np.ndarray:
     import torch
     from imgcls.device import resolve_device
     from imgcls.weights import create_model, data_config
 
     size = int(img_size or DEFAULT_EMBED_SIZE)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
-    cpath = _cache_file(cache_dir, model if weights is None else f"{model}-{Path(weights).stem}", size)
-    cache = _load_cache(cpath)
+    tag = model if weights is None else f"{model}-{Path(weights).stem}"
+    cpaths = {"pooled": _cache_file(cache_dir, tag, size), "style": _cache_file(cache_dir, tag + "-style", size)}
+    caches = {k: _load_cache(v) for k, v in cpaths.items()}
+    cache = caches[kind]
     n = len(df)
     errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else np.array([""] * n)
     shas = df["sha256"].fillna("").astype(str).to_numpy() if "sha256" in df.columns else np.array([""] * n)
     todo = [i for i in range(n) if errors[i] == "" and (not shas[i] or shas[i] not in cache)]
-    vectors: dict[int, np.ndarray] = {}
+    vectors: dict[str, dict[int, np.ndarray]] = {"pooled": {}, "style": {}}
     if todo:
         dev = resolve_device(device)
         net = create_model(model, num_classes=0, pretrained=pretrained and weights is None, weights=weights)
         net = net.eval().to(dev)
+        grabbed = {}
+        hook = net.get_submodule(style_layer(model, net)).register_forward_hook(
+            lambda _m, _i, out: grabbed.__setitem__("map", out))
         cfg = data_config(model, net)
         paths = [str(p) for p in mf.image_paths(df.iloc[todo])]
         loader = torch.utils.data.DataLoader(_Images(paths, size, cfg["mean"], cfg["std"]), batch_size=batch_size,
@@ -100,19 +140,25 @@ def embed_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str
             for idx, x, ok in loader:
                 feats = net(x.to(dev, non_blocking=True)).float()
                 feats = torch.nn.functional.normalize(feats, dim=1).cpu().numpy()
-                for j, f, good in zip(idx.tolist(), feats, ok.tolist()):
+                fmap = grabbed["map"].float()
+                style = torch.cat([fmap.mean((2, 3)), fmap.std((2, 3))], 1).cpu().numpy()
+                for j, f, st, good in zip(idx.tolist(), feats, style, ok.tolist()):
                     if good:
-                        vectors[todo[j]] = f
+                        vectors["pooled"][todo[j]] = f
+                        vectors["style"][todo[j]] = st
                 advance(len(idx))
-        for i, v in vectors.items():
-            if shas[i]:
-                cache[shas[i]] = v
-        _save_cache(cpath, cache)
-    dim = next(iter(vectors.values())).shape[0] if vectors else (next(iter(cache.values())).shape[0] if cache else 0)
+        hook.remove()
+        for k in caches:
+            for i, v in vectors[k].items():
+                if shas[i]:
+                    caches[k][shas[i]] = v
+            _save_cache(cpaths[k], caches[k])
+    got = vectors[kind]
+    dim = next(iter(got.values())).shape[0] if got else (next(iter(cache.values())).shape[0] if cache else 0)
     out = np.zeros((n, dim), np.float32)
     for i in range(n):
-        if i in vectors:
-            out[i] = vectors[i]
+        if i in got:
+            out[i] = got[i]
         elif errors[i] == "" and shas[i] in cache:
             out[i] = cache[shas[i]]
     return out

@@ -64,8 +64,8 @@ def _run(src, out, *extra):
 
 def test_clean_marks_duplicates_ood_and_errors(dirty, tmp_path):
     before = tree_snapshot(dirty)
-    # unrelated drawings here stay below cosine 0.7; a 5% crop lands at ~0.83
-    m = _run(dirty, tmp_path / "clean", "--dup-threshold", "0.8", "--ood-contamination", "0.07")
+    # default near-duplicate method (verified) and default OOD method (photo-style)
+    m = _run(dirty, tmp_path / "clean")
     assert tree_snapshot(dirty) == before                     # input untouched
     for c in ("keep", "reason", "dup_group", "duplicate_of", "ood_score", "label_conflict"):
         assert c in m.columns
@@ -88,7 +88,78 @@ def test_clean_marks_duplicates_ood_and_errors(dirty, tmp_path):
     assert len(photos_on_top) >= 2, top.tolist()
     assert (by.loc[photos_on_top, "reason"] == "out_of_domain").all()
     assert (by["reason"] == "out_of_domain").sum() <= 5
+    assert (by["reason"] == "near_duplicate").sum() == 3      # no unrelated drawing is taken for a copy
     assert (tmp_path / "clean" / "report.html").read_text().count("removed ") >= 4
+
+
+def test_embedding_dup_method_and_its_threshold(dirty, tmp_path):
+    # unrelated drawings here stay below cosine 0.7; a 5% crop lands at ~0.83
+    by = _run(dirty, tmp_path / "e", "--dup-method", "embedding", "--dup-threshold", "0.8", "--no-ood").set_index("path")
+    for copy, orig in (("a/flipped.png", "a/d03.png"), ("a/cropped.png", "a/d05.png")):
+        assert by.loc[copy, "dup_group"] != "" and by.loc[copy, "dup_group"] == by.loc[orig, "dup_group"], copy
+    strict = _run(dirty, tmp_path / "s", "--dup-method", "embedding", "--dup-threshold", "0.999", "--no-ood")
+    assert (strict["reason"] == "near_duplicate").sum() < (by["reason"] == "near_duplicate").sum()
+    r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "x"), "--dup-method", "hash", "-q"])
+    assert r.exit_code == 2 and "--dup-method must be one of" in r.output
+
+
+def test_verification_passes_transformed_copies_and_rejects_recoloured_variants():
+    from imgcls.clean.near_dup import THUMB, verify_pairs
+    files = _clipart(20)
+
+    def colourfulness(f):
+        a = np.asarray(Image.open(f).convert("RGB"), np.float32)
+        return float((a.max(2) - a.min(2)).mean())
+    files = sorted(files, key=colourfulness, reverse=True)        # a recolouring must change something
+    base = Image.open(files[0]).convert("RGB").resize((200, 160))
+    w, h = base.size
+
+    def thumb(im):
+        return np.asarray(im.convert("RGB").resize((THUMB, THUMB), Image.Resampling.BOX))
+    buf = io.BytesIO()
+    base.save(buf, "JPEG", quality=60)
+    from PIL import ImageEnhance
+    r, g, b = base.split()
+    variants = {
+        "flip": ImageOps.mirror(base),
+        "crop": base.crop((w // 20, h // 20, w - w // 20, h - h // 20)),
+        "resize": base.resize((int(w * .8), int(h * .8))),
+        "jpeg": Image.open(io.BytesIO(buf.getvalue())),
+        "bright": ImageEnhance.Brightness(base).enhance(1.15),
+        "recoloured": Image.merge("RGB", (b, r, g)),
+        "other": Image.open(files[-1]).convert("RGB"),
+    }
+    thumbs = np.stack([thumb(base)] + [thumb(v) for v in variants.values()])
+    scores = dict(zip(variants, verify_pairs(thumbs, np.zeros(len(variants), int), np.arange(1, len(variants) + 1))))
+    for k in ("flip", "crop", "resize", "jpeg", "bright"):
+        assert scores[k] >= 0.95, (k, scores)
+    assert scores["recoloured"] < 0.95 and scores["other"] < 0.8, scores
+
+
+def test_photo_cues_tell_a_photo_from_a_drawing():
+    from skimage import data as skdata
+
+    from imgcls.clean.features import texture_features
+    photo = Image.fromarray(skdata.coffee()).resize((200, 150))
+    drawing = Image.open(_clipart(3)[1]).convert("RGB")
+    tp, td = texture_features(photo), texture_features(drawing)
+    assert tp[0] > 0.5 > td[0]            # fine texture nearly everywhere in the photo
+    assert tp[1] < td[1]                  # the drawing has more flat / smooth pixels
+    assert tp[2] > td[2]                  # and fewer distinct colours
+
+
+def test_style_statistics_come_from_the_same_cached_pass(dirty, tmp_path, monkeypatch):
+    from imgcls import embed
+    from imgcls import manifest as mf
+    df = mf.load(dirty, announce=False).reset_index(drop=True)
+    st = embed.style_manifest(df, device="cpu", cache_dir=tmp_path)
+    assert st.shape == (len(df), 160) and np.abs(st[df["error"] == ""]).sum(1).min() > 0
+    assert not np.abs(st[(df["error"] != "").to_numpy()]).any()      # the broken file is all-zero
+    import imgcls.weights as w
+    monkeypatch.setattr(w, "create_model", lambda *a, **k: (_ for _ in ()).throw(AssertionError("model rebuilt")))
+    again = embed.embed_manifest(df, device="cpu", cache_dir=tmp_path)    # pooled vectors were cached in that pass
+    np.testing.assert_allclose(embed.style_manifest(df, device="cpu", cache_dir=tmp_path), st)
+    assert again.shape == (len(df), 1280)
 
 
 def test_clean_is_deterministic_and_stages_switch_off(dirty, tmp_path):

@@ -350,3 +350,49 @@ def test_pretrained_offline_without_weights_is_one_clear_line(two_class, tmp_pat
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--pretrained", "--img-size", "32",
                                  "--epochs", "1", "--workers", "0", "--out", str(tmp_path / "runs")])
     assert r.exit_code == 2 and "--weights" in r.output and "Traceback" not in r.output
+
+
+def test_channels_last_deterministic_and_compile_act(two_class, tmp_path, monkeypatch):
+    import imgcls.train.loop as loop
+    seen = {}
+    real_build = loop.build_model
+
+    def spying_build(*a, **k):
+        m = real_build(*a, **k)
+
+        def hook(mod, args):
+            if mod.training:
+                x = args[0]
+                seen.setdefault("input_channels_last", x.is_contiguous(memory_format=torch.channels_last))
+                seen.setdefault("weight_channels_last",
+                                mod.conv1[0].weight.is_contiguous(memory_format=torch.channels_last))
+                seen.setdefault("deterministic", torch.are_deterministic_algorithms_enabled())
+        m.register_forward_pre_hook(hook)
+        return m
+    monkeypatch.setattr(loop, "build_model", spying_build)
+    # --channels-last: the model and every batch are in channels_last memory format
+    run_train(cfg_for(two_class, tmp_path, name="cl", epochs=1, channels_last=True))
+    assert seen == {"input_channels_last": True, "weight_channels_last": True, "deterministic": False}
+    seen.clear()
+    run_train(cfg_for(two_class, tmp_path, name="nocl", epochs=1, channels_last=False))
+    assert not seen["input_channels_last"] and not seen["weight_channels_last"]
+    # --deterministic: deterministic algorithms while training (restored afterwards), and two runs agree bit for bit
+    seen.clear()
+    runs = [run_train(cfg_for(two_class, tmp_path, name=f"det{i}", epochs=2, deterministic=True, aug="medium"))
+            for i in range(2)]
+    assert seen["deterministic"] and not torch.are_deterministic_algorithms_enabled()
+    a, b = (read_checkpoint(r / "last.pt")["raw_state_dict"] for r in runs)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # --compile: training goes through torch.compile's wrapper (eager backend here: inductor's C++ build takes
+    # ~100 s on this CPU; measured in docs/BENCHMARKS.md), checkpoints keep the plain parameter names
+    real_compile = torch.compile
+    calls = []
+
+    def eager_compile(model, **kw):
+        calls.append(model)
+        return real_compile(model, backend="eager")
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    seen.clear()
+    run = run_train(cfg_for(two_class, tmp_path, name="compiled", epochs=1, compile=True))
+    assert len(calls) == 1 and "input_channels_last" in seen
+    assert not any(k.startswith("_orig_mod") for k in read_checkpoint(run / "last.pt")["raw_state_dict"])

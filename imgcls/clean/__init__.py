@@ -15,11 +15,13 @@ from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, write_json
 
 # Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md)
-DEFAULT_DUP_THRESHOLD = 0.90
-DEFAULT_OOD_METHOD = "photo-embedding"
+DUP_METHODS = ("verified", "embedding")
+DEFAULT_DUP_THRESHOLDS = {"verified": 0.98, "embedding": 0.90}   # verified correlation / embedding cosine
+DEFAULT_DUP_CANDIDATES = 0.80     # embedding cosine at or above which a pair is verified (verified method)
+DEFAULT_OOD_METHOD = "photo-style"
 # Score at or above which a row is out of domain, per method (--ood-threshold overrides; --ood-contamination
 # flags a share instead). Cluster methods give 0/1.
-DEFAULT_OOD_THRESHOLDS = {"photo-embedding": 0.9, "photo-features": 8.0, "combined": 0.99, "embedding-knn": 1.05,
+DEFAULT_OOD_THRESHOLDS = {"photo-style": 0.5, "photo-embedding": 0.9, "photo-features": 30.0, "combined": 0.99, "embedding-knn": 1.05,
                           "pixels-agglomerative": 0.5, "pca-dbscan": 0.5}
 CONFLICT_POLICIES = ("report", "drop", "keep-first")
 SWEEP = (0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.00)
@@ -29,7 +31,9 @@ SWEEP = (0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.00)
 class CleanConfig:
     dedup: bool = True
     near_dup: bool = True
-    dup_threshold: float = DEFAULT_DUP_THRESHOLD
+    dup_method: str = "verified"
+    dup_threshold: float | None = None       # None: DEFAULT_DUP_THRESHOLDS[dup_method]
+    dup_candidates: float = DEFAULT_DUP_CANDIDATES
     conflicts: str = "report"
     ood: bool = True
     ood_method: str = DEFAULT_OOD_METHOD
@@ -53,22 +57,54 @@ def _keep_order(df: pd.DataFrame, idx: list[int]) -> list[int]:
     return sorted(idx, key=lambda i: (-area[i], paths[i]))
 
 
-def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig) -> pd.DataFrame:
-    """Group exact (sha256) and near (cosine >= threshold) copies; keep one per group (or per label)."""
-    from imgcls.clean.near_dup import groups_from_pairs, near_duplicate_pairs
+def dup_threshold(cfg: CleanConfig) -> float:
+    return cfg.dup_threshold if cfg.dup_threshold is not None else DEFAULT_DUP_THRESHOLDS[cfg.dup_method]
+
+
+def scored_pairs(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig, floor: float,
+                 thumbs: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Near-duplicate pairs (i, j, score) with score >= floor: verified thumbnail correlation of the candidates
+    (dup_method verified) or embedding cosine (dup_method embedding)."""
+    from imgcls.clean.near_dup import candidate_pairs, pair_arrays, thumbnails, verify_pairs
+    ok = (df["error"] == "").to_numpy()
+    if cfg.dup_method == "embedding":
+        return pair_arrays(emb, floor, valid=ok)
+    # byte-identical copies are the exact stage's: search one representative per content hash
+    rep = ok & ~df["sha256"].duplicated().to_numpy()
+    th, th_ok = thumbs if thumbs is not None else thumbnails(df, only=rep)
+    th_ok = th_ok & rep
+    i, j = candidate_pairs(emb, th, th_ok, cfg.dup_candidates)
+    keep = th_ok[i] & th_ok[j]
+    i, j = i[keep], j[keep]
+    s = verify_pairs(th, i, j)
+    keep = s >= floor
+    return i[keep], j[keep], s[keep]
+
+
+def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
+                    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+    """Group exact (sha256) and near (score >= threshold) copies; keep one per group (or per label). `pairs` are
+    precomputed scored pairs (see scored_pairs), e.g. to try several thresholds."""
+    from imgcls.clean.near_dup import groups_from_pairs
+    if cfg.dup_method not in DUP_METHODS:
+        raise UserError(f"--dup-method must be one of {', '.join(DUP_METHODS)} (got '{cfg.dup_method}')")
     n = len(df)
     ok = (df["error"] == "").to_numpy()
-    pairs = []
+    pairs_out = []
     sha = df["sha256"].to_numpy()
     first: dict[str, int] = {}
     for i in range(n):
         if ok[i]:
             if sha[i] in first:
-                pairs.append((first[sha[i]], i, 1.0))
+                pairs_out.append((first[sha[i]], i))
             else:
                 first[sha[i]] = i
-    if emb is not None and cfg.near_dup:
-        pairs += [(i, j, s) for i, j, s in near_duplicate_pairs(emb, cfg.dup_threshold) if ok[i] and ok[j]]
+    thr = dup_threshold(cfg)
+    if cfg.near_dup and (emb is not None or pairs is not None):
+        pi, pj, ps = pairs if pairs is not None else scored_pairs(df, emb, cfg, thr)
+        keep = (ps >= thr) & ok[pi] & ok[pj]
+        pairs_out += list(zip(pi[keep].tolist(), pj[keep].tolist()))
+    pairs = pairs_out
     gid = groups_from_pairs(n, pairs)
     labels = df["label"].astype(str).to_numpy()
     for g, members in pd.Series(range(n)).groupby(gid):
@@ -163,19 +199,31 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
                                           img_size=cfg.embed_size, device=cfg.device, cache_dir=cfg.cache_dir)
         return cache["emb"]
 
+    def style() -> np.ndarray:
+        if "style" not in cache:
+            from imgcls.embed import style_manifest
+            cache["style"] = style_manifest(df, model=cfg.embedder, weights=cfg.embedder_weights,
+                                            img_size=cfg.embed_size, device=cfg.device, cache_dir=cfg.cache_dir)
+        return cache["style"]
+
     def features() -> np.ndarray:
         if "feat" not in cache:
             from imgcls.clean.features import feature_matrix
             cache["feat"] = feature_matrix(df)
         return cache["feat"]
 
+    if cfg.dup_method not in DUP_METHODS:
+        raise UserError(f"--dup-method must be one of {', '.join(DUP_METHODS)} (got '{cfg.dup_method}')")
+    scored = None
+    if cfg.dedup and cfg.near_dup:
+        scored = scored_pairs(df, embeddings(), cfg, min(min(SWEEP), dup_threshold(cfg)))
     if cfg.dedup:
-        df = mark_duplicates(df, embeddings() if cfg.near_dup else None, cfg)
+        df = mark_duplicates(df, None, cfg, pairs=scored)
     if cfg.ood:
         from imgcls.clean.registry import OODInputs, get_detector
         det = get_detector(cfg.ood_method)
         scores = det.score(OODInputs(features=features, embeddings=embeddings,
-                                     pixels=lambda: pixel_matrix(df), seed=cfg.seed))
+                                     pixels=lambda: pixel_matrix(df), seed=cfg.seed, style=style))
         df["ood_score"] = scores
         flagged = flag_ood(scores, cfg) & df["keep"].to_numpy()
         df.loc[flagged, "keep"] = False
@@ -186,7 +234,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
 
     out.mkdir(parents=True, exist_ok=True)
     mf.write(df, out / mf.MANIFEST_NAME)
-    sweep = threshold_sweep(df, embeddings()) if cfg.dedup and cfg.near_dup else []
+    sweep = threshold_sweep(df, scored) if scored is not None else []
     summary = {"config": asdict(cfg), "source": str(src), "n_images": len(df), "kept": int(df["keep"].sum()),
                "removed": {r: int(n) for r, n in df.loc[~df["keep"], "reason"].value_counts().items()},
                "label_conflict_groups": int(df.loc[df["label_conflict"].astype(bool), "dup_group"].nunique()),
@@ -201,15 +249,16 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
     return df
 
 
-def threshold_sweep(df: pd.DataFrame, emb: np.ndarray) -> list[dict]:
-    """Images that near-duplicate removal would drop at each threshold (as in seed 000's table)."""
-    from imgcls.clean.near_dup import groups_from_pairs, near_duplicate_pairs
+def threshold_sweep(df: pd.DataFrame, pairs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[dict]:
+    """Images that near-duplicate removal would drop at each threshold (as in seed 000's table); `pairs` are the
+    scored pairs (scored_pairs) down to the lowest threshold swept."""
+    from imgcls.clean.near_dup import groups_from_pairs
     ok = (df["error"] == "").to_numpy()
-    pairs = near_duplicate_pairs(emb, min(SWEEP))
+    pi, pj, ps = pairs
     rows = []
     for t in SWEEP:
-        kept_pairs = [(i, j, s) for i, j, s in pairs if s >= t - 1e-6 and ok[i] and ok[j]]
-        g = groups_from_pairs(len(df), kept_pairs)
+        keep = (ps >= t - 1e-6) & ok[pi] & ok[pj]
+        g = groups_from_pairs(len(df), list(zip(pi[keep].tolist(), pj[keep].tolist())))
         n_groups_members = pd.Series(g[ok]).value_counts()
         rows.append({"threshold": t, "removed": int((n_groups_members - 1).sum()),
                      "remaining": int(ok.sum() - (n_groups_members - 1).sum())})

@@ -7,14 +7,35 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from imgcls import manifest as mf
 from imgcls.console import progress_bar
 from imgcls.io import ImageReadError, thumbnail
 
 FEATURE_NAMES = ["flat_fraction", "unique_colours", "colour_entropy", "mean_gradient", "laplacian_energy",
-                 "saturation_std", "near_white_fraction", "edge_density"]
+                 "saturation_std", "near_white_fraction", "edge_density",
+                 "texture_fraction", "smooth_fraction", "unique_colours_native"]
 THUMB = 128
+NATIVE = 256      # the texture cues are measured at (up to) this size: resampling further would smooth them away
+_NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)  # Immerkaer's noise operator
+
+
+def texture_features(im) -> np.ndarray:
+    """Cues measured near native resolution: the share of pixels with any fine texture (|noise operator| > 1, as in
+    Immerkaer's noise estimate: photographs have it almost everywhere, rendered drawings only on edges), the share of
+    pixels equal to their neighbours (sum of RGB differences <= 3: flat fills and smooth gradients), and the share
+    of distinct 24-bit colours."""
+    from scipy.ndimage import convolve
+    rgb = np.asarray(im, np.float32)
+    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    if min(grey.shape) < 3:
+        return np.array([0.0, 1.0, 0.0], np.float32)
+    noise = np.abs(convolve(grey, _NOISE_KERNEL, mode="nearest"))[1:-1, 1:-1]
+    diff = np.abs(np.diff(rgb, axis=1)).sum(2)[:-1, :] + np.abs(np.diff(rgb, axis=0)).sum(2)[:, :-1]
+    q = rgb.astype(np.int32)
+    codes = (q[..., 0] << 16) | (q[..., 1] << 8) | q[..., 2]
+    return np.array([(noise > 1).mean(), (diff <= 3).mean(), len(np.unique(codes)) / codes.size], np.float32)
 
 
 def photo_features(im) -> np.ndarray:
@@ -46,7 +67,10 @@ def feature_matrix(df: pd.DataFrame) -> np.ndarray:
         for i, (p, err) in enumerate(zip(mf.image_paths(df), df["error"].fillna(""))):
             if not err:
                 try:
-                    out[i] = photo_features(thumbnail(p, THUMB))
+                    im = thumbnail(p, NATIVE)
+                    small = im.copy()
+                    small.thumbnail((THUMB, THUMB), Image.Resampling.BILINEAR)
+                    out[i] = np.r_[photo_features(small), texture_features(im)]
                 except ImageReadError:
                     pass
             advance()

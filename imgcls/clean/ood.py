@@ -1,8 +1,9 @@
 """The out-of-domain detectors. Which side is out of domain is decided from the data (density), never by assuming
 the smaller cluster.
 
-- `photo-embedding` (default): logistic regression on lite0 embeddings, self-trained from the photo-likeness of
-  hand-made features (see PhotoEmbedding).
+- `photo-style` (default): logistic regression on lite0 texture statistics (mean / std of a mid-level feature
+  map), self-trained from the photo-likeness of hand-made features (see PhotoStyle).
+- `photo-embedding`: the same self-training on the pooled lite0 embeddings.
 - `photo-features`: robust Mahalanobis distance (sklearn MinCovDet) of hand-made photo-vs-drawing features
   from the bulk of the data, signed so only the side away from the bulk's texture statistics counts.
 - `embedding-knn`: mean cosine distance to the k nearest neighbours in backbone-embedding space (lite0 offline).
@@ -122,24 +123,73 @@ class PcaDbscan:
 
 
 def photo_likeness(features: np.ndarray) -> np.ndarray:
-    """Signed 'photograph-ness' from hand-made features (robust z-scores): few flat pixels, little pure white.
+    """'Photograph-ness' from hand-made features: the sum of the ranks of five cues (fine texture, distinct colours;
+    few flat, smooth or pure-white pixels). Ranks, not z-scores: no cue's scale can dominate.
 
     Oriented by the data: if the bulk of the set is itself photographic (median flat fraction < 0.5), the sign flips
     and drawings become the out-of-domain side."""
     from imgcls.clean.features import FEATURE_NAMES
-    flat = features[:, FEATURE_NAMES.index("flat_fraction")]
-    white = features[:, FEATURE_NAMES.index("near_white_fraction")]
-    s = -_robust_z(flat) - _robust_z(white)
-    return s if np.nanmedian(flat) >= 0.5 else -s
+
+    def col(name):
+        return features[:, FEATURE_NAMES.index(name)]
+    s = (_rank(col("texture_fraction")) + _rank(col("unique_colours_native")) - _rank(col("smooth_fraction"))
+         - _rank(col("flat_fraction")) - _rank(col("near_white_fraction")))
+    return s if np.nanmedian(col("flat_fraction")) >= 0.5 else -s
+
+
+def self_train(seed_score: np.ndarray, x: np.ndarray, seed: int, top: float, bottom: float, c: float,
+               rounds: int = 2) -> np.ndarray:
+    """Logistic regression from confident seeds: the top `top` share of seed_score is the out-of-domain side, the
+    bottom `bottom` share the in-domain side; each later round re-seeds from the previous round's confident
+    predictions (p >= 0.9 / p <= 0.1). Returns each row's probability of the out-of-domain side."""
+    from sklearn.linear_model import LogisticRegression
+    order = np.argsort(seed_score)
+    n = len(seed_score)
+    pos = order[-max(2, int(round(top * n))):]
+    neg = order[:int(bottom * n)]
+    p = None
+    for _ in range(rounds):
+        idx = np.concatenate([pos, neg])
+        y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
+        clf = LogisticRegression(C=c, class_weight="balanced", max_iter=3000, random_state=seed)
+        clf.fit(x[idx], y)
+        p = clf.predict_proba(x)[:, 1]
+        new_pos, new_neg = np.flatnonzero(p >= 0.9), np.flatnonzero(p <= 0.1)
+        if len(new_pos) < 2 or len(new_neg) < 2:
+            break
+        pos, neg = new_pos, new_neg
+    return p
+
+
+@register
+class PhotoStyle:
+    """Default. Self-training on texture statistics: the hand-made photo-likeness picks confident seeds (top 0.4% /
+    bottom 70%), a logistic regression on the backbone's style statistics (per-channel mean and std of a stride-16
+    feature map, signed-log scaled and standardised) learns the difference; three rounds. Score: probability of the
+    out-of-domain side. The seeds assume that side is at least ~0.4% of the set."""
+    name = "photo-style"
+    description = "logistic regression on lite0 texture statistics, self-trained from photo-vs-drawing features"
+    seed_top = 0.004
+    seed_bottom = 0.70
+
+    def score(self, inputs: OODInputs) -> np.ndarray:
+        f = inputs.features()
+        st = inputs.style()
+        ok = ~np.isnan(f).any(axis=1) & (np.abs(st).sum(axis=1) > 0)
+
+        def fit(ok):
+            from sklearn.preprocessing import StandardScaler
+            x = StandardScaler().fit_transform(np.sign(st[ok]) * np.log1p(np.abs(st[ok])))
+            return self_train(photo_likeness(f[ok]), x, inputs.seed, self.seed_top, self.seed_bottom, 0.1, rounds=3)
+        return _on_valid(ok, 20, fit)
 
 
 @register
 class PhotoEmbedding:
-    """Self-training: hand-made photo-likeness picks confident seeds of each side (top 1% / bottom 70%); a
-    logistic regression on the backbone embeddings learns the difference and scores every image (probability
-    of the out-of-domain side). Two rounds, the second seeded by the first's confident predictions."""
+    """Self-training as photo-style, on the pooled embeddings (semantic rather than texture features); top 1% /
+    bottom 70% seeds, two rounds."""
     name = "photo-embedding"
-    description = "logistic regression on lite0 embeddings, self-trained from photo-vs-drawing features"
+    description = "logistic regression on pooled lite0 embeddings, self-trained from photo-vs-drawing features"
     seed_top = 0.01
     seed_bottom = 0.70
 
@@ -147,23 +197,5 @@ class PhotoEmbedding:
         f = inputs.features()
         e = inputs.embeddings()
         ok = ~np.isnan(f).any(axis=1) & (np.linalg.norm(e, axis=1) > 0)
-        return _on_valid(ok, 20, lambda ok: self._self_train(photo_likeness(f[ok]), e[ok], inputs.seed))
-
-    def _self_train(self, s: np.ndarray, x: np.ndarray, seed: int) -> np.ndarray:
-        from sklearn.linear_model import LogisticRegression
-        order = np.argsort(s)
-        n = len(s)
-        pos = order[-max(2, int(round(self.seed_top * n))):]
-        neg = order[:int(self.seed_bottom * n)]
-        p = None
-        for _ in range(2):
-            idx = np.concatenate([pos, neg])
-            y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-            clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=2000, random_state=seed)
-            clf.fit(x[idx], y)
-            p = clf.predict_proba(x)[:, 1]
-            new_pos, new_neg = np.flatnonzero(p >= 0.9), np.flatnonzero(p <= 0.1)
-            if len(new_pos) < 2 or len(new_neg) < 2:
-                break
-            pos, neg = new_pos, new_neg
-        return p
+        return _on_valid(ok, 20, lambda ok: self_train(photo_likeness(f[ok]), e[ok], inputs.seed, self.seed_top,
+                                                       self.seed_bottom, 1.0))

@@ -17,6 +17,7 @@ class OODInputs:
     embeddings: Callable[[], np.ndarray]   # L2-normalised backbone embeddings (n, d)
     pixels: Callable[[], np.ndarray]       # raw RGB pixels of 32x32 thumbnails, flattened (n, 3072)
     seed: int = 0
+    style: Callable[[], np.ndarray] | None = None  # backbone texture statistics (n, 2c), see imgcls.embed
 
 
 class OODDetector(Protocol):

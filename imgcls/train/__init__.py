@@ -75,7 +75,19 @@ def _new_run_name(out: Path, model: str) -> str:
 
 def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None) -> Path:
     """Train (every fold with folds='all'); returns the run folder. `resume`: a run folder to continue.
-    `stop_after`: stop after that many epochs in total (as if interrupted; `resume` continues)."""
+    `stop_after`: stop after that many epochs in total (as if interrupted; `resume` continues).
+    --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards)."""
+    import torch
+    state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+             torch.backends.cudnn.benchmark)
+    try:
+        return _run_train(cfg, resume, stop_after)
+    finally:
+        torch.use_deterministic_algorithms(state[0], warn_only=state[1])
+        torch.backends.cudnn.benchmark = state[2]
+
+
+def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | None) -> Path:
     import torch
     from imgcls import manifest as mf
     from imgcls.console import info, warn
