@@ -89,6 +89,9 @@ def test_clean_marks_duplicates_ood_and_errors(dirty, tmp_path):
     assert (by.loc[photos_on_top, "reason"] == "out_of_domain").all()
     assert (by["reason"] == "out_of_domain").sum() <= 5
     assert (by["reason"] == "near_duplicate").sum() == 3      # no unrelated drawing is taken for a copy
+    import json
+    fam = json.loads((tmp_path / "clean" / "clean_summary.json").read_text())["families"]
+    assert fam == {"groups_of_3_or_more": 0, "images_in_them": 0, "pair_groups": 4}
     assert (tmp_path / "clean" / "report.html").read_text().count("removed ") >= 4
 
 

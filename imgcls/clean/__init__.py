@@ -238,6 +238,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
     summary = {"config": asdict(cfg), "source": str(src), "n_images": len(df), "kept": int(df["keep"].sum()),
                "removed": {r: int(n) for r, n in df.loc[~df["keep"], "reason"].value_counts().items()},
                "label_conflict_groups": int(df.loc[df["label_conflict"].astype(bool), "dup_group"].nunique()),
+               "families": _families(df),
                "threshold_sweep": sweep}
     write_json(out / "clean_summary.json", summary)
     from imgcls.clean.report import write_clean_report
@@ -247,6 +248,14 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
     info(f"clean: kept {summary['kept']} of {len(df)}; removed {summary['removed']}; "
          f"outputs: {out}/manifest.csv, report.html")
     return df
+
+
+def _families(df: pd.DataFrame) -> dict:
+    """Duplicate groups of 3 or more images (e.g. near-identical generated drawings), counted apart from pairs."""
+    sizes = df.loc[df["dup_group"] != "", "dup_group"].value_counts()
+    fam = sizes[sizes >= 3]
+    return {"groups_of_3_or_more": int(len(fam)), "images_in_them": int(fam.sum()),
+            "pair_groups": int((sizes == 2).sum())}
 
 
 def threshold_sweep(df: pd.DataFrame, pairs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[dict]:

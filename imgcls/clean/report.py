@@ -38,7 +38,11 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
     sections = [
         ("Summary", report.key_values([("images", summary["n_images"]), ("kept", summary["kept"])]
                                       + [(f"removed: {k}", v) for k, v in summary["removed"].items()]
-                                      + [("duplicate groups spanning labels", summary["label_conflict_groups"])])),
+                                      + [("duplicate groups spanning labels", summary["label_conflict_groups"])]
+                                      + [("families (duplicate groups of 3+): groups / images",
+                                          f'{summary["families"]["groups_of_3_or_more"]} / '
+                                          f'{summary["families"]["images_in_them"]}'),
+                                         ("duplicate pairs", summary["families"]["pair_groups"])])),
         ("Per-class counts before / after", report.table(counts)),
         ("Near-duplicate threshold sweep (images removed)", report.table(summary["threshold_sweep"])),
         (f"Removed duplicates beside their kept twin ({len(dups)})", pairs + more),
