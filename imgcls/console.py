@@ -34,9 +34,9 @@ def warn(msg: str) -> None:
 
 
 @contextmanager
-def progress_bar(description: str, total: int | None) -> Iterator:
-    """Yields `advance(n=1)`; a rich progress bar unless --quiet."""
-    if _state["quiet"]:
+def progress_bar(description: str | None, total: int | None) -> Iterator:
+    """Yields `advance(n=1)`; a rich progress bar unless --quiet or description is None."""
+    if _state["quiet"] or description is None:
         yield lambda n=1: None
         return
     cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

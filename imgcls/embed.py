@@ -118,14 +118,14 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     tag = model if weights is None else f"{model}-{Path(weights).stem}"
     cpaths = {"pooled": _cache_file(cache_dir, tag, size), "style": _cache_file(cache_dir, tag + "-style", size)}
-    caches = {k: _load_cache(v) for k, v in cpaths.items()}
-    cache = caches[kind]
+    cache = _load_cache(cpaths[kind])
     n = len(df)
     errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else np.array([""] * n)
     shas = df["sha256"].fillna("").astype(str).to_numpy() if "sha256" in df.columns else np.array([""] * n)
     todo = [i for i in range(n) if errors[i] == "" and (not shas[i] or shas[i] not in cache)]
     vectors: dict[str, dict[int, np.ndarray]] = {"pooled": {}, "style": {}}
     if todo:
+        caches = {k: cache if k == kind else _load_cache(v) for k, v in cpaths.items()}
         dev = resolve_device(device)
         net = create_model(model, num_classes=0, pretrained=pretrained and weights is None, weights=weights)
         net = net.eval().to(dev)

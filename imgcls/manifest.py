@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -25,7 +24,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from imgcls import io as imgio
-from imgcls.console import info, progress_bar, warn
+from imgcls.console import info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import atomic_path
 
@@ -260,7 +259,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                 raise UserError(f"CSV file {csv_path} does not exist; check --csv")
         if layout == "csv":
             if csv_path is None:
-                raise UserError(f"--layout csv needs --csv FILE (the competition's train.csv)")
+                raise UserError("--layout csv needs --csv FILE (the competition's train.csv)")
             df = read_competition_csv(csv_path, root, opts)
         elif layout == "folder":
             df = read_folder(root)
@@ -295,11 +294,6 @@ def image_paths(df: pd.DataFrame) -> list[Path]:
     return [Path(r, p) for r, p in zip(df["root"], df["path"])]
 
 
-def _probe_chunk(args: tuple[list[str], int | None]) -> list[dict]:
-    paths, max_pixels = args
-    return [imgio.probe(p, max_pixels=max_pixels) for p in paths]
-
-
 def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS,
                 chunk: int = 64) -> pd.DataFrame:
     """Fill the scan columns for rows that have no sha256 yet (streaming, over `workers` processes)."""
@@ -307,20 +301,11 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
     todo = [i for i, h in enumerate(df["sha256"]) if not isinstance(h, str) or not h]
     if not todo:
         return df
+    from functools import partial
+
+    from imgcls.parallel import chunked_map
     paths = [str(p) for p in image_paths(df.iloc[todo])]
-    chunks = [(paths[i:i + chunk], max_pixels) for i in range(0, len(paths), chunk)]
-    results: list[dict] = []
-    with progress_bar("scanning images", len(paths)) as advance:
-        if workers and workers > 1 and len(chunks) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as ex:
-                for recs in ex.map(_probe_chunk, chunks):
-                    results.extend(recs)
-                    advance(len(recs))
-        else:
-            for c in chunks:
-                recs = _probe_chunk(c)
-                results.extend(recs)
-                advance(len(recs))
+    results = list(chunked_map(partial(imgio.probe, max_pixels=max_pixels), paths, workers, "scanning images", chunk))
     scanned = pd.DataFrame(results, index=df.index[todo])
     for c in SCAN_COLUMNS:
         if c in ("width", "height", "bytes"):

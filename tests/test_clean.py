@@ -92,6 +92,12 @@ def test_clean_marks_duplicates_ood_and_errors(dirty, tmp_path):
     import json
     fam = json.loads((tmp_path / "clean" / "clean_summary.json").read_text())["families"]
     assert fam == {"groups_of_3_or_more": 0, "images_in_them": 0, "pair_groups": 4}
+    # the sweep row at the run's threshold (0.98) is what deduplication removed: 1 exact + 3 near copies
+    sweep = json.loads((tmp_path / "clean" / "clean_summary.json").read_text())["threshold_sweep"]
+    at = {r["threshold"]: r for r in sweep}
+    assert at[0.98]["removed"] == 4 and at[0.98]["remaining"] == len(m) - 1 - 4
+    assert at[1.0]["removed"] >= 1 and [r["removed"] for r in sweep] == sorted((r["removed"] for r in sweep),
+                                                                               reverse=True)
     assert (tmp_path / "clean" / "report.html").read_text().count("removed ") >= 4
 
 

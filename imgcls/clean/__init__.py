@@ -62,23 +62,38 @@ def dup_threshold(cfg: CleanConfig) -> float:
 
 
 def scored_pairs(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig, floor: float,
-                 thumbs: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 thumbs: tuple[np.ndarray, np.ndarray] | None = None, workers: int = 1
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Near-duplicate pairs (i, j, score) with score >= floor: verified thumbnail correlation of the candidates
     (dup_method verified) or embedding cosine (dup_method embedding)."""
     from imgcls.clean.near_dup import candidate_pairs, pair_arrays, thumbnails, verify_pairs
     ok = (df["error"] == "").to_numpy()
     if cfg.dup_method == "embedding":
-        return pair_arrays(emb, floor, valid=ok)
+        return pair_arrays(emb, floor, valid=ok, what="near duplicates (embeddings)" if len(df) > 5000 else None)
     # byte-identical copies are the exact stage's: search one representative per content hash
     rep = ok & ~df["sha256"].duplicated().to_numpy()
-    th, th_ok = thumbs if thumbs is not None else thumbnails(df, only=rep)
+    th, th_ok = thumbs if thumbs is not None else thumbnails(df, only=rep, workers=workers)
     th_ok = th_ok & rep
     i, j = candidate_pairs(emb, th, th_ok, cfg.dup_candidates)
     keep = th_ok[i] & th_ok[j]
     i, j = i[keep], j[keep]
-    s = verify_pairs(th, i, j)
+    s = verify_pairs(th, i, j, what="verifying candidate pairs" if len(i) > 20_000 else None)
     keep = s >= floor
     return i[keep], j[keep], s[keep]
+
+
+def exact_pairs(df: pd.DataFrame) -> list[tuple[int, int]]:
+    """(first row, later row) for every readable row whose content hash an earlier readable row has."""
+    ok = (df["error"] == "").to_numpy()
+    first: dict[str, int] = {}
+    out = []
+    for i, h in enumerate(df["sha256"].to_numpy()):
+        if ok[i]:
+            if h in first:
+                out.append((first[h], i))
+            else:
+                first[h] = i
+    return out
 
 
 def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
@@ -90,15 +105,8 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
         raise UserError(f"--dup-method must be one of {', '.join(DUP_METHODS)} (got '{cfg.dup_method}')")
     n = len(df)
     ok = (df["error"] == "").to_numpy()
-    pairs_out = []
     sha = df["sha256"].to_numpy()
-    first: dict[str, int] = {}
-    for i in range(n):
-        if ok[i]:
-            if sha[i] in first:
-                pairs_out.append((first[sha[i]], i))
-            else:
-                first[sha[i]] = i
+    pairs_out = exact_pairs(df)
     thr = dup_threshold(cfg)
     if cfg.near_dup and (emb is not None or pairs is not None):
         pi, pj, ps = pairs if pairs is not None else scored_pairs(df, emb, cfg, thr)
@@ -209,14 +217,14 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
     def features() -> np.ndarray:
         if "feat" not in cache:
             from imgcls.clean.features import feature_matrix
-            cache["feat"] = feature_matrix(df)
+            cache["feat"] = feature_matrix(df, workers=workers)
         return cache["feat"]
 
     if cfg.dup_method not in DUP_METHODS:
         raise UserError(f"--dup-method must be one of {', '.join(DUP_METHODS)} (got '{cfg.dup_method}')")
     scored = None
     if cfg.dedup and cfg.near_dup:
-        scored = scored_pairs(df, embeddings(), cfg, min(min(SWEEP), dup_threshold(cfg)))
+        scored = scored_pairs(df, embeddings(), cfg, min(min(SWEEP), dup_threshold(cfg)), workers=workers)
     if cfg.dedup:
         df = mark_duplicates(df, None, cfg, pairs=scored)
     if cfg.ood:
@@ -259,15 +267,17 @@ def _families(df: pd.DataFrame) -> dict:
 
 
 def threshold_sweep(df: pd.DataFrame, pairs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[dict]:
-    """Images that near-duplicate removal would drop at each threshold (as in seed 000's table); `pairs` are the
-    scored pairs (scored_pairs) down to the lowest threshold swept."""
+    """Images that duplicate removal (exact copies, and near copies at each threshold) would drop, as in seed 000's
+    table; `pairs` are the scored pairs (scored_pairs) down to the lowest threshold swept. At the run's threshold
+    `remaining` is what deduplication keeps (one image per group; before out-of-domain and undersampling)."""
     from imgcls.clean.near_dup import groups_from_pairs
     ok = (df["error"] == "").to_numpy()
     pi, pj, ps = pairs
+    exact = exact_pairs(df)
     rows = []
     for t in SWEEP:
         keep = (ps >= t - 1e-6) & ok[pi] & ok[pj]
-        g = groups_from_pairs(len(df), list(zip(pi[keep].tolist(), pj[keep].tolist())))
+        g = groups_from_pairs(len(df), exact + list(zip(pi[keep].tolist(), pj[keep].tolist())))
         n_groups_members = pd.Series(g[ok]).value_counts()
         rows.append({"threshold": t, "removed": int((n_groups_members - 1).sum()),
                      "remaining": int(ok.sum() - (n_groups_members - 1).sum())})

@@ -10,7 +10,6 @@ import pandas as pd
 from PIL import Image
 
 from imgcls import manifest as mf
-from imgcls.console import progress_bar
 from imgcls.io import ImageReadError, thumbnail
 
 FEATURE_NAMES = ["flat_fraction", "unique_colours", "colour_entropy", "mean_gradient", "laplacian_energy",
@@ -60,18 +59,25 @@ def photo_features(im) -> np.ndarray:
                      float(sat.std()), white, edges], np.float32)
 
 
-def feature_matrix(df: pd.DataFrame) -> np.ndarray:
-    """(n, len(FEATURE_NAMES)); unreadable rows are NaN."""
+def _features_of(args) -> np.ndarray | None:
+    path, err = args
+    if err:
+        return None
+    try:
+        im = thumbnail(path, NATIVE)
+    except ImageReadError:
+        return None
+    small = im.copy()
+    small.thumbnail((THUMB, THUMB), Image.Resampling.BILINEAR)
+    return np.r_[photo_features(small), texture_features(im)]
+
+
+def feature_matrix(df: pd.DataFrame, workers: int = 1) -> np.ndarray:
+    """(n, len(FEATURE_NAMES)); unreadable rows are NaN. `workers` processes."""
+    from imgcls.parallel import chunked_map
     out = np.full((len(df), len(FEATURE_NAMES)), np.nan, np.float32)
-    with progress_bar("photo features", len(df)) as advance:
-        for i, (p, err) in enumerate(zip(mf.image_paths(df), df["error"].fillna(""))):
-            if not err:
-                try:
-                    im = thumbnail(p, NATIVE)
-                    small = im.copy()
-                    small.thumbnail((THUMB, THUMB), Image.Resampling.BILINEAR)
-                    out[i] = np.r_[photo_features(small), texture_features(im)]
-                except ImageReadError:
-                    pass
-            advance()
+    jobs = list(zip(map(str, mf.image_paths(df)), df["error"].fillna("").astype(str)))
+    for i, f in enumerate(chunked_map(_features_of, jobs, workers, "photo features")):
+        if f is not None:
+            out[i] = f
     return out

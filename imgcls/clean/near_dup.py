@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-MAX_BLOCK_ELEMENTS = 50_000_000  # one similarity block holds at most this many floats (200 MB), whatever n is
+MAX_BLOCK_ELEMENTS = 25_000_000  # one similarity block holds at most this many floats (100 MB), whatever n is
 THUMB = 48                        # thumbnails kept for verification (uint8, 6.9 kB per image)
 VERIFY = 24                       # side of the aligned crops compared
 TINY = 16                         # side of the tiny-thumbnail candidate descriptor
@@ -28,37 +28,47 @@ def _rows_per_block(n: int, block_size: int) -> int:
 
 def pair_arrays(emb: np.ndarray, threshold: float, flipped: np.ndarray | None = None,
                 block_size: int = 2048, max_per_row: int | None = None,
-                valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                valid: np.ndarray | None = None, what: str | None = None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All pairs (i < j) with cosine >= threshold as arrays (i, j, sim). With `flipped` (descriptors of the mirrored
     images) the similarity is max(cos(a, b), cos(a, flip(b))). `max_per_row` keeps only each row's most similar
     partners among later rows (bounds the pair count on big sets of look-alikes). `valid`: rows that may pair
-    (default: non-zero rows). Memory: block_size x n floats."""
+    (default: non-zero rows). `what`: a progress-bar label (rows done). Memory: block_size x n floats."""
+    from imgcls.console import progress_bar
     emb = np.asarray(emb, np.float32)
     n = len(emb)
     nonzero = np.linalg.norm(emb, axis=1) > 0 if n else np.zeros(0, bool)
     valid = nonzero if valid is None else (np.asarray(valid, bool) & nonzero)
     out_i, out_j, out_s = [], [], []
     block_size = _rows_per_block(n, block_size)
-    for start in range(0, n, block_size):
-        block = emb[start:start + block_size]
-        sims = block @ emb[start:].T           # only j >= i: upper triangle, blockwise
-        if flipped is not None:
-            np.maximum(sims, block @ np.asarray(flipped[start:], np.float32).T, out=sims)
-        for r in range(len(block)):
-            sims[r, :r + 1] = -2.0                      # j > i only
-        sims[:, ~valid[start:]] = -2.0                  # rows that may not pair take no partner's place
-        if max_per_row is not None and sims.shape[1] > max_per_row:
-            kth = -np.partition(-sims, max_per_row - 1, axis=1)[:, max_per_row - 1:max_per_row]
-            sims[sims < kth] = -2.0
-        rows, cols = np.nonzero(sims >= threshold)
-        i, j = rows + start, cols + start
-        keep = (j > i) & valid[i] & valid[j]
-        out_i.append(i[keep])
-        out_j.append(j[keep])
-        out_s.append(sims[rows[keep], cols[keep]])
+    with progress_bar(what, n) as advance:
+        for start in range(0, n, block_size):
+            _pair_block(emb, flipped, valid, start, block_size, threshold, max_per_row, out_i, out_j, out_s)
+            advance(min(block_size, n - start))
     if not out_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s).astype(np.float32)
+
+
+def _pair_block(emb, flipped, valid, start, block_size, threshold, max_per_row, out_i, out_j, out_s):
+    """One block of rows [start, start + block_size) against every later row; appends (i, j, sim) to the lists."""
+    block = emb[start:start + block_size]
+    sims = block @ emb[start:].T           # only j >= i: upper triangle, blockwise
+    if flipped is not None:
+        np.maximum(sims, block @ np.asarray(flipped[start:], np.float32).T, out=sims)
+    for r in range(len(block)):
+        sims[r, :r + 1] = -2.0                      # j > i only
+    sims[:, ~valid[start:]] = -2.0                  # rows that may not pair take no partner's place
+    if max_per_row is not None and sims.shape[1] > max_per_row:
+        k = sims.shape[1] - max_per_row
+        kth = np.partition(sims, k, axis=1)[:, k:k + 1]            # each row's max_per_row-th largest
+        sims[sims < kth] = -2.0
+    rows, cols = np.nonzero(sims >= threshold)
+    i, j = rows + start, cols + start
+    keep = (j > i) & valid[i] & valid[j]
+    out_i.append(i[keep])
+    out_j.append(j[keep])
+    out_s.append(sims[rows[keep], cols[keep]])
 
 
 def near_duplicate_pairs(emb: np.ndarray, threshold: float, block_size: int = 2048,
@@ -95,27 +105,33 @@ def max_similarity(emb: np.ndarray, block_size: int = 2048) -> np.ndarray:
 
 # --- verification on thumbnails ----------------------------------------------------------------------------------
 
-def thumbnails(df: pd.DataFrame, size: int = THUMB, only: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(n, size, size, 3) uint8 thumbnails (aspect squashed, box-filtered) and a validity mask; one pass over the
-    rows (those where `only` is true)."""
+def _thumbnail_of(args) -> np.ndarray | None:
     from PIL import Image
 
-    from imgcls import manifest as mf
-    from imgcls.console import progress_bar
     from imgcls.io import ImageReadError, load_rgb
+    path, size = args
+    try:
+        return np.asarray(load_rgb(path, draft=(size, size)).resize((size, size), Image.Resampling.BOX))
+    except ImageReadError:
+        return None
+
+
+def thumbnails(df: pd.DataFrame, size: int = THUMB, only: np.ndarray | None = None,
+               workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(n, size, size, 3) uint8 thumbnails (aspect squashed, box-filtered) and a validity mask; one pass over the
+    rows (those where `only` is true), over `workers` processes."""
+    from imgcls import manifest as mf
+    from imgcls.parallel import chunked_map
     out = np.zeros((len(df), size, size, 3), np.uint8)
     ok = np.zeros(len(df), bool)
-    errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else [""] * len(df)
+    errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else np.array([""] * len(df))
     wanted = np.ones(len(df), bool) if only is None else np.asarray(only, bool)
-    with progress_bar("thumbnails", len(df)) as advance:
-        for i, (p, err) in enumerate(zip(mf.image_paths(df), errors)):
-            if not err and wanted[i]:
-                try:
-                    out[i] = np.asarray(load_rgb(p, draft=(size, size)).resize((size, size), Image.Resampling.BOX))
-                    ok[i] = True
-                except ImageReadError:
-                    pass
-            advance()
+    rows = np.flatnonzero(wanted & (errors == ""))
+    paths = mf.image_paths(df)
+    jobs = [(str(paths[i]), size) for i in rows]
+    for i, t in zip(rows, chunked_map(_thumbnail_of, jobs, workers, "thumbnails")):
+        if t is not None:
+            out[i], ok[i] = t, True
     return out, ok
 
 
@@ -128,10 +144,13 @@ def _normalise(x: np.ndarray) -> np.ndarray:
 def tiny_descriptors(thumbs: np.ndarray, ok: np.ndarray | None = None, size: int = TINY) -> tuple[np.ndarray, np.ndarray]:
     """Zero-mean, L2-normalised RGB size x size thumbnails and their mirror images: cosine = Pearson correlation, so
     brightness and contrast changes cancel (rows not ok are zero, so they pair with nothing)."""
-    t = thumbs.astype(np.float32)
-    f = thumbs.shape[1] // size
-    t = t[:, :size * f, :size * f].reshape(len(t), size, f, size, f, 3).mean((2, 4))
-    d, dflip = _normalise(t.reshape(len(t), -1)), _normalise(t[:, :, ::-1].reshape(len(t), -1))
+    n, f = len(thumbs), thumbs.shape[1] // size
+    d, dflip = np.empty((n, size * size * 3), np.float32), np.empty((n, size * size * 3), np.float32)
+    for s in range(0, n, 4096):   # in chunks: a float copy of 100k thumbnails would take 2.9 GB
+        t = thumbs[s:s + 4096, :size * f, :size * f].astype(np.float32)
+        t = t.reshape(len(t), size, f, size, f, 3).mean((2, 4))
+        d[s:s + 4096] = _normalise(t.reshape(len(t), -1))
+        dflip[s:s + 4096] = _normalise(t[:, :, ::-1].reshape(len(t), -1))
     if ok is not None:
         d[~ok] = 0
         dflip[~ok] = 0
@@ -162,28 +181,36 @@ def _variants(t: np.ndarray) -> np.ndarray:
     return v.reshape(len(t), len(crops) * 2, -1)
 
 
-def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 1024) -> np.ndarray:
+def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 1024,
+                 what: str | None = None) -> np.ndarray:
     """Best normalised cross-correlation of each pair over crops, mirror and brightness gain (see module doc).
-    Pairs are taken in chunks; each image's variants are computed once per chunk."""
+    Pairs are taken in chunks; each image's variants are computed once per chunk. `what`: a progress-bar label."""
+    from imgcls.console import progress_bar
     out = np.zeros(len(i), np.float32)
     order = np.lexsort((j, i))
-    for s in range(0, len(order), chunk):
-        sel = order[s:s + chunk]
-        a_idx, b_idx = i[sel], j[sel]
-        uniq, inv = np.unique(np.r_[a_idx, b_idx], return_inverse=True)
-        var = _variants(thumbs[uniq])
-        raw = var[:, 0].copy()                              # unnormalised: the gain acts on pixel values
-        var = _normalise(var)
-        ia, ib = inv[:len(sel)], inv[len(sel):]
-        best = np.full(len(sel), -1.0, np.float32)
-        for x_idx, y_idx in ((ia, ib), (ib, ia)):
-            base = raw[x_idx]
-            targets = var[y_idx]
-            for g in GAINS:
-                x = _normalise(np.minimum(base * g, 255.0))
-                np.maximum(best, np.matmul(targets, x[:, :, None])[..., 0].max(1), out=best)
-        out[sel] = best
+    with progress_bar(what, len(order)) as advance:
+        for s in range(0, len(order), chunk):
+            sel = order[s:s + chunk]
+            out[sel] = _verify_chunk(thumbs, i[sel], j[sel])
+            advance(len(sel))
     return out
+
+
+def _verify_chunk(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray) -> np.ndarray:
+    """verify_pairs' score for one chunk of pairs (a_idx[k], b_idx[k])."""
+    uniq, inv = np.unique(np.r_[a_idx, b_idx], return_inverse=True)
+    var = _variants(thumbs[uniq])
+    raw = var[:, 0].copy()                              # unnormalised: the gain acts on pixel values
+    var = _normalise(var)
+    ia, ib = inv[:len(a_idx)], inv[len(a_idx):]
+    best = np.full(len(a_idx), -1.0, np.float32)
+    for x_idx, y_idx in ((ia, ib), (ib, ia)):
+        base = raw[x_idx]
+        targets = var[y_idx]
+        for g in GAINS:
+            x = _normalise(np.minimum(base * g, 255.0))
+            np.maximum(best, np.matmul(targets, x[:, :, None])[..., 0].max(1), out=best)
+    return best
 
 
 def verified_pairs(emb: np.ndarray | None, thumbs: np.ndarray, ok: np.ndarray, threshold: float,
@@ -200,9 +227,11 @@ def candidate_pairs(emb: np.ndarray | None, thumbs: np.ndarray, ok: np.ndarray, 
                     tiny_threshold: float = 0.90) -> tuple[np.ndarray, np.ndarray]:
     """Union of the embedding and tiny-thumbnail candidate pairs (i < j), deduplicated."""
     d, dflip = tiny_descriptors(thumbs, ok)
-    ti, tj, ts = pair_arrays(d, tiny_threshold, flipped=dflip, max_per_row=CANDIDATES_PER_IMAGE)
+    ti, tj, ts = pair_arrays(d, tiny_threshold, flipped=dflip, max_per_row=CANDIDATES_PER_IMAGE,
+                             what="candidates (thumbnails)" if len(d) > 5000 else None)
     if emb is not None:
-        ei, ej, es = pair_arrays(emb, candidate_threshold, max_per_row=CANDIDATES_PER_IMAGE, valid=ok)
+        ei, ej, es = pair_arrays(emb, candidate_threshold, max_per_row=CANDIDATES_PER_IMAGE, valid=ok,
+                                 what="candidates (embeddings)" if len(emb) > 5000 else None)
         ti, tj, ts = np.r_[ti, ei], np.r_[tj, ej], np.r_[ts, es]
     key = np.unique(ti.astype(np.int64) * len(thumbs) + tj)
     return key // len(thumbs), key % len(thumbs)

@@ -44,7 +44,7 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
                                           f'{summary["families"]["images_in_them"]}'),
                                          ("duplicate pairs", summary["families"]["pair_groups"])])),
         ("Per-class counts before / after", report.table(counts)),
-        ("Near-duplicate threshold sweep (images removed)", report.table(summary["threshold_sweep"])),
+        ("Threshold sweep: images deduplication removes (exact copies + near copies at each threshold)", report.table(summary["threshold_sweep"])),
         (f"Removed duplicates beside their kept twin ({len(dups)})", pairs + more),
         (f"Families of near-identical images (groups of 3 or more: {len(families)})",
          report.table(families, ["dup_group", "n", "labels", "example"])),

@@ -18,7 +18,6 @@ import torch
 from torch.utils.data import Dataset
 
 from imgcls import io as imgio
-from imgcls.console import progress_bar, warn
 from imgcls.errors import UserError
 
 AUG_PRESETS = ("none", "light", "medium", "heavy")
@@ -122,26 +121,13 @@ def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squas
            else np.empty(shape, np.uint8))
     errors = [""] * n
     jobs = [(str(p), img_size, resize_mode, interpolation) for p in paths]
-    with progress_bar(what, n) as advance:
-        if workers > 1 and n > 64:
-            from concurrent.futures import ProcessPoolExecutor
-            with ProcessPoolExecutor(max_workers=workers) as ex:
-                for i, (a, err) in enumerate(ex.map(_decode_one, jobs, chunksize=32)):
-                    _store(arr, errors, i, a, err)
-                    advance()
+    from imgcls.parallel import chunked_map
+    for i, (a, err) in enumerate(chunked_map(_decode_one, jobs, workers, what, chunk=32)):
+        if a is None:
+            arr[i], errors[i] = 255, err
         else:
-            for i, job in enumerate(jobs):
-                _store(arr, errors, i, *_decode_one(job))
-                advance()
+            arr[i] = a
     return arr, errors
-
-
-def _store(arr, errors, i, a, err):
-    if a is None:
-        arr[i] = 255
-        errors[i] = err
-    else:
-        arr[i] = a
 
 
 class CachedImages(Dataset):
