@@ -68,7 +68,7 @@ def main():
         mf.write(pd.concat(frames, ignore_index=True), man)
         for name in args.variants.split(";"):
             kw = dict(src=str(man), model=args.model, pretrained=True, img_size=args.img_size, epochs=args.epochs,
-                      batch_size=args.batch_size, lr=args.lr, workers=args.workers, device=str(device),
+                      batch_size=args.batch_size, lr=args.lr, workers=None, device=str(device),
                       amp=device.type == "cuda", channels_last=True, out=str(tmp / "runs"), name=name.replace(" ", "_")
                       .replace(",", ""))
             kw.update(VARIANTS[name])

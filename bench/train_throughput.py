@@ -15,7 +15,6 @@ create_scheduler_v2 (cosine), Mixup off, AMP when on CUDA.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import tempfile
 import time
@@ -24,8 +23,10 @@ from pathlib import Path
 import numpy as np
 
 
-def subset_folder(src: Path, dst: Path, per_class: int, seed: int) -> tuple[Path, Path]:
-    """train/ and val/ ImageFolders of symlinks (80/20 per class)."""
+def subset_folder(src: Path, dst: Path, per_class: int, seed: int, as_jpeg: int = 0) -> tuple[Path, Path]:
+    """train/ and val/ ImageFolders of symlinks (80/20 per class). `as_jpeg` N: instead, each image resized to a long
+    side of N px and written as JPEG (quality 95): the file size and decode cost of competition photos (the mask
+    task's images are 384 x 512 JPEG) with the same content and labels."""
     rng = np.random.default_rng(seed)
     for cls in sorted(p for p in src.iterdir() if p.is_dir()):
         files = sorted(f for f in cls.rglob("*") if f.is_file())
@@ -34,17 +35,25 @@ def subset_folder(src: Path, dst: Path, per_class: int, seed: int) -> tuple[Path
         for i, f in enumerate(files):
             part = "val" if i < n_val else "train"
             (dst / part / cls.name).mkdir(parents=True, exist_ok=True)
-            (dst / part / cls.name / f.name).symlink_to(f.resolve())
+            if as_jpeg:
+                from PIL import Image
+                im = Image.open(f).convert("RGB")
+                k = as_jpeg / max(im.size)
+                im = im.resize((max(1, round(im.width * k)), max(1, round(im.height * k))), Image.Resampling.BICUBIC)
+                im.save(dst / part / cls.name / (f.stem + ".jpg"), quality=95)
+            else:
+                (dst / part / cls.name / f.name).symlink_to(f.resolve())
     return dst / "train", dst / "val"
 
 
 def timm_reference(train_dir, val_dir, model_name, img_size, epochs, batch_size, workers, lr, device,
-                   pretrained=False, return_f1=False):
+                   pretrained=False, return_f1=False, amp=None):
+    """amp: None = on CUDA only (fp16 + scaler, as train.py --amp); True on CPU = bf16 autocast (train.py --amp
+    --amp-dtype bfloat16)."""
     import torch
     from timm.data import create_dataset, create_loader
     from timm.optim import create_optimizer_v2
     from timm.scheduler import create_scheduler_v2
-    import timm
     ds_train = create_dataset("", root=str(train_dir), is_training=True)
     ds_val = create_dataset("", root=str(val_dir))
     from imgcls.weights import create_model, data_config
@@ -57,8 +66,9 @@ def timm_reference(train_dir, val_dir, model_name, img_size, epochs, batch_size,
     opt = create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=0.01)
     sched, _ = create_scheduler_v2(opt, sched="cosine", num_epochs=epochs)
     loss_fn = torch.nn.CrossEntropyLoss()
-    amp = device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    amp = device.type == "cuda" if amp is None else amp
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
     t0 = time.perf_counter()
     n = 0
     epoch_seconds = []
@@ -66,7 +76,7 @@ def timm_reference(train_dir, val_dir, model_name, img_size, epochs, batch_size,
         te = time.perf_counter()
         model.train()
         for x, y in train_loader:
-            with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                 loss = loss_fn(model(x), y)
             opt.zero_grad()
             scaler.scale(loss).backward()
@@ -78,7 +88,7 @@ def timm_reference(train_dir, val_dir, model_name, img_size, epochs, batch_size,
         preds, ys = [], []
         with torch.no_grad():
             for x, y in val_loader:
-                with torch.autocast(device.type, dtype=torch.float16, enabled=amp):
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
                     preds.append(model(x).argmax(1).cpu())
                 ys.append(y.cpu())
         sched.step(epoch + 1)
@@ -110,6 +120,7 @@ def ours(root: Path, model_name, img_size, epochs, batch_size, workers, lr, devi
                       channels_last=channels_last, amp=amp)
     t0 = time.perf_counter()
     run = run_train(cfg)
+    ours.workers = cfg.workers          # as resolved (auto when --our-workers is not given)
     ours.epoch_seconds = pd.read_csv(run / "metrics.csv")["epoch_seconds"].tolist()
     return time.perf_counter() - t0, int((df["split"] == "train").sum()) * epochs
 
@@ -126,8 +137,12 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--aug", default="medium", help="our preset (medium ~ timm's default RRC + flip + jitter)")
     ap.add_argument("--our-workers", type=int, default=None,
-                    help="loader workers for imgcls (default --workers; 0 = augment in the main process)")
+                    help="loader workers for imgcls (default: imgcls's own default, see default_workers)")
+    ap.add_argument("--as-jpeg", type=int, default=0,
+                    help="re-encode the subset as JPEG with this long side (e.g. 512: photo-sized files)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--amp", action="store_true",
+                    help="mixed precision on both sides, also on CPU (bf16 autocast); default: CUDA only")
     ap.add_argument("--no-channels-last", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -138,20 +153,20 @@ def main():
     torch.manual_seed(args.seed)
     tmp = Path(tempfile.mkdtemp(prefix="train_bench_"))
     try:
-        train_dir, val_dir = subset_folder(args.folder, tmp / "data", args.per_class, args.seed)
+        train_dir, val_dir = subset_folder(args.folder, tmp / "data", args.per_class, args.seed, args.as_jpeg)
         set_quiet(True)
         t_ref, n_ref = timm_reference(train_dir, val_dir, args.model, args.img_size, args.epochs, args.batch_size,
-                                      args.workers, args.lr, device)
+                                      args.workers, args.lr, device, amp=args.amp or device.type == "cuda")
         print(f"timm reference loop: {t_ref:7.1f} s  {n_ref / t_ref:8.1f} images/s", flush=True)
         t_our, n_our = ours(tmp / "data", args.model, args.img_size, args.epochs, args.batch_size, args.workers,
-                            args.lr, str(device), not args.no_channels_last, device.type == "cuda", args.aug,
-                            args.workers if args.our_workers is None else args.our_workers)
+                            args.lr, str(device), not args.no_channels_last, args.amp or device.type == "cuda", args.aug,
+                            args.our_workers)
         set_quiet(False)
         ref_ips, our_ips = n_ref / t_ref, n_our / t_our
         print(f"device {device}, torch threads {torch.get_num_threads()}, model {args.model}, {args.img_size}px, "
               f"batch {args.batch_size}, {args.epochs} epochs, {n_our // args.epochs} train images, "
-              f"workers {args.workers} (imgcls {args.workers if args.our_workers is None else args.our_workers}), "
-              f"imgcls --aug {args.aug}, channels_last {not args.no_channels_last}")
+              f"workers {args.workers} (imgcls {ours.workers}), files {'JPEG ' + str(args.as_jpeg) + 'px' if args.as_jpeg else 'as given'}, "
+              f"imgcls --aug {args.aug}, channels_last {not args.no_channels_last}, amp {args.amp or device.type == 'cuda'}")
         print(f"timm reference loop: {t_ref:7.1f} s  {ref_ips:8.1f} images/s")
         print(f"imgcls train:        {t_our:7.1f} s  {our_ips:8.1f} images/s  (decoded-image cache build included)")
         print(f"ratio imgcls / timm: {our_ips / ref_ips:.2f}x")

@@ -25,7 +25,7 @@ import pandas as pd
 from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.console import console, info, progress_bar, warn
-from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
+from imgcls.ensemble import EnsembleSpec, is_spec, load_spec, member_from_run, vote
 from imgcls.errors import UserError
 from imgcls.fsutil import atomic_path, check_output_location, write_json
 from imgcls.tta import TTASpec, parse_tta

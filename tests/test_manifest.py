@@ -6,7 +6,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from conftest import make_image, make_image_folder, make_profiles
+from conftest import make_image, make_image_folder
 from imgcls import manifest as mf
 from imgcls.errors import UserError
 

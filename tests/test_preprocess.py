@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_image, make_image_folder, make_odd_file, tree_snapshot
+from conftest import make_image_folder, make_odd_file, tree_snapshot
 from imgcls.cli import app
 
 runner = CliRunner()

@@ -5,10 +5,9 @@ import shutil
 
 import numpy as np
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
-from conftest import make_image, make_image_folder, make_profiles, tree_snapshot
+from conftest import make_image_folder, make_profiles, tree_snapshot
 from imgcls import manifest as mf
 from imgcls import split as sp
 from imgcls.cli import app

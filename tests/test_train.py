@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pandas as pd
@@ -77,6 +76,7 @@ def test_resume_equals_uninterrupted(two_class, tmp_path):
     full = run_train(cfg_for(two_class, tmp_path, name="full", **kw))
     part = run_train(cfg_for(two_class, tmp_path, name="part", **kw), stop_after=1)
     assert len(metrics(part)) == 1
+    assert (part / "curves.png").is_file() and (part / "confusion_matrix.png").is_file()   # drawn when interrupted
     assert not read_checkpoint(part / "last.pt")["train_state"]["finished"]
     run_train(TrainConfig.load(part / "config.yaml"), resume=part)
     a, b = read_checkpoint(full / "last.pt"), read_checkpoint(part / "last.pt")
@@ -86,6 +86,19 @@ def test_resume_equals_uninterrupted(two_class, tmp_path):
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
     cols = [c for c in metrics(full).columns if c != "epoch_seconds"]
     pd.testing.assert_frame_equal(metrics(full)[cols], metrics(part)[cols])
+
+
+def test_plots_are_drawn_after_the_last_epoch_and_at_most_once_a_minute(two_class, tmp_path, monkeypatch):
+    from imgcls.train import loop
+    calls = []
+    real = loop.curves_png
+    monkeypatch.setattr(loop, "curves_png", lambda h, p: (calls.append(len(h)), real(h, p)))
+    run_train(cfg_for(two_class, tmp_path, name="quick", epochs=3))
+    assert calls == [3]                               # short epochs: one drawing, with every epoch in it
+    monkeypatch.setattr(loop, "PLOT_EVERY_S", 0.0)
+    calls.clear()
+    run_train(cfg_for(two_class, tmp_path, name="slow", epochs=3))
+    assert calls == [1, 2, 3]
 
 
 def test_multi_branch_decode(tmp_path):
@@ -396,3 +409,32 @@ def test_channels_last_deterministic_and_compile_act(two_class, tmp_path, monkey
     run = run_train(cfg_for(two_class, tmp_path, name="compiled", epochs=1, compile=True))
     assert len(calls) == 1 and "input_channels_last" in seen
     assert not any(k.startswith("_orig_mod") for k in read_checkpoint(run / "last.pt")["raw_state_dict"])
+
+
+def test_optimizers_use_fused_kernels_and_fall_back(monkeypatch):
+    import timm
+    import timm.optim
+    from imgcls.train.loop import make_optimizer
+    model = timm.create_model("resnet10t", num_classes=2)
+    for name in ("adamw", "adam", "sgd"):
+        assert make_optimizer(model, TrainConfig(optimizer=name)).defaults["fused"] is True, name
+    real = timm.optim.create_optimizer_v2
+
+    def no_fused(*a, **kw):
+        if kw.get("fused"):
+            raise RuntimeError("fused kernels are not supported on this device")
+        return real(*a, **kw)
+    monkeypatch.setattr(timm.optim, "create_optimizer_v2", no_fused)
+    opt = make_optimizer(model, TrainConfig(optimizer="adamw", lr=0.01))
+    assert not opt.defaults["fused"] and opt.defaults["lr"] == 0.01
+
+
+def test_auto_workers_and_amp_are_resolved_into_the_config(two_class, tmp_path):
+    import os
+
+    import yaml
+    from imgcls.train import default_workers
+    run = run_train(cfg_for(two_class, tmp_path, name="auto", epochs=1, workers=None, amp=None))
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["workers"] == 0 and saved["amp"] is False          # CPU + decoded-image cache
+    assert default_workers("cpu", "none") == default_workers("cuda", "ram") == min(8, os.cpu_count())

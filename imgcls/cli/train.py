@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgcls.cli.common import Device, OptSrc, Quiet, Seed, Workers, command
+from imgcls.cli.common import Device, OptSrc, Quiet, Seed, command
 
 O = typer.Option
 EPILOG = ("Examples: imgcls train --model tf_efficientnet_lite0 --pretrained --epochs 10  |  "
@@ -47,7 +47,8 @@ def train(ctx: typer.Context,
           epochs: Annotated[int, O(help="Epochs.")] = 10,
           batch_size: Annotated[int, O(help="Batch size per process.")] = 32,
           grad_accum: Annotated[int, O(help="Accumulate gradients over N batches.")] = 1,
-          amp: Annotated[bool, O(help="Mixed precision (fp16 + scaler on CUDA, bf16 on CPU).")] = False,
+          amp: Annotated[Optional[bool], O("--amp/--no-amp", help="Mixed precision: fp16 + scaler on CUDA, bf16 "
+                                           "autocast on CPU. Default: on for CUDA, off on CPU.")] = None,
           ema: Annotated[bool, O(help="Evaluate / save an exponential moving average of the weights.")] = False,
           early_stop: Annotated[int, O(help="Stop after N epochs without val macro-F1 gain (0: off).")] = 0,
           seed: Seed = 0,
@@ -55,7 +56,9 @@ def train(ctx: typer.Context,
           folds: Annotated[Optional[str], O(help="all | K | K,L: train these folds of a k-fold split.")] = None,
           val_split: Annotated[float, O(help="Validation fraction when the data has no split column.")] = 0.2,
           cache: Annotated[str, O(help="ram | disk | none: decoded-image cache.")] = "ram",
-          workers: Workers = 2,
+          workers: Annotated[Optional[int], O(help="DataLoader worker processes. Default: 0 when training on "
+                                              "the CPU from the decoded-image cache (the model uses every core), "
+                                              "else min(8, cores); the cache is built over min(8, cores).")] = None,
           device: Device = "auto",
           out: Annotated[Path, O(help="Folder of runs.")] = Path("outputs/runs"),
           name: Annotated[Optional[str], O(help="Run name (default: time-model).")] = None,

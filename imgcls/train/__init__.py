@@ -5,7 +5,6 @@ Python use:  from imgcls.train import run_train, TrainConfig
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from imgcls.train.config import TrainConfig
 DEFAULT_SOURCES = ("data/splits.csv", "data/processed", "data/clean", "data/raw")
 PROFILE_HEADS = ("mask", "gender", "age_band")
 
-__all__ = ["run_train", "TrainConfig", "DEFAULT_SOURCES"]
+__all__ = ["run_train", "TrainConfig", "DEFAULT_SOURCES", "default_workers"]
 
 
 def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, list[str], np.ndarray, np.ndarray]:
@@ -62,6 +61,17 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
         lookup = {t: i for i, t in enumerate(table)}
         final = np.array([lookup[tuple(r)] for r in y])
     return heads, decode, classes, y, final
+
+
+def default_workers(device_type: str, cache: str) -> int:
+    """DataLoader workers when --workers is not given. Training on the CPU from the decoded-image cache: 0 (the
+    augmentation of a cached uint8 image costs < 1 ms and the model already uses every core, so worker processes only
+    compete with it: 1.09x vs 0.95x of the timm loop per epoch measured with 0 vs 2 workers on 2 cores). Else
+    min(8, cores): file decoding, or a GPU waiting for CPU-side batches."""
+    import os
+    if device_type == "cpu" and cache in ("ram", "disk"):
+        return 0
+    return min(8, os.cpu_count() or 1)
 
 
 def _new_run_name(out: Path, model: str) -> str:
@@ -114,8 +124,15 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     device = resolve_device(cfg.device)
     if dist.on and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
+    # resolved here, so config.yaml records what ran; a given --workers also bounds the decoding processes
+    import os
+    io_workers = min(8, os.cpu_count() or 1) if cfg.workers is None else max(1, cfg.workers)
+    if cfg.workers is None:
+        cfg.workers = default_workers(device.type, cfg.cache)
+    if cfg.amp is None:
+        cfg.amp = device.type == "cuda"
 
-    df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=max(1, cfg.workers), announce=dist.main)
+    df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=io_workers, announce=dist.main)
     n_all = len(df)
     df = tdata.usable_rows(df)
     if dist.main and len(df) < n_all:
@@ -165,7 +182,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         t0 = time.perf_counter()
         memmap = run_dir / "cache.npy" if cfg.cache == "disk" else None
         images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
-                                            workers=max(1, cfg.workers), memmap=memmap)
+                                            workers=io_workers, memmap=memmap)
         bad = [i for i, e in enumerate(errors) if e]
         for i in bad:
             warn(f"skipped unreadable image {paths[i]}: {errors[i]}")

@@ -44,7 +44,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 32
     grad_accum: int = 1
-    amp: bool = False
+    amp: bool | None = None              # None: on for CUDA (fp16 + scaler), off on CPU
     ema: bool = False
     ema_decay: float = 0.998
     early_stop: int = 0
@@ -53,7 +53,7 @@ class TrainConfig:
     folds: str | None = None             # None | "all" | "K" | "K,L"
     val_split: float = 0.2
     cache: str = "ram"                   # ram | disk | none
-    workers: int = 2
+    workers: int | None = None           # None: auto (imgcls.train.default_workers)
     device: str = "auto"
     out: str = "outputs/runs"
     name: str | None = None

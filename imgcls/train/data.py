@@ -150,7 +150,7 @@ class CachedImages(Dataset):
 def augment_normalize(ds, x, aug_seed):
     """The per-item tail shared by both datasets: seeded augmentation (resume-exact), normalisation, erasing."""
     if aug_seed is not None:
-        torch.manual_seed(aug_seed)
+        torch.default_generator.manual_seed(aug_seed)   # the CPU generator the transforms draw from (1 us, not 66)
     if ds.augment is not None:
         x = ds.augment(x)
     x = ds.norm(x)
