@@ -15,7 +15,9 @@ from conftest import make_image_folder
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path):
     src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12}, size=(40, 40))
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TMPDIR=str(tmp))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "imgcls",
            "train", str(src), "--model", "resnet10t", "--img-size", "32", "--epochs", "2", "--batch-size", "4",
            "--workers", "0", "--device", "cpu", "--val-split", "0.25", "--out", str(tmp_path / "runs"),
@@ -25,6 +27,8 @@ def test_torchrun_two_processes_gloo(tmp_path):
     run = tmp_path / "runs" / "ddp"
     log = (run / "train.log").read_text()
     assert "x2 processes (DDP)" in log
+    assert "one memmap shared by the 2 processes" in log       # one decoded-image cache per machine
+    assert list(tmp.glob("imgcls-cache-*")) == []              # and it is removed at the end
     m = pd.read_csv(run / "metrics.csv")
     assert list(m["epoch"]) == [1, 2]
     # each process takes half of the 18 training images per epoch (9; the lone 9th is dropped, a batch of one

@@ -5,6 +5,7 @@ Python use:  from imgcls.train import run_train, TrainConfig
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -178,11 +179,29 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     # decoded-image cache, shared by every fold ------------------------------------------------------------------
     paths = mf.image_paths(df)
     images = None
+    shared = None
     if cfg.cache in ("ram", "disk"):
         t0 = time.perf_counter()
         memmap = run_dir / "cache.npy" if cfg.cache == "disk" else None
-        images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
-                                            workers=io_workers, memmap=memmap)
+        if dist.on:
+            # one cache per machine: local rank 0 decodes into a memmap, the other processes map the same file
+            # (the page cache holds it once), instead of every process decoding and holding its own copy
+            import hashlib
+            import tempfile
+            key = hashlib.sha256(f"{run_dir.resolve()}|{img_size}|{cfg.resize_mode}|{cfg.interpolation}"
+                                 .encode()).hexdigest()[:16]
+            shared = Path(tempfile.gettempdir()) / f"imgcls-cache-{key}.npy"
+            if dist.local_rank == 0:
+                images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
+                                                    workers=io_workers, memmap=shared)
+                images.flush()
+                write_json(shared.with_suffix(".errors.json"), errors)
+            dist.barrier()
+            images = np.load(shared, mmap_mode="r")
+            errors = json.loads(shared.with_suffix(".errors.json").read_text())
+        else:
+            images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
+                                                workers=io_workers, memmap=memmap)
         bad = [i for i, e in enumerate(errors) if e]
         for i in bad:
             warn(f"skipped unreadable image {paths[i]}: {errors[i]}")
@@ -193,7 +212,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         if dist.main:
             RunLog(run_dir / "train.log", echo=not False)(
                 f"decoded-image cache: {len(images)} images at {img_size}px ({images.nbytes / 2**20:.0f} MiB) "
-                f"in {time.perf_counter() - t0:.1f}s")
+                f"in {time.perf_counter() - t0:.1f}s"
+                + (f", one memmap shared by the {dist.world} processes" if shared is not None else ""))
     elif cfg.cache != "none":
         raise UserError(f"unknown --cache '{cfg.cache}'; use ram, disk or none")
 
@@ -234,5 +254,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         (run_dir / "cache.npy").unlink()
     if dist.on:
         torch.distributed.barrier()
+        if shared is not None and dist.local_rank == 0:
+            images = None
+            shared.unlink(missing_ok=True)
+            shared.with_suffix(".errors.json").unlink(missing_ok=True)
         torch.distributed.destroy_process_group()
     return run_dir

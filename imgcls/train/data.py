@@ -131,19 +131,23 @@ def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squas
 
 
 class CachedImages(Dataset):
-    """(image uint8->normalised float [3,S,S], targets [n_heads] long) from the decoded-image cache."""
+    """(image uint8->normalised float [3,S,S], targets [n_heads] long) from the decoded-image cache. `rows`: which
+    cache rows this dataset sees (item k = images[rows[k]]), so train and validation index one shared cache (a RAM
+    array or a memmap shared by DDP processes) instead of copying their part of it."""
 
-    def __init__(self, images: np.ndarray, targets: np.ndarray, mean, std, augment=None, erasing=None):
+    def __init__(self, images: np.ndarray, targets: np.ndarray, mean, std, augment=None, erasing=None,
+                 rows: np.ndarray | None = None):
         self.images, self.targets = images, torch.as_tensor(targets, dtype=torch.long)
+        self.rows = np.arange(len(images)) if rows is None else np.asarray(rows)
         self.augment, self.erasing = augment, erasing
         self.norm = normalize_transform(mean, std)
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.rows)
 
     def __getitem__(self, item):
         i, aug_seed = item if isinstance(item, tuple) else (item, None)
-        x = torch.from_numpy(np.asarray(self.images[i])).permute(2, 0, 1)
+        x = torch.from_numpy(np.array(self.images[self.rows[i]])).permute(2, 0, 1)
         return augment_normalize(self, x, aug_seed), self.targets[i]
 
 

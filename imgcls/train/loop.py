@@ -191,9 +191,9 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
     erase = random_erasing(cfg.aug)
     tgt = data.targets
     if data.images is not None:
-        train_ds = CachedImages(data.images[data.train_idx] if len(data.train_idx) < len(data.images) else data.images,
-                                tgt[data.train_idx], meta["mean"], meta["std"], aug, erase)
-        val_ds = CachedImages(data.images[data.val_idx], tgt[data.val_idx], meta["mean"], meta["std"])
+        train_ds = CachedImages(data.images, tgt[data.train_idx], meta["mean"], meta["std"], aug, erase,
+                                rows=data.train_idx)
+        val_ds = CachedImages(data.images, tgt[data.val_idx], meta["mean"], meta["std"], rows=data.val_idx)
     else:
         tp = [data.paths[i] for i in data.train_idx]
         vp = [data.paths[i] for i in data.val_idx]
