@@ -438,3 +438,111 @@ def test_auto_workers_and_amp_are_resolved_into_the_config(two_class, tmp_path):
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["workers"] == 0 and saved["amp"] is False          # CPU + decoded-image cache
     assert default_workers("cpu", "none") == default_workers("cuda", "ram") == min(8, os.cpu_count())
+
+
+def test_sam_step_equals_its_formula():
+    from imgcls.train.sam import SAM
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 5, generator=g), torch.randint(0, 3, (16,), generator=g)
+    w0 = torch.randn(3, 5, generator=g)
+    loss_at = lambda w: torch.nn.functional.cross_entropy(x @ w.T, y)
+    for adaptive in (False, True):
+        w = torch.nn.Parameter(w0.clone())
+        opt = SAM(torch.optim.SGD([w], lr=0.1), rho=0.05, adaptive=adaptive)
+        loss_at(w).backward()
+        g1 = w.grad.clone()
+        assert opt.perturb() and w.grad is None
+        e = 0.05 * (w0 ** 2 * g1 / (w0.abs() * g1).norm() if adaptive else g1 / g1.norm())
+        assert torch.allclose(w.detach(), w0 + e, atol=1e-6)
+        loss_at(w).backward()
+        opt.unperturb()
+        assert torch.allclose(w.detach(), w0, atol=1e-6)
+        wa = (w0 + e).requires_grad_()
+        loss_at(wa).backward()
+        opt.step()
+        assert torch.allclose(w.detach(), w0 - 0.1 * wa.grad, atol=1e-6), adaptive   # gradient at w + e, from w
+        assert opt.state_dict()["param_groups"][0]["lr"] == 0.1
+    opt.perturb()
+    with pytest.raises(RuntimeError, match="unperturb"):
+        opt.step()
+
+
+def test_frozen_bn_stats_keeps_running_statistics():
+    from imgcls.train.sam import frozen_bn_stats
+    bn = torch.nn.BatchNorm1d(4).train()
+    bn(torch.randn(8, 4))
+    mean, var, n = bn.running_mean.clone(), bn.running_var.clone(), int(bn.num_batches_tracked)
+    with frozen_bn_stats(bn):
+        out = bn(torch.randn(8, 4) * 3 + 1)
+    assert torch.equal(bn.running_mean, mean) and torch.equal(bn.running_var, var)
+    assert int(bn.num_batches_tracked) == n and bn.momentum == 0.1
+    assert out.mean(0).abs().max() < 1e-5                      # still normalised with the batch's statistics
+    bn(torch.randn(8, 4))
+    assert not torch.equal(bn.running_mean, mean)
+
+
+def test_optimizer_sam_trains_with_two_passes_per_update(two_class, tmp_path, monkeypatch):
+    import yaml
+    from imgcls.train import sam as sam_mod
+    perturbs = []
+    real = sam_mod.SAM.perturb
+    monkeypatch.setattr(sam_mod.SAM, "perturb", lambda self: (perturbs.append(1), real(self))[1])
+    a = run_train(cfg_for(two_class, tmp_path, name="adamw", epochs=1, val_split=0.2))
+    s = run_train(cfg_for(two_class, tmp_path, name="sam", epochs=1, val_split=0.2, optimizer="sam"))
+    assert len(perturbs) == 2                                   # 16 train images, batch 8: 2 updates
+    ck = read_checkpoint(s / "last.pt")
+    assert int(next(iter(ck["train_state"]["optimizer"]["state"].values()))["step"]) == 2
+    # BatchNorm counted each batch once, not once per pass
+    assert int(ck["raw_state_dict"]["bn1.num_batches_tracked"]) == 2
+    assert not torch.equal(ck["raw_state_dict"]["fc.weight"],
+                           read_checkpoint(a / "last.pt")["raw_state_dict"]["fc.weight"])
+    saved = yaml.safe_load((s / "config.yaml").read_text())
+    assert (saved["optimizer"], saved["sam_base"], saved["sam_rho"]) == ("sam", "adamw", 0.05)
+    assert "SAM (rho 0.05) over adamw" in (s / "train.log").read_text()
+    # with --grad-accum 2 one perturbation from the accumulated gradient, then both batches again
+    perturbs.clear()
+    g = run_train(cfg_for(two_class, tmp_path, name="sam_acc", epochs=1, val_split=0.2, optimizer="sam",
+                          sam_base="sgd", sam_adaptive=True, grad_accum=2))
+    ck = read_checkpoint(g / "last.pt")
+    assert len(perturbs) == 1 and int(ck["raw_state_dict"]["bn1.num_batches_tracked"]) == 2
+    assert "momentum_buffer" in next(iter(ck["train_state"]["optimizer"]["state"].values()))
+    # resume equals uninterrupted under SAM too
+    kw = dict(epochs=2, optimizer="sam", val_split=0.2)
+    full = run_train(cfg_for(two_class, tmp_path, name="sam_full", **kw))
+    part = run_train(cfg_for(two_class, tmp_path, name="sam_part", **kw), stop_after=1)
+    run_train(TrainConfig.load(part / "config.yaml"), resume=part)
+    fa, fb = read_checkpoint(full / "last.pt")["raw_state_dict"], read_checkpoint(part / "last.pt")["raw_state_dict"]
+    assert all(torch.equal(fa[k], fb[k]) for k in fa)
+
+
+def test_sam_option_errors(two_class, tmp_path):
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--optimizer", "sam",
+                                 "--sam-base", "lion", "--out", str(tmp_path / "runs"), "--device", "cpu"])
+    assert r.exit_code != 0 and "--sam-base 'lion'" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--optimizer", "sam",
+                                 "--sam-rho", "0", "--out", str(tmp_path / "runs"), "--device", "cpu"])
+    assert r.exit_code != 0 and "--sam-rho must be > 0" in r.output
+
+
+def test_sam_under_a_grad_scaler_takes_the_same_step():
+    """The loop's AMP order (scaled backward, perturb, scaled backward, unperturb, scaler.step): the loss scale
+    does not change SAM's perturbation and the scaler unscales before the base step."""
+    from imgcls.train.sam import SAM
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(16, 5, generator=g), torch.randint(0, 3, (16,), generator=g)
+    w0 = torch.randn(3, 5, generator=g)
+    out = []
+    for scale in (None, 2.0 ** 12):
+        w = torch.nn.Parameter(w0.clone())
+        opt = SAM(torch.optim.SGD([w], lr=0.1), rho=0.05)
+        scaler = torch.amp.GradScaler("cpu", init_scale=scale or 1.0, enabled=scale is not None)
+        for _ in range(2):
+            scaler.scale(torch.nn.functional.cross_entropy(x @ w.T, y)).backward()
+            opt.perturb()
+            scaler.scale(torch.nn.functional.cross_entropy(x @ w.T, y)).backward()
+            opt.unperturb()
+            scaler.step(opt)
+            scaler.update()
+            opt.zero_grad()
+        out.append(w.detach().clone())
+    assert torch.allclose(out[0], out[1], atol=1e-6) and not torch.equal(out[0], w0)

@@ -38,6 +38,9 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01
     momentum: float = 0.9
+    sam_base: str = "adamw"              # --optimizer sam: the optimizer SAM wraps (adamw | adam | sgd)
+    sam_rho: float = 0.05
+    sam_adaptive: bool = False           # ASAM's parameter-scaled neighbourhood
     scheduler: str = "cosine"
     warmup_epochs: int = 0
     min_lr: float = 1e-6

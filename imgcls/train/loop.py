@@ -21,8 +21,10 @@ from imgcls.train.data import (CachedImages, FileImages, ListSampler, augment_tr
 from imgcls.train.heads import as_list, build_model, decode_proba, head_parameters
 from imgcls.train.losses import Criterion, class_weights_auto
 from imgcls.train.mix import MIXES, mix_batch
+from imgcls.train.sam import frozen_bn_stats
 
-OPTIMIZERS = ("adamw", "adam", "sgd")
+OPTIMIZERS = ("adamw", "adam", "sgd", "sam")
+SAM_BASES = ("adamw", "adam", "sgd")
 PLOT_EVERY_S = 60.0   # curves.png / confusion_matrix.png: redrawn at most this often, and after the last epoch
 SCHEDULERS = ("cosine", "cosine-restarts", "plateau", "onecycle", "none")
 
@@ -104,14 +106,24 @@ def make_optimizer(model, cfg: TrainConfig):
     from timm.optim import create_optimizer_v2
     if cfg.optimizer not in OPTIMIZERS:
         raise UserError(f"unknown --optimizer '{cfg.optimizer}'; use one of: {', '.join(OPTIMIZERS)}")
-    kw = {"momentum": cfg.momentum} if cfg.optimizer == "sgd" else {}
+    name = cfg.optimizer
+    if name == "sam":
+        if cfg.sam_base not in SAM_BASES:
+            raise UserError(f"unknown --sam-base '{cfg.sam_base}'; use one of: {', '.join(SAM_BASES)}")
+        if not cfg.sam_rho > 0:
+            raise UserError(f"--sam-rho must be > 0 (got {cfg.sam_rho}); 0.05 is the SAM paper's default")
+        name = cfg.sam_base
+    kw = {"momentum": cfg.momentum} if name == "sgd" else {}
     # torch's fused kernels (CPU and CUDA) update every tensor in one pass: on this 2-core CPU an AdamW step of
     # resnet10t takes 5-8 ms fused vs 40 ms with the default per-tensor loop (docs/BENCHMARKS.md)
     try:
-        return create_optimizer_v2(model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True,
-                                   **kw)
+        opt = create_optimizer_v2(model, opt=name, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True, **kw)
     except (RuntimeError, TypeError, ValueError):   # a device / dtype without fused kernels
-        return create_optimizer_v2(model, opt=cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
+        opt = create_optimizer_v2(model, opt=name, lr=cfg.lr, weight_decay=cfg.weight_decay, **kw)
+    if cfg.optimizer == "sam":
+        from imgcls.train.sam import SAM
+        opt = SAM(opt, rho=cfg.sam_rho, adaptive=cfg.sam_adaptive)
+    return opt
 
 
 def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
@@ -228,6 +240,7 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
         from timm.utils import ModelEmaV3
         ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
     optimizer = make_optimizer(model, cfg)
+    sam = cfg.optimizer == "sam"
     scheduler, sched_per_step = make_scheduler(optimizer, cfg, updates_per_epoch)
     use_amp = cfg.amp
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
@@ -274,11 +287,15 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
         from torch.nn.parallel import DistributedDataParallel as DDP
         train_model = DDP(train_model, device_ids=[device.index] if device.type == "cuda" else None)
 
+    sam_desc = (f"SAM (rho {cfg.sam_rho}{', adaptive' if cfg.sam_adaptive else ''}) over {cfg.sam_base}, "
+                if sam else "")
     if dist.main:
         log(f"training {meta['model']} ({'fold ' + str(fold) + ', ' if fold is not None else ''}"
             f"{n_train} train / {len(data.val_idx)} val images, {n_final} classes, heads {head_names}) "
             f"on {device}{f' x{dist.world} processes (DDP)' if dist.on else ''}; "
-            f"{'AMP ' + str(amp_dtype).split('.')[-1] + ', ' if use_amp else ''}batch {bs}, {cfg.epochs} epochs")
+            f"{'AMP ' + str(amp_dtype).split('.')[-1] + ', ' if use_amp else ''}"
+            f"{sam_desc}"
+            f"batch {bs}, {cfg.epochs} epochs")
     cols = None
     stop = False
     pending_confusion, plotted_at = None, time.monotonic()
@@ -296,6 +313,7 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
         correct = torch.zeros((), device=device)
         seen = 0
         optimizer.zero_grad(set_to_none=True)
+        sam_batches = []
         n_steps = math.ceil(len(idx) / bs)
         desc = f"epoch {epoch + 1}/{cfg.epochs}" + (f" fold {fold}" if fold is not None else "")
         with progress_bar(desc, n_steps) if dist.main else _null_bar() as advance:
@@ -307,13 +325,29 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
                 group = _final_of(y, meta, sizes) if cfg.mix == "cutmix-vertical" else None
                 x, soft = mix_batch(x, y, sizes, cfg.mix, cfg.mix_prob, cfg.mix_alpha, mix_rng, group)
                 last_in_update = (step + 1) % cfg.grad_accum == 0 or step + 1 == n_steps
-                sync_ctx = train_model.no_sync() if dist.on and not last_in_update else _nullctx()
+                # SAM: the first pass only picks the direction of the perturbation, from each process's own
+                # gradient (no all-reduce, as in the SAM paper's per-device m-sharpness); the second pass syncs
+                sync_ctx = (train_model.no_sync() if dist.on and (sam or not last_in_update) else _nullctx())
                 with sync_ctx:
                     with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                         outs = as_list(train_model(x))
                     loss = sum(w * c(o.float(), s) for w, c, o, s in zip(head_w, crits, outs, soft))
                     scaler.scale(loss / cfg.grad_accum).backward()
+                if sam:
+                    sam_batches.append((x, soft))
                 if last_in_update:
+                    if sam:   # second pass over this update's batches at w + e, BatchNorm statistics untouched
+                        optimizer.perturb()
+                        with frozen_bn_stats(train_model):
+                            for j, (xj, sj) in enumerate(sam_batches):
+                                last = j == len(sam_batches) - 1
+                                with train_model.no_sync() if dist.on and not last else _nullctx():
+                                    with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                                        oj = as_list(train_model(xj))
+                                    lj = sum(w * c(o.float(), s) for w, c, o, s in zip(head_w, crits, oj, sj))
+                                    scaler.scale(lj / cfg.grad_accum).backward()
+                        optimizer.unperturb()
+                        sam_batches.clear()
                     scaler.step(optimizer)
                     scaler.update()
                     optimizer.zero_grad(set_to_none=True)
