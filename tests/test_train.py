@@ -546,3 +546,42 @@ def test_sam_under_a_grad_scaler_takes_the_same_step():
             opt.zero_grad()
         out.append(w.detach().clone())
     assert torch.allclose(out[0], out[1], atol=1e-6) and not torch.equal(out[0], w0)
+
+
+def test_drop_rate_amp_seed_lr_and_weight_decay_act(two_class, tmp_path, monkeypatch):
+    import imgcls.train.loop as loop
+    seen = []
+    real_build = loop.build_model
+
+    def spying_build(*a, **k):
+        m = real_build(*a, **k)
+        m.register_forward_pre_hook(lambda mod, args: seen.append(
+            (mod.training, torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))) if mod.training else None)
+        return m
+    monkeypatch.setattr(loop, "build_model", spying_build)
+    # --amp on the CPU: training forwards run under bf16 autocast; --no-amp: none
+    run_train(cfg_for(two_class, tmp_path, name="amp", epochs=1, amp=True))
+    assert seen and all(s[1] and s[2] == torch.bfloat16 for s in seen)
+    seen.clear()
+    base = run_train(cfg_for(two_class, tmp_path, name="base", epochs=1, amp=False))
+    assert seen and not any(s[1] for s in seen)
+    # --drop-rate: recorded and active in training mode (two forwards of one input differ), off in eval
+    run = run_train(cfg_for(two_class, tmp_path, name="drop", epochs=1, drop_rate=0.5))
+    lm = load_model(find_checkpoints(run)[0])
+    assert lm.meta["drop_rate"] == 0.5
+    x = torch.randn(4, 3, 32, 32)
+    lm.model.train()
+    assert not torch.equal(lm.model(x), lm.model(x))
+    lm.model.eval()
+    assert torch.equal(lm.model(x), lm.model(x))
+    # --seed changes the run; --lr 0 moves no weight; --weight-decay changes the result
+    sd = lambda r: read_checkpoint(r / "last.pt")["raw_state_dict"]
+    ref = sd(base)
+    other = sd(run_train(cfg_for(two_class, tmp_path, name="seed1", epochs=1, seed=1)))
+    assert not torch.equal(other["fc.weight"], ref["fc.weight"])
+    frozen = sd(run_train(cfg_for(two_class, tmp_path, name="lr0", epochs=1, lr=0.0, scheduler="none")))
+    torch.manual_seed(0)
+    init = loop.build_model(read_checkpoint(base / "last.pt")["meta"]).state_dict()
+    assert all(torch.equal(frozen[k], init[k]) for k in ("fc.weight", "conv1.0.weight"))
+    wd = sd(run_train(cfg_for(two_class, tmp_path, name="wd", epochs=1, weight_decay=0.5)))
+    assert not torch.equal(wd["conv1.0.weight"], ref["conv1.0.weight"])
