@@ -515,13 +515,19 @@ def test_optimizer_sam_trains_with_two_passes_per_update(two_class, tmp_path, mo
     assert all(torch.equal(fa[k], fb[k]) for k in fa)
 
 
-def test_sam_option_errors(two_class, tmp_path):
-    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--optimizer", "sam",
-                                 "--sam-base", "lion", "--out", str(tmp_path / "runs"), "--device", "cpu"])
-    assert r.exit_code != 0 and "--sam-base 'lion'" in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--optimizer", "sam",
-                                 "--sam-rho", "0", "--out", str(tmp_path / "runs"), "--device", "cpu"])
-    assert r.exit_code != 0 and "--sam-rho must be > 0" in r.output
+def test_bad_choices_are_one_line_before_any_data_is_read(two_class, tmp_path, monkeypatch):
+    import imgcls.manifest as mf
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    for flags, msg in ((["--optimizer", "sam", "--sam-base", "lion"], "--sam-base 'lion'"),
+                       (["--optimizer", "sam", "--sam-rho", "0"], "--sam-rho must be > 0"),
+                       (["--sampler", "balanced"], "--sampler 'balanced'"),
+                       (["--branch", "wide"], "--branch 'wide'"),
+                       (["--scheduler", "step"], "--scheduler 'step'"),
+                       (["--loss", "dice"], "--loss 'dice'"),
+                       (["--mix-prob", "1.5"], "--mix-prob must be between 0 and 1")):
+        r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--out", str(tmp_path / "runs"),
+                                     "--device", "cpu", *flags])
+        assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output, (flags, r.output)
 
 
 def test_sam_under_a_grad_scaler_takes_the_same_step():

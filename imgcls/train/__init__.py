@@ -117,8 +117,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     if cfg.src is None:
         cfg.src = str(mf.default_source(DEFAULT_SOURCES, "data argument"))
     check_model_name(cfg.model)
-    if cfg.grad_accum < 1 or cfg.batch_size < 1 or cfg.epochs < 1:
-        raise UserError("--epochs, --batch-size and --grad-accum must be >= 1")
+    cfg.validate()
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False

@@ -61,6 +61,28 @@ class TrainConfig:
     out: str = "outputs/runs"
     name: str | None = None
 
+    def validate(self) -> None:
+        """Every choice-valued option, checked before any data is read: a typo fails in a second, not after the
+        decoded-image cache is built."""
+        from imgcls.train.data import AUG_PRESETS, RESIZE_MODES
+        from imgcls.train.losses import LOSSES
+        from imgcls.train.loop import OPTIMIZERS, SAM_BASES, SCHEDULERS
+        from imgcls.train.mix import MIXES
+        choices = {"heads": ("single", "multi"), "branch": ("shallow", "deep"), "loss": LOSSES,
+                   "class_weights": ("none", "auto"), "sampler": ("shuffle", "weighted"), "aug": AUG_PRESETS,
+                   "mix": MIXES, "optimizer": OPTIMIZERS, "sam_base": SAM_BASES, "scheduler": SCHEDULERS,
+                   "resize_mode": RESIZE_MODES, "cache": ("ram", "disk", "none")}
+        for name, allowed in choices.items():
+            value = getattr(self, name)
+            if value not in allowed:
+                raise UserError(f"unknown --{name.replace('_', '-')} '{value}'; use one of: {', '.join(allowed)}")
+        if self.optimizer == "sam" and not self.sam_rho > 0:
+            raise UserError(f"--sam-rho must be > 0 (got {self.sam_rho}); 0.05 is the SAM paper's default")
+        if self.grad_accum < 1 or self.batch_size < 1 or self.epochs < 1:
+            raise UserError("--epochs, --batch-size and --grad-accum must be >= 1")
+        if not 0 <= self.mix_prob <= 1:
+            raise UserError(f"--mix-prob must be between 0 and 1 (got {self.mix_prob})")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
