@@ -31,9 +31,7 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
         index = {c: i for i, c in enumerate(classes)}
         y = df["label"].astype(str).map(index).to_numpy()
         return [{"name": "label", "classes": classes}], "single", classes, y[:, None], y
-    if cfg.heads != "multi":
-        raise UserError(f"unknown --heads '{cfg.heads}'; use single or multi")
-    cols = list(cfg.head_columns)
+    cols = list(cfg.head_columns)     # heads == "multi" (TrainConfig.validate checked the choice)
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise UserError(f"--heads multi needs the label columns {', '.join(missing)} in the manifest "
@@ -213,8 +211,6 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
                 f"decoded-image cache: {len(images)} images at {img_size}px ({images.nbytes / 2**20:.0f} MiB) "
                 f"in {time.perf_counter() - t0:.1f}s"
                 + (f", one memmap shared by the {dist.world} processes" if shared is not None else ""))
-    elif cfg.cache != "none":
-        raise UserError(f"unknown --cache '{cfg.cache}'; use ram, disk or none")
 
     results, oof = [], []
     for fold in folds:
