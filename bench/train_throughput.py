@@ -155,18 +155,19 @@ def main():
     try:
         train_dir, val_dir = subset_folder(args.folder, tmp / "data", args.per_class, args.seed, args.as_jpeg)
         set_quiet(True)
+        amp = args.amp or device.type == "cuda"
         t_ref, n_ref = timm_reference(train_dir, val_dir, args.model, args.img_size, args.epochs, args.batch_size,
-                                      args.workers, args.lr, device, amp=args.amp or device.type == "cuda")
+                                      args.workers, args.lr, device, amp=amp)
         print(f"timm reference loop: {t_ref:7.1f} s  {n_ref / t_ref:8.1f} images/s", flush=True)
         t_our, n_our = ours(tmp / "data", args.model, args.img_size, args.epochs, args.batch_size, args.workers,
-                            args.lr, str(device), not args.no_channels_last, args.amp or device.type == "cuda", args.aug,
+                            args.lr, str(device), not args.no_channels_last, amp, args.aug,
                             args.our_workers)
         set_quiet(False)
         ref_ips, our_ips = n_ref / t_ref, n_our / t_our
         print(f"device {device}, torch threads {torch.get_num_threads()}, model {args.model}, {args.img_size}px, "
               f"batch {args.batch_size}, {args.epochs} epochs, {n_our // args.epochs} train images, "
               f"workers {args.workers} (imgcls {ours.workers}), files {'JPEG ' + str(args.as_jpeg) + 'px' if args.as_jpeg else 'as given'}, "
-              f"imgcls --aug {args.aug}, channels_last {not args.no_channels_last}, amp {args.amp or device.type == 'cuda'}")
+              f"imgcls --aug {args.aug}, channels_last {not args.no_channels_last}, amp {amp}")
         print(f"timm reference loop: {t_ref:7.1f} s  {ref_ips:8.1f} images/s")
         print(f"imgcls train:        {t_our:7.1f} s  {our_ips:8.1f} images/s  (decoded-image cache build included)")
         print(f"ratio imgcls / timm: {our_ips / ref_ips:.2f}x")
