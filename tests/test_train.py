@@ -144,6 +144,27 @@ def test_focal_loss_equals_formula():
                                                              rel=1e-5)
 
 
+def test_head_weights_act(tmp_path):
+    from imgcls.errors import UserError
+    from imgcls.train.heads import build_model
+    src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    # weight 0 on gender and age_band: their heads get no gradient (AdamW, no weight decay) and stay at init
+    run = run_train(cfg_for(src, tmp_path, name="w100", heads="multi", epochs=1, weight_decay=0.0,
+                            head_weights=[1.0, 0.0, 0.0]))
+    ck = read_checkpoint(run / "last.pt")
+    torch.manual_seed(0)
+    init = build_model(ck["meta"]).state_dict()
+    sd = ck["raw_state_dict"]
+    moved = {h: any(not torch.equal(sd[k], init[k]) for k in sd if k.startswith(f"heads.{h}."))
+             for h in ("mask", "gender", "age_band")}
+    assert moved == {"mask": True, "gender": False, "age_band": False}
+    # the weights scale the loss the run reports
+    both = run_train(cfg_for(src, tmp_path, name="w111", heads="multi", epochs=1, weight_decay=0.0))
+    assert metrics(run)["train_loss"][0] < metrics(both)["train_loss"][0]
+    with pytest.raises(UserError, match="--head-weights has 2 values for 3 heads"):
+        run_train(cfg_for(src, tmp_path, name="w2", heads="multi", epochs=1, head_weights=[1.0, 2.0]))
+
+
 def test_other_losses_and_class_weights():
     from imgcls.train.losses import Criterion, class_weights_auto, soft_f1_loss
     w = class_weights_auto(np.array([0] * 90 + [1] * 10), 2)
@@ -155,6 +176,28 @@ def test_other_losses_and_class_weights():
     assert Criterion("ce", weight=w)(logits, t).item() != pytest.approx(ce.item())
     assert soft_f1_loss(torch.tensor([[20.0, 0.0], [0.0, 20.0]]), torch.eye(2)).item() < 1e-6
     assert soft_f1_loss(torch.tensor([[0.0, 20.0], [20.0, 0.0]]), torch.eye(2)).item() > 0.99
+
+
+def test_class_weights_auto_acts_in_a_run(tmp_path, monkeypatch):
+    import imgcls.train.loop as loop
+    src = make_image_folder(tmp_path / "raw", {"a": 16, "b": 4}, size=(40, 40))
+    seen = []
+
+    class Spy(loop.Criterion):
+        def __init__(self, kind, weight=None, *a, **kw):
+            seen.append(None if weight is None else torch.as_tensor(weight).tolist())
+            super().__init__(kind, weight, *a, **kw)
+
+    monkeypatch.setattr(loop, "Criterion", Spy)
+    kw = dict(epochs=1, lr=0.0, scheduler="none", val_split=0.25)
+    plain = run_train(cfg_for(src, tmp_path, name="plain", **kw))
+    auto = run_train(cfg_for(src, tmp_path, name="auto", class_weights="auto", **kw))
+    assert seen[0] is None
+    w = seen[1]
+    assert len(w) == 2 and w[1] / w[0] == pytest.approx(12 / 3)   # 12 / 3 training images of a / b
+    # lr 0: the same weights see the same images, so only the class weights move the losses
+    assert metrics(auto)["train_loss"][0] != pytest.approx(metrics(plain)["train_loss"][0])
+    assert metrics(auto)["val_loss"][0] != pytest.approx(metrics(plain)["val_loss"][0])
 
 
 def test_weighted_sampler_balances_classes():

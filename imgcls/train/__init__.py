@@ -62,15 +62,20 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
     return heads, decode, classes, y, final
 
 
+def decode_processes() -> int:
+    """Processes that decode image files (the cache build, or DataLoader workers reading files): min(8, cores)."""
+    import os
+    return min(8, os.cpu_count() or 1)
+
+
 def default_workers(device_type: str, cache: str) -> int:
     """DataLoader workers when --workers is not given. Training on the CPU from the decoded-image cache: 0 (the
     augmentation of a cached uint8 image costs < 1 ms and the model already uses every core, so worker processes only
     compete with it: 1.09x vs 0.95x of the timm loop per epoch measured with 0 vs 2 workers on 2 cores). Else
     min(8, cores): file decoding, or a GPU waiting for CPU-side batches."""
-    import os
     if device_type == "cpu" and cache in ("ram", "disk"):
         return 0
-    return min(8, os.cpu_count() or 1)
+    return decode_processes()
 
 
 def _new_run_name(out: Path, model: str) -> str:
@@ -123,8 +128,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     if dist.on and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
     # resolved here, so config.yaml records what ran; a given --workers also bounds the decoding processes
-    import os
-    io_workers = min(8, os.cpu_count() or 1) if cfg.workers is None else max(1, cfg.workers)
+    io_workers = decode_processes() if cfg.workers is None else max(1, cfg.workers)
     if cfg.workers is None:
         cfg.workers = default_workers(device.type, cfg.cache)
     if cfg.amp is None:
