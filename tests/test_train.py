@@ -200,6 +200,47 @@ def test_class_weights_auto_acts_in_a_run(tmp_path, monkeypatch):
     assert metrics(auto)["val_loss"][0] != pytest.approx(metrics(plain)["val_loss"][0])
 
 
+def test_loss_sampler_aug_mix_and_scheduler_act_in_a_run(tmp_path, monkeypatch):
+    """The components have their own tests above; this proves the run wires each option to them."""
+    from imgcls.train import data as tdata
+    src = make_image_folder(tmp_path / "raw", {"a": 32, "b": 8}, size=(40, 40))
+    lr0 = dict(epochs=1, lr=0.0, scheduler="none", val_split=0.25)   # lr 0: every run sees the same weights
+    names = iter(range(100))
+
+    def loss(**kw):
+        return metrics(run_train(cfg_for(src, tmp_path, name=f"r{next(names)}", **dict(lr0, **kw))))["train_loss"][0]
+
+    base = loss()
+    assert loss(loss="focal") < base                       # focal down-weights the easy part of the same batches
+    assert loss(loss="label-smoothing") != pytest.approx(base)
+    assert loss(aug="light") != pytest.approx(base)        # other pixels (flips), other loss
+    assert loss(aug="heavy") != pytest.approx(base)
+    assert loss(mix="mixup", mix_prob=1.0) != pytest.approx(base)
+    assert loss(mix="cutmix", mix_prob=0.0) == pytest.approx(base)
+    # --sampler weighted: the images actually fetched for training are class-balanced
+    fetched = []
+    orig = tdata.CachedImages.__getitem__
+
+    def spy(self, item):
+        x, t = orig(self, item)
+        if self.augment is not None:      # the train dataset (validation has no augmentation)
+            fetched.append(int(t[0]))
+        return x, t
+
+    monkeypatch.setattr(tdata.CachedImages, "__getitem__", spy)
+    for sampler in ("shuffle", "weighted"):
+        fetched.clear()
+        run_train(cfg_for(src, tmp_path, name=sampler, sampler=sampler, aug="light", epochs=3, val_split=0.25))
+        minority = np.mean(np.array(fetched) == 1)
+        assert minority == pytest.approx(0.2, abs=0.02) if sampler == "shuffle" else 0.35 < minority < 0.65
+    # --scheduler: the lr the run records per epoch
+    lrs = {s: metrics(run_train(cfg_for(src, tmp_path, name=f"s_{s}", scheduler=s, epochs=3, lr=0.01)))["lr"]
+           for s in ("none", "cosine")}
+    assert lrs["none"].tolist() == pytest.approx([0.01] * 3)
+    assert lrs["cosine"][0] == pytest.approx(0.01) and lrs["cosine"].is_monotonic_decreasing
+    assert lrs["cosine"].iloc[-1] < 0.01
+
+
 def test_weighted_sampler_balances_classes():
     from imgcls.train.data import epoch_indices
     labels = np.array([0] * 900 + [1] * 90 + [2] * 10)
