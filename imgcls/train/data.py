@@ -22,12 +22,15 @@ from imgcls.errors import UserError
 
 AUG_PRESETS = ("none", "light", "medium", "heavy")
 RESIZE_MODES = ("squash", "crop", "pad")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 
 
 def _interp(name: str):
     from torchvision.transforms import InterpolationMode
+    if name not in INTERPOLATIONS:
+        raise UserError(f"unknown --interpolation '{name}'; use one of: {', '.join(INTERPOLATIONS)}")
     return {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC,
-            "nearest": InterpolationMode.NEAREST}.get(name, InterpolationMode.BILINEAR)
+            "nearest": InterpolationMode.NEAREST}[name]
 
 
 def resize_transform(img_size: int, resize_mode: str = "squash", interpolation: str = "bilinear"):

@@ -107,6 +107,8 @@ def make_optimizer(model, cfg: TrainConfig):
     cfg.validate()
     name = cfg.sam_base if cfg.optimizer == "sam" else cfg.optimizer
     kw = {"momentum": cfg.momentum} if name == "sgd" else {}
+    if name == "sgd" and cfg.momentum == 0:
+        name = "momentum"   # timm's "sgd" is Nesterov, which needs momentum > 0; "momentum" is plain torch SGD
     # torch's fused kernels (CPU and CUDA) update every tensor in one pass: on this 2-core CPU an AdamW step of
     # resnet10t takes 5-8 ms fused vs 40 ms with the default per-tensor loop (docs/BENCHMARKS.md)
     try:
@@ -230,7 +232,10 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
     ema = None
     if cfg.ema:
         from timm.utils import ModelEmaV3
+        # decay warms up from 0 with the update count (timm's ModelEmaV3 applies the warmup only when update() is
+        # given that count, as timm's train.py does): a short run's EMA follows the model instead of its init
         ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
+    ema_updates = 0
     optimizer = make_optimizer(model, cfg)
     sam = cfg.optimizer == "sam"
     scheduler, sched_per_step = make_scheduler(optimizer, cfg, updates_per_epoch)
@@ -257,6 +262,7 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
             scheduler.load_state_dict(st["scheduler"])
         if ema is not None and st.get("ema") is not None:
             ema.module.load_state_dict(st["ema"])
+            ema_updates = int(st.get("ema_updates", (st["epoch"] + 1) * updates_per_epoch))
         if st.get("scaler"):
             scaler.load_state_dict(st["scaler"])
         start_epoch, best_f1, best_epoch = st["epoch"] + 1, st["best_f1"], st["best_epoch"]
@@ -341,7 +347,8 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
                     scaler.update()
                     optimizer.zero_grad(set_to_none=True)
                     if ema is not None:
-                        ema.update(model)
+                        ema_updates += 1
+                        ema.update(model, step=ema_updates)
                     if sched_per_step:
                         scheduler.step()
                 loss_sum += loss.detach() * x.shape[0]
@@ -402,7 +409,7 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
         if dist.main:
             state = {"optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                     "ema": ema.module.state_dict() if ema is not None else None,
+                     "ema": ema.module.state_dict() if ema is not None else None, "ema_updates": ema_updates,
                      "scaler": scaler.state_dict() if scaler.is_enabled() else None,
                      "epoch": epoch, "best_f1": best_f1, "best_epoch": best_epoch, "bad_epochs": bad_epochs,
                      "history": history, "finished": finished, "torch_rng": torch.get_rng_state()}
