@@ -96,20 +96,25 @@ def style_layer(model_name: str, net) -> str:
 
 def embed_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str | None = None,
                    pretrained: bool = True, img_size: int | None = None, batch_size: int = 64,
-                   device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 0) -> np.ndarray:
+                   device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 0,
+                   weights_flag: str | None = "--weights") -> np.ndarray:
     """(len(df), d) float32 L2-normalised embeddings; rows with an `error` (or undecodable) are all-zero."""
-    return _embed(df, "pooled", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers)
+    return _embed(df, "pooled", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
+                  weights_flag)
 
 
 def style_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str | None = None,
                    pretrained: bool = True, img_size: int | None = None, batch_size: int = 64,
-                   device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 0) -> np.ndarray:
+                   device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 0,
+                   weights_flag: str | None = "--weights") -> np.ndarray:
     """(len(df), 2c) per-channel mean and std of the style layer's feature map (see STYLE_LAYERS); computed in the
     same pass (and cached beside) the pooled embeddings. Unreadable rows are all-zero."""
-    return _embed(df, "style", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers)
+    return _embed(df, "style", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
+                  weights_flag)
 
 
-def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers) -> np.ndarray:
+def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
+           weights_flag="--weights") -> np.ndarray:
     import torch
     from imgcls.device import resolve_device
     from imgcls.weights import create_model, data_config
@@ -127,7 +132,8 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     if todo:
         caches = {k: cache if k == kind else _load_cache(v) for k, v in cpaths.items()}
         dev = resolve_device(device)
-        net = create_model(model, num_classes=0, pretrained=pretrained and weights is None, weights=weights)
+        net = create_model(model, num_classes=0, pretrained=pretrained and weights is None, weights=weights,
+                           weights_flag=weights_flag)
         net = net.eval().to(dev)
         grabbed = {}
         hook = net.get_submodule(style_layer(model, net)).register_forward_hook(

@@ -207,7 +207,8 @@ def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 
                         f"pass --no-near-dup to split without it") from None
     if len(df) < 2:
         return []
-    emb = embed_manifest(df.reset_index(drop=True), model=cfg.model, device=cfg.device, cache_dir=cfg.cache_dir)
+    emb = embed_manifest(df.reset_index(drop=True), model=cfg.model, device=cfg.device, cache_dir=cfg.cache_dir,
+                         weights_flag=None)
     return [(int(i), int(j), float(c)) for i, j, c in near_duplicate_pairs(emb, cfg.near_dup_threshold)]
 
 

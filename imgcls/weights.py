@@ -112,8 +112,9 @@ def load_local_source(model, name: str) -> None:
 
 
 def create_model(name: str, num_classes: int | None = None, pretrained: bool = False,
-                 weights: str | os.PathLike | None = None, **kwargs):
-    """A timm model, its weights from a local file, a package-shipped source or the timm hub (in that order)."""
+                 weights: str | os.PathLike | None = None, weights_flag: str | None = "--weights", **kwargs):
+    """A timm model, its weights from a local file, a package-shipped source or the timm hub (in that order).
+    `weights_flag`: the calling command's option for a weight file, named in the offline error (None: it has none)."""
     import timm
     check_model_name(name)
     if weights is not None:
@@ -134,8 +135,9 @@ def create_model(name: str, num_classes: int | None = None, pretrained: bool = F
         except Exception as e:  # offline: huggingface_hub / urllib raise many types
             raise MissingWeightsError(
                 f"no pretrained weights for '{name}' here: no local source and the timm hub is unreachable "
-                f"({type(e).__name__}); pass --weights FILE (a state dict for {name}), or use {LITE0} whose "
-                f"weights ship with the package {LITE0_PACKAGE}") from None
+                f"({type(e).__name__}); "
+                + (f"pass {weights_flag} FILE (a state dict for {name}), or " if weights_flag else "")
+                + f"use {LITE0} whose weights ship with the package {LITE0_PACKAGE}") from None
     return timm.create_model(name, pretrained=False, **({"num_classes": num_classes} if num_classes is not None
                                                          else {}), **kwargs)
 

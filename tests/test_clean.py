@@ -181,6 +181,34 @@ def test_clean_is_deterministic_and_stages_switch_off(dirty, tmp_path):
     assert set(exact["reason"]) == {"", "unreadable", "exact_duplicate"}
 
 
+def test_ood_threshold_contamination_and_embedding_options_act(dirty, tmp_path, monkeypatch):
+    import imgcls.clean.near_dup as nd
+    import imgcls.embed as embed
+    base = _run(dirty, tmp_path / "o0", "--no-dedup")
+    scores = base["ood_score"][base["reason"] != "unreadable"].astype(float)
+    # --ood-threshold: the cut on the same scores
+    none = _run(dirty, tmp_path / "o1", "--no-dedup", "--ood-threshold", str(scores.max() + 1e-6))
+    assert (none["reason"] == "out_of_domain").sum() == 0
+    mid = float(np.sort(scores)[len(scores) // 2])
+    half = _run(dirty, tmp_path / "o2", "--no-dedup", "--ood-threshold", str(mid))
+    assert (half["reason"] == "out_of_domain").sum() == (scores >= mid).sum()
+    # --ood-contamination: a share of the images instead of a threshold
+    share = _run(dirty, tmp_path / "o3", "--no-dedup", "--ood-contamination", "0.25")
+    assert abs((share["reason"] == "out_of_domain").sum() - 0.25 * len(scores)) <= 2
+    # --embedder / --embed-size reach the embedding pass; --dup-candidates the verified method's candidate cut
+    calls, cands = [], []
+    real_embed, real_cand = embed.embed_manifest, nd.candidate_pairs
+    monkeypatch.setattr(embed, "embed_manifest", lambda df, **kw: (calls.append(kw), real_embed(df, **kw))[1])
+    monkeypatch.setattr(nd, "candidate_pairs", lambda *a: (cands.append(a[3]), real_cand(*a))[1])
+    _run(dirty, tmp_path / "e1", "--no-ood", "--embed-size", "64", "--dup-candidates", "0.7")
+    assert calls[0]["img_size"] == 64 and cands == [0.7]
+    # another --embedder: offline without its weights, one line naming clean's own weight option
+    r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e2"), "--device", "cpu", "--no-ood", "-q",
+                            "--embedder", "resnet10t"])
+    assert r.exit_code == 2 and "pass --embedder-weights FILE" in r.output and "Traceback" not in r.output
+    assert calls[-1]["model"] == "resnet10t"
+
+
 def test_conflict_policies(dirty, tmp_path):
     drop = _run(dirty, tmp_path / "d", "--conflicts", "drop", "--no-ood").set_index("path")
     assert drop.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["False", "False"]

@@ -178,6 +178,70 @@ def test_no_face_policies(faces_src, tmp_path):
         assert im.size == (100, 100)                               # the central square of 150 x 100
     with Image.open(out / "person/astronaut.jpg") as im:              # face box 47 px + 20 % margin per side
         assert 60 <= im.size[0] <= 72 and 60 <= im.size[1] <= 72
+        small = im.size
+    out = tmp_path / "margin"
+    assert run(faces_src, "--out", out, "--face-crop", "--face-margin", "0.5", "--workers", "1").exit_code == 0
+    with Image.open(out / "person/astronaut.jpg") as im:              # (1 + 2 x 0.5) / (1 + 2 x 0.2) = 1.43x
+        assert 1.3 < im.size[0] / small[0] < 1.6 and 1.3 < im.size[1] / small[1] < 1.6
+
+
+def test_detect_size_and_rembg_model_reach_the_models(faces_src, tmp_path, monkeypatch):
+    import imgcls.preprocess.background as background
+    import imgcls.preprocess.faces as faces
+    made = []
+
+    class NoFaces:                       # records how it was built; finds no face
+        def __init__(self, detector, detect_size):
+            made.append((detector, detect_size))
+
+        def detect(self, im):
+            return None
+
+    class Identity:                      # records the model; leaves the image as it is
+        def __init__(self, model, threads=0):
+            made.append(model)
+
+        def cutout(self, im, bg):
+            return im
+
+    monkeypatch.setattr(faces, "FaceDetector", NoFaces)
+    monkeypatch.setattr(background, "BackgroundRemover", Identity)
+    monkeypatch.setattr("imgcls.weights.rembg_model_file", lambda name: Path("/dev/null"))   # u2net is not shipped
+    r = run(faces_src, "--out", tmp_path / "d", "--face-crop", "--detect-size", "320", "--workers", "1")
+    assert r.exit_code == 0 and made == [("opencv", 320)], r.output
+    r = run(faces_src, "--out", tmp_path / "b", "--remove-bg", "--rembg-model", "u2net", "--workers", "1")
+    assert r.exit_code == 0 and made[-1] == "u2net", r.output
+
+
+def test_plain_run_options_act(tmp_path):
+    """--resize-mode, --bg-color (the padding), --quality and --max-pixels in a run, no model needed."""
+    src = tmp_path / "raw"
+    (src / "a").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    wide = np.zeros((60, 120, 3), np.uint8)
+    wide[..., 0] = 200
+    wide[20:40] = rng.integers(0, 255, (20, 120, 3))          # texture, so JPEG quality shows in the file size
+    Image.fromarray(wide).save(src / "a" / "wide.png")
+    Image.new("RGB", (200, 200), (0, 200, 0)).save(src / "a" / "big.png")
+    px = {}
+    for name, flags in (("pad", []), ("black", ["--bg-color", "black"]), ("crop", ["--resize-mode", "crop"])):
+        out = tmp_path / name
+        assert run(src, "--out", out, "--size", "32", "--format", "png", "--workers", "1", "-q", *flags).exit_code == 0
+        with Image.open(out / "a" / "wide.png") as im:
+            px[name] = im.convert("RGB").getpixel((16, 0))
+    assert px["pad"] == (255, 255, 255) and px["black"] == (0, 0, 0) and px["crop"][0] >= 190
+    sizes = {}
+    for q in (95, 20):
+        out = tmp_path / f"q{q}"
+        assert run(src, "--out", out, "--format", "jpg", "--quality", q, "--workers", "1", "-q").exit_code == 0
+        sizes[q] = (out / "a" / "wide.jpg").stat().st_size
+    assert sizes[20] < 0.7 * sizes[95]
+    out = tmp_path / "limit"
+    r = run(src, "--out", out, "--max-pixels", 10_000, "--workers", "1", "-q")   # 200 x 200 = 40,000 > 10,000
+    assert r.exit_code == 0, r.output
+    m = manifest(out)
+    assert m.loc["a/big.png", "error"] != "" and not (out / "a" / "big.png").exists()
+    assert (out / "a" / "wide.png").exists()
 
 
 @pytest.mark.parametrize("mode,expect", [("pad", (64, 64)), ("crop", (64, 64)), ("stretch", (64, 64))])

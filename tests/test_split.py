@@ -5,12 +5,14 @@ import shutil
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from conftest import make_image_folder, make_profiles, tree_snapshot
 from imgcls import manifest as mf
 from imgcls import split as sp
 from imgcls.cli import app
+from imgcls.errors import UserError
 
 runner = CliRunner()
 STEMS = [f"mask{i}" for i in range(1, 6)] + ["incorrect_mask", "normal"]
@@ -239,6 +241,29 @@ def test_near_duplicates_kept_together_and_checked(tmp_path):
     assert r.exit_code == 1 and "near_duplicate" in r.output
     r = runner.invoke(app, ["split", "--check", str(bad), "--no-near-dup"])
     assert r.exit_code == 0
+
+
+def test_tolerance_threshold_and_embedding_model_act(tmp_path, monkeypatch):
+    base = profile_table(120)
+    dev = sp.make_split(base, cfg())[1]["balance"]["max_deviation"]
+    assert dev > 0
+    assert sp.make_split(base, cfg(tolerance=dev / 2))[1]["balance"]["within_tolerance"] is False
+    assert sp.make_split(base, cfg(tolerance=dev))[1]["balance"]["within_tolerance"] is True
+    # --near-dup-threshold and --model reach the embedding search
+    import imgcls.embed as embed
+    src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(48, 48))
+    df = mf.load(src, mf.LayoutOptions(), scan=True, announce=False)
+    seen = []
+    real = embed.embed_manifest
+    monkeypatch.setattr(embed, "embed_manifest", lambda d, **kw: (seen.append(kw["model"]), real(d, **kw))[1])
+    kw = dict(near_dup=True, device="cpu", cache_dir=str(tmp_path / "cache"))
+    every = sp.near_duplicate_pairs_for(df, cfg(near_dup_threshold=-1.0, **kw))
+    assert len(every) == len(df) * (len(df) - 1) // 2               # cosine >= -1: every pair
+    assert sp.near_duplicate_pairs_for(df, cfg(near_dup_threshold=1.01, **kw)) == []
+    assert seen == [sp.SplitConfig().model] * 2
+    with pytest.raises(UserError, match="resnet10t"):           # another model: offline, its weights are needed
+        sp.near_duplicate_pairs_for(df, cfg(model="resnet10t", **kw))
+    assert seen[-1] == "resnet10t"
 
 
 def test_fix_across_folds_moves_rows_to_one_fold_and_keeps_the_scheme():

@@ -46,6 +46,12 @@ def test_offline_hub_model_is_one_line_missing_weights_error():
     msg = str(e.value)
     assert "\n" not in msg and "--weights FILE" in msg and "mobilenetv3_small_050" in msg
     assert isinstance(e.value, UserError)                      # so the CLI prints it as one line, exit 2
+    # a command names its own weight option, or none when it has none (split's embedding model)
+    with pytest.raises(MissingWeightsError, match="pass --embedder-weights FILE"):
+        weights.create_model("mobilenetv3_small_050", pretrained=True, weights_flag="--embedder-weights")
+    with pytest.raises(MissingWeightsError) as e:
+        weights.create_model("mobilenetv3_small_050", pretrained=True, weights_flag=None)
+    assert "pass" not in str(e.value) and "tf_efficientnet_lite0" in str(e.value)
 
 
 def test_missing_weights_error_through_cli():

@@ -204,14 +204,16 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
         if "emb" not in cache:
             from imgcls.embed import embed_manifest
             cache["emb"] = embed_manifest(df, model=cfg.embedder, weights=cfg.embedder_weights,
-                                          img_size=cfg.embed_size, device=cfg.device, cache_dir=cfg.cache_dir)
+                                          weights_flag="--embedder-weights", img_size=cfg.embed_size,
+                                          device=cfg.device, cache_dir=cfg.cache_dir)
         return cache["emb"]
 
     def style() -> np.ndarray:
         if "style" not in cache:
             from imgcls.embed import style_manifest
             cache["style"] = style_manifest(df, model=cfg.embedder, weights=cfg.embedder_weights,
-                                            img_size=cfg.embed_size, device=cfg.device, cache_dir=cfg.cache_dir)
+                                            weights_flag="--embedder-weights", img_size=cfg.embed_size,
+                                            device=cfg.device, cache_dir=cfg.cache_dir)
         return cache["style"]
 
     def features() -> np.ndarray:
