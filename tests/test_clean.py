@@ -207,6 +207,18 @@ def test_ood_threshold_contamination_and_embedding_options_act(dirty, tmp_path, 
                             "--embedder", "resnet10t"])
     assert r.exit_code == 2 and "pass --embedder-weights FILE" in r.output and "Traceback" not in r.output
     assert calls[-1]["model"] == "resnet10t"
+    # --embedder-weights: the file reaches the embedding pass; a missing one fails before the scan, naming the option
+    import torch
+    from imgcls.weights import create_model
+    torch.save(create_model("resnet10t").state_dict(), tmp_path / "r10.pt")
+    r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e3"), "--device", "cpu", "--no-ood", "-q",
+                            "--embedder", "resnet10t", "--embedder-weights", str(tmp_path / "r10.pt")])
+    assert r.exit_code == 0, r.output
+    assert calls[-1]["model"] == "resnet10t" and calls[-1]["weights"] == str(tmp_path / "r10.pt")
+    r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e4"), "--device", "cpu", "-q",
+                            "--embedder-weights", str(tmp_path / "gone.pt")])
+    assert r.exit_code == 2 and "gone.pt does not exist; check --embedder-weights" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "e4").exists()
 
 
 def test_conflict_policies(dirty, tmp_path):

@@ -518,6 +518,11 @@ def test_pretrained_offline_without_weights_is_one_clear_line(two_class, tmp_pat
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--pretrained", "--img-size", "32",
                                  "--epochs", "1", "--workers", "0", "--out", str(tmp_path / "runs")])
     assert r.exit_code == 2 and "--weights" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "runs").exists()          # failed before the run folder and the image cache
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--weights", str(tmp_path / "no.pt"),
+                                 "--epochs", "1", "--workers", "0", "--out", str(tmp_path / "runs")])
+    assert r.exit_code == 2 and "no.pt does not exist" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "runs").exists()
 
 
 def test_channels_last_deterministic_and_compile_act(two_class, tmp_path, monkeypatch):

@@ -84,5 +84,7 @@ def test_local_weight_file_round_trip(tmp_path):
     assert other_head.get_classifier().out_features == 5
     with pytest.raises(MissingWeightsError, match="does not exist; check --weights"):
         weights.create_model("test_efficientnet", weights=tmp_path / "missing.pt")
+    with pytest.raises(MissingWeightsError, match="does not exist; check --embedder-weights"):
+        weights.create_model("test_efficientnet", weights=tmp_path / "missing.pt", weights_flag="--embedder-weights")
     with pytest.raises(UserError, match="does not fit"):
         weights.create_model("resnet10t", weights=path)

@@ -287,18 +287,17 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     out = Path(out)
     src_path = Path(src)
     check_output_location(out, src_path if src_path.is_dir() else None)
-    df = mf.load(src, opts, scan=True, workers=workers, max_pixels=cfg.max_pixels)
-    check_output_location(out, *mf.roots(df))
-    settings = cfg.settings()
-
-    # Model files first: a missing one stops the run before any work (one line, not one per worker); the models
-    # themselves are built only when there is something to process
+    # Model files first: a missing one stops the run before any work, the scan included (one line, not one per
+    # worker); the models themselves are built only when there is something to process
     if cfg.face_crop:
         from imgcls.weights import check_deepface_detector
         check_deepface_detector(cfg.detector)
     if cfg.remove_bg:
         from imgcls.weights import rembg_model_file
         rembg_model_file(cfg.rembg_model)
+    df = mf.load(src, opts, scan=True, workers=workers, max_pixels=cfg.max_pixels)
+    check_output_location(out, *mf.roots(df))
+    settings = cfg.settings()
 
     df = df.reset_index(drop=True)
     sources = [str(p.resolve()) for p in mf.image_paths(df)]

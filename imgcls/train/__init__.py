@@ -148,6 +148,12 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
             "img_size": img_size, "mean": [float(m) for m in dc["mean"]], "std": [float(s) for s in dc["std"]],
             "interpolation": cfg.interpolation, "resize_mode": cfg.resize_mode, "drop_rate": float(cfg.drop_rate)}
 
+    if cfg.pretrained or cfg.weights:
+        # a missing or unfit weight file, or pretrained weights neither local nor on the hub, fail now: before the
+        # run folder is made and the image cache is decoded (minutes on a large set), not when the first fold starts
+        from imgcls.train.heads import build_model
+        build_model(meta, pretrained=cfg.pretrained, weights=cfg.weights)
+
     out = Path(cfg.out)
     check_output_location(out, *mf.roots(df))
     if resume is not None:
