@@ -713,10 +713,18 @@ def _load(src, opts: mf.LayoutOptions, workers: int, max_pixels: int | None) -> 
     return df, layout
 
 
+def _check_embedder(cfg: SplitConfig) -> None:
+    """The near-duplicate search's model weights, checked before the scan rather than after it."""
+    if cfg.near_dup:
+        from imgcls.weights import check_weights_available
+        check_weights_available(cfg.model, weights_flag=None)
+
+
 def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int = 1,
               max_pixels: int | None = mf.imgio.DEFAULT_MAX_PIXELS) -> pd.DataFrame:
     """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports."""
     out = Path(out)
+    _check_embedder(cfg)
     df, layout = _load(src, opts, workers, max_pixels)
     check_output_location(out, *mf.roots(df))
     group_col = _resolve_group_col(df, cfg, layout)
@@ -756,6 +764,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     """`imgcls split --check FILE [--fix]`: find leaks in an existing split; with fix, move and write to out."""
     cfg = cfg or SplitConfig()
     file = Path(file)
+    _check_embedder(cfg)
     df = mf.load(file, mf.LayoutOptions(layout="manifest"), scan=True, workers=workers)
     if "split" not in df.columns:
         raise UserError(f"{file} has no `split` column; make one with `imgcls split SRC`")

@@ -142,6 +142,22 @@ def create_model(name: str, num_classes: int | None = None, pretrained: bool = F
                                                          else {}), **kwargs)
 
 
+def check_weights_available(name: str, weights: str | os.PathLike | None = None,
+                            weights_flag: str | None = "--weights") -> None:
+    """Raise the error create_model(name, pretrained=True, weights=weights) would, before a step's long work
+    (the image scan) instead of after it. Cheap for a weight file and a package-shipped source; for a hub model it
+    resolves the download (from the local hub cache when offline) by building the model once."""
+    check_model_name(name)
+    if weights is not None:
+        if not Path(weights).is_file():
+            raise MissingWeightsError(f"weight file {weights} does not exist; check {weights_flag or '--weights'}")
+        return
+    if name in LOCAL_SOURCES:
+        LOCAL_SOURCES[name].locate()
+        return
+    create_model(name, pretrained=True, weights_flag=weights_flag)
+
+
 def data_config(name: str, model=None) -> dict:
     """Input size and normalisation the (pretrained) model expects."""
     if name in LOCAL_SOURCES:

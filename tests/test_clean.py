@@ -202,11 +202,14 @@ def test_ood_threshold_contamination_and_embedding_options_act(dirty, tmp_path, 
     monkeypatch.setattr(nd, "candidate_pairs", lambda *a: (cands.append(a[3]), real_cand(*a))[1])
     _run(dirty, tmp_path / "e1", "--no-ood", "--embed-size", "64", "--dup-candidates", "0.7")
     assert calls[0]["img_size"] == 64 and cands == [0.7]
-    # another --embedder: offline without its weights, one line naming clean's own weight option
+    # another --embedder: offline without its weights, one line naming clean's own weight option, before the scan
+    from imgcls import manifest as mf
+    scanned, real_scan = [], mf.scan_images
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: (scanned.append(1), real_scan(*a, **k))[1])
     r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e2"), "--device", "cpu", "--no-ood", "-q",
                             "--embedder", "resnet10t"])
     assert r.exit_code == 2 and "pass --embedder-weights FILE" in r.output and "Traceback" not in r.output
-    assert calls[-1]["model"] == "resnet10t"
+    assert not scanned
     # --embedder-weights: the file reaches the embedding pass; a missing one fails before the scan, naming the option
     import torch
     from imgcls.weights import create_model

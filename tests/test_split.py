@@ -264,6 +264,15 @@ def test_tolerance_threshold_and_embedding_model_act(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="resnet10t"):           # another model: offline, its weights are needed
         sp.near_duplicate_pairs_for(df, cfg(model="resnet10t", **kw))
     assert seen[-1] == "resnet10t"
+    # from the command line that is found before the scan; without the near-duplicate search no model is needed
+    scanned, real_scan = [], mf.scan_images
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: (scanned.append(1), real_scan(*a, **k))[1])
+    r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "s.csv"), "--model", "resnet10t"])
+    assert r.exit_code == 2 and "resnet10t" in r.output and "Traceback" not in r.output and not scanned
+    r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "s.csv"), "--model", "resnet10t",
+                            "--no-near-dup", "--val", "0.25"])
+    assert r.exit_code == 0, r.output
+    assert scanned
 
 
 def test_fix_across_folds_moves_rows_to_one_fold_and_keeps_the_scheme():

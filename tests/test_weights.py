@@ -52,6 +52,14 @@ def test_offline_hub_model_is_one_line_missing_weights_error():
     with pytest.raises(MissingWeightsError) as e:
         weights.create_model("mobilenetv3_small_050", pretrained=True, weights_flag=None)
     assert "pass" not in str(e.value) and "tf_efficientnet_lite0" in str(e.value)
+    # the same, checked up front (before a step's scan): hub model offline, missing file, shipped source present
+    with pytest.raises(MissingWeightsError, match="pass --embedder-weights FILE"):
+        weights.check_weights_available("mobilenetv3_small_050", weights_flag="--embedder-weights")
+    with pytest.raises(MissingWeightsError, match="gone.pt does not exist; check --embedder-weights"):
+        weights.check_weights_available("resnet10t", "gone.pt", weights_flag="--embedder-weights")
+    with pytest.raises(UserError, match="unknown model"):
+        weights.check_weights_available("resnet5O")
+    weights.check_weights_available("tf_efficientnet_lite0")          # ships with a package: no error
 
 
 def test_missing_weights_error_through_cli():

@@ -11,7 +11,7 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls.console import info
-from imgcls.errors import MissingWeightsError, UserError
+from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, write_json
 
 # Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md)
@@ -187,8 +187,10 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
         raise UserError("--undersample needs --max-per-class N")
     if materialize not in (None, "link", "copy"):
         raise UserError(f"--materialize must be link or copy (got '{materialize}')")
-    if cfg.embedder_weights and not Path(cfg.embedder_weights).is_file():   # before the scan, not after it
-        raise MissingWeightsError(f"weight file {cfg.embedder_weights} does not exist; check --embedder-weights")
+    if cfg.embedder_weights or (cfg.dedup and cfg.near_dup):
+        # the near-duplicate search embeds every image: its weights must be here before the scan, not after it
+        from imgcls.weights import check_weights_available
+        check_weights_available(cfg.embedder, cfg.embedder_weights, "--embedder-weights")
     out = Path(out)
     df = mf.load(src, opts, scan=False)
     check_output_location(out, *mf.roots(df))
