@@ -331,7 +331,7 @@ def test_aug_presets():
     assert kinds[0] < kinds[1] < kinds[2] and v2.RandomPerspective in kinds[2]
 
 
-def test_schedulers_shape_the_lr():
+def test_schedulers_shape_the_lr(caplog):
     from imgcls.train.loop import make_scheduler
     def lrs(name, epochs=6, warm=0):
         cfg = TrainConfig(scheduler=name, epochs=epochs, warmup_epochs=warm, lr=0.1, min_lr=0.0)
@@ -353,6 +353,30 @@ def test_schedulers_shape_the_lr():
     assert lrs("cosine", warm=2)[0] < 0.01
     rs = lrs("cosine-restarts")
     assert any(b > a for a, b in zip(rs, rs[1:]))      # goes back up
+    # three cycles counted in updates, also in a short run (per epoch, 3 epochs would be a constant lr)
+    rs3 = lrs("cosine-restarts", epochs=3)
+    assert rs3[0] == pytest.approx(0.1) and rs3[1] == pytest.approx(0.1) and rs3[2] == pytest.approx(0.1)
+    cfg = TrainConfig(scheduler="cosine-restarts", epochs=3, lr=0.1, min_lr=0.0)
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    s, per_step = make_scheduler(opt, cfg, steps_per_epoch=4)
+    seen = []
+    for _ in range(12):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        s.step()
+    assert per_step and seen[0] == pytest.approx(0.1) and seen[2] < 0.06 and seen[4] == pytest.approx(0.1)
+    # its update count is state: a scheduler loaded from it continues the schedule
+    opt2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    s2, _ = make_scheduler(opt2, cfg, steps_per_epoch=4)
+    s2.load_state_dict(s.state_dict())
+    assert opt2.param_groups[0]["lr"] == pytest.approx(opt.param_groups[0]["lr"])
+    # a one-epoch cosine is constant: timm's warning about that is not shown to users
+    import logging
+    with caplog.at_level(logging.WARNING):
+        make_scheduler(opt, TrainConfig(scheduler="cosine", epochs=1), steps_per_epoch=4)
+        make_scheduler(opt, TrainConfig(scheduler="cosine-restarts", epochs=1), steps_per_epoch=2)
+    assert not [r for r in caplog.records if "no effect" in r.getMessage()]
+    assert logging.getLogger("timm.scheduler.cosine_lr").level == logging.NOTSET      # restored
     oc = lrs("onecycle")
     assert oc[0] < max(oc) and oc[-1] < max(oc)
     pl = lrs("plateau")                                 # constant metric -> lr halves

@@ -122,7 +122,8 @@ def make_optimizer(model, cfg: TrainConfig):
 
 
 def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
-    """(scheduler, per_step). timm schedulers step once per epoch; onecycle (torch) once per optimiser update."""
+    """(scheduler, per_step). cosine and plateau step once per epoch; onecycle (torch) and cosine-restarts (timm,
+    counted in updates) once per optimiser update."""
     cfg.validate()
     if cfg.scheduler == "none":
         return None, False
@@ -130,17 +131,51 @@ def make_scheduler(optimizer, cfg: TrainConfig, steps_per_epoch: int):
         pct = min(0.9, max(cfg.warmup_epochs, 0.3 * cfg.epochs) / max(cfg.epochs, 1))
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
                                                    pct_start=pct), True
-    warm = {"warmup_t": cfg.warmup_epochs, "warmup_lr_init": cfg.lr * 0.01, "warmup_prefix": True}
-    if cfg.scheduler == "cosine-restarts":
-        from timm.scheduler import CosineLRScheduler
-        cycle = max(1, (cfg.epochs - cfg.warmup_epochs) // 3)
-        return CosineLRScheduler(optimizer, t_initial=cycle, lr_min=cfg.min_lr, cycle_limit=100, cycle_decay=1.0,
-                                 **warm), False
     if cfg.scheduler == "plateau":
         return _Plateau(optimizer, cfg.min_lr), False
+    import logging
+
     from timm.scheduler import CosineLRScheduler
-    return CosineLRScheduler(optimizer, t_initial=max(1, cfg.epochs - cfg.warmup_epochs), lr_min=cfg.min_lr,
-                             **warm), False
+    # timm warns that a one-step cosine "will have no effect" (e.g. --epochs 1): true and expected, not for users
+    log = logging.getLogger("timm.scheduler.cosine_lr")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        if cfg.scheduler == "cosine-restarts":
+            # three cycles over the run, counted in optimiser updates (t_in_epochs=False): stepped per epoch, a run
+            # of fewer than 6 epochs would get one-epoch "cycles", i.e. a constant lr
+            warm_t = cfg.warmup_epochs * steps_per_epoch
+            cycle = max(1, (cfg.epochs * steps_per_epoch - warm_t) // 3)
+            return _PerUpdate(CosineLRScheduler(
+                optimizer, t_initial=cycle, lr_min=cfg.min_lr, cycle_limit=100, cycle_decay=1.0, warmup_t=warm_t,
+                warmup_lr_init=cfg.lr * 0.01, warmup_prefix=True, t_in_epochs=False)), True
+        return CosineLRScheduler(optimizer, t_initial=max(1, cfg.epochs - cfg.warmup_epochs), lr_min=cfg.min_lr,
+                                 warmup_t=cfg.warmup_epochs, warmup_lr_init=cfg.lr * 0.01, warmup_prefix=True), False
+    finally:
+        log.setLevel(level)
+
+
+class _PerUpdate:
+    """A timm scheduler built with t_in_epochs=False behind torch's per-update `step()`; the update count is part of
+    its state, so a resumed run continues the schedule where it stopped."""
+
+    def __init__(self, s):
+        self.s, self.updates = s, 0
+
+    def step(self):
+        self.updates += 1
+        self.s.step_update(self.updates)
+
+    def state_dict(self):
+        return {"timm": self.s.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state):
+        if "updates" not in state:
+            raise UserError("this run's cosine-restarts schedule was saved per epoch by an older imgcls; resume it "
+                            "with that version, or start a new run")
+        self.s.load_state_dict(state["timm"])
+        self.updates = int(state["updates"])
+        self.s.step_update(self.updates)
 
 
 class _Plateau:
