@@ -60,12 +60,18 @@ def check_model_name(name: str) -> str:
     raise UserError(f"unknown model '{name}'{hint}; pass a timm model name with --model")
 
 
-def load_state_dict_file(path: str | os.PathLike, flag: str = "--weights") -> dict:
-    """A state dict from a weight file of any common shape. `flag`: the option that named the file (in errors)."""
-    import torch
+def weight_file(path: str | os.PathLike, flag: str | None = "--weights") -> Path:
+    """`path`, which must be a file; otherwise the error names the option that gave it (`flag`)."""
     path = Path(path)
     if not path.is_file():
-        raise MissingWeightsError(f"weight file {path} does not exist; check {flag}")
+        raise MissingWeightsError(f"weight file {path} does not exist; check {flag or '--weights'}")
+    return path
+
+
+def load_state_dict_file(path: str | os.PathLike, flag: str | None = "--weights") -> dict:
+    """A state dict from a weight file of any common shape. `flag`: the option that named the file (in errors)."""
+    import torch
+    path = weight_file(path, flag)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
         return load_file(str(path))
@@ -120,7 +126,7 @@ def create_model(name: str, num_classes: int | None = None, pretrained: bool = F
     if weights is not None:
         model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs) \
             if num_classes is not None else timm.create_model(name, pretrained=False, **kwargs)
-        _load_backbone_weights(model, load_state_dict_file(weights, weights_flag or "--weights"), str(weights))
+        _load_backbone_weights(model, load_state_dict_file(weights, weights_flag), str(weights))
         return model
     if pretrained and name in LOCAL_SOURCES:
         model = timm.create_model(name, pretrained=False, **kwargs)
@@ -149,8 +155,7 @@ def check_weights_available(name: str, weights: str | os.PathLike | None = None,
     resolves the download (from the local hub cache when offline) by building the model once."""
     check_model_name(name)
     if weights is not None:
-        if not Path(weights).is_file():
-            raise MissingWeightsError(f"weight file {weights} does not exist; check {weights_flag or '--weights'}")
+        weight_file(weights, weights_flag)
         return
     if name in LOCAL_SOURCES:
         LOCAL_SOURCES[name].locate()
