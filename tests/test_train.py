@@ -332,7 +332,7 @@ def test_aug_presets():
 
 
 def test_schedulers_shape_the_lr(caplog):
-    from imgcls.train.loop import make_scheduler
+    from imgcls.train.optim import make_scheduler
     def lrs(name, epochs=6, warm=0):
         cfg = TrainConfig(scheduler=name, epochs=epochs, warmup_epochs=warm, lr=0.1, min_lr=0.0)
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
@@ -598,7 +598,7 @@ def test_channels_last_deterministic_and_compile_act(two_class, tmp_path, monkey
 def test_optimizers_use_fused_kernels_and_fall_back(monkeypatch):
     import timm
     import timm.optim
-    from imgcls.train.loop import make_optimizer
+    from imgcls.train.optim import make_optimizer
     model = timm.create_model("resnet10t", num_classes=2)
     for name in ("adamw", "adam", "sgd"):
         assert make_optimizer(model, TrainConfig(optimizer=name)).defaults["fused"] is True, name

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imgcls.clean.registry import OODInputs, minority_side, register
+from imgcls.clean.ood_base import OODInputs, minority_side
 
 
 def _knn_distance(x: np.ndarray, k: int = 10) -> np.ndarray:
@@ -48,7 +48,6 @@ def _rank(x: np.ndarray) -> np.ndarray:
     return r
 
 
-@register
 class PhotoFeatures:
     name = "photo-features"
     description = "robust Mahalanobis distance of photo-vs-drawing features from the bulk (MinCovDet)"
@@ -63,7 +62,6 @@ class PhotoFeatures:
         return _on_valid(~np.isnan(f).any(axis=1), 5, distance)
 
 
-@register
 class EmbeddingKNN:
     name = "embedding-knn"
     description = "mean cosine distance to the 10 nearest neighbours in lite0 embedding space"
@@ -73,7 +71,6 @@ class EmbeddingKNN:
         return _on_valid(np.linalg.norm(e, axis=1) > 0, 3, lambda ok: _knn_distance(e[ok]))
 
 
-@register
 class Combined:
     name = "combined"
     description = "rank average of photo-features and embedding-knn"
@@ -82,7 +79,6 @@ class Combined:
         return (_rank(PhotoFeatures().score(inputs)) + _rank(EmbeddingKNN().score(inputs))) / 2
 
 
-@register
 class PixelsAgglomerative:
     name = "pixels-agglomerative"
     description = "seed 001: raw pixels, agglomerative clustering K=2 (sparser cluster = out of domain)"
@@ -105,7 +101,6 @@ class PixelsAgglomerative:
         return _on_valid(~np.isnan(px).any(axis=1), 0, sparser_cluster)
 
 
-@register
 class PcaDbscan:
     name = "pca-dbscan"
     description = "seed 001: PCA(50) of raw pixels + DBSCAN; noise points are out of domain"
@@ -161,7 +156,6 @@ def self_train(seed_score: np.ndarray, x: np.ndarray, seed: int, top: float, bot
     return p
 
 
-@register
 class PhotoStyle:
     """Default. Self-training on texture statistics: the hand-made photo-likeness picks confident seeds (top 0.4% /
     bottom 70%), a logistic regression on the backbone's style statistics (per-channel mean and std of a stride-16
@@ -184,7 +178,6 @@ class PhotoStyle:
         return _on_valid(ok, 20, fit)
 
 
-@register
 class PhotoEmbedding:
     """Self-training as photo-style, on the pooled embeddings (semantic rather than texture features); top 1% /
     bottom 70% seeds, two rounds."""
@@ -199,3 +192,7 @@ class PhotoEmbedding:
         ok = ~np.isnan(f).any(axis=1) & (np.linalg.norm(e, axis=1) > 0)
         return _on_valid(ok, 20, lambda ok: self_train(photo_likeness(f[ok]), e[ok], inputs.seed, self.seed_top,
                                                        self.seed_bottom, 1.0))
+
+
+# every detector, in --help order (imgcls.clean.registry indexes them by name)
+DETECTORS = (PhotoStyle, PhotoEmbedding, PhotoFeatures, EmbeddingKNN, Combined, PixelsAgglomerative, PcaDbscan)

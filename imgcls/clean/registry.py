@@ -1,48 +1,18 @@
-"""Out-of-domain detectors behind one interface (the shape of cleanlab Datalab's issue managers): one module each,
-registered by name, chosen with --ood-method."""
+"""Out-of-domain detectors behind one interface (the shape of cleanlab Datalab's issue managers): one class each in
+imgcls.clean.ood, listed here by name, chosen with --ood-method. The registry imports the detectors, never the
+reverse (their shared base is imgcls.clean.ood_base)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable
 
-import numpy as np
-
+from imgcls.clean.ood import DETECTORS
+from imgcls.clean.ood_base import OODDetector, OODInputs  # noqa: F401  (OODInputs: what callers build for score())
 from imgcls.errors import UserError
 
-
-@dataclass
-class OODInputs:
-    """What a detector may use; computed lazily and shared (embeddings come from the cache)."""
-    features: Callable[[], np.ndarray]     # hand-made photo-vs-drawing features (n, k)
-    embeddings: Callable[[], np.ndarray]   # L2-normalised backbone embeddings (n, d)
-    pixels: Callable[[], np.ndarray]       # raw RGB pixels of 32x32 thumbnails, flattened (n, 3072)
-    seed: int = 0
-    style: Callable[[], np.ndarray] | None = None  # backbone texture statistics (n, 2c), see imgcls.embed
-
-
-class OODDetector(Protocol):
-    name: str
-    description: str
-
-    def score(self, inputs: OODInputs) -> np.ndarray:
-        """Higher = more out of domain, one value per row (NaN for rows it cannot score)."""
-
-
-OOD_DETECTORS: dict[str, Callable[[], OODDetector]] = {}
-
-
-def register(cls):
-    OOD_DETECTORS[cls.name] = cls
-    return cls
+OOD_DETECTORS: dict[str, Callable[[], OODDetector]] = {cls.name: cls for cls in DETECTORS}
 
 
 def get_detector(name: str) -> OODDetector:
-    from imgcls.clean import ood  # noqa: F401  (registers the detectors)
     if name not in OOD_DETECTORS:
         raise UserError(f"unknown --ood-method '{name}'; use one of: {', '.join(sorted(OOD_DETECTORS))}")
     return OOD_DETECTORS[name]()
-
-
-def minority_side(scores_by_cluster: dict[int, float]) -> int:
-    """The cluster that is 'out of domain': the one with the lower density (higher mean neighbour distance)."""
-    return max(scores_by_cluster, key=scores_by_cluster.get)

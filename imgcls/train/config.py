@@ -66,7 +66,7 @@ class TrainConfig:
         decoded-image cache is built."""
         from imgcls.train.data import AUG_PRESETS, INTERPOLATIONS, RESIZE_MODES
         from imgcls.train.losses import LOSSES
-        from imgcls.train.loop import OPTIMIZERS, SAM_BASES, SCHEDULERS
+        from imgcls.train.optim import OPTIMIZERS, SAM_BASES, SCHEDULERS
         from imgcls.train.mix import MIXES
         choices = {"heads": ("single", "multi"), "branch": ("shallow", "deep"), "loss": LOSSES,
                    "class_weights": ("none", "auto"), "sampler": ("shuffle", "weighted"), "aug": AUG_PRESETS,
