@@ -1,19 +1,42 @@
-"""Writing outputs safely: atomic replace, and never under the input folder."""
+"""Writing outputs safely: atomic replace with the process umask, never under the input folder, never outside the
+output folder, and a writable destination checked before the long work."""
 from __future__ import annotations
 
 import json
 import os
+import re
+import stat
 import tempfile
+import threading
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Iterator
 
 from imgcls.errors import UserError
 
+# the name atomic_path gives its temporary file: .<name>.<mkstemp's 8 random characters>.tmp<suffix>
+_TMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^./]*)?$")
+_UMASK_LOCK = threading.Lock()
+MIN_FREE_BYTES = 16 << 20      # a destination with less free space than this is reported as full
+
+
+def process_umask() -> int:
+    """The process umask (os.umask can only be read by setting it: set and restore under a lock)."""
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a plain open() would give a new file: 0666 minus the umask (mkstemp's own files are 0600)."""
+    return 0o666 & ~process_umask()
+
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is renamed onto `path` (a crash leaves no half file)."""
+    """Yield a temporary path beside `path`; on success it is renamed onto `path` (a crash leaves no half file,
+    and `remove_stale_temps` clears what a kill -9 left). The file gets the process umask's mode."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
@@ -21,10 +44,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, file_mode())
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def is_temp_name(name: str) -> bool:
+    """A name atomic_path gives its temporary files."""
+    return bool(_TMP_NAME.match(name))
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files an interrupted atomic write left under `folder` (regular files only); returns
+    them. Only for a folder this step owns (its --out)."""
+    removed = []
+    folder = Path(folder)
+    if not folder.is_dir():
+        return removed
+    for dirpath, _, filenames in os.walk(folder):
+        for f in filenames:
+            p = Path(dirpath, f)
+            if is_temp_name(f) and p.is_file() and not p.is_symlink():
+                p.unlink()
+                removed.append(p)
+    return removed
 
 
 def write_text(path: str | os.PathLike, text: str) -> Path:
@@ -52,3 +97,68 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
             raise UserError(f"output {out} is inside the input folder {root}; "
                             f"choose --out outside it (imgcls never writes under its input)")
     return out
+
+
+def check_writable(out: str | os.PathLike, kind: str = "dir", flag: str = "--out") -> Path:
+    """One check for every writing command, before the long work: `out` (a folder, or with kind='file' one file
+    written beside its reports) must be creatable and writable, and its disk must not be full."""
+    out = Path(out)
+    if kind == "dir" and out.exists() and not out.is_dir():
+        raise UserError(f"{flag} {out} is an existing file, not a folder; give a folder path")
+    if kind == "file" and out.is_dir():
+        raise UserError(f"{flag} {out} is an existing folder; give a file path such as {out / 'splits.csv'}")
+    # the nearest folder that exists: where the first mkdir / file will be made
+    probe = out if (kind == "dir" and out.is_dir()) else out.parent
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UserError(f"{flag} {out} lies under {probe}, which is a file, not a folder; give another path")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {out} is not writable ({probe} is read-only or not yours); give another path")
+    try:
+        st = os.statvfs(probe)
+    except OSError:
+        return out
+    free = st.f_bavail * st.f_frsize
+    if free < MIN_FREE_BYTES:
+        raise UserError(f"{flag} {out} is on a full disk ({free // 1024} KiB free at {probe}); free space or "
+                        f"give another path")
+    return out
+
+
+def safe_relative(name: str) -> PurePosixPath | None:
+    """`name` as a relative POSIX path that stays below its base folder (no absolute part, no '..' after
+    normalising, no empty name), or None when it would leave it."""
+    text = str(name).replace("\\", "/")
+    if not text or text.startswith("/") or re.match(r"^[A-Za-z]:", text):
+        return None
+    parts = []
+    for part in PurePosixPath(text).parts:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+            continue
+        parts.append(part)
+    return PurePosixPath(*parts) if parts else None
+
+
+def under(base: str | os.PathLike, rel: str | os.PathLike) -> Path:
+    """base / rel, proven to lie under base after resolving symlinks; raises UserError otherwise."""
+    base_r = Path(base).resolve()
+    target = (base_r / rel).resolve()
+    if base_r not in target.parents:
+        raise UserError(f"output name {rel} would be written outside {base} (at {target}); refusing")
+    return target
+
+
+def is_regular_file(path: str | os.PathLike) -> bool:
+    """A regular file after following symlinks (a FIFO, a device or a link to /dev/zero is not)."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False

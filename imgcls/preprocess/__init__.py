@@ -32,7 +32,8 @@ from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.console import info, progress_bar, warn
 from imgcls.errors import UserError
-from imgcls.fsutil import atomic_path, check_output_location, write_json
+from imgcls.fsutil import (atomic_path, check_output_location, check_writable, is_within, remove_stale_temps,
+                           safe_relative, under, write_json)
 
 NO_FACE_POLICIES = ("keep", "center-crop", "drop")
 FORMATS = ("auto", "png", "jpg", "webp")
@@ -206,14 +207,40 @@ def _run_chunk(tasks: list[tuple[int, str, str]]) -> list[tuple[int, dict]]:
 # The whole dataset
 # ---------------------------------------------------------------------------------------------------------------
 
+OUTSIDE_ROOT = "_outside_root"
+
+
+def _safe_component(name: str, fallback: str = "image") -> str:
+    """One path component from untrusted text: no separators, not '.' / '..', not hidden, not empty."""
+    name = name.replace("/", "_").replace("\\", "_").strip()
+    name = name.lstrip(".")
+    return name or fallback
+
+
+def _relative_output(root: str, path: str) -> PurePosixPath:
+    """Where a row's output goes under OUT (before the extension change): its path below its root when that path
+    stays below the root; a row whose path is absolute or climbs out of its root (`../`) goes to
+    `_outside_root/<hash of its absolute path>_<file name>` (the input is read there, never written)."""
+    rel = safe_relative(path)
+    if rel is not None:   # a hidden name would pass for our own temporary / journal files: '_' in front
+        return PurePosixPath(*[("_" + part) if part.startswith(".") else part for part in rel.parts])
+    import hashlib
+    src = os.path.normpath(os.path.join(root, path))
+    tag = hashlib.sha1(src.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return PurePosixPath(OUTSIDE_ROOT, f"{tag}_{_safe_component(PurePosixPath(path.replace(chr(92), '/')).name)}")
+
+
 def output_names(df: pd.DataFrame, cfg: PreprocessConfig) -> list[str]:
-    """Relative output path per row: the input's path (with a root prefix when rows come from several roots),
-    its extension changed where --format / --keep-alpha asks; name clashes get the old extension in the stem."""
+    """Relative output path per row, unique by construction (also when compared case-insensitively): the input's
+    path below its root (with a root prefix when rows come from several roots; `_outside_root/...` for paths that
+    are absolute or leave their root), its extension changed where --format / --keep-alpha asks. A name that
+    another row already has (or would have unchanged) gets the old extension in its stem, then _2, _3, ..."""
     roots = mf.roots(df)
-    prefix = {r: (f"{k}_{Path(r).name}/" if len(roots) > 1 else "") for k, r in enumerate(roots)}
-    names = []
+    prefix = {r: (f"{k}_{_safe_component(Path(r).name, 'root')}/" if len(roots) > 1 else "")
+              for k, r in enumerate(roots)}
+    natural = []
     for root, path in zip(df["root"], df["path"]):
-        p = PurePosixPath(prefix[root] + path)
+        p = PurePosixPath(prefix[root] + _relative_output(str(root), str(path)).as_posix())
         ext = p.suffix.lower()
         if cfg.keep_alpha:
             target = ".webp" if cfg.image_format == "webp" else ".png"
@@ -221,15 +248,29 @@ def output_names(df: pd.DataFrame, cfg: PreprocessConfig) -> list[str]:
             target = ext if ext in _KEPT_EXT else ".png"
         else:
             target = "." + cfg.image_format
-        names.append((str(p), str(p.with_suffix(target)) if target != ext else str(p)))
-    counts = pd.Series([n for _, n in names]).value_counts()
-    out = []
-    for orig, new in names:
-        if counts[new] > 1 and orig != new:
-            o = PurePosixPath(orig)
-            new = str(o.with_name(f"{o.stem}_{o.suffix.lstrip('.').lower()}{PurePosixPath(new).suffix}"))
-        out.append(new)
-    return out
+        natural.append((p, p.with_suffix(target) if target != ext else p))
+    key = lambda q: q.as_posix().casefold()   # noqa: E731 - one name on a case-insensitive file system
+    reserved = {key(new) for _, new in natural}
+    taken: set[str] = set()
+    out: list[str | None] = [None] * len(natural)
+    # rows whose name is unchanged claim it first, then renamed rows in row order
+    order = [i for i, (o, n) in enumerate(natural) if o == n] + [i for i, (o, n) in enumerate(natural) if o != n]
+    claims = pd.Series([key(n) for _, n in natural]).value_counts()
+    for i in order:
+        orig, new = natural[i]
+        cand = new
+        if key(cand) in taken or (orig != new and claims[key(new)] > 1):
+            stem = f"{orig.stem}_{orig.suffix.lstrip('.').lower()}" if orig != new else orig.stem
+            cand, k = new.with_name(f"{stem}{new.suffix}"), 1
+            while key(cand) in taken or (key(cand) in reserved and cand != new):
+                k += 1
+                cand = new.with_name(f"{stem}_{k}{new.suffix}")
+        taken.add(key(cand))
+        out[i] = cand.as_posix()
+    names = [str(n) for n in out]
+    if len({n.casefold() for n in names}) != len(names):   # the construction above guarantees it; proven here
+        raise RuntimeError("preprocess: output names are not unique")
+    return names
 
 
 def _previous_records(out: Path, settings: dict) -> dict[str, dict]:
@@ -272,6 +313,33 @@ def _previous_records(out: Path, settings: dict) -> dict[str, dict]:
     return prev
 
 
+def _open_journal(jpath: Path, settings: dict):
+    """The resume journal, opened for appending: records of an earlier interrupted run with the same settings are
+    kept (a second interruption loses nothing the first finished); a journal of other settings is started anew."""
+    same = False
+    if jpath.is_file():
+        try:
+            with open(jpath, encoding="utf-8") as fh:
+                same = json.loads(fh.readline() or "{}").get("settings") == settings
+        except (ValueError, OSError, UnicodeDecodeError):
+            same = False
+    if not same:
+        fh = open(jpath, "w", encoding="utf-8")
+        fh.write(json.dumps({"settings": settings}) + "\n")
+        fh.flush()
+        return fh
+    with open(jpath, "rb") as fh:
+        cut = False
+        if fh.seek(0, os.SEEK_END) > 0:
+            fh.seek(-1, os.SEEK_END)
+            cut = fh.read(1) != b"\n"
+    fh = open(jpath, "a", encoding="utf-8")
+    if cut:          # the last line was cut by a kill: end it so the next record is a line of its own
+        fh.write("\n")
+        fh.flush()
+    return fh
+
+
 def _up_to_date(src: Path, dst: Path) -> bool:
     try:
         return dst.stat().st_mtime_ns >= src.stat().st_mtime_ns
@@ -286,6 +354,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     cfg.validate()
     out = Path(out)
     src_path = Path(src)
+    check_writable(out)
     check_output_location(out, src_path if src_path.is_dir() else None)
     # Model files first: a missing one stops the run before any work, the scan included (one line, not one per
     # worker); the models themselves are built only when there is something to process
@@ -301,7 +370,13 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
 
     df = df.reset_index(drop=True)
     sources = [str(p.resolve()) for p in mf.image_paths(df)]
+    inside = [s for s in sources if is_within(s, out)]
+    if inside:
+        raise UserError(f"{len(inside)} input image(s) lie inside --out {out}, e.g. {inside[0]}; choose an --out "
+                        f"that holds none of the inputs (imgcls never writes over its input)")
     names = output_names(df, cfg)
+    # every output proven to lie under OUT (symlinks resolved), whatever the manifest's paths say
+    dsts = [under(out, n) for n in names]
     keep = df["keep"].map(lambda v: str(v).strip().lower() not in ("false", "0")) if "keep" in df.columns \
         else pd.Series(True, index=df.index)
     readable = df["error"].fillna("") == ""
@@ -312,7 +387,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     for i in range(len(df)):
         if not readable[i] or not keep[i]:
             continue
-        dst = out / names[i]
+        dst = dsts[i]
         r = prev.get(sources[i])
         if r is not None and r.get("path") == names[i] and _up_to_date(Path(sources[i]), dst):
             records[i] = {**_empty_record(), **{k: r.get(k) for k in FACE_COLUMNS + ["bg_removed"]
@@ -332,11 +407,12 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     parallel = workers > 1 and len(todo) >= MIN_PER_WORKER * workers
     t0, c0 = time.perf_counter(), time.process_time()
     out.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temps(out)
+    if stale:
+        info(f"removed {len(stale)} temporary file(s) an interrupted run left in {out}")
     jpath = out / JOURNAL
     if todo:
-        with open(jpath, "w", encoding="utf-8") as journal:
-            journal.write(json.dumps({"settings": settings}) + "\n")
-            journal.flush()
+        with _open_journal(jpath, settings) as journal:
 
             def log(i: int, rec: dict) -> None:
                 records[i] = rec
