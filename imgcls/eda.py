@@ -10,7 +10,7 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls import report
 from imgcls.console import info, is_quiet, progress_bar
-from imgcls.fsutil import check_output_location, write_json
+from imgcls.fsutil import check_output_location, check_writable, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS, ImageReadError, thumbnail
 
 SAMPLES_PER_CLASS = 8
@@ -173,6 +173,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = "outputs/eda", opts
     """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`."""
     opts = opts or mf.LayoutOptions()
     out = Path(out)
+    check_writable(out)
     df = mf.load(src, opts, scan=False)
     check_output_location(out, *mf.roots(df))
     df = mf.scan_images(df, workers=workers, max_pixels=max_pixels)

@@ -27,6 +27,7 @@ import pandas as pd
 
 from imgcls.console import console, info, warn
 from imgcls.errors import UserError
+from imgcls.fsutil import check_writable
 
 METHODS = ("soft", "hard", "weighted")
 SPEC_NAME = "spec.yaml"
@@ -249,6 +250,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = "soft", weig
         raise UserError(f"unknown --method '{method}'; use one of: {', '.join(METHODS)}")
     if not runs:
         raise UserError("give at least one run: imgcls ensemble outputs/runs/A outputs/runs/B")
+    check_writable(Path(out) if out else Path("outputs/ensembles") / (name or "ensemble"))
     members = [member_from_run(r, which) for r in runs]
     names = [m.name for m in members]
     for i, m in enumerate(members):      # unique names (two runs called the same in different folders)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from imgcls.console import info
 from imgcls.errors import UserError
-from imgcls.fsutil import atomic_path, write_json
+from imgcls.fsutil import atomic_path, check_writable, write_json
 
 
 def _proba_module(model, meta: dict):
@@ -45,6 +45,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     run = Path(run)
     ckpts = find_checkpoints(run, which)
     out = Path(out) if out else (run if run.is_dir() else run.parent) / "onnx"
+    check_writable(out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     g = torch.Generator().manual_seed(seed)

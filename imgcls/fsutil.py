@@ -99,6 +99,10 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
     return out
 
 
+def _writable(folder: Path) -> bool:
+    return os.access(folder, os.W_OK | os.X_OK)     # False on a read-only mount too (EROFS)
+
+
 def check_writable(out: str | os.PathLike, kind: str = "dir", flag: str = "--out") -> Path:
     """One check for every writing command, before the long work: `out` (a folder, or with kind='file' one file
     written beside its reports) must be creatable and writable, and its disk must not be full."""
@@ -115,7 +119,7 @@ def check_writable(out: str | os.PathLike, kind: str = "dir", flag: str = "--out
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
         raise UserError(f"{flag} {out} lies under {probe}, which is a file, not a folder; give another path")
-    if not os.access(probe, os.W_OK | os.X_OK):
+    if not _writable(probe):
         raise UserError(f"{flag} {out} is not writable ({probe} is read-only or not yours); give another path")
     try:
         st = os.statvfs(probe)

@@ -27,7 +27,7 @@ from imgcls import manifest as mf
 from imgcls.console import console, info, progress_bar, warn
 from imgcls.ensemble import EnsembleSpec, is_spec, load_spec, member_from_run, vote
 from imgcls.errors import UserError
-from imgcls.fsutil import atomic_path, check_output_location, write_json
+from imgcls.fsutil import atomic_path, check_output_location, check_writable, write_json
 from imgcls.tta import TTASpec, parse_tta
 
 RUNS_DIR = Path("outputs/runs")
@@ -344,8 +344,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         raise UserError(f"unknown --probs-format '{probs_format}'; use parquet or csv")
     if not sample_submission:
         resolve_format(fmt)
-    df = read_test_data(data, opts)
     out = Path(out) if out else Path("outputs/predictions") / spec.name
+    check_writable(out)
+    df = read_test_data(data, opts)
     check_output_location(out, *mf.roots(df), *( [data] if data and Path(data).is_dir() else []))
     classes = list(spec.classes)
     members = ", ".join(f"{m.name} x{len(m.checkpoints)}" + (f" (w={m.weight:.2f})" if spec.method != "soft" else "")

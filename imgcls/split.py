@@ -30,7 +30,7 @@ from imgcls import manifest as mf
 from imgcls import report
 from imgcls.console import console, info, is_quiet, warn
 from imgcls.errors import UserError
-from imgcls.fsutil import check_output_location, write_json
+from imgcls.fsutil import check_output_location, check_writable, write_json
 
 SPLITS = ("train", "val", "test")
 DEFAULT_NEAR_DUP_THRESHOLD = 0.95     # cosine of L2-normalised lite0 embeddings; see README "imgcls split"
@@ -724,6 +724,7 @@ def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int =
               max_pixels: int | None = mf.imgio.DEFAULT_MAX_PIXELS) -> pd.DataFrame:
     """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports."""
     out = Path(out)
+    check_writable(out, "file")
     _check_embedder(cfg)
     df, layout = _load(src, opts, workers, max_pixels)
     check_output_location(out, *mf.roots(df))
@@ -764,6 +765,8 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     """`imgcls split --check FILE [--fix]`: find leaks in an existing split; with fix, move and write to out."""
     cfg = cfg or SplitConfig()
     file = Path(file)
+    if fix:
+        check_writable(Path(out) if out is not None else file, "file")
     _check_embedder(cfg)
     df = mf.load(file, mf.LayoutOptions(layout="manifest"), scan=True, workers=workers)
     if "split" not in df.columns:

@@ -193,3 +193,151 @@ def test_outputs_follow_the_umask(tmp_path, umask):
     assert len(files) >= 6
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 5. preprocess after kill -9: stale temporary files removed, the journal appended (two interruptions lose nothing)
+# ---------------------------------------------------------------------------------------------------------------
+
+_KILLER = """
+import os, signal, sys, tempfile
+from pathlib import Path
+import imgcls.preprocess as pp
+real, calls, n = pp.save_image, [], int(sys.argv[3])
+def save(im, dst, quality=95):
+    calls.append(1)
+    if len(calls) == n:   # die as kill -9 would inside an atomic write: a temporary file is left behind
+        dst = Path(dst)
+        fd, _ = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp" + dst.suffix, dir=dst.parent)
+        os.write(fd, b"half an image")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(im, dst, quality)
+pp.save_image = save
+pp.run_preprocess(sys.argv[1], sys.argv[2], pp.PreprocessConfig(size=24), workers=1, report=False)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_preprocess_killed_twice_resumes_byte_identical(tmp_path):
+    import subprocess
+    import sys
+    from imgcls.fsutil import is_temp_name
+    from imgcls.preprocess import JOURNAL, PreprocessConfig, run_preprocess
+    src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 3}, size=(40, 30))
+    out, ref = tmp_path / "p", tmp_path / "ref"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1])] + sys.path)}
+    for n in (3, 2):   # first kill after 2 images, the rerun killed after 1 more
+        r = subprocess.run([sys.executable, "-c", _KILLER, str(src), str(out), str(n)], env=env,
+                           capture_output=True, text=True)
+        assert r.returncode == -9, r.stderr
+    lines = (out / JOURNAL).read_text().splitlines()
+    assert len(lines) == 1 + 3                         # the settings line and the three finished images
+    assert len([f for f in all_files(out) if is_temp_name(f.name)]) == 1   # the rerun cleared the first one
+    run_preprocess(src, out, PreprocessConfig(size=24), workers=1, report=False)
+    s = json.loads((out / "preprocess.json").read_text())
+    assert s["processed"] == 4 and s["up_to_date"] == 3
+    assert not [f for f in all_files(out) if is_temp_name(f.name)] and not (out / JOURNAL).exists()
+    run_preprocess(src, ref, PreprocessConfig(size=24), workers=1, report=False)
+    images = lambda d: {p.relative_to(d).as_posix(): p.read_bytes() for p in all_files(d)  # noqa: E731
+                        if p.suffix == ".png"}
+    assert images(out) == images(ref) and len(images(ref)) == 7
+    m_out = pd.read_csv(out / "manifest.csv").drop(columns=["root"])
+    m_ref = pd.read_csv(ref / "manifest.csv").drop(columns=["root"])
+    pd.testing.assert_frame_equal(m_out, m_ref)
+
+
+def test_preprocess_journal_line_cut_by_a_kill_is_ended_not_merged(tmp_path, monkeypatch):
+    import imgcls.preprocess as pp
+    src = make_image_folder(tmp_path / "raw", {"a": 5}, size=(40, 30))
+    out = tmp_path / "p"
+    real, calls = pp.process_image, []
+
+    def dies(n):
+        def f(*a, **kw):
+            calls.append(1)
+            if len(calls) == n:
+                raise KeyboardInterrupt
+            return real(*a, **kw)
+        return f
+
+    monkeypatch.setattr(pp, "process_image", dies(3))
+    with pytest.raises(KeyboardInterrupt):
+        pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
+    with open(out / pp.JOURNAL, "a") as fh:
+        fh.write('{"source_path": "/cut')                 # a record cut by kill -9 mid-line
+    calls.clear()
+    monkeypatch.setattr(pp, "process_image", dies(2))
+    with pytest.raises(KeyboardInterrupt):
+        pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
+    monkeypatch.setattr(pp, "process_image", real)
+    pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
+    s = json.loads((out / "preprocess.json").read_text())
+    assert s["up_to_date"] == 3 and s["processed"] == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --out an existing file, read-only or on a full disk: one shared check (fsutil.check_writable), every command
+# ---------------------------------------------------------------------------------------------------------------
+
+def _writing_commands(tmp_path: Path, out: Path) -> dict[str, list]:
+    from conftest import make_tiny_run
+    raw = tmp_path / "raw"
+    if not raw.exists():
+        make_image_folder(raw, {"a": 3, "b": 3}, size=(32, 32))
+        make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"),
+                      val_rows=[(str(raw), f"a/00{i}.png", "a") for i in range(3)])
+    run = tmp_path / "runs" / "r1"
+    return {
+        "eda": ["eda", raw, "--out", out],
+        "clean": ["clean", raw, "--out", out, "--exact-only", "--no-ood"],
+        "preprocess": ["preprocess", raw, "--out", out, "--workers", 1],
+        "split": ["split", raw, "--out", out, "--no-near-dup"],
+        "train": ["train", raw, "--model", "test_efficientnet", "--img-size", 32, "--epochs", 1, "--out", out],
+        "ensemble": ["ensemble", run, "--out", out],
+        "predict": ["predict", run, "--data", raw, "--out", out],
+        "export": ["export", run, "--onnx", "--out", out],
+    }
+
+
+COMMANDS = ["eda", "clean", "preprocess", "split", "train", "ensemble", "predict", "export"]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_out_that_is_an_existing_file_or_unwritable_or_full_is_one_line(cmd, tmp_path, monkeypatch):
+    import imgcls.fsutil as fs
+    taken = tmp_path / "taken.txt"
+    taken.write_text("mine")
+    if cmd == "split":          # split's --out is a file: an existing folder is the mistake
+        taken = tmp_path / "taken_dir"
+        taken.mkdir()
+    args = _writing_commands(tmp_path, taken)[cmd]
+    before = snapshot(tmp_path)
+    r = invoke(*args)
+    one_line_error(r, "--out", str(taken), "folder")
+    assert snapshot(tmp_path) == before
+    assert taken.is_dir() or taken.read_text() == "mine"
+    # a file in the way of the folder to create
+    r = invoke(*_writing_commands(tmp_path, tmp_path / "taken.txt" / "sub" / "x.csv")[cmd])
+    one_line_error(r, "--out", "is a file")
+    fresh = tmp_path / "new" / ("out.csv" if cmd == "split" else "out")
+    monkeypatch.setattr(fs, "_writable", lambda folder: False)      # a read-only mount, as os.access reports it
+    r = invoke(*_writing_commands(tmp_path, fresh)[cmd])
+    one_line_error(r, "--out", "not writable")
+    monkeypatch.undo()
+    monkeypatch.setattr(fs, "MIN_FREE_BYTES", 1 << 62)              # more than any disk holds: full
+    r = invoke(*_writing_commands(tmp_path, fresh)[cmd])
+    one_line_error(r, "--out", "full disk")
+    assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_read_only_folder_is_refused_for_real(tmp_path):
+    make_image_folder(tmp_path / "raw", {"a": 2})
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        r = invoke("eda", tmp_path / "raw", "--out", ro / "eda")
+        one_line_error(r, "not writable")
+    finally:
+        ro.chmod(0o755)

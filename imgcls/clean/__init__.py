@@ -12,7 +12,7 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls.console import info
 from imgcls.errors import UserError
-from imgcls.fsutil import check_output_location, write_json
+from imgcls.fsutil import check_output_location, check_writable, write_json
 
 # Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md)
 DUP_METHODS = ("verified", "embedding")
@@ -192,6 +192,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
         from imgcls.weights import check_weights_available
         check_weights_available(cfg.embedder, cfg.embedder_weights, "--embedder-weights")
     out = Path(out)
+    check_writable(out)
     df = mf.load(src, opts, scan=False)
     check_output_location(out, *mf.roots(df))
     df = mf.scan_images(df, workers=workers).reset_index(drop=True)

@@ -107,7 +107,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.console import info, warn
     from imgcls.device import resolve_device
     from imgcls.errors import UserError
-    from imgcls.fsutil import check_output_location, write_json
+    from imgcls.fsutil import check_output_location, check_writable, write_json
     from imgcls.train import data as tdata
     from imgcls.train.loop import FoldData, RunLog, _write_csv, init_distributed, train_run
     from imgcls.weights import check_model_name, data_config
@@ -121,6 +121,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         cfg.src = str(mf.default_source(DEFAULT_SOURCES, "data argument"))
     check_model_name(cfg.model)
     cfg.validate()
+    check_writable(resume if resume is not None else cfg.out)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
