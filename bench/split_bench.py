@@ -20,6 +20,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from imgcls import manifest as mf  # noqa: E402
+from imgcls import profiles as pl  # noqa: E402
 from imgcls import split as sp  # noqa: E402
 from imgcls.console import set_quiet  # noqa: E402
 
@@ -37,11 +38,11 @@ def profiles(n: int = 2700, seed: int = 0) -> pd.DataFrame:
         g = int(rng.random() < 0.6)
         prof = f"{p:06d}_{('male', 'female')[g]}_Asian_{ages[p]}"
         for s in STEMS:
-            rows.append({"path": f"{prof}/{s}.jpg", "group": f"{p:06d}", "mask": mf.mask_from_stem(s), "gender": g,
+            rows.append({"path": f"{prof}/{s}.jpg", "group": f"{p:06d}", "mask": pl.mask_from_stem(s), "gender": g,
                          "age": int(ages[p]), "sha256": prof + s, "error": "", "root": "/data/raw"})
     df = pd.DataFrame(rows)
     df.insert(1, "label", "")
-    return mf.apply_profile_labels(df)
+    return pl.apply_profile_labels(df)
 
 
 def timed(fn):

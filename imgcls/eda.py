@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls import manifest as mf
+from imgcls import profiles
 from imgcls import report
 from imgcls.console import info, is_quiet, progress_bar
 from imgcls.fsutil import check_output_location, check_writable, write_json
@@ -116,7 +117,7 @@ def plot_attributes(df: pd.DataFrame, path: Path, age_edges) -> Path:
     plt = report.pyplot()
     ok = mf.readable(df)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, col, names in ((axes[0], "mask", mf.MASK_CLASSES), (axes[1], "gender", mf.GENDER_CLASSES)):
+    for ax, col, names in ((axes[0], "mask", profiles.MASK_CLASSES), (axes[1], "gender", profiles.GENDER_CLASSES)):
         counts = ok[col].astype(int).value_counts().reindex(range(len(names)), fill_value=0)
         bars = ax.bar(names, counts.values, color="#8172b2")
         ax.bar_label(bars, fontsize=8)

@@ -320,18 +320,16 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = "soft", weig
     out = Path(out) if out else Path("outputs/ensembles") / name
     spec = EnsembleSpec(name, method, members, classes, scores=scores)
     spec.path = write_spec(spec, out)
-    from imgcls.fsutil import atomic_path
+    from imgcls.fsutil import write_table
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
-    with atomic_path(out / "scores.csv") as tmp:
-        table.to_csv(tmp, index=False)
+    write_table(table, out / "scores.csv")
     if len(y):
         oof = pd.DataFrame(ens, columns=[f"p_{c}" for c in classes])
         oof.insert(0, "key", np.asarray(common)[ok])
         oof.insert(1, "label", [classes[i] for i in y])
         oof.insert(2, "pred", [classes[i] for i in ens.argmax(1)])
-        with atomic_path(out / "oof_predictions.csv") as tmp:
-            oof.to_csv(tmp, index=False)
+        write_table(oof, out / "oof_predictions.csv")
     print_scores(table)
     info(f"wrote {spec.path} (use: imgcls predict {out})")
     return spec

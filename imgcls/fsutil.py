@@ -82,6 +82,18 @@ def write_json(path: str | os.PathLike, obj) -> Path:
     return write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
+def write_table(df, path: str | os.PathLike) -> Path:
+    """The one table writer: a DataFrame as CSV (Parquet when `path` ends in .parquet), without its index, atomically
+    (a temporary file beside `path`, renamed onto it)."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        if path.suffix.lower() == ".parquet":
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+    return path
+
+
 def is_within(child: str | os.PathLike, parent: str | os.PathLike) -> bool:
     child, parent = Path(child).resolve(), Path(parent).resolve()
     return child == parent or parent in child.parents

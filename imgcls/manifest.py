@@ -11,7 +11,9 @@ A manifest is a CSV with one row per image. Core columns (see README "The manife
     error    '' when the image is readable, else why it is not
 
 Layouts read into it (auto-detected): an existing manifest, ImageFolder, a competition CSV, the mask competition's
-profile folders, an unlabeled folder. Each later step appends its own columns and never renames one.
+profile folders, an unlabeled folder. Each later step appends its own columns and never renames one; every column
+any step writes is declared in `COLUMNS` (its type, the step that adds it) and coerced to that type when a manifest
+is read, so every step sees the same values (`kept` is the one reading of clean's `keep`).
 """
 from __future__ import annotations
 
@@ -21,24 +23,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
 import pandas as pd
 
 from imgcls import io as imgio
 from imgcls.console import info, warn
 from imgcls.errors import UserError
-from imgcls.fsutil import atomic_path
+from imgcls.fsutil import write_table
+from imgcls.profiles import DEFAULT_AGE_BANDS, GENDER_CLASSES, PROFILE_DIR, apply_profile_labels, mask_from_stem
 
 MANIFEST_NAME = "manifest.csv"
 SCAN_COLUMNS = ["width", "height", "mode", "format", "bytes", "sha256", "error"]
 CORE_COLUMNS = ["path", "label", "group"] + SCAN_COLUMNS
-STRING_COLUMNS = ["path", "root", "label", "group", "mode", "format", "sha256", "error"]
 LAYOUTS = ("auto", "manifest", "folder", "csv", "profiles", "unlabeled")
 
-# Mask competition: root/<id>_<gender>_<race>_<age>/<mask1..5|incorrect_mask|normal>.<ext>
-PROFILE_DIR = re.compile(r"^(?P<id>[^_]+)_(?P<gender>male|female)_(?P<race>[^_]+)_(?P<age>\d+)$", re.IGNORECASE)
-MASK_CLASSES = ("wear", "incorrect", "not_wear")      # mask column values 0, 1, 2
-GENDER_CLASSES = ("male", "female")                     # gender column values 0, 1
-DEFAULT_AGE_BANDS = (30, 60)                            # edges: <30, 30-59, >=60
 PATH_COLUMN_GUESSES = ("path", "image", "image_path", "img_path", "filepath", "file_path", "file", "filename",
                        "ImageID", "image_id", "id")
 
@@ -55,38 +53,125 @@ class LayoutOptions:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Profile (mask competition) labels
+# The columns: who adds each one, and its type
 # ---------------------------------------------------------------------------------------------------------------
 
-def mask_from_stem(stem: str) -> int | None:
-    s = stem.lower()
-    if s.startswith("mask"):
-        return 0
-    if s.startswith("incorrect"):
-        return 1
-    if s.startswith("normal"):
-        return 2
-    return None
+@dataclass(frozen=True)
+class Column:
+    """A manifest column. `kind`: str | int | float | bool. `blank`: the value of an empty cell (bool columns;
+    None = unknown). `strict`: a cell that does not parse as `kind` is an error naming the file, row and column;
+    not strict (attributes a competition CSV may also carry as text): the column is then left as text."""
+    name: str
+    kind: str
+    step: str
+    blank: object = None
+    strict: bool = True
 
 
-def age_band(age: int | float, edges: Sequence[int] = DEFAULT_AGE_BANDS) -> int:
-    """Index of the band: edges (30, 60) -> 0 for <30, 1 for 30..59, 2 for >=60."""
-    return int(sum(age >= e for e in edges))
+COLUMNS: dict[str, Column] = {c.name: c for c in (
+    Column("path", "str", "manifest"), Column("label", "str", "manifest"), Column("group", "str", "manifest"),
+    Column("root", "str", "manifest"),
+    Column("width", "int", "manifest"), Column("height", "int", "manifest"), Column("mode", "str", "manifest"),
+    Column("format", "str", "manifest"), Column("bytes", "int", "manifest"), Column("sha256", "str", "manifest"),
+    Column("error", "str", "manifest"), Column("source_id", "str", "manifest"),
+    # the profiles layout (mask competition)
+    Column("profile", "str", "manifest"), Column("race", "str", "manifest"),
+    Column("mask", "int", "manifest", strict=False), Column("gender", "int", "manifest", strict=False),
+    Column("age", "int", "manifest", strict=False), Column("age_band", "int", "manifest", strict=False),
+    # clean
+    Column("keep", "bool", "clean", blank=True), Column("reason", "str", "clean"),
+    Column("dup_group", "str", "clean"), Column("duplicate_of", "str", "clean"),
+    Column("ood_score", "float", "clean"), Column("label_conflict", "bool", "clean", blank=False),
+    # preprocess
+    Column("source_path", "str", "preprocess"), Column("face_found", "bool", "preprocess", blank=None),
+    Column("face_x", "int", "preprocess"), Column("face_y", "int", "preprocess"),
+    Column("face_w", "int", "preprocess"), Column("face_h", "int", "preprocess"),
+    Column("face_confidence", "float", "preprocess"), Column("faces", "int", "preprocess"),
+    Column("bg_removed", "bool", "preprocess", blank=False),
+    # split
+    Column("split", "str", "split"), Column("fold", "int", "split"), Column("drop_reason", "str", "split"),
+)}
+STRING_COLUMNS = [c.name for c in COLUMNS.values() if c.kind == "str"]
+# The one truth table of a bool cell (case and surrounding spaces ignored); an empty cell takes the column's `blank`
+# (`keep`: kept - no decision to drop it, as for a manifest without the column). Anything else is an error.
+TRUE_WORDS = ("true", "1", "1.0", "yes", "y", "t")
+FALSE_WORDS = ("false", "0", "0.0", "no", "n", "f")
 
 
-def profile_label(mask: int, gender: int, band: int, n_bands: int = 3) -> int:
-    """The mask competition's class id: mask*6 + gender*3 + age_band for three bands."""
-    return int(mask) * 2 * n_bands + int(gender) * n_bands + int(band)
+def columns_of(step: str) -> list[str]:
+    """The columns `step` (manifest, clean, preprocess, split) adds, in their written order."""
+    return [c.name for c in COLUMNS.values() if c.step == step]
 
 
-def apply_profile_labels(df: pd.DataFrame, edges: Sequence[int] = DEFAULT_AGE_BANDS) -> pd.DataFrame:
-    """(Re)derive age_band and label from the mask / gender / age columns."""
-    df = df.copy()
-    edges = tuple(int(e) for e in edges)
-    df["age_band"] = [age_band(a, edges) for a in df["age"].astype(int)]
-    df["label"] = [str(profile_label(m, g, b, len(edges) + 1))
-                   for m, g, b in zip(df["mask"].astype(int), df["gender"].astype(int), df["age_band"])]
+def _blank(v) -> bool:
+    return v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip())
+
+
+def parse_bool(v, blank=None):
+    """True / False from a bool, 0 / 1 or one of TRUE_WORDS / FALSE_WORDS; `blank` for an empty cell; raises
+    ValueError for anything else."""
+    if _blank(v):
+        return blank
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, float, np.integer, np.floating)) and v in (0, 1):
+        return bool(v)
+    t = str(v).strip().lower()
+    if t in TRUE_WORDS:
+        return True
+    if t in FALSE_WORDS:
+        return False
+    raise ValueError(v)
+
+
+def _bad_cell(col: Column, values: pd.Series, ok: np.ndarray, where: str) -> UserError:
+    pos = int(np.flatnonzero(~ok)[0])
+    accepted = ("true/false, 1/0, yes/no, y/n, t/f" + (" or empty (= kept)" if col.name == "keep" else "")
+                if col.kind == "bool" else f"a number ({col.kind})")
+    origin = "the manifest's reader" if col.step == "manifest" else f"imgcls {col.step}"
+    return UserError(f"{where}: column '{col.name}' has '{values.iloc[pos]}' in row {pos + 1} (accepted: "
+                     f"{accepted}); fix the cell or rebuild the file with {origin}")
+
+
+def coerce(df: pd.DataFrame, where: str = "the manifest") -> pd.DataFrame:
+    """Every declared column present in df converted to its declared type (in place; returns df): str -> text with
+    '' for empty, int -> Int64, float -> float64, bool -> bool (BooleanDtype where empty means unknown)."""
+    for name in [c for c in df.columns if c in COLUMNS]:
+        col, s = COLUMNS[name], df[name]
+        if col.kind == "str":
+            df[name] = s.map(lambda v: "" if _blank(v) else str(v)).astype(object)
+        elif col.kind == "bool":
+            if s.dtype == bool:
+                continue
+            parsed, ok = [], np.ones(len(s), bool)
+            for k, v in enumerate(s.tolist()):
+                try:
+                    parsed.append(parse_bool(v, col.blank))
+                except ValueError:
+                    parsed.append(None)
+                    ok[k] = False
+            if not ok.all():
+                raise _bad_cell(col, s, ok, where)
+            df[name] = pd.array(parsed, dtype="boolean" if col.blank is None else bool)
+        else:
+            blank = s.map(_blank).to_numpy(bool)
+            num = pd.to_numeric(s.where(~blank, np.nan), errors="coerce")
+            ok = blank | num.notna().to_numpy()
+            if col.kind == "int":
+                ok &= blank | (num.fillna(0) == num.fillna(0).round()).to_numpy()
+            if not ok.all():
+                if col.strict:
+                    raise _bad_cell(col, s, ok, where)
+                continue
+            df[name] = num.astype("Int64") if col.kind == "int" else num.astype("float64")
     return df
+
+
+def kept(df: pd.DataFrame) -> np.ndarray:
+    """Rows clean kept: the `keep` column read with the one truth table (no column: every row)."""
+    if "keep" not in df.columns:
+        return np.ones(len(df), bool)
+    return coerce(df[["keep"]].copy())["keep"].to_numpy(bool)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -212,7 +297,7 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> pd.
 
 def read_manifest_file(path: Path) -> pd.DataFrame:
     try:
-        df = pd.read_csv(path, dtype={c: str for c in STRING_COLUMNS}, keep_default_na=False)
+        df = pd.read_csv(path, dtype={c: str for c in STRING_COLUMNS}, keep_default_na=False, low_memory=False)
     except pd.errors.EmptyDataError:
         raise UserError(f"{path} is empty; rebuild it with the step that wrote it") from None
     if "path" not in df.columns:
@@ -224,10 +309,7 @@ def read_manifest_file(path: Path) -> pd.DataFrame:
     for c in ("label", "group", "error"):
         if c not in df.columns:
             df[c] = ""
-    for c in ("width", "height", "bytes"):
-        if c in df.columns:
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
-    return df
+    return coerce(df, str(path))
 
 
 def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool = True, workers: int = 1,
@@ -348,22 +430,9 @@ def write(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     out = df.copy()
     base = path.parent.resolve()
     out["root"] = [Path(os.path.relpath(r, base)).as_posix() for r in out["root"]]
-    with atomic_path(path) as tmp:
-        out[ordered_columns(out)].to_csv(tmp, index=False)
+    write_table(out[ordered_columns(out)], path)
     return path
 
 
 def roots(df: pd.DataFrame) -> list[str]:
     return sorted(set(df["root"]))
-
-
-def default_source(candidates: Sequence[str | os.PathLike], what: str) -> Path:
-    """The newest existing candidate (e.g. data/splits.csv, data/processed, data/clean, data/raw), announced."""
-    found = [Path(c) for c in candidates if Path(c).exists()]
-    if not found:
-        raise UserError(f"no {what} given and none of {', '.join(map(str, candidates))} exists; "
-                        f"pass the data folder or manifest")
-    newest = max(found, key=lambda p: (p / MANIFEST_NAME).stat().st_mtime if (p / MANIFEST_NAME).exists()
-                 else p.stat().st_mtime)
-    info(f"using {newest} (newest of {', '.join(map(str, candidates))})")
-    return newest

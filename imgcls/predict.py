@@ -27,12 +27,11 @@ from imgcls import manifest as mf
 from imgcls.console import console, info, progress_bar, warn
 from imgcls.ensemble import EnsembleSpec, is_spec, load_spec, member_from_run, vote
 from imgcls.errors import UserError
-from imgcls.fsutil import atomic_path, check_output_location, check_writable, write_json
+from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
 from imgcls.tta import TTASpec, parse_tta
 
 RUNS_DIR = Path("outputs/runs")
 ENSEMBLES_DIR = Path("outputs/ensembles")
-DEFAULT_TEST = ("data/test", "data/eval")
 
 # name -> (id column, label column, value: 'name' (class name) or 'index' (class id))
 FORMATS = {"id,label": ("id", "label", "name"),
@@ -79,7 +78,8 @@ def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
 def read_test_data(data: str | os.PathLike | None, opts: mf.LayoutOptions | None = None) -> pd.DataFrame:
     """A manifest of the test images (not scanned: unreadable files are found while predicting) with an `id`."""
     if data is None:
-        data = mf.default_source(DEFAULT_TEST, "test data (--data)")
+        from imgcls.pipeline import default_test_data
+        data = default_test_data()
     data = Path(data)
     opts = opts or mf.LayoutOptions()
     if not data.exists():
@@ -376,13 +376,11 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                       axis=1)
     out.mkdir(parents=True, exist_ok=True)
     probs_path = out / f"probs.{probs_format}"
-    with atomic_path(probs_path) as tmp:
-        table.to_parquet(tmp, index=False) if probs_format == "parquet" else table.to_csv(tmp, index=False)
+    write_table(table, probs_path)
     sub = (fill_template(sample_submission, df, pred, classes, fmt if fmt != "id,label" else None)
            if sample_submission else build_submission(df, pred, classes, fmt))
     sub_path = out / "submission.csv"
-    with atomic_path(sub_path) as tmp:
-        sub.to_csv(tmp, index=False)
+    write_table(sub, sub_path)
 
     n = len(df)
     summary = {"source": str(spec.path or spec.members[0].run), "name": spec.name, "method": spec.method,

@@ -27,10 +27,11 @@ import numpy as np
 import pandas as pd
 
 from imgcls import manifest as mf
+from imgcls import profiles
 from imgcls import report
 from imgcls.console import console, info, is_quiet, warn
 from imgcls.errors import UserError
-from imgcls.fsutil import check_output_location, check_writable, write_json
+from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
 
 SPLITS = ("train", "val", "test")
 DEFAULT_NEAR_DUP_THRESHOLD = 0.95     # cosine of L2-normalised lite0 embeddings; see README "imgcls split"
@@ -53,7 +54,7 @@ class SplitConfig:
     group_col: str = "group"
     stratify: Sequence[str] = ("label",)       # () = no stratification (group split only)
     seed: int = 0
-    age_bands: Sequence[int] = mf.DEFAULT_AGE_BANDS
+    age_bands: Sequence[int] = profiles.DEFAULT_AGE_BANDS
     drop_ages: Sequence[int] = ()
     relabel_age: Sequence[int] | None = None
     near_dup: bool = True
@@ -92,10 +93,6 @@ def parse_ages(text: str | None) -> list[int]:
     return sorted(ages)
 
 
-def _is_false(v) -> bool:
-    return str(v).strip().lower() in ("false", "0", "no", "n", "f")
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Labels and exclusions
 # ---------------------------------------------------------------------------------------------------------------
@@ -104,32 +101,23 @@ def is_profile_table(df: pd.DataFrame) -> bool:
     return all(c in df.columns for c in ("mask", "gender", "age"))
 
 
-def derive_profile_labels(df: pd.DataFrame, age_bands: Sequence[int] = mf.DEFAULT_AGE_BANDS,
+def derive_profile_labels(df: pd.DataFrame, age_bands: Sequence[int] = profiles.DEFAULT_AGE_BANDS,
                           relabel_age: Sequence[int] | None = None) -> tuple[pd.DataFrame, int]:
     """(Re)derive `age_band` and the 18-class `label` of a profile dataset; returns (df, rows moved by relabel).
 
     `age_bands` are the band edges (they fix the number of classes); `relabel_age` moves the edges used to put a row
     into a band (seed 004: 29,59 puts 29-year-olds in the 30-59 band and 59-year-olds in the >=60 band)."""
-    edges = tuple(int(e) for e in age_bands)
     try:
-        ages = pd.to_numeric(df["age"]).astype(int)
-        pd.to_numeric(df["mask"]).astype(int), pd.to_numeric(df["gender"]).astype(int)
+        for c in ("age", "mask", "gender"):
+            pd.to_numeric(df[c]).astype(int)
     except (ValueError, TypeError):
         raise UserError("the mask / gender / age columns must be integers (as the profiles layout writes them); "
                         "rebuild the manifest with `--layout profiles`") from None
-    out = mf.apply_profile_labels(df, edges)
-    moved = 0
-    if relabel_age is not None:
-        moves = tuple(int(e) for e in relabel_age)
-        if len(moves) != len(edges):
-            raise UserError(f"--relabel-age needs as many edges as --age-bands ({len(edges)}), got "
-                            f"{','.join(map(str, moves))}")
-        bands = np.array([mf.age_band(a, moves) for a in ages])
-        moved = int((bands != out["age_band"].to_numpy()).sum())
-        out["age_band"] = bands
-        out["label"] = [str(mf.profile_label(m, g, b, len(edges) + 1)) for m, g, b in
-                        zip(pd.to_numeric(out["mask"]).astype(int), pd.to_numeric(out["gender"]).astype(int), bands)]
-    return out, moved
+    out = profiles.apply_profile_labels(df, age_bands, relabel_age)
+    if relabel_age is None:
+        return out, 0
+    plain = profiles.apply_profile_labels(df, age_bands)
+    return out, int((out["age_band"].to_numpy() != plain["age_band"].to_numpy()).sum())
 
 
 def exclusion_reasons(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
@@ -142,7 +130,7 @@ def exclusion_reasons(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
 
     if "keep" in df.columns:
         why = df["reason"].astype(str).replace("nan", "") if "reason" in df.columns else pd.Series("", index=df.index)
-        mark(df["keep"].map(_is_false), ("clean: " + why.where(why != "", "keep=false")))
+        mark(~mf.kept(df), ("clean: " + why.where(why != "", "keep=false")))
     mark(df["error"].fillna("").astype(str) != "", "unreadable: " + df["error"].fillna("").astype(str))
     if cfg.drop_ages:
         if "age" not in df.columns:
@@ -572,11 +560,11 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
                   columns: Sequence[str]) -> dict[str, Path]:
     paths = report_paths(out)
     dist = distribution(df, columns)
-    with_atomic_csv(dist, paths["counts"])
+    write_table(dist, paths["counts"])
     plot = plot_distribution(dist, paths["plot"])
     write_json(paths["summary"], summary)
     if not leaks.empty:
-        with_atomic_csv(leaks, paths["leaks"])
+        write_table(leaks, paths["leaks"])
     elif paths["leaks"].exists():
         paths["leaks"].unlink()
     sections = [("Settings", report.key_values(sorted((k, v) for k, v in summary["config"].items()))),
@@ -601,13 +589,6 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
                      + report.table(leaks, max_rows=200)))
     report.write_page(paths["report"], f"imgcls split: {out.name}", sections)
     return paths
-
-
-def with_atomic_csv(df: pd.DataFrame, path: Path) -> Path:
-    from imgcls.fsutil import atomic_path
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-    return path
 
 
 def report_columns(df: pd.DataFrame, cfg: SplitConfig) -> list[str]:

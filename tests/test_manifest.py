@@ -8,6 +8,7 @@ import pytest
 
 from conftest import make_image, make_image_folder
 from imgcls import manifest as mf
+from imgcls import profiles
 from imgcls.errors import UserError
 
 
@@ -62,12 +63,35 @@ def test_profiles_labels_and_groups(profile_folder):
 
 
 def test_profile_label_helpers():
-    assert mf.age_band(29) == 0 and mf.age_band(30) == 1 and mf.age_band(59) == 1 and mf.age_band(60) == 2
-    assert mf.age_band(58, (30, 58)) == 2
-    assert mf.profile_label(2, 1, 2) == 17 and mf.profile_label(0, 0, 0) == 0 and mf.profile_label(1, 0, 1) == 7
+    assert profiles.age_band(29) == 0 and profiles.age_band(30) == 1 and profiles.age_band(59) == 1
+    assert profiles.age_band(60) == 2 and profiles.age_band(58, (30, 58)) == 2
+    three = profiles.ProfileScheme()
+    assert three.label(2, 1, 2) == 17 and three.label(0, 0, 0) == 0 and three.label(1, 0, 1) == 7
+    assert three.n_classes == 18 and three.sizes == (3, 2, 3)
     df = pd.DataFrame({"mask": [0, 1], "gender": [1, 0], "age": [58, 20]})
-    out = mf.apply_profile_labels(df, (30, 58))
+    out = profiles.apply_profile_labels(df, (30, 58))
     assert out["age_band"].tolist() == [2, 0] and out["label"].tolist() == ["5", "6"]
+
+
+@pytest.mark.parametrize("edges", [(40,), (30, 60), (20, 40, 60)])
+def test_one_profile_formula_for_any_number_of_bands(edges):
+    """label, its inverse and the decode table are one formula: every (mask, gender, band) has its own id, in the
+    order of the heads' product (what a multi-head model's decode enumerates)."""
+    import itertools
+    scheme = profiles.ProfileScheme.from_edges(edges)
+    assert scheme.n_bands == len(edges) + 1 and scheme.n_classes == 6 * scheme.n_bands
+    assert scheme.table() == list(itertools.product(*(range(k) for k in scheme.sizes)))
+    ids = [int(scheme.label(*t)) for t in scheme.table()]
+    assert ids == list(range(scheme.n_classes))
+    assert [tuple(int(x) for x in scheme.parts(i)) for i in ids] == scheme.table()
+    ages = [10, 25, 35, 45, 59, 60, 70]
+    df = pd.DataFrame({"mask": [2] * 7, "gender": [1] * 7, "age": ages})
+    out = profiles.apply_profile_labels(df, edges)
+    assert out["label"].tolist() == [str(scheme.label(2, 1, profiles.age_band(a, edges))) for a in ages]
+    moved = profiles.apply_profile_labels(df, edges, assign_edges=[e - 1 for e in edges])
+    assert moved["age_band"].tolist() == [profiles.age_band(a, [e - 1 for e in edges]) for a in ages]
+    with pytest.raises(UserError, match="--relabel-age needs as many edges"):
+        profiles.apply_profile_labels(df, edges, assign_edges=list(edges) + [90])
 
 
 def test_profiles_custom_bands(profile_folder):
@@ -161,9 +185,109 @@ def test_class_names_sorting():
     assert mf.class_names(["b", "a", "B"]) == ["B", "a", "b"]
 
 
-def test_default_source(tmp_path, monkeypatch):
+def test_default_input_follows_the_pipeline_and_warns_when_shadowed(tmp_path, monkeypatch, capsys):
+    """raw -> clean -> processed -> splits: a step reads the furthest stage up to its own place, not the newest file;
+    an earlier step's output written after the chosen one is named in a warning."""
+    import os
+    import time
+
+    from imgcls import pipeline
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UserError, match="pass the data folder"):
-        mf.default_source(["data/clean", "data/raw"], "data")
-    (tmp_path / "data" / "raw").mkdir(parents=True)
-    assert mf.default_source(["data/clean", "data/raw"], "data").as_posix() == "data/raw"
+    with pytest.raises(UserError, match="data/splits.csv, data/processed, data/clean, data/raw"):
+        pipeline.default_input("train")
+    make_image_folder(tmp_path / "data" / "raw", {"a": 2, "b": 2})
+    assert pipeline.default_input("train").as_posix() == "data/raw"
+    (tmp_path / "data" / "clean").mkdir()                    # a folder without a manifest is no step's output
+    assert pipeline.default_input("train").as_posix() == "data/raw"
+    df = mf.load(tmp_path / "data" / "raw", announce=False)
+    mf.write(df, tmp_path / "data" / "clean" / "manifest.csv")
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    assert pipeline.default_input("preprocess").as_posix() == "data/clean"
+    assert pipeline.default_input("split").as_posix() == "data/clean"
+    capsys.readouterr()
+    assert pipeline.default_input("train").as_posix() == "data/splits.csv"
+    assert "warning" not in capsys.readouterr().err
+    later = time.time() + 10                                 # clean re-run after the split
+    os.utime(tmp_path / "data" / "clean" / "manifest.csv", (later, later))
+    assert pipeline.default_input("train").as_posix() == "data/splits.csv"
+    err = " ".join(capsys.readouterr().err.split())
+    assert "warning: data/clean was written after data/splits.csv" in err and "imgcls split" in err
+
+
+def test_declared_columns_are_coerced_on_read(tmp_path, image_folder):
+    """Every step's columns come back with their declared type, whatever pandas would have guessed."""
+    df = mf.load(image_folder, announce=False).iloc[:4].reset_index(drop=True)
+    df["keep"] = ["true", "no", "", "1"]
+    df["label_conflict"] = ["", "True", "false", "0"]
+    df["ood_score"] = ["0.5", "", "1", "2.5"]
+    df["face_found"] = ["True", "", "False", ""]
+    df["fold"] = ["0", "", "-1", "3"]
+    df["dup_group"] = ["", "7", "", "7"]
+    df["attribute"] = ["x", "", "y", ""]                     # undeclared: left as read
+    mf.write(df, tmp_path / "m.csv")
+    back = mf.load(tmp_path / "m.csv", announce=False)
+    assert back["keep"].tolist() == [True, False, True, True] and back["keep"].dtype == bool
+    assert back["label_conflict"].tolist() == [False, True, False, False]
+    assert back["ood_score"].isna().tolist() == [False, True, False, False] and back["ood_score"].dtype == "float64"
+    assert back["face_found"].tolist()[0] is True and back["face_found"].isna().tolist() == [False, True, False, True]
+    assert str(back["fold"].dtype) == "Int64" and back["fold"].isna().tolist() == [False, True, False, False]
+    assert back["dup_group"].tolist() == ["", "7", "", "7"]  # text, not 7.0
+    assert back["attribute"].tolist() == ["x", "", "y", ""]
+    assert mf.columns_of("clean") == ["keep", "reason", "dup_group", "duplicate_of", "ood_score", "label_conflict"]
+    assert mf.columns_of("split") == ["split", "fold", "drop_reason"]
+
+
+@pytest.mark.parametrize("column, value", [("keep", "maybe"), ("fold", "two"), ("fold", "1.5"), ("ood_score", "x")])
+def test_a_bad_cell_of_a_declared_column_is_one_line(tmp_path, image_folder, column, value):
+    df = mf.load(image_folder, announce=False).iloc[:3].reset_index(drop=True)
+    df[column] = ["1", value, "0"]
+    mf.write(df, tmp_path / "m.csv")
+    with pytest.raises(UserError, match=rf"column '{column}' has '{value}' in row 2 .*fix the cell"):
+        mf.load(tmp_path / "m.csv", announce=False)
+
+
+def test_profile_attributes_that_are_text_stay_text(tmp_path, image_folder):
+    """`mask` / `age` may be a competition CSV's own text attributes: not an error, left as they are."""
+    df = mf.load(image_folder, announce=False).iloc[:2].reset_index(drop=True)
+    df["mask"] = ["none", "surgical"]
+    mf.write(df, tmp_path / "m.csv")
+    assert mf.load(tmp_path / "m.csv", announce=False)["mask"].tolist() == ["none", "surgical"]
+
+
+KEEP_TABLE = {"true": True, "True": True, " TRUE ": True, "1": True, "yes": True, "Y": True, "t": True, "": True,
+              "false": False, "False": False, "0": False, "no": False, "N": False, "f": False, "FALSE": False}
+
+
+def test_one_keep_truth_table_across_split_preprocess_and_train(tmp_path):
+    """A hand-edited `keep` cell means the same to every step: split leaves the row out, preprocess does not process
+    it, train does not use it - exactly for the false spellings; an empty cell is kept by all three."""
+    from imgcls import split as sp
+    from imgcls.preprocess import run_preprocess
+    from imgcls.train.data import usable_rows
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 7}, size=(24, 20))
+    df = mf.load(src, announce=False).reset_index(drop=True)
+    df["keep"] = list(KEEP_TABLE)
+    mf.write(df, tmp_path / "clean" / "manifest.csv")
+    expect_kept = {p for p, k in zip(df["path"], KEEP_TABLE.values()) if k}
+    back = mf.load(tmp_path / "clean", announce=False)
+    assert {p for p, k in zip(back["path"], mf.kept(back)) if k} == expect_kept
+    split_df, *_ = sp.make_split(back, sp.SplitConfig(near_dup=False, val=0.25))
+    assert set(split_df.loc[split_df["split"] != "", "path"]) == expect_kept
+    assert set(split_df.loc[split_df["split"] == "", "drop_reason"]) == {"clean: keep=false"}
+    processed = run_preprocess(tmp_path / "clean", tmp_path / "p", report=False)
+    written = processed["root"] == str((tmp_path / "p").resolve())
+    assert set(processed.loc[written, "path"]) == expect_kept
+    assert set(usable_rows(back)["path"]) == expect_kept
+    # the in-memory spellings of a Python caller read the same way
+    raw = pd.DataFrame({"keep": list(KEEP_TABLE)})
+    assert mf.kept(raw).tolist() == list(KEEP_TABLE.values())
+
+
+def test_write_table_is_atomic_csv_or_parquet(tmp_path):
+    from imgcls.fsutil import write_table
+    df = pd.DataFrame({"a": [1, 2], "b": ["x", "y"]})
+    write_table(df, tmp_path / "t.csv")
+    assert (tmp_path / "t.csv").read_text() == "a,b\n1,x\n2,y\n"
+    write_table(df, tmp_path / "t.parquet")
+    assert pd.read_parquet(tmp_path / "t.parquet").equals(df)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.parquet"]     # no temporary left behind

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from conftest import make_image_folder, make_profiles, tree_snapshot
 from imgcls import manifest as mf
+from imgcls import profiles
 from imgcls import split as sp
 from imgcls.cli import app
 from imgcls.errors import UserError
@@ -27,11 +28,11 @@ def profile_table(n_profiles: int = 400, seed: int = 0, ages=(20, 25, 29, 35, 45
         prof = f"{p:06d}_{('male', 'female')[gender]}_Asian_{age}"
         for stem in STEMS:
             rows.append({"path": f"{prof}/{stem}.jpg", "group": f"{p:06d}", "profile": prof,
-                         "mask": mf.mask_from_stem(stem), "gender": gender, "race": "Asian", "age": age,
+                         "mask": profiles.mask_from_stem(stem), "gender": gender, "race": "Asian", "age": age,
                          "sha256": f"{p:06d}{stem}", "error": "", "root": "/data/raw"})
     df = pd.DataFrame(rows)
     df.insert(1, "label", "")
-    return mf.apply_profile_labels(df)
+    return profiles.apply_profile_labels(df)
 
 
 def cfg(**kw) -> sp.SplitConfig:

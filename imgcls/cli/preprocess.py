@@ -58,10 +58,10 @@ def preprocess(src: OptSrc = None,
                quiet: Quiet = False) -> None:
     """Face crop (deepface), background removal (rembg) and resize, offline -> processed images + manifest.csv.
     Order: detect faces on the original, crop it, scale to --size, remove the background, pad. Resumable."""
-    from imgcls import manifest as mf
+    from imgcls.pipeline import default_input
     from imgcls.preprocess import PreprocessConfig, run_preprocess
     if src is None:
-        src = mf.default_source(["data/clean", "data/raw"], "SRC")
+        src = default_input("preprocess")
     cfg = PreprocessConfig(remove_bg=remove_bg, rembg_model=rembg_model, bg_color=bg_color, keep_alpha=keep_alpha,
                            face_crop=face_crop, detector=detector, face_margin=face_margin, no_face=no_face,
                            detect_size=detect_size, size=size, resize_mode=resize_mode, image_format=image_format,

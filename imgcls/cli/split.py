@@ -66,7 +66,6 @@ def split(src: OptSrc = None,
           quiet: Quiet = False) -> None:
     """Split a dataset into train / val / test or k folds without leaks: groups (people), exact and near
     duplicates never cross sides; stratified by label or attributes; per-split distribution report."""
-    from imgcls import manifest as mf
     from imgcls import split as sp
 
     if folds is not None and val is not None:
@@ -87,6 +86,7 @@ def split(src: OptSrc = None,
     if fix:
         raise UserError("--fix goes with --check FILE (a new split never has leaks: linked images are kept together)")
     if src is None:
-        src = mf.default_source(["data/processed", "data/clean", "data/raw"], "SRC")
+        from imgcls.pipeline import default_input
+        src = default_input("split")
     opts = layout_options(layout, csv, path_col, label_col, group_col if group_col != "group" else None, age_bands)
     sp.run_split(src, out or Path("data/splits.csv"), opts, cfg, workers=workers, max_pixels=max_pixels)

@@ -377,8 +377,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     names = output_names(df, cfg)
     # every output proven to lie under OUT (symlinks resolved), whatever the manifest's paths say
     dsts = [under(out, n) for n in names]
-    keep = df["keep"].map(lambda v: str(v).strip().lower() not in ("false", "0")) if "keep" in df.columns \
-        else pd.Series(True, index=df.index)
+    keep = pd.Series(mf.kept(df), index=df.index)
     readable = df["error"].fillna("") == ""
     prev = _previous_records(out, settings)
 
@@ -520,23 +519,7 @@ def _assemble(df: pd.DataFrame, out: Path, names: list[str], sources: list[str],
         else:
             res.at[i, "error"] = r["error"]
     res["root"], res["path"] = roots, paths
-    for c in ("width", "height", "bytes", "face_x", "face_y", "face_w", "face_h", "faces"):
-        res[c] = pd.to_numeric(res[c], errors="coerce").astype("Int64")
-    res["face_confidence"] = pd.to_numeric(res["face_confidence"], errors="coerce")
-    res["face_found"] = res["face_found"].map(lambda v: _boolish(v, ""))
-    res["bg_removed"] = res["bg_removed"].map(lambda v: _boolish(v, False))
-    res["error"] = res["error"].fillna("").astype(str)
-    return res
-
-
-def _boolish(v, unknown):
-    """True / False from a bool or its CSV spelling; `unknown` for None, NaN and ''."""
-    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA:
-        return unknown
-    if isinstance(v, str):
-        t = v.strip().lower()
-        return unknown if t == "" else t in ("true", "1", "yes")
-    return bool(v)
+    return mf.coerce(res)
 
 
 def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, cfg: PreprocessConfig) -> None:

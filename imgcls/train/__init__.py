@@ -14,10 +14,9 @@ import pandas as pd
 
 from imgcls.train.config import TrainConfig
 
-DEFAULT_SOURCES = ("data/splits.csv", "data/processed", "data/clean", "data/raw")
 PROFILE_HEADS = ("mask", "gender", "age_band")
 
-__all__ = ["run_train", "TrainConfig", "DEFAULT_SOURCES", "default_workers"]
+__all__ = ["run_train", "TrainConfig", "default_workers"]
 
 
 def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, list[str], np.ndarray, np.ndarray]:
@@ -109,7 +108,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.errors import UserError
     from imgcls.fsutil import check_output_location, check_writable, write_json
     from imgcls.train import data as tdata
-    from imgcls.train.loop import FoldData, RunLog, _write_csv, init_distributed, train_run
+    from imgcls.fsutil import write_table
+    from imgcls.train.loop import FoldData, RunLog, init_distributed, train_run
     from imgcls.weights import check_model_name, data_config
 
     dist = init_distributed(cfg.device)
@@ -118,7 +118,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         if not (resume / "config.yaml").is_file():
             raise UserError(f"--resume {resume}: no config.yaml there; give a run folder written by imgcls train")
     if cfg.src is None:
-        cfg.src = str(mf.default_source(DEFAULT_SOURCES, "data argument"))
+        from imgcls.pipeline import default_input
+        cfg.src = str(default_input("train"))
     check_model_name(cfg.model)
     cfg.validate()
     check_writable(resume if resume is not None else cfg.out)
@@ -246,7 +247,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     if dist.main and folds != [None] and len(oof) == len(folds):
         from imgcls.train.loop import classification_metrics
         comb = pd.concat(oof, ignore_index=True)
-        _write_csv(comb, run_dir / "val_predictions.csv")
+        write_table(comb, run_dir / "val_predictions.csv")
         m = classification_metrics(comb["label"].astype(str).to_numpy(), comb["pred"].astype(str).to_numpy(),
                                    len(classes))
         score = {"folds": folds, "n_images": len(comb), "macro_f1": m["f1"], "accuracy": m["acc"],

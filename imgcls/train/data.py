@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from imgcls import io as imgio
+from imgcls import manifest as mf
 from imgcls.errors import UserError
 
 AUG_PRESETS = ("none", "light", "medium", "heavy")
@@ -192,10 +193,7 @@ class FileImages(Dataset):
 def usable_rows(df: pd.DataFrame) -> pd.DataFrame:
     """Labelled, readable rows that clean kept."""
     df = df[(df["label"].fillna("").astype(str) != "") & (df["error"].fillna("").astype(str) == "")]
-    if "keep" in df.columns:
-        keep = df["keep"].astype(str).str.lower().isin(["true", "1", "yes"])
-        df = df[keep]
-    return df.reset_index(drop=True)
+    return df[mf.kept(df)].reset_index(drop=True)
 
 
 def fold_ids(df: pd.DataFrame) -> list[int]:
@@ -211,7 +209,7 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
     split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
     pool = np.ones(len(df), bool) if split is None else (split != "test").to_numpy()
     if fold is not None:
-        f = pd.to_numeric(df["fold"], errors="coerce").to_numpy()
+        f = pd.to_numeric(df["fold"], errors="coerce").astype("float64").to_numpy()
         val = pool & (f == fold)
         train = pool & ~val & ~np.isnan(f)
         return train, val

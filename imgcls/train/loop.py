@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from imgcls.console import console, info, is_quiet, progress_bar
 from imgcls.errors import UserError
+from imgcls.fsutil import write_table
 from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
 from imgcls.train.config import TrainConfig
 from imgcls.train.data import (CachedImages, FileImages, ListSampler, augment_transform, epoch_indices,
@@ -318,7 +319,7 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
                 best_preds = val_predictions_frame(data, ev["proba"], meta, fold)
                 save_checkpoint(run_dir / "best.pt", _unwrap(eval_model).state_dict(), meta,
                                 epoch=epoch + 1, val_f1=best_f1)
-                _write_csv(best_preds, run_dir / "val_predictions.csv")
+                write_table(best_preds, run_dir / "val_predictions.csv")
                 pending_confusion = (ev["y_final"], ev["proba"].argmax(1), meta["classes"],
                                      f"best epoch {epoch + 1}, val macro-F1 {best_f1:.4f}")
             else:
@@ -326,7 +327,7 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
             cols = print_epoch(row, cols, improved)
             log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                 terminal=False)
-            _write_csv(pd.DataFrame(history), run_dir / "metrics.csv")
+            write_table(pd.DataFrame(history), run_dir / "metrics.csv")
             stop = bool(cfg.early_stop and bad_epochs >= cfg.early_stop)
         stop = dist.broadcast(stop)
         metric = dist.broadcast(row["val_f1"] if row else None)
@@ -423,12 +424,6 @@ def val_predictions_frame(data: FoldData, proba: np.ndarray, meta: dict, fold: i
                        "pred": [classes[i] for i in proba.argmax(1)]})
     probs = pd.DataFrame(proba, columns=[f"p_{c}" for c in classes])
     return pd.concat([df, probs], axis=1)
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> None:
-    from imgcls.fsutil import atomic_path
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
 
 
 _COLS = [("epoch", "epoch", "{:d}"), ("train_loss", "trn loss", "{:.4f}"), ("train_acc", "trn acc", "{:.4f}"),

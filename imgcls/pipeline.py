@@ -1,0 +1,61 @@
+"""The pipeline order, raw -> clean -> processed -> splits: where each step's default input comes from (and
+predict's default test data)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from imgcls.console import info, warn
+from imgcls.errors import UserError
+from imgcls.manifest import MANIFEST_NAME
+
+
+# (stage, default location) in pipeline order: raw data, then each step's default output
+PIPELINE = (("raw", "data/raw"), ("clean", "data/clean"), ("processed", "data/processed"),
+            ("splits", "data/splits.csv"))
+# the last stage a step reads by default: it takes the furthest-along stage that exists, up to this one
+STEP_READS_UP_TO = {"preprocess": "clean", "split": "processed", "train": "splits"}
+
+
+def _stage_file(location: Path) -> Path:
+    return location / MANIFEST_NAME if location.suffix != ".csv" else location
+
+
+def default_input(step: str, base: str | os.PathLike = ".") -> Path:
+    """The default input of `step`: the furthest-along stage of PIPELINE that exists (a step's output counts once
+    its manifest is written; raw data once its folder exists), up to the step's own place in the pipeline, so
+    re-running an earlier step never silently makes a later one skip the split. Announced; a warning names any
+    earlier step's output written after the chosen one (the chosen file does not include that run)."""
+    stages = PIPELINE[:[s for s, _ in PIPELINE].index(STEP_READS_UP_TO[step]) + 1]
+    shown = [loc for _, loc in stages]
+    found = []
+    for name, loc in stages:
+        path = Path(base, loc)
+        if (path.is_dir() if name == "raw" else _stage_file(path).is_file()):
+            found.append((name, loc, path))
+    if not found:
+        raise UserError(f"no input given to {step} and none of {', '.join(reversed(shown))} exists; "
+                        f"pass the data folder or manifest")
+    name, loc, chosen = found[-1]
+    info(f"using {loc} (the furthest step's output of {' -> '.join(shown)})")
+    if name != "raw":
+        t = _stage_file(chosen).stat().st_mtime
+        newer = [(n, lc) for n, lc, p in found[:-1] if n != "raw" and _stage_file(p).stat().st_mtime > t]
+        for n, lc in newer:
+            warn(f"{lc} was written after {loc}: {step} reads {loc}, which does not include that {n} run; "
+                 f"rerun the steps after it (e.g. imgcls {'split' if name == 'splits' else 'preprocess'}) "
+                 f"or pass {lc} to use it")
+    return chosen
+
+
+TEST_DATA = ("data/test", "data/eval")
+
+
+def default_test_data(base: str | os.PathLike = ".") -> Path:
+    """predict's default --data: the first of TEST_DATA that exists, announced."""
+    for loc in TEST_DATA:
+        if Path(base, loc).exists():
+            info(f"using {loc} (test data: the first of {', '.join(TEST_DATA)} found)")
+            return Path(base, loc)
+    raise UserError(f"no test data (--data) given and none of {', '.join(TEST_DATA)} exists; "
+                    f"pass the data folder or manifest")

@@ -1,0 +1,94 @@
+"""The mask competition's profile labels: one formula for the class id, used by the profiles layout, split's
+relabelling, training's heads and their decoding.
+
+A profile folder `<id>_<gender>_<race>_<age>` holds one person's images `mask1..5`, `incorrect_mask`, `normal`;
+`mask` (0 wear, 1 incorrect, 2 not worn), `gender` (0 male, 1 female) and the age band (edges, default 30, 60:
+<30, 30-59, >=60) give the class id (mask * 2 + gender) * n_bands + age_band: 18 classes with three bands.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from imgcls.errors import UserError
+
+# Mask competition: root/<id>_<gender>_<race>_<age>/<mask1..5|incorrect_mask|normal>.<ext>
+PROFILE_DIR = re.compile(r"^(?P<id>[^_]+)_(?P<gender>male|female)_(?P<race>[^_]+)_(?P<age>\d+)$", re.IGNORECASE)
+MASK_CLASSES = ("wear", "incorrect", "not_wear")      # mask column values 0, 1, 2
+GENDER_CLASSES = ("male", "female")                     # gender column values 0, 1
+DEFAULT_AGE_BANDS = (30, 60)                            # edges: <30, 30-59, >=60
+
+
+def mask_from_stem(stem: str) -> int | None:
+    s = stem.lower()
+    if s.startswith("mask"):
+        return 0
+    if s.startswith("incorrect"):
+        return 1
+    if s.startswith("normal"):
+        return 2
+    return None
+
+
+def age_band(age: int | float, edges: Sequence[int] = DEFAULT_AGE_BANDS) -> int:
+    """Index of the band: edges (30, 60) -> 0 for <30, 1 for 30..59, 2 for >=60."""
+    return int(sum(age >= e for e in edges))
+
+
+@dataclass(frozen=True)
+class ProfileScheme:
+    """The one formula of the mask competition's classes: label = (mask * 2 + gender) * n_bands + age_band, i.e.
+    mask*6 + gender*3 + age_band for three bands (18 classes). Label order = the product of the heads' classes in
+    HEADS order, so a multi-head model's decoded index is the label."""
+    n_bands: int = len(DEFAULT_AGE_BANDS) + 1
+    HEADS = ("mask", "gender", "age_band")
+
+    @classmethod
+    def from_edges(cls, edges: Sequence[int]) -> "ProfileScheme":
+        return cls(len(tuple(edges)) + 1)
+
+    @property
+    def sizes(self) -> tuple[int, int, int]:
+        """Classes per head (mask, gender, age_band)."""
+        return len(MASK_CLASSES), len(GENDER_CLASSES), self.n_bands
+
+    @property
+    def n_classes(self) -> int:
+        return int(np.prod(self.sizes))
+
+    def label(self, mask, gender, band):
+        """The class id(s): ints, or numpy arrays of them."""
+        return (np.asarray(mask) * len(GENDER_CLASSES) + np.asarray(gender)) * self.n_bands + np.asarray(band)
+
+    def parts(self, label) -> tuple:
+        """(mask, gender, age_band) of class id(s): the inverse of `label`."""
+        label = np.asarray(label)
+        return label // (len(GENDER_CLASSES) * self.n_bands), label // self.n_bands % len(GENDER_CLASSES), \
+            label % self.n_bands
+
+    def table(self) -> list[tuple[int, int, int]]:
+        """(mask, gender, age_band) of every class id, in id order."""
+        m, g, b = self.parts(np.arange(self.n_classes))
+        return [(int(x), int(y), int(z)) for x, y, z in zip(m, g, b)]
+
+
+def apply_profile_labels(df: pd.DataFrame, edges: Sequence[int] = DEFAULT_AGE_BANDS,
+                         assign_edges: Sequence[int] | None = None) -> pd.DataFrame:
+    """(Re)derive age_band and label from the mask / gender / age columns. `edges` fix the bands (and the number of
+    classes); `assign_edges` (as many) move the ages at which a row enters each band (split's --relabel-age)."""
+    df = df.copy()
+    edges = tuple(int(e) for e in edges)
+    put = edges if assign_edges is None else tuple(int(e) for e in assign_edges)
+    if len(put) != len(edges):
+        raise UserError(f"--relabel-age needs as many edges as --age-bands ({len(edges)}), got "
+                        f"{','.join(map(str, put))}")
+    df["age_band"] = [age_band(a, put) for a in pd.to_numeric(df["age"]).astype(int)]
+    scheme = ProfileScheme.from_edges(edges)
+    df["label"] = [str(v) for v in scheme.label(pd.to_numeric(df["mask"]).astype(int).to_numpy(),
+                                                pd.to_numeric(df["gender"]).astype(int).to_numpy(),
+                                                df["age_band"].to_numpy(int))]
+    return df
