@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 from pathlib import Path
 from typing import Annotated, Callable, Optional
@@ -10,28 +11,66 @@ import typer
 
 from imgcls.console import console, set_quiet
 from imgcls.errors import UserError
+from imgcls.options import cli_parameters, from_cli
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]})
 
 
-def command(name: str | None = None, **kwargs) -> Callable:
-    """Register a command on `app`; a UserError becomes one red line and exit code 2 (no traceback)."""
+def command(name: str | None = None, *, options: dict[str, type] | None = None, **kwargs) -> Callable:
+    """Register a command on `app`; a UserError becomes one red line and exit code 2 (no traceback).
+
+    `options={"cfg": TrainConfig}`: the command's flags for every CLI field of that config dataclass are built from
+    its declarations (imgcls.options: defaults, choices, ranges, help, panel) and appended to the function's own
+    parameters; the function receives `cfg=imgcls.options.Given(...)` (the values, and which were typed)."""
+    options = options or {}
+
     def deco(fn: Callable) -> Callable:
+        own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name not in options]
+        generated: list[inspect.Parameter] = []
+        for cls in options.values():
+            taken = {p.name for p in own + generated}
+            generated += [p for p in cli_parameters(cls, skip=taken)]
+        if generated:   # --help order: arguments, the config's panels, then the command's own options
+            kw_only = inspect.Parameter.KEYWORD_ONLY
+            args = [p.replace(kind=kw_only) for p in own if _is_argument(p)]
+            rest = [p.replace(kind=kw_only) for p in own if not _is_argument(p)]
+            params = args + generated + rest + [inspect.Parameter(CTX, kw_only, annotation=typer.Context)]
+        else:
+            params = own
+        signature = inspect.Signature(params, return_annotation=None)
+
         @functools.wraps(fn)
         def wrapper(*args, **kw):
             if "quiet" in kw:
                 set_quiet(kw["quiet"])
             try:
+                if options:
+                    ctx = kw.pop(CTX, None)   # flags typed on the command line (compared by name: typer vendors click)
+                    given = set() if ctx is None else {
+                        k for k in ctx.params if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
+                    for key, cls in options.items():
+                        kw[key] = from_cli(cls, kw, given)
                 return fn(*args, **kw)
             except UserError as e:
                 console.print(f"[bold red]error:[/bold red] {e}", soft_wrap=True, markup=True, highlight=False)
                 raise typer.Exit(e.exit_code) from None
             finally:
                 set_quiet(False)
+        wrapper.__signature__ = signature
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        del wrapper.__wrapped__     # typer reads the signature above, not fn's
+        wrapper.imgcls_options = dict(options)   # which config classes the flags come from (tests/test_options.py)
         app.command(name, **kwargs)(wrapper)
         return fn
     return deco
+
+
+CTX = "imgcls_click_context"   # the Typer context a command built with options= receives (not passed on)
+
+
+def _is_argument(p: inspect.Parameter) -> bool:
+    return any(isinstance(m, typer.models.ArgumentInfo) for m in getattr(p.annotation, "__metadata__", ()))
 
 
 def default_workers() -> int:

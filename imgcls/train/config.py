@@ -1,93 +1,123 @@
 """Every option of a training run, resolved, in one dataclass; written to <run>/config.yaml.
-`imgcls train --config FILE` starts from such a file; flags given on the command line override it."""
+
+Each field is declared once (imgcls.options.option): default, choices, range, help and --help panel; `imgcls train`'s
+flags are built from these declarations. `TrainConfig.resolve` merges a --config file or a --resume run's
+config.yaml with explicit overrides, the same for the CLI and a Python caller."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+from typing import Optional
 
 from imgcls.errors import UserError
+from imgcls.options import check, option
+
+# The names each choice-valued option accepts (the modules that implement them import these)
+RESIZE_MODES = ("squash", "crop", "pad")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+AUG_PRESETS = ("none", "light", "medium", "heavy")
+MIXES = ("none", "cutmix", "mixup", "cutmix-vertical")
+LOSSES = ("ce", "focal", "label-smoothing", "f1")
+OPTIMIZERS = ("adamw", "adam", "sgd", "sam")
+SAM_BASES = ("adamw", "adam", "sgd")
+SCHEDULERS = ("cosine", "cosine-restarts", "plateau", "onecycle", "none")
+
+MODEL, DATA, IMBALANCE, OPTIM, RUNTIME, OUTPUT = "Model", "Data", "Imbalance", "Optimisation", "Runtime", "Output"
+
+
+def _csv_list(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        return [float(w) for w in text.split(",") if w.strip()]
+    except ValueError:
+        raise UserError(f"--head-weights takes comma-separated numbers, e.g. 1,1,2 (got '{text}')") from None
+
+
+def _join(values: list) -> str:
+    return ",".join(str(v) for v in values)
 
 
 @dataclass
 class TrainConfig:
-    src: str | None = None
-    model: str = "tf_efficientnet_lite0"
-    pretrained: bool = False
-    weights: str | None = None
-    img_size: int | None = None          # None: the model's pretrained input size (224 for most)
-    resize_mode: str = "squash"
-    interpolation: str = "bilinear"
-    drop_rate: float = 0.0
-    freeze_backbone: bool = False
-    channels_last: bool = False
-    compile: bool = False
-    heads: str = "single"                # single | multi
-    head_columns: list = field(default_factory=lambda: ["mask", "gender", "age_band"])
-    head_weights: list = field(default_factory=list)
-    branch: str = "shallow"
-    loss: str = "ce"
-    smoothing: float = 0.1
-    focal_gamma: float = 2.0
-    class_weights: str = "none"          # none | auto
-    sampler: str = "shuffle"             # shuffle | weighted
-    aug: str = "medium"
-    mix: str = "none"
-    mix_prob: float = 0.5
-    mix_alpha: float = 1.0
-    optimizer: str = "adamw"
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    momentum: float = 0.9
-    sam_base: str = "adamw"              # --optimizer sam: the optimizer SAM wraps (adamw | adam | sgd)
-    sam_rho: float = 0.05
-    sam_adaptive: bool = False           # ASAM's parameter-scaled neighbourhood
-    scheduler: str = "cosine"
-    warmup_epochs: int = 0
-    min_lr: float = 1e-6
-    epochs: int = 10
-    batch_size: int = 32
-    grad_accum: int = 1
-    amp: bool | None = None              # None: on for CUDA (fp16 + scaler), off on CPU
-    ema: bool = False
-    ema_decay: float = 0.998
-    early_stop: int = 0
-    seed: int = 0
-    deterministic: bool = False
-    folds: str | None = None             # None | "all" | "K" | "K,L"
-    val_split: float = 0.2
-    cache: str = "ram"                   # ram | disk | none
-    workers: int | None = None           # None: auto (imgcls.train.default_workers)
-    device: str = "auto"
-    out: str = "outputs/runs"
-    name: str | None = None
+    src: str | None = option(None, cli=False, help="Training data: a dataset folder or a manifest / splits CSV.")
+    model: str = option("tf_efficientnet_lite0", panel=MODEL, help="timm model name.")
+    pretrained: bool = option(False, panel=MODEL,
+                              help="Start from pretrained weights (package-shipped, else timm hub cache).")
+    weights: str | None = option(None, panel=MODEL, cli_type=Optional[Path], from_cli=str,
+                                 help="Start from this local weight file.")
+    img_size: int | None = option(None, panel=MODEL, lo=8, hi=4096, none="the model's (224 for most)",
+                                  help="Input size in pixels.")
+    drop_rate: float = option(0.0, panel=MODEL, lo=0, hi=1, hi_open=True, help="Dropout before the classifier.")
+    freeze_backbone: bool = option(False, panel=MODEL, help="Train only the classifier / heads.")
+    heads: str = option("single", panel=MODEL, choices=("single", "multi"),
+                        help="single (one softmax) | multi (one head per label column).")
+    head_columns: list = option(factory=lambda: ["mask", "gender", "age_band"], panel=MODEL, cli_type=str,
+                                to_cli=_join, from_cli=_csv_list, help="Label columns for --heads multi.")
+    head_weights: list = option(factory=list, panel=MODEL, cli_type=str, to_cli=_join, from_cli=_float_list,
+                                help="Per-head loss weights, e.g. 1,1,2 (default all 1).")
+    branch: str = option("shallow", panel=MODEL, choices=("shallow", "deep"),
+                         help="Multi heads: shallow (linear) | deep (MLP branch per head).")
+    resize_mode: str = option("squash", panel=DATA, choices=RESIZE_MODES, help="How images become square.")
+    interpolation: str = option("bilinear", panel=DATA, choices=INTERPOLATIONS, help="Resize filter.")
+    aug: str = option("medium", panel=DATA, choices=AUG_PRESETS, help="Augmentation preset (torchvision transforms v2).")
+    mix: str = option("none", panel=DATA, choices=MIXES,
+                      help="Batch mixing (cutmix-vertical: label-preserving halves).")
+    mix_prob: float = option(0.5, panel=DATA, lo=0, hi=1, help="Probability a batch is mixed.")
+    mix_alpha: float = option(1.0, panel=DATA, lo=0, lo_open=True,
+                              help="Beta(alpha, alpha) of the mixing ratio (cutmix / mixup); 1.0 draws it uniformly.")
+    folds: str | None = option(None, panel=DATA, help="all | K | K,L: train these folds of a k-fold split.")
+    val_split: float = option(0.2, panel=DATA, lo=0, hi=1, lo_open=True, hi_open=True,
+                              help="Validation fraction when the data has no split column.")
+    cache: str = option("ram", panel=DATA, choices=("ram", "disk", "none"), help="Decoded-image cache.")
+    loss: str = option("ce", panel=IMBALANCE, choices=LOSSES, help="Loss.")
+    smoothing: float = option(0.1, panel=IMBALANCE, lo=0, hi=1, hi_open=True,
+                              help="Label smoothing for --loss label-smoothing.")
+    focal_gamma: float = option(2.0, panel=IMBALANCE, lo=0, help="Gamma of --loss focal.")
+    class_weights: str = option("none", panel=IMBALANCE, choices=("none", "auto"),
+                                help="auto: inverse class frequency in the loss.")
+    sampler: str = option("shuffle", panel=IMBALANCE, choices=("shuffle", "weighted"),
+                          help="weighted: class-balanced batches.")
+    optimizer: str = option("adamw", panel=OPTIM, choices=OPTIMIZERS,
+                            help="sam: Sharpness-Aware Minimization over --sam-base (two forward/backward passes a "
+                                 "step).")
+    lr: float = option(1e-3, panel=OPTIM, lo=0, lo_open=True, help="Peak learning rate.")
+    weight_decay: float = option(0.01, panel=OPTIM, lo=0, help="Weight decay.")
+    momentum: float = option(0.9, panel=OPTIM, lo=0, hi=1, hi_open=True,
+                             help="SGD momentum (--optimizer sgd, --sam-base sgd).")
+    sam_base: str = option("adamw", panel=OPTIM, choices=SAM_BASES, help="--optimizer sam: the optimizer it wraps.")
+    sam_rho: float = option(0.05, panel=OPTIM, lo=0, lo_open=True,
+                            help="--optimizer sam: neighbourhood radius (0.05 is the SAM paper's default).")
+    sam_adaptive: bool = option(False, panel=OPTIM, help="--optimizer sam: ASAM (radius scaled by each weight).")
+    scheduler: str = option("cosine", panel=OPTIM, choices=SCHEDULERS, help="Learning-rate schedule.")
+    warmup_epochs: int = option(0, panel=OPTIM, lo=0, help="Linear warm-up epochs.")
+    min_lr: float = option(1e-6, panel=OPTIM, lo=0, help="Lowest learning rate of the schedule.")
+    epochs: int = option(10, panel=OPTIM, lo=1, help="Epochs.")
+    batch_size: int = option(32, panel=OPTIM, lo=1, help="Batch size per process.")
+    grad_accum: int = option(1, panel=OPTIM, lo=1, help="Accumulate gradients over N batches.")
+    ema: bool = option(False, panel=OPTIM, help="Evaluate / save an exponential moving average of the weights.")
+    ema_decay: float = option(0.998, panel=OPTIM, lo=0, hi=1, hi_open=True,
+                              help="--ema: the decay its warmup rises to (timm's train.py uses 0.9998).")
+    early_stop: int = option(0, panel=OPTIM, lo=0, help="Stop after N epochs without val macro-F1 gain (0: off).")
+    amp: bool | None = option(None, panel=RUNTIME, flags=("--amp/--no-amp",), none="on for CUDA, off on CPU",
+                              help="Mixed precision: fp16 + scaler on CUDA, bf16 autocast on CPU.")
+    channels_last: bool = option(False, panel=RUNTIME, help="channels_last memory format (faster convs on CPU/GPU).")
+    compile: bool = option(False, panel=RUNTIME, flags=("--compile",), help="torch.compile the model.")
+    seed: int = option(0, panel=RUNTIME, lo=0, hi=2**32 - 1, help="Random seed (recorded in the outputs).")
+    deterministic: bool = option(False, panel=RUNTIME, help="Deterministic algorithms (slower).")
+    workers: int | None = option(None, panel=RUNTIME, lo=0, none="0 on the CPU from the cache, else min(8, cores)",
+                                 help="DataLoader worker processes (0 when training on the CPU from the decoded-image "
+                                      "cache: the model uses every core); the cache is built over min(8, cores).")
+    device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
+    out: str = option("outputs/runs", panel=OUTPUT, cli_type=Path, from_cli=str, help="Folder of runs.")
+    name: str | None = option(None, panel=OUTPUT, none="time-model", help="Run name.")
 
     def validate(self) -> None:
-        """Every choice-valued option, checked before any data is read: a typo fails in a second, not after the
-        decoded-image cache is built."""
-        from imgcls.train.data import AUG_PRESETS, INTERPOLATIONS, RESIZE_MODES
-        from imgcls.train.losses import LOSSES
-        from imgcls.train.optim import OPTIMIZERS, SAM_BASES, SCHEDULERS
-        from imgcls.train.mix import MIXES
-        choices = {"heads": ("single", "multi"), "branch": ("shallow", "deep"), "loss": LOSSES,
-                   "class_weights": ("none", "auto"), "sampler": ("shuffle", "weighted"), "aug": AUG_PRESETS,
-                   "mix": MIXES, "optimizer": OPTIMIZERS, "sam_base": SAM_BASES, "scheduler": SCHEDULERS,
-                   "resize_mode": RESIZE_MODES, "interpolation": INTERPOLATIONS, "cache": ("ram", "disk", "none")}
-        for name, allowed in choices.items():
-            value = getattr(self, name)
-            if value not in allowed:
-                raise UserError(f"unknown --{name.replace('_', '-')} '{value}'; use one of: {', '.join(allowed)}")
-        if self.optimizer == "sam" and not self.sam_rho > 0:
-            raise UserError(f"--sam-rho must be > 0 (got {self.sam_rho}); 0.05 is the SAM paper's default")
-        if self.grad_accum < 1 or self.batch_size < 1 or self.epochs < 1:
-            raise UserError("--epochs, --batch-size and --grad-accum must be >= 1")
-        if not 0 <= self.mix_prob <= 1:
-            raise UserError(f"--mix-prob must be between 0 and 1 (got {self.mix_prob})")
-        if not self.mix_alpha > 0:
-            raise UserError(f"--mix-alpha must be > 0 (got {self.mix_alpha}); 1.0 draws the mixing ratio uniformly")
-        if not 0 <= self.momentum < 1:
-            raise UserError(f"--momentum must be in [0, 1) (got {self.momentum})")
-        if not 0 <= self.ema_decay < 1:
-            raise UserError(f"--ema-decay must be in [0, 1) (got {self.ema_decay}); timm's train.py uses 0.9998")
+        """Every option's choices and range (imgcls.options.check), before any data is read: a typo fails in a
+        second, not after the decoded-image cache is built."""
+        check(self)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -115,3 +145,23 @@ class TrainConfig:
         if not isinstance(d, dict):
             raise UserError(f"{path} is not a mapping of options")
         return cls.from_dict(d)
+
+    @classmethod
+    def resolve(cls, overrides: dict | None = None, config: str | Path | None = None,
+                resume: str | Path | None = None) -> "TrainConfig":
+        """The run's options: a --resume run's config.yaml, else a --config file, else the defaults; `overrides`
+        (the flags given) replace what they name. Checked before it is returned."""
+        overrides = dict(overrides or {})
+        if resume is not None:
+            path = Path(resume) / "config.yaml"
+            if not path.is_file():
+                raise UserError(f"--resume {resume}: no config.yaml there; give a run folder written by imgcls train")
+            d = cls.load(path).to_dict()
+        elif config is not None:
+            d = cls.load(config).to_dict()
+        else:
+            d = {}
+        d.update(overrides)
+        cfg = cls.from_dict(d)
+        cfg.validate()
+        return cfg

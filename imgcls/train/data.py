@@ -20,10 +20,7 @@ from torch.utils.data import Dataset
 from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.errors import UserError
-
-AUG_PRESETS = ("none", "light", "medium", "heavy")
-RESIZE_MODES = ("squash", "crop", "pad")
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
+from imgcls.train.config import AUG_PRESETS, INTERPOLATIONS, RESIZE_MODES
 
 
 def _interp(name: str):

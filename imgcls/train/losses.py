@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from imgcls.errors import UserError
-
-LOSSES = ("ce", "focal", "label-smoothing", "f1")
+from imgcls.train.config import LOSSES
 
 
 def class_weights_auto(labels: np.ndarray, n_classes: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-MIXES = ("none", "cutmix", "mixup", "cutmix-vertical")
+from imgcls.train.config import MIXES
 
 
 def one_hot(targets: torch.Tensor, sizes: list[int]) -> list[torch.Tensor]:

@@ -1,15 +1,11 @@
 """The optimiser and the learning-rate schedule of a run, built with timm's / torch's factories from a TrainConfig.
-The names they accept (OPTIMIZERS, SAM_BASES, SCHEDULERS) live here; TrainConfig.validate reads them (this module never
-imports the config: the config depends on it, not the reverse)."""
+The names they accept (OPTIMIZERS, SAM_BASES, SCHEDULERS) are declared with the options in imgcls.train.config."""
 from __future__ import annotations
 
 import torch
 
 from imgcls.errors import UserError
-
-OPTIMIZERS = ("adamw", "adam", "sgd", "sam")
-SAM_BASES = ("adamw", "adam", "sgd")
-SCHEDULERS = ("cosine", "cosine-restarts", "plateau", "onecycle", "none")
+from imgcls.train.config import OPTIMIZERS, SAM_BASES, SCHEDULERS  # noqa: F401  (the names --optimizer / --scheduler accept)
 
 
 def make_optimizer(model, cfg):

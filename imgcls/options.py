@@ -1,0 +1,197 @@
+"""Options have one source of truth: the step's config dataclass.
+
+Each field is declared with `option(...)`: its default, its choices, its numeric range, its help text and the
+`--help` panel it is listed in. From those declarations
+
+- `cli_parameters(Config)` builds the Typer parameters of a command (`imgcls.cli.common.command(options=...)`), so
+  the defaults and choices shown by `--help` and used by the CLI are the dataclass's own: they cannot disagree;
+- `check(cfg)` validates a config (choices and ranges) with one line naming the option and what it accepts, the same
+  for a command line, a config.yaml and a Python caller; steps call it before any long work.
+
+Only the standard library and typer are imported here: building `imgcls --help` must stay instant.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import types
+import typing
+from dataclasses import MISSING, dataclass
+from typing import Any, Callable
+
+from imgcls.errors import UserError
+
+META_KEY = "imgcls.option"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one config field is offered and checked. `lo` / `hi`: the numeric range (inclusive unless `lo_open` /
+    `hi_open`). `flags`: Typer parameter declarations when the derived `--field-name` is not the flag (e.g.
+    "--amp/--no-amp", "--format"). `cli=False`: config.yaml / Python only. `cli_type`, `to_cli`, `from_cli`: when
+    the command line spells the value differently (a list as "a,b", a path). `none`: what a None default means,
+    shown as the default in --help."""
+    help: str
+    panel: str | None = None
+    choices: tuple | None = None
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    flags: tuple[str, ...] = ()
+    cli: bool = True
+    cli_type: Any = None
+    to_cli: Callable[[Any], Any] | None = None
+    from_cli: Callable[[Any], Any] | None = None
+    none: str | None = None
+
+
+def option(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, help: str, **spec: Any):
+    """A config field with its option declaration (see Spec for the keywords)."""
+    if "choices" in spec and spec["choices"] is not None:
+        spec["choices"] = tuple(spec["choices"])
+    meta = {META_KEY: Spec(help=help, **spec)}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def specs(cls) -> dict[str, tuple[dataclasses.Field, Spec]]:
+    """Every declared option of a config class (or instance), in field order."""
+    return {f.name: (f, f.metadata[META_KEY]) for f in dataclasses.fields(cls) if META_KEY in f.metadata}
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return MISSING
+
+
+def flag(name: str, spec: Spec | None = None) -> str:
+    """The long flag a user types for a field, e.g. --img-size (the first declared one when flags are given)."""
+    for decl in (spec.flags if spec else ()):
+        for part in decl.split("/"):
+            if part.strip().startswith("--"):
+                return part.strip()
+    return "--" + name.replace("_", "-")
+
+
+def range_text(spec: Spec) -> str:
+    """'> 0', '>= 1', 'between 0 and 1', 'in [0, 1)'."""
+    lo, hi = spec.lo, spec.hi
+    if lo is not None and hi is not None:
+        if not spec.lo_open and not spec.hi_open:
+            return f"between {_num(lo)} and {_num(hi)}"
+        return f"in {'(' if spec.lo_open else '['}{_num(lo)}, {_num(hi)}{')' if spec.hi_open else ']'}"
+    if lo is not None:
+        return f"{'>' if spec.lo_open else '>='} {_num(lo)}"
+    if hi is not None:
+        return f"{'<' if spec.hi_open else '<='} {_num(hi)}"
+    return ""
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else repr(x)
+
+
+def in_range(value: float, spec: Spec) -> bool:
+    if spec.lo is not None and (value <= spec.lo if spec.lo_open else value < spec.lo):
+        return False
+    if spec.hi is not None and (value >= spec.hi if spec.hi_open else value > spec.hi):
+        return False
+    return True
+
+
+def check_value(name: str, value: Any, spec: Spec) -> None:
+    """One field: a choice among its choices, a number within its range (None passes: 'not set')."""
+    if value is None:
+        return
+    opt = flag(name, spec)
+    if spec.choices is not None and value not in spec.choices:
+        raise UserError(f"unknown {opt} '{value}'; use one of: {', '.join(map(str, spec.choices))}")
+    if spec.lo is not None or spec.hi is not None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"{opt} must be a number {range_text(spec)} (got {value!r})")
+        if value != value or not in_range(value, spec):   # NaN is in no range
+            raise UserError(f"{opt} must be {range_text(spec)} (got {value})")
+
+
+def check(cfg: Any, names: typing.Iterable[str] | None = None) -> None:
+    """Every declared option of `cfg` (or only `names`): choices and ranges, one line naming the first bad one."""
+    table = specs(cfg)
+    for name in (table if names is None else names):
+        check_value(name, getattr(cfg, name), table[name][1])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Typer parameters from the declarations
+# ---------------------------------------------------------------------------------------------------------------
+
+def _field_type(cls, name: str) -> Any:
+    hint = typing.get_type_hints(cls)[name]
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        rest = [a for a in args if a is not type(None)]
+        return typing.Optional[rest[0]] if len(rest) == 1 and type(None) in args else hint
+    return hint
+
+
+def cli_default(f: dataclasses.Field, spec: Spec) -> Any:
+    value = default_of(f)
+    return spec.to_cli(value) if spec.to_cli is not None and value is not None else value
+
+
+def help_text(spec: Spec) -> str:
+    text = spec.help
+    if spec.lo is not None or spec.hi is not None:
+        text += f" \\[{range_text(spec)}]"     # escaped: rich markup would take [between 0 and 1] for a tag
+    return text
+
+
+def cli_parameters(cls, skip: typing.Iterable[str] = ()) -> list[inspect.Parameter]:
+    """Keyword-only Typer parameters (typing.Annotated + typer.Option) for the CLI fields of a config class; each
+    default is the dataclass default (through `to_cli`), each choice list and range comes from the declaration."""
+    import typer
+    params = []
+    for name, (f, spec) in specs(cls).items():
+        if not spec.cli or name in skip:
+            continue
+        typ = spec.cli_type if spec.cli_type is not None else _field_type(cls, name)
+        default = cli_default(f, spec)
+        kw: dict[str, Any] = {"help": help_text(spec), "rich_help_panel": spec.panel}
+        if spec.choices is not None:
+            kw["metavar"] = "[" + "|".join(map(str, spec.choices)) + "]"
+        if default is None:
+            kw["show_default"] = spec.none if spec.none else False
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default,
+                                        annotation=typing.Annotated[typ, typer.Option(*spec.flags, **kw)]))
+    return params
+
+
+@dataclass
+class Given:
+    """What a command received for one config class: `values` (every CLI field, converted to the field's form) and
+    `given` (the names typed on the command line; the rest hold the dataclass defaults)."""
+    cls: type
+    values: dict
+    given: set
+
+    def explicit(self) -> dict:
+        """Only the values typed on the command line (what overrides a --config / --resume file)."""
+        return {k: v for k, v in self.values.items() if k in self.given}
+
+    def build(self, **extra):
+        return self.cls(**self.values, **extra)
+
+
+def from_cli(cls, kwargs: dict, given: set) -> Given:
+    table = specs(cls)
+    values = {}
+    for name in list(kwargs):
+        if name in table and table[name][1].cli:
+            spec = table[name][1]
+            value = kwargs.pop(name)
+            values[name] = spec.from_cli(value) if spec.from_cli is not None and value is not None else value
+    return Given(cls, values, {n for n in given if n in values})

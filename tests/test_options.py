@@ -1,0 +1,146 @@
+"""Options have one source of truth (imgcls.options): each command's flags are its config dataclass's fields, with
+the dataclass's defaults, choices, ranges, help and panels; every numeric option is range-checked in one line with
+exit 2 before any work, for the CLI and Python callers alike."""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from imgcls import options as opts
+from imgcls.cli import app
+from imgcls.errors import UserError
+from imgcls.train.config import TrainConfig
+
+runner = CliRunner()
+
+
+def _commands():
+    """name -> (click command, {key: config class}) for every registered command."""
+    group = typer.main.get_command(app)
+    out = {}
+    for info in app.registered_commands:
+        name = info.name or info.callback.__name__
+        out[name] = (group.commands[name], getattr(info.callback, "imgcls_options", {}))
+    return out
+
+
+def test_cli_defaults_equal_the_dataclass_defaults_for_every_command():
+    """The class of bug where `--help` (or the flag) says 0.95 and the config says 0.98: any flag named like a
+    field of the command's config class has that field's default, choices and range."""
+    checked = 0
+    for name, (cmd, classes) in _commands().items():
+        for cls in classes.values():
+            table = opts.specs(cls)
+            for param in cmd.params:
+                if param.name not in table:
+                    continue
+                f, spec = table[param.name]
+                assert param.default == opts.cli_default(f, spec), (name, param.name, param.default)
+                if spec.choices:
+                    assert param.metavar == "[" + "|".join(spec.choices) + "]", (name, param.name)
+                checked += 1
+            missing = {n for n, (_, s) in table.items() if s.cli} - {p.name for p in cmd.params}
+            assert not missing, f"imgcls {name}: config fields without a flag: {sorted(missing)}"
+    assert checked >= 50
+    assert _commands()["train"][1] == {"cfg": TrainConfig}
+
+
+def test_help_shows_choices_defaults_ranges_and_panels():
+    r = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    for text in ("[ce|focal|label-smoothing|f1]", "[default: tf_efficientnet_lite0]", "[> 0]", "[in [0, 1)]",
+                 "[between 0 and 1]", "Model", "Data", "Optimisation", "Imbalance", "Runtime", "Output"):
+        assert text in r.output, text
+    # examples: one per line, copy-pastable (no ' | ' joining several commands)
+    examples = [line.strip() for line in r.output.splitlines() if line.strip().startswith(("imgcls ", "torchrun "))]
+    assert len(examples) >= 4 and not any(" | " in e for e in examples)
+
+
+def test_range_text_and_check_value():
+    assert opts.range_text(opts.Spec("", lo=0, lo_open=True)) == "> 0"
+    assert opts.range_text(opts.Spec("", lo=1)) == ">= 1"
+    assert opts.range_text(opts.Spec("", lo=0, hi=1)) == "between 0 and 1"
+    assert opts.range_text(opts.Spec("", lo=0, hi=1, hi_open=True)) == "in [0, 1)"
+    spec = opts.Spec("", lo=0, hi=1, lo_open=True, hi_open=True)
+    for bad in (0, 1, -0.2, 1.5, math.nan):
+        with pytest.raises(UserError, match=r"--val must be in \(0, 1\)"):
+            opts.check_value("val", bad, spec)
+    opts.check_value("val", 0.5, spec)
+    opts.check_value("val", None, spec)           # not set
+    with pytest.raises(UserError, match="--val must be a number in"):
+        opts.check_value("val", "abc", spec)      # a config.yaml typo
+    with pytest.raises(UserError, match="unknown --loss 'dice'; use one of: ce, focal"):
+        opts.check_value("loss", "dice", opts.Spec("", choices=("ce", "focal")))
+
+
+# issue 15: numeric options, one line naming the option and its range, exit 2, before any work --------------------
+
+TRAIN_BAD = [(["--img-size", "-5"], "--img-size must be between 8 and 4096 (got -5)"),
+             (["--img-size", "0"], "--img-size must be between 8 and 4096 (got 0)"),
+             (["--lr", "-1"], "--lr must be > 0 (got -1.0)"),
+             (["--seed", "-1"], "--seed must be between 0 and 4294967295 (got -1)"),
+             (["--workers", "-3"], "--workers must be >= 0 (got -3)"),
+             (["--val-split", "1.5"], "--val-split must be in (0, 1) (got 1.5)"),
+             (["--epochs", "0"], "--epochs must be >= 1 (got 0)"),
+             (["--batch-size", "0"], "--batch-size must be >= 1 (got 0)")]
+
+
+@pytest.mark.parametrize("flags,msg", TRAIN_BAD, ids=[" ".join(f) for f, _ in TRAIN_BAD])
+def test_train_numeric_options_are_range_checked_before_any_work(flags, msg, image_folder, tmp_path, monkeypatch):
+    import imgcls.manifest as mf
+    import imgcls.train as train_mod
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    r = runner.invoke(app, ["train", str(image_folder), "--out", str(tmp_path / "runs"), *flags])
+    assert r.exit_code == 2 and msg in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "runs").exists()
+    # a Python caller gets the same line from the same declaration
+    field = flags[0][2:].replace("-", "_")
+    value = type(getattr(TrainConfig(), field) if getattr(TrainConfig(), field) is not None else 1)(float(flags[1]))
+    cfg = TrainConfig(src=str(image_folder), out=str(tmp_path / "runs"), **{field: value})
+    with pytest.raises(UserError, match=re.escape(msg.split(" (got")[0])):
+        train_mod.run_train(cfg)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resolve_merges_config_file_resume_and_overrides_in_the_library(tmp_path):
+    """`train --config FILE` / `--resume RUN` merging is TrainConfig.resolve: a Python caller gets what the CLI gets."""
+    base = TrainConfig(model="resnet10t", epochs=3, img_size=32, lr=0.01)
+    base.save(tmp_path / "config.yaml")
+    cfg = TrainConfig.resolve({"epochs": 5}, config=tmp_path / "config.yaml")
+    assert (cfg.model, cfg.epochs, cfg.img_size, cfg.lr) == ("resnet10t", 5, 32, 0.01)
+    run = tmp_path / "run"
+    run.mkdir()
+    base.save(run / "config.yaml")
+    assert TrainConfig.resolve({}, config=tmp_path / "nothing.yaml", resume=run).epochs == 3   # the run wins
+    assert TrainConfig.resolve({"model": "resnet18"}) == TrainConfig(model="resnet18")
+    with pytest.raises(UserError, match="--resume .* no config.yaml"):
+        TrainConfig.resolve({}, resume=tmp_path / "nope")
+    (tmp_path / "bad.yaml").write_text("lr: fast\n")
+    with pytest.raises(UserError, match="--lr must be a number > 0"):
+        TrainConfig.resolve({}, config=tmp_path / "bad.yaml")
+
+
+def test_flags_given_override_a_config_file_and_defaults_do_not(tmp_path, monkeypatch):
+    """Only the flags typed on the command line replace the file's values (a flag left at its default does not)."""
+    import imgcls.train as train_mod
+    seen = []
+    monkeypatch.setattr(train_mod, "run_train", lambda cfg, resume=None: seen.append(cfg))
+    TrainConfig(model="resnet10t", epochs=3, lr=0.01, head_columns=["a", "b"]).save(tmp_path / "c.yaml")
+    r = runner.invoke(app, ["train", "--config", str(tmp_path / "c.yaml"), "--epochs", "7", "--head-weights", "1,2"])
+    assert r.exit_code == 0, r.output
+    assert (seen[0].model, seen[0].epochs, seen[0].lr, seen[0].head_columns, seen[0].head_weights) == \
+        ("resnet10t", 7, 0.01, ["a", "b"], [1.0, 2.0])
+
+
+def test_every_declared_field_has_help_and_a_panel():
+    for name, (cmd, classes) in _commands().items():
+        for cls in classes.values():
+            for field, (f, spec) in opts.specs(cls).items():
+                assert spec.help.strip(), (cls.__name__, field)
+                assert spec.panel or not spec.cli, (cls.__name__, field)
+            assert {f.name for f in dataclasses.fields(cls)} == set(opts.specs(cls)), cls.__name__
