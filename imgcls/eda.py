@@ -177,7 +177,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = "outputs/eda", opts
     check_writable(out)
     df = mf.load(src, opts, scan=False)
     check_output_location(out, *mf.roots(df))
-    df = mf.scan_images(df, workers=workers, max_pixels=max_pixels)
+    df = mf.scan_images(df, workers=workers, max_pixels=max_pixels, require=False)   # the report lists them
     out.mkdir(parents=True, exist_ok=True)
     summary = summarize(df)
     summary.update(source=str(src), seed=seed)
@@ -193,6 +193,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = "outputs/eda", opts
     if not is_quiet():
         print_summary(summary)
     info(f"eda outputs: {out}/report.html, summary.json, manifest.csv, {len(plots) + len(grids)} PNGs")
+    mf.require_readable(df, note=f"; every file is listed in {out / 'report.html'}")
     return summary
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls import manifest as mf
-from imgcls.console import progress_bar
+from imgcls.console import progress_bar, warn
 from imgcls.io import ImageReadError, load_rgb
 
 DEFAULT_EMBEDDER = "tf_efficientnet_lite0"
@@ -50,17 +50,36 @@ def _cache_file(cache_dir: Path, model: str, size: int) -> Path:
     return cache_dir / f"{model}_{size}.npz"
 
 
-def _load_cache(path: Path) -> dict[str, np.ndarray]:
+CACHE_VERSION = 1
+
+
+def _load_cache(path: Path, tag: str = "", size: int = 0, kind: str = "") -> dict[str, np.ndarray]:
+    """{sha256: vector} of a cache file written for this (model, size, kind); a cache of another model / size /
+    kind, with vectors of another size than it records, or damaged, is reported and rebuilt, never trusted."""
     if not path.is_file():
         return {}
+    why = ""
     try:
         with np.load(path) as z:
-            return dict(zip(z["keys"].tolist(), z["vectors"]))
-    except Exception:  # a damaged cache is rebuilt, never trusted
+            keys, vectors = z["keys"], z["vectors"]
+            meta = {k: z[k].item() for k in ("version", "model", "size", "kind", "dim") if k in z.files}
+        if vectors.ndim != 2 or len(keys) != len(vectors):
+            why = f"vectors of shape {vectors.shape} for {len(keys)} keys"
+        elif meta.get("version") != CACHE_VERSION:
+            why = "written by another version (no record of its model and vector size)"
+        elif tag and (meta.get("model"), int(meta.get("size", -1)), meta.get("kind")) != (tag, int(size), kind):
+            why = f"written for {meta.get('model')} / {meta.get('size')} px / {meta.get('kind')}"
+        elif vectors.shape[1] != int(meta.get("dim", -1)):
+            why = f"vector size {vectors.shape[1]}, its record says {meta.get('dim')}"
+    except Exception as e:  # a damaged cache is rebuilt, never trusted
+        why = f"unreadable ({type(e).__name__})"
+    if why:
+        warn(f"embedding cache {path} does not fit ({why}): ignored and rebuilt")
         return {}
+    return dict(zip(keys.tolist(), vectors))
 
 
-def _save_cache(path: Path, cache: dict[str, np.ndarray]) -> None:
+def _save_cache(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: int = 0, kind: str = "") -> None:
     from imgcls.fsutil import atomic_path
     if not cache:
         return
@@ -68,7 +87,8 @@ def _save_cache(path: Path, cache: dict[str, np.ndarray]) -> None:
     vecs = np.stack(list(cache.values())).astype(np.float32)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, keys=keys, vectors=vecs)
+            np.savez(fh, keys=keys, vectors=vecs, version=np.array(CACHE_VERSION), model=np.array(tag),
+                     size=np.array(int(size)), kind=np.array(kind), dim=np.array(vecs.shape[1]))
 
 
 # Texture ("style") statistics: per-channel mean and std of one intermediate feature map. Drawings and photographs
@@ -123,14 +143,14 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     tag = model if weights is None else f"{model}-{Path(weights).stem}"
     cpaths = {"pooled": _cache_file(cache_dir, tag, size), "style": _cache_file(cache_dir, tag + "-style", size)}
-    cache = _load_cache(cpaths[kind])
+    cache = _load_cache(cpaths[kind], tag, size, kind)
     n = len(df)
     errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else np.array([""] * n)
     shas = df["sha256"].fillna("").astype(str).to_numpy() if "sha256" in df.columns else np.array([""] * n)
     todo = [i for i in range(n) if errors[i] == "" and (not shas[i] or shas[i] not in cache)]
     vectors: dict[str, dict[int, np.ndarray]] = {"pooled": {}, "style": {}}
     if todo:
-        caches = {k: cache if k == kind else _load_cache(v) for k, v in cpaths.items()}
+        caches = {k: cache if k == kind else _load_cache(v, tag, size, k) for k, v in cpaths.items()}
         dev = resolve_device(device)
         net = create_model(model, num_classes=0, pretrained=pretrained and weights is None, weights=weights,
                            weights_flag=weights_flag)
@@ -154,11 +174,22 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
                         vectors["style"][todo[j]] = st
                 advance(len(idx))
         hook.remove()
+        again = False
         for k in caches:
+            fresh = next(iter(vectors[k].values()), None)
+            old_dim = next(iter(caches[k].values())).shape[0] if caches[k] else None
+            if fresh is not None and old_dim is not None and old_dim != fresh.shape[0]:
+                warn(f"embedding cache {cpaths[k]} holds vectors of size {old_dim}, the model gives "
+                     f"{fresh.shape[0]}: ignored and rebuilt")
+                caches[k].clear()
+                again = again or k == kind
             for i, v in vectors[k].items():
                 if shas[i]:
                     caches[k][shas[i]] = v
-            _save_cache(cpaths[k], caches[k])
+            _save_cache(cpaths[k], caches[k], tag, size, k)
+        if again:   # the rows taken from the bad cache are embedded now (the saved cache holds only good vectors)
+            return _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
+                          weights_flag)
     got = vectors[kind]
     dim = next(iter(got.values())).shape[0] if got else (next(iter(cache.values())).shape[0] if cache else 0)
     out = np.zeros((n, dim), np.float32)

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +27,14 @@ warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default bomb limit (~ 9459 x 9459)
 DEFAULT_BACKGROUND = (255, 255, 255)
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
-                    ".jfif", ".jpe"}
+                    ".jfif", ".jpe", ".avif", ".heic", ".heif"}
+# HEIC / HEIF are read through the pillow-heif plugin when it is installed; without it they are reported, not skipped
+HEIF_EXTENSIONS = {".heic", ".heif"}
+try:
+    import pillow_heif  # type: ignore[import-not-found]
+    pillow_heif.register_heif_opener()
+except ImportError:
+    pillow_heif = None
 _EXIF_ORIENTATION = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}
 
@@ -40,6 +50,24 @@ class ImageReadError(Exception):
 
 def is_image_name(name: str | os.PathLike) -> bool:
     return Path(name).suffix.lower() in IMAGE_EXTENSIONS
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
+
+
+def not_regular_reason(path: str | os.PathLike) -> str | None:
+    """None for a regular file (symlinks followed); else why it is not read: a FIFO, a device (a symlink to
+    /dev/zero), a socket or a folder would block or never end. A missing file is left to the reader's own error."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"cannot read file: {e.strerror or e}"
+    if stat.S_ISREG(mode):
+        return None
+    return f"not a regular file ({_KINDS.get(stat.S_IFMT(mode), 'a special file')}): not read"
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -63,10 +91,16 @@ def _orientation(im: Image.Image) -> int:
 
 def _open_checked(path, max_pixels: int | None) -> Image.Image:
     """Open lazily (header only) and apply the pixel bound."""
+    special = not_regular_reason(path)
+    if special:
+        raise ImageReadError(path, special)
     try:
         im = Image.open(path)
     except UnidentifiedImageError:
         empty = os.path.isfile(path) and os.path.getsize(path) == 0
+        if not empty and Path(path).suffix.lower() in HEIF_EXTENSIONS and pillow_heif is None:
+            raise ImageReadError(path, "HEIC/HEIF image: the installed Pillow cannot read it (pip install "
+                                       "pillow-heif, then run again)") from None
         raise ImageReadError(path, "empty file (0 bytes)" if empty else "not an image (unrecognised format)") from None
     except FileNotFoundError:
         raise ImageReadError(path, "file not found") from None
@@ -82,6 +116,10 @@ def _open_checked(path, max_pixels: int | None) -> Image.Image:
 def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, hash_file: bool = True) -> dict:
     """Manifest fields for one file. Never raises for a bad image: `error` says what is wrong."""
     rec = {"width": None, "height": None, "mode": None, "format": None, "bytes": None, "sha256": None, "error": ""}
+    special = not_regular_reason(path)
+    if special:     # never opened: reading a FIFO or /dev/zero would hang the scan
+        rec["error"] = special
+        return rec
     try:
         rec["bytes"] = os.path.getsize(path)
         if hash_file:
@@ -119,9 +157,59 @@ def _check_decodes(path, max_pixels: int | None) -> None:
             im.draft(im.mode, (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))  # DCT-domain 1/8 decode
             im.load()
         elif im.format == "PNG":
-            im.verify()  # walks every chunk and its CRC: catches truncation without inflating the pixels
+            im.verify()  # walks every chunk and its CRC: catches truncation
+            _check_png_data(path)  # and inflates the pixel data in slices: corrupt zlib with valid CRCs
         else:
             im.load()
+
+
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+
+
+def _check_png_data(path, slice_bytes: int = 1 << 20) -> None:
+    """Inflate a PNG's IDAT stream without keeping it (memory stays at one slice): a zlib error, a stream that ends
+    early or one shorter than the image's rows is corrupt even when every chunk's CRC is right."""
+    d = zlib.decompressobj()
+    total = 0
+    ihdr = None
+    with open(path, "rb") as fh:
+        fh.read(8)
+        while True:
+            head = fh.read(8)
+            if len(head) < 8:
+                break
+            length, ctype = struct.unpack(">I4s", head)
+            if ctype == b"IHDR":
+                ihdr = struct.unpack(">IIBBBBB", fh.read(13))
+                fh.seek(length - 13 + 4, os.SEEK_CUR)
+                continue
+            if ctype != b"IDAT":
+                if ctype == b"IEND":
+                    break
+                fh.seek(length + 4, os.SEEK_CUR)
+                continue
+            data = fh.read(length)
+            fh.read(4)
+            try:
+                buf = d.decompress(data, slice_bytes)
+                total += len(buf)
+                while d.unconsumed_tail:
+                    buf = d.decompress(d.unconsumed_tail, slice_bytes)
+                    total += len(buf)
+            except zlib.error as e:
+                raise ImageReadError(path, f"truncated or corrupt: PNG pixel data does not decompress ({e})") from None
+    try:
+        total += len(d.flush())
+    except zlib.error as e:
+        raise ImageReadError(path, f"truncated or corrupt: PNG pixel data does not decompress ({e})") from None
+    if not d.eof:
+        raise ImageReadError(path, "truncated or corrupt: PNG pixel data ends early")
+    if ihdr is not None:
+        w, h, depth, ctype, _, _, interlace = ihdr
+        if interlace == 0 and ctype in _PNG_CHANNELS:
+            need = h * (1 + (w * _PNG_CHANNELS[ctype] * depth + 7) // 8)
+            if total < need:
+                raise ImageReadError(path, f"truncated or corrupt: PNG pixel data holds {total} of {need} bytes")
 
 
 def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -377,11 +378,19 @@ def image_paths(df: pd.DataFrame) -> list[Path]:
 
 
 def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS,
-                chunk: int = 64) -> pd.DataFrame:
-    """Fill the scan columns for rows that have no sha256 yet (streaming, over `workers` processes)."""
+                chunk: int = 64, require: bool = True) -> pd.DataFrame:
+    """Fill the scan columns for rows that have no sha256 yet, or whose file changed since (streaming, over
+    `workers` processes). `require`: a table none of whose images can be read is a UserError."""
     df = df.copy()
     todo = [i for i, h in enumerate(df["sha256"]) if not isinstance(h, str) or not h]
+    stale = stale_rows(df, skip=set(todo))
+    if stale:
+        warn(f"{len(stale)} row(s) of the manifest no longer match their file (missing, replaced or resized on "
+             f"disk, e.g. {image_paths(df.iloc[stale[:1]])[0]}): scanned again, not trusted")
+        todo = sorted(set(todo) | set(stale))
     if not todo:
+        if require:
+            require_readable(df)
         return df
     from functools import partial
 
@@ -396,7 +405,38 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
         else:
             df[c] = df[c].astype(object)
             df.loc[scanned.index, c] = scanned[c].fillna("").astype(str).values
+    if require:
+        require_readable(df)
     return df
+
+
+def stale_rows(df: pd.DataFrame, skip: set[int] = frozenset()) -> list[int]:
+    """Positions of scanned rows whose file is gone, is no longer a regular file, or has another size than the
+    manifest's `bytes` (a manifest whose root moved or whose images changed): their scan columns are not trusted."""
+    out = []
+    sizes = df["bytes"] if "bytes" in df.columns else pd.Series([pd.NA] * len(df), index=df.index)
+    for i, (p, b) in enumerate(zip(image_paths(df), sizes)):
+        if i in skip:
+            continue
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append(i)
+            continue
+        if not stat.S_ISREG(st.st_mode) or (not pd.isna(b) and int(b) != st.st_size):
+            out.append(i)
+    return out
+
+
+def require_readable(df: pd.DataFrame, note: str = "") -> None:
+    """A dataset none of whose images can be read is a mistake (wrong root, ids without extension), not a result."""
+    if len(df) == 0:
+        return
+    err = df["error"].fillna("").astype(str)
+    if (err != "").all():
+        first = image_paths(df.iloc[:1])[0]
+        raise UserError(f"none of the {len(df)} image(s) can be read (e.g. {first}: {err.iloc[0]}){note}; check the "
+                        f"dataset root / paths (for a CSV whose ids have no extension: --image-dir DIR --ext .jpg)")
 
 
 def readable(df: pd.DataFrame) -> pd.DataFrame:

@@ -228,6 +228,11 @@ def _sgkf(units: np.ndarray, strata: np.ndarray, n_splits: int, seed: int) -> np
     if n_units < n_splits:
         raise UserError(f"only {n_units} independent group(s) to split, fewer than the {n_splits} parts needed; "
                         f"use fewer --folds or larger --val / --test fractions")
+    counts = pd.Series(strata).value_counts()
+    if len(counts) and (counts < n_splits).all():   # scikit-learn's ValueError, said in our words
+        raise UserError(f"the split needs {n_splits} parts per class (1/{n_splits} resolution of --val / --test, "
+                        f"or --folds {n_splits}) but the largest class has {int(counts.max())} image(s); use a "
+                        f"coarser fraction (e.g. --val 0.5) or fewer folds, or add images")
     fold = np.full(len(units), -1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)   # its class-count warning: we report per class ourselves

@@ -14,6 +14,7 @@ from conftest import ODD_FILES, make_image_folder, make_odd_file, tree_snapshot
 from imgcls import eda
 from imgcls import manifest as mf
 from imgcls.cli import app
+from imgcls.errors import UserError
 
 runner = CliRunner()
 
@@ -120,7 +121,9 @@ def test_all_unreadable_still_reports(tmp_path):
     root = tmp_path / "raw"
     for kind in ("zero_bytes", "text_as_jpg"):
         make_odd_file(kind, root / "a")
-    s = eda.run_eda(root, tmp_path / "eda")
+    with pytest.raises(UserError, match="none of the 2 image"):   # an error (exit 2), after the report is written
+        eda.run_eda(root, tmp_path / "eda")
+    s = json.loads((tmp_path / "eda" / "summary.json").read_text())
     assert s["n_errors"] == 2 and s["classes"] == {}
     assert (tmp_path / "eda" / "report.html").is_file()
 

@@ -341,3 +341,136 @@ def test_read_only_folder_is_refused_for_real(tmp_path):
         one_line_error(r, "not writable")
     finally:
         ro.chmod(0o755)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 7. only regular files are read: a FIFO or a symlink to /dev/zero named *.png is reported by path and skipped
+# ---------------------------------------------------------------------------------------------------------------
+
+def special_files(folder: Path) -> dict[str, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(folder / "fifo.png")
+    (folder / "zero.png").symlink_to("/dev/zero")
+    (folder / "dir.png").mkdir()
+    return {"fifo.png": "FIFO", "zero.png": "character device"}
+
+
+def test_probe_and_load_never_open_special_files(tmp_path):
+    from imgcls import io as imgio
+    kinds = special_files(tmp_path)
+    for name, kind in kinds.items():
+        rec = imgio.probe(tmp_path / name)
+        assert "not a regular file" in rec["error"] and kind in rec["error"] and rec["sha256"] is None
+        with pytest.raises(imgio.ImageReadError, match="not a regular file"):
+            imgio.load_rgb(tmp_path / name)
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("cmd", ["eda", "clean", "preprocess", "split"])
+def test_every_scan_skips_fifos_and_devices(cmd, tmp_path):
+    raw = make_image_folder(tmp_path / "raw", {"a": 5, "b": 5}, size=(32, 32))
+    special_files(raw / "a")
+    out = tmp_path / ("out.csv" if cmd == "split" else "out")
+    extra = {"clean": ["--exact-only", "--no-ood"], "split": ["--no-near-dup"], "preprocess": ["--workers", 1]}
+    r = invoke(cmd, raw, "--out", out, "-q", *extra.get(cmd, []))
+    assert r.exit_code == 0, r.output
+    m = pd.read_csv(out if cmd == "split" else out / "manifest.csv", keep_default_na=False)
+    bad = m[m["path"].isin(["a/fifo.png", "a/zero.png"])]
+    assert len(bad) == 2 and bad["error"].str.contains("not a regular file").all(), m
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 12. corrupt PNG data with valid CRCs, .avif / .heic, stale scan columns, a mis-sized embedding cache
+# ---------------------------------------------------------------------------------------------------------------
+
+def corrupt_png_with_valid_crcs(path: Path) -> Path:
+    """A PNG whose IDAT holds bytes that are not a zlib stream, every chunk's CRC recomputed to match."""
+    import struct
+    import zlib
+    make_image(path, size=(32, 32), seed=9, kind="noise")
+    data = path.read_bytes()
+    out, pos = bytearray(data[:8]), 8
+    while pos < len(data):
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if ctype == b"IDAT":
+            body = body[:2] + bytes((b ^ 0x5A) for b in body[2:])    # keep the zlib header, garble the deflate data
+        out += struct.pack(">I4s", len(body), ctype) + body + struct.pack(">I", zlib.crc32(ctype + body))
+        pos += 12 + length
+    path.write_bytes(bytes(out))
+    return path
+
+
+def test_png_that_fails_to_decode_is_unreadable_and_clean_drops_it(tmp_path):
+    from imgcls import io as imgio
+    raw = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(32, 32))
+    bad = corrupt_png_with_valid_crcs(raw / "a" / "bad.png")
+    Image.open(bad).verify()                      # its CRCs are fine: PIL's verify passes it
+    assert "does not decompress" in imgio.probe(bad)["error"]
+    r = invoke("clean", raw, "--out", tmp_path / "clean", "--exact-only", "--no-ood", "-q")
+    assert r.exit_code == 0, r.output
+    m = pd.read_csv(tmp_path / "clean" / "manifest.csv", keep_default_na=False).set_index("path")
+    assert m.loc["a/bad.png", "keep"] in (False, "False") and m.loc["a/bad.png", "reason"] == "unreadable"
+
+
+def test_avif_is_read_and_heic_is_reported(tmp_path):
+    from PIL import features
+    raw = make_image_folder(tmp_path / "raw", {"a": 2}, size=(32, 32))
+    (raw / "a" / "photo.heic").write_bytes(b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
+    if features.check("avif"):
+        Image.open(raw / "a" / "000.png").save(raw / "a" / "pic.avif")
+    r = invoke("eda", raw, "--out", tmp_path / "eda", "-q")
+    assert r.exit_code == 0, r.output
+    m = pd.read_csv(tmp_path / "eda" / "manifest.csv", keep_default_na=False).set_index("path")
+    assert "HEIC" in m.loc["a/photo.heic", "error"] and "pillow-heif" in m.loc["a/photo.heic", "error"]
+    if features.check("avif"):
+        assert m.loc["a/pic.avif", "error"] == "" and m.loc["a/pic.avif", "format"] == "AVIF"
+
+
+def test_stale_scan_columns_of_a_moved_or_changed_manifest_are_rechecked(tmp_path):
+    raw = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(32, 32))
+    r = invoke("eda", raw, "--out", tmp_path / "eda", "-q")
+    assert r.exit_code == 0
+    manifest = tmp_path / "eda" / "manifest.csv"
+    (raw / "a" / "000.png").unlink()                               # one image gone
+    make_image(raw / "b" / "000.png", size=(64, 64), seed=99)      # one replaced by another size
+    r = invoke("eda", manifest, "--out", tmp_path / "eda2", "-q")
+    assert r.exit_code == 0, r.output
+    m = pd.read_csv(tmp_path / "eda2" / "manifest.csv", keep_default_na=False).set_index("path")
+    assert "cannot read file" in m.loc["a/000.png", "error"]
+    assert int(m.loc["b/000.png", "width"]) == 64 and m.loc["b/000.png", "error"] == ""
+    import shutil
+    shutil.rmtree(raw)                                            # the whole root gone: every row unreadable
+    r = invoke("eda", manifest, "--out", tmp_path / "eda3")
+    one_line_error(r, "none of the 6 image(s) can be read")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_embedding_cache_of_the_wrong_vector_size_is_reported_and_rebuilt(tmp_path, monkeypatch):
+    import numpy as np
+    from imgcls import embed
+    from imgcls import manifest as mf
+    said: list[str] = []
+    monkeypatch.setattr(embed, "warn", said.append)
+    raw = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(32, 32))
+    df = mf.load(raw)
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    path = embed._cache_file(cache, "tf_efficientnet_lite0", 64)
+    shas = list(df["sha256"])
+    np.savez(path, keys=np.array(shas), vectors=np.ones((4, 7), np.float32))   # no record of what wrote it
+    assert embed._load_cache(path, "tf_efficientnet_lite0", 64, "pooled") == {} and "ignored" in said[-1]
+    meta = dict(version=np.array(1), model=np.array("tf_efficientnet_lite0"), size=np.array(64),
+                kind=np.array("pooled"))
+    np.savez(path, keys=np.array(shas), vectors=np.ones((4, 7), np.float32), dim=np.array(1280), **meta)
+    assert embed._load_cache(path, "tf_efficientnet_lite0", 64, "pooled") == {} and "vector size 7" in said[-1]
+    # a cache that records itself faithfully but whose vectors are not this model's: found when the model runs
+    np.savez(path, keys=np.array(shas[:3]), vectors=np.ones((3, 7), np.float32), dim=np.array(7), **meta)
+    said.clear()
+    emb = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=cache)
+    assert emb.shape == (4, 1280) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
+    assert any("size 7" in w and "rebuilt" in w for w in said), said
+    again = embed._load_cache(path, "tf_efficientnet_lite0", 64, "pooled")
+    assert len(again) == 4 and all(v.shape == (1280,) for v in again.values())
+    assert len(np.unique(emb.round(4), axis=0)) == 4          # no two images share the bogus all-ones vector
