@@ -20,9 +20,9 @@ from __future__ import annotations
 import os
 import re
 import stat
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -31,12 +31,14 @@ from imgcls import io as imgio
 from imgcls.console import info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
+from imgcls.options import int_list, join, option
 from imgcls.profiles import DEFAULT_AGE_BANDS, GENDER_CLASSES, PROFILE_DIR, apply_profile_labels, mask_from_stem
 
 MANIFEST_NAME = "manifest.csv"
 SCAN_COLUMNS = ["width", "height", "mode", "format", "bytes", "sha256", "error"]
 CORE_COLUMNS = ["path", "label", "group"] + SCAN_COLUMNS
 LAYOUTS = ("auto", "manifest", "folder", "csv", "profiles", "unlabeled")
+LAYOUT_PANEL = "Input layout"
 
 PATH_COLUMN_GUESSES = ("path", "image", "image_path", "img_path", "filepath", "file_path", "file", "filename",
                        "ImageID", "image_id", "id")
@@ -44,13 +46,17 @@ PATH_COLUMN_GUESSES = ("path", "image", "image_path", "img_path", "filepath", "f
 
 @dataclass
 class LayoutOptions:
-    """How to read a source that is not already a manifest."""
-    layout: str = "auto"
-    csv: str | None = None            # competition CSV (with --layout csv or auto)
-    path_col: str | None = None
-    label_col: str | None = None
-    group_col: str | None = None
-    age_bands: Sequence[int] = field(default_factory=lambda: DEFAULT_AGE_BANDS)
+    """How to read a source that is not already a manifest (the `Input layout` flags of every reading command)."""
+    layout: str = option("auto", panel=LAYOUT_PANEL, choices=LAYOUTS, help="How SRC is organised (auto: detected).")
+    csv: str | None = option(None, panel=LAYOUT_PANEL, cli_type=Optional[Path], from_cli=str,
+                             help="Competition CSV (e.g. train.csv) with image paths.")
+    path_col: str | None = option(None, panel=LAYOUT_PANEL, none="guessed",
+                                  help="CSV column holding image paths.")
+    label_col: str | None = option(None, panel=LAYOUT_PANEL, help="CSV column holding labels.")
+    group_col: str | None = option(None, panel=LAYOUT_PANEL, help="CSV column holding groups (e.g. person id).")
+    age_bands: Sequence[int] = option(factory=lambda: list(DEFAULT_AGE_BANDS), panel=LAYOUT_PANEL, cli_type=str,
+                                      to_cli=join, from_cli=int_list("--age-bands"),
+                                      help="Age band edges for profile datasets.")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -56,6 +56,21 @@ def option(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, 
     return dataclasses.field(default=default, metadata=meta)
 
 
+def join(values) -> str:
+    """A list option's command-line spelling: 30,60."""
+    return ",".join(str(v) for v in values)
+
+
+def int_list(flag_name: str) -> Callable[[str], list[int]]:
+    """Parser of a comma-separated integer option, e.g. --age-bands 30,60 (one line naming the flag when not)."""
+    def parse(text: str) -> list[int]:
+        try:
+            return [int(x) for x in str(text).split(",") if x.strip()]
+        except ValueError:
+            raise UserError(f"{flag_name} takes comma-separated integers, e.g. 30,60 (got '{text}')") from None
+    return parse
+
+
 def specs(cls) -> dict[str, tuple[dataclasses.Field, Spec]]:
     """Every declared option of a config class (or instance), in field order."""
     return {f.name: (f, f.metadata[META_KEY]) for f in dataclasses.fields(cls) if META_KEY in f.metadata}
@@ -150,13 +165,28 @@ def help_text(spec: Spec) -> str:
     return text
 
 
-def cli_parameters(cls, skip: typing.Iterable[str] = ()) -> list[inspect.Parameter]:
+def cli_fields(cls, only: typing.Iterable[str] | None = None) -> list[str]:
+    """The fields of a config class offered on a command line (`only`: a command that takes a subset)."""
+    names = [n for n, (_, spec) in specs(cls).items() if spec.cli]
+    if only is None:
+        return names
+    only = list(only)
+    unknown = set(only) - set(names)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no CLI option(s) {sorted(unknown)}")
+    return [n for n in names if n in only]
+
+
+def cli_parameters(cls, skip: typing.Iterable[str] = (), only: typing.Iterable[str] | None = None
+                   ) -> list[inspect.Parameter]:
     """Keyword-only Typer parameters (typing.Annotated + typer.Option) for the CLI fields of a config class; each
     default is the dataclass default (through `to_cli`), each choice list and range comes from the declaration."""
     import typer
     params = []
-    for name, (f, spec) in specs(cls).items():
-        if not spec.cli or name in skip:
+    table = specs(cls)
+    for name in cli_fields(cls, only):
+        f, spec = table[name]
+        if name in skip:
             continue
         typ = spec.cli_type if spec.cli_type is not None else _field_type(cls, name)
         default = cli_default(f, spec)
@@ -186,12 +216,13 @@ class Given:
         return self.cls(**self.values, **extra)
 
 
-def from_cli(cls, kwargs: dict, given: set) -> Given:
+def from_cli(cls, kwargs: dict, given: set, only: typing.Iterable[str] | None = None) -> Given:
+    """The values a command received for the CLI fields of `cls` (converted by `from_cli`); kwargs is not changed."""
     table = specs(cls)
     values = {}
-    for name in list(kwargs):
-        if name in table and table[name][1].cli:
+    for name in cli_fields(cls, only):
+        if name in kwargs:
             spec = table[name][1]
-            value = kwargs.pop(name)
+            value = kwargs[name]
             values[name] = spec.from_cli(value) if spec.from_cli is not None and value is not None else value
     return Given(cls, values, {n for n in given if n in values})

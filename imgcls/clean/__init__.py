@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 
 from imgcls import manifest as mf
+from imgcls.clean.ood import DETECTORS
+from imgcls.clean.sampling import METHODS as UNDERSAMPLE_METHODS
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, write_json
+from imgcls.options import check, option
 
 # Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md)
 DUP_METHODS = ("verified", "embedding")
@@ -24,29 +28,57 @@ DEFAULT_OOD_METHOD = "photo-style"
 DEFAULT_OOD_THRESHOLDS = {"photo-style": 0.5, "photo-embedding": 0.9, "photo-features": 30.0, "combined": 0.99, "embedding-knn": 1.05,
                           "pixels-agglomerative": 0.5, "pca-dbscan": 0.5}
 CONFLICT_POLICIES = ("report", "drop", "keep-first")
+OOD_METHODS = tuple(d.name for d in DETECTORS)
 SWEEP = (0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.00)
+
+
+def _per_method(table: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in table.items())
+
+
+DUPS, OOD, SAMPLING, EMBED, RUNTIME = "Duplicates", "Out of domain", "Undersampling", "Embeddings", "Runtime"
 
 
 @dataclass
 class CleanConfig:
-    dedup: bool = True
-    near_dup: bool = True
-    dup_method: str = "verified"
-    dup_threshold: float | None = None       # None: DEFAULT_DUP_THRESHOLDS[dup_method]
-    dup_candidates: float = DEFAULT_DUP_CANDIDATES
-    conflicts: str = "report"
-    ood: bool = True
-    ood_method: str = DEFAULT_OOD_METHOD
-    ood_threshold: float | None = None
-    ood_contamination: float | None = None
-    undersample: str | None = None
-    max_per_class: int | None = None
-    embedder: str = "tf_efficientnet_lite0"
-    embedder_weights: str | None = None
-    embed_size: int = 160
-    device: str = "auto"
-    seed: int = 0
-    cache_dir: str | None = None
+    """Every option of `imgcls clean` but the input / output paths (imgcls.options: default, choices, range, help)."""
+    dedup: bool = option(True, panel=DUPS, flags=("--dedup/--no-dedup",), help="Exact + near duplicate stage.")
+    near_dup: bool = option(True, panel=DUPS, flags=("--near-dup/--exact-only",),
+                            help="Near duplicates (embeddings) besides exact (sha256) ones.")
+    dup_method: str = option("verified", panel=DUPS, choices=DUP_METHODS,
+                             help="verified: embedding candidates checked pixel by pixel on aligned thumbnails (crop, "
+                                  "flip, brightness); embedding: embedding cosine alone.")
+    dup_threshold: float | None = option(None, panel=DUPS, lo=0, hi=1, none=_per_method(DEFAULT_DUP_THRESHOLDS),
+                                         help="Score at or above which two images are near duplicates: verified "
+                                              "correlation or embedding cosine.")
+    dup_candidates: float = option(DEFAULT_DUP_CANDIDATES, panel=DUPS, lo=0, hi=1,
+                                   help="Embedding cosine at or above which a pair is verified (--dup-method verified).")
+    conflicts: str = option("report", panel=DUPS, choices=CONFLICT_POLICIES,
+                            help="Duplicate groups spanning labels: report (keep one, flag), drop (drop all), "
+                                 "keep-first (keep one per label).")
+    ood: bool = option(True, panel=OOD, flags=("--ood/--no-ood",), help="Out-of-domain stage.")
+    ood_method: str = option(DEFAULT_OOD_METHOD, panel=OOD, choices=OOD_METHODS,
+                             help="Out-of-domain detector (README: what each measures).")
+    ood_threshold: float | None = option(None, panel=OOD, none=_per_method(DEFAULT_OOD_THRESHOLDS),
+                                         help="Score at or above which an image is out of domain.")
+    ood_contamination: float | None = option(None, panel=OOD, lo=0, hi=1, lo_open=True, hi_open=True,
+                                             help="Instead of a threshold: flag this share of images.")
+    undersample: str | None = option(None, panel=SAMPLING, choices=UNDERSAMPLE_METHODS,
+                                     help="Keep at most --max-per-class rows per class.")
+    max_per_class: int | None = option(None, panel=SAMPLING, lo=1, help="Cap per class for --undersample.")
+    embedder: str = option("tf_efficientnet_lite0", panel=EMBED, help="timm model for embeddings.")
+    embedder_weights: str | None = option(None, panel=EMBED, cli_type=Optional[Path], from_cli=str,
+                                          help="Weight file for --embedder.")
+    embed_size: int = option(160, panel=EMBED, lo=16, hi=2048, help="Embedding input size (px).")
+    device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
+    seed: int = option(0, panel=RUNTIME, lo=0, hi=2**32 - 1, help="Random seed (recorded in the outputs).")
+    cache_dir: str | None = option(None, cli=False, help="Embedding cache folder (default: beside the output).")
+
+    def validate(self) -> None:
+        """Choices and ranges (imgcls.options.check) and the options that need each other; before any scan."""
+        check(self)
+        if self.undersample and not self.max_per_class:
+            raise UserError("--undersample needs --max-per-class N")
 
 
 def _keep_order(df: pd.DataFrame, idx: list[int]) -> list[int]:
@@ -101,8 +133,7 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
     """Group exact (sha256) and near (score >= threshold) copies; keep one per group (or per label). `pairs` are
     precomputed scored pairs (see scored_pairs), e.g. to try several thresholds."""
     from imgcls.clean.near_dup import groups_from_pairs
-    if cfg.dup_method not in DUP_METHODS:
-        raise UserError(f"--dup-method must be one of {', '.join(DUP_METHODS)} (got '{cfg.dup_method}')")
+    check(cfg, ["dup_method"])
     n = len(df)
     ok = (df["error"] == "").to_numpy()
     sha = df["sha256"].to_numpy()
@@ -181,10 +212,7 @@ def undersample(df: pd.DataFrame, emb: np.ndarray | None, method: str, max_per_c
 def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg: CleanConfig | None = None,
               opts: mf.LayoutOptions | None = None, workers: int = 1, materialize: str | None = None) -> pd.DataFrame:
     cfg = cfg or CleanConfig()
-    if cfg.conflicts not in CONFLICT_POLICIES:
-        raise UserError(f"--conflicts must be one of {', '.join(CONFLICT_POLICIES)} (got '{cfg.conflicts}')")
-    if cfg.undersample and not cfg.max_per_class:
-        raise UserError("--undersample needs --max-per-class N")
+    cfg.validate()
     if materialize not in (None, "link", "copy"):
         raise UserError(f"--materialize must be link or copy (got '{materialize}')")
     if cfg.embedder_weights or (cfg.dedup and cfg.near_dup):
@@ -227,8 +255,6 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
             cache["feat"] = feature_matrix(df, workers=workers)
         return cache["feat"]
 
-    if cfg.dup_method not in DUP_METHODS:
-        raise UserError(f"--dup-method must be one of {', '.join(DUP_METHODS)} (got '{cfg.dup_method}')")
     scored = None
     if cfg.dedup and cfg.near_dup:
         scored = scored_pairs(df, embeddings(), cfg, min(min(SWEEP), dup_threshold(cfg)), workers=workers)

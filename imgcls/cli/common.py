@@ -17,20 +17,22 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]})
 
 
-def command(name: str | None = None, *, options: dict[str, type] | None = None, **kwargs) -> Callable:
+def command(name: str | None = None, *, options: dict | None = None, **kwargs) -> Callable:
     """Register a command on `app`; a UserError becomes one red line and exit code 2 (no traceback).
 
     `options={"cfg": TrainConfig}`: the command's flags for every CLI field of that config dataclass are built from
     its declarations (imgcls.options: defaults, choices, ranges, help, panel) and appended to the function's own
-    parameters; the function receives `cfg=imgcls.options.Given(...)` (the values, and which were typed)."""
-    options = options or {}
+    parameters; the function receives `cfg=imgcls.options.Given(...)` (the values, and which were typed).
+    `(Config, ("a", "b"))` instead of a class: only those fields. A flag named by two classes is built from the
+    first; both receive its value."""
+    options = {key: (v if isinstance(v, tuple) else (v, None)) for key, v in (options or {}).items()}
 
     def deco(fn: Callable) -> Callable:
         own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name not in options]
         generated: list[inspect.Parameter] = []
-        for cls in options.values():
+        for cls, only in options.values():
             taken = {p.name for p in own + generated}
-            generated += [p for p in cli_parameters(cls, skip=taken)]
+            generated += cli_parameters(cls, skip=taken, only=only)
         if generated:   # --help order: arguments, the config's panels, then the command's own options
             kw_only = inspect.Parameter.KEYWORD_ONLY
             args = [p.replace(kind=kw_only) for p in own if _is_argument(p)]
@@ -49,8 +51,10 @@ def command(name: str | None = None, *, options: dict[str, type] | None = None, 
                     ctx = kw.pop(CTX, None)   # flags typed on the command line (compared by name: typer vendors click)
                     given = set() if ctx is None else {
                         k for k in ctx.params if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
-                    for key, cls in options.items():
-                        kw[key] = from_cli(cls, kw, given)
+                    received = {key: from_cli(cls, kw, given, only) for key, (cls, only) in options.items()}
+                    for p in generated:
+                        kw.pop(p.name, None)
+                    kw.update(received)
                 return fn(*args, **kw)
             except UserError as e:
                 console.print(f"[bold red]error:[/bold red] {e}", soft_wrap=True, markup=True, highlight=False)
@@ -60,7 +64,7 @@ def command(name: str | None = None, *, options: dict[str, type] | None = None, 
         wrapper.__signature__ = signature
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__     # typer reads the signature above, not fn's
-        wrapper.imgcls_options = dict(options)   # which config classes the flags come from (tests/test_options.py)
+        wrapper.imgcls_options = dict(options)   # key -> (config class, fields or None) (tests/test_options.py)   # which config classes the flags come from (tests/test_options.py)
         app.command(name, **kwargs)(wrapper)
         return fn
     return deco
@@ -80,9 +84,9 @@ def default_workers() -> int:
 # Option types (typing.Annotated) shared by the commands ----------------------------------------------------------
 Src = Annotated[Path, typer.Argument(help="Dataset folder (any layout) or a manifest.csv.", show_default=False)]
 OptSrc = Annotated[Optional[Path], typer.Argument(help="Dataset folder or manifest.csv.", show_default=False)]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.", rich_help_panel="Runtime")]
 Seed = Annotated[int, typer.Option(help="Random seed (recorded in the outputs).")]
-Workers = Annotated[int, typer.Option(help="Worker processes.")]
+Workers = Annotated[int, typer.Option(help="Worker processes.", rich_help_panel="Runtime")]
 Device = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")]
 Layout = Annotated[str, typer.Option(help="auto | manifest | folder | csv | profiles | unlabeled.")]
 Csv = Annotated[Optional[Path], typer.Option(help="Competition CSV (e.g. train.csv) with image paths.")]
