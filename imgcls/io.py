@@ -14,10 +14,13 @@ import stat
 import struct
 import warnings
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from imgcls.options import check, option
 
 # We bound pixel counts ourselves (--max-pixels) so a bomb is reported by path, not raised from deep inside PIL.
 Image.MAX_IMAGE_PIXELS = None
@@ -25,6 +28,23 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default bomb limit (~ 9459 x 9459)
+
+
+def max_pixels_option():
+    """The --max-pixels declaration of every command that opens images."""
+    return option(DEFAULT_MAX_PIXELS, panel="Runtime", lo=1,
+                  help="Images with more pixels are reported and skipped (PIL's bomb limit by default).")
+
+
+@dataclass
+class ImageLimits:
+    """--max-pixels of a command whose config has no such field."""
+    max_pixels: int = max_pixels_option()
+
+    def validate(self) -> None:
+        check(self)
+
+
 DEFAULT_BACKGROUND = (255, 255, 255)
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
                     ".jfif", ".jpe", ".avif", ".heic", ".heif"}

@@ -1,12 +1,39 @@
 """One way to run a per-image function over many images: in chunks, over worker processes, with a progress bar."""
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from imgcls.console import progress_bar
+from imgcls.options import check, option
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def default_workers() -> int:
+    """Worker processes of the image scans / preprocessing when --workers is not given: min(4, cores)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def workers_option():
+    """The --workers declaration of every command that scans or processes images (train has its own: DataLoader)."""
+    return option(default_workers(), panel="Runtime", lo=1, help="Worker processes (image scanning / processing).")
+
+
+@dataclass
+class ParallelOptions:
+    """--workers of a command whose config has no such field."""
+    workers: int = workers_option()
+
+    def validate(self) -> None:
+        check(self)
+
+
+def check_workers(workers: int) -> None:
+    """A library caller's `workers` checked like the flag (one line naming --workers and its range)."""
+    ParallelOptions(workers).validate()
 
 
 def _apply_chunk(args):

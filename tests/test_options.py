@@ -156,3 +156,35 @@ def test_every_declared_field_has_help_and_a_panel():
                 assert spec.help.strip(), (cls.__name__, field)
                 assert spec.panel or not spec.cli, (cls.__name__, field)
             assert {f.name for f in dataclasses.fields(cls)} == set(opts.specs(cls)), cls.__name__
+
+
+@pytest.mark.parametrize("cmd,flags,msg", [
+    ("preprocess", ["--max-pixels", "-1"], "--max-pixels must be >= 1 (got -1)"),
+    ("preprocess", ["--workers", "-3"], "--workers must be >= 1 (got -3)"),
+    ("preprocess", ["--size", "0"], "--size must be >= 8 (got 0)"),
+    ("preprocess", ["--quality", "101"], "--quality must be between 1 and 100 (got 101)"),
+    ("clean", ["--workers", "-3"], "--workers must be >= 1 (got -3)"),
+    ("clean", ["--seed", "-1"], "--seed must be between 0 and 4294967295 (got -1)"),
+    ("clean", ["--dup-threshold", "1.5"], "--dup-threshold must be between 0 and 1 (got 1.5)"),
+    ("clean", ["--ood-contamination", "0"], "--ood-contamination must be in (0, 1) (got 0.0)"),
+])
+def test_numeric_options_of_the_image_steps(cmd, flags, msg, image_folder, tmp_path, monkeypatch):
+    """preprocess --max-pixels -1 rejected every image and exited 0; now each bad number is one line, exit 2, before
+    the input is even listed."""
+    import imgcls.manifest as mf
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    r = runner.invoke(app, [cmd, str(image_folder), "--out", str(tmp_path / "out"), *flags])
+    assert r.exit_code == 2 and msg in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_python_callers_get_the_same_checks(image_folder, tmp_path):
+    from imgcls.clean import CleanConfig, run_clean
+    from imgcls.preprocess import PreprocessConfig, run_preprocess
+    with pytest.raises(UserError, match=re.escape("--max-pixels must be >= 1 (got -1)")):
+        run_preprocess(image_folder, tmp_path / "p", PreprocessConfig(max_pixels=-1))
+    with pytest.raises(UserError, match=re.escape("--workers must be >= 1 (got 0)")):
+        run_preprocess(image_folder, tmp_path / "p", PreprocessConfig(), workers=0)
+    with pytest.raises(UserError, match=re.escape("--embed-size must be between 16 and 2048 (got 0)")):
+        run_clean(image_folder, tmp_path / "c", CleanConfig(embed_size=0))
+    assert not (tmp_path / "p").exists() and not (tmp_path / "c").exists()

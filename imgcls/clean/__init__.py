@@ -17,6 +17,7 @@ from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, write_json
 from imgcls.options import check, option
+from imgcls.parallel import check_workers
 
 # Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md)
 DUP_METHODS = ("verified", "embedding")
@@ -213,6 +214,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
               opts: mf.LayoutOptions | None = None, workers: int = 1, materialize: str | None = None) -> pd.DataFrame:
     cfg = cfg or CleanConfig()
     cfg.validate()
+    check_workers(workers)
     if materialize not in (None, "link", "copy"):
         raise UserError(f"--materialize must be link or copy (got '{materialize}')")
     if cfg.embedder_weights or (cfg.dedup and cfg.near_dup):

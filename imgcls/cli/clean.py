@@ -1,4 +1,5 @@
-"""`imgcls clean`. Its flags are CleanConfig's and LayoutOptions' fields (defaults, choices, ranges, help)."""
+"""`imgcls clean`. Its flags are CleanConfig's, LayoutOptions' and --workers' declarations (defaults, choices, ranges,
+help)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,10 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgcls.cli.common import Quiet, Src, Workers, command, default_workers
+from imgcls.cli.common import Quiet, Src, command
 from imgcls.clean import CleanConfig
 from imgcls.manifest import LayoutOptions
 from imgcls.options import Given
+from imgcls.parallel import ParallelOptions
 
 EPILOG = """Examples:
 
@@ -20,13 +22,13 @@ EPILOG = """Examples:
   imgcls clean data/raw --exact-only --no-ood --materialize link   # sha256 twins only, kept images as links"""
 
 
-@command("clean", epilog=EPILOG, options={"cfg": CleanConfig, "layout": LayoutOptions})
+@command("clean", epilog=EPILOG, options={"cfg": CleanConfig, "layout": LayoutOptions, "run": ParallelOptions})
 def clean(src: Src,
           out: Annotated[Path, typer.Option(help="Output folder (manifest.csv, report.html).",
                                             rich_help_panel="Output")] = Path("data/clean"),
           materialize: Annotated[Optional[str], typer.Option(
               help="link | copy: kept images as an ImageFolder under OUT/images.", rich_help_panel="Output")] = None,
-          workers: Workers = default_workers(), quiet: Quiet = False, *, cfg: Given, layout: Given) -> None:
+          quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given) -> None:
     """Mark exact / near duplicates, out-of-domain images and undersampled rows; nothing is deleted."""
     from imgcls.clean import run_clean
-    run_clean(src, out, cfg.build(), layout.build(), workers=workers, materialize=materialize)
+    run_clean(src, out, cfg.build(), layout.build(), workers=run.values["workers"], materialize=materialize)

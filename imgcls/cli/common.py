@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
@@ -12,6 +11,7 @@ import typer
 from imgcls.console import console, set_quiet
 from imgcls.errors import UserError
 from imgcls.options import cli_parameters, from_cli
+from imgcls.parallel import default_workers  # noqa: F401  (the commands whose --workers is not yet declared)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,8 +77,6 @@ def _is_argument(p: inspect.Parameter) -> bool:
     return any(isinstance(m, typer.models.ArgumentInfo) for m in getattr(p.annotation, "__metadata__", ()))
 
 
-def default_workers() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
 
 
 # Option types (typing.Annotated) shared by the commands ----------------------------------------------------------

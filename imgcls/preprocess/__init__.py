@@ -34,6 +34,9 @@ from imgcls.console import info, progress_bar, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import (atomic_path, check_output_location, check_writable, is_within, remove_stale_temps,
                            safe_relative, under, write_json)
+from imgcls.options import check, option
+from imgcls.parallel import check_workers
+from imgcls.preprocess.resize import RESIZE_MODES
 
 NO_FACE_POLICIES = ("keep", "center-crop", "drop")
 FORMATS = ("auto", "png", "jpg", "webp")
@@ -45,41 +48,46 @@ _KEPT_EXT = (".jpg", ".jpeg", ".png", ".webp")
 MIN_PER_WORKER = 16
 
 
+FACES, BACKGROUND, OUTPUT = "Faces", "Background", "Output images"
+
+
 @dataclass
 class PreprocessConfig:
-    remove_bg: bool = False
-    rembg_model: str = "u2netp"
-    bg_color: str = "white"
-    keep_alpha: bool = False
-    face_crop: bool = False
-    detector: str = "opencv"
-    face_margin: float = 0.2
-    no_face: str = "keep"
-    detect_size: int = 640
-    size: int | None = None
-    resize_mode: str = "pad"
-    image_format: str = "auto"
-    quality: int = 95
-    max_pixels: int = imgio.DEFAULT_MAX_PIXELS
+    """Every option of `imgcls preprocess` but the paths (imgcls.options: default, choices, range, help, panel)."""
+    remove_bg: bool = option(False, panel=BACKGROUND, flags=("--remove-bg",),
+                             help="Remove the background with rembg (model file needed: imgcls models list).")
+    rembg_model: str = option("u2netp", panel=BACKGROUND, help="rembg model (u2netp is fetchable offline).")
+    bg_color: str = option("white", panel=BACKGROUND, help="Colour behind the cut-out and the padding: name or "
+                                                            "#rrggbb.")
+    keep_alpha: bool = option(False, panel=BACKGROUND, flags=("--keep-alpha",),
+                              help="Keep rembg's mask as alpha (PNG output) instead of filling.")
+    face_crop: bool = option(False, panel=FACES, flags=("--face-crop",),
+                             help="Crop to the most confident face (deepface extract_faces, box on the original "
+                                  "image).")
+    detector: str = option("opencv", panel=FACES,
+                           help="deepface detector backend: opencv (ships with OpenCV) or any other whose weights are "
+                                "in $DEEPFACE_HOME/.deepface/weights.")
+    face_margin: float = option(0.2, panel=FACES, lo=0,
+                                help="Margin around the face box, a fraction of its size per side.")
+    no_face: str = option("keep", panel=FACES, choices=NO_FACE_POLICIES, help="When no face is found.")
+    detect_size: int = option(640, panel=FACES, lo=1,
+                              help="Detect faces on a copy whose longer side is at most this (boxes mapped back).")
+    size: int | None = option(None, panel=OUTPUT, lo=8, none="keep the size",
+                              help="Square output side in pixels.")
+    resize_mode: str = option("pad", panel=OUTPUT, choices=RESIZE_MODES,
+                              help="pad (letterbox) | crop (centre) | stretch.")
+    image_format: str = option("auto", panel=OUTPUT, choices=FORMATS, flags=("--format",),
+                               help="auto keeps jpg / png / webp, writes png otherwise.")
+    quality: int = option(95, panel=OUTPUT, lo=1, hi=100, help="JPEG / WebP quality.")
+    max_pixels: int = imgio.max_pixels_option()
 
     def validate(self) -> None:
-        from imgcls.preprocess.resize import RESIZE_MODES
-        if self.no_face not in NO_FACE_POLICIES:
-            raise UserError(f"--no-face must be one of {', '.join(NO_FACE_POLICIES)} (got '{self.no_face}')")
-        if self.resize_mode not in RESIZE_MODES:
-            raise UserError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)} (got '{self.resize_mode}')")
-        if self.image_format not in FORMATS:
-            raise UserError(f"--format must be one of {', '.join(FORMATS)} (got '{self.image_format}')")
-        if self.size is not None and self.size < 8:
-            raise UserError(f"--size must be at least 8 pixels (got {self.size})")
-        if self.face_margin < 0:
-            raise UserError(f"--face-margin is a fraction of the face box and cannot be negative ({self.face_margin})")
+        """Choices and ranges (imgcls.options.check) and the options that need each other; before any work."""
+        check(self)
         if self.keep_alpha and not self.remove_bg:
             raise UserError("--keep-alpha keeps the mask of --remove-bg as transparency; add --remove-bg")
         if self.keep_alpha and self.image_format == "jpg":
             raise UserError("--keep-alpha needs a format with transparency: --format png or webp")
-        if not 1 <= self.quality <= 100:
-            raise UserError(f"--quality must be 1..100 (got {self.quality})")
         self.bg_rgb()
 
     def bg_rgb(self) -> tuple[int, int, int]:
@@ -352,6 +360,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     """Process every readable image of `src` into `out`; returns the output manifest (also written)."""
     cfg = cfg or PreprocessConfig()
     cfg.validate()
+    check_workers(workers)
     out = Path(out)
     src_path = Path(src)
     check_writable(out)
