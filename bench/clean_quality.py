@@ -18,7 +18,7 @@ import pandas as pd
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from imgcls import manifest as mf  # noqa: E402
-from imgcls.clean import CleanConfig, flag_ood, mark_duplicates, pixel_matrix, scored_pairs, threshold_sweep  # noqa: E402
+from imgcls.clean import CleanConfig, flag_ood, mark_duplicates, pixel_matrix, threshold_sweep  # noqa: E402
 from imgcls.clean.features import feature_matrix  # noqa: E402
 from imgcls.clean.near_dup import thumbnails, tiny_descriptors  # noqa: E402
 from imgcls.clean.registry import OODInputs, get_detector  # noqa: E402
@@ -85,7 +85,7 @@ def main() -> None:
     for method in a.dup_methods.split(","):
         cfg0 = CleanConfig(dup_method=method, dup_threshold=min(float(x) for x in a.thresholds.split(",")))
         t = time.time()
-        scored = scored_pairs(df, emb, cfg0, cfg0.dup_threshold, thumbs=th)
+        scored = cfg0.near_duplicates().scored_pairs(df, emb, cfg0.dup_threshold, thumbs=th)
         t_pairs = time.time() - t
         print(f"\n[{method}] scored pairs: {len(scored[0])} in {t_pairs:.1f} s ({len(df) / t_pairs:.0f} images/s)")
         print("threshold | planted recall | untouched removed (exact / near) | other untouched removed as near dup "

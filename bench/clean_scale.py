@@ -12,7 +12,8 @@ import time
 
 import numpy as np
 
-from imgcls.clean.near_dup import groups_from_pairs, near_duplicate_pairs
+from imgcls.clean.near_dup import pair_arrays
+from imgcls.links import components
 
 
 def main() -> None:
@@ -28,12 +29,12 @@ def main() -> None:
     emb[a.n - n_dup:] = emb[src] + 0.15 * rng.standard_normal((n_dup, a.dim), dtype=np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     t = time.time()
-    pairs = near_duplicate_pairs(emb, a.threshold)
-    groups = groups_from_pairs(a.n, pairs)
+    pi, pj, _ = pair_arrays(emb, a.threshold)
+    groups = components(a.n, pi, pj)
     dt = time.time() - t
     found = int(np.sum(groups[a.n - n_dup:] == groups[src]))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"n={a.n} dim={a.dim}: {len(pairs)} pairs, planted found {found}/{n_dup}, search {dt:.1f} s "
+    print(f"n={a.n} dim={a.dim}: {len(pi)} pairs, planted found {found}/{n_dup}, search {dt:.1f} s "
           f"({a.n / dt:.0f} images/s), embeddings {emb.nbytes / 2**20:.0f} MiB, peak RSS {rss:.0f} MiB")
 
 

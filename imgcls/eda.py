@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from imgcls import links
 from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
@@ -19,14 +20,17 @@ CLASSES_PER_GRID = 20
 
 
 def exact_duplicate_groups(df: pd.DataFrame) -> list[dict]:
-    """Groups of readable rows with the same sha256, largest first; `cross_class` when labels differ."""
-    ok = mf.readable(df)
+    """Groups of readable rows with the same sha256 (imgcls.links' exact pairs), largest first; `cross_class` when
+    labels differ."""
+    df = df.reset_index(drop=True)
+    i, j = links.exact_pairs(df["sha256"], valid=(df["error"].fillna("") == "").to_numpy())
+    linked = np.unique(np.r_[i, j])
+    comp = links.components(len(df), i, j)
     groups = []
-    for sha, g in ok.groupby("sha256", sort=False):
-        if len(g) > 1:
-            labels = sorted(set(g["label"]))
-            groups.append({"sha256": sha, "n": len(g), "labels": labels, "cross_class": len(labels) > 1,
-                           "paths": sorted(g["path"])})
+    for _, g in df.iloc[linked].groupby(comp[linked], sort=False):
+        labels = sorted(set(g["label"]))
+        groups.append({"sha256": g["sha256"].iloc[0], "n": len(g), "labels": labels, "cross_class": len(labels) > 1,
+                       "paths": sorted(g["path"])})
     groups.sort(key=lambda x: (-x["n"], x["paths"][0]))
     return groups
 

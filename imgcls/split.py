@@ -11,8 +11,10 @@ What the output (`splits.csv`) says, row by row (see README "imgcls split"):
 
 Rows are never split apart when they are linked: the same `group` (person), the same file content (sha256), the same
 `source_path` (augmented copies written by preprocess), the same `dup_group` (clean's duplicate groups) or, with the
-near-duplicate search on, embeddings closer than the threshold. Linked rows form one unit for scikit-learn's
-StratifiedGroupKFold, so these leaks cannot happen; `check_leaks` verifies it (and checks any split file given).
+near-duplicate search on, near duplicates by clean's definition (imgcls.links: verified by default). Linked rows form
+one unit for scikit-learn's StratifiedGroupKFold, so these leaks cannot happen; `check_leaks` verifies it (and checks
+any split file given). A split that cannot place its units (no validation rows, a fold with no rows) is an error,
+never a written file.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from imgcls import links
 from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
@@ -34,8 +37,6 @@ from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
 
 SPLITS = ("train", "val", "test")
-DEFAULT_NEAR_DUP_THRESHOLD = 0.95     # cosine of L2-normalised lite0 embeddings; see README "imgcls split"
-DEFAULT_MODEL = "tf_efficientnet_lite0"
 MAX_DENOMINATOR = 20                  # --val / --test resolution: 1/20 = 5 %
 LINK_COLUMNS = ("sha256", "source_path", "dup_group")   # besides the group column
 PROFILE_ATTRIBUTES = ("mask", "gender", "age_band")
@@ -58,13 +59,20 @@ class SplitConfig:
     drop_ages: Sequence[int] = ()
     relabel_age: Sequence[int] | None = None
     near_dup: bool = True
-    near_dup_threshold: float = DEFAULT_NEAR_DUP_THRESHOLD
-    model: str = DEFAULT_MODEL
+    dup_method: str = "verified"              # the near-duplicate definition: imgcls.links, as clean's
+    dup_threshold: float | None = None        # None: links.DEFAULT_DUP_THRESHOLDS[dup_method]
+    dup_candidates: float = links.DEFAULT_DUP_CANDIDATES
+    model: str = links.DEFAULT_EMBEDDER
     device: str = "auto"
     cache_dir: str | None = None
     tolerance: float = 0.05
     allow_leaks: bool = False
     extra: dict = field(default_factory=dict)
+
+    def near_duplicates(self) -> links.NearDuplicates:
+        """The near-duplicate definition these options choose (clean's, with the same embedding cache)."""
+        return links.NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.model,
+                                    device=self.device, cache_dir=self.cache_dir)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -148,56 +156,31 @@ def exclusion_reasons(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
 # Linking rows that must stay together
 # ---------------------------------------------------------------------------------------------------------------
 
-def _link_edges(df: pd.DataFrame, group_col: str) -> list[tuple[np.ndarray, np.ndarray]]:
-    edges = []
-    for col in (group_col,) + LINK_COLUMNS:
-        if col not in df.columns:
-            continue
-        vals = df[col].fillna("").astype(str).to_numpy()
-        idx = np.flatnonzero(vals != "")
-        if len(idx) < 2:
-            continue
-        order = idx[np.argsort(vals[idx], kind="stable")]
-        same = vals[order[1:]] == vals[order[:-1]]
-        edges.append((order[:-1][same], order[1:][same]))
-    return edges
-
-
 def linked_units(df: pd.DataFrame, group_col: str = "group",
                  near_pairs: Sequence[tuple[int, int, float]] = ()) -> np.ndarray:
     """A unit label per row: rows linked by group / sha256 / source_path / dup_group / near-duplicate pairs share
     it. The label is the smallest `root/path` of the unit, so it does not depend on the row order."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
     n = len(df)
     if n == 0:
         return np.array([], dtype=object)
-    edges = _link_edges(df, group_col)
-    if near_pairs:
-        a = np.array([p[0] for p in near_pairs]); b = np.array([p[1] for p in near_pairs])
-        edges.append((a, b))
-    rows = np.concatenate([e[0] for e in edges]) if edges else np.array([], int)
-    cols = np.concatenate([e[1] for e in edges]) if edges else np.array([], int)
-    graph = coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n, n))
-    _, comp = connected_components(graph, directed=False)
+    ii, jj = [np.array([p[0] for p in near_pairs], np.int64)], [np.array([p[1] for p in near_pairs], np.int64)]
+    for col in (group_col,) + LINK_COLUMNS:
+        if col in df.columns:
+            i, j = links.exact_pairs(df[col].to_numpy())
+            ii.append(i)
+            jj.append(j)
+    comp = links.components(n, np.concatenate(ii), np.concatenate(jj))
     ident = (df["root"].astype(str) + "/" + df["path"].astype(str)).to_numpy()
     first = pd.Series(ident).groupby(comp).min()
     return first.loc[comp].to_numpy()
 
 
 def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 1) -> list[tuple[int, int, float]]:
-    """Near-duplicate pairs (positional indices into df) from clean's embedding search."""
-    try:
-        from imgcls.clean.near_dup import near_duplicate_pairs
-        from imgcls.embed import embed_manifest
-    except ImportError as e:
-        raise UserError(f"the near-duplicate search needs the clean step's embedding code ({e}); "
-                        f"pass --no-near-dup to split without it") from None
+    """Near-duplicate pairs (positional indices into df) by the definition cfg chooses (imgcls.links)."""
     if len(df) < 2:
         return []
-    emb = embed_manifest(df.reset_index(drop=True), model=cfg.model, device=cfg.device, cache_dir=cfg.cache_dir,
-                         weights_flag=None)
-    return [(int(i), int(j), float(c)) for i, j, c in near_duplicate_pairs(emb, cfg.near_dup_threshold)]
+    i, j, s = cfg.near_duplicates().scored_pairs(df.reset_index(drop=True), workers=workers)
+    return [(int(a), int(b), float(c)) for a, b, c in zip(i, j, s)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -315,6 +298,23 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
                          f"fold: " + ", ".join(lonely[:10]))
         split[pool] = np.where(fold[pool] == 0, "val", "train")
     return split, fold, notes
+
+
+def check_placed(split: np.ndarray, fold: np.ndarray | None, units: np.ndarray, cfg: SplitConfig) -> None:
+    """Every part asked for holds rows: a split that cannot place its units (e.g. one unit holding every row, or one
+    group per class) is an error, never a file whose rows all train (no val, fold -1 everywhere)."""
+    parts = [("test", split == "test")] if cfg.test > 0 else []
+    if cfg.folds:
+        parts += [(f"fold {k}", fold == k) for k in range(cfg.folds)]
+    elif cfg.val > 0:
+        parts.append(("val", split == "val"))
+    empty = [name for name, rows in parts if not rows.any()]
+    if empty:
+        sizes = pd.Series(units).value_counts()
+        raise UserError(f"the split cannot place its units: no rows in {', '.join(empty)} ({len(sizes)} unit(s) of "
+                        f"linked rows, the largest {int(sizes.iloc[0])} of {len(units)} rows, and a class whose "
+                        f"rows are all in one unit stays in train); nothing written. Check --group-col and the "
+                        f"near-duplicate definition (--dup-method, --dup-threshold, or --no-near-dup)")
 
 
 def _apply_train_moves(units: np.ndarray, labels: np.ndarray, split: np.ndarray) -> np.ndarray:
@@ -646,13 +646,14 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     near: list[tuple[int, int, float]] = []
     if cfg.near_dup:
         near = near_duplicate_pairs_for(inc, cfg, workers)
-        info(f"near-duplicate search (cos >= {cfg.near_dup_threshold}): {len(near)} pair(s) kept together")
+        info(f"near-duplicate search ({cfg.near_duplicates().describe()}): {len(near)} pair(s) kept together")
     units = linked_units(inc, group_col, near)
     sizes = pd.Series(units).value_counts()
     if len(sizes) and sizes.iloc[0] > max(50, 0.1 * len(inc)):
         notes.append(f"{int(sizes.iloc[0])} rows are linked into one unit (groups/duplicates); the split cannot "
-                     f"balance it - check --near-dup-threshold or the group column")
+                     f"balance it - check --dup-method / --dup-threshold or the group column")
     split, fold, more = assign(inc, units, cfg)
+    check_placed(split, fold, units, cfg)
     notes += more
     df["split"] = ""
     df.loc[reasons == "", "split"] = split
@@ -700,10 +701,11 @@ def _load(src, opts: mf.LayoutOptions, workers: int, max_pixels: int | None) -> 
 
 
 def _check_embedder(cfg: SplitConfig) -> None:
-    """The near-duplicate search's model weights, checked before the scan rather than after it."""
+    """The near-duplicate definition (its method) and its model's weights, checked before the scan rather than
+    after it."""
+    definition = cfg.near_duplicates()
     if cfg.near_dup:
-        from imgcls.weights import check_weights_available
-        check_weights_available(cfg.model, weights_flag=None)
+        definition.check_weights()
 
 
 def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int = 1,

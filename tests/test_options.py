@@ -65,12 +65,13 @@ def test_help_shows_choices_defaults_ranges_and_panels():
 
 def test_clean_help_says_the_near_duplicate_threshold_the_code_uses():
     """`imgcls clean --help` said --dup-threshold defaults to 0.95 while the code and README used 0.98."""
-    from imgcls.clean import DEFAULT_DUP_THRESHOLDS, CleanConfig, dup_threshold
+    from imgcls.clean import CleanConfig
+    from imgcls.links import DEFAULT_DUP_THRESHOLDS
     r = runner.invoke(app, ["clean", "--help"], env={"COLUMNS": "250"})
     assert r.exit_code == 0
     line = next(ln for ln in r.output.splitlines() if "--dup-threshold" in ln)
     assert "verified 0.98, embedding 0.9" in r.output.replace("\n", " ") and "0.95" not in line
-    assert dup_threshold(CleanConfig()) == DEFAULT_DUP_THRESHOLDS["verified"] == 0.98
+    assert CleanConfig().near_duplicates().cut == DEFAULT_DUP_THRESHOLDS["verified"] == 0.98
 
 
 def test_range_text_and_check_value():

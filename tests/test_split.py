@@ -250,7 +250,7 @@ def test_tolerance_threshold_and_embedding_model_act(tmp_path, monkeypatch):
     assert dev > 0
     assert sp.make_split(base, cfg(tolerance=dev / 2))[1]["balance"]["within_tolerance"] is False
     assert sp.make_split(base, cfg(tolerance=dev))[1]["balance"]["within_tolerance"] is True
-    # --near-dup-threshold and --model reach the embedding search
+    # --dup-method / --dup-threshold and --model reach the embedding search
     import imgcls.embed as embed
     src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(48, 48))
     df = mf.load(src, mf.LayoutOptions(), scan=True, announce=False)
@@ -258,9 +258,9 @@ def test_tolerance_threshold_and_embedding_model_act(tmp_path, monkeypatch):
     real = embed.embed_manifest
     monkeypatch.setattr(embed, "embed_manifest", lambda d, **kw: (seen.append(kw["model"]), real(d, **kw))[1])
     kw = dict(near_dup=True, device="cpu", cache_dir=str(tmp_path / "cache"))
-    every = sp.near_duplicate_pairs_for(df, cfg(near_dup_threshold=-1.0, **kw))
+    every = sp.near_duplicate_pairs_for(df, cfg(dup_method="embedding", dup_threshold=-1.0, **kw))
     assert len(every) == len(df) * (len(df) - 1) // 2               # cosine >= -1: every pair
-    assert sp.near_duplicate_pairs_for(df, cfg(near_dup_threshold=1.01, **kw)) == []
+    assert sp.near_duplicate_pairs_for(df, cfg(dup_method="embedding", dup_threshold=1.01, **kw)) == []
     assert seen == [sp.SplitConfig().model] * 2
     with pytest.raises(UserError, match="resnet10t"):           # another model: offline, its weights are needed
         sp.near_duplicate_pairs_for(df, cfg(model="resnet10t", **kw))
@@ -310,3 +310,57 @@ def test_near_duplicate_pairs_link_rows_and_are_checked(monkeypatch):
     assert list(leaks["kind"]) == ["near_duplicate"] and {leaks["path_a"][0], leaks["path_b"][0]} == {a_path, b_path}
     fixed, moved = sp.fix_leaks(bad, near_pairs=near)
     assert moved == 7 and sp.check_leaks(fixed, near_pairs=near).empty
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_mask_shaped_set_is_linked_by_cleans_verified_definition_not_embedding_cosine(tmp_path, monkeypatch):
+    """Small distinct faces of one kind: a backbone calls them all alike (cosine ~0.99 here, faked so the test needs
+    no model run), so cosine >= 0.95 would join every image into one unit; split's default definition is clean's
+    verified one, which links only real copies: units are the people, and the split has its val rows."""
+    import imgcls.embed as embed
+    src = make_profiles(tmp_path / "raw", n_profiles=30, size=(24, 28))
+    rng = np.random.default_rng(0)
+
+    def alike(df, **kw):
+        e = np.ones((len(df), 64), np.float32) + 0.05 * rng.standard_normal((len(df), 64)).astype(np.float32)
+        return e / np.linalg.norm(e, axis=1, keepdims=True)
+    monkeypatch.setattr(embed, "embed_manifest", alike)
+    df = mf.load(src, announce=False)
+    assert sp.SplitConfig().dup_method == "verified"
+    out, summary, leaks, near = sp.make_split(df, cfg(near_dup=True, val=0.2))
+    assert near == [] and leaks.empty and (out["split"] == "val").sum() > 0
+    assert pd.Series(sp.linked_units(out, "group", near)).nunique() == 30
+    with pytest.raises(UserError, match="cannot place its units: no rows in val .*largest 210 of 210 rows"):
+        sp.make_split(df, cfg(near_dup=True, dup_method="embedding", dup_threshold=0.95, val=0.2))
+    with pytest.raises(UserError, match="no rows in fold 0, fold 1, fold 2, fold 3, fold 4"):
+        sp.make_split(df, cfg(near_dup=True, dup_method="embedding", dup_threshold=0.95, folds=5))
+    # from the command line: one line, exit 2, nothing written
+    r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "s.csv"), "--dup-method", "embedding",
+                            "--dup-threshold", "0.95", "--folds", "5", "--device", "cpu"])
+    assert r.exit_code == 2 and "cannot place its units" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "s.csv").exists() and not (tmp_path / "s_report.html").exists()
+    r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "s.csv"), "--device", "cpu", "-q"])
+    assert r.exit_code == 0, r.output
+    assert (pd.read_csv(tmp_path / "s.csv")["split"] == "val").any()
+
+
+def test_a_split_with_one_unit_fails_whatever_linked_it():
+    """Not only near duplicates: a group column that holds one value links every row too."""
+    one = profile_table(20).assign(group="everyone")
+    with pytest.raises(UserError, match="no rows in val"):
+        sp.make_split(one, cfg(val=0.2))
+    with pytest.raises(UserError, match="no rows in test"):
+        sp.make_split(one, cfg(val=0.0, test=0.2))
+
+
+def test_clean_and_split_share_one_near_duplicate_definition():
+    from imgcls.clean import CleanConfig
+    a, b = CleanConfig().near_duplicates(), sp.SplitConfig().near_duplicates()
+    assert (a.method, a.cut, a.candidates, a.model, a.embed_size) == (b.method, b.cut, b.candidates, b.model,
+                                                                      b.embed_size)
+    c = CleanConfig(dup_method="embedding").near_duplicates()
+    d = sp.SplitConfig(dup_method="embedding").near_duplicates()
+    assert c.cut == d.cut == 0.90
+    with pytest.raises(UserError, match="unknown --dup-method 'cosine'; use one of: verified, embedding"):
+        sp.SplitConfig(dup_method="cosine").near_duplicates()

@@ -10,6 +10,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
+from imgcls import links
 from imgcls import manifest as mf
 from imgcls.clean.ood import DETECTORS
 from imgcls.clean.sampling import METHODS as UNDERSAMPLE_METHODS
@@ -19,10 +20,8 @@ from imgcls.fsutil import check_output_location, check_writable, write_json
 from imgcls.options import check, option
 from imgcls.parallel import check_workers
 
-# Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md)
-DUP_METHODS = ("verified", "embedding")
-DEFAULT_DUP_THRESHOLDS = {"verified": 0.98, "embedding": 0.90}   # verified correlation / embedding cosine
-DEFAULT_DUP_CANDIDATES = 0.80     # embedding cosine at or above which a pair is verified (verified method)
+# Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md); the near-duplicate definition
+# and its defaults are imgcls.links'
 DEFAULT_OOD_METHOD = "photo-style"
 # Score at or above which a row is out of domain, per method (--ood-threshold overrides; --ood-contamination
 # flags a share instead). Cluster methods give 0/1.
@@ -46,13 +45,13 @@ class CleanConfig:
     dedup: bool = option(True, panel=DUPS, flags=("--dedup/--no-dedup",), help="Exact + near duplicate stage.")
     near_dup: bool = option(True, panel=DUPS, flags=("--near-dup/--exact-only",),
                             help="Near duplicates (embeddings) besides exact (sha256) ones.")
-    dup_method: str = option("verified", panel=DUPS, choices=DUP_METHODS,
+    dup_method: str = option("verified", panel=DUPS, choices=links.DUP_METHODS,
                              help="verified: embedding candidates checked pixel by pixel on aligned thumbnails (crop, "
                                   "flip, brightness); embedding: embedding cosine alone.")
-    dup_threshold: float | None = option(None, panel=DUPS, lo=0, hi=1, none=_per_method(DEFAULT_DUP_THRESHOLDS),
+    dup_threshold: float | None = option(None, panel=DUPS, lo=0, hi=1, none=_per_method(links.DEFAULT_DUP_THRESHOLDS),
                                          help="Score at or above which two images are near duplicates: verified "
                                               "correlation or embedding cosine.")
-    dup_candidates: float = option(DEFAULT_DUP_CANDIDATES, panel=DUPS, lo=0, hi=1,
+    dup_candidates: float = option(links.DEFAULT_DUP_CANDIDATES, panel=DUPS, lo=0, hi=1,
                                    help="Embedding cosine at or above which a pair is verified (--dup-method verified).")
     conflicts: str = option("report", panel=DUPS, choices=CONFLICT_POLICIES,
                             help="Duplicate groups spanning labels: report (keep one, flag), drop (drop all), "
@@ -67,10 +66,10 @@ class CleanConfig:
     undersample: str | None = option(None, panel=SAMPLING, choices=UNDERSAMPLE_METHODS,
                                      help="Keep at most --max-per-class rows per class.")
     max_per_class: int | None = option(None, panel=SAMPLING, lo=1, help="Cap per class for --undersample.")
-    embedder: str = option("tf_efficientnet_lite0", panel=EMBED, help="timm model for embeddings.")
+    embedder: str = option(links.DEFAULT_EMBEDDER, panel=EMBED, help="timm model for embeddings.")
     embedder_weights: str | None = option(None, panel=EMBED, cli_type=Optional[Path], from_cli=str,
                                           help="Weight file for --embedder.")
-    embed_size: int = option(160, panel=EMBED, lo=16, hi=2048, help="Embedding input size (px).")
+    embed_size: int = option(links.DEFAULT_EMBED_SIZE, panel=EMBED, lo=16, hi=2048, help="Embedding input size (px).")
     device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
     seed: int = option(0, panel=RUNTIME, lo=0, hi=2**32 - 1, help="Random seed (recorded in the outputs).")
     cache_dir: str | None = option(None, cli=False, help="Embedding cache folder (default: beside the output).")
@@ -81,6 +80,12 @@ class CleanConfig:
         if self.undersample and not self.max_per_class:
             raise UserError("--undersample needs --max-per-class N")
 
+    def near_duplicates(self) -> links.NearDuplicates:
+        """The near-duplicate definition these options choose (shared with split)."""
+        return links.NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.embedder,
+                                    self.embedder_weights, "--embedder-weights", self.embed_size, self.device,
+                                    self.cache_dir)
+
 
 def _keep_order(df: pd.DataFrame, idx: list[int]) -> list[int]:
     """Which twin is kept first: largest resolution, then path order."""
@@ -90,62 +95,26 @@ def _keep_order(df: pd.DataFrame, idx: list[int]) -> list[int]:
     return sorted(idx, key=lambda i: (-area[i], paths[i]))
 
 
-def dup_threshold(cfg: CleanConfig) -> float:
-    return cfg.dup_threshold if cfg.dup_threshold is not None else DEFAULT_DUP_THRESHOLDS[cfg.dup_method]
-
-
-def scored_pairs(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig, floor: float,
-                 thumbs: tuple[np.ndarray, np.ndarray] | None = None, workers: int = 1
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Near-duplicate pairs (i, j, score) with score >= floor: verified thumbnail correlation of the candidates
-    (dup_method verified) or embedding cosine (dup_method embedding)."""
-    from imgcls.clean.near_dup import candidate_pairs, pair_arrays, thumbnails, verify_pairs
-    ok = (df["error"] == "").to_numpy()
-    if cfg.dup_method == "embedding":
-        return pair_arrays(emb, floor, valid=ok, what="near duplicates (embeddings)" if len(df) > 5000 else None)
-    # byte-identical copies are the exact stage's: search one representative per content hash
-    rep = ok & ~df["sha256"].duplicated().to_numpy()
-    th, th_ok = thumbs if thumbs is not None else thumbnails(df, only=rep, workers=workers)
-    th_ok = th_ok & rep
-    i, j = candidate_pairs(emb, th, th_ok, cfg.dup_candidates)
-    keep = th_ok[i] & th_ok[j]
-    i, j = i[keep], j[keep]
-    s = verify_pairs(th, i, j, what="verifying candidate pairs" if len(i) > 20_000 else None)
-    keep = s >= floor
-    return i[keep], j[keep], s[keep]
-
-
-def exact_pairs(df: pd.DataFrame) -> list[tuple[int, int]]:
+def exact_pairs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """(first row, later row) for every readable row whose content hash an earlier readable row has."""
-    ok = (df["error"] == "").to_numpy()
-    first: dict[str, int] = {}
-    out = []
-    for i, h in enumerate(df["sha256"].to_numpy()):
-        if ok[i]:
-            if h in first:
-                out.append((first[h], i))
-            else:
-                first[h] = i
-    return out
+    return links.exact_pairs(df["sha256"], valid=(df["error"] == "").to_numpy())
 
 
 def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
                     pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
     """Group exact (sha256) and near (score >= threshold) copies; keep one per group (or per label). `pairs` are
-    precomputed scored pairs (see scored_pairs), e.g. to try several thresholds."""
-    from imgcls.clean.near_dup import groups_from_pairs
+    precomputed scored pairs (links.NearDuplicates.scored_pairs), e.g. to try several thresholds."""
     check(cfg, ["dup_method"])
+    definition = cfg.near_duplicates()
     n = len(df)
     ok = (df["error"] == "").to_numpy()
     sha = df["sha256"].to_numpy()
-    pairs_out = exact_pairs(df)
-    thr = dup_threshold(cfg)
+    ei, ej = exact_pairs(df)
     if cfg.near_dup and (emb is not None or pairs is not None):
-        pi, pj, ps = pairs if pairs is not None else scored_pairs(df, emb, cfg, thr)
-        keep = (ps >= thr) & ok[pi] & ok[pj]
-        pairs_out += list(zip(pi[keep].tolist(), pj[keep].tolist()))
-    pairs = pairs_out
-    gid = groups_from_pairs(n, pairs)
+        pi, pj, ps = pairs if pairs is not None else definition.scored_pairs(df, emb)
+        keep = (ps >= definition.cut) & ok[pi] & ok[pj]
+        ei, ej = np.r_[ei, pi[keep]], np.r_[ej, pj[keep]]
+    gid = links.components(n, ei, ej)
     labels = df["label"].astype(str).to_numpy()
     for g, members in pd.Series(range(n)).groupby(gid):
         idx = [i for i in members.tolist() if ok[i]]
@@ -217,10 +186,10 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
     check_workers(workers)
     if materialize not in (None, "link", "copy"):
         raise UserError(f"--materialize must be link or copy (got '{materialize}')")
+    definition = cfg.near_duplicates()
     if cfg.embedder_weights or (cfg.dedup and cfg.near_dup):
         # the near-duplicate search embeds every image: its weights must be here before the scan, not after it
-        from imgcls.weights import check_weights_available
-        check_weights_available(cfg.embedder, cfg.embedder_weights, "--embedder-weights")
+        definition.check_weights()
     out = Path(out)
     check_writable(out)
     df = mf.load(src, opts, scan=False)
@@ -237,10 +206,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
 
     def embeddings() -> np.ndarray:
         if "emb" not in cache:
-            from imgcls.embed import embed_manifest
-            cache["emb"] = embed_manifest(df, model=cfg.embedder, weights=cfg.embedder_weights,
-                                          weights_flag="--embedder-weights", img_size=cfg.embed_size,
-                                          device=cfg.device, cache_dir=cfg.cache_dir)
+            cache["emb"] = definition.embeddings(df)
         return cache["emb"]
 
     def style() -> np.ndarray:
@@ -259,7 +225,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
 
     scored = None
     if cfg.dedup and cfg.near_dup:
-        scored = scored_pairs(df, embeddings(), cfg, min(min(SWEEP), dup_threshold(cfg)), workers=workers)
+        scored = definition.scored_pairs(df, embeddings(), min(min(SWEEP), definition.cut), workers=workers)
     if cfg.dedup:
         df = mark_duplicates(df, None, cfg, pairs=scored)
     if cfg.ood:
@@ -303,16 +269,16 @@ def _families(df: pd.DataFrame) -> dict:
 
 def threshold_sweep(df: pd.DataFrame, pairs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[dict]:
     """Images that duplicate removal (exact copies, and near copies at each threshold) would drop, as in seed 000's
-    table; `pairs` are the scored pairs (scored_pairs) down to the lowest threshold swept. At the run's threshold
-    `remaining` is what deduplication keeps (one image per group; before out-of-domain and undersampling)."""
-    from imgcls.clean.near_dup import groups_from_pairs
+    table; `pairs` are the scored pairs (links.NearDuplicates.scored_pairs) down to the lowest threshold swept. At
+    the run's threshold `remaining` is what deduplication keeps (one image per group; before out-of-domain and
+    undersampling)."""
     ok = (df["error"] == "").to_numpy()
     pi, pj, ps = pairs
-    exact = exact_pairs(df)
+    ei, ej = exact_pairs(df)
     rows = []
     for t in SWEEP:
         keep = (ps >= t - 1e-6) & ok[pi] & ok[pj]
-        g = groups_from_pairs(len(df), exact + list(zip(pi[keep].tolist(), pj[keep].tolist())))
+        g = links.components(len(df), np.r_[ei, pi[keep]], np.r_[ej, pj[keep]])
         n_groups_members = pd.Series(g[ok]).value_counts()
         rows.append({"threshold": t, "removed": int((n_groups_members - 1).sum()),
                      "remaining": int(ok.sum() - (n_groups_members - 1).sum())})

@@ -71,25 +71,6 @@ def _pair_block(emb, flipped, valid, start, block_size, threshold, max_per_row, 
     out_s.append(sims[rows[keep], cols[keep]])
 
 
-def near_duplicate_pairs(emb: np.ndarray, threshold: float, block_size: int = 2048,
-                         flipped: np.ndarray | None = None) -> list[tuple[int, int, float]]:
-    """All pairs (i < j) with cosine >= threshold, as a list of (i, j, similarity)."""
-    i, j, s = pair_arrays(emb, threshold, flipped, block_size)
-    return list(zip(i.tolist(), j.tolist(), s.tolist()))
-
-
-def groups_from_pairs(n: int, pairs) -> np.ndarray:
-    """Connected components: a group id per row (rows without a pair get their own id)."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    if not len(pairs):
-        return np.arange(n)
-    i = np.array([p[0] for p in pairs])
-    j = np.array([p[1] for p in pairs])
-    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
-    return connected_components(graph, directed=False)[1]
-
-
 def max_similarity(emb: np.ndarray, block_size: int = 2048) -> np.ndarray:
     """Each row's highest cosine to any other row (for threshold sweeps)."""
     emb = np.asarray(emb, np.float32)

@@ -45,10 +45,14 @@ def split(src: OptSrc = None,
           relabel_age: Annotated[Optional[str], typer.Option(
               help="Edges used to put ages into the --age-bands classes, e.g. 29,59.", show_default=False)] = None,
           near_dup: Annotated[bool, typer.Option(
-              "--near-dup/--no-near-dup", help="Keep near-duplicates (image embeddings) on one side, and check.")
+              "--near-dup/--no-near-dup", help="Keep near duplicates (clean's definition) on one side, and check.")
           ] = True,
-          near_dup_threshold: Annotated[float, typer.Option(
-              help="Cosine similarity from which two images count as near-duplicates.")] = 0.95,
+          dup_method: Annotated[str, typer.Option(
+              help="Near-duplicate definition, as clean's: verified (embedding candidates checked pixel by pixel "
+                   "on aligned thumbnails) or embedding (cosine alone).")] = "verified",
+          dup_threshold: Annotated[Optional[float], typer.Option(
+              help="Score at or above which two images are near duplicates: verified correlation (default 0.98) "
+                   "or embedding cosine (default 0.90).", show_default=False)] = None,
           model: Annotated[str, typer.Option(help="Embedding model of the near-duplicate search.")
                            ] = "tf_efficientnet_lite0",
           device: Device = "auto",
@@ -75,8 +79,8 @@ def split(src: OptSrc = None,
                          stratify=strat, seed=seed, age_bands=parse_int_list(age_bands, "--age-bands"),
                          drop_ages=sp.parse_ages(drop_ages),
                          relabel_age=parse_int_list(relabel_age, "--relabel-age") if relabel_age else None,
-                         near_dup=near_dup, near_dup_threshold=near_dup_threshold, model=model, device=device,
-                         cache_dir=str(cache_dir) if cache_dir else None, tolerance=tolerance,
+                         near_dup=near_dup, dup_method=dup_method, dup_threshold=dup_threshold, model=model,
+                         device=device, cache_dir=str(cache_dir) if cache_dir else None, tolerance=tolerance,
                          allow_leaks=allow_leaks)
     if check is not None:
         if src is not None:

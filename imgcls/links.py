@@ -1,0 +1,118 @@
+"""Linked images, one owner for eda, clean and split: which images are copies of each other, and which rows form one
+unit that a split must keep on one side.
+
+- `NearDuplicates`: the one near-duplicate definition, its method a parameter. `verified` (default): candidate pairs
+  (embedding cosine >= `candidates`, or tiny-thumbnail correlation) verified pixel by pixel on aligned thumbnails
+  (crops, mirror, brightness gain; see imgcls.clean.near_dup), a pair when that score >= `threshold` (0.98).
+  `embedding`: the embedding cosine alone >= `threshold` (0.90). clean flags with it, split links and checks with
+  it; both share the embedding cache (imgcls.embed). Embedding cosine alone can call many small, distinct photos of
+  one kind the same picture (issue 16: a mask-competition-shaped set of 240 people x 7 faces joined into one unit at
+  cosine 0.95), so it is the default of neither step.
+- `exact_pairs`: rows sharing a non-empty value (a content hash, a group, a source image) linked to the first of them.
+- `components`: connected components of any such pairs (a unit / duplicate-group id per row).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from imgcls.errors import UserError
+
+DUP_METHODS = ("verified", "embedding")
+DEFAULT_DUP_THRESHOLDS = {"verified": 0.98, "embedding": 0.90}   # verified correlation / embedding cosine
+DEFAULT_DUP_CANDIDATES = 0.80     # embedding cosine at or above which a pair is verified (verified method)
+DEFAULT_EMBEDDER = "tf_efficientnet_lite0"
+DEFAULT_EMBED_SIZE = 160
+
+
+@dataclass
+class NearDuplicates:
+    """The near-duplicate definition (see the module doc) and where its embeddings come from."""
+    method: str = "verified"
+    threshold: float | None = None          # None: DEFAULT_DUP_THRESHOLDS[method]
+    candidates: float = DEFAULT_DUP_CANDIDATES
+    model: str = DEFAULT_EMBEDDER
+    weights: str | None = None
+    weights_flag: str | None = None         # the option that names `weights` in an error message
+    embed_size: int = DEFAULT_EMBED_SIZE
+    device: str = "auto"
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.method not in DUP_METHODS:
+            raise UserError(f"unknown --dup-method '{self.method}'; use one of: {', '.join(DUP_METHODS)}")
+
+    @property
+    def cut(self) -> float:
+        """The score at or above which two images are near duplicates."""
+        return self.threshold if self.threshold is not None else DEFAULT_DUP_THRESHOLDS[self.method]
+
+    def describe(self) -> str:
+        return (f"verified correlation >= {self.cut}" if self.method == "verified"
+                else f"embedding cosine >= {self.cut}")
+
+    def check_weights(self) -> None:
+        """The embedding model's weights are here (before a long scan, not after it)."""
+        from imgcls.weights import check_weights_available
+        check_weights_available(self.model, self.weights, self.weights_flag)
+
+    def embeddings(self, df: pd.DataFrame) -> np.ndarray:
+        """L2-normalised embeddings of df's rows (cached by content hash; unreadable rows are zero)."""
+        from imgcls.embed import embed_manifest
+        return embed_manifest(df, model=self.model, weights=self.weights, weights_flag=self.weights_flag,
+                              img_size=self.embed_size, device=self.device, cache_dir=self.cache_dir)
+
+    def scored_pairs(self, df: pd.DataFrame, emb: np.ndarray | None = None, floor: float | None = None,
+                     thumbs: tuple[np.ndarray, np.ndarray] | None = None, workers: int = 1
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Pairs (i, j, score) of df's positions, i < j, with score >= floor (default: the definition's cut; a
+        lower floor lets a caller sweep thresholds from one search). Byte-identical copies are exact_pairs' job:
+        the verified search looks at one row per content hash."""
+        from imgcls.clean.near_dup import candidate_pairs, pair_arrays, thumbnails, verify_pairs
+        floor = self.cut if floor is None else floor
+        ok = (df["error"].fillna("").astype(str) == "").to_numpy()
+        if emb is None:
+            emb = self.embeddings(df)
+        if self.method == "embedding":
+            return pair_arrays(emb, floor, valid=ok, what="near duplicates (embeddings)" if len(df) > 5000 else None)
+        rep = ok & ~df["sha256"].duplicated().to_numpy()
+        th, th_ok = thumbs if thumbs is not None else thumbnails(df, only=rep, workers=workers)
+        th_ok = th_ok & rep
+        i, j = candidate_pairs(emb, th, th_ok, self.candidates)
+        keep = th_ok[i] & th_ok[j]
+        i, j = i[keep], j[keep]
+        s = verify_pairs(th, i, j, what="verifying candidate pairs" if len(i) > 20_000 else None)
+        keep = s >= floor
+        return i[keep], j[keep], s[keep]
+
+
+def exact_pairs(values: Sequence | pd.Series, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(first row, later row) position pairs: every row whose non-empty value an earlier row (among `valid` rows)
+    has, linked to the first of them."""
+    vals = pd.Series(values).fillna("").astype(str).to_numpy()
+    use = vals != ""
+    if valid is not None:
+        use &= np.asarray(valid, bool)
+    idx = np.flatnonzero(use)
+    if len(idx) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    first = pd.Series(idx).groupby(vals[idx], sort=False).transform("min").to_numpy()
+    later = first != idx
+    return first[later].astype(np.int64), idx[later].astype(np.int64)
+
+
+def components(n: int, i: Sequence[int] | np.ndarray = (), j: Sequence[int] | np.ndarray = ()) -> np.ndarray:
+    """Connected components of the pairs (i[k], j[k]) over n rows: a component id per row (a row without a pair is
+    its own component)."""
+    i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    if not len(i):
+        return np.arange(n)
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
