@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,9 @@ from imgcls import profiles
 from imgcls import report
 from imgcls.console import info, is_quiet, progress_bar
 from imgcls.fsutil import check_output_location, check_writable, write_json
-from imgcls.io import DEFAULT_MAX_PIXELS, ImageReadError, thumbnail
+from imgcls.io import DEFAULT_MAX_PIXELS, ImageLimits, ImageReadError, thumbnail
+from imgcls.options import check, option, seed_option
+from imgcls.parallel import check_workers
 
 SAMPLES_PER_CLASS = 8
 CLASSES_PER_GRID = 20
@@ -172,10 +175,22 @@ def plot_sample_grids(df: pd.DataFrame, out: Path, seed: int, per_class: int = S
 # The step
 # --------------------------------------------------------------------------------------------------------------
 
+@dataclass
+class EdaConfig:
+    """The options of `imgcls eda` besides paths, layout, --workers and --max-pixels (run_eda's keywords)."""
+    samples_per_class: int = option(SAMPLES_PER_CLASS, panel="Report", lo=1, flags=("--samples",),
+                                    help="Sample images per class in the grids.")
+    seed: int = seed_option()
+
+
 def run_eda(src: str | os.PathLike, out: str | os.PathLike = "outputs/eda", opts: mf.LayoutOptions | None = None,
-            seed: int = 0, workers: int = 1, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-            samples_per_class: int = SAMPLES_PER_CLASS) -> dict:
+            seed: int = EdaConfig.seed, workers: int = 1, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+            samples_per_class: int = EdaConfig.samples_per_class) -> dict:
     """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`."""
+    check(EdaConfig(samples_per_class=samples_per_class, seed=seed))
+    check_workers(workers)
+    if max_pixels is not None:
+        check(ImageLimits(max_pixels))
     opts = opts or mf.LayoutOptions()
     out = Path(out)
     check_writable(out)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import atomic_path, check_writable, write_json
+from imgcls.options import check, option
 
 
 def _proba_module(model, meta: dict):
@@ -32,9 +34,20 @@ def _proba_module(model, meta: dict):
     return ProbaNet().eval()
 
 
+@dataclass
+class ExportConfig:
+    """The options of `imgcls export` besides the run and --out (export_onnx's keywords)."""
+    opset: int = option(17, panel="ONNX", lo=7, hi=20,
+                        help="ONNX opset (7-20: what torch's TorchScript exporter writes).")
+    atol: float = option(1e-4, panel="ONNX", lo=0, lo_open=True,
+                         help="Largest allowed |onnxruntime - torch| probability.")
+
+
 def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, which: str = "best",
-                opset: int = 17, atol: float = 1e-4, batch: int = 4, seed: int = 0) -> dict:
+                opset: int = ExportConfig.opset, atol: float = ExportConfig.atol, batch: int = 4,
+                seed: int = 0) -> dict:
     """Export every checkpoint of `run`; returns {file: parity} and writes export.json. Raises when parity fails."""
+    check(ExportConfig(opset=opset, atol=atol))
     import numpy as np
     import torch
     from imgcls.train.checkpoint import find_checkpoints, load_model

@@ -56,6 +56,11 @@ def option(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, 
     return dataclasses.field(default=default, metadata=meta)
 
 
+def seed_option(panel: str = "Runtime"):
+    """--seed, the same declaration in every step that draws random numbers (numpy seeds are 0 .. 2**32 - 1)."""
+    return option(0, panel=panel, lo=0, hi=2**32 - 1, help="Random seed (recorded in the outputs).")
+
+
 def join(values) -> str:
     """A list option's command-line spelling: 30,60."""
     return ",".join(str(v) for v in values)

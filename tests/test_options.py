@@ -189,3 +189,24 @@ def test_python_callers_get_the_same_checks(image_folder, tmp_path):
     with pytest.raises(UserError, match=re.escape("--embed-size must be between 16 and 2048 (got 0)")):
         run_clean(image_folder, tmp_path / "c", CleanConfig(embed_size=0))
     assert not (tmp_path / "p").exists() and not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize("cmd,flags,msg", [
+    ("eda", ["--samples", "0"], "--samples must be >= 1 (got 0)"),
+    ("eda", ["--workers", "-3"], "--workers must be >= 1 (got -3)"),
+    ("eda", ["--max-pixels", "-1"], "--max-pixels must be >= 1 (got -1)"),
+    ("eda", ["--seed", "-1"], "--seed must be between 0 and 4294967295 (got -1)"),
+])
+def test_eda_numeric_options(cmd, flags, msg, image_folder, tmp_path, monkeypatch):
+    import imgcls.manifest as mf
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    r = runner.invoke(app, [cmd, str(image_folder), "--out", str(tmp_path / "out"), *flags])
+    assert r.exit_code == 2 and msg in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_export_numeric_options_before_loading_the_run(tmp_path):
+    for flags, msg in ((["--opset", "3"], "--opset must be between 7 and 20 (got 3)"),
+                       (["--atol", "0"], "--atol must be > 0 (got 0.0)")):
+        r = runner.invoke(app, ["export", str(tmp_path / "no_such_run"), "--onnx", *flags])
+        assert r.exit_code == 2 and msg in r.output, r.output

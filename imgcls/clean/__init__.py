@@ -17,7 +17,7 @@ from imgcls.clean.sampling import METHODS as UNDERSAMPLE_METHODS
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, write_json
-from imgcls.options import check, option
+from imgcls.options import check, option, seed_option
 from imgcls.parallel import check_workers
 
 # Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md); the near-duplicate definition
@@ -71,7 +71,7 @@ class CleanConfig:
                                           help="Weight file for --embedder.")
     embed_size: int = option(links.DEFAULT_EMBED_SIZE, panel=EMBED, lo=16, hi=2048, help="Embedding input size (px).")
     device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
-    seed: int = option(0, panel=RUNTIME, lo=0, hi=2**32 - 1, help="Random seed (recorded in the outputs).")
+    seed: int = seed_option(RUNTIME)
     cache_dir: str | None = option(None, cli=False, help="Embedding cache folder (default: beside the output).")
 
     def validate(self) -> None:

@@ -1,4 +1,4 @@
-"""`imgcls eda`."""
+"""`imgcls eda`. Its flags are EdaConfig's, LayoutOptions', --workers' and --max-pixels' declarations."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,20 +6,26 @@ from typing import Annotated
 
 import typer
 
-from imgcls.cli.common import (AgeBands, Csv, GroupCol, LabelCol, Layout, MaxPixels, PathCol, Quiet, Seed, Src,
-                               Workers, command, default_workers, layout_options)
-from imgcls.io import DEFAULT_MAX_PIXELS
+from imgcls.cli.common import Quiet, Src, command
+from imgcls.eda import EdaConfig
+from imgcls.io import ImageLimits
+from imgcls.manifest import LayoutOptions
+from imgcls.options import Given
+from imgcls.parallel import ParallelOptions
+
+EPILOG = """Examples:
+
+  imgcls eda data/raw --out outputs/eda
+
+  imgcls eda data/kaggle --csv data/kaggle/train.csv --path-col image --label-col label --samples 4"""
 
 
-@command("eda", epilog="Example: imgcls eda data/raw --out outputs/eda")
+@command("eda", epilog=EPILOG, options={"cfg": EdaConfig, "layout": LayoutOptions, "run": ParallelOptions,
+                                        "limits": ImageLimits})
 def eda(src: Src,
-        out: Annotated[Path, typer.Option(help="Output folder.")] = Path("outputs/eda"),
-        layout: Layout = "auto", csv: Csv = None, path_col: PathCol = None, label_col: LabelCol = None,
-        group_col: GroupCol = None, age_bands: AgeBands = "30,60",
-        samples: Annotated[int, typer.Option(help="Sample images per class in the grids.")] = 8,
-        seed: Seed = 0, workers: Workers = default_workers(), max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
-        quiet: Quiet = False) -> None:
+        out: Annotated[Path, typer.Option(help="Output folder.", rich_help_panel="Output")] = Path("outputs/eda"),
+        quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given, limits: Given) -> None:
     """Explore a dataset: class counts, size heatmap, sample grids, errors, exact duplicates -> report.html."""
     from imgcls.eda import run_eda
-    run_eda(src, out, layout_options(layout, csv, path_col, label_col, group_col, age_bands), seed=seed,
-            workers=workers, max_pixels=max_pixels, samples_per_class=samples)
+    run_eda(src, out, layout.build(), workers=run.values["workers"], max_pixels=limits.values["max_pixels"],
+            **cfg.values)

@@ -1,4 +1,4 @@
-"""`imgcls export`."""
+"""`imgcls export`. Its flags are ExportConfig's declarations (imgcls/export.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,18 +8,26 @@ import typer
 
 from imgcls.cli.common import Quiet, command
 from imgcls.errors import UserError
+from imgcls.export import ExportConfig
+from imgcls.options import Given
+
+EPILOG = """Examples:
+
+  imgcls export outputs/runs/effnet --onnx --out outputs/onnx/effnet
+
+  imgcls export outputs/runs/effnet/best.pt --onnx --opset 13 --atol 1e-3"""
 
 
-@command("export", epilog="Example: imgcls export outputs/runs/effnet --onnx --out outputs/onnx/effnet")
+@command("export", epilog=EPILOG, options={"cfg": ExportConfig})
 def export(run: Annotated[Path, typer.Argument(help="Run folder (every fold is exported) or checkpoint.",
                                                show_default=False)],
-           onnx: Annotated[bool, typer.Option("--onnx", help="Export to ONNX (checked with onnxruntime).")] = False,
-           out: Annotated[Optional[Path], typer.Option(help="Output folder (default: RUN/onnx).")] = None,
-           opset: Annotated[int, typer.Option(help="ONNX opset.")] = 17,
-           atol: Annotated[float, typer.Option(help="Largest allowed |onnxruntime - torch| probability.")] = 1e-4,
-           quiet: Quiet = False) -> None:
+           onnx: Annotated[bool, typer.Option("--onnx", help="Export to ONNX (checked with onnxruntime).",
+                                              rich_help_panel="ONNX")] = False,
+           out: Annotated[Optional[Path], typer.Option(help="Output folder (default: RUN/onnx).",
+                                                       rich_help_panel="Output")] = None,
+           quiet: Quiet = False, *, cfg: Given) -> None:
     """Export a trained run (single or multi-branch) and check onnxruntime's output against torch's."""
     if not onnx:
         raise UserError("choose an export format: --onnx (the only one so far)")
     from imgcls.export import export_onnx
-    export_onnx(run, out, opset=opset, atol=atol)
+    export_onnx(run, out, **cfg.values)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 
 from imgcls.errors import UserError
-from imgcls.options import check, option
+from imgcls.options import check, option, seed_option
 
 # The names each choice-valued option accepts (the modules that implement them import these)
 RESIZE_MODES = ("squash", "crop", "pad")
@@ -105,7 +105,7 @@ class TrainConfig:
                               help="Mixed precision: fp16 + scaler on CUDA, bf16 autocast on CPU.")
     channels_last: bool = option(False, panel=RUNTIME, help="channels_last memory format (faster convs on CPU/GPU).")
     compile: bool = option(False, panel=RUNTIME, flags=("--compile",), help="torch.compile the model.")
-    seed: int = option(0, panel=RUNTIME, lo=0, hi=2**32 - 1, help="Random seed (recorded in the outputs).")
+    seed: int = seed_option(RUNTIME)
     deterministic: bool = option(False, panel=RUNTIME, help="Deterministic algorithms (slower).")
     workers: int | None = option(None, panel=RUNTIME, lo=0, none="0 on the CPU from the cache, else min(8, cores)",
                                  help="DataLoader worker processes (0 when training on the CPU from the decoded-image "
