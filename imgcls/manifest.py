@@ -57,6 +57,17 @@ class LayoutOptions:
     age_bands: Sequence[int] = option(factory=lambda: list(DEFAULT_AGE_BANDS), panel=LAYOUT_PANEL, cli_type=str,
                                       to_cli=join, from_cli=int_list("--age-bands"),
                                       help="Age band edges for profile datasets.")
+    image_dir: str | None = option(None, panel=LAYOUT_PANEL, cli_type=Optional[Path], from_cli=str,
+                                   none="SRC / the CSV's folder",
+                                   help="Folder the --csv paths are relative to, e.g. data/train.")
+    ext: str | None = option(None, panel=LAYOUT_PANEL, none="try .jpg, .png, .jpeg, .webp, ...",
+                             help="Extension for --csv ids that have none, e.g. .jpg.")
+
+
+# tried in this order for a CSV id without an extension when --ext is not given
+COMMON_EXTENSIONS = (".jpg", ".png", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif", ".heic")
+# the split-folder layout of Ultralytics / timm users: root/train/<class>/..., root/val/<class>/..., root/test/...
+SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -185,6 +196,37 @@ def kept(df: pd.DataFrame) -> np.ndarray:
 # Reading sources
 # ---------------------------------------------------------------------------------------------------------------
 
+def read_csv(path: Path, what: str = "CSV file", **kwargs) -> pd.DataFrame:
+    """pandas.read_csv with the mistakes a user can make said in one line: an empty (0-byte) file, text that is
+    not UTF-8, a row with more or fewer fields than the header."""
+    import csv
+    path = Path(path)
+    if imgio.not_regular_reason(path) is not None:
+        raise UserError(f"{what} {path} is not a regular file; give a CSV file")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{what} {path} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8 "
+                        f"(e.g. iconv -f cp949 -t utf-8)") from None
+    except OSError as e:
+        raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    if not text.strip():
+        raise UserError(f"{what} {path} is empty; give a CSV with a header row (e.g. path,label)")
+    if kwargs.get("nrows") != 0:
+        rows = csv.reader(text.splitlines())
+        width = len(next(rows))
+        for n, row in enumerate(rows, start=2):
+            if row and len(row) != width:
+                raise UserError(f"{what} {path}: line {n} has {len(row)} field(s), the header has {width}; fix "
+                                f"that row (a comma inside a value needs quotes)")
+    import io as _io
+    try:
+        return pd.read_csv(_io.StringIO(text), **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise UserError(f"{what} {path} cannot be parsed as CSV ({str(e).strip().splitlines()[-1]}); fix the "
+                        f"file") from None
+
+
 def _visible(p: Path) -> bool:
     return not any(part.startswith(".") for part in p.parts)
 
@@ -209,7 +251,7 @@ def detect_layout(src: Path, opts: LayoutOptions) -> str:
     if src.is_file():
         if src.suffix.lower() != ".csv":
             raise UserError(f"{src} is neither a folder nor a CSV file; give a dataset folder or a manifest.csv")
-        cols = pd.read_csv(src, nrows=0).columns
+        cols = read_csv(src, nrows=0).columns
         return "manifest" if "path" in cols and ("root" in cols or "sha256" in cols) else "csv"
     if opts.csv:
         return "csv"
@@ -223,19 +265,45 @@ def detect_layout(src: Path, opts: LayoutOptions) -> str:
     return "unlabeled"
 
 
+def split_folders(root: Path) -> dict[str, str]:
+    """{folder name: split} when root is in the split-folder layout (every visible subfolder is train / val /
+    valid / validation / test, train among them), else {}."""
+    try:
+        subdirs = [d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    except OSError:
+        return {}
+    if "train" not in subdirs or not all(d.lower() in SPLIT_FOLDERS for d in subdirs):
+        return {}
+    return {d: SPLIT_FOLDERS[d.lower()] for d in subdirs}
+
+
 def read_folder(root: Path) -> pd.DataFrame:
+    """ImageFolder (root/<class>/**/<image>), or the split-folder layout (root/train/<class>/..., root/val/<class>/
+    ..., root/test/[<class>/]...): the first folder then gives the `split` column and the second the label (test
+    images directly under test/ are unlabeled)."""
     rows = []
-    loose = 0
+    loose = []
+    splits = split_folders(root)
     for p in _images_under(root):
         rel = p.relative_to(root)
-        if len(rel.parts) < 2:
-            loose += 1
-            continue
-        rows.append({"path": rel.as_posix(), "label": rel.parts[0], "group": ""})
+        if splits:
+            part = splits[rel.parts[0]]
+            if len(rel.parts) >= 3 or (part == "test" and len(rel.parts) == 2):
+                rows.append({"path": rel.as_posix(), "label": rel.parts[1] if len(rel.parts) >= 3 else "",
+                             "group": "", "split": part})
+            else:
+                loose.append(rel.as_posix())
+        elif len(rel.parts) < 2:
+            loose.append(rel.as_posix())
+        else:
+            rows.append({"path": rel.as_posix(), "label": rel.parts[0], "group": ""})
+    if splits:
+        info(f"{root}: split-folder layout ({', '.join(sorted(splits))}): the folder gives the `split` column, "
+             f"the next folder the label")
     if loose:
-        warn(f"{loose} image(s) directly under {root} have no class folder and were left out "
+        warn(f"{len(loose)} image(s) under {root} have no class folder and were left out, e.g. {loose[0]} "
              f"(use --layout unlabeled to read them)")
-    return pd.DataFrame(rows, columns=["path", "label", "group"])
+    return pd.DataFrame(rows, columns=["path", "label", "group"] + (["split"] if splits else []))
 
 
 def read_unlabeled(root: Path) -> pd.DataFrame:
@@ -269,8 +337,26 @@ def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS) -> p
     return apply_profile_labels(df, age_bands) if len(df) else df
 
 
+def _with_extension(paths: list[str], root: Path, ext: str | None) -> list[str]:
+    """CSV ids without an image extension (Kaggle's `id` column): `ext` added, or the first of COMMON_EXTENSIONS
+    (also upper case) whose file exists under root; ids that match nothing stay as they are (reported unreadable)."""
+    if ext is not None:
+        ext = ext if ext.startswith(".") else "." + ext
+    out = []
+    for p in paths:
+        if imgio.is_image_name(p):
+            out.append(p)
+        elif ext is not None:
+            out.append(p + ext)
+        else:
+            found = next((p + e for e in COMMON_EXTENSIONS + tuple(x.upper() for x in COMMON_EXTENSIONS)
+                          if (root / (p + e)).is_file()), p)
+            out.append(found)
+    return out
+
+
 def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> pd.DataFrame:
-    table = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
+    table = read_csv(csv_path, "CSV file", dtype=str, keep_default_na=False)
     cols = list(table.columns)
 
     def need(col: str | None, flag: str, guesses: Iterable[str] = ()) -> str | None:
@@ -290,7 +376,8 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> pd.
                         f"pass --path-col NAME")
     label_col = need(opts.label_col, "--label-col", ("label", "class", "target"))
     group_col = need(opts.group_col, "--group-col")
-    paths = [p[2:] if p.startswith("./") else p for p in table[path_col].astype(str)]
+    paths = _with_extension([p[2:] if p.startswith("./") else p for p in table[path_col].astype(str)], root,
+                            opts.ext)
     df = pd.DataFrame({"path": [Path(p).as_posix() for p in paths],
                        "label": table[label_col] if label_col else "",
                        "group": table[group_col] if group_col else ""})
@@ -303,10 +390,7 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> pd.
 
 
 def read_manifest_file(path: Path) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path, dtype={c: str for c in STRING_COLUMNS}, keep_default_na=False, low_memory=False)
-    except pd.errors.EmptyDataError:
-        raise UserError(f"{path} is empty; rebuild it with the step that wrote it") from None
+    df = read_csv(path, "manifest", dtype={c: str for c in STRING_COLUMNS}, keep_default_na=False, low_memory=False)
     if "path" not in df.columns:
         raise UserError(f"{path} has no 'path' column; it is not an imgcls manifest (read a competition CSV "
                         f"with --layout csv --path-col NAME)")
@@ -329,6 +413,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if not src.exists():
         raise UserError(f"{src} does not exist; give a dataset folder or a manifest.csv")
     layout = detect_layout(src, opts)
+    if (opts.image_dir or opts.ext) and layout != "csv":
+        raise UserError(f"--image-dir / --ext apply to a competition CSV (--csv FILE); {src} is read as layout "
+                        f"'{layout}'")
     if layout == "manifest":
         mpath = src if src.is_file() else src / MANIFEST_NAME
         if not mpath.is_file():
@@ -349,6 +436,10 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         if layout == "csv":
             if csv_path is None:
                 raise UserError("--layout csv needs --csv FILE (the competition's train.csv)")
+            if opts.image_dir:
+                root = Path(opts.image_dir)
+                if not root.is_dir():
+                    raise UserError(f"--image-dir {root} is not a folder; give the folder holding the CSV's images")
             df = read_competition_csv(csv_path, root, opts)
         elif layout == "folder":
             df = read_folder(root)

@@ -428,6 +428,28 @@ def fix_leaks(df: pd.DataFrame, group_col: str = "group",
     return df, moved
 
 
+def part_fractions(df: pd.DataFrame) -> dict[str, float]:
+    """Share of the used rows on each side (train / val / test, or test / fold k / train (every fold))."""
+    side = sides(df)
+    side = side[side != ""]
+    return {k: float(v) for k, v in side.value_counts(normalize=True).items()} if len(side) else {}
+
+
+def check_fix_fractions(before: pd.DataFrame, after: pd.DataFrame, tolerance: float) -> None:
+    """A --fix that empties a side or moves a side's share of the rows by more than `tolerance` is refused (one
+    line, nothing written): moving every leaking group to train can leave val empty."""
+    a, b = part_fractions(before), part_fractions(after)
+    worst = max(a, key=lambda k: abs(b.get(k, 0.0) - a[k]), default=None)
+    if worst is None:
+        return
+    emptied = [k for k in a if b.get(k, 0.0) == 0.0]
+    if emptied or abs(b.get(worst, 0.0) - a[worst]) > tolerance:
+        k = emptied[0] if emptied else worst
+        raise UserError(f"--fix would change the share of '{k}' from {a[k]:.1%} to {b.get(k, 0.0):.1%} of the rows "
+                        f"(--tolerance {tolerance:.0%}); nothing written. Make a new leak-free split instead: "
+                        f"imgcls split SRC (linked images are kept together)")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Statistics and report
 # ---------------------------------------------------------------------------------------------------------------
@@ -626,6 +648,9 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
             raise UserError(f"--stratify column '{col}' is not in the source (columns: "
                             f"{', '.join(map(str, df.columns))})")
     notes: list[str] = []
+    if "split" in df.columns and (df["split"].fillna("").astype(str) != "").any():
+        info("the source already has a `split` column (e.g. train/ val/ test/ folders): this split replaces it; "
+             "train on the source itself to keep the folders' split")
     df = df.drop(columns=[c for c in ("split", "fold", "drop_reason") if c in df.columns])
     if is_profile_table(df):
         df, moved = derive_profile_labels(df, cfg.age_bands, cfg.relabel_age)
@@ -756,9 +781,17 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     if fix:
         check_writable(Path(out) if out is not None else file, "file")
     _check_embedder(cfg)
-    df = mf.load(file, mf.LayoutOptions(layout="manifest"), scan=True, workers=workers)
+    df = mf.load(file, mf.LayoutOptions(layout="manifest"), scan=False)
     if "split" not in df.columns:
         raise UserError(f"{file} has no `split` column; make one with `imgcls split SRC`")
+    values = df["split"].fillna("").astype(str)
+    bad = ~values.isin(SPLITS + ("",))
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"{file}: column 'split' has '{values.iloc[pos]}' in row {pos + 1} ({int(bad.sum())} row(s) "
+                        f"like it; accepted: train, val, test, or empty for a row left out); fix the file or make "
+                        f"a new split with `imgcls split SRC`")
+    df = mf.scan_images(df, workers=workers)
     group_col = cfg.group_col if cfg.group_col in df.columns else "group"
     df = df.assign(split=df["split"].fillna("").astype(str))
     if "fold" in df.columns:
@@ -785,6 +818,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         raise LeakageError(f"{file} is contaminated: {len(leaks)} leak(s) between sides (listed above); "
                            f"rerun with --fix --out FILE to repair it, or pass --allow-leaks")
     fixed, moved = fix_leaks(df, group_col, near)
+    check_fix_fractions(df, fixed, cfg.tolerance)
     remaining = check_leaks(fixed, group_col, near)
     info(f"--fix: moved {moved} row(s) so that each linked group sits on one side; {len(remaining)} leak(s) left")
     out = Path(out) if out is not None else file

@@ -474,3 +474,124 @@ def test_embedding_cache_of_the_wrong_vector_size_is_reported_and_rebuilt(tmp_pa
     again = embed._load_cache(path, "tf_efficientnet_lite0", 64, "pooled")
     assert len(again) == 4 and all(v.shape == (1280,) for v in again.values())
     assert len(np.unique(emb.round(4), axis=0)) == 4          # no two images share the bogus all-ones vector
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 9. split --check --fix keeps the parts' shares or fails; --check refuses unknown split values
+# ---------------------------------------------------------------------------------------------------------------
+
+def _leaky_split(tmp_path: Path) -> Path:
+    """12 people x 3 images; each of 3 val people has two of its images in train (all would be moved to train)."""
+    from imgcls import manifest as mf
+    raw = make_image_folder(tmp_path / "raw", {"a": 18, "b": 18}, size=(16, 16))
+    df = mf.load(raw, announce=False)
+    df["group"] = [f"p{i // 3}" for i in range(len(df))]
+    split = ["train"] * len(df)
+    for person in (0, 6, 11):
+        split[person * 3] = "val"
+    df["split"] = split
+    path = tmp_path / "bad.csv"
+    mf.write(df, path)
+    return path
+
+
+def test_split_fix_that_would_empty_val_fails_in_one_line(tmp_path):
+    bad = _leaky_split(tmp_path)
+    r = invoke("split", "--check", bad, "--no-near-dup")
+    assert r.exit_code == 1 and "contaminated" in r.flat
+    fixed = tmp_path / "fixed.csv"
+    r = invoke("split", "--check", bad, "--no-near-dup", "--fix", "--out", fixed)
+    one_line_error(r, "--fix would change the share of 'val'", "0.0%", "nothing written")
+    assert not fixed.exists()
+
+
+def test_split_check_refuses_unknown_split_values(tmp_path):
+    bad = _leaky_split(tmp_path)
+    df = pd.read_csv(bad, keep_default_na=False)
+    df.loc[4, "split"] = "banana"
+    df.to_csv(bad, index=False)
+    r = invoke("split", "--check", bad, "--no-near-dup")
+    one_line_error(r, "'banana'", "row 5", "accepted: train, val, test")
+
+
+def test_split_fraction_finer_than_the_classes_is_one_line(tmp_path):
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(16, 16))
+    r = invoke("split", raw, "--out", tmp_path / "s.csv", "--val", 0.3, "--no-near-dup")
+    one_line_error(r, "10 parts per class", "largest class has 6")
+    assert not (tmp_path / "s.csv").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# malformed CSVs: one line, exit 2, before any scan
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case", ["empty", "not_utf8", "ragged_long", "ragged_short", "width_text"])
+@pytest.mark.parametrize("as_manifest", [True, False])
+def test_malformed_csvs_are_one_line(case, as_manifest, tmp_path):
+    raw = make_image_folder(tmp_path / "raw", {"a": 2}, size=(16, 16))
+    header = "path,label,root,width" if as_manifest else "path,label,width"
+    rows = ["a/000.png,a,raw,16", "a/001.png,a,raw,16"] if as_manifest else ["a/000.png,a,16", "a/001.png,a,16"]
+    text = {"empty": "", "not_utf8": None, "ragged_long": "\n".join([header, rows[0] + ",extra", rows[1]]),
+            "ragged_short": "\n".join([header, rows[0].rsplit(",", 1)[0], rows[1]]),
+            "width_text": "\n".join([header, rows[0].replace(",16", ",wide"), rows[1]])}[case]
+    f = tmp_path / "t.csv"
+    if text is None:
+        f.write_bytes(("\n".join([header, rows[0].replace("a,", "고양이,", 1), rows[1]]) + "\n").encode("cp949"))
+    else:
+        f.write_text(text + ("\n" if text else ""))
+    args = ["eda", f, "--out", tmp_path / "eda"] if as_manifest else \
+        ["eda", raw, "--csv", f, "--out", tmp_path / "eda"]
+    r = invoke(*args)
+    if case == "width_text" and not as_manifest:     # a competition CSV's extra columns are attributes: text is fine
+        assert r.exit_code == 0, r.output
+        return
+    words = {"empty": ["is empty"], "not_utf8": ["not UTF-8"], "ragged_long": ["line 2 has 5" if as_manifest else
+                                                                              "line 2 has 4"],
+             "ragged_short": ["line 2 has 3" if as_manifest else "line 2 has 2"],
+             "width_text": ["'width'", "wide"]}[case]
+    one_line_error(r, str(f.name), *words)
+    assert not (tmp_path / "eda").exists()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 10. Kaggle ids without extension: --image-dir, --ext and the common extensions; nothing readable is an error
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_csv_ids_without_extension(tmp_path):
+    comp = tmp_path / "comp"
+    for i in range(4):
+        make_image(comp / "train" / f"id{i}.png", size=(16, 16), seed=i)
+    (comp / "train.csv").write_text("id,label\n" + "".join(f"id{i},{'ab'[i % 2]}\n" for i in range(4)))
+    r = invoke("eda", comp, "--csv", comp / "train.csv", "--out", tmp_path / "e0")
+    one_line_error(r, "none of the 4 image(s) can be read", "--image-dir")
+    r = invoke("eda", comp, "--csv", comp / "train.csv", "--image-dir", comp / "train", "--out", tmp_path / "e1",
+               "-q")
+    assert r.exit_code == 0, r.output
+    m = pd.read_csv(tmp_path / "e1" / "manifest.csv", keep_default_na=False)
+    assert list(m["path"]) == [f"id{i}.png" for i in range(4)] and (m["error"] == "").all()
+    assert list(m["source_id"]) == [f"id{i}" for i in range(4)]
+    r = invoke("eda", comp, "--csv", comp / "train.csv", "--image-dir", comp / "train", "--ext", "jpg",
+               "--out", tmp_path / "e2")
+    one_line_error(r, "none of the 4", "id0.jpg")
+    r = invoke("eda", comp / "train", "--image-dir", comp / "train", "--out", tmp_path / "e3")
+    one_line_error(r, "--image-dir / --ext apply to a competition CSV")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 11. the split-folder layout: root/train/<class>, root/val/<class>, root/test/...
+# ---------------------------------------------------------------------------------------------------------------
+
+def test_split_folder_layout_maps_to_the_split_column(tmp_path):
+    root = tmp_path / "ds"
+    make_image_folder(root / "train", {"cat": 3, "dog": 3}, size=(16, 16))
+    make_image_folder(root / "val", {"cat": 1, "dog": 1}, size=(16, 16), seed=1)
+    make_image(root / "test" / "x.png", size=(16, 16), seed=50)
+    r = invoke("eda", root, "--out", tmp_path / "eda", "-q")
+    assert r.exit_code == 0, r.output
+    m = pd.read_csv(tmp_path / "eda" / "manifest.csv", keep_default_na=False).set_index("path")
+    assert set(m["label"]) == {"cat", "dog", ""}
+    assert m.loc["train/cat/000.png", "split"] == "train" and m.loc["val/dog/000.png", "split"] == "val"
+    assert m.loc["test/x.png", "split"] == "test" and m.loc["test/x.png", "label"] == ""
+    from imgcls.train.data import assign_split
+    train, val = assign_split(m.reset_index(), None, 0.0, 0)
+    assert train.sum() == 6 and val.sum() == 2

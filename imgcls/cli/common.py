@@ -93,6 +93,12 @@ LabelCol = Annotated[Optional[str], typer.Option(help="CSV column holding labels
 GroupCol = Annotated[Optional[str], typer.Option(help="CSV column holding groups (e.g. person id).")]
 AgeBands = Annotated[str, typer.Option(help="Age band edges for profile datasets, e.g. 30,60.")]
 MaxPixels = Annotated[int, typer.Option(help="Images with more pixels are reported and skipped.")]
+ImageDir = Annotated[Optional[Path], typer.Option(
+    help="Folder the --csv paths are relative to (default: SRC / the CSV's folder), e.g. data/train.",
+    show_default=False)]
+Ext = Annotated[Optional[str], typer.Option(
+    help="Extension for --csv ids that have none, e.g. .jpg (default: try .jpg, .png, .jpeg, .webp, ...).",
+    show_default=False)]
 
 
 def parse_int_list(text: str, flag: str) -> list[int]:
@@ -103,7 +109,9 @@ def parse_int_list(text: str, flag: str) -> list[int]:
 
 
 def layout_options(layout: str = "auto", csv: Path | None = None, path_col: str | None = None,
-                   label_col: str | None = None, group_col: str | None = None, age_bands: str = "30,60"):
+                   label_col: str | None = None, group_col: str | None = None, age_bands: str = "30,60",
+                   image_dir: Path | None = None, ext: str | None = None):
     from imgcls.manifest import LayoutOptions
     return LayoutOptions(layout=layout, csv=str(csv) if csv else None, path_col=path_col, label_col=label_col,
-                         group_col=group_col, age_bands=parse_int_list(age_bands, "--age-bands"))
+                         group_col=group_col, age_bands=parse_int_list(age_bands, "--age-bands"),
+                         image_dir=str(image_dir) if image_dir else None, ext=ext)

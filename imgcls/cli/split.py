@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgcls.cli.common import (AgeBands, Csv, Device, LabelCol, Layout, MaxPixels, OptSrc, PathCol, Quiet, Seed,
+from imgcls.cli.common import (AgeBands, Csv, Ext, ImageDir,
+                               Device, LabelCol, Layout, MaxPixels, OptSrc, PathCol, Quiet, Seed,
                                Workers, command, default_workers, layout_options, parse_int_list)
 from imgcls.errors import UserError
 
@@ -66,6 +67,7 @@ def split(src: OptSrc = None,
                          ] = False,
           allow_leaks: Annotated[bool, typer.Option(help="Write / accept a contaminated split (exit 0).")] = False,
           layout: Layout = "auto", csv: Csv = None, path_col: PathCol = None, label_col: LabelCol = None,
+          image_dir: ImageDir = None, ext: Ext = None,
           seed: Seed = 0, workers: Workers = default_workers(), max_pixels: MaxPixels = 89_478_485,
           quiet: Quiet = False) -> None:
     """Split a dataset into train / val / test or k folds without leaks: groups (people), exact and near
@@ -92,5 +94,6 @@ def split(src: OptSrc = None,
     if src is None:
         from imgcls.pipeline import default_input
         src = default_input("split")
-    opts = layout_options(layout, csv, path_col, label_col, group_col if group_col != "group" else None, age_bands)
+    opts = layout_options(layout, csv, path_col, label_col, group_col if group_col != "group" else None,
+                          age_bands, image_dir, ext)
     sp.run_split(src, out or Path("data/splits.csv"), opts, cfg, workers=workers, max_pixels=max_pixels)
