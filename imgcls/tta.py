@@ -25,6 +25,7 @@ from imgcls.errors import UserError
 
 CROP_PCT = 0.875  # timm's default: the crops cover 87.5% of the resized image
 MERGES = ("mean", "logits")
+DEFAULT_VIEWS = "flip"   # what a bare `imgcls predict --tta` uses
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,35 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperCommand
 
 from imgcls.cli.common import (Csv, Device, Layout, PathCol, Quiet, Workers, command, default_workers,
                                layout_options)
 
 
-@command("predict", epilog="Example: imgcls predict outputs/runs/effnet --data data/test --tta flip+crops "
+class _BareTTA(TyperCommand):
+    """`--tta` given alone means the default views (`flip`): the next word is its value only when it reads as
+    TTA views (flip, crops, ten, scales=..., none), so `--tta RUN` and `--tta --eval` keep RUN / --eval."""
+
+    def parse_args(self, ctx, args):
+        from imgcls.errors import UserError
+        from imgcls.tta import DEFAULT_VIEWS, parse_tta
+        args = list(args)
+        for i, a in enumerate(args):
+            if a == "--":
+                break
+            if a == "--tta":
+                nxt = args[i + 1] if i + 1 < len(args) else None
+                try:
+                    is_value = nxt is not None and not nxt.startswith("-") and parse_tta(nxt) is not None
+                except UserError:
+                    is_value = False
+                if not is_value:
+                    args[i] = f"--tta={DEFAULT_VIEWS}"
+        return super().parse_args(ctx, args)
+
+
+@command("predict", cls=_BareTTA, epilog="Example: imgcls predict outputs/runs/effnet --data data/test --tta flip+crops "
                            "--sample-submission data/sample_submission.csv")
 def predict(source: Annotated[Optional[Path], typer.Argument(
                 help="Run folder, checkpoint, or ensemble folder / spec.yaml (default: the newest).",
@@ -21,7 +44,8 @@ def predict(source: Annotated[Optional[Path], typer.Argument(
             out: Annotated[Optional[Path], typer.Option(
                 help="Output folder (default: outputs/predictions/<run or ensemble name>).")] = None,
             tta: Annotated[str, typer.Option(
-                help="Test-time augmentation: none, flip, crops (five), ten, scales=0.9,1.0,1.1, joined by '+'.")
+                help="Test-time augmentation: none, flip, crops (five), ten, scales=0.9,1.0,1.1, joined by '+'; "
+                     "a bare --tta means flip.")
             ] = "none",
             tta_merge: Annotated[str, typer.Option(help="mean (of probabilities) | logits (mean, then softmax).")
                                  ] = "mean",
