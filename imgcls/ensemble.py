@@ -17,6 +17,7 @@ validation scores), `scores.csv` (per member and ensemble) and `oof_predictions.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,24 @@ def fit_weights(probs: Sequence[np.ndarray], y: np.ndarray, method: str = "weigh
     return w
 
 
+def crossfit_macro_f1(probs: Sequence[np.ndarray], y: np.ndarray, method: str, metric: str | None = None,
+                      folds: int = 5, seed: int = 0) -> tuple[float, int] | None:
+    """Macro-F1 of the ensemble with weights fitted out of fold: the rows split in `folds` (stratified when every
+    class has enough rows), each fold predicted with weights fitted on the others. None with too few rows."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+    k = min(folds, len(y) // 2)
+    if k < 2:
+        return None
+    counts = np.bincount(y)
+    splitter = (StratifiedKFold(k, shuffle=True, random_state=seed) if counts[counts > 0].min() >= k
+                else KFold(k, shuffle=True, random_state=seed))
+    pred = np.zeros(len(y), dtype=int)
+    for fit_idx, held in splitter.split(np.zeros(len(y)), y):
+        w = fit_weights([p[fit_idx] for p in probs], y[fit_idx], method, metric)
+        pred[held] = vote([p[held] for p in probs], method, w).argmax(1)
+    return macro_f1(y, pred, probs[0].shape[1]), k
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Members and the spec
 # ---------------------------------------------------------------------------------------------------------------
@@ -205,18 +224,42 @@ def load_spec(path: str | os.PathLike) -> EnsembleSpec:
         p = p / SPEC_NAME
     if not p.is_file():
         raise UserError(f"no ensemble spec at {p}; build one with `imgcls ensemble RUN RUN ...`")
-    doc = yaml.safe_load(p.read_text()) or {}
-    if doc.get("kind") != "imgcls-ensemble" or not doc.get("members"):
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        # safe_load refuses !!python tags (a ConstructorError): they would build objects, i.e. run code
+        raise UserError(f"{p} is not a readable YAML ensemble spec ({type(e).__name__}"
+                        f"{', a !!python tag is refused' if 'python' in str(e) else ''}); "
+                        f"rebuild it with `imgcls ensemble RUN RUN ...`") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "imgcls-ensemble" or not doc.get("members"):
         raise UserError(f"{p} is not an imgcls ensemble spec (no kind: imgcls-ensemble / members)")
+    bad = lambda what: UserError(f"ensemble spec {p}: {what}; rebuild it with `imgcls ensemble RUN RUN ...`")
+    if not isinstance(doc["members"], list):
+        raise bad("members is not a list")
+    if doc.get("method", "soft") not in METHODS:
+        raise bad(f"method {doc.get('method')!r} is not one of {', '.join(METHODS)}")
+    if not isinstance(doc.get("classes", []), list):
+        raise bad("classes is not a list")
     base = p.parent
     members = []
-    for d in doc["members"]:
+    for i, d in enumerate(doc["members"]):
+        if not isinstance(d, dict) or not all(k in d for k in ("name", "run", "checkpoints")):
+            raise bad(f"member {i + 1} lacks name / run / checkpoints")
+        if not isinstance(d["checkpoints"], list) or not d["checkpoints"] \
+                or not all(isinstance(c, str) for c in d["checkpoints"]) or not isinstance(d["run"], str):
+            raise bad(f"member {d['name']}: run / checkpoints are not paths")
+        try:
+            weight = float(d.get("weight", 1.0))
+        except (TypeError, ValueError):
+            raise bad(f"member {d['name']}: weight {d.get('weight')!r} is not a number") from None
+        if not (math.isfinite(weight) and weight >= 0):
+            raise bad(f"member {d['name']}: weight {weight} is not a non-negative number")
         ckpts = [(base / c).resolve() for c in d["checkpoints"]]
         missing = [c for c in ckpts if not c.is_file()]
         if missing:
             raise UserError(f"ensemble {p}: member {d['name']} checkpoint {missing[0]} does not exist; "
                             f"rebuild the ensemble or restore the run")
-        members.append(Member(d["name"], (base / d["run"]).resolve(), ckpts, float(d.get("weight", 1.0))))
+        members.append(Member(str(d["name"]), (base / d["run"]).resolve(), ckpts, weight))
     return EnsembleSpec(doc.get("name", p.parent.name), doc.get("method", "soft"), members,
                         [str(c) for c in doc.get("classes", [])], p, doc.get("scores", {}))
 
@@ -281,6 +324,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = "soft", weig
     y = y_all[ok].astype(int).to_numpy()
     P = [o.loc[common, [f"p_{c}" for c in classes]].to_numpy(np.float64)[ok] for o in oofs]
 
+    fitted = False
     if method == "soft":
         w = np.full(len(members), 1.0 / len(members))
         if weights not in (None, ""):
@@ -290,6 +334,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = "soft", weig
             raise UserError("--weights auto needs validation predictions on the same images for every member; "
                             "pass explicit --weights w1,w2,...")
         w = fit_weights(P, y, method, metric)
+        fitted = len(members) > 1
         info(f"fitted weights on {len(y)} common validation images ({metric or ('f1' if method == 'hard' else 'logloss')}): "
              + ", ".join(f"{m.name}={x:.3f}" for m, x in zip(members, w)))
     else:
@@ -305,16 +350,31 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = "soft", weig
         r["weight"] = float(next(m.weight for m in members if m.name == r["member"]))
         r["common_macro_f1"] = macro_f1(y, p.argmax(1), n_cls) if len(y) else float("nan")
         scores["members"][r["member"]] = {"val_macro_f1": r["val_macro_f1"], "common_macro_f1": r["common_macro_f1"]}
-    ens_row = {"member": f"ensemble ({method})", "checkpoints": sum(len(m.checkpoints) for m in members),
+    # auto weights are fitted on the very rows the ensemble is scored on: that score is optimistic and says so;
+    # the cross-fitted score (weights fitted on the other folds of the rows, scored on the held-out fold) is not
+    label = f"ensemble ({method})" + (", weights fitted on these rows" if fitted else "")
+    ens_row = {"member": label, "checkpoints": sum(len(m.checkpoints) for m in members),
                "val_images": int(len(y)), "val_macro_f1": float("nan"), "weight": 1.0}
+    extra_rows = []
     if len(y):
         ens = vote(P, method, w)
         ens_row["common_macro_f1"] = macro_f1(y, ens.argmax(1), n_cls)
         ens_row["val_macro_f1"] = ens_row["common_macro_f1"]
         scores["ensemble_macro_f1"] = ens_row["common_macro_f1"]
+        scores["weights_fitted_on_scored_rows"] = fitted
         if method != "hard":
             scores["ensemble_logloss"] = log_loss(y, ens)
+        if fitted:
+            cross = crossfit_macro_f1(P, y, method, metric)
+            if cross is not None:
+                f1, k = cross
+                scores["ensemble_macro_f1_crossfit"] = f1
+                scores["crossfit_folds"] = k
+                extra_rows.append({"member": f"ensemble ({method}), weights cross-fitted ({k} folds)",
+                                   "checkpoints": ens_row["checkpoints"], "val_images": int(len(y)),
+                                   "val_macro_f1": f1, "weight": 1.0, "common_macro_f1": f1})
     rows.append(ens_row)
+    rows.extend(extra_rows)
 
     name = name or (Path(out).name if out else "ensemble")
     out = Path(out) if out else Path("outputs/ensembles") / name
@@ -338,6 +398,9 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = "soft", weig
 def print_scores(table: pd.DataFrame) -> None:
     from rich.table import Table
     t = Table(title="validation macro-F1")
+    if table["member"].str.contains("weights fitted on these rows").any():
+        t.caption = ("weights fitted on these rows: optimistic (the same rows chose the weights); "
+                     "the cross-fitted row scores each row with weights fitted without it")
     t.add_column("member")
     t.add_column("ckpts", justify="right")
     t.add_column("weight", justify="right")

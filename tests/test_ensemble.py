@@ -71,7 +71,12 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     assert len(spec.members[1].checkpoints) == 2                 # both folds of the k-fold run
     assert spec.members[0].weight > spec.members[1].weight       # the better OOF member weighs more
     scores = pd.read_csv(out / "scores.csv")
-    assert len(scores) == 3 and scores["val_macro_f1"].notna().all()
+    assert len(scores) == 4 and scores["val_macro_f1"].notna().all()
+    # the auto weights were fitted on the rows the ensemble is scored on: its label says so, and a cross-fitted
+    # score (weights fitted without the scored rows) stands beside it (issue 15, item 13)
+    assert list(scores["member"][2:]) == ["ensemble (weighted), weights fitted on these rows",
+                                          "ensemble (weighted), weights cross-fitted (5 folds)"]
+    assert "weights fitted on these rows" in " ".join(res.output.split())
     doc = yaml.safe_load((out / "spec.yaml").read_text())
     assert not doc["members"][0]["run"].startswith("/")          # relative: the tree can move
 
