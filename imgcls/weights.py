@@ -78,14 +78,38 @@ def weight_file(path: str | os.PathLike, flag: str | None = "--weights") -> Path
     return path
 
 
+def torch_load_safely(path: str | os.PathLike, what: str = "a weight file",
+                      fix: str = "give a state dict saved with torch.save, or a .safetensors file"):
+    """`torch.load(path, weights_only=True)`: tensors and plain containers only, never code. A file that is not such
+    a torch file is one UserError naming it and what it is (never torch's advice to load it with weights_only=False,
+    which would run whatever the file holds)."""
+    import pickle
+    import warnings
+
+    import torch
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")     # torch's "pickle protocol 4" note about a plain pickle
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        reason = "it holds Python objects other than tensors, refused because loading them could run code"
+    except Exception as e:                      # a text file, a truncated zip, an empty file: not torch.save output
+        reason = f"not a file written by torch.save ({type(e).__name__})"
+    raise UserError(f"{path} is not {what}: {reason}; {fix}")
+
+
 def load_state_dict_file(path: str | os.PathLike, flag: str | None = "--weights") -> dict:
     """A state dict from a weight file of any common shape. `flag`: the option that named the file (in errors)."""
-    import torch
     path = weight_file(path, flag)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        return load_file(str(path))
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            return load_file(str(path))
+        except Exception as e:
+            raise UserError(f"{path} is not a readable .safetensors file ({type(e).__name__}); "
+                            f"check {flag or '--weights'}") from None
+    obj = torch_load_safely(path, f"a weight file ({flag or '--weights'})")
     for key in ("state_dict", "model", "state_dict_ema", "model_ema"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
@@ -118,8 +142,7 @@ def load_local_source(model, name: str) -> None:
     """Load package-shipped weights into a timm model built with its default 1000-class head."""
     src = LOCAL_SOURCES[name]
     path = src.locate()
-    import torch
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    loaded = torch_load_safely(path, f"the {name} weight file")
     keys = list(model.state_dict().keys())
     if len(keys) != len(loaded):
         raise UserError(f"{path} has {len(loaded)} tensors, {name} expects {len(keys)}")

@@ -27,8 +27,9 @@ EPILOG = """Examples:
 def train(src: OptSrc = None,
           config: Annotated[Optional[Path], typer.Option(help="Start from a config.yaml; flags override it.",
                                                          rich_help_panel=OUTPUT, show_default=False)] = None,
-          resume: Annotated[Optional[Path], typer.Option(help="Continue this run folder from its last.pt; flags "
-                                                         "override its config.yaml.", rich_help_panel=OUTPUT,
+          resume: Annotated[Optional[Path], typer.Option(help="Continue this run folder from its last.pt, as its "
+                                                         "config.yaml records it (only the data path, --workers, "
+                                                         "--device, --cache may differ).", rich_help_panel=OUTPUT,
                                                          show_default=False)] = None,
           quiet: Quiet = False, *, cfg: Given) -> None:
     """Train a timm model: single or multi-branch heads, imbalance tools, k-fold, resumable -> outputs/runs/<RUN>/."""

@@ -77,15 +77,6 @@ def default_workers(device_type: str, cache: str) -> int:
     return decode_processes()
 
 
-def _new_run_name(out: Path, model: str) -> str:
-    base = f"{time.strftime('%Y%m%d-%H%M%S')}-{model}"
-    name, k = base, 1
-    while (out / name).exists():
-        k += 1
-        name = f"{base}-{k}"
-    return name
-
-
 def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None) -> Path:
     """Train (every fold with folds='all'); returns the run folder. `resume`: a run folder to continue.
     `stop_after`: stop after that many epochs in total (as if interrupted; `resume` continues).
@@ -103,13 +94,13 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
 def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | None) -> Path:
     import torch
     from imgcls import manifest as mf
-    from imgcls.console import info, warn
+    from imgcls.console import info
     from imgcls.device import resolve_device
     from imgcls.errors import UserError
-    from imgcls.fsutil import check_output_location, check_writable, write_json
+    from imgcls.fsutil import check_output_location, check_writable
     from imgcls.train import data as tdata
-    from imgcls.fsutil import write_table
-    from imgcls.train.loop import FoldData, RunLog, init_distributed, train_run
+    from imgcls.train.loop import init_distributed
+    from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, resume_config
     from imgcls.weights import check_model_name, data_config
 
     dist = init_distributed(cfg.device)
@@ -117,6 +108,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         resume = Path(resume)
         if not (resume / "config.yaml").is_file():
             raise UserError(f"--resume {resume}: no config.yaml there; give a run folder written by imgcls train")
+        cfg = resume_config(cfg, resume)     # refuses a changed option before anything is read or written
+    check_run_name(cfg.name)
     if cfg.src is None:
         from imgcls.pipeline import default_input
         cfg.src = str(default_input("train"))
@@ -156,25 +149,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         from imgcls.train.heads import build_model
         build_model(meta, pretrained=cfg.pretrained, weights=cfg.weights)
 
-    out = Path(cfg.out)
-    check_output_location(out, *mf.roots(df))
-    if resume is not None:
-        run_dir = resume
-        if dist.main:
-            cfg.save(run_dir / "config.yaml")   # flags given with --resume (e.g. more --epochs) are recorded
-    else:
-        name = cfg.name or (_new_run_name(out, cfg.model) if dist.main else None)
-        name = dist.broadcast(name)
-        cfg.name = name
-        run_dir = out / name
-        if dist.main:
-            if (run_dir / "last.pt").exists() or any(run_dir.glob("fold_*/last.pt")):
-                raise UserError(f"run folder {run_dir} already holds a run; choose another --name or --resume it")
-            run_dir.mkdir(parents=True, exist_ok=True)
-            cfg.save(run_dir / "config.yaml")
-    dist.barrier()
-
-    # which folds ---------------------------------------------------------------------------------------------------
+    # which folds (checked before the run folder is made) ----------------------------------------------------------
     folds: list[int | None] = [None]
     if cfg.folds:
         have = tdata.fold_ids(df)
@@ -184,6 +159,52 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         bad = [f for f in folds if f not in have]
         if bad:
             raise UserError(f"fold(s) {bad} not in the data (folds present: {have})")
+
+    out = Path(cfg.out)
+    check_output_location(out, *mf.roots(df))
+    # rank 0 claims the run folder (an atomic mkdir, then an exclusive lock held until the run ends); the other
+    # processes learn its name, or the one-line error that stops them all
+    lock, err, name = None, None, None
+    if dist.main:
+        try:
+            run_dir = resume if resume is not None else claim_run_dir(out, cfg.name, cfg.model, cfg.exist_ok)
+            check_output_location(run_dir, *mf.roots(df))
+            lock = RunLock(run_dir).__enter__()
+            name = run_dir.name
+        except UserError as e:
+            err = str(e)
+    err, name = dist.broadcast((err, name))
+    if err:
+        raise UserError(err)
+    run_dir = resume if resume is not None else out / name
+    try:
+        if resume is None:
+            cfg.name = name
+            if dist.main:
+                cfg.save(run_dir / "config.yaml")
+        elif dist.main:                      # the record is kept as it was; temp files of a killed run go
+            from imgcls.fsutil import remove_stale_temps
+            remove_stale_temps(run_dir)
+        dist.barrier()
+        return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
+                            resume, stop_after)
+    finally:
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+
+def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
+                 stop_after) -> Path:
+    """Every fold of the run (one run without folds): the shared decoded-image cache, train_run per fold, the
+    out-of-fold score."""
+    import torch
+    from imgcls import manifest as mf
+    from imgcls.console import warn
+    from imgcls.errors import UserError
+    from imgcls.fsutil import write_json, write_table
+    from imgcls.train import data as tdata
+    from imgcls.train.loop import FoldData, RunLog, train_run
+    img_size = cfg.img_size
 
     # decoded-image cache, shared by every fold ------------------------------------------------------------------
     paths = mf.image_paths(df)

@@ -28,12 +28,13 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist; give a run folder written by `imgcls train`")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise UserError(f"{path} is not an imgcls checkpoint ({type(e).__name__}: {e})") from None
+    from imgcls.model_meta import ModelMeta
+    from imgcls.weights import torch_load_safely
+    obj = torch_load_safely(path, "an imgcls checkpoint", "give a best.pt / last.pt written by imgcls train")
     if not isinstance(obj, dict) or "state_dict" not in obj or "meta" not in obj:
         raise UserError(f"{path} is not an imgcls checkpoint (no state_dict / meta); was it written by imgcls train?")
+    # range-checked before anything is built from it (an img_size of 30000 would allocate GBs per image)
+    obj["meta"] = ModelMeta.from_dict(obj["meta"], source=str(path)).to_dict()
     return obj
 
 

@@ -112,7 +112,10 @@ class TrainConfig:
                                       "cache: the model uses every core); the cache is built over min(8, cores).")
     device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
     out: str = option("outputs/runs", panel=OUTPUT, cli_type=Path, from_cli=str, help="Folder of runs.")
-    name: str | None = option(None, panel=OUTPUT, none="time-model", help="Run name.")
+    name: str | None = option(None, panel=OUTPUT, none="time-model, made unique",
+                              help="Run name, one plain folder name; an existing one is an error unless --exist-ok.")
+    exist_ok: bool = option(False, panel=OUTPUT, help="Train into an existing --name folder that holds no run (a "
+                                                      "folder with a run's checkpoints is only continued: --resume).")
 
     def validate(self) -> None:
         """Every option's choices and range (imgcls.options.check), before any data is read: a typo fails in a
@@ -133,6 +136,17 @@ class TrainConfig:
         unknown = sorted(set(d) - names)
         if unknown:
             raise UserError(f"unknown option(s) in config: {', '.join(unknown)}; see imgcls train --help")
+        default = cls()
+        for k, v in d.items():   # a value of another type (epochs: ten) fails here, not as a traceback later
+            ref = getattr(default, k)
+            if v is None or ref is None:
+                continue
+            ok = (isinstance(v, bool) if isinstance(ref, bool) else
+                  isinstance(v, (int, float)) and not isinstance(v, bool) if isinstance(ref, float) else
+                  isinstance(v, int) and not isinstance(v, bool) if isinstance(ref, int) else
+                  isinstance(v, type(ref)))
+            if not ok:
+                raise UserError(f"option {k}: {v!r} is not {type(ref).__name__}; see imgcls train --help")
         return cls(**d)
 
     @classmethod
@@ -141,10 +155,21 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             raise UserError(f"config file {path} does not exist; give a config.yaml written by imgcls train")
-        d = yaml.safe_load(path.read_text()) or {}
+        try:
+            d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            # safe_load refuses !!python tags (a ConstructorError): they would build objects, i.e. run code
+            where = getattr(e, "problem_mark", None)
+            at = f" (line {where.line + 1})" if where is not None else ""
+            raise UserError(f"{path} is not a readable YAML config{at}: "
+                            f"{type(e).__name__}{' (a !!python tag is refused)' if 'python' in str(e) else ''}; "
+                            f"give a config.yaml written by imgcls train") from None
         if not isinstance(d, dict):
-            raise UserError(f"{path} is not a mapping of options")
-        return cls.from_dict(d)
+            raise UserError(f"{path} is not a mapping of options; give a config.yaml written by imgcls train")
+        try:
+            return cls.from_dict(d)
+        except UserError as e:
+            raise UserError(f"{path}: {e}") from None
 
     @classmethod
     def resolve(cls, overrides: dict | None = None, config: str | Path | None = None,

@@ -1,0 +1,140 @@
+"""Model metadata: what a checkpoint says about its network, typed and range-checked when read.
+
+A checkpoint's `meta` (see `imgcls.train.checkpoint`) tells predict / ensemble / export / TTA how to rebuild the
+network and feed it: the timm model, the final classes, the heads and how they decode into the final classes, the
+input size, normalisation, resize mode and interpolation. It is read from files a user may have been handed, so
+every value is checked before it is used: an `img_size` of 30000 would make predict allocate gigabytes per image.
+
+    meta = ModelMeta.from_dict(obj["meta"], source=path)   # a UserError names the file and the bad value
+    meta.to_dict()                                         # plain lists / numbers (torch.load weights_only reads it)
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from imgcls.errors import UserError
+
+DECODES = ("single", "profile18", "product")
+BRANCHES = ("shallow", "deep")
+IMG_SIZE_RANGE = (8, 2048)       # a 2048 px view is 48 MiB as float32; timm's largest pretrained inputs are < 1000
+MAX_CLASSES = 100_000            # final classes (a product decode's table has this many rows)
+MAX_HEADS = 16
+
+
+@dataclass(frozen=True)
+class Head:
+    name: str
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    model: str                                   # timm model name
+    classes: tuple[str, ...]                     # final labels, in output index order
+    heads: tuple[Head, ...]                      # one head "label" for single; e.g. mask / gender / age_band
+    decode: str = "single"                       # single | profile18 | product (see imgcls.train.heads)
+    img_size: int = 224
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+    interpolation: str = "bilinear"
+    resize_mode: str = "squash"
+    branch: str = "shallow"
+    drop_rate: float = 0.0
+    extra: dict = field(default_factory=dict, compare=False)   # keys this version does not know, kept as read
+
+    @property
+    def head_sizes(self) -> list[int]:
+        return [len(h.classes) for h in self.heads]
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        extra = d.pop("extra")
+        d["classes"] = list(self.classes)
+        d["heads"] = [{"name": h.name, "classes": list(h.classes)} for h in self.heads]
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        return {**extra, **d}
+
+    @classmethod
+    def from_dict(cls, d, source: str = "checkpoint") -> "ModelMeta":
+        """Typed and checked; `source` (a file) is named in the error. Keys older checkpoints lack (resize_mode,
+        interpolation, branch, drop_rate) take the values those versions used."""
+        def bad(what: str) -> UserError:
+            return UserError(f"{source}: model metadata {what}; the file is damaged or not written by imgcls train")
+
+        if not isinstance(d, dict):
+            raise bad("is not a mapping")
+        for key in ("model", "classes", "heads", "decode", "img_size", "mean", "std"):
+            if key not in d:
+                raise bad(f"lacks '{key}'")
+        model = d["model"]
+        if not isinstance(model, str) or not 0 < len(model) <= 200:
+            raise bad(f"model {model!r} is not a timm model name")
+        classes = _str_list(d["classes"], "classes", bad)
+        if not 1 <= len(classes) <= MAX_CLASSES:
+            raise bad(f"has {len(classes)} classes (1 to {MAX_CLASSES} allowed)")
+        if not isinstance(d["heads"], list) or not 1 <= len(d["heads"]) <= MAX_HEADS:
+            raise bad(f"heads must be a list of 1 to {MAX_HEADS} heads")
+        heads = []
+        for h in d["heads"]:
+            if not isinstance(h, dict) or not isinstance(h.get("name"), str) or "classes" not in h:
+                raise bad("has a head without a name and classes")
+            hc = _str_list(h["classes"], f"head {h['name']} classes", bad)
+            if not 1 <= len(hc) <= MAX_CLASSES:
+                raise bad(f"head {h['name']} has {len(hc)} classes (1 to {MAX_CLASSES} allowed)")
+            heads.append(Head(h["name"], hc))
+        decode = _choice(d["decode"], "decode", DECODES, bad)
+        if decode == "single":
+            if len(heads) != 1 or len(heads[0].classes) != len(classes):
+                raise bad(f"decode single needs one head with the {len(classes)} classes")
+        else:
+            n = math.prod(len(h.classes) for h in heads)
+            if n != len(classes):
+                raise bad(f"decode {decode}: the heads' product has {n} classes, classes has {len(classes)}")
+            if decode == "profile18" and {h.name for h in heads} != {"mask", "gender", "age_band"}:
+                raise bad("decode profile18 needs the heads mask, gender and age_band")
+        img_size = d["img_size"]
+        if isinstance(img_size, bool) or not isinstance(img_size, int) \
+                or not IMG_SIZE_RANGE[0] <= img_size <= IMG_SIZE_RANGE[1]:
+            raise bad(f"img_size {img_size!r} is not an integer from {IMG_SIZE_RANGE[0]} to {IMG_SIZE_RANGE[1]}")
+        mean = _floats3(d["mean"], "mean", bad, lambda v: -10 <= v <= 10)
+        std = _floats3(d["std"], "std", bad, lambda v: 1e-6 <= v <= 10)
+        from imgcls.train.data import INTERPOLATIONS, RESIZE_MODES
+        interpolation = _choice(d.get("interpolation", "bilinear"), "interpolation", INTERPOLATIONS, bad)
+        resize_mode = _choice(d.get("resize_mode", "squash"), "resize_mode", RESIZE_MODES, bad)
+        branch = _choice(d.get("branch", "shallow"), "branch", BRANCHES, bad)
+        drop_rate = d.get("drop_rate", 0.0)
+        if isinstance(drop_rate, bool) or not isinstance(drop_rate, (int, float)) or not 0 <= drop_rate < 1:
+            raise bad(f"drop_rate {drop_rate!r} is not in [0, 1)")
+        known = {f for f in cls.__dataclass_fields__ if f != "extra"}
+        extra = {k: v for k, v in d.items() if k not in known}
+        return cls(model, classes, tuple(heads), decode, img_size, mean, std, interpolation, resize_mode, branch,
+                   float(drop_rate), extra)
+
+
+def _str_list(v, what: str, bad) -> tuple[str, ...]:
+    if not isinstance(v, (list, tuple)) or not all(isinstance(x, (str, int)) and not isinstance(x, bool) for x in v):
+        raise bad(f"{what} is not a list of names")
+    out = tuple(str(x) for x in v)
+    if len(set(out)) != len(out):
+        raise bad(f"{what} has a name twice")
+    return out
+
+
+def _floats3(v, what: str, bad, ok) -> tuple[float, float, float]:
+    if not isinstance(v, (list, tuple)) or len(v) != 3 \
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+        raise bad(f"{what} is not three numbers (one per RGB channel)")
+    if not all(math.isfinite(x) and ok(x) for x in v):
+        raise bad(f"{what} {list(v)} is out of range")
+    return tuple(float(x) for x in v)
+
+
+def _choice(v, what: str, allowed, bad) -> str:
+    if v not in allowed:
+        raise bad(f"{what} {v!r} is not one of {', '.join(allowed)}")
+    return v

@@ -1,0 +1,126 @@
+"""The run folder: named by one path component, created exclusively, held by one process at a time.
+
+- `check_run_name`: a run name is a single path component (`--name ../..` would write the run anywhere).
+- `claim_run_dir`: `out/name` made with an atomic mkdir, so two `imgcls train` started at once can never share a
+  folder: the default name (time-model) takes the next free `-2`, `-3`... suffix; a given `--name` that exists is an
+  error unless `--exist-ok` (and even then a folder holding a run's checkpoints is never trained over: `--resume` it).
+- `RunLock`: an exclusive `flock` on the run folder itself for the run's duration (a resume of a run that is still
+  training fails in one line). The kernel drops the lock when the process ends, `kill -9` included: no lock file
+  is left behind to clean.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from imgcls.errors import UserError
+
+
+def check_run_name(name: str | None) -> None:
+    if name is None:
+        return
+    if (not isinstance(name, str) or name.strip() in ("", ".", "..") or "/" in name or "\\" in name
+            or "\0" in name or Path(name).name != name):
+        raise UserError(f"--name {name!r} is not a plain folder name; give one path component such as exp1 "
+                        f"(the run is written under --out)")
+
+
+def new_run_name(model: str) -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{model.replace('/', '_')}"
+
+
+def holds_run(folder: Path) -> bool:
+    return (folder / "last.pt").exists() or any(folder.glob("fold_*/last.pt"))
+
+
+def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = False) -> Path:
+    """Create the run folder exclusively and return it (see the module doc)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if name is None:
+        base = new_run_name(model)
+        for k in range(1, 10_000):
+            run_dir = out / (base if k == 1 else f"{base}-{k}")
+            try:
+                run_dir.mkdir()
+                return run_dir
+            except FileExistsError:
+                continue
+        raise UserError(f"no free run name {base}-N under {out}; pass --name")
+    check_run_name(name)
+    run_dir = out / name
+    try:
+        run_dir.mkdir()
+        return run_dir
+    except FileExistsError:
+        pass
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} exists and is not a folder; choose another --name")
+    if holds_run(run_dir):
+        raise UserError(f"run folder {run_dir} already holds a run; continue it with --resume {run_dir}, or choose "
+                        f"another --name (a run is never trained over)")
+    if not exist_ok:
+        raise UserError(f"run folder {run_dir} already exists; choose another --name, or pass --exist-ok to train "
+                        f"into it")
+    return run_dir
+
+
+class RunLock:
+    """Exclusive, non-blocking flock on a run folder; a second holder gets a UserError naming the folder."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = Path(run_dir)
+        self.fd: int | None = None
+
+    def __enter__(self) -> "RunLock":
+        import fcntl
+        self.fd = os.open(self.run_dir, os.O_RDONLY)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            raise UserError(f"run folder {self.run_dir} is in use by another imgcls train; wait for it to finish "
+                            f"or choose another --name") from None
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        if self.fd is not None:
+            os.close(self.fd)     # closing the descriptor releases the lock
+            self.fd = None
+        return False
+
+
+# options that may differ when a run is resumed: where the data is read from and how (not what is trained)
+RESUME_MAY_CHANGE = ("src", "workers", "device", "cache", "out", "name", "exist_ok")
+
+
+def _finished(run_dir: Path) -> bool:
+    from imgcls.train.checkpoint import read_checkpoint
+    lasts = [run_dir / "last.pt"] if (run_dir / "last.pt").is_file() else sorted(run_dir.glob("fold_*/last.pt"))
+    return bool(lasts) and all(read_checkpoint(p).get("train_state", {}).get("finished") for p in lasts)
+
+
+def resume_config(cfg, run_dir: Path):
+    """The config a resumed run continues with: its recorded config.yaml, where `cfg` may only change how data is
+    read (RESUME_MAY_CHANGE). Any other difference (more --epochs, another --lr) is refused in one line before
+    anything is written: the run would no longer be the run its record describes. Values `cfg` leaves unset
+    (None) are the recorded ones."""
+    from dataclasses import fields
+
+    from imgcls.train.config import TrainConfig
+    recorded = TrainConfig.load(run_dir / "config.yaml")
+    merged = {f.name: getattr(cfg, f.name) if getattr(cfg, f.name) is not None else getattr(recorded, f.name)
+              for f in fields(TrainConfig)}
+    changed = [(k, getattr(recorded, k), merged[k]) for k in merged
+               if k not in RESUME_MAY_CHANGE and merged[k] != getattr(recorded, k)]
+    if changed:
+        if any(k == "epochs" for k, _, _ in changed) and _finished(run_dir):
+            raise UserError(f"--resume {run_dir}: the run finished its {recorded.epochs} epochs and is not extended "
+                            f"(its schedule was fitted to {recorded.epochs}); to train longer start a new run from "
+                            f"its weights: imgcls train --weights <its best.pt> --epochs N")
+        what = ", ".join(f"--{k.replace('_', '-')} {old} -> {new}" for k, old, new in changed)
+        raise UserError(f"--resume {run_dir} continues the run as its config.yaml records it; {what} cannot change "
+                        f"(drop the flag, or start a new run)")
+    merged["name"], merged["out"] = run_dir.name, str(run_dir.parent)
+    return TrainConfig.from_dict(merged)

@@ -1,0 +1,334 @@
+"""Issue 15, model side: runs are never lost or shared, metadata and YAML read from files are checked, a user's
+mistake with a run, a checkpoint or a spec is one line with exit 2 (train / predict / ensemble / export)."""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from conftest import make_image, make_image_folder, make_tiny_run, tree_snapshot
+from imgcls.cli import app
+from imgcls.errors import UserError
+
+runner = CliRunner()
+TINY = ["--model", "resnet10t", "--img-size", "32", "--batch-size", "8", "--workers", "0", "--device", "cpu",
+        "--aug", "none", "--val-split", "0.3"]
+
+
+def one_error_line(r) -> str:
+    errors = [ln for ln in r.output.splitlines() if ln.startswith("error:")]
+    assert r.exit_code == 2, r.output
+    assert "Traceback" not in r.output
+    assert len(errors) == 1, r.output
+    assert r.output.rstrip().endswith(errors[0])
+    return errors[0]
+
+
+class _Marker:
+    """Pickled into hostile files: unpickling it (anything but weights_only loading) would create the marker."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (Path.touch, (Path(self.path),))
+
+
+@pytest.fixture
+def data(tmp_path):
+    return make_image_folder(tmp_path / "raw", {"a": 10, "b": 10}, size=(40, 40))
+
+
+def train(data, out, *args):
+    return runner.invoke(app, ["train", str(data), *TINY, "--out", str(out), *map(str, args)])
+
+
+# --- run names and run folders (items 2, 3) --------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["../..", "..", ".", "a/b", "../escape", "/abs", ""])
+def test_run_name_is_one_path_component(data, tmp_path, name):
+    before = tree_snapshot(tmp_path)
+    line = one_error_line(train(data, tmp_path / "runs", "--name", name, "--epochs", "1"))
+    assert "--name" in line and "plain folder name" in line
+    assert tree_snapshot(tmp_path) == before                 # nothing written anywhere, the data untouched
+
+
+def test_existing_run_name_is_an_error_unless_exist_ok(data, tmp_path, monkeypatch):
+    from imgcls.train import loop
+    runs = tmp_path / "runs"
+    (runs / "taken").mkdir(parents=True)
+    (runs / "taken" / "notes.txt").write_text("mine")
+    line = one_error_line(train(data, runs, "--name", "taken", "--epochs", "1"))
+    assert "already exists" in line and "--exist-ok" in line
+    # a folder holding a run is never trained over, --exist-ok or not
+    (runs / "done").mkdir()
+    (runs / "done" / "last.pt").write_bytes(b"a run")
+    line = one_error_line(train(data, runs, "--name", "done", "--epochs", "1", "--exist-ok"))
+    assert "already holds a run" in line and "--resume" in line
+    assert (runs / "done" / "last.pt").read_bytes() == b"a run"
+    # --exist-ok trains into the existing folder that holds no run (the training itself stubbed: fast)
+    seen = []
+    monkeypatch.setattr(loop, "train_run", lambda cfg, meta, fd, d, *a, **k: (seen.append(d), {
+        "best_f1": 0.0, "best_epoch": 1, "val_predictions": None, "history": []})[1])
+    r = train(data, runs, "--name", "taken", "--epochs", "1", "--exist-ok")
+    assert r.exit_code == 0, r.output
+    assert seen == [runs / "taken"] and (runs / "taken" / "notes.txt").read_text() == "mine"
+    assert yaml.safe_load((runs / "taken" / "config.yaml").read_text())["name"] == "taken"
+
+
+def _claim(args):
+    out, name, barrier = args
+    from imgcls.train.rundir import claim_run_dir
+    barrier.wait()
+    try:
+        return str(claim_run_dir(Path(out), name, "resnet10t"))
+    except UserError as e:
+        return f"error: {e}"
+
+
+def test_concurrent_claims_never_share_a_run_folder(tmp_path):
+    """Four processes claim at the same instant: default names are all distinct; one given name goes to one."""
+    ctx = mp.get_context("fork")
+    for name in (None, "same"):
+        barrier = ctx.Manager().Barrier(4)
+        with ctx.Pool(4) as pool:
+            got = pool.map(_claim, [(tmp_path / str(name), name, barrier)] * 4)
+        dirs = [g for g in got if not g.startswith("error:")]
+        if name is None:
+            assert len(set(dirs)) == 4, got
+        else:
+            assert dirs == [str(tmp_path / "same" / "same")], got
+            assert sum("already exists" in g for g in got) == 3
+
+
+def test_run_lock_is_exclusive_and_released(tmp_path):
+    from imgcls.train.rundir import RunLock
+    d = tmp_path / "run"
+    d.mkdir()
+    with RunLock(d):
+        with pytest.raises(UserError, match="in use by another imgcls train"):
+            RunLock(d).__enter__()
+    with RunLock(d):                                          # released at exit
+        pass
+    assert sorted(os.listdir(d)) == []                        # no lock file left to clean
+
+
+def test_default_run_names_are_unique(tmp_path):
+    from imgcls.train.rundir import claim_run_dir
+    dirs = {claim_run_dir(tmp_path, None, "resnet10t") for _ in range(3)}
+    assert len(dirs) == 3 and all(d.is_dir() and d.parent == tmp_path for d in dirs)
+
+
+# --- resume keeps the record (item 5) ---------------------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_path):
+    from imgcls.train import TrainConfig, run_train
+    from imgcls.train.checkpoint import read_checkpoint
+    runs = tmp_path / "runs"
+    cfg = TrainConfig(src=str(data), model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu",
+                      aug="none", val_split=0.3, epochs=2, out=str(runs), name="part")
+    run = run_train(cfg, stop_after=1)
+    record = (run / "config.yaml").read_bytes()
+    # an unfinished run: another schedule (--epochs, --lr) would not be the recorded run
+    for flags in (["--epochs", "5"], ["--lr", "0.1"]):
+        line = one_error_line(runner.invoke(app, ["train", "--resume", str(run), *flags]))
+        assert "cannot change" in line and flags[0] in line
+        assert (run / "config.yaml").read_bytes() == record
+    # a kill -9 during an atomic write leaves a temp file: the resume removes it
+    stale = run / ".last.pt.k2x9q0ab.tmp.pt"
+    stale.write_bytes(b"half")
+    r = runner.invoke(app, ["train", "--resume", str(run), "--workers", "0"])   # how data is read may change
+    assert r.exit_code == 0, r.output
+    assert not stale.exists() and not list(run.glob(".*.tmp*"))
+    assert read_checkpoint(run / "last.pt")["train_state"]["finished"]
+    assert (run / "config.yaml").read_bytes() == record
+    metrics = (run / "metrics.csv").read_bytes()
+    # a finished run is not extended by --epochs, and nothing of it is rewritten
+    line = one_error_line(runner.invoke(app, ["train", "--resume", str(run), "--epochs", "4"]))
+    assert "finished its 2 epochs" in line and "--weights" in line
+    assert (run / "config.yaml").read_bytes() == record and (run / "metrics.csv").read_bytes() == metrics
+    # resuming it as recorded says it is finished and changes nothing
+    r = runner.invoke(app, ["train", "--resume", str(run)])
+    assert r.exit_code == 0 and "already finished" in r.output
+    assert (run / "config.yaml").read_bytes() == record and (run / "metrics.csv").read_bytes() == metrics
+
+
+def test_resume_of_a_run_in_use_is_refused(tmp_path):
+    from imgcls.train.rundir import RunLock
+    run = tmp_path / "runs" / "busy"
+    data = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(36, 36))
+    run.mkdir(parents=True)
+    from imgcls.train import TrainConfig
+    TrainConfig(src=str(data), model="resnet10t", img_size=32, workers=0, device="cpu", out=str(run.parent),
+                name="busy").save(run / "config.yaml")
+    record = (run / "config.yaml").read_bytes()
+    with RunLock(run):
+        line = one_error_line(runner.invoke(app, ["train", "--resume", str(run)]))
+    assert "in use" in line and (run / "config.yaml").read_bytes() == record
+
+
+# --- checkpoint metadata and hostile files (item 8, weights_only) ----------------------------------------------
+
+def _rewrite_meta(ckpt: Path, **changes):
+    obj = torch.load(ckpt, weights_only=True)
+    obj["meta"].update(changes)
+    torch.save(obj, ckpt)
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"img_size": 30000}, "img_size 30000"),
+    ({"img_size": "224"}, "img_size"),
+    ({"mean": [0.5, 0.5]}, "mean"),
+    ({"std": [0.0, 0.2, 0.2]}, "std"),
+    ({"classes": ["a", "b"]}, "classes"),
+    ({"decode": "exec"}, "decode"),
+    ({"resize_mode": "zoom"}, "resize_mode"),
+    ({"decode": "product", "heads": [{"name": f"h{i}", "classes": ["0", "1"]} for i in range(40)]}, "heads"),
+    ({"decode": "product", "heads": [{"name": "x", "classes": ["0", "1", "2"]},
+                                     {"name": "y", "classes": ["0"]}], "classes": ["0", "1"]}, "product"),
+])
+def test_checkpoint_metadata_is_range_checked_when_read(tmp_path, change, words):
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    _rewrite_meta(run / "best.pt", **change)
+    test = tmp_path / "test"
+    make_image(test / "t.png")
+    line = one_error_line(runner.invoke(app, ["predict", str(run), "--data", str(test), "--out",
+                                              str(tmp_path / "p"), "--workers", "0"]))
+    assert str(run / "best.pt") in line and words in line
+    assert not (tmp_path / "p").exists()
+    for argv in (["export", str(run), "--onnx"], ["ensemble", str(run), "--out", str(tmp_path / "e")]):
+        one_error_line(runner.invoke(app, argv))
+
+
+def test_hostile_checkpoints_and_weights_are_one_line_and_never_run(tmp_path):
+    marker = tmp_path / "MARKER"
+    evil = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "meta": _Marker(marker)}, evil)
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps({"state_dict": _Marker(marker)}))
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint")
+    empty = tmp_path / "empty.pt"
+    empty.write_bytes(b"")
+    data = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(36, 36))
+    test = tmp_path / "test"
+    make_image(test / "t.png")
+    for f in (evil, plain, text, empty):
+        for argv in (["train", str(data), *TINY, "--weights", str(f), "--out", str(tmp_path / "runs")],
+                     ["predict", str(f), "--data", str(test), "--out", str(tmp_path / "p")]):
+            line = one_error_line(runner.invoke(app, argv))
+            assert str(f) in line and "weights_only" not in line and "weights_only" not in line.lower()
+    assert not marker.exists()
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "p").exists()
+
+
+# --- YAML read from files (config.yaml, spec.yaml) ---------------------------------------------------------------
+
+def _python_tag(marker: Path) -> str:
+    return f"!!python/object/apply:pathlib.Path.touch [!!python/object/apply:pathlib.Path ['{marker}']]\n"
+
+
+def test_bad_config_yaml_is_one_line(tmp_path):
+    marker = tmp_path / "MARKER"
+    data = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(36, 36))
+    cases = {"tag.yaml": "model: " + _python_tag(marker), "broken.yaml": "model: [resnet10t\nepochs: 2\n",
+             "type.yaml": "epochs: ten\n", "list.yaml": "- epochs\n- 2\n", "latin1.yaml": None}
+    for name, text in cases.items():
+        f = tmp_path / name
+        f.write_bytes("model: r\xe9snet\n".encode("latin-1") if text is None else text.encode())
+        line = one_error_line(runner.invoke(app, ["train", str(data), "--config", str(f)]))
+        assert str(f) in line
+        # the same file as a run's record: --resume refuses it, and leaves it as it was
+        run = tmp_path / "runs" / name.split(".")[0]
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_bytes(f.read_bytes())
+        one_error_line(runner.invoke(app, ["train", "--resume", str(run)]))
+        assert (run / "config.yaml").read_bytes() == f.read_bytes()
+    assert not marker.exists()
+
+
+def test_bad_ensemble_spec_is_one_line(tmp_path):
+    marker = tmp_path / "MARKER"
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    good = {"kind": "imgcls-ensemble", "name": "e", "method": "soft", "classes": ["a", "b", "c"],
+            "members": [{"name": "r", "run": "../runs/r", "weight": 1.0, "checkpoints": ["../runs/r/best.pt"]}]}
+    test = tmp_path / "test"
+    make_image(test / "t.png")
+    specs = {"tag": "kind: imgcls-ensemble\nmembers: " + _python_tag(marker),
+             "broken": "kind: imgcls-ensemble\nmembers: [\n",
+             "no_checkpoints": yaml.safe_dump({**good, "members": [{"name": "r", "run": "../runs/r"}]}),
+             "member_not_mapping": yaml.safe_dump({**good, "members": ["r"]}),
+             "bad_weight": yaml.safe_dump({**good, "members": [{**good["members"][0], "weight": "heavy"}]}),
+             "bad_method": yaml.safe_dump({**good, "method": "median"})}
+    for name, text in specs.items():
+        d = tmp_path / "ens" / name
+        d.mkdir(parents=True)
+        (d / "spec.yaml").write_text(text)
+        line = one_error_line(runner.invoke(app, ["predict", str(d), "--data", str(test), "--out",
+                                                  str(tmp_path / "p" / name), "--workers", "0"]))
+        assert "spec" in line, line
+    assert not marker.exists()
+    assert run.is_dir()
+
+
+# --- predict --tta bare (item 14) ---------------------------------------------------------------------------------
+
+def test_bare_tta_means_flip(tmp_path):
+    import json
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    test = tmp_path / "test"
+    make_image(test / "t.png")
+    for argv, views in ((["--tta"], ("flip", 2)), (["--tta", "flip+crops"], ("flip+crops", 12)),
+                        ([], ("none", 1))):
+        out = tmp_path / "p" / str(len(argv))
+        r = runner.invoke(app, ["predict", str(run), "--data", str(test), "--out", str(out), "--workers", "0",
+                                *argv])
+        assert r.exit_code == 0, r.output
+        summary = json.loads((out / "predict.json").read_text())
+        assert (summary["tta"], summary["tta_views"]) == views
+    # bare --tta before the positional run folder: the run is not taken as TTA views
+    out = tmp_path / "p" / "before"
+    r = runner.invoke(app, ["predict", "--tta", str(run), "--data", str(test), "--out", str(out), "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    assert json.loads((out / "predict.json").read_text())["tta"] == "flip"
+
+
+# --- ensembles: fitted weights are labelled, and cross-fitted (item 13) ----------------------------------------
+
+def test_crossfit_never_scores_a_row_with_weights_fitted_on_it(monkeypatch):
+    import numpy as np
+    from imgcls import ensemble as ens
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 2
+    probs = [rng.dirichlet([1, 1], 40) for _ in range(2)]
+    fitted_on = []
+    real = ens.fit_weights
+    monkeypatch.setattr(ens, "fit_weights", lambda p, yy, *a, **k: (fitted_on.append(len(yy)), real(p, yy, *a, **k))[1])
+    f1, k = ens.crossfit_macro_f1(probs, y, "weighted")
+    assert k == 5 and fitted_on == [32] * 5 and 0 <= f1 <= 1
+
+
+def test_explicit_weights_are_not_labelled_fitted(tmp_path):
+    rows = [(str(tmp_path / "d"), f"{c}/{i}.png", c) for i, c in enumerate("abc" * 8)]
+    r1 = make_tiny_run(tmp_path / "runs" / "one", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "two", seed=2, val_rows=rows, val_quality=0.2)
+    r = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "0.7,0.3",
+                            "--out", str(tmp_path / "e")])
+    assert r.exit_code == 0, r.output
+    flat = " ".join(r.output.split())
+    assert "fitted on these rows" not in flat and "cross-fitted" not in flat
+    spec = yaml.safe_load((tmp_path / "e" / "spec.yaml").read_text())
+    assert spec["scores"]["weights_fitted_on_scored_rows"] is False
+    r = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "hard", "--out", str(tmp_path / "h")])
+    assert r.exit_code == 0, r.output
+    spec = yaml.safe_load((tmp_path / "h" / "spec.yaml").read_text())
+    assert spec["scores"]["weights_fitted_on_scored_rows"] is True and "ensemble_macro_f1_crossfit" in spec["scores"]
+    assert "fitted on these rows" in " ".join(r.output.split())
