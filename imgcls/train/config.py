@@ -137,16 +137,13 @@ class TrainConfig:
         if unknown:
             raise UserError(f"unknown option(s) in config: {', '.join(unknown)}; see imgcls train --help")
         default = cls()
-        for k, v in d.items():   # a value of another type (epochs: ten) fails here, not as a traceback later
-            ref = getattr(default, k)
-            if v is None or ref is None:
+        for k, v in d.items():   # a flag, a name or a list of another type (ema: maybe) fails here, in one line;
+            ref = getattr(default, k)   # numbers are checked with their ranges by validate()
+            if v is None or ref is None or (isinstance(ref, (int, float)) and not isinstance(ref, bool)):
                 continue
-            ok = (isinstance(v, bool) if isinstance(ref, bool) else
-                  isinstance(v, (int, float)) and not isinstance(v, bool) if isinstance(ref, float) else
-                  isinstance(v, int) and not isinstance(v, bool) if isinstance(ref, int) else
-                  isinstance(v, type(ref)))
-            if not ok:
-                raise UserError(f"option {k}: {v!r} is not {type(ref).__name__}; see imgcls train --help")
+            if not isinstance(v, type(ref)):
+                what = {"bool": "true or false", "str": "a name", "list": "a list"}.get(type(ref).__name__, "")
+                raise UserError(f"option {k}: {v!r} is not {what or type(ref).__name__}; see imgcls train --help")
         return cls(**d)
 
     @classmethod
