@@ -18,7 +18,7 @@ import pandas as pd
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from imgcls import manifest as mf  # noqa: E402
-from imgcls.clean import CleanConfig, flag_ood, mark_duplicates, pixel_matrix, threshold_sweep  # noqa: E402
+from imgcls.clean import CleanConfig, mark_duplicates, pixel_matrix, threshold_sweep  # noqa: E402
 from imgcls.clean.features import feature_matrix  # noqa: E402
 from imgcls.clean.near_dup import thumbnails, tiny_descriptors  # noqa: E402
 from imgcls.clean.registry import OODInputs, get_detector  # noqa: E402
@@ -128,7 +128,7 @@ def main() -> None:
             print(f"  {m}: failed: {e}")
             continue
         dt = time.time() - t
-        flagged = flag_ood(s, CleanConfig(ood_method=m))
+        flagged = get_detector(m).flag(s)
         p, r, f = prf(flagged, photo)
         best = max((prf(~np.isnan(s) & (s >= c), photo)[2], c) for c in np.unique(np.nan_to_num(s, nan=-1))[-400:])
         print(f"  {m:21s} | {p:.3f} / {r:.3f} / {f:.3f} | {best[0]:.3f} (at {best[1]:.3g}) | "

@@ -651,7 +651,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     if "split" in df.columns and (df["split"].fillna("").astype(str) != "").any():
         info("the source already has a `split` column (e.g. train/ val/ test/ folders): this split replaces it; "
              "train on the source itself to keep the folders' split")
-    df = df.drop(columns=[c for c in ("split", "fold", "drop_reason") if c in df.columns])
+    df = df.drop(columns=[c for c in mf.columns_of("split") if c in df.columns])
     if is_profile_table(df):
         df, moved = derive_profile_labels(df, cfg.age_bands, cfg.relabel_age)
         if cfg.relabel_age is not None:

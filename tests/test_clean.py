@@ -279,3 +279,20 @@ def test_undersampling_methods_cap_each_class(method):
     keep = select(x, y, method, 15, seed=0)
     counts = pd.Series(y[keep]).value_counts()
     assert counts["big"] == 15 and counts["small"] == 15
+
+
+def test_detectors_own_their_thresholds_behind_one_registry():
+    """Each out-of-domain detector derives from one base and carries its own threshold; the registry lists them."""
+    from imgcls.clean import OOD_METHODS
+    from imgcls.clean.ood_base import OODDetector
+    from imgcls.clean.registry import OOD_DETECTORS, get_detector
+    assert set(OOD_DETECTORS) == set(OOD_METHODS) and len(OOD_METHODS) == 7
+    for name in OOD_METHODS:
+        det = get_detector(name)
+        assert isinstance(det, OODDetector) and det.name == name and isinstance(det.threshold, float)
+    s = np.array([0.1, 0.6, np.nan, 0.95])
+    assert get_detector("photo-style").flag(s).tolist() == [False, True, False, True]        # its own 0.5
+    assert get_detector("photo-embedding").flag(s).tolist() == [False, False, False, True]   # its own 0.9
+    assert not get_detector("photo-style").flag(s, threshold=0.99).any()                    # --ood-threshold
+    assert get_detector("photo-style").flag(s, contamination=0.34).tolist() == [False, False, False, True]
+    assert not get_detector("photo-style").flag(np.full(4, 0.7), contamination=0.5).any()   # a constant score

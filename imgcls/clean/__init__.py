@@ -21,12 +21,8 @@ from imgcls.options import check, option, seed_option
 from imgcls.parallel import check_workers
 
 # Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md); the near-duplicate definition
-# and its defaults are imgcls.links'
+# and its defaults are imgcls.links', each out-of-domain detector's threshold is its own (imgcls.clean.ood)
 DEFAULT_OOD_METHOD = "photo-style"
-# Score at or above which a row is out of domain, per method (--ood-threshold overrides; --ood-contamination
-# flags a share instead). Cluster methods give 0/1.
-DEFAULT_OOD_THRESHOLDS = {"photo-style": 0.5, "photo-embedding": 0.9, "photo-features": 30.0, "combined": 0.99, "embedding-knn": 1.05,
-                          "pixels-agglomerative": 0.5, "pca-dbscan": 0.5}
 CONFLICT_POLICIES = ("report", "drop", "keep-first")
 OOD_METHODS = tuple(d.name for d in DETECTORS)
 SWEEP = (0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.00)
@@ -59,7 +55,7 @@ class CleanConfig:
     ood: bool = option(True, panel=OOD, flags=("--ood/--no-ood",), help="Out-of-domain stage.")
     ood_method: str = option(DEFAULT_OOD_METHOD, panel=OOD, choices=OOD_METHODS,
                              help="Out-of-domain detector (README: what each measures).")
-    ood_threshold: float | None = option(None, panel=OOD, none=_per_method(DEFAULT_OOD_THRESHOLDS),
+    ood_threshold: float | None = option(None, panel=OOD, none=_per_method({d.name: d.threshold for d in DETECTORS}),
                                          help="Score at or above which an image is out of domain.")
     ood_contamination: float | None = option(None, panel=OOD, lo=0, hi=1, lo_open=True, hi_open=True,
                                              help="Instead of a threshold: flag this share of images.")
@@ -159,15 +155,6 @@ def pixel_matrix(df: pd.DataFrame, size: int = 32) -> np.ndarray:
     return out
 
 
-def flag_ood(scores: np.ndarray, cfg: CleanConfig) -> np.ndarray:
-    valid = ~np.isnan(scores)
-    if cfg.ood_contamination:
-        cut = np.nanquantile(scores, 1 - cfg.ood_contamination)
-        return valid & (scores >= cut) & (scores > np.nanmin(scores))
-    cut = cfg.ood_threshold if cfg.ood_threshold is not None else DEFAULT_OOD_THRESHOLDS.get(cfg.ood_method, 0.5)
-    return valid & (scores >= cut)
-
-
 def undersample(df: pd.DataFrame, emb: np.ndarray | None, method: str, max_per_class: int, seed: int) -> pd.DataFrame:
     """Mark rows beyond --max-per-class per label as `undersampled` (imbalanced-learn on the embeddings)."""
     from imgcls.clean.sampling import select
@@ -234,7 +221,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
         scores = det.score(OODInputs(features=features, embeddings=embeddings,
                                      pixels=lambda: pixel_matrix(df), seed=cfg.seed, style=style))
         df["ood_score"] = scores
-        flagged = flag_ood(scores, cfg) & df["keep"].to_numpy()
+        flagged = det.flag(scores, cfg.ood_threshold, cfg.ood_contamination) & df["keep"].to_numpy()
         df.loc[flagged, "keep"] = False
         df.loc[flagged, "reason"] = "out_of_domain"
     if cfg.undersample:

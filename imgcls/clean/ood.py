@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imgcls.clean.ood_base import OODInputs, minority_side
+from imgcls.clean.ood_base import OODDetector, OODInputs, minority_side
 
 
 def _knn_distance(x: np.ndarray, k: int = 10) -> np.ndarray:
@@ -48,9 +48,10 @@ def _rank(x: np.ndarray) -> np.ndarray:
     return r
 
 
-class PhotoFeatures:
+class PhotoFeatures(OODDetector):
     name = "photo-features"
     description = "robust Mahalanobis distance of photo-vs-drawing features from the bulk (MinCovDet)"
+    threshold = 30.0
 
     def score(self, inputs: OODInputs) -> np.ndarray:
         from sklearn.covariance import MinCovDet
@@ -62,26 +63,29 @@ class PhotoFeatures:
         return _on_valid(~np.isnan(f).any(axis=1), 5, distance)
 
 
-class EmbeddingKNN:
+class EmbeddingKNN(OODDetector):
     name = "embedding-knn"
     description = "mean cosine distance to the 10 nearest neighbours in lite0 embedding space"
+    threshold = 1.05
 
     def score(self, inputs: OODInputs) -> np.ndarray:
         e = inputs.embeddings()
         return _on_valid(np.linalg.norm(e, axis=1) > 0, 3, lambda ok: _knn_distance(e[ok]))
 
 
-class Combined:
+class Combined(OODDetector):
     name = "combined"
     description = "rank average of photo-features and embedding-knn"
+    threshold = 0.99
 
     def score(self, inputs: OODInputs) -> np.ndarray:
         return (_rank(PhotoFeatures().score(inputs)) + _rank(EmbeddingKNN().score(inputs))) / 2
 
 
-class PixelsAgglomerative:
+class PixelsAgglomerative(OODDetector):
     name = "pixels-agglomerative"
     description = "seed 001: raw pixels, agglomerative clustering K=2 (sparser cluster = out of domain)"
+    threshold = 0.5   # 0 / 1: the sparser cluster
     max_rows = 20000  # ward linkage is O(n^2) memory
 
     def score(self, inputs: OODInputs) -> np.ndarray:
@@ -101,9 +105,10 @@ class PixelsAgglomerative:
         return _on_valid(~np.isnan(px).any(axis=1), 0, sparser_cluster)
 
 
-class PcaDbscan:
+class PcaDbscan(OODDetector):
     name = "pca-dbscan"
     description = "seed 001: PCA(50) of raw pixels + DBSCAN; noise points are out of domain"
+    threshold = 0.5   # 0 / 1: DBSCAN's noise points
 
     def score(self, inputs: OODInputs) -> np.ndarray:
         from sklearn.cluster import DBSCAN
@@ -156,13 +161,14 @@ def self_train(seed_score: np.ndarray, x: np.ndarray, seed: int, top: float, bot
     return p
 
 
-class PhotoStyle:
+class PhotoStyle(OODDetector):
     """Default. Self-training on texture statistics: the hand-made photo-likeness picks confident seeds (top 0.4% /
     bottom 70%), a logistic regression on the backbone's style statistics (per-channel mean and std of a stride-16
     feature map, signed-log scaled and standardised) learns the difference; three rounds. Score: probability of the
     out-of-domain side. The seeds assume that side is at least ~0.4% of the set."""
     name = "photo-style"
     description = "logistic regression on lite0 texture statistics, self-trained from photo-vs-drawing features"
+    threshold = 0.5   # a probability
     seed_top = 0.004
     seed_bottom = 0.70
 
@@ -178,11 +184,12 @@ class PhotoStyle:
         return _on_valid(ok, 20, fit)
 
 
-class PhotoEmbedding:
+class PhotoEmbedding(OODDetector):
     """Self-training as photo-style, on the pooled embeddings (semantic rather than texture features); top 1% /
     bottom 70% seeds, two rounds."""
     name = "photo-embedding"
     description = "logistic regression on pooled lite0 embeddings, self-trained from photo-vs-drawing features"
+    threshold = 0.9   # a probability
     seed_top = 0.01
     seed_bottom = 0.70
 

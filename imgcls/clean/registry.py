@@ -3,13 +3,11 @@ imgcls.clean.ood, listed here by name, chosen with --ood-method. The registry im
 reverse (their shared base is imgcls.clean.ood_base)."""
 from __future__ import annotations
 
-from typing import Callable
-
 from imgcls.clean.ood import DETECTORS
 from imgcls.clean.ood_base import OODDetector, OODInputs  # noqa: F401  (OODInputs: what callers build for score())
 from imgcls.errors import UserError
 
-OOD_DETECTORS: dict[str, Callable[[], OODDetector]] = {cls.name: cls for cls in DETECTORS}
+OOD_DETECTORS: dict[str, type[OODDetector]] = {cls.name: cls for cls in DETECTORS}
 
 
 def get_detector(name: str) -> OODDetector:

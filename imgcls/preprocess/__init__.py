@@ -40,8 +40,7 @@ from imgcls.preprocess.resize import RESIZE_MODES
 
 NO_FACE_POLICIES = ("keep", "center-crop", "drop")
 FORMATS = ("auto", "png", "jpg", "webp")
-FACE_COLUMNS = ["face_found", "face_x", "face_y", "face_w", "face_h", "face_confidence", "faces"]
-ADDED_COLUMNS = ["source_path"] + FACE_COLUMNS + ["bg_removed"]
+FACE_COLUMNS = [c for c in mf.columns_of("preprocess") if c.startswith("face")]   # declared in imgcls.manifest
 JOURNAL = ".preprocess_journal.jsonl"
 SETTINGS_FILE = "preprocess.json"
 _KEPT_EXT = (".jpg", ".jpeg", ".png", ".webp")
