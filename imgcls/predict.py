@@ -308,20 +308,44 @@ def build_submission(df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str],
 # The step
 # ---------------------------------------------------------------------------------------------------------------
 
-def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str]) -> dict | None:
+EVAL_SPLITS = ("all", "val", "test")
+
+
+def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray]:
+    """(part, mask) of the rows --eval scores. Default: the `val` rows when the data has a split column naming
+    some (a splits.csv holds training rows too: scoring them would not be a validation score), else every row.
+    Rows clean dropped (keep = false) are never scored, as train never validates on them."""
+    split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
+    if eval_split is None:
+        eval_split = "val" if split is not None and (split == "val").any() else "all"
+    if eval_split not in EVAL_SPLITS:
+        raise UserError(f"unknown --eval-split '{eval_split}'; use one of: {', '.join(EVAL_SPLITS)}")
+    rows = mf.kept(df).copy()
+    if eval_split != "all":
+        if split is None or not (split == eval_split).any():
+            raise UserError(f"--eval-split {eval_split}: the data has no rows with split = {eval_split}; pass a "
+                            f"splits.csv written by `imgcls split`, or --eval-split all")
+        rows &= (split == eval_split).to_numpy()
+    return eval_split, rows
+
+
+def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str], part: str = "all",
+                 rows: np.ndarray | None = None) -> dict | None:
     labels = df["label"].fillna("").astype(str)
     cidx = {c: i for i, c in enumerate(classes)}
     known = labels.map(cidx)
     ok = known.notna().to_numpy() & np.array([not e for e in probs.errors])
+    rows = np.ones(len(df), bool) if rows is None else rows
+    ok &= rows
     if not ok.any():
         return None
-    unknown = int(((labels != "") & known.isna()).sum())
+    unknown = int(((labels != "") & known.isna() & rows).sum())
     if unknown:
         warn(f"{unknown} labelled image(s) have a class the model does not know; left out of --eval")
     from sklearn.metrics import accuracy_score
     from imgcls.ensemble import macro_f1
     y = known[ok].astype(int).to_numpy()
-    res = {"n_images": int(ok.sum())}
+    res = {"rows": part, "n_images": int(ok.sum())}
     for name, p in (("plain", probs.plain), ("tta", probs.tta)):
         pr = p[ok].argmax(1)
         res[name] = {"macro_f1": macro_f1(y, pr, len(classes)), "accuracy": float(accuracy_score(y, pr))}
@@ -333,8 +357,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                 fmt: str = "id,label", sample_submission: str | os.PathLike | None = None,
                 probs_format: str = "parquet", evaluate: bool = False, device: str = "auto",
                 batch_size: int = 32, workers: int = 2, amp: bool = True,
-                opts: mf.LayoutOptions | None = None) -> dict:
-    """Predict and write `probs.parquet|csv`, `submission.csv`, `predict.json` under `out`; returns the summary."""
+                opts: mf.LayoutOptions | None = None, eval_split: str | None = None) -> dict:
+    """Predict and write `probs.parquet|csv`, `submission.csv`, `predict.json` under `out`; returns the summary.
+    `evaluate`: score the labelled rows of `eval_split` (see eval_rows: the val rows of a splits.csv by default)."""
     spec = resolve_source(source)
     tta_spec = parse_tta(tta)
     from imgcls.tta import MERGES
@@ -347,6 +372,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     out = Path(out) if out else Path("outputs/predictions") / spec.name
     check_writable(out)
     df = read_test_data(data, opts)
+    part, rows = eval_rows(df, eval_split) if evaluate else ("all", None)
     check_output_location(out, *mf.roots(df), *( [data] if data and Path(data).is_dir() else []))
     classes = list(spec.classes)
     members = ", ".join(f"{m.name} x{len(m.checkpoints)}" + (f" (w={m.weight:.2f})" if spec.method != "soft" else "")
@@ -392,9 +418,10 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                "images_per_s": round(n / probs.seconds, 2) if probs.seconds > 0 else None,
                "probs": str(probs_path), "submission": str(sub_path)}
     if evaluate:
-        scores = _eval_scores(df, probs, classes)
+        scores = _eval_scores(df, probs, classes, part, rows)
         if scores is None:
-            warn("--eval: the test data has no labels the model knows; nothing to score")
+            warn(f"--eval: the {'' if part == 'all' else part + ' '}rows have no labels the model knows; "
+                 f"nothing to score")
         else:
             summary["eval"] = scores
             _print_eval(scores, tta_spec)
@@ -406,7 +433,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
 
 def _print_eval(scores: dict, tta: TTASpec) -> None:
     from rich.table import Table
-    t = Table(title=f"--eval on {scores['n_images']} labelled images")
+    part = scores.get("rows", "all")
+    what = "labelled images" if part == "all" else f"labelled {part} rows (split column; --eval-split all scores every row)"
+    t = Table(title=f"--eval on {scores['n_images']} {what}")
     t.add_column("")
     t.add_column("no TTA", justify="right")
     t.add_column(f"TTA {tta.text} ({tta.n_views} views)", justify="right")

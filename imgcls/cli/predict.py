@@ -59,6 +59,9 @@ def predict(source: Annotated[Optional[Path], typer.Argument(
                                     ] = "parquet",
             eval: Annotated[bool, typer.Option(
                 "--eval", help="On labelled data: macro-F1 / accuracy with and without TTA.")] = False,
+            eval_split: Annotated[Optional[str], typer.Option(
+                help="Rows --eval scores: all | val | test (default: val when the data has a split column with val "
+                     "rows, as a splits.csv does; else all).", show_default=False)] = None,
             batch_size: Annotated[int, typer.Option(help="Images per batch (each with all its TTA views).")] = 32,
             amp: Annotated[bool, typer.Option(help="Mixed precision (float16) on CUDA.")] = True,
             device: Device = "auto", workers: Workers = default_workers(),
@@ -68,4 +71,4 @@ def predict(source: Annotated[Optional[Path], typer.Argument(
     from imgcls.predict import run_predict
     run_predict(source, data, out, tta=tta, tta_merge=tta_merge, fmt=format, sample_submission=sample_submission,
                 probs_format=probs_format, evaluate=eval, device=device, batch_size=batch_size, workers=workers,
-                amp=amp, opts=layout_options(layout, csv, path_col))
+                amp=amp, opts=layout_options(layout, csv, path_col), eval_split=eval_split)

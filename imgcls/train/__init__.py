@@ -159,6 +159,11 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         bad = [f for f in folds if f not in have]
         if bad:
             raise UserError(f"fold(s) {bad} not in the data (folds present: {have})")
+    elif dist.main and not tdata.has_val_split(df):
+        from imgcls.console import warn
+        warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
+             f"which is not group or duplicate aware (one person's or near-identical images can sit on both sides); "
+             f"for a leak-free split run `imgcls split` and train on its splits.csv")
 
     out = Path(cfg.out)
     check_output_location(out, *mf.roots(df))

@@ -200,6 +200,11 @@ def fold_ids(df: pd.DataFrame) -> list[int]:
     return sorted(int(x) for x in f.dropna().unique() if x >= 0)
 
 
+def has_val_split(df: pd.DataFrame) -> bool:
+    """Whether a `split` column names validation rows (else assign_split draws a random --val-split)."""
+    return "split" in df.columns and bool((df["split"].fillna("").astype(str).str.lower() == "val").any())
+
+
 def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (train, val). With a `fold` column and `fold`: that fold validates, the others train (rows
     of `split` == test are never used). With a `split` column: train / val. Else a stratified --val-split."""
@@ -210,7 +215,7 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
         val = pool & (f == fold)
         train = pool & ~val & ~np.isnan(f)
         return train, val
-    if split is not None and (split == "val").any():
+    if has_val_split(df):
         return (split == "train").to_numpy(), (split == "val").to_numpy()
     if not 0 < val_split < 1:
         raise UserError("the data has no `split` column (run `imgcls split`) and --val-split is 0; "

@@ -1,0 +1,84 @@
+"""Issue 16, model side: predict --eval scores the rows train validated on (parity with train's own number),
+train says when its fallback split is not leak-free, typed model metadata."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from conftest import make_image_folder, make_tiny_run
+from imgcls.cli import app
+
+runner = CliRunner()
+
+
+def _splits(tmp_path):
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8, "c": 8}, size=(40, 40))
+    df = mf.load(src)
+    i = np.arange(len(df))
+    df["split"] = np.where(i % 4 == 1, "val", np.where(i % 8 == 3, "test", "train"))
+    df["keep"] = [k != 5 for k in i]                  # row 5 (val) was dropped by clean: never scored
+    path = tmp_path / "data" / "splits.csv"
+    mf.write(df, path)
+    return path, df
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_predict_eval_scores_the_val_rows_and_matches_train(tmp_path):
+    from imgcls.train import TrainConfig, run_train
+    splits, df = _splits(tmp_path)
+    run = run_train(TrainConfig(src=str(splits), model="resnet10t", img_size=32, batch_size=8, workers=0,
+                                device="cpu", aug="none", epochs=2, out=str(tmp_path / "runs"), name="r"))
+    best = pd.read_csv(run / "metrics.csv")["val_f1"].max()
+    n_val = int(((df["split"] == "val") & df["keep"]).sum())
+    assert len(pd.read_csv(run / "val_predictions.csv")) == n_val
+    out = tmp_path / "pred"
+    r = runner.invoke(app, ["predict", str(run), "--data", str(splits), "--eval", "--out", str(out), "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    ev = json.loads((out / "predict.json").read_text())["eval"]
+    assert ev["rows"] == "val" and ev["n_images"] == n_val
+    assert f"--eval on {n_val} labelled val rows" in " ".join(r.output.split())
+    assert abs(ev["plain"]["macro_f1"] - best) < 1e-6          # the two numbers of the same rows agree
+    # --eval-split all scores every kept labelled row (train, val and test); test scores the test rows
+    for part, n in (("all", int(df["keep"].sum())), ("test", int(((df["split"] == "test") & df["keep"]).sum()))):
+        o = tmp_path / f"pred_{part}"
+        r = runner.invoke(app, ["predict", str(run), "--data", str(splits), "--eval", "--eval-split", part,
+                                "--out", str(o), "--workers", "0"])
+        assert r.exit_code == 0, r.output
+        ev = json.loads((o / "predict.json").read_text())["eval"]
+        assert (ev["rows"], ev["n_images"]) == (part, n)
+
+
+def test_eval_split_needs_a_split_column(tmp_path):
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    data = make_image_folder(tmp_path / "test", {"a": 2, "b": 2})
+    r = runner.invoke(app, ["predict", str(run), "--data", str(data), "--eval", "--eval-split", "val",
+                            "--out", str(tmp_path / "p"), "--workers", "0"])
+    assert r.exit_code == 2 and "no rows with split = val" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "p").exists()
+    r = runner.invoke(app, ["predict", str(run), "--data", str(data), "--eval", "--out", str(tmp_path / "q"),
+                            "--workers", "0"])
+    assert r.exit_code == 0, r.output                               # no split column: every row, as before
+    assert json.loads((tmp_path / "q" / "predict.json").read_text())["eval"]["n_images"] == 4
+
+
+def test_train_says_its_fallback_split_is_not_leak_free(tmp_path, monkeypatch):
+    from imgcls.train import loop
+    monkeypatch.setattr(loop, "train_run", lambda *a, **k: {"best_f1": 0.0, "best_epoch": 1,
+                                                          "val_predictions": None, "history": []})
+    data = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(36, 36))
+    args = ["--model", "resnet10t", "--img-size", "32", "--workers", "0", "--device", "cpu", "--epochs", "1",
+            "--out", str(tmp_path / "runs")]
+    r = runner.invoke(app, ["train", str(data), *args, "--name", "plain"])
+    assert r.exit_code == 0, r.output
+    flat = " ".join(r.output.split())
+    assert "not group or duplicate aware" in flat and "imgcls split" in flat
+    splits, _ = _splits(tmp_path / "s")
+    r = runner.invoke(app, ["train", str(splits), *args, "--name", "split"])
+    assert r.exit_code == 0, r.output
+    assert "not group or duplicate aware" not in " ".join(r.output.split())
