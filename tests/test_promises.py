@@ -595,3 +595,66 @@ def test_split_folder_layout_maps_to_the_split_column(tmp_path):
     from imgcls.train.data import assign_split
     train, val = assign_split(m.reset_index(), None, 0.0, 0)
     assert train.sum() == 6 and val.sum() == 2
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 13 (clean). a label conflict keeps the majority label's member, none on a tie, and the report shows the choice
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.timeout(120)
+def test_clean_sample_keeps_neither_side_of_the_planted_conflict(tmp_path):
+    """The issue's reproduction: data/sample's electronics/img_64cc6a2deaa7.png is a byte copy of
+    tools/shield_matt_todd_01_eb878f.png (planted with the wrong class): one image per label is a tie."""
+    sample = Path(__file__).resolve().parents[1] / "data" / "sample"
+    r = invoke("clean", sample, "--out", tmp_path / "c", "--exact-only", "--no-ood", "--workers", 1, "-q")
+    assert r.exit_code == 0, r.output
+    by = pd.read_csv(tmp_path / "c" / "manifest.csv", keep_default_na=False).set_index("path")
+    pair = by.loc[["electronics/img_64cc6a2deaa7.png", "tools/shield_matt_todd_01_eb878f.png"]]
+    assert pair["keep"].astype(str).tolist() == ["False", "False"]
+    assert (pair["reason"] == "label_conflict").all()
+    html = (tmp_path / "c" / "report.html").read_text()
+    assert "Label conflicts" in html and "none (tie" in html and "img_64cc6a2deaa7.png" in html
+
+
+def test_clean_conflict_majority_wins(tmp_path):
+    raw = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(24, 24))
+    src = raw / "a" / "000.png"
+    for k, lab in enumerate(("a", "b")):          # the same drawing twice more: labelled a, a, b
+        (raw / lab / f"copy{k}.png").write_bytes(src.read_bytes())
+    r = invoke("clean", raw, "--out", tmp_path / "c", "--exact-only", "--no-ood", "--workers", 1, "-q")
+    assert r.exit_code == 0, r.output
+    by = pd.read_csv(tmp_path / "c" / "manifest.csv", keep_default_na=False).set_index("path")
+    group = by.loc[["a/000.png", "a/copy0.png", "b/copy1.png"]]
+    assert group["keep"].astype(str).tolist() == ["True", "False", "False"]
+    assert group["reason"].tolist() == ["", "exact_duplicate", "label_conflict"]
+    assert group.loc["b/copy1.png", "duplicate_of"] == "a/000.png"
+    s = json.loads((tmp_path / "c" / "clean_summary.json").read_text())
+    assert s["label_conflicts"] == [{"dup_group": by.loc["a/000.png", "dup_group"], "labels": "a x2, b x1",
+                                     "kept": "a/000.png (a)", "removed": "a/copy0.png, b/copy1.png"}]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4 (clean). --materialize: one output per kept image, never two images under one name
+# ---------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["copy", "link"])
+def test_clean_materialize_names_never_collide(tmp_path, how):
+    ds = tmp_path / "ds"
+    for k, sub in enumerate(("a", "b", "c")):
+        make_image(ds / "cls" / sub / "img.png", size=(24, 24), seed=10 + k)
+    make_image(ds / "cls" / "d" / "IMG.png", size=(24, 24), seed=20)
+    (ds / "m.csv").write_text("path,label\n" + "".join(f"cls/{s}/{n},x\n" for s, n in
+                                                      (("a", "img.png"), ("b", "img.png"), ("c", "img.png"),
+                                                       ("d", "IMG.png"))))
+    before = snapshot(ds)
+    out = tmp_path / "c"
+    for _ in range(2):    # a rerun finds its own files and leaves them as they are
+        r = invoke("clean", ds, "--csv", ds / "m.csv", "--out", out, "--exact-only", "--no-ood", "--materialize",
+                   how, "--workers", 1, "-q")
+        assert r.exit_code == 0, r.output
+    files = sorted(p.name for p in all_files(out / "images" / "x"))
+    assert files == ["IMG_4.png", "img.png", "img_2.png", "img_3.png"]   # unique also on a case-blind disk
+    got = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in all_files(out / "images" / "x"))
+    want = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in all_files(ds / "cls"))
+    assert got == want
+    assert snapshot(ds) == before                 # inputs untouched (a hard link never chmod-ed)

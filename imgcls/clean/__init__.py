@@ -23,7 +23,8 @@ from imgcls.parallel import check_workers
 # Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md); the near-duplicate definition
 # and its defaults are imgcls.links', each out-of-domain detector's threshold is its own (imgcls.clean.ood)
 DEFAULT_OOD_METHOD = "photo-style"
-CONFLICT_POLICIES = ("report", "drop", "keep-first")
+CONFLICT_POLICIES = ("majority", "drop", "keep-first")
+DEFAULT_OOD_MAX_SHARE = 0.2       # a detector flagging more than this share of the set stops the run (--force)
 OOD_METHODS = tuple(d.name for d in DETECTORS)
 SWEEP = (0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.00)
 
@@ -49,9 +50,9 @@ class CleanConfig:
                                               "correlation or embedding cosine.")
     dup_candidates: float = option(links.DEFAULT_DUP_CANDIDATES, panel=DUPS, lo=0, hi=1,
                                    help="Embedding cosine at or above which a pair is verified (--dup-method verified).")
-    conflicts: str = option("report", panel=DUPS, choices=CONFLICT_POLICIES,
-                            help="Duplicate groups spanning labels: report (keep one, flag), drop (drop all), "
-                                 "keep-first (keep one per label).")
+    conflicts: str = option("majority", panel=DUPS, choices=CONFLICT_POLICIES,
+                            help="Duplicate groups spanning labels: majority (keep the majority label's member, "
+                                 "none on a tie), drop (drop all), keep-first (keep one per label).")
     ood: bool = option(True, panel=OOD, flags=("--ood/--no-ood",), help="Out-of-domain stage.")
     ood_method: str = option(DEFAULT_OOD_METHOD, panel=OOD, choices=OOD_METHODS,
                              help="Out-of-domain detector (README: what each measures).")
@@ -59,6 +60,11 @@ class CleanConfig:
                                          help="Score at or above which an image is out of domain.")
     ood_contamination: float | None = option(None, panel=OOD, lo=0, hi=1, lo_open=True, hi_open=True,
                                              help="Instead of a threshold: flag this share of images.")
+    ood_max_share: float = option(DEFAULT_OOD_MAX_SHARE, panel=OOD, lo=0, hi=1,
+                                  help="A threshold that flags more than this share of the images stops the run "
+                                       "(asks for --ood-contamination or --force).")
+    force: bool = option(False, panel=OOD, flags=("--force",),
+                         help="Accept an out-of-domain result that flags more than --ood-max-share.")
     undersample: str | None = option(None, panel=SAMPLING, choices=UNDERSAMPLE_METHODS,
                                      help="Keep at most --max-per-class rows per class.")
     max_per_class: int | None = option(None, panel=SAMPLING, lo=1, help="Cap per class for --undersample.")
@@ -112,32 +118,64 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
         ei, ej = np.r_[ei, pi[keep]], np.r_[ej, pj[keep]]
     gid = links.components(n, ei, ej)
     labels = df["label"].astype(str).to_numpy()
+    col = {c: df.columns.get_loc(c) for c in ("keep", "reason", "duplicate_of")}
     for g, members in pd.Series(range(n)).groupby(gid):
         idx = [i for i in members.tolist() if ok[i]]
         if len(idx) < 2:
             continue
         order = _keep_order(df, idx)
-        conflict = len({labels[i] for i in idx}) > 1
+        keepers, conflict = conflict_keepers(order, labels, cfg.conflicts)
         name = f"d{order[0]:06d}"
         df.loc[df.index[idx], "dup_group"] = name
         df.loc[df.index[idx], "label_conflict"] = conflict
-        if conflict and cfg.conflicts == "keep-first":
-            keepers = {}
-            for i in order:                      # one per label: no label is decided for the user
-                keepers.setdefault(labels[i], i)
-            keep = set(keepers.values())
-        elif conflict and cfg.conflicts == "drop":
-            keep = set()
-        else:
-            keep = {order[0]}
+        kept = set(keepers.values())
         for i in order:
-            if i in keep:
+            if i in kept:
                 continue
-            twin = keepers.get(labels[i], order[0]) if conflict and cfg.conflicts == "keep-first" else order[0]
-            df.iat[i, df.columns.get_loc("keep")] = False
-            df.iat[i, df.columns.get_loc("reason")] = "exact_duplicate" if sha[i] == sha[twin] else "near_duplicate"
-            df.iat[i, df.columns.get_loc("duplicate_of")] = "" if i == twin else df["path"].iat[twin]
+            twin = keepers.get(labels[i])
+            df.iat[i, col["keep"]] = False
+            if twin is None:          # its label lost the group (minority or tie): no twin of its own label kept
+                df.iat[i, col["reason"]] = "label_conflict"
+                df.iat[i, col["duplicate_of"]] = df["path"].iat[next(iter(kept))] if kept else ""
+            else:
+                df.iat[i, col["reason"]] = "exact_duplicate" if sha[i] == sha[twin] else "near_duplicate"
+                df.iat[i, col["duplicate_of"]] = df["path"].iat[twin]
     return df
+
+
+def conflict_keepers(order: list[int], labels: np.ndarray, policy: str) -> tuple[dict[str, int], bool]:
+    """{label: row kept for it} for one duplicate group (rows in keep order) and whether it spans labels.
+    One label: its first row. Across labels, `majority`: the first row of the label most members carry, none on a
+    tie; `drop`: none; `keep-first`: the first row of each label (no label is decided for the user)."""
+    from collections import Counter
+    counts = Counter(labels[i] for i in order)
+    if len(counts) == 1:
+        return {labels[order[0]]: order[0]}, False
+    if policy == "drop":
+        return {}, True
+    if policy == "keep-first":
+        keepers: dict[str, int] = {}
+        for i in order:
+            keepers.setdefault(labels[i], i)
+        return keepers, True
+    (top, n1), (_, n2) = counts.most_common(2)
+    if n1 == n2:
+        return {}, True
+    return {top: next(i for i in order if labels[i] == top)}, True
+
+
+def conflict_table(df: pd.DataFrame) -> list[dict]:
+    """One row per duplicate group spanning labels: its labels with their counts and what was kept (the report)."""
+    rows = []
+    sub = df[df["label_conflict"].astype(bool) & (df["dup_group"] != "")]
+    for g, grp in sub.groupby("dup_group", sort=True):
+        counts = grp["label"].astype(str).value_counts()
+        kept = grp[grp["keep"].astype(bool)]
+        rows.append({"dup_group": g, "labels": ", ".join(f"{k} x{v}" for k, v in counts.items()),
+                     "kept": ", ".join(f"{p} ({lab})" for p, lab in zip(kept["path"], kept["label"]))
+                     or "none (tie or --conflicts drop)",
+                     "removed": ", ".join(grp.loc[~grp["keep"].astype(bool), "path"])})
+    return rows
 
 
 def pixel_matrix(df: pd.DataFrame, size: int = 32) -> np.ndarray:
@@ -153,6 +191,17 @@ def pixel_matrix(df: pd.DataFrame, size: int = 32) -> np.ndarray:
                     pass
             advance()
     return out
+
+
+def check_ood_share(flagged: np.ndarray, readable: np.ndarray, cfg: CleanConfig) -> None:
+    """A detector that flags more than --ood-max-share of the readable images is more likely wrong than the data:
+    stop (nothing written) unless the share was asked for (--ood-contamination) or accepted (--force)."""
+    n = int(readable.sum())
+    share = float(flagged.sum()) / n if n else 0.0
+    if share > cfg.ood_max_share and not cfg.ood_contamination and not cfg.force:
+        raise UserError(f"--ood-method {cfg.ood_method} flags {int(flagged.sum())} of {n} images ({share:.0%}, more "
+                        f"than --ood-max-share {cfg.ood_max_share:.0%}); nothing written. Flag a share with "
+                        f"--ood-contamination 0.05, raise --ood-threshold, or pass --force to accept it")
 
 
 def undersample(df: pd.DataFrame, emb: np.ndarray | None, method: str, max_per_class: int, seed: int) -> pd.DataFrame:
@@ -222,6 +271,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
                                      pixels=lambda: pixel_matrix(df), seed=cfg.seed, style=style))
         df["ood_score"] = scores
         flagged = det.flag(scores, cfg.ood_threshold, cfg.ood_contamination) & df["keep"].to_numpy()
+        check_ood_share(flagged, (df["error"] == "").to_numpy(), cfg)
         df.loc[flagged, "keep"] = False
         df.loc[flagged, "reason"] = "out_of_domain"
     if cfg.undersample:
@@ -234,6 +284,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
     summary = {"config": asdict(cfg), "source": str(src), "n_images": len(df), "kept": int(df["keep"].sum()),
                "removed": {r: int(n) for r, n in df.loc[~df["keep"], "reason"].value_counts().items()},
                "label_conflict_groups": int(df.loc[df["label_conflict"].astype(bool), "dup_group"].nunique()),
+               "label_conflicts": conflict_table(df),
                "families": _families(df),
                "threshold_sweep": sweep}
     write_json(out / "clean_summary.json", summary)
@@ -272,18 +323,46 @@ def threshold_sweep(df: pd.DataFrame, pairs: tuple[np.ndarray, np.ndarray, np.nd
     return rows
 
 
-def materialize_kept(df: pd.DataFrame, dest: Path, how: str) -> None:
-    """Kept images as an ImageFolder under dest (hard links or copies; never touches the source)."""
+def materialize_kept(df: pd.DataFrame, dest: Path, how: str) -> list[Path]:
+    """Kept images as an ImageFolder under dest (hard links or copies; never touches the source). Names are unique
+    by construction (case-insensitively, within each class folder): a second `img.png` of a class becomes
+    `img_2.png`; labels are single folder names. Returns the files, in row order."""
     import shutil
-    for p, lab in zip(mf.image_paths(df[df["keep"]]), df.loc[df["keep"], "label"]):
-        target = dest / (lab or "unlabeled") / p.name
+    from imgcls.fsutil import atomic_path, under
+    kept = df[df["keep"].astype(bool)]
+    taken: set[str] = set()
+    targets = []
+    for p, lab in zip(mf.image_paths(kept), kept["label"].astype(str)):
+        folder = lab.replace("/", "_").replace("\\", "_").lstrip(".") or "unlabeled"
+        stem, suffix = Path(p.name.lstrip(".") or "image").stem, p.suffix
+        name, k = f"{stem}{suffix}", 1
+        while f"{folder}/{name}".casefold() in taken:
+            k += 1
+            name = f"{stem}_{k}{suffix}"
+        taken.add(f"{folder}/{name}".casefold())
+        targets.append((p, under(dest, f"{folder}/{name}")))
+    if len({t.as_posix().casefold() for _, t in targets}) != len(targets):   # guaranteed above; proven here
+        raise RuntimeError("materialize: output names are not unique")
+    for p, target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
+        if target.exists() and (os.path.samefile(p, target) or (how == "copy" and _same_bytes(p, target))):
             continue
         if how == "link":
+            # a hard link shares the input's inode: made beside the target and renamed onto it, never chmod-ed
+            import secrets
+            tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp{target.suffix}")
             try:
-                os.link(p, target)
+                os.link(p, tmp)
+                os.replace(tmp, target)
                 continue
             except OSError:
-                pass
-        shutil.copy2(p, target)
+                if tmp.exists():
+                    tmp.unlink()
+        with atomic_path(target) as tmp:
+            shutil.copyfile(p, tmp)
+    return [t for _, t in targets]
+
+
+def _same_bytes(a: Path, b: Path) -> bool:
+    from imgcls.io import file_sha256
+    return a.stat().st_size == b.stat().st_size and file_sha256(a) == file_sha256(b)

@@ -21,7 +21,7 @@ def _pair(row, kept_row) -> str:
 
 def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
     by_path = {p: r for p, r in zip(df["path"], df.to_dict("records"))}
-    dups = df[df["reason"].isin(["exact_duplicate", "near_duplicate"])]
+    dups = df[df["reason"].isin(["exact_duplicate", "near_duplicate", "label_conflict"])]
     pairs = "".join(_pair(r, by_path.get(r["duplicate_of"])) for r in dups.head(MAX_SHOWN).to_dict("records"))
     more = f'<p class="muted">{len(dups) - MAX_SHOWN} more in manifest.csv</p>' if len(dups) > MAX_SHOWN else ""
     ood = df[df["ood_score"].notna()].sort_values("ood_score", ascending=False).head(60)
@@ -44,6 +44,9 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
                                           f'{summary["families"]["images_in_them"]}'),
                                          ("duplicate pairs", summary["families"]["pair_groups"])])),
         ("Per-class counts before / after", report.table(counts)),
+        (f"Label conflicts: duplicate groups spanning labels ({len(summary.get('label_conflicts', []))}; "
+         f"--conflicts {summary['config'].get('conflicts', '')})",
+         report.table(summary.get("label_conflicts", []), ["dup_group", "labels", "kept", "removed"])),
         ("Threshold sweep: images deduplication removes (exact copies + near copies at each threshold)", report.table(summary["threshold_sweep"])),
         (f"Removed duplicates beside their kept twin ({len(dups)})", pairs + more),
         (f"Families of near-identical images (groups of 3 or more: {len(families)})",
