@@ -20,12 +20,32 @@ import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
+from imgcls.options import option
 
 DUP_METHODS = ("verified", "embedding")
 DEFAULT_DUP_THRESHOLDS = {"verified": 0.98, "embedding": 0.90}   # verified correlation / embedding cosine
 DEFAULT_DUP_CANDIDATES = 0.80     # embedding cosine at or above which a pair is verified (verified method)
 DEFAULT_EMBEDDER = "tf_efficientnet_lite0"
 DEFAULT_EMBED_SIZE = 160
+
+
+def dup_method_option(panel: str):
+    """--dup-method, declared once for clean and split (imgcls.options)."""
+    return option("verified", panel=panel, choices=DUP_METHODS,
+                  help="Near-duplicate definition: verified (embedding candidates checked pixel by pixel on aligned "
+                       "thumbnails: crop, flip, brightness) or embedding (embedding cosine alone).")
+
+
+def dup_threshold_option(panel: str):
+    """--dup-threshold: its default per method is printed from DEFAULT_DUP_THRESHOLDS (help once said 0.95)."""
+    return option(None, panel=panel, lo=0, hi=1, none=", ".join(f"{k} {v}" for k, v in DEFAULT_DUP_THRESHOLDS.items()),
+                  help="Score at or above which two images are near duplicates: verified correlation or embedding "
+                       "cosine.")
+
+
+def dup_candidates_option(panel: str):
+    return option(DEFAULT_DUP_CANDIDATES, panel=panel, lo=0, hi=1,
+                  help="Embedding cosine at or above which a pair is verified (--dup-method verified).")
 
 
 @dataclass

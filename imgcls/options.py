@@ -56,6 +56,16 @@ def option(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, 
     return dataclasses.field(default=default, metadata=meta)
 
 
+def same_as(cls, name: str, **changes):
+    """A field declared like `cls.name` (its default and declaration; `changes`, e.g. panel=, replace parts of it):
+    two steps that share an option (clean's and split's --dup-method) share one declaration."""
+    f, spec = specs(cls)[name]
+    spec = dataclasses.replace(spec, **changes)
+    if f.default_factory is not MISSING:
+        return dataclasses.field(default_factory=f.default_factory, metadata={META_KEY: spec})
+    return dataclasses.field(default=f.default, metadata={META_KEY: spec})
+
+
 def seed_option(panel: str = "Runtime"):
     """--seed, the same declaration in every step that draws random numbers (numpy seeds are 0 .. 2**32 - 1)."""
     return option(0, panel=panel, lo=0, hi=2**32 - 1, help="Random seed (recorded in the outputs).")
@@ -222,12 +232,16 @@ class Given:
 
 
 def from_cli(cls, kwargs: dict, given: set, only: typing.Iterable[str] | None = None) -> Given:
-    """The values a command received for the CLI fields of `cls` (converted by `from_cli`); kwargs is not changed."""
+    """The values a command received for the CLI fields of `cls` (converted by `from_cli`; an option left unset, None
+    on the command line, is the field's default); kwargs is not changed."""
     table = specs(cls)
     values = {}
     for name in cli_fields(cls, only):
         if name in kwargs:
-            spec = table[name][1]
+            f, spec = table[name]
             value = kwargs[name]
-            values[name] = spec.from_cli(value) if spec.from_cli is not None and value is not None else value
+            if value is None:
+                values[name] = default_of(f)
+            else:
+                values[name] = spec.from_cli(value) if spec.from_cli is not None else value
     return Given(cls, values, {n for n in given if n in values})

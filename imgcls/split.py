@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,8 @@ from imgcls import report
 from imgcls.console import console, info, is_quiet, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
+from imgcls.options import check, int_list, join, option, seed_option
+from imgcls.parallel import check_workers
 
 SPLITS = ("train", "val", "test")
 MAX_DENOMINATOR = 20                  # --val / --test resolution: 1/20 = 5 %
@@ -47,27 +49,60 @@ class LeakageError(UserError):
     exit_code = 1
 
 
+def _stratify_cli(text: str) -> tuple[str, ...]:
+    return () if text.strip().lower() == "none" else tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _ages_cli(ages) -> str | None:
+    return ",".join(map(str, ages)) or None
+
+
+PARTS, LABELS, LINKS, RUNTIME = "Parts", "Labels", "Linked images", "Runtime"
+
+
 @dataclass
 class SplitConfig:
-    val: float = 0.2
-    test: float = 0.0
-    folds: int | None = None
-    group_col: str = "group"
-    stratify: Sequence[str] = ("label",)       # () = no stratification (group split only)
-    seed: int = 0
-    age_bands: Sequence[int] = profiles.DEFAULT_AGE_BANDS
-    drop_ages: Sequence[int] = ()
-    relabel_age: Sequence[int] | None = None
-    near_dup: bool = True
-    dup_method: str = "verified"              # the near-duplicate definition: imgcls.links, as clean's
-    dup_threshold: float | None = None        # None: links.DEFAULT_DUP_THRESHOLDS[dup_method]
-    dup_candidates: float = links.DEFAULT_DUP_CANDIDATES
-    model: str = links.DEFAULT_EMBEDDER
-    device: str = "auto"
-    cache_dir: str | None = None
-    tolerance: float = 0.05
-    allow_leaks: bool = False
-    extra: dict = field(default_factory=dict)
+    """Every option of `imgcls split` but the paths (imgcls.options: default, choices, range, help, panel)."""
+    val: float = option(0.2, panel=PARTS, lo=0, hi=1, hi_open=True,
+                        help="Validation fraction (with --folds K each fold validates 1/K instead).")
+    test: float = option(0.0, panel=PARTS, lo=0, hi=1, hi_open=True, help="Test fraction held out before val / folds.")
+    folds: int | None = option(None, panel=PARTS, lo=2,
+                               help="K-fold: adds `fold` (0..K-1, the fold where the row is validation).")
+    group_col: str = option("group", panel=PARTS, help="Column whose rows never cross splits or folds (e.g. the "
+                                                        "person).")
+    stratify: Sequence[str] = option(("label",), panel=PARTS, cli_type=str, to_cli=lambda v: ",".join(v) or "none",
+                                     from_cli=_stratify_cli,
+                                     help="Column(s) to stratify on, comma-separated (e.g. mask,gender,age_band), or "
+                                          "'none'.")
+    seed: int = seed_option(RUNTIME)
+    age_bands: Sequence[int] = option(profiles.DEFAULT_AGE_BANDS, panel=LABELS, cli_type=str, to_cli=join,
+                                      from_cli=int_list("--age-bands"), help="Age band edges for profile datasets.")
+    drop_ages: Sequence[int] = option((), panel=LABELS, cli_type=Optional[str], to_cli=_ages_cli,
+                                      from_cli=lambda t: parse_ages(t),
+                                      help="Leave out profiles of these ages, e.g. 57-59 (rows stay, split='' with a "
+                                           "reason).")
+    relabel_age: Sequence[int] | None = option(None, panel=LABELS, cli_type=Optional[str], to_cli=join,
+                                               from_cli=int_list("--relabel-age"),
+                                               help="Edges used to put ages into the --age-bands classes, e.g. 29,59.")
+    near_dup: bool = option(True, panel=LINKS, flags=("--near-dup/--no-near-dup",),
+                            help="Keep near duplicates (clean's definition) on one side, and check.")
+    dup_method: str = links.dup_method_option(LINKS)
+    dup_threshold: float | None = links.dup_threshold_option(LINKS)
+    dup_candidates: float = links.dup_candidates_option(LINKS)
+    model: str = option(links.DEFAULT_EMBEDDER, panel=LINKS, help="Embedding model of the near-duplicate search.")
+    device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
+    cache_dir: str | None = option(None, panel=LINKS, cli_type=Optional[Path], from_cli=str,
+                                   help="Embedding cache folder (shared with clean).")
+    tolerance: float = option(0.05, panel=PARTS, lo=0, hi=1,
+                              help="Warn when a class's share of a part is further than this from its target.")
+    allow_leaks: bool = option(False, panel=PARTS, help="Write / accept a contaminated split (exit 0).")
+    extra: dict = option(factory=dict, cli=False, help="Free-form settings recorded with the split (Python use).")
+
+    def validate(self) -> None:
+        """Choices and ranges (imgcls.options.check) and the fractions together; before anything is read."""
+        check(self)
+        if self.val + self.test >= 1 and not self.folds:
+            raise UserError(f"--val {self.val} + --test {self.test} leave nothing to train on; keep their sum below 1")
 
     def near_duplicates(self) -> links.NearDuplicates:
         """The near-duplicate definition these options choose (clean's, with the same embedding cache)."""
@@ -736,6 +771,10 @@ def _check_embedder(cfg: SplitConfig) -> None:
 def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int = 1,
               max_pixels: int | None = mf.imgio.DEFAULT_MAX_PIXELS) -> pd.DataFrame:
     """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports."""
+    cfg.validate()
+    check_workers(workers)
+    if max_pixels is not None:
+        check(mf.imgio.ImageLimits(max_pixels))
     out = Path(out)
     check_writable(out, "file")
     _check_embedder(cfg)
@@ -777,6 +816,8 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
 def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False, workers: int = 1) -> pd.DataFrame:
     """`imgcls split --check FILE [--fix]`: find leaks in an existing split; with fix, move and write to out."""
     cfg = cfg or SplitConfig()
+    cfg.validate()
+    check_workers(workers)
     file = Path(file)
     if fix:
         check_writable(Path(out) if out is not None else file, "file")

@@ -210,3 +210,29 @@ def test_export_numeric_options_before_loading_the_run(tmp_path):
                        (["--atol", "0"], "--atol must be > 0 (got 0.0)")):
         r = runner.invoke(app, ["export", str(tmp_path / "no_such_run"), "--onnx", *flags])
         assert r.exit_code == 2 and msg in r.output, r.output
+
+
+@pytest.mark.parametrize("flags,msg", [
+    (["--val", "-0.2"], "--val must be in [0, 1) (got -0.2)"),
+    (["--test", "1"], "--test must be in [0, 1) (got 1.0)"),
+    (["--val", "0.5", "--test", "0.5"], "--val 0.5 + --test 0.5 leave nothing to train on"),
+    (["--folds", "1"], "--folds must be >= 2 (got 1)"),
+    (["--workers", "-3"], "--workers must be >= 1 (got -3)"),
+    (["--max-pixels", "-1"], "--max-pixels must be >= 1 (got -1)"),
+    (["--dup-method", "hash"], "unknown --dup-method 'hash'; use one of: verified, embedding"),
+])
+def test_split_numeric_options(flags, msg, image_folder, tmp_path, monkeypatch):
+    """split --val -0.2 exited 0 with no val rows; now one line, exit 2, before the data is read."""
+    import imgcls.manifest as mf
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    r = runner.invoke(app, ["split", str(image_folder), "--out", str(tmp_path / "s.csv"), "--no-near-dup", *flags])
+    assert r.exit_code == 2 and msg in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "s.csv").exists()
+
+
+def test_split_python_caller_gets_the_same_check(image_folder, tmp_path):
+    from imgcls import split as sp
+    from imgcls.manifest import LayoutOptions
+    with pytest.raises(UserError, match=re.escape("--val must be in [0, 1) (got -0.2)")):
+        sp.run_split(image_folder, tmp_path / "s.csv", LayoutOptions(), sp.SplitConfig(val=-0.2))
+    assert not (tmp_path / "s.csv").exists()

@@ -42,14 +42,9 @@ class CleanConfig:
     dedup: bool = option(True, panel=DUPS, flags=("--dedup/--no-dedup",), help="Exact + near duplicate stage.")
     near_dup: bool = option(True, panel=DUPS, flags=("--near-dup/--exact-only",),
                             help="Near duplicates (embeddings) besides exact (sha256) ones.")
-    dup_method: str = option("verified", panel=DUPS, choices=links.DUP_METHODS,
-                             help="verified: embedding candidates checked pixel by pixel on aligned thumbnails (crop, "
-                                  "flip, brightness); embedding: embedding cosine alone.")
-    dup_threshold: float | None = option(None, panel=DUPS, lo=0, hi=1, none=_per_method(links.DEFAULT_DUP_THRESHOLDS),
-                                         help="Score at or above which two images are near duplicates: verified "
-                                              "correlation or embedding cosine.")
-    dup_candidates: float = option(links.DEFAULT_DUP_CANDIDATES, panel=DUPS, lo=0, hi=1,
-                                   help="Embedding cosine at or above which a pair is verified (--dup-method verified).")
+    dup_method: str = links.dup_method_option(DUPS)
+    dup_threshold: float | None = links.dup_threshold_option(DUPS)
+    dup_candidates: float = links.dup_candidates_option(DUPS)
     conflicts: str = option("majority", panel=DUPS, choices=CONFLICT_POLICIES,
                             help="Duplicate groups spanning labels: majority (keep the majority label's member, "
                                  "none on a tie), drop (drop all), keep-first (keep one per label).")
