@@ -658,3 +658,100 @@ def test_clean_materialize_names_never_collide(tmp_path, how):
     want = sorted(hashlib.sha256(p.read_bytes()).hexdigest() for p in all_files(ds / "cls"))
     assert got == want
     assert snapshot(ds) == before                 # inputs untouched (a hard link never chmod-ed)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The hostile corpus: every writing command over it; the input tree is byte-identical afterwards, nothing is
+# written outside --out, no hostile file executes
+# ---------------------------------------------------------------------------------------------------------------
+
+class _Marker:
+    """Unpickling this calls open(MARKER, 'w'): a checkpoint holding it creates the marker file if it is ever
+    loaded with pickle (torch.load without weights_only)."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def build_hostile_corpus(base: Path) -> dict[str, Path]:
+    """base/corpus/: data/ (an ImageFolder with a FIFO, a symlink to /dev/zero, a symlink out of the root,
+    truncated / empty / corrupt-zlib images, colliding output names), victim/ (outside the root), absolute and
+    '../' manifests, bad CSVs, YAML with a python tag, a pickle checkpoint that would write a marker."""
+    import torch
+    c = base / "corpus"
+    data = make_image_folder(c / "data", {"a": 6, "b": 6}, size=(32, 32))
+    make_image(c / "victim" / "v.png", size=(32, 32), seed=70)
+    make_image(c / "victim" / "w.jpg", size=(32, 32), seed=71)
+    os.mkfifo(data / "a" / "fifo.png")
+    (data / "a" / "zero.png").symlink_to("/dev/zero")
+    (data / "b" / "escape.png").symlink_to(c / "victim" / "v.png")            # out of the root: read, not written
+    (data / "b" / "empty.jpg").write_bytes(b"")
+    full = (data / "a" / "000.png").read_bytes()
+    (data / "b" / "truncated.png").write_bytes(full[: len(full) // 2])
+    corrupt_png_with_valid_crcs(data / "b" / "zlib.png")
+    Image.open(data / "a" / "001.png").save(data / "a" / "pic.gif")
+    (data / "a" / "pic_gif.png").write_bytes((data / "a" / "002.png").read_bytes())
+    (data / "a" / "pic.png").write_bytes((data / "a" / "003.png").read_bytes())
+    (c / "abs.csv").write_text("path,label,root\n"
+                               f"{c / 'victim' / 'v.png'},a,data\n../victim/w.jpg,b,data\n"
+                               + "".join(f"a/00{i}.png,a,data\n" for i in range(3))
+                               + "".join(f"b/00{i}.png,b,data\n" for i in range(3)))
+    (c / "empty.csv").write_bytes(b"")
+    (c / "latin.csv").write_bytes("path,label\na/000.png,caf\xe9\n".encode("latin-1"))
+    (c / "ragged.csv").write_text("path,label\na/000.png,a,extra\n")
+    marker = base / "MARKER_pickle_ran"
+    evil = c / "evil_run"
+    evil.mkdir()
+    torch.save({"state_dict": {}, "meta": _Marker(str(marker))}, evil / "best.pt")
+    (evil / "config.yaml").write_text("model: !!python/object/apply:os.system ['touch " + str(marker) + "']\n")
+    return {"corpus": c, "data": data, "marker": marker, "evil": evil}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_every_writing_command_over_the_hostile_corpus(tmp_path):
+    h = build_hostile_corpus(tmp_path)
+    c, data, outs = h["corpus"], h["data"], tmp_path / "outs"
+    before = snapshot(tmp_path)
+    ok = [
+        ["eda", data, "--out", outs / "eda"],
+        ["clean", data, "--out", outs / "clean", "--exact-only", "--no-ood", "--materialize", "copy"],
+        ["preprocess", data, "--out", outs / "pre", "--size", 32, "--workers", 1],
+        ["preprocess", c / "abs.csv", "--out", outs / "pre_abs", "--size", 32, "--workers", 1],
+        ["split", data, "--out", outs / "split" / "splits.csv", "--no-near-dup", "--val", 0.5],
+        ["train", outs / "split" / "splits.csv", "--model", "test_efficientnet", "--img-size", 32, "--epochs", 1,
+         "--workers", 0, "--batch-size", 8, "--out", outs / "runs", "--name", "r1"],
+        ["ensemble", outs / "runs" / "r1", "--out", outs / "ens"],
+        ["predict", outs / "runs" / "r1", "--data", data, "--out", outs / "pred", "--workers", 0],
+        ["export", outs / "runs" / "r1", "--onnx", "--out", outs / "onnx"],
+    ]
+    for args in ok:
+        r = invoke(*args, "-q")
+        assert r.exit_code == 0, (args[0], r.output)
+    refused = [
+        (["eda", data, "--csv", c / "empty.csv", "--out", outs / "x1"], "is empty"),
+        (["eda", data, "--csv", c / "latin.csv", "--out", outs / "x2"], "not UTF-8"),
+        (["eda", data, "--csv", c / "ragged.csv", "--out", outs / "x3"], "line 2 has 3"),
+        (["predict", h["evil"], "--data", data, "--out", outs / "x4"], ""),
+        (["export", h["evil"], "--onnx", "--out", outs / "x5"], ""),
+        (["ensemble", h["evil"], "--out", outs / "x6"], ""),
+        (["train", "--config", h["evil"] / "config.yaml", "--out", outs / "x7"], ""),
+    ]
+    for args, words in refused:
+        r = invoke(*args)
+        assert r.exit_code == 2 and "Traceback" not in r.output, (args[0], r.output)
+        assert words in r.flat, (args, r.output)
+    assert not h["marker"].exists()                                          # nothing hostile executed
+    assert snapshot(tmp_path, skip=(outs,)) == before                       # inputs byte-identical, nothing outside
+    # every special file is reported by path, every written file lies under its --out
+    m = pd.read_csv(outs / "eda" / "manifest.csv", keep_default_na=False).set_index("path")
+    for bad in ("a/fifo.png", "a/zero.png", "b/empty.jpg", "b/truncated.png", "b/zlib.png"):
+        assert m.loc[bad, "error"] != "", bad
+    assert m.loc["b/escape.png", "error"] == ""                              # a symlink to a regular file is read
+    pre = pd.read_csv(outs / "pre" / "manifest.csv", keep_default_na=False)
+    written = pre[pre["error"] == ""]["path"]
+    assert written.str.casefold().is_unique and len(written) == 16
+    assert not any(stat.S_ISLNK(os.lstat(p).st_mode) for p in all_files(outs))
