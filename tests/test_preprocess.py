@@ -306,9 +306,10 @@ def test_resume_skips_up_to_date_outputs(tmp_path):
 
 def test_interrupted_run_resumes_from_the_journal(tmp_path, monkeypatch):
     import imgcls.preprocess as pp
+    import imgcls.preprocess.run as pp_run        # where run_preprocess looks process_image up
     src = make_image_folder(tmp_path / "raw", {"a": 4}, size=(40, 30))
     out = tmp_path / "p"
-    real, calls = pp.process_image, []
+    real, calls = pp_run.process_image, []
 
     def dies_on_third(*a, **kw):
         calls.append(1)
@@ -316,11 +317,11 @@ def test_interrupted_run_resumes_from_the_journal(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **kw)
 
-    monkeypatch.setattr(pp, "process_image", dies_on_third)
+    monkeypatch.setattr(pp_run, "process_image", dies_on_third)
     with pytest.raises(KeyboardInterrupt):
         pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
     assert (out / pp.JOURNAL).is_file() and not (out / "manifest.csv").exists()
-    monkeypatch.setattr(pp, "process_image", real)
+    monkeypatch.setattr(pp_run, "process_image", real)
     pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
     assert summary(out)["processed"] == 2 and summary(out)["up_to_date"] == 2
     assert not (out / pp.JOURNAL).exists() and len(manifest(out)) == 4

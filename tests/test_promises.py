@@ -203,7 +203,8 @@ _KILLER = """
 import os, signal, sys, tempfile
 from pathlib import Path
 import imgcls.preprocess as pp
-real, calls, n = pp.save_image, [], int(sys.argv[3])
+import imgcls.preprocess.image as pp_image   # where process_image looks save_image up
+real, calls, n = pp_image.save_image, [], int(sys.argv[3])
 def save(im, dst, quality=95):
     calls.append(1)
     if len(calls) == n:   # die as kill -9 would inside an atomic write: a temporary file is left behind
@@ -212,7 +213,7 @@ def save(im, dst, quality=95):
         os.write(fd, b"half an image")
         os.kill(os.getpid(), signal.SIGKILL)
     return real(im, dst, quality)
-pp.save_image = save
+pp_image.save_image = save
 pp.run_preprocess(sys.argv[1], sys.argv[2], pp.PreprocessConfig(size=24), workers=1, report=False)
 """
 
@@ -248,9 +249,10 @@ def test_preprocess_killed_twice_resumes_byte_identical(tmp_path):
 
 def test_preprocess_journal_line_cut_by_a_kill_is_ended_not_merged(tmp_path, monkeypatch):
     import imgcls.preprocess as pp
+    import imgcls.preprocess.run as pp_run        # where run_preprocess looks process_image up
     src = make_image_folder(tmp_path / "raw", {"a": 5}, size=(40, 30))
     out = tmp_path / "p"
-    real, calls = pp.process_image, []
+    real, calls = pp_run.process_image, []
 
     def dies(n):
         def f(*a, **kw):
@@ -260,16 +262,16 @@ def test_preprocess_journal_line_cut_by_a_kill_is_ended_not_merged(tmp_path, mon
             return real(*a, **kw)
         return f
 
-    monkeypatch.setattr(pp, "process_image", dies(3))
+    monkeypatch.setattr(pp_run, "process_image", dies(3))
     with pytest.raises(KeyboardInterrupt):
         pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
     with open(out / pp.JOURNAL, "a") as fh:
         fh.write('{"source_path": "/cut')                 # a record cut by kill -9 mid-line
     calls.clear()
-    monkeypatch.setattr(pp, "process_image", dies(2))
+    monkeypatch.setattr(pp_run, "process_image", dies(2))
     with pytest.raises(KeyboardInterrupt):
         pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
-    monkeypatch.setattr(pp, "process_image", real)
+    monkeypatch.setattr(pp_run, "process_image", real)
     pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
     s = json.loads((out / "preprocess.json").read_text())
     assert s["up_to_date"] == 3 and s["processed"] == 2

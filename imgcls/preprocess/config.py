@@ -1,0 +1,77 @@
+"""preprocess's options (PreprocessConfig: defaults, choices, ranges, --help panels) and the columns it adds."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from imgcls import io as imgio
+from imgcls import manifest as mf
+from imgcls.errors import UserError
+from imgcls.options import check, option
+from imgcls.preprocess.resize import RESIZE_MODES
+
+NO_FACE_POLICIES = ("keep", "center-crop", "drop")
+FORMATS = ("auto", "png", "jpg", "webp")
+FACE_COLUMNS = [c for c in mf.columns_of("preprocess") if c.startswith("face")]   # declared in imgcls.manifest
+
+
+FACES, BACKGROUND, OUTPUT = "Faces", "Background", "Output images"
+
+
+@dataclass
+class PreprocessConfig:
+    """Every option of `imgcls preprocess` but the paths (imgcls.options: default, choices, range, help, panel)."""
+    remove_bg: bool = option(False, panel=BACKGROUND, flags=("--remove-bg",),
+                             help="Remove the background with rembg (model file needed: imgcls models list).")
+    rembg_model: str = option("u2netp", panel=BACKGROUND, help="rembg model (u2netp is fetchable offline).")
+    bg_color: str = option("white", panel=BACKGROUND, help="Colour behind the cut-out and the padding: name or "
+                                                            "#rrggbb.")
+    keep_alpha: bool = option(False, panel=BACKGROUND, flags=("--keep-alpha",),
+                              help="Keep rembg's mask as alpha (PNG output) instead of filling.")
+    face_crop: bool = option(False, panel=FACES, flags=("--face-crop",),
+                             help="Crop to the most confident face (deepface extract_faces, box on the original "
+                                  "image).")
+    detector: str = option("opencv", panel=FACES,
+                           help="deepface detector backend: opencv (ships with OpenCV) or any other whose weights are "
+                                "in $DEEPFACE_HOME/.deepface/weights.")
+    face_margin: float = option(0.2, panel=FACES, lo=0,
+                                help="Margin around the face box, a fraction of its size per side.")
+    no_face: str = option("keep", panel=FACES, choices=NO_FACE_POLICIES, help="When no face is found.")
+    detect_size: int = option(640, panel=FACES, lo=1,
+                              help="Detect faces on a copy whose longer side is at most this (boxes mapped back).")
+    size: int | None = option(None, panel=OUTPUT, lo=8, none="keep the size",
+                              help="Square output side in pixels.")
+    resize_mode: str = option("pad", panel=OUTPUT, choices=RESIZE_MODES,
+                              help="pad (letterbox) | crop (centre) | stretch.")
+    image_format: str = option("auto", panel=OUTPUT, choices=FORMATS, flags=("--format",),
+                               help="auto keeps jpg / png / webp, writes png otherwise.")
+    quality: int = option(95, panel=OUTPUT, lo=1, hi=100, help="JPEG / WebP quality.")
+    max_pixels: int = imgio.max_pixels_option()
+
+    def validate(self) -> None:
+        """Choices and ranges (imgcls.options.check) and the options that need each other; before any work."""
+        check(self)
+        if self.keep_alpha and not self.remove_bg:
+            raise UserError("--keep-alpha keeps the mask of --remove-bg as transparency; add --remove-bg")
+        if self.keep_alpha and self.image_format == "jpg":
+            raise UserError("--keep-alpha needs a format with transparency: --format png or webp")
+        self.bg_rgb()
+
+    def bg_rgb(self) -> tuple[int, int, int]:
+        from PIL import ImageColor
+        try:
+            return ImageColor.getrgb(self.bg_color)[:3]
+        except ValueError:
+            raise UserError(f"--bg-color '{self.bg_color}' is not a colour; use a name (white, black) or "
+                            f"#rrggbb") from None
+
+    def settings(self) -> dict:
+        """What the written pixels depend on (a change re-processes everything)."""
+        d = asdict(self)
+        d.pop("max_pixels")
+        if not self.remove_bg:
+            for k in ("rembg_model", "keep_alpha"):
+                d.pop(k)
+        if not self.face_crop:
+            for k in ("detector", "face_margin", "no_face", "detect_size"):
+                d.pop(k)
+        return d

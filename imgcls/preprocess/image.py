@@ -1,0 +1,102 @@
+"""One image through preprocess's steps (decode, face crop, resize, background removal, padding, save), and the
+worker processes that run them with their models built once."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from imgcls import io as imgio
+from imgcls.fsutil import atomic_path
+from imgcls.preprocess.config import FACE_COLUMNS, PreprocessConfig
+
+
+class Models:
+    """The models one process needs, built once (a rembg session / a deepface detector per worker)."""
+
+    def __init__(self, cfg: PreprocessConfig, threads: int = 0):
+        self.faces = self.bg = None
+        if cfg.face_crop:
+            from imgcls.preprocess.faces import FaceDetector
+            self.faces = FaceDetector(cfg.detector, cfg.detect_size)
+        if cfg.remove_bg:
+            from imgcls.preprocess.background import BackgroundRemover
+            self.bg = BackgroundRemover(cfg.rembg_model, threads=threads)
+
+
+def empty_record() -> dict:
+    rec = {c: None for c in FACE_COLUMNS}
+    rec.update(bg_removed=False, error="", written=False)
+    return rec
+
+
+def process_image(src: str | os.PathLike, dst: str | os.PathLike | None, cfg: PreprocessConfig,
+                  models: Models) -> tuple[dict, object]:
+    """Process one file; returns (record, PIL image or None). Writes `dst` atomically when given.
+    Never raises for a bad image: the record's `error` says what went wrong."""
+    from imgcls.preprocess.faces import crop_box
+    from imgcls.preprocess.resize import center_square, fit, pad_to
+    rec = empty_record()
+    try:
+        # without a face crop the output needs no more than --size pixels: JPEGs decode at a reduced DCT scale
+        draft = (cfg.size, cfg.size) if cfg.size and not cfg.face_crop else None
+        im = imgio.load_rgb(src, max_pixels=cfg.max_pixels, draft=draft)
+    except imgio.ImageReadError as e:
+        rec["error"] = e.reason
+        return rec, None
+    try:
+        bg = cfg.bg_rgb()
+        if models.faces is not None:
+            face = models.faces.detect(im)
+            rec["face_found"] = face is not None
+            rec["faces"] = face.n_faces if face else 0
+            if face is not None:
+                rec.update(face_x=face.x, face_y=face.y, face_w=face.w, face_h=face.h,
+                           face_confidence=round(face.confidence, 4))
+                im = im.crop(crop_box(face, im.size, cfg.face_margin))
+            elif cfg.no_face == "drop":
+                rec["error"] = "no face found (--no-face drop)"
+                return rec, None
+            elif cfg.no_face == "center-crop":
+                im = center_square(im)
+        if cfg.size:
+            im = fit(im, cfg.size, cfg.resize_mode)
+        if models.bg is not None:
+            im = models.bg.cutout(im, None if cfg.keep_alpha else bg)
+            rec["bg_removed"] = True
+        if cfg.size and cfg.resize_mode == "pad":
+            im = pad_to(im, cfg.size, (*bg, 0) if im.mode == "RGBA" else bg)
+    except Exception as e:   # a model failing on one odd image: report it, go on
+        rec["error"] = f"processing failed: {type(e).__name__}: {e}"
+        return rec, None
+    if dst is not None:
+        save_image(im, dst, cfg.quality)
+        rec.update({k: v for k, v in imgio.probe(dst, max_pixels=None).items() if k != "error"})
+        rec["written"] = True
+    return rec, im
+
+
+def save_image(im, dst: str | os.PathLike, quality: int = 95) -> None:
+    dst = Path(dst)
+    ext = dst.suffix.lower()
+    with atomic_path(dst) as tmp:
+        if ext in (".jpg", ".jpeg"):
+            im.convert("RGB").save(tmp, "JPEG", quality=quality)
+        elif ext == ".webp":
+            im.save(tmp, "WEBP", quality=quality)
+        else:
+            im.save(tmp, "PNG", compress_level=3)
+
+
+_WORKER: dict = {}
+
+
+def init_worker(cfg: PreprocessConfig, threads: int) -> None:
+    import cv2
+    cv2.setNumThreads(1)
+    _WORKER["cfg"] = cfg
+    _WORKER["models"] = Models(cfg, threads=threads)
+
+
+def run_chunk(tasks: list[tuple[int, str, str]]) -> list[tuple[int, dict]]:
+    cfg, models = _WORKER["cfg"], _WORKER["models"]
+    return [(i, process_image(src, dst, cfg, models)[0]) for i, src, dst in tasks]

@@ -1,0 +1,159 @@
+"""Where each output goes (names mirrored under --out, never outside it) and what a resumed run may keep (the last
+manifest with the same settings, the journal of an interrupted run)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path, PurePosixPath
+
+import pandas as pd
+
+from imgcls import manifest as mf
+from imgcls.console import info
+from imgcls.errors import UserError
+from imgcls.fsutil import safe_relative
+from imgcls.preprocess.config import PreprocessConfig
+
+JOURNAL = ".preprocess_journal.jsonl"
+SETTINGS_FILE = "preprocess.json"
+_KEPT_EXT = (".jpg", ".jpeg", ".png", ".webp")
+
+
+OUTSIDE_ROOT = "_outside_root"
+
+
+def _safe_component(name: str, fallback: str = "image") -> str:
+    """One path component from untrusted text: no separators, not '.' / '..', not hidden, not empty."""
+    name = name.replace("/", "_").replace("\\", "_").strip()
+    name = name.lstrip(".")
+    return name or fallback
+
+
+def _relative_output(root: str, path: str) -> PurePosixPath:
+    """Where a row's output goes under OUT (before the extension change): its path below its root when that path
+    stays below the root; a row whose path is absolute or climbs out of its root (`../`) goes to
+    `_outside_root/<hash of its absolute path>_<file name>` (the input is read there, never written)."""
+    rel = safe_relative(path)
+    if rel is not None:   # a hidden name would pass for our own temporary / journal files: '_' in front
+        return PurePosixPath(*[("_" + part) if part.startswith(".") else part for part in rel.parts])
+    import hashlib
+    src = os.path.normpath(os.path.join(root, path))
+    tag = hashlib.sha1(src.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+    return PurePosixPath(OUTSIDE_ROOT, f"{tag}_{_safe_component(PurePosixPath(path.replace(chr(92), '/')).name)}")
+
+
+def output_names(df: pd.DataFrame, cfg: PreprocessConfig) -> list[str]:
+    """Relative output path per row, unique by construction (also when compared case-insensitively): the input's
+    path below its root (with a root prefix when rows come from several roots; `_outside_root/...` for paths that
+    are absolute or leave their root), its extension changed where --format / --keep-alpha asks. A name that
+    another row already has (or would have unchanged) gets the old extension in its stem, then _2, _3, ..."""
+    roots = mf.roots(df)
+    prefix = {r: (f"{k}_{_safe_component(Path(r).name, 'root')}/" if len(roots) > 1 else "")
+              for k, r in enumerate(roots)}
+    natural = []
+    for root, path in zip(df["root"], df["path"]):
+        p = PurePosixPath(prefix[root] + _relative_output(str(root), str(path)).as_posix())
+        ext = p.suffix.lower()
+        if cfg.keep_alpha:
+            target = ".webp" if cfg.image_format == "webp" else ".png"
+        elif cfg.image_format == "auto":
+            target = ext if ext in _KEPT_EXT else ".png"
+        else:
+            target = "." + cfg.image_format
+        natural.append((p, p.with_suffix(target) if target != ext else p))
+    key = lambda q: q.as_posix().casefold()   # noqa: E731 - one name on a case-insensitive file system
+    reserved = {key(new) for _, new in natural}
+    taken: set[str] = set()
+    out: list[str | None] = [None] * len(natural)
+    # rows whose name is unchanged claim it first, then renamed rows in row order
+    order = [i for i, (o, n) in enumerate(natural) if o == n] + [i for i, (o, n) in enumerate(natural) if o != n]
+    claims = pd.Series([key(n) for _, n in natural]).value_counts()
+    for i in order:
+        orig, new = natural[i]
+        cand = new
+        if key(cand) in taken or (orig != new and claims[key(new)] > 1):
+            stem = f"{orig.stem}_{orig.suffix.lstrip('.').lower()}" if orig != new else orig.stem
+            cand, k = new.with_name(f"{stem}{new.suffix}"), 1
+            while key(cand) in taken or (key(cand) in reserved and cand != new):
+                k += 1
+                cand = new.with_name(f"{stem}_{k}{new.suffix}")
+        taken.add(key(cand))
+        out[i] = cand.as_posix()
+    names = [str(n) for n in out]
+    if len({n.casefold() for n in names}) != len(names):   # the construction above guarantees it; proven here
+        raise RuntimeError("preprocess: output names are not unique")
+    return names
+
+
+def previous_records(out: Path, settings: dict) -> dict[str, dict]:
+    """source_path -> record from the last run with the same settings (manifest, then the journal)."""
+    prev: dict[str, dict] = {}
+    sfile, mfile = out / SETTINGS_FILE, out / mf.MANIFEST_NAME
+    same = False
+    if sfile.is_file():
+        try:
+            same = json.loads(sfile.read_text()).get("settings") == settings
+        except (ValueError, OSError):
+            same = False
+        if not same:
+            info(f"settings differ from the last run in {out}: every image is processed again")
+    if same and mfile.is_file():
+        try:
+            old = mf.read_manifest_file(mfile)
+        except UserError:
+            old = None
+        if old is not None and "source_path" in old.columns:
+            for r in old.to_dict("records"):
+                if r.get("error", "") == "" and str(Path(r["root"]).resolve()) == str(out.resolve()):
+                    prev[r["source_path"]] = r
+    jfile = out / JOURNAL
+    if jfile.is_file():
+        with open(jfile, encoding="utf-8") as fh:
+            lines = fh.read().splitlines()
+        try:
+            header = json.loads(lines[0]) if lines else {}
+        except ValueError:
+            header = {}
+        if header.get("settings") == settings:
+            for line in lines[1:]:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue   # a line cut by a crash
+                if r.get("error", "") == "":
+                    prev[r["source_path"]] = r
+    return prev
+
+
+def open_journal(jpath: Path, settings: dict):
+    """The resume journal, opened for appending: records of an earlier interrupted run with the same settings are
+    kept (a second interruption loses nothing the first finished); a journal of other settings is started anew."""
+    same = False
+    if jpath.is_file():
+        try:
+            with open(jpath, encoding="utf-8") as fh:
+                same = json.loads(fh.readline() or "{}").get("settings") == settings
+        except (ValueError, OSError, UnicodeDecodeError):
+            same = False
+    if not same:
+        fh = open(jpath, "w", encoding="utf-8")
+        fh.write(json.dumps({"settings": settings}) + "\n")
+        fh.flush()
+        return fh
+    with open(jpath, "rb") as fh:
+        cut = False
+        if fh.seek(0, os.SEEK_END) > 0:
+            fh.seek(-1, os.SEEK_END)
+            cut = fh.read(1) != b"\n"
+    fh = open(jpath, "a", encoding="utf-8")
+    if cut:          # the last line was cut by a kill: end it so the next record is a line of its own
+        fh.write("\n")
+        fh.flush()
+    return fh
+
+
+def up_to_date(src: Path, dst: Path) -> bool:
+    try:
+        return dst.stat().st_mtime_ns >= src.stat().st_mtime_ns
+    except OSError:
+        return False

@@ -1,0 +1,223 @@
+"""`run_preprocess`: the whole dataset - checks before any work, resume, one process or a pool of workers, the
+output manifest, preprocess.json and the report."""
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import pandas as pd
+
+from imgcls import manifest as mf
+from imgcls.console import info, progress_bar, warn
+from imgcls.errors import UserError
+from imgcls.fsutil import check_output_location, check_writable, is_within, remove_stale_temps, under, write_json
+from imgcls.parallel import check_workers
+from imgcls.preprocess.config import FACE_COLUMNS, PreprocessConfig
+from imgcls.preprocess.image import Models, empty_record, init_worker, process_image, run_chunk
+from imgcls.preprocess.outputs import JOURNAL, SETTINGS_FILE, open_journal, output_names, previous_records, up_to_date
+
+MIN_PER_WORKER = 16
+
+
+def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.LayoutOptions | None = None,
+                   workers: int = 1, report: bool = True) -> pd.DataFrame:
+    """Process every readable image of `src` into `out`; returns the output manifest (also written)."""
+    cfg = cfg or PreprocessConfig()
+    cfg.validate()
+    check_workers(workers)
+    out = Path(out)
+    src_path = Path(src)
+    check_writable(out)
+    check_output_location(out, src_path if src_path.is_dir() else None)
+    # Model files first: a missing one stops the run before any work, the scan included (one line, not one per
+    # worker); the models themselves are built only when there is something to process
+    if cfg.face_crop:
+        from imgcls.weights import check_deepface_detector
+        check_deepface_detector(cfg.detector)
+    if cfg.remove_bg:
+        from imgcls.weights import rembg_model_file
+        rembg_model_file(cfg.rembg_model)
+    df = mf.load(src, opts, scan=True, workers=workers, max_pixels=cfg.max_pixels)
+    check_output_location(out, *mf.roots(df))
+    settings = cfg.settings()
+
+    df = df.reset_index(drop=True)
+    sources = [str(p.resolve()) for p in mf.image_paths(df)]
+    inside = [s for s in sources if is_within(s, out)]
+    if inside:
+        raise UserError(f"{len(inside)} input image(s) lie inside --out {out}, e.g. {inside[0]}; choose an --out "
+                        f"that holds none of the inputs (imgcls never writes over its input)")
+    names = output_names(df, cfg)
+    # every output proven to lie under OUT (symlinks resolved), whatever the manifest's paths say
+    dsts = [under(out, n) for n in names]
+    keep = pd.Series(mf.kept(df), index=df.index)
+    readable = df["error"].fillna("") == ""
+    prev = previous_records(out, settings)
+
+    records: dict[int, dict] = {}
+    todo: list[tuple[int, str, str]] = []
+    for i in range(len(df)):
+        if not readable[i] or not keep[i]:
+            continue
+        dst = dsts[i]
+        r = prev.get(sources[i])
+        if r is not None and r.get("path") == names[i] and up_to_date(Path(sources[i]), dst):
+            records[i] = {**empty_record(), **{k: r.get(k) for k in FACE_COLUMNS + ["bg_removed"]
+                                                + mf.SCAN_COLUMNS}, "written": True, "error": ""}
+        else:
+            todo.append((i, sources[i], str(dst)))
+    skipped = len(records)
+    n_unreadable = int((~readable).sum())
+    n_not_kept = int((readable & ~keep).sum())
+    if skipped:
+        info(f"{skipped} image(s) already up to date in {out} (same settings, output newer than input): kept")
+    if n_not_kept:
+        info(f"{n_not_kept} row(s) marked keep = false by clean: not processed, left pointing at their input")
+
+    # a spawned worker costs seconds to start (imports, model sessions): below MIN_PER_WORKER images each, one
+    # process is faster (bench/preprocess_speed.py)
+    parallel = workers > 1 and len(todo) >= MIN_PER_WORKER * workers
+    t0, c0 = time.perf_counter(), time.process_time()
+    out.mkdir(parents=True, exist_ok=True)
+    stale = remove_stale_temps(out)
+    if stale:
+        info(f"removed {len(stale)} temporary file(s) an interrupted run left in {out}")
+    jpath = out / JOURNAL
+    if todo:
+        with open_journal(jpath, settings) as journal:
+
+            def log(i: int, rec: dict) -> None:
+                records[i] = rec
+                if rec["written"]:
+                    journal.write(json.dumps({"source_path": sources[i], "path": names[i], **rec},
+                                             default=_json_default) + "\n")
+                    journal.flush()
+
+            with progress_bar("preprocessing", len(todo)) as advance:
+                if not parallel:
+                    models = Models(cfg)
+                    for i, s, d in todo:
+                        log(i, process_image(s, d, cfg, models)[0])
+                        advance()
+                else:
+                    _run_parallel(todo, cfg, workers, log, advance)
+    elapsed = time.perf_counter() - t0
+    cpu = None if parallel else time.process_time() - c0   # this process only
+
+    result = _assemble(df, out, names, sources, records)
+    mf.write(result, out / mf.MANIFEST_NAME)
+    failed = sorted([(sources[i], r["error"]) for i, r in records.items() if r["error"]]
+                    + [(sources[i], f"unreadable input: {df.at[i, 'error']}") for i in range(len(df))
+                       if not readable[i]])
+    no_face = [sources[i] for i, r in sorted(records.items()) if r.get("face_found") is False]
+    summary = {
+        "settings": settings, "images": int(len(df)), "processed": len(todo), "up_to_date": skipped,
+        "written": sum(1 for r in records.values() if r["written"]), "failed": len(failed) - n_unreadable,
+        "unreadable_input": n_unreadable, "not_kept": n_not_kept, "no_face": len(no_face),
+        "seconds": round(elapsed, 2), "images_per_second": round(len(todo) / elapsed, 2) if todo and elapsed else None,
+        "cpu_seconds_per_image": round(cpu / len(todo), 3) if cpu is not None and todo else None,
+        "workers": workers if parallel else 1,
+    }
+    write_json(out / SETTINGS_FILE, summary)
+    if jpath.exists():
+        jpath.unlink()
+    if report:
+        _write_report(out, summary, result, failed, no_face, cfg)
+    for s, err in failed[:10]:
+        warn(f"{s}: {err}")
+    if len(failed) > 10:
+        warn(f"... and {len(failed) - 10} more failed image(s): see {out / 'report.html'}")
+    if no_face and cfg.no_face != "drop":
+        warn(f"no face found in {len(no_face)} image(s) (--no-face {cfg.no_face}); listed in {out / 'report.html'}")
+    info(f"preprocess: {summary['written']} image(s) in {out} ({len(todo)} processed"
+         + (f", {summary['images_per_second']} images/s" if summary["images_per_second"] else "")
+         + f", {skipped} up to date, {len(failed)} failed or unreadable); manifest {out / mf.MANIFEST_NAME}")
+    return result
+
+
+def _json_default(o):
+    import numpy as np
+    if isinstance(o, np.generic):
+        return o.item()
+    return str(o)
+
+
+def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> None:
+    import multiprocessing
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    chunk = max(1, min(16, len(todo) // (workers * 4)))
+    chunks = [todo[k:k + chunk] for k in range(0, len(todo), chunk)]
+    # spawn, not fork: a parent that already ran the models (or imported torch) holds ONNX Runtime / OpenCV /
+    # OpenMP thread pools whose locks a forked child inherits (a bench that forked workers after an in-process run
+    # in the same process did not finish in 10 minutes)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker,
+                             initargs=(cfg, threads)) as ex:
+        pending = {ex.submit(run_chunk, c) for c in chunks}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                try:
+                    results = fut.result()
+                except UserError:
+                    for p in pending:
+                        p.cancel()
+                    raise
+                except BrokenProcessPool as e:
+                    raise UserError(f"a preprocess worker died ({e}); run again with --workers 1 to see why "
+                                    f"(finished images are kept and skipped next time)") from None
+                for i, rec in results:
+                    log(i, rec)
+                advance(len(results))
+
+
+def _assemble(df: pd.DataFrame, out: Path, names: list[str], sources: list[str],
+              records: dict[int, dict]) -> pd.DataFrame:
+    res = df.copy()
+    res["source_path"] = sources
+    for c in FACE_COLUMNS:
+        res[c] = pd.Series([None] * len(res), dtype=object)
+    res["bg_removed"] = False
+    for c in mf.SCAN_COLUMNS:
+        res[c] = res[c].astype(object)
+    out_root = str(out.resolve())
+    roots, paths = list(res["root"]), list(res["path"])
+    for i, r in records.items():
+        for c in FACE_COLUMNS + ["bg_removed"]:
+            res.at[i, c] = r.get(c)
+        if r["written"]:
+            roots[i], paths[i] = out_root, names[i]
+            for c in mf.SCAN_COLUMNS:
+                res.at[i, c] = r.get(c) if c != "error" else ""
+        else:
+            res.at[i, "error"] = r["error"]
+    res["root"], res["path"] = roots, paths
+    return mf.coerce(res)
+
+
+def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, cfg: PreprocessConfig) -> None:
+    from imgcls import report as rp
+    sections = [("Settings", rp.key_values(summary["settings"].items())),
+                ("Counts", rp.key_values((k, v) for k, v in summary.items() if k != "settings"))]
+    done = res[(res["error"] == "") & (res["root"] == str(out.resolve()))]
+    pairs = []
+    for _, r in done.head(12).iterrows():
+        before = rp.thumb_data_uri(r["source_path"], 128)
+        after = rp.thumb_data_uri(Path(r["root"], r["path"]), 128)
+        pairs.append(f'<div class="pair">{rp.img(before, "input", "")}{rp.img(after, "output", "")}'
+                     f'<br>{rp.esc(r["path"])}</div>')
+    sections.append(("Before / after (first 12)", "".join(pairs) or '<p class="muted">none</p>'))
+    if cfg.face_crop:
+        items = [f'<div class="pair">{rp.img(rp.thumb_data_uri(p, 96), "no face", "")}<br>{rp.esc(p)}</div>'
+                 for p in no_face[:200]]
+        more = f'<p class="muted">{len(no_face) - 200} more</p>' if len(no_face) > 200 else ""
+        sections.append((f"No face found ({len(no_face)}; --no-face {cfg.no_face})",
+                         rp.table(pd.DataFrame({"source_path": no_face}), max_rows=100000)
+                         + "".join(items) + more))
+    sections.append((f"Failed or unreadable, skipped ({len(failed)})", rp.table(pd.DataFrame(failed, columns=["source_path", "error"]),
+                                                         max_rows=100000)))
+    rp.write_page(out / "report.html", "imgcls preprocess", sections)
