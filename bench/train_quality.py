@@ -79,7 +79,7 @@ def main():
             t = time.perf_counter()
             run = run_train(TrainConfig(**kw))
             m = pd.read_csv(run / "metrics.csv")
-            rows.append((f"imgcls: {name}", float(m["val_f1"].iloc[-1]), float(m["val_f1"].max()),
+            rows.append((f"imgcls: {name}", float(m["val_macro_f1"].iloc[-1]), float(m["val_macro_f1"].max()),
                          time.perf_counter() - t))
             print(rows[-1], flush=True)
         set_quiet(False)

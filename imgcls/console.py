@@ -25,25 +25,33 @@ def is_quiet() -> bool:
 def info(msg: str) -> None:
     """A line for the user (defaults used, outputs written); silenced by --quiet."""
     if not _state["quiet"]:
-        console.print(msg)
+        console.print(msg, soft_wrap=True)   # soft_wrap: long lines (paths) stay whole, never cut at 80 columns
 
 
 def warn(msg: str) -> None:
     """Warnings are printed even with --quiet."""
-    console.print(f"[yellow]warning:[/yellow] {msg}")
+    console.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
 
 
 @contextmanager
-def progress_bar(description: str | None, total: int | None) -> Iterator:
-    """Yields `advance(n=1)`; a rich progress bar unless --quiet or description is None."""
+def progress_bar(description: str | None, total: int | None, transient: bool = False) -> Iterator:
+    """Yields `advance(n=1, status=None)`; a rich progress bar unless --quiet or description is None. `status`: a
+    short text shown after the bar (e.g. the running loss and lr of an epoch). transient: the bar disappears when
+    done (e.g. the validation pass of an epoch)."""
     if _state["quiet"] or description is None:
-        yield lambda n=1: None
+        yield lambda n=1, status=None: None
         return
     cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn()]
-    with Progress(*cols, console=console, transient=False) as prog:
-        task = prog.add_task(description, total=total)
-        yield lambda n=1: prog.advance(task, n)
+            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
+    with Progress(*cols, console=console, transient=transient) as prog:
+        task = prog.add_task(description, total=total, status="")
+
+        def advance(n: int = 1, status: str | None = None) -> None:
+            if status is None:
+                prog.advance(task, n)
+            else:
+                prog.update(task, advance=n, status=status)
+        yield advance
 
 
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:

@@ -217,7 +217,6 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = "outputs/eda", opts
 
 
 def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids: list[Path]) -> Path:
-    rel = lambda p: os.path.relpath(p, path.parent)  # noqa: E731 - relative links keep the folder portable
     overview = report.key_values([
         ("source", summary["source"]), ("images", summary["n_images"]), ("readable", summary["n_readable"]),
         ("unreadable", summary["n_errors"]), ("classes", summary["n_classes"]),
@@ -231,14 +230,14 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
     counts = pd.DataFrame(sorted(summary["classes"].items(), key=lambda kv: -kv[1]), columns=["class", "images"])
     sections = [("Overview", overview)]
     if plots.get("class_counts"):
-        sections.append(("Classes", report.img(rel(plots["class_counts"]), "class counts") + report.table(counts)))
+        sections.append(("Classes", report.img(plots["class_counts"], "class counts") + report.table(counts)))
     if plots.get("attributes"):
         attrs = "".join(f"<h3>{report.esc(k)}</h3>" + report.table(pd.DataFrame(list(v.items()),
                         columns=[k, "images"])) for k, v in summary.get("attributes", {}).items())
-        sections.append(("Attributes (profile dataset)", report.img(rel(plots["attributes"]), "attributes") + attrs))
+        sections.append(("Attributes (profile dataset)", report.img(plots["attributes"], "attributes") + attrs))
     sections += [
-        ("Image sizes", report.img(rel(plots["sizes"]), "size heatmap") + report.img(rel(plots["aspect"]), "aspect")),
-        ("Samples (random, seeded)", "".join(report.img(rel(g), "samples") for g in grids)),
+        ("Image sizes", report.img(plots["sizes"], "size heatmap") + report.img(plots["aspect"], "aspect")),
+        ("Samples (random, seeded)", "".join(report.img(g, "samples") for g in grids)),
         ("Modes and formats", report.table(pd.DataFrame(list(summary["modes"].items()), columns=["mode", "images"]))
          + report.table(pd.DataFrame(list(summary["formats"].items()), columns=["format", "images"]))),
         (f"Unreadable files ({summary['n_errors']})", report.table(summary["errors"], ["path", "error"])),

@@ -29,6 +29,7 @@ import pandas as pd
 from imgcls.console import console, info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_writable
+from imgcls.metrics import macro_f1
 
 METHODS = ("soft", "hard", "weighted")
 SPEC_NAME = "spec.yaml"
@@ -68,11 +69,6 @@ def vote(probs: Sequence[np.ndarray], method: str = "soft", weights: Sequence[fl
     # ties: the class with the higher mean probability wins (added below the smallest possible vote step)
     tie_break = soft * 1e-9
     return votes + tie_break
-
-
-def macro_f1(y: np.ndarray, pred: np.ndarray, n_classes: int) -> float:
-    from sklearn.metrics import f1_score
-    return float(f1_score(y, pred, labels=list(range(n_classes)), average="macro", zero_division=0))
 
 
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:

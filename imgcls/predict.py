@@ -342,13 +342,12 @@ def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str],
     unknown = int(((labels != "") & known.isna() & rows).sum())
     if unknown:
         warn(f"{unknown} labelled image(s) have a class the model does not know; left out of --eval")
-    from sklearn.metrics import accuracy_score
-    from imgcls.ensemble import macro_f1
+    from imgcls import metrics
     y = known[ok].astype(int).to_numpy()
     res = {"rows": part, "n_images": int(ok.sum())}
     for name, p in (("plain", probs.plain), ("tta", probs.tta)):
-        pr = p[ok].argmax(1)
-        res[name] = {"macro_f1": macro_f1(y, pr, len(classes)), "accuracy": float(accuracy_score(y, pr))}
+        m = metrics.scores(y, p[ok].argmax(1), classes)
+        res[name] = {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"]}
     return res
 
 

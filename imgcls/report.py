@@ -1,10 +1,23 @@
-"""Shared HTML-report and plot helpers: one place for page layout, tables, thumbnails and figure saving."""
+"""The owner of every HTML report and figure file: one jinja2 template mechanism, one stylesheet, images embedded.
+
+Every report of every step (eda, clean, preprocess, split, train, ensemble, predict, runs, tune) is rendered from
+the package's templates (imgcls/templates: `base.html` + `style.css`, the `components.html` macros, and a page
+template per report that extends base) by `render()` / `write_report()`. Images are always embedded as `data:` URIs
+(`img()` reads a PNG / JPEG file, `thumb_data_uri()` a small thumbnail of a dataset image), so a report copied,
+moved or attached elsewhere shows every image.
+
+    from imgcls import report
+    report.write_page("out/report.html", "my report", [("Scores", report.table(df)), ("Plot", report.img(png))])
+"""
 from __future__ import annotations
 
 import base64
 import html
 import io
+import mimetypes
 import os
+import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -12,42 +25,104 @@ import pandas as pd
 
 from imgcls.fsutil import atomic_path, write_text
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1200px;color:#222;
-     padding:0 1rem}
-h1{font-size:1.6rem} h2{font-size:1.25rem;margin-top:2.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem}
-table{border-collapse:collapse;margin:.6rem 0;font-size:.88rem} td,th{border:1px solid #ddd;padding:.25rem .5rem;
-     text-align:left;vertical-align:top} th{background:#f4f4f4} tr:nth-child(even) td{background:#fafafa}
-img.plot{max-width:100%;border:1px solid #eee;margin:.4rem 0} .muted{color:#777;font-size:.85rem}
-.pair{display:inline-block;margin:.3rem;padding:.3rem;border:1px solid #ddd;font-size:.75rem;vertical-align:top}
-.pair img{height:96px;margin:2px;background:#fff} .kv td:first-child{font-weight:600}
-"""
+
+@lru_cache(maxsize=1)
+def _env():
+    import jinja2
+    return jinja2.Environment(loader=jinja2.PackageLoader("imgcls", "templates"),
+                              autoescape=jinja2.select_autoescape(["html"], default_for_string=True),
+                              trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+
+
+def stylesheet() -> str:
+    """The one stylesheet (imgcls/templates/style.css), inlined by base.html."""
+    return _env().loader.get_source(_env(), "style.css")[0]
+
+
+def _markup(s: str):
+    """Trusted HTML for a template (helpers below return plain str, so `"<h3>..</h3>" + table(df)` concatenates as
+    before; page() / safe() mark fragments as HTML when they enter a template)."""
+    from markupsafe import Markup
+    return Markup(s)
+
+
+safe = _markup
+
+
+def _macro(name: str):
+    return getattr(_env().get_template("components.html").module, name)
+
+
+def render(template: str, **context) -> str:
+    """Render one of the package's report templates (it extends base.html: title, stylesheet, footer)."""
+    from imgcls import __version__
+    context.setdefault("subtitle", "")
+    return _env().get_template(template).render(css=_markup(stylesheet()), version=__version__,
+                                                created=time.strftime("%Y-%m-%d %H:%M"), **context)
+
+
+def write_report(path: str | os.PathLike, template: str, **context) -> Path:
+    """render() into `path`, atomically."""
+    return write_text(path, render(template, **context))
 
 
 def esc(x) -> str:
     return html.escape("" if x is None or (isinstance(x, float) and pd.isna(x)) else str(x))
 
 
-def table(data: pd.DataFrame | Sequence[dict], columns: Sequence[str] | None = None, max_rows: int = 200) -> str:
-    """An HTML table (escaped); longer tables are cut with a note."""
+def _cell(v, digits: int | None):
+    if v is None or (isinstance(v, float) and pd.isna(v)):
+        return ""
+    if digits is not None and isinstance(v, float):
+        return f"{v:.{digits}f}"
+    if hasattr(v, "__html__"):
+        return v
+    return str(v)
+
+
+def table(data: pd.DataFrame | Sequence[dict], columns: Sequence[str] | None = None, max_rows: int = 200,
+          digits: int | None = None):
+    """An HTML table (escaped; numbers right-aligned, floats with `digits` decimals when given); longer tables are
+    cut with a note."""
     df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(list(data))
     if columns is not None:
         df = df[[c for c in columns if c in df.columns]]
     if df.empty:
-        return '<p class="muted">none</p>'
-    head = "".join(f"<th>{esc(c)}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in row) + "</tr>"
-                   for row in df.head(max_rows).itertuples(index=False))
-    more = f'<p class="muted">{len(df) - max_rows} more rows not shown</p>' if len(df) > max_rows else ""
-    return f"<table><tr>{head}</tr>{body}</table>{more}"
+        return str(_macro("table")([], [], 0, []))
+    numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
+    rows = [[_cell(v, digits) for v in row] for row in df.head(max_rows).itertuples(index=False)]
+    return str(_macro("table")([str(c) for c in df.columns], rows, max(0, len(df) - max_rows), numeric))
 
 
-def key_values(pairs: Iterable[tuple[str, object]]) -> str:
-    return '<table class="kv">' + "".join(f"<tr><td>{esc(k)}</td><td>{esc(v)}</td></tr>" for k, v in pairs) + "</table>"
+def key_values(pairs: Iterable[tuple[str, object]]):
+    return str(_macro("key_values")([(k, _cell(v, None)) for k, v in pairs]))
 
 
-def img(src: str, alt: str = "", css_class: str = "plot") -> str:
-    return f'<img class="{css_class}" src="{esc(src)}" alt="{esc(alt)}">'
+def bullets(items: Iterable[object]):
+    return str(_macro("bullets")([str(i) for i in items]))
+
+
+def data_uri(path: str | os.PathLike) -> str:
+    """The file's bytes as a data: URI (PNG / JPEG / SVG); '' if the file is missing."""
+    path = Path(path)
+    if not path.is_file():
+        return ""
+    mime = mimetypes.guess_type(path.name)[0] or "image/png"
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def img(src: str | os.PathLike, alt: str = "", css_class: str = "plot"):
+    """An <img> whose source is always embedded: `src` is a data: URI or an image file (read now). A missing file
+    gives a note instead of a broken image."""
+    uri = str(src) if str(src).startswith("data:") else data_uri(src)
+    if not uri:
+        return f'<p class="muted">{esc(alt or src)}: not written</p>'
+    return str(_macro("img")(uri, alt, css_class))
+
+
+def figure(images: Sequence[tuple[str, str]], lines: Sequence[object]):
+    """A small boxed figure: thumbnails (data: URIs with their alt text) and caption lines (escaped)."""
+    return str(_macro("figure")([(u, a) for u, a in images], [_cell(x, None) for x in lines]))
 
 
 def thumb_data_uri(path: str | os.PathLike, size: int = 128) -> str:
@@ -62,10 +137,19 @@ def thumb_data_uri(path: str | os.PathLike, size: int = 128) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def figure_data_uri(fig, dpi: int = 100) -> str:
+    """A matplotlib figure as a PNG data: URI (closed afterwards), for plots that live only in a report."""
+    import matplotlib.pyplot as plt
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
 def page(title: str, sections: Sequence[tuple[str, str]], intro: str = "") -> str:
-    body = "".join(f"<h2>{esc(h)}</h2>\n{content}\n" for h, content in sections)
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title><style>{CSS}</style>"
-            f"</head><body><h1>{esc(title)}</h1>{intro}\n{body}</body></html>\n")
+    """A report made of titled sections (each an HTML fragment built with the helpers above)."""
+    return render("sections.html", title=title, intro=_markup(intro),
+                  sections=[(h, _markup(c)) for h, c in sections])
 
 
 def write_page(path: str | os.PathLike, title: str, sections: Sequence[tuple[str, str]], intro: str = "") -> Path:

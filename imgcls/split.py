@@ -640,7 +640,7 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
          bal.get("max_deviation")), ("tolerance", cfg.tolerance),
         ("within tolerance", bal.get("within_tolerance"))]) + report.table(pd.DataFrame(bal.get("worst", [])))))
     if plot is not None:
-        sections.append(("Class shares", report.img(plot.name, "class shares per part")))
+        sections.append(("Class shares", report.img(plot, "class shares per part")))
     for col in columns:
         pv = _pivot(dist, col)
         if not pv.empty:

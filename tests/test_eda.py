@@ -84,9 +84,14 @@ def test_run_eda_artifacts(tmp_path, image_folder):
             "summary.json", "manifest.csv"} <= names
     assert not any(n.startswith(".") for n in names)                 # no temporary files left behind
     assert s["seed"] == 3 and s["classes"] == {"a": 6, "b": 4, "c": 2}
+    import base64
+    import re
     report = (out / "report.html").read_text()
+    srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', report)
+    assert srcs and all(s.startswith("data:image/png;base64,") for s in srcs)   # embedded: the page can move alone
+    embedded = {base64.b64decode(s.split(",", 1)[1]) for s in srcs}
     for png in ("class_counts.png", "size_heatmap.png", "samples.png"):
-        assert f'src="{png}"' in report                              # relative links: the folder can move
+        assert (out / png).read_bytes() in embedded
     assert json.loads((out / "summary.json").read_text())["n_images"] == 12
 
 

@@ -46,7 +46,7 @@ def test_run_dir_contract_and_weights_only(two_class, tmp_path):
             assert k in meta
     m = metrics(run)
     assert list(m["epoch"]) == [1, 2]
-    for c in ("train_loss", "val_loss", "val_acc", "val_precision", "val_recall", "val_f1", "lr", "epoch_seconds"):
+    for c in ("train_loss", "val_loss", "val_acc", "val_macro_precision", "val_macro_recall", "val_macro_f1", "lr", "epoch_seconds"):
         assert c in m.columns
     vp = pd.read_csv(run / "val_predictions.csv", keep_default_na=False)
     assert list(vp.columns[:5]) == ["path", "root", "label", "fold", "pred"]
@@ -120,7 +120,7 @@ def test_multi_branch_decode(tmp_path):
         assert torch.allclose(lm.logits(x).exp(), p, atol=1e-5)
         m = metrics(run)
         for h in ("mask", "gender", "age_band"):
-            assert f"val_{h}_f1" in m.columns and f"val_{h}_acc" in m.columns
+            assert f"val_{h}_macro_f1" in m.columns and f"val_{h}_acc" in m.columns
         vp = pd.read_csv(run / "val_predictions.csv")
         assert [c for c in vp.columns if c.startswith("p_")] == [f"p_{i}" for i in range(18)]
     deep = read_checkpoint(tmp_path / "runs" / "deep" / "best.pt")["state_dict"]

@@ -2,6 +2,7 @@
 
 Python use:  from imgcls.train import run_train, TrainConfig
              run_dir = run_train(TrainConfig(src="data/splits.csv", model="resnet10t", epochs=5))
+             run_train(cfg, callbacks=[...])   # imgcls.train.callbacks.Callback objects (trackers, tune, yours)
 """
 from __future__ import annotations
 
@@ -77,21 +78,24 @@ def default_workers(device_type: str, cache: str) -> int:
     return decode_processes()
 
 
-def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None) -> Path:
+def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None,
+              callbacks=None) -> Path:
     """Train (every fold with folds='all'); returns the run folder. `resume`: a run folder to continue.
     `stop_after`: stop after that many epochs in total (as if interrupted; `resume` continues).
+    `callbacks`: imgcls.train.callbacks.Callback objects, called on rank 0 only; an exception one raises propagates
+    out of run_train after the finished epochs' last.pt / metrics.csv are written.
     --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards)."""
     import torch
     state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
              torch.backends.cudnn.benchmark)
     try:
-        return _run_train(cfg, resume, stop_after)
+        return _run_train(cfg, resume, stop_after, callbacks)
     finally:
         torch.use_deterministic_algorithms(state[0], warn_only=state[1])
         torch.backends.cudnn.benchmark = state[2]
 
 
-def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | None) -> Path:
+def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | None, callbacks=None) -> Path:
     import torch
     from imgcls import manifest as mf
     from imgcls.console import info
@@ -158,7 +162,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         folds = have if cfg.folds == "all" else [int(f) for f in str(cfg.folds).split(",")]
         bad = [f for f in folds if f not in have]
         if bad:
-            raise UserError(f"fold(s) {bad} not in the data (folds present: {have})")
+            raise UserError(f"fold(s) {', '.join(map(str, bad))} not in the data (folds present: "
+                            f"{', '.join(map(str, have))})")
     elif dist.main and not tdata.has_val_split(df):
         from imgcls.console import warn
         warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
@@ -192,14 +197,14 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
             remove_stale_temps(run_dir)
         dist.barrier()
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
-                            resume, stop_after)
+                            resume, stop_after, callbacks)
     finally:
         if lock is not None:
             lock.__exit__(None, None, None)
 
 
 def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
-                 stop_after) -> Path:
+                 stop_after, callbacks=None) -> Path:
     """Every fold of the run (one run without folds): the shared decoded-image cache, train_run per fold, the
     out-of-fold score."""
     import torch
@@ -264,24 +269,33 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
                 cfg.save(fold_dir / "config.yaml")
         dist.barrier()
         res = train_run(cfg, meta, fd, fold_dir, device, dist, fold=fold,
-                        resume=resume is not None, stop_after=stop_after)
+                        resume=resume is not None, stop_after=stop_after, callbacks=callbacks,
+                        parent_dir=run_dir if fold is not None else None)
         results.append(res)
         if res["val_predictions"] is not None:
             oof.append(res["val_predictions"])
         if stop_after is not None and not (fold_dir / "last.pt").is_file():
             break
+    score = None
     if dist.main and folds != [None] and len(oof) == len(folds):
-        from imgcls.train.loop import classification_metrics
+        from imgcls import metrics
         comb = pd.concat(oof, ignore_index=True)
         write_table(comb, run_dir / "val_predictions.csv")
-        m = classification_metrics(comb["label"].astype(str).to_numpy(), comb["pred"].astype(str).to_numpy(),
-                                   len(classes))
-        score = {"folds": folds, "n_images": len(comb), "macro_f1": m["f1"], "accuracy": m["acc"],
-                 "macro_precision": m["precision"], "macro_recall": m["recall"],
+        y, p = comb["label"].astype(str).to_numpy(), comb["pred"].astype(str).to_numpy()
+        m = metrics.scores(y, p, classes)
+        score = {"folds": folds, "n_images": m["n"], "macro_f1": m["macro_f1"], "accuracy": m["accuracy"],
+                 "macro_precision": m["macro_precision"], "macro_recall": m["macro_recall"],
                  "fold_best_f1": {str(f): r["best_f1"] for f, r in zip(folds, results)}}
         write_json(run_dir / "oof_score.json", score)
-        RunLog(run_dir / "train.log")(f"out-of-fold macro-F1 over {len(folds)} folds: {m['f1']:.4f} "
-                                      f"(accuracy {m['acc']:.4f})")
+        pc = metrics.per_class(y, p, classes)
+        write_table(pc, run_dir / "per_class.csv")
+        metrics.confusion_pngs(y, p, classes, run_dir,
+                               title=f"out-of-fold, {len(folds)} folds, {m['n']} images, macro-F1 {m['macro_f1']:.4f}")
+        RunLog(run_dir / "train.log")(f"out-of-fold macro-F1 over {len(folds)} folds: {m['macro_f1']:.4f} "
+                                      f"(accuracy {m['accuracy']:.4f}, {m['n']} images)")
+    if dist.main and folds != [None]:
+        from imgcls.train.report import write_run_report
+        write_run_report(run_dir)
     if cfg.cache == "disk" and dist.main and (run_dir / "cache.npy").exists():
         del images
         (run_dir / "cache.npy").unlink()
@@ -292,4 +306,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             shared.unlink(missing_ok=True)
             shared.with_suffix(".errors.json").unlink(missing_ok=True)
         torch.distributed.destroy_process_group()
+    if dist.main and callbacks:
+        from imgcls.train.callbacks import CallbackList
+        CallbackList(callbacks).on_train_end({"run_dir": run_dir, "folds": folds if folds != [None] else [],
+                                              "oof": score, "runs": [r.get("summary") for r in results]})
     return run_dir

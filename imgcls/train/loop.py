@@ -12,9 +12,11 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from imgcls import metrics
 from imgcls.console import console, info, is_quiet, progress_bar
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
+from imgcls.train.callbacks import Hooks
 from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
 from imgcls.train.config import TrainConfig
 from imgcls.train.data import (CachedImages, FileImages, ListSampler, augment_transform, epoch_indices,
@@ -72,17 +74,6 @@ def init_distributed(device_spec: str) -> Dist:
     return Dist(rank, world, local)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Metrics
-# ---------------------------------------------------------------------------------------------------------------
-
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> dict:
-    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-    present = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
-    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=present, average="macro", zero_division=0)
-    return {"acc": float(accuracy_score(y_true, y_pred)), "precision": float(p), "recall": float(r), "f1": float(f)}
-
-
 class RunLog:
     """Lines to <run>/train.log (and to the terminal unless --quiet)."""
 
@@ -119,9 +110,12 @@ def _unwrap(model):
 
 
 def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, device: torch.device, dist: Dist,
-              fold: int | None = None, resume: bool = False, stop_after: int | None = None) -> dict:
-    """Train one model; returns {"best_f1", "best_epoch", "val_predictions": DataFrame}."""
+              fold: int | None = None, resume: bool = False, stop_after: int | None = None,
+              callbacks=None, parent_dir: Path | None = None) -> dict:
+    """Train one model; returns {"best_f1", "best_epoch", "val_predictions": DataFrame, "history", "summary"}.
+    callbacks: imgcls.train.callbacks.Callback objects, called on rank 0 only (see that module)."""
     log = RunLog(run_dir / "train.log" if dist.main else None, echo=dist.main)
+    hooks = Hooks(callbacks, main=dist.main, distributed=dist.on, broadcast=dist.broadcast)
     sizes = [len(h["classes"]) for h in meta["heads"]]
     n_final = len(meta["classes"])
     head_names = [h["name"] for h in meta["heads"]]
@@ -207,7 +201,8 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
                                                                                                    "pred": str})
         if st.get("finished"):
             log(f"{run_dir.name}: already finished ({st['epoch'] + 1} epochs)")
-            return {"best_f1": best_f1, "best_epoch": best_epoch, "val_predictions": best_preds, "history": history}
+            return {"best_f1": best_f1, "best_epoch": best_epoch, "val_predictions": best_preds, "history": history,
+                    "summary": None}
         log(f"resuming {run_dir} at epoch {start_epoch + 1}")
     train_model = model
     if cfg.compile:
@@ -220,7 +215,8 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
                 if sam else "")
     if dist.main:
         log(f"training {meta['model']} ({'fold ' + str(fold) + ', ' if fold is not None else ''}"
-            f"{n_train} train / {len(data.val_idx)} val images, {n_final} classes, heads {head_names}) "
+            f"{n_train} train / {len(data.val_idx)} val images, {n_final} classes"
+            f"{', heads ' + ' / '.join(head_names) if multi else ''}) "
             f"on {device}{f' x{dist.world} processes (DDP)' if dist.on else ''}; "
             f"{'AMP ' + str(amp_dtype).split('.')[-1] + ', ' if use_amp else ''}"
             f"{sam_desc}"
@@ -233,9 +229,18 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
         scaler.scale(loss / cfg.grad_accum).backward()
         return outs, loss
 
-    cols = None
+    hooks("on_run_start", {"run_dir": run_dir, "config": cfg.to_dict(), "classes": list(meta["classes"]),
+                           "fold": fold, "total_epochs": cfg.epochs, "start_epoch": start_epoch,
+                           "parent_dir": parent_dir, "model": meta["model"], "train_images": n_train,
+                           "val_images": len(data.val_idx)})
+    table = EpochTable(multi_fold=fold is not None)
     stop = False
     pending_confusion, plotted_at = None, time.monotonic()
+    best_per_class = None
+    if start_epoch and (run_dir / "per_class.csv").is_file():
+        best_per_class = pd.read_csv(run_dir / "per_class.csv", keep_default_na=False, dtype={"class": str})
+    updates = 0                              # optimiser updates in this process's run (the step of on_step_end)
+    eta = RunEta(cfg.epochs - start_epoch)
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         torch.manual_seed(cfg.seed * 1000 + epoch)
@@ -252,7 +257,9 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
         optimizer.zero_grad(set_to_none=True)
         sam_batches = []
         n_steps = math.ceil(len(idx) / bs)
+        eta.start_epoch(n_steps)
         desc = f"epoch {epoch + 1}/{cfg.epochs}" + (f" fold {fold}" if fold is not None else "")
+        shown_at = 0.0
         with progress_bar(desc, n_steps) if dist.main else _null_bar() as advance:
             for step, (x, y) in enumerate(train_loader):
                 x = x.to(device, non_blocking=True)
@@ -286,10 +293,22 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
                         ema.update(model, step=ema_updates)
                     if sched_per_step:
                         scheduler.step()
+                    updates += 1
+                    if hooks.wants_steps:
+                        hooks("on_step_end", updates, {"loss": float(loss.detach()), "lr": _lr(optimizer),
+                                                       "epoch": epoch + 1})
                 loss_sum += loss.detach() * x.shape[0]
                 correct += (outs[0].detach().argmax(1) == y[:, 0]).sum()
                 seen += x.shape[0]
-                advance()
+                eta.step()
+                now = time.monotonic()
+                if dist.main and not is_quiet() and (now - shown_at >= 0.5 or step + 1 == n_steps):
+                    # the running loss reads the device (a sync): twice a second at most, never with --quiet
+                    shown_at = now
+                    advance(status=f"loss {(loss_sum / max(seen, 1)).item():.4f}  lr {_lr(optimizer):.2e}  "
+                                   f"run ETA {eta.text()}")
+                else:
+                    advance()
         if dist.on:
             for t in (loss_sum, correct):
                 torch.distributed.all_reduce(t)
@@ -301,36 +320,41 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
         row = None
         if dist.main:
             ev = evaluate(eval_model, val_loader, meta, sizes, crits, head_w, device, cfg.channels_last, use_amp,
-                          amp_dtype)
-            lr = optimizer.param_groups[0]["lr"]
+                          amp_dtype, desc="validation" + (f" fold {fold}" if fold is not None else ""))
+            lr = _lr(optimizer)
             row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "val_loss": ev["loss"],
-                   "val_acc": ev["final"]["acc"], "val_precision": ev["final"]["precision"],
-                   "val_recall": ev["final"]["recall"], "val_f1": ev["final"]["f1"]}
+                   "val_acc": ev["final"]["accuracy"], "val_macro_precision": ev["final"]["macro_precision"],
+                   "val_macro_recall": ev["final"]["macro_recall"], "val_macro_f1": ev["final"]["macro_f1"]}
             if multi:
                 for name, m in zip(head_names, ev["heads"]):
-                    for k in ("acc", "precision", "recall", "f1"):
+                    row[f"val_{name}_acc"] = m["accuracy"]
+                    for k in ("macro_precision", "macro_recall", "macro_f1"):
                         row[f"val_{name}_{k}"] = m[k]
             row["lr"] = lr
             row["epoch_seconds"] = time.perf_counter() - t0
             history.append(row)
-            improved = row["val_f1"] > best_f1
+            improved = row["val_macro_f1"] > best_f1
             if improved:
-                best_f1, best_epoch, bad_epochs = row["val_f1"], epoch + 1, 0
+                best_f1, best_epoch, bad_epochs = row["val_macro_f1"], epoch + 1, 0
                 best_preds = val_predictions_frame(data, ev["proba"], meta, fold)
                 save_checkpoint(run_dir / "best.pt", _unwrap(eval_model).state_dict(), meta,
                                 epoch=epoch + 1, val_f1=best_f1)
                 write_table(best_preds, run_dir / "val_predictions.csv")
-                pending_confusion = (ev["y_final"], ev["proba"].argmax(1), meta["classes"],
-                                     f"best epoch {epoch + 1}, val macro-F1 {best_f1:.4f}")
+                pred = ev["proba"].argmax(1)
+                best_per_class = metrics.per_class(ev["y_final"], pred, meta["classes"])
+                best_per_class.insert(0, "best_epoch", epoch + 1)
+                write_table(best_per_class, run_dir / "per_class.csv")
+                pending_confusion = (ev["y_final"], pred, meta["classes"],
+                                     f"best epoch {epoch + 1}, val macro-F1 {best_f1:.4f} ({len(pred)} val images)")
             else:
                 bad_epochs += 1
-            cols = print_epoch(row, cols, improved)
+            table.print(row, improved)
             log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                 terminal=False)
             write_table(pd.DataFrame(history), run_dir / "metrics.csv")
             stop = bool(cfg.early_stop and bad_epochs >= cfg.early_stop)
         stop = dist.broadcast(stop)
-        metric = dist.broadcast(row["val_f1"] if row else None)
+        metric = dist.broadcast(row["val_macro_f1"] if row else None)
         if scheduler is not None and not sched_per_step:
             scheduler.step(epoch + 1, metric)
         finished = stop or epoch + 1 == cfg.epochs
@@ -338,7 +362,7 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
         if dist.main and (last_epoch_here or time.monotonic() - plotted_at >= PLOT_EVERY_S):
             curves_png(history, run_dir / "curves.png")
             if pending_confusion is not None:
-                confusion_png(*pending_confusion[:3], run_dir / "confusion_matrix.png", pending_confusion[3])
+                metrics.confusion_pngs(*pending_confusion[:3], run_dir, title=pending_confusion[3])
                 pending_confusion = None
             plotted_at = time.monotonic()
         if dist.main:
@@ -351,6 +375,8 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
             save_checkpoint(run_dir / "last.pt", _unwrap(eval_model).state_dict(), meta, epoch=epoch + 1,
                             raw_state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
                             train_state=state)
+            hooks("on_epoch_end", epoch + 1, dict(row, improved=improved))
+        hooks.check()
         dist.barrier()
         if stop:
             if dist.main:
@@ -359,9 +385,55 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
             break
         if stop_after is not None and epoch + 1 >= stop_after:
             break
+    summary = None
     if dist.main:
+        if pending_confusion is not None:    # a run stopped by stop_after between two plots
+            metrics.confusion_pngs(*pending_confusion[:3], run_dir, title=pending_confusion[3])
         log(f"best val macro-F1 {best_f1:.4f} at epoch {best_epoch}; outputs in {run_dir}")
-    return {"best_f1": best_f1, "best_epoch": best_epoch, "val_predictions": best_preds, "history": history}
+        summary = {"run_dir": run_dir, "fold": fold, "best_epoch": best_epoch, "best_macro_f1": best_f1,
+                   "epochs_done": len(history), "best_pt": run_dir / "best.pt", "last_pt": run_dir / "last.pt",
+                   "metrics_csv": run_dir / "metrics.csv", "per_class": best_per_class, "stopped_early": stop}
+        from imgcls.train.report import write_run_report
+        write_run_report(run_dir)
+    hooks("on_run_end", summary)
+    hooks.check()
+    return {"best_f1": best_f1, "best_epoch": best_epoch, "val_predictions": best_preds, "history": history,
+            "summary": summary}
+
+
+def _lr(optimizer) -> float:
+    return float(optimizer.param_groups[0]["lr"])
+
+
+class RunEta:
+    """The whole run's remaining time, from the measured time per training step so far (validation time included,
+    spread over the steps of the epochs it followed)."""
+
+    def __init__(self, epochs_left: int):
+        self.epochs_left, self.t0 = epochs_left, time.monotonic()
+        self.done, self.steps_per_epoch, self.in_epoch = 0, 0, 0
+
+    def start_epoch(self, n_steps: int) -> None:
+        if self.steps_per_epoch:
+            self.epochs_left -= 1
+        self.steps_per_epoch, self.in_epoch = n_steps, 0
+
+    def step(self) -> None:
+        self.done += 1
+        self.in_epoch += 1
+
+    def seconds(self) -> float | None:
+        if not self.done:
+            return None
+        left = self.steps_per_epoch * self.epochs_left - self.in_epoch
+        return (time.monotonic() - self.t0) / self.done * max(left, 0)
+
+    def text(self) -> str:
+        s = self.seconds()
+        if s is None:
+            return "-"
+        s = int(round(s))
+        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
 def _final_of(y: torch.Tensor, meta: dict, sizes: list[int]) -> torch.Tensor:
@@ -388,19 +460,22 @@ class _null_bar(_nullctx):
 
 @torch.no_grad()
 def evaluate(model, loader, meta, sizes, crits, head_w, device, channels_last=False, use_amp=False,
-             amp_dtype=torch.bfloat16) -> dict:
+             amp_dtype=torch.bfloat16, desc: str | None = None) -> dict:
+    """Loss, probabilities and imgcls.metrics scores over the loader (a transient bar `desc` unless --quiet)."""
     model.eval()
     outs_all = [[] for _ in sizes]
     ys = []
-    for x, y in loader:
-        x = x.to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            outs = as_list(model(x))
-        for h, o in enumerate(outs):
-            outs_all[h].append(o.float())
-        ys.append(y.to(device))
+    with progress_bar(desc, len(loader), transient=True) as advance:
+        for x, y in loader:
+            x = x.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+                outs = as_list(model(x))
+            for h, o in enumerate(outs):
+                outs_all[h].append(o.float())
+            ys.append(y.to(device))
+            advance()
     y = torch.cat(ys)
     outs = [torch.cat(o) for o in outs_all]
     loss = sum(w * c(o, F.one_hot(y[:, h], k).float())
@@ -410,9 +485,9 @@ def evaluate(model, loader, meta, sizes, crits, head_w, device, channels_last=Fa
     from imgcls.train.heads import decode_table
     table = {t: i for i, t in enumerate(decode_table(meta))}
     y_final = np.array([table[tuple(r)] for r in y_np]) if len(sizes) > 1 else y_np[:, 0]
-    heads = [classification_metrics(y_np[:, h], outs[h].argmax(1).cpu().numpy(), k) for h, k in enumerate(sizes)]
+    heads = [metrics.scores(y_np[:, h], outs[h].argmax(1).cpu().numpy(), k) for h, k in enumerate(sizes)]
     return {"loss": float(loss), "proba": proba, "y_final": y_final, "heads": heads,
-            "final": classification_metrics(y_final, proba.argmax(1), len(meta["classes"]))}
+            "final": metrics.scores(y_final, proba.argmax(1), meta["classes"])}
 
 
 def val_predictions_frame(data: FoldData, proba: np.ndarray, meta: dict, fold: int | None) -> pd.DataFrame:
@@ -426,60 +501,60 @@ def val_predictions_frame(data: FoldData, proba: np.ndarray, meta: dict, fold: i
     return pd.concat([df, probs], axis=1)
 
 
-_COLS = [("epoch", "epoch", "{:d}"), ("train_loss", "trn loss", "{:.4f}"), ("train_acc", "trn acc", "{:.4f}"),
-         ("val_loss", "val loss", "{:.4f}"), ("val_acc", "val acc", "{:.4f}"), ("val_f1", "val F1", "{:.4f}"),
-         ("lr", "lr", "{:.1e}"), ("epoch_seconds", "sec", "{:.1f}")]
+_COLS = [("epoch", "epoch", "{:d}", 5), ("train_loss", "trn loss", "{:.4f}", 8),
+         ("train_acc", "trn acc", "{:.4f}", 7), ("val_loss", "val loss", "{:.4f}", 8),
+         ("val_acc", "val acc", "{:.4f}", 7), ("val_macro_f1", "macro-F1", "{:.4f}", 8), ("lr", "lr", "{:.2e}", 8),
+         ("epoch_seconds", "sec", "{:.1f}", 7)]
 
 
-def print_epoch(row: dict, cols, improved: bool):
-    """One row of the per-epoch table (the header before the first row); macro P / R are in metrics.csv."""
-    if is_quiet():
-        return True
-    if cols is None:
-        console.print("".join(f"{t:>9}" for _, t, _ in _COLS) + "  best", style="bold", highlight=False)
-    cells = "".join(f"{fmt.format(row[k]):>9}" for k, _, fmt in _COLS)
-    console.print(cells + ("  *" if improved else ""), highlight=False)
-    return True
+class EpochTable:
+    """The per-epoch table on the terminal: one rich Table row per epoch (the header with the first), fixed column
+    widths so the rows line up and fit 80 columns; `*` marks a new best. Macro precision / recall (and per-head
+    scores) are in metrics.csv."""
 
+    def __init__(self, multi_fold: bool = False):
+        self.header = True
 
-def confusion_png(y_true, y_pred, classes, path: Path, title: str) -> None:
-    from sklearn.metrics import confusion_matrix
-    from imgcls.report import pyplot, save_figure
-    plt = pyplot()
-    k = len(classes)
-    cm = confusion_matrix(y_true, y_pred, labels=list(range(k)))
-    size = min(14, 3 + 0.45 * k)
-    fig, ax = plt.subplots(figsize=(size, size))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(k), classes, rotation=90, fontsize=7)
-    ax.set_yticks(range(k), classes, fontsize=7)
-    if k <= 25:
-        for i in range(k):
-            for j in range(k):
-                if cm[i, j]:
-                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
-                            color="white" if cm[i, j] > cm.max() / 2 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    save_figure(fig, path)
+    def print(self, row: dict, improved: bool) -> None:
+        if is_quiet():
+            return
+        from rich.table import Table
+        t = Table(box=None, show_header=self.header, header_style="bold", padding=(0, 0, 0, 2), pad_edge=False)
+        for _, title, _, width in _COLS:
+            t.add_column(title, justify="right", width=width + 2, no_wrap=True)   # rich's width includes padding
+        t.add_column("best", width=6, no_wrap=True)
+        t.add_row(*[fmt.format(row[k]) for k, _, fmt, _ in _COLS], "*" if improved else "")
+        console.print(t)
+        self.header = False
 
 
 def curves_png(history: list[dict], path: Path) -> None:
+    """Loss, accuracy / macro-F1 and the lr by epoch: integer epoch ticks, labelled axes, the best epoch marked."""
+    from matplotlib.ticker import MaxNLocator
     from imgcls.report import pyplot, save_figure
     plt = pyplot()
     h = pd.DataFrame(history)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    f1 = "val_macro_f1" if "val_macro_f1" in h.columns else "val_f1"
+    best = int(h.loc[h[f1].idxmax(), "epoch"])
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
     axes[0].plot(h["epoch"], h["train_loss"], "o-", label="train")
     axes[0].plot(h["epoch"], h["val_loss"], "o-", label="val")
     axes[0].set_title("loss")
-    axes[1].plot(h["epoch"], h["train_acc"], "o-", label="train acc")
-    axes[1].plot(h["epoch"], h["val_acc"], "o-", label="val acc")
-    axes[1].plot(h["epoch"], h["val_f1"], "o-", label="val macro-F1")
-    axes[1].set_title("accuracy / F1")
-    axes[2].plot(h["epoch"], h["lr"], "o-")
-    axes[2].set_title("learning rate")
+    axes[0].set_ylabel("loss")
+    axes[1].plot(h["epoch"], h["train_acc"], "o-", label="train accuracy")
+    axes[1].plot(h["epoch"], h["val_acc"], "o-", label="val accuracy")
+    axes[1].plot(h["epoch"], h[f1], "o-", label="val macro-F1")
+    axes[1].set_title(f"accuracy / macro-F1 (best {h[f1].max():.4f} at epoch {best})")
+    axes[1].set_ylabel("score")
+    axes[2].plot(h["epoch"], h["lr"], "o-", color="tab:gray")
+    axes[2].set_title("learning rate (end of epoch)")
+    axes[2].set_ylabel("lr")
+    axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     for ax in axes:
         ax.set_xlabel("epoch")
-        ax.legend() if ax is not axes[2] else None
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.axvline(best, color="tab:red", linestyle=":", linewidth=1, label=f"best epoch {best}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
     save_figure(fig, path)

@@ -1,0 +1,111 @@
+"""The one owner of classification scores: macro-F1 over ALL classes of the task, accuracy, per-class precision /
+recall / F1 / support and the confusion matrix (raw and row-normalised), on sklearn. Used by train (metrics.csv, the
+out-of-fold score, per_class.csv), ensemble and predict, so one set of predictions gets one number everywhere.
+
+Why "all classes of the task": a class that never occurs in a fold's validation rows (and is never predicted there)
+still counts, with F1 0. Averaging only over the classes present scores the same predictions higher
+(0.6667 instead of 0.4444 in tests/test_metrics.py) and made an ensemble member's "val macro-F1" disagree with its
+own run.
+
+y_true / y_pred are either class indices (0..k-1 into `classes`) or class names; both arrays the same kind.
+
+    from imgcls.metrics import scores, per_class
+    scores([0, 1, 1], [0, 1, 0], ["cat", "dog", "fox"])   # {'accuracy': ..., 'macro_f1': ..., 'n': 3, ...}
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+
+def _labels(y_true, classes: Sequence) -> list:
+    """sklearn's `labels=`: indices when the arrays hold indices, else the class names."""
+    y = np.asarray(y_true)
+    if y.dtype.kind in "iub":
+        return list(range(len(classes)))
+    return [str(c) for c in classes]
+
+
+def _arrays(y_true, y_pred):
+    yt, yp = np.asarray(y_true), np.asarray(y_pred)
+    if yt.dtype.kind not in "iub" or yp.dtype.kind not in "iub":
+        yt, yp = yt.astype(str), yp.astype(str)
+    return yt, yp
+
+
+def macro_f1(y_true, y_pred, classes: Sequence | int) -> float:
+    """Macro-F1 over every class of the task (`classes`: the class list, or their count for index arrays)."""
+    from sklearn.metrics import f1_score
+    classes = range(classes) if isinstance(classes, int) else classes
+    yt, yp = _arrays(y_true, y_pred)
+    if len(yt) == 0:
+        return float("nan")
+    return float(f1_score(yt, yp, labels=_labels(yt, classes), average="macro", zero_division=0))
+
+
+def scores(y_true, y_pred, classes: Sequence | int) -> dict:
+    """{'n', 'accuracy', 'macro_precision', 'macro_recall', 'macro_f1'} over every class of the task."""
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    classes = range(classes) if isinstance(classes, int) else classes
+    yt, yp = _arrays(y_true, y_pred)
+    if len(yt) == 0:
+        nan = float("nan")
+        return {"n": 0, "accuracy": nan, "macro_precision": nan, "macro_recall": nan, "macro_f1": nan}
+    p, r, f, _ = precision_recall_fscore_support(yt, yp, labels=_labels(yt, classes), average="macro",
+                                                 zero_division=0)
+    return {"n": int(len(yt)), "accuracy": float(accuracy_score(yt, yp)), "macro_precision": float(p),
+            "macro_recall": float(r), "macro_f1": float(f)}
+
+
+def per_class(y_true, y_pred, classes: Sequence) -> pd.DataFrame:
+    """One row per class of the task: class, precision, recall, f1, support (true rows), predicted (rows predicted
+    as it)."""
+    from sklearn.metrics import precision_recall_fscore_support
+    yt, yp = _arrays(y_true, y_pred)
+    labels = _labels(yt, classes)
+    p, r, f, s = precision_recall_fscore_support(yt, yp, labels=labels, average=None, zero_division=0)
+    predicted = [int((yp == lab).sum()) for lab in labels]
+    return pd.DataFrame({"class": [str(c) for c in classes], "precision": p, "recall": r, "f1": f,
+                         "support": s.astype(int), "predicted": predicted})
+
+
+def confusion(y_true, y_pred, classes: Sequence, normalize: bool = False) -> np.ndarray:
+    """[k, k] confusion matrix, rows = true class, columns = predicted. normalize: each row divided by its class's
+    support (recall on the diagonal; a class without rows gives a row of zeros)."""
+    from sklearn.metrics import confusion_matrix
+    yt, yp = _arrays(y_true, y_pred)
+    cm = confusion_matrix(yt, yp, labels=_labels(yt, classes))
+    if not normalize:
+        return cm
+    rows = cm.sum(1, keepdims=True)
+    return np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
+
+
+def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike, title: str = "",
+                   stem: str = "confusion_matrix") -> tuple[Path, Path]:
+    """<stem>.png (counts) and <stem>_normalized.png (rows sum to 1) with sklearn's ConfusionMatrixDisplay."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+    from imgcls.report import pyplot, save_figure
+    plt = pyplot()
+    out_dir = Path(out_dir)
+    k = len(classes)
+    size = min(16, 3.5 + 0.45 * k)
+    paths = []
+    for norm, suffix in ((False, ""), (True, "_normalized")):
+        cm = confusion(y_true, y_pred, classes, normalize=norm)
+        fig, ax = plt.subplots(figsize=(size, size))
+        disp = ConfusionMatrixDisplay(cm, display_labels=[str(c) for c in classes])
+        disp.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation="vertical", include_values=k <= 25,
+                  values_format=".2f" if norm else "d")
+        if k > 25:
+            ax.tick_params(labelsize=6)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("true class")
+        ax.set_title((title + "\n" if title else "") + ("row-normalised (recall on the diagonal)" if norm
+                                                         else "counts"))
+        paths.append(save_figure(fig, out_dir / f"{stem}{suffix}.png"))
+    return paths[0], paths[1]

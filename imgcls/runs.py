@@ -1,0 +1,382 @@
+"""Compare experiments: what every run folder under outputs/ holds, in one table (`imgcls runs`), two runs side by
+side (`imgcls runs diff A B`) and one HTML page (`imgcls runs report`).
+
+A run is any folder with a `config.yaml` written by `imgcls train` (a single run, a k-fold set with fold_*/ folders,
+a tune trial) or a `spec.yaml` written by `imgcls ensemble`. Its score is recomputed from its saved validation
+predictions with imgcls.metrics (macro-F1 over every class of the task), so every row is the same metric: the best
+epoch's val_predictions.csv of a run, the out-of-fold predictions of a k-fold set, the common validation images of
+an ensemble. `n_val` says how many rows each score came from.
+
+    from imgcls.runs import find_runs, leaderboard
+    table = leaderboard(find_runs("outputs"), sort="val_macro_f1", filters=["model=resnet10t"])
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from imgcls.errors import UserError
+
+COLUMNS = ["name", "kind", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
+           "seconds", "changed"]
+IGNORED_IN_CHANGED = ("src", "out", "name", "workers", "device", "amp")   # where / how it ran, not what it learned
+
+
+@dataclass
+class Run:
+    path: Path
+    name: str = ""
+    kind: str = "run"                    # run | k-fold | ensemble
+    model: str = ""
+    img_size: int | None = None
+    epochs: int | None = None            # epochs done (a k-fold set: the most any fold did)
+    best_epoch: int | None = None
+    val_macro_f1: float = float("nan")
+    val_acc: float = float("nan")
+    n_val: int = 0
+    seconds: float | None = None         # training time: the sum of metrics.csv's epoch_seconds
+    config: dict = field(default_factory=dict)
+    changed: str = ""                    # options that differ from TrainConfig's defaults, "k=v k=v"
+    classes: list = field(default_factory=list)
+    history: pd.DataFrame | None = None  # metrics.csv (a k-fold set: its folds' rows, with a fold column)
+    per_class: pd.DataFrame | None = None
+
+    def row(self) -> dict:
+        d = asdict(self)
+        return {c: d[c] for c in COLUMNS}
+
+
+def _read_yaml(path: Path) -> dict:
+    import yaml
+    try:
+        d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def _read_csv(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    try:
+        return pd.read_csv(path, keep_default_na=False, dtype={"label": str, "pred": str, "class": str},
+                           na_values=[""])
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+
+
+def _score(preds: pd.DataFrame | None, run: Run) -> None:
+    """Fill val_macro_f1 / val_acc / n_val / per_class from a predictions table (label, pred, p_<class>...)."""
+    from imgcls import metrics
+    if preds is None or "label" not in preds.columns or "pred" not in preds.columns:
+        return
+    classes = [c[2:] for c in preds.columns if c.startswith("p_")] or run.classes
+    run.classes = list(classes)
+    ok = preds["label"].notna() & (preds["label"].astype(str) != "")
+    y, p = preds.loc[ok, "label"].astype(str).to_numpy(), preds.loc[ok, "pred"].astype(str).to_numpy()
+    if not len(y):
+        return
+    s = metrics.scores(y, p, classes)
+    run.val_macro_f1, run.val_acc, run.n_val = s["macro_f1"], s["accuracy"], s["n"]
+    run.per_class = metrics.per_class(y, p, classes)
+
+
+def changed_options(config: dict) -> dict:
+    """{option: value} of a config.yaml that differ from TrainConfig's defaults (where it ran left out)."""
+    from imgcls.train.config import TrainConfig
+    defaults = TrainConfig().to_dict()
+    return {k: v for k, v in config.items()
+            if k in defaults and k not in IGNORED_IN_CHANGED and v != defaults[k]
+            and not (k == "img_size" and defaults[k] is None)}
+
+
+def _fmt_value(v) -> str:
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v)
+    return str(v)
+
+
+def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Run | None:
+    """The Run a folder holds, or None if it holds none."""
+    path = Path(path)
+    name = Path(os.path.relpath(path, root)).as_posix() if root is not None else path.name
+    if name == ".":
+        name = path.resolve().name
+    from imgcls.ensemble import SPEC_NAME
+    if (path / SPEC_NAME).is_file():
+        doc = _read_yaml(path / SPEC_NAME)
+        if doc.get("kind") == "imgcls-ensemble":
+            return _read_ensemble(path, name, doc)
+    if not (path / "config.yaml").is_file():
+        return None
+    cfg = _read_yaml(path / "config.yaml")
+    run = Run(path=path, name=name, model=str(cfg.get("model", "")), img_size=cfg.get("img_size"), config=cfg)
+    run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
+    folds = sorted((d for d in path.glob("fold_*") if (d / "metrics.csv").is_file()), key=lambda d: d.name)
+    if folds:
+        run.kind = "k-fold"
+        hist = []
+        for d in folds:
+            h = _read_csv(d / "metrics.csv")
+            if h is not None:
+                h.insert(0, "fold", d.name.split("_", 1)[1])
+                hist.append(h)
+        run.history = pd.concat(hist, ignore_index=True) if hist else None
+        oof = _read_csv(path / "val_predictions.csv")
+        _score(oof, run)
+        if run.history is not None:
+            run.epochs = int(run.history.groupby("fold")["epoch"].max().max())
+    else:
+        run.history = _read_csv(path / "metrics.csv")
+        _score(_read_csv(path / "val_predictions.csv"), run)
+        if run.history is not None and len(run.history):
+            run.epochs = int(run.history["epoch"].max())
+            f1 = "val_macro_f1" if "val_macro_f1" in run.history.columns else "val_f1"
+            run.best_epoch = int(run.history.loc[run.history[f1].astype(float).idxmax(), "epoch"])
+    if run.history is not None and "epoch_seconds" in run.history.columns:
+        run.seconds = float(run.history["epoch_seconds"].astype(float).sum())
+    return run
+
+
+def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
+    members = doc.get("members") or []
+    run = Run(path=path, name=name, kind="ensemble", classes=list(doc.get("classes") or []),
+              model=f"{doc.get('method', '')}: " + " + ".join(str(m.get("name", "")) for m in members))
+    run.config = {"method": doc.get("method"), "members": {str(m.get("name")): m.get("weight") for m in members}}
+    run.changed = "weights " + " ".join(f"{m.get('name')}={float(m.get('weight', 0)):.3f}" for m in members)
+    _score(_read_csv(path / "oof_predictions.csv"), run)
+    return run
+
+
+def find_runs(root: str | os.PathLike = "outputs") -> list[Run]:
+    """Every run, k-fold set and ensemble under `root` (a k-fold set's fold_* folders belong to it)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder; give the folder your runs are under (default: outputs)")
+    found = []
+    for dirpath, dirnames, _ in os.walk(root):
+        d = Path(dirpath)
+        run = read_run(d, root.parent if d == root else root)
+        if run is not None:
+            found.append(run)
+            dirnames[:] = [n for n in dirnames if not n.startswith("fold_")]
+        dirnames.sort()
+    return found
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The leaderboard
+# --------------------------------------------------------------------------------------------------------------
+
+def _parse_filter(expr: str) -> tuple[str, str, str]:
+    for op in ("!=", ">=", "<=", "=", ">", "<", "~"):
+        if op in expr:
+            k, v = expr.split(op, 1)
+            return k.strip(), op, v.strip()
+    raise UserError(f"--filter '{expr}': write COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'), "
+                    f"e.g. --filter model=resnet10t")
+
+
+def leaderboard(runs: Sequence[Run], sort: str = "val_macro_f1", filters: Sequence[str] = (),
+                ascending: bool | None = None) -> pd.DataFrame:
+    """One row per run (COLUMNS), filtered (`model=resnet10t`, `val_macro_f1>0.5`, `name~fold`; a config option
+    also works, e.g. `loss=focal`) and sorted (best score first by default)."""
+    df = pd.DataFrame([r.row() for r in runs], columns=COLUMNS)
+    for expr in filters:
+        key, op, value = _parse_filter(expr)
+        if key in df.columns:
+            col = df[key]
+        else:
+            known = any(key in r.config for r in runs)
+            if not known:
+                raise UserError(f"--filter '{expr}': no column or option '{key}'; columns: {', '.join(COLUMNS)}")
+            col = pd.Series([r.config.get(key) for r in runs], index=df.index)
+        num = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
+        colnum = pd.to_numeric(col, errors="coerce")
+        if op == "~":
+            mask = col.astype(str).str.contains(value, regex=False)
+        elif op in ("=", "!=") and (pd.isna(num) or colnum.isna().all()):
+            mask = col.astype(str) == value
+            mask = ~mask if op == "!=" else mask
+        else:
+            if pd.isna(num):
+                raise UserError(f"--filter '{expr}': {op} needs a number")
+            mask = {"=": colnum == num, "!=": colnum != num, ">": colnum > num, "<": colnum < num,
+                    ">=": colnum >= num, "<=": colnum <= num}[op]
+        df = df[mask.fillna(False).to_numpy()]
+        runs = [r for r, m in zip(runs, mask.fillna(False).to_numpy()) if m]
+    if sort not in COLUMNS:
+        raise UserError(f"--sort '{sort}': use one of {', '.join(COLUMNS)}")
+    if ascending is None:
+        ascending = sort in ("name", "kind", "model", "changed", "seconds")
+    return df.sort_values(sort, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
+
+
+def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike) -> None:
+    from rich.table import Table
+    from imgcls.console import console
+    t = Table(title=f"{len(df)} run(s) under {root}: val macro-F1 over every class, recomputed from the saved "
+                    f"validation predictions (n_val rows)", title_justify="left")
+    for c, just in (("name", "left"), ("kind", "left"), ("model", "left"), ("img", "right"), ("epochs", "right"),
+                    ("best ep", "right"), ("val macro-F1", "right"), ("val acc", "right"), ("n_val", "right"),
+                    ("time", "right"), ("changed from defaults", "left")):
+        t.add_column(c, justify=just, overflow="fold")
+    for r in df.itertuples(index=False):
+        t.add_row(r.name, r.kind, r.model, _int(r.img_size), _int(r.epochs), _int(r.best_epoch), _f4(r.val_macro_f1),
+                  _f4(r.val_acc), _int(r.n_val), duration(r.seconds), r.changed)
+    console.print(t)
+
+
+def _int(v) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(int(v))
+
+
+def _f4(v) -> str:
+    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.4f}"
+
+
+def duration(s) -> str:
+    if s is None or (isinstance(s, float) and np.isnan(s)):
+        return ""
+    s = int(round(float(s)))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike | None, fmt: str) -> str | None:
+    """--csv / --json: to `path` (atomic) or, with path '-', returned for stdout."""
+    text = df.to_csv(index=False) if fmt == "csv" else json.dumps(
+        json.loads(df.to_json(orient="records")), indent=2) + "\n"
+    if path is None or str(path) == "-":
+        return text
+    from imgcls.fsutil import write_text
+    write_text(path, text)
+    return None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# diff
+# --------------------------------------------------------------------------------------------------------------
+
+def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
+    """{'config': [(option, value in A, value in B)], 'metrics': [(metric, A, B, B - A)], 'per_class': DataFrame}."""
+    ra, rb = _must_read(a), _must_read(b)
+    keys = list(dict.fromkeys([*ra.config, *rb.config]))
+    cfg = [(k, _fmt_value(ra.config.get(k, "")), _fmt_value(rb.config.get(k, ""))) for k in keys
+           if ra.config.get(k) != rb.config.get(k)]
+    mets = []
+    for k in ("val_macro_f1", "val_acc", "n_val", "epochs", "best_epoch", "seconds"):
+        va, vb = getattr(ra, k), getattr(rb, k)
+        fa = float(va) if va is not None else float("nan")
+        fb = float(vb) if vb is not None else float("nan")
+        mets.append((k, fa, fb, fb - fa))
+    pc = None
+    if ra.per_class is not None and rb.per_class is not None:
+        pc = ra.per_class[["class", "f1", "support"]].merge(rb.per_class[["class", "f1", "support"]], on="class",
+                                                            how="outer", suffixes=("_a", "_b"))
+        pc["delta_f1"] = pc["f1_b"] - pc["f1_a"]
+    return {"a": ra, "b": rb, "config": cfg, "metrics": mets, "per_class": pc}
+
+
+def _must_read(path) -> Run:
+    run = read_run(path)
+    if run is None:
+        raise UserError(f"{path} is not a run folder (no config.yaml or ensemble spec.yaml); give a folder under "
+                        f"outputs/runs or outputs/ensembles")
+    return run
+
+
+def print_diff(d: dict) -> None:
+    from rich.table import Table
+    from imgcls.console import console
+    t = Table(title=f"options: A = {d['a'].path}  B = {d['b'].path}", title_justify="left")
+    for c in ("option", "A", "B"):
+        t.add_column(c, overflow="fold")
+    for k, va, vb in d["config"]:
+        t.add_row(k, va, vb)
+    if not d["config"]:
+        t.add_row("(none differ)", "", "")
+    console.print(t)
+    m = Table(title="metrics (val macro-F1 over every class, from each run's saved validation predictions)",
+              title_justify="left")
+    for c in ("metric", "A", "B", "B - A"):
+        m.add_column(c, justify="right" if c != "metric" else "left")
+    for k, va, vb, dv in d["metrics"]:
+        fmt = duration if k == "seconds" else (_f4 if k in ("val_macro_f1", "val_acc") else _int)
+        delta = ("" if np.isnan(dv) else f"{dv:+.4f}") if k in ("val_macro_f1", "val_acc") else (
+            "" if np.isnan(dv) else f"{dv:+.0f}")
+        m.add_row(k, fmt(va), fmt(vb), delta)
+    console.print(m)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------------------------
+
+def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | os.PathLike, max_runs: int = 20) -> Path:
+    """One self-contained page comparing runs: the leaderboard, overlaid val macro-F1 curves, and a per-class F1
+    heat map across runs (the `max_runs` best)."""
+    from imgcls import report
+    board = leaderboard(runs)
+    by_path = {r.name: r for r in runs}
+    top = [by_path[n] for n in board["name"].head(max_runs)]
+    curves = _curves_uri(top)
+    heat = _heat_uri(top)
+    shown = board.assign(time=[duration(s) for s in board["seconds"]]).drop(columns=["seconds"])
+    return report.write_report(out, "runs.html", title=f"imgcls runs: {root}",
+                               subtitle=f"{len(board)} run(s); val macro-F1 over every class of the task, "
+                                        f"recomputed from each run's saved validation predictions (n_val rows)",
+                               leaderboard=report.safe(report.table(shown, digits=4)),
+                               curves=report.safe(report.img(curves, "val macro-F1 by epoch")) if curves else "",
+                               heat=report.safe(report.img(heat, "per-class F1 across runs")) if heat else "")
+
+
+def _curves_uri(runs: Sequence[Run]) -> str:
+    from matplotlib.ticker import MaxNLocator
+    from imgcls.report import figure_data_uri, pyplot
+    plotted = [(r, r.history) for r in runs if r.history is not None and len(r.history) and r.kind == "run"]
+    if not plotted:
+        return ""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for r, h in plotted:
+        f1 = "val_macro_f1" if "val_macro_f1" in h.columns else "val_f1"
+        ax.plot(h["epoch"], h[f1].astype(float), "o-", markersize=3, label=r.name)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("val macro-F1 (metrics.csv)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return figure_data_uri(fig)
+
+
+def _heat_uri(runs: Sequence[Run]) -> str:
+    from imgcls.report import figure_data_uri, pyplot
+    have = [r for r in runs if r.per_class is not None]
+    if not have:
+        return ""
+    classes = list(dict.fromkeys(c for r in have for c in r.per_class["class"]))
+    mat = np.full((len(have), len(classes)), np.nan)
+    for i, r in enumerate(have):
+        f = dict(zip(r.per_class["class"], r.per_class["f1"]))
+        mat[i] = [f.get(c, np.nan) for c in classes]
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(min(18, 3 + 0.5 * len(classes)), min(14, 1.5 + 0.4 * len(have))))
+    im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(have)), [r.name for r in have], fontsize=7)
+    if mat.size <= 400:
+        for i in range(mat.shape[0]):
+            for j in range(mat.shape[1]):
+                if not np.isnan(mat[i, j]):
+                    ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                            color="white" if mat[i, j] < 0.5 else "black")
+    ax.set_xlabel("class")
+    ax.set_title("per-class F1 (saved validation predictions)")
+    fig.colorbar(im, ax=ax, fraction=0.03)
+    return figure_data_uri(fig)

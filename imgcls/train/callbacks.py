@@ -1,0 +1,127 @@
+"""The train callback interface: how trackers, `imgcls tune` and a Python user watch (or stop) a training run.
+
+    from imgcls.train import run_train, TrainConfig
+    from imgcls.train.callbacks import Callback
+
+    class Print(Callback):
+        def on_epoch_end(self, epoch, logs):
+            print(epoch, logs["val_macro_f1"])
+
+    run_train(TrainConfig(src="data/splits.csv", epochs=3), callbacks=[Print()])
+
+Every method is optional (the base class does nothing). Callbacks run on rank 0 only (under DDP the other processes
+never call them). An exception raised by a callback (e.g. `optuna.TrialPruned`) propagates out of `run_train` after
+`last.pt` and `metrics.csv` of the finished epochs are written, so the run can be resumed or inspected.
+
+- `on_run_start(info)`: once per run (per fold with --folds). info: run_dir (Path), config (dict, as in config.yaml),
+  classes (list), fold (int or None), total_epochs (int), start_epoch (0, or the epochs already done on --resume),
+  parent_dir (the k-fold run folder for a fold, else None), model (the timm name), train_images, val_images.
+- `on_step_end(step, logs)`: after every optimiser update. step: updates since the run's first epoch (1-based,
+  counted from start_epoch on --resume); logs: loss (the update's last batch), lr, epoch.
+- `on_epoch_end(epoch, logs)`: after each epoch's validation and checkpoint. epoch: 1-based; logs: the metrics.csv
+  row (epoch, train_loss, train_acc, val_loss, val_acc, val_macro_precision, val_macro_recall, val_macro_f1, lr,
+  epoch_seconds, ...) plus `improved` (bool: this epoch is the new best).
+- `on_run_end(summary)`: once per run (per fold) when it ends normally (not after an exception). summary: run_dir,
+  fold, best_epoch, best_macro_f1, epochs_done, best_pt, last_pt, metrics_csv (Paths), per_class (DataFrame of
+  the best epoch, see imgcls.metrics), stopped_early (bool).
+- `on_train_end(summary)`: once per `run_train` after every fold. summary: run_dir, folds (list), oof (dict of
+  oof_score.json for k-fold, else None), runs (list of each fold's on_run_end summary).
+"""
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+
+class Callback:
+    """Base class: override the hooks you need."""
+
+    def on_run_start(self, info: dict) -> None:
+        pass
+
+    def on_step_end(self, step: int, logs: dict) -> None:
+        pass
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        pass
+
+    def on_run_end(self, summary: dict) -> None:
+        pass
+
+    def on_train_end(self, summary: dict) -> None:
+        pass
+
+
+class CallbackList:
+    """Calls each hook on every callback in order. Also knows whether any callback wants per-step calls, so the
+    loop can skip building step logs (a `.item()` device sync) when none does."""
+
+    def __init__(self, callbacks: Iterable[Callback] | None = None):
+        self.callbacks: Sequence[Callback] = list(callbacks or [])
+        self.wants_steps = any(type(c).on_step_end is not Callback.on_step_end for c in self.callbacks
+                               if isinstance(c, Callback)) or any(
+            not isinstance(c, Callback) and hasattr(c, "on_step_end") for c in self.callbacks)
+
+    def __bool__(self) -> bool:
+        return bool(self.callbacks)
+
+    def _call(self, hook: str, *args) -> None:
+        for c in self.callbacks:
+            fn = getattr(c, hook, None)
+            if fn is not None:
+                fn(*args)
+
+    def on_run_start(self, info: dict) -> None:
+        self._call("on_run_start", info)
+
+    def on_step_end(self, step: int, logs: dict) -> None:
+        self._call("on_step_end", step, logs)
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        self._call("on_epoch_end", epoch, logs)
+
+    def on_run_end(self, summary: dict) -> None:
+        self._call("on_run_end", summary)
+
+    def on_train_end(self, summary: dict) -> None:
+        self._call("on_train_end", summary)
+
+
+class CallbackStopped(RuntimeError):
+    """Raised on the other DDP processes when a callback on rank 0 raised (rank 0 re-raises the original)."""
+
+
+class Hooks:
+    """What the train loop holds: the callbacks on rank 0 (none elsewhere), and where a callback's exception goes.
+
+    In one process an exception propagates at once (the finished epochs' last.pt / metrics.csv are already on disk).
+    Under DDP it is kept until `check()`, which every process calls at the end of an epoch after the checkpoint:
+    rank 0 re-raises it and the others raise CallbackStopped, so no process waits forever in a collective."""
+
+    def __init__(self, callbacks: Iterable[Callback] | None, main: bool = True, distributed: bool = False,
+                 broadcast=None):
+        self.cbs = CallbackList(callbacks if main else None)
+        self.main, self.distributed, self.broadcast = main, distributed, broadcast
+        self.error: BaseException | None = None
+
+    @property
+    def wants_steps(self) -> bool:
+        return self.cbs.wants_steps and self.error is None
+
+    def __call__(self, hook: str, *args) -> None:
+        if not self.cbs or self.error is not None:
+            return
+        try:
+            getattr(self.cbs, hook)(*args)
+        except BaseException as e:
+            if not self.distributed:
+                raise
+            self.error = e
+
+    def check(self) -> None:
+        failed = self.error is not None
+        if self.distributed:
+            failed = bool(self.broadcast(failed))
+        if failed:
+            if self.error is not None:
+                raise self.error
+            raise CallbackStopped("a training callback on rank 0 raised; this process stops with it")

@@ -1,0 +1,90 @@
+"""A training run's report.html: summary, curves, per-class table, confusion matrices (raw and row-normalised) and
+the worst-predicted validation images with their top-3 probabilities. Written by `imgcls train` after each run (and
+for a k-fold set after its folds, from the out-of-fold predictions); `write_run_report(RUN)` rewrites it."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+N_WORST = 24
+
+
+def worst_predictions(preds: pd.DataFrame, n: int = N_WORST) -> pd.DataFrame:
+    """The `n` rows whose true class got the lowest probability: path, root, label, pred, p_true, top3 ("cls p")."""
+    classes = [c[2:] for c in preds.columns if c.startswith("p_")]
+    ok = preds["label"].astype(str).isin(classes)
+    df = preds[ok].reset_index(drop=True)
+    if df.empty:
+        return df.assign(p_true=[], top3=[])
+    P = df[[f"p_{c}" for c in classes]].to_numpy(np.float64)
+    idx = {c: i for i, c in enumerate(classes)}
+    p_true = P[np.arange(len(df)), df["label"].astype(str).map(idx).to_numpy()]
+    order = np.argsort(p_true, kind="stable")[:n]
+    top = np.argsort(-P, axis=1)[:, :3]
+    out = df.iloc[order][[c for c in ("path", "root", "label", "pred", "fold") if c in df.columns]].copy()
+    out["p_true"] = p_true[order]
+    out["top3"] = ["  ".join(f"{classes[j]} {P[i, j]:.2f}" for j in top[i]) for i in order]
+    return out.reset_index(drop=True)
+
+
+def write_run_report(run_dir: str | os.PathLike) -> Path:
+    from imgcls import report
+    from imgcls.runs import duration, read_run
+    run_dir = Path(run_dir)
+    run = read_run(run_dir)
+    cfg = run.config
+    summary = [("run", str(run_dir)), ("model", run.model), ("input size", run.img_size),
+               ("classes", len(run.classes)), ("epochs done", f"{run.epochs or 0} of {cfg.get('epochs', '?')}"
+                                                             + (" per fold" if run.kind == "k-fold" else "")),
+               ("training time", duration(run.seconds))]
+    folds_html = ""
+    if run.kind == "k-fold":
+        summary.append(("out-of-fold val macro-F1", f"{run.val_macro_f1:.4f} on {run.n_val} images (every fold's "
+                                                    "best epoch, each on its own validation rows)"))
+        summary.append(("out-of-fold accuracy", f"{run.val_acc:.4f}"))
+        rows = []
+        for d in sorted(run_dir.glob("fold_*")):
+            fr = read_run(d)
+            if fr is not None:
+                rows.append({"fold": d.name.split("_", 1)[1], "best epoch": fr.best_epoch, "epochs": fr.epochs,
+                             "val macro-F1": fr.val_macro_f1, "val acc": fr.val_acc, "val images": fr.n_val,
+                             "time": duration(fr.seconds), "report": f"{d.name}/report.html"})
+        folds_html = report.table(rows, digits=4)
+    else:
+        summary += [("best epoch", run.best_epoch),
+                    ("val macro-F1 at the best epoch", f"{run.val_macro_f1:.4f} on {run.n_val} validation images"
+                     if run.n_val else "-"),
+                    ("val accuracy at the best epoch", f"{run.val_acc:.4f}" if run.n_val else "-")]
+    if run.changed:
+        summary.append(("options changed from the defaults", run.changed))
+    per_class = report.table(run.per_class, digits=4, max_rows=1000) if run.per_class is not None else \
+        '<p class="muted">no validation predictions yet</p>'
+    confusion = "".join(report.img(run_dir / f, f) for f in ("confusion_matrix.png",
+                                                             "confusion_matrix_normalized.png"))
+    preds_path = run_dir / "val_predictions.csv"
+    worst_html, n_worst = '<p class="muted">none</p>', 0
+    if preds_path.is_file():
+        preds = pd.read_csv(preds_path, keep_default_na=False, dtype={"label": str, "pred": str})
+        worst = worst_predictions(preds)
+        n_worst = len(worst)
+        figs = []
+        for r in worst.itertuples(index=False):
+            src = Path(r.root, r.path) if getattr(r, "root", "") else Path(r.path)
+            figs.append(report.figure([(report.thumb_data_uri(src, 128), str(r.path))],
+                                      [str(r.path), f"true {r.label} (p {r.p_true:.2f})", f"top-3: {r.top3}"]))
+        worst_html = "".join(figs) or worst_html
+    curves = run_dir / "curves.png"
+    S = report.safe
+    return report.write_report(
+        run_dir / "report.html", "train_run.html", title=f"imgcls train: {run_dir.name}",
+        subtitle=f"{run.kind}, {run.model}; scores are macro-F1 over every class of the task",
+        summary=S(report.key_values(summary)), folds=S(folds_html),
+        curves=S(report.img(curves, "training curves")) if curves.is_file() else "",
+        per_class=S(per_class), per_class_note="out-of-fold predictions" if run.kind == "k-fold" else
+        (f"best epoch {run.best_epoch}" if run.best_epoch else ""),
+        confusion=S(confusion), worst=S(worst_html), n_worst=n_worst,
+        worst_note="out-of-fold" if run.kind == "k-fold" else (f"best epoch {run.best_epoch}" if run.best_epoch
+                                                                else ""))

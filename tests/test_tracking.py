@@ -1,0 +1,155 @@
+"""The train callback interface, the metric shared by train / ensemble / runs, run reports and trackers: one tiny
+run (and one tiny k-fold set) per module, reused by every test."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import make_image_folder
+from imgcls.train import TrainConfig, run_train
+from imgcls.train.callbacks import Callback
+
+TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu", aug="none")
+
+
+class Recorder(Callback):
+    def __init__(self):
+        self.events = []
+
+    def on_run_start(self, info):
+        self.events.append(("start", info))
+
+    def on_step_end(self, step, logs):
+        self.events.append(("step", step, logs))
+
+    def on_epoch_end(self, epoch, logs):
+        self.events.append(("epoch", epoch, logs))
+
+    def on_run_end(self, summary):
+        self.events.append(("end", summary))
+
+    def on_train_end(self, summary):
+        self.events.append(("train_end", summary))
+
+    def kinds(self):
+        return [e[0] for e in self.events]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """3 classes; class c only in train (the validation rows lack it: the two macro-F1s disagreed there)."""
+    from imgcls import manifest as mf
+    tmp = tmp_path_factory.mktemp("data")
+    src = make_image_folder(tmp / "raw", {"a": 8, "b": 8, "c": 4}, size=(40, 40))
+    df = mf.load(src)
+    val = (df["label"] != "c") & (df.groupby("label").cumcount() < 3)
+    df["split"] = np.where(val, "val", "train")
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp / "splits.csv")
+    return tmp / "splits.csv"
+
+
+@pytest.fixture(scope="module")
+def single(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    rec = Recorder()
+    run = run_train(TrainConfig(src=str(data), out=str(out), name="single", epochs=2, **TINY), callbacks=[rec])
+    return run, rec
+
+
+@pytest.fixture(scope="module")
+def kfold(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    rec = Recorder()
+    run = run_train(TrainConfig(src=str(data), out=str(out), name="kf", epochs=1, folds="all", **TINY),
+                    callbacks=[rec])
+    return run, rec
+
+
+def test_callbacks_are_called_in_order_with_the_run_state(single):
+    run, rec = single
+    kinds = rec.kinds()
+    assert kinds[0] == "start" and kinds[-2:] == ["end", "train_end"]
+    info = rec.events[0][1]
+    assert info["run_dir"] == run and info["fold"] is None and info["total_epochs"] == 2
+    assert info["classes"] == ["a", "b", "c"] and info["config"]["model"] == "resnet10t"
+    assert info["train_images"] == 14 and info["val_images"] == 6 and info["start_epoch"] == 0
+    m = pd.read_csv(run / "metrics.csv")
+    epochs = [e for e in rec.events if e[0] == "epoch"]
+    assert [e[1] for e in epochs] == [1, 2]
+    for (_, _, logs), (_, row) in zip(epochs, m.iterrows()):
+        assert logs["val_macro_f1"] == pytest.approx(row["val_macro_f1"]) and "improved" in logs
+        assert logs["lr"] == pytest.approx(row["lr"]) and logs["train_loss"] == pytest.approx(row["train_loss"])
+    steps = [e for e in rec.events if e[0] == "step"]
+    assert [s[1] for s in steps] == list(range(1, len(steps) + 1)) and len(steps) == 2 * 2   # 14 images, batch 8
+    assert all(np.isfinite(s[2]["loss"]) and s[2]["lr"] > 0 for s in steps)
+    # steps come between the epoch ends they belong to
+    assert kinds.index("epoch") == 1 + 2
+    end = rec.events[-2][1]
+    assert end["best_epoch"] == int(m.loc[m["val_macro_f1"].idxmax(), "epoch"])
+    assert end["best_macro_f1"] == pytest.approx(m["val_macro_f1"].max())
+    assert end["best_pt"].is_file() and end["metrics_csv"] == run / "metrics.csv"
+    assert list(end["per_class"]["class"]) == ["a", "b", "c"]
+
+
+def test_a_callback_exception_propagates_after_the_epoch_is_saved(data, tmp_path):
+    class Prune(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise KeyError(f"pruned at {epoch}")
+
+    with pytest.raises(KeyError, match="pruned at 1"):
+        run_train(TrainConfig(src=str(data), out=str(tmp_path), name="p", epochs=3, **TINY), callbacks=[Prune()])
+    from imgcls.train.checkpoint import read_checkpoint
+    assert read_checkpoint(tmp_path / "p" / "last.pt")["train_state"]["epoch"] == 0      # epoch 1 saved
+    assert len(pd.read_csv(tmp_path / "p" / "metrics.csv")) == 1
+
+
+def test_kfold_callbacks_name_the_fold_and_its_parent(kfold):
+    run, rec = kfold
+    starts = [e[1] for e in rec.events if e[0] == "start"]
+    assert [s["fold"] for s in starts] == [0, 1] and all(s["parent_dir"] == run for s in starts)
+    assert [s["run_dir"].name for s in starts] == ["fold_0", "fold_1"]
+    end = rec.events[-1][1]
+    assert rec.events[-1][0] == "train_end" and end["folds"] == [0, 1] and end["oof"]["n_images"] == 20
+
+
+def test_one_macro_f1_for_train_oof_ensemble_and_runs(single, kfold, tmp_path):
+    """The same predictions give the same number in metrics.csv, the OOF score, ensemble and `imgcls runs` (the
+    validation rows lack class c: train used to average over the classes present)."""
+    from imgcls import metrics
+    from imgcls.ensemble import build_ensemble
+    from imgcls.runs import read_run
+    run, _ = single
+    m = pd.read_csv(run / "metrics.csv")
+    vp = pd.read_csv(run / "val_predictions.csv", keep_default_na=False)
+    assert "c" not in set(vp["label"])
+    f1 = metrics.macro_f1(vp["label"], vp["pred"], ["a", "b", "c"])
+    assert m["val_macro_f1"].max() == pytest.approx(f1, abs=1e-6)
+    spec = build_ensemble([run], out=tmp_path / "ens")
+    assert spec.scores["members"]["single"]["val_macro_f1"] == pytest.approx(f1, abs=1e-6)
+    assert read_run(run).val_macro_f1 == pytest.approx(f1, abs=1e-6)
+    kf, _ = kfold
+    import json
+    oof = json.loads((kf / "oof_score.json").read_text())
+    vp = pd.read_csv(kf / "val_predictions.csv", keep_default_na=False)
+    assert oof["macro_f1"] == pytest.approx(metrics.macro_f1(vp["label"], vp["pred"], ["a", "b", "c"]), abs=1e-6)
+    assert read_run(kf).val_macro_f1 == pytest.approx(oof["macro_f1"], abs=1e-6)
+
+
+def test_run_outputs_and_self_contained_report(single, kfold):
+    for run in (single[0], kfold[0]):
+        for f in ("per_class.csv", "confusion_matrix.png", "confusion_matrix_normalized.png", "report.html"):
+            assert (run / f).is_file(), (run, f)
+        pc = pd.read_csv(run / "per_class.csv", keep_default_na=False)
+        assert list(pc["class"]) == ["a", "b", "c"]
+        assert {"precision", "recall", "f1", "support"} <= set(pc.columns)
+        html = (run / "report.html").read_text()
+        srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
+        assert srcs and all(s.startswith("data:image/") for s in srcs)
+        assert "Worst-predicted validation images" in html and "top-3" in html
+    assert (single[0] / "curves.png").is_file() and "Training curves" in (single[0] / "report.html").read_text()
+    assert (kfold[0] / "fold_0" / "report.html").is_file() and "fold_0/report.html" in \
+        (kfold[0] / "report.html").read_text()
