@@ -30,9 +30,24 @@ from imgcls.console import console, info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_writable
 from imgcls.metrics import macro_f1
+from imgcls.options import check, option
 
 METHODS = ("soft", "hard", "weighted")
+WEIGHT_METRICS = ("logloss", "f1")
 SPEC_NAME = "spec.yaml"
+
+
+@dataclass
+class EnsembleConfig:
+    """The options of `imgcls ensemble` besides the runs and the output; the field names are build_ensemble's
+    keywords (imgcls.options: default, choices, help, panel)."""
+    method: str = option("soft", panel="Voting", choices=METHODS,
+                         help="soft: mean probability; hard: majority vote; weighted: weighted mean probability "
+                              "(--weights given with soft means weighted).")
+    weights: str | None = option(None, panel="Voting",
+                                 help="auto (fit on validation predictions) or w1,w2,... (weighted / hard).")
+    metric: str | None = option(None, panel="Voting", choices=WEIGHT_METRICS, flags=("--weight-metric",),
+                                none="logloss for soft / weighted, f1 for hard", help="What auto weights optimise.")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -281,12 +296,15 @@ def read_oof(run: Path, classes: Sequence[str]) -> pd.DataFrame:
     return df[["label"] + cols]
 
 
-def build_ensemble(runs: Sequence[str | os.PathLike], method: str = "soft", weights: str | None = None,
-                   out: str | os.PathLike | None = None, name: str | None = None, metric: str | None = None,
+def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConfig.method,
+                   weights: str | None = EnsembleConfig.weights, out: str | os.PathLike | None = None,
+                   name: str | None = None, metric: str | None = EnsembleConfig.metric,
                    which: str = "best") -> EnsembleSpec:
-    """Score members on their validation predictions, fit or take weights, write the ensemble folder."""
-    if method not in METHODS:
-        raise UserError(f"unknown --method '{method}'; use one of: {', '.join(METHODS)}")
+    """Score members on their validation predictions, fit or take weights, write the ensemble folder. Weights
+    given with method soft make it weighted."""
+    check(EnsembleConfig(method=method, weights=weights, metric=metric))
+    if weights and method == "soft":
+        method = "weighted"
     if not runs:
         raise UserError("give at least one run: imgcls ensemble outputs/runs/A outputs/runs/B")
     check_writable(Path(out) if out else Path("outputs/ensembles") / (name or "ensemble"))

@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -28,7 +28,9 @@ from imgcls.console import console, info, progress_bar, warn
 from imgcls.ensemble import EnsembleSpec, is_spec, load_spec, member_from_run, vote
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
-from imgcls.tta import TTASpec, parse_tta
+from imgcls.options import check, option
+from imgcls.parallel import default_workers
+from imgcls.tta import MERGES, TTASpec, parse_tta
 
 RUNS_DIR = Path("outputs/runs")
 ENSEMBLES_DIR = Path("outputs/ensembles")
@@ -351,21 +353,61 @@ def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str],
     return res
 
 
+PREDICTION, SUBMISSION, EVALUATION, RUNTIME = "Prediction", "Submission", "Evaluation", "Runtime"
+PROBS_FORMATS = ("parquet", "csv")
+
+
+@dataclass
+class PredictConfig:
+    """The options of `imgcls predict` besides its paths and input layout; the field names are run_predict's
+    keywords (imgcls.options: default, choices, range, help, panel)."""
+    tta: str = option("none", panel=PREDICTION,
+                      help="Test-time augmentation: none, flip, crops (five), ten, scales=0.9,1.0,1.1, joined by '+'; "
+                           "a bare --tta means flip.")
+    tta_merge: str = option("mean", panel=PREDICTION, choices=MERGES,
+                            help="mean (of probabilities) | logits (mean, then softmax).")
+    fmt: str = option("id,label", panel=SUBMISSION, flags=("--format",),
+                      help="Submission columns: id,label | mask (ImageID,ans; class ids) | dacon (id,artist) | "
+                           "ID_COL,LABEL_COL.")
+    sample_submission: str | None = option(None, panel=SUBMISSION, cli_type=Optional[Path], from_cli=str,
+                                           help="The competition's sample submission: filled in its row order; "
+                                                "missing/extra ids fail.")
+    probs_format: str = option("parquet", panel=SUBMISSION, choices=PROBS_FORMATS,
+                               help="Per-image probabilities file.")
+    evaluate: bool = option(False, panel=EVALUATION, flags=("--eval",),
+                            help="On labelled data: macro-F1 / accuracy with and without TTA.")
+    eval_split: str | None = option(None, panel=EVALUATION, choices=EVAL_SPLITS,
+                                    none="val when the data has a split column with val rows, else all",
+                                    help="Rows --eval scores.")
+    batch_size: int = option(32, panel=RUNTIME, lo=1, help="Images per batch (each with all its TTA views).")
+    amp: bool = option(True, panel=RUNTIME, help="Mixed precision (float16) on CUDA.")
+    device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
+    workers: int = option(default_workers(), panel=RUNTIME, lo=0,
+                          help="DataLoader worker processes (decoding and TTA views; 0: in the main process).")
+
+    def validate(self) -> None:
+        """Choices, ranges, the --tta grammar and the --format spelling; before the model is loaded."""
+        check(self)
+        parse_tta(self.tta)
+        if not self.sample_submission:
+            resolve_format(self.fmt)
+
+
 def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike | None = None,
-                out: str | os.PathLike | None = None, tta: str = "none", tta_merge: str = "mean",
-                fmt: str = "id,label", sample_submission: str | os.PathLike | None = None,
-                probs_format: str = "parquet", evaluate: bool = False, device: str = "auto",
-                batch_size: int = 32, workers: int = 2, amp: bool = True,
-                opts: mf.LayoutOptions | None = None, eval_split: str | None = None) -> dict:
+                out: str | os.PathLike | None = None, tta: str = PredictConfig.tta,
+                tta_merge: str = PredictConfig.tta_merge, fmt: str = PredictConfig.fmt,
+                sample_submission: str | os.PathLike | None = None, probs_format: str = PredictConfig.probs_format,
+                evaluate: bool = PredictConfig.evaluate, device: str = PredictConfig.device,
+                batch_size: int = PredictConfig.batch_size, workers: int = PredictConfig.workers,
+                amp: bool = PredictConfig.amp, opts: mf.LayoutOptions | None = None,
+                eval_split: str | None = PredictConfig.eval_split) -> dict:
     """Predict and write `probs.parquet|csv`, `submission.csv`, `predict.json` under `out`; returns the summary.
     `evaluate`: score the labelled rows of `eval_split` (see eval_rows: the val rows of a splits.csv by default)."""
+    PredictConfig(tta=tta, tta_merge=tta_merge, fmt=fmt, sample_submission=sample_submission,
+                  probs_format=probs_format, evaluate=evaluate, eval_split=eval_split, batch_size=batch_size,
+                  amp=amp, device=device, workers=workers).validate()
     spec = resolve_source(source)
     tta_spec = parse_tta(tta)
-    from imgcls.tta import MERGES
-    if tta_merge not in MERGES:
-        raise UserError(f"unknown --tta-merge '{tta_merge}'; use one of: {', '.join(MERGES)}")
-    if probs_format not in ("parquet", "csv"):
-        raise UserError(f"unknown --probs-format '{probs_format}'; use parquet or csv")
     if not sample_submission:
         resolve_format(fmt)
     out = Path(out) if out else Path("outputs/predictions") / spec.name

@@ -48,7 +48,9 @@ def test_cli_defaults_equal_the_dataclass_defaults_for_every_command():
                 checked += 1
             missing = set(opts.cli_fields(cls, only)) - {p.name for p in cmd.params}
             assert not missing, f"imgcls {name}: config fields without a flag: {sorted(missing)}"
-    assert checked >= 50
+    assert checked >= 150
+    built = {name for name, (_, classes) in _commands().items() if classes}
+    assert built >= {"eda", "clean", "preprocess", "split", "train", "ensemble", "predict", "export"}, built
     assert _commands()["train"][1] == {"cfg": (TrainConfig, None)}
 
 
@@ -236,3 +238,33 @@ def test_split_python_caller_gets_the_same_check(image_folder, tmp_path):
     with pytest.raises(UserError, match=re.escape("--val must be in [0, 1) (got -0.2)")):
         sp.run_split(image_folder, tmp_path / "s.csv", LayoutOptions(), sp.SplitConfig(val=-0.2))
     assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize("flags,msg", [
+    (["--batch-size", "0"], "--batch-size must be >= 1 (got 0)"),
+    (["--workers", "-3"], "--workers must be >= 0 (got -3)"),
+    (["--tta-merge", "max"], "unknown --tta-merge 'max'; use one of: mean, logits"),
+    (["--eval-split", "train"], "unknown --eval-split 'train'; use one of: all, val, test"),
+])
+def test_predict_options_are_checked_before_the_model_is_loaded(flags, msg, tmp_path, monkeypatch):
+    import imgcls.predict as pr
+    monkeypatch.setattr(pr, "resolve_source", lambda *a, **k: pytest.fail("model loaded before the options were checked"))
+    r = runner.invoke(app, ["predict", str(tmp_path / "run"), "--data", str(tmp_path), "--out", str(tmp_path / "p"),
+                            *flags])
+    assert r.exit_code == 2 and msg in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    with pytest.raises(UserError, match=re.escape(msg.split(" (got")[0])):
+        field = flags[0][2:].replace("-", "_")
+        value = int(flags[1]) if field in ("batch_size", "workers") else flags[1]
+        pr.run_predict(tmp_path / "run", tmp_path, tmp_path / "p", **{field: value})
+    assert not (tmp_path / "p").exists()
+
+
+def test_ensemble_options_are_checked_before_the_runs_are_read(tmp_path, monkeypatch):
+    import imgcls.ensemble as ens
+    monkeypatch.setattr(ens, "member_from_run", lambda *a, **k: pytest.fail("runs read before the options were checked"))
+    for flags, msg in ((["--method", "median"], "unknown --method 'median'; use one of: soft, hard, weighted"),
+                       (["--weight-metric", "acc"], "unknown --weight-metric 'acc'; use one of: logloss, f1")):
+        r = runner.invoke(app, ["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "e"),
+                                *flags])
+        assert r.exit_code == 2 and msg in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "e").exists()
