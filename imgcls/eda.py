@@ -13,7 +13,7 @@ from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
 from imgcls.console import info, is_quiet, progress_bar
-from imgcls.fsutil import check_output_location, check_writable, write_json
+from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS, ImageLimits, ImageReadError, thumbnail
 from imgcls.options import check, option, seed_option
 from imgcls.parallel import check_workers
@@ -198,6 +198,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = "outputs/eda", opts
     check_output_location(out, *mf.roots(df))
     df = mf.scan_images(df, workers=workers, max_pixels=max_pixels, require=False)   # the report lists them
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)          # what a kill -9 of an earlier run left
     summary = summarize(df)
     summary.update(source=str(src), seed=seed)
     plots = {"class_counts": plot_class_counts(summary, out / "class_counts.png") if summary["classes"] else None,

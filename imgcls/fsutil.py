@@ -56,17 +56,21 @@ def is_temp_name(name: str) -> bool:
     return bool(_TMP_NAME.match(name))
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files an interrupted atomic write left under `folder` (regular files only); returns
-    them. Only for a folder this step owns (its --out)."""
+def remove_stale_temps(folder: str | os.PathLike, names: list[str] | None = None) -> list[Path]:
+    """Delete the temporary files an interrupted atomic write (kill -9) left under `folder`, recursively (regular
+    files only); returns them. Only for a folder this step owns (its --out). `names`: only the temporary files of
+    these file names, directly in `folder` (a step whose --out is one file beside the user's others)."""
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
-    for dirpath, _, filenames in os.walk(folder):
+    walk = os.walk(folder) if names is None else [(str(folder), [], os.listdir(folder))]
+    for dirpath, _, filenames in walk:
         for f in filenames:
             p = Path(dirpath, f)
-            if is_temp_name(f) and p.is_file() and not p.is_symlink():
+            if not is_temp_name(f) or (names is not None and not any(f.startswith(f".{n}.") for n in names)):
+                continue
+            if p.is_file() and not p.is_symlink():
                 p.unlink()
                 removed.append(p)
     return removed

@@ -34,7 +34,7 @@ from imgcls import profiles
 from imgcls import report
 from imgcls.console import console, info, is_quiet, warn
 from imgcls.errors import UserError
-from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
+from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json, write_table
 from imgcls.options import check, int_list, join, option, seed_option
 from imgcls.parallel import check_workers
 
@@ -807,6 +807,8 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
             raise LeakageError(f"the split is contaminated: {len(leaks)} leak(s) between sides (listed above); "
                                f"nothing written. Rerun with --fix, or pass --allow-leaks to write it anyway")
         warn(f"{len(leaks)} leak(s) between sides written anyway (--allow-leaks)")
+    # a kill -9 of an earlier run left temporary files of these names (only ours: --out's folder is the user's)
+    remove_stale_temps(out.parent, [out.name] + [p.name for p in report_paths(out).values()])
     mf.write(df, out)
     paths = write_reports(df, out, cfg, summary, leaks, columns)
     info(f"wrote {out} ({summary['n_used']} rows in splits, {summary['n_rows'] - summary['n_used']} left out) "

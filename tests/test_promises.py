@@ -757,3 +757,61 @@ def test_every_writing_command_over_the_hostile_corpus(tmp_path):
     written = pre[pre["error"] == ""]["path"]
     assert written.str.casefold().is_unique and len(written) == 16
     assert not any(stat.S_ISLNK(os.lstat(p).st_mode) for p in all_files(outs))
+    # every output (images, manifests, reports, checkpoints, submissions, ONNX files) has the umask's mode
+    umask = os.umask(0o022)
+    os.umask(umask)
+    modes = {p.relative_to(outs).as_posix(): stat.S_IMODE(p.stat().st_mode) for p in all_files(outs)}
+    assert {"runs/r1/best.pt", "pred/submission.csv"} <= set(modes) and len(modes) > 60
+    assert {k: oct(v) for k, v in modes.items() if v != 0o666 & ~umask} == {}
+
+
+_CLEAN_KILLER = """
+import os, signal, shutil, sys
+import imgcls.clean as cl
+real, calls = shutil.copyfile, []
+def copy(a, b, **kw):
+    calls.append(1)
+    if len(calls) == 3:     # killed mid-way through --materialize, after manifest / summary / report
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(a, b, **kw)
+shutil.copyfile = copy
+cfg = cl.CleanConfig(near_dup=False, ood=False)
+cl.run_clean(sys.argv[1], sys.argv[2], cfg, workers=1, materialize="copy")
+"""
+
+
+@pytest.mark.timeout(120)
+def test_clean_killed_then_rerun_is_byte_identical(tmp_path):
+    import subprocess
+    import sys
+    from imgcls.clean import CleanConfig, run_clean
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(24, 24))
+    (raw / "b" / "twin.png").write_bytes((raw / "a" / "000.png").read_bytes())
+    out, ref = tmp_path / "c", tmp_path / "ref"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1])] + sys.path)}
+    r = subprocess.run([sys.executable, "-c", _CLEAN_KILLER, str(raw), str(out)], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode == -9, r.stderr
+    assert len(all_files(out / "images")) >= 2
+    cfg = CleanConfig(near_dup=False, ood=False)
+    run_clean(raw, out, cfg, workers=1, materialize="copy")
+    run_clean(raw, ref, CleanConfig(near_dup=False, ood=False), workers=1, materialize="copy")
+    tree = lambda d: {p.relative_to(d).as_posix(): p.read_bytes() for p in all_files(d)}  # noqa: E731
+    a, b = tree(out), tree(ref)
+    assert sorted(a) == sorted(b) and len(a) >= 10
+    assert {k for k in a if a[k] != b[k]} == set()
+
+
+def test_stale_temporary_files_are_removed_by_the_next_run_and_only_ours(tmp_path):
+    raw = make_image_folder(tmp_path / "raw", {"a": 5, "b": 5}, size=(16, 16))
+    eda_out, split_dir = tmp_path / "eda", tmp_path / "tables"
+    for d in (eda_out / "sub", split_dir):
+        d.mkdir(parents=True)
+    planted = [eda_out / ".report.html.ab12cd34.tmp.html", eda_out / "sub" / ".x.png.zz99yy88.tmp.png",
+               split_dir / ".splits.csv.k3j4h5g6.tmp.csv", split_dir / ".splits_report.html.q1w2e3r4.tmp.html"]
+    theirs = split_dir / ".notes.csv.a1b2c3d4.tmp.csv"       # the user's file beside split's table: not ours
+    for p in planted + [theirs]:
+        p.write_text("half")
+    assert invoke("eda", raw, "--out", eda_out, "-q").exit_code == 0
+    assert invoke("split", raw, "--out", split_dir / "splits.csv", "--no-near-dup", "-q").exit_code == 0
+    assert [p.exists() for p in planted] == [False] * 4 and theirs.read_text() == "half"

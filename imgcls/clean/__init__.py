@@ -16,7 +16,7 @@ from imgcls.clean.ood import DETECTORS
 from imgcls.clean.sampling import METHODS as UNDERSAMPLE_METHODS
 from imgcls.console import info
 from imgcls.errors import UserError
-from imgcls.fsutil import check_output_location, check_writable, write_json
+from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json
 from imgcls.options import check, option, seed_option
 from imgcls.parallel import check_workers
 
@@ -274,6 +274,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg
                          cfg.max_per_class, cfg.seed)
 
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)          # what a kill -9 of an earlier run left (materialized copies included)
     mf.write(df, out / mf.MANIFEST_NAME)
     sweep = threshold_sweep(df, scored) if scored is not None else []
     summary = {"config": asdict(cfg), "source": str(src), "n_images": len(df), "kept": int(df["keep"].sum()),
