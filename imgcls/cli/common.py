@@ -11,7 +11,6 @@ import typer
 from imgcls.console import console, set_quiet
 from imgcls.errors import UserError
 from imgcls.options import cli_parameters, from_cli
-from imgcls.parallel import default_workers  # noqa: F401  (the commands whose --workers is not yet declared)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,39 +78,8 @@ def _is_argument(p: inspect.Parameter) -> bool:
 
 
 
-# Option types (typing.Annotated) shared by the commands ----------------------------------------------------------
+# Parameters that are not a config field (paths, --quiet); every other flag is built from a config dataclass's
+# declarations (imgcls.options) through command(options=...): no default or choice list is written here
 Src = Annotated[Path, typer.Argument(help="Dataset folder (any layout) or a manifest.csv.", show_default=False)]
 OptSrc = Annotated[Optional[Path], typer.Argument(help="Dataset folder or manifest.csv.", show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.", rich_help_panel="Runtime")]
-Seed = Annotated[int, typer.Option(help="Random seed (recorded in the outputs).")]
-Workers = Annotated[int, typer.Option(help="Worker processes.", rich_help_panel="Runtime")]
-Device = Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N.")]
-Layout = Annotated[str, typer.Option(help="auto | manifest | folder | csv | profiles | unlabeled.")]
-Csv = Annotated[Optional[Path], typer.Option(help="Competition CSV (e.g. train.csv) with image paths.")]
-PathCol = Annotated[Optional[str], typer.Option(help="CSV column holding image paths (guessed if omitted).")]
-LabelCol = Annotated[Optional[str], typer.Option(help="CSV column holding labels.")]
-GroupCol = Annotated[Optional[str], typer.Option(help="CSV column holding groups (e.g. person id).")]
-AgeBands = Annotated[str, typer.Option(help="Age band edges for profile datasets, e.g. 30,60.")]
-MaxPixels = Annotated[int, typer.Option(help="Images with more pixels are reported and skipped.")]
-ImageDir = Annotated[Optional[Path], typer.Option(
-    help="Folder the --csv paths are relative to (default: SRC / the CSV's folder), e.g. data/train.",
-    show_default=False)]
-Ext = Annotated[Optional[str], typer.Option(
-    help="Extension for --csv ids that have none, e.g. .jpg (default: try .jpg, .png, .jpeg, .webp, ...).",
-    show_default=False)]
-
-
-def parse_int_list(text: str, flag: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"{flag} takes comma-separated integers, e.g. 30,60 (got '{text}')") from None
-
-
-def layout_options(layout: str = "auto", csv: Path | None = None, path_col: str | None = None,
-                   label_col: str | None = None, group_col: str | None = None, age_bands: str = "30,60",
-                   image_dir: Path | None = None, ext: str | None = None):
-    from imgcls.manifest import LayoutOptions
-    return LayoutOptions(layout=layout, csv=str(csv) if csv else None, path_col=path_col, label_col=label_col,
-                         group_col=group_col, age_bands=parse_int_list(age_bands, "--age-bands"),
-                         image_dir=str(image_dir) if image_dir else None, ext=ext)
