@@ -183,7 +183,10 @@ class EdaConfig:
     seed: int = seed_option()
 
 
-def run_eda(src: str | os.PathLike, out: str | os.PathLike = "outputs/eda", opts: mf.LayoutOptions | None = None,
+DEFAULT_OUT = "outputs/eda"
+
+
+def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: mf.LayoutOptions | None = None,
             seed: int = EdaConfig.seed, workers: int = 1, max_pixels: int | None = DEFAULT_MAX_PIXELS,
             samples_per_class: int = EdaConfig.samples_per_class) -> dict:
     """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`."""

@@ -4,6 +4,7 @@ exit 2 before any work, for the CLI and Python callers alike."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import re
 
@@ -268,3 +269,23 @@ def test_ensemble_options_are_checked_before_the_runs_are_read(tmp_path, monkeyp
                                 *flags])
         assert r.exit_code == 2 and msg in r.output and len(r.output.strip().splitlines()) == 1, r.output
     assert not (tmp_path / "e").exists()
+
+
+def test_output_defaults_come_from_the_library():
+    """The default --out of each step is its library default (eda, clean) or its pipeline stage (preprocess):
+    written once."""
+    from imgcls import eda
+    from imgcls.clean import run_clean
+    from imgcls.pipeline import PIPELINE
+    cmds = _commands()
+    out = {name: next(p for p in cmd.params if p.name == "out").default for name, (cmd, _) in cmds.items()
+           if any(p.name == "out" for p in cmd.params)}
+    assert str(out["eda"]) == inspect.signature(eda.run_eda).parameters["out"].default
+    assert str(out["clean"]) == inspect.signature(run_clean).parameters["out"].default == dict(PIPELINE)["clean"]
+    assert str(out["preprocess"]) == dict(PIPELINE)["processed"]
+
+
+def test_clean_materialize_is_a_declared_choice(image_folder, tmp_path):
+    r = runner.invoke(app, ["clean", str(image_folder), "--out", str(tmp_path / "c"), "--materialize", "move"])
+    assert r.exit_code == 2 and "unknown --materialize 'move'; use one of: link, copy" in r.output, r.output
+    assert not (tmp_path / "c").exists()

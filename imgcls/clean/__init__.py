@@ -3,7 +3,7 @@ gets `keep`, `reason`, `dup_group`, `duplicate_of`, `ood_score`, `label_conflict
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
 
@@ -12,6 +12,7 @@ import pandas as pd
 
 from imgcls import links
 from imgcls import manifest as mf
+from imgcls.pipeline import PIPELINE
 from imgcls.clean.ood import DETECTORS
 from imgcls.clean.sampling import METHODS as UNDERSAMPLE_METHODS
 from imgcls.console import info
@@ -23,6 +24,8 @@ from imgcls.parallel import check_workers
 # Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md); the near-duplicate definition
 # and its defaults are imgcls.links', each out-of-domain detector's threshold is its own (imgcls.clean.ood)
 DEFAULT_OOD_METHOD = "photo-style"
+DEFAULT_OUT = dict(PIPELINE)["clean"]
+MATERIALIZE = ("link", "copy")
 CONFLICT_POLICIES = ("majority", "drop", "keep-first")
 DEFAULT_OOD_MAX_SHARE = 0.2       # a detector flagging more than this share of the set stops the run (--force)
 OOD_METHODS = tuple(d.name for d in DETECTORS)
@@ -70,6 +73,9 @@ class CleanConfig:
     device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
     seed: int = seed_option(RUNTIME)
     cache_dir: str | None = option(None, cli=False, help="Embedding cache folder (default: beside the output).")
+
+    materialize: str | None = option(None, panel="Output", choices=MATERIALIZE,
+                                     help="Kept images as an ImageFolder under OUT/images: hard links or copies.")
 
     def validate(self) -> None:
         """Choices and ranges (imgcls.options.check) and the options that need each other; before any scan."""
@@ -210,13 +216,15 @@ def undersample(df: pd.DataFrame, emb: np.ndarray | None, method: str, max_per_c
     return df
 
 
-def run_clean(src: str | os.PathLike, out: str | os.PathLike = "data/clean", cfg: CleanConfig | None = None,
+def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg: CleanConfig | None = None,
               opts: mf.LayoutOptions | None = None, workers: int = 1, materialize: str | None = None) -> pd.DataFrame:
+    """`materialize` (link | copy), when given, replaces cfg.materialize."""
     cfg = cfg or CleanConfig()
+    if materialize is not None:
+        cfg = replace(cfg, materialize=materialize)
+    materialize = cfg.materialize
     cfg.validate()
     check_workers(workers)
-    if materialize not in (None, "link", "copy"):
-        raise UserError(f"--materialize must be link or copy (got '{materialize}')")
     definition = cfg.near_duplicates()
     if cfg.embedder_weights or (cfg.dedup and cfg.near_dup):
         # the near-duplicate search embeds every image: its weights must be here before the scan, not after it

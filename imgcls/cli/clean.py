@@ -3,12 +3,12 @@ help)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from imgcls.cli.common import Quiet, Src, command
-from imgcls.clean import CleanConfig
+from imgcls.clean import DEFAULT_OUT, CleanConfig
 from imgcls.manifest import LayoutOptions
 from imgcls.options import Given
 from imgcls.parallel import ParallelOptions
@@ -25,10 +25,8 @@ EPILOG = """Examples:
 @command("clean", epilog=EPILOG, options={"cfg": CleanConfig, "layout": LayoutOptions, "run": ParallelOptions})
 def clean(src: Src,
           out: Annotated[Path, typer.Option(help="Output folder (manifest.csv, report.html).",
-                                            rich_help_panel="Output")] = Path("data/clean"),
-          materialize: Annotated[Optional[str], typer.Option(
-              help="link | copy: kept images as an ImageFolder under OUT/images.", rich_help_panel="Output")] = None,
+                                            rich_help_panel="Output")] = Path(DEFAULT_OUT),
           quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given) -> None:
     """Mark exact / near duplicates, out-of-domain images and undersampled rows; nothing is deleted."""
     from imgcls.clean import run_clean
-    run_clean(src, out, cfg.build(), layout.build(), workers=run.values["workers"], materialize=materialize)
+    run_clean(src, out, cfg.build(), layout.build(), workers=run.values["workers"])

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from imgcls.cli.common import Quiet, Src, command
-from imgcls.eda import EdaConfig
+from imgcls.eda import DEFAULT_OUT, EdaConfig
 from imgcls.io import ImageLimits
 from imgcls.manifest import LayoutOptions
 from imgcls.options import Given
@@ -23,7 +23,7 @@ EPILOG = """Examples:
 @command("eda", epilog=EPILOG, options={"cfg": EdaConfig, "layout": LayoutOptions, "run": ParallelOptions,
                                         "limits": ImageLimits})
 def eda(src: Src,
-        out: Annotated[Path, typer.Option(help="Output folder.", rich_help_panel="Output")] = Path("outputs/eda"),
+        out: Annotated[Path, typer.Option(help="Output folder.", rich_help_panel="Output")] = Path(DEFAULT_OUT),
         quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given, limits: Given) -> None:
     """Explore a dataset: class counts, size heatmap, sample grids, errors, exact duplicates -> report.html."""
     from imgcls.eda import run_eda

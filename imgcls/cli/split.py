@@ -11,6 +11,7 @@ from imgcls.errors import UserError
 from imgcls.io import ImageLimits
 from imgcls.manifest import LayoutOptions
 from imgcls.options import Given
+from imgcls.pipeline import PIPELINE
 from imgcls.parallel import ParallelOptions
 from imgcls.split import SplitConfig
 
@@ -61,5 +62,5 @@ def split(src: OptSrc = None,
         from imgcls.pipeline import default_input
         src = default_input("split")
     opts = layout.build(group_col=config.group_col if config.group_col != "group" else None)
-    sp.run_split(src, out or Path("data/splits.csv"), opts, config, workers=workers,
+    sp.run_split(src, out or Path(dict(PIPELINE)["splits"]), opts, config, workers=workers,
                  max_pixels=limits.values["max_pixels"])
