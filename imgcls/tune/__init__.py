@@ -1,0 +1,365 @@
+"""`imgcls tune`: hyper-parameter search over `imgcls train` options with Optuna.
+
+Python use:  from imgcls.tune import TuneConfig, run_tune
+             from imgcls.train import TrainConfig
+             study_dir = run_tune(TuneConfig(study="lite0", trials=12, train=TrainConfig(src="data/splits.csv",
+                                                                                         epochs=3, img_size=96)))
+
+The study lives in a real Optuna storage (default: SQLite at <out>/<study>/study.db; any RDB URL, or a journal
+file): running the same command again resumes it, and several processes given the same storage work on one study.
+Every trial is a normal run folder <out>/<study>/trial_NNNN/ written by run_train; each epoch's validation metric
+is reported to the trial, so the pruner can stop it (optuna.TrialPruned raised from a train callback).
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from imgcls.errors import UserError
+from imgcls.train.callbacks import Callback
+from imgcls.train.config import TrainConfig
+
+SAMPLERS = ("tpe", "random", "cmaes", "grid")
+PRUNERS = ("median", "hyperband", "none")
+# --metric: the metrics.csv column of each epoch and the study's direction
+METRICS = {"macro_f1": ("val_macro_f1", "maximize"), "accuracy": ("val_acc", "maximize"),
+           "loss": ("val_loss", "minimize")}
+METRIC_LABELS = {"macro_f1": "val macro-F1", "accuracy": "val accuracy", "loss": "val loss"}
+
+__all__ = ["TuneConfig", "run_tune", "SAMPLERS", "PRUNERS", "METRICS"]
+
+
+@dataclass
+class TuneConfig:
+    """Every option of a search; `train` holds the fixed options every trial starts from (the space's values
+    replace them)."""
+    study: str = ""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    space: str | None = None            # a YAML space; None: the default space (imgcls/tune/default_space.yaml)
+    trials: int | None = 20             # trials in the study (every process, every run of the command) at most
+    timeout: str | None = None          # wall-clock budget of this command: 2h, 45m, 90s, 1h30m or seconds
+    storage: str | None = None          # Optuna RDB URL or a journal file; None: sqlite:///<out>/<study>/study.db
+    out: str = "outputs/tune"
+    sampler: str = "tpe"                # tpe | random | cmaes | grid
+    pruner: str = "median"              # median | hyperband | none
+    prune_startup: int = 3              # median: finished trials before any trial is pruned
+    prune_warmup: int = 1               # median: epochs a trial always runs before it can be pruned
+    metric: str = "macro_f1"            # macro_f1 | accuracy | loss (best epoch's; mean over folds with folds=all)
+    keep: str = "best-3"                # best-K: checkpoints of the K best trials are kept, the rest deleted | all
+
+    def validate(self) -> None:
+        if not self.study or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study):
+            raise UserError(f"--study '{self.study}': give a name of letters, digits, '.', '_' or '-' "
+                            f"(it names the folder {self.out}/NAME)")
+        for name, allowed in (("sampler", SAMPLERS), ("pruner", PRUNERS), ("metric", tuple(METRICS))):
+            if getattr(self, name) not in allowed:
+                raise UserError(f"unknown --{name} '{getattr(self, name)}'; use one of: {', '.join(allowed)}")
+        if self.trials is not None and self.trials < 1:
+            raise UserError(f"--trials must be >= 1 (got {self.trials})")
+        if self.prune_startup < 0 or self.prune_warmup < 0:
+            raise UserError("--prune-startup and --prune-warmup must be >= 0")
+        self.keep_k()
+        self.timeout_seconds()
+
+    def keep_k(self) -> int | None:
+        """--keep best-K -> K; all -> None."""
+        if self.keep == "all":
+            return None
+        m = re.fullmatch(r"best-(\d+)", self.keep)
+        if not m or int(m.group(1)) < 1:
+            raise UserError(f"--keep '{self.keep}': use best-K (e.g. best-3: the K best trials keep their "
+                            f"checkpoints) or all")
+        return int(m.group(1))
+
+    def timeout_seconds(self) -> float | None:
+        return None if self.timeout is None else parse_duration(self.timeout)
+
+    def study_dir(self) -> Path:
+        return Path(self.out) / self.study
+
+
+def parse_duration(text: str) -> float:
+    """'2h', '45m', '90s', '1h30m', '1.5h' or plain seconds -> seconds."""
+    s = str(text).strip().lower()
+    try:
+        seconds = float(s)
+    except ValueError:
+        parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", s)
+        if not parts or re.sub(r"(\d+(?:\.\d+)?)\s*([hms])", "", s).strip():
+            raise UserError(f"--timeout '{text}': give a duration such as 2h, 45m, 90s, 1h30m or seconds") from None
+        seconds = sum(float(v) * {"h": 3600, "m": 60, "s": 1}[u] for v, u in parts)
+    if not seconds > 0:
+        raise UserError(f"--timeout must be > 0 (got '{text}')")
+    return seconds
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Storage and study
+# ---------------------------------------------------------------------------------------------------------------
+
+def storage_url(cfg: TuneConfig) -> str:
+    if cfg.storage:
+        return cfg.storage
+    return "sqlite:///" + str((cfg.study_dir() / "study.db").resolve())
+
+
+def open_storage(url: str):
+    """An Optuna storage: an RDB URL (sqlite:///, postgresql://, mysql://...) or a journal file path."""
+    import optuna
+    if "://" not in url:
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        path = Path(url.removeprefix("journal:"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    kw = {}
+    if url.startswith("sqlite:"):
+        db = url.split(":///", 1)[-1]
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        kw["engine_kwargs"] = {"connect_args": {"timeout": 60}}   # several processes: wait for the write lock
+    try:
+        # heartbeats: a trial whose process was killed is marked failed by the next process instead of running forever
+        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180, **kw)
+    except ImportError as e:
+        raise UserError(f"--storage {url}: its database driver is not installed ({e.name}); pip install it") from None
+    except Exception as e:    # sqlalchemy: a malformed URL, a server that does not answer, ...
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise UserError(f"--storage {url}: cannot open it ({msg}); give an Optuna RDB URL or a journal file path") \
+            from None
+
+
+def make_sampler(cfg: TuneConfig, space, seed: int):
+    import optuna
+    if cfg.sampler == "tpe":
+        return optuna.samplers.TPESampler(seed=seed)
+    if cfg.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if cfg.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.GridSampler(space.grid(), seed=seed)
+
+
+def make_pruner(cfg: TuneConfig):
+    import optuna
+    if cfg.pruner == "median":
+        # steps are 1-based epochs; Optuna never prunes a step below n_warmup_steps
+        return optuna.pruners.MedianPruner(n_startup_trials=cfg.prune_startup, n_warmup_steps=cfg.prune_warmup + 1)
+    if cfg.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource="auto", reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def open_study(cfg: TuneConfig, space, url: str):
+    """Create the study, or load it (resume / another process). The first process draws from --seed; a process
+    that joins or resumes a study draws from its own stream, so parallel processes do not repeat each other."""
+    import optuna
+    storage = open_storage(url)
+    direction = METRICS[cfg.metric][1]
+    seed = cfg.train.seed
+    try:
+        study = optuna.create_study(storage=storage, study_name=cfg.study, direction=direction,
+                                    sampler=make_sampler(cfg, space, seed), pruner=make_pruner(cfg))
+        study.set_user_attr("metric", cfg.metric)
+        study.set_user_attr("space", space.as_dict())
+        study.set_user_attr("base_config", cfg.train.to_dict())
+        return study, True
+    except optuna.exceptions.DuplicatedStudyError:
+        pass
+    old = optuna.load_study(study_name=cfg.study, storage=storage)
+    attrs = old.user_attrs
+    if attrs.get("metric", cfg.metric) != cfg.metric:
+        raise UserError(f"study '{cfg.study}' optimises --metric {attrs['metric']}, not {cfg.metric}; use that "
+                        f"metric or another --study")
+    if attrs.get("space") is not None and attrs["space"] != space.as_dict():
+        diff = sorted(set(attrs["space"]) ^ set(space.as_dict()) |
+                      {k for k in attrs["space"] if attrs["space"][k] != space.as_dict().get(k, attrs["space"][k])})
+        raise UserError(f"study '{cfg.study}' was started with another search space (differs in: "
+                        f"{', '.join(diff)}); give the same --space to resume it, or another --study")
+    joined_seed = (seed * 1_000_003 + len(old.trials) * 7_919 + os.getpid()) % (2 ** 31)
+    study = optuna.load_study(study_name=cfg.study, storage=storage, sampler=make_sampler(cfg, space, joined_seed),
+                              pruner=make_pruner(cfg))
+    return study, False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One trial
+# ---------------------------------------------------------------------------------------------------------------
+
+class _TimeUp(Exception):
+    """The study's --timeout passed during a trial (the trial is recorded as failed with this message)."""
+
+
+class TrialReporter(Callback):
+    """Reports each epoch's metric to the Optuna trial and stops the run when the pruner says so (TrialPruned) or
+    when the study's wall-clock budget is spent. Steps are epochs counted over the whole trial (every fold)."""
+
+    def __init__(self, trial, column: str, deadline: float | None = None):
+        self.trial, self.column, self.deadline = trial, column, deadline
+        self.step = 0
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        import optuna
+        self.step += 1
+        value = float(logs[self.column])
+        self.trial.report(value, self.step)
+        self.trial.set_user_attr("epochs_run", self.step)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {self.step}: {self.column} {value:.4f}")
+        if self.deadline is not None and time.time() > self.deadline:
+            raise _TimeUp(f"stopped after epoch {self.step}: the study's --timeout was reached")
+
+
+def _run_folders(run_dir: Path) -> list[Path]:
+    """The folders with a metrics.csv: the run, or its folds."""
+    folds = sorted(p for p in run_dir.glob("fold_*") if (p / "metrics.csv").is_file())
+    return folds or [run_dir]
+
+
+def trial_value(run_dir: Path, metric: str) -> float:
+    """The objective of a finished run: the best epoch's metric (mean over the folds of a k-fold run)."""
+    import pandas as pd
+    column, direction = METRICS[metric]
+    values = []
+    for d in _run_folders(run_dir):
+        m = pd.read_csv(d / "metrics.csv")
+        values.append(float(m[column].max() if direction == "maximize" else m[column].min()))
+    return float(sum(values) / len(values))
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+class _Objective:
+    def __init__(self, cfg: TuneConfig, space, deadline: float | None, callbacks: list):
+        self.cfg, self.space, self.deadline, self.callbacks = cfg, space, deadline, callbacks
+        self.process = f"{socket.gethostname()}:{os.getpid()}"
+        self.started = 0
+        self.fatal: UserError | None = None
+
+    def __call__(self, trial) -> float:
+        from imgcls.train import run_train
+        params = self.space.suggest(trial)
+        d = self.cfg.train.to_dict()
+        d.update(params)
+        run_dir = self.cfg.study_dir() / f"trial_{trial.number:04d}"
+        d.update(out=str(self.cfg.study_dir()), name=run_dir.name)
+        trial.set_user_attr("config", d)           # best_config.yaml is the best trial's, whichever process ran it
+        trial.set_user_attr("run_dir", str(run_dir))
+        trial.set_user_attr("process", self.process)
+        self.started += 1
+        column = METRICS[self.cfg.metric][0]
+        try:
+            run_train(TrainConfig.from_dict(d),
+                      callbacks=[*self.callbacks, TrialReporter(trial, column, self.deadline)])
+            return trial_value(run_dir, self.cfg.metric)
+        except Exception as e:
+            import optuna
+            if isinstance(e, optuna.TrialPruned):
+                trial.set_user_attr("message", str(e))
+                raise
+            trial.set_user_attr("message", _one_line(e))
+            if isinstance(e, UserError) and self.started == 1 and not _n_complete(trial.study):
+                # the first trial of this process, in a study with no success yet: the fixed options are at fault
+                # (data, model, folds), so every trial would fail the same way; the study stops with this error
+                self.fatal = e
+            raise
+
+
+def _n_complete(study) -> int:
+    from optuna.trial import TrialState
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The search
+# ---------------------------------------------------------------------------------------------------------------
+
+def _check_up_front(cfg: TuneConfig):
+    """Everything a user can get wrong, before the first trial: returns (space, storage URL)."""
+    from imgcls import manifest as mf
+    from imgcls.train import DEFAULT_SOURCES
+    from imgcls.tune.space import load_space
+    from imgcls.weights import check_model_name
+    cfg.validate()
+    if cfg.train.src is None:
+        cfg.train.src = str(mf.default_source(DEFAULT_SOURCES, "data argument"))
+    elif not Path(cfg.train.src).exists():
+        raise UserError(f"data {cfg.train.src} does not exist; pass a dataset folder or manifest.csv")
+    cfg.train.validate()
+    space = load_space(cfg.space, cfg.train)
+    models = [cfg.train.model]
+    for p in space.params:
+        if p.name == "model":
+            models = list(p.values)
+    for m in models:
+        check_model_name(m)
+    if cfg.sampler == "grid":
+        space.grid()
+    return space, storage_url(cfg)
+
+
+def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
+    """Run (or resume, or join) the study; returns its folder <out>/<study>/ holding trial_NNNN/ run folders,
+    best_config.yaml, trials.csv and report.html. `callbacks`: train callbacks given to every trial's run_train
+    (e.g. a tracker). Ctrl-C: the files are written for the trials so far, then KeyboardInterrupt propagates."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from imgcls.console import info
+    from imgcls.tune import report
+
+    space, url = _check_up_front(cfg)
+    study_dir = cfg.study_dir()
+    study_dir.mkdir(parents=True, exist_ok=True)
+    study, created = open_study(cfg, space, url)
+    t0 = time.time()
+    timeout = cfg.timeout_seconds()
+    deadline = t0 + timeout if timeout is not None else None
+    cap = cfg.trials
+    if cap is None and cfg.sampler == "grid":
+        cap = math.prod(len(v) for v in space.grid().values())
+    counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
+
+    def n_counted() -> int:
+        return len(study.get_trials(deepcopy=False, states=counted))
+
+    done_before = n_counted()
+    info(f"study '{cfg.study}' ({'new' if created else f'{done_before} trials so far'}) in {url}; "
+         f"{METRIC_LABELS[cfg.metric]}, {cfg.sampler} sampler, {cfg.pruner} pruner"
+         + (f", up to {cap} trials" if cap else "") + (f", {cfg.timeout} budget" if cfg.timeout else ""))
+
+    def after_trial(study_, frozen) -> None:
+        if objective.fatal is not None:
+            study_.stop()
+            return
+        report.announce(frozen, METRIC_LABELS[cfg.metric])
+        report.cleanup_checkpoints(study_, study_dir, cfg.keep_k())
+        report.write_tables(study_, cfg, study_dir)
+        if cap is not None and n_counted() >= cap:
+            study_.stop()
+
+    objective = _Objective(cfg, space, deadline, list(callbacks or []))
+    remaining = None if cap is None else cap - done_before
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)   # tune prints its own line per trial
+    try:
+        if remaining is None or remaining > 0:
+            study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
+                           callbacks=[after_trial])
+        else:
+            info(f"study '{cfg.study}' already has {done_before} trials (--trials {cap}); writing its report")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+        if study.trials:
+            report.cleanup_checkpoints(study, study_dir, cfg.keep_k())
+            report.write_all(study, cfg, study_dir, url, time.time() - t0)
+    if objective.fatal is not None:
+        raise objective.fatal
+    return study_dir

@@ -1,0 +1,210 @@
+"""What a study leaves behind: trials.csv, best_config.yaml, report.html (Optuna's matplotlib plots embedded),
+the printed top-5 table, and the bounded disk use of --keep best-K."""
+from __future__ import annotations
+
+import base64
+import io
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from imgcls.train.config import TrainConfig
+
+TOP = 5
+
+
+def _state(t) -> str:
+    return t.state.name.lower()
+
+
+def _seconds(t) -> float | None:
+    if t.datetime_start is None or t.datetime_complete is None:
+        return None
+    return round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
+
+
+def trials_frame(study) -> pd.DataFrame:
+    """One row per trial: number, state, value, seconds, epochs run, each parameter, run folder, message."""
+    names = []
+    for t in study.trials:
+        names += [n for n in t.params if n not in names]
+    rows = []
+    for t in study.trials:
+        row = {"trial": t.number, "state": _state(t), "value": t.value, "seconds": _seconds(t),
+               "epochs_run": t.user_attrs.get("epochs_run", len(t.intermediate_values))}
+        row.update({n: t.params.get(n) for n in names})
+        row.update(run_dir=t.user_attrs.get("run_dir", ""), process=t.user_attrs.get("process", ""),
+                   message=t.user_attrs.get("message", ""))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["trial", "state", "value", "seconds", "epochs_run", *names, "run_dir",
+                                       "process", "message"])
+
+
+def completed(study) -> list:
+    """Finished trials, best first."""
+    from optuna.study import StudyDirection
+    from optuna.trial import TrialState
+    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.value is not None]
+    return sorted(done, key=lambda t: t.value, reverse=study.direction == StudyDirection.MAXIMIZE)
+
+
+def best_config(study, cfg) -> TrainConfig | None:
+    """The best trial's options as a config `imgcls train --config` starts from (written to the default run folder,
+    not into the study)."""
+    done = completed(study)
+    if not done:
+        return None
+    d = dict(done[0].user_attrs.get("config") or {**cfg.train.to_dict(), **done[0].params})
+    d.update(out=TrainConfig.out, name=None)
+    return TrainConfig.from_dict(d)
+
+
+def write_tables(study, cfg, study_dir: Path) -> None:
+    """trials.csv and best_config.yaml (cheap: after every trial, so a killed process leaves them current)."""
+    from imgcls.fsutil import atomic_path
+    with atomic_path(study_dir / "trials.csv") as tmp:
+        trials_frame(study).to_csv(tmp, index=False)
+    best = best_config(study, cfg)
+    if best is not None:
+        best.save(study_dir / "best_config.yaml")
+
+
+def announce(t, label: str) -> None:
+    from imgcls.console import info, warn
+    params = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+    secs = _seconds(t)
+    took = f" in {secs:.0f}s" if secs is not None else ""
+    if t.state.name == "COMPLETE":
+        info(f"trial {t.number}: {label} {t.value:.4f}{took} ({params})")
+    elif t.state.name == "PRUNED":
+        info(f"trial {t.number}: {t.user_attrs.get('message', 'pruned')}{took} ({params})")
+    else:
+        warn(f"trial {t.number} failed{took} ({params}): {t.user_attrs.get('message', 'no message')}")
+
+
+def _fmt(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def cleanup_checkpoints(study, study_dir: Path, keep: int | None) -> list[Path]:
+    """Delete the *.pt of finished trials outside the `keep` best (pruned and failed ones included); running trials
+    (of any process) are left alone. Returns the deleted files."""
+    from optuna.trial import TrialState
+    if keep is None:
+        return []
+    best = {t.number for t in completed(study)[:keep]}
+    deleted = []
+    for t in study.get_trials(deepcopy=False):
+        if t.state in (TrialState.RUNNING, TrialState.WAITING) or t.number in best:
+            continue
+        run_dir = study_dir / f"trial_{t.number:04d}"
+        for pt in list(run_dir.glob("*.pt")) + list(run_dir.glob("fold_*/*.pt")):
+            pt.unlink(missing_ok=True)
+            deleted.append(pt)
+    return deleted
+
+
+def _figure_png(ax_or_axes) -> str:
+    import numpy as np
+    ax = ax_or_axes.flat[0] if isinstance(ax_or_axes, np.ndarray) else ax_or_axes
+    fig = ax.figure
+    buf = io.BytesIO()
+    fig.savefig(buf, dpi=100, bbox_inches="tight", format="png")
+    import matplotlib.pyplot as plt
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def plots(study) -> list[tuple[str, str | None, str]]:
+    """(title, PNG data URI or None, note) for Optuna's matplotlib visualisations of the study."""
+    from optuna.visualization import matplotlib as vm
+
+    from imgcls.report import pyplot
+    pyplot()   # the headless backend
+    n_done = len(completed(study))
+    wanted = [("optimization history", vm.plot_optimization_history, 1),
+              ("learning curves (intermediate values; pruned trials stop early)", vm.plot_intermediate_values, 1),
+              ("parameter importances (fANOVA)", vm.plot_param_importances, 2),
+              ("parallel coordinates", vm.plot_parallel_coordinate, 1),
+              ("slice plots", vm.plot_slice, 1)]
+    out = []
+    for title, fn, need in wanted:
+        if n_done < need:
+            out.append((title, None, f"needs at least {need} completed trial(s); the study has {n_done}"))
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out.append((title, _figure_png(fn(study)), ""))
+        except Exception as e:   # e.g. importances of a parameter with one value: say why, draw the rest
+            out.append((title, None, f"not drawn: {str(e).splitlines()[0] if str(e) else type(e).__name__}"))
+    return out
+
+
+def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, seconds: float) -> Path:
+    from imgcls import report as rp
+    from imgcls.tune import METRIC_LABELS
+    label = METRIC_LABELS[cfg.metric]
+    where = "mean over the folds of each fold's best epoch" if cfg.train.folds else "the best epoch"
+    counts = frame["state"].value_counts().to_dict() if len(frame) else {}
+    done = completed(study)
+    summary = [("study", cfg.study), ("storage", url), ("objective", f"{label} of {where}, on each trial's "
+                                                                     f"validation rows ({study.direction.name.lower()})"),
+               ("sampler / pruner", f"{cfg.sampler} / {cfg.pruner}"),
+               ("trials", ", ".join(f"{n} {s}" for s, n in counts.items())),
+               ("this command's wall time", f"{seconds:.0f}s")]
+    if done:
+        summary += [("best trial", f"trial {done[0].number}: {label} {done[0].value:.4f} "
+                                   f"({done[0].user_attrs.get('run_dir', '')})"),
+                    ("best parameters", ", ".join(f"{k}={_fmt(v)}" for k, v in done[0].params.items()))]
+    pruned = frame[frame["state"] == "pruned"] if len(frame) else frame
+    if len(pruned):
+        total = cfg.train.epochs * max(1, _n_folds(cfg))
+        summary.append(("pruning", f"{len(pruned)} trial(s) stopped after {int(pruned['epochs_run'].sum())} epochs "
+                                   f"of the {len(pruned) * total} they were set to run"))
+    sections = [("Summary", rp.key_values(summary)),
+                (f"Top {TOP}", rp.table(frame[frame["state"] == "complete"].sort_values(
+                    "value", ascending=study.direction.name == "MINIMIZE").head(TOP)))]
+    for title, uri, note in plots(study):
+        sections.append((title, rp.img(uri, title) if uri else f'<p class="muted">{rp.esc(note)}</p>'))
+    sections.append(("All trials", rp.table(frame, max_rows=1000)))
+    return rp.write_page(study_dir / "report.html", f"imgcls tune: {cfg.study}", sections)
+
+
+def _n_folds(cfg) -> int:
+    if not cfg.train.folds:
+        return 1
+    return 1 if cfg.train.folds == "all" else len(str(cfg.train.folds).split(","))
+
+
+def print_top(study, label: str, study_dir: Path) -> None:
+    from rich.table import Table
+
+    from imgcls.console import console, is_quiet
+    if is_quiet():
+        return
+    done = completed(study)[:TOP]
+    if not done:
+        console.print(f"no completed trial yet; trials.csv in {study_dir}")
+        return
+    names = list(dict.fromkeys(n for t in done for n in t.params))
+    table = Table(title=f"top {len(done)} of {len(study.trials)} trials ({label})")
+    for col in ["trial", label, "seconds", *names]:
+        table.add_column(col, justify="right" if col in ("trial", label, "seconds") else "left")
+    for t in done:
+        secs = _seconds(t)
+        table.add_row(str(t.number), f"{t.value:.4f}", "" if secs is None else f"{secs:.0f}",
+                      *[_fmt(t.params.get(n, "")) for n in names])
+    console.print(table)
+
+
+def write_all(study, cfg, study_dir: Path, url: str, seconds: float) -> None:
+    from imgcls.console import info
+    from imgcls.tune import METRIC_LABELS
+    write_tables(study, cfg, study_dir)
+    frame = trials_frame(study)
+    write_report(study, cfg, study_dir, url, frame, seconds)
+    print_top(study, METRIC_LABELS[cfg.metric], study_dir)
+    best = " best_config.yaml (imgcls train --config)," if (study_dir / "best_config.yaml").exists() else ""
+    info(f"study outputs in {study_dir}/:{best} trials.csv, report.html, trial_NNNN/ run folders")

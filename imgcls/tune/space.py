@@ -1,0 +1,170 @@
+"""The search space of `imgcls tune`: a YAML mapping of `imgcls train` options to Optuna distributions.
+
+    lr: {log_uniform: [1e-4, 3e-3]}
+    optimizer: {choice: [adamw, sgd]}
+    epochs: {int: [2, 6]}
+
+Every key is a TrainConfig field; every value is checked (type, range, and each candidate against
+TrainConfig.validate) when the file is read, so a typo fails in a second with one line naming the key."""
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from imgcls.errors import UserError
+from imgcls.train.config import TrainConfig
+
+DEFAULT_SPACE = Path(__file__).with_name("default_space.yaml")
+KINDS = ("choice", "uniform", "log_uniform", "int", "log_int")
+# TrainConfig fields a search must not vary: where the data / outputs are, the hardware, or the validation rows
+# themselves (a search over them would compare scores measured on different rows)
+FIXED = {"src": "the data", "out": "the output folder", "name": "trial folders are named by tune",
+         "device": "hardware", "workers": "hardware", "cache": "hardware", "compile": "speed only",
+         "channels_last": "speed only", "folds": "the validation rows", "val_split": "the validation rows",
+         "seed": "the validation rows", "deterministic": "speed only", "weights": "a file path",
+         "head_columns": "the task", "heads": "the task"}
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    kind: str
+    values: tuple     # choice: the values; ranges: (low, high) or (low, high, step)
+
+    def suggest(self, trial):
+        if self.kind == "choice":
+            return trial.suggest_categorical(self.name, list(self.values))
+        if self.kind in ("uniform", "log_uniform"):
+            return trial.suggest_float(self.name, self.values[0], self.values[1], log=self.kind == "log_uniform")
+        step = self.values[2] if len(self.values) > 2 else 1
+        return trial.suggest_int(self.name, self.values[0], self.values[1], step=step, log=self.kind == "log_int")
+
+    def grid(self) -> list:
+        if self.kind == "choice":
+            return list(self.values)
+        if self.kind == "int":
+            step = self.values[2] if len(self.values) > 2 else 1
+            return list(range(self.values[0], self.values[1] + 1, step))
+        raise UserError(f"--sampler grid needs every space key to be a choice or an int range; "
+                        f"'{self.name}' is {self.kind}")
+
+    def as_yaml(self) -> dict:
+        return {self.kind: list(self.values)}
+
+
+@dataclass(frozen=True)
+class Space:
+    params: tuple[Param, ...]
+    source: str     # the file it was read from
+
+    def suggest(self, trial) -> dict:
+        return {p.name: p.suggest(trial) for p in self.params}
+
+    def grid(self) -> dict:
+        return {p.name: p.grid() for p in self.params}
+
+    def as_dict(self) -> dict:
+        return {p.name: p.as_yaml() for p in self.params}
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.params]
+
+
+def default_space_text() -> str:
+    return DEFAULT_SPACE.read_text(encoding="utf-8")
+
+
+def load_space(path: str | Path | None, base: TrainConfig | None = None) -> Space:
+    """Read and check a space file (None: the default space shipped with imgcls). `base`: the fixed options every
+    trial starts from; each candidate value is checked together with them."""
+    import yaml
+    path = DEFAULT_SPACE if path is None else Path(path)
+    if not path.is_file():
+        raise UserError(f"--space {path} does not exist; write a YAML space (see imgcls tune --show-space)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"--space {path} is not valid YAML{where}; see imgcls tune --show-space") from None
+    return parse_space(data, base, source=str(path))
+
+
+def parse_space(data, base: TrainConfig | None = None, source: str = "the space") -> Space:
+    if not isinstance(data, dict) or not data:
+        raise UserError(f"{source} must map imgcls train options to ranges, e.g. lr: {{log_uniform: [1e-4, 3e-3]}}")
+    base = base or TrainConfig()
+    types = {f.name: str(f.type) for f in fields(TrainConfig)}
+    params = []
+    for key, spec in data.items():
+        key = str(key)
+        if key not in types:
+            close = difflib.get_close_matches(key, list(types), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UserError(f"space key '{key}' is not an imgcls train option{hint}; see imgcls train --help")
+        if key in FIXED:
+            raise UserError(f"space key '{key}' cannot be searched ({FIXED[key]}); set it on the command line "
+                            f"or in --config")
+        params.append(_param(key, spec, types[key], base))
+    return Space(tuple(params), source)
+
+
+def _param(key: str, spec, ftype: str, base: TrainConfig) -> Param:
+    example = "e.g. {choice: [a, b]} or {log_uniform: [1e-4, 1e-2]}"
+    if not isinstance(spec, dict) or len(spec) != 1:
+        raise UserError(f"space key '{key}': give one of {', '.join(KINDS)}, {example}")
+    kind, values = next(iter(spec.items()))
+    if kind not in KINDS:
+        raise UserError(f"space key '{key}': unknown kind '{kind}'; use one of {', '.join(KINDS)}")
+    if not isinstance(values, list) or not values:
+        raise UserError(f"space key '{key}': {kind} takes a non-empty list, {example}")
+    base_type = ftype.replace(" | None", "").strip()
+    if kind == "choice":
+        if len(set(map(repr, values))) != len(values):
+            raise UserError(f"space key '{key}': the choice lists a value twice")
+        for v in values:
+            if not isinstance(v, (str, int, float, bool)):
+                raise UserError(f"space key '{key}': choice values must be plain values (got {v!r})")
+            _check_type(key, v, base_type)
+        candidates = list(values)
+    else:
+        if base_type not in ("int", "float"):
+            raise UserError(f"space key '{key}' is a {base_type} option; give it as {{choice: [...]}}")
+        if kind in ("int", "log_int"):
+            if base_type != "int":
+                raise UserError(f"space key '{key}' is a float option; use uniform or log_uniform")
+            if len(values) not in (2, 3) or not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+                raise UserError(f"space key '{key}': {kind} takes [low, high] or [low, high, step] integers")
+            if len(values) == 3 and (values[2] < 1 or kind == "log_int"):
+                raise UserError(f"space key '{key}': the step must be >= 1 (and log_int takes no step)")
+        else:
+            if len(values) != 2 or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                           and math.isfinite(v) for v in values):
+                raise UserError(f"space key '{key}': {kind} takes [low, high] numbers")
+            if base_type == "int":
+                raise UserError(f"space key '{key}' is an integer option; use int or log_int")
+            values = [float(v) for v in values]
+        low, high = values[0], values[1]
+        if not low < high:
+            raise UserError(f"space key '{key}': low must be below high (got [{low}, {high}])")
+        if kind.startswith("log") and low <= 0:
+            raise UserError(f"space key '{key}': a log range needs low > 0 (got {low})")
+        candidates = [low, high]
+    for v in candidates:   # each candidate with the fixed options: TrainConfig's own checks, named by the key
+        d = base.to_dict()
+        d[key] = v
+        try:
+            TrainConfig.from_dict(d).validate()
+        except UserError as e:
+            raise UserError(f"space key '{key}': {e}") from None
+    return Param(key, kind, tuple(values))
+
+
+def _check_type(key: str, v, base_type: str) -> None:
+    ok = {"str": isinstance(v, str), "bool": isinstance(v, bool),
+          "int": isinstance(v, int) and not isinstance(v, bool),
+          "float": isinstance(v, (int, float)) and not isinstance(v, bool)}.get(base_type, True)
+    if not ok:
+        raise UserError(f"space key '{key}' takes {base_type} values (got {v!r})")

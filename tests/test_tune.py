@@ -1,0 +1,251 @@
+"""imgcls tune: Optuna search over train options (tiny space, tiny images, 1-2 epoch trials)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from conftest import make_image_folder
+from imgcls.cli import app
+from imgcls.errors import UserError
+from imgcls.train import TrainConfig
+from imgcls.train.callbacks import Callback
+from imgcls.tune import TuneConfig, parse_duration, run_tune
+from imgcls.tune.space import default_space_text, load_space, parse_space
+
+TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu", aug="none", val_split=0.3)
+SPACE = "lr: {log_uniform: [1.0e-3, 1.0e-2]}\nweight_decay: {choice: [0.0, 0.05]}\n"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def data(tmp_path):
+    return make_image_folder(tmp_path / "raw", {"a": 10, "b": 10}, size=(40, 40))
+
+
+@pytest.fixture
+def space(tmp_path):
+    p = tmp_path / "space.yaml"
+    p.write_text(SPACE)
+    return p
+
+
+def tune_cfg(data, tmp_path, space, **kw):
+    train = dict(TINY, src=str(data), epochs=1)
+    train.update(kw.pop("train", {}))
+    d = dict(study="s", space=str(space), out=str(tmp_path / "tune"), pruner="none", trials=2)
+    d.update(kw)
+    return TuneConfig(train=TrainConfig(**train), **d)
+
+
+def trials_csv(study_dir):
+    return pd.read_csv(study_dir / "trials.csv", keep_default_na=False)
+
+
+# --- the space: every mistake is one line naming the key, before any work ---------------------------------------
+
+@pytest.mark.parametrize("spec, words", [
+    ({"lrr": {"log_uniform": [1e-4, 1e-2]}}, ["'lrr'", "not an imgcls train option", "did you mean lr"]),
+    ({"lr": {"log_uniform": [1e-2, 1e-4]}}, ["'lr'", "low must be below high"]),
+    ({"lr": {"log_uniform": [0, 1e-2]}}, ["'lr'", "low > 0"]),
+    ({"lr": {"gauss": [0, 1]}}, ["'lr'", "unknown kind 'gauss'"]),
+    ({"lr": [1e-3, 1e-2]}, ["'lr'", "give one of"]),
+    ({"optimizer": {"choice": ["adamw", "radam"]}}, ["'optimizer'", "unknown --optimizer 'radam'"]),
+    ({"epochs": {"uniform": [1, 3]}}, ["'epochs'", "integer option"]),
+    ({"epochs": {"int": [0, 3]}}, ["'epochs'", ">= 1"]),
+    ({"momentum": {"uniform": [0.5, 1.0]}}, ["'momentum'", "[0, 1)"]),
+    ({"aug": {"choice": [1, 2]}}, ["'aug'", "str values"]),
+    ({"device": {"choice": ["cpu", "cuda"]}}, ["'device'", "cannot be searched"]),
+    ({"val_split": {"uniform": [0.1, 0.3]}}, ["'val_split'", "cannot be searched"]),
+])
+def test_space_errors_name_the_key(spec, words):
+    with pytest.raises(UserError) as e:
+        parse_space(spec)
+    msg = str(e.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg
+
+
+def test_default_space_is_valid_and_printed():
+    space = load_space(None)
+    assert {"lr", "optimizer", "aug"} <= set(space.names())
+    r = CliRunner().invoke(app, ["tune", "--show-space"])
+    assert r.exit_code == 0 and r.output == default_space_text()
+    assert yaml.safe_load(r.output) == space.as_dict()   # what it prints is what it searches
+
+
+def test_space_kinds_suggest_what_they_say():
+    space = parse_space({"lr": {"log_uniform": [1e-4, 1e-2]}, "epochs": {"int": [2, 6, 2]},
+                         "aug": {"choice": ["light", "heavy"]}, "drop_rate": {"uniform": [0.0, 0.5]}})
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        p = space.suggest(study.ask())
+        assert 1e-4 <= p["lr"] <= 1e-2 and p["epochs"] in (2, 4, 6) and p["aug"] in ("light", "heavy")
+        assert 0 <= p["drop_rate"] <= 0.5
+    assert parse_space({"epochs": {"int": [2, 6, 2]}, "aug": {"choice": ["light", "heavy"]}}).grid() == \
+        {"epochs": [2, 4, 6], "aug": ["light", "heavy"]}
+    with pytest.raises(UserError, match="'lr' is log_uniform"):
+        space.grid()
+
+
+def test_durations_and_options():
+    assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400 and parse_duration("90") == 90
+    assert parse_duration("1.5m") == 90
+    for bad in ("soon", "2x", "-5", "0"):
+        with pytest.raises(UserError, match="--timeout"):
+            parse_duration(bad)
+    assert TuneConfig(study="s", keep="best-2").keep_k() == 2 and TuneConfig(study="s", keep="all").keep_k() is None
+    for kw, flag in [({"keep": "best"}, "--keep"), ({"sampler": "bayes"}, "--sampler"), ({"pruner": "x"}, "--pruner"),
+                     ({"metric": "f1"}, "--metric"), ({"study": "a/b"}, "--study"), ({"trials": 0}, "--trials")]:
+        with pytest.raises(UserError, match=flag):
+            TuneConfig(**{"study": "s", **kw}).validate()
+
+
+def test_cli_bad_space_key_exits_2_with_one_line_before_any_work(data, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: {log_uniform: [1.0e-4, 1.0e-2]}\nwieght_decay: {uniform: [0, 0.1]}\n")
+    out = tmp_path / "tune"
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(bad), "--out", str(out)])
+    assert r.exit_code == 2
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and "'wieght_decay'" in lines[0] and "did you mean weight_decay" in lines[0]
+    assert not out.exists()
+    r = CliRunner().invoke(app, ["tune", str(data), "--space", str(bad)])
+    assert r.exit_code == 2 and "--study" in r.output
+
+
+def test_fixed_option_error_stops_the_study_at_its_first_trial(data, tmp_path, space):
+    # --folds without a fold column: every trial would fail the same way, so the study stops with train's line
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "resnet10t",
+                                 "--folds", "all", "--out", str(tmp_path / "tune"), "--trials", "3", "--quiet"])
+    assert r.exit_code == 2 and "--folds needs a `fold` column" in r.output
+    assert len(trials_csv(tmp_path / "tune" / "s")) == 1
+
+
+# --- studies on generated images ----------------------------------------------------------------------------------
+
+class FailTrial(Callback):
+    """A train callback that makes one trial raise (as an out-of-memory error would)."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def on_run_start(self, info):
+        if Path(info["run_dir"]).name == self.name:
+            raise RuntimeError("CUDA out of memory (simulated)")
+
+
+@pytest.mark.timeout(120)
+def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path, space):
+    cfg = tune_cfg(data, tmp_path, space, trials=3, keep="best-1")
+    study_dir = run_tune(cfg, callbacks=[FailTrial("trial_0001")])
+    t = trials_csv(study_dir)
+    assert list(t["trial"]) == [0, 1, 2] and list(t["state"]) == ["complete", "fail", "complete"]
+    assert "RuntimeError: CUDA out of memory (simulated)" in t.loc[1, "message"]
+    for i in (0, 2):   # every trial is a normal run folder; its value is its best epoch's val macro-F1
+        run = study_dir / f"trial_{i:04d}"
+        m = pd.read_csv(run / "metrics.csv")
+        assert t.loc[i, "value"] == pytest.approx(m["val_macro_f1"].max())
+        got = yaml.safe_load((run / "config.yaml").read_text())
+        assert got["lr"] == pytest.approx(t.loc[i, "lr"]) and got["weight_decay"] == t.loc[i, "weight_decay"]
+        assert (run / "val_predictions.csv").is_file()
+    # --keep best-1: only the best completed trial keeps its checkpoints
+    best = int(t[t["state"] == "complete"].sort_values("value", ascending=False)["trial"].iloc[0])
+    with_pt = sorted(p.parent.name for p in study_dir.glob("trial_*/*.pt"))
+    assert with_pt == [f"trial_{best:04d}"] * 2      # best.pt and last.pt
+    html = (study_dir / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 4 and "src=\"http" not in html
+
+    # resume: the same study continues its trial count
+    run_tune(tune_cfg(data, tmp_path, space, trials=4, keep="best-1"))
+    t = trials_csv(study_dir)
+    assert list(t["trial"]) == [0, 1, 2, 3] and (study_dir / "trial_0003" / "metrics.csv").is_file()
+    assert len(list(study_dir.glob("trial_*/best.pt"))) == 1
+
+    # best_config.yaml is the best trial's options and `imgcls train --config` accepts it
+    best = t[t["state"] == "complete"].sort_values("value", ascending=False).iloc[0]
+    bc = yaml.safe_load((study_dir / "best_config.yaml").read_text())
+    assert bc["lr"] == pytest.approx(best["lr"]) and bc["name"] is None and bc["out"] == TrainConfig.out
+    r = CliRunner().invoke(app, ["train", "--config", str(study_dir / "best_config.yaml"), "--out",
+                                 str(tmp_path / "runs"), "--name", "best", "--quiet"])
+    assert r.exit_code == 0, r.output
+    ran = yaml.safe_load((tmp_path / "runs" / "best" / "config.yaml").read_text())
+    assert ran["lr"] == pytest.approx(best["lr"]) and ran["model"] == "resnet10t"
+
+
+@pytest.mark.timeout(120)
+def test_pruning_stops_a_trial_whose_metric_is_forced_low(data, tmp_path, space, monkeypatch):
+    from imgcls.train import loop
+    forced = {"on": False}
+
+    class Force(Callback):
+        def on_run_start(self, info):
+            forced["on"] = Path(info["run_dir"]).name == "trial_0001"
+
+    real = loop.evaluate
+
+    def evaluate(*a, **kw):
+        ev = real(*a, **kw)
+        if forced["on"]:
+            ev["final"] = {k: 0.0 for k in ev["final"]}
+        return ev
+
+    monkeypatch.setattr(loop, "evaluate", evaluate)
+    journal = tmp_path / "journal.log"     # and the journal-file storage
+    cfg = tune_cfg(data, tmp_path, space, trials=2, pruner="median", prune_startup=1, prune_warmup=0,
+                   storage=str(journal), train={"epochs": 3})
+    study_dir = run_tune(cfg, callbacks=[Force()])
+    t = trials_csv(study_dir)
+    assert list(t["state"]) == ["complete", "pruned"] and journal.is_file()
+    assert "pruned after epoch 1" in t.loc[1, "message"] and t.loc[1, "epochs_run"] == 1
+    assert len(pd.read_csv(study_dir / "trial_0001" / "metrics.csv")) == 1     # stopped at once
+    assert len(pd.read_csv(study_dir / "trial_0000" / "metrics.csv")) == 3
+    assert not list((study_dir / "trial_0001").glob("*.pt"))                  # pruned: checkpoints deleted
+    study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))))
+    assert study.trials[1].state == optuna.trial.TrialState.PRUNED
+
+
+class Slow(Callback):
+    def on_run_start(self, info):
+        import time
+        time.sleep(1.5)
+
+
+@pytest.mark.timeout(60)
+def test_timeout_stops_the_running_trial_and_the_study(data, tmp_path, space):
+    # the first trial outlives the 1 s budget: stopped at its first epoch's end, recorded as failed, no more trials
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=5, timeout="1s", train={"epochs": 2}),
+                         callbacks=[Slow()])
+    t = trials_csv(study_dir)
+    assert list(t["state"]) == ["fail"] and "--timeout" in t.loc[0, "message"] and t.loc[0, "epochs_run"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_two_processes_share_one_sqlite_study(data, tmp_path, space):
+    db = tmp_path / "shared.db"
+    cmd = [sys.executable, "-m", "imgcls", "tune", str(data), "--study", "shared", "--space", str(space),
+           "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "tune"), "--trials", "4", "--pruner", "none",
+           "--model", "resnet10t", "--img-size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0",
+           "--device", "cpu", "--quiet"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=170)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    study = optuna.load_study(study_name="shared", storage=f"sqlite:///{db}")
+    numbers = [t.number for t in study.trials]
+    assert len(numbers) >= 4 and len(set(numbers)) == len(numbers)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+    assert {t.user_attrs["process"] for t in study.trials} == {f"{os.uname().nodename}:{p.pid}" for p in procs}
+    folders = sorted(p.name for p in (tmp_path / "tune" / "shared").glob("trial_*"))
+    assert folders == [f"trial_{n:04d}" for n in sorted(numbers)]
