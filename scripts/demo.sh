@@ -30,6 +30,10 @@ $IMGCLS train "$TRAIN_SRC" --model tf_efficientnet_lite0 --pretrained --img-size
 step train "$TRAIN_SRC" --model resnet10t --loss focal --sampler weighted
 $IMGCLS train "$TRAIN_SRC" --model resnet10t --img-size 64 --epochs 2 --loss focal --sampler weighted \
   --val-split 0.25 --device cpu --workers 0 --out "$OUT/runs" --name resnet10t_focal
+# tune: a 2-trial Optuna search over the default space (1 epoch at 64 px each; a real search: README)
+step tune "$TRAIN_SRC" --study demo --trials 2 --model resnet10t --epochs 1 --img-size 64
+$IMGCLS tune "$TRAIN_SRC" --study demo --trials 2 --model resnet10t --epochs 1 --img-size 64 --val-split 0.25 \
+  --device cpu --workers 0 --out "$OUT/tune"
 # predict / ensemble: the train demo's runs under $OUT/runs, else two quick ones (1 epoch, 64 px, CPU)
 PRED_SRC=data/sample; [ -f "$OUT/splits.csv" ] && PRED_SRC=$OUT/splits.csv
 mapfile -t RUNS < <(ls -d "$OUT"/runs/*/ 2>/dev/null | head -2)
@@ -58,6 +62,7 @@ echo "  split:        $OUT/splits.csv, report $OUT/splits_report.html"
 echo "  ensemble:     $OUT/ensemble/spec.yaml (scores.csv); ONNX: $OUT/onnx/"
 echo "  submission:   $OUT/predictions/submission.csv (probabilities: $OUT/predictions/probs.parquet)"
 echo "  train runs:   $OUT/runs/lite0/, $OUT/runs/resnet10t_focal/ (metrics.csv, best.pt, curves.png)"
+echo "  tune:         $OUT/tune/demo/ (report.html, trials.csv, best_config.yaml, trial_NNNN/)"
 echo "  clean report: $OUT/clean/report.html (manifest: $OUT/clean/manifest.csv)"
 echo "  preprocess:   $OUT/processed/ (manifest.csv, report.html)"
 # <!-- demo:outputs -->

@@ -46,7 +46,9 @@ def tune_cfg(data, tmp_path, space, **kw):
 
 
 def trials_csv(study_dir):
-    return pd.read_csv(study_dir / "trials.csv", keep_default_na=False)
+    t = pd.read_csv(study_dir / "trials.csv")
+    t["message"] = t["message"].fillna("")
+    return t
 
 
 # --- the space: every mistake is one line naming the key, before any work ---------------------------------------
@@ -158,7 +160,7 @@ def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path,
         assert got["lr"] == pytest.approx(t.loc[i, "lr"]) and got["weight_decay"] == t.loc[i, "weight_decay"]
         assert (run / "val_predictions.csv").is_file()
     # --keep best-1: only the best completed trial keeps its checkpoints
-    best = int(t[t["state"] == "complete"].sort_values("value", ascending=False)["trial"].iloc[0])
+    best = int(t[t["state"] == "complete"].sort_values("value", ascending=False, kind="stable")["trial"].iloc[0])
     with_pt = sorted(p.parent.name for p in study_dir.glob("trial_*/*.pt"))
     assert with_pt == [f"trial_{best:04d}"] * 2      # best.pt and last.pt
     html = (study_dir / "report.html").read_text()
@@ -171,7 +173,7 @@ def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path,
     assert len(list(study_dir.glob("trial_*/best.pt"))) == 1
 
     # best_config.yaml is the best trial's options and `imgcls train --config` accepts it
-    best = t[t["state"] == "complete"].sort_values("value", ascending=False).iloc[0]
+    best = t[t["state"] == "complete"].sort_values("value", ascending=False, kind="stable").iloc[0]
     bc = yaml.safe_load((study_dir / "best_config.yaml").read_text())
     assert bc["lr"] == pytest.approx(best["lr"]) and bc["name"] is None and bc["out"] == TrainConfig.out
     r = CliRunner().invoke(app, ["train", "--config", str(study_dir / "best_config.yaml"), "--out",

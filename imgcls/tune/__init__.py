@@ -17,6 +17,7 @@ import os
 import re
 import socket
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +125,9 @@ def open_storage(url: str):
         kw["engine_kwargs"] = {"connect_args": {"timeout": 60}}   # several processes: wait for the write lock
     try:
         # heartbeats: a trial whose process was killed is marked failed by the next process instead of running forever
-        return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180, **kw)
     except ImportError as e:
         raise UserError(f"--storage {url}: its database driver is not installed ({e.name}); pip install it") from None
     except Exception as e:    # sqlalchemy: a malformed URL, a server that does not answer, ...
@@ -310,14 +313,24 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     best_config.yaml, trials.csv and report.html. `callbacks`: train callbacks given to every trial's run_train
     (e.g. a tracker). Ctrl-C: the files are written for the trials so far, then KeyboardInterrupt propagates."""
     import optuna
+    space, url = _check_up_front(cfg)
+    study_dir = cfg.study_dir()
+    study_dir.mkdir(parents=True, exist_ok=True)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)   # tune prints its own line per trial
+    try:
+        return _search(cfg, space, url, study_dir, callbacks)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list | None) -> Path:
+    import optuna
     from optuna.trial import TrialState
 
     from imgcls.console import info
     from imgcls.tune import report
 
-    space, url = _check_up_front(cfg)
-    study_dir = cfg.study_dir()
-    study_dir.mkdir(parents=True, exist_ok=True)
     study, created = open_study(cfg, space, url)
     t0 = time.time()
     timeout = cfg.timeout_seconds()
@@ -347,8 +360,6 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
 
     objective = _Objective(cfg, space, deadline, list(callbacks or []))
     remaining = None if cap is None else cap - done_before
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)   # tune prints its own line per trial
     try:
         if remaining is None or remaining > 0:
             study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
@@ -356,8 +367,9 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
         else:
             info(f"study '{cfg.study}' already has {done_before} trials (--trials {cap}); writing its report")
     finally:
-        optuna.logging.set_verbosity(verbosity)
-        if study.trials:
+        if objective.fatal is not None:
+            report.write_tables(study, cfg, study_dir)
+        elif study.trials:
             report.cleanup_checkpoints(study, study_dir, cfg.keep_k())
             report.write_all(study, cfg, study_dir, url, time.time() - t0)
     if objective.fatal is not None:
