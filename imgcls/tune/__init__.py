@@ -286,16 +286,17 @@ def _n_complete(study) -> int:
 
 def _check_up_front(cfg: TuneConfig):
     """Everything a user can get wrong, before the first trial: returns (space, storage URL)."""
-    from imgcls import manifest as mf
-    from imgcls.train import DEFAULT_SOURCES
+    from imgcls.fsutil import check_writable
+    from imgcls.pipeline import default_input
     from imgcls.tune.space import load_space
     from imgcls.weights import check_model_name
     cfg.validate()
     if cfg.train.src is None:
-        cfg.train.src = str(mf.default_source(DEFAULT_SOURCES, "data argument"))
+        cfg.train.src = str(default_input("train"))    # as imgcls train: the furthest pipeline stage, announced
     elif not Path(cfg.train.src).exists():
         raise UserError(f"data {cfg.train.src} does not exist; pass a dataset folder or manifest.csv")
     cfg.train.validate()
+    check_writable(cfg.study_dir())
     space = load_space(cfg.space, cfg.train)
     models = [cfg.train.model]
     for p in space.params:
@@ -371,7 +372,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
             report.write_tables(study, cfg, study_dir)
         elif study.trials:
             report.cleanup_checkpoints(study, study_dir, cfg.keep_k())
-            report.write_all(study, cfg, study_dir, url, time.time() - t0)
+            report.write_all(study, cfg, study_dir, url, time.time() - t0, METRIC_LABELS[cfg.metric])
     if objective.fatal is not None:
         raise objective.fatal
     return study_dir

@@ -62,9 +62,8 @@ def best_config(study, cfg) -> TrainConfig | None:
 
 def write_tables(study, cfg, study_dir: Path) -> None:
     """trials.csv and best_config.yaml (cheap: after every trial, so a killed process leaves them current)."""
-    from imgcls.fsutil import atomic_path
-    with atomic_path(study_dir / "trials.csv") as tmp:
-        trials_frame(study).to_csv(tmp, index=False)
+    from imgcls.fsutil import write_table
+    write_table(trials_frame(study), study_dir / "trials.csv")
     best = best_config(study, cfg)
     if best is not None:
         best.save(study_dir / "best_config.yaml")
@@ -142,10 +141,8 @@ def plots(study) -> list[tuple[str, str | None, str]]:
     return out
 
 
-def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, seconds: float) -> Path:
+def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, seconds: float, label: str) -> Path:
     from imgcls import report as rp
-    from imgcls.tune import METRIC_LABELS
-    label = METRIC_LABELS[cfg.metric]
     where = "mean over the folds of each fold's best epoch" if cfg.train.folds else "the best epoch"
     counts = frame["state"].value_counts().to_dict() if len(frame) else {}
     done = completed(study)
@@ -199,12 +196,12 @@ def print_top(study, label: str, study_dir: Path) -> None:
     console.print(table)
 
 
-def write_all(study, cfg, study_dir: Path, url: str, seconds: float) -> None:
+def write_all(study, cfg, study_dir: Path, url: str, seconds: float, label: str) -> None:
+    """Everything at the end of the command (and on Ctrl-C). `label`: the metric's name for people."""
     from imgcls.console import info
-    from imgcls.tune import METRIC_LABELS
     write_tables(study, cfg, study_dir)
     frame = trials_frame(study)
-    write_report(study, cfg, study_dir, url, frame, seconds)
-    print_top(study, METRIC_LABELS[cfg.metric], study_dir)
+    write_report(study, cfg, study_dir, url, frame, seconds, label)
+    print_top(study, label, study_dir)
     best = " best_config.yaml (imgcls train --config)," if (study_dir / "best_config.yaml").exists() else ""
     info(f"study outputs in {study_dir}/:{best} trials.csv, report.html, trial_NNNN/ run folders")
