@@ -18,10 +18,12 @@ import re
 import socket
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from imgcls.errors import UserError
+from imgcls.options import check, option
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
 
@@ -35,35 +37,48 @@ METRIC_LABELS = {"macro_f1": "val macro-F1", "accuracy": "val accuracy", "loss":
 __all__ = ["TuneConfig", "run_tune", "SAMPLERS", "PRUNERS", "METRICS"]
 
 
+SEARCH, STUDY = "Search", "Study and budget"
+
+
 @dataclass
 class TuneConfig:
-    """Every option of a search; `train` holds the fixed options every trial starts from (the space's values
-    replace them)."""
-    study: str = ""
-    train: TrainConfig = field(default_factory=TrainConfig)
-    space: str | None = None            # a YAML space; None: the default space (imgcls/tune/default_space.yaml)
-    trials: int | None = 20             # trials in the study (every process, every run of the command) at most
-    timeout: str | None = None          # wall-clock budget of this command: 2h, 45m, 90s, 1h30m or seconds
-    storage: str | None = None          # Optuna RDB URL or a journal file; None: sqlite:///<out>/<study>/study.db
-    out: str = "outputs/tune"
-    sampler: str = "tpe"                # tpe | random | cmaes | grid
-    pruner: str = "median"              # median | hyperband | none
-    prune_startup: int = 3              # median: finished trials before any trial is pruned
-    prune_warmup: int = 1               # median: epochs a trial always runs before it can be pruned
-    metric: str = "macro_f1"            # macro_f1 | accuracy | loss (best epoch's; mean over folds with folds=all)
-    keep: str = "best-3"                # best-K: checkpoints of the K best trials are kept, the rest deleted | all
+    """Every option of a search, each declared once (imgcls.options: default, choices, range, help, --help panel;
+    `imgcls tune`'s flags are built from them). `train` holds the fixed options every trial starts from (the space's
+    values replace them); its seed also seeds the sampler."""
+    study: str | None = option(None, panel=STUDY, none="required",
+                               help="Study name: its folder is OUT/STUDY; the same name resumes the study.")
+    train: TrainConfig = option(factory=TrainConfig, cli=False,
+                                help="The fixed train options of every trial (imgcls train's flags / --config).")
+    space: str | None = option(None, panel=SEARCH, cli_type=Optional[Path], from_cli=str,
+                               none="the shipped space (--show-space)",
+                               help="YAML search space over imgcls train options.")
+    sampler: str = option("tpe", panel=SEARCH, choices=SAMPLERS, help="Optuna sampler (seeded with --seed).")
+    pruner: str = option("median", panel=SEARCH, choices=PRUNERS,
+                         help="Stop trials whose per-epoch metric lags the completed trials'.")
+    prune_startup: int = option(3, panel=SEARCH, lo=0,
+                                help="--pruner median: completed trials before any trial is pruned.")
+    prune_warmup: int = option(1, panel=SEARCH, lo=0,
+                               help="--pruner median: epochs every trial runs before it can be pruned.")
+    metric: str = option("macro_f1", panel=SEARCH, choices=tuple(METRICS),
+                         help="Objective: the best epoch's validation value (mean over folds with --folds).")
+    trials: int | None = option(20, panel=STUDY, lo=1,
+                                help="Trials in the study at most (every process and every re-run counted).")
+    timeout: str | None = option(None, panel=STUDY, none="none",
+                                 help="Wall-clock budget of this command (2h, 45m, 90s, 1h30m): no trial starts "
+                                      "after it, a trial running then stops and is recorded as failed.")
+    storage: str | None = option(None, panel=STUDY, none="sqlite:///OUT/STUDY/study.db",
+                                 help="Optuna RDB URL (postgresql://, mysql://, sqlite:///) or a journal file; "
+                                      "processes given the same storage share the study.")
+    out: str = option("outputs/tune", panel=STUDY, cli_type=Path, from_cli=str, help="Folder of studies.")
+    keep: str = option("best-3", panel=STUDY,
+                       help="best-K: only the K best trials keep their checkpoints; all: every trial keeps them.")
 
     def validate(self) -> None:
+        """Every option, before the study is opened: one line naming the option."""
+        check(self)
         if not self.study or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study):
-            raise UserError(f"--study '{self.study}': give a name of letters, digits, '.', '_' or '-' "
-                            f"(it names the folder {self.out}/NAME)")
-        for name, allowed in (("sampler", SAMPLERS), ("pruner", PRUNERS), ("metric", tuple(METRICS))):
-            if getattr(self, name) not in allowed:
-                raise UserError(f"unknown --{name} '{getattr(self, name)}'; use one of: {', '.join(allowed)}")
-        if self.trials is not None and self.trials < 1:
-            raise UserError(f"--trials must be >= 1 (got {self.trials})")
-        if self.prune_startup < 0 or self.prune_warmup < 0:
-            raise UserError("--prune-startup and --prune-warmup must be >= 0")
+            raise UserError(f"--study '{self.study or ''}': give a name of letters, digits, '.', '_' or '-' "
+                            f"(it names the folder {self.out}/STUDY; the same name resumes the study)")
         self.keep_k()
         self.timeout_seconds()
 
@@ -81,7 +96,7 @@ class TuneConfig:
         return None if self.timeout is None else parse_duration(self.timeout)
 
     def study_dir(self) -> Path:
-        return Path(self.out) / self.study
+        return Path(self.out) / str(self.study)
 
 
 def parse_duration(text: str) -> float:
