@@ -4,7 +4,7 @@
 2. `imgcls tune` on train / val: --trials N of --epochs E at --img-size S, median pruning; its wall time is W;
 3. `imgcls train` with the defaults (no space values) for as many epochs as fit in W (the tune trials' mean epoch
    time; at least E), the same model / size / batch;
-4. `imgcls predict --eval` of the best trial and of the default run on the hidden test rows only.
+4. `imgcls predict --eval --eval-split test` of the best trial and of the default run: the hidden test rows only.
 
 Prints (and writes to WORK/tune_vs_default.json) the val and test macro-F1 of both, the trials pruned, and the time
 pruning saved (epochs the pruned trials did not run x the trials' mean epoch seconds). Every step is the CLI, as a
@@ -37,9 +37,12 @@ def best_val(run: Path) -> float:
     return float(pd.read_csv(run / "metrics.csv")["val_macro_f1"].max())
 
 
-def test_f1(run: Path, test_csv: Path, out: Path, device: str) -> float:
-    imgcls("predict", run, "--data", test_csv, "--eval", "--device", device, "--out", out, "--quiet")
-    return float(json.loads((out / "predict.json").read_text())["eval"]["plain"]["macro_f1"])
+def test_f1(run: Path, splits: Path, out: Path, device: str) -> float:
+    imgcls("predict", run, "--data", splits, "--eval", "--eval-split", "test", "--device", device, "--out", out,
+           "--quiet")
+    ev = json.loads((out / "predict.json").read_text())["eval"]
+    assert ev["rows"] == "test"
+    return float(ev["plain"]["macro_f1"])
 
 
 def main():
@@ -65,10 +68,7 @@ def main():
     if args.splits is None:
         imgcls("split", args.data, "--out", splits, "--val", "0.2", "--test", "0.2", "--seed", "0",
                "--device", args.device, "--quiet")
-    df = pd.read_csv(splits, keep_default_na=False)
-    test_csv = work / "test.csv"
-    df[df["split"] == "test"].to_csv(test_csv, index=False)
-    n_test = int((df["split"] == "test").sum())
+    n_test = int((pd.read_csv(splits, keep_default_na=False)["split"] == "test").sum())
 
     common = ["--model", args.model, "--img-size", args.img_size, "--batch-size", args.batch_size,
               "--device", args.device] + (["--pretrained"] if args.pretrained else [])
@@ -98,13 +98,13 @@ def main():
            "pruning_saved_epochs": saved_epochs, "pruning_saved_seconds": round(saved_epochs * mean_epoch, 1),
            "mean_epoch_seconds": round(mean_epoch, 2),
            "best_trial": {"run": str(best_run), "val_macro_f1": best_val(best_run),
-                          "test_macro_f1": test_f1(best_run, test_csv, work / "pred_tuned", args.device),
+                          "test_macro_f1": test_f1(best_run, splits, work / "pred_tuned", args.device),
                           "params": {k: done.iloc[0][k] for k in trials.columns
                                      if k not in ("trial", "state", "value", "seconds", "epochs_run", "run_dir",
                                                   "process", "message")}},
            "defaults": {"run": str(default_run), "epochs": default_epochs, "seconds": round(default_s, 1),
                         "val_macro_f1": best_val(default_run),
-                        "test_macro_f1": test_f1(default_run, test_csv, work / "pred_defaults", args.device)}}
+                        "test_macro_f1": test_f1(default_run, splits, work / "pred_defaults", args.device)}}
     (work / "tune_vs_default.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
     b, d = res["best_trial"], res["defaults"]
     print(f"\n| run | val macro-F1 | test macro-F1 ({n_test} images) | wall seconds |\n| --- | --- | --- | --- |")

@@ -341,7 +341,6 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
 
 
 def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list | None) -> Path:
-    import optuna
     from optuna.trial import TrialState
 
     from imgcls.console import info
