@@ -2,8 +2,6 @@
 the printed top-5 table, and the bounded disk use of --keep best-K."""
 from __future__ import annotations
 
-import base64
-import io
 import warnings
 from pathlib import Path
 
@@ -105,14 +103,12 @@ def cleanup_checkpoints(study, study_dir: Path, keep: int | None) -> list[Path]:
 
 
 def _figure_png(ax_or_axes) -> str:
+    """What Optuna's matplotlib plots return (an Axes or an array of them) as an embedded PNG."""
     import numpy as np
+
+    from imgcls.report import figure_data_uri
     ax = ax_or_axes.flat[0] if isinstance(ax_or_axes, np.ndarray) else ax_or_axes
-    fig = ax.figure
-    buf = io.BytesIO()
-    fig.savefig(buf, dpi=100, bbox_inches="tight", format="png")
-    import matplotlib.pyplot as plt
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return figure_data_uri(ax.figure)
 
 
 def plots(study) -> list[tuple[str, str | None, str]]:
