@@ -236,7 +236,7 @@ def test_timeout_stops_the_running_trial_and_the_study(data, tmp_path, space):
 def test_two_processes_share_one_sqlite_study(data, tmp_path, space):
     db = tmp_path / "shared.db"
     cmd = [sys.executable, "-m", "imgcls", "tune", str(data), "--study", "shared", "--space", str(space),
-           "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "tune"), "--trials", "4", "--pruner", "none",
+           "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "tune"), "--trials", "3", "--pruner", "none",
            "--model", "resnet10t", "--img-size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0",
            "--device", "cpu", "--quiet"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
@@ -246,7 +246,7 @@ def test_two_processes_share_one_sqlite_study(data, tmp_path, space):
     assert [p.returncode for p in procs] == [0, 0], outs
     study = optuna.load_study(study_name="shared", storage=f"sqlite:///{db}")
     numbers = [t.number for t in study.trials]
-    assert len(numbers) >= 4 and len(set(numbers)) == len(numbers)
+    assert len(numbers) >= 3 and len(set(numbers)) == len(numbers)
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
     assert {t.user_attrs["process"] for t in study.trials} == {f"{os.uname().nodename}:{p.pid}" for p in procs}
     folders = sorted(p.name for p in (tmp_path / "tune" / "shared").glob("trial_*"))
