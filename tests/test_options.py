@@ -289,3 +289,45 @@ def test_clean_materialize_is_a_declared_choice(image_folder, tmp_path):
     r = runner.invoke(app, ["clean", str(image_folder), "--out", str(tmp_path / "c"), "--materialize", "move"])
     assert r.exit_code == 2 and "unknown --materialize 'move'; use one of: link, copy" in r.output, r.output
     assert not (tmp_path / "c").exists()
+
+
+def _examples(cmd) -> list[list[str]]:
+    """The example command lines of a --help epilog, as argv after `imgcls` (a trailing '# comment' dropped)."""
+    import shlex
+    lines = []
+    for line in (cmd.epilog or "").splitlines():
+        words = shlex.split(line.split("#", 1)[0])
+        if "imgcls" in words:
+            lines.append(words[words.index("imgcls") + 1:])
+    return lines
+
+
+def test_every_help_example_parses():
+    """Examples are copy-pastable: each line of every command's epilog is one command (of imgcls) whose flags and
+    values that command accepts (parsed by the command itself, nothing run)."""
+    group = typer.main.get_command(app)
+    declared = {name: classes for name, (_, classes) in _commands().items()}
+    seen = 0
+
+    def leaves(cmd, path):
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                yield from leaves(sub, path + [name])
+        else:
+            yield cmd, path
+
+    for cmd, path in leaves(group, []):
+        examples = _examples(cmd)
+        assert examples, f"imgcls {' '.join(path)}: no example"
+        assert any(argv[:len(path)] == path for argv in examples), f"imgcls {' '.join(path)}: no example of itself"
+        for argv in examples:
+            target, i = group, 0
+            while getattr(target, "commands", None):      # imgcls models fetch ...: walk to the leaf command
+                target, i = target.commands[argv[i]], i + 1
+            ctx = target.make_context(" ".join(argv[:i]), argv[i:])   # raises on an unknown flag or a bad value
+            for cls, only in declared.get(argv[0], {}).values():        # and the declared choices / ranges hold
+                got = opts.from_cli(cls, ctx.params, set(), only).values
+                cls(**got).validate() if hasattr(cls, "validate") else opts.check(cls(**got))
+            seen += 1
+    assert seen >= 20
