@@ -10,8 +10,8 @@ A manifest is a CSV with one row per image. Core columns (see README "The manife
     width, height, mode, format, bytes, sha256   filled by the scan (size after EXIF rotation)
     error    '' when the image is readable, else why it is not
 
-Layouts read into it (auto-detected): an existing manifest, ImageFolder, a competition CSV, the mask competition's
-profile folders, an unlabeled folder. Each later step appends its own columns and never renames one; every column
+Layouts read into it (auto-detected here, read by imgcls.layouts): an existing manifest, ImageFolder, a competition
+CSV, the mask competition's profile folders, an unlabeled folder. Each later step appends its own columns and never renames one; every column
 any step writes is declared in `COLUMNS` (its type, the step that adds it) and coerced to that type when a manifest
 is read, so every step sees the same values (`kept` is the one reading of clean's `keep`).
 """
@@ -22,7 +22,7 @@ import re
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -31,43 +31,13 @@ from imgcls import io as imgio
 from imgcls.console import info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
-from imgcls.options import int_list, join, option
-from imgcls.profiles import DEFAULT_AGE_BANDS, GENDER_CLASSES, PROFILE_DIR, apply_profile_labels, mask_from_stem
+from imgcls.layouts import (LAYOUTS, LayoutOptions, images_under, read_competition_csv, read_csv, read_folder,
+                            read_profiles, read_unlabeled)
+from imgcls.profiles import PROFILE_DIR
 
 MANIFEST_NAME = "manifest.csv"
 SCAN_COLUMNS = ["width", "height", "mode", "format", "bytes", "sha256", "error"]
 CORE_COLUMNS = ["path", "label", "group"] + SCAN_COLUMNS
-LAYOUTS = ("auto", "manifest", "folder", "csv", "profiles", "unlabeled")
-LAYOUT_PANEL = "Input layout"
-
-PATH_COLUMN_GUESSES = ("path", "image", "image_path", "img_path", "filepath", "file_path", "file", "filename",
-                       "ImageID", "image_id", "id")
-
-
-@dataclass
-class LayoutOptions:
-    """How to read a source that is not already a manifest (the `Input layout` flags of every reading command)."""
-    layout: str = option("auto", panel=LAYOUT_PANEL, choices=LAYOUTS, help="How SRC is organised (auto: detected).")
-    csv: str | None = option(None, panel=LAYOUT_PANEL, cli_type=Optional[Path], from_cli=str,
-                             help="Competition CSV (e.g. train.csv) with image paths.")
-    path_col: str | None = option(None, panel=LAYOUT_PANEL, none="guessed",
-                                  help="CSV column holding image paths.")
-    label_col: str | None = option(None, panel=LAYOUT_PANEL, help="CSV column holding labels.")
-    group_col: str | None = option(None, panel=LAYOUT_PANEL, help="CSV column holding groups (e.g. person id).")
-    age_bands: Sequence[int] = option(factory=lambda: list(DEFAULT_AGE_BANDS), panel=LAYOUT_PANEL, cli_type=str,
-                                      to_cli=join, from_cli=int_list("--age-bands"),
-                                      help="Age band edges for profile datasets.")
-    image_dir: str | None = option(None, panel=LAYOUT_PANEL, cli_type=Optional[Path], from_cli=str,
-                                   none="SRC / the CSV's folder",
-                                   help="Folder the --csv paths are relative to, e.g. data/train.")
-    ext: str | None = option(None, panel=LAYOUT_PANEL, none="try .jpg, .png, .jpeg, .webp, ...",
-                             help="Extension for --csv ids that have none, e.g. .jpg.")
-
-
-# tried in this order for a CSV id without an extension when --ext is not given
-COMMON_EXTENSIONS = (".jpg", ".png", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif", ".heic")
-# the split-folder layout of Ultralytics / timm users: root/train/<class>/..., root/val/<class>/..., root/test/...
-SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -196,55 +166,6 @@ def kept(df: pd.DataFrame) -> np.ndarray:
 # Reading sources
 # ---------------------------------------------------------------------------------------------------------------
 
-def read_csv(path: Path, what: str = "CSV file", **kwargs) -> pd.DataFrame:
-    """pandas.read_csv with the mistakes a user can make said in one line: an empty (0-byte) file, text that is
-    not UTF-8, a row with more or fewer fields than the header."""
-    import csv
-    path = Path(path)
-    if imgio.not_regular_reason(path) is not None:
-        raise UserError(f"{what} {path} is not a regular file; give a CSV file")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise UserError(f"{what} {path} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8 "
-                        f"(e.g. iconv -f cp949 -t utf-8)") from None
-    except OSError as e:
-        raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
-    if not text.strip():
-        raise UserError(f"{what} {path} is empty; give a CSV with a header row (e.g. path,label)")
-    if kwargs.get("nrows") != 0:
-        rows = csv.reader(text.splitlines())
-        width = len(next(rows))
-        for n, row in enumerate(rows, start=2):
-            if row and len(row) != width:
-                raise UserError(f"{what} {path}: line {n} has {len(row)} field(s), the header has {width}; fix "
-                                f"that row (a comma inside a value needs quotes)")
-    import io as _io
-    try:
-        return pd.read_csv(_io.StringIO(text), **kwargs)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise UserError(f"{what} {path} cannot be parsed as CSV ({str(e).strip().splitlines()[-1]}); fix the "
-                        f"file") from None
-
-
-def _visible(p: Path) -> bool:
-    return not any(part.startswith(".") for part in p.parts)
-
-
-def _images_under(root: Path) -> list[Path]:
-    out = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        for f in sorted(filenames):
-            if not f.startswith(".") and imgio.is_image_name(f):
-                out.append(Path(dirpath, f))
-    return out
-
-
-def _rel(p: Path, root: Path) -> str:
-    return p.relative_to(root).as_posix()
-
-
 def detect_layout(src: Path, opts: LayoutOptions) -> str:
     if opts.layout != "auto":
         return opts.layout
@@ -260,133 +181,9 @@ def detect_layout(src: Path, opts: LayoutOptions) -> str:
     subdirs = [d for d in sorted(src.iterdir()) if d.is_dir() and not d.name.startswith(".")]
     if subdirs and sum(bool(PROFILE_DIR.match(d.name)) for d in subdirs) >= max(1, len(subdirs) // 2 + 1):
         return "profiles"
-    if any(_images_under(d)[:1] for d in subdirs):
+    if any(images_under(d)[:1] for d in subdirs):
         return "folder"
     return "unlabeled"
-
-
-def split_folders(root: Path) -> dict[str, str]:
-    """{folder name: split} when root is in the split-folder layout (every visible subfolder is train / val /
-    valid / validation / test, train among them), else {}."""
-    try:
-        subdirs = [d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
-    except OSError:
-        return {}
-    if "train" not in subdirs or not all(d.lower() in SPLIT_FOLDERS for d in subdirs):
-        return {}
-    return {d: SPLIT_FOLDERS[d.lower()] for d in subdirs}
-
-
-def read_folder(root: Path) -> pd.DataFrame:
-    """ImageFolder (root/<class>/**/<image>), or the split-folder layout (root/train/<class>/..., root/val/<class>/
-    ..., root/test/[<class>/]...): the first folder then gives the `split` column and the second the label (test
-    images directly under test/ are unlabeled)."""
-    rows = []
-    loose = []
-    splits = split_folders(root)
-    for p in _images_under(root):
-        rel = p.relative_to(root)
-        if splits:
-            part = splits[rel.parts[0]]
-            if len(rel.parts) >= 3 or (part == "test" and len(rel.parts) == 2):
-                rows.append({"path": rel.as_posix(), "label": rel.parts[1] if len(rel.parts) >= 3 else "",
-                             "group": "", "split": part})
-            else:
-                loose.append(rel.as_posix())
-        elif len(rel.parts) < 2:
-            loose.append(rel.as_posix())
-        else:
-            rows.append({"path": rel.as_posix(), "label": rel.parts[0], "group": ""})
-    if splits:
-        info(f"{root}: split-folder layout ({', '.join(sorted(splits))}): the folder gives the `split` column, "
-             f"the next folder the label")
-    if loose:
-        warn(f"{len(loose)} image(s) under {root} have no class folder and were left out, e.g. {loose[0]} "
-             f"(use --layout unlabeled to read them)")
-    return pd.DataFrame(rows, columns=["path", "label", "group"] + (["split"] if splits else []))
-
-
-def read_unlabeled(root: Path) -> pd.DataFrame:
-    rows = [{"path": _rel(p, root), "label": "", "group": ""} for p in _images_under(root)]
-    return pd.DataFrame(rows, columns=["path", "label", "group"])
-
-
-def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS) -> pd.DataFrame:
-    rows = []
-    skipped = []
-    for d in sorted(root.iterdir()):
-        if not d.is_dir() or d.name.startswith("."):
-            continue
-        m = PROFILE_DIR.match(d.name)
-        if not m:
-            skipped.append(d.name)
-            continue
-        for p in _images_under(d):
-            mask = mask_from_stem(p.stem)
-            if mask is None:
-                skipped.append(_rel(p, root))
-                continue
-            rows.append({"path": _rel(p, root), "group": m["id"], "profile": d.name, "mask": mask,
-                         "gender": GENDER_CLASSES.index(m["gender"].lower()), "race": m["race"],
-                         "age": int(m["age"])})
-    if skipped:
-        warn(f"{len(skipped)} folder(s)/file(s) under {root} do not follow <id>_<gender>_<race>_<age>/"
-             f"<mask1-5|incorrect_mask|normal> and were left out, e.g. {skipped[0]}")
-    df = pd.DataFrame(rows, columns=["path", "group", "profile", "mask", "gender", "race", "age"])
-    df.insert(1, "label", "")
-    return apply_profile_labels(df, age_bands) if len(df) else df
-
-
-def _with_extension(paths: list[str], root: Path, ext: str | None) -> list[str]:
-    """CSV ids without an image extension (Kaggle's `id` column): `ext` added, or the first of COMMON_EXTENSIONS
-    (also upper case) whose file exists under root; ids that match nothing stay as they are (reported unreadable)."""
-    if ext is not None:
-        ext = ext if ext.startswith(".") else "." + ext
-    out = []
-    for p in paths:
-        if imgio.is_image_name(p):
-            out.append(p)
-        elif ext is not None:
-            out.append(p + ext)
-        else:
-            found = next((p + e for e in COMMON_EXTENSIONS + tuple(x.upper() for x in COMMON_EXTENSIONS)
-                          if (root / (p + e)).is_file()), p)
-            out.append(found)
-    return out
-
-
-def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> pd.DataFrame:
-    table = read_csv(csv_path, "CSV file", dtype=str, keep_default_na=False)
-    cols = list(table.columns)
-
-    def need(col: str | None, flag: str, guesses: Iterable[str] = ()) -> str | None:
-        if col is not None:
-            if col not in cols:
-                raise UserError(f"column '{col}' is not in {csv_path} (columns: {', '.join(cols)}); "
-                                f"pass the right name with {flag}")
-            return col
-        for g in guesses:
-            if g in cols:
-                return g
-        return None
-
-    path_col = need(opts.path_col, "--path-col", PATH_COLUMN_GUESSES)
-    if path_col is None:
-        raise UserError(f"cannot tell which column of {csv_path} holds image paths (columns: {', '.join(cols)}); "
-                        f"pass --path-col NAME")
-    label_col = need(opts.label_col, "--label-col", ("label", "class", "target"))
-    group_col = need(opts.group_col, "--group-col")
-    paths = _with_extension([p[2:] if p.startswith("./") else p for p in table[path_col].astype(str)], root,
-                            opts.ext)
-    df = pd.DataFrame({"path": [Path(p).as_posix() for p in paths],
-                       "label": table[label_col] if label_col else "",
-                       "group": table[group_col] if group_col else ""})
-    for c in cols:
-        if c not in (path_col, label_col, group_col) and c not in df.columns:
-            df[c] = table[c]
-    if path_col not in df.columns and path_col != "path":
-        df["source_id"] = table[path_col]   # e.g. ImageID / id, needed again for submissions
-    return df
 
 
 def read_manifest_file(path: Path) -> pd.DataFrame:
