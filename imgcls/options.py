@@ -139,6 +139,10 @@ def check_value(name: str, value: Any, spec: Spec) -> None:
     if value is None:
         return
     opt = flag(name, spec)
+    if spec.choices is not None and isinstance(value, list):    # a repeatable option: each value is a choice
+        for v in value:
+            check_value(name, v, spec)
+        return
     if spec.choices is not None and value not in spec.choices:
         raise UserError(f"unknown {opt} '{value}'; use one of: {', '.join(map(str, spec.choices))}")
     if spec.lo is not None or spec.hi is not None:

@@ -25,7 +25,8 @@ from imgcls.errors import UserError
 
 COLUMNS = ["name", "kind", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "seconds", "changed"]
-IGNORED_IN_CHANGED = ("src", "out", "name", "workers", "device", "amp")   # where / how it ran, not what it learned
+IGNORED_IN_CHANGED = ("src", "out", "name", "workers", "device", "amp", "exist_ok", "tracker", "tracking_uri",
+                      "track_checkpoint")   # where / how it ran, not what it learned
 
 
 @dataclass

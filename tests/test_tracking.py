@@ -53,19 +53,23 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def single(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
+def out(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")        # one folder: one MLflow store (creating it costs seconds)
+
+
+@pytest.fixture(scope="module")
+def single(data, out):
     rec = Recorder()
-    run = run_train(TrainConfig(src=str(data), out=str(out), name="single", epochs=2, **TINY), callbacks=[rec])
+    run = run_train(TrainConfig(src=str(data), out=str(out), name="single", epochs=2, tracker=["tensorboard", "mlflow"],
+                                **TINY), callbacks=[rec])
     return run, rec
 
 
 @pytest.fixture(scope="module")
-def kfold(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs")
+def kfold(data, out):
     rec = Recorder()
-    run = run_train(TrainConfig(src=str(data), out=str(out), name="kf", epochs=1, folds="all", **TINY),
-                    callbacks=[rec])
+    run = run_train(TrainConfig(src=str(data), out=str(out), name="kf", epochs=1, folds="all",
+                                tracker=["tensorboard", "mlflow"], **TINY), callbacks=[rec])
     return run, rec
 
 
@@ -153,3 +157,66 @@ def test_run_outputs_and_self_contained_report(single, kfold):
     assert (single[0] / "curves.png").is_file() and "Training curves" in (single[0] / "report.html").read_text()
     assert (kfold[0] / "fold_0" / "report.html").is_file() and "fold_0/report.html" in \
         (kfold[0] / "report.html").read_text()
+
+
+def test_tensorboard_events_hold_the_scalars_images_and_hparams(single):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run, _ = single
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    tags = acc.Tags()
+    for t in ("train/loss", "val/loss", "train/acc", "val/acc", "val/macro_f1", "lr", "step/loss", "step/lr",
+              "val_f1_per_class/a", "val_f1_per_class/c", "hparam/best_val_macro_f1"):
+        assert t in tags["scalars"], t
+    assert {"confusion_matrix", "confusion_matrix_normalized", "val/worst_predictions"} <= set(tags["images"])
+    m = pd.read_csv(run / "metrics.csv")
+    f1 = acc.Scalars("val/macro_f1")
+    assert [e.step for e in f1] == [1, 2] and np.allclose([e.value for e in f1], m["val_macro_f1"], atol=1e-6)
+    assert len(acc.Scalars("step/loss")) == 4
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(acc.PluginTagToContent("hparams"))
+
+
+def test_mlflow_store_has_the_runs_and_the_folds_nested(single, kfold, out):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    uri = f"sqlite:///{out.resolve() / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["imgcls"])
+    by_name = {r["tags.mlflow.runName"]: r for _, r in runs.iterrows()}
+    assert {"single", "kf", "kf/fold_0", "kf/fold_1"} <= set(by_name)
+    s = by_name["single"]
+    assert s["params.model"] == "resnet10t" and s["params.epochs"] == "2" and s["status"] == "FINISHED"
+    m = pd.read_csv(single[0] / "metrics.csv")
+    assert s["metrics.best/val_macro_f1"] == pytest.approx(m["val_macro_f1"].max(), abs=1e-6)
+    client = MlflowClient(uri)
+    hist = client.get_metric_history(s["run_id"], "val/macro_f1")
+    assert sorted(h.step for h in hist) == [1, 2]
+    assert {"config.yaml", "metrics.csv", "report.html", "confusion_matrix_normalized.png"} <= \
+        {a.path for a in client.list_artifacts(s["run_id"])}
+    parent = by_name["kf"]["run_id"]
+    for f in ("kf/fold_0", "kf/fold_1"):
+        assert by_name[f]["tags.mlflow.parentRunId"] == parent
+    assert by_name["kf"]["metrics.oof/val_macro_f1"] == pytest.approx(kfold[1].events[-1][1]["oof"]["macro_f1"])
+    assert (out / "mlartifacts").is_dir()                 # artifacts beside the store, not in the working folder
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_wandb_offline_files(data, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run = run_train(TrainConfig(src=str(data), out=str(tmp_path), name="wb", epochs=1, tracker=["wandb"], **TINY))
+    files = list((run / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(files) == 1 and files[0].stat().st_size > 0
+
+
+def test_tracker_errors_are_one_line_before_any_data_is_read(tmp_path, monkeypatch):
+    import importlib.util
+    from imgcls.errors import UserError
+    with pytest.raises(UserError, match="unknown --tracker 'neptune'"):
+        run_train(TrainConfig(src=str(tmp_path / "nothing"), tracker=["neptune"], **TINY))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mlflow" else real(n, *a))
+    with pytest.raises(UserError, match=r"--tracker mlflow needs the mlflow package: pip install 'imgcls\[mlflow\]'"):
+        run_train(TrainConfig(src=str(tmp_path / "nothing"), tracker=["mlflow"], **TINY))

@@ -119,6 +119,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         cfg.src = str(default_input("train"))
     check_model_name(cfg.model)
     cfg.validate()
+    if dist.main and cfg.tracker:
+        from imgcls.track import make_trackers     # a missing tracker package fails here, before any data is read
+        callbacks = make_trackers(cfg.tracker, cfg) + list(callbacks or [])
     check_writable(resume if resume is not None else cfg.out)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)

@@ -21,8 +21,10 @@ LOSSES = ("ce", "focal", "label-smoothing", "f1")
 OPTIMIZERS = ("adamw", "adam", "sgd", "sam")
 SAM_BASES = ("adamw", "adam", "sgd")
 SCHEDULERS = ("cosine", "cosine-restarts", "plateau", "onecycle", "none")
+TRACKERS = ("tensorboard", "mlflow", "wandb", "none")
 
 MODEL, DATA, IMBALANCE, OPTIM, RUNTIME, OUTPUT = "Model", "Data", "Imbalance", "Optimisation", "Runtime", "Output"
+TRACKING = "Tracking"
 
 
 def _csv_list(text: str) -> list[str]:
@@ -116,6 +118,15 @@ class TrainConfig:
                               help="Run name, one plain folder name; an existing one is an error unless --exist-ok.")
     exist_ok: bool = option(False, panel=OUTPUT, help="Train into an existing --name folder that holds no run (a "
                                                       "folder with a run's checkpoints is only continued: --resume).")
+    tracker: list = option(factory=list, panel=TRACKING, choices=TRACKERS, cli_type=Optional[list[str]],
+                           from_cli=lambda v: list(v or []), to_cli=lambda v: list(v) or None,
+                           none="none: metrics.csv and the run folder only",
+                           help="Experiment tracker, repeat the flag for more (all offline; each an optional extra: "
+                                "pip install 'imgcls\\[mlflow]').")
+    tracking_uri: str | None = option(None, panel=TRACKING, none="sqlite:///<--out>/mlflow.db",
+                                      help="--tracker mlflow: the tracking store or server.")
+    track_checkpoint: bool = option(False, panel=TRACKING,
+                                    help="--tracker mlflow / wandb: also upload best.pt as an artifact.")
 
     def validate(self) -> None:
         """Every option's choices and range (imgcls.options.check), before any data is read: a typo fails in a

@@ -375,7 +375,10 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
             save_checkpoint(run_dir / "last.pt", _unwrap(eval_model).state_dict(), meta, epoch=epoch + 1,
                             raw_state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
                             train_state=state)
-            hooks("on_epoch_end", epoch + 1, dict(row, improved=improved))
+            if hooks.cbs:
+                pcs = metrics.per_class(ev["y_final"], ev["proba"].argmax(1), meta["classes"])
+                hooks("on_epoch_end", epoch + 1, dict(row, improved=improved,
+                                                      per_class_f1=dict(zip(pcs["class"], pcs["f1"].astype(float)))))
         hooks.check()
         dist.barrier()
         if stop:

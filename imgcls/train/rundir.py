@@ -92,7 +92,8 @@ class RunLock:
 
 
 # options that may differ when a run is resumed: where the data is read from and how (not what is trained)
-RESUME_MAY_CHANGE = ("src", "workers", "device", "cache", "out", "name", "exist_ok")
+RESUME_MAY_CHANGE = ("src", "workers", "device", "cache", "out", "name", "exist_ok", "tracker", "tracking_uri",
+                     "track_checkpoint")
 
 
 def _finished(run_dir: Path) -> bool:

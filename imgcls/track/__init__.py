@@ -1,0 +1,62 @@
+"""Experiment trackers, as train callbacks (imgcls.train.callbacks): `imgcls train --tracker tensorboard|mlflow|
+wandb|none` (repeatable). All work offline; metrics.csv and the run folder's files are written whatever is chosen.
+
+- tensorboard: event files in the run folder (each fold's own folder): scalars per epoch (losses, accuracy, val
+  macro-F1 / precision / recall, lr, per-class F1) and per optimiser update (loss, lr), the confusion matrices and the
+  worst-predicted validation images as images, the options as hparams. `tensorboard --logdir outputs/runs`.
+- mlflow: a local store, `sqlite:///<--out>/mlflow.db` with artifacts in `<--out>/mlartifacts` (or --tracking-uri,
+  e.g. a server): params, metrics, artifacts (config.yaml, metrics.csv, per_class.csv, plots, report.html; best.pt
+  with --track-checkpoint). k-fold: one parent run with the folds nested under it. `mlflow ui --backend-store-uri
+  sqlite:///outputs/runs/mlflow.db`.
+- wandb: offline unless you are logged in (WANDB_API_KEY or `wandb login`); WANDB_MODE is respected. Files under
+  the run folder's wandb/; `wandb sync` uploads them later. k-fold: the folds share a group (the run's name).
+
+Each package is an optional extra (`pip install 'imgcls[tensorboard]'`); asking for one that is not installed is a
+one-line error naming the extra, before any data is read. Trackers run on rank 0 only (callbacks do).
+
+Python:  run_train(cfg, callbacks=make_trackers(["tensorboard"], cfg))   (run_train does this for cfg.tracker)
+`group`: a name several run_train calls share (tune's study): MLflow nests them under one parent run with that
+name, W&B puts them in that group.
+"""
+from __future__ import annotations
+
+import importlib.util
+from typing import Sequence
+
+from imgcls.errors import UserError
+
+from imgcls.train.config import TRACKERS    # noqa: E402 - the option's choices are declared with the option
+PACKAGE = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
+
+
+def check_trackers(names: Sequence[str]) -> list[str]:
+    """The trackers asked for (without 'none', deduplicated); one line for an unknown name or a missing package."""
+    out = []
+    for n in names:
+        n = str(n).strip().lower()
+        if n not in TRACKERS:
+            raise UserError(f"unknown --tracker '{n}'; use one of: {', '.join(TRACKERS)} (repeat the flag for more)")
+        if n == "none" or n in out:
+            continue
+        if importlib.util.find_spec(PACKAGE[n]) is None:
+            raise UserError(f"--tracker {n} needs the {PACKAGE[n]} package: pip install 'imgcls[{n}]'")
+        out.append(n)
+    return out
+
+
+def make_trackers(names: Sequence[str], cfg=None, group: str | None = None) -> list:
+    """Tracker callbacks for `names` (see check_trackers). cfg: the TrainConfig (tracking_uri, out,
+    track_checkpoint)."""
+    made = []
+    for n in check_trackers(names):
+        if n == "tensorboard":
+            from imgcls.track.tb_tracker import TensorBoardTracker
+            made.append(TensorBoardTracker())
+        elif n == "mlflow":
+            from imgcls.track.mlflow_tracker import MLflowTracker
+            made.append(MLflowTracker(uri=getattr(cfg, "tracking_uri", None), out=getattr(cfg, "out", "outputs/runs"),
+                                      log_checkpoint=bool(getattr(cfg, "track_checkpoint", False)), group=group))
+        elif n == "wandb":
+            from imgcls.track.wandb_tracker import WandbTracker
+            made.append(WandbTracker(group=group, log_checkpoint=bool(getattr(cfg, "track_checkpoint", False))))
+    return made

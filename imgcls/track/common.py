@@ -1,0 +1,33 @@
+"""Shared by the trackers: metric names and params from a run's rows and config."""
+from __future__ import annotations
+
+
+def metric_name(key: str) -> str:
+    """A metrics.csv column as a tracker's metric name: train_loss -> train/loss, val_macro_f1 -> val/macro_f1."""
+    for prefix in ("train_", "val_"):
+        if key.startswith(prefix):
+            return prefix[:-1] + "/" + key[len(prefix):]
+    return key
+
+
+def epoch_scalars(logs: dict) -> dict[str, float]:
+    """The numbers of an on_epoch_end row as {metric name: value} (per-class F1 as val_f1_per_class/<class>)."""
+    out = {}
+    for k, v in logs.items():
+        if k in ("epoch", "improved", "per_class_f1"):
+            continue
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[metric_name(k)] = float(v)
+    for c, f in (logs.get("per_class_f1") or {}).items():
+        out[f"val_f1_per_class/{c}"] = float(f)
+    return out
+
+
+def flat_params(config: dict) -> dict[str, str | int | float | bool]:
+    """config.yaml as flat scalar params (lists joined with commas, None as '')."""
+    out = {}
+    for k, v in config.items():
+        if isinstance(v, (list, tuple)):
+            v = ",".join(str(x) for x in v)
+        out[k] = "" if v is None else v
+    return out

@@ -1,0 +1,44 @@
+"""Images the trackers log: a PNG read as an array, the worst-predicted validation images as one figure."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def png_array(path: Path):
+    """HWC uint8 RGB array of an image file, or None when it is missing."""
+    from PIL import Image
+    if not Path(path).is_file():
+        return None
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def worst_predictions_figure(preds_csv: Path, n: int = 12):
+    """A matplotlib figure of the `n` validation images whose true class got the lowest probability (title: true
+    class, top-1 prediction), or None without predictions."""
+    import pandas as pd
+    from imgcls.io import ImageReadError, thumbnail
+    from imgcls.report import pyplot
+    from imgcls.train.report import worst_predictions
+    if not Path(preds_csv).is_file():
+        return None
+    worst = worst_predictions(pd.read_csv(preds_csv, keep_default_na=False, dtype={"label": str, "pred": str}), n)
+    if worst.empty:
+        return None
+    plt = pyplot()
+    cols = 4
+    rows = (len(worst) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.6, rows * 2.8), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, r in zip(axes.ravel(), worst.itertuples(index=False)):
+        src = Path(r.root, r.path) if getattr(r, "root", "") else Path(r.path)
+        try:
+            ax.imshow(thumbnail(src, 128))
+        except ImageReadError:
+            pass
+        ax.set_title(f"true {r.label} ({r.p_true:.2f})\n{r.top3.split('  ')[0]}", fontsize=7)
+    fig.tight_layout()
+    return fig

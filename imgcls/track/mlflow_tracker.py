@@ -1,0 +1,131 @@
+"""--tracker mlflow: a local store (sqlite:///<--out>/mlflow.db, artifacts in <--out>/mlartifacts) or --tracking-uri."""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+from imgcls.track.common import epoch_scalars, flat_params
+from imgcls.train.callbacks import Callback
+
+EXPERIMENT = "imgcls"
+ARTIFACTS = ("config.yaml", "metrics.csv", "per_class.csv", "val_predictions.csv", "curves.png",
+             "confusion_matrix.png", "confusion_matrix_normalized.png", "report.html", "train.log")
+
+
+@contextmanager
+def _quiet():
+    """MLflow / alembic INFO lines ('Creating initial MLflow database tables...') are not for imgcls users."""
+    loggers = [logging.getLogger(n) for n in ("mlflow", "alembic")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+def default_uri(out: str | Path) -> str:
+    return f"sqlite:///{Path(out).resolve() / 'mlflow.db'}"
+
+
+class MLflowTracker(Callback):
+    def __init__(self, uri: str | None = None, out: str | Path = "outputs/runs", log_checkpoint: bool = False,
+                 group: str | None = None):
+        self.out = Path(out)
+        self.uri = uri or default_uri(self.out)
+        self.log_checkpoint, self.group = log_checkpoint, group
+        self.client = self.exp_id = self.run_id = None
+        self.parent_id = None          # the k-fold set's (or group's) run, created with the first fold
+        self.parent_dir = None
+        self.steps: list = []
+
+    def _connect(self):
+        if self.client is not None:
+            return
+        from mlflow.tracking import MlflowClient
+        if self.uri.startswith("sqlite:///"):
+            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        with _quiet():
+            self.client = MlflowClient(tracking_uri=self.uri)
+            exp = self.client.get_experiment_by_name(EXPERIMENT)
+            if exp is not None:
+                self.exp_id = exp.experiment_id
+            else:
+                local = "://" not in self.uri or self.uri.startswith(("sqlite:", "file:"))
+                loc = (self.out.resolve() / "mlartifacts").as_uri() if local else None
+                self.exp_id = self.client.create_experiment(EXPERIMENT, artifact_location=loc)
+
+    def on_run_start(self, info):
+        from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+        self._connect()
+        tags = {"imgcls.run_dir": str(info["run_dir"]), "imgcls.model": info["model"]}
+        parent_name = info["parent_dir"].name if info["parent_dir"] is not None else self.group
+        if parent_name is not None and (self.parent_id is None or self.parent_dir != parent_name):
+            with _quiet():
+                p = self.client.create_run(self.exp_id, run_name=parent_name,
+                                           tags={"imgcls.kind": "k-fold" if info["parent_dir"] else "group"})
+            self.parent_id, self.parent_dir = p.info.run_id, parent_name
+            if info["parent_dir"] is not None:
+                self._params(self.parent_id, info["config"])
+        if self.parent_id is not None:
+            tags[MLFLOW_PARENT_RUN_ID] = self.parent_id
+        if info["fold"] is not None:
+            tags["imgcls.fold"] = str(info["fold"])
+        name = Path(info["run_dir"]).name if info["fold"] is None else f"{parent_name}/fold_{info['fold']}"
+        with _quiet():
+            run = self.client.create_run(self.exp_id, run_name=name, tags=tags)
+        self.run_id = run.info.run_id
+        self._params(self.run_id, info["config"])
+
+    def _params(self, run_id, config):
+        from mlflow.entities import Param
+        params = [Param(k, str(v)[:6000]) for k, v in flat_params(config).items()]
+        with _quiet():
+            self.client.log_batch(run_id, params=params)
+
+    def on_step_end(self, step, logs):
+        # buffered: one write per epoch (a database round trip per update would slow short steps)
+        from mlflow.entities import Metric
+        ts = int(time.time() * 1000)
+        self.steps += [Metric("step/loss", float(logs["loss"]), ts, step), Metric("step/lr", float(logs["lr"]), ts, step)]
+
+    def on_epoch_end(self, epoch, logs):
+        from mlflow.entities import Metric
+        ts = int(time.time() * 1000)
+        batch = self.steps + [Metric(k, v, ts, epoch) for k, v in epoch_scalars(logs).items()]
+        self.steps = []
+        with _quiet():
+            for i in range(0, len(batch), 1000):         # MLflow's log_batch limit
+                self.client.log_batch(self.run_id, metrics=batch[i:i + 1000])
+
+    def on_run_end(self, summary):
+        run_dir = Path(summary["run_dir"])
+        with _quiet():
+            self.client.log_metric(self.run_id, "best/val_macro_f1", float(summary["best_macro_f1"]))
+            self.client.log_metric(self.run_id, "best/epoch", float(summary["best_epoch"]))
+            for f in ARTIFACTS:
+                if (run_dir / f).is_file():
+                    self.client.log_artifact(self.run_id, str(run_dir / f))
+            if self.log_checkpoint and (run_dir / "best.pt").is_file():
+                self.client.log_artifact(self.run_id, str(run_dir / "best.pt"))
+            self.client.set_terminated(self.run_id)
+        self.run_id = None
+
+    def on_train_end(self, summary):
+        if self.parent_id is None or self.group is not None:
+            return                       # a group's parent (tune's study) stays open for the next run_train
+        run_dir = Path(summary["run_dir"])
+        with _quiet():
+            if summary.get("oof"):
+                self.client.log_metric(self.parent_id, "oof/val_macro_f1", float(summary["oof"]["macro_f1"]))
+                self.client.log_metric(self.parent_id, "oof/val_acc", float(summary["oof"]["accuracy"]))
+            for f in ("config.yaml", "oof_score.json", "per_class.csv", "confusion_matrix.png",
+                      "confusion_matrix_normalized.png", "report.html"):
+                if (run_dir / f).is_file():
+                    self.client.log_artifact(self.parent_id, str(run_dir / f))
+            self.client.set_terminated(self.parent_id)
+        self.parent_id = None

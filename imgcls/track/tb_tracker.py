@@ -1,0 +1,50 @@
+"""--tracker tensorboard: event files in the run folder (torch.utils.tensorboard)."""
+from __future__ import annotations
+
+from imgcls.track.common import epoch_scalars, flat_params
+from imgcls.train.callbacks import Callback
+
+
+class TensorBoardTracker(Callback):
+    def __init__(self):
+        self.writer = None
+        self.config: dict = {}
+
+    def on_run_start(self, info):
+        from torch.utils.tensorboard import SummaryWriter
+        self.writer = SummaryWriter(log_dir=str(info["run_dir"]))
+        self.config = info["config"]
+
+    def on_step_end(self, step, logs):
+        self.writer.add_scalar("step/loss", logs["loss"], step)
+        self.writer.add_scalar("step/lr", logs["lr"], step)
+
+    def on_epoch_end(self, epoch, logs):
+        for k, v in epoch_scalars(logs).items():
+            self.writer.add_scalar(k, v, epoch)
+        self.writer.flush()
+
+    def on_run_end(self, summary):
+        from imgcls.track.images import png_array, worst_predictions_figure
+        w, run_dir = self.writer, summary["run_dir"]
+        for name in ("confusion_matrix", "confusion_matrix_normalized"):
+            arr = png_array(run_dir / f"{name}.png")
+            if arr is not None:
+                w.add_image(name, arr, summary["best_epoch"], dataformats="HWC")
+        fig = worst_predictions_figure(run_dir / "val_predictions.csv")
+        if fig is not None:
+            w.add_figure("val/worst_predictions", fig, summary["best_epoch"])
+        self._hparams(summary)
+        w.close()
+
+    def _hparams(self, summary):
+        # written into this run's own event file (SummaryWriter.add_hparams would open a sub-folder run)
+        from torch.utils.tensorboard.summary import hparams
+        hp = {k: v for k, v in flat_params(self.config).items() if isinstance(v, (int, float, str, bool))}
+        metric = {"hparam/best_val_macro_f1": float(summary["best_macro_f1"])}
+        exp, ssi, sei = hparams(hp, metric)
+        fw = self.writer._get_file_writer()
+        for s in (exp, ssi, sei):
+            fw.add_summary(s)
+        for k, v in metric.items():
+            self.writer.add_scalar(k, v, summary["best_epoch"])

@@ -1,0 +1,69 @@
+"""--tracker wandb: offline unless logged in (WANDB_MODE respected); files in the run folder's wandb/."""
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+
+from imgcls.track.common import epoch_scalars, flat_params
+from imgcls.train.callbacks import Callback
+
+
+def logged_in() -> bool:
+    """An API key in WANDB_API_KEY or ~/.netrc (what `wandb login` writes); no network call."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        host = (os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").split("://")[-1].split("/")[0]
+        return netrc.netrc().authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def mode() -> str:
+    return os.environ.get("WANDB_MODE") or ("online" if logged_in() else "offline")
+
+
+class WandbTracker(Callback):
+    def __init__(self, group: str | None = None, project: str | None = None, log_checkpoint: bool = False):
+        self.group, self.project, self.log_checkpoint = group, project, log_checkpoint
+        self.run = None
+
+    def on_run_start(self, info):
+        import wandb
+        run_dir = Path(info["run_dir"])
+        group = info["parent_dir"].name if info["parent_dir"] is not None else self.group
+        name = run_dir.name if info["fold"] is None else f"{group}/fold_{info['fold']}"
+        self.run = wandb.init(project=self.project or os.environ.get("WANDB_PROJECT") or "imgcls", name=name,
+                              group=group, job_type="fold" if info["fold"] is not None else "train",
+                              config=flat_params(info["config"]), dir=str(run_dir), mode=mode(), reinit="create_new",
+                              settings=wandb.Settings(silent=True, console="off"))
+        self.run.define_metric("epoch")
+        for prefix in ("train/*", "val/*", "lr", "epoch_seconds", "val_f1_per_class/*"):
+            self.run.define_metric(prefix, step_metric="epoch")
+        self.run.define_metric("step/*", step_metric="update")
+
+    def on_step_end(self, step, logs):
+        self.run.log({"step/loss": logs["loss"], "step/lr": logs["lr"], "update": step})
+
+    def on_epoch_end(self, epoch, logs):
+        self.run.log({**epoch_scalars(logs), "epoch": epoch})
+
+    def on_run_end(self, summary):
+        import wandb
+        run_dir = Path(summary["run_dir"])
+        self.run.summary["best/val_macro_f1"] = float(summary["best_macro_f1"])
+        self.run.summary["best/epoch"] = int(summary["best_epoch"])
+        images = {n: wandb.Image(str(run_dir / f"{n}.png")) for n in ("confusion_matrix",
+                                                                       "confusion_matrix_normalized")
+                  if (run_dir / f"{n}.png").is_file()}
+        if images:
+            self.run.log(images)
+        if summary.get("per_class") is not None:
+            self.run.log({"per_class": wandb.Table(dataframe=summary["per_class"])})
+        if self.log_checkpoint and (run_dir / "best.pt").is_file():
+            art = wandb.Artifact(f"{run_dir.name}-best".replace("/", "-"), type="model")
+            art.add_file(str(run_dir / "best.pt"))
+            self.run.log_artifact(art)
+        self.run.finish()
+        self.run = None
