@@ -176,6 +176,25 @@ def under(base: str | os.PathLike, rel: str | os.PathLike) -> Path:
     return target
 
 
+def under_all(base: str | os.PathLike, rels: list[str]) -> list[Path]:
+    """`under` for many relative paths without '..' / absolute parts (fsutil.safe_relative's): each distinct parent
+    folder is resolved once (a symlinked folder inside base that leads out of it is refused)."""
+    base_r = Path(base).resolve()
+    seen: dict[str, Path] = {}
+    out = []
+    for rel in rels:
+        if safe_relative(rel) is None or safe_relative(rel).as_posix() != PurePosixPath(rel).as_posix():
+            raise UserError(f"output name {rel} is not a plain relative path; refusing")
+        parent, name = os.path.split(rel)
+        if parent not in seen:
+            seen[parent] = under(base_r, parent) if parent else base_r
+        target = seen[parent] / name
+        if target.is_symlink():
+            target = under(base_r, rel)
+        out.append(target)
+    return out
+
+
 def is_regular_file(path: str | os.PathLike) -> bool:
     """A regular file after following symlinks (a FIFO, a device or a link to /dev/zero is not)."""
     try:

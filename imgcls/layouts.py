@@ -66,14 +66,18 @@ def read_csv(path: Path, what: str = "CSV file", **kwargs) -> pd.DataFrame:
         raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
     if not text.strip():
         raise UserError(f"{what} {path} is empty; give a CSV with a header row (e.g. path,label)")
-    if kwargs.get("nrows") != 0:
-        rows = csv.reader(text.splitlines())
-        width = len(next(rows))
-        for n, row in enumerate(rows, start=2):
-            if row and len(row) != width:
-                raise UserError(f"{what} {path}: line {n} has {len(row)} field(s), the header has {width}; fix "
-                                f"that row (a comma inside a value needs quotes)")
     import io as _io
+    if kwargs.get("nrows") != 0:
+        rows = csv.reader(_io.StringIO(text, newline=""))   # quoted values may hold commas and newlines
+        try:
+            width = len(next(rows))
+            for row in rows:
+                if row and len(row) != width:
+                    raise UserError(f"{what} {path}: line {rows.line_num} has {len(row)} field(s), the header has "
+                                    f"{width}; fix that row (a comma inside a value needs quotes)")
+        except csv.Error as e:
+            raise UserError(f"{what} {path} cannot be parsed as CSV (line {rows.line_num}: {e}); fix the "
+                            f"file") from None
     try:
         return pd.read_csv(_io.StringIO(text), **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:

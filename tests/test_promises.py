@@ -815,3 +815,30 @@ def test_stale_temporary_files_are_removed_by_the_next_run_and_only_ours(tmp_pat
     assert invoke("eda", raw, "--out", eda_out, "-q").exit_code == 0
     assert invoke("split", raw, "--out", split_dir / "splits.csv", "--no-near-dup", "-q").exit_code == 0
     assert [p.exists() for p in planted] == [False] * 4 and theirs.read_text() == "half"
+
+
+def test_quoted_commas_and_newlines_in_a_csv_are_not_ragged(tmp_path):
+    raw = make_image_folder(tmp_path / "raw", {"a": 2}, size=(16, 16))
+    (tmp_path / "t.csv").write_text('path,label,note\na/000.png,a,"one, two"\na/001.png,a,"line\nbreak"\n')
+    r = invoke("eda", raw, "--csv", tmp_path / "t.csv", "--out", tmp_path / "eda", "-q")
+    assert r.exit_code == 0, r.output
+    m = pd.read_csv(tmp_path / "eda" / "manifest.csv", keep_default_na=False)
+    assert list(m["note"]) == ["one, two", "line\nbreak"]
+
+
+def test_under_all_refuses_a_symlinked_output_file_or_folder_leading_out(tmp_path):
+    from imgcls.errors import UserError
+    from imgcls.fsutil import under_all
+    out, victim = tmp_path / "out", tmp_path / "victim"
+    (out / "a").mkdir(parents=True)
+    victim.mkdir()
+    assert under_all(out, ["a/x.png", "b/c/y.png", "z.png"]) == [out.resolve() / "a/x.png",
+                                                                  out.resolve() / "b/c/y.png", out.resolve() / "z.png"]
+    (out / "a" / "x.png").symlink_to(victim / "x.png")
+    with pytest.raises(UserError, match="outside"):
+        under_all(out, ["a/x.png"])
+    (out / "l").symlink_to(victim)
+    with pytest.raises(UserError, match="outside"):
+        under_all(out, ["l/y.png"])
+    with pytest.raises(UserError, match="plain relative"):
+        under_all(out, ["../y.png"])

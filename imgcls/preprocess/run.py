@@ -14,7 +14,7 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls.console import info, progress_bar, warn
 from imgcls.errors import UserError
-from imgcls.fsutil import check_output_location, check_writable, is_within, remove_stale_temps, under, write_json
+from imgcls.fsutil import check_output_location, check_writable, is_within, remove_stale_temps, under_all, write_json
 from imgcls.parallel import check_workers
 from imgcls.preprocess.config import FACE_COLUMNS, PreprocessConfig
 from imgcls.preprocess.image import Models, empty_record, init_worker, process_image, run_chunk
@@ -53,7 +53,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
                         f"that holds none of the inputs (imgcls never writes over its input)")
     names = output_names(df, cfg)
     # every output proven to lie under OUT (symlinks resolved), whatever the manifest's paths say
-    dsts = [under(out, n) for n in names]
+    dsts = under_all(out, names)
     keep = pd.Series(mf.kept(df), index=df.index)
     readable = df["error"].fillna("") == ""
     prev = previous_records(out, settings)
