@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import stat
 import tempfile
 import threading
 from contextlib import contextmanager
@@ -193,11 +192,3 @@ def under_all(base: str | os.PathLike, rels: list[str]) -> list[Path]:
             target = under(base_r, rel)
         out.append(target)
     return out
-
-
-def is_regular_file(path: str | os.PathLike) -> bool:
-    """A regular file after following symlinks (a FIFO, a device or a link to /dev/zero is not)."""
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except OSError:
-        return False
