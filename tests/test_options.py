@@ -98,7 +98,7 @@ def test_range_text_and_check_value():
 
 TRAIN_BAD = [(["--img-size", "-5"], "--img-size must be between 8 and 4096 (got -5)"),
              (["--img-size", "0"], "--img-size must be between 8 and 4096 (got 0)"),
-             (["--lr", "-1"], "--lr must be > 0 (got -1.0)"),
+             (["--lr", "-1"], "--lr must be >= 0 (got -1.0)"),
              (["--seed", "-1"], "--seed must be between 0 and 4294967295 (got -1)"),
              (["--workers", "-3"], "--workers must be >= 0 (got -3)"),
              (["--val-split", "1.5"], "--val-split must be in (0, 1) (got 1.5)"),
@@ -137,7 +137,7 @@ def test_resolve_merges_config_file_resume_and_overrides_in_the_library(tmp_path
     with pytest.raises(UserError, match="--resume .* no config.yaml"):
         TrainConfig.resolve({}, resume=tmp_path / "nope")
     (tmp_path / "bad.yaml").write_text("lr: fast\n")
-    with pytest.raises(UserError, match="--lr must be a number > 0"):
+    with pytest.raises(UserError, match="--lr must be a number >= 0"):
         TrainConfig.resolve({}, config=tmp_path / "bad.yaml")
 
 

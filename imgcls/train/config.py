@@ -85,7 +85,7 @@ class TrainConfig:
     optimizer: str = option("adamw", panel=OPTIM, choices=OPTIMIZERS,
                             help="sam: Sharpness-Aware Minimization over --sam-base (two forward/backward passes a "
                                  "step).")
-    lr: float = option(1e-3, panel=OPTIM, lo=0, lo_open=True, help="Peak learning rate.")
+    lr: float = option(1e-3, panel=OPTIM, lo=0, help="Peak learning rate (0 keeps the weights fixed).")
     weight_decay: float = option(0.01, panel=OPTIM, lo=0, help="Weight decay.")
     momentum: float = option(0.9, panel=OPTIM, lo=0, hi=1, hi_open=True,
                              help="SGD momentum (--optimizer sgd, --sam-base sgd).")
