@@ -22,16 +22,19 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
     `options={"cfg": TrainConfig}`: the command's flags for every CLI field of that config dataclass are built from
     its declarations (imgcls.options: defaults, choices, ranges, help, panel) and appended to the function's own
     parameters; the function receives `cfg=imgcls.options.Given(...)` (the values, and which were typed).
-    `(Config, ("a", "b"))` instead of a class: only those fields. A flag named by two classes is built from the
-    first; both receive its value."""
+    `(Config, ("a", "b"))` instead of a class: only those fields. A name taken by the function's own parameters or
+    by an earlier class is not that class's flag: it keeps its default (the command passes it on if it must)."""
     options = {key: (v if isinstance(v, tuple) else (v, None)) for key, v in (options or {}).items()}
 
     def deco(fn: Callable) -> Callable:
         own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name not in options]
         generated: list[inspect.Parameter] = []
-        for cls, only in options.values():
+        owned: dict[str, tuple[str, ...]] = {}      # key -> the fields whose flags that class's declarations built
+        for key, (cls, only) in options.items():
             taken = {p.name for p in own + generated}
-            generated += cli_parameters(cls, skip=taken, only=only)
+            params = cli_parameters(cls, skip=taken, only=only)
+            owned[key] = tuple(p.name for p in params)
+            generated += params
         if generated:   # --help order: arguments, the config's panels, then the command's own options
             kw_only = inspect.Parameter.KEYWORD_ONLY
             args = [p.replace(kind=kw_only) for p in own if _is_argument(p)]
@@ -50,7 +53,7 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
                     ctx = kw.pop(CTX, None)   # flags typed on the command line (compared by name: typer vendors click)
                     given = set() if ctx is None else {
                         k for k in ctx.params if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
-                    received = {key: from_cli(cls, kw, given, only) for key, (cls, only) in options.items()}
+                    received = {key: from_cli(cls, kw, given, owned[key]) for key, (cls, _) in options.items()}
                     for p in generated:
                         kw.pop(p.name, None)
                     kw.update(received)
@@ -63,7 +66,7 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
         wrapper.__signature__ = signature
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__     # typer reads the signature above, not fn's
-        wrapper.imgcls_options = dict(options)   # key -> (config class, fields or None) (tests/test_options.py)   # which config classes the flags come from (tests/test_options.py)
+        wrapper.imgcls_options = {key: (cls, owned[key]) for key, (cls, _) in options.items()}   # tests/test_options.py   # which config classes the flags come from (tests/test_options.py)
         app.command(name, **kwargs)(wrapper)
         return fn
     return deco

@@ -30,7 +30,7 @@ EPILOG = """Examples:
 
 @command("split", epilog=EPILOG, options={
     "cfg": SplitConfig,
-    "layout": (LayoutOptions, ("layout", "csv", "path_col", "label_col", "age_bands", "image_dir", "ext")),
+    "layout": (LayoutOptions, ("layout", "csv", "path_col", "label_col", "image_dir", "ext")),
     "run": ParallelOptions, "limits": ImageLimits})
 def split(src: OptSrc = None,
           out: Annotated[Optional[Path], typer.Option(
@@ -61,6 +61,7 @@ def split(src: OptSrc = None,
     if src is None:
         from imgcls.pipeline import default_input
         src = default_input("split")
-    opts = layout.build(group_col=config.group_col if config.group_col != "group" else None)
+    opts = layout.build(group_col=config.group_col if config.group_col != "group" else None,
+                        age_bands=config.age_bands)
     sp.run_split(src, out or Path(dict(PIPELINE)["splits"]), opts, config, workers=workers,
                  max_pixels=limits.values["max_pixels"])
