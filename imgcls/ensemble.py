@@ -186,8 +186,8 @@ def member_from_run(run: str | os.PathLike, which: str = "best") -> Member:
 
 
 def checkpoint_classes(path: Path) -> list[str]:
-    from imgcls.train.checkpoint import read_checkpoint
-    return [str(c) for c in read_checkpoint(path)["meta"]["classes"]]
+    from imgcls.train.checkpoint import read_meta
+    return list(read_meta(path).classes)
 
 
 def check_same_classes(members: Sequence[Member]) -> list[str]:

@@ -18,7 +18,7 @@ from imgcls.fsutil import atomic_path, check_writable, write_json
 from imgcls.options import check, option
 
 
-def _proba_module(model, meta: dict):
+def _proba_module(model, meta):
     """The network followed by its decode: one output, final-class probabilities (torch imported lazily)."""
     import torch
     from imgcls.train.heads import decode_proba
@@ -65,7 +65,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     for ck in ckpts:
         lm = load_model(ck, "cpu")
         meta = lm.meta
-        s = int(meta["img_size"])
+        s = meta.img_size
         net = _proba_module(lm.model, meta)
         x = torch.randn(batch, 3, s, s, generator=g)
         name = (f"{ck.parent.name}_{ck.stem}" if ck.parent.name.startswith("fold_") else ck.stem) + ".onnx"
@@ -82,15 +82,15 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         diff = float(np.abs(got - ref).max())
         agree = float((got.argmax(1) == ref.argmax(1)).mean())
         rec = {"onnx": str(path), "checkpoint": str(ck), "max_abs_diff": diff, "argmax_agreement": agree,
-               "parity_ok": diff <= atol, "input": [None, 3, s, s], "output": ["batch", len(meta["classes"])]}
+               "parity_ok": diff <= atol, "input": [None, 3, s, s], "output": ["batch", meta.n_classes]}
         results.append(rec)
         info(f"{path}: onnxruntime vs torch max |diff| = {diff:.2e} on {batch} inputs "
              f"({'ok' if diff <= atol else 'FAILED'}, atol {atol:g})")
     meta = load_model(ckpts[0], "cpu").meta
-    summary = {"run": str(run), "classes": [str(c) for c in meta["classes"]], "img_size": int(meta["img_size"]),
-               "mean": list(meta["mean"]), "std": list(meta["std"]),
-               "resize_mode": meta.get("resize_mode", "squash"), "interpolation": meta.get("interpolation", "bilinear"),
-               "decode": meta["decode"], "opset": opset, "atol": atol, "files": results}
+    summary = {"run": str(run), "classes": list(meta.classes), "img_size": meta.img_size,
+               "mean": list(meta.mean), "std": list(meta.std), "resize_mode": meta.resize_mode,
+               "interpolation": meta.interpolation, "decode": meta.decode, "opset": opset, "atol": atol,
+               "files": results}
     write_json(out / "export.json", summary)
     failed = [r for r in results if not r["parity_ok"]]
     if failed:

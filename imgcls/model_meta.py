@@ -15,9 +15,10 @@ from dataclasses import asdict, dataclass, field
 
 from imgcls.errors import UserError
 
-DECODES = ("single", "profile18", "product")
+DECODES = ("single", "profile", "product")
+OLD_DECODES = {"profile18": "profile"}   # what earlier checkpoints call a decode
 BRANCHES = ("shallow", "deep")
-IMG_SIZE_RANGE = (8, 2048)       # a 2048 px view is 48 MiB as float32; timm's largest pretrained inputs are < 1000
+IMG_SIZE_RANGE = (8, 4096)       # as train --img-size accepts; a 4096 px view is 192 MiB as float32, not GBs
 MAX_CLASSES = 100_000            # final classes (a product decode's table has this many rows)
 MAX_HEADS = 16
 
@@ -33,7 +34,7 @@ class ModelMeta:
     model: str                                   # timm model name
     classes: tuple[str, ...]                     # final labels, in output index order
     heads: tuple[Head, ...]                      # one head "label" for single; e.g. mask / gender / age_band
-    decode: str = "single"                       # single | profile18 | product (see imgcls.train.heads)
+    decode: str = "single"                       # single | profile (mask/gender/age_band) | product
     img_size: int = 224
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
@@ -48,8 +49,37 @@ class ModelMeta:
         return [len(h.classes) for h in self.heads]
 
     @property
+    def head_names(self) -> list[str]:
+        return [h.name for h in self.heads]
+
+    @property
     def n_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def multi(self) -> bool:
+        return self.decode != "single"
+
+    @property
+    def prep_key(self) -> tuple:
+        """What the input preprocessing depends on: checkpoints with equal keys share one decoded view batch."""
+        return self.img_size, self.resize_mode, self.interpolation, self.mean, self.std
+
+    def decode_table(self) -> list[tuple[int, ...]]:
+        """For each final class index, the class index of each head (rows of the product decode). profile: the
+        mask competition's formula (imgcls.profiles.ProfileScheme), whose label order is the heads' product."""
+        import itertools
+        if self.decode == "single":
+            return [(i,) for i in range(self.n_classes)]
+        if self.decode == "profile":
+            from imgcls.profiles import ProfileScheme
+            return ProfileScheme(self.head_sizes[2]).table()
+        return list(itertools.product(*(range(k) for k in self.head_sizes)))
+
+    @classmethod
+    def coerce(cls, meta) -> "ModelMeta":
+        """A ModelMeta as is; a dict (e.g. a checkpoint's) read and checked."""
+        return meta if isinstance(meta, ModelMeta) else cls.from_dict(meta, source="model metadata")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -87,7 +117,7 @@ class ModelMeta:
             if not 1 <= len(hc) <= MAX_CLASSES:
                 raise bad(f"head {h['name']} has {len(hc)} classes (1 to {MAX_CLASSES} allowed)")
             heads.append(Head(h["name"], hc))
-        decode = _choice(d["decode"], "decode", DECODES, bad)
+        decode = _choice(OLD_DECODES.get(d["decode"], d["decode"]), "decode", DECODES, bad)
         if decode == "single":
             if len(heads) != 1 or len(heads[0].classes) != len(classes):
                 raise bad(f"decode single needs one head with the {len(classes)} classes")
@@ -95,15 +125,16 @@ class ModelMeta:
             n = math.prod(len(h.classes) for h in heads)
             if n != len(classes):
                 raise bad(f"decode {decode}: the heads' product has {n} classes, classes has {len(classes)}")
-            if decode == "profile18" and {h.name for h in heads} != {"mask", "gender", "age_band"}:
-                raise bad("decode profile18 needs the heads mask, gender and age_band")
+            if decode == "profile" and ([h.name for h in heads] != ["mask", "gender", "age_band"]
+                                        or [len(h.classes) for h in heads][:2] != [3, 2]):
+                raise bad("decode profile needs the heads mask (3 classes), gender (2), age_band, in that order")
         img_size = d["img_size"]
         if isinstance(img_size, bool) or not isinstance(img_size, int) \
                 or not IMG_SIZE_RANGE[0] <= img_size <= IMG_SIZE_RANGE[1]:
             raise bad(f"img_size {img_size!r} is not an integer from {IMG_SIZE_RANGE[0]} to {IMG_SIZE_RANGE[1]}")
         mean = _floats3(d["mean"], "mean", bad, lambda v: -10 <= v <= 10)
         std = _floats3(d["std"], "std", bad, lambda v: 1e-6 <= v <= 10)
-        from imgcls.train.data import INTERPOLATIONS, RESIZE_MODES
+        from imgcls.train.config import INTERPOLATIONS, RESIZE_MODES
         interpolation = _choice(d.get("interpolation", "bilinear"), "interpolation", INTERPOLATIONS, bad)
         resize_mode = _choice(d.get("resize_mode", "squash"), "resize_mode", RESIZE_MODES, bad)
         branch = _choice(d.get("branch", "shallow"), "branch", BRANCHES, bad)

@@ -143,11 +143,6 @@ def _collate(batch):
     return idx, torch.stack([b[1] for b in batch]), [b[2] for b in batch]
 
 
-def _prep_key(meta: dict) -> tuple:
-    return (int(meta["img_size"]), meta.get("resize_mode", "squash"), meta.get("interpolation", "bilinear"),
-            tuple(float(x) for x in meta["mean"]), tuple(float(x) for x in meta["std"]))
-
-
 @dataclass
 class Probabilities:
     tta: np.ndarray           # [N, C] ensemble probabilities with TTA
@@ -179,7 +174,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     groups: dict[tuple, list[tuple[int, int]]] = {}
     for mi, lms in enumerate(loaded):
         for ci, lm in enumerate(lms):
-            groups.setdefault(_prep_key(lm.meta), []).append((mi, ci))
+            groups.setdefault(lm.meta.prep_key, []).append((mi, ci))
     # per member: sum over its checkpoints of TTA-merged and plain probabilities
     sums_tta = np.zeros((len(loaded), n, n_cls), np.float64)
     sums_plain = np.zeros_like(sums_tta)

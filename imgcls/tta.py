@@ -80,16 +80,19 @@ class ViewMaker:
     """PIL RGB image -> float tensor [V, 3, S, S] of normalised views, for one checkpoint's preprocessing
     (img_size, resize_mode, interpolation, mean, std: the same as `imgcls.train.data.eval_transform`)."""
 
-    def __init__(self, meta: dict, spec: TTASpec):
+    def __init__(self, meta, spec: TTASpec):
         import torch
         from torchvision.transforms import v2
-        self.size = int(meta["img_size"])
-        self.resize_mode = meta.get("resize_mode", "squash")
-        self.interp = meta.get("interpolation", "bilinear")
+
+        from imgcls.model_meta import ModelMeta
+        meta = ModelMeta.coerce(meta)
+        self.size = meta.img_size
+        self.resize_mode = meta.resize_mode
+        self.interp = meta.interpolation
         self.spec = spec
         self.to_image = v2.ToImage()
-        self.mean = [float(m) for m in meta["mean"]]
-        self.std = [float(v) for v in meta["std"]]
+        self.mean = list(meta.mean)
+        self.std = list(meta.std)
         self._torch = torch
 
     def needed_side(self) -> int:

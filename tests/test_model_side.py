@@ -82,3 +82,47 @@ def test_train_says_its_fallback_split_is_not_leak_free(tmp_path, monkeypatch):
     r = runner.invoke(app, ["train", str(splits), *args, "--name", "split"])
     assert r.exit_code == 0, r.output
     assert "not group or duplicate aware" not in " ".join(r.output.split())
+
+
+# --- typed model metadata ----------------------------------------------------------------------------------------
+
+def test_model_meta_round_trip_and_old_names():
+    from imgcls.model_meta import ModelMeta
+    d = {"model": "resnet10t", "classes": [str(i) for i in range(18)], "decode": "profile18",
+         "heads": [{"name": "mask", "classes": ["0", "1", "2"]}, {"name": "gender", "classes": ["0", "1"]},
+                   {"name": "age_band", "classes": ["0", "1", "2"]}],
+         "img_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3, "note": "kept"}
+    m = ModelMeta.from_dict(d)
+    assert m.decode == "profile" and m.head_sizes == [3, 2, 3] and m.n_classes == 18 and m.multi
+    assert (m.resize_mode, m.interpolation, m.branch, m.drop_rate) == ("squash", "bilinear", "shallow", 0.0)
+    assert ModelMeta.from_dict(m.to_dict()) == m and m.to_dict()["note"] == "kept"
+    from imgcls.profiles import ProfileScheme
+    assert m.decode_table() == ProfileScheme(3).table()            # the one profile formula
+    assert m.decode_table()[17] == (2, 1, 2) and m.decode_table()[7] == (1, 0, 1)   # 17 = 2*6 + 1*3 + 2
+
+
+def test_four_age_bands_train_and_decode_with_the_profile_formula(tmp_path):
+    """train's heads were [3, 2, 3] whatever the data: four age bands now give 24 classes by the one formula."""
+    import torch
+    from conftest import make_profiles
+    from imgcls import manifest as mf
+    from imgcls.profiles import ProfileScheme
+    from imgcls.train import TrainConfig, run_train
+    from imgcls.train.checkpoint import find_checkpoints, load_model
+    df = mf.load(make_profiles(tmp_path / "profiles", n_profiles=8), mf.LayoutOptions(age_bands=[20, 40, 60]))
+    assert df["age_band"].astype(int).max() == 3
+    mf.write(df, tmp_path / "m.csv")
+    run = run_train(TrainConfig(src=str(tmp_path / "m.csv"), model="resnet10t", img_size=32, batch_size=8,
+                                workers=0, device="cpu", aug="none", epochs=1, heads="multi", val_split=0.3,
+                                out=str(tmp_path / "runs"), name="bands4"))
+    lm = load_model(find_checkpoints(run)[0])
+    assert lm.meta.decode == "profile" and lm.meta.head_sizes == [3, 2, 4] and lm.classes == [str(i) for i in range(24)]
+    scheme = ProfileScheme(4)
+    x = torch.randn(2, 3, 32, 32)
+    p = lm.predict_proba(x)
+    pm, pg, pa = [o.softmax(1) for o in lm.model(x)]
+    for label, (m, g, a) in enumerate(scheme.table()):
+        assert torch.allclose(p[:, label], pm[:, m] * pg[:, g] * pa[:, a], atol=1e-6)
+    vp = pd.read_csv(run / "val_predictions.csv", dtype={"label": str})
+    want = df.set_index("path").loc[vp["path"], "label"].astype(str).tolist()
+    assert vp["label"].tolist() == want                             # the manifest's labels are the model's classes

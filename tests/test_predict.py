@@ -17,7 +17,8 @@ from imgcls.predict import build_submission, fill_template
 from imgcls.tta import ViewMaker, merge_views, parse_tta
 
 runner = CliRunner()
-META = {"img_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "resize_mode": "squash",
+META = {"model": "test_efficientnet", "classes": ["a", "b"], "heads": [{"name": "label", "classes": ["a", "b"]}],
+        "decode": "single", "img_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "resize_mode": "squash",
         "interpolation": "bilinear"}
 
 

@@ -107,8 +107,8 @@ def test_multi_branch_decode(tmp_path):
         run = run_train(cfg_for(src, tmp_path, name=branch, heads="multi", branch=branch, epochs=1,
                                 head_weights=[1.0, 2.0, 1.0]))
         lm = load_model(find_checkpoints(run)[0])
-        assert lm.meta["decode"] == "profile18" and lm.classes == [str(i) for i in range(18)]
-        assert [h["name"] for h in lm.meta["heads"]] == ["mask", "gender", "age_band"]
+        assert lm.meta.decode == "profile" and lm.classes == [str(i) for i in range(18)]
+        assert lm.meta.head_names == ["mask", "gender", "age_band"]
         x = torch.randn(4, 3, 32, 32)
         p = lm.predict_proba(x)
         assert p.shape == (4, 18) and torch.allclose(p.sum(1), torch.ones(4), atol=1e-5)
@@ -509,7 +509,8 @@ def test_resize_modes_and_eval_transform():
     from PIL import Image
     from imgcls.train.data import eval_transform
     im = Image.new("RGB", (60, 30), (0, 0, 0))
-    meta = {"img_size": 24, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"}
+    meta = {"model": "resnet10t", "classes": ["a", "b"], "heads": [{"name": "label", "classes": ["a", "b"]}],
+            "decode": "single", "img_size": 24, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"}
     outs = {m: eval_transform(dict(meta, resize_mode=m))(im) for m in ("squash", "crop", "pad")}
     for x in outs.values():
         assert x.shape == (3, 24, 24) and x.dtype == torch.float32
@@ -535,7 +536,7 @@ def test_multi_heads_with_vertical_cutmix_and_focal(tmp_path):
                             loss="focal", class_weights="auto", sampler="weighted", epochs=1))
     m = metrics(run)
     assert np.isfinite(m["train_loss"]).all() and len(m) == 1
-    assert read_checkpoint(run / "best.pt")["meta"]["decode"] == "profile18"
+    assert read_checkpoint(run / "best.pt")["meta"]["decode"] == "profile"
 
 
 def test_pretrained_offline_without_weights_is_one_clear_line(two_class, tmp_path):
@@ -763,7 +764,7 @@ def test_drop_rate_amp_seed_lr_and_weight_decay_act(two_class, tmp_path, monkeyp
     # --drop-rate: recorded and active in training mode (two forwards of one input differ), off in eval
     run = run_train(cfg_for(two_class, tmp_path, name="drop", epochs=1, drop_rate=0.5))
     lm = load_model(find_checkpoints(run)[0])
-    assert lm.meta["drop_rate"] == 0.5
+    assert lm.meta.drop_rate == 0.5
     x = torch.randn(4, 3, 32, 32)
     lm.model.train()
     assert not torch.equal(lm.model(x), lm.model(x))

@@ -15,15 +15,16 @@ import pandas as pd
 
 from imgcls.train.config import TrainConfig
 
-PROFILE_HEADS = ("mask", "gender", "age_band")
-
 __all__ = ["run_train", "TrainConfig", "default_workers"]
 
 
 def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, list[str], np.ndarray, np.ndarray]:
-    """(heads, decode, final classes, targets [N, H], final index [N])."""
+    """(heads, decode, final classes, targets [N, H], final index [N]). Profile heads (mask, gender, age_band in
+    that order) decode with the one profile formula (imgcls.profiles.ProfileScheme) for any number of age bands;
+    other multi heads decode to the product of their classes."""
     from imgcls import manifest as mf
     from imgcls.errors import UserError
+    from imgcls.profiles import ProfileScheme
     if cfg.heads == "single":
         classes = mf.class_names(df["label"])
         if len(classes) < 2:
@@ -36,30 +37,27 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
     if missing:
         raise UserError(f"--heads multi needs the label columns {', '.join(missing)} in the manifest "
                         f"(profile datasets have mask, gender, age_band); set --head-columns")
-    heads, ys = [], []
+    ys = []
     for c in cols:
         v = pd.to_numeric(df[c], errors="coerce")
-        if v.isna().any():
-            raise UserError(f"column '{c}' has empty or non-integer values; --heads multi needs integer classes")
-        v = v.astype(int).to_numpy()
-        fixed = {"mask": 3, "gender": 2, "age_band": 3}.get(c, 0)
-        k = max(fixed, int(v.max()) + 1)
-        heads.append({"name": c, "classes": [str(i) for i in range(k)]})
-        ys.append(v)
+        if v.isna().any() or (v < 0).any() or (v != v.round()).any():
+            raise UserError(f"column '{c}' has empty, negative or non-integer values; --heads multi needs class "
+                            f"indices 0, 1, ...")
+        ys.append(v.astype(int).to_numpy())
     y = np.stack(ys, 1)
-    if tuple(cols) == PROFILE_HEADS and [len(h["classes"]) for h in heads] == [3, 2, 3]:
-        decode = "profile18"
-        classes = [str(i) for i in range(18)]
-        final = y[:, 0] * 6 + y[:, 1] * 3 + y[:, 2]
-    else:
-        decode = "product"
-        from imgcls.train.heads import decode_table
-        meta = {"heads": heads, "decode": decode}
-        table = decode_table(meta)
-        classes = ["_".join(h["classes"][i] for h, i in zip(heads, t)) for t in table]
-        lookup = {t: i for i, t in enumerate(table)}
-        final = np.array([lookup[tuple(r)] for r in y])
-    return heads, decode, classes, y, final
+    sizes = [int(v.max()) + 1 for v in ys]
+    scheme = ProfileScheme(max(ProfileScheme().n_bands, sizes[-1]))
+    if tuple(cols) == ProfileScheme.HEADS and sizes[0] <= scheme.sizes[0] and sizes[1] <= scheme.sizes[1]:
+        sizes = list(scheme.sizes)    # every class of the scheme, seen in this data or not
+        heads = [{"name": c, "classes": [str(i) for i in range(k)]} for c, k in zip(cols, sizes)]
+        classes = [str(i) for i in range(scheme.n_classes)]
+        return heads, "profile", classes, y, scheme.label(y[:, 0], y[:, 1], y[:, 2]).astype(int)
+    import itertools
+    heads = [{"name": c, "classes": [str(i) for i in range(k)]} for c, k in zip(cols, sizes)]
+    table = list(itertools.product(*(range(k) for k in sizes)))
+    classes = ["_".join(h["classes"][i] for h, i in zip(heads, t)) for t in table]
+    lookup = {t: i for i, t in enumerate(table)}
+    return heads, "product", classes, y, np.array([lookup[tuple(r)] for r in y])
 
 
 def decode_processes() -> int:
@@ -102,6 +100,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.device import resolve_device
     from imgcls.errors import UserError
     from imgcls.fsutil import check_output_location, check_writable
+    from imgcls.model_meta import ModelMeta
     from imgcls.train import data as tdata
     from imgcls.train.loop import init_distributed
     from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, resume_config
@@ -146,9 +145,11 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     dc = data_config(cfg.model)
     img_size = int(cfg.img_size or dc["input_size"][-1])
     cfg.img_size = img_size
-    meta = {"model": cfg.model, "classes": classes, "heads": heads, "decode": decode, "branch": cfg.branch,
-            "img_size": img_size, "mean": [float(m) for m in dc["mean"]], "std": [float(s) for s in dc["std"]],
-            "interpolation": cfg.interpolation, "resize_mode": cfg.resize_mode, "drop_rate": float(cfg.drop_rate)}
+    meta = ModelMeta.from_dict(
+        {"model": cfg.model, "classes": classes, "heads": heads, "decode": decode, "branch": cfg.branch,
+         "img_size": img_size, "mean": [float(m) for m in dc["mean"]], "std": [float(s) for s in dc["std"]],
+         "interpolation": cfg.interpolation, "resize_mode": cfg.resize_mode, "drop_rate": float(cfg.drop_rate)},
+        source=f"--model {cfg.model}")
 
     if cfg.pretrained or cfg.weights:
         # a missing or unfit weight file, or pretrained weights neither local nor on the hub, fail now: before the

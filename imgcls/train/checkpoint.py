@@ -2,23 +2,31 @@
 containers only, so `torch.load(path, weights_only=True)` reads them (no pickled classes).
 
 `meta` describes how to rebuild and use the network: model (timm name), classes (final labels in index order),
-heads ([{"name", "classes"}]; one head "label" for single), decode ("single" | "profile18"), branch, img_size,
-mean, std, interpolation, resize_mode, drop_rate.
+heads ([{"name", "classes"}]; one head "label" for single), decode ("single" | "profile" | "product"), branch,
+img_size, mean, std, interpolation, resize_mode, drop_rate: `imgcls.model_meta.ModelMeta`, written as its plain
+dict and checked when read (`read_meta`, `load_model`).
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from imgcls.errors import UserError
 
+if TYPE_CHECKING:
+    from imgcls.model_meta import ModelMeta
 
-def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta: dict, **extra) -> Path:
+
+def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta, **extra) -> Path:
+    """`meta`: a ModelMeta (or its dict, checked)."""
     from imgcls.fsutil import atomic_path
-    obj = {"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()}, "meta": meta, **extra}
+    from imgcls.model_meta import ModelMeta
+    obj = {"state_dict": {k: v.detach().cpu() for k, v in state_dict.items()},
+           "meta": ModelMeta.coerce(meta).to_dict(), **extra}
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
     return Path(path)
@@ -36,6 +44,12 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     # range-checked before anything is built from it (an img_size of 30000 would allocate GBs per image)
     obj["meta"] = ModelMeta.from_dict(obj["meta"], source=str(path)).to_dict()
     return obj
+
+
+def read_meta(path: str | os.PathLike):
+    """A checkpoint's ModelMeta (checked)."""
+    from imgcls.model_meta import ModelMeta
+    return ModelMeta.from_dict(read_checkpoint(path)["meta"], source=str(path))
 
 
 def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Path]:
@@ -58,12 +72,12 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
 @dataclass
 class LoadedModel:
     model: torch.nn.Module
-    meta: dict
+    meta: "ModelMeta"
     device: torch.device
 
     @property
     def classes(self) -> list[str]:
-        return list(self.meta["classes"])
+        return list(self.meta.classes)
 
     @torch.no_grad()
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
@@ -82,9 +96,10 @@ class LoadedModel:
 
 def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the network of a checkpoint (no download: the weights are in the file) in eval mode."""
+    from imgcls.model_meta import ModelMeta
     from imgcls.train.heads import build_model
     obj = read_checkpoint(ckpt_path)
-    meta = obj["meta"]
+    meta = ModelMeta.from_dict(obj["meta"], source=str(ckpt_path))
     model = build_model(meta, pretrained=False)
     model.load_state_dict(obj["state_dict"])
     device = torch.device(device)

@@ -60,12 +60,15 @@ def normalize_transform(mean: Sequence[float], std: Sequence[float]):
     return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])
 
 
-def eval_transform(meta: dict):
-    """PIL RGB image -> normalised float tensor [3, S, S], exactly as validation sees it (what predict uses)."""
+def eval_transform(meta):
+    """PIL RGB image -> normalised float tensor [3, S, S], exactly as validation sees it (what predict uses).
+    `meta`: a ModelMeta (or a checkpoint's meta dict)."""
     from torchvision.transforms import v2
-    return v2.Compose([v2.ToImage(), resize_transform(int(meta["img_size"]), meta.get("resize_mode", "squash"),
-                                                      meta.get("interpolation", "bilinear")),
-                       normalize_transform(meta["mean"], meta["std"])])
+
+    from imgcls.model_meta import ModelMeta
+    meta = ModelMeta.coerce(meta)
+    return v2.Compose([v2.ToImage(), resize_transform(meta.img_size, meta.resize_mode, meta.interpolation),
+                       normalize_transform(meta.mean, meta.std)])
 
 
 def augment_transform(preset: str, img_size: int):

@@ -16,6 +16,7 @@ from imgcls import metrics
 from imgcls.console import console, info, is_quiet, progress_bar
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
+from imgcls.model_meta import ModelMeta
 from imgcls.train.callbacks import Hooks
 from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
 from imgcls.train.config import TrainConfig
@@ -109,30 +110,30 @@ def _unwrap(model):
     return getattr(model, "_orig_mod", model)        # torch.compile
 
 
-def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, device: torch.device, dist: Dist,
+def train_run(cfg: TrainConfig, meta: ModelMeta, data: FoldData, run_dir: Path, device: torch.device, dist: Dist,
               fold: int | None = None, resume: bool = False, stop_after: int | None = None,
               callbacks=None, parent_dir: Path | None = None) -> dict:
     """Train one model; returns {"best_f1", "best_epoch", "val_predictions": DataFrame, "history", "summary"}.
     callbacks: imgcls.train.callbacks.Callback objects, called on rank 0 only (see that module)."""
     log = RunLog(run_dir / "train.log" if dist.main else None, echo=dist.main)
     hooks = Hooks(callbacks, main=dist.main, distributed=dist.on, broadcast=dist.broadcast)
-    sizes = [len(h["classes"]) for h in meta["heads"]]
-    n_final = len(meta["classes"])
-    head_names = [h["name"] for h in meta["heads"]]
-    multi = meta["decode"] != "single"
+    sizes = meta.head_sizes
+    n_final = meta.n_classes
+    head_names = meta.head_names
+    multi = meta.multi
 
     # data ------------------------------------------------------------------------------------------------------
-    aug = augment_transform(cfg.aug, meta["img_size"])
+    aug = augment_transform(cfg.aug, meta.img_size)
     erase = random_erasing(cfg.aug)
     tgt = data.targets
     if data.images is not None:
-        train_ds = CachedImages(data.images, tgt[data.train_idx], meta["mean"], meta["std"], aug, erase,
+        train_ds = CachedImages(data.images, tgt[data.train_idx], meta.mean, meta.std, aug, erase,
                                 rows=data.train_idx)
-        val_ds = CachedImages(data.images, tgt[data.val_idx], meta["mean"], meta["std"], rows=data.val_idx)
+        val_ds = CachedImages(data.images, tgt[data.val_idx], meta.mean, meta.std, rows=data.val_idx)
     else:
         tp = [data.paths[i] for i in data.train_idx]
         vp = [data.paths[i] for i in data.val_idx]
-        args = (meta["img_size"], meta["resize_mode"], meta["interpolation"], meta["mean"], meta["std"])
+        args = (meta.img_size, meta.resize_mode, meta.interpolation, meta.mean, meta.std)
         train_ds = FileImages(tp, tgt[data.train_idx], *args, aug, erase)
         val_ds = FileImages(vp, tgt[data.val_idx], *args)
     n_train = len(data.train_idx)
@@ -214,7 +215,7 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
     sam_desc = (f"SAM (rho {cfg.sam_rho}{', adaptive' if cfg.sam_adaptive else ''}) over {cfg.sam_base}, "
                 if sam else "")
     if dist.main:
-        log(f"training {meta['model']} ({'fold ' + str(fold) + ', ' if fold is not None else ''}"
+        log(f"training {meta.model} ({'fold ' + str(fold) + ', ' if fold is not None else ''}"
             f"{n_train} train / {len(data.val_idx)} val images, {n_final} classes"
             f"{', heads ' + ' / '.join(head_names) if multi else ''}) "
             f"on {device}{f' x{dist.world} processes (DDP)' if dist.on else ''}; "
@@ -229,9 +230,9 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
         scaler.scale(loss / cfg.grad_accum).backward()
         return outs, loss
 
-    hooks("on_run_start", {"run_dir": run_dir, "config": cfg.to_dict(), "classes": list(meta["classes"]),
+    hooks("on_run_start", {"run_dir": run_dir, "config": cfg.to_dict(), "classes": list(meta.classes),
                            "fold": fold, "total_epochs": cfg.epochs, "start_epoch": start_epoch,
-                           "parent_dir": parent_dir, "model": meta["model"], "train_images": n_train,
+                           "parent_dir": parent_dir, "model": meta.model, "train_images": n_train,
                            "val_images": len(data.val_idx)})
     table = EpochTable(multi_fold=fold is not None)
     stop = False
@@ -341,10 +342,10 @@ def train_run(cfg: TrainConfig, meta: dict, data: FoldData, run_dir: Path, devic
                                 epoch=epoch + 1, val_f1=best_f1)
                 write_table(best_preds, run_dir / "val_predictions.csv")
                 pred = ev["proba"].argmax(1)
-                best_per_class = metrics.per_class(ev["y_final"], pred, meta["classes"])
+                best_per_class = metrics.per_class(ev["y_final"], pred, list(meta.classes))
                 best_per_class.insert(0, "best_epoch", epoch + 1)
                 write_table(best_per_class, run_dir / "per_class.csv")
-                pending_confusion = (ev["y_final"], pred, meta["classes"],
+                pending_confusion = (ev["y_final"], pred, list(meta.classes),
                                      f"best epoch {epoch + 1}, val macro-F1 {best_f1:.4f} ({len(pred)} val images)")
             else:
                 bad_epochs += 1
@@ -439,7 +440,7 @@ class RunEta:
         return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
 
 
-def _final_of(y: torch.Tensor, meta: dict, sizes: list[int]) -> torch.Tensor:
+def _final_of(y: torch.Tensor, meta: ModelMeta, sizes: list[int]) -> torch.Tensor:
     if y.shape[1] == 1:
         return y[:, 0]
     code = torch.zeros_like(y[:, 0])
@@ -485,17 +486,16 @@ def evaluate(model, loader, meta, sizes, crits, head_w, device, channels_last=Fa
                for h, (w, c, o, k) in enumerate(zip(head_w, crits, outs, sizes)))
     proba = decode_proba(outs if len(outs) > 1 else outs[0], meta).cpu().numpy()
     y_np = y.cpu().numpy()
-    from imgcls.train.heads import decode_table
-    table = {t: i for i, t in enumerate(decode_table(meta))}
+    table = {t: i for i, t in enumerate(meta.decode_table())}
     y_final = np.array([table[tuple(r)] for r in y_np]) if len(sizes) > 1 else y_np[:, 0]
     heads = [metrics.scores(y_np[:, h], outs[h].argmax(1).cpu().numpy(), k) for h, k in enumerate(sizes)]
     return {"loss": float(loss), "proba": proba, "y_final": y_final, "heads": heads,
-            "final": metrics.scores(y_final, proba.argmax(1), meta["classes"])}
+            "final": metrics.scores(y_final, proba.argmax(1), list(meta.classes))}
 
 
-def val_predictions_frame(data: FoldData, proba: np.ndarray, meta: dict, fold: int | None) -> pd.DataFrame:
+def val_predictions_frame(data: FoldData, proba: np.ndarray, meta: ModelMeta, fold: int | None) -> pd.DataFrame:
     rows = data.frame.iloc[data.val_idx]
-    classes = meta["classes"]
+    classes = list(meta.classes)
     df = pd.DataFrame({"path": rows["path"].values, "root": rows["root"].values,
                        "label": rows["label"].astype(str).values,
                        "fold": "" if fold is None else fold,
