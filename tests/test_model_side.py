@@ -34,7 +34,7 @@ def test_predict_eval_scores_the_val_rows_and_matches_train(tmp_path):
     splits, df = _splits(tmp_path)
     run = run_train(TrainConfig(src=str(splits), model="resnet10t", img_size=32, batch_size=8, workers=0,
                                 device="cpu", aug="none", epochs=2, out=str(tmp_path / "runs"), name="r"))
-    best = pd.read_csv(run / "metrics.csv")["val_f1"].max()
+    best = pd.read_csv(run / "metrics.csv")["val_macro_f1"].max()
     n_val = int(((df["split"] == "val") & df["keep"]).sum())
     assert len(pd.read_csv(run / "val_predictions.csv")) == n_val
     out = tmp_path / "pred"
