@@ -377,7 +377,7 @@ def train_run(cfg: TrainConfig, meta: ModelMeta, data: FoldData, run_dir: Path, 
                             raw_state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
                             train_state=state)
             if hooks.cbs:
-                pcs = metrics.per_class(ev["y_final"], ev["proba"].argmax(1), meta["classes"])
+                pcs = metrics.per_class(ev["y_final"], ev["proba"].argmax(1), list(meta.classes))
                 hooks("on_epoch_end", epoch + 1, dict(row, improved=improved,
                                                       per_class_f1=dict(zip(pcs["class"], pcs["f1"].astype(float)))))
         hooks.check()
