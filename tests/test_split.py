@@ -298,7 +298,8 @@ def test_near_duplicate_pairs_link_rows_and_are_checked(monkeypatch):
     def fake_pairs(df, cfg, workers=1):
         pos = {p: i for i, p in enumerate(df["path"])}
         return [(pos[a_path], pos[b_path], 0.97)]
-    monkeypatch.setattr(sp, "near_duplicate_pairs_for", fake_pairs)
+    import imgcls.split.run as sp_run          # where make_split looks near_duplicate_pairs_for up
+    monkeypatch.setattr(sp_run, "near_duplicate_pairs_for", fake_pairs)
     for seed in range(4):
         df, summary, leaks, near = sp.make_split(base, cfg(near_dup=True, val=0.5, seed=seed))
         by_path = df.set_index("path")["split"]

@@ -1,0 +1,160 @@
+"""Placing units into train / val / test or folds with scikit-learn's StratifiedGroupKFold: the fraction plan, rare
+classes kept in train, every class given a training unit, and the check that every part asked for holds rows."""
+from __future__ import annotations
+
+import math
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pandas as pd
+
+from imgcls.errors import UserError
+from imgcls.split.config import MAX_DENOMINATOR, SplitConfig
+
+
+def fraction_plan(test: float, val: float) -> tuple[int, int, int]:
+    """(n_splits, test folds, val folds) of one StratifiedGroupKFold giving the requested fractions (to 1/20)."""
+    for name, v in (("--test", test), ("--val", val)):
+        if not 0 <= v < 1:
+            raise UserError(f"{name} is a fraction in [0, 1), got {v}")
+    if test + val >= 1:
+        raise UserError(f"--val {val} + --test {test} leave nothing to train on; keep their sum below 1")
+    ft, fv = Fraction(test).limit_denominator(MAX_DENOMINATOR), Fraction(val).limit_denominator(MAX_DENOMINATOR)
+    n = math.lcm(ft.denominator, fv.denominator)
+    if n > MAX_DENOMINATOR:
+        n = MAX_DENOMINATOR
+    a, b = round(test * n), round(val * n)
+    if (test > 0 and a == 0) or (val > 0 and b == 0):
+        raise UserError(f"--val / --test below 1/{MAX_DENOMINATOR} are not supported (got {val} / {test})")
+    return n, a, b
+
+
+def _sgkf(units: np.ndarray, strata: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
+    """Fold index (0..n_splits-1) per row from scikit-learn's StratifiedGroupKFold."""
+    from sklearn.model_selection import StratifiedGroupKFold
+    n_units = len(np.unique(units))
+    if n_units < n_splits:
+        raise UserError(f"only {n_units} independent group(s) to split, fewer than the {n_splits} parts needed; "
+                        f"use fewer --folds or larger --val / --test fractions")
+    counts = pd.Series(strata).value_counts()
+    if len(counts) and (counts < n_splits).all():   # scikit-learn's ValueError, said in our words
+        raise UserError(f"the split needs {n_splits} parts per class (1/{n_splits} resolution of --val / --test, "
+                        f"or --folds {n_splits}) but the largest class has {int(counts.max())} image(s); use a "
+                        f"coarser fraction (e.g. --val 0.5) or fewer folds, or add images")
+    fold = np.full(len(units), -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)   # its class-count warning: we report per class ourselves
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        for k, (_, te) in enumerate(splitter.split(np.zeros(len(units)), strata, units)):
+            fold[te] = k
+    return fold
+
+
+def _rare_units(units: np.ndarray, labels: np.ndarray, min_units: int) -> tuple[set, dict]:
+    """Units holding a class that has fewer than `min_units` units; {class: n_units} for those classes."""
+    per_class = pd.DataFrame({"u": units, "y": labels}).groupby("y")["u"].nunique()
+    rare = {str(k): int(v) for k, v in per_class.items() if v < min_units}
+    pinned = set(units[np.isin(labels, list(rare))]) if rare else set()
+    return pinned, rare
+
+
+def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """(split, fold or None, warnings) for the included rows of df (already in canonical order)."""
+    n = len(df)
+    strata = (df[list(cfg.stratify)].astype(str).agg("|".join, axis=1).to_numpy() if cfg.stratify
+              else np.zeros(n, dtype=object).astype(str))
+    labels = df["label"].astype(str).to_numpy() if "label" in df.columns else np.full(n, "")
+    notes: list[str] = []
+    split = np.full(n, "train", dtype=object)
+    fold = np.full(n, -1) if cfg.folds else None
+
+    holdout_val = 0.0 if cfg.folds else cfg.val
+    reported: set[str] = set()
+    if cfg.test > 0 or holdout_val > 0:
+        n_splits, a, b = fraction_plan(cfg.test, holdout_val)
+        pinned, rare = _rare_units(units, labels, 2)
+        free = ~np.isin(units, list(pinned))
+        if rare:
+            held = "/".join(p for p, v in (("val", holdout_val), ("test", cfg.test)) if v > 0)
+            notes.append(f"{len(rare)} class(es) with a single group kept whole in train "
+                         + ("in every fold (fold -1: never validated or tested)" if cfg.folds else
+                            f"(no {held} examples)") + ": " + _fmt_classes(rare))
+            reported.update(rare)
+        f = np.full(n, -1)
+        if free.any():
+            f[free] = _sgkf(units[free], strata[free], n_splits, cfg.seed)
+        split[(f >= 0) & (f < a)] = "test"
+        split[(f >= a) & (f < a + b)] = "val"
+        before = split.copy()
+        split = _apply_train_moves(units, labels, split)
+        moved = sorted(set(labels) - set(labels[before == "train"]))
+        if moved:
+            notes.append(f"{len(moved)} class(es) had every group in val/test; one group each moved to train: "
+                         + ", ".join(moved[:10]) + (" ..." if len(moved) > 10 else ""))
+    if cfg.folds:
+        if cfg.folds < 2:
+            raise UserError(f"--folds needs at least 2 folds, got {cfg.folds}")
+        pool = split != "test"
+        pinned, rare = _rare_units(units[pool], labels[pool], 2)
+        rare_new = {k: v for k, v in rare.items() if k not in reported}
+        if rare_new:
+            notes.append(f"{len(rare)} class(es) with a single group are train in every fold (fold -1, never "
+                         f"validated): " + _fmt_classes(rare_new))
+        _, few = _rare_units(units[pool], labels[pool], cfg.folds)
+        few = {k: v for k, v in few.items() if k not in rare}
+        if few:
+            notes.append(f"{len(few)} class(es) have fewer groups than --folds {cfg.folds} and are validated in only "
+                         f"that many folds: " + _fmt_classes(few))
+        free = pool & ~np.isin(units, list(pinned))
+        if free.any():
+            fold[free] = _sgkf(units[free], strata[free], cfg.folds, cfg.seed)
+        # a class whose non-pinned groups all landed in one fold would have no training rows in that fold
+        lonely = []
+        for y in sorted(set(labels[pool])):
+            sel = pool & (labels == y)
+            folds_y = set(fold[sel])
+            if -1 not in folds_y and len(folds_y) == 1:
+                cand = pd.Series(1, index=units[sel]).groupby(level=0).sum()
+                unit = sorted(cand.items(), key=lambda kv: (kv[1], kv[0]))[0][0]
+                fold[units == unit] = -1
+                lonely.append(y)
+        if lonely:
+            notes.append(f"{len(lonely)} class(es) had all groups in one fold; one group each made train in every "
+                         f"fold: " + ", ".join(lonely[:10]))
+        split[pool] = np.where(fold[pool] == 0, "val", "train")
+    return split, fold, notes
+
+
+def check_placed(split: np.ndarray, fold: np.ndarray | None, units: np.ndarray, cfg: SplitConfig) -> None:
+    """Every part asked for holds rows: a split that cannot place its units (e.g. one unit holding every row, or one
+    group per class) is an error, never a file whose rows all train (no val, fold -1 everywhere)."""
+    parts = [("test", split == "test")] if cfg.test > 0 else []
+    if cfg.folds:
+        parts += [(f"fold {k}", fold == k) for k in range(cfg.folds)]
+    elif cfg.val > 0:
+        parts.append(("val", split == "val"))
+    empty = [name for name, rows in parts if not rows.any()]
+    if empty:
+        sizes = pd.Series(units).value_counts()
+        raise UserError(f"the split cannot place its units: no rows in {', '.join(empty)} ({len(sizes)} unit(s) of "
+                        f"linked rows, the largest {int(sizes.iloc[0])} of {len(units)} rows, and a class whose "
+                        f"rows are all in one unit stays in train); nothing written. Check --group-col and the "
+                        f"near-duplicate definition (--dup-method, --dup-threshold, or --no-near-dup)")
+
+
+def _apply_train_moves(units: np.ndarray, labels: np.ndarray, split: np.ndarray) -> np.ndarray:
+    """Give every class at least one training unit: the smallest of its val/test units moves to train."""
+    split = split.copy()
+    for y in sorted(set(labels) - set(labels[split == "train"])):
+        sel = (labels == y) & (split != "train")
+        cand = pd.Series(1, index=units[sel]).groupby(level=0).sum()
+        unit = sorted(cand.items(), key=lambda kv: (kv[1], kv[0]))[0][0]
+        split[units == unit] = "train"
+    return split
+
+
+def _fmt_classes(d: dict, limit: int = 10) -> str:
+    items = sorted(d.items(), key=lambda kv: (kv[1], kv[0]))
+    text = ", ".join(f"{k} ({v} group{'s' if v != 1 else ''})" for k, v in items[:limit])
+    return text + (f" and {len(items) - limit} more" if len(items) > limit else "")

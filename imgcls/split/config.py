@@ -1,0 +1,106 @@
+"""split's options (SplitConfig: defaults, choices, ranges, --help panels), its part names, and the error a
+contaminated split raises."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from imgcls import links
+from imgcls import profiles
+from imgcls.errors import UserError
+from imgcls.options import check, int_list, join, option, seed_option
+
+
+SPLITS = ("train", "val", "test")
+MAX_DENOMINATOR = 20                  # --val / --test resolution: 1/20 = 5 %
+LINK_COLUMNS = ("sha256", "source_path", "dup_group")   # besides the group column
+PROFILE_ATTRIBUTES = ("mask", "gender", "age_band")
+
+
+class LeakageError(UserError):
+    """A split whose train side shares a group / an image with its val or test side."""
+    exit_code = 1
+
+
+def _stratify_cli(text: str) -> tuple[str, ...]:
+    return () if text.strip().lower() == "none" else tuple(c.strip() for c in text.split(",") if c.strip())
+
+
+def _ages_cli(ages) -> str | None:
+    return ",".join(map(str, ages)) or None
+
+
+PARTS, LABELS, LINKS, RUNTIME = "Parts", "Labels", "Linked images", "Runtime"
+
+
+@dataclass
+class SplitConfig:
+    """Every option of `imgcls split` but the paths (imgcls.options: default, choices, range, help, panel)."""
+    val: float = option(0.2, panel=PARTS, lo=0, hi=1, hi_open=True,
+                        help="Validation fraction (with --folds K each fold validates 1/K instead).")
+    test: float = option(0.0, panel=PARTS, lo=0, hi=1, hi_open=True, help="Test fraction held out before val / folds.")
+    folds: int | None = option(None, panel=PARTS, lo=2,
+                               help="K-fold: adds `fold` (0..K-1, the fold where the row is validation).")
+    group_col: str = option("group", panel=PARTS, help="Column whose rows never cross splits or folds (e.g. the "
+                                                        "person).")
+    stratify: Sequence[str] = option(("label",), panel=PARTS, cli_type=str, to_cli=lambda v: ",".join(v) or "none",
+                                     from_cli=_stratify_cli,
+                                     help="Column(s) to stratify on, comma-separated (e.g. mask,gender,age_band), or "
+                                          "'none'.")
+    seed: int = seed_option(RUNTIME)
+    age_bands: Sequence[int] = option(profiles.DEFAULT_AGE_BANDS, panel=LABELS, cli_type=str, to_cli=join,
+                                      from_cli=int_list("--age-bands"), help="Age band edges for profile datasets.")
+    drop_ages: Sequence[int] = option((), panel=LABELS, cli_type=Optional[str], to_cli=_ages_cli,
+                                      from_cli=lambda t: parse_ages(t),
+                                      help="Leave out profiles of these ages, e.g. 57-59 (rows stay, split='' with a "
+                                           "reason).")
+    relabel_age: Sequence[int] | None = option(None, panel=LABELS, cli_type=Optional[str], to_cli=join,
+                                               from_cli=int_list("--relabel-age"),
+                                               help="Edges used to put ages into the --age-bands classes, e.g. 29,59.")
+    near_dup: bool = option(True, panel=LINKS, flags=("--near-dup/--no-near-dup",),
+                            help="Keep near duplicates (clean's definition) on one side, and check.")
+    dup_method: str = links.dup_method_option(LINKS)
+    dup_threshold: float | None = links.dup_threshold_option(LINKS)
+    dup_candidates: float = links.dup_candidates_option(LINKS)
+    model: str = option(links.DEFAULT_EMBEDDER, panel=LINKS, help="Embedding model of the near-duplicate search.")
+    device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
+    cache_dir: str | None = option(None, panel=LINKS, cli_type=Optional[Path], from_cli=str,
+                                   help="Embedding cache folder (shared with clean).")
+    tolerance: float = option(0.05, panel=PARTS, lo=0, hi=1,
+                              help="Warn when a class's share of a part is further than this from its target.")
+    allow_leaks: bool = option(False, panel=PARTS, help="Write / accept a contaminated split (exit 0).")
+    extra: dict = option(factory=dict, cli=False, help="Free-form settings recorded with the split (Python use).")
+
+    def validate(self) -> None:
+        """Choices and ranges (imgcls.options.check) and the fractions together; before anything is read."""
+        check(self)
+        if self.val + self.test >= 1 and not self.folds:
+            raise UserError(f"--val {self.val} + --test {self.test} leave nothing to train on; keep their sum below 1")
+
+    def near_duplicates(self) -> links.NearDuplicates:
+        """The near-duplicate definition these options choose (clean's, with the same embedding cache)."""
+        return links.NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.model,
+                                    device=self.device, cache_dir=self.cache_dir)
+
+
+def parse_ages(text: str | None) -> list[int]:
+    """'57-59' -> [57, 58, 59]; '57-59,80' -> [57, 58, 59, 80]."""
+    if not text:
+        return []
+    ages: set[int] = set()
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                if hi < lo:
+                    raise ValueError
+                ages.update(range(lo, hi + 1))
+            else:
+                ages.add(int(part))
+    except ValueError:
+        raise UserError(f"--drop-ages takes ages and ranges like 57-59 or 57-59,80 (got '{text}')") from None
+    return sorted(ages)

@@ -1,0 +1,59 @@
+"""Which rows a split uses and with which label: profile labels (re)derived with --age-bands / --relabel-age, and
+why a row is left out (clean's keep = false, unreadable, no label, --drop-ages)."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import pandas as pd
+
+from imgcls import manifest as mf
+from imgcls import profiles
+from imgcls.errors import UserError
+from imgcls.split.config import SplitConfig
+
+
+def is_profile_table(df: pd.DataFrame) -> bool:
+    return all(c in df.columns for c in ("mask", "gender", "age"))
+
+
+def derive_profile_labels(df: pd.DataFrame, age_bands: Sequence[int] = profiles.DEFAULT_AGE_BANDS,
+                          relabel_age: Sequence[int] | None = None) -> tuple[pd.DataFrame, int]:
+    """(Re)derive `age_band` and the 18-class `label` of a profile dataset; returns (df, rows moved by relabel).
+
+    `age_bands` are the band edges (they fix the number of classes); `relabel_age` moves the edges used to put a row
+    into a band (seed 004: 29,59 puts 29-year-olds in the 30-59 band and 59-year-olds in the >=60 band)."""
+    try:
+        for c in ("age", "mask", "gender"):
+            pd.to_numeric(df[c]).astype(int)
+    except (ValueError, TypeError):
+        raise UserError("the mask / gender / age columns must be integers (as the profiles layout writes them); "
+                        "rebuild the manifest with `--layout profiles`") from None
+    out = profiles.apply_profile_labels(df, age_bands, relabel_age)
+    if relabel_age is None:
+        return out, 0
+    plain = profiles.apply_profile_labels(df, age_bands)
+    return out, int((out["age_band"].to_numpy() != plain["age_band"].to_numpy()).sum())
+
+
+def exclusion_reasons(df: pd.DataFrame, cfg: SplitConfig) -> pd.Series:
+    """Why each row is left out of every split ('' = kept): clean's keep=false, unreadable, no label, dropped age."""
+    reasons = pd.Series([""] * len(df), index=df.index, dtype=object)
+
+    def mark(mask, text):
+        mask = pd.Series(mask, index=df.index) & (reasons == "")
+        reasons[mask] = text if isinstance(text, str) else text[mask]
+
+    if "keep" in df.columns:
+        why = df["reason"].astype(str).replace("nan", "") if "reason" in df.columns else pd.Series("", index=df.index)
+        mark(~mf.kept(df), ("clean: " + why.where(why != "", "keep=false")))
+    mark(df["error"].fillna("").astype(str) != "", "unreadable: " + df["error"].fillna("").astype(str))
+    if cfg.drop_ages:
+        if "age" not in df.columns:
+            raise UserError("--drop-ages needs an `age` column (a profile dataset); this source has none")
+        lo, hi = min(cfg.drop_ages), max(cfg.drop_ages)
+        ages = pd.to_numeric(df["age"], errors="coerce")
+        mark(ages.isin(list(cfg.drop_ages)), "age " + ages.astype("Int64").astype(str) + " in --drop-ages "
+             + (f"{lo}-{hi}" if len(cfg.drop_ages) == hi - lo + 1 else ",".join(map(str, cfg.drop_ages))))
+    for col in cfg.stratify:
+        mark(df[col].fillna("").astype(str) == "", f"no {col}")
+    return reasons

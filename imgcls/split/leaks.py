@@ -1,0 +1,124 @@
+"""The leakage check and its repair: the side of each row, what two sides share (group, content, source image,
+clean's duplicate group, near-duplicate pair), and moving each linked unit wholly to one side."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from imgcls.errors import UserError
+from imgcls.split.config import LINK_COLUMNS, SPLITS
+from imgcls.split.units import linked_units
+
+
+def sides(df: pd.DataFrame) -> pd.Series:
+    """Which side of the split each row is on: 'train' / 'val' / 'test', or with folds 'test' / 'fold k' /
+    'train (every fold)'; '' for rows left out. Rows on different sides must share nothing."""
+    split = df["split"].fillna("").astype(str)
+    if "fold" in df.columns:
+        fold = pd.to_numeric(df["fold"], errors="coerce").fillna(-1).astype(int)
+        side = np.where(fold >= 0, "fold " + fold.astype(str), "train (every fold)")
+        side = np.where(split == "test", "test", side)
+        side = np.where(split.isin(SPLITS), side, "")
+        return pd.Series(side, index=df.index)
+    return split.where(split.isin(SPLITS), "")
+
+
+def check_leaks(df: pd.DataFrame, group_col: str = "group",
+                near_pairs: Sequence[tuple[int, int, float]] = ()) -> pd.DataFrame:
+    """Pairs of rows on different sides that share a group, content (sha256), source image, clean duplicate group
+    or are near-duplicates. `near_pairs` index positions of df. One row per (kind, key, side pair)."""
+    side = sides(df).to_numpy()
+    paths = df["path"].astype(str).to_numpy()
+    used = side != ""
+    out = []
+    for col in (group_col,) + LINK_COLUMNS:
+        if col not in df.columns:
+            continue
+        vals = df[col].fillna("").astype(str).to_numpy()
+        sel = used & (vals != "")
+        sub = pd.DataFrame({"key": vals[sel], "side": side[sel], "path": paths[sel]})
+        n_sides = sub.groupby("key")["side"].nunique()
+        for key in sorted(n_sides[n_sides > 1].index):
+            g = sub[sub["key"] == key].sort_values(["side", "path"])
+            first = g.groupby("side")["path"].first()
+            ss = list(first.index)
+            for i in range(len(ss)):
+                for j in range(i + 1, len(ss)):
+                    out.append({"kind": "group" if col == group_col else col, "key": key, "side_a": ss[i],
+                                "path_a": first[ss[i]], "side_b": ss[j], "path_b": first[ss[j]], "cos": np.nan})
+    for i, j, c in near_pairs:
+        if used[i] and used[j] and side[i] != side[j]:
+            (a, b) = (i, j) if (side[i], paths[i]) <= (side[j], paths[j]) else (j, i)
+            out.append({"kind": "near_duplicate", "key": "", "side_a": side[a], "path_a": paths[a],
+                        "side_b": side[b], "path_b": paths[b], "cos": round(float(c), 4)})
+    cols = ["kind", "key", "side_a", "path_a", "side_b", "path_b", "cos"]
+    return pd.DataFrame(out, columns=cols)
+
+
+def side_rank(side: str) -> tuple:
+    if side.startswith("train"):
+        return (0, side)
+    if side == "val":
+        return (1, side)
+    if side.startswith("fold "):
+        return (2, int(side.split()[1]))
+    return (3, side)
+
+
+def fix_leaks(df: pd.DataFrame, group_col: str = "group",
+              near_pairs: Sequence[tuple[int, int, float]] = ()) -> tuple[pd.DataFrame, int]:
+    """Move every linked unit that spans sides wholly to the side holding most of its rows (ties: train, then val,
+    then the lowest fold, then test). Returns (df, rows moved)."""
+    df = df.copy()
+    side = sides(df)
+    used = (side != "").to_numpy()
+    sub = df[used]
+    pos = {p: k for k, p in enumerate(np.flatnonzero(used))}
+    pairs = [(pos[i], pos[j], c) for i, j, c in near_pairs if used[i] and used[j]]
+    units = linked_units(sub, group_col, pairs)
+    s = side[used].to_numpy()
+    moved = 0
+    has_fold = "fold" in df.columns
+    tab = pd.DataFrame({"u": units, "s": s})
+    for u, g in tab.groupby("u"):
+        if g["s"].nunique() < 2:
+            continue
+        counts = g["s"].value_counts()
+        target = sorted(counts.index, key=lambda x: (-counts[x], side_rank(x)))[0]
+        idx = sub.index[(units == u) & (s != target)]
+        moved += len(idx)
+        if target == "test":
+            df.loc[idx, "split"] = "test"
+            if has_fold:
+                df.loc[idx, "fold"] = -1
+        elif has_fold:
+            k = int(target.split()[1]) if target.startswith("fold ") else -1
+            df.loc[idx, "fold"] = k
+            df.loc[idx, "split"] = "val" if k == 0 else "train"
+        else:
+            df.loc[idx, "split"] = target
+    return df, moved
+
+
+def part_fractions(df: pd.DataFrame) -> dict[str, float]:
+    """Share of the used rows on each side (train / val / test, or test / fold k / train (every fold))."""
+    side = sides(df)
+    side = side[side != ""]
+    return {k: float(v) for k, v in side.value_counts(normalize=True).items()} if len(side) else {}
+
+
+def check_fix_fractions(before: pd.DataFrame, after: pd.DataFrame, tolerance: float) -> None:
+    """A --fix that empties a side or moves a side's share of the rows by more than `tolerance` is refused (one
+    line, nothing written): moving every leaking group to train can leave val empty."""
+    a, b = part_fractions(before), part_fractions(after)
+    worst = max(a, key=lambda k: abs(b.get(k, 0.0) - a[k]), default=None)
+    if worst is None:
+        return
+    emptied = [k for k in a if b.get(k, 0.0) == 0.0]
+    if emptied or abs(b.get(worst, 0.0) - a[worst]) > tolerance:
+        k = emptied[0] if emptied else worst
+        raise UserError(f"--fix would change the share of '{k}' from {a[k]:.1%} to {b.get(k, 0.0):.1%} of the rows "
+                        f"(--tolerance {tolerance:.0%}); nothing written. Make a new leak-free split instead: "
+                        f"imgcls split SRC (linked images are kept together)")

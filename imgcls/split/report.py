@@ -1,0 +1,206 @@
+"""What a split reports: class shares per part against their targets, the summary, the printed tables and the
+HTML report, counts CSV and plot beside the output."""
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from imgcls import manifest as mf
+from imgcls import report
+from imgcls.console import console, is_quiet
+from imgcls.fsutil import write_json, write_table
+from imgcls.split.config import PROFILE_ATTRIBUTES, SPLITS, SplitConfig
+from imgcls.split.leaks import side_rank, sides
+
+
+def parts_of(df: pd.DataFrame) -> pd.Series:
+    """The part each used row is counted in for the distribution tables: train / val / test, or fold k."""
+    return sides(df)
+
+
+def distribution(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Long table: column, value, part, n, share (of the value's rows in this part)."""
+    part = parts_of(df)
+    used = df[part != ""]
+    rows = []
+    for col in columns:
+        if col not in used.columns:
+            continue
+        vals = used[col].astype(str)
+        ct = pd.crosstab(vals, part[part != ""])
+        for value in mf.class_names(ct.index) or list(ct.index):
+            total = int(ct.loc[value].sum())
+            for p in ct.columns:
+                n = int(ct.loc[value, p])
+                rows.append({"column": col, "value": value, "part": p, "n": n,
+                             "share": round(n / total, 4) if total else 0.0})
+    return pd.DataFrame(rows, columns=["column", "value", "part", "n", "share"])
+
+
+def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None) -> dict:
+    """Per-class share of each part versus its target; classes with fewer groups than parts are listed apart."""
+    part = parts_of(df)
+    used = df[part != ""]
+    part = part[part != ""]
+    if used.empty or "label" not in used.columns:
+        return {"max_deviation": None, "worst": [], "targets": {}}
+    if cfg.folds:
+        targets = {"test": cfg.test} if cfg.test else {}
+        targets.update({f"fold {k}": (1 - cfg.test) / cfg.folds for k in range(cfg.folds)})
+    else:
+        targets = {"train": 1 - cfg.val - cfg.test, "val": cfg.val}
+        if cfg.test:
+            targets["test"] = cfg.test
+    ct = pd.crosstab(used["label"].astype(str), part)
+    share = ct.div(ct.sum(axis=1), axis=0)
+    n_parts = len(targets)
+    unit_col = units if units is not None else used.get("group", pd.Series("", index=used.index))
+    n_units = pd.DataFrame({"y": used["label"].astype(str), "u": unit_col.loc[used.index]}).groupby("y")["u"].nunique()
+    balanceable = [y for y in share.index if n_units.get(y, 0) >= n_parts * 2]
+    worst = []
+    for y in share.index:
+        for p, t in targets.items():
+            s = float(share.loc[y, p]) if p in share.columns else 0.0
+            worst.append({"class": y, "part": p, "share": round(s, 4), "target": round(t, 4),
+                          "deviation": round(abs(s - t), 4), "groups": int(n_units.get(y, 0)),
+                          "balanceable": y in balanceable})
+    worst.sort(key=lambda r: (-r["deviation"], r["class"], r["part"]))
+    bal = [r for r in worst if r["balanceable"]]
+    return {"max_deviation": bal[0]["deviation"] if bal else None, "worst": worst[:20],
+            "targets": {k: round(v, 4) for k, v in targets.items()},
+            "within_tolerance": bool(not bal or bal[0]["deviation"] <= cfg.tolerance),
+            "n_balanceable_classes": len(balanceable), "n_classes": int(len(share.index))}
+
+
+def plot_distribution(dist: pd.DataFrame, path: Path) -> Path | None:
+    sub = dist[dist["column"] == "label"]
+    if sub.empty:
+        return None
+    plt = report.pyplot()
+    values = list(dict.fromkeys(sub["value"]))
+    parts = sorted(set(sub["part"]), key=side_rank)
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(values) + 2), 4.2))
+    bottom = np.zeros(len(values))
+    for p in parts:
+        s = sub[sub["part"] == p].set_index("value")["share"].reindex(values).fillna(0).to_numpy()
+        ax.bar(range(len(values)), s, bottom=bottom, label=p)
+        bottom += s
+    ax.set_xticks(range(len(values)), values, rotation=60, ha="right", fontsize=7)
+    ax.set_ylabel("share of the class's images")
+    ax.set_title("where each class's images went")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return report.save_figure(fig, path)
+
+
+def _pivot(dist: pd.DataFrame, col: str) -> pd.DataFrame:
+    sub = dist[dist["column"] == col]
+    if sub.empty:
+        return sub
+    parts = sorted(set(sub["part"]), key=side_rank)
+    pv = sub.pivot_table(index="value", columns="part", values="n", aggfunc="sum", fill_value=0)
+    pv = pv.reindex(index=list(dict.fromkeys(sub["value"])), columns=parts).fillna(0).astype(int)
+    pv["total"] = pv.sum(axis=1)
+    return pv.reset_index().rename(columns={"value": col})
+
+
+def print_tables(dist: pd.DataFrame, columns: Sequence[str], max_rows: int = 30) -> None:
+    if is_quiet():
+        return
+    from rich.table import Table
+    for col in columns:
+        pv = _pivot(dist, col)
+        if pv.empty:
+            continue
+        t = Table(title=f"{col} per part", show_lines=False)
+        for c in pv.columns:
+            t.add_column(str(c), justify="left" if c == col else "right")
+        for row in pv.head(max_rows).itertuples(index=False):
+            t.add_row(*[str(v) for v in row])
+        if len(pv) > max_rows:
+            t.caption = f"{len(pv) - max_rows} more rows in the report"
+        console.print(t)
+
+
+def print_leaks(leaks: pd.DataFrame, limit: int = 20) -> None:
+    if leaks.empty:
+        return
+    from rich.table import Table
+    t = Table(title=f"leaks between sides ({len(leaks)})")
+    for c in ("kind", "side_a", "path_a", "side_b", "path_b", "cos"):
+        t.add_column(c, overflow="fold")
+    for r in leaks.head(limit).itertuples(index=False):
+        t.add_row(r.kind, r.side_a, r.path_a, r.side_b, r.path_b, "" if pd.isna(r.cos) else f"{r.cos:.3f}")
+    if len(leaks) > limit:
+        t.caption = f"{len(leaks) - limit} more"
+    console.print(t)
+
+
+def report_paths(out: Path) -> dict[str, Path]:
+    stem, parent = out.stem, out.parent
+    return {"report": parent / f"{stem}_report.html", "counts": parent / f"{stem}_counts.csv",
+            "summary": parent / f"{stem}_summary.json", "plot": parent / f"{stem}_distribution.png",
+            "leaks": parent / f"{stem}_leaks.csv"}
+
+
+def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks: pd.DataFrame,
+                  columns: Sequence[str]) -> dict[str, Path]:
+    paths = report_paths(out)
+    dist = distribution(df, columns)
+    write_table(dist, paths["counts"])
+    plot = plot_distribution(dist, paths["plot"])
+    write_json(paths["summary"], summary)
+    if not leaks.empty:
+        write_table(leaks, paths["leaks"])
+    elif paths["leaks"].exists():
+        paths["leaks"].unlink()
+    sections = [("Settings", report.key_values(sorted((k, v) for k, v in summary["config"].items()))),
+                ("Sizes", report.table(pd.DataFrame([{"part": k, "rows": v} for k, v in summary["parts"].items()])))]
+    if summary["notes"]:
+        sections.append(("Warnings", "<ul>" + "".join(f"<li>{report.esc(n)}</li>" for n in summary["notes"])
+                         + "</ul>"))
+    bal = summary["balance"]
+    sections.append(("Stratification", report.key_values([
+        ("max deviation of a class's share from its target (classes with >= 2 groups per part)",
+         bal.get("max_deviation")), ("tolerance", cfg.tolerance),
+        ("within tolerance", bal.get("within_tolerance"))]) + report.table(pd.DataFrame(bal.get("worst", [])))))
+    if plot is not None:
+        sections.append(("Class shares", report.img(plot, "class shares per part")))
+    for col in columns:
+        pv = _pivot(dist, col)
+        if not pv.empty:
+            sections.append((f"{col} per part", report.table(pv, max_rows=500)))
+    sections.append(("Excluded rows", report.table(pd.DataFrame(
+        [{"reason": k, "rows": v} for k, v in summary["excluded"].items()]))))
+    sections.append(("Leakage check", report.key_values(sorted(summary["leaks"].items()))
+                     + report.table(leaks, max_rows=200)))
+    report.write_page(paths["report"], f"imgcls split: {out.name}", sections)
+    return paths
+
+
+def report_columns(df: pd.DataFrame, cfg: SplitConfig) -> list[str]:
+    cols = ["label"] + [c for c in cfg.stratify if c != "label"]
+    cols += [c for c in PROFILE_ATTRIBUTES if c in df.columns and c not in cols]
+    return [c for c in cols if c in df.columns]
+
+
+def summarize(df: pd.DataFrame, cfg: SplitConfig, notes: list[str], leaks: pd.DataFrame,
+              units: pd.Series | None = None) -> dict:
+    part = parts_of(df)
+    excluded = df.loc[df["split"].astype(str) == "", "drop_reason"].astype(str)
+    excluded = excluded.str.replace(r"^(unreadable|clean): .*$", r"\1", regex=True)
+    conf = {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in asdict(cfg).items() if k != "extra"}
+    return {
+        "n_rows": int(len(df)), "n_used": int((part != "").sum()),
+        "parts": {p: int(n) for p, n in sorted(part[part != ""].value_counts().items(), key=lambda kv:
+                                                 side_rank(kv[0]))},
+        "splits": {s: int((df["split"] == s).sum()) for s in SPLITS},
+        "excluded": {k: int(v) for k, v in excluded.value_counts().items()},
+        "balance": balance(df, cfg, units),
+        "leaks": {"total": int(len(leaks)), **{k: int(v) for k, v in leaks["kind"].value_counts().items()}},
+        "near_duplicate_search": bool(cfg.near_dup),
+        "notes": notes, "config": conf,
+    }

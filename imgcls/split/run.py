@@ -1,0 +1,220 @@
+"""The step: `make_split` (the split as a library call), `run_split` (load, split, check, write) and `run_check`
+(check / fix an existing split file)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imgcls import manifest as mf
+from imgcls.console import info, warn
+from imgcls.errors import UserError
+from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps
+from imgcls.options import check
+from imgcls.parallel import check_workers
+from imgcls.split.assign import assign, check_placed
+from imgcls.split.config import LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
+from imgcls.split.labels import derive_profile_labels, exclusion_reasons, is_profile_table
+from imgcls.split.leaks import check_fix_fractions, check_leaks, fix_leaks, sides
+from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, report_paths, summarize,
+                                 write_reports)
+from imgcls.split.units import linked_units, near_duplicate_pairs_for
+
+
+def _resolve_group_col(df: pd.DataFrame, cfg: SplitConfig, layout: str) -> str:
+    if cfg.group_col in df.columns:
+        return cfg.group_col
+    if layout == "csv":       # the CSV reader already put --group-col into `group`
+        return "group"
+    raise UserError(f"--group-col '{cfg.group_col}' is not a column of the source (columns: "
+                    f"{', '.join(map(str, df.columns))}); pass an existing column, e.g. --group-col group")
+
+
+def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", workers: int = 1,
+               ) -> tuple[pd.DataFrame, dict, pd.DataFrame, list[tuple[int, int, float]]]:
+    """The split as a library call: returns (df with split / fold / drop_reason, summary, leaks, near pairs).
+
+    df must be a loaded manifest (absolute roots, scanned). Row order of the result = canonical order
+    (root, path), so the output does not depend on the input's row order."""
+    for col in cfg.stratify:
+        if col not in df.columns:
+            raise UserError(f"--stratify column '{col}' is not in the source (columns: "
+                            f"{', '.join(map(str, df.columns))})")
+    notes: list[str] = []
+    if "split" in df.columns and (df["split"].fillna("").astype(str) != "").any():
+        info("the source already has a `split` column (e.g. train/ val/ test/ folders): this split replaces it; "
+             "train on the source itself to keep the folders' split")
+    df = df.drop(columns=[c for c in mf.columns_of("split") if c in df.columns])
+    if is_profile_table(df):
+        df, moved = derive_profile_labels(df, cfg.age_bands, cfg.relabel_age)
+        if cfg.relabel_age is not None:
+            info(f"--relabel-age {','.join(map(str, cfg.relabel_age))}: {moved} image(s) moved to another age band")
+            notes.append(f"--relabel-age moved {moved} image(s) to another age band")
+    elif cfg.relabel_age is not None:
+        raise UserError("--relabel-age needs a profile dataset (mask / gender / age columns); this source has none")
+    if "label" in cfg.stratify and (df["label"].astype(str) == "").all():
+        raise UserError("the source has no labels to stratify on; give a labelled dataset or --stratify none")
+    df = df.assign(_ident=df["root"].astype(str) + "/" + df["path"].astype(str))
+    df = df.sort_values("_ident", kind="stable").drop(columns="_ident").reset_index(drop=True)
+    reasons = exclusion_reasons(df, cfg)
+    inc = df[reasons == ""].reset_index(drop=True)
+    if inc.empty:
+        raise UserError("every row is excluded (see drop_reason: clean's keep=false, unreadable, no label, "
+                        "--drop-ages); nothing to split")
+    near: list[tuple[int, int, float]] = []
+    if cfg.near_dup:
+        near = near_duplicate_pairs_for(inc, cfg, workers)
+        info(f"near-duplicate search ({cfg.near_duplicates().describe()}): {len(near)} pair(s) kept together")
+    units = linked_units(inc, group_col, near)
+    sizes = pd.Series(units).value_counts()
+    if len(sizes) and sizes.iloc[0] > max(50, 0.1 * len(inc)):
+        notes.append(f"{int(sizes.iloc[0])} rows are linked into one unit (groups/duplicates); the split cannot "
+                     f"balance it - check --dup-method / --dup-threshold or the group column")
+    split, fold, more = assign(inc, units, cfg)
+    check_placed(split, fold, units, cfg)
+    notes += more
+    df["split"] = ""
+    df.loc[reasons == "", "split"] = split
+    if fold is not None:
+        df["fold"] = pd.array([pd.NA] * len(df), dtype="Int64")     # empty for rows left out of every split
+        df.loc[reasons == "", "fold"] = fold
+    df["drop_reason"] = reasons.to_numpy()
+    # the automatic leakage check (positions of `near` index the included rows)
+    pos = np.flatnonzero((reasons == "").to_numpy())
+    near_full = [(int(pos[i]), int(pos[j]), c) for i, j, c in near]
+    leaks = check_leaks(df, group_col, near_full)
+    summary = summarize(df, cfg, notes, leaks, units_series(df, reasons, units))
+    return df, summary, leaks, near_full
+
+
+def units_series(df: pd.DataFrame, reasons: pd.Series, units: np.ndarray) -> pd.Series:
+    s = pd.Series("", index=df.index, dtype=object)
+    s[(reasons == "").to_numpy()] = units
+    return s
+
+
+def _load(src, opts: mf.LayoutOptions, workers: int, max_pixels: int | None) -> tuple[pd.DataFrame, str]:
+    layout = mf.detect_layout(Path(src), opts) if Path(src).exists() else opts.layout
+    df = mf.load(src, opts, scan=True, workers=workers, max_pixels=max_pixels)
+    return df, layout
+
+
+def _check_embedder(cfg: SplitConfig) -> None:
+    """The near-duplicate definition (its method) and its model's weights, checked before the scan rather than
+    after it."""
+    definition = cfg.near_duplicates()
+    if cfg.near_dup:
+        definition.check_weights()
+
+
+def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int = 1,
+              max_pixels: int | None = mf.imgio.DEFAULT_MAX_PIXELS) -> pd.DataFrame:
+    """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports."""
+    cfg.validate()
+    check_workers(workers)
+    if max_pixels is not None:
+        check(mf.imgio.ImageLimits(max_pixels))
+    out = Path(out)
+    check_writable(out, "file")
+    _check_embedder(cfg)
+    df, layout = _load(src, opts, workers, max_pixels)
+    check_output_location(out, *mf.roots(df))
+    group_col = _resolve_group_col(df, cfg, layout)
+    df, summary, leaks, _ = make_split(df, cfg, group_col, workers)
+    for n in summary["notes"]:
+        warn(n)
+    _finish(df, out, cfg, summary, leaks)
+    return df
+
+
+def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks: pd.DataFrame) -> None:
+    columns = report_columns(df, cfg)
+    print_tables(distribution(df, columns), columns[:1] + [c for c in columns[1:] if c in PROFILE_ATTRIBUTES])
+    bal = summary["balance"]
+    if bal.get("max_deviation") is not None:
+        msg = (f"stratification: largest gap between a class's share and its target is "
+               f"{bal['max_deviation']:.1%} (tolerance {cfg.tolerance:.0%})")
+        (info if bal["within_tolerance"] else warn)(msg + ("" if bal["within_tolerance"] else
+                                                           "; see the report's Stratification table"))
+    if leaks.empty:
+        info("leakage check: no group, exact duplicate, source image"
+             + (" or near-duplicate" if cfg.near_dup else "") + " shared between sides"
+             + ("" if cfg.near_dup else " (near-duplicate search off)"))
+    else:
+        print_leaks(leaks)
+        if not cfg.allow_leaks:
+            raise LeakageError(f"the split is contaminated: {len(leaks)} leak(s) between sides (listed above); "
+                               f"nothing written. Rerun with --fix, or pass --allow-leaks to write it anyway")
+        warn(f"{len(leaks)} leak(s) between sides written anyway (--allow-leaks)")
+    # a kill -9 of an earlier run left temporary files of these names (only ours: --out's folder is the user's)
+    remove_stale_temps(out.parent, [out.name] + [p.name for p in report_paths(out).values()])
+    mf.write(df, out)
+    paths = write_reports(df, out, cfg, summary, leaks, columns)
+    info(f"wrote {out} ({summary['n_used']} rows in splits, {summary['n_rows'] - summary['n_used']} left out) "
+         f"and {paths['report']}")
+
+
+def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False, workers: int = 1) -> pd.DataFrame:
+    """`imgcls split --check FILE [--fix]`: find leaks in an existing split; with fix, move and write to out."""
+    cfg = cfg or SplitConfig()
+    cfg.validate()
+    check_workers(workers)
+    file = Path(file)
+    if fix:
+        check_writable(Path(out) if out is not None else file, "file")
+    _check_embedder(cfg)
+    df = mf.load(file, mf.LayoutOptions(layout="manifest"), scan=False)
+    if "split" not in df.columns:
+        raise UserError(f"{file} has no `split` column; make one with `imgcls split SRC`")
+    values = df["split"].fillna("").astype(str)
+    bad = ~values.isin(SPLITS + ("",))
+    if bad.any():
+        pos = int(np.flatnonzero(bad.to_numpy())[0])
+        raise UserError(f"{file}: column 'split' has '{values.iloc[pos]}' in row {pos + 1} ({int(bad.sum())} row(s) "
+                        f"like it; accepted: train, val, test, or empty for a row left out); fix the file or make "
+                        f"a new split with `imgcls split SRC`")
+    df = mf.scan_images(df, workers=workers)
+    group_col = cfg.group_col if cfg.group_col in df.columns else "group"
+    df = df.assign(split=df["split"].fillna("").astype(str))
+    if "fold" in df.columns:
+        df["fold"] = pd.to_numeric(df["fold"], errors="coerce").astype("Int64")
+    if "drop_reason" not in df.columns:
+        df["drop_reason"] = np.where(df["split"].isin(SPLITS), "", "not in a split")
+    used_pos = np.flatnonzero(sides(df).to_numpy() != "")
+    near: list[tuple[int, int, float]] = []
+    if cfg.near_dup:
+        keep_pos = used_pos[(df.iloc[used_pos]["error"].fillna("") == "").to_numpy()]
+        pairs = near_duplicate_pairs_for(df.iloc[keep_pos], cfg, workers)
+        near = [(int(keep_pos[i]), int(keep_pos[j]), c) for i, j, c in pairs]
+    leaks = check_leaks(df, group_col, near)
+    if leaks.empty:
+        info(f"leakage check of {file}: clean (no group, exact duplicate, source image"
+             + (" or near-duplicate" if cfg.near_dup else "") + " shared between sides)")
+        if not fix:
+            return df
+    print_leaks(leaks)
+    if not fix:
+        if cfg.allow_leaks:
+            warn(f"{len(leaks)} leak(s) in {file} (--allow-leaks)")
+            return df
+        raise LeakageError(f"{file} is contaminated: {len(leaks)} leak(s) between sides (listed above); "
+                           f"rerun with --fix --out FILE to repair it, or pass --allow-leaks")
+    fixed, moved = fix_leaks(df, group_col, near)
+    check_fix_fractions(df, fixed, cfg.tolerance)
+    remaining = check_leaks(fixed, group_col, near)
+    info(f"--fix: moved {moved} row(s) so that each linked group sits on one side; {len(remaining)} leak(s) left")
+    out = Path(out) if out is not None else file
+    check_output_location(out, *mf.roots(fixed))
+    notes = [f"--check {file} --fix moved {moved} row(s); {len(leaks)} leak(s) before, {len(remaining)} after"]
+    # the targets of the balance table: the file's own overall fractions (its settings are not recorded in it)
+    used = sides(fixed) != ""
+    cfg.test = float((fixed.loc[used, "split"] == "test").mean())
+    if "fold" in fixed.columns:
+        cfg.folds = max(2, int(pd.to_numeric(fixed["fold"], errors="coerce").max()) + 1)
+    else:
+        cfg.folds = None
+        cfg.val = float((fixed.loc[used, "split"] == "val").mean())
+    summary = summarize(fixed, cfg, notes, remaining)
+    _finish(fixed, out, cfg, summary, remaining)
+    return fixed

@@ -1,0 +1,38 @@
+"""The units a split places: rows linked by group, content, source image, clean's duplicate group or a near-duplicate
+pair (imgcls.links) form one unit, named by its smallest path."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from imgcls import links
+from imgcls.split.config import LINK_COLUMNS, SplitConfig
+
+
+def linked_units(df: pd.DataFrame, group_col: str = "group",
+                 near_pairs: Sequence[tuple[int, int, float]] = ()) -> np.ndarray:
+    """A unit label per row: rows linked by group / sha256 / source_path / dup_group / near-duplicate pairs share
+    it. The label is the smallest `root/path` of the unit, so it does not depend on the row order."""
+    n = len(df)
+    if n == 0:
+        return np.array([], dtype=object)
+    ii, jj = [np.array([p[0] for p in near_pairs], np.int64)], [np.array([p[1] for p in near_pairs], np.int64)]
+    for col in (group_col,) + LINK_COLUMNS:
+        if col in df.columns:
+            i, j = links.exact_pairs(df[col].to_numpy())
+            ii.append(i)
+            jj.append(j)
+    comp = links.components(n, np.concatenate(ii), np.concatenate(jj))
+    ident = (df["root"].astype(str) + "/" + df["path"].astype(str)).to_numpy()
+    first = pd.Series(ident).groupby(comp).min()
+    return first.loc[comp].to_numpy()
+
+
+def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 1) -> list[tuple[int, int, float]]:
+    """Near-duplicate pairs (positional indices into df) by the definition cfg chooses (imgcls.links)."""
+    if len(df) < 2:
+        return []
+    i, j, s = cfg.near_duplicates().scored_pairs(df.reset_index(drop=True), workers=workers)
+    return [(int(a), int(b), float(c)) for a, b, c in zip(i, j, s)]
