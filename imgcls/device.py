@@ -1,7 +1,24 @@
 """--device auto|cpu|cuda[:N] -> torch.device (torch imported only when needed)."""
 from __future__ import annotations
 
+import re
+
 from imgcls.errors import UserError
+from imgcls.options import option
+
+_SPELLING = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def check_device_spelling(spec: str) -> None:
+    """auto | cpu | cuda | cuda:N, checked before any work (whether CUDA is there is resolve_device's question)."""
+    if not isinstance(spec, str) or not _SPELLING.fullmatch(spec.strip().lower()):
+        raise UserError(f"unknown --device '{spec}'; use auto, cpu, cuda or cuda:N")
+
+
+def device_option(panel: str = "Runtime"):
+    """--device, declared once for every step that runs a model."""
+    return option("auto", panel=panel, validator=check_device_spelling,
+                  help="Where models run: auto | cpu | cuda | cuda:N.")
 
 
 def resolve_device(spec: str = "auto"):

@@ -27,7 +27,8 @@ META_KEY = "imgcls.option"
 @dataclass(frozen=True)
 class Spec:
     """How one config field is offered and checked. `lo` / `hi`: the numeric range (inclusive unless `lo_open` /
-    `hi_open`). `flags`: Typer parameter declarations when the derived `--field-name` is not the flag (e.g.
+    `hi_open`). `validator`: a further check of a value's spelling (e.g. --device), raising UserError. `flags`:
+    Typer parameter declarations when the derived `--field-name` is not the flag (e.g.
     "--amp/--no-amp", "--format"). `cli=False`: config.yaml / Python only. `cli_type`, `to_cli`, `from_cli`: when
     the command line spells the value differently (a list as "a,b", a path). `none`: what a None default means,
     shown as the default in --help."""
@@ -38,6 +39,7 @@ class Spec:
     hi: float | None = None
     lo_open: bool = False
     hi_open: bool = False
+    validator: Callable[[Any], None] | None = None
     flags: tuple[str, ...] = ()
     cli: bool = True
     cli_type: Any = None
@@ -150,6 +152,8 @@ def check_value(name: str, value: Any, spec: Spec) -> None:
             raise UserError(f"{opt} must be a number {range_text(spec)} (got {value!r})")
         if value != value or not in_range(value, spec):   # NaN is in no range
             raise UserError(f"{opt} must be {range_text(spec)} (got {value})")
+    if spec.validator is not None:
+        spec.validator(value)
 
 
 def check(cfg: Any, names: typing.Iterable[str] | None = None) -> None:

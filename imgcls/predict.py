@@ -25,6 +25,7 @@ import pandas as pd
 from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.console import console, info, progress_bar, warn
+from imgcls.device import device_option
 from imgcls.ensemble import EnsembleSpec, is_spec, load_spec, member_from_run, vote
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
@@ -376,7 +377,7 @@ class PredictConfig:
                                     help="Rows --eval scores.")
     batch_size: int = option(32, panel=RUNTIME, lo=1, help="Images per batch (each with all its TTA views).")
     amp: bool = option(True, panel=RUNTIME, help="Mixed precision (float16) on CUDA.")
-    device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
+    device: str = device_option(RUNTIME)
     workers: int = option(default_workers(), panel=RUNTIME, lo=0,
                           help="DataLoader worker processes (decoding and TTA views; 0: in the main process).")
 

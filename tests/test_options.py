@@ -328,3 +328,15 @@ def test_every_help_example_parses():
                 opts.check(cls(**got))
             seen += 1
     assert seen >= 20
+
+
+@pytest.mark.parametrize("cmd", ["clean", "split", "train"])
+def test_device_spelling_is_checked_before_the_scan(cmd, image_folder, tmp_path, monkeypatch):
+    """--device gpu failed only when the first model was built (clean: after scanning every image)."""
+    import imgcls.manifest as mf
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    r = runner.invoke(app, [cmd, str(image_folder), "--out", str(tmp_path / "o.csv"), "--device", "gpu"])
+    assert r.exit_code == 2 and "unknown --device 'gpu'; use auto, cpu, cuda or cuda:N" in r.output, r.output
+    from imgcls.device import check_device_spelling
+    for ok in ("auto", "cpu", "cuda", "cuda:1", " CUDA:0 "):
+        check_device_spelling(ok)

@@ -12,14 +12,15 @@ import pandas as pd
 
 from imgcls import links
 from imgcls import manifest as mf
-from imgcls.pipeline import PIPELINE
 from imgcls.clean.ood import DETECTORS
 from imgcls.clean.sampling import METHODS as UNDERSAMPLE_METHODS
 from imgcls.console import info
+from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json
 from imgcls.options import check, option, seed_option
 from imgcls.parallel import check_workers
+from imgcls.pipeline import PIPELINE
 
 # Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md); the near-duplicate definition
 # and its defaults are imgcls.links', each out-of-domain detector's threshold is its own (imgcls.clean.ood)
@@ -70,7 +71,7 @@ class CleanConfig:
     embedder_weights: str | None = option(None, panel=EMBED, cli_type=Optional[Path], from_cli=str,
                                           help="Weight file for --embedder.")
     embed_size: int = option(links.DEFAULT_EMBED_SIZE, panel=EMBED, lo=16, hi=2048, help="Embedding input size (px).")
-    device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
+    device: str = device_option(RUNTIME)
     seed: int = seed_option(RUNTIME)
     cache_dir: str | None = option(None, cli=False, help="Embedding cache folder (default: beside the output).")
 

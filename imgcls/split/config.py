@@ -8,6 +8,7 @@ from typing import Optional, Sequence
 
 from imgcls import links
 from imgcls import profiles
+from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.options import check, int_list, join, option, seed_option
 
@@ -64,7 +65,7 @@ class SplitConfig:
     dup_threshold: float | None = links.dup_threshold_option(LINKS)
     dup_candidates: float = links.dup_candidates_option(LINKS)
     model: str = option(links.DEFAULT_EMBEDDER, panel=LINKS, help="Embedding model of the near-duplicate search.")
-    device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
+    device: str = device_option(RUNTIME)
     cache_dir: str | None = option(None, panel=LINKS, cli_type=Optional[Path], from_cli=str,
                                    help="Embedding cache folder (shared with clean).")
     tolerance: float = option(0.05, panel=PARTS, lo=0, hi=1,

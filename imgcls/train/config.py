@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional
 
+from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.options import check, option, seed_option
 
@@ -112,7 +113,7 @@ class TrainConfig:
     workers: int | None = option(None, panel=RUNTIME, lo=0, none="0 on the CPU from the cache, else min(8, cores)",
                                  help="DataLoader worker processes (0 when training on the CPU from the decoded-image "
                                       "cache: the model uses every core); the cache is built over min(8, cores).")
-    device: str = option("auto", panel=RUNTIME, help="auto | cpu | cuda | cuda:N.")
+    device: str = device_option(RUNTIME)
     out: str = option("outputs/runs", panel=OUTPUT, cli_type=Path, from_cli=str, help="Folder of runs.")
     name: str | None = option(None, panel=OUTPUT, none="time-model, made unique",
                               help="Run name, one plain folder name; an existing one is an error unless --exist-ok.")
