@@ -28,6 +28,15 @@ def info(msg: str) -> None:
         console.print(msg, soft_wrap=True)   # soft_wrap: long lines (paths) stay whole, never cut at 80 columns
 
 
+def print_table(table) -> None:
+    """A rich Table: in a terminal at its width; piped or captured (80 columns by default) as wide as the table
+    needs, so cells (paths, run names) are not folded."""
+    if console.is_terminal:
+        console.print(table)
+    else:
+        Console(file=console.file, width=max(console.width, 240), highlight=False).print(table)
+
+
 def warn(msg: str) -> None:
     """Warnings are printed even with --quiet."""
     console.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)

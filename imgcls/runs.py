@@ -16,24 +16,41 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
+from imgcls.options import option
 
 COLUMNS = ["name", "kind", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "seconds", "changed"]
+SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
 IGNORED_IN_CHANGED = ("src", "out", "name", "workers", "device", "amp", "exist_ok", "tracker", "tracking_uri",
                       "track_checkpoint")   # where / how it ran, not what it learned
+
+
+@dataclass
+class RunsConfig:
+    """`imgcls runs`' options (the CLI's flags are built from these declarations)."""
+    sort: str = option("val_macro_f1", choices=COLUMNS, help="Column to sort by (scores: best first).")
+    filter: list = option(factory=list, cli_type=Optional[list[str]], from_cli=lambda v: list(v or []),
+                          to_cli=lambda v: list(v) or None, none="every run",
+                          help="Keep rows where COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'); a config "
+                               "option works too (loss=focal). Repeatable: all must hold.")
+    csv: str | None = option(None, none="no file", help="Also write the table as CSV to this path (- for stdout "
+                                                        "instead of the table).")
+    json: str | None = option(None, none="no file", help="Also write the table as JSON to this path (- for stdout "
+                                                         "instead of the table).")
+    out: str | None = option(None, none="DIR/runs_report.html", help="`runs report`: the HTML file to write.")
 
 
 @dataclass
 class Run:
     path: Path
     name: str = ""
-    kind: str = "run"                    # run | k-fold | ensemble
+    kind: str = "run"                    # run | k-fold | trial (a tune study's) | ensemble
     model: str = ""
     img_size: int | None = None
     epochs: int | None = None            # epochs done (a k-fold set: the most any fold did)
@@ -120,8 +137,10 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
     run = Run(path=path, name=name, model=str(cfg.get("model", "")), img_size=cfg.get("img_size"), config=cfg)
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
     folds = sorted((d for d in path.glob("fold_*") if (d / "metrics.csv").is_file()), key=lambda d: d.name)
+    if (path.parent / "trials.csv").is_file() or (path.parent / "study.db").is_file():
+        run.kind = "trial"
     if folds:
-        run.kind = "k-fold"
+        run.kind = "k-fold" if run.kind == "run" else run.kind
         hist = []
         for d in folds:
             h = _read_csv(d / "metrics.csv")
@@ -167,7 +186,8 @@ def find_runs(root: str | os.PathLike = "outputs") -> list[Run]:
         if run is not None:
             found.append(run)
             dirnames[:] = [n for n in dirnames if not n.startswith("fold_")]
-        dirnames.sort()
+        # trackers' stores copy a run's files (mlartifacts/) or keep their own (wandb/, mlruns/): not runs
+        dirnames[:] = sorted(n for n in dirnames if n not in SKIP_DIRS and not n.startswith("."))
     return found
 
 
@@ -221,17 +241,17 @@ def leaderboard(runs: Sequence[Run], sort: str = "val_macro_f1", filters: Sequen
 
 def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike) -> None:
     from rich.table import Table
-    from imgcls.console import console
+    from imgcls.console import print_table
     t = Table(title=f"{len(df)} run(s) under {root}: val macro-F1 over every class, recomputed from the saved "
                     f"validation predictions (n_val rows)", title_justify="left")
     for c, just in (("name", "left"), ("kind", "left"), ("model", "left"), ("img", "right"), ("epochs", "right"),
                     ("best ep", "right"), ("val macro-F1", "right"), ("val acc", "right"), ("n_val", "right"),
-                    ("time", "right"), ("changed from defaults", "left")):
+                    ("time", "right"), ("options changed", "left")):
         t.add_column(c, justify=just, overflow="fold")
     for r in df.itertuples(index=False):
         t.add_row(r.name, r.kind, r.model, _int(r.img_size), _int(r.epochs), _int(r.best_epoch), _f4(r.val_macro_f1),
                   _f4(r.val_acc), _int(r.n_val), duration(r.seconds), r.changed)
-    console.print(t)
+    print_table(t)
 
 
 def _int(v) -> str:
@@ -294,16 +314,17 @@ def _must_read(path) -> Run:
 
 def print_diff(d: dict) -> None:
     from rich.table import Table
-    from imgcls.console import console
-    t = Table(title=f"options: A = {d['a'].path}  B = {d['b'].path}", title_justify="left")
+    from imgcls.console import console, print_table
+    console.print(f"A: {d['a'].path}\nB: {d['b'].path}", soft_wrap=True, highlight=False)
+    t = Table(title="options that differ", title_justify="left")
     for c in ("option", "A", "B"):
         t.add_column(c, overflow="fold")
     for k, va, vb in d["config"]:
         t.add_row(k, va, vb)
     if not d["config"]:
         t.add_row("(none differ)", "", "")
-    console.print(t)
-    m = Table(title="metrics (val macro-F1 over every class, from each run's saved validation predictions)",
+    print_table(t)
+    m = Table(title="metrics (val macro-F1 over every class, from the saved validation predictions)",
               title_justify="left")
     for c in ("metric", "A", "B", "B - A"):
         m.add_column(c, justify="right" if c != "metric" else "left")
@@ -312,7 +333,7 @@ def print_diff(d: dict) -> None:
         delta = ("" if np.isnan(dv) else f"{dv:+.4f}") if k in ("val_macro_f1", "val_acc") else (
             "" if np.isnan(dv) else f"{dv:+.0f}")
         m.add_row(k, fmt(va), fmt(vb), delta)
-    console.print(m)
+    print_table(m)
 
 
 # --------------------------------------------------------------------------------------------------------------

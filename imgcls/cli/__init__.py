@@ -14,7 +14,7 @@ from imgcls import __version__
 from imgcls.cli.common import app
 
 # The order commands appear in `imgcls --help`: the pipeline's order; anything else after.
-ORDER = ["eda", "clean", "preprocess", "split", "train", "tune", "ensemble", "predict", "export", "models"]
+ORDER = ["eda", "clean", "preprocess", "split", "train", "tune", "ensemble", "predict", "export", "runs", "models"]
 
 
 def _register_commands() -> None:

@@ -1,0 +1,123 @@
+"""imgcls runs: the leaderboard over a constructed outputs/ folder (no training), diff, report, --csv round trip."""
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from imgcls.cli import app
+from imgcls.runs import COLUMNS, diff_runs, find_runs, leaderboard
+
+CLASSES = ["a", "b", "c"]
+
+
+def fake_run(d, model, preds, epochs=3, seconds=2.0, **cfg):
+    """A run folder as imgcls train leaves it: config.yaml, metrics.csv, val_predictions.csv (label / pred)."""
+    d.mkdir(parents=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"model": model, "img_size": 32, "epochs": epochs, **cfg}))
+    f1 = np.linspace(0.2, 0.6, epochs)
+    pd.DataFrame({"epoch": range(1, epochs + 1), "train_loss": 1.0, "val_loss": 1.0, "val_acc": 0.5,
+                  "val_macro_f1": f1, "lr": 1e-3, "epoch_seconds": seconds}).to_csv(d / "metrics.csv", index=False)
+    labels, pred = zip(*preds)
+    p = np.eye(3)[[CLASSES.index(x) for x in pred]] * 0.8 + 0.2 / 3
+    df = pd.DataFrame({"path": [f"{i}.png" for i in range(len(preds))], "root": "/nowhere", "label": labels,
+                       "fold": "", "pred": pred})
+    pd.concat([df, pd.DataFrame(p, columns=[f"p_{c}" for c in CLASSES])], axis=1).to_csv(
+        d / "val_predictions.csv", index=False)
+    return d
+
+
+@pytest.fixture
+def outputs(tmp_path):
+    out = tmp_path / "outputs"
+    good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
+    fake_run(out / "runs" / "best", "resnet10t", good, epochs=4, seconds=5.0, loss="focal")
+    fake_run(out / "runs" / "mid", "resnet10t", [("a", "a"), ("b", "a"), ("c", "c"), ("a", "a")], seconds=1.0)
+    fake_run(out / "runs" / "low", "tf_efficientnet_lite0", [("a", "b"), ("b", "a"), ("c", "c"), ("a", "a")],
+             seconds=3.0)
+    kf = out / "runs" / "kf"
+    for k in range(2):
+        fake_run(kf / f"fold_{k}", "resnet10t", good[:2], epochs=2)
+    (kf / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "folds": "all"}))
+    pd.concat([pd.read_csv(kf / f"fold_{k}" / "val_predictions.csv") for k in range(2)]).to_csv(
+        kf / "val_predictions.csv", index=False)
+    (out / "runs" / "mlartifacts" / "x" / "artifacts").mkdir(parents=True)     # an MLflow copy is not a run
+    fake_run(out / "runs" / "mlartifacts" / "x" / "artifacts" / "copy", "resnet10t", good)
+    ens = out / "ensembles" / "e1"
+    ens.mkdir(parents=True)
+    (ens / "spec.yaml").write_text(yaml.safe_dump({"kind": "imgcls-ensemble", "name": "e1", "method": "soft",
+                                                   "classes": CLASSES,
+                                                   "members": [{"name": "best", "weight": 0.5},
+                                                               {"name": "mid", "weight": 0.5}]}))
+    oof = pd.read_csv(out / "runs" / "mid" / "val_predictions.csv").rename(columns={"path": "key"})
+    oof.drop(columns=["root", "fold"]).to_csv(ens / "oof_predictions.csv", index=False)
+    return out
+
+
+def test_find_runs_and_the_one_metric(outputs):
+    runs = {r.name: r for r in find_runs(outputs)}
+    assert set(runs) == {"runs/best", "runs/mid", "runs/low", "runs/kf", "ensembles/e1"}
+    assert runs["runs/best"].val_macro_f1 == pytest.approx(1.0) and runs["runs/best"].n_val == 4
+    # mid: a,a / b->a / c,c / a,a: F1 a = 0.8, b = 0, c = 1 -> 0.6 over the three classes of the task
+    assert runs["runs/mid"].val_macro_f1 == pytest.approx(0.6) and runs["runs/mid"].val_acc == pytest.approx(0.75)
+    # kf: out-of-fold rows hold only a and b, both right; c counts with F1 0 -> 2/3, not 1.0
+    assert runs["runs/kf"].kind == "k-fold" and runs["runs/kf"].val_macro_f1 == pytest.approx(2 / 3)
+    assert runs["runs/kf"].epochs == 2 and runs["runs/kf"].seconds == pytest.approx(8.0)   # 2 folds x 2 x 2 s
+    assert runs["ensembles/e1"].kind == "ensemble" and runs["ensembles/e1"].val_macro_f1 == pytest.approx(0.6)
+    assert runs["runs/best"].best_epoch == 4 and runs["runs/best"].seconds == pytest.approx(20.0)
+    assert "loss=focal" in runs["runs/best"].changed and "img_size" not in runs["runs/best"].changed
+
+
+def test_sort_and_filter(outputs):
+    runs = find_runs(outputs)
+    board = leaderboard(runs)
+    assert list(board["name"])[:2] == ["runs/best", "runs/kf"] and list(board.columns) == COLUMNS
+    assert list(leaderboard(runs, sort="seconds")["name"]) == ["runs/mid", "runs/kf", "runs/low", "runs/best",
+                                                               "ensembles/e1"]      # 3 s, 8 s, 9 s, 20 s, no time last
+    assert list(leaderboard(runs, filters=["model=resnet10t", "kind=run"])["name"]) == ["runs/best", "runs/mid"]
+    assert list(leaderboard(runs, filters=["val_macro_f1>0.6"])["name"]) == ["runs/best", "runs/kf"]
+    assert list(leaderboard(runs, filters=["model~lite0"])["name"]) == ["runs/low"]
+    assert list(leaderboard(runs, filters=["loss=focal"])["name"]) == ["runs/best"]     # a config option
+
+
+def test_cli_table_csv_round_trip_json_and_errors(outputs, tmp_path):
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "kind=run", "--csv", str(tmp_path / "r.csv")])
+    assert r.exit_code == 0, r.output
+    back = pd.read_csv(tmp_path / "r.csv", keep_default_na=False, na_values=[""])
+    want = leaderboard(find_runs(outputs), filters=["kind=run"])
+    assert list(back.columns) == COLUMNS and list(back["name"]) == list(want["name"])
+    assert np.allclose(back["val_macro_f1"], want["val_macro_f1"]) and list(back["changed"].fillna("")) == \
+        list(want["changed"])
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--json", "-", "--sort", "name"])
+    rows = json.loads(r.stdout)
+    assert [x["name"] for x in rows] == sorted(x["name"] for x in rows) and len(rows) == 5
+    r = CliRunner().invoke(app, ["runs", str(outputs)])
+    assert r.exit_code == 0 and "runs/best" in r.output and "1.0000" in r.output
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "colour=red"])
+    assert r.exit_code == 2 and "no column or option 'colour'" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--sort", "speed"])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(app, ["runs", str(tmp_path / "empty_nothing")])
+    assert r.exit_code == 2 and "is not a folder" in r.output
+
+
+def test_diff_and_report(outputs):
+    d = diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")
+    assert ("loss", "focal", "") in d["config"] and ("epochs", "4", "3") in d["config"]
+    f1 = dict((k, (a, b, delta)) for k, a, b, delta in d["metrics"])["val_macro_f1"]
+    assert f1[0] == pytest.approx(1.0) and f1[2] == pytest.approx(-0.4)
+    r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "best"), str(outputs / "runs" / "mid")])
+    assert r.exit_code == 0 and "focal" in r.output and "-0.4000" in r.output
+    r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "best")])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(app, ["runs", "report", str(outputs)])
+    assert r.exit_code == 0, r.output
+    html = (outputs / "runs_report.html").read_text()
+    srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
+    assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)   # curves + heat map
+    assert "runs/best" in html and "Per-class F1 across runs" in html
