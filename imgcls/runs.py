@@ -34,16 +34,16 @@ IGNORED_IN_CHANGED = ("src", "out", "name", "workers", "device", "amp", "exist_o
 @dataclass
 class RunsConfig:
     """`imgcls runs`' options (the CLI's flags are built from these declarations)."""
-    sort: str = option("val_macro_f1", choices=COLUMNS, help="Column to sort by (scores: best first).")
-    filter: list = option(factory=list, cli_type=Optional[list[str]], from_cli=lambda v: list(v or []),
+    sort: str = option("val_macro_f1", panel="Table", choices=COLUMNS, help="Column to sort by (scores: best first).")
+    filter: list = option(factory=list, panel="Table", cli_type=Optional[list[str]], from_cli=lambda v: list(v or []),
                           to_cli=lambda v: list(v) or None, none="every run",
                           help="Keep rows where COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'); a config "
                                "option works too (loss=focal). Repeatable: all must hold.")
-    csv: str | None = option(None, none="no file", help="Also write the table as CSV to this path (- for stdout "
+    csv: str | None = option(None, panel="Output", none="no file", help="Also write the table as CSV to this path (- for stdout "
                                                         "instead of the table).")
-    json: str | None = option(None, none="no file", help="Also write the table as JSON to this path (- for stdout "
+    json: str | None = option(None, panel="Output", none="no file", help="Also write the table as JSON to this path (- for stdout "
                                                          "instead of the table).")
-    out: str | None = option(None, none="DIR/runs_report.html", help="`runs report`: the HTML file to write.")
+    out: str | None = option(None, panel="Output", none="DIR/runs_report.html", help="`runs report`: the HTML file to write.")
 
 
 @dataclass
