@@ -251,3 +251,35 @@ def test_two_processes_share_one_sqlite_study(data, tmp_path, space):
     assert {t.user_attrs["process"] for t in study.trials} == {f"{os.uname().nodename}:{p.pid}" for p in procs}
     folders = sorted(p.name for p in (tmp_path / "tune" / "shared").glob("trial_*"))
     assert folders == [f"trial_{n:04d}" for n in sorted(numbers)]
+
+
+def test_sampler_and_pruner_options_pick_optuna_s_classes(tmp_path):
+    from imgcls.tune import make_pruner, make_sampler
+    space = parse_space({"epochs": {"int": [1, 2]}, "aug": {"choice": ["light", "heavy"]}})
+    want = {"tpe": optuna.samplers.TPESampler, "random": optuna.samplers.RandomSampler,
+            "cmaes": optuna.samplers.CmaEsSampler, "grid": optuna.samplers.GridSampler}
+    for name, cls in want.items():
+        assert type(make_sampler(TuneConfig(study="s", sampler=name), space, seed=0)) is cls
+    want = {"median": optuna.pruners.MedianPruner, "hyperband": optuna.pruners.HyperbandPruner,
+            "none": optuna.pruners.NopPruner}
+    for name, cls in want.items():
+        assert type(make_pruner(TuneConfig(study="s", pruner=name))) is cls
+    # seeded: the same seed draws the same parameters
+    draws = []
+    for _ in range(2):
+        study = optuna.create_study(sampler=make_sampler(TuneConfig(study="s", sampler="random"), space, seed=3))
+        draws.append([space.suggest(study.ask()) for _ in range(4)])
+    assert draws[0] == draws[1]
+
+
+def test_ctrl_c_marks_the_trial_and_still_writes_the_files(data, tmp_path, space):
+    class CtrlC(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(tune_cfg(data, tmp_path, space, trials=3), callbacks=[CtrlC()])
+    study_dir = tmp_path / "tune" / "s"
+    t = trials_csv(study_dir)
+    assert list(t["state"]) == ["fail"] and t.loc[0, "message"] == "interrupted (Ctrl-C)"
+    assert (study_dir / "report.html").is_file()

@@ -277,6 +277,9 @@ class _Objective:
             run_train(TrainConfig.from_dict(d),
                       callbacks=[*self.callbacks, TrialReporter(trial, column, self.deadline)])
             return trial_value(run_dir, self.cfg.metric)
+        except KeyboardInterrupt:
+            trial.set_user_attr("message", "interrupted (Ctrl-C)")
+            raise
         except Exception as e:
             import optuna
             if isinstance(e, optuna.TrialPruned):

@@ -131,7 +131,9 @@ def plots(study) -> list[tuple[str, str | None, str]]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                out.append((title, _figure_png(fn(study)), ""))
+                note = (f"fANOVA fitted on the {n_done} completed trials: with few trials the bars are mostly "
+                        f"noise" if fn is vm.plot_param_importances else "")
+                out.append((title, _figure_png(fn(study)), note))
         except Exception as e:   # e.g. importances of a parameter with one value: say why, draw the rest
             out.append((title, None, f"not drawn: {str(e).splitlines()[0] if str(e) else type(e).__name__}"))
     return out
@@ -160,7 +162,8 @@ def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, sec
                 (f"Top {TOP}", rp.table(frame[frame["state"] == "complete"].sort_values(
                     "value", ascending=study.direction.name == "MINIMIZE").head(TOP)))]
     for title, uri, note in plots(study):
-        sections.append((title, rp.img(uri, title) if uri else f'<p class="muted">{rp.esc(note)}</p>'))
+        muted = f'<p class="muted">{rp.esc(note)}</p>' if note else ""
+        sections.append((title, rp.img(uri, title) + muted if uri else muted))
     sections.append(("All trials", rp.table(frame, max_rows=1000)))
     return rp.write_page(study_dir / "report.html", f"imgcls tune: {cfg.study}", sections)
 
@@ -183,8 +186,10 @@ def print_top(study, label: str, study_dir: Path) -> None:
         return
     names = list(dict.fromkeys(n for t in done for n in t.params))
     table = Table(title=f"top {len(done)} of {len(study.trials)} trials ({label})")
-    for col in ["trial", label, "seconds", *names]:
-        table.add_column(col, justify="right" if col in ("trial", label, "seconds") else "left")
+    for col in ("trial", "value", "seconds"):     # never cut; long parameter values wrap instead
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+    for col in names:
+        table.add_column(col, overflow="fold")
     for t in done:
         secs = _seconds(t)
         table.add_row(str(t.number), f"{t.value:.4f}", "" if secs is None else f"{secs:.0f}",
