@@ -404,8 +404,10 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         oof.insert(1, "label", [classes[i] for i in y])
         oof.insert(2, "pred", [classes[i] for i in ens.argmax(1)])
         write_table(oof, out / "oof_predictions.csv")
+    from imgcls.inference_report import write_ensemble_report
+    write_ensemble_report(out, spec, table, oof if len(y) else None)
     print_scores(table)
-    info(f"wrote {spec.path} (use: imgcls predict {out})")
+    info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {out})")
     return spec
 
 

@@ -463,7 +463,10 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
             summary["eval"] = scores
             _print_eval(scores, tta_spec)
     write_json(out / "predict.json", summary)
-    info(f"wrote {sub_path} ({len(sub)} rows) and {probs_path} in {probs.seconds:.1f} s "
+    from imgcls.inference_report import write_predict_report
+    write_predict_report(out, summary, table, classes, [m.run for m in spec.members],
+                         rows if summary.get("eval") else None)
+    info(f"wrote {sub_path} ({len(sub)} rows), {probs_path} and {out / 'report.html'} in {probs.seconds:.1f} s "
          f"({summary['images_per_s']} images/s)")
     return summary
 

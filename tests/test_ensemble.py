@@ -77,6 +77,11 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     assert list(scores["member"][2:]) == ["ensemble (weighted), weights fitted on these rows",
                                           "ensemble (weighted), weights cross-fitted (5 folds)"]
     assert "weights fitted on these rows" in " ".join(res.output.split())
+    import re
+    html = (out / "report.html").read_text()
+    srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
+    assert len(srcs) == 2 and all(x.startswith("data:image/png;base64,") for x in srcs)
+    assert "Members and weights" in html and "effnet" in html and "Per-class F1 on the common" in html
     doc = yaml.safe_load((out / "spec.yaml").read_text())
     assert not doc["members"][0]["run"].startswith("/")          # relative: the tree can move
 

@@ -176,6 +176,13 @@ def test_eval_prints_with_and_without_tta_and_bad_images_are_reported(tmp_path):
     assert set(summary["eval"]) >= {"plain", "tta"}
     sub = pd.read_csv(out / "submission.csv")
     assert len(sub) == 8                                       # the unreadable image still has a row
+    import re
+    html = (out / "report.html").read_text()                   # self-contained: every image embedded
+    srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
+    assert len(srcs) == 3 and all(x.startswith("data:image/png;base64,") for x in srcs)   # 2 confusion + shares
+    for text in ("no TTA", "TTA flip+crops", "Per class", "submission vs training", "broken.png", "r1"):
+        assert text in html, text
+    assert (out / "confusion_matrix_normalized.png").is_file()
 
 
 def test_newest_run_is_used_and_named(tmp_path, monkeypatch):

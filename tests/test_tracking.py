@@ -154,6 +154,8 @@ def test_run_outputs_and_self_contained_report(single, kfold):
         srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
         assert srcs and all(s.startswith("data:image/") for s in srcs)
         assert "Worst-predicted validation images" in html and "top-3" in html
+    pc = pd.read_csv(single[0] / "per_class.csv", keep_default_na=False)
+    assert list(pc["train_support"]) == [5, 5, 4] and list(pc["support"]) == [3, 3, 0]   # c only trains
     assert (single[0] / "curves.png").is_file() and "Training curves" in (single[0] / "report.html").read_text()
     assert (kfold[0] / "fold_0" / "report.html").is_file() and "fold_0/report.html" in \
         (kfold[0] / "report.html").read_text()

@@ -344,6 +344,9 @@ def train_run(cfg: TrainConfig, meta: ModelMeta, data: FoldData, run_dir: Path, 
                 pred = ev["proba"].argmax(1)
                 best_per_class = metrics.per_class(ev["y_final"], pred, list(meta.classes))
                 best_per_class.insert(0, "best_epoch", epoch + 1)
+                # the class counts this run trained on: predict's report compares a submission's shares with them
+                best_per_class["train_support"] = np.bincount(data.final[data.train_idx],
+                                                              minlength=len(meta.classes))
                 write_table(best_per_class, run_dir / "per_class.csv")
                 pending_confusion = (ev["y_final"], pred, list(meta.classes),
                                      f"best epoch {epoch + 1}, val macro-F1 {best_f1:.4f} ({len(pred)} val images)")

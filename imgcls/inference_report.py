@@ -1,0 +1,140 @@
+"""report.html of `imgcls predict` and `imgcls ensemble`: what predicted, with which weights and TTA views, the eval
+scores with and without TTA (labelled data), per-class tables, and the submission's class distribution against
+the training distribution (a sanity check before submitting). Rendered by imgcls.report (templates predict.html,
+ensemble.html)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from imgcls import metrics, report
+
+
+def training_distribution(run: str | os.PathLike) -> tuple[pd.Series | None, str]:
+    """(class counts, where they come from) of a member run: per_class.csv's train_support (the rows it trained
+    on), else the labels of its saved validation predictions."""
+    run = Path(run)
+    run = run.parent if run.is_file() else run
+    for d in [run, *sorted(run.glob("fold_*"))]:
+        pc = d / "per_class.csv"
+        if pc.is_file():
+            t = pd.read_csv(pc, keep_default_na=False, dtype={"class": str})
+            if "train_support" in t.columns:
+                return t.set_index("class")["train_support"].astype(int), f"training rows of {d}"
+    vp = run / "val_predictions.csv"
+    if vp.is_file():
+        labels = pd.read_csv(vp, keep_default_na=False, dtype={"label": str})["label"]
+        return labels.value_counts(), f"validation labels of {run} (no per_class.csv with training counts)"
+    return None, ""
+
+
+def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series | None, source: str):
+    sub = pd.Series(list(pred)).value_counts().reindex(classes, fill_value=0)
+    df = pd.DataFrame({"class": classes, "submission": sub.to_numpy(),
+                       "submission share": sub.to_numpy() / max(1, sub.sum())})
+    if train is not None:
+        tr = train.reindex(classes, fill_value=0)
+        df["training"] = tr.to_numpy()
+        df["training share"] = tr.to_numpy() / max(1, tr.sum())
+        df["share ratio"] = df["submission share"] / df["training share"].replace(0, np.nan)
+    plt = report.pyplot()
+    fig, ax = plt.subplots(figsize=(min(16, 3 + 0.5 * len(classes)), 3.6))
+    x = np.arange(len(classes))
+    w = 0.4 if train is not None else 0.8
+    ax.bar(x - (w / 2 if train is not None else 0), df["submission share"], w, label=f"submission ({sub.sum()})")
+    if train is not None:
+        ax.bar(x + w / 2, df["training share"], w, label=f"training ({int(tr.sum())})")
+    ax.set_xticks(x, classes, rotation=90, fontsize=7)
+    ax.set_ylabel("share of images")
+    ax.legend(fontsize=8)
+    html = report.img(report.figure_data_uri(fig), "class distribution") + report.table(df, digits=3, max_rows=1000)
+    note = (f"training: {source}" if train is not None else "no training counts found in the member runs") + \
+        "; a class far more or less frequent in the submission than in training is worth a look before submitting"
+    return html, note
+
+
+def _confusion_html(y, p, classes, out: Path, title: str) -> str:
+    raw, norm = metrics.confusion_pngs(y, p, classes, out, title=title)
+    return report.img(raw, "confusion matrix") + report.img(norm, "confusion matrix, row-normalised")
+
+
+def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFrame, classes: Sequence[str],
+                         members_runs: Sequence[str | os.PathLike], eval_rows: np.ndarray | None = None) -> Path:
+    """out/report.html of a prediction. table: the probs table (label?, pred, error); eval_rows: the rows --eval
+    scored (None without --eval)."""
+    out = Path(out)
+    S = report.safe
+    ev = summary.get("eval")
+    kv = [("model / ensemble", f"{summary['name']} ({summary['source']})"), ("method", summary["method"]),
+          ("data", summary.get("data") or "default"), ("images", summary["n_images"]),
+          ("unreadable (given the most frequent prediction)", summary["n_unreadable"]),
+          ("TTA", f"{summary['tta']}: {summary['tta_views']} view(s), merged by {summary['tta_merge']}"),
+          ("device", summary["device"]), ("time", f"{summary['seconds']:.1f} s ({summary['images_per_s']} images/s)"),
+          ("submission", summary["submission"]), ("probabilities", summary["probs"])]
+    members = pd.DataFrame([{"member": m["name"], "weight": m["weight"], "checkpoints": len(m["checkpoints"]),
+                             "files": " ".join(Path(c).as_posix() for c in m["checkpoints"])}
+                            for m in summary["members"]])
+    ctx = {"eval": "", "eval_note": "", "per_class": "", "confusion": "", "unreadable": ""}
+    if ev:
+        rows = pd.DataFrame([{"metric": k, "no TTA": ev["plain"][k], f"TTA {summary['tta']}": ev["tta"][k]}
+                             for k in ("macro_f1", "accuracy")])
+        ctx["eval"] = S(report.table(rows, digits=4))
+        part = ev.get("rows", "all")
+        ctx["eval_note"] = f"{ev['n_images']} labelled {'images' if part == 'all' else part + ' rows'}; " \
+                           "macro-F1 over every class of the task"
+        ok = np.asarray(eval_rows if eval_rows is not None else np.ones(len(table), bool), bool)
+        ok &= table["label"].astype(str).isin(classes).to_numpy() & (table["error"].astype(str) == "").to_numpy()
+        y, p = table.loc[ok, "label"].astype(str), table.loc[ok, "pred"].astype(str)
+        ctx["per_class"] = S(report.table(metrics.per_class(y, p, classes), digits=4, max_rows=1000))
+        ctx["confusion"] = S(_confusion_html(y, p, classes, out, f"--eval, {ok.sum()} rows, with TTA"))
+    train, source = None, ""
+    for run in members_runs:
+        train, source = training_distribution(run)
+        if train is not None:
+            break
+    ok = (table["error"].astype(str) == "").to_numpy()
+    dist, note = _distribution(table.loc[ok, "pred"].astype(str), classes, train, source)
+    bad = table.loc[~ok, ["path", "error"]]
+    if len(bad):
+        ctx["unreadable"] = S(report.table(bad, max_rows=500))
+    return report.write_report(out / "report.html", "predict.html", title=f"imgcls predict: {summary['name']}",
+                               subtitle=f"{summary['n_images']} images", summary=S(report.key_values(kv)),
+                               members=S(report.table(members, digits=3)), distribution=S(dist),
+                               distribution_note=note, **ctx)
+
+
+def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof: pd.DataFrame | None) -> Path:
+    """out/report.html of an ensemble: members (weights, own and common val macro-F1), per-class F1 of every member
+    and of the ensemble on the common validation rows, the ensemble's confusion matrices."""
+    out = Path(out)
+    S = report.safe
+    classes = list(spec.classes)
+    sc = spec.scores or {}
+    kv = [("method", spec.method), ("members", len(spec.members)), ("classes", len(classes)),
+          ("common validation rows", sc.get("common_val_images", 0))]
+    if "ensemble_macro_f1" in sc:
+        kv.append(("ensemble macro-F1 on them", f"{sc['ensemble_macro_f1']:.4f}"))
+    for k, v in sc.items():
+        if k not in ("members", "common_val_images", "ensemble_macro_f1") and isinstance(v, (int, float)):
+            kv.append((k.replace("_", " "), f"{v:.4f}" if isinstance(v, float) else v))
+    ctx = {"per_class": "", "confusion": ""}
+    if oof is not None and len(oof):
+        y = oof["label"].astype(str)
+        cols = {"class": classes}
+        from imgcls.ensemble import read_oof
+        for m in spec.members:
+            P = read_oof(m.run, classes).reindex(oof["key"])[[f"p_{c}" for c in classes]].to_numpy()
+            mp = np.asarray(classes)[np.nan_to_num(P, nan=-1.0).argmax(1)]
+            cols[m.name] = metrics.per_class(y, mp, classes)["f1"].to_numpy()
+        ens = metrics.per_class(y, oof["pred"].astype(str), classes)
+        cols["ensemble"] = ens["f1"].to_numpy()
+        cols["support"] = ens["support"].to_numpy()
+        ctx["per_class"] = S(report.table(pd.DataFrame(cols), digits=4, max_rows=1000))
+        ctx["confusion"] = S(_confusion_html(y, oof["pred"].astype(str), classes, out,
+                                             f"ensemble ({spec.method}) on {len(oof)} common validation rows"))
+    return report.write_report(out / "report.html", "ensemble.html", title=f"imgcls ensemble: {spec.name}",
+                               summary=S(report.key_values(kv)), members=S(report.table(table, digits=4)), **ctx)
