@@ -46,7 +46,7 @@ def tune_cfg(data, tmp_path, space, **kw):
 
 
 def trials_csv(study_dir):
-    t = pd.read_csv(study_dir / "trials.csv")
+    t = pd.read_csv(study_dir / "trials.csv", dtype={"message": str})
     t["message"] = t["message"].fillna("")
     return t
 
@@ -283,3 +283,18 @@ def test_ctrl_c_marks_the_trial_and_still_writes_the_files(data, tmp_path, space
     t = trials_csv(study_dir)
     assert list(t["state"]) == ["fail"] and t.loc[0, "message"] == "interrupted (Ctrl-C)"
     assert (study_dir / "report.html").is_file()
+
+
+def test_folds_all_objective_is_the_mean_over_folds(tmp_path, space):
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8}, size=(40, 40))
+    df = mf.load(src)
+    df["fold"] = [i % 2 for i in range(len(df))]
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    cfg = tune_cfg(tmp_path / "data" / "splits.csv", tmp_path, space, trials=1, train={"folds": "all"})
+    study_dir = run_tune(cfg)
+    t = trials_csv(study_dir)
+    best = [pd.read_csv(study_dir / "trial_0000" / f"fold_{k}" / "metrics.csv")["val_macro_f1"].max() for k in (0, 1)]
+    assert t.loc[0, "state"] == "complete" and t.loc[0, "value"] == pytest.approx(sum(best) / 2)
+    assert t.loc[0, "epochs_run"] == 2          # each fold's epoch is a step of the trial's learning curve
+    assert "mean over the folds" in (study_dir / "report.html").read_text()
