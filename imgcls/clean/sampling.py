@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from imgcls.errors import UserError
 
@@ -44,3 +45,14 @@ def select(x: np.ndarray | None, y: np.ndarray, method: str, max_per_class: int,
         for v in xr[yr == lab]:
             keep.append(idx[int(np.argmin(((sub - v) ** 2).sum(axis=1)))])
     return np.unique(np.array(keep))
+
+
+def undersample(df: pd.DataFrame, emb: np.ndarray | None, method: str, max_per_class: int, seed: int) -> pd.DataFrame:
+    """Mark rows beyond --max-per-class per label as `undersampled` (imbalanced-learn on the embeddings)."""
+    from imgcls.clean.sampling import select
+    live = np.flatnonzero(df["keep"].to_numpy() & (df["label"] != "").to_numpy())
+    chosen = select(emb[live] if emb is not None else None, df["label"].to_numpy()[live], method, max_per_class, seed)
+    drop = np.setdiff1d(live, live[chosen])
+    df.loc[df.index[drop], "keep"] = False
+    df.loc[df.index[drop], "reason"] = "undersampled"
+    return df

@@ -12,7 +12,6 @@ from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.options import check, int_list, join, option, seed_option
 
-
 SPLITS = ("train", "val", "test")
 MAX_DENOMINATOR = 20                  # --val / --test resolution: 1/20 = 5 %
 LINK_COLUMNS = ("sha256", "source_path", "dup_group")   # besides the group column

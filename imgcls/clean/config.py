@@ -1,0 +1,81 @@
+"""clean's options (CleanConfig: defaults, choices, ranges, --help panels) and the names they choose among."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from imgcls import links
+from imgcls.clean.ood import DETECTORS
+from imgcls.clean.sampling import METHODS as UNDERSAMPLE_METHODS
+from imgcls.device import device_option
+from imgcls.errors import UserError
+from imgcls.options import check, option, seed_option
+from imgcls.pipeline import PIPELINE
+
+# Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md); the near-duplicate definition
+# and its defaults are imgcls.links', each out-of-domain detector's threshold is its own (imgcls.clean.ood)
+DEFAULT_OOD_METHOD = "photo-style"
+DEFAULT_OUT = dict(PIPELINE)["clean"]
+MATERIALIZE = ("link", "copy")
+CONFLICT_POLICIES = ("majority", "drop", "keep-first")
+DEFAULT_OOD_MAX_SHARE = 0.2       # a detector flagging more than this share of the set stops the run (--force)
+OOD_METHODS = tuple(d.name for d in DETECTORS)
+
+
+def _per_method(table: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in table.items())
+
+
+DUPS, OOD, SAMPLING, EMBED, RUNTIME = "Duplicates", "Out of domain", "Undersampling", "Embeddings", "Runtime"
+
+
+@dataclass
+class CleanConfig:
+    """Every option of `imgcls clean` but the input / output paths (imgcls.options: default, choices, range, help)."""
+    dedup: bool = option(True, panel=DUPS, flags=("--dedup/--no-dedup",), help="Exact + near duplicate stage.")
+    near_dup: bool = option(True, panel=DUPS, flags=("--near-dup/--exact-only",),
+                            help="Near duplicates (embeddings) besides exact (sha256) ones.")
+    dup_method: str = links.dup_method_option(DUPS)
+    dup_threshold: float | None = links.dup_threshold_option(DUPS)
+    dup_candidates: float = links.dup_candidates_option(DUPS)
+    conflicts: str = option("majority", panel=DUPS, choices=CONFLICT_POLICIES,
+                            help="Duplicate groups spanning labels: majority (keep the majority label's member, "
+                                 "none on a tie), drop (drop all), keep-first (keep one per label).")
+    ood: bool = option(True, panel=OOD, flags=("--ood/--no-ood",), help="Out-of-domain stage.")
+    ood_method: str = option(DEFAULT_OOD_METHOD, panel=OOD, choices=OOD_METHODS,
+                             help="Out-of-domain detector (README: what each measures).")
+    ood_threshold: float | None = option(None, panel=OOD, none=_per_method({d.name: d.threshold for d in DETECTORS}),
+                                         help="Score at or above which an image is out of domain.")
+    ood_contamination: float | None = option(None, panel=OOD, lo=0, hi=1, lo_open=True, hi_open=True,
+                                             help="Instead of a threshold: flag this share of images.")
+    ood_max_share: float = option(DEFAULT_OOD_MAX_SHARE, panel=OOD, lo=0, hi=1,
+                                  help="A threshold that flags more than this share of the images stops the run "
+                                       "(asks for --ood-contamination or --force).")
+    force: bool = option(False, panel=OOD, flags=("--force",),
+                         help="Accept an out-of-domain result that flags more than --ood-max-share.")
+    undersample: str | None = option(None, panel=SAMPLING, choices=UNDERSAMPLE_METHODS,
+                                     help="Keep at most --max-per-class rows per class.")
+    max_per_class: int | None = option(None, panel=SAMPLING, lo=1, help="Cap per class for --undersample.")
+    embedder: str = option(links.DEFAULT_EMBEDDER, panel=EMBED, help="timm model for embeddings.")
+    embedder_weights: str | None = option(None, panel=EMBED, cli_type=Optional[Path], from_cli=str,
+                                          help="Weight file for --embedder.")
+    embed_size: int = option(links.DEFAULT_EMBED_SIZE, panel=EMBED, lo=16, hi=2048, help="Embedding input size (px).")
+    device: str = device_option(RUNTIME)
+    seed: int = seed_option(RUNTIME)
+    cache_dir: str | None = option(None, cli=False, help="Embedding cache folder (default: beside the output).")
+
+    materialize: str | None = option(None, panel="Output", choices=MATERIALIZE,
+                                     help="Kept images as an ImageFolder under OUT/images: hard links or copies.")
+
+    def validate(self) -> None:
+        """Choices and ranges (imgcls.options.check) and the options that need each other; before any scan."""
+        check(self)
+        if self.undersample and not self.max_per_class:
+            raise UserError("--undersample needs --max-per-class N")
+
+    def near_duplicates(self) -> links.NearDuplicates:
+        """The near-duplicate definition these options choose (shared with split)."""
+        return links.NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.embedder,
+                                    self.embedder_weights, "--embedder-weights", self.embed_size, self.device,
+                                    self.cache_dir)

@@ -1,0 +1,127 @@
+"""The duplicate stage: exact (sha256) and near copies (imgcls.links' definition) grouped, one kept per group (or per
+label, --conflicts), the label-conflict table, and the threshold sweep of seed 000."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from imgcls import links
+from imgcls.clean.config import CleanConfig
+from imgcls.options import check
+
+SWEEP = (0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.00)
+
+
+def _keep_order(df: pd.DataFrame, idx: list[int]) -> list[int]:
+    """Which twin is kept first: largest resolution, then path order."""
+    area = (pd.to_numeric(df["width"], errors="coerce").fillna(0) * pd.to_numeric(df["height"], errors="coerce")
+            .fillna(0)).to_numpy()
+    paths = df["path"].to_numpy()
+    return sorted(idx, key=lambda i: (-area[i], paths[i]))
+
+
+def exact_pairs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(first row, later row) for every readable row whose content hash an earlier readable row has."""
+    return links.exact_pairs(df["sha256"], valid=(df["error"] == "").to_numpy())
+
+
+def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
+                    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+    """Group exact (sha256) and near (score >= threshold) copies; keep one per group (or per label). `pairs` are
+    precomputed scored pairs (links.NearDuplicates.scored_pairs), e.g. to try several thresholds."""
+    check(cfg, ["dup_method"])
+    definition = cfg.near_duplicates()
+    n = len(df)
+    ok = (df["error"] == "").to_numpy()
+    sha = df["sha256"].to_numpy()
+    ei, ej = exact_pairs(df)
+    if cfg.near_dup and (emb is not None or pairs is not None):
+        pi, pj, ps = pairs if pairs is not None else definition.scored_pairs(df, emb)
+        keep = (ps >= definition.cut) & ok[pi] & ok[pj]
+        ei, ej = np.r_[ei, pi[keep]], np.r_[ej, pj[keep]]
+    gid = links.components(n, ei, ej)
+    labels = df["label"].astype(str).to_numpy()
+    col = {c: df.columns.get_loc(c) for c in ("keep", "reason", "duplicate_of")}
+    for g, members in pd.Series(range(n)).groupby(gid):
+        idx = [i for i in members.tolist() if ok[i]]
+        if len(idx) < 2:
+            continue
+        order = _keep_order(df, idx)
+        keepers, conflict = conflict_keepers(order, labels, cfg.conflicts)
+        name = f"d{order[0]:06d}"
+        df.loc[df.index[idx], "dup_group"] = name
+        df.loc[df.index[idx], "label_conflict"] = conflict
+        kept = set(keepers.values())
+        for i in order:
+            if i in kept:
+                continue
+            twin = keepers.get(labels[i])
+            df.iat[i, col["keep"]] = False
+            if twin is None:          # its label lost the group (minority or tie): no twin of its own label kept
+                df.iat[i, col["reason"]] = "label_conflict"
+                df.iat[i, col["duplicate_of"]] = df["path"].iat[next(iter(kept))] if kept else ""
+            else:
+                df.iat[i, col["reason"]] = "exact_duplicate" if sha[i] == sha[twin] else "near_duplicate"
+                df.iat[i, col["duplicate_of"]] = df["path"].iat[twin]
+    return df
+
+
+def conflict_keepers(order: list[int], labels: np.ndarray, policy: str) -> tuple[dict[str, int], bool]:
+    """{label: row kept for it} for one duplicate group (rows in keep order) and whether it spans labels.
+    One label: its first row. Across labels, `majority`: the first row of the label most members carry, none on a
+    tie; `drop`: none; `keep-first`: the first row of each label (no label is decided for the user)."""
+    from collections import Counter
+    counts = Counter(labels[i] for i in order)
+    if len(counts) == 1:
+        return {labels[order[0]]: order[0]}, False
+    if policy == "drop":
+        return {}, True
+    if policy == "keep-first":
+        keepers: dict[str, int] = {}
+        for i in order:
+            keepers.setdefault(labels[i], i)
+        return keepers, True
+    (top, n1), (_, n2) = counts.most_common(2)
+    if n1 == n2:
+        return {}, True
+    return {top: next(i for i in order if labels[i] == top)}, True
+
+
+def conflict_table(df: pd.DataFrame) -> list[dict]:
+    """One row per duplicate group spanning labels: its labels with their counts and what was kept (the report)."""
+    rows = []
+    sub = df[df["label_conflict"].astype(bool) & (df["dup_group"] != "")]
+    for g, grp in sub.groupby("dup_group", sort=True):
+        counts = grp["label"].astype(str).value_counts()
+        kept = grp[grp["keep"].astype(bool)]
+        rows.append({"dup_group": g, "labels": ", ".join(f"{k} x{v}" for k, v in counts.items()),
+                     "kept": ", ".join(f"{p} ({lab})" for p, lab in zip(kept["path"], kept["label"]))
+                     or "none (tie or --conflicts drop)",
+                     "removed": ", ".join(grp.loc[~grp["keep"].astype(bool), "path"])})
+    return rows
+
+
+def families(df: pd.DataFrame) -> dict:
+    """Duplicate groups of 3 or more images (e.g. near-identical generated drawings), counted apart from pairs."""
+    sizes = df.loc[df["dup_group"] != "", "dup_group"].value_counts()
+    fam = sizes[sizes >= 3]
+    return {"groups_of_3_or_more": int(len(fam)), "images_in_them": int(fam.sum()),
+            "pair_groups": int((sizes == 2).sum())}
+
+
+def threshold_sweep(df: pd.DataFrame, pairs: tuple[np.ndarray, np.ndarray, np.ndarray]) -> list[dict]:
+    """Images that duplicate removal (exact copies, and near copies at each threshold) would drop, as in seed 000's
+    table; `pairs` are the scored pairs (links.NearDuplicates.scored_pairs) down to the lowest threshold swept. At
+    the run's threshold `remaining` is what deduplication keeps (one image per group; before out-of-domain and
+    undersampling)."""
+    ok = (df["error"] == "").to_numpy()
+    pi, pj, ps = pairs
+    ei, ej = exact_pairs(df)
+    rows = []
+    for t in SWEEP:
+        keep = (ps >= t - 1e-6) & ok[pi] & ok[pj]
+        g = links.components(len(df), np.r_[ei, pi[keep]], np.r_[ej, pj[keep]])
+        n_groups_members = pd.Series(g[ok]).value_counts()
+        rows.append({"threshold": t, "removed": int((n_groups_members - 1).sum()),
+                     "remaining": int(ok.sum() - (n_groups_members - 1).sum())})
+    return rows

@@ -1,0 +1,131 @@
+"""`run_clean`: checks before the scan, then the duplicate, out-of-domain and undersampling stages over one lazy
+cache of embeddings / features / pixels, and the outputs (manifest, clean_summary.json, report.html)."""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imgcls import manifest as mf
+from imgcls.clean.config import CleanConfig, DEFAULT_OUT
+from imgcls.clean.duplicates import SWEEP, conflict_table, families, mark_duplicates, threshold_sweep
+from imgcls.clean.materialize import materialize_kept
+from imgcls.clean.sampling import undersample
+from imgcls.console import info
+from imgcls.errors import UserError
+from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json
+from imgcls.parallel import check_workers
+
+
+def pixel_matrix(df: pd.DataFrame, size: int = 32) -> np.ndarray:
+    from imgcls.console import progress_bar
+    from imgcls.io import ImageReadError, load_rgb
+    out = np.full((len(df), size * size * 3), np.nan, np.float32)
+    with progress_bar("pixels", len(df)) as advance:
+        for i, (p, err) in enumerate(zip(mf.image_paths(df), df["error"])):
+            if not err:
+                try:
+                    out[i] = np.asarray(load_rgb(p, draft=(size, size)).resize((size, size)), np.float32).ravel() / 255
+                except ImageReadError:
+                    pass
+            advance()
+    return out
+
+
+def check_ood_share(flagged: np.ndarray, readable: np.ndarray, cfg: CleanConfig) -> None:
+    """A detector that flags more than --ood-max-share of the readable images is more likely wrong than the data:
+    stop (nothing written) unless the share was asked for (--ood-contamination) or accepted (--force)."""
+    n = int(readable.sum())
+    share = float(flagged.sum()) / n if n else 0.0
+    if share > cfg.ood_max_share and not cfg.ood_contamination and not cfg.force:
+        raise UserError(f"--ood-method {cfg.ood_method} flags {int(flagged.sum())} of {n} images ({share:.0%}, more "
+                        f"than --ood-max-share {cfg.ood_max_share:.0%}); nothing written. Flag a share with "
+                        f"--ood-contamination 0.05, raise --ood-threshold, or pass --force to accept it")
+
+
+def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg: CleanConfig | None = None,
+              opts: mf.LayoutOptions | None = None, workers: int = 1, materialize: str | None = None) -> pd.DataFrame:
+    """`materialize` (link | copy), when given, replaces cfg.materialize."""
+    cfg = cfg or CleanConfig()
+    if materialize is not None:
+        cfg = replace(cfg, materialize=materialize)
+    materialize = cfg.materialize
+    cfg.validate()
+    check_workers(workers)
+    definition = cfg.near_duplicates()
+    if cfg.embedder_weights or (cfg.dedup and cfg.near_dup):
+        # the near-duplicate search embeds every image: its weights must be here before the scan, not after it
+        definition.check_weights()
+    out = Path(out)
+    check_writable(out)
+    df = mf.load(src, opts, scan=False)
+    check_output_location(out, *mf.roots(df))
+    df = mf.scan_images(df, workers=workers).reset_index(drop=True)
+    df["keep"] = df["error"] == ""
+    df["reason"] = np.where(df["keep"], "", "unreadable")
+    df["dup_group"] = ""
+    df["duplicate_of"] = ""
+    df["label_conflict"] = False
+    df["ood_score"] = np.nan
+
+    cache: dict[str, np.ndarray] = {}
+
+    def embeddings() -> np.ndarray:
+        if "emb" not in cache:
+            cache["emb"] = definition.embeddings(df)
+        return cache["emb"]
+
+    def style() -> np.ndarray:
+        if "style" not in cache:
+            from imgcls.embed import style_manifest
+            cache["style"] = style_manifest(df, model=cfg.embedder, weights=cfg.embedder_weights,
+                                            weights_flag="--embedder-weights", img_size=cfg.embed_size,
+                                            device=cfg.device, cache_dir=cfg.cache_dir)
+        return cache["style"]
+
+    def features() -> np.ndarray:
+        if "feat" not in cache:
+            from imgcls.clean.features import feature_matrix
+            cache["feat"] = feature_matrix(df, workers=workers)
+        return cache["feat"]
+
+    scored = None
+    if cfg.dedup and cfg.near_dup:
+        scored = definition.scored_pairs(df, embeddings(), min(min(SWEEP), definition.cut), workers=workers)
+    if cfg.dedup:
+        df = mark_duplicates(df, None, cfg, pairs=scored)
+    if cfg.ood:
+        from imgcls.clean.registry import OODInputs, get_detector
+        det = get_detector(cfg.ood_method)
+        scores = det.score(OODInputs(features=features, embeddings=embeddings,
+                                     pixels=lambda: pixel_matrix(df), seed=cfg.seed, style=style))
+        df["ood_score"] = scores
+        flagged = det.flag(scores, cfg.ood_threshold, cfg.ood_contamination) & df["keep"].to_numpy()
+        check_ood_share(flagged, (df["error"] == "").to_numpy(), cfg)
+        df.loc[flagged, "keep"] = False
+        df.loc[flagged, "reason"] = "out_of_domain"
+    if cfg.undersample:
+        df = undersample(df, embeddings() if cfg.undersample != "random" else None, cfg.undersample,
+                         cfg.max_per_class, cfg.seed)
+
+    out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(out)          # what a kill -9 of an earlier run left (materialized copies included)
+    mf.write(df, out / mf.MANIFEST_NAME)
+    sweep = threshold_sweep(df, scored) if scored is not None else []
+    summary = {"config": asdict(cfg), "source": str(src), "n_images": len(df), "kept": int(df["keep"].sum()),
+               "removed": {r: int(n) for r, n in df.loc[~df["keep"], "reason"].value_counts().items()},
+               "label_conflict_groups": int(df.loc[df["label_conflict"].astype(bool), "dup_group"].nunique()),
+               "label_conflicts": conflict_table(df),
+               "families": families(df),
+               "threshold_sweep": sweep}
+    write_json(out / "clean_summary.json", summary)
+    from imgcls.clean.report import write_clean_report
+    write_clean_report(out / "report.html", df, summary)
+    if materialize:
+        materialize_kept(df, out / "images", materialize)
+    info(f"clean: kept {summary['kept']} of {len(df)}; removed {summary['removed']}; "
+         f"outputs: {out}/manifest.csv, report.html")
+    return df
