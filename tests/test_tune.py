@@ -126,8 +126,10 @@ def test_cli_bad_space_key_exits_2_with_one_line_before_any_work(data, tmp_path)
 
 def test_fixed_option_error_stops_the_study_at_its_first_trial(data, tmp_path, space):
     # --folds without a fold column: every trial would fail the same way, so the study stops with train's line
+    # (--sampler is tune's Optuna sampler here, not train's shuffle | weighted)
     r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "resnet10t",
-                                 "--folds", "all", "--out", str(tmp_path / "tune"), "--trials", "3", "--quiet"])
+                                 "--folds", "all", "--out", str(tmp_path / "tune"), "--trials", "3", "--sampler",
+                                 "random", "--quiet"])
     assert r.exit_code == 2 and "--folds needs a `fold` column" in r.output
     assert len(trials_csv(tmp_path / "tune" / "s")) == 1
 

@@ -27,9 +27,10 @@ EPILOG = """Examples:
   imgcls train --config outputs/tune/lite0/best_config.yaml --epochs 20"""
 
 
-# every train flag fixes that option for all trials, but --out (tune's: the folder of studies) and --name (tune names
-# each trial's run folder OUT/STUDY/trial_NNNN)
-TRIAL_FLAGS = tuple(n for n in cli_fields(TrainConfig) if n not in ("out", "name"))
+# every train flag fixes that option for all trials, but --out and --sampler (tune's own: the folder of studies, the
+# Optuna sampler; train's class-balanced sampler comes from --config or the space) and --name (tune names each
+# trial's run folder OUT/STUDY/trial_NNNN)
+TRIAL_FLAGS = tuple(n for n in cli_fields(TrainConfig) if n not in ("out", "sampler", "name"))
 
 
 @command("tune", epilog=EPILOG, options={"cfg": TuneConfig, "train": (TrainConfig, TRIAL_FLAGS)})
