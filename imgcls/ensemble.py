@@ -405,7 +405,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         oof.insert(2, "pred", [classes[i] for i in ens.argmax(1)])
         write_table(oof, out / "oof_predictions.csv")
     from imgcls.inference_report import write_ensemble_report
-    write_ensemble_report(out, spec, table, oof if len(y) else None)
+    write_ensemble_report(out, spec, table, oof if len(y) else None, P)
     print_scores(table)
     info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {out})")
     return spec

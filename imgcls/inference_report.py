@@ -107,9 +107,11 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
                                distribution_note=note, **ctx)
 
 
-def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof: pd.DataFrame | None) -> Path:
+def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof: pd.DataFrame | None,
+                          member_probs: Sequence[np.ndarray] = ()) -> Path:
     """out/report.html of an ensemble: members (weights, own and common val macro-F1), per-class F1 of every member
-    and of the ensemble on the common validation rows, the ensemble's confusion matrices."""
+    (member_probs: each member's probabilities on the oof rows, in order) and of the ensemble on the common
+    validation rows, the ensemble's confusion matrices."""
     out = Path(out)
     S = report.safe
     classes = list(spec.classes)
@@ -125,10 +127,8 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
     if oof is not None and len(oof):
         y = oof["label"].astype(str)
         cols = {"class": classes}
-        from imgcls.ensemble import read_oof
-        for m in spec.members:
-            P = read_oof(m.run, classes).reindex(oof["key"])[[f"p_{c}" for c in classes]].to_numpy()
-            mp = np.asarray(classes)[np.nan_to_num(P, nan=-1.0).argmax(1)]
+        for m, P in zip(spec.members, member_probs):
+            mp = np.asarray(classes)[np.asarray(P).argmax(1)]
             cols[m.name] = metrics.per_class(y, mp, classes)["f1"].to_numpy()
         ens = metrics.per_class(y, oof["pred"].astype(str), classes)
         cols["ensemble"] = ens["f1"].to_numpy()
