@@ -300,3 +300,20 @@ def test_folds_all_objective_is_the_mean_over_folds(tmp_path, space):
     assert t.loc[0, "state"] == "complete" and t.loc[0, "value"] == pytest.approx(sum(best) / 2)
     assert t.loc[0, "epochs_run"] == 2          # each fold's epoch is a step of the trial's learning curve
     assert "mean over the folds" in (study_dir / "report.html").read_text()
+
+
+def test_reopening_a_study_checks_its_space_and_metric(tmp_path):
+    from imgcls.tune import open_study
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    a = parse_space({"lr": {"log_uniform": [1e-4, 1e-2]}, "aug": {"choice": ["light", "heavy"]}})
+    study, created = open_study(TuneConfig(study="s"), a, url)
+    assert created and study.user_attrs["space"] == a.as_dict()
+    again, created = open_study(TuneConfig(study="s"), a, url)           # resume / a second process
+    assert not created and again._study_id == study._study_id
+    b = parse_space({"lr": {"log_uniform": [1e-4, 1e-1]}, "aug": {"choice": ["light", "heavy"]}})
+    with pytest.raises(UserError, match=r"another search space \(differs in: lr\)"):
+        open_study(TuneConfig(study="s"), b, url)
+    with pytest.raises(UserError, match="optimises --metric macro_f1, not loss"):
+        open_study(TuneConfig(study="s", metric="loss"), a, url)
+    with pytest.raises(UserError, match="--storage nosuch://x: cannot open it"):
+        open_study(TuneConfig(study="s"), a, "nosuch://x")
