@@ -222,3 +222,31 @@ def test_tracker_errors_are_one_line_before_any_data_is_read(tmp_path, monkeypat
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mlflow" else real(n, *a))
     with pytest.raises(UserError, match=r"--tracker mlflow needs the mlflow package: pip install 'imgcls\[mlflow\]'"):
         run_train(TrainConfig(src=str(tmp_path / "nothing"), tracker=["mlflow"], **TINY))
+
+
+def test_runs_of_a_group_share_one_mlflow_parent_and_an_aborted_run_is_closed(data, out, single):
+    """tune passes its study as track_group: every trial is a child of one parent run; a pruned trial is KILLED."""
+    import mlflow
+
+    class Pruned(Exception):
+        pass
+
+    Pruned.__name__ = "TrialPruned"
+
+    class Prune(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise Pruned("pruned at epoch 1")
+
+    cfg = dict(src=str(data), out=str(out), epochs=1, tracker=["mlflow"], **TINY)
+    run_train(TrainConfig(name="t0", **cfg), track_group="study1")
+    with pytest.raises(Pruned):
+        run_train(TrainConfig(name="t1", **cfg), track_group="study1", callbacks=[Prune()])
+    mlflow.set_tracking_uri(f"sqlite:///{out.resolve() / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["imgcls"])
+    by_name = {r["tags.mlflow.runName"]: r for _, r in runs.iterrows()}
+    parents = runs[runs["tags.mlflow.runName"] == "study1"]
+    assert len(parents) == 1 and parents.iloc[0]["tags.imgcls.kind"] == "group"
+    for t in ("t0", "t1"):
+        assert by_name[t]["tags.mlflow.parentRunId"] == parents.iloc[0]["run_id"]
+    assert by_name["t0"]["status"] == "FINISHED" and by_name["t1"]["status"] == "KILLED"
+    assert "pruned at epoch 1" in by_name["t1"]["tags.imgcls.stopped"]

@@ -65,12 +65,17 @@ class MLflowTracker(Callback):
         tags = {"imgcls.run_dir": str(info["run_dir"]), "imgcls.model": info["model"]}
         parent_name = info["parent_dir"].name if info["parent_dir"] is not None else self.group
         if parent_name is not None and (self.parent_id is None or self.parent_dir != parent_name):
-            with _quiet():
-                p = self.client.create_run(self.exp_id, run_name=parent_name,
-                                           tags={"imgcls.kind": "k-fold" if info["parent_dir"] else "group"})
-            self.parent_id, self.parent_dir = p.info.run_id, parent_name
-            if info["parent_dir"] is not None:
-                self._params(self.parent_id, info["config"])
+            kind = "k-fold" if info["parent_dir"] is not None else "group"
+            found = self._find_group(parent_name) if kind == "group" else None   # tune: one parent per study
+            if found is not None:
+                self.parent_id = found
+            else:
+                with _quiet():
+                    p = self.client.create_run(self.exp_id, run_name=parent_name, tags={"imgcls.kind": kind})
+                self.parent_id = p.info.run_id
+                if kind == "k-fold":
+                    self._params(self.parent_id, info["config"])
+            self.parent_dir = parent_name
         if self.parent_id is not None:
             tags[MLFLOW_PARENT_RUN_ID] = self.parent_id
         if info["fold"] is not None:
@@ -80,6 +85,14 @@ class MLflowTracker(Callback):
             run = self.client.create_run(self.exp_id, run_name=name, tags=tags)
         self.run_id = run.info.run_id
         self._params(self.run_id, info["config"])
+
+    def _find_group(self, name: str) -> str | None:
+        """The run id of an existing group parent run called `name` (an earlier tune trial made it)."""
+        with _quiet():
+            found = self.client.search_runs([self.exp_id], filter_string=f"tags.`imgcls.kind` = 'group' and "
+                                                                         f"attributes.run_name = '{name}'",
+                                            max_results=1)
+        return found[0].info.run_id if found else None
 
     def _params(self, run_id, config):
         from mlflow.entities import Param
@@ -113,6 +126,8 @@ class MLflowTracker(Callback):
             if self.log_checkpoint and (run_dir / "best.pt").is_file():
                 self.client.log_artifact(self.run_id, str(run_dir / "best.pt"))
             self.client.set_terminated(self.run_id)
+            if self.group is not None and self.parent_id is not None:
+                self.client.set_terminated(self.parent_id)   # a group's parent: finished with each of its runs
         self.run_id = None
 
     def on_train_end(self, summary):
@@ -129,3 +144,19 @@ class MLflowTracker(Callback):
                     self.client.log_artifact(self.parent_id, str(run_dir / f))
             self.client.set_terminated(self.parent_id)
         self.parent_id = None
+
+    def on_run_abort(self, error):
+        from mlflow.entities import RunStatus
+        # Ctrl-C or a pruned tune trial (optuna.TrialPruned) is killed; anything else failed
+        killed = isinstance(error, KeyboardInterrupt) or type(error).__name__ == "TrialPruned"
+        status = RunStatus.to_string(RunStatus.KILLED if killed else RunStatus.FAILED)
+        with _quiet():
+            if self.run_id is not None:
+                self.client.set_tag(self.run_id, "imgcls.stopped", f"{type(error).__name__}: {error}"[:500])
+                self.client.set_terminated(self.run_id, status=status)
+                self.run_id = None
+            if self.parent_id is not None and self.group is None:     # a k-fold set stops with its fold
+                self.client.set_terminated(self.parent_id, status=status)
+                self.parent_id = None
+            elif self.parent_id is not None:
+                self.client.set_terminated(self.parent_id)   # a group's parent: finished with each of its runs

@@ -48,3 +48,8 @@ class TensorBoardTracker(Callback):
             fw.add_summary(s)
         for k, v in metric.items():
             self.writer.add_scalar(k, v, summary["best_epoch"])
+
+    def on_run_abort(self, error):
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None

@@ -67,3 +67,9 @@ class WandbTracker(Callback):
             self.run.log_artifact(art)
         self.run.finish()
         self.run = None
+
+    def on_run_abort(self, error):
+        if self.run is not None:
+            self.run.summary["imgcls/stopped"] = f"{type(error).__name__}: {error}"[:500]
+            self.run.finish(exit_code=1)
+            self.run = None

@@ -77,23 +77,25 @@ def default_workers(device_type: str, cache: str) -> int:
 
 
 def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None,
-              callbacks=None) -> Path:
+              callbacks=None, track_group: str | None = None) -> Path:
     """Train (every fold with folds='all'); returns the run folder. `resume`: a run folder to continue.
     `stop_after`: stop after that many epochs in total (as if interrupted; `resume` continues).
     `callbacks`: imgcls.train.callbacks.Callback objects, called on rank 0 only; an exception one raises propagates
-    out of run_train after the finished epochs' last.pt / metrics.csv are written.
+    out of run_train after the finished epochs' last.pt / metrics.csv are written. `track_group`: a name several
+    run_train calls share for cfg.tracker (tune's study: MLflow nests them under one parent run, W&B groups them).
     --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards)."""
     import torch
     state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
              torch.backends.cudnn.benchmark)
     try:
-        return _run_train(cfg, resume, stop_after, callbacks)
+        return _run_train(cfg, resume, stop_after, callbacks, track_group)
     finally:
         torch.use_deterministic_algorithms(state[0], warn_only=state[1])
         torch.backends.cudnn.benchmark = state[2]
 
 
-def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | None, callbacks=None) -> Path:
+def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | None, callbacks=None,
+               track_group: str | None = None) -> Path:
     import torch
     from imgcls import manifest as mf
     from imgcls.console import info
@@ -120,7 +122,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     cfg.validate()
     if dist.main and cfg.tracker:
         from imgcls.track import make_trackers     # a missing tracker package fails here, before any data is read
-        callbacks = make_trackers(cfg.tracker, cfg) + list(callbacks or [])
+        callbacks = make_trackers(cfg.tracker, cfg, group=track_group) + list(callbacks or [])
     check_writable(resume if resume is not None else cfg.out)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -272,9 +274,15 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             if fold is not None and not (fold_dir / "config.yaml").exists():
                 cfg.save(fold_dir / "config.yaml")
         dist.barrier()
-        res = train_run(cfg, meta, fd, fold_dir, device, dist, fold=fold,
-                        resume=resume is not None, stop_after=stop_after, callbacks=callbacks,
-                        parent_dir=run_dir if fold is not None else None)
+        try:
+            res = train_run(cfg, meta, fd, fold_dir, device, dist, fold=fold,
+                            resume=resume is not None, stop_after=stop_after, callbacks=callbacks,
+                            parent_dir=run_dir if fold is not None else None)
+        except BaseException as e:
+            if dist.main and callbacks:
+                from imgcls.train.callbacks import CallbackList
+                CallbackList(callbacks).on_run_abort(e)     # trackers close their run as failed / killed
+            raise
         results.append(res)
         if res["val_predictions"] is not None:
             oof.append(res["val_predictions"])

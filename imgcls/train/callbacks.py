@@ -26,6 +26,8 @@ never call them). An exception raised by a callback (e.g. `optuna.TrialPruned`) 
   the best epoch, see imgcls.metrics), stopped_early (bool).
 - `on_train_end(summary)`: once per `run_train` after every fold. summary: run_dir, folds (list), oof (dict of
   oof_score.json for k-fold, else None), runs (list of each fold's on_run_end summary).
+- `on_run_abort(error)`: when a run (or fold) stops by an exception, a callback's (e.g. a pruned tune trial) or
+  not, or Ctrl-C: trackers close their run as failed / killed. Then the exception propagates.
 """
 from __future__ import annotations
 
@@ -48,6 +50,9 @@ class Callback:
         pass
 
     def on_train_end(self, summary: dict) -> None:
+        pass
+
+    def on_run_abort(self, error: BaseException) -> None:
         pass
 
 
@@ -84,6 +89,16 @@ class CallbackList:
 
     def on_train_end(self, summary: dict) -> None:
         self._call("on_train_end", summary)
+
+    def on_run_abort(self, error: BaseException) -> None:
+        """Every callback hears of it, even if one of them fails here (the original error is what propagates)."""
+        for c in self.callbacks:
+            fn = getattr(c, "on_run_abort", None)
+            if fn is not None:
+                try:
+                    fn(error)
+                except Exception:   # noqa: BLE001 - a tracker failing to close must not mask the run's error
+                    pass
 
 
 class CallbackStopped(RuntimeError):

@@ -274,7 +274,7 @@ class _Objective:
         self.started += 1
         column = METRICS[self.cfg.metric][0]
         try:
-            run_train(TrainConfig.from_dict(d),
+            run_train(TrainConfig.from_dict(d), track_group=self.cfg.study,
                       callbacks=[*self.callbacks, TrialReporter(trial, column, self.deadline)])
             return trial_value(run_dir, self.cfg.metric)
         except KeyboardInterrupt:
