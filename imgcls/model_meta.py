@@ -42,6 +42,8 @@ class ModelMeta:
     resize_mode: str = "squash"
     branch: str = "shallow"
     drop_rate: float = 0.0
+    target: str = "label"                        # the manifest column the final classes are values of: label, or
+    #                                              an attribute (mask, gender, age_band, ...) of `train --target`
     extra: dict = field(default_factory=dict, compare=False)   # keys this version does not know, kept as read
 
     @property
@@ -92,7 +94,7 @@ class ModelMeta:
     @classmethod
     def from_dict(cls, d, source: str = "checkpoint") -> "ModelMeta":
         """Typed and checked; `source` (a file) is named in the error. Keys older checkpoints lack (resize_mode,
-        interpolation, branch, drop_rate) take the values those versions used."""
+        interpolation, branch, drop_rate, target) take the values those versions used."""
         def bad(what: str) -> UserError:
             return UserError(f"{source}: model metadata {what}; the file is damaged or not written by imgcls train")
 
@@ -141,10 +143,15 @@ class ModelMeta:
         drop_rate = d.get("drop_rate", 0.0)
         if isinstance(drop_rate, bool) or not isinstance(drop_rate, (int, float)) or not 0 <= drop_rate < 1:
             raise bad(f"drop_rate {drop_rate!r} is not in [0, 1)")
+        target = d.get("target", "label")
+        if not isinstance(target, str) or not 0 < len(target) <= 200:
+            raise bad(f"target {target!r} is not a column name")
+        if target != "label" and decode != "single":
+            raise bad(f"target {target!r}: a single-attribute model has decode single, not {decode}")
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         extra = {k: v for k, v in d.items() if k not in known}
         return cls(model, classes, tuple(heads), decode, img_size, mean, std, interpolation, resize_mode, branch,
-                   float(drop_rate), extra)
+                   float(drop_rate), target, extra)
 
 
 def _str_list(v, what: str, bad) -> tuple[str, ...]:

@@ -26,12 +26,17 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
     from imgcls.errors import UserError
     from imgcls.profiles import ProfileScheme
     if cfg.heads == "single":
-        classes = mf.class_names(df["label"])
+        col = cfg.target
+        classes = mf.class_names(df[col])
         if len(classes) < 2:
-            raise UserError(f"training needs at least 2 classes, the data has {len(classes)}; check the labels")
+            raise UserError(f"training needs at least 2 classes, column '{col}' has {len(classes)}; check the "
+                            f"{'labels' if col == 'label' else '--target column'}")
         index = {c: i for i, c in enumerate(classes)}
-        y = df["label"].astype(str).map(index).to_numpy()
-        return [{"name": "label", "classes": classes}], "single", classes, y[:, None], y
+        y = df[col].astype(str).map(index).to_numpy()
+        return [{"name": col, "classes": classes}], "single", classes, y[:, None], y
+    if cfg.target != "label":
+        raise UserError(f"--target {cfg.target} trains one single-head model on that column; drop --heads multi "
+                        f"(or --target to train the heads {','.join(cfg.head_columns)})")
     cols = list(cfg.head_columns)     # heads == "multi" (TrainConfig.validate checked the choice)
     missing = [c for c in cols if c not in df.columns]
     if missing:
@@ -139,9 +144,16 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
 
     df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=io_workers, announce=dist.main)
     n_all = len(df)
-    df = tdata.usable_rows(df)
+    if cfg.target not in df.columns:
+        attrs = [c for c in df.columns if c in mf.COLUMNS and c not in ("path", "root", "error") and
+                 df[c].astype(str).nunique() >= 2] if cfg.target != "label" else []
+        raise UserError(f"--target {cfg.target}: the data has no such column"
+                        + (f" (columns with classes: {', '.join(attrs)})" if attrs else "")
+                        + "; give a label or attribute column of the manifest")
+    df = tdata.usable_rows(df, cfg.target)
     if dist.main and len(df) < n_all:
-        info(f"{n_all - len(df)} rows skipped (unlabeled, unreadable or dropped by clean)")
+        what = "unlabeled" if cfg.target == "label" else f"no {cfg.target} value"
+        info(f"{n_all - len(df)} rows skipped ({what}, unreadable or dropped by clean)")
     heads, decode, classes, targets, final = _heads_meta(df, cfg)
 
     dc = data_config(cfg.model)
@@ -150,7 +162,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     meta = ModelMeta.from_dict(
         {"model": cfg.model, "classes": classes, "heads": heads, "decode": decode, "branch": cfg.branch,
          "img_size": img_size, "mean": [float(m) for m in dc["mean"]], "std": [float(s) for s in dc["std"]],
-         "interpolation": cfg.interpolation, "resize_mode": cfg.resize_mode, "drop_rate": float(cfg.drop_rate)},
+         "interpolation": cfg.interpolation, "resize_mode": cfg.resize_mode, "drop_rate": float(cfg.drop_rate),
+         "target": cfg.target if cfg.heads == "single" else "label"},
         source=f"--model {cfg.model}")
 
     if cfg.pretrained or cfg.weights:
@@ -263,7 +276,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
 
     results, oof = [], []
     for fold in folds:
-        train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed)
+        train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target)
         if not train_mask.any() or not val_mask.any():
             raise UserError(f"no {'training' if not train_mask.any() else 'validation'} images"
                             f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")

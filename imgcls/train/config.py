@@ -55,6 +55,10 @@ class TrainConfig:
                                   help="Input size in pixels.")
     drop_rate: float = option(0.0, panel=MODEL, lo=0, hi=1, hi_open=True, help="Dropout before the classifier.")
     freeze_backbone: bool = option(False, panel=MODEL, help="Train only the classifier / heads.")
+    target: str = option("label", panel=MODEL,
+                         help="--heads single: the manifest column whose values are the classes (label, or one "
+                              "attribute such as mask, gender, age_band: a single-attribute model; recorded as the "
+                              "model metadata's `target`).")
     heads: str = option("single", panel=MODEL, choices=("single", "multi"),
                         help="single (one softmax) | multi (one head per label column).")
     head_columns: list = option(factory=lambda: ["mask", "gender", "age_band"], panel=MODEL, cli_type=str,

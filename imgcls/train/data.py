@@ -190,9 +190,9 @@ class FileImages(Dataset):
 # Which rows train, which validate
 # ---------------------------------------------------------------------------------------------------------------
 
-def usable_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Labelled, readable rows that clean kept."""
-    df = df[(df["label"].fillna("").astype(str) != "") & (df["error"].fillna("").astype(str) == "")]
+def usable_rows(df: pd.DataFrame, target: str = "label") -> pd.DataFrame:
+    """Readable rows that clean kept and that have a `target` value (the label, or train --target's attribute)."""
+    df = df[(df[target].fillna("").astype(str) != "") & (df["error"].fillna("").astype(str) == "")]
     return df[mf.kept(df)].reset_index(drop=True)
 
 
@@ -208,9 +208,11 @@ def has_val_split(df: pd.DataFrame) -> bool:
     return "split" in df.columns and bool((df["split"].fillna("").astype(str).str.lower() == "val").any())
 
 
-def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int, by: str = "label"
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (train, val). With a `fold` column and `fold`: that fold validates, the others train (rows
-    of `split` == test are never used). With a `split` column: train / val. Else a stratified --val-split."""
+    of `split` == test are never used). With a `split` column: train / val. Else a --val-split stratified by the
+    column `by` (the model's classes)."""
     split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
     pool = np.ones(len(df), bool) if split is None else (split != "test").to_numpy()
     if fold is not None:
@@ -225,7 +227,7 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
                         "pass --val-split 0.2 or split the data first")
     from sklearn.model_selection import train_test_split
     idx = np.flatnonzero(pool)
-    labels = df["label"].astype(str).to_numpy()[idx]
+    labels = df[by].astype(str).to_numpy()[idx]
     counts = pd.Series(labels).value_counts()
     strat = labels if counts.min() >= 2 and len(idx) * val_split >= len(counts) else None
     tr, va = train_test_split(idx, test_size=val_split, random_state=seed, stratify=strat)

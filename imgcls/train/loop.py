@@ -500,7 +500,7 @@ def val_predictions_frame(data: FoldData, proba: np.ndarray, meta: ModelMeta, fo
     rows = data.frame.iloc[data.val_idx]
     classes = list(meta.classes)
     df = pd.DataFrame({"path": rows["path"].values, "root": rows["root"].values,
-                       "label": rows["label"].astype(str).values,
+                       "label": rows[meta.target].astype(str).values,   # the true class of this model's target
                        "fold": "" if fold is None else fold,
                        "pred": [classes[i] for i in proba.argmax(1)]})
     probs = pd.DataFrame(proba, columns=[f"p_{c}" for c in classes])
