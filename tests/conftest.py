@@ -59,6 +59,19 @@ def make_profiles(root: Path, n_profiles: int = 12, size=(32, 40), seed: int = 0
     return root
 
 
+def assert_self_contained(html_path: str | os.PathLike, min_images: int = 1) -> str:
+    """An imgcls HTML report shows every image wherever it is moved: each <img src> is a data: URI (imgcls.report
+    embeds them), and there are at least `min_images`. Returns the page."""
+    import re
+    html = Path(html_path).read_text(encoding="utf-8")
+    srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
+    assert len(srcs) >= min_images, (html_path, len(srcs))
+    bad = [s[:60] for s in srcs if not s.startswith("data:image/")]
+    assert not bad, (html_path, bad)
+    assert "<link" not in html and "<script src" not in html      # no stylesheet or script fetched from elsewhere
+    return html
+
+
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     """3 classes (6/4/2 images), 48x40 PNGs."""

@@ -101,7 +101,8 @@ def test_face_crop_and_background_removal_on_real_images(faces_src, tmp_path, u2
     assert "not an image" in m.loc["thing/bad.jpg", "error"] and not (out / "thing/bad.jpg").exists()
     assert "bad.jpg" in r.flat
     # every no-face image is listed in the report
-    html = (out / "report.html").read_text()
+    from conftest import assert_self_contained
+    html = assert_self_contained(out / "report.html", 3)    # before / after pairs and the no-face thumbnail
     assert "No face found (1" in html and "coffee.png" in html
     s = summary(out)
     assert s["processed"] == 2 and s["written"] == 2 and s["no_face"] == 1 and s["unreadable_input"] == 1

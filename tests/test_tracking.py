@@ -2,7 +2,6 @@
 run (and one tiny k-fold set) per module, reused by every test."""
 from __future__ import annotations
 
-import re
 
 import numpy as np
 import pandas as pd
@@ -150,9 +149,8 @@ def test_run_outputs_and_self_contained_report(single, kfold):
         pc = pd.read_csv(run / "per_class.csv", keep_default_na=False)
         assert list(pc["class"]) == ["a", "b", "c"]
         assert {"precision", "recall", "f1", "support"} <= set(pc.columns)
-        html = (run / "report.html").read_text()
-        srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
-        assert srcs and all(s.startswith("data:image/") for s in srcs)
+        from conftest import assert_self_contained
+        html = assert_self_contained(run / "report.html", 3)
         assert "Worst-predicted validation images" in html and "top-3" in html
     pc = pd.read_csv(single[0] / "per_class.csv", keep_default_na=False)
     assert list(pc["train_support"]) == [5, 5, 4] and list(pc["support"]) == [3, 3, 0]   # c only trains

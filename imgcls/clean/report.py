@@ -13,10 +13,12 @@ MAX_SHOWN = 150
 def _pair(row, kept_row) -> str:
     a = report.thumb_data_uri(Path(row["root"], row["path"]), 96)
     b = report.thumb_data_uri(Path(kept_row["root"], kept_row["path"]), 96) if kept_row is not None else ""
-    conflict = " <b>label conflict</b>" if bool(row["label_conflict"]) else ""
-    return (f'<div class="pair"><img src="{a}"><img src="{b}"><br>removed {report.esc(row["path"])} '
-            f'({report.esc(row["label"])})<br>kept {report.esc(kept_row["path"] if kept_row is not None else "-")} '
-            f'({report.esc(kept_row["label"] if kept_row is not None else "")}) {report.esc(row["reason"])}{conflict}</div>')
+    kept = kept_row["path"] if kept_row is not None else "-"
+    kept_label = kept_row["label"] if kept_row is not None else ""
+    lines = [f"removed {row['path']} ({row['label']})", f"kept {kept} ({kept_label}) {row['reason']}"]
+    if bool(row["label_conflict"]):
+        lines.append("label conflict")
+    return report.figure([(a, "removed"), (b, "kept")], lines)
 
 
 def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
@@ -26,9 +28,10 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
     more = f'<p class="muted">{len(dups) - MAX_SHOWN} more in manifest.csv</p>' if len(dups) > MAX_SHOWN else ""
     ood = df[df["ood_score"].notna()].sort_values("ood_score", ascending=False).head(60)
     ood_html = "".join(
-        f'<div class="pair"><img src="{report.thumb_data_uri(Path(r["root"], r["path"]), 96)}"><br>'
-        f'{report.esc(r["path"])}<br>score {r["ood_score"]:.3f} {"<b>removed</b>" if r["reason"] == "out_of_domain" else "kept"}'
-        f'</div>' for r in ood.to_dict("records"))
+        report.figure([(report.thumb_data_uri(Path(r["root"], r["path"]), 96), r["path"])],
+                      [r["path"], f"score {r['ood_score']:.3f} "
+                                  f"{'removed' if r['reason'] == 'out_of_domain' else 'kept'}"])
+        for r in ood.to_dict("records"))
     labelled = df[df["label"] != ""]
     counts = pd.DataFrame({"before": labelled.groupby("label").size(),
                            "after": labelled[labelled["keep"]].groupby("label").size()}).fillna(0).astype(int)
