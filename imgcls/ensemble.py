@@ -73,7 +73,8 @@ def vote(probs: Sequence[np.ndarray], method: str = "soft", weights: Sequence[fl
         raise UserError("an ensemble needs at least one member")
     shapes = {p.shape for p in probs}
     if len(shapes) != 1:
-        raise UserError(f"members' predictions have different shapes {sorted(shapes)}; are the classes the same?")
+        raise UserError(f"members' predictions have different shapes "
+                        f"({', '.join('x'.join(map(str, sh)) for sh in sorted(shapes))}); are the classes the same?")
     w = normalise_weights(None if method == "soft" else weights, len(probs))
     stack = np.stack([np.asarray(p, dtype=np.float64) for p in probs])           # [M, N, C]
     soft = np.tensordot(w, stack, axes=1)                                        # [N, C]

@@ -2,6 +2,8 @@
 run (and one tiny k-fold set) per module, reused by every test."""
 from __future__ import annotations
 
+import re
+
 
 import numpy as np
 import pandas as pd
@@ -248,3 +250,27 @@ def test_runs_of_a_group_share_one_mlflow_parent_and_an_aborted_run_is_closed(da
         assert by_name[t]["tags.mlflow.parentRunId"] == parents.iloc[0]["run_id"]
     assert by_name["t0"]["status"] == "FINISHED" and by_name["t1"]["status"] == "KILLED"
     assert "pruned at epoch 1" in by_name["t1"]["tags.imgcls.stopped"]
+
+
+def test_terminal_view_bar_status_table_eta_and_unwrapped_paths(data, tmp_path, capsys):
+    deep = tmp_path / ("a_rather_long_folder_name_" * 3) / "runs"        # the log line's path is > 80 columns
+    run = run_train(TrainConfig(src=str(data), out=str(deep), name="view", epochs=2, **TINY))
+    err = capsys.readouterr().err
+    assert re.search(r"epoch 2/2 .*loss \d\.\d{4}\s+lr \d\.\d\de-\d\d\s+run ETA \d+:\d\d", err)
+    assert re.search(r"epoch\s+trn loss\s+trn acc\s+val loss\s+val acc\s+macro-F1\s+lr\s+sec\s+best", err)
+    assert f"outputs in {run}" in err                                   # one line: not cut at 80 columns
+    assert "[" not in err.split("training resnet10t")[1].split("\n")[0]   # no list repr in the start line
+
+
+def test_run_eta_counts_this_fold_and_the_later_ones(monkeypatch):
+    from imgcls.train import loop
+    now = [100.0]
+    monkeypatch.setattr(loop.time, "monotonic", lambda: now[0])
+    eta = loop.RunEta(2, later_epochs=4)         # 2 epochs left in this fold, 2 more folds of 2 epochs
+    eta.start_epoch(10)
+    for _ in range(5):
+        now[0] += 1.0
+        eta.step()
+    assert eta.seconds() == pytest.approx(55.0) and eta.text() == "0:55"    # 1 s a step, 55 steps to go
+    eta.start_epoch(10)
+    assert eta.seconds() == pytest.approx(50.0)                             # 5 epochs x 10 steps left

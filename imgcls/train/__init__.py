@@ -290,7 +290,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         try:
             res = train_run(cfg, meta, fd, fold_dir, device, dist, fold=fold,
                             resume=resume is not None, stop_after=stop_after, callbacks=callbacks,
-                            parent_dir=run_dir if fold is not None else None)
+                            parent_dir=run_dir if fold is not None else None,
+                            folds_after=len(folds) - 1 - folds.index(fold))
         except BaseException as e:
             if dist.main and callbacks:
                 from imgcls.train.callbacks import CallbackList

@@ -112,7 +112,7 @@ def _unwrap(model):
 
 def train_run(cfg: TrainConfig, meta: ModelMeta, data: FoldData, run_dir: Path, device: torch.device, dist: Dist,
               fold: int | None = None, resume: bool = False, stop_after: int | None = None,
-              callbacks=None, parent_dir: Path | None = None) -> dict:
+              callbacks=None, parent_dir: Path | None = None, folds_after: int = 0) -> dict:
     """Train one model; returns {"best_f1", "best_epoch", "val_predictions": DataFrame, "history", "summary"}.
     callbacks: imgcls.train.callbacks.Callback objects, called on rank 0 only (see that module)."""
     log = RunLog(run_dir / "train.log" if dist.main else None, echo=dist.main)
@@ -241,7 +241,7 @@ def train_run(cfg: TrainConfig, meta: ModelMeta, data: FoldData, run_dir: Path, 
     if start_epoch and (run_dir / "per_class.csv").is_file():
         best_per_class = pd.read_csv(run_dir / "per_class.csv", keep_default_na=False, dtype={"class": str})
     updates = 0                              # optimiser updates in this process's run (the step of on_step_end)
-    eta = RunEta(cfg.epochs - start_epoch)
+    eta = RunEta(cfg.epochs - start_epoch, later_epochs=folds_after * cfg.epochs)   # the whole run: later folds too
     for epoch in range(start_epoch, cfg.epochs):
         t0 = time.perf_counter()
         torch.manual_seed(cfg.seed * 1000 + epoch)
@@ -413,11 +413,12 @@ def _lr(optimizer) -> float:
 
 
 class RunEta:
-    """The whole run's remaining time, from the measured time per training step so far (validation time included,
-    spread over the steps of the epochs it followed)."""
+    """The whole run's remaining time (this fold's epochs and `later_epochs` of the folds after it), from the
+    measured time per training step so far (validation time included, spread over the steps of the epochs it
+    followed; later folds assumed as long as this one)."""
 
-    def __init__(self, epochs_left: int):
-        self.epochs_left, self.t0 = epochs_left, time.monotonic()
+    def __init__(self, epochs_left: int, later_epochs: int = 0):
+        self.epochs_left, self.t0 = epochs_left + later_epochs, time.monotonic()
         self.done, self.steps_per_epoch, self.in_epoch = 0, 0, 0
 
     def start_epoch(self, n_steps: int) -> None:
