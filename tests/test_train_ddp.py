@@ -21,7 +21,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "imgcls",
            "train", str(src), "--model", "resnet10t", "--img-size", "32", "--epochs", "2", "--batch-size", "4",
            "--workers", "0", "--device", "cpu", "--val-split", "0.25", "--out", str(tmp_path / "runs"),
-           "--name", "ddp", "--aug", "none"]
+           "--name", "ddp", "--aug", "none", "--tracker", "tensorboard"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = tmp_path / "runs" / "ddp"
@@ -31,6 +31,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert list(tmp.glob("imgcls-cache-*")) == []              # and it is removed at the end
     m = pd.read_csv(run / "metrics.csv")
     assert list(m["epoch"]) == [1, 2]
+    assert len(list(run.glob("events.out.tfevents.*"))) == 1     # trackers (callbacks) run on rank 0 only
     # each process takes half of the 18 training images per epoch (9; the lone 9th is dropped, a batch of one
     # breaks BatchNorm): 2 updates of batch 4 per epoch, not the 5 a single process would make
     st = torch.load(run / "last.pt", weights_only=True)["train_state"]["optimizer"]["state"]
