@@ -9,6 +9,7 @@ unit that a split must keep on one side.
   one kind the same picture (issue 16: a mask-competition-shaped set of 240 people x 7 faces joined into one unit at
   cosine 0.95), so it is the default of neither step.
 - `exact_pairs`: rows sharing a non-empty value (a content hash, a group, a source image) linked to the first of them.
+- `reference_pairs`: rows that name other rows (an oversampled copy's `augmented_from` names its sources' paths).
 - `components`: connected components of any such pairs (a unit / duplicate-group id per row).
 """
 from __future__ import annotations
@@ -122,6 +123,23 @@ def exact_pairs(values: Sequence | pd.Series, valid: np.ndarray | None = None) -
     first = pd.Series(idx).groupby(vals[idx], sort=False).transform("min").to_numpy()
     later = first != idx
     return first[later].astype(np.int64), idx[later].astype(np.int64)
+
+
+def reference_pairs(keys: Sequence | pd.Series, refs: Sequence | pd.Series, sep: str = "|"
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """(named row, naming row) position pairs: row j whose `refs` cell names (sep-separated) the `keys` value of row
+    i. A name no row has links nothing."""
+    where: dict[str, int] = {}
+    for k, v in enumerate(pd.Series(keys).fillna("").astype(str)):
+        where.setdefault(v, k)
+    ii, jj = [], []
+    for j, cell in enumerate(pd.Series(refs).fillna("").astype(str)):
+        for name in cell.split(sep) if cell else ():
+            i = where.get(name)
+            if i is not None and i != j:
+                ii.append(i)
+                jj.append(j)
+    return np.asarray(ii, np.int64), np.asarray(jj, np.int64)
 
 
 def components(n: int, i: Sequence[int] | np.ndarray = (), j: Sequence[int] | np.ndarray = ()) -> np.ndarray:

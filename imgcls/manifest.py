@@ -76,6 +76,9 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column("face_w", "int", "preprocess"), Column("face_h", "int", "preprocess"),
     Column("face_confidence", "float", "preprocess"), Column("faces", "int", "preprocess"),
     Column("bg_removed", "bool", "preprocess", blank=False),
+    # an oversampled copy (preprocess --oversample): the `path` of the row(s) it was made from, '|'-separated (two
+    # for a mixup copy); '' for an original. split keeps a copy on its sources' side, train never validates on one
+    Column("augmented_from", "str", "preprocess"),
     # split
     Column("split", "str", "split"), Column("fold", "int", "split"), Column("drop_reason", "str", "split"),
 )}
@@ -160,6 +163,21 @@ def kept(df: pd.DataFrame) -> np.ndarray:
     if "keep" not in df.columns:
         return np.ones(len(df), bool)
     return coerce(df[["keep"]].copy())["keep"].to_numpy(bool)
+
+
+COPY_SEP = "|"   # between the sources of a mixup copy in `augmented_from`
+
+
+def augmented(df: pd.DataFrame) -> np.ndarray:
+    """Rows that are oversampled copies (a non-empty `augmented_from`; no column: none)."""
+    if "augmented_from" not in df.columns:
+        return np.zeros(len(df), bool)
+    return (df["augmented_from"].fillna("").astype(str).str.strip() != "").to_numpy()
+
+
+def copy_sources(value) -> list[str]:
+    """The `path`s an `augmented_from` cell names (empty for an original)."""
+    return [] if _blank(value) else [p for p in str(value).split(COPY_SEP) if p]
 
 
 # ---------------------------------------------------------------------------------------------------------------

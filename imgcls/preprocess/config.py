@@ -6,15 +6,17 @@ from dataclasses import asdict, dataclass
 from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.errors import UserError
-from imgcls.options import check, option
+from imgcls.options import check, option, seed_option
+from imgcls.oversample import DEFAULT_MAX_FACTOR, check_target
 from imgcls.preprocess.resize import RESIZE_MODES
 
 NO_FACE_POLICIES = ("keep", "center-crop", "drop")
 FORMATS = ("auto", "png", "jpg", "webp")
+OVERSAMPLE_AUGS = ("light", "medium", "heavy", "mixup")   # train's augment presets (imgcls.train.data), or mixup
 FACE_COLUMNS = [c for c in mf.columns_of("preprocess") if c.startswith("face")]   # declared in imgcls.manifest
 
 
-FACES, BACKGROUND, OUTPUT = "Faces", "Background", "Output images"
+FACES, BACKGROUND, OUTPUT, OVERSAMPLING = "Faces", "Background", "Output images", "Oversampling"
 
 
 @dataclass
@@ -46,6 +48,15 @@ class PreprocessConfig:
                                help="auto keeps jpg / png / webp, writes png otherwise.")
     quality: int = option(95, panel=OUTPUT, lo=1, hi=100, help="JPEG / WebP quality.")
     max_pixels: int = imgio.max_pixels_option()
+    oversample: str | None = option(None, panel=OVERSAMPLING, validator=check_target, none="off",
+                                    help="Write augmented copies of minority-class images until each class has "
+                                         "min(TARGET, count x --oversample-max-factor): median | max | a number.")
+    oversample_aug: str = option("medium", panel=OVERSAMPLING, choices=OVERSAMPLE_AUGS,
+                                 help="How a copy differs: train's light | medium | heavy augmentation of its "
+                                      "source, or mixup (a blend of two images of the class).")
+    oversample_max_factor: float = option(DEFAULT_MAX_FACTOR, panel=OVERSAMPLING, lo=1,
+                                          help="A class grows to at most this many times its image count.")
+    seed: int = seed_option(panel=OVERSAMPLING)
 
     def validate(self) -> None:
         """Choices and ranges (imgcls.options.check) and the options that need each other; before any work."""
@@ -67,7 +78,8 @@ class PreprocessConfig:
     def settings(self) -> dict:
         """What the written pixels depend on (a change re-processes everything)."""
         d = asdict(self)
-        d.pop("max_pixels")
+        for k in ("max_pixels",) + OVERSAMPLE_FIELDS:
+            d.pop(k)
         if not self.remove_bg:
             for k in ("rembg_model", "keep_alpha"):
                 d.pop(k)
@@ -75,3 +87,12 @@ class PreprocessConfig:
             for k in ("detector", "face_margin", "no_face", "detect_size"):
                 d.pop(k)
         return d
+
+    def oversample_settings(self) -> dict | None:
+        """What the oversampled copies depend on besides their sources' pixels (None: no oversampling)."""
+        if self.oversample is None:
+            return None
+        return {k: getattr(self, k) for k in OVERSAMPLE_FIELDS}
+
+
+OVERSAMPLE_FIELDS = ("oversample", "oversample_aug", "oversample_max_factor", "seed")

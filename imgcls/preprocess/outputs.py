@@ -103,7 +103,7 @@ def previous_records(out: Path, settings: dict) -> dict[str, dict]:
         except UserError:
             old = None
         if old is not None and "source_path" in old.columns:
-            for r in old.to_dict("records"):
+            for r in old[~mf.augmented(old)].to_dict("records"):   # oversampled copies: preprocess.oversample
                 if r.get("error", "") == "" and str(Path(r["root"]).resolve()) == str(out.resolve()):
                     prev[r["source_path"]] = r
     jfile = out / JOURNAL

@@ -109,6 +109,8 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     cpu = None if parallel else time.process_time() - c0   # this process only
 
     result = _assemble(df, out, names, sources, records)
+    from imgcls.preprocess.oversample import add_copies
+    result, oversampled = add_copies(result, out, cfg)
     mf.write(result, out / mf.MANIFEST_NAME)
     failed = sorted([(sources[i], r["error"]) for i, r in records.items() if r["error"]]
                     + [(sources[i], f"unreadable input: {df.at[i, 'error']}") for i in range(len(df))
@@ -121,6 +123,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
         "seconds": round(elapsed, 2), "images_per_second": round(len(todo) / elapsed, 2) if todo and elapsed else None,
         "cpu_seconds_per_image": round(cpu / len(todo), 3) if cpu is not None and todo else None,
         "workers": workers if parallel else 1,
+        "oversample_settings": cfg.oversample_settings(), "oversampled": oversampled or None,
     }
     write_json(out / SETTINGS_FILE, summary)
     if jpath.exists():

@@ -11,7 +11,8 @@ What the output (`splits.csv`) says, row by row (see README "imgcls split"):
                  --drop-ages)
 
 Rows are never split apart when they are linked: the same `group` (person), the same file content (sha256), the same
-`source_path` (augmented copies written by preprocess), the same `dup_group` (clean's duplicate groups) or, with the
+`source_path`, an oversampled copy and the rows its `augmented_from` names (preprocess --oversample), the same
+`dup_group` (clean's duplicate groups) or, with the
 near-duplicate search on, near duplicates by clean's definition (imgcls.links: verified by default). Linked rows form
 one unit for scikit-learn's StratifiedGroupKFold, so these leaks cannot happen; `check_leaks` verifies it (and checks
 any split file given). A split that cannot place its units (no validation rows, a fold with no rows) is an error,

@@ -13,8 +13,9 @@ from imgcls.split.config import LINK_COLUMNS, SplitConfig
 
 def linked_units(df: pd.DataFrame, group_col: str = "group",
                  near_pairs: Sequence[tuple[int, int, float]] = ()) -> np.ndarray:
-    """A unit label per row: rows linked by group / sha256 / source_path / dup_group / near-duplicate pairs share
-    it. The label is the smallest `root/path` of the unit, so it does not depend on the row order."""
+    """A unit label per row: rows linked by group / sha256 / source_path / dup_group / near-duplicate pairs, and
+    an oversampled copy with its source(s) (augmented_from names their paths), share it. The label is the smallest
+    `root/path` of the unit, so it does not depend on the row order."""
     n = len(df)
     if n == 0:
         return np.array([], dtype=object)
@@ -24,6 +25,11 @@ def linked_units(df: pd.DataFrame, group_col: str = "group",
             i, j = links.exact_pairs(df[col].to_numpy())
             ii.append(i)
             jj.append(j)
+    if "augmented_from" in df.columns:     # an oversampled copy stays with the image(s) it was made from
+        from imgcls.manifest import COPY_SEP
+        i, j = links.reference_pairs(df["path"].to_numpy(), df["augmented_from"].to_numpy(), COPY_SEP)
+        ii.append(i)
+        jj.append(j)
     comp = links.components(n, np.concatenate(ii), np.concatenate(jj))
     ident = (df["root"].astype(str) + "/" + df["path"].astype(str)).to_numpy()
     first = pd.Series(ident).groupby(comp).min()

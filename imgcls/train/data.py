@@ -212,7 +212,34 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
                  ) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (train, val). With a `fold` column and `fold`: that fold validates, the others train (rows
     of `split` == test are never used). With a `split` column: train / val. Else a --val-split stratified by the
-    column `by` (the model's classes)."""
+    column `by` (the model's classes).
+
+    Oversampled copies (preprocess --oversample, manifest.augmented) are never validated on: the random split draws
+    from the originals and a copy trains only when its sources do; a split that put a copy in val (a hand-made
+    one: `imgcls split` keeps copies with their sources) has it dropped from val, and a copy training while a
+    source validates is dropped from training too (it would leak its source's pixels); both are said."""
+    train, val = _assign_split(df, fold, val_split, seed, by)
+    copy = mf.augmented(df)
+    if not copy.any():
+        return train, val
+    from imgcls.console import warn
+    where = {p: k for k, p in enumerate(df["path"].astype(str))}
+    src_val = np.array([c and any(val[where[s]] for s in mf.copy_sources(a) if s in where)
+                        for c, a in zip(copy, df["augmented_from"])], bool)
+    in_val = val & copy
+    leak = train & src_val
+    if in_val.any():
+        warn(f"{int(in_val.sum())} oversampled cop{'y' if in_val.sum() == 1 else 'ies'} (augmented_from) in the "
+             f"validation rows{' of fold ' + str(fold) if fold is not None else ''}: dropped from validation "
+             f"(validation scores originals only; `imgcls split` keeps copies with their sources)")
+    if leak.any():
+        warn(f"{int(leak.sum())} oversampled cop{'y' if leak.sum() == 1 else 'ies'} whose source validates: "
+             f"dropped from training (they would show the model its validation images)")
+    return train & ~leak, val & ~copy
+
+
+def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int, by: str = "label"
+                  ) -> tuple[np.ndarray, np.ndarray]:
     split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
     pool = np.ones(len(df), bool) if split is None else (split != "test").to_numpy()
     if fold is not None:
@@ -226,13 +253,19 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
         raise UserError("the data has no `split` column (run `imgcls split`) and --val-split is 0; "
                         "pass --val-split 0.2 or split the data first")
     from sklearn.model_selection import train_test_split
-    idx = np.flatnonzero(pool)
+    copy = mf.augmented(df)
+    idx = np.flatnonzero(pool & ~copy)          # copies follow their sources (assign_split)
     labels = df[by].astype(str).to_numpy()[idx]
     counts = pd.Series(labels).value_counts()
     strat = labels if counts.min() >= 2 and len(idx) * val_split >= len(counts) else None
     tr, va = train_test_split(idx, test_size=val_split, random_state=seed, stratify=strat)
     train, val = np.zeros(len(df), bool), np.zeros(len(df), bool)
     train[tr], val[va] = True, True
+    if copy.any():
+        where = {p: k for k, p in enumerate(df["path"].astype(str))}
+        for k in np.flatnonzero(pool & copy):
+            srcs = [where[s] for s in mf.copy_sources(df["augmented_from"].iat[k]) if s in where]
+            train[k] = bool(srcs) and all(train[s] for s in srcs)
     return train, val
 
 

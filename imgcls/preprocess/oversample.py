@@ -1,0 +1,233 @@
+"""Offline minority oversampling (`preprocess --oversample TARGET --oversample-aug light|medium|heavy|mixup`).
+
+After the originals are written, each labelled class below its target (imgcls.oversample.class_targets: min(TARGET,
+count x --oversample-max-factor)) gets that many augmented copies of its written images, drawn in a seeded order
+so every image is used once before any is used twice. A copy is made from the ORIGINAL's output (it has the same
+crop, size and background as its source) by train's augmentation preset (imgcls.train.data.augment_transform), or,
+with `mixup`, as a pixel blend of two images of the class (the mask write-up's 60+ group; a class of one image
+gets `light` copies: there is no second image to blend).
+
+A copy is written beside its source as `<stem>__os<k><ext>` (k = the k-th copy of that source) and is one more
+manifest row: the source's columns, its own `path` and scan columns, `source_path` = the source's input image and
+`augmented_from` = the source row's `path` (two paths joined by '|' for mixup). `split` keeps a copy on its sources'
+side (imgcls.links.reference_pairs), `train` never validates on one. Each copy's randomness is seeded by (--seed,
+its name): a re-run with the same settings writes the same pixels, and a resumed run keeps copies already written
+(newer than their source, same oversampling settings: the last manifest, or the journal of an interrupted run).
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from imgcls import io as imgio
+from imgcls import manifest as mf
+from imgcls.console import info, progress_bar, warn
+from imgcls.fsutil import under
+from imgcls.oversample import class_targets, parse_target
+from imgcls.preprocess.config import PreprocessConfig
+from imgcls.preprocess.image import save_image
+from imgcls.preprocess.outputs import SETTINGS_FILE, open_journal, up_to_date
+
+COPY_JOURNAL = ".oversample_journal.jsonl"
+COPY_TAG = "__os"
+MIXUP_RANGE = (0.3, 0.7)   # the first image's share of a mixup blend, drawn uniformly
+
+
+def copy_name(source_path: str, k: int) -> str:
+    p = PurePosixPath(source_path)
+    return p.with_name(f"{p.stem}{COPY_TAG}{k}{p.suffix}").as_posix()
+
+
+def _seed(seed: int, name: str) -> list[int]:
+    return [int(seed), zlib.crc32(name.encode("utf-8", "surrogateescape"))]
+
+
+def plan_copies(df: pd.DataFrame, eligible: np.ndarray, cfg: PreprocessConfig) -> list[tuple[str, list[int]]]:
+    """(copy name, [source position(s)]) for every copy, in a stable order: per class (sorted), a seeded
+    permutation of the class's eligible rows repeated until the class reaches its target."""
+    labels = df["label"].astype(str).to_numpy()
+    idx = np.flatnonzero(eligible)
+    counts = pd.Series(labels[idx]).value_counts().to_dict()
+    goal = class_targets(counts, cfg.oversample, cfg.oversample_max_factor)
+    plan: list[tuple[str, list[int]]] = []
+    for lab in sorted(goal):
+        members = idx[labels[idx] == lab]
+        extra = goal[lab] - len(members)
+        if extra <= 0:
+            continue
+        rng = np.random.default_rng(_seed(cfg.seed, "class:" + lab))
+        order = members[rng.permutation(len(members))]
+        for j in range(extra):
+            src = int(order[j % len(order)])
+            k = j // len(order) + 1
+            sources = [src]
+            if cfg.oversample_aug == "mixup" and len(members) > 1:
+                partner = int(order[(j % len(order) + 1 + rng.integers(len(order) - 1)) % len(order)])
+                sources.append(partner)
+            plan.append((copy_name(str(df.at[src, "path"]), k), sources))
+    return plan
+
+
+def make_copy(images: list, cfg: PreprocessConfig, name: str):
+    """The copy's pixels from its source image(s) (PIL RGB), seeded by (--seed, name)."""
+    import torch
+    from PIL import Image
+    from torchvision.transforms import v2
+
+    from imgcls.train.data import augment_transform, random_erasing
+    rng = np.random.default_rng(_seed(cfg.seed, name))
+    base = images[0]
+    if cfg.oversample_aug == "mixup" and len(images) > 1:
+        other = images[1].resize(base.size, Image.BILINEAR) if images[1].size != base.size else images[1]
+        lam = float(rng.uniform(*MIXUP_RANGE))
+        return Image.blend(other, base, lam)   # lam of `base`, 1 - lam of the partner
+    preset = "light" if cfg.oversample_aug == "mixup" else cfg.oversample_aug
+    w, h = base.size
+    aug = augment_transform(preset, (h, w))
+    erase = random_erasing(preset)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.integers(2 ** 62)))
+        x = v2.ToImage()(base)
+        x = aug(x)
+        if erase is not None:
+            x = erase(x)
+        return v2.ToPILImage()(x).convert("RGB")
+
+
+def _previous_copies(out: Path, settings: dict) -> dict[str, dict]:
+    """name -> copy record of the last finished run (its manifest) or of an interrupted one (the journal), when
+    their oversampling settings are these."""
+    prev: dict[str, dict] = {}
+    sfile, mfile = out / SETTINGS_FILE, out / mf.MANIFEST_NAME
+    try:
+        same = json.loads(sfile.read_text()).get("oversample_settings") == settings if sfile.is_file() else False
+    except (ValueError, OSError):
+        same = False
+    if same and mfile.is_file():
+        try:
+            old = mf.read_manifest_file(mfile)
+        except Exception:   # a damaged manifest: nothing to keep
+            old = None
+        if old is not None:
+            for r in old[mf.augmented(old)].to_dict("records"):
+                prev[r["path"]] = r
+    jfile = out / COPY_JOURNAL
+    if jfile.is_file():
+        lines = jfile.read_text(encoding="utf-8").splitlines()
+        try:
+            header = json.loads(lines[0]) if lines else {}
+        except ValueError:
+            header = {}
+        if header.get("settings") == settings:
+            for line in lines[1:]:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                prev[r["path"]] = r
+    return prev
+
+
+def stale_copies(out: Path) -> list[str]:
+    """Paths of the copies the last manifest in `out` lists (to remove those a new run no longer writes)."""
+    mfile = out / mf.MANIFEST_NAME
+    if not mfile.is_file():
+        return []
+    try:
+        old = mf.read_manifest_file(mfile)
+    except Exception:
+        return []
+    return old.loc[mf.augmented(old), "path"].astype(str).tolist()
+
+
+def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.DataFrame, dict]:
+    """`res` (preprocess's output rows) plus a row per oversampled copy, written under `out`; returns (rows,
+    summary). Sources: labelled rows written to `out` that are not copies themselves."""
+    settings = cfg.oversample_settings()
+    old_copies = set(stale_copies(out))
+    if settings is None:
+        _remove(out, old_copies)
+        return res, {}
+    parse_target(cfg.oversample)
+    out_root = str(out.resolve())
+    res = res.reset_index(drop=True)
+    if "augmented_from" not in res.columns:
+        res["augmented_from"] = ""
+    copies_in = mf.augmented(res)
+    if copies_in.any():
+        warn(f"{int(copies_in.sum())} input row(s) are already oversampled copies (augmented_from): passed through, "
+             f"not counted and not copied again")
+    eligible = ((res["root"].astype(str) == out_root) & (res["error"].fillna("") == "")
+                & (res["label"].fillna("").astype(str) != "")).to_numpy() & mf.kept(res) & ~copies_in
+    plan = plan_copies(res, eligible, cfg)
+    taken = {p.casefold() for p in res["path"].astype(str)}
+    clash = [n for n, _ in plan if n.casefold() in taken]
+    if clash:
+        from imgcls.errors import UserError
+        raise UserError(f"an oversampled copy would be named {clash[0]}, which an input image already is; rename "
+                        f"that image (names ending in {COPY_TAG}<k> are preprocess's copies)")
+    prev = _previous_copies(out, settings)
+    paths = list(res["path"].astype(str))
+    rows, kept_n, written = [], 0, 0
+    jpath = out / COPY_JOURNAL
+    with open_journal(jpath, settings) as journal, progress_bar("writing oversampled copies", len(plan)) as advance:
+        for name, sources in plan:
+            src_rows = [res.iloc[s] for s in sources]
+            dst = under(out, name)
+            origin = mf.COPY_SEP.join(paths[s] for s in sources)
+            r = prev.get(name)
+            scan = None
+            if r is not None and str(r.get("augmented_from", "")) == origin and dst.is_file() \
+                    and all(up_to_date(out / paths[s], dst) for s in sources):
+                scan = {c: r.get(c) for c in mf.SCAN_COLUMNS}
+                kept_n += 1
+            else:
+                try:
+                    ims = [imgio.load_rgb(out / paths[s], max_pixels=None) for s in sources]
+                except imgio.ImageReadError as e:
+                    warn(f"{out / paths[sources[0]]}: {e.reason}; no copy {name}")
+                    advance()
+                    continue
+                save_image(make_copy(ims, cfg, name), dst, cfg.quality)
+                scan = {k: v for k, v in imgio.probe(dst, max_pixels=None).items()}
+                written += 1
+                journal.write(json.dumps({"path": name, "augmented_from": origin, **scan}, default=str) + "\n")
+                journal.flush()
+            row = src_rows[0].to_dict()
+            row.update(scan)
+            row.update(path=name, root=out_root, augmented_from=origin, error="")
+            rows.append(row)
+            advance()
+    _remove(out, old_copies - {r["path"] for r in rows})
+    if jpath.exists():
+        jpath.unlink()
+    result = pd.concat([res, pd.DataFrame(rows, columns=res.columns)], ignore_index=True) if rows else res
+    per_class = pd.Series([str(r["label"]) for r in rows]).value_counts().sort_index().to_dict() if rows else {}
+    summary = {"settings": settings, "copies": len(rows), "written": written, "up_to_date": kept_n,
+               "per_class": {str(k): int(v) for k, v in per_class.items()}}
+    info(f"oversampling ({cfg.oversample}, x{cfg.oversample_max_factor:g} at most, {cfg.oversample_aug}): "
+         f"{len(rows)} cop{'y' if len(rows) == 1 else 'ies'} of {len(per_class)} class(es) "
+         f"({written} written, {kept_n} up to date)")
+    return mf.coerce(result), summary
+
+
+def _remove(out: Path, names) -> None:
+    """Delete copies an earlier run wrote that this run does not list (only files named as copies, under out)."""
+    gone = 0
+    for n in sorted(names):
+        if COPY_TAG not in PurePosixPath(n).stem:
+            continue
+        try:
+            p = under(out, n)
+        except Exception:
+            continue
+        if p.is_file():
+            p.unlink()
+            gone += 1
+    if gone:
+        info(f"removed {gone} oversampled cop{'y' if gone == 1 else 'ies'} of an earlier run that this run does "
+             f"not make")

@@ -1,0 +1,140 @@
+"""Offline minority oversampling (preprocess --oversample): the count formula, the copies' manifest rows, resume,
+split keeping copies with their sources, train never validating on a copy."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imgcls import manifest as mf
+from imgcls.errors import UserError
+from imgcls.oversample import class_targets, extra_copies, parse_target
+from imgcls.preprocess import PreprocessConfig, run_preprocess
+
+from conftest import make_image_folder, tree_snapshot
+
+
+def test_target_formula_and_spelling():
+    counts = {"a": 20, "b": 6, "c": 2, "d": 9}
+    # median of 2, 6, 9, 20 = (6 + 9) // 2 = 7; factor 4 caps c at 8 -> 7 stays the goal for c
+    assert class_targets(counts, "median", 4) == {"a": 20, "b": 7, "c": 7, "d": 9}
+    assert class_targets(counts, "max", 4) == {"a": 20, "b": 20, "c": 8, "d": 20}
+    assert class_targets(counts, 12, 1.5) == {"a": 20, "b": 9, "c": 3, "d": 12}
+    assert extra_copies(counts, "max", 4) == {"a": 0, "b": 14, "c": 6, "d": 11}
+    assert parse_target(" MEDIAN ") == "median" and parse_target("15") == 15 and parse_target(None) is None
+    for bad in ("mean", "0", "-3", "1.5"):
+        with pytest.raises(UserError, match="--oversample takes median, max or a positive number"):
+            parse_target(bad)
+    with pytest.raises(UserError, match="--oversample-max-factor"):
+        class_targets(counts, "max", 0.5)
+
+
+def _run(src, out, **kw):
+    return run_preprocess(src, out, PreprocessConfig(**kw), report=False)
+
+
+@pytest.mark.parametrize("aug", ["medium", "mixup"])
+def test_copies_per_class_match_the_formula_and_point_at_their_source(tmp_path, aug):
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 3, "c": 1}, size=(40, 32))
+    before = tree_snapshot(src)
+    out = tmp_path / "out"
+    res = _run(src, out, oversample="max", oversample_aug=aug, oversample_max_factor=2, seed=3)
+    assert tree_snapshot(src) == before                      # the input is never written
+    copies = res[mf.augmented(res)]
+    originals = res[~mf.augmented(res)]
+    want = extra_copies(originals["label"].value_counts().to_dict(), "max", 2)
+    assert copies["label"].value_counts().to_dict() == {k: v for k, v in want.items() if v} == {"b": 3, "c": 1}
+    written = mf.read_manifest_file(out / "manifest.csv")
+    assert len(written) == len(res) and mf.augmented(written).sum() == 4
+    by_path = originals.set_index("path")
+    for _, r in copies.iterrows():
+        srcs = mf.copy_sources(r["augmented_from"])
+        assert all(s in by_path.index and by_path.at[s, "label"] == r["label"] for s in srcs)
+        assert r["source_path"] == by_path.at[srcs[0], "source_path"]   # the original input image
+        assert (out / r["path"]).is_file() and r["sha256"] and r["error"] == ""
+        assert "__os" in r["path"]
+        # an augmented copy is not its source's pixels
+        assert r["sha256"] != by_path.at[srcs[0], "sha256"]
+    if aug == "mixup":   # class b has 3 images: its copies blend two different ones; class c (1 image) cannot
+        b = copies[copies["label"] == "b"]
+        assert all(len(mf.copy_sources(a)) == 2 for a in b["augmented_from"])
+    # every copy of a source differs from the others (each drawn afresh)
+    assert copies["sha256"].is_unique
+
+
+def test_seeded_resumable_and_a_changed_target_removes_old_copies(tmp_path):
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 2}, size=(32, 32))
+    out = tmp_path / "out"
+    first = _run(src, out, oversample="max", oversample_max_factor=3, seed=1)
+    hashes = dict(zip(first["path"], first["sha256"]))
+    copies = first.loc[mf.augmented(first), "path"].tolist()
+    assert len(copies) == 4
+    mtimes = {p: (out / p).stat().st_mtime_ns for p in copies}
+    again = _run(src, out, oversample="max", oversample_max_factor=3, seed=1)   # resumed: nothing rewritten
+    assert dict(zip(again["path"], again["sha256"])) == hashes
+    assert {p: (out / p).stat().st_mtime_ns for p in copies} == mtimes
+    fresh = _run(src, tmp_path / "out2", oversample="max", oversample_max_factor=3, seed=1)
+    assert dict(zip(fresh["path"], fresh["sha256"])) == hashes                     # seeded: same pixels
+    fewer = _run(src, out, oversample=3, oversample_max_factor=3, seed=1)           # b: 2 -> 3, one copy
+    kept = fewer.loc[mf.augmented(fewer), "path"].tolist()
+    assert len(kept) == 1
+    assert not any((out / p).exists() for p in set(copies) - set(kept))
+    none = _run(src, out)                                                          # oversampling off
+    assert not mf.augmented(none).any() and not any((out / p).exists() for p in copies)
+
+
+def test_split_never_puts_a_copy_and_its_source_on_two_sides(tmp_path):
+    from imgcls.split import SplitConfig, make_split
+    src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 6, "c": 4}, size=(32, 32))
+    out = tmp_path / "out"
+    res = _run(src, out, oversample="max", oversample_aug="mixup", oversample_max_factor=3, seed=0)
+    df = mf.load(out / "manifest.csv", announce=False)
+    for seed in range(3):
+        sp, *_ = make_split(df, SplitConfig(val=0.3, test=0.2, near_dup=False, seed=seed))
+        side = dict(zip(sp["path"], sp["split"]))
+        for _, r in sp[mf.augmented(sp)].iterrows():
+            assert {side[s] for s in mf.copy_sources(r["augmented_from"])} == {r["split"]}
+    # the link holds by augmented_from alone (a manifest whose source_path was rewritten)
+    df2 = df.assign(source_path=[f"x{k}" for k in range(len(df))])
+    sp, *_ = make_split(df2, SplitConfig(val=0.3, test=0.2, near_dup=False, seed=5))
+    side = dict(zip(sp["path"], sp["split"]))
+    assert all({side[s] for s in mf.copy_sources(r["augmented_from"])} == {r["split"]}
+               for _, r in sp[mf.augmented(sp)].iterrows())
+    assert len(res) == len(df)
+
+
+def test_train_never_validates_on_a_copy(tmp_path, capsys):
+    from imgcls.train.data import assign_split
+    paths = [f"a/{k}.png" for k in range(10)] + ["a/0__os1.png", "a/1__os1.png", "a/2__os1.png"]
+    df = pd.DataFrame({"path": paths, "label": ["a"] * 5 + ["b"] * 5 + ["a", "a", "b"],
+                       "augmented_from": [""] * 10 + ["a/0.png", "a/1.png", "a/5.png|a/6.png"]})
+    # the random fallback: drawn from originals, a copy trains only with its sources
+    for seed in range(5):
+        train, val = assign_split(df, None, 0.4, seed)
+        assert not val[10:].any()
+        for k, a in zip(range(10, 13), df["augmented_from"][10:]):
+            srcs = [paths.index(s) for s in mf.copy_sources(a)]
+            assert train[k] == all(train[s] for s in srcs)
+    # a hand-made split that validates on a copy, and trains on a copy of a validation image: both dropped, said
+    df["split"] = ["train"] * 8 + ["val"] * 2 + ["val", "train", "train"]
+    df.loc[1, "split"] = "val"
+    train, val = assign_split(df, None, 0.2, 0)
+    err = capsys.readouterr().err
+    assert not val[10] and not train[11] and train[12] and val[1]
+    assert "1 oversampled copy (augmented_from) in the validation rows: dropped from validation" in " ".join(err.split())
+    assert "whose source validates: dropped from training" in " ".join(err.split())
+
+
+def test_cli_oversample_and_bad_target(tmp_path):
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 2}, size=(32, 32))
+    r = CliRunner().invoke(app, ["preprocess", str(src), "--out", str(tmp_path / "o"), "--oversample", "lots"])
+    assert r.exit_code == 2 and "--oversample takes median, max or a positive number" in r.output
+    r = CliRunner().invoke(app, ["preprocess", str(src), "--out", str(tmp_path / "o"), "--oversample", "median",
+                                 "--oversample-aug", "light", "--quiet"])
+    assert r.exit_code == 0, r.output
+    res = mf.read_manifest_file(tmp_path / "o" / "manifest.csv")
+    assert res.loc[mf.augmented(res), "label"].tolist() == ["b"]       # median (2 + 4) // 2 = 3: one copy of b
+    assert np.all(res["augmented_from"].astype(str).str.len()[~mf.augmented(res)] == 0)
