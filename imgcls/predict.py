@@ -170,15 +170,24 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     loaded = [[load_model(c, dev) for c in m.checkpoints] for m in spec.members]
     for m, lms in zip(spec.members, loaded):
         for lm in lms:
-            if [str(c) for c in lm.classes] != list(spec.classes):
+            # --combine profile: a member's classes are its own (an attribute's values); they combine at the end
+            want = list(spec.classes) if spec.combine != "profile" else list(lms[0].classes)
+            if [str(c) for c in lm.classes] != want:
                 raise UserError(f"{m.name}: checkpoint classes differ from the ensemble's; rebuild the ensemble")
+    if spec.combine == "profile":
+        from imgcls.ensemble import profile_scheme
+        metas = [lms[0].meta for lms in loaded]
+        scheme = profile_scheme(metas, [m.name for m in spec.members])
+        if scheme.n_classes != n_cls:
+            raise UserError(f"{spec.path}: {n_cls} classes, its members make {scheme.n_classes}; rebuild the "
+                            f"ensemble")
     groups: dict[tuple, list[tuple[int, int]]] = {}
     for mi, lms in enumerate(loaded):
         for ci, lm in enumerate(lms):
             groups.setdefault(lm.meta.prep_key, []).append((mi, ci))
     # per member: sum over its checkpoints of TTA-merged and plain probabilities
-    sums_tta = np.zeros((len(loaded), n, n_cls), np.float64)
-    sums_plain = np.zeros_like(sums_tta)
+    sums_tta = [np.zeros((n, len(lms[0].classes)), np.float64) for lms in loaded]
+    sums_plain = [np.zeros_like(a) for a in sums_tta]
     errs = [""] * n
     t0 = time.perf_counter()
     for key, pairs in groups.items():
@@ -199,18 +208,24 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
                     lm = loaded[mi][ci]
                     with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
                         p = lm.predict_proba(x).float().view(b, v, -1)
-                    sums_tta[mi, ii] += merge_views(p, merge).cpu().numpy()
-                    sums_plain[mi, ii] += p[:, 0].cpu().numpy()
+                    sums_tta[mi][ii] += merge_views(p, merge).cpu().numpy()
+                    sums_plain[mi][ii] += p[:, 0].cpu().numpy()
                 for k, e in zip(ii, bad):
                     if e:
                         errs[k] = e
                 advance(b)
     seconds = time.perf_counter() - t0
-    counts = np.array([len(lms) for lms in loaded], np.float64)[:, None, None]
-    member_tta, member_plain = sums_tta / counts, sums_plain / counts
+    member_tta = [a / len(lms) for a, lms in zip(sums_tta, loaded)]
+    member_plain = [a / len(lms) for a, lms in zip(sums_plain, loaded)]
     weights = spec.weights
-    tta_p = vote(list(member_tta), spec.method, weights)
-    plain_p = vote(list(member_plain), spec.method, weights)
+    if spec.combine == "profile":
+        from imgcls.ensemble import combine_profile
+        names = [m.name for m in spec.members]
+        tta_p = combine_profile(member_tta, metas, weights, scheme, names)
+        plain_p = combine_profile(member_plain, metas, weights, scheme, names)
+    else:
+        tta_p = vote(member_tta, spec.method, weights)
+        plain_p = vote(member_plain, spec.method, weights)
     bad = np.array([bool(e) for e in errs])
     tta_p[bad] = np.nan
     plain_p[bad] = np.nan
@@ -414,7 +429,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     classes = list(spec.classes)
     members = ", ".join(f"{m.name} x{len(m.checkpoints)}" + (f" (w={m.weight:.2f})" if spec.method != "soft" else "")
                         for m in spec.members)
-    info(f"predicting with {spec.name}: {members}; method {spec.method}; TTA {tta_spec.text} "
+    how = (f"the product of the attributes' probabilities ({spec.method} within each)" if spec.combine == "profile"
+           else f"method {spec.method}")
+    info(f"predicting with {spec.name}: {members}; {how}; TTA {tta_spec.text} "
          f"({tta_spec.n_views} view(s), merge {tta_merge})")
     pre_err = df["error"].fillna("").astype(str).tolist() if "error" in df.columns else None
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
@@ -447,6 +464,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
 
     n = len(df)
     summary = {"source": str(spec.path or spec.members[0].run), "name": spec.name, "method": spec.method,
+               "combine": spec.combine,
                "members": [{"name": m.name, "weight": m.weight, "checkpoints": [str(c) for c in m.checkpoints]}
                            for m in spec.members],
                "data": str(data) if data else None, "n_images": n, "n_unreadable": len(bad),

@@ -17,7 +17,9 @@ EPILOG = """Examples:
 
   imgcls ensemble outputs/runs/effb3 outputs/runs/vit --method weighted --weights auto --out outputs/ensembles/blend
 
-  imgcls ensemble outputs/runs/effb3 outputs/runs/vit outputs/runs/convnext --method hard --weights 2,1,1"""
+  imgcls ensemble outputs/runs/effb3 outputs/runs/vit outputs/runs/convnext --method hard --weights 2,1,1
+
+  imgcls ensemble outputs/runs/mask outputs/runs/gender outputs/runs/age --combine profile   # train --target each"""
 
 
 @command("ensemble", epilog=EPILOG, options={"cfg": EnsembleConfig})

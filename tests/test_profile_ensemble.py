@@ -1,0 +1,120 @@
+"""ensemble --combine profile: per-attribute runs (train --target) and profile runs -> the 18 profile classes by the
+product of the attributes' probabilities; predict writes the mask competition's submission from it."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imgcls.ensemble import build_ensemble, combine_profile, load_spec
+from imgcls.errors import UserError
+from imgcls.model_meta import ModelMeta
+from imgcls.profiles import ProfileScheme
+
+from conftest import make_image, make_tiny_run
+
+
+def _meta(target: str, classes, decode: str = "single") -> ModelMeta:
+    if decode == "profile":
+        heads = [{"name": "mask", "classes": ["0", "1", "2"]}, {"name": "gender", "classes": ["0", "1"]},
+                 {"name": "age_band", "classes": ["0", "1", "2"]}]
+    else:
+        heads = [{"name": "label", "classes": list(classes)}]
+    return ModelMeta.from_dict({"model": "resnet10t", "classes": list(classes), "heads": heads, "decode": decode,
+                                "img_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3, "target": target})
+
+
+MASK, GENDER, AGE = _meta("mask", "012"), _meta("gender", "01"), _meta("age_band", "012")
+
+
+def test_constructed_case_decodes_to_the_right_profile_id():
+    pm = np.array([[0.1, 0.2, 0.7], [0.6, 0.3, 0.1]])      # row 0: not worn (2); row 1: wear (0)
+    pg = np.array([[0.8, 0.2], [0.45, 0.55]])              # male (0); female (1)
+    pb = np.array([[0.1, 0.3, 0.6], [0.2, 0.5, 0.3]])      # >= 60 (2); 30-59 (1)
+    p = combine_profile([pm, pg, pb], [MASK, GENDER, AGE])
+    scheme = ProfileScheme()
+    assert p.shape == (2, 18) and np.allclose(p.sum(1), 1)
+    assert p.argmax(1).tolist() == [scheme.label(2, 0, 2), scheme.label(0, 1, 1)] == [14, 4]
+    assert p[0, 14] == pytest.approx(0.7 * 0.8 * 0.6)
+    # the member order does not matter, and a profile run adds its marginals to every attribute
+    assert np.allclose(combine_profile([pb, pm, pg], [AGE, MASK, GENDER]), p)
+    prof = np.zeros((2, 18))
+    prof[:, scheme.label(1, 1, 0)] = 1.0                   # a profile run sure of incorrect / female / < 30
+    q = combine_profile([pm, pg, pb, prof], [MASK, GENDER, AGE, _meta("label", map(str, range(18)), "profile")])
+    wm = (pm + np.eye(3)[[1, 1]]) / 2                        # equal weights: the mean per attribute
+    assert q[0, 14] == pytest.approx(wm[0, 2] * (pg[0, 0] + 0) / 2 * (pb[0, 2] + 0) / 2)
+    # a single-attribute run that saw only some values (age bands 0 and 2): its classes are values, not positions
+    q = combine_profile([pm, pg, np.array([[0.3, 0.7], [0.9, 0.1]])], [MASK, GENDER, _meta("age_band", "02")])
+    assert q.argmax(1).tolist() == [scheme.label(2, 0, 2), scheme.label(0, 1, 0)]
+
+
+def test_members_that_do_not_make_a_profile_are_one_line():
+    with pytest.raises(UserError, match=r"no member predicts age_band; add a run trained with `imgcls train "
+                                        r"--target age_band`"):
+        combine_profile([np.ones((1, 3)) / 3, np.ones((1, 2)) / 2], [MASK, GENDER])
+    with pytest.raises(UserError, match="this run predicts 'label' with classes a, b"):
+        combine_profile([np.ones((1, 2)) / 2], [_meta("label", "ab")], names=["artists"])
+
+
+def _runs(tmp_path, rows):
+    """Three attribute runs on the same validation rows; their labels are each attribute's value."""
+    truth = {"mask": [2, 0, 1, 0], "gender": [0, 1, 1, 0], "age_band": [2, 1, 0, 0]}
+    runs = []
+    for k, (target, classes) in enumerate((("mask", "012"), ("gender", "01"), ("age_band", "012"))):
+        vr = [(r, p, str(v)) for (r, p), v in zip(rows, truth[target])]
+        runs.append(make_tiny_run(tmp_path / "runs" / target, classes=tuple(classes), target=target, seed=k,
+                                  val_rows=vr, val_quality=1.0))
+    return runs, ProfileScheme().label(np.array(truth["mask"]), np.array(truth["gender"]), np.array(truth["age_band"]))
+
+
+def test_ensemble_scores_on_the_profile_truth_and_predict_writes_the_mask_submission(tmp_path):
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    rows = [("/d", f"img{k}.jpg") for k in range(4)]
+    runs, y = _runs(tmp_path, rows)
+    out = tmp_path / "ens"
+    r = CliRunner().invoke(app, ["ensemble", *map(str, runs), "--combine", "profile", "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    spec = load_spec(out)
+    assert spec.combine == "profile" and spec.classes == [str(i) for i in range(18)]
+    oof = pd.read_csv(out / "oof_predictions.csv")
+    assert oof["label"].tolist() == y.tolist()          # the true class from the members' attribute labels
+    assert oof["pred"].tolist() == y.tolist()           # members always right (val_quality 1) -> ensemble right
+    # macro-F1 over every one of the 18 classes of the task (imgcls.metrics): 4 classes present, each F1 1
+    assert spec.scores["ensemble_macro_f1"] == pytest.approx(4 / 18) and spec.scores["common_val_images"] == 4
+    # predict: the mask competition's submission, class ids 0..17, probabilities = the product
+    ev = tmp_path / "eval"
+    ids = ["f3.jpg", "0a.jpg", "9c.jpg"]
+    for i, n in enumerate(ids):
+        make_image(ev / "images" / n, size=(30, 40), seed=i, kind="noise")
+    pd.DataFrame({"ImageID": ids, "ans": 0}).to_csv(ev / "info.csv", index=False)
+    pred = tmp_path / "pred"
+    r = CliRunner().invoke(app, ["predict", str(out), "--data", str(ev / "info.csv"), "--out", str(pred),
+                                 "--format", "mask", "--workers", "0", "--quiet"])
+    assert r.exit_code == 0, r.output
+    sub = pd.read_csv(pred / "submission.csv")
+    assert list(sub.columns) == ["ImageID", "ans"] and sub["ImageID"].tolist() == ids
+    probs = pd.read_parquet(pred / "probs.parquet")
+    p = probs[[f"p_{i}" for i in range(18)]].to_numpy()
+    assert np.allclose(p.sum(1), 1, atol=1e-4) and sub["ans"].tolist() == p.argmax(1).tolist()
+    # each member predicted alone gives the factors
+    single = []
+    for run in runs:
+        d = tmp_path / f"pred_{run.name}"
+        r = CliRunner().invoke(app, ["predict", str(run), "--data", str(ev / "info.csv"), "--out", str(d),
+                                     "--workers", "0", "--quiet"])
+        assert r.exit_code == 0, r.output
+        single.append(pd.read_parquet(d / "probs.parquet").filter(like="p_").to_numpy())
+    m, g, b = ProfileScheme().parts(np.arange(18))
+    assert np.allclose(p, single[0][:, m] * single[1][:, g] * single[2][:, b], atol=1e-4)
+    assert json.loads((pred / "predict.json").read_text())["combine"] == "profile"
+
+
+def test_hard_or_auto_weights_are_refused(tmp_path):
+    with pytest.raises(UserError, match="--combine profile multiplies"):
+        build_ensemble([tmp_path], method="hard", combine="profile")
+    with pytest.raises(UserError, match="--combine profile multiplies"):
+        build_ensemble([tmp_path], method="weighted", weights="auto", combine="profile")
