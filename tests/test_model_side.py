@@ -126,3 +126,49 @@ def test_four_age_bands_train_and_decode_with_the_profile_formula(tmp_path):
     vp = pd.read_csv(run / "val_predictions.csv", dtype={"label": str})
     want = df.set_index("path").loc[vp["path"], "label"].astype(str).tolist()
     assert vp["label"].tolist() == want                             # the manifest's labels are the model's classes
+
+
+# --- the trainer, phase by phase ---------------------------------------------------------------------------------
+
+@pytest.mark.timeout(120)
+def test_trainer_phases_run_and_restore_by_part(tmp_path):
+    """setup / train_epoch / evaluate_epoch / checkpoint called one by one give the files and state a run has;
+    a second Trainer's restore() continues from that last.pt."""
+    import math
+    import torch
+    from imgcls import manifest as mf
+    from imgcls.model_meta import ModelMeta
+    from imgcls.train import TrainConfig, _heads_meta
+    from imgcls.train import data as tdata
+    from imgcls.train.dist import Dist
+    from imgcls.train.loop import FoldData, Trainer
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(36, 36))
+    cfg = TrainConfig(src=str(src), model="resnet10t", img_size=32, batch_size=4, workers=0, device="cpu",
+                      aug="none", epochs=2, amp=False, cache="none")
+    df = tdata.usable_rows(mf.load(src, scan=True, workers=1))
+    heads, decode, classes, targets, final = _heads_meta(df, cfg)
+    meta = ModelMeta.from_dict({"model": "resnet10t", "classes": classes, "heads": heads, "decode": decode,
+                                "img_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3})
+    tr, va = tdata.assign_split(df, None, 0.34, 0)
+    fd = FoldData(np.flatnonzero(tr), np.flatnonzero(va), targets, final, df, None, mf.image_paths(df))
+    run = tmp_path / "run"
+    run.mkdir()
+    t = Trainer(cfg, meta, fd, run, torch.device("cpu"), Dist())
+    t.setup()
+    assert t.updates_per_epoch == math.ceil(len(fd.train_idx) / 4) and len(t.crits) == 1
+    assert not t.restore()                                          # no last.pt yet: a fresh run
+    t.wrap()
+    t.announce()
+    loss, acc = t.train_epoch(0)
+    assert math.isfinite(loss) and 0 <= acc <= 1 and t.state.updates == t.updates_per_epoch
+    ev, row, improved = t.evaluate_epoch(0, loss, acc, 0.0)
+    assert improved and row["epoch"] == 1 and (run / "best.pt").is_file() and (run / "val_predictions.csv").is_file()
+    assert len(ev["proba"]) == len(fd.val_idx)
+    t.checkpoint(0, ev, row, improved)
+    assert (run / "last.pt").is_file() and (run / "metrics.csv").is_file()
+    again = Trainer(cfg, meta, fd, run, torch.device("cpu"), Dist(), resume=True)
+    again.setup()
+    assert not again.restore() and again.state.epoch == 1 and again.state.best_epoch == 1
+    assert again.state.history == t.state.history
+    for k, v in t.model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k]), k

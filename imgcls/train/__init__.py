@@ -109,7 +109,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.fsutil import check_output_location, check_writable
     from imgcls.model_meta import ModelMeta
     from imgcls.train import data as tdata
-    from imgcls.train.loop import init_distributed
+    from imgcls.train.dist import init_distributed
     from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, resume_config
     from imgcls.weights import check_model_name, data_config
 
@@ -232,7 +232,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     from imgcls.errors import UserError
     from imgcls.fsutil import write_json, write_table
     from imgcls.train import data as tdata
-    from imgcls.train.loop import FoldData, RunLog, train_run
+    from imgcls.train.loop import FoldData, train_run
+    from imgcls.train.progress import RunLog
     img_size = cfg.img_size
 
     # decoded-image cache, shared by every fold ------------------------------------------------------------------

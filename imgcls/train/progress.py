@@ -1,0 +1,114 @@
+"""What a training run shows and logs: train.log lines, the run's ETA, the per-epoch table, curves.png."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from imgcls.console import console, info, is_quiet
+
+
+class RunLog:
+    """Lines to <run>/train.log (and to the terminal unless --quiet)."""
+
+    def __init__(self, path: Path | None, echo: bool = True):
+        self.path, self.echo = path, echo
+
+    def __call__(self, msg: str, terminal: bool = True):
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
+        if terminal and self.echo:
+            info(msg)
+
+
+class RunEta:
+    """The whole run's remaining time (this fold's epochs and `later_epochs` of the folds after it), from the
+    measured time per training step so far (validation time included, spread over the steps of the epochs it
+    followed; later folds assumed as long as this one)."""
+
+    def __init__(self, epochs_left: int, later_epochs: int = 0):
+        self.epochs_left, self.t0 = epochs_left + later_epochs, time.monotonic()
+        self.done, self.steps_per_epoch, self.in_epoch = 0, 0, 0
+
+    def start_epoch(self, n_steps: int) -> None:
+        if self.steps_per_epoch:
+            self.epochs_left -= 1
+        self.steps_per_epoch, self.in_epoch = n_steps, 0
+
+    def step(self) -> None:
+        self.done += 1
+        self.in_epoch += 1
+
+    def seconds(self) -> float | None:
+        if not self.done:
+            return None
+        left = self.steps_per_epoch * self.epochs_left - self.in_epoch
+        return (time.monotonic() - self.t0) / self.done * max(left, 0)
+
+    def text(self) -> str:
+        s = self.seconds()
+        if s is None:
+            return "-"
+        s = int(round(s))
+        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+_COLS = [("epoch", "epoch", "{:d}", 5), ("train_loss", "trn loss", "{:.4f}", 8),
+         ("train_acc", "trn acc", "{:.4f}", 7), ("val_loss", "val loss", "{:.4f}", 8),
+         ("val_acc", "val acc", "{:.4f}", 7), ("val_macro_f1", "macro-F1", "{:.4f}", 8), ("lr", "lr", "{:.2e}", 8),
+         ("epoch_seconds", "sec", "{:.1f}", 7)]
+
+
+class EpochTable:
+    """The per-epoch table on the terminal: one rich Table row per epoch (the header with the first), fixed column
+    widths so the rows line up and fit 80 columns; `*` marks a new best. Macro precision / recall (and per-head
+    scores) are in metrics.csv."""
+
+    def __init__(self, multi_fold: bool = False):
+        self.header = True
+
+    def print(self, row: dict, improved: bool) -> None:
+        if is_quiet():
+            return
+        from rich.table import Table
+        t = Table(box=None, show_header=self.header, header_style="bold", padding=(0, 0, 0, 2), pad_edge=False)
+        for _, title, _, width in _COLS:
+            t.add_column(title, justify="right", width=width + 2, no_wrap=True)   # rich's width includes padding
+        t.add_column("best", width=6, no_wrap=True)
+        t.add_row(*[fmt.format(row[k]) for k, _, fmt, _ in _COLS], "*" if improved else "")
+        console.print(t)
+        self.header = False
+
+
+def curves_png(history: list[dict], path: Path) -> None:
+    """Loss, accuracy / macro-F1 and the lr by epoch: integer epoch ticks, labelled axes, the best epoch marked."""
+    from matplotlib.ticker import MaxNLocator
+    from imgcls.report import pyplot, save_figure
+    plt = pyplot()
+    h = pd.DataFrame(history)
+    f1 = "val_macro_f1" if "val_macro_f1" in h.columns else "val_f1"
+    best = int(h.loc[h[f1].idxmax(), "epoch"])
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    axes[0].plot(h["epoch"], h["train_loss"], "o-", label="train")
+    axes[0].plot(h["epoch"], h["val_loss"], "o-", label="val")
+    axes[0].set_title("loss")
+    axes[0].set_ylabel("loss")
+    axes[1].plot(h["epoch"], h["train_acc"], "o-", label="train accuracy")
+    axes[1].plot(h["epoch"], h["val_acc"], "o-", label="val accuracy")
+    axes[1].plot(h["epoch"], h[f1], "o-", label="val macro-F1")
+    axes[1].set_title(f"accuracy / macro-F1 (best {h[f1].max():.4f} at epoch {best})")
+    axes[1].set_ylabel("score")
+    axes[2].plot(h["epoch"], h["lr"], "o-", color="tab:gray")
+    axes[2].set_title("learning rate (end of epoch)")
+    axes[2].set_ylabel("lr")
+    axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+    for ax in axes:
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.axvline(best, color="tab:red", linestyle=":", linewidth=1, label=f"best epoch {best}")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
+    save_figure(fig, path)
