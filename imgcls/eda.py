@@ -236,7 +236,7 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
     if plots.get("class_counts"):
         sections.append(("Classes", report.img(plots["class_counts"], "class counts") + report.table(counts)))
     if plots.get("attributes"):
-        attrs = "".join(f"<h3>{report.esc(k)}</h3>" + report.table(pd.DataFrame(list(v.items()),
+        attrs = "".join(report.heading(k) + report.table(pd.DataFrame(list(v.items()),
                         columns=[k, "images"])) for k, v in summary.get("attributes", {}).items())
         sections.append(("Attributes (profile dataset)", report.img(plots["attributes"], "attributes") + attrs))
     sections += [

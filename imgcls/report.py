@@ -102,6 +102,16 @@ def bullets(items: Iterable[object]):
     return str(_macro("bullets")([str(i) for i in items]))
 
 
+def note(text: object) -> str:
+    """A muted paragraph (escaped)."""
+    return str(_macro("note")(str(text)))
+
+
+def heading(text: object, level: int = 3) -> str:
+    """A sub-heading inside a section (escaped)."""
+    return str(_macro("heading")(str(text), int(level)))
+
+
 def data_uri(path: str | os.PathLike) -> str:
     """The file's bytes as a data: URI (PNG / JPEG / SVG); '' if the file is missing."""
     path = Path(path)
@@ -116,7 +126,7 @@ def img(src: str | os.PathLike, alt: str = "", css_class: str = "plot"):
     gives a note instead of a broken image."""
     uri = str(src) if str(src).startswith("data:") else data_uri(src)
     if not uri:
-        return f'<p class="muted">{esc(alt or src)}: not written</p>'
+        return note(f"{alt or src}: not written")
     return str(_macro("img")(uri, alt, css_class))
 
 

@@ -25,7 +25,7 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
     by_path = {p: r for p, r in zip(df["path"], df.to_dict("records"))}
     dups = df[df["reason"].isin(["exact_duplicate", "near_duplicate", "label_conflict"])]
     pairs = "".join(_pair(r, by_path.get(r["duplicate_of"])) for r in dups.head(MAX_SHOWN).to_dict("records"))
-    more = f'<p class="muted">{len(dups) - MAX_SHOWN} more in manifest.csv</p>' if len(dups) > MAX_SHOWN else ""
+    more = report.note(f"{len(dups) - MAX_SHOWN} more in manifest.csv") if len(dups) > MAX_SHOWN else ""
     ood = df[df["ood_score"].notna()].sort_values("ood_score", ascending=False).head(60)
     ood_html = "".join(
         report.figure([(report.thumb_data_uri(Path(r["root"], r["path"]), 96), r["path"])],
@@ -54,7 +54,7 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
         (f"Removed duplicates beside their kept twin ({len(dups)})", pairs + more),
         (f"Families of near-identical images (groups of 3 or more: {len(families)})",
          report.table(families, ["dup_group", "n", "labels", "example"])),
-        ("Most out-of-domain images (ranked by score)", ood_html or '<p class="muted">out-of-domain stage off</p>'),
+        ("Most out-of-domain images (ranked by score)", ood_html or report.note("out-of-domain stage off")),
         ("Unreadable", report.table(df[df["reason"] == "unreadable"], ["path", "error"])),
     ]
     return report.write_page(path, "imgcls clean report", sections)

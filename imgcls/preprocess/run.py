@@ -212,10 +212,10 @@ def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, 
         before = rp.thumb_data_uri(r["source_path"], 128)
         after = rp.thumb_data_uri(Path(r["root"], r["path"]), 128)
         pairs.append(rp.figure([(before, "input"), (after, "output")], [r["path"]]))
-    sections.append(("Before / after (first 12)", "".join(pairs) or '<p class="muted">none</p>'))
+    sections.append(("Before / after (first 12)", "".join(pairs) or rp.note("none")))
     if cfg.face_crop:
         items = [rp.figure([(rp.thumb_data_uri(p, 96), "no face")], [p]) for p in no_face[:200]]
-        more = f'<p class="muted">{len(no_face) - 200} more</p>' if len(no_face) > 200 else ""
+        more = rp.note(f"{len(no_face) - 200} more") if len(no_face) > 200 else ""
         sections.append((f"No face found ({len(no_face)}; --no-face {cfg.no_face})",
                          rp.table(pd.DataFrame({"source_path": no_face}), max_rows=100000)
                          + "".join(items) + more))

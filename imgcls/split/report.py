@@ -160,8 +160,7 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
     sections = [("Settings", report.key_values(sorted((k, v) for k, v in summary["config"].items()))),
                 ("Sizes", report.table(pd.DataFrame([{"part": k, "rows": v} for k, v in summary["parts"].items()])))]
     if summary["notes"]:
-        sections.append(("Warnings", "<ul>" + "".join(f"<li>{report.esc(n)}</li>" for n in summary["notes"])
-                         + "</ul>"))
+        sections.append(("Warnings", report.bullets(summary["notes"])))
     bal = summary["balance"]
     sections.append(("Stratification", report.key_values([
         ("max deviation of a class's share from its target (classes with >= 2 groups per part)",

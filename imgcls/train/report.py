@@ -61,11 +61,11 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     if run.changed:
         summary.append(("options changed from the defaults", run.changed))
     per_class = report.table(run.per_class, digits=4, max_rows=1000) if run.per_class is not None else \
-        '<p class="muted">no validation predictions yet</p>'
+        report.note("no validation predictions yet")
     confusion = "".join(report.img(run_dir / f, f) for f in ("confusion_matrix.png",
                                                              "confusion_matrix_normalized.png"))
     preds_path = run_dir / "val_predictions.csv"
-    worst_html, n_worst = '<p class="muted">none</p>', 0
+    worst_html, n_worst = report.note("none"), 0
     if preds_path.is_file():
         preds = pd.read_csv(preds_path, keep_default_na=False, dtype={"label": str, "pred": str})
         worst = worst_predictions(preds)

@@ -162,7 +162,7 @@ def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, sec
                 (f"Top {TOP}", rp.table(frame[frame["state"] == "complete"].sort_values(
                     "value", ascending=study.direction.name == "MINIMIZE").head(TOP)))]
     for title, uri, note in plots(study):
-        muted = f'<p class="muted">{rp.esc(note)}</p>' if note else ""
+        muted = rp.note(note) if note else ""
         sections.append((title, rp.img(uri, title) + muted if uri else muted))
     sections.append(("All trials", rp.table(frame, max_rows=1000)))
     return rp.write_page(study_dir / "report.html", f"imgcls tune: {cfg.study}", sections)
