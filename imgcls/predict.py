@@ -31,15 +31,12 @@ from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
 from imgcls.options import check, option
 from imgcls.parallel import default_workers
+from imgcls.submission import build_submission, fill_template, resolve_format
 from imgcls.tta import MERGES, TTASpec, parse_tta
 
 RUNS_DIR = Path("outputs/runs")
 ENSEMBLES_DIR = Path("outputs/ensembles")
 
-# name -> (id column, label column, value: 'name' (class name) or 'index' (class id))
-FORMATS = {"id,label": ("id", "label", "name"),
-           "mask": ("ImageID", "ans", "index"), "imageid,ans": ("ImageID", "ans", "index"),
-           "dacon": ("id", "artist", "name"), "id,artist": ("id", "artist", "name")}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -230,91 +227,6 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     tta_p[bad] = np.nan
     plain_p[bad] = np.nan
     return Probabilities(tta_p, plain_p, errs, seconds, tta.n_views)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Submission
-# ---------------------------------------------------------------------------------------------------------------
-
-def resolve_format(fmt: str) -> tuple[str, str, str]:
-    key = fmt.strip().lower().replace(" ", "")
-    if key in FORMATS:
-        return FORMATS[key]
-    if key.count(",") == 1 and all(key.split(",")):
-        a, b = fmt.replace(" ", "").split(",")
-        return a, b, "name"
-    raise UserError(f"unknown --format '{fmt}'; use id,label, mask (ImageID,ans with class ids), "
-                    f"dacon (id,artist), or ID_COL,LABEL_COL")
-
-
-def label_values(pred: np.ndarray, classes: Sequence[str], kind: str) -> list:
-    if kind == "index":
-        return [int(i) for i in pred]
-    return [classes[i] for i in pred]
-
-
-def _key_candidates(df: pd.DataFrame, id_col: str) -> list[tuple[str, list[str]]]:
-    cands = []
-    if id_col in df.columns:
-        cands.append((id_col, df[id_col].astype(str).tolist()))
-    cands.append(("id", df["id"].astype(str).tolist()))
-    cands.append(("path", df["path"].astype(str).tolist()))
-    cands.append(("file name", [Path(p).name for p in df["path"]]))
-    cands.append(("file stem", [Path(p).stem for p in df["path"]]))
-    return cands
-
-
-def fill_template(template: str | os.PathLike, df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str],
-                  fmt: str | None = None) -> pd.DataFrame:
-    """The competition's sample submission with its label column filled, in the template's row order."""
-    template = Path(template)
-    if not template.is_file():
-        raise UserError(f"sample submission {template} does not exist; check --sample-submission")
-    tpl = pd.read_csv(template, dtype=str, keep_default_na=False)
-    cols = list(tpl.columns)
-    preset = next((v for v in FORMATS.values() if [v[0], v[1]] == cols[:2]), None)
-    f_id, f_label, kind = resolve_format(fmt) if fmt else (preset or (cols[0], cols[-1], "name"))
-    if preset and not fmt:
-        f_id, f_label, kind = preset
-    id_col = f_id if f_id in cols else cols[0]
-    if len(cols) < 2 and f_label not in cols:
-        raise UserError(f"{template} has only the column {cols[0]}; a sample submission needs an id and a label column")
-    label_col = f_label if f_label in cols else cols[1]
-    tids = tpl[id_col].astype(str)
-    if tids.duplicated().any():
-        raise UserError(f"{template}: id {tids[tids.duplicated()].iloc[0]} appears twice in column {id_col}")
-    want = set(tids)
-    best = None
-    for what, keys in _key_candidates(df, id_col):
-        if len(set(keys)) != len(keys):
-            continue
-        hit = len(want & set(keys))
-        if best is None or hit > best[0]:
-            best = (hit, what, keys)
-    if best is None:
-        raise UserError("the test images have no unique id (two images share a name); pass a manifest with an id column")
-    _, what, keys = best
-    missing = [t for t in tids if t not in set(keys)]
-    extra = [k for k in keys if k not in want]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} template id(s) have no test image (e.g. {missing[0]})")
-        if extra:
-            parts.append(f"{len(extra)} test image(s) are not in the template (e.g. {extra[0]})")
-        raise UserError(f"{template} does not match the test data ({'; '.join(parts)}; ids matched by {what}); "
-                        f"predict on the competition's full test folder / CSV")
-    pos = {k: i for i, k in enumerate(keys)}
-    order = np.array([pos[t] for t in tids])
-    out = tpl.copy()
-    out[label_col] = label_values(pred[order], classes, kind)
-    return out
-
-
-def build_submission(df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str], fmt: str = "id,label") -> pd.DataFrame:
-    id_col, label_col, kind = resolve_format(fmt)
-    ids = df[id_col].astype(str) if id_col in df.columns and id_col != "id" else df["id"].astype(str)
-    return pd.DataFrame({id_col: ids.to_numpy(), label_col: label_values(pred, classes, kind)})
 
 
 # ---------------------------------------------------------------------------------------------------------------
