@@ -46,6 +46,9 @@ def outputs(tmp_path):
     (kf / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "folds": "all"}))
     pd.concat([pd.read_csv(kf / f"fold_{k}" / "val_predictions.csv") for k in range(2)]).to_csv(
         kf / "val_predictions.csv", index=False)
+    study = out / "tune" / "s1"
+    fake_run(study / "trial_0000", "resnet10t", [("a", "a"), ("b", "b"), ("c", "a"), ("a", "a")], epochs=1)
+    (study / "trials.csv").write_text("trial,state,value\n0,complete,0.5\n")
     (out / "runs" / "mlartifacts" / "x" / "artifacts").mkdir(parents=True)     # an MLflow copy is not a run
     fake_run(out / "runs" / "mlartifacts" / "x" / "artifacts" / "copy", "resnet10t", good)
     ens = out / "ensembles" / "e1"
@@ -61,7 +64,8 @@ def outputs(tmp_path):
 
 def test_find_runs_and_the_one_metric(outputs):
     runs = {r.name: r for r in find_runs(outputs)}
-    assert set(runs) == {"runs/best", "runs/mid", "runs/low", "runs/kf", "ensembles/e1"}
+    assert set(runs) == {"runs/best", "runs/mid", "runs/low", "runs/kf", "ensembles/e1", "tune/s1/trial_0000"}
+    assert runs["tune/s1/trial_0000"].kind == "trial" and runs["runs/kf"].kind == "k-fold"
     assert runs["runs/best"].val_macro_f1 == pytest.approx(1.0) and runs["runs/best"].n_val == 4
     # mid: a,a / b->a / c,c / a,a: F1 a = 0.8, b = 0, c = 1 -> 0.6 over the three classes of the task
     assert runs["runs/mid"].val_macro_f1 == pytest.approx(0.6) and runs["runs/mid"].val_acc == pytest.approx(0.75)
@@ -77,8 +81,10 @@ def test_sort_and_filter(outputs):
     runs = find_runs(outputs)
     board = leaderboard(runs)
     assert list(board["name"])[:2] == ["runs/best", "runs/kf"] and list(board.columns) == COLUMNS
-    assert list(leaderboard(runs, sort="seconds")["name"]) == ["runs/mid", "runs/kf", "runs/low", "runs/best",
-                                                               "ensembles/e1"]      # 3 s, 8 s, 9 s, 20 s, no time last
+    assert list(leaderboard(runs, sort="seconds")["name"]) == ["tune/s1/trial_0000", "runs/mid", "runs/kf",
+                                                               "runs/low", "runs/best", "ensembles/e1"]
+    # 2 s, 3 s, 8 s, 9 s, 20 s, no time last
+    assert list(leaderboard(runs, filters=["kind=trial"])["name"]) == ["tune/s1/trial_0000"]
     assert list(leaderboard(runs, filters=["model=resnet10t", "kind=run"])["name"]) == ["runs/best", "runs/mid"]
     assert list(leaderboard(runs, filters=["val_macro_f1>0.6"])["name"]) == ["runs/best", "runs/kf"]
     assert list(leaderboard(runs, filters=["model~lite0"])["name"]) == ["runs/low"]
@@ -95,7 +101,7 @@ def test_cli_table_csv_round_trip_json_and_errors(outputs, tmp_path):
         list(want["changed"])
     r = CliRunner().invoke(app, ["runs", str(outputs), "--json", "-", "--sort", "name"])
     rows = json.loads(r.stdout)
-    assert [x["name"] for x in rows] == sorted(x["name"] for x in rows) and len(rows) == 5
+    assert [x["name"] for x in rows] == sorted(x["name"] for x in rows) and len(rows) == 6
     r = CliRunner().invoke(app, ["runs", str(outputs)])
     assert r.exit_code == 0 and "runs/best" in r.output and "1.0000" in r.output
     r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "colour=red"])
