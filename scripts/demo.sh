@@ -54,6 +54,9 @@ $IMGCLS predict "$OUT/ensemble" --data "$PRED_SRC" --tta flip --eval --device cp
 TEST=data/sample_test; [ -d "$TEST" ] || TEST=$PRED_SRC
 step predict "$OUT/ensemble" --data "$TEST" --tta flip "(the held-out test set -> submission.csv)"
 $IMGCLS predict "$OUT/ensemble" --data "$TEST" --tta flip --device cpu --out "$OUT/predictions"
+step runs "$OUT" "(every run, trial and ensemble, one metric)"
+$IMGCLS runs "$OUT"
+$IMGCLS runs report "$OUT" --out "$OUT/runs_report.html"
 
 echo
 echo "demo outputs under $OUT/:"
@@ -61,7 +64,8 @@ echo "  eda report:   $OUT/eda/report.html"
 echo "  split:        $OUT/splits.csv, report $OUT/splits_report.html"
 echo "  ensemble:     $OUT/ensemble/spec.yaml (scores.csv); ONNX: $OUT/onnx/"
 echo "  submission:   $OUT/predictions/submission.csv (probabilities: $OUT/predictions/probs.parquet)"
-echo "  train runs:   $OUT/runs/lite0/, $OUT/runs/resnet10t_focal/ (metrics.csv, best.pt, curves.png)"
+echo "  train runs:   $OUT/runs/lite0/, $OUT/runs/resnet10t_focal/ (report.html, metrics.csv, per_class.csv, best.pt)"
+echo "  reports:      $OUT/predictions/report.html, $OUT/ensemble/report.html, $OUT/runs_report.html (imgcls runs)"
 echo "  tune:         $OUT/tune/demo/ (report.html, trials.csv, best_config.yaml, trial_NNNN/)"
 echo "  clean report: $OUT/clean/report.html (manifest: $OUT/clean/manifest.csv)"
 echo "  preprocess:   $OUT/processed/ (manifest.csv, report.html)"
