@@ -256,6 +256,28 @@ def test_two_processes_share_one_sqlite_study(data, tmp_path, space):
     assert folders == [f"trial_{n:04d}" for n in sorted(numbers)]
 
 
+def _open_shared_study(db, barrier):
+    from imgcls.tune import open_study
+    space = parse_space({"lr": {"log_uniform": [1e-4, 1e-2]}})
+    barrier.wait()                      # every process opens the fresh database at the same moment
+    study, _ = open_study(TuneConfig(study="race"), space, f"sqlite:///{db}")
+    return study.study_name
+
+
+@pytest.mark.timeout(120)
+def test_processes_opening_a_new_sqlite_study_at_once_all_join_it(tmp_path):
+    """Concurrent creation of one local SQLite study (the tables and the study row) never fails a process."""
+    import multiprocessing as mp
+    db = tmp_path / "race.db"
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        barrier = manager.Barrier(4)
+        with ctx.Pool(4) as pool:
+            names = pool.starmap(_open_shared_study, [(db, barrier)] * 4)
+    assert names == ["race"] * 4
+    assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{db}")] == ["race"]
+
+
 def test_sampler_and_pruner_options_pick_optuna_s_classes(tmp_path):
     from imgcls.tune import make_pruner, make_sampler
     space = parse_space({"epochs": {"int": [1, 2]}, "aug": {"choice": ["light", "heavy"]}})

@@ -18,6 +18,7 @@ import re
 import socket
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -172,9 +173,34 @@ def make_pruner(cfg: TuneConfig):
     return optuna.pruners.NopPruner()
 
 
+@contextmanager
+def _opening_lock(url: str):
+    """Processes on one machine that open a new local SQLite study at the same moment both create its tables, and
+    one fails on a UNIQUE constraint; an exclusive lock file beside the database makes them take turns (servers and
+    journal files handle concurrent creation themselves)."""
+    db = url.split(":///", 1)[-1] if url.startswith("sqlite:") else ""
+    if not db or db == ":memory:":
+        yield
+        return
+    import fcntl
+    lock = Path(db + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def open_study(cfg: TuneConfig, space, url: str):
     """Create the study, or load it (resume / another process). The first process draws from --seed; a process
     that joins or resumes a study draws from its own stream, so parallel processes do not repeat each other."""
+    with _opening_lock(url):
+        return _open_study(cfg, space, url)
+
+
+def _open_study(cfg: TuneConfig, space, url: str):
     import optuna
     storage = open_storage(url)
     direction = METRICS[cfg.metric][1]
