@@ -58,16 +58,6 @@ def option(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, 
     return dataclasses.field(default=default, metadata=meta)
 
 
-def same_as(cls, name: str, **changes):
-    """A field declared like `cls.name` (its default and declaration; `changes`, e.g. panel=, replace parts of it):
-    two steps that share an option (clean's and split's --dup-method) share one declaration."""
-    f, spec = specs(cls)[name]
-    spec = dataclasses.replace(spec, **changes)
-    if f.default_factory is not MISSING:
-        return dataclasses.field(default_factory=f.default_factory, metadata={META_KEY: spec})
-    return dataclasses.field(default=f.default, metadata={META_KEY: spec})
-
-
 def seed_option(panel: str = "Runtime"):
     """--seed, the same declaration in every step that draws random numbers (numpy seeds are 0 .. 2**32 - 1)."""
     return option(0, panel=panel, lo=0, hi=2**32 - 1, help="Random seed (recorded in the outputs).")
