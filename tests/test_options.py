@@ -258,7 +258,7 @@ def test_predict_options_are_checked_before_the_model_is_loaded(flags, msg, tmp_
 
 
 def test_ensemble_options_are_checked_before_the_runs_are_read(tmp_path, monkeypatch):
-    import imgcls.ensemble as ens
+    import imgcls.ensemble.build as ens          # build_ensemble reads the runs with this name
     monkeypatch.setattr(ens, "member_from_run", lambda *a, **k: pytest.fail("runs read before the options were checked"))
     for flags, msg in ((["--method", "median"], "unknown --method 'median'; use one of: soft, hard, weighted"),
                        (["--weight-metric", "acc"], "unknown --weight-metric 'acc'; use one of: logloss, f1")):

@@ -1,4 +1,4 @@
-"""`imgcls ensemble`. Its flags are EnsembleConfig's declarations (imgcls/ensemble.py)."""
+"""`imgcls ensemble`. Its flags are EnsembleConfig's declarations (imgcls/ensemble/build.py)."""
 from __future__ import annotations
 
 from pathlib import Path

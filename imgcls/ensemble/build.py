@@ -1,0 +1,160 @@
+"""`build_ensemble`: score the members on their validation predictions, fit or take the weights, write the ensemble
+folder (spec.yaml, scores.csv, oof_predictions.csv, report.html)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from imgcls.console import info, warn
+from imgcls.ensemble.spec import (COMBINES, EnsembleSpec, check_same_classes, member_from_run, read_oof,
+                                  write_spec)
+from imgcls.ensemble.table import print_scores
+from imgcls.ensemble.profile import build_profile
+from imgcls.ensemble.voting import (METHODS, WEIGHT_METRICS, crossfit_macro_f1, fit_weights, log_loss,
+                                    normalise_weights, vote)
+from imgcls.errors import UserError
+from imgcls.fsutil import check_writable
+from imgcls.metrics import macro_f1
+from imgcls.options import check, option
+
+
+@dataclass
+class EnsembleConfig:
+    """The options of `imgcls ensemble` besides the runs and the output; the field names are build_ensemble's
+    keywords (imgcls.options: default, choices, help, panel)."""
+    method: str = option("soft", panel="Voting", choices=METHODS,
+                         help="soft: mean probability; hard: majority vote; weighted: weighted mean probability "
+                              "(--weights given with soft means weighted).")
+    weights: str | None = option(None, panel="Voting",
+                                 help="auto (fit on validation predictions) or w1,w2,... (weighted / hard).")
+    metric: str | None = option(None, panel="Voting", choices=WEIGHT_METRICS, flags=("--weight-metric",),
+                                none="logloss for soft / weighted, f1 for hard", help="What auto weights optimise.")
+    combine: str = option("vote", panel="Voting", choices=COMBINES,
+                          help="vote: members share classes; profile: per-attribute runs (train --target mask / "
+                               "gender / age_band) and profile runs -> the 18 profile classes by the product of "
+                               "the attributes' probabilities.")
+
+
+def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConfig.method,
+                   weights: str | None = EnsembleConfig.weights, out: str | os.PathLike | None = None,
+                   name: str | None = None, metric: str | None = EnsembleConfig.metric,
+                   which: str = "best", combine: str = EnsembleConfig.combine) -> EnsembleSpec:
+    """Score members on their validation predictions, fit or take weights, write the ensemble folder. Weights
+    given with method soft make it weighted. `combine="profile"`: see the module doc."""
+    check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine))
+    if weights and method == "soft":
+        method = "weighted"
+    if not runs:
+        raise UserError("give at least one run: imgcls ensemble outputs/runs/A outputs/runs/B")
+    if combine == "profile" and (method == "hard" or weights == "auto"):
+        raise UserError("--combine profile multiplies the attributes' probabilities: use --method soft (equal "
+                        "weights) or explicit --weights w1,w2,... (a member's weight within its attribute)")
+    check_writable(Path(out) if out else Path("outputs/ensembles") / (name or "ensemble"))
+    members = [member_from_run(r, which) for r in runs]
+    names = [m.name for m in members]
+    for i, m in enumerate(members):      # unique names (two runs called the same in different folders)
+        if names.count(m.name) > 1:
+            m.name = f"{m.name}_{i}"
+    if combine == "profile":
+        return build_profile(members, method, weights, out, name)
+    classes = check_same_classes(members)
+    n_cls = len(classes)
+    cidx = {c: i for i, c in enumerate(classes)}
+
+    oofs = [read_oof(m.run, classes) for m in members]
+    common = oofs[0].index
+    for o in oofs[1:]:
+        common = common.intersection(o.index)
+    rows = []
+    for m, o in zip(members, oofs):
+        lab = o["label"].map(cidx)
+        ok = lab.notna()
+        f1 = macro_f1(lab[ok].astype(int).to_numpy(), o.loc[ok, [f"p_{c}" for c in classes]].to_numpy().argmax(1),
+                      n_cls)
+        rows.append({"member": m.name, "checkpoints": len(m.checkpoints), "val_images": int(ok.sum()),
+                     "val_macro_f1": f1})
+    if len(common) == 0 and len(members) > 1:
+        warn("the members' validation predictions share no image; the ensemble cannot be scored on them "
+             "(train the runs on the same split to compare)")
+
+    y_all = oofs[0].loc[common, "label"].map(cidx)
+    ok = y_all.notna().to_numpy()
+    y = y_all[ok].astype(int).to_numpy()
+    P = [o.loc[common, [f"p_{c}" for c in classes]].to_numpy(np.float64)[ok] for o in oofs]
+
+    fitted = False
+    if method == "soft":
+        w = np.full(len(members), 1.0 / len(members))
+        if weights not in (None, ""):
+            warn("--weights is ignored with --method soft (equal weights); use --method weighted")
+    elif weights in (None, "", "auto"):
+        if len(y) == 0:
+            raise UserError("--weights auto needs validation predictions on the same images for every member; "
+                            "pass explicit --weights w1,w2,...")
+        w = fit_weights(P, y, method, metric)
+        fitted = len(members) > 1
+        info(f"fitted weights on {len(y)} common validation images ({metric or ('f1' if method == 'hard' else 'logloss')}): "
+             + ", ".join(f"{m.name}={x:.3f}" for m, x in zip(members, w)))
+    else:
+        try:
+            w = normalise_weights([float(x) for x in str(weights).split(",")], len(members))
+        except ValueError:
+            raise UserError(f"--weights takes auto or comma-separated numbers, e.g. 0.6,0.4 (got '{weights}')") from None
+    for m, x in zip(members, w):
+        m.weight = float(x)
+
+    scores: dict = {"members": {}, "common_val_images": int(len(y))}
+    for r, p in zip(rows, P):
+        r["weight"] = float(next(m.weight for m in members if m.name == r["member"]))
+        r["common_macro_f1"] = macro_f1(y, p.argmax(1), n_cls) if len(y) else float("nan")
+        scores["members"][r["member"]] = {"val_macro_f1": r["val_macro_f1"], "common_macro_f1": r["common_macro_f1"]}
+    # auto weights are fitted on the very rows the ensemble is scored on: that score is optimistic and says so;
+    # the cross-fitted score (weights fitted on the other folds of the rows, scored on the held-out fold) is not
+    label = f"ensemble ({method})" + (", weights fitted on these rows" if fitted else "")
+    ens_row = {"member": label, "checkpoints": sum(len(m.checkpoints) for m in members),
+               "val_images": int(len(y)), "val_macro_f1": float("nan"), "weight": 1.0}
+    extra_rows = []
+    if len(y):
+        ens = vote(P, method, w)
+        ens_row["common_macro_f1"] = macro_f1(y, ens.argmax(1), n_cls)
+        ens_row["val_macro_f1"] = ens_row["common_macro_f1"]
+        scores["ensemble_macro_f1"] = ens_row["common_macro_f1"]
+        scores["weights_fitted_on_scored_rows"] = fitted
+        if method != "hard":
+            scores["ensemble_logloss"] = log_loss(y, ens)
+        if fitted:
+            cross = crossfit_macro_f1(P, y, method, metric)
+            if cross is not None:
+                f1, k = cross
+                scores["ensemble_macro_f1_crossfit"] = f1
+                scores["crossfit_folds"] = k
+                extra_rows.append({"member": f"ensemble ({method}), weights cross-fitted ({k} folds)",
+                                   "checkpoints": ens_row["checkpoints"], "val_images": int(len(y)),
+                                   "val_macro_f1": f1, "weight": 1.0, "common_macro_f1": f1})
+    rows.append(ens_row)
+    rows.extend(extra_rows)
+
+    name = name or (Path(out).name if out else "ensemble")
+    out = Path(out) if out else Path("outputs/ensembles") / name
+    spec = EnsembleSpec(name, method, members, classes, scores=scores)
+    spec.path = write_spec(spec, out)
+    from imgcls.fsutil import write_table
+    table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",
+                                        "common_macro_f1"])
+    write_table(table, out / "scores.csv")
+    if len(y):
+        oof = pd.DataFrame(ens, columns=[f"p_{c}" for c in classes])
+        oof.insert(0, "key", np.asarray(common)[ok])
+        oof.insert(1, "label", [classes[i] for i in y])
+        oof.insert(2, "pred", [classes[i] for i in ens.argmax(1)])
+        write_table(oof, out / "oof_predictions.csv")
+    from imgcls.inference_report import write_ensemble_report
+    write_ensemble_report(out, spec, table, oof if len(y) else None, P)
+    print_scores(table)
+    info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {out})")
+    return spec

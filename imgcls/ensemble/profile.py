@@ -1,0 +1,192 @@
+"""`--combine profile`: single-attribute runs (train --target mask|gender|age_band) and profile runs combined into
+the mask competition's classes by the one formula (imgcls.profiles.ProfileScheme): per attribute the weighted mean of
+the members' distributions, each class the product of its attributes' probabilities."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from imgcls.console import info, warn
+from imgcls.ensemble.spec import EnsembleSpec, Member, read_oof, write_spec
+from imgcls.ensemble.table import print_scores
+from imgcls.ensemble.voting import log_loss, normalise_weights
+from imgcls.errors import UserError
+from imgcls.metrics import macro_f1
+
+PROFILE_ATTRS = ("mask", "gender", "age_band")      # imgcls.profiles.ProfileScheme.HEADS
+
+
+def member_meta(m: Member):
+    """The member's model metadata (its checkpoints, e.g. folds, must agree on target and classes)."""
+    from imgcls.train.checkpoint import read_meta
+    metas = [read_meta(c) for c in m.checkpoints]
+    for c, meta in zip(m.checkpoints[1:], metas[1:]):
+        if (meta.target, meta.classes) != (metas[0].target, metas[0].classes):
+            raise UserError(f"{m.name}: checkpoint {c} predicts another target or classes than {m.checkpoints[0]}")
+    return metas[0]
+
+
+def _int_classes(classes: Sequence[str]) -> list[int] | None:
+    try:
+        out = [int(c) for c in classes]
+    except ValueError:
+        return None
+    return out if all(str(v) == str(c).strip() for v, c in zip(out, classes)) else None
+
+
+def profile_scheme(metas: Sequence, names: Sequence[str]):
+    """The ProfileScheme the members imply (the age bands of a profile run, else three), after checking that every
+    member predicts an attribute of it or its classes, and that each attribute has a member."""
+    from imgcls.profiles import ProfileScheme
+    bands = {m.head_sizes[2] for m in metas if m.decode == "profile"}
+    if len(bands) > 1:
+        raise UserError(f"the profile members have different numbers of age bands ({sorted(bands)}); combine runs "
+                        f"trained with the same --age-bands")
+    scheme = ProfileScheme(bands.pop()) if bands else ProfileScheme()
+    covered: set[str] = set()
+    for meta, name in zip(metas, names):
+        covered |= set(member_attributes(meta, scheme, name))
+    missing = [a for a in PROFILE_ATTRS if a not in covered]
+    if missing:
+        raise UserError(f"--combine profile: no member predicts {', '.join(missing)}; add a run trained with "
+                        f"`imgcls train --target {missing[0]}` (or a profile run: --heads multi)")
+    return scheme
+
+
+def member_attributes(meta, scheme, name: str = "member") -> tuple[str, ...]:
+    """The profile attributes a member's probabilities give: one for a `train --target mask|gender|age_band` run,
+    all three for a run whose classes are profile class ids (multi-branch heads, or one head on the profile label)."""
+    values = _int_classes(meta.classes)
+    sizes = dict(zip(PROFILE_ATTRS, scheme.sizes))
+    if meta.decode == "profile" or (meta.target == "label" and meta.decode == "single" and values is not None
+                                    and all(0 <= v < scheme.n_classes for v in values)):
+        return PROFILE_ATTRS
+    if meta.target in sizes and values is not None and all(0 <= v < sizes[meta.target] for v in values):
+        return (meta.target,)
+    raise UserError(f"{name}: --combine profile takes runs of the attributes {', '.join(PROFILE_ATTRS)} (train "
+                    f"--target COLUMN) or of the {scheme.n_classes} profile classes; this run predicts "
+                    f"'{meta.target}' with classes {', '.join(list(meta.classes)[:6])}")
+
+
+def attribute_probs(meta, probs: np.ndarray, scheme, name: str = "member") -> dict[str, np.ndarray]:
+    """{attribute: [N, its classes]} from a member's final-class probabilities [N, C]: a single-attribute member's
+    classes are that attribute's values; a profile member's are summed into each attribute (its marginals)."""
+    probs = np.asarray(probs, np.float64)
+    attrs = member_attributes(meta, scheme, name)
+    values = np.array(_int_classes(meta.classes))
+    sizes = dict(zip(PROFILE_ATTRS, scheme.sizes))
+    idx = [values] if len(attrs) == 1 else [np.asarray(x) for x in scheme.parts(values)]
+    out = {}
+    for a, ix in zip(attrs, idx):
+        p = np.zeros((len(probs), sizes[a]))
+        for k, v in enumerate(ix):
+            p[:, v] += probs[:, k]
+        out[a] = p
+    return out
+
+
+def combine_profile(member_probs: Sequence[np.ndarray], metas: Sequence, weights: Sequence[float] | None = None,
+                    scheme=None, names: Sequence[str] | None = None) -> np.ndarray:
+    """[N, scheme.n_classes]: per attribute the weighted mean of the members' distributions for it, then each
+    class's probability = the product of its mask, gender and age band probabilities (ProfileScheme's order)."""
+    names = list(names or [f"member {k + 1}" for k in range(len(metas))])
+    scheme = scheme or profile_scheme(metas, names)
+    w = normalise_weights(weights, len(member_probs))
+    acc: dict = dict.fromkeys(PROFILE_ATTRS)
+    tot = dict.fromkeys(PROFILE_ATTRS, 0.0)
+    for p, meta, wk, nm in zip(member_probs, metas, w, names):
+        for a, q in attribute_probs(meta, p, scheme, nm).items():
+            acc[a] = wk * q if acc[a] is None else acc[a] + wk * q
+            tot[a] += wk
+    missing = [a for a in PROFILE_ATTRS if acc[a] is None or tot[a] <= 0]
+    if missing:
+        raise UserError(f"--combine profile: no member with a positive weight predicts {', '.join(missing)}")
+    pm, pg, pb = (acc[a] / tot[a] for a in PROFILE_ATTRS)
+    m, g, b = (np.asarray(x) for x in scheme.parts(np.arange(scheme.n_classes)))
+    return pm[:, m] * pg[:, g] * pb[:, b]
+
+
+def _true_attributes(meta, labels: pd.Series, scheme) -> dict[str, np.ndarray]:
+    """{attribute: true value per row (-1 unknown)} from a member's validation labels."""
+    vals = pd.to_numeric(labels, errors="coerce").to_numpy(np.float64)
+    ok = ~np.isnan(vals)
+    v = np.where(ok, vals, 0).astype(int)
+    attrs = member_attributes(meta, scheme)
+    if len(attrs) == 1:
+        return {attrs[0]: np.where(ok, v, -1)}
+    return {a: np.where(ok, np.asarray(x), -1) for a, x in zip(PROFILE_ATTRS, scheme.parts(v))}
+
+
+def build_profile(members: list[Member], method: str, weights: str | None, out, name) -> EnsembleSpec:
+    from imgcls.fsutil import write_table
+    metas = [member_meta(m) for m in members]
+    names = [m.name for m in members]
+    scheme = profile_scheme(metas, names)
+    classes = [str(i) for i in range(scheme.n_classes)]
+    if weights in (None, ""):
+        w = np.full(len(members), 1.0 / len(members))
+    else:
+        try:
+            w = normalise_weights([float(x) for x in str(weights).split(",")], len(members))
+        except ValueError:
+            raise UserError(f"--weights takes comma-separated numbers, e.g. 0.6,0.4 (got '{weights}')") from None
+    for m, x in zip(members, w):
+        m.weight = float(x)
+    oofs = [read_oof(m.run, list(meta.classes)) for m, meta in zip(members, metas)]
+    common = oofs[0].index
+    for o in oofs[1:]:
+        common = common.intersection(o.index)
+    rows = []
+    truth = {a: np.full(len(common), -1) for a in PROFILE_ATTRS}
+    for m, meta, o in zip(members, metas, oofs):
+        cls = list(meta.classes)
+        lab = o["label"].map({c: i for i, c in enumerate(cls)})
+        ok = lab.notna()
+        f1 = macro_f1(lab[ok].astype(int).to_numpy(), o.loc[ok, [f"p_{c}" for c in cls]].to_numpy().argmax(1),
+                      len(cls))
+        attrs = member_attributes(meta, scheme, m.name)
+        rows.append({"member": f"{m.name} ({attrs[0] if len(attrs) == 1 else 'profile'})",
+                     "checkpoints": len(m.checkpoints), "weight": m.weight, "val_images": int(ok.sum()),
+                     "val_macro_f1": f1, "common_macro_f1": float("nan")})
+        for a, v in _true_attributes(meta, o.loc[common, "label"], scheme).items():
+            truth[a] = np.where(truth[a] < 0, v, truth[a])
+    known = (np.all([truth[a] >= 0 for a in PROFILE_ATTRS], axis=0) if len(common) else np.zeros(0, bool))
+    y = np.asarray(scheme.label(truth["mask"], truth["gender"], truth["age_band"]))[known].astype(int)
+    P = [o.loc[common, [f"p_{c}" for c in meta.classes]].to_numpy(np.float64)[known] for o, meta in zip(oofs, metas)]
+    scores: dict = {"members": {r["member"]: {"val_macro_f1": r["val_macro_f1"]} for r in rows},
+                    "common_val_images": int(len(y))}
+    ens_row = {"member": f"ensemble (profile: product of the attributes' probabilities, {method})",
+               "checkpoints": sum(len(m.checkpoints) for m in members), "weight": 1.0, "val_images": int(len(y)),
+               "val_macro_f1": float("nan"), "common_macro_f1": float("nan")}
+    oof = None
+    if len(y):
+        ens = combine_profile(P, metas, w, scheme, names)
+        f1 = macro_f1(y, ens.argmax(1), len(classes))
+        ens_row["val_macro_f1"] = ens_row["common_macro_f1"] = f1
+        scores["ensemble_macro_f1"] = f1
+        scores["ensemble_logloss"] = log_loss(y, ens)
+        oof = pd.DataFrame(ens, columns=[f"p_{c}" for c in classes])
+        oof.insert(0, "key", np.asarray(common)[known])
+        oof.insert(1, "label", [classes[i] for i in y])
+        oof.insert(2, "pred", [classes[i] for i in ens.argmax(1)])
+    else:
+        warn("--combine profile: no validation image has every attribute's label among the members' validation "
+             "predictions (train the runs on the same split); the ensemble is not scored")
+    rows.append(ens_row)
+    name = name or (Path(out).name if out else "ensemble")
+    out = Path(out) if out else Path("outputs/ensembles") / name
+    spec = EnsembleSpec(name, method, members, classes, scores=scores, combine="profile")
+    spec.path = write_spec(spec, out)
+    table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",
+                                        "common_macro_f1"])
+    write_table(table, out / "scores.csv")
+    if oof is not None:
+        write_table(oof, out / "oof_predictions.csv")
+    from imgcls.inference_report import write_ensemble_report
+    write_ensemble_report(out, spec, table, oof)
+    print_scores(table)
+    info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {out} --format mask)")
+    return spec

@@ -1,0 +1,159 @@
+"""Members (a run, or a k-fold run's folds) and the ensemble spec (`spec.yaml`) predict reads: written with paths
+relative to it, read back with every field checked; a member's validation / out-of-fold predictions (`read_oof`)."""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from imgcls.ensemble.voting import METHODS
+from imgcls.errors import UserError
+
+COMBINES = ("vote", "profile")
+SPEC_NAME = "spec.yaml"
+
+
+@dataclass
+class Member:
+    name: str
+    run: Path                      # the run folder (or a checkpoint file)
+    checkpoints: list[Path]
+    weight: float = 1.0
+
+
+@dataclass
+class EnsembleSpec:
+    name: str
+    method: str
+    members: list[Member]
+    classes: list[str]
+    path: Path | None = None       # the spec file
+    scores: dict = field(default_factory=dict)
+    combine: str = "vote"          # vote | profile (see the module doc)
+
+    @property
+    def weights(self) -> list[float]:
+        return [m.weight for m in self.members]
+
+
+def member_from_run(run: str | os.PathLike, which: str = "best") -> Member:
+    from imgcls.train.checkpoint import find_checkpoints
+    run = Path(run)
+    ckpts = find_checkpoints(run, which)
+    name = run.stem if run.is_file() else run.name
+    return Member(name=name, run=run, checkpoints=ckpts)
+
+
+def checkpoint_classes(path: Path) -> list[str]:
+    from imgcls.train.checkpoint import read_meta
+    return list(read_meta(path).classes)
+
+
+def check_same_classes(members: Sequence[Member]) -> list[str]:
+    """The members' common class list; a UserError names the first member whose classes differ."""
+    ref, ref_name = None, None
+    for m in members:
+        for ck in m.checkpoints:
+            cls = checkpoint_classes(ck)
+            if ref is None:
+                ref, ref_name = cls, f"{m.name} ({ck.name})"
+            elif cls != ref:
+                diff = sorted(set(cls) ^ set(ref))
+                what = f"classes differ: {', '.join(diff[:5])}" if diff else "the same classes in another order"
+                raise UserError(f"members do not share classes: {m.name} ({ck.parent.name}/{ck.name}) has "
+                                f"{len(cls)} classes vs {len(ref)} in {ref_name} ({what}); ensemble runs trained "
+                                f"on the same labels")
+    return ref or []
+
+
+def write_spec(spec: EnsembleSpec, folder: str | os.PathLike) -> Path:
+    import yaml
+    from imgcls.fsutil import write_text
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    base = folder.resolve()
+    rel = lambda p: Path(os.path.relpath(Path(p).resolve(), base)).as_posix()
+    doc = {"kind": "imgcls-ensemble", "name": spec.name, "method": spec.method, "combine": spec.combine,
+           "classes": list(spec.classes),
+           "members": [{"name": m.name, "run": rel(m.run), "weight": float(m.weight),
+                        "checkpoints": [rel(c) for c in m.checkpoints]} for m in spec.members],
+           "scores": spec.scores}
+    path = folder / SPEC_NAME
+    write_text(path, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    return path
+
+
+def is_spec(path: str | os.PathLike) -> bool:
+    p = Path(path)
+    return (p.is_dir() and (p / SPEC_NAME).is_file()) or (p.is_file() and p.suffix in (".yaml", ".yml"))
+
+
+def load_spec(path: str | os.PathLike) -> EnsembleSpec:
+    import yaml
+    p = Path(path)
+    if p.is_dir():
+        p = p / SPEC_NAME
+    if not p.is_file():
+        raise UserError(f"no ensemble spec at {p}; build one with `imgcls ensemble RUN RUN ...`")
+    try:
+        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        # safe_load refuses !!python tags (a ConstructorError): they would build objects, i.e. run code
+        raise UserError(f"{p} is not a readable YAML ensemble spec ({type(e).__name__}"
+                        f"{', a !!python tag is refused' if 'python' in str(e) else ''}); "
+                        f"rebuild it with `imgcls ensemble RUN RUN ...`") from None
+    if not isinstance(doc, dict) or doc.get("kind") != "imgcls-ensemble" or not doc.get("members"):
+        raise UserError(f"{p} is not an imgcls ensemble spec (no kind: imgcls-ensemble / members)")
+    bad = lambda what: UserError(f"ensemble spec {p}: {what}; rebuild it with `imgcls ensemble RUN RUN ...`")
+    if not isinstance(doc["members"], list):
+        raise bad("members is not a list")
+    if doc.get("method", "soft") not in METHODS:
+        raise bad(f"method {doc.get('method')!r} is not one of {', '.join(METHODS)}")
+    if not isinstance(doc.get("classes", []), list):
+        raise bad("classes is not a list")
+    if doc.get("combine", "vote") not in COMBINES:
+        raise bad(f"combine {doc.get('combine')!r} is not one of {', '.join(COMBINES)}")
+    base = p.parent
+    members = []
+    for i, d in enumerate(doc["members"]):
+        if not isinstance(d, dict) or not all(k in d for k in ("name", "run", "checkpoints")):
+            raise bad(f"member {i + 1} lacks name / run / checkpoints")
+        if not isinstance(d["checkpoints"], list) or not d["checkpoints"] \
+                or not all(isinstance(c, str) for c in d["checkpoints"]) or not isinstance(d["run"], str):
+            raise bad(f"member {d['name']}: run / checkpoints are not paths")
+        try:
+            weight = float(d.get("weight", 1.0))
+        except (TypeError, ValueError):
+            raise bad(f"member {d['name']}: weight {d.get('weight')!r} is not a number") from None
+        if not (math.isfinite(weight) and weight >= 0):
+            raise bad(f"member {d['name']}: weight {weight} is not a non-negative number")
+        ckpts = [(base / c).resolve() for c in d["checkpoints"]]
+        missing = [c for c in ckpts if not c.is_file()]
+        if missing:
+            raise UserError(f"ensemble {p}: member {d['name']} checkpoint {missing[0]} does not exist; "
+                            f"rebuild the ensemble or restore the run")
+        members.append(Member(str(d["name"]), (base / d["run"]).resolve(), ckpts, weight))
+    return EnsembleSpec(doc.get("name", p.parent.name), doc.get("method", "soft"), members,
+                        [str(c) for c in doc.get("classes", [])], p, doc.get("scores", {}),
+                        doc.get("combine", "vote"))
+
+
+def read_oof(run: Path, classes: Sequence[str]) -> pd.DataFrame:
+    """A run's validation / out-of-fold predictions, indexed by image key (root/path), columns p_<class> + label."""
+    f = run / "val_predictions.csv" if run.is_dir() else run.parent / "val_predictions.csv"
+    if not f.is_file():
+        raise UserError(f"{f} does not exist: the run has no validation predictions to score or fit weights on; "
+                        f"train with a validation split (or pass explicit --weights)")
+    df = pd.read_csv(f, dtype={"path": str, "root": str, "label": str}, keep_default_na=False)
+    cols = [f"p_{c}" for c in classes]
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise UserError(f"{f} lacks {missing[0]} (classes differ from the checkpoint's); re-run training")
+    root = df["root"] if "root" in df.columns else ""
+    df["key"] = [f"{r}/{p}" if r else p for r, p in zip(root, df["path"])] if "root" in df.columns else df["path"]
+    df = df.drop_duplicates("key").set_index("key")
+    return df[["label"] + cols]

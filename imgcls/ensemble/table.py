@@ -1,0 +1,24 @@
+"""The validation score table `imgcls ensemble` prints (members and the ensemble, own and common rows)."""
+from __future__ import annotations
+
+import pandas as pd
+
+from imgcls.console import console
+
+
+def print_scores(table: pd.DataFrame) -> None:
+    from rich.table import Table
+    t = Table(title="validation macro-F1")
+    if table["member"].str.contains("weights fitted on these rows").any():
+        t.caption = ("weights fitted on these rows: optimistic (the same rows chose the weights); "
+                     "the cross-fitted row scores each row with weights fitted without it")
+    t.add_column("member")
+    t.add_column("ckpts", justify="right")
+    t.add_column("weight", justify="right")
+    t.add_column("own val (n)", justify="right")
+    t.add_column("common val", justify="right")
+    for _, r in table.iterrows():
+        own = "" if pd.isna(r["val_macro_f1"]) else f"{r['val_macro_f1']:.4f}"
+        common = "" if pd.isna(r["common_macro_f1"]) else f"{r['common_macro_f1']:.4f}"
+        t.add_row(str(r["member"]), str(r["checkpoints"]), f"{r['weight']:.3f}", f"{own} ({r['val_images']})", common)
+    console.print(t)

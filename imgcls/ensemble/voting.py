@@ -1,0 +1,112 @@
+"""Voting over members' probabilities (soft, weighted, hard) and fitting the weights on labelled predictions:
+log-loss by SLSQP on the simplex, macro-F1 by coordinate search; `crossfit_macro_f1` scores fitted weights on rows
+they were not fitted on."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from imgcls.errors import UserError
+from imgcls.metrics import macro_f1
+
+METHODS = ("soft", "hard", "weighted")
+WEIGHT_METRICS = ("logloss", "f1")
+
+
+def normalise_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
+    if weights is None:
+        return np.full(n, 1.0 / n)
+    w = np.asarray(weights, dtype=np.float64)
+    if len(w) != n:
+        raise UserError(f"--weights has {len(w)} value(s) for {n} member(s); give one weight per member")
+    if (w < 0).any() or w.sum() <= 0:
+        raise UserError("--weights must be non-negative with a positive sum")
+    return w / w.sum()
+
+
+def vote(probs: Sequence[np.ndarray], method: str = "soft", weights: Sequence[float] | None = None) -> np.ndarray:
+    """Combine members' probabilities [N, C] each -> [N, C]."""
+    if method not in METHODS:
+        raise UserError(f"unknown --method '{method}'; use one of: {', '.join(METHODS)}")
+    if not probs:
+        raise UserError("an ensemble needs at least one member")
+    shapes = {p.shape for p in probs}
+    if len(shapes) != 1:
+        raise UserError(f"members' predictions have different shapes "
+                        f"({', '.join('x'.join(map(str, sh)) for sh in sorted(shapes))}); are the classes the same?")
+    w = normalise_weights(None if method == "soft" else weights, len(probs))
+    stack = np.stack([np.asarray(p, dtype=np.float64) for p in probs])           # [M, N, C]
+    soft = np.tensordot(w, stack, axes=1)                                        # [N, C]
+    if method != "hard":
+        return soft
+    n_cls = stack.shape[2]
+    votes = np.tensordot(w, np.eye(n_cls)[stack.argmax(2)], axes=1)              # [N, C] weighted vote share
+    # ties: the class with the higher mean probability wins (added below the smallest possible vote step)
+    tie_break = soft * 1e-9
+    return votes + tie_break
+
+
+def log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0))))
+
+
+def fit_weights(probs: Sequence[np.ndarray], y: np.ndarray, method: str = "weighted",
+                metric: str | None = None, steps: int = 11, rounds: int = 3) -> np.ndarray:
+    """Weights (summing to 1) for `vote(probs, method, weights)` fitted on labelled predictions.
+
+    metric 'logloss' (default for soft/weighted): SLSQP on the simplex; 'f1' (default for hard): coordinate search
+    over a grid of `steps` values per weight, `rounds` passes."""
+    m = len(probs)
+    if m == 1:
+        return np.ones(1)
+    metric = metric or ("f1" if method == "hard" else "logloss")
+    n_cls = probs[0].shape[1]
+    if metric == "logloss":
+        if method == "hard":
+            raise UserError("hard voting has no probabilities to fit by log-loss; use --weight-metric f1")
+        from scipy.optimize import minimize
+        stack = np.stack(probs)
+        res = minimize(lambda w: log_loss(y, np.tensordot(w, stack, axes=1) / max(w.sum(), 1e-12)),
+                       np.full(m, 1.0 / m), method="SLSQP", bounds=[(0.0, 1.0)] * m,
+                       constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}])
+        w = np.clip(res.x, 0, None)
+        return w / w.sum()
+    if metric != "f1":
+        raise UserError(f"unknown --weight-metric '{metric}'; use logloss or f1")
+    w = np.full(m, 1.0 / m)
+    score = lambda ww: macro_f1(y, vote(probs, "hard" if method == "hard" else "weighted", ww).argmax(1), n_cls)
+    best = score(w)
+    grid = np.linspace(0, 1, steps)
+    for _ in range(rounds):
+        improved = False
+        for i in range(m):
+            for g in grid:
+                cand = w.copy()
+                cand[i] = g
+                if cand.sum() <= 0:
+                    continue
+                s = score(cand / cand.sum())
+                if s > best + 1e-12:
+                    best, w, improved = s, cand / cand.sum(), True
+        if not improved:
+            break
+    return w
+
+
+def crossfit_macro_f1(probs: Sequence[np.ndarray], y: np.ndarray, method: str, metric: str | None = None,
+                      folds: int = 5, seed: int = 0) -> tuple[float, int] | None:
+    """Macro-F1 of the ensemble with weights fitted out of fold: the rows split in `folds` (stratified when every
+    class has enough rows), each fold predicted with weights fitted on the others. None with too few rows."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+    k = min(folds, len(y) // 2)
+    if k < 2:
+        return None
+    counts = np.bincount(y)
+    splitter = (StratifiedKFold(k, shuffle=True, random_state=seed) if counts[counts > 0].min() >= k
+                else KFold(k, shuffle=True, random_state=seed))
+    pred = np.zeros(len(y), dtype=int)
+    for fit_idx, held in splitter.split(np.zeros(len(y)), y):
+        w = fit_weights([p[fit_idx] for p in probs], y[fit_idx], method, metric)
+        pred[held] = vote([p[held] for p in probs], method, w).argmax(1)
+    return macro_f1(y, pred, probs[0].shape[1]), k
