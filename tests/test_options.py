@@ -45,6 +45,14 @@ def test_cli_defaults_equal_the_dataclass_defaults_for_every_command():
                 if spec.choices:
                     assert param.metavar == "[" + "|".join(spec.choices) + "]", (name, field)
                 checked += 1
+        # a parameter the command declares itself may not shadow a field with another default (an own `--dup-threshold`
+        # saying 0.95 beside the config's 0.98 is the bug this test exists for)
+        owned_names = {n for _, owned in classes.values() for n in owned}
+        for pname, param in params.items():
+            for cls, _ in classes.values():
+                if pname not in owned_names and pname in opts.cli_fields(cls):
+                    f, spec = opts.specs(cls)[pname]
+                    assert param.default == opts.cli_default(f, spec), (name, pname, param.default)
     assert checked >= 150
     built = {name for name, (_, classes) in _commands().items() if classes}
     assert built >= {"eda", "clean", "preprocess", "split", "train", "ensemble", "predict", "export"}, built
