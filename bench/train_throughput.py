@@ -117,7 +117,7 @@ def ours(root: Path, model_name, img_size, epochs, batch_size, workers, lr, devi
     mf.write(df, man)
     cfg = TrainConfig(src=str(man), model=model_name, img_size=img_size, epochs=epochs, batch_size=batch_size,
                       workers=our_workers, lr=lr, device=device, aug=aug, out=str(root / "runs"), name="ours",
-                      channels_last=channels_last, amp=amp)
+                      channels_last=channels_last, amp=amp, pretrained=False)   # as the reference loop
     t0 = time.perf_counter()
     run = run_train(cfg)
     ours.workers = cfg.workers          # as resolved (auto when --our-workers is not given)

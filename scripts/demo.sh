@@ -27,20 +27,20 @@ TRAIN_SRC=data/sample; [ -f "$OUT/splits.csv" ] && TRAIN_SRC=$OUT/splits.csv
 step train "$TRAIN_SRC" --model tf_efficientnet_lite0 --pretrained
 $IMGCLS train "$TRAIN_SRC" --model tf_efficientnet_lite0 --pretrained --img-size 64 --epochs 1 --val-split 0.25 \
   --device cpu --workers 0 --out "$OUT/runs" --name lite0
-step train "$TRAIN_SRC" --model resnet10t --loss focal --sampler weighted
-$IMGCLS train "$TRAIN_SRC" --model resnet10t --img-size 64 --epochs 2 --loss focal --sampler weighted \
+step train "$TRAIN_SRC" --model resnet10t --no-pretrained --loss focal --sampler weighted
+$IMGCLS train "$TRAIN_SRC" --model resnet10t --no-pretrained --img-size 64 --epochs 2 --loss focal --sampler weighted \
   --val-split 0.25 --device cpu --workers 0 --out "$OUT/runs" --name resnet10t_focal
 # tune: a 2-trial Optuna search over the default space (1 epoch at 64 px each; a real search: README)
-step tune "$TRAIN_SRC" --study demo --trials 2 --model resnet10t --epochs 1 --img-size 64
-$IMGCLS tune "$TRAIN_SRC" --study demo --trials 2 --model resnet10t --epochs 1 --img-size 64 --val-split 0.25 \
+step tune "$TRAIN_SRC" --study demo --trials 2 --model resnet10t --no-pretrained --epochs 1 --img-size 64
+$IMGCLS tune "$TRAIN_SRC" --study demo --trials 2 --model resnet10t --no-pretrained --epochs 1 --img-size 64 --val-split 0.25 \
   --device cpu --workers 0 --out "$OUT/tune"
 # predict / ensemble: the train demo's runs under $OUT/runs, else two quick ones (1 epoch, 64 px, CPU)
 PRED_SRC=data/sample; [ -f "$OUT/splits.csv" ] && PRED_SRC=$OUT/splits.csv
 mapfile -t RUNS < <(ls -d "$OUT"/runs/*/ 2>/dev/null | head -2)
 if [ "${#RUNS[@]}" -lt 2 ]; then
   for m in resnet10t test_efficientnet; do
-    step train "$PRED_SRC" --model $m "(quick run for the ensemble demo)"
-    $IMGCLS train "$PRED_SRC" --model $m --img-size 64 --epochs 1 --aug none --device cpu --workers 0 \
+    step train "$PRED_SRC" --model $m --no-pretrained "(quick run for the ensemble demo)"
+    $IMGCLS train "$PRED_SRC" --model $m --no-pretrained --img-size 64 --epochs 1 --aug none --device cpu --workers 0 \
       --out "$OUT/runs" --name demo_$m --quiet
   done
   mapfile -t RUNS < <(ls -d "$OUT"/runs/*/ | head -2)

@@ -32,7 +32,7 @@ def _splits(tmp_path):
 def test_predict_eval_scores_the_val_rows_and_matches_train(tmp_path):
     from imgcls.train import TrainConfig, run_train
     splits, df = _splits(tmp_path)
-    run = run_train(TrainConfig(src=str(splits), model="resnet10t", img_size=32, batch_size=8, workers=0,
+    run = run_train(TrainConfig(src=str(splits), model="resnet10t", pretrained=False, img_size=32, batch_size=8, workers=0,
                                 device="cpu", aug="none", epochs=2, out=str(tmp_path / "runs"), name="r"))
     best = pd.read_csv(run / "metrics.csv")["val_macro_f1"].max()
     n_val = int(((df["split"] == "val") & df["keep"]).sum())
@@ -72,7 +72,7 @@ def test_train_says_its_fallback_split_is_not_leak_free(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "train_run", lambda *a, **k: {"best_f1": 0.0, "best_epoch": 1,
                                                           "val_predictions": None, "history": []})
     data = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(36, 36))
-    args = ["--model", "resnet10t", "--img-size", "32", "--workers", "0", "--device", "cpu", "--epochs", "1",
+    args = ["--model", "resnet10t", "--no-pretrained", "--img-size", "32", "--workers", "0", "--device", "cpu", "--epochs", "1",
             "--out", str(tmp_path / "runs")]
     r = runner.invoke(app, ["train", str(data), *args, "--name", "plain"])
     assert r.exit_code == 0, r.output
@@ -112,7 +112,7 @@ def test_four_age_bands_train_and_decode_with_the_profile_formula(tmp_path):
     df = mf.load(make_profiles(tmp_path / "profiles", n_profiles=8), mf.LayoutOptions(age_bands=[20, 40, 60]))
     assert df["age_band"].astype(int).max() == 3
     mf.write(df, tmp_path / "m.csv")
-    run = run_train(TrainConfig(src=str(tmp_path / "m.csv"), model="resnet10t", img_size=32, batch_size=8,
+    run = run_train(TrainConfig(src=str(tmp_path / "m.csv"), model="resnet10t", pretrained=False, img_size=32, batch_size=8,
                                 workers=0, device="cpu", aug="none", epochs=1, heads="multi", val_split=0.3,
                                 out=str(tmp_path / "runs"), name="bands4"))
     lm = load_model(find_checkpoints(run)[0])

@@ -17,7 +17,7 @@ from imgcls.cli import app
 from imgcls.errors import UserError
 
 runner = CliRunner()
-TINY = ["--model", "resnet10t", "--img-size", "32", "--batch-size", "8", "--workers", "0", "--device", "cpu",
+TINY = ["--model", "resnet10t", "--no-pretrained", "--img-size", "32", "--batch-size", "8", "--workers", "0", "--device", "cpu",
         "--aug", "none", "--val-split", "0.3"]
 
 
@@ -133,7 +133,8 @@ def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_pa
     from imgcls.train import TrainConfig, run_train
     from imgcls.train.checkpoint import read_checkpoint
     runs = tmp_path / "runs"
-    cfg = TrainConfig(src=str(data), model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu",
+    cfg = TrainConfig(src=str(data), model="resnet10t", pretrained=False, img_size=32, batch_size=8, workers=0,
+                      device="cpu",
                       aug="none", val_split=0.3, epochs=2, out=str(runs), name="part")
     run = run_train(cfg, stop_after=1)
     record = (run / "config.yaml").read_bytes()
@@ -167,7 +168,8 @@ def test_resume_of_a_run_in_use_is_refused(tmp_path):
     data = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(36, 36))
     run.mkdir(parents=True)
     from imgcls.train import TrainConfig
-    TrainConfig(src=str(data), model="resnet10t", img_size=32, workers=0, device="cpu", out=str(run.parent),
+    TrainConfig(src=str(data), model="resnet10t", pretrained=False, img_size=32, workers=0, device="cpu",
+                out=str(run.parent),
                 name="busy").save(run / "config.yaml")
     record = (run / "config.yaml").read_bytes()
     with RunLock(run):

@@ -54,3 +54,153 @@ def test_target_errors_are_one_line_before_any_data_is_read(tmp_path):
     r = CliRunner().invoke(app, ["train", str(folder), "--model", "resnet10t", "--no-pretrained", "--target", "label",
                                  "--out", str(tmp_path / "runs2")])
     assert r.exit_code == 2 and "column 'label' has 1" in r.output and "Traceback" not in r.output
+
+
+# --- pretrained by default: file > package > cache > hub -------------------------------------------------------
+
+def _seeded_state(seed: int, num_classes: int = 1000) -> dict:
+    import timm
+    torch.manual_seed(seed)
+    return timm.create_model("resnet10t", num_classes=num_classes).state_dict()
+
+
+def _fake_hf_cache(root, repo: str, state: dict):
+    """A Hugging Face hub cache holding `repo`'s model.safetensors (the layout huggingface_hub writes)."""
+    from safetensors.torch import save_file
+    d = root / ("models--" + repo.replace("/", "--"))
+    (d / "refs").mkdir(parents=True)
+    (d / "refs" / "main").write_text("abc123")
+    (d / "snapshots" / "abc123").mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, str(d / "snapshots" / "abc123" / "model.safetensors"))
+
+
+def test_pretrained_resolution_order_file_package_cache_hub(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hfc
+    import timm
+
+    from imgcls import weights
+    from imgcls.errors import MissingWeightsError
+    key = "conv1.0.weight"
+    file_sd, pkg_sd, cache_sd = _seeded_state(1, 5), _seeded_state(2), _seeded_state(3)
+    torch.save(file_sd, tmp_path / "w.pt")
+    torch.save(pkg_sd, tmp_path / "pkg.pth")
+    fake = weights.LocalSource("resnet10t", "fake-resnet10t-package", lambda: tmp_path / "pkg.pth",
+                               (0.5,) * 3, (0.5,) * 3, 224)
+    monkeypatch.setitem(weights.LOCAL_SOURCES, "resnet10t", fake)
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    _fake_hf_cache(tmp_path / "hf", timm.models.get_pretrained_cfg("resnet10t").hf_hub_id, cache_sd)
+    monkeypatch.setattr(weights, "hub_reachable", lambda timeout=1.5: True)
+
+    def first(**kw):
+        src = weights.resolve_weights("resnet10t", **kw)
+        return src, weights.create_model("resnet10t", num_classes=3, source=src).state_dict()[key]
+
+    src, w = first(pretrained=True, weights=tmp_path / "w.pt")          # a file beats everything
+    assert src.kind == "file" and torch.equal(w, file_sd[key])
+    src, w = first(pretrained=True)                                     # then the package-shipped file
+    assert src.kind == "package" and torch.equal(w, pkg_sd[key])
+    monkeypatch.delitem(weights.LOCAL_SOURCES, "resnet10t")
+    src, w = first(pretrained=True)                                     # then the cache, read by timm's loader
+    assert src.kind == "cache" and src.where.endswith("model.safetensors") and torch.equal(w, cache_sd[key])
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "empty"))
+    assert weights.resolve_weights("resnet10t").kind == "hub"           # then the hub, when reachable
+    monkeypatch.setattr(weights, "hub_reachable", lambda timeout=1.5: False)
+    with pytest.raises(MissingWeightsError) as e:
+        weights.resolve_weights("resnet10t")
+    msg = str(e.value)
+    assert "\n" not in msg and "'resnet10t'" in msg and "not in the timm / Hugging Face cache" in msg
+    assert "--weights FILE" in msg and "tf_efficientnet_lite0" in msg and "--no-pretrained" in msg
+    assert weights.resolve_weights("resnet10t", pretrained=False).kind == "none"
+
+
+def test_hub_probe_is_fast_and_honours_hf_hub_offline(monkeypatch):
+    import time
+
+    from imgcls import weights
+    monkeypatch.setattr(weights, "_hub_probe", {})
+    assert weights.hub_offline() and not weights.hub_reachable()       # HF_HUB_OFFLINE=1 (conftest): no probe
+    assert weights._hub_probe == {}
+    monkeypatch.setattr(weights, "hub_offline", lambda: False)
+    monkeypatch.setattr(weights, "HUB_HOST", ("127.0.0.1", 9))          # nothing listens: refused at once
+    t0 = time.perf_counter()
+    assert not weights.hub_reachable() and time.perf_counter() - t0 < 2
+
+
+def test_offline_pretrained_error_is_one_line_fast_and_before_the_data(tmp_path, monkeypatch):
+    import time
+
+    import imgcls.manifest as mf
+    folder = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3})
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the weights were resolved"))
+    t0 = time.perf_counter()
+    r = CliRunner().invoke(app, ["train", str(folder), "--model", "resnet10t", "--out", str(tmp_path / "runs")])
+    assert time.perf_counter() - t0 < 2
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert "no pretrained weights for 'resnet10t'" in lines[0] and "--no-pretrained" in lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_source_recorded_and_printed_once_random_init_said(tmp_path):
+    folder = make_image_folder(tmp_path / "raw", {"a": 5, "b": 5}, size=(36, 36))
+    base = ["train", str(folder), "--img-size", "32", "--epochs", "1", "--workers", "0", "--device", "cpu",
+            "--out", str(tmp_path / "runs"), "--aug", "none", "--val-split", "0.3"]
+    r = CliRunner().invoke(app, base + ["--model", "tf_efficientnet_lite0", "--freeze-backbone", "--name", "p"])
+    assert r.exit_code == 0, r.output
+    assert r.output.count("weights: package ") == 1
+    cfg = TrainConfig.load(tmp_path / "runs" / "p" / "config.yaml")
+    assert cfg.pretrained and cfg.weights_source.startswith("package ") and cfg.weights_source.endswith(".pth")
+    r = CliRunner().invoke(app, base + ["--model", "resnet10t", "--no-pretrained", "--name", "r"])
+    assert r.exit_code == 0 and "random init" in r.output
+    assert TrainConfig.load(tmp_path / "runs" / "r" / "config.yaml").weights_source == "random init"
+
+
+# --- --optimizer: timm's registry + sam -------------------------------------------------------------------------
+
+def test_every_timm_optimizer_name_is_accepted_and_a_typo_is_one_line_with_close_matches():
+    import timm.optim
+    for name in timm.optim.list_optimizers():
+        TrainConfig(optimizer=name).validate()
+        TrainConfig(optimizer="sam", sam_base=name).validate()
+    TrainConfig(optimizer="sam").validate()
+    with pytest.raises(UserError) as e:
+        TrainConfig(optimizer="radamw2").validate()
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("unknown --optimizer 'radamw2' (did you mean radamw")
+    assert "timm.optim.list_optimizers()" in msg
+    with pytest.raises(UserError, match="unknown --sam-base 'sam'"):
+        TrainConfig(optimizer="sam", sam_base="sam").validate()
+    r = CliRunner().invoke(app, ["train", "--optimizer", "rmsprob", "--no-pretrained"])
+    assert r.exit_code == 2 and "did you mean rmsprop" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("name", ["radam", "rmsprop", "nadamw", "lamb", "lion", "adabelief", "sgdp"])
+def test_registry_optimizers_take_a_step(name):
+    from imgcls.train.optim import make_optimizer
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(64, 2))
+    opt = make_optimizer(model, TrainConfig(optimizer=name, lr=0.01, momentum=0.5))
+    before = [p.detach().clone() for p in model.parameters()]
+    model(torch.randn(4, 3, 6, 6)).sum().backward()
+    opt.step()
+    assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters())), name
+    if "momentum" in opt.defaults:
+        assert opt.defaults["momentum"] == 0.5           # --momentum reaches the optimizers that have one
+
+
+def test_cuda_only_optimizer_is_refused_on_cpu_before_the_data(tmp_path, monkeypatch):
+    import imgcls.manifest as mf
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the optimizer was checked"))
+    with pytest.raises(UserError, match="--optimizer bnbadamw8bit is a CUDA-only optimizer.*on cpu"):
+        run_train(cfg_for(tmp_path, tmp_path, optimizer="bnbadamw8bit"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_adahessian_trains_with_a_second_order_backward(tmp_path):
+    folder = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(36, 36))
+    run = run_train(cfg_for(folder, tmp_path, name="ah", optimizer="adahessian", lr=0.05))
+    m = pd.read_csv(run / "metrics.csv")
+    assert len(m) == 1 and m["train_loss"].notna().all()
+    st = read_checkpoint(run / "last.pt")["train_state"]["optimizer"]["state"]
+    assert any("exp_hessian_diag_sq" in s for s in st.values())

@@ -13,7 +13,7 @@ from conftest import make_image_folder
 from imgcls.train import TrainConfig, run_train
 from imgcls.train.callbacks import Callback
 
-TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu", aug="none")
+TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu", aug="none", pretrained=False)
 
 
 class Recorder(Callback):

@@ -14,7 +14,7 @@ from imgcls.cli import app
 from imgcls.train import TrainConfig, run_train
 from imgcls.train.checkpoint import find_checkpoints, load_model, read_checkpoint
 
-TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu")
+TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False)
 
 
 @pytest.fixture
@@ -459,7 +459,7 @@ def test_splits_and_folds(tmp_path):
 def test_cli_config_override_and_errors(two_class, tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--img-size", "32", "--epochs", "1",
                                  "--workers", "0", "--val-split", "0.3", "--out", str(tmp_path / "runs"),
-                                 "--name", "cli", "--batch-size", "8", "--quiet"])
+                                 "--no-pretrained", "--name", "cli", "--batch-size", "8", "--quiet"])
     assert r.exit_code == 0, r.output
     cfg = TrainConfig.load(tmp_path / "runs" / "cli" / "config.yaml")
     assert cfg.model == "resnet10t" and cfg.epochs == 1 and cfg.img_size == 32
@@ -470,7 +470,8 @@ def test_cli_config_override_and_errors(two_class, tmp_path, monkeypatch):
     assert again.epochs == 2 and again.img_size == 32 and again.batch_size == 8
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet_nope", "--out", str(tmp_path / "r2")])
     assert r.exit_code == 2 and "unknown model" in r.output
-    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--out", str(two_class / "runs")])
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--no-pretrained", "--out",
+                                 str(two_class / "runs")])
     assert r.exit_code == 2 and "inside the input" in r.output
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(app, ["train", "--model", "resnet10t"])
@@ -481,7 +482,7 @@ def test_default_source_is_used(tmp_path, monkeypatch):
     make_image_folder(tmp_path / "data" / "raw", {"a": 6, "b": 6}, size=(40, 40))
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(app, ["train", "--model", "resnet10t", "--img-size", "32", "--epochs", "1", "--workers",
-                                 "0", "--val-split", "0.3", "--name", "d"])
+                                 "0", "--val-split", "0.3", "--name", "d", "--no-pretrained"])
     assert r.exit_code == 0, r.output
     assert "using data/raw" in r.output and (tmp_path / "outputs" / "runs" / "d" / "best.pt").is_file()
 
@@ -704,7 +705,7 @@ def test_optimizer_sam_trains_with_two_passes_per_update(two_class, tmp_path, mo
 def test_bad_choices_are_one_line_before_any_data_is_read(two_class, tmp_path, monkeypatch):
     import imgcls.manifest as mf
     monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
-    for flags, msg in ((["--optimizer", "sam", "--sam-base", "lion"], "--sam-base 'lion'"),
+    for flags, msg in ((["--optimizer", "sam", "--sam-base", "lionn"], "--sam-base 'lionn' (did you mean lion"),
                        (["--optimizer", "sam", "--sam-rho", "0"], "--sam-rho must be > 0"),
                        (["--sampler", "balanced"], "--sampler 'balanced'"),
                        (["--branch", "wide"], "--branch 'wide'"),
@@ -791,8 +792,12 @@ def test_every_config_field_is_a_cli_option(two_class, tmp_path):
     import yaml
     cmd = typer.main.get_command(app).commands["train"]
     params = {p.name for p in cmd.params}
-    assert {f.name for f in dataclasses.fields(TrainConfig)} <= params
-    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--img-size", "32", "--epochs", "1",
+    from imgcls.options import specs
+    records = {n for n, (_, spec) in specs(TrainConfig).items() if not spec.cli}   # what train records, not options
+    assert records == {"src", "weights_source"}
+    assert {f.name for f in dataclasses.fields(TrainConfig)} - {"weights_source"} <= params
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--no-pretrained", "--img-size", "32",
+                                 "--epochs", "1",
                                  "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "runs"), "--name", "x",
                                  "--val-split", "0.3", "--interpolation", "nearest", "--mix-alpha", "0.4",
                                  "--momentum", "0.5", "--min-lr", "1e-4", "--ema", "--ema-decay", "0.9", "--quiet"])

@@ -19,7 +19,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     tmp.mkdir()
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TMPDIR=str(tmp))
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "imgcls",
-           "train", str(src), "--model", "resnet10t", "--img-size", "32", "--epochs", "2", "--batch-size", "4",
+           "train", str(src), "--model", "resnet10t", "--no-pretrained", "--img-size", "32", "--epochs", "2", "--batch-size", "4",
            "--workers", "0", "--device", "cpu", "--val-split", "0.25", "--out", str(tmp_path / "runs"),
            "--name", "ddp", "--aug", "none", "--tracker", "tensorboard"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
@@ -45,7 +45,7 @@ def test_torchrun_two_processes_sam_with_grad_accum(tmp_path):
     src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12}, size=(40, 40))
     env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "imgcls",
-           "train", str(src), "--model", "resnet10t", "--img-size", "32", "--epochs", "1", "--batch-size", "2",
+           "train", str(src), "--model", "resnet10t", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "2",
            "--grad-accum", "2", "--optimizer", "sam", "--workers", "0", "--device", "cpu", "--val-split", "0.25",
            "--out", str(tmp_path / "runs"), "--name", "ddp_sam", "--aug", "none", "--quiet"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)

@@ -20,7 +20,8 @@ from imgcls.train.callbacks import Callback
 from imgcls.tune import TuneConfig, parse_duration, run_tune
 from imgcls.tune.space import default_space_text, load_space, parse_space
 
-TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu", aug="none", val_split=0.3)
+TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu", aug="none", val_split=0.3,
+            pretrained=False)
 SPACE = "lr: {log_uniform: [1.0e-3, 1.0e-2]}\nweight_decay: {choice: [0.0, 0.05]}\n"
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,7 +60,8 @@ def trials_csv(study_dir):
     ({"lr": {"log_uniform": [0, 1e-2]}}, ["'lr'", "low > 0"]),
     ({"lr": {"gauss": [0, 1]}}, ["'lr'", "unknown kind 'gauss'"]),
     ({"lr": [1e-3, 1e-2]}, ["'lr'", "give one of"]),
-    ({"optimizer": {"choice": ["adamw", "radam"]}}, ["'optimizer'", "unknown --optimizer 'radam'"]),
+    ({"optimizer": {"choice": ["adamw", "radamm"]}},
+     ["'optimizer'", "unknown --optimizer 'radamm' (did you mean radam"]),
     ({"epochs": {"uniform": [1, 3]}}, ["'epochs'", "integer option"]),
     ({"epochs": {"int": [0, 3]}}, ["'epochs'", ">= 1"]),
     ({"momentum": {"uniform": [0.5, 1.0]}}, ["'momentum'", "[0, 1)"]),
@@ -128,8 +130,8 @@ def test_fixed_option_error_stops_the_study_at_its_first_trial(data, tmp_path, s
     # --folds without a fold column: every trial would fail the same way, so the study stops with train's line
     # (--sampler is tune's Optuna sampler here, not train's shuffle | weighted)
     r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "resnet10t",
-                                 "--folds", "all", "--out", str(tmp_path / "tune"), "--trials", "3", "--sampler",
-                                 "random", "--quiet"])
+                                 "--no-pretrained", "--folds", "all", "--out", str(tmp_path / "tune"), "--trials", "3",
+                                 "--sampler", "random", "--quiet"])
     assert r.exit_code == 2 and "--folds needs a `fold` column" in r.output
     assert len(trials_csv(tmp_path / "tune" / "s")) == 1
 
@@ -240,8 +242,8 @@ def test_two_processes_share_one_sqlite_study(data, tmp_path, space):
     db = tmp_path / "shared.db"
     cmd = [sys.executable, "-m", "imgcls", "tune", str(data), "--study", "shared", "--space", str(space),
            "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "tune"), "--trials", "3", "--pruner", "none",
-           "--model", "resnet10t", "--img-size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0",
-           "--device", "cpu", "--quiet"]
+           "--model", "resnet10t", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
+           "--workers", "0", "--device", "cpu", "--quiet"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]

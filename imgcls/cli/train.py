@@ -12,7 +12,9 @@ from imgcls.train.config import OUTPUT, TrainConfig
 
 EPILOG = """Examples:
 
-  imgcls train --model tf_efficientnet_lite0 --pretrained --epochs 10
+  imgcls train --model tf_efficientnet_lite0 --epochs 10
+
+  imgcls train --model resnet10t --no-pretrained --optimizer radam
 
   imgcls train data/splits.csv --model resnet10t --heads multi --branch deep --loss focal --sampler weighted
 

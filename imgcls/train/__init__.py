@@ -141,7 +141,12 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         cfg.workers = default_workers(device.type, cfg.cache)
     if cfg.amp is None:
         cfg.amp = device.type == "cuda"
+    from imgcls.train.optim import check_optimizer_device
+    check_optimizer_device(cfg, device)
 
+    # the starting weights' source (file > package > cache > hub): none reachable is one line before the data is read
+    from imgcls.weights import resolve_weights
+    source = resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
     df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=io_workers, announce=dist.main)
     n_all = len(df)
     if cfg.target not in df.columns:
@@ -166,11 +171,19 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
          "target": cfg.target if cfg.heads == "single" else "label"},
         source=f"--model {cfg.model}")
 
-    if cfg.pretrained or cfg.weights:
-        # a missing or unfit weight file, or pretrained weights neither local nor on the hub, fail now: before the
-        # run folder is made and the image cache is decoded (minutes on a large set), not when the first fold starts
+    # the starting weights, loaded once now: an unfit file fails before the run folder is made and the image cache
+    # is decoded (minutes on a large set), not when the first fold starts
+    if source.kind != "none":
         from imgcls.train.heads import build_model
         build_model(meta, pretrained=cfg.pretrained, weights=cfg.weights)
+    if resume is None:
+        cfg.weights_source = source.describe()
+    if dist.main:
+        if source.kind == "none":
+            info(f"random init: {cfg.model} starts from random weights (--no-pretrained); pretrained weights usually "
+                 f"score far higher on small sets")
+        else:
+            info(f"weights: {source.describe()}")
 
     # which folds (checked before the run folder is made) ----------------------------------------------------------
     folds: list[int | None] = [None]

@@ -5,6 +5,8 @@ flags are built from these declarations. `TrainConfig.resolve` merges a --config
 config.yaml with explicit overrides, the same for the CLI and a Python caller."""
 from __future__ import annotations
 
+import difflib
+import functools
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional
@@ -19,8 +21,7 @@ INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 AUG_PRESETS = ("none", "light", "medium", "heavy")
 MIXES = ("none", "cutmix", "mixup", "cutmix-vertical")
 LOSSES = ("ce", "focal", "label-smoothing", "f1")
-OPTIMIZERS = ("adamw", "adam", "sgd", "sam")
-SAM_BASES = ("adamw", "adam", "sgd")
+OURS_OPTIMIZERS = ("sam",)          # ours; every other --optimizer name is timm's (timm.optim.list_optimizers())
 SCHEDULERS = ("cosine", "cosine-restarts", "plateau", "onecycle", "none")
 TRACKERS = ("tensorboard", "mlflow", "wandb", "none")
 
@@ -39,6 +40,32 @@ def _float_list(text: str) -> list[float]:
         raise UserError(f"--head-weights takes comma-separated numbers, e.g. 1,1,2 (got '{text}')") from None
 
 
+@functools.lru_cache(maxsize=2)
+def optimizer_names(ours: bool = True) -> tuple[str, ...]:
+    """Every --optimizer name: timm's registry (+ sam)."""
+    from timm.optim import list_optimizers   # timm: only when a config is checked, not at --help
+    return tuple(sorted(set(list_optimizers()) | (set(OURS_OPTIMIZERS) if ours else set())))
+
+
+def check_optimizer_name(name: str, flag: str = "--optimizer", ours: bool = True) -> None:
+    """One line naming close matches for a name neither timm's registry nor ours knows."""
+    names = optimizer_names(ours)
+    if name in names:
+        return
+    close = difflib.get_close_matches(str(name).lower(), names, n=4, cutoff=0.6)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise UserError(f"unknown {flag} '{name}'{hint}; use a name of timm.optim.list_optimizers() "
+                    f"({len(names)} names, e.g. adamw, sgd, radam, rmsprop, lamb, lion){' or sam' if ours else ''}")
+
+
+def _optimizer_name(name: str) -> None:
+    check_optimizer_name(name)
+
+
+def _sam_base_name(name: str) -> None:
+    check_optimizer_name(name, flag="--sam-base", ours=False)
+
+
 def _join(values: list) -> str:
     return ",".join(str(v) for v in values)
 
@@ -47,10 +74,14 @@ def _join(values: list) -> str:
 class TrainConfig:
     src: str | None = option(None, cli=False, help="Training data: a dataset folder or a manifest / splits CSV.")
     model: str = option("tf_efficientnet_lite0", panel=MODEL, help="timm model name.")
-    pretrained: bool = option(False, panel=MODEL,
-                              help="Start from pretrained weights (package-shipped, else timm hub cache).")
+    pretrained: bool = option(True, panel=MODEL,
+                              help="Start from pretrained weights: the first of a package-shipped file, the timm / "
+                                   "Hugging Face cache, the hub (when online); --no-pretrained: random init.")
     weights: str | None = option(None, panel=MODEL, cli_type=Optional[Path], from_cli=str,
-                                 help="Start from this local weight file.")
+                                 help="Start from this local weight file (before any pretrained source).")
+    weights_source: str | None = option(None, cli=False,
+                                        help="Recorded by train: where the starting weights came from (file PATH | "
+                                             "package PATH | cache PATH | hub ID | random init).")
     img_size: int | None = option(None, panel=MODEL, lo=8, hi=4096, none="the model's (224 for most)",
                                   help="Input size in pixels.")
     drop_rate: float = option(0.0, panel=MODEL, lo=0, hi=1, hi_open=True, help="Dropout before the classifier.")
@@ -87,14 +118,16 @@ class TrainConfig:
                                 help="auto: inverse class frequency in the loss.")
     sampler: str = option("shuffle", panel=IMBALANCE, choices=("shuffle", "weighted"),
                           help="weighted: class-balanced batches.")
-    optimizer: str = option("adamw", panel=OPTIM, choices=OPTIMIZERS,
-                            help="sam: Sharpness-Aware Minimization over --sam-base (two forward/backward passes a "
-                                 "step).")
+    optimizer: str = option("adamw", panel=OPTIM, validator=_optimizer_name,
+                            help="Any name timm.optim.list_optimizers() knows (adamw, adam, sgd, radam, rmsprop, "
+                                 "nadamw, lamb, lion, ...), or sam: Sharpness-Aware Minimization over --sam-base (two "
+                                 "forward/backward passes a step).")
     lr: float = option(1e-3, panel=OPTIM, lo=0, help="Peak learning rate (0 keeps the weights fixed).")
     weight_decay: float = option(0.01, panel=OPTIM, lo=0, help="Weight decay.")
     momentum: float = option(0.9, panel=OPTIM, lo=0, hi=1, hi_open=True,
-                             help="SGD momentum (--optimizer sgd, --sam-base sgd).")
-    sam_base: str = option("adamw", panel=OPTIM, choices=SAM_BASES, help="--optimizer sam: the optimizer it wraps.")
+                             help="Momentum of the optimizers that have one (sgd, momentum, rmsprop, lars, ...).")
+    sam_base: str = option("adamw", panel=OPTIM, validator=_sam_base_name,
+                           help="--optimizer sam: the optimizer it wraps (any timm optimizer name).")
     sam_rho: float = option(0.05, panel=OPTIM, lo=0, lo_open=True,
                             help="--optimizer sam: neighbourhood radius (0.05 is the SAM paper's default).")
     sam_adaptive: bool = option(False, panel=OPTIM, help="--optimizer sam: ASAM (radius scaled by each weight).")

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from imgcls.train.dist import Dist
 from imgcls.train.heads import as_list, build_model, head_parameters
 from imgcls.train.losses import Criterion, class_weights_auto
 from imgcls.train.mix import mix_batch
-from imgcls.train.optim import make_optimizer, make_scheduler
+from imgcls.train.optim import make_optimizer, make_scheduler, second_order
 from imgcls.train.progress import EpochTable, RunEta, RunLog, curves_png
 from imgcls.train.sam import frozen_bn_stats
 from imgcls.train.validation import final_code, evaluate, val_predictions_frame
@@ -273,7 +274,12 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp):
             outs = as_list(self.train_model(x))
         loss = sum(w * c(o.float(), s) for w, c, o, s in zip(self.head_w, self.crits, outs, soft))
-        self.scaler.scale(loss / self.cfg.grad_accum).backward()
+        if second_order(self.cfg):   # adahessian: the backward keeps the graph for its Hessian estimate; the
+            with warnings.catch_warnings():   # gradients are set to None after each update, breaking the cycle
+                warnings.filterwarnings("ignore", message=r"Using backward\(\) with create_graph=True")
+                self.scaler.scale(loss / self.cfg.grad_accum).backward(create_graph=True)
+        else:
+            self.scaler.scale(loss / self.cfg.grad_accum).backward()
         return outs, loss
 
     def _update(self, sam_batches: list, loss, epoch: int) -> None:

@@ -1,18 +1,34 @@
 """The optimiser and the learning-rate schedule of a run, built with timm's / torch's factories from a TrainConfig.
-The names they accept (OPTIMIZERS, SAM_BASES, SCHEDULERS) are declared with the options in imgcls.train.config."""
+--optimizer takes every name of timm's optimizer registry (timm.optim.list_optimizers()) plus ours (sam, over any
+timm optimizer); --scheduler's names (SCHEDULERS) are declared with the options in imgcls.train.config."""
 from __future__ import annotations
 
 import torch
 
 from imgcls.errors import UserError
-from imgcls.train.config import OPTIMIZERS, SAM_BASES, SCHEDULERS  # noqa: F401  (the names --optimizer / --scheduler accept)
+from imgcls.train.config import SCHEDULERS  # noqa: F401  (the names --scheduler accepts; --optimizer's: config)
+
+NEEDS_CUDA = ("bnb", "fused")       # timm's bitsandbytes and APEX optimizers assert a CUDA device
+
+
+def check_optimizer_device(cfg, device: torch.device) -> None:
+    """bitsandbytes / APEX optimizers need CUDA: refused in one line before the data is read on another device."""
+    name = cfg.sam_base if cfg.optimizer == "sam" else cfg.optimizer
+    if device.type != "cuda" and name.startswith(NEEDS_CUDA):
+        raise UserError(f"--optimizer {name} is a CUDA-only optimizer (timm's bitsandbytes / APEX) and this run is "
+                        f"on {device.type}; use another (e.g. adamw), or --device cuda")
+
+
+def second_order(cfg) -> bool:
+    """AdaHessian estimates the Hessian from the gradients' graph: its backward keeps the graph (create_graph)."""
+    return (cfg.sam_base if cfg.optimizer == "sam" else cfg.optimizer) == "adahessian"
 
 
 def make_optimizer(model, cfg):
     from timm.optim import create_optimizer_v2
     cfg.validate()
     name = cfg.sam_base if cfg.optimizer == "sam" else cfg.optimizer
-    kw = {"momentum": cfg.momentum} if name == "sgd" else {}
+    kw = {"momentum": cfg.momentum}     # timm passes it only to the optimizers that have a momentum
     if name == "sgd" and cfg.momentum == 0:
         name = "momentum"   # timm's "sgd" is Nesterov, which needs momentum > 0; "momentum" is plain torch SGD
     # torch's fused kernels (CPU and CUDA) update every tensor in one pass: on this 2-core CPU an AdamW step of
