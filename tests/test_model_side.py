@@ -143,7 +143,8 @@ def test_trainer_phases_run_and_restore_by_part(tmp_path):
     from imgcls.train.dist import Dist
     from imgcls.train.loop import FoldData, Trainer
     src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(36, 36))
-    cfg = TrainConfig(src=str(src), model="resnet10t", img_size=32, batch_size=4, workers=0, device="cpu",
+    cfg = TrainConfig(src=str(src), model="resnet10t", pretrained=False, img_size=32, batch_size=4, workers=0,
+                      device="cpu",
                       aug="none", epochs=2, amp=False, cache="none")
     df = tdata.usable_rows(mf.load(src, scan=True, workers=1))
     heads, decode, classes, targets, final = _heads_meta(df, cfg)
