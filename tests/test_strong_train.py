@@ -204,3 +204,93 @@ def test_adahessian_trains_with_a_second_order_backward(tmp_path):
     assert len(m) == 1 and m["train_loss"].notna().all()
     st = read_checkpoint(run / "last.pt")["train_state"]["optimizer"]["state"]
     assert any("exp_hessian_diag_sq" in s for s in st.values())
+
+
+# --- --oversample: repeat-factor sampling at train time ---------------------------------------------------------
+
+def test_oversampled_epoch_composition_matches_the_formula():
+    import numpy as np
+
+    from imgcls.train.data import epoch_indices, oversample_goals
+    labels = np.array([0] * 20 + [1] * 5 + [2] * 2)
+    for target, factor, goals in (("max", 4, [20, 20, 8]), ("median", 4, [20, 5, 5]), ("10", 4, [20, 10, 8]),
+                                  ("7", 4, [20, 7, 7]), ("max", 2, [20, 10, 4]), (3, 4, [20, 5, 3])):
+        g = oversample_goals(labels, target, factor)
+        assert g.tolist() == goals, (target, factor)      # max(n, min(T, n x factor)) per class
+        for epoch in (0, 1):
+            idx = np.array(epoch_indices(len(labels), labels, 0, epoch, False, goals=g))
+            assert np.bincount(labels[idx], minlength=3).tolist() == goals
+            per_image = np.bincount(idx, minlength=len(labels))
+            for c in range(3):
+                reps = per_image[labels == c]
+                q = goals[c] // (labels == c).sum()
+                assert reps.min() >= q and reps.max() <= q + 1   # repeats spread evenly over a class's images
+    # deterministic per (seed, epoch) (a resumed run replays it), another epoch another order
+    g = oversample_goals(labels, "max", 4)
+    a = epoch_indices(len(labels), labels, 3, 1, False, goals=g)
+    assert a == epoch_indices(len(labels), labels, 3, 1, False, goals=g)
+    assert a != epoch_indices(len(labels), labels, 3, 2, False, goals=g)
+    # DDP: the ranks' shards are the epoch's samples (padded to equal length as without oversampling)
+    shards = [epoch_indices(len(labels), labels, 3, 1, False, rank=r, world=2, goals=g) for r in range(2)]
+    assert len(shards[0]) == len(shards[1]) == 24 and sorted(sum(shards, [])) == sorted(a)
+
+
+def test_repeats_of_one_image_are_augmented_differently():
+    import numpy as np
+
+    from imgcls.train.data import CachedImages, ListSampler, augment_transform, epoch_indices, oversample_goals
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    labels = np.array([0, 0, 1])
+    ds = CachedImages(images, labels[:, None], (0.5,) * 3, (0.5,) * 3, augment_transform("medium", 32))
+    idx = epoch_indices(3, labels, 0, 0, False, goals=oversample_goals(labels, "max", 4))
+    assert idx.count(2) == 2                               # the minority image twice in the epoch
+    items = list(ListSampler(idx, seed=0, epoch=0))
+    a, b = [ds[it][0] for it in items if it[0] == 2]
+    assert not torch.equal(a, b)
+    assert torch.equal(ds[items[0]][0], ds[items[0]][0])   # each one seeded: replayed exactly
+
+
+def test_oversample_options_are_checked_before_any_data(tmp_path, monkeypatch):
+    import imgcls.manifest as mf
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    for kw, words in (({"oversample": "most"}, "--oversample takes median, max or a positive number"),
+                      ({"oversample": "max", "sampler": "weighted"}, "use one of them"),
+                      ({"oversample": "max", "oversample_max_factor": 0.5}, "--oversample-max-factor must be >= 1")):
+        with pytest.raises(UserError, match=words):
+            run_train(cfg_for(tmp_path, tmp_path, **kw))
+    r = CliRunner().invoke(app, ["train", str(tmp_path), "--oversample", "median", "--sampler", "weighted"])
+    assert r.exit_code == 2 and "use one of them" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_oversample_in_a_run_sets_the_epoch_length(tmp_path):
+    from imgcls.train.callbacks import Callback
+    folder = make_image_folder(tmp_path / "raw", {"a": 12, "b": 3}, size=(36, 36))
+    steps = []
+
+    class Count(Callback):
+        def on_step_end(self, step, logs):
+            steps.append(step)
+
+    run = run_train(cfg_for(folder, tmp_path, name="os", oversample="max", oversample_max_factor=3, val_split=0.2,
+                            batch_size=4), callbacks=[Count()])
+    # 12 train images: a 10 -> 10, b 2 -> 6 (2 x factor 3): 16 samples, 4 batches of 4
+    log = (run / "train.log").read_text()
+    assert "16 samples per epoch from 12 images; b 2->6" in log
+    assert len(steps) == 4
+    assert TrainConfig.load(run / "config.yaml").oversample == "max"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_oversampled_run_resumes_exactly(tmp_path):
+    folder = make_image_folder(tmp_path / "raw", {"a": 9, "b": 3}, size=(36, 36))
+    kw = dict(epochs=2, aug="medium", oversample="max", val_split=0.25, batch_size=4)
+    full = run_train(cfg_for(folder, tmp_path, name="full", **kw))
+    part = run_train(cfg_for(folder, tmp_path, name="part", **kw), stop_after=1)
+    run_train(TrainConfig.load(part / "config.yaml"), resume=part)
+    a, b = read_checkpoint(full / "last.pt"), read_checkpoint(part / "last.pt")
+    for k in a["raw_state_dict"]:
+        assert torch.equal(a["raw_state_dict"][k], b["raw_state_dict"][k]), k

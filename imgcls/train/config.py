@@ -14,6 +14,7 @@ from typing import Optional
 from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.options import check, option, seed_option
+from imgcls.oversample import DEFAULT_MAX_FACTOR, check_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
 RESIZE_MODES = ("squash", "crop", "pad")
@@ -118,6 +119,12 @@ class TrainConfig:
                                 help="auto: inverse class frequency in the loss.")
     sampler: str = option("shuffle", panel=IMBALANCE, choices=("shuffle", "weighted"),
                           help="weighted: class-balanced batches.")
+    oversample: str | None = option(None, panel=IMBALANCE, validator=check_target, none="off",
+                                    help="Repeat each class's training images (each repeat freshly augmented) until "
+                                         "the class has min(TARGET, count x --oversample-max-factor) samples per "
+                                         "epoch: median | max | a number.")
+    oversample_max_factor: float = option(DEFAULT_MAX_FACTOR, panel=IMBALANCE, lo=1,
+                                          help="--oversample: a class grows to at most this many times its count.")
     optimizer: str = option("adamw", panel=OPTIM, validator=_optimizer_name,
                             help="Any name timm.optim.list_optimizers() knows (adamw, adam, sgd, radam, rmsprop, "
                                  "nadamw, lamb, lion, ...), or sam: Sharpness-Aware Minimization over --sam-base (two "
@@ -170,6 +177,9 @@ class TrainConfig:
         """Every option's choices and range (imgcls.options.check), before any data is read: a typo fails in a
         second, not after the decoded-image cache is built."""
         check(self)
+        if self.oversample is not None and self.sampler == "weighted":
+            raise UserError("--oversample and --sampler weighted both rebalance the classes (repeats vs draws with "
+                            "replacement); use one of them")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -273,13 +273,42 @@ def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: in
 # Epoch order: deterministic per (seed, epoch), sharded for DDP, optionally class-balanced
 # ---------------------------------------------------------------------------------------------------------------
 
+def oversample_goals(labels: np.ndarray, target, max_factor: float) -> np.ndarray:
+    """Samples per class index in an oversampled epoch: imgcls.oversample's formula min(TARGET, n x max_factor)
+    (never below n) over the training labels; 0 for a class absent from them."""
+    from imgcls.oversample import class_targets
+    counts = np.bincount(labels)
+    goal = class_targets({str(c): int(n) for c, n in enumerate(counts) if n}, target, max_factor)
+    return np.array([goal.get(str(c), 0) for c in range(len(counts))], dtype=np.int64)
+
+
+def oversampled_pool(labels: np.ndarray, goals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Repeat-factor sampling: class c's n images each appear goals[c] // n times, and goals[c] % n of them (drawn
+    without replacement) once more, so the class has exactly goals[c] samples in the epoch."""
+    parts = []
+    for c in np.flatnonzero(goals):
+        members = np.flatnonzero(labels == c)
+        q, r = divmod(int(goals[c]), len(members))
+        parts.append(np.repeat(members, q))
+        if r:
+            parts.append(np.sort(rng.choice(members, size=r, replace=False)))
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 def epoch_indices(n: int, labels: np.ndarray | None, seed: int, epoch: int, weighted: bool,
-                  rank: int = 0, world: int = 1) -> list[int]:
+                  rank: int = 0, world: int = 1, goals: np.ndarray | None = None) -> list[int]:
     """The indices one process visits in `epoch`. `weighted`: draw n samples with replacement, each with
-    probability 1 / count(its class), so every class is equally likely in a batch (balanced batches).
-    Depends only on (seed, epoch): resuming at an epoch boundary replays the same order."""
+    probability 1 / count(its class), so every class is equally likely in a batch (balanced batches). `goals`
+    (--oversample, oversample_goals): each class repeated to goals[class] samples (oversampled_pool), shuffled.
+    Depends only on (seed, epoch): resuming at an epoch boundary replays the same order; DDP shards it by rank."""
     g = np.random.default_rng([seed, epoch, 7919])
-    if weighted:
+    if goals is not None:
+        if weighted:
+            raise UserError("--oversample and --sampler weighted both rebalance the classes; use one of them")
+        pool = oversampled_pool(labels, goals, g)
+        order = pool[g.permutation(len(pool))]
+        n = len(order)
+    elif weighted:
         counts = np.bincount(labels)
         w = 1.0 / counts[labels]
         order = g.choice(n, size=n, replace=True, p=w / w.sum())

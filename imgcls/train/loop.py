@@ -36,7 +36,7 @@ from imgcls.train.callbacks import Hooks
 from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
 from imgcls.train.config import TrainConfig
 from imgcls.train.data import (CachedImages, FileImages, ListSampler, augment_transform, epoch_indices,
-                               random_erasing)
+                               oversample_goals, random_erasing)
 from imgcls.train.dist import Dist
 from imgcls.train.heads import as_list, build_model, head_parameters
 from imgcls.train.losses import Criterion, class_weights_auto
@@ -162,6 +162,10 @@ class Trainer:
             val_ds = FileImages(vp, tgt[data.val_idx], *args)
         self.n_train = len(data.train_idx)
         self.train_final = data.final[data.train_idx]
+        # --oversample: the samples each class gets per epoch (the epoch's length is their sum, the same every epoch)
+        self.goals = (oversample_goals(self.train_final, cfg.oversample, cfg.oversample_max_factor)
+                      if cfg.oversample is not None else None)
+        self.n_epoch = int(self.goals.sum()) if self.goals is not None else self.n_train
         bs = cfg.batch_size
         loader_kw = {"num_workers": cfg.workers, "pin_memory": self.device.type == "cuda"}
         if cfg.workers > 0:
@@ -169,7 +173,7 @@ class Trainer:
         self.sampler = ListSampler([])
         self.train_loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, sampler=self.sampler, **loader_kw)
         self.val_loader = torch.utils.data.DataLoader(val_ds, batch_size=bs * 2, shuffle=False, **loader_kw)
-        per_rank = math.ceil(self.n_train / self.dist.world)
+        per_rank = math.ceil(self.n_epoch / self.dist.world)
         steps_per_epoch = max(1, (per_rank - (1 if per_rank % bs == 1 and per_rank > 1 else 0) + bs - 1) // bs)
         self.updates_per_epoch = max(1, math.ceil(steps_per_epoch / cfg.grad_accum))
 
@@ -260,6 +264,13 @@ class Trainer:
                      f"{'AMP ' + str(self.amp_dtype).split('.')[-1] + ', ' if self.use_amp else ''}"
                      f"{sam_desc}"
                      f"batch {cfg.batch_size}, {cfg.epochs} epochs")
+            if self.goals is not None:
+                have = np.bincount(self.train_final, minlength=len(self.goals))
+                grown = [f"{meta.classes[c]} {have[c]}->{g}" for c, g in enumerate(self.goals) if g > have[c]]
+                self.log(f"--oversample {cfg.oversample} (max x{cfg.oversample_max_factor:g}): {self.n_epoch} samples "
+                         f"per epoch from {self.n_train} images; " + (", ".join(grown[:12]) + (
+                             f" (+{len(grown) - 12} more classes)" if len(grown) > 12 else "") if grown else
+                             "no class below the target"))
         self.hooks("on_run_start", {"run_dir": self.run_dir, "config": cfg.to_dict(), "classes": list(meta.classes),
                                     "fold": fold, "total_epochs": cfg.epochs, "start_epoch": self.state.epoch,
                                     "parent_dir": self.parent_dir, "model": meta.model, "train_images": self.n_train,
@@ -313,7 +324,7 @@ class Trainer:
         torch.manual_seed(cfg.seed * 1000 + epoch)
         mix_rng = np.random.default_rng([cfg.seed, epoch, dist.rank, 17])
         idx = epoch_indices(self.n_train, self.train_final, cfg.seed, epoch, cfg.sampler == "weighted", dist.rank,
-                            dist.world)
+                            dist.world, goals=self.goals)
         if len(idx) % bs == 1 and len(idx) > 1:
             idx = idx[:-1]  # a batch of one breaks BatchNorm
         self.sampler.indices = idx
