@@ -152,14 +152,14 @@ def load_local_source(model, name: str) -> None:
 
 @dataclass(frozen=True)
 class WeightSource:
-    """Where a model's starting weights come from: kind file | package | cache | hub | none (random init), and
-    `where` (the file, the package, the cached file or the hub repository)."""
+    """Where a model's starting weights come from: kind file | package | cache | hub | run (train --init-from) |
+    none (random init), and `where` (the file, the package, the cached file, the hub repository or the best.pt)."""
     kind: str
     where: str = ""
 
     def describe(self) -> str:
         return {"file": f"file {self.where}", "package": f"package {self.where}", "cache": f"cache {self.where}",
-                "hub": f"hub {self.where}", "none": "random init"}[self.kind]
+                "hub": f"hub {self.where}", "run": f"run {self.where}", "none": "random init"}[self.kind]
 
 
 HUB_HOST = ("huggingface.co", 443)

@@ -294,3 +294,59 @@ def test_oversampled_run_resumes_exactly(tmp_path):
     a, b = read_checkpoint(full / "last.pt"), read_checkpoint(part / "last.pt")
     for k in a["raw_state_dict"]:
         assert torch.equal(a["raw_state_dict"][k], b["raw_state_dict"][k]), k
+
+
+# --- --init-from RUN --freeze-backbone: a frozen backbone, new heads -------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_init_from_loads_and_freezes_the_backbone_and_trains_new_heads(tmp_path):
+    from imgcls.train.checkpoint import load_init
+    from imgcls.train.heads import build_model
+    src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    a = run_train(cfg_for(src, tmp_path, name="A", epochs=1, lr=0.05))
+    sd_a = read_checkpoint(a / "best.pt")["state_dict"]
+    b = run_train(cfg_for(src, tmp_path, name="B", init_from=str(a), freeze_backbone=True, heads="multi",
+                          branch="deep", lr=0.05, epochs=2))
+    assert TrainConfig.load(b / "config.yaml").weights_source == f"run {a / 'best.pt'}"
+    last = read_checkpoint(b / "last.pt")
+    meta = read_meta(b / "best.pt")
+    assert meta.head_names == ["mask", "gender", "age_band"] and meta.branch == "deep"
+    sd_b = last["raw_state_dict"]
+    backbone = [k for k in sd_b if k.startswith("backbone.")]
+    assert backbone and any(k.startswith("fc.") for k in sd_a)     # A's classifier is not part of B
+    for k in backbone:       # weights and BatchNorm statistics: the source's, unchanged by two epochs of training
+        assert torch.equal(sd_b[k], sd_a[k.removeprefix("backbone.")]), k
+    # the heads trained: they differ from the initialisation the run started from
+    torch.manual_seed(0)
+    init = build_model(meta)
+    left = load_init(init, meta, a / "best.pt")
+    assert left and all(k.startswith("heads.") for k in left)
+    heads = [k for k in sd_b if k.startswith("heads.") and k.endswith("weight")]
+    assert heads and all(not torch.equal(sd_b[k], init.state_dict()[k]) for k in heads)
+
+
+def test_init_from_keeps_a_head_only_when_it_is_the_same_and_refuses_misfits(tmp_path, tiny_run):
+    from imgcls.train.checkpoint import init_checkpoint, load_init
+    from imgcls.train.heads import build_model
+    run = tiny_run(tmp_path / "r", classes=("a", "b", "c"), model="test_efficientnet")
+    src = read_checkpoint(run / "best.pt")
+    meta = read_meta(run / "best.pt")
+    torch.manual_seed(1)
+    same = build_model(meta)
+    assert load_init(same, meta, run / "best.pt") == []          # same classes: the head comes along
+    assert all(torch.equal(v, src["state_dict"][k]) for k, v in same.state_dict().items())
+    from dataclasses import replace
+    other = replace(meta, classes=("x", "y"), heads=(type(meta.heads[0])("label", ("x", "y")),))
+    torch.manual_seed(1)
+    net = build_model(other)
+    left = load_init(net, other, run / "best.pt")
+    assert left and all(k.startswith("classifier.") for k in left)
+    assert all(torch.equal(v, src["state_dict"][k]) for k, v in net.state_dict().items() if k not in left)
+    with pytest.raises(UserError, match="is a test_efficientnet checkpoint, the run trains resnet10t; pass --model"):
+        init_checkpoint(run, "resnet10t")
+    folds = tiny_run(tmp_path / "k", folds=2)
+    with pytest.raises(UserError, match="holds 2 folds; give one of them"):
+        init_checkpoint(folds, "test_efficientnet")
+    r = CliRunner().invoke(app, ["train", str(tmp_path), "--init-from", str(run), "--model", "resnet10t"])
+    assert r.exit_code == 2 and "pass --model test_efficientnet" in r.output

@@ -144,9 +144,14 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.train.optim import check_optimizer_device
     check_optimizer_device(cfg, device)
 
-    # the starting weights' source (file > package > cache > hub): none reachable is one line before the data is read
-    from imgcls.weights import resolve_weights
-    source = resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
+    # the starting weights' source (--init-from RUN, else file > package > cache > hub): none reachable is one line
+    # before the data is read
+    from imgcls.weights import WeightSource, resolve_weights
+    if cfg.init_from:
+        from imgcls.train.checkpoint import init_checkpoint
+        source = WeightSource("run", str(init_checkpoint(cfg.init_from, cfg.model)))
+    else:
+        source = resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
     df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=io_workers, announce=dist.main)
     n_all = len(df)
     if cfg.target not in df.columns:
@@ -175,7 +180,11 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     # is decoded (minutes on a large set), not when the first fold starts
     if source.kind != "none":
         from imgcls.train.heads import build_model
-        build_model(meta, pretrained=cfg.pretrained, weights=cfg.weights)
+        if source.kind == "run":
+            from imgcls.train.checkpoint import load_init
+            load_init(build_model(meta), meta, source.where)
+        else:
+            build_model(meta, pretrained=cfg.pretrained, weights=cfg.weights)
     if resume is None:
         cfg.weights_source = source.describe()
     if dist.main:

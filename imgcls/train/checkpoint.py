@@ -69,6 +69,58 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     raise UserError(f"no {which}.pt in {run_dir} (nor in {run_dir}/fold_*/); is training finished?")
 
 
+def init_checkpoint(run: str | os.PathLike, model_name: str) -> Path:
+    """The best.pt `train --init-from RUN` starts from (RUN: a run folder or a checkpoint file), checked to be one
+    checkpoint of --model `model_name`; one line otherwise."""
+    paths = find_checkpoints(run, "best")
+    if len(paths) > 1:
+        raise UserError(f"--init-from {run} holds {len(paths)} folds; give one of them, e.g. --init-from "
+                        f"{paths[0].parent}")
+    meta = read_meta(paths[0])
+    if meta.model != model_name:
+        raise UserError(f"--init-from {paths[0]} is a {meta.model} checkpoint, the run trains {model_name}; pass "
+                        f"--model {meta.model}")
+    return paths[0]
+
+
+def load_init(model: torch.nn.Module, meta, path: str | os.PathLike) -> list[str]:
+    """Load a checkpoint's backbone into `model` (built from `meta`), single or multi-head on either side; the
+    checkpoint's head(s) only when they are the same as `meta`'s (same heads, classes and branch), else the new
+    heads keep their initialisation. Returns the names of the tensors left as initialised (the new heads)."""
+    from imgcls.model_meta import ModelMeta
+    from imgcls.train.heads import MultiHeadNet, head_parameters
+    meta = ModelMeta.coerce(meta)
+    obj = read_checkpoint(path)
+    src = ModelMeta.from_dict(obj["meta"], source=str(path))
+    state = obj["state_dict"]
+    same_heads = (src.heads, src.decode, src.branch) == (meta.heads, meta.decode, meta.branch)
+    own = model.state_dict()
+    head_ids = {id(p) for p in head_parameters(model)}
+    head_keys = {k for k, p in model.named_parameters() if id(p) in head_ids}
+    if isinstance(model, MultiHeadNet):
+        head_keys |= {k for k in own if k.startswith("heads.")}
+    else:
+        prefixes = tuple(k.rsplit(".", 1)[0] + "." for k in head_keys)
+        head_keys |= {k for k in own if k.startswith(prefixes)}
+    src_backbone = {k.removeprefix("backbone."): v for k, v in state.items()
+                    if not src.multi or k.startswith("backbone.")}
+    keep = {}
+    for k in own:
+        if k in head_keys:
+            if same_heads and k in state:
+                keep[k] = state[k]
+            continue
+        name = k.removeprefix("backbone.") if isinstance(model, MultiHeadNet) else k
+        v = src_backbone.get(name)
+        if v is None or v.shape != own[k].shape:
+            raise UserError(f"--init-from {path}: its backbone does not fit this model ({name} "
+                            f"{'missing' if v is None else 'of another shape'}); was it trained with another --model "
+                            f"or --drop-rate?")
+        keep[k] = v
+    model.load_state_dict(keep, strict=False)
+    return sorted(set(own) - set(keep))
+
+
 @dataclass
 class LoadedModel:
     model: torch.nn.Module

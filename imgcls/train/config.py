@@ -83,10 +83,15 @@ class TrainConfig:
     weights_source: str | None = option(None, cli=False,
                                         help="Recorded by train: where the starting weights came from (file PATH | "
                                              "package PATH | cache PATH | hub ID | random init).")
+    init_from: str | None = option(None, panel=MODEL, cli_type=Optional[Path], from_cli=str,
+                                   help="Start from this run's best.pt (a run folder or the file): its backbone, and "
+                                        "its head(s) only when they are the same; with --freeze-backbone only the new "
+                                        "heads train (before --weights / --pretrained).")
     img_size: int | None = option(None, panel=MODEL, lo=8, hi=4096, none="the model's (224 for most)",
                                   help="Input size in pixels.")
     drop_rate: float = option(0.0, panel=MODEL, lo=0, hi=1, hi_open=True, help="Dropout before the classifier.")
-    freeze_backbone: bool = option(False, panel=MODEL, help="Train only the classifier / heads.")
+    freeze_backbone: bool = option(False, panel=MODEL, help="Train only the classifier / heads (the backbone's "
+                                                            "weights and BatchNorm statistics stay as loaded).")
     target: str = option("label", panel=MODEL,
                          help="--heads single: the manifest column whose values are the classes (label, or one "
                               "attribute such as mask, gender, age_band: a single-attribute model; recorded as the "

@@ -180,7 +180,12 @@ class Trainer:
     def _model(self) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
-        model = build_model(self.meta, pretrained=cfg.pretrained, weights=cfg.weights)
+        if cfg.init_from:      # run_train checked it (init_checkpoint): one best.pt of this --model
+            from imgcls.train.checkpoint import init_checkpoint, load_init
+            model = build_model(self.meta, pretrained=False)
+            load_init(model, self.meta, init_checkpoint(cfg.init_from, cfg.model))
+        else:
+            model = build_model(self.meta, pretrained=cfg.pretrained, weights=cfg.weights)
         if cfg.freeze_backbone:
             keep = {id(p) for p in head_parameters(model)}
             for p in model.parameters():
@@ -330,6 +335,8 @@ class Trainer:
         self.sampler.indices = idx
         self.sampler.base = (cfg.seed * 1_000_003 + epoch * 7_919) % (2 ** 31)
         self.train_model.train()
+        if cfg.freeze_backbone:
+            frozen_norms_eval(self.model)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device)
         seen = 0
@@ -466,6 +473,16 @@ class Trainer:
         self.hooks("on_run_end", summary)
         self.hooks.check()
         return self.result(summary)
+
+
+def frozen_norms_eval(model: torch.nn.Module) -> None:
+    """--freeze-backbone: normalisation layers whose parameters are all frozen stay in eval mode, so the frozen
+    backbone's BatchNorm running statistics are not updated by training batches either (the heads' own norms train)."""
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._NormBase):
+            params = list(m.parameters(recurse=False))
+            if params and not any(p.requires_grad for p in params):
+                m.eval()
 
 
 def _lr(optimizer) -> float:
