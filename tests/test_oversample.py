@@ -94,6 +94,10 @@ def test_split_never_puts_a_copy_and_its_source_on_two_sides(tmp_path):
         side = dict(zip(sp["path"], sp["split"]))
         for _, r in sp[mf.augmented(sp)].iterrows():
             assert {side[s] for s in mf.copy_sources(r["augmented_from"])} == {r["split"]}
+    sp, *_ = make_split(df, SplitConfig(folds=3, test=0.2, near_dup=False, seed=1))
+    fold = dict(zip(sp["path"], sp["fold"].astype(int)))
+    for _, r in sp[mf.augmented(sp)].iterrows():
+        assert {fold[s] for s in mf.copy_sources(r["augmented_from"])} == {int(r["fold"])}
     # the link holds by augmented_from alone (a manifest whose source_path was rewritten)
     df2 = df.assign(source_path=[f"x{k}" for k in range(len(df))])
     sp, *_ = make_split(df2, SplitConfig(val=0.3, test=0.2, near_dup=False, seed=5))
