@@ -166,9 +166,11 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
 
 def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
     members = doc.get("members") or []
+    how = "profile" if doc.get("combine") == "profile" else doc.get("method", "")   # ensemble --combine profile
     run = Run(path=path, name=name, kind="ensemble", classes=list(doc.get("classes") or []),
-              model=f"{doc.get('method', '')}: " + " + ".join(str(m.get("name", "")) for m in members))
-    run.config = {"method": doc.get("method"), "members": {str(m.get("name")): m.get("weight") for m in members}}
+              model=f"{how}: " + " + ".join(str(m.get("name", "")) for m in members))
+    run.config = {"method": doc.get("method"), "combine": doc.get("combine", "vote"),
+                  "members": {str(m.get("name")): m.get("weight") for m in members}}
     run.changed = "weights " + " ".join(f"{m.get('name')}={float(m.get('weight', 0)):.3f}" for m in members)
     _score(_read_csv(path / "oof_predictions.csv"), run)
     return run

@@ -85,6 +85,9 @@ def test_ensemble_scores_on_the_profile_truth_and_predict_writes_the_mask_submis
     assert oof["pred"].tolist() == y.tolist()           # members always right (val_quality 1) -> ensemble right
     # macro-F1 over every one of the 18 classes of the task (imgcls.metrics): 4 classes present, each F1 1
     assert spec.scores["ensemble_macro_f1"] == pytest.approx(4 / 18) and spec.scores["common_val_images"] == 4
+    from imgcls.runs import read_run                     # the leaderboard names how it combines
+    ens = read_run(out)
+    assert ens.kind == "ensemble" and ens.model.startswith("profile: ") and ens.config["combine"] == "profile"
     # predict: the mask competition's submission, class ids 0..17, probabilities = the product
     ev = tmp_path / "eval"
     ids = ["f3.jpg", "0a.jpg", "9c.jpg"]
