@@ -3,7 +3,8 @@ unit that a split must keep on one side.
 
 - `NearDuplicates`: the one near-duplicate definition, its method a parameter. `verified` (default): candidate pairs
   (embedding cosine >= `candidates`, or tiny-thumbnail correlation) verified pixel by pixel on aligned thumbnails
-  (crops, mirror, brightness gain; see imgcls.clean.near_dup), a pair when that score >= `threshold` (0.98).
+  (crops, mirror, brightness gain; then window by window at 96 px; see imgcls.clean.near_dup), a pair when that
+  score >= `threshold` (0.98).
   `embedding`: the embedding cosine alone >= `threshold` (0.90). clean flags with it, split links and checks with
   it; both share the embedding cache (imgcls.embed). Embedding cosine alone can call many small, distinct photos of
   one kind the same picture (issue 16: a mask-competition-shaped set of 240 people x 7 faces joined into one unit at
@@ -105,7 +106,7 @@ class NearDuplicates:
         i, j = candidate_pairs(emb, th, th_ok, self.candidates)
         keep = th_ok[i] & th_ok[j]
         i, j = i[keep], j[keep]
-        s = verify_pairs(th, i, j, what="verifying candidate pairs" if len(i) > 20_000 else None)
+        s = verify_pairs(th, i, j, what="verifying candidate pairs" if len(i) > 20_000 else None, floor=floor)
         keep = s >= floor
         return i[keep], j[keep], s[keep]
 

@@ -150,6 +150,62 @@ def test_verification_passes_transformed_copies_and_rejects_recoloured_variants(
     assert scores["recoloured"] < 0.95 and scores["other"] < 0.8, scores
 
 
+def _segments(draw, digit: str, x0: int, y0: int, h: int) -> None:
+    """A seven-segment digit, h px tall, at (x0, y0) (no font needed)."""
+    w, t = h // 2, max(2, h // 8)
+    seg = {"a": (x0, y0, x0 + w, y0 + t), "g": (x0, y0 + h // 2 - t // 2, x0 + w, y0 + h // 2 + t // 2),
+           "d": (x0, y0 + h - t, x0 + w, y0 + h), "f": (x0, y0, x0 + t, y0 + h // 2),
+           "b": (x0 + w - t, y0, x0 + w, y0 + h // 2), "e": (x0, y0 + h // 2, x0 + t, y0 + h),
+           "c": (x0 + w - t, y0 + h // 2, x0 + w, y0 + h)}
+    for k in {"8": "abcdefg", "3": "abcdg"}[digit]:
+        draw.rectangle(seg[k], fill=(20, 20, 20))
+
+
+def _icon(digit: str = "8", emblem: str = "red") -> Image.Image:
+    """A generated drawing (seeded shapes on white) with a seven-segment digit in one corner and a small emblem in
+    another: two icons that differ only there."""
+    from PIL import ImageDraw
+    rng = np.random.default_rng(7)
+    im = Image.new("RGB", (200, 160), "white")
+    d = ImageDraw.Draw(im)
+    for _ in range(6):
+        x, y = rng.integers(30, 150), rng.integers(30, 110)
+        r = int(rng.integers(12, 30))
+        d.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(v) for v in rng.integers(0, 255, 3)), outline="black",
+                  width=3)
+    _segments(d, digit, 8, 8, 48)
+    d.ellipse((168, 128, 188, 148), fill={"red": (200, 30, 30), "blue": (30, 30, 200)}[emblem])
+    return im
+
+
+def test_verification_rejects_pairs_that_differ_in_one_small_region_and_keeps_their_copies():
+    from PIL import ImageEnhance
+
+    from imgcls.clean import near_dup
+    from imgcls.clean.near_dup import THUMB, verify_pairs
+    base = _icon("8")
+    w, h = base.size
+    buf = io.BytesIO()
+    base.save(buf, "JPEG", quality=70)
+    others = {"digit 3": _icon("3"), "blue emblem": _icon("8", "blue")}
+    copies = {"flip": ImageOps.mirror(base), "crop": base.crop((w // 20, h // 20, w - w // 20, h - h // 20)),
+              "resize": base.resize((int(w * .7), int(h * .7))), "jpeg": Image.open(io.BytesIO(buf.getvalue())),
+              "bright": ImageEnhance.Brightness(base).enhance(1.15)}
+    everything = {**others, **copies, "flipped digit 3": ImageOps.mirror(others["digit 3"])}
+
+    def thumb(im):
+        return np.asarray(im.convert("RGB").resize((THUMB, THUMB), Image.Resampling.BOX))
+    thumbs = np.stack([thumb(base)] + [thumb(v) for v in everything.values()])
+    a, b = np.zeros(len(everything), int), np.arange(1, len(everything) + 1)
+    scores = dict(zip(everything, verify_pairs(thumbs, a, b)))
+    glob = dict(zip(everything, near_dup._verify_chunk(thumbs, a, b)[0]))
+    for k in ("digit 3", "blue emblem", "flipped digit 3"):
+        assert glob[k] >= 0.95, (k, glob)          # the global correlation alone cannot tell them apart...
+        assert scores[k] < 0.97, (k, scores)       # ...the worst local window can
+    for k in copies:
+        assert scores[k] >= 0.98, (k, scores)      # transform copies pass the default threshold
+
+
 def test_photo_cues_tell_a_photo_from_a_drawing():
     from skimage import data as skdata
 

@@ -1,5 +1,5 @@
 """Near-duplicate search. Blockwise cosine on L2-normalised vectors (never an n x n matrix in memory), then
-verification of the candidate pairs on small RGB thumbnails.
+verification of the candidate pairs on RGB thumbnails.
 
 Why two stages: backbone embeddings find copies whatever a training transform did (crop, rescale, re-encode), but
 on clip art they also call many *different* drawings of one style similar (same white background, same palette).
@@ -7,15 +7,30 @@ A copy, unlike a look-alike, still matches pixel for pixel once aligned: `verify
 the best normalised cross-correlation over centred crops (0-7.5% a side), horizontal flip and a brightness gain with
 clipping (x1.0-1.3 either way), which a brightened, cropped, flipped or re-encoded copy passes and a recoloured or
 redrawn variant does not.
+
+A global correlation cannot see a difference confined to one small region (a keycap "8" vs "3", one emblem on a
+flag): such pairs score 0.98+. So the alignment found above is then replayed at LOCAL px (the crop resampled to
+LOCAL, the mirror, the gain with clipping, plus a least-squares gain / offset), and the two images are compared window
+by window: the residual of each pixel beyond what its neighbours within SHIFT px explain (resampling, sub-pixel
+misalignment, JPEG ringing), averaged over WINDOW x WINDOW windows, and the worst window counts. The pair's score is
+min(global correlation, local agreement) with local agreement = 1 - 0.02 * worst window / LOCAL_TOL, so a worst
+window of LOCAL_TOL grey levels sits exactly at the default threshold 0.98 and `--dup-threshold` keeps its meaning: a
+score at or above which two images are near duplicates, now held by every part of the image.
 """
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
 MAX_BLOCK_ELEMENTS = 25_000_000  # one similarity block holds at most this many floats (100 MB), whatever n is
-THUMB = 48                        # thumbnails kept for verification (uint8, 6.9 kB per image)
-VERIFY = 24                       # side of the aligned crops compared
+THUMB = 96                        # thumbnails kept for verification (uint8, 27.6 kB per image)
+VERIFY = 24                       # side of the aligned crops compared globally
+LOCAL = 96                        # side at which the aligned pair is compared window by window
+WINDOW = 12                       # local window (px at LOCAL)
+SHIFT = 1                         # a pixel may match any neighbour within this many px (at LOCAL)
+LOCAL_TOL = 16.0                  # worst-window residual (grey levels) that scores 0.98
 TINY = 16                         # side of the tiny-thumbnail candidate descriptor
 CANDIDATES_PER_IMAGE = 30       # each image's most similar partners verified, at most, per candidate descriptor
 CROPS = (0.0, 0.025, 0.05, 0.075)
@@ -163,35 +178,113 @@ def _variants(t: np.ndarray) -> np.ndarray:
 
 
 def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 1024,
-                 what: str | None = None) -> np.ndarray:
-    """Best normalised cross-correlation of each pair over crops, mirror and brightness gain (see module doc).
-    Pairs are taken in chunks; each image's variants are computed once per chunk. `what`: a progress-bar label."""
+                 what: str | None = None, floor: float = 0.0) -> np.ndarray:
+    """Score of each pair: min(best global correlation over crops, mirror and brightness gain, local agreement of
+    that alignment) (see module doc). The local comparison runs on the pairs whose global score >= floor (the others
+    keep their global score, already below the floor). Pairs are taken in chunks; each image's variants are computed
+    once per chunk. `what`: a progress-bar label."""
     from imgcls.console import progress_bar
     out = np.zeros(len(i), np.float32)
     order = np.lexsort((j, i))
     with progress_bar(what, len(order)) as advance:
         for s in range(0, len(order), chunk):
             sel = order[s:s + chunk]
-            out[sel] = _verify_chunk(thumbs, i[sel], j[sel])
+            glob, how = _verify_chunk(thumbs, i[sel], j[sel])
+            local = glob >= floor
+            if local.any():
+                glob[local] = np.minimum(glob[local], local_agreement(thumbs, i[sel][local], j[sel][local],
+                                                                      how[local]))
+            out[sel] = glob
             advance(len(sel))
     return out
 
 
-def _verify_chunk(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray) -> np.ndarray:
-    """verify_pairs' score for one chunk of pairs (a_idx[k], b_idx[k])."""
+def _verify_chunk(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """verify_pairs' global score for one chunk of pairs (a_idx[k], b_idx[k]), and the alignment that gave it as
+    rows (swapped, gain index, variant index): swapped = the gain acted on b and the variant is a's."""
     uniq, inv = np.unique(np.r_[a_idx, b_idx], return_inverse=True)
     var = _variants(thumbs[uniq])
     raw = var[:, 0].copy()                              # unnormalised: the gain acts on pixel values
     var = _normalise(var)
     ia, ib = inv[:len(a_idx)], inv[len(a_idx):]
     best = np.full(len(a_idx), -1.0, np.float32)
-    for x_idx, y_idx in ((ia, ib), (ib, ia)):
+    how = np.zeros((len(a_idx), 3), np.int64)
+    for swapped, (x_idx, y_idx) in enumerate(((ia, ib), (ib, ia))):
         base = raw[x_idx]
         targets = var[y_idx]
-        for g in GAINS:
+        for gi, g in enumerate(GAINS):
             x = _normalise(np.minimum(base * g, 255.0))
-            np.maximum(best, np.matmul(targets, x[:, :, None])[..., 0].max(1), out=best)
-    return best
+            sims = np.matmul(targets, x[:, :, None])[..., 0]
+            arg = sims.argmax(1)
+            val = sims[np.arange(len(arg)), arg]
+            better = val > best
+            best[better] = val[better]
+            how[better] = np.c_[np.full(better.sum(), swapped), np.full(better.sum(), gi), arg[better]]
+    return best, how
+
+
+def _tone_map(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """p's pixels through the monotone tone curve that gives them q's histogram (histogram matching, per image and
+    channel). Any gain, offset, gamma or clipping is such a curve; a small region that changed moves the histograms
+    by its few pixels only, so it stays unexplained (a red emblem turned blue would need R to fall where every other
+    colour rises)."""
+    m, c = p.shape[:2]
+    rows = np.arange(m * c).reshape(m, c, 1, 1) * 256
+    pl = np.clip(np.rint(p), 0, 255).astype(np.int64)
+    hp = np.bincount((rows + pl).ravel(), minlength=m * c * 256).reshape(m * c, 256)
+    hq = np.bincount((rows + np.clip(np.rint(q), 0, 255).astype(np.int64)).ravel(),
+                     minlength=m * c * 256).reshape(m * c, 256)
+    n = hp.sum(1, keepdims=True)
+    cp = (np.cumsum(hp, 1) - hp / 2) / n               # each of p's levels' mid-rank, as a share
+    cq = np.cumsum(hq, 1) / n                          # q's levels' upper ranks: the level at a rank is a step
+    curve = np.empty((m * c, 256), np.int64)
+    for r in range(m * c):
+        curve[r] = np.searchsorted(cq[r], cp[r])
+    curve = np.minimum(curve, 255)
+    return curve.ravel()[(rows + pl).ravel()].reshape(p.shape).astype(np.float32)
+
+
+@lru_cache(maxsize=64)
+def _local_matrix(c: float, src: int) -> np.ndarray:
+    return _crop_matrix(c, src, LOCAL)
+
+
+def local_agreement(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray, how: np.ndarray,
+                    chunk: int = 256) -> np.ndarray:
+    """1 - 0.02 * (worst WINDOW-window residual / LOCAL_TOL) of each pair under its alignment `how` (rows of
+    _verify_chunk): the target's crop / mirror variant at LOCAL px against the base image, one of them through the
+    tone curve that matches the other's histogram (_tone_map: gain, clipping, gamma; either way, the better counts,
+    since clipping loses levels one way only), each pixel's residual beyond the range of the other image's pixels
+    within SHIFT px, taken both ways (a stroke only one image has counts whichever side has it)."""
+    from scipy.ndimage import maximum_filter, minimum_filter, uniform_filter
+    src = thumbs.shape[1]
+    out = np.ones(len(a_idx), np.float32)
+    size = (1, 1, 2 * SHIFT + 1, 2 * SHIFT + 1)
+    border = WINDOW // 2
+    for s in range(0, len(a_idx), chunk):
+        a, b, h = a_idx[s:s + chunk], b_idx[s:s + chunk], how[s:s + chunk]
+        swapped = h[:, 0].astype(bool)
+        base_idx, target_idx = np.where(swapped, b, a), np.where(swapped, a, b)
+        m0 = _local_matrix(0.0, src)
+        base = thumbs[base_idx].astype(np.float32).transpose(0, 3, 1, 2)          # (m, 3, T, T)
+        x = np.matmul(np.matmul(m0, base), m0.T)
+        target = thumbs[target_idx].astype(np.float32).transpose(0, 3, 1, 2)
+        crop, mirror = h[:, 2] % len(CROPS), h[:, 2] >= len(CROPS)
+        y = np.empty_like(x)
+        for c in np.unique(crop):
+            k = crop == c
+            m = _local_matrix(CROPS[c], src)
+            y[k] = np.matmul(np.matmul(m, target[k]), m.T)
+        y[mirror] = y[mirror][..., ::-1]
+        worst = np.full(len(a), np.inf, np.float32)
+        for p, q in ((x, y), (y, x)):
+            p = _tone_map(p, q)
+            resid = np.maximum(np.maximum(q - maximum_filter(p, size=size), minimum_filter(p, size=size) - q),
+                               np.maximum(p - maximum_filter(q, size=size), minimum_filter(q, size=size) - p))
+            win = uniform_filter(resid.mean(1), size=(1, WINDOW, WINDOW), mode="constant")
+            np.minimum(worst, win[:, border:LOCAL - border + 1, border:LOCAL - border + 1].max((1, 2)), out=worst)
+        out[s:s + chunk] = 1.0 - 0.02 * worst / LOCAL_TOL
+    return out
 
 
 def verified_pairs(emb: np.ndarray | None, thumbs: np.ndarray, ok: np.ndarray, threshold: float,
@@ -199,7 +292,7 @@ def verified_pairs(emb: np.ndarray | None, thumbs: np.ndarray, ok: np.ndarray, t
     """Candidates (embedding cosine >= candidate_threshold, or tiny-thumbnail correlation >= tiny_threshold),
     verified on thumbnails; returns the pairs whose verified score >= threshold as arrays (i, j, score)."""
     i, j = candidate_pairs(emb, thumbs, ok, candidate_threshold, tiny_threshold)
-    score = verify_pairs(thumbs, i, j)
+    score = verify_pairs(thumbs, i, j, floor=threshold)
     keep = score >= threshold
     return i[keep], j[keep], score[keep]
 
