@@ -62,6 +62,7 @@ class NearDuplicates:
     embed_size: int = DEFAULT_EMBED_SIZE
     device: str = "auto"
     cache_dir: str | None = None
+    ann: str = "auto"                       # candidate search: FAISS index (on), exact (off), by n (auto)
 
     def __post_init__(self) -> None:
         if self.method not in DUP_METHODS:
@@ -93,17 +94,21 @@ class NearDuplicates:
         """Pairs (i, j, score) of df's positions, i < j, with score >= floor (default: the definition's cut; a
         lower floor lets a caller sweep thresholds from one search). Byte-identical copies are exact_pairs' job:
         the verified search looks at one row per content hash."""
-        from imgcls.clean.near_dup import candidate_pairs, pair_arrays, thumbnails, verify_pairs
+        from imgcls.clean.ann import faiss_available, use_ann
+        from imgcls.clean.near_dup import candidate_pairs, pair_arrays, thumbnails, top_pairs, verify_pairs
         floor = self.cut if floor is None else floor
         ok = (df["error"].fillna("").astype(str) == "").to_numpy()
         if emb is None:
             emb = self.embeddings(df)
         if self.method == "embedding":
+            if use_ann(self.ann, len(df)) and (self.ann == "on" or faiss_available()):
+                return top_pairs(emb, floor, valid=ok, ann=self.ann,
+                                 what="near duplicates (embeddings)" if len(df) > 5000 else None)
             return pair_arrays(emb, floor, valid=ok, what="near duplicates (embeddings)" if len(df) > 5000 else None)
         rep = ok & ~df["sha256"].duplicated().to_numpy()
         th, th_ok = thumbs if thumbs is not None else thumbnails(df, only=rep, workers=workers)
         th_ok = th_ok & rep
-        i, j = candidate_pairs(emb, th, th_ok, self.candidates)
+        i, j = candidate_pairs(emb, th, th_ok, self.candidates, ann=self.ann)
         keep = th_ok[i] & th_ok[j]
         i, j = i[keep], j[keep]
         s = verify_pairs(th, i, j, what="verifying candidate pairs" if len(i) > 20_000 else None, floor=floor)

@@ -264,7 +264,7 @@ def test_ood_threshold_contamination_and_embedding_options_act(dirty, tmp_path, 
     calls, cands = [], []
     real_embed, real_cand = embed.embed_manifest, nd.candidate_pairs
     monkeypatch.setattr(embed, "embed_manifest", lambda df, **kw: (calls.append(kw), real_embed(df, **kw))[1])
-    monkeypatch.setattr(nd, "candidate_pairs", lambda *a: (cands.append(a[3]), real_cand(*a))[1])
+    monkeypatch.setattr(nd, "candidate_pairs", lambda *a, **k: (cands.append(a[3]), real_cand(*a, **k))[1])
     _run(dirty, tmp_path / "e1", "--no-ood", "--embed-size", "64", "--dup-candidates", "0.7")
     assert calls[0]["img_size"] == 64 and cands == [0.7]
     # another --embedder: offline without its weights, one line naming clean's own weight option, before the scan

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Optional
 
 from imgcls import links
+from imgcls.clean.ann import ANN_AUTO_MIN, ANN_MODES
 from imgcls.clean.ood import DETECTORS
 from imgcls.clean.sampling import METHODS as UNDERSAMPLE_METHODS
 from imgcls.device import device_option
@@ -39,6 +40,9 @@ class CleanConfig:
     dup_method: str = links.dup_method_option(DUPS)
     dup_threshold: float | None = links.dup_threshold_option(DUPS)
     dup_candidates: float = links.dup_candidates_option(DUPS)
+    ann: str = option("auto", panel=DUPS, choices=ANN_MODES,
+                      help=f"Candidate search: a FAISS index (on; the `ann` extra), the exact blockwise search (off), "
+                           f"or the index from {ANN_AUTO_MIN} images when FAISS is installed (auto).")
     conflicts: str = option("majority", panel=DUPS, choices=CONFLICT_POLICIES,
                             help="Duplicate groups spanning labels: majority (keep the majority label's member, "
                                  "none on a tie), drop (drop all), keep-first (keep one per label).")
@@ -71,6 +75,9 @@ class CleanConfig:
     def validate(self) -> None:
         """Choices and ranges (imgcls.options.check) and the options that need each other; before any scan."""
         check(self)
+        from imgcls.clean.ann import check_faiss
+        if self.dedup and self.near_dup:
+            check_faiss(self.ann)
         if self.undersample and not self.max_per_class:
             raise UserError("--undersample needs --max-per-class N")
 
@@ -78,4 +85,4 @@ class CleanConfig:
         """The near-duplicate definition these options choose (shared with split)."""
         return links.NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.embedder,
                                     self.embedder_weights, "--embedder-weights", self.embed_size, self.device,
-                                    self.cache_dir)
+                                    self.cache_dir, self.ann)

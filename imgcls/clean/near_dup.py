@@ -297,15 +297,25 @@ def verified_pairs(emb: np.ndarray | None, thumbs: np.ndarray, ok: np.ndarray, t
     return i[keep], j[keep], score[keep]
 
 
+def top_pairs(emb: np.ndarray, threshold: float, flipped: np.ndarray | None = None, valid: np.ndarray | None = None,
+              ann: str = "auto", what: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each row's CANDIDATES_PER_IMAGE most similar partners with cosine >= threshold, as (i, j, sim): the exact
+    blockwise search, or the FAISS index (imgcls.clean.ann) when `ann` (auto | on | off) chooses it for this n."""
+    from imgcls.clean.ann import ann_pairs, faiss_available, use_ann
+    if use_ann(ann, len(emb)) and (ann == "on" or faiss_available()):
+        return ann_pairs(emb, threshold, flipped=flipped, k=CANDIDATES_PER_IMAGE, valid=valid, what=what)
+    return pair_arrays(emb, threshold, flipped=flipped, max_per_row=CANDIDATES_PER_IMAGE, valid=valid, what=what)
+
+
 def candidate_pairs(emb: np.ndarray | None, thumbs: np.ndarray, ok: np.ndarray, candidate_threshold: float,
-                    tiny_threshold: float = 0.90) -> tuple[np.ndarray, np.ndarray]:
-    """Union of the embedding and tiny-thumbnail candidate pairs (i < j), deduplicated."""
+                    tiny_threshold: float = 0.90, ann: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Union of the embedding and tiny-thumbnail candidate pairs (i < j), deduplicated (`ann`: see top_pairs)."""
     d, dflip = tiny_descriptors(thumbs, ok)
-    ti, tj, ts = pair_arrays(d, tiny_threshold, flipped=dflip, max_per_row=CANDIDATES_PER_IMAGE,
-                             what="candidates (thumbnails)" if len(d) > 5000 else None)
+    ti, tj, ts = top_pairs(d, tiny_threshold, flipped=dflip, ann=ann,
+                           what="candidates (thumbnails)" if len(d) > 5000 else None)
     if emb is not None:
-        ei, ej, es = pair_arrays(emb, candidate_threshold, max_per_row=CANDIDATES_PER_IMAGE, valid=ok,
-                                 what="candidates (embeddings)" if len(emb) > 5000 else None)
+        ei, ej, es = top_pairs(emb, candidate_threshold, valid=ok, ann=ann,
+                               what="candidates (embeddings)" if len(emb) > 5000 else None)
         ti, tj, ts = np.r_[ti, ei], np.r_[tj, ej], np.r_[ts, es]
     key = np.unique(ti.astype(np.int64) * len(thumbs) + tj)
     return key // len(thumbs), key % len(thumbs)

@@ -1,0 +1,132 @@
+"""Approximate nearest-neighbour candidates (FAISS) for the near-duplicate search on large sets.
+
+The exact search (imgcls.clean.near_dup.pair_arrays) is blockwise: bounded memory, but time grows with n^2. Above
+ANN_AUTO_MIN images (`--ann auto`, or always with `--ann on`) each image's top-k partners come from a FAISS
+inverted-file index instead: the L2-normalised vectors, projected on their PCA_DIM principal axes when longer,
+in IVF_PER_SQRT_N * sqrt(n) k-means cells, NPROBE cells searched per query. The index only proposes partners; each
+proposed pair's similarity is then the exact cosine of the full vectors, so a pair's score never depends on the
+index. With mirrored descriptors (`flipped`) the mirrored images query the same index. faiss-gpu is used when it
+is installed and sees a GPU. FAISS is the `ann` extra (pip install imgcls[ann], faiss-cpu).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from imgcls.errors import UserError
+
+ANN_MODES = ("auto", "on", "off")
+ANN_AUTO_MIN = 50_000      # --ann auto: the index above this many images, the exact search below
+PCA_DIM = 256              # vectors longer than this are PCA-reduced for the index (scores use the full vectors)
+IVF_PER_SQRT_N = 2         # k-means cells: 2 sqrt(n) (at least 1)
+NPROBE = 10                # cells searched per query
+PCA_SAMPLE = 8_192        # vectors the projection is fitted on
+TRAIN_PER_CELL = 32        # k-means training sample: 32 vectors per cell at most
+KMEANS_ITER = 10
+QUERY_BLOCK = 65_536       # queries per search call (bounds the result arrays)
+
+
+def use_ann(mode: str, n: int) -> bool:
+    """Whether `--ann mode` searches n images with the index."""
+    if mode not in ANN_MODES:
+        raise UserError(f"unknown --ann '{mode}'; use one of: {', '.join(ANN_MODES)}")
+    return mode == "on" or (mode == "auto" and n >= ANN_AUTO_MIN)
+
+
+def check_faiss(mode: str) -> None:
+    """`--ann on` needs faiss (before any scan); `auto` falls back to the exact search without it."""
+    if mode == "on" and not faiss_available():
+        raise UserError("--ann on needs FAISS: pip install 'imgcls[ann]' (faiss-cpu), or use --ann off")
+
+
+def faiss_available() -> bool:
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _gpu(index):
+    import faiss
+    if hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0:
+        return faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, index)
+    return index
+
+
+def ann_pairs(emb: np.ndarray, threshold: float, flipped: np.ndarray | None = None, k: int = 30,
+              valid: np.ndarray | None = None, seed: int = 0, what: str | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pairs (i < j, exact cosine >= threshold) among each valid row's k approximate nearest neighbours (with
+    `flipped`: also the neighbours of its mirror image, scored max(cos(a, b), cos(a, flip(b)))), as arrays (i, j, sim),
+    each pair once. Same contract as pair_arrays(..., max_per_row=k), k counted over all rows, not only later ones."""
+    import faiss
+
+    from imgcls.console import progress_bar
+    emb = np.ascontiguousarray(emb, np.float32)
+    n, d = emb.shape
+    nonzero = np.linalg.norm(emb, axis=1) > 0 if n else np.zeros(0, bool)
+    valid = nonzero if valid is None else (np.asarray(valid, bool) & nonzero)
+    rows = np.flatnonzero(valid)
+    if len(rows) < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    rng = np.random.default_rng(seed)
+    train = emb[rng.choice(rows, min(len(rows), TRAIN_PER_CELL * _cells(len(rows))), replace=False)]
+    proj = _pca(train[:PCA_SAMPLE], PCA_DIM) if d > PCA_DIM else None
+
+    def reduce(x):
+        return np.ascontiguousarray(x @ proj if proj is not None else x, np.float32)
+    train = reduce(train)
+    dim = train.shape[1]
+    cells = min(_cells(len(rows)), len(train))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(dim), dim, cells, faiss.METRIC_L2)
+    index.cp.seed = seed
+    index.cp.niter = KMEANS_ITER
+    index.nprobe = min(NPROBE, cells)
+    index.train(train)
+    index = _gpu(index)
+    for s in range(0, len(rows), QUERY_BLOCK):
+        index.add(reduce(emb[rows[s:s + QUERY_BLOCK]]))
+    kk = min(k + 1, len(rows))
+    out_i, out_j = [], []
+    queries = [emb] + ([np.ascontiguousarray(flipped, np.float32)] if flipped is not None else [])
+    with progress_bar(what, len(rows) * len(queries)) as advance:
+        for q in queries:
+            for s in range(0, len(rows), QUERY_BLOCK):
+                block = rows[s:s + QUERY_BLOCK]
+                _, nn = index.search(reduce(q[block]), kk)
+                ok = nn >= 0
+                out_i.append(np.repeat(block, kk)[ok.ravel()])
+                out_j.append(rows[nn[ok]])
+                advance(len(block))
+    i, j = np.concatenate(out_i), np.concatenate(out_j)
+    i, j = np.minimum(i, j), np.maximum(i, j)
+    keep = i < j
+    key = np.unique(i[keep].astype(np.int64) * n + j[keep])
+    i, j = key // n, key % n
+    sim = _exact_cosine(emb, i, j)
+    if flipped is not None:
+        fl = np.asarray(flipped, np.float32)
+        np.maximum(sim, _exact_cosine(emb, i, j, fl), out=sim)
+    keep = sim >= threshold
+    return i[keep], j[keep], sim[keep]
+
+
+def _pca(x: np.ndarray, dim: int) -> np.ndarray:
+    """(d, dim) projection on the sample's top principal axes (not centred: cosine geometry is about the origin)."""
+    x = np.asarray(x, np.float32)
+    _, vecs = np.linalg.eigh((x.T @ x).astype(np.float64) / len(x))
+    return np.ascontiguousarray(vecs[:, ::-1][:, :dim], np.float32)
+
+
+def _cells(n: int) -> int:
+    return max(1, int(IVF_PER_SQRT_N * np.sqrt(n)))
+
+
+def _exact_cosine(emb: np.ndarray, i: np.ndarray, j: np.ndarray, other: np.ndarray | None = None,
+                  chunk: int = 16_384) -> np.ndarray:
+    """emb[i] . other[j] (other defaults to emb) for each pair, in chunks."""
+    other = emb if other is None else other
+    out = np.empty(len(i), np.float32)
+    for s in range(0, len(i), chunk):
+        out[s:s + chunk] = np.einsum("kd,kd->k", emb[i[s:s + chunk]], other[j[s:s + chunk]])
+    return out
