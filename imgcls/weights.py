@@ -201,6 +201,26 @@ def _pretrained_cfg(name: str):
         return None
 
 
+HF_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors",
+                   "open_clip_pytorch_model.bin")
+
+
+def cached_backbones() -> list[tuple[str, Path]]:
+    """(timm model name with its pretrained tag, weight file) of every timm backbone whose weights are already in the
+    Hugging Face hub cache (the `timm/<name>` repositories): what `--pretrained` loads here without a network."""
+    import huggingface_hub.constants as hfc
+    from huggingface_hub import try_to_load_from_cache
+    out = []
+    for d in sorted(Path(hfc.HF_HUB_CACHE).glob("models--timm--*")):
+        repo = "timm/" + d.name.removeprefix("models--timm--")
+        for fname in HF_WEIGHT_FILES:
+            hit = try_to_load_from_cache(repo, fname)
+            if isinstance(hit, str) and Path(hit).is_file():
+                out.append((repo.split("/", 1)[1], Path(hit)))
+                break
+    return out
+
+
 def hub_cached_file(name: str) -> Path | None:
     """The pretrained weight file of timm model `name` already in the Hugging Face hub cache (huggingface_hub's
     try_to_load_from_cache: no network) or in torch.hub's checkpoint folder (timm's older URL weights), else None."""
@@ -210,9 +230,7 @@ def hub_cached_file(name: str) -> Path | None:
     if getattr(cfg, "hf_hub_id", None):
         from huggingface_hub import try_to_load_from_cache
         repo, _, rev = cfg.hf_hub_id.partition("@")
-        names = ([cfg.hf_hub_filename] if getattr(cfg, "hf_hub_filename", None) else
-                 ["model.safetensors", "pytorch_model.bin", "open_clip_model.safetensors",
-                  "open_clip_pytorch_model.bin"])
+        names = [cfg.hf_hub_filename] if getattr(cfg, "hf_hub_filename", None) else HF_WEIGHT_FILES
         for fname in names:
             hit = try_to_load_from_cache(repo, fname, revision=rev or None)
             if isinstance(hit, str) and Path(hit).is_file():

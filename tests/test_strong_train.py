@@ -351,3 +351,14 @@ def test_init_from_keeps_a_head_only_when_it_is_the_same_and_refuses_misfits(tmp
         init_checkpoint(folds, "test_efficientnet")
     r = CliRunner().invoke(app, ["train", str(tmp_path), "--init-from", str(run), "--model", "resnet10t"])
     assert r.exit_code == 2 and "pass --model test_efficientnet" in r.output
+
+
+def test_models_list_shows_backbones_cached_here(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hfc
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    _fake_hf_cache(tmp_path / "hf", "timm/resnet10t.c3_in1k", {"w": torch.zeros(2)})
+    r = CliRunner().invoke(app, ["models", "list"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if "timm:resnet10t.c3_in1k" in ln)
+    assert line.startswith("present") and "model.safetensors" in line
+    assert "timm:tf_efficientnet_lite0" in r.output

