@@ -2,6 +2,11 @@
 
 clean (near duplicates, out-of-domain, undersampling) and split's leakage check share one pass through the cache:
 vectors are stored per (model, image size) keyed by the file's sha256.
+
+Resumable: while a pass runs, every SHARD_IMAGES embedded images are written as a shard (both kinds of vector, keyed
+by sha256) under `<model>_<size>.parts/` beside the cache; a pass that ends merges its shards and any earlier ones
+into the cache files and removes them. A pass killed half-way keeps the shards it finished, so the rerun embeds only
+what is missing, and says how many vectors it reused.
 """
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls import manifest as mf
-from imgcls.console import progress_bar, warn
+from imgcls.console import info, progress_bar, warn
 from imgcls.io import ImageReadError, load_rgb
 
 DEFAULT_EMBEDDER = "tf_efficientnet_lite0"
@@ -48,6 +53,45 @@ class _Images:
 
 def _cache_file(cache_dir: Path, model: str, size: int) -> Path:
     return cache_dir / f"{model}_{size}.npz"
+
+
+SHARD_IMAGES = 1024     # images per resumable shard of an embedding pass
+
+
+def _shard_dir(cache_dir: Path, model: str, size: int) -> Path:
+    return cache_dir / f"{model}_{size}.parts"
+
+
+def _save_shard(folder: Path, keys: list[str], pooled: list[np.ndarray], style: list[np.ndarray]) -> Path | None:
+    """One finished shard of a pass (atomic: a shard is whole or absent)."""
+    import uuid
+
+    from imgcls.fsutil import atomic_path
+    if not keys:
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"shard-{uuid.uuid4().hex}.npz"
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, keys=np.array(keys), pooled=np.stack(pooled).astype(np.float32),
+                     style=np.stack(style).astype(np.float32), version=np.array(CACHE_VERSION))
+    return path
+
+
+def _load_shards(folder: Path) -> tuple[list[Path], dict[str, dict[str, np.ndarray]]]:
+    """The shards an earlier (interrupted) pass left: their paths and {kind: {sha256: vector}}; a damaged shard is
+    skipped (and removed with the others once the pass ends)."""
+    out: dict[str, dict[str, np.ndarray]] = {"pooled": {}, "style": {}}
+    paths = sorted(folder.glob("shard-*.npz")) if folder.is_dir() else []
+    for path in paths:
+        try:
+            with np.load(path) as z:
+                keys = [str(k) for k in z["keys"]]
+                for kind in out:
+                    out[kind].update(zip(keys, z[kind]))
+        except Exception as e:  # noqa: BLE001 - a damaged shard is re-embedded, never trusted
+            warn(f"embedding shard {path} is damaged ({e}): ignored")
+    return paths, out
 
 
 CACHE_VERSION = 1
@@ -144,13 +188,23 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     tag = model if weights is None else f"{model}-{Path(weights).stem}"
     cpaths = {"pooled": _cache_file(cache_dir, tag, size), "style": _cache_file(cache_dir, tag + "-style", size)}
     cache = _load_cache(cpaths[kind], tag, size, kind)
+    parts = _shard_dir(cache_dir, tag, size)
+    shard_paths, shards = _load_shards(parts)
     n = len(df)
     errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else np.array([""] * n)
     shas = df["sha256"].fillna("").astype(str).to_numpy() if "sha256" in df.columns else np.array([""] * n)
-    todo = [i for i in range(n) if errors[i] == "" and (not shas[i] or shas[i] not in cache)]
+    readable = [i for i in range(n) if errors[i] == ""]
+    resumed = sum(1 for i in readable if shas[i] and shas[i] not in cache and shas[i] in shards[kind])
+    if shard_paths:
+        cache = {**cache, **shards[kind]}
+    todo = [i for i in readable if not shas[i] or shas[i] not in cache]
+    if resumed or 0 < len(todo) < len(readable):     # a partial hit is worth a line; a full one is not
+        info(f"embedding ({model}, {size}px): {len(readable) - len(todo)} of {len(readable)} images reused from "
+             f"the cache{f' ({resumed} from an interrupted pass)' if resumed else ''}, {len(todo)} to embed")
     vectors: dict[str, dict[int, np.ndarray]] = {"pooled": {}, "style": {}}
+    if todo or shard_paths:
+        caches = {k: cache if k == kind else {**_load_cache(v, tag, size, k), **shards[k]} for k, v in cpaths.items()}
     if todo:
-        caches = {k: cache if k == kind else _load_cache(v, tag, size, k) for k, v in cpaths.items()}
         dev = resolve_device(device)
         net = create_model(model, num_classes=0, pretrained=pretrained and weights is None, weights=weights,
                            weights_flag=weights_flag)
@@ -162,6 +216,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
         paths = [str(p) for p in mf.image_paths(df.iloc[todo])]
         loader = torch.utils.data.DataLoader(_Images(paths, size, cfg["mean"], cfg["std"]), batch_size=batch_size,
                                              num_workers=workers, shuffle=False)
+        pending: tuple[list, list, list] = ([], [], [])
         with torch.inference_mode(), progress_bar(f"embedding ({model}, {size}px)", len(paths)) as advance:
             for idx, x, ok in loader:
                 feats = net(x.to(dev, non_blocking=True)).float()
@@ -172,8 +227,15 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
                     if good:
                         vectors["pooled"][todo[j]] = f
                         vectors["style"][todo[j]] = st
+                        if shas[todo[j]]:
+                            for lst, v in zip(pending, (shas[todo[j]], f, st)):
+                                lst.append(v)
+                if len(pending[0]) >= SHARD_IMAGES:
+                    shard_paths.append(_save_shard(parts, *pending))
+                    pending = ([], [], [])
                 advance(len(idx))
         hook.remove()
+    if todo or shard_paths:
         again = False
         for k in caches:
             fresh = next(iter(vectors[k].values()), None)
@@ -187,6 +249,11 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
                 if shas[i]:
                     caches[k][shas[i]] = v
             _save_cache(cpaths[k], caches[k], tag, size, k)
+        for path in shard_paths:         # merged into the cache files: the pass is whole
+            if path is not None:
+                path.unlink(missing_ok=True)
+        if parts.is_dir() and not any(parts.iterdir()):
+            parts.rmdir()
         if again:   # the rows taken from the bad cache are embedded now (the saved cache holds only good vectors)
             return _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
                           weights_flag)

@@ -232,6 +232,54 @@ def test_style_statistics_come_from_the_same_cached_pass(dirty, tmp_path, monkey
     assert again.shape == (len(df), 1280)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_an_interrupted_embedding_pass_resumes_from_its_shards(dirty, tmp_path, monkeypatch):
+    import imgcls.weights as w
+    from imgcls import embed
+    from imgcls import manifest as mf
+    df = mf.load(dirty, announce=False).reset_index(drop=True)
+    readable = int((df["error"] == "").sum())
+    full = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=tmp_path / "whole")
+    real_create = w.create_model
+    seen: list[int] = []
+
+    def create(*a, fail_after=None, **k):
+        net = real_create(*a, **k)
+        forward = net.forward
+
+        def counted(x):
+            if fail_after is not None and len(seen) >= fail_after:
+                raise KeyboardInterrupt      # the user's Ctrl-C, half-way
+            seen.append(len(x))
+            return forward(x)
+        net.forward = counted
+        return net
+    monkeypatch.setattr(embed, "SHARD_IMAGES", 8)
+    monkeypatch.setattr(w, "create_model", lambda *a, **k: create(*a, fail_after=3, **k))
+    cache = tmp_path / "cache"
+    with pytest.raises(KeyboardInterrupt):
+        embed.embed_manifest(df, img_size=64, batch_size=4, device="cpu", cache_dir=cache)
+    parts = cache / "tf_efficientnet_lite0_64.parts"
+    assert len(list(parts.glob("shard-*.npz"))) == 1 and not (cache / "tf_efficientnet_lite0_64.npz").exists()   # 8 kept
+    kept = set(np.load(next(parts.glob("shard-*.npz")))["keys"].tolist())
+    reused = int(df.loc[df["error"] == "", "sha256"].isin(kept).sum())      # 8 images, and any byte twin of them
+    assert len(kept) == 8 and reused >= 8
+    said: list[str] = []
+    monkeypatch.setattr(embed, "info", said.append)
+    monkeypatch.setattr(w, "create_model", lambda *a, **k: create(*a, **k))
+    seen.clear()
+    again = embed.embed_manifest(df, img_size=64, batch_size=4, device="cpu", cache_dir=cache)
+    assert sum(seen) == readable - reused                     # only what the shard lacked was embedded
+    assert any(f"{reused} of {readable} images reused" in m and f"{reused} from an interrupted pass" in m
+               for m in said), said
+    np.testing.assert_allclose(again, full, atol=1e-4)
+    assert not parts.exists() and (cache / "tf_efficientnet_lite0_64.npz").exists()     # merged into the cache, shards gone
+    seen.clear()
+    embed.style_manifest(df, img_size=64, device="cpu", cache_dir=cache)
+    assert not seen                                           # the style vectors were in the shards too
+
+
 def test_clean_is_deterministic_and_stages_switch_off(dirty, tmp_path):
     a = _run(dirty, tmp_path / "c1")
     b = _run(dirty, tmp_path / "c2")
