@@ -27,7 +27,8 @@ from imgcls.options import option
 COLUMNS = ["name", "kind", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "seconds", "changed"]
 SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
-IGNORED_IN_CHANGED = ("src", "out", "name", "workers", "device", "amp", "exist_ok", "tracker", "tracking_uri",
+IGNORED_IN_CHANGED = ("model", "img_size",         # columns of their own
+                      "src", "out", "name", "workers", "device", "amp", "exist_ok", "tracker", "tracking_uri",
                       "track_checkpoint")   # where / how it ran, not what it learned
 
 
@@ -106,12 +107,11 @@ def _score(preds: pd.DataFrame | None, run: Run) -> None:
 
 
 def changed_options(config: dict) -> dict:
-    """{option: value} of a config.yaml that differ from TrainConfig's defaults (where it ran left out)."""
+    """{option: value} of a config.yaml that differ from TrainConfig's defaults (where it ran, the model and the
+    input size left out: the last two have columns of their own)."""
     from imgcls.train.config import TrainConfig
     defaults = TrainConfig().to_dict()
-    return {k: v for k, v in config.items()
-            if k in defaults and k not in IGNORED_IN_CHANGED and v != defaults[k]
-            and not (k == "img_size" and defaults[k] is None)}
+    return {k: v for k, v in config.items() if k in defaults and k not in IGNORED_IN_CHANGED and v != defaults[k]}
 
 
 def _fmt_value(v) -> str:
