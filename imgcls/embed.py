@@ -202,6 +202,9 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
         info(f"embedding ({model}, {size}px): {len(readable) - len(todo)} of {len(readable)} images reused from "
              f"the cache{f' ({resumed} from an interrupted pass)' if resumed else ''}, {len(todo)} to embed")
     vectors: dict[str, dict[int, np.ndarray]] = {"pooled": {}, "style": {}}
+    from imgcls.train.dist import current
+    d = current()          # under torchrun each rank embeds its share and writes it as shards; all read them all
+    mine = d.mine(todo)
     if todo or shard_paths:
         caches = {k: cache if k == kind else {**_load_cache(v, tag, size, k), **shards[k]} for k, v in cpaths.items()}
     if todo:
@@ -213,7 +216,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
         hook = net.get_submodule(style_layer(model, net)).register_forward_hook(
             lambda _m, _i, out: grabbed.__setitem__("map", out))
         cfg = data_config(model, net)
-        paths = [str(p) for p in mf.image_paths(df.iloc[todo])]
+        paths = [str(p) for p in mf.image_paths(df.iloc[mine])]
         loader = torch.utils.data.DataLoader(_Images(paths, size, cfg["mean"], cfg["std"]), batch_size=batch_size,
                                              num_workers=workers, shuffle=False)
         pending: tuple[list, list, list] = ([], [], [])
@@ -225,17 +228,24 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
                 style = torch.cat([fmap.mean((2, 3)), fmap.std((2, 3))], 1).cpu().numpy()
                 for j, f, st, good in zip(idx.tolist(), feats, style, ok.tolist()):
                     if good:
-                        vectors["pooled"][todo[j]] = f
-                        vectors["style"][todo[j]] = st
-                        if shas[todo[j]]:
-                            for lst, v in zip(pending, (shas[todo[j]], f, st)):
+                        vectors["pooled"][mine[j]] = f
+                        vectors["style"][mine[j]] = st
+                        if shas[mine[j]]:
+                            for lst, v in zip(pending, (shas[mine[j]], f, st)):
                                 lst.append(v)
                 if len(pending[0]) >= SHARD_IMAGES:
                     shard_paths.append(_save_shard(parts, *pending))
                     pending = ([], [], [])
                 advance(len(idx))
         hook.remove()
-    if todo or shard_paths:
+        if d.on:
+            shard_paths.append(_save_shard(parts, *pending))
+            d.barrier()                                  # every rank's shards are written
+            shard_paths, shards = _load_shards(parts)
+            for k in vectors:
+                vectors[k].update({i: shards[k][shas[i]] for i in todo if shas[i] in shards[k]})
+            d.barrier()                                  # ... and read, before rank 0 merges and removes them
+    if (todo or shard_paths) and d.main:
         again = False
         for k in caches:
             fresh = next(iter(vectors[k].values()), None)
@@ -254,9 +264,11 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
                 path.unlink(missing_ok=True)
         if parts.is_dir() and not any(parts.iterdir()):
             parts.rmdir()
-        if again:   # the rows taken from the bad cache are embedded now (the saved cache holds only good vectors)
+        if again and not d.on:   # rows taken from the bad cache are embedded now (the saved cache holds good vectors)
             return _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
                           weights_flag)
+    if d.on and (todo or shard_paths):
+        d.barrier()                                      # rank 0's cache files are whole before anyone reads them
     got = vectors[kind]
     dim = next(iter(got.values())).shape[0] if got else (next(iter(cache.values())).shape[0] if cache else 0)
     out = np.zeros((n, dim), np.float32)

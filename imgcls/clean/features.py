@@ -75,9 +75,16 @@ def _features_of(args) -> np.ndarray | None:
 def feature_matrix(df: pd.DataFrame, workers: int = 1) -> np.ndarray:
     """(n, len(FEATURE_NAMES)); unreadable rows are NaN. `workers` processes."""
     from imgcls.parallel import chunked_map
+    from imgcls.train.dist import current
+    d = current()                      # under torchrun each rank measures its share; rank 0 gets them all
     out = np.full((len(df), len(FEATURE_NAMES)), np.nan, np.float32)
-    jobs = list(zip(map(str, mf.image_paths(df)), df["error"].fillna("").astype(str)))
-    for i, f in enumerate(chunked_map(_features_of, jobs, workers, "photo features")):
+    rows = d.mine(np.arange(len(df)))
+    paths, errors = mf.image_paths(df), df["error"].fillna("").astype(str).to_numpy()
+    jobs = [(str(paths[i]), errors[i]) for i in rows]
+    for i, f in zip(rows, chunked_map(_features_of, jobs, workers, "photo features")):
         if f is not None:
             out[i] = f
+    if d.on:
+        for part_rows, part in d.gather((rows, out[rows])) or []:
+            out[part_rows] = part
     return out

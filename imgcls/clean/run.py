@@ -59,6 +59,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     if cfg.embedder_weights or (cfg.dedup and cfg.near_dup):
         # the near-duplicate search embeds every image: its weights must be here before the scan, not after it
         definition.check_weights()
+    from imgcls.train.dist import init_distributed
+    dist = init_distributed(cfg.device)         # one process unless torchrun started several (gloo on CPU)
     out = Path(out)
     check_writable(out)
     df = mf.load(src, opts, scan=False)
@@ -92,9 +94,30 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
             cache["feat"] = feature_matrix(df, workers=workers)
         return cache["feat"]
 
+    thumbs = None
+    if dist.on:
+        # torchrun: every rank takes its share of the embedding / thumbnail / feature passes (imgcls.embed,
+        # near_dup.thumbnails, features.feature_matrix split by rank, gathered on rank 0), then rank 0 alone
+        # searches and writes; the others return here
+        from imgcls.clean.near_dup import thumbnails
+        if dist.main:
+            info(f"clean: {dist.world} processes (torchrun): the embedding / thumbnail / feature passes split by "
+                 f"rank, rank 0 searches and writes")
+        if cfg.embedder_weights or (cfg.dedup and cfg.near_dup) or cfg.ood or cfg.undersample:
+            embeddings()
+            if cfg.ood:
+                style()
+        if cfg.dedup and cfg.near_dup and definition.method == "verified":
+            rep = (df["error"] == "").to_numpy() & ~df["sha256"].duplicated().to_numpy()
+            thumbs = thumbnails(df, only=rep, workers=workers)
+        if cfg.ood:
+            features()
+        if not dist.main:
+            return df
     scored = None
     if cfg.dedup and cfg.near_dup:
-        scored = definition.scored_pairs(df, embeddings(), min(min(SWEEP), definition.cut), workers=workers)
+        scored = definition.scored_pairs(df, embeddings(), min(min(SWEEP), definition.cut), thumbs=thumbs,
+                                         workers=workers)
     if cfg.dedup:
         df = mark_duplicates(df, None, cfg, pairs=scored)
     if cfg.ood:

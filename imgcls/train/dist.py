@@ -33,6 +33,27 @@ class Dist:
         return box[0]
 
 
+    def gather(self, obj) -> list | None:
+        """Every rank's obj, in rank order, on rank 0 (None on the others); [obj] when not distributed."""
+        if not self.on:
+            return [obj]
+        out = [None] * self.world if self.main else None
+        torch.distributed.gather_object(obj, out, dst=0)
+        return out
+
+    def mine(self, rows):
+        """This rank's share of rows (every world-th, from its rank): how a pass is split by rank."""
+        return rows[self.rank::self.world] if self.on else rows
+
+
+def current() -> Dist:
+    """The process group torchrun and init_distributed set up, or a single process."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return Dist()
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
 def init_distributed(device_spec: str) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
