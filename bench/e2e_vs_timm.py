@@ -26,8 +26,8 @@ inference.py for A, images kept by clean) and writes WORK/results.json and WORK/
     python bench/e2e_vs_timm.py /work/imgdata/out/openclipart_l1 --timm-repo /work/timm_scripts --work /tmp/e2e_q \
         --quick                                                  # a few minutes: checks the script end to end
 
---quick: 5 classes, 12 pool images and at most 8 test images per class, 1 epoch at 64 px; its numbers say nothing
-about the methods.
+--quick: 5 classes, 15 / 7 / 5 / 15 / 7 pool images (so the imbalance rows have something to do) and at most 8 test
+images per class, 1 epoch at 64 px; its numbers say nothing about the methods.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def macro_f1_acc(y: list[str], p: list[str], classes: list[str]) -> tuple[float,
 # ---------------------------------------------------------------------------------------------------------------
 
 def prepare(data: Path, work: Path, test_frac: float, cap: int, classes_max: int | None, test_cap: int | None,
-            seed: int = 0) -> dict:
+            seed: int = 0, uneven: bool = False) -> dict:
     from sklearn.model_selection import StratifiedGroupKFold
 
     from imgcls import manifest as mf
@@ -101,8 +101,9 @@ def prepare(data: Path, work: Path, test_frac: float, cap: int, classes_max: int
     assert not set(test["sha256"]) & set(pool["sha256"]), "a content hash on both sides"
     rng = np.random.default_rng(seed)
     capped = []
-    for lab, g in pool.groupby("label"):
-        capped.append(g.iloc[np.sort(rng.permutation(len(g))[:cap])] if cap else g)
+    for k, (lab, g) in enumerate(pool.groupby("label")):
+        c = cap // (1 + k % 3) if uneven else cap      # --quick: cap, cap/2, cap/3, ...: an imbalanced pool
+        capped.append(g.iloc[np.sort(rng.permutation(len(g))[:c])] if c else g)
     pool = pd.concat(capped)
     if test_cap:
         test = pd.concat([g.iloc[:test_cap] for _, g in test.groupby("label")])
@@ -272,10 +273,10 @@ def main():
             raise SystemExit(f"{a.timm_repo / f} does not exist: --timm-repo is a pytorch-image-models checkout")
     classes_max = test_cap = None
     if a.quick:
-        a.cap, a.epochs, a.img_size, a.batch_size, classes_max, test_cap = 12, 1, 64, 16, 5, 8
+        a.cap, a.epochs, a.img_size, a.batch_size, classes_max, test_cap = 15, 1, 64, 16, 5, 8
     a.work.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in a.seeds.split(",")]
-    info = prepare(a.data, a.work, a.test_frac, a.cap, classes_max, test_cap)
+    info = prepare(a.data, a.work, a.test_frac, a.cap, classes_max, test_cap, uneven=a.quick)
     print(f"hidden test: {info['test']} images, pool: {info['pool']} images, {len(info['classes'])} classes",
           flush=True)
     rows = []
