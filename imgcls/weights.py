@@ -8,6 +8,10 @@ timm backbones (`create_model`, the source chosen by `resolve_weights`, first th
      timm / Hugging Face cache, else the hub when it is reachable (HF_HUB_OFFLINE unset and a 1.5 s connection
      probe succeeds); none -> one MissingWeightsError line naming the model, what was tried and the fixes.
 Other steps (rembg, deepface) register their own files here too, so `imgcls models list` shows one inventory.
+
+Over 400 lines on purpose: this is the one owner of weight lookup (every model file the project loads, its search
+order, its offline check and its one-line error), and splitting backbones from tool files would give the shared
+checks (missing file, wrong file, offline) two homes.
 """
 from __future__ import annotations
 

@@ -137,3 +137,12 @@ def test_real_runs_from_train_ensemble_and_predict(tmp_path):
     assert res.exit_code == 0, res.output
     sub = pd.read_csv(pred / "submission.csv")
     assert len(sub) == 18 and set(sub["label"]) <= {"a", "b", "c"}
+
+
+def test_typed_weights_parse_or_fail_in_one_line():
+    from imgcls.ensemble.voting import parse_weights
+    assert parse_weights("3,1", 2).tolist() == [0.75, 0.25]
+    with pytest.raises(UserError, match=r"--weights takes auto or .* \(got '0.5,x'\)"):
+        parse_weights("0.5,x", 2, "auto or comma-separated numbers, e.g. 0.6,0.4")
+    with pytest.raises(UserError, match="2 value\\(s\\) for 3 member"):
+        parse_weights("1,2", 3)

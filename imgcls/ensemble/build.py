@@ -16,7 +16,7 @@ from imgcls.ensemble.spec import (COMBINES, EnsembleSpec, check_same_classes, me
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.profile import build_profile
 from imgcls.ensemble.voting import (METHODS, WEIGHT_METRICS, crossfit_macro_f1, fit_weights, log_loss,
-                                    normalise_weights, vote)
+                                    parse_weights, vote)
 from imgcls.errors import UserError
 from imgcls.fsutil import check_writable
 from imgcls.metrics import macro_f1
@@ -101,10 +101,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         info(f"fitted weights on {len(y)} common validation images ({metric or ('f1' if method == 'hard' else 'logloss')}): "
              + ", ".join(f"{m.name}={x:.3f}" for m, x in zip(members, w)))
     else:
-        try:
-            w = normalise_weights([float(x) for x in str(weights).split(",")], len(members))
-        except ValueError:
-            raise UserError(f"--weights takes auto or comma-separated numbers, e.g. 0.6,0.4 (got '{weights}')") from None
+        w = parse_weights(weights, len(members), "auto or comma-separated numbers, e.g. 0.6,0.4")
     for m, x in zip(members, w):
         m.weight = float(x)
 

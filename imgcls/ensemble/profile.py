@@ -12,7 +12,7 @@ import pandas as pd
 from imgcls.console import info, warn
 from imgcls.ensemble.spec import EnsembleSpec, Member, read_oof, write_spec
 from imgcls.ensemble.table import print_scores
-from imgcls.ensemble.voting import log_loss, normalise_weights
+from imgcls.ensemble.voting import log_loss, normalise_weights, parse_weights
 from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
 
@@ -129,10 +129,7 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
     if weights in (None, ""):
         w = np.full(len(members), 1.0 / len(members))
     else:
-        try:
-            w = normalise_weights([float(x) for x in str(weights).split(",")], len(members))
-        except ValueError:
-            raise UserError(f"--weights takes comma-separated numbers, e.g. 0.6,0.4 (got '{weights}')") from None
+        w = parse_weights(weights, len(members))
     for m, x in zip(members, w):
         m.weight = float(x)
     oofs = [read_oof(m.run, list(meta.classes)) for m, meta in zip(members, metas)]

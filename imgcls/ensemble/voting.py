@@ -25,6 +25,15 @@ def normalise_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
     return w / w.sum()
 
 
+def parse_weights(text: str, n: int, example: str = "comma-separated numbers, e.g. 0.6,0.4") -> np.ndarray:
+    """`--weights w1,w2,...` typed by a user -> normalised weights for `n` members (one line when it does not parse)."""
+    try:
+        values = [float(x) for x in str(text).split(",")]
+    except ValueError:
+        raise UserError(f"--weights takes {example} (got '{text}')") from None
+    return normalise_weights(values, n)
+
+
 def vote(probs: Sequence[np.ndarray], method: str = "soft", weights: Sequence[float] | None = None) -> np.ndarray:
     """Combine members' probabilities [N, C] each -> [N, C]."""
     if method not in METHODS:

@@ -106,23 +106,31 @@ def previous_records(out: Path, settings: dict) -> dict[str, dict]:
             for r in old[~mf.augmented(old)].to_dict("records"):   # oversampled copies: preprocess.oversample
                 if r.get("error", "") == "" and str(Path(r["root"]).resolve()) == str(out.resolve()):
                     prev[r["source_path"]] = r
-    jfile = out / JOURNAL
-    if jfile.is_file():
-        with open(jfile, encoding="utf-8") as fh:
-            lines = fh.read().splitlines()
-        try:
-            header = json.loads(lines[0]) if lines else {}
-        except ValueError:
-            header = {}
-        if header.get("settings") == settings:
-            for line in lines[1:]:
-                try:
-                    r = json.loads(line)
-                except ValueError:
-                    continue   # a line cut by a crash
-                if r.get("error", "") == "":
-                    prev[r["source_path"]] = r
+    for r in journal_records(out / JOURNAL, settings):
+        if r.get("error", "") == "":
+            prev[r["source_path"]] = r
     return prev
+
+
+def journal_records(jfile: Path, settings: dict) -> list[dict]:
+    """The records of a resume journal written by `open_journal` under the same settings ([] when it is missing or
+    was written under other settings); a line cut by a crash is skipped."""
+    if not jfile.is_file():
+        return []
+    lines = jfile.read_text(encoding="utf-8").splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except ValueError:
+        header = {}
+    if header.get("settings") != settings:
+        return []
+    records = []
+    for line in lines[1:]:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
 
 
 def open_journal(jpath: Path, settings: dict):

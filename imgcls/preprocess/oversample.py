@@ -30,7 +30,7 @@ from imgcls.fsutil import under
 from imgcls.oversample import class_targets, parse_target
 from imgcls.preprocess.config import PreprocessConfig
 from imgcls.preprocess.image import save_image
-from imgcls.preprocess.outputs import SETTINGS_FILE, open_journal, up_to_date
+from imgcls.preprocess.outputs import SETTINGS_FILE, journal_records, open_journal, up_to_date
 
 COPY_JOURNAL = ".oversample_journal.jsonl"
 COPY_TAG = "__os"
@@ -115,20 +115,8 @@ def _previous_copies(out: Path, settings: dict) -> dict[str, dict]:
         if old is not None:
             for r in old[mf.augmented(old)].to_dict("records"):
                 prev[r["path"]] = r
-    jfile = out / COPY_JOURNAL
-    if jfile.is_file():
-        lines = jfile.read_text(encoding="utf-8").splitlines()
-        try:
-            header = json.loads(lines[0]) if lines else {}
-        except ValueError:
-            header = {}
-        if header.get("settings") == settings:
-            for line in lines[1:]:
-                try:
-                    r = json.loads(line)
-                except ValueError:
-                    continue
-                prev[r["path"]] = r
+    for r in journal_records(out / COPY_JOURNAL, settings):
+        prev[r["path"]] = r
     return prev
 
 
