@@ -226,6 +226,10 @@ def test_oversampled_epoch_composition_matches_the_formula():
                 reps = per_image[labels == c]
                 q = goals[c] // (labels == c).sum()
                 assert reps.min() >= q and reps.max() <= q + 1   # repeats spread evenly over a class's images
+    # a target no class is below (a balanced pool, or --oversample 1) leaves the epoch exactly the plain one
+    mixed = np.random.default_rng(0).permutation(labels)          # classes interleaved, as a real manifest
+    plain = epoch_indices(len(mixed), mixed, 5, 1, False)
+    assert epoch_indices(len(mixed), mixed, 5, 1, False, goals=oversample_goals(mixed, 1, 4)) == plain
     # deterministic per (seed, epoch) (a resumed run replays it), another epoch another order
     g = oversample_goals(labels, "max", 4)
     a = epoch_indices(len(labels), labels, 3, 1, False, goals=g)

@@ -302,9 +302,11 @@ def epoch_indices(n: int, labels: np.ndarray | None, seed: int, epoch: int, weig
     (--oversample, oversample_goals): each class repeated to goals[class] samples (oversampled_pool), shuffled.
     Depends only on (seed, epoch): resuming at an epoch boundary replays the same order; DDP shards it by rank."""
     g = np.random.default_rng([seed, epoch, 7919])
+    if goals is not None and weighted:
+        raise UserError("--oversample and --sampler weighted both rebalance the classes; use one of them")
+    if goals is not None and np.array_equal(goals, np.bincount(labels, minlength=len(goals))):
+        goals = None    # no class grows: the plain epoch, so --oversample changes nothing it does not need to
     if goals is not None:
-        if weighted:
-            raise UserError("--oversample and --sampler weighted both rebalance the classes; use one of them")
         pool = oversampled_pool(labels, goals, g)
         order = pool[g.permutation(len(pool))]
         n = len(order)
