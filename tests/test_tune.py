@@ -189,7 +189,8 @@ def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path,
 
 
 @pytest.mark.timeout(120)
-def test_pruning_stops_a_trial_whose_metric_is_forced_low(data, tmp_path, space, monkeypatch):
+def _force_low_metric_in_trial_1(monkeypatch) -> Callback:
+    """Trial 1's every validation scores 0 (a callback turns it on at that trial's start)."""
     from imgcls.train import loop
     forced = {"on": False}
 
@@ -206,10 +207,15 @@ def test_pruning_stops_a_trial_whose_metric_is_forced_low(data, tmp_path, space,
         return ev
 
     monkeypatch.setattr(loop, "evaluate", evaluate)
+    return Force()
+
+
+def test_pruning_stops_a_trial_whose_metric_is_forced_low(data, tmp_path, space, monkeypatch):
+    force = _force_low_metric_in_trial_1(monkeypatch)
     journal = tmp_path / "journal.log"     # and the journal-file storage
     cfg = tune_cfg(data, tmp_path, space, trials=2, pruner="median", prune_startup=1, prune_warmup=0,
                    storage=str(journal), train={"epochs": 3})
-    study_dir = run_tune(cfg, callbacks=[Force()])
+    study_dir = run_tune(cfg, callbacks=[force])
     t = trials_csv(study_dir)
     assert list(t["state"]) == ["complete", "pruned"] and journal.is_file()
     assert "pruned after epoch 1" in t.loc[1, "message"] and t.loc[1, "epochs_run"] == 1
@@ -219,6 +225,15 @@ def test_pruning_stops_a_trial_whose_metric_is_forced_low(data, tmp_path, space,
     study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(journal))))
     assert study.trials[1].state == optuna.trial.TrialState.PRUNED
+
+
+def test_a_trial_is_never_pruned_after_its_last_epoch(data, tmp_path, space, monkeypatch):
+    """Pruning after the final epoch saves nothing: the low trial completes and its value counts."""
+    force = _force_low_metric_in_trial_1(monkeypatch)
+    cfg = tune_cfg(data, tmp_path, space, trials=2, pruner="median", prune_startup=1, prune_warmup=0,
+                   train={"epochs": 1})
+    t = trials_csv(run_tune(cfg, callbacks=[force]))
+    assert list(t["state"]) == ["complete", "complete"] and t.loc[1, "value"] == 0.0
 
 
 class Slow(Callback):

@@ -245,6 +245,10 @@ class TrialReporter(Callback):
     def __init__(self, trial, column: str, deadline: float | None = None):
         self.trial, self.column, self.deadline = trial, column, deadline
         self.step = 0
+        self.final_epoch = None     # the epoch after which a single (not k-fold) run ends
+
+    def on_run_start(self, info: dict) -> None:
+        self.final_epoch = info["total_epochs"] if info.get("fold") is None else None
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         import optuna
@@ -252,7 +256,8 @@ class TrialReporter(Callback):
         value = float(logs[self.column])
         self.trial.report(value, self.step)
         self.trial.set_user_attr("epochs_run", self.step)
-        if self.trial.should_prune():
+        # after a run's last epoch pruning saves nothing: the trial completes and its value counts in the study
+        if epoch != self.final_epoch and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {self.step}: {self.column} {value:.4f}")
         if self.deadline is not None and time.time() > self.deadline:
             raise _TimeUp(f"stopped after epoch {self.step}: the study's --timeout was reached")
