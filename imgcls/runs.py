@@ -29,7 +29,8 @@ COLUMNS = ["name", "kind", "model", "img_size", "epochs", "best_epoch", "val_mac
 SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
 IGNORED_IN_CHANGED = ("model", "img_size",         # columns of their own
                       "src", "out", "name", "workers", "device", "amp", "exist_ok", "tracker", "tracking_uri",
-                      "track_checkpoint")   # where / how it ran, not what it learned
+                      "track_checkpoint",   # where / how it ran, not what it learned
+                      "weights_source")     # a record of where --pretrained found its file (a path), not an option
 
 
 @dataclass

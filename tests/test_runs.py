@@ -36,7 +36,8 @@ def fake_run(d, model, preds, epochs=3, seconds=2.0, **cfg):
 def outputs(tmp_path):
     out = tmp_path / "outputs"
     good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
-    fake_run(out / "runs" / "best", "resnet10t", good, epochs=4, seconds=5.0, loss="focal")
+    fake_run(out / "runs" / "best", "resnet10t", good, epochs=4, seconds=5.0, loss="focal",
+             weights_source="package /site-packages/w.pth")
     fake_run(out / "runs" / "mid", "resnet10t", [("a", "a"), ("b", "a"), ("c", "c"), ("a", "a")], seconds=1.0)
     fake_run(out / "runs" / "low", "tf_efficientnet_lite0", [("a", "b"), ("b", "a"), ("c", "c"), ("a", "a")],
              seconds=3.0)
@@ -75,6 +76,7 @@ def test_find_runs_and_the_one_metric(outputs):
     assert runs["ensembles/e1"].kind == "ensemble" and runs["ensembles/e1"].val_macro_f1 == pytest.approx(0.6)
     assert runs["runs/best"].best_epoch == 4 and runs["runs/best"].seconds == pytest.approx(20.0)
     assert "loss=focal" in runs["runs/best"].changed and "img_size" not in runs["runs/best"].changed
+    assert "weights_source" not in runs["runs/best"].changed        # a record of the file found, not an option
 
 
 def test_sort_and_filter(outputs):
