@@ -125,6 +125,12 @@ def storage_url(cfg: TuneConfig) -> str:
     return "sqlite:///" + str((cfg.study_dir() / "study.db").resolve())
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a `sqlite:///PATH` URL (None for other URLs and in-memory databases)."""
+    db = url.split(":///", 1)[-1] if url.startswith("sqlite:") else ""
+    return Path(db) if db and db != ":memory:" else None
+
+
 def open_storage(url: str):
     """An Optuna storage: an RDB URL (sqlite:///, postgresql://, mysql://...) or a journal file path."""
     import optuna
@@ -135,9 +141,9 @@ def open_storage(url: str):
         return JournalStorage(JournalFileBackend(str(path)))
     kw = {}
     if url.startswith("sqlite:"):
-        db = url.split(":///", 1)[-1]
-        if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite_file(url)
+        if db is not None:
+            db.parent.mkdir(parents=True, exist_ok=True)
         kw["engine_kwargs"] = {"connect_args": {"timeout": 60}}   # several processes: wait for the write lock
     try:
         # heartbeats: a trial whose process was killed is marked failed by the next process instead of running forever
@@ -178,12 +184,12 @@ def _opening_lock(url: str):
     """Processes on one machine that open a new local SQLite study at the same moment both create its tables, and
     one fails on a UNIQUE constraint; an exclusive lock file beside the database makes them take turns (servers and
     journal files handle concurrent creation themselves)."""
-    db = url.split(":///", 1)[-1] if url.startswith("sqlite:") else ""
-    if not db or db == ":memory:":
+    db = sqlite_file(url)
+    if db is None:
         yield
         return
     import fcntl
-    lock = Path(db + ".lock")
+    lock = db.with_name(db.name + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     with open(lock, "a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
