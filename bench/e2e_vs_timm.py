@@ -12,7 +12,8 @@ tools (issue 17).
    AdamW --lr, cosine, no warm-up (imgcls's default), the same epochs, image size and batch size; then
    `inference.py` on the hidden test images with its best checkpoint.
 3. Side B: the CLI as a user types it (`python -m imgcls ...`): the README's chain, `train` alone on the pool, the
-   chain with each clean stage off or relaxed (--no-dedup, --exact-only, --conflicts keep-first, --no-ood), and on
+   chain with what clean's output means to train varied (duplicates deleted / linked / linked and counted once per
+   group: --duplicates, train --dup-weight; the --conflicts policies; --exact-only, --no-dedup, --no-ood), and on
    the raw pool the imbalance tools: train-time `--oversample median` (when this imgcls has it), offline
    `preprocess --oversample median` then train, `--sampler weighted`, `--loss focal`. Every side B model is scored by `predict --tta flip
    --eval` on the hidden test folder (macro-F1 over every class, and accuracy, on all test images).
@@ -44,8 +45,18 @@ import numpy as np
 import pandas as pd
 
 MODEL = "tf_efficientnet_lite0"
-CLEAN_OFF = {"--no-dedup": "exact and near duplicates kept", "--exact-only": "near duplicates kept",
-             "--conflicts keep-first": "one image per label of a conflict group kept", "--no-ood": "out-of-domain stage off"}
+# what clean's output means to train (issue 17): each row is the chain with these clean flags (and train flags)
+CLEAN_ROWS = [
+    ("--duplicates drop", [], "(a) duplicates deleted: one member per group kept"),
+    ("--duplicates link", [], "(b) every member kept, each group on one side of val"),
+    ("--duplicates link", ["--dup-weight", "group"], "(c) every member kept, a group one sample per epoch"),
+    ("--duplicates link --conflicts majority-ties", [], "conflicts: majority, ties kept"),
+    ("--duplicates link --conflicts all", [], "conflicts: every label's members kept"),
+    ("--duplicates link --conflicts drop", [], "conflicts: every conflict group dropped"),
+    ("--exact-only", [], "near duplicates not linked"),
+    ("--no-dedup", [], "no duplicate stage"),
+    ("--no-ood", [], "out-of-domain stage off"),
+]
 
 
 def run(cmd: list, log: Path, env: dict | None = None) -> float:
@@ -222,7 +233,8 @@ def has_train_option(flag: str) -> bool:
 def configs(a) -> list[tuple[str, dict]]:
     out = [("imgcls train + predict --tta flip (raw pool)", {}),
            ("README chain: clean -> train -> predict --tta flip", {"clean": []})]
-    out += [(f"chain, clean {flag} ({what})", {"clean": flag.split()}) for flag, what in CLEAN_OFF.items()]
+    out += [(f"chain, clean {flag}{' + train ' + ' '.join(extra) if extra else ''} ({what})",
+             {"clean": flag.split(), "extra": extra}) for flag, extra, what in CLEAN_ROWS]
     if has_train_option("--oversample"):
         out.append(("imbalance: train --oversample median", {"extra": ["--oversample", "median"]}))
     else:
@@ -286,7 +298,7 @@ def main():
     for label, kw in configs(a):
         if a.only and a.only not in label:
             continue
-        slug = "".join(ch if ch.isalnum() else "_" for ch in label)[:60].strip("_")
+        slug = "".join(ch if ch.isalnum() else "_" for ch in label)[:90].strip("_")
         res = {s: cached(a.work, f"{slug}-s{s}", a,
                          lambda s=s, slug=slug, kw=kw: side_imgcls(a, a.work, slug, s, kw.get("clean"),
                                                                    kw.get("preprocess"), kw.get("extra", [])))

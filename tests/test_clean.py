@@ -395,7 +395,7 @@ def test_conflict_policies(dirty, tmp_path):
     assert major.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["False", "False"]
     drop = _run(dirty, tmp_path / "d", "--conflicts", "drop", "--no-ood").set_index("path")
     assert drop.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["False", "False"]
-    kf = _run(dirty, tmp_path / "k", "--conflicts", "keep-first", "--no-ood").set_index("path")
+    kf = _run(dirty, tmp_path / "k", "--conflicts", "all", "--no-ood").set_index("path")
     assert kf.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["True", "True"]
 
 

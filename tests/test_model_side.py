@@ -77,11 +77,11 @@ def test_train_says_its_fallback_split_is_not_leak_free(tmp_path, monkeypatch):
     r = runner.invoke(app, ["train", str(data), *args, "--name", "plain"])
     assert r.exit_code == 0, r.output
     flat = " ".join(r.output.split())
-    assert "not group or duplicate aware" in flat and "imgcls split" in flat
+    assert "near copies clean did not link" in flat and "imgcls split" in flat
     splits, _ = _splits(tmp_path / "s")
     r = runner.invoke(app, ["train", str(splits), *args, "--name", "split"])
     assert r.exit_code == 0, r.output
-    assert "not group or duplicate aware" not in " ".join(r.output.split())
+    assert "near copies clean did not link" not in " ".join(r.output.split())
 
 
 # --- typed model metadata ----------------------------------------------------------------------------------------

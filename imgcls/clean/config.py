@@ -19,7 +19,8 @@ from imgcls.pipeline import PIPELINE
 DEFAULT_OOD_METHOD = "photo-style"
 DEFAULT_OUT = dict(PIPELINE)["clean"]
 MATERIALIZE = ("link", "copy")
-CONFLICT_POLICIES = ("majority", "drop", "keep-first")
+CONFLICT_POLICIES = ("majority", "majority-ties", "all", "drop")
+DUPLICATE_MODES = ("link", "drop")
 DEFAULT_OOD_MAX_SHARE = 0.2       # a detector flagging more than this share of the set stops the run (--force)
 OOD_METHODS = tuple(d.name for d in DETECTORS)
 
@@ -43,9 +44,13 @@ class CleanConfig:
     ann: str = option("auto", panel=DUPS, choices=ANN_MODES,
                       help=f"Candidate search: a FAISS index (on; the `ann` extra), the exact blockwise search (off), "
                            f"or the index from {ANN_AUTO_MIN} images when FAISS is installed (auto).")
+    duplicates: str = option("link", panel=DUPS, choices=DUPLICATE_MODES,
+                             help="What a duplicate group becomes: link (every member kept, the group named in "
+                                  "dup_group so split and train keep it on one side) or drop (one member kept).")
     conflicts: str = option("majority", panel=DUPS, choices=CONFLICT_POLICIES,
-                            help="Duplicate groups spanning labels: majority (keep the majority label's member, "
-                                 "none on a tie), drop (drop all), keep-first (keep one per label).")
+                            help="Duplicate groups spanning labels, which labels' members stay: majority (the "
+                                 "label most members carry, none on a tie), majority-ties (every label tied for "
+                                 "most), all (every label), drop (none).")
     ood: bool = option(True, panel=OOD, flags=("--ood/--no-ood",), help="Out-of-domain stage.")
     ood_method: str = option(DEFAULT_OOD_METHOD, panel=OOD, choices=OOD_METHODS,
                              help="Out-of-domain detector (README: what each measures).")

@@ -1,5 +1,6 @@
-"""The duplicate stage: exact (sha256) and near copies (imgcls.links' definition) grouped, one kept per group (or per
-label, --conflicts), the label-conflict table, and the threshold sweep of seed 000."""
+"""The duplicate stage: exact (sha256) and near copies (imgcls.links' definition) grouped and linked (--duplicates
+link: every member kept, the group named) or reduced to one member (drop), label conflicts resolved (--conflicts),
+the label-conflict table, and the threshold sweep of seed 000."""
 from __future__ import annotations
 
 import numpy as np
@@ -27,9 +28,11 @@ def exact_pairs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
                     pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
-    """Group exact (sha256) and near (score >= threshold) copies; keep one per group (or per label). `pairs` are
-    precomputed scored pairs (links.NearDuplicates.scored_pairs), e.g. to try several thresholds."""
-    check(cfg, ["dup_method"])
+    """Group exact (sha256) and near (score >= threshold) copies and name each group in `dup_group`. --duplicates
+    link: every member of a label that stays is kept (`duplicate_of` names its label's first member); drop: that
+    first member alone. Members of a label --conflicts decides against are removed (reason label_conflict). `pairs`
+    are precomputed scored pairs (links.NearDuplicates.scored_pairs), e.g. to try several thresholds."""
+    check(cfg, ["dup_method", "duplicates", "conflicts"])
     definition = cfg.near_duplicates()
     n = len(df)
     ok = (df["error"] == "").to_numpy()
@@ -42,6 +45,7 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
     gid = links.components(n, ei, ej)
     labels = df["label"].astype(str).to_numpy()
     col = {c: df.columns.get_loc(c) for c in ("keep", "reason", "duplicate_of")}
+    link = cfg.duplicates == "link"
     for g, members in pd.Series(range(n)).groupby(gid):
         idx = [i for i in members.tolist() if ok[i]]
         if len(idx) < 2:
@@ -56,35 +60,39 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
             if i in kept:
                 continue
             twin = keepers.get(labels[i])
-            df.iat[i, col["keep"]] = False
-            if twin is None:          # its label lost the group (minority or tie): no twin of its own label kept
+            if twin is None:          # its label lost the group (minority or tie): no member of its label stays
+                df.iat[i, col["keep"]] = False
                 df.iat[i, col["reason"]] = "label_conflict"
                 df.iat[i, col["duplicate_of"]] = df["path"].iat[next(iter(kept))] if kept else ""
-            else:
+                continue
+            df.iat[i, col["duplicate_of"]] = df["path"].iat[twin]
+            if not link:
+                df.iat[i, col["keep"]] = False
                 df.iat[i, col["reason"]] = "exact_duplicate" if sha[i] == sha[twin] else "near_duplicate"
-                df.iat[i, col["duplicate_of"]] = df["path"].iat[twin]
     return df
 
 
 def conflict_keepers(order: list[int], labels: np.ndarray, policy: str) -> tuple[dict[str, int], bool]:
-    """{label: row kept for it} for one duplicate group (rows in keep order) and whether it spans labels.
-    One label: its first row. Across labels, `majority`: the first row of the label most members carry, none on a
-    tie; `drop`: none; `keep-first`: the first row of each label (no label is decided for the user)."""
+    """{label that stays: its first row} for one duplicate group (rows in keep order), and whether the group spans
+    labels. One label: it stays. Across labels, `majority`: the label most members carry, none on a tie (one
+    image per label says nothing about which is right); `majority-ties`: every label tied for most; `all`: every
+    label (a picture that belongs to several categories); `drop`: none. Never decided by path order."""
     from collections import Counter
     counts = Counter(labels[i] for i in order)
+    first: dict[str, int] = {}
+    for i in order:
+        first.setdefault(labels[i], i)
     if len(counts) == 1:
-        return {labels[order[0]]: order[0]}, False
+        return first, False
     if policy == "drop":
         return {}, True
-    if policy == "keep-first":
-        keepers: dict[str, int] = {}
-        for i in order:
-            keepers.setdefault(labels[i], i)
-        return keepers, True
-    (top, n1), (_, n2) = counts.most_common(2)
-    if n1 == n2:
+    if policy == "all":
+        return first, True
+    top = max(counts.values())
+    winners = [lab for lab, c in counts.items() if c == top]
+    if policy == "majority" and len(winners) > 1:
         return {}, True
-    return {top: next(i for i in order if labels[i] == top)}, True
+    return {lab: first[lab] for lab in winners}, True
 
 
 def conflict_table(df: pd.DataFrame) -> list[dict]:

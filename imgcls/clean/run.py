@@ -140,6 +140,9 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     sweep = threshold_sweep(df, scored) if scored is not None else []
     summary = {"config": asdict(cfg), "source": str(src), "n_images": len(df), "kept": int(df["keep"].sum()),
                "removed": {r: int(n) for r, n in df.loc[~df["keep"], "reason"].value_counts().items()},
+               "duplicates": cfg.duplicates,
+               "duplicate_groups": int(df.loc[df["dup_group"] != "", "dup_group"].nunique()),
+               "linked_kept": int((df["keep"] & (df["duplicate_of"] != "")).sum()),
                "label_conflict_groups": int(df.loc[df["label_conflict"].astype(bool), "dup_group"].nunique()),
                "label_conflicts": conflict_table(df),
                "families": families(df),
@@ -149,6 +152,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     write_clean_report(out / "report.html", df, summary)
     if materialize:
         materialize_kept(df, out / "images", materialize)
-    info(f"clean: kept {summary['kept']} of {len(df)}; removed {summary['removed']}; "
+    linked = (f"; {summary['linked_kept']} duplicates kept, linked in {summary['duplicate_groups']} groups "
+              f"(dup_group: split and train keep each group on one side)" if summary["linked_kept"] else "")
+    info(f"clean: kept {summary['kept']} of {len(df)}; removed {summary['removed']}{linked}; "
          f"outputs: {out}/manifest.csv, report.html")
     return df

@@ -208,8 +208,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     elif dist.main and not tdata.has_val_split(df):
         from imgcls.console import warn
         warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
-             f"which is not group or duplicate aware (one person's or near-identical images can sit on both sides); "
-             f"for a leak-free split run `imgcls split` and train on its splits.csv")
+             f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
+             f"copies clean did not link can sit on both; for a leak-free split run `imgcls split` and train on "
+             f"its splits.csv")
 
     out = Path(cfg.out)
     check_output_location(out, *mf.roots(df))

@@ -22,6 +22,7 @@ INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 AUG_PRESETS = ("none", "light", "medium", "heavy")
 MIXES = ("none", "cutmix", "mixup", "cutmix-vertical")
 LOSSES = ("ce", "focal", "label-smoothing", "f1")
+DUP_WEIGHTS = ("each", "group")        # train --dup-weight: a duplicate group's members each a sample, or one together
 OURS_OPTIMIZERS = ("sam",)          # ours; every other --optimizer name is timm's (timm.optim.list_optimizers())
 SCHEDULERS = ("cosine", "cosine-restarts", "plateau", "onecycle", "none")
 TRACKERS = ("tensorboard", "mlflow", "wandb", "none")
@@ -130,6 +131,11 @@ class TrainConfig:
                                          "epoch: median | max | a number.")
     oversample_max_factor: float = option(DEFAULT_MAX_FACTOR, panel=IMBALANCE, lo=1,
                                           help="--oversample: a class grows to at most this many times its count.")
+    dup_weight: str = option("each", panel=IMBALANCE, choices=DUP_WEIGHTS,
+                             help="Duplicates clean linked (dup_group) or byte-identical (sha256): each member a "
+                                  "sample (each), or a group of one label one sample per epoch, a random member "
+                                  "each time (group); --sampler weighted, --oversample and --class-weights then "
+                                  "count groups.")
     optimizer: str = option("adamw", panel=OPTIM, validator=_optimizer_name,
                             help="Any name timm.optim.list_optimizers() knows (adamw, adam, sgd, radam, rmsprop, "
                                  "nadamw, lamb, lion, ...), or sam: Sharpness-Aware Minimization over --sam-base (two "

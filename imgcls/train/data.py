@@ -253,14 +253,26 @@ def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: in
         raise UserError("the data has no `split` column (run `imgcls split`) and --val-split is 0; "
                         "pass --val-split 0.2 or split the data first")
     from sklearn.model_selection import train_test_split
+
+    from imgcls.split.units import linked_units
     copy = mf.augmented(df)
     idx = np.flatnonzero(pool & ~copy)          # copies follow their sources (assign_split)
-    labels = df[by].astype(str).to_numpy()[idx]
+    # whole units (split's: rows sharing a group, sha256, source_path or clean's dup_group) go to one side, drawn
+    # as one row each (its first), stratified by that row's class; without links this is a plain row split
+    rows = df.iloc[idx].drop(columns=["augmented_from"], errors="ignore")
+    units = linked_units(rows if "root" in rows.columns else rows.assign(root=""))
+    _, first, unit_of = np.unique(units, return_index=True, return_inverse=True)
+    reps = idx[np.sort(first)]
+    labels = df[by].astype(str).to_numpy()[reps]
     counts = pd.Series(labels).value_counts()
-    strat = labels if counts.min() >= 2 and len(idx) * val_split >= len(counts) else None
-    tr, va = train_test_split(idx, test_size=val_split, random_state=seed, stratify=strat)
+    strat = labels if counts.min() >= 2 and len(reps) * val_split >= len(counts) else None
+    tr, va = train_test_split(reps, test_size=val_split, random_state=seed, stratify=strat)
+    rep_unit = dict(zip(reps, unit_of[np.sort(first)]))
+    val_units = np.zeros(len(first), bool)
+    val_units[[rep_unit[r] for r in va]] = True
     train, val = np.zeros(len(df), bool), np.zeros(len(df), bool)
-    train[tr], val[va] = True, True
+    val[idx] = val_units[unit_of]
+    train[idx] = ~val_units[unit_of]
     if copy.any():
         where = {p: k for k, p in enumerate(df["path"].astype(str))}
         for k in np.flatnonzero(pool & copy):
@@ -295,13 +307,48 @@ def oversampled_pool(labels: np.ndarray, goals: np.ndarray, rng: np.random.Gener
     return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
+def duplicate_units(frame: pd.DataFrame, labels: np.ndarray) -> np.ndarray:
+    """train --dup-weight group: a unit code (0..U-1) per row; rows linked by clean's dup_group or a shared sha256
+    AND of the same class (`labels`) share one (a picture kept under two labels counts once for each)."""
+    from imgcls import links
+    n = len(frame)
+    ii, jj = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for col in ("sha256", "dup_group"):
+        if col in frame.columns:
+            i, j = links.exact_pairs(frame[col].fillna("").astype(str).to_numpy())
+            ii.append(i)
+            jj.append(j)
+    comp = links.components(n, np.concatenate(ii), np.concatenate(jj))
+    return pd.factorize(pd.Series(comp).astype(str) + "|" + pd.Series(np.asarray(labels)).astype(str))[0]
+
+
+def unit_labels(units: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The class of each unit (duplicate_units: one class per unit), in unit-code order."""
+    out = np.zeros(int(units.max()) + 1 if len(units) else 0, np.int64)
+    out[units] = labels
+    return out
+
+
 def epoch_indices(n: int, labels: np.ndarray | None, seed: int, epoch: int, weighted: bool,
-                  rank: int = 0, world: int = 1, goals: np.ndarray | None = None) -> list[int]:
+                  rank: int = 0, world: int = 1, goals: np.ndarray | None = None,
+                  units: np.ndarray | None = None) -> list[int]:
     """The indices one process visits in `epoch`. `weighted`: draw n samples with replacement, each with
     probability 1 / count(its class), so every class is equally likely in a batch (balanced batches). `goals`
     (--oversample, oversample_goals): each class repeated to goals[class] samples (oversampled_pool), shuffled.
-    Depends only on (seed, epoch): resuming at an epoch boundary replays the same order; DDP shards it by rank."""
+    `units` (--dup-weight group, duplicate_units): the epoch is built over units as if each were one image (goals
+    count units), then each visit of a unit becomes one of its members drawn at random, so a unit of k rows gives
+    each member 1/k of a sample per epoch on average. Depends only on (seed, epoch): resuming at an epoch boundary
+    replays the same order; DDP shards it by rank."""
     g = np.random.default_rng([seed, epoch, 7919])
+    if units is not None:
+        order = np.asarray(epoch_indices(int(units.max()) + 1, unit_labels(units, labels), seed, epoch, weighted,
+                                         goals=goals), np.int64)
+        by_unit = np.argsort(units, kind="stable")
+        start = np.searchsorted(units[by_unit], np.arange(int(units.max()) + 1))
+        size = np.bincount(units)
+        member = np.random.default_rng([seed, epoch, 7919, 1]).random(len(order))
+        pick = by_unit[start[order] + (member * size[order]).astype(np.int64)]
+        return _shard(pick, rank, world)
     if goals is not None and weighted:
         raise UserError("--oversample and --sampler weighted both rebalance the classes; use one of them")
     if goals is not None and np.array_equal(goals, np.bincount(labels, minlength=len(goals))):
@@ -316,6 +363,12 @@ def epoch_indices(n: int, labels: np.ndarray | None, seed: int, epoch: int, weig
         order = g.choice(n, size=n, replace=True, p=w / w.sum())
     else:
         order = g.permutation(n)
+    return _shard(order, rank, world)
+
+
+def _shard(order: np.ndarray, rank: int, world: int) -> list[int]:
+    """This process's part of the epoch order (padded by its start so every process gets the same count)."""
+    n = len(order)
     per = math.ceil(n / world)
     order = np.concatenate([order, order[: per * world - n]]) if per * world > n else order
     return order[rank::world].tolist()

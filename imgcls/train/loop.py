@@ -35,8 +35,8 @@ from imgcls.model_meta import ModelMeta
 from imgcls.train.callbacks import Hooks
 from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
 from imgcls.train.config import TrainConfig
-from imgcls.train.data import (CachedImages, FileImages, ListSampler, augment_transform, epoch_indices,
-                               oversample_goals, random_erasing)
+from imgcls.train.data import (CachedImages, FileImages, ListSampler, augment_transform, duplicate_units,
+                               epoch_indices, oversample_goals, random_erasing, unit_labels)
 from imgcls.train.dist import Dist
 from imgcls.train.heads import as_list, build_model, head_parameters
 from imgcls.train.losses import Criterion, class_weights_auto
@@ -163,9 +163,13 @@ class Trainer:
         self.n_train = len(data.train_idx)
         self.train_final = data.final[data.train_idx]
         # --oversample: the samples each class gets per epoch (the epoch's length is their sum, the same every epoch)
-        self.goals = (oversample_goals(self.train_final, cfg.oversample, cfg.oversample_max_factor)
+        # --dup-weight group: a duplicate group (per class) is one sample; the epoch and --oversample count groups
+        self.units = (duplicate_units(data.frame.iloc[data.train_idx], self.train_final)
+                      if cfg.dup_weight == "group" else None)
+        counted = self.train_final if self.units is None else unit_labels(self.units, self.train_final)
+        self.goals = (oversample_goals(counted, cfg.oversample, cfg.oversample_max_factor)
                       if cfg.oversample is not None else None)
-        self.n_epoch = int(self.goals.sum()) if self.goals is not None else self.n_train
+        self.n_epoch = int(self.goals.sum()) if self.goals is not None else len(counted)
         bs = cfg.batch_size
         loader_kw = {"num_workers": cfg.workers, "pin_memory": self.device.type == "cuda"}
         if cfg.workers > 0:
@@ -212,6 +216,8 @@ class Trainer:
         weights = None
         if cfg.class_weights == "auto":     # cfg's choices were checked by TrainConfig.validate (run_train)
             tgt = self.data.targets[self.data.train_idx]
+            if self.units is not None:       # --dup-weight group: class frequency counted in groups
+                tgt = tgt[np.unique(self.units, return_index=True)[1]]
             weights = [class_weights_auto(tgt[:, h], k) for h, k in enumerate(sizes)]
         self.crits = [Criterion(cfg.loss, weights[h] if weights else None, cfg.smoothing, cfg.focal_gamma)
                       for h in range(len(sizes))]
@@ -329,7 +335,7 @@ class Trainer:
         torch.manual_seed(cfg.seed * 1000 + epoch)
         mix_rng = np.random.default_rng([cfg.seed, epoch, dist.rank, 17])
         idx = epoch_indices(self.n_train, self.train_final, cfg.seed, epoch, cfg.sampler == "weighted", dist.rank,
-                            dist.world, goals=self.goals)
+                            dist.world, goals=self.goals, units=self.units)
         if len(idx) % bs == 1 and len(idx) > 1:
             idx = idx[:-1]  # a batch of one breaks BatchNorm
         self.sampler.indices = idx

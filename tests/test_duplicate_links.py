@@ -1,0 +1,148 @@
+"""What clean's duplicate groups mean to train (issue 17): clean --duplicates link keeps every member and names its
+group; train's fallback --val-split keeps a group on one side; --dup-weight group makes a group one sample per
+epoch; the --conflicts truth table."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imgcls.clean.duplicates import conflict_keepers
+
+
+@pytest.mark.parametrize("labels, policy, kept", [
+    # one label: it stays whatever the policy
+    ("aaa", "majority", {"a"}), ("aaa", "drop", {"a"}), ("aaa", "all", {"a"}), ("aaa", "majority-ties", {"a"}),
+    # a clear majority
+    ("aab", "majority", {"a"}), ("aab", "majority-ties", {"a"}), ("aab", "all", {"a", "b"}), ("aab", "drop", set()),
+    # a tie: majority keeps none, majority-ties keeps both tied labels, not a third smaller one
+    ("ab", "majority", set()), ("ab", "majority-ties", {"a", "b"}), ("ab", "all", {"a", "b"}), ("ab", "drop", set()),
+    ("aabbc", "majority", set()), ("aabbc", "majority-ties", {"a", "b"}), ("aabbc", "all", {"a", "b", "c"}),
+    # the majority label need not come first in keep order (never decided by path order)
+    ("baa", "majority", {"a"}), ("bba", "majority", {"b"}),
+])
+def test_conflict_policy_truth_table(labels, policy, kept):
+    lab = np.array(list(labels))
+    order = list(range(len(lab)))
+    keepers, conflict = conflict_keepers(order, lab, policy)
+    assert set(keepers) == kept
+    assert conflict == (len(set(labels)) > 1)
+    for label, row in keepers.items():          # each label that stays is represented by its first row in order
+        assert row == next(i for i in order if lab[i] == label)
+
+
+def test_conflict_policy_order_independent():
+    lab = np.array(["b", "a", "a", "b", "a"])
+    for perm in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [3, 0, 4, 1, 2]):
+        assert set(conflict_keepers(perm, lab, "majority")[0]) == {"a"}
+
+
+def _df(groups: list[str], labels: list[str], col: str) -> pd.DataFrame:
+    n = len(groups)
+    df = pd.DataFrame({"root": "r", "path": [f"{labels[k]}/{k:03d}.png" for k in range(n)], "label": labels,
+                       "sha256": [f"h{k}" for k in range(n)], "error": ""})
+    if col == "sha256":
+        df["sha256"] = [g or f"h{k}" for k, g in enumerate(groups)]
+    else:
+        df[col] = groups
+    return df
+
+
+@pytest.mark.parametrize("col", ["sha256", "dup_group"])
+def test_fallback_val_split_keeps_each_duplicate_group_on_one_side(col):
+    from imgcls.train.data import assign_split
+    rng = np.random.default_rng(0)
+    groups, labels = [], []
+    for g in range(30):                 # 30 groups of 2-5 copies and 40 singletons, two classes
+        k = int(rng.integers(2, 6))
+        groups += [f"g{g}"] * k
+        labels += ["ab"[g % 2]] * k
+    groups += [""] * 40
+    labels += ["ab"[k % 2] for k in range(40)]
+    df = _df(groups, labels, col)
+    for seed in range(5):
+        train, val = assign_split(df, None, 0.2, seed)
+        assert not (train & val).any() and (train | val).all() and val.any()
+        key = df[col].to_numpy()
+        linked = pd.Series(key[key != ""] if col == "dup_group" else key)
+        for g in set(linked):
+            if g.startswith("g"):
+                sides = {bool(v) for v, k in zip(val, key) if k == g}
+                assert len(sides) == 1, f"group {g} on both sides (seed {seed})"
+        assert 0.1 < val.mean() < 0.35
+
+
+def test_fallback_val_split_without_links_is_the_plain_stratified_split():
+    from sklearn.model_selection import train_test_split
+
+    from imgcls.train.data import assign_split
+    df = _df([""] * 40, ["ab"[k % 3 == 0] for k in range(40)], "dup_group")
+    train, val = assign_split(df, None, 0.25, 3)
+    tr, va = train_test_split(np.arange(40), test_size=0.25, random_state=3, stratify=df["label"])
+    assert set(np.flatnonzero(val)) == set(va) and set(np.flatnonzero(train)) == set(tr)
+
+
+def test_dup_weight_group_one_slot_per_group_members_share_it():
+    from imgcls.train.data import duplicate_units, epoch_indices, oversample_goals, unit_labels
+    # class 0: a group of 4 and 2 singletons; class 1: a group of 2 (sha256) and 1 singleton; one dup_group spans
+    # both classes (a picture kept under two labels): it counts once for each
+    frame = pd.DataFrame({"dup_group": ["g", "g", "g", "g", "", "", "", "", "", "x", "x"],
+                          "sha256": ["1", "2", "3", "4", "5", "6", "s", "s", "9", "10", "11"]})
+    labels = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 0, 1])
+    units = duplicate_units(frame, labels)
+    assert units.max() + 1 == 7                             # g, 2 singletons, s, 1 singleton, x|0, x|1
+    assert len({units[k] for k in range(4)}) == 1 and units[6] == units[7] and units[9] != units[10]
+    counts = np.zeros(len(labels))
+    epochs = 4000
+    for e in range(epochs):
+        idx = epoch_indices(len(labels), labels, 0, e, False, units=units)
+        assert len(idx) == 7
+        assert sorted(units[idx].tolist()) == list(range(7))      # every unit exactly once per epoch
+        np.add.at(counts, idx, 1)
+    size = np.bincount(units)[units]
+    np.testing.assert_allclose(counts / epochs, 1 / size, atol=0.04)    # member weight 1/|group|: a group sums to 1
+    # --oversample and --sampler weighted count units, not rows
+    ul = unit_labels(units, labels)
+    assert ul.tolist().count(0) == 4 and ul.tolist().count(1) == 3
+    goals = oversample_goals(ul, "max", 4)
+    assert goals.tolist() == [4, 4]
+    idx = epoch_indices(len(labels), labels, 0, 0, False, goals=goals, units=units)
+    assert len(idx) == 8 and np.bincount(labels[idx]).tolist() == [4, 4]
+    w = np.zeros(2)
+    for e in range(2000):
+        np.add.at(w, labels[epoch_indices(len(labels), labels, 1, e, True, units=units)], 1)
+    assert abs(w[0] / w.sum() - 0.5) < 0.03                # balanced classes, counted in units
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_dup_weight_group_reaches_the_training_epoch(tmp_path, monkeypatch):
+    """train --dup-weight group: the epoch visits one member of each byte-identical group (fails if the option did
+    not reach the sampler: the epoch would visit every row)."""
+    from typer.testing import CliRunner
+
+    from conftest import make_image_folder
+    from imgcls.cli import app
+    from imgcls.train import loop
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(36, 36))
+    for k, f in enumerate(sorted((src / "a").glob("*.png"))):     # a byte copy of every image of class a
+        (src / "a" / f"copy{k}.png").write_bytes(f.read_bytes())
+    seen = {}
+    real = loop.epoch_indices
+
+    def spy(n, labels, *a, **k):
+        out = real(n, labels, *a, **k)
+        seen.setdefault("calls", []).append((n, k.get("units"), len(out)))
+        return out
+    monkeypatch.setattr(loop, "epoch_indices", spy)
+    args = ["train", str(src), "--model", "resnet10t", "--no-pretrained", "--img-size", "32", "--workers", "0",
+            "--device", "cpu", "--epochs", "1", "--batch-size", "4", "--aug", "none", "--out", str(tmp_path / "runs"),
+            "-q"]
+    r = CliRunner().invoke(app, [*args, "--name", "g", "--dup-weight", "group"])
+    assert r.exit_code == 0, r.output
+    n, units, visited = seen["calls"][-1]
+    u = int(units.max()) + 1
+    assert units is not None and n - u >= 3 and visited in (u, u - 1)     # minus a lone last item (BatchNorm)
+    assert np.bincount(units).max() == 2
+    import yaml
+    assert yaml.safe_load((tmp_path / "runs" / "g" / "config.yaml").read_text())["dup_weight"] == "group"
