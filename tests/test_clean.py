@@ -66,7 +66,7 @@ def _run(src, out, *extra):
 def test_clean_marks_duplicates_ood_and_errors(dirty, tmp_path):
     before = tree_snapshot(dirty)
     # default near-duplicate method (verified) and default OOD method (photo-style)
-    m = _run(dirty, tmp_path / "clean")
+    m = _run(dirty, tmp_path / "clean", "--duplicates", "drop")      # one member per group kept
     assert tree_snapshot(dirty) == before                     # input untouched
     for c in ("keep", "reason", "dup_group", "duplicate_of", "ood_score", "label_conflict"):
         assert c in m.columns
@@ -108,10 +108,12 @@ def test_clean_marks_duplicates_ood_and_errors(dirty, tmp_path):
 
 def test_embedding_dup_method_and_its_threshold(dirty, tmp_path):
     # unrelated drawings here stay below cosine 0.7; a 5% crop lands at ~0.83
-    by = _run(dirty, tmp_path / "e", "--dup-method", "embedding", "--dup-threshold", "0.8", "--no-ood").set_index("path")
+    by = _run(dirty, tmp_path / "e", "--dup-method", "embedding", "--dup-threshold", "0.8", "--no-ood",
+              "--duplicates", "drop").set_index("path")
     for copy, orig in (("a/flipped.png", "a/d03.png"), ("a/cropped.png", "a/d05.png")):
         assert by.loc[copy, "dup_group"] != "" and by.loc[copy, "dup_group"] == by.loc[orig, "dup_group"], copy
-    strict = _run(dirty, tmp_path / "s", "--dup-method", "embedding", "--dup-threshold", "0.999", "--no-ood")
+    strict = _run(dirty, tmp_path / "s", "--dup-method", "embedding", "--dup-threshold", "0.999", "--no-ood",
+                  "--duplicates", "drop")
     assert (strict["reason"] == "near_duplicate").sum() < (by["reason"] == "near_duplicate").sum()
     r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "x"), "--dup-method", "hash", "-q"])
     assert r.exit_code == 2 and "unknown --dup-method" in r.output
@@ -338,7 +340,7 @@ def test_clean_is_deterministic_and_stages_switch_off(dirty, tmp_path):
     pd.testing.assert_frame_equal(a.drop(columns="root"), b.drop(columns="root"))
     off = _run(dirty, tmp_path / "c3", "--no-dedup", "--no-ood")
     assert set(off["reason"]) == {"", "unreadable"}
-    exact = _run(dirty, tmp_path / "c4", "--exact-only", "--no-ood")
+    exact = _run(dirty, tmp_path / "c4", "--exact-only", "--no-ood", "--duplicates", "drop")
     assert set(exact["reason"]) == {"", "unreadable", "exact_duplicate"}
 
 
@@ -397,6 +399,33 @@ def test_conflict_policies(dirty, tmp_path):
     assert drop.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["False", "False"]
     kf = _run(dirty, tmp_path / "k", "--conflicts", "all", "--no-ood").set_index("path")
     assert kf.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["True", "True"]
+
+
+def test_duplicates_link_keeps_every_member_and_names_its_group(dirty, tmp_path):
+    import json
+    link = _run(dirty, tmp_path / "l", "--duplicates", "link", "--no-ood").set_index("path")
+    drop = _run(dirty, tmp_path / "d", "--duplicates", "drop", "--no-ood").set_index("path")
+    # the same groups either way; link keeps every member of a label that stays, drop one per group
+    pd.testing.assert_series_equal(link["dup_group"], drop["dup_group"])
+    for copy, orig in (("a/exact.png", "a/d01.png"), ("a/flipped.png", "a/d03.png"), ("a/cropped.png", "a/d05.png")):
+        assert link.loc[copy, "dup_group"] != "" and link.loc[copy, "dup_group"] == link.loc[orig, "dup_group"]
+        assert link.loc[[copy, orig], "keep"].astype(str).tolist() == ["True", "True"]
+        assert set(link.loc[[copy, orig], "reason"]) == {""}
+        assert {link.loc[copy, "duplicate_of"], link.loc[orig, "duplicate_of"]} - {""} <= {copy, orig}
+        assert drop.loc[[copy, orig], "keep"].astype(str).tolist().count("True") == 1
+    # a label conflict is still decided (--conflicts majority: a 1-1 tie keeps neither label)
+    assert link.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "reason"].tolist() == ["label_conflict"] * 2
+    s = json.loads((tmp_path / "l" / "clean_summary.json").read_text())
+    assert s["duplicates"] == "link" and s["linked_kept"] == 3 and s["duplicate_groups"] == 4
+    assert "near_duplicate" not in s["removed"] and "exact_duplicate" not in s["removed"]
+    # split and train's fallback split keep each linked group on one side
+    from imgcls.train.data import assign_split, usable_rows
+    u = usable_rows(link.reset_index())
+    for seed in range(4):
+        tr, va = assign_split(u, None, 0.3, seed)
+        for g, rows in u.groupby("dup_group"):
+            if g:
+                assert len(set(va[rows.index])) == 1, (g, seed)
 
 
 def test_undersample_and_materialize(dirty, tmp_path):

@@ -623,7 +623,8 @@ def test_clean_conflict_majority_wins(tmp_path):
     src = raw / "a" / "000.png"
     for k, lab in enumerate(("a", "b")):          # the same drawing twice more: labelled a, a, b
         (raw / lab / f"copy{k}.png").write_bytes(src.read_bytes())
-    r = invoke("clean", raw, "--out", tmp_path / "c", "--exact-only", "--no-ood", "--workers", 1, "-q")
+    r = invoke("clean", raw, "--out", tmp_path / "c", "--exact-only", "--no-ood", "--duplicates", "drop", "--workers",
+               1, "-q")
     assert r.exit_code == 0, r.output
     by = pd.read_csv(tmp_path / "c" / "manifest.csv", keep_default_na=False).set_index("path")
     group = by.loc[["a/000.png", "a/copy0.png", "b/copy1.png"]]
