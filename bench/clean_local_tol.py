@@ -1,7 +1,8 @@
-"""Sweep of near_dup.LOCAL_TOL (the worst-window residual that scores 0.98) on openclipart_dirty: the candidate pairs,
-their global correlation and worst local window are computed once, then the verified score min(global,
-1 - 0.02 w / tol) is re-cut for each tol and threshold; planted recall and other-untouched false alarms as in
-bench/clean_quality.py. usage: python bench/clean_local_tol.py (embeddings cached in /tmp/cs/cache)
+"""Sweep of near_dup.LOCAL_TOL and COLOUR_TOL (the worst-window residuals, per-channel tone curves / one shared gain,
+that score 0.98) on openclipart_dirty: the candidate pairs, their global correlation and both worst local windows
+(near_dup.local_residuals) are computed once, then the verified score min(global, 1 - 0.02 max(w1 / tol,
+w2 / colour_tol)) is re-cut for each pair of tolerances and threshold; planted recall and other-untouched false
+alarms as in bench/clean_quality.py. usage: python bench/clean_local_tol.py (embeddings cached in /tmp/cs/cache)
 """
 import os, numpy as np, pandas as pd, time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -35,19 +36,22 @@ g = np.zeros(len(i), np.float32); how = np.zeros((len(i), 3), np.int64)
 for s in range(0, len(i), 1024):
     g[s:s+1024], how[s:s+1024] = nd._verify_chunk(th[0], i[s:s+1024], j[s:s+1024])
 sel = g >= 0.95
-loc = np.ones(len(i), np.float32)
-loc[sel] = nd.local_agreement(th[0], i[sel], j[sel], how[sel])
-w = (1 - loc) / 0.02 * nd.LOCAL_TOL
+w1 = np.zeros(len(i), np.float32)
+w2 = np.zeros(len(i), np.float32)
+w1[sel], w2[sel] = nd.local_residuals(th[0], i[sel], j[sel], how[sel])
 
 path_of = dict(zip(name, range(len(df))))
-for tol in (10, 12, 14, 16, 20, 24):
-    for thr in (0.975, 0.98, 0.985):
-        sc = np.minimum(g, 1 - 0.02 * w / tol)
-        k = sc >= thr
-        d = df.copy()
-        d["keep"], d["reason"], d["dup_group"], d["duplicate_of"], d["label_conflict"] = True, "", "", "", False
-        d = mark_duplicates(d, None, CleanConfig(dup_threshold=thr), pairs=(i[k], j[k], sc[k]))
-        grp = d["dup_group"].to_numpy()
-        found = sum(1 for f, s_ in zip(planted.file, planted.source.str.split("/").str[-1]) if grp[path_of[f]] != "" and grp[path_of[f]] == grp[path_of[s_]])
-        rem = (~d["keep"].to_numpy()) & other & (d["reason"].to_numpy() == "near_duplicate")
-        print(f"tol {tol} thr {thr}: recall {found/len(planted):.3f} other removed {rem.sum()/other.sum():.4f}", flush=True)
+for tol in (12, 16, 20):
+    for ctol in (20, 24, 27, 30, 1e9):
+        for thr in (0.975, 0.98, 0.985):
+            sc = np.minimum(g, 1 - 0.02 * np.maximum(w1 / tol, w2 / ctol))
+            k = sc >= thr
+            d = df.copy()
+            d["keep"], d["reason"], d["dup_group"], d["duplicate_of"], d["label_conflict"] = True, "", "", "", False
+            d = mark_duplicates(d, None, CleanConfig(dup_threshold=thr), pairs=(i[k], j[k], sc[k]))
+            grp = d["dup_group"].to_numpy()
+            found = sum(1 for f, s_ in zip(planted.file, planted.source.str.split("/").str[-1])
+                        if grp[path_of[f]] != "" and grp[path_of[f]] == grp[path_of[s_]])
+            rem = (~d["keep"].to_numpy()) & other & (d["reason"].to_numpy() == "near_duplicate")
+            print(f"tol {tol} colour_tol {ctol:g} thr {thr}: recall {found/len(planted):.3f} "
+                  f"other removed {rem.sum()/other.sum():.4f}", flush=True)

@@ -10,12 +10,17 @@ redrawn variant does not.
 
 A global correlation cannot see a difference confined to one small region (a keycap "8" vs "3", one emblem on a
 flag): such pairs score 0.98+. So the alignment found above is then replayed at LOCAL px (the crop resampled to
-LOCAL, the mirror, the gain with clipping, plus a least-squares gain / offset), and the two images are compared window
-by window: the residual of each pixel beyond what its neighbours within SHIFT px explain (resampling, sub-pixel
-misalignment, JPEG ringing), averaged over WINDOW x WINDOW windows, and the worst window counts. The pair's score is
-min(global correlation, local agreement) with local agreement = 1 - 0.02 * worst window / LOCAL_TOL, so a worst
-window of LOCAL_TOL grey levels sits exactly at the default threshold 0.98 and `--dup-threshold` keeps its meaning: a
-score at or above which two images are near duplicates, now held by every part of the image.
+LOCAL, the mirror), and the two images are compared window by window: the residual of each pixel beyond what its
+neighbours within SHIFT px explain (resampling, sub-pixel misalignment, JPEG ringing), averaged over WINDOW x WINDOW
+windows, and the worst window counts. Two tone models are held, and the worse of the two counts: (1) a monotone tone
+curve per channel (histogram matching: gain, clipping, gamma), the residual averaged over the channels, tolerance
+LOCAL_TOL; (2) one gain / offset shared by the three channels, clipped (a brightness change moves R, G and B alike),
+the residual of the worst channel, tolerance COLOUR_TOL. (2) is what tells a drawing from its re-tinted twin (the
+same playing card on a white and on a cream gradient background: per-channel curves absorb the tint, a brightness
+change cannot make it). The pair's score is min(global correlation, local agreement) with local agreement =
+1 - 0.02 * max(worst window (1) / LOCAL_TOL, worst window (2) / COLOUR_TOL), so a worst window at its tolerance sits
+exactly at the default threshold 0.98 and `--dup-threshold` keeps its meaning: a score at or above which two images
+are near duplicates, now held by every part of the image.
 """
 from __future__ import annotations
 
@@ -30,7 +35,8 @@ VERIFY = 24                       # side of the aligned crops compared globally
 LOCAL = 96                        # side at which the aligned pair is compared window by window
 WINDOW = 12                       # local window (px at LOCAL)
 SHIFT = 1                         # a pixel may match any neighbour within this many px (at LOCAL)
-LOCAL_TOL = 16.0                  # worst-window residual (grey levels) that scores 0.98
+LOCAL_TOL = 16.0                  # worst-window residual (grey levels, per-channel tone curves) that scores 0.98
+COLOUR_TOL = 27.0                 # the same with one gain / offset for all channels, worst channel (tinted twins)
 TINY = 16                         # side of the tiny-thumbnail candidate descriptor
 CANDIDATES_PER_IMAGE = 30       # each image's most similar partners verified, at most, per candidate descriptor
 CROPS = (0.0, 0.025, 0.05, 0.075)
@@ -255,18 +261,54 @@ def _local_matrix(c: float, src: int) -> np.ndarray:
     return _crop_matrix(c, src, LOCAL)
 
 
+def _shared_gain(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """p through the least-squares gain / offset (one for all three channels, per image) that brings it nearest q,
+    clipped to 0-255: a brightness change, not a recolouring."""
+    m = len(p)
+    pf, qf = p.reshape(m, -1), q.reshape(m, -1)
+    pm, qm = pf.mean(1, keepdims=True), qf.mean(1, keepdims=True)
+    dp = pf - pm
+    gain = np.einsum("md,md->m", dp, qf - qm)[:, None] / np.maximum(np.einsum("md,md->m", dp, dp)[:, None], 1e-3)
+    return np.clip(gain * dp + qm, 0.0, 255.0).reshape(p.shape).astype(np.float32)
+
+
+def _residual(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """(m, 3, L, L): each pixel's residual beyond the range of the other image's pixels within SHIFT px, both ways
+    (a stroke only one image has counts whichever side has it)."""
+    from scipy.ndimage import maximum_filter, minimum_filter
+    size = (1, 1, 2 * SHIFT + 1, 2 * SHIFT + 1)
+    return np.maximum(np.maximum(q - maximum_filter(p, size=size), minimum_filter(p, size=size) - q),
+                      np.maximum(p - maximum_filter(q, size=size), minimum_filter(q, size=size) - p))
+
+
+def _worst_window(resid: np.ndarray) -> np.ndarray:
+    """(m,) the largest WINDOW x WINDOW mean of an (m, L, L) residual map (windows inside the image)."""
+    from scipy.ndimage import uniform_filter
+    border = WINDOW // 2
+    win = uniform_filter(resid, size=(1, WINDOW, WINDOW), mode="constant")
+    return win[:, border:LOCAL - border + 1, border:LOCAL - border + 1].max((1, 2))
+
+
 def local_agreement(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray, how: np.ndarray,
                     chunk: int = 256) -> np.ndarray:
-    """1 - 0.02 * (worst WINDOW-window residual / LOCAL_TOL) of each pair under its alignment `how` (rows of
-    _verify_chunk): the target's crop / mirror variant at LOCAL px against the base image, one of them through the
-    tone curve that matches the other's histogram (_tone_map: gain, clipping, gamma; either way, the better counts,
-    since clipping loses levels one way only), each pixel's residual beyond the range of the other image's pixels
-    within SHIFT px, taken both ways (a stroke only one image has counts whichever side has it)."""
-    from scipy.ndimage import maximum_filter, minimum_filter, uniform_filter
+    """1 - 0.02 * max(worst window / LOCAL_TOL under per-channel tone curves, worst window / COLOUR_TOL under one
+    shared gain) of each pair under its alignment `how` (rows of _verify_chunk); the two worst windows are
+    local_residuals'."""
+    curves, shared = local_residuals(thumbs, a_idx, b_idx, how, chunk)
+    return (1.0 - 0.02 * np.maximum(curves / LOCAL_TOL, shared / COLOUR_TOL)).astype(np.float32)
+
+
+def local_residuals(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray, how: np.ndarray,
+                    chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Each pair's worst-window residual (grey levels) under its alignment `how` (rows of _verify_chunk), for the
+    two tone models: the target's crop / mirror variant at LOCAL px against the base image, one of them through the
+    model that brings it nearest the other (either way, the better counts, since clipping loses levels one way
+    only): _tone_map (histogram matching per channel: gain, clipping, gamma; residual averaged over channels) and
+    _shared_gain (one gain / offset for R, G and B; residual of the worst channel), each pixel's residual beyond the
+    range of the other image's pixels within SHIFT px (_residual). Returns (curves, shared), each (n,)."""
     src = thumbs.shape[1]
-    out = np.ones(len(a_idx), np.float32)
-    size = (1, 1, 2 * SHIFT + 1, 2 * SHIFT + 1)
-    border = WINDOW // 2
+    curves = np.full(len(a_idx), np.inf, np.float32)
+    shared = np.full(len(a_idx), np.inf, np.float32)
     for s in range(0, len(a_idx), chunk):
         a, b, h = a_idx[s:s + chunk], b_idx[s:s + chunk], how[s:s + chunk]
         swapped = h[:, 0].astype(bool)
@@ -282,15 +324,12 @@ def local_agreement(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray, ho
             m = _local_matrix(CROPS[c], src)
             y[k] = np.matmul(np.matmul(m, target[k]), m.T)
         y[mirror] = y[mirror][..., ::-1]
-        worst = np.full(len(a), np.inf, np.float32)
         for p, q in ((x, y), (y, x)):
-            p = _tone_map(p, q)
-            resid = np.maximum(np.maximum(q - maximum_filter(p, size=size), minimum_filter(p, size=size) - q),
-                               np.maximum(p - maximum_filter(q, size=size), minimum_filter(q, size=size) - p))
-            win = uniform_filter(resid.mean(1), size=(1, WINDOW, WINDOW), mode="constant")
-            np.minimum(worst, win[:, border:LOCAL - border + 1, border:LOCAL - border + 1].max((1, 2)), out=worst)
-        out[s:s + chunk] = 1.0 - 0.02 * worst / LOCAL_TOL
-    return out
+            np.minimum(curves[s:s + chunk], _worst_window(_residual(_tone_map(p, q), q).mean(1)),
+                       out=curves[s:s + chunk])
+            np.minimum(shared[s:s + chunk], _worst_window(_residual(_shared_gain(p, q), q).max(1)),
+                       out=shared[s:s + chunk])
+    return curves, shared
 
 
 def verified_pairs(emb: np.ndarray | None, thumbs: np.ndarray, ok: np.ndarray, threshold: float,
