@@ -32,7 +32,8 @@ def main() -> None:
     n_dup = a.n // 50                                  # 2% planted copies: the source plus small noise
     src = rng.choice(a.n - n_dup, n_dup, replace=False)
     emb[a.n - n_dup:] = emb[src] + 0.15 * rng.standard_normal((n_dup, a.dim), dtype=np.float32)
-    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    for s in range(0, a.n, 65_536):                   # in chunks: a full-size temporary would double the peak RSS
+        emb[s:s + 65_536] /= np.linalg.norm(emb[s:s + 65_536], axis=1, keepdims=True)
     dup = np.arange(a.n - n_dup, a.n)
     exact_finds = np.einsum("kd,kd->k", emb[src], emb[dup]) >= a.threshold
     t = time.time()
