@@ -4,7 +4,7 @@ that score 0.98) on openclipart_dirty: the candidate pairs, their global correla
 w2 / colour_tol)) is re-cut for each pair of tolerances and threshold; planted recall and other-untouched false
 alarms as in bench/clean_quality.py. usage: python bench/clean_local_tol.py (embeddings cached in /tmp/cs/cache)
 """
-import os, numpy as np, pandas as pd, time
+import os, numpy as np, pandas as pd
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from pathlib import Path
 from imgcls import manifest as mf
