@@ -93,7 +93,8 @@ def main() -> None:
         for thr in [float(x) for x in a.thresholds.split(",")]:
             d = df.copy()
             d["keep"], d["reason"], d["dup_group"], d["duplicate_of"], d["label_conflict"] = True, "", "", "", False
-            d = mark_duplicates(d, None, CleanConfig(dup_method=method, dup_threshold=thr), pairs=scored)
+            d = mark_duplicates(d, None, CleanConfig(dup_method=method, dup_threshold=thr, duplicates="drop"),
+                                pairs=scored)
             grp = d["dup_group"].to_numpy()
             found = sum(1 for f, s in zip(planted.file, planted.source.str.split("/").str[-1])
                         if grp[path_of[f]] != "" and grp[path_of[f]] == grp[path_of[s]])
