@@ -141,6 +141,10 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         cfg.workers = default_workers(device.type, cfg.cache)
     if cfg.amp is None:
         cfg.amp = device.type == "cuda"
+    if device.type == "cuda" and not cfg.deterministic:
+        # cuDNN autotuning, as timm's train.py; training shapes are static then (the Trainer drops the partial
+        # last batch), so each convolution is tuned once (run_train restores the flag afterwards)
+        torch.backends.cudnn.benchmark = True
     from imgcls.train.optim import check_optimizer_device
     check_optimizer_device(cfg, device)
 
@@ -295,7 +299,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         if dist.main:
             RunLog(run_dir / "train.log", echo=not False)(
                 f"decoded-image cache: {len(images)} images at {img_size}px ({images.nbytes / 2**20:.0f} MiB) "
-                f"in {time.perf_counter() - t0:.1f}s"
+                f"in {time.perf_counter() - t0:.1f}s ({io_workers} decoding process{'es' if io_workers > 1 else ''}, "
+                f"before the first step)"
                 + (f", one memmap shared by the {dist.world} processes" if shared is not None else ""))
 
     results, oof = [], []

@@ -26,6 +26,7 @@ DUP_WEIGHTS = ("each", "group")        # train --dup-weight: a duplicate group's
 OURS_OPTIMIZERS = ("sam",)          # ours; every other --optimizer name is timm's (timm.optim.list_optimizers())
 SCHEDULERS = ("cosine", "cosine-restarts", "plateau", "onecycle", "none")
 TRACKERS = ("tensorboard", "mlflow", "wandb", "none")
+GPU_AUG = ("auto", "on", "off")
 
 MODEL, DATA, IMBALANCE, OPTIM, RUNTIME, OUTPUT = "Model", "Data", "Imbalance", "Optimisation", "Runtime", "Output"
 TRACKING = "Tracking"
@@ -162,7 +163,16 @@ class TrainConfig:
     amp: bool | None = option(None, panel=RUNTIME, flags=("--amp/--no-amp",), none="on for CUDA, off on CPU",
                               help="Mixed precision: fp16 + scaler on CUDA, bf16 autocast on CPU.")
     channels_last: bool = option(False, panel=RUNTIME, help="channels_last memory format (faster convs on CPU/GPU).")
-    compile: bool = option(False, panel=RUNTIME, flags=("--compile",), help="torch.compile the model.")
+    compile: bool = option(False, panel=RUNTIME, flags=("--compile",),
+                           help="torch.compile the model that trains (its compile seconds are reported apart in "
+                                "train.log and metrics.csv; the partial last training batch is dropped so shapes stay "
+                                "static).")
+    gpu_aug: str = option("auto", panel=RUNTIME, choices=GPU_AUG,
+                          help="Augment whole uint8 batches on the training device, per-sample random parameters "
+                               "(imgcls.train.batch_aug) instead of image by image on the CPU: auto = on when "
+                               "training on CUDA, and on the CPU from the decoded-image cache (measured faster "
+                               "there); off with --cache none on the CPU (the loader's workers augment in "
+                               "parallel).")
     seed: int = seed_option(RUNTIME)
     deterministic: bool = option(False, panel=RUNTIME, help="Deterministic algorithms (slower).")
     workers: int | None = option(None, panel=RUNTIME, lo=0, none="0 on the CPU from the cache, else min(8, cores)",

@@ -140,11 +140,11 @@ class CachedImages(Dataset):
     array or a memmap shared by DDP processes) instead of copying their part of it."""
 
     def __init__(self, images: np.ndarray, targets: np.ndarray, mean, std, augment=None, erasing=None,
-                 rows: np.ndarray | None = None):
+                 rows: np.ndarray | None = None, raw: bool = False):
         self.images, self.targets = images, torch.as_tensor(targets, dtype=torch.long)
         self.rows = np.arange(len(images)) if rows is None else np.asarray(rows)
         self.augment, self.erasing = augment, erasing
-        self.norm = normalize_transform(mean, std)
+        self.norm = None if raw else normalize_transform(mean, std)   # raw: uint8 out (--gpu-aug normalises)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -161,6 +161,8 @@ def augment_normalize(ds, x, aug_seed):
         torch.default_generator.manual_seed(aug_seed)   # the CPU generator the transforms draw from (1 us, not 66)
     if ds.augment is not None:
         x = ds.augment(x)
+    if ds.norm is None:
+        return x
     x = ds.norm(x)
     if ds.erasing is not None:
         x = ds.erasing(x)
@@ -171,11 +173,12 @@ class FileImages(Dataset):
     """Images decoded from files every time (--cache none): for data that does not fit in RAM."""
 
     def __init__(self, paths: Sequence[Path], targets: np.ndarray, img_size: int, resize_mode: str,
-                 interpolation: str, mean, std, augment=None, erasing=None):
+                 interpolation: str, mean, std, augment=None, erasing=None, raw: bool = False):
         from torchvision.transforms import v2
         self.paths, self.targets = list(paths), torch.as_tensor(targets, dtype=torch.long)
         self.load = v2.Compose([v2.ToImage(), resize_transform(img_size, resize_mode, interpolation)])
-        self.augment, self.erasing, self.norm = augment, erasing, normalize_transform(mean, std)
+        self.augment, self.erasing = augment, erasing
+        self.norm = None if raw else normalize_transform(mean, std)
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -32,6 +32,7 @@ from imgcls.console import is_quiet, progress_bar
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.model_meta import ModelMeta
+from imgcls.train import batch_aug
 from imgcls.train.callbacks import Hooks
 from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
 from imgcls.train.config import TrainConfig
@@ -103,6 +104,7 @@ class Trainer:
         self.sizes = meta.head_sizes
         self.state = TrainState()
         self.pending_confusion, self.plotted_at = None, time.monotonic()
+        self.compile_seconds, self.compile_seconds_logged = None, False
 
     def run(self) -> dict:
         self.setup()
@@ -146,20 +148,32 @@ class Trainer:
         self._optimisation()
 
     def _data(self) -> None:
-        cfg, meta, data = self.cfg, self.meta, self.data
-        aug = augment_transform(cfg.aug, meta.img_size)
-        erase = random_erasing(cfg.aug)
+        cfg, meta, data, device = self.cfg, self.meta, self.data, self.device
+        # --gpu-aug: uint8 batches augmented whole on the device (batch_aug); else per image in the loader
+        self.batch_aug = (batch_aug.BatchAugment(cfg.aug, meta.mean, meta.std)
+                          if batch_aug.use_batch_aug(cfg.gpu_aug, device.type, cfg.cache) else None)
+        raw = self.batch_aug is not None
+        aug = None if raw else augment_transform(cfg.aug, meta.img_size)
+        erase = None if raw else random_erasing(cfg.aug)
         tgt = data.targets
+        self.cache_batches = raw and data.images is not None     # batches cut straight from the cache, no loader
         if data.images is not None:
             train_ds = CachedImages(data.images, tgt[data.train_idx], meta.mean, meta.std, aug, erase,
-                                    rows=data.train_idx)
+                                    rows=data.train_idx, raw=raw)
             val_ds = CachedImages(data.images, tgt[data.val_idx], meta.mean, meta.std, rows=data.val_idx)
         else:
             tp = [data.paths[i] for i in data.train_idx]
             vp = [data.paths[i] for i in data.val_idx]
             args = (meta.img_size, meta.resize_mode, meta.interpolation, meta.mean, meta.std)
-            train_ds = FileImages(tp, tgt[data.train_idx], *args, aug, erase)
+            train_ds = FileImages(tp, tgt[data.train_idx], *args, aug, erase, raw=raw)
             val_ds = FileImages(vp, tgt[data.val_idx], *args)
+        if self.cache_batches:
+            # CUDA: the training rows of the cache move to the device once (when they fit), batches are cut there
+            self.train_on_device = batch_aug.source_on_device(data.images, data.train_idx, device)
+            self.train_targets = train_ds.targets.to(device)
+        # static shapes (as timm's train.py): the partial last training batch is dropped when --compile or cuDNN
+        # autotuning is on, so neither recompiles nor re-tunes for one odd batch an epoch
+        self.static_shapes = bool(cfg.compile or (device.type == "cuda" and torch.backends.cudnn.benchmark))
         self.n_train = len(data.train_idx)
         self.train_final = data.final[data.train_idx]
         # --oversample: the samples each class gets per epoch (the epoch's length is their sum, the same every epoch)
@@ -178,7 +192,10 @@ class Trainer:
         self.train_loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, sampler=self.sampler, **loader_kw)
         self.val_loader = torch.utils.data.DataLoader(val_ds, batch_size=bs * 2, shuffle=False, **loader_kw)
         per_rank = math.ceil(self.n_epoch / self.dist.world)
-        steps_per_epoch = max(1, (per_rank - (1 if per_rank % bs == 1 and per_rank > 1 else 0) + bs - 1) // bs)
+        if self.static_shapes and per_rank >= bs:
+            steps_per_epoch = per_rank // bs
+        else:
+            steps_per_epoch = max(1, (per_rank - (1 if per_rank % bs == 1 and per_rank > 1 else 0) + bs - 1) // bs)
         self.updates_per_epoch = max(1, math.ceil(steps_per_epoch / cfg.grad_accum))
 
     def _model(self) -> None:
@@ -274,7 +291,11 @@ class Trainer:
                      f"on {self.device}{f' x{dist.world} processes (DDP)' if dist.on else ''}; "
                      f"{'AMP ' + str(self.amp_dtype).split('.')[-1] + ', ' if self.use_amp else ''}"
                      f"{sam_desc}"
-                     f"batch {cfg.batch_size}, {cfg.epochs} epochs")
+                     f"batch {cfg.batch_size}{' (partial last batch dropped)' if self.static_shapes else ''}, "
+                     f"{cfg.epochs} epochs; --aug {cfg.aug} "
+                     f"{'batched on ' + self.device.type if self.batch_aug is not None else 'per image'}"
+                     f"{', training rows of the cache on the device' if getattr(self, 'train_on_device', None) is not None else ''}"
+                     f"{', torch.compile' if cfg.compile else ''}")
             if self.goals is not None:
                 have = np.bincount(self.train_final, minlength=len(self.goals))
                 grown = [f"{meta.classes[c]} {have[c]}->{g}" for c, g in enumerate(self.goals) if g > have[c]]
@@ -336,7 +357,9 @@ class Trainer:
         mix_rng = np.random.default_rng([cfg.seed, epoch, dist.rank, 17])
         idx = epoch_indices(self.n_train, self.train_final, cfg.seed, epoch, cfg.sampler == "weighted", dist.rank,
                             dist.world, goals=self.goals, units=self.units)
-        if len(idx) % bs == 1 and len(idx) > 1:
+        if self.static_shapes and len(idx) >= bs:
+            idx = idx[: len(idx) // bs * bs]     # static shapes: full batches only (see _data)
+        elif len(idx) % bs == 1 and len(idx) > 1:
             idx = idx[:-1]  # a batch of one breaks BatchNorm
         self.sampler.indices = idx
         self.sampler.base = (cfg.seed * 1_000_003 + epoch * 7_919) % (2 ** 31)
@@ -352,12 +375,16 @@ class Trainer:
         self.eta.start_epoch(n_steps)
         desc = f"epoch {epoch + 1}/{cfg.epochs}" + (f" fold {self.fold}" if self.fold is not None else "")
         shown_at = 0.0
+        timing_compile = self.cfg.compile and self.compile_seconds is None
+        t_epoch = time.perf_counter()
         with progress_bar(desc, n_steps) if dist.main else _null_bar() as advance:
-            for step, (x, y) in enumerate(self.train_loader):
+            for step, (x, y) in enumerate(self._batches(idx, epoch)):
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
-                if cfg.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                if self.batch_aug is not None:      # uint8 -> augmented, normalised, on the device
+                    x = self.batch_aug(x, batch_aug.step_generator(cfg.seed, epoch, step, dist.rank))
+                # the layout --channels-last asks for (a batch cut from the cache arrives channels_last: NHWC)
+                x = x.contiguous(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
                 group = final_code(y, sizes) if cfg.mix == "cutmix-vertical" else None
                 x, soft = mix_batch(x, y, sizes, cfg.mix, cfg.mix_prob, cfg.mix_alpha, mix_rng, group)
                 last_in_update = (step + 1) % cfg.grad_accum == 0 or step + 1 == n_steps
@@ -369,6 +396,9 @@ class Trainer:
                     sam_batches.append((x, soft))
                 if last_in_update:
                     self._update(sam_batches, loss, epoch)
+                if timing_compile and step == 0:
+                    _sync(device)
+                    t_first = time.perf_counter() - t_epoch
                 loss_sum += loss.detach() * x.shape[0]
                 correct += (outs[0].detach().argmax(1) == y[:, 0]).sum()
                 seen += x.shape[0]
@@ -385,7 +415,27 @@ class Trainer:
             for t in (loss_sum, correct):
                 torch.distributed.all_reduce(t)
             seen *= dist.world
-        return (loss_sum / max(seen, 1)).item(), (correct / max(seen, 1)).item()
+        result = (loss_sum / max(seen, 1)).item(), (correct / max(seen, 1)).item()
+        if timing_compile and n_steps:
+            # torch.compile compiles in the first step: its time beyond an ordinary step's (the mean of the others)
+            rest = time.perf_counter() - t_epoch - t_first
+            self.compile_seconds = max(0.0, t_first - rest / (n_steps - 1)) if n_steps > 1 else t_first
+            if dist.main:
+                self.log(f"torch.compile: {self.compile_seconds:.1f} s (the first step took {t_first:.1f} s, the "
+                         f"{n_steps - 1} others {rest / max(1, n_steps - 1):.3f} s on average)")
+        return result
+
+    def _batches(self, idx: list, epoch: int):
+        """(x, y) batches of the epoch's order `idx`: from the loader (per-image augmentation, or uint8 with
+        --gpu-aug from files), or cut straight from the decoded-image cache (--gpu-aug: uint8, no loader)."""
+        if not self.cache_batches:
+            yield from self.train_loader
+            return
+        bs = self.cfg.batch_size
+        for k in range(0, len(idx), bs):
+            chunk = idx[k:k + bs]
+            x = batch_aug.gather(self.data.images, self.data.train_idx, self.train_on_device, chunk, self.device)
+            yield x, self.train_targets[torch.as_tensor(chunk, device=self.train_targets.device)]
 
     # validation (rank 0 evaluates the whole val set) ---------------------------------------------------------------
     def evaluate_epoch(self, epoch: int, train_loss: float, train_acc: float, t0: float):
@@ -406,6 +456,9 @@ class Trainer:
                     row[f"val_{name}_{k}"] = m[k]
         row["lr"] = _lr(self.optimizer)
         row["epoch_seconds"] = time.perf_counter() - t0
+        if cfg.compile:     # this epoch's share of torch.compile (its first in this process), inside epoch_seconds
+            row["compile_seconds"] = self.compile_seconds if self.compile_seconds_logged is False else 0.0
+            self.compile_seconds_logged = True
         st.history.append(row)
         improved = row["val_macro_f1"] > st.best_f1
         if improved:
@@ -473,7 +526,8 @@ class Trainer:
             summary = {"run_dir": run_dir, "fold": self.fold, "best_epoch": st.best_epoch,
                        "best_macro_f1": st.best_f1, "epochs_done": len(st.history), "best_pt": run_dir / "best.pt",
                        "last_pt": run_dir / "last.pt", "metrics_csv": run_dir / "metrics.csv",
-                       "per_class": st.best_per_class, "stopped_early": st.stop}
+                       "per_class": st.best_per_class, "stopped_early": st.stop,
+                       "compile_seconds": self.compile_seconds}
             from imgcls.train.report import write_run_report
             write_run_report(run_dir)
         self.hooks("on_run_end", summary)
@@ -489,6 +543,11 @@ def frozen_norms_eval(model: torch.nn.Module) -> None:
             params = list(m.parameters(recurse=False))
             if params and not any(p.requires_grad for p in params):
                 m.eval()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _lr(optimizer) -> float:
