@@ -137,6 +137,9 @@ def main():
     ap.add_argument("--random-init", action="store_true", help="no starting weights on either side")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--export", type=Path,
+                    help="only write the split (real files; JPEG with --as-jpeg) and MODEL_timm.pth (the offline "
+                         "weights, when there are any) into this folder, for --split-dir on another machine")
     a = ap.parse_args()
     if not (a.timm_repo / "train.py").is_file():
         raise SystemExit(f"{a.timm_repo / 'train.py'} does not exist: --timm-repo is a pytorch-image-models checkout")
@@ -146,12 +149,19 @@ def main():
         if a.split_dir is None:
             if a.folder is None:
                 raise SystemExit("give FOLDER (subset per class) or --split-dir (train/ and val/)")
+            if a.export:
+                subset_folder(a.folder, work / "data", a.per_class, a.seed, a.as_jpeg)
+                shutil.copytree(work / "data", a.export, symlinks=False, dirs_exist_ok=True)
+                w = timm_weights(a.export, a.model)
+                print(f"wrote {a.export} (train/, val/{', ' + w.name if w else ''})")
+                return
             subset_folder(a.folder, work / "data", a.per_class, a.seed, a.as_jpeg)
             split_dir = work / "data"
         else:
             split_dir = a.split_dir
         manifest, n_train, n_val, n_classes = write_manifest(split_dir, work / "splits.csv")
-        weights = None if a.random_init else timm_weights(work, a.model)
+        shipped = split_dir / f"{a.model}_timm.pth"       # written by --export next to the split
+        weights = None if a.random_init else (shipped if shipped.is_file() else timm_weights(work, a.model))
         import torch
         print(f"{a.model}, {a.img_size} px, batch {a.batch_size}, {n_train} train / {n_val} val images, "
               f"{n_classes} classes, device {a.device}, torch {torch.__version__} ({torch.get_num_threads()} "

@@ -244,7 +244,6 @@ def test_class_weights_auto_acts_in_a_run(tmp_path, monkeypatch):
 
 def test_loss_sampler_aug_mix_and_scheduler_act_in_a_run(tmp_path, monkeypatch):
     """The components have their own tests above; this proves the run wires each option to them."""
-    from imgcls.train import data as tdata
     src = make_image_folder(tmp_path / "raw", {"a": 32, "b": 8}, size=(40, 40))
     lr0 = dict(epochs=1, lr=0.0, scheduler="none", val_split=0.25)   # lr 0: every run sees the same weights
     names = iter(range(100))
@@ -265,18 +264,19 @@ def test_loss_sampler_aug_mix_and_scheduler_act_in_a_run(tmp_path, monkeypatch):
     assert loss(mix="mixup", mix_prob=1.0, mix_alpha=0.2) != pytest.approx(loss(mix="mixup", mix_prob=1.0))
     # --sampler weighted: the images actually fetched for training are class-balanced
     fetched = []
-    orig = tdata.CachedImages.__getitem__
+    from imgcls.train import loop
+    orig = loop.Trainer._batches
 
-    def spy(self, item):
-        x, t = orig(self, item)
-        if self.augment is not None:      # the train dataset (validation has no augmentation)
-            fetched.append(int(t[0]))
-        return x, t
+    def spy(self, idx, epoch):          # every training batch, from the loader or cut from the cache (--gpu-aug)
+        for x, t in orig(self, idx, epoch):
+            fetched.extend(int(v) for v in t[:, 0])
+            yield x, t
 
-    monkeypatch.setattr(tdata.CachedImages, "__getitem__", spy)
-    for sampler in ("shuffle", "weighted"):
+    monkeypatch.setattr(loop.Trainer, "_batches", spy)
+    for sampler, gpu_aug in (("shuffle", "off"), ("weighted", "off"), ("shuffle", "on"), ("weighted", "on")):
         fetched.clear()
-        run_train(cfg_for(src, tmp_path, name=sampler, sampler=sampler, aug="light", epochs=3, val_split=0.25))
+        run_train(cfg_for(src, tmp_path, name=sampler + gpu_aug, sampler=sampler, aug="light", epochs=3,
+                          val_split=0.25, gpu_aug=gpu_aug))
         minority = np.mean(np.array(fetched) == 1)
         assert minority == pytest.approx(0.2, abs=0.02) if sampler == "shuffle" else 0.35 < minority < 0.65
     # --scheduler: the lr the run records per epoch
@@ -492,15 +492,18 @@ def test_default_source_is_used(tmp_path, monkeypatch):
     assert "using data/raw" in r.output and (tmp_path / "outputs" / "runs" / "d" / "best.pt").is_file()
 
 
-def test_cache_modes_give_the_same_run(two_class, tmp_path, monkeypatch):
+@pytest.mark.parametrize("gpu_aug", ["off", "on"])
+def test_cache_modes_give_the_same_run(two_class, tmp_path, monkeypatch, gpu_aug):
+    # either augmentation path gives the same run from a RAM cache, a disk memmap or the files (--gpu-aug on with
+    # --cache none: uint8 batches from the file loader, augmented batched like batches cut from the cache)
     from imgcls.train import data as tdata
     memmaps, file_reads = [], []
     real_decode, real_get = tdata.decode_cache, tdata.FileImages.__getitem__
     monkeypatch.setattr(tdata, "decode_cache", lambda *a, **kw: (memmaps.append(kw.get("memmap")),
                                                                  real_decode(*a, **kw))[1])
     monkeypatch.setattr(tdata.FileImages, "__getitem__", lambda self, i: (file_reads.append(i), real_get(self, i))[1])
-    runs = {c: run_train(cfg_for(two_class, tmp_path, name=c, cache=c, epochs=1, aug="light")) for c in
-            ("ram", "disk", "none")}
+    runs = {c: run_train(cfg_for(two_class, tmp_path, name=c, cache=c, epochs=1, aug="medium", gpu_aug=gpu_aug))
+            for c in ("ram", "disk", "none")}
     # ram: one in-memory decode; disk: one decode into <run>/cache.npy; none: no cache, files read per item
     assert memmaps[0] is None and memmaps[1] == runs["disk"] / "cache.npy" and len(memmaps) == 2
     assert len(file_reads) == 20                                # 1 epoch: every train + val image once
