@@ -272,13 +272,19 @@ def _shared_gain(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     return np.clip(gain * dp + qm, 0.0, 255.0).reshape(p.shape).astype(np.float32)
 
 
-def _residual(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """(m, 3, L, L): each pixel's residual beyond the range of the other image's pixels within SHIFT px, both ways
-    (a stroke only one image has counts whichever side has it)."""
+def _envelope(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(max, min) of each pixel's neighbours within SHIFT px, per image and channel of (m, 3, L, L)."""
     from scipy.ndimage import maximum_filter, minimum_filter
     size = (1, 1, 2 * SHIFT + 1, 2 * SHIFT + 1)
-    return np.maximum(np.maximum(q - maximum_filter(p, size=size), minimum_filter(p, size=size) - q),
-                      np.maximum(p - maximum_filter(q, size=size), minimum_filter(q, size=size) - p))
+    return maximum_filter(x, size=size), minimum_filter(x, size=size)
+
+
+def _residual(p: np.ndarray, q: np.ndarray, q_envelope: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+    """(m, 3, L, L): each pixel's residual beyond the range of the other image's pixels within SHIFT px, both ways
+    (a stroke only one image has counts whichever side has it). `q_envelope`: _envelope(q), when already known."""
+    p_hi, p_lo = _envelope(p)
+    q_hi, q_lo = _envelope(q) if q_envelope is None else q_envelope
+    return np.maximum(np.maximum(q - p_hi, p_lo - q), np.maximum(p - q_hi, q_lo - p))
 
 
 def _worst_window(resid: np.ndarray) -> np.ndarray:
@@ -325,9 +331,10 @@ def local_residuals(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray, ho
             y[k] = np.matmul(np.matmul(m, target[k]), m.T)
         y[mirror] = y[mirror][..., ::-1]
         for p, q in ((x, y), (y, x)):
-            np.minimum(curves[s:s + chunk], _worst_window(_residual(_tone_map(p, q), q).mean(1)),
+            env = _envelope(q)                      # the same target for both tone models
+            np.minimum(curves[s:s + chunk], _worst_window(_residual(_tone_map(p, q), q, env).mean(1)),
                        out=curves[s:s + chunk])
-            np.minimum(shared[s:s + chunk], _worst_window(_residual(_shared_gain(p, q), q).max(1)),
+            np.minimum(shared[s:s + chunk], _worst_window(_residual(_shared_gain(p, q), q, env).max(1)),
                        out=shared[s:s + chunk])
     return curves, shared
 
