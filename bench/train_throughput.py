@@ -77,7 +77,7 @@ def side_timm(a, split_dir, n_classes, epochs, weights, work, k):
     cmd = train_py_cmd(a.timm_repo, split_dir, a.model, num_classes=n_classes, img_size=a.img_size, epochs=epochs,
                        batch_size=a.batch_size, lr=a.lr, device=a.device, workers=a.workers, out=out,
                        experiment=f"e{epochs}-{k}", weights=weights, seed=a.seed, weight_decay=a.weight_decay,
-                       amp=a.device.startswith("cuda") or a.amp)
+                       amp=a.device.startswith("cuda") or a.amp, extra=tuple(a.timm_args.split()))
     p = run(cmd, work / "logs" / f"timm_e{epochs}_{k}.log", quiet=True)
     shutil.rmtree(out / f"e{epochs}-{k}", ignore_errors=True)
     return {"seconds": p.seconds, "peak_rss": p.peak_rss, "epoch_seconds": train_py_epoch_seconds(p.lines, epochs)}
@@ -133,6 +133,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--amp", action="store_true", help="AMP on both sides also on the CPU (bf16); CUDA: always")
     ap.add_argument("--imgcls-args", default="", help="extra imgcls train flags, e.g. '--gpu-aug off'")
+    ap.add_argument("--timm-args", default="", help="extra train.py flags, e.g. '--channels-last'")
     ap.add_argument("--repeats", type=int, default=1, help="runs per side and configuration (alternating)")
     ap.add_argument("--random-init", action="store_true", help="no starting weights on either side")
     ap.add_argument("--seed", type=int, default=0)
@@ -165,7 +166,7 @@ def main():
         import torch
         print(f"{a.model}, {a.img_size} px, batch {a.batch_size}, {n_train} train / {n_val} val images, "
               f"{n_classes} classes, device {a.device}, torch {torch.__version__} ({torch.get_num_threads()} "
-              f"threads), timm --workers {a.workers}, imgcls defaults{' + ' + a.imgcls_args if a.imgcls_args else ''}"
+              f"threads), timm --workers {a.workers}{' ' + a.timm_args if a.timm_args else ''}, imgcls defaults{' + ' + a.imgcls_args if a.imgcls_args else ''}"
               f", starting weights: {weights.name if weights else 'random init (no offline file)'}", flush=True)
         for epochs in [int(e) for e in a.epochs.split(",")]:
             runs = {"timm": [], "imgcls": []}
