@@ -32,7 +32,7 @@ from imgcls.console import is_quiet, progress_bar
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.model_meta import ModelMeta
-from imgcls.train import batch_aug
+from imgcls.train.batch_aug import BatchAugment, gather, source_on_device, step_generator, use_batch_aug
 from imgcls.train.callbacks import Hooks
 from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
 from imgcls.train.config import TrainConfig
@@ -150,8 +150,8 @@ class Trainer:
     def _data(self) -> None:
         cfg, meta, data, device = self.cfg, self.meta, self.data, self.device
         # --gpu-aug: uint8 batches augmented whole on the device (batch_aug); else per image in the loader
-        self.batch_aug = (batch_aug.BatchAugment(cfg.aug, meta.mean, meta.std)
-                          if batch_aug.use_batch_aug(cfg.gpu_aug, device.type, cfg.cache) else None)
+        self.batch_aug = (BatchAugment(cfg.aug, meta.mean, meta.std)
+                          if use_batch_aug(cfg.gpu_aug, device.type, cfg.cache) else None)
         raw = self.batch_aug is not None
         aug = None if raw else augment_transform(cfg.aug, meta.img_size)
         erase = None if raw else random_erasing(cfg.aug)
@@ -169,7 +169,7 @@ class Trainer:
             val_ds = FileImages(vp, tgt[data.val_idx], *args)
         if self.cache_batches:
             # CUDA: the training rows of the cache move to the device once (when they fit), batches are cut there
-            self.train_on_device = batch_aug.source_on_device(data.images, data.train_idx, device)
+            self.train_on_device = source_on_device(data.images, data.train_idx, device)
             self.train_targets = train_ds.targets.to(device)
         # static shapes (as timm's train.py): the partial last training batch is dropped when --compile or cuDNN
         # autotuning is on, so neither recompiles nor re-tunes for one odd batch an epoch
@@ -382,7 +382,7 @@ class Trainer:
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
                 if self.batch_aug is not None:      # uint8 -> augmented, normalised, on the device
-                    x = self.batch_aug(x, batch_aug.step_generator(cfg.seed, epoch, step, dist.rank))
+                    x = self.batch_aug(x, step_generator(cfg.seed, epoch, step, dist.rank))
                 # the layout --channels-last asks for (a batch cut from the cache arrives channels_last: NHWC)
                 x = x.contiguous(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
                 group = final_code(y, sizes) if cfg.mix == "cutmix-vertical" else None
@@ -434,7 +434,7 @@ class Trainer:
         bs = self.cfg.batch_size
         for k in range(0, len(idx), bs):
             chunk = idx[k:k + bs]
-            x = batch_aug.gather(self.data.images, self.data.train_idx, self.train_on_device, chunk, self.device)
+            x = gather(self.data.images, self.data.train_idx, self.train_on_device, chunk, self.device)
             yield x, self.train_targets[torch.as_tensor(chunk, device=self.train_targets.device)]
 
     # validation (rank 0 evaluates the whole val set) ---------------------------------------------------------------
