@@ -80,6 +80,39 @@ def macro_f1_acc(y: list[str], p: list[str], classes: list[str]) -> tuple[float,
     return float(s["macro_f1"]), float(s["accuracy"])
 
 
+MINORITY = 5     # the classes with the fewest pool images: their mean test F1 is the imbalance tools' column
+
+
+def minority_classes(info: dict) -> list[str]:
+    per = info["pool_per_class"]
+    return sorted(per, key=lambda c: (per[c], c))[:MINORITY]
+
+
+def minority_f1(y, p, info: dict) -> float:
+    """Mean test F1 of the MINORITY classes with the fewest pool images (imgcls.metrics.per_class)."""
+    from imgcls import metrics
+    pc = metrics.per_class(np.asarray(y), np.asarray(p), info["classes"]).set_index("class")
+    return float(pc.loc[minority_classes(info), "f1"].mean())
+
+
+def row_predictions(work: Path, key: str) -> tuple[list, list] | None:
+    """(true, predicted) test labels of a finished row (timm: inference.py's CSV; imgcls: predict's probs.parquet,
+    TTA predictions), from its folder; None when it is not there."""
+    name, seed = key.rsplit("-s", 1)
+    if name == "timm":
+        f = work / "timm_pred" / f"seed{seed}" / "preds.csv"
+        if not f.is_file():
+            return None
+        pred = pd.read_csv(f)
+        classes = json.loads((work / "data.json").read_text())["classes"]
+        return [Path(x).parent.name for x in pred["filename"]], [classes[int(i)] for i in pred["index"]]
+    f = work / "b" / "pred" / key / "probs.parquet"
+    if not f.is_file():
+        return None
+    pr = pd.read_parquet(f, columns=["label", "pred"])
+    return pr["label"].astype(str).tolist(), pr["pred"].astype(str).tolist()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Data: the hidden test split and the pool
 # ---------------------------------------------------------------------------------------------------------------
@@ -295,7 +328,7 @@ def main():
     rows = []
     name = "timm train.py + inference.py"
     res = {s: cached(a.work, f"timm-s{s}", a, lambda s=s: side_timm(a, a.work, info, s)) for s in seeds}
-    rows.append((name, res))
+    rows.append((name, "timm", res))
     for label, kw in configs(a):
         if a.only and a.only not in label:
             continue
@@ -304,23 +337,36 @@ def main():
                          lambda s=s, slug=slug, kw=kw: side_imgcls(a, a.work, slug, s, kw.get("clean"),
                                                                    kw.get("preprocess"), kw.get("extra", [])))
                for s in seeds}
-        rows.append((label, res))
+        rows.append((label, slug, res))
+    minority = minority_classes(info)
+    for _, key, res in rows:          # the minority classes' F1, from each row's predictions (also for kept rows)
+        for s, r in res.items():
+            yp = row_predictions(a.work, f"{key}-s{s}")
+            r["minority_f1"] = minority_f1(*yp, info) if yp else float("nan")
+    seeds_text = "seeds " + a.seeds + (": per seed, then the mean" if len(seeds) > 1 else "")
     lines = [f"hidden test: {info['test']} images ({len(info['classes'])} classes, by content-hash groups), pool "
              f"{info['pool']} (cap {info['cap']}/class); {MODEL}, {a.img_size} px, {a.epochs} epoch(s), batch "
-             f"{a.batch_size}, AdamW {a.lr:g}, cosine; seeds {a.seeds}" + (" (--quick)" if a.quick else ""), "",
-             "| pipeline | test macro-F1 | test accuracy | wall s | kept by clean |", "|---|---|---|---|---|"]
-    for label, res in rows:
-        f1 = " / ".join(f"{r['macro_f1']:.3f}" for r in res.values())
-        acc = " / ".join(f"{r['accuracy']:.3f}" for r in res.values())
-        secs = " / ".join(f"{r['seconds']:.0f}" for r in res.values())
+             f"{a.batch_size}, AdamW {a.lr:g}, cosine; {seeds_text}" + (" (--quick)" if a.quick else ""),
+             f"minority F1: mean test F1 of the {len(minority)} classes with the fewest pool images "
+             "(" + ", ".join(f"{c} {info['pool_per_class'][c]}" for c in minority) + ")", "",
+             "| pipeline | test macro-F1 | minority F1 | test accuracy | wall s | kept by clean |",
+             "|---|---|---|---|---|---|"]
+
+    def cell(res, key, fmt):
+        vals = [r[key] for r in res.values()]
+        text = " / ".join(fmt.format(v) for v in vals)
+        return text + (f" (**{fmt.format(float(np.mean(vals)))}**)" if len(vals) > 1 else "")
+
+    for label, _, res in rows:
         kept = next(iter(res.values())).get("kept")
         kept_text = "" if kept is None else f"{kept} of {info['pool']}"
-        lines.append(f"| {label} | {f1} | {acc} | {secs} | {kept_text} |")
+        lines.append(f"| {label} | {cell(res, 'macro_f1', '{:.3f}')} | {cell(res, 'minority_f1', '{:.3f}')} | "
+                     f"{cell(res, 'accuracy', '{:.3f}')} | {cell(res, 'seconds', '{:.0f}')} | {kept_text} |")
     text = "\n".join(lines)
     print(text)
     (a.work / "results.md").write_text(text + "\n")
     (a.work / "results.json").write_text(json.dumps({"data": info, "args": {k: str(v) for k, v in vars(a).items()},
-                                                     "rows": [{"pipeline": l, "seeds": r} for l, r in rows]},
+                                                     "rows": [{"pipeline": l, "seeds": r} for l, _, r in rows]},
                                                     indent=2))
 
 
