@@ -72,6 +72,25 @@ def test_fallback_val_split_keeps_each_duplicate_group_on_one_side(col):
         assert 0.1 < val.mean() < 0.35
 
 
+def test_fallback_val_split_validates_unlinked_images_first():
+    """Linked groups train while a class has enough unlinked images for its validation share (whole families
+    held out cost test macro-F1); the share is counted in images, per class; a class made only of groups still
+    validates on whole groups and keeps one to train."""
+    from imgcls.train.data import assign_split
+    groups = [f"g{g}" for g in range(10) for _ in range(3)] + [""] * 20        # class a: 10 trios + 20 singles
+    labels = ["a"] * 50
+    groups += [f"h{g}" for g in range(5) for _ in range(4)]                     # class b: only groups of 4
+    labels += ["b"] * 20
+    df = _df(groups, labels, "dup_group")
+    for seed in range(4):
+        train, val = assign_split(df, None, 0.2, seed)
+        a, b = df["label"].eq("a").to_numpy(), df["label"].eq("b").to_numpy()
+        assert not (train & val).any() and (train | val).all()
+        assert val[a].sum() == 10 and (df["dup_group"].to_numpy()[a & val] == "").all()   # 20% of 50, all singles
+        assert val[b].sum() == 4 and train[b].sum() == 16                                  # one whole group of 4
+    assert len({tuple(assign_split(df, None, 0.2, s)[1]) for s in range(4)}) > 1           # seeded, not fixed
+
+
 def test_fallback_val_split_without_links_is_the_plain_stratified_split():
     from sklearn.model_selection import train_test_split
 

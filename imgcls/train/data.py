@@ -264,15 +264,18 @@ def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: in
     # as one row each (its first), stratified by that row's class; without links this is a plain row split
     rows = df.iloc[idx].drop(columns=["augmented_from"], errors="ignore")
     units = linked_units(rows if "root" in rows.columns else rows.assign(root=""))
-    _, first, unit_of = np.unique(units, return_index=True, return_inverse=True)
-    reps = idx[np.sort(first)]
-    labels = df[by].astype(str).to_numpy()[reps]
-    counts = pd.Series(labels).value_counts()
-    strat = labels if counts.min() >= 2 and len(reps) * val_split >= len(counts) else None
-    tr, va = train_test_split(reps, test_size=val_split, random_state=seed, stratify=strat)
-    rep_unit = dict(zip(reps, unit_of[np.sort(first)]))
-    val_units = np.zeros(len(first), bool)
-    val_units[[rep_unit[r] for r in va]] = True
+    _, first, unit_of, size = np.unique(units, return_index=True, return_inverse=True, return_counts=True)
+    if (size > 1).any():
+        val_units = _val_units_singles_first(df[by].astype(str).to_numpy()[idx[first]], size, val_split, seed)
+    else:
+        reps = idx[np.sort(first)]
+        labels = df[by].astype(str).to_numpy()[reps]
+        counts = pd.Series(labels).value_counts()
+        strat = labels if counts.min() >= 2 and len(reps) * val_split >= len(counts) else None
+        tr, va = train_test_split(reps, test_size=val_split, random_state=seed, stratify=strat)
+        rep_unit = dict(zip(reps, unit_of[np.sort(first)]))
+        val_units = np.zeros(len(first), bool)
+        val_units[[rep_unit[r] for r in va]] = True
     train, val = np.zeros(len(df), bool), np.zeros(len(df), bool)
     val[idx] = val_units[unit_of]
     train[idx] = ~val_units[unit_of]
@@ -282,6 +285,33 @@ def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: in
             srcs = [where[s] for s in mf.copy_sources(df["augmented_from"].iat[k]) if s in where]
             train[k] = bool(srcs) and all(train[s] for s in srcs)
     return train, val
+
+
+def _val_units_singles_first(unit_label: np.ndarray, size: np.ndarray, val_split: float, seed: int) -> np.ndarray:
+    """Validation units for a --val-split of data with linked units (duplicate groups, exact copies, a person's
+    images): per class, round(val_split x its images) validation images, drawn from its unlinked images first
+    (seeded), then from whole linked units, at least one unit left to train. Linked groups (a drawing and its
+    variants) so train unless a class has too few unlinked images: every family is learned from, and validation
+    still never shows a picture that trains (bench/e2e_vs_timm.py: drawing whole families into validation cost test
+    macro-F1). Hand-written: sklearn's group splitters draw groups without regard to their size."""
+    rng = np.random.default_rng(seed)
+    val = np.zeros(len(size), bool)
+    for c in np.unique(unit_label):
+        members = np.flatnonzero(unit_label == c)
+        if len(members) < 2:
+            continue
+        want = int(round(val_split * size[members].sum()))
+        singles = rng.permutation(members[size[members] == 1])
+        linked = rng.permutation(members[size[members] > 1])
+        got = 0
+        for u in np.concatenate([singles, linked])[:len(members) - 1]:
+            if got >= want:
+                break
+            if got + size[u] > want and got > 0:
+                continue
+            val[u] = True
+            got += size[u]
+    return val
 
 
 # ---------------------------------------------------------------------------------------------------------------
