@@ -260,8 +260,9 @@ def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: in
     from imgcls.split.units import linked_units
     copy = mf.augmented(df)
     idx = np.flatnonzero(pool & ~copy)          # copies follow their sources (assign_split)
-    # whole units (split's: rows sharing a group, sha256, source_path or clean's dup_group) go to one side, drawn
-    # as one row each (its first), stratified by that row's class; without links this is a plain row split
+    # whole units (split's: rows sharing a group, sha256, source_path or clean's dup_group) go to one side, each
+    # counted in its first row's class: with links, unlinked images validate first (_val_units_singles_first);
+    # without links this is the plain stratified row split
     rows = df.iloc[idx].drop(columns=["augmented_from"], errors="ignore")
     units = linked_units(rows if "root" in rows.columns else rows.assign(root=""))
     _, first, unit_of, size = np.unique(units, return_index=True, return_inverse=True, return_counts=True)
