@@ -67,11 +67,8 @@ def run(cmd: list, log: Path, env: dict | None = None) -> float:
     return timm_run.run(cmd, log, env).seconds
 
 
-IMGCLS_ENV: dict | None = None      # --cold-cache: every side B row with its own empty IMGCLS_CACHE
-
-
-def imgcls(*args, log: Path) -> float:
-    return run([sys.executable, "-m", "imgcls", *args], log, IMGCLS_ENV)
+def imgcls(*args, log: Path, env: dict | None = None) -> float:
+    return run([sys.executable, "-m", "imgcls", *args], log, env)
 
 
 def macro_f1_acc(y: list[str], p: list[str], classes: list[str]) -> tuple[float, float]:
@@ -202,9 +199,7 @@ def side_timm(a, work: Path, info: dict, seed: int) -> dict:
               "--workers", a.workers, "--results-dir", res_dir, "--results-file", "preds", "--results-format",
               "csv", "--topk", 1, "--include-index", "--fullname", "--no-console-results"],
              work / "logs" / f"timm_infer_{exp}.log", env)
-    pred = pd.read_csv(res_dir / "preds.csv")
-    y = [Path(f).parent.name for f in pred["filename"]]
-    p = [classes[int(i)] for i in pred["index"]]
+    y, p = row_predictions(work, f"timm-s{seed}")
     f1, acc = macro_f1_acc(y, p, classes)
     return {"macro_f1": f1, "accuracy": acc, "n_test": len(y), "seconds": t}
 
@@ -221,17 +216,17 @@ def train_args(a, seed: int) -> list:
 
 def side_imgcls(a, work: Path, name: str, seed: int, clean: list | None = None, preprocess: list | None = None,
                 extra: list = ()) -> dict:
-    global IMGCLS_ENV
     base = work / "b" / name
     logs = work / "logs"
+    env = None
     if a.cold_cache:            # clean's embedding cache starts empty, as on a user's first run
         cache = work / "cache" / f"{name}-s{seed}"
         shutil.rmtree(cache, ignore_errors=True)
-        IMGCLS_ENV = {**os.environ, "IMGCLS_CACHE": str(cache)}
+        env = {**os.environ, "IMGCLS_CACHE": str(cache)}
     src, t, kept, t_clean = work / "pool", 0.0, None, None
     if clean is not None:
         t_clean = imgcls("clean", src, "--out", base / "clean", "--device", a.device, "--seed", seed, *clean,
-                         "--quiet", log=logs / f"{name}-s{seed}_clean.log")
+                         "--quiet", log=logs / f"{name}-s{seed}_clean.log", env=env)
         t += t_clean
         from imgcls import manifest as mf
         m = mf.read_manifest_file(base / "clean" / "manifest.csv")
@@ -239,17 +234,17 @@ def side_imgcls(a, work: Path, name: str, seed: int, clean: list | None = None, 
         src = base / "clean"
     if preprocess is not None:
         t += imgcls("preprocess", src, "--out", base / "pre", "--seed", seed, *preprocess, "--quiet",
-                    log=logs / f"{name}_pre.log")
+                    log=logs / f"{name}_pre.log", env=env)
         src = base / "pre"
     run_name = f"{name}-s{seed}"
     if (work / "b" / "runs" / run_name).exists():
         shutil.rmtree(work / "b" / "runs" / run_name)
     t += imgcls("train", src, *train_args(a, seed), *extra, "--out", work / "b" / "runs", "--name", run_name,
-                log=logs / f"{run_name}_train.log")
+                log=logs / f"{run_name}_train.log", env=env)
     pred = work / "b" / "pred" / run_name
     t += imgcls("predict", work / "b" / "runs" / run_name, "--data", work / "test", "--tta", "flip", "--eval",
                 "--eval-split", "all", "--device", a.device, "--out", pred, "--quiet",
-                log=logs / f"{run_name}_predict.log")
+                log=logs / f"{run_name}_predict.log", env=env)
     ev = json.loads((pred / "predict.json").read_text())["eval"]
     return {"macro_f1": float(ev["tta"]["macro_f1"]), "accuracy": float(ev["tta"]["accuracy"]),
             "n_test": int(ev["n_images"]), "seconds": t, "clean_seconds": t_clean, "kept": kept}
