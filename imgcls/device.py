@@ -36,3 +36,17 @@ def resolve_device(spec: str = "auto"):
             raise UserError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
         return dev
     raise UserError(f"unknown --device '{spec}'; use auto, cpu, cuda or cuda:N")
+
+
+def inference_layout(model, device):
+    """`model` in eval mode on `device` in channels_last layout, for inference (clean's embedding pass, predict):
+    on this AVX-512 CPU tf_efficientnet_lite0 embeds a 64 x 160 px batch in 0.63x the time of the default layout
+    (docs/BENCHMARKS.md); train has the same choice as --channels-last. Feed it batches through `nhwc`."""
+    import torch
+    return model.eval().to(device, memory_format=torch.channels_last)
+
+
+def nhwc(x):
+    """A 4-D batch on its way into an `inference_layout` model, in the layout the model's weights are in."""
+    import torch
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x

@@ -180,7 +180,7 @@ def style_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str
 def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
            weights_flag="--weights") -> np.ndarray:
     import torch
-    from imgcls.device import resolve_device
+    from imgcls.device import inference_layout, nhwc, resolve_device
     from imgcls.weights import create_model, data_config
 
     size = int(img_size or DEFAULT_EMBED_SIZE)
@@ -211,7 +211,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
         dev = resolve_device(device)
         net = create_model(model, num_classes=0, pretrained=pretrained and weights is None, weights=weights,
                            weights_flag=weights_flag)
-        net = net.eval().to(dev)
+        net = inference_layout(net, dev)
         grabbed = {}
         hook = net.get_submodule(style_layer(model, net)).register_forward_hook(
             lambda _m, _i, out: grabbed.__setitem__("map", out))
@@ -222,7 +222,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
         pending: tuple[list, list, list] = ([], [], [])
         with torch.inference_mode(), progress_bar(f"embedding ({model}, {size}px)", len(paths)) as advance:
             for idx, x, ok in loader:
-                feats = net(x.to(dev, non_blocking=True)).float()
+                feats = net(nhwc(x.to(dev, non_blocking=True))).float()
                 feats = torch.nn.functional.normalize(feats, dim=1).cpu().numpy()
                 fmap = grabbed["map"].float()
                 style = torch.cat([fmap.mean((2, 3)), fmap.std((2, 3))], 1).cpu().numpy()

@@ -1,6 +1,7 @@
 """imgcls train: tiny timm models on generated images (fast)."""
 from __future__ import annotations
 
+import copy
 import json
 
 import numpy as np
@@ -60,6 +61,12 @@ def test_run_dir_contract_and_weights_only(two_class, tmp_path):
     x = torch.stack([eval_transform(lm.meta)(imgio.load_rgb(f"{r}/{p}")) for r, p in zip(vp["root"], vp["path"])])
     assert np.allclose(lm.predict_proba(x).numpy(), vp[["p_a", "p_b"]].to_numpy(), atol=1e-4)
     assert torch.allclose(lm.logits(x).softmax(1), lm.predict_proba(x), atol=1e-6)
+    # ... from a model in the channels_last inference layout, as the default layout would
+    convs = [p for p in lm.model.parameters() if p.dim() == 4 and p.shape[2] * p.shape[3] > 1]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous() for p in convs)
+    plain = copy.deepcopy(lm.model).to(memory_format=torch.contiguous_format)
+    with torch.no_grad():
+        assert torch.allclose(plain(x).softmax(1), lm.predict_proba(x), atol=1e-5)
 
 
 def test_overfits_twenty_images(two_class, tmp_path):

@@ -127,6 +127,10 @@ class LoadedModel:
     meta: "ModelMeta"
     device: torch.device
 
+    def _forward(self, x: torch.Tensor):
+        from imgcls.device import nhwc
+        return self.model(nhwc(x.to(self.device)))
+
     @property
     def classes(self) -> list[str]:
         return list(self.meta.classes)
@@ -135,19 +139,20 @@ class LoadedModel:
     def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
         """Final-class probabilities [N, len(classes)] (multi-branch heads decoded, e.g. 18 = product of heads)."""
         from imgcls.train.heads import decode_proba
-        return decode_proba(self.model(x.to(self.device)), self.meta)
+        return decode_proba(self._forward(x), self.meta)
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Single head: the raw logits; multi-branch: log of the decoded probabilities."""
-        out = self.model(x.to(self.device))
+        out = self._forward(x)
         if isinstance(out, torch.Tensor):
             return out.float()
         return self.predict_proba(x).clamp_min(1e-12).log()
 
 
 def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
-    """Rebuild the network of a checkpoint (no download: the weights are in the file) in eval mode."""
+    """Rebuild the network of a checkpoint (no download: the weights are in the file) in eval mode, in the
+    channels_last layout of imgcls.device.inference_layout (its inputs are converted by LoadedModel)."""
     from imgcls.model_meta import ModelMeta
     from imgcls.train.heads import build_model
     obj = read_checkpoint(ckpt_path)
@@ -155,5 +160,5 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu")
     model = build_model(meta, pretrained=False)
     model.load_state_dict(obj["state_dict"])
     device = torch.device(device)
-    model.to(device).eval()
-    return LoadedModel(model, meta, device)
+    from imgcls.device import inference_layout
+    return LoadedModel(inference_layout(model, device), meta, device)
