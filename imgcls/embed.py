@@ -197,10 +197,19 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     resumed = sum(1 for i in readable if shas[i] and shas[i] not in cache and shas[i] in shards[kind])
     if shard_paths:
         cache = {**cache, **shards[kind]}
-    todo = [i for i in readable if not shas[i] or shas[i] not in cache]
-    if resumed or 0 < len(todo) < len(readable):     # a partial hit is worth a line; a full one is not
-        info(f"embedding ({model}, {size}px): {len(readable) - len(todo)} of {len(readable)} images reused from "
-             f"the cache{f' ({resumed} from an interrupted pass)' if resumed else ''}, {len(todo)} to embed")
+    missing = [i for i in readable if not shas[i] or shas[i] not in cache]
+    if resumed or 0 < len(missing) < len(readable):     # a partial hit is worth a line; a full one is not
+        info(f"embedding ({model}, {size}px): {len(readable) - len(missing)} of {len(readable)} images reused from "
+             f"the cache{f' ({resumed} from an interrupted pass)' if resumed else ''}, {len(missing)} to embed")
+    # byte-identical files (same sha256) are embedded once: `same[i]` is the row whose vectors row i takes
+    todo, first, same = [], {}, {}
+    for i in missing:
+        if shas[i] and shas[i] in first:
+            same[i] = first[shas[i]]
+        else:
+            if shas[i]:
+                first[shas[i]] = i
+            todo.append(i)
     vectors: dict[str, dict[int, np.ndarray]] = {"pooled": {}, "style": {}}
     from imgcls.train.dist import current
     d = current()          # under torchrun each rank embeds its share and writes it as shards; all read them all
@@ -245,6 +254,8 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
             for k in vectors:
                 vectors[k].update({i: shards[k][shas[i]] for i in todo if shas[i] in shards[k]})
             d.barrier()                                  # ... and read, before rank 0 merges and removes them
+        for k in vectors:
+            vectors[k].update({i: vectors[k][j] for i, j in same.items() if j in vectors[k]})
     if (todo or shard_paths) and d.main:
         again = False
         for k in caches:

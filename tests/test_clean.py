@@ -295,6 +295,44 @@ def test_style_statistics_come_from_the_same_cached_pass(dirty, tmp_path, monkey
     assert again.shape == (len(df), 1280)
 
 
+def test_byte_identical_files_are_embedded_once_in_the_inference_layout(dirty, tmp_path, monkeypatch):
+    import torch
+
+    import imgcls.weights as w
+    from imgcls import embed
+    from imgcls import manifest as mf
+    df = mf.load(dirty, announce=False).reset_index(drop=True)
+    ok = (df["error"] == "").to_numpy()
+    assert df.loc[ok, "sha256"].duplicated().any()                # the fixture's exact copy
+    real_create, seen, layouts, nets = w.create_model, [], [], []
+
+    def create(*a, **k):
+        net = real_create(*a, **k)
+        forward = net.forward
+
+        def counted(x):
+            seen.append(len(x))
+            layouts.append(x.is_contiguous(memory_format=torch.channels_last))
+            return forward(x)
+        net.forward = counted
+        nets.append(net)
+        return net
+    monkeypatch.setattr(w, "create_model", create)
+    emb = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=tmp_path)
+    assert sum(seen) == df.loc[ok, "sha256"].nunique() and all(layouts)
+    for _, rows in df[ok].groupby("sha256").groups.items():
+        np.testing.assert_array_equal(emb[rows], np.repeat(emb[rows[:1]], len(rows), 0))
+    assert np.abs(emb[ok]).sum(1).min() > 0
+    # the channels_last pass gives the default layout's vectors
+    net = nets[0].to(memory_format=torch.contiguous_format)
+    cfg = w.data_config("tf_efficientnet_lite0", net)
+    i = int(np.flatnonzero(ok)[0])
+    _, x, _ = embed._Images([str(mf.image_paths(df.iloc[[i]])[0])], 64, cfg["mean"], cfg["std"])[0]
+    with torch.inference_mode():
+        ref = torch.nn.functional.normalize(net(x[None].contiguous()), dim=1)[0].numpy()
+    np.testing.assert_allclose(emb[i], ref, atol=1e-4)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_an_interrupted_embedding_pass_resumes_from_its_shards(dirty, tmp_path, monkeypatch):
@@ -333,7 +371,8 @@ def test_an_interrupted_embedding_pass_resumes_from_its_shards(dirty, tmp_path, 
     monkeypatch.setattr(w, "create_model", lambda *a, **k: create(*a, **k))
     seen.clear()
     again = embed.embed_manifest(df, img_size=64, batch_size=4, device="cpu", cache_dir=cache)
-    assert sum(seen) == readable - reused                     # only what the shard lacked was embedded
+    left = df.loc[(df["error"] == "") & ~df["sha256"].isin(kept), "sha256"]
+    assert sum(seen) == left.nunique()                        # only what the shard lacked was embedded, byte twins once
     assert any(f"{reused} of {readable} images reused" in m and f"{reused} from an interrupted pass" in m
                for m in said), said
     np.testing.assert_allclose(again, full, atol=1e-4)
