@@ -41,7 +41,8 @@ def resolve_device(spec: str = "auto"):
 def inference_layout(model, device):
     """`model` in eval mode on `device` in channels_last layout, for inference (clean's embedding pass, predict):
     on this AVX-512 CPU tf_efficientnet_lite0 embeds a 64 x 160 px batch in 0.60x the time of the default layout
-    (docs/BENCHMARKS.md, bench/inference_layout.py); train has the same choice as --channels-last. Feed it batches through `nhwc`."""
+    (docs/BENCHMARKS.md, bench/inference_layout.py); train has the same choice as --channels-last. Feed it batches
+    through `nhwc`."""
     import torch
     return model.eval().to(device, memory_format=torch.channels_last)
 

@@ -144,10 +144,11 @@ class LoadedModel:
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Single head: the raw logits; multi-branch: log of the decoded probabilities."""
+        from imgcls.train.heads import decode_proba
         out = self._forward(x)
         if isinstance(out, torch.Tensor):
             return out.float()
-        return self.predict_proba(x).clamp_min(1e-12).log()
+        return decode_proba(out, self.meta).clamp_min(1e-12).log()     # the heads' outputs, one forward pass
 
 
 def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:

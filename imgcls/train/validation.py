@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from imgcls import metrics
 from imgcls.console import progress_bar
+from imgcls.device import nhwc
 from imgcls.model_meta import ModelMeta
 from imgcls.train.heads import as_list, decode_proba
 
@@ -34,7 +35,7 @@ def evaluate(model, loader, meta, sizes, crits, head_w, device, channels_last=Fa
         for x, y in loader:
             x = x.to(device, non_blocking=True)
             if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+                x = nhwc(x)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 outs = as_list(model(x))
             for h, o in enumerate(outs):
