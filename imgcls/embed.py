@@ -160,16 +160,18 @@ def style_layer(model_name: str, net) -> str:
 
 def embed_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str | None = None,
                    pretrained: bool = True, img_size: int | None = None, batch_size: int = 64,
-                   device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 0,
+                   device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 1,
                    weights_flag: str | None = "--weights") -> np.ndarray:
-    """(len(df), d) float32 L2-normalised embeddings; rows with an `error` (or undecodable) are all-zero."""
+    """(len(df), d) float32 L2-normalised embeddings; rows with an `error` (or undecodable) are all-zero.
+    `workers`: processes that decode and resize the images while the model runs (as --workers counts them: 1 =
+    decoding in this process, between batches)."""
     return _embed(df, "pooled", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
                   weights_flag)
 
 
 def style_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str | None = None,
                    pretrained: bool = True, img_size: int | None = None, batch_size: int = 64,
-                   device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 0,
+                   device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 1,
                    weights_flag: str | None = "--weights") -> np.ndarray:
     """(len(df), 2c) per-channel mean and std of the style layer's feature map (see STYLE_LAYERS); computed in the
     same pass (and cached beside) the pooled embeddings. Unreadable rows are all-zero."""
@@ -227,7 +229,8 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
         cfg = data_config(model, net)
         paths = [str(p) for p in mf.image_paths(df.iloc[mine])]
         loader = torch.utils.data.DataLoader(_Images(paths, size, cfg["mean"], cfg["std"]), batch_size=batch_size,
-                                             num_workers=workers, shuffle=False)
+                                             num_workers=workers if workers > 1 else 0, shuffle=False,
+                                             pin_memory=dev.type == "cuda")
         pending: tuple[list, list, list] = ([], [], [])
         with torch.inference_mode(), progress_bar(f"embedding ({model}, {size}px)", len(paths)) as advance:
             for idx, x, ok in loader:

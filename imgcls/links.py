@@ -82,11 +82,13 @@ class NearDuplicates:
         from imgcls.weights import check_weights_available
         check_weights_available(self.model, self.weights, self.weights_flag)
 
-    def embeddings(self, df: pd.DataFrame) -> np.ndarray:
-        """L2-normalised embeddings of df's rows (cached by content hash; unreadable rows are zero)."""
+    def embeddings(self, df: pd.DataFrame, workers: int = 1) -> np.ndarray:
+        """L2-normalised embeddings of df's rows (cached by content hash; unreadable rows are zero); `workers`:
+        decoding processes beside the model (see embed_manifest)."""
         from imgcls.embed import embed_manifest
         return embed_manifest(df, model=self.model, weights=self.weights, weights_flag=self.weights_flag,
-                              img_size=self.embed_size, device=self.device, cache_dir=self.cache_dir)
+                              img_size=self.embed_size, device=self.device, cache_dir=self.cache_dir,
+                              workers=workers)
 
     def scored_pairs(self, df: pd.DataFrame, emb: np.ndarray | None = None, floor: float | None = None,
                      thumbs: tuple[np.ndarray, np.ndarray] | None = None, workers: int = 1
@@ -99,7 +101,7 @@ class NearDuplicates:
         floor = self.cut if floor is None else floor
         ok = (df["error"].fillna("").astype(str) == "").to_numpy()
         if emb is None:
-            emb = self.embeddings(df)
+            emb = self.embeddings(df, workers)
         if self.method == "embedding":
             if use_ann(self.ann, len(df)) and (self.ann == "on" or faiss_available()):
                 return top_pairs(emb, floor, valid=ok, ann=self.ann,

@@ -331,6 +331,17 @@ def test_byte_identical_files_are_embedded_once_in_the_inference_layout(dirty, t
     with torch.inference_mode():
         ref = torch.nn.functional.normalize(net(x[None].contiguous()), dim=1)[0].numpy()
     np.testing.assert_allclose(emb[i], ref, atol=1e-4)
+    # workers > 1: the images are decoded by that many loader processes, same vectors
+    loaders = []
+
+    class Loader(torch.utils.data.DataLoader):
+        def __init__(self, *a, **k):
+            loaders.append(k["num_workers"])
+            super().__init__(*a, **k)
+    monkeypatch.setattr(torch.utils.data, "DataLoader", Loader)
+    np.testing.assert_allclose(embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=tmp_path / "w2",
+                                                    workers=2), emb, atol=1e-6)
+    assert loaders == [2]
 
 
 @pytest.mark.slow
@@ -415,8 +426,9 @@ def test_ood_threshold_contamination_and_embedding_options_act(dirty, tmp_path, 
     real_embed, real_cand = embed.embed_manifest, nd.candidate_pairs
     monkeypatch.setattr(embed, "embed_manifest", lambda df, **kw: (calls.append(kw), real_embed(df, **kw))[1])
     monkeypatch.setattr(nd, "candidate_pairs", lambda *a, **k: (cands.append(a[3]), real_cand(*a, **k))[1])
-    _run(dirty, tmp_path / "e1", "--no-ood", "--embed-size", "64", "--dup-candidates", "0.7")
+    _run(dirty, tmp_path / "e1", "--no-ood", "--embed-size", "64", "--dup-candidates", "0.7", "--workers", "2")
     assert calls[0]["img_size"] == 64 and cands == [0.7]
+    assert calls[0]["workers"] == 2                       # --workers decode beside the embedding model
     # another --embedder: offline without its weights, one line naming clean's own weight option, before the scan
     from imgcls import manifest as mf
     scanned, real_scan = [], mf.scan_images

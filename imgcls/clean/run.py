@@ -77,7 +77,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
 
     def embeddings() -> np.ndarray:
         if "emb" not in cache:
-            cache["emb"] = definition.embeddings(df)
+            cache["emb"] = definition.embeddings(df, workers)
         return cache["emb"]
 
     def style() -> np.ndarray:
@@ -85,7 +85,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
             from imgcls.embed import style_manifest
             cache["style"] = style_manifest(df, model=cfg.embedder, weights=cfg.embedder_weights,
                                             weights_flag="--embedder-weights", img_size=cfg.embed_size,
-                                            device=cfg.device, cache_dir=cfg.cache_dir)
+                                            device=cfg.device, cache_dir=cfg.cache_dir, workers=workers)
         return cache["style"]
 
     def features() -> np.ndarray:
