@@ -1,16 +1,27 @@
 """Shared test fixtures: small generated datasets and a byte-level snapshot of input trees."""
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
+import tempfile
 from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
+# each test process (pytest-xdist runs several) its own embedding cache, never the user's: two processes never share
+# one pass's shards, and a test never reuses what another run left
+os.environ["IMGCLS_CACHE"] = tempfile.mkdtemp(prefix="imgcls-test-cache-")
+atexit.register(shutil.rmtree, os.environ["IMGCLS_CACHE"], True)
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one process per core (pytest -n auto): one torch / BLAS thread each, not cores x cores
+    # (set before numpy and torch load)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import pytest
 from PIL import Image
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 
 def tree_snapshot(root: str | os.PathLike) -> dict[str, str]:
