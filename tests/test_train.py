@@ -249,9 +249,13 @@ def test_class_weights_auto_acts_in_a_run(tmp_path, monkeypatch):
     assert metrics(auto)["val_loss"][0] != pytest.approx(metrics(plain)["val_loss"][0])
 
 
-def test_loss_sampler_aug_mix_and_scheduler_act_in_a_run(tmp_path, monkeypatch):
-    """The components have their own tests above; this proves the run wires each option to them."""
-    src = make_image_folder(tmp_path / "raw", {"a": 32, "b": 8}, size=(40, 40))
+def _imbalanced(tmp_path):
+    return make_image_folder(tmp_path / "raw", {"a": 32, "b": 8}, size=(40, 40))
+
+
+def test_loss_aug_and_mix_act_in_a_run(tmp_path):
+    """The components have their own tests above; this and the next two prove the run wires each option to them."""
+    src = _imbalanced(tmp_path)
     lr0 = dict(epochs=1, lr=0.0, scheduler="none", val_split=0.25)   # lr 0: every run sees the same weights
     names = iter(range(100))
 
@@ -269,7 +273,11 @@ def test_loss_sampler_aug_mix_and_scheduler_act_in_a_run(tmp_path, monkeypatch):
     assert loss(loss="label-smoothing", smoothing=0.4) != pytest.approx(loss(loss="label-smoothing"))
     assert loss(loss="focal", focal_gamma=0.5) != pytest.approx(loss(loss="focal"))
     assert loss(mix="mixup", mix_prob=1.0, mix_alpha=0.2) != pytest.approx(loss(mix="mixup", mix_prob=1.0))
-    # --sampler weighted: the images actually fetched for training are class-balanced
+
+
+def test_weighted_sampler_acts_in_a_run(tmp_path, monkeypatch):
+    """--sampler weighted: the images actually fetched for training are class-balanced."""
+    src = _imbalanced(tmp_path)
     fetched = []
     from imgcls.train import loop
     orig = loop.Trainer._batches
@@ -286,7 +294,11 @@ def test_loss_sampler_aug_mix_and_scheduler_act_in_a_run(tmp_path, monkeypatch):
                           val_split=0.25, gpu_aug=gpu_aug))
         minority = np.mean(np.array(fetched) == 1)
         assert minority == pytest.approx(0.2, abs=0.02) if sampler == "shuffle" else 0.35 < minority < 0.65
-    # --scheduler: the lr the run records per epoch
+
+
+def test_scheduler_acts_in_a_run(tmp_path):
+    """--scheduler: the lr the run records per epoch."""
+    src = _imbalanced(tmp_path)
     lrs = {s: metrics(run_train(cfg_for(src, tmp_path, name=f"s_{s}", scheduler=s, epochs=3, lr=0.01)))["lr"]
            for s in ("none", "cosine")}
     assert lrs["none"].tolist() == pytest.approx([0.01] * 3)
