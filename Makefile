@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 test: setup
-	$(BIN)/python -m pytest -q -n auto tests
+	$(BIN)/python -m pytest -q tests
 
 demo: setup
 	bash scripts/demo.sh $(DEMO)

@@ -10,12 +10,12 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
-# each test process (pytest-xdist runs several) its own embedding cache, never the user's: two processes never share
-# one pass's shards, and a test never reuses what another run left
+# each test process its own embedding cache, never the user's: two test runs (or pytest-xdist's processes) never
+# share one pass's shards, and a test never reuses what another run left
 os.environ["IMGCLS_CACHE"] = tempfile.mkdtemp(prefix="imgcls-test-cache-")
 atexit.register(shutil.rmtree, os.environ["IMGCLS_CACHE"], True)
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # `make test` runs one process per core (pytest -n auto): one torch / BLAS thread each, not cores x cores
+    # under `pytest -n N` (pytest-xdist, if installed): one torch / BLAS thread per test process, not N x cores
     # (set before numpy and torch load)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
