@@ -113,7 +113,8 @@ class NearDuplicates:
         i, j = candidate_pairs(emb, th, th_ok, self.candidates, ann=self.ann)
         keep = th_ok[i] & th_ok[j]
         i, j = i[keep], j[keep]
-        s = verify_pairs(th, i, j, what="verifying candidate pairs" if len(i) > 20_000 else None, floor=floor)
+        s = verify_pairs(th, i, j, what=f"verifying candidate pairs ({len(i)}, in chunks)" if len(i) > 20_000 else None,
+                         floor=floor, workers=workers)
         keep = s >= floor
         return i[keep], j[keep], s[keep]
 

@@ -186,7 +186,7 @@ def _icon(digit: str = "8", emblem: str = "red", background: str = "white") -> I
     return im
 
 
-def test_verification_rejects_pairs_that_differ_in_one_small_region_and_keeps_their_copies():
+def test_verification_rejects_pairs_that_differ_in_one_small_region_and_keeps_their_copies(monkeypatch):
     from PIL import ImageEnhance
 
     from imgcls.clean import near_dup
@@ -207,6 +207,13 @@ def test_verification_rejects_pairs_that_differ_in_one_small_region_and_keeps_th
     thumbs = np.stack([thumb(base)] + [thumb(v) for v in everything.values()])
     a, b = np.zeros(len(everything), int), np.arange(1, len(everything) + 1)
     scores = dict(zip(everything, verify_pairs(thumbs, a, b)))
+    # the chunks spread over 2 processes give the same scores
+    import concurrent.futures as cf
+    pools = []
+    monkeypatch.setattr(cf, "ProcessPoolExecutor",
+                        lambda *x, _real=cf.ProcessPoolExecutor, **k: (pools.append(k), _real(*x, **k))[1])
+    np.testing.assert_array_equal(verify_pairs(thumbs, a, b, chunk=3, workers=2), list(scores.values()))
+    assert pools == [{"max_workers": 2}]
     glob = dict(zip(everything, near_dup._verify_chunk(thumbs, a, b)[0]))
     for k in ("digit 3", "blue emblem", "flipped digit 3", "cream background"):
         assert glob[k] >= 0.95, (k, glob)          # the global correlation alone cannot tell them apart...

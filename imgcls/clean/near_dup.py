@@ -189,25 +189,44 @@ def _variants(t: np.ndarray) -> np.ndarray:
     return v.reshape(len(t), len(crops) * 2, -1)
 
 
+_SHARED: dict = {}      # verify_pairs' arrays for its worker processes: inherited by fork, never pickled
+
+
+def _verify_part(bounds: tuple[int, int]) -> np.ndarray:
+    """verify_pairs' scores of the pairs order[bounds[0]:bounds[1]] (run in this process or a forked worker)."""
+    thumbs, i, j, order, floor = _SHARED["verify"]
+    sel = order[bounds[0]:bounds[1]]
+    glob, how = _verify_chunk(thumbs, i[sel], j[sel])
+    local = glob >= floor
+    if local.any():
+        glob[local] = np.minimum(glob[local], local_agreement(thumbs, i[sel][local], j[sel][local], how[local]))
+    return glob
+
+
 def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 1024,
-                 what: str | None = None, floor: float = 0.0) -> np.ndarray:
+                 what: str | None = None, floor: float = 0.0, workers: int = 1) -> np.ndarray:
     """Score of each pair: min(best global correlation over crops, mirror and brightness gain, local agreement of
     that alignment) (see module doc). The local comparison runs on the pairs whose global score >= floor (the others
     keep their global score, already below the floor). Pairs are taken in chunks; each image's variants are computed
-    once per chunk. `what`: a progress-bar label."""
-    from imgcls.console import progress_bar
-    out = np.zeros(len(i), np.float32)
+    once per chunk; with workers > 1 the chunks are spread over that many forked processes (same scores).
+    `what`: a progress-bar label (chunks done)."""
+    import multiprocessing
+
+    from imgcls.parallel import chunked_map
     order = np.lexsort((j, i))
-    with progress_bar(what, len(order)) as advance:
-        for s in range(0, len(order), chunk):
-            sel = order[s:s + chunk]
-            glob, how = _verify_chunk(thumbs, i[sel], j[sel])
-            local = glob >= floor
-            if local.any():
-                glob[local] = np.minimum(glob[local], local_agreement(thumbs, i[sel][local], j[sel][local],
-                                                                      how[local]))
-            out[sel] = glob
-            advance(len(sel))
+    if multiprocessing.get_start_method() != "fork":
+        workers = 1                                    # the workers read _SHARED, which only fork hands them
+    if workers > 1:                                    # at least 4 chunks per worker, so a small set spreads too
+        chunk = min(chunk, max(64, -(-len(order) // (4 * workers))))
+    bounds = [(s, min(s + chunk, len(order))) for s in range(0, len(order), chunk)]
+    _SHARED["verify"] = (thumbs, i, j, order, floor)
+    try:
+        parts = list(chunked_map(_verify_part, bounds, workers, what, chunk=1))
+    finally:
+        _SHARED.pop("verify", None)
+    out = np.zeros(len(i), np.float32)
+    if parts:
+        out[order] = np.concatenate(parts)
     return out
 
 
