@@ -91,14 +91,18 @@ class NearDuplicates:
                               workers=workers)
 
     def scored_pairs(self, df: pd.DataFrame, emb: np.ndarray | None = None, floor: float | None = None,
-                     thumbs: tuple[np.ndarray, np.ndarray] | None = None, workers: int = 1
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     thumbs: tuple[np.ndarray, np.ndarray] | None = None, workers: int = 1,
+                     levels: list[float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pairs (i, j, score) of df's positions, i < j, with score >= floor (default: the definition's cut; a
         lower floor lets a caller sweep thresholds from one search). Byte-identical copies are exact_pairs' job:
-        the verified search looks at one row per content hash."""
+        the verified search looks at one row per content hash. `levels`: when the caller only needs the groups
+        (connected components) at these thresholds, verification skips the pairs that cannot change them
+        (near_dup.verify_pairs; their scores are then upper bounds)."""
         from imgcls.clean.ann import faiss_available, use_ann
         from imgcls.clean.near_dup import candidate_pairs, pair_arrays, thumbnails, top_pairs, verify_pairs
         floor = self.cut if floor is None else floor
+        if levels:                     # every pair a level counts must come back
+            floor = min(floor, *levels)
         ok = (df["error"].fillna("").astype(str) == "").to_numpy()
         if emb is None:
             emb = self.embeddings(df, workers)
@@ -114,7 +118,7 @@ class NearDuplicates:
         keep = th_ok[i] & th_ok[j]
         i, j = i[keep], j[keep]
         s = verify_pairs(th, i, j, what=f"verifying candidate pairs ({len(i)}, in chunks)" if len(i) > 20_000 else None,
-                         floor=floor, workers=workers)
+                         floor=floor, workers=workers, levels=levels)
         keep = s >= floor
         return i[keep], j[keep], s[keep]
 

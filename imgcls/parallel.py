@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence, TypeVar
 
@@ -41,16 +42,27 @@ def _apply_chunk(args):
     return [fn(x) for x in items]
 
 
+@contextmanager
+def worker_pool(workers: int):
+    """One pool of `workers` processes for several chunked_map calls in a row (one start, not one per call); None
+    when workers <= 1. The processes fork at the pool's first task: module state set before that is theirs."""
+    if not workers or workers <= 1:
+        yield None
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    with ProcessPoolExecutor(max_workers=workers) as ex:
+        yield ex
+
+
 def chunked_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, what: str | None = None,
-                chunk: int = 64) -> Iterator[R]:
+                chunk: int = 64, pool=None) -> Iterator[R]:
     """Yield fn(item) for every item, in order. `fn` must be a module-level function (it is pickled) when
     workers > 1; chunks of `chunk` items go to `workers` processes, results stream back as chunks finish.
-    `what`: progress-bar label (silenced by --quiet)."""
+    `what`: progress-bar label (silenced by --quiet). `pool`: a worker_pool to use instead of starting one."""
     chunks = [(fn, items[i:i + chunk]) for i in range(0, len(items), chunk)]
     with progress_bar(what, len(items)) as advance:
-        if workers and workers > 1 and len(chunks) > 1:
-            from concurrent.futures import ProcessPoolExecutor
-            with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as ex:
+        if len(chunks) > 1 and (pool is not None or (workers and workers > 1)):
+            with nullcontext(pool) if pool is not None else worker_pool(min(workers, len(chunks))) as ex:
                 for res in ex.map(_apply_chunk, chunks):
                     advance(len(res))
                     yield from res

@@ -224,6 +224,48 @@ def test_verification_rejects_pairs_that_differ_in_one_small_region_and_keeps_th
         assert scores[k] >= 0.98, (k, scores)      # transform copies pass the default threshold
 
 
+
+def test_verification_by_levels_skips_pairs_already_joined_and_keeps_every_level_s_groups(monkeypatch):
+    """Groups of copies (and look-alikes that differ in one small region): verifying only the pairs that can still
+    join two groups gives, at every level, the components of the full verification, with fewer local checks."""
+    from PIL import ImageEnhance
+
+    from imgcls import links
+    from imgcls.clean import near_dup
+    from imgcls.clean.duplicates import group_levels
+
+    def thumb(im):
+        return np.asarray(im.convert("RGB").resize((near_dup.THUMB, near_dup.THUMB), Image.Resampling.BOX))
+    images = []
+    for base in (_icon("8"), _icon("3"), _icon("8", "blue"), _icon(background="cream")):
+        w, h = base.size
+        images += [base, ImageOps.mirror(base), base.crop((w // 20, h // 20, w - w // 20, h - h // 20)),
+                   base.resize((int(w * .7), int(h * .7))), ImageEnhance.Brightness(base).enhance(1.15)]
+    thumbs = np.stack([thumb(im) for im in images])
+    a, b = np.triu_indices(len(thumbs), 1)
+    checked = []
+    real = near_dup.local_agreement
+    monkeypatch.setattr(near_dup, "local_agreement", lambda t, x, y, *r, **k: (checked.append(len(x)), real(t, x, y, *r, **k))[1])
+    full = near_dup.verify_pairs(thumbs, a, b, floor=0.90)
+    n_full, checked[:] = sum(checked), []
+    monkeypatch.setattr(near_dup, "LOCAL_BATCH", 4)          # several batches, as at scale
+    for levels, share in (([0.98], 0.5), (group_levels(0.98), 1.0)):   # the cut alone; clean's cut and sweep
+        checked[:] = []
+        fast = near_dup.verify_pairs(thumbs, a, b, floor=min(levels), levels=levels)
+        assert 0 < sum(checked) < n_full * share, (levels, sum(checked), n_full)
+        assert (fast >= full - 1e-7).all()                   # a skipped pair keeps its global score, an upper bound
+        for t in levels:
+            k_full, k_fast = full >= t, fast >= t
+            g_full = links.components(len(thumbs), a[k_full], b[k_full])
+            g_fast = links.components(len(thumbs), a[k_fast], b[k_fast])
+            assert len(set(zip(g_full, g_fast))) == len(set(g_full)) == len(set(g_fast)), t
+    # the batches' checks spread over 2 processes: the same scores
+    np.testing.assert_array_equal(near_dup.verify_pairs(thumbs, a, b, floor=min(levels), levels=levels, workers=2),
+                                  fast)
+    groups = links.components(len(thumbs), a[fast >= 0.98], b[fast >= 0.98])
+    assert len({groups[0], groups[5], groups[10]}) == 3           # digit 8, digit 3, blue emblem: three groups...
+    assert all(len(set(groups[k * 5:k * 5 + 5])) == 1 for k in range(3))   # ...each with its copies
+
 def _generated_set(root: Path, drawings: int, photos: int) -> Path:
     """Generated 64 px drawings (flat shapes with outlines on white) and 'photos' (smooth colour fields with sensor
     noise), in 2 classes."""

@@ -11,6 +11,13 @@ from imgcls.clean.config import CleanConfig
 from imgcls.options import check
 
 SWEEP = (0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.00)
+SWEEP_TOL = 1e-6     # a sweep row at t counts scores >= t - SWEEP_TOL (float32 scores of identical images: 1 - 6e-8)
+
+
+def group_levels(cut: float) -> list[float]:
+    """The thresholds at which clean groups scored pairs: the cut (mark_duplicates) and each sweep row
+    (threshold_sweep), compared as they compare them (links.NearDuplicates.scored_pairs' `levels`)."""
+    return [cut] + [t - SWEEP_TOL for t in SWEEP]
 
 
 def _keep_order(df: pd.DataFrame, idx: list[int]) -> list[int]:
@@ -127,7 +134,7 @@ def threshold_sweep(df: pd.DataFrame, pairs: tuple[np.ndarray, np.ndarray, np.nd
     ei, ej = exact_pairs(df)
     rows = []
     for t in SWEEP:
-        keep = (ps >= t - 1e-6) & ok[pi] & ok[pj]
+        keep = (ps >= t - SWEEP_TOL) & ok[pi] & ok[pj]
         g = links.components(len(df), np.r_[ei, pi[keep]], np.r_[ej, pj[keep]])
         n_groups_members = pd.Series(g[ok]).value_counts()
         rows.append({"threshold": t, "removed": int((n_groups_members - 1).sum()),

@@ -11,7 +11,7 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls.clean.config import CleanConfig, DEFAULT_OUT
-from imgcls.clean.duplicates import SWEEP, conflict_table, families, mark_duplicates, threshold_sweep
+from imgcls.clean.duplicates import conflict_table, families, group_levels, mark_duplicates, threshold_sweep
 from imgcls.clean.materialize import materialize_kept
 from imgcls.clean.sampling import undersample
 from imgcls.console import info
@@ -116,8 +116,9 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
             return df
     scored = None
     if cfg.dedup and cfg.near_dup:
-        scored = definition.scored_pairs(df, embeddings(), min(min(SWEEP), definition.cut), thumbs=thumbs,
-                                         workers=workers)
+        levels = group_levels(definition.cut)
+        scored = definition.scored_pairs(df, embeddings(), min(levels), thumbs=thumbs, workers=workers,
+                                         levels=levels)
     if cfg.dedup:
         df = mark_duplicates(df, None, cfg, pairs=scored)
     if cfg.ood:
