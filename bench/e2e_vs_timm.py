@@ -303,7 +303,10 @@ def main():
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--workers", type=int, default=2, help="timm's data loader workers")
-    ap.add_argument("--only", default="", help="run only the rows whose name contains this text (and timm's)")
+    ap.add_argument("--only", default="", help="run only the rows whose name contains this text (and timm's, unless --no-timm)")
+    ap.add_argument("--no-timm", action="store_true",
+                    help="leave timm's row out (when only our rows are compared with each other, e.g. more seeds of "
+                         "the chain against train alone)")
     ap.add_argument("--quick", action="store_true", help="a tiny run that checks the script end to end")
     ap.add_argument("--cold-cache", action="store_true",
                     help="give every side B row an empty embedding cache (IMGCLS_CACHE), so clean's wall seconds are "
@@ -322,8 +325,9 @@ def main():
           flush=True)
     rows = []
     name = "timm train.py + inference.py"
-    res = {s: cached(a.work, f"timm-s{s}", a, lambda s=s: side_timm(a, a.work, info, s)) for s in seeds}
-    rows.append((name, "timm", res))
+    if not a.no_timm:
+        res = {s: cached(a.work, f"timm-s{s}", a, lambda s=s: side_timm(a, a.work, info, s)) for s in seeds}
+        rows.append((name, "timm", res))
     for label, kw in configs(a):
         if a.only and a.only not in label:
             continue
