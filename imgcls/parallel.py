@@ -42,6 +42,16 @@ def _apply_chunk(args):
     return [fn(x) for x in items]
 
 
+_LIMITS: list = []
+
+
+def _one_thread() -> None:
+    """A pool worker's start: one BLAS / OpenMP thread, since the workers are the parallelism (N workers each
+    running numpy's default threads oversubscribe the cores)."""
+    from threadpoolctl import threadpool_limits
+    _LIMITS.append(threadpool_limits(1))      # kept: the limit holds for the worker's life
+
+
 @contextmanager
 def worker_pool(workers: int):
     """One pool of `workers` processes for several chunked_map calls in a row (one start, not one per call); None
@@ -50,7 +60,7 @@ def worker_pool(workers: int):
         yield None
         return
     from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=workers) as ex:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread) as ex:
         yield ex
 
 

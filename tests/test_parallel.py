@@ -19,6 +19,25 @@ def test_chunked_map_keeps_order_over_processes():
     assert list(chunked_map(_square, [], workers=2)) == []
 
 
+def _blas_threads(_) -> int:
+    from threadpoolctl import threadpool_info
+    return max((p["num_threads"] for p in threadpool_info()), default=1)
+
+
+def test_pool_workers_and_a_shared_pool_run_one_blas_thread_each():
+    from threadpoolctl import threadpool_limits
+
+    from imgcls.parallel import worker_pool
+    with threadpool_limits(2):                      # what forked workers would inherit without their own limit
+        assert _blas_threads(0) == 2
+        assert set(chunked_map(_blas_threads, range(8), workers=2, chunk=2)) == {1}
+        with worker_pool(2) as pool:
+            assert set(chunked_map(_blas_threads, range(8), chunk=2, pool=pool)) == {1}
+            assert list(chunked_map(_square, range(9), chunk=2, pool=pool)) == [x * x for x in range(9)]
+    with worker_pool(1) as pool:
+        assert pool is None
+
+
 def test_features_and_thumbnails_same_with_workers(tmp_path):
     from imgcls.clean.features import feature_matrix
     from imgcls.clean.near_dup import thumbnails
