@@ -11,8 +11,7 @@ unit that a split must keep on one side.
   cosine 0.95), so it is the default of neither step.
 - `exact_pairs`: rows sharing a non-empty value (a content hash, a group, a source image) linked to the first of them.
 - `reference_pairs`: rows that name other rows (an oversampled copy's `augmented_from` names its sources' paths).
-- `components`: connected components of any such pairs (a unit / duplicate-group id per row); `join_components`:
-  the same, kept up to date as pairs arrive (verification adds its pairs batch by batch).
+- `components`: connected components of any such pairs (a unit / duplicate-group id per row).
 """
 from __future__ import annotations
 
@@ -168,19 +167,3 @@ def components(n: int, i: Sequence[int] | np.ndarray = (), j: Sequence[int] | np
     from scipy.sparse.csgraph import connected_components
     graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
     return connected_components(graph, directed=False)[1]
-
-
-def join_components(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Component labels after adding the pairs (a[k], b[k]) to a partition given as one label per row (a
-    component's label is its smallest row; start from np.arange(n)); only the components the pairs touch are
-    relabelled."""
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-    touched, inv = np.unique(np.r_[labels[a], labels[b]], return_inverse=True)
-    graph = coo_matrix((np.ones(len(a)), (inv[:len(a)], inv[len(a):])), shape=(len(touched),) * 2)
-    n_cc, cc = connected_components(graph, directed=False)
-    rep = np.full(n_cc, len(labels), labels.dtype)
-    np.minimum.at(rep, cc, touched)
-    lut = np.arange(len(labels), dtype=labels.dtype)
-    lut[touched] = rep[cc]
-    return lut[labels]

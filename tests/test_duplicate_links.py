@@ -165,16 +165,3 @@ def test_dup_weight_group_reaches_the_training_epoch(tmp_path, monkeypatch):
     assert np.bincount(units).max() == 2
     import yaml
     assert yaml.safe_load((tmp_path / "runs" / "g" / "config.yaml").read_text())["dup_weight"] == "group"
-
-
-def test_join_components_in_batches_equals_the_components_of_all_pairs_at_once():
-    from imgcls.links import components, join_components
-    rng = np.random.default_rng(0)
-    n = 200
-    a, b = rng.integers(0, n, 150), rng.integers(0, n, 150)
-    labels = np.arange(n)
-    for s in range(0, 150, 40):
-        labels = join_components(labels, a[s:s + 40], b[s:s + 40])
-    whole = components(n, a, b)
-    assert len(set(zip(labels, whole))) == len(set(labels)) == len(set(whole))     # the same partition
-    assert all(labels[k] == min(np.flatnonzero(labels == labels[k])) for k in range(n))   # smallest row names it

@@ -225,7 +225,6 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
     import multiprocessing
 
     from imgcls.console import progress_bar
-    from imgcls.links import join_components
     from imgcls.parallel import chunked_map, worker_pool
     order = np.lexsort((j, i))
     if multiprocessing.get_start_method() != "fork":
@@ -264,7 +263,7 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
                     for li, t in enumerate(levels):
                         e = idx[out[idx] >= t]
                         if len(e):
-                            comp[li] = join_components(comp[li], i[e], j[e])
+                            comp[li] = _join(comp[li], i[e], j[e])
                 advance(len(idx))
     finally:
         _SHARED.pop("local", None)
@@ -281,6 +280,21 @@ def _not_joined(comp: np.ndarray, levels: list[float], g: np.ndarray, a: np.ndar
     ok = reach >= 0
     r = np.maximum(reach, 0)
     return ok & (comp[r, a] != comp[r, b])
+
+
+def _join(labels: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Component labels after adding edges (a, b) to a partition given as one label per node (a component's label
+    is its smallest member's; only the components the edges touch are relabelled)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    touched, inv = np.unique(np.r_[labels[a], labels[b]], return_inverse=True)
+    graph = coo_matrix((np.ones(len(a)), (inv[:len(a)], inv[len(a):])), shape=(len(touched),) * 2)
+    n_cc, cc = connected_components(graph, directed=False)
+    rep = np.full(n_cc, len(labels), labels.dtype)
+    np.minimum.at(rep, cc, touched)
+    lut = np.arange(len(labels), dtype=labels.dtype)
+    lut[touched] = rep[cc]
+    return lut[labels]
 
 
 def _verify_chunk(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
