@@ -47,9 +47,11 @@ def main():
             groups = np.stack([components(len(th), i[s >= v], j[s >= v]) for v in levels])   # same node order
             ref.setdefault(mode, s)
             first_groups = groups if first_groups is None else first_groups
-            print(f"mode={mode} workers={w} pairs={len(i)} at_or_above_0.98={int((s >= 0.98).sum())} seconds={sec:.1f} "
-                  f"pairs_per_s={len(i) / sec:.0f} same_scores_as_first_{mode}={bool(np.array_equal(s, ref[mode]))} "
-                  f"same_groups_at_every_level={bool(np.array_equal(groups, first_groups))} load={os.getloadavg()[0]:.2f}", flush=True)
+            same = bool(np.array_equal(s, ref[mode]))
+            print(f"mode={mode} workers={w} pairs={len(i)} at_or_above_0.98={int((s >= 0.98).sum())} "
+                  f"seconds={sec:.1f} pairs_per_s={len(i) / sec:.0f} same_scores_as_first_{mode}={same} "
+                  f"same_groups_at_every_level={bool(np.array_equal(groups, first_groups))} "
+                  f"load={os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

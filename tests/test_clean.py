@@ -245,7 +245,8 @@ def test_verification_by_levels_skips_pairs_already_joined_and_keeps_every_level
     a, b = np.triu_indices(len(thumbs), 1)
     checked = []
     real = near_dup.local_agreement
-    monkeypatch.setattr(near_dup, "local_agreement", lambda t, x, y, *r, **k: (checked.append(len(x)), real(t, x, y, *r, **k))[1])
+    monkeypatch.setattr(near_dup, "local_agreement",
+                        lambda t, x, y, *r, **k: (checked.append(len(x)), real(t, x, y, *r, **k))[1])
     full = near_dup.verify_pairs(thumbs, a, b, floor=0.90)
     n_full, checked[:] = sum(checked), []
     monkeypatch.setattr(near_dup, "LOCAL_BATCH", 4)          # several batches, as at scale

@@ -190,8 +190,9 @@ def _variants(t: np.ndarray) -> np.ndarray:
 
 
 _SHARED: dict = {}      # verify_pairs' arrays for its worker processes: inherited by fork, never pickled
-LOCAL_BATCH = 1024      # pairs taken at a time, in descending global score, for the local stage (smaller: fewer
-                        # checks of pairs a batch-mate joins, more rounds; 100k replicas: 103k checks at 1,024, 162k at 8,192)
+LOCAL_BATCH = 1024      # pairs taken at a time, in descending global score, for the local stage (smaller:
+                        # fewer checks of pairs a batch-mate joins, more rounds; 100k replicas: 103k checks at
+                        # 1,024, 162k at 8,192)
 
 
 def _global_part(bounds: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -434,16 +435,6 @@ def local_residuals(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray, ho
             np.minimum(shared[s:s + chunk], _worst_window(_residual(_shared_gain(p, q), q, env).max(1)),
                        out=shared[s:s + chunk])
     return curves, shared
-
-
-def verified_pairs(emb: np.ndarray | None, thumbs: np.ndarray, ok: np.ndarray, threshold: float,
-                   candidate_threshold: float, tiny_threshold: float = 0.90) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Candidates (embedding cosine >= candidate_threshold, or tiny-thumbnail correlation >= tiny_threshold),
-    verified on thumbnails; returns the pairs whose verified score >= threshold as arrays (i, j, score)."""
-    i, j = candidate_pairs(emb, thumbs, ok, candidate_threshold, tiny_threshold)
-    score = verify_pairs(thumbs, i, j, floor=threshold)
-    keep = score >= threshold
-    return i[keep], j[keep], score[keep]
 
 
 def top_pairs(emb: np.ndarray, threshold: float, flipped: np.ndarray | None = None, valid: np.ndarray | None = None,
