@@ -38,13 +38,99 @@ def resolve_device(spec: str = "auto"):
     raise UserError(f"unknown --device '{spec}'; use auto, cpu, cuda or cuda:N")
 
 
-def inference_layout(model, device):
-    """`model` in eval mode on `device` in channels_last layout, for inference (clean's embedding pass, predict):
-    on this AVX-512 CPU tf_efficientnet_lite0 embeds a 64 x 160 px batch in 0.60x the time of the default layout
-    (docs/BENCHMARKS.md, bench/inference_layout.py); train has the same choice as --channels-last. Feed it batches
-    through `nhwc`."""
+def inference_layout(model, device, probe_size: int = 64):
+    """`model` in eval mode on `device` in channels_last layout, batch norms folded into their convolutions
+    (fold_batchnorm), for inference (clean's embedding pass, predict, export): on this AVX-512 CPU channels_last
+    embeds a 64 x 160 px lite0 batch in 0.60x the time of the default layout, and folding takes it to ~0.7x of that
+    (docs/BENCHMARKS.md, bench/inference_layout.py); train has the layout choice as --channels-last. Feed it batches
+    through `nhwc`. `probe_size`: the side of the random batch fold_batchnorm checks the folded model on (the size
+    the model will see)."""
     import torch
-    return model.eval().to(device, memory_format=torch.channels_last)
+    return fold_batchnorm(model.eval().to(device, memory_format=torch.channels_last), probe_size)
+
+
+def _tensors(out) -> list:
+    import torch
+    if isinstance(out, torch.Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    return [t for o in out for t in _tensors(o)] if isinstance(out, (list, tuple)) else []
+
+
+def fold_batchnorm(model, probe_size: int = 64):
+    """A copy of eval-mode `model` in which each BatchNorm2d fed by a convolution is folded into that convolution's
+    weights and bias (torch's fuse_conv_bn_weights), for inference only; `model` itself when nothing folds or when the
+    copy's outputs on a random batch differ from `model`'s. Pairs are found by one forward pass with hooks (a batch
+    norm whose input is the very tensor a convolution returned, each run once) because torch.fx's fuse cannot trace
+    timm's 'same'-padding convolutions and matches exact BatchNorm2d types only. BatchNorm2d becomes Identity, timm's
+    BatchNormAct2d its dropout + activation; other norm types are left as they are."""
+    import copy
+
+    import torch
+    from torch import nn
+    from torch.nn.utils.fusion import fuse_conv_bn_weights
+    try:
+        from timm.layers import BatchNormAct2d
+    except ImportError:                     # timm is a dependency; a model built without it has no such layers
+        BatchNormAct2d = None
+    kinds = tuple(k for k in (nn.BatchNorm2d, BatchNormAct2d) if k is not None)
+
+    def foldable_bn(m) -> bool:
+        return type(m) in kinds and not m.training and m.track_running_stats and m.running_mean is not None
+
+    if model.training or "forward" in vars(model) or not any(foldable_bn(m) for m in model.modules()):
+        return model            # (a forward replaced on the instance would run the original model's layers in a copy)
+    names: dict[int, list[str]] = {}
+    for name, m in model.named_modules(remove_duplicate=False):
+        names.setdefault(id(m), []).append(name)
+    calls: dict[int, int] = {}
+    produced: dict[int, tuple] = {}         # id(conv output) -> (output, conv): outputs kept alive, ids not reused
+    pairs: list[tuple] = []
+
+    def hook(m, inp, out):
+        calls[id(m)] = calls.get(id(m), 0) + 1
+        if isinstance(m, nn.Conv2d):
+            produced[id(out)] = (out, m)
+        elif inp and id(inp[0]) in produced and produced[id(inp[0])][0] is inp[0]:
+            pairs.append((produced[id(inp[0])][1], m))
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules()
+             if (isinstance(m, nn.Conv2d) or foldable_bn(m)) and len(names[id(m)]) == 1]
+    p = next(model.parameters())
+    x = torch.randn(2, 3, probe_size, probe_size, generator=torch.Generator().manual_seed(0)).to(p.device, p.dtype)
+    x = x.contiguous(memory_format=torch.channels_last)
+    try:
+        with torch.no_grad():
+            ref = [t.float().clone() for t in _tensors(model(x))]
+    except RuntimeError:                    # the model does not take this input size: fold nothing
+        return model
+    finally:
+        for h in hooks:
+            h.remove()
+    used = [id(c) for c, _ in pairs]
+    pairs = [(c, b) for c, b in pairs if calls[id(c)] == 1 and calls[id(b)] == 1 and used.count(id(c)) == 1]
+    produced.clear()
+    if not pairs:
+        return model
+    folded = copy.deepcopy(model)
+    with torch.no_grad():
+        for conv, bn in pairs:
+            fconv = folded.get_submodule(names[id(conv)][0])
+            w, b = fuse_conv_bn_weights(fconv.weight, fconv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight,
+                                        bn.bias)
+            fconv.weight, fconv.bias = w, b
+            bn_name = names[id(bn)][0]
+            parent, _, attr = bn_name.rpartition(".")
+            fbn = folded.get_submodule(bn_name)
+            rest = nn.Identity() if type(bn) is nn.BatchNorm2d else nn.Sequential(fbn.drop, fbn.act)
+            setattr(folded.get_submodule(parent) if parent else folded, attr, rest)
+        folded = folded.to(memory_format=torch.channels_last)
+        got = [t.float() for t in _tensors(folded(x))]
+    same = len(got) == len(ref) and all(
+        g.shape == r.shape and torch.allclose(g, r, rtol=1e-3, atol=1e-4 * (1 + float(r.abs().max())))
+        for g, r in zip(got, ref))
+    return folded if same else model
 
 
 def nhwc(x):

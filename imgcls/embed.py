@@ -222,7 +222,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
         dev = resolve_device(device)
         net = create_model(model, num_classes=0, pretrained=pretrained and weights is None, weights=weights,
                            weights_flag=weights_flag)
-        net = inference_layout(net, dev)
+        net = inference_layout(net, dev, size)
         grabbed = {}
         hook = net.get_submodule(style_layer(model, net)).register_forward_hook(
             lambda _m, _i, out: grabbed.__setitem__("map", out))

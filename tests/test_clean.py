@@ -354,26 +354,27 @@ def test_byte_identical_files_are_embedded_once_in_the_inference_layout(dirty, t
     df = mf.load(dirty, announce=False).reset_index(drop=True)
     ok = (df["error"] == "").to_numpy()
     assert df.loc[ok, "sha256"].duplicated().any()                # the fixture's exact copy
-    real_create, seen, layouts, nets = w.create_model, [], [], []
+    import imgcls.device as device
+    real_create, real_layout, seen, layouts, nets, used = w.create_model, device.inference_layout, [], [], [], []
 
     def create(*a, **k):
-        net = real_create(*a, **k)
-        forward = net.forward
+        nets.append(real_create(*a, **k))
+        return nets[-1]
 
-        def counted(x):
-            seen.append(len(x))
-            layouts.append(x.is_contiguous(memory_format=torch.channels_last))
-            return forward(x)
-        net.forward = counted
-        nets.append(net)
-        return net
+    def layout(*a, **k):            # the batches that reach the model the pass runs (batch norms folded)
+        used.append(real_layout(*a, **k))
+        used[-1].register_forward_pre_hook(lambda _m, inp: (seen.append(len(inp[0])), layouts.append(
+            inp[0].is_contiguous(memory_format=torch.channels_last))) and None)
+        return used[-1]
     monkeypatch.setattr(w, "create_model", create)
+    monkeypatch.setattr(device, "inference_layout", layout)
     emb = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=tmp_path)
     assert sum(seen) == df.loc[ok, "sha256"].nunique() and all(layouts)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in used[0].modules())
     for _, rows in df[ok].groupby("sha256").groups.items():
         np.testing.assert_array_equal(emb[rows], np.repeat(emb[rows[:1]], len(rows), 0))
     assert np.abs(emb[ok]).sum(1).min() > 0
-    # the channels_last pass gives the default layout's vectors
+    # the channels_last pass (batch norms folded) gives the default layout's vectors of the model as built
     net = nets[0].to(memory_format=torch.contiguous_format)
     cfg = w.data_config("tf_efficientnet_lite0", net)
     i = int(np.flatnonzero(ok)[0])

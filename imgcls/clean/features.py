@@ -31,10 +31,12 @@ def texture_features(im) -> np.ndarray:
     if min(grey.shape) < 3:
         return np.array([0.0, 1.0, 0.0], np.float32)
     noise = np.abs(convolve(grey, _NOISE_KERNEL, mode="nearest"))[1:-1, 1:-1]
-    diff = np.abs(np.diff(rgb, axis=1)).sum(2)[:-1, :] + np.abs(np.diff(rgb, axis=0)).sum(2)[:, :-1]
-    q = rgb.astype(np.int32)
+    # channel sums and counts written out: numpy's sum over a 3-long last axis and np.unique's sort took 2x the time
+    dx, dy = np.abs(np.diff(rgb, axis=1)), np.abs(np.diff(rgb, axis=0))
+    diff = (dx[..., 0] + dx[..., 1] + dx[..., 2])[:-1, :] + (dy[..., 0] + dy[..., 1] + dy[..., 2])[:, :-1]
+    q = np.asarray(im, np.uint8).astype(np.int32)
     codes = (q[..., 0] << 16) | (q[..., 1] << 8) | q[..., 2]
-    return np.array([(noise > 1).mean(), (diff <= 3).mean(), len(np.unique(codes)) / codes.size], np.float32)
+    return np.array([(noise > 1).mean(), (diff <= 3).mean(), len(pd.unique(codes.ravel())) / codes.size], np.float32)
 
 
 def photo_features(im) -> np.ndarray:
@@ -44,14 +46,17 @@ def photo_features(im) -> np.ndarray:
     gy = np.abs(np.diff(grey, axis=0))[:, :-1]
     grad = gx + gy
     flat = float((grad < 1.0).mean())
-    q = (rgb.astype(np.uint8) >> 3).astype(np.int32)
+    u8 = np.asarray(im, np.uint8)
+    q = (u8 >> 3).astype(np.int32)
     codes = (q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]
-    uniq = len(np.unique(codes)) / codes.size
-    h = np.bincount(((rgb.astype(np.uint8) >> 6).astype(np.int32) @ np.array([16, 4, 1])).ravel(), minlength=64)
+    uniq = np.count_nonzero(np.bincount(codes.ravel(), minlength=1 << 15)) / codes.size
+    q6 = (u8 >> 6).astype(np.int32)
+    h = np.bincount((q6[..., 0] * 16 + q6[..., 1] * 4 + q6[..., 2]).ravel(), minlength=64)
     p = h[h > 0] / h.sum()
     entropy = float(-(p * np.log2(p)).sum())
     lap = grey[1:-1, 1:-1] * 4 - grey[:-2, 1:-1] - grey[2:, 1:-1] - grey[1:-1, :-2] - grey[1:-1, 2:]
-    mx, mn = rgb.max(axis=2), rgb.min(axis=2)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    mx, mn = np.maximum(np.maximum(r, g), b), np.minimum(np.minimum(r, g), b)
     sat = np.where(mx > 0, (mx - mn) / np.maximum(mx, 1e-6), 0)
     white = float((mn >= 245).mean())
     edges = float((grad > 40).mean())

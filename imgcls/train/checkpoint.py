@@ -162,4 +162,4 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu")
     model.load_state_dict(obj["state_dict"])
     device = torch.device(device)
     from imgcls.device import inference_layout
-    return LoadedModel(inference_layout(model, device), meta, device)
+    return LoadedModel(inference_layout(model, device, meta.img_size), meta, device)

@@ -1,0 +1,74 @@
+"""imgcls.device.fold_batchnorm / inference_layout: batch norms folded into the convolutions that feed them."""
+import torch
+from torch import nn
+
+from imgcls.device import fold_batchnorm, inference_layout
+
+
+def _randomise_bn(model):
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g))
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.randn(m.num_features, generator=g))
+            m.bias.data.copy_(torch.randn(m.num_features, generator=g))
+    return model
+
+
+class Net(nn.Module):
+    def __init__(self, reuse_pre_bn: bool = False):
+        from timm.layers import BatchNormAct2d
+        super().__init__()
+        self.reuse_pre_bn = reuse_pre_bn
+        self.c1, self.b1 = nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(8, 8, 3, stride=2, padding=1, groups=8), BatchNormAct2d(8, act_layer=nn.ReLU6)
+        self.shared = nn.Conv2d(8, 8, 1)                     # run twice: never folded
+        self.b3 = nn.BatchNorm2d(8)                          # fed by an addition: never folded
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        pre = self.c1(x)
+        x = self.b1(pre)
+        if self.reuse_pre_bn:                                # the convolution's raw output used a second time
+            x = x + pre
+        x = self.b2(self.c2(x))
+        x = self.shared(self.shared(x))
+        x = self.b3(x + 1)
+        return {"logits": self.head(x.mean((2, 3))), "features": x}
+
+
+def test_fold_keeps_the_outputs_and_removes_the_folded_norms():
+    torch.manual_seed(0)
+    net = _randomise_bn(Net()).eval()
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        ref = net(x)
+    folded = fold_batchnorm(net, 32)
+    assert folded is not net
+    kinds = {name: type(m).__name__ for name, m in folded.named_modules()}
+    assert kinds["b1"] == "Identity" and kinds["b2"] == "Sequential" and kinds["b3"] == "BatchNorm2d"
+    assert folded.c1.bias is not None and net.c1.bias is None           # the original is left as it was
+    with torch.no_grad():
+        got = folded(x)
+    for k in ref:
+        assert torch.allclose(got[k], ref[k], atol=1e-5)
+
+
+def test_a_fold_that_would_change_the_outputs_is_not_used():
+    net = _randomise_bn(Net(reuse_pre_bn=True)).eval()
+    assert fold_batchnorm(net, 32) is net
+
+
+def test_training_mode_and_norm_free_models_are_returned_as_they_are():
+    net = _randomise_bn(Net())
+    assert fold_batchnorm(net.train(), 32) is net
+    plain = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval()
+    assert fold_batchnorm(plain, 32) is plain
+
+
+def test_inference_layout_is_eval_channels_last_and_folded():
+    net = _randomise_bn(Net()).train()
+    out = inference_layout(net, torch.device("cpu"), 32)
+    assert not out.training and not any(type(m) is nn.BatchNorm2d and n == "b1" for n, m in out.named_modules())
+    assert out.c1.weight.is_contiguous(memory_format=torch.channels_last)
