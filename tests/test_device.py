@@ -72,3 +72,34 @@ def test_inference_layout_is_eval_channels_last_and_folded():
     out = inference_layout(net, torch.device("cpu"), 32)
     assert not out.training and not any(type(m) is nn.BatchNorm2d and n == "b1" for n, m in out.named_modules())
     assert out.c1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_reuse_freed_memory_sets_glibc_malloc_once_and_can_be_turned_off(monkeypatch):
+    import imgcls.device as device
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+    monkeypatch.setattr(device, "_glibc", lambda: FakeLibc())
+    monkeypatch.setattr(device, "_ALLOCATOR", {})
+    monkeypatch.setenv("IMGCLS_REUSE_FREED_MEMORY", "0")
+    assert device.reuse_freed_memory() is False and calls == []
+    monkeypatch.setattr(device, "_ALLOCATOR", {})
+    monkeypatch.delenv("IMGCLS_REUSE_FREED_MEMORY")
+    device.resolve_device("cpu")                                  # every step that runs a model resolves its device
+    assert device.reuse_freed_memory() is True
+    assert dict(calls) == {device._M_MMAP_THRESHOLD: 32 << 20, device._M_TRIM_THRESHOLD: 1 << 30,
+                           device._M_TOP_PAD: 256 << 20} and len(calls) == 3      # once per process
+
+
+def test_reuse_freed_memory_on_this_machine():
+    import platform
+
+    import pytest
+
+    import imgcls.device as device
+    if device._glibc() is None:
+        pytest.skip(f"not glibc ({platform.libc_ver()})")
+    assert device._glibc().mallopt(device._M_MMAP_THRESHOLD, 32 << 20) == 1      # the real call is accepted
