@@ -29,6 +29,10 @@ def test_torchrun_two_processes_give_the_one_process_manifest(dirty, tmp_path): 
         return pd.read_csv(out / "manifest.csv", keep_default_na=False)
     one = clean(tmp_path / "one", 1)
     two = clean(tmp_path / "two", 2)
+    # scores within atol (the ranks' batches differ in size, and a kernel may add in another order: last-bit
+    # differences), read as numbers: the blank score of an unreadable row makes the column text, compared exactly
+    for m in (one, two):
+        m["ood_score"] = pd.to_numeric(m["ood_score"].replace("", float("nan")))
     pd.testing.assert_frame_equal(one.drop(columns="root"), two.drop(columns="root"), atol=1e-5)
     assert (one["reason"] == "near_duplicate").any()
     # each rank embedded its share into shards, rank 0 merged them into the cache and removed them
