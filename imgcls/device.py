@@ -1,6 +1,7 @@
 """--device auto|cpu|cuda[:N] -> torch.device (torch imported only when needed)."""
 from __future__ import annotations
 
+import functools
 import re
 
 from imgcls.errors import UserError
@@ -23,26 +24,23 @@ def device_option(panel: str = "Runtime"):
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-_ALLOCATOR: dict = {}
 
 
+@functools.cache
 def reuse_freed_memory() -> bool:
     """Under glibc, have malloc serve blocks up to 32 MiB from its heap and keep freed memory for reuse (mallopt),
     instead of mapping fresh pages from the kernel, which it then zeroes, for every large tensor. PyTorch's CPU
     tuning guide swaps in a caching allocator (jemalloc, tcmalloc) for this; glibc's own knobs need nothing
     installed. On the 2-core machine (docs/BENCHMARKS.md, bench/cpu_allocator.py): kernel time of a lite0 training
-    run 9.5 s -> 1.5 s (wall 0.95x), clean's embedding pass 0.72x, predict 0.84x; peak RSS ~13% higher. Once per
+    run 9.6 s -> 1.9 s, wall 0.94x; clean's embedding pass 0.77x, predict 0.88x; peak RSS 12-16% higher. Once per
     process (resolve_device calls it: every step that runs a model); IMGCLS_REUSE_FREED_MEMORY=0 turns it off.
     Returns whether the settings are in place."""
     import os
-    if "on" not in _ALLOCATOR:
-        _ALLOCATOR["on"] = False
-        if os.environ.get("IMGCLS_REUSE_FREED_MEMORY", "1") != "0":
-            libc = _glibc()
-            if libc is not None:
-                _ALLOCATOR["on"] = all(libc.mallopt(k, v) == 1 for k, v in (
-                    (_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 1 << 30), (_M_TOP_PAD, 256 << 20)))
-    return _ALLOCATOR["on"]
+    if os.environ.get("IMGCLS_REUSE_FREED_MEMORY", "1") == "0":
+        return False
+    libc = _glibc()
+    return libc is not None and all(libc.mallopt(k, v) == 1 for k, v in (
+        (_M_MMAP_THRESHOLD, 32 << 20), (_M_TRIM_THRESHOLD, 1 << 30), (_M_TOP_PAD, 256 << 20)))
 
 
 def _glibc():

@@ -83,15 +83,18 @@ def test_reuse_freed_memory_sets_glibc_malloc_once_and_can_be_turned_off(monkeyp
             calls.append((param, value))
             return 1
     monkeypatch.setattr(device, "_glibc", lambda: FakeLibc())
-    monkeypatch.setattr(device, "_ALLOCATOR", {})
-    monkeypatch.setenv("IMGCLS_REUSE_FREED_MEMORY", "0")
-    assert device.reuse_freed_memory() is False and calls == []
-    monkeypatch.setattr(device, "_ALLOCATOR", {})
-    monkeypatch.delenv("IMGCLS_REUSE_FREED_MEMORY")
-    device.resolve_device("cpu")                                  # every step that runs a model resolves its device
-    assert device.reuse_freed_memory() is True
-    assert dict(calls) == {device._M_MMAP_THRESHOLD: 32 << 20, device._M_TRIM_THRESHOLD: 1 << 30,
-                           device._M_TOP_PAD: 256 << 20} and len(calls) == 3      # once per process
+    device.reuse_freed_memory.cache_clear()
+    try:
+        monkeypatch.setenv("IMGCLS_REUSE_FREED_MEMORY", "0")
+        assert device.reuse_freed_memory() is False and calls == []
+        device.reuse_freed_memory.cache_clear()
+        monkeypatch.delenv("IMGCLS_REUSE_FREED_MEMORY")
+        device.resolve_device("cpu")                              # every step that runs a model resolves its device
+        assert device.reuse_freed_memory() is True
+        assert dict(calls) == {device._M_MMAP_THRESHOLD: 32 << 20, device._M_TRIM_THRESHOLD: 1 << 30,
+                               device._M_TOP_PAD: 256 << 20} and len(calls) == 3      # once per process
+    finally:
+        device.reuse_freed_memory.cache_clear()
 
 
 def test_reuse_freed_memory_on_this_machine():
