@@ -100,6 +100,7 @@ def fold_batchnorm(model, probe_size: int = 64):
     timm's 'same'-padding convolutions and matches exact BatchNorm2d types only. BatchNorm2d becomes Identity, timm's
     BatchNormAct2d its dropout + activation; other norm types are left as they are."""
     import copy
+    from collections import Counter
 
     import torch
     from torch import nn
@@ -142,8 +143,8 @@ def fold_batchnorm(model, probe_size: int = 64):
     finally:
         for h in hooks:
             h.remove()
-    used = [id(c) for c, _ in pairs]
-    pairs = [(c, b) for c, b in pairs if calls[id(c)] == 1 and calls[id(b)] == 1 and used.count(id(c)) == 1]
+    feeds = Counter(id(c) for c, _ in pairs)             # a convolution feeding two norms folds into neither
+    pairs = [(c, b) for c, b in pairs if calls[id(c)] == 1 and calls[id(b)] == 1 and feeds[id(c)] == 1]
     produced.clear()
     if not pairs:
         return model

@@ -106,3 +106,22 @@ def test_reuse_freed_memory_on_this_machine():
     if device._glibc() is None:
         pytest.skip(f"not glibc ({platform.libc_ver()})")
     assert device._glibc().mallopt(device._M_MMAP_THRESHOLD, 32 << 20) == 1      # the real call is accepted
+
+
+def test_a_convolution_feeding_two_norms_folds_into_neither():
+    class Fork(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c, self.b1, self.b2 = nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4), nn.BatchNorm2d(4)
+            self.d, self.b3 = nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4)
+
+        def forward(self, x):
+            y = self.c(x)
+            return self.b1(y) + self.b2(y) + self.b3(self.d(x))
+    net = _randomise_bn(Fork()).eval()
+    folded = fold_batchnorm(net, 16)
+    kinds = {name: type(m).__name__ for name, m in folded.named_modules()}
+    assert kinds["b1"] == kinds["b2"] == "BatchNorm2d" and kinds["b3"] == "Identity"
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(folded(x), net(x), atol=1e-5)
