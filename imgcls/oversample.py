@@ -14,12 +14,15 @@ from typing import Mapping
 from imgcls.errors import UserError
 
 TARGET_WORDS = ("median", "max")
+OFF = "off"
+AUTO = "auto"        # train's default: median unless another rebalancing option is on (TrainConfig.oversample_target)
 DEFAULT_MAX_FACTOR = 4.0
 
 
 def parse_target(value) -> str | int | None:
-    """`median` | `max` | a positive integer (as text or int); None / '' = no oversampling. One line otherwise."""
-    if value is None or (isinstance(value, str) and not value.strip()):
+    """`median` | `max` | a positive integer (as text or int); None / '' / `off` = no oversampling. One line
+    otherwise."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", OFF)):
         return None
     text = str(value).strip().lower()
     if text in TARGET_WORDS:
@@ -29,7 +32,8 @@ def parse_target(value) -> str | int | None:
     except ValueError:
         n = None
     if n is None or n < 1 or isinstance(value, bool):
-        raise UserError(f"--oversample takes median, max or a positive number of images per class (got '{value}')")
+        raise UserError(f"--oversample takes median, max, off or a positive number of images per class (got "
+                        f"'{value}')")
     return n
 
 

@@ -22,8 +22,9 @@ def test_target_formula_and_spelling():
     assert class_targets(counts, 12, 1.5) == {"a": 20, "b": 9, "c": 3, "d": 12}
     assert extra_copies(counts, "max", 4) == {"a": 0, "b": 14, "c": 6, "d": 11}
     assert parse_target(" MEDIAN ") == "median" and parse_target("15") == 15 and parse_target(None) is None
+    assert parse_target("off") is None and parse_target(" Off ") is None
     for bad in ("mean", "0", "-3", "1.5"):
-        with pytest.raises(UserError, match="--oversample takes median, max or a positive number"):
+        with pytest.raises(UserError, match="--oversample takes median, max, off or a positive number"):
             parse_target(bad)
     with pytest.raises(UserError, match="--oversample-max-factor"):
         class_targets(counts, "max", 0.5)
@@ -135,7 +136,7 @@ def test_cli_oversample_and_bad_target(tmp_path):
     from imgcls.cli import app
     src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 2}, size=(32, 32))
     r = CliRunner().invoke(app, ["preprocess", str(src), "--out", str(tmp_path / "o"), "--oversample", "lots"])
-    assert r.exit_code == 2 and "--oversample takes median, max or a positive number" in r.output
+    assert r.exit_code == 2 and "--oversample takes median, max, off or a positive number" in r.output
     r = CliRunner().invoke(app, ["preprocess", str(src), "--out", str(tmp_path / "o"), "--oversample", "median",
                                  "--oversample-aug", "light", "--quiet"])
     assert r.exit_code == 0, r.output

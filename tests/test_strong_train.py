@@ -259,13 +259,28 @@ def test_repeats_of_one_image_are_augmented_differently():
 def test_oversample_options_are_checked_before_any_data(tmp_path, monkeypatch):
     import imgcls.manifest as mf
     monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
-    for kw, words in (({"oversample": "most"}, "--oversample takes median, max or a positive number"),
+    for kw, words in (({"oversample": "most"}, "--oversample takes median, max, off or a positive number"),
                       ({"oversample": "max", "sampler": "weighted"}, "use one of them"),
                       ({"oversample": "max", "oversample_max_factor": 0.5}, "--oversample-max-factor must be >= 1")):
         with pytest.raises(UserError, match=words):
             run_train(cfg_for(tmp_path, tmp_path, **kw))
     r = CliRunner().invoke(app, ["train", str(tmp_path), "--oversample", "median", "--sampler", "weighted"])
     assert r.exit_code == 2 and "use one of them" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_oversample_default_is_median_unless_another_option_rebalances():
+    assert TrainConfig().oversample == "auto" and TrainConfig().oversample_target() == "median"
+    for kw in ({"sampler": "weighted"}, {"class_weights": "auto"}, {"oversample": "off"}, {"oversample": None}):
+        cfg = TrainConfig(**kw)
+        cfg.validate()                       # auto yields to --sampler weighted: not refused
+        assert cfg.oversample_target() is None, kw
+    assert TrainConfig(oversample="max", class_weights="auto").oversample_target() == "max"   # typed: kept
+    assert TrainConfig(oversample="12").oversample_target() == 12
+    # a config.yaml from before the default (oversample: null) stays off; a number written by hand is taken
+    assert TrainConfig.from_dict({"oversample": None}).oversample_target() is None
+    assert TrainConfig.from_dict({"oversample": 300}).oversample_target() == 300
+    r = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
+    assert "auto" in r.output and "off (each image once per epoch)" in " ".join(r.output.split()).replace("│ ", "")
 
 
 @pytest.mark.slow
@@ -286,6 +301,16 @@ def test_oversample_in_a_run_sets_the_epoch_length(tmp_path):
     assert "16 samples per epoch from 12 images; b 2->6" in log
     assert len(steps) == 4
     assert TrainConfig.load(run / "config.yaml").oversample == "max"
+    # the default (auto = median): b 2 -> min(median 6, 2 x 4) = 6, said in the log; off: the plain epoch
+    steps.clear()
+    run = run_train(cfg_for(folder, tmp_path, name="default", val_split=0.2, batch_size=4), callbacks=[Count()])
+    assert ("--oversample median (--oversample auto; off: each image once per epoch) (max x4): 16 samples per epoch "
+            "from 12 images; b 2->6") in (run / "train.log").read_text()
+    assert len(steps) == 4
+    steps.clear()
+    run = run_train(cfg_for(folder, tmp_path, name="off", oversample="off", val_split=0.2, batch_size=4),
+                    callbacks=[Count()])
+    assert "--oversample" not in (run / "train.log").read_text() and len(steps) == 3
 
 
 @pytest.mark.slow

@@ -291,7 +291,7 @@ def test_weighted_sampler_acts_in_a_run(tmp_path, monkeypatch):
     for sampler, gpu_aug in (("shuffle", "off"), ("weighted", "off"), ("shuffle", "on"), ("weighted", "on")):
         fetched.clear()
         run_train(cfg_for(src, tmp_path, name=sampler + gpu_aug, sampler=sampler, aug="light", epochs=3,
-                          val_split=0.25, gpu_aug=gpu_aug))
+                          oversample="off", val_split=0.25, gpu_aug=gpu_aug))
         minority = np.mean(np.array(fetched) == 1)
         assert minority == pytest.approx(0.2, abs=0.02) if sampler == "shuffle" else 0.35 < minority < 0.65
 

@@ -35,6 +35,7 @@ from imgcls.model_meta import ModelMeta
 from imgcls.train.batch_aug import BatchAugment, gather, source_on_device, step_generator, use_batch_aug
 from imgcls.train.callbacks import Hooks
 from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
+from imgcls.oversample import AUTO
 from imgcls.train.config import TrainConfig
 from imgcls.train.data import (CachedImages, FileImages, ListSampler, augment_transform, duplicate_units,
                                epoch_indices, oversample_goals, random_erasing, unit_labels)
@@ -181,8 +182,9 @@ class Trainer:
         self.units = (duplicate_units(data.frame.iloc[data.train_idx], self.train_final)
                       if cfg.dup_weight == "group" else None)
         counted = self.train_final if self.units is None else unit_labels(self.units, self.train_final)
-        self.goals = (oversample_goals(counted, cfg.oversample, cfg.oversample_max_factor)
-                      if cfg.oversample is not None else None)
+        self.counted = counted          # the class of each image, or of each group (--dup-weight group)
+        target = cfg.oversample_target()
+        self.goals = (oversample_goals(counted, target, cfg.oversample_max_factor) if target is not None else None)
         self.n_epoch = int(self.goals.sum()) if self.goals is not None else len(counted)
         bs = cfg.batch_size
         loader_kw = {"num_workers": cfg.workers, "pin_memory": self.device.type == "cuda"}
@@ -297,9 +299,11 @@ class Trainer:
                      f"{', training rows of the cache on the device' if getattr(self, 'train_on_device', None) is not None else ''}"
                      f"{', torch.compile' if cfg.compile else ''}")
             if self.goals is not None:
-                have = np.bincount(self.train_final, minlength=len(self.goals))
+                have = np.bincount(self.counted, minlength=len(self.goals))   # images, or groups (--dup-weight)
                 grown = [f"{meta.classes[c]} {have[c]}->{g}" for c, g in enumerate(self.goals) if g > have[c]]
-                self.log(f"--oversample {cfg.oversample} (max x{cfg.oversample_max_factor:g}): {self.n_epoch} samples "
+                how = (f"{cfg.oversample_target()} (--oversample {AUTO}; off: each image once per epoch)"
+                       if cfg.oversample == AUTO else cfg.oversample)
+                self.log(f"--oversample {how} (max x{cfg.oversample_max_factor:g}): {self.n_epoch} samples "
                          f"per epoch from {self.n_train} images; " + (", ".join(grown[:12]) + (
                              f" (+{len(grown) - 12} more classes)" if len(grown) > 12 else "") if grown else
                              "no class below the target"))
