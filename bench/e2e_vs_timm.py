@@ -14,12 +14,14 @@ tools (issue 17).
 3. Side B: the CLI as a user types it (`python -m imgcls ...`): the README's chain, `train` alone on the pool, the
    chain with what clean's output means to train varied (duplicates deleted / linked / linked and counted once per
    group: --duplicates, train --dup-weight; the --conflicts policies; --exact-only, --no-dedup, --no-ood), and on
-   the raw pool the imbalance tools: train-time `--oversample median` (when this imgcls has it), offline
-   `preprocess --oversample median` then train, `--sampler weighted`, `--loss focal`. Every side B model is scored by `predict --tta flip
+   the raw pool the imbalance tools: train-time oversampling (`--oversample off` where train oversamples by
+   default, `--oversample median` where it has the option but not the default), offline `preprocess --oversample
+   median` then train, `--sampler weighted`, `--loss focal`. Every side B model is scored by `predict --tta flip
    --eval` on the hidden test folder (macro-F1 over every class, and accuracy, on all test images).
 
 Prints one table (test macro-F1 / accuracy per seed, wall seconds: clean + train + predict for B, train.py +
-inference.py for A, images kept by clean) and writes WORK/results.json and WORK/results.md.
+inference.py for A, images kept by clean) and writes WORK/results.json (each B step's seconds too) and
+WORK/results.md.
 
     bash ../shared/data/get_data.sh /work/imgdata                # once, ~3 min
     python bench/e2e_vs_timm.py /work/imgdata/out/openclipart_l1 --timm-repo /work/timm_scripts --work /tmp/e2e \
@@ -239,21 +241,26 @@ def side_imgcls(a, work: Path, name: str, seed: int, clean: list | None = None, 
     run_name = f"{name}-s{seed}"
     if (work / "b" / "runs" / run_name).exists():
         shutil.rmtree(work / "b" / "runs" / run_name)
-    t += imgcls("train", src, *train_args(a, seed), *extra, "--out", work / "b" / "runs", "--name", run_name,
-                log=logs / f"{run_name}_train.log", env=env)
+    t_train = imgcls("train", src, *train_args(a, seed), *extra, "--out", work / "b" / "runs", "--name", run_name,
+                     log=logs / f"{run_name}_train.log", env=env)
+    t += t_train
     pred = work / "b" / "pred" / run_name
-    t += imgcls("predict", work / "b" / "runs" / run_name, "--data", work / "test", "--tta", "flip", "--eval",
-                "--eval-split", "all", "--device", a.device, "--out", pred, "--quiet",
-                log=logs / f"{run_name}_predict.log", env=env)
+    t_predict = imgcls("predict", work / "b" / "runs" / run_name, "--data", work / "test", "--tta", "flip",
+                       "--eval", "--eval-split", "all", "--device", a.device, "--out", pred, "--quiet",
+                       log=logs / f"{run_name}_predict.log", env=env)
+    t += t_predict
     ev = json.loads((pred / "predict.json").read_text())["eval"]
     return {"macro_f1": float(ev["tta"]["macro_f1"]), "accuracy": float(ev["tta"]["accuracy"]),
-            "n_test": int(ev["n_images"]), "seconds": t, "clean_seconds": t_clean, "kept": kept}
+            "n_test": int(ev["n_images"]), "seconds": t, "clean_seconds": t_clean,
+            "train_seconds": t_train, "predict_seconds": t_predict, "kept": kept}
 
 
-def has_train_option(flag: str) -> bool:
+def train_help_says(*words: str) -> bool:
+    """Every word is in `imgcls train --help` (the bench also runs against older checkouts, to measure a change)."""
     r = subprocess.run([sys.executable, "-m", "imgcls", "train", "--help"], capture_output=True, text=True,
                        env={**os.environ, "COLUMNS": "200"})
-    return flag in r.stdout
+    text = " ".join(r.stdout.replace("│", " ").split())       # rich's box and line wrapping removed
+    return all(w in text for w in words)
 
 
 def configs(a) -> list[tuple[str, dict]]:
@@ -261,7 +268,10 @@ def configs(a) -> list[tuple[str, dict]]:
            ("README chain: clean -> train -> predict --tta flip", {"clean": []})]   # clean's defaults: (b)
     out += [(f"chain, clean {flag}{' + train ' + ' '.join(extra) if extra else ''} ({what})",
              {"clean": flag.split(), "extra": extra}) for flag, extra, what in CLEAN_ROWS]
-    if has_train_option("--oversample"):
+    if train_help_says("off (each image once per epoch)"):   # oversampling on by default: the plain epoch is the row
+        out.append(("imbalance: train --oversample off (each image once per epoch)",
+                    {"extra": ["--oversample", "off"]}))
+    elif train_help_says("--oversample"):
         out.append(("imbalance: train --oversample median", {"extra": ["--oversample", "median"]}))
     else:
         print("note: this imgcls train has no --oversample; that row is left out", flush=True)
