@@ -311,6 +311,22 @@ def test_oversample_in_a_run_sets_the_epoch_length(tmp_path):
     run = run_train(cfg_for(folder, tmp_path, name="off", oversample="off", val_split=0.2, batch_size=4),
                     callbacks=[Count()])
     assert "--oversample" not in (run / "train.log").read_text() and len(steps) == 3
+    # data that preprocess --oversample already rebalanced: auto is off (said), a typed target still oversamples
+    import shutil
+    for k in range(2):
+        shutil.copyfile(folder / "b" / f"{k:03d}.png", folder / "b" / f"{k:03d}__os1.png")
+    rows = [(f"{c}/{f.name}", c, f"{c}/{f.name.replace('__os1', '')}" if "__os1" in f.name else "")
+            for c in ("a", "b") for f in sorted((folder / c).glob("*.png"))]
+    pd.DataFrame(rows, columns=["path", "label", "augmented_from"]).to_csv(folder / "m.csv", index=False)
+    steps.clear()
+    run = run_train(cfg_for(folder / "m.csv", tmp_path, name="copies", val_split=0.2, batch_size=4),
+                    callbacks=[Count()])
+    log = (run / "train.log").read_text()
+    assert "--oversample auto: off, the training rows hold preprocess --oversample copies" in log
+    assert "samples per epoch" not in log
+    run = run_train(cfg_for(folder / "m.csv", tmp_path, name="copies_max", oversample="max", val_split=0.2,
+                            batch_size=4))
+    assert "--oversample max (max x4)" in (run / "train.log").read_text()
 
 
 @pytest.mark.slow

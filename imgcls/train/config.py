@@ -136,8 +136,9 @@ class TrainConfig:
                                     help="Repeat each class's training images (each repeat freshly augmented) until "
                                          "the class has min(TARGET, count x --oversample-max-factor) samples per "
                                          "epoch: median | max | a number | off (each image once per epoch) | auto: "
-                                         "median, or off when --sampler weighted or --class-weights auto rebalances "
-                                         "instead (median measured +0.015 test macro-F1, docs/BENCHMARKS.md).")
+                                         "median, or off when --sampler weighted, --class-weights auto or "
+                                         "preprocess --oversample copies in the data rebalance instead (median "
+                                         "measured +0.015 test macro-F1, docs/BENCHMARKS.md).")
     oversample_max_factor: float = option(DEFAULT_MAX_FACTOR, panel=IMBALANCE, lo=1,
                                           help="--oversample: a class grows to at most this many times its count.")
     dup_weight: str = option("each", panel=IMBALANCE, choices=DUP_WEIGHTS,
@@ -213,11 +214,13 @@ class TrainConfig:
             raise UserError("--oversample and --sampler weighted both rebalance the classes (repeats vs draws with "
                             "replacement); use one of them")
 
-    def oversample_target(self) -> str | int | None:
+    def oversample_target(self, data_oversampled: bool = False) -> str | int | None:
         """The --oversample target train uses (imgcls.oversample.parse_target; None: each image once per epoch).
-        auto is median unless --sampler weighted or --class-weights auto already rebalances the classes."""
+        auto is median unless the classes are already rebalanced: by --sampler weighted, --class-weights auto, or
+        copies written by preprocess --oversample in the training rows (`data_oversampled`)."""
         if self.oversample == AUTO:
-            return None if self.sampler == "weighted" or self.class_weights == "auto" else "median"
+            rebalanced = self.sampler == "weighted" or self.class_weights == "auto" or data_oversampled
+            return None if rebalanced else "median"
         return parse_target(self.oversample)
 
     def to_dict(self) -> dict:

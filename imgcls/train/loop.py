@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from imgcls import manifest as mf
 from imgcls import metrics
 from imgcls.console import is_quiet, progress_bar
 from imgcls.errors import UserError
@@ -183,7 +184,8 @@ class Trainer:
                       if cfg.dup_weight == "group" else None)
         counted = self.train_final if self.units is None else unit_labels(self.units, self.train_final)
         self.counted = counted          # the class of each image, or of each group (--dup-weight group)
-        target = cfg.oversample_target()
+        self.copies_in_train = bool(mf.augmented(data.frame.iloc[data.train_idx]).any())
+        target = cfg.oversample_target(data_oversampled=self.copies_in_train)
         self.goals = (oversample_goals(counted, target, cfg.oversample_max_factor) if target is not None else None)
         self.n_epoch = int(self.goals.sum()) if self.goals is not None else len(counted)
         bs = cfg.batch_size
@@ -301,12 +303,15 @@ class Trainer:
             if self.goals is not None:
                 have = np.bincount(self.counted, minlength=len(self.goals))   # images, or groups (--dup-weight)
                 grown = [f"{meta.classes[c]} {have[c]}->{g}" for c, g in enumerate(self.goals) if g > have[c]]
-                how = (f"{cfg.oversample_target()} (--oversample {AUTO}; off: each image once per epoch)"
+                how = (f"median (--oversample {AUTO}; off: each image once per epoch)"
                        if cfg.oversample == AUTO else cfg.oversample)
                 self.log(f"--oversample {how} (max x{cfg.oversample_max_factor:g}): {self.n_epoch} samples "
                          f"per epoch from {self.n_train} images; " + (", ".join(grown[:12]) + (
                              f" (+{len(grown) - 12} more classes)" if len(grown) > 12 else "") if grown else
                              "no class below the target"))
+            elif cfg.oversample == AUTO and self.copies_in_train:
+                self.log(f"--oversample {AUTO}: off, the training rows hold preprocess --oversample copies "
+                         f"(augmented_from); --oversample median oversamples them again")
         self.hooks("on_run_start", {"run_dir": self.run_dir, "config": cfg.to_dict(), "classes": list(meta.classes),
                                     "fold": fold, "total_epochs": cfg.epochs, "start_epoch": self.state.epoch,
                                     "parent_dir": self.parent_dir, "model": meta.model, "train_images": self.n_train,
