@@ -116,6 +116,20 @@ def conflict_table(df: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def tie_losses(df: pd.DataFrame) -> list[tuple[str, int, int]]:
+    """(label, images removed, the label's readable images) per label that lost images to label-conflict groups
+    whose labels tie (every member removed as label_conflict: what --conflicts majority does to a tie), the largest
+    share first."""
+    sub = df[df["label_conflict"].astype(bool) & (df["dup_group"] != "")]
+    if sub.empty:
+        return []
+    tied = sub.groupby("dup_group")["reason"].transform(lambda r: bool((r == "label_conflict").all())).astype(bool)
+    lost = sub.loc[tied, "label"].astype(str).value_counts()
+    total = df.loc[df["error"] == "", "label"].astype(str).value_counts()
+    rows = [(lab, int(n), int(total.get(lab, n))) for lab, n in lost.items()]
+    return sorted(rows, key=lambda r: (-r[1] / r[2], r[0]))
+
+
 def families(df: pd.DataFrame) -> dict:
     """Duplicate groups of 3 or more images (e.g. near-identical generated drawings), counted apart from pairs."""
     sizes = df.loc[df["dup_group"] != "", "dup_group"].value_counts()

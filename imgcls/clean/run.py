@@ -11,7 +11,8 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls.clean.config import CleanConfig, DEFAULT_OUT
-from imgcls.clean.duplicates import conflict_table, families, group_levels, mark_duplicates, threshold_sweep
+from imgcls.clean.duplicates import (conflict_table, families, group_levels, mark_duplicates, threshold_sweep,
+                                     tie_losses)
 from imgcls.clean.materialize import materialize_kept
 from imgcls.clean.sampling import undersample
 from imgcls.console import info
@@ -157,4 +158,10 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
               f"(dup_group: split and train keep each group on one side)" if summary["linked_kept"] else "")
     info(f"clean: kept {summary['kept']} of {len(df)}; removed {summary['removed']}{linked}; "
          f"outputs: {out}/manifest.csv, report.html")
+    ties = tie_losses(df) if cfg.dedup and cfg.conflicts == "majority" else []
+    if ties:    # the default's cost, said: a tie removes a small class's images as readily as a wrong copy
+        worst = ", ".join(f"{lab} {n} of {total} ({n / total:.0%})" for lab, n, total in ties[:3])
+        info(f"clean: --conflicts majority removed {sum(n for _, n, _ in ties)} images of duplicate groups whose "
+             f"labels tie (neither label kept), the largest shares from {worst}; where one picture is rightly filed "
+             f"under several classes, --conflicts majority-ties keeps them (README: what each policy measured)")
     return df
