@@ -14,7 +14,7 @@ from typing import Optional
 from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.options import check, option, seed_option
-from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, OFF, parse_target
+from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, parse_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
 RESIZE_MODES = ("squash", "crop", "pad")
@@ -210,7 +210,7 @@ class TrainConfig:
         """Every option's choices and range (imgcls.options.check), before any data is read: a typo fails in a
         second, not after the decoded-image cache is built."""
         check(self)
-        if self.oversample != AUTO and parse_target(self.oversample) is not None and self.sampler == "weighted":
+        if self.sampler == "weighted" and self.oversample_target() is not None:     # auto yields, a typed target not
             raise UserError("--oversample and --sampler weighted both rebalance the classes (repeats vs draws with "
                             "replacement); use one of them")
 

@@ -33,10 +33,10 @@ from imgcls.console import is_quiet, progress_bar
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.model_meta import ModelMeta
+from imgcls.oversample import AUTO
 from imgcls.train.batch_aug import BatchAugment, gather, source_on_device, step_generator, use_batch_aug
 from imgcls.train.callbacks import Hooks
 from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
-from imgcls.oversample import AUTO
 from imgcls.train.config import TrainConfig
 from imgcls.train.data import (CachedImages, FileImages, ListSampler, augment_transform, duplicate_units,
                                epoch_indices, oversample_goals, random_erasing, unit_labels)
@@ -185,8 +185,9 @@ class Trainer:
         counted = self.train_final if self.units is None else unit_labels(self.units, self.train_final)
         self.counted = counted          # the class of each image, or of each group (--dup-weight group)
         self.copies_in_train = bool(mf.augmented(data.frame.iloc[data.train_idx]).any())
-        target = cfg.oversample_target(data_oversampled=self.copies_in_train)
-        self.goals = (oversample_goals(counted, target, cfg.oversample_max_factor) if target is not None else None)
+        self.target = cfg.oversample_target(data_oversampled=self.copies_in_train)
+        self.goals = (oversample_goals(counted, self.target, cfg.oversample_max_factor)
+                      if self.target is not None else None)
         self.n_epoch = int(self.goals.sum()) if self.goals is not None else len(counted)
         bs = cfg.batch_size
         loader_kw = {"num_workers": cfg.workers, "pin_memory": self.device.type == "cuda"}
@@ -303,7 +304,7 @@ class Trainer:
             if self.goals is not None:
                 have = np.bincount(self.counted, minlength=len(self.goals))   # images, or groups (--dup-weight)
                 grown = [f"{meta.classes[c]} {have[c]}->{g}" for c, g in enumerate(self.goals) if g > have[c]]
-                how = (f"median (--oversample {AUTO}; off: each image once per epoch)"
+                how = (f"{self.target} (--oversample {AUTO}; off: each image once per epoch)"
                        if cfg.oversample == AUTO else cfg.oversample)
                 self.log(f"--oversample {how} (max x{cfg.oversample_max_factor:g}): {self.n_epoch} samples "
                          f"per epoch from {self.n_train} images; " + (", ".join(grown[:12]) + (
