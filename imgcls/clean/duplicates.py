@@ -123,7 +123,7 @@ def tie_losses(df: pd.DataFrame) -> list[tuple[str, int, int]]:
     sub = df[df["label_conflict"].astype(bool) & (df["dup_group"] != "")]
     if sub.empty:
         return []
-    tied = sub.groupby("dup_group")["reason"].transform(lambda r: bool((r == "label_conflict").all())).astype(bool)
+    tied = sub["reason"].eq("label_conflict").groupby(sub["dup_group"]).transform("all").astype(bool)
     lost = sub.loc[tied, "label"].astype(str).value_counts()
     total = df.loc[df["error"] == "", "label"].astype(str).value_counts()
     rows = [(lab, int(n), int(total.get(lab, n))) for lab, n in lost.items()]

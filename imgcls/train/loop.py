@@ -180,11 +180,11 @@ class Trainer:
         self.train_final = data.final[data.train_idx]
         # --oversample: the samples each class gets per epoch (the epoch's length is their sum, the same every epoch)
         # --dup-weight group: a duplicate group (per class) is one sample; the epoch and --oversample count groups
-        self.units = (duplicate_units(data.frame.iloc[data.train_idx], self.train_final)
-                      if cfg.dup_weight == "group" else None)
+        train_rows = data.frame.iloc[data.train_idx]
+        self.units = duplicate_units(train_rows, self.train_final) if cfg.dup_weight == "group" else None
         counted = self.train_final if self.units is None else unit_labels(self.units, self.train_final)
         self.counted = counted          # the class of each image, or of each group (--dup-weight group)
-        self.copies_in_train = bool(mf.augmented(data.frame.iloc[data.train_idx]).any())
+        self.copies_in_train = bool(mf.augmented(train_rows).any())
         self.target = cfg.oversample_target(data_oversampled=self.copies_in_train)
         self.goals = (oversample_goals(counted, self.target, cfg.oversample_max_factor)
                       if self.target is not None else None)
