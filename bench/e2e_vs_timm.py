@@ -50,11 +50,12 @@ import timm_run  # noqa: E402  (bench/timm_run.py: timm's train.py command line,
 
 MODEL = "tf_efficientnet_lite0"
 # what clean's output means to train (issue 17): each row is the chain with these clean flags (and train flags);
-# candidate (b), every member kept and each group on one side of val (--duplicates link, --conflicts majority), is
-# clean's default, so the README chain row measures it
+# candidate (b), every member kept and each group on one side of val (--duplicates link, --conflicts majority-knn),
+# is clean's default, so the README chain row measures it
 CLEAN_ROWS = [
     ("--duplicates drop", [], "(a) duplicates deleted: one member per group kept"),
     ("--duplicates link", ["--dup-weight", "group"], "(c) every member kept, a group one sample per epoch"),
+    ("--duplicates link --conflicts majority", [], "conflicts: majority, none on a tie"),
     ("--duplicates link --conflicts majority-ties", [], "conflicts: majority, ties kept"),
     ("--duplicates link --conflicts all", [], "conflicts: every label's members kept"),
     ("--duplicates link --conflicts drop", [], "conflicts: every conflict group dropped"),

@@ -31,6 +31,82 @@ def test_conflict_policy_truth_table(labels, policy, kept):
         assert row == next(i for i in order if lab[i] == label)
 
 
+@pytest.mark.parametrize("labels, near, kept", [
+    ("ab", {"a": 3, "b": 1}, {"a", "b"}),       # both tied labels among the nearest images: both stay
+    ("ab", {"b": 4, "c": 6}, {"b"}),            # a copy planted in an unrelated class a: the fitting label stays
+    ("ab", {"c": 10}, set()),                   # neither: none (as majority)
+    ("aabbc", {"c": 10, "a": 1}, {"a"}),        # c is no tied label: its neighbours do not bring it back
+])
+def test_majority_knn_breaks_a_tie_by_the_nearest_images_labels(labels, near, kept):
+    from collections import Counter
+    lab = np.array(list(labels))
+    calls = []
+    keepers, conflict = conflict_keepers(list(range(len(lab))), lab, "majority-knn",
+                                         lambda: calls.append(1) or Counter(near))
+    assert set(keepers) == kept and conflict and calls == [1]
+
+
+def test_majority_knn_asks_no_neighbours_without_a_tie():
+    for labels in ("aab", "aaa"):
+        lab = np.array(list(labels))
+        assert set(conflict_keepers([0, 1, 2], lab, "majority-knn", lambda: pytest.fail("asked"))[0]) == {"a"}
+
+
+def _embedded(labels: list[str], directions: list[int], sha: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    n = len(labels)
+    df = pd.DataFrame({"root": "r", "path": [f"{labels[k]}/{k:03d}.png" for k in range(n)], "label": labels,
+                       "sha256": sha, "error": "", "width": 32, "height": 32, "keep": True, "reason": "",
+                       "dup_group": "", "duplicate_of": "", "label_conflict": False})
+    rng = np.random.default_rng(0)
+    emb = np.eye(8)[directions] + rng.normal(0, 0.05, (n, 8))
+    return df, emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+def test_mark_duplicates_majority_knn_on_embeddings():
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.duplicates import mark_duplicates, neighbour_labels
+    # three families of drawings (embedding directions 0, 1, 2): 0 filed under a and b, 1 under c, 2 under d
+    labels = ["a"] * 6 + ["b"] * 6 + ["c"] * 12 + ["d"] * 12
+    directions = [0] * 12 + [1] * 12 + [2] * 12
+    sha = [f"h{k}" for k in range(36)]
+    # tie 1: a drawing of family 0 filed under a and b (byte copies): both labels fit
+    labels += ["a", "b"]; directions += [0, 0]; sha += ["t1", "t1"]
+    # tie 2: a family-1 drawing (c-like) copied into a and c: the copy in a is planted, c stays
+    labels += ["a", "c"]; directions += [1, 1]; sha += ["t2", "t2"]
+    # tie 3: a drawing of a fourth family filed under a and c, nearer d's: neither label fits, none stays
+    labels += ["a", "c"]; directions += [3, 3]; sha += ["t3", "t3"]
+    df, emb = _embedded(labels, directions, sha)
+    emb[-2:] = emb[-2:] * 0.6 + np.eye(8)[2] * 0.4
+    emb[-2:] /= np.linalg.norm(emb[-2:], axis=1, keepdims=True)
+    out = mark_duplicates(df.copy(), emb, CleanConfig(near_dup=False))
+    keep = dict(zip(zip(out["sha256"], out["label"]), out["keep"]))
+    assert keep[("t1", "a")] and keep[("t1", "b")]
+    assert keep[("t2", "c")] and not keep[("t2", "a")]
+    assert not keep[("t3", "a")] and not keep[("t3", "c")]
+    assert (out.loc[~out["keep"], "reason"] == "label_conflict").all()
+    votes = out.attrs["tie_votes"]
+    assert len(votes) == 3 and all(sum(v.values()) <= 10 for v in votes.values())
+    g3 = out.loc[out["sha256"] == "t3", "dup_group"].iat[0]
+    assert votes[g3] == {"a": 0, "c": 0}
+    # the group's own members never vote for it; unreadable rows neither
+    ok = np.ones(len(df), bool)
+    ok[:6] = False
+    near = neighbour_labels(emb, [36, 37], np.array(labels), ok, k=10)
+    assert sum(near.values()) == 10 and "a" not in near
+
+
+def test_mark_duplicates_computes_embeddings_only_for_a_tie():
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.duplicates import mark_duplicates
+    df, emb = _embedded(["a", "a", "b", "b"], [0, 0, 1, 1], ["x", "x", "y", "z"])     # one group, one label
+    calls = []
+    out = mark_duplicates(df.copy(), None, CleanConfig(near_dup=False), embeddings=lambda: calls.append(1) or emb)
+    assert calls == [] and out.attrs["tie_votes"] == {}
+    df, emb = _embedded(["a", "b", "b", "a"], [0, 0, 1, 1], ["x", "x", "y", "z"])     # a tie
+    out = mark_duplicates(df.copy(), None, CleanConfig(near_dup=False), embeddings=lambda: calls.append(1) or emb)
+    assert calls == [1] and len(out.attrs["tie_votes"]) == 1
+
+
 def test_conflict_policy_order_independent():
     lab = np.array(["b", "a", "a", "b", "a"])
     for perm in ([0, 1, 2, 3, 4], [4, 3, 2, 1, 0], [3, 0, 4, 1, 2]):

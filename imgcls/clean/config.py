@@ -19,7 +19,7 @@ from imgcls.pipeline import PIPELINE
 DEFAULT_OOD_METHOD = "photo-style"
 DEFAULT_OUT = dict(PIPELINE)["clean"]
 MATERIALIZE = ("link", "copy")
-CONFLICT_POLICIES = ("majority", "majority-ties", "all", "drop")
+CONFLICT_POLICIES = ("majority-knn", "majority", "majority-ties", "all", "drop")
 DUPLICATE_MODES = ("link", "drop")
 DEFAULT_OOD_MAX_SHARE = 0.2       # a detector flagging more than this share of the set stops the run (--force)
 OOD_METHODS = tuple(d.name for d in DETECTORS)
@@ -47,10 +47,11 @@ class CleanConfig:
     duplicates: str = option("link", panel=DUPS, choices=DUPLICATE_MODES,
                              help="What a duplicate group becomes: link (every member kept, the group named in "
                                   "dup_group so split and train keep it on one side) or drop (one member kept).")
-    conflicts: str = option("majority", panel=DUPS, choices=CONFLICT_POLICIES,
-                            help="Duplicate groups spanning labels, which labels' members stay: majority (the "
-                                 "label most members carry, none on a tie), majority-ties (every label tied for "
-                                 "most), all (every label), drop (none).")
+    conflicts: str = option("majority-knn", panel=DUPS, choices=CONFLICT_POLICIES,
+                            help="Duplicate groups spanning labels, which labels' members stay: majority-knn (the "
+                                 "label most members carry; on a tie each tied label that one of the group's 10 "
+                                 "nearest other images carries, none if none does), majority (none on a tie), "
+                                 "majority-ties (every label tied for most), all (every label), drop (none).")
     ood: bool = option(True, panel=OOD, flags=("--ood/--no-ood",), help="Out-of-domain stage.")
     ood_method: str = option(DEFAULT_OOD_METHOD, panel=OOD, choices=OOD_METHODS,
                              help="Out-of-domain detector (README: what each measures).")
@@ -86,6 +87,11 @@ class CleanConfig:
             check_faiss(self.ann)
         if self.undersample and not self.max_per_class:
             raise UserError("--undersample needs --max-per-class N")
+
+    @property
+    def needs_embeddings(self) -> bool:
+        """The duplicate stage embeds the images: the near-duplicate search, or --conflicts majority-knn's votes."""
+        return bool(self.embedder_weights or (self.dedup and (self.near_dup or self.conflicts == "majority-knn")))
 
     def near_duplicates(self) -> links.NearDuplicates:
         """The near-duplicate definition these options choose (shared with split)."""

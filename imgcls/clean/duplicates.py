@@ -3,6 +3,9 @@ link: every member kept, the group named) or reduced to one member (drop), label
 the label-conflict table, and the threshold sweep of seed 000."""
 from __future__ import annotations
 
+from collections import Counter
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -12,6 +15,9 @@ from imgcls.options import check
 
 SWEEP = (0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99, 1.00)
 SWEEP_TOL = 1e-6     # a sweep row at t counts scores >= t - SWEEP_TOL (float32 scores of identical images: 1 - 6e-8)
+# --conflicts majority-knn: the images nearest a tied group that vote on its labels (bench/e2e_vs_timm.py's pool: a
+# label stays in 68 of 76 ties; data/sample's planted wrong-class copy has neither label among its 10)
+TIE_NEIGHBOURS = 10
 
 
 def group_levels(cut: float) -> list[float]:
@@ -34,17 +40,28 @@ def exact_pairs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
-                    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+                    pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+                    embeddings: Callable[[], np.ndarray] | None = None) -> pd.DataFrame:
     """Group exact (sha256) and near (score >= threshold) copies and name each group in `dup_group`. --duplicates
     link: every member of a label that stays is kept (`duplicate_of` names its label's first member); drop: that
     first member alone. Members of a label --conflicts decides against are removed (reason label_conflict). `pairs`
-    are precomputed scored pairs (links.NearDuplicates.scored_pairs), e.g. to try several thresholds."""
+    are precomputed scored pairs (links.NearDuplicates.scored_pairs), e.g. to try several thresholds. The votes of
+    --conflicts majority-knn's ties ({dup_group: {tied label: neighbours carrying it}}) are in
+    df.attrs["tie_votes"]; its embeddings are `emb`, else `embeddings()` (e.g. run_clean's cache), else the
+    definition's, computed only when a group ties."""
     check(cfg, ["dup_method", "duplicates", "conflicts"])
     definition = cfg.near_duplicates()
     n = len(df)
     ok = (df["error"] == "").to_numpy()
     sha = df["sha256"].to_numpy()
     ei, ej = exact_pairs(df)
+    lazy: dict[str, np.ndarray] = {} if emb is None else {"emb": emb}
+
+    def vectors() -> np.ndarray:
+        if "emb" not in lazy:
+            lazy["emb"] = embeddings() if embeddings is not None else definition.embeddings(df)
+        return lazy["emb"]
+
     if cfg.near_dup and (emb is not None or pairs is not None):
         pi, pj, ps = pairs if pairs is not None else definition.scored_pairs(df, emb)
         keep = (ps >= definition.cut) & ok[pi] & ok[pj]
@@ -53,13 +70,21 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
     labels = df["label"].astype(str).to_numpy()
     col = {c: df.columns.get_loc(c) for c in ("keep", "reason", "duplicate_of")}
     link = cfg.duplicates == "link"
+    votes: dict[str, dict[str, int]] = {}
     for g, members in pd.Series(range(n)).groupby(gid):
         idx = [i for i in members.tolist() if ok[i]]
         if len(idx) < 2:
             continue
         order = _keep_order(df, idx)
-        keepers, conflict = conflict_keepers(order, labels, cfg.conflicts)
         name = f"d{order[0]:06d}"
+
+        def neighbours(idx=idx, name=name) -> Counter:
+            near = Counter(neighbour_labels(vectors(), idx, labels, ok))
+            group = Counter(labels[i] for i in idx)
+            votes[name] = {lab: near[lab] for lab in sorted(group) if group[lab] == max(group.values())}
+            return near
+
+        keepers, conflict = conflict_keepers(order, labels, cfg.conflicts, neighbours)
         df.loc[df.index[idx], "dup_group"] = name
         df.loc[df.index[idx], "label_conflict"] = conflict
         kept = set(keepers.values())
@@ -76,15 +101,33 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
             if not link:
                 df.iat[i, col["keep"]] = False
                 df.iat[i, col["reason"]] = "exact_duplicate" if sha[i] == sha[twin] else "near_duplicate"
+    df.attrs["tie_votes"] = votes
     return df
 
 
-def conflict_keepers(order: list[int], labels: np.ndarray, policy: str) -> tuple[dict[str, int], bool]:
+def neighbour_labels(emb: np.ndarray, idx: list[int], labels: np.ndarray, ok: np.ndarray,
+                     k: int = TIE_NEIGHBOURS) -> dict[str, int]:
+    """{label: how many of the k readable images nearest the group carry it} for one duplicate group: nearest by
+    cosine to its members' mean embedding (L2-normalised rows), its own members left out."""
+    centre = emb[idx].mean(axis=0)
+    centre = centre / (np.linalg.norm(centre) or 1.0)
+    sim = emb @ centre
+    sim[idx] = -np.inf
+    sim[~ok] = -np.inf
+    k = min(k, int(np.isfinite(sim).sum()))
+    near = np.argpartition(-sim, k - 1)[:k] if k else np.array([], int)
+    return dict(Counter(labels[near].tolist()))
+
+
+def conflict_keepers(order: list[int], labels: np.ndarray, policy: str,
+                     neighbours: Callable[[], Counter] | None = None) -> tuple[dict[str, int], bool]:
     """{label that stays: its first row} for one duplicate group (rows in keep order), and whether the group spans
     labels. One label: it stays. Across labels, `majority`: the label most members carry, none on a tie (one
-    image per label says nothing about which is right); `majority-ties`: every label tied for most; `all`: every
-    label (a picture that belongs to several categories); `drop`: none. Never decided by path order."""
-    from collections import Counter
+    image per label says nothing about which is right); `majority-knn`: the same, but a tie keeps each tied label
+    that `neighbours()` (labels of the group's nearest other images: neighbour_labels) carries, none when none does
+    (a picture filed under two fitting classes keeps both, a copy planted in an unrelated class neither);
+    `majority-ties`: every label tied for most; `all`: every label (a picture that belongs to several categories);
+    `drop`: none. Never decided by path order."""
     counts = Counter(labels[i] for i in order)
     first: dict[str, int] = {}
     for i in order:
@@ -99,31 +142,42 @@ def conflict_keepers(order: list[int], labels: np.ndarray, policy: str) -> tuple
     winners = [lab for lab, c in counts.items() if c == top]
     if policy == "majority" and len(winners) > 1:
         return {}, True
+    if policy == "majority-knn" and len(winners) > 1:
+        near = neighbours()
+        winners = [lab for lab in winners if near[lab] > 0]
     return {lab: first[lab] for lab in winners}, True
 
 
-def conflict_table(df: pd.DataFrame) -> list[dict]:
-    """One row per duplicate group spanning labels: its labels with their counts and what was kept (the report)."""
+def conflict_table(df: pd.DataFrame, votes: dict[str, dict[str, int]] | None = None) -> list[dict]:
+    """One row per duplicate group spanning labels: its labels with their counts, what was kept, and for a tie that
+    --conflicts majority-knn decided, how many of the group's nearest images carry each tied label (the report)."""
     rows = []
+    votes = votes or {}
     sub = df[df["label_conflict"].astype(bool) & (df["dup_group"] != "")]
     for g, grp in sub.groupby("dup_group", sort=True):
         counts = grp["label"].astype(str).value_counts()
         kept = grp[grp["keep"].astype(bool)]
-        rows.append({"dup_group": g, "labels": ", ".join(f"{k} x{v}" for k, v in counts.items()),
-                     "kept": ", ".join(f"{p} ({lab})" for p, lab in zip(kept["path"], kept["label"]))
-                     or "none (tie or --conflicts drop)",
-                     "removed": ", ".join(grp.loc[~grp["keep"].astype(bool), "path"])})
+        row = {"dup_group": g, "labels": ", ".join(f"{k} x{v}" for k, v in counts.items()),
+               "kept": ", ".join(f"{p} ({lab})" for p, lab in zip(kept["path"], kept["label"]))
+               or "none (tie or --conflicts drop)",
+               "removed": ", ".join(grp.loc[~grp["keep"].astype(bool), "path"])}
+        if votes:
+            row["tie vote"] = ", ".join(f"{lab} {n}" for lab, n in votes[g].items()) if g in votes else ""
+        rows.append(row)
     return rows
 
 
-def tie_losses(df: pd.DataFrame) -> list[tuple[str, int, int]]:
+def tie_losses(df: pd.DataFrame, groups: list[str] | None = None) -> list[tuple[str, int, int]]:
     """(label, images removed, the label's readable images) per label that lost images to label-conflict groups
-    whose labels tie (every member removed as label_conflict: what --conflicts majority does to a tie), the largest
-    share first."""
+    whose labels tie: `groups` (e.g. the ties majority-knn voted on), else the groups with every member removed as
+    label_conflict (what --conflicts majority does to a tie); the largest share first."""
     sub = df[df["label_conflict"].astype(bool) & (df["dup_group"] != "")]
     if sub.empty:
         return []
-    tied = sub["reason"].eq("label_conflict").groupby(sub["dup_group"]).transform("all").astype(bool)
+    if groups is None:
+        tied = sub["reason"].eq("label_conflict").groupby(sub["dup_group"]).transform("all").astype(bool)
+    else:
+        tied = sub["dup_group"].isin(groups) & sub["reason"].eq("label_conflict")
     lost = sub.loc[tied, "label"].astype(str).value_counts()
     total = df.loc[df["error"] == "", "label"].astype(str).value_counts()
     rows = [(lab, int(n), int(total.get(lab, n))) for lab, n in lost.items()]

@@ -38,6 +38,7 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
     counts = counts.sort_values("before", ascending=False).reset_index().rename(columns={"index": "label"})
     families = (df[df["dup_group"] != ""].groupby("dup_group").agg(n=("path", "size"), labels=("label", lambda s: ", ".join(sorted(set(s)))),
                 example=("path", "first")).query("n >= 3").sort_values("n", ascending=False).reset_index())
+    conflicts = summary.get("label_conflicts", [])
     sections = [
         ("Summary", report.key_values([("images", summary["n_images"]), ("kept", summary["kept"])]
                                       + [(f"removed: {k}", v) for k, v in summary["removed"].items()]
@@ -47,9 +48,9 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
                                           f'{summary["families"]["images_in_them"]}'),
                                          ("duplicate pairs", summary["families"]["pair_groups"])])),
         ("Per-class counts before / after", report.table(counts)),
-        (f"Label conflicts: duplicate groups spanning labels ({len(summary.get('label_conflicts', []))}; "
+        (f"Label conflicts: duplicate groups spanning labels ({len(conflicts)}; "
          f"--conflicts {summary['config'].get('conflicts', '')})",
-         report.table(summary.get("label_conflicts", []), ["dup_group", "labels", "kept", "removed"])),
+         report.table(conflicts, ["dup_group", "labels", "tie vote", "kept", "removed"])),   # tie vote: majority-knn
         ("Threshold sweep: images deduplication removes (exact copies + near copies at each threshold)", report.table(summary["threshold_sweep"])),
         (f"Removed duplicates beside their kept twin ({len(dups)})", pairs + more),
         (f"Families of near-identical images (groups of 3 or more: {len(families)})",

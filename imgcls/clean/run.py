@@ -11,8 +11,8 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls.clean.config import CleanConfig, DEFAULT_OUT
-from imgcls.clean.duplicates import (conflict_table, families, group_levels, mark_duplicates, threshold_sweep,
-                                     tie_losses)
+from imgcls.clean.duplicates import (TIE_NEIGHBOURS, conflict_table, families, group_levels, mark_duplicates,
+                                     threshold_sweep, tie_losses)
 from imgcls.clean.materialize import materialize_kept
 from imgcls.clean.sampling import undersample
 from imgcls.console import info
@@ -57,8 +57,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     cfg.validate()
     check_workers(workers)
     definition = cfg.near_duplicates()
-    if cfg.embedder_weights or (cfg.dedup and cfg.near_dup):
-        # the near-duplicate search embeds every image: its weights must be here before the scan, not after it
+    if cfg.needs_embeddings:
+        # the near-duplicate search (or a tie's vote) embeds the images: the weights must be here before the scan
         definition.check_weights()
     from imgcls.train.dist import init_distributed
     dist = init_distributed(cfg.device)         # one process unless torchrun started several (gloo on CPU)
@@ -104,7 +104,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
         if dist.main:
             info(f"clean: {dist.world} processes (torchrun): the embedding / thumbnail / feature passes split by "
                  f"rank, rank 0 searches and writes")
-        if cfg.embedder_weights or (cfg.dedup and cfg.near_dup) or cfg.ood or cfg.undersample:
+        if cfg.needs_embeddings or cfg.ood or cfg.undersample:
             embeddings()
             if cfg.ood:
                 style()
@@ -121,7 +121,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
         scored = definition.scored_pairs(df, embeddings(), min(levels), thumbs=thumbs, workers=workers,
                                          levels=levels)
     if cfg.dedup:
-        df = mark_duplicates(df, None, cfg, pairs=scored)
+        df = mark_duplicates(df, None, cfg, pairs=scored, embeddings=embeddings)
+    tie_votes = df.attrs.get("tie_votes", {})
     if cfg.ood:
         from imgcls.clean.registry import OODInputs, get_detector
         det = get_detector(cfg.ood_method)
@@ -146,7 +147,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                "duplicate_groups": int(df.loc[df["dup_group"] != "", "dup_group"].nunique()),
                "linked_kept": int((df["keep"] & (df["duplicate_of"] != "")).sum()),
                "label_conflict_groups": int(df.loc[df["label_conflict"].astype(bool), "dup_group"].nunique()),
-               "label_conflicts": conflict_table(df),
+               "label_conflicts": conflict_table(df, tie_votes),
                "families": families(df),
                "threshold_sweep": sweep}
     write_json(out / "clean_summary.json", summary)
@@ -158,10 +159,27 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
               f"(dup_group: split and train keep each group on one side)" if summary["linked_kept"] else "")
     info(f"clean: kept {summary['kept']} of {len(df)}; removed {summary['removed']}{linked}; "
          f"outputs: {out}/manifest.csv, report.html")
-    ties = tie_losses(df) if cfg.dedup and cfg.conflicts == "majority" else []
-    if ties:    # the default's cost, said: a tie removes a small class's images as readily as a wrong copy
-        worst = ", ".join(f"{lab} {n} of {total} ({n / total:.0%})" for lab, n, total in ties[:3])
-        info(f"clean: --conflicts majority removed {sum(n for _, n, _ in ties)} images of duplicate groups whose "
-             f"labels tie (neither label kept), the largest shares from {worst}; where one picture is rightly filed "
-             f"under several classes, --conflicts majority-ties keeps them (README: what each policy measured)")
+    if cfg.dedup:
+        say_ties(df, cfg.conflicts, tie_votes)
     return df
+
+
+def say_ties(df: pd.DataFrame, policy: str, votes: dict[str, dict[str, int]]) -> None:
+    """What the tie rule of --conflicts majority / majority-knn removed, on screen: a tie can remove a small class's
+    images as readily as a wrong copy."""
+    if policy not in ("majority", "majority-knn"):
+        return
+    ties = tie_losses(df, list(votes) if policy == "majority-knn" else None)
+    worst = ", ".join(f"{lab} {n} of {total} ({n / total:.0%})" for lab, n, total in ties[:3])
+    removed = sum(n for _, n, _ in ties)
+    if policy == "majority" and ties:
+        info(f"clean: --conflicts majority removed {removed} images of duplicate groups whose labels tie (neither "
+             f"label kept), the largest shares from {worst}; where one picture is rightly filed under several "
+             f"classes, --conflicts majority-knn or majority-ties keeps them (README: what each policy measured)")
+    elif policy == "majority-knn" and votes:
+        every = sum(all(v.values()) for v in votes.values())
+        none = sum(not any(v.values()) for v in votes.values())
+        lost = f"; removed {removed} images, the largest shares from {worst}" if ties else ""
+        info(f"clean: {len(votes)} duplicate groups' labels tie (--conflicts majority-knn): every tied label kept in "
+             f"{every}, some in {len(votes) - every - none}, none in {none}, by which labels their {TIE_NEIGHBOURS} "
+             f"nearest other images carry (report.html){lost}")
