@@ -18,7 +18,7 @@ import pandas as pd
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from imgcls import manifest as mf  # noqa: E402
-from imgcls.clean import CleanConfig, mark_duplicates, pixel_matrix, threshold_sweep  # noqa: E402
+from imgcls.clean import CONFLICT_POLICIES, CleanConfig, mark_duplicates, pixel_matrix, threshold_sweep  # noqa: E402
 from imgcls.clean.features import feature_matrix  # noqa: E402
 from imgcls.clean.near_dup import thumbnails, tiny_descriptors  # noqa: E402
 from imgcls.clean.registry import OODInputs, get_detector  # noqa: E402
@@ -93,7 +93,7 @@ def main() -> None:
         for thr in [float(x) for x in a.thresholds.split(",")]:
             d = df.copy()
             d["keep"], d["reason"], d["dup_group"], d["duplicate_of"], d["label_conflict"] = True, "", "", "", False
-            d = mark_duplicates(d, None, CleanConfig(dup_method=method, dup_threshold=thr, duplicates="drop"),
+            d = mark_duplicates(d, emb, CleanConfig(dup_method=method, dup_threshold=thr, duplicates="drop"),
                                 pairs=scored)
             grp = d["dup_group"].to_numpy()
             found = sum(1 for f, s in zip(planted.file, planted.source.str.split("/").str[-1])
@@ -110,6 +110,18 @@ def main() -> None:
                   f"{near_o:.3f} | " + " ".join(f"{k[4:]}={v:.2f}" for k, v in per_kind.items()))
         print("sweep (all images):", threshold_sweep(df.assign(keep=True), scored))
 
+    # --- label conflicts: copies planted in another class than their source's (a wrong label, known) ----------
+    wrong = planted[planted["class"] != planted.source.str.split("/").str[0]]
+    scored = CleanConfig().near_duplicates().scored_pairs(df, emb, thumbs=th)
+    print(f"\nlabel conflicts (clean's default duplicate definition): {len(wrong)} copies planted in another class "
+          f"than their source\n--conflicts | sources kept | planted copies kept")
+    for policy in CONFLICT_POLICIES:
+        d = df.copy()
+        d["keep"], d["reason"], d["dup_group"], d["duplicate_of"], d["label_conflict"] = True, "", "", "", False
+        keep = mark_duplicates(d, emb, CleanConfig(conflicts=policy), pairs=scored)["keep"].to_numpy()
+        print(f"  {policy:13s} | {sum(keep[path_of[s]] for s in wrong.source.str.split('/').str[-1])} | "
+              f"{sum(keep[path_of[f]] for f in wrong.file)}")
+
     # --- out of domain ----------------------------------------------------------------------------------------
     inputs = OODInputs(features=lambda: feats, embeddings=lambda: emb, pixels=lambda: px(), seed=0,
                        style=lambda: style)
@@ -121,7 +133,7 @@ def main() -> None:
         return px_cache["p"]
 
     print("\nOOD method | default-rule P / R / F1 | best-threshold F1 | untouched flagged | seconds")
-    for m in a.methods.split(","):
+    for m in filter(None, a.methods.split(",")):     # --methods "": no OOD rows
         t = time.time()
         try:
             s = get_detector(m).score(inputs)

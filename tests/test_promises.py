@@ -600,13 +600,15 @@ def test_split_folder_layout_maps_to_the_split_column(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# 13 (clean). a label conflict keeps the majority label's member, none on a tie, and the report shows the choice
+# 13 (clean). a label conflict keeps the majority label's member; on a tie (default majority-knn) each tied label
+# the group's nearest images carry, so a planted wrong-class copy keeps neither; the report shows the choice
 # ---------------------------------------------------------------------------------------------------------------
 
 @pytest.mark.timeout(120)
 def test_clean_sample_keeps_neither_side_of_the_planted_conflict(tmp_path):
     """The issue's reproduction: data/sample's electronics/img_64cc6a2deaa7.png is a byte copy of
-    tools/shield_matt_todd_01_eb878f.png (planted with the wrong class): one image per label is a tie."""
+    tools/shield_matt_todd_01_eb878f.png (planted with the wrong class): one image per label is a tie, and none of
+    the pair's 10 nearest other images is an electronics or a tools drawing, so neither label stays."""
     sample = Path(__file__).resolve().parents[1] / "data" / "sample"
     r = invoke("clean", sample, "--out", tmp_path / "c", "--exact-only", "--no-ood", "--workers", 1, "-q")
     assert r.exit_code == 0, r.output
@@ -616,6 +618,7 @@ def test_clean_sample_keeps_neither_side_of_the_planted_conflict(tmp_path):
     assert (pair["reason"] == "label_conflict").all()
     html = (tmp_path / "c" / "report.html").read_text()
     assert "Label conflicts" in html and "none (tie" in html and "img_64cc6a2deaa7.png" in html
+    assert "electronics 0, tools 0" in html                     # the tie vote
 
 
 def test_clean_conflict_majority_wins(tmp_path):
