@@ -78,11 +78,10 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
         order = _keep_order(df, idx)
         name = f"d{order[0]:06d}"
 
-        def neighbours(idx=idx, name=name) -> Counter:
-            near = Counter(neighbour_labels(vectors(), idx, labels, ok))
-            group = Counter(labels[i] for i in idx)
-            votes[name] = {lab: near[lab] for lab in sorted(group) if group[lab] == max(group.values())}
-            return near
+        def neighbours(tied: list[str], idx=idx, name=name) -> dict[str, int]:
+            near = neighbour_labels(vectors(), idx, labels, ok)
+            votes[name] = {lab: near.get(lab, 0) for lab in sorted(tied)}
+            return votes[name]
 
         keepers, conflict = conflict_keepers(order, labels, cfg.conflicts, neighbours)
         df.loc[df.index[idx], "dup_group"] = name
@@ -120,11 +119,12 @@ def neighbour_labels(emb: np.ndarray, idx: list[int], labels: np.ndarray, ok: np
 
 
 def conflict_keepers(order: list[int], labels: np.ndarray, policy: str,
-                     neighbours: Callable[[], Counter] | None = None) -> tuple[dict[str, int], bool]:
+                     neighbours: Callable[[list[str]], dict[str, int]] | None = None) -> tuple[dict[str, int], bool]:
     """{label that stays: its first row} for one duplicate group (rows in keep order), and whether the group spans
     labels. One label: it stays. Across labels, `majority`: the label most members carry, none on a tie (one
     image per label says nothing about which is right); `majority-knn`: the same, but a tie keeps each tied label
-    that `neighbours()` (labels of the group's nearest other images: neighbour_labels) carries, none when none does
+    that `neighbours(tied labels)` ({label: how many of the group's nearest other images carry it}) counts more than
+    0, none when none does
     (a picture filed under two fitting classes keeps both, a copy planted in an unrelated class neither);
     `majority-ties`: every label tied for most; `all`: every label (a picture that belongs to several categories);
     `drop`: none. Never decided by path order."""
@@ -143,7 +143,7 @@ def conflict_keepers(order: list[int], labels: np.ndarray, policy: str,
     if policy == "majority" and len(winners) > 1:
         return {}, True
     if policy == "majority-knn" and len(winners) > 1:
-        near = neighbours()
+        near = neighbours(winners)
         winners = [lab for lab in winners if near[lab] > 0]
     return {lab: first[lab] for lab in winners}, True
 
