@@ -33,6 +33,11 @@ def prf(pred: np.ndarray, true: np.ndarray) -> tuple[float, float, float]:
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
 
 
+def unmarked(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of the scanned manifest with clean's duplicate columns at run_clean's start values."""
+    return df.assign(keep=True, reason="", dup_group="", duplicate_of="", label_conflict=False)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("data", nargs="?", default="/work/imgdata/out")
@@ -91,10 +96,8 @@ def main() -> None:
         print("threshold | planted recall | untouched removed (exact / near) | other untouched removed as near dup "
               "| per kind")
         for thr in [float(x) for x in a.thresholds.split(",")]:
-            d = df.copy()
-            d["keep"], d["reason"], d["dup_group"], d["duplicate_of"], d["label_conflict"] = True, "", "", "", False
-            d = mark_duplicates(d, emb, CleanConfig(dup_method=method, dup_threshold=thr, duplicates="drop"),
-                                pairs=scored)
+            cfg = CleanConfig(dup_method=method, dup_threshold=thr, duplicates="drop")
+            d = mark_duplicates(unmarked(df), emb, cfg, pairs=scored)
             grp = d["dup_group"].to_numpy()
             found = sum(1 for f, s in zip(planted.file, planted.source.str.split("/").str[-1])
                         if grp[path_of[f]] != "" and grp[path_of[f]] == grp[path_of[s]])
@@ -116,9 +119,7 @@ def main() -> None:
     print(f"\nlabel conflicts (clean's default duplicate definition): {len(wrong)} copies planted in another class "
           f"than their source\n--conflicts | sources kept | planted copies kept")
     for policy in CONFLICT_POLICIES:
-        d = df.copy()
-        d["keep"], d["reason"], d["dup_group"], d["duplicate_of"], d["label_conflict"] = True, "", "", "", False
-        keep = mark_duplicates(d, emb, CleanConfig(conflicts=policy), pairs=scored)["keep"].to_numpy()
+        keep = mark_duplicates(unmarked(df), emb, CleanConfig(conflicts=policy), pairs=scored)["keep"].to_numpy()
         print(f"  {policy:13s} | {sum(keep[path_of[s]] for s in wrong.source.str.split('/').str[-1])} | "
               f"{sum(keep[path_of[f]] for f in wrong.file)}")
 

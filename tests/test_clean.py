@@ -104,7 +104,7 @@ def test_clean_marks_duplicates_ood_and_errors(dirty, tmp_path):
     assert at[1.0]["removed"] >= 1 and [r["removed"] for r in sweep] == sorted((r["removed"] for r in sweep),
                                                                                reverse=True)
     from conftest import assert_self_contained
-    assert assert_self_contained(tmp_path / "clean" / "report.html", 8).count("removed ") >= 3   # the 3 removed copies beside their twins
+    assert assert_self_contained(tmp_path / "clean" / "report.html", 8).count("removed ") >= 3   # 3 removed copies
 
 
 def test_embedding_dup_method_and_its_threshold(dirty, tmp_path):

@@ -123,11 +123,10 @@ def conflict_keepers(order: list[int], labels: np.ndarray, policy: str,
     """{label that stays: its first row} for one duplicate group (rows in keep order), and whether the group spans
     labels. One label: it stays. Across labels, `majority`: the label most members carry, none on a tie (one
     image per label says nothing about which is right); `majority-knn`: the same, but a tie keeps each tied label
-    that `neighbours(tied labels)` ({label: how many of the group's nearest other images carry it}) counts more than
-    0, none when none does
-    (a picture filed under two fitting classes keeps both, a copy planted in an unrelated class neither);
-    `majority-ties`: every label tied for most; `all`: every label (a picture that belongs to several categories);
-    `drop`: none. Never decided by path order."""
+    that `neighbours(tied labels)` ({label: how many of the group's nearest other images carry it}) counts, none
+    when it counts none (a picture filed under two fitting classes keeps both, a copy planted in an unrelated class
+    neither); `majority-ties`: every label tied for most; `all`: every label (a picture that belongs to several
+    categories); `drop`: none. Never decided by path order."""
     counts = Counter(labels[i] for i in order)
     first: dict[str, int] = {}
     for i in order:
