@@ -488,7 +488,16 @@ def test_ood_threshold_contamination_and_embedding_options_act(dirty, tmp_path, 
     r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e2"), "--device", "cpu", "--no-ood", "-q",
                             "--embedder", "resnet10t"])
     assert r.exit_code == 2 and "pass --embedder-weights FILE" in r.output and "Traceback" not in r.output
-    assert not scanned
+    assert not scanned and "--exact-only" not in r.output
+    # with --exact-only only the default tie vote embeds: the line names --conflicts majority as the way around it
+    r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e2"), "--device", "cpu", "--no-ood", "-q",
+                            "--embedder", "resnet10t", "--exact-only"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "pass --embedder-weights FILE" in said and "--conflicts majority needs no" in said
+    assert not scanned and "Traceback" not in r.output
+    r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e2"), "--device", "cpu", "--no-ood", "-q",
+                            "--embedder", "resnet10t", "--exact-only", "--conflicts", "majority"])
+    assert r.exit_code == 0, r.output                      # and it does
     # --embedder-weights: the file reaches the embedding pass; a missing one fails before the scan, naming the option
     import torch
     from imgcls.weights import create_model

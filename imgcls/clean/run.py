@@ -16,7 +16,7 @@ from imgcls.clean.duplicates import (TIE_NEIGHBOURS, conflict_table, families, g
 from imgcls.clean.materialize import materialize_kept
 from imgcls.clean.sampling import undersample
 from imgcls.console import info
-from imgcls.errors import UserError
+from imgcls.errors import MissingWeightsError, UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json
 from imgcls.parallel import check_workers
 
@@ -59,7 +59,13 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     definition = cfg.near_duplicates()
     if cfg.needs_embeddings:
         # the near-duplicate search (or a tie's vote) embeds the images: the weights must be here before the scan
-        definition.check_weights()
+        try:
+            definition.check_weights()
+        except MissingWeightsError as e:
+            if cfg.near_dup or cfg.embedder_weights:
+                raise
+            raise MissingWeightsError(f"{e}; with --exact-only only --conflicts majority-knn's tie vote embeds, so "
+                                      f"--conflicts majority needs no weights") from None
     from imgcls.train.dist import init_distributed
     dist = init_distributed(cfg.device)         # one process unless torchrun started several (gloo on CPU)
     out = Path(out)
