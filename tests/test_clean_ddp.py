@@ -6,8 +6,10 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from test_clean import dirty  # noqa: F401  (fixture)
 
@@ -38,3 +40,25 @@ def test_torchrun_two_processes_give_the_one_process_manifest(dirty, tmp_path): 
     # each rank embedded its share into shards, rank 0 merged them into the cache and removed them
     cache = tmp_path / "cache2" / "embeddings"
     assert (cache / "tf_efficientnet_lite0_64.npz").exists() and not list(cache.glob("*.parts"))
+
+
+@pytest.mark.parametrize("tie", [False, True])
+def test_exact_only_ranks_embed_only_when_a_group_ties(tmp_path, monkeypatch, tie):
+    # a rank other than 0 cannot see rank 0's groups: with --exact-only it embeds (its share, for majority-knn's tie
+    # vote) only when it can foresee a tie itself, and returns before searching and writing
+    from imgcls import links
+    from imgcls.clean import CleanConfig, run_clean
+    from imgcls.train import dist
+    rng = np.random.default_rng(0)
+    for label in "ab":
+        (tmp_path / "data" / label).mkdir(parents=True)
+    pic = Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8))
+    pic.save(tmp_path / "data" / "a" / "x.png")
+    pic.save(tmp_path / "data" / ("b" if tie else "a") / "copy.png")      # a byte copy: across labels, or within
+    Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(tmp_path / "data" / "b" / "y.png")
+    calls = []
+    monkeypatch.setattr(dist, "init_distributed", lambda device: dist.Dist(rank=1, world=2))
+    monkeypatch.setattr(links.NearDuplicates, "embeddings",
+                        lambda self, df, workers=1: calls.append(len(df)) or np.zeros((len(df), 4), np.float32))
+    run_clean(tmp_path / "data", tmp_path / "out", CleanConfig(near_dup=False, ood=False, device="cpu"))
+    assert calls == ([3] if tie else []) and not (tmp_path / "out").exists()

@@ -4,6 +4,7 @@ the label-conflict table, and the threshold sweep of seed 000."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -102,6 +103,23 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
                 df.iat[i, col["reason"]] = "exact_duplicate" if sha[i] == sha[twin] else "near_duplicate"
     df.attrs["tie_votes"] = votes
     return df
+
+
+def asks_for_embeddings(df: pd.DataFrame, cfg: CleanConfig) -> bool:
+    """Whether mark_duplicates, given no near-duplicate pairs (--exact-only), computes embeddings: a group whose
+    labels tie under --conflicts majority-knn. A dry run on a copy that stops at the first tie (e.g. so that
+    torchrun's ranks, which cannot see rank 0's groups, skip the embedding pass when no group ties)."""
+    class Asked(Exception):
+        pass
+
+    def ask() -> np.ndarray:
+        raise Asked
+
+    try:
+        mark_duplicates(df.copy(), None, replace(cfg, near_dup=False), embeddings=ask)
+    except Asked:
+        return True
+    return False
 
 
 def neighbour_labels(emb: np.ndarray, idx: list[int], labels: np.ndarray, ok: np.ndarray,

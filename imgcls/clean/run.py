@@ -11,8 +11,8 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls.clean.config import CleanConfig, DEFAULT_OUT
-from imgcls.clean.duplicates import (TIE_NEIGHBOURS, conflict_table, families, group_levels, mark_duplicates,
-                                     threshold_sweep, tie_losses)
+from imgcls.clean.duplicates import (TIE_NEIGHBOURS, asks_for_embeddings, conflict_table, families, group_levels,
+                                     mark_duplicates, threshold_sweep, tie_losses)
 from imgcls.clean.materialize import materialize_kept
 from imgcls.clean.sampling import undersample
 from imgcls.console import info
@@ -110,7 +110,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
         if dist.main:
             info(f"clean: {dist.world} processes (torchrun): the embedding / thumbnail / feature passes split by "
                  f"rank, rank 0 searches and writes")
-        if cfg.needs_embeddings or cfg.ood or cfg.undersample:
+        # with --exact-only the duplicate stage embeds only for a tie's vote, which every rank can foresee
+        if (cfg.dedup and (cfg.near_dup or asks_for_embeddings(df, cfg))) or cfg.ood or cfg.undersample:
             embeddings()
             if cfg.ood:
                 style()
