@@ -20,7 +20,9 @@ tools (issue 17).
    --eval` on the hidden test folder (macro-F1 over every class, and accuracy, on all test images).
 
 Prints one table (test macro-F1 / accuracy per seed, wall seconds: clean + train + predict for B, train.py +
-inference.py for A, images kept by clean) and writes WORK/results.json (each B step's seconds too) and
+inference.py for A, images kept by clean), then with several seeds each row's paired difference from `train` alone
+(mean, standard deviation, standard error, seeds at or above; `train` alone's results may come from an earlier
+run in WORK, e.g. `--only "raw pool"` then `--only "README chain"`), and writes WORK/results.json (each B step's seconds too) and
 WORK/results.md.
 
     bash ../shared/data/get_data.sh /work/imgdata                # once, ~3 min
@@ -282,21 +284,57 @@ def configs(a) -> list[tuple[str, dict]]:
     return out
 
 
-def cached(work: Path, key: str, a, fn) -> dict:
-    """fn()'s result, kept in WORK/results/<key>.json for the same settings: a rerun (after a failure or with more
-    --seeds) skips the finished rows."""
-    sig = {k: str(getattr(a, k)) for k in ("epochs", "img_size", "batch_size", "lr", "device", "cap", "test_frac",
-                                           "quick")}
+def row_key(label: str) -> str:
+    """A row's name in WORK/results and WORK/logs."""
+    return "".join(ch if ch.isalnum() else "_" for ch in label)[:90].strip("_")
+
+
+def settings(a) -> dict:
+    return {k: str(getattr(a, k)) for k in ("epochs", "img_size", "batch_size", "lr", "device", "cap", "test_frac",
+                                            "quick")}
+
+
+def kept(work: Path, key: str, a) -> dict | None:
+    """The result an earlier run left in WORK/results/<key>.json with the same settings, else None."""
     f = work / "results" / f"{key}.json"
     if f.is_file():
         doc = json.loads(f.read_text())
-        if doc.get("settings") == sig:
-            print(f"(kept from an earlier run: {f})", flush=True)
+        if doc.get("settings") == settings(a):
             return doc["result"]
+    return None
+
+
+def cached(work: Path, key: str, a, fn) -> dict:
+    """fn()'s result, kept in WORK/results/<key>.json for the same settings: a rerun (after a failure or with more
+    --seeds) skips the finished rows."""
+    res = kept(work, key, a)
+    if res is not None:
+        print(f"(kept from an earlier run: {work / 'results' / key}.json)", flush=True)
+        return res
     res = fn()
+    f = work / "results" / f"{key}.json"
     f.parent.mkdir(parents=True, exist_ok=True)
-    f.write_text(json.dumps({"settings": sig, "result": res}, indent=2))
+    f.write_text(json.dumps({"settings": settings(a), "result": res}, indent=2))
     return res
+
+
+def paired(rows: list, ref: tuple[str, str], seeds: list[int], work: Path, a) -> list[str]:
+    """Each row's test macro-F1 against the reference row's on the same seeds (the reference's results from this
+    run or an earlier one in WORK): mean difference, its standard deviation and standard error, and in how many
+    seeds the row is at or above. A seed moves one row by 0.01-0.02 here, so a single difference says little."""
+    label, key = ref
+    base = [kept(work, f"{key}-s{s}", a) for s in seeds]
+    if len(seeds) < 2 or any(b is None for b in base):
+        return []
+    out = [f"paired against {label}, test macro-F1 over seeds {','.join(map(str, seeds))}:"]
+    for name, k, res in rows:
+        if k in (key, "timm"):
+            continue
+        d = np.array([res[s]["macro_f1"] - b["macro_f1"] for s, b in zip(seeds, base)])
+        sd = float(d.std(ddof=1))
+        out.append(f"- {name}: {d.mean():+.3f} (standard deviation {sd:.3f}, standard error "
+                   f"{sd / np.sqrt(len(d)):.3f}; at or above in {int((d >= 0).sum())} of {len(d)})")
+    return out if len(out) > 1 else []
 
 
 def main():
@@ -342,7 +380,7 @@ def main():
     for label, kw in configs(a):
         if a.only and a.only not in label:
             continue
-        slug = "".join(ch if ch.isalnum() else "_" for ch in label)[:90].strip("_")
+        slug = row_key(label)
         res = {s: cached(a.work, f"{slug}-s{s}", a,
                          lambda s=s, slug=slug, kw=kw: side_imgcls(a, a.work, slug, s, kw.get("clean"),
                                                                    kw.get("preprocess"), kw.get("extra", [])))
@@ -372,7 +410,9 @@ def main():
         kept_text = "" if kept is None else f"{kept} of {info['pool']}"
         lines.append(f"| {label} | {cell(res, 'macro_f1', '{:.3f}')} | {cell(res, 'minority_f1', '{:.3f}')} | "
                      f"{cell(res, 'accuracy', '{:.3f}')} | {cell(res, 'seconds', '{:.0f}')} | {kept_text} |")
-    text = "\n".join(lines)
+    ref = configs(a)[0][0]
+    diffs = paired(rows, (f"`{ref}`", row_key(ref)), seeds, a.work, a)
+    text = "\n".join(lines + ([""] + diffs if diffs else []))
     print(text)
     (a.work / "results.md").write_text(text + "\n")
     (a.work / "results.json").write_text(json.dumps({"data": info, "args": {k: str(v) for k, v in vars(a).items()},
