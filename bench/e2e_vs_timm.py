@@ -22,8 +22,8 @@ tools (issue 17).
 Prints one table (test macro-F1 / accuracy per seed, wall seconds: clean + train + predict for B, train.py +
 inference.py for A, images kept by clean), then with several seeds each row's paired difference from `train` alone
 (mean, standard deviation, standard error, seeds at or above; `train` alone's results may come from an earlier
-run in WORK, e.g. `--only "raw pool"` then `--only "README chain"`), and writes WORK/results.json (each B step's seconds too) and
-WORK/results.md.
+run in WORK, e.g. `--only "raw pool"` then `--only "README chain"`), and writes WORK/results.json (each B step's
+seconds too) and WORK/results.md.
 
     bash ../shared/data/get_data.sh /work/imgdata                # once, ~3 min
     python bench/e2e_vs_timm.py /work/imgdata/out/openclipart_l1 --timm-repo /work/timm_scripts --work /tmp/e2e \
