@@ -294,7 +294,7 @@ def settings(a) -> dict:
                                             "quick")}
 
 
-def kept(work: Path, key: str, a) -> dict | None:
+def earlier_result(work: Path, key: str, a) -> dict | None:
     """The result an earlier run left in WORK/results/<key>.json with the same settings, else None."""
     f = work / "results" / f"{key}.json"
     if f.is_file():
@@ -307,7 +307,7 @@ def kept(work: Path, key: str, a) -> dict | None:
 def cached(work: Path, key: str, a, fn) -> dict:
     """fn()'s result, kept in WORK/results/<key>.json for the same settings: a rerun (after a failure or with more
     --seeds) skips the finished rows."""
-    res = kept(work, key, a)
+    res = earlier_result(work, key, a)
     if res is not None:
         print(f"(kept from an earlier run: {work / 'results' / key}.json)", flush=True)
         return res
@@ -323,7 +323,7 @@ def paired(rows: list, ref: tuple[str, str], seeds: list[int], work: Path, a) ->
     run or an earlier one in WORK): mean difference, its standard deviation and standard error, and in how many
     seeds the row is at or above. A seed moves one row by 0.01-0.02 here, so a single difference says little."""
     label, key = ref
-    base = [kept(work, f"{key}-s{s}", a) for s in seeds]
+    base = [earlier_result(work, f"{key}-s{s}", a) for s in seeds]
     if len(seeds) < 2 or any(b is None for b in base):
         return []
     out = [f"paired against {label}, test macro-F1 over seeds {','.join(map(str, seeds))}:"]
