@@ -241,3 +241,70 @@ def test_dup_weight_group_reaches_the_training_epoch(tmp_path, monkeypatch):
     assert np.bincount(units).max() == 2
     import yaml
     assert yaml.safe_load((tmp_path / "runs" / "g" / "config.yaml").read_text())["dup_weight"] == "group"
+
+
+def test_neighbour_votes_in_blocks_match_one_group_at_a_time(monkeypatch):
+    """The batched vote (blocks of groups in one matrix product) counts what the vote of each group alone counts,
+    whatever the block size; its members and unreadable rows never vote."""
+    import imgcls.clean.duplicates as dup
+    rng = np.random.default_rng(3)
+    emb = rng.standard_normal((60, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    labels = rng.choice(list("abcde"), 60)
+    ok = rng.random(60) > 0.1
+    groups = [[int(i) for i in rng.choice(np.flatnonzero(ok), 2 + k % 3, replace=False)] for k in range(7)]
+    alone = []
+    for idx in groups:
+        sim = emb @ (c := emb[idx].mean(0) / np.linalg.norm(emb[idx].mean(0)))
+        sim[idx] = -np.inf
+        sim[~ok] = -np.inf
+        near = np.argsort(-sim)[:10]
+        alone.append({lab: int((labels[near] == lab).sum()) for lab in set(labels[near])})
+    for block in (60, 120, 10_000):                       # 1, 2 and all 7 groups per matrix product
+        monkeypatch.setattr(dup, "NEIGHBOUR_BLOCK", block)
+        assert dup.neighbour_votes(emb, groups, labels, ok) == alone
+
+
+def test_a_losing_label_points_at_the_first_kept_member():
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.duplicates import mark_duplicates
+    # one drawing: twice under a, twice under b, once under c (majority-ties keeps a and b, c loses)
+    df, emb = _embedded(["c", "b", "a", "b", "a"], [0] * 5, ["x"] * 5)
+    df["width"] = [32, 32, 32, 64, 32]                    # b/003.png is the largest: first in keep order
+    out = mark_duplicates(df.copy(), emb, CleanConfig(near_dup=False, conflicts="majority-ties")).set_index("path")
+    assert out.loc["c/000.png", "reason"] == "label_conflict"
+    assert out.loc["c/000.png", "duplicate_of"] == "b/003.png"
+    assert out.loc["a/004.png", "duplicate_of"] == "a/002.png" and out.loc["b/001.png", "duplicate_of"] == "b/003.png"
+    assert out["keep"].tolist() == [False, True, True, True, True]
+
+
+@pytest.mark.timeout(60)
+def test_duplicate_stage_bookkeeping_scales():
+    """20,000 images in 4,000 copy groups, 700-odd of them label ties: grouping, the tie votes and the conflict
+    table take well under a second here (a frame lookup per group took 16 s)."""
+    import time
+
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.duplicates import conflict_table, mark_duplicates
+    rng = np.random.default_rng(0)
+    n = 20_000
+    sha = np.array([f"h{i}" for i in range(n)], dtype=object)
+    src = rng.choice(n, n // 5, replace=False)
+    dst = rng.choice(np.setdiff1d(np.arange(n), src), n // 5, replace=False)
+    sha[dst] = sha[src]
+    labels = rng.integers(0, 17, n).astype(str)
+    same = rng.random(n // 5) < 0.8
+    labels[dst[same]] = labels[src[same]]
+    df = pd.DataFrame({"root": "r", "path": [f"{lab}/{i}.png" for i, lab in enumerate(labels)], "label": labels,
+                       "sha256": sha, "error": "", "width": 64, "height": 64, "keep": True, "reason": "",
+                       "dup_group": "", "duplicate_of": "", "label_conflict": False})
+    emb = rng.standard_normal((n, 64)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    t = time.perf_counter()
+    out = mark_duplicates(df, emb, CleanConfig(near_dup=False))
+    rows = conflict_table(out, out.attrs["tie_votes"])
+    seconds = time.perf_counter() - t
+    assert (out["dup_group"] != "").sum() == 2 * (n // 5)
+    assert len(rows) == out.loc[out["label_conflict"], "dup_group"].nunique() > 500
+    assert len(out.attrs["tie_votes"]) > 500
+    assert seconds < 5, f"{seconds:.1f} s"
