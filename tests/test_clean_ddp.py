@@ -62,3 +62,43 @@ def test_exact_only_ranks_embed_only_when_a_group_ties(tmp_path, monkeypatch, ti
                         lambda self, df, workers=1: calls.append(len(df)) or np.zeros((len(df), 4), np.float32))
     run_clean(tmp_path / "data", tmp_path / "out", CleanConfig(near_dup=False, ood=False, device="cpu"))
     assert calls == ([3] if tie else []) and not (tmp_path / "out").exists()
+
+
+GATHER_SCRIPT = """
+import sys
+import numpy as np
+import torch.distributed as dist
+from imgcls.train.dist import init_distributed
+d = init_distributed("cpu")
+rows = np.arange(1, 23, 2)                       # the rows to fill, the same on every rank; each fills its share
+out, done = np.zeros((23, 4, 3), np.uint8), np.zeros(23, bool)
+for i in d.mine(rows):
+    if i % 5:                                    # every fifth row unreadable: not done, not sent
+        out[i], done[i] = i, True
+sent = []
+orig = d.gather
+d.gather = lambda obj: sent.append(obj) or orig(obj)
+d.gather_rows(out, rows, done=done, chunk_bytes=int(sys.argv[2]))
+if d.main:
+    np.savez(sys.argv[1], out=out, done=done, calls=len(sent), own=sum(s is not None for s in sent))
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("chunk_bytes", [24, 1 << 27])       # two rows a piece (several calls), or one piece
+def test_gather_rows_fills_rank_zero_in_pieces(tmp_path, chunk_bytes):
+    script = tmp_path / "gather.py"
+    script.write_text(GATHER_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script), str(tmp_path / "r.npz"), str(chunk_bytes)], capture_output=True, text=True,
+                       env=env, timeout=170)
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = np.load(tmp_path / "r.npz")
+    rows = np.arange(1, 23, 2)
+    want_done = np.isin(np.arange(23), rows) & (np.arange(23) % 5 != 0)
+    assert (got["done"] == want_done).all()
+    assert (got["out"][:, 0, 0] == np.where(want_done, np.arange(23), 0)).all()
+    assert int(got["calls"]) == (3 if chunk_bytes == 24 else 1)      # 6 rows a rank at most, 2 a piece
+    assert int(got["own"]) == 0                                      # rank 0 never sends its own share

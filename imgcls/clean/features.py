@@ -89,7 +89,5 @@ def feature_matrix(df: pd.DataFrame, workers: int = 1) -> np.ndarray:
     for i, f in zip(rows, chunked_map(_features_of, jobs, workers, "photo features")):
         if f is not None:
             out[i] = f
-    if d.on:
-        for part_rows, part in d.gather((rows, out[rows])) or []:
-            out[part_rows] = part
+    d.gather_rows(out, np.arange(len(df)))
     return out

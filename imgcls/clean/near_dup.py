@@ -128,18 +128,16 @@ def thumbnails(df: pd.DataFrame, size: int = THUMB, only: np.ndarray | None = No
     ok = np.zeros(len(df), bool)
     errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else np.array([""] * len(df))
     wanted = np.ones(len(df), bool) if only is None else np.asarray(only, bool)
-    rows = np.flatnonzero(wanted & (errors == ""))
+    wanted_rows = np.flatnonzero(wanted & (errors == ""))
     paths = mf.image_paths(df)
     from imgcls.train.dist import current
     d = current()                      # under torchrun each rank reads its share; rank 0 gets them all
-    rows = d.mine(rows)
+    rows = d.mine(wanted_rows)
     jobs = [(str(paths[i]), size) for i in rows]
     for i, t in zip(rows, chunked_map(_thumbnail_of, jobs, workers, "thumbnails")):
         if t is not None:
             out[i], ok[i] = t, True
-    if d.on:
-        for part in d.gather((rows[ok[rows]], out[rows[ok[rows]]])) or []:
-            out[part[0]], ok[part[0]] = part[1], True
+    d.gather_rows(out, wanted_rows, done=ok)
     return out, ok
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
+
+GATHER_CHUNK_BYTES = 1 << 27      # gather_rows sends a rank's rows in pieces of about this size (128 MiB)
 
 
 @dataclass
@@ -40,6 +43,28 @@ class Dist:
         out = [None] * self.world if self.main else None
         torch.distributed.gather_object(obj, out, dst=0)
         return out
+
+    def gather_rows(self, out: np.ndarray, rows: np.ndarray, done: np.ndarray | None = None,
+                    chunk_bytes: int = GATHER_CHUNK_BYTES) -> None:
+        """Rank 0's `out` receives every other rank's share of `rows` (the same array on every rank; each rank filled
+        out[self.mine(rows)]), in pieces of about chunk_bytes; with `done` (a mask each rank set for the rows it
+        filled) only done rows travel, and rank 0's mask is set for them. Rank 0's own share is never copied: one
+        gather_object of whole arrays held rank 0's part, its pickle, the other rank's pickle and its copy at once
+        (peak RSS doubled under torchrun on 100,000 images' thumbnails). A no-op without torchrun."""
+        if not self.on:
+            return
+        per = max(1, chunk_bytes // max(1, out[:1].nbytes))
+        longest = -(-len(rows) // self.world)      # every rank makes the same number of calls
+        mine = self.mine(np.asarray(rows))
+        for k in range(0, longest, per):
+            part = mine[k:k + per]
+            if done is not None:
+                part = part[done[part]]
+            parts = self.gather(None if self.main else (part, out[part]))
+            for got in (parts or [])[1:]:
+                out[got[0]] = got[1]
+                if done is not None:
+                    done[got[0]] = True
 
     def mine(self, rows):
         """This rank's share of rows (every world-th, from its rank): how a pass is split by rank."""
