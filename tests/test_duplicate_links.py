@@ -308,3 +308,43 @@ def test_duplicate_stage_bookkeeping_scales():
     assert len(rows) == out.loc[out["label_conflict"], "dup_group"].nunique() > 500
     assert len(out.attrs["tie_votes"]) > 500
     assert seconds < 5, f"{seconds:.1f} s"
+
+
+@pytest.mark.timeout(60)
+def test_clean_report_scales(tmp_path):
+    """clean's report over 20,000 rows in 4,000 groups (families of 3 to 5 among them), with the tie votes still on
+    the frame: a second at most (a pandas call per group, each deep-copying the frame's attrs, took minutes)."""
+    import time
+    from dataclasses import asdict
+
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.duplicates import conflict_table, families
+    from imgcls.clean.report import write_clean_report
+    rng = np.random.default_rng(1)
+    n = 20_000
+    sha = np.array([f"h{i}" for i in range(n)], dtype=object)
+    src = rng.choice(n, 4000, replace=False)
+    rest = np.setdiff1d(np.arange(n), src)
+    for k, extra in enumerate((1, 1, 2, 4)):          # pairs, and families of 3 and 5
+        take = rng.choice(rest, 1000 * extra, replace=False)
+        rest = np.setdiff1d(rest, take)
+        sha[take] = np.repeat(sha[src[1000 * k:1000 * (k + 1)]], extra)
+    labels = rng.integers(0, 17, n).astype(str)
+    df = pd.DataFrame({"root": str(tmp_path), "path": [f"{lab}/{i}.png" for i, lab in enumerate(labels)],
+                       "label": labels, "sha256": sha, "error": "", "width": 64, "height": 64, "keep": True,
+                       "reason": "", "dup_group": "", "duplicate_of": "", "label_conflict": False,
+                       "ood_score": rng.random(n)})
+    emb = rng.standard_normal((n, 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    from imgcls.clean.duplicates import mark_duplicates
+    out = mark_duplicates(df, emb, CleanConfig(near_dup=False, conflicts="all"))
+    fam = families(out)
+    summary = {"config": asdict(CleanConfig()), "n_images": n, "kept": int(out["keep"].sum()), "removed": {},
+               "label_conflict_groups": 0, "label_conflicts": conflict_table(out, out.attrs["tie_votes"]),
+               "families": fam, "threshold_sweep": []}
+    out.attrs["tie_votes"] = {f"g{k}": {"a": 1, "b": 2} for k in range(3000)}     # a large attrs, as a tie-heavy run
+    t = time.perf_counter()
+    html = write_clean_report(tmp_path / "report.html", out, summary).read_text()
+    seconds = time.perf_counter() - t
+    assert fam["groups_of_3_or_more"] == 2000 and "Families of near-identical images (groups of 3 or more: 2000)" in html
+    assert seconds < 5, f"{seconds:.1f} s"

@@ -1,6 +1,7 @@
 """clean's report.html: removed duplicates beside their kept twin, out-of-domain ranking, per-class counts, sweep."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -22,9 +23,11 @@ def _pair(row, kept_row) -> str:
 
 
 def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
-    by_path = {p: r for p, r in zip(df["path"], df.to_dict("records"))}
     dups = df[df["reason"].isin(["exact_duplicate", "near_duplicate", "label_conflict"])]
-    pairs = "".join(_pair(r, by_path.get(r["duplicate_of"])) for r in dups.head(MAX_SHOWN).to_dict("records"))
+    shown = dups.head(MAX_SHOWN)
+    twins = df[df["path"].isin(shown["duplicate_of"])]
+    by_path = {p: r for p, r in zip(twins["path"], twins.to_dict("records"))}
+    pairs = "".join(_pair(r, by_path.get(r["duplicate_of"])) for r in shown.to_dict("records"))
     more = report.note(f"{len(dups) - MAX_SHOWN} more in manifest.csv") if len(dups) > MAX_SHOWN else ""
     ood = df[df["ood_score"].notna()].sort_values("ood_score", ascending=False).head(60)
     ood_html = "".join(
@@ -36,8 +39,14 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
     counts = pd.DataFrame({"before": labelled.groupby("label").size(),
                            "after": labelled[labelled["keep"]].groupby("label").size()}).fillna(0).astype(int)
     counts = counts.sort_values("before", ascending=False).reset_index().rename(columns={"index": "label"})
-    families = (df[df["dup_group"] != ""].groupby("dup_group").agg(n=("path", "size"), labels=("label", lambda s: ", ".join(sorted(set(s)))),
-                example=("path", "first")).query("n >= 3").sort_values("n", ascending=False).reset_index())
+    grouped = df[df["dup_group"] != ""]
+    families = grouped.groupby("dup_group").agg(n=("path", "size"), example=("path", "first")).query("n >= 3")
+    members = grouped.loc[grouped["dup_group"].isin(families.index), ["dup_group", "label"]].drop_duplicates()
+    members = members.sort_values(["dup_group", "label"])   # labels joined without a pandas call per group
+    joined = {g: ", ".join(lab for _, lab in rows)
+              for g, rows in itertools.groupby(zip(members["dup_group"], members["label"]), key=lambda t: t[0])}
+    families["labels"] = families.index.map(joined)
+    families = families.sort_values("n", ascending=False).reset_index()
     conflicts = summary.get("label_conflicts", [])
     sections = [
         ("Summary", report.key_values([("images", summary["n_images"]), ("kept", summary["kept"])]

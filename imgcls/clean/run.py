@@ -129,7 +129,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                                          levels=levels)
     if cfg.dedup:
         df = mark_duplicates(df, None, cfg, pairs=scored, embeddings=embeddings)
-    tie_votes = df.attrs.get("tie_votes", {})
+    tie_votes = df.attrs.pop("tie_votes", {})     # off the frame: pandas deep-copies attrs into every frame derived
     if cfg.ood:
         from imgcls.clean.registry import OODInputs, get_detector
         det = get_detector(cfg.ood_method)
