@@ -40,14 +40,16 @@ def check_leaks(df: pd.DataFrame, group_col: str = "group",
         sel = used & (vals != "")
         sub = pd.DataFrame({"key": vals[sel], "side": side[sel], "path": paths[sel]})
         n_sides = sub.groupby("key")["side"].nunique()
-        for key in sorted(n_sides[n_sides > 1].index):
-            g = sub[sub["key"] == key].sort_values(["side", "path"])
-            first = g.groupby("side")["path"].first()
-            ss = list(first.index)
-            for i in range(len(ss)):
-                for j in range(i + 1, len(ss)):
-                    out.append({"kind": "group" if col == group_col else col, "key": key, "side_a": ss[i],
-                                "path_a": first[ss[i]], "side_b": ss[j], "path_b": first[ss[j]], "cos": np.nan})
+        leaking = sub[sub["key"].isin(n_sides.index[n_sides > 1])]
+        # each leaking key's first path per side, keys and sides in sorted order (arrays, not a frame per key)
+        first = leaking.sort_values(["key", "side", "path"]).drop_duplicates(["key", "side"])
+        keys, ss, ps = (first[c].to_numpy() for c in ("key", "side", "path"))
+        bounds = np.r_[np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]), len(keys)] if len(keys) else [0]
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            for i in range(a, b):
+                for j in range(i + 1, b):
+                    out.append({"kind": "group" if col == group_col else col, "key": keys[a], "side_a": ss[i],
+                                "path_a": ps[i], "side_b": ss[j], "path_b": ps[j], "cos": np.nan})
     for i, j, c in near_pairs:
         if used[i] and used[j] and side[i] != side[j]:
             (a, b) = (i, j) if (side[i], paths[i]) <= (side[j], paths[j]) else (j, i)
@@ -79,26 +81,30 @@ def fix_leaks(df: pd.DataFrame, group_col: str = "group",
     pairs = [(pos[i], pos[j], c) for i, j, c in near_pairs if used[i] and used[j]]
     units = linked_units(sub, group_col, pairs)
     s = side[used].to_numpy()
-    moved = 0
-    has_fold = "fold" in df.columns
     tab = pd.DataFrame({"u": units, "s": s})
-    for u, g in tab.groupby("u"):
-        if g["s"].nunique() < 2:
-            continue
-        counts = g["s"].value_counts()
-        target = sorted(counts.index, key=lambda x: (-counts[x], side_rank(x)))[0]
-        idx = sub.index[(units == u) & (s != target)]
-        moved += len(idx)
-        if target == "test":
-            df.loc[idx, "split"] = "test"
+    counts = tab.groupby(["u", "s"]).size().rename("n").reset_index()
+    counts = counts[counts.groupby("u")["s"].transform("size") > 1]       # the units that span sides
+    order = {x: r for r, x in enumerate(sorted(counts["s"].unique(), key=side_rank))}
+    counts = counts.assign(r=counts["s"].map(order), neg=-counts["n"]).sort_values(["u", "neg", "r"])
+    target = counts.drop_duplicates("u").set_index("u")["s"]     # most rows, ties by side_rank
+    row_target = pd.Series(units).map(target).to_numpy()
+    move = pd.notna(row_target) & (row_target != s)
+    moved = int(move.sum())
+    pos = np.flatnonzero(used)[move]
+    col = {c: df.columns.get_loc(c) for c in ("split", "fold") if c in df.columns}
+    has_fold = "fold" in col
+    for t in np.unique(row_target[move].astype(str)):
+        idx = pos[row_target[move] == t]
+        if t == "test":
+            df.iloc[idx, col["split"]] = "test"
             if has_fold:
-                df.loc[idx, "fold"] = -1
+                df.iloc[idx, col["fold"]] = -1
         elif has_fold:
-            k = int(target.split()[1]) if target.startswith("fold ") else -1
-            df.loc[idx, "fold"] = k
-            df.loc[idx, "split"] = "val" if k == 0 else "train"
+            k = int(t.split()[1]) if t.startswith("fold ") else -1
+            df.iloc[idx, col["fold"]] = k
+            df.iloc[idx, col["split"]] = "val" if k == 0 else "train"
         else:
-            df.loc[idx, "split"] = target
+            df.iloc[idx, col["split"]] = t
     return df, moved
 
 
