@@ -2,6 +2,7 @@
 classes kept in train, every class given a training unit, and the check that every part asked for holds rows."""
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from fractions import Fraction
@@ -62,8 +63,10 @@ def _rare_units(units: np.ndarray, labels: np.ndarray, min_units: int) -> tuple[
 def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """(split, fold or None, warnings) for the included rows of df (already in canonical order)."""
     n = len(df)
-    strata = (df[list(cfg.stratify)].astype(str).agg("|".join, axis=1).to_numpy() if cfg.stratify
-              else np.zeros(n, dtype=object).astype(str))
+    strata = np.zeros(n, dtype=object).astype(str)
+    if cfg.stratify:        # "a|b|..." per row, joined by column (a row-wise join took 5.6 s at 100,000 rows)
+        cols = [df[c].fillna("").astype(str) for c in cfg.stratify]
+        strata = functools.reduce(lambda a, b: a + "|" + b, cols).to_numpy()
     labels = df["label"].astype(str).to_numpy() if "label" in df.columns else np.full(n, "")
     notes: list[str] = []
     split = np.full(n, "train", dtype=object)
