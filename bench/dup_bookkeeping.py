@@ -1,6 +1,6 @@
 """Scale of clean's duplicate-stage bookkeeping after the search: grouping the copies, --conflicts (majority-knn's
 tie votes included) and the label-conflict table, on N synthetic rows (a fifth of them byte copies of another row,
-one copy in five filed under another of 17 labels) with L2-normalised embeddings of --dim. No images, no search:
+one copy in five filed under another of 17 labels: tests/synthetic.py) with L2-normalised embeddings of --dim. No images, no search:
 what `imgcls clean` spends between the candidate pairs and writing the manifest. One line per stage.
 
 usage: python bench/dup_bookkeeping.py [N] [--dim 1280] [--conflicts majority-knn]
@@ -8,10 +8,14 @@ usage: python bench/dup_bookkeeping.py [N] [--dim 1280] [--conflicts majority-kn
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))      # the suite's synthetic manifests
+from synthetic import copy_groups_frame  # noqa: E402
 
 from imgcls.clean import CONFLICT_POLICIES, CleanConfig, conflict_table, mark_duplicates
 
@@ -22,18 +26,9 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=1280)
     ap.add_argument("--conflicts", default="majority-knn", choices=CONFLICT_POLICIES)
     a = ap.parse_args()
-    rng = np.random.default_rng(0)
     n = a.n
-    sha = np.array([f"h{i}" for i in range(n)], dtype=object)
-    src = rng.choice(n, n // 5, replace=False)
-    dst = rng.choice(np.setdiff1d(np.arange(n), src), n // 5, replace=False)
-    sha[dst] = sha[src]
-    labels = rng.integers(0, 17, n).astype(str)
-    same = rng.random(n // 5) < 0.8
-    labels[dst[same]] = labels[src[same]]
-    df = pd.DataFrame({"root": "r", "path": [f"{lab}/{i}.png" for i, lab in enumerate(labels)], "label": labels,
-                       "sha256": sha, "error": "", "width": 64, "height": 64, "keep": True, "reason": "",
-                       "dup_group": "", "duplicate_of": "", "label_conflict": False})
+    df = copy_groups_frame(n)
+    rng = np.random.default_rng(0)
     emb = rng.standard_normal((n, a.dim)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     t = time.perf_counter()

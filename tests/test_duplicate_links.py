@@ -286,18 +286,10 @@ def test_duplicate_stage_bookkeeping_scales():
 
     from imgcls.clean import CleanConfig
     from imgcls.clean.duplicates import conflict_table, mark_duplicates
-    rng = np.random.default_rng(0)
+    from synthetic import copy_groups_frame
     n = 20_000
-    sha = np.array([f"h{i}" for i in range(n)], dtype=object)
-    src = rng.choice(n, n // 5, replace=False)
-    dst = rng.choice(np.setdiff1d(np.arange(n), src), n // 5, replace=False)
-    sha[dst] = sha[src]
-    labels = rng.integers(0, 17, n).astype(str)
-    same = rng.random(n // 5) < 0.8
-    labels[dst[same]] = labels[src[same]]
-    df = pd.DataFrame({"root": "r", "path": [f"{lab}/{i}.png" for i, lab in enumerate(labels)], "label": labels,
-                       "sha256": sha, "error": "", "width": 64, "height": 64, "keep": True, "reason": "",
-                       "dup_group": "", "duplicate_of": "", "label_conflict": False})
+    df = copy_groups_frame(n)
+    rng = np.random.default_rng(0)
     emb = rng.standard_normal((n, 64)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     t = time.perf_counter()

@@ -373,14 +373,10 @@ def test_leak_check_and_fix_scale():
     """40,000 rows, 8,000 byte copies, 2,500-odd of them across train / val: the check and the fix take well under a
     second here (a frame per leaking key, a loop over every unit, took ~15 s)."""
     import time
-    rng = np.random.default_rng(0)
+    from synthetic import copy_groups_frame
     n = 40_000
-    sha = np.array([f"h{i}" for i in range(n)], dtype=object)
-    src = rng.choice(n, n // 5, replace=False)
-    dst = rng.choice(np.setdiff1d(np.arange(n), src), n // 5, replace=False)
-    sha[dst] = sha[src]
-    df = pd.DataFrame({"root": "r", "path": [f"c/{i}.png" for i in range(n)], "label": "c", "sha256": sha,
-                       "error": "", "group": "", "split": rng.choice(["train", "val"], n, p=[0.8, 0.2])})
+    rng = np.random.default_rng(0)
+    df = copy_groups_frame(n, n_labels=1).assign(group="", split=rng.choice(["train", "val"], n, p=[0.8, 0.2]))
     t = time.perf_counter()
     leaks = sp.check_leaks(df)
     fixed, moved = sp.fix_leaks(df)
