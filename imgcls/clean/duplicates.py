@@ -96,7 +96,7 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
     loser = loser_ref > -2
     dup = ~loser & (twin != rows)
     col = {c: df.columns.get_loc(c) for c in ("keep", "reason", "duplicate_of", "dup_group", "label_conflict")}
-    df.iloc[rows, col["dup_group"]] = names[np.cumsum(start) - 1]
+    df.iloc[rows, col["dup_group"]] = names[gi]
     df.iloc[rows, col["label_conflict"]] = multi
     df.iloc[rows[loser], col["keep"]] = False
     df.iloc[rows[loser], col["reason"]] = "label_conflict"
