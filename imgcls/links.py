@@ -155,6 +155,15 @@ def reference_pairs(keys: Sequence | pd.Series, refs: Sequence | pd.Series, sep:
     return np.asarray(ii, np.int64), np.asarray(jj, np.int64)
 
 
+def run_bounds(keys: Sequence | np.ndarray) -> np.ndarray:
+    """Where each run of equal values starts in `keys` (laid out by group, e.g. sorted), then len(keys): run r is
+    keys[b[r]:b[r + 1]] (how the duplicate stage and the leakage check cut rows per group)."""
+    keys = np.asarray(keys)
+    if not len(keys):
+        return np.zeros(1, np.int64)
+    return np.r_[np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]), len(keys)]
+
+
 def components(n: int, i: Sequence[int] | np.ndarray = (), j: Sequence[int] | np.ndarray = ()) -> np.ndarray:
     """Connected components of the pairs (i[k], j[k]) over n rows: a component id per row (a row without a pair is
     its own component)."""

@@ -61,14 +61,14 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
     rows, gi = _groups_in_keep_order(df, gid, ok)        # members of groups of >= 2 readable images
     if not len(rows):
         return df
-    start = np.r_[True, gi[1:] != gi[:-1]]
-    bounds = np.r_[np.flatnonzero(start), len(rows)]
-    names = np.array([f"d{r:06d}" for r in rows[start]], dtype=object)
+    bounds = links.run_bounds(gi)
+    firsts = bounds[:-1]
+    names = np.array([f"d{r:06d}" for r in rows[firsts]], dtype=object)
     lab_code = pd.factorize(labels)[0]
     twin = pd.Series(rows).groupby([gi, lab_code[rows]], sort=False).transform("first").to_numpy()
     multi = pd.Series(lab_code[rows]).groupby(gi).transform("nunique").to_numpy() > 1
     loser_ref = np.full(len(rows), -2, np.int64)          # -2: not a loser; -1: a loser of a group keeping none
-    multi_groups = np.flatnonzero(multi[start])
+    multi_groups = np.flatnonzero(multi[firsts])
     orders = {g: rows[bounds[g]:bounds[g + 1]].tolist() for g in multi_groups}
     asked: list[int] = []        # the groups whose labels tie under majority-knn: their votes are computed together
 
@@ -123,8 +123,8 @@ def _groups_in_keep_order(df: pd.DataFrame, gid: np.ndarray, ok: np.ndarray) -> 
     path_rank = np.empty(len(df), np.int64)
     path_rank[np.argsort(df["path"].astype(str).to_numpy().astype(str), kind="stable")] = np.arange(len(df))
     rows = member[np.lexsort((path_rank[member], -area[member], gid[member]))]
-    g = gid[rows]
-    return rows, np.cumsum(np.r_[True, g[1:] != g[:-1]]) - 1
+    b = links.run_bounds(gid[rows])
+    return rows, np.repeat(np.arange(len(b) - 1), np.diff(b))
 
 
 def asks_for_embeddings(df: pd.DataFrame, cfg: CleanConfig) -> bool:
@@ -218,7 +218,7 @@ def conflict_table(df: pd.DataFrame, votes: dict[str, dict[str, int]] | None = N
     label = df["label"].astype(str).to_numpy()[sub][order]
     path = df["path"].astype(str).to_numpy()[sub][order]
     keep = df["keep"].astype(bool).to_numpy()[sub][order]
-    bounds = np.r_[np.flatnonzero(np.r_[True, group[1:] != group[:-1]]), len(group)] if len(group) else [0]
+    bounds = links.run_bounds(group)
     rows = []
     for a, b in zip(bounds[:-1], bounds[1:]):
         g = group[a]

@@ -7,6 +7,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from imgcls import links
 from imgcls.errors import UserError
 from imgcls.split.config import LINK_COLUMNS, SPLITS
 from imgcls.split.units import linked_units
@@ -44,7 +45,7 @@ def check_leaks(df: pd.DataFrame, group_col: str = "group",
         # each leaking key's first path per side, keys and sides in sorted order (arrays, not a frame per key)
         first = leaking.sort_values(["key", "side", "path"]).drop_duplicates(["key", "side"])
         keys, ss, ps = (first[c].to_numpy() for c in ("key", "side", "path"))
-        bounds = np.r_[np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]), len(keys)] if len(keys) else [0]
+        bounds = links.run_bounds(keys)
         for a, b in zip(bounds[:-1], bounds[1:]):
             for i in range(a, b):
                 for j in range(i + 1, b):
