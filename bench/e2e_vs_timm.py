@@ -16,8 +16,9 @@ tools (issue 17).
    group: --duplicates, train --dup-weight; the --conflicts policies; --exact-only, --no-dedup, --no-ood), and on
    the raw pool the imbalance tools: train-time oversampling (`--oversample off` where train oversamples by
    default, `--oversample median` where it has the option but not the default), offline `preprocess --oversample
-   median` then train, `--sampler weighted`, `--loss focal`. Every side B model is scored by `predict --tta flip
-   --eval` on the hidden test folder (macro-F1 over every class, and accuracy, on all test images).
+   median` then train, `--sampler weighted`, `--loss focal`. Every side B model predicts the hidden test folder with
+   `predict --tta flip` (as the README types it) and is scored from its probs file, as side A is from inference.py's
+   CSV (macro-F1 over every class, and accuracy, on all test images; the scoring is in neither side's wall time).
 
 Prints one table (test macro-F1 / accuracy per seed, wall seconds: clean + train + predict for B, train.py +
 inference.py for A, images kept by clean), then with several seeds each row's paired difference from `train` alone
@@ -248,13 +249,14 @@ def side_imgcls(a, work: Path, name: str, seed: int, clean: list | None = None, 
                      log=logs / f"{run_name}_train.log", env=env)
     t += t_train
     pred = work / "b" / "pred" / run_name
+    # predict as the README's chain types it (no --eval), scored afterwards from its probs file, as timm's side is
+    # from inference.py's CSV: neither side's wall time includes the scoring
     t_predict = imgcls("predict", work / "b" / "runs" / run_name, "--data", work / "test", "--tta", "flip",
-                       "--eval", "--eval-split", "all", "--device", a.device, "--out", pred, "--quiet",
-                       log=logs / f"{run_name}_predict.log", env=env)
+                       "--device", a.device, "--out", pred, "--quiet", log=logs / f"{run_name}_predict.log", env=env)
     t += t_predict
-    ev = json.loads((pred / "predict.json").read_text())["eval"]
-    return {"macro_f1": float(ev["tta"]["macro_f1"]), "accuracy": float(ev["tta"]["accuracy"]),
-            "n_test": int(ev["n_images"]), "seconds": t, "clean_seconds": t_clean,
+    y, p = row_predictions(work, run_name)
+    f1, acc = macro_f1_acc(y, p, json.loads((work / "data.json").read_text())["classes"])
+    return {"macro_f1": f1, "accuracy": acc, "n_test": len(y), "seconds": t, "clean_seconds": t_clean,
             "train_seconds": t_train, "predict_seconds": t_predict, "kept": kept}
 
 
