@@ -48,7 +48,8 @@ for tol in (12, 16, 20):
             k = sc >= thr
             d = df.copy()
             d["keep"], d["reason"], d["dup_group"], d["duplicate_of"], d["label_conflict"] = True, "", "", "", False
-            d = mark_duplicates(d, None, CleanConfig(dup_threshold=thr, duplicates="drop"), pairs=(i[k], j[k], sc[k]))
+            d = mark_duplicates(d, None, CleanConfig(dup_threshold=thr, duplicates="drop"),
+                                pairs=(i[k], j[k], sc[k])).frame
             grp = d["dup_group"].to_numpy()
             found = sum(1 for f, s_ in zip(planted.file, planted.source.str.split("/").str[-1])
                         if grp[path_of[f]] != "" and grp[path_of[f]] == grp[path_of[s_]])

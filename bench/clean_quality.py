@@ -97,7 +97,7 @@ def main() -> None:
               "| per kind")
         for thr in [float(x) for x in a.thresholds.split(",")]:
             cfg = CleanConfig(dup_method=method, dup_threshold=thr, duplicates="drop")
-            d = mark_duplicates(unmarked(df), emb, cfg, pairs=scored)
+            d = mark_duplicates(unmarked(df), emb, cfg, pairs=scored).frame
             grp = d["dup_group"].to_numpy()
             found = sum(1 for f, s in zip(planted.file, planted.source.str.split("/").str[-1])
                         if grp[path_of[f]] != "" and grp[path_of[f]] == grp[path_of[s]])
@@ -119,7 +119,8 @@ def main() -> None:
     print(f"\nlabel conflicts (clean's default duplicate definition): {len(wrong)} copies planted in another class "
           f"than their source\n--conflicts | sources kept | planted copies kept")
     for policy in CONFLICT_POLICIES:
-        keep = mark_duplicates(unmarked(df), emb, CleanConfig(conflicts=policy), pairs=scored)["keep"].to_numpy()
+        keep = mark_duplicates(unmarked(df), emb, CleanConfig(conflicts=policy),
+                               pairs=scored).frame["keep"].to_numpy()
         print(f"  {policy:13s} | {sum(keep[path_of[s]] for s in wrong.source.str.split('/').str[-1])} | "
               f"{sum(keep[path_of[f]] for f in wrong.file)}")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import replace
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -32,17 +32,24 @@ def exact_pairs(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return links.exact_pairs(df["sha256"], valid=(df["error"] == "").to_numpy())
 
 
+class Marked(NamedTuple):
+    """mark_duplicates' result: the frame, marked, and the votes of --conflicts majority-knn's ties ({dup_group:
+    {tied label: neighbours carrying it}}; empty under other policies or without ties). Returned beside the frame,
+    not in its `attrs`: pandas deep-copies `attrs` into every frame derived from it (once per group in a report)."""
+    frame: pd.DataFrame
+    tie_votes: dict[str, dict[str, int]]
+
+
 def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
                     pairs: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-                    embeddings: Callable[[], np.ndarray] | None = None) -> pd.DataFrame:
+                    embeddings: Callable[[], np.ndarray] | None = None) -> Marked:
     """Group exact (sha256) and near (score >= threshold) copies and name each group in `dup_group`. --duplicates
     link: every member of a label that stays is kept (`duplicate_of` names its label's first member); drop: that
     first member alone. Members of a label --conflicts decides against are removed (reason label_conflict). `pairs`
-    are precomputed scored pairs (links.NearDuplicates.scored_pairs), e.g. to try several thresholds. The votes of
-    --conflicts majority-knn's ties ({dup_group: {tied label: neighbours carrying it}}) are in
-    df.attrs["tie_votes"]; its embeddings are `emb`, else `embeddings()` (e.g. run_clean's cache), else the
-    definition's, computed only when a group ties. Array work throughout (no per-group frame access): 100,000 images
-    in 20,000 groups take seconds."""
+    are precomputed scored pairs (links.NearDuplicates.scored_pairs), e.g. to try several thresholds. Returns the
+    frame and the votes of --conflicts majority-knn's ties (Marked); their embeddings are `emb`, else `embeddings()`
+    (e.g. run_clean's cache), else the definition's, computed only when a group ties. Array work throughout (no
+    per-group frame access): 100,000 images in 20,000 groups take seconds."""
     check(cfg, ["dup_method", "duplicates", "conflicts"])
     definition = cfg.near_duplicates()
     n = len(df)
@@ -57,10 +64,9 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
     labels = df["label"].astype(str).to_numpy()
     paths = df["path"].astype(str).to_numpy()
     votes: dict[str, dict[str, int]] = {}
-    df.attrs["tie_votes"] = votes
     rows, gi = _groups_in_keep_order(df, gid, ok)        # members of groups of >= 2 readable images
     if not len(rows):
-        return df
+        return Marked(df, votes)
     bounds = links.run_bounds(gi)
     firsts = bounds[:-1]
     names = np.array([f"d{r:06d}" for r in rows[firsts]], dtype=object)
@@ -107,7 +113,7 @@ def mark_duplicates(df: pd.DataFrame, emb: np.ndarray | None, cfg: CleanConfig,
         df.iloc[rows[dup], col["keep"]] = False
         df.iloc[rows[dup], col["reason"]] = np.where(sha[rows[dup]] == sha[twin[dup]], "exact_duplicate",
                                                      "near_duplicate").astype(object)
-    return df
+    return Marked(df, votes)
 
 
 def _groups_in_keep_order(df: pd.DataFrame, gid: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -127,9 +127,9 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
         levels = group_levels(definition.cut)
         scored = definition.scored_pairs(df, embeddings(), min(levels), thumbs=thumbs, workers=workers,
                                          levels=levels)
+    tie_votes: dict[str, dict[str, int]] = {}
     if cfg.dedup:
-        df = mark_duplicates(df, None, cfg, pairs=scored, embeddings=embeddings)
-    tie_votes = df.attrs.pop("tie_votes", {})     # off the frame: pandas deep-copies attrs into every frame derived
+        df, tie_votes = mark_duplicates(df, None, cfg, pairs=scored, embeddings=embeddings)
     if cfg.ood:
         from imgcls.clean.registry import OODInputs, get_detector
         det = get_detector(cfg.ood_method)
