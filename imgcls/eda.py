@@ -24,25 +24,31 @@ CLASSES_PER_GRID = 20
 
 def exact_duplicate_groups(df: pd.DataFrame) -> list[dict]:
     """Groups of readable rows with the same sha256 (imgcls.links' exact pairs), largest first; `cross_class` when
-    labels differ."""
-    df = df.reset_index(drop=True)
+    labels differ. The rows are cut into groups in arrays (links.run_bounds), not by a pandas groupby per group:
+    20,000 groups in 100,000 rows take a fraction of a second."""
     i, j = links.exact_pairs(df["sha256"], valid=(df["error"].fillna("") == "").to_numpy())
     linked = np.unique(np.r_[i, j])
-    comp = links.components(len(df), i, j)
+    comp = links.components(len(df), i, j)[linked]
+    paths, labels = df["path"].to_numpy()[linked], df["label"].to_numpy()[linked]
+    sha = df["sha256"].to_numpy()[linked]
+    order = np.lexsort((paths.astype(str), comp))          # by group, and within it by path
+    comp, paths, labels, sha = comp[order], paths[order], labels[order], sha[order]
+    b = links.run_bounds(comp)
     groups = []
-    for _, g in df.iloc[linked].groupby(comp[linked], sort=False):
-        labels = sorted(set(g["label"]))
-        groups.append({"sha256": g["sha256"].iloc[0], "n": len(g), "labels": labels, "cross_class": len(labels) > 1,
-                       "paths": sorted(g["path"])})
+    for s, e in zip(b[:-1].tolist(), b[1:].tolist()):
+        labs = sorted(set(labels[s:e].tolist()))
+        groups.append({"sha256": sha[s], "n": e - s, "labels": labs, "cross_class": len(labs) > 1,
+                       "paths": paths[s:e].tolist()})
     groups.sort(key=lambda x: (-x["n"], x["paths"][0]))
     return groups
 
 
-def summarize(df: pd.DataFrame) -> dict:
+def summarize(df: pd.DataFrame, dups: list[dict] | None = None) -> dict:
+    """summary.json's content; `dups`: exact_duplicate_groups(df) when the caller has them already."""
     ok = mf.readable(df)
     counts = ok["label"].value_counts()
     labelled = counts[counts.index != ""]
-    dups = exact_duplicate_groups(df)
+    dups = exact_duplicate_groups(df) if dups is None else dups
     summary = {
         "n_images": int(len(df)),
         "n_readable": int(len(ok)),
@@ -202,7 +208,8 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     df = mf.scan_images(df, workers=workers, max_pixels=max_pixels, require=False)   # the report lists them
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)          # what a kill -9 of an earlier run left
-    summary = summarize(df)
+    dups = exact_duplicate_groups(df)            # summary.json counts them, report.html lists them
+    summary = summarize(df, dups)
     summary.update(source=str(src), seed=seed)
     plots = {"class_counts": plot_class_counts(summary, out / "class_counts.png") if summary["classes"] else None,
              "sizes": plot_size_heatmap(df, out / "size_heatmap.png"),
@@ -212,7 +219,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     grids = plot_sample_grids(df, out, seed, samples_per_class, max_pixels) if len(mf.readable(df)) else []
     mf.write(df, out / mf.MANIFEST_NAME)
     write_json(out / "summary.json", summary)
-    write_report(out / "report.html", summary, df, plots, grids)
+    write_report(out / "report.html", summary, df, plots, grids, dups)
     if not is_quiet():
         print_summary(summary)
     info(f"eda outputs: {out}/report.html, summary.json, manifest.csv, {len(plots) + len(grids)} PNGs")
@@ -220,7 +227,8 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     return summary
 
 
-def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids: list[Path]) -> Path:
+def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids: list[Path],
+                 dups: list[dict] | None = None) -> Path:
     overview = report.key_values([
         ("source", summary["source"]), ("images", summary["n_images"]), ("readable", summary["n_readable"]),
         ("unreadable", summary["n_errors"]), ("classes", summary["n_classes"]),
@@ -248,7 +256,8 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
         (f"Exact duplicates ({summary['exact_duplicate_groups']} groups)",
          report.table([{"copies": g["n"], "classes": ", ".join(g["labels"]),
                         "across classes": "yes" if g["cross_class"] else "", "paths": " | ".join(g["paths"][:6])
-                        + (" ..." if g["n"] > 6 else "")} for g in exact_duplicate_groups(df)])),
+                        + (" ..." if g["n"] > 6 else "")}
+                       for g in (exact_duplicate_groups(df) if dups is None else dups)])),
     ]
     return report.write_page(path, "imgcls eda report", sections)
 
