@@ -167,6 +167,30 @@ def test_rare_classes_warned_and_placed_deterministically(tmp_path):
         assert set(train["label"]) == {"a", "b", "c", "d"}
 
 
+def test_a_unit_holding_most_of_its_class_stays_in_train(tmp_path):
+    """openclipart_dirty's `shapes`: 1,359 of 1,668 drawings are one near-duplicate chain. Placed like any unit it
+    went to val (or one fold) whole, leaving training 309 of the class; it now trains in every fold, said in a
+    warning, and the class's other units are stratified as before."""
+    df0 = mf.load(make_image_folder(tmp_path / "raw", {"a": 40, "b": 30}, size=(12, 12)), announce=False)
+    chain = (df0["label"] == "a") & (df0["path"].str.extract(r"(\d+)", expand=False).astype(int) < 25)
+    df0["group"] = np.where(chain, "chain", "")                  # 25 of a's 40 images are one unit
+    for seed in range(4):                                         # (the old placement put it in val for some seeds)
+        d, s, leaks, _ = sp.make_split(df0, cfg(val=0.2, seed=seed))
+        assert (d.loc[chain, "split"] == "train").all() and leaks.empty
+        assert (d.loc[(d["label"] == "a") & ~chain, "split"] == "val").sum() == 3     # 20% of a's other 15
+        assert any("mostly one linked unit" in n and "a (25 of 40 images)" in n for n in s["notes"])
+        k, sk, leaks, _ = sp.make_split(df0, cfg(folds=5, seed=seed))
+        assert (k.loc[chain, "fold"] == -1).all() and leaks.empty
+        assert k.loc[(k["label"] == "a") & ~chain, "fold"].value_counts().tolist() == [3] * 5
+        assert any("in every fold" in n and "a (25 of 40 images)" in n for n in sk["notes"])
+        # the shares are those of the rows the folds were drawn from: within tolerance
+        assert sk["balance"]["within_tolerance"], sk["balance"]["worst"][:3]
+    # half or less of a class: placed as any unit (no note)
+    df0["group"] = np.where(chain & (df0["path"].str.extract(r"(\d+)", expand=False).astype(int) < 20), "g", "")
+    _, s, *_ = sp.make_split(df0, cfg(folds=5))
+    assert not any("mostly one linked unit" in n for n in s["notes"])
+
+
 def test_cli_profiles_on_real_files_writes_table_and_reports(tmp_path):
     src = make_profiles(tmp_path / "raw", n_profiles=40, size=(12, 12))
     before = tree_snapshot(src)

@@ -1,5 +1,6 @@
 """Placing units into train / val / test or folds with scikit-learn's StratifiedGroupKFold: the fraction plan, rare
-classes kept in train, every class given a training unit, and the check that every part asked for holds rows."""
+classes kept in train, a unit holding most of its class kept in train, every class given a training unit, and the
+check that every part asked for holds rows."""
 from __future__ import annotations
 
 import functools
@@ -60,6 +61,38 @@ def _rare_units(units: np.ndarray, labels: np.ndarray, min_units: int) -> tuple[
     return pinned, rare
 
 
+# a unit holding more than this share of its class's rows stays in train (in every fold): in val, or in one fold, it
+# would leave that class's training side with less than half of its images (openclipart_dirty: 1,359 of `shapes`'
+# 1,668 drawings are one near-duplicate chain, a generated family of star polygons; docs/BENCHMARKS.md)
+DOMINANT_SHARE = 0.5
+
+
+def _dominant_units(units: np.ndarray, labels: np.ndarray) -> tuple[set, dict]:
+    """Units holding more than DOMINANT_SHARE of a labelled class that has other units too; {class: (rows of the
+    class in the unit, rows of the class)}."""
+    t = pd.DataFrame({"u": units, "y": labels})
+    t = t[t["y"] != ""]
+    if t.empty:
+        return set(), {}
+    per = t.groupby(["y", "u"]).size()
+    ys = per.index.get_level_values(0)
+    total = t.groupby("y").size()
+    n_units = per.groupby(level=0).size()
+    big = per[(per.to_numpy() > DOMINANT_SHARE * total.loc[ys].to_numpy()) & (n_units.loc[ys].to_numpy() >= 2)]
+    return (set(big.index.get_level_values(1)),
+            {str(y): (int(n), int(total.loc[y])) for (y, _), n in big.items()})
+
+
+def _fmt_dominant(d: dict, limit: int = 10) -> str:
+    items = sorted(d.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    text = ", ".join(f"{k} ({n} of {t} images)" for k, (n, t) in items[:limit])
+    return text + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+DOMINANT_NOTE = ("class(es) are mostly one linked unit (more than half of the class's images joined by a group, "
+                 "byte copies or near-duplicate links), kept whole in train")
+
+
 def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """(split, fold or None, warnings) for the included rows of df (already in canonical order)."""
     n = len(df)
@@ -77,7 +110,15 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
     if cfg.test > 0 or holdout_val > 0:
         n_splits, a, b = fraction_plan(cfg.test, holdout_val)
         pinned, rare = _rare_units(units, labels, 2)
+        dominant_units, dominant = _dominant_units(units, labels)
+        dominant = {k: v for k, v in dominant.items() if k not in rare}
+        pinned |= dominant_units
         free = ~np.isin(units, list(pinned))
+        if dominant:
+            notes.append(f"{len(dominant)} {DOMINANT_NOTE} "
+                         + ("in every fold (fold -1: never validated or tested)" if cfg.folds else
+                            "so that training keeps it") + ": " + _fmt_dominant(dominant))
+            reported.update(dominant)
         if rare:
             held = "/".join(p for p, v in (("val", holdout_val), ("test", cfg.test)) if v > 0)
             notes.append(f"{len(rare)} class(es) with a single group kept whole in train "
@@ -100,6 +141,12 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
             raise UserError(f"--folds needs at least 2 folds, got {cfg.folds}")
         pool = split != "test"
         pinned, rare = _rare_units(units[pool], labels[pool], 2)
+        dominant_units, dominant = _dominant_units(units[pool], labels[pool])
+        pinned |= dominant_units
+        dominant_new = {k: v for k, v in dominant.items() if k not in reported and k not in rare}
+        if dominant_new:
+            notes.append(f"{len(dominant_new)} {DOMINANT_NOTE} in every fold (fold -1, never validated) so that "
+                         f"every fold trains on it: " + _fmt_dominant(dominant_new))
         rare_new = {k: v for k, v in rare.items() if k not in reported}
         if rare_new:
             notes.append(f"{len(rare)} class(es) with a single group are train in every fold (fold -1, never "
