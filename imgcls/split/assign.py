@@ -110,8 +110,7 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
     if cfg.test > 0 or holdout_val > 0:
         n_splits, a, b = fraction_plan(cfg.test, holdout_val)
         pinned, rare = _rare_units(units, labels, 2)
-        dominant_units, dominant = _dominant_units(units, labels)
-        dominant = {k: v for k, v in dominant.items() if k not in rare}
+        dominant_units, dominant = _dominant_units(units, labels)     # (a rare class has one unit: never here)
         pinned |= dominant_units
         free = ~np.isin(units, list(pinned))
         if dominant:
@@ -143,7 +142,7 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
         pinned, rare = _rare_units(units[pool], labels[pool], 2)
         dominant_units, dominant = _dominant_units(units[pool], labels[pool])
         pinned |= dominant_units
-        dominant_new = {k: v for k, v in dominant.items() if k not in reported and k not in rare}
+        dominant_new = {k: v for k, v in dominant.items() if k not in reported}
         if dominant_new:
             notes.append(f"{len(dominant_new)} {DOMINANT_NOTE} in every fold (fold -1, never validated) so that "
                          f"every fold trains on it: " + _fmt_dominant(dominant_new))
