@@ -228,7 +228,8 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
 
 
 def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids: list[Path],
-                 dups: list[dict] | None = None) -> Path:
+                 dups: list[dict]) -> Path:
+    """report.html; `dups`: exact_duplicate_groups(df), as summarize counted them."""
     overview = report.key_values([
         ("source", summary["source"]), ("images", summary["n_images"]), ("readable", summary["n_readable"]),
         ("unreadable", summary["n_errors"]), ("classes", summary["n_classes"]),
@@ -257,7 +258,7 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
          report.table([{"copies": g["n"], "classes": ", ".join(g["labels"]),
                         "across classes": "yes" if g["cross_class"] else "", "paths": " | ".join(g["paths"][:6])
                         + (" ..." if g["n"] > 6 else "")}
-                       for g in (exact_duplicate_groups(df) if dups is None else dups)])),
+                       for g in dups])),
     ]
     return report.write_page(path, "imgcls eda report", sections)
 
