@@ -179,6 +179,10 @@ def test_a_unit_holding_most_of_its_class_stays_in_train(tmp_path):
         assert (d.loc[chain, "split"] == "train").all() and leaks.empty
         assert (d.loc[(d["label"] == "a") & ~chain, "split"] == "val").sum() == 3     # 20% of a's other 15
         assert any("mostly one linked unit" in n and "a (25 of 40 images)" in n for n in s["notes"])
+        # the shares are those of the rows the split was drawn from (a's val: 3 of 15, not 3 of 40)
+        assert s["balance"]["within_tolerance"], s["balance"]["worst"][:3]
+        a_val = next(r for r in s["balance"]["worst"] if r["class"] == "a" and r["part"] == "val")
+        assert a_val["share"] == 0.2
         k, sk, leaks, _ = sp.make_split(df0, cfg(folds=5, seed=seed))
         assert (k.loc[chain, "fold"] == -1).all() and leaks.empty
         assert k.loc[(k["label"] == "a") & ~chain, "fold"].value_counts().tolist() == [3] * 5

@@ -83,6 +83,15 @@ def _dominant_units(units: np.ndarray, labels: np.ndarray) -> tuple[set, dict]:
             {str(y): (int(n), int(total.loc[y])) for (y, _), n in big.items()})
 
 
+def kept_in_train(units: np.ndarray, labels: np.ndarray) -> tuple[set, dict, dict]:
+    """The units placed in train before any draw (every fold's train with folds): those of a class with a single unit
+    and those holding most of their class (_dominant_units). (units, {class: n_units} of the single-unit classes,
+    {class: (rows in the unit, rows)} of the dominated ones); the split's balance leaves them out of the shares."""
+    pinned, rare = _rare_units(units, labels, 2)
+    dominant_units, dominant = _dominant_units(units, labels)     # (a rare class has one unit: never here)
+    return pinned | dominant_units, rare, dominant
+
+
 def _fmt_dominant(d: dict, limit: int = 10) -> str:
     items = sorted(d.items(), key=lambda kv: (-kv[1][0], kv[0]))
     return _first_of([f"{k} ({n} of {t} images)" for k, (n, t) in items], limit)
@@ -108,9 +117,7 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
     reported: set[str] = set()
     if cfg.test > 0 or holdout_val > 0:
         n_splits, a, b = fraction_plan(cfg.test, holdout_val)
-        pinned, rare = _rare_units(units, labels, 2)
-        dominant_units, dominant = _dominant_units(units, labels)     # (a rare class has one unit: never here)
-        pinned |= dominant_units
+        pinned, rare, dominant = kept_in_train(units, labels)
         free = ~np.isin(units, list(pinned))
         if dominant:
             notes.append(f"{len(dominant)} {DOMINANT_NOTE} "
@@ -138,9 +145,7 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
         if cfg.folds < 2:
             raise UserError(f"--folds needs at least 2 folds, got {cfg.folds}")
         pool = split != "test"
-        pinned, rare = _rare_units(units[pool], labels[pool], 2)
-        dominant_units, dominant = _dominant_units(units[pool], labels[pool])
-        pinned |= dominant_units
+        pinned, rare, dominant = kept_in_train(units[pool], labels[pool])
         dominant_new = {k: v for k, v in dominant.items() if k not in reported}
         if dominant_new:
             notes.append(f"{len(dominant_new)} {DOMINANT_NOTE} in every fold (fold -1, never validated) so that "

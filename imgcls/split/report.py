@@ -13,6 +13,7 @@ from imgcls import manifest as mf
 from imgcls import report
 from imgcls.console import console, is_quiet
 from imgcls.fsutil import write_json, write_table
+from imgcls.split.assign import kept_in_train
 from imgcls.split.config import PROFILE_ATTRIBUTES, SPLITS, SplitConfig
 from imgcls.split.leaks import side_rank, sides
 
@@ -44,9 +45,13 @@ def distribution(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
 def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None) -> dict:
     """Per-class share of each part versus its target; classes with fewer groups than parts are listed apart."""
     part = parts_of(df)
-    # with folds, rows kept in train in every fold (a class's single group, a unit holding most of a class: each
-    # said in a warning) were placed on purpose: the shares are those of the rows the folds were drawn from
+    # rows kept in train before the draw (a class's single group, a unit holding most of a class: each said in a
+    # warning) were placed on purpose: the shares are those of the rows the split was drawn from. With folds they
+    # are the parts' "train (every fold)"; without, the units assign's rule (kept_in_train) keeps
     keep = (part != "") & (part != "train (every fold)")
+    if not cfg.folds and units is not None and "label" in df.columns and keep.any():
+        pinned, _, _ = kept_in_train(units[keep].to_numpy(), df.loc[keep, "label"].astype(str).to_numpy())
+        keep &= ~units.isin(pinned)
     used = df[keep]
     part = part[keep]
     if used.empty or "label" not in used.columns:
@@ -166,7 +171,8 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
         sections.append(("Warnings", report.bullets(summary["notes"])))
     bal = summary["balance"]
     sections.append(("Stratification", report.key_values([
-        ("max deviation of a class's share from its target (classes with >= 2 groups per part)",
+        ("max deviation of a class's share from its target (classes with >= 2 groups per part; over the rows the "
+         "split was drawn from: units kept in train before the draw, each named in Warnings, left out)",
          bal.get("max_deviation")), ("tolerance", cfg.tolerance),
         ("within tolerance", bal.get("within_tolerance"))]) + report.table(pd.DataFrame(bal.get("worst", [])))))
     if plot is not None:

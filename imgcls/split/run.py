@@ -69,8 +69,8 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     units = linked_units(inc, group_col, near)
     sizes = pd.Series(units).value_counts()
     if len(sizes) and sizes.iloc[0] > max(50, 0.1 * len(inc)):
-        notes.append(f"{int(sizes.iloc[0])} rows are linked into one unit (groups/duplicates); the split cannot "
-                     f"balance it - check --dup-method / --dup-threshold or the group column")
+        notes.append(f"{int(sizes.iloc[0])} rows are linked into one unit (groups/duplicates), placed whole; if "
+                     f"they are not one family, check --dup-method / --dup-threshold or the group column")
     split, fold, more = assign(inc, units, cfg)
     check_placed(split, fold, units, cfg)
     notes += more
