@@ -273,6 +273,32 @@ def test_near_duplicates_kept_together_and_checked(tmp_path):
     assert r.exit_code == 0
 
 
+def test_a_new_split_verifies_only_pairs_that_can_join_units_and_a_check_verifies_all(tmp_path, monkeypatch):
+    """A new split needs only the units the near-duplicate pairs join (verification skips a pair already joined:
+    the same units, clean's `levels`); split --check reports the pairs across sides, so each is verified."""
+    from imgcls import links
+    seen = []
+
+    def scored_pairs(self, df, *a, levels=None, **k):
+        seen.append(levels)
+        pos = {p: i for i, p in enumerate(df["path"])}
+        i, j = (pos["a/003.png"], pos["a/004.png"]) if "a/003.png" in pos else (0, 1)
+        return np.array([i]), np.array([j]), np.array([0.99])
+    monkeypatch.setattr(links.NearDuplicates, "scored_pairs", scored_pairs)
+    monkeypatch.setattr(links.NearDuplicates, "check_weights", lambda self: None)
+    src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 10}, size=(12, 12))
+    out = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(out), "--val", "0.5"])
+    assert r.exit_code == 0, r.output
+    assert seen == [[sp.SplitConfig().near_duplicates().cut]]
+    assert "2 images in 1 near-duplicate group(s), each kept on one side" in " ".join(r.output.split())
+    df = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert df.loc[df["path"].isin(["a/003.png", "a/004.png"]), "split"].nunique() == 1
+    r = runner.invoke(app, ["split", "--check", str(out)])
+    assert r.exit_code == 0, r.output
+    assert seen[1:] == [None]
+
+
 def test_tolerance_threshold_and_embedding_model_act(tmp_path, monkeypatch):
     base = profile_table(120)
     dev = sp.make_split(base, cfg())[1]["balance"]["max_deviation"]
@@ -324,7 +350,7 @@ def test_near_duplicate_pairs_link_rows_and_are_checked(monkeypatch):
     base = profile_table(120)
     a_path, b_path = base.loc[0, "path"], base.loc[500, "path"]   # two different people
 
-    def fake_pairs(df, cfg, workers=1):
+    def fake_pairs(df, cfg, workers=1, units_only=False):
         pos = {p: i for i, p in enumerate(df["path"])}
         return [(pos[a_path], pos[b_path], 0.97)]
     import imgcls.split.run as sp_run          # where make_split looks near_duplicate_pairs_for up

@@ -36,9 +36,15 @@ def linked_units(df: pd.DataFrame, group_col: str = "group",
     return first.loc[comp].to_numpy()
 
 
-def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 1) -> list[tuple[int, int, float]]:
-    """Near-duplicate pairs (positional indices into df) by the definition cfg chooses (imgcls.links)."""
+def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 1,
+                             units_only: bool = False) -> list[tuple[int, int, float]]:
+    """Near-duplicate pairs (positional indices into df) by the definition cfg chooses (imgcls.links). `units_only`:
+    the caller needs only the units the pairs join (a new split), so verification skips a pair whose images are
+    already joined (NearDuplicates.scored_pairs' `levels`): the same units, but such a pair comes back with its
+    global score, an upper bound, unchecked; a leak check of an existing split needs every pair checked."""
     if len(df) < 2:
         return []
-    i, j, s = cfg.near_duplicates().scored_pairs(df.reset_index(drop=True), workers=workers)
+    definition = cfg.near_duplicates()
+    i, j, s = definition.scored_pairs(df.reset_index(drop=True), workers=workers,
+                                      levels=[definition.cut] if units_only else None)
     return [(int(a), int(b), float(c)) for a, b, c in zip(i, j, s)]
