@@ -92,12 +92,15 @@ class NearDuplicates:
 
     def scored_pairs(self, df: pd.DataFrame, emb: np.ndarray | None = None, floor: float | None = None,
                      thumbs: tuple[np.ndarray, np.ndarray] | None = None, workers: int = 1,
-                     levels: list[float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     levels: list[float] | None = None, joined: np.ndarray | None = None,
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pairs (i, j, score) of df's positions, i < j, with score >= floor (default: the definition's cut; a
         lower floor lets a caller sweep thresholds from one search). Byte-identical copies are exact_pairs' job:
         the verified search looks at one row per content hash. `levels`: when the caller only needs the groups
         (connected components) at these thresholds, verification skips the pairs that cannot change them
-        (near_dup.verify_pairs; their scores are then upper bounds)."""
+        (near_dup.verify_pairs; their scores are then upper bounds). `joined` (with `levels`): a label per row of
+        the groups the caller already has by other links; pairs inside one are not verified (nor returned), and the
+        groups are those of both together."""
         from imgcls.clean.ann import faiss_available, use_ann
         from imgcls.clean.near_dup import candidate_pairs, pair_arrays, thumbnails, top_pairs, verify_pairs
         floor = self.cut if floor is None else floor
@@ -116,9 +119,12 @@ class NearDuplicates:
         th_ok = th_ok & rep
         i, j = candidate_pairs(emb, th, th_ok, self.candidates, ann=self.ann)
         keep = th_ok[i] & th_ok[j]
+        if joined is not None and levels:
+            joined = np.asarray(joined)
+            keep &= joined[i] != joined[j]
         i, j = i[keep], j[keep]
         s = verify_pairs(th, i, j, what=f"verifying candidate pairs ({len(i)}, in chunks)" if len(i) > 20_000 else None,
-                         floor=floor, workers=workers, levels=levels)
+                         floor=floor, workers=workers, levels=levels, joined=joined if levels else None)
         keep = s >= floor
         return i[keep], j[keep], s[keep]
 

@@ -267,6 +267,21 @@ def test_verification_by_levels_skips_pairs_already_joined_and_keeps_every_level
     groups = links.components(len(thumbs), a[fast >= 0.98], b[fast >= 0.98])
     assert len({groups[0], groups[5], groups[10]}) == 3           # digit 8, digit 3, blue emblem: three groups...
     assert all(len(set(groups[k * 5:k * 5 + 5])) == 1 for k in range(3))   # ...each with its copies
+    # groups the caller already has by other links (split: group, content): the components start from them, and
+    # a pair inside one is not checked; the groups of both together are those of the full verification's
+    joined = np.arange(len(thumbs))
+    joined[1::5], joined[2::5] = joined[0::5], joined[0::5]      # each base with its mirror and its crop
+    ids = np.arange(len(thumbs))
+    want = links.components(len(thumbs), np.r_[a[full >= 0.98], ids], np.r_[b[full >= 0.98], joined])
+    checked[:] = []
+    near_dup.verify_pairs(thumbs, a, b, floor=0.98, levels=[0.98])
+    n_alone = sum(checked)
+    checked[:] = []
+    fast = near_dup.verify_pairs(thumbs, a, b, floor=0.98, levels=[0.98], joined=joined)
+    got = links.components(len(thumbs), np.r_[a[fast >= 0.98], ids], np.r_[b[fast >= 0.98], joined])
+    assert len(set(zip(want, got))) == len(set(want)) == len(set(got))
+    assert 0 < sum(checked) < n_alone, (sum(checked), n_alone)
+
 
 def _generated_set(root: Path, drawings: int, photos: int) -> Path:
     """Generated 64 px drawings (flat shapes with outlines on white) and 'photos' (smooth colour fields with sensor

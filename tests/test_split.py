@@ -279,8 +279,10 @@ def test_a_new_split_verifies_only_pairs_that_can_join_units_and_a_check_verifie
     from imgcls import links
     seen = []
 
-    def scored_pairs(self, df, *a, levels=None, **k):
+    def scored_pairs(self, df, *a, levels=None, joined=None, **k):
         seen.append(levels)
+        if joined is not None:        # the units by the other links: here each image alone
+            assert len(set(joined)) == len(df)
         pos = {p: i for i, p in enumerate(df["path"])}
         i, j = (pos["a/003.png"], pos["a/004.png"]) if "a/003.png" in pos else (0, 1)
         return np.array([i]), np.array([j]), np.array([0.99])
@@ -291,7 +293,7 @@ def test_a_new_split_verifies_only_pairs_that_can_join_units_and_a_check_verifie
     r = runner.invoke(app, ["split", str(src), "--out", str(out), "--val", "0.5"])
     assert r.exit_code == 0, r.output
     assert seen == [[sp.SplitConfig().near_duplicates().cut]]
-    assert "2 images in 1 near-duplicate group(s), each kept on one side" in " ".join(r.output.split())
+    assert "2 row(s) joined to other units by near-duplicate links; 19 units in all" in " ".join(r.output.split())
     df = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert df.loc[df["path"].isin(["a/003.png", "a/004.png"]), "split"].nunique() == 1
     r = runner.invoke(app, ["split", "--check", str(out)])
@@ -350,7 +352,7 @@ def test_near_duplicate_pairs_link_rows_and_are_checked(monkeypatch):
     base = profile_table(120)
     a_path, b_path = base.loc[0, "path"], base.loc[500, "path"]   # two different people
 
-    def fake_pairs(df, cfg, workers=1, units_only=False):
+    def fake_pairs(df, cfg, workers=1, units_of=None):
         pos = {p: i for i, p in enumerate(df["path"])}
         return [(pos[a_path], pos[b_path], 0.97)]
     import imgcls.split.run as sp_run          # where make_split looks near_duplicate_pairs_for up

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imgcls import links
 from imgcls import manifest as mf
 from imgcls.console import info, warn
 from imgcls.errors import UserError
@@ -35,7 +34,7 @@ def _resolve_group_col(df: pd.DataFrame, cfg: SplitConfig, layout: str) -> str:
 def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", workers: int = 1,
                ) -> tuple[pd.DataFrame, dict, pd.DataFrame, list[tuple[int, int, float]]]:
     """The split as a library call: returns (df with split / fold / drop_reason, summary, leaks, near pairs: those
-    that joined units, near_duplicate_pairs_for's `units_only`).
+    that join units the other links leave apart, near_duplicate_pairs_for's `units_of`).
 
     df must be a loaded manifest (absolute roots, scanned). Row order of the result = canonical order
     (root, path), so the output does not depend on the input's row order."""
@@ -66,12 +65,13 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
                         "--drop-ages); nothing to split")
     near: list[tuple[int, int, float]] = []
     if cfg.near_dup:
-        near = near_duplicate_pairs_for(inc, cfg, workers, units_only=True)
+        linked = linked_units(inc, group_col)
+        near = near_duplicate_pairs_for(inc, cfg, workers, units_of=linked)
     units = linked_units(inc, group_col, near)
     if cfg.near_dup:
-        fam = pd.Series(links.components(len(inc), [p[0] for p in near], [p[1] for p in near])).value_counts()
-        info(f"near-duplicate search ({cfg.near_duplicates().describe()}): {int(fam[fam > 1].sum())} images in "
-             f"{int((fam > 1).sum())} near-duplicate group(s), each kept on one side")
+        before, after = (pd.Series(u).map(pd.Series(u).value_counts()) for u in (linked, units))
+        info(f"near-duplicate search ({cfg.near_duplicates().describe()}): {int((after > before).sum())} row(s) "
+             f"joined to other units by near-duplicate links; {pd.Series(units).nunique()} units in all")
     sizes = pd.Series(units).value_counts()
     if len(sizes) and sizes.iloc[0] > max(50, 0.1 * len(inc)):
         notes.append(f"{int(sizes.iloc[0])} rows are linked into one unit (groups/duplicates), placed whole; if "

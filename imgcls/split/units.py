@@ -37,14 +37,17 @@ def linked_units(df: pd.DataFrame, group_col: str = "group",
 
 
 def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 1,
-                             units_only: bool = False) -> list[tuple[int, int, float]]:
-    """Near-duplicate pairs (positional indices into df) by the definition cfg chooses (imgcls.links). `units_only`:
-    the caller needs only the units the pairs join (a new split), so verification skips a pair whose images are
-    already joined (NearDuplicates.scored_pairs' `levels`): the same units, but such a pair comes back with its
-    global score, an upper bound, unchecked; a leak check of an existing split needs every pair checked."""
+                             units_of: np.ndarray | None = None) -> list[tuple[int, int, float]]:
+    """Near-duplicate pairs (positional indices into df) by the definition cfg chooses (imgcls.links). `units_of`
+    (a new split): a unit label per row by the other links (linked_units without pairs); the caller needs only the
+    units the pairs add to them, so verification skips a pair whose images are already in one unit
+    (NearDuplicates.scored_pairs' `levels` and `joined`): the same units, fewer pairs, and a skipped pair that is
+    returned has its global score, an upper bound, unchecked. A leak check of an existing split needs every pair
+    checked (no `units_of`)."""
     if len(df) < 2:
         return []
     definition = cfg.near_duplicates()
+    joined = None if units_of is None else pd.factorize(np.asarray(units_of))[0]
     i, j, s = definition.scored_pairs(df.reset_index(drop=True), workers=workers,
-                                      levels=[definition.cut] if units_only else None)
+                                      levels=None if units_of is None else [definition.cut], joined=joined)
     return [(int(a), int(b), float(c)) for a, b, c in zip(i, j, s)]
