@@ -15,7 +15,8 @@ tools (issue 17).
    chain with what clean's output means to train varied (duplicates deleted / linked / linked and counted once per
    group: --duplicates, train --dup-weight; the --conflicts policies; --exact-only, --no-dedup, --no-ood), and on
    the raw pool the imbalance tools: train-time oversampling (`--oversample off` where train oversamples by
-   default, `--oversample median` where it has the option but not the default), offline `preprocess --oversample
+   default, and `off` with one epoch more, about as many samples as the oversampled epochs; `--oversample median`
+   where it has the option but not the default), offline `preprocess --oversample
    median` then train, `--sampler weighted`, `--loss focal`. Every side B model predicts the hidden test folder with
    `predict --tta flip` (as the README types it) and is scored from its probs file, as side A is from inference.py's
    CSV (macro-F1 over every class, and accuracy, on all test images; the scoring is in neither side's wall time).
