@@ -98,9 +98,9 @@ class NearDuplicates:
         lower floor lets a caller sweep thresholds from one search). Byte-identical copies are exact_pairs' job:
         the verified search looks at one row per content hash. `levels`: when the caller only needs the groups
         (connected components) at these thresholds, verification skips the pairs that cannot change them
-        (near_dup.verify_pairs; their scores are then upper bounds). `joined` (with `levels`): a label per row of
-        the groups the caller already has by other links; pairs inside one are not verified (nor returned), and the
-        groups are those of both together."""
+        (near_dup.verify_pairs; their scores are then upper bounds). `joined` (with `levels`): a label per row (any
+        non-empty values) of the groups the caller already has by other links; pairs inside one are not verified
+        (nor returned), and the groups are those of both together."""
         from imgcls.clean.ann import faiss_available, use_ann
         from imgcls.clean.near_dup import candidate_pairs, pair_arrays, thumbnails, top_pairs, verify_pairs
         floor = self.cut if floor is None else floor
@@ -119,8 +119,10 @@ class NearDuplicates:
         th_ok = th_ok & rep
         i, j = candidate_pairs(emb, th, th_ok, self.candidates, ann=self.ann)
         keep = th_ok[i] & th_ok[j]
-        if joined is not None and levels:
-            joined = np.asarray(joined)
+        if joined is not None and levels:              # each row labelled by its group's first row
+            first, later = exact_pairs(joined)
+            joined = np.arange(len(df))
+            joined[later] = first
             keep &= joined[i] != joined[j]
         i, j = i[keep], j[keep]
         s = verify_pairs(th, i, j, what=f"verifying candidate pairs ({len(i)}, in chunks)" if len(i) > 20_000 else None,

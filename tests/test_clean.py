@@ -269,7 +269,7 @@ def test_verification_by_levels_skips_pairs_already_joined_and_keeps_every_level
     assert all(len(set(groups[k * 5:k * 5 + 5])) == 1 for k in range(3))   # ...each with its copies
     # groups the caller already has by other links (split: group, content): the components start from them, and
     # a pair inside one is not checked; the groups of both together are those of the full verification's
-    joined = np.arange(len(thumbs))
+    joined = np.arange(len(thumbs))                              # each image labelled by its group's first
     joined[1::5], joined[2::5] = joined[0::5], joined[0::5]      # each base with its mirror and its crop
     ids = np.arange(len(thumbs))
     want = links.components(len(thumbs), np.r_[a[full >= 0.98], ids], np.r_[b[full >= 0.98], joined])

@@ -220,8 +220,9 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
     below too): that pair keeps its global score, an upper bound of its own, and the components at every level are
     those of the full verification (the score can only fall below the global one, and a joined pair joins nothing).
     A group of k copies needs ~k - 1 local checks instead of k(k - 1) / 2. A level is compared as the callers
-    compare (`score >= level`). `joined` (with `levels`): a label per image of the groups the caller already has
-    by other links (e.g. split's units by group and content); the components start from them. `what`: a
+    compare (`score >= level`). `joined` (with `levels`): the groups the caller already has by other links (e.g.
+    split's units by group and content), each image labelled by its group's first image (the partition _join works
+    on); the components start from them. `what`: a
     progress-bar label (pairs done)."""
     import multiprocessing
 
@@ -245,7 +246,7 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
     out = glob.copy()
     cand = np.flatnonzero(glob >= floor)
     cand = cand[np.argsort(-glob[cand], kind="stable")]
-    start = np.arange(len(thumbs)) if joined is None else _smallest_member(np.asarray(joined))
+    start = np.arange(len(thumbs)) if joined is None else np.asarray(joined)
     comp = None if levels is None else np.tile(start, (len(levels), 1))
     batch = max(1, len(cand) if levels is None else LOCAL_BATCH)   # not by workers: the same skips, the same scores
     _SHARED["local"] = (thumbs, i, j, how)
@@ -270,14 +271,6 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
     finally:
         _SHARED.pop("local", None)
     return out
-
-
-def _smallest_member(labels: np.ndarray) -> np.ndarray:
-    """Any group labels -> each row labelled by its group's smallest row (the partition _join works on)."""
-    _, inv = np.unique(labels, return_inverse=True)
-    first = np.full(inv.max() + 1 if len(inv) else 0, len(labels))
-    np.minimum.at(first, inv, np.arange(len(labels)))
-    return first[inv]
 
 
 def _not_joined(comp: np.ndarray, levels: list[float], g: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:

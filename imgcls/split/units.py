@@ -47,7 +47,6 @@ def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 
     if len(df) < 2:
         return []
     definition = cfg.near_duplicates()
-    joined = None if units_of is None else pd.factorize(np.asarray(units_of))[0]
     i, j, s = definition.scored_pairs(df.reset_index(drop=True), workers=workers,
-                                      levels=None if units_of is None else [definition.cut], joined=joined)
+                                      levels=None if units_of is None else [definition.cut], joined=units_of)
     return [(int(a), int(b), float(c)) for a, b, c in zip(i, j, s)]
