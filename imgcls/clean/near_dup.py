@@ -222,8 +222,7 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
     A group of k copies needs ~k - 1 local checks instead of k(k - 1) / 2. A level is compared as the callers
     compare (`score >= level`). `joined` (with `levels`): the groups the caller already has by other links (e.g.
     split's units by group and content), each image labelled by its group's first image (the partition _join works
-    on); the components start from them. `what`: a
-    progress-bar label (pairs done)."""
+    on); the components start from them. `what`: a progress-bar label (pairs done)."""
     import multiprocessing
 
     from imgcls.console import progress_bar
