@@ -183,6 +183,17 @@ def test_a_unit_holding_most_of_its_class_stays_in_train(tmp_path):
         assert s["balance"]["within_tolerance"], s["balance"]["worst"][:3]
         a_val = next(r for r in s["balance"]["worst"] if r["class"] == "a" and r["part"] == "val")
         assert a_val["share"] == 0.2
+        if seed == 0:   # `--check --fix` of that split with a planted leak: its balance leaves the chain out too
+            import json
+            bad = d.copy()
+            b = np.flatnonzero((bad["label"] == "b").to_numpy())
+            b_tr, b_val = [b[(bad["split"].iloc[b] == p).to_numpy()][0] for p in ("train", "val")]
+            bad.iloc[[b_tr, b_val], bad.columns.get_loc("group")] = "leak"
+            mf.write(bad, tmp_path / "bad.csv")
+            sp.run_check(tmp_path / "bad.csv", tmp_path / "fixed.csv", cfg(), fix=True)
+            fb = json.loads((tmp_path / "fixed_summary.json").read_text())["balance"]
+            a_val = next(r for r in fb["worst"] if r["class"] == "a" and r["part"] == "val")
+            assert a_val["share"] == 0.2, fb["worst"][:3]          # 3 of a's 15, not 3 of 40
         k, sk, leaks, _ = sp.make_split(df0, cfg(folds=5, seed=seed))
         assert (k.loc[chain, "fold"] == -1).all() and leaks.empty
         assert k.loc[(k["label"] == "a") & ~chain, "fold"].value_counts().tolist() == [3] * 5

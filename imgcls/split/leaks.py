@@ -70,6 +70,18 @@ def side_rank(side: str) -> tuple:
     return (3, side)
 
 
+def side_units(df: pd.DataFrame, group_col: str = "group",
+               near_pairs: Sequence[tuple[int, int, float]] = ()) -> pd.Series:
+    """The unit of each row an existing split places (linked_units over the rows with a side; `near_pairs` index
+    df), '' for the rows in no split."""
+    used = (sides(df) != "").to_numpy()
+    pos = {p: k for k, p in enumerate(np.flatnonzero(used))}
+    pairs = [(pos[i], pos[j], c) for i, j, c in near_pairs if used[i] and used[j]]
+    out = pd.Series("", index=df.index, dtype=object)
+    out[used] = linked_units(df[used], group_col, pairs)
+    return out
+
+
 def fix_leaks(df: pd.DataFrame, group_col: str = "group",
               near_pairs: Sequence[tuple[int, int, float]] = ()) -> tuple[pd.DataFrame, int]:
     """Move every linked unit that spans sides wholly to the side holding most of its rows (ties: train, then val,
@@ -77,10 +89,7 @@ def fix_leaks(df: pd.DataFrame, group_col: str = "group",
     df = df.copy()
     side = sides(df)
     used = (side != "").to_numpy()
-    sub = df[used]
-    pos = {p: k for k, p in enumerate(np.flatnonzero(used))}
-    pairs = [(pos[i], pos[j], c) for i, j, c in near_pairs if used[i] and used[j]]
-    units = linked_units(sub, group_col, pairs)
+    units = side_units(df, group_col, near_pairs)[used].to_numpy()
     s = side[used].to_numpy()
     tab = pd.DataFrame({"u": units, "s": s})
     counts = tab.groupby(["u", "s"]).size().rename("n").reset_index()

@@ -16,7 +16,7 @@ from imgcls.parallel import check_workers
 from imgcls.split.assign import assign, check_placed
 from imgcls.split.config import LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
 from imgcls.split.labels import derive_profile_labels, exclusion_reasons, is_profile_table
-from imgcls.split.leaks import check_fix_fractions, check_leaks, fix_leaks, sides
+from imgcls.split.leaks import check_fix_fractions, check_leaks, fix_leaks, side_units, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, report_paths, summarize,
                                  write_reports)
 from imgcls.split.units import linked_units, near_duplicate_pairs_for
@@ -220,6 +220,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     else:
         cfg.folds = None
         cfg.val = float((fixed.loc[used, "split"] == "val").mean())
-    summary = summarize(fixed, cfg, notes, remaining)
+    # units kept in train before a draw (kept_in_train) leave the shares, as for a new split
+    summary = summarize(fixed, cfg, notes, remaining, side_units(fixed, group_col, near))
     _finish(fixed, out, cfg, summary, remaining)
     return fixed
