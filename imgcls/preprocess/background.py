@@ -3,9 +3,33 @@ looks where rembg 2.x itself looks - $U2NET_HOME, ~/.rembg/models/<model>/, ~/.u
 missing file when a session is created). One rembg session per worker process, reused for every image."""
 from __future__ import annotations
 
+import sys
+
 from PIL import Image
 
 from imgcls.errors import UserError
+
+
+def import_rembg():
+    """rembg, imported without compiling pymatting: rembg's package import loads pymatting (alpha matting, which
+    imgcls never asks for), whose numba functions with signatures compile at import, 37 s on a fresh install here
+    (and in every process when numba's cache cannot be kept, pymatting issue #84); with numba's JIT off during the
+    import they stay plain Python, 0.7 s. Only pymatting's functions are affected (defined during the import);
+    numba compiles as usual afterwards. rembg already imported: returned as it is."""
+    if "rembg" in sys.modules:
+        return sys.modules["rembg"]
+    try:
+        from numba.core import config as numba_config
+    except ImportError:              # no numba: nothing compiles at import
+        import rembg
+        return rembg
+    old = numba_config.DISABLE_JIT
+    numba_config.DISABLE_JIT = True
+    try:
+        import rembg
+    finally:
+        numba_config.DISABLE_JIT = old
+    return rembg
 
 
 class BackgroundRemover:
@@ -13,7 +37,7 @@ class BackgroundRemover:
         from imgcls.weights import rembg_model_file
         rembg_model_file(model)  # MissingWeightsError naming the file, where it goes and the fix
         import onnxruntime as ort
-        import rembg
+        rembg = import_rembg()
         from rembg.sessions import sessions_names
         if model not in sessions_names:
             raise UserError(f"unknown rembg model '{model}'; use one of: {', '.join(sessions_names)}")
