@@ -378,3 +378,22 @@ def test_rows_clean_did_not_keep_are_not_processed(tmp_path):
     assert (Path(out, m.loc["a/001.png", "root"]) / "a/001.png").resolve() == (src / "a/001.png").resolve()
     assert str(m.loc["a/001.png", "keep"]) == "False" and m.loc["a/001.png", "error"] == ""
     assert int(m.loc["a/000.png", "width"]) == 16 and int(m.loc["a/001.png", "width"]) == 40
+
+
+def test_rembg_import_leaves_pymatting_uncompiled_and_numba_on(tmp_path):
+    """rembg's import compiled pymatting's numba kernels (37 s on a fresh install); import_rembg leaves them plain
+    Python (imgcls never mats) and numba's JIT on for everything after. In a fresh process with an empty cache."""
+    import subprocess
+    import sys
+    code = ("import sys, numba\n"
+            "from imgcls.preprocess.background import import_rembg\n"
+            "import_rembg()\n"
+            "from numba.core import config\n"
+            "m = sys.modules['pymatting.foreground.estimate_foreground_ml']\n"
+            "assert type(m._estimate_fb_ml).__name__ == 'function', type(m._estimate_fb_ml)\n"
+            "assert not config.DISABLE_JIT\n"
+            "f = numba.njit(lambda x: x + 1)\n"
+            "assert type(f).__name__ == 'CPUDispatcher' and f(1) == 2\n")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
