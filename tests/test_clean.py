@@ -335,6 +335,25 @@ def test_photo_style_flags_nothing_without_a_photo_population(tmp_path):
     assert got[photo].all() and got[~photo].sum() <= 2
 
 
+def test_robust_distance_leaves_a_constant_column_out_without_a_warning():
+    """A greyscale set's saturation column is 0 everywhere (and two cues can move together): sklearn's MinCovDet
+    warned of a rank-deficient covariance on every clean of such a set (cvdigits), and its distances were those of
+    a singular fit. The rows are measured in the span they have: the distances of the full-rank columns."""
+    import warnings
+
+    from imgcls.clean import ood
+    rng = np.random.default_rng(0)
+    f = rng.normal(size=(300, 4))
+    f[:6] += 8                                          # six outliers
+    grey = np.c_[f, np.zeros(len(f)), f[:, 0] - 2 * f[:, 1]]          # + a constant and a dependent column
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        d = ood._robust_distance(grey, 0)
+    assert np.allclose(d, ood._robust_distance(f, 0))
+    assert d[:6].min() > np.sort(d[6:])[-1]
+    assert (ood._robust_distance(np.ones((20, 3)), 0) == 0).all()
+
+
 def test_photo_cues_tell_a_photo_from_a_drawing():
     from skimage import data as skdata
 

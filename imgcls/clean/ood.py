@@ -40,6 +40,23 @@ def _robust_z(x: np.ndarray) -> np.ndarray:
     return (x - med) / (np.nanmedian(np.abs(x - med), axis=0) * 1.4826 + 1e-6)
 
 
+def _robust_distance(f: np.ndarray, seed: int) -> np.ndarray:
+    """Robust Mahalanobis distance (sklearn MinCovDet, 75% support) of each row of `f`'s robust z-scores. When the
+    columns do not span their space (saturation 0 everywhere on a greyscale set, two cues that move together), the
+    rows are taken in the span they have: the distances a full-rank fit would give there, where MinCovDet's fit of a
+    singular covariance printed a warning on every clean of such a set and gave other distances."""
+    from sklearn.covariance import MinCovDet
+    z = _robust_z(f)
+    zc = z - z.mean(axis=0)         # the span is affine (a robust z-score of a combination is not the combination)
+    _, s, vt = np.linalg.svd(zc, full_matrices=False)
+    k = int((s ** 2 > max(1e-8, 1e-12 * float(s[0]) ** 2)).sum()) if len(s) else 0    # sklearn's test: 1e-8
+    if k == 0:
+        return np.zeros(len(z))
+    if k < z.shape[1]:
+        z = zc @ vt[:k].T           # MinCovDet's distances do not change under a shift and a rotation
+    return np.sqrt(MinCovDet(random_state=seed, support_fraction=0.75).fit(z).mahalanobis(z))
+
+
 def _rank(x: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
     r = np.full(len(x), np.nan)
@@ -54,13 +71,8 @@ class PhotoFeatures(OODDetector):
     threshold = 30.0
 
     def score(self, inputs: OODInputs) -> np.ndarray:
-        from sklearn.covariance import MinCovDet
         f = inputs.features().astype(np.float64)
-
-        def distance(ok):
-            z = _robust_z(f[ok])
-            return np.sqrt(MinCovDet(random_state=inputs.seed, support_fraction=0.75).fit(z).mahalanobis(z))
-        return _on_valid(~np.isnan(f).any(axis=1), 5, distance)
+        return _on_valid(~np.isnan(f).any(axis=1), 5, lambda ok: _robust_distance(f[ok], inputs.seed))
 
 
 class EmbeddingKNN(OODDetector):
@@ -173,13 +185,11 @@ def photo_population(features: np.ndarray, top: float, seed: int) -> bool:
     from them would flag several percent of a clean set. With fewer than POPULATION_MIN_SEEDS seeds the robust
     distances of so few rows say little (3 photos among 47 drawings sit at 14-25, among drawings up to 22): the
     answer is then yes, the self-training runs as before."""
-    from sklearn.covariance import MinCovDet
     order = np.argsort(photo_likeness(features))
     seeds = order[-max(2, int(round(top * len(features)))):]
     if len(seeds) < POPULATION_MIN_SEEDS:
         return True          # too few seeds to judge (a set under ~1,250 images at 0.4%): self-train as before
-    z = _robust_z(features.astype(np.float64))
-    dist = np.sqrt(MinCovDet(random_state=seed, support_fraction=0.75).fit(z).mahalanobis(z))
+    dist = _robust_distance(features.astype(np.float64), seed)
     return bool(np.median(dist[seeds]) >= PhotoFeatures.threshold)
 
 
