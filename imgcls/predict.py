@@ -161,6 +161,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
 
     dev = resolve_device(device)
     use_amp = bool(amp) and dev.type == "cuda"
+    spec = spec.running()                  # members of weight 0 are not run
     n, n_cls = len(paths), len(spec.classes)
     paths = [str(p) for p in paths]
     # checkpoints grouped by preprocessing: one decode pass serves all folds of a run (and same-input models)
@@ -339,8 +340,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     part, rows = eval_rows(df, eval_split) if evaluate else ("all", None)
     check_output_location(out, *mf.roots(df), *( [data] if data and Path(data).is_dir() else []))
     classes = list(spec.classes)
+    running = spec.running().members
     members = ", ".join(f"{m.name} x{len(m.checkpoints)}" + (f" (w={m.weight:.2f})" if spec.method != "soft" else "")
-                        for m in spec.members)
+                        + ("" if any(m is r for r in running) else ": not run, it adds nothing") for m in spec.members)
     how = (f"the product of the attributes' probabilities ({spec.method} within each)" if spec.combine == "profile"
            else f"method {spec.method}")
     info(f"predicting with {spec.name}: {members}; {how}; TTA {tta_spec.text} "

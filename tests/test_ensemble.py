@@ -2,6 +2,8 @@
 that predict consumes, and clear errors for members that do not share classes."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,6 +52,16 @@ def test_auto_weights_prefer_the_better_member():
     assert w.sum() == pytest.approx(1) and w[0] > 0.8
     wf = fit_weights([bad, good], y, "hard")
     assert wf[1] > wf[0]
+
+
+def test_a_fitted_weight_at_zero_is_zero():
+    """SLSQP leaves ~1e-17 on a member the fit dropped; it is 0, so predict can leave that member out."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    good = 0.7 * np.eye(3)[y] + 0.3 * rng.dirichlet(np.ones(3), 200)
+    wrong = 0.98 * np.eye(3)[(y + 1) % 3] + 0.02 / 3               # confidently wrong: any share of it costs
+    w = fit_weights([good, wrong], y, "weighted")
+    assert w[1] == 0.0 and w[0] == 1.0
 
 
 def _val_rows(root, n=24, classes="abc"):
@@ -101,6 +113,32 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
                            parse_tta("none"), workers=0).tta for m in spec.members]
     w = spec.weights
     assert np.allclose(probs.filter(like="p_").to_numpy(), w[0] * one[0] + w[1] * one[1], atol=1e-5)
+
+
+def test_a_member_of_weight_zero_is_not_run(tmp_path, monkeypatch):
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="resnet10t", seed=2, val_rows=rows, val_quality=0.1)
+    out = tmp_path / "ens"
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "1,0",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    test = tmp_path / "test"
+    for i in range(4):
+        make_image(test / f"t{i}.png", seed=50 + i, kind="noise")
+    import imgcls.train.checkpoint as ck
+    loaded, load = [], ck.load_model
+    monkeypatch.setattr(ck, "load_model", lambda path, *a, **k: loaded.append(Path(path).parent.name) or
+                        load(path, *a, **k))
+    res = runner.invoke(app, ["predict", str(out), "--data", str(test), "--out", str(tmp_path / "pred"),
+                              "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    assert loaded == ["effnet"] and "resnet x1 (w=0.00): not run" in " ".join(res.output.split())
+    res = runner.invoke(app, ["predict", str(r1), "--data", str(test), "--out", str(tmp_path / "alone"),
+                              "--workers", "0"])
+    assert res.exit_code == 0, res.output
+    got, alone = (pd.read_parquet(tmp_path / d / "probs.parquet").filter(like="p_") for d in ("pred", "alone"))
+    assert np.array_equal(got.to_numpy(), alone.to_numpy())
 
 
 def test_mismatched_classes_are_a_clear_error(tmp_path):

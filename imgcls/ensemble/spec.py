@@ -39,6 +39,14 @@ class EnsembleSpec:
     def weights(self) -> list[float]:
         return [m.weight for m in self.members]
 
+    def running(self) -> "EnsembleSpec":
+        """The spec a prediction runs: under a weighted or hard vote a member of weight 0 adds nothing to any row
+        (a weight fit often gives one 0), so it is left out rather than run; everything else as it is."""
+        if self.combine != "vote" or self.method == "soft" or all(m.weight > 0 for m in self.members):
+            return self
+        from dataclasses import replace
+        return replace(self, members=[m for m in self.members if m.weight > 0])
+
 
 def member_from_run(run: str | os.PathLike, which: str = "best") -> Member:
     from imgcls.train.checkpoint import find_checkpoints

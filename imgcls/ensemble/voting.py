@@ -11,6 +11,7 @@ from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
 
 METHODS = ("soft", "hard", "weighted")
+WEIGHT_FLOOR = 1e-6      # a fitted weight below this share of the largest is 0: it moves no probability visibly
 WEIGHT_METRICS = ("logloss", "f1")
 
 
@@ -80,6 +81,7 @@ def fit_weights(probs: Sequence[np.ndarray], y: np.ndarray, method: str = "weigh
                        np.full(m, 1.0 / m), method="SLSQP", bounds=[(0.0, 1.0)] * m,
                        constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1.0}])
         w = np.clip(res.x, 0, None)
+        w[w < WEIGHT_FLOOR * w.max()] = 0.0     # SLSQP's residue on the simplex's edge (5.6e-17): a member it dropped
         return w / w.sum()
     if metric != "f1":
         raise UserError(f"unknown --weight-metric '{metric}'; use logloss or f1")
