@@ -410,7 +410,9 @@ def _print_eval(scores: dict, tta: TTASpec) -> None:
     t = Table(title=f"--eval on {scores['n_images']} {what}")
     t.add_column("")
     t.add_column("no TTA", justify="right")
-    t.add_column(f"TTA {tta.text} ({tta.n_views} views)", justify="right")
+    with_tta = tta.n_views > 1                # one view: the TTA column would repeat the plain one
+    if with_tta:
+        t.add_column(f"TTA {tta.text} ({tta.n_views} views)", justify="right")
     for k in ("macro_f1", "accuracy"):
-        t.add_row(k, f"{scores['plain'][k]:.4f}", f"{scores['tta'][k]:.4f}")
+        t.add_row(k, f"{scores['plain'][k]:.4f}", *([f"{scores['tta'][k]:.4f}"] if with_tta else []))
     console.print(t)
