@@ -456,7 +456,7 @@ def test_weights_file_and_pretrained_lite0_offline(two_class, tmp_path):
     assert read_checkpoint(run / "best.pt")["meta"]["mean"] == [0.5, 0.5, 0.5]
 
 
-def test_splits_and_folds(tmp_path):
+def test_splits_and_folds(tmp_path, capsys):
     from imgcls import manifest as mf
     src = make_image_folder(tmp_path / "raw", {"a": 9, "b": 9, "c": 6}, size=(40, 40))
     df = mf.load(src)
@@ -467,6 +467,8 @@ def test_splits_and_folds(tmp_path):
     run = run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="split", epochs=1))
     vp = pd.read_csv(run / "val_predictions.csv")
     assert len(vp) == 4                               # rows with split == val
+    said = " ".join(capsys.readouterr().err.split())  # a k-fold table trained as one holdout says so
+    assert "the data has 3 folds (fold column): this trains one model" in said and "--folds all" in said
     run = run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="kf", epochs=1, folds="all"))
     ck = find_checkpoints(run)
     assert [p.parent.name for p in ck] == ["fold_0", "fold_1", "fold_2"]

@@ -209,6 +209,10 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         if bad:
             raise UserError(f"fold(s) {', '.join(map(str, bad))} not in the data (folds present: "
                             f"{', '.join(map(str, have))})")
+    elif dist.main and len(have := tdata.fold_ids(df)) > 1 and tdata.has_val_split(df):
+        info(f"the data has {len(have)} folds (fold column): this trains one model, validated on the split "
+             f"column's val rows (split --folds: fold 0); --folds all trains one per fold (out-of-fold predictions "
+             f"for ensemble)")
     elif dist.main and not tdata.has_val_split(df):
         from imgcls.console import warn
         warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
