@@ -265,7 +265,7 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
 
 def print_summary(summary: dict) -> None:
     from rich.table import Table
-    from imgcls.console import console
+    from imgcls.console import print_table
     t = Table(title="dataset summary", show_header=True, header_style="bold")
     t.add_column("class")
     t.add_column("images", justify="right")
@@ -277,4 +277,4 @@ def print_summary(summary: dict) -> None:
     t.add_row("exact-duplicate groups", str(summary["exact_duplicate_groups"]))
     if summary["imbalance_ratio"]:
         t.add_row("imbalance max/min", f"{summary['imbalance_ratio']:.1f}")
-    console.print(t)
+    print_table(t)

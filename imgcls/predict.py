@@ -24,7 +24,7 @@ import pandas as pd
 
 from imgcls import io as imgio
 from imgcls import manifest as mf
-from imgcls.console import console, info, progress_bar, warn
+from imgcls.console import info, print_table, progress_bar, warn
 from imgcls.device import device_option
 from imgcls.ensemble import EnsembleSpec, is_spec, load_spec, member_from_run, vote
 from imgcls.errors import UserError
@@ -415,4 +415,4 @@ def _print_eval(scores: dict, tta: TTASpec) -> None:
         t.add_column(f"TTA {tta.text} ({tta.n_views} views)", justify="right")
     for k in ("macro_f1", "accuracy"):
         t.add_row(k, f"{scores['plain'][k]:.4f}", *([f"{scores['tta'][k]:.4f}"] if with_tta else []))
-    console.print(t)
+    print_table(t)

@@ -89,6 +89,7 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     assert list(scores["member"][2:]) == ["ensemble (weighted), weights fitted on these rows",
                                           "ensemble (weighted), weights cross-fitted (5 folds)"]
     assert "weights fitted on these rows" in " ".join(res.output.split())
+    assert "ensemble (weighted), weights fitted on these rows" in res.output   # piped: tables are not folded
     import re
     html = (out / "report.html").read_text()
     srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)

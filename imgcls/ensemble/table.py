@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from imgcls.console import console
+from imgcls.console import print_table
 
 
 def print_scores(table: pd.DataFrame) -> None:
@@ -21,4 +21,4 @@ def print_scores(table: pd.DataFrame) -> None:
         own = "" if pd.isna(r["val_macro_f1"]) else f"{r['val_macro_f1']:.4f}"
         common = "" if pd.isna(r["common_macro_f1"]) else f"{r['common_macro_f1']:.4f}"
         t.add_row(str(r["member"]), str(r["checkpoints"]), f"{r['weight']:.3f}", f"{own} ({r['val_images']})", common)
-    console.print(t)
+    print_table(t)

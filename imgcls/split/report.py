@@ -11,7 +11,7 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls import report
-from imgcls.console import console, is_quiet
+from imgcls.console import is_quiet, print_table
 from imgcls.fsutil import write_json, write_table
 from imgcls.split.assign import kept_in_train
 from imgcls.split.config import PROFILE_ATTRIBUTES, SPLITS, SplitConfig
@@ -130,7 +130,7 @@ def print_tables(dist: pd.DataFrame, columns: Sequence[str], max_rows: int = 30)
             t.add_row(*[str(v) for v in row])
         if len(pv) > max_rows:
             t.caption = f"{len(pv) - max_rows} more rows in the report"
-        console.print(t)
+        print_table(t)
 
 
 def print_leaks(leaks: pd.DataFrame, limit: int = 20) -> None:
@@ -144,7 +144,7 @@ def print_leaks(leaks: pd.DataFrame, limit: int = 20) -> None:
         t.add_row(r.kind, r.side_a, r.path_a, r.side_b, r.path_b, "" if pd.isna(r.cos) else f"{r.cos:.3f}")
     if len(leaks) > limit:
         t.caption = f"{len(leaks) - limit} more"
-    console.print(t)
+    print_table(t)
 
 
 def report_paths(out: Path) -> dict[str, Path]:

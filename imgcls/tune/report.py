@@ -177,12 +177,12 @@ def _n_folds(cfg) -> int:
 def print_top(study, label: str, study_dir: Path) -> None:
     from rich.table import Table
 
-    from imgcls.console import console, is_quiet
+    from imgcls.console import info, is_quiet, print_table
     if is_quiet():
         return
     done = completed(study)[:TOP]
     if not done:
-        console.print(f"no completed trial yet; trials.csv in {study_dir}")
+        info(f"no completed trial yet; trials.csv in {study_dir}")
         return
     names = list(dict.fromkeys(n for t in done for n in t.params))
     table = Table(title=f"top {len(done)} of {len(study.trials)} trials ({label})")
@@ -194,7 +194,7 @@ def print_top(study, label: str, study_dir: Path) -> None:
         secs = _seconds(t)
         table.add_row(str(t.number), f"{t.value:.4f}", "" if secs is None else f"{secs:.0f}",
                       *[_fmt(t.params.get(n, "")) for n in names])
-    console.print(table)
+    print_table(table)
 
 
 def write_all(study, cfg, study_dir: Path, url: str, seconds: float, label: str) -> None:
