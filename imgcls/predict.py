@@ -406,8 +406,11 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
 def _print_eval(scores: dict, tta: TTASpec) -> None:
     from rich.table import Table
     part = scores.get("rows", "all")
-    what = "labelled images" if part == "all" else f"labelled {part} rows (split column; --eval-split all scores every row)"
-    t = Table(title=f"--eval on {scores['n_images']} {what}")
+    what = "labelled images" if part == "all" else f"labelled {part} rows"
+    if part != "all":     # said on its own line: a table's title wraps at the table's (narrow) width
+        info(f"--eval scores the {part} rows of the split column; --eval-split all scores every row")
+    title = f"--eval on {scores['n_images']} {what}"
+    t = Table(title=title, min_width=len(title))      # the title on one line over a narrow table
     t.add_column("")
     t.add_column("no TTA", justify="right")
     with_tta = tta.n_views > 1                # one view: the TTA column would repeat the plain one

@@ -44,6 +44,7 @@ def test_predict_eval_scores_the_val_rows_and_matches_train(tmp_path):
     assert ev["rows"] == "val" and ev["n_images"] == n_val
     assert f"--eval on {n_val} labelled val rows" in " ".join(r.output.split())
     assert "no TTA" in r.output and "views)" not in r.output          # one view: one column of scores
+    assert f"--eval on {n_val} labelled val rows\n" in r.output          # a title on one line
     assert abs(ev["plain"]["macro_f1"] - best) < 1e-6          # the two numbers of the same rows agree
     # --eval-split all scores every kept labelled row (train, val and test); test scores the test rows
     for part, n in (("all", int(df["keep"].sum())), ("test", int(((df["split"] == "test") & df["keep"]).sum()))):
