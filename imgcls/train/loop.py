@@ -297,7 +297,7 @@ class Trainer:
                      f"{'AMP ' + str(self.amp_dtype).split('.')[-1] + ', ' if self.use_amp else ''}"
                      f"{sam_desc}"
                      f"batch {cfg.batch_size}{' (partial last batch dropped)' if self.static_shapes else ''}, "
-                     f"{cfg.epochs} epochs; --aug {cfg.aug} "
+                     f"{cfg.epochs} epoch{'' if cfg.epochs == 1 else 's'}; --aug {cfg.aug} "
                      f"{'batched on ' + self.device.type if self.batch_aug is not None else 'per image'}"
                      f"{', training rows of the cache on the device' if getattr(self, 'train_on_device', None) is not None else ''}"
                      f"{', torch.compile' if cfg.compile else ''}")
