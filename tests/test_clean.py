@@ -226,6 +226,36 @@ def test_verification_rejects_pairs_that_differ_in_one_small_region_and_keeps_th
 
 
 
+def test_local_stage_scores_do_not_depend_on_how_the_pairs_are_batched():
+    """The local stage's scores are the same whichever pairs share a chunk (one, three or all at once), so --workers
+    and the chunk sizes cannot move a pair across a threshold."""
+    from PIL import ImageEnhance
+
+    from imgcls.clean import near_dup
+    bases = [_icon("8"), _icon("3"), _icon("8", "blue"), _icon(background="cream")]
+    images = bases + [ImageEnhance.Brightness(b).enhance(1.15) for b in bases] + [ImageOps.mirror(b) for b in bases]
+    thumbs = np.stack([np.asarray(im.convert("RGB").resize((near_dup.THUMB, near_dup.THUMB), Image.Resampling.BOX))
+                       for im in images])
+    a, b = np.triu_indices(len(thumbs), 1)
+    how = near_dup._verify_chunk(thumbs, a, b)[1]
+    ref = near_dup.local_residuals(thumbs, a, b, how, chunk=len(a))
+    for chunk in (1, 3, near_dup.LOCAL_CHUNK):
+        got = near_dup.local_residuals(thumbs, a, b, how, chunk=chunk)
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+
+
+def test_local_envelope_is_the_max_and_min_over_each_pixel_s_neighbours_inside_the_image():
+    from scipy.ndimage import maximum_filter, minimum_filter
+
+    from imgcls.clean import near_dup
+    x = (np.random.default_rng(0).random((3, 3, 11, 9)) * 400 - 50).astype(np.float32)
+    hi, lo = near_dup._envelope(x)
+    size = (1, 1) + (2 * near_dup.SHIFT + 1,) * 2      # 'nearest' repeats a border pixel: no value from outside
+    np.testing.assert_array_equal(hi, maximum_filter(x, size=size, mode="nearest"))
+    np.testing.assert_array_equal(lo, minimum_filter(x, size=size, mode="nearest"))
+
+
 def test_verification_by_levels_skips_pairs_already_joined_and_keeps_every_level_s_groups(monkeypatch):
     """Groups of copies (and look-alikes that differ in one small region): verifying only the pairs that can still
     join two groups gives, at every level, the components of the full verification, with fewer local checks."""
