@@ -46,8 +46,9 @@ def warn(msg: str) -> None:
 def progress_bar(description: str | None, total: int | None, transient: bool = False) -> Iterator:
     """Yields `advance(n=1, status=None)`; a rich progress bar unless --quiet or description is None. `status`: a
     short text shown after the bar (e.g. the running loss and lr of an epoch). transient: the bar disappears when
-    done (e.g. the validation pass of an epoch)."""
-    if _state["quiet"] or description is None:
+    done (e.g. the validation pass of an epoch); piped or captured, where rich cannot erase it, it is not shown
+    (rich would leave a blank line between the lines around it)."""
+    if _state["quiet"] or description is None or (transient and not (console.is_terminal or console.is_jupyter)):
         yield lambda n=1, status=None: None
         return
     cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),

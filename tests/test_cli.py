@@ -114,6 +114,16 @@ def test_quiet_prints_no_progress(tmp_path, image_folder):
     assert quiet.output.strip() == ""
 
 
+def test_a_transient_progress_bar_leaves_no_blank_line_when_piped(capsys):
+    from imgcls.console import console, progress_bar
+    console.print("epoch 1")
+    with progress_bar("validating", 3, transient=True) as advance:   # as train's validation pass
+        for _ in range(3):
+            advance()
+    console.print("epoch 2")
+    assert "epoch 1\nepoch 2\n" in capsys.readouterr().err
+
+
 def test_two_workers(tmp_path, image_folder):
     r = runner.invoke(app, ["eda", str(image_folder), "--out", str(tmp_path / "eda"), "--workers", "2", "-q"])
     assert r.exit_code == 0, r.output
