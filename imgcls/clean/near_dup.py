@@ -41,7 +41,7 @@ TINY = 16                         # side of the tiny-thumbnail candidate descrip
 CANDIDATES_PER_IMAGE = 30       # each image's most similar partners verified, at most, per candidate descriptor
 GLOBAL_CHUNK = 256                # pairs scored together by the global stage (fmnist_lt: 0.74x the time of 1,024)
 LOCAL_CHUNK = 8                   # pairs compared together by the local stage: its (m, 3, 96, 96) float arrays stay
-                                  # in a core's cache (0.47x the time of 256 on fmnist_lt and the e2e pool, same scores)
+                                  # in a core's cache (about half the time of 256 on fmnist_lt and the e2e pool)
 CROPS = (0.0, 0.025, 0.05, 0.075)
 GAINS = (1.0, 1.1, 1.2, 1.3)
 
@@ -243,8 +243,8 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
     from imgcls.console import progress_bar
     from imgcls.parallel import chunked_map, worker_pool
     order = np.lexsort((j, i))
-    if is_greyscale(thumbs):           # every thumbnail R = G = B: one channel scores the same (to 1e-6), in 0.4x
-        thumbs = np.ascontiguousarray(thumbs[..., :1])
+    if is_greyscale(thumbs):           # every thumbnail R = G = B: one channel scores the same (to 3e-6 on
+        thumbs = np.ascontiguousarray(thumbs[..., :1])    # fmnist_lt) in 0.4x the time
     if multiprocessing.get_start_method() != "fork":
         workers = 1                                    # the workers read _SHARED, which only fork hands them
     if workers > 1:                                    # at least 4 chunks per worker, so a small set spreads too
@@ -380,7 +380,7 @@ def _shared_gain(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 def _envelope(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(max, min) of each pixel's neighbours within SHIFT px (a square, the image's own pixels only at its border),
-    per image and channel of (m, 3, L, L): OpenCV's dilate / erode, whose border leaves outside pixels out (0.4x
+    per image and channel of (m, c, L, L): OpenCV's dilate / erode, whose border leaves outside pixels out (0.4x
     the time of numpy's shifted slices, the same values)."""
     import cv2
     kernel = np.ones((2 * SHIFT + 1, 2 * SHIFT + 1), np.uint8)
