@@ -125,7 +125,7 @@ class NearDuplicates:
             joined[later] = first
             keep &= joined[i] != joined[j]
         i, j = i[keep], j[keep]
-        s = verify_pairs(th, i, j, what=f"verifying candidate pairs ({len(i)}, in chunks)" if len(i) > 20_000 else None,
+        s = verify_pairs(th, i, j, what="verifying candidate pairs" if len(i) > 20_000 else None,
                          floor=floor, workers=workers, levels=levels, joined=joined if levels else None)
         keep = s >= floor
         return i[keep], j[keep], s[keep]

@@ -245,6 +245,27 @@ def test_local_stage_scores_do_not_depend_on_how_the_pairs_are_batched():
         np.testing.assert_array_equal(got[1], ref[1])
 
 
+def test_verification_progress_counts_pairs_not_chunks(monkeypatch):
+    from contextlib import contextmanager
+
+    from imgcls import console
+    from imgcls.clean import near_dup
+    bars = {}
+
+    @contextmanager
+    def bar(what, total, transient=False):
+        bars.setdefault(what, [total, 0])
+
+        def advance(n=1, status=None):
+            bars[what][1] += n
+        yield advance
+    monkeypatch.setattr(console, "progress_bar", bar)
+    thumbs = np.random.default_rng(0).integers(0, 255, (6, near_dup.THUMB, near_dup.THUMB, 3), np.uint8)
+    a, b = np.triu_indices(len(thumbs), 1)
+    near_dup.verify_pairs(thumbs, a, b, chunk=4, what="verifying candidate pairs")
+    assert bars["verifying candidate pairs"] == [len(a), len(a)]          # 15 pairs in 4 chunks
+
+
 def test_local_envelope_is_the_max_and_min_over_each_pixel_s_neighbours_inside_the_image():
     from scipy.ndimage import maximum_filter, minimum_filter
 

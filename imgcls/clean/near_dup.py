@@ -252,8 +252,12 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
     bounds = [(s, min(s + chunk, len(order))) for s in range(0, len(order), chunk)]
     glob, how = np.zeros(len(i), np.float32), np.zeros((len(i), 3), np.int64)
     _SHARED["global"] = (thumbs, i, j, order)
+    parts = []
     try:
-        parts = list(chunked_map(_global_part, bounds, workers, what, chunk=1))
+        with progress_bar(what, len(order)) as advance:          # pairs done, not chunks
+            for part in chunked_map(_global_part, bounds, workers, chunk=1):
+                parts.append(part)
+                advance(len(part[0]))
     finally:
         _SHARED.pop("global", None)
     if parts:
