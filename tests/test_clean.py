@@ -442,6 +442,58 @@ def test_photo_cues_tell_a_photo_from_a_drawing():
     assert tp[2] > td[2]                  # and fewer distinct colours
 
 
+def _texture_reference(im) -> np.ndarray:
+    """texture_features as first written (scipy's convolve with the 3 x 3 operator, float32 differences)."""
+    from scipy.ndimage import convolve
+    rgb = np.asarray(im, np.float32)
+    grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+    if min(grey.shape) < 3:
+        return np.array([0.0, 1.0, 0.0], np.float32)
+    kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
+    noise = np.abs(convolve(grey, kernel, mode="nearest"))[1:-1, 1:-1]
+    diff = np.abs(np.diff(rgb, axis=1)).sum(-1)[:-1, :] + np.abs(np.diff(rgb, axis=0)).sum(-1)[:, :-1]
+    q = np.asarray(im, np.uint8).astype(np.int64)
+    codes = (q[..., 0] << 16) | (q[..., 1] << 8) | q[..., 2]
+    return np.array([(noise > 1).mean(), (diff <= 3).mean(), len(np.unique(codes)) / codes.size], np.float32)
+
+
+def test_texture_features_equal_the_convolution_they_replace():
+    """The separable float64 operator and the int16 differences give the float32 features bit for bit, on a photo,
+    a drawing, noise, greyscale levels one apart (operator values of +-1, at the > 1 cut) and a strip too thin for it."""
+    from skimage import data as skdata
+
+    from imgcls.clean.features import texture_features
+    rng = np.random.default_rng(0)
+    steps = rng.integers(100, 102, (40, 50)).astype(np.uint8)     # grey levels one apart: the operator is +-1 often
+    images = [Image.fromarray(skdata.coffee()).resize((200, 150)), Image.open(_clipart(3)[1]).convert("RGB"),
+              Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)),
+              Image.fromarray(np.repeat(steps[..., None], 3, 2)),
+              Image.fromarray(np.repeat((np.arange(30)[None, :] + np.arange(20)[:, None]).astype(np.uint8)[..., None],
+                                        3, 2)),
+              Image.new("RGB", (2, 9), (10, 20, 30))]
+    for im in images:
+        assert np.array_equal(texture_features(im), _texture_reference(im)), im.size
+
+
+def test_feature_matrix_measures_a_byte_copy_once(tmp_path, monkeypatch):
+    """Byte-identical files (one sha256) are decoded and measured once; the copy's row is its original's."""
+    from imgcls import manifest as mf
+    from imgcls.clean import features
+    src = tmp_path / "set" / "a"
+    src.mkdir(parents=True)
+    for k, path in enumerate(_clipart(2)):
+        Image.open(path).convert("RGB").save(src / f"{k}.png")
+    (src / "copy.png").write_bytes((src / "0.png").read_bytes())
+    df = mf.load(tmp_path / "set", announce=False).reset_index(drop=True)
+    calls = []
+    real = features._features_of
+    monkeypatch.setattr(features, "_features_of", lambda job: calls.append(job[0]) or real(job))
+    f = features.feature_matrix(df)
+    assert len(calls) == 2 and not any(c.endswith("copy.png") for c in calls)
+    row = {p: i for i, p in enumerate(df["path"])}
+    assert np.array_equal(f[row["a/copy.png"]], f[row["a/0.png"]]) and not np.isnan(f).any()
+
+
 def test_style_statistics_come_from_the_same_cached_pass(dirty, tmp_path, monkeypatch):
     from imgcls import embed
     from imgcls import manifest as mf
