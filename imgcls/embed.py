@@ -186,10 +186,6 @@ def style_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str
 
 def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
            weights_flag="--weights") -> np.ndarray:
-    import torch
-    from imgcls.device import inference_layout, nhwc, resolve_device
-    from imgcls.weights import create_model, data_config
-
     size = int(img_size or DEFAULT_EMBED_SIZE)
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     tag = model if weights is None else f"{model}-{Path(weights).stem}"
@@ -223,7 +219,11 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     mine = d.mine(todo)
     if todo or shard_paths:
         caches = {k: cache if k == kind else {**_load_cache(v, tag, size, k), **shards[k]} for k, v in cpaths.items()}
-    if todo:
+    if todo:         # torch and timm are imported only here: a pass served by the cache needs neither (~2.5 s)
+        import torch
+
+        from imgcls.device import inference_layout, nhwc, resolve_device
+        from imgcls.weights import create_model, data_config
         dev = resolve_device(device)
         net = create_model(model, num_classes=0, pretrained=pretrained and weights is None, weights=weights,
                            weights_flag=weights_flag)

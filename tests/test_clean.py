@@ -507,6 +507,25 @@ def test_feature_matrix_measures_a_byte_copy_once(tmp_path, monkeypatch):
     assert np.array_equal(f[row["a/copy.png"]], f[row["a/0.png"]]) and not np.isnan(f).any()
 
 
+@pytest.mark.timeout(240)
+def test_a_clean_served_by_the_embedding_cache_imports_neither_torch_nor_timm(dirty, tmp_path, monkeypatch):
+    """A second clean of the same images (another threshold tried, or split after clean) finds every vector in the
+    cache: it runs without importing torch or timm (~2.5 s of each run), with the same manifest."""
+    import os
+    import subprocess
+    import sys
+    monkeypatch.setenv("IMGCLS_CACHE", str(tmp_path / "cache"))
+    first = _run(dirty, tmp_path / "c1")
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom imgcls.cli import app\n"
+            f"r = CliRunner().invoke(app, ['clean', {str(dirty)!r}, '--out', {str(tmp_path / 'c2')!r}, '--device', "
+            "'cpu', '--workers', '1', '-q'])\nassert r.exit_code == 0, r.output\n"
+            "print(sorted(m for m in ('torch', 'timm') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True, timeout=200)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "[]"
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "c2" / "manifest.csv", keep_default_na=False), first)
+
+
 def test_style_statistics_come_from_the_same_cached_pass(dirty, tmp_path, monkeypatch):
     from imgcls import embed
     from imgcls import manifest as mf

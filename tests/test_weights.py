@@ -45,6 +45,13 @@ def test_unknown_model_is_user_error():
         weights.check_model_name("resnet5O")
 
 
+def test_package_shipped_backbones_are_timm_models():
+    """check_model_name answers for them without importing timm: each must be a name timm builds."""
+    import timm
+    assert weights.LOCAL_SOURCES and all(timm.is_model(name) for name in weights.LOCAL_SOURCES)
+    assert all(weights.check_model_name(name) == name for name in weights.LOCAL_SOURCES)
+
+
 def test_offline_hub_model_is_one_line_missing_weights_error():
     with pytest.raises(MissingWeightsError) as e:
         weights.create_model("mobilenetv3_small_050", pretrained=True)

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 GATHER_CHUNK_BYTES = 1 << 27      # gather_rows sends a rank's rows in pieces of about this size (128 MiB)
 
@@ -26,11 +26,13 @@ class Dist:
 
     def barrier(self):
         if self.on:
+            import torch
             torch.distributed.barrier()
 
     def broadcast(self, obj):
         if not self.on:
             return obj
+        import torch
         box = [obj]
         torch.distributed.broadcast_object_list(box, src=0)
         return box[0]
@@ -40,6 +42,7 @@ class Dist:
         """Every rank's obj, in rank order, on rank 0 (None on the others); [obj] when not distributed."""
         if not self.on:
             return [obj]
+        import torch
         out = [None] * self.world if self.main else None
         torch.distributed.gather_object(obj, out, dst=0)
         return out
@@ -73,6 +76,8 @@ class Dist:
 
 def current() -> Dist:
     """The process group torchrun and init_distributed set up, or a single process."""
+    if "torch" not in sys.modules:   # no process group before torch is imported: a step that needs no torch skips it
+        return Dist()
     import torch.distributed as dist
     if not (dist.is_available() and dist.is_initialized()):
         return Dist()
@@ -83,6 +88,7 @@ def init_distributed(device_spec: str) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return Dist()
+    import torch
     import torch.distributed as dist
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device_spec != "cpu"
