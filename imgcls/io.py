@@ -298,6 +298,13 @@ def _scale_to_8bit(im: Image.Image) -> Image.Image:
 def thumbnail(path: str | os.PathLike, size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS,
               background: tuple[int, int, int] = DEFAULT_BACKGROUND) -> Image.Image:
     """A small RGB copy (JPEG draft-decoded, so cheap for big photos)."""
-    im = load_rgb(path, max_pixels=max_pixels, background=background, draft=(size, size))
+    return shrink(load_rgb(path, max_pixels=max_pixels, background=background, draft=(size, size)), size, copy=False)
+
+
+def shrink(im: Image.Image, size: int, copy: bool = True) -> Image.Image:
+    """At most size x size, aspect kept (PIL's thumbnail, bilinear): thumbnail()'s step after the decode, for an image
+    already decoded."""
+    if copy:
+        im = im.copy()
     im.thumbnail((size, size), Image.Resampling.BILINEAR)
     return im

@@ -500,7 +500,7 @@ def test_feature_matrix_measures_a_byte_copy_once(tmp_path, monkeypatch):
     df = mf.load(tmp_path / "set", announce=False).reset_index(drop=True)
     calls = []
     real = features._features_of
-    monkeypatch.setattr(features, "_features_of", lambda job: calls.append(job[0]) or real(job))
+    monkeypatch.setattr(features, "_features_of", lambda path: calls.append(path) or real(path))
     f = features.feature_matrix(df)
     assert len(calls) == 2 and not any(c.endswith("copy.png") for c in calls)
     row = {p: i for i, p in enumerate(df["path"])}
@@ -524,6 +524,65 @@ def test_a_clean_served_by_the_embedding_cache_imports_neither_torch_nor_timm(di
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "c2" / "manifest.csv", keep_default_na=False), first)
+
+
+def test_thumbnails_and_features_come_from_one_decode_with_their_own_passes_arrays(dirty, monkeypatch):
+    """clean's pass for both: a PNG is decoded once (a JPEG once per draft scale), and the arrays are the two
+    passes' own: near_dup.thumbnails of one row per content hash, features.feature_matrix."""
+    from imgcls import io as iio
+    from imgcls import manifest as mf
+    from imgcls.clean import near_dup
+    from imgcls.clean.features import feature_matrix
+    from imgcls.clean.run import thumbnails_and_features
+    df = mf.load(dirty, announce=False).reset_index(drop=True)
+    rep = (df["error"] == "").to_numpy() & ~df["sha256"].duplicated().to_numpy()
+    thumbs, ok = near_dup.thumbnails(df, only=rep)
+    feats = feature_matrix(df)
+    opened = []
+    real_open = iio._open_checked
+    monkeypatch.setattr(iio, "_open_checked", lambda path, *a, **k: opened.append(Path(path).name) or
+                        real_open(path, *a, **k))
+    (thumbs2, ok2), feats2 = thumbnails_and_features(df)
+    np.testing.assert_array_equal(thumbs2, thumbs)
+    np.testing.assert_array_equal(ok2, ok)
+    np.testing.assert_array_equal(feats2, feats)
+    assert ok.sum() == rep.sum() and not np.isnan(feats[(df["error"] == "").to_numpy()]).any()
+    assert opened.count("d01.png") == 1 and "exact.png" not in opened         # the byte copy takes d01's features
+    assert opened.count("reencoded_in_b.jpg") == 2 and "broken.jpg" not in opened
+
+
+def test_only_the_detectors_that_use_the_photo_features_ask_for_them():
+    """uses_features decides whether clean measures the photo features in its thumbnail pass: a detector that says
+    False never calls inputs.features(), one that says True does."""
+    from imgcls.clean.ood import DETECTORS
+    from imgcls.clean.registry import OODInputs
+    rng = np.random.default_rng(0)
+    n = 120
+    emb = rng.normal(size=(n, 32)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    for cls in DETECTORS:
+        asked = []
+
+        def features(cls=cls, asked=asked):
+            asked.append(1)
+            assert cls.uses_features, f"{cls.name} asked for the photo features"
+            return rng.random((n, 11)).astype(np.float32)
+        cls().score(OODInputs(features=features, embeddings=lambda: emb, pixels=lambda: rng.random((n, 3072)),
+                              seed=0, style=lambda: rng.normal(size=(n, 16)).astype(np.float32)))
+        assert bool(asked) == cls.uses_features, cls.name
+
+
+def test_clean_decodes_for_thumbnails_and_features_in_one_pass(dirty, tmp_path, monkeypatch):
+    from imgcls.clean import features, near_dup
+    from imgcls.clean import run as clean_run
+    calls = []
+    real = clean_run.thumbnails_and_features
+    monkeypatch.setattr(clean_run, "thumbnails_and_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(near_dup, "thumbnails", lambda *a, **k: (_ for _ in ()).throw(AssertionError("second pass")))
+    monkeypatch.setattr(features, "feature_matrix",
+                        lambda *a, **k: (_ for _ in ()).throw(AssertionError("second pass")))
+    m = _run(dirty, tmp_path / "clean")
+    assert calls == [1] and (m["reason"] == "out_of_domain").any()
 
 
 def test_style_statistics_come_from_the_same_cached_pass(dirty, tmp_path, monkeypatch):

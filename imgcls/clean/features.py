@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from imgcls import manifest as mf
-from imgcls.io import ImageReadError, thumbnail
+from imgcls.io import ImageReadError, shrink, thumbnail
 
 FEATURE_NAMES = ["flat_fraction", "unique_colours", "colour_entropy", "mean_gradient", "laplacian_energy",
                  "saturation_std", "near_white_fraction", "edge_density",
@@ -72,33 +71,39 @@ def photo_features(im) -> np.ndarray:
                      float(sat.std()), white, edges], np.float32)
 
 
-def _features_of(args) -> np.ndarray | None:
-    path, err = args
-    if err:
-        return None
+def image_features(im) -> np.ndarray:
+    """The features of an RGB image at most NATIVE a side (io.thumbnail(path, NATIVE) or io.shrink(im, NATIVE))."""
+    return np.r_[photo_features(shrink(im, THUMB)), texture_features(im)]
+
+
+def _features_of(path: str) -> np.ndarray | None:
     try:
-        im = thumbnail(path, NATIVE)
+        return image_features(thumbnail(path, NATIVE))
     except ImageReadError:
         return None
-    small = im.copy()
-    small.thumbnail((THUMB, THUMB), Image.Resampling.BILINEAR)
-    return np.r_[photo_features(small), texture_features(im)]
+
+
+def measured_rows(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows to measure, first, later): one readable row per content hash is measured; `later` rows (byte-identical
+    copies) take their `first` row's features."""
+    from imgcls.links import exact_pairs
+    errors = df["error"].fillna("").astype(str).to_numpy()
+    first, later = (exact_pairs(df["sha256"], valid=errors == "") if "sha256" in df.columns
+                    else (np.zeros(0, np.int64),) * 2)
+    return np.setdiff1d(np.flatnonzero(errors == ""), later), first, later
 
 
 def feature_matrix(df: pd.DataFrame, workers: int = 1) -> np.ndarray:
     """(n, len(FEATURE_NAMES)); unreadable rows are NaN. `workers` processes. Byte-identical files (one sha256) are
     measured once."""
-    from imgcls.links import exact_pairs
     from imgcls.parallel import chunked_map
     from imgcls.train.dist import current
     d = current()                      # under torchrun each rank measures its share; rank 0 gets them all
     out = np.full((len(df), len(FEATURE_NAMES)), np.nan, np.float32)
-    paths, errors = mf.image_paths(df), df["error"].fillna("").astype(str).to_numpy()
-    first, later = (exact_pairs(df["sha256"], valid=errors == "") if "sha256" in df.columns
-                    else (np.zeros(0, np.int64),) * 2)
-    measured = np.setdiff1d(np.arange(len(df)), later)
+    paths = mf.image_paths(df)
+    measured, first, later = measured_rows(df)
     rows = d.mine(measured)
-    jobs = [(str(paths[i]), errors[i]) for i in rows]
+    jobs = [str(paths[i]) for i in rows]
     for i, f in zip(rows, chunked_map(_features_of, jobs, workers, "photo features")):
         if f is not None:
             out[i] = f

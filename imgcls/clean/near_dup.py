@@ -110,13 +110,17 @@ def max_similarity(emb: np.ndarray, block_size: int = 2048) -> np.ndarray:
 
 # --- verification on thumbnails ----------------------------------------------------------------------------------
 
-def _thumbnail_of(args) -> np.ndarray | None:
+def thumbnail_array(im, size: int = THUMB) -> np.ndarray:
+    """A decoded RGB image as a verification thumbnail: squashed to size x size, box-filtered, uint8."""
     from PIL import Image
+    return np.asarray(im.resize((size, size), Image.Resampling.BOX))
 
+
+def _thumbnail_of(args) -> np.ndarray | None:
     from imgcls.io import ImageReadError, load_rgb
     path, size = args
     try:
-        return np.asarray(load_rgb(path, draft=(size, size)).resize((size, size), Image.Resampling.BOX))
+        return thumbnail_array(load_rgb(path, draft=(size, size)), size)
     except ImageReadError:
         return None
 

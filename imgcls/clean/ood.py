@@ -69,6 +69,7 @@ class PhotoFeatures(OODDetector):
     name = "photo-features"
     description = "robust Mahalanobis distance of photo-vs-drawing features from the bulk (MinCovDet)"
     threshold = 30.0
+    uses_features = True
 
     def score(self, inputs: OODInputs) -> np.ndarray:
         f = inputs.features().astype(np.float64)
@@ -89,6 +90,7 @@ class Combined(OODDetector):
     name = "combined"
     description = "rank average of photo-features and embedding-knn"
     threshold = 0.99
+    uses_features = True
 
     def score(self, inputs: OODInputs) -> np.ndarray:
         return (_rank(PhotoFeatures().score(inputs)) + _rank(EmbeddingKNN().score(inputs))) / 2
@@ -214,6 +216,7 @@ class PhotoStyle(OODDetector):
     name = "photo-style"
     description = "logistic regression on lite0 texture statistics, self-trained from photo-vs-drawing features"
     threshold = 0.5   # a probability
+    uses_features = True
     seed_top = 0.004
     seed_bottom = 0.70
 
@@ -235,6 +238,7 @@ class PhotoEmbedding(OODDetector):
     name = "photo-embedding"
     description = "logistic regression on pooled lite0 embeddings, self-trained from photo-vs-drawing features"
     threshold = 0.9   # a probability
+    uses_features = True
     seed_top = 0.01
     seed_bottom = 0.70
 

@@ -27,6 +27,7 @@ class OODDetector(ABC):
     name: str
     description: str
     threshold: float
+    uses_features: bool = False      # calls inputs.features(): clean then measures them in its thumbnail pass
 
     @abstractmethod
     def score(self, inputs: OODInputs) -> np.ndarray:
