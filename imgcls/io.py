@@ -46,6 +46,9 @@ class ImageLimits:
 
 
 DEFAULT_BACKGROUND = (255, 255, 255)
+# formats PIL decodes at a reduced DCT scale (draft): JPEG, and MPO, the multi-picture JPEG some cameras and phones
+# write (PIL opens it as a JpegImageFile subclass under another format name)
+DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
                     ".jfif", ".jpe", ".avif", ".heic", ".heif"}
 # HEIC / HEIF are read through the pillow-heif plugin when it is installed; without it they are reported, not skipped
@@ -173,7 +176,7 @@ def _check_decodes(path, max_pixels: int | None) -> None:
     """Prove the pixel data is complete without holding a full-resolution copy (a fresh handle: PIL's verify
     must come straight after open)."""
     with _open_checked(path, max_pixels) as im:
-        if im.format == "JPEG":
+        if im.format in DRAFT_FORMATS:
             im.draft(im.mode, (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))  # DCT-domain 1/8 decode
             im.load()
         elif im.format == "PNG":
@@ -238,7 +241,7 @@ def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXEL
     """Decode to RGB. `draft=(w, h)` lets JPEG decode at a reduced scale >= that size (thumbnails, embeddings)."""
     im = _open_checked(path, max_pixels)
     try:
-        if draft and im.format == "JPEG":
+        if draft and im.format in DRAFT_FORMATS:
             im.draft("RGB", draft)
         im.load()
         im = ImageOps.exif_transpose(im)

@@ -115,6 +115,25 @@ def test_thumbnail_of_big_jpeg_is_small_and_draft_decoded(tmp_path):
     assert imgio.load_rgb(p, draft=(100, 100)).size == (200, 150)   # DCT scaling: 1/8, not a full decode
 
 
+def test_a_multi_picture_jpeg_is_draft_decoded_too(tmp_path, monkeypatch):
+    """Cameras and phones write MPO (a JPEG with more pictures after it); PIL opens it as format MPO, a
+    JpegImageFile: thumbnails, embeddings and the scan's decode check use its 1/8 DCT scale, as for a JPEG."""
+    p = tmp_path / "phone.jpg"
+    big = Image.fromarray(np.random.default_rng(0).integers(0, 256, (1200, 1600, 3), dtype=np.uint8))
+    big.save(p, "MPO", save_all=True, append_images=[big.resize((160, 120))])
+    assert Image.open(p).format == "MPO"
+    assert imgio.load_rgb(p, draft=(100, 100)).size == (200, 150)
+    assert max(imgio.thumbnail(p, 96).size) == 96
+    from PIL import JpegImagePlugin
+    drafts = []
+    real_draft = JpegImagePlugin.JpegImageFile.draft
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft",
+                        lambda im, *a: drafts.append(a[1]) or real_draft(im, *a))
+    rec = imgio.probe(p)
+    assert rec["format"] == "MPO" and rec["error"] == "" and (rec["width"], rec["height"]) == (1600, 1200)
+    assert drafts == [(200, 150)]            # the decode check's 1/8 scale
+
+
 @pytest.mark.parametrize("mode,value,expected", [("F", 0.5, 128), ("F", 1.0, 255), ("I", 1000, 255), ("L", 7, 7),
                                                  ("LA", None, 255), ("1", 1, 255)])
 def test_to_rgb_modes(mode, value, expected):

@@ -41,9 +41,9 @@ def _thumbnail_and_features(args) -> tuple[np.ndarray | None, np.ndarray | None]
     draft scale (near_dup.THUMB, features.NATIVE), as each pass decodes it alone: the same arrays either way."""
     from imgcls.clean.features import NATIVE, _features_of, image_features
     from imgcls.clean.near_dup import THUMB, _thumbnail_of, thumbnail_array
-    from imgcls.io import ImageReadError, load_rgb, shrink
+    from imgcls.io import DRAFT_FORMATS, ImageReadError, load_rgb, shrink
     path, fmt = args
-    if fmt == "JPEG":                  # load_rgb drafts a JPEG only
+    if fmt in DRAFT_FORMATS:           # load_rgb drafts these only
         return _thumbnail_of((path, THUMB)), _features_of(path)
     try:
         im = load_rgb(path)
