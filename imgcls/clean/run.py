@@ -154,8 +154,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
         thumbs, cache["feat"] = thumbnails_and_features(df, workers)
     if dist.on:
         # torchrun: every rank takes its share of the embedding / thumbnail / feature passes (imgcls.embed,
-        # near_dup.thumbnails, features.feature_matrix split by rank, gathered on rank 0), then rank 0 alone
-        # searches and writes; the others return here
+        # thumbnails_and_features above, or near_dup.thumbnails / features.feature_matrix when one is wanted alone;
+        # split by rank, gathered on rank 0), then rank 0 alone searches and writes; the others return here
         from imgcls.clean.near_dup import thumbnails
         if dist.main:
             info(f"clean: {dist.world} processes (torchrun): the embedding / thumbnail / feature passes split by "
