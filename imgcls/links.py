@@ -114,7 +114,8 @@ class NearDuplicates:
                 return top_pairs(emb, floor, valid=ok, ann=self.ann,
                                  what="near duplicates (embeddings)" if len(df) > 5000 else None)
             return pair_arrays(emb, floor, valid=ok, what="near duplicates (embeddings)" if len(df) > 5000 else None)
-        rep = ok & ~df["sha256"].duplicated().to_numpy()
+        rep = np.zeros(len(df), bool)
+        rep[content_representatives(df)[0]] = True
         th, th_ok = thumbs if thumbs is not None else thumbnails(df, only=rep, workers=workers)
         th_ok = th_ok & rep
         i, j = candidate_pairs(emb, th, th_ok, self.candidates, ann=self.ann)
@@ -144,6 +145,16 @@ def exact_pairs(values: Sequence | pd.Series, valid: np.ndarray | None = None) -
     first = pd.Series(idx).groupby(vals[idx], sort=False).transform("min").to_numpy()
     later = first != idx
     return first[later].astype(np.int64), idx[later].astype(np.int64)
+
+
+def content_representatives(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rows, first, later): the readable rows a per-image pass decodes, one per content hash (each sha256's first
+    readable row, and every readable row without one), and the byte-identical copies left out (`later`), each
+    with the row it copies (`first`): what the pass computes for `first` holds for `later`."""
+    ok = (df["error"].fillna("").astype(str) == "").to_numpy() if "error" in df.columns else np.ones(len(df), bool)
+    first, later = (exact_pairs(df["sha256"], valid=ok) if "sha256" in df.columns
+                    else (np.zeros(0, np.int64),) * 2)
+    return np.setdiff1d(np.flatnonzero(ok), later), first, later
 
 
 def reference_pairs(keys: Sequence | pd.Series, refs: Sequence | pd.Series, sep: str = "|"

@@ -83,25 +83,16 @@ def _features_of(path: str) -> np.ndarray | None:
         return None
 
 
-def measured_rows(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rows to measure, first, later): one readable row per content hash is measured; `later` rows (byte-identical
-    copies) take their `first` row's features."""
-    from imgcls.links import exact_pairs
-    errors = df["error"].fillna("").astype(str).to_numpy()
-    first, later = (exact_pairs(df["sha256"], valid=errors == "") if "sha256" in df.columns
-                    else (np.zeros(0, np.int64),) * 2)
-    return np.setdiff1d(np.flatnonzero(errors == ""), later), first, later
-
-
 def feature_matrix(df: pd.DataFrame, workers: int = 1) -> np.ndarray:
     """(n, len(FEATURE_NAMES)); unreadable rows are NaN. `workers` processes. Byte-identical files (one sha256) are
     measured once."""
+    from imgcls.links import content_representatives
     from imgcls.parallel import chunked_map
     from imgcls.train.dist import current
     d = current()                      # under torchrun each rank measures its share; rank 0 gets them all
     out = np.full((len(df), len(FEATURE_NAMES)), np.nan, np.float32)
     paths = mf.image_paths(df)
-    measured, first, later = measured_rows(df)
+    measured, first, later = content_representatives(df)
     rows = d.mine(measured)
     jobs = [str(paths[i]) for i in rows]
     for i, f in zip(rows, chunked_map(_features_of, jobs, workers, "photo features")):

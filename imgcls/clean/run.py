@@ -18,6 +18,7 @@ from imgcls.clean.sampling import undersample
 from imgcls.console import info
 from imgcls.errors import MissingWeightsError, UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json
+from imgcls.links import content_representatives
 from imgcls.parallel import check_workers
 
 
@@ -56,7 +57,7 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1) -> tuple[tuple[n
     """near_dup.thumbnails(df, only=one row per content hash) and features.feature_matrix(df), from one pass that
     decodes each image once (PNG and the like: ~20% of the two passes' time). Under torchrun each rank takes its
     share; rank 0 gets them all."""
-    from imgcls.clean.features import FEATURE_NAMES, measured_rows
+    from imgcls.clean.features import FEATURE_NAMES
     from imgcls.clean.near_dup import THUMB
     from imgcls.parallel import chunked_map
     from imgcls.train.dist import current
@@ -64,7 +65,7 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1) -> tuple[tuple[n
     n = len(df)
     thumbs, ok = np.zeros((n, THUMB, THUMB, 3), np.uint8), np.zeros(n, bool)
     feats = np.full((n, len(FEATURE_NAMES)), np.nan, np.float32)
-    measured, first, later = measured_rows(df)
+    measured, first, later = content_representatives(df)
     rows = d.mine(measured)
     paths, fmts = mf.image_paths(df), df["format"].fillna("").astype(str).to_numpy()
     jobs = [(str(paths[i]), fmts[i]) for i in rows]
@@ -166,7 +167,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
             if cfg.ood:
                 style()
         if verified and thumbs is None:
-            rep = (df["error"] == "").to_numpy() & ~df["sha256"].duplicated().to_numpy()
+            rep = np.zeros(len(df), bool)
+            rep[content_representatives(df)[0]] = True
             thumbs = thumbnails(df, only=rep, workers=workers)
         if det is not None and det.uses_features:
             features()
