@@ -508,16 +508,21 @@ def test_feature_matrix_measures_a_byte_copy_once(tmp_path, monkeypatch):
 
 
 @pytest.mark.timeout(240)
-def test_a_clean_served_by_the_embedding_cache_imports_neither_torch_nor_timm(dirty, tmp_path, monkeypatch):
+def test_a_clean_served_by_the_embedding_cache_imports_neither_torch_nor_timm(tmp_path, monkeypatch):
     """A second clean of the same images (another threshold tried, or split after clean) finds every vector in the
     cache: it runs without importing torch or timm (~2.5 s of each run), with the same manifest."""
     import os
     import subprocess
     import sys
+
+    from conftest import make_image_folder
+    src = make_image_folder(tmp_path / "raw", {"a": 5, "b": 5})
+    (src / "b" / "copy.png").write_bytes((src / "a" / "000.png").read_bytes())     # a label conflict: a tie vote
     monkeypatch.setenv("IMGCLS_CACHE", str(tmp_path / "cache"))
-    first = _run(dirty, tmp_path / "c1")
+    first = _run(src, tmp_path / "c1")
+    assert first["label_conflict"].any()
     code = ("import sys\nfrom typer.testing import CliRunner\nfrom imgcls.cli import app\n"
-            f"r = CliRunner().invoke(app, ['clean', {str(dirty)!r}, '--out', {str(tmp_path / 'c2')!r}, '--device', "
+            f"r = CliRunner().invoke(app, ['clean', {str(src)!r}, '--out', {str(tmp_path / 'c2')!r}, '--device', "
             "'cpu', '--workers', '1', '-q'])\nassert r.exit_code == 0, r.output\n"
             "print(sorted(m for m in ('torch', 'timm') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], env=os.environ.copy(), capture_output=True, text=True, timeout=200)
