@@ -1,7 +1,6 @@
 """Shared test fixtures: small generated datasets and a byte-level snapshot of input trees."""
 from __future__ import annotations
 
-import atexit
 import hashlib
 import os
 import shutil
@@ -10,10 +9,6 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
-# each test process its own embedding cache, never the user's: two test runs (or pytest-xdist's processes) never
-# share one pass's shards, and a test never reuses what another run left
-os.environ["IMGCLS_CACHE"] = tempfile.mkdtemp(prefix="imgcls-test-cache-")
-atexit.register(shutil.rmtree, os.environ["IMGCLS_CACHE"], True)
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # under `pytest -n N` (pytest-xdist, if installed): one torch / BLAS thread per test process, not N x cores
     # (set before numpy and torch load)
@@ -22,6 +17,16 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 import numpy as np
 import pytest
 from PIL import Image
+
+
+def pytest_configure(config):
+    """Each test process its own embedding cache, never the user's: two test runs (or pytest-xdist's processes) never
+    share one pass's shards, and a test never reuses what another run left. Made here, not at import: a spawned
+    worker (tune's parallel trials) imports this module to unpickle its task and exits without running atexit, so
+    a folder made at import was left behind by each one; the workers inherit this process's folder instead."""
+    cache = tempfile.mkdtemp(prefix="imgcls-test-cache-")
+    os.environ["IMGCLS_CACHE"] = cache
+    config.add_cleanup(lambda: shutil.rmtree(cache, True))
 
 
 def tree_snapshot(root: str | os.PathLike) -> dict[str, str]:
