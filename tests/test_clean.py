@@ -266,6 +266,35 @@ def test_verification_progress_counts_pairs_not_chunks(monkeypatch):
     assert bars["verifying candidate pairs"] == [len(a), len(a)]          # 15 pairs in 4 chunks
 
 
+def test_a_pair_the_curves_put_below_the_floor_skips_the_shared_gain_model(monkeypatch):
+    """With a floor, the local stage leaves the shared-gain model out where the per-channel curves alone already
+    score below it: every score at or above the floor is the one without it, the others stay below it."""
+    from PIL import ImageEnhance
+
+    from imgcls.clean import near_dup
+    bases = [_icon("8"), _icon("3"), _icon("8", "blue"), _icon(background="cream")]
+    unlike = [Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)),
+              Image.new("RGB", (96, 96)), Image.fromarray(np.tile(np.arange(0, 250, 2.6).astype(np.uint8)[None, :, None],
+                                                                  (96, 1, 3)))]      # noise, black, a ramp
+    images = bases + [ImageEnhance.Brightness(b).enhance(1.15) for b in bases] + unlike
+    thumbs = np.stack([np.asarray(im.convert("RGB").resize((near_dup.THUMB, near_dup.THUMB), Image.Resampling.BOX))
+                       for im in images])
+    a, b = np.triu_indices(len(thumbs), 1)
+    how = near_dup._verify_chunk(thumbs, a, b)[1]
+    full = near_dup.local_agreement(thumbs, a, b, how)
+    curves_only = near_dup._curves_score(near_dup.local_residuals(thumbs, a, b, how)[0])
+    calls = []
+    real = near_dup._shared_gain
+    monkeypatch.setattr(near_dup, "_shared_gain", lambda p, q: calls.append(len(p)) or real(p, q))
+    for floor in (0.90, 0.98):
+        calls.clear()
+        got = near_dup.local_agreement(thumbs, a, b, how, floor=floor)
+        np.testing.assert_array_equal(got[full >= floor], full[full >= floor])
+        assert (got[full < floor] < floor).all() and (got >= full).all()
+        below = curves_only < floor
+        assert below.any() and sum(calls) == 2 * (len(a) - below.sum())    # both directions, the others only
+
+
 def test_local_envelope_is_the_max_and_min_over_each_pixel_s_neighbours_inside_the_image():
     from scipy.ndimage import maximum_filter, minimum_filter
 
