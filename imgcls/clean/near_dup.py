@@ -433,10 +433,8 @@ def local_agreement(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray, ho
     local_residuals'. With `floor`, a pair whose curves part alone scores below it skips the shared-gain model and
     scores that part: an upper bound, still below the floor (every score at or above it is the full one)."""
     curves, shared = local_residuals(thumbs, a_idx, b_idx, how, chunk, floor=floor)
-    skipped = np.isinf(shared) & np.isfinite(curves)
-    score = (1.0 - 0.02 * np.maximum(curves / LOCAL_TOL, shared / COLOUR_TOL)).astype(np.float32)
-    score[skipped] = _curves_score(curves[skipped])
-    return score
+    shared_part = np.where(np.isinf(shared), 0.0, shared / COLOUR_TOL)     # a skipped pair: the curves part alone
+    return (1.0 - 0.02 * np.maximum(curves / LOCAL_TOL, shared_part)).astype(np.float32)
 
 
 def local_residuals(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray, how: np.ndarray,
@@ -472,11 +470,13 @@ def local_residuals(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray, ho
             envs.append(_envelope(q))               # the same target for both tone models
             np.minimum(curves[s:s + chunk], _worst_window(_residual(_tone_map(p, q), q, envs[-1]).mean(1)),
                        out=curves[s:s + chunk])
-        go = slice(None) if floor is None else _curves_score(curves[s:s + chunk]) >= floor
-        if floor is not None and not go.any():
-            continue
-        if floor is not None and go.all():
-            go = slice(None)                        # no copies when every pair goes on
+        go = slice(None)
+        if floor is not None:
+            go = _curves_score(curves[s:s + chunk]) >= floor
+            if not go.any():
+                continue
+            if go.all():
+                go = slice(None)                    # no copies when every pair goes on
         part = shared[s:s + chunk]                  # a view: written through
         for (p, q), (hi, lo) in zip(((x, y), (y, x)), envs):
             part[go] = np.minimum(part[go], _worst_window(_residual(_shared_gain(p[go], q[go]), q[go],
