@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,6 +28,17 @@ def pytest_configure(config):
     cache = tempfile.mkdtemp(prefix="imgcls-test-cache-")
     os.environ["IMGCLS_CACHE"] = cache
     config.add_cleanup(lambda: shutil.rmtree(cache, True))
+
+
+def torchrun(procs: int, tmp: Path, **env: str) -> tuple[list[str], dict[str, str]]:
+    """The command prefix that starts `procs` CPU processes under torchrun (standalone; append `-m imgcls ...` or a
+    script) and its environment: one BLAS thread each, offline, `env` added, and TMPDIR a folder under `tmp` (a
+    test's tmp_path, removed when the test passes): torchrun writes a torchelastic_* log folder into the temp
+    directory at every launch and leaves it there."""
+    tmpdir = Path(tmp) / "tmpdir"
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    return ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs)],
+            dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TMPDIR=str(tmpdir), **env))
 
 
 def tree_snapshot(root: str | os.PathLike) -> dict[str, str]:

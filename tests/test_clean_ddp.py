@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from conftest import torchrun
 from test_clean import dirty  # noqa: F401  (fixture)
 
 
@@ -18,10 +19,9 @@ from test_clean import dirty  # noqa: F401  (fixture)
 @pytest.mark.timeout(400)
 def test_torchrun_two_processes_give_the_one_process_manifest(dirty, tmp_path):  # noqa: F811
     def clean(out, procs):
-        env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", IMGCLS_CACHE=str(tmp_path / f"cache{procs}"),
-                   PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH", "")])))
-        launch = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs)]
-                  if procs > 1 else [sys.executable])
+        launch, env = torchrun(procs, tmp_path, IMGCLS_CACHE=str(tmp_path / f"cache{procs}"),
+                               PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH", "")])))
+        launch = launch if procs > 1 else [sys.executable]
         cmd = launch + ["-m", "imgcls", "clean", str(dirty), "--out", str(out), "--device", "cpu", "--embed-size",
                         "64", "--duplicates", "drop"]
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -90,10 +90,9 @@ dist.destroy_process_group()
 def test_gather_rows_fills_rank_zero_in_pieces(tmp_path, chunk_bytes):
     script = tmp_path / "gather.py"
     script.write_text(GATHER_SCRIPT)
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                        str(script), str(tmp_path / "r.npz"), str(chunk_bytes)], capture_output=True, text=True,
-                       env=env, timeout=170)
+    launch, env = torchrun(2, tmp_path)
+    r = subprocess.run(launch + [str(script), str(tmp_path / "r.npz"), str(chunk_bytes)], capture_output=True,
+                       text=True, env=env, timeout=170)
     assert r.returncode == 0, r.stderr[-3000:]
     got = np.load(tmp_path / "r.npz")
     rows = np.arange(1, 23, 2)

@@ -1,27 +1,24 @@
 """DDP on CPU: torchrun, gloo backend, 2 processes (a slower test, ~30 s)."""
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from conftest import make_image_folder
+from conftest import make_image_folder, torchrun
 
 
 @pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path):
     src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12}, size=(40, 40))
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TMPDIR=str(tmp))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "imgcls",
-           "train", str(src), "--model", "resnet10t", "--no-pretrained", "--img-size", "32", "--epochs", "2", "--batch-size", "4",
-           "--workers", "0", "--device", "cpu", "--val-split", "0.25", "--out", str(tmp_path / "runs"),
-           "--name", "ddp", "--aug", "none", "--tracker", "tensorboard"]
+    launch, env = torchrun(2, tmp_path)
+    tmp = Path(env["TMPDIR"])
+    cmd = launch + ["-m", "imgcls", "train", str(src), "--model", "resnet10t", "--no-pretrained", "--img-size", "32",
+                    "--epochs", "2", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--val-split", "0.25",
+                    "--out", str(tmp_path / "runs"), "--name", "ddp", "--aug", "none", "--tracker", "tensorboard"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = tmp_path / "runs" / "ddp"
@@ -43,11 +40,11 @@ def test_torchrun_two_processes_sam_with_grad_accum(tmp_path):
     """SAM under DDP: the first pass runs without all-reduce on each process, the second is synced; a hang or a
     rank mismatch would fail or time out here."""
     src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12}, size=(40, 40))
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "imgcls",
-           "train", str(src), "--model", "resnet10t", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "2",
-           "--grad-accum", "2", "--optimizer", "sam", "--workers", "0", "--device", "cpu", "--val-split", "0.25",
-           "--out", str(tmp_path / "runs"), "--name", "ddp_sam", "--aug", "none", "--quiet"]
+    launch, env = torchrun(2, tmp_path)
+    cmd = launch + ["-m", "imgcls", "train", str(src), "--model", "resnet10t", "--no-pretrained", "--img-size", "32",
+                    "--epochs", "1", "--batch-size", "2", "--grad-accum", "2", "--optimizer", "sam", "--workers", "0",
+                    "--device", "cpu", "--val-split", "0.25", "--out", str(tmp_path / "runs"), "--name", "ddp_sam",
+                    "--aug", "none", "--quiet"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = tmp_path / "runs" / "ddp_sam"
