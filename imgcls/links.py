@@ -126,8 +126,22 @@ class NearDuplicates:
             joined[later] = first
             keep &= joined[i] != joined[j]
         i, j = i[keep], j[keep]
-        s = verify_pairs(th, i, j, what="verifying candidate pairs" if len(i) > 20_000 else None,
-                         floor=floor, workers=workers, levels=levels, joined=joined if levels else None)
+        # pairs verified before (this clean's last run, or clean before split) are replayed from the cache
+        from imgcls.clean.near_dup import is_greyscale
+        from imgcls.clean.pair_cache import PairCache, content_keys
+        grey = is_greyscale(th)
+        cache = PairCache(self.cache_dir, grey)
+        keys = content_keys(df)
+        record = cache.lookup(keys[i], keys[j])
+        replayed = int((~np.isnan(record.glob)).sum())
+        if 0 < replayed < len(i):          # a partial hit is worth a line; a full one is not (as embeddings')
+            from imgcls.console import info
+            info(f"near-duplicate verification: {replayed} of {len(i)} candidate pairs replayed from the cache, "
+                 f"{len(i) - replayed} to verify")
+        s = verify_pairs(th, i, j, what="verifying candidate pairs" if len(i) - replayed > 20_000 else None,
+                         floor=floor, workers=workers, levels=levels, joined=joined if levels else None,
+                         record=record, greyscale=grey)
+        cache.store(keys[i], keys[j], record)
         keep = s >= floor
         return i[keep], j[keep], s[keep]
 

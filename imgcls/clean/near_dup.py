@@ -24,6 +24,7 @@ are near duplicates, now held by every part of the image.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -229,9 +230,36 @@ def is_greyscale(thumbs: np.ndarray, rows: int = 4096) -> bool:
     return True
 
 
+@dataclass
+class PairRecord:
+    """What verify_pairs computed for each of its pairs, to replay instead of recomputing (imgcls.clean.pair_cache
+    keeps it by content hash): the global score and its alignment (`how`, rows of _verify_chunk), the local
+    agreement and the floor it was computed at (local_agreement: below that floor it may be the upper bound of the
+    per-channel curves alone). NaN: not known. `fresh`: the pairs the last verify_pairs call computed a part of."""
+    glob: np.ndarray
+    how: np.ndarray
+    local: np.ndarray
+    local_floor: np.ndarray
+    fresh: np.ndarray
+
+    @classmethod
+    def empty(cls, n: int) -> "PairRecord":
+        nan = np.full(n, np.nan, np.float32)
+        return cls(nan, np.zeros((n, 3), np.int64), nan.copy(), nan.copy(), np.zeros(n, bool))
+
+    def replayable_local(self, floor: float) -> np.ndarray:
+        """Pairs whose recorded local agreement is the one local_agreement would return at `floor`, or both lie
+        below it (all a caller compares at `floor` or above sees): computed in full (at or above its floor, or the
+        curves part was not cut short), or at a floor no higher than this one (every pair cut short then is cut
+        short now, and a pair computed in full then scores the same or is cut short below `floor` now)."""
+        known = ~np.isnan(self.local)
+        return known & ((self.local >= self.local_floor) | (np.float32(floor) >= self.local_floor))
+
+
 def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = GLOBAL_CHUNK,
                  what: str | None = None, floor: float = 0.0, workers: int = 1,
-                 levels: list[float] | None = None, joined: np.ndarray | None = None) -> np.ndarray:
+                 levels: list[float] | None = None, joined: np.ndarray | None = None,
+                 record: PairRecord | None = None, greyscale: bool | None = None) -> np.ndarray:
     """Score of each pair: min(best global correlation over crops, mirror and brightness gain, local agreement of
     that alignment) (see module doc). The local comparison runs on the pairs whose global score >= floor (the others
     keep their global score, already below the floor). Pairs are taken in chunks; each image's variants are computed
@@ -245,20 +273,28 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
     A group of k copies needs ~k - 1 local checks instead of k(k - 1) / 2. A level is compared as the callers
     compare (`score >= level`). `joined` (with `levels`): the groups the caller already has by other links (e.g.
     split's units by group and content), each image labelled by its group's first image (the partition _join works
-    on); the components start from them. `what`: a progress-bar label (pairs done)."""
+    on); the components start from them. `what`: a progress-bar label (pairs done).
+
+    `record` (a PairRecord of these pairs): what is known in it is replayed, not computed (the same scores: each
+    pair's numbers depend on its two thumbnails alone, not on the chunk it is computed in), and what is computed is
+    written into it. `greyscale`: is_greyscale(thumbs) when the caller already knows it (the one-channel path's
+    scores differ from the three-channel path's in the last digits, so a record is only replayed on the path that
+    wrote it)."""
     import multiprocessing
 
     from imgcls.console import progress_bar
     from imgcls.parallel import chunked_map, worker_pool
-    order = np.lexsort((j, i))
-    if is_greyscale(thumbs):           # every thumbnail R = G = B: one channel scores the same (to 3e-6 on
-        thumbs = np.ascontiguousarray(thumbs[..., :1])    # fmnist_lt) in 0.4x the time
+    rec = record if record is not None else PairRecord.empty(len(i))
+    todo = np.flatnonzero(np.isnan(rec.glob))
+    order = todo[np.lexsort((j[todo], i[todo]))]
+    if is_greyscale(thumbs) if greyscale is None else greyscale:   # every thumbnail R = G = B: one channel scores
+        thumbs = np.ascontiguousarray(thumbs[..., :1])             # the same (to 3e-6 on fmnist_lt) in 0.4x the time
     if multiprocessing.get_start_method() != "fork":
         workers = 1                                    # the workers read _SHARED, which only fork hands them
     if workers > 1:                                    # at least 4 chunks per worker, so a small set spreads too
         chunk = min(chunk, max(64, -(-len(order) // (4 * workers))))
     bounds = [(s, min(s + chunk, len(order))) for s in range(0, len(order), chunk)]
-    glob, how = np.zeros(len(i), np.float32), np.zeros((len(i), 3), np.int64)
+    glob, how = np.nan_to_num(rec.glob, nan=0.0), rec.how.astype(np.int64, copy=True)
     _SHARED["global"] = (thumbs, i, j, order)
     parts = []
     try:
@@ -271,7 +307,11 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
     if parts:
         glob[order] = np.concatenate([p[0] for p in parts])
         how[order] = np.concatenate([p[1] for p in parts])
+    rec.glob[:], rec.how[:] = glob, how
+    rec.fresh[:] = False
+    rec.fresh[order] = True
     out = glob.copy()
+    replay = rec.replayable_local(floor)
     cand = np.flatnonzero(glob >= floor)
     cand = cand[np.argsort(-glob[cand], kind="stable")]
     start = np.arange(len(thumbs)) if joined is None else np.asarray(joined)
@@ -279,17 +319,20 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
     batch = max(1, len(cand) if levels is None else LOCAL_BATCH)   # not by workers: the same skips, the same scores
     _SHARED["local"] = (thumbs, i, j, how, floor)
     try:
-        with worker_pool(workers if len(cand) > 64 else 1) as pool, \
+        with worker_pool(workers if (~replay[cand]).sum() > 64 else 1) as pool, \
                 progress_bar(f"local check of {len(cand)} pairs" if what and len(cand) else None, len(cand)) as advance:
             for s in range(0, len(cand), batch):
                 idx = cand[s:s + batch]
                 need = idx if comp is None else idx[_not_joined(comp, levels, glob[idx], i[idx], j[idx])]
+                known, need = need[replay[need]], need[~replay[need]]
+                out[known] = np.minimum(glob[known], rec.local[known])
                 if len(need):
                     step = max(64, -(-len(need) // (4 * max(1, workers))))
                     local = np.concatenate(list(chunked_map(
                         _local_part, [need[k:k + step] for k in range(0, len(need), step)], workers, chunk=1,
                         pool=pool)))
                     out[need] = np.minimum(glob[need], local)
+                    rec.local[need], rec.local_floor[need], rec.fresh[need] = local, floor, True
                 if comp is not None:
                     for li, t in enumerate(levels):
                         e = idx[out[idx] >= t]

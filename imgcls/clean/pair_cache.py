@@ -1,0 +1,123 @@
+"""Verified near-duplicate pairs kept by the two images' content hashes, beside the embedding cache: a pair verified
+once (its global score and alignment, its local agreement and that check's floor: near_dup.PairRecord) is replayed,
+not verified again, by a later clean of the same images (another --dup-threshold or --conflicts) and by split on
+clean's output. On fmnist_lt, verification is most of a clean (docs/BENCHMARKS.md).
+
+A pair's numbers depend on its two thumbnails alone, so they are keyed by (sha256 of the first image, of the second),
+in the order verify_pairs scores them (row order; the other order is verified anew), and per path (three channels,
+or one for a greyscale set). The file name carries a digest of what the numbers come from: the verification code
+(near_dup), image decoding (imgcls.io) and the libraries whose arithmetic they use (numpy, Pillow, OpenCV, SciPy);
+any change starts a new file. A file that does not fit is reported and ignored, never trusted; writes are atomic.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imgcls.clean.near_dup import THUMB, PairRecord
+
+CACHE_VERSION = 1
+FIELDS = ("a", "b", "glob", "how", "local", "local_floor")
+
+
+def numbers_digest() -> str:
+    """12 hex digits of the verification code, imgcls.io and the library versions its scores depend on."""
+    import hashlib
+    import inspect
+
+    import cv2
+    import PIL
+    import scipy
+
+    from imgcls.io import load_rgb
+    h = hashlib.sha256()
+    for source in (inspect.getfile(PairRecord), inspect.getfile(load_rgb)):     # near_dup.py, io.py
+        h.update(Path(source).read_bytes())
+    for version in (np.__version__, PIL.__version__, cv2.__version__, scipy.__version__, str(CACHE_VERSION)):
+        h.update(version.encode())
+    return h.hexdigest()[:12]
+
+
+def content_keys(df: pd.DataFrame) -> np.ndarray:
+    """A uint64 per row from its sha256 (its first 16 hex digits); 0 for a row without one (never kept)."""
+    shas = df["sha256"].fillna("").astype(str) if "sha256" in df.columns else pd.Series([""] * len(df))
+    return np.array([int(s[:16], 16) if len(s) >= 16 else 0 for s in shas], np.uint64)
+
+
+class PairCache:
+    """The pairs kept for one verification path in one cache folder: `lookup` before verify_pairs, `store` after."""
+
+    def __init__(self, cache_dir: str | Path | None, greyscale: bool):
+        from imgcls.embed import default_cache_dir
+        folder = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.path = folder / f"verified_pairs_{THUMB}px_{'grey' if greyscale else 'rgb'}_{numbers_digest()}.npz"
+        self.table = self._load()
+
+    def _load(self) -> pd.DataFrame:
+        from imgcls.console import warn
+        if not self.path.is_file():
+            return _frame({})
+        try:
+            with np.load(self.path) as z:
+                cols = {k: z[k] for k in FIELDS}
+                version = int(z["version"])
+            n = len(cols["a"])
+            if version != CACHE_VERSION or cols["how"].shape != (n, 3) or any(len(v) != n for v in cols.values()):
+                raise ValueError(f"version {version}, fields of {[len(v) for v in cols.values()]} rows")
+        except Exception as e:  # noqa: BLE001 - a damaged cache is ignored (and replaced), never trusted
+            warn(f"verified-pair cache {self.path} does not fit ({type(e).__name__}: {e}): ignored and rebuilt")
+            return _frame({})
+        return _frame(cols)
+
+    def lookup(self, key_a: np.ndarray, key_b: np.ndarray) -> PairRecord:
+        """A PairRecord of the pairs (key_a[k], key_b[k]) with what is kept for them (NaN where nothing is)."""
+        rec = PairRecord.empty(len(key_a))
+        if not len(self.table) or not len(key_a):
+            return rec
+        want = pd.DataFrame({"a": key_a, "b": key_b, "row": np.arange(len(key_a))})
+        hit = want.merge(self.table, on=["a", "b"], how="inner")       # the table holds no key 0
+        rows = hit["row"].to_numpy()
+        rec.glob[rows] = hit["glob"].to_numpy(np.float32)
+        rec.how[rows] = np.stack([hit[f"how{k}"].to_numpy() for k in range(3)], 1)
+        rec.local[rows] = hit["local"].to_numpy(np.float32)
+        rec.local_floor[rows] = hit["local_floor"].to_numpy(np.float32)
+        return rec
+
+    def store(self, key_a: np.ndarray, key_b: np.ndarray, rec: PairRecord) -> int:
+        """Keep the pairs the record's verify_pairs call computed (`fresh`; a pair's newer numbers replace its
+        older ones) and write the file when there are any. Returns how many."""
+        from imgcls.fsutil import atomic_path
+        ok = rec.fresh & (key_a != 0) & (key_b != 0) & ~np.isnan(rec.glob)
+        if not ok.any():
+            return 0
+        new = _frame({"a": key_a[ok], "b": key_b[ok], "glob": rec.glob[ok], "how": rec.how[ok],
+                      "local": rec.local[ok], "local_floor": rec.local_floor[ok]})
+        t = pd.concat([self.table, new], ignore_index=True).drop_duplicates(["a", "b"], keep="last")
+        self.table = t.reset_index(drop=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, version=np.array(CACHE_VERSION), a=t["a"].to_numpy(np.uint64),
+                             b=t["b"].to_numpy(np.uint64), glob=t["glob"].to_numpy(np.float32),
+                             how=np.stack([t[f"how{k}"].to_numpy(np.int8) for k in range(3)], 1),
+                             local=t["local"].to_numpy(np.float32),
+                             local_floor=t["local_floor"].to_numpy(np.float32))
+        except OSError as e:             # the run's own results stand; only the next run's replay is lost
+            from imgcls.console import warn
+            warn(f"verified-pair cache {self.path} not written ({e.strerror or e}): the next run verifies these "
+                 f"pairs again")
+            return 0
+        return int(ok.sum())
+
+
+def _frame(cols: dict) -> pd.DataFrame:
+    """The kept pairs as columns a, b (uint64), glob, how0-2, local, local_floor."""
+    how = np.asarray(cols.get("how", np.zeros((0, 3))), np.int8).reshape(-1, 3)
+    return pd.DataFrame({"a": np.asarray(cols.get("a", []), np.uint64), "b": np.asarray(cols.get("b", []), np.uint64),
+                         "glob": np.asarray(cols.get("glob", []), np.float32),
+                         **{f"how{k}": how[:, k] for k in range(3)},
+                         "local": np.asarray(cols.get("local", []), np.float32),
+                         "local_floor": np.asarray(cols.get("local_floor", []), np.float32)})

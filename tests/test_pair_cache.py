@@ -1,0 +1,144 @@
+"""Verified pairs replayed instead of verified again (near_dup.PairRecord, imgcls.clean.pair_cache): the same scores
+as a fresh verification, by the same path, and nothing computed twice."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance, ImageOps
+
+from test_clean import _icon
+
+
+def _images() -> list:
+    """Four icons that differ in one small region or their background, each with four transformed copies."""
+    out = []
+    for base in (_icon("8"), _icon("3"), _icon("8", "blue"), _icon(background="cream")):
+        w, h = base.size
+        out += [base, ImageOps.mirror(base), base.crop((w // 20, h // 20, w - w // 20, h - h // 20)),
+                base.resize((int(w * .7), int(h * .7))), ImageEnhance.Brightness(base).enhance(1.15)]
+    return out
+
+
+def _boom(*a, **k):
+    raise AssertionError("computed again")
+
+
+def test_a_record_replays_verify_pairs_at_its_floor_and_above_and_recomputes_below(monkeypatch):
+    from imgcls.clean import near_dup
+    thumbs = np.stack([np.asarray(im.convert("RGB").resize((near_dup.THUMB,) * 2, Image.Resampling.BOX))
+                       for im in _images()])
+    a, b = np.triu_indices(len(thumbs), 1)
+    fresh = {f: near_dup.verify_pairs(thumbs, a, b, floor=f) for f in (0.90, 0.98)}
+    fresh_levels = near_dup.verify_pairs(thumbs, a, b, floor=0.98, levels=[0.98])
+    rec = near_dup.PairRecord.empty(len(a))
+    first = near_dup.verify_pairs(thumbs, a, b, floor=0.90, record=rec)
+    np.testing.assert_array_equal(first, fresh[0.90])            # a record changes nothing it is given empty
+    assert rec.fresh.all() and not np.isnan(rec.glob).any() and (~np.isnan(rec.local)).sum() > 10
+    with monkeypatch.context() as m:                              # replayed: nothing is computed again
+        m.setattr(near_dup, "_verify_chunk", _boom)
+        m.setattr(near_dup, "local_agreement", _boom)
+        np.testing.assert_array_equal(near_dup.verify_pairs(thumbs, a, b, floor=0.90, record=rec), first)
+        assert not rec.fresh.any()
+        # at a higher floor, joining groups (split on clean's output): what is compared at 0.98 is a fresh check's
+        got = near_dup.verify_pairs(thumbs, a, b, floor=0.98, levels=[0.98], record=rec)
+        above = fresh_levels >= 0.98
+        assert ((got >= 0.98) == above).all() and above.sum() >= 15
+        np.testing.assert_array_equal(got[above], fresh_levels[above])
+    # recorded at 0.98, asked at 0.90: a pair the curves cut short at 0.98 (or not checked locally at all) is
+    # checked now, the others are replayed; the scores are those of a fresh check at 0.90
+    checked = []
+    real = near_dup.local_agreement
+    monkeypatch.setattr(near_dup, "local_agreement",
+                        lambda t, x, *r, **k: checked.append(len(x)) or real(t, x, *r, **k))
+    near_dup.verify_pairs(thumbs, a, b, floor=0.90)
+    n_full = sum(checked)
+    high = near_dup.PairRecord.empty(len(a))
+    near_dup.verify_pairs(thumbs, a, b, floor=0.98, record=high)
+    checked[:] = []
+    monkeypatch.setattr(near_dup, "_verify_chunk", _boom)
+    np.testing.assert_array_equal(near_dup.verify_pairs(thumbs, a, b, floor=0.90, record=high), fresh[0.90])
+    assert 0 < sum(checked) < n_full
+
+
+def _folder(root):
+    for k, im in enumerate(_images()):
+        (root / f"c{k % 2}").mkdir(parents=True, exist_ok=True)
+        im.convert("RGB").save(root / f"c{k % 2}" / f"img{k:02d}.png")
+    return root
+
+
+def _scan(root):
+    from imgcls import manifest as mf
+    return mf.scan_images(mf.load(root, None, scan=False)).reset_index(drop=True)
+
+
+def test_scored_pairs_replay_a_clean_s_pairs_in_its_rerun_and_in_split_on_its_kept_rows(tmp_path, monkeypatch):
+    from imgcls import links
+    from imgcls.clean import near_dup, pair_cache
+    df = _scan(_folder(tmp_path / "data"))
+    emb = np.zeros((len(df), 8), np.float32)          # candidates from the tiny thumbnails alone
+    nd = links.NearDuplicates(cache_dir=str(tmp_path / "cache"))
+    want = nd.scored_pairs(df, emb, 0.90)
+    kept = df.drop(index=[0, 7]).reset_index(drop=True)
+    want_kept = links.NearDuplicates(cache_dir=str(tmp_path / "elsewhere")).scored_pairs(
+        kept, emb[:len(kept)], levels=[0.98], joined=np.arange(len(kept)))
+    assert len(want[0]) >= 15 and len(want_kept[0]) >= 10
+    files = list((tmp_path / "cache").glob("verified_pairs_96px_rgb_*.npz"))
+    assert [f.name for f in files] == [f"verified_pairs_96px_rgb_{pair_cache.numbers_digest()}.npz"]
+    with monkeypatch.context() as m:
+        m.setattr(near_dup, "_verify_chunk", _boom)
+        m.setattr(near_dup, "local_agreement", _boom)
+        for got, ref in ((nd.scored_pairs(df, emb, 0.90), want),
+                         (nd.scored_pairs(kept, emb[:len(kept)], levels=[0.98], joined=np.arange(len(kept))),
+                          want_kept)):
+            for x, y in zip(got, ref):
+                np.testing.assert_array_equal(x, y)
+    # a file that does not fit is said and ignored: the pairs are verified again, with the same scores
+    files[0].write_bytes(b"not an npz")
+    calls = []
+    real = near_dup._verify_chunk
+    monkeypatch.setattr(near_dup, "_verify_chunk", lambda *x: calls.append(1) or real(*x))
+    said = []
+    monkeypatch.setattr("imgcls.console.warn", lambda msg, *a, **k: said.append(msg))
+    for x, y in zip(nd.scored_pairs(df, emb, 0.90), want):
+        np.testing.assert_array_equal(x, y)
+    assert calls and any("verified-pair cache" in s and "ignored" in s for s in said), said
+    # numbers from other code or libraries live in another file and are never replayed
+    calls[:] = []
+    monkeypatch.setattr(pair_cache, "numbers_digest", lambda: "0123456789ab")
+    nd.scored_pairs(df, emb, 0.90)
+    assert calls and (tmp_path / "cache" / "verified_pairs_96px_rgb_0123456789ab.npz").is_file()
+
+
+def test_a_greyscale_set_keeps_its_pairs_apart_from_the_three_channel_path(tmp_path):
+    from imgcls import links
+    root = tmp_path / "data"
+    for k, im in enumerate(_images()[:10]):
+        (root / "c").mkdir(parents=True, exist_ok=True)
+        im.convert("L").save(root / "c" / f"img{k:02d}.png")
+    df = _scan(root)
+    links.NearDuplicates(cache_dir=str(tmp_path / "cache")).scored_pairs(df, np.zeros((len(df), 8), np.float32))
+    assert [f.name.split("_")[3] for f in (tmp_path / "cache").glob("verified_pairs_*.npz")] == ["grey"]
+
+
+@pytest.mark.parametrize("sha", ["", "abc"])
+def test_a_row_without_a_content_hash_is_never_kept(sha):
+    import pandas as pd
+
+    from imgcls.clean.pair_cache import content_keys
+    keys = content_keys(pd.DataFrame({"sha256": [sha, "0123456789abcdef" + "0" * 48]}))
+    assert keys[0] == 0 and keys[1] == 0x0123456789abcdef
+
+
+def test_a_cache_that_cannot_be_written_is_said_and_the_run_goes_on(tmp_path, monkeypatch):
+    from imgcls import links
+    df = _scan(_folder(tmp_path / "data"))
+    (tmp_path / "not_a_folder").write_text("")
+    said = []
+    monkeypatch.setattr("imgcls.console.warn", lambda msg, *a, **k: said.append(msg))
+    emb = np.zeros((len(df), 8), np.float32)
+    got = links.NearDuplicates(cache_dir=str(tmp_path / "not_a_folder")).scored_pairs(df, emb, 0.90)
+    want = links.NearDuplicates(cache_dir=str(tmp_path / "cache")).scored_pairs(df, emb, 0.90)
+    for x, y in zip(got, want):
+        np.testing.assert_array_equal(x, y)
+    assert len(said) == 1 and "not written" in said[0] and "verifies these pairs again" in said[0], said
