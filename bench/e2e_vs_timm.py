@@ -237,7 +237,7 @@ def side_imgcls(a, work: Path, name: str, seed: int, clean: list | None = None, 
     base = work / "b" / name
     logs = work / "logs"
     env = None
-    if a.cold_cache:            # clean's embedding cache starts empty, as on a user's first run
+    if a.cold_cache:            # clean's caches (embeddings, verified pairs) start empty, as on a user's first run
         cache = work / "cache" / f"{name}-s{seed}"
         shutil.rmtree(cache, ignore_errors=True)
         env = {**os.environ, "IMGCLS_CACHE": str(cache)}
@@ -383,8 +383,9 @@ def main():
                          "the chain against train alone)")
     ap.add_argument("--quick", action="store_true", help="a tiny run that checks the script end to end")
     ap.add_argument("--cold-cache", action="store_true",
-                    help="give every side B row an empty embedding cache (IMGCLS_CACHE), so clean's wall seconds are "
-                         "a first run's; without it the cache (~/.cache/imgcls) is shared and warm after the first row")
+                    help="give every side B row an empty cache folder (IMGCLS_CACHE: embeddings and verified pairs), "
+                         "so clean's wall seconds are a first run's; without it the cache (~/.cache/imgcls) is shared "
+                         "and warm after the first row")
     a = ap.parse_args()
     for f in ("train.py", "inference.py"):
         if not (a.timm_repo / f).is_file():
