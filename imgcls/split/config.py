@@ -66,7 +66,7 @@ class SplitConfig:
     model: str = option(links.DEFAULT_EMBEDDER, panel=LINKS, help="Embedding model of the near-duplicate search.")
     device: str = device_option(RUNTIME)
     cache_dir: str | None = option(None, panel=LINKS, cli_type=Optional[Path], from_cli=str,
-                                   help="Embedding cache folder (shared with clean).")
+                                   help="Embedding and verified-pair cache folder (shared with clean).")
     tolerance: float = option(0.05, panel=PARTS, lo=0, hi=1,
                               help="Warn when a class's share of a part is further than this from its target.")
     allow_leaks: bool = option(False, panel=PARTS, help="Write / accept a contaminated split (exit 0).")
