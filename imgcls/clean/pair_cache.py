@@ -89,7 +89,7 @@ class PairCache:
         """Keep the pairs the record's verify_pairs call computed (`fresh`; a pair's newer numbers replace its
         older ones) and write the file when there are any. Returns how many."""
         from imgcls.fsutil import atomic_path
-        ok = rec.fresh & (key_a != 0) & (key_b != 0) & ~np.isnan(rec.glob)
+        ok = rec.fresh & (key_a != 0) & (key_b != 0)           # a fresh pair's global part is always known
         if not ok.any():
             return 0
         new = _frame({"a": key_a[ok], "b": key_b[ok], "glob": rec.glob[ok], "how": rec.how[ok],
