@@ -126,6 +126,8 @@ class NearDuplicates:
             joined[later] = first
             keep &= joined[i] != joined[j]
         i, j = i[keep], j[keep]
+        if not len(i):                 # nothing to verify: the pair cache is not read
+            return i, j, np.zeros(0, np.float32)
         # pairs verified before (this clean's last run, or clean before split) are replayed from the cache
         from imgcls.clean.near_dup import is_greyscale
         from imgcls.clean.pair_cache import PairCache, content_keys
