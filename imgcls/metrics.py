@@ -95,14 +95,18 @@ def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike
     k = len(classes)
     size = min(16, 3.5 + 0.45 * k)
     paths = []
+    counts = confusion(y_true, y_pred, classes)
     for norm, suffix in ((False, ""), (True, "_normalized")):
-        cm = confusion(y_true, y_pred, classes, normalize=norm)
+        cm = confusion(y_true, y_pred, classes, normalize=True) if norm else counts
         fig, ax = plt.subplots(figsize=(size, size))
         disp = ConfusionMatrixDisplay(cm, display_labels=[str(c) for c in classes])
         disp.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation="vertical", include_values=k <= 25,
                   values_format=".2f" if norm else "d")
         if k > 25:
             ax.tick_params(labelsize=6)
+        if disp.text_ is not None:    # an empty cell stays blank (as Ultralytics' matrix): fewer texts to read and draw
+            for t, n in zip(disp.text_.ravel(), counts.ravel()):
+                t.set_visible(bool(n))
         ax.set_xlabel("predicted class")
         ax.set_ylabel("true class")
         ax.set_title((title + "\n" if title else "") + ("row-normalised (recall on the diagonal)" if norm

@@ -166,12 +166,13 @@ def write_page(path: str | os.PathLike, title: str, sections: Sequence[tuple[str
     return write_text(path, page(title, sections, intro))
 
 
-def save_figure(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as PNG atomically and close it."""
+def save_figure(fig, path: str | os.PathLike, dpi: int = 110, tight: bool = True) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it; `tight` crops it to its artists (one more layout
+    pass: leave it off for a figure whose margins are set)."""
     import matplotlib.pyplot as plt
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight" if tight else None, format="png")
     plt.close(fig)
     return path
 

@@ -90,11 +90,15 @@ def curves_png(history: list[dict], path: Path) -> None:
     h = pd.DataFrame(history)
     f1 = "val_macro_f1" if "val_macro_f1" in h.columns else "val_f1"
     best = int(h.loc[h[f1].idxmax(), "epoch"])
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), constrained_layout=True)
+    # fixed margins, not constrained layout or a tight bounding box: each costs the figure another layout pass
+    # (~0.2 s of ~0.35 s), drawn after every run; the texts here are short and known
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    fig.subplots_adjust(left=0.055, right=0.99, bottom=0.13, top=0.9, wspace=0.2)
     axes[0].plot(h["epoch"], h["train_loss"], "o-", label="train")
     axes[0].plot(h["epoch"], h["val_loss"], "o-", label="val")
     axes[0].set_title("loss")
     axes[0].set_ylabel("loss")
+    axes[0].ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))    # a diverging loss keeps short ticks
     axes[1].plot(h["epoch"], h["train_acc"], "o-", label="train accuracy")
     axes[1].plot(h["epoch"], h["val_acc"], "o-", label="val accuracy")
     axes[1].plot(h["epoch"], h[f1], "o-", label="val macro-F1")
@@ -111,4 +115,4 @@ def curves_png(history: list[dict], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)
-    save_figure(fig, path)
+    save_figure(fig, path, tight=False)
