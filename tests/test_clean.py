@@ -773,26 +773,26 @@ def test_ood_threshold_contamination_and_embedding_options_act(dirty, tmp_path, 
     scanned, real_scan = [], mf.scan_images
     monkeypatch.setattr(mf, "scan_images", lambda *a, **k: (scanned.append(1), real_scan(*a, **k))[1])
     r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e2"), "--device", "cpu", "--no-ood", "-q",
-                            "--embedder", "resnet10t"])
+                            "--embedder", "test_resnet"])
     assert r.exit_code == 2 and "pass --embedder-weights FILE" in r.output and "Traceback" not in r.output
     assert not scanned and "--exact-only" not in r.output
     # with --exact-only only the default tie vote embeds: the line names --conflicts majority as the way around it
     r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e2"), "--device", "cpu", "--no-ood", "-q",
-                            "--embedder", "resnet10t", "--exact-only"])
+                            "--embedder", "test_resnet", "--exact-only"])
     said = " ".join(r.output.split())
     assert r.exit_code == 2 and "pass --embedder-weights FILE" in said and "--conflicts majority needs no" in said
     assert not scanned and "Traceback" not in r.output
     r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e2"), "--device", "cpu", "--no-ood", "-q",
-                            "--embedder", "resnet10t", "--exact-only", "--conflicts", "majority"])
+                            "--embedder", "test_resnet", "--exact-only", "--conflicts", "majority"])
     assert r.exit_code == 0, r.output                      # and it does
     # --embedder-weights: the file reaches the embedding pass; a missing one fails before the scan, naming the option
     import torch
     from imgcls.weights import create_model
-    torch.save(create_model("resnet10t").state_dict(), tmp_path / "r10.pt")
+    torch.save(create_model("test_resnet").state_dict(), tmp_path / "r10.pt")
     r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e3"), "--device", "cpu", "--no-ood", "-q",
-                            "--embedder", "resnet10t", "--embedder-weights", str(tmp_path / "r10.pt")])
+                            "--embedder", "test_resnet", "--embedder-weights", str(tmp_path / "r10.pt")])
     assert r.exit_code == 0, r.output
-    assert calls[-1]["model"] == "resnet10t" and calls[-1]["weights"] == str(tmp_path / "r10.pt")
+    assert calls[-1]["model"] == "test_resnet" and calls[-1]["weights"] == str(tmp_path / "r10.pt")
     r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e4"), "--device", "cpu", "-q",
                             "--embedder-weights", str(tmp_path / "gone.pt")])
     assert r.exit_code == 2 and "gone.pt does not exist; check --embedder-weights" in r.output

@@ -229,7 +229,7 @@ def test_dup_weight_group_reaches_the_training_epoch(tmp_path, monkeypatch):
         seen.setdefault("calls", []).append((n, k.get("units"), len(out)))
         return out
     monkeypatch.setattr(loop, "epoch_indices", spy)
-    args = ["train", str(src), "--model", "resnet10t", "--no-pretrained", "--img-size", "32", "--workers", "0",
+    args = ["train", str(src), "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--workers", "0",
             "--device", "cpu", "--epochs", "1", "--batch-size", "4", "--aug", "none", "--out", str(tmp_path / "runs"),
             "-q"]
     r = CliRunner().invoke(app, [*args, "--name", "g", "--dup-weight", "group"])

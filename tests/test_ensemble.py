@@ -71,7 +71,7 @@ def _val_rows(root, n=24, classes="abc"):
 def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     rows = _val_rows(tmp_path / "data")
     r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
-    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="resnet10t", seed=2, folds=2, val_rows=rows,
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, folds=2, val_rows=rows,
                        val_quality=0.1)
     out = tmp_path / "ens"
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
@@ -119,7 +119,7 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
 def test_a_member_of_weight_zero_is_not_run(tmp_path, monkeypatch):
     rows = _val_rows(tmp_path / "data")
     r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
-    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="resnet10t", seed=2, val_rows=rows, val_quality=0.1)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.1)
     out = tmp_path / "ens"
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "1,0",
                               "--out", str(out)])
@@ -162,7 +162,7 @@ def test_real_runs_from_train_ensemble_and_predict(tmp_path):
     from imgcls.train.config import TrainConfig
     data = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6, "c": 6}, size=(36, 36))
     runs = []
-    for name, model in (("eff", "test_efficientnet"), ("res", "resnet10t")):
+    for name, model in (("eff", "test_efficientnet"), ("res", "test_resnet")):
         cfg = TrainConfig(src=str(data), model=model, pretrained=False, img_size=32, epochs=1, batch_size=8, workers=0, device="cpu",
                           aug="none", out=str(tmp_path / "runs"), name=name, val_split=0.34, seed=0)
         runs.append(run_train(cfg))

@@ -31,7 +31,7 @@ def test_onnx_export_single_head_matches_torch(tmp_path):
 
 
 def test_onnx_export_multibranch_kfold_decodes_18_classes(tmp_path):
-    run = make_tiny_run(tmp_path / "runs" / "multi", multi=True, model="resnet10t", folds=2)
+    run = make_tiny_run(tmp_path / "runs" / "multi", multi=True, model="test_resnet", folds=2)
     res = runner.invoke(app, ["export", str(run), "--onnx"])
     assert res.exit_code == 0, res.output
     summary = json.loads((run / "onnx" / "export.json").read_text())

@@ -32,7 +32,7 @@ def _splits(tmp_path):
 def test_predict_eval_scores_the_val_rows_and_matches_train(tmp_path):
     from imgcls.train import TrainConfig, run_train
     splits, df = _splits(tmp_path)
-    run = run_train(TrainConfig(src=str(splits), model="resnet10t", pretrained=False, img_size=32, batch_size=8, workers=0,
+    run = run_train(TrainConfig(src=str(splits), model="test_resnet", pretrained=False, img_size=32, batch_size=8, workers=0,
                                 device="cpu", aug="none", epochs=2, out=str(tmp_path / "runs"), name="r"))
     best = pd.read_csv(run / "metrics.csv")["val_macro_f1"].max()
     n_val = int(((df["split"] == "val") & df["keep"]).sum())
@@ -74,7 +74,7 @@ def test_train_says_its_fallback_split_is_not_leak_free(tmp_path, monkeypatch):
     monkeypatch.setattr(loop, "train_run", lambda *a, **k: {"best_f1": 0.0, "best_epoch": 1,
                                                           "val_predictions": None, "history": []})
     data = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(36, 36))
-    args = ["--model", "resnet10t", "--no-pretrained", "--img-size", "32", "--workers", "0", "--device", "cpu", "--epochs", "1",
+    args = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--workers", "0", "--device", "cpu", "--epochs", "1",
             "--out", str(tmp_path / "runs")]
     r = runner.invoke(app, ["train", str(data), *args, "--name", "plain"])
     assert r.exit_code == 0, r.output
@@ -90,7 +90,7 @@ def test_train_says_its_fallback_split_is_not_leak_free(tmp_path, monkeypatch):
 
 def test_model_meta_round_trip_and_old_names():
     from imgcls.model_meta import ModelMeta
-    d = {"model": "resnet10t", "classes": [str(i) for i in range(18)], "decode": "profile18",
+    d = {"model": "test_resnet", "classes": [str(i) for i in range(18)], "decode": "profile18",
          "heads": [{"name": "mask", "classes": ["0", "1", "2"]}, {"name": "gender", "classes": ["0", "1"]},
                    {"name": "age_band", "classes": ["0", "1", "2"]}],
          "img_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3, "note": "kept"}
@@ -114,7 +114,7 @@ def test_four_age_bands_train_and_decode_with_the_profile_formula(tmp_path):
     df = mf.load(make_profiles(tmp_path / "profiles", n_profiles=8), mf.LayoutOptions(age_bands=[20, 40, 60]))
     assert df["age_band"].astype(int).max() == 3
     mf.write(df, tmp_path / "m.csv")
-    run = run_train(TrainConfig(src=str(tmp_path / "m.csv"), model="resnet10t", pretrained=False, img_size=32, batch_size=8,
+    run = run_train(TrainConfig(src=str(tmp_path / "m.csv"), model="test_resnet", pretrained=False, img_size=32, batch_size=8,
                                 workers=0, device="cpu", aug="none", epochs=1, heads="multi", val_split=0.3,
                                 out=str(tmp_path / "runs"), name="bands4"))
     lm = load_model(find_checkpoints(run)[0])
@@ -145,12 +145,12 @@ def test_trainer_phases_run_and_restore_by_part(tmp_path):
     from imgcls.train.dist import Dist
     from imgcls.train.loop import FoldData, Trainer
     src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(36, 36))
-    cfg = TrainConfig(src=str(src), model="resnet10t", pretrained=False, img_size=32, batch_size=4, workers=0,
+    cfg = TrainConfig(src=str(src), model="test_resnet", pretrained=False, img_size=32, batch_size=4, workers=0,
                       device="cpu",
                       aug="none", epochs=2, amp=False, cache="none")
     df = tdata.usable_rows(mf.load(src, scan=True, workers=1))
     heads, decode, classes, targets, final = _heads_meta(df, cfg)
-    meta = ModelMeta.from_dict({"model": "resnet10t", "classes": classes, "heads": heads, "decode": decode,
+    meta = ModelMeta.from_dict({"model": "test_resnet", "classes": classes, "heads": heads, "decode": decode,
                                 "img_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3})
     tr, va = tdata.assign_split(df, None, 0.34, 0)
     fd = FoldData(np.flatnonzero(tr), np.flatnonzero(va), targets, final, df, None, mf.image_paths(df))

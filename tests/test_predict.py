@@ -143,7 +143,7 @@ def test_predict_folder_follows_shuffled_template_and_matches_direct_forward(tmp
 
 
 def test_competition_csv_multibranch_decodes_to_18_classes_with_tta(tmp_path):
-    run = make_tiny_run(tmp_path / "runs" / "multi", multi=True, model="resnet10t")
+    run = make_tiny_run(tmp_path / "runs" / "multi", multi=True, model="test_resnet")
     ev = tmp_path / "eval"
     ids = [f"{h}.jpg" for h in ("f3", "0a", "9c", "b1", "77")]
     for i, n in enumerate(ids):

@@ -22,7 +22,7 @@ def _meta(target: str, classes, decode: str = "single") -> ModelMeta:
                  {"name": "age_band", "classes": ["0", "1", "2"]}]
     else:
         heads = [{"name": "label", "classes": list(classes)}]
-    return ModelMeta.from_dict({"model": "resnet10t", "classes": list(classes), "heads": heads, "decode": decode,
+    return ModelMeta.from_dict({"model": "test_resnet", "classes": list(classes), "heads": heads, "decode": decode,
                                 "img_size": 32, "mean": [0.5] * 3, "std": [0.5] * 3, "target": target})
 
 

@@ -17,7 +17,7 @@ from imgcls.cli import app
 from imgcls.errors import UserError
 
 runner = CliRunner()
-TINY = ["--model", "resnet10t", "--no-pretrained", "--img-size", "32", "--batch-size", "8", "--workers", "0", "--device", "cpu",
+TINY = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--batch-size", "8", "--workers", "0", "--device", "cpu",
         "--aug", "none", "--val-split", "0.3"]
 
 
@@ -87,7 +87,7 @@ def _claim(args):
     from imgcls.train.rundir import claim_run_dir
     barrier.wait()
     try:
-        return str(claim_run_dir(Path(out), name, "resnet10t"))
+        return str(claim_run_dir(Path(out), name, "test_resnet"))
     except UserError as e:
         return f"error: {e}"
 
@@ -121,7 +121,7 @@ def test_run_lock_is_exclusive_and_released(tmp_path):
 
 def test_default_run_names_are_unique(tmp_path):
     from imgcls.train.rundir import claim_run_dir
-    dirs = {claim_run_dir(tmp_path, None, "resnet10t") for _ in range(3)}
+    dirs = {claim_run_dir(tmp_path, None, "test_resnet") for _ in range(3)}
     assert len(dirs) == 3 and all(d.is_dir() and d.parent == tmp_path for d in dirs)
 
 
@@ -133,7 +133,7 @@ def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_pa
     from imgcls.train import TrainConfig, run_train
     from imgcls.train.checkpoint import read_checkpoint
     runs = tmp_path / "runs"
-    cfg = TrainConfig(src=str(data), model="resnet10t", pretrained=False, img_size=32, batch_size=8, workers=0,
+    cfg = TrainConfig(src=str(data), model="test_resnet", pretrained=False, img_size=32, batch_size=8, workers=0,
                       device="cpu",
                       aug="none", val_split=0.3, epochs=2, out=str(runs), name="part")
     run = run_train(cfg, stop_after=1)
@@ -168,7 +168,7 @@ def test_resume_of_a_run_in_use_is_refused(tmp_path):
     data = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(36, 36))
     run.mkdir(parents=True)
     from imgcls.train import TrainConfig
-    TrainConfig(src=str(data), model="resnet10t", pretrained=False, img_size=32, workers=0, device="cpu",
+    TrainConfig(src=str(data), model="test_resnet", pretrained=False, img_size=32, workers=0, device="cpu",
                 out=str(run.parent),
                 name="busy").save(run / "config.yaml")
     record = (run / "config.yaml").read_bytes()
@@ -241,7 +241,7 @@ def _python_tag(marker: Path) -> str:
 def test_bad_config_yaml_is_one_line(tmp_path):
     marker = tmp_path / "MARKER"
     data = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(36, 36))
-    cases = {"tag.yaml": "model: " + _python_tag(marker), "broken.yaml": "model: [resnet10t\nepochs: 2\n",
+    cases = {"tag.yaml": "model: " + _python_tag(marker), "broken.yaml": "model: [test_resnet\nepochs: 2\n",
              "type.yaml": "epochs: ten\n", "flag.yaml": "ema: maybe\n", "cols.yaml": "head_columns: 3\n",
              "list.yaml": "- epochs\n- 2\n", "latin1.yaml": None}
     for name, text in cases.items():

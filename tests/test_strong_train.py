@@ -13,7 +13,7 @@ from imgcls.errors import UserError
 from imgcls.train import TrainConfig, run_train
 from imgcls.train.checkpoint import find_checkpoints, load_model, read_checkpoint, read_meta
 
-TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False)
+TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False)
 
 
 def cfg_for(src, tmp_path, **kw):
@@ -51,7 +51,7 @@ def test_target_errors_are_one_line_before_any_data_is_read(tmp_path):
         run_train(cfg_for(src, tmp_path, target="mask", heads="multi"))
     assert not (tmp_path / "runs").exists()
     folder = make_image_folder(tmp_path / "one", {"a": 4})
-    r = CliRunner().invoke(app, ["train", str(folder), "--model", "resnet10t", "--no-pretrained", "--target", "label",
+    r = CliRunner().invoke(app, ["train", str(folder), "--model", "test_resnet", "--no-pretrained", "--target", "label",
                                  "--out", str(tmp_path / "runs2")])
     assert r.exit_code == 2 and "column 'label' has 1" in r.output and "Traceback" not in r.output
 
@@ -61,7 +61,7 @@ def test_target_errors_are_one_line_before_any_data_is_read(tmp_path):
 def _seeded_state(seed: int, num_classes: int = 1000) -> dict:
     import timm
     torch.manual_seed(seed)
-    return timm.create_model("resnet10t", num_classes=num_classes).state_dict()
+    return timm.create_model("test_resnet", num_classes=num_classes).state_dict()
 
 
 def _fake_hf_cache(root, repo: str, state: dict):
@@ -84,33 +84,33 @@ def test_pretrained_resolution_order_file_package_cache_hub(tmp_path, monkeypatc
     file_sd, pkg_sd, cache_sd = _seeded_state(1, 5), _seeded_state(2), _seeded_state(3)
     torch.save(file_sd, tmp_path / "w.pt")
     torch.save(pkg_sd, tmp_path / "pkg.pth")
-    fake = weights.LocalSource("resnet10t", "fake-resnet10t-package", lambda: tmp_path / "pkg.pth",
+    fake = weights.LocalSource("test_resnet", "fake-test_resnet-package", lambda: tmp_path / "pkg.pth",
                                (0.5,) * 3, (0.5,) * 3, 224)
-    monkeypatch.setitem(weights.LOCAL_SOURCES, "resnet10t", fake)
+    monkeypatch.setitem(weights.LOCAL_SOURCES, "test_resnet", fake)
     monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    _fake_hf_cache(tmp_path / "hf", timm.models.get_pretrained_cfg("resnet10t").hf_hub_id, cache_sd)
+    _fake_hf_cache(tmp_path / "hf", timm.models.get_pretrained_cfg("test_resnet").hf_hub_id, cache_sd)
     monkeypatch.setattr(weights, "hub_reachable", lambda timeout=1.5: True)
 
     def first(**kw):
-        src = weights.resolve_weights("resnet10t", **kw)
-        return src, weights.create_model("resnet10t", num_classes=3, source=src).state_dict()[key]
+        src = weights.resolve_weights("test_resnet", **kw)
+        return src, weights.create_model("test_resnet", num_classes=3, source=src).state_dict()[key]
 
     src, w = first(pretrained=True, weights=tmp_path / "w.pt")          # a file beats everything
     assert src.kind == "file" and torch.equal(w, file_sd[key])
     src, w = first(pretrained=True)                                     # then the package-shipped file
     assert src.kind == "package" and torch.equal(w, pkg_sd[key])
-    monkeypatch.delitem(weights.LOCAL_SOURCES, "resnet10t")
+    monkeypatch.delitem(weights.LOCAL_SOURCES, "test_resnet")
     src, w = first(pretrained=True)                                     # then the cache, read by timm's loader
     assert src.kind == "cache" and src.where.endswith("model.safetensors") and torch.equal(w, cache_sd[key])
     monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "empty"))
-    assert weights.resolve_weights("resnet10t").kind == "hub"           # then the hub, when reachable
+    assert weights.resolve_weights("test_resnet").kind == "hub"           # then the hub, when reachable
     monkeypatch.setattr(weights, "hub_reachable", lambda timeout=1.5: False)
     with pytest.raises(MissingWeightsError) as e:
-        weights.resolve_weights("resnet10t")
+        weights.resolve_weights("test_resnet")
     msg = str(e.value)
-    assert "\n" not in msg and "'resnet10t'" in msg and "not in the timm / Hugging Face cache" in msg
+    assert "\n" not in msg and "'test_resnet'" in msg and "not in the timm / Hugging Face cache" in msg
     assert "--weights FILE" in msg and "tf_efficientnet_lite0" in msg and "--no-pretrained" in msg
-    assert weights.resolve_weights("resnet10t", pretrained=False).kind == "none"
+    assert weights.resolve_weights("test_resnet", pretrained=False).kind == "none"
 
 
 def test_hub_probe_is_fast_and_honours_hf_hub_offline(monkeypatch):
@@ -133,11 +133,11 @@ def test_offline_pretrained_error_is_one_line_fast_and_before_the_data(tmp_path,
     folder = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3})
     monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the weights were resolved"))
     t0 = time.perf_counter()
-    r = CliRunner().invoke(app, ["train", str(folder), "--model", "resnet10t", "--out", str(tmp_path / "runs")])
+    r = CliRunner().invoke(app, ["train", str(folder), "--model", "test_resnet", "--out", str(tmp_path / "runs")])
     assert time.perf_counter() - t0 < 2
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert r.exit_code == 2 and len(lines) == 1, r.output
-    assert "no pretrained weights for 'resnet10t'" in lines[0] and "--no-pretrained" in lines[0]
+    assert "no pretrained weights for 'test_resnet'" in lines[0] and "--no-pretrained" in lines[0]
     assert not (tmp_path / "runs").exists()
 
 
@@ -150,7 +150,7 @@ def test_source_recorded_and_printed_once_random_init_said(tmp_path):
     assert r.output.count("weights: package ") == 1
     cfg = TrainConfig.load(tmp_path / "runs" / "p" / "config.yaml")
     assert cfg.pretrained and cfg.weights_source.startswith("package ") and cfg.weights_source.endswith(".pth")
-    r = CliRunner().invoke(app, base + ["--model", "resnet10t", "--no-pretrained", "--name", "r"])
+    r = CliRunner().invoke(app, base + ["--model", "test_resnet", "--no-pretrained", "--name", "r"])
     assert r.exit_code == 0 and "random init" in r.output
     assert TrainConfig.load(tmp_path / "runs" / "r" / "config.yaml").weights_source == "random init"
     assert read_meta(tmp_path / "runs" / "r" / "best.pt").target == "label"
@@ -389,12 +389,12 @@ def test_init_from_keeps_a_head_only_when_it_is_the_same_and_refuses_misfits(tmp
     left = load_init(net, other, run / "best.pt")
     assert left and all(k.startswith("classifier.") for k in left)
     assert all(torch.equal(v, src["state_dict"][k]) for k, v in net.state_dict().items() if k not in left)
-    with pytest.raises(UserError, match="is a test_efficientnet checkpoint, the run trains resnet10t; pass --model"):
-        init_checkpoint(run, "resnet10t")
+    with pytest.raises(UserError, match="is a test_efficientnet checkpoint, the run trains test_resnet; pass --model"):
+        init_checkpoint(run, "test_resnet")
     folds = tiny_run(tmp_path / "k", folds=2)
     with pytest.raises(UserError, match="holds 2 folds; give one of them"):
         init_checkpoint(folds, "test_efficientnet")
-    r = CliRunner().invoke(app, ["train", str(tmp_path), "--init-from", str(run), "--model", "resnet10t"])
+    r = CliRunner().invoke(app, ["train", str(tmp_path), "--init-from", str(run), "--model", "test_resnet"])
     assert r.exit_code == 2 and "pass --model test_efficientnet" in r.output
 
 

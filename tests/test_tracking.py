@@ -13,7 +13,7 @@ from conftest import make_image_folder
 from imgcls.train import TrainConfig, run_train
 from imgcls.train.callbacks import Callback
 
-TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu", aug="none", pretrained=False)
+TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", aug="none", pretrained=False)
 
 
 class Recorder(Callback):
@@ -80,7 +80,7 @@ def test_callbacks_are_called_in_order_with_the_run_state(single):
     assert kinds[0] == "start" and kinds[-2:] == ["end", "train_end"]
     info = rec.events[0][1]
     assert info["run_dir"] == run and info["fold"] is None and info["total_epochs"] == 2
-    assert info["classes"] == ["a", "b", "c"] and info["config"]["model"] == "resnet10t"
+    assert info["classes"] == ["a", "b", "c"] and info["config"]["model"] == "test_resnet"
     assert info["train_images"] == 14 and info["val_images"] == 6 and info["start_epoch"] == 0
     m = pd.read_csv(run / "metrics.csv")
     epochs = [e for e in rec.events if e[0] == "epoch"]
@@ -187,7 +187,7 @@ def test_mlflow_store_has_the_runs_and_the_folds_nested(single, kfold, out):
     by_name = {r["tags.mlflow.runName"]: r for _, r in runs.iterrows()}
     assert {"single", "kf", "kf/fold_0", "kf/fold_1"} <= set(by_name)
     s = by_name["single"]
-    assert s["params.model"] == "resnet10t" and s["params.epochs"] == "2" and s["status"] == "FINISHED"
+    assert s["params.model"] == "test_resnet" and s["params.epochs"] == "2" and s["status"] == "FINISHED"
     m = pd.read_csv(single[0] / "metrics.csv")
     assert s["metrics.best/val_macro_f1"] == pytest.approx(m["val_macro_f1"].max(), abs=1e-6)
     client = MlflowClient(uri)
@@ -259,7 +259,7 @@ def test_terminal_view_bar_status_table_eta_and_unwrapped_paths(data, tmp_path, 
     assert re.search(r"epoch 2/2 .*loss \d\.\d{4}\s+lr \d\.\d\de-\d\d\s+run ETA \d+:\d\d", err)
     assert re.search(r"epoch\s+trn loss\s+trn acc\s+val loss\s+val acc\s+macro-F1\s+lr\s+sec\s+best", err)
     assert f"outputs in {run}" in err                                   # one line: not cut at 80 columns
-    assert "[" not in err.split("training resnet10t")[1].split("\n")[0]   # no list repr in the start line
+    assert "[" not in err.split("training test_resnet")[1].split("\n")[0]   # no list repr in the start line
 
 
 def test_run_eta_counts_this_fold_and_the_later_ones(monkeypatch):

@@ -15,7 +15,7 @@ from imgcls.cli import app
 from imgcls.train import TrainConfig, run_train
 from imgcls.train.checkpoint import find_checkpoints, load_model, read_checkpoint
 
-TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False)
+TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False)
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_run_dir_contract_and_weights_only(two_class, tmp_path):
     for f in ("best.pt", "last.pt"):
         obj = torch.load(run / f, map_location="cpu", weights_only=True)
         meta = obj["meta"]
-        assert meta["model"] == "resnet10t" and meta["classes"] == ["a", "b"] and meta["decode"] == "single"
+        assert meta["model"] == "test_resnet" and meta["classes"] == ["a", "b"] and meta["decode"] == "single"
         assert meta["heads"] == [{"name": "label", "classes": ["a", "b"]}] and meta["img_size"] == 32
         for k in ("branch", "mean", "std", "interpolation", "resize_mode", "drop_rate"):
             assert k in meta
@@ -441,7 +441,7 @@ def test_options_act(two_class, tmp_path):
 def test_weights_file_and_pretrained_lite0_offline(two_class, tmp_path):
     from imgcls.weights import create_model
     # --weights PATH: the backbone starts from the file
-    src_model = create_model("resnet10t", num_classes=5)
+    src_model = create_model("test_resnet", num_classes=5)
     torch.save(src_model.state_dict(), tmp_path / "w.pt")
     run = run_train(cfg_for(two_class, tmp_path, name="w", weights=str(tmp_path / "w.pt"), freeze_backbone=True,
                             epochs=1))
@@ -483,12 +483,12 @@ def test_splits_and_folds(tmp_path, capsys):
 
 
 def test_cli_config_override_and_errors(two_class, tmp_path, monkeypatch):
-    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--img-size", "32", "--epochs", "1",
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--img-size", "32", "--epochs", "1",
                                  "--workers", "0", "--val-split", "0.3", "--out", str(tmp_path / "runs"),
                                  "--no-pretrained", "--name", "cli", "--batch-size", "8", "--quiet"])
     assert r.exit_code == 0, r.output
     cfg = TrainConfig.load(tmp_path / "runs" / "cli" / "config.yaml")
-    assert cfg.model == "resnet10t" and cfg.epochs == 1 and cfg.img_size == 32
+    assert cfg.model == "test_resnet" and cfg.epochs == 1 and cfg.img_size == 32
     r = CliRunner().invoke(app, ["train", "--config", str(tmp_path / "runs" / "cli" / "config.yaml"),
                                  "--epochs", "2", "--name", "again", "--quiet"])
     assert r.exit_code == 0, r.output
@@ -496,18 +496,18 @@ def test_cli_config_override_and_errors(two_class, tmp_path, monkeypatch):
     assert again.epochs == 2 and again.img_size == 32 and again.batch_size == 8
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet_nope", "--out", str(tmp_path / "r2")])
     assert r.exit_code == 2 and "unknown model" in r.output
-    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--no-pretrained", "--out",
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--no-pretrained", "--out",
                                  str(two_class / "runs")])
     assert r.exit_code == 2 and "inside the input" in r.output
     monkeypatch.chdir(tmp_path)
-    r = CliRunner().invoke(app, ["train", "--model", "resnet10t"])
+    r = CliRunner().invoke(app, ["train", "--model", "test_resnet"])
     assert r.exit_code == 2 and "data/splits.csv" in r.output
 
 
 def test_default_source_is_used(tmp_path, monkeypatch):
     make_image_folder(tmp_path / "data" / "raw", {"a": 6, "b": 6}, size=(40, 40))
     monkeypatch.chdir(tmp_path)
-    r = CliRunner().invoke(app, ["train", "--model", "resnet10t", "--img-size", "32", "--epochs", "1", "--workers",
+    r = CliRunner().invoke(app, ["train", "--model", "test_resnet", "--img-size", "32", "--epochs", "1", "--workers",
                                  "0", "--val-split", "0.3", "--name", "d", "--no-pretrained"])
     assert r.exit_code == 0, r.output
     assert "using data/raw" in r.output and (tmp_path / "outputs" / "runs" / "d" / "best.pt").is_file()
@@ -539,7 +539,7 @@ def test_resize_modes_and_eval_transform():
     from PIL import Image
     from imgcls.train.data import eval_transform
     im = Image.new("RGB", (60, 30), (0, 0, 0))
-    meta = {"model": "resnet10t", "classes": ["a", "b"], "heads": [{"name": "label", "classes": ["a", "b"]}],
+    meta = {"model": "test_resnet", "classes": ["a", "b"], "heads": [{"name": "label", "classes": ["a", "b"]}],
             "decode": "single", "img_size": 24, "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear"}
     outs = {m: eval_transform(dict(meta, resize_mode=m))(im) for m in ("squash", "crop", "pad")}
     for x in outs.values():
@@ -570,11 +570,11 @@ def test_multi_heads_with_vertical_cutmix_and_focal(tmp_path):
 
 
 def test_pretrained_offline_without_weights_is_one_clear_line(two_class, tmp_path):
-    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--pretrained", "--img-size", "32",
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--pretrained", "--img-size", "32",
                                  "--epochs", "1", "--workers", "0", "--out", str(tmp_path / "runs")])
     assert r.exit_code == 2 and "--weights" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "runs").exists()          # failed before the run folder and the image cache
-    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--weights", str(tmp_path / "no.pt"),
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--weights", str(tmp_path / "no.pt"),
                                  "--epochs", "1", "--workers", "0", "--out", str(tmp_path / "runs")])
     assert r.exit_code == 2 and "no.pt does not exist" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "runs").exists()
@@ -645,7 +645,7 @@ def test_optimizers_use_fused_kernels_and_fall_back(monkeypatch):
     import timm
     import timm.optim
     from imgcls.train.optim import make_optimizer
-    model = timm.create_model("resnet10t", num_classes=2)
+    model = timm.create_model("test_resnet", num_classes=2)
     for name in ("adamw", "adam", "sgd"):
         assert make_optimizer(model, TrainConfig(optimizer=name)).defaults["fused"] is True, name
     real = timm.optim.create_optimizer_v2
@@ -760,7 +760,7 @@ def test_bad_choices_are_one_line_before_any_data_is_read(two_class, tmp_path, m
                        (["--interpolation", "lanczos"], "--interpolation 'lanczos'"),
                        (["--momentum", "1.2"], "--momentum must be in [0, 1)"),
                        (["--ema", "--ema-decay", "1"], "--ema-decay must be in [0, 1)")):
-        r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--out", str(tmp_path / "runs"),
+        r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--out", str(tmp_path / "runs"),
                                      "--device", "cpu", *flags])
         assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output, (flags, r.output)
 
@@ -840,7 +840,7 @@ def test_every_config_field_is_a_cli_option(two_class, tmp_path):
     records = {n for n, (_, spec) in specs(TrainConfig).items() if not spec.cli}   # what train records, not options
     assert records == {"src", "weights_source"}
     assert {f.name for f in dataclasses.fields(TrainConfig)} - {"weights_source"} <= params
-    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "resnet10t", "--no-pretrained", "--img-size", "32",
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
                                  "--epochs", "1",
                                  "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "runs"), "--name", "x",
                                  "--val-split", "0.3", "--interpolation", "nearest", "--mix-alpha", "0.4",

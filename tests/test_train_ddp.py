@@ -16,7 +16,7 @@ def test_torchrun_two_processes_gloo(tmp_path):
     src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12}, size=(40, 40))
     launch, env = torchrun(2, tmp_path)
     tmp = Path(env["TMPDIR"])
-    cmd = launch + ["-m", "imgcls", "train", str(src), "--model", "resnet10t", "--no-pretrained", "--img-size", "32",
+    cmd = launch + ["-m", "imgcls", "train", str(src), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
                     "--epochs", "2", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--val-split", "0.25",
                     "--out", str(tmp_path / "runs"), "--name", "ddp", "--aug", "none", "--tracker", "tensorboard"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
@@ -41,7 +41,7 @@ def test_torchrun_two_processes_sam_with_grad_accum(tmp_path):
     rank mismatch would fail or time out here."""
     src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12}, size=(40, 40))
     launch, env = torchrun(2, tmp_path)
-    cmd = launch + ["-m", "imgcls", "train", str(src), "--model", "resnet10t", "--no-pretrained", "--img-size", "32",
+    cmd = launch + ["-m", "imgcls", "train", str(src), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
                     "--epochs", "1", "--batch-size", "2", "--grad-accum", "2", "--optimizer", "sam", "--workers", "0",
                     "--device", "cpu", "--val-split", "0.25", "--out", str(tmp_path / "runs"), "--name", "ddp_sam",
                     "--aug", "none", "--quiet"]

@@ -20,7 +20,7 @@ from imgcls.train.callbacks import Callback
 from imgcls.tune import TuneConfig, parse_duration, run_tune
 from imgcls.tune.space import default_space_text, load_space, parse_space
 
-TINY = dict(model="resnet10t", img_size=32, batch_size=8, workers=0, device="cpu", aug="none", val_split=0.3,
+TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", aug="none", val_split=0.3,
             pretrained=False)
 SPACE = "lr: {log_uniform: [1.0e-3, 1.0e-2]}\nweight_decay: {choice: [0.0, 0.05]}\n"
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,7 +129,7 @@ def test_cli_bad_space_key_exits_2_with_one_line_before_any_work(data, tmp_path)
 def test_fixed_option_error_stops_the_study_at_its_first_trial(data, tmp_path, space):
     # --folds without a fold column: every trial would fail the same way, so the study stops with train's line
     # (--sampler is tune's Optuna sampler here, not train's shuffle | weighted)
-    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "resnet10t",
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "test_resnet",
                                  "--no-pretrained", "--folds", "all", "--out", str(tmp_path / "tune"), "--trials", "3",
                                  "--sampler", "random", "--quiet"])
     assert r.exit_code == 2 and "--folds needs a `fold` column" in r.output
@@ -185,7 +185,7 @@ def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path,
                                  str(tmp_path / "runs"), "--name", "best", "--quiet"])
     assert r.exit_code == 0, r.output
     ran = yaml.safe_load((tmp_path / "runs" / "best" / "config.yaml").read_text())
-    assert ran["lr"] == pytest.approx(best["lr"]) and ran["model"] == "resnet10t"
+    assert ran["lr"] == pytest.approx(best["lr"]) and ran["model"] == "test_resnet"
 
 
 @pytest.mark.timeout(120)
@@ -257,7 +257,7 @@ def test_two_processes_share_one_sqlite_study(data, tmp_path, space):
     db = tmp_path / "shared.db"
     cmd = [sys.executable, "-m", "imgcls", "tune", str(data), "--study", "shared", "--space", str(space),
            "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "tune"), "--trials", "3", "--pruner", "none",
-           "--model", "resnet10t", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
+           "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
            "--workers", "0", "--device", "cpu", "--quiet"]
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
