@@ -23,7 +23,7 @@ def test_macro_f1_counts_every_class_of_the_task():
     assert ens_f1 is metrics.macro_f1
 
 
-def test_per_class_and_confusion(tmp_path):
+def test_per_class_and_confusion(tmp_path, monkeypatch):
     classes = ["a", "b", "c"]
     y = ["a", "a", "b", "b", "b"]
     p = ["a", "b", "b", "b", "a"]
@@ -36,7 +36,15 @@ def test_per_class_and_confusion(tmp_path):
     assert cm.tolist() == [[1, 1, 0], [1, 2, 0], [0, 0, 0]]
     cn = metrics.confusion(y, p, classes, normalize=True)
     assert np.allclose(cn.sum(1), [1, 1, 0]) and cn[1, 1] == pytest.approx(2 / 3)
+    import imgcls.report as report
+    shown, save = [], report.save_figure
+
+    def spy(fig, path, **kw):       # the cells' texts as drawn: an empty cell is blank, in both matrices
+        shown.append([t.get_text() for t in fig.axes[0].texts if t.get_visible()])
+        return save(fig, path, **kw)
+    monkeypatch.setattr(report, "save_figure", spy)
     raw, norm = metrics.confusion_pngs(y, p, classes, tmp_path, title="t")
     assert raw.name == "confusion_matrix.png" and norm.name == "confusion_matrix_normalized.png"
     assert raw.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and norm.stat().st_size > 1000
+    assert shown == [["1", "1", "1", "2"], ["0.50", "0.50", "0.33", "0.67"]]
     assert np.isnan(metrics.macro_f1([], [], classes))
