@@ -102,9 +102,11 @@ def _load_shards(folder: Path) -> tuple[list[Path], dict[str, dict[str, np.ndarr
 CACHE_VERSION = 1
 
 
-def _load_cache(path: Path, tag: str = "", size: int = 0, kind: str = "") -> dict[str, np.ndarray]:
-    """{sha256: vector} of a cache file written for this (model, size, kind); a cache of another model / size /
-    kind, with vectors of another size than it records, or damaged, is reported and rebuilt, never trusted."""
+def load_vectors(path: Path, tag: str = "", size: int = 0, kind: str = "", what: str = "embedding cache"
+                 ) -> dict[str, np.ndarray]:
+    """{sha256: vector} of a cache file written for this (model, size, kind): the embeddings here, clean's photo
+    features (imgcls.clean.features); a cache of another model / size / kind, with vectors of another size than it
+    records, or damaged, is reported and rebuilt, never trusted."""
     if not path.is_file():
         return {}
     why = ""
@@ -123,12 +125,12 @@ def _load_cache(path: Path, tag: str = "", size: int = 0, kind: str = "") -> dic
     except Exception as e:  # a damaged cache is rebuilt, never trusted
         why = f"unreadable ({type(e).__name__})"
     if why:
-        warn(f"embedding cache {path} does not fit ({why}): ignored and rebuilt")
+        warn(f"{what} {path} does not fit ({why}): ignored and rebuilt")
         return {}
     return dict(zip(keys.tolist(), vectors))
 
 
-def _save_cache(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: int = 0, kind: str = "") -> None:
+def save_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: int = 0, kind: str = "") -> None:
     from imgcls.fsutil import atomic_path
     if not cache:
         return
@@ -190,12 +192,12 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     tag = model if weights is None else f"{model}-{Path(weights).stem}"
     cpaths = {"pooled": _cache_file(cache_dir, tag, size), "style": _cache_file(cache_dir, tag + "-style", size)}
-    cache = _load_cache(cpaths[kind], tag, size, kind)
+    cache = load_vectors(cpaths[kind], tag, size, kind)
     parts = _shard_dir(cache_dir, tag, size)
     shard_paths, shards = _load_shards(parts)
     n = len(df)
     errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else np.array([""] * n)
-    shas = df["sha256"].fillna("").astype(str).to_numpy() if "sha256" in df.columns else np.array([""] * n)
+    shas = mf.content_hashes(df)
     readable = [i for i in range(n) if errors[i] == ""]
     resumed = sum(1 for i in readable if shas[i] and shas[i] not in cache and shas[i] in shards[kind])
     if shard_paths:
@@ -218,7 +220,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     d = current()          # under torchrun each rank embeds its share and writes it as shards; all read them all
     mine = d.mine(todo)
     if todo or shard_paths:
-        caches = {k: cache if k == kind else {**_load_cache(v, tag, size, k), **shards[k]} for k, v in cpaths.items()}
+        caches = {k: cache if k == kind else {**load_vectors(v, tag, size, k), **shards[k]} for k, v in cpaths.items()}
     if todo:         # torch and timm are imported only here: a pass served by the cache needs neither (~2.5 s)
         import torch
 
@@ -277,7 +279,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
             for i, v in vectors[k].items():
                 if shas[i]:
                     caches[k][shas[i]] = v
-            _save_cache(cpaths[k], caches[k], tag, size, k)
+            save_vectors(cpaths[k], caches[k], tag, size, k)
         for path in shard_paths:         # merged into the cache files: the pass is whole
             if path is not None:
                 path.unlink(missing_ok=True)

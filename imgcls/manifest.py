@@ -289,6 +289,14 @@ def image_paths(df: pd.DataFrame) -> list[Path]:
     return [Path(r, p) for r, p in zip(df["root"], df["path"])]
 
 
+def content_hashes(df: pd.DataFrame) -> np.ndarray:
+    """Each row's sha256 as a str array; "" where a row has none (not scanned, or the table has no such column):
+    the key of everything cached by content (embeddings, photo features, verified pairs)."""
+    if "sha256" not in df.columns:
+        return np.full(len(df), "", object)
+    return df["sha256"].fillna("").astype(str).to_numpy()
+
+
 def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS,
                 chunk: int = 64, require: bool = True) -> pd.DataFrame:
     """Fill the scan columns for rows that have no sha256 yet, or whose file changed since (streaming, over

@@ -530,10 +530,42 @@ def test_feature_matrix_measures_a_byte_copy_once(tmp_path, monkeypatch):
     calls = []
     real = features._features_of
     monkeypatch.setattr(features, "_features_of", lambda path: calls.append(path) or real(path))
-    f = features.feature_matrix(df)
+    f = features.feature_matrix(df, cache_dir=str(tmp_path / "cache"))
     assert len(calls) == 2 and not any(c.endswith("copy.png") for c in calls)
     row = {p: i for i, p in enumerate(df["path"])}
     assert np.array_equal(f[row["a/copy.png"]], f[row["a/0.png"]]) and not np.isnan(f).any()
+
+
+def test_photo_features_are_kept_by_content_hash_and_measured_once(tmp_path, monkeypatch):
+    """A later clean of the same images (another threshold tried) takes their photo features from the cache beside
+    the embeddings, in both passes that measure them; a new image is measured, and other code uses another file."""
+    from imgcls import manifest as mf
+    from imgcls.clean import features
+    from imgcls.clean.run import thumbnails_and_features
+    src = tmp_path / "set" / "a"
+    src.mkdir(parents=True)
+    paths = _clipart(3)
+    for k, path in enumerate(paths[:2]):
+        Image.open(path).convert("RGB").save(src / f"{k}.png")
+    calls = []
+    real = features.image_features
+    monkeypatch.setattr(features, "image_features", lambda im: calls.append(1) or real(im))
+    cache = str(tmp_path / "cache")
+    df = mf.load(tmp_path / "set", announce=False).reset_index(drop=True)
+    first = features.feature_matrix(df, cache_dir=cache)
+    assert len(calls) == 2 and len(list((tmp_path / "cache").glob("photo_features_*.npz"))) == 1
+    np.testing.assert_array_equal(features.feature_matrix(df, cache_dir=cache), first)
+    (_, ok), again = thumbnails_and_features(df, cache_dir=cache)
+    np.testing.assert_array_equal(again, first)
+    assert len(calls) == 2 and ok.all()                       # served by the cache, the thumbnails still decoded
+    Image.open(paths[2]).convert("RGB").save(src / "2.png")
+    df = mf.load(tmp_path / "set", announce=False).reset_index(drop=True)
+    (_, ok), grown = thumbnails_and_features(df, cache_dir=cache)
+    assert len(calls) == 3 and ok.all() and not np.isnan(grown).any()     # the new image alone
+    np.testing.assert_array_equal(grown, features.feature_matrix(df, cache_dir=str(tmp_path / "fresh")))
+    monkeypatch.setattr(features, "CACHE_VERSION", 2)         # other code: another digest, another file
+    features.feature_matrix(df, cache_dir=cache)
+    assert len(calls) == 3 + 3 + 3 and len(list((tmp_path / "cache").glob("photo_features_*.npz"))) == 2
 
 
 @pytest.mark.timeout(240)
@@ -560,7 +592,7 @@ def test_a_clean_served_by_the_embedding_cache_imports_neither_torch_nor_timm(tm
     pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "c2" / "manifest.csv", keep_default_na=False), first)
 
 
-def test_thumbnails_and_features_come_from_one_decode_with_their_own_passes_arrays(dirty, monkeypatch):
+def test_thumbnails_and_features_come_from_one_decode_with_their_own_passes_arrays(dirty, monkeypatch, tmp_path):
     """clean's pass for both: a PNG is decoded once (a JPEG once per draft scale), and the arrays are the two
     passes' own: near_dup.thumbnails of one row per content hash, features.feature_matrix."""
     from imgcls import io as iio
@@ -571,12 +603,12 @@ def test_thumbnails_and_features_come_from_one_decode_with_their_own_passes_arra
     df = mf.load(dirty, announce=False).reset_index(drop=True)
     rep = (df["error"] == "").to_numpy() & ~df["sha256"].duplicated().to_numpy()
     thumbs, ok = near_dup.thumbnails(df, only=rep)
-    feats = feature_matrix(df)
+    feats = feature_matrix(df, cache_dir=str(tmp_path / "c1"))
     opened = []
     real_open = iio._open_checked
     monkeypatch.setattr(iio, "_open_checked", lambda path, *a, **k: opened.append(Path(path).name) or
                         real_open(path, *a, **k))
-    (thumbs2, ok2), feats2 = thumbnails_and_features(df)
+    (thumbs2, ok2), feats2 = thumbnails_and_features(df, cache_dir=str(tmp_path / "c2"))
     np.testing.assert_array_equal(thumbs2, thumbs)
     np.testing.assert_array_equal(ok2, ok)
     np.testing.assert_array_equal(feats2, feats)

@@ -45,7 +45,8 @@ def test_features_and_thumbnails_same_with_workers(tmp_path):
     make_odd_file("zero_bytes", root / "a")
     df = mf.load(root, scan=True, workers=2, announce=False)
     assert (df["error"] != "").sum() == 1
-    f1, f2 = feature_matrix(df, workers=1), feature_matrix(df, workers=2)
+    f1 = feature_matrix(df, workers=1, cache_dir=str(tmp_path / "c1"))     # each measures (no cache shared)
+    f2 = feature_matrix(df, workers=2, cache_dir=str(tmp_path / "c2"))
     np.testing.assert_array_equal(f1, f2)
     assert np.isnan(f1[(df["error"] != "").to_numpy()]).all() and not np.isnan(f1[(df["error"] == "").to_numpy()]).any()
     (t1, ok1), (t2, ok2) = thumbnails(df, workers=1), thumbnails(df, workers=2)

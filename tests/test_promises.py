@@ -462,18 +462,18 @@ def test_embedding_cache_of_the_wrong_vector_size_is_reported_and_rebuilt(tmp_pa
     path = embed._cache_file(cache, "tf_efficientnet_lite0", 64)
     shas = list(df["sha256"])
     np.savez(path, keys=np.array(shas), vectors=np.ones((4, 7), np.float32))   # no record of what wrote it
-    assert embed._load_cache(path, "tf_efficientnet_lite0", 64, "pooled") == {} and "ignored" in said[-1]
+    assert embed.load_vectors(path, "tf_efficientnet_lite0", 64, "pooled") == {} and "ignored" in said[-1]
     meta = dict(version=np.array(1), model=np.array("tf_efficientnet_lite0"), size=np.array(64),
                 kind=np.array("pooled"))
     np.savez(path, keys=np.array(shas), vectors=np.ones((4, 7), np.float32), dim=np.array(1280), **meta)
-    assert embed._load_cache(path, "tf_efficientnet_lite0", 64, "pooled") == {} and "vector size 7" in said[-1]
+    assert embed.load_vectors(path, "tf_efficientnet_lite0", 64, "pooled") == {} and "vector size 7" in said[-1]
     # a cache that records itself faithfully but whose vectors are not this model's: found when the model runs
     np.savez(path, keys=np.array(shas[:3]), vectors=np.ones((3, 7), np.float32), dim=np.array(7), **meta)
     said.clear()
     emb = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=cache)
     assert emb.shape == (4, 1280) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
     assert any("size 7" in w and "rebuilt" in w for w in said), said
-    again = embed._load_cache(path, "tf_efficientnet_lite0", 64, "pooled")
+    again = embed.load_vectors(path, "tf_efficientnet_lite0", 64, "pooled")
     assert len(again) == 4 and all(v.shape == (1280,) for v in again.values())
     assert len(np.unique(emb.round(4), axis=0)) == 4          # no two images share the bogus all-ones vector
 

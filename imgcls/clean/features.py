@@ -83,9 +83,52 @@ def _features_of(path: str) -> np.ndarray | None:
         return None
 
 
-def feature_matrix(df: pd.DataFrame, workers: int = 1) -> np.ndarray:
+class FeatureCache:
+    """Each image's features kept by its sha256 beside the embedding cache (`cache_dir`, default that folder), in a
+    file whose name carries a digest of this module, imgcls.io and the libraries (pair_cache.numbers_digest): a
+    later clean of the same images (another threshold, --conflicts, --ood-threshold) measures only new ones."""
+
+    def __init__(self, cache_dir: str | None = None):
+        from pathlib import Path
+
+        from imgcls.clean.pair_cache import numbers_digest
+        from imgcls.embed import default_cache_dir, load_vectors
+        digest = numbers_digest(FeatureCache, CACHE_VERSION)
+        self.path = (Path(cache_dir) if cache_dir else default_cache_dir()) / f"photo_features_{digest}.npz"
+        self.vectors = load_vectors(self.path, "photo-features", NATIVE, "features", what="photo-feature cache")
+
+    def fill(self, shas: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Copy the kept features of `rows` (positions into shas / out) into out; returns the rows still to measure."""
+        todo = []
+        for i in rows:
+            v = self.vectors.get(shas[i]) if shas[i] else None
+            if v is not None and v.shape == (out.shape[1],):
+                out[i] = v
+            else:
+                todo.append(i)
+        return np.asarray(todo, np.int64)
+
+    def store(self, shas: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
+        """Keep the measured (finite) features of `rows` and write the file when any are new."""
+        from imgcls.embed import save_vectors
+        new = {shas[i]: out[i].copy() for i in rows if shas[i] and np.isfinite(out[i]).all()}
+        if not new:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            save_vectors(self.path, {**self.vectors, **new}, "photo-features", NATIVE, "features")
+        except OSError as e:            # the run's own features stand; only the next run measures them again
+            from imgcls.console import warn
+            warn(f"photo-feature cache {self.path} not written ({e.strerror or e}): the next run measures these "
+                 f"images again")
+
+
+CACHE_VERSION = 1
+
+
+def feature_matrix(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = None) -> np.ndarray:
     """(n, len(FEATURE_NAMES)); unreadable rows are NaN. `workers` processes. Byte-identical files (one sha256) are
-    measured once."""
+    measured once, and images measured by an earlier run are taken from the FeatureCache in `cache_dir`."""
     from imgcls.links import content_representatives
     from imgcls.parallel import chunked_map
     from imgcls.train.dist import current
@@ -93,11 +136,15 @@ def feature_matrix(df: pd.DataFrame, workers: int = 1) -> np.ndarray:
     out = np.full((len(df), len(FEATURE_NAMES)), np.nan, np.float32)
     paths = mf.image_paths(df)
     measured, first, later = content_representatives(df)
-    rows = d.mine(measured)
+    cache, shas = FeatureCache(cache_dir), mf.content_hashes(df)
+    todo = cache.fill(shas, measured, out)
+    rows = d.mine(todo)
     jobs = [str(paths[i]) for i in rows]
     for i, f in zip(rows, chunked_map(_features_of, jobs, workers, "photo features")):
         if f is not None:
             out[i] = f
-    d.gather_rows(out, measured)
+    d.gather_rows(out, todo)
+    if d.main:
+        cache.store(shas, todo, out)
     out[later] = out[first]
     return out

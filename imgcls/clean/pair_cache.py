@@ -22,8 +22,10 @@ CACHE_VERSION = 1
 FIELDS = ("a", "b", "glob", "how", "local", "local_floor")
 
 
-def numbers_digest() -> str:
-    """12 hex digits of the verification code, imgcls.io and the library versions its scores depend on."""
+def numbers_digest(code: object = PairRecord, version: int = CACHE_VERSION) -> str:
+    """12 hex digits of the module that computes the numbers (`code`: an object of it; near_dup's verification by
+    default), imgcls.io (the decoding) and the library versions the numbers depend on: a cache file carries it in
+    its name, so numbers from other code are never replayed (this cache, clean's photo-feature cache)."""
     import hashlib
     import inspect
 
@@ -33,17 +35,17 @@ def numbers_digest() -> str:
 
     from imgcls.io import load_rgb
     h = hashlib.sha256()
-    for source in (inspect.getfile(PairRecord), inspect.getfile(load_rgb)):     # near_dup.py, io.py
+    for source in (inspect.getfile(code), inspect.getfile(load_rgb)):
         h.update(Path(source).read_bytes())
-    for version in (np.__version__, PIL.__version__, cv2.__version__, scipy.__version__, str(CACHE_VERSION)):
-        h.update(version.encode())
+    for v in (np.__version__, PIL.__version__, cv2.__version__, scipy.__version__, str(version)):
+        h.update(v.encode())
     return h.hexdigest()[:12]
 
 
 def content_keys(df: pd.DataFrame) -> np.ndarray:
     """A uint64 per row from its sha256 (its first 16 hex digits); 0 for a row without one (never kept)."""
-    shas = df["sha256"].fillna("").astype(str) if "sha256" in df.columns else pd.Series([""] * len(df))
-    return np.array([int(s[:16], 16) if len(s) >= 16 else 0 for s in shas], np.uint64)
+    from imgcls.manifest import content_hashes
+    return np.array([int(s[:16], 16) if len(s) >= 16 else 0 for s in content_hashes(df)], np.uint64)
 
 
 class PairCache:

@@ -38,14 +38,15 @@ def pixel_matrix(df: pd.DataFrame, size: int = 32) -> np.ndarray:
 
 
 def _thumbnail_and_features(args) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """One row's verification thumbnail and photo features from one decode. A JPEG is decoded twice, each at its own
-    draft scale (near_dup.THUMB, features.NATIVE), as each pass decodes it alone: the same arrays either way."""
+    """One row's verification thumbnail and photo features (unless `measure` is false: the thumbnail alone) from one
+    decode. A JPEG is decoded twice, each at its own draft scale (near_dup.THUMB, features.NATIVE), as each pass
+    decodes it alone: the same arrays either way."""
     from imgcls.clean.features import NATIVE, _features_of, image_features
     from imgcls.clean.near_dup import THUMB, _thumbnail_of, thumbnail_array
     from imgcls.io import DRAFT_FORMATS, ImageReadError, load_rgb, shrink
-    path, fmt = args
-    if fmt in DRAFT_FORMATS:           # load_rgb drafts these only
-        return _thumbnail_of((path, THUMB)), _features_of(path)
+    path, fmt, measure = args
+    if not measure or fmt in DRAFT_FORMATS:           # load_rgb drafts these only
+        return _thumbnail_of((path, THUMB)), _features_of(path) if measure else None
     try:
         im = load_rgb(path)
     except ImageReadError:
@@ -53,11 +54,12 @@ def _thumbnail_and_features(args) -> tuple[np.ndarray | None, np.ndarray | None]
     return thumbnail_array(im, THUMB), image_features(shrink(im, NATIVE))
 
 
-def thumbnails_and_features(df: pd.DataFrame, workers: int = 1) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """near_dup.thumbnails(df, only=one row per content hash) and features.feature_matrix(df), from one pass that
-    decodes each image once (PNG and the like: ~20% of the two passes' time). Under torchrun each rank takes its
-    share; rank 0 gets them all."""
-    from imgcls.clean.features import FEATURE_NAMES
+def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = None
+                            ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """near_dup.thumbnails(df, only=one row per content hash) and features.feature_matrix(df, cache_dir=...), from
+    one pass that decodes each image once (PNG and the like: ~20% of the two passes' time) and measures only the
+    features the FeatureCache lacks. Under torchrun each rank takes its share; rank 0 gets them all."""
+    from imgcls.clean.features import FEATURE_NAMES, FeatureCache
     from imgcls.clean.near_dup import THUMB
     from imgcls.parallel import chunked_map
     from imgcls.train.dist import current
@@ -66,16 +68,23 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1) -> tuple[tuple[n
     thumbs, ok = np.zeros((n, THUMB, THUMB, 3), np.uint8), np.zeros(n, bool)
     feats = np.full((n, len(FEATURE_NAMES)), np.nan, np.float32)
     measured, first, later = content_representatives(df)
+    cache, shas = FeatureCache(cache_dir), mf.content_hashes(df)
+    todo = cache.fill(shas, measured, feats)
+    measure = np.zeros(n, bool)
+    measure[todo] = True
     rows = d.mine(measured)
     paths, fmts = mf.image_paths(df), df["format"].fillna("").astype(str).to_numpy()
-    jobs = [(str(paths[i]), fmts[i]) for i in rows]
-    for i, (t, f) in zip(rows, chunked_map(_thumbnail_and_features, jobs, workers, "thumbnails and photo features")):
+    jobs = [(str(paths[i]), fmts[i], bool(measure[i])) for i in rows]
+    what = "thumbnails and photo features" if len(todo) else "thumbnails"
+    for i, (t, f) in zip(rows, chunked_map(_thumbnail_and_features, jobs, workers, what)):
         if t is not None:
             thumbs[i], ok[i] = t, True
         if f is not None:
             feats[i] = f
     d.gather_rows(thumbs, measured, done=ok)
     d.gather_rows(feats, measured)
+    if d.main:
+        cache.store(shas, todo, feats)
     feats[later] = feats[first]
     return (thumbs, ok), feats
 
@@ -142,7 +151,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     def features() -> np.ndarray:
         if "feat" not in cache:
             from imgcls.clean.features import feature_matrix
-            cache["feat"] = feature_matrix(df, workers=workers)
+            cache["feat"] = feature_matrix(df, workers=workers, cache_dir=cfg.cache_dir)
         return cache["feat"]
 
     det = None
@@ -152,7 +161,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     verified = cfg.dedup and cfg.near_dup and definition.method == "verified"
     thumbs = None
     if verified and det is not None and det.uses_features:      # both passes want every image: one decode
-        thumbs, cache["feat"] = thumbnails_and_features(df, workers)
+        thumbs, cache["feat"] = thumbnails_and_features(df, workers, cfg.cache_dir)
     if dist.on:
         # torchrun: every rank takes its share of the embedding / thumbnail / feature passes (imgcls.embed,
         # thumbnails_and_features above, or near_dup.thumbnails / features.feature_matrix when one is wanted alone;
