@@ -73,7 +73,7 @@ class CleanConfig:
     embed_size: int = option(links.DEFAULT_EMBED_SIZE, panel=EMBED, lo=16, hi=2048, help="Embedding input size (px).")
     device: str = device_option(RUNTIME)
     seed: int = seed_option(RUNTIME)
-    cache_dir: str | None = option(None, cli=False, help="Embedding and verified-pair cache folder (default: "
+    cache_dir: str | None = option(None, cli=False, help="Embedding, verified-pair and photo-feature cache folder (default: "
                                                          "$IMGCLS_CACHE/embeddings, else ~/.cache/imgcls/embeddings).")
 
     materialize: str | None = option(None, panel="Output", choices=MATERIALIZE,
