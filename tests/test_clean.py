@@ -566,6 +566,11 @@ def test_photo_features_are_kept_by_content_hash_and_measured_once(tmp_path, mon
     monkeypatch.setattr(features, "CACHE_VERSION", 2)         # other code: another digest, another file
     features.feature_matrix(df, cache_dir=cache)
     assert len(calls) == 3 + 3 + 3 and len(list((tmp_path / "cache").glob("photo_features_*.npz"))) == 2
+    said = []
+    monkeypatch.setattr("imgcls.console.warn", said.append)
+    (tmp_path / "blocked").write_text("a file where the cache folder should be")
+    np.testing.assert_array_equal(features.feature_matrix(df, cache_dir=str(tmp_path / "blocked")), grown)
+    assert len(said) == 1 and "photo-feature cache" in said[0] and "not written" in said[0]
 
 
 @pytest.mark.timeout(240)
