@@ -16,6 +16,7 @@ FEATURE_NAMES = ["flat_fraction", "unique_colours", "colour_entropy", "mean_grad
                  "texture_fraction", "smooth_fraction", "unique_colours_native"]
 THUMB = 128
 NATIVE = 256      # the texture cues are measured at (up to) this size: resampling further would smooth them away
+CACHE_VERSION = 1  # of the FeatureCache file (its name also carries a digest of this module)
 # Immerkaer's noise operator [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] = the outer product of this with itself
 _NOISE_1D = np.array([1, -2, 1], np.float64)
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)
@@ -121,9 +122,6 @@ class FeatureCache:
             from imgcls.console import warn
             warn(f"photo-feature cache {self.path} not written ({e.strerror or e}): the next run measures these "
                  f"images again")
-
-
-CACHE_VERSION = 1
 
 
 def feature_matrix(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = None) -> np.ndarray:
