@@ -91,7 +91,7 @@ class NearDuplicates:
                               workers=workers)
 
     def scored_pairs(self, df: pd.DataFrame, emb: np.ndarray | None = None, floor: float | None = None,
-                     thumbs: tuple[np.ndarray, np.ndarray] | None = None, workers: int = 1,
+                     thumbs: "Thumbnails | None" = None, workers: int = 1,
                      levels: list[float] | None = None, joined: np.ndarray | None = None,
                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Pairs (i, j, score) of df's positions, i < j, with score >= floor (default: the definition's cut; a
@@ -100,9 +100,12 @@ class NearDuplicates:
         (connected components) at these thresholds, verification skips the pairs that cannot change them
         (near_dup.verify_pairs; their scores are then upper bounds). `joined` (with `levels`): a label per row (any
         non-empty values) of the groups the caller already has by other links; pairs inside one are not verified
-        (nor returned), and the groups are those of both together."""
+        (nor returned), and the groups are those of both together. `thumbs`: a pair_cache.Thumbnails of one row
+        per content hash that a pass already filled (else one is made: thumbnails are decoded only where no earlier
+        run kept their numbers, or where a pair is verified rather than replayed)."""
         from imgcls.clean.ann import faiss_available, use_ann
-        from imgcls.clean.near_dup import candidate_pairs, pair_arrays, thumbnails, top_pairs, verify_pairs
+        from imgcls.clean.near_dup import candidate_pairs, pair_arrays, top_pairs, verify_pairs
+        from imgcls.clean.pair_cache import Thumbnails
         floor = self.cut if floor is None else floor
         if levels:                     # every pair a level counts must come back
             floor = min(floor, *levels)
@@ -116,9 +119,9 @@ class NearDuplicates:
             return pair_arrays(emb, floor, valid=ok, what="near duplicates (embeddings)" if len(df) > 5000 else None)
         rep = np.zeros(len(df), bool)
         rep[content_representatives(df)[0]] = True
-        th, th_ok = thumbs if thumbs is not None else thumbnails(df, only=rep, workers=workers)
-        th_ok = th_ok & rep
-        i, j = candidate_pairs(emb, th, th_ok, self.candidates, ann=self.ann)
+        ts = thumbs if thumbs is not None else Thumbnails(df, np.flatnonzero(rep), workers, self.cache_dir)
+        th_ok = ts.summarise() & rep
+        i, j = candidate_pairs(emb, ts.thumbs, th_ok, self.candidates, ann=self.ann, sums=ts.sums)
         keep = th_ok[i] & th_ok[j]
         if joined is not None and levels:              # each row labelled by its group's first row
             first, later = exact_pairs(joined)
@@ -129,18 +132,22 @@ class NearDuplicates:
         if not len(i):                 # nothing to verify: the pair cache is not read
             return i, j, np.zeros(0, np.float32)
         # pairs verified before (this clean's last run, or clean before split) are replayed from the cache
-        from imgcls.clean.near_dup import is_greyscale
         from imgcls.clean.pair_cache import PairCache, content_keys
-        grey = is_greyscale(th)
+        grey = bool(ts.grey[th_ok].all())      # every thumbnail R = G = B (near_dup.is_greyscale of them all)
         cache = PairCache(self.cache_dir, grey)
         keys = content_keys(df)
         record = cache.lookup(keys[i], keys[j])
+        ts.need(np.unique(np.r_[i, j][np.r_[record.computes(floor), record.computes(floor)]]))
+        failed = ts.tried & ~ts.ok             # kept numbers, but the file no longer decodes: as unreadable
+        if failed.any():
+            keep = ~(failed[i] | failed[j])
+            i, j, record = i[keep], j[keep], record.take(keep)
         replayed = int((~np.isnan(record.glob)).sum())
         if 0 < replayed < len(i):          # a partial hit is worth a line; a full one is not (as embeddings')
             from imgcls.console import info
             info(f"near-duplicate verification: {replayed} of {len(i)} candidate pairs replayed from the cache, "
                  f"{len(i) - replayed} to verify")
-        s = verify_pairs(th, i, j, what="verifying candidate pairs" if len(i) - replayed > 20_000 else None,
+        s = verify_pairs(ts.thumbs, i, j, what="verifying candidate pairs" if len(i) - replayed > 20_000 else None,
                          floor=floor, workers=workers, levels=levels, joined=joined if levels else None,
                          record=record, greyscale=grey)
         cache.store(keys[i], keys[j], record)

@@ -555,13 +555,13 @@ def test_photo_features_are_kept_by_content_hash_and_measured_once(tmp_path, mon
     first = features.feature_matrix(df, cache_dir=cache)
     assert len(calls) == 2 and len(list((tmp_path / "cache").glob("photo_features_*.npz"))) == 1
     np.testing.assert_array_equal(features.feature_matrix(df, cache_dir=cache), first)
-    (_, ok), again = thumbnails_and_features(df, cache_dir=cache)
+    ts, again = thumbnails_and_features(df, cache_dir=cache)
     np.testing.assert_array_equal(again, first)
-    assert len(calls) == 2 and ok.all()                       # served by the cache, the thumbnails still decoded
+    assert len(calls) == 2 and ts.ok.all()                    # served by the cache, the thumbnails still decoded
     Image.open(paths[2]).convert("RGB").save(src / "2.png")
     df = mf.load(tmp_path / "set", announce=False).reset_index(drop=True)
-    (_, ok), grown = thumbnails_and_features(df, cache_dir=cache)
-    assert len(calls) == 3 and ok.all() and not np.isnan(grown).any()     # the new image alone
+    ts, grown = thumbnails_and_features(df, cache_dir=cache)
+    assert len(calls) == 3 and ts.ok.all() and not np.isnan(grown).any()     # the new image alone
     np.testing.assert_array_equal(grown, features.feature_matrix(df, cache_dir=str(tmp_path / "fresh")))
     monkeypatch.setattr(features, "CACHE_VERSION", 2)         # other code: another digest, another file
     features.feature_matrix(df, cache_dir=cache)
@@ -613,9 +613,9 @@ def test_thumbnails_and_features_come_from_one_decode_with_their_own_passes_arra
     real_open = iio._open_checked
     monkeypatch.setattr(iio, "_open_checked", lambda path, *a, **k: opened.append(Path(path).name) or
                         real_open(path, *a, **k))
-    (thumbs2, ok2), feats2 = thumbnails_and_features(df, cache_dir=str(tmp_path / "c2"))
-    np.testing.assert_array_equal(thumbs2, thumbs)
-    np.testing.assert_array_equal(ok2, ok)
+    ts, feats2 = thumbnails_and_features(df, cache_dir=str(tmp_path / "c2"))
+    np.testing.assert_array_equal(ts.thumbs, thumbs)
+    np.testing.assert_array_equal(ts.ok, ok)
     np.testing.assert_array_equal(feats2, feats)
     assert ok.sum() == rep.sum() and not np.isnan(feats[(df["error"] == "").to_numpy()]).any()
     assert opened.count("d01.png") == 1 and "exact.png" not in opened         # the byte copy takes d01's features

@@ -110,6 +110,32 @@ def test_scored_pairs_replay_a_clean_s_pairs_in_its_rerun_and_in_split_on_its_ke
     assert calls and (tmp_path / "cache" / "verified_pairs_96px_rgb_0123456789ab.npz").is_file()
 
 
+def test_a_replayed_verification_decodes_only_the_images_of_the_pairs_it_computes(tmp_path, monkeypatch):
+    """Each image's candidate-search numbers are kept with the pairs: a rerun that replays every pair decodes no
+    image, and one new image is decoded with the images of the pairs it brings, not the whole set."""
+    from imgcls import links
+    from imgcls.clean import pair_cache
+    root = _folder(tmp_path / "data")
+    df = _scan(root)
+    nd = links.NearDuplicates(cache_dir=str(tmp_path / "cache"))
+    want = nd.scored_pairs(df, np.zeros((len(df), 8), np.float32), 0.90)
+    decoded = []
+    real = pair_cache._thumbnail_of
+    monkeypatch.setattr(pair_cache, "_thumbnail_of", lambda a: decoded.append(a[0]) or real(a))
+    for x, y in zip(nd.scored_pairs(df, np.zeros((len(df), 8), np.float32), 0.90), want):
+        np.testing.assert_array_equal(x, y)
+    assert decoded == []
+    ImageEnhance.Brightness(_icon("3")).enhance(0.9).convert("RGB").save(root / "c0" / "new.png")
+    df = _scan(root)
+    emb = np.zeros((len(df), 8), np.float32)
+    fresh = links.NearDuplicates(cache_dir=str(tmp_path / "fresh")).scored_pairs(df, emb, 0.90)
+    assert len(decoded) == len(df)
+    decoded.clear()
+    for x, y in zip(nd.scored_pairs(df, emb, 0.90), fresh):
+        np.testing.assert_array_equal(x, y)
+    assert any(p.endswith("new.png") for p in decoded) and 1 < len(decoded) < len(df), decoded
+
+
 def test_a_greyscale_set_keeps_its_pairs_apart_from_the_three_channel_path(tmp_path):
     from imgcls import links
     root = tmp_path / "data"
@@ -141,4 +167,5 @@ def test_a_cache_that_cannot_be_written_is_said_and_the_run_goes_on(tmp_path, mo
     want = links.NearDuplicates(cache_dir=str(tmp_path / "cache")).scored_pairs(df, emb, 0.90)
     for x, y in zip(got, want):
         np.testing.assert_array_equal(x, y)
-    assert len(said) == 1 and "not written" in said[0] and "verifies these pairs again" in said[0], said
+    assert len(said) == 2 and all("not written" in w for w in said), said      # each cache file says so once
+    assert "thumbnail-summary cache" in said[0] and "verifies these pairs again" in said[1], said

@@ -73,8 +73,9 @@ class CleanConfig:
     embed_size: int = option(links.DEFAULT_EMBED_SIZE, panel=EMBED, lo=16, hi=2048, help="Embedding input size (px).")
     device: str = device_option(RUNTIME)
     seed: int = seed_option(RUNTIME)
-    cache_dir: str | None = option(None, cli=False, help="Embedding, verified-pair and photo-feature cache folder (default: "
-                                                         "$IMGCLS_CACHE/embeddings, else ~/.cache/imgcls/embeddings).")
+    cache_dir: str | None = option(None, cli=False, help="Embedding, verified-pair, thumbnail-summary and photo-"
+                                                         "feature cache folder (default: $IMGCLS_CACHE/embeddings, "
+                                                         "else ~/.cache/imgcls/embeddings).")
 
     materialize: str | None = option(None, panel="Output", choices=MATERIALIZE,
                                      help="Kept images as an ImageFolder under OUT/images: hard links or copies.")

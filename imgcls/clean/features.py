@@ -117,7 +117,8 @@ class FeatureCache:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            save_vectors(self.path, {**self.vectors, **new}, "photo-features", NATIVE, "features")
+            self.vectors = {**self.vectors, **new}
+            save_vectors(self.path, self.vectors, "photo-features", NATIVE, "features")
         except OSError as e:            # the run's own features stand; only the next run measures them again
             from imgcls.console import warn
             warn(f"photo-feature cache {self.path} not written ({e.strerror or e}): the next run measures these "

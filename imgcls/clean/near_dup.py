@@ -155,17 +155,31 @@ def _normalise(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def tiny_descriptors(thumbs: np.ndarray, ok: np.ndarray | None = None, size: int = TINY) -> tuple[np.ndarray, np.ndarray]:
-    """Zero-mean, L2-normalised RGB size x size thumbnails and their mirror images: cosine = Pearson correlation, so
-    brightness and contrast changes cancel (rows not ok are zero, so they pair with nothing)."""
+def block_sums(thumbs: np.ndarray, size: int = TINY) -> np.ndarray:
+    """(n, size, size, 3) integer sums of each thumbnail's f x f blocks (f = side // size): the tiny descriptor's
+    input, exact, and small enough to keep per image (pair_cache.SummaryCache)."""
     n, f = len(thumbs), thumbs.shape[1] // size
-    d, dflip = np.empty((n, size * size * 3), np.float32), np.empty((n, size * size * 3), np.float32)
     acc = np.uint16 if f * f * 255 < 1 << 16 else np.uint32
+    out = np.empty((n, size, size, 3), acc)
     for s in range(0, n, 4096):   # in chunks: bounded temporaries whatever n is
         t = thumbs[s:s + 4096, :size * f, :size * f]
+        out[s:s + 4096] = t.reshape(len(t), size, f, size, f, 3).sum((2, 4), dtype=acc)
+    return out
+
+
+def tiny_descriptors(thumbs: np.ndarray, ok: np.ndarray | None = None, size: int = TINY,
+                     sums: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Zero-mean, L2-normalised RGB size x size thumbnails and their mirror images: cosine = Pearson correlation, so
+    brightness and contrast changes cancel (rows not ok are zero, so they pair with nothing). `sums`: the
+    thumbnails' block_sums when known (then `thumbs` gives only the side): the same floats."""
+    f = thumbs.shape[1] // size
+    sums = block_sums(thumbs, size) if sums is None else sums
+    n = len(sums)
+    d, dflip = np.empty((n, size * size * 3), np.float32), np.empty((n, size * size * 3), np.float32)
+    for s in range(0, n, 4096):
         # the block sums in integers (exact), then divided as np.mean divides its float32 sums: the same floats as
         # .astype(np.float32).mean((2, 4)), in 0.4x the time (no float copy of the thumbnails)
-        t = t.reshape(len(t), size, f, size, f, 3).sum((2, 4), dtype=acc).astype(np.float32)
+        t = sums[s:s + 4096].astype(np.float32)
         np.true_divide(t, np.intp(f * f), out=t, casting="unsafe")
         d[s:s + 4096] = _normalise(t.reshape(len(t), -1))
         dflip[s:s + 4096] = _normalise(t[:, :, ::-1].reshape(len(t), -1))
@@ -218,6 +232,17 @@ def _local_part(sel: np.ndarray) -> np.ndarray:
     return local_agreement(thumbs, i[sel], j[sel], how[sel], floor=floor)
 
 
+def grey_rows(thumbs: np.ndarray, rows: int = 4096) -> np.ndarray:
+    """Per thumbnail: R = G = B everywhere (what is_greyscale asks of all of them), in blocks of `rows`."""
+    out = np.zeros(len(thumbs), bool)
+    if thumbs.ndim != 4 or thumbs.shape[-1] != 3:
+        return out
+    for s in range(0, len(thumbs), rows):
+        t = thumbs[s:s + rows]
+        out[s:s + rows] = ((t[..., 0] == t[..., 1]) & (t[..., 1] == t[..., 2])).reshape(len(t), -1).all(1)
+    return out
+
+
 def is_greyscale(thumbs: np.ndarray, rows: int = 4096) -> bool:
     """Whether every (n, h, w, 3) thumbnail has R = G = B (a greyscale set stored as RGB, e.g. Fashion-MNIST or
     X-rays), checked in blocks of `rows` (no copy of the whole array)."""
@@ -246,6 +271,15 @@ class PairRecord:
     def empty(cls, n: int) -> "PairRecord":
         nan = np.full(n, np.nan, np.float32)
         return cls(nan, np.zeros((n, 3), np.int64), nan.copy(), nan.copy(), np.zeros(n, bool))
+
+    def take(self, k: np.ndarray) -> "PairRecord":
+        """The record of the pairs k (a mask or positions)."""
+        return PairRecord(self.glob[k], self.how[k], self.local[k], self.local_floor[k], self.fresh[k])
+
+    def computes(self, floor: float) -> np.ndarray:
+        """The pairs verify_pairs at `floor` may compute a part of (and so read the thumbnails of): global score
+        unknown, or at least `floor` with a local part it cannot replay."""
+        return np.isnan(self.glob) | ((self.glob >= floor) & ~self.replayable_local(floor))
 
     def replayable_local(self, floor: float) -> np.ndarray:
         """Pairs whose recorded local agreement is the one local_agreement would return at `floor`, or both lie
@@ -538,9 +572,11 @@ def top_pairs(emb: np.ndarray, threshold: float, flipped: np.ndarray | None = No
 
 
 def candidate_pairs(emb: np.ndarray | None, thumbs: np.ndarray, ok: np.ndarray, candidate_threshold: float,
-                    tiny_threshold: float = 0.90, ann: str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """Union of the embedding and tiny-thumbnail candidate pairs (i < j), deduplicated (`ann`: see top_pairs)."""
-    d, dflip = tiny_descriptors(thumbs, ok)
+                    tiny_threshold: float = 0.90, ann: str = "auto", sums: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Union of the embedding and tiny-thumbnail candidate pairs (i < j), deduplicated (`ann`: see top_pairs;
+    `sums`: the thumbnails' block_sums, when known)."""
+    d, dflip = tiny_descriptors(thumbs, ok, sums=sums)
     ti, tj, ts = top_pairs(d, tiny_threshold, flipped=dflip, ann=ann,
                            what="candidates (thumbnails)" if len(d) > 5000 else None)
     if emb is not None:

@@ -8,6 +8,9 @@ in the order verify_pairs scores them (row order; the other order is verified an
 or one for a greyscale set). The file name carries a digest of what the numbers come from: the verification code
 (near_dup), image decoding (imgcls.io) and the libraries whose arithmetic they use (numpy, Pillow, OpenCV, SciPy);
 any change starts a new file. A file that does not fit is reported and ignored, never trusted; writes are atomic.
+
+Beside the pairs, each image's numbers the candidate search and the greyscale test read (SummaryCache), so that a
+verification the pairs replay (Thumbnails) decodes only the images of the pairs it computes.
 """
 from __future__ import annotations
 
@@ -16,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imgcls.clean.near_dup import THUMB, PairRecord
+from imgcls.clean.near_dup import THUMB, TINY, PairRecord, _thumbnail_of, block_sums, grey_rows
 
 CACHE_VERSION = 1
 FIELDS = ("a", "b", "glob", "how", "local", "local_floor")
@@ -40,6 +43,95 @@ def numbers_digest(code: object = PairRecord, version: int = CACHE_VERSION) -> s
     for v in (np.__version__, PIL.__version__, cv2.__version__, scipy.__version__, str(version)):
         h.update(v.encode())
     return h.hexdigest()[:12]
+
+
+class SummaryCache:
+    """Each image's tiny-descriptor block sums and greyscale flag (Thumbnails, below) kept by its sha256, beside
+    the pairs and under the same digest: a replayed verification searches its candidates without decoding."""
+
+    def __init__(self, cache_dir: str | Path | None):
+        from imgcls.embed import default_cache_dir, load_vectors
+        folder = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.path = folder / f"thumbnail_summaries_{THUMB}px_{numbers_digest()}.npz"
+        self.vectors = load_vectors(self.path, "thumbnail-summaries", THUMB, "summaries",
+                                    what="thumbnail-summary cache")
+
+    def fill(self, shas: np.ndarray, rows: np.ndarray, sums: np.ndarray, grey: np.ndarray, known: np.ndarray
+             ) -> np.ndarray:
+        """Fill sums / grey / known for the kept rows; returns the rows no run kept."""
+        size = sums[0].size if len(sums) else 0
+        todo = []
+        for i in rows:
+            v = self.vectors.get(shas[i]) if shas[i] else None
+            if v is not None and v.shape == (size + 1,):
+                sums[i] = v[:size].reshape(sums.shape[1:])
+                grey[i], known[i] = bool(v[size]), True
+            else:
+                todo.append(i)
+        return np.asarray(todo, np.int64)
+
+    def store(self, shas: np.ndarray, rows: np.ndarray, sums: np.ndarray, grey: np.ndarray) -> None:
+        """Keep the rows' numbers (exact in float32: sums below 2^24) and write the file."""
+        from imgcls.embed import save_vectors
+        new = {shas[i]: np.r_[sums[i].ravel(), grey[i]].astype(np.float32) for i in rows if shas[i]}
+        if not new:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.vectors = {**self.vectors, **new}
+            save_vectors(self.path, self.vectors, "thumbnail-summaries", THUMB, "summaries")
+        except OSError as e:             # the run's own numbers stand; only the next run's replay is lost
+            from imgcls.console import warn
+            warn(f"thumbnail-summary cache {self.path} not written ({e.strerror or e}): the next run decodes "
+                 f"these images again")
+
+
+class Thumbnails:
+    """The verification thumbnails of df's `rows` (one per content hash), decoded when a pass asks for them (`need`),
+    and the per-image numbers the candidate search and the greyscale test read (block_sums, grey_rows), taken from
+    pair_cache.SummaryCache where an earlier run kept them: a verification the pair cache replays decodes only the
+    rows of the pairs it computes. Rows never decoded stay zero, as unreadable ones."""
+
+    def __init__(self, df: pd.DataFrame, rows: np.ndarray, workers: int = 1, cache_dir: str | None = None):
+        from imgcls.manifest import content_hashes
+        n = len(df)
+        self.df, self.workers = df, workers
+        self.thumbs = np.zeros((n, THUMB, THUMB, 3), np.uint8)
+        self.ok, self.tried = np.zeros(n, bool), np.zeros(n, bool)
+        self.sums = np.zeros((n, TINY, TINY, 3), np.uint16)
+        self.grey, self.known = np.ones(n, bool), np.zeros(n, bool)   # a zero thumbnail is R = G = B
+        self.shas, self.cache = content_hashes(df), SummaryCache(cache_dir)
+        self.missing = self.cache.fill(self.shas, np.asarray(rows, np.int64), self.sums, self.grey, self.known)
+
+    def put(self, rows: np.ndarray, thumbs: np.ndarray, ok: np.ndarray) -> None:
+        """Rows decoded by another pass (thumbs and ok of all df's rows, `rows` the ones it tried)."""
+        self.thumbs[rows], self.ok[rows], self.tried[rows] = thumbs[rows], ok[rows], True
+
+    def need(self, rows: np.ndarray) -> None:
+        """Decode the `rows` not tried yet (over `workers` processes)."""
+        from imgcls import manifest as mf
+        from imgcls.parallel import chunked_map
+        rows = np.asarray(rows, np.int64)
+        rows = rows[~self.tried[rows]]
+        if not len(rows):
+            return
+        paths = mf.image_paths(self.df.iloc[rows])
+        for i, t in zip(rows, chunked_map(_thumbnail_of, [(str(p), THUMB) for p in paths], self.workers,
+                                          "thumbnails")):
+            if t is not None:
+                self.thumbs[i], self.ok[i] = t, True
+        self.tried[rows] = True
+
+    def summarise(self) -> np.ndarray:
+        """Decode the rows whose numbers no run kept, measure and keep them; returns the rows that can be verified
+        (kept or decoded: readable)."""
+        self.need(self.missing)
+        new = np.flatnonzero(self.ok & ~self.known)
+        if len(new):
+            self.sums[new], self.grey[new], self.known[new] = block_sums(self.thumbs[new]), \
+                grey_rows(self.thumbs[new]), True
+            self.cache.store(self.shas, new, self.sums, self.grey)
+        return self.known.copy()
 
 
 def content_keys(df: pd.DataFrame) -> np.ndarray:

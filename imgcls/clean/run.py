@@ -54,13 +54,14 @@ def _thumbnail_and_features(args) -> tuple[np.ndarray | None, np.ndarray | None]
     return thumbnail_array(im, THUMB), image_features(shrink(im, NATIVE))
 
 
-def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = None
-                            ) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
-    """near_dup.thumbnails(df, only=one row per content hash) and features.feature_matrix(df, cache_dir=...), from
-    one pass that decodes each image once (PNG and the like: ~20% of the two passes' time) and measures only the
-    features the FeatureCache lacks. Under torchrun each rank takes its share; rank 0 gets them all."""
+def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = None):
+    """(pair_cache.Thumbnails of one row per content hash, features.feature_matrix(df, cache_dir=...)) from one pass
+    that decodes each image at most once (PNG and the like: ~20% of two passes' time): the images whose photo
+    features or thumbnail numbers no earlier run kept (FeatureCache, pair_cache.SummaryCache). Under torchrun each
+    rank takes its share; rank 0 gets them all."""
     from imgcls.clean.features import FEATURE_NAMES, FeatureCache
     from imgcls.clean.near_dup import THUMB
+    from imgcls.clean.pair_cache import Thumbnails
     from imgcls.parallel import chunked_map
     from imgcls.train.dist import current
     d = current()
@@ -68,11 +69,13 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str |
     thumbs, ok = np.zeros((n, THUMB, THUMB, 3), np.uint8), np.zeros(n, bool)
     feats = np.full((n, len(FEATURE_NAMES)), np.nan, np.float32)
     measured, first, later = content_representatives(df)
+    ts = Thumbnails(df, measured, workers, cache_dir)
     cache, shas = FeatureCache(cache_dir), mf.content_hashes(df)
     todo = cache.fill(shas, measured, feats)
     measure = np.zeros(n, bool)
     measure[todo] = True
-    rows = d.mine(measured)
+    decode = np.union1d(todo, ts.missing).astype(np.int64)
+    rows = d.mine(decode)
     paths, fmts = mf.image_paths(df), df["format"].fillna("").astype(str).to_numpy()
     jobs = [(str(paths[i]), fmts[i], bool(measure[i])) for i in rows]
     what = "thumbnails and photo features" if len(todo) else "thumbnails"
@@ -81,12 +84,13 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str |
             thumbs[i], ok[i] = t, True
         if f is not None:
             feats[i] = f
-    d.gather_rows(thumbs, measured, done=ok)
-    d.gather_rows(feats, measured)
+    d.gather_rows(thumbs, decode, done=ok)
+    d.gather_rows(feats, decode)
+    ts.put(decode, thumbs, ok)
     if d.main:
         cache.store(shas, todo, feats)
     feats[later] = feats[first]
-    return (thumbs, ok), feats
+    return ts, feats
 
 
 def check_ood_share(flagged: np.ndarray, readable: np.ndarray, cfg: CleanConfig) -> None:
@@ -167,6 +171,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
         # thumbnails_and_features above, or near_dup.thumbnails / features.feature_matrix when one is wanted alone;
         # split by rank, gathered on rank 0), then rank 0 alone searches and writes; the others return here
         from imgcls.clean.near_dup import thumbnails
+        from imgcls.clean.pair_cache import Thumbnails
         if dist.main:
             info(f"clean: {dist.world} processes (torchrun): the embedding / thumbnail / feature passes split by "
                  f"rank, rank 0 searches and writes")
@@ -175,10 +180,11 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
             embeddings()
             if cfg.ood:
                 style()
-        if verified and thumbs is None:
-            rep = np.zeros(len(df), bool)
-            rep[content_representatives(df)[0]] = True
-            thumbs = thumbnails(df, only=rep, workers=workers)
+        if verified and thumbs is None:         # the rows whose numbers no run kept, split by rank
+            thumbs = Thumbnails(df, content_representatives(df)[0], workers, cfg.cache_dir)
+            missing = np.zeros(len(df), bool)
+            missing[thumbs.missing] = True
+            thumbs.put(thumbs.missing, *thumbnails(df, only=missing, workers=workers))
         if det is not None and det.uses_features:
             features()
         if not dist.main:
