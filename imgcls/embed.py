@@ -130,12 +130,13 @@ def load_vectors(path: Path, tag: str = "", size: int = 0, kind: str = "", what:
     return dict(zip(keys.tolist(), vectors))
 
 
-def save_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: int = 0, kind: str = "") -> None:
+def save_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: int = 0, kind: str = "",
+                 dtype: type = np.float32) -> None:
     from imgcls.fsutil import atomic_path
     if not cache:
         return
     keys = np.array(list(cache.keys()))
-    vecs = np.stack(list(cache.values())).astype(np.float32)
+    vecs = np.stack(list(cache.values())).astype(dtype)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, keys=keys, vectors=vecs, version=np.array(CACHE_VERSION), model=np.array(tag),

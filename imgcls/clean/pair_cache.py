@@ -22,6 +22,7 @@ import pandas as pd
 from imgcls.clean.near_dup import THUMB, TINY, PairRecord, _thumbnail_of, block_sums, grey_rows
 
 CACHE_VERSION = 1
+SUMS = np.uint16 if (THUMB // TINY) ** 2 * 255 < 1 << 16 else np.uint32    # near_dup.block_sums' integers
 FIELDS = ("a", "b", "glob", "how", "local", "local_floor")
 
 
@@ -71,15 +72,15 @@ class SummaryCache:
         return np.asarray(todo, np.int64)
 
     def store(self, shas: np.ndarray, rows: np.ndarray, sums: np.ndarray, grey: np.ndarray) -> None:
-        """Keep the rows' numbers (exact in float32: sums below 2^24) and write the file."""
+        """Keep the rows' numbers (integers, as block_sums: 1.5 kB an image at 96 px) and write the file."""
         from imgcls.embed import save_vectors
-        new = {shas[i]: np.r_[sums[i].ravel(), grey[i]].astype(np.float32) for i in rows if shas[i]}
+        new = {shas[i]: np.r_[sums[i].ravel(), grey[i]].astype(SUMS) for i in rows if shas[i]}
         if not new:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.vectors = {**self.vectors, **new}
-            save_vectors(self.path, self.vectors, "thumbnail-summaries", THUMB, "summaries")
+            save_vectors(self.path, self.vectors, "thumbnail-summaries", THUMB, "summaries", dtype=SUMS)
         except OSError as e:             # the run's own numbers stand; only the next run's replay is lost
             from imgcls.console import warn
             warn(f"thumbnail-summary cache {self.path} not written ({e.strerror or e}): the next run decodes "
@@ -98,7 +99,7 @@ class Thumbnails:
         self.df, self.workers = df, workers
         self.thumbs = np.zeros((n, THUMB, THUMB, 3), np.uint8)
         self.ok, self.tried = np.zeros(n, bool), np.zeros(n, bool)
-        self.sums = np.zeros((n, TINY, TINY, 3), np.uint16)
+        self.sums = np.zeros((n, TINY, TINY, 3), SUMS)
         self.grey, self.known = np.ones(n, bool), np.zeros(n, bool)   # a zero thumbnail is R = G = B
         self.shas, self.cache = content_hashes(df), SummaryCache(cache_dir)
         self.missing = self.cache.fill(self.shas, np.asarray(rows, np.int64), self.sums, self.grey, self.known)
