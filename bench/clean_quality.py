@@ -21,6 +21,7 @@ from imgcls import manifest as mf  # noqa: E402
 from imgcls.clean import CONFLICT_POLICIES, CleanConfig, mark_duplicates, pixel_matrix, threshold_sweep  # noqa: E402
 from imgcls.clean.features import feature_matrix  # noqa: E402
 from imgcls.clean.near_dup import thumbnails, tiny_descriptors  # noqa: E402
+from imgcls.clean.pair_cache import Thumbnails  # noqa: E402
 from imgcls.clean.registry import OODInputs, get_detector  # noqa: E402
 from imgcls.embed import embed_manifest, style_manifest  # noqa: E402
 from imgcls.console import set_quiet  # noqa: E402
@@ -78,6 +79,9 @@ def main() -> None:
     th = thumbnails(df)
     t_th = time.time() - t
     d16, d16f = tiny_descriptors(*th)
+    # the thumbnails as scored_pairs takes them (every row decoded above; the rows' numbers kept in --cache-dir)
+    decoded = Thumbnails(df, np.flatnonzero(th[1]), cache_dir=a.cache_dir)
+    decoded.put(np.arange(len(df)), *th)
     from imgcls.clean.near_dup import pair_arrays
     oi, oj, _ = pair_arrays(d16, 0.99, flipped=d16f)
     own = np.zeros(len(df), bool)
@@ -90,7 +94,7 @@ def main() -> None:
     for method in a.dup_methods.split(","):
         cfg0 = CleanConfig(dup_method=method, dup_threshold=min(float(x) for x in a.thresholds.split(",")))
         t = time.time()
-        scored = cfg0.near_duplicates().scored_pairs(df, emb, cfg0.dup_threshold, thumbs=th)
+        scored = cfg0.near_duplicates().scored_pairs(df, emb, cfg0.dup_threshold, thumbs=decoded)
         t_pairs = time.time() - t
         print(f"\n[{method}] scored pairs: {len(scored[0])} in {t_pairs:.1f} s ({len(df) / t_pairs:.0f} images/s)")
         print("threshold | planted recall | untouched removed (exact / near) | other untouched removed as near dup "
@@ -115,7 +119,7 @@ def main() -> None:
 
     # --- label conflicts: copies planted in another class than their source's (a wrong label, known) ----------
     wrong = planted[planted["class"] != planted.source.str.split("/").str[0]]
-    scored = CleanConfig().near_duplicates().scored_pairs(df, emb, thumbs=th)
+    scored = CleanConfig().near_duplicates().scored_pairs(df, emb, thumbs=decoded)
     print(f"\nlabel conflicts (clean's default duplicate definition): {len(wrong)} copies planted in another class "
           f"than their source\n--conflicts | sources kept | planted copies kept")
     for policy in CONFLICT_POLICIES:
