@@ -143,6 +143,33 @@ def save_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: 
                      size=np.array(int(size)), kind=np.array(kind), dim=np.array(vecs.shape[1]))
 
 
+class VectorCache:
+    """One {sha256: vector} file (load_vectors / save_vectors) that a per-image pass fills and a later pass over the
+    same images reads instead of measuring again (clean's photo features, its thumbnail numbers)."""
+
+    def __init__(self, path: Path, tag: str, size: int, kind: str, what: str, dtype: type = np.float32):
+        self.path, self.meta, self.what, self.dtype = path, (tag, size, kind), what, dtype
+        self.vectors = load_vectors(path, tag, size, kind, what=what)
+
+    def get(self, sha: str, dim: int) -> np.ndarray | None:
+        """The vector kept for this content hash, if it has `dim` values."""
+        v = self.vectors.get(sha) if sha else None
+        return v if v is not None and v.shape == (dim,) else None
+
+    def add(self, new: dict[str, np.ndarray], redo: str) -> None:
+        """Keep `new` and write the file; one that cannot be written is said (`redo`: what the next run does
+        again) and the run goes on with its own numbers."""
+        if not new:
+            return
+        self.vectors = {**self.vectors, **new}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            save_vectors(self.path, self.vectors, *self.meta, dtype=self.dtype)
+        except OSError as e:
+            from imgcls import console
+            console.warn(f"{self.what} {self.path} not written ({e.strerror or e}): the next run {redo}")
+
+
 # Texture ("style") statistics: per-channel mean and std of one intermediate feature map. Drawings and photographs
 # differ in texture far more than in content, and a mid-level map (stride 16) sees texture without the semantics of
 # the pooled embedding: self-trained on it, clean's `photo-style` detector separates photos from clip art at F1 0.97

@@ -93,36 +93,26 @@ class FeatureCache:
         from pathlib import Path
 
         from imgcls.clean.pair_cache import numbers_digest
-        from imgcls.embed import default_cache_dir, load_vectors
-        digest = numbers_digest(FeatureCache, CACHE_VERSION)
-        self.path = (Path(cache_dir) if cache_dir else default_cache_dir()) / f"photo_features_{digest}.npz"
-        self.vectors = load_vectors(self.path, "photo-features", NATIVE, "features", what="photo-feature cache")
+        from imgcls.embed import VectorCache, default_cache_dir
+        folder = Path(cache_dir) if cache_dir else default_cache_dir()
+        self.file = VectorCache(folder / f"photo_features_{numbers_digest(FeatureCache, CACHE_VERSION)}.npz",
+                                "photo-features", NATIVE, "features", "photo-feature cache")
 
     def fill(self, shas: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Copy the kept features of `rows` (positions into shas / out) into out; returns the rows still to measure."""
         todo = []
         for i in rows:
-            v = self.vectors.get(shas[i]) if shas[i] else None
-            if v is not None and v.shape == (out.shape[1],):
-                out[i] = v
-            else:
+            v = self.file.get(shas[i], out.shape[1])
+            if v is None:
                 todo.append(i)
+            else:
+                out[i] = v
         return np.asarray(todo, np.int64)
 
     def store(self, shas: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
         """Keep the measured (finite) features of `rows` and write the file when any are new."""
-        from imgcls.embed import save_vectors
-        new = {shas[i]: out[i].copy() for i in rows if shas[i] and np.isfinite(out[i]).all()}
-        if not new:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.vectors = {**self.vectors, **new}
-            save_vectors(self.path, self.vectors, "photo-features", NATIVE, "features")
-        except OSError as e:            # the run's own features stand; only the next run measures them again
-            from imgcls.console import warn
-            warn(f"photo-feature cache {self.path} not written ({e.strerror or e}): the next run measures these "
-                 f"images again")
+        self.file.add({shas[i]: out[i].copy() for i in rows if shas[i] and np.isfinite(out[i]).all()},
+                      "measures these images again")
 
 
 def feature_matrix(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = None) -> np.ndarray:

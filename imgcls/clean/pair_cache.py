@@ -48,49 +48,38 @@ def numbers_digest(code: object = PairRecord, version: int = CACHE_VERSION) -> s
 
 class SummaryCache:
     """Each image's tiny-descriptor block sums and greyscale flag (Thumbnails, below) kept by its sha256, beside
-    the pairs and under the same digest: a replayed verification searches its candidates without decoding."""
+    the pairs and under the same digest, as the sums' own integers (1.5 kB an image at 96 px): a replayed
+    verification searches its candidates without decoding."""
 
     def __init__(self, cache_dir: str | Path | None):
-        from imgcls.embed import default_cache_dir, load_vectors
+        from imgcls.embed import VectorCache, default_cache_dir
         folder = Path(cache_dir) if cache_dir else default_cache_dir()
-        self.path = folder / f"thumbnail_summaries_{THUMB}px_{numbers_digest()}.npz"
-        self.vectors = load_vectors(self.path, "thumbnail-summaries", THUMB, "summaries",
-                                    what="thumbnail-summary cache")
+        self.file = VectorCache(folder / f"thumbnail_summaries_{THUMB}px_{numbers_digest()}.npz",
+                                "thumbnail-summaries", THUMB, "summaries", "thumbnail-summary cache", dtype=SUMS)
 
     def fill(self, shas: np.ndarray, rows: np.ndarray, sums: np.ndarray, grey: np.ndarray, known: np.ndarray
              ) -> np.ndarray:
         """Fill sums / grey / known for the kept rows; returns the rows no run kept."""
-        size = sums[0].size if len(sums) else 0
+        size = int(np.prod(sums.shape[1:]))
         todo = []
         for i in rows:
-            v = self.vectors.get(shas[i]) if shas[i] else None
-            if v is not None and v.shape == (size + 1,):
-                sums[i] = v[:size].reshape(sums.shape[1:])
-                grey[i], known[i] = bool(v[size]), True
-            else:
+            v = self.file.get(shas[i], size + 1)
+            if v is None:
                 todo.append(i)
+            else:
+                sums[i], grey[i], known[i] = v[:size].reshape(sums.shape[1:]), bool(v[size]), True
         return np.asarray(todo, np.int64)
 
     def store(self, shas: np.ndarray, rows: np.ndarray, sums: np.ndarray, grey: np.ndarray) -> None:
-        """Keep the rows' numbers (integers, as block_sums: 1.5 kB an image at 96 px) and write the file."""
-        from imgcls.embed import save_vectors
-        new = {shas[i]: np.r_[sums[i].ravel(), grey[i]].astype(SUMS) for i in rows if shas[i]}
-        if not new:
-            return
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.vectors = {**self.vectors, **new}
-            save_vectors(self.path, self.vectors, "thumbnail-summaries", THUMB, "summaries", dtype=SUMS)
-        except OSError as e:             # the run's own numbers stand; only the next run's replay is lost
-            from imgcls.console import warn
-            warn(f"thumbnail-summary cache {self.path} not written ({e.strerror or e}): the next run decodes "
-                 f"these images again")
+        """Keep the rows' numbers and write the file."""
+        self.file.add({shas[i]: np.r_[sums[i].ravel(), grey[i]].astype(SUMS) for i in rows if shas[i]},
+                      "decodes these images again")
 
 
 class Thumbnails:
     """The verification thumbnails of df's `rows` (one per content hash), decoded when a pass asks for them (`need`),
     and the per-image numbers the candidate search and the greyscale test read (block_sums, grey_rows), taken from
-    pair_cache.SummaryCache where an earlier run kept them: a verification the pair cache replays decodes only the
+    the SummaryCache where an earlier run kept them: a verification the pair cache replays decodes only the
     rows of the pairs it computes. Rows never decoded stay zero, as unreadable ones."""
 
     def __init__(self, df: pd.DataFrame, rows: np.ndarray, workers: int = 1, cache_dir: str | None = None):
