@@ -48,3 +48,21 @@ def test_per_class_and_confusion(tmp_path, monkeypatch):
     assert raw.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and norm.stat().st_size > 1000
     assert shown == [["1", "1", "1", "2"], ["0.50", "0.50", "0.33", "0.67"]]
     assert np.isnan(metrics.macro_f1([], [], classes))
+
+
+def test_curves_of_one_epoch_tick_the_epoch_alone(tmp_path, monkeypatch):
+    """One epoch's curves: the epoch axis reads 1, not 0.945 ... 1.05 (an integer locator needs two ticks by
+    default), and the figure is written."""
+    import imgcls.report as report
+    from imgcls.train.progress import curves_png
+    ticks, save = [], report.save_figure
+
+    def spy(fig, path, **kw):
+        for ax in fig.axes:                                   # the ticks inside the axis, as drawn
+            lo, hi = ax.get_xlim()
+            ticks.append([float(t) for t in ax.get_xticks() if lo <= t <= hi])
+        return save(fig, path, **kw)
+    monkeypatch.setattr(report, "save_figure", spy)
+    curves_png([dict(epoch=1, train_loss=2.15, val_loss=2.16, train_acc=.19, val_acc=.24, val_macro_f1=.13,
+                     lr=1.3e-4)], tmp_path / "curves.png")
+    assert ticks == [[1.0]] * 3 and (tmp_path / "curves.png").stat().st_size > 1000

@@ -110,7 +110,7 @@ def curves_png(history: list[dict], path: Path) -> None:
     axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     for ax in axes:
         ax.set_xlabel("epoch")
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))    # one epoch: a tick at 1 alone
         ax.axvline(best, color="tab:red", linestyle=":", linewidth=1, label=f"best epoch {best}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
