@@ -245,14 +245,10 @@ def grey_rows(thumbs: np.ndarray, rows: int = 4096) -> np.ndarray:
 
 def is_greyscale(thumbs: np.ndarray, rows: int = 4096) -> bool:
     """Whether every (n, h, w, 3) thumbnail has R = G = B (a greyscale set stored as RGB, e.g. Fashion-MNIST or
-    X-rays), checked in blocks of `rows` (no copy of the whole array)."""
+    X-rays): grey_rows block by block, stopping at the first block that is not (no copy of the whole array)."""
     if thumbs.ndim != 4 or thumbs.shape[-1] != 3:
         return False
-    for s in range(0, len(thumbs), rows):
-        t = thumbs[s:s + rows]
-        if not (np.array_equal(t[..., 0], t[..., 1]) and np.array_equal(t[..., 1], t[..., 2])):
-            return False
-    return True
+    return all(grey_rows(thumbs[s:s + rows]).all() for s in range(0, len(thumbs), rows))
 
 
 @dataclass
