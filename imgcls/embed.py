@@ -105,8 +105,8 @@ CACHE_VERSION = 1
 def load_vectors(path: Path, tag: str = "", size: int = 0, kind: str = "", what: str = "embedding cache"
                  ) -> dict[str, np.ndarray]:
     """{sha256: vector} of a cache file written for this (model, size, kind): the embeddings here, clean's photo
-    features (imgcls.clean.features); a cache of another model / size / kind, with vectors of another size than it
-    records, or damaged, is reported and rebuilt, never trusted."""
+    features and thumbnail numbers (VectorCache); a cache of another model / size / kind, with vectors of another
+    size than it records, or damaged, is reported and rebuilt, never trusted."""
     if not path.is_file():
         return {}
     why = ""
@@ -151,10 +151,19 @@ class VectorCache:
         self.path, self.meta, self.what, self.dtype = path, (tag, size, kind), what, dtype
         self.vectors = load_vectors(path, tag, size, kind, what=what)
 
-    def get(self, sha: str, dim: int) -> np.ndarray | None:
-        """The vector kept for this content hash, if it has `dim` values."""
-        v = self.vectors.get(sha) if sha else None
-        return v if v is not None and v.shape == (dim,) else None
+    def lookup(self, shas: np.ndarray, rows: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows found, their vectors stacked, rows not found) of `rows` (positions into shas): a row is found when
+        a vector of `dim` values is kept for its content hash."""
+        found, vecs, todo = [], [], []
+        for i in rows:
+            v = self.vectors.get(shas[i]) if shas[i] else None
+            if v is not None and v.shape == (dim,):
+                found.append(i)
+                vecs.append(v)
+            else:
+                todo.append(i)
+        return (np.asarray(found, np.int64), np.stack(vecs) if vecs else np.zeros((0, dim), self.dtype),
+                np.asarray(todo, np.int64))
 
     def add(self, new: dict[str, np.ndarray], redo: str) -> None:
         """Keep `new` and write the file; one that cannot be written is said (`redo`: what the next run does

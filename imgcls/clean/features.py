@@ -100,14 +100,9 @@ class FeatureCache:
 
     def fill(self, shas: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Copy the kept features of `rows` (positions into shas / out) into out; returns the rows still to measure."""
-        todo = []
-        for i in rows:
-            v = self.file.get(shas[i], out.shape[1])
-            if v is None:
-                todo.append(i)
-            else:
-                out[i] = v
-        return np.asarray(todo, np.int64)
+        found, vecs, todo = self.file.lookup(shas, rows, out.shape[1])
+        out[found] = vecs
+        return todo
 
     def store(self, shas: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:
         """Keep the measured (finite) features of `rows` and write the file when any are new."""

@@ -61,14 +61,9 @@ class SummaryCache:
              ) -> np.ndarray:
         """Fill sums / grey / known for the kept rows; returns the rows no run kept."""
         size = int(np.prod(sums.shape[1:]))
-        todo = []
-        for i in rows:
-            v = self.file.get(shas[i], size + 1)
-            if v is None:
-                todo.append(i)
-            else:
-                sums[i], grey[i], known[i] = v[:size].reshape(sums.shape[1:]), bool(v[size]), True
-        return np.asarray(todo, np.int64)
+        found, vecs, todo = self.file.lookup(shas, rows, size + 1)
+        sums[found], grey[found], known[found] = vecs[:, :size].reshape(-1, *sums.shape[1:]), vecs[:, size] != 0, True
+        return todo
 
     def store(self, shas: np.ndarray, rows: np.ndarray, sums: np.ndarray, grey: np.ndarray) -> None:
         """Keep the rows' numbers and write the file."""
