@@ -76,12 +76,12 @@ def main() -> None:
     # Open Clip Art's own near-identical images (same bytes, or RGB-16 correlation >= 0.99 with another original)
     # are real duplicates / families; `other` = untouched images without one, where any flag is a false alarm.
     t = time.time()
-    th = thumbnails(df)
+    # decoded into the Thumbnails that scored_pairs takes below (the rows' numbers kept in --cache-dir)
+    decoded = Thumbnails(df, np.arange(len(df)), cache_dir=a.cache_dir)
+    th = thumbnails(df, out=(decoded.thumbs, decoded.ok))
+    decoded.decoded(np.arange(len(df)))
     t_th = time.time() - t
     d16, d16f = tiny_descriptors(*th)
-    # the thumbnails as scored_pairs takes them (every row decoded above; the rows' numbers kept in --cache-dir)
-    decoded = Thumbnails(df, np.flatnonzero(th[1]), cache_dir=a.cache_dir)
-    decoded.put(np.arange(len(df)), *th)
     from imgcls.clean.near_dup import pair_arrays
     oi, oj, _ = pair_arrays(d16, 0.99, flipped=d16f)
     own = np.zeros(len(df), bool)

@@ -127,13 +127,12 @@ def _thumbnail_of(args) -> np.ndarray | None:
 
 
 def thumbnails(df: pd.DataFrame, size: int = THUMB, only: np.ndarray | None = None,
-               workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+               workers: int = 1, out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(n, size, size, 3) uint8 thumbnails (aspect squashed, box-filtered) and a validity mask; one pass over the
-    rows (those where `only` is true), over `workers` processes."""
+    rows (those where `only` is true), over `workers` processes; `out`: the two arrays to fill (else new zeros)."""
     from imgcls import manifest as mf
     from imgcls.parallel import chunked_map
-    out = np.zeros((len(df), size, size, 3), np.uint8)
-    ok = np.zeros(len(df), bool)
+    out, ok = out if out is not None else (np.zeros((len(df), size, size, 3), np.uint8), np.zeros(len(df), bool))
     errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else np.array([""] * len(df))
     wanted = np.ones(len(df), bool) if only is None else np.asarray(only, bool)
     wanted_rows = np.flatnonzero(wanted & (errors == ""))

@@ -88,9 +88,10 @@ class Thumbnails:
         self.shas, self.cache = content_hashes(df), SummaryCache(cache_dir)
         self.missing = self.cache.fill(self.shas, np.asarray(rows, np.int64), self.sums, self.grey, self.known)
 
-    def put(self, rows: np.ndarray, thumbs: np.ndarray, ok: np.ndarray) -> None:
-        """Rows decoded by another pass (thumbs and ok of all df's rows, `rows` the ones it tried)."""
-        self.thumbs[rows], self.ok[rows], self.tried[rows] = thumbs[rows], ok[rows], True
+    def decoded(self, rows: np.ndarray) -> None:
+        """`rows` were decoded into self.thumbs / self.ok by another pass (one that splits them by rank, or
+        measures the photo features from the same decode)."""
+        self.tried[rows] = True
 
     def need(self, rows: np.ndarray) -> None:
         """Decode the `rows` not tried yet (over `workers` processes)."""

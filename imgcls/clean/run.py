@@ -60,16 +60,15 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str |
     features or thumbnail numbers no earlier run kept (FeatureCache, pair_cache.SummaryCache). Under torchrun each
     rank takes its share; rank 0 gets them all."""
     from imgcls.clean.features import FEATURE_NAMES, FeatureCache
-    from imgcls.clean.near_dup import THUMB
     from imgcls.clean.pair_cache import Thumbnails
     from imgcls.parallel import chunked_map
     from imgcls.train.dist import current
     d = current()
     n = len(df)
-    thumbs, ok = np.zeros((n, THUMB, THUMB, 3), np.uint8), np.zeros(n, bool)
     feats = np.full((n, len(FEATURE_NAMES)), np.nan, np.float32)
     measured, first, later = content_representatives(df)
     ts = Thumbnails(df, measured, workers, cache_dir)
+    thumbs, ok = ts.thumbs, ts.ok                  # decoded in place
     cache, shas = FeatureCache(cache_dir), mf.content_hashes(df)
     todo = cache.fill(shas, measured, feats)
     measure = np.zeros(n, bool)
@@ -86,7 +85,7 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str |
             feats[i] = f
     d.gather_rows(thumbs, decode, done=ok)
     d.gather_rows(feats, decode)
-    ts.put(decode, thumbs, ok)
+    ts.decoded(decode)
     if d.main:
         cache.store(shas, todo, feats)
     feats[later] = feats[first]
@@ -184,7 +183,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
             thumbs = Thumbnails(df, content_representatives(df)[0], workers, cfg.cache_dir)
             missing = np.zeros(len(df), bool)
             missing[thumbs.missing] = True
-            thumbs.put(thumbs.missing, *thumbnails(df, only=missing, workers=workers))
+            thumbnails(df, only=missing, workers=workers, out=(thumbs.thumbs, thumbs.ok))
+            thumbs.decoded(thumbs.missing)
         if det is not None and det.uses_features:
             features()
         if not dist.main:
