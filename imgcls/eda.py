@@ -62,6 +62,7 @@ def summarize(df: pd.DataFrame, dups: list[dict] | None = None) -> dict:
         "modes": {str(k): int(v) for k, v in ok["mode"].value_counts().items()},
         "formats": {str(k): int(v) for k, v in ok["format"].value_counts().items()},
         "width": _stats(ok["width"]), "height": _stats(ok["height"]),
+        "common_sizes": common_sizes(ok),
         "errors": [{"path": p, "error": e} for p, e in zip(df.loc[df["error"] != "", "path"],
                                                              df.loc[df["error"] != "", "error"])],
     }
@@ -69,6 +70,35 @@ def summarize(df: pd.DataFrame, dups: list[dict] | None = None) -> dict:
         summary["attributes"] = {c: {str(k): int(v) for k, v in ok[c].value_counts().sort_index().items()}
                                  for c in ("mask", "gender", "age_band") if c in ok.columns}
     return summary
+
+
+COMMON_SIZES = 5
+
+
+def common_sizes(ok: pd.DataFrame, k: int = COMMON_SIZES) -> list[dict]:
+    """The `k` most frequent (width, height) of the readable rows `ok`, most frequent first (ties: smaller width,
+    then height): [{"width", "height", "images"}, ...]. A competition set is often all one size (28 x 28, 384 x
+    512): the one line a person wants from the sizes."""
+    wh = pd.DataFrame({"width": pd.to_numeric(ok["width"], errors="coerce"),
+                       "height": pd.to_numeric(ok["height"], errors="coerce")}).dropna()
+    if wh.empty:
+        return []
+    n = wh.astype(int).value_counts().rename("images").reset_index()
+    n = n.sort_values(["images", "width", "height"], ascending=[False, True, True], kind="stable").head(k)
+    return [{"width": int(r.width), "height": int(r.height), "images": int(r.images)} for r in n.itertuples()]
+
+
+def size_cells(w: np.ndarray, h: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """np.histogram2d of widths x heights over whole pixels: on an axis spanning fewer pixels than `bins`, each bin
+    is one pixel [v, v + 1), centred on the data (one size is one cell in the middle, not a sliver of a 1-pixel
+    range); wider axes take `bins` equal bins from min to max + 1."""
+    def edges(v: np.ndarray) -> np.ndarray:
+        lo, hi = int(v.min()), int(v.max()) + 1
+        if hi - lo < bins:
+            lo -= (bins - (hi - lo)) // 2
+            return np.arange(lo, lo + bins + 1, dtype=float)
+        return np.linspace(lo, hi, bins + 1)
+    return np.histogram2d(w, h, bins=[edges(w), edges(h)])
 
 
 def _stats(s: pd.Series) -> dict:
@@ -97,20 +127,31 @@ def plot_class_counts(summary: dict, path: Path) -> Path:
 
 
 def plot_size_heatmap(df: pd.DataFrame, path: Path) -> Path:
+    from matplotlib.colors import LogNorm
     plt = report.pyplot()
     ok = mf.readable(df)
     w = pd.to_numeric(ok["width"], errors="coerce").to_numpy(float)
     h = pd.to_numeric(ok["height"], errors="coerce").to_numpy(float)
+    keep = ~(np.isnan(w) | np.isnan(h))
+    w, h = w[keep], h[keep]
     fig, ax = plt.subplots(figsize=(6, 5))
+    title = "image size (width x height)"
     if len(w):
-        bins = min(40, max(5, int(np.sqrt(len(w)))))
-        hist, xe, ye = np.histogram2d(w, h, bins=bins)
-        im = ax.imshow(np.log1p(hist.T), origin="lower", aspect="auto", cmap="viridis",
-                       extent=[xe[0], xe[-1], ye[0], ye[-1]])
-        fig.colorbar(im, ax=ax, label="log(1 + images)")
+        hist, xe, ye = size_cells(w, h, min(40, max(5, int(np.sqrt(len(w))))))
+        viridis = plt.get_cmap("viridis")
+        cmap = viridis.with_extremes(bad=viridis(0.0))     # an empty cell: the scale's low end, as before
+        im = ax.imshow(np.ma.masked_equal(hist.T, 0), origin="lower", aspect="auto", cmap=cmap,
+                       norm=LogNorm(vmin=1, vmax=max(2.0, hist.max())), extent=[xe[0], xe[-1], ye[0], ye[-1]])
+        fig.colorbar(im, ax=ax, label="images (log scale)")
+        top = common_sizes(ok, 3)
+        title += "\nmost common: " + ", ".join(
+            f"{s['width']}x{s['height']} ({s['images'] / len(w):.0%})" if s["images"] >= 0.01 * len(w)
+            else f"{s['width']}x{s['height']} (<1%)" for s in top)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.yaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("width (px)")
     ax.set_ylabel("height (px)")
-    ax.set_title("image size (width x height)")
+    ax.set_title(title, fontsize=10)
     return report.save_figure(fig, path)
 
 
@@ -249,7 +290,8 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
                         columns=[k, "images"])) for k, v in summary.get("attributes", {}).items())
         sections.append(("Attributes (profile dataset)", report.img(plots["attributes"], "attributes") + attrs))
     sections += [
-        ("Image sizes", report.img(plots["sizes"], "size heatmap") + report.img(plots["aspect"], "aspect")),
+        ("Image sizes", report.img(plots["sizes"], "size heatmap") + report.img(plots["aspect"], "aspect")
+         + report.heading("most common sizes") + report.table(summary["common_sizes"], ["width", "height", "images"])),
         ("Samples (random, seeded)", "".join(report.img(g, "samples") for g in grids)),
         ("Modes and formats", report.table(pd.DataFrame(list(summary["modes"].items()), columns=["mode", "images"]))
          + report.table(pd.DataFrame(list(summary["formats"].items()), columns=["format", "images"]))),

@@ -173,3 +173,31 @@ def test_embedded_sample_matches_its_truth(tmp_path):
     test_labels = pd.read_csv(repo / "data" / "sample_test_labels.csv")
     assert len(test_labels) == len(list((repo / "data" / "sample_test").iterdir())) == 40
     assert set(test_labels["label"]) == set(counts.index)
+
+
+def test_common_sizes_and_one_size_cells():
+    """A set of one size (28 x 28, as Fashion-MNIST; 384 x 512, as the mask competition) is one cell in the middle
+    of whole-pixel bins (it was a sliver at 28.0 of a 27.5-28.5 axis with 0.2-pixel ticks), and summary.json names
+    the most common sizes."""
+    import numpy as np
+    ok = pd.DataFrame({"width": [28] * 5 + [30, 30, 31], "height": [28] * 5 + [20, 20, 21]})
+    assert eda.common_sizes(ok) == [{"width": 28, "height": 28, "images": 5}, {"width": 30, "height": 20, "images": 2},
+                                    {"width": 31, "height": 21, "images": 1}]
+    assert eda.common_sizes(ok, 1) == [{"width": 28, "height": 28, "images": 5}]
+    w = h = np.full(100, 28.0)
+    hist, xe, ye = eda.size_cells(w, h, 40)
+    assert hist.shape == (40, 40) and hist.sum() == 100
+    i, j = np.argwhere(hist)[0]
+    assert (xe[i], xe[i + 1], ye[j], ye[j + 1]) == (28, 29, 28, 29)         # the cell is [28, 29): whole pixels
+    assert 18 <= i <= 21 and 18 <= j <= 21                                   # in the middle of the frame
+    assert np.allclose(np.diff(xe), 1)
+    hist, xe, _ = eda.size_cells(np.array([10.0, 500.0]), np.array([10.0, 500.0]), 40)
+    assert xe[0] == 10 and xe[-1] == 501 and hist.sum() == 2                   # a wide axis: min to max + 1
+
+
+def test_eda_reports_common_sizes(tmp_path):
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 2}, size=(24, 16))
+    s = eda.run_eda(root, tmp_path / "eda", workers=1)
+    assert s["common_sizes"] == [{"width": 24, "height": 16, "images": 5}]
+    summary, _, report = read_outputs(tmp_path / "eda")
+    assert summary["common_sizes"] == s["common_sizes"] and "most common sizes" in report
