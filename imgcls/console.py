@@ -22,10 +22,35 @@ def is_quiet() -> bool:
     return _state["quiet"]
 
 
+def _said(msg: str) -> bool:
+    """Inside said_once(): whether `msg` was printed there already (and it counts as printed from now on)."""
+    said = _state.get("said")
+    if said is None:
+        return False
+    if msg in said:
+        return True
+    said.add(msg)
+    return False
+
+
 def info(msg: str) -> None:
-    """A line for the user (defaults used, outputs written); silenced by --quiet."""
-    if not _state["quiet"]:
+    """A line for the user (defaults used, outputs written); silenced by --quiet. Inside said_once(), a line
+    already printed there is not printed again."""
+    if not _state["quiet"] and not _said(msg):
         console.print(msg, soft_wrap=True)   # soft_wrap: long lines (paths) stay whole, never cut at 80 columns
+
+
+@contextmanager
+def said_once() -> Iterator[None]:
+    """info() lines and warnings are printed once in this block: for steps that run another step many times (tune's trials
+    each run train, whose set-up lines -- manifest, weights, sampling -- are the same every trial); a line that
+    changes (another --aug, another sampler) is printed when it first appears."""
+    outer = _state.get("said")
+    _state["said"] = set() if outer is None else outer
+    try:
+        yield
+    finally:
+        _state["said"] = outer
 
 
 def print_table(table) -> None:
@@ -38,8 +63,9 @@ def print_table(table) -> None:
 
 
 def warn(msg: str) -> None:
-    """Warnings are printed even with --quiet."""
-    console.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
+    """Warnings are printed even with --quiet (inside said_once(), once)."""
+    if not _said("warning: " + msg):
+        console.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
 
 
 @contextmanager

@@ -150,9 +150,14 @@ class FailTrial(Callback):
 
 
 @pytest.mark.timeout(120)
-def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path, space):
+def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path, space, capsys):
     cfg = tune_cfg(data, tmp_path, space, trials=3, keep="best-1")
+    capsys.readouterr()
     study_dir = run_tune(cfg, callbacks=[FailTrial("trial_0001")])
+    err = capsys.readouterr().err
+    # train's set-up lines are said once for the study, not once per trial; each trial's own lines stay
+    assert err.count("as layout 'folder'") == 1 and err.count("no split column with val rows") == 1, err
+    assert err.count("; outputs in") == 2 and "trial 1 failed" in err, err
     t = trials_csv(study_dir)
     assert list(t["trial"]) == [0, 1, 2] and list(t["state"]) == ["complete", "fail", "complete"]
     assert "RuntimeError: CUDA out of memory (simulated)" in t.loc[1, "message"]

@@ -383,7 +383,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
 def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list | None) -> Path:
     from optuna.trial import TrialState
 
-    from imgcls.console import info
+    from imgcls.console import info, said_once
     from imgcls.tune import report
 
     study, created = open_study(cfg, space, url)
@@ -417,8 +417,9 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
     remaining = None if cap is None else cap - done_before
     try:
         if remaining is None or remaining > 0:
-            study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
-                           callbacks=[after_trial])
+            with said_once():          # each trial's train set-up lines (manifest, weights, ...) once, not per trial
+                study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
+                               callbacks=[after_trial])
         else:
             info(f"study '{cfg.study}' already has {done_before} trials (--trials {cap}); writing its report")
     finally:

@@ -1,0 +1,31 @@
+"""imgcls.console: info lines, --quiet, said_once."""
+from __future__ import annotations
+
+from imgcls import console
+
+
+def test_said_once_prints_a_line_once_inside_and_again_after(capsys):
+    with console.said_once():
+        for _ in range(3):
+            console.info("weights: package lite0")
+            console.info("training with --aug medium")
+        console.info("training with --aug heavy")           # a line that changes is printed when it first appears
+        console.warn("no val rows")
+        console.warn("no val rows")
+        with console.said_once():                           # nested: the outer block's lines stay said
+            console.info("weights: package lite0")
+    console.info("weights: package lite0")                  # after the block every line prints again
+    assert capsys.readouterr().err.splitlines() == [
+        "weights: package lite0", "training with --aug medium", "training with --aug heavy", "warning: no val rows",
+        "weights: package lite0"]
+
+
+def test_quiet_prints_nothing(capsys):
+    console.set_quiet(True)
+    try:
+        with console.said_once():
+            console.info("x")
+        console.info("y")
+    finally:
+        console.set_quiet(False)
+    assert capsys.readouterr().err == ""
