@@ -451,6 +451,16 @@ def _local_matrix(c: float, src: int) -> np.ndarray:
     return _crop_matrix(c, src, LOCAL)
 
 
+def _resampled(t: np.ndarray, c: float) -> np.ndarray:
+    """(m, ch, LOCAL, LOCAL): the centred crop dropping `c` of each side of (m, ch, T, T) thumbnails, resampled to
+    LOCAL px. The uncropped one at T = LOCAL is the identity matrix twice (exact: each pixel times 1.0 plus zeros),
+    so it is the thumbnail itself, without the two matrix products."""
+    if c == 0.0 and t.shape[-1] == LOCAL:
+        return np.ascontiguousarray(t)
+    m = _local_matrix(c, t.shape[-1])
+    return np.matmul(np.matmul(m, t), m.T)
+
+
 def _shared_gain(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """p through the least-squares gain / offset (one for all three channels, per image) that brings it nearest q,
     clipped to 0-255: a brightness change, not a recolouring."""
@@ -526,16 +536,14 @@ def local_residuals(thumbs: np.ndarray, a_idx: np.ndarray, b_idx: np.ndarray, ho
         a, b, h = a_idx[s:s + chunk], b_idx[s:s + chunk], how[s:s + chunk]
         swapped = h[:, 0].astype(bool)
         base_idx, target_idx = np.where(swapped, b, a), np.where(swapped, a, b)
-        m0 = _local_matrix(0.0, src)
         base = thumbs[base_idx].astype(np.float32).transpose(0, 3, 1, 2)          # (m, 3, T, T)
-        x = np.matmul(np.matmul(m0, base), m0.T)
+        x = _resampled(base, 0.0)
         target = thumbs[target_idx].astype(np.float32).transpose(0, 3, 1, 2)
         crop, mirror = h[:, 2] % len(CROPS), h[:, 2] >= len(CROPS)
         y = np.empty_like(x)
         for c in np.unique(crop):
             k = crop == c
-            m = _local_matrix(CROPS[c], src)
-            y[k] = np.matmul(np.matmul(m, target[k]), m.T)
+            y[k] = _resampled(target[k], CROPS[c])
         y[mirror] = y[mirror][..., ::-1]
         envs = []
         for p, q in ((x, y), (y, x)):
