@@ -341,3 +341,33 @@ def test_clean_report_scales(tmp_path):
     seconds = time.perf_counter() - t
     assert fam["groups_of_3_or_more"] == 2000 and "Families of near-identical images (groups of 3 or more: 2000)" in html
     assert seconds < 5, f"{seconds:.1f} s"
+
+
+def test_clean_report_shows_linked_duplicates_and_says_when_nothing_is_out_of_domain(tmp_path):
+    """The default --duplicates link removes nothing: the report shows each linked image beside its group's first
+    member (it showed only removed pairs, so a default run's duplicates were never seen); an out-of-domain ranking
+    where no image scored above 0 (photo-style with no population) says so instead of listing 60 scores of 0.000."""
+    import html as htmlmod
+    from dataclasses import asdict
+
+    from conftest import make_image
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.report import write_clean_report
+    paths = ["a/0.png", "a/1.png", "b/2.png", "b/3.png"]
+    for k, p in enumerate(paths):
+        make_image(tmp_path / p, seed=k)
+    df = pd.DataFrame({"root": str(tmp_path), "path": paths, "label": ["a", "a", "b", "b"], "keep": True,
+                       "reason": "", "dup_group": ["d0", "d0", "", ""], "duplicate_of": ["", "a/0.png", "", ""],
+                       "label_conflict": False, "error": "", "ood_score": 0.0})
+    summary = {"config": asdict(CleanConfig()), "n_images": 4, "kept": 4, "removed": {},
+               "label_conflict_groups": 0, "label_conflicts": [],
+               "families": {"groups_of_3_or_more": 0, "images_in_them": 0, "pair_groups": 1}, "threshold_sweep": []}
+    page = htmlmod.unescape(write_clean_report(tmp_path / "r.html", df, summary).read_text())
+    assert "Linked duplicates: kept, each beside its group's first member, one split unit (1)" in page
+    assert "linked a/1.png (a)" in page and "first a/0.png (a)" in page
+    assert "no image scored above 0" in page and "score 0.000" not in page
+    df["ood_score"] = [0.9, 0.1, 0.0, 0.2]
+    df.loc[0, ["keep", "reason"]] = [False, "out_of_domain"]
+    page = htmlmod.unescape(write_clean_report(tmp_path / "r.html", df, summary).read_text())
+    assert "photo-style: 1 of 4 scored images flagged out_of_domain" in page
+    assert page.index("score 0.900 removed") < page.index("score 0.200 kept") < page.index("score 0.100 kept")

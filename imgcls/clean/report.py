@@ -1,4 +1,4 @@
-"""clean's report.html: removed duplicates beside their kept twin, out-of-domain ranking, per-class counts, sweep."""
+"""clean's report.html: removed and linked duplicates beside their twin, out-of-domain ranking, per-class counts, sweep."""
 from __future__ import annotations
 
 import itertools
@@ -11,30 +11,50 @@ from imgcls import report
 MAX_SHOWN = 150
 
 
-def _pair(row, kept_row) -> str:
+def _pair(row, kept_row, verb: str = "removed", first: str = "kept") -> str:
+    """`row` (removed, or linked) beside the member it is a duplicate of (`kept_row`, None when unknown)."""
     a = report.thumb_data_uri(Path(row["root"], row["path"]), 96)
     b = report.thumb_data_uri(Path(kept_row["root"], kept_row["path"]), 96) if kept_row is not None else ""
     kept = kept_row["path"] if kept_row is not None else "-"
     kept_label = kept_row["label"] if kept_row is not None else ""
-    lines = [f"removed {row['path']} ({row['label']})", f"kept {kept} ({kept_label}) {row['reason']}"]
+    lines = [f"{verb} {row['path']} ({row['label']})", f"{first} {kept} ({kept_label}) {row['reason']}".rstrip()]
     if bool(row["label_conflict"]):
         lines.append("label conflict")
-    return report.figure([(a, "removed"), (b, "kept")], lines)
+    return report.figure([(a, verb), (b, first)], lines)
 
 
-def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
-    dups = df[df["reason"].isin(["exact_duplicate", "near_duplicate", "label_conflict"])]
-    shown = dups.head(MAX_SHOWN)
+def _pairs(df: pd.DataFrame, rows: pd.DataFrame, verb: str, first: str) -> str:
+    """Up to MAX_SHOWN of `rows`, each beside its duplicate_of row, and how many more manifest.csv has."""
+    shown = rows.head(MAX_SHOWN)
     twins = df[df["path"].isin(shown["duplicate_of"])]
     by_path = {p: r for p, r in zip(twins["path"], twins.to_dict("records"))}
-    pairs = "".join(_pair(r, by_path.get(r["duplicate_of"])) for r in shown.to_dict("records"))
-    more = report.note(f"{len(dups) - MAX_SHOWN} more in manifest.csv") if len(dups) > MAX_SHOWN else ""
-    ood = df[df["ood_score"].notna()].sort_values("ood_score", ascending=False).head(60)
-    ood_html = "".join(
+    html = "".join(_pair(r, by_path.get(r["duplicate_of"]), verb, first) for r in shown.to_dict("records"))
+    return html + (report.note(f"{len(rows) - MAX_SHOWN} more in manifest.csv") if len(rows) > MAX_SHOWN else "")
+
+
+def _ood_section(df: pd.DataFrame, summary: dict) -> str:
+    """The 60 highest out-of-domain scores, or why there is no ranking (stage off; no image scored above 0, as
+    photo-style gives when it finds no out-of-domain population: a list of 0.000 scores said nothing)."""
+    scored = df[df["ood_score"].notna()]
+    if scored.empty:
+        return report.note("out-of-domain stage off")
+    method = summary["config"].get("ood_method", "")
+    flagged = int((df["reason"] == "out_of_domain").sum())
+    if not (scored["ood_score"] > 0).any():
+        return report.note(f"{method}: no image scored above 0 (no out-of-domain population found): nothing flagged, "
+                           f"nothing to rank")
+    ood = scored.sort_values("ood_score", ascending=False, kind="stable").head(60)
+    return report.note(f"{method}: {flagged} of {len(scored)} scored images flagged out_of_domain") + "".join(
         report.figure([(report.thumb_data_uri(Path(r["root"], r["path"]), 96), r["path"])],
                       [r["path"], f"score {r['ood_score']:.3f} "
                                   f"{'removed' if r['reason'] == 'out_of_domain' else 'kept'}"])
         for r in ood.to_dict("records"))
+
+
+def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
+    dups = df[df["reason"].isin(["exact_duplicate", "near_duplicate", "label_conflict"])]
+    # --duplicates link (default) keeps a group's later members, naming its first in duplicate_of
+    linked = df[df["keep"].astype(bool) & (df["duplicate_of"].fillna("").astype(str) != "")]
     labelled = df[df["label"] != ""]
     counts = pd.DataFrame({"before": labelled.groupby("label").size(),
                            "after": labelled[labelled["keep"]].groupby("label").size()}).fillna(0).astype(int)
@@ -61,10 +81,12 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
          f"--conflicts {summary['config'].get('conflicts', '')})",
          report.table(conflicts, ["dup_group", "labels", "tie vote", "kept", "removed"])),   # tie vote: majority-knn
         ("Threshold sweep: images deduplication removes (exact copies + near copies at each threshold)", report.table(summary["threshold_sweep"])),
-        (f"Removed duplicates beside their kept twin ({len(dups)})", pairs + more),
+        (f"Removed duplicates beside their kept twin ({len(dups)})", _pairs(df, dups, "removed", "kept")),
+        (f"Linked duplicates: kept, each beside its group's first member, one split unit ({len(linked)})",
+         _pairs(df, linked, "linked", "first") or report.note("none")),
         (f"Families of near-identical images (groups of 3 or more: {len(families)})",
          report.table(families, ["dup_group", "n", "labels", "example"])),
-        ("Most out-of-domain images (ranked by score)", ood_html or report.note("out-of-domain stage off")),
+        ("Most out-of-domain images (ranked by score)", _ood_section(df, summary)),
         ("Unreadable", report.table(df[df["reason"] == "unreadable"], ["path", "error"])),
     ]
     return report.write_page(path, "imgcls clean report", sections)
