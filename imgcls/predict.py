@@ -400,6 +400,12 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                          rows if summary.get("eval") else None)
     info(f"wrote {sub_path} ({len(sub)} rows), {probs_path} and {out / 'report.html'} in {probs.seconds:.1f} s "
          f"({summary['images_per_s']} images/s)")
+    if not evaluate:
+        known = int((df["label"].fillna("").astype(str).isin(classes).to_numpy()
+                     & np.array([not e for e in probs.errors], bool)).sum())     # readable, as --eval counts
+        if known:              # a labelled hold-out predicted without its score: say how to get it
+            info(f"the data has {known} image(s) labelled with the model's classes: --eval scores them "
+                 f"(macro-F1 / accuracy with and without TTA)")
     return summary
 
 

@@ -183,6 +183,10 @@ def test_eval_prints_with_and_without_tta_and_bad_images_are_reported(tmp_path):
     for text in ("no TTA", "TTA flip+crops", "Per class", "submission vs training", "broken.png", "r1"):
         assert text in html, text
     assert (out / "confusion_matrix_normalized.png").is_file()
+    assert "--eval scores them" not in res.output                  # scored: no hint
+    res = invoke("predict", run, "--data", data, "--out", tmp_path / "p2", "--workers", 0)
+    assert res.exit_code == 0 and "the data has 7 image(s) labelled with the model's classes: --eval scores them" \
+        in " ".join(res.output.split()), res.output
 
 
 def test_newest_run_is_used_and_named(tmp_path, monkeypatch):
@@ -196,6 +200,7 @@ def test_newest_run_is_used_and_named(tmp_path, monkeypatch):
     res = invoke("predict", "--workers", 0)
     assert res.exit_code == 0, res.output
     assert "outputs/runs/new" in res.output.replace("\n", "")
+    assert "--eval" not in res.output                               # unlabelled test images: no hint
     assert (tmp_path / "outputs/predictions/new/submission.csv").is_file()
 
 
