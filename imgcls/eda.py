@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -227,6 +228,9 @@ class EdaConfig:
     """The options of `imgcls eda` besides paths, layout, --workers and --max-pixels (run_eda's keywords)."""
     samples_per_class: int = option(SAMPLES_PER_CLASS, panel="Report", lo=1, flags=("--samples",),
                                     help="Sample images per class in the grids.")
+    test: str | None = option(None, panel="Report", cli_type=Optional[Path], from_cli=str,
+                              help="The competition's test images (a folder or manifest, any layout): their sizes, "
+                                   "modes and formats beside the training set's, and byte copies of training images.")
     seed: int = seed_option()
 
 
@@ -235,9 +239,11 @@ DEFAULT_OUT = "outputs/eda"
 
 def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: mf.LayoutOptions | None = None,
             seed: int = EdaConfig.seed, workers: int = 1, max_pixels: int | None = DEFAULT_MAX_PIXELS,
-            samples_per_class: int = EdaConfig.samples_per_class) -> dict:
-    """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`."""
-    check(EdaConfig(samples_per_class=samples_per_class, seed=seed))
+            samples_per_class: int = EdaConfig.samples_per_class, test: str | os.PathLike | None = EdaConfig.test
+            ) -> dict:
+    """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`.
+    `test`: the competition's test images, compared with the dataset (compare_test; summary["test"])."""
+    check(EdaConfig(samples_per_class=samples_per_class, seed=seed, test=None if test is None else str(test)))
     check_workers(workers)
     if max_pixels is not None:
         check(ImageLimits(max_pixels))
@@ -245,8 +251,11 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     out = Path(out)
     check_writable(out)
     df = mf.load(src, opts, scan=False)
-    check_output_location(out, *mf.roots(df))
+    test_df = mf.load(test, mf.LayoutOptions(), scan=False) if test is not None else None
+    check_output_location(out, *mf.roots(df), *(mf.roots(test_df) if test_df is not None else []))
     df = mf.scan_images(df, workers=workers, max_pixels=max_pixels, require=False)   # the report lists them
+    if test_df is not None:
+        test_df = mf.scan_images(test_df, workers=workers, max_pixels=max_pixels, require=False)
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)          # what a kill -9 of an earlier run left
     dups = exact_duplicate_groups(df)            # summary.json counts them, report.html lists them
@@ -257,6 +266,11 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
              "aspect": plot_aspect_ratio(df, out / "aspect_ratio.png")}
     if "age" in df.columns and len(mf.readable(df)):
         plots["attributes"] = plot_attributes(df, out / "attributes.png", opts.age_bands)
+    if test_df is not None:
+        summary["test"] = compare_test(df, test_df)
+        summary["test"]["source"] = str(test)
+        plots["test_sizes"] = plot_train_test_sizes(df, test_df, out / "train_test_sizes.png")
+        say_test_findings(summary["test"])
     grids = plot_sample_grids(df, out, seed, samples_per_class, max_pixels) if len(mf.readable(df)) else []
     mf.write(df, out / mf.MANIFEST_NAME)
     write_json(out / "summary.json", summary)
@@ -266,6 +280,123 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     info(f"eda outputs: {out}/report.html, summary.json, manifest.csv, {len(plots) + len(grids)} PNGs")
     mf.require_readable(df, note=f"; every file is listed in {out / 'report.html'}")
     return summary
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The test set beside the training set
+# --------------------------------------------------------------------------------------------------------------
+
+SIZE_SHIFT = 1.5          # a median side this many times larger or smaller than the training set's is said
+COPIES_SHOWN = 50
+
+
+def _sides(ok: pd.DataFrame) -> np.ndarray:
+    """Each readable image's side sqrt(width x height) in pixels (its scale, whatever its aspect)."""
+    w = pd.to_numeric(ok["width"], errors="coerce").to_numpy(float)
+    h = pd.to_numeric(ok["height"], errors="coerce").to_numpy(float)
+    s = np.sqrt(w * h)
+    return s[np.isfinite(s)]
+
+
+def compare_test(df: pd.DataFrame, test_df: pd.DataFrame) -> dict:
+    """summary.json's "test": the test images' counts, sizes, modes and formats, the ratio of the training set's
+    median side to the test set's (`scale_ratio`: 4.0 = test images a quarter of the training images' side, as in
+    the painting competition, whose write-up resized for it), and the test images that are byte copies of training
+    images (`copies_of_train`, with the training labels they carry: the label of such a test image is known)."""
+    ok, tok = mf.readable(df), mf.readable(test_df)
+    a, b = _sides(ok), _sides(tok)
+    ratio = float(np.median(a) / np.median(b)) if len(a) and len(b) and np.median(b) > 0 else None
+    train_sha = ok[ok["sha256"].fillna("").astype(str) != ""].drop_duplicates("sha256")
+    paths = train_sha.set_index("sha256")["path"]            # a content hash's first training file
+    labels = ok.groupby("sha256")["label"].agg(lambda x: ", ".join(sorted(set(map(str, x)))))
+    hit = tok[tok["sha256"].isin(paths.index)]
+    copies = [{"test": p, "train": str(paths[h]), "train labels": labels[h]}
+              for p, h in zip(hit["path"].astype(str), hit["sha256"])]
+    return {"n_images": int(len(test_df)), "n_readable": int(len(tok)), "n_errors": int(len(test_df) - len(tok)),
+            "width": _stats(tok["width"]), "height": _stats(tok["height"]), "common_sizes": common_sizes(tok),
+            "median_side": {"train": float(np.median(a)) if len(a) else None,
+                            "test": float(np.median(b)) if len(b) else None},
+            "scale_ratio": ratio,
+            "modes": {str(k): int(v) for k, v in tok["mode"].value_counts().items()},
+            "formats": {str(k): int(v) for k, v in tok["format"].value_counts().items()},
+            "n_copies_of_train": len(copies), "copies_of_train": copies[:COPIES_SHOWN]}
+
+
+def findings_on_test(t: dict) -> list[str]:
+    """What compare_test found that changes how to train or predict, one line each (printed and in the report)."""
+    out = []
+    r, med = t["scale_ratio"], t["median_side"]
+    if r is not None and (r >= SIZE_SHIFT or r <= 1 / SIZE_SHIFT):
+        out.append(f"test images are {r if r >= 1 else 1 / r:.1f}x {'smaller' if r >= 1 else 'larger'} than the "
+                   f"training images (median side {med['test']:.0f} px against {med['train']:.0f} px): pick the "
+                   f"training resolution (--img-size, preprocess --size) for the test's scale")
+    if t["n_copies_of_train"]:
+        out.append(f"{t['n_copies_of_train']} test image(s) are byte copies of training images: their labels are "
+                   f"known (listed in report.html and summary.json)")
+    return out
+
+
+def say_test_findings(t: dict) -> None:
+    from imgcls.console import warn
+    info(f"test set: {t['n_readable']} readable of {t['n_images']} images, median side {t['median_side']['test']:.0f}"
+         f" px (training {t['median_side']['train']:.0f} px)" if t["scale_ratio"] is not None else
+         f"test set: {t['n_readable']} readable of {t['n_images']} images")
+    for line in findings_on_test(t):
+        warn(line)
+
+
+def plot_train_test_sizes(df: pd.DataFrame, test_df: pd.DataFrame, path: Path) -> Path:
+    """The share of images at each side (log2 bins) and aspect ratio, training set against test set."""
+    plt = report.pyplot()
+    from matplotlib.ticker import ScalarFormatter
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    ok, tok = mf.readable(df), mf.readable(test_df)
+    a, b = _sides(ok), _sides(tok)
+    both = np.r_[a, b]
+    if len(both):
+        lo, hi = np.log2(max(both.min(), 1.0)), np.log2(max(both.max(), 2.0))
+        edges = 2 ** np.linspace(lo - 0.05, hi + 0.05, 31)
+        for v, name, colour in ((a, "train", "#4c72b0"), (b, "test", "#dd8452")):
+            if len(v):
+                axes[0].hist(v, bins=edges, weights=np.full(len(v), 1 / len(v)), alpha=0.55, label=name,
+                             color=colour)
+        axes[0].set_xscale("log", base=2)
+        axes[0].xaxis.set_major_formatter(ScalarFormatter())      # 64, 128, ... rather than 2^6, 2^7
+    axes[0].set_xlabel("side sqrt(width x height) (px)")
+    axes[0].set_ylabel("share of images")
+    axes[0].set_title("image scale")
+    ars = [np.log2((pd.to_numeric(f["width"], errors="coerce") / pd.to_numeric(f["height"], errors="coerce"))
+                   .dropna().to_numpy(float)) for f in (ok, tok)]
+    if sum(len(v) for v in ars):
+        edges = np.histogram_bin_edges(np.r_[ars[0], ars[1]], bins=30)     # one set of bins for both sets
+        for v, name, colour in zip(ars, ("train", "test"), ("#4c72b0", "#dd8452")):
+            if len(v):
+                axes[1].hist(v, bins=edges, weights=np.full(len(v), 1 / len(v)), alpha=0.55, label=name, color=colour)
+    axes[1].set_xlabel("log2(width / height)   (0 = square)")
+    axes[1].set_title("aspect ratio")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    return report.save_figure(fig, path)
+
+
+def _test_section(t: dict, plot: Path | None) -> str:
+    med = t["median_side"]
+    rows = [("source", t["source"]), ("images", t["n_images"]), ("readable", t["n_readable"]),
+            ("unreadable", t["n_errors"]),
+            ("median side train / test (px)", f"{med['train']:.0f} / {med['test']:.0f}" if t["scale_ratio"] else "-"),
+            ("train / test scale", f"{t['scale_ratio']:.2f}" if t["scale_ratio"] else "-"),
+            ("width min / median / max", " / ".join(str(v) for v in t["width"].values())),
+            ("height min / median / max", " / ".join(str(v) for v in t["height"].values())),
+            ("modes", ", ".join(f"{k} {v}" for k, v in t["modes"].items())),
+            ("formats", ", ".join(f"{k} {v}" for k, v in t["formats"].items())),
+            ("byte copies of training images", t["n_copies_of_train"])]
+    found = findings_on_test(t)
+    return ("".join(report.note(line) for line in found) + report.key_values(rows)
+            + (report.img(plot, "train and test sizes") if plot else "")
+            + report.heading("most common test sizes") + report.table(t["common_sizes"], ["width", "height", "images"])
+            + report.heading(f"test images that are byte copies of training images ({t['n_copies_of_train']}"
+                             f"{'; the first ' + str(COPIES_SHOWN) if t['n_copies_of_train'] > COPIES_SHOWN else ''})")
+            + report.table(t["copies_of_train"], ["test", "train", "train labels"]))
 
 
 def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids: list[Path],
@@ -292,6 +423,8 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
     sections += [
         ("Image sizes", report.img(plots["sizes"], "size heatmap") + report.img(plots["aspect"], "aspect")
          + report.heading("most common sizes") + report.table(summary["common_sizes"], ["width", "height", "images"])),
+        *([("Test set beside the training set", _test_section(summary["test"], plots.get("test_sizes")))]
+          if "test" in summary else []),
         ("Samples (random, seeded)", "".join(report.img(g, "samples") for g in grids)),
         ("Modes and formats", report.table(pd.DataFrame(list(summary["modes"].items()), columns=["mode", "images"]))
          + report.table(pd.DataFrame(list(summary["formats"].items()), columns=["format", "images"]))),

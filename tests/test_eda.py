@@ -201,3 +201,38 @@ def test_eda_reports_common_sizes(tmp_path):
     assert s["common_sizes"] == [{"width": 24, "height": 16, "images": 5}]
     summary, _, report = read_outputs(tmp_path / "eda")
     assert summary["common_sizes"] == s["common_sizes"] and "most common sizes" in report
+
+
+def test_eda_test_set_beside_training_set(tmp_path):
+    """--test: the painting write-up's test images were a quarter of the training images' side; eda says so, and
+    which test images are byte copies of training images (their labels are known)."""
+    import shutil
+
+    from conftest import make_image
+    root = make_image_folder(tmp_path / "raw", {"a": 4, "b": 3}, size=(48, 40))
+    test = tmp_path / "test"
+    for k in range(5):
+        make_image(test / f"t{k}.png", size=(12, 10), seed=100 + k)
+    shutil.copy(next((root / "b").iterdir()), test / "copy.png")
+    out = tmp_path / "eda"
+    before = tree_snapshot(test)
+    r = runner.invoke(app, ["eda", str(root), "--test", str(test), "--out", str(out), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert tree_snapshot(test) == before                          # the test folder is read, never written
+    text = " ".join(r.output.split())
+    assert "test images are 4.0x smaller than the training images (median side 11 px against 44 px)" in text
+    assert "1 test image(s) are byte copies of training images" in text
+    summary, _, report = read_outputs(out)
+    t = summary["test"]
+    assert t["n_images"] == 6 and t["scale_ratio"] == pytest.approx(4.0, rel=0.01)
+    assert t["n_copies_of_train"] == 1 and t["copies_of_train"][0]["test"] == "copy.png"
+    assert t["copies_of_train"][0]["train labels"] == "b"
+    assert t["common_sizes"][0] == {"width": 12, "height": 10, "images": 5}
+    assert "Test set beside the training set" in report and (out / "train_test_sizes.png").is_file()
+    # a test set at the training scale, no copies: nothing to say
+    same = make_image_folder(tmp_path / "same", {"x": 3}, size=(48, 40), seed=7)
+    s = eda.run_eda(root, tmp_path / "eda2", workers=1, test=same)
+    assert eda.findings_on_test(s["test"]) == [] and s["test"]["scale_ratio"] == pytest.approx(1.0)
+    # outputs never go under the test folder either
+    r = runner.invoke(app, ["eda", str(root), "--test", str(test), "--out", str(test / "eda"), "-q"])
+    assert r.exit_code == 2 and "inside" in r.output.lower(), r.output

@@ -17,7 +17,9 @@ EPILOG = """Examples:
 
   imgcls eda data/raw --out outputs/eda
 
-  imgcls eda data/kaggle --csv data/kaggle/train.csv --path-col image --label-col label --samples 4"""
+  imgcls eda data/kaggle --csv data/kaggle/train.csv --path-col image --label-col label --samples 4
+
+  imgcls eda data/train --test data/test   # test sizes beside train's, test images copied from train"""
 
 
 @command("eda", epilog=EPILOG, options={"cfg": EdaConfig, "layout": LayoutOptions, "run": ParallelOptions,
