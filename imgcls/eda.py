@@ -306,12 +306,17 @@ def compare_test(df: pd.DataFrame, test_df: pd.DataFrame) -> dict:
     ok, tok = mf.readable(df), mf.readable(test_df)
     a, b = _sides(ok), _sides(tok)
     ratio = float(np.median(a) / np.median(b)) if len(a) and len(b) and np.median(b) > 0 else None
-    train_sha = ok[ok["sha256"].fillna("").astype(str) != ""].drop_duplicates("sha256")
-    paths = train_sha.set_index("sha256")["path"]            # a content hash's first training file
-    labels = ok.groupby("sha256")["label"].agg(lambda x: ", ".join(sorted(set(map(str, x)))))
-    hit = tok[tok["sha256"].isin(paths.index)]
-    copies = [{"test": p, "train": str(paths[h]), "train labels": labels[h]}
-              for p, h in zip(hit["path"].astype(str), hit["sha256"])]
+    # byte copies by links' definition, over the training rows then the test rows: a test row whose group's first
+    # row is a training row has that training image's content
+    n = len(ok)
+    first, later = links.exact_pairs(pd.concat([ok["sha256"], tok["sha256"]], ignore_index=True))
+    cross = (first < n) & (later >= n)
+    train_row, test_row = first[cross], later[cross] - n
+    shas = tok["sha256"].astype(str).to_numpy()[test_row]
+    shared = ok[ok["sha256"].isin(shas)]                     # the labels of the shared hashes only (a set of 100k)
+    labels = shared.groupby("sha256")["label"].agg(lambda x: ", ".join(sorted(set(map(str, x)))))
+    copies = [{"test": str(tok["path"].iat[t]), "train": str(ok["path"].iat[r]), "train labels": labels[h]}
+              for t, r, h in zip(test_row, train_row, shas)]
     return {"n_images": int(len(test_df)), "n_readable": int(len(tok)), "n_errors": int(len(test_df) - len(tok)),
             "width": _stats(tok["width"]), "height": _stats(tok["height"]), "common_sizes": common_sizes(tok),
             "median_side": {"train": float(np.median(a)) if len(a) else None,
