@@ -11,7 +11,8 @@ near duplicates (some in a wrong class), the way ../shared/data/mix_noise.py bui
   OUT/sample/<class>/<image>.png       the labelled training set (ImageFolder)
   OUT/sample_truth.csv                 kind,class,file,source for every file of OUT/sample
                                        (kind: clipart | photo | dup_exact | dup_resize | dup_jpeg | dup_bright | dup_crop)
-  OUT/sample_test/<id>.png             held-out clipart of the same classes (anonymous names, unlabeled folder)
+  OUT/sample_test/<id>.png             held-out clipart of the same classes (anonymous names, unlabeled folder;
+                                       no file is a byte copy of a training image or of another test image)
   OUT/sample_test_labels.csv           id,label for OUT/sample_test (for `imgcls predict --eval`)
 
 Same input + same seed -> byte-identical files.
@@ -52,9 +53,15 @@ def shrink(im: Image.Image) -> Image.Image:
     return im
 
 
+def png_bytes(im: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
+
+
 def save_png(im: Image.Image, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    im.save(path, format="PNG", optimize=True)
+    path.write_bytes(png_bytes(im))
 
 
 def skimage_photo(name: str) -> Image.Image:
@@ -89,6 +96,7 @@ def build(src: Path, out: Path, seed: int = 0) -> dict:
     truth: list[tuple[str, str, str, str]] = []
     test_rows: list[tuple[str, str]] = []
     classes = sorted(CLASS_COUNTS)
+    rest: dict[str, list[str]] = {}
     for cls in classes:
         files = sorted(p.name for p in (src / cls).iterdir() if p.suffix.lower() == ".png")
         need = CLASS_COUNTS[cls] + TEST_PER_CLASS[cls]
@@ -98,8 +106,24 @@ def build(src: Path, out: Path, seed: int = 0) -> dict:
         for f in sorted(files[:CLASS_COUNTS[cls]]):
             save_png(shrink(Image.open(src / cls / f)), sample / cls / f)
             truth.append(("clipart", cls, f, f"openclipart_l1/{cls}/{f}"))
-        for f in files[CLASS_COUNTS[cls]:need]:
-            test_rows.append((f, cls))
+        rest[cls] = files[CLASS_COUNTS[cls]:]
+    # held out by content: Open Clip Art files one drawing under several names and classes, so the next files of a
+    # class can be byte copies of training images (7 of the 40 were); a test image's bytes are no training image's
+    # and no other test image's (`imgcls eda data/sample --test data/sample_test` finds none)
+    taken = {hashlib.sha256((sample / c / f).read_bytes()).hexdigest() for _, c, f, _ in truth}
+    for cls in classes:
+        picked = 0
+        for f in rest[cls]:
+            if picked == TEST_PER_CLASS[cls]:
+                break
+            digest = hashlib.sha256(png_bytes(shrink(Image.open(src / cls / f)))).hexdigest()
+            if digest not in taken:
+                taken.add(digest)
+                test_rows.append((f, cls))
+                picked += 1
+        if picked < TEST_PER_CLASS[cls]:
+            raise SystemExit(f"{src / cls} has {picked} images for the test set that are no training image's copy, "
+                             f"{TEST_PER_CLASS[cls]} needed")
     # held-out test set: anonymous, shuffled ids so neither name nor order gives the class away
     rng.shuffle(test_rows)
     labels = []

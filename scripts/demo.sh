@@ -7,8 +7,8 @@ export HF_HUB_OFFLINE=1
 rm -rf "$OUT"; mkdir -p "$OUT"
 step() { echo; echo "== imgcls $*"; }
 
-step eda data/sample
-$IMGCLS eda data/sample --out "$OUT/eda"
+step eda data/sample --test data/sample_test
+$IMGCLS eda data/sample --test data/sample_test --out "$OUT/eda"
 
 step clean data/sample
 $IMGCLS clean data/sample --out "$OUT/clean" --device cpu

@@ -173,6 +173,9 @@ def test_embedded_sample_matches_its_truth(tmp_path):
     test_labels = pd.read_csv(repo / "data" / "sample_test_labels.csv")
     assert len(test_labels) == len(list((repo / "data" / "sample_test").iterdir())) == 40
     assert set(test_labels["label"]) == set(counts.index)
+    # held out by content: no test file is a byte copy of a training image (7 of the 40 were, eda --test found them)
+    t = eda.compare_test(mf.load(tmp_path / "eda" / "manifest.csv"), mf.load(repo / "data" / "sample_test"))
+    assert t["n_images"] == 40 and t["n_copies_of_train"] == 0, t["copies_of_train"]
 
 
 def test_common_sizes_and_one_size_cells():
