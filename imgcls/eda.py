@@ -324,7 +324,24 @@ def compare_test(df: pd.DataFrame, test_df: pd.DataFrame) -> dict:
             "scale_ratio": ratio,
             "modes": {str(k): int(v) for k, v in tok["mode"].value_counts().items()},
             "formats": {str(k): int(v) for k, v in tok["format"].value_counts().items()},
+            "shifts": {c: _share_shifts(ok[c], tok[c]) for c in ("mode", "format")},
             "n_copies_of_train": len(copies), "copies_of_train": copies[:COPIES_SHOWN]}
+
+
+SHARE_SHIFT = 0.25        # a mode or format whose share of the images differs this much between the sets is said
+
+
+def _share_shifts(train: pd.Series, test: pd.Series) -> list[dict]:
+    """The values (image modes, file formats) whose share differs by SHARE_SHIFT or more between the sets, e.g. a
+    greyscale (L) or JPEG test set for an RGB / PNG training set: [{"value", "train", "test"}] (shares)."""
+    a = train.astype(str).value_counts(normalize=True)
+    b = test.astype(str).value_counts(normalize=True)
+    out = []
+    for v in sorted(set(a.index) | set(b.index)):
+        sa, sb = float(a.get(v, 0.0)), float(b.get(v, 0.0))
+        if abs(sa - sb) >= SHARE_SHIFT and len(train) and len(test):
+            out.append({"value": v, "train": round(sa, 4), "test": round(sb, 4)})
+    return out
 
 
 def findings_on_test(t: dict) -> list[str]:
@@ -335,6 +352,12 @@ def findings_on_test(t: dict) -> list[str]:
         out.append(f"test images are {r if r >= 1 else 1 / r:.1f}x {'smaller' if r >= 1 else 'larger'} than the "
                    f"training images (median side {med['test']:.0f} px against {med['train']:.0f} px): pick the "
                    f"training resolution (--img-size, preprocess --size) for the test's scale")
+    for what, rows in t["shifts"].items():
+        if rows:
+            out.append(f"image {what}s differ between the sets: " + ", ".join(
+                f"{r['value']} {r['test']:.0%} of test against {r['train']:.0%} of training images" for r in rows)
+                + (": train on what the test looks like (e.g. greyscale or JPEG augmentation)" if what == "mode"
+                   or any(r["value"] == "JPEG" for r in rows) else ""))
     if t["n_copies_of_train"]:
         out.append(f"{t['n_copies_of_train']} test image(s) are byte copies of training images: their labels are "
                    f"known (listed in report.html and summary.json)")

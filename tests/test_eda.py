@@ -232,6 +232,18 @@ def test_eda_test_set_beside_training_set(tmp_path):
     assert t["copies_of_train"][0]["train labels"] == "b"
     assert t["common_sizes"][0] == {"width": 12, "height": 10, "images": 5}
     assert "Test set beside the training set" in report and (out / "train_test_sizes.png").is_file()
+    # greyscale JPEG test images for an RGB PNG training set: both shifts are said
+    grey = tmp_path / "grey"
+    for k in range(4):
+        make_image(grey / f"g{k}.jpg", size=(48, 40), seed=200 + k)
+    from PIL import Image
+    for f in grey.iterdir():
+        Image.open(f).convert("L").save(f)
+    s = eda.run_eda(root, tmp_path / "eda3", workers=1, test=grey)
+    said = " ".join(eda.findings_on_test(s["test"]))
+    assert "image modes differ between the sets: L 100% of test against 0% of training images" in said, said
+    assert "RGB 0% of test against 100% of training images" in said
+    assert "image formats differ between the sets: JPEG 100% of test against 0% of training images" in said
     # a test set at the training scale, no copies: nothing to say
     same = make_image_folder(tmp_path / "same", {"x": 3}, size=(48, 40), seed=7)
     s = eda.run_eda(root, tmp_path / "eda2", workers=1, test=same)
