@@ -42,9 +42,9 @@ def info(msg: str) -> None:
 
 @contextmanager
 def said_once() -> Iterator[None]:
-    """info() lines and warnings are printed once in this block: for steps that run another step many times (tune's trials
-    each run train, whose set-up lines -- manifest, weights, sampling -- are the same every trial); a line that
-    changes (another --aug, another sampler) is printed when it first appears."""
+    """info() lines and warnings are printed once in this block: for steps that run another step many times
+    (tune's trials each run train, whose set-up lines -- manifest, weights, sampling -- are the same every trial);
+    a line that changes (another --aug, another sampler) is printed when it first appears."""
     outer = _state.get("said")
     _state["said"] = set() if outer is None else outer
     try:

@@ -1,4 +1,5 @@
-"""clean's report.html: removed and linked duplicates beside their twin, out-of-domain ranking, per-class counts, sweep."""
+"""clean's report.html: removed and linked duplicates beside their twin, out-of-domain ranking, per-class counts,
+threshold sweep."""
 from __future__ import annotations
 
 import itertools
