@@ -13,7 +13,7 @@ from imgcls import links
 from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
-from imgcls.console import info, is_quiet, progress_bar
+from imgcls.console import info, is_quiet, progress_bar, warn
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS, ImageLimits, ImageReadError, thumbnail
 from imgcls.options import check, option, seed_option
@@ -365,10 +365,11 @@ def findings_on_test(t: dict) -> list[str]:
 
 
 def say_test_findings(t: dict) -> None:
-    from imgcls.console import warn
-    info(f"test set: {t['n_readable']} readable of {t['n_images']} images, median side {t['median_side']['test']:.0f}"
-         f" px (training {t['median_side']['train']:.0f} px)" if t["scale_ratio"] is not None else
-         f"test set: {t['n_readable']} readable of {t['n_images']} images")
+    """One line on the test set, then each finding as a warning (printed even with --quiet)."""
+    med = t["median_side"]
+    scale = (f", median side {med['test']:.0f} px (training {med['train']:.0f} px)"
+             if t["scale_ratio"] is not None else "")
+    info(f"test set: {t['n_readable']} readable of {t['n_images']} images{scale}")
     for line in findings_on_test(t):
         warn(line)
 
