@@ -28,6 +28,10 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default bomb limit (~ 9459 x 9459)
+# How an image becomes N x N, one vocabulary for preprocess (on disk, PIL) and train / predict (torchvision): squash
+# ignores the aspect ratio (timm's crop_mode calls it squash too), crop covers N x N and cuts the centre, pad fits the
+# longer side and letterboxes.
+RESIZE_MODES = ("squash", "crop", "pad")
 
 
 def max_pixels_option():

@@ -252,7 +252,7 @@ def test_plain_run_options_act(tmp_path):
     assert (out / "a" / "wide.png").exists()
 
 
-@pytest.mark.parametrize("mode,expect", [("pad", (64, 64)), ("crop", (64, 64)), ("stretch", (64, 64))])
+@pytest.mark.parametrize("mode,expect", [("pad", (64, 64)), ("crop", (64, 64)), ("squash", (64, 64))])
 def test_resize_modes(tmp_path, mode, expect):
     from imgcls.preprocess.resize import resize
     im = Image.new("RGB", (120, 60), (200, 0, 0))
@@ -263,6 +263,20 @@ def test_resize_modes(tmp_path, mode, expect):
         assert tuple(arr[0, 32]) == (0, 0, 255) and tuple(arr[32, 32]) == (200, 0, 0)
     else:
         assert tuple(arr[0, 0]) == (200, 0, 0) and tuple(arr[63, 63]) == (200, 0, 0)
+
+
+def test_resize_modes_are_one_vocabulary_and_stretch_is_squash(tmp_path, capsys):
+    """preprocess and train name the same three resize modes (imgcls.io.RESIZE_MODES); preprocess's old
+    `stretch` is taken as `squash` with a warning, so a script that typed it still runs."""
+    from imgcls import io as imgio
+    from imgcls.preprocess.config import PreprocessConfig
+    from imgcls.train.config import TrainConfig
+    from imgcls.options import specs
+    assert specs(PreprocessConfig)["resize_mode"][1].choices == specs(TrainConfig)["resize_mode"][1].choices \
+        == imgio.RESIZE_MODES == ("squash", "crop", "pad")
+    cfg = PreprocessConfig(resize_mode="stretch", size=32)
+    assert cfg.resize_mode == "squash" and "stretch is now called squash" in capsys.readouterr().err
+    cfg.validate()
 
 
 def test_plain_run_normalises_exif_and_mode_and_resizes(tmp_path):

@@ -5,7 +5,7 @@ Per image, in this order (see README "imgcls preprocess" for why):
   2. `--face-crop`: detect on the ORIGINAL image (the detector sees the real photo: a background already painted
      white, or hair cut away by the matting model, only removes context the detector uses), take the largest face's
      box, grow it by `--face-margin` and cut it from the original pixels; no face -> `--no-face keep|center-crop|drop`;
-  3. `--size`: scale (pad: longer side = N; crop: shorter side = N + centre crop; stretch: N x N);
+  3. `--size`: scale (pad: longer side = N; crop: shorter side = N + centre crop; squash: N x N);
   4. `--remove-bg`: rembg on what is left (u2netp sees the image at 320 x 320, so running it on the crop spends its
      resolution on the subject; on the already scaled image its mask has the output's resolution);
   5. `--resize-mode pad`: borders in the background colour (after the matting, which never sees padding).

@@ -4,11 +4,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from imgcls import io as imgio
+from imgcls.console import warn
 from imgcls import manifest as mf
 from imgcls.errors import UserError
 from imgcls.options import check, option, seed_option
 from imgcls.oversample import DEFAULT_MAX_FACTOR, check_target
-from imgcls.preprocess.resize import RESIZE_MODES
 
 NO_FACE_POLICIES = ("keep", "center-crop", "drop")
 FORMATS = ("auto", "png", "jpg", "webp")
@@ -42,8 +42,9 @@ class PreprocessConfig:
                               help="Detect faces on a copy whose longer side is at most this (boxes mapped back).")
     size: int | None = option(None, panel=OUTPUT, lo=8, none="keep the size",
                               help="Square output side in pixels.")
-    resize_mode: str = option("pad", panel=OUTPUT, choices=RESIZE_MODES,
-                              help="pad (letterbox) | crop (centre) | stretch.")
+    resize_mode: str = option("pad", panel=OUTPUT, choices=imgio.RESIZE_MODES,
+                              help="pad (letterbox) | crop (centre) | squash (N x N, aspect ignored; train's "
+                                   "name, formerly stretch here).")
     image_format: str = option("auto", panel=OUTPUT, choices=FORMATS, flags=("--format",),
                                help="auto keeps jpg / png / webp, writes png otherwise.")
     quality: int = option(95, panel=OUTPUT, lo=1, hi=100, help="JPEG / WebP quality.")
@@ -57,6 +58,11 @@ class PreprocessConfig:
     oversample_max_factor: float = option(DEFAULT_MAX_FACTOR, panel=OVERSAMPLING, lo=1,
                                           help="A class grows to at most this many times its image count.")
     seed: int = seed_option(panel=OVERSAMPLING)
+
+    def __post_init__(self) -> None:
+        if self.resize_mode == "stretch":     # preprocess's name before it took train's (and timm's) squash
+            warn("--resize-mode stretch is now called squash, as in imgcls train; using squash")
+            self.resize_mode = "squash"
 
     def validate(self) -> None:
         """Choices and ranges (imgcls.options.check) and the options that need each other; before any work."""

@@ -1,10 +1,11 @@
-"""Resizing for the cache: fit (pad: longer side = N; crop: shorter side = N then centre crop; stretch: N x N),
+"""Resizing for the cache: fit (pad: longer side = N; crop: shorter side = N then centre crop; squash: N x N),
 pad_to (letterbox borders in the background colour), center_square (the no-face centre crop)."""
 from __future__ import annotations
 
 from PIL import Image, ImageOps
 
-RESIZE_MODES = ("pad", "crop", "stretch")
+from imgcls.io import RESIZE_MODES
+
 _RESAMPLE = Image.Resampling.BICUBIC
 
 
@@ -18,10 +19,10 @@ def center_square(im: Image.Image) -> Image.Image:
 
 def fit(im: Image.Image, size: int, mode: str = "pad") -> Image.Image:
     """pad: scale so the longer side is `size` (pad_to adds the borders later); crop: cover size x size and cut
-    the centre; stretch: size x size ignoring the aspect ratio."""
+    the centre; squash: size x size ignoring the aspect ratio (imgcls.io.RESIZE_MODES)."""
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize mode {mode!r}; use one of {RESIZE_MODES}")
-    if mode == "stretch":
+    if mode == "squash":
         return im.resize((size, size), _RESAMPLE)
     if mode == "crop":
         return ImageOps.fit(im, (size, size), _RESAMPLE)

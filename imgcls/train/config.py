@@ -13,11 +13,11 @@ from typing import Optional
 
 from imgcls.device import device_option
 from imgcls.errors import UserError
+from imgcls.io import RESIZE_MODES
 from imgcls.options import check, option, seed_option
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, parse_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
-RESIZE_MODES = ("squash", "crop", "pad")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 AUG_PRESETS = ("none", "light", "medium", "heavy")
 MIXES = ("none", "cutmix", "mixup", "cutmix-vertical")

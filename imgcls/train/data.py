@@ -20,7 +20,8 @@ from torch.utils.data import Dataset
 from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.errors import UserError
-from imgcls.train.config import AUG_PRESETS, INTERPOLATIONS, RESIZE_MODES
+from imgcls.io import RESIZE_MODES
+from imgcls.train.config import AUG_PRESETS, INTERPOLATIONS
 
 
 def _interp(name: str):
