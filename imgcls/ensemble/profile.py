@@ -15,8 +15,9 @@ from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.voting import log_loss, normalise_weights, parse_weights
 from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
+from imgcls.profiles import ProfileScheme
 
-PROFILE_ATTRS = ("mask", "gender", "age_band")      # imgcls.profiles.ProfileScheme.HEADS
+PROFILE_ATTRS = ProfileScheme.HEADS        # the attribute models --combine profile multiplies, in the formula's order
 
 
 def member_meta(m: Member):
@@ -40,7 +41,6 @@ def _int_classes(classes: Sequence[str]) -> list[int] | None:
 def profile_scheme(metas: Sequence, names: Sequence[str]):
     """The ProfileScheme the members imply (the age bands of a profile run, else three), after checking that every
     member predicts an attribute of it or its classes, and that each attribute has a member."""
-    from imgcls.profiles import ProfileScheme
     bands = {m.head_sizes[2] for m in metas if m.decode == "profile"}
     if len(bands) > 1:
         raise UserError(f"the profile members have different numbers of age bands ({sorted(bands)}); combine runs "

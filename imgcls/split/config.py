@@ -15,7 +15,7 @@ from imgcls.options import check, int_list, join, option, seed_option
 SPLITS = ("train", "val", "test")
 MAX_DENOMINATOR = 20                  # --val / --test resolution: 1/20 = 5 %
 LINK_COLUMNS = ("sha256", "source_path", "dup_group")   # besides the group column
-PROFILE_ATTRIBUTES = ("mask", "gender", "age_band")
+PROFILE_ATTRIBUTES = profiles.ProfileScheme.HEADS      # stratified on and reported for profile datasets
 
 
 class LeakageError(UserError):

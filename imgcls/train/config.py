@@ -14,6 +14,7 @@ from typing import Optional
 from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.io import RESIZE_MODES
+from imgcls.profiles import ProfileScheme
 from imgcls.options import check, option, seed_option
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, parse_target
 
@@ -106,7 +107,7 @@ class TrainConfig:
                               "model metadata's `target`).")
     heads: str = option("single", panel=MODEL, choices=("single", "multi"),
                         help="single (one softmax) | multi (one head per label column).")
-    head_columns: list = option(factory=lambda: ["mask", "gender", "age_band"], panel=MODEL, cli_type=str,
+    head_columns: list = option(factory=lambda: list(ProfileScheme.HEADS), panel=MODEL, cli_type=str,
                                 to_cli=_join, from_cli=_csv_list, help="Label columns for --heads multi.")
     head_weights: list = option(factory=list, panel=MODEL, cli_type=str, to_cli=_join, from_cli=_float_list,
                                 help="Per-head loss weights, e.g. 1,1,2 (default all 1).")
