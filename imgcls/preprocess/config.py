@@ -8,11 +8,13 @@ from imgcls.console import warn
 from imgcls import manifest as mf
 from imgcls.errors import UserError
 from imgcls.options import check, option, seed_option
+from imgcls.train.config import AUG_PRESETS
 from imgcls.oversample import DEFAULT_MAX_FACTOR, check_target
 
 NO_FACE_POLICIES = ("keep", "center-crop", "drop")
 FORMATS = ("auto", "png", "jpg", "webp")
-OVERSAMPLE_AUGS = ("light", "medium", "heavy", "mixup")   # train's augment presets (imgcls.train.data), or mixup
+# train's augmentation presets but none (imgcls.train.data.augment_transform), or within-class mixup
+OVERSAMPLE_AUGS = tuple(p for p in AUG_PRESETS if p != "none") + ("mixup",)
 FACE_COLUMNS = [c for c in mf.columns_of("preprocess") if c.startswith("face")]   # declared in imgcls.manifest
 
 
