@@ -156,12 +156,16 @@ def plot_size_heatmap(df: pd.DataFrame, path: Path) -> Path:
     return report.save_figure(fig, path)
 
 
+def _log2_aspects(ok: pd.DataFrame) -> np.ndarray:
+    """log2(width / height) of each readable row with both sizes (0 = square)."""
+    ar = (pd.to_numeric(ok["width"], errors="coerce") / pd.to_numeric(ok["height"], errors="coerce")).dropna()
+    return np.log2(ar.to_numpy(float))
+
+
 def plot_aspect_ratio(df: pd.DataFrame, path: Path) -> Path:
     plt = report.pyplot()
-    ok = mf.readable(df)
-    ar = (pd.to_numeric(ok["width"], errors="coerce") / pd.to_numeric(ok["height"], errors="coerce")).dropna()
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.hist(np.log2(ar.to_numpy(float)) if len(ar) else [], bins=40, color="#55a868")
+    ax.hist(_log2_aspects(mf.readable(df)), bins=40, color="#55a868")
     ax.set_xlabel("log2(width / height)   (0 = square)")
     ax.set_ylabel("images")
     ax.set_title("aspect ratio")
@@ -334,12 +338,14 @@ SHARE_SHIFT = 0.25        # a mode or format whose share of the images differs t
 def _share_shifts(train: pd.Series, test: pd.Series) -> list[dict]:
     """The values (image modes, file formats) whose share differs by SHARE_SHIFT or more between the sets, e.g. a
     greyscale (L) or JPEG test set for an RGB / PNG training set: [{"value", "train", "test"}] (shares)."""
+    if not len(train) or not len(test):
+        return []
     a = train.astype(str).value_counts(normalize=True)
     b = test.astype(str).value_counts(normalize=True)
     out = []
     for v in sorted(set(a.index) | set(b.index)):
         sa, sb = float(a.get(v, 0.0)), float(b.get(v, 0.0))
-        if abs(sa - sb) >= SHARE_SHIFT and len(train) and len(test):
+        if abs(sa - sb) >= SHARE_SHIFT:
             out.append({"value": v, "train": round(sa, 4), "test": round(sb, 4)})
     return out
 
@@ -355,9 +361,9 @@ def findings_on_test(t: dict) -> list[str]:
     for what, rows in t["shifts"].items():
         if rows:
             out.append(f"image {what}s differ between the sets: " + ", ".join(
-                f"{r['value']} {r['test']:.0%} of test against {r['train']:.0%} of training images" for r in rows)
+                f"{x['value']} {x['test']:.0%} of test against {x['train']:.0%} of training images" for x in rows)
                 + (": train on what the test looks like (e.g. greyscale or JPEG augmentation)" if what == "mode"
-                   or any(r["value"] == "JPEG" for r in rows) else ""))
+                   or any(x["value"] == "JPEG" for x in rows) else ""))
     if t["n_copies_of_train"]:
         out.append(f"{t['n_copies_of_train']} test image(s) are byte copies of training images: their labels are "
                    f"known (listed in report.html and summary.json)")
@@ -394,8 +400,7 @@ def plot_train_test_sizes(df: pd.DataFrame, test_df: pd.DataFrame, path: Path) -
     axes[0].set_xlabel("side sqrt(width x height) (px)")
     axes[0].set_ylabel("share of images")
     axes[0].set_title("image scale")
-    ars = [np.log2((pd.to_numeric(f["width"], errors="coerce") / pd.to_numeric(f["height"], errors="coerce"))
-                   .dropna().to_numpy(float)) for f in (ok, tok)]
+    ars = [_log2_aspects(f) for f in (ok, tok)]
     if sum(len(v) for v in ars):
         edges = np.histogram_bin_edges(np.r_[ars[0], ars[1]], bins=30)     # one set of bins for both sets
         for v, name, colour in zip(ars, ("train", "test"), ("#4c72b0", "#dd8452")):
