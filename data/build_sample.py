@@ -94,7 +94,7 @@ def build(src: Path, out: Path, seed: int = 0) -> dict:
         if d.exists():
             shutil.rmtree(d)
     truth: list[tuple[str, str, str, str]] = []
-    test_rows: list[tuple[str, str]] = []
+    test_rows: list[tuple[str, str, bytes]] = []     # (file, class, its shrunk PNG: hashed, then written)
     classes = sorted(CLASS_COUNTS)
     rest: dict[str, list[str]] = {}
     for cls in classes:
@@ -116,10 +116,11 @@ def build(src: Path, out: Path, seed: int = 0) -> dict:
         for f in rest[cls]:
             if picked == TEST_PER_CLASS[cls]:
                 break
-            digest = hashlib.sha256(png_bytes(shrink(Image.open(src / cls / f)))).hexdigest()
+            png = png_bytes(shrink(Image.open(src / cls / f)))
+            digest = hashlib.sha256(png).hexdigest()
             if digest not in taken:
                 taken.add(digest)
-                test_rows.append((f, cls))
+                test_rows.append((f, cls, png))
                 picked += 1
         if picked < TEST_PER_CLASS[cls]:
             raise SystemExit(f"{src / cls} has {picked} images for the test set that are no training image's copy, "
@@ -127,9 +128,10 @@ def build(src: Path, out: Path, seed: int = 0) -> dict:
     # held-out test set: anonymous, shuffled ids so neither name nor order gives the class away
     rng.shuffle(test_rows)
     labels = []
-    for i, (f, cls) in enumerate(test_rows):
+    test.mkdir(parents=True, exist_ok=True)
+    for i, (_, cls, png) in enumerate(test_rows):
         tid = f"test_{i:03d}.png"
-        save_png(shrink(Image.open(src / cls / f)), test / tid)
+        (test / tid).write_bytes(png)
         labels.append((tid, cls))
     for name in PHOTOS:
         cls = rng.choice(classes)
