@@ -56,7 +56,7 @@ class Run:
     model: str = ""
     img_size: int | None = None
     epochs: int | None = None            # epochs done (a k-fold set: the most any fold did)
-    best_epoch: int | None = None
+    best_epoch: int | None = None      # a k-fold set: of the folds' mean validation macro-F1
     val_macro_f1: float = float("nan")
     val_acc: float = float("nan")
     n_val: int = 0
@@ -153,16 +153,26 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
         _score(oof, run)
         if run.history is not None:
             run.epochs = int(run.history.groupby("fold")["epoch"].max().max())
+            run.best_epoch = _best_epoch(run.history)
     else:
         run.history = _read_csv(path / "metrics.csv")
         _score(_read_csv(path / "val_predictions.csv"), run)
         if run.history is not None and len(run.history):
             run.epochs = int(run.history["epoch"].max())
-            f1 = "val_macro_f1" if "val_macro_f1" in run.history.columns else "val_f1"
-            run.best_epoch = int(run.history.loc[run.history[f1].astype(float).idxmax(), "epoch"])
+            run.best_epoch = _best_epoch(run.history)
     if run.history is not None and "epoch_seconds" in run.history.columns:
         run.seconds = float(run.history["epoch_seconds"].astype(float).sum())
     return run
+
+
+def _best_epoch(history: pd.DataFrame) -> int | None:
+    """The epoch of the highest validation macro-F1; for a k-fold set (a fold column), of the highest mean over
+    the folds that reached it: the epoch count to retrain on all the data with."""
+    f1 = "val_macro_f1" if "val_macro_f1" in history.columns else "val_f1"
+    if f1 not in history.columns or not len(history):
+        return None
+    curve = history.assign(_f1=pd.to_numeric(history[f1], errors="coerce")).groupby("epoch")["_f1"].mean()
+    return None if curve.isna().all() else int(curve.idxmax())
 
 
 def _read_ensemble(path: Path, name: str, doc: dict) -> Run:

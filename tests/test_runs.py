@@ -63,6 +63,16 @@ def outputs(tmp_path):
     return out
 
 
+def test_kfold_best_epoch_is_the_best_mean_over_folds(outputs):
+    kf = outputs / "runs" / "kf"
+    # fold 0 peaks at epoch 1, fold 1 at epoch 3; the folds' mean peaks at epoch 2 (0.55 / 0.6 / 0.5)
+    for k, f1 in enumerate(([0.7, 0.6, 0.3], [0.4, 0.6, 0.7])):
+        pd.DataFrame({"epoch": [1, 2, 3], "val_macro_f1": f1, "epoch_seconds": 1.0}).to_csv(
+            kf / f"fold_{k}" / "metrics.csv", index=False)
+    runs = {r.name: r for r in find_runs(outputs)}
+    assert runs["runs/kf"].best_epoch == 2 and runs["runs/kf"].epochs == 3
+
+
 def test_find_runs_and_the_one_metric(outputs):
     runs = {r.name: r for r in find_runs(outputs)}
     assert set(runs) == {"runs/best", "runs/mid", "runs/low", "runs/kf", "ensembles/e1", "tune/s1/trial_0000"}
