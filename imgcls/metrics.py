@@ -79,8 +79,11 @@ def confusion(y_true, y_pred, classes: Sequence, normalize: bool = False) -> np.
     from sklearn.metrics import confusion_matrix
     yt, yp = _arrays(y_true, y_pred)
     cm = confusion_matrix(yt, yp, labels=_labels(yt, classes))
-    if not normalize:
-        return cm
+    return row_normalized(cm) if normalize else cm
+
+
+def row_normalized(cm: np.ndarray) -> np.ndarray:
+    """A confusion matrix's rows divided by their sums (a row of zeros stays zeros)."""
     rows = cm.sum(1, keepdims=True)
     return np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
 
@@ -97,7 +100,7 @@ def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike
     paths = []
     counts = confusion(y_true, y_pred, classes)
     for norm, suffix in ((False, ""), (True, "_normalized")):
-        cm = confusion(y_true, y_pred, classes, normalize=True) if norm else counts
+        cm = row_normalized(counts) if norm else counts
         fig, ax = plt.subplots(figsize=(size, size))
         disp = ConfusionMatrixDisplay(cm, display_labels=[str(c) for c in classes])
         disp.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation="vertical", include_values=k <= 25,
