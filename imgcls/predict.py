@@ -27,15 +27,16 @@ from imgcls import manifest as mf
 from imgcls.console import info, print_table, progress_bar, warn
 from imgcls.device import device_option
 from imgcls.ensemble import EnsembleSpec, is_spec, load_spec, member_from_run, vote
+from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
 from imgcls.options import check, option
 from imgcls.parallel import default_workers
 from imgcls.submission import build_submission, fill_template, resolve_format
+from imgcls.train.config import TrainConfig
 from imgcls.tta import MERGES, TTASpec, parse_tta
 
-RUNS_DIR = Path("outputs/runs")
-ENSEMBLES_DIR = Path("outputs/ensembles")
+RUNS_DIR = Path(TrainConfig.out)        # where imgcls train writes by default
 
 
 

@@ -142,6 +142,24 @@ def test_a_member_of_weight_zero_is_not_run(tmp_path, monkeypatch):
     assert np.array_equal(got.to_numpy(), alone.to_numpy())
 
 
+def test_default_folder_is_named_by_method_and_members(tmp_path, monkeypatch):
+    """Without --out / --name another method or set of members gets its own folder (a second ensemble no longer
+    replaces the first one a submission was made from); the same ensemble rebuilt says it replaces its folder."""
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.1)
+    monkeypatch.chdir(tmp_path)
+    for method in ("soft", "hard"):
+        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", method])
+        assert res.exit_code == 0, res.output
+        assert load_spec(tmp_path / "outputs" / "ensembles" / f"{method}-effnet+resnet").method == method
+    assert "replaced" not in res.output
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "hard"])
+    assert res.exit_code == 0 and "holds an earlier ensemble; it is replaced" in " ".join(res.output.split())
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--name", "../x"])
+    assert res.exit_code == 2 and "not a plain folder name" in res.output
+
+
 def test_mismatched_classes_are_a_clear_error(tmp_path):
     r1 = make_tiny_run(tmp_path / "runs" / "abc", classes=("a", "b", "c"))
     r2 = make_tiny_run(tmp_path / "runs" / "abd", classes=("a", "b", "d"))

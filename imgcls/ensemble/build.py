@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 
 from imgcls.console import info, warn
-from imgcls.ensemble.spec import (COMBINES, EnsembleSpec, check_same_classes, member_from_run, read_oof,
-                                  write_spec)
+from imgcls.ensemble.spec import (COMBINES, SPEC_NAME, EnsembleSpec, check_same_classes, ensemble_folder,
+                                  member_from_run, read_oof, write_spec)
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.profile import build_profile
 from imgcls.ensemble.voting import (METHODS, WEIGHT_METRICS, crossfit_macro_f1, fit_weights, log_loss,
@@ -54,12 +54,15 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     if combine == "profile" and (method == "hard" or weights == "auto"):
         raise UserError("--combine profile multiplies the attributes' probabilities: use --method soft (equal "
                         "weights) or explicit --weights w1,w2,... (a member's weight within its attribute)")
-    check_writable(Path(out) if out else Path("outputs/ensembles") / (name or "ensemble"))
     members = [member_from_run(r, which) for r in runs]
     names = [m.name for m in members]
     for i, m in enumerate(members):      # unique names (two runs called the same in different folders)
         if names.count(m.name) > 1:
             m.name = f"{m.name}_{i}"
+    name, out = ensemble_folder(out, name, members, method, combine)
+    check_writable(out)
+    if (out / SPEC_NAME).is_file():
+        info(f"{out} holds an earlier ensemble; it is replaced (--name NAME keeps both)")
     if combine == "profile":
         return build_profile(members, method, weights, out, name)
     classes = check_same_classes(members)
@@ -136,8 +139,6 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     rows.append(ens_row)
     rows.extend(extra_rows)
 
-    name = name or (Path(out).name if out else "ensemble")
-    out = Path(out) if out else Path("outputs/ensembles") / name
     spec = EnsembleSpec(name, method, members, classes, scores=scores)
     spec.path = write_spec(spec, out)
     from imgcls.fsutil import write_table

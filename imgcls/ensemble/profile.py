@@ -3,7 +3,6 @@ the mask competition's classes by the one formula (imgcls.profiles.ProfileScheme
 the members' distributions, each class the product of its attributes' probabilities."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -173,8 +172,6 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
         warn("--combine profile: no validation image has every attribute's label among the members' validation "
              "predictions (train the runs on the same split); the ensemble is not scored")
     rows.append(ens_row)
-    name = name or (Path(out).name if out else "ensemble")
-    out = Path(out) if out else Path("outputs/ensembles") / name
     spec = EnsembleSpec(name, method, members, classes, scores=scores, combine="profile")
     spec.path = write_spec(spec, out)
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",

@@ -15,6 +15,7 @@ from imgcls.errors import UserError
 
 COMBINES = ("vote", "profile")
 SPEC_NAME = "spec.yaml"
+ENSEMBLES_DIR = Path("outputs/ensembles")
 
 
 @dataclass
@@ -54,6 +55,24 @@ def member_from_run(run: str | os.PathLike, which: str = "best") -> Member:
     ckpts = find_checkpoints(run, which)
     name = run.stem if run.is_file() else run.name
     return Member(name=name, run=run, checkpoints=ckpts)
+
+
+def ensemble_folder(out: str | os.PathLike | None, name: str | None, members: Sequence[Member], method: str,
+                    combine: str = "vote") -> tuple[str, Path]:
+    """(name, folder) of an ensemble: --out (named by --name or its folder), else ENSEMBLES_DIR/--name, else
+    ENSEMBLES_DIR/<method or profile>-<member+member...>: another method or set of members never lands in the
+    folder of an earlier ensemble (a long name is cut and keeps a digest of the whole)."""
+    if out is not None:
+        return name or Path(out).name, Path(out)
+    if name is None:
+        name = ("profile" if combine == "profile" else method) + "-" + "+".join(m.name for m in members)
+        if len(name) > 96:
+            import hashlib
+            name = f"{name[:87]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+    elif name.strip() in ("", ".", "..") or Path(name).name != name or "\\" in name:
+        raise UserError(f"--name {name!r} is not a plain folder name; give one path component such as blend "
+                        f"(the ensemble is written under {ENSEMBLES_DIR}), or --out FOLDER")
+    return name, ENSEMBLES_DIR / name
 
 
 def checkpoint_classes(path: Path) -> list[str]:
