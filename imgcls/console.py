@@ -33,6 +33,11 @@ def _said(msg: str) -> bool:
     return False
 
 
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """'1 group', '3 groups' ('1 copy', '2 copies' with many='copies')."""
+    return f"{n} {word if n == 1 else (many or word + 's')}"
+
+
 def info(msg: str) -> None:
     """A line for the user (defaults used, outputs written); silenced by --quiet. Inside said_once(), a line
     already printed there is not printed again."""

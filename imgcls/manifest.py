@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls import io as imgio
-from imgcls.console import info, warn
+from imgcls.console import info, plural, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.layouts import (LAYOUTS, LayoutOptions, images_under, read_competition_csv, read_csv, read_folder,
@@ -325,9 +325,22 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
         else:
             df[c] = df[c].astype(object)
             df.loc[scanned.index, c] = scanned[c].fillna("").astype(str).values
+    say_unreadable(df.loc[scanned.index])
     if require:
         require_readable(df)
     return df
+
+
+def say_unreadable(df: pd.DataFrame, show: int = 5) -> None:
+    """One warning naming the unreadable images among df's rows by path and reason (the first `show`; the
+    manifest's error column lists every one): each step leaves them out and goes on."""
+    errors = df["error"].fillna("").astype(str)
+    bad = df[errors != ""]
+    if bad.empty:
+        return
+    listed = "; ".join(f"{p} ({e})" for p, e in zip(image_paths(bad.head(show)), bad["error"].head(show)))
+    more = f"; {len(bad) - show} more in the manifest's error column" if len(bad) > show else ""
+    warn(f"{plural(len(bad), 'unreadable image')}, left out: {listed}{more}")
 
 
 def stale_rows(df: pd.DataFrame, skip: set[int] = frozenset()) -> list[int]:

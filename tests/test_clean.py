@@ -63,6 +63,19 @@ def _run(src, out, *extra):
     return pd.read_csv(out / "manifest.csv", keep_default_na=False)
 
 
+def test_clean_names_unreadable_images_and_says_what_it_removed_in_words(dirty, tmp_path):
+    r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "c"), "--no-dedup", "--no-ood",
+                            "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "warning: 1 unreadable image, left out: " in text and "b/broken.jpg (" in text   # by path and reason
+    assert "removed 1 unreadable;" in text and "{" not in text
+    import json
+    from imgcls.links import DEFAULT_DUP_THRESHOLDS
+    config = json.loads((tmp_path / "c" / "clean_summary.json").read_text())["config"]
+    assert config["dup_threshold"] == DEFAULT_DUP_THRESHOLDS["verified"]     # the value used, not null
+
+
 def test_clean_marks_duplicates_ood_and_errors(dirty, tmp_path):
     before = tree_snapshot(dirty)
     # default near-duplicate method (verified) and default OOD method (photo-style)

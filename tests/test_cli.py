@@ -143,6 +143,14 @@ def test_user_errors_one_line(case, tmp_path, image_folder):
     assert tree_snapshot(image_folder) == before
 
 
+@pytest.mark.parametrize("cmd,out", [("eda", "eda"), ("clean", "clean"), ("split", "splits.csv")])
+def test_out_inside_the_input_is_refused_before_the_scan(cmd, out, tmp_path, image_folder):
+    """"Errors come before the long work": no step scans the images before refusing an --out under them."""
+    r = runner.invoke(app, [cmd, str(image_folder), "--out", str(image_folder / out)])
+    assert "scanning images" not in r.output
+    assert "inside the input folder" in one_error_line(r)
+
+
 def test_version():
     r = runner.invoke(app, ["--version"])
     assert r.exit_code == 0 and r.output.strip() == f"imgcls {__version__}"

@@ -1,6 +1,7 @@
 """`imgcls split`: group-aware stratified splits / k-fold, profile labels, exclusions, and the leakage check."""
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -219,7 +220,10 @@ def test_cli_profiles_on_real_files_writes_table_and_reports(tmp_path):
     for name in ("splits_report.html", "splits_counts.csv", "splits_summary.json", "splits_distribution.png"):
         assert (out.parent / name).stat().st_size > 0
     from conftest import assert_self_contained
-    assert "age_band per part" in assert_self_contained(out.parent / "splits_report.html", 1)   # the shares plot
+    html = assert_self_contained(out.parent / "splits_report.html", 1)
+    assert "age_band per part" in html                                                   # the shares plot
+    assert "class / part rows furthest from their target share" in html    # what the cut table holds
+    assert "val" not in json.loads((out.parent / "splits_summary.json").read_text())["config"]   # --folds: no --val
     # the written file passes the standalone check
     r = runner.invoke(app, ["split", "--check", str(out), "--no-near-dup"])
     assert r.exit_code == 0, r.output
@@ -412,6 +416,8 @@ def test_mask_shaped_set_is_linked_by_cleans_verified_definition_not_embedding_c
     r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "s.csv"), "--device", "cpu", "-q"])
     assert r.exit_code == 0, r.output
     assert (pd.read_csv(tmp_path / "s.csv")["split"] == "val").any()
+    used = json.loads((tmp_path / "s_summary.json").read_text())["config"]["dup_threshold"]
+    assert used == sp.SplitConfig().near_duplicates().cut                    # the threshold used, not null
 
 
 def test_a_split_with_one_unit_fails_whatever_linked_it():

@@ -15,7 +15,7 @@ from imgcls.clean.duplicates import (TIE_NEIGHBOURS, asks_for_embeddings, confli
                                      mark_duplicates, threshold_sweep, tie_losses)
 from imgcls.clean.materialize import materialize_kept
 from imgcls.clean.sampling import undersample
-from imgcls.console import info
+from imgcls.console import info, plural
 from imgcls.errors import MissingWeightsError, UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json
 from imgcls.links import content_representatives
@@ -214,7 +214,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     remove_stale_temps(out)          # what a kill -9 of an earlier run left (materialized copies included)
     mf.write(df, out / mf.MANIFEST_NAME)
     sweep = threshold_sweep(df, scored) if scored is not None else []
-    summary = {"config": asdict(cfg), "source": str(src), "n_images": len(df), "kept": int(df["keep"].sum()),
+    config = {**asdict(cfg), "dup_threshold": definition.cut}      # the threshold used, not None for "default"
+    summary = {"config": config, "source": str(src), "n_images": len(df), "kept": int(df["keep"].sum()),
                "removed": {r: int(n) for r, n in df.loc[~df["keep"], "reason"].value_counts().items()},
                "duplicates": cfg.duplicates,
                "duplicate_groups": int(df.loc[df["dup_group"] != "", "dup_group"].nunique()),
@@ -228,10 +229,12 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     write_clean_report(out / "report.html", df, summary)
     if materialize:
         materialize_kept(df, out / "images", materialize)
-    linked = (f"; {summary['linked_kept']} duplicates kept, linked in {summary['duplicate_groups']} groups "
-              f"(dup_group: split and train keep each group on one side)" if summary["linked_kept"] else "")
-    info(f"clean: kept {summary['kept']} of {len(df)}; removed {summary['removed']}{linked}; "
-         f"outputs: {out}/manifest.csv, report.html")
+    linked = (f"; {plural(summary['linked_kept'], 'duplicate')} kept, linked in "
+              f"{plural(summary['duplicate_groups'], 'group')} (dup_group: split and train keep each group on one "
+              f"side)" if summary["linked_kept"] else "")
+    removed = ", ".join(f"{n} {reason}" for reason, n in summary["removed"].items()) or "none"
+    info(f"clean: kept {summary['kept']} of {len(df)}; removed {removed}{linked}; outputs: {out}/manifest.csv, "
+         f"report.html" + (f", images/ ({materialize}s of the kept images)" if materialize else ""))
     if cfg.dedup:
         say_ties(df, cfg.conflicts, tie_votes)
     return df

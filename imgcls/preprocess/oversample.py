@@ -25,7 +25,7 @@ import pandas as pd
 
 from imgcls import io as imgio
 from imgcls import manifest as mf
-from imgcls.console import info, progress_bar, warn
+from imgcls.console import info, plural, progress_bar, warn
 from imgcls.fsutil import under
 from imgcls.oversample import class_targets, parse_target
 from imgcls.preprocess.config import PreprocessConfig
@@ -217,5 +217,5 @@ def _remove(out: Path, names) -> None:
             p.unlink()
             gone += 1
     if gone:
-        info(f"removed {gone} oversampled cop{'y' if gone == 1 else 'ies'} of an earlier run that this run does "
+        info(f"removed {plural(gone, 'oversampled copy', 'oversampled copies')} of an earlier run that this run does "
              f"not make")

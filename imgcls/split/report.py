@@ -174,7 +174,10 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
         ("max deviation of a class's share from its target (classes with >= 2 groups per part; over the rows the "
          "split was drawn from: units kept in train before the draw, each named in Warnings, left out)",
          bal.get("max_deviation")), ("tolerance", cfg.tolerance),
-        ("within tolerance", bal.get("within_tolerance"))]) + report.table(pd.DataFrame(bal.get("worst", [])))))
+        ("within tolerance", bal.get("within_tolerance"))])
+        + report.note(f"the {len(bal.get('worst', []))} class / part rows furthest from their target share, largest "
+                      f"deviation first")
+        + report.table(pd.DataFrame(bal.get("worst", [])))))
     if plot is not None:
         sections.append(("Class shares", report.img(plot, "class shares per part")))
     for col in columns:
@@ -201,6 +204,10 @@ def summarize(df: pd.DataFrame, cfg: SplitConfig, notes: list[str], leaks: pd.Da
     excluded = df.loc[df["split"].astype(str) == "", "drop_reason"].astype(str)
     excluded = excluded.str.replace(r"^(unreadable|clean): .*$", r"\1", regex=True)
     conf = {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in asdict(cfg).items() if k != "extra"}
+    if cfg.folds:               # --val does not apply to a k-fold split (fold 0 is its validation part)
+        conf.pop("val", None)
+    if cfg.near_dup:            # the threshold used, not None for "the method's default"
+        conf["dup_threshold"] = cfg.near_duplicates().cut
     return {
         "n_rows": int(len(df)), "n_used": int((part != "").sum()),
         "parts": {p: int(n) for p, n in sorted(part[part != ""].value_counts().items(), key=lambda kv:

@@ -99,10 +99,13 @@ def units_series(df: pd.DataFrame, reasons: pd.Series, units: np.ndarray) -> pd.
     return s
 
 
-def _load(src, opts: mf.LayoutOptions, workers: int, max_pixels: int | None) -> tuple[pd.DataFrame, str]:
+def _load(src, out: Path, opts: mf.LayoutOptions, workers: int, max_pixels: int | None) -> tuple[pd.DataFrame, str]:
+    """The table to split, scanned once `out` is known to lie outside its images' folders (before the long
+    work)."""
     layout = mf.detect_layout(Path(src), opts) if Path(src).exists() else opts.layout
-    df = mf.load(src, opts, scan=True, workers=workers, max_pixels=max_pixels)
-    return df, layout
+    df = mf.load(src, opts, scan=False)
+    check_output_location(out, *mf.roots(df))
+    return mf.scan_images(df, workers=workers, max_pixels=max_pixels), layout
 
 
 def _check_embedder(cfg: SplitConfig) -> None:
@@ -123,8 +126,7 @@ def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int =
     out = Path(out)
     check_writable(out, "file")
     _check_embedder(cfg)
-    df, layout = _load(src, opts, workers, max_pixels)
-    check_output_location(out, *mf.roots(df))
+    df, layout = _load(src, out, opts, workers, max_pixels)
     group_col = _resolve_group_col(df, cfg, layout)
     df, summary, leaks, _ = make_split(df, cfg, group_col, workers)
     for n in summary["notes"]:
