@@ -82,14 +82,15 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         diff = float(np.abs(got - ref).max())
         agree = float((got.argmax(1) == ref.argmax(1)).mean())
         rec = {"onnx": str(path), "checkpoint": str(ck), "max_abs_diff": diff, "argmax_agreement": agree,
-               "parity_ok": diff <= atol, "input": [None, 3, s, s], "output": ["batch", meta.n_classes]}
+               "parity_ok": diff <= atol, "input": ["batch", 3, s, s], "output": ["batch", meta.n_classes]}
         results.append(rec)
         info(f"{path}: onnxruntime vs torch max |diff| = {diff:.2e} on {batch} inputs "
              f"({'ok' if diff <= atol else 'FAILED'}, atol {atol:g})")
     meta = load_model(ckpts[0], "cpu").meta
     summary = {"run": str(run), "classes": list(meta.classes), "img_size": meta.img_size,
                "mean": list(meta.mean), "std": list(meta.std), "resize_mode": meta.resize_mode,
-               "interpolation": meta.interpolation, "decode": meta.decode, "opset": opset, "atol": atol,
+               "interpolation": meta.interpolation, "fill": list(meta.fill), "decode": meta.decode, "opset": opset,
+               "atol": atol,
                "files": results}
     write_json(out / "export.json", summary)
     failed = [r for r in results if not r["parity_ok"]]

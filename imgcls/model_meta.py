@@ -2,8 +2,9 @@
 
 A checkpoint's `meta` (see `imgcls.train.checkpoint`) tells predict / ensemble / export / TTA how to rebuild the
 network and feed it: the timm model, the final classes, the heads and how they decode into the final classes, the
-input size, normalisation, resize mode and interpolation. It is read from files a user may have been handed, so
-every value is checked before it is used: an `img_size` of 30000 would make predict allocate gigabytes per image.
+input size, normalisation, resize mode, interpolation and fill colour. It is read from files a user may have been
+handed, so every value is checked before it is used: an `img_size` of 30000 would make predict allocate
+gigabytes per image.
 
     meta = ModelMeta.from_dict(obj["meta"], source=path)   # a UserError names the file and the bad value
     meta.to_dict()                                         # plain lists / numbers (torch.load weights_only reads it)
@@ -44,6 +45,8 @@ class ModelMeta:
     drop_rate: float = 0.0
     target: str = "label"                        # the manifest column the final classes are values of: label, or
     #                                              an attribute (mask, gender, age_band, ...) of `train --target`
+    fill: tuple[int, ...] = (255, 255, 255)      # RGB of pixels from outside the image (pad resize, rotation,
+    #                                              TTA's smaller scales): train --fill; older checkpoints white
     extra: dict = field(default_factory=dict, compare=False)   # keys this version does not know, kept as read
 
     @property
@@ -65,7 +68,7 @@ class ModelMeta:
     @property
     def prep_key(self) -> tuple:
         """What the input preprocessing depends on: checkpoints with equal keys share one decoded view batch."""
-        return self.img_size, self.resize_mode, self.interpolation, self.mean, self.std
+        return self.img_size, self.resize_mode, self.interpolation, self.mean, self.std, self.fill
 
     def decode_table(self) -> list[tuple[int, ...]]:
         """For each final class index, the class index of each head (rows of the product decode). profile: the
@@ -88,13 +91,13 @@ class ModelMeta:
         extra = d.pop("extra")
         d["classes"] = list(self.classes)
         d["heads"] = [{"name": h.name, "classes": list(h.classes)} for h in self.heads]
-        d["mean"], d["std"] = list(self.mean), list(self.std)
+        d["mean"], d["std"], d["fill"] = list(self.mean), list(self.std), list(self.fill)
         return {**extra, **d}
 
     @classmethod
     def from_dict(cls, d, source: str = "checkpoint") -> "ModelMeta":
         """Typed and checked; `source` (a file) is named in the error. Keys older checkpoints lack (resize_mode,
-        interpolation, branch, drop_rate, target) take the values those versions used."""
+        interpolation, branch, drop_rate, target, fill) take the values those versions used."""
         def bad(what: str) -> UserError:
             return UserError(f"{source}: model metadata {what}; the file is damaged or not written by imgcls train")
 
@@ -149,10 +152,14 @@ class ModelMeta:
             raise bad(f"target {target!r} is not a column name")
         if target != "label" and decode != "single":
             raise bad(f"target {target!r}: a single-attribute model has decode single, not {decode}")
+        fill = d.get("fill", [255, 255, 255])
+        if not isinstance(fill, (list, tuple)) or len(fill) != 3 \
+                or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 255 for x in fill):
+            raise bad(f"fill {fill!r} is not three integers from 0 to 255 (RGB)")
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         extra = {k: v for k, v in d.items() if k not in known}
         return cls(model, classes, tuple(heads), decode, img_size, mean, std, interpolation, resize_mode, branch,
-                   float(drop_rate), target, extra)
+                   float(drop_rate), target, tuple(fill), extra)
 
 
 def _str_list(v, what: str, bad) -> tuple[str, ...]:

@@ -78,7 +78,7 @@ def parse_tta(text: str | None) -> TTASpec:
 
 class ViewMaker:
     """PIL RGB image -> float tensor [V, 3, S, S] of normalised views, for one checkpoint's preprocessing
-    (img_size, resize_mode, interpolation, mean, std: the same as `imgcls.train.data.eval_transform`)."""
+    (img_size, resize_mode, interpolation, mean, std, fill: the same as `imgcls.train.data.eval_transform`)."""
 
     def __init__(self, meta, spec: TTASpec):
         import torch
@@ -89,6 +89,7 @@ class ViewMaker:
         self.size = meta.img_size
         self.resize_mode = meta.resize_mode
         self.interp = meta.interpolation
+        self.fill = list(meta.fill)       # what a smaller scale's border (and pad resizing) is filled with
         self.spec = spec
         self.to_image = v2.ToImage()
         self.mean = list(meta.mean)
@@ -102,17 +103,17 @@ class ViewMaker:
     def _resized(self, img, side: int):
         """The image at `side` x `side` following the checkpoint's resize mode (as eval_transform does)."""
         from imgcls.train.data import resize_transform
-        return resize_transform(side, self.resize_mode, self.interp)(img)
+        return resize_transform(side, self.resize_mode, self.interp, self.fill)(img)
 
     def _fit(self, x):
-        """Centre-crop or pad (white) a square uint8 tensor to S x S."""
+        """Centre-crop or pad (with the checkpoint's fill colour) a square uint8 tensor to S x S."""
         from torchvision.transforms.v2 import functional as F
         side = x.shape[-1]
         if side > self.size:
             return F.center_crop(x, [self.size, self.size])
         if side < self.size:
             d = self.size - side
-            return F.pad(x, [d // 2, d // 2, d - d // 2, d - d // 2], fill=255)
+            return F.pad(x, [d // 2, d // 2, d - d // 2, d - d // 2], fill=self.fill)
         return x
 
     def __call__(self, img):

@@ -257,9 +257,11 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
                  stop_after, callbacks=None) -> Path:
     """Every fold of the run (one run without folds): the shared decoded-image cache, train_run per fold, the
     out-of-fold score."""
+    from dataclasses import replace
+
     import torch
     from imgcls import manifest as mf
-    from imgcls.console import warn
+    from imgcls.console import info, warn
     from imgcls.errors import UserError
     from imgcls.fsutil import write_json, write_table
     from imgcls.train import data as tdata
@@ -271,6 +273,9 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     paths = mf.image_paths(df)
     images = None
     shared = None
+    # --fill: given, or measured before decoding where pad resizing uses it (or nothing is cached to measure)
+    fill = (tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, workers=io_workers)
+            if cfg.resize_mode == "pad" or cfg.cache not in ("ram", "disk") else None)
     if cfg.cache in ("ram", "disk"):
         t0 = time.perf_counter()
         memmap = run_dir / "cache.npy" if cfg.cache == "disk" else None
@@ -279,12 +284,13 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             # (the page cache holds it once), instead of every process decoding and holding its own copy
             import hashlib
             import tempfile
-            key = hashlib.sha256(f"{run_dir.resolve()}|{img_size}|{cfg.resize_mode}|{cfg.interpolation}"
+            key = hashlib.sha256(f"{run_dir.resolve()}|{img_size}|{cfg.resize_mode}|{cfg.interpolation}|{fill}"
                                  .encode()).hexdigest()[:16]
             shared = Path(tempfile.gettempdir()) / f"imgcls-cache-{key}.npy"
             if dist.local_rank == 0:
                 images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
-                                                    workers=io_workers, memmap=shared)
+                                                    workers=io_workers, memmap=shared,
+                                                    fill=fill[0] if fill else tdata.WHITE)
                 images.flush()
                 write_json(shared.with_suffix(".errors.json"), errors)
             dist.barrier()
@@ -292,7 +298,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             errors = json.loads(shared.with_suffix(".errors.json").read_text())
         else:
             images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
-                                                workers=io_workers, memmap=memmap)
+                                                workers=io_workers, memmap=memmap,
+                                                fill=fill[0] if fill else tdata.WHITE)
         bad = [i for i, e in enumerate(errors) if e]
         for i in bad:
             warn(f"skipped unreadable image {paths[i]}: {errors[i]}")
@@ -306,6 +313,12 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
                 f"in {time.perf_counter() - t0:.1f}s ({io_workers} decoding process{'es' if io_workers > 1 else ''}, "
                 f"before the first step)"
                 + (f", one memmap shared by the {dist.world} processes" if shared is not None else ""))
+    if fill is None:            # squash / crop from the cache: measured on the decoded images themselves
+        fill = tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, images=images)
+    meta = replace(meta, fill=fill[0])
+    if dist.main:
+        info(f"fill colour RGB {','.join(map(str, fill[0]))} ({fill[1]}): the pixels rotation"
+             + (", pad resizing" if cfg.resize_mode == "pad" else "") + " and TTA's smaller scales add")
 
     results, oof = [], []
     for fold in folds:

@@ -7,7 +7,8 @@ file loader) goes through:
 
 1. geometry as ONE resampling: each sample's horizontal flip, random resized crop, rotation and (heavy) perspective
    are composed into one 3x3 matrix (output pixel -> input pixel, normalised coordinates), and a single
-   `grid_sample` (bilinear) draws the batch; pixels from outside the image are white (255), as the presets' fill;
+   `grid_sample` (bilinear) draws the batch; pixels from outside the image take the fill colour (train --fill),
+   as in the per-image presets;
 2. colour jitter per sample (brightness, contrast, saturation, and hue for heavy) as blends, in that fixed order
    (torchvision's ColorJitter draws the order at random; hue is a YIQ rotation, an approximation of its HSV shift);
 3. normalisation by the model's mean / std, then (heavy) random erasing of one rectangle per sample (p 0.25, value 0).
@@ -55,10 +56,11 @@ class BatchAugment:
     """uint8 [B, 3, S, S] (any device) -> normalised float [B, 3, S, S] on the same device, augmented by `preset`.
     `__call__(x, generator)`; `generator` None: no augmentation (normalisation only)."""
 
-    def __init__(self, preset: str, mean, std):
+    def __init__(self, preset: str, mean, std, fill=(255, 255, 255)):
         if preset not in AUG_PRESETS:
             raise UserError(f"unknown --aug '{preset}'; use one of: {', '.join(AUG_PRESETS)}")
         self.preset = preset
+        self.fill = torch.tensor([float(v) for v in fill]).view(1, 3, 1, 1)
         self.mean = torch.tensor([float(m) for m in mean]).view(1, 3, 1, 1)
         self.std = torch.tensor([float(s) for s in std]).view(1, 3, 1, 1)
         heavy = preset == "heavy"
@@ -122,7 +124,7 @@ class BatchAugment:
         if g is not None and self.preset != "none":
             p = self.params(x.shape[0], g)
             if self.geometry:
-                x = _warp(x.float(), self.matrices(p).to(dev, torch.float32))
+                x = _warp(x.float(), self.matrices(p).to(dev, torch.float32), self.fill.to(dev))
             else:                                     # light: flip the chosen samples, on uint8 (a quarter the bytes)
                 x = x.clone()
                 sel = torch.flatten(torch.nonzero(p["flip"])).to(dev)
@@ -180,8 +182,9 @@ def _homographies(corners: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
 _GRIDS: dict = {}
 
 
-def _warp(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """Resample float [B, 3, H, W] (0-255) through per-sample matrices [B, 3, 3]; outside pixels are 255."""
+def _warp(x: torch.Tensor, m: torch.Tensor, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Resample float [B, 3, H, W] (0-255) through per-sample matrices [B, 3, 3]; outside pixels take `fill`
+    ([1, 3, 1, 1], 0-255; white when None)."""
     n, _, hgt, wid = x.shape
     key = (hgt, wid, x.device)
     base = _GRIDS.get(key)
@@ -192,8 +195,9 @@ def _warp(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
         base = _GRIDS[key] = torch.stack([gx, gy, torch.ones_like(gx)], 0).view(3, -1)   # [3, H*W]
     pts = m @ base                                                   # [B, 3, H*W]
     grid = (pts[:, :2] / pts[:, 2:3]).transpose(1, 2).reshape(n, hgt, wid, 2)
-    # fill 255: sample (x - 255) with zero padding, add 255 back
-    return F.grid_sample(x - 255, grid, mode="bilinear", padding_mode="zeros", align_corners=False).add_(255)
+    # the fill: sample (x - fill) with zero padding, add the fill back
+    fill = torch.full((1, 3, 1, 1), 255.0, device=x.device) if fill is None else fill
+    return F.grid_sample(x - fill, grid, mode="bilinear", padding_mode="zeros", align_corners=False).add_(fill)
 
 
 def _hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:

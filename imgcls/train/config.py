@@ -68,6 +68,30 @@ def _oversample_value(value) -> None:
         parse_target(value)
 
 
+FILL_NAMES = {"white": (255, 255, 255), "black": (0, 0, 0)}
+
+
+def parse_fill(value) -> tuple[int, int, int] | None:
+    """--fill: None for auto (train measures the colour), else the RGB it names."""
+    v = str(value).strip().lower()
+    if v == AUTO:
+        return None
+    if v in FILL_NAMES:
+        return FILL_NAMES[v]
+    try:
+        rgb = tuple(int(x) for x in v.split(","))
+    except ValueError:
+        rgb = ()
+    if len(rgb) != 3 or not all(0 <= x <= 255 for x in rgb):
+        raise UserError(f"--fill {value!r}: use auto, white, black or R,G,B (three integers from 0 to 255, e.g. "
+                        f"128,128,128)")
+    return rgb
+
+
+def _fill_value(value) -> None:
+    parse_fill(value)
+
+
 def _optimizer_name(name: str) -> None:
     check_optimizer_name(name)
 
@@ -116,6 +140,11 @@ class TrainConfig:
     resize_mode: str = option("squash", panel=DATA, choices=RESIZE_MODES, help="How images become square.")
     interpolation: str = option("bilinear", panel=DATA, choices=INTERPOLATIONS, help="Resize filter.")
     aug: str = option("medium", panel=DATA, choices=AUG_PRESETS, help="Augmentation preset (torchvision transforms v2).")
+    fill: str = option(AUTO, panel=DATA, validator=_fill_value,
+                       help="Colour of the pixels that rotation, perspective, --resize-mode pad and TTA's smaller "
+                            "scales bring in from outside an image: auto (the median colour of the training images' "
+                            "borders: white for clip art, black for digits), white, black, or R,G,B. Kept in the "
+                            "checkpoint; predict uses it.")
     mix: str = option("none", panel=DATA, choices=MIXES,
                       help="Batch mixing (cutmix-vertical: label-preserving halves).")
     mix_prob: float = option(0.5, panel=DATA, lo=0, hi=1, help="Probability a batch is mixed.")

@@ -32,7 +32,11 @@ def _interp(name: str):
             "nearest": InterpolationMode.NEAREST}[name]
 
 
-def resize_transform(img_size: int, resize_mode: str = "squash", interpolation: str = "bilinear"):
+WHITE = (255, 255, 255)
+
+
+def resize_transform(img_size: int, resize_mode: str = "squash", interpolation: str = "bilinear",
+                     fill: Sequence[int] = WHITE):
     """PIL/uint8 image -> img_size x img_size: squash (ignore aspect), crop (short side + centre crop),
     pad (long side + centred padding with white)."""
     from torchvision.transforms import v2
@@ -40,20 +44,24 @@ def resize_transform(img_size: int, resize_mode: str = "squash", interpolation: 
     if resize_mode == "crop":
         return v2.Compose([v2.Resize(img_size, interpolation=it, antialias=True), v2.CenterCrop(img_size)])
     if resize_mode == "pad":
-        return v2.Compose([_PadToSquare(), v2.Resize((img_size, img_size), interpolation=it, antialias=True)])
+        return v2.Compose([_PadToSquare(fill), v2.Resize((img_size, img_size), interpolation=it, antialias=True)])
     if resize_mode != "squash":
         raise UserError(f"unknown --resize-mode '{resize_mode}'; use one of: {', '.join(RESIZE_MODES)}")
     return v2.Resize((img_size, img_size), interpolation=it, antialias=True)
 
 
 class _PadToSquare(torch.nn.Module):
+    def __init__(self, fill: Sequence[int] = WHITE):
+        super().__init__()
+        self.fill = [int(v) for v in fill]
+
     def forward(self, img):
         from torchvision.transforms import v2
         from torchvision.transforms.v2 import functional as F
         h, w = F.get_size(img)
         s = max(h, w)
         left, top = (s - w) // 2, (s - h) // 2
-        return v2.functional.pad(img, [left, top, s - w - left, s - h - top], fill=255)
+        return v2.functional.pad(img, [left, top, s - w - left, s - h - top], fill=self.fill)
 
 
 def normalize_transform(mean: Sequence[float], std: Sequence[float]):
@@ -68,12 +76,13 @@ def eval_transform(meta):
 
     from imgcls.model_meta import ModelMeta
     meta = ModelMeta.coerce(meta)
-    return v2.Compose([v2.ToImage(), resize_transform(meta.img_size, meta.resize_mode, meta.interpolation),
+    return v2.Compose([v2.ToImage(), resize_transform(meta.img_size, meta.resize_mode, meta.interpolation, meta.fill),
                        normalize_transform(meta.mean, meta.std)])
 
 
-def augment_transform(preset: str, img_size: int):
-    """Train-time augmentation on a cached uint8 tensor [3, S, S] (output uint8, same size).
+def augment_transform(preset: str, img_size: int, fill: Sequence[int] = WHITE):
+    """Train-time augmentation on a cached uint8 tensor [3, S, S] (output uint8, same size); `fill`: the RGB of the
+    pixels rotation and perspective bring in from outside the image (train --fill).
 
     Seed 000 measured single transforms on the mask data: horizontal flip, small rotation, perspective and
     colour jitter helped; vertical flip and aggressive cropping hurt. So: light = hflip; medium = hflip + small
@@ -87,10 +96,10 @@ def augment_transform(preset: str, img_size: int):
     ops = [v2.RandomHorizontalFlip()]
     if preset in ("medium", "heavy"):
         ops += [v2.RandomResizedCrop(img_size, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),
-                v2.RandomRotation(10 if preset == "medium" else 15, fill=255),
+                v2.RandomRotation(10 if preset == "medium" else 15, fill=list(fill)),
                 v2.ColorJitter(0.2, 0.2, 0.2) if preset == "medium" else v2.ColorJitter(0.3, 0.3, 0.3, 0.05)]
     if preset == "heavy":
-        ops += [v2.RandomPerspective(0.2, p=0.5, fill=255)]
+        ops += [v2.RandomPerspective(0.2, p=0.5, fill=list(fill))]
     return v2.Compose(ops)
 
 
@@ -104,19 +113,19 @@ def random_erasing(preset: str):
 # ---------------------------------------------------------------------------------------------------------------
 
 def _decode_one(args) -> tuple[np.ndarray | None, str]:
-    path, img_size, resize_mode, interpolation = args
+    path, img_size, resize_mode, interpolation, fill = args
     try:
         im = imgio.load_rgb(path, draft=(img_size, img_size))
     except imgio.ImageReadError as e:
         return None, e.reason
     from torchvision.transforms import v2
-    t = v2.Compose([v2.ToImage(), resize_transform(img_size, resize_mode, interpolation)])
+    t = v2.Compose([v2.ToImage(), resize_transform(img_size, resize_mode, interpolation, fill)])
     return t(im).permute(1, 2, 0).contiguous().numpy(), ""
 
 
 def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squash", interpolation: str = "bilinear",
-                 workers: int = 1, memmap: Path | None = None, what: str = "decoding images"
-                 ) -> tuple[np.ndarray, list[str]]:
+                 workers: int = 1, memmap: Path | None = None, what: str = "decoding images",
+                 fill: Sequence[int] = WHITE) -> tuple[np.ndarray, list[str]]:
     """Decode + resize every image once -> uint8 array [N, S, S, 3] and per-image error ('' = ok).
 
     JPEG is decoded at a reduced scale >= the input size (draft mode), so big photos cost little."""
@@ -125,7 +134,7 @@ def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squas
     arr = (np.lib.format.open_memmap(memmap, mode="w+", dtype=np.uint8, shape=shape) if memmap is not None
            else np.empty(shape, np.uint8))
     errors = [""] * n
-    jobs = [(str(p), img_size, resize_mode, interpolation) for p in paths]
+    jobs = [(str(p), img_size, resize_mode, interpolation, tuple(fill)) for p in paths]
     from imgcls.parallel import chunked_map
     for i, (a, err) in enumerate(chunked_map(_decode_one, jobs, workers, what, chunk=32)):
         if a is None:
@@ -133,6 +142,32 @@ def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squas
         else:
             arr[i] = a
     return arr, errors
+
+
+def border_colour(images: np.ndarray, most: int = 1024) -> tuple[int, int, int]:
+    """The median RGB of the one-pixel frames of uint8 images [N, S, S, 3] (at most `most` of them, evenly
+    spaced): the background a set's images share at their edges (white for clip art, black for digits)."""
+    take = images[np.linspace(0, len(images) - 1, min(len(images), most)).astype(int)] if len(images) else images
+    if not len(take):
+        return WHITE
+    frame = np.concatenate([take[:, 0], take[:, -1], take[:, 1:-1, 0], take[:, 1:-1, -1]], axis=1)   # [n, 4S-4, 3]
+    return tuple(int(v) for v in np.median(frame.reshape(-1, 3), axis=0).round())
+
+
+def resolve_fill(fill: str, paths: Sequence[Path], img_size: int, interpolation: str, images: np.ndarray | None = None,
+                 workers: int = 1) -> tuple[tuple[int, int, int], str]:
+    """(RGB, how it was chosen) of train --fill: the colour given, or for auto the border colour of `images` (the
+    decoded cache) or, without them, of up to 256 of `paths` decoded squashed at the input size."""
+    from imgcls.train.config import parse_fill
+    rgb = parse_fill(fill)
+    if rgb is not None:
+        return rgb, f"--fill {fill}"
+    if images is None:
+        idx = np.linspace(0, len(paths) - 1, min(len(paths), 256)).astype(int) if len(paths) else []
+        images, errors = decode_cache([paths[i] for i in idx], img_size, "squash", interpolation, workers=workers,
+                                      what="sampling the fill colour")
+        images = images[np.array([not e for e in errors], bool)]
+    return border_colour(images), "--fill auto: the median colour of the training images' borders"
 
 
 class CachedImages(Dataset):
@@ -174,10 +209,11 @@ class FileImages(Dataset):
     """Images decoded from files every time (--cache none): for data that does not fit in RAM."""
 
     def __init__(self, paths: Sequence[Path], targets: np.ndarray, img_size: int, resize_mode: str,
-                 interpolation: str, mean, std, augment=None, erasing=None, raw: bool = False):
+                 interpolation: str, mean, std, augment=None, erasing=None, raw: bool = False,
+                 fill: Sequence[int] = WHITE):
         from torchvision.transforms import v2
         self.paths, self.targets = list(paths), torch.as_tensor(targets, dtype=torch.long)
-        self.load = v2.Compose([v2.ToImage(), resize_transform(img_size, resize_mode, interpolation)])
+        self.load = v2.Compose([v2.ToImage(), resize_transform(img_size, resize_mode, interpolation, fill)])
         self.augment, self.erasing = augment, erasing
         self.norm = None if raw else normalize_transform(mean, std)
 

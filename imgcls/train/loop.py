@@ -152,10 +152,10 @@ class Trainer:
     def _data(self) -> None:
         cfg, meta, data, device = self.cfg, self.meta, self.data, self.device
         # --gpu-aug: uint8 batches augmented whole on the device (batch_aug); else per image in the loader
-        self.batch_aug = (BatchAugment(cfg.aug, meta.mean, meta.std)
+        self.batch_aug = (BatchAugment(cfg.aug, meta.mean, meta.std, meta.fill)
                           if use_batch_aug(cfg.gpu_aug, device.type, cfg.cache) else None)
         raw = self.batch_aug is not None
-        aug = None if raw else augment_transform(cfg.aug, meta.img_size)
+        aug = None if raw else augment_transform(cfg.aug, meta.img_size, meta.fill)
         erase = None if raw else random_erasing(cfg.aug)
         tgt = data.targets
         self.cache_batches = raw and data.images is not None     # batches cut straight from the cache, no loader
@@ -167,8 +167,8 @@ class Trainer:
             tp = [data.paths[i] for i in data.train_idx]
             vp = [data.paths[i] for i in data.val_idx]
             args = (meta.img_size, meta.resize_mode, meta.interpolation, meta.mean, meta.std)
-            train_ds = FileImages(tp, tgt[data.train_idx], *args, aug, erase, raw=raw)
-            val_ds = FileImages(vp, tgt[data.val_idx], *args)
+            train_ds = FileImages(tp, tgt[data.train_idx], *args, aug, erase, raw=raw, fill=meta.fill)
+            val_ds = FileImages(vp, tgt[data.val_idx], *args, fill=meta.fill)
         if self.cache_batches:
             # CUDA: the training rows of the cache move to the device once (when they fit), batches are cut there
             self.train_on_device = source_on_device(data.images, data.train_idx, device)
