@@ -302,6 +302,11 @@ def test_bare_tta_means_flip(tmp_path):
     r = runner.invoke(app, ["predict", "--tta", str(run), "--data", str(test), "--out", str(out), "--workers", "0"])
     assert r.exit_code == 0, r.output
     assert json.loads((out / "predict.json").read_text())["tta"] == "flip"
+    # a mistyped value after a space is --tta's own one-line error, not click's "unexpected extra argument"
+    for typo in ("flp", "scales=0.9,abc"):
+        r = runner.invoke(app, ["predict", str(run), "--data", str(test), "--out", str(tmp_path / "p" / "x"),
+                                "--tta", typo])
+        assert r.exit_code == 2 and "--tta" in r.output and "extra argument" not in r.output, r.output
 
 
 # --- ensembles: fitted weights are labelled, and cross-fitted (item 13) ----------------------------------------

@@ -14,8 +14,9 @@ from imgcls.predict import PredictConfig
 
 
 class _BareTTA(TyperCommand):
-    """`--tta` given alone means the default views (`flip`): the next word is its value only when it reads as
-    TTA views (flip, crops, ten, scales=..., none), so `--tta RUN` and `--tta --eval` keep RUN / --eval."""
+    """`--tta` given alone means the default views (`flip`): the next word is its value when it reads as TTA
+    views (flip, crops, ten, scales=..., none) or is no file or folder (a mistyped value, `--tta flp`, gets --tta's
+    own error), so `--tta RUN` and `--tta --eval` keep RUN / --eval."""
 
     def parse_args(self, ctx, args):
         from imgcls.errors import UserError
@@ -29,7 +30,7 @@ class _BareTTA(TyperCommand):
                 try:
                     is_value = nxt is not None and not nxt.startswith("-") and parse_tta(nxt) is not None
                 except UserError:
-                    is_value = False
+                    is_value = not Path(nxt).exists()
                 if not is_value:
                     args[i] = f"--tta={DEFAULT_VIEWS}"
         return super().parse_args(ctx, args)
