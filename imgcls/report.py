@@ -71,7 +71,7 @@ def esc(x) -> str:
 
 
 def _cell(v, digits: int | None):
-    if v is None or (isinstance(v, float) and pd.isna(v)):
+    if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v)):
         return ""
     if digits is not None and isinstance(v, float):
         return f"{v:.{digits}f}"

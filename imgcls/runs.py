@@ -118,6 +118,8 @@ def changed_options(config: dict) -> dict:
 def _fmt_value(v) -> str:
     if isinstance(v, (list, tuple)):
         return ",".join(str(x) for x in v)
+    if isinstance(v, dict):                  # an ensemble's members and their weights
+        return " ".join(f"{k}={_fmt_value(x)}" for k, x in v.items())
     return str(v)
 
 
@@ -222,6 +224,8 @@ def leaderboard(runs: Sequence[Run], sort: str = "val_macro_f1", filters: Sequen
     """One row per run (COLUMNS), filtered (`model=resnet10t`, `val_macro_f1>0.5`, `name~fold`; a config option
     also works, e.g. `loss=focal`) and sorted (best score first by default)."""
     df = pd.DataFrame([r.row() for r in runs], columns=COLUMNS)
+    for c in ("img_size", "epochs", "best_epoch", "n_val"):      # whole numbers, blank for an ensemble (not 32.0)
+        df[c] = pd.to_numeric(df[c], errors="coerce").round().astype("Int64")
     for expr in filters:
         key, op, value = _parse_filter(expr)
         if key in df.columns:
@@ -268,7 +272,7 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike) -> None:
 
 
 def _int(v) -> str:
-    return "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(int(v))
+    return "" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(int(v))
 
 
 def _f4(v) -> str:
@@ -301,6 +305,8 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     """{'config': [(option, value in A, value in B)], 'metrics': [(metric, A, B, B - A)], 'per_class': DataFrame}."""
     ra, rb = _must_read(a), _must_read(b)
     keys = list(dict.fromkeys([*ra.config, *rb.config]))
+    if (ra.kind == "ensemble") != (rb.kind == "ensemble"):     # a run's options and an ensemble's have no key in common
+        keys = [k for k in keys if k in ra.config and k in rb.config]
     cfg = [(k, _fmt_value(ra.config.get(k, "")), _fmt_value(rb.config.get(k, ""))) for k in keys
            if ra.config.get(k) != rb.config.get(k)]
     mets = []
@@ -334,7 +340,9 @@ def print_diff(d: dict) -> None:
         t.add_column(c, overflow="fold")
     for k, va, vb in d["config"]:
         t.add_row(k, va, vb)
-    if not d["config"]:
+    if (d["a"].kind == "ensemble") != (d["b"].kind == "ensemble"):
+        t.add_row("(a run and an ensemble: their options are not compared; the metrics are)", "", "")
+    elif not d["config"]:
         t.add_row("(none differ)", "", "")
     print_table(t)
     m = Table(title="metrics (val macro-F1 over every class, from the saved validation predictions)",
@@ -343,8 +351,12 @@ def print_diff(d: dict) -> None:
         m.add_column(c, justify="right" if c != "metric" else "left")
     for k, va, vb, dv in d["metrics"]:
         fmt = duration if k == "seconds" else (_f4 if k in ("val_macro_f1", "val_acc") else _int)
-        delta = ("" if np.isnan(dv) else f"{dv:+.4f}") if k in ("val_macro_f1", "val_acc") else (
-            "" if np.isnan(dv) else f"{dv:+.0f}")
+        if np.isnan(dv):
+            delta = ""
+        elif k == "seconds":
+            delta = ("-" if dv < 0 else "+") + duration(abs(dv))
+        else:
+            delta = f"{dv:+.4f}" if k in ("val_macro_f1", "val_acc") else f"{dv:+.0f}"
         m.add_row(k, fmt(va), fmt(vb), delta)
     print_table(m)
 
@@ -374,16 +386,18 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
 def _curves_uri(runs: Sequence[Run]) -> str:
     from matplotlib.ticker import MaxNLocator
     from imgcls.report import figure_data_uri, pyplot
-    plotted = [(r, r.history) for r in runs if r.history is not None and len(r.history) and r.kind == "run"]
+    plotted = [(r, r.history) for r in runs if r.history is not None and len(r.history)]
     if not plotted:
         return ""
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for r, h in plotted:
         f1 = "val_macro_f1" if "val_macro_f1" in h.columns else "val_f1"
-        ax.plot(h["epoch"], h[f1].astype(float), "o-", markersize=3, label=r.name)
+        curve = h.assign(_f1=pd.to_numeric(h[f1], errors="coerce")).groupby("epoch")["_f1"].mean()
+        label = f"{r.name} (mean of {h['fold'].nunique()} folds)" if "fold" in h.columns else r.name
+        ax.plot(curve.index, curve.to_numpy(), "o--" if "fold" in h.columns else "o-", markersize=3, label=label)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("val macro-F1 (metrics.csv)")
+    ax.set_ylabel("val macro-F1 (metrics.csv; a k-fold set: its folds' mean)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))

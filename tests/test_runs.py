@@ -109,6 +109,7 @@ def test_cli_table_csv_round_trip_json_and_errors(outputs, tmp_path):
     back = pd.read_csv(tmp_path / "r.csv", keep_default_na=False, na_values=[""])
     want = leaderboard(find_runs(outputs), filters=["kind=run"])
     assert list(back.columns) == COLUMNS and list(back["name"]) == list(want["name"])
+    assert ",32,4,4," in (tmp_path / "r.csv").read_text()            # img_size, epochs, best_epoch as integers
     assert np.allclose(back["val_macro_f1"], want["val_macro_f1"]) and list(back["changed"].fillna("")) == \
         list(want["changed"])
     r = CliRunner().invoke(app, ["runs", str(outputs), "--json", "-", "--sort", "name"])
@@ -124,18 +125,26 @@ def test_cli_table_csv_round_trip_json_and_errors(outputs, tmp_path):
     assert r.exit_code == 2 and "is not a folder" in r.output
 
 
-def test_diff_and_report(outputs):
+def test_diff_and_report(outputs, monkeypatch):
     d = diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")
     assert ("loss", "focal", "") in d["config"] and ("epochs", "4", "3") in d["config"]
     f1 = dict((k, (a, b, delta)) for k, a, b, delta in d["metrics"])["val_macro_f1"]
     assert f1[0] == pytest.approx(1.0) and f1[2] == pytest.approx(-0.4)
     r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "best"), str(outputs / "runs" / "mid")])
     assert r.exit_code == 0 and "focal" in r.output and "-0.4000" in r.output
+    assert "-0m17s" in r.output                                   # 20 s against 3 s: a delta as a duration
+    r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "mid"), str(outputs / "ensembles" / "e1")])
+    assert r.exit_code == 0 and "not compared" in r.output and "loss" not in r.output and "{" not in r.output
     r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "best")])
     assert r.exit_code == 2
+    from matplotlib.axes import Axes
+    labels, plot = [], Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda self, *a, **kw: (labels.append(kw.get("label")), plot(self, *a, **kw))[1])
     r = CliRunner().invoke(app, ["runs", "report", str(outputs)])
     assert r.exit_code == 0, r.output
+    assert "runs/kf (mean of 2 folds)" in labels and "runs/best" in labels     # a k-fold set's curve too
     html = (outputs / "runs_report.html").read_text()
+    assert ">4.0000<" not in html and ">32<" in html                           # whole numbers stay whole
     srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
     assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)   # curves + heat map
     assert "runs/best" in html and "Per-class F1 across runs" in html
