@@ -469,6 +469,7 @@ def test_splits_and_folds(tmp_path, capsys):
     assert len(vp) == 4                               # rows with split == val
     said = " ".join(capsys.readouterr().err.split())  # a k-fold table trained as one holdout says so
     assert "the data has 3 folds (fold column): this trains one model" in said and "--folds all" in said
+    assert "--val-split 0.3 is not used: the data's split column's val rows decide what validates" in said
     run = run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="kf", epochs=1, folds="all"))
     ck = find_checkpoints(run)
     assert [p.parent.name for p in ck] == ["fold_0", "fold_1", "fold_2"]

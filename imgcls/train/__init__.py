@@ -219,6 +219,10 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
              f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
              f"copies clean did not link can sit on both; for a leak-free split run `imgcls split` and train on "
              f"its splits.csv")
+    if dist.main and cfg.val_split != TrainConfig.val_split and (cfg.folds or tdata.has_val_split(df)):
+        from imgcls.console import warn
+        warn(f"--val-split {cfg.val_split:g} is not used: the data's "
+             + ("fold column" if cfg.folds else "split column's val rows") + " decide what validates")
 
     out = Path(cfg.out)
     check_output_location(out, *mf.roots(df))
