@@ -120,7 +120,9 @@ def plot_class_counts(summary: dict, path: Path) -> Path:
     names, vals = [k for k, _ in items], [v for _, v in items]
     bars = ax.bar(range(len(vals)), vals, color="#4c72b0")
     ax.bar_label(bars, labels=[str(v) for v in vals], fontsize=7, padding=2)
-    ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
+    short = max((len(str(n)) for n in names), default=0) <= 3      # digits, letters: upright, not slanted
+    ax.set_xticks(range(len(names)), names, rotation=0 if short else 60, ha="center" if short else "right",
+                  fontsize=8)
     ratio = summary.get("imbalance_ratio")
     ax.set_title(f"images per class ({len(items)} classes, max/min = {ratio:.1f})" if ratio else "images per class")
     ax.set_ylabel("images")
@@ -140,7 +142,7 @@ def plot_size_heatmap(df: pd.DataFrame, path: Path) -> Path:
     if len(w):
         hist, xe, ye = size_cells(w, h, min(40, max(5, int(np.sqrt(len(w))))))
         viridis = plt.get_cmap("viridis")
-        cmap = viridis.with_extremes(bad=viridis(0.0))     # an empty cell: the scale's low end, as before
+        cmap = viridis.with_extremes(bad="#eeeeee")         # an empty cell: light grey, not the colour of 1 image
         im = ax.imshow(np.ma.masked_equal(hist.T, 0), origin="lower", aspect="auto", cmap=cmap,
                        norm=LogNorm(vmin=1, vmax=max(2.0, hist.max())), extent=[xe[0], xe[-1], ye[0], ye[-1]])
         fig.colorbar(im, ax=ax, label="images (log scale)")
@@ -397,6 +399,9 @@ def plot_train_test_sizes(df: pd.DataFrame, test_df: pd.DataFrame, path: Path) -
                              color=colour)
         axes[0].set_xscale("log", base=2)
         axes[0].xaxis.set_major_formatter(ScalarFormatter())      # 64, 128, ... rather than 2^6, 2^7
+        if hi - lo < 1:           # within one octave (every image 20 px) no power of two is on the axis: label the sides
+            axes[0].set_xticks(np.unique(np.round(both))[:: max(1, len(np.unique(np.round(both))) // 5)])
+            axes[0].xaxis.set_minor_formatter(plt.NullFormatter())
     axes[0].set_xlabel("side sqrt(width x height) (px)")
     axes[0].set_ylabel("share of images")
     axes[0].set_title("image scale")

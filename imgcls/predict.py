@@ -378,7 +378,10 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     write_table(sub, sub_path)
 
     n = len(df)
-    summary = {"source": str(spec.path or spec.members[0].run), "name": spec.name, "method": spec.method,
+    k = len(spec.members[0].checkpoints)
+    method = spec.method if spec.path else ("one run" + (f": the mean of its {k} folds' probabilities" if k > 1
+                                                         else ""))      # a run, not an ensemble's vote
+    summary = {"source": str(spec.path or spec.members[0].run), "name": spec.name, "method": method,
                "combine": spec.combine,
                "members": [{"name": m.name, "weight": m.weight, "checkpoints": [str(c) for c in m.checkpoints]}
                            for m in spec.members],

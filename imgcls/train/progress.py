@@ -105,7 +105,7 @@ def curves_png(history: list[dict], path: Path) -> None:
     axes[1].set_title(f"accuracy / macro-F1 (best {h[f1].max():.4f} at epoch {best})")
     axes[1].set_ylabel("score")
     axes[2].plot(h["epoch"], h["lr"], "o-", color="tab:gray")
-    axes[2].set_title("learning rate (end of epoch)")
+    axes[2].set_title("learning rate (at the epoch's last step)")
     axes[2].set_ylabel("lr")
     axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
     for ax in axes:
