@@ -99,3 +99,21 @@ def test_a_run_on_dark_images_records_black_and_a_given_fill(tmp_path):
                                     ("given", "1,2,3", "ram", [1, 2, 3])):
         run = run_train(TrainConfig(**base, name=name, fill=fill, cache=cache))
         assert read_checkpoint(run / "best.pt")["meta"]["fill"] == want, name
+
+
+@pytest.mark.parametrize("preset", ["light", "medium", "heavy"])
+def test_no_hflip_never_mirrors_on_either_path(preset):
+    """--no-hflip: an image whose mirror differs a lot (a bar at the left edge) never comes out mirrored."""
+    x = torch.zeros(3, 32, 32, dtype=torch.uint8)
+    x[:, 4:28, 2:8] = 255                                          # a bar at the left
+    torch.manual_seed(0)
+    aug = tdata.augment_transform(preset, 32, (0, 0, 0), hflip=False) or (lambda im: im)   # light: None
+    per_image = torch.stack([aug(x) for _ in range(32)])
+    batched = BatchAugment(preset, (0.0,) * 3, (1 / 255,) * 3, (0, 0, 0), hflip=False)(
+        x.repeat(32, 1, 1, 1), step_generator(0, 0, 0))
+    for out in (per_image.float(), batched):
+        left, right = out[..., :16].sum((1, 2, 3)), out[..., 16:].sum((1, 2, 3))
+        assert (left > right).all()
+    flipped = BatchAugment(preset, (0.0,) * 3, (1 / 255,) * 3, (0, 0, 0))(x.repeat(32, 1, 1, 1),
+                                                                            step_generator(0, 0, 0))
+    assert (flipped[..., :16].sum((1, 2, 3)) < flipped[..., 16:].sum((1, 2, 3))).any()   # flips by default

@@ -56,11 +56,12 @@ class BatchAugment:
     """uint8 [B, 3, S, S] (any device) -> normalised float [B, 3, S, S] on the same device, augmented by `preset`.
     `__call__(x, generator)`; `generator` None: no augmentation (normalisation only)."""
 
-    def __init__(self, preset: str, mean, std, fill=(255, 255, 255)):
+    def __init__(self, preset: str, mean, std, fill=(255, 255, 255), hflip: bool = True):
         if preset not in AUG_PRESETS:
             raise UserError(f"unknown --aug '{preset}'; use one of: {', '.join(AUG_PRESETS)}")
         self.preset = preset
         self.fill = torch.tensor([float(v) for v in fill]).view(1, 3, 1, 1)
+        self.hflip = hflip
         self.mean = torch.tensor([float(m) for m in mean]).view(1, 3, 1, 1)
         self.std = torch.tensor([float(s) for s in std]).view(1, 3, 1, 1)
         heavy = preset == "heavy"
@@ -75,7 +76,7 @@ class BatchAugment:
         """Every random parameter of a batch of n, as CPU tensors (one row per sample)."""
         def u(lo, hi, *shape):
             return lo + (hi - lo) * torch.rand(*(shape or (n,)), generator=g, dtype=torch.float64)
-        p = {"flip": torch.rand(n, generator=g) < 0.5}
+        p = {"flip": (torch.rand(n, generator=g) < 0.5) & self.hflip}    # drawn either way: the same other draws
         if self.preset in ("none", "light"):
             return p
         # random resized crop: area fraction and aspect ratio (log-uniform), centre anywhere that keeps it inside

@@ -140,6 +140,9 @@ class TrainConfig:
     resize_mode: str = option("squash", panel=DATA, choices=RESIZE_MODES, help="How images become square.")
     interpolation: str = option("bilinear", panel=DATA, choices=INTERPOLATIONS, help="Resize filter.")
     aug: str = option("medium", panel=DATA, choices=AUG_PRESETS, help="Augmentation preset (torchvision transforms v2).")
+    hflip: bool = option(True, panel=DATA,
+                         help="Horizontal flips in the --aug presets; --no-hflip for classes a mirror changes "
+                              "(digits, letters, left / right) keeps the rest of the preset.")
     fill: str = option(AUTO, panel=DATA, validator=_fill_value,
                        help="Colour of the pixels that rotation, perspective, --resize-mode pad and TTA's smaller "
                             "scales bring in from outside an image: auto (the median colour of the training images' "

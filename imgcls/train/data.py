@@ -80,9 +80,10 @@ def eval_transform(meta):
                        normalize_transform(meta.mean, meta.std)])
 
 
-def augment_transform(preset: str, img_size: int, fill: Sequence[int] = WHITE):
+def augment_transform(preset: str, img_size: int, fill: Sequence[int] = WHITE, hflip: bool = True):
     """Train-time augmentation on a cached uint8 tensor [3, S, S] (output uint8, same size); `fill`: the RGB of the
-    pixels rotation and perspective bring in from outside the image (train --fill).
+    pixels rotation and perspective bring in from outside the image (train --fill); `hflip` False: no preset
+    flips (train --no-hflip).
 
     Seed 000 measured single transforms on the mask data: horizontal flip, small rotation, perspective and
     colour jitter helped; vertical flip and aggressive cropping hurt. So: light = hflip; medium = hflip + small
@@ -93,14 +94,14 @@ def augment_transform(preset: str, img_size: int, fill: Sequence[int] = WHITE):
         raise UserError(f"unknown --aug '{preset}'; use one of: {', '.join(AUG_PRESETS)}")
     if preset == "none":
         return None
-    ops = [v2.RandomHorizontalFlip()]
+    ops = [v2.RandomHorizontalFlip()] if hflip else []
     if preset in ("medium", "heavy"):
         ops += [v2.RandomResizedCrop(img_size, scale=(0.8, 1.0), ratio=(0.9, 1.1), antialias=True),
                 v2.RandomRotation(10 if preset == "medium" else 15, fill=list(fill)),
                 v2.ColorJitter(0.2, 0.2, 0.2) if preset == "medium" else v2.ColorJitter(0.3, 0.3, 0.3, 0.05)]
     if preset == "heavy":
         ops += [v2.RandomPerspective(0.2, p=0.5, fill=list(fill))]
-    return v2.Compose(ops)
+    return v2.Compose(ops) if ops else None            # light without flips: nothing to do
 
 
 def random_erasing(preset: str):

@@ -152,10 +152,10 @@ class Trainer:
     def _data(self) -> None:
         cfg, meta, data, device = self.cfg, self.meta, self.data, self.device
         # --gpu-aug: uint8 batches augmented whole on the device (batch_aug); else per image in the loader
-        self.batch_aug = (BatchAugment(cfg.aug, meta.mean, meta.std, meta.fill)
+        self.batch_aug = (BatchAugment(cfg.aug, meta.mean, meta.std, meta.fill, cfg.hflip)
                           if use_batch_aug(cfg.gpu_aug, device.type, cfg.cache) else None)
         raw = self.batch_aug is not None
-        aug = None if raw else augment_transform(cfg.aug, meta.img_size, meta.fill)
+        aug = None if raw else augment_transform(cfg.aug, meta.img_size, meta.fill, cfg.hflip)
         erase = None if raw else random_erasing(cfg.aug)
         tgt = data.targets
         self.cache_batches = raw and data.images is not None     # batches cut straight from the cache, no loader
