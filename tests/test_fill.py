@@ -1,5 +1,6 @@
 """train --fill: the colour augmentation, pad resizing and TTA's smaller scales bring in from outside an image
-(auto: the training images' border colour), kept in the checkpoint and used by predict."""
+(white by default; auto: the training images' border colour), kept in the checkpoint and used by predict; and
+train --no-hflip."""
 from __future__ import annotations
 
 import numpy as np
@@ -86,7 +87,7 @@ def test_pad_resizing_and_tta_scales_use_the_checkpoint_fill():
         assert torch.allclose(small[:, 12, 12], torch.full((3,), 128 / 255), atol=1e-3)
 
 
-def test_a_run_on_dark_images_records_black_and_a_given_fill(tmp_path):
+def test_a_run_on_dark_images_records_black_a_given_fill_and_white_by_default(tmp_path):
     from imgcls.train import run_train
     from imgcls.train.checkpoint import read_checkpoint
     for cls, n in (("a", 6), ("b", 6)):
@@ -96,8 +97,8 @@ def test_a_run_on_dark_images_records_black_and_a_given_fill(tmp_path):
     base = dict(src=str(tmp_path / "raw"), out=str(tmp_path / "runs"), model="test_resnet", img_size=32,
                 batch_size=4, workers=0, device="cpu", pretrained=False, epochs=1, val_split=0.3)
     for name, fill, cache, want in (("auto", "auto", "ram", [0, 0, 0]), ("auto_files", "auto", "none", [0, 0, 0]),
-                                    ("given", "1,2,3", "ram", [1, 2, 3])):
-        run = run_train(TrainConfig(**base, name=name, fill=fill, cache=cache))
+                                    ("given", "1,2,3", "ram", [1, 2, 3]), ("default", None, "ram", [255] * 3)):
+        run = run_train(TrainConfig(**base, name=name, cache=cache, **({"fill": fill} if fill else {})))
         assert read_checkpoint(run / "best.pt")["meta"]["fill"] == want, name
 
 

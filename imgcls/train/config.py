@@ -143,10 +143,10 @@ class TrainConfig:
     hflip: bool = option(True, panel=DATA,
                          help="Horizontal flips in the --aug presets; --no-hflip for classes a mirror changes "
                               "(digits, letters, left / right) keeps the rest of the preset.")
-    fill: str = option(AUTO, panel=DATA, validator=_fill_value,
+    fill: str = option("white", panel=DATA, validator=_fill_value,
                        help="Colour of the pixels that rotation, perspective, --resize-mode pad and TTA's smaller "
-                            "scales bring in from outside an image: auto (the median colour of the training images' "
-                            "borders: white for clip art, black for digits), white, black, or R,G,B. Kept in the "
+                            "scales bring in from outside an image: white, black, R,G,B, or auto (the median colour "
+                            "of the training images' borders: white for clip art, black for digits). Kept in the "
                             "checkpoint; predict uses it.")
     mix: str = option("none", panel=DATA, choices=MIXES,
                       help="Batch mixing (cutmix-vertical: label-preserving halves).")
