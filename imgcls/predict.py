@@ -72,6 +72,22 @@ def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
     return EnsembleSpec(m.name, "soft", [m], classes)
 
 
+def warn_mirrors_unseen(spec: EnsembleSpec, tta_spec: TTASpec) -> None:
+    """A member trained with --no-hflip never saw a mirrored image (a digit's mirror is no digit): TTA's flipped
+    views average in what it cannot read, so that is said."""
+    if not (tta_spec.flip or tta_spec.crops == 10):
+        return
+    for m in spec.members:
+        folder = m.run if m.run.is_dir() else m.run.parent
+        try:
+            hflip = TrainConfig.load(folder / "config.yaml").hflip
+        except UserError:            # no config.yaml beside the checkpoint (or not ours): nothing known
+            continue
+        if not hflip:
+            warn(f"--tta {tta_spec.text} mirrors the images, but {m.name} was trained with --no-hflip (it never saw "
+                 f"a mirrored image); --tta crops or scales=... keep the orientation")
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Test data
 # ---------------------------------------------------------------------------------------------------------------
@@ -348,6 +364,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
            else f"method {spec.method}")
     info(f"predicting with {spec.name}: {members}; {how}; TTA {tta_spec.text} "
          f"({tta_spec.n_views} view(s), merge {tta_merge})")
+    warn_mirrors_unseen(spec, tta_spec)
     pre_err = df["error"].fillna("").astype(str).tolist() if "error" in df.columns else None
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
                             errors=pre_err)

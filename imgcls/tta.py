@@ -5,7 +5,7 @@ A TTA spec is `+`-joined parts (`imgcls predict --tta`):
     none                 the plain view only (what validation saw)
     flip                 + the horizontally flipped view (x2)
     crops | five | ten   + five crops (four corners + centre) of the image resized to S / 0.875; `ten` adds their flips
-    scales=0.9,1.0,1.1   + zoomed views: the image resized to S*s, then centre-cropped (s > 1) or padded with white
+    scales=0.9,1.0,1.1   + zoomed views: the image resized to S*s, then centre-cropped (s > 1) or padded with the fill
                          (s < 1) to S
 
 e.g. `flip`, `flip+crops`, `scales=0.9,1.0,1.1`, `flip+scales=0.9,1.1`. Views: one per scale, plus the crops, and

@@ -302,6 +302,13 @@ def test_bare_tta_means_flip(tmp_path):
     r = runner.invoke(app, ["predict", "--tta", str(run), "--data", str(test), "--out", str(out), "--workers", "0"])
     assert r.exit_code == 0, r.output
     assert json.loads((out / "predict.json").read_text())["tta"] == "flip"
+    # a run trained with --no-hflip: mirrored views are said to be unseen (and not said for its plain views)
+    import yaml
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": "test_resnet", "img_size": 32, "hflip": False}))
+    for argv, said in ((["--tta", "flip"], True), (["--tta", "crops"], False)):
+        r = runner.invoke(app, ["predict", str(run), "--data", str(test), "--out", str(tmp_path / "p" / "nf"),
+                                "--workers", "0", *argv])
+        assert r.exit_code == 0 and ("trained with --no-hflip" in " ".join(r.output.split())) == said, r.output
     # a mistyped value after a space is --tta's own one-line error, not click's "unexpected extra argument"
     for typo in ("flp", "scales=0.9,abc"):
         r = runner.invoke(app, ["predict", str(run), "--data", str(test), "--out", str(tmp_path / "p" / "x"),
