@@ -399,7 +399,7 @@ def plot_train_test_sizes(df: pd.DataFrame, test_df: pd.DataFrame, path: Path) -
                              color=colour)
         axes[0].set_xscale("log", base=2)
         axes[0].xaxis.set_major_formatter(ScalarFormatter())      # 64, 128, ... rather than 2^6, 2^7
-        if hi - lo < 1:           # within one octave (every image 20 px) no power of two is on the axis: label the sides
+        if hi - lo < 1:           # within one octave (all 20 px) no power of two is on the axis: label the sides
             axes[0].set_xticks(np.unique(np.round(both))[:: max(1, len(np.unique(np.round(both))) // 5)])
             axes[0].xaxis.set_minor_formatter(plt.NullFormatter())
     axes[0].set_xlabel("side sqrt(width x height) (px)")

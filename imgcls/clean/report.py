@@ -81,7 +81,8 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
         (f"Label conflicts: duplicate groups spanning labels ({len(conflicts)}; "
          f"--conflicts {summary['config'].get('conflicts', '')})",
          report.table(conflicts, ["dup_group", "labels", "tie vote", "kept", "removed"])),   # tie vote: majority-knn
-        ("Threshold sweep: the images deduplication would remove at each threshold (exact copies + near copies)", report.table(summary["threshold_sweep"])),
+        ("Threshold sweep: the images deduplication would remove at each threshold (exact copies + near copies)",
+         report.table(summary["threshold_sweep"])),
         (f"Removed duplicates beside their kept twin ({len(dups)})", _pairs(df, dups, "removed", "kept")),
         (f"Linked duplicates: kept, each beside its group's first member, one split unit ({len(linked)})",
          _pairs(df, linked, "linked", "first") or report.note("none")),

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from imgcls.errors import UserError
-from imgcls.train.config import AUG_PRESETS
+from imgcls.train.config import AUG_PRESETS, FILL_NAMES
 
 _GRAY = (0.2989, 0.587, 0.114)     # torchvision's rgb_to_grayscale weights
 
@@ -56,7 +56,7 @@ class BatchAugment:
     """uint8 [B, 3, S, S] (any device) -> normalised float [B, 3, S, S] on the same device, augmented by `preset`.
     `__call__(x, generator)`; `generator` None: no augmentation (normalisation only)."""
 
-    def __init__(self, preset: str, mean, std, fill=(255, 255, 255), hflip: bool = True):
+    def __init__(self, preset: str, mean, std, fill=FILL_NAMES["white"], hflip: bool = True):
         if preset not in AUG_PRESETS:
             raise UserError(f"unknown --aug '{preset}'; use one of: {', '.join(AUG_PRESETS)}")
         self.preset = preset

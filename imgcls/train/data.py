@@ -21,7 +21,7 @@ from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.errors import UserError
 from imgcls.io import RESIZE_MODES
-from imgcls.train.config import AUG_PRESETS, INTERPOLATIONS
+from imgcls.train.config import AUG_PRESETS, FILL_NAMES, INTERPOLATIONS
 
 
 def _interp(name: str):
@@ -32,13 +32,13 @@ def _interp(name: str):
             "nearest": InterpolationMode.NEAREST}[name]
 
 
-WHITE = (255, 255, 255)
+WHITE = FILL_NAMES["white"]          # train --fill's default
 
 
 def resize_transform(img_size: int, resize_mode: str = "squash", interpolation: str = "bilinear",
                      fill: Sequence[int] = WHITE):
     """PIL/uint8 image -> img_size x img_size: squash (ignore aspect), crop (short side + centre crop),
-    pad (long side + centred padding with white)."""
+    pad (long side + centred padding with `fill`, train --fill: white by default)."""
     from torchvision.transforms import v2
     it = _interp(interpolation)
     if resize_mode == "crop":
