@@ -24,15 +24,17 @@ $IMGCLS split --check "$OUT/splits.csv" --device cpu
 # train: fine-tune the offline ImageNet EfficientNet-Lite0 (small budget for a CPU demo), and a second model
 # with the imbalance tools; both land in $OUT/runs (the ensemble / predict demo below uses them)
 TRAIN_SRC=data/sample; [ -f "$OUT/splits.csv" ] && TRAIN_SRC=$OUT/splits.csv
+# the split's val rows validate; without splits.csv (split failed above) train draws a quarter itself
+VAL=(); [ "$TRAIN_SRC" = data/sample ] && VAL=(--val-split 0.25)
 step train "$TRAIN_SRC" --model tf_efficientnet_lite0 --pretrained
-$IMGCLS train "$TRAIN_SRC" --model tf_efficientnet_lite0 --pretrained --img-size 64 --epochs 1 --val-split 0.25 \
+$IMGCLS train "$TRAIN_SRC" --model tf_efficientnet_lite0 --pretrained --img-size 64 --epochs 1 "${VAL[@]}" \
   --device cpu --workers 0 --out "$OUT/runs" --name lite0
 step train "$TRAIN_SRC" --model resnet10t --no-pretrained --loss focal --sampler weighted
 $IMGCLS train "$TRAIN_SRC" --model resnet10t --no-pretrained --img-size 64 --epochs 2 --loss focal --sampler weighted \
-  --val-split 0.25 --device cpu --workers 0 --out "$OUT/runs" --name resnet10t_focal
+  "${VAL[@]}" --device cpu --workers 0 --out "$OUT/runs" --name resnet10t_focal
 # tune: a 2-trial Optuna search over the default space (1 epoch at 64 px each; a real search: README)
 step tune "$TRAIN_SRC" --study demo --trials 2 --model resnet10t --no-pretrained --epochs 1 --img-size 64
-$IMGCLS tune "$TRAIN_SRC" --study demo --trials 2 --model resnet10t --no-pretrained --epochs 1 --img-size 64 --val-split 0.25 \
+$IMGCLS tune "$TRAIN_SRC" --study demo --trials 2 --model resnet10t --no-pretrained --epochs 1 --img-size 64 "${VAL[@]}" \
   --device cpu --workers 0 --out "$OUT/tune"
 # predict / ensemble: the train demo's runs under $OUT/runs, else two quick ones (1 epoch, 64 px, CPU)
 PRED_SRC=data/sample; [ -f "$OUT/splits.csv" ] && PRED_SRC=$OUT/splits.csv
