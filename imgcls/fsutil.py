@@ -147,6 +147,15 @@ def check_writable(out: str | os.PathLike, kind: str = "dir", flag: str = "--out
     return out
 
 
+def check_folder_name(name, where: str, example: str, flag: str = "--name") -> None:
+    """A name a step makes a folder of under `where` must be one plain path component (`--name ../..` would write
+    anywhere): else one line naming the flag and an `example`."""
+    if (not isinstance(name, str) or name.strip() in ("", ".", "..") or "/" in name or "\\" in name
+            or "\0" in name or Path(name).name != name):
+        raise UserError(f"{flag} {name!r} is not a plain folder name; give one path component such as {example} "
+                        f"(written under {where})")
+
+
 def safe_relative(name: str) -> PurePosixPath | None:
     """`name` as a relative POSIX path that stays below its base folder (no absolute part, no '..' after
     normalising, no empty name), or None when it would leave it."""

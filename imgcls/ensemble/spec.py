@@ -69,9 +69,9 @@ def ensemble_folder(out: str | os.PathLike | None, name: str | None, members: Se
         if len(name) > 96:
             import hashlib
             name = f"{name[:87]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
-    elif name.strip() in ("", ".", "..") or Path(name).name != name or "\\" in name:
-        raise UserError(f"--name {name!r} is not a plain folder name; give one path component such as blend "
-                        f"(the ensemble is written under {ENSEMBLES_DIR}), or --out FOLDER")
+    else:
+        from imgcls.fsutil import check_folder_name
+        check_folder_name(name, f"{ENSEMBLES_DIR}; or give --out FOLDER", "blend")
     return name, ENSEMBLES_DIR / name
 
 

@@ -15,15 +15,12 @@ import time
 from pathlib import Path
 
 from imgcls.errors import UserError
+from imgcls.fsutil import check_folder_name
 
 
 def check_run_name(name: str | None) -> None:
-    if name is None:
-        return
-    if (not isinstance(name, str) or name.strip() in ("", ".", "..") or "/" in name or "\\" in name
-            or "\0" in name or Path(name).name != name):
-        raise UserError(f"--name {name!r} is not a plain folder name; give one path component such as exp1 "
-                        f"(the run is written under --out)")
+    if name is not None:
+        check_folder_name(name, "--out", "exp1")
 
 
 def new_run_name(model: str) -> str:
