@@ -281,6 +281,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     # --fill: given, or measured before decoding where pad resizing uses it (or nothing is cached to measure)
     fill = (tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, workers=io_workers)
             if cfg.resize_mode == "pad" or cfg.cache not in ("ram", "disk") else None)
+    pad_fill = fill[0] if fill else tdata.WHITE      # only pad resizing draws it into the cache
     if cfg.cache in ("ram", "disk"):
         t0 = time.perf_counter()
         memmap = run_dir / "cache.npy" if cfg.cache == "disk" else None
@@ -294,8 +295,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             shared = Path(tempfile.gettempdir()) / f"imgcls-cache-{key}.npy"
             if dist.local_rank == 0:
                 images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
-                                                    workers=io_workers, memmap=shared,
-                                                    fill=fill[0] if fill else tdata.WHITE)
+                                                    workers=io_workers, memmap=shared, fill=pad_fill)
                 images.flush()
                 write_json(shared.with_suffix(".errors.json"), errors)
             dist.barrier()
@@ -303,8 +303,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             errors = json.loads(shared.with_suffix(".errors.json").read_text())
         else:
             images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
-                                                workers=io_workers, memmap=memmap,
-                                                fill=fill[0] if fill else tdata.WHITE)
+                                                workers=io_workers, memmap=memmap, fill=pad_fill)
         bad = [i for i, e in enumerate(errors) if e]
         for i in bad:
             warn(f"skipped unreadable image {paths[i]}: {errors[i]}")

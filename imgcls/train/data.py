@@ -148,9 +148,9 @@ def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squas
 def border_colour(images: np.ndarray, most: int = 1024) -> tuple[int, int, int]:
     """The median RGB of the one-pixel frames of uint8 images [N, S, S, 3] (at most `most` of them, evenly
     spaced): the background a set's images share at their edges (white for clip art, black for digits)."""
-    take = images[np.linspace(0, len(images) - 1, min(len(images), most)).astype(int)] if len(images) else images
-    if not len(take):
+    if not len(images):
         return WHITE
+    take = images[np.linspace(0, len(images) - 1, min(len(images), most)).astype(int)]
     frame = np.concatenate([take[:, 0], take[:, -1], take[:, 1:-1, 0], take[:, 1:-1, -1]], axis=1)   # [n, 4S-4, 3]
     return tuple(int(v) for v in np.median(frame.reshape(-1, 3), axis=0).round())
 
