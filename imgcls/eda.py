@@ -258,7 +258,8 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     check_writable(out)
     df = mf.load(src, opts, scan=False)
     test_df = mf.load(test, mf.LayoutOptions(), scan=False) if test is not None else None
-    check_output_location(out, *mf.roots(df), *(mf.roots(test_df) if test_df is not None else []))
+    check_output_location(out, *mf.roots(df), *(mf.roots(test_df) if test_df is not None else []),
+                          images=mf.image_paths(df) + (mf.image_paths(test_df) if test_df is not None else []))
     df = mf.scan_images(df, workers=workers, max_pixels=max_pixels, require=False)   # the report lists them
     if test_df is not None:
         test_df = mf.scan_images(test_df, workers=workers, max_pixels=max_pixels, require=False)

@@ -98,19 +98,46 @@ def write_table(df, path: str | os.PathLike) -> Path:
 
 
 def is_within(child: str | os.PathLike, parent: str | os.PathLike) -> bool:
-    child, parent = Path(child).resolve(), Path(parent).resolve()
+    # os.path.realpath, not Path.resolve: a symlink loop is a path like any other here, not a RuntimeError
+    child, parent = Path(os.path.realpath(child)), Path(os.path.realpath(parent))
     return child == parent or parent in child.parents
 
 
-def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | None) -> Path:
+def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | None,
+                          images: list | None = None, flag: str = "--out") -> Path:
     """Refuse an output path inside a folder whose images we read: users' data is never written to.
 
-    `roots` are the image roots of the input (a manifest's roots, or the folder given)."""
+    `roots` are the image roots of the input (a manifest's roots, or the folder given). `images`: for a step that
+    owns its whole --out folder (writes reports and copies there, sweeps an interrupted run's temporary files
+    from it), the input's image paths: an --out that holds an input folder, or any input image once symlinks are
+    resolved, is refused too."""
     out = Path(out)
     for root in roots:
         if root is not None and is_within(out, root):
             raise UserError(f"output {out} is inside the input folder {root}; "
-                            f"choose --out outside it (imgcls never writes under its input)")
+                            f"choose {flag} outside it (imgcls never writes under its input)")
+    if images is None:
+        return out
+    for root in roots:
+        if root is not None and is_within(root, out):
+            raise UserError(f"the input folder {root} is inside {flag} {out}; choose {flag} outside the input "
+                            f"(this step writes and tidies its whole {flag} folder)")
+    out_r = Path(os.path.realpath(out))
+    parents: dict[str, Path] = {}       # each folder resolved once: thousands of images share a few folders
+    inside = []
+    for p in images:
+        head, name = os.path.split(os.fspath(p))
+        if os.path.islink(p):
+            real = Path(os.path.realpath(p))
+        else:
+            if head not in parents:
+                parents[head] = Path(os.path.realpath(head or "."))
+            real = parents[head] / name
+        if real == out_r or out_r in real.parents:
+            inside.append(p)
+    if inside:
+        raise UserError(f"{len(inside)} input image(s) lie inside {flag} {out}, e.g. {inside[0]}; choose an "
+                        f"{flag} that holds none of the inputs (imgcls never writes over its input)")
     return out
 
 

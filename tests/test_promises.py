@@ -137,6 +137,75 @@ def test_preprocess_refuses_inputs_inside_out_and_symlinked_escapes(tmp_path, vi
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.timeout(120)
+def test_clean_materialize_with_out_holding_the_input_never_overwrites_it(tmp_path):
+    """--out a parent of the image root: OUT/images would be the input itself (a relabelling CSV then copied cat
+    over bird). Refused before any write, the dataset byte-identical."""
+    ds = tmp_path / "ds"
+    make_image_folder(ds / "images", {"cat": 3, "bird": 3})
+    rows = [f"{c}/{i:03d}.png,{'bird' if c == 'cat' else 'cat'}" for c in ("cat", "bird") for i in range(3)]
+    (tmp_path / "train.csv").write_text("id,label\n" + "\n".join(rows) + "\n")
+    before = snapshot(ds)
+    r = invoke("clean", ds / "images", "--csv", tmp_path / "train.csv", "--path-col", "id", "--label-col", "label",
+               "--out", ds, "--exact-only", "--no-ood", "--materialize", "copy", "-q")
+    one_line_error(r, "inside --out", str(ds))
+    assert snapshot(ds) == before
+
+
+@pytest.mark.parametrize("cmd", ["eda", "clean"])
+def test_out_a_parent_of_the_input_is_refused_and_its_temp_looking_files_kept(cmd, tmp_path):
+    """The sweep of an interrupted run's temporary files walks --out: with --out a parent of the input it deleted
+    the user's own temp-looking files."""
+    parent = tmp_path / "parent"
+    make_image_folder(parent / "raw", {"cat": 2, "dog": 2})
+    (parent / "raw" / "cat" / ".notes.Ab12Cd34.tmp").write_text("mine")
+    (parent / "raw" / ".summary.json.zzzzzzzz.tmp.json").write_text("mine too")
+    before = snapshot(parent)
+    extra = ["--exact-only", "--no-ood"] if cmd == "clean" else []
+    r = invoke(cmd, parent / "raw", "--out", parent, *extra, "-q")
+    one_line_error(r, "inside --out")
+    assert snapshot(parent) == before
+
+
+def test_eda_never_writes_over_an_image_reached_through_a_symlink(tmp_path):
+    """ds/data/a/linked.png is a link to ds/shared/class_counts.png; `eda ds/data --out ds/shared` would replace
+    it with the chart."""
+    ds = tmp_path / "ds"
+    make_image_folder(ds / "data", {"a": 2, "b": 2})
+    make_image(ds / "shared" / "class_counts.png", seed=9)
+    (ds / "data" / "a" / "linked.png").symlink_to(ds / "shared" / "class_counts.png")
+    before = snapshot(ds)
+    r = invoke("eda", ds / "data", "--out", ds / "shared", "-q")
+    one_line_error(r, "inside --out", "linked.png")
+    assert snapshot(ds) == before
+
+
+def test_train_run_folder_that_holds_the_input_is_refused(tmp_path):
+    """--out proj-parent --name proj --exist-ok with the data under proj/: the run folder would hold the input and
+    its stale-temp sweep walk it."""
+    proj = tmp_path / "proj"
+    make_image_folder(proj / "data", {"a": 3, "b": 3}, size=(32, 32))
+    (proj / "data" / "a" / ".notes.Ab12Cd34.tmp").write_text("mine")
+    before = snapshot(proj)
+    r = invoke("train", proj / "data", "--model", "test_efficientnet", "--no-pretrained", "--img-size", 32,
+               "--epochs", 1, "--out", tmp_path, "--name", "proj", "--exist-ok", "-q")
+    one_line_error(r, "inside --out")
+    assert snapshot(proj) == before
+
+
+@pytest.mark.timeout(120)
+def test_preprocess_reports_a_symlink_loop_and_a_dangling_link_by_their_dataset_paths(tmp_path):
+    raw = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2})
+    (raw / "a" / "loop1.png").symlink_to(raw / "a" / "loop2.png")
+    (raw / "a" / "loop2.png").symlink_to(raw / "a" / "loop1.png")
+    (raw / "b" / "gone.png").symlink_to(tmp_path / "nonexistent" / "zzz.png")
+    r = invoke("preprocess", raw, "--out", tmp_path / "out", "--size", 32, "--workers", 1)
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert str(raw / "a" / "loop1.png") in r.flat and str(raw / "b" / "gone.png") in r.flat, r.output
+    assert "zzz.png" not in r.flat, r.output
+    assert len(pd.read_csv(tmp_path / "out" / "manifest.csv")) >= 4
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 4. output names are unique by construction
 # ---------------------------------------------------------------------------------------------------------------

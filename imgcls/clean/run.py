@@ -127,7 +127,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     out = Path(out)
     check_writable(out)
     df = mf.load(src, opts, scan=False)
-    check_output_location(out, *mf.roots(df))
+    check_output_location(out, *mf.roots(df), images=mf.image_paths(df))
     df = mf.scan_images(df, workers=workers).reset_index(drop=True)
     df["keep"] = df["error"] == ""
     df["reason"] = np.where(df["keep"], "", "unreadable")

@@ -14,7 +14,7 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls.console import info, progress_bar, warn
 from imgcls.errors import UserError
-from imgcls.fsutil import check_output_location, check_writable, is_within, remove_stale_temps, under_all, write_json
+from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
 from imgcls.parallel import check_workers
 from imgcls.preprocess.config import FACE_COLUMNS, PreprocessConfig
 from imgcls.preprocess.image import Models, empty_record, init_worker, process_image, run_chunk
@@ -42,15 +42,10 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
         from imgcls.weights import rembg_model_file
         rembg_model_file(cfg.rembg_model)
     df = mf.load(src, opts, scan=True, workers=workers, max_pixels=cfg.max_pixels)
-    check_output_location(out, *mf.roots(df))
-    settings = cfg.settings()
-
     df = df.reset_index(drop=True)
-    sources = [str(p.resolve()) for p in mf.image_paths(df)]
-    inside = [s for s in sources if is_within(s, out)]
-    if inside:
-        raise UserError(f"{len(inside)} input image(s) lie inside --out {out}, e.g. {inside[0]}; choose an --out "
-                        f"that holds none of the inputs (imgcls never writes over its input)")
+    check_output_location(out, *mf.roots(df), images=mf.image_paths(df))
+    settings = cfg.settings()
+    sources = [os.path.realpath(p) for p in mf.image_paths(df)]     # realpath: a symlink loop is not a RuntimeError
     names = output_names(df, cfg)
     # every output proven to lie under OUT (symlinks resolved), whatever the manifest's paths say
     dsts = under_all(out, names)
@@ -112,10 +107,11 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     from imgcls.preprocess.oversample import add_copies
     result, oversampled = add_copies(result, out, cfg)
     mf.write(result, out / mf.MANIFEST_NAME)
-    failed = sorted([(sources[i], r["error"]) for i, r in records.items() if r["error"]]
-                    + [(sources[i], f"unreadable input: {df.at[i, 'error']}") for i in range(len(df))
+    given = [str(p) for p in mf.image_paths(df)]        # reported by the dataset's path, not a link's target
+    failed = sorted([(given[i], r["error"]) for i, r in records.items() if r["error"]]
+                    + [(given[i], f"unreadable input: {df.at[i, 'error']}") for i in range(len(df))
                        if not readable[i]])
-    no_face = [sources[i] for i, r in sorted(records.items()) if r.get("face_found") is False]
+    no_face = [given[i] for i, r in sorted(records.items()) if r.get("face_found") is False]
     summary = {
         "settings": settings, "images": int(len(df)), "processed": len(todo), "up_to_date": skipped,
         "written": sum(1 for r in records.values() if r["written"]), "failed": len(failed) - n_unreadable,

@@ -232,7 +232,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     if dist.main:
         try:
             run_dir = resume if resume is not None else claim_run_dir(out, cfg.name, cfg.model, cfg.exist_ok)
-            check_output_location(run_dir, *mf.roots(df))
+            check_output_location(run_dir, *mf.roots(df), images=mf.image_paths(df))
             lock = RunLock(run_dir).__enter__()
             name = run_dir.name
         except UserError as e:
