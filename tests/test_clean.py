@@ -792,6 +792,23 @@ def test_clean_is_deterministic_and_stages_switch_off(dirty, tmp_path):
     assert set(exact["reason"]) == {"", "unreadable", "exact_duplicate"}
 
 
+def test_ood_that_would_empty_a_class_stops_unless_forced(dirty, tmp_path):
+    """A class the detector takes for out of domain (all 20 Trouser of a small Fashion-MNIST) is more likely a look it
+    does not know than pollution: more than half of a class flagged stops the run, nothing written; --force accepts."""
+    (dirty / "p").mkdir()
+    for f in sorted((dirty / "a").glob("photo*.png")):
+        f.rename(dirty / "p" / f.name)
+    base = _run(dirty, tmp_path / "o0", "--no-dedup", "--force")
+    thr = float(np.sort(base.loc[base["label"] == "p", "ood_score"].astype(float))[-2])   # 2 of the 3 at least
+    r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "o1"), "--no-dedup", "--ood-threshold",
+                            str(thr), "--device", "cpu", "--workers", "1", "-q"])
+    flat = " ".join(r.output.split())
+    assert r.exit_code == 2 and "of 3 'p' images" in flat and "--force" in flat, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "o1").exists()
+    forced = _run(dirty, tmp_path / "o1", "--no-dedup", "--ood-threshold", str(thr), "--force")
+    assert (forced.loc[forced["label"] == "p", "reason"] == "out_of_domain").sum() >= 2
+
+
 def test_ood_threshold_contamination_and_embedding_options_act(dirty, tmp_path, monkeypatch):
     import imgcls.clean.near_dup as nd
     import imgcls.embed as embed

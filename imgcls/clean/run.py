@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls import manifest as mf
-from imgcls.clean.config import CleanConfig, DEFAULT_OUT
+from imgcls.clean.config import CleanConfig, DEFAULT_OUT, OOD_MAX_CLASS_SHARE
 from imgcls.clean.duplicates import (TIE_NEIGHBOURS, asks_for_embeddings, conflict_table, families, group_levels,
                                      mark_duplicates, threshold_sweep, tie_losses)
 from imgcls.clean.materialize import materialize_kept
@@ -101,6 +101,25 @@ def check_ood_share(flagged: np.ndarray, readable: np.ndarray, cfg: CleanConfig)
         raise UserError(f"--ood-method {cfg.ood_method} flags {int(flagged.sum())} of {n} images ({share:.0%}, more "
                         f"than --ood-max-share {cfg.ood_max_share:.0%}); nothing written. Flag a share with "
                         f"--ood-contamination 0.05, raise --ood-threshold, or pass --force to accept it")
+
+
+def check_ood_classes(flagged: np.ndarray, df: pd.DataFrame, cfg: CleanConfig) -> None:
+    """A detector that flags more than OOD_MAX_CLASS_SHARE of a class's remaining images would empty (or nearly)
+    a class of the task: stop (nothing written) unless accepted (--force) or a share was asked for."""
+    if cfg.force or cfg.ood_contamination or "label" not in df.columns:
+        return
+    labels = df["label"].fillna("").astype(str).to_numpy()
+    eligible = df["keep"].to_numpy() & (labels != "")
+    hit = []
+    for c in sorted(set(labels[eligible])):
+        n = int((eligible & (labels == c)).sum())
+        k = int((flagged & eligible & (labels == c)).sum())
+        if k > OOD_MAX_CLASS_SHARE * n:
+            hit.append(f"{k} of {n} {c!r}")
+    if hit:
+        raise UserError(f"--ood-method {cfg.ood_method} flags {', '.join(hit)} images (more than "
+                        f"{OOD_MAX_CLASS_SHARE:.0%} of the class): more likely a look the detector does not know than "
+                        f"polluted data; nothing written. Pass --no-ood, raise --ood-threshold, or --force to accept it")
 
 
 def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg: CleanConfig | None = None,
@@ -204,6 +223,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
         df["ood_score"] = scores
         flagged = det.flag(scores, cfg.ood_threshold, cfg.ood_contamination) & df["keep"].to_numpy()
         check_ood_share(flagged, (df["error"] == "").to_numpy(), cfg)
+        check_ood_classes(flagged, df, cfg)
         df.loc[flagged, "keep"] = False
         df.loc[flagged, "reason"] = "out_of_domain"
     if cfg.undersample:
