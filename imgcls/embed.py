@@ -33,6 +33,21 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("IMGCLS_CACHE", Path.home() / ".cache" / "imgcls")) / "embeddings"
 
 
+def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """The one folder every content-keyed cache (embeddings, photo features, thumbnail summaries, verified pairs)
+    lives in: `cache_dir` (split's --cache-dir, CleanConfig.cache_dir) or $IMGCLS_CACHE/embeddings."""
+    return Path(cache_dir) if cache_dir else default_cache_dir()
+
+
+def check_cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """Before the long work: the cache folder can be made and written (a file there failed after the embedding
+    pass, with a traceback)."""
+    from imgcls.fsutil import check_writable
+    flag = ("--cache-dir" if cache_dir else
+            f"IMGCLS_CACHE={os.environ['IMGCLS_CACHE']}: its" if os.environ.get("IMGCLS_CACHE") else "the cache")
+    return check_writable(cache_folder(cache_dir), flag=flag)
+
+
 class _Images:
     """Dataset of (index, CHW float tensor) for the rows to embed; unreadable images give None."""
 
@@ -226,7 +241,7 @@ def style_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str
 def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
            weights_flag="--weights") -> np.ndarray:
     size = int(img_size or DEFAULT_EMBED_SIZE)
-    cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+    cache_dir = cache_folder(cache_dir)
     tag = model if weights is None else f"{model}-{Path(weights).stem}"
     cpaths = {"pooled": _cache_file(cache_dir, tag, size), "style": _cache_file(cache_dir, tag + "-style", size)}
     cache = load_vectors(cpaths[kind], tag, size, kind)

@@ -193,6 +193,23 @@ def test_train_run_folder_that_holds_the_input_is_refused(tmp_path):
     assert snapshot(proj) == before
 
 
+def test_a_cache_folder_that_is_a_file_is_one_line_before_the_scan(tmp_path, monkeypatch):
+    """split --cache-dir FILE and IMGCLS_CACHE=FILE ended in a traceback after the embedding pass."""
+    import imgcls.manifest as mf
+    raw = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(32, 32))
+    afile = tmp_path / "afile"
+    afile.write_text("not a folder")
+    scans = []
+    real_scan = mf.scan_images
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: scans.append(1) or real_scan(*a, **k))
+    r = invoke("split", raw, "--out", tmp_path / "s.csv", "--cache-dir", afile, "-q")
+    one_line_error(r, "--cache-dir", "afile")
+    monkeypatch.setenv("IMGCLS_CACHE", str(afile))
+    r = invoke("clean", raw, "--out", tmp_path / "c", "-q")
+    one_line_error(r, "IMGCLS_CACHE", "afile")
+    assert not scans and not (tmp_path / "c").exists() and afile.read_text() == "not a folder"
+
+
 @pytest.mark.timeout(120)
 def test_preprocess_reports_a_symlink_loop_and_a_dangling_link_by_their_dataset_paths(tmp_path):
     raw = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2})

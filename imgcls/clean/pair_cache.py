@@ -52,8 +52,8 @@ class SummaryCache:
     verification searches its candidates without decoding."""
 
     def __init__(self, cache_dir: str | Path | None):
-        from imgcls.embed import VectorCache, default_cache_dir
-        folder = Path(cache_dir) if cache_dir else default_cache_dir()
+        from imgcls.embed import VectorCache, cache_folder
+        folder = cache_folder(cache_dir)
         self.file = VectorCache(folder / f"thumbnail_summaries_{THUMB}px_{numbers_digest()}.npz",
                                 "thumbnail-summaries", THUMB, "summaries", "thumbnail-summary cache", dtype=SUMS)
 
@@ -130,8 +130,8 @@ class PairCache:
     """The pairs kept for one verification path in one cache folder: `lookup` before verify_pairs, `store` after."""
 
     def __init__(self, cache_dir: str | Path | None, greyscale: bool):
-        from imgcls.embed import default_cache_dir
-        folder = Path(cache_dir) if cache_dir else default_cache_dir()
+        from imgcls.embed import cache_folder
+        folder = cache_folder(cache_dir)
         self.path = folder / f"verified_pairs_{THUMB}px_{'grey' if greyscale else 'rgb'}_{numbers_digest()}.npz"
         self.table = self._load()
 

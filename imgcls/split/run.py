@@ -114,6 +114,8 @@ def _check_embedder(cfg: SplitConfig) -> None:
     definition = cfg.near_duplicates()
     if cfg.near_dup:
         definition.check_weights()
+        from imgcls.embed import check_cache_folder
+        check_cache_folder(cfg.cache_dir)
 
 
 def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int = 1,
