@@ -141,13 +141,13 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                 raise
             raise MissingWeightsError(f"{e}; with --exact-only only --conflicts majority-knn's tie vote embeds, so "
                                       f"--conflicts majority needs no weights") from None
-    if cfg.needs_embeddings or cfg.ood:
-        from imgcls.embed import check_cache_folder
-        check_cache_folder(cfg.cache_dir)        # embeddings and photo features are cached by content there
     from imgcls.train.dist import init_distributed
     dist = init_distributed(cfg.device)         # one process unless torchrun started several (gloo on CPU)
     out = Path(out)
     check_writable(out)
+    if cfg.needs_embeddings or cfg.ood:
+        from imgcls.embed import check_cache_folder
+        check_cache_folder(cfg.cache_dir)        # embeddings and photo features are cached by content there
     df = mf.load(src, opts, scan=False)
     check_output_location(out, *mf.roots(df), images=mf.image_paths(df))
     df = mf.scan_images(df, workers=workers).reset_index(drop=True)
