@@ -31,22 +31,23 @@ DEFAULT_EMBEDDER = "tf_efficientnet_lite0"
 DEFAULT_EMBED_SIZE = 160
 
 
-def dup_method_option(panel: str):
-    """--dup-method, declared once for clean and split (imgcls.options)."""
-    return option("verified", panel=panel, choices=DUP_METHODS,
+def dup_method_option(panel: str, needs: tuple = ()):
+    """--dup-method, declared once for clean and split (imgcls.options); `needs`: the step's fields that switch
+    the near-duplicate search on."""
+    return option("verified", panel=panel, choices=DUP_METHODS, needs=needs,
                   help="Near-duplicate definition: verified (embedding candidates checked pixel by pixel on aligned "
                        "thumbnails: crop, flip, brightness) or embedding (embedding cosine alone).")
 
 
-def dup_threshold_option(panel: str):
+def dup_threshold_option(panel: str, needs: tuple = ()):
     """--dup-threshold: its default per method is printed from DEFAULT_DUP_THRESHOLDS (help once said 0.95)."""
-    return option(None, panel=panel, lo=0, hi=1, none=", ".join(f"{k} {v}" for k, v in DEFAULT_DUP_THRESHOLDS.items()),
+    return option(None, panel=panel, lo=0, hi=1, needs=needs, none=", ".join(f"{k} {v}" for k, v in DEFAULT_DUP_THRESHOLDS.items()),
                   help="Score at or above which two images are near duplicates: verified correlation or embedding "
                        "cosine.")
 
 
-def dup_candidates_option(panel: str):
-    return option(DEFAULT_DUP_CANDIDATES, panel=panel, lo=0, hi=1,
+def dup_candidates_option(panel: str, needs: tuple = ()):
+    return option(DEFAULT_DUP_CANDIDATES, panel=panel, lo=0, hi=1, needs=needs + (("dup_method", "verified"),),
                   help="Embedding cosine at or above which a pair is verified (--dup-method verified).")
 
 

@@ -5,8 +5,9 @@ Each field is declared with `option(...)`: its default, its choices, its numeric
 
 - `cli_parameters(Config)` builds the Typer parameters of a command (`imgcls.cli.common.command(options=...)`), so
   the defaults and choices shown by `--help` and used by the CLI are the dataclass's own: they cannot disagree;
-- `check(cfg)` validates a config (choices and ranges) with one line naming the option and what it accepts, the same
-  for a command line, a config.yaml and a Python caller; steps call it before any long work.
+- `check(cfg)` validates a config (choices and ranges, and options that would be ignored: `needs` / `conflicts`)
+  with one line naming the option and what it accepts, the same for a command line, a config.yaml and a Python
+  caller; steps call it before any long work.
 
 Only the standard library and typer are imported here: building `imgcls --help` must stay instant.
 """
@@ -31,7 +32,10 @@ class Spec:
     Typer parameter declarations when the derived `--field-name` is not the flag (e.g.
     "--amp/--no-amp", "--format"). `cli=False`: config.yaml / Python only. `cli_type`, `to_cli`, `from_cli`: when
     the command line spells the value differently (a list as "a,b", a path). `none`: what a None default means,
-    shown as the default in --help."""
+    shown as the default in --help. `needs`: the fields this option acts through, each a name (that field must be
+    set: true, not None) or (name, value); `conflicts`: a field this one is an alternative to. A value other than the
+    default that would be ignored (its `needs` unmet, or its alternative also set) is refused by check() in one
+    line, rather than silently doing nothing."""
     help: str
     panel: str | None = None
     choices: tuple | None = None
@@ -46,6 +50,8 @@ class Spec:
     to_cli: Callable[[Any], Any] | None = None
     from_cli: Callable[[Any], Any] | None = None
     none: str | None = None
+    needs: tuple = ()
+    conflicts: str | None = None
 
 
 def option(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, help: str, **spec: Any):
@@ -151,6 +157,47 @@ def check(cfg: Any, names: typing.Iterable[str] | None = None) -> None:
     table = specs(cfg)
     for name in (table if names is None else names):
         check_value(name, getattr(cfg, name), table[name][1])
+    for name in (table if names is None else names):
+        check_acts(cfg, name, table)
+
+
+def _is_set(cfg: Any, name: str, table: dict) -> bool:
+    return getattr(cfg, name) != default_of(table[name][0])
+
+
+def _spelling(name: str, spec: Spec, value: Any) -> str:
+    """How the command line spells `name` = value: --no-ood for a bool declared "--ood/--no-ood", --loss ce."""
+    if isinstance(value, bool):
+        for decl in spec.flags:
+            if "/" in decl:
+                on, off = (part.strip() for part in decl.split("/", 1))
+                return on if value else off
+        return flag(name, spec) if value else f"no {flag(name, spec)}"
+    return f"no {flag(name, spec)}" if value is None else f"{flag(name, spec)} {value}"
+
+
+def check_acts(cfg: Any, name: str, table: dict | None = None) -> None:
+    """A field set to other than its default where it would be ignored -- its `needs` unmet, or its alternative
+    set too -- is refused in one line."""
+    table = table or specs(cfg)
+    spec = table[name][1]
+    if not (spec.needs or spec.conflicts) or not _is_set(cfg, name, table):
+        return
+    opt = flag(name, spec)
+    for need in spec.needs:
+        other, want = (need, None) if isinstance(need, str) else need
+        value, other_spec = getattr(cfg, other), table[other][1]
+        if bool(value) if want is None else value == want:
+            continue
+        wanted = (_spelling(other, other_spec, want) if want is not None else
+                  _spelling(other, other_spec, True) if isinstance(value, bool) else flag(other, other_spec))
+        has = _spelling(other, other_spec, value)
+        if isinstance(value, bool) and not value and default_of(table[other][0]) is True:   # the off form was typed
+            raise UserError(f"{opt} acts only with {wanted}, which {has} turns off; drop one of {has} and {opt}")
+        raise UserError(f"{opt} acts only with {wanted}, and this run has {has}; add {wanted} or drop {opt}")
+    if spec.conflicts and _is_set(cfg, spec.conflicts, table):
+        other = flag(spec.conflicts, table[spec.conflicts][1])
+        raise UserError(f"{opt} and {other} are alternatives (only one is used); give one of them")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -187,6 +187,47 @@ def test_numeric_options_of_the_image_steps(cmd, flags, msg, image_folder, tmp_p
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("cmd,flags,msg", [
+    ("clean", ["--no-ood", "--ood-threshold", "0.5"], "--ood-threshold acts only with --ood, which --no-ood turns off"),
+    ("clean", ["--no-ood", "--force"], "--force acts only with --ood"),
+    ("clean", ["--ood-threshold", "0.5", "--ood-contamination", "0.1"],
+     "--ood-threshold and --ood-contamination are alternatives"),
+    ("clean", ["--exact-only", "--dup-threshold", "0.9"], "--dup-threshold acts only with --near-dup, which "
+                                                          "--exact-only turns off"),
+    ("clean", ["--no-dedup", "--duplicates", "drop"], "--duplicates acts only with --dedup"),
+    ("clean", ["--dup-method", "embedding", "--dup-candidates", "0.5"],
+     "--dup-candidates acts only with --dup-method verified, and this run has --dup-method embedding"),
+    ("preprocess", ["--detector", "yunet"], "--detector acts only with --face-crop"),
+    ("preprocess", ["--no-face", "drop"], "--no-face acts only with --face-crop"),
+    ("preprocess", ["--resize-mode", "crop"], "--resize-mode acts only with --size"),
+    ("preprocess", ["--oversample-aug", "heavy"], "--oversample-aug acts only with --oversample"),
+    ("split", ["--no-near-dup", "--dup-threshold", "0.9"], "--dup-threshold acts only with --near-dup"),
+    ("train", ["--init-from", "r", "--weights", "w.pth"], "--init-from and --weights are alternatives"),
+])
+def test_an_option_that_would_be_ignored_is_refused_before_any_work(cmd, flags, msg, image_folder, tmp_path,
+                                                                     monkeypatch):
+    """clean --no-ood --ood-threshold, --exact-only --dup-threshold, preprocess --detector without --face-crop, ...
+    ran and silently ignored the option; now one line, exit 2, before the input is read (Spec.needs / conflicts)."""
+    import imgcls.manifest as mf
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    out = tmp_path / ("out.csv" if cmd == "split" else "out")
+    r = runner.invoke(app, [cmd, str(image_folder), "--out", str(out), *flags])
+    flat = " ".join(r.output.split())
+    assert r.exit_code == 2 and msg in flat and flat.count("error:") == 1 and "Traceback" not in flat, r.output
+    assert not out.exists()
+
+
+def test_an_option_at_its_default_or_with_what_it_needs_is_accepted():
+    from imgcls.clean import CleanConfig
+    from imgcls.preprocess import PreprocessConfig
+    CleanConfig(ood=False, ood_method=CleanConfig().ood_method).validate()     # typed at its default: harmless
+    CleanConfig(ood_contamination=0.1).validate()
+    PreprocessConfig(face_crop=True, detector="yunet", no_face="drop").validate()
+    PreprocessConfig(size=64, resize_mode="crop").validate()
+    with pytest.raises(UserError, match="--detector acts only with --face-crop"):
+        PreprocessConfig(detector="yunet").validate()                          # the Python caller: the same check
+
+
 def test_python_callers_get_the_same_checks(image_folder, tmp_path):
     from imgcls.clean import CleanConfig, run_clean
     from imgcls.preprocess import PreprocessConfig, run_preprocess

@@ -337,13 +337,16 @@ def test_tolerance_threshold_and_embedding_model_act(tmp_path, monkeypatch):
     with pytest.raises(UserError, match="test_resnet"):           # another model: offline, its weights are needed
         sp.near_duplicate_pairs_for(df, cfg(model="test_resnet", **kw))
     assert seen[-1] == "test_resnet"
-    # from the command line that is found before the scan; without the near-duplicate search no model is needed
+    # from the command line that is found before the scan; without the near-duplicate search --model would be
+    # ignored: refused in one line too (Spec.needs), and the run without it needs no model
     scanned, real_scan = [], mf.scan_images
     monkeypatch.setattr(mf, "scan_images", lambda *a, **k: (scanned.append(1), real_scan(*a, **k))[1])
     r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "s.csv"), "--model", "test_resnet"])
     assert r.exit_code == 2 and "test_resnet" in r.output and "Traceback" not in r.output and not scanned
     r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "s.csv"), "--model", "test_resnet",
                             "--no-near-dup", "--val", "0.25"])
+    assert r.exit_code == 2 and "--model acts only with --near-dup" in " ".join(r.output.split()) and not scanned
+    r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "s.csv"), "--no-near-dup", "--val", "0.25"])
     assert r.exit_code == 0, r.output
     assert scanned
 

@@ -27,6 +27,7 @@ DEFAULT_OOD_MAX_SHARE = 0.2       # a detector flagging more than this share of 
 # polluted class is 24% photos)
 OOD_MAX_CLASS_SHARE = 0.5
 OOD_METHODS = tuple(d.name for d in DETECTORS)
+NEAR = ("dedup", "near_dup")       # the fields that switch the near-duplicate search on
 
 
 def _per_method(table: dict) -> str:
@@ -42,31 +43,33 @@ class CleanConfig:
     dedup: bool = option(True, panel=DUPS, flags=("--dedup/--no-dedup",), help="Exact + near duplicate stage.")
     near_dup: bool = option(True, panel=DUPS, flags=("--near-dup/--exact-only",),
                             help="Near duplicates (embeddings) besides exact (sha256) ones.")
-    dup_method: str = links.dup_method_option(DUPS)
-    dup_threshold: float | None = links.dup_threshold_option(DUPS)
-    dup_candidates: float = links.dup_candidates_option(DUPS)
-    ann: str = option("auto", panel=DUPS, choices=ANN_MODES,
+    dup_method: str = links.dup_method_option(DUPS, NEAR)
+    dup_threshold: float | None = links.dup_threshold_option(DUPS, NEAR)
+    dup_candidates: float = links.dup_candidates_option(DUPS, NEAR)
+    ann: str = option("auto", panel=DUPS, choices=ANN_MODES, needs=NEAR,
                       help=f"Candidate search: a FAISS index (on; the `ann` extra), the exact blockwise search (off), "
                            f"or the index from {ANN_AUTO_MIN} images when FAISS is installed (auto).")
-    duplicates: str = option("link", panel=DUPS, choices=DUPLICATE_MODES,
+    duplicates: str = option("link", panel=DUPS, choices=DUPLICATE_MODES, needs=("dedup",),
                              help="What a duplicate group becomes: link (every member kept, the group named in "
                                   "dup_group so split and train keep it on one side) or drop (one member kept).")
-    conflicts: str = option("majority-knn", panel=DUPS, choices=CONFLICT_POLICIES,
+    conflicts: str = option("majority-knn", panel=DUPS, choices=CONFLICT_POLICIES, needs=("dedup",),
                             help="Duplicate groups spanning labels, which labels' members stay: majority-knn (the "
                                  "label most members carry; on a tie each tied label that one of the group's 10 "
                                  "nearest other images carries, none if none does), majority (none on a tie), "
                                  "majority-ties (every label tied for most), all (every label), drop (none).")
     ood: bool = option(True, panel=OOD, flags=("--ood/--no-ood",), help="Out-of-domain stage.")
-    ood_method: str = option(DEFAULT_OOD_METHOD, panel=OOD, choices=OOD_METHODS,
+    ood_method: str = option(DEFAULT_OOD_METHOD, panel=OOD, choices=OOD_METHODS, needs=("ood",),
                              help="Out-of-domain detector (README: what each measures).")
-    ood_threshold: float | None = option(None, panel=OOD, none=_per_method({d.name: d.threshold for d in DETECTORS}),
+    ood_threshold: float | None = option(None, panel=OOD, needs=("ood",), conflicts="ood_contamination",
+                                         none=_per_method({d.name: d.threshold for d in DETECTORS}),
                                          help="Score at or above which an image is out of domain.")
     ood_contamination: float | None = option(None, panel=OOD, lo=0, hi=1, lo_open=True, hi_open=True,
+                                             needs=("ood",),
                                              help="Instead of a threshold: flag this share of images.")
-    ood_max_share: float = option(DEFAULT_OOD_MAX_SHARE, panel=OOD, lo=0, hi=1,
+    ood_max_share: float = option(DEFAULT_OOD_MAX_SHARE, panel=OOD, lo=0, hi=1, needs=("ood",),
                                   help="A threshold that flags more than this share of the images stops the run "
                                        "(asks for --ood-contamination or --force).")
-    force: bool = option(False, panel=OOD, flags=("--force",),
+    force: bool = option(False, panel=OOD, flags=("--force",), needs=("ood",),
                          help="Accept an out-of-domain result that flags more than --ood-max-share, or more "
                               "than half of a class.")
     undersample: str | None = option(None, panel=SAMPLING, choices=UNDERSAMPLE_METHODS,

@@ -26,7 +26,7 @@ class PreprocessConfig:
     """Every option of `imgcls preprocess` but the paths (imgcls.options: default, choices, range, help, panel)."""
     remove_bg: bool = option(False, panel=BACKGROUND, flags=("--remove-bg",),
                              help="Remove the background with rembg (model file needed: imgcls models list).")
-    rembg_model: str = option("u2netp", panel=BACKGROUND, help="rembg model (u2netp is fetchable offline).")
+    rembg_model: str = option("u2netp", panel=BACKGROUND, needs=("remove_bg",), help="rembg model (u2netp is fetchable offline).")
     bg_color: str = option("white", panel=BACKGROUND, help="Colour behind the cut-out and the padding: name or "
                                                             "#rrggbb.")
     keep_alpha: bool = option(False, panel=BACKGROUND, flags=("--keep-alpha",),
@@ -34,17 +34,17 @@ class PreprocessConfig:
     face_crop: bool = option(False, panel=FACES, flags=("--face-crop",),
                              help="Crop to the most confident face (deepface extract_faces, box on the original "
                                   "image).")
-    detector: str = option("opencv", panel=FACES,
+    detector: str = option("opencv", panel=FACES, needs=("face_crop",),
                            help="deepface detector backend: opencv (ships with OpenCV) or any other whose weights are "
                                 "in $DEEPFACE_HOME/.deepface/weights.")
-    face_margin: float = option(0.2, panel=FACES, lo=0,
+    face_margin: float = option(0.2, panel=FACES, lo=0, needs=("face_crop",),
                                 help="Margin around the face box, a fraction of its size per side.")
-    no_face: str = option("keep", panel=FACES, choices=NO_FACE_POLICIES, help="When no face is found.")
-    detect_size: int = option(640, panel=FACES, lo=1,
+    no_face: str = option("keep", panel=FACES, choices=NO_FACE_POLICIES, needs=("face_crop",), help="When no face is found.")
+    detect_size: int = option(640, panel=FACES, lo=1, needs=("face_crop",),
                               help="Detect faces on a copy whose longer side is at most this (boxes mapped back).")
     size: int | None = option(None, panel=OUTPUT, lo=8, none="keep the size",
                               help="Square output side in pixels.")
-    resize_mode: str = option("pad", panel=OUTPUT, choices=imgio.RESIZE_MODES,
+    resize_mode: str = option("pad", panel=OUTPUT, choices=imgio.RESIZE_MODES, needs=("size",),
                               help="pad (letterbox) | crop (centre) | squash (N x N, aspect ignored; train's "
                                    "name, formerly stretch here).")
     image_format: str = option("auto", panel=OUTPUT, choices=FORMATS, flags=("--format",),
@@ -54,10 +54,10 @@ class PreprocessConfig:
     oversample: str | None = option(None, panel=OVERSAMPLING, validator=check_target, none="off",
                                     help="Write augmented copies of minority-class images until each class has "
                                          "min(TARGET, count x --oversample-max-factor): median | max | a number.")
-    oversample_aug: str = option("medium", panel=OVERSAMPLING, choices=OVERSAMPLE_AUGS,
+    oversample_aug: str = option("medium", panel=OVERSAMPLING, choices=OVERSAMPLE_AUGS, needs=("oversample",),
                                  help="How a copy differs: train's light | medium | heavy augmentation of its "
                                       "source, or mixup (a blend of two images of the class).")
-    oversample_max_factor: float = option(DEFAULT_MAX_FACTOR, panel=OVERSAMPLING, lo=1,
+    oversample_max_factor: float = option(DEFAULT_MAX_FACTOR, panel=OVERSAMPLING, lo=1, needs=("oversample",),
                                           help="A class grows to at most this many times its image count.")
     seed: int = seed_option(panel=OVERSAMPLING)
 

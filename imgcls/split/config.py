@@ -60,12 +60,13 @@ class SplitConfig:
                                                help="Edges used to put ages into the --age-bands classes, e.g. 29,59.")
     near_dup: bool = option(True, panel=LINKS, flags=("--near-dup/--no-near-dup",),
                             help="Keep near duplicates (clean's definition) on one side, and check.")
-    dup_method: str = links.dup_method_option(LINKS)
-    dup_threshold: float | None = links.dup_threshold_option(LINKS)
-    dup_candidates: float = links.dup_candidates_option(LINKS)
-    model: str = option(links.DEFAULT_EMBEDDER, panel=LINKS, help="Embedding model of the near-duplicate search.")
+    dup_method: str = links.dup_method_option(LINKS, ("near_dup",))
+    dup_threshold: float | None = links.dup_threshold_option(LINKS, ("near_dup",))
+    dup_candidates: float = links.dup_candidates_option(LINKS, ("near_dup",))
+    model: str = option(links.DEFAULT_EMBEDDER, panel=LINKS, needs=("near_dup",),
+                        help="Embedding model of the near-duplicate search.")
     device: str = device_option(RUNTIME)
-    cache_dir: str | None = option(None, panel=LINKS, cli_type=Optional[Path], from_cli=str,
+    cache_dir: str | None = option(None, panel=LINKS, cli_type=Optional[Path], from_cli=str, needs=("near_dup",),
                                    help="Embedding and verified-pair cache folder (shared with clean).")
     tolerance: float = option(0.05, panel=PARTS, lo=0, hi=1,
                               help="Warn when a class's share of a part is further than this from its target.")

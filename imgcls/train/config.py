@@ -116,7 +116,7 @@ class TrainConfig:
     weights_source: str | None = option(None, cli=False,
                                         help="Recorded by train: where the starting weights came from (file PATH | "
                                              "package PATH | cache PATH | hub ID | random init).")
-    init_from: str | None = option(None, panel=MODEL, cli_type=Optional[Path], from_cli=str,
+    init_from: str | None = option(None, panel=MODEL, cli_type=Optional[Path], from_cli=str, conflicts="weights",
                                    help="Start from this run's best.pt (a run folder or the file): its backbone, and "
                                         "its head(s) only when they are the same; with --freeze-backbone only the new "
                                         "heads train (before --weights / --pretrained).")
