@@ -327,9 +327,15 @@ class PredictConfig:
                           help="DataLoader worker processes (decoding and TTA views; 0: in the main process).")
 
     def validate(self) -> None:
-        """Choices, ranges, the --tta grammar and the --format spelling; before the model is loaded."""
+        """Choices, ranges, the --tta grammar, the --format spelling and the options that need another (--tta-merge
+        needs --tta, --eval-split needs --eval); before the model is loaded."""
         check(self)
-        parse_tta(self.tta)
+        views = parse_tta(self.tta).n_views
+        if self.tta_merge != PredictConfig.tta_merge and views == 1:
+            raise UserError(f"--tta-merge {self.tta_merge} needs --tta (one view, nothing to merge); e.g. --tta flip "
+                            f"--tta-merge {self.tta_merge}")
+        if self.eval_split is not None and not self.evaluate:
+            raise UserError(f"--eval-split {self.eval_split} needs --eval (it chooses the rows --eval scores)")
         if not self.sample_submission:
             resolve_format(self.fmt)
 

@@ -292,6 +292,8 @@ def test_split_python_caller_gets_the_same_check(image_folder, tmp_path):
     (["--workers", "-3"], "--workers must be >= 0 (got -3)"),
     (["--tta-merge", "max"], "unknown --tta-merge 'max'; use one of: mean, logits"),
     (["--eval-split", "train"], "unknown --eval-split 'train'; use one of: all, val, test"),
+    (["--tta-merge", "logits"], "--tta-merge logits needs --tta"),       # silently ignored before
+    (["--eval-split", "test"], "--eval-split test needs --eval"),
 ])
 def test_predict_options_are_checked_before_the_model_is_loaded(flags, msg, tmp_path, monkeypatch):
     import imgcls.predict as pr
