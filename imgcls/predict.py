@@ -184,11 +184,11 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     # checkpoints grouped by preprocessing: one decode pass serves all folds of a run (and same-input models)
     loaded = [[load_model(c, dev) for c in m.checkpoints] for m in spec.members]
     for m, lms in zip(spec.members, loaded):
-        for lm in lms:
+        for ck, lm in zip(m.checkpoints, lms):
             # --combine profile: a member's classes are its own (an attribute's values); they combine at the end
             want = list(spec.classes) if spec.combine != "profile" else list(lms[0].classes)
             if [str(c) for c in lm.classes] != want:
-                raise UserError(f"{m.name}: checkpoint classes differ from the ensemble's; rebuild the ensemble")
+                raise UserError(f"{m.name}: the classes of {ck} differ from the ensemble's; rebuild the ensemble")
     if spec.combine == "profile":
         from imgcls.ensemble import profile_scheme
         metas = [lms[0].meta for lms in loaded]

@@ -209,3 +209,18 @@ def test_missing_run_is_one_clear_line(tmp_path):
     res = invoke("predict", tmp_path / "nope", "--data", tmp_path / "test")
     assert res.exit_code == 2
     assert "does not exist" in res.output and "Traceback" not in res.output
+
+
+def test_class_mismatch_between_folds_names_the_files_read(tmp_path):
+    """A k-fold run has no best.pt of its own: the error named `kf (best.pt)`; it names fold_<k>/best.pt."""
+    import shutil
+    run = make_tiny_run(tmp_path / "runs" / "kf", folds=2)
+    other = make_tiny_run(tmp_path / "other", classes=("a", "b"))
+    shutil.copy(other / "best.pt", run / "fold_1" / "best.pt")
+    make_image(tmp_path / "test" / "x.png")
+    res = invoke("predict", run, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "the folds of kf do not share classes" in said and "retrain the run" in said
+    assert f"({run / 'fold_1' / 'best.pt'}) has 2 classes vs 3 in kf ({run / 'fold_0' / 'best.pt'})" in said, said
+    assert not (tmp_path / "p").exists()

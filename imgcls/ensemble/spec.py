@@ -81,19 +81,21 @@ def checkpoint_classes(path: Path) -> list[str]:
 
 
 def check_same_classes(members: Sequence[Member]) -> list[str]:
-    """The members' common class list; a UserError names the first member whose classes differ."""
-    ref, ref_name = None, None
+    """The members' common class list; a UserError names the first member whose classes differ, and the checkpoint
+    file read on both sides (a k-fold run's fold_<k>/best.pt: it has no best.pt of its own)."""
+    ref, ref_name, ref_member = None, None, None
     for m in members:
         for ck in m.checkpoints:
             cls = checkpoint_classes(ck)
             if ref is None:
-                ref, ref_name = cls, f"{m.name} ({ck.name})"
+                ref, ref_name, ref_member = cls, f"{m.name} ({ck})", m
             elif cls != ref:
                 diff = sorted(set(cls) ^ set(ref))
                 what = f"classes differ: {', '.join(diff[:5])}" if diff else "the same classes in another order"
-                raise UserError(f"members do not share classes: {m.name} ({ck.parent.name}/{ck.name}) has "
-                                f"{len(cls)} classes vs {len(ref)} in {ref_name} ({what}); ensemble runs trained "
-                                f"on the same labels")
+                who, fix = (("the folds of " + m.name, "retrain the run") if m is ref_member else
+                            ("members", "ensemble runs trained on the same labels"))
+                raise UserError(f"{who} do not share classes: {m.name} ({ck}) has {len(cls)} classes vs "
+                                f"{len(ref)} in {ref_name} ({what}); {fix}")
     return ref or []
 
 
