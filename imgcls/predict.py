@@ -32,7 +32,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
 from imgcls.options import check, option
 from imgcls.parallel import default_workers
-from imgcls.submission import build_submission, fill_template, resolve_format
+from imgcls.submission import build_submission, fill_template, match_template, resolve_format
 from imgcls.train.config import TrainConfig
 from imgcls.tta import MERGES, TTASpec, parse_tta
 
@@ -360,6 +360,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     out = Path(out) if out else Path("outputs/predictions") / spec.name
     check_writable(out)
     df = read_test_data(data, opts)
+    # the template read and matched to the test rows now: a missing file or other ids fail before the model runs
+    template = (match_template(sample_submission, df, fmt if fmt != "id,label" else None)
+                if sample_submission else None)
     part, rows = eval_rows(df, eval_split) if evaluate else ("all", None)
     check_output_location(out, *mf.roots(df), *( [data] if data and Path(data).is_dir() else []))
     classes = list(spec.classes)
@@ -395,8 +398,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     out.mkdir(parents=True, exist_ok=True)
     probs_path = out / f"probs.{probs_format}"
     write_table(table, probs_path)
-    sub = (fill_template(sample_submission, df, pred, classes, fmt if fmt != "id,label" else None)
-           if sample_submission else build_submission(df, pred, classes, fmt))
+    sub = template.fill(pred, classes) if template is not None else build_submission(df, pred, classes, fmt)
     sub_path = out / "submission.csv"
     write_table(sub, sub_path)
 

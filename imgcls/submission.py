@@ -1,10 +1,12 @@
 """The submission file: `--format id,label | mask (ImageID,ans with class ids) | dacon (id,artist with names) |
-ID_COL,LABEL_COL`, or the competition's sample submission filled in its own row order (`fill_template`: an id
-missing from the predictions or a prediction without a template row is an error naming both counts and an example).
+ID_COL,LABEL_COL`, or the competition's sample submission filled in its own row order (`match_template`, before
+any prediction: an id missing from the predictions or a prediction without a template row is an error naming both
+counts and an example; `Template.fill` once predicted).
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -48,9 +50,24 @@ def _key_candidates(df: pd.DataFrame, id_col: str) -> list[tuple[str, list[str]]
     return cands
 
 
-def fill_template(template: str | os.PathLike, df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str],
-                  fmt: str | None = None) -> pd.DataFrame:
-    """The competition's sample submission with its label column filled, in the template's row order."""
+@dataclass
+class Template:
+    """A sample submission matched to the test rows: `order[i]` is the test row of template row i."""
+    frame: pd.DataFrame
+    label_col: str
+    kind: str
+    order: np.ndarray
+
+    def fill(self, pred: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
+        """The template with its label column filled, in the template's row order."""
+        out = self.frame.copy()
+        out[self.label_col] = label_values(pred[self.order], classes, self.kind)
+        return out
+
+
+def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | None = None) -> Template:
+    """Read the competition's sample submission and match its ids to the test rows: before any prediction, so a
+    missing file or mismatched ids fail before the model runs."""
     template = Path(template)
     if not template.is_file():
         raise UserError(f"sample submission {template} does not exist; check --sample-submission")
@@ -89,10 +106,13 @@ def fill_template(template: str | os.PathLike, df: pd.DataFrame, pred: np.ndarra
         raise UserError(f"{template} does not match the test data ({'; '.join(parts)}; ids matched by {what}); "
                         f"predict on the competition's full test folder / CSV")
     pos = {k: i for i, k in enumerate(keys)}
-    order = np.array([pos[t] for t in tids])
-    out = tpl.copy()
-    out[label_col] = label_values(pred[order], classes, kind)
-    return out
+    return Template(tpl, label_col, kind, np.array([pos[t] for t in tids], dtype=int))
+
+
+def fill_template(template: str | os.PathLike, df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str],
+                  fmt: str | None = None) -> pd.DataFrame:
+    """The competition's sample submission with its label column filled, in the template's row order."""
+    return match_template(template, df, fmt).fill(pred, classes)
 
 
 def build_submission(df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str], fmt: str = "id,label") -> pd.DataFrame:

@@ -224,3 +224,22 @@ def test_class_mismatch_between_folds_names_the_files_read(tmp_path):
     assert "the folds of kf do not share classes" in said and "retrain the run" in said
     assert f"({run / 'fold_1' / 'best.pt'}) has 2 classes vs 3 in kf ({run / 'fold_0' / 'best.pt'})" in said, said
     assert not (tmp_path / "p").exists()
+
+
+def test_sample_submission_is_checked_before_the_model_runs(tmp_path, monkeypatch):
+    """A missing or mismatching template failed only after the whole pass, leaving probs.parquet behind."""
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    for i in range(3):
+        make_image(tmp_path / "test" / f"img{i}.png", seed=i)
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the template check"))
+    other = tmp_path / "sample.csv"
+    pd.DataFrame({"id": ["img0.png", "img1.png", "zz.png"], "label": ""}).to_csv(other, index=False)
+    for tpl, msg in ((tmp_path / "nope.csv", "does not exist; check --sample-submission"),
+                     (other, "1 template id(s) have no test image (e.g. zz.png)")):
+        out = tmp_path / "p"
+        res = invoke("predict", run, "--data", tmp_path / "test", "--out", out, "--sample-submission", tpl,
+                     "--workers", 0)
+        assert res.exit_code == 2 and msg in " ".join(res.output.split()), res.output
+        assert len(res.output.strip().splitlines()) <= 3 and "Traceback" not in res.output   # info lines + the error
+        assert not out.exists()                                    # no orphan probs.parquet
