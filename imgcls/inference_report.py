@@ -71,7 +71,9 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
     ev = summary.get("eval")
     kv = [("model / ensemble", f"{summary['name']} ({summary['source']})"), ("method", summary["method"]),
           ("data", summary.get("data") or "default"), ("images", summary["n_images"]),
-          ("unreadable (given the most frequent prediction)", summary["n_unreadable"]),
+          ("unreadable", f"{summary['n_unreadable']} (each given the most frequent prediction, "
+                         f"{summary['unreadable']['pred']}, in the submission; listed below)"
+           if summary["n_unreadable"] else 0),
           ("TTA", f"{summary['tta']}: {summary['tta_views']} view(s), merged by {summary['tta_merge']}"),
           ("device", summary["device"]), ("time", f"{summary['seconds']:.1f} s ({summary['images_per_s']} images/s)"),
           ("submission", summary["submission"]), ("probabilities", summary["probs"])]

@@ -331,16 +331,17 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
     return df
 
 
-def say_unreadable(df: pd.DataFrame, show: int = 5) -> None:
-    """One warning naming the unreadable images among df's rows by path and reason (the first `show`; the
-    manifest's error column lists every one): each step leaves them out and goes on."""
+def say_unreadable(df: pd.DataFrame, show: int = 5, fate: str = "left out",
+                   listed_in: str = "the manifest's error column") -> None:
+    """One warning naming the unreadable images among df's rows by path and reason (the first `show`; `listed_in`
+    lists every one): each step leaves them out and goes on (`fate`: what happens to them instead)."""
     errors = df["error"].fillna("").astype(str)
     bad = df[errors != ""]
     if bad.empty:
         return
     listed = "; ".join(f"{p} ({e})" for p, e in zip(image_paths(bad.head(show)), bad["error"].head(show)))
-    more = f"; {len(bad) - show} more in the manifest's error column" if len(bad) > show else ""
-    warn(f"{plural(len(bad), 'unreadable image')}, left out: {listed}{more}")
+    more = f"; {len(bad) - show} more in {listed_in}" if len(bad) > show else ""
+    warn(f"{plural(len(bad), 'unreadable image')}, {fate}: {listed}{more}")
 
 
 def stale_rows(df: pd.DataFrame, skip: set[int] = frozenset()) -> list[int]:
@@ -361,15 +362,17 @@ def stale_rows(df: pd.DataFrame, skip: set[int] = frozenset()) -> list[int]:
     return out
 
 
-def require_readable(df: pd.DataFrame, note: str = "") -> None:
-    """A dataset none of whose images can be read is a mistake (wrong root, ids without extension), not a result."""
+def require_readable(df: pd.DataFrame, note: str = "", of: str = "") -> None:
+    """A dataset none of whose images can be read is a mistake (wrong root, ids without extension), not a result.
+    `of`: where the images come from, named in the message (' of data/test')."""
     if len(df) == 0:
         return
     err = df["error"].fillna("").astype(str)
     if (err != "").all():
         first = image_paths(df.iloc[:1])[0]
-        raise UserError(f"none of the {len(df)} image(s) can be read (e.g. {first}: {err.iloc[0]}){note}; check the "
-                        f"dataset root / paths (for a CSV whose ids have no extension: --image-dir DIR --ext .jpg)")
+        raise UserError(f"none of the {len(df)} image(s){of} can be read (e.g. {first}: {err.iloc[0]}){note}; "
+                        f"check the dataset root / paths (for a CSV whose ids have no extension: --image-dir DIR "
+                        f"--ext .jpg)")
 
 
 def readable(df: pd.DataFrame) -> pd.DataFrame:

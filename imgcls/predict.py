@@ -92,11 +92,8 @@ def warn_mirrors_unseen(spec: EnsembleSpec, tta_spec: TTASpec) -> None:
 # Test data
 # ---------------------------------------------------------------------------------------------------------------
 
-def read_test_data(data: str | os.PathLike | None, opts: mf.LayoutOptions | None = None) -> pd.DataFrame:
+def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None) -> pd.DataFrame:
     """A manifest of the test images (not scanned: unreadable files are found while predicting) with an `id`."""
-    if data is None:
-        from imgcls.pipeline import default_test_data
-        data = default_test_data()
     data = Path(data)
     opts = opts or mf.LayoutOptions()
     if not data.exists():
@@ -359,6 +356,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         resolve_format(fmt)
     out = Path(out) if out else Path("outputs/predictions") / spec.name
     check_writable(out)
+    if data is None:
+        from imgcls.pipeline import default_test_data
+        data = default_test_data()
     df = read_test_data(data, opts)
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs
     template = (match_template(sample_submission, df, fmt if fmt != "id,label" else None)
@@ -375,18 +375,26 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
          f"({tta_spec.n_views} view(s), merge {tta_merge})")
     warn_mirrors_unseen(spec, tta_spec)
     pre_err = df["error"].fillna("").astype(str).tolist() if "error" in df.columns else None
+    # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
+    # nothing written, never a submission of made-up labels; a manifest that says so fails before the model runs
+    unreadable = f" of --data {data}"
+    if pre_err is not None:
+        mf.require_readable(df, of=unreadable)
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
                             errors=pre_err)
+    mf.require_readable(df.assign(error=probs.errors), of=unreadable, note="; nothing written")
     bad = [i for i, e in enumerate(probs.errors) if e]
     pred = np.nan_to_num(probs.tta, nan=-1.0).argmax(1)
+    probs_path = out / f"probs.{probs_format}"
+    fallback = None
     if bad:
         good = np.setdiff1d(np.arange(len(df)), bad)
-        fallback = int(np.bincount(pred[good], minlength=len(classes)).argmax()) if len(good) else 0
-        pred[bad] = fallback
-        for i in bad[:10]:
-            warn(f"unreadable test image {mf.image_paths(df.iloc[[i]])[0]}: {probs.errors[i]}")
-        warn(f"{len(bad)} unreadable test image(s) got the most frequent prediction ({classes[fallback]}) so the "
-             f"submission stays complete; their probabilities are empty in the probs file")
+        fallback = classes[int(np.bincount(pred[good], minlength=len(classes)).argmax())]
+        pred[bad] = classes.index(fallback)
+        mf.say_unreadable(df.assign(error=probs.errors),
+                          fate=f"given the most frequent prediction ({fallback}) in the submission so it stays "
+                               f"complete, with empty probabilities",
+                          listed_in=f"predict.json and the error column of {probs_path}")
 
     table = pd.DataFrame({"id": df["id"].astype(str), "path": df["path"].astype(str)})
     if (df["label"].fillna("").astype(str) != "").any():
@@ -396,7 +404,6 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     table = pd.concat([table, pd.DataFrame(probs.tta.astype(np.float32), columns=[f"p_{c}" for c in classes])],
                       axis=1)
     out.mkdir(parents=True, exist_ok=True)
-    probs_path = out / f"probs.{probs_format}"
     write_table(table, probs_path)
     sub = template.fill(pred, classes) if template is not None else build_submission(df, pred, classes, fmt)
     sub_path = out / "submission.csv"
@@ -410,7 +417,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                "combine": spec.combine,
                "members": [{"name": m.name, "weight": m.weight, "checkpoints": [str(c) for c in m.checkpoints]}
                            for m in spec.members],
-               "data": str(data) if data else None, "n_images": n, "n_unreadable": len(bad),
+               "data": str(data), "n_images": n, "n_unreadable": len(bad),
+               "unreadable": {"pred": fallback, "paths": [str(p) for p in mf.image_paths(df.iloc[bad])]},
                "tta": tta_spec.text, "tta_views": tta_spec.n_views, "tta_merge": tta_merge,
                "device": device, "seconds": round(probs.seconds, 3),
                "images_per_s": round(n / probs.seconds, 2) if probs.seconds > 0 else None,

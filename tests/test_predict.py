@@ -243,3 +243,39 @@ def test_sample_submission_is_checked_before_the_model_runs(tmp_path, monkeypatc
         assert res.exit_code == 2 and msg in " ".join(res.output.split()), res.output
         assert len(res.output.strip().splitlines()) <= 3 and "Traceback" not in res.output   # info lines + the error
         assert not out.exists()                                    # no orphan probs.parquet
+
+
+def test_test_data_none_of_whose_images_can_be_read_is_an_error(tmp_path):
+    """It exited 0 with a submission of classes[0] for every row; now one line, exit 2, nothing written."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for i in range(3):
+        (bad / f"{i}.png").write_bytes(b"not an image")
+    out = tmp_path / "p"
+    res = invoke("predict", run, "--data", bad, "--out", out, "--workers", 0, "--quiet")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f"none of the 3 image(s) of --data {bad} can be read" in said and "nothing written" in said, said
+    assert not out.exists()
+
+
+def test_unreadable_test_images_are_listed_with_the_label_they_were_given(tmp_path):
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = tmp_path / "test"
+    for i in range(3):
+        make_image(test / f"ok{i}.png", seed=i)
+    for i in range(7):
+        (test / f"bad{i}.png").write_bytes(b"")
+    out = tmp_path / "p"
+    res = invoke("predict", run, "--data", test, "--out", out, "--workers", 0, "--quiet")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "predict.json").read_text())
+    given = summary["unreadable"]["pred"]
+    said = " ".join(res.output.split())
+    assert f"7 unreadable images, given the most frequent prediction ({given}) in the submission" in said, said
+    assert "bad0.png" in said and "2 more in predict.json" in said
+    assert sorted(p.split("/")[-1] for p in summary["unreadable"]["paths"]) == [f"bad{i}.png" for i in range(7)]
+    sub = pd.read_csv(out / "submission.csv")
+    assert (sub.loc[sub["id"].str.startswith("bad"), "label"] == given).all() and len(sub) == 10
+    assert f"each given the most frequent prediction, {given}" in (out / "report.html").read_text()
