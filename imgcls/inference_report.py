@@ -86,8 +86,11 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
                              for k in ("macro_f1", "accuracy")])
         ctx["eval"] = S(report.table(rows, digits=4))
         part = ev.get("rows", "all")
-        ctx["eval_note"] = f"{ev['n_images']} labelled {'images' if part == 'all' else part + ' rows'}; " \
-                           "macro-F1 over every class of the task"
+        left = [f"{ev[k]} {what} left out" for k, what in
+                (("n_unknown_class", "labelled image(s) of a class the model does not know"),
+                 ("n_unreadable", "unreadable labelled image(s)")) if ev.get(k)]
+        ctx["eval_note"] = "; ".join([f"{ev['n_images']} labelled {'images' if part == 'all' else part + ' rows'}",
+                                      *left, "macro-F1 over every class of the task"])
         ok = np.asarray(eval_rows if eval_rows is not None else np.ones(len(table), bool), bool)
         ok &= table["label"].astype(str).isin(classes).to_numpy() & (table["error"].astype(str) == "").to_numpy()
         y, p = table.loc[ok, "label"].astype(str), table.loc[ok, "pred"].astype(str)

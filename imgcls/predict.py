@@ -274,9 +274,9 @@ def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str],
     labels = df["label"].fillna("").astype(str)
     cidx = {c: i for i, c in enumerate(classes)}
     known = labels.map(cidx)
-    ok = known.notna().to_numpy() & np.array([not e for e in probs.errors])
+    readable = np.array([not e for e in probs.errors])
     rows = np.ones(len(df), bool) if rows is None else rows
-    ok &= rows
+    ok = known.notna().to_numpy() & readable & rows
     if not ok.any():
         return None
     unknown = int(((labels != "") & known.isna() & rows).sum())
@@ -284,7 +284,9 @@ def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str],
         warn(f"{unknown} labelled image(s) have a class the model does not know; left out of --eval")
     from imgcls import metrics
     y = known[ok].astype(int).to_numpy()
-    res = {"rows": part, "n_images": int(ok.sum())}
+    # what --eval left out is recorded with the score (the report says it beside the numbers)
+    res = {"rows": part, "n_images": int(ok.sum()), "n_unknown_class": unknown,
+           "n_unreadable": int((known.notna().to_numpy() & ~readable & rows).sum())}
     for name, p in (("plain", probs.plain), ("tta", probs.tta)):
         m = metrics.scores(y, p[ok].argmax(1), classes)
         res[name] = {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"]}

@@ -279,3 +279,19 @@ def test_unreadable_test_images_are_listed_with_the_label_they_were_given(tmp_pa
     sub = pd.read_csv(out / "submission.csv")
     assert (sub.loc[sub["id"].str.startswith("bad"), "label"] == given).all() and len(sub) == 10
     assert f"each given the most frequent prediction, {given}" in (out / "report.html").read_text()
+
+
+def test_report_says_which_labelled_images_eval_left_out(tmp_path):
+    """The terminal warned about labels the model does not know; report.html's Evaluation line did not."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    data = make_image_folder(tmp_path / "labelled", {"a": 2, "b": 2, "z": 3}, size=(36, 36))
+    (data / "a" / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "pred"
+    res = invoke("predict", run, "--data", data, "--out", out, "--eval", "--workers", 0, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "3 labelled image(s) have a class the model does not know" in " ".join(res.output.split())
+    ev = json.loads((out / "predict.json").read_text())["eval"]
+    assert (ev["n_images"], ev["n_unknown_class"], ev["n_unreadable"]) == (4, 3, 1)
+    html = " ".join((out / "report.html").read_text().split())
+    assert ("4 labelled images; 3 labelled image(s) of a class the model does not know left out; 1 unreadable "
+            "labelled image(s) left out; macro-F1 over every class of the task") in html
