@@ -13,7 +13,9 @@
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,6 +271,72 @@ def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray
     return eval_split, rows
 
 
+def _fold_of(path: Path) -> int | None:
+    """k of a k-fold run's fold_<k> folder; None for anything else."""
+    m = re.fullmatch(r"fold_(\d+)", path.name)
+    return int(m.group(1)) if m else None
+
+
+def kfold_trained_rows(member, df: pd.DataFrame) -> tuple[np.ndarray, Path | None, list[int]]:
+    """(rows of df that a fold of a k-fold member trained on, the run folder, the member's folds; None and [] when the
+    member is no k-fold run).
+    From the run's own records: each fold_<g>/val_predictions.csv lists the images fold g validated on, so every
+    other fold trained on them; and when df is the run's split table (a `fold` column, and rows those records name)
+    its fold column gives every row, by train's rule (train.data.fold_training_rows), fold -1 rows included."""
+    trained = np.zeros(len(df), bool)
+    folds = {_fold_of(Path(c).parent) for c in member.checkpoints} - {None}
+    if not folds:
+        return trained, None, []
+    run = Path(member.checkpoints[0]).parent.parent
+    where = {str(p): i for i, p in enumerate(mf.image_paths(df))}
+    named = False
+    for d in run.glob("fold_*"):
+        g, f = _fold_of(d), d / "val_predictions.csv"
+        if g is None or not f.is_file():
+            continue
+        vp = pd.read_csv(f, dtype=str, keep_default_na=False)
+        if not {"root", "path"} <= set(vp.columns):
+            continue
+        hit = [where[k] for k in map(str, mf.image_paths(vp)) if k in where]
+        named |= bool(hit)
+        if folds - {g}:
+            trained[hit] = True
+    if named and "fold" in df.columns:
+        from imgcls.train.data import fold_training_rows
+        for k in folds:
+            trained |= fold_training_rows(df, k)
+    return trained, run, sorted(folds)
+
+
+def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, data) -> None:
+    """--eval on rows a k-fold member trained on (the val rows of its own splits.csv: folds 1..K-1 trained on
+    fold 0's) would print a training score as if it were a validation one: refused before the model runs, pointing
+    to the honest scores (the run's out-of-fold score; rows no fold trained on, such as the split's test rows)."""
+    labelled = df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()
+    scored = rows & labelled
+    for m in spec.running().members:
+        trained, run, folds = kfold_trained_rows(m, df)
+        n = int((trained & scored).sum())
+        if not n:
+            continue
+        oof = run / "oof_score.json"
+        try:
+            sc = json.loads(oof.read_text())
+            honest = f"its out-of-fold macro-F1, {sc['macro_f1']:.4f} over {sc['n_images']} images ({oof})"
+        except (OSError, ValueError, KeyError, TypeError):
+            honest = f"its out-of-fold score ({run}/val_predictions.csv once every fold is trained)"
+        split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
+        n_test = int((mf.kept(df) & labelled & (split == "test").to_numpy()).sum()) if split is not None else 0
+        alt = (f"--eval-split test scores the {n_test} test rows no fold trained on" if n_test and part != "test"
+               else "--eval on a labelled test set no fold trained on (imgcls split --folds K --test 0.2, then "
+                    "--eval-split test)")
+        who = f"fold {folds[0]} of" if len(folds) == 1 else "the folds of"
+        raise UserError(f"--eval would score {n} of the {int(scored.sum())} labelled "
+                        f"{'rows' if part == 'all' else part + ' rows'} of {data} that {who} the k-fold run {run} "
+                        f"trained on (each fold trains on the other folds' rows): a leaked score; the honest one is "
+                        f"{honest}, or {alt}")
+
+
 def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str], part: str = "all",
                  rows: np.ndarray | None = None) -> dict | None:
     labels = df["label"].fillna("").astype(str)
@@ -366,6 +434,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     template = (match_template(sample_submission, df, fmt if fmt != "id,label" else None)
                 if sample_submission else None)
     part, rows = eval_rows(df, eval_split) if evaluate else ("all", None)
+    if evaluate:
+        check_eval_not_leaked(spec, df, rows, part, data)
     check_output_location(out, *mf.roots(df), *( [data] if data and Path(data).is_dir() else []))
     classes = list(spec.classes)
     running = spec.running().members

@@ -295,3 +295,49 @@ def test_report_says_which_labelled_images_eval_left_out(tmp_path):
     html = " ".join((out / "report.html").read_text().split())
     assert ("4 labelled images; 3 labelled image(s) of a class the model does not know left out; 1 unreadable "
             "labelled image(s) left out; macro-F1 over every class of the task") in html
+
+
+def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeypatch):
+    """`predict KFOLD_RUN --data splits.csv --eval` scored the val rows (fold 0), which folds 1..K-1 trained on:
+    a leaked score printed as a validation one. Refused before the model runs; rows no fold trained on score."""
+    import imgcls.predict as pr
+    from imgcls import manifest as mf
+    from imgcls.train import TrainConfig, run_train
+    raw = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8, "c": 8}, size=(36, 36))
+    df = mf.load(raw)
+    i = np.arange(len(df))
+    test = i % 4 == 3
+    df["fold"] = np.where(test, -1, i % 3)
+    df["split"] = np.where(test, "test", np.where(i % 3 == 0, "val", "train"))
+    splits = tmp_path / "data" / "splits.csv"
+    mf.write(df, splits)
+    run = run_train(TrainConfig(src=str(splits), model="test_resnet", pretrained=False, img_size=32, batch_size=8,
+                                workers=0, device="cpu", aug="none", epochs=1, out=str(tmp_path / "runs"),
+                                name="kf", folds="all"))
+    real = pr.predict_members
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the leak check"))
+    n_val, n_test = int((df["split"] == "val").sum()), int(test.sum())
+    # the README's example on the split table, and the image folder the split was made from (no fold column: the
+    # folds' own val_predictions.csv name the rows the other folds trained on)
+    for data, rows, alt in ((splits, f"{n_val} of the {n_val} labelled val rows of {splits}",
+                             f"--eval-split test scores the {n_test} test rows no fold trained on"),
+                            (raw, f"{len(df) - n_test} of the {len(df)} labelled rows of {raw}",
+                             "--eval on a labelled test set no fold trained on")):
+        out = tmp_path / "p"
+        res = invoke("predict", run, "--data", data, "--eval", "--out", out, "--workers", 0, "--quiet")
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        assert f"--eval would score {rows} that the folds of the k-fold run {run} trained on" in said, said
+        assert "a leaked score; the honest one is its out-of-fold macro-F1" in said and "oof_score.json" in said
+        assert alt in said, said
+        assert not out.exists()
+    monkeypatch.setattr(pr, "predict_members", real)
+    # the honest rows: the split's test rows (no fold trained on them), and fold 0's own val rows for fold 0 alone
+    for src, split, n in ((run, "test", n_test), (run / "fold_0" / "best.pt", "val", n_val)):
+        out = tmp_path / f"ok_{split}"
+        res = invoke("predict", src, "--data", splits, "--eval", "--eval-split", split, "--out", out,
+                     "--workers", 0)
+        assert res.exit_code == 0, res.output
+        ev = json.loads((out / "predict.json").read_text())["eval"]
+        assert (ev["rows"], ev["n_images"]) == (split, n)
+        assert f"--eval on {n} labelled {split} rows" in " ".join(res.output.split())

@@ -40,7 +40,9 @@ EPILOG = """Examples:
 
   imgcls predict outputs/runs/effnet --data data/test --tta flip+crops --sample-submission data/sample_submission.csv
 
-  imgcls predict outputs/runs/effnet --data data/splits.csv --eval   # scores the val rows of the split
+  imgcls predict outputs/runs/effnet --data data/splits.csv --eval   # one run: the val rows it validated on
+
+  imgcls predict outputs/runs/effnet_kfold --data data/splits.csv --eval --eval-split test   # k-fold: test rows
 
   imgcls predict outputs/ensembles/blend --data data/test --tta --format mask"""
 

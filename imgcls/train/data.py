@@ -279,6 +279,12 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
     return train & ~leak, val & ~copy
 
 
+def fold_training_rows(df: pd.DataFrame, fold: int) -> np.ndarray:
+    """The rows fold `fold` of a k-fold table trains on, by assign_split's rule (every non-test row with a fold but
+    the fold's own), before its oversampled-copy handling: what may have trained (predict's leak check)."""
+    return _assign_split(df, fold, 0.0, 0)[0]
+
+
 def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int, by: str = "label"
                   ) -> tuple[np.ndarray, np.ndarray]:
     split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
