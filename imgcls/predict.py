@@ -9,7 +9,10 @@
   Each item carries its row index, and results are written to that index: row order never depends on the loader.
 - Submission: `--format id,label | mask (ImageID,ans with class ids) | dacon (id,artist with names)`, or
   `--sample-submission FILE`: the competition's template filled in its own row order; an id missing from our
-  predictions or a prediction without a template row is an error naming both counts and an example.
+  predictions or a prediction without a template row is an error naming both counts and an example, before the
+  model runs.
+- --eval: never on rows a k-fold member trained on (check_eval_not_leaked); unreadable test images are named, and
+  test data none of whose images can be read is an error (nothing written).
 """
 from __future__ import annotations
 
@@ -28,13 +31,13 @@ from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.console import info, print_table, progress_bar, warn
 from imgcls.device import device_option
-from imgcls.ensemble import EnsembleSpec, is_spec, load_spec, member_from_run, vote
+from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
 from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
 from imgcls.options import check, option
 from imgcls.parallel import default_workers
-from imgcls.submission import build_submission, fill_template, match_template, resolve_format
+from imgcls.submission import build_submission, match_template, resolve_format
 from imgcls.train.config import TrainConfig
 from imgcls.tta import MERGES, TTASpec, parse_tta
 
@@ -277,7 +280,7 @@ def _fold_of(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def kfold_trained_rows(member, df: pd.DataFrame) -> tuple[np.ndarray, Path | None, list[int]]:
+def kfold_trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | None, list[int]]:
     """(rows of df that a fold of a k-fold member trained on, the run folder, the member's folds; None and [] when the
     member is no k-fold run).
     From the run's own records: each fold_<g>/val_predictions.csv lists the images fold g validated on, so every
@@ -449,12 +452,12 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     pre_err = df["error"].fillna("").astype(str).tolist() if "error" in df.columns else None
     # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
     # nothing written, never a submission of made-up labels; a manifest that says so fails before the model runs
-    unreadable = f" of --data {data}"
+    unreadable = {"of": f" of --data {data}", "note": "; nothing written"}
     if pre_err is not None:
-        mf.require_readable(df, of=unreadable)
+        mf.require_readable(df, **unreadable)
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
                             errors=pre_err)
-    mf.require_readable(df.assign(error=probs.errors), of=unreadable, note="; nothing written")
+    mf.require_readable(df.assign(error=probs.errors), **unreadable)
     bad = [i for i, e in enumerate(probs.errors) if e]
     pred = np.nan_to_num(probs.tta, nan=-1.0).argmax(1)
     probs_path = out / f"probs.{probs_format}"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from conftest import make_image, make_image_folder, make_tiny_run
 from imgcls.cli import app
 from imgcls.errors import UserError
-from imgcls.predict import build_submission, fill_template
+from imgcls.submission import build_submission, fill_template
 from imgcls.tta import ViewMaker, merge_views, parse_tta
 
 runner = CliRunner()
