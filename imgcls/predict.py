@@ -387,7 +387,7 @@ class PredictConfig:
                                help="Per-image probabilities file.")
     evaluate: bool = option(False, panel=EVALUATION, flags=("--eval",),
                             help="On labelled data: macro-F1 / accuracy with and without TTA.")
-    eval_split: str | None = option(None, panel=EVALUATION, choices=EVAL_SPLITS,
+    eval_split: str | None = option(None, panel=EVALUATION, choices=EVAL_SPLITS, needs=("evaluate",),
                                     none="val when the data has a split column with val rows, else all",
                                     help="Rows --eval scores.")
     batch_size: int = option(32, panel=RUNTIME, lo=1, help="Images per batch (each with all its TTA views).")
@@ -397,15 +397,13 @@ class PredictConfig:
                           help="DataLoader worker processes (decoding and TTA views; 0: in the main process).")
 
     def validate(self) -> None:
-        """Choices, ranges, the --tta grammar, the --format spelling and the options that need another (--tta-merge
-        needs --tta, --eval-split needs --eval); before the model is loaded."""
+        """Choices, ranges and the options that need another (check: --eval-split needs --eval), the --tta grammar
+        (--tta-merge needs more than one view), the --format spelling; before the model is loaded."""
         check(self)
         views = parse_tta(self.tta).n_views
         if self.tta_merge != PredictConfig.tta_merge and views == 1:
             raise UserError(f"--tta-merge {self.tta_merge} needs --tta (one view, nothing to merge); e.g. --tta flip "
                             f"--tta-merge {self.tta_merge}")
-        if self.eval_split is not None and not self.evaluate:
-            raise UserError(f"--eval-split {self.eval_split} needs --eval (it chooses the rows --eval scores)")
         if not self.sample_submission:
             resolve_format(self.fmt)
 

@@ -293,7 +293,7 @@ def test_split_python_caller_gets_the_same_check(image_folder, tmp_path):
     (["--tta-merge", "max"], "unknown --tta-merge 'max'; use one of: mean, logits"),
     (["--eval-split", "train"], "unknown --eval-split 'train'; use one of: all, val, test"),
     (["--tta-merge", "logits"], "--tta-merge logits needs --tta"),       # silently ignored before
-    (["--eval-split", "test"], "--eval-split test needs --eval"),
+    (["--eval-split", "test"], "--eval-split acts only with --eval"),
 ])
 def test_predict_options_are_checked_before_the_model_is_loaded(flags, msg, tmp_path, monkeypatch):
     import imgcls.predict as pr
