@@ -524,7 +524,8 @@ def _print_eval(scores: dict, tta: TTASpec) -> None:
     part = scores.get("rows", "all")
     what = "labelled images" if part == "all" else f"labelled {part} rows"
     if part != "all":     # said on its own line: a table's title wraps at the table's (narrow) width
-        info(f"--eval scores the {part} rows of the split column; --eval-split all scores every row")
+        # (not advertising --eval-split all: on a run's own split it scores the rows the run trained on)
+        info(f"--eval scores the {part} rows of the split column")
     title = f"--eval on {scores['n_images']} {what}"
     t = Table(title=title, min_width=len(title))      # the title on one line over a narrow table
     t.add_column("")
