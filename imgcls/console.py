@@ -1,16 +1,21 @@
-"""The one place for terminal output: a shared rich console, `--quiet`, and progress bars."""
+"""The one place for terminal output: a shared rich console, `--quiet`, and progress bars.
+
+Messages are plain text: the console reads no rich markup, so a path or class name with brackets
+(`photo[red].png`, `pip install 'imgcls[wandb]'`) prints as written. Styling is added here (warn()'s and error()'s
+prefix, the progress bar's bold description) with rich styles, never by markup inside a message."""
 from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import Iterable, Iterator, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
 T = TypeVar("T")
 
-console = Console(stderr=True, highlight=False)
+console = Console(stderr=True, highlight=False, markup=False)   # markup=False: messages, table cells are plain
 _state = {"quiet": False}
 
 
@@ -64,13 +69,18 @@ def print_table(table) -> None:
     if console.is_terminal:
         console.print(table)
     else:
-        Console(file=console.file, width=max(console.width, 240), highlight=False).print(table)
+        Console(file=console.file, width=max(console.width, 240), highlight=False, markup=False).print(table)
 
 
 def warn(msg: str) -> None:
     """Warnings are printed even with --quiet (inside said_once(), once)."""
     if not _said("warning: " + msg):
-        console.print(f"[yellow]warning:[/yellow] {msg}", soft_wrap=True)
+        console.print(f"[yellow]warning:[/yellow] {escape(msg)}", soft_wrap=True, markup=True)
+
+
+def error(msg: str) -> None:
+    """The CLI's one line for a UserError (printed even with --quiet)."""
+    console.print(f"[bold red]error:[/bold red] {escape(msg)}", soft_wrap=True, markup=True)
 
 
 @contextmanager
@@ -82,8 +92,8 @@ def progress_bar(description: str | None, total: int | None, transient: bool = F
     if _state["quiet"] or description is None or (transient and not (console.is_terminal or console.is_jupyter)):
         yield lambda n=1, status=None: None
         return
-    cols = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
+    cols = [TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}", markup=False)]
     with Progress(*cols, console=console, transient=transient) as prog:
         task = prog.add_task(description, total=total, status="")
 

@@ -487,7 +487,7 @@ def print_summary(summary: dict) -> None:
     for k, v in sorted(summary["classes"].items(), key=lambda kv: -kv[1]):
         t.add_row(k, str(v))
     t.add_section()
-    t.add_row("[bold]total readable", f"[bold]{summary['n_readable']}")
+    t.add_row("total readable", str(summary["n_readable"]), style="bold")
     t.add_row("unreadable", str(summary["n_errors"]))
     t.add_row("exact-duplicate groups", str(summary["exact_duplicate_groups"]))
     if summary["imbalance_ratio"]:

@@ -134,11 +134,11 @@ def test_two_workers(tmp_path, image_folder):
 def test_user_errors_one_line(case, tmp_path, image_folder):
     before = tree_snapshot(image_folder)
     args = {"out_inside_input": [image_folder, "--out", image_folder / "eda"],
-            "missing_folder": [tmp_path / "nope", "--out", tmp_path / "eda"],
+            "missing_folder": [tmp_path / "br[x]", "--out", tmp_path / "eda"],    # brackets print as written
             "unknown_layout": [image_folder, "--layout", "imagenet", "--out", tmp_path / "eda"],
             "bad_age_bands": [image_folder, "--age-bands", "thirty", "--out", tmp_path / "eda"]}[case]
     line = one_error_line(eda(*args))
-    assert {"out_inside_input": "inside the input folder", "missing_folder": "does not exist",
+    assert {"out_inside_input": "inside the input folder", "missing_folder": "br[x] does not exist",
             "unknown_layout": "unknown layout 'imagenet'", "bad_age_bands": "--age-bands"}[case] in line
     assert tree_snapshot(image_folder) == before
 

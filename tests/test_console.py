@@ -29,3 +29,23 @@ def test_quiet_prints_nothing(capsys):
     finally:
         console.set_quiet(False)
     assert capsys.readouterr().err == ""
+
+
+def test_messages_are_plain_text_brackets_print_as_written(capsys):
+    """Paths, class names and pip extras hold brackets: rich markup would eat `[red]` and `[x]`."""
+    from rich.table import Table
+    console.info("bad file data/photo[red].png")
+    console.warn("pip install 'imgcls[wandb]'")
+    console.error("data/br[x] does not exist")
+    with console.progress_bar("scan [x]", 1) as advance:
+        advance(status="[red]")
+    t = Table(title="per [x]")
+    t.add_column("class")
+    t.add_row("c[red]")
+    console.print_table(t)
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert lines[:3] == ["bad file data/photo[red].png", "warning: pip install 'imgcls[wandb]'",
+                         "error: data/br[x] does not exist"]
+    assert any(ln.startswith("scan [x] ") and ln.endswith(" [red]") for ln in lines), err
+    assert "per [x]" in err and "c[red]" in err

@@ -8,7 +8,7 @@ from typing import Annotated, Callable, Optional
 
 import typer
 
-from imgcls.console import console, set_quiet
+from imgcls.console import error, set_quiet
 from imgcls.errors import UserError
 from imgcls.options import cli_parameters, from_cli
 
@@ -59,7 +59,7 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
                     kw.update(received)
                 return fn(*args, **kw)
             except UserError as e:
-                console.print(f"[bold red]error:[/bold red] {e}", soft_wrap=True, markup=True, highlight=False)
+                error(str(e))
                 raise typer.Exit(e.exit_code) from None
             finally:
                 set_quiet(False)

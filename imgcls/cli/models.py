@@ -17,14 +17,14 @@ def _wrap(fn):
     """Same error handling as `command()`: a UserError is one red line and exit 2."""
     import functools
 
-    from imgcls.console import console
+    from imgcls.console import error
 
     @functools.wraps(fn)
     def wrapper(*a, **kw):
         try:
             return fn(*a, **kw)
         except UserError as e:
-            console.print(f"[bold red]error:[/bold red] {e}", soft_wrap=True, markup=True, highlight=False)
+            error(str(e))
             raise typer.Exit(e.exit_code) from None
     return wrapper
 
@@ -35,6 +35,8 @@ def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="On
                                         ] = False) -> None:
     """Where each model file is looked for and whether it is there; timm backbones with weights here (shipped by a
     package, or already in the Hugging Face cache)."""
+    from rich.markup import escape
+
     from imgcls.console import console
     from imgcls.weights import LOCAL_SOURCES, cached_backbones, preprocess_inventory
     rows = preprocess_inventory()
@@ -53,8 +55,9 @@ def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="On
         if missing_only and r["present"]:
             continue
         mark = "[green]present[/green]" if r["present"] else "[red]missing[/red]"
-        hint = f"  [dim]({r['obtain']})[/dim]" if r["obtain"] and not r["present"] else ""
-        console.print(f"{mark} {r['model']:<{width}}  {r['location']}{hint}", soft_wrap=True, highlight=False)
+        hint = f"  [dim]({escape(r['obtain'])})[/dim]" if r["obtain"] and not r["present"] else ""
+        console.print(f"{mark} {escape(r['model'].ljust(width))}  {escape(r['location'])}{hint}", soft_wrap=True,
+                      highlight=False, markup=True)     # the console reads no markup unless told (imgcls.console)
 
 
 @models_app.command("fetch", epilog="Examples:\n\n  imgcls models fetch rembg\n\n"
