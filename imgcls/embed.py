@@ -220,26 +220,26 @@ def style_layer(model_name: str, net) -> str:
 def embed_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str | None = None,
                    pretrained: bool = True, img_size: int | None = None, batch_size: int = EMBED_BATCH,
                    device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 1,
-                   weights_flag: str | None = "--weights") -> np.ndarray:
+                   weights_flag: str | None = "--weights", model_flag: str = "--model") -> np.ndarray:
     """(len(df), d) float32 L2-normalised embeddings; rows with an `error` (or undecodable) are all-zero.
     `workers`: processes that decode and resize the images while the model runs (as --workers counts them: 1 =
     decoding in this process, between batches)."""
     return _embed(df, "pooled", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
-                  weights_flag)
+                  weights_flag, model_flag)
 
 
 def style_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str | None = None,
                    pretrained: bool = True, img_size: int | None = None, batch_size: int = EMBED_BATCH,
                    device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 1,
-                   weights_flag: str | None = "--weights") -> np.ndarray:
+                   weights_flag: str | None = "--weights", model_flag: str = "--model") -> np.ndarray:
     """(len(df), 2c) per-channel mean and std of the style layer's feature map (see STYLE_LAYERS); computed in the
     same pass (and cached beside) the pooled embeddings. Unreadable rows are all-zero."""
     return _embed(df, "style", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
-                  weights_flag)
+                  weights_flag, model_flag)
 
 
 def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
-           weights_flag="--weights") -> np.ndarray:
+           weights_flag="--weights", model_flag="--model") -> np.ndarray:
     size = int(img_size or DEFAULT_EMBED_SIZE)
     cache_dir = cache_folder(cache_dir)
     tag = model if weights is None else f"{model}-{Path(weights).stem}"
@@ -280,7 +280,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
         from imgcls.weights import create_model, data_config
         dev = resolve_device(device)
         net = create_model(model, num_classes=0, pretrained=pretrained and weights is None, weights=weights,
-                           weights_flag=weights_flag)
+                           weights_flag=weights_flag, model_flag=model_flag)
         net = inference_layout(net, dev, size)
         grabbed = {}
         hook = net.get_submodule(style_layer(model, net)).register_forward_hook(

@@ -64,6 +64,7 @@ class NearDuplicates:
     device: str = "auto"
     cache_dir: str | None = None
     ann: str = "auto"                       # candidate search: FAISS index (on), exact (off), by n (auto)
+    model_flag: str = "--model"             # the option that names `model` in an error message
 
     def __post_init__(self) -> None:
         if self.method not in DUP_METHODS:
@@ -81,13 +82,14 @@ class NearDuplicates:
     def check_weights(self) -> None:
         """The embedding model's weights are here (before a long scan, not after it)."""
         from imgcls.weights import check_weights_available
-        check_weights_available(self.model, self.weights, self.weights_flag)
+        check_weights_available(self.model, self.weights, self.weights_flag, self.model_flag)
 
     def embeddings(self, df: pd.DataFrame, workers: int = 1) -> np.ndarray:
         """L2-normalised embeddings of df's rows (cached by content hash; unreadable rows are zero); `workers`:
         decoding processes beside the model (see embed_manifest)."""
         from imgcls.embed import embed_manifest
         return embed_manifest(df, model=self.model, weights=self.weights, weights_flag=self.weights_flag,
+                              model_flag=self.model_flag,
                               img_size=self.embed_size, device=self.device, cache_dir=self.cache_dir,
                               workers=workers)
 

@@ -65,7 +65,9 @@ LOCAL_SOURCES: dict[str, LocalSource] = {
 }
 
 
-def check_model_name(name: str) -> str:
+def check_model_name(name: str, flag: str = "--model") -> str:
+    """`name` if timm knows it; otherwise one error line naming the option that gave it (`flag`: train's --model,
+    clean's --embedder)."""
     if name in LOCAL_SOURCES:        # timm models (a test checks): no timm import (~2.5 s with torch) to know that
         return name
     import timm
@@ -73,7 +75,7 @@ def check_model_name(name: str) -> str:
         return name
     close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(close)}?)" if close else " (see timm.list_models())"
-    raise UserError(f"unknown model '{name}'{hint}; pass a timm model name with --model")
+    raise UserError(f"unknown model '{name}'{hint}; pass a timm model name with {flag}")
 
 
 def weight_file(path: str | os.PathLike, flag: str | None = "--weights") -> Path:
@@ -251,12 +253,12 @@ def hub_cached_file(name: str) -> Path | None:
 
 
 def resolve_weights(name: str, pretrained: bool = True, weights: str | os.PathLike | None = None,
-                    weights_flag: str | None = "--weights") -> WeightSource:
+                    weights_flag: str | None = "--weights", model_flag: str = "--model") -> WeightSource:
     """The first source that has starting weights for timm model `name`: `weights` (a file) > a package-shipped
     file (LOCAL_SOURCES) > the timm / Hugging Face cache > the hub (only when reachable). `pretrained=False` and no
     file: random init. Pretrained with none of them: one MissingWeightsError line naming the model, what was tried
-    and the fixes. Cheap: nothing is downloaded or built here."""
-    check_model_name(name)
+    and the fixes. Cheap: nothing is downloaded or built here. `model_flag`: the option that named the model."""
+    check_model_name(name, model_flag)
     if weights is not None:
         return WeightSource("file", str(weight_file(weights, weights_flag)))
     if not pretrained:
@@ -288,12 +290,13 @@ def resolve_weights(name: str, pretrained: bool = True, weights: str | os.PathLi
 
 def create_model(name: str, num_classes: int | None = None, pretrained: bool = False,
                  weights: str | os.PathLike | None = None, weights_flag: str | None = "--weights",
-                 source: WeightSource | None = None, **kwargs):
+                 source: WeightSource | None = None, model_flag: str = "--model", **kwargs):
     """A timm model, its weights from the first source resolve_weights finds (a local file, a package-shipped
     source, the timm / Hugging Face cache, the hub). `source`: an already resolved one. `weights_flag`: the calling
-    command's option for a weight file, named in the offline error (None: it has none)."""
+    command's option for a weight file, named in the offline error (None: it has none); `model_flag`: its option for
+    the model, named in an unknown-model error."""
     import timm
-    src = source or resolve_weights(name, pretrained, weights, weights_flag)
+    src = source or resolve_weights(name, pretrained, weights, weights_flag, model_flag)
     nc = {"num_classes": num_classes} if num_classes is not None else {}
     if src.kind == "file":
         model = timm.create_model(name, pretrained=False, **nc, **kwargs)
@@ -324,10 +327,10 @@ def create_model(name: str, num_classes: int | None = None, pretrained: bool = F
 
 
 def check_weights_available(name: str, weights: str | os.PathLike | None = None,
-                            weights_flag: str | None = "--weights") -> WeightSource:
+                            weights_flag: str | None = "--weights", model_flag: str = "--model") -> WeightSource:
     """Raise the error create_model(name, pretrained=True, weights=weights) would, before a step's long work
     (the image scan) instead of after it; returns the source it would use. Nothing is downloaded."""
-    return resolve_weights(name, True, weights, weights_flag)
+    return resolve_weights(name, True, weights, weights_flag, model_flag)
 
 
 def data_config(name: str, model=None) -> dict:

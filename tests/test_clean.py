@@ -955,6 +955,14 @@ def test_bad_options_are_one_line_errors(dirty, tmp_path):
     assert r.exit_code == 2 and "inside the input" in r.output
 
 
+def test_an_unknown_embedder_is_named_by_its_own_flag(image_folder, tmp_path):
+    """clean's model option is --embedder (train's is --model): the unknown-model line names the one typed."""
+    r = runner.invoke(app, ["clean", str(image_folder), "--out", str(tmp_path / "x"), "--embedder", "nosuch", "-q"])
+    assert r.exit_code == 2 and "unknown model 'nosuch'" in r.output, r.output
+    assert "with --embedder" in r.output and "--model" not in r.output
+    assert not (tmp_path / "x").exists()
+
+
 def test_near_duplicate_pairs_blockwise_equals_dense():
     rng = np.random.default_rng(0)
     e = rng.normal(size=(300, 16)).astype(np.float32)

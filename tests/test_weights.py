@@ -43,6 +43,8 @@ def test_unknown_model_is_user_error():
         weights.create_model("efficientnet_b99")
     with pytest.raises(UserError, match="did you mean"):
         weights.check_model_name("resnet5O")
+    with pytest.raises(UserError, match="unknown model 'nosuch'.*with --embedder$"):     # the caller's own flag
+        weights.check_weights_available("nosuch", None, "--embedder-weights", "--embedder")
 
 
 def test_package_shipped_backbones_are_timm_models():

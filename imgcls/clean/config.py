@@ -106,4 +106,4 @@ class CleanConfig:
         """The near-duplicate definition these options choose (shared with split)."""
         return links.NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.embedder,
                                     self.embedder_weights, "--embedder-weights", self.embed_size, self.device,
-                                    self.cache_dir, self.ann)
+                                    self.cache_dir, self.ann, model_flag="--embedder")

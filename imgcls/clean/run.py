@@ -169,7 +169,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
         if "style" not in cache:
             from imgcls.embed import style_manifest
             cache["style"] = style_manifest(df, model=cfg.embedder, weights=cfg.embedder_weights,
-                                            weights_flag="--embedder-weights", img_size=cfg.embed_size,
+                                            weights_flag="--embedder-weights", model_flag="--embedder",
+                                            img_size=cfg.embed_size,
                                             device=cfg.device, cache_dir=cfg.cache_dir, workers=workers)
         return cache["style"]
 
