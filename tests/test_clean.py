@@ -498,17 +498,20 @@ def test_photo_cues_tell_a_photo_from_a_drawing():
 
 
 def _texture_reference(im) -> np.ndarray:
-    """texture_features as first written (scipy's convolve with the 3 x 3 operator, float32 differences)."""
+    """texture_features as first written (scipy's convolve with the 3 x 3 operator, float32 differences); an image
+    under 3 pixels a side has its last row / column repeated to 3 for the operator and the differences."""
     from scipy.ndimage import convolve
+    q = np.asarray(im, np.uint8).astype(np.int64)
+    codes = (q[..., 0] << 16) | (q[..., 1] << 8) | q[..., 2]
     rgb = np.asarray(im, np.float32)
+    while rgb.shape[0] < 3:
+        rgb = np.concatenate([rgb, rgb[-1:]], axis=0)
+    while rgb.shape[1] < 3:
+        rgb = np.concatenate([rgb, rgb[:, -1:]], axis=1)
     grey = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-    if min(grey.shape) < 3:
-        return np.array([0.0, 1.0, 0.0], np.float32)
     kernel = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     noise = np.abs(convolve(grey, kernel, mode="nearest"))[1:-1, 1:-1]
     diff = np.abs(np.diff(rgb, axis=1)).sum(-1)[:-1, :] + np.abs(np.diff(rgb, axis=0)).sum(-1)[:, :-1]
-    q = np.asarray(im, np.uint8).astype(np.int64)
-    codes = (q[..., 0] << 16) | (q[..., 1] << 8) | q[..., 2]
     return np.array([(noise > 1).mean(), (diff <= 3).mean(), len(np.unique(codes)) / codes.size], np.float32)
 
 
@@ -525,9 +528,66 @@ def test_texture_features_equal_the_convolution_they_replace():
               Image.fromarray(np.repeat(steps[..., None], 3, 2)),
               Image.fromarray(np.repeat((np.arange(30)[None, :] + np.arange(20)[:, None]).astype(np.uint8)[..., None],
                                         3, 2)),
-              Image.new("RGB", (2, 9), (10, 20, 30))]
+              Image.new("RGB", (2, 9), (10, 20, 30)), Image.new("RGB", (1, 1), (10, 20, 30)),
+              Image.fromarray(rng.integers(0, 256, (1, 40, 3), dtype=np.uint8)),
+              Image.fromarray(rng.integers(0, 256, (2, 2, 3), dtype=np.uint8))]
     for im in images:
         assert np.array_equal(texture_features(im), _texture_reference(im)), im.size
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 2), (256, 1), (1, 256), (2, 40)])
+def test_photo_features_of_a_tiny_or_thin_image_are_defined_without_a_warning(size):
+    """A 1 x 1 image, or a 4000 x 20 strip that the thumbnail makes 256 x 1, had NaN neighbour cues (numpy warned
+    "Mean of empty slice" even with -q) and so no out-of-domain score: it was kept unchecked. Its last row / column
+    is repeated to 3 pixels for those cues: they are the cues of the pixels it has."""
+    import warnings
+
+    from imgcls.clean.features import FEATURE_NAMES, THUMB, image_features
+    from imgcls.io import shrink
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        f = image_features(Image.fromarray(arr))
+    assert np.isfinite(f).all() and f.shape == (len(FEATURE_NAMES),)
+    named = dict(zip(FEATURE_NAMES, f))
+    thumb = np.asarray(shrink(Image.fromarray(arr), THUMB), np.float32)        # what the gradient cues measure
+    grey = thumb @ np.array([0.299, 0.587, 0.114], np.float32)
+    if size[1] == 1 and size[0] > 1:    # one row: the gradient is its horizontal differences, no made-up vertical ones
+        assert named["mean_gradient"] == pytest.approx(np.abs(np.diff(grey[0])).mean(), rel=1e-5)
+    if size == (1, 1):      # one pixel: one colour of one, a flat fill
+        assert named["unique_colours_native"] == 1 and named["flat_fraction"] == 1 and named["edge_density"] == 0
+
+
+def test_a_tiny_and_a_strip_image_are_scored_and_a_set_too_small_to_score_is_said(tmp_path):
+    """End to end: no RuntimeWarning; the 1 x 1 image and the 4000 x 20 strip get an out-of-domain score like the
+    others. A set too small for the detector is scored nowhere: the summary, the CLI line and the report say so."""
+    import warnings
+
+    from conftest import make_image_folder
+    src = make_image_folder(tmp_path / "raw", {"a": 11, "b": 11}, size=(32, 24))
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(src / "a" / "one.png")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 4000, 3), dtype=np.uint8)).save(
+        src / "b" / "strip.png")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        m = _run(src, tmp_path / "o", "--no-dedup")
+    scores = m.set_index("path")["ood_score"].replace("", np.nan).astype(float)
+    assert scores.notna().all(), scores
+    assert json_summary(tmp_path / "o")["ood_unscored"] == 0
+    small = make_image_folder(tmp_path / "small", {"a": 3, "b": 3}, size=(32, 24))
+    r = runner.invoke(app, ["clean", str(small), "--out", str(tmp_path / "s"), "--device", "cpu", "--workers", "1",
+                            "--no-dedup"])
+    assert r.exit_code == 0, r.output
+    assert "6 of 6 readable images not scored by --ood-method photo-style" in " ".join(r.output.split())
+    assert json_summary(tmp_path / "s")["ood_unscored"] == 6
+    page = (tmp_path / "s" / "report.html").read_text()
+    assert "no image scored" in page and "out-of-domain stage off" not in page
+
+
+def json_summary(out: Path) -> dict:
+    import json
+    return json.loads((out / "clean_summary.json").read_text())
 
 
 def test_feature_matrix_measures_a_byte_copy_once(tmp_path, monkeypatch):
@@ -1001,3 +1061,7 @@ def test_detectors_own_their_thresholds_behind_one_registry():
     assert not get_detector("photo-style").flag(s, threshold=0.99).any()                    # --ood-threshold
     assert get_detector("photo-style").flag(s, contamination=0.34).tolist() == [False, False, False, True]
     assert not get_detector("photo-style").flag(np.full(4, 0.7), contamination=0.5).any()   # a constant score
+    import warnings
+    with warnings.catch_warnings():                   # no score at all (a set too small): no quantile, no warning
+        warnings.simplefilter("error")
+        assert not get_detector("photo-style").flag(np.full(4, np.nan), contamination=0.5).any()

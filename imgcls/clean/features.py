@@ -20,18 +20,30 @@ CACHE_VERSION = 1  # of the FeatureCache file (its name also carries a digest of
 # Immerkaer's noise operator [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] = the outer product of this with itself
 _NOISE_1D = np.array([1, -2, 1], np.float64)
 _GREY = np.array([0.299, 0.587, 0.114], np.float32)
+MIN_SIDE = 3      # the neighbour cues (gradients, Laplacian, noise operator) need 3 pixels a side
+
+
+def _edge_padded(a: np.ndarray) -> np.ndarray:
+    """`a` (H x W [x C]) with its last row / column repeated up to MIN_SIDE a side: a 1 x 1 image, or a 4000 x 20
+    strip that a thumbnail makes 256 x 1, then has neighbour cues (a repeated edge adds no gradient: they are those
+    of the pixels it has) where the cues of an empty neighbourhood were NaN and numpy warned. Larger images are
+    returned as they are."""
+    short = [(0, max(0, MIN_SIDE - n)) for n in a.shape[:2]]
+    return np.pad(a, short + [(0, 0)] * (a.ndim - 2), mode="edge") if any(p for _, p in short) else a
 
 
 def texture_features(im) -> np.ndarray:
     """Cues measured near native resolution: the share of pixels with any fine texture (|noise operator| > 1, as in
     Immerkaer's noise estimate: photographs have it almost everywhere, rendered drawings only on edges), the share of
     pixels equal to their neighbours (sum of RGB differences <= 3: flat fills and smooth gradients), and the share
-    of distinct 24-bit colours."""
+    of distinct 24-bit colours. An image under MIN_SIDE a side is edge-padded for the first two (_edge_padded)."""
     import cv2
     u8 = np.asarray(im, np.uint8)
+    q = u8.astype(np.int32)
+    codes = (q[..., 0] << 16) | (q[..., 1] << 8) | q[..., 2]
+    unique = len(pd.unique(codes.ravel())) / codes.size
+    u8 = _edge_padded(u8)
     grey = u8.astype(np.float32) @ _GREY
-    if min(grey.shape) < 3:
-        return np.array([0.0, 1.0, 0.0], np.float32)
     # the operator in float64, separably: float32 grey levels times these integer weights sum exactly in a double,
     # in any order, so the float32 result is the one scipy.ndimage.convolve gave (it accumulates in double)
     noise = cv2.sepFilter2D(grey.astype(np.float64), cv2.CV_64F, _NOISE_1D, _NOISE_1D,
@@ -41,15 +53,14 @@ def texture_features(im) -> np.ndarray:
     s = u8.astype(np.int16)
     dx, dy = np.abs(np.diff(s, axis=1)), np.abs(np.diff(s, axis=0))
     diff = (dx[..., 0] + dx[..., 1] + dx[..., 2])[:-1, :] + (dy[..., 0] + dy[..., 1] + dy[..., 2])[:, :-1]
-    q = u8.astype(np.int32)
-    codes = (q[..., 0] << 16) | (q[..., 1] << 8) | q[..., 2]
-    return np.array([(np.abs(noise) > 1).mean(), (diff <= 3).mean(), len(pd.unique(codes.ravel())) / codes.size],
-                    np.float32)
+    return np.array([(np.abs(noise) > 1).mean(), (diff <= 3).mean(), unique], np.float32)
 
 
 def photo_features(im) -> np.ndarray:
+    """The colour cues of the pixels; the neighbour cues (gradient, Laplacian) of the image edge-padded to MIN_SIDE
+    a side (_edge_padded), so that every image has all of them."""
     rgb = np.asarray(im, np.float32)
-    grey = rgb @ _GREY
+    grey = _edge_padded(rgb @ _GREY)
     gx = np.abs(np.diff(grey, axis=1))[:-1, :]
     gy = np.abs(np.diff(grey, axis=0))[:, :-1]
     grad = gx + gy

@@ -38,7 +38,7 @@ class OODDetector(ABC):
         """Rows out of domain: score >= threshold (default this detector's), or with `contamination` the highest
         scoring share of the rows (never the lowest score, so a constant score flags nothing)."""
         valid = ~np.isnan(scores)
-        if contamination:
+        if contamination and valid.any():       # (numpy warns on the quantile of no score)
             cut = np.nanquantile(scores, 1 - contamination)
             return valid & (scores >= cut) & (scores > np.nanmin(scores))
         return valid & (scores >= (self.threshold if threshold is None else threshold))

@@ -37,10 +37,16 @@ def _ood_section(df: pd.DataFrame, summary: dict) -> str:
     """The 60 highest out-of-domain scores, or why there is no ranking (stage off; no image scored above 0, as
     photo-style gives when it finds no out-of-domain population: a list of 0.000 scores said nothing)."""
     scored = df[df["ood_score"].notna()]
-    if scored.empty:
+    if not summary["config"].get("ood", True):
         return report.note("out-of-domain stage off")
     method = summary["config"].get("ood_method", "")
+    unscored = summary.get("ood_unscored", 0)
+    if scored.empty:
+        return report.note(f"{method}: no image scored ({unscored} readable: too few for it, or not measurable): "
+                           f"nothing flagged, every image kept unchecked")
     flagged = int((df["reason"] == "out_of_domain").sum())
+    if unscored:
+        method += f" ({unscored} readable images not scored, kept unchecked)"
     if not (scored["ood_score"] > 0).any():
         return report.note(f"{method}: no image scored above 0 (no out-of-domain population found): nothing flagged, "
                            f"nothing to rank")

@@ -247,7 +247,9 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                "label_conflict_groups": int(df.loc[df["label_conflict"].astype(bool), "dup_group"].nunique()),
                "label_conflicts": conflict_table(df, tie_votes),
                "families": families(df),
-               "threshold_sweep": sweep}
+               "threshold_sweep": sweep,
+               # readable images the detector gave no score (too few for it, or none it could measure): kept unchecked
+               "ood_unscored": int((df["ood_score"].isna() & (df["error"] == "")).sum()) if det is not None else 0}
     write_json(out / "clean_summary.json", summary)
     from imgcls.clean.report import write_clean_report
     write_clean_report(out / "report.html", df, summary)
@@ -257,8 +259,11 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
               f"{plural(summary['duplicate_groups'], 'group')} (dup_group: split and train keep each group on one "
               f"side)" if summary["linked_kept"] else "")
     removed = ", ".join(f"{n} {reason}" for reason, n in summary["removed"].items()) or "none"
-    info(f"clean: kept {summary['kept']} of {len(df)}; removed {removed}{linked}; outputs: {out}/manifest.csv, "
-         f"report.html" + (f", images/ ({materialize}s of the kept images)" if materialize else ""))
+    unscored = (f"; {summary['ood_unscored']} of {int((df['error'] == '').sum())} readable images not scored by "
+                f"--ood-method {cfg.ood_method} (too few for it, or not measurable), kept unchecked"
+                if summary["ood_unscored"] else "")
+    info(f"clean: kept {summary['kept']} of {len(df)}; removed {removed}{linked}{unscored}; outputs: "
+         f"{out}/manifest.csv, report.html" + (f", images/ ({materialize}s of the kept images)" if materialize else ""))
     if cfg.dedup:
         say_ties(df, cfg.conflicts, tie_votes)
     return df
