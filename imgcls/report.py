@@ -151,7 +151,12 @@ def figure_data_uri(fig, dpi: int = 100) -> str:
     """A matplotlib figure as a PNG data: URI (closed afterwards), for plots that live only in a report."""
     import matplotlib.pyplot as plt
     buf = io.BytesIO()
-    fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png")
+
+    def save():
+        buf.seek(0)
+        buf.truncate()
+        fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png")
+    _drawn_with_glyphs(fig, save)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
@@ -172,14 +177,85 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110, tight: bool = True
     import matplotlib.pyplot as plt
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight" if tight else None, format="png")
+        _drawn_with_glyphs(fig, lambda: fig.savefig(tmp, dpi=dpi, bbox_inches="tight" if tight else None,
+                                                    format="png"))
     plt.close(fig)
     return path
 
 
 def pyplot():
-    """matplotlib.pyplot with the headless backend."""
+    """matplotlib.pyplot with the headless backend. matplotlib's warning for each character its font lacks (a class
+    named 고양이 gave one per character per figure, on stderr even with --quiet) is left to _drawn_with_glyphs."""
+    import warnings
+
     import matplotlib
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+    warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)
     return plt
+
+
+_MISSING_GLYPH = r"Glyph \d+ .*missing from"       # matplotlib's "Glyph 44256 (...) missing from font(s) DejaVu Sans."
+_glyphs = {"said": False}
+
+
+def _drawn_with_glyphs(fig, save) -> None:
+    """save() the figure. Where its text has characters the fonts lack (Korean class names, say): with an installed
+    font that has them added as a fallback (for later figures too) and saved again; with none, the characters stay
+    boxes, said once (info)."""
+    import re
+    import warnings
+
+    import matplotlib
+    from matplotlib.text import Text
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.filterwarnings("always", message=_MISSING_GLYPH, category=UserWarning)
+        save()
+    missing, lacking = set(), set()
+    for w in caught:
+        m = re.match(r"Glyph (\d+) .*missing from font\(s\) (.*)\.$|Glyph (\d+) ", str(w.message))
+        if m and issubclass(w.category, UserWarning):
+            missing.add(int(m.group(1) or m.group(3)))
+            lacking.update((m.group(2) or "").split(", "))
+        else:       # any other warning as it came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    if not missing:
+        return
+    font = font_with(missing, exclude=lacking)
+    if font is not None:
+        family = [f for f in matplotlib.rcParams["font.family"] if f != font] + [font]
+        matplotlib.rcParams["font.family"] = family        # matplotlib falls back along the list, glyph by glyph
+        for t in fig.findobj(Text):
+            t.set_fontfamily([f for f in t.get_fontfamily() if f != font] + [font])
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)
+            save()
+    elif not _glyphs["said"]:
+        _glyphs["said"] = True
+        from imgcls.console import info
+        chars = "".join(sorted(map(chr, missing))[:8])
+        info(f"figures: class names (or other text) with characters no installed font has ({chars}"
+             f"{'...' if len(missing) > 8 else ''}) are drawn as boxes in the PNGs; report.html shows them as text. "
+             f"Installing a font that has them (e.g. Noto Sans CJK for Korean, Chinese, Japanese) draws them")
+
+
+def font_with(codepoints: set[int], exclude: Iterable[str] = ()) -> str | None:
+    """The name of an installed font (matplotlib's font list) that has every one of `codepoints`, or None. `exclude`:
+    the fonts that lacked them (another file of the same family, a bold one say, is not what the text is drawn in)."""
+    from matplotlib import font_manager
+    exclude = set(exclude) | {font_manager.FontProperties().get_name()}       # the default font: it lacks them
+    for entry in sorted(font_manager.fontManager.ttflist, key=lambda e: (e.name, e.fname)):
+        if (entry.name not in exclude and "last resort" not in entry.name.lower()
+                and codepoints <= _charmap(entry.fname)):
+            return entry.name
+    return None
+
+
+@lru_cache(maxsize=None)
+def _charmap(fname: str) -> frozenset[int]:
+    """The characters a font file has (empty if FreeType cannot read it)."""
+    from matplotlib.ft2font import FT2Font
+    try:
+        return frozenset(FT2Font(fname).get_charmap())
+    except Exception:       # a broken or unsupported font file in the user's font folders: it has nothing
+        return frozenset()

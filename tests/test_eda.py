@@ -251,3 +251,55 @@ def test_eda_test_set_beside_training_set(tmp_path):
     # outputs never go under the test folder either
     r = runner.invoke(app, ["eda", str(root), "--test", str(test), "--out", str(test / "eda"), "-q"])
     assert r.exit_code == 2 and "inside" in r.output.lower(), r.output
+
+
+def test_class_names_the_font_lacks_give_one_line_not_a_warning_per_glyph(tmp_path, monkeypatch):
+    """Korean class folders: matplotlib warned once per character per figure (UserWarning on stderr, -q too). Now
+    its warning is not shown; with no installed font that has the characters (made so here: no test depends on the
+    fonts installed) one info line says they are boxes in the PNGs; -q prints nothing."""
+    import warnings
+
+    from imgcls import report
+    monkeypatch.setattr(report, "font_with", lambda codepoints, exclude=(): None)
+    monkeypatch.setitem(report._glyphs, "said", False)
+    root = make_image_folder(tmp_path / "raw", {"고양이": 3, "강아지": 2})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda"), "--workers", "1"])
+        assert r.exit_code == 0, r.output
+        monkeypatch.setitem(report._glyphs, "said", False)
+        quiet = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda2"), "--workers", "1", "-q"])
+    assert not [w for w in caught if "Glyph" in str(w.message)]
+    said = [ln for ln in r.output.splitlines() if "drawn as boxes" in ln]
+    assert len(said) == 1 and "고" in said[0], r.output
+    assert quiet.exit_code == 0 and quiet.output == ""
+    assert "고양이" in read_outputs(tmp_path / "eda")[2]                 # the HTML has the names as text
+
+
+def test_a_font_that_has_the_missing_characters_is_added_as_a_fallback(tmp_path):
+    """Where an installed font has them, the figure is drawn again with it as a fallback: no boxes, no line. The
+    character is one matplotlib's own fonts have beside its default one, so the test needs no font installed."""
+    import warnings
+
+    import matplotlib
+    from matplotlib import font_manager
+
+    from imgcls import report
+    default = report._charmap(font_manager.findfont(font_manager.FontProperties()))
+    other = sorted(set().union(*(report._charmap(e.fname) for e in font_manager.fontManager.ttflist
+                                 if "last resort" not in e.name.lower())) - default)
+    ch = chr(next(c for c in other if report.font_with({c}) is not None))
+    with matplotlib.rc_context():
+        plt = report.pyplot()
+        fig, ax = plt.subplots()
+        ax.set_title(f"class {ch}")
+        report.save_figure(fig, tmp_path / "a.png")
+        font = report.font_with({ord(ch)})
+        assert matplotlib.rcParams["font.family"][-1] == font
+        fig, ax = plt.subplots()                     # a later figure uses it from the start
+        ax.set_title(f"class {ch}")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fig.savefig(tmp_path / "b.png")
+        plt.close(fig)
+    assert not [w for w in caught if "Glyph" in str(w.message)]
