@@ -265,6 +265,19 @@ def test_cli_user_errors_are_one_line(tmp_path):
     assert not (src / "splits.csv").exists()
 
 
+@pytest.mark.parametrize("extra, said", [(["--stratify", "nope"], "--stratify column 'nope'"),
+                                         (["--group-col", "nope"], "--group-col 'nope'")])
+def test_a_column_the_source_lacks_is_refused_before_the_scan(tmp_path, monkeypatch, extra, said):
+    """The source's columns are known once it is read (the scan only fills its own, already there, columns)."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(12, 12))
+    scanned = []
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: scanned.append(1))
+    r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "s.csv"), "--no-near-dup", *extra])
+    assert r.exit_code == 2 and said in r.output, r.output
+    assert not scanned
+
+
 def test_near_duplicates_kept_together_and_checked(tmp_path):
     src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 10}, size=(64, 64))
     # a near-duplicate: the same picture with a few pixels changed, in the other class folder

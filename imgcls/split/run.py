@@ -31,6 +31,13 @@ def _resolve_group_col(df: pd.DataFrame, cfg: SplitConfig, layout: str) -> str:
                     f"{', '.join(map(str, df.columns))}); pass an existing column, e.g. --group-col group")
 
 
+def _check_stratify(df: pd.DataFrame, cfg: SplitConfig) -> None:
+    for col in cfg.stratify:
+        if col not in df.columns:
+            raise UserError(f"--stratify column '{col}' is not in the source (columns: "
+                            f"{', '.join(map(str, df.columns))})")
+
+
 def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", workers: int = 1,
                ) -> tuple[pd.DataFrame, dict, pd.DataFrame, list[tuple[int, int, float]]]:
     """The split as a library call: returns (df with split / fold / drop_reason, summary, leaks, near pairs: those
@@ -38,10 +45,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
 
     df must be a loaded manifest (absolute roots, scanned). Row order of the result = canonical order
     (root, path), so the output does not depend on the input's row order."""
-    for col in cfg.stratify:
-        if col not in df.columns:
-            raise UserError(f"--stratify column '{col}' is not in the source (columns: "
-                            f"{', '.join(map(str, df.columns))})")
+    _check_stratify(df, cfg)
     notes: list[str] = []
     if "split" in df.columns and (df["split"].fillna("").astype(str) != "").any():
         info("the source already has a `split` column (e.g. train/ val/ test/ folders): this split replaces it; "
@@ -99,13 +103,17 @@ def units_series(df: pd.DataFrame, reasons: pd.Series, units: np.ndarray) -> pd.
     return s
 
 
-def _load(src, out: Path, opts: mf.LayoutOptions, workers: int, max_pixels: int | None) -> tuple[pd.DataFrame, str]:
-    """The table to split, scanned once `out` is known to lie outside its images' folders (before the long
-    work)."""
+def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int, max_pixels: int | None,
+          ) -> tuple[pd.DataFrame, str]:
+    """The table to split and its group column, scanned once `out` is known to lie outside its images' folders and
+    --group-col / --stratify name columns it has (the table's columns are the scanned table's: mf.ensure_columns
+    adds the scan's empty), all before the long work."""
     layout = mf.detect_layout(Path(src), opts) if Path(src).exists() else opts.layout
     df = mf.load(src, opts, scan=False)
     check_output_location(out, *mf.roots(df))
-    return mf.scan_images(df, workers=workers, max_pixels=max_pixels), layout
+    group_col = _resolve_group_col(df, cfg, layout)
+    _check_stratify(df, cfg)
+    return mf.scan_images(df, workers=workers, max_pixels=max_pixels), group_col
 
 
 def _check_embedder(cfg: SplitConfig) -> None:
@@ -128,8 +136,7 @@ def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int =
     out = Path(out)
     check_writable(out, "file")
     _check_embedder(cfg)
-    df, layout = _load(src, out, opts, workers, max_pixels)
-    group_col = _resolve_group_col(df, cfg, layout)
+    df, group_col = _load(src, out, opts, cfg, workers, max_pixels)
     df, summary, leaks, _ = make_split(df, cfg, group_col, workers)
     for n in summary["notes"]:
         warn(n)
