@@ -16,6 +16,7 @@ from imgcls import report
 from imgcls.console import info, is_quiet, progress_bar, warn
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS, ImageLimits, ImageReadError, thumbnail
+from imgcls.layouts import empty_class_folders
 from imgcls.options import check, option, seed_option
 from imgcls.parallel import check_workers
 
@@ -268,6 +269,8 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     dups = exact_duplicate_groups(df)            # summary.json counts them, report.html lists them
     summary = summarize(df, dups)
     summary.update(source=str(src), seed=seed)
+    if Path(src).is_dir() and mf.detect_layout(Path(src), opts) == "folder":    # read_folder warned of them
+        summary["empty_class_folders"] = empty_class_folders(Path(src), df["path"])
     plots = {"class_counts": plot_class_counts(summary, out / "class_counts.png") if summary["classes"] else None,
              "sizes": plot_size_heatmap(df, out / "size_heatmap.png"),
              "aspect": plot_aspect_ratio(df, out / "aspect_ratio.png")}
@@ -451,6 +454,8 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
         ("groups spanning classes", summary["cross_class_duplicate_groups"]),
         ("width min / median / max", " / ".join(str(v) for v in summary["width"].values())),
         ("height min / median / max", " / ".join(str(v) for v in summary["height"].values())),
+        *([("class folders without images", ", ".join(summary["empty_class_folders"]))]
+          if summary.get("empty_class_folders") else []),
     ])
     counts = pd.DataFrame(sorted(summary["classes"].items(), key=lambda kv: -kv[1]), columns=["class", "images"])
     sections = [("Overview", overview)]

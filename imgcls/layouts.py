@@ -141,7 +141,26 @@ def read_folder(root: Path) -> pd.DataFrame:
     if loose:
         warn(f"{len(loose)} image(s) under {root} have no class folder and were left out, e.g. {loose[0]} "
              f"(use --layout unlabeled to read them)")
+    empty = empty_class_folders(root, [r["path"] for r in rows], splits)
+    if empty:
+        warn(f"{len(empty)} class folder(s) under {root} hold no images, so the data has no such class: "
+             f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}")
     return pd.DataFrame(rows, columns=["path", "label", "group"] + (["split"] if splits else []))
+
+
+def empty_class_folders(root: Path, paths: Iterable[str], splits: dict[str, str] | None = None) -> list[str]:
+    """The class folders of an ImageFolder `root` (those under each split folder in the split-folder layout) that
+    hold none of the images read, `paths` (relative, posix): a class the data does not have. `splits`:
+    split_folders(root) when the caller has it."""
+    splits = split_folders(root) if splits is None else splits
+    depth = 2 if splits else 1
+    have = {"/".join(p.split("/")[:depth]) for p in paths}
+    out = []
+    for parent in ([root / s for s in sorted(splits)] if splits else [root]):
+        for d in sorted(parent.iterdir()):
+            if d.is_dir() and not d.name.startswith(".") and _rel(d, root) not in have:
+                out.append(_rel(d, root))
+    return out
 
 
 def read_unlabeled(root: Path) -> pd.DataFrame:

@@ -303,3 +303,28 @@ def test_a_font_that_has_the_missing_characters_is_added_as_a_fallback(tmp_path)
             fig.savefig(tmp_path / "b.png")
         plt.close(fig)
     assert not [w for w in caught if "Glyph" in str(w.message)]
+
+
+def test_an_empty_class_folder_is_said_and_reported(tmp_path):
+    """A class folder with no images (or only other files) gives no class: one warning line, summary.json and the
+    report name it (it was silently left out)."""
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 2})
+    (root / "empty").mkdir()
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("not an image")
+    r = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda"), "--workers", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    said = [ln for ln in r.output.splitlines() if "hold no images" in ln]
+    assert len(said) == 1 and said[0].startswith("warning: 2 class folder(s)") and "empty, notes" in said[0]
+    summary, _, page = read_outputs(tmp_path / "eda")
+    assert summary["empty_class_folders"] == ["empty", "notes"] and set(summary["classes"]) == {"a", "b"}
+    assert "class folders without images" in page
+
+
+def test_empty_class_folders_of_the_split_folder_layout(tmp_path):
+    from imgcls.layouts import empty_class_folders
+    for sub in ("train/a", "train/b", "val/a", "val/b", "test"):
+        (tmp_path / sub).mkdir(parents=True)
+    paths = ["train/a/1.png", "train/b/1.png", "val/a/1.png", "test/1.png"]
+    assert empty_class_folders(tmp_path, paths) == ["val/b"]           # test/'s images need no class folder
+    assert empty_class_folders(tmp_path / "train", ["a/1.png"]) == ["b"]
