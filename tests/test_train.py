@@ -760,10 +760,13 @@ def test_bad_choices_are_one_line_before_any_data_is_read(two_class, tmp_path, m
                        (["--mix-alpha", "0"], "--mix-alpha must be > 0"),
                        (["--interpolation", "lanczos"], "--interpolation 'lanczos'"),
                        (["--momentum", "1.2"], "--momentum must be in [0, 1)"),
-                       (["--ema", "--ema-decay", "1"], "--ema-decay must be in [0, 1)")):
+                       (["--ema", "--ema-decay", "1"], "--ema-decay must be in [0, 1)"),
+                       (["--folds", "x"], "--folds 'x': use all, a fold number K or a list K,L"),
+                       (["--folds", "0,-1"], "--folds '0,-1': use all")):
         r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--out", str(tmp_path / "runs"),
                                      "--device", "cpu", *flags])
         assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output, (flags, r.output)
+        assert len(r.output.strip().splitlines()) == 1, r.output
 
 
 def test_sam_under_a_grad_scaler_takes_the_same_step():

@@ -110,6 +110,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.model_meta import ModelMeta
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
+    from imgcls.train.config import parse_folds
     from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, resume_config
     from imgcls.weights import check_model_name, data_config
 
@@ -204,7 +205,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         have = tdata.fold_ids(df)
         if not have:
             raise UserError("--folds needs a `fold` column: run `imgcls split --folds K` first")
-        folds = have if cfg.folds == "all" else [int(f) for f in str(cfg.folds).split(",")]
+        folds = parse_folds(cfg.folds) or have
         bad = [f for f in folds if f not in have]
         if bad:
             raise UserError(f"fold(s) {', '.join(map(str, bad))} not in the data (folds present: "

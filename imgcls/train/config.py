@@ -92,6 +92,25 @@ def _fill_value(value) -> None:
     parse_fill(value)
 
 
+def parse_folds(value) -> list[int] | None:
+    """--folds: None for all (every fold of the data's fold column), else the fold numbers it names (K or K,L)."""
+    text = str(value).strip().lower()
+    if text == "all":
+        return None
+    try:
+        folds = [int(f) for f in text.split(",")]
+    except ValueError:
+        folds = []
+    if not folds or min(folds) < 0:
+        raise UserError(f"--folds {value!r}: use all, a fold number K or a list K,L (e.g. --folds all, --folds 0, "
+                        f"--folds 0,2: the fold column's numbers from imgcls split --folds)")
+    return folds
+
+
+def _folds_value(value) -> None:
+    parse_folds(value)
+
+
 def _optimizer_name(name: str) -> None:
     check_optimizer_name(name)
 
@@ -153,7 +172,8 @@ class TrainConfig:
     mix_prob: float = option(0.5, panel=DATA, lo=0, hi=1, help="Probability a batch is mixed.")
     mix_alpha: float = option(1.0, panel=DATA, lo=0, lo_open=True,
                               help="Beta(alpha, alpha) of the mixing ratio (cutmix / mixup); 1.0 draws it uniformly.")
-    folds: str | None = option(None, panel=DATA, help="all | K | K,L: train these folds of a k-fold split.")
+    folds: str | None = option(None, panel=DATA, validator=_folds_value,
+                               help="all | K | K,L: train these folds of a k-fold split.")
     val_split: float = option(0.2, panel=DATA, lo=0, hi=1, lo_open=True, hi_open=True,
                               help="Validation fraction when the data has no split column.")
     cache: str = option("ram", panel=DATA, choices=("ram", "disk", "none"), help="Decoded-image cache.")

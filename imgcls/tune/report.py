@@ -171,7 +171,9 @@ def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, sec
 def _n_folds(cfg) -> int:
     if not cfg.train.folds:
         return 1
-    return 1 if cfg.train.folds == "all" else len(str(cfg.train.folds).split(","))
+    from imgcls.train.config import parse_folds
+    folds = parse_folds(cfg.train.folds)
+    return 1 if folds is None else len(folds)       # all: the data's count is not known here
 
 
 def print_top(study, label: str, study_dir: Path) -> None:
