@@ -362,3 +362,27 @@ def test_reopening_a_study_checks_its_space_and_metric(tmp_path):
         open_study(TuneConfig(study="s", metric="loss"), a, url)
     with pytest.raises(UserError, match="--storage nosuch://x: cannot open it"):
         open_study(TuneConfig(study="s"), a, "nosuch://x")
+
+
+def test_a_command_whose_every_trial_failed_exits_non_zero(data, tmp_path, space, monkeypatch):
+    """Every trial raising is not a finished study: one line naming the first failure, exit 1 (2 for a user
+    error), after trials.csv is written."""
+    import imgcls.train
+
+    def boom(cfg, **kw):
+        raise RuntimeError("CUDA out of memory (simulated)")
+
+    monkeypatch.setattr(imgcls.train, "run_train", boom)
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "test_resnet",
+                                 "--no-pretrained", "--out", str(tmp_path / "tune"), "--trials", "2", "--quiet"])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    last = r.output.strip().splitlines()[-1]
+    assert "every trial (2) of this command failed; the first, trial 0: RuntimeError: CUDA out of memory" in last
+    assert list(trials_csv(tmp_path / "tune" / "s")["state"]) == ["fail", "fail"]
+
+
+def test_bad_folds_are_refused_before_the_study_opens(data, tmp_path, space):
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--folds", "x",
+                                 "--out", str(tmp_path / "tune"), "--trials", "2"])
+    assert r.exit_code == 2 and "--folds 'x': use all" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "tune").exists()

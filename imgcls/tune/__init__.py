@@ -296,6 +296,8 @@ class _Objective:
         self.cfg, self.space, self.deadline, self.callbacks = cfg, space, deadline, callbacks
         self.process = f"{socket.gethostname()}:{os.getpid()}"
         self.started = 0
+        self.ran = 0                # trials of this process that completed or were pruned
+        self.failures: list[tuple[int, Exception]] = []     # trials of this process that raised (not --timeout)
         self.fatal: UserError | None = None
 
     def __call__(self, trial) -> float:
@@ -313,7 +315,9 @@ class _Objective:
         try:
             run_train(TrainConfig.from_dict(d), track_group=self.cfg.study,
                       callbacks=[*self.callbacks, TrialReporter(trial, column, self.deadline)])
-            return trial_value(run_dir, self.cfg.metric)
+            value = trial_value(run_dir, self.cfg.metric)
+            self.ran += 1
+            return value
         except KeyboardInterrupt:
             trial.set_user_attr("message", "interrupted (Ctrl-C)")
             raise
@@ -321,8 +325,11 @@ class _Objective:
             import optuna
             if isinstance(e, optuna.TrialPruned):
                 trial.set_user_attr("message", str(e))
+                self.ran += 1
                 raise
             trial.set_user_attr("message", _one_line(e))
+            if not isinstance(e, _TimeUp):
+                self.failures.append((trial.number, e))
             if isinstance(e, UserError) and self.started == 1 and not _n_complete(trial.study):
                 # the first trial of this process, in a study with no success yet: the fixed options are at fault
                 # (data, model, folds), so every trial would fail the same way; the study stops with this error
@@ -430,4 +437,21 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
             report.write_all(study, cfg, study_dir, url, time.time() - t0, METRIC_LABELS[cfg.metric])
     if objective.fatal is not None:
         raise objective.fatal
+    if objective.failures and not objective.ran:
+        raise _all_failed(objective.failures, study_dir)
     return study_dir
+
+
+class TrialsFailed(UserError):
+    """Every trial this command ran raised (out of memory, a bug, ...): the study has nothing new to show."""
+    exit_code = 1
+
+
+def _all_failed(failures: list[tuple[int, Exception]], study_dir: Path) -> UserError:
+    """The error of a command none of whose trials succeeded: a user error (exit 2) when the first failure was one,
+    else exit 1; the first failure's message, and where every trial's is."""
+    number, first = failures[0]
+    n = len(failures)
+    msg = (f"{'the trial' if n == 1 else f'every trial ({n})'} of this command failed; the first, trial {number}: "
+           f"{_one_line(first)} (every trial's message: {study_dir / 'trials.csv'})")
+    return UserError(msg) if isinstance(first, UserError) else TrialsFailed(msg)
