@@ -133,7 +133,9 @@ def test_fixed_option_error_stops_the_study_at_its_first_trial(data, tmp_path, s
                                  "--no-pretrained", "--folds", "all", "--out", str(tmp_path / "tune"), "--trials", "3",
                                  "--sampler", "random", "--quiet"])
     assert r.exit_code == 2 and "--folds needs a `fold` column" in r.output
-    assert len(trials_csv(tmp_path / "tune" / "s")) == 1
+    # the study it created is removed again (no trials.csv pointing at a trial folder never made, no study.db
+    # holding the mistake): the same command without --folds starts the study afresh
+    assert not (tmp_path / "tune").exists()
 
 
 # --- studies on generated images ----------------------------------------------------------------------------------
@@ -378,7 +380,8 @@ def test_a_command_whose_every_trial_failed_exits_non_zero(data, tmp_path, space
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     last = r.output.strip().splitlines()[-1]
     assert "every trial (2) of this command failed; the first, trial 0: RuntimeError: CUDA out of memory" in last
-    assert list(trials_csv(tmp_path / "tune" / "s")["state"]) == ["fail", "fail"]
+    t = trials_csv(tmp_path / "tune" / "s")
+    assert list(t["state"]) == ["fail", "fail"] and t["run_dir"].isna().all()      # no folder was made
 
 
 def test_bad_folds_are_refused_before_the_study_opens(data, tmp_path, space):

@@ -328,6 +328,8 @@ class _Objective:
                 self.ran += 1
                 raise
             trial.set_user_attr("message", _one_line(e))
+            if not run_dir.exists():            # failed before train made it: trials.csv points at no folder
+                trial.set_user_attr("run_dir", "")
             if not isinstance(e, _TimeUp):
                 self.failures.append((trial.number, e))
             if isinstance(e, UserError) and self.started == 1 and not _n_complete(trial.study):
@@ -378,16 +380,18 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     import optuna
     space, url = _check_up_front(cfg)
     study_dir = cfg.study_dir()
+    made = [d for d in (study_dir, *study_dir.parents) if not d.exists()]      # deepest first
     study_dir.mkdir(parents=True, exist_ok=True)
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)   # tune prints its own line per trial
     try:
-        return _search(cfg, space, url, study_dir, callbacks)
+        return _search(cfg, space, url, study_dir, callbacks, made)
     finally:
         optuna.logging.set_verbosity(verbosity)
 
 
-def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list | None) -> Path:
+def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list | None,
+            made: list[Path] = ()) -> Path:
     from optuna.trial import TrialState
 
     from imgcls.console import info, said_once
@@ -431,7 +435,8 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
             info(f"study '{cfg.study}' already has {done_before} trials (--trials {cap}); writing its report")
     finally:
         if objective.fatal is not None:
-            report.write_tables(study, cfg, study_dir)
+            if not (created and _discard_new_study(cfg, url, study, made)):
+                report.write_tables(study, cfg, study_dir)
         elif study.trials:
             report.cleanup_checkpoints(study, study_dir, cfg.keep_k())
             report.write_all(study, cfg, study_dir, url, time.time() - t0, METRIC_LABELS[cfg.metric])
@@ -440,6 +445,31 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
     if objective.failures and not objective.ran:
         raise _all_failed(objective.failures, study_dir)
     return study_dir
+
+
+def _discard_new_study(cfg: TuneConfig, url: str, study, made: list[Path]) -> bool:
+    """A study this command created whose one trial failed on a user error before train made its run folder (the
+    fixed options are at fault) is removed again, with the database file and folders the command made: nothing is
+    left, and the same command with the option fixed starts the study afresh (trial 0, the new options) instead of
+    resuming one whose record holds the mistake. False (nothing removed) when the study holds more by now."""
+    import optuna
+    with _opening_lock(url):
+        trials = study.get_trials(deepcopy=False)
+        if len(trials) != 1 or (cfg.study_dir() / f"trial_{trials[0].number:04d}").exists():
+            return False
+        storage = open_storage(url)
+        optuna.delete_study(study_name=cfg.study, storage=storage)
+        others = storage.get_all_studies()
+    db = sqlite_file(url) if cfg.storage is None else None      # the default storage: study.db in the study folder
+    if db is not None and not others:
+        for f in (db, db.with_name(db.name + ".lock")):
+            f.unlink(missing_ok=True)
+    for d in made:
+        try:
+            d.rmdir()                       # only when empty: the command made it and wrote nothing else there
+        except OSError:
+            break
+    return True
 
 
 class TrialsFailed(UserError):
