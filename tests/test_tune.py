@@ -364,6 +364,15 @@ def test_reopening_a_study_checks_its_space_and_metric(tmp_path):
         open_study(TuneConfig(study="s", metric="loss"), a, url)
     with pytest.raises(UserError, match="--storage nosuch://x: cannot open it"):
         open_study(TuneConfig(study="s"), a, "nosuch://x")
+    # the fixed train options too: a trial of a lite0 / 48 px / 2-epoch study is never trained as another model
+    with pytest.raises(UserError) as e:
+        open_study(TuneConfig(study="s", train=TrainConfig(model="tf_efficientnet_lite1", img_size=64, epochs=1)),
+                   a, url)
+    assert ("--model tf_efficientnet_lite0 -> tf_efficientnet_lite1, --img-size None -> 64, --epochs 10 -> 1"
+            in str(e.value)) and "a new --study name" in str(e.value) and "\n" not in str(e.value)
+    # what the space searches (lr) and how the data is read (workers, device) may differ
+    again, created = open_study(TuneConfig(study="s", train=TrainConfig(lr=0.5, workers=3, device="cpu")), a, url)
+    assert not created
 
 
 def test_a_command_whose_every_trial_failed_exits_non_zero(data, tmp_path, space, monkeypatch):

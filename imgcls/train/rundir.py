@@ -93,6 +93,17 @@ RESUME_MAY_CHANGE = ("src", "workers", "device", "cache", "out", "name", "exist_
                      "track_checkpoint")
 
 
+def option_changes(recorded: dict, now: dict, may_change=RESUME_MAY_CHANGE) -> list[tuple[str, object, object]]:
+    """(option, recorded value, value now) for each option of `now` that differs from `recorded`, but those in
+    `may_change` (how the data is read, where the outputs go)."""
+    return [(k, recorded.get(k), v) for k, v in now.items() if k not in may_change and v != recorded.get(k)]
+
+
+def describe_changes(changed: list[tuple[str, object, object]]) -> str:
+    """'--epochs 2 -> 1, --model a -> b' for option_changes' list."""
+    return ", ".join(f"--{k.replace('_', '-')} {old} -> {new}" for k, old, new in changed)
+
+
 def _finished(run_dir: Path) -> bool:
     from imgcls.train.checkpoint import read_checkpoint
     lasts = [run_dir / "last.pt"] if (run_dir / "last.pt").is_file() else sorted(run_dir.glob("fold_*/last.pt"))
@@ -110,14 +121,13 @@ def resume_config(cfg, run_dir: Path):
     recorded = TrainConfig.load(run_dir / "config.yaml")
     merged = {f.name: getattr(cfg, f.name) if getattr(cfg, f.name) is not None else getattr(recorded, f.name)
               for f in fields(TrainConfig)}
-    changed = [(k, getattr(recorded, k), merged[k]) for k in merged
-               if k not in RESUME_MAY_CHANGE and merged[k] != getattr(recorded, k)]
+    changed = option_changes(recorded.to_dict(), merged)
     if changed:
         if any(k == "epochs" for k, _, _ in changed) and _finished(run_dir):
             raise UserError(f"--resume {run_dir}: the run finished its {recorded.epochs} epochs and is not extended "
                             f"(its schedule was fitted to {recorded.epochs}); to train longer start a new run from "
                             f"its weights: imgcls train --weights <its best.pt> --epochs N")
-        what = ", ".join(f"--{k.replace('_', '-')} {old} -> {new}" for k, old, new in changed)
+        what = describe_changes(changed)
         raise UserError(f"--resume {run_dir} continues the run as its config.yaml records it; {what} cannot change "
                         f"(drop the flag, or start a new run)")
     merged["name"], merged["out"] = run_dir.name, str(run_dir.parent)
