@@ -296,6 +296,15 @@ def test_weighted_sampler_acts_in_a_run(tmp_path, monkeypatch):
         assert minority == pytest.approx(0.2, abs=0.02) if sampler == "shuffle" else 0.35 < minority < 0.65
 
 
+def test_oversample_auto_says_why_it_is_off(two_class, tmp_path, capsys):
+    """--oversample auto (the default) yields to another rebalancing option: train.log and the terminal say which."""
+    for name, kw, why in (("w", {"sampler": "weighted"}, "--sampler weighted rebalances the classes"),
+                          ("cw", {"class_weights": "auto"}, "--class-weights auto rebalances the loss")):
+        run = run_train(cfg_for(two_class, tmp_path, name=name, epochs=1, **kw))
+        assert f"--oversample auto: off, {why}" in (run / "train.log").read_text()
+        assert f"--oversample auto: off, {why}" in " ".join(capsys.readouterr().err.split())
+
+
 def test_scheduler_acts_in_a_run(tmp_path):
     """--scheduler: the lr the run records per epoch."""
     src = _imbalanced(tmp_path)

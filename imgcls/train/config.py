@@ -272,9 +272,20 @@ class TrainConfig:
         auto is median unless the classes are already rebalanced: by --sampler weighted, --class-weights auto, or
         copies written by preprocess --oversample in the training rows (`data_oversampled`)."""
         if self.oversample == AUTO:
-            rebalanced = self.sampler == "weighted" or self.class_weights == "auto" or data_oversampled
-            return None if rebalanced else "median"
+            return None if self.rebalanced_by(data_oversampled) else "median"
         return parse_target(self.oversample)
+
+    def rebalanced_by(self, data_oversampled: bool = False) -> str | None:
+        """Why --oversample auto is off (what already rebalances the classes, for train.log), or None."""
+        if self.sampler == "weighted":
+            return "--sampler weighted rebalances the classes (draws each class equally often)"
+        if self.class_weights == "auto":
+            return ("--class-weights auto rebalances the loss (inverse class frequency); --oversample median "
+                    "oversamples as well")
+        if data_oversampled:
+            return ("the training rows hold preprocess --oversample copies (augmented_from); --oversample median "
+                    "oversamples them again")
+        return None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -310,9 +310,8 @@ class Trainer:
                          f"per epoch from {self.n_train} images; " + (", ".join(grown[:12]) + (
                              f" (+{len(grown) - 12} more classes)" if len(grown) > 12 else "") if grown else
                              "no class below the target"))
-            elif cfg.oversample == AUTO and self.copies_in_train:
-                self.log(f"--oversample {AUTO}: off, the training rows hold preprocess --oversample copies "
-                         f"(augmented_from); --oversample median oversamples them again")
+            elif cfg.oversample == AUTO:
+                self.log(f"--oversample {AUTO}: off, {cfg.rebalanced_by(self.copies_in_train)}")
         self.hooks("on_run_start", {"run_dir": self.run_dir, "config": cfg.to_dict(), "classes": list(meta.classes),
                                     "fold": fold, "total_epochs": cfg.epochs, "start_epoch": self.state.epoch,
                                     "parent_dir": self.parent_dir, "model": meta.model, "train_images": self.n_train,
