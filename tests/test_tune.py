@@ -174,6 +174,23 @@ def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path,
     best = int(t[t["state"] == "complete"].sort_values("value", ascending=False, kind="stable")["trial"].iloc[0])
     with_pt = sorted(p.parent.name for p in study_dir.glob("trial_*/*.pt"))
     assert with_pt == [f"trial_{best:04d}"] * 2      # best.pt and last.pt
+    # trials.csv records it, and an ensemble of a trial --keep cleared says so (not "is training finished?")
+    other = 2 if best == 0 else 0
+    t = trials_csv(study_dir)
+    assert list(t["checkpoints"].fillna("")) == ["" if i == best else "removed (--keep best-1)" for i in range(3)]
+    r = CliRunner().invoke(app, ["ensemble", str(study_dir / f"trial_{best:04d}"), str(study_dir / f"trial_{other:04d}"),
+                                 "--out", str(tmp_path / "ens")])
+    assert r.exit_code == 2 and "imgcls tune deleted this trial's checkpoints" in r.output, r.output
+    assert "trials.csv: removed (--keep best-1)" in r.output and "is training finished" not in r.output
+    # an ensemble built before --keep cleared its member (the study resumed and found better trials) says so too
+    from imgcls.ensemble import load_spec
+    spec = tmp_path / "old_ens" / "spec.yaml"
+    spec.parent.mkdir()
+    gone = study_dir / f"trial_{other:04d}"
+    spec.write_text(yaml.safe_dump({"kind": "imgcls-ensemble", "method": "soft", "classes": ["a", "b"], "members": [
+        {"name": gone.name, "run": str(gone), "checkpoints": [str(gone / "best.pt")]}]}))
+    with pytest.raises(UserError, match=r"does not exist: imgcls tune deleted this trial's checkpoints"):
+        load_spec(spec)
     from conftest import assert_self_contained
     html = assert_self_contained(study_dir / "report.html", 4)
     assert html.count("data:image/png;base64,") >= 4

@@ -163,8 +163,10 @@ def load_spec(path: str | os.PathLike) -> EnsembleSpec:
         ckpts = [(base / c).resolve() for c in d["checkpoints"]]
         missing = [c for c in ckpts if not c.is_file()]
         if missing:
-            raise UserError(f"ensemble {p}: member {d['name']} checkpoint {missing[0]} does not exist; "
-                            f"rebuild the ensemble or restore the run")
+            from imgcls.train.checkpoint import deleted_by_tune
+            why = deleted_by_tune(base / d["run"])
+            raise UserError(f"ensemble {p}: member {d['name']} checkpoint {missing[0]} does not exist"
+                            + (f": {why}" if why else "; rebuild the ensemble or restore the run"))
         members.append(Member(str(d["name"]), (base / d["run"]).resolve(), ckpts, weight))
     return EnsembleSpec(doc.get("name", p.parent.name), doc.get("method", "soft"), members,
                         [str(c) for c in doc.get("classes", [])], p, doc.get("scores", {}),

@@ -66,7 +66,23 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     folds = sorted(run_dir.glob(f"fold_*/{which}.pt"), key=lambda p: int(p.parent.name.split("_")[1]))
     if folds:
         return folds
+    why = deleted_by_tune(run_dir)
+    if why:
+        raise UserError(f"no {which}.pt in {run_dir}: {why}")
     raise UserError(f"no {which}.pt in {run_dir} (nor in {run_dir}/fold_*/); is training finished?")
+
+
+def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
+    """Why a tune trial's folder holds no checkpoint, when its study's trials.csv records that `tune --keep`
+    deleted them (with the fix); else None."""
+    from imgcls.tune.report import removed_by_keep
+    run_dir = Path(run_dir)
+    removed = removed_by_keep(run_dir)
+    if not removed:
+        return None
+    return (f"imgcls tune deleted this trial's checkpoints, it was not among the study's best "
+            f"({run_dir.parent / 'trials.csv'}: {removed}); take a trial that kept them, or retrain it: imgcls train "
+            f"--config {run_dir / 'config.yaml'} --out outputs/runs --name {run_dir.name}")
 
 
 def init_checkpoint(run: str | os.PathLike, model_name: str) -> Path:

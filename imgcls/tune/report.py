@@ -22,21 +22,42 @@ def _seconds(t) -> float | None:
     return round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
 
 
-def trials_frame(study) -> pd.DataFrame:
-    """One row per trial: number, state, value, seconds, epochs run, each parameter, run folder, message."""
+def trials_frame(study, keep: int | None = None) -> pd.DataFrame:
+    """One row per trial: number, state, value, seconds, epochs run, each parameter, run folder, checkpoints
+    ('removed (--keep best-K)' for a trial whose checkpoints --keep deletes), process, message."""
     names = []
     for t in study.trials:
         names += [n for n in t.params if n not in names]
+    removed = outside_best(study, keep)
     rows = []
     for t in study.trials:
         row = {"trial": t.number, "state": _state(t), "value": t.value, "seconds": _seconds(t),
                "epochs_run": t.user_attrs.get("epochs_run", len(t.intermediate_values))}
         row.update({n: t.params.get(n) for n in names})
-        row.update(run_dir=t.user_attrs.get("run_dir", ""), process=t.user_attrs.get("process", ""),
-                   message=t.user_attrs.get("message", ""))
+        row.update(run_dir=t.user_attrs.get("run_dir", ""),
+                   checkpoints=f"removed (--keep best-{keep})" if t.number in removed else "",
+                   process=t.user_attrs.get("process", ""), message=t.user_attrs.get("message", ""))
         rows.append(row)
     return pd.DataFrame(rows, columns=["trial", "state", "value", "seconds", "epochs_run", *names, "run_dir",
-                                       "process", "message"])
+                                       "checkpoints", "process", "message"])
+
+
+def removed_by_keep(run_dir: Path) -> str | None:
+    """For a trial folder OUT/STUDY/trial_NNNN whose study's trials.csv records that --keep deleted its checkpoints:
+    that record ('removed (--keep best-3)'); else None."""
+    import re
+    m = re.fullmatch(r"trial_(\d+)", Path(run_dir).name)
+    table = Path(run_dir).parent / "trials.csv"
+    if not m or not table.is_file():
+        return None
+    try:
+        t = pd.read_csv(table, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError):
+        return None
+    if "checkpoints" not in t.columns or "trial" not in t.columns:
+        return None
+    row = t.loc[t["trial"] == str(int(m.group(1))), "checkpoints"]
+    return row.iloc[0] if len(row) and row.iloc[0] else None
 
 
 def completed(study) -> list:
@@ -61,7 +82,7 @@ def best_config(study, cfg) -> TrainConfig | None:
 def write_tables(study, cfg, study_dir: Path) -> None:
     """trials.csv and best_config.yaml (cheap: after every trial, so a killed process leaves them current)."""
     from imgcls.fsutil import write_table
-    write_table(trials_frame(study), study_dir / "trials.csv")
+    write_table(trials_frame(study, cfg.keep_k()), study_dir / "trials.csv")
     best = best_config(study, cfg)
     if best is not None:
         best.save(study_dir / "best_config.yaml")
@@ -84,18 +105,22 @@ def _fmt(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def cleanup_checkpoints(study, study_dir: Path, keep: int | None) -> list[Path]:
-    """Delete the *.pt of finished trials outside the `keep` best (pruned and failed ones included); running trials
-    (of any process) are left alone. Returns the deleted files."""
+def outside_best(study, keep: int | None) -> set[int]:
+    """The trials whose checkpoints --keep best-K deletes: the finished ones outside the `keep` best (pruned and
+    failed ones included; running trials of any process are left alone); none with --keep all (None)."""
     from optuna.trial import TrialState
     if keep is None:
-        return []
+        return set()
     best = {t.number for t in completed(study)[:keep]}
+    return {t.number for t in study.get_trials(deepcopy=False)
+            if t.state not in (TrialState.RUNNING, TrialState.WAITING) and t.number not in best}
+
+
+def cleanup_checkpoints(study, study_dir: Path, keep: int | None) -> list[Path]:
+    """Delete the *.pt of the trials outside_best(study, keep). Returns the deleted files."""
     deleted = []
-    for t in study.get_trials(deepcopy=False):
-        if t.state in (TrialState.RUNNING, TrialState.WAITING) or t.number in best:
-            continue
-        run_dir = study_dir / f"trial_{t.number:04d}"
+    for number in sorted(outside_best(study, keep)):
+        run_dir = study_dir / f"trial_{number:04d}"
         for pt in list(run_dir.glob("*.pt")) + list(run_dir.glob("fold_*/*.pt")):
             pt.unlink(missing_ok=True)
             deleted.append(pt)
@@ -203,7 +228,7 @@ def write_all(study, cfg, study_dir: Path, url: str, seconds: float, label: str)
     """Everything at the end of the command (and on Ctrl-C). `label`: the metric's name for people."""
     from imgcls.console import info
     write_tables(study, cfg, study_dir)
-    frame = trials_frame(study)
+    frame = trials_frame(study, cfg.keep_k())
     write_report(study, cfg, study_dir, url, frame, seconds, label)
     print_top(study, label, study_dir)
     best = " best_config.yaml (imgcls train --config)," if (study_dir / "best_config.yaml").exists() else ""
