@@ -5,7 +5,9 @@ A run is any folder with a `config.yaml` written by `imgcls train` (a single run
 a tune trial) or a `spec.yaml` written by `imgcls ensemble`. Its score is recomputed from its saved validation
 predictions with imgcls.metrics (macro-F1 over every class of the task), so every row is the same metric: the best
 epoch's val_predictions.csv of a run, the out-of-fold predictions of a k-fold set, the common validation images of
-an ensemble. `n_val` says how many rows each score came from.
+an ensemble (with weights fitted on those very rows, the cross-fitted score `imgcls ensemble` recorded). `scored_on`
+and `n_val` say which rows and how many each score came from: val, OOF or common val scores are over different
+images.
 
     from imgcls.runs import find_runs, leaderboard
     table = leaderboard(find_runs("outputs"), sort="val_macro_f1", filters=["model=resnet10t"])
@@ -25,7 +27,9 @@ from imgcls.errors import UserError
 from imgcls.options import option
 
 COLUMNS = ["name", "kind", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
-           "seconds", "changed"]
+           "scored_on", "seconds", "changed"]
+# scored_on: the rows of a run's score
+VAL, OOF, COMMON = "val", "OOF", "common val"
 SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
 IGNORED_IN_CHANGED = ("model", "img_size",         # columns of their own
                       "src", "out", "name", "workers", "device", "amp", "exist_ok", "tracker", "tracking_uri",
@@ -60,6 +64,8 @@ class Run:
     val_macro_f1: float = float("nan")
     val_acc: float = float("nan")
     n_val: int = 0
+    scored_on: str = ""                  # VAL | OOF | COMMON (+ how an ensemble's weights were fitted)
+    row_keys: frozenset | None = None    # the scored images (root/path), to tell whether two scores share them
     seconds: float | None = None         # training time: the sum of metrics.csv's epoch_seconds
     config: dict = field(default_factory=dict)
     changed: str = ""                    # options that differ from TrainConfig's defaults, "k=v k=v"
@@ -105,6 +111,15 @@ def _score(preds: pd.DataFrame | None, run: Run) -> None:
     s = metrics.scores(y, p, classes)
     run.val_macro_f1, run.val_acc, run.n_val = s["macro_f1"], s["accuracy"], s["n"]
     run.per_class = metrics.per_class(y, p, classes)
+    rows = preds.loc[ok]
+    if "key" in rows.columns:                            # an ensemble's oof_predictions.csv (read_oof's keys)
+        keys = rows["key"].astype(str)
+    elif "path" in rows.columns:
+        root = rows["root"].fillna("").astype(str) if "root" in rows.columns else pd.Series("", index=rows.index)
+        keys = [f"{r}/{q}" if r else str(q) for r, q in zip(root, rows["path"])]
+    else:
+        keys = None
+    run.row_keys = frozenset(keys) if keys is not None else None
 
 
 def changed_options(config: dict) -> dict:
@@ -153,12 +168,14 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
         run.history = pd.concat(hist, ignore_index=True) if hist else None
         oof = _read_csv(path / "val_predictions.csv")
         _score(oof, run)
+        run.scored_on = OOF
         if run.history is not None:
             run.epochs = int(run.history.groupby("fold")["epoch"].max().max())
             run.best_epoch = _best_epoch(run.history)
     else:
         run.history = _read_csv(path / "metrics.csv")
         _score(_read_csv(path / "val_predictions.csv"), run)
+        run.scored_on = VAL
         if run.history is not None and len(run.history):
             run.epochs = int(run.history["epoch"].max())
             run.best_epoch = _best_epoch(run.history)
@@ -186,6 +203,17 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
                   "members": {str(m.get("name")): m.get("weight") for m in members}}
     run.changed = "weights " + " ".join(f"{m.get('name')}={float(m.get('weight', 0)):.3f}" for m in members)
     _score(_read_csv(path / "oof_predictions.csv"), run)
+    run.scored_on = COMMON
+    scores = doc.get("scores") if isinstance(doc.get("scores"), dict) else {}
+    if scores.get("weights_fitted_on_scored_rows"):
+        # the weights were fitted on the rows scored: that score is optimistic; rank on the cross-fitted one (each
+        # row scored with weights fitted without it) where imgcls ensemble recorded it
+        cross = pd.to_numeric(pd.Series([scores.get("ensemble_macro_f1_crossfit")]), errors="coerce").iloc[0]
+        if pd.notna(cross):
+            run.val_macro_f1, run.val_acc = float(cross), float("nan")     # no cross-fitted accuracy is recorded
+            run.scored_on = f"{COMMON}, weights cross-fitted"
+        else:
+            run.scored_on = f"{COMMON}, weights fitted on these rows (optimistic)"
     return run
 
 
@@ -260,15 +288,28 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike) -> None:
     from rich.table import Table
     from imgcls.console import print_table
     t = Table(title=f"{len(df)} run(s) under {root}: val macro-F1 over every class, recomputed from the saved "
-                    f"validation predictions (n_val rows)", title_justify="left")
+                    f"validation predictions", title_justify="left", caption=ROWS_NOTE, caption_justify="left")
     for c, just in (("name", "left"), ("kind", "left"), ("model", "left"), ("img", "right"), ("epochs", "right"),
-                    ("best ep", "right"), ("val macro-F1", "right"), ("val acc", "right"), ("n_val", "right"),
+                    ("best ep", "right"), ("val macro-F1", "right"), ("val acc", "right"), ("scored on", "left"),
                     ("time", "right"), ("options changed", "left")):
         t.add_column(c, justify=just, overflow="fold")
     for r in df.itertuples(index=False):
         t.add_row(r.name, r.kind, r.model, _int(r.img_size), _int(r.epochs), _int(r.best_epoch), _f4(r.val_macro_f1),
-                  _f4(r.val_acc), _int(r.n_val), duration(r.seconds), r.changed)
+                  _f4(r.val_acc), rows_label(r.scored_on, r.n_val), duration(r.seconds), r.changed)
     print_table(t)
+
+
+ROWS_NOTE = (f"scored on: {VAL} = a run's validation rows, {OOF} = a k-fold set's out-of-fold rows (every fold's "
+             f"validation), {COMMON} = the validation rows an ensemble's members share; scores over other rows "
+             f"compare only loosely")
+
+
+def rows_label(scored_on, n) -> str:
+    """'val (84)', 'OOF (417)', 'common val (84), weights cross-fitted': which rows a score came from, how many."""
+    if not scored_on:
+        return ""
+    rows, _, how = str(scored_on).partition(", ")
+    return f"{rows} ({_int(n)})" + (f", {how}" if how else "")
 
 
 def _int(v) -> str:
@@ -309,6 +350,8 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
         keys = [k for k in keys if k in ra.config and k in rb.config]
     cfg = [(k, _fmt_value(ra.config.get(k, "")), _fmt_value(rb.config.get(k, ""))) for k in keys
            if ra.config.get(k) != rb.config.get(k)]
+    # the scores are over the same images only when both runs scored the same rows
+    same_rows = ra.row_keys is not None and ra.row_keys == rb.row_keys and ra.scored_on == rb.scored_on
     mets = []
     for k in ("val_macro_f1", "val_acc", "n_val", "epochs", "best_epoch", "seconds"):
         va, vb = getattr(ra, k), getattr(rb, k)
@@ -320,7 +363,7 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
         pc = ra.per_class[["class", "f1", "support"]].merge(rb.per_class[["class", "f1", "support"]], on="class",
                                                             how="outer", suffixes=("_a", "_b"))
         pc["delta_f1"] = pc["f1_b"] - pc["f1_a"]
-    return {"a": ra, "b": rb, "config": cfg, "metrics": mets, "per_class": pc}
+    return {"a": ra, "b": rb, "config": cfg, "metrics": mets, "per_class": pc, "same_rows": same_rows}
 
 
 def _must_read(path) -> Run:
@@ -345,10 +388,15 @@ def print_diff(d: dict) -> None:
     elif not d["config"]:
         t.add_row("(none differ)", "", "")
     print_table(t)
+    same = d.get("same_rows", True)
     m = Table(title="metrics (val macro-F1 over every class, from the saved validation predictions)",
-              title_justify="left")
+              title_justify="left", caption_justify="left",
+              caption=None if same else "A and B are scored on different images: their val_macro_f1 / val_acc "
+                                        "difference is not a like-for-like comparison")
     for c in ("metric", "A", "B", "B - A"):
         m.add_column(c, justify="right" if c != "metric" else "left")
+    m.add_row("scored on", rows_label(d["a"].scored_on, d["a"].n_val), rows_label(d["b"].scored_on, d["b"].n_val),
+              "same rows" if same else "other rows")
     for k, va, vb, dv in d["metrics"]:
         fmt = duration if k == "seconds" else (_f4 if k in ("val_macro_f1", "val_acc") else _int)
         if np.isnan(dv):
@@ -357,6 +405,8 @@ def print_diff(d: dict) -> None:
             delta = ("-" if dv < 0 else "+") + duration(abs(dv))
         else:
             delta = f"{dv:+.4f}" if k in ("val_macro_f1", "val_acc") else f"{dv:+.0f}"
+            if k in ("val_macro_f1", "val_acc") and not same:
+                delta += " (other rows)"
         m.add_row(k, fmt(va), fmt(vb), delta)
     print_table(m)
 
@@ -377,7 +427,8 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
     shown = board.assign(time=[duration(s) for s in board["seconds"]]).drop(columns=["seconds"])
     return report.write_report(out, "runs.html", title=f"imgcls runs: {root}",
                                subtitle=f"{len(board)} run(s); val macro-F1 over every class of the task, "
-                                        f"recomputed from each run's saved validation predictions (n_val rows)",
+                                        f"recomputed from each run's saved validation predictions; {ROWS_NOTE} "
+                                        f"(scored_on, n_val)",
                                leaderboard=report.safe(report.table(shown, digits=4)),
                                curves=report.safe(report.img(curves, "val macro-F1 by epoch")) if curves else "",
                                heat=report.safe(report.img(heat, "per-class F1 across runs")) if heat else "")

@@ -148,3 +148,46 @@ def test_diff_and_report(outputs, monkeypatch):
     srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
     assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)   # curves + heat map
     assert "runs/best" in html and "Per-class F1 across runs" in html
+
+
+def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cross_fitted_score(outputs):
+    """A weighted ensemble whose weights were fitted on the rows it is scored on ranks on the cross-fitted score
+    imgcls ensemble recorded (else it is labelled optimistic); every score says which rows it came from, and a diff
+    of scores over other rows says so instead of a bare delta."""
+    best = pd.read_csv(outputs / "runs" / "best" / "val_predictions.csv")
+    for name, scores in (("fitted", {"weights_fitted_on_scored_rows": True, "ensemble_macro_f1": 1.0,
+                                     "ensemble_macro_f1_crossfit": 0.3, "crossfit_folds": 5}),
+                         ("nocross", {"weights_fitted_on_scored_rows": True, "ensemble_macro_f1": 1.0})):
+        ens = outputs / "ensembles" / name
+        ens.mkdir(parents=True)
+        (ens / "spec.yaml").write_text(yaml.safe_dump({
+            "kind": "imgcls-ensemble", "name": name, "method": "weighted", "classes": CLASSES, "scores": scores,
+            "members": [{"name": "best", "weight": 0.9}, {"name": "mid", "weight": 0.1}]}))
+        best.assign(key=[f"{r}/{p}" for r, p in zip(best["root"], best["path"])]).drop(
+            columns=["root", "path", "fold"]).to_csv(ens / "oof_predictions.csv", index=False)
+    runs = {r.name: r for r in find_runs(outputs)}
+    fitted, nocross = runs["ensembles/fitted"], runs["ensembles/nocross"]
+    assert fitted.val_macro_f1 == pytest.approx(0.3) and np.isnan(fitted.val_acc)     # not 1.0 on its fitting rows
+    assert fitted.scored_on == "common val, weights cross-fitted"
+    assert nocross.val_macro_f1 == pytest.approx(1.0)
+    assert nocross.scored_on == "common val, weights fitted on these rows (optimistic)"
+    assert runs["runs/best"].scored_on == "val" and runs["runs/kf"].scored_on == "OOF"
+    assert runs["ensembles/e1"].scored_on == "common val"                               # soft: nothing fitted
+    board = leaderboard(list(runs.values()))
+    assert list(board["name"]).index("ensembles/fitted") > list(board["name"]).index("runs/mid")   # 0.3 < 0.6
+    r = CliRunner().invoke(app, ["runs", str(outputs)])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and "val (4)" in out and "OOF (4)" in out
+    assert "common val (4), weights cross-fitted" in out and "weights fitted on these rows (optimistic)" in out
+    # diff: the single run's 4 val rows against the k-fold set's out-of-fold rows (other images)
+    d = diff_runs(outputs / "runs" / "best", outputs / "runs" / "kf")
+    assert not d["same_rows"]
+    r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "best"), str(outputs / "runs" / "kf")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and re.search(r"scored on\W+val \(4\)\W+OOF \(4\)\W+other rows", out), out
+    assert re.search(r"val_macro_f1\W+1.0000\W+0.6667\W+-0.3333 \(other rows\)", out), out
+    assert "not a like-for-like comparison" in out
+    # two runs validated on the same images: a plain delta
+    assert diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")["same_rows"]
+    r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "best"), str(outputs / "runs" / "mid")])
+    assert "(other rows)" not in r.output and "same rows" in r.output
