@@ -178,8 +178,8 @@ def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path,
     other = 2 if best == 0 else 0
     t = trials_csv(study_dir)
     assert list(t["checkpoints"].fillna("")) == ["" if i == best else "removed (--keep best-1)" for i in range(3)]
-    r = CliRunner().invoke(app, ["ensemble", str(study_dir / f"trial_{best:04d}"), str(study_dir / f"trial_{other:04d}"),
-                                 "--out", str(tmp_path / "ens")])
+    r = CliRunner().invoke(app, ["ensemble", str(study_dir / f"trial_{best:04d}"),
+                                 str(study_dir / f"trial_{other:04d}"), "--out", str(tmp_path / "ens")])
     assert r.exit_code == 2 and "imgcls tune deleted this trial's checkpoints" in r.output, r.output
     assert "trials.csv: removed (--keep best-1)" in r.output and "is training finished" not in r.output
     # an ensemble built before --keep cleared its member (the study resumed and found better trials) says so too

@@ -399,7 +399,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
 
 
 def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list | None,
-            made: list[Path] = ()) -> Path:
+            made: list[Path]) -> Path:
     from optuna.trial import TrialState
 
     from imgcls.console import info, said_once
@@ -490,6 +490,7 @@ def _all_failed(failures: list[tuple[int, Exception]], study_dir: Path) -> UserE
     else exit 1; the first failure's message, and where every trial's is."""
     number, first = failures[0]
     n = len(failures)
-    msg = (f"{'the trial' if n == 1 else f'every trial ({n})'} of this command failed; the first, trial {number}: "
-           f"{_one_line(first)} (every trial's message: {study_dir / 'trials.csv'})")
+    which = (f"every trial ({n}) of this command failed; the first," if n > 1 else
+             "the one trial of this command failed,")
+    msg = f"{which} trial {number}: {_one_line(first)} (every trial's message: {study_dir / 'trials.csv'})"
     return UserError(msg) if isinstance(first, UserError) else TrialsFailed(msg)
