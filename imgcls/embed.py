@@ -220,29 +220,35 @@ def style_layer(model_name: str, net) -> str:
 def embed_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str | None = None,
                    pretrained: bool = True, img_size: int | None = None, batch_size: int = EMBED_BATCH,
                    device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 1,
-                   weights_flag: str | None = "--weights", model_flag: str = "--model") -> np.ndarray:
+                   weights_flag: str | None = "--weights", model_flag: str = "--model",
+                   precision: str = "auto") -> np.ndarray:
     """(len(df), d) float32 L2-normalised embeddings; rows with an `error` (or undecodable) are all-zero.
     `workers`: processes that decode and resize the images while the model runs (as --workers counts them: 1 =
     decoding in this process, between batches)."""
     return _embed(df, "pooled", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
-                  weights_flag, model_flag)
+                  weights_flag, model_flag, precision)
 
 
 def style_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str | None = None,
                    pretrained: bool = True, img_size: int | None = None, batch_size: int = EMBED_BATCH,
                    device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 1,
-                   weights_flag: str | None = "--weights", model_flag: str = "--model") -> np.ndarray:
+                   weights_flag: str | None = "--weights", model_flag: str = "--model",
+                   precision: str = "auto") -> np.ndarray:
     """(len(df), 2c) per-channel mean and std of the style layer's feature map (see STYLE_LAYERS); computed in the
     same pass (and cached beside) the pooled embeddings. Unreadable rows are all-zero."""
     return _embed(df, "style", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
-                  weights_flag, model_flag)
+                  weights_flag, model_flag, precision)
 
 
 def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
-           weights_flag="--weights", model_flag="--model") -> np.ndarray:
+           weights_flag="--weights", model_flag="--model", precision="auto") -> np.ndarray:
+    from imgcls.device import inference_precision
     size = int(img_size or DEFAULT_EMBED_SIZE)
     cache_dir = cache_folder(cache_dir)
-    tag = model if weights is None else f"{model}-{Path(weights).stem}"
+    bf16 = inference_precision(precision, device) == "bf16"
+    # one cache file per precision: a bf16 vector differs from the fp32 one (cosine ~0.999), and a run's result
+    # must not depend on which pass filled the cache
+    tag = (model if weights is None else f"{model}-{Path(weights).stem}") + ("-bf16" if bf16 else "")
     cpaths = {"pooled": _cache_file(cache_dir, tag, size), "style": _cache_file(cache_dir, tag + "-style", size)}
     cache = load_vectors(cpaths[kind], tag, size, kind)
     parts = _shard_dir(cache_dir, tag, size)
@@ -291,9 +297,13 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
                                              num_workers=workers if workers > 1 else 0, shuffle=False,
                                              pin_memory=dev.type == "cuda")
         pending: tuple[list, list, list] = ([], [], [])
-        with torch.inference_mode(), progress_bar(f"embedding ({model}, {size}px)", len(paths)) as advance:
+        if bf16 and precision == "auto":
+            info("embedding in bfloat16 (this CPU has AMX, where it is faster; --embed-precision fp32 for float32)")
+        label = f"embedding ({model}, {size}px{', bf16' if bf16 else ''})"
+        with torch.inference_mode(), progress_bar(label, len(paths)) as advance:
             for idx, x, ok in loader:
-                feats = net(nhwc(x.to(dev, non_blocking=True))).float()
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                    feats = net(nhwc(x.to(dev, non_blocking=True))).float()
                 feats = torch.nn.functional.normalize(feats, dim=1).cpu().numpy()
                 fmap = grabbed["map"].float()
                 style = torch.cat([fmap.mean((2, 3)), fmap.std((2, 3))], 1).cpu().numpy()
@@ -339,7 +349,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
             parts.rmdir()
         if again and not d.on:   # rows taken from the bad cache are embedded now (the saved cache holds good vectors)
             return _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
-                          weights_flag)
+                          weights_flag, model_flag, precision)
     if d.on and (todo or shard_paths):
         d.barrier()                                      # rank 0's cache files are whole before anyone reads them
     got = vectors[kind]

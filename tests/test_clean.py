@@ -743,6 +743,33 @@ def test_style_statistics_come_from_the_same_cached_pass(dirty, tmp_path, monkey
     assert again.shape == (len(df), 1280)
 
 
+@pytest.mark.timeout(120)
+def test_a_bf16_embedding_pass_has_its_own_cache_and_the_fp32_neighbours(dirty, tmp_path, monkeypatch):
+    """--embed-precision bf16 (auto on a CPU with AMX): the vectors are within bf16's rounding of fp32's, cached in a
+    file of their own (a run's result must not depend on which precision filled the cache), and the pass says so."""
+    from imgcls import embed
+    from imgcls import manifest as mf
+    df = mf.load(dirty, announce=False).reset_index(drop=True)
+    ok = (df["error"] == "").to_numpy()
+    said: list[str] = []
+    monkeypatch.setattr(embed, "info", said.append)
+    monkeypatch.setattr("imgcls.device.cpu_has_amx", lambda: True)
+    monkeypatch.setattr("imgcls.device._cuda_maybe", lambda: False)
+    f32 = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=tmp_path, precision="fp32")
+    assert not any("bfloat16" in m for m in said)
+    b16 = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=tmp_path)           # auto -> bf16 here
+    assert any("embedding in bfloat16" in m for m in said), said
+    assert (tmp_path / "tf_efficientnet_lite0_64.npz").is_file()
+    assert (tmp_path / "tf_efficientnet_lite0-bf16_64.npz").is_file()
+    cos = (f32[ok] * b16[ok]).sum(1)
+    assert cos.min() > 0.99 and not np.array_equal(f32[ok], b16[ok])
+    # the same neighbours: each image's nearest other image is the same one (or within rounding of it)
+    s32, s16 = f32[ok] @ f32[ok].T, b16[ok] @ b16[ok].T
+    np.fill_diagonal(s32, -1), np.fill_diagonal(s16, -1)
+    nn16 = s16.argmax(1)
+    assert (s32[np.arange(len(s32)), nn16] >= s32.max(1) - 0.01).all()
+
+
 def test_byte_identical_files_are_embedded_once_in_the_inference_layout(dirty, tmp_path, monkeypatch):
     import torch
 
@@ -766,7 +793,7 @@ def test_byte_identical_files_are_embedded_once_in_the_inference_layout(dirty, t
         return used[-1]
     monkeypatch.setattr(w, "create_model", create)
     monkeypatch.setattr(device, "inference_layout", layout)
-    emb = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=tmp_path)
+    emb = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=tmp_path, precision="fp32")
     assert sum(seen) == df.loc[ok, "sha256"].nunique() and all(layouts)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in used[0].modules())
     for _, rows in df[ok].groupby("sha256").groups.items():
@@ -789,7 +816,7 @@ def test_byte_identical_files_are_embedded_once_in_the_inference_layout(dirty, t
             super().__init__(*a, **k)
     monkeypatch.setattr(torch.utils.data, "DataLoader", Loader)
     np.testing.assert_allclose(embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=tmp_path / "w2",
-                                                    workers=2), emb, atol=1e-6)
+                                                    workers=2, precision="fp32"), emb, atol=1e-6)
     assert loaders == [2]
 
 
@@ -801,7 +828,7 @@ def test_an_interrupted_embedding_pass_resumes_from_its_shards(dirty, tmp_path, 
     from imgcls import manifest as mf
     df = mf.load(dirty, announce=False).reset_index(drop=True)
     readable = int((df["error"] == "").sum())
-    full = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=tmp_path / "whole")
+    full = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=tmp_path / "whole", precision="fp32")
     real_create = w.create_model
     seen: list[int] = []
 
@@ -820,7 +847,7 @@ def test_an_interrupted_embedding_pass_resumes_from_its_shards(dirty, tmp_path, 
     monkeypatch.setattr(w, "create_model", lambda *a, **k: create(*a, fail_after=3, **k))
     cache = tmp_path / "cache"
     with pytest.raises(KeyboardInterrupt):
-        embed.embed_manifest(df, img_size=64, batch_size=4, device="cpu", cache_dir=cache)
+        embed.embed_manifest(df, img_size=64, batch_size=4, device="cpu", cache_dir=cache, precision="fp32")
     parts = cache / "tf_efficientnet_lite0_64.parts"
     assert len(list(parts.glob("shard-*.npz"))) == 1 and not (cache / "tf_efficientnet_lite0_64.npz").exists()   # 8 kept
     kept = set(np.load(next(parts.glob("shard-*.npz")))["keys"].tolist())
@@ -830,7 +857,7 @@ def test_an_interrupted_embedding_pass_resumes_from_its_shards(dirty, tmp_path, 
     monkeypatch.setattr(embed, "info", said.append)
     monkeypatch.setattr(w, "create_model", lambda *a, **k: create(*a, **k))
     seen.clear()
-    again = embed.embed_manifest(df, img_size=64, batch_size=4, device="cpu", cache_dir=cache)
+    again = embed.embed_manifest(df, img_size=64, batch_size=4, device="cpu", cache_dir=cache, precision="fp32")
     left = df.loc[(df["error"] == "") & ~df["sha256"].isin(kept), "sha256"]
     assert sum(seen) == left.nunique()                        # only what the shard lacked was embedded, byte twins once
     assert any(f"{reused} of {readable} images reused" in m and f"{reused} from an interrupted pass" in m
@@ -838,7 +865,7 @@ def test_an_interrupted_embedding_pass_resumes_from_its_shards(dirty, tmp_path, 
     np.testing.assert_allclose(again, full, atol=1e-4)
     assert not parts.exists() and (cache / "tf_efficientnet_lite0_64.npz").exists()     # merged into the cache, shards gone
     seen.clear()
-    embed.style_manifest(df, img_size=64, device="cpu", cache_dir=cache)
+    embed.style_manifest(df, img_size=64, device="cpu", cache_dir=cache, precision="fp32")
     assert not seen                                           # the style vectors were in the shards too
 
 

@@ -23,7 +23,7 @@ def test_torchrun_two_processes_give_the_one_process_manifest(dirty, tmp_path): 
                                PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH", "")])))
         launch = launch if procs > 1 else [sys.executable]
         cmd = launch + ["-m", "imgcls", "clean", str(dirty), "--out", str(out), "--device", "cpu", "--embed-size",
-                        "64", "--duplicates", "drop"]
+                        "64", "--duplicates", "drop", "--embed-precision", "fp32"]
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         said = " ".join((r.stdout + r.stderr).split())

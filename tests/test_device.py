@@ -125,3 +125,16 @@ def test_a_convolution_feeding_two_norms_folds_into_neither():
     x = torch.randn(2, 3, 16, 16)
     with torch.no_grad():
         assert torch.allclose(folded(x), net(x), atol=1e-5)
+
+
+def test_auto_inference_precision_is_bf16_only_on_a_cpu_run_with_amx(monkeypatch):
+    import imgcls.device as device
+    from imgcls.device import inference_precision
+    monkeypatch.setattr(device, "_cuda_maybe", lambda: False)
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: True)
+    assert inference_precision("auto", "cpu") == "bf16" and inference_precision("auto", "auto") == "bf16"
+    assert inference_precision("auto", "cuda") == "fp32" and inference_precision("fp32", "cpu") == "fp32"
+    monkeypatch.setattr(device, "_cuda_maybe", lambda: True)       # --device auto would pick the GPU
+    assert inference_precision("auto", "auto") == "fp32"
+    monkeypatch.setattr(device, "cpu_has_amx", lambda: False)      # AVX-512 without AMX: bf16 is slower there
+    assert inference_precision("auto", "cpu") == "fp32" and inference_precision("bf16", "cpu") == "bf16"

@@ -556,7 +556,7 @@ def test_embedding_cache_of_the_wrong_vector_size_is_reported_and_rebuilt(tmp_pa
     # a cache that records itself faithfully but whose vectors are not this model's: found when the model runs
     np.savez(path, keys=np.array(shas[:3]), vectors=np.ones((3, 7), np.float32), dim=np.array(7), **meta)
     said.clear()
-    emb = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=cache)
+    emb = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=cache, precision="fp32")
     assert emb.shape == (4, 1280) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
     assert any("size 7" in w and "rebuilt" in w for w in said), said
     again = embed.load_vectors(path, "tf_efficientnet_lite0", 64, "pooled")

@@ -79,6 +79,7 @@ class CleanConfig:
     embedder_weights: str | None = option(None, panel=EMBED, cli_type=Optional[Path], from_cli=str,
                                           help="Weight file for --embedder.")
     embed_size: int = option(links.DEFAULT_EMBED_SIZE, panel=EMBED, lo=16, hi=2048, help="Embedding input size (px).")
+    embed_precision: str = links.embed_precision_option(EMBED)
     device: str = device_option(RUNTIME)
     seed: int = seed_option(RUNTIME)
     cache_dir: str | None = option(None, cli=False, help="Embedding, verified-pair, thumbnail-summary and photo-"
@@ -106,4 +107,4 @@ class CleanConfig:
         """The near-duplicate definition these options choose (shared with split)."""
         return links.NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.embedder,
                                     self.embedder_weights, "--embedder-weights", self.embed_size, self.device,
-                                    self.cache_dir, self.ann, model_flag="--embedder")
+                                    self.cache_dir, self.ann, model_flag="--embedder", precision=self.embed_precision)

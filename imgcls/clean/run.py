@@ -170,7 +170,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
             from imgcls.embed import style_manifest
             cache["style"] = style_manifest(df, model=cfg.embedder, weights=cfg.embedder_weights,
                                             weights_flag="--embedder-weights", model_flag="--embedder",
-                                            img_size=cfg.embed_size,
+                                            img_size=cfg.embed_size, precision=cfg.embed_precision,
                                             device=cfg.device, cache_dir=cfg.cache_dir, workers=workers)
         return cache["style"]
 
@@ -238,7 +238,9 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     remove_stale_temps(out)          # what a kill -9 of an earlier run left (materialized copies included)
     mf.write(df, out / mf.MANIFEST_NAME)
     sweep = threshold_sweep(df, scored) if scored is not None else []
-    config = {**asdict(cfg), "dup_threshold": definition.cut}      # the threshold used, not None for "default"
+    from imgcls.device import inference_precision
+    config = {**asdict(cfg), "dup_threshold": definition.cut,      # the threshold used, not None for "default"
+              "embed_precision": inference_precision(cfg.embed_precision, cfg.device)}   # and the precision
     summary = {"config": config, "source": str(src), "n_images": len(df), "kept": int(df["keep"].sum()),
                "removed": {r: int(n) for r, n in df.loc[~df["keep"], "reason"].value_counts().items()},
                "duplicates": cfg.duplicates,

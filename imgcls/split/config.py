@@ -65,6 +65,7 @@ class SplitConfig:
     dup_candidates: float = links.dup_candidates_option(LINKS, ("near_dup",))
     model: str = option(links.DEFAULT_EMBEDDER, panel=LINKS, needs=("near_dup",),
                         help="Embedding model of the near-duplicate search.")
+    embed_precision: str = links.embed_precision_option(LINKS, ("near_dup",))
     device: str = device_option(RUNTIME)
     cache_dir: str | None = option(None, panel=LINKS, cli_type=Optional[Path], from_cli=str, needs=("near_dup",),
                                    help="Embedding and verified-pair cache folder (shared with clean).")
@@ -82,7 +83,7 @@ class SplitConfig:
     def near_duplicates(self) -> links.NearDuplicates:
         """The near-duplicate definition these options choose (clean's, with the same embedding cache)."""
         return links.NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.model,
-                                    device=self.device, cache_dir=self.cache_dir)
+                                    device=self.device, cache_dir=self.cache_dir, precision=self.embed_precision)
 
 
 def parse_ages(text: str | None) -> list[int]:
