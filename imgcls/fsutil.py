@@ -99,7 +99,11 @@ def write_table(df, path: str | os.PathLike) -> Path:
 
 def is_within(child: str | os.PathLike, parent: str | os.PathLike) -> bool:
     # os.path.realpath, not Path.resolve: a symlink loop is a path like any other here, not a RuntimeError
-    child, parent = Path(os.path.realpath(child)), Path(os.path.realpath(parent))
+    return _under(Path(os.path.realpath(child)), Path(os.path.realpath(parent)))
+
+
+def _under(child: Path, parent: Path) -> bool:
+    """`child` is `parent` or lies below it (both already resolved)."""
     return child == parent or parent in child.parents
 
 
@@ -133,7 +137,7 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
             if head not in parents:
                 parents[head] = Path(os.path.realpath(head or "."))
             real = parents[head] / name
-        if real == out_r or out_r in real.parents:
+        if _under(real, out_r):
             inside.append(p)
     if inside:
         raise UserError(f"{len(inside)} input image(s) lie inside {flag} {out}, e.g. {inside[0]}; choose an "

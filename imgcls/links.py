@@ -41,7 +41,8 @@ def dup_method_option(panel: str, needs: tuple = ()):
 
 def dup_threshold_option(panel: str, needs: tuple = ()):
     """--dup-threshold: its default per method is printed from DEFAULT_DUP_THRESHOLDS (help once said 0.95)."""
-    return option(None, panel=panel, lo=0, hi=1, needs=needs, none=", ".join(f"{k} {v}" for k, v in DEFAULT_DUP_THRESHOLDS.items()),
+    return option(None, panel=panel, lo=0, hi=1, needs=needs,
+                  none=", ".join(f"{k} {v}" for k, v in DEFAULT_DUP_THRESHOLDS.items()),
                   help="Score at or above which two images are near duplicates: verified correlation or embedding "
                        "cosine.")
 

@@ -43,9 +43,10 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
         rembg_model_file(cfg.rembg_model)
     df = mf.load(src, opts, scan=True, workers=workers, max_pixels=cfg.max_pixels)
     df = df.reset_index(drop=True)
-    check_output_location(out, *mf.roots(df), images=mf.image_paths(df))
+    paths = mf.image_paths(df)
+    check_output_location(out, *mf.roots(df), images=paths)
     settings = cfg.settings()
-    sources = [os.path.realpath(p) for p in mf.image_paths(df)]     # realpath: a symlink loop is not a RuntimeError
+    sources = [os.path.realpath(p) for p in paths]     # realpath: a symlink loop is not a RuntimeError
     names = output_names(df, cfg)
     # every output proven to lie under OUT (symlinks resolved), whatever the manifest's paths say
     dsts = under_all(out, names)
@@ -107,7 +108,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     from imgcls.preprocess.oversample import add_copies
     result, oversampled = add_copies(result, out, cfg)
     mf.write(result, out / mf.MANIFEST_NAME)
-    given = [str(p) for p in mf.image_paths(df)]        # reported by the dataset's path, not a link's target
+    given = [str(p) for p in paths]        # reported by the dataset's path, not a link's target
     failed = sorted([(given[i], r["error"]) for i, r in records.items() if r["error"]]
                     + [(given[i], f"unreadable input: {df.at[i, 'error']}") for i in range(len(df))
                        if not readable[i]])
