@@ -2,7 +2,10 @@
 
 Messages are plain text: the console reads no rich markup, so a path or class name with brackets
 (`photo[red].png`, `pip install 'imgcls[wandb]'`) prints as written. Styling is added here (warn()'s and error()'s
-prefix, the progress bar's bold description) with rich styles, never by markup inside a message."""
+prefix, the progress bar's bold description) with rich styles, never by markup inside a message.
+
+Results (tables, `models list`) go to stdout and everything else (messages, warnings, progress) to stderr, so
+`imgcls runs > runs.txt` or `imgcls runs | grep` gets the table and nothing else."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -16,6 +19,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 T = TypeVar("T")
 
 console = Console(stderr=True, highlight=False, markup=False)   # markup=False: messages, table cells are plain
+results = Console(highlight=False, markup=False)               # stdout: tables and listings a script may redirect
 _state = {"quiet": False}
 
 
@@ -66,10 +70,10 @@ def said_once() -> Iterator[None]:
 def print_table(table) -> None:
     """A rich Table: in a terminal at its width; piped or captured (80 columns by default) as wide as the table
     needs, so cells (paths, run names) are not folded."""
-    if console.is_terminal:
-        console.print(table)
+    if results.is_terminal:
+        results.print(table)
     else:
-        Console(file=console.file, width=max(console.width, 240), highlight=False, markup=False).print(table)
+        Console(file=results.file, width=max(results.width, 240), highlight=False, markup=False).print(table)
 
 
 def warn(msg: str) -> None:

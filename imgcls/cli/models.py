@@ -37,7 +37,7 @@ def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="On
     package, or already in the Hugging Face cache)."""
     from rich.markup import escape
 
-    from imgcls.console import console
+    from imgcls.console import results
     from imgcls.weights import LOCAL_SOURCES, cached_backbones, preprocess_inventory
     rows = preprocess_inventory()
     for name, src in LOCAL_SOURCES.items():
@@ -56,7 +56,7 @@ def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="On
             continue
         mark = "[green]present[/green]" if r["present"] else "[red]missing[/red]"
         hint = f"  [dim]({escape(r['obtain'])})[/dim]" if r["obtain"] and not r["present"] else ""
-        console.print(f"{mark} {escape(r['model'].ljust(width))}  {escape(r['location'])}{hint}", soft_wrap=True,
+        results.print(f"{mark} {escape(r['model'].ljust(width))}  {escape(r['location'])}{hint}", soft_wrap=True,
                       highlight=False, markup=True)     # the console reads no markup unless told (imgcls.console)
 
 
