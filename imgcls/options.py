@@ -176,6 +176,20 @@ def _spelling(name: str, spec: Spec, value: Any) -> str:
     return f"no {flag(name, spec)}" if value is None else f"{flag(name, spec)} {value}"
 
 
+def describe_changes(cls, changed: typing.Iterable[tuple[str, Any, Any]]) -> str:
+    """'--epochs 2 -> 1, --no-amp -> --amp' for (field, old, new) triples of config class `cls`, each field named by
+    the flag a user types for it."""
+    table = specs(cls)
+    parts = []
+    for name, old, new in changed:
+        spec = table[name][1] if name in table else None
+        if spec is not None and isinstance(old, bool) and isinstance(new, bool):
+            parts.append(f"{_spelling(name, spec, old)} -> {_spelling(name, spec, new)}")
+        else:
+            parts.append(f"{flag(name, spec)} {old} -> {new}")
+    return ", ".join(parts)
+
+
 def check_acts(cfg: Any, name: str, table: dict | None = None) -> None:
     """A field set to other than its default where it would be ignored -- its `needs` unmet, or its alternative
     set too -- is refused in one line."""

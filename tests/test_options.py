@@ -391,3 +391,12 @@ def test_device_spelling_is_checked_before_the_scan(cmd, image_folder, tmp_path,
     from imgcls.device import check_device_spelling
     for ok in ("auto", "cpu", "cuda", "cuda:1", " CUDA:0 "):
         check_device_spelling(ok)
+
+
+def test_changed_options_are_named_by_the_flags_users_type():
+    """A refused resume / study names each changed option as its flag: --samples for eda's samples_per_class,
+    --no-amp -> --amp for a bool, not the field's name."""
+    from imgcls.eda import EdaConfig
+    assert opts.describe_changes(TrainConfig, [("img_size", 96, 128), ("amp", False, True)]) == \
+        "--img-size 96 -> 128, --no-amp -> --amp"
+    assert opts.describe_changes(EdaConfig, [("samples_per_class", 4, 8)]) == "--samples 4 -> 8"

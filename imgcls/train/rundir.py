@@ -99,11 +99,6 @@ def option_changes(recorded: dict, now: dict, may_change=RESUME_MAY_CHANGE) -> l
     return [(k, recorded.get(k), v) for k, v in now.items() if k not in may_change and v != recorded.get(k)]
 
 
-def describe_changes(changed: list[tuple[str, object, object]]) -> str:
-    """'--epochs 2 -> 1, --model a -> b' for option_changes' list."""
-    return ", ".join(f"--{k.replace('_', '-')} {old} -> {new}" for k, old, new in changed)
-
-
 def _finished(run_dir: Path) -> bool:
     from imgcls.train.checkpoint import read_checkpoint
     lasts = [run_dir / "last.pt"] if (run_dir / "last.pt").is_file() else sorted(run_dir.glob("fold_*/last.pt"))
@@ -117,6 +112,7 @@ def resume_config(cfg, run_dir: Path):
     (None) are the recorded ones."""
     from dataclasses import fields
 
+    from imgcls.options import describe_changes
     from imgcls.train.config import TrainConfig
     recorded = TrainConfig.load(run_dir / "config.yaml")
     merged = {f.name: getattr(cfg, f.name) if getattr(cfg, f.name) is not None else getattr(recorded, f.name)
@@ -127,7 +123,7 @@ def resume_config(cfg, run_dir: Path):
             raise UserError(f"--resume {run_dir}: the run finished its {recorded.epochs} epochs and is not extended "
                             f"(its schedule was fitted to {recorded.epochs}); to train longer start a new run from "
                             f"its weights: imgcls train --weights <its best.pt> --epochs N")
-        what = describe_changes(changed)
+        what = describe_changes(TrainConfig, changed)
         raise UserError(f"--resume {run_dir} continues the run as its config.yaml records it; {what} cannot change "
                         f"(drop the flag, or start a new run)")
     merged["name"], merged["out"] = run_dir.name, str(run_dir.parent)

@@ -232,11 +232,12 @@ def _open_study(cfg: TuneConfig, space, url: str):
                         f"{', '.join(diff)}); give the same --space to resume it, or another --study")
     base = attrs.get("base_config")
     if base is not None:      # the fixed options every trial starts from (the space's values replace theirs)
-        from imgcls.train.rundir import describe_changes, option_changes
+        from imgcls.options import describe_changes
+        from imgcls.train.rundir import option_changes
         changed = [c for c in option_changes(base, cfg.train.to_dict()) if c[0] not in space.names()]
         if changed:
             raise UserError(f"study '{cfg.study}' was started with other fixed train options ("
-                            f"{describe_changes(changed)}): its trials would not be comparable; give the same "
+                            f"{describe_changes(type(cfg.train), changed)}): its trials would not be comparable; give the same "
                             f"options to resume it, or a new --study name for these")
     joined_seed = (seed * 1_000_003 + len(old.trials) * 7_919 + os.getpid()) % (2 ** 31)
     study = optuna.load_study(study_name=cfg.study, storage=storage, sampler=make_sampler(cfg, space, joined_seed),
