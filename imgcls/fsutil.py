@@ -145,6 +145,16 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
     return out
 
 
+def check_output_not_source(out: str | os.PathLike, folders, flag: str = "--out") -> None:
+    """Refuse an --out that is one of the run or ensemble folders a step reads (`folders`): its report.html, and a
+    k-fold run's oof_predictions.csv, would be overwritten. A folder inside one (export's RUN/onnx) is fine."""
+    real = os.path.realpath(out)
+    for folder in folders:
+        if os.path.realpath(folder) == real:
+            raise UserError(f"{flag} {out} is the folder of {folder}, which this step reads: its report and "
+                            f"predictions would be overwritten; choose another {flag} (e.g. {Path(folder) / 'pred'})")
+
+
 def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)     # False on a read-only mount too (EROFS)
 

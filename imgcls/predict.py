@@ -34,7 +34,7 @@ from imgcls.device import device_option
 from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
 from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
-from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
+from imgcls.fsutil import check_output_location, check_output_not_source, check_writable, write_json, write_table
 from imgcls.options import check, option
 from imgcls.parallel import default_workers
 from imgcls.submission import build_submission, match_template, resolve_format
@@ -426,6 +426,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if not sample_submission:
         resolve_format(fmt)
     out = Path(out) if out else Path("outputs/predictions") / spec.name
+    check_output_not_source(out, spec.folders())
     check_writable(out)
     if data is None:
         from imgcls.pipeline import default_test_data

@@ -203,3 +203,27 @@ def test_typed_weights_parse_or_fail_in_one_line():
         parse_weights("0.5,x", 2, "auto or comma-separated numbers, e.g. 0.6,0.4")
     with pytest.raises(UserError, match="2 value\\(s\\) for 3 member"):
         parse_weights("1,2", 3)
+
+
+def test_out_that_is_a_folder_the_step_reads_is_refused(tmp_path):
+    """`--out` = a member's run folder (or a k-fold run's fold folder, or the ensemble's own folder for predict)
+    would overwrite its report.html and out-of-fold predictions: refused in one line, nothing written."""
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "kf", model="test_resnet", seed=2, folds=2)
+    (r1 / "report.html").write_text("train's report")
+    before = sorted(p.name for p in r1.iterdir())
+    for out in (r1, r2 / "fold_1"):
+        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(out)])
+        assert res.exit_code == 2 and "which this step reads" in res.output and "Traceback" not in res.output
+    assert sorted(p.name for p in r1.iterdir()) == before and (r1 / "report.html").read_text() == "train's report"
+    r3 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=3, val_rows=rows, val_quality=0.3)
+    res = runner.invoke(app, ["ensemble", str(r1), str(r3), "--out", str(tmp_path / "e")])
+    assert res.exit_code == 0, res.output
+    for i in range(2):
+        make_image(tmp_path / "test" / f"t{i}.png", seed=50 + i, kind="noise")
+    for run, out in ((r1, r1), (tmp_path / "e", tmp_path / "e"), (r2, r2 / "fold_0")):
+        res = runner.invoke(app, ["predict", str(run), "--data", str(tmp_path / "test"), "--out", str(out),
+                                  "--workers", "0"])
+        assert res.exit_code == 2 and "which this step reads" in res.output, res.output
+    assert (r1 / "report.html").read_text() == "train's report"

@@ -12,13 +12,13 @@ import pandas as pd
 
 from imgcls.console import info, warn
 from imgcls.ensemble.spec import (COMBINES, SPEC_NAME, EnsembleSpec, check_same_classes, ensemble_folder,
-                                  member_from_run, read_oof, write_spec)
+                                  member_folders, member_from_run, read_oof, write_spec)
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.profile import build_profile
 from imgcls.ensemble.voting import (METHODS, WEIGHT_METRICS, crossfit_macro_f1, fit_weights, log_loss,
                                     parse_weights, vote)
 from imgcls.errors import UserError
-from imgcls.fsutil import check_writable
+from imgcls.fsutil import check_output_not_source, check_writable
 from imgcls.metrics import macro_f1
 from imgcls.options import check, option
 
@@ -60,6 +60,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         if names.count(m.name) > 1:
             m.name = f"{m.name}_{i}"
     name, out = ensemble_folder(out, name, members, method, combine)
+    check_output_not_source(out, member_folders(members))
     check_writable(out)
     if (out / SPEC_NAME).is_file():
         info(f"{out} holds an earlier ensemble; it is replaced (--name NAME keeps both)")

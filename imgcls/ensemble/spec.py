@@ -40,6 +40,11 @@ class EnsembleSpec:
     def weights(self) -> list[float]:
         return [m.weight for m in self.members]
 
+    def folders(self) -> set[Path]:
+        """Every folder this ensemble reads: its own (the spec file's), each member's run folder and the folders of
+        their checkpoints (a k-fold run's fold_* folders)."""
+        return member_folders(self.members) | ({self.path.parent} if self.path is not None else set())
+
     def running(self) -> "EnsembleSpec":
         """The spec a prediction runs: under a weighted or hard vote a member of weight 0 adds nothing to any row
         (a weight fit often gives one 0), so it is left out rather than run; everything else as it is."""
@@ -47,6 +52,15 @@ class EnsembleSpec:
             return self
         from dataclasses import replace
         return replace(self, members=[m for m in self.members if m.weight > 0])
+
+
+def member_folders(members: Sequence[Member]) -> set[Path]:
+    """The members' run folders and the folders of their checkpoints (a k-fold run's fold_* folders)."""
+    found = set()
+    for m in members:
+        found.add(m.run if m.run.is_dir() else m.run.parent)
+        found.update(c.parent for c in m.checkpoints)
+    return found
 
 
 def member_from_run(run: str | os.PathLike, which: str = "best") -> Member:
