@@ -697,7 +697,8 @@ def test_thumbnails_and_features_come_from_one_decode_with_their_own_passes_arra
 
 def test_only_the_detectors_that_use_the_photo_features_ask_for_them():
     """uses_features decides whether clean measures the photo features in its thumbnail pass: a detector that says
-    False never calls inputs.features(), one that says True does."""
+    False never calls inputs.features(), one that says True does. uses_backbone likewise for the embedder's outputs
+    (embeddings, style statistics): clean checks --embedder before its scan when the detector says True."""
     from imgcls.clean.ood import DETECTORS
     from imgcls.clean.registry import OODInputs
     rng = np.random.default_rng(0)
@@ -711,9 +712,12 @@ def test_only_the_detectors_that_use_the_photo_features_ask_for_them():
             asked.append(1)
             assert cls.uses_features, f"{cls.name} asked for the photo features"
             return rng.random((n, 11)).astype(np.float32)
-        cls().score(OODInputs(features=features, embeddings=lambda: emb, pixels=lambda: rng.random((n, 3072)),
-                              seed=0, style=lambda: rng.normal(size=(n, 16)).astype(np.float32)))
+        backbone = []
+        cls().score(OODInputs(features=features, embeddings=lambda: (backbone.append(1), emb)[1],
+                              pixels=lambda: rng.random((n, 3072)), seed=0,
+                              style=lambda: (backbone.append(1), rng.normal(size=(n, 16)).astype(np.float32))[1]))
         assert bool(asked) == cls.uses_features, cls.name
+        assert bool(backbone) == cls.uses_backbone, cls.name
 
 
 def test_clean_decodes_for_thumbnails_and_features_in_one_pass(dirty, tmp_path, monkeypatch):
@@ -939,6 +943,12 @@ def test_ood_threshold_contamination_and_embedding_options_act(dirty, tmp_path, 
     r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e2"), "--device", "cpu", "--no-ood", "-q",
                             "--embedder", "test_resnet", "--exact-only", "--conflicts", "majority"])
     assert r.exit_code == 0, r.output                      # and it does
+    # ... but the default out-of-domain detector (photo-style) runs the embedder too: checked before the scan
+    scanned.clear()
+    r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "e2b"), "--device", "cpu", "-q",
+                            "--embedder", "nosuch_net", "--exact-only", "--conflicts", "majority"])
+    assert r.exit_code == 2 and "unknown model 'nosuch_net'" in r.output and "--embedder" in r.output
+    assert not scanned and "Traceback" not in r.output
     # --embedder-weights: the file reaches the embedding pass; a missing one fails before the scan, naming the option
     import torch
     from imgcls.weights import create_model

@@ -54,7 +54,10 @@ def _robust_distance(f: np.ndarray, seed: int) -> np.ndarray:
         return np.zeros(len(z))
     if k < z.shape[1]:
         z = zc @ vt[:k].T           # MinCovDet's distances do not change under a shift and a rotation
-    return np.sqrt(MinCovDet(random_state=seed, support_fraction=0.75).fit(z).mahalanobis(z))
+    import warnings
+    with warnings.catch_warnings():     # sklearn's C-step notes float round-off on near-tied data; the fit stands
+        warnings.filterwarnings("ignore", "Determinant has increased", RuntimeWarning)
+        return np.sqrt(MinCovDet(random_state=seed, support_fraction=0.75).fit(z).mahalanobis(z))
 
 
 def _rank(x: np.ndarray) -> np.ndarray:
@@ -80,6 +83,7 @@ class EmbeddingKNN(OODDetector):
     name = "embedding-knn"
     description = "mean cosine distance to the 10 nearest neighbours in lite0 embedding space"
     threshold = 1.05
+    uses_backbone = True
 
     def score(self, inputs: OODInputs) -> np.ndarray:
         e = inputs.embeddings()
@@ -90,6 +94,7 @@ class Combined(OODDetector):
     name = "combined"
     description = "rank average of photo-features and embedding-knn"
     threshold = 0.99
+    uses_backbone = True
     uses_features = True
 
     def score(self, inputs: OODInputs) -> np.ndarray:
@@ -216,6 +221,7 @@ class PhotoStyle(OODDetector):
     name = "photo-style"
     description = "logistic regression on lite0 texture statistics, self-trained from photo-vs-drawing features"
     threshold = 0.5   # a probability
+    uses_backbone = True
     uses_features = True
     seed_top = 0.004
     seed_bottom = 0.70
@@ -238,6 +244,7 @@ class PhotoEmbedding(OODDetector):
     name = "photo-embedding"
     description = "logistic regression on pooled lite0 embeddings, self-trained from photo-vs-drawing features"
     threshold = 0.9   # a probability
+    uses_backbone = True
     uses_features = True
     seed_top = 0.01
     seed_bottom = 0.70

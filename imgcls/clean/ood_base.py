@@ -28,6 +28,7 @@ class OODDetector(ABC):
     description: str
     threshold: float
     uses_features: bool = False      # calls inputs.features(): clean then measures them in its thumbnail pass
+    uses_backbone: bool = False      # calls inputs.embeddings() or inputs.style(): --embedder must load
 
     @abstractmethod
     def score(self, inputs: OODInputs) -> np.ndarray:

@@ -132,12 +132,17 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     cfg.validate()
     check_workers(workers)
     definition = cfg.near_duplicates()
-    if cfg.needs_embeddings:
-        # the near-duplicate search (or a tie's vote) embeds the images: the weights must be here before the scan
+    det = None
+    if cfg.ood:
+        from imgcls.clean.registry import get_detector
+        det = get_detector(cfg.ood_method)
+    if cfg.needs_embeddings or (det is not None and det.uses_backbone):
+        # the near-duplicate search, a tie's vote or the OOD detector runs --embedder: it and its weights must be
+        # here before the scan
         try:
             definition.check_weights()
         except MissingWeightsError as e:
-            if cfg.near_dup or cfg.embedder_weights:
+            if cfg.near_dup or cfg.embedder_weights or not cfg.needs_embeddings:
                 raise
             raise MissingWeightsError(f"{e}; with --exact-only only --conflicts majority-knn's tie vote embeds, so "
                                       f"--conflicts majority needs no weights") from None
@@ -180,10 +185,6 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
             cache["feat"] = feature_matrix(df, workers=workers, cache_dir=cfg.cache_dir)
         return cache["feat"]
 
-    det = None
-    if cfg.ood:
-        from imgcls.clean.registry import get_detector
-        det = get_detector(cfg.ood_method)
     verified = cfg.dedup and cfg.near_dup and definition.method == "verified"
     thumbs = None
     if verified and det is not None and det.uses_features:      # both passes want every image: one decode
