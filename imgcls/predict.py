@@ -11,7 +11,7 @@
   `--sample-submission FILE`: the competition's template filled in its own row order; an id missing from our
   predictions or a prediction without a template row is an error naming both counts and an example, before the
   model runs.
-- --eval: never on rows a k-fold member trained on (check_eval_not_leaked); unreadable test images are named, and
+- --eval: never on rows a member trained on (check_eval_not_leaked); unreadable test images are named, and
   test data none of whose images can be read is an error (nothing written).
 """
 from __future__ import annotations
@@ -280,64 +280,100 @@ def _fold_of(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def kfold_trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | None, list[int]]:
-    """(rows of df that a fold of a k-fold member trained on, the run folder, the member's folds; None and [] when the
-    member is no k-fold run).
-    From the run's own records: each fold_<g>/val_predictions.csv lists the images fold g validated on, so every
-    other fold trained on them; and when df is the run's split table (a `fold` column, and rows those records name)
-    its fold column gives every row, by train's rule (train.data.fold_training_rows), fold -1 rows included."""
+def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | None, list[int]]:
+    """(rows of df that `member` trained on, its run folder, its folds: [] for a single run; an all-False mask and
+    None when df holds none of the rows its records name, so nothing is known about it).
+    From the run's own records: each val_predictions.csv (a single run's, or each fold_<g>/ one of a k-fold run)
+    lists the images that run or fold validated on. A k-fold run: every other fold trained on fold g's images, and
+    when df is the run's split table (a `fold` column) its fold column gives every row, by train's rule
+    (train.data.fold_training_rows). A single run whose validation images are rows of df: df is its training data,
+    and every other kept row but the split's test rows trained (train's rule for a split table and for a
+    --val-split alike)."""
     trained = np.zeros(len(df), bool)
-    folds = {_fold_of(Path(c).parent) for c in member.checkpoints} - {None}
-    if not folds:
-        return trained, None, []
-    run = Path(member.checkpoints[0]).parent.parent
     where = {str(p): i for i, p in enumerate(mf.image_paths(df))}
-    named = False
-    for d in run.glob("fold_*"):
-        g, f = _fold_of(d), d / "val_predictions.csv"
-        if g is None or not f.is_file():
-            continue
+
+    def named(f: Path) -> list[int] | None:
+        if not f.is_file():
+            return None
         vp = pd.read_csv(f, dtype=str, keep_default_na=False)
         if not {"root", "path"} <= set(vp.columns):
+            return None
+        return [where[k] for k in map(str, mf.image_paths(vp)) if k in where]
+
+    folds = {_fold_of(Path(c).parent) for c in member.checkpoints} - {None}
+    if not folds:
+        run = Path(member.checkpoints[0]).parent
+        hit = named(run / "val_predictions.csv")
+        if not hit:
+            return trained, None, []
+        split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
+        trained = np.array(mf.kept(df), bool)
+        if split is not None:
+            trained &= (split != "test").to_numpy()
+        trained[hit] = False
+        return trained, run, []
+    run = Path(member.checkpoints[0]).parent.parent
+    any_named = False
+    for d in run.glob("fold_*"):
+        g = _fold_of(d)
+        hit = named(d / "val_predictions.csv") if g is not None else None
+        if not hit:
             continue
-        hit = [where[k] for k in map(str, mf.image_paths(vp)) if k in where]
-        named |= bool(hit)
+        any_named = True
         if folds - {g}:
             trained[hit] = True
-    if named and "fold" in df.columns:
+    if any_named and "fold" in df.columns:
         from imgcls.train.data import fold_training_rows
         for k in folds:
             trained |= fold_training_rows(df, k)
     return trained, run, sorted(folds)
 
 
-def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, data) -> None:
-    """--eval on rows a k-fold member trained on (the val rows of its own splits.csv: folds 1..K-1 trained on
-    fold 0's) would print a training score as if it were a validation one: refused before the model runs, pointing
-    to the honest scores (the run's out-of-fold score; rows no fold trained on, such as the split's test rows)."""
-    labelled = df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()
-    scored = rows & labelled
-    for m in spec.running().members:
-        trained, run, folds = kfold_trained_rows(m, df)
-        n = int((trained & scored).sum())
-        if not n:
-            continue
+def _honest_score(run: Path, kfold: bool) -> str:
+    """The run's own honest score, for check_eval_not_leaked's line: a k-fold run's out-of-fold macro-F1
+    (oof_score.json), a single run's validation macro-F1 (recomputed from val_predictions.csv, as `imgcls runs`)."""
+    if kfold:
         oof = run / "oof_score.json"
         try:
             sc = json.loads(oof.read_text())
-            honest = f"its out-of-fold macro-F1, {sc['macro_f1']:.4f} over {sc['n_images']} images ({oof})"
+            return f"its out-of-fold macro-F1, {sc['macro_f1']:.4f} over {sc['n_images']} images ({oof})"
         except (OSError, ValueError, KeyError, TypeError):
-            honest = f"its out-of-fold score ({run}/val_predictions.csv once every fold is trained)"
-        split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
+            return f"its out-of-fold score ({run}/val_predictions.csv once every fold is trained)"
+    from imgcls.runs import read_run
+    rec = read_run(run)
+    if rec is None or pd.isna(rec.val_macro_f1) or not rec.n_val:
+        return f"its validation score ({run}/val_predictions.csv)"
+    return (f"its validation macro-F1, {rec.val_macro_f1:.4f} over {rec.n_val} images ({run}/val_predictions.csv, "
+            f"`imgcls runs`)")
+
+
+def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, data) -> None:
+    """--eval on rows a member trained on would print a training score as if it were a validation one: the rows
+    of its training folder, or of its splits.csv but the val / test ones (--eval-split all); for a k-fold member
+    also the val rows of its own splits.csv (folds 1..K-1 trained on fold 0's). Refused before the model runs,
+    pointing to the honest scores (the run's validation or out-of-fold score; rows it never trained on, such as
+    the split's test rows)."""
+    labelled = df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()
+    scored = rows & labelled
+    split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
+    for m in spec.running().members:
+        trained, run, folds = trained_rows(m, df)
+        n = int((trained & scored).sum())
+        if not n:
+            continue
+        honest = _honest_score(run, bool(folds))
         n_test = int((mf.kept(df) & labelled & (split == "test").to_numpy()).sum()) if split is not None else 0
-        alt = (f"--eval-split test scores the {n_test} test rows no fold trained on" if n_test and part != "test"
-               else "--eval on a labelled test set no fold trained on (imgcls split --folds K --test 0.2, then "
-                    "--eval-split test)")
+        never = "no fold trained on" if folds else "it never trained on"
+        alt = (f"--eval-split test scores the {n_test} test rows {never}" if n_test and part != "test"
+               else f"--eval on a labelled test set {never} (imgcls split {'--folds K ' if folds else ''}--test 0.2, "
+                    f"then --eval-split test)")
+        what = f"{n} of the {int(scored.sum())} labelled {'rows' if part == 'all' else part + ' rows'} of {data}"
+        if not folds:
+            raise UserError(f"--eval would score {what} outside the validation and test rows of the run {run}: "
+                            f"the data it trained on, a leaked score; the honest one is {honest}, or {alt}")
         who = f"fold {folds[0]} of" if len(folds) == 1 else "the folds of"
-        raise UserError(f"--eval would score {n} of the {int(scored.sum())} labelled "
-                        f"{'rows' if part == 'all' else part + ' rows'} of {data} that {who} the k-fold run {run} "
-                        f"trained on (each fold trains on the other folds' rows): a leaked score; the honest one is "
-                        f"{honest}, or {alt}")
+        raise UserError(f"--eval would score {what} that {who} the k-fold run {run} trained on (each fold trains on "
+                        f"the other folds' rows): a leaked score; the honest one is {honest}, or {alt}")
 
 
 def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str], part: str = "all",

@@ -191,9 +191,13 @@ def test_real_runs_from_train_ensemble_and_predict(tmp_path):
     pred = tmp_path / "pred"
     res = runner.invoke(app, ["predict", str(out), "--data", str(data), "--out", str(pred), "--eval",
                               "--tta", "flip", "--workers", "0"])
+    assert res.exit_code == 2 and "the data it trained on, a leaked score" in " ".join(res.output.split())
+    test = make_image_folder(tmp_path / "test", {"a": 3, "b": 3, "c": 3}, size=(36, 36), seed=7)
+    res = runner.invoke(app, ["predict", str(out), "--data", str(test), "--out", str(pred), "--eval",
+                              "--tta", "flip", "--workers", "0"])
     assert res.exit_code == 0, res.output
     sub = pd.read_csv(pred / "submission.csv")
-    assert len(sub) == 18 and set(sub["label"]) <= {"a", "b", "c"}
+    assert len(sub) == 9 and set(sub["label"]) <= {"a", "b", "c"}
 
 
 def test_typed_weights_parse_or_fail_in_one_line():

@@ -46,14 +46,30 @@ def test_predict_eval_scores_the_val_rows_and_matches_train(tmp_path):
     assert "no TTA" in r.output and "views)" not in r.output          # one view: one column of scores
     assert f"--eval on {n_val} labelled val rows\n" in r.output          # a title on one line
     assert abs(ev["plain"]["macro_f1"] - best) < 1e-6          # the two numbers of the same rows agree
-    # --eval-split all scores every kept labelled row (train, val and test); test scores the test rows
-    for part, n in (("all", int(df["keep"].sum())), ("test", int(((df["split"] == "test") & df["keep"]).sum()))):
-        o = tmp_path / f"pred_{part}"
-        r = runner.invoke(app, ["predict", str(run), "--data", str(splits), "--eval", "--eval-split", part,
-                                "--out", str(o), "--workers", "0"])
-        assert r.exit_code == 0, r.output
-        ev = json.loads((o / "predict.json").read_text())["eval"]
-        assert (ev["rows"], ev["n_images"]) == (part, n)
+    # --eval-split test scores the test rows
+    n_test = int(((df["split"] == "test") & df["keep"]).sum())
+    o = tmp_path / "pred_test"
+    r = runner.invoke(app, ["predict", str(run), "--data", str(splits), "--eval", "--eval-split", "test",
+                            "--out", str(o), "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    ev = json.loads((o / "predict.json").read_text())["eval"]
+    assert (ev["rows"], ev["n_images"]) == ("test", n_test)
+    # --eval-split all would score the rows the run trained on (a leaked score): refused before the model runs,
+    # naming the run's validation macro-F1 and the test rows; the folder the split was made from likewise
+    n_train = int(((df["split"] == "train") & df["keep"]).sum())
+    raw = tmp_path / "raw"
+    for data, part, n, alt in ((splits, ["--eval-split", "all"], n_train,
+                                f"--eval-split test scores the {n_test} test rows it never trained on"),
+                               (raw, [], len(df) - n_val, "--eval on a labelled test set it never trained on")):
+        o = tmp_path / "pred_leak"
+        r = runner.invoke(app, ["predict", str(run), "--data", str(data), "--eval", *part, "--out", str(o),
+                                "--workers", "0"])
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in r.output and not o.exists(), r.output
+        assert f"--eval would score {n} of the {len(df) if data == raw else int(df['keep'].sum())} labelled rows " \
+               f"of {data} outside the validation and test rows of the run {run}" in said, said
+        assert f"the honest one is its validation macro-F1, {best:.4f} over {n_val} images" in said, said
+        assert alt in said, said
 
 
 def test_eval_split_needs_a_split_column(tmp_path):
