@@ -190,6 +190,21 @@ def describe_changes(cls, changed: typing.Iterable[tuple[str, Any, Any]]) -> str
     return ", ".join(parts)
 
 
+def acts(cfg: Any, name: str, table: dict | None = None) -> bool:
+    """Whether field `name` acts in this config: its `needs` met and its alternative not set (a report lists only
+    the settings that did something)."""
+    table = table or specs(cfg)
+    if name not in table:
+        return True
+    spec = table[name][1]
+    for need in spec.needs:
+        other, want = (need, None) if isinstance(need, str) else need
+        value = getattr(cfg, other)
+        if not (bool(value) if want is None else value == want):
+            return False
+    return not (spec.conflicts and _is_set(cfg, spec.conflicts, table))
+
+
 def check_acts(cfg: Any, name: str, table: dict | None = None) -> None:
     """A field set to other than its default where it would be ignored -- its `needs` unmet, or its alternative
     set too -- is refused in one line."""

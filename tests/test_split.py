@@ -224,6 +224,7 @@ def test_cli_profiles_on_real_files_writes_table_and_reports(tmp_path):
     assert "age_band per part" in html                                                   # the shares plot
     assert "class / part rows furthest from their target share" in html    # what the cut table holds
     assert "val" not in json.loads((out.parent / "splits_summary.json").read_text())["config"]   # --folds: no --val
+    assert "age_bands" in html and "dup_threshold" not in html       # settings that acted: not --no-near-dup's
     # the written file passes the standalone check
     r = runner.invoke(app, ["split", "--check", str(out), "--no-near-dup"])
     assert r.exit_code == 0, r.output
@@ -473,3 +474,15 @@ def test_leak_check_and_fix_scale():
     assert len(leaks) == moved > 2000
     assert sp.check_leaks(fixed).empty
     assert seconds < 3, f"{seconds:.1f} s"
+
+
+def test_folder_dataset_report_lists_no_profile_options_and_age_bands_are_refused(tmp_path):
+    """--age-bands on a folder dataset did nothing silently, and its report listed the three profile options."""
+    src = make_image_folder(tmp_path / "raw", {"cat": 8, "dog": 8}, size=(16, 16))
+    out = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(out), "--no-near-dup", "--age-bands", "20,40", "-q"])
+    assert r.exit_code == 2 and "--age-bands needs a profile dataset" in r.output and not out.exists()
+    r = runner.invoke(app, ["split", str(src), "--out", str(out), "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    html = (tmp_path / "splits_report.html").read_text()
+    assert "stratify" in html and not any(k in html for k in ("age_bands", "drop_ages", "relabel_age", "dup_method"))

@@ -16,6 +16,7 @@ SPLITS = ("train", "val", "test")
 MAX_DENOMINATOR = 20                  # --val / --test resolution: 1/20 = 5 %
 LINK_COLUMNS = ("sha256", "source_path", "dup_group")   # besides the group column
 PROFILE_ATTRIBUTES = profiles.ProfileScheme.HEADS      # stratified on and reported for profile datasets
+PROFILE_OPTIONS = ("age_bands", "drop_ages", "relabel_age")   # act on profile datasets only
 
 
 class LeakageError(UserError):

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls import manifest as mf
+from imgcls import profiles
 from imgcls.console import info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps
@@ -58,6 +59,8 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
             notes.append(f"--relabel-age moved {moved} image(s) to another age band")
     elif cfg.relabel_age is not None:
         raise UserError("--relabel-age needs a profile dataset (mask / gender / age columns); this source has none")
+    elif tuple(cfg.age_bands) != tuple(profiles.DEFAULT_AGE_BANDS):
+        raise UserError("--age-bands needs a profile dataset (mask / gender / age columns); this source has none")
     if "label" in cfg.stratify and (df["label"].astype(str) == "").all():
         raise UserError("the source has no labels to stratify on; give a labelled dataset or --stratify none")
     df = df.assign(_ident=df["root"].astype(str) + "/" + df["path"].astype(str))
