@@ -98,7 +98,11 @@ def progress_bar(description: str | None, total: int | None, transient: bool = F
         return
     cols = [TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
             TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}", markup=False)]
-    with Progress(*cols, console=console, transient=transient) as prog:
+    # piped or captured (80 columns by default) the finished bar is printed once: as wide as it needs, so a
+    # k-fold epoch's status (loss, lr, run ETA) is not cut
+    shown = console if console.is_terminal else Console(file=console.file, width=max(console.width, 200),
+                                                        highlight=False, markup=False)
+    with Progress(*cols, console=shown, transient=transient) as prog:
         task = prog.add_task(description, total=total, status="")
 
         def advance(n: int = 1, status: str | None = None) -> None:

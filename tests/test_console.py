@@ -51,3 +51,13 @@ def test_messages_are_plain_text_brackets_print_as_written(capsys):
     assert any(ln.startswith("scan [x] ") and ln.endswith(" [red]") for ln in lines), err
     assert "per [x]" in out and "c[red]" in out      # a result table goes to stdout, messages to stderr
     assert "per [x]" not in err
+
+
+def test_a_piped_progress_bar_keeps_its_status_whole(capsys):
+    """Piped (80 columns) a k-fold epoch's bar -- a long description, the bar, counts, times and the status --
+    had its times cut to '0:…' and its bar to a few cells."""
+    with console.progress_bar("fold 3/5 epoch 12/30", 4) as advance:
+        advance(4, status="loss 1.1558  lr 1.00e-03  run ETA 0:12:34")
+    err = capsys.readouterr().err
+    assert "fold 3/5 epoch 12/30" in err and "run ETA 0:12:34" in err and "4/4 0:00:00" in err, err
+    assert "\u2026" not in err, err
