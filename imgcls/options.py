@@ -33,9 +33,9 @@ class Spec:
     "--amp/--no-amp", "--format"). `cli=False`: config.yaml / Python only. `cli_type`, `to_cli`, `from_cli`: when
     the command line spells the value differently (a list as "a,b", a path). `none`: what a None default means,
     shown as the default in --help. `needs`: the fields this option acts through, each a name (that field must be
-    set: true, not None) or (name, value); `conflicts`: a field this one is an alternative to. A value other than the
-    default that would be ignored (its `needs` unmet, or its alternative also set) is refused by check() in one
-    line, rather than silently doing nothing."""
+    set: true, not None), (name, value) or (name, (value, value, ...)): one of those values; `conflicts`: a field
+    this one is an alternative to. A value other than the default that would be ignored (its `needs` unmet, or its
+    alternative also set) is refused by check() in one line, rather than silently doing nothing."""
     help: str
     panel: str | None = None
     choices: tuple | None = None
@@ -190,6 +190,24 @@ def describe_changes(cls, changed: typing.Iterable[tuple[str, Any, Any]]) -> str
     return ", ".join(parts)
 
 
+def needs_of(spec: Spec) -> list[tuple[str, Any]]:
+    """A declaration's `needs` as (field, want) pairs; want None: the field set (true, not None)."""
+    return [(need, None) if isinstance(need, str) else tuple(need) for need in spec.needs]
+
+
+def need_met(value: Any, want: Any) -> bool:
+    """Whether a field's value meets one need: want None (set), a tuple (one of its values) or a value."""
+    if want is None:
+        return bool(value)
+    return value in want if isinstance(want, tuple) else value == want
+
+
+def needs_met(cfg: Any, name: str, table: dict | None = None) -> bool:
+    """Whether every field that field `name` acts through has what it needs in this config."""
+    table = table or specs(cfg)
+    return name not in table or all(need_met(getattr(cfg, other), want) for other, want in needs_of(table[name][1]))
+
+
 def acts(cfg: Any, name: str, table: dict | None = None) -> bool:
     """Whether field `name` acts in this config: its `needs` met and its alternative not set (a report lists only
     the settings that did something)."""
@@ -197,12 +215,18 @@ def acts(cfg: Any, name: str, table: dict | None = None) -> bool:
     if name not in table:
         return True
     spec = table[name][1]
-    for need in spec.needs:
-        other, want = (need, None) if isinstance(need, str) else need
-        value = getattr(cfg, other)
-        if not (bool(value) if want is None else value == want):
-            return False
-    return not (spec.conflicts and _is_set(cfg, spec.conflicts, table))
+    return needs_met(cfg, name, table) and not (spec.conflicts and _is_set(cfg, spec.conflicts, table))
+
+
+def wanted_text(name: str, spec: Spec, want: Any, value: Any = None) -> str:
+    """How a need reads: --loss label-smoothing, --mix cutmix, mixup or cutmix-vertical, --ema."""
+    if isinstance(want, tuple):
+        values = [str(v) for v in want]
+        return f"{flag(name, spec)} {', '.join(values[:-1])} or {values[-1]}" if len(values) > 1 else \
+            _spelling(name, spec, want[0])
+    if want is not None:
+        return _spelling(name, spec, want)
+    return _spelling(name, spec, True) if isinstance(value, bool) else flag(name, spec)
 
 
 def check_acts(cfg: Any, name: str, table: dict | None = None) -> None:
@@ -213,17 +237,16 @@ def check_acts(cfg: Any, name: str, table: dict | None = None) -> None:
     if not (spec.needs or spec.conflicts) or not _is_set(cfg, name, table):
         return
     opt = flag(name, spec)
-    for need in spec.needs:
-        other, want = (need, None) if isinstance(need, str) else need
+    for other, want in needs_of(spec):
         value, other_spec = getattr(cfg, other), table[other][1]
-        if bool(value) if want is None else value == want:
+        if need_met(value, want):
             continue
-        wanted = (_spelling(other, other_spec, want) if want is not None else
-                  _spelling(other, other_spec, True) if isinstance(value, bool) else flag(other, other_spec))
+        wanted = wanted_text(other, other_spec, want, value)
         has = _spelling(other, other_spec, value)
         if isinstance(value, bool) and not value and default_of(table[other][0]) is True:   # the off form was typed
             raise UserError(f"{opt} acts only with {wanted}, which {has} turns off; drop one of {has} and {opt}")
-        raise UserError(f"{opt} acts only with {wanted}, and this run has {has}; add {wanted} or drop {opt}")
+        fix = f"set {flag(other, other_spec)}" if isinstance(want, tuple) and len(want) > 1 else f"add {wanted}"
+        raise UserError(f"{opt} acts only with {wanted}, and this run has {has}; {fix} or drop {opt}")
     if spec.conflicts and _is_set(cfg, spec.conflicts, table):
         other = flag(spec.conflicts, table[spec.conflicts][1])
         raise UserError(f"{opt} and {other} are alternatives (only one is used); give one of them")

@@ -151,7 +151,8 @@ def test_flags_given_override_a_config_file_and_defaults_do_not(tmp_path, monkey
     import imgcls.train as train_mod
     seen = []
     monkeypatch.setattr(train_mod, "run_train", lambda cfg, resume=None: seen.append(cfg))
-    TrainConfig(model="resnet10t", epochs=3, lr=0.01, head_columns=["a", "b"]).save(tmp_path / "c.yaml")
+    TrainConfig(model="resnet10t", epochs=3, lr=0.01, heads="multi", head_columns=["a", "b"]).save(
+        tmp_path / "c.yaml")
     r = runner.invoke(app, ["train", "--config", str(tmp_path / "c.yaml"), "--epochs", "7", "--head-weights", "1,2"])
     assert r.exit_code == 0, r.output
     assert (seen[0].model, seen[0].epochs, seen[0].lr, seen[0].head_columns, seen[0].head_weights) == \
@@ -203,6 +204,24 @@ def test_numeric_options_of_the_image_steps(cmd, flags, msg, image_folder, tmp_p
     ("preprocess", ["--oversample-aug", "heavy"], "--oversample-aug acts only with --oversample"),
     ("split", ["--no-near-dup", "--dup-threshold", "0.9"], "--dup-threshold acts only with --near-dup"),
     ("train", ["--init-from", "r", "--weights", "w.pth"], "--init-from and --weights are alternatives"),
+    # train's options that act only with another's value ran and did nothing
+    ("train", ["--smoothing", "0.2"], "--smoothing acts only with --loss label-smoothing, and this run has --loss ce"),
+    ("train", ["--loss", "focal", "--smoothing", "0.2"], "--smoothing acts only with --loss label-smoothing, and "
+                                                         "this run has --loss focal; add --loss label-smoothing"),
+    ("train", ["--focal-gamma", "3"], "--focal-gamma acts only with --loss focal, and this run has --loss ce"),
+    ("train", ["--loss", "f1", "--focal-gamma", "3"], "--focal-gamma acts only with --loss focal, and this run has "
+                                                      "--loss f1; add --loss focal or drop --focal-gamma"),
+    ("train", ["--mix-prob", "0.8"], "--mix-prob acts only with --mix cutmix, mixup or cutmix-vertical, and this run "
+                                     "has --mix none; set --mix or drop --mix-prob"),
+    ("train", ["--mix", "cutmix-vertical", "--mix-alpha", "0.3"], "--mix-alpha acts only with --mix cutmix or mixup"),
+    ("train", ["--sam-rho", "0.1"], "--sam-rho acts only with --optimizer sam, and this run has --optimizer adamw"),
+    ("train", ["--sam-adaptive"], "--sam-adaptive acts only with --optimizer sam"),
+    ("train", ["--scheduler", "none", "--min-lr", "0"],
+     "--min-lr acts only with --scheduler cosine, cosine-restarts or plateau, and this run has --scheduler none"),
+    ("train", ["--scheduler", "plateau", "--warmup-epochs", "2"], "--warmup-epochs acts only with --scheduler "
+                                                                  "cosine, cosine-restarts or onecycle"),
+    ("train", ["--ema-decay", "0.9"], "--ema-decay acts only with --ema, and this run has no --ema"),
+    ("train", ["--branch", "deep"], "--branch acts only with --heads multi, and this run has --heads single"),
 ])
 def test_an_option_that_would_be_ignored_is_refused_before_any_work(cmd, flags, msg, image_folder, tmp_path,
                                                                      monkeypatch):
@@ -226,6 +245,13 @@ def test_an_option_at_its_default_or_with_what_it_needs_is_accepted():
     PreprocessConfig(size=64, resize_mode="crop").validate()
     with pytest.raises(UserError, match="--detector acts only with --face-crop"):
         PreprocessConfig(detector="yunet").validate()                          # the Python caller: the same check
+    TrainConfig(loss="label-smoothing", smoothing=0.2).validate()
+    TrainConfig(loss="focal", focal_gamma=3.0, smoothing=0.1).validate()      # smoothing at its default
+    TrainConfig(mix="cutmix-vertical", mix_prob=1.0).validate()               # one of the values it needs
+    TrainConfig(scheduler="onecycle", warmup_epochs=2).validate()
+    TrainConfig(optimizer="sam", sam_rho=0.1, sam_adaptive=True).validate()
+    with pytest.raises(UserError, match="--focal-gamma acts only with --loss focal"):
+        TrainConfig(loss="label-smoothing", focal_gamma=3.0).validate()
 
 
 def test_python_callers_get_the_same_checks(image_folder, tmp_path):

@@ -367,7 +367,8 @@ def test_aug_presets():
 def test_schedulers_shape_the_lr(caplog):
     from imgcls.train.optim import make_scheduler
     def lrs(name, epochs=6, warm=0):
-        cfg = TrainConfig(scheduler=name, epochs=epochs, warmup_epochs=warm, lr=0.1, min_lr=0.0)
+        floor = {} if name in ("none", "onecycle") else {"min_lr": 0.0}   # no floor there (--min-lr refused)
+        cfg = TrainConfig(scheduler=name, epochs=epochs, warmup_epochs=warm, lr=0.1, **floor)
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
         s, per_step = make_scheduler(opt, cfg, steps_per_epoch=2)
         out = []
@@ -856,7 +857,8 @@ def test_every_config_field_is_a_cli_option(two_class, tmp_path):
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
                                  "--epochs", "1",
                                  "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "runs"), "--name", "x",
-                                 "--val-split", "0.3", "--interpolation", "nearest", "--mix-alpha", "0.4",
+                                 "--val-split", "0.3", "--interpolation", "nearest", "--mix", "mixup",
+                                 "--mix-alpha", "0.4",
                                  "--momentum", "0.5", "--min-lr", "1e-4", "--ema", "--ema-decay", "0.9", "--quiet"])
     assert r.exit_code == 0, r.output
     saved = yaml.safe_load((tmp_path / "runs" / "x" / "config.yaml").read_text())

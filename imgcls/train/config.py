@@ -30,6 +30,8 @@ TRACKERS = ("tensorboard", "mlflow", "wandb", "none")
 GPU_AUG = ("auto", "on", "off")
 
 MODEL, DATA, IMBALANCE, OPTIM, RUNTIME, OUTPUT = "Model", "Data", "Imbalance", "Optimisation", "Runtime", "Output"
+# options.Spec.needs of the options that act only with another's value (refused when set where they would be ignored)
+MULTI, SAM = (("heads", "multi"),), (("optimizer", "sam"),)
 TRACKING = "Tracking"
 
 
@@ -151,10 +153,11 @@ class TrainConfig:
     heads: str = option("single", panel=MODEL, choices=("single", "multi"),
                         help="single (one softmax) | multi (one head per label column).")
     head_columns: list = option(factory=lambda: list(ProfileScheme.HEADS), panel=MODEL, cli_type=str,
-                                to_cli=_join, from_cli=_csv_list, help="Label columns for --heads multi.")
+                                to_cli=_join, from_cli=_csv_list, needs=MULTI,
+                                help="Label columns for --heads multi.")
     head_weights: list = option(factory=list, panel=MODEL, cli_type=str, to_cli=_join, from_cli=_float_list,
                                 help="Per-head loss weights, e.g. 1,1,2 (default all 1).")
-    branch: str = option("shallow", panel=MODEL, choices=("shallow", "deep"),
+    branch: str = option("shallow", panel=MODEL, choices=("shallow", "deep"), needs=MULTI,
                          help="Multi heads: shallow (linear) | deep (MLP branch per head).")
     resize_mode: str = option("squash", panel=DATA, choices=RESIZE_MODES, help="How images become square.")
     interpolation: str = option("bilinear", panel=DATA, choices=INTERPOLATIONS, help="Resize filter.")
@@ -169,8 +172,9 @@ class TrainConfig:
                             "checkpoint; predict uses it.")
     mix: str = option("none", panel=DATA, choices=MIXES,
                       help="Batch mixing (cutmix-vertical: label-preserving halves).")
-    mix_prob: float = option(0.5, panel=DATA, lo=0, hi=1, help="Probability a batch is mixed.")
-    mix_alpha: float = option(1.0, panel=DATA, lo=0, lo_open=True,
+    mix_prob: float = option(0.5, panel=DATA, lo=0, hi=1, needs=(("mix", MIXES[1:]),),
+                             help="Probability a batch is mixed.")
+    mix_alpha: float = option(1.0, panel=DATA, lo=0, lo_open=True, needs=(("mix", ("cutmix", "mixup")),),
                               help="Beta(alpha, alpha) of the mixing ratio (cutmix / mixup); 1.0 draws it uniformly.")
     folds: str | None = option(None, panel=DATA, validator=_folds_value,
                                help="all | K | K,L: train these folds of a k-fold split.")
@@ -179,8 +183,10 @@ class TrainConfig:
     cache: str = option("ram", panel=DATA, choices=("ram", "disk", "none"), help="Decoded-image cache.")
     loss: str = option("ce", panel=IMBALANCE, choices=LOSSES, help="Loss.")
     smoothing: float = option(0.1, panel=IMBALANCE, lo=0, hi=1, hi_open=True,
+                              needs=(("loss", "label-smoothing"),),
                               help="Label smoothing for --loss label-smoothing.")
-    focal_gamma: float = option(2.0, panel=IMBALANCE, lo=0, help="Gamma of --loss focal.")
+    focal_gamma: float = option(2.0, panel=IMBALANCE, lo=0, needs=(("loss", "focal"),),
+                                help="Gamma of --loss focal.")
     class_weights: str = option("none", panel=IMBALANCE, choices=("none", "auto"),
                                 help="auto: inverse class frequency in the loss.")
     sampler: str = option("shuffle", panel=IMBALANCE, choices=("shuffle", "weighted"),
@@ -207,19 +213,23 @@ class TrainConfig:
     weight_decay: float = option(0.01, panel=OPTIM, lo=0, help="Weight decay.")
     momentum: float = option(0.9, panel=OPTIM, lo=0, hi=1, hi_open=True,
                              help="Momentum of the optimizers that have one (sgd, momentum, rmsprop, lars, ...).")
-    sam_base: str = option("adamw", panel=OPTIM, validator=_sam_base_name,
+    sam_base: str = option("adamw", panel=OPTIM, validator=_sam_base_name, needs=SAM,
                            help="--optimizer sam: the optimizer it wraps (any timm optimizer name).")
-    sam_rho: float = option(0.05, panel=OPTIM, lo=0, lo_open=True,
+    sam_rho: float = option(0.05, panel=OPTIM, lo=0, lo_open=True, needs=SAM,
                             help="--optimizer sam: neighbourhood radius (0.05 is the SAM paper's default).")
-    sam_adaptive: bool = option(False, panel=OPTIM, help="--optimizer sam: ASAM (radius scaled by each weight).")
+    sam_adaptive: bool = option(False, panel=OPTIM, needs=SAM,
+                                help="--optimizer sam: ASAM (radius scaled by each weight).")
     scheduler: str = option("cosine", panel=OPTIM, choices=SCHEDULERS, help="Learning-rate schedule.")
-    warmup_epochs: int = option(0, panel=OPTIM, lo=0, help="Linear warm-up epochs.")
-    min_lr: float = option(1e-6, panel=OPTIM, lo=0, help="Lowest learning rate of the schedule.")
+    warmup_epochs: int = option(0, panel=OPTIM, lo=0,
+                                needs=(("scheduler", ("cosine", "cosine-restarts", "onecycle")),),
+                                help="Linear warm-up epochs.")
+    min_lr: float = option(1e-6, panel=OPTIM, lo=0, needs=(("scheduler", ("cosine", "cosine-restarts", "plateau")),),
+                           help="Lowest learning rate of the schedule.")
     epochs: int = option(10, panel=OPTIM, lo=1, help="Epochs.")
     batch_size: int = option(32, panel=OPTIM, lo=1, help="Batch size per process.")
     grad_accum: int = option(1, panel=OPTIM, lo=1, help="Accumulate gradients over N batches.")
     ema: bool = option(False, panel=OPTIM, help="Evaluate / save an exponential moving average of the weights.")
-    ema_decay: float = option(0.998, panel=OPTIM, lo=0, hi=1, hi_open=True,
+    ema_decay: float = option(0.998, panel=OPTIM, lo=0, hi=1, hi_open=True, needs=("ema",),
                               help="--ema: the decay its warmup rises to (timm's train.py uses 0.9998).")
     early_stop: int = option(0, panel=OPTIM, lo=0, help="Stop after N epochs without val macro-F1 gain (0: off).")
     amp: bool | None = option(None, panel=RUNTIME, flags=("--amp/--no-amp",), none="on for CUDA, off on CPU",
