@@ -1,6 +1,7 @@
 """imgcls tune: Optuna search over train options (tiny space, tiny images, 1-2 epoch trials)."""
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -415,3 +416,69 @@ def test_bad_folds_are_refused_before_the_study_opens(data, tmp_path, space):
                                  "--out", str(tmp_path / "tune"), "--trials", "2"])
     assert r.exit_code == 2 and "--folds 'x': use all" in r.output and len(r.output.strip().splitlines()) == 1
     assert not (tmp_path / "tune").exists()
+
+
+# --- a conditional space: an option that acts only with another's value (Spec.needs) -----------------------------
+
+def test_a_key_is_drawn_only_in_the_trials_that_meet_its_needs():
+    """smoothing acts only with loss label-smoothing, focal_gamma only with loss focal: a trial with loss ce drew
+    them anyway (and, since train refuses them there, would fail); now they are drawn only where they act, loss
+    first whatever the file's order."""
+    from imgcls.tune.space import trial_options
+    space = parse_space({"smoothing": {"uniform": [0.0, 0.3]}, "focal_gamma": {"choice": [1.0, 3.0]},
+                         "loss": {"choice": ["ce", "label-smoothing", "focal"]}, "lr": {"log_uniform": [1e-4, 1e-2]}})
+    assert [p.name for p in space.ordered()] == ["loss", "smoothing", "focal_gamma", "lr"]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    losses = set()
+    for _ in range(30):
+        p = space.suggest(study.ask())
+        losses.add(p["loss"])
+        assert ("smoothing" in p) == (p["loss"] == "label-smoothing") and ("focal_gamma" in p) == (p["loss"] == "focal")
+        assert "lr" in p
+        TrainConfig.from_dict(trial_options(TrainConfig(), p)).validate()      # train takes every trial's options
+    assert losses == {"ce", "label-smoothing", "focal"}
+    # a fixed loss decides it for every trial
+    fixed = parse_space({"smoothing": {"uniform": [0.0, 0.3]}}, TrainConfig(loss="label-smoothing"))
+    assert "smoothing" in fixed.suggest(study.ask(), TrainConfig(loss="label-smoothing"))
+    # --sampler grid: Optuna's grid is every combination; those of an undrawn key repeat a run, and tune says so
+    grid = parse_space({"loss": {"choice": ["ce", "label-smoothing"]}, "smoothing": {"choice": [0.05, 0.2]}})
+    assert math.prod(len(v) for v in grid.grid().values()) == 4 and grid.grid_runs() == 3
+    assert grid.conditional() == ["smoothing"]
+
+
+def test_a_key_or_fixed_option_no_trial_lets_act_is_refused():
+    with pytest.raises(UserError, match="space key 'smoothing': --smoothing acts only with --loss label-smoothing, "
+                                        "and this run has --loss ce"):
+        parse_space({"smoothing": {"uniform": [0.0, 0.3]}})
+    with pytest.raises(UserError, match="space key 'smoothing' acts only with --loss label-smoothing, which space key "
+                                        "'loss' never takes; add label-smoothing to 'loss'"):
+        parse_space({"smoothing": {"uniform": [0.0, 0.3]}, "loss": {"choice": ["ce", "focal"]}})
+    with pytest.raises(UserError, match="--sam-rho acts only with --optimizer sam, which space key 'optimizer' never "
+                                        "takes"):
+        load_space(None, TrainConfig(sam_rho=0.1))          # the default space's optimizers: adamw, sgd
+
+
+def test_a_fixed_option_acts_in_the_trials_whose_space_value_it_needs(data, tmp_path):
+    """tune --smoothing 0.2 with a space over loss: refused before (train refuses --smoothing with --loss ce), or,
+    before train refused it, silently ignored in the ce trials; now it acts in the label-smoothing trials and keeps
+    its default in the others. With a space that does not vary loss it is refused before any trial."""
+    spaced = tmp_path / "loss.yaml"
+    spaced.write_text("loss: {choice: [ce, label-smoothing]}\n")
+    args = ["tune", str(data), "--study", "s", "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
+            "--batch-size", "8", "--workers", "0", "--device", "cpu", "--aug", "none", "--val-split", "0.3",
+            "--epochs", "1", "--pruner", "none", "--smoothing", "0.2", "--out", str(tmp_path / "tune")]
+    r = CliRunner().invoke(app, [*args, "--space", str(spaced), "--sampler", "grid", "--quiet"])
+    assert r.exit_code == 0, r.output
+    t = trials_csv(tmp_path / "tune" / "s")
+    assert sorted(t["loss"]) == ["ce", "label-smoothing"] and list(t["state"]) == ["complete"] * 2
+    for _, row in t.iterrows():
+        got = yaml.safe_load((Path(row["run_dir"]) / "config.yaml").read_text())
+        assert (got["loss"], got["smoothing"]) == (row["loss"], 0.2 if row["loss"] == "label-smoothing" else 0.1)
+    other = tmp_path / "lr.yaml"
+    other.write_text("lr: {log_uniform: [1.0e-3, 1.0e-2]}\n")
+    out = tmp_path / "tune2"
+    r = CliRunner().invoke(app, [*args[:-1], str(out), "--loss", "ce", "--space", str(other)])
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1, r.output
+    assert "--smoothing acts only with --loss label-smoothing, and this run has --loss ce" in lines[0]
+    assert not out.exists()

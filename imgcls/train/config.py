@@ -269,10 +269,11 @@ class TrainConfig:
     track_checkpoint: bool = option(False, panel=TRACKING,
                                     help="--tracker mlflow / wandb: also upload best.pt as an artifact.")
 
-    def validate(self) -> None:
+    def validate(self, acting_later=()) -> None:
         """Every option's choices and range (imgcls.options.check), before any data is read: a typo fails in a
-        second, not after the decoded-image cache is built."""
-        check(self)
+        second, not after the decoded-image cache is built. `acting_later`: options whose needs imgcls tune's
+        space values meet in some trials (imgcls.tune.space)."""
+        check(self, acting_later=acting_later)
         if self.sampler == "weighted" and self.oversample_target() is not None:     # auto yields, a typed target not
             raise UserError("--oversample and --sampler weighted both rebalance the classes (repeats vs draws with "
                             "replacement); use one of them")
@@ -347,9 +348,10 @@ class TrainConfig:
 
     @classmethod
     def resolve(cls, overrides: dict | None = None, config: str | Path | None = None,
-                resume: str | Path | None = None) -> "TrainConfig":
+                resume: str | Path | None = None, validate: bool = True) -> "TrainConfig":
         """The run's options: a --resume run's config.yaml, else a --config file, else the defaults; `overrides`
-        (the flags given) replace what they name. Checked before it is returned."""
+        (the flags given) replace what they name. Checked before it is returned (`validate` False: imgcls tune,
+        which checks its fixed options together with its search space)."""
         overrides = dict(overrides or {})
         if resume is not None:
             path = Path(resume) / "config.yaml"
@@ -362,5 +364,6 @@ class TrainConfig:
             d = {}
         d.update(overrides)
         cfg = cls.from_dict(d)
-        cfg.validate()
+        if validate:
+            cfg.validate()
         return cfg

@@ -311,9 +311,9 @@ class _Objective:
 
     def __call__(self, trial) -> float:
         from imgcls.train import run_train
-        params = self.space.suggest(trial)
-        d = self.cfg.train.to_dict()
-        d.update(params)
+        from imgcls.tune.space import trial_options
+        params = self.space.suggest(trial, self.cfg.train)
+        d = trial_options(self.cfg.train, params)
         run_dir = self.cfg.study_dir() / f"trial_{trial.number:04d}"
         d.update(out=str(self.cfg.study_dir()), name=run_dir.name)
         trial.set_user_attr("config", d)           # best_config.yaml is the best trial's, whichever process ran it
@@ -368,9 +368,8 @@ def _check_up_front(cfg: TuneConfig):
         cfg.train.src = str(default_input("train"))    # as imgcls train: the furthest pipeline stage, announced
     elif not Path(cfg.train.src).exists():
         raise UserError(f"data {cfg.train.src} does not exist; pass a dataset folder or manifest.csv")
-    cfg.train.validate()
+    space = load_space(cfg.space, cfg.train)    # checks the fixed train options too, with the space's keys
     check_writable(cfg.study_dir())
-    space = load_space(cfg.space, cfg.train)
     models = [cfg.train.model]
     for p in space.params:
         if p.name == "model":
@@ -422,6 +421,14 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
     info(f"study '{cfg.study}' ({'new' if created else f'{done_before} trials so far'}) in {url}; "
          f"{METRIC_LABELS[cfg.metric]}, {cfg.sampler} sampler, {cfg.pruner} pruner"
          + (f", up to {cap} trials" if cap else "") + (f", {cfg.timeout} budget" if cfg.timeout else ""))
+    if cfg.sampler == "grid":
+        combos, runs = math.prod(len(v) for v in space.grid().values()), space.grid_runs(cfg.train)
+        if runs < combos:
+            keys = space.conditional()
+            what = (f"{keys[0]} is drawn only in the trials that choose what it needs" if len(keys) == 1 else
+                    f"{', '.join(keys)} are drawn only in the trials that choose what they need")
+            info(f"--sampler grid: the space's {combos} combinations make {runs} different runs ({what}; Optuna's "
+                 f"grid runs every combination, so {combos - runs} repeat a run)")
 
     def after_trial(study_, frozen) -> None:
         if objective.fatal is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from imgcls.train.config import TrainConfig
+from imgcls.tune.space import trial_options
 
 TOP = 5
 
@@ -74,7 +75,7 @@ def best_config(study, cfg) -> TrainConfig | None:
     done = completed(study)
     if not done:
         return None
-    d = dict(done[0].user_attrs.get("config") or {**cfg.train.to_dict(), **done[0].params})
+    d = dict(done[0].user_attrs.get("config") or trial_options(cfg.train, done[0].params))
     d.update(out=TrainConfig.out, name=None)
     return TrainConfig.from_dict(d)
 

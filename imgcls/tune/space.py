@@ -5,16 +5,27 @@
     epochs: {int: [2, 6]}
 
 Every key is a TrainConfig field; every value is checked (type, range, and each candidate against
-TrainConfig.validate) when the file is read, so a typo fails in a second with one line naming the key."""
+TrainConfig.validate) when the file is read, so a typo fails in a second with one line naming the key.
+
+The space is conditional, define-by-run: a key that acts only with another option's value (its declaration's
+`needs`: smoothing needs loss label-smoothing, focal_gamma loss focal, mix_prob a mix, ...) is drawn only in the
+trials where the fixed options or the values drawn before it meet that need, and keeps its default in the others;
+a fixed option (`tune --smoothing 0.2`) likewise acts in the trials that meet its need and keeps its default in the
+rest (`trial_options`)."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import itertools
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from imgcls.errors import UserError
+from imgcls.options import check_acts, default_of, flag, need_met, needs_met, needs_of, specs, wanted_text
 from imgcls.train.config import TrainConfig
+
+OPTIONS = specs(TrainConfig)
 
 DEFAULT_SPACE = Path(__file__).with_name("default_space.yaml")
 KINDS = ("choice", "uniform", "log_uniform", "int", "log_int")
@@ -54,17 +65,60 @@ class Param:
     def as_yaml(self) -> dict:
         return {self.kind: list(self.values)}
 
+    def candidates(self) -> list:
+        """The values checked when the space is read: every choice, a range's ends."""
+        return list(self.values) if self.kind == "choice" else list(self.values[:2])
+
 
 @dataclass(frozen=True)
 class Space:
     params: tuple[Param, ...]
     source: str     # the file it was read from
 
-    def suggest(self, trial) -> dict:
-        return {p.name: p.suggest(trial) for p in self.params}
+    def suggest(self, trial, base: TrainConfig | None = None) -> dict:
+        """One trial's values, define-by-run: each key in `ordered()`, a key whose needs neither the fixed options
+        `base` nor the values drawn before it meet (smoothing in a trial whose loss is ce) is not drawn."""
+        base = base or TrainConfig()
+        values = {}
+        for p in self.ordered():
+            if needs_met(dataclasses.replace(base, **values), p.name, OPTIONS):
+                values[p.name] = p.suggest(trial)
+        return values
+
+    def ordered(self) -> list[Param]:
+        """The keys in the file's order, each after the keys its needs name (loss before smoothing)."""
+        names, placed, out = self.names(), set(), []
+        pending = list(self.params)
+        while pending:
+            ready = next((p for p in pending if all(other in placed or other not in names
+                                                    for other, _ in needs_of(OPTIONS[p.name][1]))), pending[0])
+            out.append(ready)
+            placed.add(ready.name)
+            pending.remove(ready)
+        return out
 
     def grid(self) -> dict:
+        """Optuna's GridSampler's search space: every combination of the keys' values (a key a trial does not draw
+        makes its combinations repeat a run: `grid_runs`)."""
         return {p.name: p.grid() for p in self.params}
+
+    def conditional(self) -> list[str]:
+        """The keys that act only with another key's value (drawn in the trials that choose it)."""
+        names = self.names()
+        return [p.name for p in self.params if any(other in names for other, _ in needs_of(OPTIONS[p.name][1]))]
+
+    def grid_runs(self, base: TrainConfig | None = None) -> int:
+        """How many different runs the grid's combinations make (fewer when a key acts only with another's value)."""
+        base = base or TrainConfig()
+        ordered = self.ordered()
+        runs = set()
+        for combo in itertools.product(*(p.grid() for p in ordered)):
+            values = {}
+            for p, v in zip(ordered, combo):
+                if needs_met(dataclasses.replace(base, **values), p.name, OPTIONS):
+                    values[p.name] = v
+            runs.add(tuple(sorted(values.items(), key=lambda kv: kv[0])))
+        return len(runs)
 
     def as_dict(self) -> dict:
         return {p.name: p.as_yaml() for p in self.params}
@@ -93,7 +147,49 @@ def load_space(path: str | Path | None, base: TrainConfig | None = None) -> Spac
     return parse_space(data, base, source=str(path))
 
 
+def trial_options(base: TrainConfig, values: dict) -> dict:
+    """A trial's train options: the fixed ones `base` with the space's `values`; a fixed option whose needs these
+    values leave unmet (--smoothing in a trial whose loss is ce) keeps its default, as in a run that never set it."""
+    cfg = dataclasses.replace(base, **values)
+    d = cfg.to_dict()
+    for name, (f, _) in OPTIONS.items():
+        if name not in values and not needs_met(cfg, name, OPTIONS):
+            d[name] = default_of(f)
+    return d
+
+
+def _chooses(p: Param, want) -> list:
+    """The values of space key `p` that meet a need (imgcls.options.need_met)."""
+    if p.kind == "choice":
+        return [v for v in p.values if need_met(v, want)]
+    low, high = p.values[0], p.values[1]
+    if want is None:
+        return [v for v in (high, low) if v]
+    return [w for w in (want if isinstance(want, tuple) else (want,))
+            if isinstance(w, (int, float)) and not isinstance(w, bool) and low <= w <= high]
+
+
+def _witness(name: str, base: TrainConfig, params: dict, seen: tuple = ()) -> dict:
+    """Values of space keys with which option `name` acts (each need met by the fixed options or by a value the
+    needed key can take, and that key's own needs likewise); one line when no trial can meet them."""
+    values = {}
+    for other, want in needs_of(OPTIONS[name][1]):
+        if other in params and other not in seen:
+            chosen = _chooses(params[other], want)
+            if not chosen:
+                spec = OPTIONS[name][1]
+                who = f"space key '{name}'" if name in params else flag(name, spec)
+                what = "one of them" if isinstance(want, tuple) else "true" if want is None else want
+                raise UserError(f"{who} acts only with {wanted_text(other, OPTIONS[other][1], want)}, which space "
+                                f"key '{other}' never takes; add {what} to '{other}' or drop {who}")
+            values.update(_witness(other, base, params, seen + (name,)))
+            values[other] = chosen[0]
+    return values
+
+
 def parse_space(data, base: TrainConfig | None = None, source: str = "the space") -> Space:
+    """The space of `data` (a mapping read from YAML), checked with the fixed options `base` (those checked too: a
+    fixed option whose needs a space key meets, such as --smoothing with a space over loss, acts in those trials)."""
     if not isinstance(data, dict) or not data:
         raise UserError(f"{source} must map imgcls train options to ranges, e.g. lr: {{log_uniform: [1e-4, 3e-3]}}")
     base = base or TrainConfig()
@@ -108,11 +204,26 @@ def parse_space(data, base: TrainConfig | None = None, source: str = "the space"
         if key in FIXED:
             raise UserError(f"space key '{key}' cannot be searched ({FIXED[key]}); set it on the command line "
                             f"or in --config")
-        params.append(_param(key, spec, types[key], base))
+        params.append(_param(key, spec, types[key]))
+    by_name = {p.name: p for p in params}
+    later = set()       # fixed options that act only in the trials whose space values meet their needs
+    for name, (f, spec) in OPTIONS.items():
+        if (name not in by_name and getattr(base, name) != default_of(f) and not needs_met(base, name, OPTIONS)
+                and any(other in by_name for other, _ in needs_of(spec))):
+            check_acts(dataclasses.replace(base, **_witness(name, base, by_name)), name, OPTIONS)
+            later.add(name)
+    base.validate(acting_later=later)
+    for p in params:    # each candidate with the fixed options and what it needs: TrainConfig's checks, named by key
+        need = _witness(p.name, base, by_name)
+        for v in p.candidates():
+            try:
+                TrainConfig.from_dict(trial_options(base, {**need, p.name: v})).validate()
+            except UserError as e:
+                raise UserError(f"space key '{p.name}': {e}") from None
     return Space(tuple(params), source)
 
 
-def _param(key: str, spec, ftype: str, base: TrainConfig) -> Param:
+def _param(key: str, spec, ftype: str) -> Param:
     example = "e.g. {choice: [a, b]} or {log_uniform: [1e-4, 1e-2]}"
     if not isinstance(spec, dict) or len(spec) != 1:
         raise UserError(f"space key '{key}': give one of {', '.join(KINDS)}, {example}")
@@ -129,7 +240,6 @@ def _param(key: str, spec, ftype: str, base: TrainConfig) -> Param:
             if not isinstance(v, (str, int, float, bool)):
                 raise UserError(f"space key '{key}': choice values must be plain values (got {v!r})")
             _check_type(key, v, base_type)
-        candidates = list(values)
     else:
         if base_type not in ("int", "float"):
             raise UserError(f"space key '{key}' is a {base_type} option; give it as {{choice: [...]}}")
@@ -152,14 +262,6 @@ def _param(key: str, spec, ftype: str, base: TrainConfig) -> Param:
             raise UserError(f"space key '{key}': low must be below high (got [{low}, {high}])")
         if kind.startswith("log") and low <= 0:
             raise UserError(f"space key '{key}': a log range needs low > 0 (got {low})")
-        candidates = [low, high]
-    for v in candidates:   # each candidate with the fixed options: TrainConfig's own checks, named by the key
-        d = base.to_dict()
-        d[key] = v
-        try:
-            TrainConfig.from_dict(d).validate()
-        except UserError as e:
-            raise UserError(f"space key '{key}': {e}") from None
     return Param(key, kind, tuple(values))
 
 
