@@ -176,6 +176,8 @@ def _spelling(name: str, spec: Spec, value: Any) -> str:
                 on, off = (part.strip() for part in decl.split("/", 1))
                 return on if value else off
         return flag(name, spec) if value else f"no {flag(name, spec)}"
+    if isinstance(value, list):     # a repeatable option: --tracker a --tracker b
+        return " ".join(f"{flag(name, spec)} {v}" for v in value) or f"no {flag(name, spec)}"
     return f"no {flag(name, spec)}" if value is None else f"{flag(name, spec)} {value}"
 
 
@@ -199,9 +201,12 @@ def needs_of(spec: Spec) -> list[tuple[str, Any]]:
 
 
 def need_met(value: Any, want: Any) -> bool:
-    """Whether a field's value meets one need: want None (set), a tuple (one of its values) or a value."""
+    """Whether a field's value meets one need: want None (set), a tuple (one of its values) or a value; a list
+    value (a repeatable option: --tracker) meets it when one of its items does."""
     if want is None:
         return bool(value)
+    if isinstance(value, list):
+        return any(need_met(v, want) for v in value)
     return value in want if isinstance(want, tuple) else value == want
 
 

@@ -222,6 +222,10 @@ def test_numeric_options_of_the_image_steps(cmd, flags, msg, image_folder, tmp_p
                                                                   "cosine, cosine-restarts or onecycle"),
     ("train", ["--ema-decay", "0.9"], "--ema-decay acts only with --ema, and this run has no --ema"),
     ("train", ["--branch", "deep"], "--branch acts only with --heads multi, and this run has --heads single"),
+    ("train", ["--tracking-uri", "sqlite:///x.db"], "--tracking-uri acts only with --tracker mlflow, and this run has "
+                                                     "no --tracker; add --tracker mlflow or drop --tracking-uri"),
+    ("train", ["--tracker", "tensorboard", "--track-checkpoint"], "--track-checkpoint acts only with --tracker mlflow "
+                                                                  "or wandb, and this run has --tracker tensorboard"),
 ])
 def test_an_option_that_would_be_ignored_is_refused_before_any_work(cmd, flags, msg, image_folder, tmp_path,
                                                                      monkeypatch):
@@ -250,6 +254,7 @@ def test_an_option_at_its_default_or_with_what_it_needs_is_accepted():
     TrainConfig(mix="cutmix-vertical", mix_prob=1.0).validate()               # one of the values it needs
     TrainConfig(scheduler="onecycle", warmup_epochs=2).validate()
     TrainConfig(optimizer="sam", sam_rho=0.1, sam_adaptive=True).validate()
+    TrainConfig(tracker=["tensorboard", "mlflow"], tracking_uri="sqlite:///x.db", track_checkpoint=True).validate()
     with pytest.raises(UserError, match="--focal-gamma acts only with --loss focal"):
         TrainConfig(loss="label-smoothing", focal_gamma=3.0).validate()
 

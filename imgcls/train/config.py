@@ -265,8 +265,9 @@ class TrainConfig:
                            help="Experiment tracker, repeat the flag for more (all offline; each an optional extra: "
                                 "pip install 'imgcls\\[mlflow]').")
     tracking_uri: str | None = option(None, panel=TRACKING, none="sqlite:///<--out>/mlflow.db",
+                                      needs=(("tracker", ("mlflow",)),),
                                       help="--tracker mlflow: the tracking store or server.")
-    track_checkpoint: bool = option(False, panel=TRACKING,
+    track_checkpoint: bool = option(False, panel=TRACKING, needs=(("tracker", ("mlflow", "wandb")),),
                                     help="--tracker mlflow / wandb: also upload best.pt as an artifact.")
 
     def validate(self, acting_later=()) -> None:
