@@ -159,6 +159,32 @@ def test_flags_given_override_a_config_file_and_defaults_do_not(tmp_path, monkey
         ("resnet10t", 7, 0.01, ["a", "b"], [1.0, 2.0])
 
 
+def test_a_config_option_the_flags_leave_without_its_need_keeps_its_default(tmp_path, monkeypatch):
+    """train --config best_config.yaml --loss ce over a label-smoothing config: its smoothing no longer acts, and the
+    user typed no --smoothing to drop; it keeps its default (said in one line) instead of the run being refused.
+    A file that holds such a pair itself is refused, as the flags would be."""
+    import imgcls.train as train_mod
+    seen = []
+    monkeypatch.setattr(train_mod, "run_train", lambda cfg, resume=None: seen.append(cfg))
+    TrainConfig(loss="label-smoothing", smoothing=0.05, lr=0.01).save(tmp_path / "c.yaml")
+    r = runner.invoke(app, ["train", "--config", str(tmp_path / "c.yaml"), "--loss", "ce"])
+    assert r.exit_code == 0, r.output
+    assert (seen[0].loss, seen[0].smoothing, seen[0].lr) == ("ce", 0.1, 0.01)
+    assert "--smoothing 0.05 of " in r.output and "left at the default" in " ".join(r.output.split())
+    r = runner.invoke(app, ["train", "--config", str(tmp_path / "c.yaml"), "--loss", "ce", "--smoothing", "0.2"])
+    assert r.exit_code == 2 and "--smoothing acts only with --loss label-smoothing" in r.output
+    (tmp_path / "bad.yaml").write_text("loss: ce\nsmoothing: 0.3\n")
+    r = runner.invoke(app, ["train", "--config", str(tmp_path / "bad.yaml")])
+    assert r.exit_code == 2 and "--smoothing acts only with --loss label-smoothing" in r.output and len(seen) == 1
+    # --resume with another tracker (one of the options a resumed run may change): the recorded --tracking-uri
+    from imgcls.train.rundir import resume_config
+    run = tmp_path / "run"
+    TrainConfig(tracker=["mlflow"], tracking_uri="sqlite:///x.db", track_checkpoint=True).save(run / "config.yaml")
+    cfg = resume_config(TrainConfig.resolve({"tracker": ["tensorboard"]}, resume=run), run)
+    cfg.validate()
+    assert (cfg.tracker, cfg.tracking_uri, cfg.track_checkpoint) == (["tensorboard"], None, False)
+
+
 def test_every_declared_field_has_help_and_a_panel():
     for name, (cmd, classes) in _commands().items():
         for cls, _ in classes.values():

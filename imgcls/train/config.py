@@ -279,6 +279,22 @@ class TrainConfig:
             raise UserError("--oversample and --sampler weighted both rebalance the classes (repeats vs draws with "
                             "replacement); use one of them")
 
+    def _reset_inert(self, typed: dict, source: str, say: bool = True) -> None:
+        """Options of a --config / --resume file that the flags `typed` leave without what they need (smoothing
+        when --loss ce was typed over a label-smoothing config) take their defaults: they would not act, and a
+        run's config.yaml records only what it trained with."""
+        from imgcls.console import info
+        from imgcls.options import default_of, flag, needs_met, needs_of, specs
+        table = specs(self)
+        reset = []
+        for name, (f, spec) in table.items():
+            if (name not in typed and any(other in typed for other, _ in needs_of(spec))
+                    and getattr(self, name) != default_of(f) and not needs_met(self, name, table)):
+                reset.append(f"{flag(name, spec)} {getattr(self, name)}")
+                setattr(self, name, default_of(f))
+        if reset and say:
+            info(f"{', '.join(reset)} of {source} would not act with the flags given: left at the default")
+
     def oversample_target(self, data_oversampled: bool = False) -> str | int | None:
         """The --oversample target train uses (imgcls.oversample.parse_target; None: each image once per epoch).
         auto is median unless the classes are already rebalanced: by --sampler weighted, --class-weights auto, or
@@ -351,8 +367,9 @@ class TrainConfig:
     def resolve(cls, overrides: dict | None = None, config: str | Path | None = None,
                 resume: str | Path | None = None, validate: bool = True) -> "TrainConfig":
         """The run's options: a --resume run's config.yaml, else a --config file, else the defaults; `overrides`
-        (the flags given) replace what they name. Checked before it is returned (`validate` False: imgcls tune,
-        which checks its fixed options together with its search space)."""
+        (the flags given) replace what they name; an option of the file that acts only with a value a flag
+        changed (its smoothing under --loss ce) keeps its default, and says so. Checked before it is returned
+        (`validate` False: imgcls tune, which checks its fixed options together with its search space)."""
         overrides = dict(overrides or {})
         if resume is not None:
             path = Path(resume) / "config.yaml"
@@ -365,6 +382,8 @@ class TrainConfig:
             d = {}
         d.update(overrides)
         cfg = cls.from_dict(d)
+        if resume is not None or config is not None:     # a resumed run's line is said by rundir.resume_config
+            cfg._reset_inert(overrides, str(config), say=resume is None)
         if validate:
             cfg.validate()
         return cfg

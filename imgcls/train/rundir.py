@@ -127,4 +127,8 @@ def resume_config(cfg, run_dir: Path):
         raise UserError(f"--resume {run_dir} continues the run as its config.yaml records it; {what} cannot change "
                         f"(drop the flag, or start a new run)")
     merged["name"], merged["out"] = run_dir.name, str(run_dir.parent)
-    return TrainConfig.from_dict(merged)
+    cfg = TrainConfig.from_dict(merged)
+    # another --tracker: the recorded --tracking-uri / --track-checkpoint it leaves without a need keep their defaults
+    cfg._reset_inert({k: v for k, v in merged.items() if k in RESUME_MAY_CHANGE and v != getattr(recorded, k)},
+                     str(run_dir / "config.yaml"))
+    return cfg
