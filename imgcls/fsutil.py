@@ -145,6 +145,19 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
     return out
 
 
+def did_you_mean(path: str | os.PathLike) -> str:
+    """' (did you mean outputs/runs/effnet-2?)' when `path` does not exist and its folder holds names close to its
+    own (a typed run or file name), else ''."""
+    import difflib
+    path = Path(path)
+    try:
+        names = [p.name for p in path.parent.iterdir()] if path.name and path.parent.is_dir() else []
+    except OSError:
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(str(path.parent / c) for c in close)}?)" if close else ""
+
+
 def check_output_not_source(out: str | os.PathLike, folders, flag: str = "--out") -> None:
     """Refuse an --out that is one of the run or ensemble folders a step reads (`folders`): its report.html, and a
     k-fold run's oof_predictions.csv, would be overwritten. A folder inside one (export's RUN/onnx) is fine."""

@@ -34,7 +34,8 @@ from imgcls.device import device_option
 from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
 from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
-from imgcls.fsutil import check_output_location, check_output_not_source, check_writable, write_json, write_table
+from imgcls.fsutil import (check_output_location, check_output_not_source, check_writable, did_you_mean,
+                           write_json, write_table)
 from imgcls.options import check, option
 from imgcls.parallel import default_workers
 from imgcls.submission import build_submission, match_template, resolve_format
@@ -67,8 +68,8 @@ def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
         info(f"using {src} (the newest run or ensemble)")
     src = Path(src)
     if not src.exists():
-        raise UserError(f"{src} does not exist; give a run folder (outputs/runs/NAME), a checkpoint, or an "
-                        f"ensemble folder (outputs/ensembles/NAME)")
+        raise UserError(f"{src} does not exist{did_you_mean(src)}; give a run folder (outputs/runs/NAME), a "
+                        f"checkpoint, or an ensemble folder (outputs/ensembles/NAME)")
     if is_spec(src):
         return load_spec(src)
     m = member_from_run(src)

@@ -367,6 +367,10 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
 
 
 def _must_read(path) -> Run:
+    if not Path(path).exists():
+        from imgcls.fsutil import did_you_mean
+        raise UserError(f"{path} does not exist{did_you_mean(path)}; give a folder under outputs/runs or "
+                        f"outputs/ensembles (`imgcls runs` lists them)")
     run = read_run(path)
     if run is None:
         raise UserError(f"{path} is not a run folder (no config.yaml or ensemble spec.yaml); give a folder under "

@@ -231,3 +231,18 @@ def test_out_that_is_a_folder_the_step_reads_is_refused(tmp_path):
                                   "--workers", "0"])
         assert res.exit_code == 2 and "which this step reads" in res.output, res.output
     assert (r1 / "report.html").read_text() == "train's report"
+
+
+def test_a_mistyped_run_name_gets_close_matches(tmp_path, monkeypatch):
+    """A run name one character off named no alternative; every command that takes a run says the close names."""
+    make_tiny_run(tmp_path / "outputs" / "runs" / "effnet_b4-2")
+    monkeypatch.chdir(tmp_path)
+    want = "(did you mean outputs/runs/effnet_b4-2?)"
+    for args in (["predict", "outputs/runs/effnet_b4-3"], ["ensemble", "outputs/runs/effnet_b4", "outputs/runs/x"],
+                 ["runs", "diff", "outputs/runs/efnet_b4-2", "outputs/runs/effnet_b4-2"],
+                 ["export", "outputs/runs/effnet_b4", "--onnx"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and want in " ".join(res.output.split()) and "Traceback" not in res.output, \
+            (args, res.output)
+    res = runner.invoke(app, ["predict", "outputs/runs/zzz"])
+    assert res.exit_code == 2 and "did you mean" not in res.output          # nothing close: no guess

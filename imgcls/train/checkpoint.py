@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from imgcls.errors import UserError
+from imgcls.fsutil import did_you_mean
 
 if TYPE_CHECKING:
     from imgcls.model_meta import ModelMeta
@@ -35,7 +36,8 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta, **extra) ->
 def read_checkpoint(path: str | os.PathLike) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"checkpoint {path} does not exist; give a run folder written by `imgcls train`")
+        raise UserError(f"checkpoint {path} does not exist{did_you_mean(path)}; give a run folder written by "
+                        f"`imgcls train`")
     from imgcls.model_meta import ModelMeta
     from imgcls.weights import torch_load_safely
     obj = torch_load_safely(path, "an imgcls checkpoint", "give a best.pt / last.pt written by imgcls train")
@@ -59,7 +61,8 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     if run_dir.is_file():
         return [run_dir]
     if not run_dir.is_dir():
-        raise UserError(f"run folder {run_dir} does not exist; give a folder under outputs/runs")
+        raise UserError(f"run folder {run_dir} does not exist{did_you_mean(run_dir)}; give a folder under "
+                        f"outputs/runs (`imgcls runs` lists them)")
     direct = run_dir / f"{which}.pt"
     if direct.is_file():
         return [direct]
