@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,6 +162,8 @@ def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path,
     # train's set-up lines are said once for the study, not once per trial; each trial's own lines stay
     assert err.count("as layout 'folder'") == 1 and err.count("no split column with val rows") == 1, err
     assert err.count("; outputs in") == 2 and "trial 1 failed" in err, err
+    for k in range(3):      # each trial starts with its number of the study's count and its drawn values
+        assert re.search(rf"^trial {k} \({k + 1} of 3\): lr=[0-9.e-]+, weight_decay=", err, re.M), err
     t = trials_csv(study_dir)
     assert list(t["trial"]) == [0, 1, 2] and list(t["state"]) == ["complete", "fail", "complete"]
     assert "RuntimeError: CUDA out of memory (simulated)" in t.loc[1, "message"]

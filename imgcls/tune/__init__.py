@@ -301,8 +301,8 @@ def _one_line(e: BaseException) -> str:
 
 
 class _Objective:
-    def __init__(self, cfg: TuneConfig, space, deadline: float | None, callbacks: list):
-        self.cfg, self.space, self.deadline, self.callbacks = cfg, space, deadline, callbacks
+    def __init__(self, cfg: TuneConfig, space, deadline: float | None, callbacks: list, cap: int | None = None):
+        self.cfg, self.space, self.deadline, self.callbacks, self.cap = cfg, space, deadline, callbacks, cap
         self.process = f"{socket.gethostname()}:{os.getpid()}"
         self.started = 0
         self.ran = 0                # trials of this process that completed or were pruned
@@ -320,6 +320,10 @@ class _Objective:
         trial.set_user_attr("run_dir", str(run_dir))
         trial.set_user_attr("process", self.process)
         self.started += 1
+        from imgcls.console import info
+        from imgcls.tune.report import format_params
+        info(f"trial {trial.number}" + (f" ({trial.number + 1} of {self.cap})" if self.cap else "")
+             + (f": {format_params(params)}" if params else ""))
         column = METRICS[self.cfg.metric][0]
         try:
             run_train(TrainConfig.from_dict(d), track_group=self.cfg.study,
@@ -440,7 +444,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
         if cap is not None and n_counted() >= cap:
             study_.stop()
 
-    objective = _Objective(cfg, space, deadline, list(callbacks or []))
+    objective = _Objective(cfg, space, deadline, list(callbacks or []), cap)
     remaining = None if cap is None else cap - done_before
     try:
         if remaining is None or remaining > 0:

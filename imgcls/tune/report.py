@@ -89,9 +89,14 @@ def write_tables(study, cfg, study_dir: Path) -> None:
         best.save(study_dir / "best_config.yaml")
 
 
+def format_params(params: dict) -> str:
+    """'lr=0.000312, optimizer=adamw' for a trial's drawn values."""
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+
+
 def announce(t, label: str) -> None:
     from imgcls.console import info, warn
-    params = ", ".join(f"{k}={_fmt(v)}" for k, v in t.params.items())
+    params = format_params(t.params)
     secs = _seconds(t)
     took = f" in {secs:.0f}s" if secs is not None else ""
     if t.state.name == "COMPLETE":
