@@ -26,7 +26,7 @@ import pandas as pd
 from imgcls.errors import UserError
 from imgcls.options import option
 
-COLUMNS = ["name", "kind", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
+COLUMNS = ["name", "kind", "state", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "scored_on", "seconds", "changed"]
 # scored_on: the rows of a run's score
 VAL, OOF, COMMON = "val", "OOF", "common val"
@@ -57,6 +57,7 @@ class Run:
     path: Path
     name: str = ""
     kind: str = "run"                    # run | k-fold | trial (a tune study's) | ensemble
+    state: str = ""                      # running: a train process holds the folder's lock now (RunLock.held)
     model: str = ""
     img_size: int | None = None
     epochs: int | None = None            # epochs done (a k-fold set: the most any fold did)
@@ -153,6 +154,8 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
         return None
     cfg = _read_yaml(path / "config.yaml")
     run = Run(path=path, name=name, model=str(cfg.get("model", "")), img_size=cfg.get("img_size"), config=cfg)
+    from imgcls.train.rundir import RunLock
+    run.state = "running" if RunLock.held(path) else ""
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
     folds = sorted((d for d in path.glob("fold_*") if (d / "metrics.csv").is_file()), key=lambda d: d.name)
     if (path.parent / "trials.csv").is_file() or (path.parent / "study.db").is_file():
@@ -280,7 +283,7 @@ def leaderboard(runs: Sequence[Run], sort: str = "val_macro_f1", filters: Sequen
     if sort not in COLUMNS:
         raise UserError(f"--sort '{sort}': use one of {', '.join(COLUMNS)}")
     if ascending is None:
-        ascending = sort in ("name", "kind", "model", "changed", "seconds")
+        ascending = sort in ("name", "kind", "state", "model", "changed", "seconds")
     return df.sort_values(sort, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
 
 
@@ -294,7 +297,8 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike) -> None:
                     ("time", "right"), ("options changed", "left")):
         t.add_column(c, justify=just, overflow="fold")
     for r in df.itertuples(index=False):
-        t.add_row(r.name, r.kind, r.model, _int(r.img_size), _int(r.epochs), _int(r.best_epoch), _f4(r.val_macro_f1),
+        epochs = _int(r.epochs) + (f" ({r.state})" if r.state else "")      # '2 (running)': more to come
+        t.add_row(r.name, r.kind, r.model, _int(r.img_size), epochs, _int(r.best_epoch), _f4(r.val_macro_f1),
                   _f4(r.val_acc), rows_label(r.scored_on, r.n_val), duration(r.seconds), r.changed)
     print_table(t)
 

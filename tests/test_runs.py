@@ -192,3 +192,18 @@ def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cros
     assert diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")["same_rows"]
     r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "best"), str(outputs / "runs" / "mid")])
     assert "(other rows)" not in r.output and "same rows" in r.output
+
+
+def test_a_run_that_is_training_is_marked_running(outputs):
+    """A single run or a k-fold set still training (its folder locked by imgcls train) looked finished."""
+    from imgcls.train.rundir import RunLock
+    if RunLock.held(outputs) is None:
+        pytest.skip("no /proc/locks here")
+    with RunLock(outputs / "runs" / "kf"), RunLock(outputs / "runs" / "mid"):
+        df = leaderboard(find_runs(outputs), sort="name")
+        assert dict(zip(df["name"], df["state"])) == {"runs/best": "", "runs/kf": "running", "runs/low": "",
+                                                      "runs/mid": "running", "tune/s1/trial_0000": "",
+                                                      "ensembles/e1": ""}
+        r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "state=running"])
+        assert r.exit_code == 0 and "2 run(s)" in r.stdout and "2 (running)" in r.stdout, r.stdout
+    assert set(leaderboard(find_runs(outputs))["state"]) == {""}          # the lock goes with the process

@@ -87,6 +87,21 @@ class RunLock:
             self.fd = None
         return False
 
+    @staticmethod
+    def held(run_dir: str | os.PathLike) -> bool | None:
+        """Whether a train process holds the run folder's lock now (it is training), read from /proc/locks rather
+        than by taking the lock, which could make a train starting at that instant fail; None where the kernel
+        does not list its locks there (not Linux)."""
+        try:
+            st = os.stat(run_dir)
+            with open("/proc/locks", encoding="ascii") as f:
+                locks = f.read()
+        except OSError:
+            return None
+        key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+        return any(line.split()[1] == "FLOCK" and key in line.split() for line in locks.splitlines()
+                   if len(line.split()) > 5)
+
 
 # options that may differ when a run is resumed: where the data is read from and how (not what is trained)
 RESUME_MAY_CHANGE = ("src", "workers", "device", "cache", "out", "name", "exist_ok", "tracker", "tracking_uri",
