@@ -67,9 +67,13 @@ def said_once() -> Iterator[None]:
         _state["said"] = outer
 
 
-def print_table(table) -> None:
+def print_table(table, always: bool = False) -> None:
     """A rich Table: in a terminal at its width; piped or captured (80 columns by default) as wide as the table
-    needs, so cells (paths, run names) are not folded."""
+    needs, so cells (paths, run names) are not folded. A summary of a step's work (ensemble's scores, predict's
+    --eval) is silenced by --quiet like its other lines (the numbers are in its files); `always`: the table is the
+    command's output (`imgcls runs`)."""
+    if _state["quiet"] and not always:
+        return
     if results.is_terminal:
         results.print(table)
     else:

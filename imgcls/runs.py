@@ -300,7 +300,7 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike) -> None:
         epochs = _int(r.epochs) + (f" ({r.state})" if r.state else "")      # '2 (running)': more to come
         t.add_row(r.name, r.kind, r.model, _int(r.img_size), epochs, _int(r.best_epoch), _f4(r.val_macro_f1),
                   _f4(r.val_acc), rows_label(r.scored_on, r.n_val), duration(r.seconds), r.changed)
-    print_table(t)
+    print_table(t, always=True)
 
 
 ROWS_NOTE = (f"scored on: {VAL} = a run's validation rows, {OOF} = a k-fold set's out-of-fold rows (every fold's "
@@ -395,7 +395,7 @@ def print_diff(d: dict) -> None:
         t.add_row("(a run and an ensemble: their options are not compared; the metrics are)", "", "")
     elif not d["config"]:
         t.add_row("(none differ)", "", "")
-    print_table(t)
+    print_table(t, always=True)
     same = d.get("same_rows", True)
     m = Table(title="metrics (val macro-F1 over every class, from the saved validation predictions)",
               title_justify="left", caption_justify="left",
@@ -416,7 +416,7 @@ def print_diff(d: dict) -> None:
             if k in ("val_macro_f1", "val_acc") and not same:
                 delta += " (other rows)"
         m.add_row(k, fmt(va), fmt(vb), delta)
-    print_table(m)
+    print_table(m, always=True)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -61,3 +61,17 @@ def test_a_piped_progress_bar_keeps_its_status_whole(capsys):
     err = capsys.readouterr().err
     assert "fold 3/5 epoch 12/30" in err and "run ETA 0:12:34" in err and "4/4 0:00:00" in err, err
     assert "\u2026" not in err, err
+
+
+def test_quiet_silences_a_summary_table_not_a_command_s_output(capsys):
+    from rich.table import Table
+    t = Table(title="summary")
+    t.add_column("a column wider than its title")
+    console.set_quiet(True)
+    try:
+        console.print_table(t)
+        assert capsys.readouterr().out == ""
+        console.print_table(t, always=True)            # `imgcls runs`: the table is what was asked for
+        assert "summary" in capsys.readouterr().out
+    finally:
+        console.set_quiet(False)

@@ -90,6 +90,9 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
                                           "ensemble (weighted), weights cross-fitted (5 folds)"]
     assert "weights fitted on these rows" in " ".join(res.output.split())
     assert "ensemble (weighted), weights fitted on these rows" in res.output   # piped: tables are not folded
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
+                              "--out", str(tmp_path / "ens_q"), "-q"])
+    assert res.exit_code == 0 and res.output == "", res.output          # --quiet: the scores are in scores.csv
     import re
     html = (out / "report.html").read_text()
     srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
