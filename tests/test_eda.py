@@ -84,9 +84,9 @@ def test_exact_duplicate_groups_at_scale():
 
     from synthetic import copy_groups_frame
     df = copy_groups_frame(100_000)
-    t = time.perf_counter()
+    t = time.process_time()          # CPU seconds: a shared, loaded machine does not stretch them as it does wall time
     groups = eda.exact_duplicate_groups(df)
-    seconds = time.perf_counter() - t
+    seconds = time.process_time() - t
     assert len(groups) == 20_000 and sum(g["n"] for g in groups) == 40_000
     g = groups[0]
     rows = df[df["sha256"] == g["sha256"]]
