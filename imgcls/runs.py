@@ -224,7 +224,9 @@ def find_runs(root: str | os.PathLike = "outputs") -> list[Run]:
     """Every run, k-fold set and ensemble under `root` (a k-fold set's fold_* folders belong to it)."""
     root = Path(root)
     if not root.is_dir():
-        raise UserError(f"{root} is not a folder; give the folder your runs are under (default: outputs)")
+        from imgcls.fsutil import did_you_mean
+        raise UserError(f"{root} is not a folder{did_you_mean(root)}; give the folder your runs are under "
+                        f"(default: outputs)")
     found = []
     for dirpath, dirnames, _ in os.walk(root):
         d = Path(dirpath)

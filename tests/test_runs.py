@@ -124,6 +124,8 @@ def test_cli_table_csv_round_trip_json_and_errors(outputs, tmp_path):
     assert r.exit_code == 2
     r = CliRunner().invoke(app, ["runs", str(tmp_path / "empty_nothing")])
     assert r.exit_code == 2 and "is not a folder" in r.output
+    r = CliRunner().invoke(app, ["runs", str(outputs / "runz")])          # a typo names the close folder
+    assert r.exit_code == 2 and f"(did you mean {outputs / 'runs'}?)" in " ".join(r.output.split()), r.output
 
 
 def test_diff_and_report(outputs, monkeypatch):
