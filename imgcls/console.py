@@ -47,10 +47,11 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
-def info(msg: str) -> None:
+def info(msg: str, key: str | None = None) -> None:
     """A line for the user (defaults used, outputs written); silenced by --quiet. Inside said_once(), a line
-    already printed there is not printed again."""
-    if not _state["quiet"] and not _said(msg):
+    already printed there is not printed again; `key`: what counts as the same line there when `msg` holds a part
+    that changes although it says the same thing (a duration)."""
+    if not _state["quiet"] and not _said(msg if key is None else "key: " + key):
         console.print(msg, soft_wrap=True)   # soft_wrap: long lines (paths) stay whole, never cut at 80 columns
 
 

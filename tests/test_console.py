@@ -20,6 +20,16 @@ def test_said_once_prints_a_line_once_inside_and_again_after(capsys):
         "weights: package lite0"]
 
 
+def test_said_once_a_keyed_line_with_a_changing_part_is_printed_once(capsys):
+    """A line holding a duration is the same line each tune trial; its key (the line without the time) says so."""
+    with console.said_once():
+        for secs in (5.3, 5.4):
+            console.info(f"decoded-image cache: 9 images in {secs}s", key="decoded-image cache: 9 images")
+        console.info("decoded-image cache: 12 images in 5.4s", key="decoded-image cache: 12 images")
+    assert capsys.readouterr().err.splitlines() == ["decoded-image cache: 9 images in 5.3s",
+                                                    "decoded-image cache: 12 images in 5.4s"]
+
+
 def test_quiet_prints_nothing(capsys):
     console.set_quiet(True)
     try:

@@ -154,13 +154,20 @@ class FailTrial(Callback):
 
 
 @pytest.mark.timeout(120)
-def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path, space, capsys):
+def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path, space, capsys, monkeypatch):
     cfg = tune_cfg(data, tmp_path, space, trials=3, keep="best-1")
+    import itertools
+    import types
+
+    import imgcls.train
+    clock = (k * k for k in itertools.count())   # each trial's decoded-image cache takes another time
+    monkeypatch.setattr(imgcls.train, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
     capsys.readouterr()
     study_dir = run_tune(cfg, callbacks=[FailTrial("trial_0001")])
     err = capsys.readouterr().err
     # train's set-up lines are said once for the study, not once per trial; each trial's own lines stay
     assert err.count("as layout 'folder'") == 1 and err.count("no split column with val rows") == 1, err
+    assert err.count("decoded-image cache:") == 1, err     # its time changes, the line says the same thing
     assert err.count("; outputs in") == 2 and "trial 1 failed" in err, err
     for k in range(3):      # each trial starts with its number of the study's count and its drawn values
         assert re.search(rf"^trial {k} \({k + 1} of 3\): lr=[0-9.e-]+, weight_decay=", err, re.M), err

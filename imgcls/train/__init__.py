@@ -313,11 +313,12 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             images, df, targets, final = images[ok], df[ok].reset_index(drop=True), targets[ok], final[ok]
             paths = [p for p, o in zip(paths, ok) if o]
         if dist.main:
-            RunLog(run_dir / "train.log", echo=not False)(
-                f"decoded-image cache: {len(images)} images at {img_size}px ({images.nbytes / 2**20:.0f} MiB) "
-                f"in {time.perf_counter() - t0:.1f}s ({io_workers} decoding process{'es' if io_workers > 1 else ''}, "
-                f"before the first step)"
-                + (f", one memmap shared by the {dist.world} processes" if shared is not None else ""))
+            what = f"decoded-image cache: {len(images)} images at {img_size}px ({images.nbytes / 2**20:.0f} MiB)"
+            how = (f"({io_workers} decoding process{'es' if io_workers > 1 else ''}, before the first step)"
+                   + (f", one memmap shared by the {dist.world} processes" if shared is not None else ""))
+            # keyed without its time: tune's trials decode the same images, said once (console.said_once)
+            RunLog(run_dir / "train.log", echo=not False)(f"{what} in {time.perf_counter() - t0:.1f}s {how}",
+                                                          key=f"{what} {how}")
     if fill is None:            # squash / crop from the cache: measured on the decoded images themselves
         fill = tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, images=images)
     meta = replace(meta, fill=fill[0])

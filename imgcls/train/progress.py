@@ -15,12 +15,13 @@ class RunLog:
     def __init__(self, path: Path | None, echo: bool = True):
         self.path, self.echo = path, echo
 
-    def __call__(self, msg: str, terminal: bool = True):
+    def __call__(self, msg: str, terminal: bool = True, key: str | None = None):
+        """`key`: console.info's, for a line with a changing part (a duration)."""
         if self.path is not None:
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
         if terminal and self.echo:
-            info(msg)
+            info(msg, key=key)
 
 
 class RunEta:
