@@ -9,7 +9,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from imgcls.errors import UserError
 
@@ -145,17 +145,23 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
     return out
 
 
-def did_you_mean(path: str | os.PathLike) -> str:
+def did_you_mean(path: str | os.PathLike, also: Sequence[str | os.PathLike] = ()) -> str:
     """' (did you mean outputs/runs/effnet-2?)' when `path` does not exist and its folder holds names close to its
-    own (a typed run or file name), else ''."""
+    own (a typed run or file name), else ''. `also`: folders a bare name may have meant (outputs/runs for
+    `imgcls predict effnet-2`), searched too when `path` is a bare name."""
     import difflib
     path = Path(path)
-    try:
-        names = [p.name for p in path.parent.iterdir()] if path.name and path.parent.is_dir() else []
-    except OSError:
+    if not path.name:
         return ""
-    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
-    return f" (did you mean {' or '.join(str(path.parent / c) for c in close)}?)" if close else ""
+    cands = []
+    for folder in dict.fromkeys([path.parent, *(Path(f) for f in also if len(path.parts) == 1)]):
+        try:
+            cands += [folder / p.name for p in folder.iterdir()] if folder.is_dir() else []
+        except OSError:
+            continue
+    close = difflib.get_close_matches(path.name, [c.name for c in cands], n=3, cutoff=0.6)
+    picked = [c for name in dict.fromkeys(close) for c in cands if c.name == name][:3]
+    return f" (did you mean {' or '.join(map(str, picked))}?)" if picked else ""
 
 
 def check_output_not_source(out: str | os.PathLike, folders, flag: str = "--out") -> None:

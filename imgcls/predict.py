@@ -68,8 +68,8 @@ def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
         info(f"using {src} (the newest run or ensemble)")
     src = Path(src)
     if not src.exists():
-        raise UserError(f"{src} does not exist{did_you_mean(src)}; give a run folder (outputs/runs/NAME), a "
-                        f"checkpoint, or an ensemble folder (outputs/ensembles/NAME)")
+        raise UserError(f"{src} does not exist{did_you_mean(src, (runs_dir, ensembles_dir))}; give a run folder "
+                        f"(outputs/runs/NAME), a checkpoint, or an ensemble folder (outputs/ensembles/NAME)")
     if is_spec(src):
         return load_spec(src)
     m = member_from_run(src)

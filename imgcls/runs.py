@@ -374,8 +374,11 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
 
 def _must_read(path) -> Run:
     if not Path(path).exists():
+        from imgcls.ensemble.spec import ENSEMBLES_DIR
         from imgcls.fsutil import did_you_mean
-        raise UserError(f"{path} does not exist{did_you_mean(path)}; give a folder under outputs/runs or "
+        from imgcls.train.config import TrainConfig
+        raise UserError(f"{path} does not exist{did_you_mean(path, (TrainConfig.out, ENSEMBLES_DIR))}; give a "
+                        f"folder under outputs/runs or "
                         f"outputs/ensembles (`imgcls runs` lists them)")
     run = read_run(path)
     if run is None:

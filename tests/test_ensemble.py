@@ -249,3 +249,8 @@ def test_a_mistyped_run_name_gets_close_matches(tmp_path, monkeypatch):
             (args, res.output)
     res = runner.invoke(app, ["predict", "outputs/runs/zzz"])
     assert res.exit_code == 2 and "did you mean" not in res.output          # nothing close: no guess
+    # a bare run name (no outputs/runs/ before it) names the run folders it may have meant
+    for args in (["predict", "effnet_b4-2"], ["ensemble", "effnet_b4-3", "effnet_b4"],
+                 ["runs", "diff", "efnet_b4-2", "effnet_b4-2"], ["export", "effnet_b4", "--onnx"]):
+        res = runner.invoke(app, args)
+        assert res.exit_code == 2 and want in " ".join(res.output.split()), (args, res.output)

@@ -61,8 +61,9 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     if run_dir.is_file():
         return [run_dir]
     if not run_dir.is_dir():
-        raise UserError(f"run folder {run_dir} does not exist{did_you_mean(run_dir)}; give a folder under "
-                        f"outputs/runs (`imgcls runs` lists them)")
+        from imgcls.train.config import TrainConfig
+        raise UserError(f"run folder {run_dir} does not exist{did_you_mean(run_dir, (TrainConfig.out,))}; give a "
+                        f"folder under outputs/runs (`imgcls runs` lists them)")
     direct = run_dir / f"{which}.pt"
     if direct.is_file():
         return [direct]
