@@ -162,7 +162,8 @@ def test_flags_given_override_a_config_file_and_defaults_do_not(tmp_path, monkey
 def test_a_config_option_the_flags_leave_without_its_need_keeps_its_default(tmp_path, monkeypatch):
     """train --config best_config.yaml --loss ce over a label-smoothing config: its smoothing no longer acts, and the
     user typed no --smoothing to drop; it keeps its default (said in one line) instead of the run being refused.
-    A file that holds such a pair itself is refused, as the flags would be."""
+    So does a file that holds such a pair itself (a study's best_config.yaml or a run's record from before the
+    option was declared inert); a typed flag that would not act is refused."""
     import imgcls.train as train_mod
     seen = []
     monkeypatch.setattr(train_mod, "run_train", lambda cfg, resume=None: seen.append(cfg))
@@ -173,11 +174,18 @@ def test_a_config_option_the_flags_leave_without_its_need_keeps_its_default(tmp_
     assert "--smoothing 0.05 of " in r.output and "left at the default" in " ".join(r.output.split())
     r = runner.invoke(app, ["train", "--config", str(tmp_path / "c.yaml"), "--loss", "ce", "--smoothing", "0.2"])
     assert r.exit_code == 2 and "--smoothing acts only with --loss label-smoothing" in r.output
-    (tmp_path / "bad.yaml").write_text("loss: ce\nsmoothing: 0.3\n")
-    r = runner.invoke(app, ["train", "--config", str(tmp_path / "bad.yaml")])
-    assert r.exit_code == 2 and "--smoothing acts only with --loss label-smoothing" in r.output and len(seen) == 1
-    # --resume with another tracker (one of the options a resumed run may change): the recorded --tracking-uri
+    (tmp_path / "old.yaml").write_text("loss: ce\nsmoothing: 0.3\nmix_alpha: 0.4\n")
+    r = runner.invoke(app, ["train", "--config", str(tmp_path / "old.yaml")])
+    assert r.exit_code == 0 and (seen[1].smoothing, seen[1].mix_alpha) == (0.1, 1.0), r.output
+    assert "--mix-alpha 0.4, --smoothing 0.3 of " in " ".join(r.output.split()) and len(seen) == 2
+    # a run recorded with such a pair resumes (its record is compared without the values that never acted)
     from imgcls.train.rundir import resume_config
+    old = tmp_path / "old_run"
+    TrainConfig(loss="ce", smoothing=0.3, name="old_run", out=str(tmp_path)).save(old / "config.yaml")
+    cfg = resume_config(TrainConfig.resolve({}, resume=old), old)
+    cfg.validate()
+    assert (cfg.loss, cfg.smoothing) == ("ce", 0.1)
+    # --resume with another tracker (one of the options a resumed run may change): the recorded --tracking-uri
     run = tmp_path / "run"
     TrainConfig(tracker=["mlflow"], tracking_uri="sqlite:///x.db", track_checkpoint=True).save(run / "config.yaml")
     cfg = resume_config(TrainConfig.resolve({"tracker": ["tensorboard"]}, resume=run), run)

@@ -279,21 +279,22 @@ class TrainConfig:
             raise UserError("--oversample and --sampler weighted both rebalance the classes (repeats vs draws with "
                             "replacement); use one of them")
 
-    def _reset_inert(self, typed: dict, source: str, say: bool = True) -> None:
-        """Options of a --config / --resume file that the flags `typed` leave without what they need (smoothing
-        when --loss ce was typed over a label-smoothing config) take their defaults: they would not act, and a
-        run's config.yaml records only what it trained with."""
+    def _reset_inert(self, typed, source: str, say: bool = True) -> None:
+        """Options read from a --config / --resume file (every field but the flags `typed`) that would not act --
+        their `needs` unmet, by the file itself or by a typed flag (its smoothing under --loss ce) -- take their
+        defaults, said in one line: the user typed no flag to drop, and a run recorded or a study's best_config.yaml
+        written before an option was declared inert stays usable. A typed flag that would not act is still
+        refused (validate)."""
         from imgcls.console import info
-        from imgcls.options import default_of, flag, needs_met, needs_of, specs
+        from imgcls.options import default_of, flag, needs_met, specs
         table = specs(self)
         reset = []
         for name, (f, spec) in table.items():
-            if (name not in typed and any(other in typed for other, _ in needs_of(spec))
-                    and getattr(self, name) != default_of(f) and not needs_met(self, name, table)):
+            if name not in typed and getattr(self, name) != default_of(f) and not needs_met(self, name, table):
                 reset.append(f"{flag(name, spec)} {getattr(self, name)}")
                 setattr(self, name, default_of(f))
         if reset and say:
-            info(f"{', '.join(reset)} of {source} would not act with the flags given: left at the default")
+            info(f"{', '.join(reset)} of {source} would not act with these options: left at the default")
 
     def oversample_target(self, data_oversampled: bool = False) -> str | int | None:
         """The --oversample target train uses (imgcls.oversample.parse_target; None: each image once per epoch).

@@ -130,6 +130,8 @@ def resume_config(cfg, run_dir: Path):
     from imgcls.options import describe_changes
     from imgcls.train.config import TrainConfig
     recorded = TrainConfig.load(run_dir / "config.yaml")
+    record = str(run_dir / "config.yaml")
+    recorded._reset_inert({}, record)       # a recorded option that never acted (needs unmet) keeps its default
     merged = {f.name: getattr(cfg, f.name) if getattr(cfg, f.name) is not None else getattr(recorded, f.name)
               for f in fields(TrainConfig)}
     changed = option_changes(recorded.to_dict(), merged)
@@ -145,5 +147,5 @@ def resume_config(cfg, run_dir: Path):
     cfg = TrainConfig.from_dict(merged)
     # another --tracker: the recorded --tracking-uri / --track-checkpoint it leaves without a need keep their defaults
     cfg._reset_inert({k: v for k, v in merged.items() if k in RESUME_MAY_CHANGE and v != getattr(recorded, k)},
-                     str(run_dir / "config.yaml"))
+                     record)
     return cfg
