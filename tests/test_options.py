@@ -377,7 +377,10 @@ def test_ensemble_options_are_checked_before_the_runs_are_read(tmp_path, monkeyp
     import imgcls.ensemble.build as ens          # build_ensemble reads the runs with this name
     monkeypatch.setattr(ens, "member_from_run", lambda *a, **k: pytest.fail("runs read before the options were checked"))
     for flags, msg in ((["--method", "median"], "unknown --method 'median'; use one of: soft, hard, weighted"),
-                       (["--weight-metric", "acc"], "unknown --weight-metric 'acc'; use one of: logloss, f1")):
+                       (["--weight-metric", "acc"], "unknown --weight-metric 'acc'; use one of: logloss, f1"),
+                       # it did nothing without fitted weights: equal (soft) or typed weights
+                       (["--weight-metric", "f1"], "--weight-metric f1 chooses what fitted weights optimise"),
+                       (["--weight-metric", "f1", "--weights", "1,2"], "it acts only when weights are fitted")):
         r = runner.invoke(app, ["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "e"),
                                 *flags])
         assert r.exit_code == 2 and msg in r.output and len(r.output.strip().splitlines()) == 1, r.output

@@ -49,6 +49,10 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine))
     if weights and method == "soft":
         method = "weighted"
+    if metric is not None and (method == "soft" or weights not in (None, "", "auto") or combine == "profile"):
+        raise UserError(f"--weight-metric {metric} chooses what fitted weights optimise: it acts only when weights "
+                        f"are fitted (--method weighted or hard, without explicit --weights); add --method weighted "
+                        f"or drop --weight-metric")
     if not runs:
         raise UserError("give at least one run: imgcls ensemble outputs/runs/A outputs/runs/B")
     if combine == "profile" and (method == "hard" or weights == "auto"):
