@@ -99,8 +99,8 @@ class RunLock:
         except OSError:
             return None
         key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-        return any(line.split()[1] == "FLOCK" and key in line.split() for line in locks.splitlines()
-                   if len(line.split()) > 5)
+        fields = (line.split() for line in locks.splitlines())     # "1: FLOCK ADVISORY WRITE pid dev:ino 0 EOF"
+        return any(len(f) > 5 and f[1] == "FLOCK" and key in f for f in fields)
 
 
 # options that may differ when a run is resumed: where the data is read from and how (not what is trained)
