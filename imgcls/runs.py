@@ -25,16 +25,17 @@ import pandas as pd
 
 from imgcls.errors import UserError
 from imgcls.options import option
+from imgcls.train.rundir import RESUME_MAY_CHANGE
 
 COLUMNS = ["name", "kind", "state", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "scored_on", "seconds", "changed"]
 # scored_on: the rows of a run's score
 VAL, OOF, COMMON = "val", "OOF", "common val"
 SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
-IGNORED_IN_CHANGED = ("model", "img_size",         # columns of their own
-                      "src", "out", "name", "workers", "device", "amp", "exist_ok", "tracker", "tracking_uri",
-                      "track_checkpoint",   # where / how it ran, not what it learned
-                      "weights_source")     # a record of where --pretrained found its file (a path), not an option
+# where / how a run ran, not what it learned: what a resume may change, mixed precision, and where --pretrained
+# found its file (weights_source, a path)
+HOW_IT_RAN = RESUME_MAY_CHANGE + ("amp", "weights_source")
+IGNORED_IN_CHANGED = ("model", "img_size") + HOW_IT_RAN      # the model and the input size: columns of their own
 
 
 @dataclass
@@ -349,13 +350,17 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike | None, fmt: str) -> s
 # --------------------------------------------------------------------------------------------------------------
 
 def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
-    """{'config': [(option, value in A, value in B)], 'metrics': [(metric, A, B, B - A)], 'per_class': DataFrame}."""
+    """{'config': [(option, value in A, value in B)] of the options that differ in what the runs learned, 'ran': the
+    names of those that differ only in where / how they ran (HOW_IT_RAN: --out, --name, --workers, ...),
+    'metrics': [(metric, A, B, B - A)], 'per_class': DataFrame}."""
     ra, rb = _must_read(a), _must_read(b)
     keys = list(dict.fromkeys([*ra.config, *rb.config]))
     if (ra.kind == "ensemble") != (rb.kind == "ensemble"):     # a run's options and an ensemble's have no key in common
         keys = [k for k in keys if k in ra.config and k in rb.config]
-    cfg = [(k, _fmt_value(ra.config.get(k, "")), _fmt_value(rb.config.get(k, ""))) for k in keys
-           if ra.config.get(k) != rb.config.get(k)]
+    differ = [(k, _fmt_value(ra.config.get(k, "")), _fmt_value(rb.config.get(k, ""))) for k in keys
+              if ra.config.get(k) != rb.config.get(k)]
+    cfg = [d for d in differ if d[0] not in HOW_IT_RAN]
+    ran = [d[0] for d in differ if d[0] in HOW_IT_RAN]
     # the scores are over the same images only when both runs scored the same rows
     same_rows = ra.row_keys is not None and ra.row_keys == rb.row_keys and ra.scored_on == rb.scored_on
     mets = []
@@ -369,7 +374,7 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
         pc = ra.per_class[["class", "f1", "support"]].merge(rb.per_class[["class", "f1", "support"]], on="class",
                                                             how="outer", suffixes=("_a", "_b"))
         pc["delta_f1"] = pc["f1_b"] - pc["f1_a"]
-    return {"a": ra, "b": rb, "config": cfg, "metrics": mets, "per_class": pc, "same_rows": same_rows}
+    return {"a": ra, "b": rb, "config": cfg, "ran": ran, "metrics": mets, "per_class": pc, "same_rows": same_rows}
 
 
 def _must_read(path) -> Run:
@@ -391,7 +396,10 @@ def print_diff(d: dict) -> None:
     from rich.table import Table
     from imgcls.console import console, print_table
     console.print(f"A: {d['a'].path}\nB: {d['b'].path}", soft_wrap=True, highlight=False)
-    t = Table(title="options that differ", title_justify="left")
+    ran = d.get("ran", [])
+    t = Table(title="options that differ", title_justify="left", caption_justify="left",
+              caption=f"also differ in where / how they ran, not in what they learned: {', '.join(ran)}" if ran
+              else None)
     for c in ("option", "A", "B"):
         t.add_column(c, overflow="fold")
     for k, va, vb in d["config"]:
@@ -399,7 +407,7 @@ def print_diff(d: dict) -> None:
     if (d["a"].kind == "ensemble") != (d["b"].kind == "ensemble"):
         t.add_row("(a run and an ensemble: their options are not compared; the metrics are)", "", "")
     elif not d["config"]:
-        t.add_row("(none differ)", "", "")
+        t.add_row("(none differ in what they learned)" if ran else "(none differ)", "", "")
     print_table(t, always=True)
     same = d.get("same_rows", True)
     m = Table(title="metrics (val macro-F1 over every class, from the saved validation predictions)",

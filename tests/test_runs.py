@@ -37,8 +37,9 @@ def outputs(tmp_path):
     out = tmp_path / "outputs"
     good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
     fake_run(out / "runs" / "best", "resnet10t", good, epochs=4, seconds=5.0, loss="focal",
-             weights_source="package /site-packages/w.pth")
-    fake_run(out / "runs" / "mid", "resnet10t", [("a", "a"), ("b", "a"), ("c", "c"), ("a", "a")], seconds=1.0)
+             weights_source="package /site-packages/w.pth", name="best", workers=2)
+    fake_run(out / "runs" / "mid", "resnet10t", [("a", "a"), ("b", "a"), ("c", "c"), ("a", "a")], seconds=1.0,
+             name="mid", workers=2)
     fake_run(out / "runs" / "low", "tf_efficientnet_lite0", [("a", "b"), ("b", "a"), ("c", "c"), ("a", "a")],
              seconds=3.0)
     kf = out / "runs" / "kf"
@@ -131,10 +132,13 @@ def test_cli_table_csv_round_trip_json_and_errors(outputs, tmp_path):
 def test_diff_and_report(outputs, monkeypatch):
     d = diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")
     assert ("loss", "focal", "") in d["config"] and ("epochs", "4", "3") in d["config"]
+    assert {k for k, _, _ in d["config"]}.isdisjoint({"name", "weights_source"})     # where it ran: one line apart
+    assert d["ran"] == ["name", "weights_source"]
     f1 = dict((k, (a, b, delta)) for k, a, b, delta in d["metrics"])["val_macro_f1"]
     assert f1[0] == pytest.approx(1.0) and f1[2] == pytest.approx(-0.4)
     r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "best"), str(outputs / "runs" / "mid")])
     assert r.exit_code == 0 and "focal" in r.output and "-0.4000" in r.output
+    assert "where / how they ran, not in what they learned: name, weights_source" in " ".join(r.output.split())
     assert "-0m17s" in r.output                                   # 20 s against 3 s: a delta as a duration
     r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "mid"), str(outputs / "ensembles" / "e1")])
     assert r.exit_code == 0 and "not compared" in r.output and "loss" not in r.output and "{" not in r.output

@@ -103,7 +103,8 @@ class RunLock:
         return any(len(f) > 5 and f[1] == "FLOCK" and key in f for f in fields)
 
 
-# options that may differ when a run is resumed: where the data is read from and how (not what is trained)
+# options that say where a run reads its data and records itself, not what it learns: they may differ when a run is
+# resumed, and `imgcls runs` keeps them out of what two runs changed
 RESUME_MAY_CHANGE = ("src", "workers", "device", "cache", "out", "name", "exist_ok", "tracker", "tracking_uri",
                      "track_checkpoint")
 
