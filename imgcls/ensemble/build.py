@@ -96,10 +96,8 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     P = [o.loc[common, [f"p_{c}" for c in classes]].to_numpy(np.float64)[ok] for o in oofs]
 
     fitted = False
-    if method == "soft":
+    if method == "soft":                  # no --weights (given ones made it weighted above)
         w = np.full(len(members), 1.0 / len(members))
-        if weights not in (None, ""):
-            warn("--weights is ignored with --method soft (equal weights); use --method weighted")
     elif weights in (None, "", "auto"):
         if len(y) == 0:
             raise UserError("--weights auto needs validation predictions on the same images for every member; "
