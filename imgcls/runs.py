@@ -32,10 +32,11 @@ COLUMNS = ["name", "kind", "state", "model", "img_size", "epochs", "best_epoch",
 # scored_on: the rows of a run's score
 VAL, OOF, COMMON = "val", "OOF", "common val"
 SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
-# where / how a run ran, not what it learned: what a resume may change, mixed precision, and where --pretrained
-# found its file (weights_source, a path)
-HOW_IT_RAN = RESUME_MAY_CHANGE + ("amp", "weights_source")
-IGNORED_IN_CHANGED = ("model", "img_size") + HOW_IT_RAN      # the model and the input size: columns of their own
+# where / how a run ran, not what it learned: what a resume may change but the data it reads, mixed precision, and
+# where --pretrained found its file (weights_source, a path)
+HOW_IT_RAN = tuple(k for k in RESUME_MAY_CHANGE if k != "src") + ("amp", "weights_source")
+# the changed column leaves out the model and the input size (columns of their own) and the data folder (a path)
+IGNORED_IN_CHANGED = ("model", "img_size", "src") + HOW_IT_RAN
 
 
 @dataclass

@@ -37,7 +37,7 @@ def outputs(tmp_path):
     out = tmp_path / "outputs"
     good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
     fake_run(out / "runs" / "best", "resnet10t", good, epochs=4, seconds=5.0, loss="focal",
-             weights_source="package /site-packages/w.pth", name="best", workers=2)
+             weights_source="package /site-packages/w.pth", name="best", workers=2, src="data/a")
     fake_run(out / "runs" / "mid", "resnet10t", [("a", "a"), ("b", "a"), ("c", "c"), ("a", "a")], seconds=1.0,
              name="mid", workers=2)
     fake_run(out / "runs" / "low", "tf_efficientnet_lite0", [("a", "b"), ("b", "a"), ("c", "c"), ("a", "a")],
@@ -133,6 +133,7 @@ def test_diff_and_report(outputs, monkeypatch):
     d = diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")
     assert ("loss", "focal", "") in d["config"] and ("epochs", "4", "3") in d["config"]
     assert {k for k, _, _ in d["config"]}.isdisjoint({"name", "weights_source"})     # where it ran: one line apart
+    assert ("src", "data/a", "") in d["config"]                                     # the data it learned from
     assert d["ran"] == ["name", "weights_source"]
     f1 = dict((k, (a, b, delta)) for k, a, b, delta in d["metrics"])["val_macro_f1"]
     assert f1[0] == pytest.approx(1.0) and f1[2] == pytest.approx(-0.4)
