@@ -256,6 +256,7 @@ def test_numeric_options_of_the_image_steps(cmd, flags, msg, image_folder, tmp_p
                                                                   "cosine, cosine-restarts or onecycle"),
     ("train", ["--ema-decay", "0.9"], "--ema-decay acts only with --ema, and this run has no --ema"),
     ("train", ["--branch", "deep"], "--branch acts only with --heads multi, and this run has --heads single"),
+    ("train", ["--head-weights", "2"], "--head-weights acts only with --heads multi, and this run has --heads single"),
     ("train", ["--tracking-uri", "sqlite:///x.db"], "--tracking-uri acts only with --tracker mlflow, and this run has "
                                                      "no --tracker; add --tracker mlflow or drop --tracking-uri"),
     ("train", ["--tracker", "tensorboard", "--track-checkpoint"], "--track-checkpoint acts only with --tracker mlflow "

@@ -156,7 +156,7 @@ class TrainConfig:
                                 to_cli=_join, from_cli=_csv_list, needs=MULTI,
                                 help="Label columns for --heads multi.")
     head_weights: list = option(factory=list, panel=MODEL, cli_type=str, to_cli=_join, from_cli=_float_list,
-                                help="Per-head loss weights, e.g. 1,1,2 (default all 1).")
+                                needs=MULTI, help="Per-head loss weights for --heads multi, e.g. 1,1,2 (default all 1).")
     branch: str = option("shallow", panel=MODEL, choices=("shallow", "deep"), needs=MULTI,
                          help="Multi heads: shallow (linear) | deep (MLP branch per head).")
     resize_mode: str = option("squash", panel=DATA, choices=RESIZE_MODES, help="How images become square.")
