@@ -25,7 +25,7 @@ import pandas as pd
 
 from imgcls.errors import UserError
 from imgcls.options import option
-from imgcls.train.rundir import RESUME_MAY_CHANGE
+from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock
 
 COLUMNS = ["name", "kind", "state", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "scored_on", "seconds", "changed"]
@@ -156,7 +156,6 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
         return None
     cfg = _read_yaml(path / "config.yaml")
     run = Run(path=path, name=name, model=str(cfg.get("model", "")), img_size=cfg.get("img_size"), config=cfg)
-    from imgcls.train.rundir import RunLock
     run.state = "running" if RunLock.held(path) else ""
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
     folds = sorted((d for d in path.glob("fold_*") if (d / "metrics.csv").is_file()), key=lambda d: d.name)
