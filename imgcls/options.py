@@ -33,8 +33,9 @@ class Spec:
     "--amp/--no-amp", "--format"). `cli=False`: config.yaml / Python only. `cli_type`, `to_cli`, `from_cli`: when
     the command line spells the value differently (a list as "a,b", a path). `none`: what a None default means,
     shown as the default in --help. `needs`: the fields this option acts through, each a name (that field must be
-    set: true, not None), (name, value) or (name, (value, value, ...)): one of those values; `conflicts`: a field
-    this one is an alternative to. A value other than the default that would be ignored (its `needs` unmet, or its
+    set: true, not None), (name, value), (name, (value, value, ...)): one of those values, or (name, When(...)): a
+    test of that field's value (and of the config, where one is at hand); `conflicts`: a field this one is an
+    alternative to. A value other than the default that would be ignored (its `needs` unmet, or its
     alternative also set) is refused by check() in one line, rather than silently doing nothing."""
     help: str
     panel: str | None = None
@@ -52,6 +53,21 @@ class Spec:
     none: str | None = None
     needs: tuple = ()
     conflicts: str | None = None
+
+
+@dataclass(frozen=True)
+class When:
+    """A need no list of values can state (a value other than off; an optimizer of timm's registry that has a
+    momentum): `test(value, cfg)` says whether the needed field's value meets it -- `cfg`, the whole config, is None
+    where only the value is known (a tune space's choices) -- and `text` how the need reads after the flag
+    ("other than off"); `has(value, cfg)`, where given, how the run's own value reads when it does not ("--optimizer
+    sam --sam-base adamw")."""
+    test: Callable[[Any, Any], bool]
+    text: str
+    has: Callable[[Any, Any], str] | None = None
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def option(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, help: str, **spec: Any):
@@ -200,20 +216,24 @@ def needs_of(spec: Spec) -> list[tuple[str, Any]]:
     return [(need, None) if isinstance(need, str) else tuple(need) for need in spec.needs]
 
 
-def need_met(value: Any, want: Any) -> bool:
-    """Whether a field's value meets one need: want None (set), a tuple (one of its values) or a value; a list
-    value (a repeatable option: --tracker) meets it when one of its items does."""
+def need_met(value: Any, want: Any, cfg: Any = None) -> bool:
+    """Whether a field's value meets one need: want None (set), a tuple (one of its values), a When (its test, given
+    the config `cfg` where known) or a value; a list value (a repeatable option: --tracker) meets it when one of its
+    items does."""
+    if isinstance(want, When):
+        return bool(want.test(value, cfg))
     if want is None:
         return bool(value)
     if isinstance(value, list):
-        return any(need_met(v, want) for v in value)
+        return any(need_met(v, want, cfg) for v in value)
     return value in want if isinstance(want, tuple) else value == want
 
 
 def needs_met(cfg: Any, name: str, table: dict | None = None) -> bool:
     """Whether every field that field `name` acts through has what it needs in this config."""
     table = table or specs(cfg)
-    return name not in table or all(need_met(getattr(cfg, other), want) for other, want in needs_of(table[name][1]))
+    return name not in table or all(need_met(getattr(cfg, other), want, cfg)
+                                    for other, want in needs_of(table[name][1]))
 
 
 def acts(cfg: Any, name: str, table: dict | None = None) -> bool:
@@ -227,7 +247,10 @@ def acts(cfg: Any, name: str, table: dict | None = None) -> bool:
 
 
 def wanted_text(name: str, spec: Spec, want: Any, value: Any = None) -> str:
-    """How a need reads: --loss label-smoothing, --mix cutmix, mixup or cutmix-vertical, --ema."""
+    """How a need reads: --loss label-smoothing, --mix cutmix, mixup or cutmix-vertical, --ema, --oversample other
+    than off."""
+    if isinstance(want, When):
+        return f"{flag(name, spec)} {want.text}"
     if isinstance(want, tuple):
         values = [str(v) for v in want]
         return f"{flag(name, spec)} {', '.join(values[:-1])} or {values[-1]}" if len(values) > 1 else \
@@ -247,13 +270,14 @@ def check_acts(cfg: Any, name: str, table: dict | None = None) -> None:
     opt = flag(name, spec)
     for other, want in needs_of(spec):
         value, other_spec = getattr(cfg, other), table[other][1]
-        if need_met(value, want):
+        if need_met(value, want, cfg):
             continue
         wanted = wanted_text(other, other_spec, want, value)
-        has = _spelling(other, other_spec, value)
+        has = want.has(value, cfg) if isinstance(want, When) and want.has else _spelling(other, other_spec, value)
         if isinstance(value, bool) and not value and default_of(table[other][0]) is True:   # the off form was typed
             raise UserError(f"{opt} acts only with {wanted}, which {has} turns off; drop one of {has} and {opt}")
-        fix = f"set {flag(other, other_spec)}" if isinstance(want, tuple) and len(want) > 1 else f"add {wanted}"
+        several = isinstance(want, When) or (isinstance(want, tuple) and len(want) > 1)
+        fix = f"set {flag(other, other_spec)}" if several else f"add {wanted}"
         raise UserError(f"{opt} acts only with {wanted}, and this run has {has}; {fix} or drop {opt}")
     if spec.conflicts and _is_set(cfg, spec.conflicts, table):
         other = flag(spec.conflicts, table[spec.conflicts][1])

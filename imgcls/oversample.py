@@ -5,13 +5,15 @@ A class with n images is brought to min(TARGET, n x MAX_FACTOR) samples (never f
 (the median class count, rounded down), `max` (the largest class count) or a number. The factor bounds how often one
 image is repeated, so a class of 3 images does not become 300 copies of the same 3 pictures.
 
-Only the standard library and numpy are imported here (options read `parse_target` at --help time).
+Only the standard library, numpy and imgcls.options are imported here (options read `parse_target` at --help
+time).
 """
 from __future__ import annotations
 
 from typing import Mapping
 
 from imgcls.errors import UserError
+from imgcls.options import When
 
 TARGET_WORDS = ("median", "max")
 OFF = "off"
@@ -35,6 +37,18 @@ def parse_target(value) -> str | int | None:
         raise UserError(f"--oversample takes median, max, off or a positive number of images per class (got "
                         f"'{value}')")
     return n
+
+
+def oversamples(value) -> bool:
+    """Whether an --oversample value asks for oversampling (a target; not off, empty or a bad spelling)."""
+    try:
+        return parse_target(value) is not None
+    except UserError:
+        return False
+
+
+# the need of the options that act only when --oversample has a target (imgcls.options.When)
+TARGET_SET = When(lambda value, _cfg: oversamples(value), "other than off")
 
 
 def check_target(value) -> None:

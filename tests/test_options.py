@@ -236,6 +236,21 @@ def test_numeric_options_of_the_image_steps(cmd, flags, msg, image_folder, tmp_p
     ("preprocess", ["--no-face", "drop"], "--no-face acts only with --face-crop"),
     ("preprocess", ["--resize-mode", "crop"], "--resize-mode acts only with --size"),
     ("preprocess", ["--oversample-aug", "heavy"], "--oversample-aug acts only with --oversample"),
+    ("preprocess", ["--keep-alpha"], "--keep-alpha acts only with --remove-bg, and this run has no --remove-bg"),
+    # off is a value, not None: the need is a test (options.When), not "set"
+    ("preprocess", ["--oversample", "off", "--oversample-max-factor", "2"],
+     "--oversample-max-factor acts only with --oversample other than off, and this run has --oversample off"),
+    ("train", ["--oversample", "off", "--oversample-max-factor", "2"],
+     "--oversample-max-factor acts only with --oversample other than off (auto is off under --sampler weighted or "
+     "--class-weights auto), and this run has --oversample off; set --oversample or drop --oversample-max-factor"),
+    ("train", ["--sampler", "weighted", "--oversample-max-factor", "2"],
+     "--oversample-max-factor acts only with --oversample other than off (auto is off under --sampler weighted"),
+    # timm's create_optimizer_v2 passes a momentum only to the optimizers its registry says have one
+    ("train", ["--momentum", "0.5"], "--momentum acts only with --optimizer that has a momentum (sgd, momentum, "
+                                     "rmsprop, lars, ...; sam: its --sam-base), and this run has --optimizer adamw; "
+                                     "set --optimizer or drop --momentum"),
+    ("train", ["--optimizer", "sam", "--momentum", "0.5"],
+     "and this run has --optimizer sam --sam-base adamw; set --optimizer or drop --momentum"),
     ("split", ["--no-near-dup", "--dup-threshold", "0.9"], "--dup-threshold acts only with --near-dup"),
     ("train", ["--init-from", "r", "--weights", "w.pth"], "--init-from and --weights are alternatives"),
     # train's options that act only with another's value ran and did nothing
@@ -289,6 +304,11 @@ def test_an_option_at_its_default_or_with_what_it_needs_is_accepted():
     TrainConfig(mix="cutmix-vertical", mix_prob=1.0).validate()               # one of the values it needs
     TrainConfig(scheduler="onecycle", warmup_epochs=2).validate()
     TrainConfig(optimizer="sam", sam_rho=0.1, sam_adaptive=True).validate()
+    TrainConfig(optimizer="rmsprop", momentum=0.5).validate()
+    TrainConfig(optimizer="sam", sam_base="sgd", momentum=0.5).validate()    # the base's momentum
+    TrainConfig(oversample="max", oversample_max_factor=2).validate()
+    TrainConfig(oversample_max_factor=2).validate()                             # auto oversamples here
+    PreprocessConfig(oversample="median", oversample_max_factor=2, oversample_aug="heavy").validate()
     TrainConfig(tracker=["tensorboard", "mlflow"], tracking_uri="sqlite:///x.db", track_checkpoint=True).validate()
     with pytest.raises(UserError, match="--focal-gamma acts only with --loss focal"):
         TrainConfig(loss="label-smoothing", focal_gamma=3.0).validate()

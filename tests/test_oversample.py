@@ -143,3 +143,13 @@ def test_cli_oversample_and_bad_target(tmp_path):
     res = mf.read_manifest_file(tmp_path / "o" / "manifest.csv")
     assert res.loc[mf.augmented(res), "label"].tolist() == ["b"]       # median (2 + 4) // 2 = 3: one copy of b
     assert np.all(res["augmented_from"].astype(str).str.len()[~mf.augmented(res)] == 0)
+    # --oversample off, typed, is the default's no oversampling: the copies go, nothing is summarised as oversampled
+    r = CliRunner().invoke(app, ["preprocess", str(src), "--out", str(tmp_path / "o"), "--oversample", "off",
+                                 "--quiet"])
+    assert r.exit_code == 0, r.output
+    res = mf.read_manifest_file(tmp_path / "o" / "manifest.csv")
+    assert not mf.augmented(res).any() and len(res) == 6
+    import json
+
+    from imgcls.preprocess.outputs import SETTINGS_FILE
+    assert json.loads((tmp_path / "o" / SETTINGS_FILE).read_text())["oversample_settings"] is None

@@ -319,6 +319,18 @@ def test_resume_skips_up_to_date_outputs(tmp_path):
     assert summary(out)["processed"] == 5 and (manifest(out)["width"] == 16).all()
 
 
+def test_the_settings_digest_holds_the_options_that_act():
+    """What the written pixels depend on is read from the declarations (options.acts), not a hand list: a face
+    option without --face-crop, a background option without --remove-bg, --resize-mode without --size are not in it."""
+    from imgcls.preprocess import PreprocessConfig
+    plain = PreprocessConfig().settings()
+    assert not {"detector", "face_margin", "no_face", "detect_size", "rembg_model", "keep_alpha", "resize_mode",
+                "max_pixels", "oversample", "oversample_aug", "oversample_max_factor", "seed"} & set(plain)
+    both = PreprocessConfig(face_crop=True, remove_bg=True, size=64, resize_mode="crop").settings()
+    assert {"detector", "face_margin", "no_face", "detect_size", "rembg_model", "keep_alpha"} <= set(both)
+    assert both["resize_mode"] == "crop" and "oversample" not in both
+
+
 def test_interrupted_run_resumes_from_the_journal(tmp_path, monkeypatch):
     import imgcls.preprocess as pp
     import imgcls.preprocess.run as pp_run        # where run_preprocess looks process_image up

@@ -177,10 +177,16 @@ def test_every_timm_optimizer_name_is_accepted_and_a_typo_is_one_line_with_close
 
 @pytest.mark.parametrize("name", ["radam", "rmsprop", "nadamw", "lamb", "lion", "adabelief", "sgdp"])
 def test_registry_optimizers_take_a_step(name):
+    from imgcls.train.config import optimizer_has_momentum
     from imgcls.train.optim import make_optimizer
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Flatten(), torch.nn.Linear(64, 2))
-    opt = make_optimizer(model, TrainConfig(optimizer=name, lr=0.01, momentum=0.5))
+    has = optimizer_has_momentum(name)
+    assert has == (name in ("rmsprop", "sgdp"))          # timm's registry (OptimInfo.has_momentum)
+    if not has:          # a --momentum the optimizer would drop is refused, not ignored
+        with pytest.raises(UserError, match=f"--momentum acts only with .* this run has --optimizer {name}"):
+            make_optimizer(model, TrainConfig(optimizer=name, lr=0.01, momentum=0.5))
+    opt = make_optimizer(model, TrainConfig(optimizer=name, lr=0.01, **({"momentum": 0.5} if has else {})))
     before = [p.detach().clone() for p in model.parameters()]
     model(torch.randn(4, 3, 6, 6)).sum().backward()
     opt.step()

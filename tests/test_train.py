@@ -859,7 +859,8 @@ def test_every_config_field_is_a_cli_option(two_class, tmp_path):
                                  "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "runs"), "--name", "x",
                                  "--val-split", "0.3", "--interpolation", "nearest", "--mix", "mixup",
                                  "--mix-alpha", "0.4",
-                                 "--momentum", "0.5", "--min-lr", "1e-4", "--ema", "--ema-decay", "0.9", "--quiet"])
+                                 "--optimizer", "sgd", "--momentum", "0.5", "--min-lr", "1e-4", "--ema", "--ema-decay",
+                                 "0.9", "--quiet"])
     assert r.exit_code == 0, r.output
     saved = yaml.safe_load((tmp_path / "runs" / "x" / "config.yaml").read_text())
     assert (saved["interpolation"], saved["mix_alpha"], saved["momentum"], saved["min_lr"], saved["ema_decay"]) == \

@@ -66,7 +66,10 @@ def trials_csv(study_dir):
      ["'optimizer'", "unknown --optimizer 'radamm' (did you mean radam"]),
     ({"epochs": {"uniform": [1, 3]}}, ["'epochs'", "integer option"]),
     ({"epochs": {"int": [0, 3]}}, ["'epochs'", ">= 1"]),
-    ({"momentum": {"uniform": [0.5, 1.0]}}, ["'momentum'", "[0, 1)"]),
+    ({"optimizer": {"choice": ["sgd"]}, "momentum": {"uniform": [0.5, 1.0]}}, ["'momentum'", "[0, 1)"]),
+    ({"optimizer": {"choice": ["adamw", "lamb"]}, "momentum": {"uniform": [0.5, 0.9]}},
+     ["space key 'momentum' acts only with --optimizer that has a momentum", "space key 'optimizer' never takes",
+      "add a value that has a momentum"]),
     ({"aug": {"choice": [1, 2]}}, ["'aug'", "str values"]),
     ({"device": {"choice": ["cpu", "cuda"]}}, ["'device'", "cannot be searched"]),
     ({"val_split": {"uniform": [0.1, 0.3]}}, ["'val_split'", "cannot be searched"]),
@@ -454,6 +457,27 @@ def test_a_key_is_drawn_only_in_the_trials_that_meet_its_needs():
     grid = parse_space({"loss": {"choice": ["ce", "label-smoothing"]}, "smoothing": {"choice": [0.05, 0.2]}})
     assert math.prod(len(v) for v in grid.grid().values()) == 4 and grid.grid_runs() == 3
     assert grid.conditional() == ["smoothing"]
+
+
+def test_momentum_is_drawn_only_with_an_optimizer_that_has_one():
+    """A need that is a test, not a list of values (options.When): momentum acts with the optimizers timm's registry
+    gives a momentum (sgd, rmsprop, ...), sam by its base; a trial with adamw drew it and ran without it."""
+    from imgcls.tune.space import trial_options
+    space = parse_space({"momentum": {"uniform": [0.8, 0.95]}, "optimizer": {"choice": ["adamw", "sgd", "rmsprop"]}})
+    assert [p.name for p in space.ordered()] == ["optimizer", "momentum"] and space.conditional() == ["momentum"]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(20):
+        p = space.suggest(study.ask())
+        seen.add(p["optimizer"])
+        assert ("momentum" in p) == (p["optimizer"] != "adamw"), p
+        TrainConfig.from_dict(trial_options(TrainConfig(), p)).validate()
+    assert seen == {"adamw", "sgd", "rmsprop"}
+    # a fixed --momentum acts in the sgd trials only: the adamw ones run at the default, as if never typed
+    fixed = parse_space({"optimizer": {"choice": ["adamw", "sgd"]}}, TrainConfig(momentum=0.5))
+    assert fixed.names() == ["optimizer"]
+    assert trial_options(TrainConfig(momentum=0.5), {"optimizer": "adamw"})["momentum"] == 0.9
+    assert trial_options(TrainConfig(momentum=0.5), {"optimizer": "sgd"})["momentum"] == 0.5
 
 
 def test_a_key_or_fixed_option_no_trial_lets_act_is_refused():

@@ -7,9 +7,9 @@ from imgcls import io as imgio
 from imgcls.console import warn
 from imgcls import manifest as mf
 from imgcls.errors import UserError
-from imgcls.options import check, option, seed_option
+from imgcls.options import acts, check, option, seed_option
 from imgcls.train.config import AUG_PRESETS
-from imgcls.oversample import DEFAULT_MAX_FACTOR, check_target
+from imgcls.oversample import DEFAULT_MAX_FACTOR, TARGET_SET, check_target, oversamples
 
 NO_FACE_POLICIES = ("keep", "center-crop", "drop")
 FORMATS = ("auto", "png", "jpg", "webp")
@@ -29,7 +29,7 @@ class PreprocessConfig:
     rembg_model: str = option("u2netp", panel=BACKGROUND, needs=("remove_bg",), help="rembg model (u2netp is fetchable offline).")
     bg_color: str = option("white", panel=BACKGROUND, help="Colour behind the cut-out and the padding: name or "
                                                             "#rrggbb.")
-    keep_alpha: bool = option(False, panel=BACKGROUND, flags=("--keep-alpha",),
+    keep_alpha: bool = option(False, panel=BACKGROUND, flags=("--keep-alpha",), needs=("remove_bg",),
                               help="Keep rembg's mask as alpha (PNG output) instead of filling.")
     face_crop: bool = option(False, panel=FACES, flags=("--face-crop",),
                              help="Crop to the most confident face (deepface extract_faces, box on the original "
@@ -54,10 +54,12 @@ class PreprocessConfig:
     oversample: str | None = option(None, panel=OVERSAMPLING, validator=check_target, none="off",
                                     help="Write augmented copies of minority-class images until each class has "
                                          "min(TARGET, count x --oversample-max-factor): median | max | a number.")
-    oversample_aug: str = option("medium", panel=OVERSAMPLING, choices=OVERSAMPLE_AUGS, needs=("oversample",),
+    oversample_aug: str = option("medium", panel=OVERSAMPLING, choices=OVERSAMPLE_AUGS,
+                                 needs=(("oversample", TARGET_SET),),
                                  help="How a copy differs: train's light | medium | heavy augmentation of its "
                                       "source, or mixup (a blend of two images of the class).")
-    oversample_max_factor: float = option(DEFAULT_MAX_FACTOR, panel=OVERSAMPLING, lo=1, needs=("oversample",),
+    oversample_max_factor: float = option(DEFAULT_MAX_FACTOR, panel=OVERSAMPLING, lo=1,
+                                          needs=(("oversample", TARGET_SET),),
                                           help="A class grows to at most this many times its image count.")
     seed: int = seed_option(panel=OVERSAMPLING)
 
@@ -69,8 +71,6 @@ class PreprocessConfig:
     def validate(self) -> None:
         """Choices and ranges (imgcls.options.check) and the options that need each other; before any work."""
         check(self)
-        if self.keep_alpha and not self.remove_bg:
-            raise UserError("--keep-alpha keeps the mask of --remove-bg as transparency; add --remove-bg")
         if self.keep_alpha and self.image_format == "jpg":
             raise UserError("--keep-alpha needs a format with transparency: --format png or webp")
         self.bg_rgb()
@@ -84,21 +84,15 @@ class PreprocessConfig:
                             f"#rrggbb") from None
 
     def settings(self) -> dict:
-        """What the written pixels depend on (a change re-processes everything)."""
-        d = asdict(self)
-        for k in ("max_pixels",) + OVERSAMPLE_FIELDS:
-            d.pop(k)
-        if not self.remove_bg:
-            for k in ("rembg_model", "keep_alpha"):
-                d.pop(k)
-        if not self.face_crop:
-            for k in ("detector", "face_margin", "no_face", "detect_size"):
-                d.pop(k)
-        return d
+        """What the written pixels depend on (a change re-processes everything): every option that acts in this
+        config (imgcls.options.acts: --detector only with --face-crop), but the oversampled copies' own (they have
+        oversample_settings) and --max-pixels (a decoding guard)."""
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("max_pixels",) + OVERSAMPLE_FIELDS and acts(self, k)}
 
     def oversample_settings(self) -> dict | None:
         """What the oversampled copies depend on besides their sources' pixels (None: no oversampling)."""
-        if self.oversample is None:
+        if not oversamples(self.oversample):      # off (None, or typed: --oversample off)
             return None
         return {k: getattr(self, k) for k in OVERSAMPLE_FIELDS}
 

@@ -15,8 +15,8 @@ from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.io import RESIZE_MODES
 from imgcls.profiles import ProfileScheme
-from imgcls.options import check, option, seed_option
-from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, parse_target
+from imgcls.options import When, check, option, seed_option
+from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
@@ -51,6 +51,34 @@ def optimizer_names(ours: bool = True) -> tuple[str, ...]:
     """Every --optimizer name: timm's registry (+ sam)."""
     from timm.optim import list_optimizers   # timm: only when a config is checked, not at --help
     return tuple(sorted(set(list_optimizers()) | (set(OURS_OPTIMIZERS) if ours else set())))
+
+
+def optimizer_has_momentum(name: str) -> bool:
+    """Whether timm's registry passes a momentum to optimizer `name` (OptimInfo.has_momentum; timm's
+    create_optimizer_v2 drops it for the others)."""
+    from timm.optim import get_optimizer_info
+    try:
+        return bool(get_optimizer_info(name).has_momentum)
+    except (KeyError, ValueError):
+        return False
+
+
+def _momentum_acts(optimizer: str, cfg) -> bool:
+    """--momentum's need: an optimizer with a momentum; sam: its --sam-base (any base, where only the name is known)."""
+    if optimizer == "sam":
+        return cfg is None or optimizer_has_momentum(cfg.sam_base)
+    return optimizer_has_momentum(optimizer)
+
+
+def _optimizer_text(optimizer: str, cfg) -> str:
+    return f"--optimizer sam --sam-base {cfg.sam_base}" if optimizer == "sam" else f"--optimizer {optimizer}"
+
+
+def _oversampling(value, cfg) -> bool:
+    """--oversample-max-factor's need: a target other than off; auto is off where the config rebalances otherwise."""
+    if value == AUTO:
+        return cfg is None or cfg.rebalanced_by() is None
+    return oversamples(value)
 
 
 def check_optimizer_name(name: str, flag: str = "--optimizer", ours: bool = True) -> None:
@@ -199,6 +227,9 @@ class TrainConfig:
                                          "preprocess --oversample copies in the data rebalance instead (median "
                                          "measured +0.015 test macro-F1, docs/BENCHMARKS.md).")
     oversample_max_factor: float = option(DEFAULT_MAX_FACTOR, panel=IMBALANCE, lo=1,
+                                          needs=(("oversample", When(_oversampling, "other than off (auto is off "
+                                                                     "under --sampler weighted or --class-weights "
+                                                                     "auto)")),),
                                           help="--oversample: a class grows to at most this many times its count.")
     dup_weight: str = option("each", panel=IMBALANCE, choices=DUP_WEIGHTS,
                              help="Duplicates clean linked (dup_group) or byte-identical (sha256): each member a "
@@ -212,6 +243,9 @@ class TrainConfig:
     lr: float = option(1e-3, panel=OPTIM, lo=0, help="Peak learning rate (0 keeps the weights fixed).")
     weight_decay: float = option(0.01, panel=OPTIM, lo=0, help="Weight decay.")
     momentum: float = option(0.9, panel=OPTIM, lo=0, hi=1, hi_open=True,
+                             needs=(("optimizer", When(_momentum_acts, "that has a momentum (sgd, momentum, "
+                                                                       "rmsprop, lars, ...; sam: its --sam-base)",
+                                                            _optimizer_text)),),
                              help="Momentum of the optimizers that have one (sgd, momentum, rmsprop, lars, ...).")
     sam_base: str = option("adamw", panel=OPTIM, validator=_sam_base_name, needs=SAM,
                            help="--optimizer sam: the optimizer it wraps (any timm optimizer name).")

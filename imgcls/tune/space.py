@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from imgcls.errors import UserError
-from imgcls.options import check_acts, default_of, flag, need_met, needs_met, needs_of, specs, wanted_text
+from imgcls.options import When, check_acts, default_of, flag, need_met, needs_met, needs_of, specs, wanted_text
 from imgcls.train.config import TrainConfig
 
 OPTIONS = specs(TrainConfig)
@@ -163,6 +163,8 @@ def _chooses(p: Param, want) -> list:
     if p.kind == "choice":
         return [v for v in p.values if need_met(v, want)]
     low, high = p.values[0], p.values[1]
+    if isinstance(want, When):
+        return [v for v in (high, low) if need_met(v, want)]
     if want is None:
         return [v for v in (high, low) if v]
     return [w for w in (want if isinstance(want, tuple) else (want,))
@@ -179,7 +181,8 @@ def _witness(name: str, base: TrainConfig, params: dict, seen: tuple = ()) -> di
             if not chosen:
                 spec = OPTIONS[name][1]
                 who = f"space key '{name}'" if name in params else flag(name, spec)
-                what = "one of them" if isinstance(want, tuple) else "true" if want is None else want
+                what = ("one of them" if isinstance(want, tuple) else "true" if want is None else
+                        f"a value {want}" if isinstance(want, When) else want)
                 raise UserError(f"{who} acts only with {wanted_text(other, OPTIONS[other][1], want)}, which space "
                                 f"key '{other}' never takes; add {what} to '{other}' or drop {who}")
             values.update(_witness(other, base, params, seen + (name,)))
