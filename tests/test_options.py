@@ -400,12 +400,23 @@ def test_ensemble_options_are_checked_before_the_runs_are_read(tmp_path, monkeyp
     for flags, msg in ((["--method", "median"], "unknown --method 'median'; use one of: soft, hard, weighted"),
                        (["--weight-metric", "acc"], "unknown --weight-metric 'acc'; use one of: logloss, f1"),
                        # it did nothing without fitted weights: equal (soft) or typed weights
-                       (["--weight-metric", "f1"], "--weight-metric f1 chooses what fitted weights optimise"),
-                       (["--weight-metric", "f1", "--weights", "1,2"], "it acts only when weights are fitted")):
+                       (["--weight-metric", "f1"], "--weight-metric acts only with --method weighted or hard (soft "
+                                                   "with --weights is weighted), and this run has --method soft; set "
+                                                   "--method or drop --weight-metric"),
+                       (["--weight-metric", "f1", "--weights", "1,2"], "--weight-metric acts only with --weights auto "
+                                                                       "or not given: weights fitted, not typed, and "
+                                                                       "this run has --weights 1,2"),
+                       (["--weight-metric", "f1", "--combine", "profile"], "--weight-metric acts only with --combine "
+                                                                           "vote, and this run has --combine profile")):
         r = runner.invoke(app, ["ensemble", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "e"),
                                 *flags])
-        assert r.exit_code == 2 and msg in r.output and len(r.output.strip().splitlines()) == 1, r.output
+        flat = " ".join(r.output.split())
+        assert r.exit_code == 2 and msg in flat and flat.count("error:") == 1, r.output
     assert not (tmp_path / "e").exists()
+    from imgcls.ensemble.build import EnsembleConfig
+    from imgcls.options import check
+    for fitted in ({"method": "weighted"}, {"method": "hard"}, {"weights": "auto"}, {"method": "hard", "weights": ""}):
+        check(EnsembleConfig(metric="f1", **fitted))         # weights fitted: the metric acts
 
 
 def test_output_defaults_come_from_the_library():

@@ -20,7 +20,20 @@ from imgcls.ensemble.voting import (METHODS, WEIGHT_METRICS, crossfit_macro_f1, 
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_not_source, check_writable
 from imgcls.metrics import macro_f1
-from imgcls.options import check, option
+from imgcls.options import When, check, option
+
+
+def _weighs(method: str, cfg) -> bool:
+    """--weight-metric's first need: weights, i.e. --method weighted or hard, or soft with --weights (weights make
+    soft weighted); that they are fitted rather than typed is the second (FITTED)."""
+    return method in ("weighted", "hard") or (method == "soft" and cfg is not None and bool(cfg.weights))
+
+
+# what --weight-metric acts through: weights fitted on the validation predictions of members that share classes
+FITTED = (("combine", "vote"),
+          ("method", When(_weighs, "weighted or hard (soft with --weights is weighted)")),
+          ("weights", When(lambda weights, _cfg: weights in (None, "", "auto"), "auto or not given: weights fitted, "
+                                                                              "not typed")))
 
 
 @dataclass
@@ -32,7 +45,7 @@ class EnsembleConfig:
                               "(--weights given with soft means weighted).")
     weights: str | None = option(None, panel="Voting",
                                  help="auto (fit on validation predictions) or w1,w2,... (weighted / hard).")
-    metric: str | None = option(None, panel="Voting", choices=WEIGHT_METRICS, flags=("--weight-metric",),
+    metric: str | None = option(None, panel="Voting", choices=WEIGHT_METRICS, flags=("--weight-metric",), needs=FITTED,
                                 none="logloss for soft / weighted, f1 for hard", help="What auto weights optimise.")
     combine: str = option("vote", panel="Voting", choices=COMBINES,
                           help="vote: members share classes; profile: per-attribute runs (train --target mask / "
@@ -49,10 +62,6 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine))
     if weights and method == "soft":
         method = "weighted"
-    if metric is not None and (method == "soft" or weights not in (None, "", "auto") or combine == "profile"):
-        raise UserError(f"--weight-metric {metric} chooses what fitted weights optimise: it acts only when weights "
-                        f"are fitted (--method weighted or hard, without explicit --weights); add --method weighted "
-                        f"or drop --weight-metric")
     if not runs:
         raise UserError("give at least one run: imgcls ensemble outputs/runs/A outputs/runs/B")
     if combine == "profile" and (method == "hard" or weights == "auto"):
