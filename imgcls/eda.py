@@ -92,14 +92,15 @@ def common_sizes(ok: pd.DataFrame, k: int = COMMON_SIZES) -> list[dict]:
 
 def size_cells(w: np.ndarray, h: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """np.histogram2d of widths x heights over whole pixels: on an axis spanning fewer pixels than `bins`, each bin
-    is one pixel [v, v + 1), centred on the data (one size is one cell in the middle, not a sliver of a 1-pixel
-    range); wider axes take `bins` equal bins from min to max + 1."""
+    is one pixel [v - 0.5, v + 0.5), so a size sits at the centre of its cell under its own tick, and the data sit
+    in the middle of the frame (one size is one cell in the middle, not a sliver of a 1-pixel range); wider axes
+    take `bins` equal bins from min - 0.5 to max + 0.5."""
     def edges(v: np.ndarray) -> np.ndarray:
         lo, hi = int(v.min()), int(v.max()) + 1
         if hi - lo < bins:
             lo -= (bins - (hi - lo)) // 2
-            return np.arange(lo, lo + bins + 1, dtype=float)
-        return np.linspace(lo, hi, bins + 1)
+            return np.arange(lo, lo + bins + 1, dtype=float) - 0.5
+        return np.linspace(lo - 0.5, hi - 0.5, bins + 1)
     return np.histogram2d(w, h, bins=[edges(w), edges(h)])
 
 

@@ -180,7 +180,8 @@ def test_embedded_sample_matches_its_truth(tmp_path):
 
 def test_common_sizes_and_one_size_cells():
     """A set of one size (28 x 28, as Fashion-MNIST; 384 x 512, as the mask competition) is one cell in the middle
-    of whole-pixel bins (it was a sliver at 28.0 of a 27.5-28.5 axis with 0.2-pixel ticks), and summary.json names
+    of whole-pixel bins centred on the sizes (it was a sliver at 28.0 of a 27.5-28.5 axis with 0.2-pixel ticks, then
+    a cell [28, 29) whose centre sat half a pixel off its tick), and summary.json names
     the most common sizes."""
     import numpy as np
     ok = pd.DataFrame({"width": [28] * 5 + [30, 30, 31], "height": [28] * 5 + [20, 20, 21]})
@@ -191,11 +192,11 @@ def test_common_sizes_and_one_size_cells():
     hist, xe, ye = eda.size_cells(w, h, 40)
     assert hist.shape == (40, 40) and hist.sum() == 100
     i, j = np.argwhere(hist)[0]
-    assert (xe[i], xe[i + 1], ye[j], ye[j + 1]) == (28, 29, 28, 29)         # the cell is [28, 29): whole pixels
+    assert (xe[i], xe[i + 1], ye[j], ye[j + 1]) == (27.5, 28.5, 27.5, 28.5)  # one whole pixel, centred on 28
     assert 18 <= i <= 21 and 18 <= j <= 21                                   # in the middle of the frame
     assert np.allclose(np.diff(xe), 1)
     hist, xe, _ = eda.size_cells(np.array([10.0, 500.0]), np.array([10.0, 500.0]), 40)
-    assert xe[0] == 10 and xe[-1] == 501 and hist.sum() == 2                   # a wide axis: min to max + 1
+    assert xe[0] == 9.5 and xe[-1] == 500.5 and hist.sum() == 2               # a wide axis: min to max, by half a pixel
 
 
 def test_eda_reports_common_sizes(tmp_path):
