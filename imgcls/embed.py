@@ -158,12 +158,28 @@ def save_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: 
                      size=np.array(int(size)), kind=np.array(kind), dim=np.array(vecs.shape[1]))
 
 
+def drop_replaced(path: Path, replaces: str | None) -> None:
+    """Remove the cache files beside `path` that match the glob `replaces` (the same numbers from other code: an
+    older digest in the name) once `path` is written: no run of this code reads them, and each upgrade would
+    otherwise leave one more behind. Two imgcls versions used in turn rebuild each other's file: slower, not wrong."""
+    if not replaces:
+        return
+    for old in path.parent.glob(replaces):
+        if old.name != path.name:
+            try:
+                old.unlink()
+            except OSError:
+                pass
+
+
 class VectorCache:
     """One {sha256: vector} file (load_vectors / save_vectors) that a per-image pass fills and a later pass over the
-    same images reads instead of measuring again (clean's photo features, its thumbnail numbers)."""
+    same images reads instead of measuring again (clean's photo features, its thumbnail numbers). `replaces`: a
+    glob of the older files this one supersedes (drop_replaced), removed once it is written."""
 
-    def __init__(self, path: Path, tag: str, size: int, kind: str, what: str, dtype: type = np.float32):
-        self.path, self.meta, self.what, self.dtype = path, (tag, size, kind), what, dtype
+    def __init__(self, path: Path, tag: str, size: int, kind: str, what: str, dtype: type = np.float32,
+                 replaces: str | None = None):
+        self.path, self.meta, self.what, self.dtype, self.replaces = path, (tag, size, kind), what, dtype, replaces
         self.vectors = load_vectors(path, tag, size, kind, what=what)
 
     def lookup(self, shas: np.ndarray, rows: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -192,6 +208,8 @@ class VectorCache:
         except OSError as e:
             from imgcls import console
             console.warn(f"{self.what} {self.path} not written ({e.strerror or e}): the next run {redo}")
+            return
+        drop_replaced(self.path, self.replaces)
 
 
 # Texture ("style") statistics: per-channel mean and std of one intermediate feature map. Drawings and photographs

@@ -636,9 +636,11 @@ def test_photo_features_are_kept_by_content_hash_and_measured_once(tmp_path, mon
     ts, grown = thumbnails_and_features(df, cache_dir=cache)
     assert len(calls) == 3 and ts.ok.all() and not np.isnan(grown).any()     # the new image alone
     np.testing.assert_array_equal(grown, features.feature_matrix(df, cache_dir=str(tmp_path / "fresh")))
-    monkeypatch.setattr(features, "CACHE_VERSION", 2)         # other code: another digest, another file
+    old = list((tmp_path / "cache").glob("photo_features_*.npz"))
+    monkeypatch.setattr(features, "CACHE_VERSION", 2)         # other code: another digest, another file ...
     features.feature_matrix(df, cache_dir=cache)
-    assert len(calls) == 3 + 3 + 3 and len(list((tmp_path / "cache").glob("photo_features_*.npz"))) == 2
+    new = list((tmp_path / "cache").glob("photo_features_*.npz"))
+    assert len(calls) == 3 + 3 + 3 and len(old) == len(new) == 1 and old != new     # ... which replaces the old one
     said = []
     monkeypatch.setattr("imgcls.console.warn", said.append)
     (tmp_path / "blocked").write_text("a file where the cache folder should be")

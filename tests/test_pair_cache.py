@@ -108,6 +108,9 @@ def test_scored_pairs_replay_a_clean_s_pairs_in_its_rerun_and_in_split_on_its_ke
     monkeypatch.setattr(pair_cache, "numbers_digest", lambda: "0123456789ab")
     nd.scored_pairs(df, emb, 0.90)
     assert calls and (tmp_path / "cache" / "verified_pairs_96px_rgb_0123456789ab.npz").is_file()
+    # ... and writing it removes the older code's files, which no run reads again (each upgrade left one behind)
+    assert sorted(f.name for f in (tmp_path / "cache").glob("*_96px_*.npz")) == [
+        "thumbnail_summaries_96px_0123456789ab.npz", "verified_pairs_96px_rgb_0123456789ab.npz"]
 
 
 def test_a_replayed_verification_decodes_only_the_images_of_the_pairs_it_computes(tmp_path, monkeypatch):

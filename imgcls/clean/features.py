@@ -107,7 +107,8 @@ class FeatureCache:
         from imgcls.embed import VectorCache, cache_folder
         folder = cache_folder(cache_dir)
         self.file = VectorCache(folder / f"photo_features_{numbers_digest(FeatureCache, CACHE_VERSION)}.npz",
-                                "photo-features", NATIVE, "features", "photo-feature cache")
+                                "photo-features", NATIVE, "features", "photo-feature cache",
+                                replaces="photo_features_*.npz")
 
     def fill(self, shas: np.ndarray, rows: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Copy the kept features of `rows` (positions into shas / out) into out; returns the rows still to measure."""

@@ -7,7 +7,8 @@ A pair's numbers depend on its two thumbnails alone, so they are keyed by (sha25
 in the order verify_pairs scores them (row order; the other order is verified anew), and per path (three channels,
 or one for a greyscale set). The file name carries a digest of what the numbers come from: the verification code
 (near_dup), image decoding (imgcls.io) and the libraries whose arithmetic they use (numpy, Pillow, OpenCV, SciPy);
-any change starts a new file. A file that does not fit is reported and ignored, never trusted; writes are atomic.
+any change starts a new file, and writing it removes the files of older digests (embed.drop_replaced). A file that
+does not fit is reported and ignored, never trusted; writes are atomic.
 
 Beside the pairs, each image's numbers the candidate search and the greyscale test read (SummaryCache), so that a
 verification the pairs replay (Thumbnails) decodes only the images of the pairs it computes.
@@ -55,7 +56,8 @@ class SummaryCache:
         from imgcls.embed import VectorCache, cache_folder
         folder = cache_folder(cache_dir)
         self.file = VectorCache(folder / f"thumbnail_summaries_{THUMB}px_{numbers_digest()}.npz",
-                                "thumbnail-summaries", THUMB, "summaries", "thumbnail-summary cache", dtype=SUMS)
+                                "thumbnail-summaries", THUMB, "summaries", "thumbnail-summary cache", dtype=SUMS,
+                                replaces=f"thumbnail_summaries_{THUMB}px_*.npz")
 
     def fill(self, shas: np.ndarray, rows: np.ndarray, sums: np.ndarray, grey: np.ndarray, known: np.ndarray
              ) -> np.ndarray:
@@ -132,7 +134,8 @@ class PairCache:
     def __init__(self, cache_dir: str | Path | None, greyscale: bool):
         from imgcls.embed import cache_folder
         folder = cache_folder(cache_dir)
-        self.path = folder / f"verified_pairs_{THUMB}px_{'grey' if greyscale else 'rgb'}_{numbers_digest()}.npz"
+        stem = f"verified_pairs_{THUMB}px_{'grey' if greyscale else 'rgb'}"
+        self.path, self.replaces = folder / f"{stem}_{numbers_digest()}.npz", f"{stem}_*.npz"
         self.table = self._load()
 
     def _load(self) -> pd.DataFrame:
@@ -190,6 +193,8 @@ class PairCache:
             warn(f"verified-pair cache {self.path} not written ({e.strerror or e}): the next run verifies these "
                  f"pairs again")
             return 0
+        from imgcls.embed import drop_replaced
+        drop_replaced(self.path, self.replaces)
         return int(ok.sum())
 
 
