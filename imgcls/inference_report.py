@@ -14,22 +14,35 @@ import pandas as pd
 from imgcls import metrics, report
 
 
-def training_distribution(run: str | os.PathLike) -> tuple[pd.Series | None, str]:
+def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None = None
+                          ) -> tuple[pd.Series | None, str]:
     """(class counts, where they come from) of a member run: per_class.csv's train_support (the rows it trained
-    on), else the labels of its saved validation predictions."""
+    on; a k-fold run's fold_0 trained on all but its validation rows, so with those, support, every labelled row of
+    the set), else the labels of its saved validation predictions. `classes`: the prediction's classes; counts over
+    other classes (a per-attribute member of a --combine profile ensemble: mask values, not the 18 profile classes)
+    are not this prediction's training distribution, and None is returned."""
     run = Path(run)
     run = run.parent if run.is_file() else run
+    found: tuple[pd.Series | None, str] = (None, "")
     for d in [run, *sorted(run.glob("fold_*"))]:
         pc = d / "per_class.csv"
         if pc.is_file():
-            t = pd.read_csv(pc, keep_default_na=False, dtype={"class": str})
+            t = pd.read_csv(pc, keep_default_na=False, dtype={"class": str}).set_index("class")
             if "train_support" in t.columns:
-                return t.set_index("class")["train_support"].astype(int), f"training rows of {d}"
-    vp = run / "val_predictions.csv"
-    if vp.is_file():
-        labels = pd.read_csv(vp, keep_default_na=False, dtype={"label": str})["label"]
-        return labels.value_counts(), f"validation labels of {run} (no per_class.csv with training counts)"
-    return None, ""
+                if d == run:
+                    found = t["train_support"].astype(int), f"training rows of {d}"
+                else:        # a fold trains on the others' rows: with its own validation rows, the whole set
+                    found = (t["train_support"] + t.get("support", 0)).astype(int), \
+                        f"labelled rows of the k-fold run {run} (fold {d.name[5:]}'s training + validation rows)"
+                break
+    if found[0] is None:
+        vp = run / "val_predictions.csv"
+        if vp.is_file():
+            labels = pd.read_csv(vp, keep_default_na=False, dtype={"label": str})["label"]
+            found = labels.value_counts(), f"validation labels of {run} (no per_class.csv with training counts)"
+    if found[0] is not None and classes is not None and not set(map(str, classes)) <= set(found[0].index.astype(str)):
+        return None, ""
+    return found
 
 
 def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series | None, source: str):
@@ -52,7 +65,9 @@ def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series 
     ax.set_ylabel("share of images")
     ax.legend(fontsize=8)
     html = report.img(report.figure_data_uri(fig), "class distribution") + report.table(df, digits=3, max_rows=1000)
-    note = (f"training: {source}" if train is not None else "no training counts found in the member runs") + \
+    note = (f"training: {source}" if train is not None else
+            "no member run holds training counts over these classes (per-attribute members count their attribute's "
+            "values)") + \
         "; a class far more or less frequent in the submission than in training is worth a look before submitting"
     return html, note
 
@@ -97,8 +112,8 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
         ctx["per_class"] = S(report.table(metrics.per_class(y, p, classes), digits=4, max_rows=1000))
         ctx["confusion"] = S(_confusion_html(y, p, classes, out, f"--eval, {ok.sum()} rows, with TTA"))
     train, source = None, ""
-    for run in members_runs:
-        train, source = training_distribution(run)
+    for run in members_runs:          # the first member trained on these classes
+        train, source = training_distribution(run, classes)
         if train is not None:
             break
     ok = (table["error"].astype(str) == "").to_numpy()

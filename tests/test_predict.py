@@ -341,3 +341,22 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
         ev = json.loads((out / "predict.json").read_text())["eval"]
         assert (ev["rows"], ev["n_images"]) == (split, n)
         assert f"--eval on {n} labelled {split} rows" in " ".join(res.output.split())
+
+
+def test_training_distribution_of_a_run_a_k_fold_run_and_other_classes(tmp_path):
+    """predict's report sets the submission's class shares against the training set's: a run's training rows, a
+    k-fold run's whole labelled set (fold 0's training + validation rows, not fold 0's training rows alone), and
+    none from a member whose classes are not the prediction's (a per-attribute member of a profile ensemble)."""
+    from imgcls.inference_report import training_distribution
+    one, kf = tmp_path / "one", tmp_path / "kf"
+    (kf / "fold_0").mkdir(parents=True)
+    one.mkdir()
+    pd.DataFrame({"class": ["a", "b"], "support": [2, 1], "train_support": [8, 4]}).to_csv(one / "per_class.csv")
+    pd.DataFrame({"class": ["a", "b"], "support": [2, 1]}).to_csv(kf / "per_class.csv")        # out-of-fold: no train
+    pd.DataFrame({"class": ["a", "b"], "support": [2, 1], "train_support": [8, 4]}).to_csv(kf / "fold_0" / "per_class.csv")
+    counts, source = training_distribution(one, ["a", "b"])
+    assert counts.to_dict() == {"a": 8, "b": 4} and source == f"training rows of {one}"
+    counts, source = training_distribution(kf, ["a", "b"])
+    assert counts.to_dict() == {"a": 10, "b": 5} and "k-fold run" in source
+    assert training_distribution(one, ["a", "b", "c"]) == (None, "")
+

@@ -114,6 +114,11 @@ def test_ensemble_scores_on_the_profile_truth_and_predict_writes_the_mask_submis
     m, g, b = ProfileScheme().parts(np.arange(18))
     assert np.allclose(p, single[0][:, m] * single[1][:, g] * single[2][:, b], atol=1e-4)
     assert json.loads((pred / "predict.json").read_text())["combine"] == "profile"
+    # the report's submission-vs-training distribution: no member counts the 18 classes (the mask member's
+    # classes 0-2 were read as profile classes 0-2 before); a member predicting alone has its own counts
+    html = (pred / "report.html").read_text()
+    assert "no member run holds training counts over these classes" in html and "training share" not in html
+    assert "training share" in (tmp_path / f"pred_{runs[0].name}" / "report.html").read_text()
 
 
 def test_hard_or_auto_weights_are_refused(tmp_path):
