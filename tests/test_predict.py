@@ -351,9 +351,10 @@ def test_training_distribution_of_a_run_a_k_fold_run_and_other_classes(tmp_path)
     one, kf = tmp_path / "one", tmp_path / "kf"
     (kf / "fold_0").mkdir(parents=True)
     one.mkdir()
-    pd.DataFrame({"class": ["a", "b"], "support": [2, 1], "train_support": [8, 4]}).to_csv(one / "per_class.csv")
+    run_table = pd.DataFrame({"class": ["a", "b"], "support": [2, 1], "train_support": [8, 4]})
+    run_table.to_csv(one / "per_class.csv")
+    run_table.to_csv(kf / "fold_0" / "per_class.csv")
     pd.DataFrame({"class": ["a", "b"], "support": [2, 1]}).to_csv(kf / "per_class.csv")        # out-of-fold: no train
-    pd.DataFrame({"class": ["a", "b"], "support": [2, 1], "train_support": [8, 4]}).to_csv(kf / "fold_0" / "per_class.csv")
     counts, source = training_distribution(one, ["a", "b"])
     assert counts.to_dict() == {"a": 8, "b": 4} and source == f"training rows of {one}"
     counts, source = training_distribution(kf, ["a", "b"])
