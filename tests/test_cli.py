@@ -196,3 +196,26 @@ def test_the_command_line_leaves_python_s_exit_collection_nothing_to_walk(monkey
     with pytest.raises(SystemExit) as e:
         cli.main()
     assert e.value.code == 2 and frozen == [True, True]
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["trian"], ["No such command 'trian'", "Did you mean 'train'?", "-h)"]),
+    (["train", "--epoch", "3"], ["No such option: --epoch", "--epochs", "train -h)"]),
+    (["train", "--epochs", "abc"], ["Invalid value for '--epochs'", "train -h)"]),
+    (["ensemble"], ["Missing argument 'runs'", "ensemble -h)"]),
+])
+def test_click_s_usage_errors_are_one_line_like_imgcls_s_own(argv, words):
+    """A mistyped flag or command, a value click cannot convert, a missing argument: one line, exit 2, as a UserError
+    (Typer printed a usage line, a hint and a boxed message)."""
+    r = CliRunner().invoke(app, argv)
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), r.output
+    assert all(w in lines[0] for w in words), lines[0]
+
+
+def test_no_command_shows_the_help_and_a_command_s_exit_code_is_kept():
+    r = CliRunner().invoke(app, [])
+    assert r.exit_code == 2 and "Usage:" in r.output and "train" in r.output and "error:" not in r.output
+    assert CliRunner().invoke(app, ["--version"]).exit_code == 0
+    r = CliRunner().invoke(app, ["runs", "diff"])                           # a UserError: its own line, exit 2
+    assert r.exit_code == 2 and r.output.count("error:") == 1

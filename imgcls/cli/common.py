@@ -2,17 +2,56 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
+import sys
 from pathlib import Path
 from typing import Annotated, Callable, Optional
 
 import typer
+import typer.core
 
 from imgcls.console import error, set_quiet
 from imgcls.errors import UserError
 from imgcls.options import cli_parameters, from_cli
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """The command group, whose usage errors (an unknown flag or command, a value click cannot convert, a missing
+    argument) are one line naming the fix and exit 2, as imgcls's own errors; Typer printed a usage line, a hint and
+    a boxed message. Run standalone, the command runs in click's non-standalone mode and its errors are shown here:
+    Typer's handler offers no other hook. The exception classes are taken from the click this group is built on
+    (typer 0.29 vendors one as typer._click, older typer uses click itself)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        ex = _click_exceptions(type(self))
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except ex.UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError":     # `imgcls` alone: the help (rich printed it), as Typer
+                if e.format_message().strip():
+                    typer.echo(e.format_message())
+            else:
+                where = f" (see {e.ctx.command_path} -h)" if e.ctx is not None else ""
+                error(" ".join(e.format_message().split()).rstrip(".") + where)
+            sys.exit(e.exit_code)
+        except ex.ClickException as e:
+            error(" ".join(e.format_message().split()))
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)      # an Exit's code; a command returns None
+
+
+def _click_exceptions(group: type):
+    base = next(k for k in group.__mro__ if k.__name__ == "Command" and "click" in k.__module__)
+    return importlib.import_module(base.__module__.rsplit(".", 1)[0] + ".exceptions")
+
+
+app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]})
 
 
@@ -57,7 +96,7 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
                     for p in generated:
                         kw.pop(p.name, None)
                     kw.update(received)
-                return fn(*args, **kw)
+                fn(*args, **kw)             # a command's exit code is 0, or its typer.Exit's
             except UserError as e:
                 error(str(e))
                 raise typer.Exit(e.exit_code) from None
