@@ -163,10 +163,8 @@ def _chooses(p: Param, want) -> list:
     if p.kind == "choice":
         return [v for v in p.values if need_met(v, want)]
     low, high = p.values[0], p.values[1]
-    if isinstance(want, When):
+    if want is None or isinstance(want, When):        # set (non-zero), or what the need's test accepts
         return [v for v in (high, low) if need_met(v, want)]
-    if want is None:
-        return [v for v in (high, low) if v]
     return [w for w in (want if isinstance(want, tuple) else (want,))
             if isinstance(w, (int, float)) and not isinstance(w, bool) and low <= w <= high]
 
