@@ -258,6 +258,12 @@ def style_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str
                   weights_flag, model_flag, precision)
 
 
+def import_libraries() -> None:
+    """Import what an embedding pass builds its model with (torch, timm and torchvision: ~3 s on a 2-core machine)
+    now, e.g. while worker processes decode images; a pass imports them itself when it first needs them."""
+    import timm  # noqa: F401  (imports torch and torchvision)
+
+
 def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
            weights_flag="--weights", model_flag="--model", precision="auto") -> np.ndarray:
     from imgcls.device import inference_precision

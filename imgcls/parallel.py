@@ -65,15 +65,20 @@ def worker_pool(workers: int):
 
 
 def chunked_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, what: str | None = None,
-                chunk: int = 64, pool=None) -> Iterator[R]:
+                chunk: int = 64, pool=None, meanwhile: Callable[[], object] | None = None) -> Iterator[R]:
     """Yield fn(item) for every item, in order. `fn` must be a module-level function (it is pickled) when
     workers > 1; chunks of `chunk` items go to `workers` processes, results stream back as chunks finish.
-    `what`: progress-bar label (silenced by --quiet). `pool`: a worker_pool to use instead of starting one."""
+    `what`: progress-bar label (silenced by --quiet). `pool`: a worker_pool to use instead of starting one.
+    `meanwhile`: called once in this process while worker processes work on the chunks (only when they do; they
+    have forked by then), e.g. importing what the next stage needs instead of waiting idle."""
     chunks = [(fn, items[i:i + chunk]) for i in range(0, len(items), chunk)]
     with progress_bar(what, len(items)) as advance:
         if len(chunks) > 1 and (pool is not None or (workers and workers > 1)):
             with nullcontext(pool) if pool is not None else worker_pool(min(workers, len(chunks))) as ex:
-                for res in ex.map(_apply_chunk, chunks):
+                results = ex.map(_apply_chunk, chunks)      # every chunk submitted: the workers are running
+                if meanwhile is not None:
+                    meanwhile()
+                for res in results:
                     advance(len(res))
                     yield from res
         else:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
-from conftest import tree_snapshot
+from conftest import make_image_folder, tree_snapshot
 from imgcls.cli import app
 from imgcls.clean.near_dup import pair_arrays
 from imgcls.links import components
@@ -733,6 +733,27 @@ def test_clean_decodes_for_thumbnails_and_features_in_one_pass(dirty, tmp_path, 
                         lambda *a, **k: (_ for _ in ()).throw(AssertionError("second pass")))
     m = _run(dirty, tmp_path / "clean")
     assert calls == [1] and (m["reason"] == "out_of_domain").any()
+
+
+def test_a_first_clean_imports_the_embedding_libraries_while_its_workers_decode(tmp_path, monkeypatch):
+    """The first clean of a set decodes every image in worker processes, and meanwhile imports what the embedding
+    pass and the OOD detector need; a rerun the caches serve decodes nothing, so it imports nothing ahead."""
+    from imgcls.clean import run as clean_run
+    src = make_image_folder(tmp_path / "raw", {"a": 40, "b": 40})     # more than one chunk of 64: workers run
+    calls = []
+    real = clean_run._imports_ahead
+    monkeypatch.setattr(clean_run, "_imports_ahead", lambda: calls.append(1) or real())
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("IMGCLS_CACHE", str(cache))
+
+    def clean(out):
+        r = runner.invoke(app, ["clean", str(src), "--out", str(tmp_path / out), "--device", "cpu", "--workers", "2",
+                                "-q"])
+        assert r.exit_code == 0, r.output
+        return (tmp_path / out / "manifest.csv").read_bytes()
+    first = clean("c1")
+    assert calls == [1]
+    assert clean("c2") == first and calls == [1]
 
 
 def test_style_statistics_come_from_the_same_cached_pass(dirty, tmp_path, monkeypatch):

@@ -19,6 +19,21 @@ def test_chunked_map_keeps_order_over_processes():
     assert list(chunked_map(_square, [], workers=2)) == []
 
 
+def test_meanwhile_runs_once_in_this_process_while_the_workers_work_and_only_then():
+    import multiprocessing
+    import os
+    seen = []
+
+    def meanwhile():
+        seen.append((os.getpid(), len(multiprocessing.active_children())))
+    items = list(range(50))
+    assert list(chunked_map(_square, items, workers=2, chunk=8, meanwhile=meanwhile)) == [x * x for x in items]
+    assert seen == [(os.getpid(), 2)]               # the two workers had started
+    for workers, its in ((1, items), (2, items[:8]), (2, [])):      # no worker processes: nothing to overlap
+        assert list(chunked_map(_square, its, workers=workers, chunk=8, meanwhile=meanwhile)) == [x * x for x in its]
+    assert len(seen) == 1
+
+
 def _blas_threads(_) -> int:
     from threadpoolctl import threadpool_info
     return max((p["num_threads"] for p in threadpool_info()), default=1)
