@@ -22,6 +22,12 @@ import numpy as np
 import pandas as pd
 
 
+def import_libraries() -> None:
+    """Import scikit-learn's metrics (~0.7 s on a 2-core machine, most of it scikit-learn itself) now, e.g. while
+    worker processes decode images; the functions below import them when first called."""
+    import sklearn.metrics  # noqa: F401
+
+
 def _labels(y_true, classes: Sequence) -> list:
     """sklearn's `labels=`: indices when the arrays hold indices, else the class names."""
     y = np.asarray(y_true)

@@ -670,6 +670,22 @@ def test_optimizers_use_fused_kernels_and_fall_back(monkeypatch):
     assert not opt.defaults["fused"] and opt.defaults["lr"] == 0.01
 
 
+def test_scikit_learn_loads_while_the_cache_decodes_in_worker_processes(tmp_path, monkeypatch):
+    """With decoding processes, train imports scikit-learn (its fallback split, every epoch's scores) while they
+    decode the image cache instead of after; the run is the same as without them."""
+    import imgcls.metrics
+    calls = []
+    real = imgcls.metrics.import_libraries
+    monkeypatch.setattr(imgcls.metrics, "import_libraries", lambda: calls.append(1) or real())
+    src = make_image_folder(tmp_path / "raw", {"a": 20, "b": 20}, size=(40, 40))     # two chunks of 32
+    two = run_train(cfg_for(src, tmp_path, name="two", epochs=1, workers=2))
+    assert calls == [1]
+    one = run_train(cfg_for(src, tmp_path, name="one", epochs=1, workers=0))
+    assert calls == [1]
+    cols = ["val_loss", "val_macro_f1"]
+    pd.testing.assert_frame_equal(metrics(two)[cols], metrics(one)[cols])
+
+
 def test_auto_workers_and_amp_are_resolved_into_the_config(two_class, tmp_path):
     import os
 

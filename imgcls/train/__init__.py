@@ -303,8 +303,11 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             images = np.load(shared, mmap_mode="r")
             errors = json.loads(shared.with_suffix(".errors.json").read_text())
         else:
+            # scikit-learn (the fallback split's draw, every epoch's scores) loads while the workers decode
+            from imgcls.metrics import import_libraries
             images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
-                                                workers=io_workers, memmap=memmap, fill=pad_fill)
+                                                workers=io_workers, memmap=memmap, fill=pad_fill,
+                                                meanwhile=import_libraries)
         bad = [i for i, e in enumerate(errors) if e]
         for i in bad:
             warn(f"skipped unreadable image {paths[i]}: {errors[i]}")

@@ -126,10 +126,11 @@ def _decode_one(args) -> tuple[np.ndarray | None, str]:
 
 def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squash", interpolation: str = "bilinear",
                  workers: int = 1, memmap: Path | None = None, what: str = "decoding images",
-                 fill: Sequence[int] = WHITE) -> tuple[np.ndarray, list[str]]:
+                 fill: Sequence[int] = WHITE, meanwhile=None) -> tuple[np.ndarray, list[str]]:
     """Decode + resize every image once -> uint8 array [N, S, S, 3] and per-image error ('' = ok).
 
-    JPEG is decoded at a reduced scale >= the input size (draft mode), so big photos cost little."""
+    JPEG is decoded at a reduced scale >= the input size (draft mode), so big photos cost little. `meanwhile`:
+    chunked_map's (run in this process while worker processes decode)."""
     n = len(paths)
     shape = (n, img_size, img_size, 3)
     arr = (np.lib.format.open_memmap(memmap, mode="w+", dtype=np.uint8, shape=shape) if memmap is not None
@@ -137,7 +138,7 @@ def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squas
     errors = [""] * n
     jobs = [(str(p), img_size, resize_mode, interpolation, tuple(fill)) for p in paths]
     from imgcls.parallel import chunked_map
-    for i, (a, err) in enumerate(chunked_map(_decode_one, jobs, workers, what, chunk=32)):
+    for i, (a, err) in enumerate(chunked_map(_decode_one, jobs, workers, what, chunk=32, meanwhile=meanwhile)):
         if a is None:
             arr[i], errors[i] = 255, err
         else:
