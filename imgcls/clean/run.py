@@ -95,11 +95,10 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str |
 def _imports_ahead() -> None:
     """The libraries the stages after the thumbnail pass import: torch, timm (the embedding pass) and the
     scikit-learn modules the OOD detectors fit with."""
-    import sklearn.linear_model  # noqa: F401
-    import sklearn.preprocessing  # noqa: F401
-
-    from imgcls.embed import import_libraries
-    import_libraries()
+    from imgcls.clean.ood import import_libraries as detector_libraries
+    from imgcls.embed import import_libraries as embedding_libraries
+    detector_libraries()
+    embedding_libraries()
 
 
 def check_ood_share(flagged: np.ndarray, readable: np.ndarray, cfg: CleanConfig) -> None:
