@@ -23,7 +23,7 @@ import pandas as pd
 
 
 def import_libraries() -> None:
-    """Import scikit-learn's metrics (~0.7 s on a 2-core machine, most of it scikit-learn itself) now, e.g. while
+    """Import scikit-learn's metrics (~1 s on a 2-core machine, most of it scikit-learn itself) now, e.g. while
     worker processes decode images; the functions below import them when first called."""
     import sklearn.metrics  # noqa: F401
 
