@@ -46,6 +46,9 @@ class LayoutOptions:
 
 # tried in this order for a CSV id without an extension when --ext is not given
 COMMON_EXTENSIONS = (".jpg", ".png", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif", ".heic")
+# where a competition CSV's names are looked for when they are not beside it (the mask competition: eval/info.csv,
+# eval/images/); a folder holding such a CSV and only these image folders is read as that CSV
+CSV_IMAGE_FOLDERS = ("images", "image", "imgs", "test")
 # the split-folder layout of Ultralytics / timm users: root/train/<class>/..., root/val/<class>/..., root/test/...
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -168,6 +171,57 @@ def read_unlabeled(root: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["path", "label", "group"])
 
 
+def profiles_root(root: Path) -> Path | None:
+    """The folder of the mask competition's profile folders: `root` when most of its visible subfolders are
+    <id>_<gender>_<race>_<age>, or its one visible subfolder when that one is (the competition's train/ holds
+    train.csv and images/<profile>/...); None otherwise."""
+    subdirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    if subdirs and sum(bool(PROFILE_DIR.match(d.name)) for d in subdirs) >= len(subdirs) // 2 + 1:
+        return root
+    if len(subdirs) == 1 and subdirs[0].name.lower() in CSV_IMAGE_FOLDERS and profiles_root(subdirs[0]) == subdirs[0]:
+        return subdirs[0]
+    return None
+
+
+def _file_named(folder: Path, name: str) -> str | None:
+    """The file a CSV's image name is in `folder`: the name itself, or for an id without an image extension (Kaggle's
+    `id` column) the first of COMMON_EXTENSIONS (also upper case) that exists; None when none is."""
+    if imgio.is_image_name(name):
+        return name if (folder / name).is_file() else None
+    return next((name + e for e in COMMON_EXTENSIONS + tuple(x.upper() for x in COMMON_EXTENSIONS)
+                 if (folder / (name + e)).is_file()), None)
+
+
+def csv_image_root(base: Path, names: Sequence[str]) -> Path | None:
+    """The folder a competition CSV's image names are relative to, judged by its first 20 names: `base` (the folder
+    given, or the CSV's own) when one of them is a file there, else the first of CSV_IMAGE_FOLDERS under it where one
+    is (the mask competition's eval/images/); None when none is."""
+    sample = [str(n)[2:] if str(n).startswith("./") else str(n) for n in list(names)[:20]]
+    for folder in (base, *(base / sub for sub in CSV_IMAGE_FOLDERS)):
+        if folder.is_dir() and any(_file_named(folder, n) for n in sample):
+            return folder
+    return None
+
+
+def folder_csv(root: Path) -> Path | None:
+    """The competition CSV a dataset folder carries (the mask competition's eval/: info.csv beside images/): its one
+    visible top-level .csv file, when that has an image-path column (PATH_COLUMN_GUESSES) whose first names are files
+    in the folder or in one of CSV_IMAGE_FOLDERS; None otherwise (no CSV, several, or one that lists no image here).
+    Its rows, not the folder's files, are then the data: their ids and order are the submission's."""
+    try:
+        csvs = [p for p in root.iterdir() if p.suffix.lower() == ".csv" and not p.name.startswith(".") and p.is_file()]
+    except OSError:
+        return None
+    if len(csvs) != 1:
+        return None
+    try:
+        table = read_csv(csvs[0], nrows=20, dtype=str, keep_default_na=False)
+    except UserError:
+        return None
+    col = next((g for g in PATH_COLUMN_GUESSES if g in table.columns), None)
+    return csvs[0] if col is not None and csv_image_root(root, table[col].tolist()) is not None else None
+
+
 def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS) -> pd.DataFrame:
     rows = []
     skipped = []
@@ -206,13 +260,13 @@ def _with_extension(paths: list[str], root: Path, ext: str | None) -> list[str]:
         elif ext is not None:
             out.append(p + ext)
         else:
-            found = next((p + e for e in COMMON_EXTENSIONS + tuple(x.upper() for x in COMMON_EXTENSIONS)
-                          if (root / (p + e)).is_file()), p)
-            out.append(found)
+            out.append(_file_named(root, p) or p)
     return out
 
 
-def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> pd.DataFrame:
+def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> tuple[pd.DataFrame, Path]:
+    """The rows of a competition CSV, and the folder their paths are relative to: `root`, or without --image-dir
+    the folder under it where the names are found (csv_image_root)."""
     table = read_csv(csv_path, "CSV file", dtype=str, keep_default_na=False)
     cols = list(table.columns)
 
@@ -233,8 +287,10 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> pd.
                         f"pass --path-col NAME")
     label_col = need(opts.label_col, "--label-col", ("label", "class", "target"))
     group_col = need(opts.group_col, "--group-col")
-    paths = _with_extension([p[2:] if p.startswith("./") else p for p in table[path_col].astype(str)], root,
-                            opts.ext)
+    names = [p[2:] if p.startswith("./") else p for p in table[path_col].astype(str)]
+    if opts.image_dir is None:      # bare names whose files sit in images/ (the mask competition's eval/info.csv)
+        root = csv_image_root(root, names) or root
+    paths = _with_extension(names, root, opts.ext)
     df = pd.DataFrame({"path": [Path(p).as_posix() for p in paths],
                        "label": table[label_col] if label_col else "",
                        "group": table[group_col] if group_col else ""})
@@ -243,4 +299,4 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> pd.
             df[c] = table[c]
     if path_col not in df.columns and path_col != "path":
         df["source_id"] = table[path_col]   # e.g. ImageID / id, needed again for submissions
-    return df
+    return df, root

@@ -31,9 +31,8 @@ from imgcls import io as imgio
 from imgcls.console import info, plural, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
-from imgcls.layouts import (LAYOUTS, LayoutOptions, images_under, read_competition_csv, read_csv, read_folder,
-                            read_profiles, read_unlabeled)
-from imgcls.profiles import PROFILE_DIR
+from imgcls.layouts import (CSV_IMAGE_FOLDERS, LAYOUTS, LayoutOptions, folder_csv, images_under, profiles_root,
+                            read_competition_csv, read_csv, read_folder, read_profiles, read_unlabeled)
 
 MANIFEST_NAME = "manifest.csv"
 SCAN_COLUMNS = ["width", "height", "mode", "format", "bytes", "sha256", "error"]
@@ -196,12 +195,14 @@ def detect_layout(src: Path, opts: LayoutOptions) -> str:
         return "csv"
     if (src / MANIFEST_NAME).is_file():
         return "manifest"
-    subdirs = [d for d in sorted(src.iterdir()) if d.is_dir() and not d.name.startswith(".")]
-    if subdirs and sum(bool(PROFILE_DIR.match(d.name)) for d in subdirs) >= max(1, len(subdirs) // 2 + 1):
+    if profiles_root(src) is not None:
         return "profiles"
-    if any(images_under(d)[:1] for d in subdirs):
-        return "folder"
-    return "unlabeled"
+    subdirs = [d for d in sorted(src.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    # a CSV listing the images (eval/info.csv beside images/) gives the ids and order, unless class folders hold them
+    if folder_csv(src) is not None and not any(images_under(d)[:1] for d in subdirs
+                                               if d.name.lower() not in CSV_IMAGE_FOLDERS):
+        return "csv"
+    return "folder" if any(images_under(d)[:1] for d in subdirs) else "unlabeled"
 
 
 def read_manifest_file(path: Path) -> pd.DataFrame:
@@ -239,6 +240,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         if announce:
             info(f"using manifest {mpath} ({len(df)} rows)")
     else:
+        notes = []
         if src.is_file():
             csv_path, root = src, src.parent
             if layout != "csv":
@@ -250,21 +252,27 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                 raise UserError(f"CSV file {csv_path} does not exist; check --csv")
         if layout == "csv":
             if csv_path is None:
-                raise UserError("--layout csv needs --csv FILE (the competition's train.csv)")
+                csv_path = folder_csv(src)     # the folder's own CSV (eval/info.csv): auto-detected
+                if csv_path is None:
+                    raise UserError("--layout csv needs --csv FILE (the competition's train.csv)")
+                notes.append(f"the rows of {csv_path}, in its order; --layout folder reads the image files")
             if opts.image_dir:
                 root = Path(opts.image_dir)
                 if not root.is_dir():
                     raise UserError(f"--image-dir {root} is not a folder; give the folder holding the CSV's images")
-            df = read_competition_csv(csv_path, root, opts)
+            df, root = read_competition_csv(csv_path, root, opts)
         elif layout == "folder":
             df = read_folder(root)
         elif layout == "profiles":
+            root = profiles_root(root) or root
             df = read_profiles(root, opts.age_bands)
         else:
             df = read_unlabeled(root)
         df["root"] = str(root.resolve())
+        if root.resolve() != (src.parent if src.is_file() else src).resolve():
+            notes.append(f"images in {root}")
         if announce:
-            info(f"read {src} as layout '{layout}' ({len(df)} images)")
+            info(f"read {src} as layout '{layout}' ({len(df)} images{''.join('; ' + n for n in notes)})")
     if df.empty:
         raise UserError(f"no images found in {src}; check the folder (or --layout)")
     df = ensure_columns(df)

@@ -105,26 +105,11 @@ def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None
     if not data.exists():
         raise UserError(f"test data {data} does not exist; pass --data FOLDER, a manifest or the competition CSV")
     df = mf.load(data, opts, scan=False)
-    if data.is_file() and "source_id" in df.columns:
-        _rescue_image_folder(df, data.parent)
     # the submission id: a CSV's own `id` column, else the CSV's image column (e.g. ImageID), else the path
     if "id" not in df.columns or (df["id"].astype(str) == "").all():
         df["id"] = df["source_id"] if "source_id" in df.columns else df["path"]
     df["id"] = df["id"].astype(str)
     return df.reset_index(drop=True)
-
-
-def _rescue_image_folder(df: pd.DataFrame, base: Path) -> None:
-    """A competition CSV lists bare names (ImageID) whose files sit in a sub-folder such as images/."""
-    sample = list(zip(df["root"], df["path"]))[:20]
-    if any(Path(r, p).exists() for r, p in sample):
-        return
-    for sub in ("images", "image", "test", "imgs"):
-        d = base / sub
-        if d.is_dir() and any((d / p).exists() for _, p in sample):
-            df["root"] = str(d.resolve())
-            info(f"images of {base} found in {d}")
-            return
 
 
 # ---------------------------------------------------------------------------------------------------------------

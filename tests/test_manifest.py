@@ -34,6 +34,48 @@ def test_detect_layouts(tmp_path, image_folder, profile_folder):
     assert mf.detect_layout(image_folder, opts(layout="unlabeled")) == "unlabeled"
 
 
+def test_the_mask_competitions_folders_as_they_come(tmp_path, capsys):
+    """eval/ holds info.csv and images/: read as that CSV (its ids, its order), not as one class named 'images' --
+    predict's default --data data/eval wrote ImageID images/<name> in file order. train/ holds train.csv and
+    images/<profile>/: read as the profiles under images/."""
+    from conftest import make_profiles
+    ev = tmp_path / "eval"
+    ids = ["f3.jpg", "0a.jpg", "9c.jpg"]
+    for i, n in enumerate(ids):
+        make_image(ev / "images" / n, seed=i)
+    pd.DataFrame({"ImageID": ids, "ans": 0}).to_csv(ev / "info.csv", index=False)
+    assert mf.detect_layout(ev, opts()) == "csv"
+    df = mf.load(ev, scan=False)
+    assert df["path"].tolist() == ids and df["source_id"].tolist() == ids          # the CSV's order, not sorted
+    assert {str((ev / "images").resolve())} == set(df["root"])
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"the rows of {ev / 'info.csv'}, in its order; --layout folder" in said and "images in" in said
+    assert mf.load(ev / "info.csv", scan=False)["root"].iloc[0] == str((ev / "images").resolve())
+    assert mf.load(ev, opts(layout="folder"), scan=False)["label"].unique().tolist() == ["images"]   # as asked
+    # ids without an extension, images beside the CSV, and only the listed ones
+    flat = tmp_path / "test"
+    for i, n in enumerate(["b", "a", "extra"]):
+        make_image(flat / f"{n}.png", seed=i)
+    pd.DataFrame({"id": ["b", "a"]}).to_csv(flat / "test.csv", index=False)
+    assert mf.load(flat, scan=False)["path"].tolist() == ["b.png", "a.png"]
+    # not taken: a CSV naming no image here, two CSVs, or class folders beside the CSV
+    (flat / "test.csv").write_text("id\nzz\n")
+    assert mf.detect_layout(flat, opts()) == "unlabeled"
+    pd.DataFrame({"ImageID": ids}).to_csv(ev / "other.csv", index=False)
+    assert mf.detect_layout(ev, opts()) == "folder"
+    (ev / "other.csv").unlink()
+    classes = make_image_folder(tmp_path / "classes", {"cat": 2, "dog": 1})
+    pd.DataFrame({"path": ["cat/000.png"], "breed": ["x"]}).to_csv(classes / "notes.csv", index=False)
+    assert mf.detect_layout(classes, opts()) == "folder"
+    train = tmp_path / "train"
+    make_profiles(train / "images", n_profiles=3)
+    pd.DataFrame({"id": ["000001"], "path": ["000001_female_Asian_45"]}).to_csv(train / "train.csv", index=False)
+    assert mf.detect_layout(train, opts()) == "profiles"
+    df = mf.load(train, scan=False)
+    assert len(df) == 3 * 7 and set(df["root"]) == {str((train / "images").resolve())}
+    assert mf.load(train, scan=False).equals(df)
+
+
 def test_folder_layout_counts_and_nested(tmp_path):
     root = make_image_folder(tmp_path / "raw", {"cat": 3, "dog": 2})
     make_image(root / "dog" / "sub" / "deep.png", seed=99)       # root/<class>/**/<image>

@@ -142,7 +142,7 @@ def test_predict_folder_follows_shuffled_template_and_matches_direct_forward(tmp
     assert summary["n_images"] == 7 and summary["tta_views"] == 1
 
 
-def test_competition_csv_multibranch_decodes_to_18_classes_with_tta(tmp_path):
+def test_competition_csv_multibranch_decodes_to_18_classes_with_tta(tmp_path, monkeypatch):
     run = make_tiny_run(tmp_path / "runs" / "multi", multi=True, model="test_resnet")
     ev = tmp_path / "eval"
     ids = [f"{h}.jpg" for h in ("f3", "0a", "9c", "b1", "77")]
@@ -160,6 +160,15 @@ def test_competition_csv_multibranch_decodes_to_18_classes_with_tta(tmp_path):
     probs = pd.read_parquet(out / "probs.parquet")
     assert [c for c in probs.columns if c.startswith("p_")] == [f"p_{i}" for i in range(18)]
     assert np.allclose(probs.filter(like="p_").sum(axis=1), 1.0, atol=1e-4)
+    # the folder as the competition ships it, and predict's default --data data/eval: the same submission (it was
+    # ImageID images/<name> in file order, read as an ImageFolder with one class 'images')
+    (tmp_path / "data").mkdir()
+    ev.rename(tmp_path / "data" / "eval")
+    monkeypatch.chdir(tmp_path)
+    res = invoke("predict", run, "--out", tmp_path / "pred2", "--format", "mask", "--tta", "flip", "--tta-merge",
+                 "logits", "--workers", 0, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "pred2" / "submission.csv").equals(sub)
 
 
 def test_eval_prints_with_and_without_tta_and_bad_images_are_reported(tmp_path):
