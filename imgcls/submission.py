@@ -115,7 +115,14 @@ def fill_template(template: str | os.PathLike, df: pd.DataFrame, pred: np.ndarra
     return match_template(template, df, fmt).fill(pred, classes)
 
 
+# formats whose ids are file names without their extension (DACON's test.csv: id TEST_00000 for test/TEST_00000.jpg):
+# the ids a folder of test images gives (its paths) are spelled so; ids a CSV gives are kept as written
+STEM_IDS = frozenset({"dacon", "id,artist"})
+
+
 def build_submission(df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str], fmt: str = "id,label") -> pd.DataFrame:
     id_col, label_col, kind = resolve_format(fmt)
     ids = df[id_col].astype(str) if id_col in df.columns and id_col != "id" else df["id"].astype(str)
+    if fmt.strip().lower().replace(" ", "") in STEM_IDS and (ids == df["path"].astype(str)).all():
+        ids = pd.Series([Path(p).stem for p in ids], index=ids.index)
     return pd.DataFrame({id_col: ids.to_numpy(), label_col: label_values(pred, classes, kind)})

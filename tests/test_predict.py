@@ -100,6 +100,15 @@ def test_formats():
         {"ImageID": ["a", "b"], "ans": [1, 0]}
     assert build_submission(df, np.array([1, 0]), ["cat", "dog"], "dacon").to_dict("list") == \
         {"id": ["a", "b"], "artist": ["dog", "cat"]}
+    # ids from a folder's file paths: DACON spells them without the extension (test.csv: TEST_00000); mask keeps
+    # the file name (info.csv: <hash>.jpg); ids a CSV gave are kept as written
+    files = pd.DataFrame({"path": ["TEST_00000.jpg", "sub/TEST_00001.png"]})
+    files["id"] = files["path"]
+    assert build_submission(files, np.array([1, 0]), ["cat", "dog"], "dacon")["id"].tolist() == \
+        ["TEST_00000", "TEST_00001"]
+    assert build_submission(files, np.array([1, 0]), ["cat", "dog"], "mask")["ImageID"].tolist() == files["path"].tolist()
+    files["id"] = ["TEST_00000.jpg", "x"]
+    assert build_submission(files, np.array([1, 0]), ["cat", "dog"], "dacon")["id"].tolist() == ["TEST_00000.jpg", "x"]
     with pytest.raises(UserError, match="unknown --format"):
         build_submission(df, np.array([1, 0]), ["cat", "dog"], "weird")
 

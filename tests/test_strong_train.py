@@ -54,6 +54,21 @@ def test_target_errors_are_one_line_before_any_data_is_read(tmp_path):
     r = CliRunner().invoke(app, ["train", str(folder), "--model", "test_resnet", "--no-pretrained", "--target", "label",
                                  "--out", str(tmp_path / "runs2")])
     assert r.exit_code == 2 and "column 'label' has 1" in r.output and "Traceback" not in r.output
+    # DACON's train.csv (id, img_path, artist): no label column; said with the column to give --target, not as
+    # "every row skipped as unlabeled" and "column 'label' has 0 classes"
+    import pandas as pd
+    data = make_image_folder(tmp_path / "dacon", {"a": 3, "b": 3})
+    paths = sorted(p.relative_to(data).as_posix() for p in data.rglob("*.png"))
+    pd.DataFrame({"id": [f"T{i}" for i in range(6)], "img_path": paths,
+                  "artist": [p.split("/")[0] for p in paths]}).to_csv(data / "train.csv", index=False)
+    with pytest.raises(UserError, match=r"train.csv has no labels \(no column label, class or target\); --target "
+                                        r"COLUMN trains on one of its columns with classes: artist$"):
+        run_train(cfg_for(data / "train.csv", tmp_path))
+    with pytest.raises(UserError, match=r"--target artst: the data has no such column \(columns with classes: artist\)"):
+        run_train(cfg_for(data / "train.csv", tmp_path, target="artst"))
+    assert not (tmp_path / "runs").exists()
+    run = run_train(cfg_for(data / "train.csv", tmp_path, name="artist", target="artist"))
+    assert read_meta(find_checkpoints(run)[0]).classes == ("a", "b")
 
 
 # --- pretrained by default: file > package > cache > hub -------------------------------------------------------
