@@ -90,6 +90,10 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
                                           "ensemble (weighted), weights cross-fitted (5 folds)"]
     assert "weights fitted on these rows" in " ".join(res.output.split())
     assert "ensemble (weighted), weights fitted on these rows" in res.output   # piped: tables are not folded
+    # the k-fold member's score is out-of-fold, and the table says so (a score names the rows it was computed on)
+    assert "a k-fold member's rows (ckpts > 1) are out-of-fold" in " ".join(res.output.split())
+    res1 = runner.invoke(app, ["ensemble", str(r1), str(r1), "--out", str(tmp_path / "ens_1")])
+    assert res1.exit_code == 0 and "out-of-fold" not in res1.output, res1.output
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
                               "--out", str(tmp_path / "ens_q"), "-q"])
     assert res.exit_code == 0 and res.output == "", res.output          # --quiet: the scores are in scores.csv

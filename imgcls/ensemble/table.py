@@ -9,9 +9,15 @@ from imgcls.console import print_table
 def print_scores(table: pd.DataFrame) -> None:
     from rich.table import Table
     t = Table(title="validation macro-F1")
+    notes = []
+    members = table[~table["member"].str.startswith("ensemble (")]
+    if (members["checkpoints"] > 1).any():
+        notes.append("a k-fold member's rows (ckpts > 1) are out-of-fold: each scored by the fold that did not "
+                     "train on it")
     if table["member"].str.contains("weights fitted on these rows").any():
-        t.caption = ("weights fitted on these rows: optimistic (the same rows chose the weights); "
+        notes.append("weights fitted on these rows: optimistic (the same rows chose the weights); "
                      "the cross-fitted row scores each row with weights fitted without it")
+    t.caption = "; ".join(notes) or None
     t.add_column("member")
     t.add_column("ckpts", justify="right")
     t.add_column("weight", justify="right")
