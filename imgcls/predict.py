@@ -287,18 +287,18 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
         return [where[k] for k in map(str, mf.image_paths(vp)) if k in where]
 
     folds = {_fold_of(Path(c).parent) for c in member.checkpoints} - {None}
+    run = Path(member.checkpoints[0]).parent if not folds else Path(member.checkpoints[0]).parent.parent
+    if not any(named(f) for f in [run / "val_predictions.csv"] + sorted(run.glob("fold_*/val_predictions.csv"))):
+        originals = _trained_originals(run, df, where, folds)
+        return (originals, run, sorted(folds)) if originals.any() else (trained, None, [])
     if not folds:
-        run = Path(member.checkpoints[0]).parent
         hit = named(run / "val_predictions.csv")
-        if not hit:
-            return trained, None, []
         split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
         trained = np.array(mf.kept(df), bool)
         if split is not None:
             trained &= (split != "test").to_numpy()
         trained[hit] = False
         return trained, run, []
-    run = Path(member.checkpoints[0]).parent.parent
     any_named = False
     for d in run.glob("fold_*"):
         g = _fold_of(d)
@@ -313,6 +313,46 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
         for k in folds:
             trained |= fold_training_rows(df, k)
     return trained, run, sorted(folds)
+
+
+def _trained_originals(run: Path, df: pd.DataFrame, where: dict[str, int], folds: set[int]) -> np.ndarray:
+    """Rows of df that are the originals of images `run` trained on: preprocess's copies (the `source_path` of the
+    training table its config.yaml names) trained, and df holds what they were made from (--eval on data/raw after
+    preprocess -> split -> train). The training table's rows are told apart by train's rules, as trained_rows does
+    for df itself: a single run trained on every kept row but its validation and test rows; a fold on the table's
+    other folds (train.data.fold_training_rows). All False when nothing links them."""
+    trained = np.zeros(len(df), bool)
+    try:
+        src = TrainConfig.load(run / "config.yaml").src
+        table = mf.load(src, scan=False, announce=False) if src else None
+    except (UserError, OSError):
+        return trained
+    if table is None or "source_path" not in table.columns:
+        return trained
+    sources = table["source_path"].fillna("").astype(str).to_numpy()
+    at = {str(p): i for i, p in enumerate(mf.image_paths(table))}
+    validated = np.zeros(len(table), bool)
+    for f in [run / "val_predictions.csv"] + sorted(run.glob("fold_*/val_predictions.csv")):
+        if f.is_file():
+            vp = pd.read_csv(f, dtype=str, keep_default_na=False)
+            if {"root", "path"} <= set(vp.columns):
+                validated[[at[k] for k in map(str, mf.image_paths(vp)) if k in at]] = True
+    if not validated.any():
+        return trained
+    if folds and "fold" in table.columns:         # train's own rule for the folds of a split table
+        from imgcls.train.data import fold_training_rows
+        took = np.zeros(len(table), bool)
+        for k in folds:
+            took |= fold_training_rows(table, k)
+    elif folds:
+        took = validated if len(folds) > 1 else np.zeros(len(table), bool)
+    else:
+        split = table["split"].fillna("").astype(str).str.lower() if "split" in table.columns else None
+        took = mf.kept(table) & ~validated & ((split != "test").to_numpy() if split is not None else True)
+    for s in sources[took]:
+        if s in where:
+            trained[where[s]] = True
+    return trained
 
 
 def _honest_score(run: Path, kfold: bool) -> str:

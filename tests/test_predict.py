@@ -361,6 +361,48 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
         assert f"--eval on {n} labelled {split} rows" in " ".join(res.output.split())
 
 
+def test_eval_on_the_originals_of_preprocessed_training_images_is_refused(tmp_path, monkeypatch):
+    """raw -> preprocess -> split -> train, then `predict RUN --data raw --eval`: the run's records name the
+    processed copies, not raw's files, so the check found nothing and printed a training score as a validation one.
+    The copies' source_path (in the training table config.yaml names) links them: refused, for a single run and a
+    k-fold one; the originals of the validation images alone still score."""
+    import imgcls.predict as pr
+    from imgcls import manifest as mf
+    from imgcls.preprocess import PreprocessConfig, run_preprocess
+    from imgcls.train import TrainConfig, run_train
+    raw = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8, "c": 8}, size=(36, 36))
+    proc = run_preprocess(raw, tmp_path / "proc", PreprocessConfig(size=32), report=False)
+    i = np.arange(len(proc))
+    proc["fold"] = i % 3
+    proc["split"] = np.where(i % 3 == 0, "val", "train")
+    splits = tmp_path / "splits.csv"
+    mf.write(proc, splits)
+    monkeypatch.chdir(tmp_path)         # config.yaml records src as given: relative to where train ran
+    kw = dict(model="test_resnet", pretrained=False, img_size=32, batch_size=8, workers=0, device="cpu", aug="none",
+              epochs=1, out="runs")
+    single = run_train(TrainConfig(src="splits.csv", name="one", **kw))
+    kfold = run_train(TrainConfig(src="splits.csv", name="kf", folds="all", **kw))
+    real = pr.predict_members
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the leak check"))
+    n_val = int((proc["split"] == "val").sum())
+    for run, said_part in ((single, f"{len(proc) - n_val} of the {len(proc)} labelled rows of {raw} outside the "
+                                    f"validation and test rows of the run {single}"),
+                           (kfold, f"{len(proc)} of the {len(proc)} labelled rows of {raw} that the folds of the "
+                                   f"k-fold run {kfold} trained on")):
+        res = invoke("predict", run, "--data", raw, "--eval", "--out", tmp_path / "p", "--workers", 0, "--quiet")
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and f"--eval would score {said_part}" in said and "leaked score" in said, said
+        assert not (tmp_path / "p").exists()
+    # row by row: every original trained but those of the single run's validation images
+    from imgcls.ensemble import member_from_run
+    df = mf.load(raw, scan=False)
+    val_sources = set(proc.loc[proc["split"] == "val", "source_path"])
+    trained, run, folds = pr.trained_rows(member_from_run(single), df)
+    assert run == single and folds == []
+    assert trained.tolist() == [str(p) not in val_sources for p in mf.image_paths(df)]
+    assert pr.trained_rows(member_from_run(kfold), df)[0].all()
+
+
 def test_training_distribution_of_a_run_a_k_fold_run_and_other_classes(tmp_path):
     """predict's report sets the submission's class shares against the training set's: a run's training rows, a
     k-fold run's whole labelled set (fold 0's training + validation rows, not fold 0's training rows alone), and
