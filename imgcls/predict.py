@@ -324,7 +324,9 @@ def _trained_originals(run: Path, df: pd.DataFrame, where: dict[str, int], folds
     trained = np.zeros(len(df), bool)
     try:
         src = TrainConfig.load(run / "config.yaml").src
-        table = mf.load(src, scan=False, announce=False) if src else None
+        # only a table can carry source_path (a manifest or split file): an image folder is not read again
+        table = (mf.load(src, scan=False, announce=False)
+                 if src and (Path(src).is_file() or (Path(src) / mf.MANIFEST_NAME).is_file()) else None)
     except (UserError, OSError):
         return trained
     if table is None or "source_path" not in table.columns:
