@@ -126,8 +126,17 @@ def test_train_never_validates_on_a_copy(tmp_path, capsys):
     train, val = assign_split(df, None, 0.2, 0)
     err = capsys.readouterr().err
     assert not val[10] and not train[11] and train[12] and val[1]
-    assert "1 oversampled copy (augmented_from) in the validation rows: dropped from validation" in " ".join(err.split())
+    assert "warning: 1 oversampled copy (augmented_from) in the validation rows whose sources train: dropped from " \
+           "validation" in " ".join(err.split())
     assert "whose source validates: dropped from training" in " ".join(err.split())
+    # imgcls split's placement: a validation image's copies validate with it; used for neither, said without alarm
+    df["split"] = ["train"] * 8 + ["val"] * 2 + ["train", "val", "val"]
+    df.loc[[1, 5, 6], "split"] = "val"
+    train, val = assign_split(df, None, 0.2, 0)
+    err = " ".join(capsys.readouterr().err.split())
+    assert not val[10:].any() and not train[11:].any() and train[10]
+    assert "2 oversampled copies (augmented_from) of validation images: neither validated on" in err
+    assert "warning" not in err
 
 
 def test_cli_oversample_and_bad_target(tmp_path):

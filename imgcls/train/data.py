@@ -258,22 +258,30 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
 
     Oversampled copies (preprocess --oversample, manifest.augmented) are never validated on: the random split draws
     from the originals and a copy trains only when its sources do; a split that put a copy in val (a hand-made
-    one: `imgcls split` keeps copies with their sources) has it dropped from val, and a copy training while a
-    source validates is dropped from training too (it would leak its source's pixels); both are said."""
+    one: `imgcls split` keeps copies with their sources, so a validation image's copies are in val too, which is
+    said as an info line) has it dropped from val, and a copy training while a source validates is dropped from
+    training too (it would leak its source's pixels); a hand-made split's are warnings."""
     train, val = _assign_split(df, fold, val_split, seed, by)
     copy = mf.augmented(df)
     if not copy.any():
         return train, val
-    from imgcls.console import warn
+    from imgcls.console import info, warn
     where = {p: k for k, p in enumerate(df["path"].astype(str))}
     src_val = np.array([c and any(val[where[s]] for s in mf.copy_sources(a) if s in where)
                         for c, a in zip(copy, df["augmented_from"])], bool)
     in_val = val & copy
     leak = train & src_val
-    if in_val.any():
-        warn(f"{int(in_val.sum())} oversampled cop{'y' if in_val.sum() == 1 else 'ies'} (augmented_from) in the "
-             f"validation rows{' of fold ' + str(fold) if fold is not None else ''}: dropped from validation "
-             f"(validation scores originals only; `imgcls split` keeps copies with their sources)")
+    of_fold = f" of fold {fold}" if fold is not None else ""
+    with_sources = in_val & src_val         # where `imgcls split` puts them: with their sources, so expected
+    if with_sources.any():
+        n = int(with_sources.sum())
+        info(f"{n} oversampled cop{'y' if n == 1 else 'ies'} (augmented_from) of validation images{of_fold}: "
+             f"neither validated on (validation scores originals only) nor trained on (a copy shows its source)")
+    if (in_val & ~src_val).any():
+        n = int((in_val & ~src_val).sum())
+        warn(f"{n} oversampled cop{'y' if n == 1 else 'ies'} (augmented_from) in the validation rows{of_fold} "
+             f"whose sources train: dropped from validation (validation scores originals only; `imgcls split` "
+             f"keeps copies with their sources)")
     if leak.any():
         warn(f"{int(leak.sum())} oversampled cop{'y' if leak.sum() == 1 else 'ies'} whose source validates: "
              f"dropped from training (they would show the model its validation images)")
