@@ -22,8 +22,13 @@ FORMATS = {"id,label": ("id", "label", "name"),
 
 
 
+def _key(fmt: str) -> str:
+    """A --format as FORMATS and STEM_IDS spell it: 'ImageID, ans' -> 'imageid,ans'."""
+    return fmt.strip().lower().replace(" ", "")
+
+
 def resolve_format(fmt: str) -> tuple[str, str, str]:
-    key = fmt.strip().lower().replace(" ", "")
+    key = _key(fmt)
     if key in FORMATS:
         return FORMATS[key]
     if key.count(",") == 1 and all(key.split(",")):
@@ -123,6 +128,6 @@ STEM_IDS = frozenset({"dacon", "id,artist"})
 def build_submission(df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str], fmt: str = "id,label") -> pd.DataFrame:
     id_col, label_col, kind = resolve_format(fmt)
     ids = df[id_col].astype(str) if id_col in df.columns and id_col != "id" else df["id"].astype(str)
-    if fmt.strip().lower().replace(" ", "") in STEM_IDS and (ids == df["path"].astype(str)).all():
+    if _key(fmt) in STEM_IDS and (ids == df["path"].astype(str)).all():
         ids = pd.Series([Path(p).stem for p in ids], index=ids.index)
     return pd.DataFrame({id_col: ids.to_numpy(), label_col: label_values(pred, classes, kind)})

@@ -179,8 +179,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         raise UserError(f"--target {cfg.target}: the data has no such column"
                         + (f" (columns with classes: {', '.join(attrs)})" if attrs else "")
                         + "; give a label or attribute column of the manifest")
-    if cfg.heads == "single" and cfg.target == "label" and not mf.class_names(df["label"]) and _class_columns(df):
-        attrs = _class_columns(df)      # a competition CSV whose classes are in a column of another name (artist)
+    attrs = _class_columns(df) if cfg.heads == "single" and cfg.target == "label" and \
+        not mf.class_names(df["label"]) else []
+    if attrs:                           # a competition CSV whose classes are in a column of another name (artist)
         raise UserError(f"{cfg.src} has no labels (no column label, class or target); --target COLUMN trains on "
                         f"one of its columns with classes: {', '.join(attrs)}")
     df = tdata.usable_rows(df, cfg.target)
