@@ -279,12 +279,7 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
     where = {str(p): i for i, p in enumerate(mf.image_paths(df))}
 
     def named(f: Path) -> list[int] | None:
-        if not f.is_file():
-            return None
-        vp = pd.read_csv(f, dtype=str, keep_default_na=False)
-        if not {"root", "path"} <= set(vp.columns):
-            return None
-        return [where[k] for k in map(str, mf.image_paths(vp)) if k in where]
+        return _named_rows(f, where)
 
     folds = {_fold_of(Path(c).parent) for c in member.checkpoints} - {None}
     run = Path(member.checkpoints[0]).parent if not folds else Path(member.checkpoints[0]).parent.parent
@@ -315,6 +310,16 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
     return trained, run, sorted(folds)
 
 
+def _named_rows(f: Path, where: dict[str, int]) -> list[int] | None:
+    """The rows (`where`: image path -> row) a run's val_predictions.csv names; None without such a file."""
+    if not f.is_file():
+        return None
+    vp = pd.read_csv(f, dtype=str, keep_default_na=False)
+    if not {"root", "path"} <= set(vp.columns):
+        return None
+    return [where[k] for k in map(str, mf.image_paths(vp)) if k in where]
+
+
 def _trained_originals(run: Path, df: pd.DataFrame, where: dict[str, int], folds: set[int]) -> np.ndarray:
     """Rows of df that are the originals of images `run` trained on: preprocess's copies (the `source_path` of the
     training table its config.yaml names) trained, and df holds what they were made from (--eval on data/raw after
@@ -335,10 +340,7 @@ def _trained_originals(run: Path, df: pd.DataFrame, where: dict[str, int], folds
     at = {str(p): i for i, p in enumerate(mf.image_paths(table))}
     validated = np.zeros(len(table), bool)
     for f in [run / "val_predictions.csv"] + sorted(run.glob("fold_*/val_predictions.csv")):
-        if f.is_file():
-            vp = pd.read_csv(f, dtype=str, keep_default_na=False)
-            if {"root", "path"} <= set(vp.columns):
-                validated[[at[k] for k in map(str, mf.image_paths(vp)) if k in at]] = True
+        validated[_named_rows(f, at) or []] = True
     if not validated.any():
         return trained
     if folds and "fold" in table.columns:         # train's own rule for the folds of a split table
