@@ -277,17 +277,16 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
     --val-split alike)."""
     trained = np.zeros(len(df), bool)
     where = {str(p): i for i, p in enumerate(mf.image_paths(df))}
-
-    def named(f: Path) -> list[int] | None:
-        return _named_rows(f, where)
-
     folds = {_fold_of(Path(c).parent) for c in member.checkpoints} - {None}
     run = Path(member.checkpoints[0]).parent if not folds else Path(member.checkpoints[0]).parent.parent
-    if not any(named(f) for f in [run / "val_predictions.csv"] + sorted(run.glob("fold_*/val_predictions.csv"))):
+    # each val_predictions.csv read once: the run's, and each fold's
+    named = {f: _named_rows(f, where)
+             for f in [run / "val_predictions.csv"] + sorted(run.glob("fold_*/val_predictions.csv"))}
+    if not any(named.values()):
         originals = _trained_originals(run, df, where, folds)
         return (originals, run, sorted(folds)) if originals.any() else (trained, None, [])
     if not folds:
-        hit = named(run / "val_predictions.csv")
+        hit = named[run / "val_predictions.csv"]
         split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
         trained = np.array(mf.kept(df), bool)
         if split is not None:
@@ -297,7 +296,7 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
     any_named = False
     for d in run.glob("fold_*"):
         g = _fold_of(d)
-        hit = named(d / "val_predictions.csv") if g is not None else None
+        hit = named.get(d / "val_predictions.csv") if g is not None else None
         if not hit:
             continue
         any_named = True

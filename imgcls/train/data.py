@@ -277,8 +277,9 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
         n = int(with_sources.sum())
         info(f"{n} oversampled cop{'y' if n == 1 else 'ies'} (augmented_from) of validation images{of_fold}: "
              f"neither validated on (validation scores originals only) nor trained on (a copy shows its source)")
-    if (in_val & ~src_val).any():
-        n = int((in_val & ~src_val).sum())
+    hand_made = in_val & ~src_val           # in val while their sources train: not imgcls split's placement
+    if hand_made.any():
+        n = int(hand_made.sum())
         warn(f"{n} oversampled cop{'y' if n == 1 else 'ies'} (augmented_from) in the validation rows{of_fold} "
              f"whose sources train: dropped from validation (validation scores originals only; `imgcls split` "
              f"keeps copies with their sources)")
