@@ -291,12 +291,29 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> tup
     if opts.image_dir is None:      # bare names whose files sit in images/ (the mask competition's eval/info.csv)
         root = csv_image_root(root, names) or root
     paths = _with_extension(names, root, opts.ext)
+    listed, (root, paths) = paths, images_folder(root, paths)
     df = pd.DataFrame({"path": [Path(p).as_posix() for p in paths],
                        "label": table[label_col] if label_col else "",
                        "group": table[group_col] if group_col else ""})
     for c in cols:
         if c not in (path_col, label_col, group_col) and c not in df.columns:
             df[c] = table[c]
-    if path_col not in df.columns and path_col != "path":
-        df["source_id"] = table[path_col]   # e.g. ImageID / id, needed again for submissions
+    if (path_col not in df.columns and path_col != "path") or (paths != listed and "source_id" not in df.columns):
+        df["source_id"] = table[path_col]   # e.g. ImageID / id (or the paths as written), needed for submissions
     return df, root
+
+
+def images_folder(root: Path, paths: Sequence[str]) -> tuple[Path, list[str]]:
+    """The deepest folder under `root` that holds every listed image, and the paths relative to it: the folder a
+    CSV's images are read from. DACON's train.csv lists ./train/*.jpg beside itself, so train/ (not the CSV's
+    folder, often the user's working folder) is what no output may be written under. `root` itself when the
+    images share no deeper folder or a path leaves `root` (paths as given)."""
+    full = [os.path.normpath(os.path.join(root, p)) for p in paths]
+    try:
+        common = os.path.commonpath([os.path.dirname(f) for f in full])
+        below = os.path.relpath(common, root)
+    except ValueError:          # no paths, or absolute and relative mixed
+        return root, list(paths)
+    if below == "." or below.split(os.sep)[0] == "..":
+        return root, list(paths)
+    return Path(common), [Path(os.path.relpath(f, common)).as_posix() for f in full]

@@ -143,12 +143,37 @@ def test_user_errors_one_line(case, tmp_path, image_folder):
     assert tree_snapshot(image_folder) == before
 
 
-@pytest.mark.parametrize("cmd,out", [("eda", "eda"), ("clean", "clean"), ("split", "splits.csv")])
+@pytest.mark.parametrize("cmd,out", [("eda", "eda"), ("clean", "clean"), ("split", "splits.csv"),
+                                     ("preprocess", "processed")])
 def test_out_inside_the_input_is_refused_before_the_scan(cmd, out, tmp_path, image_folder):
     """"Errors come before the long work": no step scans the images before refusing an --out under them."""
     r = runner.invoke(app, [cmd, str(image_folder), "--out", str(image_folder / out)])
     assert "scanning images" not in r.output
     assert "inside the input folder" in one_error_line(r)
+
+
+def test_dacon_files_unpacked_in_the_working_folder_take_every_default_output(tmp_path, monkeypatch):
+    """DACON's archive unpacks train.csv (id, img_path ./train/..., artist) and train/ into the user's folder. The
+    images' folder is train/, so the README's default outputs (outputs/eda, data/clean, data/processed,
+    data/splits.csv) beside it are allowed; before, the CSV's folder counted as the input and every step refused."""
+    project = tmp_path / "project"
+    (project / "train").mkdir(parents=True)
+    rows = []
+    for i in range(12):
+        make_image(project / "train" / f"TRAIN_{i:05d}.png", seed=i)
+        rows.append({"id": f"TRAIN_{i:05d}", "img_path": f"./train/TRAIN_{i:05d}.png", "artist": "ab"[i % 2]})
+    pd.DataFrame(rows).to_csv(project / "train.csv", index=False)
+    before = tree_snapshot(project / "train"), (project / "train.csv").read_bytes()
+    monkeypatch.chdir(project)
+    for args in (["eda", "train.csv", "--label-col", "artist"], ["clean", "train.csv", "--label-col", "artist"],
+                 ["preprocess", "data/clean"], ["split", "data/processed", "--val", "0.5"]):
+        r = runner.invoke(app, args + ["-q"])
+        assert r.exit_code == 0, (args, r.output)
+    assert (project / "data" / "splits.csv").is_file() and (project / "outputs" / "eda").is_dir()
+    assert (tree_snapshot(project / "train"), (project / "train.csv").read_bytes()) == before
+    for cmd in ("clean", "preprocess"):     # the images' folder stays refused, before any image is scanned
+        r = runner.invoke(app, [cmd, "train.csv", "--label-col", "artist", "--out", f"train/{cmd}"])
+        assert "inside the input folder" in one_error_line(r) and "scanning images" not in r.output
 
 
 def test_version():

@@ -154,6 +154,27 @@ def test_competition_csv(tmp_path, image_folder):
     assert (df["error"] == "").all() and df["width"].tolist() == [48] * 3
 
 
+def test_a_csv_s_images_are_read_from_the_folder_that_holds_them(tmp_path):
+    """The root of a CSV's rows is the deepest folder holding all its images (DACON: train/ beside train.csv), the
+    paths relative to it; the paths as written stay the submission's ids."""
+    make_image(tmp_path / "train" / "T0.png")
+    make_image(tmp_path / "train" / "sub" / "T1.png", seed=1)
+    pd.DataFrame({"id": ["T0", "T1"], "img_path": ["./train/T0.png", "train/sub/T1.png"],
+                  "label": ["a", "b"]}).to_csv(tmp_path / "train.csv", index=False)
+    df = mf.load(tmp_path / "train.csv", scan=True)
+    assert set(df["root"]) == {str((tmp_path / "train").resolve())}
+    assert df["path"].tolist() == ["T0.png", "sub/T1.png"] and (df["error"] == "").all()
+    assert df["source_id"].tolist() == ["./train/T0.png", "train/sub/T1.png"] and df["id"].tolist() == ["T0", "T1"]
+    pd.DataFrame({"path": ["train/T0.png"], "label": ["a"]}).to_csv(tmp_path / "p.csv", index=False)
+    df = mf.load(tmp_path / "p.csv", scan=False)          # a column named path: its values kept as ids too
+    assert df["path"].tolist() == ["T0.png"] and df["source_id"].tolist() == ["train/T0.png"]
+    (tmp_path / "csvs").mkdir()                                  # a path leaving the CSV's folder: as given
+    pd.DataFrame({"img_path": ["../train/T0.png"], "label": ["a"]}).to_csv(tmp_path / "csvs" / "o.csv", index=False)
+    df = mf.load(tmp_path / "csvs" / "o.csv", scan=True)
+    assert df["path"].tolist() == ["../train/T0.png"] and set(df["root"]) == {str((tmp_path / "csvs").resolve())}
+    assert (df["error"] == "").all()
+
+
 def test_competition_csv_guesses_and_errors(tmp_path, image_folder):
     csv = tmp_path / "train.csv"
     pd.DataFrame({"image_path": ["a/000.png", "missing.png"], "label": ["a", "b"]}).to_csv(csv, index=False)

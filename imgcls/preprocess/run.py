@@ -41,10 +41,10 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     if cfg.remove_bg:
         from imgcls.weights import rembg_model_file
         rembg_model_file(cfg.rembg_model)
-    df = mf.load(src, opts, scan=True, workers=workers, max_pixels=cfg.max_pixels)
-    df = df.reset_index(drop=True)
+    df = mf.load(src, opts, scan=False).reset_index(drop=True)
     paths = mf.image_paths(df)
-    check_output_location(out, *mf.roots(df), images=paths)
+    check_output_location(out, *mf.roots(df), images=paths)       # before the scan: a refusal comes first
+    df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     settings = cfg.settings()
     sources = [os.path.realpath(p) for p in paths]     # realpath: a symlink loop is not a RuntimeError
     names = output_names(df, cfg)
