@@ -996,7 +996,7 @@ def test_conflict_policies(dirty, tmp_path):
     said = " ".join(r.output.split())
     # b loses 1 of its 21 readable images, a 1 of 26: the larger share first
     assert ("clean: --conflicts majority removed 2 images of duplicate groups whose labels tie (neither label kept), "
-            "the largest shares from b 1 of 21 (5%), a 1 of 26 (4%); where one picture is rightly filed under several "
+            "the largest shares from 'b' 1 of 21 (5%), 'a' 1 of 26 (4%); where one picture is rightly filed under several "
             "classes, --conflicts majority-knn or majority-ties keeps them") in said
     major = pd.read_csv(tmp_path / "m" / "manifest.csv", keep_default_na=False).set_index("path")
     assert major.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["False", "False"]

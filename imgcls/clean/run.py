@@ -289,7 +289,8 @@ def say_ties(df: pd.DataFrame, policy: str, votes: dict[str, dict[str, int]]) ->
     if policy not in ("majority", "majority-knn"):
         return
     ties = tie_losses(df, list(votes) if policy == "majority-knn" else None)
-    worst = ", ".join(f"{lab} {n} of {total} ({n / total:.0%})" for lab, n, total in ties[:3])
+    # quoted: the mask competition's labels are numbers ('6' 1 of 1, not 6 1 of 1)
+    worst = ", ".join(f"'{lab}' {n} of {total} ({n / total:.0%})" for lab, n, total in ties[:3])
     removed = sum(n for _, n, _ in ties)
     if policy == "majority" and ties:
         info(f"clean: --conflicts majority removed {removed} images of duplicate groups whose labels tie (neither "
