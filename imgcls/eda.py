@@ -259,6 +259,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     out = Path(out)
     check_writable(out)
     df = mf.load(src, opts, scan=False)
+    mf.warn_unlabeled(df, src)
     test_df = mf.load(test, mf.LayoutOptions(), scan=False) if test is not None else None
     check_output_location(out, *mf.roots(df), *(mf.roots(test_df) if test_df is not None else []),
                           images=mf.image_paths(df) + (mf.image_paths(test_df) if test_df is not None else []))

@@ -142,8 +142,12 @@ def read_folder(root: Path) -> pd.DataFrame:
         info(f"{root}: split-folder layout ({', '.join(sorted(splits))}): the folder gives the `split` column, "
              f"the next folder the label")
     if loose:
+        listing = [p.name for p in listing_csvs(root)]     # DACON's folder: train.csv lists train/'s images
+        train_csv = next((n for n in listing if "train" in n.lower()), None)
         warn(f"{len(loose)} image(s) under {root} have no class folder and were left out, e.g. {loose[0]} "
-             f"(use --layout unlabeled to read them)")
+             + (f"({', '.join(listing)} list{'s' if len(listing) == 1 else ''} images here: give the CSV that "
+                f"holds the classes as the input{f', e.g. {root / train_csv}' if train_csv else ''})" if listing
+                else "(use --layout unlabeled to read them)"))
     empty = empty_class_folders(root, [r["path"] for r in rows], splits)
     if empty:
         warn(f"{len(empty)} class folder(s) under {root} hold no images, so the data has no such class: "
@@ -205,21 +209,35 @@ def csv_image_root(base: Path, names: Sequence[str]) -> Path | None:
 
 def folder_csv(root: Path) -> Path | None:
     """The competition CSV a dataset folder carries (the mask competition's eval/: info.csv beside images/): its one
-    visible top-level .csv file, when that has an image-path column (PATH_COLUMN_GUESSES) whose first names are files
-    in the folder or in one of CSV_IMAGE_FOLDERS; None otherwise (no CSV, several, or one that lists no image here).
-    Its rows, not the folder's files, are then the data: their ids and order are the submission's."""
+    visible top-level .csv file, when that lists images here (listing_csvs); None otherwise (no CSV, several, or
+    one that lists no image here). Its rows, not the folder's files, are then the data: their ids and order are the
+    submission's."""
+    csvs = _top_csvs(root)
+    return csvs[0] if len(csvs) == 1 and listing_csvs(root, csvs) else None
+
+
+def _top_csvs(root: Path) -> list[Path]:
     try:
-        csvs = [p for p in root.iterdir() if p.suffix.lower() == ".csv" and not p.name.startswith(".") and p.is_file()]
+        return sorted(p for p in root.iterdir() if p.suffix.lower() == ".csv" and not p.name.startswith(".")
+                      and p.is_file())
     except OSError:
-        return None
-    if len(csvs) != 1:
-        return None
-    try:
-        table = read_csv(csvs[0], nrows=20, dtype=str, keep_default_na=False)
-    except UserError:
-        return None
-    col = next((g for g in PATH_COLUMN_GUESSES if g in table.columns), None)
-    return csvs[0] if col is not None and csv_image_root(root, table[col].tolist()) is not None else None
+        return []
+
+
+def listing_csvs(root: Path, csvs: Sequence[Path] | None = None) -> list[Path]:
+    """Of `csvs` (default: the folder's visible top-level .csv files), those with an image-path column
+    (PATH_COLUMN_GUESSES) whose first 20 names are files in `root` or in one of CSV_IMAGE_FOLDERS (csv_image_root):
+    the CSVs that list the folder's images (DACON's train.csv and test.csv beside train/ and test/)."""
+    out = []
+    for csv in _top_csvs(root) if csvs is None else csvs:
+        try:
+            table = read_csv(csv, nrows=20, dtype=str, keep_default_na=False)
+        except UserError:
+            continue
+        col = next((g for g in PATH_COLUMN_GUESSES if g in table.columns), None)
+        if col is not None and csv_image_root(root, table[col].tolist()) is not None:
+            out.append(csv)
+    return out
 
 
 def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS) -> pd.DataFrame:

@@ -205,6 +205,16 @@ def detect_layout(src: Path, opts: LayoutOptions) -> str:
     return "folder" if any(images_under(d)[:1] for d in subdirs) else "unlabeled"
 
 
+def labels_from(df: pd.DataFrame, col: str, src) -> pd.DataFrame:
+    """A manifest's labels taken from the column --label-col names (a competition CSV read earlier without them:
+    DACON's `artist`), as a CSV's would be."""
+    if col not in df.columns:
+        have = class_columns(df)
+        raise UserError(f"column '{col}' is not in {src}" + (f" (columns with classes: {', '.join(have)})"
+                                                              if have else "") + "; check --label-col")
+    return df.assign(label=df[col].astype(str))     # read with keep_default_na=False: a blank is "", never NaN
+
+
 def read_manifest_file(path: Path) -> pd.DataFrame:
     df = read_csv(path, "manifest", dtype={c: str for c in STRING_COLUMNS}, keep_default_na=False, low_memory=False)
     if "path" not in df.columns:
@@ -229,16 +239,22 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if not src.exists():
         raise UserError(f"{src} does not exist; give a dataset folder or a manifest.csv")
     layout = detect_layout(src, opts)
-    if (opts.image_dir or opts.ext) and layout != "csv":
-        raise UserError(f"--image-dir / --ext apply to a competition CSV (--csv FILE); {src} is read as layout "
-                        f"'{layout}'")
+    if (opts.image_dir or opts.ext or opts.path_col) and layout != "csv":
+        raise UserError(f"--image-dir / --ext / --path-col apply to a competition CSV (--csv FILE); {src} is read "
+                        f"as layout '{layout}'")
+    if opts.label_col and layout not in ("csv", "manifest"):
+        raise UserError(f"--label-col names a column of a competition CSV or a manifest; {src} is read as layout "
+                        f"'{layout}', whose {'folders give' if layout != 'unlabeled' else 'images have no'} labels")
     if layout == "manifest":
         mpath = src if src.is_file() else src / MANIFEST_NAME
         if not mpath.is_file():
             raise UserError(f"no {MANIFEST_NAME} in {src}; give the manifest file or another --layout")
         df = read_manifest_file(mpath)
+        if opts.label_col and opts.label_col != "label":
+            df = labels_from(df, opts.label_col, mpath)
         if announce:
-            info(f"using manifest {mpath} ({len(df)} rows)")
+            info(f"using manifest {mpath} ({len(df)} rows"
+                 + (f"; labels from its column '{opts.label_col}'" if opts.label_col else "") + ")")
     else:
         notes = []
         if src.is_file():
@@ -386,6 +402,35 @@ def require_readable(df: pd.DataFrame, note: str = "", of: str = "") -> None:
 def readable(df: pd.DataFrame) -> pd.DataFrame:
     """Rows whose image could be read."""
     return df[df["error"].fillna("") == ""]
+
+
+def class_columns(df: pd.DataFrame) -> list[str]:
+    """The data's columns that could hold classes, named where the labels are missing: an attribute (a profile's
+    mask / gender / age_band, a competition CSV's own columns such as artist) with 2 or more values, and not one
+    per row (an id); never the manifest's own bookkeeping."""
+    out = []
+    for c in df.columns:
+        if c in COLUMNS and (COLUMNS[c].strict or c == "label"):
+            continue
+        n = df[c].astype(str).str.strip().replace("", pd.NA).nunique()
+        if 2 <= n < len(df):
+            out.append(c)
+    return out
+
+
+def label_column_hint(df: pd.DataFrame, flag: str = "--label-col", verb: str = "reads") -> str:
+    """For data read without labels whose table has columns with classes (DACON's train.csv: `artist`), the words
+    naming them and `flag`, which reads (train: trains on) one; "" when the data has labels or no such column."""
+    cols = [] if class_names(df["label"]) else class_columns(df)
+    return f"{flag} COLUMN {verb} one of its columns with classes: {', '.join(cols)}" if cols else ""
+
+
+def warn_unlabeled(df: pd.DataFrame, src) -> None:
+    """Say, for a step that runs without labels too (eda, clean), that `src` was read unlabeled although a column
+    holds classes: its class counts, grids and label checks would otherwise be silently missing."""
+    hint = label_column_hint(df)
+    if hint:
+        warn(f"{src} has no labels (no column label, class or target), so it is read unlabeled; {hint}")
 
 
 def class_names(labels: Iterable) -> list[str]:

@@ -165,6 +165,14 @@ def test_dacon_files_unpacked_in_the_working_folder_take_every_default_output(tm
     pd.DataFrame(rows).to_csv(project / "train.csv", index=False)
     before = tree_snapshot(project / "train"), (project / "train.csv").read_bytes()
     monkeypatch.chdir(project)
+    for cmd in ("eda", "clean"):        # without --label-col: read unlabeled, and said so with the column to name
+        r = runner.invoke(app, [cmd, "train.csv", "--out", str(tmp_path / cmd), "-q"])
+        said = " ".join(r.output.split())
+        assert r.exit_code == 0 and "warning: train.csv has no labels (no column label, class or target), so it is " \
+            "read unlabeled; --label-col COLUMN reads one of its columns with classes: artist" in said
+    r = runner.invoke(app, ["split", str(tmp_path / "clean"), "--out", str(tmp_path / "s.csv")])
+    assert "no labels to stratify on; --label-col COLUMN reads one of its columns with classes: artist, or " \
+        "--stratify none" in one_error_line(r)
     for args in (["eda", "train.csv", "--label-col", "artist"], ["clean", "train.csv", "--label-col", "artist"],
                  ["preprocess", "data/clean"], ["split", "data/processed", "--val", "0.5"]):
         r = runner.invoke(app, args + ["-q"])

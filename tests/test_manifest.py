@@ -175,6 +175,47 @@ def test_a_csv_s_images_are_read_from_the_folder_that_holds_them(tmp_path):
     assert (df["error"] == "").all()
 
 
+def test_dacon_s_folder_given_whole_points_at_its_train_csv(tmp_path, capsys):
+    """DACON's folder (train.csv, test.csv, sample_submission.csv, train/ and test/ with no class folders) given
+    as a folder reads as the split-folder layout and leaves train/'s images out: the warning names the CSVs that
+    list them and the one to give, not --layout unlabeled."""
+    d = tmp_path / "data"
+    for part, n in (("train", 3), ("test", 2)):
+        for i in range(n):
+            make_image(d / part / f"{part.upper()}_{i:05d}.jpg", seed=i)
+    pd.DataFrame({"id": [f"TRAIN_{i:05d}" for i in range(3)],
+                  "img_path": [f"./train/TRAIN_{i:05d}.jpg" for i in range(3)],
+                  "artist": ["x", "y", "x"]}).to_csv(d / "train.csv", index=False)
+    pd.DataFrame({"id": ["TEST_00000", "TEST_00001"], "img_path": ["./test/TEST_00000.jpg", "./test/TEST_00001.jpg"]}
+                 ).to_csv(d / "test.csv", index=False)
+    pd.DataFrame({"id": ["TEST_00000", "TEST_00001"], "artist": ""}).to_csv(d / "sample_submission.csv", index=False)
+    capsys.readouterr()
+    mf.load(d, scan=False)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "3 image(s) under" in said and "have no class folder and were left out" in said
+    assert "sample_submission.csv, test.csv, train.csv list images here: give the CSV that holds the classes as " \
+           f"the input, e.g. {d / 'train.csv'}" in said and "--layout unlabeled" not in said
+    # read unlabeled: the column with classes is named, with the flag that reads it
+    df = mf.load(d / "train.csv", scan=False)
+    assert mf.label_column_hint(df) == "--label-col COLUMN reads one of its columns with classes: artist"
+    assert mf.label_column_hint(mf.load(d / "train.csv", opts(label_col="artist"), scan=False)) == ""
+    assert mf.label_column_hint(mf.load(d / "test.csv", scan=False)) == ""        # ids and paths: no classes
+    # a manifest written from it (clean's, split's) takes --label-col too: the step after reads its classes
+    m = mf.write(df.assign(person=["7", "", "9"]), tmp_path / "m" / "manifest.csv")
+    again = mf.load(m, opts(label_col="artist"), scan=False)
+    assert again["label"].tolist() == ["x", "y", "x"] and again["artist"].tolist() == ["x", "y", "x"]
+    assert "(3 rows; labels from its column 'artist')" in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(UserError, match=r"column 'nope' is not in .*manifest.csv \(columns with classes: artist, "
+                                        r"person\); check --label-col"):
+        mf.load(m, opts(label_col="nope"), scan=False)
+    # where the folders give the labels, a column flag is refused, not ignored
+    with pytest.raises(UserError, match="--label-col names a column of a competition CSV or a manifest; .* is "
+                                        "read as layout 'folder', whose folders give labels"):
+        mf.load(make_image_folder(tmp_path / "f", {"a": 1, "b": 1}), opts(label_col="artist"), scan=False)
+    with pytest.raises(UserError, match="--path-col apply to a competition CSV"):
+        mf.load(m, opts(path_col="img_path"), scan=False)
+
+
 def test_competition_csv_guesses_and_errors(tmp_path, image_folder):
     csv = tmp_path / "train.csv"
     pd.DataFrame({"image_path": ["a/000.png", "missing.png"], "label": ["a", "b"]}).to_csv(csv, index=False)

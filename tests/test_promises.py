@@ -663,7 +663,7 @@ def test_csv_ids_without_extension(tmp_path):
                "--out", tmp_path / "e2")
     one_line_error(r, "none of the 4", "id0.jpg")
     r = invoke("eda", comp / "train", "--image-dir", comp / "train", "--out", tmp_path / "e3")
-    one_line_error(r, "--image-dir / --ext apply to a competition CSV")
+    one_line_error(r, "--image-dir / --ext / --path-col apply to a competition CSV")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -163,6 +163,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
         from imgcls.embed import check_cache_folder
         check_cache_folder(cfg.cache_dir)        # embeddings and photo features are cached by content there
     df = mf.load(src, opts, scan=False)
+    mf.warn_unlabeled(df, src)
     check_output_location(out, *mf.roots(df), images=mf.image_paths(df))
     df = mf.scan_images(df, workers=workers).reset_index(drop=True)
     df["keep"] = df["error"] == ""

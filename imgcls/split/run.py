@@ -62,7 +62,9 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     elif tuple(cfg.age_bands) != tuple(profiles.DEFAULT_AGE_BANDS):
         raise UserError("--age-bands needs a profile dataset (mask / gender / age columns); this source has none")
     if "label" in cfg.stratify and (df["label"].astype(str) == "").all():
-        raise UserError("the source has no labels to stratify on; give a labelled dataset or --stratify none")
+        hint = mf.label_column_hint(df)
+        raise UserError("the source has no labels to stratify on; "
+                        + (f"{hint}, or --stratify none" if hint else "give a labelled dataset or --stratify none"))
     df = df.assign(_ident=df["root"].astype(str) + "/" + df["path"].astype(str))
     df = df.sort_values("_ident", kind="stable").drop(columns="_ident").reset_index(drop=True)
     reasons = exclusion_reasons(df, cfg)

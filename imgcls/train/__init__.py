@@ -18,21 +18,6 @@ from imgcls.train.config import TrainConfig
 __all__ = ["run_train", "TrainConfig", "default_workers"]
 
 
-def _class_columns(df: pd.DataFrame) -> list[str]:
-    """The data's columns that could hold classes, named where the labels are missing: an attribute (a profile's
-    mask / gender / age_band, a competition CSV's own columns such as artist) with 2 or more values, and not one
-    per row (an id)."""
-    from imgcls import manifest as mf
-    out = []
-    for c in df.columns:
-        if c in mf.COLUMNS and (mf.COLUMNS[c].strict or c == "label"):   # the manifest's own bookkeeping
-            continue
-        n = df[c].astype(str).str.strip().replace("", pd.NA).nunique()
-        if 2 <= n < len(df):
-            out.append(c)
-    return out
-
-
 def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, list[str], np.ndarray, np.ndarray]:
     """(heads, decode, final classes, targets [N, H], final index [N]). Profile heads (mask, gender, age_band in
     that order) decode with the one profile formula (imgcls.profiles.ProfileScheme) for any number of age bands;
@@ -175,15 +160,13 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=io_workers, announce=dist.main)
     n_all = len(df)
     if cfg.target not in df.columns:
-        attrs = _class_columns(df) if cfg.target != "label" else []
+        attrs = mf.class_columns(df) if cfg.target != "label" else []
         raise UserError(f"--target {cfg.target}: the data has no such column"
                         + (f" (columns with classes: {', '.join(attrs)})" if attrs else "")
                         + "; give a label or attribute column of the manifest")
-    attrs = _class_columns(df) if cfg.heads == "single" and cfg.target == "label" and \
-        not mf.class_names(df["label"]) else []
-    if attrs:                           # a competition CSV whose classes are in a column of another name (artist)
-        raise UserError(f"{cfg.src} has no labels (no column label, class or target); --target COLUMN trains on "
-                        f"one of its columns with classes: {', '.join(attrs)}")
+    hint = mf.label_column_hint(df, "--target", "trains on") if cfg.heads == "single" and cfg.target == "label" else ""
+    if hint:                            # a competition CSV whose classes are in a column of another name (artist)
+        raise UserError(f"{cfg.src} has no labels (no column label, class or target); {hint}")
     df = tdata.usable_rows(df, cfg.target)
     if dist.main and len(df) < n_all:
         what = "unlabeled" if cfg.target == "label" else f"no {cfg.target} value"
