@@ -30,7 +30,7 @@ from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock
 COLUMNS = ["name", "kind", "state", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "scored_on", "seconds", "changed"]
 # scored_on: the rows of a run's score
-VAL, OOF, COMMON = "val", "OOF", "common val"
+VAL, OOF, COMMON, COMMON_OOF = "val", "OOF", "common val", "common OOF"
 SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
 # where / how a run ran, not what it learned: what a resume may change but the data it reads, mixed precision, and
 # where --pretrained found its file (weights_source, a path)
@@ -67,7 +67,7 @@ class Run:
     val_macro_f1: float = float("nan")
     val_acc: float = float("nan")
     n_val: int = 0
-    scored_on: str = ""                  # VAL | OOF | COMMON (+ how an ensemble's weights were fitted)
+    scored_on: str = ""                  # VAL | OOF | COMMON | COMMON_OOF (+ how an ensemble's weights were fitted)
     row_keys: frozenset | None = None    # the scored images (root/path), to tell whether two scores share them
     seconds: float | None = None         # training time: the sum of metrics.csv's epoch_seconds
     config: dict = field(default_factory=dict)
@@ -207,7 +207,10 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
                   "members": {str(m.get("name")): m.get("weight") for m in members}}
     run.changed = "weights " + " ".join(f"{m.get('name')}={float(m.get('weight', 0)):.3f}" for m in members)
     _score(_read_csv(path / "oof_predictions.csv"), run)
-    run.scored_on = COMMON
+    # members that are all k-fold sets (several checkpoints each) share out-of-fold rows, not validation rows
+    rows = COMMON_OOF if members and all(isinstance(m, dict) and len(m.get("checkpoints") or []) > 1
+                                         for m in members) else COMMON
+    run.scored_on = rows
     scores = doc.get("scores") if isinstance(doc.get("scores"), dict) else {}
     if scores.get("weights_fitted_on_scored_rows"):
         # the weights were fitted on the rows scored: that score is optimistic; rank on the cross-fitted one (each
@@ -215,9 +218,9 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
         cross = pd.to_numeric(pd.Series([scores.get("ensemble_macro_f1_crossfit")]), errors="coerce").iloc[0]
         if pd.notna(cross):
             run.val_macro_f1, run.val_acc = float(cross), float("nan")     # no cross-fitted accuracy is recorded
-            run.scored_on = f"{COMMON}, weights cross-fitted"
+            run.scored_on = f"{rows}, weights cross-fitted"
         else:
-            run.scored_on = f"{COMMON}, weights fitted on these rows (optimistic)"
+            run.scored_on = f"{rows}, weights fitted on these rows (optimistic)"
     return run
 
 
@@ -307,8 +310,8 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike) -> None:
 
 
 ROWS_NOTE = (f"scored on: {VAL} = a run's validation rows, {OOF} = a k-fold set's out-of-fold rows (every fold's "
-             f"validation), {COMMON} = the validation rows an ensemble's members share; scores over other rows "
-             f"compare only loosely")
+             f"validation), {COMMON} = the validation rows an ensemble's members share ({COMMON_OOF}: its members "
+             f"are k-fold sets); scores over other rows compare only loosely")
 
 
 def rows_label(scored_on, n) -> str:

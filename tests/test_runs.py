@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -181,6 +182,16 @@ def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cros
     assert nocross.scored_on == "common val, weights fitted on these rows (optimistic)"
     assert runs["runs/best"].scored_on == "val" and runs["runs/kf"].scored_on == "OOF"
     assert runs["ensembles/e1"].scored_on == "common val"                               # soft: nothing fitted
+    # an ensemble of k-fold sets (several checkpoints per member) is scored on their shared out-of-fold rows
+    kf = outputs / "ensembles" / "kfolds"
+    kf.mkdir()
+    (kf / "spec.yaml").write_text(yaml.safe_dump({
+        "kind": "imgcls-ensemble", "name": "kfolds", "method": "soft", "classes": CLASSES, "scores": {},
+        "members": [{"name": n, "weight": 0.5, "checkpoints": [f"{n}/fold_{k}/best.pt" for k in range(2)]}
+                    for n in ("kf", "kf2")]}))
+    shutil.copy(outputs / "ensembles" / "fitted" / "oof_predictions.csv", kf)
+    assert {r.name: r for r in find_runs(outputs)}["ensembles/kfolds"].scored_on == "common OOF"
+    shutil.rmtree(kf)
     board = leaderboard(list(runs.values()))
     assert list(board["name"]).index("ensembles/fitted") > list(board["name"]).index("runs/mid")   # 0.3 < 0.6
     r = CliRunner().invoke(app, ["runs", str(outputs)])
