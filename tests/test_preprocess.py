@@ -423,3 +423,23 @@ def test_rembg_import_leaves_pymatting_uncompiled_and_numba_on(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_an_unreadable_input_clean_reported_is_counted_not_warned_of_again(tmp_path):
+    """Clean names an unreadable image and marks it; preprocess of clean's manifest says how many it left out in
+    one line instead of a warning per image (before: the path and reason again, as if new). Images that fail to
+    process are still named one by one."""
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3})
+    (src / "a" / "broken.png").write_text("not a png")
+    r = runner.invoke(app, ["clean", str(src), "--out", str(tmp_path / "clean"), "--no-dedup", "--no-ood"])
+    assert r.exit_code == 0 and "broken.png" in r.output
+    r = run(tmp_path / "clean", "--out", tmp_path / "proc", "--size", "32")
+    assert r.exit_code == 0, r.output
+    assert "broken.png" not in r.flat and "1 unreadable input image left out (listed in" in r.flat
+    assert summary(tmp_path / "proc")["unreadable_input"] == 1
+    # an image that decoded when clean scanned it but no longer does (overwritten, same size): named with its error
+    victim = sorted((src / "b").iterdir())[0]
+    victim.write_bytes(b"\0" * victim.stat().st_size)
+    r = run(tmp_path / "clean", "--out", tmp_path / "proc2", "--size", "32")
+    assert r.exit_code == 0 and f"warning: {victim}:" in r.flat, r.output
+    assert summary(tmp_path / "proc2")["failed"] == 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from imgcls import manifest as mf
-from imgcls.console import info, progress_bar, warn
+from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
 from imgcls.parallel import check_workers
@@ -127,10 +127,15 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
         jpath.unlink()
     if report:
         _write_report(out, summary, result, failed, no_face, cfg)
-    for s, err in failed[:10]:
+    # unreadable inputs were named when found (the scan's warning, or the step that wrote the manifest, e.g.
+    # clean): counted here, not warned of one by one again; images that failed to process are
+    said = [(given[i], r["error"]) for i, r in sorted(records.items()) if r["error"]]
+    for s, err in said[:10]:
         warn(f"{s}: {err}")
-    if len(failed) > 10:
-        warn(f"... and {len(failed) - 10} more failed image(s): see {out / 'report.html'}")
+    if len(said) > 10:
+        warn(f"... and {len(said) - 10} more failed image(s): see {out / 'report.html'}")
+    if n_unreadable:
+        info(f"{plural(n_unreadable, 'unreadable input image')} left out (listed in {out / 'report.html'})")
     if no_face and cfg.no_face != "drop":
         warn(f"no face found in {len(no_face)} image(s) (--no-face {cfg.no_face}); listed in {out / 'report.html'}")
     info(f"preprocess: {summary['written']} image(s) in {out} ({len(todo)} processed"
