@@ -491,6 +491,13 @@ def test_splits_and_folds(tmp_path, capsys):
     for k in range(3):
         assert (run / f"fold_{k}" / "metrics.csv").is_file()
     assert (run / "config.yaml").is_file()
+    # `--folds 3` typed as a count (timm / Kaggle scripts' meaning): refused, naming what it means here
+    from imgcls.errors import UserError
+    with pytest.raises(UserError, match=r"fold\(s\) 3 not in the data \(folds present: 0, 1, 2\); --folds names "
+                                        r"fold indices: --folds all trains all 3 folds$"):
+        run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="k3", epochs=1, folds="3"))
+    with pytest.raises(UserError, match=r"fold\(s\) 7 not in the data \(folds present: 0, 1, 2\)$"):
+        run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="k7", epochs=1, folds="7"))
 
 
 def test_cli_config_override_and_errors(two_class, tmp_path, monkeypatch):

@@ -210,8 +210,11 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         folds = parse_folds(cfg.folds) or have
         bad = [f for f in folds if f not in have]
         if bad:
+            # `--folds 5` typed as timm / Kaggle scripts mean it (five folds) names fold 5 here
+            count = bad == [len(have)] and len(folds) == 1
             raise UserError(f"fold(s) {', '.join(map(str, bad))} not in the data (folds present: "
-                            f"{', '.join(map(str, have))})")
+                            f"{', '.join(map(str, have))})" + (f"; --folds names fold indices: --folds all trains "
+                                                               f"all {len(have)} folds" if count else ""))
     elif dist.main and len(have := tdata.fold_ids(df)) > 1 and tdata.has_val_split(df):
         info(f"the data has {len(have)} folds (fold column): this trains one model, validated on the split "
              f"column's val rows (split --folds: fold 0); --folds all trains one per fold (out-of-fold predictions "
