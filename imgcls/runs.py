@@ -133,11 +133,15 @@ def changed_options(config: dict) -> dict:
     return {k: v for k, v in config.items() if k in defaults and k not in IGNORED_IN_CHANGED and v != defaults[k]}
 
 
-def _fmt_value(v) -> str:
+def _fmt_value(v, short: bool = True) -> str:
+    """An option's value as the table shows it; `short`: a float to 4 significant digits (a tune trial's
+    lr=0.00013449326615130812 -> 0.0001345), not where two values are compared (runs diff)."""
     if isinstance(v, (list, tuple)):
         return ",".join(str(x) for x in v)
     if isinstance(v, dict):                  # an ensemble's members and their weights
-        return " ".join(f"{k}={_fmt_value(x)}" for k, x in v.items())
+        return " ".join(f"{k}={_fmt_value(x, short)}" for k, x in v.items())
+    if isinstance(v, float) and short:
+        return f"{v:.4g}"
     return str(v)
 
 
@@ -360,7 +364,7 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     keys = list(dict.fromkeys([*ra.config, *rb.config]))
     if (ra.kind == "ensemble") != (rb.kind == "ensemble"):     # a run's options and an ensemble's have no key in common
         keys = [k for k in keys if k in ra.config and k in rb.config]
-    differ = [(k, _fmt_value(ra.config.get(k, "")), _fmt_value(rb.config.get(k, ""))) for k in keys
+    differ = [(k, _fmt_value(ra.config.get(k, ""), False), _fmt_value(rb.config.get(k, ""), False)) for k in keys
               if ra.config.get(k) != rb.config.get(k)]
     cfg = [d for d in differ if d[0] not in HOW_IT_RAN]
     ran = [d[0] for d in differ if d[0] in HOW_IT_RAN]

@@ -50,7 +50,8 @@ def outputs(tmp_path):
     pd.concat([pd.read_csv(kf / f"fold_{k}" / "val_predictions.csv") for k in range(2)]).to_csv(
         kf / "val_predictions.csv", index=False)
     study = out / "tune" / "s1"
-    fake_run(study / "trial_0000", "resnet10t", [("a", "a"), ("b", "b"), ("c", "a"), ("a", "a")], epochs=1)
+    fake_run(study / "trial_0000", "resnet10t", [("a", "a"), ("b", "b"), ("c", "a"), ("a", "a")], epochs=1,
+             lr=0.00013449326615130812)       # a value as Optuna samples it
     (study / "trials.csv").write_text("trial,state,value\n0,complete,0.5\n")
     (out / "runs" / "mlartifacts" / "x" / "artifacts").mkdir(parents=True)     # an MLflow copy is not a run
     fake_run(out / "runs" / "mlartifacts" / "x" / "artifacts" / "copy", "resnet10t", good)
@@ -89,6 +90,7 @@ def test_find_runs_and_the_one_metric(outputs):
     assert runs["runs/best"].best_epoch == 4 and runs["runs/best"].seconds == pytest.approx(20.0)
     assert "loss=focal" in runs["runs/best"].changed and "img_size" not in runs["runs/best"].changed
     assert "weights_source" not in runs["runs/best"].changed        # a record of the file found, not an option
+    assert "lr=0.0001345" in runs["tune/s1/trial_0000"].changed.split()       # four significant digits, not 17
 
 
 def test_sort_and_filter(outputs):
