@@ -164,7 +164,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         raise UserError(f"--target {cfg.target}: the data has no such column"
                         + (f" (columns with classes: {', '.join(attrs)})" if attrs else "")
                         + "; give a label or attribute column of the manifest")
-    hint = mf.label_column_hint(df, "--target", "trains on") if cfg.heads == "single" and cfg.target == "label" else ""
+    single = cfg.heads == "single" and cfg.target == "label"
+    hint = mf.label_column_hint(df, "--target", "trains on") if single else ""
     if hint:                            # a competition CSV whose classes are in a column of another name (artist)
         raise UserError(f"{cfg.src} has no labels (no column label, class or target); {hint}")
     df = tdata.usable_rows(df, cfg.target)
