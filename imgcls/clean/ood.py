@@ -149,6 +149,9 @@ class PcaDbscan(OODDetector):
         return _on_valid(~np.isnan(px).any(axis=1), 0, noise_points)
 
 
+DRAWN_FLAT_MIN = 0.5      # an image with at least this share of flat pixels is drawn (a set: its median image)
+
+
 def photo_likeness(features: np.ndarray) -> np.ndarray:
     """'Photograph-ness' from hand-made features: the sum of the ranks of five cues (fine texture, distinct colours;
     few flat, smooth or pure-white pixels). Ranks, not z-scores: no cue's scale can dominate.
@@ -161,7 +164,14 @@ def photo_likeness(features: np.ndarray) -> np.ndarray:
         return features[:, FEATURE_NAMES.index(name)]
     s = (_rank(col("texture_fraction")) + _rank(col("unique_colours_native")) - _rank(col("smooth_fraction"))
          - _rank(col("flat_fraction")) - _rank(col("near_white_fraction")))
-    return s if np.nanmedian(col("flat_fraction")) >= 0.5 else -s
+    return s if drawn_set(features) else -s
+
+
+def drawn_set(features: np.ndarray) -> bool:
+    """Whether the bulk of the set is drawn (its median flat fraction reaches DRAWN_FLAT_MIN), so photographs are
+    its out-of-domain side; else drawings are."""
+    from imgcls.clean.features import FEATURE_NAMES
+    return bool(np.nanmedian(features[:, FEATURE_NAMES.index("flat_fraction")]) >= DRAWN_FLAT_MIN)
 
 
 def self_train(seed_score: np.ndarray, x: np.ndarray, seed: int, top: float, bottom: float, c: float,
@@ -189,6 +199,22 @@ def self_train(seed_score: np.ndarray, x: np.ndarray, seed: int, top: float, bot
 
 
 POPULATION_MIN_SEEDS = 5
+# Below that (a set under ~1,250 images), where robust distances of so few rows say little, the seeds are judged by
+# absolute cues instead: a photograph has fine texture over most of it and few flat pixels, a drawing mostly flat
+# pixels (DRAWN_FLAT_MIN, photo_likeness's orientation). Measured (docs/BENCHMARKS.md, sets below the judging
+# size): openclipart_dirty's 72 photos texture median 0.78 / flat 0.055, data/sample's 6 photos 0.74-0.95 /
+# 0.01-0.15; the 3 most photo-like drawings of photo-free 130-image samples texture median 0.48 / flat 0.37.
+SMALL_SET_SEEDS = 3
+PHOTO_TEXTURE_MIN, PHOTO_FLAT_MAX = 0.6, 0.2
+
+
+def small_set_cues(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(photographic, drawn) per row by absolute cues: texture >= PHOTO_TEXTURE_MIN and flat <= PHOTO_FLAT_MAX;
+    flat >= DRAWN_FLAT_MIN."""
+    from imgcls.clean.features import FEATURE_NAMES
+    texture = features[:, FEATURE_NAMES.index("texture_fraction")]
+    flat = features[:, FEATURE_NAMES.index("flat_fraction")]
+    return (texture >= PHOTO_TEXTURE_MIN) & (flat <= PHOTO_FLAT_MAX), flat >= DRAWN_FLAT_MIN
 
 
 def photo_population(features: np.ndarray, top: float, seed: int) -> bool:
@@ -197,13 +223,17 @@ def photo_population(features: np.ndarray, top: float, seed: int) -> bool:
     reaches photo-features' own threshold. Measured (docs/BENCHMARKS.md): on openclipart_dirty (72 photos in 7,975)
     all 32 seeds are photos at distance 33-82; on the photo-free openclipart_l1 the seeds are drawings at 7-30
     (median 18). Without a population the seeds are merely the most textured drawings, and the classifier trained
-    from them would flag several percent of a clean set. With fewer than POPULATION_MIN_SEEDS seeds the robust
-    distances of so few rows say little (3 photos among 47 drawings sit at 14-25, among drawings up to 22): the
-    answer is then yes, the self-training runs as before."""
+    from them would flag several percent of a clean set (1-10% of photo-free samples of 50-1,000 drawings). With
+    fewer than POPULATION_MIN_SEEDS seeds the robust distances of so few rows say little (3 photos among 47
+    drawings sit at 14-25, among drawings up to 22; data/sample's 6 photos at 13-25): the SMALL_SET_SEEDS most
+    photo-like images (on a photographic set, the most drawing-like) are then judged by absolute cues
+    (small_set_cues), a population when most of them are photographs (drawings)."""
     order = np.argsort(photo_likeness(features))
     seeds = order[-max(2, int(round(top * len(features)))):]
     if len(seeds) < POPULATION_MIN_SEEDS:
-        return True          # too few seeds to judge (a set under ~1,250 images at 0.4%): self-train as before
+        photo, drawn = small_set_cues(features)
+        other = photo if drawn_set(features) else drawn          # the side away from the bulk
+        return bool(2 * int(other[order[-SMALL_SET_SEEDS:]].sum()) > SMALL_SET_SEEDS)
     dist = _robust_distance(features.astype(np.float64), seed)
     return bool(np.median(dist[seeds]) >= PhotoFeatures.threshold)
 
@@ -214,7 +244,8 @@ def _self_trained_or_none(name: str, f: np.ndarray, x: np.ndarray, seed: int, to
     out-of-domain side."""
     if not photo_population(f, top, seed):
         from imgcls.console import info
-        info(f"{name}: no out-of-domain population (the most photo-like images are not photographic outliers): "
+        side = "photo-like images are not photographic" if drawn_set(f) else "drawing-like images are not drawn"
+        info(f"{name}: no out-of-domain population (the most {side} outliers): "
              f"nothing flagged")
         return np.zeros(len(f))
     return self_train(photo_likeness(f), x, seed, top, bottom, c, rounds=rounds)
