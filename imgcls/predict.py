@@ -98,6 +98,18 @@ def warn_mirrors_unseen(spec: EnsembleSpec, tta_spec: TTASpec) -> None:
 # Test data
 # ---------------------------------------------------------------------------------------------------------------
 
+def template_beside(data: str | os.PathLike) -> Path | None:
+    """A competition's sample submission (sample*submission*.csv) in the test data's folder or the one above it
+    (Kaggle's and DACON's archives put it beside test/ and test.csv), else None."""
+    folder = Path(data).parent if Path(data).is_file() else Path(data)
+    for base in (folder, folder.parent):
+        hits = sorted(p for p in base.glob("*.csv") if p.is_file()
+                      and p.name.lower().startswith("sample") and "submission" in p.name.lower())
+        if hits:
+            return hits[0]
+    return None
+
+
 def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None) -> pd.DataFrame:
     """A manifest of the test images (not scanned: unreadable files are found while predicting) with an `id`."""
     data = Path(data)
@@ -500,6 +512,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs
     template = (match_template(sample_submission, df, fmt if fmt != "id,label" else None)
                 if sample_submission else None)
+    if template is None and fmt == "id,label" and (beside := template_beside(data)) is not None:
+        info(f"{beside} lies beside the test data: --sample-submission {beside} writes the submission with its "
+             f"ids, columns and order (not used unless given; without it ids are the test rows' ids as read)")
     part, rows = eval_rows(df, eval_split) if evaluate else ("all", None)
     if evaluate:
         check_eval_not_leaked(spec, df, rows, part, data)

@@ -134,6 +134,11 @@ def test_predict_folder_follows_shuffled_template_and_matches_direct_forward(tmp
     order = list(np.random.default_rng(0).permutation(names))
     tpl = tmp_path / "sample_submission.csv"
     pd.DataFrame({"id": order, "label": "?"}).to_csv(tpl, index=False)
+    # not given: named, since it lies beside the test folder, and not used (ids as read)
+    res = invoke("predict", run, "--data", test, "--out", tmp_path / "plain", "--workers", 0)
+    assert res.exit_code == 0 and f"{tpl} lies beside the test data: --sample-submission {tpl} writes the " \
+        "submission with its ids, columns and order" in " ".join(res.output.split()), res.output
+    assert pd.read_csv(tmp_path / "plain" / "submission.csv", dtype=str)["id"].tolist() == names
     out = tmp_path / "pred"
     res = invoke("predict", run, "--data", test, "--out", out, "--sample-submission", tpl, "--workers", 0,
                  "--batch-size", 3, "--probs-format", "csv", "--quiet")
