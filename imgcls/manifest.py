@@ -242,6 +242,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if (opts.image_dir or opts.ext or opts.path_col) and layout != "csv":
         raise UserError(f"--image-dir / --ext / --path-col apply to a competition CSV (--csv FILE); {src} is read "
                         f"as layout '{layout}'")
+    if opts.group_col and layout in ("folder", "unlabeled"):      # no column to name (profiles have id, profile)
+        raise UserError(f"--group-col '{opts.group_col}' names a column of a competition CSV or a manifest; {src} is "
+                        f"read as layout '{layout}', which has no such column")
     if opts.label_col and layout not in ("csv", "manifest"):
         raise UserError(f"--label-col names a column of a competition CSV or a manifest; {src} is read as layout "
                         f"'{layout}', whose {'folders give' if layout != 'unlabeled' else 'images have no'} labels")

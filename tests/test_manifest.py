@@ -212,6 +212,9 @@ def test_dacon_s_folder_given_whole_points_at_its_train_csv(tmp_path, capsys):
     with pytest.raises(UserError, match="--label-col names a column of a competition CSV or a manifest; .* is "
                                         "read as layout 'folder', whose folders give labels"):
         mf.load(make_image_folder(tmp_path / "f", {"a": 1, "b": 1}), opts(label_col="artist"), scan=False)
+    with pytest.raises(UserError, match="--group-col 'person' names a column of a competition CSV or a manifest; "
+                                        ".* is read as layout 'folder', which has no such column"):
+        mf.load(tmp_path / "f", opts(group_col="person"), scan=False)        # eda / clean ignored it
     with pytest.raises(UserError, match="--path-col apply to a competition CSV"):
         mf.load(m, opts(path_col="img_path"), scan=False)
 

@@ -253,6 +253,9 @@ def test_cli_check_catches_planted_duplicate_and_fix_repairs_it(tmp_path):
     f = pd.read_csv(fixed, dtype=str, keep_default_na=False)
     assert f.loc[f["path"].isin(["cat/000.png", "dog/copy_of_cat000.png"]), "split"].nunique() == 1
     assert runner.invoke(app, ["split", "--check", str(fixed), "--no-near-dup"]).exit_code == 0
+    # a --group-col the file lacks (a typo of its person column) is refused, not checked by `group` instead
+    r = runner.invoke(app, ["split", "--check", str(fixed), "--no-near-dup", "--group-col", "person_id"])
+    assert r.exit_code == 2 and "--group-col 'person_id' is not a column of the source" in r.output, r.output
 
 
 def test_cli_user_errors_are_one_line(tmp_path):

@@ -195,8 +195,8 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         raise UserError(f"{file}: column 'split' has '{values.iloc[pos]}' in row {pos + 1} ({int(bad.sum())} row(s) "
                         f"like it; accepted: train, val, test, or empty for a row left out); fix the file or make "
                         f"a new split with `imgcls split SRC`")
+    group_col = _resolve_group_col(df, cfg, "manifest")      # a column the file lacks: refused, not replaced
     df = mf.scan_images(df, workers=workers)
-    group_col = cfg.group_col if cfg.group_col in df.columns else "group"
     df = df.assign(split=df["split"].fillna("").astype(str))
     if "fold" in df.columns:
         df["fold"] = pd.to_numeric(df["fold"], errors="coerce").astype("Int64")
