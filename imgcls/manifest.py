@@ -238,6 +238,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     src = Path(src)
     if not src.exists():
         raise UserError(f"{src} does not exist; give a dataset folder or a manifest.csv")
+    if opts.csv and src.is_file() and Path(opts.csv).resolve() != src.resolve():
+        raise UserError(f"--csv {opts.csv} goes with a dataset folder; {src} is itself the table read (give one "
+                        f"of them)")
     layout = detect_layout(src, opts)
     if (opts.image_dir or opts.ext or opts.path_col) and layout != "csv":
         raise UserError(f"--image-dir / --ext / --path-col apply to a competition CSV (--csv FILE); {src} is read "

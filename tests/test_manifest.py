@@ -215,6 +215,9 @@ def test_dacon_s_folder_given_whole_points_at_its_train_csv(tmp_path, capsys):
     with pytest.raises(UserError, match="--group-col 'person' names a column of a competition CSV or a manifest; "
                                         ".* is read as layout 'folder', which has no such column"):
         mf.load(tmp_path / "f", opts(group_col="person"), scan=False)        # eda / clean ignored it
+    with pytest.raises(UserError, match="--csv .*test.csv goes with a dataset folder; .*train.csv is itself the "
+                                        "table read"):
+        mf.load(d / "train.csv", opts(csv=str(d / "test.csv")), scan=False)   # the --csv was ignored
     with pytest.raises(UserError, match="--path-col apply to a competition CSV"):
         mf.load(m, opts(path_col="img_path"), scan=False)
 
