@@ -109,13 +109,15 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     result, oversampled = add_copies(result, out, cfg)
     mf.write(result, out / mf.MANIFEST_NAME)
     given = [str(p) for p in paths]        # reported by the dataset's path, not a link's target
-    failed = sorted([(given[i], r["error"]) for i, r in records.items() if r["error"]]
-                    + [(given[i], f"unreadable input: {df.at[i, 'error']}") for i in range(len(df))
-                       if not readable[i]])
+    # images that failed to process, warned of one by one below; unreadable inputs were named when found (the
+    # scan's warning, or the step that wrote the manifest, e.g. clean): in the report and counted, not warned again
+    process_failed = sorted((given[i], r["error"]) for i, r in records.items() if r["error"])
+    failed = sorted(process_failed + [(given[i], f"unreadable input: {df.at[i, 'error']}") for i in range(len(df))
+                                      if not readable[i]])
     no_face = [given[i] for i, r in sorted(records.items()) if r.get("face_found") is False]
     summary = {
         "settings": settings, "images": int(len(df)), "processed": len(todo), "up_to_date": skipped,
-        "written": sum(1 for r in records.values() if r["written"]), "failed": len(failed) - n_unreadable,
+        "written": sum(1 for r in records.values() if r["written"]), "failed": len(process_failed),
         "unreadable_input": n_unreadable, "not_kept": n_not_kept, "no_face": len(no_face),
         "seconds": round(elapsed, 2), "images_per_second": round(len(todo) / elapsed, 2) if todo and elapsed else None,
         "cpu_seconds_per_image": round(cpu / len(todo), 3) if cpu is not None and todo else None,
@@ -127,13 +129,10 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
         jpath.unlink()
     if report:
         _write_report(out, summary, result, failed, no_face, cfg)
-    # unreadable inputs were named when found (the scan's warning, or the step that wrote the manifest, e.g.
-    # clean): counted here, not warned of one by one again; images that failed to process are
-    said = [(given[i], r["error"]) for i, r in sorted(records.items()) if r["error"]]
-    for s, err in said[:10]:
+    for s, err in process_failed[:10]:
         warn(f"{s}: {err}")
-    if len(said) > 10:
-        warn(f"... and {len(said) - 10} more failed image(s): see {out / 'report.html'}")
+    if len(process_failed) > 10:
+        warn(f"... and {len(process_failed) - 10} more failed image(s): see {out / 'report.html'}")
     if n_unreadable:
         info(f"{plural(n_unreadable, 'unreadable input image')} left out (listed in {out / 'report.html'})")
     if no_face and cfg.no_face != "drop":
