@@ -260,12 +260,12 @@ def wanted_text(name: str, spec: Spec, want: Any, value: Any = None) -> str:
     return _spelling(name, spec, True) if isinstance(value, bool) else flag(name, spec)
 
 
-def check_acts(cfg: Any, name: str, table: dict | None = None) -> None:
+def check_acts(cfg: Any, name: str, table: dict | None = None, typed: bool = False) -> None:
     """A field set to other than its default where it would be ignored -- its `needs` unmet, or its alternative
-    set too -- is refused in one line."""
+    set too -- is refused in one line; `typed`: also at its default value (the flag was typed: check_typed)."""
     table = table or specs(cfg)
     spec = table[name][1]
-    if not (spec.needs or spec.conflicts) or not _is_set(cfg, name, table):
+    if not (spec.needs or spec.conflicts) or not (typed or _is_set(cfg, name, table)):
         return
     opt = flag(name, spec)
     for other, want in needs_of(spec):
@@ -282,6 +282,19 @@ def check_acts(cfg: Any, name: str, table: dict | None = None) -> None:
     if spec.conflicts and _is_set(cfg, spec.conflicts, table):
         other = flag(spec.conflicts, table[spec.conflicts][1])
         raise UserError(f"{opt} and {other} are alternatives (only one is used); give one of them")
+
+
+def check_typed(cfg: Any, typed: typing.Iterable[str]) -> None:
+    """Flags typed on the command line (or named by a Python caller) that would be ignored are refused even when
+    their value is the default: `--momentum 0.9 --optimizer adamw` asks for something the run does not do. A typed
+    off value (False, None) asks for nothing and passes."""
+    table = specs(cfg)
+    typed = [name for name in typed if name in table]
+    for name in typed:      # a bad value is named first, as check() does
+        check_value(name, getattr(cfg, name), table[name][1])
+    for name in typed:
+        if getattr(cfg, name) not in (False, None):
+            check_acts(cfg, name, table, typed=True)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -357,7 +370,10 @@ class Given:
         return {k: v for k, v in self.values.items() if k in self.given}
 
     def build(self, **extra):
-        return self.cls(**self.values, **extra)
+        """The config, checked (its own __post_init__) and with its typed flags that would not act refused."""
+        cfg = self.cls(**self.values, **extra)
+        check_typed(cfg, self.given)
+        return cfg
 
 
 def from_cli(cls, kwargs: dict, given: set, only: typing.Iterable[str] | None = None) -> Given:

@@ -139,7 +139,7 @@ def test_user_errors_one_line(case, tmp_path, image_folder):
             "bad_age_bands": [image_folder, "--age-bands", "thirty", "--out", tmp_path / "eda"]}[case]
     line = one_error_line(eda(*args))
     assert {"out_inside_input": "inside the input folder", "missing_folder": "br[x] does not exist",
-            "unknown_layout": "unknown layout 'imagenet'", "bad_age_bands": "--age-bands"}[case] in line
+            "unknown_layout": "unknown --layout 'imagenet'", "bad_age_bands": "--age-bands"}[case] in line
     assert tree_snapshot(image_folder) == before
 
 

@@ -290,6 +290,41 @@ def test_an_option_that_would_be_ignored_is_refused_before_any_work(cmd, flags, 
     assert not out.exists()
 
 
+@pytest.mark.parametrize("cmd,flags,msg", [
+    # typed at its default value: the check by value let it through, and the run did nothing with it
+    ("train", ["--optimizer", "adamw", "--momentum", "0.9"], "--momentum acts only with --optimizer that has a "
+                                                             "momentum"),
+    ("train", ["--smoothing", "0.1"], "--smoothing acts only with --loss label-smoothing, and this run has --loss ce"),
+    ("train", ["--ema-decay", "0.998"], "--ema-decay acts only with --ema, and this run has no --ema"),
+    ("preprocess", ["--detector", "opencv"], "--detector acts only with --face-crop"),
+    ("clean", ["--no-ood", "--ood-method", "photo-style"], "--ood-method acts only with --ood, which --no-ood turns "
+                                                           "off"),
+])
+def test_a_flag_typed_at_its_default_that_would_be_ignored_is_refused(cmd, flags, msg, image_folder, tmp_path,
+                                                                      monkeypatch):
+    """`train --optimizer adamw --momentum 0.9` ran and ignored --momentum: the check compared values with the
+    default, so a flag typed at its default passed (options.check_typed)."""
+    import imgcls.manifest as mf
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    out = tmp_path / "out"
+    r = runner.invoke(app, [cmd, str(image_folder), "--out", str(out), *flags])
+    flat = " ".join(r.output.split())
+    assert r.exit_code == 2 and msg in flat and flat.count("error:") == 1, r.output
+    assert not out.exists()
+
+
+def test_a_typed_off_value_or_a_flag_that_acts_passes_the_typed_check():
+    from imgcls.options import check_typed
+    from imgcls.preprocess import PreprocessConfig
+    check_typed(TrainConfig(optimizer="sgd", momentum=0.9), ["optimizer", "momentum"])
+    check_typed(TrainConfig(loss="label-smoothing", smoothing=0.1), ["loss", "smoothing"])
+    check_typed(PreprocessConfig(face_crop=False), ["face_crop"])       # --no-face-crop: an off value asks nothing
+    with pytest.raises(UserError, match="--momentum acts only"):
+        check_typed(TrainConfig(momentum=0.9), ["momentum"])
+    with pytest.raises(UserError, match="--momentum acts only"):        # a Python caller's overrides count as typed
+        TrainConfig.resolve({"momentum": 0.9})
+
+
 def test_an_option_at_its_default_or_with_what_it_needs_is_accepted():
     from imgcls.clean import CleanConfig
     from imgcls.preprocess import PreprocessConfig

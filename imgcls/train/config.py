@@ -15,7 +15,7 @@ from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.io import RESIZE_MODES
 from imgcls.profiles import ProfileScheme
-from imgcls.options import When, check, option, seed_option
+from imgcls.options import When, check, check_typed, option, seed_option
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
@@ -421,4 +421,5 @@ class TrainConfig:
             cfg._reset_inert(overrides, str(config), say=resume is None)
         if validate:
             cfg.validate()
+            check_typed(cfg, overrides)     # a flag typed at its default that would not act (--momentum 0.9, adamw)
         return cfg
