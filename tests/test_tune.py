@@ -516,3 +516,24 @@ def test_a_fixed_option_acts_in_the_trials_whose_space_value_it_needs(data, tmp_
     assert r.exit_code == 2 and len(lines) == 1, r.output
     assert "--smoothing acts only with --loss label-smoothing, and this run has --loss ce" in lines[0]
     assert not out.exists()
+
+
+def test_a_fixed_flag_typed_at_its_default_that_acts_in_no_trial_is_refused(data, tmp_path):
+    """tune --momentum 0.9 (its default) with a space whose optimizers have no momentum: refused before any trial,
+    as imgcls train refuses it; a space that draws sgd makes it act in those trials, and the typed value passes."""
+    from imgcls.tune.space import parse_space
+    adam_only = {"optimizer": {"choice": ["adamw", "adam"]}}
+    with pytest.raises(UserError, match="--momentum acts only with --optimizer that has a momentum"):
+        parse_space({"lr": {"log_uniform": [1e-4, 1e-2]}}, TrainConfig(), typed={"momentum"})
+    with pytest.raises(UserError, match="--momentum acts only"):
+        parse_space(adam_only, TrainConfig(), typed={"momentum"})
+    parse_space({"optimizer": {"choice": ["adamw", "sgd"]}}, TrainConfig(), typed={"momentum"})
+    parse_space({"lr": {"log_uniform": [1e-4, 1e-2]}}, TrainConfig(), typed={"lr"})
+    parse_space(adam_only, TrainConfig())           # not typed: its default passes
+    space, out = tmp_path / "lr.yaml", tmp_path / "tune"
+    space.write_text("lr: {log_uniform: [1.0e-3, 1.0e-2]}\n")
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--model", "test_resnet", "--momentum", "0.9",
+                                 "--space", str(space), "--out", str(out)])
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 2 and len(lines) == 1 and "--momentum acts only" in lines[0], r.output
+    assert not out.exists()

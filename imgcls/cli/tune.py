@@ -52,7 +52,7 @@ def tune(src: OptSrc = None,
         overrides["src"] = str(src)
     base = TrainConfig.resolve(overrides, config=config, validate=False)     # run_tune checks it with the space
     base.out, base.name = TrainConfig.out, None     # each trial's folder is OUT/STUDY/trial_NNNN
-    tc = cfg.build(train=base)
+    tc = cfg.build(train=base, typed=frozenset(train.given))
     try:
         run_tune(tc)
     except KeyboardInterrupt:

@@ -19,7 +19,7 @@ import socket
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -73,6 +73,9 @@ class TuneConfig:
     out: str = option("outputs/tune", panel=STUDY, cli_type=Path, from_cli=str, help="Folder of studies.")
     keep: str = option("best-3", panel=STUDY,
                        help="best-K: only the K best trials keep their checkpoints; all: every trial keeps them.")
+    # the fixed train options typed on the command line: one that would act in no trial is refused even at its
+    # default value, as imgcls train refuses it (options.check_typed)
+    typed: frozenset = field(default=frozenset())
 
     def validate(self) -> None:
         """Every option, before the study is opened: one line naming the option."""
@@ -372,7 +375,7 @@ def _check_up_front(cfg: TuneConfig):
         cfg.train.src = str(default_input("train"))    # as imgcls train: the furthest pipeline stage, announced
     elif not Path(cfg.train.src).exists():
         raise UserError(f"data {cfg.train.src} does not exist; pass a dataset folder or manifest.csv")
-    space = load_space(cfg.space, cfg.train)    # checks the fixed train options too, with the space's keys
+    space = load_space(cfg.space, cfg.train, cfg.typed)    # checks the fixed train options too, with the space's keys
     check_writable(cfg.study_dir())
     models = [cfg.train.model]
     for p in space.params:

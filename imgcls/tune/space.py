@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from imgcls.errors import UserError
-from imgcls.options import When, check_acts, default_of, flag, need_met, needs_met, needs_of, specs, wanted_text
+from imgcls.options import When, check_acts, check_typed, default_of, flag, need_met, needs_met, needs_of, specs, wanted_text
 from imgcls.train.config import TrainConfig
 
 OPTIONS = specs(TrainConfig)
@@ -131,9 +131,9 @@ def default_space_text() -> str:
     return DEFAULT_SPACE.read_text(encoding="utf-8")
 
 
-def load_space(path: str | Path | None, base: TrainConfig | None = None) -> Space:
+def load_space(path: str | Path | None, base: TrainConfig | None = None, typed=()) -> Space:
     """Read and check a space file (None: the default space shipped with imgcls). `base`: the fixed options every
-    trial starts from; each candidate value is checked together with them."""
+    trial starts from; each candidate value is checked together with them (`typed`: those typed, parse_space)."""
     import yaml
     path = DEFAULT_SPACE if path is None else Path(path)
     if not path.is_file():
@@ -144,7 +144,7 @@ def load_space(path: str | Path | None, base: TrainConfig | None = None) -> Spac
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise UserError(f"--space {path} is not valid YAML{where}; see imgcls tune --show-space") from None
-    return parse_space(data, base, source=str(path))
+    return parse_space(data, base, source=str(path), typed=typed)
 
 
 def trial_options(base: TrainConfig, values: dict) -> dict:
@@ -188,9 +188,10 @@ def _witness(name: str, base: TrainConfig, params: dict, seen: tuple = ()) -> di
     return values
 
 
-def parse_space(data, base: TrainConfig | None = None, source: str = "the space") -> Space:
+def parse_space(data, base: TrainConfig | None = None, source: str = "the space", typed=()) -> Space:
     """The space of `data` (a mapping read from YAML), checked with the fixed options `base` (those checked too: a
-    fixed option whose needs a space key meets, such as --smoothing with a space over loss, acts in those trials)."""
+    fixed option whose needs a space key meets, such as --smoothing with a space over loss, acts in those trials;
+    one of the `typed` names that acts in no trial is refused even at its default: options.check_typed)."""
     if not isinstance(data, dict) or not data:
         raise UserError(f"{source} must map imgcls train options to ranges, e.g. lr: {{log_uniform: [1e-4, 3e-3]}}")
     base = base or TrainConfig()
@@ -208,12 +209,15 @@ def parse_space(data, base: TrainConfig | None = None, source: str = "the space"
         params.append(_param(key, spec, types[key]))
     by_name = {p.name: p for p in params}
     later = set()       # fixed options that act only in the trials whose space values meet their needs
+    typed = set(typed) - set(by_name)
     for name, (f, spec) in OPTIONS.items():
-        if (name not in by_name and getattr(base, name) != default_of(f) and not needs_met(base, name, OPTIONS)
+        given = getattr(base, name) != default_of(f) or (name in typed and getattr(base, name) not in (False, None))
+        if (name not in by_name and given and not needs_met(base, name, OPTIONS)
                 and any(other in by_name for other, _ in needs_of(spec))):
-            check_acts(dataclasses.replace(base, **_witness(name, base, by_name)), name, OPTIONS)
+            check_acts(dataclasses.replace(base, **_witness(name, base, by_name)), name, OPTIONS, typed=True)
             later.add(name)
     base.validate(acting_later=later)
+    check_typed(base, typed - later)
     for p in params:    # each candidate with the fixed options and what it needs: TrainConfig's checks, named by key
         need = _witness(p.name, base, by_name)
         for v in p.candidates():
