@@ -19,7 +19,7 @@ import socket
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -73,9 +73,9 @@ class TuneConfig:
     out: str = option("outputs/tune", panel=STUDY, cli_type=Path, from_cli=str, help="Folder of studies.")
     keep: str = option("best-3", panel=STUDY,
                        help="best-K: only the K best trials keep their checkpoints; all: every trial keeps them.")
-    # the fixed train options typed on the command line: one that would act in no trial is refused even at its
-    # default value, as imgcls train refuses it (options.check_typed)
-    typed: frozenset = field(default=frozenset())
+    typed: frozenset = option(factory=frozenset, cli=False,
+                              help="The fixed train options typed on the command line: one that would act in no "
+                                   "trial is refused even at its default value, as imgcls train refuses it.")
 
     def validate(self) -> None:
         """Every option, before the study is opened: one line naming the option."""
