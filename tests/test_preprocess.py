@@ -208,7 +208,7 @@ def test_detect_size_and_rembg_model_reach_the_models(faces_src, tmp_path, monke
         def __init__(self, model, threads=0):
             made.append(model)
 
-        def cutout(self, im, bg):
+        def cutout(self, im, bg, mask=None):
             return im
 
     monkeypatch.setattr(faces, "FaceDetector", NoFaces)
@@ -218,6 +218,47 @@ def test_detect_size_and_rembg_model_reach_the_models(faces_src, tmp_path, monke
     assert r.exit_code == 0 and made == [("opencv", 320)], r.output
     r = run(faces_src, "--out", tmp_path / "b", "--remove-bg", "--rembg-model", "u2net", "--workers", "1")
     assert r.exit_code == 0 and made[-1] == "u2net", r.output
+
+
+@pytest.mark.parametrize("keep_alpha", [False, True])
+def test_rembg_mattes_the_whole_photo_then_the_face_crop_cuts_it(keep_alpha, tmp_path):
+    """--face-crop --remove-bg ran rembg on the face crop alone, where u2netp can take the face for background
+    (messi5.jpg: 28% of the face kept, 96% when the whole photo is matted: bench/bg_order.py). Now the matte is
+    computed on the uncropped image and cut and scaled with it; the detector still sees the original."""
+    from imgcls.preprocess.config import PreprocessConfig
+    from imgcls.preprocess.faces import Face
+    from imgcls.preprocess.image import Models, process_image
+    from imgcls.preprocess.background import BackgroundRemover
+    seen = []
+
+    class OneFace:
+        def detect(self, im):
+            seen.append(("detect", im.size))
+            return Face(x=100, y=20, w=40, h=40, confidence=0.9)
+
+    class RightOfX120(BackgroundRemover):   # its matte: foreground where x >= 120 of the image it is given
+        def __init__(self):
+            pass
+
+        def mask(self, im):
+            seen.append(("mask", im.size))
+            m = np.zeros((im.height, im.width), np.uint8)
+            m[:, 120:] = 255
+            return Image.fromarray(m)
+
+    cfg = PreprocessConfig(face_crop=True, remove_bg=True, face_margin=0.0, size=20, keep_alpha=keep_alpha)
+    models = Models(PreprocessConfig())
+    models.faces, models.bg = OneFace(), RightOfX120()
+    src = Image.new("RGB", (200, 100), (200, 0, 0))
+    src.save(tmp_path / "p.png")
+    rec, im = process_image(tmp_path / "p.png", None, cfg, models)
+    assert seen == [("detect", (200, 100)), ("mask", (200, 100))] and rec["bg_removed"], (seen, rec)
+    assert im.size == (20, 20)      # the 40 x 40 face box scaled to --size 20
+    a = np.asarray(im.convert("RGBA"))
+    if keep_alpha:                  # x 100..119 of the photo: background; 120..139: the person
+        assert a[:, :9, 3].max() == 0 and a[:, 11:, 3].min() == 255
+    else:
+        assert (a[:, :9, :3] == 255).all() and (a[:, 11:, :3] == (200, 0, 0)).all()
 
 
 def test_plain_run_options_act(tmp_path):

@@ -54,10 +54,12 @@ class BackgroundRemover:
         """rembg's foreground mask ('L', same size as `im`): what rembg.remove uses as alpha."""
         return self.session.predict(im.convert("RGB"))[0]
 
-    def cutout(self, im: Image.Image, bg: tuple[int, int, int] | None = (255, 255, 255)) -> Image.Image:
-        """The foreground: RGBA with the mask as alpha when `bg` is None, else RGB composited on `bg`."""
+    def cutout(self, im: Image.Image, bg: tuple[int, int, int] | None = (255, 255, 255),
+               mask: Image.Image | None = None) -> Image.Image:
+        """The foreground: RGBA with the mask as alpha when `bg` is None, else RGB composited on `bg`. `mask`: one
+        already computed (on the uncropped image, then cut and scaled as `im` was), else rembg's mask of `im`."""
         rgb = im.convert("RGB")
-        m = self.mask(rgb)
+        m = self.mask(rgb) if mask is None else mask
         if bg is None:
             out = rgb.copy()
             out.putalpha(m)

@@ -45,6 +45,7 @@ def process_image(src: str | os.PathLike, dst: str | os.PathLike | None, cfg: Pr
         return rec, None
     try:
         bg = cfg.bg_rgb()
+        mask = None     # rembg's foreground mask, cut and scaled with the image
         if models.faces is not None:
             face = models.faces.detect(im)
             rec["face_found"] = face is not None
@@ -52,16 +53,23 @@ def process_image(src: str | os.PathLike, dst: str | os.PathLike | None, cfg: Pr
             if face is not None:
                 rec.update(face_x=face.x, face_y=face.y, face_w=face.w, face_h=face.h,
                            face_confidence=round(face.confidence, 4))
-                im = im.crop(crop_box(face, im.size, cfg.face_margin))
+                cut = lambda x: x.crop(crop_box(face, im.size, cfg.face_margin))    # noqa: E731
             elif cfg.no_face == "drop":
                 rec["error"] = "no face found (--no-face drop)"
                 return rec, None
             elif cfg.no_face == "center-crop":
-                im = center_square(im)
+                cut = center_square
+            else:
+                cut = None
+            if cut is not None:
+                if models.bg is not None:   # matting sees the whole person: on a face crop alone it can lose the face
+                    mask = cut(models.bg.mask(im))
+                im = cut(im)
         if cfg.size:
             im = fit(im, cfg.size, cfg.resize_mode)
+            mask = None if mask is None else fit(mask, cfg.size, cfg.resize_mode)
         if models.bg is not None:
-            im = models.bg.cutout(im, None if cfg.keep_alpha else bg)
+            im = models.bg.cutout(im, None if cfg.keep_alpha else bg, mask=mask)
             rec["bg_removed"] = True
         if cfg.size and cfg.resize_mode == "pad":
             im = pad_to(im, cfg.size, (*bg, 0) if im.mode == "RGBA" else bg)
