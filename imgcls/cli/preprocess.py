@@ -30,7 +30,8 @@ def preprocess(src: OptSrc = None,
                                                  rich_help_panel="Output")] = Path(dict(PIPELINE)["processed"]),
                quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given) -> None:
     """Face crop (deepface), background removal (rembg) and resize, offline -> processed images + manifest.csv.
-    Order: detect faces on the original, crop it, scale to --size, remove the background, pad. Resumable."""
+    Order: detect faces on the original, matte the whole photo (rembg), crop both, scale to --size, composite, pad.
+    Resumable."""
     from imgcls.pipeline import default_input
     from imgcls.preprocess import run_preprocess
     if src is None:

@@ -3,11 +3,13 @@
 Per image, in this order (see README "imgcls preprocess" for why):
   1. decode once through imgcls.io (EXIF orientation applied, any mode -> RGB);
   2. `--face-crop`: detect on the ORIGINAL image (the detector sees the real photo: a background already painted
-     white, or hair cut away by the matting model, only removes context the detector uses), take the largest face's
-     box, grow it by `--face-margin` and cut it from the original pixels; no face -> `--no-face keep|center-crop|drop`;
-  3. `--size`: scale (pad: longer side = N; crop: shorter side = N + centre crop; squash: N x N);
-  4. `--remove-bg`: rembg on what is left (u2netp sees the image at 320 x 320, so running it on the crop spends its
-     resolution on the subject; on the already scaled image its mask has the output's resolution);
+     white, or hair cut away by the matting model, only removes context the detector uses), take the most confident
+     face's box (the larger on a tie), grow it by `--face-margin` and cut it from the original pixels; no face ->
+     `--no-face keep|center-crop|drop`; with `--remove-bg`, rembg's matte of the whole photo is cut with it (u2netp
+     matting the crop alone can take the face for background: bench/bg_order.py);
+  3. `--size`: scale (pad: longer side = N; crop: shorter side = N + centre crop; squash: N x N), the matte alike;
+  4. `--remove-bg`: composite on the background colour (or keep as alpha); without a crop, rembg mattes the scaled
+     image here;
   5. `--resize-mode pad`: borders in the background colour (after the matting, which never sees padding).
 
 Outputs mirror the input's relative paths under OUT, plus `manifest.csv` (the input manifest with `source_path`,
