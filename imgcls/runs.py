@@ -228,6 +228,49 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
     return run
 
 
+def output_kind(folder: str | os.PathLike) -> str | None:
+    """What imgcls output a folder is, by the files each step writes: 'train run' (config.yaml with metrics.csv,
+    train.log or a checkpoint, its own or its folds'), 'ensemble' (spec.yaml), 'tune study' (trials.csv or
+    study.db), 'predictions' (predict.json); None for anything else (a dataset, clean's or preprocess's output)."""
+    from imgcls.ensemble import SPEC_NAME
+    folder = Path(folder)
+    if (folder / SPEC_NAME).is_file() and _read_yaml(folder / SPEC_NAME).get("kind") == "imgcls-ensemble":
+        return "ensemble"
+    if (folder / "config.yaml").is_file() and any(
+            (d / f).is_file() for d in (folder, *folder.glob("fold_*"))
+            for f in ("metrics.csv", "train.log", "last.pt", "best.pt")):
+        return "train run"
+    if (folder / "trials.csv").is_file() or (folder / "study.db").is_file():
+        return "tune study"
+    if (folder / "predict.json").is_file():
+        return "predictions"
+    return None
+
+
+def refuse_output_as_data(src: str | os.PathLike) -> None:
+    """A dataset argument that is an imgcls output folder, or a folder of them (outputs/runs), is refused in one
+    line naming what it is and, for a train run, the data it was trained on: read as a folder layout, its plots
+    would be the images and its fold_* / trial_* folders the classes."""
+    src = Path(src)
+    if not src.is_dir():
+        return
+    kind, where = output_kind(src), src
+    level = [src]
+    for _ in range(2):      # outputs/runs/RUN, outputs/RUN: a run up to two folders down
+        if kind is not None:
+            break
+        level = sorted(Path(e.path) for d in level for e in os.scandir(d)
+                       if e.is_dir() and not e.name.startswith("."))
+        where, kind = next(((d, k) for d in level if (k := output_kind(d))), (src, None))
+    if kind is None:
+        return
+    what = (f"an imgcls {kind} folder" if where == src else
+            f"a folder of imgcls outputs ({where.relative_to(src).as_posix()}: {kind})")
+    data = _read_yaml(where / "config.yaml").get("src") if kind == "train run" else None
+    raise UserError(f"{src} is {what}, not a dataset; give a dataset folder or manifest.csv"
+                    + (f" (this run trained on {data})" if data and where == src else ""))
+
+
 def find_runs(root: str | os.PathLike = "outputs") -> list[Run]:
     """Every run, k-fold set and ensemble under `root` (a k-fold set's fold_* folders belong to it)."""
     root = Path(root)

@@ -227,3 +227,44 @@ def test_a_run_that_is_training_is_marked_running(outputs):
         r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "state=running"])
         assert r.exit_code == 0 and "2 run(s)" in r.stdout and "2 (running)" in r.stdout, r.stdout
     assert set(leaderboard(find_runs(outputs))["state"]) == {""}          # the lock goes with the process
+
+
+@pytest.mark.parametrize("cmd", ["eda", "clean", "split", "train"])
+def test_an_output_folder_given_as_the_data_is_refused(outputs, tmp_path, cmd):
+    """`imgcls train outputs/runs/RUN` read the run's plots as a folder layout (its fold_* folders the classes) and
+    trained on them, exit 0; split and predict --data read it too. Now one line naming what it is."""
+    from PIL import Image
+    for d in (outputs / "runs" / "best", outputs / "runs" / "kf" / "fold_0", outputs / "runs" / "kf" / "fold_1"):
+        Image.new("RGB", (8, 8)).save(d / "curves.png")        # what makes it readable as images
+    preds = outputs / "predictions" / "p1"
+    preds.mkdir(parents=True)
+    (preds / "predict.json").write_text("{}")
+    Image.new("RGB", (8, 8)).save(preds / "confusion_matrix.png")
+    cases = {outputs / "runs" / "best": "an imgcls train run folder, not a dataset; give a dataset folder or "
+                                        "manifest.csv (this run trained on data/a)",
+             outputs / "runs" / "kf": "an imgcls train run folder",
+             outputs / "runs" / "kf" / "fold_0": "an imgcls train run folder",
+             outputs / "ensembles" / "e1": "an imgcls ensemble folder",
+             outputs / "tune" / "s1": "an imgcls tune study folder",
+             preds: "an imgcls predictions folder",
+             outputs / "runs": "a folder of imgcls outputs (best: train run)",
+             outputs: "a folder of imgcls outputs (ensembles/e1: ensemble)"}
+    for src, msg in cases.items():
+        r = CliRunner().invoke(app, [cmd, str(src), "--out", str(tmp_path / "o" / "x.csv" if cmd == "split"
+                                                         else tmp_path / "o"), "--quiet"])
+        lines = r.output.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and f"{src} is {msg}" in lines[0], (src, r.output)
+    assert not (tmp_path / "o").exists()
+
+
+def test_output_kind_leaves_datasets_alone(tmp_path):
+    from imgcls.runs import output_kind, refuse_output_as_data
+    from PIL import Image
+    data = tmp_path / "data"
+    for c in ("cat", "dog"):
+        (data / c).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(data / c / "1.png")
+    (data / "config.yaml").write_text("a: 1\n")     # a config.yaml alone is not a run
+    assert output_kind(data) is None and output_kind(data / "cat") is None
+    refuse_output_as_data(data)
+    refuse_output_as_data(data / "cat" / "1.png")   # a file: not a folder of outputs
