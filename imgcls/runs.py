@@ -231,20 +231,41 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
 def output_kind(folder: str | os.PathLike) -> str | None:
     """What imgcls output a folder is, by the files each step writes: 'train run' (config.yaml with metrics.csv,
     train.log or a checkpoint, its own or its folds'), 'ensemble' (spec.yaml), 'tune study' (trials.csv or
-    study.db), 'predictions' (predict.json); None for anything else (a dataset, clean's or preprocess's output)."""
+    study.db), 'predictions' (predict.json); None for anything else (a dataset, clean's or preprocess's output, a
+    folder that cannot be read)."""
     from imgcls.ensemble import SPEC_NAME
     folder = Path(folder)
-    if (folder / SPEC_NAME).is_file() and _read_yaml(folder / SPEC_NAME).get("kind") == "imgcls-ensemble":
-        return "ensemble"
-    if (folder / "config.yaml").is_file() and any(
-            (d / f).is_file() for d in (folder, *folder.glob("fold_*"))
-            for f in ("metrics.csv", "train.log", "last.pt", "best.pt")):
-        return "train run"
-    if (folder / "trials.csv").is_file() or (folder / "study.db").is_file():
-        return "tune study"
-    if (folder / "predict.json").is_file():
-        return "predictions"
+    try:
+        if (folder / SPEC_NAME).is_file() and _read_yaml(folder / SPEC_NAME).get("kind") == "imgcls-ensemble":
+            return "ensemble"
+        if (folder / "config.yaml").is_file() and any(
+                (d / f).is_file() for d in (folder, *folder.glob("fold_*"))
+                for f in ("metrics.csv", "train.log", "last.pt", "best.pt")):
+            return "train run"
+        if (folder / "trials.csv").is_file() or (folder / "study.db").is_file():
+            return "tune study"
+        if (folder / "predict.json").is_file():
+            return "predictions"
+    except OSError:         # a link loop, a folder it may not list
+        pass
     return None
+
+
+def _subfolders(d: Path) -> list[Path]:
+    """d's visible subfolders; a folder it cannot list, a symlink loop or a dangling link is none (the scan that
+    follows reports such entries by path)."""
+    out = []
+    try:
+        with os.scandir(d) as it:
+            for e in it:
+                try:
+                    if not e.name.startswith(".") and e.is_dir():
+                        out.append(Path(e.path))
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return out
 
 
 def refuse_output_as_data(src: str | os.PathLike) -> None:
@@ -259,8 +280,7 @@ def refuse_output_as_data(src: str | os.PathLike) -> None:
     for _ in range(2):      # outputs/runs/RUN, outputs/RUN: a run up to two folders down
         if kind is not None:
             break
-        level = sorted(Path(e.path) for d in level for e in os.scandir(d)
-                       if e.is_dir() and not e.name.startswith("."))
+        level = sorted(p for d in level for p in _subfolders(d))
         where, kind = next(((d, k) for d in level if (k := output_kind(d))), (src, None))
     if kind is None:
         return
