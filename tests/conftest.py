@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -147,6 +148,8 @@ def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_eff
         d.mkdir(parents=True, exist_ok=True)
         save_checkpoint(d / "best.pt", net.state_dict(), meta, epoch=1)
         (d / "config.yaml").write_text(yaml.safe_dump({"model": model, "img_size": img_size}))
+    if folds:       # what train writes once every fold has finished
+        (run_dir / "oof_score.json").write_text(json.dumps({"folds": list(range(folds)), "n_images": 0}))
     if val_rows:
         p = rng.dirichlet(np.ones(len(classes)), size=len(val_rows))
         truth = np.eye(len(classes))[[classes.index(r[2]) for r in val_rows]]

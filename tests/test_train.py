@@ -491,6 +491,23 @@ def test_splits_and_folds(tmp_path, capsys):
     for k in range(3):
         assert (run / f"fold_{k}" / "metrics.csv").is_file()
     assert (run / "config.yaml").is_file()
+    # an interrupted set (fold 2 never started, so no oof_score.json) predicted with 2 of its folds, silently
+    import shutil
+
+    from imgcls.errors import UserError
+    part = shutil.copytree(run, tmp_path / "runs" / "kf_part")
+    shutil.rmtree(part / "fold_2")
+    (part / "oof_score.json").unlink()
+    with pytest.raises(UserError, match=rf"^{part} is an unfinished k-fold run \(2 fold\(s\) with a checkpoint: "
+                                        rf"fold_0, fold_1; oof_score.json missing: training stopped before its last "
+                                        rf"fold\); finish it with imgcls train --resume {part}, or give one fold's "
+                                        rf"folder \({part / 'fold_0'}\)$"):
+        find_checkpoints(part)
+    assert find_checkpoints(part / "fold_1") == [part / "fold_1" / "best.pt"]       # one fold, as asked
+    lost = shutil.copytree(run, tmp_path / "runs" / "kf_lost")          # a fold's checkpoint deleted afterwards
+    (lost / "fold_1" / "best.pt").unlink()
+    with pytest.raises(UserError, match=r"fold_1 missing\); finish it"):
+        find_checkpoints(lost)
     # `--folds 3` typed as a count (timm / Kaggle scripts' meaning): refused, naming what it means here
     from imgcls.errors import UserError
     with pytest.raises(UserError, match=r"fold\(s\) 3 not in the data \(folds present: 0, 1, 2\); --folds names "

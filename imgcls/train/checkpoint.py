@@ -69,11 +69,32 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
         return [direct]
     folds = sorted(run_dir.glob(f"fold_*/{which}.pt"), key=lambda p: int(p.parent.name.split("_")[1]))
     if folds:
+        check_kfold_finished(run_dir, folds)
         return folds
     why = deleted_by_tune(run_dir)
     if why:
         raise UserError(f"no {which}.pt in {run_dir}: {why}")
     raise UserError(f"no {which}.pt in {run_dir} (nor in {run_dir}/fold_*/); is training finished?")
+
+
+def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
+    """A k-fold set is used whole only once train has finished every fold: it writes oof_score.json (with the
+    folds it trained) after the last one. An interrupted set (some folds missing or part-trained) would predict
+    with fewer folds than it names, silently; one line names what is there and the fixes."""
+    import json
+    have = [p.parent.name for p in checkpoints]
+    record = run_dir / "oof_score.json"
+    try:
+        planned = [f"fold_{k}" for k in json.loads(record.read_text()).get("folds") or []]
+    except (OSError, ValueError, AttributeError):
+        planned = None
+    if planned is not None and not set(planned) - set(have):
+        return
+    missing = f"{', '.join(sorted(set(planned) - set(have)))} missing" if planned else \
+        f"{record.name} missing: training stopped before its last fold"
+    raise UserError(f"{run_dir} is an unfinished k-fold run ({len(have)} fold(s) with a checkpoint: "
+                    f"{', '.join(have)}; {missing}); finish it with imgcls train --resume {run_dir}, or give one "
+                    f"fold's folder ({checkpoints[0].parent})")
 
 
 def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
