@@ -92,7 +92,8 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     assert "ensemble (weighted), weights fitted on these rows" in res.output   # piped: tables are not folded
     # the k-fold member's score is out-of-fold, and the table says so (a score names the rows it was computed on)
     assert "a k-fold member's rows (ckpts > 1) are out-of-fold" in " ".join(res.output.split())
-    res1 = runner.invoke(app, ["ensemble", str(r1), str(r1), "--out", str(tmp_path / "ens_1")])
+    r3 = make_tiny_run(tmp_path / "runs" / "effnet2", seed=3, val_rows=rows, val_quality=0.5)
+    res1 = runner.invoke(app, ["ensemble", str(r1), str(r3), "--out", str(tmp_path / "ens_1")])
     assert res1.exit_code == 0 and "out-of-fold" not in res1.output, res1.output
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
                               "--out", str(tmp_path / "ens_q"), "-q"])
@@ -165,6 +166,32 @@ def test_default_folder_is_named_by_method_and_members(tmp_path, monkeypatch):
     assert res.exit_code == 0 and "holds an earlier ensemble; it is replaced" in " ".join(res.output.split())
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--name", "../x"])
     assert res.exit_code == 2 and "not a plain folder name" in res.output
+
+
+def test_typed_weights_get_their_own_folder_and_a_refused_rebuild_replaces_nothing(tmp_path, monkeypatch):
+    """`--weights 1,2` landed in weighted-A+B, the folder of the auto-weighted ensemble a submission was made from,
+    and replaced it; `--weights 1,2,3` said "it is replaced" and then failed (the earlier one was kept). A run given
+    twice was taken as two members (double weight, unsaid)."""
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.1)
+    monkeypatch.chdir(tmp_path)
+    ens = tmp_path / "outputs" / "ensembles"
+    assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted"]).exit_code == 0
+    fitted = (ens / "weighted-effnet+resnet" / "spec.yaml").read_bytes()
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--weights", "1,2"])
+    assert res.exit_code == 0 and "replaced" not in res.output, res.output
+    assert [m.weight for m in load_spec(ens / "weighted-effnet+resnet-w1_2").members] == pytest.approx([1 / 3, 2 / 3])
+    assert (ens / "weighted-effnet+resnet" / "spec.yaml").read_bytes() == fitted
+    for bad in (["--weights", "1,2,3"], ["--weights", "1,-1"], ["--method", "hard", "--weight-metric", "logloss"]):
+        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", *bad])
+        assert res.exit_code == 2 and "replaced" not in res.output, (bad, res.output)
+        assert len(res.output.strip().splitlines()) == 1, res.output
+    assert (ens / "weighted-effnet+resnet" / "spec.yaml").read_bytes() == fitted
+    assert sorted(p.name for p in ens.iterdir()) == ["weighted-effnet+resnet", "weighted-effnet+resnet-w1_2"]
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "runs/effnet"])
+    assert res.exit_code == 2 and f"runs/effnet is given twice (as {r1} and runs/effnet)" in \
+        " ".join(res.output.split()), res.output
 
 
 def test_mismatched_classes_are_a_clear_error(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.console import info, warn
-from imgcls.ensemble.spec import (COMBINES, SPEC_NAME, EnsembleSpec, check_same_classes, ensemble_folder,
+from imgcls.ensemble.spec import (COMBINES, EnsembleSpec, check_same_classes, ensemble_folder,
                                   member_folders, member_from_run, read_oof, write_spec)
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.profile import build_profile
@@ -68,15 +68,23 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         raise UserError("--combine profile multiplies the attributes' probabilities: use --method soft (equal "
                         "weights) or explicit --weights w1,w2,... (a member's weight within its attribute)")
     members = [member_from_run(r, which) for r in runs]
+    seen: dict[tuple, str] = {}
+    for r, m in zip(runs, members):     # the same checkpoints twice would double their weight, unsaid
+        key = tuple(sorted(str(c.resolve()) for c in m.checkpoints))
+        if key in seen:
+            raise UserError(f"{r} is given twice (as {seen[key]} and {r}); give each run once and weight it with "
+                            f"--weights w1,w2,...")
+        seen[key] = str(r)
+    typed = weights if weights not in (None, "", "auto") else None
+    if typed and combine != "profile":  # a typo or a count that does not match is named before anything is read
+        parse_weights(typed, len(members), "auto or comma-separated numbers, e.g. 0.6,0.4")
     names = [m.name for m in members]
     for i, m in enumerate(members):      # unique names (two runs called the same in different folders)
         if names.count(m.name) > 1:
             m.name = f"{m.name}_{i}"
-    name, out = ensemble_folder(out, name, members, method, combine)
+    name, out = ensemble_folder(out, name, members, method, combine, typed)
     check_output_not_source(out, member_folders(members))
     check_writable(out)
-    if (out / SPEC_NAME).is_file():
-        info(f"{out} holds an earlier ensemble; it is replaced (--name NAME keeps both)")
     if combine == "profile":
         return build_profile(members, method, weights, out, name)
     classes = check_same_classes(members)

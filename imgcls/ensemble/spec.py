@@ -72,14 +72,17 @@ def member_from_run(run: str | os.PathLike, which: str = "best") -> Member:
 
 
 def ensemble_folder(out: str | os.PathLike | None, name: str | None, members: Sequence[Member], method: str,
-                    combine: str = "vote") -> tuple[str, Path]:
+                    combine: str = "vote", weights: str | None = None) -> tuple[str, Path]:
     """(name, folder) of an ensemble: --out (named by --name or its folder), else ENSEMBLES_DIR/--name, else
-    ENSEMBLES_DIR/<method or profile>-<member+member...>: another method or set of members never lands in the
-    folder of an earlier ensemble (a long name is cut and keeps a digest of the whole)."""
+    ENSEMBLES_DIR/<method or profile>-<member+member...>[-w<w1_w2...>]: another method, set of members or typed
+    weights never lands in the folder of an earlier ensemble (a long name is cut and keeps a digest of the whole).
+    `weights`: the weights as typed (w1,w2,...), not auto."""
     if out is not None:
         return name or Path(out).name, Path(out)
     if name is None:
         name = ("profile" if combine == "profile" else method) + "-" + "+".join(m.name for m in members)
+        if weights:     # typed weights: another folder than the fitted (or other typed) weights of the same runs
+            name += "-w" + "_".join(weights.replace(" ", "").split(","))
         if len(name) > 96:
             import hashlib
             name = f"{name[:87]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
@@ -126,6 +129,9 @@ def write_spec(spec: EnsembleSpec, folder: str | os.PathLike) -> Path:
                         "checkpoints": [rel(c) for c in m.checkpoints]} for m in spec.members],
            "scores": spec.scores}
     path = folder / SPEC_NAME
+    if path.is_file():      # said once every check has passed: a refused rebuild leaves the earlier one as it is
+        from imgcls.console import info
+        info(f"{folder} holds an earlier ensemble; it is replaced (--name NAME keeps both)")
     write_text(path, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     return path
 
