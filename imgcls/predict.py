@@ -402,7 +402,8 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
         n = int((trained & scored).sum())
         if not n:
             continue
-        honest = _honest_score(run, bool(folds))
+        one_fold = len(folds) == 1 and len(list(run.glob("fold_*/val_predictions.csv"))) > 1
+        honest = _honest_score(run / f"fold_{folds[0]}", False) if one_fold else _honest_score(run, bool(folds))
         n_test = int((mf.kept(df) & labelled & (split == "test").to_numpy()).sum()) if split is not None else 0
         never = "no fold trained on" if folds else "it never trained on"
         alt = (f"--eval-split test scores the {n_test} test rows {never}" if n_test and part != "test"
@@ -557,6 +558,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     table["error"] = probs.errors
     table = pd.concat([table, pd.DataFrame(probs.tta.astype(np.float32), columns=[f"p_{c}" for c in classes])],
                       axis=1)
+    if (out / "predict.json").is_file():     # the default folder is named by the run alone: say what goes
+        info(f"{out} holds an earlier prediction; it is replaced (--out FOLDER keeps both)")
     out.mkdir(parents=True, exist_ok=True)
     write_table(table, probs_path)
     sub = template.fill(pred, classes) if template is not None else build_submission(df, pred, classes, fmt)

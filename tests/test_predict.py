@@ -354,6 +354,13 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
         assert "a leaked score; the honest one is its out-of-fold macro-F1" in said and "oof_score.json" in said
         assert alt in said, said
         assert not out.exists()
+    # one fold of the set: its honest score is its own validation score, not the set's out-of-fold one
+    res = invoke("predict", run / "fold_1", "--data", splits, "--eval", "--out", tmp_path / "p1", "--workers", 0)
+    said = " ".join(res.output.split())
+    n1 = len(pd.read_csv(run / "fold_1" / "val_predictions.csv"))
+    assert res.exit_code == 2 and "that fold 1 of the k-fold run" in said, said
+    assert "the honest one is its validation macro-F1, " in said and f"over {n1} images " \
+        f"({run / 'fold_1' / 'val_predictions.csv'}, `imgcls runs`)" in said, said
     monkeypatch.setattr(pr, "predict_members", real)
     # the honest rows: the split's test rows (no fold trained on them), and fold 0's own val rows for fold 0 alone
     for src, split, n in ((run, "test", n_test), (run / "fold_0" / "best.pt", "val", n_val)):
@@ -364,6 +371,12 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
         ev = json.loads((out / "predict.json").read_text())["eval"]
         assert (ev["rows"], ev["n_images"]) == (split, n)
         assert f"--eval on {n} labelled {split} rows" in " ".join(res.output.split())
+        assert "replaced" not in res.output
+    # the same folder again: predict says that it replaces the earlier prediction (ensemble does likewise)
+    res = invoke("predict", run, "--data", splits, "--eval", "--eval-split", "test", "--out", tmp_path / "ok_test",
+                 "--workers", 0)
+    assert res.exit_code == 0 and f"{tmp_path / 'ok_test'} holds an earlier prediction; it is replaced (--out " \
+        f"FOLDER keeps both)" in " ".join(res.output.split()), res.output
 
 
 def test_eval_on_the_originals_of_preprocessed_training_images_is_refused(tmp_path, monkeypatch):

@@ -197,8 +197,9 @@ def read_oof(run: Path, classes: Sequence[str]) -> pd.DataFrame:
     """A run's validation / out-of-fold predictions, indexed by image key (root/path), columns p_<class> + label."""
     f = run / "val_predictions.csv" if run.is_dir() else run.parent / "val_predictions.csv"
     if not f.is_file():
-        raise UserError(f"{f} does not exist: the run has no validation predictions to score or fit weights on; "
-                        f"train with a validation split (or pass explicit --weights)")
+        raise UserError(f"{f} does not exist: the run has no validation predictions to score or fit weights on "
+                        f"(train writes them as it validates); if it was interrupted, imgcls train --resume "
+                        f"{f.parent} finishes it")
     df = pd.read_csv(f, dtype={"path": str, "root": str, "label": str}, keep_default_na=False)
     cols = [f"p_{c}" for c in classes]
     missing = [c for c in cols if c not in df.columns]
