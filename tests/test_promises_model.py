@@ -129,7 +129,7 @@ def test_default_run_names_are_unique(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_path):
+def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_path, monkeypatch):
     from imgcls.train import TrainConfig, run_train
     from imgcls.train.checkpoint import read_checkpoint
     runs = tmp_path / "runs"
@@ -156,9 +156,11 @@ def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_pa
     line = one_error_line(runner.invoke(app, ["train", "--resume", str(run), "--epochs", "4"]))
     assert "finished its 2 epochs" in line and "--weights" in line
     assert (run / "config.yaml").read_bytes() == record and (run / "metrics.csv").read_bytes() == metrics
-    # resuming it as recorded says it is finished and changes nothing
+    # resuming it as recorded says it is finished and changes nothing, before the data is read (and decoded)
+    monkeypatch.setattr("imgcls.manifest.load", lambda *a, **k: pytest.fail("data read to resume a finished run"))
     r = runner.invoke(app, ["train", "--resume", str(run)])
-    assert r.exit_code == 0 and "already finished" in r.output
+    assert r.exit_code == 0 and "part: already finished, nothing to resume (its last.pt says so)" in r.output, \
+        r.output
     assert (run / "config.yaml").read_bytes() == record and (run / "metrics.csv").read_bytes() == metrics
 
 

@@ -111,7 +111,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
     from imgcls.train.config import parse_folds
-    from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, resume_config
+    from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, finished, resume_config
     from imgcls.weights import check_model_name, data_config
 
     dist = init_distributed(cfg.device)
@@ -120,6 +120,12 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         if not (resume / "config.yaml").is_file():
             raise UserError(f"--resume {resume}: no config.yaml there; give a run folder written by imgcls train")
         cfg = resume_config(cfg, resume)     # refuses a changed option before anything is read or written
+        if finished(resume):                 # said before the data is read and decoded (minutes on a large set)
+            if dist.main:
+                said = ("its last.pt says so" if (resume / "last.pt").is_file() else
+                        "its folds' last.pt files and its oof_score.json say so")
+                info(f"{resume.name}: already finished, nothing to resume ({said})")
+            return resume
     check_run_name(cfg.name)
     if cfg.src is None:
         from imgcls.pipeline import default_input

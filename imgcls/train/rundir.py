@@ -115,10 +115,14 @@ def option_changes(recorded: dict, now: dict, may_change=RESUME_MAY_CHANGE) -> l
     return [(k, recorded.get(k), v) for k, v in now.items() if k not in may_change and v != recorded.get(k)]
 
 
-def _finished(run_dir: Path) -> bool:
+def finished(run_dir: Path) -> bool:
+    """Whether a run folder's training is over: its last.pt (each fold's) says so, and a k-fold set has written
+    oof_score.json (after its last fold: a fold that never started has no last.pt to ask)."""
     from imgcls.train.checkpoint import read_checkpoint
-    lasts = [run_dir / "last.pt"] if (run_dir / "last.pt").is_file() else sorted(run_dir.glob("fold_*/last.pt"))
-    return bool(lasts) and all(read_checkpoint(p).get("train_state", {}).get("finished") for p in lasts)
+    single = (run_dir / "last.pt").is_file()
+    lasts = [run_dir / "last.pt"] if single else sorted(run_dir.glob("fold_*/last.pt"))
+    return (bool(lasts) and (single or (run_dir / "oof_score.json").is_file())
+            and all(read_checkpoint(p).get("train_state", {}).get("finished") for p in lasts))
 
 
 def resume_config(cfg, run_dir: Path):
@@ -137,7 +141,7 @@ def resume_config(cfg, run_dir: Path):
               for f in fields(TrainConfig)}
     changed = option_changes(recorded.to_dict(), merged)
     if changed:
-        if any(k == "epochs" for k, _, _ in changed) and _finished(run_dir):
+        if any(k == "epochs" for k, _, _ in changed) and finished(run_dir):
             raise UserError(f"--resume {run_dir}: the run finished its {recorded.epochs} epochs and is not extended "
                             f"(its schedule was fitted to {recorded.epochs}); to train longer start a new run from "
                             f"its weights: imgcls train --weights <its best.pt> --epochs N")
