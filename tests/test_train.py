@@ -919,3 +919,33 @@ def test_compile_with_inductor_trains_on_the_cpu(two_class, tmp_path):
     assert np.isfinite(m["train_loss"]).all()
     lm = load_model(find_checkpoints(run)[0])                             # plain names, loads without compile
     assert lm.predict_proba(torch.rand(2, 3, 32, 32)).shape == (2, 2)
+
+
+def test_ctrl_c_says_what_the_run_keeps_and_how_to_resume(two_class, tmp_path, capsys):
+    """Ctrl-C during train exited 130 with nothing said; now one line: what the run folder keeps and the resume
+    command (or that nothing is there yet)."""
+    from imgcls.train.callbacks import Callback
+
+    class CtrlC(Callback):
+        def __init__(self, at):
+            self.at = at
+
+        def on_epoch_end(self, epoch, logs):
+            if epoch == self.at:
+                raise KeyboardInterrupt
+
+        def on_step_end(self, step, logs):
+            if self.at == 0:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg_for(two_class, tmp_path, name="cut"), callbacks=[CtrlC(1)])
+    run = tmp_path / "runs" / "cut"
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"interrupted: {run} keeps the epochs finished so far (last.pt); imgcls train --resume {run} " \
+           f"continues it" in said, said
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg_for(two_class, tmp_path, name="early"), callbacks=[CtrlC(0)])
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"interrupted before the first epoch finished: {tmp_path / 'runs' / 'early'} holds nothing to " \
+           f"resume" in said, said
