@@ -199,6 +199,8 @@ def test_mlflow_store_has_the_runs_and_the_folds_nested(single, kfold, out):
     for f in ("kf/fold_0", "kf/fold_1"):
         assert by_name[f]["tags.mlflow.parentRunId"] == parent
     assert by_name["kf"]["metrics.oof/val_macro_f1"] == pytest.approx(kfold[1].events[-1][1]["oof"]["macro_f1"])
+    # the parent's OOF files: the score and the out-of-fold predictions it was computed from
+    assert {"oof_score.json", "val_predictions.csv", "per_class.csv"} <= {a.path for a in client.list_artifacts(parent)}
     assert (out / "mlartifacts").is_dir()                 # artifacts beside the store, not in the working folder
 
 

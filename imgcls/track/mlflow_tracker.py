@@ -138,8 +138,8 @@ class MLflowTracker(Callback):
             if summary.get("oof"):
                 self.client.log_metric(self.parent_id, "oof/val_macro_f1", float(summary["oof"]["macro_f1"]))
                 self.client.log_metric(self.parent_id, "oof/val_acc", float(summary["oof"]["accuracy"]))
-            for f in ("config.yaml", "oof_score.json", "per_class.csv", "confusion_matrix.png",
-                      "confusion_matrix_normalized.png", "report.html"):
+            for f in ("config.yaml", "oof_score.json", "val_predictions.csv", "per_class.csv", "confusion_matrix.png",
+                      "confusion_matrix_normalized.png", "report.html"):      # val_predictions: the OOF rows
                 if (run_dir / f).is_file():
                     self.client.log_artifact(self.parent_id, str(run_dir / f))
             self.client.set_terminated(self.parent_id)
