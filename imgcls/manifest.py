@@ -238,7 +238,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     src = Path(src)
     if not src.exists():
         raise UserError(f"{src} does not exist; give a dataset folder or a manifest.csv")
-    from imgcls.runs import refuse_output_as_data
+    from imgcls.outputs import refuse_output_as_data
     refuse_output_as_data(src)      # a run folder read as images: its plots the images, its folds the classes
     if opts.csv and src.is_file() and Path(opts.csv).resolve() != src.resolve():
         raise UserError(f"--csv {opts.csv} goes with a dataset folder; {src} is itself the table read (give one "

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
+from imgcls.outputs import SPEC_NAME, read_yaml
 from imgcls.options import option
 from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock
 
@@ -79,15 +80,6 @@ class Run:
     def row(self) -> dict:
         d = asdict(self)
         return {c: d[c] for c in COLUMNS}
-
-
-def _read_yaml(path: Path) -> dict:
-    import yaml
-    try:
-        d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
-        return {}
-    return d if isinstance(d, dict) else {}
 
 
 def _read_csv(path: Path) -> pd.DataFrame | None:
@@ -151,14 +143,13 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
     name = Path(os.path.relpath(path, root)).as_posix() if root is not None else path.name
     if name == ".":
         name = path.resolve().name
-    from imgcls.ensemble import SPEC_NAME
     if (path / SPEC_NAME).is_file():
-        doc = _read_yaml(path / SPEC_NAME)
+        doc = read_yaml(path / SPEC_NAME)
         if doc.get("kind") == "imgcls-ensemble":
             return _read_ensemble(path, name, doc)
     if not (path / "config.yaml").is_file():
         return None
-    cfg = _read_yaml(path / "config.yaml")
+    cfg = read_yaml(path / "config.yaml")
     run = Run(path=path, name=name, model=str(cfg.get("model", "")), img_size=cfg.get("img_size"), config=cfg)
     run.state = "running" if RunLock.held(path) else ""
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
@@ -226,69 +217,6 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
         else:
             run.scored_on = f"{rows}, weights fitted on these rows (optimistic)"
     return run
-
-
-def output_kind(folder: str | os.PathLike) -> str | None:
-    """What imgcls output a folder is, by the files each step writes: 'train run' (config.yaml with metrics.csv,
-    train.log or a checkpoint, its own or its folds'), 'ensemble' (spec.yaml), 'tune study' (trials.csv or
-    study.db), 'predictions' (predict.json); None for anything else (a dataset, clean's or preprocess's output, a
-    folder that cannot be read)."""
-    from imgcls.ensemble import SPEC_NAME
-    folder = Path(folder)
-    try:
-        if (folder / SPEC_NAME).is_file() and _read_yaml(folder / SPEC_NAME).get("kind") == "imgcls-ensemble":
-            return "ensemble"
-        if (folder / "config.yaml").is_file() and any(
-                (d / f).is_file() for d in (folder, *folder.glob("fold_*"))
-                for f in ("metrics.csv", "train.log", "last.pt", "best.pt")):
-            return "train run"
-        if (folder / "trials.csv").is_file() or (folder / "study.db").is_file():
-            return "tune study"
-        if (folder / "predict.json").is_file():
-            return "predictions"
-    except OSError:         # a link loop, a folder it may not list
-        pass
-    return None
-
-
-def _subfolders(d: Path) -> list[Path]:
-    """d's visible subfolders; a folder it cannot list, a symlink loop or a dangling link is none (the scan that
-    follows reports such entries by path)."""
-    out = []
-    try:
-        with os.scandir(d) as it:
-            for e in it:
-                try:
-                    if not e.name.startswith(".") and e.is_dir():
-                        out.append(Path(e.path))
-                except OSError:
-                    continue
-    except OSError:
-        pass
-    return out
-
-
-def refuse_output_as_data(src: str | os.PathLike) -> None:
-    """A dataset argument that is an imgcls output folder, or a folder of them (outputs/runs), is refused in one
-    line naming what it is and, for a train run, the data it was trained on: read as a folder layout, its plots
-    would be the images and its fold_* / trial_* folders the classes."""
-    src = Path(src)
-    if not src.is_dir():
-        return
-    kind, where = output_kind(src), src
-    level = [src]
-    for _ in range(2):      # outputs/runs/RUN, outputs/RUN: a run up to two folders down
-        if kind is not None:
-            break
-        level = sorted(p for d in level for p in _subfolders(d))
-        where, kind = next(((d, k) for d in level if (k := output_kind(d))), (src, None))
-    if kind is None:
-        return
-    what = (f"an imgcls {kind} folder" if where == src else
-            f"a folder of imgcls outputs ({where.relative_to(src).as_posix()}: {kind})")
-    data = _read_yaml(where / "config.yaml").get("src") if kind == "train run" else None
-    raise UserError(f"{src} is {what}, not a dataset; give a dataset folder or manifest.csv"
-                    + (f" (this run trained on {data})" if data and where == src else ""))
 
 
 def find_runs(root: str | os.PathLike = "outputs") -> list[Run]:

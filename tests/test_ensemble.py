@@ -285,3 +285,33 @@ def test_a_mistyped_run_name_gets_close_matches(tmp_path, monkeypatch):
                  ["runs", "diff", "efnet_b4-2", "effnet_b4-2"], ["export", "effnet_b4", "--onnx"]):
         res = runner.invoke(app, args)
         assert res.exit_code == 2 and want in " ".join(res.output.split()), (args, res.output)
+
+
+def test_a_file_or_folder_that_is_not_a_run_is_named_for_what_it_is(tmp_path):
+    """`predict RUN/onnx/x.onnx` and `ensemble splits.csv RUN` said "not an imgcls checkpoint: it holds Python
+    objects other than tensors"; `predict RUN/onnx` and an ensemble given as a member said "no best.pt ... is
+    training finished?"."""
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", seed=2, val_rows=rows, val_quality=0.3)
+    onnx = r1 / "onnx"
+    onnx.mkdir()
+    (onnx / "best.onnx").write_bytes(b"onnx")
+    table = tmp_path / "splits.csv"
+    table.write_text("path,label\n")
+    assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(tmp_path / "ens")]).exit_code == 0
+    study = tmp_path / "tune" / "s"
+    study.mkdir(parents=True)
+    (study / "trials.csv").write_text("trial,state\n")
+    cases = [(["predict", str(onnx / "best.onnx")], "is an ONNX export (imgcls export), which imgcls does not "
+                                                      "predict with; give the run folder it was exported from"),
+             (["predict", str(onnx)], "holds ONNX exports (imgcls export), which imgcls does not predict with"),
+             (["ensemble", str(table), str(r1)], f"{table} is not a checkpoint; give a run folder"),
+             (["ensemble", str(tmp_path / "ens"), str(r1)], f"{tmp_path / 'ens'} is an ensemble, not a run: imgcls "
+                                                            f"predict {tmp_path / 'ens'} predicts with it"),
+             (["ensemble", str(study), str(r1)], "is an imgcls tune study folder, not a run; give a run folder "
+                                                 "(outputs/runs/NAME, or a trial_NNNN of the study)")]
+    for args, msg in cases:
+        res = runner.invoke(app, [*args, *(["--data", str(tmp_path / "data")] if args[0] == "predict" else [])])
+        lines = res.output.strip().splitlines()
+        assert res.exit_code == 2 and len(lines) == 1 and msg in " ".join(res.output.split()), (args, res.output)

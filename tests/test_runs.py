@@ -258,7 +258,7 @@ def test_an_output_folder_given_as_the_data_is_refused(outputs, tmp_path, cmd):
 
 
 def test_output_kind_leaves_datasets_alone(tmp_path):
-    from imgcls.runs import output_kind, refuse_output_as_data
+    from imgcls.outputs import output_kind, refuse_output_as_data
     from PIL import Image
     data = tmp_path / "data"
     for c in ("cat", "dog"):

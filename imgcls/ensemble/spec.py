@@ -12,9 +12,9 @@ import pandas as pd
 
 from imgcls.ensemble.voting import METHODS
 from imgcls.errors import UserError
+from imgcls.outputs import SPEC_NAME
 
 COMBINES = ("vote", "profile")
-SPEC_NAME = "spec.yaml"
 ENSEMBLES_DIR = Path("outputs/ensembles")
 
 

@@ -59,6 +59,11 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     A checkpoint file given directly is returned as is."""
     run_dir = Path(run_dir)
     if run_dir.is_file():
+        if run_dir.suffix.lower() == ".onnx":
+            raise UserError(f"{run_dir} is an ONNX export (imgcls export), which imgcls does not predict with; give "
+                            f"the run folder it was exported from, or run the file with onnxruntime")
+        if run_dir.suffix.lower() not in (".pt", ".pth"):
+            raise UserError(f"{run_dir} is not a checkpoint; give a run folder (outputs/runs/NAME) or its best.pt")
         return [run_dir]
     if not run_dir.is_dir():
         from imgcls.train.config import TrainConfig
@@ -74,6 +79,17 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     why = deleted_by_tune(run_dir)
     if why:
         raise UserError(f"no {which}.pt in {run_dir}: {why}")
+    from imgcls.outputs import output_kind
+    kind = output_kind(run_dir)
+    if kind == "ensemble":
+        raise UserError(f"{run_dir} is an ensemble, not a run: imgcls predict {run_dir} predicts with it, and an "
+                        f"ensemble's members are runs (give them)")
+    if kind in ("tune study", "predictions"):
+        raise UserError(f"{run_dir} is an imgcls {kind} folder, not a run; give a run folder (outputs/runs/NAME"
+                        f"{', or a trial_NNNN of the study' if kind == 'tune study' else ''})")
+    if any(run_dir.glob("*.onnx")):
+        raise UserError(f"{run_dir} holds ONNX exports (imgcls export), which imgcls does not predict with; give the "
+                        f"run folder they were exported from")
     raise UserError(f"no {which}.pt in {run_dir} (nor in {run_dir}/fold_*/); is training finished?")
 
 

@@ -1,0 +1,84 @@
+"""What each step's output folder is, by the files it writes: a train run (config.yaml with metrics.csv, train.log or
+a checkpoint), a k-fold set (the same in fold_*/), an ensemble (spec.yaml), a tune study (trials.csv, study.db), a
+prediction (predict.json). A leaf module (the standard library and yaml only): the data readers ask it whether an
+argument is one of these folders given where a dataset was meant, the model loaders where a run was meant."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from imgcls.errors import UserError
+
+SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it, predict reads it)
+
+
+def read_yaml(path: Path) -> dict:
+    """A YAML mapping, {} when the file is missing, unreadable or not a mapping."""
+    import yaml
+    try:
+        d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
+def output_kind(folder: str | os.PathLike) -> str | None:
+    """What imgcls output a folder is, by the files each step writes: 'train run' (config.yaml with metrics.csv,
+    train.log or a checkpoint, its own or its folds'), 'ensemble' (spec.yaml), 'tune study' (trials.csv or
+    study.db), 'predictions' (predict.json); None for anything else (a dataset, clean's or preprocess's output, a
+    folder that cannot be read)."""
+    folder = Path(folder)
+    try:
+        if (folder / SPEC_NAME).is_file() and read_yaml(folder / SPEC_NAME).get("kind") == "imgcls-ensemble":
+            return "ensemble"
+        if (folder / "config.yaml").is_file() and any(
+                (d / f).is_file() for d in (folder, *folder.glob("fold_*"))
+                for f in ("metrics.csv", "train.log", "last.pt", "best.pt")):
+            return "train run"
+        if (folder / "trials.csv").is_file() or (folder / "study.db").is_file():
+            return "tune study"
+        if (folder / "predict.json").is_file():
+            return "predictions"
+    except OSError:         # a link loop, a folder it may not list
+        pass
+    return None
+
+
+def _subfolders(d: Path) -> list[Path]:
+    """d's visible subfolders; a folder it cannot list, a symlink loop or a dangling link is none (the scan that
+    follows reports such entries by path)."""
+    out = []
+    try:
+        with os.scandir(d) as it:
+            for e in it:
+                try:
+                    if not e.name.startswith(".") and e.is_dir():
+                        out.append(Path(e.path))
+                except OSError:
+                    continue
+    except OSError:
+        pass
+    return out
+
+
+def refuse_output_as_data(src: str | os.PathLike) -> None:
+    """A dataset argument that is an imgcls output folder, or a folder of them (outputs/runs), is refused in one
+    line naming what it is and, for a train run, the data it was trained on: read as a folder layout, its plots
+    would be the images and its fold_* / trial_* folders the classes."""
+    src = Path(src)
+    if not src.is_dir():
+        return
+    kind, where = output_kind(src), src
+    level = [src]
+    for _ in range(2):      # outputs/runs/RUN, outputs/RUN: a run up to two folders down
+        if kind is not None:
+            break
+        level = sorted(p for d in level for p in _subfolders(d))
+        where, kind = next(((d, k) for d in level if (k := output_kind(d))), (src, None))
+    if kind is None:
+        return
+    what = (f"an imgcls {kind} folder" if where == src else
+            f"a folder of imgcls outputs ({where.relative_to(src).as_posix()}: {kind})")
+    data = read_yaml(where / "config.yaml").get("src") if kind == "train run" else None
+    raise UserError(f"{src} is {what}, not a dataset; give a dataset folder or manifest.csv"
+                    + (f" (this run trained on {data})" if data and where == src else ""))
