@@ -103,6 +103,12 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
     assert len(srcs) == 2 and all(x.startswith("data:image/png;base64,") for x in srcs)
     assert "Members and weights" in html and "effnet" in html and "Per-class F1 on the common" in html
+    # the summary's scores in words, the fitted one labelled optimistic (it read `weights fitted on scored rows |
+    # True` and `ensemble macro f1 crossfit`, and the plain number stood unlabelled)
+    flat = " ".join(html.split())
+    assert "ensemble macro-F1 on them (weights fitted on these rows: optimistic)" in flat
+    assert "ensemble macro-F1, weights cross-fitted (5 folds: each row scored with weights fitted without it)" in flat
+    assert "weights fitted on scored rows" not in flat and "macro f1 crossfit" not in flat
     doc = yaml.safe_load((out / "spec.yaml").read_text())
     assert not doc["members"][0]["run"].startswith("/")          # relative: the tree can move
 
