@@ -27,8 +27,9 @@ from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME, read_yaml
 from imgcls.options import option
 from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock
+from imgcls.tune.report import trial_record
 
-COLUMNS = ["name", "kind", "state", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
+COLUMNS = ["name", "kind", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "scored_on", "seconds", "changed"]
 # scored_on: the rows of a run's score
 VAL, OOF, COMMON, COMMON_OOF = "val", "OOF", "common val", "common OOF"
@@ -55,12 +56,22 @@ class RunsConfig:
     out: str | None = option(None, panel="Output", none="DIR/runs_report.html", help="`runs report`: the HTML file to write.")
 
 
+# a row that is not a finished run: a train process holds its folder's lock now (RunLock.held); Optuna pruned the
+# tune trial, or it failed (its study's trials.csv); it ended before its epochs, or a k-fold set before its last fold
+# (Ctrl-C, a crash) and nothing holds it
+RUNNING, STOPPED, PRUNED, FAILED = "running", "stopped", "pruned", "failed"
+STATES = (RUNNING, STOPPED, PRUNED, FAILED)
+TRIAL_STATES = {"pruned": PRUNED, "fail": FAILED}       # trials.csv's state (imgcls/tune/report.py) -> ours
+
+
 @dataclass
 class Run:
     path: Path
     name: str = ""
     kind: str = "run"                    # run | k-fold | trial (a tune study's) | ensemble
-    state: str = ""                      # running: a train process holds the folder's lock now (RunLock.held)
+    state: str = ""                      # blank: finished (or an ensemble); else one of STATES (run_state)
+    progress: str = ""                   # how far it got: epochs done / set ("2/6"; "4/10, early stop"), a k-fold
+                                         # set's folds too ("folds done 1/5, fold_1 2/6")
     model: str = ""
     img_size: int | None = None
     epochs: int | None = None            # epochs done (a k-fold set: the most any fold did)
@@ -151,7 +162,6 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
         return None
     cfg = read_yaml(path / "config.yaml")
     run = Run(path=path, name=name, model=str(cfg.get("model", "")), img_size=cfg.get("img_size"), config=cfg)
-    run.state = "running" if RunLock.held(path) else ""
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
     folds = sorted((d for d in path.glob("fold_*") if (d / "metrics.csv").is_file()), key=lambda d: d.name)
     if (path.parent / "trials.csv").is_file() or (path.parent / "study.db").is_file():
@@ -180,7 +190,81 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
             run.best_epoch = _best_epoch(run.history)
     if run.history is not None and "epoch_seconds" in run.history.columns:
         run.seconds = float(run.history["epoch_seconds"].astype(float).sum())
+    run.state, run.progress = run_state(path, cfg, folds)
     return run
+
+
+def _epochs_done(folder: Path) -> tuple[int, pd.Series | None]:
+    """(the last epoch metrics.csv records, its val macro-F1 by epoch) of a run or one fold."""
+    h = _read_csv(folder / "metrics.csv")
+    if h is None or "epoch" not in h.columns or not len(h):
+        return 0, None
+    f1 = "val_macro_f1" if "val_macro_f1" in h.columns else "val_f1"
+    curve = pd.to_numeric(h[f1], errors="coerce") if f1 in h.columns else None
+    return int(pd.to_numeric(h["epoch"], errors="coerce").max()), curve
+
+
+def early_stop_reached(f1: pd.Series | None, patience: int) -> bool:
+    """Whether train's early stop (imgcls/train/loop.py: `patience` epochs in a row without a val macro-F1 above
+    the best so far) had fired after the last of these epochs."""
+    if not patience or f1 is None:
+        return False
+    best, bad = -1.0, 0              # TrainState's start: the first epoch always improves
+    for v in f1:
+        if v > best:                 # NaN never improves, as in train
+            best, bad = v, 0
+        else:
+            bad += 1
+    return bad >= patience
+
+
+def _fold_state(folder: Path, epochs: int | None, patience: int) -> tuple[bool | None, str]:
+    """(finished, 'done/set' epochs) of a run or one fold: last.pt's train_state flag where it is there, else
+    metrics.csv's last epoch against the epochs set, or train's early stop reached (None: not known)."""
+    from imgcls.train.checkpoint import train_finished
+    done, f1 = _epochs_done(folder)
+    finished = train_finished(folder / "last.pt")
+    early = early_stop_reached(f1, patience)
+    if finished is None and epochs is not None:      # last.pt deleted (by hand, tune --keep) or unreadable
+        finished = done >= epochs or early
+    progress = f"{done}/{epochs}" if epochs is not None else str(done)
+    if finished and epochs is not None and done < epochs:
+        progress += ", early stop"
+    return finished, progress
+
+
+def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, str]:
+    """(state, progress) of a run folder (see STATES; state blank: finished, or not known). Evidence, in order: the
+    folder's lock (running), its tune study's trials.csv (pruned, failed, complete), then a k-fold set's
+    oof_score.json (train writes it after the last fold) or a run's last.pt / metrics.csv (_fold_state)."""
+    epochs = pd.to_numeric(pd.Series([cfg.get("epochs")]), errors="coerce").iloc[0]
+    epochs = int(epochs) if pd.notna(epochs) else None
+    patience = pd.to_numeric(pd.Series([cfg.get("early_stop")]), errors="coerce").iloc[0]
+    patience = int(patience) if pd.notna(patience) else 0
+    if cfg.get("folds") or folds:
+        from imgcls.train.config import parse_folds
+        try:
+            planned = parse_folds(cfg["folds"]) if cfg.get("folds") else None
+        except UserError:
+            planned = None
+        fold_dirs = sorted((d for d in path.glob("fold_*") if d.is_dir()),
+                           key=lambda d: (len(d.name), d.name))
+        states = [(d.name, *_fold_state(d, epochs, patience)) for d in fold_dirs]
+        n_done = sum(1 for _, f, _ in states if f)
+        progress = f"folds done {n_done}/{len(planned)}" if planned else f"folds done {n_done}"
+        part = next((f"{name} {p}" for name, f, p in states if f is False), "")
+        progress += f", {part}" if part else ""
+        finished = (path / "oof_score.json").is_file()
+    else:
+        finished, progress = _fold_state(path, epochs, patience)
+    if RunLock.held(path):
+        return RUNNING, progress
+    recorded = (trial_record(path) or {}).get("state", "")      # a trial Optuna recorded as still running: by
+    if recorded in TRIAL_STATES:                                # its folder (its process is gone: no lock)
+        return TRIAL_STATES[recorded], progress
+    if recorded == "complete":
+        return "", progress
+    return (STOPPED if finished is False else ""), progress
 
 
 def _best_epoch(history: pd.DataFrame) -> int | None:
@@ -292,16 +376,30 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike) -> None:
     from rich.table import Table
     from imgcls.console import print_table
     t = Table(title=f"{len(df)} run(s) under {root}: val macro-F1 over every class, recomputed from the saved "
-                    f"validation predictions", title_justify="left", caption=ROWS_NOTE, caption_justify="left")
+                    f"validation predictions", title_justify="left", caption=f"{STATE_NOTE}; {ROWS_NOTE}",
+              caption_justify="left")
     for c, just in (("name", "left"), ("kind", "left"), ("model", "left"), ("img", "right"), ("epochs", "right"),
                     ("best ep", "right"), ("val macro-F1", "right"), ("val acc", "right"), ("scored on", "left"),
                     ("time", "right"), ("options changed", "left")):
         t.add_column(c, justify=just, overflow="fold")
     for r in df.itertuples(index=False):
-        epochs = _int(r.epochs) + (f" ({r.state})" if r.state else "")      # '2 (running)': more to come
+        epochs = epochs_label(r.state, r.progress, r.epochs)
         t.add_row(r.name, r.kind, r.model, _int(r.img_size), epochs, _int(r.best_epoch), _f4(r.val_macro_f1),
                   _f4(r.val_acc), rows_label(r.scored_on, r.n_val), duration(r.seconds), r.changed)
     print_table(t, always=True)
+
+
+STATE_NOTE = (f"epochs: done, of a finished run; '{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
+              f"nothing trains it ({RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
+              f"that failed); a k-fold set: its folds done and where the next one got")
+
+
+def epochs_label(state, progress, epochs) -> str:
+    """The table's epochs cell: epochs done of a finished run ('6', '4/10, early stop'), else the state and how
+    far it got ('stopped 2/6', 'pruned folds done 1/3, fold_1 1/3'): never a bare count that reads as finished."""
+    if state:
+        return f"{state} {progress}".strip()
+    return progress if str(progress).endswith("early stop") else _int(epochs)
 
 
 ROWS_NOTE = (f"scored on: {VAL} = a run's validation rows, {OOF} = a k-fold set's out-of-fold rows (every fold's "
@@ -447,7 +545,10 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
     return report.write_report(out, "runs.html", title=f"imgcls runs: {root}",
                                subtitle=f"{len(board)} run(s); val macro-F1 over every class of the task, "
                                         f"recomputed from each run's saved validation predictions; {ROWS_NOTE} "
-                                        f"(scored_on, n_val)",
+                                        f"(scored_on, n_val); state: blank for a finished run, else {STOPPED} "
+                                        f"(ended before its epochs or last fold), {RUNNING}, {PRUNED} or {FAILED} "
+                                        f"(a tune trial); progress: epochs done / set (a k-fold set: folds done, "
+                                        f"and where the next fold got)",
                                leaderboard=report.safe(report.table(shown, digits=4)),
                                curves=report.safe(report.img(curves, "val macro-F1 by epoch")) if curves else "",
                                heat=report.safe(report.img(heat, "per-class F1 across runs")) if heat else "")

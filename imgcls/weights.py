@@ -87,10 +87,11 @@ def weight_file(path: str | os.PathLike, flag: str | None = "--weights") -> Path
 
 
 def torch_load_safely(path: str | os.PathLike, what: str = "a weight file",
-                      fix: str = "give a state dict saved with torch.save, or a .safetensors file"):
+                      fix: str = "give a state dict saved with torch.save, or a .safetensors file", mmap: bool = False):
     """`torch.load(path, weights_only=True)`: tensors and plain containers only, never code. A file that is not such
     a torch file is one UserError naming it and what it is (never torch's advice to load it with weights_only=False,
-    which would run whatever the file holds)."""
+    which would run whatever the file holds). `mmap`: the tensors are mapped, not read (to look at the plain values
+    beside them cheaply)."""
     import pickle
     import warnings
 
@@ -99,7 +100,7 @@ def torch_load_safely(path: str | os.PathLike, what: str = "a weight file",
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")     # torch's "pickle protocol 4" note about a plain pickle
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError:
         reason = "it holds Python objects other than tensors, refused because loading them could run code"
     except Exception as e:                      # a text file, a truncated zip, an empty file: not torch.save output

@@ -46,7 +46,9 @@ def outputs(tmp_path):
     kf = out / "runs" / "kf"
     for k in range(2):
         fake_run(kf / f"fold_{k}", "resnet10t", good[:2], epochs=2)
-    (kf / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "folds": "all"}))
+    (kf / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 2,
+                                                    "folds": "all"}))
+    (kf / "oof_score.json").write_text(json.dumps({"folds": [0, 1]}))     # train's record: every fold finished
     pd.concat([pd.read_csv(kf / f"fold_{k}" / "val_predictions.csv") for k in range(2)]).to_csv(
         kf / "val_predictions.csv", index=False)
     study = out / "tune" / "s1"
@@ -225,7 +227,7 @@ def test_a_run_that_is_training_is_marked_running(outputs):
                                                       "runs/mid": "running", "tune/s1/trial_0000": "",
                                                       "ensembles/e1": ""}
         r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "state=running"])
-        assert r.exit_code == 0 and "2 run(s)" in r.stdout and "2 (running)" in r.stdout, r.stdout
+        assert r.exit_code == 0 and "2 run(s)" in r.stdout and "running 3/3" in r.stdout, r.stdout
     assert set(leaderboard(find_runs(outputs))["state"]) == {""}          # the lock goes with the process
 
 
@@ -268,3 +270,66 @@ def test_output_kind_leaves_datasets_alone(tmp_path):
     assert output_kind(data) is None and output_kind(data / "cat") is None
     refuse_output_as_data(data)
     refuse_output_as_data(data / "cat" / "1.png")   # a file: not a folder of outputs
+
+
+def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
+    """`imgcls runs outputs/tune` ranked a trial Optuna pruned at epoch 2 of 3 (its checkpoints deleted by tune
+    --keep) second, and a run stopped by Ctrl-C read as finished: the state column and the epochs cell say so, by
+    the evidence each leaves (trials.csv, last.pt's finished flag, metrics.csv against config.yaml, oof_score.json)."""
+    import torch
+    good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
+    runs_dir, study = outputs / "runs", outputs / "tune" / "s1"
+    # a run interrupted after 2 of its 6 epochs (no last.pt: deleted), one whose last.pt says it had not finished
+    # although metrics.csv reached its epochs (killed between the two writes), and one that early-stopped
+    fake_run(runs_dir / "ctrlc", "resnet10t", good, epochs=2)
+    (runs_dir / "ctrlc" / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32,
+                                                                    "epochs": 6}))
+    fake_run(runs_dir / "killed", "resnet10t", good, epochs=3)
+    torch.save({"state_dict": {}, "meta": {}, "train_state": {"finished": False, "epoch": 1}},
+               runs_dir / "killed" / "last.pt")
+    fake_run(runs_dir / "early", "resnet10t", good, epochs=4, early_stop=2)
+    pd.DataFrame({"epoch": [1, 2, 3, 4], "val_macro_f1": [0.5, 0.6, 0.6, 0.55]}).to_csv(
+        runs_dir / "early" / "metrics.csv", index=False)         # 2 epochs without a gain: train stopped there
+    (runs_dir / "early" / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32,
+                                                                   "epochs": 10, "early_stop": 2}))
+    # a k-fold set stopped in its second fold (no oof_score.json)
+    kf = runs_dir / "kf_stop"
+    fake_run(kf / "fold_0", "resnet10t", good[:2], epochs=2)
+    fake_run(kf / "fold_1", "resnet10t", good[2:], epochs=1)
+    for d in (kf, kf / "fold_0", kf / "fold_1"):
+        (d / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 2,
+                                                       "folds": "0,1,2"}))
+    # trials: pruned at epoch 2 of 3 and failed at 1 (checkpoints gone), one Optuna lists as running whose process
+    # is gone (no lock)
+    for n, done in ((1, 2), (2, 1), (3, 1)):
+        fake_run(study / f"trial_{n:04d}", "resnet10t", good, epochs=done)
+        (study / f"trial_{n:04d}" / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32,
+                                                                             "epochs": 3}))
+    (study / "trials.csv").write_text("trial,state,value,checkpoints\n0,complete,0.5,\n"
+                                      "1,pruned,,removed (--keep best-1)\n2,fail,,removed (--keep best-1)\n"
+                                      "3,running,,\n")
+    board = leaderboard(find_runs(outputs), sort="name")
+    got = {n: (s, p) for n, s, p in zip(board["name"], board["state"], board["progress"])}
+    assert got["runs/ctrlc"] == ("stopped", "2/6") and got["runs/killed"] == ("stopped", "3/3")
+    assert got["runs/early"] == ("", "4/10, early stop")                 # finished: train's early stop
+    assert got["runs/best"] == ("", "4/4") and got["runs/kf"] == ("", "folds done 2")
+    assert got["runs/kf_stop"] == ("stopped", "folds done 1/3, fold_1 1/2")
+    assert got["tune/s1/trial_0000"] == ("", "1/1") and got["tune/s1/trial_0001"] == ("pruned", "2/3")
+    assert got["tune/s1/trial_0002"] == ("failed", "1/3") and got["tune/s1/trial_0003"] == ("stopped", "1/3")
+    assert got["ensembles/e1"] == ("", "")
+    assert list(leaderboard(find_runs(outputs), filters=["state=pruned"])["name"]) == ["tune/s1/trial_0001"]
+    r = CliRunner().invoke(app, ["runs", str(outputs)])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and "stopped 2/6" in out and "pruned 2/3" in out and "failed 1/3" in out, out
+    assert "4/10, early stop" in out and "stopped folds done 1/3, fold_1 1/2" in out
+    assert re.search(r"runs/best\W+run\W+resnet10t\W+32\W+4\W", out)   # a finished run: its epochs, bare
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--json", "-", "--filter", "kind=trial"])
+    rows = {x["name"]: x for x in json.loads(r.stdout)}
+    assert rows["tune/s1/trial_0001"]["state"] == "pruned" and rows["tune/s1/trial_0001"]["progress"] == "2/3"
+    assert rows["tune/s1/trial_0001"]["epochs"] == 2
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--csv", "-", "--filter", "name=runs/ctrlc"])
+    back = pd.read_csv(__import__("io").StringIO(r.stdout), keep_default_na=False)
+    assert list(back[["state", "progress"]].iloc[0]) == ["stopped", "2/6"]
+    r = CliRunner().invoke(app, ["runs", "report", str(outputs)])
+    html = (outputs / "runs_report.html").read_text()
+    assert r.exit_code == 0 and ">pruned<" in html and ">stopped<" in html and ">2/6<" in html

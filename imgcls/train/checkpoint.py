@@ -48,6 +48,21 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     return obj
 
 
+def train_finished(path: str | os.PathLike) -> bool | None:
+    """Whether the run a last.pt belongs to had finished (its train_state's `finished`: the last epoch, or the early
+    stop); None where the file is absent or not readable as a checkpoint. Cheap: the tensors are mapped, not read."""
+    from imgcls.weights import torch_load_safely
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        obj = torch_load_safely(path, "an imgcls checkpoint", "", mmap=True)
+    except (UserError, OSError):
+        return None
+    state = obj.get("train_state") if isinstance(obj, dict) else None
+    return bool(state.get("finished")) if isinstance(state, dict) else None
+
+
 def read_meta(path: str | os.PathLike):
     """A checkpoint's ModelMeta (checked)."""
     from imgcls.model_meta import ModelMeta

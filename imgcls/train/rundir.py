@@ -118,11 +118,11 @@ def option_changes(recorded: dict, now: dict, may_change=RESUME_MAY_CHANGE) -> l
 def finished(run_dir: Path) -> bool:
     """Whether a run folder's training is over: its last.pt (each fold's) says so, and a k-fold set has written
     oof_score.json (after its last fold: a fold that never started has no last.pt to ask)."""
-    from imgcls.train.checkpoint import read_checkpoint
+    from imgcls.train.checkpoint import train_finished
     single = (run_dir / "last.pt").is_file()
     lasts = [run_dir / "last.pt"] if single else sorted(run_dir.glob("fold_*/last.pt"))
     return (bool(lasts) and (single or (run_dir / "oof_score.json").is_file())
-            and all(read_checkpoint(p).get("train_state", {}).get("finished") for p in lasts))
+            and all(train_finished(p) for p in lasts))
 
 
 def resume_config(cfg, run_dir: Path):

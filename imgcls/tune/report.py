@@ -43,9 +43,9 @@ def trials_frame(study, keep: int | None = None) -> pd.DataFrame:
                                        "checkpoints", "process", "message"])
 
 
-def removed_by_keep(run_dir: Path) -> str | None:
-    """For a trial folder OUT/STUDY/trial_NNNN whose study's trials.csv records that --keep deleted its checkpoints:
-    that record ('removed (--keep best-3)'); else None."""
+def trial_record(run_dir: Path) -> dict | None:
+    """For a trial folder OUT/STUDY/trial_NNNN: its row of the study's trials.csv (column -> text); None when the
+    folder is not a trial's or the study's table does not list it."""
     import re
     m = re.fullmatch(r"trial_(\d+)", Path(run_dir).name)
     table = Path(run_dir).parent / "trials.csv"
@@ -55,10 +55,16 @@ def removed_by_keep(run_dir: Path) -> str | None:
         t = pd.read_csv(table, dtype=str, keep_default_na=False)
     except (OSError, ValueError, pd.errors.ParserError):
         return None
-    if "checkpoints" not in t.columns or "trial" not in t.columns:
+    if "trial" not in t.columns:
         return None
-    row = t.loc[t["trial"] == str(int(m.group(1))), "checkpoints"]
-    return row.iloc[0] if len(row) and row.iloc[0] else None
+    rows = t[t["trial"] == str(int(m.group(1)))]
+    return rows.iloc[0].to_dict() if len(rows) else None
+
+
+def removed_by_keep(run_dir: Path) -> str | None:
+    """For a trial folder OUT/STUDY/trial_NNNN whose study's trials.csv records that --keep deleted its checkpoints:
+    that record ('removed (--keep best-3)'); else None."""
+    return (trial_record(run_dir) or {}).get("checkpoints") or None
 
 
 def completed(study) -> list:
