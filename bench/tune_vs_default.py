@@ -100,8 +100,9 @@ def main():
            "best_trial": {"run": str(best_run), "val_macro_f1": best_val(best_run),
                           "test_macro_f1": test_f1(best_run, splits, work / "pred_tuned", args.device),
                           "params": {k: done.iloc[0][k] for k in trials.columns
-                                     if k not in ("trial", "state", "value", "seconds", "epochs_run", "run_dir",
-                                                  "process", "message")}},
+                                     if k not in ("trial", "state", "value", "seconds", "epochs_run", "folds",
+                                                  "epochs_by_fold", "run_dir", "checkpoints", "process",
+                                                  "message")}},
            "defaults": {"run": str(default_run), "epochs": default_epochs, "seconds": round(default_s, 1),
                         "val_macro_f1": best_val(default_run),
                         "test_macro_f1": test_f1(default_run, splits, work / "pred_defaults", args.device)}}

@@ -377,6 +377,7 @@ def test_folds_all_objective_is_the_mean_over_folds(tmp_path, space):
     best = [pd.read_csv(study_dir / "trial_0000" / f"fold_{k}" / "metrics.csv")["val_macro_f1"].max() for k in (0, 1)]
     assert t.loc[0, "state"] == "complete" and t.loc[0, "value"] == pytest.approx(sum(best) / 2)
     assert t.loc[0, "epochs_run"] == 2          # each fold's epoch is a step of the trial's learning curve
+    assert t.loc[0, "folds"] == 2 and t.loc[0, "epochs_by_fold"] == "fold_0=1 fold_1=1"     # all: the data's 2
     assert "mean over the folds" in (study_dir / "report.html").read_text()
 
 
@@ -537,3 +538,55 @@ def test_a_fixed_flag_typed_at_its_default_that_acts_in_no_trial_is_refused(data
     lines = r.output.strip().splitlines()
     assert r.exit_code == 2 and len(lines) == 1 and "--momentum acts only" in lines[0], r.output
     assert not out.exists()
+
+
+def test_pruned_trials_say_how_far_each_got_per_trial_and_per_fold(tmp_path, space):
+    """With --folds all the report's 'N trial(s) stopped after X epochs of the Y' summed over folds and trials (and
+    counted a fold's epochs as the trial's: all's folds were not known), which read as one trial's count. Now each
+    pruned trial is named with the fold it was pruned in; trials.csv keeps epochs_run (the trial's, over its folds)
+    and adds folds / epochs_by_fold."""
+    from optuna.trial import TrialState, create_trial
+
+    from imgcls.tune import TrialReporter
+    from imgcls.tune.report import pruning_line, trials_frame
+
+    class FakeTrial:                           # what TrialReporter uses of an Optuna trial
+        def __init__(self, prune_at):
+            self.user_attrs, self.prune_at, self.n = {}, prune_at, 0
+
+        def report(self, value, step):
+            self.n = step
+
+        def set_user_attr(self, k, v):
+            self.user_attrs[k] = v
+
+        def should_prune(self):
+            return self.n == self.prune_at
+
+    rep = TrialReporter(FakeTrial(prune_at=4), "val_macro_f1")
+    for fold, folds_after in ((0, 2), (1, 1)):
+        rep.on_run_start({"fold": fold, "total_epochs": 3, "folds_after": folds_after})
+        for e in range(1, 4):
+            try:
+                rep.on_epoch_end(e, {"val_macro_f1": 0.5})
+            except optuna.TrialPruned:
+                break
+    attrs = rep.trial.user_attrs
+    assert attrs["epochs_run"] == 4 and attrs["folds"] == 3 and attrs["fold_epochs"] == {"0": 3, "1": 1}
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.5, user_attrs={
+        "epochs_run": 9, "folds": 3, "fold_epochs": {"0": 3, "1": 3, "2": 3}}))
+    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs=attrs))
+    study.add_trial(create_trial(state=TrialState.PRUNED, user_attrs={"epochs_run": 2, "folds": 3,
+                                                                      "fold_epochs": {"0": 2}}))
+    frame = trials_frame(study)
+    assert list(frame["epochs_run"]) == [9, 4, 2]                      # its meaning kept: over the trial's folds
+    assert list(frame["epochs_by_fold"]) == ["fold_0=3 fold_1=3 fold_2=3", "fold_0=3 fold_1=1", "fold_0=2"]
+    cfg = tune_cfg(tmp_path, tmp_path, space, train={"folds": "all", "epochs": 3})
+    line = pruning_line(frame[frame["state"] == "pruned"], cfg)
+    assert line == ("2 trial(s) pruned, each set to run 3 epochs in each of 3 folds (9 in all): trial 1 in fold_1 "
+                    "after 1 of its 3 (4 of 9 in all), trial 2 in fold_0 after 2 of its 3 (2 of 9 in all)")
+    cfg = tune_cfg(tmp_path, tmp_path, space, train={"epochs": 3})
+    one = pd.DataFrame({"trial": [1, 4], "epochs_run": [2, 1], "folds": None, "epochs_by_fold": ""})
+    assert pruning_line(one, cfg) == "2 trial(s) pruned, each set to run 3 epochs: trial 1 after 2, trial 4 after 1"

@@ -314,7 +314,8 @@ class Trainer:
                 self.log(f"--oversample {AUTO}: off, {cfg.rebalanced_by(self.copies_in_train)}")
         self.hooks("on_run_start", {"run_dir": self.run_dir, "config": cfg.to_dict(), "classes": list(meta.classes),
                                     "fold": fold, "total_epochs": cfg.epochs, "start_epoch": self.state.epoch,
-                                    "parent_dir": self.parent_dir, "model": meta.model, "train_images": self.n_train,
+                                    "parent_dir": self.parent_dir, "folds_after": self.folds_after, "model": meta.model,
+                                    "train_images": self.n_train,
                                     "val_images": len(self.data.val_idx)})
         self.table = EpochTable(multi_fold=fold is not None)
         # the whole run's ETA: this fold's epochs left and the later folds'

@@ -258,15 +258,23 @@ class _TimeUp(Exception):
 
 class TrialReporter(Callback):
     """Reports each epoch's metric to the Optuna trial and stops the run when the pruner says so (TrialPruned) or
-    when the study's wall-clock budget is spent. Steps are epochs counted over the whole trial (every fold)."""
+    when the study's wall-clock budget is spent. Steps are epochs counted over the whole trial (every fold): the
+    trial's user attr epochs_run; with folds, fold_epochs ({fold: epochs run in it}) and folds (the folds it was
+    set to train) say them per fold."""
 
     def __init__(self, trial, column: str, deadline: float | None = None):
         self.trial, self.column, self.deadline = trial, column, deadline
         self.step = 0
         self.final_epoch = None     # the epoch after which a single (not k-fold) run ends
+        self.fold = None
+        self.fold_epochs: dict[str, int] = {}
 
     def on_run_start(self, info: dict) -> None:
         self.final_epoch = info["total_epochs"] if info.get("fold") is None else None
+        self.fold = info.get("fold")
+        if self.fold is not None:
+            self.fold_epochs.setdefault(str(self.fold), 0)
+            self.trial.set_user_attr("folds", len(self.fold_epochs) + int(info.get("folds_after") or 0))
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         import optuna
@@ -274,6 +282,9 @@ class TrialReporter(Callback):
         value = float(logs[self.column])
         self.trial.report(value, self.step)
         self.trial.set_user_attr("epochs_run", self.step)
+        if self.fold is not None:
+            self.fold_epochs[str(self.fold)] = self.fold_epochs.get(str(self.fold), 0) + 1
+            self.trial.set_user_attr("fold_epochs", dict(self.fold_epochs))
         # after a run's last epoch pruning saves nothing: the trial completes and its value counts in the study
         if epoch != self.final_epoch and self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {self.step}: {self.column} {value:.4f}")

@@ -24,8 +24,10 @@ def _seconds(t) -> float | None:
 
 
 def trials_frame(study, keep: int | None = None) -> pd.DataFrame:
-    """One row per trial: number, state, value, seconds, epochs run, each parameter, run folder, checkpoints
-    ('removed (--keep best-K)' for a trial whose checkpoints --keep deletes), process, message."""
+    """One row per trial: number, state, value, seconds, epochs run (epochs_run: the trial's, over all its folds;
+    with folds, folds: the folds it was set to train, and epochs_by_fold: 'fold_0=3 fold_1=1'), each parameter,
+    run folder, checkpoints ('removed (--keep best-K)' for a trial whose checkpoints --keep deletes), process,
+    message."""
     names = []
     for t in study.trials:
         names += [n for n in t.params if n not in names]
@@ -33,13 +35,16 @@ def trials_frame(study, keep: int | None = None) -> pd.DataFrame:
     rows = []
     for t in study.trials:
         row = {"trial": t.number, "state": _state(t), "value": t.value, "seconds": _seconds(t),
-               "epochs_run": t.user_attrs.get("epochs_run", len(t.intermediate_values))}
+               "epochs_run": t.user_attrs.get("epochs_run", len(t.intermediate_values)),
+               "folds": t.user_attrs.get("folds"),
+               "epochs_by_fold": " ".join(f"fold_{k}={n}" for k, n in (t.user_attrs.get("fold_epochs") or {}).items())}
         row.update({n: t.params.get(n) for n in names})
         row.update(run_dir=t.user_attrs.get("run_dir", ""),
                    checkpoints=f"removed (--keep best-{keep})" if t.number in removed else "",
                    process=t.user_attrs.get("process", ""), message=t.user_attrs.get("message", ""))
         rows.append(row)
-    return pd.DataFrame(rows, columns=["trial", "state", "value", "seconds", "epochs_run", *names, "run_dir",
+    return pd.DataFrame(rows, columns=["trial", "state", "value", "seconds", "epochs_run", "folds", "epochs_by_fold",
+                                       *names, "run_dir",
                                        "checkpoints", "process", "message"])
 
 
@@ -192,9 +197,7 @@ def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, sec
                     ("best parameters", ", ".join(f"{k}={_fmt(v)}" for k, v in done[0].params.items()))]
     pruned = frame[frame["state"] == "pruned"] if len(frame) else frame
     if len(pruned):
-        total = cfg.train.epochs * max(1, _n_folds(cfg))
-        summary.append(("pruning", f"{len(pruned)} trial(s) stopped after {int(pruned['epochs_run'].sum())} epochs "
-                                   f"of the {len(pruned) * total} they were set to run"))
+        summary.append(("pruning", pruning_line(pruned, cfg)))
     sections = [("Summary", rp.key_values(summary)),
                 (f"Top {TOP}", rp.table(frame[frame["state"] == "complete"].sort_values(
                     "value", ascending=study.direction.name == "MINIMIZE").head(TOP)))]
@@ -205,12 +208,41 @@ def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, sec
     return rp.write_page(study_dir / "report.html", f"imgcls tune: {cfg.study}", sections)
 
 
-def _n_folds(cfg) -> int:
+PRUNED_LISTED = 10
+
+
+def pruning_line(pruned: pd.DataFrame, cfg) -> str:
+    """How far each pruned trial (trials_frame rows) got, per trial and, with folds, per fold: '2 trial(s) pruned,
+    each set to run 3 epochs: trial 1 after 1, trial 3 after 2' or '... 3 epochs in each of 5 folds (15 in all):
+    trial 1 in fold_1 after 1 of its 3 (4 of 15 in all)'."""
+    epochs = cfg.train.epochs
     if not cfg.train.folds:
-        return 1
-    from imgcls.train.config import parse_folds
-    folds = parse_folds(cfg.train.folds)
-    return 1 if folds is None else len(folds)       # all: the data's count is not known here
+        each = [f"trial {r.trial} after {_count(r.epochs_run)}" for r in pruned.itertuples()]
+        head = f"{len(pruned)} trial(s) pruned, each set to run {epochs} epochs: "
+    else:
+        from imgcls.train.config import parse_folds
+        typed = parse_folds(cfg.train.folds)          # all: the data's count, as each trial recorded it
+        known = {int(n) for n in pd.to_numeric(pruned["folds"], errors="coerce").dropna()}
+        n_folds = len(typed) if typed else (known.pop() if len(known) == 1 else None)
+        total = f" ({epochs * n_folds} in all)" if n_folds else ""
+        head = (f"{len(pruned)} trial(s) pruned, each set to run {epochs} epochs in each of "
+                f"{n_folds if n_folds else 'its'} folds{total}: ")
+        each = []
+        for r in pruned.itertuples():
+            by_fold = str(r.epochs_by_fold or "").split()
+            over = f"{_count(r.epochs_run)}" + (f" of {epochs * n_folds}" if n_folds else "") + " in all"
+            if by_fold:                               # the fold it was pruned in: the last it started
+                fold, _, n = by_fold[-1].partition("=")
+                each.append(f"trial {r.trial} in {fold} after {n} of its {epochs} ({over})")
+            else:                                     # a study from before epochs_by_fold
+                each.append(f"trial {r.trial} after {over} over its folds")
+    more = len(each) - PRUNED_LISTED
+    return head + ", ".join(each[:PRUNED_LISTED]) + (f", {more} more (trials.csv)" if more > 0 else "")
+
+
+def _count(v) -> str:
+    n = pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0]
+    return "?" if pd.isna(n) else str(int(n))
 
 
 def print_top(study, label: str, study_dir: Path) -> None:
