@@ -194,39 +194,23 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
     return run
 
 
-def _epochs_done(folder: Path) -> tuple[int, pd.Series | None]:
-    """(the last epoch metrics.csv records, its val macro-F1 by epoch) of a run or one fold."""
+def _epochs_done(folder: Path) -> int:
+    """The last epoch a run's (or one fold's) metrics.csv records."""
     h = _read_csv(folder / "metrics.csv")
     if h is None or "epoch" not in h.columns or not len(h):
-        return 0, None
-    f1 = "val_macro_f1" if "val_macro_f1" in h.columns else "val_f1"
-    curve = pd.to_numeric(h[f1], errors="coerce") if f1 in h.columns else None
-    return int(pd.to_numeric(h["epoch"], errors="coerce").max()), curve
+        return 0
+    return int(pd.to_numeric(h["epoch"], errors="coerce").max())
 
 
-def early_stop_reached(f1: pd.Series | None, patience: int) -> bool:
-    """Whether train's early stop (imgcls/train/loop.py: `patience` epochs in a row without a val macro-F1 above
-    the best so far) had fired after the last of these epochs."""
-    if not patience or f1 is None:
-        return False
-    best, bad = -1.0, 0              # TrainState's start: the first epoch always improves
-    for v in f1:
-        if v > best:                 # NaN never improves, as in train
-            best, bad = v, 0
-        else:
-            bad += 1
-    return bad >= patience
-
-
-def _fold_state(folder: Path, epochs: int | None, patience: int) -> tuple[bool | None, str]:
-    """(finished, 'done/set' epochs) of a run or one fold: last.pt's train_state flag where it is there, else
-    metrics.csv's last epoch against the epochs set, or train's early stop reached (None: not known)."""
+def _fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[bool | None, str]:
+    """(finished, 'done/set' epochs) of a run or one fold: last.pt's train_state flag where it is there (the one
+    record of train's early stop), else metrics.csv's last epoch against the epochs set: all done is finished; fewer
+    is stopped, or not known (None) when an early stop could have ended it (train's rule is not re-derived here)."""
     from imgcls.train.checkpoint import train_finished
-    done, f1 = _epochs_done(folder)
+    done = _epochs_done(folder)
     finished = train_finished(folder / "last.pt")
-    early = early_stop_reached(f1, patience)
     if finished is None and epochs is not None:      # last.pt deleted (by hand, tune --keep) or unreadable
-        finished = done >= epochs or early
+        finished = True if done >= epochs else (None if early_stop else False)
     progress = f"{done}/{epochs}" if epochs is not None else str(done)
     if finished and epochs is not None and done < epochs:
         progress += ", early stop"
@@ -239,8 +223,7 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
     oof_score.json (train writes it after the last fold) or a run's last.pt / metrics.csv (_fold_state)."""
     epochs = pd.to_numeric(pd.Series([cfg.get("epochs")]), errors="coerce").iloc[0]
     epochs = int(epochs) if pd.notna(epochs) else None
-    patience = pd.to_numeric(pd.Series([cfg.get("early_stop")]), errors="coerce").iloc[0]
-    patience = int(patience) if pd.notna(patience) else 0
+    early_stop = bool(pd.to_numeric(pd.Series([cfg.get("early_stop")]), errors="coerce").fillna(0).iloc[0])
     if cfg.get("folds") or folds:
         from imgcls.train.config import parse_folds
         try:
@@ -249,14 +232,14 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
             planned = None
         fold_dirs = sorted((d for d in path.glob("fold_*") if d.is_dir()),
                            key=lambda d: (len(d.name), d.name))
-        states = [(d.name, *_fold_state(d, epochs, patience)) for d in fold_dirs]
+        states = [(d.name, *_fold_state(d, epochs, early_stop)) for d in fold_dirs]
         n_done = sum(1 for _, f, _ in states if f)
         progress = f"folds done {n_done}/{len(planned)}" if planned else f"folds done {n_done}"
         part = next((f"{name} {p}" for name, f, p in states if f is False), "")
         progress += f", {part}" if part else ""
         finished = (path / "oof_score.json").is_file()
     else:
-        finished, progress = _fold_state(path, epochs, patience)
+        finished, progress = _fold_state(path, epochs, early_stop)
     if RunLock.held(path):
         return RUNNING, progress
     recorded = (trial_record(path) or {}).get("state", "")      # a trial Optuna recorded as still running: by

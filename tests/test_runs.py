@@ -287,11 +287,12 @@ def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     fake_run(runs_dir / "killed", "resnet10t", good, epochs=3)
     torch.save({"state_dict": {}, "meta": {}, "train_state": {"finished": False, "epoch": 1}},
                runs_dir / "killed" / "last.pt")
-    fake_run(runs_dir / "early", "resnet10t", good, epochs=4, early_stop=2)
-    pd.DataFrame({"epoch": [1, 2, 3, 4], "val_macro_f1": [0.5, 0.6, 0.6, 0.55]}).to_csv(
-        runs_dir / "early" / "metrics.csv", index=False)         # 2 epochs without a gain: train stopped there
-    (runs_dir / "early" / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32,
-                                                                   "epochs": 10, "early_stop": 2}))
+    for name in ("early", "early_nolast"):      # 2 epochs without a gain: train stopped at 4 of 10
+        fake_run(runs_dir / name, "resnet10t", good, epochs=4, early_stop=2)
+        (runs_dir / name / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32,
+                                                                    "epochs": 10, "early_stop": 2}))
+    torch.save({"state_dict": {}, "meta": {}, "train_state": {"finished": True, "epoch": 3}},
+               runs_dir / "early" / "last.pt")      # the one record of an early stop; without it: not known
     # a k-fold set stopped in its second fold (no oof_score.json)
     kf = runs_dir / "kf_stop"
     fake_run(kf / "fold_0", "resnet10t", good[:2], epochs=2)
@@ -312,6 +313,7 @@ def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     got = {n: (s, p) for n, s, p in zip(board["name"], board["state"], board["progress"])}
     assert got["runs/ctrlc"] == ("stopped", "2/6") and got["runs/killed"] == ("stopped", "3/3")
     assert got["runs/early"] == ("", "4/10, early stop")                 # finished: train's early stop
+    assert got["runs/early_nolast"] == ("", "4/10")     # last.pt gone: stopped or early-stopped, not said
     assert got["runs/best"] == ("", "4/4") and got["runs/kf"] == ("", "folds done 2")
     assert got["runs/kf_stop"] == ("stopped", "folds done 1/3, fold_1 1/2")
     assert got["tune/s1/trial_0000"] == ("", "1/1") and got["tune/s1/trial_0001"] == ("pruned", "2/3")
