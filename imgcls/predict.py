@@ -38,7 +38,7 @@ from imgcls.fsutil import (check_output_location, check_output_not_source, check
                            write_json, write_table)
 from imgcls.options import check, option
 from imgcls.parallel import default_workers
-from imgcls.submission import build_submission, match_template, resolve_format
+from imgcls.submission import build_submission, check_class_ids, match_template, resolve_format
 from imgcls.train.config import TrainConfig
 from imgcls.tta import MERGES, TTASpec, parse_tta
 
@@ -513,6 +513,13 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs
     template = (match_template(sample_submission, df, fmt if fmt != "id,label" else None)
                 if sample_submission else None)
+    kind = template.kind if template is not None else resolve_format(fmt)[2]
+    if kind == "index":         # class ids: from the competition's label, never one attribute or class names
+        from imgcls.train.checkpoint import read_meta
+        targets = [] if spec.combine == "profile" else [(m.name, read_meta(m.checkpoints[0]).target)
+                                                        for m in spec.members]
+        check_class_ids(f"--sample-submission {sample_submission}" if template is not None else f"--format {fmt}",
+                        kind, spec.classes, targets)
     if template is None and fmt == "id,label" and (beside := template_beside(data)) is not None:
         info(f"{beside} lies beside the test data: --sample-submission {beside} writes the submission with its "
              f"ids, columns and order (not used unless given; without it ids are the test rows' ids as read)")

@@ -39,9 +39,29 @@ def resolve_format(fmt: str) -> tuple[str, str, str]:
 
 
 def label_values(pred: np.ndarray, classes: Sequence[str], kind: str) -> list:
+    """The submission's label of each prediction (an index into `classes`): the class name, or for an 'index'
+    format the class id the name is (the profile label '17'), never the position in the run's class list (a class
+    clean removed shifts every later position)."""
     if kind == "index":
-        return [int(i) for i in pred]
+        return [int(classes[i]) for i in pred]
     return [classes[i] for i in pred]
+
+
+def check_class_ids(fmt: str, kind: str, classes: Sequence[str], targets: Sequence[tuple[str, str]] = ()) -> None:
+    """A submission of class ids (`kind` 'index': --format mask, ImageID,ans, or such a template; `fmt` how the
+    user named it): the run must predict the competition's label (not one attribute of it: `targets`, (member,
+    target) pairs) and its classes must be ids ('0'..'17'), not names. One line before the model runs."""
+    if kind != "index":
+        return
+    for member, target in targets:
+        if target != "label":
+            raise UserError(f"{fmt} writes the class id of the competition's label, and {member} predicts "
+                            f"'{target}' alone (train --target {target}); combine per-attribute runs with imgcls "
+                            f"ensemble RUN_mask RUN_gender RUN_age_band --combine profile and predict that ensemble")
+    names = [c for c in classes if not str(c).strip().isdigit()]
+    if names:
+        raise UserError(f"{fmt} writes class ids, and this run's classes are names ({', '.join(names[:3])}"
+                        f"{', ...' if len(names) > 3 else ''}); use --format id,label or ID_COL,LABEL_COL")
 
 
 def _key_candidates(df: pd.DataFrame, id_col: str) -> list[tuple[str, list[str]]]:

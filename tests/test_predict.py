@@ -80,7 +80,7 @@ def test_template_is_filled_in_its_own_order():
     with tempfile.TemporaryDirectory() as d:
         f = os.path.join(d, "info.csv")
         tmp.to_csv(f, index=False)
-        sub = fill_template(f, df, pred, ["x", "y", "z"])
+        sub = fill_template(f, df, pred, ["0", "1", "2"])
     assert list(sub.columns) == ["ImageID", "ans"]
     assert sub["ImageID"].tolist() == tpl_order
     assert sub["ans"].tolist() == [2, 0, 1, 1]                  # mask template -> class ids
@@ -96,8 +96,11 @@ def test_template_missing_or_extra_ids_fail_loudly(tmp_path):
 
 def test_formats():
     df = _df(["a", "b"])
-    assert build_submission(df, np.array([1, 0]), ["cat", "dog"], "mask").to_dict("list") == \
+    assert build_submission(df, np.array([1, 0]), ["0", "1"], "mask").to_dict("list") == \
         {"ImageID": ["a", "b"], "ans": [1, 0]}
+    # the class id is the class's name, not its position: clean removed class 14, so position 14 is class 15
+    ids = [str(c) for c in range(18) if c != 14]
+    assert build_submission(df, np.array([14, 16]), ids, "mask")["ans"].tolist() == [15, 17]
     assert build_submission(df, np.array([1, 0]), ["cat", "dog"], "dacon").to_dict("list") == \
         {"id": ["a", "b"], "artist": ["dog", "cat"]}
     # ids from a folder's file paths: DACON spells them without the extension (test.csv: TEST_00000); mask keeps
@@ -106,7 +109,7 @@ def test_formats():
     files["id"] = files["path"]
     assert build_submission(files, np.array([1, 0]), ["cat", "dog"], "dacon")["id"].tolist() == \
         ["TEST_00000", "TEST_00001"]
-    assert build_submission(files, np.array([1, 0]), ["cat", "dog"], "mask")["ImageID"].tolist() == files["path"].tolist()
+    assert build_submission(files, np.array([1, 0]), ["0", "1"], "mask")["ImageID"].tolist() == files["path"].tolist()
     files["id"] = ["TEST_00000.jpg", "x"]
     assert build_submission(files, np.array([1, 0]), ["cat", "dog"], "dacon")["id"].tolist() == ["TEST_00000.jpg", "x"]
     with pytest.raises(UserError, match="unknown --format"):
@@ -183,6 +186,32 @@ def test_competition_csv_multibranch_decodes_to_18_classes_with_tta(tmp_path, mo
                  "logits", "--workers", 0, "--quiet")
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "pred2" / "submission.csv").equals(sub)
+
+
+def test_class_ids_come_from_the_label_and_its_ids(tmp_path):
+    """--format mask wrote a class's position as its id (a class clean removed shifted every later one), wrote a
+    `train --target mask` run's mask values as the 18-class `ans`, and positions for a run whose classes are names;
+    the last two are refused before the model runs, the first writes the class's own id."""
+    ev = tmp_path / "eval"
+    for i in range(3):
+        make_image(ev / f"t{i}.png", seed=i, kind="noise")
+    attr = make_tiny_run(tmp_path / "runs" / "t_mask", classes=("0", "1", "2"), target="mask")
+    named = make_tiny_run(tmp_path / "runs" / "named")
+    ids = [str(c) for c in range(18) if c != 14]
+    gap = make_tiny_run(tmp_path / "runs" / "gap", classes=ids)
+    for run, msg in ((attr, "--format mask writes the class id of the competition's label, and t_mask predicts "
+                            "'mask' alone (train --target mask); combine per-attribute runs with imgcls ensemble "
+                            "RUN_mask RUN_gender RUN_age_band --combine profile"),
+                     (named, "--format mask writes class ids, and this run's classes are names (a, b, c); use "
+                             "--format id,label")):
+        res = invoke("predict", run, "--data", ev, "--out", tmp_path / "p", "--format", "mask", "--workers", 0)
+        assert res.exit_code == 2 and msg in " ".join(res.output.split()), res.output
+        assert not (tmp_path / "p").exists()
+    res = invoke("predict", gap, "--data", ev, "--out", tmp_path / "g", "--format", "mask", "--workers", 0, "-q")
+    assert res.exit_code == 0, res.output
+    sub = pd.read_csv(tmp_path / "g" / "submission.csv")
+    pred = pd.read_parquet(tmp_path / "g" / "probs.parquet")["pred"].astype(int).tolist()
+    assert sub["ans"].tolist() == pred                        # the class's id, whatever its position
 
 
 def test_eval_prints_with_and_without_tta_and_bad_images_are_reported(tmp_path):
