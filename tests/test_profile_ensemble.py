@@ -126,3 +126,23 @@ def test_hard_or_auto_weights_are_refused(tmp_path):
         build_ensemble([tmp_path], method="hard", combine="profile")
     with pytest.raises(UserError, match="--combine profile multiplies"):
         build_ensemble([tmp_path], method="weighted", weights="auto", combine="profile")
+
+
+def test_weights_that_would_change_nothing_are_refused_and_shares_are_said(tmp_path, capsys):
+    """`--combine profile --weights 1,2,3` over one run per attribute showed the weights in its table and changed
+    nothing (weights act between the members of one attribute); refused. With two age runs the weights act, and
+    each member's share within its attribute is said (the table's overall weight is not it)."""
+    rows = [("/d", f"img{k}.jpg") for k in range(4)]
+    runs, _ = _runs(tmp_path, rows)
+    with pytest.raises(UserError, match="each attribute comes from one member, so they would change nothing; drop "
+                                        "--weights"):
+        build_ensemble(runs, weights="1,2,3", combine="profile", out=tmp_path / "w")
+    assert not (tmp_path / "w").exists()
+    vr = [(r, p, str(v)) for (r, p), v in zip(rows, [2, 1, 0, 0])]
+    age2 = make_tiny_run(tmp_path / "runs" / "age2", classes=("0", "1", "2"), target="age_band", seed=9, val_rows=vr,
+                         val_quality=0.5)
+    capsys.readouterr()
+    spec = build_ensemble([*runs, age2], weights="1,1,3,1", combine="profile", out=tmp_path / "w2")
+    assert [m.weight for m in spec.members] == pytest.approx([1 / 6, 1 / 6, 1 / 2, 1 / 6])
+    said = " ".join(capsys.readouterr().err.split())
+    assert "weights within each attribute: age_band: age_band 0.75, age2 0.25" in said, said

@@ -125,12 +125,23 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
     names = [m.name for m in members]
     scheme = profile_scheme(metas, names)
     classes = [str(i) for i in range(scheme.n_classes)]
+    # the members that give each attribute: weights act between those of one attribute only (combine_profile)
+    givers = {a: [i for i, (m, meta) in enumerate(zip(members, metas)) if a in member_attributes(meta, scheme, m.name)]
+              for a in PROFILE_ATTRS}
     if weights in (None, ""):
         w = np.full(len(members), 1.0 / len(members))
     else:
+        if all(len(g) <= 1 for g in givers.values()):
+            raise UserError("--weights weight the members that give one attribute against each other, and here each "
+                            "attribute comes from one member, so they would change nothing; drop --weights")
         w = parse_weights(weights, len(members))
     for m, x in zip(members, w):
         m.weight = float(x)
+    shared = {a: g for a, g in givers.items() if len(g) > 1}
+    if shared:      # the weight each member has within an attribute, which the table's overall weight is not
+        info("weights within each attribute: " + "; ".join(
+            f"{a}: " + ", ".join(f"{members[i].name} {w[i] / sum(w[j] for j in g):.2f}" for i in g)
+            for a, g in shared.items()))
     oofs = [read_oof(m.run, list(meta.classes)) for m, meta in zip(members, metas)]
     common = oofs[0].index
     for o in oofs[1:]:
