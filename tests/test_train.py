@@ -949,3 +949,24 @@ def test_ctrl_c_says_what_the_run_keeps_and_how_to_resume(two_class, tmp_path, c
     said = " ".join(capsys.readouterr().err.split())
     assert f"interrupted before the first epoch finished: {tmp_path / 'runs' / 'early'} holds nothing to " \
            f"resume" in said, said
+
+
+def test_rows_left_out_are_counted_by_why(tmp_path, capsys):
+    """A split table with `split --drop-ages` rows: train said "12 rows skipped (unlabeled, unreadable or dropped by
+    clean)" and did not count the 26 split had left out. Each rule's rows are counted."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8}, size=(36, 36))
+    df = mf.load(src)
+    df["split"] = np.where(np.arange(len(df)) % 4 == 0, "val", "train")
+    df["drop_reason"] = ""
+    df["keep"] = True
+    df.loc[1, "keep"] = False
+    df.loc[2, "label"] = ""
+    df.loc[[3, 5], "drop_reason"] = "age 58 in --drop-ages 57-59"
+    df.loc[[3, 5], "split"] = ""
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    run = run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="left", epochs=1))
+    said = " ".join(capsys.readouterr().err.split())
+    assert "4 rows skipped: 1 unlabeled, 1 dropped by clean, 2 left out by split (drop_reason)" in said, said
+    trained = pd.read_csv(run / "val_predictions.csv")
+    assert not set(trained["path"]) & set(df.loc[[1, 2, 3, 5], "path"])

@@ -174,10 +174,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     hint = mf.label_column_hint(df, "--target", "trains on") if single else ""
     if hint:                            # a competition CSV whose classes are in a column of another name (artist)
         raise UserError(f"{cfg.src} has no labels (no column label, class or target); {hint}")
-    df = tdata.usable_rows(df, cfg.target)
-    if dist.main and len(df) < n_all:
-        what = "unlabeled" if cfg.target == "label" else f"no {cfg.target} value"
-        info(f"{n_all - len(df)} rows skipped ({what}, unreadable or dropped by clean)")
+    df, left_out = tdata.usable_rows(df, cfg.target)
+    if dist.main and left_out:
+        info(f"{n_all - len(df)} rows skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
     heads, decode, classes, targets, final = _heads_meta(df, cfg)
 
     dc = data_config(cfg.model)

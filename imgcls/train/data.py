@@ -232,10 +232,21 @@ class FileImages(Dataset):
 # Which rows train, which validate
 # ---------------------------------------------------------------------------------------------------------------
 
-def usable_rows(df: pd.DataFrame, target: str = "label") -> pd.DataFrame:
-    """Readable rows that clean kept and that have a `target` value (the label, or train --target's attribute)."""
-    df = df[(df[target].fillna("").astype(str) != "") & (df["error"].fillna("").astype(str) == "")]
-    return df[mf.kept(df)].reset_index(drop=True)
+def usable_rows(df: pd.DataFrame, target: str = "label") -> tuple[pd.DataFrame, dict[str, int]]:
+    """Readable rows that clean kept, that have a `target` value (the label, or train --target's attribute) and
+    that split did not leave out (its drop_reason: --drop-ages, no value of a stratify column); with how many rows
+    each rule left out, in that order ({'no label': n, 'unreadable': n, 'dropped by clean': n, 'left out by
+    split': n}, zeros omitted)."""
+    rules = [(f"no {target}" if target != "label" else "unlabeled", df[target].fillna("").astype(str) != ""),
+             ("unreadable", df["error"].fillna("").astype(str) == ""),
+             ("dropped by clean", pd.Series(mf.kept(df), index=df.index))]
+    if "drop_reason" in df.columns:     # a split table's rows split left out (clean's and unreadable ones above)
+        rules.append(("left out by split (drop_reason)", df["drop_reason"].fillna("").astype(str) == ""))
+    ok, counts = pd.Series(True, index=df.index), {}
+    for name, rule in rules:
+        counts[name] = int((ok & ~rule).sum())
+        ok &= rule
+    return df[ok].reset_index(drop=True), {k: v for k, v in counts.items() if v}
 
 
 def fold_ids(df: pd.DataFrame) -> list[int]:
