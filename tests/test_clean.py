@@ -1084,7 +1084,7 @@ def test_duplicates_link_keeps_every_member_and_names_its_group(dirty, tmp_path)
     assert "near_duplicate" not in s["removed"] and "exact_duplicate" not in s["removed"]
     # split and train's fallback split keep each linked group on one side
     from imgcls.train.data import assign_split, usable_rows
-    u = usable_rows(link.reset_index())
+    u, _ = usable_rows(link.reset_index())
     for seed in range(4):
         tr, va = assign_split(u, None, 0.3, seed)
         for g, rows in u.groupby("dup_group"):

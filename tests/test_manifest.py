@@ -387,7 +387,7 @@ def test_one_keep_truth_table_across_split_preprocess_and_train(tmp_path):
     processed = run_preprocess(tmp_path / "clean", tmp_path / "p", report=False)
     written = processed["root"] == str((tmp_path / "p").resolve())
     assert set(processed.loc[written, "path"]) == expect_kept
-    assert set(usable_rows(back)["path"]) == expect_kept
+    assert set(usable_rows(back)[0]["path"]) == expect_kept
     # the in-memory spellings of a Python caller read the same way
     raw = pd.DataFrame({"keep": list(KEEP_TABLE)})
     assert mf.kept(raw).tolist() == list(KEEP_TABLE.values())
