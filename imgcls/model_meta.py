@@ -47,6 +47,8 @@ class ModelMeta:
     #                                              an attribute (mask, gender, age_band, ...) of `train --target`
     fill: tuple[int, ...] = (255, 255, 255)      # RGB of pixels from outside the image (pad resize, rotation,
     #                                              TTA's smaller scales): train --fill; older checkpoints white
+    preprocess: str | None = None                # what imgcls preprocess did to the training images, as typed
+    #                                              ('--face-crop --remove-bg --size 96'; '' none); None: not known
     extra: dict = field(default_factory=dict, compare=False)   # keys this version does not know, kept as read
 
     @property
@@ -156,10 +158,13 @@ class ModelMeta:
         if not isinstance(fill, (list, tuple)) or len(fill) != 3 \
                 or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 255 for x in fill):
             raise bad(f"fill {fill!r} is not three integers from 0 to 255 (RGB)")
+        preprocess = d.get("preprocess")
+        if preprocess is not None and (not isinstance(preprocess, str) or len(preprocess) > 1000):
+            raise bad(f"preprocess {str(preprocess)[:80]!r} is not the text of preprocess options")
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         extra = {k: v for k, v in d.items() if k not in known}
         return cls(model, classes, tuple(heads), decode, img_size, mean, std, interpolation, resize_mode, branch,
-                   float(drop_rate), target, tuple(fill), extra)
+                   float(drop_rate), target, tuple(fill), preprocess, extra)
 
 
 def _str_list(v, what: str, bad) -> tuple[str, ...]:

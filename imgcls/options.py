@@ -197,6 +197,15 @@ def _spelling(name: str, spec: Spec, value: Any) -> str:
     return f"no {flag(name, spec)}" if value is None else f"{flag(name, spec)} {value}"
 
 
+def as_typed(cfg: Any, names: typing.Iterable[str]) -> str:
+    """The command-line form of the fields `names` of `cfg` that act and differ from their defaults, in field order:
+    '--face-crop --remove-bg --size 96' ('' when none does)."""
+    table = specs(cfg)
+    wanted = set(names)
+    return " ".join(_spelling(n, table[n][1], getattr(cfg, n)) for n in table
+                    if n in wanted and _is_set(cfg, n, table) and acts(cfg, n, table))
+
+
 def describe_changes(cls, changed: typing.Iterable[tuple[str, Any, Any]]) -> str:
     """'--epochs 2 -> 1, --no-amp -> --amp' for (field, old, new) triples of config class `cls`, each field named by
     the flag a user types for it."""

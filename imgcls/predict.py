@@ -78,6 +78,29 @@ def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
     return EnsembleSpec(m.name, "soft", [m], classes)
 
 
+def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
+    """A member trained on images `imgcls preprocess` changed (a face crop, the background removed, a size: its
+    checkpoint's meta.preprocess) predicts badly on test images that did not go through the same: said once per
+    difference, with the command that prepares them. Nothing is said where either side is not known."""
+    from imgcls.preprocess.outputs import applied
+    from imgcls.train.checkpoint import read_meta
+    test = applied(mf.readable(df))
+    if test is None:
+        return
+    said = set()
+    for m in spec.running().members:
+        want = read_meta(m.checkpoints[0]).preprocess
+        if want is None or want == test or want in said:
+            continue
+        said.add(want)
+        trained = f"images imgcls preprocess changed ({want})" if want else "images no imgcls preprocess changed"
+        got = f"went through other options ({test})" if test and want else \
+            f"went through imgcls preprocess ({test})" if test else "did not go through it"
+        fix = (f"imgcls preprocess {data} --out DIR {want}, then predict --data DIR" if want else
+               "predict on the test images as they came")
+        warn(f"{m.name} trained on {trained}; the test images of {data} {got}, so what it sees differs: {fix}")
+
+
 def warn_mirrors_unseen(spec: EnsembleSpec, tta_spec: TTASpec) -> None:
     """A member trained with --no-hflip never saw a mirrored image (a digit's mirror is no digit): TTA's flipped
     views average in what it cannot read, so that is said."""
@@ -536,6 +559,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     info(f"predicting with {spec.name}: {members}; {how}; TTA {tta_spec.text} "
          f"({tta_spec.n_views} view(s), merge {tta_merge})")
     warn_mirrors_unseen(spec, tta_spec)
+    warn_preprocess_differs(spec, df, data)
     pre_err = df["error"].fillna("").astype(str).tolist() if "error" in df.columns else None
     # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
     # nothing written, never a submission of made-up labels; a manifest that says so fails before the model runs

@@ -7,7 +7,7 @@ from imgcls import io as imgio
 from imgcls.console import warn
 from imgcls import manifest as mf
 from imgcls.errors import UserError
-from imgcls.options import acts, check, option, seed_option
+from imgcls.options import acts, as_typed, check, option, seed_option
 from imgcls.train.config import AUG_PRESETS
 from imgcls.oversample import DEFAULT_MAX_FACTOR, TARGET_SET, check_target, oversamples
 
@@ -98,3 +98,14 @@ class PreprocessConfig:
 
 
 OVERSAMPLE_FIELDS = ("oversample", "oversample_aug", "oversample_max_factor", "seed")
+# the options that change what a model sees of an image (not how the file is stored or how fast)
+PIXEL_FIELDS = ("face_crop", "detector", "face_margin", "no_face", "remove_bg", "rembg_model", "bg_color",
+                "keep_alpha", "size", "resize_mode")
+
+
+def applied_text(settings: dict) -> str:
+    """The options of a preprocess.json's `settings` that change what a model sees, as typed ('--face-crop
+    --remove-bg --size 96'; '' for none): what a model trained on those images needs its test images to go
+    through too."""
+    known = {k: v for k, v in settings.items() if k in PIXEL_FIELDS}
+    return as_typed(PreprocessConfig(**known), PIXEL_FIELDS)

@@ -12,7 +12,7 @@ from imgcls import manifest as mf
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import safe_relative
-from imgcls.preprocess.config import PreprocessConfig
+from imgcls.preprocess.config import PreprocessConfig, applied_text
 
 JOURNAL = ".preprocess_journal.jsonl"
 SETTINGS_FILE = "preprocess.json"
@@ -83,6 +83,23 @@ def output_names(df: pd.DataFrame, cfg: PreprocessConfig) -> list[str]:
     if len({n.casefold() for n in names}) != len(names):   # the construction above guarantees it; proven here
         raise RuntimeError("preprocess: output names are not unique")
     return names
+
+
+def applied(df: pd.DataFrame) -> str | None:
+    """What preprocess did to a manifest's images, as typed (config.applied_text of the preprocess.json in the
+    folder they were read from): '' for images no preprocess wrote, None when the rows come from folders that
+    differ (or a settings file cannot be read)."""
+    texts = set()
+    for root in mf.roots(df):
+        f = Path(root) / SETTINGS_FILE
+        if not f.is_file():
+            texts.add("")
+            continue
+        try:
+            texts.add(applied_text(json.loads(f.read_text(encoding="utf-8")).get("settings") or {}))
+        except (OSError, ValueError, TypeError, AttributeError, UserError):
+            return None
+    return texts.pop() if len(texts) == 1 else None
 
 
 def previous_records(out: Path, settings: dict) -> dict[str, dict]:

@@ -63,10 +63,23 @@ def train_finished(path: str | os.PathLike) -> bool | None:
     return bool(state.get("finished")) if isinstance(state, dict) else None
 
 
+_METAS: dict = {}      # (file, mtime, size) -> ModelMeta: predict's checks and its model loading read one file once
+
+
 def read_meta(path: str | os.PathLike):
-    """A checkpoint's ModelMeta (checked)."""
+    """A checkpoint's ModelMeta (checked); read once per file version."""
     from imgcls.model_meta import ModelMeta
-    return ModelMeta.from_dict(read_checkpoint(path)["meta"], source=str(path))
+    p = Path(path)
+    key = None
+    if p.is_file():
+        st = p.stat()
+        key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+        if key in _METAS:
+            return _METAS[key]
+    meta = ModelMeta.from_dict(read_checkpoint(path)["meta"], source=str(path))
+    if key is not None:
+        _METAS[key] = meta
+    return meta
 
 
 def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Path]:
