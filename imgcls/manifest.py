@@ -74,6 +74,9 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column("face_x", "int", "preprocess"), Column("face_y", "int", "preprocess"),
     Column("face_w", "int", "preprocess"), Column("face_h", "int", "preprocess"),
     Column("face_confidence", "float", "preprocess"), Column("faces", "int", "preprocess"),
+    # --remove-bg with a face found: the share of the face rembg's matte kept (its mean alpha over the central 80%
+    # of the face box); below preprocess's FACE_LOST the matte took the face for background
+    Column("face_kept", "float", "preprocess"),
     Column("bg_removed", "bool", "preprocess", blank=False),
     # an oversampled copy (preprocess --oversample): the `path` of the row(s) it was made from, '|'-separated (two
     # for a mixup copy); '' for an original. split keeps a copy on its sources' side, train never validates on one

@@ -253,12 +253,52 @@ def test_rembg_mattes_the_whole_photo_then_the_face_crop_cuts_it(keep_alpha, tmp
     src.save(tmp_path / "p.png")
     rec, im = process_image(tmp_path / "p.png", None, cfg, models)
     assert seen == [("detect", (200, 100)), ("mask", (200, 100))] and rec["bg_removed"], (seen, rec)
+    assert rec["face_kept"] == 0.5      # the matte keeps x >= 120 of the face box's central 80% (x 104..135)
     assert im.size == (20, 20)      # the 40 x 40 face box scaled to --size 20
     a = np.asarray(im.convert("RGBA"))
     if keep_alpha:                  # x 100..119 of the photo: background; 120..139: the person
         assert a[:, :9, 3].max() == 0 and a[:, 11:, 3].min() == 255
     else:
         assert (a[:, :9, :3] == 255).all() and (a[:, 11:, :3] == (200, 0, 0)).all()
+
+
+def test_a_face_the_matte_took_for_background_is_warned_of_and_listed(faces_src, tmp_path, monkeypatch):
+    """--face-crop --remove-bg washed faces out (u2netp took a small grey portrait's face for background) with no
+    word; the share of the face box the matte kept is recorded (face_kept), and below half it is said and listed."""
+    import imgcls.preprocess.background as background
+    import imgcls.preprocess.faces as faces
+    from imgcls.preprocess.faces import Face
+
+    class CentreFace:
+        def __init__(self, detector, detect_size):
+            pass
+
+        def detect(self, im):
+            return Face(x=im.width // 4, y=im.height // 4, w=im.width // 2, h=im.height // 2, confidence=0.9)
+
+    class EmptyMatte:                    # takes everything for background
+        def __init__(self, model, threads=0):
+            pass
+
+        def mask(self, im):
+            return Image.new("L", im.size, 0)
+
+        def cutout(self, im, bg, mask=None):
+            return im
+
+    monkeypatch.setattr(faces, "FaceDetector", CentreFace)
+    monkeypatch.setattr(background, "BackgroundRemover", EmptyMatte)
+    monkeypatch.setattr("imgcls.weights.rembg_model_file", lambda name: Path("/dev/null"))
+    out = tmp_path / "out"
+    r = run(faces_src, "--out", out, "--face-crop", "--remove-bg", "--workers", "1")
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "the background removal kept less than 50% of the face in " in said, r.output
+    m = manifest(out)
+    kept = m.loc[m["error"] == "", "face_kept"].astype(float)
+    assert len(kept) == 2 and (kept == 0.0).all()
+    html = (out / "report.html").read_text()
+    assert "Faces the background removal took for background (2; face_kept below 50%)" in html
+    assert json.loads((out / "preprocess.json").read_text())["face_lost_to_matte"] == 2
 
 
 def test_plain_run_options_act(tmp_path):

@@ -98,6 +98,7 @@ class PreprocessConfig:
 
 
 OVERSAMPLE_FIELDS = ("oversample", "oversample_aug", "oversample_max_factor", "seed")
+FACE_LOST = 0.5    # face_kept below it (a face the matte kept less than half of): taken for background, said
 # the options that change what a model sees of an image (not how the file is stored or how fast)
 PIXEL_FIELDS = ("face_crop", "detector", "face_margin", "no_face", "remove_bg", "rembg_model", "bg_color",
                 "keep_alpha", "size", "resize_mode")

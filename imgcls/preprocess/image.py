@@ -63,7 +63,10 @@ def process_image(src: str | os.PathLike, dst: str | os.PathLike | None, cfg: Pr
                 cut = None
             if cut is not None:
                 if models.bg is not None:   # matting sees the whole person: on a face crop alone it can lose the face
-                    mask = cut(models.bg.mask(im))
+                    whole = models.bg.mask(im)
+                    if face is not None:
+                        rec["face_kept"] = face_kept(whole, face)
+                    mask = cut(whole)
                 im = cut(im)
         if cfg.size:
             im = fit(im, cfg.size, cfg.resize_mode)
@@ -81,6 +84,16 @@ def process_image(src: str | os.PathLike, dst: str | os.PathLike | None, cfg: Pr
         rec.update({k: v for k, v in imgio.probe(dst, max_pixels=None).items() if k != "error"})
         rec["written"] = True
     return rec, im
+
+
+def face_kept(mask, face) -> float:
+    """The share of a face rembg's matte keeps: the mask's mean over the central 80% of the face box (a face is
+    foreground; a low share is a face taken for background, a washed-out crop: bench/bg_order.py)."""
+    import numpy as np
+    box = (int(face.x + 0.1 * face.w), int(face.y + 0.1 * face.h),
+           max(int(face.x + 0.9 * face.w), int(face.x + 0.1 * face.w) + 1),
+           max(int(face.y + 0.9 * face.h), int(face.y + 0.1 * face.h) + 1))
+    return round(float(np.asarray(mask.crop(box), np.float32).mean() / 255.0), 4)
 
 
 def save_image(im, dst: str | os.PathLike, quality: int = 95) -> None:

@@ -16,7 +16,7 @@ from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
 from imgcls.parallel import check_workers
-from imgcls.preprocess.config import FACE_COLUMNS, PreprocessConfig
+from imgcls.preprocess.config import FACE_COLUMNS, FACE_LOST, PreprocessConfig
 from imgcls.preprocess.image import Models, empty_record, init_worker, process_image, run_chunk
 from imgcls.preprocess.outputs import JOURNAL, SETTINGS_FILE, open_journal, output_names, previous_records, up_to_date
 
@@ -115,10 +115,14 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     failed = sorted(process_failed + [(given[i], f"unreadable input: {df.at[i, 'error']}") for i in range(len(df))
                                       if not readable[i]])
     no_face = [given[i] for i, r in sorted(records.items()) if r.get("face_found") is False]
+    # faces the background removal took for background: their crops are washed out
+    face_lost = [(i, given[i], float(r["face_kept"])) for i, r in sorted(records.items())
+                 if r.get("face_kept") is not None and float(r["face_kept"]) < FACE_LOST]
     summary = {
         "settings": settings, "images": int(len(df)), "processed": len(todo), "up_to_date": skipped,
         "written": sum(1 for r in records.values() if r["written"]), "failed": len(process_failed),
         "unreadable_input": n_unreadable, "not_kept": n_not_kept, "no_face": len(no_face),
+        "face_lost_to_matte": len(face_lost),
         "seconds": round(elapsed, 2), "images_per_second": round(len(todo) / elapsed, 2) if todo and elapsed else None,
         "cpu_seconds_per_image": round(cpu / len(todo), 3) if cpu is not None and todo else None,
         "workers": workers if parallel else 1,
@@ -128,7 +132,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     if jpath.exists():
         jpath.unlink()
     if report:
-        _write_report(out, summary, result, failed, no_face, cfg)
+        _write_report(out, summary, result, failed, no_face, cfg, face_lost)
     for s, err in process_failed[:10]:
         warn(f"{s}: {err}")
     if len(process_failed) > 10:
@@ -137,6 +141,11 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
         info(f"{plural(n_unreadable, 'unreadable input image')} left out (listed in {out / 'report.html'})")
     if no_face and cfg.no_face != "drop":
         warn(f"no face found in {len(no_face)} image(s) (--no-face {cfg.no_face}); listed in {out / 'report.html'}")
+    if face_lost:
+        warn(f"the background removal kept less than {FACE_LOST:.0%} of the face in {len(face_lost)} image(s) "
+             f"(e.g. {face_lost[0][1]}: {face_lost[0][2]:.0%}): rembg took the face for background and the crop is "
+             f"washed out; look at them in {out / 'report.html'} (manifest.csv: face_kept), or preprocess without "
+             f"--remove-bg")
     info(f"preprocess: {summary['written']} image(s) in {out} ({len(todo)} processed"
          + (f", {summary['images_per_second']} images/s" if summary["images_per_second"] else "")
          + f", {skipped} up to date, {len(failed)} failed or unreadable); manifest {out / mf.MANIFEST_NAME}")
@@ -203,7 +212,8 @@ def _assemble(df: pd.DataFrame, out: Path, names: list[str], sources: list[str],
     return mf.coerce(res)
 
 
-def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, cfg: PreprocessConfig) -> None:
+def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, cfg: PreprocessConfig,
+                  face_lost=()) -> None:
     from imgcls import report as rp
     sections = [("Settings", rp.key_values(summary["settings"].items())),
                 ("Counts", rp.key_values((k, v) for k, v in summary.items() if k != "settings"))]
@@ -220,6 +230,12 @@ def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, 
         sections.append((f"No face found ({len(no_face)}; --no-face {cfg.no_face})",
                          rp.table(pd.DataFrame({"source_path": no_face}), max_rows=100000)
                          + "".join(items) + more))
+    if cfg.face_crop and cfg.remove_bg:
+        items = [rp.figure([(rp.thumb_data_uri(Path(res.at[i, "root"], res.at[i, "path"]), 96),
+                             f"face kept {kept:.0%}")], [given]) for i, given, kept in face_lost[:200]]
+        table = pd.DataFrame([(g, k) for _, g, k in face_lost], columns=["source_path", "face_kept"])
+        sections.append((f"Faces the background removal took for background ({len(face_lost)}; face_kept below "
+                         f"{FACE_LOST:.0%})", rp.table(table, max_rows=100000) + "".join(items)))
     sections.append((f"Failed or unreadable, skipped ({len(failed)})", rp.table(pd.DataFrame(failed, columns=["source_path", "error"]),
                                                          max_rows=100000)))
     rp.write_page(out / "report.html", "imgcls preprocess", sections)
