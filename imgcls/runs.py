@@ -29,7 +29,7 @@ from imgcls.options import option
 from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock
 from imgcls.tune.report import trial_record
 
-COLUMNS = ["name", "kind", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
+COLUMNS = ["name", "kind", "task", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "scored_on", "seconds", "changed"]
 # scored_on: the rows of a run's score
 VAL, OOF, COMMON, COMMON_OOF = "val", "OOF", "common val", "common OOF"
@@ -69,6 +69,7 @@ class Run:
     path: Path
     name: str = ""
     kind: str = "run"                    # run | k-fold | trial (a tune study's) | ensemble
+    task: str = ""                       # what it predicts: the column and its class count, "label (17)", "mask (3)"
     state: str = ""                      # blank: finished (or an ensemble); else one of STATES (run_state)
     progress: str = ""                   # how far it got: epochs done / set ("2/6"; "4/10, early stop"), a k-fold
                                          # set's folds too ("folds done 1/5, fold_1 2/6")
@@ -191,7 +192,14 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
     if run.history is not None and "epoch_seconds" in run.history.columns:
         run.seconds = float(run.history["epoch_seconds"].astype(float).sum())
     run.state, run.progress = run_state(path, cfg, folds)
+    run.task = task_of(cfg.get("target") or "label", run.classes)
     return run
+
+
+def task_of(target: str, classes) -> str:
+    """'label (17)', 'mask (3)': a score compares with another only within one task (train --target's column and
+    its class count: a 3-class mask run's macro-F1 is not an 18-class run's)."""
+    return f"{target} ({len(classes)})" if classes else str(target)
 
 
 def _epochs_done(folder: Path) -> int:
@@ -264,6 +272,7 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
     members = doc.get("members") or []
     how = "profile" if doc.get("combine") == "profile" else doc.get("method", "")   # ensemble --combine profile
     run = Run(path=path, name=name, kind="ensemble", classes=list(doc.get("classes") or []),
+              task=task_of("label", doc.get("classes") or []),
               model=f"{how}: " + " + ".join(str(m.get("name", "")) for m in members))
     run.config = {"method": doc.get("method"), "combine": doc.get("combine", "vote"),
                   "members": {str(m.get("name")): m.get("weight") for m in members}}
@@ -361,13 +370,14 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike) -> None:
     t = Table(title=f"{len(df)} run(s) under {root}: val macro-F1 over every class, recomputed from the saved "
                     f"validation predictions", title_justify="left", caption=f"{STATE_NOTE}; {ROWS_NOTE}",
               caption_justify="left")
-    for c, just in (("name", "left"), ("kind", "left"), ("model", "left"), ("img", "right"), ("epochs", "right"),
+    for c, just in (("name", "left"), ("kind", "left"), ("task", "left"), ("model", "left"), ("img", "right"),
+                    ("epochs", "right"),
                     ("best ep", "right"), ("val macro-F1", "right"), ("val acc", "right"), ("scored on", "left"),
                     ("time", "right"), ("options changed", "left")):
         t.add_column(c, justify=just, overflow="fold")
     for r in df.itertuples(index=False):
         epochs = epochs_label(r.state, r.progress, r.epochs)
-        t.add_row(r.name, r.kind, r.model, _int(r.img_size), epochs, _int(r.best_epoch), _f4(r.val_macro_f1),
+        t.add_row(r.name, r.kind, r.task, r.model, _int(r.img_size), epochs, _int(r.best_epoch), _f4(r.val_macro_f1),
                   _f4(r.val_acc), rows_label(r.scored_on, r.n_val), duration(r.seconds), r.changed)
     print_table(t, always=True)
 
@@ -387,7 +397,8 @@ def epochs_label(state, progress, epochs) -> str:
 
 ROWS_NOTE = (f"scored on: {VAL} = a run's validation rows, {OOF} = a k-fold set's out-of-fold rows (every fold's "
              f"validation), {COMMON} = the validation rows an ensemble's members share ({COMMON_OOF}: its members "
-             f"are k-fold sets); scores over other rows compare only loosely")
+             f"are k-fold sets); scores over other rows compare only loosely, and scores of another task (the "
+             f"column predicted and its class count: mask (3), label (18)) not at all")
 
 
 def rows_label(scored_on, n) -> str:

@@ -272,6 +272,17 @@ def test_output_kind_leaves_datasets_alone(tmp_path):
     refuse_output_as_data(data / "cat" / "1.png")   # a file: not a folder of outputs
 
 
+def test_the_task_column_names_what_a_run_predicts(outputs):
+    """`imgcls runs` ranked a 3-class `train --target mask` run (macro-F1 0.28) above 18-class runs (0.01-0.06) in
+    one column with nothing naming the task; the task column says it (the column predicted, its class count)."""
+    fake_run(outputs / "runs" / "t_mask", "resnet10t", [("a", "a"), ("b", "b")], target="mask")
+    board = leaderboard(find_runs(outputs), sort="name")
+    task = dict(zip(board["name"], board["task"]))
+    assert task["runs/t_mask"] == "mask (3)" and task["runs/best"] == "label (3)" and task["ensembles/e1"] == \
+        "label (3)"
+    assert list(leaderboard(find_runs(outputs), filters=["task=mask (3)"])["name"]) == ["runs/t_mask"]
+
+
 def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     """`imgcls runs outputs/tune` ranked a trial Optuna pruned at epoch 2 of 3 (its checkpoints deleted by tune
     --keep) second, and a run stopped by Ctrl-C read as finished: the state column and the epochs cell say so, by
@@ -324,7 +335,7 @@ def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     out = " ".join(r.output.split())
     assert r.exit_code == 0 and "stopped 2/6" in out and "pruned 2/3" in out and "failed 1/3" in out, out
     assert "4/10, early stop" in out and "stopped folds done 1/3, fold_1 1/2" in out
-    assert re.search(r"runs/best\W+run\W+resnet10t\W+32\W+4\W", out)   # a finished run: its epochs, bare
+    assert re.search(r"runs/best\W+run\W+label \(3\)\W+resnet10t\W+32\W+4\W", out)   # finished: its epochs, bare
     r = CliRunner().invoke(app, ["runs", str(outputs), "--json", "-", "--filter", "kind=trial"])
     rows = {x["name"]: x for x in json.loads(r.stdout)}
     assert rows["tune/s1/trial_0001"]["state"] == "pruned" and rows["tune/s1/trial_0001"]["progress"] == "2/3"
