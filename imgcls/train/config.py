@@ -419,14 +419,6 @@ class TrainConfig:
         cfg = cls.from_dict(d)
         if resume is not None or config is not None:     # a resumed run's line is said by rundir.resume_config
             cfg._reset_inert(overrides, str(config), say=resume is None)
-        if validate and cfg.init_from and "model" not in overrides and config is None and resume is None:
-            # --init-from RUN without --model: the run's model (typing it again was the only fix the error named)
-            from imgcls.train.checkpoint import find_checkpoints, read_meta
-            paths = find_checkpoints(cfg.init_from)
-            if len(paths) == 1 and read_meta(paths[0]).model != cfg.model:
-                cfg.model = read_meta(paths[0]).model
-                from imgcls.console import info
-                info(f"--model {cfg.model}: the model of --init-from {cfg.init_from}")
         if validate:
             cfg.validate()
             check_typed(cfg, overrides)     # a flag typed at its default that would not act (--momentum 0.9, adamw)
