@@ -471,37 +471,40 @@ def test_training_distribution_of_a_run_a_k_fold_run_and_other_classes(tmp_path)
 
 
 def test_test_images_that_skip_the_training_preprocess_are_warned_of(tmp_path):
-    """A run trained on `imgcls preprocess` output (face crop, background removed, a size) predicted on raw test
-    images without a word (the mask stand-in's eval set: other predictions). The run's checkpoint records what
-    preprocess did (meta.preprocess); predict compares the test images' and says what to run."""
+    """A run trained on `imgcls preprocess` output (face crop, background removed) predicted on raw test images
+    without a word (the mask stand-in's eval set: other predictions). The run's checkpoint records what preprocess
+    did (meta.preprocess); predict compares the test images' and says what to run. A resize cache (--size) is not
+    such a change: the model's own resize undoes it."""
     from conftest import make_image_folder
     from imgcls.train import TrainConfig, run_train
     from imgcls.train.checkpoint import read_meta
     raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(40, 30))
     test = make_image_folder(tmp_path / "test_raw", {"a": 2, "b": 2}, size=(40, 30))
-    for src, out in ((raw, tmp_path / "proc"), (test, tmp_path / "test_proc")):
-        res = invoke("preprocess", src, "--out", out, "--size", 32, "--resize-mode", "crop", "--workers", 1, "-q")
+    for src, out, flags in ((raw, "proc", ["--face-crop"]), (test, "test_proc", ["--face-crop", "--size", 48]),
+                            (test, "test_other", ["--face-crop", "--face-margin", 0.5]),
+                            (test, "test_cache", ["--size", 32])):
+        res = invoke("preprocess", src, "--out", tmp_path / out, *flags, "--workers", 1, "-q")
         assert res.exit_code == 0, res.output
-    res = invoke("preprocess", test, "--out", tmp_path / "test_other", "--size", 48, "--workers", 1, "-q")
-    assert res.exit_code == 0, res.output
     run = run_train(TrainConfig(src=str(tmp_path / "proc"), model="test_resnet", img_size=32, batch_size=8,
                                 workers=0, device="cpu", pretrained=False, epochs=1, out=str(tmp_path / "runs"),
                                 name="onproc"))
-    assert read_meta(run / "best.pt").preprocess == "--size 32 --resize-mode crop"
+    assert read_meta(run / "best.pt").preprocess == "--face-crop"
     said = {}
     for name, data in (("raw", test), ("same", tmp_path / "test_proc"), ("other", tmp_path / "test_other")):
         res = invoke("predict", run, "--data", data, "--out", tmp_path / f"p_{name}", "--workers", 0)
         assert res.exit_code == 0, res.output
         said[name] = " ".join(res.output.split())
-    assert (f"onproc trained on images imgcls preprocess changed (--size 32 --resize-mode crop); the test images of "
-            f"{test} did not go through it, so what it sees differs: imgcls preprocess {test} --out DIR --size 32 "
-            f"--resize-mode crop, then predict --data DIR") in said["raw"], said["raw"]
-    assert "preprocess changed" not in said["same"]
-    assert "went through other options (--size 48)" in said["other"]
+    assert (f"onproc trained on images imgcls preprocess changed (--face-crop); the test images of {test} did not "
+            f"go through it, so what it sees differs: imgcls preprocess {test} --out DIR --face-crop, then predict "
+            f"--data DIR") in said["raw"], said["raw"]
+    assert "preprocess changed" not in said["same"]            # another --size: a cache, the same images
+    assert "went through other options (--face-crop --face-margin 0.5)" in said["other"]
     raw_run = run_train(TrainConfig(src=str(raw), model="test_resnet", img_size=32, batch_size=8, workers=0,
                                     device="cpu", pretrained=False, epochs=1, out=str(tmp_path / "runs"), name="onraw"))
     assert read_meta(raw_run / "best.pt").preprocess == ""
+    res = invoke("predict", raw_run, "--data", tmp_path / "test_cache", "--out", tmp_path / "p_c", "--workers", 0)
+    assert res.exit_code == 0 and "preprocess" not in res.output, res.output
     res = invoke("predict", raw_run, "--data", tmp_path / "test_proc", "--out", tmp_path / "p_r", "--workers", 0)
     assert res.exit_code == 0 and "onraw trained on images no imgcls preprocess changed; the test images of " \
-        f"{tmp_path / 'test_proc'} went through imgcls preprocess (--size 32 --resize-mode crop)" in \
-        " ".join(res.output.split()), res.output
+        f"{tmp_path / 'test_proc'} went through imgcls preprocess (--face-crop)" in " ".join(res.output.split()), \
+        res.output

@@ -99,14 +99,14 @@ class PreprocessConfig:
 
 OVERSAMPLE_FIELDS = ("oversample", "oversample_aug", "oversample_max_factor", "seed")
 FACE_LOST = 0.5    # face_kept below it (a face the matte kept less than half of): taken for background, said
-# the options that change what a model sees of an image (not how the file is stored or how fast)
+# the options that change what a model sees of an image: a face crop, the background removed (not --size /
+# --resize-mode, a cache the model's own resize undoes, nor how the file is stored)
 PIXEL_FIELDS = ("face_crop", "detector", "face_margin", "no_face", "remove_bg", "rembg_model", "bg_color",
-                "keep_alpha", "size", "resize_mode")
+                "keep_alpha")
 
 
 def applied_text(settings: dict) -> str:
-    """The options of a preprocess.json's `settings` that change what a model sees, as typed ('--face-crop
-    --remove-bg --size 96'; '' for none): what a model trained on those images needs its test images to go
-    through too."""
+    """The options of a preprocess.json's `settings` that change what a model sees, as typed ('--remove-bg
+    --face-crop'; '' for none): what a model trained on those images needs its test images to go through too."""
     known = {k: v for k, v in settings.items() if k in PIXEL_FIELDS}
     return as_typed(PreprocessConfig(**known), PIXEL_FIELDS)
