@@ -33,14 +33,16 @@ def save_checkpoint(path: str | os.PathLike, state_dict: dict, meta, **extra) ->
     return Path(path)
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict:
+def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict:
+    """A checkpoint, checked (`mmap`: its tensors mapped, not read: to look at its metadata cheaply)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist{did_you_mean(path)}; give a run folder written by "
                         f"`imgcls train`")
     from imgcls.model_meta import ModelMeta
     from imgcls.weights import torch_load_safely
-    obj = torch_load_safely(path, "an imgcls checkpoint", "give a best.pt / last.pt written by imgcls train")
+    obj = torch_load_safely(path, "an imgcls checkpoint", "give a best.pt / last.pt written by imgcls train",
+                            mmap=mmap)
     if not isinstance(obj, dict) or "state_dict" not in obj or "meta" not in obj:
         raise UserError(f"{path} is not an imgcls checkpoint (no state_dict / meta); was it written by imgcls train?")
     # range-checked before anything is built from it (an img_size of 30000 would allocate GBs per image)
@@ -76,7 +78,7 @@ def read_meta(path: str | os.PathLike):
         key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
         if key in _METAS:
             return _METAS[key]
-    meta = ModelMeta.from_dict(read_checkpoint(path)["meta"], source=str(path))
+    meta = ModelMeta.from_dict(read_checkpoint(path, mmap=True)["meta"], source=str(path))
     if key is not None:
         _METAS[key] = meta
     return meta
