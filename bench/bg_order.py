@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from imgcls import io as imgio  # noqa: E402
 from imgcls.preprocess.background import BackgroundRemover  # noqa: E402
 from imgcls.preprocess.faces import FaceDetector, crop_box  # noqa: E402
+from imgcls.preprocess.image import face_kept  # noqa: E402
 
 
 def main() -> None:
@@ -38,16 +40,14 @@ def main() -> None:
         if face is None:
             continue
         box = crop_box(face, im.size, a.margin)
-        inner = (int(face.x + 0.1 * face.w), int(face.y + 0.1 * face.h),
-                 int(face.x + 0.9 * face.w), int(face.y + 0.9 * face.h))
         t = time.perf_counter()
         on_crop = remover.mask(im.crop(box))
         secs["crop"] += time.perf_counter() - t
         t = time.perf_counter()
-        on_whole = remover.mask(im).crop(box)
+        on_whole = remover.mask(im)
         secs["whole"] += time.perf_counter() - t
-        shifted = (inner[0] - box[0], inner[1] - box[1], inner[2] - box[0], inner[3] - box[1])
-        kept = [float(np.asarray(m.crop(shifted), np.float32).mean() / 255) for m in (on_crop, on_whole)]
+        in_crop = replace(face, x=face.x - box[0], y=face.y - box[1])     # the face box in the crop's pixels
+        kept = [face_kept(on_crop, in_crop), face_kept(on_whole, face)]
         rows.append((f.name, im.size, *kept))
         print(f"{f.name[:40]:40s} {im.size[0]:5d}x{im.size[1]:<5d} face kept: on the crop {kept[0]:.3f}  "
               f"whole photo {kept[1]:.3f}")

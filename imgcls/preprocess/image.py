@@ -53,7 +53,8 @@ def process_image(src: str | os.PathLike, dst: str | os.PathLike | None, cfg: Pr
             if face is not None:
                 rec.update(face_x=face.x, face_y=face.y, face_w=face.w, face_h=face.h,
                            face_confidence=round(face.confidence, 4))
-                cut = lambda x: x.crop(crop_box(face, im.size, cfg.face_margin))    # noqa: E731
+                box = crop_box(face, im.size, cfg.face_margin)
+                cut = lambda x: x.crop(box)    # noqa: E731
             elif cfg.no_face == "drop":
                 rec["error"] = "no face found (--no-face drop)"
                 return rec, None
