@@ -79,7 +79,7 @@ def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
 
 
 def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
-    """A member trained on images `imgcls preprocess` changed (a face crop, the background removed, a size: its
+    """A member trained on images `imgcls preprocess` changed (a face crop, the background removed: its
     checkpoint's meta.preprocess) predicts badly on test images that did not go through the same: said once per
     difference, with the command that prepares them. Nothing is said where either side is not known."""
     from imgcls.preprocess.outputs import applied
