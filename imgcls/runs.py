@@ -360,7 +360,7 @@ def leaderboard(runs: Sequence[Run], sort: str = "val_macro_f1", filters: Sequen
     if sort not in COLUMNS:
         raise UserError(f"--sort '{sort}': use one of {', '.join(COLUMNS)}")
     if ascending is None:
-        ascending = sort in ("name", "kind", "state", "model", "changed", "seconds")
+        ascending = sort in ("name", "kind", "task", "state", "progress", "model", "scored_on", "changed", "seconds")
     return df.sort_values(sort, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
 
 

@@ -281,6 +281,8 @@ def test_the_task_column_names_what_a_run_predicts(outputs):
     assert task["runs/t_mask"] == "mask (3)" and task["runs/best"] == "label (3)" and task["ensembles/e1"] == \
         "label (3)"
     assert list(leaderboard(find_runs(outputs), filters=["task=mask (3)"])["name"]) == ["runs/t_mask"]
+    by_task = leaderboard(find_runs(outputs), sort="task")["task"].tolist()     # text: A to Z, as name and kind
+    assert by_task == sorted(by_task)
 
 
 def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
