@@ -26,7 +26,7 @@ import pandas as pd
 from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME, read_yaml
 from imgcls.options import option
-from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock
+from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock, kfold_finished
 from imgcls.tune.report import trial_record
 
 COLUMNS = ["name", "kind", "task", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
@@ -245,7 +245,7 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         progress = f"folds done {n_done}/{len(planned)}" if planned else f"folds done {n_done}"
         part = next((f"{name} {p}" for name, f, p in states if f is False), "")
         progress += f", {part}" if part else ""
-        finished = (path / "oof_score.json").is_file()
+        finished = kfold_finished(path)
     else:
         finished, progress = _fold_state(path, epochs, early_stop)
     if RunLock.held(path):

@@ -386,7 +386,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         score = {"folds": folds, "n_images": m["n"], "macro_f1": m["macro_f1"], "accuracy": m["accuracy"],
                  "macro_precision": m["macro_precision"], "macro_recall": m["macro_recall"],
                  "fold_best_f1": {str(f): r["best_f1"] for f, r in zip(folds, results)}}
-        write_json(run_dir / "oof_score.json", score)
+        from imgcls.train.rundir import OOF_SCORE
+        write_json(run_dir / OOF_SCORE, score)
         pc = metrics.per_class(y, p, classes)
         write_table(pc, run_dir / "per_class.csv")
         metrics.confusion_pngs(y, p, classes, run_dir,

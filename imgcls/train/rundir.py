@@ -115,14 +115,22 @@ def option_changes(recorded: dict, now: dict, may_change=RESUME_MAY_CHANGE) -> l
     return [(k, recorded.get(k), v) for k, v in now.items() if k not in may_change and v != recorded.get(k)]
 
 
+OOF_SCORE = "oof_score.json"   # a k-fold set's out-of-fold score: train writes it after the set's last fold
+
+
+def kfold_finished(run_dir: Path) -> bool:
+    """Whether a k-fold set trained its last fold (its OOF_SCORE is written then; a fold that never started has no
+    last.pt to ask)."""
+    return (Path(run_dir) / OOF_SCORE).is_file()
+
+
 def finished(run_dir: Path) -> bool:
-    """Whether a run folder's training is over: its last.pt (each fold's) says so, and a k-fold set has written
-    oof_score.json (after its last fold: a fold that never started has no last.pt to ask)."""
+    """Whether a run folder's training is over: its last.pt (each fold's) says so, and a k-fold set's last fold
+    ran (kfold_finished)."""
     from imgcls.train.checkpoint import train_finished
     single = (run_dir / "last.pt").is_file()
     lasts = [run_dir / "last.pt"] if single else sorted(run_dir.glob("fold_*/last.pt"))
-    return (bool(lasts) and (single or (run_dir / "oof_score.json").is_file())
-            and all(train_finished(p) for p in lasts))
+    return bool(lasts) and (single or kfold_finished(run_dir)) and all(train_finished(p) for p in lasts)
 
 
 def resume_config(cfg, run_dir: Path):
