@@ -293,6 +293,11 @@ def check_acts(cfg: Any, name: str, table: dict | None = None, typed: bool = Fal
         raise UserError(f"{opt} and {other} are alternatives (only one is used); give one of them")
 
 
+def typed_asks(value: Any) -> bool:
+    """Whether a value typed on the command line asks for something: an off value (False, None) does not."""
+    return value not in (False, None)
+
+
 def check_typed(cfg: Any, typed: typing.Iterable[str]) -> None:
     """Flags typed on the command line (or named by a Python caller) that would be ignored are refused even when
     their value is the default: `--momentum 0.9 --optimizer adamw` asks for something the run does not do. A typed
@@ -302,7 +307,7 @@ def check_typed(cfg: Any, typed: typing.Iterable[str]) -> None:
     for name in typed:      # a bad value is named first, as check() does
         check_value(name, getattr(cfg, name), table[name][1])
     for name in typed:
-        if getattr(cfg, name) not in (False, None):
+        if typed_asks(getattr(cfg, name)):
             check_acts(cfg, name, table, typed=True)
 
 

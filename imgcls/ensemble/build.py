@@ -76,8 +76,9 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
                             f"--weights w1,w2,...")
         seen[key] = str(r)
     typed = weights if weights not in (None, "", "auto") else None
-    if typed and combine != "profile":  # a typo or a count that does not match is named before anything is read
-        parse_weights(typed, len(members), "auto or comma-separated numbers, e.g. 0.6,0.4")
+    given_w = None                      # a typo or a count that does not match is named before anything is read
+    if typed and combine != "profile":
+        given_w = parse_weights(typed, len(members), "auto or comma-separated numbers, e.g. 0.6,0.4")
     names = [m.name for m in members]
     for i, m in enumerate(members):      # unique names (two runs called the same in different folders)
         if names.count(m.name) > 1:
@@ -124,7 +125,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         info(f"fitted weights on {len(y)} common validation images ({metric or ('f1' if method == 'hard' else 'logloss')}): "
              + ", ".join(f"{m.name}={x:.3f}" for m, x in zip(members, w)))
     else:
-        w = parse_weights(weights, len(members), "auto or comma-separated numbers, e.g. 0.6,0.4")
+        w = given_w
     for m, x in zip(members, w):
         m.weight = float(x)
 
