@@ -197,14 +197,19 @@ def _file_named(folder: Path, name: str) -> str | None:
 
 
 def csv_image_root(base: Path, names: Sequence[str]) -> Path | None:
-    """The folder a competition CSV's image names are relative to, judged by its first 20 names: `base` (the folder
-    given, or the CSV's own) when one of them is a file there, else the first of CSV_IMAGE_FOLDERS under it where one
-    is (the mask competition's eval/images/); None when none is."""
+    """The folder a competition CSV's image names are relative to, judged by its first 20 names: of `base` (the
+    folder given, or the CSV's own) and CSV_IMAGE_FOLDERS under it (the mask competition's eval/images/), the one
+    where most of them are files, the first on a tie; None when none holds more than half of them. A folder where
+    only a few are files is not the CSV's: train.csv's ids 0000..0019 with its images in train/ would otherwise be
+    read from test/, the test images that happen to share five of the names (their pixels under train's labels)."""
     sample = [str(n)[2:] if str(n).startswith("./") else str(n) for n in list(names)[:20]]
+    best, most = None, 0
     for folder in (base, *(base / sub for sub in CSV_IMAGE_FOLDERS)):
-        if folder.is_dir() and any(_file_named(folder, n) for n in sample):
-            return folder
-    return None
+        if folder.is_dir():
+            hits = sum(_file_named(folder, n) is not None for n in sample)
+            if hits > most:
+                best, most = folder, hits
+    return best if 2 * most > len(sample) else None
 
 
 def folder_csv(root: Path) -> Path | None:
@@ -226,8 +231,8 @@ def _top_csvs(root: Path) -> list[Path]:
 
 def listing_csvs(root: Path, csvs: Sequence[Path] | None = None) -> list[Path]:
     """Of `csvs` (default: the folder's visible top-level .csv files), those with an image-path column
-    (PATH_COLUMN_GUESSES) whose first 20 names are files in `root` or in one of CSV_IMAGE_FOLDERS (csv_image_root):
-    the CSVs that list the folder's images (DACON's train.csv and test.csv beside train/ and test/)."""
+    (PATH_COLUMN_GUESSES) whose first 20 names are mostly files in `root` or in one of CSV_IMAGE_FOLDERS
+    (csv_image_root): the CSVs that list the folder's images (DACON's train.csv and test.csv beside train/ and test/)."""
     out = []
     for csv in _top_csvs(root) if csvs is None else csvs:
         try:

@@ -401,3 +401,22 @@ def test_write_table_is_atomic_csv_or_parquet(tmp_path):
     write_table(df, tmp_path / "t.parquet")
     assert pd.read_parquet(tmp_path / "t.parquet").equals(df)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t.csv", "t.parquet"]     # no temporary left behind
+
+
+def test_a_csv_is_not_read_from_a_folder_that_shares_only_a_few_of_its_names(tmp_path):
+    """Kaggle's train.csv of bare ids (0000, 0001, ...) with its images in train/ and the test images in test/:
+    the test folder holds 5 of the first 20 names, and train's rows were read from it (5 test images under train's
+    labels, the rest unreadable). A folder holding half of the names or fewer is not the CSV's."""
+    ids = [f"{i:04d}" for i in range(20)]
+    for i, n in enumerate(ids):
+        make_image(tmp_path / "train" / f"{n}.png", seed=i)
+    for i in (0, 3, 7, 11, 5):
+        make_image(tmp_path / "test" / f"{ids[i]}.png", seed=100 + i)
+    pd.DataFrame({"id": ids, "label": [i % 3 for i in range(20)]}).to_csv(tmp_path / "train.csv", index=False)
+    df = mf.load(tmp_path / "train.csv", scan=False)
+    assert set(df["root"]) == {str(tmp_path.resolve())}                 # not test/: --image-dir train says where
+    df = mf.load(tmp_path / "train.csv", opts(image_dir=str(tmp_path / "train")), scan=False)
+    assert df["path"].tolist() == [f"{n}.png" for n in ids]
+    # a test.csv whose images are in test/ is still found there, and so is one with a few files missing
+    pd.DataFrame({"id": [ids[i] for i in (0, 3, 7, 11, 5, 19)]}).to_csv(tmp_path / "test.csv", index=False)
+    assert set(mf.load(tmp_path / "test.csv", scan=False)["root"]) == {str((tmp_path / "test").resolve())}
