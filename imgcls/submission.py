@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
+from imgcls.layouts import read_csv
 
 # name -> (id column, label column, value: 'name' (class name) or 'index' (class id))
 FORMATS = {"id,label": ("id", "label", "name"),
@@ -96,7 +97,8 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
     template = Path(template)
     if not template.is_file():
         raise UserError(f"sample submission {template} does not exist; check --sample-submission")
-    tpl = pd.read_csv(template, dtype=str, keep_default_na=False)
+    # the one CSV reader: an empty file, text that is not UTF-8 or a ragged row is one line naming the file and row
+    tpl = read_csv(template, "sample submission", dtype=str, keep_default_na=False)
     cols = list(tpl.columns)
     preset = next((v for v in FORMATS.values() if [v[0], v[1]] == cols[:2]), None)
     f_id, f_label, kind = resolve_format(fmt) if fmt else (preset or (cols[0], cols[-1], "name"))

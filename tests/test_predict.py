@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -92,6 +93,24 @@ def test_template_missing_or_extra_ids_fail_loudly(tmp_path):
     pd.DataFrame({"id": ["a.jpg", "b.jpg", "zz.jpg"], "label": ""}).to_csv(f, index=False)
     with pytest.raises(UserError, match=r"1 template id\(s\) have no test image \(e.g. zz.jpg\).*1 test image"):
         fill_template(f, df, np.zeros(3, int), ["x"])
+
+
+@pytest.mark.parametrize("content, said", [
+    (b"", "is empty"),
+    (b"id,label\n\xff\xfea.jpg,0\n", "is not UTF-8 text"),
+    (b"id,label\na.jpg,0,1\nb.jpg,0\nc.jpg,0\n", "line 2 has 3 field(s), the header has 2"),
+])
+def test_a_malformed_sample_submission_is_one_line(tmp_path, content, said):
+    """--sample-submission read with pandas itself: an empty or non-UTF-8 template was a traceback, a ragged row
+    took the first column for the index ('id 0 appears twice'); the one CSV reader names the file and the row."""
+    f = tmp_path / "sample_submission.csv"
+    f.write_bytes(content)
+    with pytest.raises(UserError, match=f"sample submission {re.escape(str(f))}.*{re.escape(said)}"):
+        fill_template(f, _df(["a.jpg", "b.jpg", "c.jpg"]), np.zeros(3, int), ["x"])
+    # a template with a BOM and Windows line endings is read as written
+    f.write_bytes("\ufeffid,label\r\n0007,0\r\n0003,0\r\n".encode("utf-8"))
+    assert fill_template(f, _df(["0003", "0007"]), np.array([1, 0]), ["a", "b"]).to_dict("list") == \
+        {"id": ["0007", "0003"], "label": ["a", "b"]}
 
 
 def test_formats():
