@@ -390,6 +390,7 @@ def test_export_numeric_options_before_loading_the_run(tmp_path):
     (["--workers", "-3"], "--workers must be >= 1 (got -3)"),
     (["--max-pixels", "-1"], "--max-pixels must be >= 1 (got -1)"),
     (["--dup-method", "hash"], "unknown --dup-method 'hash'; use one of: verified, embedding"),
+    (["--val", "0.2", "--folds", "3"], "--val and --folds are alternatives (only one is used)"),
 ])
 def test_split_numeric_options(flags, msg, image_folder, tmp_path, monkeypatch):
     """split --val -0.2 exited 0 with no val rows; now one line, exit 2, before the data is read."""
@@ -405,6 +406,9 @@ def test_split_python_caller_gets_the_same_check(image_folder, tmp_path):
     from imgcls.manifest import LayoutOptions
     with pytest.raises(UserError, match=re.escape("--val must be in [0, 1) (got -0.2)")):
         sp.run_split(image_folder, tmp_path / "s.csv", LayoutOptions(), sp.SplitConfig(val=-0.2))
+    # --val beside --folds: the CLI refused it, a Python caller's val was ignored (each fold validates 1/K)
+    with pytest.raises(UserError, match="--val and --folds are alternatives"):
+        sp.run_split(image_folder, tmp_path / "s.csv", LayoutOptions(), sp.SplitConfig(val=0.3, folds=3))
     assert not (tmp_path / "s.csv").exists()
 
 

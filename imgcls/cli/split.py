@@ -47,8 +47,6 @@ def split(src: OptSrc = None,
     duplicates never cross sides; stratified by label or attributes; per-split distribution report."""
     from imgcls import split as sp
 
-    if "folds" in cfg.given and "val" in cfg.given:
-        raise UserError("--val and --folds exclude each other: with --folds K each fold validates 1/K of the rows")
     config = cfg.build()
     workers = run.values["workers"]
     if check is not None:

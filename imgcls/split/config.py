@@ -38,7 +38,7 @@ PARTS, LABELS, LINKS, RUNTIME = "Parts", "Labels", "Linked images", "Runtime"
 @dataclass
 class SplitConfig:
     """Every option of `imgcls split` but the paths (imgcls.options: default, choices, range, help, panel)."""
-    val: float = option(0.2, panel=PARTS, lo=0, hi=1, hi_open=True,
+    val: float = option(0.2, panel=PARTS, lo=0, hi=1, hi_open=True, conflicts="folds",
                         help="Validation fraction (with --folds K each fold validates 1/K instead).")
     test: float = option(0.0, panel=PARTS, lo=0, hi=1, hi_open=True, help="Test fraction held out before val / folds.")
     folds: int | None = option(None, panel=PARTS, lo=2,
