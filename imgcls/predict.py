@@ -411,6 +411,17 @@ def _honest_score(run: Path, kfold: bool) -> str:
             f"`imgcls runs`)")
 
 
+def model_target(spec: EnsembleSpec) -> str:
+    """The column the models' classes are values of (train --target's column, ModelMeta.target): --eval's truth.
+    'label' for an ensemble --combine profile (its classes are the profile label), for members of different
+    targets, and for every model trained on the label."""
+    if spec.combine == "profile":
+        return "label"
+    from imgcls.train.checkpoint import read_meta
+    targets = {read_meta(m.checkpoints[0]).target for m in spec.members}
+    return targets.pop() if len(targets) == 1 else "label"
+
+
 def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, data) -> None:
     """--eval on rows a member trained on would print a training score as if it were a validation one: the rows
     of its training folder, or of its splits.csv but the val / test ones (--eval-split all); for a k-fold member
@@ -533,6 +544,10 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         from imgcls.pipeline import default_test_data
         data = default_test_data()
     df = read_test_data(data, opts)
+    target = model_target(spec)
+    if target != "label":       # the truth --eval scores is the column the model predicts, as train validated it
+        df = df.assign(label=(df[target].astype("string").fillna("").astype(object) if target in df.columns
+                              else ""))
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs
     template = (match_template(sample_submission, df, fmt if fmt != "id,label" else None)
                 if sample_submission else None)
@@ -614,7 +629,10 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if evaluate:
         scores = _eval_scores(df, probs, classes, part, rows)
         if scores is None:
-            warn(f"--eval: the {'' if part == 'all' else part + ' '}rows have no labels the model knows; "
+            predicts = (f" (it predicts the column '{target}', train --target {target}"
+                        + ("" if target in df.columns else f", which {data} does not have") + ")"
+                        if target != "label" else "")
+            warn(f"--eval: the {'' if part == 'all' else part + ' '}rows have no labels the model knows{predicts}; "
                  f"nothing to score")
         else:
             summary["eval"] = scores

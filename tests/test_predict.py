@@ -527,3 +527,41 @@ def test_test_images_that_skip_the_training_preprocess_are_warned_of(tmp_path):
     assert res.exit_code == 0 and "onraw trained on images no imgcls preprocess changed; the test images of " \
         f"{tmp_path / 'test_proc'} went through imgcls preprocess (--face-crop)" in " ".join(res.output.split()), \
         res.output
+
+
+def test_eval_scores_the_column_the_model_predicts(tmp_path):
+    """A `train --target mask` run (classes 0, 1, 2) was --eval-scored against the data's `label` (the 18-class
+    id): the rows whose label happened to be 0..2 were scored, against the wrong truth; a `train --target artist`
+    run (DACON's train.csv) scored nothing on a held-out CSV with an `artist` column. The truth is the column the
+    checkpoint's meta.target names, as train validated it."""
+    from imgcls import metrics
+    names = [f"t{i}.png" for i in range(9)]
+    for i, n in enumerate(names):
+        make_image(tmp_path / "test" / n, size=(40 + i, 36), seed=200 + i, kind="noise")
+    mask = [i % 3 for i in range(9)]
+    label = [(m * 6 + 5 + i) % 18 for i, m in enumerate(mask)]            # mostly not 0..2, never equal to mask
+    assert all(lb != m for lb, m in zip(label, mask))
+    pd.DataFrame({"image": names, "label": label, "mask": mask}).to_csv(tmp_path / "test" / "labels.csv", index=False)
+    run = make_tiny_run(tmp_path / "runs" / "m", classes=("0", "1", "2"), target="mask")
+    out = tmp_path / "pm"
+    res = invoke("predict", run, "--data", tmp_path / "test" / "labels.csv", "--eval", "--out", out, "--workers", 0,
+                 "--probs-format", "csv")
+    assert res.exit_code == 0, res.output
+    ev = json.loads((out / "predict.json").read_text())["eval"]
+    pred = pd.read_csv(out / "probs.csv", dtype=str)["pred"].astype(int).to_numpy()
+    want = metrics.scores(np.array(mask), pred, ["0", "1", "2"])
+    assert ev["n_images"] == 9 and ev["plain"]["macro_f1"] == pytest.approx(want["macro_f1"])
+    # DACON: the class column is `artist`, names
+    artists = ["Monet", "Degas", "Picasso"]
+    pd.DataFrame({"id": [n[:-4] for n in names], "img_path": [f"./test/{n}" for n in names],
+                  "artist": [artists[m] for m in mask]}).to_csv(tmp_path / "held_out.csv", index=False)
+    run = make_tiny_run(tmp_path / "runs" / "a", classes=tuple(sorted(artists)), target="artist")
+    res = invoke("predict", run, "--data", tmp_path / "held_out.csv", "--eval", "--out", tmp_path / "pa",
+                 "--workers", 0)
+    assert res.exit_code == 0 and "nothing to score" not in res.output, res.output
+    assert json.loads((tmp_path / "pa" / "predict.json").read_text())["eval"]["n_images"] == 9
+    # a labelled CSV without the model's column: nothing to score, and why
+    res = invoke("predict", run, "--data", tmp_path / "test" / "labels.csv", "--eval", "--out", tmp_path / "pn",
+                 "--workers", 0)
+    assert res.exit_code == 0 and "it predicts the column 'artist', train --target artist, which" in \
+        " ".join(res.output.split()), res.output
