@@ -196,13 +196,38 @@ def _file_named(folder: Path, name: str) -> str | None:
                  if (folder / (name + e)).is_file()), None)
 
 
+def _first_names(names: Sequence[str]) -> list[str]:
+    """The first 20 of a CSV's image names, a leading ./ dropped: what the folder they are in is judged by."""
+    return [str(n)[2:] if str(n).startswith("./") else str(n) for n in list(names)[:20]]
+
+
+def _holds_most(folder: Path, sample: Sequence[str]) -> bool:
+    return 2 * sum(_file_named(folder, n) is not None for n in sample) > len(sample)
+
+
+def csv_images_subfolder(base: Path, names: Sequence[str], csv_path: Path) -> Path | None:
+    """Where csv_image_root finds none: the one visible folder directly under `base` where most of the CSV's first
+    20 names are files (Kaggle's train.csv beside train_images/; a train.csv of bare ids beside train/), else None;
+    several such folders are one line naming them and --image-dir."""
+    sample = _first_names(names)
+    try:
+        subs = sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith("."))
+    except OSError:
+        return None
+    hits = [d for d in subs if d.name.lower() not in CSV_IMAGE_FOLDERS and _holds_most(d, sample)]
+    if len(hits) > 1:
+        raise UserError(f"the image names of {csv_path} (e.g. {sample[0]}) are files in several folders beside it "
+                        f"({', '.join(str(d) for d in hits)}); pass --image-dir with the one that holds its images")
+    return hits[0] if hits else None
+
+
 def csv_image_root(base: Path, names: Sequence[str]) -> Path | None:
     """The folder a competition CSV's image names are relative to, judged by its first 20 names: of `base` (the
     folder given, or the CSV's own) and CSV_IMAGE_FOLDERS under it (the mask competition's eval/images/), the one
     where most of them are files, the first on a tie; None when none holds more than half of them. A folder where
     only a few are files is not the CSV's: train.csv's ids 0000..0019 with its images in train/ would otherwise be
     read from test/, the test images that happen to share five of the names (their pixels under train's labels)."""
-    sample = [str(n)[2:] if str(n).startswith("./") else str(n) for n in list(names)[:20]]
+    sample = _first_names(names)
     best, most = None, 0
     for folder in (base, *(base / sub for sub in CSV_IMAGE_FOLDERS)):
         if folder.is_dir():
@@ -312,7 +337,7 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> tup
     group_col = need(opts.group_col, "--group-col")
     names = [p[2:] if p.startswith("./") else p for p in table[path_col].astype(str)]
     if opts.image_dir is None:      # bare names whose files sit in images/ (the mask competition's eval/info.csv)
-        root = csv_image_root(root, names) or root
+        root = csv_image_root(root, names) or csv_images_subfolder(root, names, csv_path) or root
     paths = _with_extension(names, root, opts.ext)
     listed, (root, paths) = paths, images_folder(root, paths)
     df = pd.DataFrame({"path": [Path(p).as_posix() for p in paths],

