@@ -53,6 +53,21 @@ CSV_IMAGE_FOLDERS = ("images", "image", "imgs", "test")
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
+SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def csv_separator(text: str) -> str:
+    """The field separator of a CSV's text, judged by its header line: a comma, unless the header has none and
+    has semicolons or tabs (what a spreadsheet in a comma-decimal locale, or a TSV, writes)."""
+    import csv
+    import io as _io
+    header = next(csv.reader(_io.StringIO(text, newline="")), [])
+    if len(header) > 1:
+        return ","
+    line = header[0] if header else ""
+    return next((s for s in (";", "\t") if s in line), ",")
+
+
 def read_csv(path: Path, what: str = "CSV file", **kwargs) -> pd.DataFrame:
     """pandas.read_csv with the mistakes a user can make said in one line: an empty (0-byte) file, text that is
     not UTF-8, a row with more or fewer fields than the header."""
@@ -70,14 +85,18 @@ def read_csv(path: Path, what: str = "CSV file", **kwargs) -> pd.DataFrame:
     if not text.strip():
         raise UserError(f"{what} {path} is empty; give a CSV with a header row (e.g. path,label)")
     import io as _io
+    sep = csv_separator(text)
+    if sep != ",":              # a European spreadsheet's export (id;label) or a TSV: read with its own separator
+        kwargs.setdefault("sep", sep)
     if kwargs.get("nrows") != 0:
-        rows = csv.reader(_io.StringIO(text, newline=""))   # quoted values may hold commas and newlines
+        rows = csv.reader(_io.StringIO(text, newline=""), delimiter=sep)  # quoted values may hold seps and newlines
         try:
             width = len(next(rows))
             for row in rows:
                 if row and len(row) != width:
                     raise UserError(f"{what} {path}: line {rows.line_num} has {len(row)} field(s), the header has "
-                                    f"{width}; fix that row (a comma inside a value needs quotes)")
+                                    f"{width}; fix that row (a {SEPARATOR_NAMES[sep]} inside a value needs "
+                                    f"quotes)")
         except csv.Error as e:
             raise UserError(f"{what} {path} cannot be parsed as CSV (line {rows.line_num}: {e}); fix the "
                             f"file") from None

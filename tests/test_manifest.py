@@ -445,3 +445,27 @@ def test_a_kaggle_csv_finds_its_images_in_the_one_folder_beside_it_that_holds_th
         mf.load(tmp_path / "train.csv", scan=False)
     assert set(mf.load(tmp_path / "train.csv", opts(image_dir=str(tmp_path / "copy")), scan=False)["root"]) == \
         {str((tmp_path / "copy").resolve())}
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_semicolon_or_tab_separated_csv_is_read_with_its_separator(tmp_path, sep):
+    """A spreadsheet in a comma-decimal locale saves `id;label`, and some competitions ship TSVs: the header was read
+    as one column, 'cannot tell which column holds the paths ... pass --path-col', which no flag could fix. The
+    separator is judged by the header: a comma unless the header has none. A ragged row names its separator."""
+    ids = [f"{i:04d}" for i in range(6)]
+    for i, n in enumerate(ids):
+        make_image(tmp_path / "train" / f"{n}.png", seed=i)
+    (tmp_path / "train.csv").write_text("id" + sep + "label" + sep + "note\n"
+                                        + "".join(f"{n}{sep}{'ab'[i % 2]}{sep}x,y\n" for i, n in enumerate(ids)))
+    df = mf.load(tmp_path / "train.csv", scan=False)
+    assert sorted(df["label"]) == ["a", "a", "a", "b", "b", "b"] and df["note"].eq("x,y").all()
+    assert set(df["root"]) == {str((tmp_path / "train").resolve())}
+    (tmp_path / "bad.csv").write_text(f"id{sep}label\n0000{sep}a{sep}extra\n")
+    name = {";": "semicolon", "\t": "tab"}[sep]
+    with pytest.raises(UserError, match=f"line 2 has 3 field.*a {name} inside a value needs quotes"):
+        mf.load(tmp_path / "bad.csv", scan=False)
+    from imgcls.submission import match_template      # a sample submission in the same format is matched
+    (tmp_path / "sample.csv").write_text(f"id{sep}label\n" + "".join(f"{n}{sep}a\n" for n in ids))
+    tpl = match_template(tmp_path / "sample.csv", df.assign(id=[p[:4] for p in df["path"]]))   # predict adds id
+    assert list(tpl.frame.columns) == ["id", "label"] and list(tpl.frame["id"]) == ids
+    assert list(df["path"].iloc[tpl.order].str[:4]) == ids
