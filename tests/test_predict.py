@@ -565,3 +565,23 @@ def test_eval_scores_the_column_the_model_predicts(tmp_path):
                  "--workers", 0)
     assert res.exit_code == 0 and "it predicts the column 'artist', train --target artist, which" in \
         " ".join(res.output.split()), res.output
+
+
+def test_label_col_names_the_truth_of_a_test_csv(tmp_path):
+    """A run trained after `clean train.csv --label-col artist` (clean writes the artists as `label`) could not be
+    scored on a labelled test CSV whose classes are in `artist`: predict had no --label-col, and --eval said
+    'nothing to score'. Its --label-col reads that column as the truth, as every other reading command's does."""
+    names = [f"t{i}.png" for i in range(6)]
+    for i, n in enumerate(names):
+        make_image(tmp_path / "test" / n, size=(40 + i, 36), seed=300 + i, kind="noise")
+    artists = ["Degas", "Monet", "Picasso"]
+    pd.DataFrame({"id": [n[:-4] for n in names], "img_path": [f"./test/{n}" for n in names],
+                  "artist": [artists[i % 3] for i in range(6)]}).to_csv(tmp_path / "held_out.csv", index=False)
+    run = make_tiny_run(tmp_path / "runs" / "r", classes=tuple(artists))
+    res = invoke("predict", run, "--data", tmp_path / "held_out.csv", "--eval", "--out", tmp_path / "p0",
+                 "--workers", 0)
+    assert res.exit_code == 0 and "nothing to score" in " ".join(res.output.split()), res.output
+    res = invoke("predict", run, "--data", tmp_path / "held_out.csv", "--label-col", "artist", "--eval",
+                 "--out", tmp_path / "p1", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "p1" / "predict.json").read_text())["eval"]["n_images"] == 6
