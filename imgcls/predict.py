@@ -545,7 +545,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         data = default_test_data()
     df = read_test_data(data, opts)
     target = model_target(spec)
-    if target != "label":       # the truth --eval scores is the column the model predicts, as train validated it
+    # the truth --eval scores is the column the model predicts, as train validated it; --label-col names it instead
+    if target != "label" and not (opts and opts.label_col):
         df = df.assign(label=(df[target].astype("string").fillna("").astype(object) if target in df.columns
                               else ""))
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs

@@ -585,3 +585,9 @@ def test_label_col_names_the_truth_of_a_test_csv(tmp_path):
                  "--out", tmp_path / "p1", "--workers", 0)
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "p1" / "predict.json").read_text())["eval"]["n_images"] == 6
+    # a train --target artist run: --label-col artist (the column read as the label) is its truth too
+    run = make_tiny_run(tmp_path / "runs" / "t", classes=tuple(artists), target="artist")
+    res = invoke("predict", run, "--data", tmp_path / "held_out.csv", "--label-col", "artist", "--eval",
+                 "--out", tmp_path / "p2", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "p2" / "predict.json").read_text())["eval"]["n_images"] == 6
