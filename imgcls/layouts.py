@@ -112,8 +112,20 @@ def _visible(p: Path) -> bool:
 
 
 def images_under(root: Path) -> list[Path]:
+    """Every visible image file under `root`, in path order. Symlinked folders are followed (a class folder linked
+    from another disk is read like any other), each real folder once: a link back to an ancestor ends there."""
     out = []
-    for dirpath, dirnames, filenames in os.walk(root):
+    seen = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
+        if (st.st_dev, st.st_ino) in seen:      # a link to a folder already read (or to an ancestor: a loop)
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for f in sorted(filenames):
             if not f.startswith(".") and imgio.is_image_name(f):

@@ -89,6 +89,21 @@ def test_folder_layout_counts_and_nested(tmp_path):
     assert (df["group"] == "").all()
 
 
+def test_a_symlinked_class_folder_is_read_and_a_link_loop_ends(tmp_path, capsys):
+    """A class folder linked from elsewhere (another disk, a Kaggle input) holds its images: os.walk did not follow
+    it, so the class was dropped with the warning that its folder holds no images. A link back to an ancestor is
+    read once, not forever."""
+    elsewhere = make_image_folder(tmp_path / "disk2", {"cat": 3})
+    root = make_image_folder(tmp_path / "raw", {"dog": 2})
+    (root / "cat").symlink_to(elsewhere / "cat", target_is_directory=True)
+    (root / "dog" / "loop").symlink_to(root, target_is_directory=True)
+    (root / "dog" / "again").symlink_to(root / "dog", target_is_directory=True)
+    df = mf.load(root, scan=False)
+    assert df["label"].value_counts().to_dict() == {"cat": 3, "dog": 2}
+    assert sorted(df.loc[df["label"] == "cat", "path"]) == ["cat/000.png", "cat/001.png", "cat/002.png"]
+    assert "hold no images" not in capsys.readouterr().err
+
+
 def test_profiles_labels_and_groups(profile_folder):
     df = mf.load(profile_folder, scan=False)
     assert len(df) == 12 * 7
