@@ -26,6 +26,10 @@ from imgcls.options import check, option
 Image.MAX_IMAGE_PIXELS = None
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+# EXIF is advisory here (a tag that does not parse is skipped, a malformed block reads as upright): Pillow's EXIF
+# parser (TiffImagePlugin) warns for every corrupt tag it skips ("Truncated File Read", "Tag data larger than file.
+# Skipping tag 306"), lines per photo and process that read like a broken image; bad pixel data raises on its own
+warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
 
 DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default bomb limit (~ 9459 x 9459)
 # How an image becomes N x N, one vocabulary for preprocess (on disk, PIL) and train / predict (torchvision): squash

@@ -80,6 +80,36 @@ def test_exif_rotation_swaps_size_and_rotates_pixels(tmp_path):
     assert imgio.load_rgba(p).size == (30, 60)
 
 
+def test_a_malformed_exif_tag_is_skipped_quietly(tmp_path):
+    """Phone and scraped photos often carry EXIF whose tags point past its end: Pillow's parser warned
+    'Truncated File Read' / 'Tag data larger than file. Skipping tag 306' from every step that read one (eda, clean,
+    split, train, preprocess, predict, each worker process again), lines that read like a broken image. The pixels
+    are fine: the image is read, its intact orientation tag applied, and nothing is printed."""
+    import io
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    ex = Image.Exif()
+    ex[0x0112] = 6
+    ex[0x0132] = "2020:01:01 00:00:00"
+    buf = io.BytesIO()
+    Image.new("RGB", (40, 20), (200, 10, 10)).save(buf, "JPEG", exif=ex)
+    data = bytearray(buf.getvalue())
+    tiff = data.find(b"Exif\0\0") + 6
+    at = data.find((data.find(b"2020:01:01") - tiff).to_bytes(4, "little"), tiff)   # DateTime's value offset
+    data[at:at + 4] = (60000).to_bytes(4, "little")                                  # ... now past the block's end
+    p = tmp_path / "phone.jpg"
+    p.write_bytes(bytes(data))
+    # in a fresh process, as the CLI runs: pytest sets its own warning filters around each test and its imports
+    code = ("import sys; from imgcls import io; p = sys.argv[1]; r = io.probe(p); im = io.load_rgb(p); "
+            "io.load_rgba(p); io.thumbnail(p, 16); print(r['error'] or 'ok', r['width'], r['height'], *im.size)")
+    run = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(imgio.__file__).parents[1])})
+    assert run.stdout.split() == ["ok", "20", "40", "20", "40"], run.stderr
+    assert run.stderr == ""
+
+
 def test_max_pixels_bound(tmp_path):
     p = make_odd_file("over_max_pixels", tmp_path)
     assert imgio.probe(p, max_pixels=40_000)["error"] == ""
