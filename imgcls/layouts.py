@@ -5,6 +5,7 @@ form), the mask competition's profile folders, a competition CSV, an unlabeled f
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
@@ -220,11 +221,19 @@ def profiles_root(root: Path) -> Path | None:
 
 def _file_named(folder: Path, name: str) -> str | None:
     """The file a CSV's image name is in `folder`: the name itself, or for an id without an image extension (Kaggle's
-    `id` column) the first of COMMON_EXTENSIONS (also upper case) that exists; None when none is."""
-    if imgio.is_image_name(name):
-        return name if (folder / name).is_file() else None
-    return next((name + e for e in COMMON_EXTENSIONS + tuple(x.upper() for x in COMMON_EXTENSIONS)
-                 if (folder / (name + e)).is_file()), None)
+    `id` column) the first of COMMON_EXTENSIONS (also upper case) that exists; None when none is. A name the CSV
+    spells in another Unicode normal form than the file system (Korean or accented names unpacked from a macOS zip
+    are NFD, the CSV NFC) is found too, and returned as the file system spells it."""
+    for spelling in dict.fromkeys((name, unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name))):
+        if imgio.is_image_name(spelling):
+            if (folder / spelling).is_file():
+                return spelling
+            continue
+        hit = next((spelling + e for e in COMMON_EXTENSIONS + tuple(x.upper() for x in COMMON_EXTENSIONS)
+                    if (folder / (spelling + e)).is_file()), None)
+        if hit is not None:
+            return hit
+    return None
 
 
 def _first_names(names: Sequence[str]) -> list[str]:
@@ -329,17 +338,15 @@ def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS) -> p
 
 def _with_extension(paths: list[str], root: Path, ext: str | None) -> list[str]:
     """CSV ids without an image extension (Kaggle's `id` column): `ext` added, or the first of COMMON_EXTENSIONS
-    (also upper case) whose file exists under root; ids that match nothing stay as they are (reported unreadable)."""
+    (also upper case) whose file exists under root; ids that match nothing stay as they are (reported unreadable). A
+    non-ASCII name is spelled as its file is (_file_named: NFC in the CSV, NFD on disk)."""
     if ext is not None:
         ext = ext if ext.startswith(".") else "." + ext
     out = []
     for p in paths:
-        if imgio.is_image_name(p):
-            out.append(p)
-        elif ext is not None:
-            out.append(p + ext)
-        else:
-            out.append(_file_named(root, p) or p)
+        name = p if imgio.is_image_name(p) or ext is None else p + ext
+        ascii_file = name.isascii() and imgio.is_image_name(name)     # one spelling only: no lookup
+        out.append(name if ascii_file else _file_named(root, name) or name)
     return out
 
 

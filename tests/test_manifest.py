@@ -169,6 +169,28 @@ def test_competition_csv(tmp_path, image_folder):
     assert (df["error"] == "").all() and df["width"].tolist() == [48] * 3
 
 
+def test_a_csv_finds_files_spelled_in_another_unicode_form(tmp_path):
+    """DACON's Korean (or any accented) file names unpacked from a macOS zip are NFD on disk while train.csv spells
+    them NFC: the names looked the same and every row was 'cannot read file: No such file or directory'. The file
+    is found, `path` spelled as on disk, the CSV's own spelling kept as the id."""
+    import unicodedata
+    names = ["고양이_0.png", "café_1.png"]
+    for i, n in enumerate(names + ["강아지_2.jpg"]):
+        make_image(tmp_path / "train" / unicodedata.normalize("NFD", n), seed=i)
+    ids = ["./train/" + n for n in names] + ["./train/강아지_2"]          # the last without its extension
+    pd.DataFrame({"img_path": ids, "label": ["a", "b", "a"]}).to_csv(tmp_path / "train.csv", index=False)
+    df = mf.load(tmp_path / "train.csv", scan=True)
+    assert (df["error"] == "").all(), df["error"].tolist()
+    assert df["path"].tolist() == [unicodedata.normalize("NFD", n) for n in names + ["강아지_2.jpg"]]
+    assert df["source_id"].tolist() == ids
+    # bare ids looked for in images/ beside the CSV (the mask competition's eval/info.csv) are found there too
+    ev = tmp_path / "eval"
+    make_image(ev / "images" / unicodedata.normalize("NFD", "평가.png"))
+    pd.DataFrame({"ImageID": ["평가.png"]}).to_csv(ev / "info.csv", index=False)
+    got = mf.load(ev / "info.csv", scan=True)
+    assert got["error"].tolist() == [""] and set(got["root"]) == {str((ev / "images").resolve())}
+
+
 def test_a_csv_s_images_are_read_from_the_folder_that_holds_them(tmp_path):
     """The root of a CSV's rows is the deepest folder holding all its images (DACON: train/ beside train.csv), the
     paths relative to it; the paths as written stay the submission's ids."""
