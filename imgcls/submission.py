@@ -6,6 +6,7 @@ counts and an example; `Template.fill` once predicted).
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -65,7 +66,14 @@ def check_class_ids(fmt: str, kind: str, classes: Sequence[str], targets: Sequen
                         f"{', ...' if len(names) > 3 else ''}); use --format id,label or ID_COL,LABEL_COL")
 
 
+def nfc(text: str) -> str:
+    """`text` in Unicode's composed form (NFC), as competitions spell their ids: a file name unpacked from a macOS zip
+    is decomposed (NFD), the same Korean or accented name as other bytes."""
+    return unicodedata.normalize("NFC", text)
+
+
 def _key_candidates(df: pd.DataFrame, id_col: str) -> list[tuple[str, list[str]]]:
+    """The test rows' possible ids, each list in NFC (a template id and a file name compare as text, not bytes)."""
     cands = []
     if id_col in df.columns:
         cands.append((id_col, df[id_col].astype(str).tolist()))
@@ -73,7 +81,7 @@ def _key_candidates(df: pd.DataFrame, id_col: str) -> list[tuple[str, list[str]]
     cands.append(("path", df["path"].astype(str).tolist()))
     cands.append(("file name", [Path(p).name for p in df["path"]]))
     cands.append(("file stem", [Path(p).stem for p in df["path"]]))
-    return cands
+    return [(what, [nfc(k) for k in keys]) for what, keys in cands]
 
 
 @dataclass
@@ -111,7 +119,7 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
     tids = tpl[id_col].astype(str)
     if tids.duplicated().any():
         raise UserError(f"{template}: id {tids[tids.duplicated()].iloc[0]} appears twice in column {id_col}")
-    want = set(tids)
+    want = {nfc(t) for t in tids}
     best = None
     for what, keys in _key_candidates(df, id_col):
         if len(set(keys)) != len(keys):
@@ -122,7 +130,7 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
     if best is None:
         raise UserError("the test images have no unique id (two images share a name); pass a manifest with an id column")
     _, what, keys = best
-    missing = [t for t in tids if t not in set(keys)]
+    missing = [t for t in tids if nfc(t) not in set(keys)]
     extra = [k for k in keys if k not in want]
     if missing or extra:
         parts = []
@@ -133,7 +141,7 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
         raise UserError(f"{template} does not match the test data ({'; '.join(parts)}; ids matched by {what}); "
                         f"predict on the competition's full test folder / CSV")
     pos = {k: i for i, k in enumerate(keys)}
-    return Template(tpl, label_col, kind, np.array([pos[t] for t in tids], dtype=int))
+    return Template(tpl, label_col, kind, np.array([pos[nfc(t)] for t in tids], dtype=int))
 
 
 def fill_template(template: str | os.PathLike, df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str],
@@ -150,6 +158,9 @@ STEM_IDS = frozenset({"dacon", "id,artist"})
 def build_submission(df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str], fmt: str = "id,label") -> pd.DataFrame:
     id_col, label_col, kind = resolve_format(fmt)
     ids = df[id_col].astype(str) if id_col in df.columns and id_col != "id" else df["id"].astype(str)
-    if _key(fmt) in STEM_IDS and (ids == df["path"].astype(str)).all():
+    from_files = (ids == df["path"].astype(str)).all()     # ids a folder's file names gave, not a CSV's
+    if _key(fmt) in STEM_IDS and from_files:
         ids = pd.Series([Path(p).stem for p in ids], index=ids.index)
+    if from_files:              # spelled as the competition's CSVs are, whatever the unzip tool made of the names
+        ids = ids.map(nfc)
     return pd.DataFrame({id_col: ids.to_numpy(), label_col: label_values(pred, classes, kind)})

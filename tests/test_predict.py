@@ -135,6 +135,27 @@ def test_formats():
         build_submission(df, np.array([1, 0]), ["cat", "dog"], "weird")
 
 
+def test_ids_of_file_names_unpacked_as_nfd_are_the_competition_s_nfc(tmp_path):
+    """Korean / accented test file names unpacked from a macOS zip are NFD; the competition's ids are NFC. The
+    sample submission matched none of them ('6 template id(s) have no test image (e.g. 테스트_0); 6 test image(s)
+    are not in the template (e.g. 테스트_0.png)'), and --format dacon wrote NFD ids a grader would not find."""
+    import unicodedata
+    names = ["테스트_0", "café_1"]
+    files = pd.DataFrame({"path": [unicodedata.normalize("NFD", n) + ".png" for n in names]})
+    files["id"] = files["path"]
+    assert files["path"].tolist() != [n + ".png" for n in names]                 # other bytes, the same text
+    got = build_submission(files, np.array([1, 0]), ["cat", "dog"], "dacon")
+    assert got["id"].tolist() == names
+    assert build_submission(files, np.array([1, 0]), ["cat", "dog"])["id"].tolist() == [n + ".png" for n in names]
+    f = tmp_path / "sample_submission.csv"
+    pd.DataFrame({"id": names[::-1], "artist": "?"}).to_csv(f, index=False)
+    filled = fill_template(f, files, np.array([1, 0]), ["cat", "dog"])
+    assert filled.to_dict("list") == {"id": names[::-1], "artist": ["cat", "dog"]}
+    # ids a CSV gave are its own spelling, whatever it is
+    files["id"] = ["A", "B"]
+    assert build_submission(files, np.array([1, 0]), ["cat", "dog"], "dacon")["id"].tolist() == ["A", "B"]
+
+
 # --- end to end ----------------------------------------------------------------------------------------------------
 
 def _direct_proba(run, paths):
