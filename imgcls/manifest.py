@@ -361,9 +361,29 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
             df[c] = df[c].astype(object)
             df.loc[scanned.index, c] = scanned[c].fillna("").astype(str).values
     say_unreadable(df.loc[scanned.index])
+    say_lost_classes(df, scanned.index)
     if require:
         require_readable(df)
     return df
+
+
+def say_lost_classes(df: pd.DataFrame, scanned: pd.Index) -> None:
+    """One warning naming the labels none of whose images can be read, when this scan found (some of) them
+    unreadable: the data has no such class any more (as for a class folder holding no images), which the list of
+    unreadable files alone does not say. Nothing when every image is unreadable (require_readable says that)."""
+    if "label" not in df.columns:
+        return
+    labels = df["label"].fillna("").astype(str)
+    ok = df["error"].fillna("").astype(str) == ""
+    if not ok.any():
+        return
+    have = set(labels[ok])
+    lost = sorted(set(labels[labels.index.isin(scanned) & ~ok]) - have - {""})
+    if lost:
+        counts = labels[~ok].value_counts()
+        named = ", ".join(f"{c} ({plural(int(counts[c]), 'unreadable image')})" for c in lost[:5])
+        warn(f"{plural(len(lost), 'class', 'classes')} with no readable image, so the data has no such class: "
+             f"{named}{' ...' if len(lost) > 5 else ''}")
 
 
 def say_unreadable(df: pd.DataFrame, show: int = 5, fate: str = "left out",

@@ -89,6 +89,24 @@ def test_folder_layout_counts_and_nested(tmp_path):
     assert (df["group"] == "").all()
 
 
+def test_a_class_whose_images_are_all_unreadable_is_named(tmp_path, capsys):
+    """A class folder holding only unreadable files (HEIC without pillow-heif, a broken download) vanished from the
+    class table and the model with nothing said but its files among the unreadable ones; an empty folder is
+    named ('hold no images'), so is this. Said by the scan that finds them, not again by a later step."""
+    root = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2})
+    (root / "ghost").mkdir()
+    for n in ("a.png", "b.jpg"):
+        (root / "ghost" / n).write_bytes(b"not an image")
+    (root / "dog" / "bad.png").write_bytes(b"")                  # one bad file in a class that keeps others
+    df = mf.load(root, scan=True)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "1 class with no readable image, so the data has no such class: ghost (2 unreadable images)" in said
+    assert "dog (" not in said
+    mf.write(df, tmp_path / "m" / "manifest.csv")
+    mf.load(tmp_path / "m" / "manifest.csv", scan=True)
+    assert "no such class" not in capsys.readouterr().err
+
+
 def test_a_symlinked_class_folder_is_read_and_a_link_loop_ends(tmp_path, capsys):
     """A class folder linked from elsewhere (another disk, a Kaggle input) holds its images: os.walk did not follow
     it, so the class was dropped with the warning that its folder holds no images. A link back to an ancestor is
