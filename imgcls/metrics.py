@@ -109,10 +109,13 @@ def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike
         cm = row_normalized(counts) if norm else counts
         fig, ax = plt.subplots(figsize=(size, size))
         disp = ConfusionMatrixDisplay(cm, display_labels=[str(c) for c in classes])
+        # over 25 classes the cells hold no numbers: a colour bar is then the only way to read them
         disp.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation="vertical", include_values=k <= 25,
                   values_format=".2f" if norm else "d")
         if k > 25:
             ax.tick_params(labelsize=6)
+            fig.colorbar(disp.im_, ax=ax, fraction=0.04, pad=0.02,
+                         label="share of the true class's rows" if norm else "images")
         if disp.text_ is not None:    # an empty cell stays blank (as Ultralytics' matrix): fewer texts to read and draw
             for t, n in zip(disp.text_.ravel(), counts.ravel()):
                 t.set_visible(bool(n))

@@ -66,3 +66,23 @@ def test_curves_of_one_epoch_tick_the_epoch_alone(tmp_path, monkeypatch):
     curves_png([dict(epoch=1, train_loss=2.15, val_loss=2.16, train_acc=.19, val_acc=.24, val_macro_f1=.13,
                      lr=1.3e-4)], tmp_path / "curves.png")
     assert ticks == [[1.0]] * 3 and (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_confusion_of_many_classes_has_a_colour_scale(tmp_path, monkeypatch):
+    """Over 25 classes the cells carry no numbers: each matrix has a labelled colour bar, else no cell can be read
+    (a 30-class matrix was blue shades without a scale)."""
+    import imgcls.report as report
+    bars, save = [], report.save_figure
+
+    def spy(fig, path, **kw):
+        bars.append([ax.get_ylabel() for ax in fig.axes[1:]])
+        return save(fig, path, **kw)
+    monkeypatch.setattr(report, "save_figure", spy)
+    classes = [f"class_{i:02d}" for i in range(30)]
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 30, 300)
+    metrics.confusion_pngs(y, np.where(rng.random(300) < .5, y, rng.integers(0, 30, 300)), classes, tmp_path)
+    assert bars == [["images"], ["share of the true class's rows"]]
+    bars.clear()
+    metrics.confusion_pngs([0, 1], [0, 1], ["a", "b"], tmp_path)      # few classes: numbers in the cells, no bar
+    assert bars == [[], []]
