@@ -145,9 +145,10 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
     if "ensemble_macro_f1_crossfit" in sc:
         kv.append((f"ensemble macro-F1, weights cross-fitted ({sc.get('crossfit_folds', '?')} folds: each row scored "
                    f"with weights fitted without it)", f"{sc['ensemble_macro_f1_crossfit']:.4f}"))
-    if "ensemble_logloss" in sc:
-        kv.append(("ensemble log-loss on them", f"{sc['ensemble_logloss']:.4f}"))
-    ctx = {"per_class": "", "confusion": ""}
+    optimistic = " (weights fitted on these rows: optimistic)" if fitted else ""
+    if "ensemble_logloss" in sc:      # what auto weights minimise on these rows: the most optimistic number
+        kv.append(("ensemble log-loss on them" + optimistic, f"{sc['ensemble_logloss']:.4f}"))
+    ctx = {"per_class": "", "per_class_note": "", "confusion": ""}
     if oof is not None and len(oof):
         y = oof["label"].astype(str)
         cols = {"class": classes}
@@ -158,7 +159,10 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
         cols["ensemble"] = ens["f1"].to_numpy()
         cols["support"] = ens["support"].to_numpy()
         ctx["per_class"] = S(report.table(pd.DataFrame(cols), digits=4, max_rows=1000))
+        if fitted:
+            ctx["per_class_note"] = "ensemble column: weights fitted on these rows, optimistic"
         ctx["confusion"] = S(_confusion_html(y, oof["pred"].astype(str), classes, out,
-                                             f"ensemble ({spec.method}) on {len(oof)} common validation rows"))
+                                             f"ensemble ({spec.method}) on {len(oof)} common validation rows"
+                                             + ("\nweights fitted on these rows: optimistic" if fitted else "")))
     return report.write_report(out / "report.html", "ensemble.html", title=f"imgcls ensemble: {spec.name}",
                                summary=S(report.key_values(kv)), members=S(report.table(table, digits=4)), **ctx)

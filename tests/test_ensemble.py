@@ -321,3 +321,21 @@ def test_a_file_or_folder_that_is_not_a_run_is_named_for_what_it_is(tmp_path):
         res = runner.invoke(app, [*args, *(["--data", str(tmp_path / "data")] if args[0] == "predict" else [])])
         lines = res.output.strip().splitlines()
         assert res.exit_code == 2 and len(lines) == 1 and msg in " ".join(res.output.split()), (args, res.output)
+
+
+def test_report_labels_every_score_over_the_rows_the_weights_were_fitted_on(tmp_path):
+    """--weights auto minimises log-loss on the common validation rows: the log-loss, the ensemble's per-class F1 and
+    its confusion matrix are over those very rows and say so, as the macro-F1 beside them does (they stood
+    unlabelled); equal weights (nothing fitted) are not called optimistic."""
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "a", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.3)
+    for method, fitted in (("weighted", True), ("soft", False)):
+        out = tmp_path / method
+        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", method, "--out", str(out)])
+        assert res.exit_code == 0, res.output
+        flat = " ".join((out / "report.html").read_text().split())
+        assert ("ensemble log-loss on them (weights fitted on these rows: optimistic)" in flat) is fitted
+        assert "ensemble log-loss on them" in flat
+        assert ("Per-class F1 on the common validation rows <span class=\"muted\">(ensemble column: weights "
+                "fitted on these rows, optimistic)</span>" in flat) is fitted
