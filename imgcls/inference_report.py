@@ -72,6 +72,16 @@ def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series 
     return html, note
 
 
+def fitted_note(scores: dict) -> str:
+    """What --eval says when it scored rows the ensemble's weights were fitted on ('' when none)."""
+    n = scores.get("n_weights_fitted") or 0
+    if not n:
+        return ""
+    which = "all" if n == scores["n_images"] else f"{n} of the {scores['n_images']}"
+    return (f"{which} of these rows are the ones the ensemble's --weights auto was fitted on: optimistic (the same "
+            f"rows chose the weights)")
+
+
 def _confusion_html(y, p, classes, out: Path, title: str) -> str:
     raw, norm = metrics.confusion_pngs(y, p, classes, out, title=title)
     return report.img(raw, "confusion matrix") + report.img(norm, "confusion matrix, row-normalised")
@@ -105,7 +115,8 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
                 (("n_unknown_class", "labelled image(s) of a class the model does not know"),
                  ("n_unreadable", "unreadable labelled image(s)")) if ev.get(k)]
         ctx["eval_note"] = "; ".join([f"{ev['n_images']} labelled {'images' if part == 'all' else part + ' rows'}",
-                                      *left, "macro-F1 over every class of the task"])
+                                      *left, *([fitted_note(ev)] if ev.get("n_weights_fitted") else []),
+                                      "macro-F1 over every class of the task"])
         ok = np.asarray(eval_rows if eval_rows is not None else np.ones(len(table), bool), bool)
         ok &= table["label"].astype(str).isin(classes).to_numpy() & (table["error"].astype(str) == "").to_numpy()
         y, p = table.loc[ok, "label"].astype(str), table.loc[ok, "pred"].astype(str)

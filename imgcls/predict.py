@@ -452,8 +452,24 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
                         f"the other folds' rows): a leaked score; the honest one is {honest}, or {alt}")
 
 
+def weights_fitted_rows(spec: EnsembleSpec, df: pd.DataFrame) -> np.ndarray:
+    """The rows of df the ensemble's --weights auto was fitted on (the images of its oof_predictions.csv, the
+    members' common validation rows): a score over them is optimistic, as the ensemble's own fitted one. All False
+    for a run, or an ensemble whose weights were not fitted."""
+    fitted = np.zeros(len(df), bool)
+    oof = Path(spec.path).parent / "oof_predictions.csv" if spec.path else None
+    if oof is None or not (spec.scores or {}).get("weights_fitted_on_scored_rows") or not oof.is_file():
+        return fitted
+    try:
+        keys = pd.read_csv(oof, usecols=["key"], dtype=str, keep_default_na=False)["key"]
+    except (ValueError, OSError, pd.errors.ParserError):
+        return fitted
+    keys = {str(Path(k)) for k in keys}
+    return np.array([str(p) in keys for p in mf.image_paths(df)], bool)
+
+
 def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str], part: str = "all",
-                 rows: np.ndarray | None = None) -> dict | None:
+                 rows: np.ndarray | None = None, fitted: np.ndarray | None = None) -> dict | None:
     labels = df["label"].fillna("").astype(str)
     cidx = {c: i for i, c in enumerate(classes)}
     known = labels.map(cidx)
@@ -469,7 +485,8 @@ def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str],
     y = known[ok].astype(int).to_numpy()
     # what --eval left out is recorded with the score (the report says it beside the numbers)
     res = {"rows": part, "n_images": int(ok.sum()), "n_unknown_class": unknown,
-           "n_unreadable": int((known.notna().to_numpy() & ~readable & rows).sum())}
+           "n_unreadable": int((known.notna().to_numpy() & ~readable & rows).sum()),
+           "n_weights_fitted": int((ok & fitted).sum()) if fitted is not None else 0}
     for name, p in (("plain", probs.plain), ("tta", probs.tta)):
         m = metrics.scores(y, p[ok].argmax(1), classes)
         res[name] = {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"]}
@@ -628,7 +645,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                "images_per_s": round(n / probs.seconds, 2) if probs.seconds > 0 else None,
                "probs": str(probs_path), "submission": str(sub_path)}
     if evaluate:
-        scores = _eval_scores(df, probs, classes, part, rows)
+        scores = _eval_scores(df, probs, classes, part, rows, weights_fitted_rows(spec, df))
         if scores is None:
             predicts = (f" (it predicts the column '{target}', train --target {target}"
                         + ("" if target in df.columns else f", which {data} does not have") + ")"
@@ -670,3 +687,6 @@ def _print_eval(scores: dict, tta: TTASpec) -> None:
     for k in ("macro_f1", "accuracy"):
         t.add_row(k, f"{scores['plain'][k]:.4f}", *([f"{scores['tta'][k]:.4f}"] if with_tta else []))
     print_table(t)
+    if scores.get("n_weights_fitted"):      # on its own line, as the rows' line above: a caption wraps narrow
+        from imgcls.inference_report import fitted_note
+        warn(f"--eval: {fitted_note(scores)}")
