@@ -175,5 +175,14 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
         ctx["confusion"] = S(_confusion_html(y, oof["pred"].astype(str), classes, out,
                                              f"ensemble ({spec.method}) on {len(oof)} common validation rows"
                                              + ("\nweights fitted on these rows: optimistic" if fitted else "")))
+    # the columns as the note above the table and the terminal's table name them (scores.csv keeps its own names)
+    shown = table.rename(columns={"val_images": "own val images", "val_macro_f1": "own val macro-F1",
+                                  "common_macro_f1": "common val macro-F1"})
+    kfold = [m.name for m in spec.members if len(m.checkpoints) > 1]
+    members_note = ("own val: each member's macro-F1 on its own validation rows"
+                    + (f" (out-of-fold for the k-fold member(s) {', '.join(kfold)}: each row scored by the fold that "
+                       f"did not train on it)" if kfold else "")
+                    + "; common val: on the rows every member predicted (the ensemble is scored there)")
     return report.write_report(out / "report.html", "ensemble.html", title=f"imgcls ensemble: {spec.name}",
-                               summary=S(report.key_values(kv)), members=S(report.table(table, digits=4)), **ctx)
+                               summary=S(report.key_values(kv)), members=S(report.table(shown, digits=4)),
+                               members_note=members_note, **ctx)

@@ -368,3 +368,20 @@ def test_predict_eval_on_the_rows_the_weights_were_fitted_on_says_so(tmp_path):
     res = runner.invoke(app, ["predict", str(tmp_path / "ens_weighted"), "--data", str(other), "--out",
                               str(tmp_path / "pred_other"), "--eval", "--workers", "0"])
     assert res.exit_code == 0 and "fitted on: optimistic" not in " ".join(res.output.split()), res.output
+
+
+def test_report_members_table_names_its_columns_as_its_note(tmp_path):
+    """The note above the members table explains `own val` and `common val`, the terminal's columns; the table's
+    own headers read val_images / val_macro_f1 / common_macro_f1, and a k-fold member's out-of-fold rows were
+    said in the terminal only."""
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "single", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "kf", seed=2, folds=2, val_rows=rows, val_quality=0.3)
+    out = tmp_path / "ens"
+    assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(out)]).exit_code == 0
+    html = (out / "report.html").read_text()
+    flat = " ".join(html.split())
+    assert ("<th>member</th><th>checkpoints</th><th>weight</th><th>own val images</th><th>own val macro-F1</th>"
+            "<th>common val macro-F1</th>") in flat
+    assert "val_macro_f1" not in html and "common_macro_f1" not in html
+    assert "(out-of-fold for the k-fold member(s) kf: each row scored by the fold that did not train on it)" in flat
