@@ -105,9 +105,11 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
     members = pd.DataFrame([{"member": m["name"], "weight": m["weight"], "checkpoints": len(m["checkpoints"]),
                              "files": " ".join(Path(c).as_posix() for c in m["checkpoints"])}
                             for m in summary["members"]])
-    ctx = {"eval": "", "eval_note": "", "per_class": "", "confusion": "", "unreadable": ""}
+    ctx = {"eval": "", "eval_note": "", "per_class": "", "per_class_note": "", "confusion": "", "unreadable": ""}
     if ev:
-        rows = pd.DataFrame([{"metric": k, "no TTA": ev["plain"][k], f"TTA {summary['tta']}": ev["tta"][k]}
+        with_tta = summary["tta_views"] > 1       # one view: a TTA column would repeat the plain one (as printed)
+        rows = pd.DataFrame([{"metric": k, "no TTA": ev["plain"][k],
+                              **({f"TTA {summary['tta']}": ev["tta"][k]} if with_tta else {})}
                              for k in ("macro_f1", "accuracy")])
         ctx["eval"] = S(report.table(rows, digits=4))
         part = ev.get("rows", "all")
@@ -120,8 +122,10 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
         ok = np.asarray(eval_rows if eval_rows is not None else np.ones(len(table), bool), bool)
         ok &= table["label"].astype(str).isin(classes).to_numpy() & (table["error"].astype(str) == "").to_numpy()
         y, p = table.loc[ok, "label"].astype(str), table.loc[ok, "pred"].astype(str)
+        how = f"with TTA {summary['tta']}" if with_tta else "no TTA"
+        ctx["per_class_note"] = f"{ok.sum()} labelled {'images' if part == 'all' else part + ' rows'}, {how}"
         ctx["per_class"] = S(report.table(metrics.per_class(y, p, classes), digits=4, max_rows=1000))
-        ctx["confusion"] = S(_confusion_html(y, p, classes, out, f"--eval, {ok.sum()} rows, with TTA"))
+        ctx["confusion"] = S(_confusion_html(y, p, classes, out, f"--eval, {ok.sum()} rows, {how}"))
     train, source = None, ""
     for run in members_runs:          # the first member trained on these classes
         train, source = training_distribution(run, classes)

@@ -281,6 +281,22 @@ def test_eval_prints_with_and_without_tta_and_bad_images_are_reported(tmp_path):
         in " ".join(res.output.split()), res.output
 
 
+def test_eval_report_without_tta_shows_one_score_column_and_says_no_tta(tmp_path):
+    """predict --eval without --tta: the terminal shows one column (no TTA), the report showed a second, `TTA none`,
+    repeating it, and headed the per-class table and confusion matrices `with TTA`."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    data = make_image_folder(tmp_path / "labelled", {"a": 3, "b": 2, "c": 2}, size=(36, 36))
+    for tta, cols, how in (("none", "<th>metric</th><th>no TTA</th></tr>", "no TTA"),
+                           ("flip", "<th>metric</th><th>no TTA</th><th>TTA flip</th></tr>", "with TTA flip")):
+        out = tmp_path / tta
+        res = invoke("predict", run, "--data", data, "--out", out, "--tta", tta, "--eval", "--workers", 0)
+        assert res.exit_code == 0, res.output
+        flat = " ".join((out / "report.html").read_text().split())
+        assert cols in flat and "TTA none" not in flat
+        assert f'<h3>Per class <span class="muted">(7 labelled images, {how})</span></h3>' in flat
+        assert ("with TTA" in flat) is (tta != "none")
+
+
 def test_newest_run_is_used_and_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_tiny_run(tmp_path / "outputs" / "runs" / "old")
