@@ -576,7 +576,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                                                         for m in spec.members]
         check_class_ids(f"--sample-submission {sample_submission}" if template is not None else f"--format {fmt}",
                         kind, spec.classes, targets)
-    if template is None and fmt == "id,label" and (beside := template_beside(data)) is not None:
+    # a competition's test data has no labels: --eval scores labelled rows, not a submission's
+    if template is None and fmt == "id,label" and not evaluate and (beside := template_beside(data)) is not None:
         info(f"{beside} lies beside the test data: --sample-submission {beside} writes the submission with its "
              f"ids, columns and order (not used unless given; without it ids are the test rows' ids as read)")
     part, rows = eval_rows(df, eval_split) if evaluate else ("all", None)

@@ -182,6 +182,8 @@ def test_predict_folder_follows_shuffled_template_and_matches_direct_forward(tmp
     assert res.exit_code == 0 and f"{tpl} lies beside the test data: --sample-submission {tpl} writes the " \
         "submission with its ids, columns and order" in " ".join(res.output.split()), res.output
     assert pd.read_csv(tmp_path / "plain" / "submission.csv", dtype=str)["id"].tolist() == names
+    res = invoke("predict", run, "--data", test, "--eval", "--out", tmp_path / "ev", "--workers", 0)
+    assert res.exit_code == 0 and "lies beside" not in res.output, res.output   # --eval: labelled rows, no submission
     out = tmp_path / "pred"
     res = invoke("predict", run, "--data", test, "--out", out, "--sample-submission", tpl, "--workers", 0,
                  "--batch-size", 3, "--probs-format", "csv", "--quiet")
