@@ -570,6 +570,35 @@ def test_cache_modes_give_the_same_run(two_class, tmp_path, monkeypatch, gpu_aug
         assert all(torch.allclose(sd[k].float(), ref[k].float(), atol=1e-5) for k in ref), c
 
 
+@pytest.mark.parametrize("workers", [0, 1])
+def test_cache_none_skips_an_image_that_breaks_after_the_run_starts(two_class, tmp_path, monkeypatch, capsys,
+                                                                    workers):
+    # --cache none reads the files every epoch: one that breaks or goes after the scan is skipped as the decoded-image
+    # cache skips it (named once, the run goes on), not a traceback (with --workers, torch's re-raised RuntimeError)
+    from pathlib import Path
+    from imgcls.train.loop import Trainer
+    broken = {}
+    real_setup = Trainer.setup
+
+    def setup_then_break(self):
+        real_setup(self)
+        d = self.data
+        broken["train"], broken["val"] = Path(d.paths[d.train_idx[0]]), Path(d.paths[d.val_idx[0]])
+        broken["train"].write_bytes(b"\0" * broken["train"].stat().st_size)      # same size: no rescan sees it
+        broken["val"].unlink()
+        broken["n_val"] = len(d.val_idx)
+
+    monkeypatch.setattr(Trainer, "setup", setup_then_break)
+    run = run_train(cfg_for(two_class, tmp_path, cache="none", workers=workers, batch_size=4))
+    said = " ".join(capsys.readouterr().err.split())
+    assert said.count(f"skipped unreadable image {broken['train']}: not an image") == 1     # once over 2 epochs
+    assert said.count(f"skipped unreadable image {broken['val']}: file not found") == 1
+    assert list(metrics(run)["epoch"]) == [1, 2]
+    vp = pd.read_csv(run / "val_predictions.csv", keep_default_na=False)
+    assert len(vp) == broken["n_val"] - 1
+    assert broken["val"].resolve() not in {(Path(r) / p).resolve() for r, p in zip(vp["root"], vp["path"])}
+
+
 def test_resize_modes_and_eval_transform():
     from PIL import Image
     from imgcls.train.data import eval_transform

@@ -279,7 +279,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
 
     import torch
     from imgcls import manifest as mf
-    from imgcls.console import info, warn
+    from imgcls.console import info
     from imgcls.errors import UserError
     from imgcls.fsutil import write_json, write_table
     from imgcls.train import data as tdata
@@ -323,7 +323,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
                                                 meanwhile=import_libraries)
         bad = [i for i, e in enumerate(errors) if e]
         for i in bad:
-            warn(f"skipped unreadable image {paths[i]}: {errors[i]}")
+            tdata.warn_unreadable(paths[i], errors[i])
         if bad:
             ok = np.array([not e for e in errors])
             images, df, targets, final = images[ok], df[ok].reset_index(drop=True), targets[ok], final[ok]

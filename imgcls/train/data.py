@@ -208,7 +208,10 @@ def augment_normalize(ds, x, aug_seed):
 
 
 class FileImages(Dataset):
-    """Images decoded from files every time (--cache none): for data that does not fit in RAM."""
+    """Images decoded from files every time (--cache none): for data that does not fit in RAM. Item i -> (image,
+    targets, None); an image that can no longer be read (broken or deleted since the scan) -> (None, targets,
+    (i, why)): collate_readable leaves it out of its batch and names it, so the run goes on as the decoded-image
+    cache's does (the trainer reports it once, warn_unreadable)."""
 
     def __init__(self, paths: Sequence[Path], targets: np.ndarray, img_size: int, resize_mode: str,
                  interpolation: str, mean, std, augment=None, erasing=None, raw: bool = False,
@@ -224,8 +227,28 @@ class FileImages(Dataset):
 
     def __getitem__(self, item):
         i, aug_seed = item if isinstance(item, tuple) else (item, None)
-        x = self.load(imgio.load_rgb(self.paths[i]))
-        return augment_normalize(self, x, aug_seed), self.targets[i]
+        try:
+            img = imgio.load_rgb(self.paths[i])
+        except imgio.ImageReadError as e:
+            return None, self.targets[i], (i, e.reason)
+        return augment_normalize(self, self.load(img), aug_seed), self.targets[i], None
+
+
+def collate_readable(items) -> tuple:
+    """DataLoader collate of FileImages items -> (x, y, skipped): the readable items collated as usual (x and y None
+    when none of them could be read; the batch is smaller by the others) and [(item, why)] of the others."""
+    from torch.utils.data import default_collate
+    ok = [it[:2] for it in items if it[2] is None]
+    skipped = [it[2] for it in items if it[2] is not None]
+    x, y = default_collate(ok) if ok else (None, None)
+    return x, y, skipped
+
+
+def warn_unreadable(path, why: str) -> None:
+    """The one line for an image training skips because it cannot be read: at the decoded-image cache's pass, or
+    with --cache none when its file broke or went after the scan."""
+    from imgcls.console import warn
+    warn(f"skipped unreadable image {path}: {why}")
 
 
 # ---------------------------------------------------------------------------------------------------------------

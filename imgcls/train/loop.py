@@ -38,8 +38,9 @@ from imgcls.train.batch_aug import BatchAugment, gather, source_on_device, step_
 from imgcls.train.callbacks import Hooks
 from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
 from imgcls.train.config import TrainConfig
-from imgcls.train.data import (CachedImages, FileImages, ListSampler, augment_transform, duplicate_units,
-                               epoch_indices, oversample_goals, random_erasing, unit_labels)
+from imgcls.train.data import (CachedImages, FileImages, ListSampler, augment_transform, collate_readable,
+                               duplicate_units, epoch_indices, oversample_goals, random_erasing, unit_labels,
+                               warn_unreadable)
 from imgcls.train.dist import Dist
 from imgcls.train.heads import as_list, build_model, head_parameters
 from imgcls.train.losses import Criterion, class_weights_auto
@@ -62,6 +63,9 @@ class FoldData:
     frame: pd.DataFrame            # the usable manifest rows, aligned with the cache
     images: np.ndarray | None      # decoded cache [N, S, S, 3] (None with --cache none)
     paths: list
+    # --cache none: {path: why} of the images found unreadable while training (each reported once); one dict shared
+    # by every fold of a run
+    unreadable: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -191,6 +195,8 @@ class Trainer:
         self.n_epoch = int(self.goals.sum()) if self.goals is not None else len(counted)
         bs = cfg.batch_size
         loader_kw = {"num_workers": cfg.workers, "pin_memory": self.device.type == "cuda"}
+        if data.images is None:      # files read per item: one that broke since the scan is left out of its batch
+            loader_kw["collate_fn"] = collate_readable
         if cfg.workers > 0:
             loader_kw.update(persistent_workers=True, prefetch_factor=4)
         self.sampler = ListSampler([])
@@ -387,8 +393,18 @@ class Trainer:
         shown_at = 0.0
         timing_compile = self.cfg.compile and self.compile_seconds is None
         t_epoch = time.perf_counter()
+        pending = False      # gradients accumulated since the last update
         with progress_bar(desc, n_steps) if dist.main else _null_bar() as advance:
-            for step, (x, y) in enumerate(self._batches(idx, epoch)):
+            for step, batch in enumerate(self._batches(idx, epoch)):
+                x, y = batch[0], batch[1]
+                last_in_update = (step + 1) % cfg.grad_accum == 0 or step + 1 == n_steps
+                if len(batch) > 2 and not self._readable_batch(x, batch[2], self.train_loader.dataset):
+                    if last_in_update and pending:
+                        self._update(sam_batches, loss, epoch)
+                        pending = False
+                    self.eta.step()
+                    advance()
+                    continue
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
                 if self.batch_aug is not None:      # uint8 -> augmented, normalised, on the device
@@ -397,13 +413,13 @@ class Trainer:
                 x = x.contiguous(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
                 group = final_code(y, sizes) if cfg.mix == "cutmix-vertical" else None
                 x, soft = mix_batch(x, y, sizes, cfg.mix, cfg.mix_prob, cfg.mix_alpha, mix_rng, group)
-                last_in_update = (step + 1) % cfg.grad_accum == 0 or step + 1 == n_steps
                 # SAM: the first pass only picks the direction of the perturbation, from each process's own
                 # gradient (no all-reduce, as in the SAM paper's per-device m-sharpness); the second pass syncs
                 with self.train_model.no_sync() if dist.on and (self.sam or not last_in_update) else _nullctx():
                     outs, loss = self._forward_backward(x, soft)
                 if self.sam:
                     sam_batches.append((x, soft))
+                pending = not last_in_update
                 if last_in_update:
                     self._update(sam_batches, loss, epoch)
                 if timing_compile and step == 0:
@@ -435,6 +451,25 @@ class Trainer:
                          f"{n_steps - 1} others {rest / max(1, n_steps - 1):.3f} s on average)")
         return result
 
+    def _readable_batch(self, x, skipped: list, ds) -> bool:
+        """--cache none: report the batch's images that could not be read (each once a run: FoldData.unreadable);
+        whether what is left trains: not when nothing is, nor one image left of more (a batch of one breaks
+        BatchNorm). Under DDP every process skips the step when one does (their gradients are averaged)."""
+        self._note_unreadable(skipped, ds)
+        usable = x is not None and (len(x) > 1 or self.cfg.batch_size == 1)
+        if self.dist.on:
+            flag = torch.tensor(int(usable), device=self.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MIN)
+            usable = bool(flag.item())
+        return usable
+
+    def _note_unreadable(self, skipped: list, ds) -> None:
+        for i, why in skipped:
+            path = str(ds.paths[i])
+            if path not in self.data.unreadable:
+                self.data.unreadable[path] = why
+                warn_unreadable(path, why)
+
     def _batches(self, idx: list, epoch: int):
         """(x, y) batches of the epoch's order `idx`: from the loader (per-image augmentation, or uint8 with
         --gpu-aug from files), or cut straight from the decoded-image cache (--gpu-aug: uint8, no loader)."""
@@ -456,6 +491,7 @@ class Trainer:
         ev = evaluate(self.eval_model, self.val_loader, meta, self.sizes, self.crits, self.head_w, self.device,
                       cfg.channels_last, self.use_amp, self.amp_dtype,
                       desc="validation" + (f" fold {fold}" if fold is not None else ""))
+        self._note_unreadable(ev["skipped"], self.val_loader.dataset)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "val_loss": ev["loss"],
                "val_acc": ev["final"]["accuracy"], "val_macro_precision": ev["final"]["macro_precision"],
                "val_macro_recall": ev["final"]["macro_recall"], "val_macro_f1": ev["final"]["macro_f1"]}
@@ -473,7 +509,7 @@ class Trainer:
         improved = row["val_macro_f1"] > st.best_f1
         if improved:
             st.best_f1, st.best_epoch, st.bad_epochs = row["val_macro_f1"], epoch + 1, 0
-            st.best_preds = val_predictions_frame(self.data, ev["proba"], meta, fold)
+            st.best_preds = val_predictions_frame(self.data, ev["proba"], meta, fold, ev["skipped"])
             save_checkpoint(run_dir / "best.pt", _unwrap(self.eval_model).state_dict(), meta,
                             epoch=epoch + 1, val_f1=st.best_f1)
             write_table(st.best_preds, run_dir / "val_predictions.csv")

@@ -27,12 +27,19 @@ def final_code(y: torch.Tensor, sizes: list[int]) -> torch.Tensor:
 @torch.no_grad()
 def evaluate(model, loader, meta, sizes, crits, head_w, device, channels_last=False, use_amp=False,
              amp_dtype=torch.bfloat16, desc: str | None = None) -> dict:
-    """Loss, probabilities and imgcls.metrics scores over the loader (a transient bar `desc` unless --quiet)."""
+    """Loss, probabilities and imgcls.metrics scores over the loader (a transient bar `desc` unless --quiet).
+    `skipped`: [(item, why)] of the images a file loader (--cache none) could not read, left out of every score."""
     model.eval()
     outs_all = [[] for _ in sizes]
-    ys = []
+    ys, skipped = [], []
     with progress_bar(desc, len(loader), transient=True) as advance:
-        for x, y in loader:
+        for batch in loader:
+            x, y = batch[0], batch[1]
+            if len(batch) > 2:
+                skipped += batch[2]
+            if x is None:
+                advance()
+                continue
             x = x.to(device, non_blocking=True)
             if channels_last:
                 x = nhwc(x)
@@ -42,6 +49,10 @@ def evaluate(model, loader, meta, sizes, crits, head_w, device, channels_last=Fa
                 outs_all[h].append(o.float())
             ys.append(y.to(device))
             advance()
+    if not ys:
+        from imgcls.errors import UserError
+        raise UserError(f"none of the {len(skipped)} validation images can be read any more (the first: "
+                        f"{loader.dataset.paths[skipped[0][0]]}: {skipped[0][1]}); check the data")
     y = torch.cat(ys)
     outs = [torch.cat(o) for o in outs_all]
     loss = sum(w * c(o, F.one_hot(y[:, h], k).float())
@@ -52,11 +63,14 @@ def evaluate(model, loader, meta, sizes, crits, head_w, device, channels_last=Fa
     y_final = np.array([table[tuple(r)] for r in y_np]) if len(sizes) > 1 else y_np[:, 0]
     heads = [metrics.scores(y_np[:, h], outs[h].argmax(1).cpu().numpy(), k) for h, k in enumerate(sizes)]
     return {"loss": float(loss), "proba": proba, "y_final": y_final, "heads": heads,
-            "final": metrics.scores(y_final, proba.argmax(1), list(meta.classes))}
+            "final": metrics.scores(y_final, proba.argmax(1), list(meta.classes)), "skipped": skipped}
 
 
-def val_predictions_frame(data, proba: np.ndarray, meta: ModelMeta, fold: int | None) -> pd.DataFrame:
-    rows = data.frame.iloc[data.val_idx]
+def val_predictions_frame(data, proba: np.ndarray, meta: ModelMeta, fold: int | None,
+                          skipped=()) -> pd.DataFrame:
+    """One row per validated image: `proba` is over the val rows less `skipped` (evaluate's, unreadable)."""
+    val_idx = np.delete(data.val_idx, [i for i, _ in skipped])
+    rows = data.frame.iloc[val_idx]
     classes = list(meta.classes)
     df = pd.DataFrame({"path": rows["path"].values, "root": rows["root"].values,
                        "label": rows[meta.target].astype(str).values,   # the true class of this model's target
