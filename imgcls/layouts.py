@@ -150,10 +150,11 @@ def split_folders(root: Path) -> dict[str, str]:
     return {d: SPLIT_FOLDERS[d.lower()] for d in subdirs}
 
 
-def read_folder(root: Path) -> pd.DataFrame:
+def read_folder(root: Path, loose_images: str = "warn") -> pd.DataFrame:
     """ImageFolder (root/<class>/**/<image>), or the split-folder layout (root/train/<class>/..., root/val/<class>/
     ..., root/test/[<class>/]...): the first folder then gives the `split` column and the second the label (test
-    images directly under test/ are unlabeled)."""
+    images directly under test/ are unlabeled). Images outside a class folder are left out with a warning, or with
+    `loose_images="refuse"` (predict: a submission must cover every test image) refused in one line."""
     rows = []
     loose = []
     splits = split_folders(root)
@@ -173,8 +174,14 @@ def read_folder(root: Path) -> pd.DataFrame:
     if splits:
         info(f"{root}: split-folder layout ({', '.join(sorted(splits))}): the folder gives the `split` column, "
              f"the next folder the label")
+    listing = [p.name for p in listing_csvs(root)] if loose else []   # DACON's folder: train.csv lists train/'s
+    if loose and loose_images == "refuse":
+        via_csv = f" (or --data {root / listing[0]}, which lists images here)" if listing else ""
+        raise UserError(f"{len(loose)} image(s) under {root} have no class folder, e.g. {loose[0]}: read as class "
+                        f"folders (the layout detected) they would be left out of the predictions; pass --layout "
+                        f"unlabeled to predict every image{via_csv}, or --layout folder for the {len(rows)} in class "
+                        f"folders only")
     if loose:
-        listing = [p.name for p in listing_csvs(root)]     # DACON's folder: train.csv lists train/'s images
         train_csv = next((n for n in listing if "train" in n.lower()), None)
         warn(f"{len(loose)} image(s) under {root} have no class folder and were left out, e.g. {loose[0]} "
              + (f"({', '.join(listing)} list{'s' if len(listing) == 1 else ''} images here: give the CSV that "

@@ -233,8 +233,11 @@ def read_manifest_file(path: Path) -> pd.DataFrame:
 
 
 def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool = True, workers: int = 1,
-         max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS, announce: bool = True) -> pd.DataFrame:
-    """Read any supported source into a manifest DataFrame (absolute `root`), scanning images not yet scanned."""
+         max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS, announce: bool = True,
+         loose_images: str = "warn") -> pd.DataFrame:
+    """Read any supported source into a manifest DataFrame (absolute `root`), scanning images not yet scanned.
+    `loose_images`: what a folder detected as class folders (not one given as --layout folder) does with images
+    outside them: "warn" (left out) or "refuse" (layouts.read_folder)."""
     opts = opts or LayoutOptions()
     if opts.layout not in LAYOUTS:
         raise UserError(f"unknown layout '{opts.layout}'; use one of: {', '.join(LAYOUTS)}")
@@ -289,7 +292,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                     raise UserError(f"--image-dir {root} is not a folder; give the folder holding the CSV's images")
             df, root = read_competition_csv(csv_path, root, opts)
         elif layout == "folder":
-            df = read_folder(root)
+            df = read_folder(root, loose_images if opts.layout == "auto" else "warn")
         elif layout == "profiles":
             root = profiles_root(root) or root
             df = read_profiles(root, opts.age_bands)

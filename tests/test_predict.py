@@ -355,6 +355,30 @@ def test_sample_submission_is_checked_before_the_model_runs(tmp_path, monkeypatc
         assert not out.exists()                                    # no orphan probs.parquet
 
 
+def test_loose_test_images_beside_a_subfolder_are_refused_not_left_out_of_the_submission(tmp_path, monkeypatch):
+    """Loose test images beside one subfolder were read as class folders: a warning, then a 1-row submission and
+    exit 0. Now one line naming the count and --layout unlabeled, before the model runs; either layout, given, runs."""
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = tmp_path / "test2"
+    for i in range(4):
+        make_image(test / f"t{i}.png", seed=i)
+    make_image(test / "sub" / "x.png", seed=9)
+    real = pr.predict_members
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
+    out = tmp_path / "p"
+    res = invoke("predict", run, "--data", test, "--out", out, "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f"4 image(s) under {test} have no class folder" in said and "--layout unlabeled" in said, said
+    assert not out.exists()
+    monkeypatch.setattr(pr, "predict_members", real)
+    for layout, rows in (("unlabeled", 5), ("folder", 1)):
+        res = invoke("predict", run, "--data", test, "--out", tmp_path / layout, "--workers", 0, "--layout", layout)
+        assert res.exit_code == 0, res.output
+        assert len(pd.read_csv(tmp_path / layout / "submission.csv")) == rows
+
+
 def test_test_data_none_of_whose_images_can_be_read_is_an_error(tmp_path):
     """It exited 0 with a submission of classes[0] for every row; now one line, exit 2, nothing written."""
     run = make_tiny_run(tmp_path / "runs" / "r1")
