@@ -114,7 +114,9 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
     `roots` are the image roots of the input (a manifest's roots, or the folder given). `images`: for a step that
     owns its whole --out folder (writes reports and copies there, sweeps an interrupted run's temporary files
     from it), the input's image paths: an --out that holds an input folder, or any input image once symlinks are
-    resolved, is refused too."""
+    resolved, is refused too, and so is an --out inside the real folder of an input image or of a folder between it
+    and its root (a class folder symlinked from elsewhere: `SRC/cat -> raw/cat` and --out raw/cat/x); each folder
+    is resolved once, so 100k images in a few hundred folders cost a few hundred realpath calls."""
     out = Path(out)
     for root in roots:
         if root is not None and is_within(out, root):
@@ -128,9 +130,11 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
                             f"(this step writes and tidies its whole {flag} folder)")
     out_r = Path(os.path.realpath(out))
     parents: dict[str, Path] = {}       # each folder resolved once: thousands of images share a few folders
+    heads = set()
     inside = []
     for p in images:
         head, name = os.path.split(os.fspath(p))
+        heads.add(head)
         if os.path.islink(p):
             real = Path(os.path.realpath(p))
         else:
@@ -142,7 +146,31 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
     if inside:
         raise UserError(f"{len(inside)} input image(s) lie inside {flag} {out}, e.g. {inside[0]}; choose an "
                         f"{flag} that holds none of the inputs (imgcls never writes over its input)")
+    folder = _input_folder_holding(out_r, heads, roots)
+    if folder is not None:
+        raise UserError(f"output {out} is inside the input folder {folder[0]} (the real folder of {folder[1]}); "
+                        f"choose {flag} outside it (imgcls never writes under its input)")
     return out
+
+
+def _input_folder_holding(out_r: Path, folders, roots) -> tuple[Path, str] | None:
+    """(real folder, folder as read) of the first input folder the resolved `out_r` lies in: each of `folders` (those
+    holding input images) and those above it up to its root (symlinks resolved); None when there is none."""
+    tops = {os.path.abspath(r) for r in roots if r is not None}
+    seen: set[str] = set()
+    for head in sorted(folders):
+        head = os.path.abspath(head or ".")
+        while head not in seen:
+            seen.add(head)
+            real = Path(os.path.realpath(head))
+            if _under(out_r, real):
+                return real, head
+            up = os.path.dirname(head)
+            # up to the image's root (its own folder only, for an image outside every root)
+            if head in tops or up == head or not any(_under(Path(up), Path(t)) for t in tops):
+                break
+            head = up
+    return None
 
 
 def did_you_mean(path: str | os.PathLike, also: Sequence[str | os.PathLike] = ()) -> str:

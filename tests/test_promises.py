@@ -181,6 +181,26 @@ def test_eda_never_writes_over_an_image_reached_through_a_symlink(tmp_path):
     assert snapshot(ds) == before
 
 
+def test_out_inside_the_real_folder_of_a_symlinked_class_folder_is_refused(tmp_path):
+    """symraw/cat -> raw/cat: `clean symraw --out raw/cat/xx` wrote into the input tree (the root check compared
+    --out with symraw only). A folder beside the linked ones, not read, stays a valid --out."""
+    raw = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2}, size=(32, 32))
+    make_image(raw / "cat" / "deep" / "x.png", seed=7)
+    for i in range(2):                  # a class whose folder holds only a subfolder of images
+        make_image(raw / "bird" / "sub" / f"{i}.png", seed=10 + i)
+    sym = tmp_path / "symraw"
+    sym.mkdir()
+    for c in ("cat", "dog", "bird"):
+        (sym / c).symlink_to(raw / c, target_is_directory=True)
+    before = snapshot(raw)
+    for out in (raw / "cat" / "xx", raw / "cat" / "deep" / "yy", raw / "dog" / "new", raw / "bird" / "zz"):
+        r = invoke("clean", sym, "--out", out, "--exact-only", "--no-ood", "-q")
+        one_line_error(r, f"output {out} is inside the input folder", "choose --out outside it")
+        assert snapshot(raw) == before
+    r = invoke("clean", sym, "--out", raw / "other", "--exact-only", "--no-ood", "-q")
+    assert r.exit_code == 0, r.output
+
+
 def test_train_run_folder_that_holds_the_input_is_refused(tmp_path):
     """--out proj-parent --name proj --exist-ok with the data under proj/: the run folder would hold the input and
     its stale-temp sweep walk it."""
