@@ -340,11 +340,11 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
     """Fill the scan columns for rows that have no sha256 yet, or whose file changed since (streaming, over
     `workers` processes). `require`: a table none of whose images can be read is a UserError."""
     df = df.copy()
-    todo = [i for i, h in enumerate(df["sha256"]) if not isinstance(h, str) or not h]
+    todo = unscanned_rows(df)
     stale = stale_rows(df, skip=set(todo))
     if stale:
-        warn(f"{len(stale)} row(s) of the manifest no longer match their file (missing, replaced or resized on "
-             f"disk, e.g. {image_paths(df.iloc[stale[:1]])[0]}): scanned again, not trusted")
+        warn(f"{len(stale)} row(s) of the manifest no longer match their file (missing, restored, replaced or "
+             f"resized on disk, e.g. {image_paths(df.iloc[stale[:1]])[0]}): scanned again, not trusted")
         todo = sorted(set(todo) | set(stale))
     if not todo:
         if require:
@@ -402,20 +402,36 @@ def say_unreadable(df: pd.DataFrame, show: int = 5, fate: str = "left out",
     warn(f"{plural(len(bad), 'unreadable image')}, {fate}: {listed}{more}")
 
 
+def unscanned_rows(df: pd.DataFrame) -> list[int]:
+    """Positions of rows no scan has looked at: no sha256 and no error (a row the scan found unreadable has its
+    error and, for a missing or non-regular file, no sha256: stale_rows decides whether to look again)."""
+    errors = df["error"].fillna("").astype(str) if "error" in df.columns else pd.Series("", index=df.index)
+    return [i for i, (h, e) in enumerate(zip(df["sha256"], errors)) if (not isinstance(h, str) or not h) and not e]
+
+
 def stale_rows(df: pd.DataFrame, skip: set[int] = frozenset()) -> list[int]:
-    """Positions of scanned rows whose file is gone, is no longer a regular file, or has another size than the
-    manifest's `bytes` (a manifest whose root moved or whose images changed): their scan columns are not trusted."""
+    """Positions of scanned rows whose record no longer matches the disk, so their scan columns are not trusted:
+    a file recorded with its `bytes` that is gone, is no longer a regular file or has another size (a manifest
+    whose root moved or whose images changed); and a file recorded as unreadable without a size (missing, or not a
+    regular file, when scanned) that is now a regular file (restored). A file still as its row records it
+    (missing and recorded so) is not stale: each step after the one that found it does not scan or report it again."""
     out = []
     sizes = df["bytes"] if "bytes" in df.columns else pd.Series([pd.NA] * len(df), index=df.index)
-    for i, (p, b) in enumerate(zip(image_paths(df), sizes)):
+    errors = df["error"].fillna("").astype(str) if "error" in df.columns else pd.Series("", index=df.index)
+    for i, (p, b, e) in enumerate(zip(image_paths(df), sizes, errors)):
         if i in skip:
             continue
         try:
             st = os.stat(p)
         except OSError:
-            out.append(i)
+            if not (pd.isna(b) and e):          # recorded with a size (or as readable), now gone
+                out.append(i)
             continue
-        if not stat.S_ISREG(st.st_mode) or (not pd.isna(b) and int(b) != st.st_size):
+        regular = stat.S_ISREG(st.st_mode)
+        if pd.isna(b):
+            if e and regular:                   # recorded missing / not a regular file: there again
+                out.append(i)
+        elif not regular or int(b) != st.st_size:
             out.append(i)
     return out
 

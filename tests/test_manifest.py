@@ -335,6 +335,32 @@ def test_scan_skips_rows_already_scanned(tmp_path, image_folder):
     assert (again["sha256"].iloc[1:] == df["sha256"].iloc[1:]).all()
 
 
+def test_a_missing_file_is_reported_once_and_rescanned_when_restored(tmp_path, image_folder, capsys, monkeypatch):
+    """A row the scan recorded as missing (error, no bytes / sha256) was scanned and warned about again by every
+    later step (split, train); and once restored it was never scanned again (stale_rows skipped rows with no bytes)."""
+    from imgcls import io as imgio
+    df = mf.load(image_folder, scan=True)
+    gone = image_folder / df.loc[0, "path"]
+    kept = gone.read_bytes()
+    gone.unlink()
+    capsys.readouterr()
+    first = mf.scan_images(df)                    # the step that finds it: rescanned (stale), said once
+    said = " ".join(capsys.readouterr().err.split())
+    assert "1 row(s) of the manifest no longer match their file" in said and "1 unreadable image" in said
+    assert "cannot read file" in first.loc[0, "error"] and pd.isna(first.loc[0, "bytes"])
+    probed = []
+    monkeypatch.setattr(imgio, "probe", lambda *a, **k: probed.append(a[0]) or pytest.fail("rescanned"))
+    again = mf.scan_images(first)                 # the next step: still missing, as recorded: nothing to say
+    assert capsys.readouterr().err == "" and not probed
+    assert again.loc[0, "error"] == first.loc[0, "error"]
+    monkeypatch.undo()
+    gone.write_bytes(kept)                        # restored: its record (missing) no longer matches the disk
+    back = mf.scan_images(again)
+    assert "1 row(s) of the manifest no longer match their file" in " ".join(capsys.readouterr().err.split())
+    assert back.loc[0, "error"] == "" and back.loc[0, "sha256"] == df.loc[0, "sha256"]
+    assert int(back.loc[0, "bytes"]) == len(kept)
+
+
 def test_scan_workers_agree(tmp_path):
     root = make_image_folder(tmp_path / "raw", {"a": 40, "b": 30})
     (root / "a" / "bad.png").write_bytes(b"")
