@@ -1101,6 +1101,16 @@ def test_undersample_and_materialize(dirty, tmp_path):
     assert len(list((tmp_path / "u" / "images").rglob("*.*"))) == len(kept)
 
 
+@pytest.mark.parametrize("how, words", [("copy", "copies"), ("link", "hard links")])
+def test_materialize_says_what_it_wrote_in_words(tmp_path, how, words):
+    """It said `images/ (copys of the kept images)`."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(32, 32))
+    r = runner.invoke(app, ["clean", str(raw), "--out", str(tmp_path / how), "--exact-only", "--no-ood", "--workers",
+                            "1", "--materialize", how])
+    assert r.exit_code == 0, r.output
+    assert f"images/ ({words} of the kept images)" in " ".join(r.output.split()), r.output
+
+
 def test_split_consumes_clean_manifest(dirty, tmp_path):
     _run(dirty, tmp_path / "c", "--no-ood")
     r = runner.invoke(app, ["split", str(tmp_path / "c"), "--out", str(tmp_path / "splits.csv"), "--val", "0.25",

@@ -9,6 +9,10 @@ import pandas as pd
 from imgcls import manifest as mf
 
 
+# what --materialize HOW writes, in words ("images/ (copies of the kept images)"; it said "copys")
+WRITTEN_AS = {"link": "hard links", "copy": "copies"}
+
+
 def materialize_kept(df: pd.DataFrame, dest: Path, how: str) -> list[Path]:
     """Kept images as an ImageFolder under dest (hard links or copies; never touches the source). Names are unique
     by construction (case-insensitively, within each class folder): a second `img.png` of a class becomes

@@ -13,7 +13,7 @@ from imgcls import manifest as mf
 from imgcls.clean.config import CleanConfig, DEFAULT_OUT, OOD_MAX_CLASS_SHARE
 from imgcls.clean.duplicates import (TIE_NEIGHBOURS, asks_for_embeddings, conflict_table, families, group_levels,
                                      mark_duplicates, threshold_sweep, tie_losses)
-from imgcls.clean.materialize import materialize_kept
+from imgcls.clean.materialize import WRITTEN_AS, materialize_kept
 from imgcls.clean.sampling import undersample
 from imgcls.console import info, plural
 from imgcls.errors import MissingWeightsError, UserError
@@ -278,7 +278,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                 f"--ood-method {cfg.ood_method} (too few for it, or not measurable), kept unchecked"
                 if summary["ood_unscored"] else "")
     info(f"clean: kept {summary['kept']} of {len(df)}; removed {removed}{linked}{unscored}; outputs: "
-         f"{out}/manifest.csv, report.html" + (f", images/ ({materialize}s of the kept images)" if materialize else ""))
+         f"{out}/manifest.csv, report.html" + (f", images/ ({WRITTEN_AS[materialize]} of the kept images)" if materialize else ""))
     if cfg.dedup:
         say_ties(df, cfg.conflicts, tie_votes)
     return df
