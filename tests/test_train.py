@@ -999,3 +999,18 @@ def test_rows_left_out_are_counted_by_why(tmp_path, capsys):
     assert "4 rows skipped: 1 unlabeled, 1 dropped by clean, 2 left out by split (drop_reason)" in said, said
     trained = pd.read_csv(run / "val_predictions.csv")
     assert not set(trained["path"]) & set(df.loc[[1, 2, 3, 5], "path"])
+
+
+def test_run_report_per_class_heading_names_the_rows(tmp_path, tiny_run):
+    """The per-class heading of a single run said "(best epoch 1)" alone: not that the table is over the
+    validation rows, nor how many (predict's report names its rows). It now says '5 val rows, best epoch 2'."""
+    import html
+
+    from imgcls.train.report import write_run_report
+    rows = [(str(tmp_path), f"{c}/{i}.png", c) for i, c in enumerate("aabbc")]
+    run = tiny_run(tmp_path / "run", val_rows=rows)
+    pd.DataFrame({"epoch": [1, 2], "train_loss": [1.2, 1.1], "train_acc": [0.3, 0.4], "val_loss": [1.3, 1.2],
+                  "val_acc": [0.2, 0.4], "val_macro_f1": [0.2, 0.3], "lr": [1e-3, 1e-3]}).to_csv(
+        run / "metrics.csv", index=False)
+    page = " ".join(html.unescape(write_run_report(run).read_text()).split())
+    assert 'Per-class precision / recall / F1 <span class="muted">(5 val rows, best epoch 2)</span>' in page, page

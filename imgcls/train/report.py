@@ -30,6 +30,16 @@ def worst_predictions(preds: pd.DataFrame, n: int = N_WORST) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def rows_scored(run) -> str:
+    """Which rows the per-class table is over and how many, as predict's report says it: '37 val rows, best epoch
+    3'; a k-fold set's '417 out-of-fold rows, each fold's best epoch'. '' before any validation predictions."""
+    if run.per_class is None:
+        return ""
+    if run.kind == "k-fold":
+        return f"{run.n_val} out-of-fold rows, each fold's best epoch"
+    return f"{run.n_val} val rows" + (f", best epoch {run.best_epoch}" if run.best_epoch else "")
+
+
 def write_run_report(run_dir: str | os.PathLike) -> Path:
     from imgcls import report
     from imgcls.runs import duration, read_run
@@ -83,8 +93,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
         subtitle=f"{run.kind}, {run.model}; scores are macro-F1 over every class of the task",
         summary=S(report.key_values(summary)), folds=S(folds_html),
         curves=S(report.img(curves, "training curves")) if curves.is_file() else "",
-        per_class=S(per_class), per_class_note="out-of-fold predictions" if run.kind == "k-fold" else
-        (f"best epoch {run.best_epoch}" if run.best_epoch else ""),
+        per_class=S(per_class), per_class_note=rows_scored(run),
         confusion=S(confusion), worst=S(worst_html), n_worst=n_worst,
         worst_note="out-of-fold" if run.kind == "k-fold" else (f"best epoch {run.best_epoch}" if run.best_epoch
                                                                 else ""))
