@@ -14,7 +14,7 @@ from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
 from imgcls.console import info, is_quiet, progress_bar, warn
-from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json
+from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json, write_table
 from imgcls.io import DEFAULT_MAX_PIXELS, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders
 from imgcls.options import check, option, seed_option
@@ -40,9 +40,28 @@ def exact_duplicate_groups(df: pd.DataFrame) -> list[dict]:
     for s, e in zip(b[:-1].tolist(), b[1:].tolist()):
         labs = sorted(set(labels[s:e].tolist()))
         groups.append({"sha256": sha[s], "n": e - s, "labels": labs, "cross_class": len(labs) > 1,
-                       "paths": paths[s:e].tolist()})
+                       "paths": paths[s:e].tolist(), "path_labels": labels[s:e].tolist()})
     groups.sort(key=lambda x: (-x["n"], x["paths"][0]))
     return groups
+
+
+DUPLICATES_NAME = "exact_duplicates.csv"
+DUPLICATES_SHOWN = 200       # groups in report.html; every one is in DUPLICATES_NAME
+
+
+def duplicates_table(dups: list[dict]) -> pd.DataFrame:
+    """exact_duplicates.csv: every exact-duplicate group, one row per image (report.html lists the first
+    DUPLICATES_SHOWN groups): `group` (1 = the largest, report.html's order and numbers), `copies` (the group's
+    size), `cross_class`, `label`, `path`, `sha256`."""
+    cols = ["group", "copies", "cross_class", "label", "path", "sha256"]
+    if not dups:
+        return pd.DataFrame(columns=cols)
+    n = np.array([g["n"] for g in dups])
+    return pd.DataFrame({"group": np.repeat(np.arange(1, len(dups) + 1), n), "copies": np.repeat(n, n),
+                         "cross_class": np.repeat([g["cross_class"] for g in dups], n),
+                         "label": [x for g in dups for x in g["path_labels"]],
+                         "path": [x for g in dups for x in g["paths"]],
+                         "sha256": np.repeat([g["sha256"] for g in dups], n)}, columns=cols)
 
 
 def summarize(df: pd.DataFrame, dups: list[dict] | None = None) -> dict:
@@ -285,11 +304,14 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
         say_test_findings(summary["test"])
     grids = plot_sample_grids(df, out, seed, samples_per_class, max_pixels) if len(mf.readable(df)) else []
     mf.write(df, out / mf.MANIFEST_NAME)
+    write_table(duplicates_table(dups), out / DUPLICATES_NAME)
+    summary["exact_duplicates_file"] = DUPLICATES_NAME
     write_json(out / "summary.json", summary)
     write_report(out / "report.html", summary, df, plots, grids, dups)
     if not is_quiet():
         print_summary(summary)
-    info(f"eda outputs: {out}/report.html, summary.json, manifest.csv, {len(plots) + len(grids)} PNGs")
+    info(f"eda outputs: {out}/report.html, summary.json, manifest.csv, {DUPLICATES_NAME}, "
+         f"{len(plots) + len(grids)} PNGs")
     mf.require_readable(df, note=f"; every file is listed in {out / 'report.html'}")
     return summary
 
@@ -477,10 +499,11 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
          + report.table(pd.DataFrame(list(summary["formats"].items()), columns=["format", "images"]))),
         (f"Unreadable files ({summary['n_errors']})", report.table(summary["errors"], ["path", "error"])),
         (f"Exact duplicates ({summary['exact_duplicate_groups']} groups)",
-         report.table([{"copies": g["n"], "classes": ", ".join(g["labels"]),
+         report.table([{"group": k, "copies": g["n"], "classes": ", ".join(g["labels"]),
                         "across classes": "yes" if g["cross_class"] else "", "paths": " | ".join(g["paths"][:6])
                         + (" ..." if g["n"] > 6 else "")}
-                       for g in dups])),
+                       for k, g in enumerate(dups, 1)], max_rows=DUPLICATES_SHOWN,
+                      unit="groups", rest=f"every group, one row per image, is in {DUPLICATES_NAME}")),
     ]
     return report.write_page(path, "imgcls eda report", sections)
 

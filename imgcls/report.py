@@ -81,9 +81,9 @@ def _cell(v, digits: int | None):
 
 
 def table(data: pd.DataFrame | Sequence[dict], columns: Sequence[str] | None = None, max_rows: int = 200,
-          digits: int | None = None):
+          digits: int | None = None, unit: str = "rows", rest: str = ""):
     """An HTML table (escaped; numbers right-aligned, floats with `digits` decimals when given); longer tables are
-    cut with a note."""
+    cut with a note, "733 more `unit` not shown", followed by `rest` when given (where they all are: a file)."""
     df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(list(data))
     if columns is not None:
         df = df[[c for c in columns if c in df.columns]]
@@ -91,7 +91,7 @@ def table(data: pd.DataFrame | Sequence[dict], columns: Sequence[str] | None = N
         return str(_macro("table")([], [], 0, []))
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
     rows = [[_cell(v, digits) for v in row] for row in df.head(max_rows).itertuples(index=False)]
-    return str(_macro("table")([str(c) for c in df.columns], rows, max(0, len(df) - max_rows), numeric))
+    return str(_macro("table")([str(c) for c in df.columns], rows, max(0, len(df) - max_rows), numeric, unit, rest))
 
 
 def key_values(pairs: Iterable[tuple[str, object]]):

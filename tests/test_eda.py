@@ -76,6 +76,33 @@ def test_summary_known_numbers_and_duplicates(tmp_path):
     assert s["modes"] == {"RGB": 12} and s["formats"] == {"PNG": 12}
 
 
+def test_every_duplicate_group_is_written(tmp_path, monkeypatch):
+    """report.html lists the first DUPLICATES_SHOWN groups (200 of openclipart_l1's 933, "733 more rows not
+    shown") and summary.json only counts them: the other groups were written nowhere. exact_duplicates.csv holds
+    every group, one row per image, and the report's line under the cut table names it."""
+    root = make_image_folder(tmp_path / "raw", {"a": 5, "b": 3, "c": 1})
+    shutil.copyfile(root / "b" / "000.png", root / "c" / "copy_b.png")            # group 1: b, c and a
+    shutil.copyfile(root / "b" / "000.png", root / "a" / "copy_b.png")
+    shutil.copyfile(root / "a" / "000.png", root / "a" / "copy_same_class.png")   # group 2: within a
+    shutil.copyfile(root / "a" / "001.png", root / "b" / "copy_a1.png")           # group 3: a and b
+    monkeypatch.setattr(eda, "DUPLICATES_SHOWN", 1)
+    out = tmp_path / "eda"
+    eda.run_eda(root, out)
+    summary, manifest, report = read_outputs(out)
+    assert summary["exact_duplicate_groups"] == 3 and summary["exact_duplicates_file"] == "exact_duplicates.csv"
+    dups = pd.read_csv(out / "exact_duplicates.csv", dtype=str, keep_default_na=False)
+    assert list(dups.columns) == ["group", "copies", "cross_class", "label", "path", "sha256"]
+    assert dups["group"].tolist() == ["1", "1", "1", "2", "2", "3", "3"]
+    assert dups["path"].tolist() == ["a/copy_b.png", "b/000.png", "c/copy_b.png", "a/000.png",
+                                     "a/copy_same_class.png", "a/001.png", "b/copy_a1.png"]
+    assert dups["label"].tolist() == ["a", "b", "c", "a", "a", "a", "b"]
+    assert dups["copies"].tolist() == ["3", "3", "3", "2", "2", "2", "2"]
+    assert dups["cross_class"].tolist() == ["True"] * 3 + ["False"] * 2 + ["True"] * 2
+    sha = dict(zip(manifest["path"], manifest["sha256"]))
+    assert all(sha[p] == h for p, h in zip(dups["path"], dups["sha256"]))
+    assert "2 more groups not shown: every group, one row per image, is in exact_duplicates.csv" in report
+
+
 @pytest.mark.timeout(60)
 def test_exact_duplicate_groups_at_scale():
     """20,000 byte-copy groups in 100,000 rows: cut in arrays, well under a second (a pandas groupby per group took
