@@ -130,6 +130,12 @@ def _stats(s: pd.Series) -> dict:
     return {"min": int(v.min()), "median": float(v.median()), "max": int(v.max())}
 
 
+def _min_median_max(stats: dict) -> str:
+    """'15 / 171 / 256' from _stats: a whole median as the integer beside min and max (not 171.0); a median between
+    two sizes keeps its half (170.5)."""
+    return " / ".join(str(int(v)) if isinstance(v, float) and v.is_integer() else str(v) for v in stats.values())
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Plots
 # --------------------------------------------------------------------------------------------------------------
@@ -452,8 +458,8 @@ def _test_section(t: dict, plot: Path | None) -> str:
             ("unreadable", t["n_errors"]),
             ("median side train / test (px)", f"{med['train']:.0f} / {med['test']:.0f}" if t["scale_ratio"] else "-"),
             ("train / test scale", f"{t['scale_ratio']:.2f}" if t["scale_ratio"] else "-"),
-            ("width min / median / max", " / ".join(str(v) for v in t["width"].values())),
-            ("height min / median / max", " / ".join(str(v) for v in t["height"].values())),
+            ("width min / median / max", _min_median_max(t["width"])),
+            ("height min / median / max", _min_median_max(t["height"])),
             ("modes", ", ".join(f"{k} {v}" for k, v in t["modes"].items())),
             ("formats", ", ".join(f"{k} {v}" for k, v in t["formats"].items())),
             ("byte copies of training images", t["n_copies_of_train"])]
@@ -476,8 +482,8 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
         ("exact-duplicate groups", summary["exact_duplicate_groups"]),
         ("images that are extra copies", summary["exact_duplicate_images"]),
         ("groups spanning classes", summary["cross_class_duplicate_groups"]),
-        ("width min / median / max", " / ".join(str(v) for v in summary["width"].values())),
-        ("height min / median / max", " / ".join(str(v) for v in summary["height"].values())),
+        ("width min / median / max", _min_median_max(summary["width"])),
+        ("height min / median / max", _min_median_max(summary["height"])),
         *([("class folders without images", ", ".join(summary["empty_class_folders"]))]
           if summary.get("empty_class_folders") else []),
     ])

@@ -103,6 +103,23 @@ def test_every_duplicate_group_is_written(tmp_path, monkeypatch):
     assert "2 more groups not shown: every group, one row per image, is in exact_duplicates.csv" in report
 
 
+def test_median_size_is_printed_as_a_whole_number(tmp_path):
+    """The overview printed 'width min / median / max' as '15 / 171.0 / 256': a median of whole pixels reads as
+    the integer beside min and max; a median between two sizes keeps its half. So does the test-set section."""
+    from conftest import make_image
+    for i, (c, w) in enumerate([("a", 40), ("a", 41), ("b", 50), ("b", 51)]):
+        make_image(tmp_path / "raw" / c / f"{i}.png", size=(w, 30), seed=i)
+    for i, w in enumerate((20, 22, 30)):
+        make_image(tmp_path / "test" / f"{i}.png", size=(w, 24), seed=10 + i)
+    eda.run_eda(tmp_path / "raw", tmp_path / "eda", test=tmp_path / "test")
+    report = " ".join(read_outputs(tmp_path / "eda")[2].split())
+    assert "<td>width min / median / max</td><td>40 / 45.5 / 51</td>" in report
+    assert "<td>height min / median / max</td><td>30 / 30 / 30</td>" in report
+    assert "<td>width min / median / max</td><td>20 / 22 / 30</td>" in report           # the test set
+    assert "<td>height min / median / max</td><td>24 / 24 / 24</td>" in report
+    assert ".0 /" not in report and ".0</td>" not in report
+
+
 @pytest.mark.timeout(60)
 def test_exact_duplicate_groups_at_scale():
     """20,000 byte-copy groups in 100,000 rows: cut in arrays, well under a second (a pandas groupby per group took
