@@ -68,6 +68,30 @@ def test_curves_of_one_epoch_tick_the_epoch_alone(tmp_path, monkeypatch):
     assert ticks == [[1.0]] * 3 and (tmp_path / "curves.png").stat().st_size > 1000
 
 
+def test_curves_of_one_epoch_have_no_tick_offset(tmp_path, monkeypatch):
+    """One epoch whose train and val loss nearly agree: the loss axis read '1e-5+1.5323' over ticks 0.0, 0.2, ...
+    (matplotlib's offset). No axis has an offset, and the ticks stay short (the figure's margins are fixed)."""
+    import imgcls.report as report
+    from imgcls.train.progress import curves_png
+    drawn, save = [], report.save_figure
+
+    def spy(fig, path, **kw):
+        fig.canvas.draw()
+        for ax in fig.axes:
+            lo, hi = ax.get_ylim()
+            drawn.append((ax.yaxis.get_offset_text().get_text(),
+                          [t.get_text() for t, v in zip(ax.get_yticklabels(), ax.get_yticks()) if lo <= v <= hi]))
+        return save(fig, path, **kw)
+    monkeypatch.setattr(report, "save_figure", spy)
+    curves_png([dict(epoch=1, train_loss=1.532301, val_loss=1.532312, train_acc=.30001, val_acc=.30002,
+                     val_macro_f1=.30003, lr=1e-3)], tmp_path / "curves.png")
+    (loss_offset, loss_ticks), (acc_offset, acc_ticks), (lr_offset, _) = drawn
+    assert loss_offset == "" and acc_offset == "", drawn
+    assert lr_offset == "1e\N{MINUS SIGN}3"                        # the lr's scale (not an offset) stays
+    assert all(len(t) <= 5 for t in loss_ticks + acc_ticks), drawn
+    assert float(loss_ticks[0]) <= 1.5323 <= float(loss_ticks[-1])
+
+
 def test_confusion_of_many_classes_has_a_colour_scale(tmp_path, monkeypatch):
     """Over 25 classes the cells carry no numbers: each matrix has a labelled colour bar, else no cell can be read
     (a 30-class matrix was blue shades without a scale)."""

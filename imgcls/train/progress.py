@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from imgcls.console import console, info, is_quiet
@@ -83,6 +84,20 @@ class EpochTable:
         self.header = False
 
 
+def _min_span(ax, values: np.ndarray, rel: float = 0.01) -> None:
+    """Values that differ, by under `rel` of their size, get a y axis of +-`rel` of it around them, rather than
+    matplotlib's zoom onto their last digits (without an offset, 7-digit ticks); equal values keep matplotlib's
+    own widening."""
+    v = values[np.isfinite(values)]
+    if not len(v):
+        return
+    lo, hi = float(v.min()), float(v.max())
+    size = max(abs(lo), abs(hi))
+    if 0 < hi - lo < rel * size:
+        mid = (lo + hi) / 2
+        ax.set_ylim(mid - rel * size, mid + rel * size)
+
+
 def curves_png(history: list[dict], path: Path) -> None:
     """Loss, accuracy / macro-F1 and the lr by epoch: integer epoch ticks, labelled axes, the best epoch marked."""
     from matplotlib.ticker import MaxNLocator
@@ -109,7 +124,12 @@ def curves_png(history: list[dict], path: Path) -> None:
     axes[2].set_title("learning rate (at the epoch's last step)")
     axes[2].set_ylabel("lr")
     axes[2].ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
-    for ax in axes:
+    for ax, values in zip(axes, (h[["train_loss", "val_loss"]], h[["train_acc", "val_acc", f1]], h[["lr"]])):
+        # no offset ("1e-5+1.5323" over ticks 0.0, 0.2, ...: one epoch whose train and val loss nearly agree): each
+        # tick reads as the value itself, on an axis no narrower than 2% of it (not 1.532302, 1.532304, ... cut off
+        # by the fixed margins)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        _min_span(ax, values.to_numpy(float))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))    # one epoch: a tick at 1 alone
         ax.axvline(best, color="tab:red", linestyle=":", linewidth=1, label=f"best epoch {best}")
