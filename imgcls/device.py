@@ -112,6 +112,15 @@ def resolve_device(spec: str = "auto"):
     raise UserError(f"unknown --device '{spec}'; use auto, cpu, cuda or cuda:N")
 
 
+def device_name(dev) -> str:
+    """What a resolved torch.device is called in a step's outputs: 'cpu', 'cuda:0' (a bare 'cuda' is the current
+    CUDA device, named with its index), never the 'auto' that chose it."""
+    if dev.type == "cuda" and dev.index is None:
+        import torch
+        return f"cuda:{torch.cuda.current_device()}"
+    return str(dev)
+
+
 def inference_layout(model, device, probe_size: int = 64):
     """`model` in eval mode on `device` in channels_last layout, batch norms folded into their convolutions
     (fold_batchnorm), for inference (clean's embedding pass, predict, export): on this AVX-512 CPU channels_last

@@ -100,7 +100,10 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
                          f"{summary['unreadable']['pred']}, in the submission; listed below)"
            if summary["n_unreadable"] else 0),
           ("TTA", f"{summary['tta']}: {summary['tta_views']} view(s), merged by {summary['tta_merge']}"),
-          ("device", summary["device"]), ("time", f"{summary['seconds']:.1f} s ({summary['images_per_s']} images/s)"),
+          ("device", summary["device"] + (f" (--device {summary['device_option']})"      # cpu (--device auto)
+                                          if summary.get("device_option", summary["device"]) != summary["device"]
+                                          else "")),
+          ("time", f"{summary['seconds']:.1f} s ({summary['images_per_s']} images/s)"),
           ("submission", summary["submission"]), ("probabilities", summary["probs"])]
     members = pd.DataFrame([{"member": m["name"], "weight": m["weight"], "checkpoints": len(m["checkpoints"]),
                              "files": " ".join(Path(c).as_posix() for c in m["checkpoints"])}

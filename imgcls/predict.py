@@ -191,6 +191,7 @@ class Probabilities:
     errors: list[str]         # '' or why the image could not be read
     seconds: float
     n_views: int
+    device: str = ""          # the device the members ran on: 'cpu', 'cuda:0' (device_name)
 
 
 def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta: TTASpec, merge: str = "mean",
@@ -198,7 +199,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
                     errors: Sequence[str] | None = None) -> Probabilities:
     """Probabilities of every member (each checkpoint of each member, with TTA) combined by the spec's method."""
     import torch
-    from imgcls.device import resolve_device
+    from imgcls.device import device_name, resolve_device
     from imgcls.train.checkpoint import load_model
     from imgcls.tta import ViewMaker, merge_views
 
@@ -270,7 +271,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     bad = np.array([bool(e) for e in errs])
     tta_p[bad] = np.nan
     plain_p[bad] = np.nan
-    return Probabilities(tta_p, plain_p, errs, seconds, tta.n_views)
+    return Probabilities(tta_p, plain_p, errs, seconds, tta.n_views, device_name(dev))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -645,7 +646,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                "data": str(data), "n_images": n, "n_unreadable": len(bad),
                "unreadable": {"pred": fallback, "paths": [str(p) for p in mf.image_paths(df.iloc[bad])]},
                "tta": tta_spec.text, "tta_views": tta_spec.n_views, "tta_merge": tta_merge,
-               "device": device, "seconds": round(probs.seconds, 3),
+               "device": probs.device, "device_option": device, "seconds": round(probs.seconds, 3),
                "images_per_s": round(n / probs.seconds, 2) if probs.seconds > 0 else None,
                "probs": str(probs_path), "submission": str(sub_path)}
     if evaluate:

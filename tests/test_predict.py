@@ -299,6 +299,23 @@ def test_eval_report_without_tta_shows_one_score_column_and_says_no_tta(tmp_path
         assert ("with TTA" in flat) is (tta != "none")
 
 
+def test_summary_names_the_device_used_not_auto(tmp_path):
+    """predict.json and report.html said `device: auto`, the option, not where the model ran. They name the device
+    (cpu / cuda:0) and keep the option beside it: `cpu (--device auto)`."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    data = make_image_folder(tmp_path / "test", {"a": 2}, size=(36, 36))
+    used = "cuda:0" if torch.cuda.is_available() else "cpu"
+    for device in ("auto", "cpu"):
+        out = tmp_path / device
+        res = invoke("predict", run, "--data", data, "--out", out, "--device", device, "--workers", 0)
+        assert res.exit_code == 0, res.output
+        summary = json.loads((out / "predict.json").read_text())
+        ran = used if device == "auto" else "cpu"
+        assert summary["device"] == ran and summary["device_option"] == device
+        said = f"{ran} (--device auto)" if device == "auto" else "cpu"
+        assert f"<td>device</td><td>{said}</td>" in (out / "report.html").read_text()
+
+
 def test_newest_run_is_used_and_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_tiny_run(tmp_path / "outputs" / "runs" / "old")
