@@ -371,3 +371,34 @@ def test_clean_report_shows_linked_duplicates_and_says_when_nothing_is_out_of_do
     page = htmlmod.unescape(write_clean_report(tmp_path / "r.html", df, summary).read_text())
     assert "photo-style: 1 of 4 scored images flagged out_of_domain" in page
     assert page.index("score 0.900 removed") < page.index("score 0.200 kept") < page.index("score 0.100 kept")
+
+
+def test_clean_report_threshold_sweep_says_what_the_mode_does(tmp_path):
+    """The sweep's heading said "the images deduplication would remove" (2,815 at 0.98 on Open Clip Art) although
+    the default --duplicates link removes nothing. Under link it names the count as the images linked to their
+    group's first member (column `linked`); under drop, removed."""
+    import html as htmlmod
+    from dataclasses import asdict
+
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.report import write_clean_report
+    df = pd.DataFrame({"root": str(tmp_path), "path": ["a/0.png", "a/1.png"], "label": "a", "keep": True,
+                       "reason": "", "dup_group": "", "duplicate_of": "", "label_conflict": False, "error": "",
+                       "ood_score": 0.0})
+    sweep = [{"threshold": 0.98, "removed": 2815, "remaining": 4888}, {"threshold": 0.9, "removed": 3000,
+                                                                          "remaining": 4703}]
+    for mode in ("link", "drop"):
+        summary = {"config": asdict(CleanConfig(duplicates=mode)), "n_images": 2, "kept": 2, "removed": {},
+                   "label_conflict_groups": 0, "label_conflicts": [],
+                   "families": {"groups_of_3_or_more": 0, "images_in_them": 0, "pair_groups": 0},
+                   "threshold_sweep": sweep}
+        page = " ".join(htmlmod.unescape(write_clean_report(tmp_path / "r.html", df, summary).read_text()).split())
+        if mode == "link":
+            assert ("Threshold sweep (--duplicates link: nothing is removed): the images that would be linked to "
+                    "their duplicate group's first member at each threshold") in page
+            assert "<th>threshold</th><th>linked</th><th>distinct images (one per group)</th>" in page
+            assert "would remove" not in page
+        else:
+            assert "Threshold sweep (--duplicates drop): the images deduplication would remove" in page
+            assert "<th>threshold</th><th>removed</th><th>remaining</th>" in page
+        assert "<td class=\"num\">2815</td>" in page

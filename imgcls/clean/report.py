@@ -58,6 +58,22 @@ def _ood_section(df: pd.DataFrame, summary: dict) -> str:
         for r in ood.to_dict("records"))
 
 
+def _sweep_section(summary: dict) -> tuple[str, str]:
+    """The threshold sweep in the words of the --duplicates mode used. Each row counts, at that threshold, the
+    images beyond the first of each duplicate group (exact copies + near copies): under `drop` those deduplication
+    removes, under `link` (the default, which removes nothing) those it links to their group's first member."""
+    mode = summary["config"].get("duplicates", "link")
+    if mode == "drop":
+        head = ("Threshold sweep (--duplicates drop): the images deduplication would remove at each threshold "
+                "(exact copies + near copies; one image of each group kept)")
+        names = {"removed": "removed", "remaining": "remaining"}
+    else:
+        head = ("Threshold sweep (--duplicates link: nothing is removed): the images that would be linked to their "
+                "duplicate group's first member at each threshold (exact copies + near copies; every image kept)")
+        names = {"removed": "linked", "remaining": "distinct images (one per group)"}
+    return head, report.table(pd.DataFrame(summary["threshold_sweep"]).rename(columns=names))
+
+
 def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
     dups = df[df["reason"].isin(["exact_duplicate", "near_duplicate", "label_conflict"])]
     # --duplicates link (default) keeps a group's later members, naming its first in duplicate_of
@@ -87,8 +103,7 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
         (f"Label conflicts: duplicate groups spanning labels ({len(conflicts)}; "
          f"--conflicts {summary['config'].get('conflicts', '')})",
          report.table(conflicts, ["dup_group", "labels", "tie vote", "kept", "removed"])),   # tie vote: majority-knn
-        ("Threshold sweep: the images deduplication would remove at each threshold (exact copies + near copies)",
-         report.table(summary["threshold_sweep"])),
+        _sweep_section(summary),
         (f"Removed duplicates beside their kept twin ({len(dups)})", _pairs(df, dups, "removed", "kept")),
         (f"Linked duplicates: kept, each beside its group's first member, one split unit ({len(linked)})",
          _pairs(df, linked, "linked", "first") or report.note("none")),
