@@ -590,3 +590,61 @@ def test_pruned_trials_say_how_far_each_got_per_trial_and_per_fold(tmp_path, spa
     cfg = tune_cfg(tmp_path, tmp_path, space, train={"epochs": 3})
     one = pd.DataFrame({"trial": [1, 4], "epochs_run": [2, 1], "folds": None, "epochs_by_fold": ""})
     assert pruning_line(one, cfg) == "2 trial(s) pruned, each set to run 3 epochs: trial 1 after 2, trial 4 after 1"
+
+
+def test_report_rounds_its_tables_and_names_the_plots_axes(tmp_path, space, monkeypatch):
+    """The report printed 0.4222222222222222 and lr 0.0006466422717414558; Optuna's plots said "Objective Value",
+    "Intermediate Value" and "Step" (ticks 1.2, 1.4 for epochs), and the slice plot's lr tick labels ran into one
+    another. The tables are rounded as the terminal prints them (trials.csv keeps every digit), the axes name the
+    objective and the epoch, epochs and trials tick as whole numbers, and no two tick labels of an axis overlap."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import TrialState, create_trial
+    from matplotlib.text import Text
+
+    import imgcls.report as rp
+    from imgcls.tune.report import trials_frame, write_report
+    cats = {"aug": ["medium"], "loss": ["label-smoothing"], "mix": ["none", "cutmix"], "optimizer": ["adamw", "sgd"],
+            "sampler": ["shuffle", "weighted"]}
+    dists = {**{k: CategoricalDistribution(v) for k, v in cats.items()},
+             "lr": FloatDistribution(1e-4, 1e-3, log=True), "weight_decay": FloatDistribution(1e-4, 0.05, log=True)}
+    study = optuna.create_study(direction="maximize")
+    for k, (lr, wd, value) in enumerate([(0.0006466422717414558, 0.013981961408994055, 0.4222222222222222),
+                                         (0.00013449326615130812, 0.00011498870747119459, 0.18761904761904763),
+                                         (0.0002459125638339736, 0.02102330874348013, 0.22725274725274724)]):
+        params = {**{c: v[k % len(v)] for c, v in cats.items()}, "lr": lr, "weight_decay": wd}
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=value, params=params, distributions=dists,
+                                     intermediate_values={1: value / 2, 2: value}))
+    figures, save = [], rp.figure_data_uri
+
+    def spy(fig, dpi=100):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        texts = [t.get_text() for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+        axes = []
+        for ax in fig.axes:
+            for axis, view in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+                lo, hi = sorted(view)
+                labels = [t for t, v in zip(axis.get_majorticklabels(), axis.get_majorticklocs())
+                          if t.get_text() and lo <= v <= hi]
+                minor = [t for t, v in zip(axis.get_minorticklabels(), axis.get_minorticklocs())
+                         if t.get_text() and lo <= v <= hi]
+                axes.append((axis.get_label_text(), [t.get_text() for t in labels + minor],
+                             [t.get_window_extent(renderer) for t in labels + minor]))
+        figures.append((texts, axes))
+        return save(fig, dpi)
+    monkeypatch.setattr(rp, "figure_data_uri", spy)
+    cfg = tune_cfg(tmp_path, tmp_path, space, train={"epochs": 2})
+    page = write_report(study, cfg, tmp_path, "sqlite://", trials_frame(study), 3.0, "val macro-F1").read_text()
+    assert "0.4222222222222222" not in page and "0.0006466422717414558" not in page
+    assert '<td class="num">0.4222</td>' in page and '<td class="num">0.000647</td>' in page
+    assert '<td class="num">0.014</td>' in page
+    assert len(figures) == 5
+    every = [t for texts, _ in figures for t in texts]
+    assert not {"Objective Value", "Intermediate Value", "Step", "Best Value"} & set(every), set(every)
+    assert every.count("val macro-F1 (best epoch)") >= 4         # history, importances, parallel, slice
+    axes = {label: (ticks, boxes) for _, fig_axes in figures for label, ticks, boxes in fig_axes if label}
+    assert axes["epoch"][0] == ["1", "2"] and axes["Trial"][0] == ["0", "1", "2"]
+    assert "val macro-F1 at the epoch" in axes
+    for label, (ticks, boxes) in axes.items():                   # lr, weight_decay, ...: readable ticks
+        assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), (label, ticks)
+    assert len(axes["lr"][0]) >= 2, axes["lr"]

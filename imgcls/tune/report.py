@@ -144,21 +144,75 @@ def cleanup_checkpoints(study, study_dir: Path, keep: int | None) -> list[Path]:
     return deleted
 
 
-def _figure_png(ax_or_axes) -> str:
-    """What Optuna's matplotlib plots return (an Axes or an array of them) as an embedded PNG."""
+def _figure_png(ax_or_axes, names: dict[str, str] | None = None) -> str:
+    """What Optuna's matplotlib plots return (an Axes or an array of them) as an embedded PNG, its generic texts
+    renamed (`names`, _relabel) and its ticks made readable (_readable_ticks)."""
     import numpy as np
 
     from imgcls.report import figure_data_uri
     ax = ax_or_axes.flat[0] if isinstance(ax_or_axes, np.ndarray) else ax_or_axes
+    _relabel(ax.figure, names or {})
     return figure_data_uri(ax.figure)
 
 
-def plots(study) -> list[tuple[str, str | None, str]]:
-    """(title, PNG data URI or None, note) for Optuna's matplotlib visualisations of the study."""
+def _relabel(fig, names: dict[str, str]) -> None:
+    """Optuna's generic texts in a figure replaced by what they are here (names: "Objective Value" -> "val macro-F1
+    (best epoch)", "Step" -> "epoch", ...): axis and colour-bar labels, legend entries and named ticks (the parallel
+    coordinate plot's first axis). An axis of trials or epochs gets integer ticks (not 0.5, 1.5); a log axis
+    readable ticks (_readable_ticks)."""
+    from matplotlib.ticker import MaxNLocator
+    for ax in fig.axes:
+        for axis, get, set_ in ((ax.xaxis, ax.get_xlabel, ax.set_xlabel), (ax.yaxis, ax.get_ylabel, ax.set_ylabel)):
+            text = get()
+            if text in ("Trial", "Step"):                          # whole numbers: trial numbers, epochs
+                axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+            if text in names:
+                set_(names[text])
+            ticks = [t.get_text() for t in axis.get_ticklabels()]      # named ticks: set by the plot, not drawn
+            if any(t in names for t in ticks):
+                axis.set_ticks(axis.get_ticklocs(), [names.get(t, t) for t in ticks])
+            if axis.get_scale() == "log":
+                _readable_ticks(axis)
+        legend = ax.get_legend()
+        for t in legend.get_texts() if legend is not None else []:
+            if t.get_text() in names:
+                t.set_text(names[t.get_text()])
+
+
+def _readable_ticks(axis) -> None:
+    """A log axis's tick labels without overlap in a narrow panel (the slice plot's lr read '2x10^-4 3x10^-4
+    4x10^-4 ...' on top of each other, matplotlib labelling minor ticks on an axis under a decade): under about a
+    decade, majors at 1, 2 and 5 of each decade; over one, at most 4 decades labelled; minor ticks unlabelled."""
+    import math
+
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+    lo, hi = sorted(v for v in axis.get_view_interval())
+    if lo <= 0:
+        return
+    decades = math.log10(hi / lo)
+    subs = (1.0, 2.0, 5.0) if decades < 1.5 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=4 if decades >= 1.5 else 12))
+    axis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False, minor_thresholds=(math.inf, math.inf)))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def plot_names(label: str, folds: bool = False) -> dict[str, str]:
+    """What Optuna's generic plot texts are in a study of `label` (the metric's name for people): the objective is
+    the best epoch's value (with folds, the mean over folds); steps are epochs (with folds, counted over the trial's
+    folds)."""
+    objective = f"{label} ({'mean over folds' if folds else 'best epoch'})"
+    return {"Objective Value": objective, "Intermediate Value": f"{label} at the epoch",
+            "Step": "epoch, over the trial's folds" if folds else "epoch", "Best Value": "best so far"}
+
+
+def plots(study, label: str = "objective", folds: bool = False) -> list[tuple[str, str | None, str]]:
+    """(title, PNG data URI or None, note) for Optuna's matplotlib visualisations of the study; `label` names the
+    objective on their axes (plot_names)."""
     from optuna.visualization import matplotlib as vm
 
     from imgcls.report import pyplot
     pyplot()   # the headless backend
+    names = plot_names(label, folds)
     n_done = len(completed(study))
     wanted = [("optimization history", vm.plot_optimization_history, 1),
               ("learning curves (intermediate values; pruned trials stop early)", vm.plot_intermediate_values, 1),
@@ -175,7 +229,7 @@ def plots(study) -> list[tuple[str, str | None, str]]:
                 warnings.simplefilter("ignore")
                 note = (f"fANOVA fitted on the {n_done} completed trials: with few trials the bars are mostly "
                         f"noise" if fn is vm.plot_param_importances else "")
-                out.append((title, _figure_png(fn(study)), note))
+                out.append((title, _figure_png(fn(study), names), note))
         except Exception as e:   # e.g. importances of a parameter with one value: say why, draw the rest
             out.append((title, None, f"not drawn: {str(e).splitlines()[0] if str(e) else type(e).__name__}"))
     return out
@@ -198,14 +252,29 @@ def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, sec
     pruned = frame[frame["state"] == "pruned"] if len(frame) else frame
     if len(pruned):
         summary.append(("pruning", pruning_line(pruned, cfg)))
+    shown = rounded(frame)
     sections = [("Summary", rp.key_values(summary)),
-                (f"Top {TOP}", rp.table(frame[frame["state"] == "complete"].sort_values(
+                (f"Top {TOP}", rp.table(shown[shown["state"] == "complete"].sort_values(
                     "value", ascending=study.direction.name == "MINIMIZE").head(TOP)))]
-    for title, uri, note in plots(study):
+    for title, uri, note in plots(study, label, bool(cfg.train.folds)):
         muted = rp.note(note) if note else ""
         sections.append((title, rp.img(uri, title) + muted if uri else muted))
-    sections.append(("All trials", rp.table(frame, max_rows=1000)))
+    sections.append(("All trials", rp.table(shown, max_rows=1000)))
     return rp.write_page(study_dir / "report.html", f"imgcls tune: {cfg.study}", sections)
+
+
+def rounded(frame: pd.DataFrame) -> pd.DataFrame:
+    """trials_frame's rows as the report shows them (trials.csv keeps every digit): `value` to 4 decimals, as the
+    summary and the terminal print it, a drawn float to 3 significant digits (lr 0.000647, not
+    0.0006466422717414558), as the terminal's trial lines; still numbers, right-aligned."""
+    fixed = {"trial", "state", "value", "seconds", "epochs_run", "folds", "epochs_by_fold", "run_dir", "checkpoints",
+             "process", "message"}
+    out = frame.copy()
+    out["value"] = pd.to_numeric(out["value"], errors="coerce").round(4)
+    for c in out.columns:
+        if c not in fixed and pd.api.types.is_float_dtype(out[c]):
+            out[c] = out[c].map(lambda v: v if pd.isna(v) else float(f"{v:.3g}"))
+    return out
 
 
 PRUNED_LISTED = 10
