@@ -400,6 +400,32 @@ def test_resume_skips_up_to_date_outputs(tmp_path):
     assert summary(out)["processed"] == 5 and (manifest(out)["width"] == 16).all()
 
 
+def test_a_rerun_into_the_same_out_removes_the_images_it_no_longer_writes(tmp_path):
+    """The old output is replaced, not left beside the new: files of another --format, of an input that is gone, of
+    a row clean no longer keeps and of a face --no-face drop now leaves out are deleted (folders left empty too);
+    a file preprocess never wrote is not touched."""
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 2}, size=(40, 30), ext=".jpg")
+    out = tmp_path / "p"
+    assert run(src, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    (out / "mine.txt").write_text("the user's")
+    r = run(src, "--out", out, "--size", "24", "--format", "png", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    assert "removed 5 images an earlier run wrote" in r.flat
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == ["a/000.png", "a/001.png", "a/002.png", "b/000.png", "b/001.png", "manifest.csv", "mine.txt",
+                     "preprocess.json", "report.html"]
+    (src / "b" / "000.jpg").unlink()
+    (src / "b" / "001.jpg").unlink()                                 # class b is gone from the data
+    assert run(src, "--out", out, "--size", "24", "--format", "png", "--workers", "1", "--quiet").exit_code == 0
+    assert not (out / "b").exists() and sorted(p.name for p in (out / "a").iterdir()) == ["000.png", "001.png",
+                                                                                         "002.png"]
+    r = run(src, "--out", out, "--size", "24", "--face-crop", "--no-face", "drop", "--workers", "1", "--quiet")
+    assert r.exit_code == 0, r.output                                # no face in blocks: nothing written
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["manifest.csv", "mine.txt", "preprocess.json",
+                                                                     "report.html"]
+    assert (manifest(out)["error"] == "no face found (--no-face drop)").all()
+
+
 def test_the_settings_digest_holds_the_options_that_act():
     """What the written pixels depend on is read from the declarations (options.acts), not a hand list: a face
     option without --face-crop, a background option without --remove-bg, --resize-mode without --size are not in it."""

@@ -11,7 +11,7 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls.console import info
 from imgcls.errors import UserError
-from imgcls.fsutil import safe_relative
+from imgcls.fsutil import safe_relative, under
 from imgcls.preprocess.config import PreprocessConfig, applied_text
 
 JOURNAL = ".preprocess_journal.jsonl"
@@ -127,6 +127,63 @@ def previous_records(out: Path, settings: dict) -> dict[str, dict]:
         if r.get("error", "") == "":
             prev[r["source_path"]] = r
     return prev
+
+
+def earlier_outputs(out: Path) -> set[str]:
+    """The images an earlier run wrote under `out`, as paths relative to it: the rows of its manifest whose root
+    is `out` (originals and oversampled copies) and the records of an interrupted run's journal (any settings).
+    Read before this run writes anything (a journal of other settings is started anew)."""
+    names: set[str] = set()
+    mfile = out / mf.MANIFEST_NAME
+    out_r = str(out.resolve())
+    if mfile.is_file():
+        try:
+            old = mf.read_manifest_file(mfile)
+        except UserError:
+            old = None
+        if old is not None:
+            names.update(str(p) for p, r in zip(old["path"], old["root"]) if str(r) == out_r)
+    jfile = out / JOURNAL
+    if jfile.is_file():
+        try:
+            lines = jfile.read_text(encoding="utf-8").splitlines()[1:]
+        except (OSError, UnicodeDecodeError):
+            lines = []
+        for line in lines:
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(r, dict) and r.get("path"):
+                names.add(str(r["path"]))
+    return names
+
+
+def remove_outputs(out: Path, names) -> int:
+    """Delete the images an earlier run wrote under `out` that this run does not (`names`: relative paths, e.g.
+    under another extension after --format changed, a row clean no longer keeps, an input that is gone, a face
+    --no-face drop now leaves out): regular files proven to lie under `out` only; folders they leave empty go too.
+    Returns how many files were removed."""
+    gone = 0
+    out_r = out.resolve()
+    for n in sorted(names):
+        if safe_relative(n) is None or n in (mf.MANIFEST_NAME, SETTINGS_FILE, "report.html"):
+            continue
+        try:
+            p = under(out_r, n)
+        except UserError:
+            continue
+        if p.is_file() and not p.is_symlink():
+            p.unlink()
+            gone += 1
+            parent = p.parent
+            while parent != out_r and out_r in parent.parents:
+                try:
+                    parent.rmdir()          # only an empty folder
+                except OSError:
+                    break
+                parent = parent.parent
+    return gone
 
 
 def journal_records(jfile: Path, settings: dict) -> list[dict]:

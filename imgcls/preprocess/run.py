@@ -18,7 +18,8 @@ from imgcls.fsutil import check_output_location, check_writable, remove_stale_te
 from imgcls.parallel import check_workers
 from imgcls.preprocess.config import FACE_COLUMNS, FACE_LOST, PreprocessConfig
 from imgcls.preprocess.image import Models, empty_record, init_worker, process_image, run_chunk
-from imgcls.preprocess.outputs import JOURNAL, SETTINGS_FILE, open_journal, output_names, previous_records, up_to_date
+from imgcls.preprocess.outputs import (JOURNAL, SETTINGS_FILE, earlier_outputs, open_journal, output_names,
+                                      previous_records, remove_outputs, up_to_date)
 
 MIN_PER_WORKER = 16
 
@@ -53,6 +54,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     keep = pd.Series(mf.kept(df), index=df.index)
     readable = df["error"].fillna("") == ""
     prev = previous_records(out, settings)
+    earlier = earlier_outputs(out)     # what an earlier run wrote here: what this one does not write goes
 
     records: dict[int, dict] = {}
     todo: list[tuple[int, str, str]] = []
@@ -108,6 +110,10 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     from imgcls.preprocess.oversample import add_copies
     result, oversampled = add_copies(result, out, cfg)
     mf.write(result, out / mf.MANIFEST_NAME)
+    out_root = str(out.resolve())
+    gone = remove_outputs(out, earlier - {str(p) for p, r in zip(result["path"], result["root"]) if str(r) == out_root})
+    if gone:
+        info(f"removed {plural(gone, 'image')} an earlier run wrote in {out} that this run does not write")
     given = [str(p) for p in paths]        # reported by the dataset's path, not a link's target
     # images that failed to process, warned of one by one below; unreadable inputs were named when found (the
     # scan's warning, or the step that wrote the manifest, e.g. clean): in the report and counted, not warned again
