@@ -192,6 +192,22 @@ def test_no_face_policies(faces_src, tmp_path):
         assert 1.3 < im.size[0] / small[0] < 1.6 and 1.3 < im.size[1] / small[1] < 1.6
 
 
+def test_a_face_no_face_drop_leaves_out_is_counted_as_no_face_not_as_a_failure(faces_src, tmp_path):
+    """--no-face drop does what it was asked: the image is said once in the no-face count, not warned of one by one
+    as a failed image and counted in `failed` / 'failed or unreadable' (a mask set the Haar cascade misses would
+    read as hundreds of failures)."""
+    out = tmp_path / "drop"
+    r = run(faces_src, "--out", out, "--face-crop", "--no-face", "drop", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    s = summary(out)
+    assert s["failed"] == 0 and s["no_face"] == 1 and s["unreadable_input"] == 1 and s["written"] == 1
+    assert "coffee.png: no face found" not in r.flat
+    assert "no face found in 1 image(s) (--no-face drop: not written, later steps leave them out)" in r.flat
+    assert "1 failed or unreadable, 1 without a face dropped" in r.flat        # the unreadable bad.jpg; coffee
+    html = (out / "report.html").read_text()
+    assert "Failed or unreadable, skipped (1)" in html and "No face found (1; --no-face drop)" in html
+
+
 def test_detect_size_and_rembg_model_reach_the_models(faces_src, tmp_path, monkeypatch):
     import imgcls.preprocess.background as background
     import imgcls.preprocess.faces as faces

@@ -98,6 +98,7 @@ class PreprocessConfig:
 
 
 OVERSAMPLE_FIELDS = ("oversample", "oversample_aug", "oversample_max_factor", "seed")
+NO_FACE_DROPPED = "no face found (--no-face drop)"   # the `error` of a row --no-face drop leaves out
 FACE_LOST = 0.5    # face_kept below it (a face the matte kept less than half of): taken for background, said
 # the options that change what a model sees of an image: a face crop, the background removed (not --size /
 # --resize-mode, a cache the model's own resize undoes, nor how the file is stored)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from imgcls import io as imgio
 from imgcls.fsutil import atomic_path
-from imgcls.preprocess.config import FACE_COLUMNS, PreprocessConfig
+from imgcls.preprocess.config import FACE_COLUMNS, NO_FACE_DROPPED, PreprocessConfig
 
 
 class Models:
@@ -56,7 +56,7 @@ def process_image(src: str | os.PathLike, dst: str | os.PathLike | None, cfg: Pr
                 box = crop_box(face, im.size, cfg.face_margin)
                 cut = lambda x: x.crop(box)    # noqa: E731
             elif cfg.no_face == "drop":
-                rec["error"] = "no face found (--no-face drop)"
+                rec["error"] = NO_FACE_DROPPED
                 return rec, None
             elif cfg.no_face == "center-crop":
                 cut = center_square

@@ -16,7 +16,7 @@ from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
 from imgcls.parallel import check_workers
-from imgcls.preprocess.config import FACE_COLUMNS, FACE_LOST, PreprocessConfig
+from imgcls.preprocess.config import FACE_COLUMNS, FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
 from imgcls.preprocess.image import Models, empty_record, init_worker, process_image, run_chunk
 from imgcls.preprocess.outputs import (JOURNAL, SETTINGS_FILE, earlier_outputs, open_journal, output_names,
                                       previous_records, remove_outputs, up_to_date)
@@ -117,7 +117,9 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     given = [str(p) for p in paths]        # reported by the dataset's path, not a link's target
     # images that failed to process, warned of one by one below; unreadable inputs were named when found (the
     # scan's warning, or the step that wrote the manifest, e.g. clean): in the report and counted, not warned again
-    process_failed = sorted((given[i], r["error"]) for i, r in records.items() if r["error"])
+    # (a face --no-face drop left out is no failure: counted, warned of and listed as a no-face image)
+    process_failed = sorted((given[i], r["error"]) for i, r in records.items()
+                            if r["error"] and r["error"] != NO_FACE_DROPPED)
     failed = sorted(process_failed + [(given[i], f"unreadable input: {df.at[i, 'error']}") for i in range(len(df))
                                       if not readable[i]])
     no_face = [given[i] for i, r in sorted(records.items()) if r.get("face_found") is False]
@@ -145,8 +147,10 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
         warn(f"... and {len(process_failed) - 10} more failed image(s): see {out / 'report.html'}")
     if n_unreadable:
         info(f"{plural(n_unreadable, 'unreadable input image')} left out (listed in {out / 'report.html'})")
-    if no_face and cfg.no_face != "drop":
-        warn(f"no face found in {len(no_face)} image(s) (--no-face {cfg.no_face}); listed in {out / 'report.html'}")
+    if no_face:
+        dropped = ": not written, later steps leave them out" if cfg.no_face == "drop" else ""
+        warn(f"no face found in {len(no_face)} image(s) (--no-face {cfg.no_face}{dropped}); listed in "
+             f"{out / 'report.html'}")
     if face_lost:
         warn(f"the background removal kept less than {FACE_LOST:.0%} of the face in {len(face_lost)} image(s) "
              f"(e.g. {face_lost[0][1]}: {face_lost[0][2]:.0%}): rembg took the face for background and the crop is "
@@ -154,7 +158,9 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
              f"--remove-bg")
     info(f"preprocess: {summary['written']} image(s) in {out} ({len(todo)} processed"
          + (f", {summary['images_per_second']} images/s" if summary["images_per_second"] else "")
-         + f", {skipped} up to date, {len(failed)} failed or unreadable); manifest {out / mf.MANIFEST_NAME}")
+         + f", {skipped} up to date, {len(failed)} failed or unreadable"
+         + (f", {len(no_face)} without a face dropped" if cfg.no_face == "drop" and no_face else "")
+         + f"); manifest {out / mf.MANIFEST_NAME}")
     return result
 
 
