@@ -82,11 +82,14 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
     """A member trained on images `imgcls preprocess` changed (a face crop, the background removed: its
     checkpoint's meta.preprocess) predicts badly on test images that did not go through the same: said once per
     difference, with the command that prepares them. Nothing is said where either side is not known."""
-    from imgcls.preprocess.outputs import applied
+    from imgcls.preprocess.outputs import applied, made_from
     from imgcls.train.checkpoint import read_meta
     test = applied(mf.readable(df))
     if test is None:
         return
+    # test images a preprocess run wrote are prepared again from the originals it read, never processed twice (a
+    # face crop of a face crop, a face looked for in a --size cache)
+    origin = made_from(mf.readable(df))
     said = set()
     for m in spec.running().members:
         want = read_meta(m.checkpoints[0]).preprocess
@@ -96,8 +99,12 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
         trained = f"images imgcls preprocess changed ({want})" if want else "images no imgcls preprocess changed"
         got = f"went through other options ({test})" if test and want else \
             f"went through imgcls preprocess ({test})" if test else "did not go through it"
-        fix = (f"imgcls preprocess {data} --out DIR {want}, then predict --data DIR" if want else
-               "predict on the test images as they came")
+        if want:
+            fix = f"imgcls preprocess {origin or data} --out DIR {want}, then predict --data DIR" + \
+                (f" ({origin}: the images {data} was made from)" if origin else "")
+        else:
+            fix = f"predict --data {origin} (the images {data} was made from)" if origin else \
+                "predict on the test images as they came"
         warn(f"{m.name} trained on {trained}; the test images of {data} {got}, so what it sees differs: {fix}")
 
 

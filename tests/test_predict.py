@@ -609,6 +609,36 @@ def test_test_images_that_skip_the_training_preprocess_are_warned_of(tmp_path):
         res.output
 
 
+def test_preprocessed_test_images_of_other_options_are_prepared_again_from_their_originals(tmp_path):
+    """Test images preprocess wrote under other options than the run's (a --size cache, another --face-margin) were
+    told to go through `imgcls preprocess <that output> ...` again: a face crop of a face crop, a face looked for in
+    a 32 px cache. The fix names the images the output was made from (preprocess.json's `source`)."""
+    from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
+    test = make_image_folder(tmp_path / "test_raw", {"a": 2, "b": 2}, size=(40, 30))
+    for out, flags in (("test_cache", ["--size", 32]), ("test_other", ["--face-crop", "--face-margin", 0.5])):
+        res = invoke("preprocess", test, "--out", tmp_path / out, *flags, "--workers", 1, "-q")
+        assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "test_cache" / "preprocess.json").read_text())["source"] == str(test)
+    runs = {}
+    for name, pre in (("oncrop", "--face-crop"), ("onraw", "")):
+        run = make_tiny_run(tmp_path / "runs" / name, classes=("a", "b"))
+        ck = read_checkpoint(run / "best.pt")
+        save_checkpoint(run / "best.pt", ck["state_dict"], {**ck["meta"], "preprocess": pre}, epoch=1)
+        runs[name] = run
+    said = {}
+    for name, run, data in (("cache", runs["oncrop"], "test_cache"), ("other", runs["oncrop"], "test_other"),
+                            ("raw_run", runs["onraw"], "test_other")):
+        res = invoke("predict", run, "--data", tmp_path / data, "--out", tmp_path / f"p_{name}", "--workers", 0)
+        assert res.exit_code == 0, res.output
+        said[name] = " ".join(res.output.split())
+    for name, data in (("cache", "test_cache"), ("other", "test_other")):
+        assert (f"imgcls preprocess {test} --out DIR --face-crop, then predict --data DIR ({test}: the images "
+                f"{tmp_path / data} was made from)") in said[name], said[name]
+        assert f"imgcls preprocess {tmp_path / data} " not in said[name]
+    assert f"so what it sees differs: predict --data {test} (the images {tmp_path / 'test_other'} was made " \
+        "from)" in said["raw_run"], said["raw_run"]
+
+
 def test_eval_scores_the_column_the_model_predicts(tmp_path):
     """A `train --target mask` run (classes 0, 1, 2) was --eval-scored against the data's `label` (the 18-class
     id): the rows whose label happened to be 0..2 were scored, against the wrong truth; a `train --target artist`

@@ -102,6 +102,20 @@ def applied(df: pd.DataFrame) -> str | None:
     return texts.pop() if len(texts) == 1 else None
 
 
+def made_from(df: pd.DataFrame) -> str | None:
+    """The SRC a preprocess run read to write a manifest's images (its preprocess.json's `source`, absolute): the
+    originals to preprocess again under other options. None when the rows were not all written by one such run."""
+    sources = set()
+    for root in mf.roots(df):
+        f = Path(root) / SETTINGS_FILE
+        try:
+            sources.add(json.loads(f.read_text(encoding="utf-8")).get("source") if f.is_file() else None)
+        except (OSError, ValueError, AttributeError):
+            return None
+    src = sources.pop() if len(sources) == 1 else None
+    return src if isinstance(src, str) and src else None
+
+
 def previous_records(out: Path, settings: dict) -> dict[str, dict]:
     """source_path -> record from the last run with the same settings (manifest, then the journal)."""
     prev: dict[str, dict] = {}

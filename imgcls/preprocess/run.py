@@ -127,7 +127,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     face_lost = [(i, given[i], float(r["face_kept"])) for i, r in sorted(records.items())
                  if r.get("face_kept") is not None and float(r["face_kept"]) < FACE_LOST]
     summary = {
-        "settings": settings, "images": int(len(df)), "processed": len(todo), "up_to_date": skipped,
+        "settings": settings, "source": os.path.abspath(src), "images": int(len(df)), "processed": len(todo), "up_to_date": skipped,
         "written": sum(1 for r in records.values() if r["written"]), "failed": len(process_failed),
         "unreadable_input": n_unreadable, "not_kept": n_not_kept, "no_face": len(no_face),
         "face_lost_to_matte": len(face_lost),
