@@ -370,10 +370,12 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
     return df
 
 
-def say_lost_classes(df: pd.DataFrame, scanned: pd.Index) -> None:
+def say_lost_classes(df: pd.DataFrame, scanned: pd.Index, why: str = "unreadable") -> None:
     """One warning naming the labels none of whose images can be read, when this scan found (some of) them
     unreadable: the data has no such class any more (as for a class folder holding no images), which the list of
-    unreadable files alone does not say. Nothing when every image is unreadable (require_readable says that)."""
+    unreadable files alone does not say. Nothing when every image is unreadable (require_readable says that).
+    `why`: what made the rows of `scanned` unusable, when a step other than the scan set their `error` (preprocess:
+    'left out by preprocess' for a --no-face drop or a failed image)."""
     if "label" not in df.columns:
         return
     labels = df["label"].fillna("").astype(str)
@@ -384,8 +386,14 @@ def say_lost_classes(df: pd.DataFrame, scanned: pd.Index) -> None:
     lost = sorted(set(labels[labels.index.isin(scanned) & ~ok]) - have - {""})
     if lost:
         counts = labels[~ok].value_counts()
-        named = ", ".join(f"{c} ({plural(int(counts[c]), 'unreadable image')})" for c in lost[:5])
-        warn(f"{plural(len(lost), 'class', 'classes')} with no readable image, so the data has no such class: "
+        if why == "unreadable":
+            named = ", ".join(f"{c} ({plural(int(counts[c]), 'unreadable image')})" for c in lost[:5])
+            lead = "with no readable image"
+        else:
+            counts = labels[labels.index.isin(scanned) & ~ok].value_counts()   # the scan named its unreadable
+            named = ", ".join(f"{c} ({plural(int(counts[c]), 'image')} {why})" for c in lost[:5])
+            lead = "with no image left"
+        warn(f"{plural(len(lost), 'class', 'classes')} {lead}, so the data has no such class: "
              f"{named}{' ...' if len(lost) > 5 else ''}")
 
 

@@ -107,6 +107,8 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     cpu = None if parallel else time.process_time() - c0   # this process only
 
     result = _assemble(df, out, names, sources, records)
+    # a class whose every image this run left out (--no-face drop, a failed image) is gone from the data: said once
+    mf.say_lost_classes(result, pd.Index([i for i, r in records.items() if r["error"]]), why="left out by preprocess")
     from imgcls.preprocess.oversample import add_copies
     result, oversampled = add_copies(result, out, cfg)
     mf.write(result, out / mf.MANIFEST_NAME)
