@@ -29,7 +29,7 @@ import pandas as pd
 
 from imgcls import io as imgio
 from imgcls import manifest as mf
-from imgcls.console import info, print_table, progress_bar, warn
+from imgcls.console import info, plural, print_table, progress_bar, warn
 from imgcls.device import device_option
 from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
 from imgcls.ensemble.spec import ENSEMBLES_DIR
@@ -106,6 +106,25 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
             fix = f"predict --data {origin} (the images {data} was made from)" if origin else \
                 "predict on the test images as they came"
         warn(f"{m.name} trained on {trained}; the test images of {data} {got}, so what it sees differs: {fix}")
+
+
+def predict_dropped_faces(df: pd.DataFrame) -> pd.DataFrame:
+    """Test rows `preprocess --no-face drop` left out (no face found; the row still points at its readable input
+    image) are predicted from that input, as it came: a submission needs a prediction for every test image, and
+    the most frequent class given to an unreadable one is no prediction. Said in one warning."""
+    from imgcls.preprocess.config import NO_FACE_DROPPED
+    if "error" not in df.columns:
+        return df
+    dropped = (df["error"].fillna("").astype(str) == NO_FACE_DROPPED).to_numpy()
+    if not dropped.any():
+        return df
+    first = mf.image_paths(df[dropped].head(1))[0]
+    warn(f"{plural(int(dropped.sum()), 'test image')} preprocess --no-face drop left out (no face found, e.g. "
+         f"{first}) predicted as they came, uncropped: a submission needs every test image (preprocess test images "
+         f"with --no-face keep or center-crop)")
+    df = df.copy()
+    df.loc[dropped, "error"] = ""
+    return df
 
 
 def warn_mirrors_unseen(spec: EnsembleSpec, tta_spec: TTASpec) -> None:
@@ -605,6 +624,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
          f"({tta_spec.n_views} view(s), merge {tta_merge})")
     warn_mirrors_unseen(spec, tta_spec)
     warn_preprocess_differs(spec, df, data)
+    df = predict_dropped_faces(df)
     pre_err = df["error"].fillna("").astype(str).tolist() if "error" in df.columns else None
     # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
     # nothing written, never a submission of made-up labels; a manifest that says so fails before the model runs

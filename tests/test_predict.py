@@ -639,6 +639,36 @@ def test_preprocessed_test_images_of_other_options_are_prepared_again_from_their
         "from)" in said["raw_run"], said["raw_run"]
 
 
+def test_test_images_no_face_drop_left_out_are_predicted_from_their_inputs(tmp_path):
+    """Test images preprocessed with --no-face drop (what predict advises for a run trained so) kept rows pointing
+    at their readable inputs with error 'no face found (--no-face drop)': predict took them for unreadable and gave
+    them the most frequent class, or refused when no test image had a face found. They are predicted as they came."""
+    from skimage import data
+    test = make_image_folder(tmp_path / "test_raw", {"x": 3}, size=(40, 30))
+    Image.fromarray(data.astronaut()).resize((256, 256)).save(test / "x" / "face.png")
+    res = invoke("preprocess", test, "--out", tmp_path / "test_drop", "--face-crop", "--no-face", "drop",
+                 "--workers", 1, "-q")
+    assert res.exit_code == 0, res.output
+    m = pd.read_csv(tmp_path / "test_drop" / "manifest.csv", keep_default_na=False)
+    assert (m["error"] == "no face found (--no-face drop)").sum() == 3
+    run = make_tiny_run(tmp_path / "runs" / "r", classes=("a", "b", "c"))
+    raw_out, drop_out = tmp_path / "p_raw", tmp_path / "p_drop"
+    assert invoke("predict", run, "--data", test, "--out", raw_out, "--workers", 0,
+                  "--probs-format", "csv").exit_code == 0
+    res = invoke("predict", run, "--data", tmp_path / "test_drop", "--out", drop_out, "--workers", 0,
+                 "--probs-format", "csv")
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "3 test images preprocess --no-face drop left out (no face found, e.g. " in said, said
+    assert "most frequent prediction" not in said
+    raw = pd.read_csv(raw_out / "probs.csv", keep_default_na=False).set_index("path")
+    drop = pd.read_csv(drop_out / "probs.csv", keep_default_na=False).set_index("path")
+    assert (drop["error"] == "").all() and not drop.filter(like="p_").isna().any().any()
+    uncropped = [f"x/{i:03d}.png" for i in range(3)]
+    pd.testing.assert_frame_equal(drop.loc[uncropped, ["pred", "p_a", "p_b", "p_c"]],
+                                  raw.loc[uncropped, ["pred", "p_a", "p_b", "p_c"]])   # the same input images
+
+
 def test_eval_scores_the_column_the_model_predicts(tmp_path):
     """A `train --target mask` run (classes 0, 1, 2) was --eval-scored against the data's `label` (the 18-class
     id): the rows whose label happened to be 0..2 were scored, against the wrong truth; a `train --target artist`
