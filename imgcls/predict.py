@@ -310,7 +310,9 @@ EVAL_SPLITS = ("all", "val", "test")
 def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray]:
     """(part, mask) of the rows --eval scores. Default: the `val` rows when the data has a split column naming
     some (a splits.csv holds training rows too: scoring them would not be a validation score), else every row.
-    Rows clean dropped (keep = false) are never scored, as train never validates on them."""
+    Rows clean dropped (keep = false) and preprocess --oversample's copies (augmented_from; split keeps a copy on
+    its source's side) are never scored, as train never validates on them: on a run's own splits.csv the scored val
+    rows are the ones it validated on."""
     split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
     if eval_split is None:
         eval_split = "val" if split is not None and (split == "val").any() else "all"
@@ -322,6 +324,12 @@ def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray
             raise UserError(f"--eval-split {eval_split}: the data has no rows with split = {eval_split}; pass a "
                             f"splits.csv written by `imgcls split`, or --eval-split all")
         rows &= (split == eval_split).to_numpy()
+    copies = rows & mf.augmented(df)
+    if copies.any():
+        n = int(copies.sum())
+        info(f"{n} oversampled cop{'y' if n == 1 else 'ies'} (augmented_from) left out of --eval (validation scores "
+             f"originals only, as train's)")
+        rows &= ~copies
     return eval_split, rows
 
 

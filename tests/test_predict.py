@@ -731,3 +731,36 @@ def test_label_col_names_the_truth_of_a_test_csv(tmp_path):
                  "--out", tmp_path / "p2", "--workers", 0)
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "p2" / "predict.json").read_text())["eval"]["n_images"] == 6
+
+
+def test_eval_on_a_split_with_oversampled_copies_scores_the_val_rows_the_run_validated_on(tmp_path):
+    """preprocess --oversample -> split -> train -> `predict RUN --data splits.csv --eval`: split keeps a validation
+    image's copies in val, train neither validates nor trains on them, yet --eval counted them among the val rows
+    and, the run's val_predictions.csv not naming them, refused them as rows the run trained on (exit 2). Copies are
+    left out of --eval, as train leaves them out of validation: the scored rows are the run's validation rows."""
+    import shutil
+
+    from imgcls import manifest as mf
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(36, 36))
+    df = mf.load(raw)
+    df["split"] = np.where(np.arange(len(df)) % 3 == 0, "val", "train")
+    df["augmented_from"] = ""
+    copies = []
+    for _, r in df[df["split"] == "val"].head(2).iterrows():      # copies of validation images, kept beside them
+        stem, ext = r["path"].rsplit(".", 1)
+        shutil.copy(raw / r["path"], raw / f"{stem}__os1.{ext}")
+        copies.append({**r.to_dict(), "path": f"{stem}__os1.{ext}", "augmented_from": r["path"]})
+    df = pd.concat([df, pd.DataFrame(copies)], ignore_index=True)
+    splits = tmp_path / "splits.csv"
+    mf.write(df, splits)
+    val = df[(df["split"] == "val") & (df["augmented_from"] == "")]
+    run = make_tiny_run(tmp_path / "runs" / "one", classes=("a", "b"),
+                        val_rows=[(str(raw), p, y) for p, y in zip(val["path"], val["label"])])
+    out = tmp_path / "p"
+    res = invoke("predict", run, "--data", splits, "--eval", "--out", out, "--workers", 0)
+    assert res.exit_code == 0, res.output
+    ev = json.loads((out / "predict.json").read_text())["eval"]
+    assert (ev["rows"], ev["n_images"]) == ("val", len(val))
+    said = " ".join(res.output.split())
+    assert f"--eval on {len(val)} labelled val rows" in said, said
+    assert "2 oversampled copies (augmented_from) left out of --eval" in said, said
