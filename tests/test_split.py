@@ -489,3 +489,23 @@ def test_folder_dataset_report_lists_no_profile_options_and_age_bands_are_refuse
     assert r.exit_code == 0, r.output
     html = (tmp_path / "splits_report.html").read_text()
     assert "stratify" in html and not any(k in html for k in ("age_bands", "drop_ages", "relabel_age", "dup_method"))
+
+
+def test_folds_after_test_count_only_the_newly_single_group_classes_they_list():
+    """--test with --folds: a class whose only other group went to test is train in every fold, said in a second
+    note after the first one's classes with a single group overall. That note counted both kinds ('5 class(es) ...')
+    and listed only the new ones (4 names)."""
+    import re
+
+    from imgcls.split.assign import assign
+    from imgcls.split.config import SplitConfig
+    rows = [("solo", "s0")] * 3 + [(f"c{c}", f"c{c}g{g}") for c in range(8) for g in range(2) for _ in range(3)]
+    df = pd.DataFrame(rows, columns=["label", "group"])
+    _, _, notes = assign(df, df["group"].to_numpy(), SplitConfig(folds=2, test=0.2, stratify=["label"]))
+    first = [n for n in notes if "single group kept whole in train" in n]
+    assert len(first) == 1 and first[0].startswith("1 class(es)") and first[0].endswith("solo (1 group)")
+    later = [n for n in notes if "single group are train in every fold" in n]
+    assert len(later) == 1, notes
+    listed = later[0].split(": ", 1)[1].split(", ")
+    assert "solo (1 group)" not in listed and len(listed) >= 1
+    assert re.match(rf"{len(listed)} class\(es\) ", later[0]), later[0]

@@ -152,7 +152,7 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
                          f"every fold trains on it: " + _fmt_dominant(dominant_new))
         rare_new = {k: v for k, v in rare.items() if k not in reported}
         if rare_new:
-            notes.append(f"{len(rare)} class(es) with a single group are train in every fold (fold -1, never "
+            notes.append(f"{len(rare_new)} class(es) with a single group are train in every fold (fold -1, never "
                          f"validated): " + _fmt_classes(rare_new))
         _, few = _rare_units(units[pool], labels[pool], cfg.folds)
         few = {k: v for k, v in few.items() if k not in rare}
