@@ -202,7 +202,12 @@ def as_typed(cfg: Any, names: typing.Iterable[str]) -> str:
     '--face-crop --remove-bg --size 96' ('' when none does)."""
     table = specs(cfg)
     wanted = set(names)
-    return " ".join(_spelling(n, table[n][1], getattr(cfg, n)) for n in table
+
+    def typed(n: str, spec: Spec, value: Any) -> str:
+        if value is False and not spec.flags:       # Typer's own off form of a bool declared without flags
+            return "--no-" + n.replace("_", "-")
+        return _spelling(n, spec, value)
+    return " ".join(typed(n, table[n][1], getattr(cfg, n)) for n in table
                     if n in wanted and _is_set(cfg, n, table) and acts(cfg, n, table))
 
 

@@ -648,3 +648,32 @@ def test_report_rounds_its_tables_and_names_the_plots_axes(tmp_path, space, monk
     for label, (ticks, boxes) in axes.items():                   # lr, weight_decay, ...: readable ticks
         assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:]), (label, ticks)
     assert len(axes["lr"][0]) >= 2, axes["lr"]
+
+
+def test_the_study_name_alone_resumes_a_study_with_its_fixed_options(data, tmp_path, space):
+    """The README's `imgcls tune --study lite0 --trials 30` ('the same study again: resumes it') after a study
+    started with --model / --epochs / --img-size ... was refused: the options it left out were taken as train's
+    defaults, 'other fixed train options'. Options left unset are the study's own, as train --resume takes its
+    config.yaml's; a typed one that differs, even at train's default, is still refused."""
+    out = str(tmp_path / "tune")
+    first = ["tune", str(data), "--study", "s", "--space", str(space), "--out", out, "--pruner", "none", "--quiet",
+             "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
+             "--aug", "none", "--val-split", "0.3", "--workers", "0", "--device", "cpu"]
+    r = CliRunner().invoke(app, first + ["--trials", "1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--out", out,
+                                 "--pruner", "none", "--trials", "2", "--workers", "0", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert ("study 's' resumes with the fixed train options it was started with: --model test_resnet "
+            "--no-pretrained --img-size 32 --aug none --val-split 0.3 --epochs 1 --batch-size 8") in said, said
+    t = trials_csv(tmp_path / "tune" / "s")
+    assert list(t["state"]) == ["complete", "complete"]
+    ran = yaml.safe_load((tmp_path / "tune" / "s" / "trial_0001" / "config.yaml").read_text())
+    assert (ran["model"], ran["pretrained"], ran["img_size"], ran["epochs"], ran["aug"]) == \
+        ("test_resnet", False, 32, 1, "none")
+    # typed, at train's default: compared with the study's value, and refused
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--out", out,
+                                 "--trials", "3", "--epochs", "10"])
+    assert r.exit_code == 2 and "other fixed train options (--epochs 1 -> 10)" in " ".join(r.output.split()), \
+        r.output

@@ -18,7 +18,7 @@ EPILOG = """Examples:
 
   imgcls tune --study lite0 --trials 30
 
-  imgcls tune --study lite0 --space space.yaml --timeout 2h
+  imgcls tune --study mine --space space.yaml --timeout 2h
 
   imgcls tune --study big --storage postgresql://user@db/optuna --trials 200
 

@@ -386,6 +386,7 @@ def _check_up_front(cfg: TuneConfig):
         cfg.train.src = str(default_input("train"))    # as imgcls train: the furthest pipeline stage, announced
     elif not Path(cfg.train.src).exists():
         raise UserError(f"data {cfg.train.src} does not exist; pass a dataset folder or manifest.csv")
+    _study_options(cfg, storage_url(cfg))
     space = load_space(cfg.space, cfg.train, cfg.typed)    # checks the fixed train options too, with the space's keys
     check_writable(cfg.study_dir())
     models = [cfg.train.model]
@@ -397,6 +398,39 @@ def _check_up_front(cfg: TuneConfig):
     if cfg.sampler == "grid":
         space.grid()
     return space, storage_url(cfg)
+
+
+def _study_options(cfg: TuneConfig, url: str) -> None:
+    """A study that exists resumes with the fixed train options it was started with: each one this command leaves
+    unset (not typed, at TrainConfig's default) takes the study's recorded value, as `train --resume` takes its
+    config.yaml's, so `imgcls tune --study NAME --trials 30` resumes NAME; a typed (or --config) value is compared
+    with the study's by open_study, and refused when it differs. What may differ between processes (data path,
+    workers, device, cache, trackers) is this command's."""
+    import optuna
+
+    from imgcls.options import as_typed
+    from imgcls.train.rundir import RESUME_MAY_CHANGE
+    if "://" in url:
+        db = sqlite_file(url)
+        if url.startswith("sqlite:") and (db is None or not db.is_file()):
+            return                      # no database yet (or in memory): a new study
+    elif not Path(url.removeprefix("journal:")).is_file():
+        return
+    try:
+        base = optuna.load_study(study_name=cfg.study, storage=open_storage(url)).user_attrs.get("base_config")
+    except KeyError:                    # no study of that name in the storage
+        return
+    if not isinstance(base, dict):
+        return
+    now, default = cfg.train.to_dict(), TrainConfig().to_dict()
+    taken = {k: base[k] for k, v in now.items() if k in base and k not in RESUME_MAY_CHANGE and k not in cfg.typed
+             and v == default.get(k) and base[k] != v}
+    if not taken:
+        return
+    cfg.train = TrainConfig.from_dict({**now, **taken})
+    from imgcls.console import info
+    info(f"study '{cfg.study}' resumes with the fixed train options it was started with: "
+         f"{as_typed(cfg.train, taken)}")
 
 
 def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
