@@ -677,3 +677,22 @@ def test_the_study_name_alone_resumes_a_study_with_its_fixed_options(data, tmp_p
                                  "--trials", "3", "--epochs", "10"])
     assert r.exit_code == 2 and "other fixed train options (--epochs 1 -> 10)" in " ".join(r.output.split()), \
         r.output
+
+
+def test_a_missing_storage_driver_is_named(monkeypatch):
+    """`imgcls tune --study big --storage postgresql://user@db/optuna` without the driver said 'its database driver
+    is not installed (None)': Optuna wraps sqlalchemy's ModuleNotFoundError in an ImportError that has no name. The
+    module it could not import is named."""
+    from imgcls.tune import open_storage
+
+    def no_driver(*a, **k):
+        try:
+            raise ModuleNotFoundError("No module named 'psycopg'", name="psycopg")
+        except ModuleNotFoundError as e:
+            raise ImportError("Failed to import DB access module for the specified storage URL.") from e
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", no_driver)
+    with pytest.raises(UserError) as e:
+        open_storage("postgresql://user@db/optuna")
+    assert "its database driver is not installed (no module psycopg); pip install it" in str(e.value), str(e.value)
+    assert "None" not in str(e.value)

@@ -154,7 +154,10 @@ def open_storage(url: str):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180, **kw)
     except ImportError as e:
-        raise UserError(f"--storage {url}: its database driver is not installed ({e.name}); pip install it") from None
+        # Optuna re-raises sqlalchemy's ModuleNotFoundError as a bare ImportError (no name): the module is its cause's
+        name = e.name or getattr(e.__cause__, "name", None)
+        raise UserError(f"--storage {url}: its database driver is not installed"
+                        + (f" (no module {name})" if name else "") + "; pip install it") from None
     except Exception as e:    # sqlalchemy: a malformed URL, a server that does not answer, ...
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"--storage {url}: cannot open it ({msg}); give an Optuna RDB URL or a journal file path") \
