@@ -385,3 +385,24 @@ def test_report_members_table_names_its_columns_as_its_note(tmp_path):
             "<th>common val macro-F1</th>") in flat
     assert "val_macro_f1" not in html and "common_macro_f1" not in html
     assert "(out-of-fold for the k-fold member(s) kf: each row scored by the fold that did not train on it)" in flat
+
+
+def test_a_rebuild_into_a_typed_out_names_what_keeps_both(tmp_path, monkeypatch):
+    """The --help examples build `--out outputs/ensembles/blend` twice: the second said '(--name NAME keeps both)',
+    but --name only names the ensemble when --out is given (the folder stays --out). With --out typed, another --out
+    keeps both; without it, --name still does."""
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.1)
+    monkeypatch.chdir(tmp_path)
+    blend = Path("outputs") / "ensembles" / "blend"
+    for _ in range(2):
+        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(blend)])
+        assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert f"{blend} holds an earlier ensemble; it is replaced (another --out FOLDER keeps both)" in said, said
+    assert "--name NAME keeps both" not in said
+    for _ in range(2):
+        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--name", "mix"])
+        assert res.exit_code == 0, res.output
+    assert "holds an earlier ensemble; it is replaced (--name NAME keeps both)" in " ".join(res.output.split())

@@ -83,11 +83,12 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     for i, m in enumerate(members):      # unique names (two runs called the same in different folders)
         if names.count(m.name) > 1:
             m.name = f"{m.name}_{i}"
+    out_typed = out is not None
     name, out = ensemble_folder(out, name, members, method, combine, typed)
     check_output_not_source(out, member_folders(members))
     check_writable(out)
     if combine == "profile":
-        return build_profile(members, method, weights, out, name)
+        return build_profile(members, method, weights, out, name, out_typed)
     classes = check_same_classes(members)
     n_cls = len(classes)
     cidx = {c: i for i, c in enumerate(classes)}
@@ -161,7 +162,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     rows.extend(extra_rows)
 
     spec = EnsembleSpec(name, method, members, classes, scores=scores)
-    spec.path = write_spec(spec, out)
+    spec.path = write_spec(spec, out, out_typed)
     from imgcls.fsutil import write_table
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",
                                         "common_macro_f1"])

@@ -119,7 +119,8 @@ def _true_attributes(meta, labels: pd.Series, scheme) -> dict[str, np.ndarray]:
     return {a: np.where(ok, np.asarray(x), -1) for a, x in zip(PROFILE_ATTRS, scheme.parts(v))}
 
 
-def build_profile(members: list[Member], method: str, weights: str | None, out, name) -> EnsembleSpec:
+def build_profile(members: list[Member], method: str, weights: str | None, out, name,
+                  out_typed: bool = False) -> EnsembleSpec:
     from imgcls.fsutil import write_table
     metas = [member_meta(m) for m in members]
     names = [m.name for m in members]
@@ -184,7 +185,7 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
              "predictions (train the runs on the same split); the ensemble is not scored")
     rows.append(ens_row)
     spec = EnsembleSpec(name, method, members, classes, scores=scores, combine="profile")
-    spec.path = write_spec(spec, out)
+    spec.path = write_spec(spec, out, out_typed)
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
     write_table(table, out / "scores.csv")

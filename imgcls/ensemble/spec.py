@@ -116,7 +116,9 @@ def check_same_classes(members: Sequence[Member]) -> list[str]:
     return ref or []
 
 
-def write_spec(spec: EnsembleSpec, folder: str | os.PathLike) -> Path:
+def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = False) -> Path:
+    """folder/spec.yaml (members relative to it). `out_typed`: the folder is a typed --out, so another --out, not
+    --name (which then names only the ensemble), keeps an earlier ensemble there."""
     import yaml
     from imgcls.fsutil import write_text
     folder = Path(folder)
@@ -131,7 +133,8 @@ def write_spec(spec: EnsembleSpec, folder: str | os.PathLike) -> Path:
     path = folder / SPEC_NAME
     if path.is_file():      # said once every check has passed: a refused rebuild leaves the earlier one as it is
         from imgcls.console import info
-        info(f"{folder} holds an earlier ensemble; it is replaced (--name NAME keeps both)")
+        keep = "another --out FOLDER" if out_typed else "--name NAME"
+        info(f"{folder} holds an earlier ensemble; it is replaced ({keep} keeps both)")
     write_text(path, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     return path
 
