@@ -252,3 +252,11 @@ def test_no_command_shows_the_help_and_a_command_s_exit_code_is_kept():
     assert CliRunner().invoke(app, ["--version"]).exit_code == 0
     r = CliRunner().invoke(app, ["runs", "diff"])                           # a UserError: its own line, exit 2
     assert r.exit_code == 2 and r.output.count("error:") == 1
+
+
+def test_imgcls_help_itself_ends_with_examples():
+    """README: 'every --help ends with an example'; `imgcls --help` listed the commands and ended there."""
+    r = runner.invoke(app, ["--help"])
+    assert r.exit_code == 0, r.output
+    tail = r.output[r.output.rindex("Commands"):]
+    assert "Examples" in tail and "imgcls train --model tf_efficientnet_lite0" in tail, r.output

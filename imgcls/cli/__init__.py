@@ -30,7 +30,20 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+EPILOG = """Examples:
+
+  imgcls eda data/raw
+
+  imgcls clean data/raw && imgcls preprocess data/clean && imgcls split data/processed
+
+  imgcls train --model tf_efficientnet_lite0 && imgcls predict --tta flip
+
+  imgcls runs
+
+  imgcls train --help   # every command's options, with examples"""
+
+
+@app.callback(epilog=EPILOG)
 def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                        help="Print the version and exit.")) -> None:
     """Image-classification competitions from raw folders to a submission file.
