@@ -509,3 +509,14 @@ def test_folds_after_test_count_only_the_newly_single_group_classes_they_list():
     listed = later[0].split(": ", 1)[1].split(", ")
     assert "solo (1 group)" not in listed and len(listed) >= 1
     assert re.match(rf"{len(listed)} class\(es\) ", later[0]), later[0]
+
+
+def test_relabel_age_that_moves_images_is_said_not_warned():
+    """`split data/raw --drop-ages 57-59 --relabel-age 29,59` (the README example) said the count twice, as an info
+    line and again as a warning (every note is a warning, and the report's warnings list): moving images is what
+    the option is for. A warning only when it moved none (no one at those ages: the option did nothing)."""
+    base = profile_table(60)
+    _, summary, _, _ = sp.make_split(base, cfg(drop_ages=sp.parse_ages("57-59"), relabel_age=(29, 59)))
+    assert not [n for n in summary["notes"] if "--relabel-age" in n], summary["notes"]
+    _, summary, _, _ = sp.make_split(profile_table(60, ages=(20, 45, 65)), cfg(relabel_age=(29, 59)))
+    assert [n for n in summary["notes"] if n.startswith("--relabel-age 29,59 moved no image")], summary["notes"]

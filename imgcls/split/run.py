@@ -55,8 +55,12 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     if is_profile_table(df):
         df, moved = derive_profile_labels(df, cfg.age_bands, cfg.relabel_age)
         if cfg.relabel_age is not None:
-            info(f"--relabel-age {','.join(map(str, cfg.relabel_age))}: {moved} image(s) moved to another age band")
-            notes.append(f"--relabel-age moved {moved} image(s) to another age band")
+            edges = ",".join(map(str, cfg.relabel_age))
+            if moved:       # what the option is for: said, not a warning
+                info(f"--relabel-age {edges}: {moved} image(s) moved to another age band")
+            else:           # no one at those ages: the option did nothing
+                notes.append(f"--relabel-age {edges} moved no image to another age band (no one at the ages its "
+                             f"edges move)")
     elif cfg.relabel_age is not None:
         raise UserError("--relabel-age needs a profile dataset (mask / gender / age columns); this source has none")
     elif tuple(cfg.age_bands) != tuple(profiles.DEFAULT_AGE_BANDS):
