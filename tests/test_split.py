@@ -518,5 +518,6 @@ def test_relabel_age_that_moves_images_is_said_not_warned():
     base = profile_table(60)
     _, summary, _, _ = sp.make_split(base, cfg(drop_ages=sp.parse_ages("57-59"), relabel_age=(29, 59)))
     assert not [n for n in summary["notes"] if "--relabel-age" in n], summary["notes"]
+    assert summary["relabel_age_moved"] > 0         # the count is kept in splits_summary.json
     _, summary, _, _ = sp.make_split(profile_table(60, ages=(20, 45, 65)), cfg(relabel_age=(29, 59)))
     assert [n for n in summary["notes"] if n.startswith("--relabel-age 29,59 moved no image")], summary["notes"]

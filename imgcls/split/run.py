@@ -52,9 +52,11 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
         info("the source already has a `split` column (e.g. train/ val/ test/ folders): this split replaces it; "
              "train on the source itself to keep the folders' split")
     df = df.drop(columns=[c for c in mf.columns_of("split") if c in df.columns])
+    relabelled = None
     if is_profile_table(df):
         df, moved = derive_profile_labels(df, cfg.age_bands, cfg.relabel_age)
         if cfg.relabel_age is not None:
+            relabelled = int(moved)
             edges = ",".join(map(str, cfg.relabel_age))
             if moved:       # what the option is for: said, not a warning
                 info(f"--relabel-age {edges}: {moved} image(s) moved to another age band")
@@ -103,6 +105,8 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     near_full = [(int(pos[i]), int(pos[j]), c) for i, j, c in near]
     leaks = check_leaks(df, group_col, near_full)
     summary = summarize(df, cfg, notes, leaks, units_series(df, reasons, units))
+    if relabelled is not None:
+        summary["relabel_age_moved"] = relabelled       # splits_summary.json keeps the count the screen said
     return df, summary, leaks, near_full
 
 
