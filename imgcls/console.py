@@ -5,9 +5,14 @@ Messages are plain text: the console reads no rich markup, so a path or class na
 prefix, the progress bar's bold description) with rich styles, never by markup inside a message.
 
 Results (tables, `models list`) go to stdout and everything else (messages, warnings, progress) to stderr, so
-`imgcls runs > runs.txt` or `imgcls runs | grep` gets the table and nothing else."""
+`imgcls runs > runs.txt` or `imgcls runs | grep` gets the table and nothing else.
+
+Under torchrun every process runs the command; only the main one (rank 0) prints info lines, warnings, tables and
+progress bars (main_process()), as if the others ran with --quiet and warnings silenced: each would say the same line
+once more. error() prints on every rank (a rank's own failure is named by that rank)."""
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from typing import Iterable, Iterator, TypeVar
 
@@ -27,8 +32,19 @@ def set_quiet(quiet: bool) -> None:
     _state["quiet"] = bool(quiet)
 
 
+def main_process() -> bool:
+    """False in a torchrun process other than rank 0: torchrun sets WORLD_SIZE and RANK in every process before it
+    starts (read as imgcls.train.dist.init_distributed reads them), so a line said before the process group exists
+    (the default input, the layout read) is silenced too."""
+    try:
+        return int(os.environ.get("WORLD_SIZE") or 1) <= 1 or int(os.environ.get("RANK") or 0) == 0
+    except ValueError:
+        return True
+
+
 def is_quiet() -> bool:
-    return _state["quiet"]
+    """--quiet, or a torchrun process other than rank 0: nothing but errors is printed."""
+    return _state["quiet"] or not main_process()
 
 
 def _said(msg: str) -> bool:
@@ -51,7 +67,7 @@ def info(msg: str, key: str | None = None) -> None:
     """A line for the user (defaults used, outputs written); silenced by --quiet. Inside said_once(), a line
     already printed there is not printed again; `key`: what counts as the same line there when `msg` holds a part
     that changes although it says the same thing (a duration)."""
-    if not _state["quiet"] and not _said(msg if key is None else "key: " + key):
+    if not is_quiet() and not _said(msg if key is None else "key: " + key):
         console.print(msg, soft_wrap=True)   # soft_wrap: long lines (paths) stay whole, never cut at 80 columns
 
 
@@ -73,7 +89,7 @@ def print_table(table, always: bool = False) -> None:
     needs, so cells (paths, run names) are not folded. A summary of a step's work (ensemble's scores, predict's
     --eval) is silenced by --quiet like its other lines (the numbers are in its files); `always`: the table is the
     command's output (`imgcls runs`)."""
-    if _state["quiet"] and not always:
+    if (_state["quiet"] and not always) or not main_process():
         return
     if results.is_terminal:
         results.print(table)
@@ -82,8 +98,8 @@ def print_table(table, always: bool = False) -> None:
 
 
 def warn(msg: str) -> None:
-    """Warnings are printed even with --quiet (inside said_once(), once)."""
-    if not _said("warning: " + msg):
+    """Warnings are printed even with --quiet (inside said_once(), once), by rank 0 alone under torchrun."""
+    if main_process() and not _said("warning: " + msg):
         console.print(f"[yellow]warning:[/yellow] {escape(msg)}", soft_wrap=True, markup=True)
 
 
@@ -98,7 +114,7 @@ def progress_bar(description: str | None, total: int | None, transient: bool = F
     short text shown after the bar (e.g. the running loss and lr of an epoch). transient: the bar disappears when
     done (e.g. the validation pass of an epoch); piped or captured, where rich cannot erase it, it is not shown
     (rich would leave a blank line between the lines around it)."""
-    if _state["quiet"] or description is None or (transient and not (console.is_terminal or console.is_jupyter)):
+    if is_quiet() or description is None or (transient and not (console.is_terminal or console.is_jupyter)):
         yield lambda n=1, status=None: None
         return
     cols = [TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),

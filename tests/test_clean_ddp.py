@@ -28,6 +28,7 @@ def test_torchrun_two_processes_give_the_one_process_manifest(dirty, tmp_path): 
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
         said = " ".join((r.stdout + r.stderr).split())
         assert ("2 processes (torchrun)" in said) == (procs == 2), said[-2000:]
+        assert said.count(" as layout ") == 1, said[-2000:]      # rank 0 alone prints (imgcls.console.main_process)
         return pd.read_csv(out / "manifest.csv", keep_default_na=False)
     one = clean(tmp_path / "one", 1)
     two = clean(tmp_path / "two", 2)

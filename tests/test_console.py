@@ -85,3 +85,30 @@ def test_quiet_silences_a_summary_table_not_a_command_s_output(capsys):
         assert "summary" in capsys.readouterr().out
     finally:
         console.set_quiet(False)
+
+
+def test_a_torchrun_process_other_than_rank_0_prints_only_errors(capsys, monkeypatch):
+    """torchrun sets WORLD_SIZE / RANK in each process before it starts: a line said before the process group exists
+    (`using data/splits.csv`, `read ... as layout ...`) or by a step that runs on every rank is printed by rank 0 alone,
+    decided here, not by each line."""
+    from rich.table import Table
+    t = Table()
+    t.add_column("class")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for rank in ("1", "0"):
+        monkeypatch.setenv("RANK", rank)
+        console.info(f"read data/raw as layout 'folder' (rank {rank})")
+        console.warn(f"no val rows (rank {rank})")
+        with console.progress_bar(f"scan (rank {rank})", 1) as advance:
+            advance()
+        console.print_table(t, always=True)
+        console.error(f"bad (rank {rank})")
+        assert console.is_quiet() == (rank == "1")
+    cap = capsys.readouterr()
+    assert "rank 1" not in cap.out and cap.err.count("rank 1") == 1 and "error: bad (rank 1)" in cap.err
+    assert "read data/raw as layout 'folder' (rank 0)" in cap.err and "warning: no val rows (rank 0)" in cap.err
+    assert "scan (rank 0)" in cap.err and "class" in cap.out
+    monkeypatch.setenv("WORLD_SIZE", "1")          # a single process is the main one whatever RANK says
+    monkeypatch.setenv("RANK", "1")
+    console.info("alone")
+    assert capsys.readouterr().err == "alone\n"

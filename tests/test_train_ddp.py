@@ -21,6 +21,8 @@ def test_torchrun_two_processes_gloo(tmp_path):
                     "--out", str(tmp_path / "runs"), "--name", "ddp", "--aug", "none", "--tracker", "tensorboard"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    said = r.stdout + r.stderr
+    assert said.count(f"read {src} as layout") == 1 and said.count("training test_resnet") == 1, said[-3000:]
     run = tmp_path / "runs" / "ddp"
     log = (run / "train.log").read_text()
     assert "x2 processes (DDP)" in log
