@@ -428,6 +428,55 @@ def test_resume_skips_up_to_date_outputs(tmp_path):
     assert summary(out)["processed"] == 5 and (manifest(out)["width"] == 16).all()
 
 
+def test_an_input_replaced_by_an_older_or_same_size_file_is_processed_again(tmp_path, monkeypatch):
+    """An output newer than its input is not proof it is current: `cp -p` (or an archive unpacked again) puts another
+    image in with an older timestamp, and a byte-for-byte same-size replacement can keep even the mtime. Each
+    input's size, mtime and sha256 are recorded with its output (manifest run, and the journal of an interrupted
+    one); an input that no longer matches them exactly is processed again."""
+    import shutil
+
+    import imgcls.preprocess as pp
+    import imgcls.preprocess.run as pp_run
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 2}, size=(40, 30), ext=".bmp")   # BMP: one size
+    out = tmp_path / "p"
+    assert run(src, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    other = (out / "b" / "000.png").read_bytes()
+    shutil.copy2(src / "b" / "000.bmp", src / "a" / "000.bmp")          # cp -p, then older still
+    os.utime(src / "a" / "000.bmp", (978307200, 978307200))            # touch -d 2001-01-01
+    r = run(src, "--out", out, "--size", "24", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    assert summary(out)["processed"] == 1 and summary(out)["up_to_date"] == 4, r.output
+    assert (out / "a" / "000.png").read_bytes() == other                 # the new input's pixels, not the stale ones
+    # same size, same mtime to the nanosecond, other bytes: the scan's sha256 tells them apart
+    st = (src / "a" / "001.bmp").stat()
+    (src / "a" / "001.bmp").write_bytes((src / "b" / "001.bmp").read_bytes())
+    os.utime(src / "a" / "001.bmp", ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert run(src, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    assert summary(out)["processed"] == 1
+    assert (out / "a" / "001.png").read_bytes() == (out / "b" / "001.png").read_bytes()
+    assert run(src, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    assert summary(out)["processed"] == 0 and summary(out)["up_to_date"] == 5      # unchanged inputs: all kept
+    # an interrupted run's journal records the stamp too: a file replaced after the kill is processed again
+    real, calls = pp_run.process_image, []
+
+    def dies_on_second(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(pp_run, "process_image", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        pp.run_preprocess(src, out, pp.PreprocessConfig(size=16), workers=1)
+    monkeypatch.setattr(pp_run, "process_image", real)
+    assert (out / pp.JOURNAL).is_file()
+    first = json.loads((out / pp.JOURNAL).read_text().splitlines()[1])["source_path"]
+    shutil.copy2(src / "b" / "001.bmp", first)
+    os.utime(first, (978307200, 978307200))
+    pp.run_preprocess(src, out, pp.PreprocessConfig(size=16), workers=1)
+    assert summary(out)["processed"] == 5 and summary(out)["up_to_date"] == 0
+
+
 def test_a_rerun_into_the_same_out_removes_the_images_it_no_longer_writes(tmp_path):
     """The old output is replaced, not left beside the new: files of another --format, of an input that is gone, of
     a row clean no longer keeps and of a face --no-face drop now leaves out are deleted (folders left empty too);
@@ -440,8 +489,8 @@ def test_a_rerun_into_the_same_out_removes_the_images_it_no_longer_writes(tmp_pa
     assert r.exit_code == 0, r.output
     assert "removed 5 images an earlier run wrote" in r.flat
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == ["a/000.png", "a/001.png", "a/002.png", "b/000.png", "b/001.png", "manifest.csv", "mine.txt",
-                     "preprocess.json", "report.html"]
+    assert files == [".preprocess_inputs.json", "a/000.png", "a/001.png", "a/002.png", "b/000.png", "b/001.png",
+                     "manifest.csv", "mine.txt", "preprocess.json", "report.html"]
     (src / "b" / "000.jpg").unlink()
     (src / "b" / "001.jpg").unlink()                                 # class b is gone from the data
     assert run(src, "--out", out, "--size", "24", "--format", "png", "--workers", "1", "--quiet").exit_code == 0
@@ -449,8 +498,8 @@ def test_a_rerun_into_the_same_out_removes_the_images_it_no_longer_writes(tmp_pa
                                                                                          "002.png"]
     r = run(src, "--out", out, "--size", "24", "--face-crop", "--no-face", "drop", "--workers", "1", "--quiet")
     assert r.exit_code == 0, r.output                                # no face in blocks: nothing written
-    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["manifest.csv", "mine.txt", "preprocess.json",
-                                                                     "report.html"]
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [".preprocess_inputs.json", "manifest.csv",
+                                                                     "mine.txt", "preprocess.json", "report.html"]
     assert (manifest(out)["error"] == "no face found (--no-face drop)").all()
 
 

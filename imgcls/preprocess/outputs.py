@@ -1,5 +1,5 @@
 """Where each output goes (names mirrored under --out, never outside it) and what a resumed run may keep (the last
-manifest with the same settings, the journal of an interrupted run)."""
+manifest with the same settings, the journal of an interrupted run, each written image's input stamp)."""
 from __future__ import annotations
 
 import json
@@ -11,11 +11,12 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls.console import info
 from imgcls.errors import UserError
-from imgcls.fsutil import safe_relative, under
+from imgcls.fsutil import safe_relative, under, write_text
 from imgcls.preprocess.config import PreprocessConfig, applied_text
 
 JOURNAL = ".preprocess_journal.jsonl"
 SETTINGS_FILE = "preprocess.json"
+INPUTS_FILE = ".preprocess_inputs.json"   # source_path -> the input's stamp when its output was made (input_stamp)
 _KEPT_EXT = (".jpg", ".jpeg", ".png", ".webp")
 
 
@@ -117,7 +118,8 @@ def made_from(df: pd.DataFrame) -> str | None:
 
 
 def previous_records(out: Path, settings: dict) -> dict[str, dict]:
-    """source_path -> record from the last run with the same settings (manifest, then the journal)."""
+    """source_path -> record from the last run with the same settings (manifest, then the journal); each with
+    `source_stamp`, the input's input_stamp() when its output was made (None where no run recorded one: redone)."""
     prev: dict[str, dict] = {}
     sfile, mfile = out / SETTINGS_FILE, out / mf.MANIFEST_NAME
     same = False
@@ -134,9 +136,10 @@ def previous_records(out: Path, settings: dict) -> dict[str, dict]:
         except UserError:
             old = None
         if old is not None and "source_path" in old.columns:
+            stamps = _read_stamps(out / INPUTS_FILE)
             for r in old[~mf.augmented(old)].to_dict("records"):   # oversampled copies: preprocess.oversample
                 if r.get("error", "") == "" and str(Path(r["root"]).resolve()) == str(out.resolve()):
-                    prev[r["source_path"]] = r
+                    prev[r["source_path"]] = {**r, "source_stamp": stamps.get(r["source_path"])}
     for r in journal_records(out / JOURNAL, settings):
         if r.get("error", "") == "":
             prev[r["source_path"]] = r
@@ -248,7 +251,46 @@ def open_journal(jpath: Path, settings: dict):
     return fh
 
 
+def input_stamp(path: str | os.PathLike, sha256: str = "") -> list | None:
+    """What an input was when its output was made: [size, mtime in ns, sha256 of this run's scan ('' when none)].
+    An input replaced by another file (`cp -p`, an archive unpacked again: an older mtime than the output's) or
+    edited has another stamp, whatever the timestamps say. None when it cannot be read (never matches)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [int(st.st_size), int(st.st_mtime_ns), sha256 if isinstance(sha256, str) else ""]
+
+
+def kept_output(record: dict | None, name: str, stamp: list | None, dst: Path) -> bool:
+    """Whether an earlier run's output of an input can be kept: written under the same name from an input whose
+    stamp (input_stamp) is this one exactly, and still on disk at the size it recorded."""
+    if record is None or record.get("path") != name or stamp is None or record.get("source_stamp") != stamp:
+        return False
+    try:
+        st = dst.stat()
+    except OSError:
+        return False
+    size = pd.to_numeric(pd.Series([record.get("bytes")]), errors="coerce").iloc[0]
+    return not dst.is_symlink() and pd.notna(size) and int(size) == st.st_size
+
+
+def _read_stamps(path: Path) -> dict[str, list]:
+    try:
+        stamps = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return stamps if isinstance(stamps, dict) else {}
+
+
+def write_stamps(out: Path, stamps: dict[str, list]) -> None:
+    """The input stamp of every image this run's manifest says was written (kept or made), for the next run."""
+    write_text(out / INPUTS_FILE, json.dumps(stamps, ensure_ascii=False) + "\n")
+
+
 def up_to_date(src: Path, dst: Path) -> bool:
+    """An output newer than another output it was made from (an oversampled copy and its source's output, both
+    written by preprocess)."""
     try:
         return dst.stat().st_mtime_ns >= src.stat().st_mtime_ns
     except OSError:

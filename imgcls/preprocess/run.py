@@ -18,8 +18,8 @@ from imgcls.fsutil import check_output_location, check_writable, remove_stale_te
 from imgcls.parallel import check_workers
 from imgcls.preprocess.config import FACE_COLUMNS, FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
 from imgcls.preprocess.image import Models, empty_record, init_worker, process_image, run_chunk
-from imgcls.preprocess.outputs import (JOURNAL, SETTINGS_FILE, earlier_outputs, open_journal, output_names,
-                                      previous_records, remove_outputs, up_to_date)
+from imgcls.preprocess.outputs import (JOURNAL, SETTINGS_FILE, earlier_outputs, input_stamp, kept_output,
+                                      open_journal, output_names, previous_records, remove_outputs, write_stamps)
 
 MIN_PER_WORKER = 16
 
@@ -57,13 +57,15 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     earlier = earlier_outputs(out)     # what an earlier run wrote here: what this one does not write goes
 
     records: dict[int, dict] = {}
+    stamps: dict[int, list | None] = {}    # each input as it is now (size, mtime, the scan's sha256), before any work
     todo: list[tuple[int, str, str]] = []
     for i in range(len(df)):
         if not readable[i] or not keep[i]:
             continue
         dst = dsts[i]
-        r = prev.get(sources[i])
-        if r is not None and r.get("path") == names[i] and up_to_date(Path(sources[i]), dst):
+        stamps[i] = input_stamp(sources[i], df.at[i, "sha256"])
+        if kept_output(prev.get(sources[i]), names[i], stamps[i], dst):
+            r = prev[sources[i]]
             records[i] = {**empty_record(), **{k: r.get(k) for k in FACE_COLUMNS + ["bg_removed"]
                                                 + mf.SCAN_COLUMNS}, "written": True, "error": ""}
         else:
@@ -72,7 +74,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     n_unreadable = int((~readable).sum())
     n_not_kept = int((readable & ~keep).sum())
     if skipped:
-        info(f"{skipped} image(s) already up to date in {out} (same settings, output newer than input): kept")
+        info(f"{skipped} image(s) already up to date in {out} (same settings, input unchanged): kept")
     if n_not_kept:
         info(f"{n_not_kept} row(s) marked keep = false by clean: not processed, left pointing at their input")
 
@@ -91,7 +93,8 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
             def log(i: int, rec: dict) -> None:
                 records[i] = rec
                 if rec["written"]:
-                    journal.write(json.dumps({"source_path": sources[i], "path": names[i], **rec},
+                    journal.write(json.dumps({"source_path": sources[i], "path": names[i], **rec,
+                                              "source_stamp": stamps[i]},
                                              default=_json_default) + "\n")
                     journal.flush()
 
@@ -111,6 +114,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     mf.say_lost_classes(result, pd.Index([i for i, r in records.items() if r["error"]]), why="left out by preprocess")
     from imgcls.preprocess.oversample import add_copies
     result, oversampled = add_copies(result, out, cfg)
+    write_stamps(out, {sources[i]: stamps[i] for i, r in records.items() if r["written"]})
     mf.write(result, out / mf.MANIFEST_NAME)
     out_root = str(out.resolve())
     gone = remove_outputs(out, earlier - {str(p) for p, r in zip(result["path"], result["root"]) if str(r) == out_root})
