@@ -81,7 +81,9 @@ def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
 def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
     """A member trained on images `imgcls preprocess` changed (a face crop, the background removed: its
     checkpoint's meta.preprocess) predicts badly on test images that did not go through the same: said once per
-    difference, with the command that prepares them. Nothing is said where either side is not known."""
+    difference, with the command that prepares them. Nothing is said where either side is not known, nor where the
+    options differ in no pixel of an image both write (preprocess.config.same_view: `--no-face drop` against keep)."""
+    from imgcls.preprocess.config import same_view
     from imgcls.preprocess.outputs import applied, made_from
     from imgcls.train.checkpoint import read_meta
     test = applied(mf.readable(df))
@@ -93,7 +95,7 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
     said = set()
     for m in spec.running().members:
         want = read_meta(m.checkpoints[0]).preprocess
-        if want is None or want == test or want in said:
+        if want is None or want in said or same_view(want, test):
             continue
         said.add(want)
         trained = f"images imgcls preprocess changed ({want})" if want else "images no imgcls preprocess changed"

@@ -639,6 +639,28 @@ def test_preprocessed_test_images_of_other_options_are_prepared_again_from_their
         "from)" in said["raw_run"], said["raw_run"]
 
 
+def test_no_face_drop_against_keep_is_no_difference_in_what_the_model_sees(tmp_path):
+    """A run trained with `preprocess --face-crop --no-face drop` given test images preprocessed with `--face-crop`
+    (--no-face keep) was warned of 'what it sees differs': the face crops are the same, and an image without a face
+    is predicted as it came either way (predict_dropped_faces). --no-face center-crop does change those images."""
+    from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
+    test = make_image_folder(tmp_path / "test_raw", {"a": 2, "b": 2}, size=(40, 30))
+    res = invoke("preprocess", test, "--out", tmp_path / "test_keep", "--face-crop", "--workers", 1, "-q")
+    assert res.exit_code == 0, res.output
+    said = {}
+    for name, pre in (("drop", "--face-crop --no-face drop"), ("centre", "--face-crop --no-face center-crop")):
+        run = make_tiny_run(tmp_path / "runs" / name, classes=("a", "b"))
+        ck = read_checkpoint(run / "best.pt")
+        save_checkpoint(run / "best.pt", ck["state_dict"], {**ck["meta"], "preprocess": pre}, epoch=1)
+        res = invoke("predict", run, "--data", tmp_path / "test_keep", "--out", tmp_path / f"p_{name}",
+                     "--workers", 0)
+        assert res.exit_code == 0, res.output
+        said[name] = " ".join(res.output.split())
+    assert "differs" not in said["drop"], said["drop"]
+    assert ("centre trained on images imgcls preprocess changed (--face-crop --no-face center-crop); the test images "
+            f"of {tmp_path / 'test_keep'} went through other options (--face-crop)") in said["centre"], said["centre"]
+
+
 def test_test_images_no_face_drop_left_out_are_predicted_from_their_inputs(tmp_path):
     """Test images preprocessed with --no-face drop (what predict advises for a run trained so) kept rows pointing
     at their readable inputs with error 'no face found (--no-face drop)': predict took them for unreadable and gave

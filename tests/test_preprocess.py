@@ -515,6 +515,31 @@ def test_the_settings_digest_holds_the_options_that_act():
     assert both["resize_mode"] == "crop" and "oversample" not in both
 
 
+def test_same_view_counts_only_what_changes_the_pixels_of_images_both_write():
+    """predict compares a run's preprocess options with its test images' (applied_text): --no-face drop against keep
+    (the images drop leaves out are predicted as they came, as keep writes them), --keep-alpha against a white
+    background (every image is read flattened onto white), a colour spelled otherwise, --bg-color without
+    --remove-bg (the padding of --size, not counted) change nothing a model sees."""
+    from imgcls.options import as_typed
+    from imgcls.preprocess.config import PIXEL_FIELDS, PreprocessConfig, applied_text, same_view
+    same = [("--face-crop --no-face drop", "--face-crop"), ("--remove-bg --keep-alpha", "--remove-bg"),
+            ("--remove-bg --bg-color #FFFFFF", "--remove-bg --bg-color white"), ("--bg-color black", ""),
+            ("--face-crop --face-margin 0.2", "--face-crop")]
+    differ = [("--face-crop --no-face center-crop", "--face-crop"), ("--face-crop --face-margin 0.5", "--face-crop"),
+              ("--remove-bg --bg-color black", "--remove-bg"), ("--remove-bg --keep-alpha --bg-color black",
+                                                               "--remove-bg --bg-color black"),
+              ("--face-crop --detector retinaface", "--face-crop"), ("--remove-bg", ""), ("--face-crop", ""),
+              ("--remove-bg --rembg-model u2net", "--remove-bg"), ("--some-future-flag", "")]
+    for a, b in same:
+        assert same_view(a, b) and same_view(b, a), (a, b)
+    for a, b in differ:
+        assert not same_view(a, b) and not same_view(b, a), (a, b)
+    cfg = PreprocessConfig(face_crop=True, remove_bg=True, detector="retinaface", face_margin=0.3, no_face="drop",
+                           rembg_model="u2net", bg_color="#112233")
+    text = applied_text(cfg.settings())                      # what a checkpoint records reads back as itself
+    assert text == as_typed(cfg, PIXEL_FIELDS) and same_view(text, text.replace(" --no-face drop", ""))
+
+
 def test_interrupted_run_resumes_from_the_journal(tmp_path, monkeypatch):
     import imgcls.preprocess as pp
     import imgcls.preprocess.run as pp_run        # where run_preprocess looks process_image up

@@ -7,7 +7,7 @@ from imgcls import io as imgio
 from imgcls.console import warn
 from imgcls import manifest as mf
 from imgcls.errors import UserError
-from imgcls.options import acts, as_typed, check, option, seed_option
+from imgcls.options import acts, as_typed, check, flag, option, seed_option, specs
 from imgcls.train.config import AUG_PRESETS
 from imgcls.oversample import DEFAULT_MAX_FACTOR, TARGET_SET, check_target, oversamples
 
@@ -104,6 +104,35 @@ FACE_LOST = 0.5    # face_kept below it (a face the matte kept less than half of
 # --resize-mode, a cache the model's own resize undoes, nor how the file is stored)
 PIXEL_FIELDS = ("face_crop", "detector", "face_margin", "no_face", "remove_bg", "rembg_model", "bg_color",
                 "keep_alpha")
+
+
+def same_view(a: str, b: str) -> bool:
+    """Whether two applied_text()s (a checkpoint's meta.preprocess, a test set's) give a model the same pixels: what
+    changes no pixel of an image both write is not counted. `--no-face drop` is `--no-face keep` (the images it leaves
+    out are predicted as they came, what keep writes; the face crops are the same); `--keep-alpha` is a white
+    background (every image is read flattened onto white, imgcls.io); `--bg-color` spelled otherwise
+    (`#ffffff`, `WHITE`) is the same colour, and without `--remove-bg` it colours only --size's padding (--size is
+    not counted). A text this cannot read is compared as written."""
+    va, vb = _view(a), _view(b)
+    return a == b if va is None or vb is None else va == vb
+
+
+def _view(text: str) -> tuple | None:
+    """What applied_text `text` does to the pixels a model sees (None: a token that is no pixel option's)."""
+    table = specs(PreprocessConfig)
+    flags = {flag(n, table[n][1]): n for n in PIXEL_FIELDS}
+    values, tokens = {}, text.split()
+    try:
+        while tokens:
+            name = flags[tokens.pop(0)]
+            values[name] = True if table[name][0].type in (bool, "bool") else tokens.pop(0)
+        cfg = PreprocessConfig(**values)
+        face = (cfg.detector, float(cfg.face_margin), "keep" if cfg.no_face == "drop" else cfg.no_face) \
+            if cfg.face_crop else None
+        bg = (cfg.rembg_model, (255, 255, 255) if cfg.keep_alpha else cfg.bg_rgb()) if cfg.remove_bg else None
+    except (KeyError, IndexError, ValueError, TypeError, UserError):
+        return None
+    return face, bg
 
 
 def applied_text(settings: dict) -> str:
