@@ -108,15 +108,16 @@ def _under(child: Path, parent: Path) -> bool:
 
 
 def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | None,
-                          images: list | None = None, flag: str = "--out") -> Path:
+                          images: list | None = None, owns: bool = True, flag: str = "--out") -> Path:
     """Refuse an output path inside a folder whose images we read: users' data is never written to.
 
-    `roots` are the image roots of the input (a manifest's roots, or the folder given). `images`: for a step that
-    owns its whole --out folder (writes reports and copies there, sweeps an interrupted run's temporary files
-    from it), the input's image paths: an --out that holds an input folder, or any input image once symlinks are
-    resolved, is refused too, and so is an --out inside the real folder of an input image or of a folder between it
-    and its root (a class folder symlinked from elsewhere: `SRC/cat -> raw/cat` and --out raw/cat/x); each folder
-    is resolved once, so 100k images in a few hundred folders cost a few hundred realpath calls."""
+    `roots` are the image roots of the input (a manifest's roots, or the folder given). `images`, the input's image
+    paths: an --out inside the real folder of an input image or of a folder between it and its root is refused too
+    (a class folder symlinked from elsewhere: `SRC/cat -> raw/cat` and --out raw/cat/x); each folder is resolved
+    once, so 100k images in a few hundred folders cost a few hundred realpath calls. `owns` (with `images`): the
+    step owns its whole --out folder (writes reports and copies there, sweeps an interrupted run's temporary files
+    from it), so an --out that holds an input folder, or any input image once symlinks are resolved, is refused as
+    well; a step that writes only its own files into --out (split's table, predict's outputs) passes owns=False."""
     out = Path(out)
     for root in roots:
         if root is not None and is_within(out, root):
@@ -125,7 +126,7 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
     if images is None:
         return out
     for root in roots:
-        if root is not None and is_within(root, out):
+        if owns and root is not None and is_within(root, out):
             raise UserError(f"the input folder {root} is inside {flag} {out}; choose {flag} outside the input "
                             f"(this step writes and tidies its whole {flag} folder)")
     out_r = Path(os.path.realpath(out))
@@ -135,6 +136,8 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
     for p in images:
         head, name = os.path.split(os.fspath(p))
         heads.add(head)
+        if not owns:
+            continue
         if os.path.islink(p):
             real = Path(os.path.realpath(p))
         else:

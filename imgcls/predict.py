@@ -623,7 +623,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     part, rows = eval_rows(df, eval_split) if evaluate else ("all", None)
     if evaluate:
         check_eval_not_leaked(spec, df, rows, part, data)
-    check_output_location(out, *mf.roots(df), *( [data] if data and Path(data).is_dir() else []))
+    check_output_location(out, *mf.roots(df), *([data] if data and Path(data).is_dir() else []),
+                          images=mf.image_paths(df), owns=False)
     classes = list(spec.classes)
     running = spec.running().members
     members = ", ".join(f"{m.name} x{len(m.checkpoints)}" + (f" (w={m.weight:.2f})" if spec.method != "soft" else "")

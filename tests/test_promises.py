@@ -201,6 +201,31 @@ def test_out_inside_the_real_folder_of_a_symlinked_class_folder_is_refused(tmp_p
     assert r.exit_code == 0, r.output
 
 
+def test_split_and_predict_refuse_an_out_in_the_real_folder_of_a_symlinked_class_folder(tmp_path):
+    """symraw/cat -> raw/cat: `split symraw --out raw/cat/splits.csv` and `predict RUN --data symraw --out raw/cat/p`
+    wrote into the input tree (their check compared --out with the roots only). They write only their own files into
+    --out, so an --out that holds the input (a project folder) stays valid."""
+    from conftest import make_tiny_run
+    raw = make_image_folder(tmp_path / "raw", {"cat": 5, "dog": 5}, size=(32, 32))
+    sym = tmp_path / "symraw"
+    sym.mkdir()
+    for c in ("cat", "dog"):
+        (sym / c).symlink_to(raw / c, target_is_directory=True)
+    run = make_tiny_run(tmp_path / "runs" / "r", classes=("cat", "dog"))
+    before = snapshot(raw)
+    for out in (raw / "cat" / "splits.csv", raw / "dog" / "deep" / "s.csv"):
+        r = invoke("split", sym, "--out", out, "--device", "cpu", "-q")
+        one_line_error(r, f"output {out} is inside the input folder", "the real folder of")
+    r = invoke("predict", run, "--data", sym, "--out", raw / "cat" / "p", "--workers", 0, "-q")
+    one_line_error(r, f"output {raw / 'cat' / 'p'} is inside the input folder", "the real folder of")
+    assert snapshot(raw) == before
+    r = invoke("split", sym, "--out", tmp_path / "splits.csv", "--device", "cpu", "-q")     # holds symraw, raw
+    assert r.exit_code == 0, r.output
+    r = invoke("predict", run, "--data", sym, "--out", tmp_path, "--workers", 0, "-q")
+    assert r.exit_code == 0, r.output
+    assert snapshot(raw) == before
+
+
 def test_train_run_folder_that_holds_the_input_is_refused(tmp_path):
     """--out proj-parent --name proj --exist-ok with the data under proj/: the run folder would hold the input and
     its stale-temp sweep walk it."""

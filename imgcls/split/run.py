@@ -123,7 +123,7 @@ def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int
     adds the scan's empty), all before the long work."""
     layout = mf.detect_layout(Path(src), opts) if Path(src).exists() else opts.layout
     df = mf.load(src, opts, scan=False)
-    check_output_location(out, *mf.roots(df))
+    check_output_location(out, *mf.roots(df), images=mf.image_paths(df), owns=False)
     group_col = _resolve_group_col(df, cfg, layout)
     _check_stratify(df, cfg)
     return mf.scan_images(df, workers=workers, max_pixels=max_pixels), group_col
@@ -234,7 +234,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     remaining = check_leaks(fixed, group_col, near)
     info(f"--fix: moved {moved} row(s) so that each linked group sits on one side; {len(remaining)} leak(s) left")
     out = Path(out) if out is not None else file
-    check_output_location(out, *mf.roots(fixed))
+    check_output_location(out, *mf.roots(fixed), images=mf.image_paths(fixed), owns=False)
     notes = [f"--check {file} --fix moved {moved} row(s); {len(leaks)} leak(s) before, {len(remaining)} after"]
     # the targets of the balance table: the file's own overall fractions (its settings are not recorded in it)
     used = sides(fixed) != ""
