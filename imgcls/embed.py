@@ -18,7 +18,7 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls.console import info, progress_bar, warn
-from imgcls.io import ImageReadError, load_rgb
+from imgcls.io import DEFAULT_MAX_PIXELS, ImageReadError, load_rgb
 
 DEFAULT_EMBEDDER = "tf_efficientnet_lite0"
 DEFAULT_EMBED_SIZE = 160
@@ -51,8 +51,8 @@ def check_cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
 class _Images:
     """Dataset of (index, CHW float tensor) for the rows to embed; unreadable images give None."""
 
-    def __init__(self, paths, size, mean, std):
-        self.paths, self.size = paths, size
+    def __init__(self, paths, size, mean, std, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+        self.paths, self.size, self.max_pixels = paths, size, max_pixels
         self.mean = np.asarray(mean, np.float32).reshape(3, 1, 1)
         self.std = np.asarray(std, np.float32).reshape(3, 1, 1)
 
@@ -63,8 +63,8 @@ class _Images:
         import torch
         from PIL import Image
         try:
-            im = load_rgb(self.paths[i], draft=(self.size, self.size)).resize((self.size, self.size),
-                                                                               Image.Resampling.BILINEAR)
+            im = load_rgb(self.paths[i], max_pixels=self.max_pixels, draft=(self.size, self.size))
+            im = im.resize((self.size, self.size), Image.Resampling.BILINEAR)
         except ImageReadError:
             return i, torch.zeros(3, self.size, self.size), False
         arr = (np.asarray(im, np.float32).transpose(2, 0, 1) / 255.0 - self.mean) / self.std
@@ -239,23 +239,24 @@ def embed_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str
                    pretrained: bool = True, img_size: int | None = None, batch_size: int = EMBED_BATCH,
                    device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 1,
                    weights_flag: str | None = "--weights", model_flag: str = "--model",
-                   precision: str = "auto") -> np.ndarray:
+                   precision: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """(len(df), d) float32 L2-normalised embeddings; rows with an `error` (or undecodable) are all-zero.
     `workers`: processes that decode and resize the images while the model runs (as --workers counts them: 1 =
-    decoding in this process, between batches)."""
+    decoding in this process, between batches). `max_pixels`: the decoding bound (--max-pixels); a row the scan
+    read has its pixels within it."""
     return _embed(df, "pooled", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
-                  weights_flag, model_flag, precision)
+                  weights_flag, model_flag, precision, max_pixels)
 
 
 def style_manifest(df: pd.DataFrame, model: str = DEFAULT_EMBEDDER, weights: str | None = None,
                    pretrained: bool = True, img_size: int | None = None, batch_size: int = EMBED_BATCH,
                    device: str = "auto", cache_dir: str | os.PathLike | None = None, workers: int = 1,
                    weights_flag: str | None = "--weights", model_flag: str = "--model",
-                   precision: str = "auto") -> np.ndarray:
+                   precision: str = "auto", max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """(len(df), 2c) per-channel mean and std of the style layer's feature map (see STYLE_LAYERS); computed in the
     same pass (and cached beside) the pooled embeddings. Unreadable rows are all-zero."""
     return _embed(df, "style", model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
-                  weights_flag, model_flag, precision)
+                  weights_flag, model_flag, precision, max_pixels)
 
 
 def import_libraries() -> None:
@@ -265,7 +266,8 @@ def import_libraries() -> None:
 
 
 def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
-           weights_flag="--weights", model_flag="--model", precision="auto") -> np.ndarray:
+           weights_flag="--weights", model_flag="--model", precision="auto",
+           max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     from imgcls.device import inference_precision
     size = int(img_size or DEFAULT_EMBED_SIZE)
     cache_dir = cache_folder(cache_dir)
@@ -317,7 +319,8 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
             lambda _m, _i, out: grabbed.__setitem__("map", out))
         cfg = data_config(model, net)
         paths = [str(p) for p in mf.image_paths(df.iloc[mine])]
-        loader = torch.utils.data.DataLoader(_Images(paths, size, cfg["mean"], cfg["std"]), batch_size=batch_size,
+        loader = torch.utils.data.DataLoader(_Images(paths, size, cfg["mean"], cfg["std"], max_pixels),
+                                             batch_size=batch_size,
                                              num_workers=workers if workers > 1 else 0, shuffle=False,
                                              pin_memory=dev.type == "cuda")
         pending: tuple[list, list, list] = ([], [], [])
@@ -373,7 +376,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
             parts.rmdir()
         if again and not d.on:   # rows taken from the bad cache are embedded now (the saved cache holds good vectors)
             return _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
-                          weights_flag, model_flag, precision)
+                          weights_flag, model_flag, precision, max_pixels)
     if d.on and (todo or shard_paths):
         d.barrier()                                      # rank 0's cache files are whole before anyone reads them
     got = vectors[kind]

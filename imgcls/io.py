@@ -38,10 +38,14 @@ DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default bomb limit (~ 9459 x 9459)
 RESIZE_MODES = ("squash", "crop", "pad")
 
 
-def max_pixels_option():
-    """The --max-pixels declaration of every command that opens images."""
-    return option(DEFAULT_MAX_PIXELS, panel="Runtime", lo=1,
-                  help="Images with more pixels are reported and skipped (PIL's bomb limit by default).")
+def max_pixels_option(default: int | None = DEFAULT_MAX_PIXELS, none: str | None = None, help: str = ""):
+    """The --max-pixels declaration of every command that opens images. `default` None (with `none`, what it
+    means, and `help`, what it adds): a step whose limit comes from elsewhere when the flag is not given (predict:
+    the run's)."""
+    spec = {"none": none} if none else {}
+    return option(default, panel="Runtime", lo=1, **spec,
+                  help="Images with more pixels are reported and skipped" +
+                       (f"; {help}" if help else " (PIL's bomb limit by default)."))
 
 
 @dataclass
@@ -140,8 +144,13 @@ def _open_checked(path, max_pixels: int | None) -> Image.Image:
     w, h = im.size
     if max_pixels and w * h > max_pixels:
         im.close()
-        raise ImageReadError(path, f"too many pixels: {w}x{h} = {w * h} > --max-pixels {max_pixels}")
+        raise ImageReadError(path, too_many_pixels(w, h, max_pixels))
     return im
+
+
+def too_many_pixels(w: int, h: int, max_pixels: int) -> str:
+    """The `error` of an image over the --max-pixels bound."""
+    return f"too many pixels: {w}x{h} = {w * h} > --max-pixels {max_pixels}"
 
 
 def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, hash_file: bool = True) -> dict:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
+from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.options import option
 
 DUP_METHODS = ("verified", "embedding")
@@ -76,6 +77,7 @@ class NearDuplicates:
     ann: str = "auto"                       # candidate search: FAISS index (on), exact (off), by n (auto)
     precision: str = "auto"                 # the embedding pass's arithmetic (device.inference_precision)
     model_flag: str = "--model"             # the option that names `model` in an error message
+    max_pixels: int | None = DEFAULT_MAX_PIXELS   # the decoding bound of its embeddings and thumbnails (--max-pixels)
 
     def __post_init__(self) -> None:
         if self.method not in DUP_METHODS:
@@ -103,7 +105,7 @@ class NearDuplicates:
                               model_flag=self.model_flag,
                               img_size=self.embed_size, device=self.device, cache_dir=self.cache_dir,
                               precision=self.precision,
-                              workers=workers)
+                              workers=workers, max_pixels=self.max_pixels)
 
     def scored_pairs(self, df: pd.DataFrame, emb: np.ndarray | None = None, floor: float | None = None,
                      thumbs: "Thumbnails | None" = None, workers: int = 1,
@@ -134,7 +136,8 @@ class NearDuplicates:
             return pair_arrays(emb, floor, valid=ok, what="near duplicates (embeddings)" if len(df) > 5000 else None)
         rep = np.zeros(len(df), bool)
         rep[content_representatives(df)[0]] = True
-        ts = thumbs if thumbs is not None else Thumbnails(df, np.flatnonzero(rep), workers, self.cache_dir)
+        ts = thumbs if thumbs is not None else Thumbnails(df, np.flatnonzero(rep), workers, self.cache_dir,
+                                                                 max_pixels=self.max_pixels)
         th_ok = ts.summarise() & rep
         i, j = candidate_pairs(emb, ts.thumbs, th_ok, self.candidates, ann=self.ann, sums=ts.sums)
         keep = th_ok[i] & th_ok[j]

@@ -338,7 +338,9 @@ def content_hashes(df: pd.DataFrame) -> np.ndarray:
 def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS,
                 chunk: int = 64, require: bool = True) -> pd.DataFrame:
     """Fill the scan columns for rows that have no sha256 yet, or whose file changed since (streaming, over
-    `workers` processes). `require`: a table none of whose images can be read is a UserError."""
+    `workers` processes). `require`: a table none of whose images can be read is a UserError. `max_pixels` bounds the
+    rows scanned now and those an earlier scan read: a row recorded readable with more pixels (a step run with a
+    higher --max-pixels) is recorded and reported as too many pixels, as a scan now would."""
     df = df.copy()
     todo = unscanned_rows(df)
     stale = stale_rows(df, skip=set(todo))
@@ -346,7 +348,15 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
         warn(f"{len(stale)} row(s) of the manifest no longer match their file (missing, restored, replaced or "
              f"resized on disk, e.g. {image_paths(df.iloc[stale[:1]])[0]}): scanned again, not trusted")
         todo = sorted(set(todo) | set(stale))
+    over = over_limit_rows(df, max_pixels, skip=set(todo))
+    if over:
+        w, h = (pd.to_numeric(df[c].iloc[over]).astype(int).to_numpy() for c in ("width", "height"))
+        df["error"] = df["error"].astype(object)
+        df.iloc[over, df.columns.get_loc("error")] = [imgio.too_many_pixels(a, b, max_pixels) for a, b in zip(w, h)]
     if not todo:
+        if over:
+            say_unreadable(df.iloc[over])
+            say_lost_classes(df, df.index[over])
         if require:
             require_readable(df)
         return df
@@ -363,11 +373,24 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
         else:
             df[c] = df[c].astype(object)
             df.loc[scanned.index, c] = scanned[c].fillna("").astype(str).values
-    say_unreadable(df.loc[scanned.index])
-    say_lost_classes(df, scanned.index)
+    looked = scanned.index.union(df.index[over])
+    say_unreadable(df.loc[looked])
+    say_lost_classes(df, looked)
     if require:
         require_readable(df)
     return df
+
+
+def over_limit_rows(df: pd.DataFrame, max_pixels: int | None, skip: set[int] = frozenset()) -> list[int]:
+    """Positions of rows recorded readable (no error, a width and height) with more than `max_pixels` pixels, but
+    those in `skip` (scanned now, with the bound); none without a bound."""
+    if not max_pixels or not {"width", "height"} <= set(df.columns):
+        return []
+    errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else np.full(len(df), "")
+    w = pd.to_numeric(df["width"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    h = pd.to_numeric(df["height"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    big = (errors == "") & np.isfinite(w) & np.isfinite(h) & (w * h > max_pixels)
+    return [int(i) for i in np.flatnonzero(big) if int(i) not in skip]
 
 
 def say_lost_classes(df: pd.DataFrame, scanned: pd.Index, why: str = "unreadable") -> None:

@@ -145,6 +145,25 @@ def warn_mirrors_unseen(spec: EnsembleSpec, tta_spec: TTASpec) -> None:
                  f"a mirrored image); --tta crops or scales=... keep the orientation")
 
 
+def recorded_max_pixels(spec: EnsembleSpec) -> int:
+    """predict's --max-pixels when not given: the highest train --max-pixels its running members recorded in their
+    config.yaml (the test images are of the kind they trained on: a run trained on 120-megapixel scans would
+    otherwise find every test image too big); io's default for a run without one (a bare checkpoint, an older
+    run). A limit other than the default is said in one line."""
+    found: dict[str, int] = {}
+    for m in spec.running().members:
+        folder = m.run if m.run.is_dir() else m.run.parent      # a fold's folder holds the config.yaml too
+        try:
+            found[m.name] = TrainConfig.load(folder / "config.yaml").max_pixels
+        except UserError:            # no config.yaml beside the checkpoint (or not ours): nothing known
+            continue
+    limit = max(found.values(), default=imgio.DEFAULT_MAX_PIXELS)
+    if limit != imgio.DEFAULT_MAX_PIXELS:
+        who = ", ".join(n for n, v in found.items() if v == limit)
+        info(f"--max-pixels {limit}: the limit {who} trained with (config.yaml); --max-pixels N sets another")
+    return limit
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Test data
 # ---------------------------------------------------------------------------------------------------------------
@@ -183,10 +202,12 @@ def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None
 # ---------------------------------------------------------------------------------------------------------------
 
 class _ViewDataset:
-    """Item i -> (i, uint8 views [V,3,S,S], error). A bad image gives zeros and ok=False (reported, never a crash)."""
+    """Item i -> (i, uint8 views [V,3,S,S], error). A bad image gives zeros and ok=False (reported, never a crash);
+    so does one with more than `max_pixels` pixels (predict --max-pixels)."""
 
-    def __init__(self, paths: Sequence[str], maker, draft: int, errors: Sequence[str] | None = None):
-        self.paths, self.maker, self.draft = list(paths), maker, draft
+    def __init__(self, paths: Sequence[str], maker, draft: int, errors: Sequence[str] | None = None,
+                 max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS):
+        self.paths, self.maker, self.draft, self.max_pixels = list(paths), maker, draft, max_pixels
         self.errors = list(errors) if errors is not None else [""] * len(self.paths)
 
     def __len__(self):
@@ -196,7 +217,7 @@ class _ViewDataset:
         import torch
         if not self.errors[i]:
             try:
-                img = imgio.load_rgb(self.paths[i], draft=(self.draft, self.draft))
+                img = imgio.load_rgb(self.paths[i], max_pixels=self.max_pixels, draft=(self.draft, self.draft))
                 return i, self.maker.views_uint8(img), ""
             except imgio.ImageReadError as e:
                 err = e.reason
@@ -224,8 +245,10 @@ class Probabilities:
 
 def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta: TTASpec, merge: str = "mean",
                     device: str = "auto", batch_size: int = 32, workers: int = 2, amp: bool = True,
-                    errors: Sequence[str] | None = None) -> Probabilities:
-    """Probabilities of every member (each checkpoint of each member, with TTA) combined by the spec's method."""
+                    errors: Sequence[str] | None = None, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS
+                    ) -> Probabilities:
+    """Probabilities of every member (each checkpoint of each member, with TTA) combined by the spec's method;
+    an image with more than `max_pixels` pixels is reported as unreadable."""
     import torch
     from imgcls.device import device_name, resolve_device
     from imgcls.train.checkpoint import load_model
@@ -262,7 +285,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     t0 = time.perf_counter()
     for key, pairs in groups.items():
         maker = ViewMaker(loaded[pairs[0][0]][pairs[0][1]].meta, tta)
-        ds = _ViewDataset(paths, maker, maker.needed_side(), errors)
+        ds = _ViewDataset(paths, maker, maker.needed_side(), errors, max_pixels)
         dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
                                          collate_fn=_collate, pin_memory=dev.type == "cuda",
                                          persistent_workers=False,
@@ -564,6 +587,10 @@ class PredictConfig:
     device: str = device_option(RUNTIME)
     workers: int = option(default_workers(), panel=RUNTIME, lo=0,
                           help="DataLoader worker processes (decoding and TTA views; 0: in the main process).")
+    max_pixels: int | None = imgio.max_pixels_option(
+        None, none=f"the run's train --max-pixels (config.yaml), else {imgio.DEFAULT_MAX_PIXELS}",
+        help="not given: the limit the run trained with (an ensemble: the highest of its members'), so test images "
+             "of the kind it trained on are read.")
 
     def validate(self) -> None:
         """Choices, ranges and the options that need another (check: --eval-split needs --eval), the --tta grammar
@@ -584,13 +611,17 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                 evaluate: bool = PredictConfig.evaluate, device: str = PredictConfig.device,
                 batch_size: int = PredictConfig.batch_size, workers: int = PredictConfig.workers,
                 amp: bool = PredictConfig.amp, opts: mf.LayoutOptions | None = None,
-                eval_split: str | None = PredictConfig.eval_split) -> dict:
+                eval_split: str | None = PredictConfig.eval_split,
+                max_pixels: int | None = PredictConfig.max_pixels) -> dict:
     """Predict and write `probs.parquet|csv`, `submission.csv`, `predict.json` under `out`; returns the summary.
-    `evaluate`: score the labelled rows of `eval_split` (see eval_rows: the val rows of a splits.csv by default)."""
+    `evaluate`: score the labelled rows of `eval_split` (see eval_rows: the val rows of a splits.csv by default).
+    `max_pixels` None: the members' recorded train --max-pixels (recorded_max_pixels)."""
     PredictConfig(tta=tta, tta_merge=tta_merge, fmt=fmt, sample_submission=sample_submission,
                   probs_format=probs_format, evaluate=evaluate, eval_split=eval_split, batch_size=batch_size,
-                  amp=amp, device=device, workers=workers).validate()
+                  amp=amp, device=device, workers=workers, max_pixels=max_pixels).validate()
     spec = resolve_source(source)
+    if max_pixels is None:
+        max_pixels = recorded_max_pixels(spec)
     tta_spec = parse_tta(tta)
     if not sample_submission:
         resolve_format(fmt)
@@ -643,7 +674,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if pre_err is not None:
         mf.require_readable(df, **unreadable)
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
-                            errors=pre_err)
+                            errors=pre_err, max_pixels=max_pixels)
     mf.require_readable(df.assign(error=probs.errors), **unreadable)
     bad = [i for i, e in enumerate(probs.errors) if e]
     pred = np.nan_to_num(probs.tta, nan=-1.0).argmax(1)

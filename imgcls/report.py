@@ -135,11 +135,12 @@ def figure(images: Sequence[tuple[str, str]], lines: Sequence[object]):
     return str(_macro("figure")([(u, a) for u, a in images], [_cell(x, None) for x in lines]))
 
 
-def thumb_data_uri(path: str | os.PathLike, size: int = 128) -> str:
-    """A small JPEG of an image as a data: URI (keeps reports self-contained); empty string if unreadable."""
-    from imgcls.io import ImageReadError, thumbnail
+def thumb_data_uri(path: str | os.PathLike, size: int = 128, max_pixels: int | None = None) -> str:
+    """A small JPEG of an image as a data: URI (keeps reports self-contained); empty string if unreadable.
+    `max_pixels`: the step's --max-pixels (None: io's default)."""
+    from imgcls.io import DEFAULT_MAX_PIXELS, ImageReadError, thumbnail
     try:
-        im = thumbnail(path, size)
+        im = thumbnail(path, size, max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
     except ImageReadError:
         return ""
     buf = io.BytesIO()

@@ -645,7 +645,7 @@ def test_feature_matrix_measures_a_byte_copy_once(tmp_path, monkeypatch):
     df = mf.load(tmp_path / "set", announce=False).reset_index(drop=True)
     calls = []
     real = features._features_of
-    monkeypatch.setattr(features, "_features_of", lambda path: calls.append(path) or real(path))
+    monkeypatch.setattr(features, "_features_of", lambda path, **kw: calls.append(path) or real(path, **kw))
     f = features.feature_matrix(df, cache_dir=str(tmp_path / "cache"))
     assert len(calls) == 2 and not any(c.endswith("copy.png") for c in calls)
     row = {p: i for i, p in enumerate(df["path"])}

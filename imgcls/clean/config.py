@@ -11,6 +11,7 @@ from imgcls.clean.ood import DETECTORS
 from imgcls.clean.sampling import METHODS as UNDERSAMPLE_METHODS
 from imgcls.device import device_option
 from imgcls.errors import UserError
+from imgcls.io import max_pixels_option
 from imgcls.options import check, option, seed_option
 from imgcls.pipeline import PIPELINE
 
@@ -82,6 +83,7 @@ class CleanConfig:
     embed_precision: str = links.embed_precision_option(EMBED)
     device: str = device_option(RUNTIME)
     seed: int = seed_option(RUNTIME)
+    max_pixels: int = max_pixels_option()
     cache_dir: str | None = option(None, cli=False, help="Embedding, verified-pair, thumbnail-summary and photo-"
                                                          "feature cache folder (default: $IMGCLS_CACHE/embeddings, "
                                                          "else ~/.cache/imgcls/embeddings).")
@@ -107,4 +109,5 @@ class CleanConfig:
         """The near-duplicate definition these options choose (shared with split)."""
         return links.NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.embedder,
                                     self.embedder_weights, "--embedder-weights", self.embed_size, self.device,
-                                    self.cache_dir, self.ann, model_flag="--embedder", precision=self.embed_precision)
+                                    self.cache_dir, self.ann, model_flag="--embedder", precision=self.embed_precision,
+                                    max_pixels=self.max_pixels)

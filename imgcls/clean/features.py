@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls import manifest as mf
-from imgcls.io import ImageReadError, shrink, thumbnail
+from imgcls.io import DEFAULT_MAX_PIXELS, ImageReadError, shrink, thumbnail
 
 FEATURE_NAMES = ["flat_fraction", "unique_colours", "colour_entropy", "mean_gradient", "laplacian_energy",
                  "saturation_std", "near_white_fraction", "edge_density",
@@ -88,9 +88,9 @@ def image_features(im) -> np.ndarray:
     return np.r_[photo_features(shrink(im, THUMB)), texture_features(im)]
 
 
-def _features_of(path: str) -> np.ndarray | None:
+def _features_of(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
     try:
-        return image_features(thumbnail(path, NATIVE))
+        return image_features(thumbnail(path, NATIVE, max_pixels=max_pixels))
     except ImageReadError:
         return None
 
@@ -122,9 +122,12 @@ class FeatureCache:
                       "measures these images again")
 
 
-def feature_matrix(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = None) -> np.ndarray:
+def feature_matrix(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = None,
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """(n, len(FEATURE_NAMES)); unreadable rows are NaN. `workers` processes. Byte-identical files (one sha256) are
-    measured once, and images measured by an earlier run are taken from the FeatureCache in `cache_dir`."""
+    measured once, and images measured by an earlier run are taken from the FeatureCache in `cache_dir`.
+    `max_pixels`: the decoding bound (--max-pixels)."""
+    from functools import partial
     from imgcls.links import content_representatives
     from imgcls.parallel import chunked_map
     from imgcls.train.dist import current
@@ -136,7 +139,7 @@ def feature_matrix(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = N
     todo = cache.fill(shas, measured, out)
     rows = d.mine(todo)
     jobs = [str(paths[i]) for i in rows]
-    for i, f in zip(rows, chunked_map(_features_of, jobs, workers, "photo features")):
+    for i, f in zip(rows, chunked_map(partial(_features_of, max_pixels=max_pixels), jobs, workers, "photo features")):
         if f is not None:
             out[i] = f
     d.gather_rows(out, todo)

@@ -30,6 +30,8 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from imgcls.io import DEFAULT_MAX_PIXELS
+
 MAX_BLOCK_ELEMENTS = 25_000_000  # one similarity block holds at most this many floats (100 MB), whatever n is
 THUMB = 96                        # thumbnails kept for verification (uint8, 27.6 kB per image)
 VERIFY = 24                       # side of the aligned crops compared globally
@@ -118,18 +120,22 @@ def thumbnail_array(im, size: int = THUMB) -> np.ndarray:
 
 
 def _thumbnail_of(args) -> np.ndarray | None:
+    """(path, size, max_pixels) -> the verification thumbnail, or None when the file does not decode within
+    max_pixels (--max-pixels)."""
     from imgcls.io import ImageReadError, load_rgb
-    path, size = args
+    path, size, max_pixels = args
     try:
-        return thumbnail_array(load_rgb(path, draft=(size, size)), size)
+        return thumbnail_array(load_rgb(path, max_pixels=max_pixels, draft=(size, size)), size)
     except ImageReadError:
         return None
 
 
 def thumbnails(df: pd.DataFrame, size: int = THUMB, only: np.ndarray | None = None,
-               workers: int = 1, out: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+               workers: int = 1, out: tuple[np.ndarray, np.ndarray] | None = None,
+               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
     """(n, size, size, 3) uint8 thumbnails (aspect squashed, box-filtered) and a validity mask; one pass over the
-    rows (those where `only` is true), over `workers` processes; `out`: the two arrays to fill (else new zeros)."""
+    rows (those where `only` is true), over `workers` processes; `out`: the two arrays to fill (else new zeros);
+    `max_pixels`: the decoding bound (--max-pixels)."""
     from imgcls import manifest as mf
     from imgcls.parallel import chunked_map
     out, ok = out if out is not None else (np.zeros((len(df), size, size, 3), np.uint8), np.zeros(len(df), bool))
@@ -140,7 +146,7 @@ def thumbnails(df: pd.DataFrame, size: int = THUMB, only: np.ndarray | None = No
     from imgcls.train.dist import current
     d = current()                      # under torchrun each rank reads its share; rank 0 gets them all
     rows = d.mine(wanted_rows)
-    jobs = [(str(paths[i]), size) for i in rows]
+    jobs = [(str(paths[i]), size, max_pixels) for i in rows]
     for i, t in zip(rows, chunked_map(_thumbnail_of, jobs, workers, "thumbnails")):
         if t is not None:
             out[i], ok[i] = t, True

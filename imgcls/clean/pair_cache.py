@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.clean.near_dup import THUMB, TINY, PairRecord, _thumbnail_of, block_sums, grey_rows
+from imgcls.io import DEFAULT_MAX_PIXELS
 
 CACHE_VERSION = 1
 SUMS = np.uint16 if (THUMB // TINY) ** 2 * 255 < 1 << 16 else np.uint32    # near_dup.block_sums' integers
@@ -79,10 +80,11 @@ class Thumbnails:
     the SummaryCache where an earlier run kept them: a verification the pair cache replays decodes only the
     rows of the pairs it computes. Rows never decoded stay zero, as unreadable ones."""
 
-    def __init__(self, df: pd.DataFrame, rows: np.ndarray, workers: int = 1, cache_dir: str | None = None):
+    def __init__(self, df: pd.DataFrame, rows: np.ndarray, workers: int = 1, cache_dir: str | None = None,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS):
         from imgcls.manifest import content_hashes
         n = len(df)
-        self.df, self.workers = df, workers
+        self.df, self.workers, self.max_pixels = df, workers, max_pixels
         self.thumbs = np.zeros((n, THUMB, THUMB, 3), np.uint8)
         self.ok, self.tried = np.zeros(n, bool), np.zeros(n, bool)
         self.sums = np.zeros((n, TINY, TINY, 3), SUMS)
@@ -104,8 +106,8 @@ class Thumbnails:
         if not len(rows):
             return
         paths = mf.image_paths(self.df.iloc[rows])
-        for i, t in zip(rows, chunked_map(_thumbnail_of, [(str(p), THUMB) for p in paths], self.workers,
-                                          "thumbnails")):
+        jobs = [(str(p), THUMB, self.max_pixels) for p in paths]
+        for i, t in zip(rows, chunked_map(_thumbnail_of, jobs, self.workers, "thumbnails")):
             if t is not None:
                 self.thumbs[i], self.ok[i] = t, True
         self.tried[rows] = True

@@ -12,10 +12,12 @@ from imgcls import report
 MAX_SHOWN = 150
 
 
-def _pair(row, kept_row, verb: str = "removed", first: str = "kept") -> str:
-    """`row` (removed, or linked) beside the member it is a duplicate of (`kept_row`, None when unknown)."""
-    a = report.thumb_data_uri(Path(row["root"], row["path"]), 96)
-    b = report.thumb_data_uri(Path(kept_row["root"], kept_row["path"]), 96) if kept_row is not None else ""
+def _pair(row, kept_row, verb: str = "removed", first: str = "kept", max_pixels: int | None = None) -> str:
+    """`row` (removed, or linked) beside the member it is a duplicate of (`kept_row`, None when unknown);
+    `max_pixels`: clean's --max-pixels (None: the default)."""
+    a = report.thumb_data_uri(Path(row["root"], row["path"]), 96, max_pixels)
+    b = (report.thumb_data_uri(Path(kept_row["root"], kept_row["path"]), 96, max_pixels) if kept_row is not None
+         else "")
     kept = kept_row["path"] if kept_row is not None else "-"
     kept_label = kept_row["label"] if kept_row is not None else ""
     lines = [f"{verb} {row['path']} ({row['label']})", f"{first} {kept} ({kept_label}) {row['reason']}".rstrip()]
@@ -24,16 +26,17 @@ def _pair(row, kept_row, verb: str = "removed", first: str = "kept") -> str:
     return report.figure([(a, verb), (b, first)], lines)
 
 
-def _pairs(df: pd.DataFrame, rows: pd.DataFrame, verb: str, first: str) -> str:
+def _pairs(df: pd.DataFrame, rows: pd.DataFrame, verb: str, first: str, max_pixels: int | None = None) -> str:
     """Up to MAX_SHOWN of `rows`, each beside its duplicate_of row, and how many more manifest.csv has."""
     shown = rows.head(MAX_SHOWN)
     twins = df[df["path"].isin(shown["duplicate_of"])]
     by_path = {p: r for p, r in zip(twins["path"], twins.to_dict("records"))}
-    html = "".join(_pair(r, by_path.get(r["duplicate_of"]), verb, first) for r in shown.to_dict("records"))
+    html = "".join(_pair(r, by_path.get(r["duplicate_of"]), verb, first, max_pixels)
+                   for r in shown.to_dict("records"))
     return html + (report.note(f"{len(rows) - MAX_SHOWN} more in manifest.csv") if len(rows) > MAX_SHOWN else "")
 
 
-def _ood_section(df: pd.DataFrame, summary: dict) -> str:
+def _ood_section(df: pd.DataFrame, summary: dict, max_pixels: int | None = None) -> str:
     """The 60 highest out-of-domain scores, or why there is no ranking (stage off; no image scored above 0, as
     photo-style gives when it finds no out-of-domain population: a list of 0.000 scores said nothing)."""
     scored = df[df["ood_score"].notna()]
@@ -52,7 +55,7 @@ def _ood_section(df: pd.DataFrame, summary: dict) -> str:
                            f"nothing to rank")
     ood = scored.sort_values("ood_score", ascending=False, kind="stable").head(60)
     return report.note(f"{method}: {flagged} of {len(scored)} scored images flagged out_of_domain") + "".join(
-        report.figure([(report.thumb_data_uri(Path(r["root"], r["path"]), 96), r["path"])],
+        report.figure([(report.thumb_data_uri(Path(r["root"], r["path"]), 96, max_pixels), r["path"])],
                       [r["path"], f"score {r['ood_score']:.3f} "
                                   f"{'removed' if r['reason'] == 'out_of_domain' else 'kept'}"])
         for r in ood.to_dict("records"))
@@ -75,6 +78,7 @@ def _sweep_section(summary: dict) -> tuple[str, str]:
 
 
 def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
+    max_pixels = summary.get("config", {}).get("max_pixels")      # the thumbnails decode within clean's bound
     dups = df[df["reason"].isin(["exact_duplicate", "near_duplicate", "label_conflict"])]
     # --duplicates link (default) keeps a group's later members, naming its first in duplicate_of
     linked = df[df["keep"].astype(bool) & (df["duplicate_of"].fillna("").astype(str) != "")]
@@ -104,12 +108,12 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
          f"--conflicts {summary['config'].get('conflicts', '')})",
          report.table(conflicts, ["dup_group", "labels", "tie vote", "kept", "removed"])),   # tie vote: majority-knn
         _sweep_section(summary),
-        (f"Removed duplicates beside their kept twin ({len(dups)})", _pairs(df, dups, "removed", "kept")),
+        (f"Removed duplicates beside their kept twin ({len(dups)})", _pairs(df, dups, "removed", "kept", max_pixels)),
         (f"Linked duplicates: kept, each beside its group's first member, one split unit ({len(linked)})",
-         _pairs(df, linked, "linked", "first") or report.note("none")),
+         _pairs(df, linked, "linked", "first", max_pixels) or report.note("none")),
         (f"Families of near-identical images (groups of 3 or more: {len(families)})",
          report.table(families, ["dup_group", "n", "labels", "example"])),
-        ("Most out-of-domain images (ranked by score)", _ood_section(df, summary)),
+        ("Most out-of-domain images (ranked by score)", _ood_section(df, summary, max_pixels)),
         ("Unreadable", report.table(df[df["reason"] == "unreadable"], ["path", "error"])),
     ]
     return report.write_page(path, "imgcls clean report", sections)

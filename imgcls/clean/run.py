@@ -18,11 +18,13 @@ from imgcls.clean.sampling import undersample
 from imgcls.console import info, plural
 from imgcls.errors import MissingWeightsError, UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json
+from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
 from imgcls.parallel import check_workers
 
 
-def pixel_matrix(df: pd.DataFrame, size: int = 32) -> np.ndarray:
+def pixel_matrix(df: pd.DataFrame, size: int = 32, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """(n, size * size * 3) pixels in [0, 1], NaN where unreadable; `max_pixels`: the decoding bound (--max-pixels)."""
     from imgcls.console import progress_bar
     from imgcls.io import ImageReadError, load_rgb
     out = np.full((len(df), size * size * 3), np.nan, np.float32)
@@ -30,7 +32,8 @@ def pixel_matrix(df: pd.DataFrame, size: int = 32) -> np.ndarray:
         for i, (p, err) in enumerate(zip(mf.image_paths(df), df["error"])):
             if not err:
                 try:
-                    out[i] = np.asarray(load_rgb(p, draft=(size, size)).resize((size, size)), np.float32).ravel() / 255
+                    im = load_rgb(p, max_pixels=max_pixels, draft=(size, size)).resize((size, size))
+                    out[i] = np.asarray(im, np.float32).ravel() / 255
                 except ImageReadError:
                     pass
             advance()
@@ -44,21 +47,23 @@ def _thumbnail_and_features(args) -> tuple[np.ndarray | None, np.ndarray | None]
     from imgcls.clean.features import NATIVE, _features_of, image_features
     from imgcls.clean.near_dup import THUMB, _thumbnail_of, thumbnail_array
     from imgcls.io import DRAFT_FORMATS, ImageReadError, load_rgb, shrink
-    path, fmt, measure = args
+    path, fmt, measure, max_pixels = args
     if not measure or fmt in DRAFT_FORMATS:           # load_rgb drafts these only
-        return _thumbnail_of((path, THUMB)), _features_of(path) if measure else None
+        return _thumbnail_of((path, THUMB, max_pixels)), _features_of(path, max_pixels) if measure else None
     try:
-        im = load_rgb(path)
+        im = load_rgb(path, max_pixels=max_pixels)
     except ImageReadError:
         return None, None
     return thumbnail_array(im, THUMB), image_features(shrink(im, NATIVE))
 
 
-def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = None, meanwhile=None):
+def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = None, meanwhile=None,
+                            max_pixels: int | None = DEFAULT_MAX_PIXELS):
     """(pair_cache.Thumbnails of one row per content hash, features.feature_matrix(df, cache_dir=...)) from one pass
     that decodes each image at most once (PNG and the like: ~20% of two passes' time): the images whose photo
     features or thumbnail numbers no earlier run kept (FeatureCache, pair_cache.SummaryCache). Under torchrun each
-    rank takes its share; rank 0 gets them all. `meanwhile`: chunked_map's (run while worker processes decode)."""
+    rank takes its share; rank 0 gets them all. `meanwhile`: chunked_map's (run while worker processes decode);
+    `max_pixels`: the decoding bound (--max-pixels)."""
     from imgcls.clean.features import FEATURE_NAMES, FeatureCache
     from imgcls.clean.pair_cache import Thumbnails
     from imgcls.parallel import chunked_map
@@ -67,7 +72,7 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str |
     n = len(df)
     feats = np.full((n, len(FEATURE_NAMES)), np.nan, np.float32)
     measured, first, later = content_representatives(df)
-    ts = Thumbnails(df, measured, workers, cache_dir)
+    ts = Thumbnails(df, measured, workers, cache_dir, max_pixels=max_pixels)
     thumbs, ok = ts.thumbs, ts.ok                  # decoded in place
     cache, shas = FeatureCache(cache_dir), mf.content_hashes(df)
     todo = cache.fill(shas, measured, feats)
@@ -76,7 +81,7 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str |
     decode = np.union1d(todo, ts.missing).astype(np.int64)
     rows = d.mine(decode)
     paths, fmts = mf.image_paths(df), df["format"].fillna("").astype(str).to_numpy()
-    jobs = [(str(paths[i]), fmts[i], bool(measure[i])) for i in rows]
+    jobs = [(str(paths[i]), fmts[i], bool(measure[i]), max_pixels) for i in rows]
     what = "thumbnails and photo features" if len(todo) else "thumbnails"
     for i, (t, f) in zip(rows, chunked_map(_thumbnail_and_features, jobs, workers, what, meanwhile=meanwhile)):
         if t is not None:
@@ -165,7 +170,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     df = mf.load(src, opts, scan=False)
     mf.warn_unlabeled(df, src)
     check_output_location(out, *mf.roots(df), images=mf.image_paths(df))
-    df = mf.scan_images(df, workers=workers).reset_index(drop=True)
+    df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels).reset_index(drop=True)
     df["keep"] = df["error"] == ""
     df["reason"] = np.where(df["keep"], "", "unreadable")
     df["dup_group"] = ""
@@ -186,13 +191,14 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
             cache["style"] = style_manifest(df, model=cfg.embedder, weights=cfg.embedder_weights,
                                             weights_flag="--embedder-weights", model_flag="--embedder",
                                             img_size=cfg.embed_size, precision=cfg.embed_precision,
-                                            device=cfg.device, cache_dir=cfg.cache_dir, workers=workers)
+                                            device=cfg.device, cache_dir=cfg.cache_dir, workers=workers,
+                                            max_pixels=cfg.max_pixels)
         return cache["style"]
 
     def features() -> np.ndarray:
         if "feat" not in cache:
             from imgcls.clean.features import feature_matrix
-            cache["feat"] = feature_matrix(df, workers=workers, cache_dir=cfg.cache_dir)
+            cache["feat"] = feature_matrix(df, workers=workers, cache_dir=cfg.cache_dir, max_pixels=cfg.max_pixels)
         return cache["feat"]
 
     verified = cfg.dedup and cfg.near_dup and definition.method == "verified"
@@ -200,7 +206,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     if verified and det is not None and det.uses_features:      # both passes want every image: one decode
         # images to decode mean a first run: the embedding pass will build its model too, so its imports (and the
         # OOD detectors' scikit-learn) load while the worker processes decode (-1.7 s of a 21 s first clean on 2 cores)
-        thumbs, cache["feat"] = thumbnails_and_features(df, workers, cfg.cache_dir, meanwhile=_imports_ahead)
+        thumbs, cache["feat"] = thumbnails_and_features(df, workers, cfg.cache_dir, meanwhile=_imports_ahead,
+                                                        max_pixels=cfg.max_pixels)
     if dist.on:
         # torchrun: every rank takes its share of the embedding / thumbnail / feature passes (imgcls.embed,
         # thumbnails_and_features above, or near_dup.thumbnails / features.feature_matrix when one is wanted alone;
@@ -216,10 +223,11 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
             if cfg.ood:
                 style()
         if verified and thumbs is None:         # the rows whose numbers no run kept, split by rank
-            thumbs = Thumbnails(df, content_representatives(df)[0], workers, cfg.cache_dir)
+            thumbs = Thumbnails(df, content_representatives(df)[0], workers, cfg.cache_dir,
+                                max_pixels=cfg.max_pixels)
             missing = np.zeros(len(df), bool)
             missing[thumbs.missing] = True
-            thumbnails(df, only=missing, workers=workers, out=(thumbs.thumbs, thumbs.ok))
+            thumbnails(df, only=missing, workers=workers, out=(thumbs.thumbs, thumbs.ok), max_pixels=cfg.max_pixels)
             thumbs.decoded(thumbs.missing)
         if det is not None and det.uses_features:
             features()
@@ -236,7 +244,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     if det is not None:
         from imgcls.clean.registry import OODInputs
         scores = det.score(OODInputs(features=features, embeddings=embeddings,
-                                     pixels=lambda: pixel_matrix(df), seed=cfg.seed, style=style))
+                                     pixels=lambda: pixel_matrix(df, max_pixels=cfg.max_pixels), seed=cfg.seed,
+                                     style=style))
         df["ood_score"] = scores
         flagged = det.flag(scores, cfg.ood_threshold, cfg.ood_contamination) & df["keep"].to_numpy()
         check_ood_share(flagged, (df["error"] == "").to_numpy(), cfg)

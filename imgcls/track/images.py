@@ -15,11 +15,12 @@ def png_array(path: Path):
         return np.asarray(im.convert("RGB"))
 
 
-def worst_predictions_figure(preds_csv: Path, n: int = 12):
+def worst_predictions_figure(preds_csv: Path, n: int = 12, max_pixels: int | None = None):
     """A matplotlib figure of the `n` validation images whose true class got the lowest probability (title: true
-    class, top-1 prediction), or None without predictions."""
+    class, top-1 prediction), or None without predictions; `max_pixels`: the run's --max-pixels (None: the
+    default)."""
     import pandas as pd
-    from imgcls.io import ImageReadError, thumbnail
+    from imgcls.io import DEFAULT_MAX_PIXELS, ImageReadError, thumbnail
     from imgcls.report import pyplot
     from imgcls.train.report import worst_predictions
     if not Path(preds_csv).is_file():
@@ -36,7 +37,7 @@ def worst_predictions_figure(preds_csv: Path, n: int = 12):
     for ax, r in zip(axes.ravel(), worst.itertuples(index=False)):
         src = Path(r.root, r.path) if getattr(r, "root", "") else Path(r.path)
         try:
-            ax.imshow(thumbnail(src, 128))
+            ax.imshow(thumbnail(src, 128, max_pixels=max_pixels or DEFAULT_MAX_PIXELS))
         except ImageReadError:
             pass
         ax.set_title(f"true {r.label} ({r.p_true:.2f})\n{r.top3.split('  ')[0]}", fontsize=7)

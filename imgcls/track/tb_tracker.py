@@ -31,7 +31,7 @@ class TensorBoardTracker(Callback):
             arr = png_array(run_dir / f"{name}.png")
             if arr is not None:
                 w.add_image(name, arr, summary["best_epoch"], dataformats="HWC")
-        fig = worst_predictions_figure(run_dir / "val_predictions.csv")
+        fig = worst_predictions_figure(run_dir / "val_predictions.csv", max_pixels=self.config.get("max_pixels"))
         if fig is not None:
             w.add_figure("val/worst_predictions", fig, summary["best_epoch"])
         self._hparams(summary)

@@ -164,7 +164,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         source = WeightSource("run", str(init_checkpoint(cfg.init_from, cfg.model)))
     else:
         source = resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
-    df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=io_workers, announce=dist.main)
+    df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=io_workers, announce=dist.main,
+                 max_pixels=cfg.max_pixels)
     n_all = len(df)
     if cfg.target not in df.columns:
         attrs = mf.class_columns(df) if cfg.target != "label" else []
@@ -293,7 +294,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     images = None
     shared = None
     # --fill: given, or measured before decoding where pad resizing uses it (or nothing is cached to measure)
-    fill = (tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, workers=io_workers)
+    fill = (tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, workers=io_workers,
+                               max_pixels=cfg.max_pixels)
             if cfg.resize_mode == "pad" or cfg.cache not in ("ram", "disk") else None)
     pad_fill = fill[0] if fill else tdata.WHITE      # only pad resizing draws it into the cache
     if cfg.cache in ("ram", "disk"):
@@ -309,7 +311,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             shared = Path(tempfile.gettempdir()) / f"imgcls-cache-{key}.npy"
             if dist.local_rank == 0:
                 images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
-                                                    workers=io_workers, memmap=shared, fill=pad_fill)
+                                                    workers=io_workers, memmap=shared, fill=pad_fill,
+                                                    max_pixels=cfg.max_pixels)
                 images.flush()
                 write_json(shared.with_suffix(".errors.json"), errors)
             dist.barrier()
@@ -320,7 +323,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             from imgcls.metrics import import_libraries
             images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
                                                 workers=io_workers, memmap=memmap, fill=pad_fill,
-                                                meanwhile=import_libraries)
+                                                meanwhile=import_libraries, max_pixels=cfg.max_pixels)
         bad = [i for i, e in enumerate(errors) if e]
         for i in bad:
             tdata.warn_unreadable(paths[i], errors[i])

@@ -13,7 +13,7 @@ from typing import Optional
 
 from imgcls.device import device_option
 from imgcls.errors import UserError
-from imgcls.io import RESIZE_MODES
+from imgcls.io import RESIZE_MODES, max_pixels_option
 from imgcls.profiles import ProfileScheme
 from imgcls.options import When, check, check_typed, option, seed_option
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
@@ -288,6 +288,7 @@ class TrainConfig:
                                  help="DataLoader worker processes (0 when training on the CPU from the decoded-image "
                                       "cache: the model uses every core); the cache is built over min(8, cores).")
     device: str = device_option(RUNTIME)
+    max_pixels: int = max_pixels_option()
     out: str = option("outputs/runs", panel=OUTPUT, cli_type=Path, from_cli=str, help="Folder of runs.")
     name: str | None = option(None, panel=OUTPUT, none="time-model, made unique",
                               help="Run name, one plain folder name; an existing one is an error unless --exist-ok.")

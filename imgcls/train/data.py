@@ -114,9 +114,9 @@ def random_erasing(preset: str):
 # ---------------------------------------------------------------------------------------------------------------
 
 def _decode_one(args) -> tuple[np.ndarray | None, str]:
-    path, img_size, resize_mode, interpolation, fill = args
+    path, img_size, resize_mode, interpolation, fill, max_pixels = args
     try:
-        im = imgio.load_rgb(path, draft=(img_size, img_size))
+        im = imgio.load_rgb(path, max_pixels=max_pixels, draft=(img_size, img_size))
     except imgio.ImageReadError as e:
         return None, e.reason
     from torchvision.transforms import v2
@@ -126,8 +126,10 @@ def _decode_one(args) -> tuple[np.ndarray | None, str]:
 
 def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squash", interpolation: str = "bilinear",
                  workers: int = 1, memmap: Path | None = None, what: str = "decoding images",
-                 fill: Sequence[int] = WHITE, meanwhile=None) -> tuple[np.ndarray, list[str]]:
-    """Decode + resize every image once -> uint8 array [N, S, S, 3] and per-image error ('' = ok).
+                 fill: Sequence[int] = WHITE, meanwhile=None, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS
+                 ) -> tuple[np.ndarray, list[str]]:
+    """Decode + resize every image once -> uint8 array [N, S, S, 3] and per-image error ('' = ok; an image with
+    more than `max_pixels` pixels, train --max-pixels, is one).
 
     JPEG is decoded at a reduced scale >= the input size (draft mode), so big photos cost little. `meanwhile`:
     chunked_map's (run in this process while worker processes decode)."""
@@ -136,7 +138,7 @@ def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squas
     arr = (np.lib.format.open_memmap(memmap, mode="w+", dtype=np.uint8, shape=shape) if memmap is not None
            else np.empty(shape, np.uint8))
     errors = [""] * n
-    jobs = [(str(p), img_size, resize_mode, interpolation, tuple(fill)) for p in paths]
+    jobs = [(str(p), img_size, resize_mode, interpolation, tuple(fill), max_pixels) for p in paths]
     from imgcls.parallel import chunked_map
     for i, (a, err) in enumerate(chunked_map(_decode_one, jobs, workers, what, chunk=32, meanwhile=meanwhile)):
         if a is None:
@@ -157,7 +159,8 @@ def border_colour(images: np.ndarray, most: int = 1024) -> tuple[int, int, int]:
 
 
 def resolve_fill(fill: str, paths: Sequence[Path], img_size: int, interpolation: str, images: np.ndarray | None = None,
-                 workers: int = 1) -> tuple[tuple[int, int, int], str]:
+                 workers: int = 1, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS
+                 ) -> tuple[tuple[int, int, int], str]:
     """(RGB, how it was chosen) of train --fill: the colour given, or for auto the border colour of `images` (the
     decoded cache) or, without them, of up to 256 of `paths` decoded squashed at the input size."""
     from imgcls.train.config import parse_fill
@@ -167,7 +170,7 @@ def resolve_fill(fill: str, paths: Sequence[Path], img_size: int, interpolation:
     if images is None:
         idx = np.linspace(0, len(paths) - 1, min(len(paths), 256)).astype(int) if len(paths) else []
         images, errors = decode_cache([paths[i] for i in idx], img_size, "squash", interpolation, workers=workers,
-                                      what="sampling the fill colour")
+                                      what="sampling the fill colour", max_pixels=max_pixels)
         images = images[np.array([not e for e in errors], bool)]
     return border_colour(images), "--fill auto: the median colour of the training images' borders"
 
@@ -215,9 +218,10 @@ class FileImages(Dataset):
 
     def __init__(self, paths: Sequence[Path], targets: np.ndarray, img_size: int, resize_mode: str,
                  interpolation: str, mean, std, augment=None, erasing=None, raw: bool = False,
-                 fill: Sequence[int] = WHITE):
+                 fill: Sequence[int] = WHITE, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS):
         from torchvision.transforms import v2
         self.paths, self.targets = list(paths), torch.as_tensor(targets, dtype=torch.long)
+        self.max_pixels = max_pixels             # train --max-pixels, as the scan and the cache bound it
         self.load = v2.Compose([v2.ToImage(), resize_transform(img_size, resize_mode, interpolation, fill)])
         self.augment, self.erasing = augment, erasing
         self.norm = None if raw else normalize_transform(mean, std)
@@ -228,7 +232,7 @@ class FileImages(Dataset):
     def __getitem__(self, item):
         i, aug_seed = item if isinstance(item, tuple) else (item, None)
         try:
-            img = imgio.load_rgb(self.paths[i])
+            img = imgio.load_rgb(self.paths[i], max_pixels=self.max_pixels)
         except imgio.ImageReadError as e:
             return None, self.targets[i], (i, e.reason)
         return augment_normalize(self, self.load(img), aug_seed), self.targets[i], None

@@ -171,8 +171,9 @@ class Trainer:
             tp = [data.paths[i] for i in data.train_idx]
             vp = [data.paths[i] for i in data.val_idx]
             args = (meta.img_size, meta.resize_mode, meta.interpolation, meta.mean, meta.std)
-            train_ds = FileImages(tp, tgt[data.train_idx], *args, aug, erase, raw=raw, fill=meta.fill)
-            val_ds = FileImages(vp, tgt[data.val_idx], *args, fill=meta.fill)
+            train_ds = FileImages(tp, tgt[data.train_idx], *args, aug, erase, raw=raw, fill=meta.fill,
+                                  max_pixels=cfg.max_pixels)
+            val_ds = FileImages(vp, tgt[data.val_idx], *args, fill=meta.fill, max_pixels=cfg.max_pixels)
         if self.cache_batches:
             # CUDA: the training rows of the cache move to the device once (when they fit), batches are cut there
             self.train_on_device = source_on_device(data.images, data.train_idx, device)

@@ -83,7 +83,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
         figs = []
         for r in worst.itertuples(index=False):
             src = Path(r.root, r.path) if getattr(r, "root", "") else Path(r.path)
-            figs.append(report.figure([(report.thumb_data_uri(src, 128), str(r.path))],
+            figs.append(report.figure([(report.thumb_data_uri(src, 128, cfg.get("max_pixels")), str(r.path))],
                                       [str(r.path), f"true {r.label} (p {r.p_true:.2f})", f"top-3: {r.top3}"]))
         worst_html = "".join(figs) or worst_html
     curves = run_dir / "curves.png"

@@ -240,6 +240,8 @@ def _open_study(cfg: TuneConfig, space, url: str):
     if base is not None:      # the fixed options every trial starts from (the space's values replace theirs)
         from imgcls.options import describe_changes
         from imgcls.train.rundir import option_changes
+        # an option the study's record predates (max_pixels) was at its default then
+        base = {**TrainConfig().to_dict(), **base}
         changed = [c for c in option_changes(base, cfg.train.to_dict()) if c[0] not in space.names()]
         if changed:
             raise UserError(f"study '{cfg.study}' was started with other fixed train options ("
