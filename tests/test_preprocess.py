@@ -436,7 +436,6 @@ def test_an_input_replaced_by_an_older_or_same_size_file_is_processed_again(tmp_
     import shutil
 
     import imgcls.preprocess as pp
-    import imgcls.preprocess.run as pp_run
     src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 2}, size=(40, 30), ext=".bmp")   # BMP: one size
     out = tmp_path / "p"
     assert run(src, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
@@ -457,18 +456,7 @@ def test_an_input_replaced_by_an_older_or_same_size_file_is_processed_again(tmp_
     assert run(src, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
     assert summary(out)["processed"] == 0 and summary(out)["up_to_date"] == 5      # unchanged inputs: all kept
     # an interrupted run's journal records the stamp too: a file replaced after the kill is processed again
-    real, calls = pp_run.process_image, []
-
-    def dies_on_second(*a, **kw):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*a, **kw)
-
-    monkeypatch.setattr(pp_run, "process_image", dies_on_second)
-    with pytest.raises(KeyboardInterrupt):
-        pp.run_preprocess(src, out, pp.PreprocessConfig(size=16), workers=1)
-    monkeypatch.setattr(pp_run, "process_image", real)
+    _interrupted(monkeypatch, src, out, pp.PreprocessConfig(size=16), at_call=2)
     assert (out / pp.JOURNAL).is_file()
     first = json.loads((out / pp.JOURNAL).read_text().splitlines()[1])["source_path"]
     shutil.copy2(src / "b" / "001.bmp", first)
@@ -540,24 +528,30 @@ def test_same_view_counts_only_what_changes_the_pixels_of_images_both_write():
     assert text == as_typed(cfg, PIXEL_FIELDS) and same_view(text, text.replace(" --no-face drop", ""))
 
 
-def test_interrupted_run_resumes_from_the_journal(tmp_path, monkeypatch):
+def _interrupted(monkeypatch, src, out, cfg, at_call: int) -> None:
+    """A preprocess run into `out` killed (Ctrl-C) as it starts its `at_call`-th image, as a user's would be."""
     import imgcls.preprocess as pp
     import imgcls.preprocess.run as pp_run        # where run_preprocess looks process_image up
-    src = make_image_folder(tmp_path / "raw", {"a": 4}, size=(40, 30))
-    out = tmp_path / "p"
     real, calls = pp_run.process_image, []
 
-    def dies_on_third(*a, **kw):
+    def dies(*a, **kw):
         calls.append(1)
-        if len(calls) == 3:
+        if len(calls) == at_call:
             raise KeyboardInterrupt
         return real(*a, **kw)
 
-    monkeypatch.setattr(pp_run, "process_image", dies_on_third)
+    monkeypatch.setattr(pp_run, "process_image", dies)
     with pytest.raises(KeyboardInterrupt):
-        pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
-    assert (out / pp.JOURNAL).is_file() and not (out / "manifest.csv").exists()
+        pp.run_preprocess(src, out, cfg, workers=1)
     monkeypatch.setattr(pp_run, "process_image", real)
+
+
+def test_interrupted_run_resumes_from_the_journal(tmp_path, monkeypatch):
+    import imgcls.preprocess as pp
+    src = make_image_folder(tmp_path / "raw", {"a": 4}, size=(40, 30))
+    out = tmp_path / "p"
+    _interrupted(monkeypatch, src, out, pp.PreprocessConfig(size=24), at_call=3)
+    assert (out / pp.JOURNAL).is_file() and not (out / "manifest.csv").exists()
     pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
     assert summary(out)["processed"] == 2 and summary(out)["up_to_date"] == 2
     assert not (out / pp.JOURNAL).exists() and len(manifest(out)) == 4
