@@ -761,6 +761,6 @@ def _print_eval(scores: dict, tta: TTASpec) -> None:
     for k in ("macro_f1", "accuracy"):
         t.add_row(k, f"{scores['plain'][k]:.4f}", *([f"{scores['tta'][k]:.4f}"] if with_tta else []))
     print_table(t)
-    if scores.get("n_weights_fitted"):      # on its own line, as the rows' line above: a caption wraps narrow
+    if scores.get("n_weights_fitted"):      # the score's label, on its own line: a caption wraps narrow
         from imgcls.inference_report import fitted_note
-        warn(f"--eval: {fitted_note(scores)}")
+        info(f"--eval: {fitted_note(scores)}")
