@@ -36,6 +36,7 @@ DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default bomb limit (~ 9459 x 9459)
 # ignores the aspect ratio (timm's crop_mode calls it squash too), crop covers N x N and cuts the centre, pad fits the
 # longer side and letterboxes.
 RESIZE_MODES = ("squash", "crop", "pad")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")     # the resize filter (train --interpolation)
 
 
 def max_pixels_option(default: int | None = DEFAULT_MAX_PIXELS, none: str | None = None, help: str = ""):

@@ -141,8 +141,7 @@ class ModelMeta:
             raise bad(f"img_size {img_size!r} is not an integer from {IMG_SIZE_RANGE[0]} to {IMG_SIZE_RANGE[1]}")
         mean = _floats3(d["mean"], "mean", bad, lambda v: -10 <= v <= 10)
         std = _floats3(d["std"], "std", bad, lambda v: 1e-6 <= v <= 10)
-        from imgcls.io import RESIZE_MODES
-        from imgcls.train.config import INTERPOLATIONS
+        from imgcls.io import INTERPOLATIONS, RESIZE_MODES
         interpolation = _choice(d.get("interpolation", "bilinear"), "interpolation", INTERPOLATIONS, bad)
         resize_mode = _choice(d.get("resize_mode", "squash"), "resize_mode", RESIZE_MODES, bad)
         branch = _choice(d.get("branch", "shallow"), "branch", BRANCHES, bad)

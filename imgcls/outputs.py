@@ -10,6 +10,7 @@ from pathlib import Path
 from imgcls.errors import UserError
 
 SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it, predict reads it)
+RUNS_DIR = "outputs/runs"       # where imgcls train writes its runs by default (TrainConfig.out)
 
 
 def read_yaml(path: Path) -> dict:
@@ -82,3 +83,26 @@ def refuse_output_as_data(src: str | os.PathLike) -> None:
     data = read_yaml(where / "config.yaml").get("src") if kind == "train run" else None
     raise UserError(f"{src} is {what}, not a dataset; give a dataset folder or manifest.csv"
                     + (f" (this run trained on {data})" if data and where == src else ""))
+
+
+def trial_record(run_dir: str | os.PathLike) -> dict | None:
+    """For a tune trial's folder OUT/STUDY/trial_NNNN: its row of the study's trials.csv (column -> text); None when
+    the folder is not a trial's or the study's table does not list it."""
+    import csv
+    import re
+    m = re.fullmatch(r"trial_(\d+)", Path(run_dir).name)
+    table = Path(run_dir).parent / "trials.csv"
+    if not m or not table.is_file():
+        return None
+    try:
+        with open(table, newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.DictReader(f) if (r.get("trial") or "").strip() == str(int(m.group(1)))]
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
+    return {k: (v if v is not None else "") for k, v in rows[0].items()} if rows else None
+
+
+def removed_by_keep(run_dir: str | os.PathLike) -> str | None:
+    """For a trial folder whose study's trials.csv records that tune --keep deleted its checkpoints: that record
+    ('removed (--keep best-3)'); else None."""
+    return (trial_record(run_dir) or {}).get("checkpoints") or None

@@ -24,10 +24,10 @@ import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
-from imgcls.outputs import SPEC_NAME, read_yaml
+from imgcls.outputs import SPEC_NAME, read_yaml, trial_record
 from imgcls.options import option
 from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock, kfold_finished
-from imgcls.tune.report import trial_record
+
 
 COLUMNS = ["name", "kind", "task", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "scored_on", "seconds", "changed"]

@@ -423,6 +423,12 @@ def test_init_from_keeps_a_head_only_when_it_is_the_same_and_refuses_misfits(tmp
     r = CliRunner().invoke(app, ["train", str(tmp_path / "nothing"), "--init-from", str(run)])
     assert r.exit_code == 2 and f"--model test_efficientnet: the model of --init-from {run}" in \
         " ".join(r.output.split()) and "does not exist" in r.output, r.output       # then the data's own line
+    # a Python caller gets the same (TrainConfig.resolve, which the CLI calls): the run's model, unless given
+    from imgcls.train.config import TrainConfig
+    assert TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run)}).model == "test_efficientnet"
+    with pytest.raises(UserError, match="pass --model test_efficientnet"):
+        init_checkpoint(run, TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run),
+                                                  "model": "test_resnet"}).model)
 
 
 def test_models_list_shows_backbones_cached_here(tmp_path, monkeypatch):

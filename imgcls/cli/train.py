@@ -39,10 +39,4 @@ def train(src: OptSrc = None,
     overrides = cfg.explicit()
     if src is not None:
         overrides["src"] = str(src)
-    if overrides.get("init_from") and "model" not in overrides and config is None and resume is None:
-        from imgcls.train.checkpoint import init_model     # --init-from RUN: its model unless --model is typed
-        if (model := init_model(overrides["init_from"])) is not None:
-            overrides["model"] = model
-            from imgcls.console import info
-            info(f"--model {model}: the model of --init-from {overrides['init_from']}")
     run_train(TrainConfig.resolve(overrides, config=config, resume=resume), resume=resume)

@@ -96,8 +96,8 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
             raise UserError(f"{run_dir} is not a checkpoint; give a run folder (outputs/runs/NAME) or its best.pt")
         return [run_dir]
     if not run_dir.is_dir():
-        from imgcls.train.config import TrainConfig
-        raise UserError(f"run folder {run_dir} does not exist{did_you_mean(run_dir, (TrainConfig.out,))}; give a "
+        from imgcls.outputs import RUNS_DIR
+        raise UserError(f"run folder {run_dir} does not exist{did_you_mean(run_dir, (RUNS_DIR,))}; give a "
                         f"folder under outputs/runs (`imgcls runs` lists them)")
     direct = run_dir / f"{which}.pt"
     if direct.is_file():
@@ -146,7 +146,7 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
 def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
     """Why a tune trial's folder holds no checkpoint, when its study's trials.csv records that `tune --keep`
     deleted them (with the fix); else None."""
-    from imgcls.tune.report import removed_by_keep
+    from imgcls.outputs import removed_by_keep
     run_dir = Path(run_dir)
     removed = removed_by_keep(run_dir)
     if not removed:

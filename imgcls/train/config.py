@@ -13,13 +13,13 @@ from typing import Optional
 
 from imgcls.device import device_option
 from imgcls.errors import UserError
-from imgcls.io import RESIZE_MODES, max_pixels_option
+from imgcls.io import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.profiles import ProfileScheme
 from imgcls.options import When, check, check_typed, option, seed_option
+from imgcls.outputs import RUNS_DIR
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest")
 AUG_PRESETS = ("none", "light", "medium", "heavy")
 MIXES = ("none", "cutmix", "mixup", "cutmix-vertical")
 LOSSES = ("ce", "focal", "label-smoothing", "f1")
@@ -289,7 +289,7 @@ class TrainConfig:
                                       "cache: the model uses every core); the cache is built over min(8, cores).")
     device: str = device_option(RUNTIME)
     max_pixels: int = max_pixels_option()
-    out: str = option("outputs/runs", panel=OUTPUT, cli_type=Path, from_cli=str, help="Folder of runs.")
+    out: str = option(RUNS_DIR, panel=OUTPUT, cli_type=Path, from_cli=str, help="Folder of runs.")
     name: str | None = option(None, panel=OUTPUT, none="time-model, made unique",
                               help="Run name, one plain folder name; an existing one is an error unless --exist-ok.")
     exist_ok: bool = option(False, panel=OUTPUT, help="Train into an existing --name folder that holds no run (a "
@@ -416,6 +416,12 @@ class TrainConfig:
             d = cls.load(config).to_dict()
         else:
             d = {}
+        if overrides.get("init_from") and "model" not in overrides and resume is None and config is None:
+            from imgcls.train.checkpoint import init_model     # --init-from RUN: its model unless --model is given
+            if (model := init_model(overrides["init_from"])) is not None:
+                overrides["model"] = model
+                from imgcls.console import info
+                info(f"--model {model}: the model of --init-from {overrides['init_from']}")
         d.update(overrides)
         cfg = cls.from_dict(d)
         if resume is not None or config is not None:     # a resumed run's line is said by rundir.resume_config

@@ -20,8 +20,8 @@ from torch.utils.data import Dataset
 from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.errors import UserError
-from imgcls.io import RESIZE_MODES
-from imgcls.train.config import AUG_PRESETS, FILL_NAMES, INTERPOLATIONS
+from imgcls.io import INTERPOLATIONS, RESIZE_MODES
+from imgcls.train.config import AUG_PRESETS, FILL_NAMES
 
 
 def _interp(name: str):

@@ -48,30 +48,6 @@ def trials_frame(study, keep: int | None = None) -> pd.DataFrame:
                                        "checkpoints", "process", "message"])
 
 
-def trial_record(run_dir: Path) -> dict | None:
-    """For a trial folder OUT/STUDY/trial_NNNN: its row of the study's trials.csv (column -> text); None when the
-    folder is not a trial's or the study's table does not list it."""
-    import re
-    m = re.fullmatch(r"trial_(\d+)", Path(run_dir).name)
-    table = Path(run_dir).parent / "trials.csv"
-    if not m or not table.is_file():
-        return None
-    try:
-        t = pd.read_csv(table, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError):
-        return None
-    if "trial" not in t.columns:
-        return None
-    rows = t[t["trial"] == str(int(m.group(1)))]
-    return rows.iloc[0].to_dict() if len(rows) else None
-
-
-def removed_by_keep(run_dir: Path) -> str | None:
-    """For a trial folder OUT/STUDY/trial_NNNN whose study's trials.csv records that --keep deleted its checkpoints:
-    that record ('removed (--keep best-3)'); else None."""
-    return (trial_record(run_dir) or {}).get("checkpoints") or None
-
-
 def completed(study) -> list:
     """Finished trials, best first."""
     from optuna.study import StudyDirection
