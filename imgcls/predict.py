@@ -129,18 +129,24 @@ def predict_dropped_faces(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def member_config(m: Member) -> TrainConfig | None:
+    """The train options a member's run recorded (its config.yaml, beside its checkpoint or its fold's); None where
+    nothing is known (a bare checkpoint, a folder not written by imgcls train)."""
+    folder = m.run if m.run.is_dir() else m.run.parent
+    try:
+        return TrainConfig.load(folder / "config.yaml")
+    except UserError:
+        return None
+
+
 def warn_mirrors_unseen(spec: EnsembleSpec, tta_spec: TTASpec) -> None:
     """A member trained with --no-hflip never saw a mirrored image (a digit's mirror is no digit): TTA's flipped
     views average in what it cannot read, so that is said."""
     if not (tta_spec.flip or tta_spec.crops == 10):
         return
     for m in spec.members:
-        folder = m.run if m.run.is_dir() else m.run.parent
-        try:
-            hflip = TrainConfig.load(folder / "config.yaml").hflip
-        except UserError:            # no config.yaml beside the checkpoint (or not ours): nothing known
-            continue
-        if not hflip:
+        cfg = member_config(m)
+        if cfg is not None and not cfg.hflip:
             warn(f"--tta {tta_spec.text} mirrors the images, but {m.name} was trained with --no-hflip (it never saw "
                  f"a mirrored image); --tta crops or scales=... keep the orientation")
 
@@ -150,13 +156,7 @@ def recorded_max_pixels(spec: EnsembleSpec) -> int:
     config.yaml (the test images are of the kind they trained on: a run trained on 120-megapixel scans would
     otherwise find every test image too big); io's default for a run without one (a bare checkpoint, an older
     run). A limit other than the default is said in one line."""
-    found: dict[str, int] = {}
-    for m in spec.running().members:
-        folder = m.run if m.run.is_dir() else m.run.parent      # a fold's folder holds the config.yaml too
-        try:
-            found[m.name] = TrainConfig.load(folder / "config.yaml").max_pixels
-        except UserError:            # no config.yaml beside the checkpoint (or not ours): nothing known
-            continue
+    found = {m.name: cfg.max_pixels for m in spec.running().members if (cfg := member_config(m)) is not None}
     limit = max(found.values(), default=imgio.DEFAULT_MAX_PIXELS)
     if limit != imgio.DEFAULT_MAX_PIXELS:
         who = ", ".join(n for n, v in found.items() if v == limit)
