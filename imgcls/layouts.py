@@ -248,8 +248,14 @@ def _first_names(names: Sequence[str]) -> list[str]:
     return [str(n)[2:] if str(n).startswith("./") else str(n) for n in list(names)[:20]]
 
 
-def _holds_most(folder: Path, sample: Sequence[str]) -> bool:
-    return 2 * sum(_file_named(folder, n) is not None for n in sample) > len(sample)
+def _files_named(folder: Path, sample: Sequence[str]) -> int:
+    """How many of a CSV's sampled names are files in `folder`."""
+    return sum(_file_named(folder, n) is not None for n in sample)
+
+
+def _most_of(hits: int, sample: Sequence[str]) -> bool:
+    """More than half of the sampled names: a folder holding only a few is not the CSV's."""
+    return 2 * hits > len(sample)
 
 
 def csv_images_subfolder(base: Path, names: Sequence[str], csv_path: Path) -> Path | None:
@@ -261,7 +267,7 @@ def csv_images_subfolder(base: Path, names: Sequence[str], csv_path: Path) -> Pa
         subs = sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith("."))
     except OSError:
         return None
-    hits = [d for d in subs if d.name.lower() not in CSV_IMAGE_FOLDERS and _holds_most(d, sample)]
+    hits = [d for d in subs if d.name.lower() not in CSV_IMAGE_FOLDERS and _most_of(_files_named(d, sample), sample)]
     if len(hits) > 1:
         raise UserError(f"the image names of {csv_path} (e.g. {sample[0]}) are files in several folders beside it "
                         f"({', '.join(str(d) for d in hits)}); pass --image-dir with the one that holds its images")
@@ -278,10 +284,10 @@ def csv_image_root(base: Path, names: Sequence[str]) -> Path | None:
     best, most = None, 0
     for folder in (base, *(base / sub for sub in CSV_IMAGE_FOLDERS)):
         if folder.is_dir():
-            hits = sum(_file_named(folder, n) is not None for n in sample)
+            hits = _files_named(folder, sample)
             if hits > most:
                 best, most = folder, hits
-    return best if 2 * most > len(sample) else None
+    return best if _most_of(most, sample) else None
 
 
 def folder_csv(root: Path) -> Path | None:
