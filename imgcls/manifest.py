@@ -386,7 +386,7 @@ def over_limit_rows(df: pd.DataFrame, max_pixels: int | None, skip: set[int] = f
     those in `skip` (scanned now, with the bound); none without a bound."""
     if not max_pixels or not {"width", "height"} <= set(df.columns):
         return []
-    errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else np.full(len(df), "")
+    errors = error_texts(df).to_numpy()
     w = pd.to_numeric(df["width"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     h = pd.to_numeric(df["height"], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     big = (errors == "") & np.isfinite(w) & np.isfinite(h) & (w * h > max_pixels)
@@ -433,10 +433,15 @@ def say_unreadable(df: pd.DataFrame, show: int = 5, fate: str = "left out",
     warn(f"{plural(len(bad), 'unreadable image')}, {fate}: {listed}{more}")
 
 
+def error_texts(df: pd.DataFrame) -> pd.Series:
+    """Each row's `error` as text, '' for a readable image or a table without the column (no scan yet)."""
+    return df["error"].fillna("").astype(str) if "error" in df.columns else pd.Series("", index=df.index)
+
+
 def unscanned_rows(df: pd.DataFrame) -> list[int]:
     """Positions of rows no scan has looked at: no sha256 and no error (a row the scan found unreadable has its
     error and, for a missing or non-regular file, no sha256: stale_rows decides whether to look again)."""
-    errors = df["error"].fillna("").astype(str) if "error" in df.columns else pd.Series("", index=df.index)
+    errors = error_texts(df)
     return [i for i, (h, e) in enumerate(zip(df["sha256"], errors)) if (not isinstance(h, str) or not h) and not e]
 
 
@@ -448,7 +453,7 @@ def stale_rows(df: pd.DataFrame, skip: set[int] = frozenset()) -> list[int]:
     (missing and recorded so) is not stale: each step after the one that found it does not scan or report it again."""
     out = []
     sizes = df["bytes"] if "bytes" in df.columns else pd.Series([pd.NA] * len(df), index=df.index)
-    errors = df["error"].fillna("").astype(str) if "error" in df.columns else pd.Series("", index=df.index)
+    errors = error_texts(df)
     for i, (p, b, e) in enumerate(zip(image_paths(df), sizes, errors)):
         if i in skip:
             continue
