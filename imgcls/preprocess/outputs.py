@@ -117,11 +117,24 @@ def made_from(df: pd.DataFrame) -> str | None:
     return src if isinstance(src, str) and src else None
 
 
-def previous_records(out: Path, settings: dict) -> dict[str, dict]:
-    """source_path -> record from the last run with the same settings (manifest, then the journal); each with
-    `source_stamp`, the input's input_stamp() when its output was made (None where no run recorded one: redone)."""
+def earlier_manifest(out: Path) -> pd.DataFrame | None:
+    """The manifest an earlier run wrote in `out` (None: none, or one that cannot be read): read once, for what it
+    may keep (previous_records) and what it wrote (earlier_outputs)."""
+    mfile = out / mf.MANIFEST_NAME
+    if not mfile.is_file():
+        return None
+    try:
+        return mf.read_manifest_file(mfile)
+    except UserError:
+        return None
+
+
+def previous_records(out: Path, settings: dict, old: pd.DataFrame | None = None) -> dict[str, dict]:
+    """source_path -> record from the last run with the same settings (its manifest `old`, earlier_manifest, then
+    the journal); each with `source_stamp`, the input's input_stamp() when its output was made (None where no run
+    recorded one: redone)."""
     prev: dict[str, dict] = {}
-    sfile, mfile = out / SETTINGS_FILE, out / mf.MANIFEST_NAME
+    sfile = out / SETTINGS_FILE
     same = False
     if sfile.is_file():
         try:
@@ -130,11 +143,7 @@ def previous_records(out: Path, settings: dict) -> dict[str, dict]:
             same = False
         if not same:
             info(f"settings differ from the last run in {out}: every image is processed again")
-    if same and mfile.is_file():
-        try:
-            old = mf.read_manifest_file(mfile)
-        except UserError:
-            old = None
+    if same:
         if old is not None and "source_path" in old.columns:
             stamps = _read_stamps(out / INPUTS_FILE)
             for r in old[~mf.augmented(old)].to_dict("records"):   # oversampled copies: preprocess.oversample
@@ -146,33 +155,16 @@ def previous_records(out: Path, settings: dict) -> dict[str, dict]:
     return prev
 
 
-def earlier_outputs(out: Path) -> set[str]:
-    """The images an earlier run wrote under `out`, as paths relative to it: the rows of its manifest whose root
-    is `out` (originals and oversampled copies) and the records of an interrupted run's journal (any settings).
-    Read before this run writes anything (a journal of other settings is started anew)."""
+def earlier_outputs(out: Path, old: pd.DataFrame | None) -> set[str]:
+    """The images an earlier run wrote under `out`, as paths relative to it: the rows of its manifest `old`
+    (earlier_manifest) whose root is `out` (originals and oversampled copies) and the records of an interrupted
+    run's journal (any settings). Read before this run writes anything (a journal of other settings is started
+    anew)."""
     names: set[str] = set()
-    mfile = out / mf.MANIFEST_NAME
     out_r = str(out.resolve())
-    if mfile.is_file():
-        try:
-            old = mf.read_manifest_file(mfile)
-        except UserError:
-            old = None
-        if old is not None:
-            names.update(str(p) for p, r in zip(old["path"], old["root"]) if str(r) == out_r)
-    jfile = out / JOURNAL
-    if jfile.is_file():
-        try:
-            lines = jfile.read_text(encoding="utf-8").splitlines()[1:]
-        except (OSError, UnicodeDecodeError):
-            lines = []
-        for line in lines:
-            try:
-                r = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(r, dict) and r.get("path"):
-                names.add(str(r["path"]))
+    if old is not None:
+        names.update(str(p) for p, r in zip(old["path"], old["root"]) if str(r) == out_r)
+    names.update(str(r["path"]) for r in journal_records(out / JOURNAL) if isinstance(r, dict) and r.get("path"))
     return names
 
 
@@ -203,17 +195,21 @@ def remove_outputs(out: Path, names) -> int:
     return gone
 
 
-def journal_records(jfile: Path, settings: dict) -> list[dict]:
-    """The records of a resume journal written by `open_journal` under the same settings ([] when it is missing or
-    was written under other settings); a line cut by a crash is skipped."""
+def journal_records(jfile: Path, settings: dict | None = None) -> list[dict]:
+    """The records of a resume journal written by `open_journal` under the same `settings` (None: under any) ([]
+    when it is missing or cannot be read, or was written under other settings); a line cut by a crash is
+    skipped."""
     if not jfile.is_file():
         return []
-    lines = jfile.read_text(encoding="utf-8").splitlines()
+    try:
+        lines = jfile.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
     try:
         header = json.loads(lines[0]) if lines else {}
     except ValueError:
         header = {}
-    if header.get("settings") != settings:
+    if settings is not None and (not isinstance(header, dict) or header.get("settings") != settings):
         return []
     records = []
     for line in lines[1:]:

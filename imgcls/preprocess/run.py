@@ -18,8 +18,9 @@ from imgcls.fsutil import check_output_location, check_writable, remove_stale_te
 from imgcls.parallel import check_workers
 from imgcls.preprocess.config import FACE_COLUMNS, FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
 from imgcls.preprocess.image import Models, empty_record, init_worker, process_image, run_chunk
-from imgcls.preprocess.outputs import (JOURNAL, SETTINGS_FILE, earlier_outputs, input_stamp, kept_output,
-                                      open_journal, output_names, previous_records, remove_outputs, write_stamps)
+from imgcls.preprocess.outputs import (JOURNAL, SETTINGS_FILE, earlier_manifest, earlier_outputs, input_stamp,
+                                      kept_output, open_journal, output_names, previous_records, remove_outputs,
+                                      write_stamps)
 
 MIN_PER_WORKER = 16
 
@@ -53,8 +54,9 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     dsts = under_all(out, names)
     keep = pd.Series(mf.kept(df), index=df.index)
     readable = df["error"].fillna("") == ""
-    prev = previous_records(out, settings)
-    earlier = earlier_outputs(out)     # what an earlier run wrote here: what this one does not write goes
+    old = earlier_manifest(out)
+    prev = previous_records(out, settings, old)
+    earlier = earlier_outputs(out, old)     # what an earlier run wrote here: what this one does not write goes
 
     records: dict[int, dict] = {}
     stamps: dict[int, list | None] = {}    # each input as it is now (size, mtime, the scan's sha256), before any work
