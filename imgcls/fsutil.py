@@ -130,7 +130,7 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
             raise UserError(f"the input folder {root} is inside {flag} {out}; choose {flag} outside the input "
                             f"(this step writes and tidies its whole {flag} folder)")
     out_r = Path(os.path.realpath(out))
-    parents: dict[str, Path] = {}       # each folder resolved once: thousands of images share a few folders
+    resolved = _FolderCache()           # each folder resolved once: thousands of images share a few folders
     heads = set()
     inside = []
     for p in images:
@@ -138,34 +138,40 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
         heads.add(head)
         if not owns:
             continue
-        if os.path.islink(p):
-            real = Path(os.path.realpath(p))
-        else:
-            if head not in parents:
-                parents[head] = Path(os.path.realpath(head or "."))
-            real = parents[head] / name
+        real = Path(os.path.realpath(p)) if os.path.islink(p) else resolved(head) / name
         if _under(real, out_r):
             inside.append(p)
     if inside:
         raise UserError(f"{len(inside)} input image(s) lie inside {flag} {out}, e.g. {inside[0]}; choose an "
                         f"{flag} that holds none of the inputs (imgcls never writes over its input)")
-    folder = _input_folder_holding(out_r, heads, roots)
+    folder = _input_folder_holding(out_r, heads, roots, resolved)
     if folder is not None:
         raise UserError(f"output {out} is inside the input folder {folder[0]} (the real folder of {folder[1]}); "
                         f"choose {flag} outside it (imgcls never writes under its input)")
     return out
 
 
-def _input_folder_holding(out_r: Path, folders, roots) -> tuple[Path, str] | None:
+class _FolderCache(dict):
+    """folder (as read) -> its real path, each resolved once (os.path.realpath)."""
+
+    def __call__(self, head: str) -> Path:
+        key = os.path.abspath(head or ".")
+        if key not in self:
+            self[key] = Path(os.path.realpath(key))
+        return self[key]
+
+
+def _input_folder_holding(out_r: Path, folders, roots, resolved: _FolderCache) -> tuple[Path, str] | None:
     """(real folder, folder as read) of the first input folder the resolved `out_r` lies in: each of `folders` (those
-    holding input images) and those above it up to its root (symlinks resolved); None when there is none."""
+    holding input images) and those above it up to its root (symlinks resolved, through `resolved`); None when there
+    is none."""
     tops = {os.path.abspath(r) for r in roots if r is not None}
     seen: set[str] = set()
     for head in sorted(folders):
         head = os.path.abspath(head or ".")
         while head not in seen:
             seen.add(head)
-            real = Path(os.path.realpath(head))
+            real = resolved(head)
             if _under(out_r, real):
                 return real, head
             up = os.path.dirname(head)
