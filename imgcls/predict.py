@@ -381,14 +381,16 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
     named = {f: _named_rows(f, where)
              for f in [run / "val_predictions.csv"] + sorted(run.glob("fold_*/val_predictions.csv"))}
     if not any(named.values()):
-        originals = _trained_originals(run, df, where, folds)
-        return (originals, run, sorted(folds)) if originals.any() else (trained, None, [])
+        took = _trained_by_table(run, df, where, folds)
+        return (took, run, sorted(folds)) if took is not None and took.any() else (trained, None, [])
     if not folds:
         hit = named[run / "val_predictions.csv"]
-        split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
-        trained = np.array(mf.kept(df), bool)
-        if split is not None:
-            trained &= (split != "test").to_numpy()
+        trained = _trained_by_table(run, df, where, folds)
+        if trained is None:         # its training table is not readable here: df taken as it (train's rule)
+            split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
+            trained = np.array(mf.kept(df), bool)
+            if split is not None:
+                trained &= (split != "test").to_numpy()
         trained[hit] = False
         return trained, run, []
     any_named = False
@@ -417,12 +419,14 @@ def _named_rows(f: Path, where: dict[str, int]) -> list[int] | None:
     return [where[k] for k in map(str, mf.image_paths(vp)) if k in where]
 
 
-def _trained_originals(run: Path, df: pd.DataFrame, where: dict[str, int], folds: set[int]) -> np.ndarray:
-    """Rows of df that are the originals of images `run` trained on: preprocess's copies (the `source_path` of the
-    training table its config.yaml names) trained, and df holds what they were made from (--eval on data/raw after
-    preprocess -> split -> train). The training table's rows are told apart by train's rules, as trained_rows does
-    for df itself: a single run trained on every kept row but its validation and test rows; a fold on the table's
-    other folds (train.data.fold_training_rows). All False when nothing links them."""
+def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds: set[int]) -> np.ndarray | None:
+    """Rows of df that are images `run` trained on, or their originals, by the training table its config.yaml
+    names: the table's training rows themselves (df another split of the same images: its test rows are not the
+    run's), and the originals preprocess's copies were made from (their `source_path`: --eval on data/raw after
+    preprocess -> split -> train). The training table's rows are told apart by train's rules: a single run trained
+    on every kept row but its validation and test rows; a fold on the table's other folds
+    (train.data.fold_training_rows). None when that table cannot be read here (an image folder is not read again)
+    or names none of the run's validation images."""
     trained = np.zeros(len(df), bool)
     try:
         src = TrainConfig.load(run / "config.yaml").src
@@ -430,16 +434,16 @@ def _trained_originals(run: Path, df: pd.DataFrame, where: dict[str, int], folds
         table = (mf.load(src, scan=False, announce=False)
                  if src and (Path(src).is_file() or (Path(src) / mf.MANIFEST_NAME).is_file()) else None)
     except (UserError, OSError):
-        return trained
-    if table is None or "source_path" not in table.columns:
-        return trained
-    sources = table["source_path"].fillna("").astype(str).to_numpy()
-    at = {str(p): i for i, p in enumerate(mf.image_paths(table))}
+        return None
+    if table is None:
+        return None
+    paths = [str(p) for p in mf.image_paths(table)]
+    at = {p: i for i, p in enumerate(paths)}
     validated = np.zeros(len(table), bool)
     for f in [run / "val_predictions.csv"] + sorted(run.glob("fold_*/val_predictions.csv")):
         validated[_named_rows(f, at) or []] = True
     if not validated.any():
-        return trained
+        return None
     if folds and "fold" in table.columns:         # train's own rule for the folds of a split table
         from imgcls.train.data import fold_training_rows
         took = np.zeros(len(table), bool)
@@ -450,9 +454,12 @@ def _trained_originals(run: Path, df: pd.DataFrame, where: dict[str, int], folds
     else:
         split = table["split"].fillna("").astype(str).str.lower() if "split" in table.columns else None
         took = mf.kept(table) & ~validated & ((split != "test").to_numpy() if split is not None else True)
-    for s in sources[took]:
-        if s in where:
-            trained[where[s]] = True
+    sources = (table["source_path"].fillna("").astype(str).to_numpy() if "source_path" in table.columns
+               else np.full(len(table), "", object))
+    for i in np.flatnonzero(took):
+        for key in (paths[i], sources[i]):
+            if key in where:
+                trained[where[key]] = True
     return trained
 
 

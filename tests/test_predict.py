@@ -549,6 +549,35 @@ def test_eval_on_the_originals_of_preprocessed_training_images_is_refused(tmp_pa
     assert pr.trained_rows(member_from_run(kfold), df)[0].all()
 
 
+def test_eval_on_another_split_of_a_single_runs_training_images_is_refused(tmp_path, monkeypatch):
+    """A run trained on one table (here a train / val split without test rows), then --eval --eval-split test on
+    another split of the same images (`imgcls split --test 0.2 --out other.csv`): the check took the scored table
+    for the run's own, so its test rows counted as never trained on, and a score over images the run trained on
+    was printed as a test score. The run's own training table says which it trained on: refused."""
+    import imgcls.predict as pr
+    from imgcls import manifest as mf
+    from imgcls.train import TrainConfig, run_train
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
+    df = mf.load(raw, scan=True, announce=False)
+    i = np.arange(len(df))
+    own, other = df.copy(), df.copy()
+    own["split"] = np.where(i % 4 == 0, "val", "train")
+    other["split"] = np.where(i % 4 == 1, "test", np.where(i % 4 == 0, "val", "train"))
+    mf.write(own, tmp_path / "own.csv")
+    mf.write(other, tmp_path / "other.csv")
+    monkeypatch.chdir(tmp_path)
+    run = run_train(TrainConfig(src="own.csv", name="one", model="test_resnet", pretrained=False, img_size=32,
+                                batch_size=8, workers=0, device="cpu", aug="none", epochs=1, out="runs"))
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the leak check"))
+    n_test = int((other["split"] == "test").sum())
+    res = invoke("predict", run, "--data", "other.csv", "--eval", "--eval-split", "test", "--out", tmp_path / "p",
+                 "--workers", 0, "--quiet")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and f"--eval would score {n_test} of the {n_test} labelled test rows of other.csv" \
+        in said and "leaked score" in said, said
+    assert not (tmp_path / "p").exists()
+
+
 def test_training_distribution_of_a_run_a_k_fold_run_and_other_classes(tmp_path):
     """predict's report sets the submission's class shares against the training set's: a run's training rows, a
     k-fold run's whole labelled set (fold 0's training + validation rows, not fold 0's training rows alone), and
