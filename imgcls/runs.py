@@ -451,8 +451,9 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
               if ra.config.get(k) != rb.config.get(k)]
     cfg = [d for d in differ if d[0] not in HOW_IT_RAN]
     ran = [d[0] for d in differ if d[0] in HOW_IT_RAN]
-    # the scores are over the same images only when both runs scored the same rows
-    same_rows = ra.row_keys is not None and ra.row_keys == rb.row_keys and ra.scored_on == rb.scored_on
+    # the scores are over the same images when both runs scored the same rows, whatever each calls them (an
+    # ensemble's common OOF rows are its k-fold members' OOF rows; a single run's val rows those of a one-fold set)
+    same_rows = ra.row_keys is not None and ra.row_keys == rb.row_keys
     mets = []
     for k in ("val_macro_f1", "val_acc", "n_val", "epochs", "best_epoch", "seconds"):
         va, vb = getattr(ra, k), getattr(rb, k)

@@ -210,6 +210,22 @@ def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cros
     assert r.exit_code == 0 and re.search(r"scored on\W+val \(4\)\W+OOF \(4\)\W+other rows", out), out
     assert re.search(r"val_macro_f1\W+1.0000\W+0.6667\W+-0.3333 \(other rows\)", out), out
     assert "not a like-for-like comparison" in out
+    # an ensemble scored on the very images of its member's validation rows (common val / common OOF against val /
+    # OOF): the same rows, a plain delta, not "scored on different images"
+    ens = outputs / "ensembles" / "same"
+    ens.mkdir()
+    (ens / "spec.yaml").write_text(yaml.safe_dump({
+        "kind": "imgcls-ensemble", "name": "same", "method": "soft", "classes": CLASSES, "scores": {},
+        "members": [{"name": "best", "weight": 0.5}, {"name": "mid", "weight": 0.5}]}))
+    pd.read_csv(outputs / "runs" / "mid" / "val_predictions.csv").pipe(
+        lambda v: v.assign(key=[f"{r}/{q}" for r, q in zip(v["root"], v["path"])])).drop(
+        columns=["root", "path", "fold"]).to_csv(ens / "oof_predictions.csv", index=False)
+    assert diff_runs(ens, outputs / "runs" / "best")["same_rows"]
+    r = CliRunner().invoke(app, ["runs", "diff", str(ens), str(outputs / "runs" / "best")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and re.search(r"scored on\W+common val \(4\)\W+val \(4\)\W+same rows", out), out
+    assert "(other rows)" not in out and "different images" not in out, out
+    shutil.rmtree(ens)
     # two runs validated on the same images: a plain delta
     assert diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")["same_rows"]
     r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "best"), str(outputs / "runs" / "mid")])
