@@ -728,9 +728,10 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if evaluate:
         scores = _eval_scores(df, probs, classes, part, rows, weights_fitted_rows(spec, df))
         if scores is None:
+            hint = mf.label_column_hint(df) if target == "label" else ""    # DACON's artist, read unlabeled
             predicts = (f" (it predicts the column '{target}', train --target {target}"
                         + ("" if target in df.columns else f", which {data} does not have") + ")"
-                        if target != "label" else "")
+                        if target != "label" else f" ({data} was read unlabeled; {hint})" if hint else "")
             warn(f"--eval: the {'' if part == 'all' else part + ' '}rows have no labels the model knows{predicts}; "
                  f"nothing to score")
         else:

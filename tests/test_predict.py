@@ -771,7 +771,9 @@ def test_label_col_names_the_truth_of_a_test_csv(tmp_path):
     run = make_tiny_run(tmp_path / "runs" / "r", classes=tuple(artists))
     res = invoke("predict", run, "--data", tmp_path / "held_out.csv", "--eval", "--out", tmp_path / "p0",
                  "--workers", 0)
-    assert res.exit_code == 0 and "nothing to score" in " ".join(res.output.split()), res.output
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "nothing to score" in said, res.output
+    assert "--label-col COLUMN reads one of its columns with classes: artist" in said, said   # and the fix
     res = invoke("predict", run, "--data", tmp_path / "held_out.csv", "--label-col", "artist", "--eval",
                  "--out", tmp_path / "p1", "--workers", 0)
     assert res.exit_code == 0, res.output
