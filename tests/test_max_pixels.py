@@ -208,7 +208,24 @@ def test_predict_defaults_to_the_limit_the_run_trained_with(tmp_path, fake_defau
     assert recorded_max_pixels(spec(default, scans, raised)) == 150_000_000
 
 
-@pytest.mark.parametrize("cmd", ["clean", "train", "predict", "tune"])
+# --- split -------------------------------------------------------------------------------------------------------
+
+def test_split_raised_limit_reaches_the_near_duplicate_pass(data, tmp_path, fake_default):
+    """split's scan honoured --max-pixels but its near-duplicate pass (embeddings, verification thumbnails)
+    decoded at PIL's default: an image above it was scanned readable, then never embedded, so its near copy on
+    the other side went unseen. Split --check alike."""
+    res = invoke("split", data, "--out", tmp_path / "s.csv", "--device", "cpu", "--max-pixels", 20_000)
+    assert res.exit_code == 0, res.output
+    assert {b for _, b in fake_default} == {20_000}, set(fake_default)
+    assert [n for n, _ in fake_default].count(BIG) >= 2        # the scan and the embedding pass
+    fake_default.clear()
+    res = invoke("split", "--check", tmp_path / "s.csv", "--device", "cpu", "--max-pixels", 20_000,
+                 "--cache-dir", tmp_path / "fresh")                    # embedded again, not served by the cache
+    assert res.exit_code == 0, res.output
+    assert {b for _, b in fake_default} == {20_000}, set(fake_default)
+
+
+@pytest.mark.parametrize("cmd", ["clean", "train", "predict", "tune", "split"])
 @pytest.mark.parametrize("value", ["0", "-5"])
 def test_max_pixels_out_of_range_is_one_line(cmd, value, data, tmp_path, monkeypatch):
     import imgcls.manifest as mf

@@ -1,4 +1,4 @@
-"""`imgcls split`. Its flags are SplitConfig's, LayoutOptions', --workers' and --max-pixels' declarations."""
+"""`imgcls split`. Its flags are SplitConfig's, LayoutOptions', and --workers' declarations."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,6 @@ import typer
 
 from imgcls.cli.common import OptSrc, Quiet, command
 from imgcls.errors import UserError
-from imgcls.io import ImageLimits
 from imgcls.manifest import LayoutOptions
 from imgcls.options import Given
 from imgcls.pipeline import PIPELINE
@@ -31,7 +30,7 @@ EPILOG = """Examples:
 @command("split", epilog=EPILOG, options={
     "cfg": SplitConfig,
     "layout": (LayoutOptions, ("layout", "csv", "path_col", "label_col", "image_dir", "ext")),
-    "run": ParallelOptions, "limits": ImageLimits})
+    "run": ParallelOptions})
 def split(src: OptSrc = None,
           out: Annotated[Optional[Path], typer.Option(
               help="Output table (manifest + split, fold, drop_reason); reports are written beside it. "
@@ -42,7 +41,7 @@ def split(src: OptSrc = None,
               rich_help_panel="Check")] = None,
           fix: Annotated[bool, typer.Option(help="With --check: move each leaking group wholly to one side.",
                                             rich_help_panel="Check")] = False,
-          quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given, limits: Given) -> None:
+          quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given) -> None:
     """Split a dataset into train / val / test or k folds without leaks: groups (people), exact and near
     duplicates never cross sides; stratified by label or attributes; per-split distribution report."""
     from imgcls import split as sp
@@ -61,5 +60,4 @@ def split(src: OptSrc = None,
         src = default_input("split")
     opts = layout.build(group_col=config.group_col if config.group_col != "group" else None,
                         age_bands=config.age_bands)
-    sp.run_split(src, out or Path(dict(PIPELINE)["splits"]), opts, config, workers=workers,
-                 max_pixels=limits.values["max_pixels"])
+    sp.run_split(src, out or Path(dict(PIPELINE)["splits"]), opts, config, workers=workers)

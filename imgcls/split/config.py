@@ -10,6 +10,7 @@ from imgcls import links
 from imgcls import profiles
 from imgcls.device import device_option
 from imgcls.errors import UserError
+from imgcls.io import max_pixels_option
 from imgcls.options import check, int_list, join, option, seed_option
 
 SPLITS = ("train", "val", "test")
@@ -68,6 +69,7 @@ class SplitConfig:
                         help="Embedding model of the near-duplicate search.")
     embed_precision: str = links.embed_precision_option(LINKS, ("near_dup",))
     device: str = device_option(RUNTIME)
+    max_pixels: int = max_pixels_option()
     cache_dir: str | None = option(None, panel=LINKS, cli_type=Optional[Path], from_cli=str, needs=("near_dup",),
                                    help="Embedding and verified-pair cache folder (shared with clean).")
     tolerance: float = option(0.05, panel=PARTS, lo=0, hi=1,
@@ -84,7 +86,8 @@ class SplitConfig:
     def near_duplicates(self) -> links.NearDuplicates:
         """The near-duplicate definition these options choose (clean's, with the same embedding cache)."""
         return links.NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.model,
-                                    device=self.device, cache_dir=self.cache_dir, precision=self.embed_precision)
+                                    device=self.device, cache_dir=self.cache_dir, precision=self.embed_precision,
+                                    max_pixels=self.max_pixels)
 
 
 def parse_ages(text: str | None) -> list[int]:

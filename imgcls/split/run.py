@@ -12,7 +12,6 @@ from imgcls import profiles
 from imgcls.console import info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps
-from imgcls.options import check
 from imgcls.parallel import check_workers
 from imgcls.split.assign import assign, check_placed
 from imgcls.split.config import LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
@@ -116,8 +115,7 @@ def units_series(df: pd.DataFrame, reasons: pd.Series, units: np.ndarray) -> pd.
     return s
 
 
-def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int, max_pixels: int | None,
-          ) -> tuple[pd.DataFrame, str]:
+def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int) -> tuple[pd.DataFrame, str]:
     """The table to split and its group column, scanned once `out` is known to lie outside its images' folders and
     --group-col / --stratify name columns it has (the table's columns are the scanned table's: mf.ensure_columns
     adds the scan's empty), all before the long work."""
@@ -126,7 +124,7 @@ def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int
     check_output_location(out, *mf.roots(df), images=mf.image_paths(df), owns=False)
     group_col = _resolve_group_col(df, cfg, layout)
     _check_stratify(df, cfg)
-    return mf.scan_images(df, workers=workers, max_pixels=max_pixels), group_col
+    return mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels), group_col
 
 
 def _check_embedder(cfg: SplitConfig) -> None:
@@ -139,17 +137,14 @@ def _check_embedder(cfg: SplitConfig) -> None:
         check_cache_folder(cfg.cache_dir)
 
 
-def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int = 1,
-              max_pixels: int | None = mf.imgio.DEFAULT_MAX_PIXELS) -> pd.DataFrame:
+def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int = 1) -> pd.DataFrame:
     """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports."""
     cfg.validate()
     check_workers(workers)
-    if max_pixels is not None:
-        check(mf.imgio.ImageLimits(max_pixels))
     out = Path(out)
     check_writable(out, "file")
     _check_embedder(cfg)
-    df, group_col = _load(src, out, opts, cfg, workers, max_pixels)
+    df, group_col = _load(src, out, opts, cfg, workers)
     df, summary, leaks, _ = make_split(df, cfg, group_col, workers)
     for n in summary["notes"]:
         warn(n)
@@ -204,7 +199,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
                         f"like it; accepted: train, val, test, or empty for a row left out); fix the file or make "
                         f"a new split with `imgcls split SRC`")
     group_col = _resolve_group_col(df, cfg, "manifest")      # a column the file lacks: refused, not replaced
-    df = mf.scan_images(df, workers=workers)
+    df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     df = df.assign(split=df["split"].fillna("").astype(str))
     if "fold" in df.columns:
         df["fold"] = pd.to_numeric(df["fold"], errors="coerce").astype("Int64")
