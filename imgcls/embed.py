@@ -71,6 +71,18 @@ class _Images:
         return i, torch.from_numpy(arr), True
 
 
+def _weights_tag(weights: str | os.PathLike, flag: str | None) -> str:
+    """The cache name of a weight file: its stem and a digest of where it is and which version it is (size, mtime),
+    so two files of one name (two runs' best.pt) or a file overwritten since never share cached vectors."""
+    import hashlib
+
+    from imgcls.weights import weight_file
+    path = weight_file(weights, flag)
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()
+    return f"{path.stem}-{hashlib.sha256(key).hexdigest()[:10]}"
+
+
 def _cache_file(cache_dir: Path, model: str, size: int) -> Path:
     return cache_dir / f"{model}_{size}.npz"
 
@@ -274,7 +286,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     bf16 = inference_precision(precision, device) == "bf16"
     # one cache file per precision: a bf16 vector differs from the fp32 one (cosine ~0.999), and a run's result
     # must not depend on which pass filled the cache
-    tag = (model if weights is None else f"{model}-{Path(weights).stem}") + ("-bf16" if bf16 else "")
+    tag = (model if weights is None else f"{model}-{_weights_tag(weights, weights_flag)}") + ("-bf16" if bf16 else "")
     cpaths = {"pooled": _cache_file(cache_dir, tag, size), "style": _cache_file(cache_dir, tag + "-style", size)}
     cache = load_vectors(cpaths[kind], tag, size, kind)
     parts = _shard_dir(cache_dir, tag, size)

@@ -1178,3 +1178,25 @@ def test_detectors_own_their_thresholds_behind_one_registry():
     with warnings.catch_warnings():                   # no score at all (a set too small): no quantile, no warning
         warnings.simplefilter("error")
         assert not get_detector("photo-style").flag(np.full(4, np.nan), contamination=0.5).any()
+
+
+def test_embedding_cache_tells_weight_files_of_the_same_name_apart(tmp_path):
+    """--embedder-weights: two different files both named best.pt (two runs' checkpoints) are two embedders; the
+    second pass embeds with its own weights instead of reusing the first file's cached vectors."""
+    import timm
+    import torch
+    from imgcls import embed
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}), announce=False).reset_index(drop=True)
+    files = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        f = tmp_path / f"run{seed}" / "best.pt"
+        f.parent.mkdir()
+        torch.save(timm.create_model("test_efficientnet", num_classes=0).state_dict(), f)
+        files.append(f)
+    kw = dict(model="test_efficientnet", img_size=32, device="cpu", cache_dir=tmp_path / "cache", precision="fp32")
+    first = embed.embed_manifest(df, weights=str(files[0]), **kw)
+    second = embed.embed_manifest(df, weights=str(files[1]), **kw)
+    assert not np.allclose(first, second)
+    np.testing.assert_allclose(embed.embed_manifest(df, weights=str(files[0]), **kw), first)   # still cached
