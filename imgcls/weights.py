@@ -81,6 +81,9 @@ def check_model_name(name: str, flag: str = "--model") -> str:
 def weight_file(path: str | os.PathLike, flag: str | None = "--weights") -> Path:
     """`path`, which must be a file; otherwise the error names the option that gave it (`flag`)."""
     path = Path(path)
+    if path.is_dir():
+        raise MissingWeightsError(f"{path} is a folder, not a weight file; give the file in it with "
+                                  f"{flag or '--weights'} (e.g. {path / 'best.pt'} for an imgcls run)")
     if not path.is_file():
         raise MissingWeightsError(f"weight file {path} does not exist; check {flag or '--weights'}")
     return path
@@ -119,13 +122,18 @@ def load_state_dict_file(path: str | os.PathLike, flag: str | None = "--weights"
             raise UserError(f"{path} is not a readable .safetensors file ({type(e).__name__}); "
                             f"check {flag or '--weights'}") from None
     obj = torch_load_safely(path, f"a weight file ({flag or '--weights'})")
+    run_checkpoint = isinstance(obj, dict) and "meta" in obj        # an imgcls train best.pt / last.pt
     for key in ("state_dict", "model", "state_dict_ema", "model_ema"):
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
             break
     if not isinstance(obj, dict):
         raise UserError(f"{path} holds no state dict; give a file saved with torch.save(model.state_dict())")
-    return {k.removeprefix("module."): v for k, v in obj.items()}
+    state = {k.removeprefix("module."): v for k, v in obj.items()}
+    if run_checkpoint and any(k.startswith("backbone.") for k in state):
+        # a multi-head run (imgcls.train.heads.MultiHeadNet): its backbone is the timm model, its heads no classifier
+        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    return state
 
 
 def _load_backbone_weights(model, state: dict, source: str) -> None:

@@ -110,3 +110,19 @@ def test_local_weight_file_round_trip(tmp_path):
         weights.create_model("test_efficientnet", weights=tmp_path / "missing.pt", weights_flag="--embedder-weights")
     with pytest.raises(UserError, match="does not fit"):
         weights.create_model("resnet10t", weights=path)
+
+
+def test_weight_file_from_a_multi_head_run_and_a_folder(tmp_path, tiny_run):
+    """--weights RUN/best.pt of a multi-head run (the README's way to go on from a finished run) loads its backbone
+    (MultiHeadNet keeps it under `backbone.`); a run folder given as the file is named as a folder."""
+    run = tiny_run(tmp_path / "multi", multi=True)
+    state = torch.load(run / "best.pt", weights_only=True)["state_dict"]
+    src = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    assert src and len(src) < len(state)
+    for nc in (0, 4):       # as a multi-head run's backbone, as a single-head model with its new classifier
+        dst = weights.create_model("test_efficientnet", num_classes=nc, weights=run / "best.pt").state_dict()
+        for k, v in src.items():
+            assert torch.equal(v, dst[k]), k
+    with pytest.raises(MissingWeightsError, match=r"is a folder, not a weight file; give the file in it with "
+                                                  r"--weights \(e\.g\. .*best\.pt"):
+        weights.create_model("test_efficientnet", weights=run)
