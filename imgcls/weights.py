@@ -72,7 +72,15 @@ def check_model_name(name: str, flag: str = "--model") -> str:
         return name
     import timm
     if timm.is_model(name) or name in timm.list_models():
-        return name
+        arch, _, tag = name.partition(".")
+        tags = timm.list_pretrained(f"{arch}.*") if tag else [name]
+        if name in tags:
+            return name
+        # `arch.tag` with a tag timm does not have (timm raises an uncaught RuntimeError when it builds it)
+        close = difflib.get_close_matches(name, tags, n=3, cutoff=0.6) or tags[:3]
+        hint = f" (did you mean {', '.join(close)}?)" if close else f" (it has none: pass {arch})"
+        raise UserError(f"unknown pretrained tag '{tag}' of timm model {arch}{hint}; pass a timm model name with "
+                        f"{flag}")
     close = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(close)}?)" if close else " (see timm.list_models())"
     raise UserError(f"unknown model '{name}'{hint}; pass a timm model name with {flag}")

@@ -126,3 +126,14 @@ def test_weight_file_from_a_multi_head_run_and_a_folder(tmp_path, tiny_run):
     with pytest.raises(MissingWeightsError, match=r"is a folder, not a weight file; give the file in it with "
                                                   r"--weights \(e\.g\. .*best\.pt"):
         weights.create_model("test_efficientnet", weights=run)
+
+
+def test_unknown_pretrained_tag_is_user_error():
+    """`--model arch.tag` with a tag timm does not have (timm.is_model checks only the arch) is one line with the
+    tags it has, not timm's RuntimeError traceback when the model is built; a real tag passes."""
+    assert weights.check_model_name("resnet10t.c3_in1k") == "resnet10t.c3_in1k"
+    with pytest.raises(UserError, match=r"unknown pretrained tag 'a1_in1k' of timm model resnet10t \(did you mean "
+                                        r"resnet10t\.c3_in1k\?\); pass a timm model name with --model$"):
+        weights.check_model_name("resnet10t.a1_in1k")
+    with pytest.raises(UserError, match="unknown pretrained tag 'zz'.*with --embedder$"):
+        weights.resolve_weights("resnet10t.zz", pretrained=False, model_flag="--embedder")
