@@ -140,6 +140,21 @@ def test_multi_branch_decode(tmp_path):
     assert len([k for k in deep if k.startswith("heads.")]) > len([k for k in shallow if k.startswith("heads.")])
 
 
+def test_resume_needs_no_starting_weights_once_last_pt_holds_them(two_class, tmp_path):
+    """--resume of a run started from --weights FILE (or the hub, or --init-from RUN) whose source is gone since (the
+    file moved, offline now): last.pt holds every weight, so the run goes on instead of refusing with `weight file
+    ... does not exist; check --weights`, an option --resume does not let one change."""
+    from imgcls.weights import create_model
+    start = tmp_path / "start" / "w.pth"
+    start.parent.mkdir()
+    torch.save(create_model("test_resnet", num_classes=2).state_dict(), start)
+    part = run_train(cfg_for(two_class, tmp_path, weights=str(start)), stop_after=1)
+    start.unlink()
+    run_train(TrainConfig.load(part / "config.yaml"), resume=part)
+    assert list(metrics(part)["epoch"]) == [1, 2] and read_checkpoint(part / "last.pt")["train_state"]["finished"]
+    assert TrainConfig.load(part / "config.yaml").weights_source == f"file {start}"     # the record is kept
+
+
 def test_ema_warms_up_by_update_count_and_resumes(two_class, tmp_path, monkeypatch):
     from timm.utils import ModelEmaV3
     steps = []

@@ -159,7 +159,11 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     # the starting weights' source (--init-from RUN, else file > package > cache > hub): none reachable is one line
     # before the data is read
     from imgcls.weights import WeightSource, resolve_weights
-    if cfg.init_from:
+    if resume is not None and (resume / "last.pt").is_file():
+        # every weight is in last.pt: the starting weights (a --weights file moved since, a hub source now
+        # offline, an --init-from run deleted) are not needed again; a k-fold run's next fold still starts from them
+        source = None
+    elif cfg.init_from:
         from imgcls.train.checkpoint import init_checkpoint
         source = WeightSource("run", str(init_checkpoint(cfg.init_from, cfg.model)))
     else:
@@ -194,7 +198,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
 
     # the starting weights, loaded once now: an unfit file fails before the run folder is made and the image cache
     # is decoded (minutes on a large set), not when the first fold starts
-    if source.kind != "none":
+    if source is not None and source.kind != "none":
         from imgcls.train.heads import build_model
         if source.kind == "run":
             from imgcls.train.checkpoint import load_init
@@ -203,7 +207,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
             build_model(meta, pretrained=cfg.pretrained, weights=cfg.weights)
     if resume is None:
         cfg.weights_source = source.describe()
-    if dist.main:
+    if dist.main and source is not None:
         if source.kind == "none":
             info(f"random init: {cfg.model} starts from random weights (--no-pretrained); pretrained weights usually "
                  f"score far higher on small sets")
