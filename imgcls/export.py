@@ -52,6 +52,10 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     import torch
     from imgcls.train.checkpoint import find_checkpoints, load_model
     try:
+        import onnx  # noqa: F401  (torch's exporter writes the file with it; imported here, not mid-export)
+    except ImportError:
+        raise UserError("onnx is not installed; pip install onnx (torch's ONNX exporter needs it)") from None
+    try:
         import onnxruntime as ort
     except ImportError:
         raise UserError("onnxruntime is not installed; pip install onnxruntime (needed for the parity check)") from None

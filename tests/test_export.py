@@ -45,3 +45,17 @@ def test_export_needs_a_format_and_a_run(tmp_path):
     assert res.exit_code == 2 and "--onnx" in res.output
     res = runner.invoke(app, ["export", str(tmp_path / "nope"), "--onnx"])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_export_without_the_onnx_package_is_one_line(tmp_path, monkeypatch):
+    """onnx (torch's exporter writes the file with it) missing: one line naming the package, as for onnxruntime, not
+    torch's OnnxExporterError traceback after the model was built; nothing is written."""
+    import sys
+    run = make_tiny_run(tmp_path / "run")
+    for missing in ("onnx", "onnxruntime"):
+        monkeypatch.setitem(sys.modules, missing, None)       # `import onnx` raises ImportError
+        r = CliRunner().invoke(app, ["export", str(run), "--onnx"])
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert f"{missing} is not installed; pip install {missing}" in r.output
+        assert not (run / "onnx").exists()
+        monkeypatch.delitem(sys.modules, missing)
