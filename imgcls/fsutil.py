@@ -211,6 +211,18 @@ def check_output_not_source(out: str | os.PathLike, folders, flag: str = "--out"
                             f"predictions would be overwritten; choose another {flag} (e.g. {Path(folder) / 'pred'})")
 
 
+def check_not_replacing(outputs, read: Sequence[str | os.PathLike], flag: str = "--out") -> None:
+    """Refuse output files that are files this step reads (`read`: a competition's train.csv, its sample
+    submission): writing one would replace the user's own table with imgcls's, symlinks resolved."""
+    files = {os.path.realpath(f): f for f in read if f}
+    for o in outputs:
+        f = files.get(os.path.realpath(o))
+        if f is not None:
+            what = str(o) if os.fspath(o) == os.fspath(f) else f"{o} (that is {f})"
+            raise UserError(f"{flag}: {what} is a file this step reads; writing it would replace your own file; "
+                            f"choose another {flag}")
+
+
 def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)     # False on a read-only mount too (EROFS)
 

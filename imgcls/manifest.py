@@ -35,6 +35,7 @@ from imgcls.layouts import (CSV_IMAGE_FOLDERS, LAYOUTS, LayoutOptions, folder_cs
                             read_competition_csv, read_csv, read_folder, read_profiles, read_unlabeled)
 
 MANIFEST_NAME = "manifest.csv"
+CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
 SCAN_COLUMNS = ["width", "height", "mode", "format", "bytes", "sha256", "error"]
 CORE_COLUMNS = ["path", "label", "group"] + SCAN_COLUMNS
 
@@ -291,6 +292,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                 if not root.is_dir():
                     raise UserError(f"--image-dir {root} is not a folder; give the folder holding the CSV's images")
             df, root = read_competition_csv(csv_path, root, opts)
+            df.attrs[CSV_READ] = str(csv_path)     # the user's own table: no output may replace it (read_table)
         elif layout == "folder":
             df = read_folder(root, loose_images if opts.layout == "auto" else "warn")
         elif layout == "profiles":
@@ -309,6 +311,12 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if scan:
         df = scan_images(df, workers=workers, max_pixels=max_pixels)
     return df
+
+
+def read_table(df: pd.DataFrame) -> list[str]:
+    """The competition CSV `load` read `df` from ([] for other layouts): a file an output must never replace
+    (fsutil.check_not_replacing)."""
+    return [df.attrs[CSV_READ]] if df.attrs.get(CSV_READ) else []
 
 
 def ensure_columns(df: pd.DataFrame) -> pd.DataFrame:

@@ -34,8 +34,8 @@ from imgcls.device import device_option
 from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
 from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
-from imgcls.fsutil import (check_output_location, check_output_not_source, check_writable, did_you_mean,
-                           write_json, write_table)
+from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
+                           did_you_mean, write_json, write_table)
 from imgcls.options import check, option
 from imgcls.parallel import default_workers
 from imgcls.submission import build_submission, check_class_ids, match_template, resolve_format
@@ -663,6 +663,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         check_eval_not_leaked(spec, df, rows, part, data)
     check_output_location(out, *mf.roots(df), *([data] if data and Path(data).is_dir() else []),
                           images=mf.image_paths(df), owns=False)
+    check_not_replacing([out / n for n in ("submission.csv", f"probs.{probs_format}", "predict.json", "report.html")],
+                        [*mf.read_table(df), sample_submission])
     classes = list(spec.classes)
     running = spec.running().members
     members = ", ".join(f"{m.name} x{len(m.checkpoints)}" + (f" (w={m.weight:.2f})" if spec.method != "soft" else "")

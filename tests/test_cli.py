@@ -152,6 +152,28 @@ def test_out_inside_the_input_is_refused_before_the_scan(cmd, out, tmp_path, ima
     assert "inside the input folder" in one_error_line(r)
 
 
+def test_split_never_writes_its_table_over_the_competition_csv_it_reads(tmp_path):
+    """`split train.csv --out train.csv` (or through --csv, or a symlink to it) replaced the competition's own
+    train.csv with the split table: the images' folder was the only input it guarded. Now one line, nothing
+    written; another --out beside the CSV is still fine."""
+    project = tmp_path / "project"
+    rows = []
+    for i in range(8):
+        make_image(project / "train" / f"TRAIN_{i:05d}.png", seed=i)
+        rows.append({"id": f"TRAIN_{i:05d}", "img_path": f"./train/TRAIN_{i:05d}.png", "artist": "ab"[i % 2]})
+    pd.DataFrame(rows).to_csv(project / "train.csv", index=False)
+    (project / "link.csv").symlink_to("train.csv")
+    before = sorted(p.name for p in project.iterdir()), (project / "train.csv").read_bytes()
+    base = ["split", "--label-col", "artist", "--val", "0.5", "--no-near-dup", "-q"]
+    for src, out in (("train.csv", "train.csv"), (".", "train.csv"), ("train.csv", "link.csv")):
+        args = base + [str(project / src), "--out", str(project / out)]
+        r = runner.invoke(app, args + (["--csv", str(project / "train.csv")] if src == "." else []))
+        assert "is a file this step reads; writing it would replace your own file" in one_error_line(r)
+    assert (sorted(p.name for p in project.iterdir()), (project / "train.csv").read_bytes()) == before
+    r = runner.invoke(app, base + [str(project / "train.csv"), "--out", str(project / "splits.csv")])
+    assert r.exit_code == 0, r.output
+
+
 def test_dacon_files_unpacked_in_the_working_folder_take_every_default_output(tmp_path, monkeypatch):
     """DACON's archive unpacks train.csv (id, img_path ./train/..., artist) and train/ into the user's folder. The
     images' folder is train/, so the README's default outputs (outputs/eda, data/clean, data/processed,

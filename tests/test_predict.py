@@ -168,6 +168,26 @@ def _direct_proba(run, paths):
     return lm.predict_proba(x).numpy()
 
 
+def test_predict_never_writes_over_the_sample_submission_or_test_csv_it_reads(tmp_path):
+    """`predict RUN --sample-submission comp/submission.csv --out comp` replaced the competition's template with
+    the submission (predict may write beside the test data, not over what it reads); likewise a --data CSV named as
+    one of predict's files. Now one line before the model runs, the files untouched."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    comp = tmp_path / "comp"
+    for i in range(3):
+        make_image(comp / "test" / f"t{i}.png", seed=i)
+    pd.DataFrame({"id": [f"t{i}" for i in range(3)], "label": "?"}).to_csv(comp / "submission.csv", index=False)
+    pd.DataFrame({"id": [f"t{i}" for i in range(3)], "img_path": [f"test/t{i}.png" for i in range(3)]}).to_csv(
+        comp / "report.html", index=False)
+    before = {p.name: p.read_bytes() for p in comp.iterdir() if p.is_file()}
+    for extra in (["--data", comp / "test", "--sample-submission", comp / "submission.csv"],
+                  ["--data", comp / "report.html", "--layout", "csv"]):
+        res = invoke("predict", run, *extra, "--out", comp, "--workers", 0)
+        assert res.exit_code == 2 and "is a file this step reads; writing it would replace your own file" in \
+            " ".join(res.output.split()) and "predicting" not in res.output, res.output
+    assert {p.name: p.read_bytes() for p in comp.iterdir() if p.is_file()} == before
+
+
 def test_predict_folder_follows_shuffled_template_and_matches_direct_forward(tmp_path):
     run = make_tiny_run(tmp_path / "runs" / "r1")
     test = tmp_path / "test"

@@ -11,7 +11,7 @@ from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls.console import info, warn
 from imgcls.errors import UserError
-from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps
+from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
 from imgcls.parallel import check_workers
 from imgcls.split.assign import assign, check_placed
 from imgcls.split.config import LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
@@ -122,6 +122,7 @@ def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int
     layout = mf.detect_layout(Path(src), opts) if Path(src).exists() else opts.layout
     df = mf.load(src, opts, scan=False)
     check_output_location(out, *mf.roots(df), images=mf.image_paths(df), owns=False)
+    check_not_replacing([out, *report_paths(out).values()], mf.read_table(df))    # --out train.csv of train.csv
     group_col = _resolve_group_col(df, cfg, layout)
     _check_stratify(df, cfg)
     return mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels), group_col
