@@ -75,6 +75,32 @@ def remove_stale_temps(folder: str | os.PathLike, names: list[str] | None = None
     return removed
 
 
+def remove_earlier(out: str | os.PathLike, names) -> int:
+    """Delete files an earlier run of a step wrote under its `out` that this run does not write (`names`: paths
+    relative to `out`): regular files proven to lie under `out` only (a name that leaves it, a link or a folder is
+    left alone); folders they leave empty go too. Returns how many files were removed."""
+    gone = 0
+    out_r = Path(out).resolve()
+    for n in sorted(names):
+        if safe_relative(n) is None:
+            continue
+        try:
+            p = under(out_r, n)
+        except UserError:
+            continue
+        if p.is_file() and not p.is_symlink():
+            p.unlink()
+            gone += 1
+            parent = p.parent
+            while parent != out_r and out_r in parent.parents:
+                try:
+                    parent.rmdir()          # only an empty folder
+                except OSError:
+                    break
+                parent = parent.parent
+    return gone
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

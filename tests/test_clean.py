@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -1109,6 +1110,32 @@ def test_materialize_says_what_it_wrote_in_words(tmp_path, how, words):
                             "1", "--materialize", how])
     assert r.exit_code == 0, r.output
     assert f"images/ ({words} of the kept images)" in " ".join(r.output.split()), r.output
+
+
+def test_materialize_again_leaves_only_this_run_s_kept_images_and_copies_are_copies(tmp_path):
+    """clean --materialize into an --out an earlier --materialize wrote left the earlier images beside the new ones
+    (an undersampled or dropped image stayed in OUT/images, which trains as an ImageFolder), a run without
+    --materialize left the whole earlier images/, and --materialize copy kept an earlier run's hard links (an edit
+    of the 'copy' edited the input). Now each run's images/ holds its kept rows only, copies as copies."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(24, 24))
+    before = tree_snapshot(raw)
+    out = tmp_path / "c"
+    base = ["clean", str(raw), "--out", str(out), "--exact-only", "--no-ood", "--workers", "1", "-q"]
+
+    def images():
+        return sorted(p.relative_to(out / "images").as_posix() for p in (out / "images").rglob("*") if p.is_file())
+
+    assert runner.invoke(app, base + ["--materialize", "link"]).exit_code == 0
+    assert len(images()) == 8
+    r = runner.invoke(app, base + ["--materialize", "copy", "--undersample", "random", "--max-per-class", "2"])
+    assert r.exit_code == 0, r.output
+    m = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    kept = m[m["keep"].astype(str) == "True"]
+    assert images() == sorted(f"{lab}/{Path(p).name}" for p, lab in zip(kept["path"], kept["label"]))
+    assert all(not os.path.samefile(out / "images" / f, raw / f) for f in images())     # copies, not links
+    assert runner.invoke(app, base).exit_code == 0
+    assert not (out / "images").exists()
+    assert tree_snapshot(raw) == before
 
 
 def test_split_consumes_clean_manifest(dirty, tmp_path):

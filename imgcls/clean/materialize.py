@@ -18,25 +18,13 @@ def materialize_kept(df: pd.DataFrame, dest: Path, how: str) -> list[Path]:
     by construction (case-insensitively, within each class folder): a second `img.png` of a class becomes
     `img_2.png`; labels are single folder names. Returns the files, in row order."""
     import shutil
-    from imgcls.fsutil import atomic_path, under
-    kept = df[df["keep"].astype(bool)]
-    taken: set[str] = set()
-    targets = []
-    for p, lab in zip(mf.image_paths(kept), kept["label"].astype(str)):
-        folder = lab.replace("/", "_").replace("\\", "_").lstrip(".") or "unlabeled"
-        stem, suffix = Path(p.name.lstrip(".") or "image").stem, p.suffix
-        name, k = f"{stem}{suffix}", 1
-        while f"{folder}/{name}".casefold() in taken:
-            k += 1
-            name = f"{stem}_{k}{suffix}"
-        taken.add(f"{folder}/{name}".casefold())
-        targets.append((p, under(dest, f"{folder}/{name}")))
-    if len({t.as_posix().casefold() for _, t in targets}) != len(targets):   # guaranteed above; proven here
-        raise RuntimeError("materialize: output names are not unique")
+    from imgcls.fsutil import atomic_path
+    targets = _targets(df, dest)
     for p, target in targets:
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists() and (os.path.samefile(p, target) or (how == "copy" and _same_bytes(p, target))):
-            continue
+        if target.exists() and (os.path.samefile(p, target) if how == "link" else
+                                (not os.path.samefile(p, target) and _same_bytes(p, target))):
+            continue        # already this link, or already a copy (a link an earlier --materialize link made is not)
         if how == "link":
             # a hard link shares the input's inode: made beside the target and renamed onto it, never chmod-ed
             import secrets
@@ -51,6 +39,43 @@ def materialize_kept(df: pd.DataFrame, dest: Path, how: str) -> list[Path]:
         with atomic_path(target) as tmp:
             shutil.copyfile(p, tmp)
     return [t for _, t in targets]
+
+
+def _targets(df: pd.DataFrame, dest: Path) -> list[tuple[Path, Path]]:
+    """(image, its file under dest) for each kept row, in row order: materialize_kept's names."""
+    from imgcls.fsutil import under
+    kept = df[mf.kept(df)]
+    taken: set[str] = set()
+    targets = []
+    for p, lab in zip(mf.image_paths(kept), kept["label"].astype(str)):
+        folder = lab.replace("/", "_").replace("\\", "_").lstrip(".") or "unlabeled"
+        stem, suffix = Path(p.name.lstrip(".") or "image").stem, p.suffix
+        name, k = f"{stem}{suffix}", 1
+        while f"{folder}/{name}".casefold() in taken:
+            k += 1
+            name = f"{stem}_{k}{suffix}"
+        taken.add(f"{folder}/{name}".casefold())
+        targets.append((p, under(dest, f"{folder}/{name}")))
+    if len({t.as_posix().casefold() for _, t in targets}) != len(targets):   # guaranteed above; proven here
+        raise RuntimeError("materialize: output names are not unique")
+    return targets
+
+
+def earlier_materialized(out: Path) -> set[str]:
+    """The files (relative to `out`) an earlier `clean --materialize` wrote under out/images, by its manifest and
+    clean_summary.json (read before this run replaces them): what a run that keeps other rows, or materializes
+    nothing, removes. Empty when there was none or its record cannot be read."""
+    import json
+    from imgcls.errors import UserError
+    try:
+        summary = json.loads((out / "clean_summary.json").read_text(encoding="utf-8"))
+        if not (summary.get("config") or {}).get("materialize"):
+            return set()
+        old = mf.read_manifest_file(out / mf.MANIFEST_NAME)
+        base = out.resolve()
+        return {t.relative_to(base).as_posix() for _, t in _targets(old, out / "images")}
+    except (OSError, ValueError, AttributeError, UserError):
+        return set()
 
 
 def _same_bytes(a: Path, b: Path) -> bool:

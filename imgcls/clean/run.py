@@ -13,11 +13,11 @@ from imgcls import manifest as mf
 from imgcls.clean.config import CleanConfig, DEFAULT_OUT, OOD_MAX_CLASS_SHARE
 from imgcls.clean.duplicates import (TIE_NEIGHBOURS, asks_for_embeddings, conflict_table, families, group_levels,
                                      mark_duplicates, threshold_sweep, tie_losses)
-from imgcls.clean.materialize import WRITTEN_AS, materialize_kept
+from imgcls.clean.materialize import WRITTEN_AS, earlier_materialized, materialize_kept
 from imgcls.clean.sampling import undersample
 from imgcls.console import info, plural
 from imgcls.errors import MissingWeightsError, UserError
-from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json
+from imgcls.fsutil import check_output_location, check_writable, remove_earlier, remove_stale_temps, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
 from imgcls.parallel import check_workers
@@ -258,6 +258,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
 
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)          # what a kill -9 of an earlier run left (materialized copies included)
+    earlier = earlier_materialized(out)      # read before this run's manifest replaces the earlier one
     mf.write(df, out / mf.MANIFEST_NAME)
     sweep = threshold_sweep(df, scored) if scored is not None else []
     from imgcls.device import inference_precision
@@ -277,8 +278,12 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     write_json(out / "clean_summary.json", summary)
     from imgcls.clean.report import write_clean_report
     write_clean_report(out / "report.html", df, summary)
-    if materialize:
-        materialize_kept(df, out / "images", materialize)
+    written = materialize_kept(df, out / "images", materialize) if materialize else []
+    base = out.resolve()
+    gone = remove_earlier(out, earlier - {t.relative_to(base).as_posix() for t in written})
+    if gone:
+        info(f"removed {plural(gone, 'image')} an earlier --materialize wrote in {out / 'images'} that this run "
+             f"does not keep")
     linked = (f"; {plural(summary['linked_kept'], 'duplicate')} kept, linked in "
               f"{plural(summary['duplicate_groups'], 'group')} (dup_group: split and train keep each group on one "
               f"side)" if summary["linked_kept"] else "")

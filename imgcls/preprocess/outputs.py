@@ -11,7 +11,7 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls.console import info
 from imgcls.errors import UserError
-from imgcls.fsutil import safe_relative, under, write_text
+from imgcls.fsutil import remove_earlier, safe_relative, write_text
 from imgcls.preprocess.config import PreprocessConfig, applied_text
 
 JOURNAL = ".preprocess_journal.jsonl"
@@ -171,28 +171,9 @@ def earlier_outputs(out: Path, old: pd.DataFrame | None) -> set[str]:
 def remove_outputs(out: Path, names) -> int:
     """Delete the images an earlier run wrote under `out` that this run does not (`names`: relative paths, e.g.
     under another extension after --format changed, a row clean no longer keeps, an input that is gone, a face
-    --no-face drop now leaves out): regular files proven to lie under `out` only; folders they leave empty go too.
+    --no-face drop now leaves out): fsutil.remove_earlier, never the step's own manifest, settings or report.
     Returns how many files were removed."""
-    gone = 0
-    out_r = out.resolve()
-    for n in sorted(names):
-        if safe_relative(n) is None or n in (mf.MANIFEST_NAME, SETTINGS_FILE, "report.html"):
-            continue
-        try:
-            p = under(out_r, n)
-        except UserError:
-            continue
-        if p.is_file() and not p.is_symlink():
-            p.unlink()
-            gone += 1
-            parent = p.parent
-            while parent != out_r and out_r in parent.parents:
-                try:
-                    parent.rmdir()          # only an empty folder
-                except OSError:
-                    break
-                parent = parent.parent
-    return gone
+    return remove_earlier(out, [n for n in names if n not in (mf.MANIFEST_NAME, SETTINGS_FILE, "report.html")])
 
 
 def journal_records(jfile: Path, settings: dict | None = None) -> list[dict]:
