@@ -585,6 +585,22 @@ def test_cache_modes_give_the_same_run(two_class, tmp_path, monkeypatch, gpu_aug
         assert all(torch.allclose(sd[k].float(), ref[k].float(), atol=1e-5) for k in ref), c
 
 
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, KeyError])
+def test_disk_cache_is_removed_when_the_run_stops_early(two_class, tmp_path, stop):
+    """--cache disk's <run>/cache.npy (as large as the decoded images) was removed only by a run that finished: Ctrl-C,
+    an error or a tune trial pruned by its callback left it in the run folder. Now it goes however the run ends."""
+    from imgcls.train.callbacks import Callback
+
+    class Stop(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise stop("stop")
+
+    with pytest.raises(stop):
+        run_train(cfg_for(two_class, tmp_path, name="s", cache="disk", epochs=3), callbacks=[Stop()])
+    run = tmp_path / "runs" / "s"
+    assert (run / "last.pt").is_file() and not (run / "cache.npy").exists()
+
+
 @pytest.mark.parametrize("workers", [0, 1])
 def test_cache_none_skips_an_image_that_breaks_after_the_run_starts(two_class, tmp_path, monkeypatch, capsys,
                                                                     workers):

@@ -272,6 +272,10 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
                             resume, stop_after, callbacks)
     finally:
+        if dist.main and cfg.cache == "disk":
+            # the decoded-image memmap goes with the run however it ends (an error, Ctrl-C, a pruned tune trial):
+            # as large as the images decoded, and --resume decodes it anew
+            (run_dir / "cache.npy").unlink(missing_ok=True)
         if lock is not None:
             lock.__exit__(None, None, None)
 
@@ -404,9 +408,6 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     if dist.main and folds != [None]:
         from imgcls.train.report import write_run_report
         write_run_report(run_dir)
-    if cfg.cache == "disk" and dist.main and (run_dir / "cache.npy").exists():
-        del images
-        (run_dir / "cache.npy").unlink()
     if dist.on:
         torch.distributed.barrier()
         if shared is not None and dist.local_rank == 0:
