@@ -50,6 +50,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def create_sqlite_file(db: str | os.PathLike) -> Path:
+    """Create a local SQLite store's missing database file (and its folder) empty, so it has the umask's mode:
+    SQLite creates it 0644 whatever the umask (under 002 the group sharing a tune study or an MLflow store could
+    not write it), and its journal files take the database file's mode. An empty file is an empty database."""
+    db = Path(db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    if not db.exists():
+        with open(db, "a"):
+            pass
+    return db
+
+
 def is_temp_name(name: str) -> bool:
     """A name atomic_path gives its temporary files."""
     return bool(_TMP_NAME.match(name))

@@ -320,6 +320,25 @@ def _open_shared_study(db, barrier):
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("store", ["tune", "mlflow"])
+def test_a_new_sqlite_store_takes_the_umask_mode(tmp_path, store):
+    """SQLite creates its database file 0644 whatever the umask: under umask 002 a tune study (or train's MLflow
+    store) in a folder the group shares was read-only to the rest of the group, unlike every other file imgcls
+    writes. Now the file is created with the umask's mode (0664 here)."""
+    db = tmp_path / "s" / "store.db"
+    old = os.umask(0o002)
+    try:
+        if store == "tune":
+            from imgcls.tune import open_storage
+            open_storage(f"sqlite:///{db}")
+        else:
+            from imgcls.track.mlflow_tracker import MLflowTracker
+            MLflowTracker(uri=f"sqlite:///{db}", out=tmp_path)._connect()
+    finally:
+        os.umask(old)
+    assert db.stat().st_size > 0 and oct(db.stat().st_mode & 0o777) == oct(0o664)
+
+
 def test_processes_opening_a_new_sqlite_study_at_once_all_join_it(tmp_path):
     """Concurrent creation of one local SQLite study (the tables and the study row) never fails a process."""
     import multiprocessing as mp

@@ -47,8 +47,9 @@ class MLflowTracker(Callback):
         if self.client is not None:
             return
         from mlflow.tracking import MlflowClient
-        if self.uri.startswith("sqlite:///"):
-            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        if self.uri.startswith("sqlite:///") and self.uri != "sqlite:///:memory:":
+            from imgcls.fsutil import create_sqlite_file
+            create_sqlite_file(self.uri[len("sqlite:///"):])
         with _quiet():
             self.client = MlflowClient(tracking_uri=self.uri)
             exp = self.client.get_experiment_by_name(EXPERIMENT)

@@ -146,7 +146,8 @@ def open_storage(url: str):
     if url.startswith("sqlite:"):
         db = sqlite_file(url)
         if db is not None:
-            db.parent.mkdir(parents=True, exist_ok=True)
+            from imgcls.fsutil import create_sqlite_file
+            create_sqlite_file(db)
         kw["engine_kwargs"] = {"connect_args": {"timeout": 60}}   # several processes: wait for the write lock
     try:
         # heartbeats: a trial whose process was killed is marked failed by the next process instead of running forever
