@@ -265,14 +265,16 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK | os.X_OK)     # False on a read-only mount too (EROFS)
 
 
-def check_writable(out: str | os.PathLike, kind: str = "dir", flag: str = "--out") -> Path:
+def check_writable(out: str | os.PathLike, kind: str = "dir", flag: str = "--out",
+                   example: str = "splits.csv") -> Path:
     """One check for every writing command, before the long work: `out` (a folder, or with kind='file' one file
-    written beside its reports) must be creatable and writable, and its disk must not be full."""
+    written beside its reports) must be creatable and writable, and its disk must not be full. `example`: the file
+    name the error suggests inside a folder given where a file goes."""
     out = Path(out)
     if kind == "dir" and out.exists() and not out.is_dir():
         raise UserError(f"{flag} {out} is an existing file, not a folder; give a folder path")
     if kind == "file" and out.is_dir():
-        raise UserError(f"{flag} {out} is an existing folder; give a file path such as {out / 'splits.csv'}")
+        raise UserError(f"{flag} {out} is an existing folder; give a file path such as {out / example}")
     # the nearest folder that exists: where the first mkdir / file will be made
     probe = out if (kind == "dir" and out.is_dir()) else out.parent
     while not probe.exists():

@@ -134,6 +134,24 @@ def test_cli_table_csv_round_trip_json_and_errors(outputs, tmp_path):
     assert r.exit_code == 2 and f"(did you mean {outputs / 'runs'}?)" in " ".join(r.output.split()), r.output
 
 
+def test_an_output_path_that_cannot_be_written_is_one_line_before_any_run_is_read(outputs, tmp_path):
+    """`runs --csv FILE/x.csv` (a file in the path) and `--csv FOLDER` (an existing folder) ended in a
+    FileExistsError / IsADirectoryError traceback after the whole leaderboard was computed."""
+    afile = tmp_path / "afile"
+    afile.write_text("mine\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    cases = [(["runs", str(outputs), "--csv", str(afile / "x.csv")], "which is a file, not a folder"),
+             (["runs", str(outputs), "--csv", str(folder)], f"give a file path such as {folder / 'runs.csv'}"),
+             (["runs", str(outputs), "--json", str(folder)], f"give a file path such as {folder / 'runs.json'}"),
+             (["runs", "report", str(outputs), "--out", str(folder)], "is an existing folder")]
+    for args, want in cases:
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2 and "Traceback" not in r.output, (args, r.output, r.exception)
+        assert len(r.output.strip().splitlines()) == 1 and want in " ".join(r.output.split()), (args, r.output)
+    assert afile.read_text() == "mine\n" and not any(folder.iterdir())
+
+
 def test_diff_and_report(outputs, monkeypatch):
     d = diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")
     assert ("loss", "focal", "") in d["config"] and ("epochs", "4", "3") in d["config"]

@@ -38,6 +38,12 @@ def runs(args: Annotated[Optional[list[str]], typer.Argument(
     from imgcls.options import check
     check(o)
     args = list(args or [])
+    # a path that cannot be written is one line before any run is read, not a traceback at the end
+    from imgcls.fsutil import check_writable
+    for flag, dest, example in (("--csv", o.csv, "runs.csv"), ("--json", o.json, "runs.json"),
+                                ("--out", o.out, "runs_report.html")):
+        if dest is not None and str(dest) != "-":
+            check_writable(dest, "file", flag, example=example)
     if args[:1] == ["diff"]:
         if len(args) != 3:
             raise UserError("runs diff takes two run folders: imgcls runs diff outputs/runs/A outputs/runs/B")
