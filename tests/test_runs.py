@@ -152,6 +152,24 @@ def test_an_output_path_that_cannot_be_written_is_one_line_before_any_run_is_rea
     assert afile.read_text() == "mine\n" and not any(folder.iterdir())
 
 
+def test_a_flag_of_another_runs_action_is_refused(outputs, tmp_path):
+    """`runs report --csv x.csv`, `runs --out page.html` (without report) and `runs diff A B --sort model` ran and
+    ignored the flag: no CSV, no page where the user looks for it."""
+    a, b = str(outputs / "runs" / "best"), str(outputs / "runs" / "mid")
+    cases = [(["runs", "report", str(outputs), "--csv", str(tmp_path / "x.csv")], "--csv acts only with imgcls runs"),
+             (["runs", str(outputs), "--out", str(tmp_path / "p.html")], "--out acts only with imgcls runs report"),
+             (["runs", "diff", a, b, "--sort", "model"], "--sort acts only with"),
+             (["runs", "diff", a, b, "--json", "-"], "--json acts only with")]
+    for args, want in cases:
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, (args, r.output)
+        assert want in " ".join(r.output.split()), (args, r.output)
+    assert not list(tmp_path.glob("*.*")) and not (outputs / "runs_report.html").exists()
+    r = CliRunner().invoke(app, ["runs", "report", str(outputs), "--filter", "kind=run", "--sort", "name",
+                                 "--out", str(tmp_path / "p.html")])
+    assert r.exit_code == 0 and (tmp_path / "p.html").is_file(), r.output
+
+
 def test_diff_and_report(outputs, monkeypatch):
     d = diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")
     assert ("loss", "focal", "") in d["config"] and ("epochs", "4", "3") in d["config"]

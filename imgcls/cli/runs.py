@@ -38,18 +38,26 @@ def runs(args: Annotated[Optional[list[str]], typer.Argument(
     from imgcls.options import check
     check(o)
     args = list(args or [])
+    action = {"diff": "diff", "report": "report"}.get(args[0] if args else "", "table")
+    # a flag of another action would do nothing: named in one line, as every command's needless option is
+    acts = {"sort": ("table", "report"), "filter": ("table", "report"), "csv": ("table",), "json": ("table",),
+            "out": ("report",)}
+    said = {"table": "imgcls runs [DIR] (the leaderboard)", "report": "imgcls runs report", "diff": "imgcls runs diff"}
+    for field in sorted(cfg.given):
+        if action not in acts.get(field, (action,)):
+            raise UserError(f"--{field} acts only with {' or '.join(said[a] for a in acts[field])}, not with "
+                            f"{said[action]}; drop --{field}")
     # a path that cannot be written is one line before any run is read, not a traceback at the end
     from imgcls.fsutil import check_writable
     for flag, dest, example in (("--csv", o.csv, "runs.csv"), ("--json", o.json, "runs.json"),
                                 ("--out", o.out, "runs_report.html")):
         if dest is not None and str(dest) != "-":
             check_writable(dest, "file", flag, example=example)
-    if args[:1] == ["diff"]:
+    if action == "diff":
         if len(args) != 3:
             raise UserError("runs diff takes two run folders: imgcls runs diff outputs/runs/A outputs/runs/B")
         R.print_diff(R.diff_runs(args[1], args[2]))
         return
-    action = "report" if args[:1] == ["report"] else "table"
     rest = args[1:] if action == "report" else args
     if len(rest) > 1:
         raise UserError(f"runs takes one folder (got {len(rest)}: {' '.join(rest)}); e.g. imgcls runs outputs")
