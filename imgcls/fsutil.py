@@ -221,9 +221,9 @@ def _input_folder_holding(out_r: Path, folders, roots, resolved: _FolderCache) -
 
 
 def did_you_mean(path: str | os.PathLike, also: Sequence[str | os.PathLike] = ()) -> str:
-    """' (did you mean outputs/runs/effnet-2?)' when `path` does not exist and its folder holds names close to its
-    own (a typed run or file name), else ''. `also`: folders a bare name may have meant (outputs/runs for
-    `imgcls predict effnet-2`), searched too when `path` is a bare name."""
+    """' (did you mean outputs/runs/effnet-2?)' when `path` does not exist (or is a file where a folder goes) and
+    its folder holds other names close to its own (a typed run or file name), else ''. `also`: folders a bare name
+    may have meant (outputs/runs for `imgcls predict effnet-2`), searched too when `path` is a bare name."""
     import difflib
     path = Path(path)
     if not path.name:
@@ -234,6 +234,7 @@ def did_you_mean(path: str | os.PathLike, also: Sequence[str | os.PathLike] = ()
             cands += [folder / p.name for p in folder.iterdir()] if folder.is_dir() else []
         except OSError:
             continue
+    cands = [c for c in cands if os.path.abspath(c) != os.path.abspath(path)]     # never the path itself
     close = difflib.get_close_matches(path.name, [c.name for c in cands], n=3, cutoff=0.6)
     picked = [c for name in dict.fromkeys(close) for c in cands if c.name == name][:3]
     return f" (did you mean {' or '.join(map(str, picked))}?)" if picked else ""

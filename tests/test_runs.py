@@ -132,6 +132,9 @@ def test_cli_table_csv_round_trip_json_and_errors(outputs, tmp_path):
     assert r.exit_code == 2 and "is not a folder" in r.output
     r = CliRunner().invoke(app, ["runs", str(outputs / "runz")])          # a typo names the close folder
     assert r.exit_code == 2 and f"(did you mean {outputs / 'runs'}?)" in " ".join(r.output.split()), r.output
+    (tmp_path / "notes").write_text("x")       # a file where the folder goes is never its own suggestion
+    r = CliRunner().invoke(app, ["runs", str(tmp_path / "notes")])
+    assert r.exit_code == 2 and "is not a folder" in r.output and "did you mean" not in r.output, r.output
 
 
 def test_an_output_path_that_cannot_be_written_is_one_line_before_any_run_is_read(outputs, tmp_path):
