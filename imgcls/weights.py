@@ -112,8 +112,11 @@ def torch_load_safely(path: str | os.PathLike, what: str = "a weight file",
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")     # torch's "pickle protocol 4" note about a plain pickle
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError:
-        reason = "it holds Python objects other than tensors, refused because loading them could run code"
+    except pickle.UnpicklingError as e:
+        # torch's weights-only unpickler names a class it refused "Unsupported global"; any other failure (a text or
+        # HTML file saved as .pt, a plain pickle) is a file torch.save did not write, not one holding code
+        reason = ("it holds Python objects other than tensors, refused because loading them could run code"
+                  if "Unsupported global" in str(e) else "not a file written by torch.save (UnpicklingError)")
     except Exception as e:                      # a text file, a truncated zip, an empty file: not torch.save output
         reason = f"not a file written by torch.save ({type(e).__name__})"
     raise UserError(f"{path} is not {what}: {reason}; {fix}")

@@ -234,6 +234,25 @@ def test_hostile_checkpoints_and_weights_are_one_line_and_never_run(tmp_path):
     assert not (tmp_path / "runs").exists() and not (tmp_path / "p").exists()
 
 
+def test_a_file_torch_did_not_write_is_not_called_one_holding_code(tmp_path):
+    """A text or HTML file saved as .pt (a 404 page a download left) was reported as "it holds Python objects other
+    than tensors, refused because loading them could run code", as if it were a checkpoint with pickled classes."""
+    from imgcls.weights import torch_load_safely
+    marker = tmp_path / "MARKER"
+    evil = tmp_path / "evil.pt"
+    torch.save({"state_dict": {}, "meta": _Marker(marker)}, evil)
+    files = {"html.pt": b"<html><body>404 Not Found</body></html>\n", "notes.pt": b"not a checkpoint\n"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(UserError) as e:
+            torch_load_safely(tmp_path / name)
+        assert "not a file written by torch.save" in str(e.value) and "could run code" not in str(e.value)
+    with pytest.raises(UserError) as e:
+        torch_load_safely(evil)
+    assert "holds Python objects other than tensors" in str(e.value)
+    assert not marker.exists()
+
+
 # --- YAML read from files (config.yaml, spec.yaml) ---------------------------------------------------------------
 
 def _python_tag(marker: Path) -> str:
