@@ -230,6 +230,9 @@ def test_numeric_options_of_the_image_steps(cmd, flags, msg, image_folder, tmp_p
     ("clean", ["--exact-only", "--dup-threshold", "0.9"], "--dup-threshold acts only with --near-dup, which "
                                                           "--exact-only turns off"),
     ("clean", ["--no-dedup", "--duplicates", "drop"], "--duplicates acts only with --dedup"),
+    # --max-per-class alone capped nothing: the run kept every image and said nothing
+    ("clean", ["--max-per-class", "3"], "--max-per-class acts only with --undersample, and this run has no "
+                                        "--undersample"),
     ("clean", ["--dup-method", "embedding", "--dup-candidates", "0.5"],
      "--dup-candidates acts only with --dup-method verified, and this run has --dup-method embedding"),
     ("preprocess", ["--detector", "yunet"], "--detector acts only with --face-crop"),

@@ -75,7 +75,8 @@ class CleanConfig:
                               "than half of a class.")
     undersample: str | None = option(None, panel=SAMPLING, choices=UNDERSAMPLE_METHODS,
                                      help="Keep at most --max-per-class rows per class.")
-    max_per_class: int | None = option(None, panel=SAMPLING, lo=1, help="Cap per class for --undersample.")
+    max_per_class: int | None = option(None, panel=SAMPLING, lo=1, needs=("undersample",),
+                                       help="Cap per class for --undersample.")
     embedder: str = option(links.DEFAULT_EMBEDDER, panel=EMBED, help="timm model for embeddings.")
     embedder_weights: str | None = option(None, panel=EMBED, cli_type=Optional[Path], from_cli=str,
                                           help="Weight file for --embedder.")
