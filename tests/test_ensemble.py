@@ -201,6 +201,20 @@ def test_typed_weights_get_their_own_folder_and_a_refused_rebuild_replaces_nothi
         " ".join(res.output.split()), res.output
 
 
+def test_a_fold_given_beside_its_kfold_set_is_refused(tmp_path):
+    """`ensemble RUN RUN/fold_0` was built: the fold counted once inside the set's mean and once as a member,
+    double its weight, unsaid (a run given twice is refused for that)."""
+    rows = _val_rows(tmp_path / "data")
+    kf = make_tiny_run(tmp_path / "runs" / "kf", folds=2, val_rows=rows)
+    (kf / "fold_0" / "val_predictions.csv").write_bytes((kf / "val_predictions.csv").read_bytes())
+    for args in ([kf, kf / "fold_0"], [kf / "fold_0", kf]):
+        res = runner.invoke(app, ["ensemble", *map(str, args), "--out", str(tmp_path / "e")])
+        flat = " ".join(res.output.split())
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert f"share the checkpoint {kf / 'fold_0' / 'best.pt'}" in flat and "not both" in flat, res.output
+    assert not (tmp_path / "e").exists()
+
+
 def test_mismatched_classes_are_a_clear_error(tmp_path):
     r1 = make_tiny_run(tmp_path / "runs" / "abc", classes=("a", "b", "c"))
     r2 = make_tiny_run(tmp_path / "runs" / "abd", classes=("a", "b", "d"))

@@ -69,12 +69,19 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
                         "weights) or explicit --weights w1,w2,... (a member's weight within its attribute)")
     members = [member_from_run(r, which) for r in runs]
     seen: dict[tuple, str] = {}
+    owner: dict[str, str] = {}          # checkpoint -> the member given with it
     for r, m in zip(runs, members):     # the same checkpoints twice would double their weight, unsaid
         key = tuple(sorted(str(c.resolve()) for c in m.checkpoints))
         if key in seen:
             raise UserError(f"{r} is given twice (as {seen[key]} and {r}); give each run once and weight it with "
                             f"--weights w1,w2,...")
+        # a fold given beside its k-fold set (RUN and RUN/fold_0) counts that fold twice, as unsaid
+        shared = next(((c, owner[k]) for c, k in zip(m.checkpoints, key) if k in owner), None)
+        if shared is not None:
+            raise UserError(f"{r} and {shared[1]} share the checkpoint {shared[0]}: it would count twice; give a "
+                            f"k-fold set or its folds, not both (weight a member with --weights w1,w2,...)")
         seen[key] = str(r)
+        owner.update(dict.fromkeys(key, str(r)))
     typed = weights if weights not in (None, "", "auto") else None
     given_w = None                      # a typo or a count that does not match is named before anything is read
     if typed and combine != "profile":
