@@ -338,6 +338,25 @@ def test_a_file_or_folder_that_is_not_a_run_is_named_for_what_it_is(tmp_path):
         assert res.exit_code == 2 and len(lines) == 1 and msg in " ".join(res.output.split()), (args, res.output)
 
 
+def test_a_dataset_folder_given_as_the_run_is_named_for_what_it_is(tmp_path):
+    """`imgcls predict data/test` (the images typed where the run goes) said "no best.pt in data/test ...; is
+    training finished?"; so did an ImageFolder or a clean output given to ensemble or export."""
+    from conftest import make_image_folder
+    test = tmp_path / "test"
+    for i in range(3):
+        make_image(test / f"t{i}.png", seed=i)
+    folder = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2})
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    for args, data in ((["predict", str(test)], test), (["ensemble", str(run), str(folder)], folder),
+                       (["export", str(folder), "--onnx"], folder)):
+        res = runner.invoke(app, [*args, "--out", str(tmp_path / "o")])
+        flat = " ".join(res.output.split())
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, (args, res.output)
+        assert f"{data} is a dataset folder (it holds images), not a run" in flat and "--data" in flat, flat
+        assert "is training finished" not in flat
+    assert not (tmp_path / "o").exists()
+
+
 def test_report_labels_every_score_over_the_rows_the_weights_were_fitted_on(tmp_path):
     """--weights auto minimises log-loss on the common validation rows: the log-loss, the ensemble's per-class F1 and
     its confusion matrix are over those very rows and say so, as the macro-F1 beside them does (they stood

@@ -120,7 +120,29 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     if any(run_dir.glob("*.onnx")):
         raise UserError(f"{run_dir} holds ONNX exports (imgcls export), which imgcls does not predict with; give the "
                         f"run folder they were exported from")
+    if not (run_dir / "config.yaml").is_file() and _holds_images(run_dir):
+        # `imgcls predict data/test` (the images typed where the run goes) asked whether training had finished
+        raise UserError(f"{run_dir} is a dataset folder (it holds images), not a run; give a run folder "
+                        f"(outputs/runs/NAME, `imgcls runs` lists them) - predict takes the images with --data "
+                        f"{run_dir}")
     raise UserError(f"no {which}.pt in {run_dir} (nor in {run_dir}/fold_*/); is training finished?")
+
+
+def _holds_images(folder: Path, limit: int = 200) -> bool:
+    """Whether `folder` holds an image file or a manifest, itself or one folder down (an unlabeled test folder, an
+    ImageFolder, clean's output); at most `limit` entries of each folder are looked at."""
+    from itertools import islice
+
+    from imgcls.io import is_image_name
+    try:
+        if (folder / "manifest.csv").is_file():
+            return True
+        for sub in (folder, *islice((p for p in folder.iterdir() if p.is_dir()), limit)):
+            if any(is_image_name(p.name) for p in islice(sub.iterdir(), limit)):
+                return True
+    except OSError:
+        pass
+    return False
 
 
 def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
