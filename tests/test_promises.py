@@ -464,6 +464,20 @@ def test_out_that_is_an_existing_file_or_unwritable_or_full_is_one_line(cmd, tmp
     assert not (tmp_path / "new").exists()
 
 
+def test_split_out_with_a_trailing_slash_is_a_folder_not_a_file_of_its_name(tmp_path):
+    """`split --out data/splits/` (a folder that does not exist yet) wrote a table named `data/splits` and
+    `data/splits_report.html`: the trailing slash was dropped with the path."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
+    table = tmp_path / "table.csv"
+    r = invoke("split", raw, "--out", table, "--no-near-dup")
+    assert r.exit_code == 0, r.output
+    before = snapshot(tmp_path)
+    for args in (["split", raw, "--no-near-dup"], ["split", "--check", table]):
+        r = invoke(*args, "--out", f"{tmp_path / 'splits'}/")
+        one_line_error(r, f"--out {tmp_path / 'splits'}/ names a folder", str(tmp_path / "splits" / "splits.csv"))
+    assert snapshot(tmp_path) == before
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
 def test_read_only_folder_is_refused_for_real(tmp_path):
     make_image_folder(tmp_path / "raw", {"a": 2})

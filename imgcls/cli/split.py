@@ -1,6 +1,7 @@
 """`imgcls split`. Its flags are SplitConfig's, LayoutOptions', and --workers' declarations."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -32,7 +33,7 @@ EPILOG = """Examples:
     "layout": (LayoutOptions, ("layout", "csv", "path_col", "label_col", "image_dir", "ext")),
     "run": ParallelOptions})
 def split(src: OptSrc = None,
-          out: Annotated[Optional[Path], typer.Option(
+          out: Annotated[Optional[str], typer.Option(
               help="Output table (manifest + split, fold, drop_reason); reports are written beside it. "
                    "Default data/splits.csv; with --check --fix, the checked file.", show_default=False,
               rich_help_panel="Output")] = None,
@@ -48,6 +49,11 @@ def split(src: OptSrc = None,
 
     config = cfg.build()
     workers = run.values["workers"]
+    if out is not None and out.endswith(("/", os.sep)) and not Path(out).is_dir():
+        # a trailing slash names a folder, which Path drops: `--out data/splits/` wrote a file named data/splits
+        raise UserError(f"--out {out} names a folder, and split writes a table; give a file path such as "
+                        f"{Path(out) / 'splits.csv'}")
+    out = Path(out) if out is not None else None
     if check is not None:
         if src is not None:
             raise UserError("--check FILE checks an existing split; give either SRC or --check, not both")
