@@ -47,7 +47,10 @@ _LIMITS: list = []
 
 def _one_thread() -> None:
     """A pool worker's start: one BLAS / OpenMP thread, since the workers are the parallelism (N workers each
-    running numpy's default threads oversubscribe the cores)."""
+    running numpy's default threads oversubscribe the cores). Ctrl-C is the main process's to handle: the terminal
+    sends SIGINT to the whole process group, and each worker it reached printed a KeyboardInterrupt traceback."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from threadpoolctl import threadpool_limits
     _LIMITS.append(threadpool_limits(1))      # kept: the limit holds for the worker's life
 
@@ -61,7 +64,11 @@ def worker_pool(workers: int):
         return
     from concurrent.futures import ProcessPoolExecutor
     with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread) as ex:
-        yield ex
+        try:
+            yield ex
+        except BaseException:       # Ctrl-C, an error: the chunks not started are dropped, not worked through
+            ex.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def chunked_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, what: str | None = None,

@@ -1,7 +1,10 @@
 """imgcls.parallel.chunked_map: order, worker processes, and the steps that use it give the same result with workers."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from conftest import make_image_folder, make_odd_file
 from imgcls import manifest as mf
@@ -68,3 +71,44 @@ def test_features_and_thumbnails_same_with_workers(tmp_path):
     np.testing.assert_array_equal(t1, t2)
     np.testing.assert_array_equal(ok1, ok2)
     assert ok1.sum() == len(df) - 1
+
+
+
+_CTRL_C = """
+import os, signal, sys, time
+from imgcls.parallel import chunked_map
+
+def ctrl_c():
+    os.killpg(0, signal.SIGINT)         # Ctrl-C: the terminal signals the whole process group, workers included
+    time.sleep(1)
+
+def work(x):
+    if x == 0 and sys.argv[1] == "worker":
+        ctrl_c()
+    time.sleep(0.1)
+    return x
+
+try:
+    list(chunked_map(work, list(range(100)), workers=2, chunk=1,
+                     meanwhile=ctrl_c if sys.argv[1] == "meanwhile" else None))
+except KeyboardInterrupt:
+    print("interrupted")
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("where", ["worker", "meanwhile"])
+def test_ctrl_c_stops_the_workers_quietly_and_drops_the_chunks_not_started(where):
+    """Ctrl-C reaches every process of the group: the workers leave it to the main process (each printed a
+    KeyboardInterrupt traceback), which stops without working through the ~5 s of chunks still queued, also when
+    it came while this process did something else (clean imports torch while the workers decode)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", _CTRL_C, where], capture_output=True, text=True, timeout=60,
+                       start_new_session=True, env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
+    assert r.returncode == 130 and r.stdout.strip() == "interrupted", (r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr, r.stderr
+    assert time.perf_counter() - t0 < 4
