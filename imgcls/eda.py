@@ -314,12 +314,28 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     summary["exact_duplicates_file"] = DUPLICATES_NAME
     write_json(out / "summary.json", summary)
     write_report(out / "report.html", summary, df, plots, grids, dups)
+    remove_earlier_plots(out, [*plots.values(), *grids])
     if not is_quiet():
         print_summary(summary)
     info(f"eda outputs: {out}/report.html, summary.json, manifest.csv, {DUPLICATES_NAME}, "
          f"{len(plots) + len(grids)} PNGs")
     mf.require_readable(df, note=f"; every file is listed in {out / 'report.html'}")
     return summary
+
+
+PLOT_NAMES = ("class_counts.png", "size_heatmap.png", "aspect_ratio.png", "attributes.png", "train_test_sizes.png")
+
+
+def remove_earlier_plots(out: Path, written) -> None:
+    """Delete the PNGs an earlier eda run wrote in `out` that this run did not (`written`): a sample page of more
+    classes, the class counts of a labelled set, attributes.png, train_test_sizes.png of a run with --test; each left
+    beside this run's files as if it were one of them."""
+    made = {Path(p).name for p in written if p is not None}
+    for f in out.glob("*.png"):
+        ours = f.name in PLOT_NAMES or f.name == "samples.png" or (
+            f.name.startswith("samples_") and f.name[len("samples_"):-len(".png")].isdigit())
+        if ours and f.name not in made and f.is_file() and not f.is_symlink():
+            f.unlink()
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -373,3 +373,18 @@ def test_empty_class_folders_of_the_split_folder_layout(tmp_path):
     paths = ["train/a/1.png", "train/b/1.png", "val/a/1.png", "test/1.png"]
     assert empty_class_folders(tmp_path, paths) == ["val/b"]           # test/'s images need no class folder
     assert empty_class_folders(tmp_path / "train", ["a/1.png"]) == ["b"]
+
+
+def test_a_rerun_leaves_no_plot_of_the_earlier_run(tmp_path):
+    """eda again into the same --out on other data: the earlier run's class counts (the new set is unlabeled), its
+    test comparison and its second sample page are gone, not left beside this run's files as if they were its."""
+    root = make_image_folder(tmp_path / "raw", {f"k{i:02d}": 1 for i in range(eda.CLASSES_PER_GRID + 2)},
+                             size=(16, 16))
+    test = make_image_folder(tmp_path / "test", {"": 3}, size=(16, 16), seed=7)
+    out = tmp_path / "eda"
+    eda.run_eda(root, out, samples_per_class=1, test=test)
+    first = {p.name for p in out.glob("*.png")}
+    assert {"class_counts.png", "train_test_sizes.png", "samples_1.png", "samples_2.png"} <= first
+    (out / "mine.png").write_bytes(b"not eda's")            # a file of the user's own is not eda's to delete
+    eda.run_eda(test, out, samples_per_class=1)
+    assert {p.name for p in out.glob("*.png")} == {"size_heatmap.png", "aspect_ratio.png", "samples.png", "mine.png"}
