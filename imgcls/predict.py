@@ -709,6 +709,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         info(f"{out} holds an earlier prediction; it is replaced (--out FOLDER keeps both)")
     out.mkdir(parents=True, exist_ok=True)
     write_table(table, probs_path)
+    for other in PROBS_FORMATS:     # an earlier prediction's probabilities in the other format are replaced too
+        if other != probs_format and (out / f"probs.{other}").is_file():
+            (out / f"probs.{other}").unlink()
     sub = template.fill(pred, classes) if template is not None else build_submission(df, pred, classes, fmt)
     sub_path = out / "submission.csv"
     write_table(sub, sub_path)
