@@ -215,6 +215,24 @@ def test_a_fold_given_beside_its_kfold_set_is_refused(tmp_path):
     assert not (tmp_path / "e").exists()
 
 
+def test_a_rebuild_that_cannot_be_scored_leaves_no_score_of_the_earlier_ensemble(tmp_path):
+    """An ensemble replaced in its folder by one whose members share no validation image (not scored): the earlier
+    ensemble's oof_predictions.csv stayed, and `imgcls runs` listed the new ensemble with the earlier one's score."""
+    rows, other = _val_rows(tmp_path / "data"), _val_rows(tmp_path / "other")
+    r1 = make_tiny_run(tmp_path / "runs" / "a", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.3)
+    r3 = make_tiny_run(tmp_path / "runs" / "c", seed=3, val_rows=other, val_quality=0.3)
+    out = tmp_path / "ens"
+    assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(out), "-q"]).exit_code == 0
+    assert (out / "oof_predictions.csv").is_file()
+    res = runner.invoke(app, ["ensemble", str(r1), str(r3), "--out", str(out)])
+    assert res.exit_code == 0 and "share no image" in res.output, res.output
+    assert not (out / "oof_predictions.csv").exists()
+    res = runner.invoke(app, ["runs", str(out), "--csv", "-"])
+    board = pd.read_csv(__import__("io").StringIO(res.output))
+    assert res.exit_code == 0 and list(board["name"]) == ["ens"] and board["val_macro_f1"].isna().all(), res.output
+
+
 def test_mismatched_classes_are_a_clear_error(tmp_path):
     r1 = make_tiny_run(tmp_path / "runs" / "abc", classes=("a", "b", "c"))
     r2 = make_tiny_run(tmp_path / "runs" / "abd", classes=("a", "b", "d"))

@@ -135,6 +135,9 @@ def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = 
         from imgcls.console import info
         keep = "another --out FOLDER" if out_typed else "--name NAME"
         info(f"{folder} holds an earlier ensemble; it is replaced ({keep} keeps both)")
+        # its scored rows go with it: a build whose members share no validation row writes none, and `imgcls runs`
+        # scored the new ensemble on the earlier one's
+        (folder / "oof_predictions.csv").unlink(missing_ok=True)
     write_text(path, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     return path
 
