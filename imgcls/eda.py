@@ -318,7 +318,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     if not is_quiet():
         print_summary(summary)
     info(f"eda outputs: {out}/report.html, summary.json, manifest.csv, {DUPLICATES_NAME}, "
-         f"{len(plots) + len(grids)} PNGs")
+         f"{sum(p is not None for p in plots.values()) + len(grids)} PNGs")
     mf.require_readable(df, note=f"; every file is listed in {out / 'report.html'}")
     return summary
 

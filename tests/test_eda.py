@@ -388,3 +388,13 @@ def test_a_rerun_leaves_no_plot_of_the_earlier_run(tmp_path):
     (out / "mine.png").write_bytes(b"not eda's")            # a file of the user's own is not eda's to delete
     eda.run_eda(test, out, samples_per_class=1)
     assert {p.name for p in out.glob("*.png")} == {"size_heatmap.png", "aspect_ratio.png", "samples.png", "mine.png"}
+
+
+@pytest.mark.parametrize("counts", [{"": 3}, {"a": 2, "b": 2}])
+def test_the_closing_line_counts_the_pngs_written(tmp_path, counts):
+    """An unlabeled set has no class_counts.png: the last line said 4 PNGs beside 3."""
+    root = make_image_folder(tmp_path / "raw", counts, size=(16, 16))
+    out = tmp_path / "eda"
+    r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    assert f"{len(list(out.glob('*.png')))} PNGs" in r.output, r.output
