@@ -11,6 +11,9 @@ from imgcls.errors import UserError
 
 SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it, predict reads it)
 RUNS_DIR = "outputs/runs"       # where imgcls train writes its runs by default (TrainConfig.out)
+# preprocess's resume journal in its --out: there from its first image until its manifest and preprocess.json are
+# written, so a folder holding it is a run that was interrupted (or is still running)
+PREPROCESS_JOURNAL = ".preprocess_journal.jsonl"
 
 
 def read_yaml(path: Path) -> dict:
@@ -65,8 +68,16 @@ def _subfolders(d: Path) -> list[Path]:
 def refuse_output_as_data(src: str | os.PathLike) -> None:
     """A dataset argument that is an imgcls output folder, or a folder of them (outputs/runs), is refused in one
     line naming what it is and, for a train run, the data it was trained on: read as a folder layout, its plots
-    would be the images and its fold_* / trial_* folders the classes."""
+    would be the images and its fold_* / trial_* folders the classes. So is a folder (or a table in it) where a
+    preprocess run has not finished."""
     src = Path(src)
+    folder = src if src.is_dir() else src.parent
+    if (folder / PREPROCESS_JOURNAL).is_file():
+        # its images half rewritten: the earlier run's manifest.csv no longer describes them, and without one the
+        # folder read as images holds what the run finished (a class or two of the data)
+        raise UserError(f"{folder} holds an imgcls preprocess run that did not finish (interrupted, or still "
+                        f"running: {PREPROCESS_JOURNAL}); run the same imgcls preprocess command again to finish "
+                        f"it (the images it finished are kept)")
     if not src.is_dir():
         return
     kind, where = output_kind(src), src

@@ -557,6 +557,31 @@ def test_interrupted_run_resumes_from_the_journal(tmp_path, monkeypatch):
     assert not (out / pp.JOURNAL).exists() and len(manifest(out)) == 4
 
 
+@pytest.mark.parametrize("earlier", [False, True])
+def test_a_folder_an_interrupted_run_left_is_not_read_as_data(tmp_path, monkeypatch, earlier):
+    """preprocess killed part way (a `timeout` in a script), then the next step on its --out: without an earlier
+    run, split read the images it had finished as the whole data set (one class of two); after an earlier run with
+    other settings, the earlier manifest.csv over images half rewritten under the new ones. Refused in one line
+    until the run is finished, which then reads as before."""
+    import imgcls.preprocess as pp
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(40, 30))
+    out = tmp_path / "p"
+    if earlier:
+        pp.run_preprocess(src, out, pp.PreprocessConfig(size=32), workers=1)
+    _interrupted(monkeypatch, src, out, pp.PreprocessConfig(size=24), at_call=3)
+    for given in (out, out / "manifest.csv") if earlier else (out,):
+        r = runner.invoke(app, ["split", str(given), "--out", str(tmp_path / "s.csv"), "--no-near-dup", "-q"])
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert f"{out} holds an imgcls preprocess run that did not finish" in " ".join(r.output.split()), r.output
+        assert "run the same imgcls preprocess command again" in " ".join(r.output.split())
+    assert not (tmp_path / "s.csv").exists()
+    pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
+    r = runner.invoke(app, ["split", str(out), "--out", str(tmp_path / "s.csv"), "--no-near-dup", "--val", "0.5",
+                            "-q"])
+    assert r.exit_code == 0, r.output
+    assert len(pd.read_csv(tmp_path / "s.csv")) == 6
+
+
 def test_workers_give_the_same_result(tmp_path):
     """Two spawned workers (32 images: enough for the pool) write what one process writes."""
     from skimage import data

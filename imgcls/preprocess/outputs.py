@@ -12,9 +12,10 @@ from imgcls import manifest as mf
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import remove_earlier, safe_relative, write_text
+from imgcls.outputs import PREPROCESS_JOURNAL
 from imgcls.preprocess.config import PreprocessConfig, applied_text
 
-JOURNAL = ".preprocess_journal.jsonl"
+JOURNAL = PREPROCESS_JOURNAL      # its presence tells the data readers the run did not finish
 SETTINGS_FILE = "preprocess.json"
 INPUTS_FILE = ".preprocess_inputs.json"   # source_path -> the input's stamp when its output was made (input_stamp)
 _KEPT_EXT = (".jpg", ".jpeg", ".png", ".webp")
