@@ -467,6 +467,32 @@ def test_photo_style_flags_nothing_without_a_photo_population(tmp_path):
     assert got[photo].all() and got[~photo].sum() <= 2
 
 
+def test_self_training_seeds_go_on_down_the_ranking_while_the_cues_vouch():
+    """photo-style's positive seeds were the top 0.4% of the photo-likeness whatever the set held: 2 of a 400-image
+    set with 30 photos, and the classifier learnt those 2 photos' look, missing the others (70% of the photos found
+    on such Open Clip Art samples). The seeds now go on down the ranking while the images are photographs by
+    absolute cues (`sure`), to twice as many, and stop at the first that is not."""
+    from imgcls.clean import ood
+    assert ood.SEED_EXTENSION == 2
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6))
+    x[:15, 0] += 8                      # two looks of the out-of-domain side: A (rows 0-14)...
+    x[15:30, 1] += 8                    # ...and B (rows 15-29)
+    score = rng.random(400)
+    score[:30] = 5 + rng.random(30)
+    score[[0, 1]], score[[15, 16]] = (10, 9.9), (9.8, 9.7)      # ranked A, A, B, B, then the others
+    sure = np.zeros(400, bool)
+    sure[:30] = True
+    args = (score, x, 0, 0.004, 0.7, 0.1, 3)
+    alone = ood.self_train(*args)
+    assert (alone[15:30] < 0.5).sum() >= 10            # two seeds of look A: look B is missed
+    seeded = ood.self_train(*args, sure=sure)          # four seeds: A, A, B, B
+    assert (seeded[:30] >= 0.5).sum() >= 27 and (seeded[30:] >= 0.5).sum() <= 2, (seeded[:30], seeded[30:].max())
+    broken = sure.copy()
+    broken[15] = False                                 # the third-ranked row is not vouched for: 2 seeds, as before
+    np.testing.assert_array_equal(ood.self_train(*args, sure=broken), alone)
+
+
 @pytest.mark.timeout(120)
 def test_a_small_set_s_population_is_judged_by_absolute_cues(tmp_path):
     """Below ~1,250 images (fewer than 5 seeds) photo_population answered yes unjudged, and photo-style's
@@ -498,7 +524,9 @@ def test_a_small_set_s_population_is_judged_by_absolute_cues(tmp_path):
     photo = df["path"].str.contains("photo_").to_numpy()
     assert ood.photo_population(f, det.seed_top, 0)
     got = det.flag(det.score(OODInputs(features=lambda: f, embeddings=None, pixels=None, seed=0, style=lambda: f)))
-    assert got[photo].all() and got[~photo].sum() <= 5     # hand-made features stand in for the texture statistics
+    # hand-made features stand in for the texture statistics: from the 4 photos as seeds (ood.SEED_EXTENSION) they
+    # flag 7 of the 120 drawings; the detector itself flags 1 of data/sample's 526 (docs/BENCHMARKS.md)
+    assert got[photo].all() and got[~photo].sum() <= 8
     # a small photographic set (the mask competition's kind): its most drawing-like photos are no population of
     # drawings (a whole person's photos were flagged on such a stand-in), 5 flat drawings among them are one
     (tmp_path / "photos" / "a").mkdir(parents=True)
