@@ -55,12 +55,13 @@ def test_predict_eval_scores_the_val_rows_and_matches_train(tmp_path):
     ev = json.loads((o / "predict.json").read_text())["eval"]
     assert (ev["rows"], ev["n_images"]) == ("test", n_test)
     # --eval-split all would score the rows the run trained on (a leaked score): refused before the model runs,
-    # naming the run's validation macro-F1 and the test rows; the folder the split was made from likewise
+    # naming the run's validation macro-F1 and the test rows; the folder the split was made from likewise (its
+    # leaked rows are those the run trained on, by its training table: not the test rows)
     n_train = int(((df["split"] == "train") & df["keep"]).sum())
     raw = tmp_path / "raw"
     for data, part, n, alt in ((splits, ["--eval-split", "all"], n_train,
                                 f"--eval-split test scores the {n_test} test rows it never trained on"),
-                               (raw, [], len(df) - n_val, "--eval on a labelled test set it never trained on")):
+                               (raw, [], n_train, "--eval on a labelled test set it never trained on")):
         o = tmp_path / "pred_leak"
         r = runner.invoke(app, ["predict", str(run), "--data", str(data), "--eval", *part, "--out", str(o),
                                 "--workers", "0"])
