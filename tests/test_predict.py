@@ -556,7 +556,7 @@ def test_eval_on_the_originals_of_preprocessed_training_images_is_refused(tmp_pa
     proc["split"] = np.where(i % 3 == 0, "val", "train")
     splits = tmp_path / "splits.csv"
     mf.write(proc, splits)
-    monkeypatch.chdir(tmp_path)         # config.yaml records src as given: relative to where train ran
+    monkeypatch.chdir(tmp_path)         # the data typed relative to where train ran
     kw = dict(model="test_resnet", pretrained=False, img_size=32, batch_size=8, workers=0, device="cpu", aug="none",
               epochs=1, out="runs")
     single = run_train(TrainConfig(src="splits.csv", name="one", **kw))
@@ -580,6 +580,14 @@ def test_eval_on_the_originals_of_preprocessed_training_images_is_refused(tmp_pa
     assert run == single and folds == []
     assert trained.tolist() == [str(p) not in val_sources for p in mf.image_paths(df)]
     assert pr.trained_rows(member_from_run(kfold), df)[0].all()
+    # from another working folder, one holding a splits.csv of its own: config.yaml recorded `src: splits.csv` as
+    # typed, so the check read that one (or none) and found no training rows; it names the run's table now
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    mf.write(proc.iloc[:3], elsewhere / "splits.csv")
+    monkeypatch.chdir(elsewhere)
+    assert pr.trained_rows(member_from_run(tmp_path / single), df)[0].tolist() == trained.tolist()
+    assert pr.trained_rows(member_from_run(tmp_path / kfold), df)[0].all()
 
 
 def test_eval_on_another_split_of_a_single_runs_training_images_is_refused(tmp_path, monkeypatch):

@@ -155,6 +155,33 @@ def test_resume_needs_no_starting_weights_once_last_pt_holds_them(two_class, tmp
     assert TrainConfig.load(part / "config.yaml").weights_source == f"file {start}"     # the record is kept
 
 
+def test_a_run_reads_what_it_recorded_from_any_working_folder(tmp_path, monkeypatch):
+    """config.yaml recorded the data, --weights and --init-from as typed (`src: data/splits.csv`): `train --resume
+    proj/outputs/runs/RUN` from another folder failed with `data/splits.csv does not exist`, or, where that folder
+    had its own data/splits.csv, trained on that one silently; a k-fold set's next fold looked for its --weights
+    file there too. They are recorded absolute: the resume reads the run's own data and weights."""
+    from imgcls import manifest as mf
+    from imgcls.weights import create_model
+    proj, other = tmp_path / "proj", tmp_path / "other"
+    for folder, seed in ((proj, 0), (other, 1)):
+        df = mf.load(make_image_folder(folder / "data" / "raw", {"a": 6, "b": 6}, size=(32, 32), seed=seed))
+        df["fold"] = np.arange(len(df)) % 2
+        mf.write(df, folder / "data" / "splits.csv")       # other/data/splits.csv: another project's data
+    (proj / "w").mkdir()
+    torch.save(create_model("test_resnet", num_classes=2).state_dict(), proj / "w" / "start.pth")
+    monkeypatch.chdir(proj)
+    kw = dict(TINY, src="data/splits.csv", weights="w/start.pth", out="outputs/runs", name="kf", epochs=1,
+              folds="all", aug="none")
+    run = run_train(TrainConfig(**kw), stop_after=1)        # fold 0 trained, fold 1 not started
+    rec = TrainConfig.load(run / "config.yaml")
+    assert (rec.src, rec.weights) == (str(proj / "data" / "splits.csv"), str(proj / "w" / "start.pth"))
+    monkeypatch.chdir(other)
+    run = proj / "outputs" / "runs" / "kf"
+    run_train(TrainConfig.resolve(resume=run), resume=run)
+    assert (run / "oof_score.json").is_file() and len(pd.read_csv(run / "val_predictions.csv")) == 12
+    assert set(pd.read_csv(run / "val_predictions.csv")["root"]) == {str(proj / "data" / "raw")}
+
+
 def test_ema_warms_up_by_update_count_and_resumes(two_class, tmp_path, monkeypatch):
     from timm.utils import ModelEmaV3
     steps = []

@@ -226,6 +226,15 @@ def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path,
     assert ran["lr"] == pytest.approx(best["lr"]) and ran["model"] == "test_resnet"
 
 
+def test_best_config_names_the_data_from_any_working_folder(data, tmp_path, space, monkeypatch):
+    """best_config.yaml recorded the data as typed (`src: raw`): `imgcls train --config outputs/tune/S/
+    best_config.yaml` from another folder read that folder's raw/, or none. Recorded absolute, as a run's."""
+    monkeypatch.chdir(tmp_path)
+    study_dir = run_tune(tune_cfg("raw", tmp_path, space, trials=1))
+    assert yaml.safe_load((study_dir / "best_config.yaml").read_text())["src"] == str(data)
+    assert yaml.safe_load((study_dir / "trial_0000" / "config.yaml").read_text())["src"] == str(data)
+
+
 @pytest.mark.timeout(120)
 def _force_low_metric_in_trial_1(monkeypatch) -> Callback:
     """Trial 1's every validation scores 0 (a callback turns it on at that trial's start)."""

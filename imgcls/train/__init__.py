@@ -131,6 +131,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     if cfg.src is None:
         from imgcls.pipeline import default_input
         cfg.src = str(default_input("train"))
+    cfg.anchor_paths()       # config.yaml names the data and starting weights from any working folder
     check_model_name(cfg.model)
     cfg.validate()
     if dist.main and cfg.tracker:

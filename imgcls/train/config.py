@@ -351,6 +351,24 @@ class TrainConfig:
                     "oversamples them again")
         return None
 
+    # the options that name a file or folder the run reads: recorded absolute (anchor_paths)
+    PATHS = ("src", "weights", "init_from")
+
+    def anchor_paths(self) -> "TrainConfig":
+        """The paths the run reads (PATHS: the data, --weights, --init-from) made absolute from the working folder
+        they were given in (os.path.abspath, as preprocess.json's source: symlinks kept as named), so config.yaml
+        names the same files from any folder: --resume, --config, predict's leak check, tune's trials and its
+        best_config.yaml. A relative path read from an older record is taken from the working folder, as before."""
+        for name, value in self.anchored({n: getattr(self, n) for n in self.PATHS}).items():
+            setattr(self, name, value)
+        return self
+
+    @classmethod
+    def anchored(cls, d: dict) -> dict:
+        """A config dict with its PATHS absolute (anchor_paths), e.g. a tune study's recorded fixed options."""
+        import os
+        return {**d, **{n: os.path.abspath(d[n]) for n in cls.PATHS if d.get(n)}}
+
     def to_dict(self) -> dict:
         return asdict(self)
 

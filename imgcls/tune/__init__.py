@@ -241,8 +241,9 @@ def _open_study(cfg: TuneConfig, space, url: str):
     if base is not None:      # the fixed options every trial starts from (the space's values replace theirs)
         from imgcls.options import describe_changes
         from imgcls.train.rundir import option_changes
-        # an option the study's record predates (max_pixels) was at its default then
-        base = {**TrainConfig().to_dict(), **base}
+        # an option the study's record predates (max_pixels) was at its default then; a path it recorded as typed
+        # (before TrainConfig.anchor_paths) is taken from this working folder
+        base = TrainConfig.anchored({**TrainConfig().to_dict(), **base})
         changed = [c for c in option_changes(base, cfg.train.to_dict()) if c[0] not in space.names()]
         if changed:
             raise UserError(f"study '{cfg.study}' was started with other fixed train options ("
@@ -393,6 +394,7 @@ def _check_up_front(cfg: TuneConfig):
     elif not Path(cfg.train.src).exists():
         raise UserError(f"data {cfg.train.src} does not exist; pass a dataset folder or manifest.csv")
     _study_options(cfg, storage_url(cfg))
+    cfg.train.anchor_paths()    # each trial's config.yaml and best_config.yaml name the data from any folder
     space = load_space(cfg.space, cfg.train, cfg.typed)    # checks the fixed train options too, with the space's keys
     check_writable(cfg.study_dir())
     models = [cfg.train.model]
