@@ -369,8 +369,9 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
     None when df holds none of the rows its records name, so nothing is known about it).
     From the run's own records: each val_predictions.csv (a single run's, or each fold_<g>/ one of a k-fold run)
     lists the images that run or fold validated on. A k-fold run: every other fold trained on fold g's images, and
-    when df is the run's split table (a `fold` column) its fold column gives every row, by train's rule
-    (train.data.fold_training_rows). A single run whose validation images are rows of df: df is its training data,
+    the split table it trained on (config.yaml's src; where that is not readable, df's fold column when df is that
+    split: each fold's validation images in that fold, never another split of the same images) gives every row,
+    by train's rule (train.data.fold_training_rows). A single run whose validation images are rows of df: df is its training data,
     and every other kept row but the split's test rows trained (train's rule for a split table and for a
     --val-split alike)."""
     trained = np.zeros(len(df), bool)
@@ -393,19 +394,28 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
                 trained &= (split != "test").to_numpy()
         trained[hit] = False
         return trained, run, []
-    any_named = False
+    hits = {}
     for d in run.glob("fold_*"):
         g = _fold_of(d)
         hit = named.get(d / "val_predictions.csv") if g is not None else None
         if not hit:
             continue
-        any_named = True
+        hits[g] = hit
         if folds - {g}:
             trained[hit] = True
-    if any_named and "fold" in df.columns:
-        from imgcls.train.data import fold_training_rows
-        for k in folds:
-            trained |= fold_training_rows(df, k)
+    if not hits:
+        return trained, run, sorted(folds)
+    took = _trained_by_table(run, df, where, folds)     # the run's own split table: its folds, not df's
+    if took is not None:
+        trained |= took
+    elif "fold" in df.columns:
+        # its table unreadable here: df's fold column is train's only where it is the run's split (each fold's
+        # validation images in that fold of df), not another split of the same images
+        fold = pd.to_numeric(df["fold"], errors="coerce").to_numpy()
+        if all((fold[hit] == g).all() for g, hit in hits.items()):
+            from imgcls.train.data import fold_training_rows
+            for k in folds:
+                trained |= fold_training_rows(df, k)
     return trained, run, sorted(folds)
 
 

@@ -619,6 +619,41 @@ def test_eval_on_another_split_of_a_single_runs_training_images_is_refused(tmp_p
     assert not (tmp_path / "p").exists()
 
 
+def test_eval_on_another_k_fold_split_of_a_k_fold_runs_images_refuses_only_what_it_trained_on(tmp_path, monkeypatch):
+    """A k-fold run trained on split A, --eval on split B of the same images (another `imgcls split --folds K`):
+    the check marked rows by B's fold column as if it were the run's, so B's val rows (A's test rows, which no fold
+    trained on) were refused as a leak. The run's own training table decides: they score; fold 0 alone is still
+    refused B's rows it trained on (A's fold 1)."""
+    import imgcls.predict as pr
+    from imgcls import manifest as mf
+    from imgcls.ensemble import member_from_run
+    from imgcls.train import TrainConfig, run_train
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)), announce=False)
+    i = np.arange(len(df))
+    a, b = df.copy(), df.copy()
+    a_test = i % 4 == 3
+    a["fold"] = np.where(a_test, -1, i % 2)
+    a["split"] = np.where(a_test, "test", np.where(i % 2 == 0, "val", "train"))
+    b["fold"] = np.where(i % 4 == 0, -1, np.where(a_test, 0, 1))      # B's val (fold 0): A's test rows
+    b["split"] = np.where(i % 4 == 0, "test", np.where(a_test, "val", "train"))
+    mf.write(a, tmp_path / "a.csv")
+    mf.write(b, tmp_path / "b.csv")
+    run = run_train(TrainConfig(src=str(tmp_path / "a.csv"), model="test_resnet", pretrained=False, img_size=32,
+                                batch_size=8, workers=0, device="cpu", aug="none", epochs=1,
+                                out=str(tmp_path / "runs"), name="kf", folds="all"))
+    for table in ("readable", "moved"):   # A's table, else the folds' own records; B's folds never
+        if table == "moved":
+            (tmp_path / "a.csv").rename(tmp_path / "a_moved.csv")
+        trained, _, folds = pr.trained_rows(member_from_run(run), b)
+        assert folds == [0, 1] and trained.tolist() == (~a_test).tolist(), table     # every fold's, by A's folds
+        assert pr.trained_rows(member_from_run(run / "fold_0"), b)[0].tolist() == (a["fold"] == 1).tolist(), table
+    (tmp_path / "a_moved.csv").rename(tmp_path / "a.csv")
+    out = tmp_path / "p"
+    res = invoke("predict", run, "--data", tmp_path / "b.csv", "--eval", "--out", out, "--workers", 0, "--quiet")
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "predict.json").read_text())["eval"]["n_images"] == int(a_test.sum())
+
+
 def test_training_distribution_of_a_run_a_k_fold_run_and_other_classes(tmp_path):
     """predict's report sets the submission's class shares against the training set's: a run's training rows, a
     k-fold run's whole labelled set (fold 0's training + validation rows, not fold 0's training rows alone), and
