@@ -121,7 +121,7 @@ class NearDuplicates:
         per content hash that a pass already filled (else one is made: thumbnails are decoded only where no earlier
         run kept their numbers, or where a pair is verified rather than replayed)."""
         from imgcls.clean.ann import faiss_available, use_ann
-        from imgcls.clean.near_dup import candidate_pairs, pair_arrays, top_pairs, verify_pairs
+        from imgcls.clean.near_dup import candidate_pairs, pair_arrays, top_pairs
         from imgcls.clean.pair_cache import Thumbnails
         floor = self.cut if floor is None else floor
         if levels:                     # every pair a level counts must come back
@@ -150,27 +150,42 @@ class NearDuplicates:
         if not len(i):                 # nothing to verify: the pair cache is not read
             return i, j, np.zeros(0, np.float32)
         # pairs verified before (this clean's last run, or clean before split) are replayed from the cache
+        from imgcls.clean.near_dup import global_scores, local_checks, local_scores
         from imgcls.clean.pair_cache import PairCache, content_keys
         grey = bool(ts.grey[th_ok].all())      # every thumbnail R = G = B (near_dup.is_greyscale of them all)
         cache = PairCache(self.cache_dir, grey)
         keys = content_keys(df)
         record = cache.lookup(keys[i], keys[j])
-        ts.need(np.unique(np.r_[i, j][np.r_[record.computes(floor), record.computes(floor)]]))
-        failed = ts.tried & ~ts.ok             # kept numbers, but the file no longer decodes: as unreadable
-        if failed.any():
-            keep = ~(failed[i] | failed[j])
-            i, j, record = i[keep], j[keep], record.take(keep)
+        i, j, record = _decoded(ts, i, j, record, np.isnan(record.glob))      # the global stage's pairs
         replayed = int((~np.isnan(record.glob)).sum())
         if 0 < replayed < len(i):          # a partial hit is worth a line; a full one is not (as embeddings')
             from imgcls.console import info
             info(f"near-duplicate verification: {replayed} of {len(i)} candidate pairs replayed from the cache, "
                  f"{len(i) - replayed} to verify")
-        s = verify_pairs(ts.thumbs, i, j, what="verifying candidate pairs" if len(i) - replayed > 20_000 else None,
-                         floor=floor, workers=workers, levels=levels, joined=joined if levels else None,
-                         record=record, greyscale=grey)
+        what = "verifying candidate pairs" if len(i) - replayed > 20_000 else None
+        global_scores(ts.thumbs, i, j, record, what=what, workers=workers, greyscale=grey)
+        # the local stage's: decided before it decodes (a pair skipped as joined in the last run is skipped again)
+        while True:
+            n = len(i)
+            i, j, record = _decoded(ts, i, j, record, local_checks(record, i, j, len(df), floor, levels,
+                                                                  joined if levels else None))
+            if len(i) == n:            # no pair left out as unreadable: the same checks
+                break
+        s = local_scores(ts.thumbs, i, j, record, what=what, floor=floor, workers=workers, levels=levels,
+                         joined=joined if levels else None, greyscale=grey)
         cache.store(keys[i], keys[j], record)
         keep = s >= floor
         return i[keep], j[keep], s[keep]
+
+
+def _decoded(ts: "Thumbnails", i: np.ndarray, j: np.ndarray, record: "PairRecord", pairs: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, "PairRecord"]:
+    """Decode the images of the `pairs` (a mask) that no pass decoded yet; the pairs of an image with kept numbers
+    that no longer decodes are left out (as unreadable): (i, j, record) of the others."""
+    ts.need(np.unique(np.r_[i[pairs], j[pairs]]))
+    failed = ts.tried & ~ts.ok
+    keep = ~(failed[i] | failed[j])
+    return (i, j, record) if keep.all() else (i[keep], j[keep], record.take(keep))
 
 
 def exact_pairs(values: Sequence | pd.Series, valid: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -139,6 +139,36 @@ def test_a_replayed_verification_decodes_only_the_images_of_the_pairs_it_compute
     assert any(p.endswith("new.png") for p in decoded) and 1 < len(decoded) < len(df), decoded
 
 
+def test_a_rerun_decodes_no_image_for_the_pairs_it_skips_again_as_joined(tmp_path, monkeypatch):
+    """clean's groups (levels): a pair whose images were joined already was not checked locally; the rerun skips it
+    again, so it decodes nothing for it (a warm clean of 4,204 fmnist_lt images decoded 2,978 thumbnails for 0
+    checks). Asked at other levels, it checks (and decodes) what a fresh verification's groups need: same groups."""
+    from imgcls import links
+    from imgcls.clean import near_dup, pair_cache
+    df = _scan(_folder(tmp_path / "data"))
+    emb = np.zeros((len(df), 8), np.float32)
+    nd = links.NearDuplicates(cache_dir=str(tmp_path / "cache"))
+    monkeypatch.setattr(near_dup, "LOCAL_BATCH", 2)        # rounds of a few pairs, as of 1,024 on a big set
+    want = nd.scored_pairs(df, emb, 0.98, levels=[0.98])
+    kept = pair_cache.PairCache(tmp_path / "cache", greyscale=False).table
+    assert ((kept["glob"] >= 0.98) & kept["local"].isna()).sum() >= 5      # skipped as joined, kept unchecked
+    decoded = []
+    real = pair_cache._thumbnail_of
+    monkeypatch.setattr(pair_cache, "_thumbnail_of", lambda a: decoded.append(a[0]) or real(a))
+    with monkeypatch.context() as m:
+        m.setattr(near_dup, "_verify_chunk", _boom)
+        m.setattr(near_dup, "local_agreement", _boom)
+        for x, y in zip(nd.scored_pairs(df, emb, 0.98, levels=[0.98]), want):
+            np.testing.assert_array_equal(x, y)
+    assert decoded == []
+    levels = [0.90, 0.95, 0.98]
+    fresh = links.NearDuplicates(cache_dir=str(tmp_path / "fresh")).scored_pairs(df, emb, 0.90, levels=levels)
+    got = nd.scored_pairs(df, emb, 0.90, levels=levels)
+    for lev in levels:                 # the groups at each level (the scores of skipped pairs are upper bounds)
+        np.testing.assert_array_equal(links.components(len(df), *[a[got[2] >= lev] for a in got[:2]]),
+                                      links.components(len(df), *[a[fresh[2] >= lev] for a in fresh[:2]]))
+
+
 def test_a_greyscale_set_keeps_its_pairs_apart_from_the_three_channel_path(tmp_path):
     from imgcls import links
     root = tmp_path / "data"

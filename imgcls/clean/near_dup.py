@@ -277,11 +277,6 @@ class PairRecord:
         """The record of the pairs k (a mask or positions)."""
         return PairRecord(self.glob[k], self.how[k], self.local[k], self.local_floor[k], self.fresh[k])
 
-    def computes(self, floor: float) -> np.ndarray:
-        """The pairs verify_pairs at `floor` may compute a part of (and so read the thumbnails of): global score
-        unknown, or at least `floor` with a local part it cannot replay."""
-        return np.isnan(self.glob) | ((self.glob >= floor) & ~self.replayable_local(floor))
-
     def replayable_local(self, floor: float) -> np.ndarray:
         """Pairs whose recorded local agreement is the one local_agreement would return at `floor`, or both lie
         below it (all a caller compares at `floor` or above sees): computed in full (at or above its floor, or the
@@ -314,22 +309,40 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
     pair's numbers depend on its two thumbnails alone, not on the chunk it is computed in), and what is computed is
     written into it. `greyscale`: is_greyscale(thumbs) when the caller already knows it (the one-channel path's
     scores differ from the three-channel path's in the last digits, so a record is only replayed on the path that
-    wrote it)."""
+    wrote it). Its two stages, global_scores and local_scores, are called apart by a caller that decodes the
+    thumbnails in between, only those of the pairs local_checks says the second may check."""
+    rec = record if record is not None else PairRecord.empty(len(i))
+    rec.fresh[:] = False
+    grey = is_greyscale(thumbs) if greyscale is None else greyscale
+    global_scores(thumbs, i, j, rec, chunk=chunk, what=what, workers=workers, greyscale=grey)
+    return local_scores(thumbs, i, j, rec, what=what, floor=floor, workers=workers, levels=levels, joined=joined,
+                        greyscale=grey)
+
+
+def _channels(thumbs: np.ndarray, greyscale: bool) -> np.ndarray:
+    """The thumbnails a stage scores: one channel when every thumbnail is R = G = B (the same scores, to 3e-6 on
+    fmnist_lt, in 0.4x the time)."""
+    return np.ascontiguousarray(thumbs[..., :1]) if greyscale else thumbs
+
+
+def global_scores(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rec: PairRecord, chunk: int = GLOBAL_CHUNK,
+                  what: str | None = None, workers: int = 1, greyscale: bool = False) -> None:
+    """verify_pairs' global stage: the global score and alignment of the record's pairs that have none, written
+    into it (and marked fresh); reads the thumbnails of those pairs only."""
     import multiprocessing
 
     from imgcls.console import progress_bar
-    from imgcls.parallel import chunked_map, worker_pool
-    rec = record if record is not None else PairRecord.empty(len(i))
+    from imgcls.parallel import chunked_map
     todo = np.flatnonzero(np.isnan(rec.glob))
+    if not len(todo):
+        return
     order = todo[np.lexsort((j[todo], i[todo]))]
-    if is_greyscale(thumbs) if greyscale is None else greyscale:   # every thumbnail R = G = B: one channel scores
-        thumbs = np.ascontiguousarray(thumbs[..., :1])             # the same (to 3e-6 on fmnist_lt) in 0.4x the time
+    thumbs = _channels(thumbs, greyscale)
     if multiprocessing.get_start_method() != "fork":
         workers = 1                                    # the workers read _SHARED, which only fork hands them
     if workers > 1:                                    # at least 4 chunks per worker, so a small set spreads too
         chunk = min(chunk, max(64, -(-len(order) // (4 * workers))))
     bounds = [(s, min(s + chunk, len(order))) for s in range(0, len(order), chunk)]
-    glob, how = np.nan_to_num(rec.glob, nan=0.0), rec.how.astype(np.int64, copy=True)
     _SHARED["global"] = (thumbs, i, j, order)
     parts = []
     try:
@@ -339,40 +352,74 @@ def verify_pairs(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 
                 advance(len(part[0]))
     finally:
         _SHARED.pop("global", None)
-    if parts:
-        glob[order] = np.concatenate([p[0] for p in parts])
-        how[order] = np.concatenate([p[1] for p in parts])
-    rec.glob[:], rec.how[:] = glob, how
-    rec.fresh[:] = False
+    rec.glob[order] = np.concatenate([p[0] for p in parts])
+    rec.how[order] = np.concatenate([p[1] for p in parts])
     rec.fresh[order] = True
-    out = glob.copy()
+
+
+def _local_candidates(rec: PairRecord, floor: float) -> np.ndarray:
+    """The pairs the local stage takes (global score >= floor), in descending global score."""
+    cand = np.flatnonzero(rec.glob >= floor)
+    return cand[np.argsort(-rec.glob[cand], kind="stable")]
+
+
+def _local_rounds(rec: PairRecord, i: np.ndarray, j: np.ndarray, n: int, floor: float, levels: list[float] | None,
+                  joined: np.ndarray | None, out: np.ndarray):
+    """The local stage's rounds (see verify_pairs): yields each round's pairs and those of them to check (neither
+    joined already nor replayable; the replayed ones are written into `out` here); the caller writes the checked
+    ones' scores into `out` before asking for the next round, whose skips follow from the joins `out` makes."""
+    cand = _local_candidates(rec, floor)
     replay = rec.replayable_local(floor)
-    cand = np.flatnonzero(glob >= floor)
-    cand = cand[np.argsort(-glob[cand], kind="stable")]
-    start = np.arange(len(thumbs)) if joined is None else np.asarray(joined)
+    start = np.arange(n) if joined is None else np.asarray(joined)
     comp = None if levels is None else np.tile(start, (len(levels), 1))
     batch = max(1, len(cand) if levels is None else LOCAL_BATCH)   # not by workers: the same skips, the same scores
-    _SHARED["local"] = (thumbs, i, j, how, floor)
+    for s in range(0, len(cand), batch):
+        idx = cand[s:s + batch]
+        need = idx if comp is None else idx[_not_joined(comp, levels, rec.glob[idx], i[idx], j[idx])]
+        known, need = need[replay[need]], need[~replay[need]]
+        out[known] = np.minimum(rec.glob[known], rec.local[known])
+        yield idx, need
+        if comp is not None:
+            for li, t in enumerate(levels):
+                e = idx[out[idx] >= t]
+                if len(e):
+                    comp[li] = _join(comp[li], i[e], j[e])
+
+
+def local_checks(rec: PairRecord, i: np.ndarray, j: np.ndarray, n: int, floor: float = 0.0,
+                 levels: list[float] | None = None, joined: np.ndarray | None = None) -> np.ndarray:
+    """The pairs local_scores may check (and so read the thumbnails of), from a record whose global scores are all
+    known: its rounds run with every check's outcome taken as joining nothing. The joins then are a part of the
+    real run's, so every pair it checks is among these; a rerun whose checks all replay finds none."""
+    out, checks = rec.glob.copy(), np.zeros(len(i), bool)
+    for _, need in _local_rounds(rec, i, j, n, floor, levels, joined, out):
+        checks[need], out[need] = True, -np.inf
+    return checks
+
+
+def local_scores(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rec: PairRecord, what: str | None = None,
+                 floor: float = 0.0, workers: int = 1, levels: list[float] | None = None,
+                 joined: np.ndarray | None = None, greyscale: bool = False) -> np.ndarray:
+    """verify_pairs' local stage, once the record holds every pair's global score: the pairs' scores; what it
+    checks is written into the record (and marked fresh). Reads the thumbnails of local_checks' pairs only."""
+    from imgcls.console import progress_bar
+    from imgcls.parallel import chunked_map, worker_pool
+    out = rec.glob.copy()
+    cand = _local_candidates(rec, floor)
+    unknown = int((~rec.replayable_local(floor)[cand]).sum())       # at most these are checked
     try:
-        with worker_pool(workers if (~replay[cand]).sum() > 64 else 1) as pool, \
+        with worker_pool(workers if unknown > 64 else 1) as pool, \
                 progress_bar(f"local check of {len(cand)} pairs" if what and len(cand) else None, len(cand)) as advance:
-            for s in range(0, len(cand), batch):
-                idx = cand[s:s + batch]
-                need = idx if comp is None else idx[_not_joined(comp, levels, glob[idx], i[idx], j[idx])]
-                known, need = need[replay[need]], need[~replay[need]]
-                out[known] = np.minimum(glob[known], rec.local[known])
+            for idx, need in _local_rounds(rec, i, j, len(thumbs), floor, levels, joined, out):
                 if len(need):
+                    if "local" not in _SHARED:     # at the first check (none: no copy), before the pool forks
+                        _SHARED["local"] = (_channels(thumbs, greyscale), i, j, rec.how, floor)
                     step = max(64, -(-len(need) // (4 * max(1, workers))))
                     local = np.concatenate(list(chunked_map(
                         _local_part, [need[k:k + step] for k in range(0, len(need), step)], workers, chunk=1,
                         pool=pool)))
-                    out[need] = np.minimum(glob[need], local)
+                    out[need] = np.minimum(rec.glob[need], local)
                     rec.local[need], rec.local_floor[need], rec.fresh[need] = local, floor, True
-                if comp is not None:
-                    for li, t in enumerate(levels):
-                        e = idx[out[idx] >= t]
-                        if len(e):
-                            comp[li] = _join(comp[li], i[e], j[e])
                 advance(len(idx))
     finally:
         _SHARED.pop("local", None)
