@@ -169,15 +169,19 @@ def check_output_location(out: str | os.PathLike, *roots: str | os.PathLike | No
                             f"(this step writes and tidies its whole {flag} folder)")
     out_r = Path(os.path.realpath(out))
     resolved = _FolderCache()           # each folder resolved once: thousands of images share a few folders
-    heads = set()
+    heads: dict[str, bool] = {}         # folder as read -> its real folder lies in out_r (so does each image in it)
     inside = []
     for p in images:
         head, name = os.path.split(os.fspath(p))
-        heads.add(head)
+        whole = heads.get(head)
+        if whole is None:               # once per folder: per image it was 0.24 s of CPU at 16,800 images
+            whole = heads[head] = owns and _under(resolved(head), out_r)
         if not owns:
             continue
-        real = Path(os.path.realpath(p)) if os.path.islink(p) else resolved(head) / name
-        if _under(real, out_r):
+        if os.path.islink(p):           # a symlinked image: where it points
+            if _under(Path(os.path.realpath(p)), out_r):
+                inside.append(p)
+        elif whole or (name == out_r.name and resolved(head) / name == out_r):     # or it is out_r itself
             inside.append(p)
     if inside:
         raise UserError(f"{len(inside)} input image(s) lie inside {flag} {out}, e.g. {inside[0]}; choose an "

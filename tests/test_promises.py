@@ -201,6 +201,34 @@ def test_out_inside_the_real_folder_of_a_symlinked_class_folder_is_refused(tmp_p
     assert r.exit_code == 0, r.output
 
 
+def test_the_output_check_looks_at_each_folder_once_and_still_finds_each_image_inside(tmp_path, monkeypatch):
+    """check_output_location resolved and compared every image's path (0.24 s of CPU a command at 16,800 images in
+    10 folders): now each folder once; an image symlinked into --out, a class folder whose real folder is in
+    --out, and an image that is --out itself are still found, one line each."""
+    from imgcls import fsutil
+    from imgcls.errors import UserError
+    raw, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
+    for folder in (raw / "a", raw / "b", elsewhere / "c"):
+        folder.mkdir(parents=True)
+        for k in range(150):
+            (folder / f"{k}.png").write_bytes(b"")
+    (raw / "c").symlink_to(elsewhere / "c", target_is_directory=True)
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "ext" / "x.png").write_bytes(b"")
+    (raw / "b" / "link.png").symlink_to(tmp_path / "ext" / "x.png")
+    images = sorted(raw.glob("*/*.png"))
+    calls = []
+    real = fsutil._under
+    monkeypatch.setattr(fsutil, "_under", lambda *a: calls.append(1) or real(*a))
+    fsutil.check_output_location(tmp_path / "out", raw, images=images)
+    assert len(calls) < 30, len(calls)                  # a few folders, 451 images
+    for out, n, first in ((tmp_path / "ext", 1, raw / "b" / "link.png"), (elsewhere, 150, raw / "c" / "0.png"),
+                          (raw / "a" / "7.png", 1, raw / "a" / "7.png")):
+        with pytest.raises(UserError, match=rf"^{n} input image\(s\) lie inside --out {re.escape(str(out))}, "
+                                            rf"e\.g\. {re.escape(str(first))};"):
+            fsutil.check_output_location(out, images=images)
+
+
 def test_split_and_predict_refuse_an_out_in_the_real_folder_of_a_symlinked_class_folder(tmp_path):
     """symraw/cat -> raw/cat: `split symraw --out raw/cat/splits.csv` and `predict RUN --data symraw --out raw/cat/p`
     wrote into the input tree (their check compared --out with the roots only). They write only their own files into
