@@ -56,3 +56,21 @@ def test_torchrun_two_processes_sam_with_grad_accum(tmp_path):
     # each batch once
     assert int(next(iter(ck["train_state"]["optimizer"]["state"].values()))["step"]) == 2
     assert int(ck["raw_state_dict"]["bn1.num_batches_tracked"]) == 4
+
+
+@pytest.mark.slow
+def test_torchrun_shared_cache_removed_when_the_run_fails(tmp_path):
+    """The decoded-image memmap every process maps ($TMPDIR/imgcls-cache-*.npy and its .errors.json) goes however
+    the run ends, not only on success: here every fold lacks training images (one line, exit 2) after the cache
+    is built."""
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(40, 40))
+    rows = sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png"))
+    (src / "folds.csv").write_text("path,label,fold\n" + "".join(f"{p},{p.split('/')[0]},0\n" for p in rows))
+    launch, env = torchrun(2, tmp_path)
+    tmp = Path(env["TMPDIR"])
+    cmd = launch + ["-m", "imgcls", "train", str(src / "folds.csv"), "--model", "test_resnet", "--no-pretrained",
+                    "--img-size", "32", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu",
+                    "--folds", "all", "--cache", "disk", "--out", str(tmp_path / "runs"), "--quiet"]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode != 0 and "no training images in fold 0" in r.stdout + r.stderr, r.stderr[-3000:]
+    assert list(tmp.glob("imgcls-cache-*")) == []

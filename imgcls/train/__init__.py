@@ -318,15 +318,23 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             key = hashlib.sha256(f"{run_dir.resolve()}|{img_size}|{cfg.resize_mode}|{cfg.interpolation}|{fill}"
                                  .encode()).hexdigest()[:16]
             shared = Path(tempfile.gettempdir()) / f"imgcls-cache-{key}.npy"
-            if dist.local_rank == 0:
-                images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
-                                                    workers=io_workers, memmap=shared, fill=pad_fill,
-                                                    max_pixels=cfg.max_pixels)
-                images.flush()
-                write_json(shared.with_suffix(".errors.json"), errors)
-            dist.barrier()
-            images = np.load(shared, mmap_mode="r")
-            errors = json.loads(shared.with_suffix(".errors.json").read_text())
+            try:
+                if dist.local_rank == 0:
+                    images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
+                                                        workers=io_workers, memmap=shared, fill=pad_fill,
+                                                        max_pixels=cfg.max_pixels)
+                    images.flush()
+                    write_json(shared.with_suffix(".errors.json"), errors)
+                dist.barrier()
+                images = np.load(shared, mmap_mode="r")
+                errors = json.loads(shared.with_suffix(".errors.json").read_text())
+                dist.barrier()                  # every process of this machine has mapped the file
+            finally:
+                if dist.local_rank == 0:
+                    # the names go as soon as every process holds its mapping (the pages stay until the last one
+                    # unmaps them), so an error, Ctrl-C or a kill later in the run leaves nothing in the temp folder
+                    shared.unlink(missing_ok=True)
+                    shared.with_suffix(".errors.json").unlink(missing_ok=True)
         else:
             # scikit-learn (the fallback split's draw, every epoch's scores) loads while the workers decode
             from imgcls.metrics import import_libraries
@@ -411,10 +419,6 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         write_run_report(run_dir)
     if dist.on:
         torch.distributed.barrier()
-        if shared is not None and dist.local_rank == 0:
-            images = None
-            shared.unlink(missing_ok=True)
-            shared.with_suffix(".errors.json").unlink(missing_ok=True)
         torch.distributed.destroy_process_group()
     if dist.main and callbacks:
         from imgcls.train.callbacks import CallbackList
