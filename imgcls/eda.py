@@ -18,6 +18,7 @@ from imgcls.fsutil import check_output_location, check_writable, remove_stale_te
 from imgcls.io import DEFAULT_MAX_PIXELS, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders
 from imgcls.options import check, option, seed_option
+from imgcls.outputs import EDA_SUMMARY, refuse_other_output
 from imgcls.parallel import check_workers
 
 SAMPLES_PER_CLASS = 8
@@ -283,6 +284,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     opts = opts or mf.LayoutOptions()
     out = Path(out)
     check_writable(out)
+    refuse_other_output(out, "eda")
     df = mf.load(src, opts, scan=False)
     mf.warn_unlabeled(df, src)
     test_df = mf.load(test, mf.LayoutOptions(), scan=False) if test is not None else None
@@ -312,7 +314,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     mf.write(df, out / mf.MANIFEST_NAME)
     write_table(duplicates_table(dups), out / DUPLICATES_NAME)
     summary["exact_duplicates_file"] = DUPLICATES_NAME
-    write_json(out / "summary.json", summary)
+    write_json(out / EDA_SUMMARY, summary)
     write_report(out / "report.html", summary, df, plots, grids, dups)
     remove_earlier_plots(out, [*plots.values(), *grids])
     if not is_quiet():

@@ -1,7 +1,8 @@
 """What each step's output folder is, by the files it writes: a train run (config.yaml with metrics.csv, train.log or
 a checkpoint), a k-fold set (the same in fold_*/), an ensemble (spec.yaml), a tune study (trials.csv, study.db), a
-prediction (predict.json). A leaf module (the standard library and yaml only): the data readers ask it whether an
-argument is one of these folders given where a dataset was meant, the model loaders where a run was meant."""
+prediction (predict.json), clean's, preprocess's and eda's output (their summary files). A leaf module (the standard
+library and yaml only): the data readers ask it whether an argument is one of these folders given where a dataset was
+meant, the model loaders where a run was meant, every writing step whether its --out holds another step's output."""
 from __future__ import annotations
 
 import os
@@ -14,6 +15,11 @@ RUNS_DIR = "outputs/runs"       # where imgcls train writes its runs by default 
 # preprocess's resume journal in its --out: there from its first image until its manifest and preprocess.json are
 # written, so a folder holding it is a run that was interrupted (or is still running)
 PREPROCESS_JOURNAL = ".preprocess_journal.jsonl"
+# the file each step writes into its --out folder that tells its output apart (output_step)
+EDA_SUMMARY = "summary.json"
+CLEAN_SUMMARY = "clean_summary.json"
+PREPROCESS_SETTINGS = "preprocess.json"
+PREDICT_SUMMARY = "predict.json"
 
 
 def read_yaml(path: Path) -> dict:
@@ -41,11 +47,58 @@ def output_kind(folder: str | os.PathLike) -> str | None:
             return "train run"
         if (folder / "trials.csv").is_file() or (folder / "study.db").is_file():
             return "tune study"
-        if (folder / "predict.json").is_file():
+        if (folder / PREDICT_SUMMARY).is_file():
             return "predictions"
     except OSError:         # a link loop, a folder it may not list
         pass
     return None
+
+
+_KIND_STEP = {"train run": ("train", "an imgcls train run"), "ensemble": ("ensemble", "an imgcls ensemble"),
+              "tune study": ("tune", "an imgcls tune study"),
+              "predictions": ("predict", f"the output of imgcls predict ({PREDICT_SUMMARY})")}
+
+
+def output_step(folder: str | os.PathLike) -> tuple[str, str] | None:
+    """Which imgcls step's output a folder holds, by the files each writes there: (step, what it is in words), e.g.
+    ('clean', 'the output of imgcls clean (clean_summary.json)'); None for none (an empty or a user's folder, a
+    folder of runs)."""
+    folder = Path(folder)
+    kind = output_kind(folder)
+    if kind is not None:
+        return _KIND_STEP[kind]
+    for step, files in (("clean", (CLEAN_SUMMARY,)), ("preprocess", (PREPROCESS_SETTINGS, PREPROCESS_JOURNAL)),
+                        ("eda", (EDA_SUMMARY,))):
+        for f in files:
+            try:
+                if (folder / f).is_file():
+                    return step, f"the output of imgcls {step} ({f})"
+            except OSError:
+                pass
+    return None
+
+
+def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", own: tuple[str, ...] = (),
+                        writes=None, instead: str | None = None) -> None:
+    """Refuse an --out folder that holds another step's output (output_step), before the work: `step` writing its
+    report.html, manifest.csv, ... there would replace that step's files or mix its own among them (eda --out
+    data/clean). The step's own earlier output (and `own`'s: train's runs in a tune study) passes, to be replaced as
+    ever. `writes`: the files a step that writes only its own files into a folder would write there (split's
+    table, the --out given, first, then its reports): refused only when one of them is already there. `instead`:
+    what the fix suggests (default: an empty folder or an earlier output of this step)."""
+    out = Path(out)
+    found = output_step(out)
+    if found is None or found[0] == step or found[0] in own:
+        return
+    if writes is not None:
+        clash = [Path(w).name for w in writes if Path(w).is_file()]
+        if not clash:
+            return
+        raise UserError(f"{flag} {writes[0]}: {out} holds {found[1]}, whose {', '.join(clash)} imgcls {step} "
+                        f"would write over; choose another {flag}")
+    instead = instead or f"an empty folder, or an earlier imgcls {step} output"
+    raise UserError(f"{flag} {out} holds {found[1]}; imgcls {step} would write its own files over or among its "
+                    f"files: choose another {flag} ({instead})")
 
 
 def _subfolders(d: Path) -> list[Path]:

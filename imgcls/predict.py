@@ -37,6 +37,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
 from imgcls.options import check, option
+from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output
 from imgcls.parallel import default_workers
 from imgcls.submission import build_submission, check_class_ids, match_template, resolve_format
 from imgcls.train.config import TrainConfig
@@ -645,6 +646,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     out = Path(out) if out else Path("outputs/predictions") / spec.name
     check_output_not_source(out, spec.folders())
     check_writable(out)
+    refuse_other_output(out, "predict")
     if data is None:
         from imgcls.pipeline import default_test_data
         data = default_test_data()
@@ -673,7 +675,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         check_eval_not_leaked(spec, df, rows, part, data)
     check_output_location(out, *mf.roots(df), *([data] if data and Path(data).is_dir() else []),
                           images=mf.image_paths(df), owns=False)
-    check_not_replacing([out / n for n in ("submission.csv", f"probs.{probs_format}", "predict.json", "report.html")],
+    check_not_replacing([out / n for n in ("submission.csv", f"probs.{probs_format}", PREDICT_SUMMARY, "report.html")],
                         [*mf.read_table(df), sample_submission])
     classes = list(spec.classes)
     running = spec.running().members
@@ -715,7 +717,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     table["error"] = probs.errors
     table = pd.concat([table, pd.DataFrame(probs.tta.astype(np.float32), columns=[f"p_{c}" for c in classes])],
                       axis=1)
-    if (out / "predict.json").is_file():     # the default folder is named by the run alone: say what goes
+    if (out / PREDICT_SUMMARY).is_file():     # the default folder is named by the run alone: say what goes
         info(f"{out} holds an earlier prediction; it is replaced (--out FOLDER keeps both)")
     out.mkdir(parents=True, exist_ok=True)
     write_table(table, probs_path)
@@ -752,7 +754,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         else:
             summary["eval"] = scores
             _print_eval(scores, tta_spec)
-    write_json(out / "predict.json", summary)
+    write_json(out / PREDICT_SUMMARY, summary)
     from imgcls.inference_report import write_predict_report
     write_predict_report(out, summary, table, classes, [m.run for m in spec.members],
                          rows if summary.get("eval") else None)

@@ -168,6 +168,46 @@ def test_out_a_parent_of_the_input_is_refused_and_its_temp_looking_files_kept(cm
     assert snapshot(parent) == before
 
 
+def test_an_out_holding_another_steps_output_is_refused_before_the_work(tmp_path):
+    """eda data/clean --out data/clean replaced clean's report.html and manifest.csv with eda's; every step now
+    refuses an --out holding another step's output (one line, nothing touched) and replaces its own as before."""
+    raw = make_image_folder(tmp_path / "raw", {"cat": 4, "dog": 4})
+    clean = tmp_path / "clean"
+    assert invoke("clean", raw, "--out", clean, "--exact-only", "--no-ood", "-q").exit_code == 0
+    before = snapshot(tmp_path)
+    one_line_error(invoke("eda", clean, "--out", clean, "-q"), f"--out {clean} holds the output of imgcls clean "
+                   "(clean_summary.json); imgcls eda would write", "choose another --out")
+    one_line_error(invoke("preprocess", clean, "--out", clean, "-q"), "imgcls clean", "choose another --out")
+    one_line_error(invoke("split", clean, "--out", clean / "manifest.csv", "-q"),
+                   f"--out {clean / 'manifest.csv'}", "whose manifest.csv imgcls split would write over")
+    assert snapshot(tmp_path) == before
+    for _ in range(2):          # a table of its own beside clean's files, then its own earlier table replaced
+        r = invoke("split", clean, "--out", clean / "splits.csv", "--val", "0.5", "--test", "0", "--no-near-dup", "-q")
+        assert r.exit_code == 0, r.output
+    assert invoke("clean", raw, "--out", clean, "--exact-only", "--no-ood", "-q").exit_code == 0     # its own
+
+
+def test_model_steps_refuse_an_out_holding_another_steps_output(tmp_path, tiny_run):
+    """train, predict and ensemble into a folder of clean's or eda's (a run folder, submission.csv and report.html
+    among their files), and clean into eda's, are refused in one line before the work."""
+    raw = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2})
+    clean, eda = tmp_path / "clean", tmp_path / "eda"
+    clean.mkdir()
+    eda.mkdir()
+    (clean / "clean_summary.json").write_text("{}")
+    (eda / "summary.json").write_text("{}")
+    run, run2 = (tiny_run(tmp_path / "runs" / n, classes=("cat", "dog")) for n in ("r", "r2"))
+    before = snapshot(tmp_path)
+    for args, what in [(("train", raw, "--out", clean, "--model", "test_resnet", "--no-pretrained"), "imgcls clean"),
+                       (("predict", run, "--data", raw, "--out", eda), "imgcls eda (summary.json)"),
+                       (("ensemble", run, run2, "--out", clean), "imgcls clean"),
+                       (("clean", raw, "--out", eda, "--exact-only", "--no-ood"), "imgcls eda"),
+                       (("predict", run, "--data", raw, "--out", run2), "an imgcls train run")]:
+        one_line_error(invoke(*args, "-q"), f"--out {args[args.index('--out') + 1]} holds", what,
+                       f"imgcls {args[0]} would write", "choose another --out")
+    assert snapshot(tmp_path) == before
+
+
 def test_eda_never_writes_over_an_image_reached_through_a_symlink(tmp_path):
     """ds/data/a/linked.png is a link to ds/shared/class_counts.png; `eda ds/data --out ds/shared` would replace
     it with the chart."""

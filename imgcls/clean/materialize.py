@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from imgcls import manifest as mf
+from imgcls.outputs import CLEAN_SUMMARY
 
 
 # what --materialize HOW writes, in words ("images/ (copies of the kept images)"; it said "copys")
@@ -68,7 +69,7 @@ def earlier_materialized(out: Path) -> set[str]:
     import json
     from imgcls.errors import UserError
     try:
-        summary = json.loads((out / "clean_summary.json").read_text(encoding="utf-8"))
+        summary = json.loads((out / CLEAN_SUMMARY).read_text(encoding="utf-8"))
         if not (summary.get("config") or {}).get("materialize"):
             return set()
         old = mf.read_manifest_file(out / mf.MANIFEST_NAME)

@@ -20,6 +20,7 @@ from imgcls.errors import MissingWeightsError, UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_earlier, remove_stale_temps, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
+from imgcls.outputs import CLEAN_SUMMARY, refuse_other_output
 from imgcls.parallel import check_workers
 
 
@@ -164,6 +165,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     dist = init_distributed(cfg.device)         # one process unless torchrun started several (gloo on CPU)
     out = Path(out)
     check_writable(out)
+    refuse_other_output(out, "clean")
     if cfg.needs_embeddings or cfg.ood:
         from imgcls.embed import check_cache_folder
         check_cache_folder(cfg.cache_dir)        # embeddings and photo features are cached by content there
@@ -275,7 +277,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                "threshold_sweep": sweep,
                # readable images the detector gave no score (too few for it, or none it could measure): kept unchecked
                "ood_unscored": int((df["ood_score"].isna() & (df["error"] == "")).sum()) if det is not None else 0}
-    write_json(out / "clean_summary.json", summary)
+    write_json(out / CLEAN_SUMMARY, summary)
     from imgcls.clean.report import write_clean_report
     write_clean_report(out / "report.html", df, summary)
     written = materialize_kept(df, out / "images", materialize) if materialize else []

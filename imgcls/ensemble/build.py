@@ -19,6 +19,7 @@ from imgcls.ensemble.voting import (METHODS, WEIGHT_METRICS, crossfit_macro_f1, 
                                     parse_weights, vote)
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_not_source, check_writable
+from imgcls.outputs import refuse_other_output
 from imgcls.metrics import macro_f1
 from imgcls.options import When, check, option
 
@@ -94,6 +95,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     name, out = ensemble_folder(out, name, members, method, combine, typed)
     check_output_not_source(out, member_folders(members))
     check_writable(out)
+    refuse_other_output(out, "ensemble")
     if combine == "profile":
         return build_profile(members, method, weights, out, name, out_typed)
     classes = check_same_classes(members)

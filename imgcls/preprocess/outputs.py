@@ -12,11 +12,11 @@ from imgcls import manifest as mf
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import remove_earlier, safe_relative, write_text
-from imgcls.outputs import PREPROCESS_JOURNAL
+from imgcls.outputs import PREPROCESS_JOURNAL, PREPROCESS_SETTINGS
 from imgcls.preprocess.config import PreprocessConfig, applied_text
 
 JOURNAL = PREPROCESS_JOURNAL      # its presence tells the data readers the run did not finish
-SETTINGS_FILE = "preprocess.json"
+SETTINGS_FILE = PREPROCESS_SETTINGS
 INPUTS_FILE = ".preprocess_inputs.json"   # source_path -> the input's stamp when its output was made (input_stamp)
 _KEPT_EXT = (".jpg", ".jpeg", ".png", ".webp")
 

@@ -15,6 +15,7 @@ from imgcls import manifest as mf
 from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
+from imgcls.outputs import refuse_other_output
 from imgcls.parallel import check_workers
 from imgcls.preprocess.config import FACE_COLUMNS, FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
 from imgcls.preprocess.image import Models, empty_record, init_worker, process_image, run_chunk
@@ -34,6 +35,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     out = Path(out)
     src_path = Path(src)
     check_writable(out)
+    refuse_other_output(out, "preprocess")
     check_output_location(out, src_path if src_path.is_dir() else None)
     # Model files first: a missing one stops the run before any work, the scan included (one line, not one per
     # worker); the models themselves are built only when there is something to process

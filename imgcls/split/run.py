@@ -12,6 +12,7 @@ from imgcls import profiles
 from imgcls.console import info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
+from imgcls.outputs import refuse_other_output
 from imgcls.parallel import check_workers
 from imgcls.split.assign import assign, check_placed
 from imgcls.split.config import LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
@@ -128,6 +129,14 @@ def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int
     return mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels), group_col
 
 
+def _check_other_output(out: Path) -> None:
+    """split writes its table and reports into a folder it does not own: over a file of another step's output there
+    (--out data/clean/manifest.csv) is refused; a table of its own beside that step's files, or an earlier split's
+    table (beside its _summary.json) replaced, is not."""
+    if not (out.is_file() and report_paths(out)["summary"].is_file()):
+        refuse_other_output(out.parent, "split", writes=[out, *report_paths(out).values()])
+
+
 def _check_embedder(cfg: SplitConfig) -> None:
     """The near-duplicate definition (its method) and its model's weights, checked before the scan rather than
     after it."""
@@ -144,6 +153,7 @@ def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int =
     check_workers(workers)
     out = Path(out)
     check_writable(out, "file")
+    _check_other_output(out)
     _check_embedder(cfg)
     df, group_col = _load(src, out, opts, cfg, workers)
     df, summary, leaks, _ = make_split(df, cfg, group_col, workers)
@@ -188,6 +198,8 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     file = Path(file)
     if fix:
         check_writable(Path(out) if out is not None else file, "file")
+        if out is not None:
+            _check_other_output(Path(out))
     _check_embedder(cfg)
     df = mf.load(file, mf.LayoutOptions(layout="manifest"), scan=False)
     if "split" not in df.columns:

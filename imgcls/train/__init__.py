@@ -138,6 +138,10 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         from imgcls.track import make_trackers     # a missing tracker package fails here, before any data is read
         callbacks = make_trackers(cfg.tracker, cfg, group=track_group) + list(callbacks or [])
     check_writable(resume if resume is not None else cfg.out)
+    if resume is None:
+        from imgcls.outputs import refuse_other_output
+        refuse_other_output(cfg.out, "train", own=("tune",),     # a folder of runs: a tune study is one too
+                            instead=f"a folder of runs, e.g. {TrainConfig.out}")
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
