@@ -39,7 +39,8 @@ from imgcls.fsutil import (check_not_replacing, check_output_location, check_out
 from imgcls.options import check, option
 from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output
 from imgcls.parallel import default_workers
-from imgcls.submission import build_submission, check_class_ids, match_template, resolve_format
+from imgcls.submission import (build_submission, check_class_ids, check_template_fits, match_template,
+                               resolve_format)
 from imgcls.train.config import TrainConfig
 from imgcls.tta import MERGES, TTASpec, parse_tta
 
@@ -666,6 +667,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                                                         for m in spec.members]
         check_class_ids(f"--sample-submission {sample_submission}" if template is not None else f"--format {fmt}",
                         kind, spec.classes, targets)
+    if template is not None:        # a per-class template, or labels spelled unlike the run's classes
+        check_template_fits(template, spec.classes, f"--sample-submission {sample_submission}")
     # a competition's test data has no labels: --eval scores labelled rows, not a submission's
     if template is None and fmt == "id,label" and not evaluate and (beside := template_beside(data)) is not None:
         info(f"{beside} lies beside the test data: --sample-submission {beside} writes the submission with its "

@@ -1,7 +1,7 @@
 """The submission file: `--format id,label | mask (ImageID,ans with class ids) | dacon (id,artist with names) |
 ID_COL,LABEL_COL`, or the competition's sample submission filled in its own row order (`match_template`, before
 any prediction: an id missing from the predictions or a prediction without a template row is an error naming both
-counts and an example; `Template.fill` once predicted).
+counts and an example; `check_template_fits` against the run's classes; `Template.fill` once predicted).
 """
 from __future__ import annotations
 
@@ -117,19 +117,22 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
         raise UserError(f"{template} has only the column {cols[0]}; a sample submission needs an id and a label column")
     label_col = f_label if f_label in cols else cols[1]
     tids = tpl[id_col].astype(str)
+    candidates = [(what, keys) for what, keys in _key_candidates(df, id_col) if len(set(keys)) == len(keys)]
+    if not candidates:
+        raise UserError("the test images have no unique id (two images share a name); pass a manifest with an id column")
+    want = {nfc(t) for t in tids}
+    hit, what, keys = max(((len(want & set(keys)), what, keys) for what, keys in candidates), key=lambda c: c[0])
+    if hit == 0 and len(tpl):
+        # not this test data's template at all (another competition's, or columns in another order): naming counts
+        # of missing ids and 'predict on the full test folder' would send the user looking in the wrong place
+        other = next((c for c in cols if c != id_col and any(
+            len({nfc(v) for v in tpl[c].astype(str)} & set(k)) for _, k in candidates)), None)
+        raise UserError(f"{template}: none of its ids (column {id_col}, e.g. {tids.iloc[0]}) is a test image's id, "
+                        f"path, file name or stem (e.g. {keys[0]})"
+                        + (f"; its column {other} holds test ids: the id column must come first" if other else
+                           "; give the sample submission of these test images"))
     if tids.duplicated().any():
         raise UserError(f"{template}: id {tids[tids.duplicated()].iloc[0]} appears twice in column {id_col}")
-    want = {nfc(t) for t in tids}
-    best = None
-    for what, keys in _key_candidates(df, id_col):
-        if len(set(keys)) != len(keys):
-            continue
-        hit = len(want & set(keys))
-        if best is None or hit > best[0]:
-            best = (hit, what, keys)
-    if best is None:
-        raise UserError("the test images have no unique id (two images share a name); pass a manifest with an id column")
-    _, what, keys = best
     missing = [t for t in tids if nfc(t) not in set(keys)]
     extra = [k for k in keys if k not in want]
     if missing or extra:
@@ -142,6 +145,33 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
                         f"predict on the competition's full test folder / CSV")
     pos = {k: i for i, k in enumerate(keys)}
     return Template(tpl, label_col, kind, np.array([pos[nfc(t)] for t in tids], dtype=int))
+
+
+def check_template_fits(template: Template, classes: Sequence[str], name: str) -> None:
+    """A matched template whose columns or labels do not fit the run, named before the model runs (`name`: how the
+    user gave it): one column per class of the run (a submission of probabilities: fill writes one label column,
+    the last, and left the others as they were), or a label column holding two or more values none of which is one
+    of the run's classes as this submission writes them (names, or class ids): the competition spells its labels
+    otherwise and every filled row would be wrong. A template of one placeholder value (all 0, all one class, '?')
+    or of empty labels says nothing and is filled."""
+    frame = template.frame
+    index = template.kind == "index" and all(str(c).strip().isdigit() for c in classes)
+    spelled = [str(int(c)) if index else str(c) for c in classes]
+    per_class = [c for c in frame.columns if str(c) in set(map(str, classes))]
+    if len(per_class) >= 2:
+        raise UserError(f"{name} has a column per class ({', '.join(per_class[:4])}"
+                        f"{', ...' if len(per_class) > 4 else ''}): it wants a probability per class, and imgcls "
+                        f"fills one label column; give a template of an id and a label column (each class's "
+                        f"probability is in probs.csv / probs.parquet)")
+    values = {v.strip() for v in frame[template.label_col].astype(str)} - {""}
+    if index:
+        values = {str(int(v)) if v.isdigit() else v for v in values}
+    if len(values) >= 2 and not values & set(spelled):
+        shown = ", ".join(sorted(values)[:3]) + (", ..." if len(values) > 3 else "")
+        raise UserError(f"{name}: its column {template.label_col} holds {len(values)} labels ({shown}), none of them "
+                        f"one of this run's classes ({', '.join(spelled[:3])}{', ...' if len(spelled) > 3 else ''}): "
+                        f"the competition spells its classes otherwise; give the sample submission of these "
+                        f"classes, or train on labels spelled as the competition's")
 
 
 def fill_template(template: str | os.PathLike, df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str],

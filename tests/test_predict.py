@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from conftest import make_image, make_image_folder, make_tiny_run
 from imgcls.cli import app
 from imgcls.errors import UserError
-from imgcls.submission import build_submission, fill_template
+from imgcls.submission import build_submission, check_template_fits, fill_template, match_template
 from imgcls.tta import ViewMaker, merge_views, parse_tta
 
 runner = CliRunner()
@@ -93,6 +93,37 @@ def test_template_missing_or_extra_ids_fail_loudly(tmp_path):
     pd.DataFrame({"id": ["a.jpg", "b.jpg", "zz.jpg"], "label": ""}).to_csv(f, index=False)
     with pytest.raises(UserError, match=r"1 template id\(s\) have no test image \(e.g. zz.jpg\).*1 test image"):
         fill_template(f, df, np.zeros(3, int), ["x"])
+
+
+def test_a_template_of_placeholder_labels_is_filled_and_one_spelled_otherwise_is_refused(tmp_path):
+    """Sample submissions often hold one placeholder label (0, all one class, '?', empty): filled. Two or more
+    labels none of which is a class as the run writes it (names, or a mask template's ids) mean the competition
+    spells its classes otherwise: refused, as is a template of a column per class or ids of other images."""
+    df = _df(["a.jpg", "b.jpg", "c.jpg"])
+    f = tmp_path / "sample.csv"
+    for labels in (["0", "0", "0"], ["dog", "dog", "dog"], ["?", "?", "?"], ["", "", ""], ["cat", "horse", "cat"]):
+        pd.DataFrame({"id": ["c.jpg", "a.jpg", "b.jpg"], "label": labels}).to_csv(f, index=False)
+        t = match_template(f, df)
+        check_template_fits(t, ["cat", "dog"], "T")
+        assert t.fill(np.array([0, 1, 0]), ["cat", "dog"])["label"].tolist() == ["cat", "cat", "dog"]
+    pd.DataFrame({"ImageID": ["a.jpg", "b.jpg", "c.jpg"], "ans": ["0", "7", "17"]}).to_csv(f, index=False)
+    check_template_fits(match_template(f, df), [str(i) for i in range(18)], "T")       # class ids: they fit
+    for frame, classes, said in (
+            ({"id": ["a.jpg", "b.jpg", "c.jpg"], "label": ["0", "1", "2"]}, ["cat", "dog"],
+             "T: its column label holds 3 labels (0, 1, 2), none of them one of this run's classes (cat, dog)"),
+            ({"ImageID": ["a.jpg", "b.jpg", "c.jpg"], "ans": ["20", "21", "20"]}, [str(i) for i in range(18)],
+             "T: its column ans holds 2 labels (20, 21), none of them"),
+            ({"image_id": ["a.jpg", "b.jpg", "c.jpg"], "cat": 0.5, "dog": 0.5}, ["cat", "dog"],
+             "T has a column per class (cat, dog)")):
+        pd.DataFrame(frame).to_csv(f, index=False)
+        with pytest.raises(UserError, match=re.escape(said)):
+            check_template_fits(match_template(f, df), classes, "T")
+    # ids of other images, or in a column that is not the first: said so, not 'predict on the full test folder'
+    pd.DataFrame({"label": ["cat", "cat", "dog"], "id": ["a.jpg", "b.jpg", "c.jpg"]}).to_csv(f, index=False)
+    with pytest.raises(UserError, match=re.escape(f"{f}: none of its ids (column label, e.g. cat) is a test image's "
+                                                  f"id, path, file name or stem (e.g. a.jpg); its column id holds "
+                                                  f"test ids: the id column must come first")):
+        match_template(f, df)
 
 
 @pytest.mark.parametrize("content, said", [
@@ -382,8 +413,20 @@ def test_sample_submission_is_checked_before_the_model_runs(tmp_path, monkeypatc
     monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the template check"))
     other = tmp_path / "sample.csv"
     pd.DataFrame({"id": ["img0.png", "img1.png", "zz.png"], "label": ""}).to_csv(other, index=False)
+    # a template that does not fit the run was filled without a word: unrelated ids, labels spelled otherwise than
+    # the run's classes, a column per class (its last column filled with class names, the others left as they were)
+    ids = [f"img{i}.png" for i in range(3)]
+    unrelated, spelled, per_class = (tmp_path / f"{n}.csv" for n in ("unrelated", "spelled", "per_class"))
+    pd.DataFrame({"foo": ["1", "2", "3"], "bar": ["4", "5", "6"]}).to_csv(unrelated, index=False)
+    pd.DataFrame({"id": ids, "label": ["horse", "zebra", "horse"]}).to_csv(spelled, index=False)
+    pd.DataFrame({"id": ids, "a": 0.3, "b": 0.3, "c": 0.4}).to_csv(per_class, index=False)
     for tpl, msg in ((tmp_path / "nope.csv", "does not exist; check --sample-submission"),
-                     (other, "1 template id(s) have no test image (e.g. zz.png)")):
+                     (other, "1 template id(s) have no test image (e.g. zz.png)"),
+                     (unrelated, "none of its ids (column foo, e.g. 1) is a test image's id, path, file name or "
+                                 "stem"),
+                     (spelled, "its column label holds 2 labels (horse, zebra), none of them one of this run's "
+                               "classes (a, b, c)"),
+                     (per_class, "has a column per class (a, b, c): it wants a probability per class")):
         out = tmp_path / "p"
         res = invoke("predict", run, "--data", tmp_path / "test", "--out", out, "--sample-submission", tpl,
                      "--workers", 0)
