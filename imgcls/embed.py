@@ -39,6 +39,42 @@ def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir) if cache_dir else default_cache_dir()
 
 
+# a temporary file (imgcls.fsutil.atomic_path) in the cache folder untouched for this long is one a killed run left
+# (kill -9, the OOM killer): a live one is written from data already in memory within seconds of its creation and
+# renamed at once, so a concurrent run's (clean and split at once, torchrun's ranks writing shards) is never this old
+STALE_TEMP_SECONDS = 3600
+_SWEPT: set[str] = set()
+
+
+def open_cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
+    """cache_folder, as every content-keyed cache opens it: the temporary files a killed run left there and in its
+    shard folders (*.parts) are removed first, once per folder and process. Only the caches' own names (atomic_path's
+    temporary name of an .npz) untouched for STALE_TEMP_SECONDS go: --cache-dir may be a folder of the user's."""
+    import time
+
+    from imgcls.fsutil import is_temp_name
+    folder = cache_folder(cache_dir)
+    key = os.path.abspath(folder)
+    if key in _SWEPT:
+        return folder
+    _SWEPT.add(key)
+    old = time.time() - STALE_TEMP_SECONDS
+    try:
+        folders = [folder, *(d for d in folder.glob("*.parts") if d.is_dir() and not d.is_symlink())]
+    except OSError:
+        return folder
+    for d in folders:
+        try:
+            with os.scandir(d) as it:
+                stale = [e.path for e in it if is_temp_name(e.name) and e.name.endswith(".npz")
+                         and e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < old]
+            for f in stale:
+                os.unlink(f)
+        except OSError:             # gone meanwhile (another process swept it), or a folder it may not list
+            continue
+    return folder
+
+
 def check_cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     """Before the long work: the cache folder can be made and written (a file there failed after the embedding
     pass, with a traceback)."""
@@ -282,7 +318,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
            max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     from imgcls.device import inference_precision
     size = int(img_size or DEFAULT_EMBED_SIZE)
-    cache_dir = cache_folder(cache_dir)
+    cache_dir = open_cache_folder(cache_dir)
     bf16 = inference_precision(precision, device) == "bf16"
     # one cache file per precision: a bf16 vector differs from the fp32 one (cosine ~0.999), and a run's result
     # must not depend on which pass filled the cache

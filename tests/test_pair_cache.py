@@ -202,3 +202,35 @@ def test_a_cache_that_cannot_be_written_is_said_and_the_run_goes_on(tmp_path, mo
         np.testing.assert_array_equal(x, y)
     assert len(said) == 2 and all("not written" in w for w in said), said      # each cache file says so once
     assert "thumbnail-summary cache" in said[0] and "verifies these pairs again" in said[1], said
+
+
+def test_temporary_files_a_killed_run_left_in_the_cache_are_swept_when_it_is_opened(tmp_path):
+    """A kill -9 during a cache write (embedding shards, the photo features, the verified pairs) left its atomic_path
+    temporary file in $IMGCLS_CACHE for good. Each cache now sweeps them when it opens its folder: only the caches'
+    own temporary names, and only those untouched for an hour, so a concurrent run's file being written stays."""
+    import os
+    import time
+
+    import pandas as pd
+
+    from imgcls import embed
+    from imgcls.clean.features import FeatureCache
+    from imgcls.clean.pair_cache import PairCache, SummaryCache
+    stale_at = time.time() - embed.STALE_TEMP_SECONDS - 60
+    openers = {"embeddings": lambda d: embed.embed_manifest(
+                   pd.DataFrame({"path": ["gone.png"], "sha256": ["ab"], "error": ["not an image"]}), cache_dir=d),
+               "photo features": FeatureCache, "pairs": lambda d: PairCache(d, False), "summaries": SummaryCache}
+    for what, open_cache in openers.items():
+        d = tmp_path / what.replace(" ", "_")
+        (d / "tf_efficientnet_lite0_224.parts").mkdir(parents=True)
+        stale = [d / ".photo_features_0123abcd.npz.Ab12Cd34.tmp.npz",
+                 d / "tf_efficientnet_lite0_224.parts" / ".shard-9f86d081.npz.x_Y7zQ2k.tmp.npz"]
+        kept = [d / ".verified_pairs_96px_rgb_0123.npz.Qw3rTy9u.tmp.npz",     # a concurrent run's, being written
+                d / ".notes.Ab12Cd34.tmp",                                  # not a cache's file
+                d / "tf_efficientnet_lite0_224.parts" / "shard-9f86d081.npz"]
+        for f in stale + kept:
+            f.write_bytes(b"x")
+        for f in stale + kept[1:]:
+            os.utime(f, (stale_at, stale_at))
+        open_cache(d)
+        assert [f.exists() for f in stale + kept] == [False] * len(stale) + [True] * len(kept), what

@@ -104,8 +104,8 @@ class FeatureCache:
         from pathlib import Path
 
         from imgcls.clean.pair_cache import numbers_digest
-        from imgcls.embed import VectorCache, cache_folder
-        folder = cache_folder(cache_dir)
+        from imgcls.embed import VectorCache, open_cache_folder
+        folder = open_cache_folder(cache_dir)
         self.file = VectorCache(folder / f"photo_features_{numbers_digest(FeatureCache, CACHE_VERSION)}.npz",
                                 "photo-features", NATIVE, "features", "photo-feature cache",
                                 replaces="photo_features_*.npz")

@@ -54,8 +54,8 @@ class SummaryCache:
     verification searches its candidates without decoding."""
 
     def __init__(self, cache_dir: str | Path | None):
-        from imgcls.embed import VectorCache, cache_folder
-        folder = cache_folder(cache_dir)
+        from imgcls.embed import VectorCache, open_cache_folder
+        folder = open_cache_folder(cache_dir)
         self.file = VectorCache(folder / f"thumbnail_summaries_{THUMB}px_{numbers_digest()}.npz",
                                 "thumbnail-summaries", THUMB, "summaries", "thumbnail-summary cache", dtype=SUMS,
                                 replaces=f"thumbnail_summaries_{THUMB}px_*.npz")
@@ -134,8 +134,8 @@ class PairCache:
     """The pairs kept for one verification path in one cache folder: `lookup` before verify_pairs, `store` after."""
 
     def __init__(self, cache_dir: str | Path | None, greyscale: bool):
-        from imgcls.embed import cache_folder
-        folder = cache_folder(cache_dir)
+        from imgcls.embed import open_cache_folder
+        folder = open_cache_folder(cache_dir)
         stem = f"verified_pairs_{THUMB}px_{'grey' if greyscale else 'rgb'}"
         self.path, self.replaces = folder / f"{stem}_{numbers_digest()}.npz", f"{stem}_*.npz"
         self.table = self._load()
