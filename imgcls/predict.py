@@ -11,7 +11,8 @@
   `--sample-submission FILE`: the competition's template filled in its own row order; an id missing from our
   predictions or a prediction without a template row is an error naming both counts and an example, before the
   model runs.
-- --eval: never on rows a member trained on (check_eval_not_leaked); unreadable test images are named, and
+- --eval: never on rows a member trained on (check_eval_not_leaked), nor on rows with no label the model knows
+  (check_eval_scorable), both refused before the model runs; unreadable test images are named, and
   test data none of whose images can be read is an error (nothing written).
 """
 from __future__ import annotations
@@ -504,6 +505,22 @@ def model_target(spec: EnsembleSpec) -> str:
     return targets.pop() if len(targets) == 1 else "label"
 
 
+def check_eval_scorable(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, target: str,
+                        data) -> None:
+    """--eval on rows none of which has a label the model knows (an unlabeled folder, DACON's test.csv, a CSV whose
+    classes are in a column not read as the label) has nothing to score: refused before the model runs, saying why
+    (the column the model predicts, the columns with classes --label-col reads) rather than predicting everything
+    and then saying so."""
+    if (rows & df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()).any():
+        return
+    hint = mf.label_column_hint(df) if target == "label" else ""    # DACON's artist, read unlabeled
+    predicts = (f" (it predicts the column '{target}', train --target {target}"
+                + ("" if target in df.columns else f", which {data} does not have") + ")"
+                if target != "label" else f" ({data} was read unlabeled; {hint})" if hint else "")
+    raise UserError(f"--eval: the {'' if part == 'all' else part + ' '}rows of {data} have no labels the model "
+                    f"knows{predicts}; nothing to score: predict without --eval, or give labelled data")
+
+
 def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, data) -> None:
     """--eval on rows a member trained on would print a training score as if it were a validation one: the rows
     of its training folder, or of its splits.csv but the val / test ones (--eval-split all); for a k-fold member
@@ -675,6 +692,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
              f"ids, columns and order (not used unless given; without it ids are the test rows' ids as read)")
     part, rows = eval_rows(df, eval_split) if evaluate else ("all", None)
     if evaluate:
+        check_eval_scorable(spec, df, rows, part, target, data)
         check_eval_not_leaked(spec, df, rows, part, data)
     check_output_location(out, *mf.roots(df), *([data] if data and Path(data).is_dir() else []),
                           images=mf.image_paths(df), owns=False)
@@ -747,13 +765,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                "probs": str(probs_path), "submission": str(sub_path)}
     if evaluate:
         scores = _eval_scores(df, probs, classes, part, rows, weights_fitted_rows(spec, df))
-        if scores is None:
-            hint = mf.label_column_hint(df) if target == "label" else ""    # DACON's artist, read unlabeled
-            predicts = (f" (it predicts the column '{target}', train --target {target}"
-                        + ("" if target in df.columns else f", which {data} does not have") + ")"
-                        if target != "label" else f" ({data} was read unlabeled; {hint})" if hint else "")
-            warn(f"--eval: the {'' if part == 'all' else part + ' '}rows have no labels the model knows{predicts}; "
-                 f"nothing to score")
+        if scores is None:      # labelled rows there are (check_eval_scorable), but none of them could be read
+            warn(f"--eval: none of the labelled {'' if part == 'all' else part + ' '}rows could be read; nothing to "
+                 f"score")
         else:
             summary["eval"] = scores
             _print_eval(scores, tta_spec)

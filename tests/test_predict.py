@@ -234,7 +234,9 @@ def test_predict_folder_follows_shuffled_template_and_matches_direct_forward(tmp
         "submission with its ids, columns and order" in " ".join(res.output.split()), res.output
     assert pd.read_csv(tmp_path / "plain" / "submission.csv", dtype=str)["id"].tolist() == names
     res = invoke("predict", run, "--data", test, "--eval", "--out", tmp_path / "ev", "--workers", 0)
-    assert res.exit_code == 0 and "lies beside" not in res.output, res.output   # --eval: labelled rows, no submission
+    # --eval: labelled rows, no submission (here none: refused before the model runs, the template not named)
+    assert res.exit_code == 2 and "no labels the model knows" in res.output and "lies beside" not in res.output, \
+        res.output
     out = tmp_path / "pred"
     res = invoke("predict", run, "--data", test, "--out", out, "--sample-submission", tpl, "--workers", 0,
                  "--batch-size", 3, "--probs-format", "csv", "--quiet")
@@ -870,11 +872,30 @@ def test_eval_scores_the_column_the_model_predicts(tmp_path):
                  "--workers", 0)
     assert res.exit_code == 0 and "nothing to score" not in res.output, res.output
     assert json.loads((tmp_path / "pa" / "predict.json").read_text())["eval"]["n_images"] == 9
-    # a labelled CSV without the model's column: nothing to score, and why
+    # a labelled CSV without the model's column: nothing to score, and why; refused before the model runs
     res = invoke("predict", run, "--data", tmp_path / "test" / "labels.csv", "--eval", "--out", tmp_path / "pn",
                  "--workers", 0)
-    assert res.exit_code == 0 and "it predicts the column 'artist', train --target artist, which" in \
-        " ".join(res.output.split()), res.output
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "it predicts the column 'artist', train --target artist, which" in said, said
+    assert "nothing to score" in said and "predicting" not in said and not (tmp_path / "pn").exists(), said
+
+
+def test_eval_on_unlabeled_data_is_refused_before_the_model_runs(tmp_path):
+    """`predict RUN --data UNLABELED --eval` predicted every image, wrote the submission, and only then warned
+    'nothing to score' (exit 0): whether any scored row has a label the model knows is known from the data alone.
+    One line, exit 2, before the model runs; labelled rows of other classes only are refused alike."""
+    for i in range(4):
+        make_image(tmp_path / "test" / f"t{i}.png", size=(36, 36), seed=400 + i, kind="noise")
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    res = invoke("predict", run, "--data", tmp_path / "test", "--eval", "--out", tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "--eval: the rows of" in said and "have no labels the model knows" in said, said
+    assert "predicting" not in said and "Traceback" not in said and not (tmp_path / "p").exists(), said
+    other = make_image_folder(tmp_path / "other", {"x": 2, "y": 2}, size=(36, 36))       # classes it does not know
+    res = invoke("predict", run, "--data", other, "--eval", "--out", tmp_path / "q", "--workers", 0)
+    assert res.exit_code == 2 and "no labels the model knows" in res.output and not (tmp_path / "q").exists()
+    res = invoke("predict", run, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 0, res.output            # without --eval: predicted as before
 
 
 def test_label_col_names_the_truth_of_a_test_csv(tmp_path):
@@ -891,8 +912,9 @@ def test_label_col_names_the_truth_of_a_test_csv(tmp_path):
     res = invoke("predict", run, "--data", tmp_path / "held_out.csv", "--eval", "--out", tmp_path / "p0",
                  "--workers", 0)
     said = " ".join(res.output.split())
-    assert res.exit_code == 0 and "nothing to score" in said, res.output
+    assert res.exit_code == 2 and "nothing to score" in said, res.output      # before the model runs
     assert "--label-col COLUMN reads one of its columns with classes: artist" in said, said   # and the fix
+    assert "predicting" not in said and not (tmp_path / "p0").exists(), said
     res = invoke("predict", run, "--data", tmp_path / "held_out.csv", "--label-col", "artist", "--eval",
                  "--out", tmp_path / "p1", "--workers", 0)
     assert res.exit_code == 0, res.output
