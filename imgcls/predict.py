@@ -200,6 +200,23 @@ def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None
     return df.reset_index(drop=True)
 
 
+def require_one_readable(df: pd.DataFrame, errors: Sequence[str] | None, max_pixels: int | None, **say) -> None:
+    """Test data none of whose images can be read (a wrong root, ids without their extension, files that are no
+    images) is refused before the model is loaded, not after a pass over every image: the images are decoded in
+    order until one reads, so test data that is fine costs one image (the manifest's `error`, when it has one, is
+    taken as it is). `say`: mf.require_readable's wording."""
+    errors = list(errors) if errors is not None else [""] * len(df)
+    for i, path in enumerate(mf.image_paths(df)):
+        if errors[i]:
+            continue
+        try:
+            imgio.load_rgb(path, max_pixels=max_pixels, draft=(1, 1))
+            return
+        except imgio.ImageReadError as e:
+            errors[i] = e.reason
+    mf.require_readable(df.assign(error=errors), **say)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The streaming forward pass
 # ---------------------------------------------------------------------------------------------------------------
@@ -713,8 +730,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
     # nothing written, never a submission of made-up labels; a manifest that says so fails before the model runs
     unreadable = {"of": f" of --data {data}", "note": "; nothing written"}
-    if pre_err is not None:
-        mf.require_readable(df, **unreadable)
+    require_one_readable(df, pre_err, max_pixels, **unreadable)
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
                             errors=pre_err, max_pixels=max_pixels)
     mf.require_readable(df.assign(error=probs.errors), **unreadable)

@@ -461,19 +461,35 @@ def test_loose_test_images_beside_a_subfolder_are_refused_not_left_out_of_the_su
         assert len(pd.read_csv(tmp_path / layout / "submission.csv")) == rows
 
 
-def test_test_data_none_of_whose_images_can_be_read_is_an_error(tmp_path):
-    """It exited 0 with a submission of classes[0] for every row; now one line, exit 2, nothing written."""
+def test_test_data_none_of_whose_images_can_be_read_is_an_error(tmp_path, monkeypatch):
+    """It exited 0 with a submission of classes[0] for every row; now one line, exit 2, nothing written. Said before
+    the model is loaded (it was said after a pass over every image), at the cost of one image when the data is fine:
+    the images are tried in order until one reads."""
+    import imgcls.predict as pr
     run = make_tiny_run(tmp_path / "runs" / "r1")
     bad = tmp_path / "bad"
     bad.mkdir()
     for i in range(3):
         (bad / f"{i}.png").write_bytes(b"not an image")
+    real = pr.predict_members
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
     out = tmp_path / "p"
     res = invoke("predict", run, "--data", bad, "--out", out, "--workers", 0, "--quiet")
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert f"none of the 3 image(s) of --data {bad} can be read" in said and "nothing written" in said, said
     assert not out.exists()
+    # readable images after an unreadable one: the check stops at the first that reads, and the run goes on
+    for i in range(4):
+        make_image(bad / f"{i + 1}.png", seed=i)
+    opened = []
+    load = pr.imgio.load_rgb
+    monkeypatch.setattr(pr.imgio, "load_rgb", lambda p, **k: (opened.append(p), load(p, **k))[1])
+    checked = []
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: (checked.append(len(opened)), real(*a, **k))[1])
+    res = invoke("predict", run, "--data", bad, "--out", out, "--workers", 0, "--quiet")
+    assert res.exit_code == 0 and checked == [2], (checked, res.output)       # 0.png (not an image), then 1.png
+    assert pd.read_csv(out / "submission.csv").shape[0] == 5
 
 
 def test_unreadable_test_images_are_listed_with_the_label_they_were_given(tmp_path):
