@@ -460,6 +460,34 @@ def test_bad_folds_are_refused_before_the_study_opens(data, tmp_path, space):
     assert not (tmp_path / "tune").exists()
 
 
+def test_a_model_the_search_can_pick_without_weights_here_is_refused_before_the_study_opens(data, tmp_path,
+                                                                                           monkeypatch):
+    """`tune --model resnet10t` (no offline weights) opened the study, printed "study 's' (new) ..." and a trial 0
+    line, then failed with the weights error. The starting weights of every model the search can pick (the fixed
+    --model, each value of a `model` space key, with each `pretrained` value) are resolved up front: one line, exit
+    2, nothing made."""
+    import imgcls.weights as w
+    monkeypatch.setattr(w, "hub_cached_file", lambda name: None)       # no weights of the test models here
+    out = tmp_path / "tune"
+    spaces = {"lr": "lr: {log_uniform: [1.0e-3, 1.0e-2]}\n",
+              "model": "model: {choice: [test_efficientnet, test_resnet]}\n",
+              "pretrained": "pretrained: {choice: [false, true]}\n"}
+    for key, text in spaces.items():
+        (tmp_path / f"{key}.yaml").write_text(text)
+        r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(tmp_path / f"{key}.yaml"),
+                                     "--model", "test_resnet", "--img-size", "32", "--epochs", "1",
+                                     "--out", str(out), "--trials", "1", "--workers", "0"])
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and "no pretrained weights for 'test_" in said, (key, r.output)
+        assert len(r.output.strip().splitlines()) == 1 and "trial 0" not in said and "study 's'" not in said, r.output
+        assert (f"space key '{key}' (" in said) == (key != "lr"), said            # which value of the space
+        assert not out.exists()
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(tmp_path / "lr.yaml"),
+                                 "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1",
+                                 "--out", str(out), "--trials", "1", "--workers", "0", "--quiet"])
+    assert r.exit_code == 0, r.output                  # --no-pretrained: random init, as train
+
+
 # --- a conditional space: an option that acts only with another's value (Spec.needs) -----------------------------
 
 def test_a_key_is_drawn_only_in_the_trials_that_meet_its_needs():

@@ -387,7 +387,6 @@ def _check_up_front(cfg: TuneConfig):
     from imgcls.fsutil import check_writable
     from imgcls.pipeline import default_input
     from imgcls.tune.space import load_space
-    from imgcls.weights import check_model_name
     cfg.validate()
     if cfg.train.src is None:
         cfg.train.src = str(default_input("train"))    # as imgcls train: the furthest pipeline stage, announced
@@ -397,15 +396,35 @@ def _check_up_front(cfg: TuneConfig):
     cfg.train.anchor_paths()    # each trial's config.yaml and best_config.yaml name the data from any folder
     space = load_space(cfg.space, cfg.train, cfg.typed)    # checks the fixed train options too, with the space's keys
     check_writable(cfg.study_dir())
-    models = [cfg.train.model]
-    for p in space.params:
-        if p.name == "model":
-            models = list(p.values)
-    for m in models:
-        check_model_name(m)
+    _check_weights(cfg.train, space)
     if cfg.sampler == "grid":
         space.grid()
     return space, storage_url(cfg)
+
+
+def _check_weights(base: TrainConfig, space) -> None:
+    """The starting weights of every model the search can pick (the fixed --model, or each of a `model` space key,
+    with each `pretrained` value the space gives), resolved as each trial's train would (--init-from RUN: its
+    checkpoint of that model; else file > package > cache > hub): a model without weights here is one line before
+    the study is opened, not the first trial's error. Nothing is loaded or downloaded."""
+    from imgcls.weights import resolve_weights
+    keys = {p.name: p for p in space.params}
+    models = list(keys["model"].values) if "model" in keys else [base.model]
+    pretrained = list(keys["pretrained"].values) if "pretrained" in keys else [base.pretrained]
+    for m in models:
+        for pre in pretrained:
+            try:
+                if base.init_from:
+                    from imgcls.train.checkpoint import init_checkpoint
+                    init_checkpoint(base.init_from, m)
+                else:
+                    resolve_weights(m, pre, base.weights)
+            except UserError as e:
+                which = [f"space key '{k}' ({str(v).lower() if isinstance(v, bool) else v})"
+                         for k, v in (("model", m), ("pretrained", pre)) if k in keys]
+                if not which:
+                    raise
+                raise type(e)(f"{' with '.join(which)}: {e}") from None
 
 
 def _study_options(cfg: TuneConfig, url: str) -> None:
