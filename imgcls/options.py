@@ -61,13 +61,21 @@ class When:
     momentum): `test(value, cfg)` says whether the needed field's value meets it -- `cfg`, the whole config, is None
     where only the value is known (a tune space's choices) -- and `text` how the need reads after the flag
     ("other than off"); `has(value, cfg)`, where given, how the run's own value reads when it does not ("--optimizer
-    sam --sam-base adamw")."""
+    sam --sam-base adamw"). `absent`: the need is that field's absence (--pretrained acts only without --init-from /
+    --weights, which give the starting weights themselves): `text` then says why, after the other flag's value
+    ("whose weights the run starts from")."""
     test: Callable[[Any, Any], bool]
     text: str
     has: Callable[[Any, Any], str] | None = None
+    absent: bool = False
 
     def __str__(self) -> str:
         return self.text
+
+
+def without(why: str) -> When:
+    """The need that another field be absent (None), `why` said after its value when it is not."""
+    return When(lambda value, _cfg: value is None, why, absent=True)
 
 
 def option(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, help: str, **spec: Any):
@@ -202,13 +210,16 @@ def as_typed(cfg: Any, names: typing.Iterable[str]) -> str:
     '--face-crop --remove-bg --size 96' ('' when none does)."""
     table = specs(cfg)
     wanted = set(names)
-
-    def typed(n: str, spec: Spec, value: Any) -> str:
-        if value is False and not spec.flags:       # Typer's own off form of a bool declared without flags
-            return "--no-" + n.replace("_", "-")
-        return _spelling(n, spec, value)
-    return " ".join(typed(n, table[n][1], getattr(cfg, n)) for n in table
+    return " ".join(_typed(n, table[n][1], getattr(cfg, n)) for n in table
                     if n in wanted and _is_set(cfg, n, table) and acts(cfg, n, table))
+
+
+def _typed(name: str, spec: Spec, value: Any) -> str:
+    """How the command line spells name = value, Typer's own off form of a bool declared without flags included
+    (--no-pretrained)."""
+    if value is False and not spec.flags:
+        return "--no-" + name.replace("_", "-")
+    return _spelling(name, spec, value)
 
 
 def describe_changes(cls, changed: typing.Iterable[tuple[str, Any, Any]]) -> str:
@@ -264,7 +275,7 @@ def wanted_text(name: str, spec: Spec, want: Any, value: Any = None) -> str:
     """How a need reads: --loss label-smoothing, --mix cutmix, mixup or cutmix-vertical, --ema, --oversample other
     than off."""
     if isinstance(want, When):
-        return f"{flag(name, spec)} {want.text}"
+        return f"no {flag(name, spec)}" if want.absent else f"{flag(name, spec)} {want.text}"
     if isinstance(want, tuple):
         values = [str(v) for v in want]
         return f"{flag(name, spec)} {', '.join(values[:-1])} or {values[-1]}" if len(values) > 1 else \
@@ -288,6 +299,9 @@ def check_acts(cfg: Any, name: str, table: dict | None = None, typed: bool = Fal
             continue
         wanted = wanted_text(other, other_spec, want, value)
         has = want.has(value, cfg) if isinstance(want, When) and want.has else _spelling(other, other_spec, value)
+        if isinstance(want, When) and want.absent:      # the other option does this one's work itself
+            raise UserError(f"{_typed(name, spec, getattr(cfg, name))} does nothing with {has}, {want.text}; drop "
+                            f"one of them")
         if isinstance(value, bool) and not value and default_of(table[other][0]) is True:   # the off form was typed
             raise UserError(f"{opt} acts only with {wanted}, which {has} turns off; drop one of {has} and {opt}")
         several = isinstance(want, When) or (isinstance(want, tuple) and len(want) > 1)

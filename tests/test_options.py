@@ -256,6 +256,10 @@ def test_numeric_options_of_the_image_steps(cmd, flags, msg, image_folder, tmp_p
      "and this run has --optimizer sam --sam-base adamw; set --optimizer or drop --momentum"),
     ("split", ["--no-near-dup", "--dup-threshold", "0.9"], "--dup-threshold acts only with --near-dup"),
     ("train", ["--init-from", "r", "--weights", "w.pth"], "--init-from and --weights are alternatives"),
+    # the run / file gives the starting weights: --no-pretrained (random init) loaded the file anyway
+    ("train", ["--no-pretrained", "--weights", "w.pth"],
+     "--no-pretrained does nothing with --weights w.pth, whose weights the run starts from; drop one of them"),
+    ("train", ["--init-from", "r", "--no-pretrained"], "--no-pretrained does nothing with --init-from r, whose weights"),
     # train's options that act only with another's value ran and did nothing
     ("train", ["--smoothing", "0.2"], "--smoothing acts only with --loss label-smoothing, and this run has --loss ce"),
     ("train", ["--loss", "focal", "--smoothing", "0.2"], "--smoothing acts only with --loss label-smoothing, and "
@@ -299,6 +303,9 @@ def test_an_option_that_would_be_ignored_is_refused_before_any_work(cmd, flags, 
                                                              "momentum"),
     ("train", ["--smoothing", "0.1"], "--smoothing acts only with --loss label-smoothing, and this run has --loss ce"),
     ("train", ["--ema-decay", "0.998"], "--ema-decay acts only with --ema, and this run has no --ema"),
+    ("train", ["--init-from", "r", "--pretrained"], "--pretrained does nothing with --init-from r, whose weights the "
+                                                    "run starts from; drop one of them"),
+    ("train", ["--weights", "w.pth", "--pretrained"], "--pretrained does nothing with --weights w.pth"),
     ("preprocess", ["--detector", "opencv"], "--detector acts only with --face-crop"),
     ("clean", ["--no-ood", "--ood-method", "photo-style"], "--ood-method acts only with --ood, which --no-ood turns "
                                                            "off"),
@@ -333,6 +340,8 @@ def test_an_option_at_its_default_or_with_what_it_needs_is_accepted():
     from imgcls.preprocess import PreprocessConfig
     CleanConfig(ood=False, ood_method=CleanConfig().ood_method).validate()     # typed at its default: harmless
     CleanConfig(ood_contamination=0.1).validate()
+    TrainConfig(init_from="r").validate()       # --pretrained at its default, not typed: the run's weights, no error
+    TrainConfig(weights="w.pth").validate()
     PreprocessConfig(face_crop=True, detector="yunet", no_face="drop").validate()
     PreprocessConfig(size=64, resize_mode="crop").validate()
     with pytest.raises(UserError, match="--detector acts only with --face-crop"):

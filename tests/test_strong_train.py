@@ -373,7 +373,7 @@ def test_init_from_loads_and_freezes_the_backbone_and_trains_new_heads(tmp_path)
     src = make_profiles(tmp_path / "profiles", n_profiles=6)
     a = run_train(cfg_for(src, tmp_path, name="A", epochs=1, lr=0.05))
     sd_a = read_checkpoint(a / "best.pt")["state_dict"]
-    b = run_train(cfg_for(src, tmp_path, name="B", init_from=str(a), freeze_backbone=True, heads="multi",
+    b = run_train(cfg_for(src, tmp_path, name="B", init_from=str(a), pretrained=True, freeze_backbone=True, heads="multi",
                           branch="deep", lr=0.05, epochs=2))
     assert TrainConfig.load(b / "config.yaml").weights_source == f"run {a / 'best.pt'}"
     last = read_checkpoint(b / "last.pt")

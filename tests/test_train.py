@@ -148,7 +148,7 @@ def test_resume_needs_no_starting_weights_once_last_pt_holds_them(two_class, tmp
     start = tmp_path / "start" / "w.pth"
     start.parent.mkdir()
     torch.save(create_model("test_resnet", num_classes=2).state_dict(), start)
-    part = run_train(cfg_for(two_class, tmp_path, weights=str(start)), stop_after=1)
+    part = run_train(cfg_for(two_class, tmp_path, weights=str(start), pretrained=True), stop_after=1)
     start.unlink()
     run_train(TrainConfig.load(part / "config.yaml"), resume=part)
     assert list(metrics(part)["epoch"]) == [1, 2] and read_checkpoint(part / "last.pt")["train_state"]["finished"]
@@ -495,7 +495,7 @@ def test_weights_file_and_pretrained_lite0_offline(two_class, tmp_path):
     # --weights PATH: the backbone starts from the file
     src_model = create_model("test_resnet", num_classes=5)
     torch.save(src_model.state_dict(), tmp_path / "w.pt")
-    run = run_train(cfg_for(two_class, tmp_path, name="w", weights=str(tmp_path / "w.pt"), freeze_backbone=True,
+    run = run_train(cfg_for(two_class, tmp_path, name="w", weights=str(tmp_path / "w.pt"), pretrained=True, freeze_backbone=True,
                             epochs=1))
     sd = read_checkpoint(run / "last.pt")["raw_state_dict"]
     assert torch.equal(sd["conv1.0.weight"], src_model.state_dict()["conv1.0.weight"])

@@ -15,7 +15,7 @@ from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.io import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.profiles import ProfileScheme
-from imgcls.options import When, check, check_typed, option, seed_option
+from imgcls.options import When, check, check_typed, option, seed_option, without
 from imgcls.outputs import RUNS_DIR
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
 
@@ -158,6 +158,8 @@ class TrainConfig:
     src: str | None = option(None, cli=False, help="Training data: a dataset folder or a manifest / splits CSV.")
     model: str = option("tf_efficientnet_lite0", panel=MODEL, help="timm model name.")
     pretrained: bool = option(True, panel=MODEL,
+                              needs=(("init_from", without("whose weights the run starts from")),
+                                     ("weights", without("whose weights the run starts from"))),
                               help="Start from pretrained weights: the first of a package-shipped file, the timm / "
                                    "Hugging Face cache, the hub (when online); --no-pretrained: random init.")
     weights: str | None = option(None, panel=MODEL, cli_type=Optional[Path], from_cli=str,
