@@ -421,11 +421,16 @@ def test_init_from_keeps_a_head_only_when_it_is_the_same_and_refuses_misfits(tmp
     from imgcls.train.checkpoint import init_model
     assert init_model(run) == "test_efficientnet" and init_model(folds) is None
     r = CliRunner().invoke(app, ["train", str(tmp_path / "nothing"), "--init-from", str(run)])
-    assert r.exit_code == 2 and f"--model test_efficientnet: the model of --init-from {run}" in \
-        " ".join(r.output.split()) and "does not exist" in r.output, r.output       # then the data's own line
-    # a Python caller gets the same (TrainConfig.resolve, which the CLI calls): the run's model, unless given
+    assert r.exit_code == 2 and f"--model test_efficientnet --img-size 32: the model and the input size of " \
+        f"--init-from {run}" in " ".join(r.output.split()) and "does not exist" in r.output, r.output   # then the data's
+    # a Python caller gets the same (TrainConfig.resolve, which the CLI calls): the run's model, unless given, and
+    # the input size its weights learned at (32 px here; it went on at the model's 224 unless --img-size was typed)
     from imgcls.train.config import TrainConfig
-    assert TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run)}).model == "test_efficientnet"
+    cfg = TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run)})
+    assert (cfg.model, cfg.img_size) == ("test_efficientnet", 32)
+    assert TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run), "img_size": 48}).img_size == 48
+    assert TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run),
+                                "model": "test_efficientnet"}).img_size == 32
     with pytest.raises(UserError, match="pass --model test_efficientnet"):
         init_checkpoint(run, TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run),
                                                   "model": "test_resnet"}).model)

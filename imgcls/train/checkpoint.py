@@ -178,14 +178,20 @@ def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
             f"--config {run_dir / 'config.yaml'} --out outputs/runs --name {run_dir.name}")
 
 
-def init_model(run: str | os.PathLike) -> str | None:
-    """The timm model of the one checkpoint `train --init-from RUN` would start from (None: RUN holds several
-    folds, or none; init_checkpoint names what is wrong), for a command line that did not type --model."""
+def init_meta(run: str | os.PathLike):
+    """The ModelMeta of the one checkpoint `train --init-from RUN` would start from (None: RUN holds several folds,
+    or none; init_checkpoint names what is wrong), for a command line that did not type --model / --img-size."""
     try:
         paths = find_checkpoints(run, "best")
     except UserError:
         return None
-    return read_meta(paths[0]).model if len(paths) == 1 else None
+    return read_meta(paths[0]) if len(paths) == 1 else None
+
+
+def init_model(run: str | os.PathLike) -> str | None:
+    """The timm model of the checkpoint `train --init-from RUN` would start from (init_meta)."""
+    meta = init_meta(run)
+    return meta.model if meta is not None else None
 
 
 def init_checkpoint(run: str | os.PathLike, model_name: str) -> Path:

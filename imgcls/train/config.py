@@ -436,12 +436,24 @@ class TrainConfig:
             d = cls.load(config).to_dict()
         else:
             d = {}
-        if overrides.get("init_from") and "model" not in overrides and resume is None and config is None:
-            from imgcls.train.checkpoint import init_model     # --init-from RUN: its model unless --model is given
-            if (model := init_model(overrides["init_from"])) is not None:
-                overrides["model"] = model
+        if overrides.get("init_from") and resume is None and config is None:
+            # --init-from RUN: its model, and the input size its weights learned at (a run trained at 32 px would
+            # otherwise go on at the model's 224), where --model / --img-size are not given; the mean / std follow
+            # from the model
+            from imgcls.train.checkpoint import init_meta
+            meta = init_meta(overrides["init_from"])
+            taken = {}
+            if meta is not None and "model" not in overrides:
+                taken["model"] = meta.model
+            if meta is not None and "img_size" not in overrides and overrides.get("model", meta.model) == meta.model:
+                taken["img_size"] = meta.img_size
+            if taken:
+                overrides.update(taken)
                 from imgcls.console import info
-                info(f"--model {model}: the model of --init-from {overrides['init_from']}")
+                from imgcls.options import flag
+                what = " and ".join({"model": "the model", "img_size": "the input size"}[k] for k in taken)
+                info(f"{' '.join(f'{flag(k)} {v}' for k, v in taken.items())}: {what} of --init-from "
+                     f"{overrides['init_from']}")
         d.update(overrides)
         cfg = cls.from_dict(d)
         if resume is not None or config is not None:     # a resumed run's line is said by rundir.resume_config
