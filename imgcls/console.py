@@ -103,6 +103,20 @@ def warn(msg: str) -> None:
         console.print(f"[yellow]warning:[/yellow] {escape(msg)}", soft_wrap=True, markup=True)
 
 
+def interrupted(msg: str) -> None:
+    """Ctrl-C: the one line (`interrupted: ...`) saying what the step leaves and what to run next, printed even with
+    --quiet, by rank 0 alone under torchrun. A step that knows (train: its run folder and the resume command) says
+    it; the CLI says a general line only for a step that said none (interrupt_said())."""
+    _state["interrupted"] = True
+    if main_process():
+        console.print(msg, soft_wrap=True)
+
+
+def interrupt_said() -> bool:
+    """Whether interrupted() was said since the last call (which forgets it)."""
+    return bool(_state.pop("interrupted", False))
+
+
 def error(msg: str) -> None:
     """The CLI's one line for a UserError (printed even with --quiet)."""
     console.print(f"[bold red]error:[/bold red] {escape(msg)}", soft_wrap=True, markup=True)

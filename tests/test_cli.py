@@ -282,3 +282,24 @@ def test_imgcls_help_itself_ends_with_examples():
     assert r.exit_code == 0, r.output
     tail = r.output[r.output.rindex("Commands"):]
     assert "Examples" in tail and "imgcls train --model tf_efficientnet_lite0" in tail, r.output
+
+
+@pytest.mark.parametrize("own_line", [False, True])
+def test_ctrl_c_is_one_interrupted_line_and_exit_130(own_line, tmp_path, image_folder, monkeypatch):
+    """Ctrl-C exited 130 saying nothing (Typer turns KeyboardInterrupt into a silent Exit(130)) but in train after an
+    epoch and in tune; now one `interrupted` line naming the command to rerun, also with --quiet, and none added to
+    a step's own (train's run folder and resume command)."""
+    import imgcls.eda
+    from imgcls.console import interrupted
+
+    def ctrl_c(*a, **kw):
+        if own_line:
+            interrupted("interrupted: the step's own line")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(imgcls.eda, "run_eda", ctrl_c)
+    r = runner.invoke(app, ["eda", str(image_folder), "--out", str(tmp_path / "eda"), "-q"])
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 130 and "Traceback" not in r.output, r.output
+    assert lines == (["interrupted: the step's own line"] if own_line else
+                     ["interrupted: imgcls eda stopped before it finished (Ctrl-C); run the same command again to "
+                      "complete it"]), r.output

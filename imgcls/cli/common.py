@@ -6,12 +6,13 @@ import importlib
 import inspect
 import sys
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from contextlib import contextmanager
+from typing import Annotated, Callable, Iterator, Optional
 
 import typer
 import typer.core
 
-from imgcls.console import error, set_quiet
+from imgcls.console import error, interrupt_said, interrupted, set_quiet
 from imgcls.errors import UserError
 from imgcls.options import cli_parameters, from_cli
 
@@ -88,18 +89,17 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
             if "quiet" in kw:
                 set_quiet(kw["quiet"])
             try:
-                if options:
-                    ctx = kw.pop(CTX, None)   # flags typed on the command line (compared by name: typer vendors click)
-                    given = set() if ctx is None else {
-                        k for k in ctx.params if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
-                    received = {key: from_cli(cls, kw, given, owned[key]) for key, (cls, _) in options.items()}
-                    for p in generated:
-                        kw.pop(p.name, None)
-                    kw.update(received)
-                fn(*args, **kw)             # a command's exit code is 0, or its typer.Exit's
-            except UserError as e:
-                error(str(e))
-                raise typer.Exit(e.exit_code) from None
+                with one_line_errors(f"imgcls {name or fn.__name__.replace('_', '-')}"):
+                    if options:
+                        ctx = kw.pop(CTX, None)   # flags typed on the command line (by name: typer vendors click)
+                        given = set() if ctx is None else {
+                            k for k in ctx.params
+                            if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
+                        received = {key: from_cli(cls, kw, given, owned[key]) for key, (cls, _) in options.items()}
+                        for p in generated:
+                            kw.pop(p.name, None)
+                        kw.update(received)
+                    fn(*args, **kw)             # a command's exit code is 0, or its typer.Exit's
             finally:
                 set_quiet(False)
         wrapper.__signature__ = signature
@@ -109,6 +109,23 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
         app.command(name, **kwargs)(wrapper)
         return fn
     return deco
+
+
+@contextmanager
+def one_line_errors(what: str) -> Iterator[None]:
+    """Around a command's body (`what`: `imgcls train`): a UserError is one red line and its exit code, no traceback;
+    Ctrl-C is one `interrupted:` line and exit 130 (Typer exited 130 saying nothing), unless the step said its own
+    (imgcls.console.interrupted: train names its run folder and the resume command)."""
+    interrupt_said()                    # a line said outside a command (a Python caller's run) is not this one's
+    try:
+        yield
+    except UserError as e:
+        error(str(e))
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        if not interrupt_said():
+            interrupted(f"interrupted: {what} stopped before it finished (Ctrl-C); run the same command again to complete it")
+        raise typer.Exit(130) from None
 
 
 CTX = "imgcls_click_context"   # the Typer context a command built with options= receives (not passed on)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgcls.cli.common import app
+from imgcls.cli.common import app, one_line_errors
 from imgcls.errors import UserError
 
 models_app = typer.Typer(no_args_is_help=True, help="Model files used offline: list what is present, fetch rembg.",
@@ -14,18 +14,14 @@ models_app = typer.Typer(no_args_is_help=True, help="Model files used offline: l
 app.add_typer(models_app, name="models")
 
 def _wrap(fn):
-    """Same error handling as `command()`: a UserError is one red line and exit 2."""
+    """Same error handling as `command()` (imgcls.cli.common.one_line_errors): a UserError is one red line and exit
+    2, Ctrl-C one `interrupted` line and exit 130."""
     import functools
-
-    from imgcls.console import error
 
     @functools.wraps(fn)
     def wrapper(*a, **kw):
-        try:
+        with one_line_errors(f"imgcls models {fn.__name__.removesuffix('_models')}"):
             return fn(*a, **kw)
-        except UserError as e:
-            error(str(e))
-            raise typer.Exit(e.exit_code) from None
     return wrapper
 
 

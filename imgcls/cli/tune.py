@@ -56,7 +56,7 @@ def tune(src: OptSrc = None,
     try:
         run_tune(tc)
     except KeyboardInterrupt:
-        from imgcls.console import console
-        console.print(f"interrupted: trials.csv / report.html written for the trials so far in {tc.study_dir()}; "
-                      f"run the same command to resume")
+        from imgcls.console import interrupted
+        interrupted(f"interrupted: trials.csv / report.html written for the trials so far in {tc.study_dir()}; "
+                    f"run the same command to resume")
         raise typer.Exit(130) from None
