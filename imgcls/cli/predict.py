@@ -5,15 +5,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from typer.core import TyperCommand
 
-from imgcls.cli.common import Quiet, command
+from imgcls.cli.common import Command, Quiet, command
 from imgcls.manifest import LayoutOptions
 from imgcls.options import Given
 from imgcls.predict import PredictConfig
 
 
-class _BareTTA(TyperCommand):
+class _BareTTA(Command):
     """`--tta` given alone means the default views (`flip`): the next word is its value when it reads as TTA
     views (flip, crops, ten, scales=..., none) or is no file or folder (a mistyped value, `--tta flp`, gets --tta's
     own error), so `--tta RUN` and `--tta --eval` keep RUN / --eval."""
