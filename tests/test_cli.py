@@ -327,3 +327,18 @@ def test_help_examples_are_never_wrapped_at_80_columns_or_piped(monkeypatch):
             assert ex in lines, (path, ex, r.output[-1500:])
             seen += len(ex) > 78
     assert seen >= 5            # long examples were checked: clean's, predict's, ensemble's, tune's, ...
+
+
+def test_every_command_and_subcommand_takes_quiet():
+    """README's conventions of every command include --quiet (-q); `imgcls models fetch` and `models list` had
+    none (exit 2 on -q)."""
+    import typer.main
+
+    def leaves(group, path):
+        for name, cmd in getattr(group, "commands", {}).items():
+            yield from (leaves(cmd, [*path, name]) if hasattr(cmd, "commands") else [([*path, name], cmd)])
+    found = list(leaves(typer.main.get_command(app), []))
+    assert len(found) >= 12 and ["models", "fetch"] in [p for p, _ in found]
+    for path, cmd in found:
+        opts = {o for p in cmd.params for o in getattr(p, "opts", ())}
+        assert {"--quiet", "-q"} <= opts, f"imgcls {' '.join(path)} has no --quiet"

