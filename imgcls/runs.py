@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -364,10 +365,18 @@ def leaderboard(runs: Sequence[Run], sort: str = "val_macro_f1", filters: Sequen
     return df.sort_values(sort, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
 
 
-def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike) -> None:
+def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: int | None = None,
+                      filters: Sequence[str] = ()) -> None:
+    """The leaderboard table; `of`: how many runs there were before `filters` kept the rows of `df` (the title says
+    how many matched, never '0 run(s) under outputs' for runs that exist and did not match)."""
     from rich.table import Table
     from imgcls.console import print_table
-    t = Table(title=f"{len(df)} run(s) under {root}: val macro-F1 over every class, recomputed from the saved "
+    what = f"{len(df)} run(s) under {root}"
+    if filters:
+        said = " ".join(f"--filter {shlex.quote(f)}" for f in filters)
+        what = (f"no run of the {of} under {root} matches {said}" if len(df) == 0 else
+                f"{len(df)} run(s) of the {of} under {root} match {said}")
+    t = Table(title=f"{what}: val macro-F1 over every class, recomputed from the saved "
                     f"validation predictions", title_justify="left", caption=f"{STATE_NOTE}; {ROWS_NOTE}",
               caption_justify="left")
     for c, just in (("name", "left"), ("kind", "left"), ("task", "left"), ("model", "left"), ("img", "right"),

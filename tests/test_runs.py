@@ -403,3 +403,19 @@ def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     r = CliRunner().invoke(app, ["runs", "report", str(outputs)])
     html = (outputs / "runs_report.html").read_text()
     assert r.exit_code == 0 and ">pruned<" in html and ">stopped<" in html and ">2/6<" in html
+
+
+def test_a_filter_nothing_matches_says_how_many_runs_exist(outputs, tmp_path):
+    """`imgcls runs --filter X` with no match printed '0 run(s) under outputs', exit 0, which reads as 'there are no
+    runs'; the title now says how many runs there are and that none matched (and, with matches, how many of how
+    many)."""
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "model=vit_huge"])
+    title = " ".join(r.stdout.split())
+    assert r.exit_code == 0 and f"no run of the 6 under {outputs} matches --filter model=vit_huge" in title, title
+    assert "0 run(s)" not in title
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "kind=run", "--filter", "val_macro_f1>0.6"])
+    title = " ".join(r.stdout.split())
+    assert f"1 run(s) of the 6 under {outputs} match --filter kind=run --filter 'val_macro_f1>0.6'" in title, title
+    r = CliRunner().invoke(app, ["runs", "report", str(outputs), "--filter", "model=vit_huge", "--out",
+                                 str(tmp_path / "r.html")])
+    assert r.exit_code == 0 and "(0 of the 6 runs under" in " ".join(r.output.split()), r.output

@@ -71,7 +71,8 @@ def runs(args: Annotated[Optional[list[str]], typer.Argument(
         board = R.leaderboard(found, o.sort, o.filter)
         keep = set(board["name"])
         path = R.write_runs_report([r for r in found if r.name in keep], out, root)
-        info(f"wrote {path} ({len(keep)} runs)")
+        info(f"wrote {path} ({len(keep)} runs)" if not o.filter else
+             f"wrote {path} ({len(keep)} of the {len(found)} runs under {root}, those --filter kept)")
         return
     board = R.leaderboard(found, o.sort, o.filter)
     to_stdout = False
@@ -84,4 +85,4 @@ def runs(args: Annotated[Optional[list[str]], typer.Argument(
             else:
                 info(f"wrote {dest} ({len(board)} rows)")
     if not to_stdout:
-        R.print_leaderboard(board, root)
+        R.print_leaderboard(board, root, of=len(found), filters=o.filter)
