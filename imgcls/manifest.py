@@ -260,8 +260,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if opts.label_col and layout not in ("csv", "manifest"):
         raise UserError(f"--label-col names a column of a competition CSV or a manifest; {src} is read as layout "
                         f"'{layout}', whose {'folders give' if layout != 'unlabeled' else 'images have no'} labels")
+    table = None        # the CSV the rows come from, named when it has none
     if layout == "manifest":
-        mpath = src if src.is_file() else src / MANIFEST_NAME
+        mpath = table = src if src.is_file() else src / MANIFEST_NAME
         if not mpath.is_file():
             raise UserError(f"no {MANIFEST_NAME} in {src}; give the manifest file or another --layout")
         df = read_manifest_file(mpath)
@@ -292,6 +293,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                 if not root.is_dir():
                     raise UserError(f"--image-dir {root} is not a folder; give the folder holding the CSV's images")
             df, root = read_competition_csv(csv_path, root, opts)
+            table = csv_path
             df.attrs[CSV_READ] = str(csv_path)     # the user's own table: no output may replace it (read_table)
         elif layout == "folder":
             df = read_folder(root, loose_images if opts.layout == "auto" else "warn")
@@ -305,6 +307,8 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
             notes.append(f"images in {root}")
         if announce:
             info(f"read {src} as layout '{layout}' ({len(df)} images{''.join('; ' + n for n in notes)})")
+    if df.empty and table is not None:
+        raise UserError(f"{table} has no rows (only its header); give a CSV that lists the images")
     if df.empty:
         raise UserError(f"no images found in {src}; check the folder (or --layout)")
     df = ensure_columns(df)

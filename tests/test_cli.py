@@ -342,3 +342,20 @@ def test_every_command_and_subcommand_takes_quiet():
     for path, cmd in found:
         opts = {o for p in cmd.params for o in getattr(p, "opts", ())}
         assert {"--quiet", "-q"} <= opts, f"imgcls {' '.join(path)} has no --quiet"
+
+
+def test_a_header_only_csv_is_named_as_having_no_rows(tmp_path, image_folder, tiny_run):
+    """A CSV with only its header said 'no images found in X.csv; check the folder', and predict --data DIR --csv
+    FILE named the folder DIR: the message now names the CSV and says it has no rows."""
+    (tmp_path / "train.csv").write_text("path,label\n")
+    line = one_error_line(eda(tmp_path / "train.csv", "--out", tmp_path / "e1"))
+    assert f"{tmp_path / 'train.csv'} has no rows (only its header)" in line, line
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "manifest.csv").write_text("path,root,sha256\n")
+    line = one_error_line(eda(tmp_path / "m", "--out", tmp_path / "e2"))
+    assert f"{tmp_path / 'm' / 'manifest.csv'} has no rows" in line, line
+    run = tiny_run(tmp_path / "runs" / "r")
+    (image_folder / "test.csv").write_text("id\n")
+    r = runner.invoke(app, ["predict", str(run), "--data", str(image_folder), "--csv", str(image_folder / "test.csv"),
+                            "--out", str(tmp_path / "p")])
+    assert f"{image_folder / 'test.csv'} has no rows" in one_error_line(r), r.output
