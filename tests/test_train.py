@@ -1072,3 +1072,17 @@ def test_run_report_per_class_heading_names_the_rows(tmp_path, tiny_run):
         run / "metrics.csv", index=False)
     page = " ".join(html.unescape(write_run_report(run).read_text()).split())
     assert 'Per-class precision / recall / F1 <span class="muted">(5 val rows, best epoch 2)</span>' in page, page
+
+
+def test_resume_of_a_folder_that_does_not_exist_says_so(tmp_path):
+    """`train --resume nope` said 'no config.yaml there', as if the folder existed; now it says it does not exist
+    (naming a close run folder), that a file is not a run folder, and no config.yaml only where that is so."""
+    (tmp_path / "runs" / "effnet").mkdir(parents=True)
+    (tmp_path / "runs" / "effnet" / "last.pt").write_bytes(b"x")
+    for given, said in ((tmp_path / "nope", f"--resume {tmp_path / 'nope'} does not exist;"),
+                        (tmp_path / "runs" / "efnet", f"does not exist (did you mean {tmp_path / 'runs' / 'effnet'}?)"),
+                        (tmp_path / "runs" / "effnet" / "last.pt", "is a file, not a run folder"),
+                        (tmp_path / "runs" / "effnet", "no config.yaml there")):
+        r = CliRunner().invoke(app, ["train", "--resume", str(given)])
+        line = " ".join(r.output.split())
+        assert r.exit_code == 2 and said in line and "Traceback" not in r.output, (given, r.output)

@@ -111,15 +111,14 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.preprocess.outputs import applied as preprocess_applied
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
-    from imgcls.train.config import parse_folds
+    from imgcls.train.config import parse_folds, resume_record
     from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, finished, resume_config
     from imgcls.weights import check_model_name, data_config
 
     dist = init_distributed(cfg.device)
     if resume is not None:
         resume = Path(resume)
-        if not (resume / "config.yaml").is_file():
-            raise UserError(f"--resume {resume}: no config.yaml there; give a run folder written by imgcls train")
+        resume_record(resume)
         cfg = resume_config(cfg, resume)     # refuses a changed option before anything is read or written
         if finished(resume):                 # said before the data is read and decoded (minutes on a large set)
             if dist.main:

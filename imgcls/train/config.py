@@ -153,6 +153,22 @@ def _join(values: list) -> str:
     return ",".join(str(v) for v in values)
 
 
+def resume_record(run_dir: str | Path) -> Path:
+    """The config.yaml of a run folder given to --resume; a folder that does not exist (a mistyped name), a file
+    (its best.pt) or a folder without one is one line saying which."""
+    from imgcls.fsutil import did_you_mean
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise UserError(f"--resume {run_dir} does not exist{did_you_mean(run_dir, (RUNS_DIR,))}; give a run folder "
+                        f"written by imgcls train")
+    if not run_dir.is_dir():
+        raise UserError(f"--resume {run_dir} is a file, not a run folder; give the folder imgcls train wrote "
+                        f"({run_dir.parent})")
+    if not (run_dir / "config.yaml").is_file():
+        raise UserError(f"--resume {run_dir}: no config.yaml there; give a run folder written by imgcls train")
+    return run_dir / "config.yaml"
+
+
 @dataclass
 class TrainConfig:
     src: str | None = option(None, cli=False, help="Training data: a dataset folder or a manifest / splits CSV.")
@@ -428,10 +444,7 @@ class TrainConfig:
         (`validate` False: imgcls tune, which checks its fixed options together with its search space)."""
         overrides = dict(overrides or {})
         if resume is not None:
-            path = Path(resume) / "config.yaml"
-            if not path.is_file():
-                raise UserError(f"--resume {resume}: no config.yaml there; give a run folder written by imgcls train")
-            d = cls.load(path).to_dict()
+            d = cls.load(resume_record(resume)).to_dict()
         elif config is not None:
             d = cls.load(config).to_dict()
         else:
