@@ -457,3 +457,16 @@ def test_a_rebuild_into_a_typed_out_names_what_keeps_both(tmp_path, monkeypatch)
         res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--name", "mix"])
         assert res.exit_code == 0, res.output
     assert "holds an earlier ensemble; it is replaced (--name NAME keeps both)" in " ".join(res.output.split())
+
+
+def test_an_ensemble_of_one_run_is_refused(tmp_path):
+    """`imgcls ensemble RUN` was built: an 'ensemble' that votes over one member, a folder predicting as the run
+    itself. README: voting over runs and folds, `ensemble RUN RUN ...`; now one line naming the run and
+    `imgcls predict RUN`, exit 2, nothing written."""
+    kf = make_tiny_run(tmp_path / "runs" / "kf", folds=2)
+    for run in (make_tiny_run(tmp_path / "runs" / "one"), kf):
+        res = runner.invoke(app, ["ensemble", str(run), "--out", str(tmp_path / "e")])
+        flat = " ".join(res.output.split())
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert f"needs two or more runs (got one: {run})" in flat and f"imgcls predict {run}" in flat, flat
+    assert not (tmp_path / "e").exists()

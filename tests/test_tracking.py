@@ -133,7 +133,7 @@ def test_one_macro_f1_for_train_oof_ensemble_and_runs(single, kfold, tmp_path):
     assert "c" not in set(vp["label"])
     f1 = metrics.macro_f1(vp["label"], vp["pred"], ["a", "b", "c"])
     assert m["val_macro_f1"].max() == pytest.approx(f1, abs=1e-6)
-    spec = build_ensemble([run], out=tmp_path / "ens")
+    spec = build_ensemble([run, kfold[0]], out=tmp_path / "ens")     # an ensemble of one is refused
     assert spec.scores["members"]["single"]["val_macro_f1"] == pytest.approx(f1, abs=1e-6)
     assert read_run(run).val_macro_f1 == pytest.approx(f1, abs=1e-6)
     kf, _ = kfold

@@ -64,7 +64,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     if weights and method == "soft":
         method = "weighted"
     if not runs:
-        raise UserError("give at least one run: imgcls ensemble outputs/runs/A outputs/runs/B")
+        raise UserError("give two or more runs: imgcls ensemble outputs/runs/A outputs/runs/B")
     if combine == "profile" and (method == "hard" or weights == "auto"):
         raise UserError("--combine profile multiplies the attributes' probabilities: use --method soft (equal "
                         "weights) or explicit --weights w1,w2,... (a member's weight within its attribute)")
@@ -83,6 +83,9 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
                             f"k-fold set or its folds, not both (weight a member with --weights w1,w2,...)")
         seen[key] = str(r)
         owner.update(dict.fromkeys(key, str(r)))
+    if len(members) == 1:       # an ensemble of one predicts as its run does: a folder that adds nothing
+        raise UserError(f"an ensemble needs two or more runs (got one: {runs[0]}); give the others, or predict with "
+                        f"that run itself (a k-fold set there averages its folds): imgcls predict {runs[0]}")
     typed = weights if weights not in (None, "", "auto") else None
     given_w = None                      # a typo or a count that does not match is named before anything is read
     if typed and combine != "profile":
