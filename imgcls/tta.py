@@ -53,8 +53,20 @@ def parse_tta(text: str | None) -> TTASpec:
     if text.lower() in ("", "none", "off", "0"):
         return TTASpec(text="none")
     flip, crops, scales = False, 0, [1.0]
+    seen: dict[str, str] = {}        # kind of view -> the part that asked for it: a kind asked twice is refused
     for part in text.split("+"):
         p = part.strip().lower()
+        kind = ("crops" if p in ("crops", "five", "fivecrop", "five_crop", "ten", "tencrop", "ten_crop") else
+                "scales" if p.startswith("scales=") else p)
+        if kind in seen:     # flip+flip was read as one flip, crops+ten as ten, a second scales= replaced the first
+            first, again = seen[kind], part.strip()
+            one = ("crops (five) or ten (the five and their flips), not both" if kind == "crops" else
+                   "one list: scales=" + ",".join(x.split("=", 1)[1] for x in (first, again)) if kind == "scales"
+                   else f"{kind} once")
+            twice = (f"{again} is given twice" if first.lower() == again.lower() else
+                     f"{first} and {again} ask twice for the {kind} views")
+            raise UserError(f"--tta {text}: {twice}; give {one}")
+        seen[kind] = part.strip()
         if p == "flip":
             flip = True
         elif p in ("crops", "five", "fivecrop", "five_crop"):

@@ -974,3 +974,21 @@ def test_eval_on_a_split_with_oversampled_copies_scores_the_val_rows_the_run_val
     said = " ".join(res.output.split())
     assert f"--eval on {len(val)} labelled val rows" in said, said
     assert "2 oversampled copies (augmented_from) left out of --eval" in said, said
+
+
+def test_a_tta_view_asked_twice_is_refused(tmp_path):
+    """`--tta flip+flip` passed as `flip`, `crops+ten` as `ten`, and `scales=0.9+scales=1.1` dropped 0.9 (the
+    second list replaced the first), all unsaid, and predict.json recorded the text as typed; each is now one line
+    naming the repeated part and what to give, exit 2, before any image is read."""
+    for text, said in (("flip+flip", "flip is given twice; give flip once"),
+                       ("crops+ten", "crops and ten ask twice for the crops views; give crops (five) or ten"),
+                       ("scales=0.9+scales=1.1", "give one list: scales=0.9,1.1")):
+        with pytest.raises(UserError, match=re.escape(said)):
+            parse_tta(text)
+    assert parse_tta("flip+crops+scales=0.9,1.1").n_views == 16
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    make_image(tmp_path / "test" / "t.png")
+    r = runner.invoke(app, ["predict", str(run), "--data", str(tmp_path / "test"), "--tta", "flip+flip",
+                            "--out", str(tmp_path / "p")])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and "flip is given twice" in r.output, r.output
+    assert not (tmp_path / "p").exists()
