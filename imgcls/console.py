@@ -13,6 +13,7 @@ once more. error() prints on every rank (a rank's own failure is named by that r
 from __future__ import annotations
 
 import os
+import shlex
 from contextlib import contextmanager
 from typing import Iterable, Iterator, TypeVar
 
@@ -56,6 +57,12 @@ def _said(msg: str) -> bool:
         return True
     said.add(msg)
     return False
+
+
+def sh(value) -> str:
+    """A path (or value) in a command a message suggests, as a shell reads it back: `imgcls train --resume
+    'outputs/runs/my run'` pastes as one argument; a plain path is unchanged (`outputs/runs/effnet`)."""
+    return shlex.quote(str(value))
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:

@@ -30,7 +30,7 @@ import pandas as pd
 
 from imgcls import io as imgio
 from imgcls import manifest as mf
-from imgcls.console import info, plural, print_table, progress_bar, warn
+from imgcls.console import info, plural, print_table, progress_bar, sh, warn
 from imgcls.device import device_option
 from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
 from imgcls.ensemble.spec import ENSEMBLES_DIR
@@ -105,10 +105,10 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
         got = f"went through other options ({test})" if test and want else \
             f"went through imgcls preprocess ({test})" if test else "did not go through it"
         if want:
-            fix = f"imgcls preprocess {origin or data} --out DIR {want}, then predict --data DIR" + \
+            fix = f"imgcls preprocess {sh(origin or data)} --out DIR {want}, then predict --data DIR" + \
                 (f" ({origin}: the images {data} was made from)" if origin else "")
         else:
-            fix = f"predict --data {origin} (the images {data} was made from)" if origin else \
+            fix = f"predict --data {sh(origin)} (the images {data} was made from)" if origin else \
                 "predict on the test images as they came"
         warn(f"{m.name} trained on {trained}; the test images of {data} {got}, so what it sees differs: {fix}")
 

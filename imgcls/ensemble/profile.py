@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from imgcls.console import info, warn
+from imgcls.console import info, sh, warn
 from imgcls.ensemble.spec import EnsembleSpec, Member, read_oof, write_spec
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.voting import log_loss, normalise_weights, parse_weights
@@ -194,5 +194,5 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof)
     print_scores(table)
-    info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {out} --format mask)")
+    info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {sh(out)} --format mask)")
     return spec

@@ -11,6 +11,7 @@ from typing import Sequence
 import pandas as pd
 
 from imgcls.ensemble.voting import METHODS
+from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME
 
@@ -205,7 +206,7 @@ def read_oof(run: Path, classes: Sequence[str]) -> pd.DataFrame:
     if not f.is_file():
         raise UserError(f"{f} does not exist: the run has no validation predictions to score or fit weights on "
                         f"(train writes them as it validates); if it was interrupted, imgcls train --resume "
-                        f"{f.parent} finishes it")
+                        f"{sh(f.parent)} finishes it")
     df = pd.read_csv(f, dtype={"path": str, "root": str, "label": str}, keep_default_na=False)
     cols = [f"p_{c}" for c in classes]
     missing = [c for c in cols if c not in df.columns]

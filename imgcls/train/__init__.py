@@ -388,10 +388,10 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
                 from imgcls.train.callbacks import CallbackList
                 CallbackList(callbacks).on_run_abort(e)     # trackers close their run as failed / killed
             if dist.main and isinstance(e, KeyboardInterrupt):
-                from imgcls.console import interrupted
+                from imgcls.console import interrupted, sh
                 kept = (fold_dir / "last.pt").is_file() or any(run_dir.glob("fold_*/last.pt"))
                 interrupted(f"interrupted: {run_dir} keeps the epochs finished so far (last.pt); imgcls train "
-                            f"--resume {run_dir} continues it" if kept else
+                            f"--resume {sh(run_dir)} continues it" if kept else
                             f"interrupted before the first epoch finished: {run_dir} holds nothing to resume")
             raise
         results.append(res)

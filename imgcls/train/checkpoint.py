@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.fsutil import did_you_mean
 
@@ -112,7 +113,7 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     from imgcls.outputs import output_kind
     kind = output_kind(run_dir)
     if kind == "ensemble":
-        raise UserError(f"{run_dir} is an ensemble, not a run: imgcls predict {run_dir} predicts with it, and an "
+        raise UserError(f"{run_dir} is an ensemble, not a run: imgcls predict {sh(run_dir)} predicts with it, and an "
                         f"ensemble's members are runs (give them)")
     if kind in ("tune study", "predictions"):
         raise UserError(f"{run_dir} is an imgcls {kind} folder, not a run; give a run folder (outputs/runs/NAME"
@@ -161,7 +162,7 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
     missing = f"{', '.join(sorted(set(planned) - set(have)))} missing" if planned else \
         f"{record.name} missing: training stopped before its last fold"
     raise UserError(f"{run_dir} is an unfinished k-fold run ({len(have)} fold(s) with a checkpoint: "
-                    f"{', '.join(have)}; {missing}); finish it with imgcls train --resume {run_dir}, or give one "
+                    f"{', '.join(have)}; {missing}); finish it with imgcls train --resume {sh(run_dir)}, or give one "
                     f"fold's folder ({checkpoints[0].parent})")
 
 
@@ -175,7 +176,7 @@ def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
         return None
     return (f"imgcls tune deleted this trial's checkpoints, it was not among the study's best "
             f"({run_dir.parent / 'trials.csv'}: {removed}); take a trial that kept them, or retrain it: imgcls train "
-            f"--config {run_dir / 'config.yaml'} --out outputs/runs --name {run_dir.name}")
+            f"--config {sh(run_dir / 'config.yaml')} --out outputs/runs --name {sh(run_dir.name)}")
 
 
 def init_meta(run: str | os.PathLike):

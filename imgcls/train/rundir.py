@@ -14,6 +14,7 @@ import os
 import time
 from pathlib import Path
 
+from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.fsutil import check_folder_name
 
@@ -54,8 +55,8 @@ def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = Fals
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} exists and is not a folder; choose another --name")
     if holds_run(run_dir):
-        raise UserError(f"run folder {run_dir} already holds a run; continue it with --resume {run_dir}, or choose "
-                        f"another --name (a run is never trained over)")
+        raise UserError(f"run folder {run_dir} already holds a run; continue it with imgcls train --resume "
+                        f"{sh(run_dir)}, or choose another --name (a run is never trained over)")
     if not exist_ok:
         raise UserError(f"run folder {run_dir} already exists; choose another --name, or pass --exist-ok to train "
                         f"into it")
