@@ -1166,6 +1166,25 @@ def test_materialize_again_leaves_only_this_run_s_kept_images_and_copies_are_cop
     assert tree_snapshot(raw) == before
 
 
+def test_materialize_into_an_images_folder_linked_elsewhere_finishes(tmp_path):
+    """OUT/images a symlink to a folder on another disk (the images are large): clean --materialize wrote them
+    there, then stopped with a ValueError traceback (exit 1) naming them as 'not in the subpath of' OUT, where it
+    compared them with the earlier run's names. It ends as ever; an earlier image there is left alone (never
+    deleted outside OUT)."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(24, 24))
+    out, elsewhere = tmp_path / "c", tmp_path / "disk"
+    (elsewhere / "a").mkdir(parents=True)
+    (elsewhere / "a" / "mine.png").write_bytes(b"x")
+    out.mkdir()
+    (out / "images").symlink_to(elsewhere, target_is_directory=True)
+    base = ["clean", str(raw), "--out", str(out), "--exact-only", "--no-ood", "--workers", "1", "-q",
+            "--materialize", "copy"]
+    for extra in ([], ["--undersample", "random", "--max-per-class", "2"]):
+        r = runner.invoke(app, base + extra)
+        assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
+    assert len(list(elsewhere.rglob("*.png"))) >= 5 and (elsewhere / "a" / "mine.png").is_file()
+
+
 def test_split_consumes_clean_manifest(dirty, tmp_path):
     _run(dirty, tmp_path / "c", "--no-ood")
     r = runner.invoke(app, ["split", str(tmp_path / "c"), "--out", str(tmp_path / "splits.csv"), "--val", "0.25",

@@ -73,10 +73,16 @@ def earlier_materialized(out: Path) -> set[str]:
         if not (summary.get("config") or {}).get("materialize"):
             return set()
         old = mf.read_manifest_file(out / mf.MANIFEST_NAME)
-        base = out.resolve()
-        return {t.relative_to(base).as_posix() for _, t in _targets(old, out / "images")}
+        return materialized_names(out, [t for _, t in _targets(old, out / "images")])
     except (OSError, ValueError, AttributeError, UserError):
         return set()
+
+
+def materialized_names(out: Path, files) -> set[str]:
+    """materialize_kept's files under out/images as names relative to `out` (images/<label>/<file>), also where
+    out/images is a link to a folder elsewhere (materialize_kept returns them resolved)."""
+    images = (out / "images").resolve()
+    return {f"images/{Path(f).relative_to(images).as_posix()}" for f in files}
 
 
 def _same_bytes(a: Path, b: Path) -> bool:

@@ -13,7 +13,7 @@ from imgcls import manifest as mf
 from imgcls.clean.config import CleanConfig, DEFAULT_OUT, OOD_MAX_CLASS_SHARE
 from imgcls.clean.duplicates import (TIE_NEIGHBOURS, asks_for_embeddings, conflict_table, families, group_levels,
                                      mark_duplicates, threshold_sweep, tie_losses)
-from imgcls.clean.materialize import WRITTEN_AS, earlier_materialized, materialize_kept
+from imgcls.clean.materialize import WRITTEN_AS, earlier_materialized, materialize_kept, materialized_names
 from imgcls.clean.sampling import undersample
 from imgcls.console import info, plural
 from imgcls.errors import MissingWeightsError, UserError
@@ -281,8 +281,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     from imgcls.clean.report import write_clean_report
     write_clean_report(out / "report.html", df, summary)
     written = materialize_kept(df, out / "images", materialize) if materialize else []
-    base = out.resolve()
-    gone = remove_earlier(out, earlier - {t.relative_to(base).as_posix() for t in written})
+    gone = remove_earlier(out, earlier - materialized_names(out, written))
     if gone:
         info(f"removed {plural(gone, 'image')} an earlier --materialize wrote in {out / 'images'} that this run "
              f"does not keep")
