@@ -713,7 +713,11 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         check_eval_not_leaked(spec, df, rows, part, data)
     check_output_location(out, *mf.roots(df), *([data] if data and Path(data).is_dir() else []),
                           images=mf.image_paths(df), owns=False)
-    check_not_replacing([out / n for n in ("submission.csv", f"probs.{probs_format}", PREDICT_SUMMARY, "report.html")],
+    # an earlier prediction here (its predict.json): its files are replaced, its probabilities in the other
+    # --probs-format too; without one, a probs.csv beside is a file of the user's, never touched
+    earlier = (out / PREDICT_SUMMARY).is_file()
+    probs_files = [f"probs.{f}" for f in PROBS_FORMATS if f == probs_format or earlier]
+    check_not_replacing([out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY, "report.html")],
                         [*mf.read_table(df), sample_submission])
     classes = list(spec.classes)
     running = spec.running().members
@@ -754,13 +758,13 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     table["error"] = probs.errors
     table = pd.concat([table, pd.DataFrame(probs.tta.astype(np.float32), columns=[f"p_{c}" for c in classes])],
                       axis=1)
-    if (out / PREDICT_SUMMARY).is_file():     # the default folder is named by the run alone: say what goes
+    if earlier:     # the default folder is named by the run alone: say what goes
         info(f"{out} holds an earlier prediction; it is replaced (--out FOLDER keeps both)")
     out.mkdir(parents=True, exist_ok=True)
     write_table(table, probs_path)
-    for other in PROBS_FORMATS:     # an earlier prediction's probabilities in the other format are replaced too
-        if other != probs_format and (out / f"probs.{other}").is_file():
-            (out / f"probs.{other}").unlink()
+    for name in probs_files:        # the earlier prediction's probabilities in the other format are replaced too
+        if name != probs_path.name and (out / name).is_file():
+            (out / name).unlink()
     sub = template.fill(pred, classes) if template is not None else build_submission(df, pred, classes, fmt)
     sub_path = out / "submission.csv"
     write_table(sub, sub_path)

@@ -599,6 +599,21 @@ def test_predict_again_into_the_same_folder_leaves_no_probabilities_of_the_earli
     res = invoke("predict", run, "--data", test, "--out", out, "--workers", 0, "--tta", "flip")
     assert res.exit_code == 0 and "holds an earlier prediction; it is replaced" in " ".join(res.output.split())
     assert (out / "probs.parquet").is_file() and not (out / "probs.csv").exists()
+    # a probs.csv of the user's own beside the test data, in a folder holding no earlier prediction: predict writes
+    # only its own files there (it was deleted), and never one it reads (the --data CSV, a sample submission)
+    comp = tmp_path / "comp"
+    (comp / "test").mkdir(parents=True)
+    for p in test.glob("*.png"):
+        (comp / "test" / p.name).write_bytes(p.read_bytes())
+    (comp / "probs.csv").write_text("mine\n")
+    assert invoke("predict", run, "--data", comp / "test", "--out", comp, "--workers", 0, "-q").exit_code == 0
+    assert (comp / "probs.parquet").is_file() and (comp / "probs.csv").read_text() == "mine\n"
+    pd.DataFrame({"id": [p.stem for p in sorted(test.glob("*.png"))], "label": "?"}).to_csv(out / "probs.csv",
+                                                                                           index=False)
+    res = invoke("predict", run, "--data", test, "--out", out, "--workers", 0, "--sample-submission",
+                 out / "probs.csv")
+    assert res.exit_code == 2 and "is a file this step reads" in " ".join(res.output.split()), res.output
+    assert (out / "probs.csv").is_file()
 
 
 def test_eval_on_the_originals_of_preprocessed_training_images_is_refused(tmp_path, monkeypatch):
