@@ -16,6 +16,7 @@ from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import atomic_path, check_writable, write_json
 from imgcls.options import check, option
+from imgcls.outputs import EXPORT_SUMMARY, refuse_other_output
 
 
 def _proba_module(model, meta):
@@ -61,8 +62,10 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         raise UserError("onnxruntime is not installed; pip install onnxruntime (needed for the parity check)") from None
     run = Path(run)
     ckpts = find_checkpoints(run, which)
-    out = Path(out) if out else (run if run.is_dir() else run.parent) / "onnx"
+    default = (run if run.is_dir() else run.parent) / "onnx"
+    out = Path(out) if out else default
     check_writable(out)
+    refuse_other_output(out, "export", instead=f"e.g. the default {default}")
     out.mkdir(parents=True, exist_ok=True)
     results = []
     g = torch.Generator().manual_seed(seed)
@@ -96,7 +99,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
                "interpolation": meta.interpolation, "fill": list(meta.fill), "decode": meta.decode, "opset": opset,
                "atol": atol,
                "files": results}
-    write_json(out / "export.json", summary)
+    write_json(out / EXPORT_SUMMARY, summary)
     failed = [r for r in results if not r["parity_ok"]]
     if failed:
         raise UserError(f"ONNX parity check failed for {failed[0]['onnx']}: max |diff| {failed[0]['max_abs_diff']:.2e} "

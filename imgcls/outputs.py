@@ -1,6 +1,6 @@
 """What each step's output folder is, by the files it writes: a train run (config.yaml with metrics.csv, train.log or
 a checkpoint), a k-fold set (the same in fold_*/), an ensemble (spec.yaml), a tune study (trials.csv, study.db), a
-prediction (predict.json), clean's, preprocess's and eda's output (their summary files). A leaf module (the standard
+prediction (predict.json), clean's, preprocess's, eda's and export's output (their summary files). A leaf module (the standard
 library and yaml only): the data readers ask it whether an argument is one of these folders given where a dataset was
 meant, the model loaders where a run was meant, every writing step whether its --out holds another step's output."""
 from __future__ import annotations
@@ -20,6 +20,7 @@ EDA_SUMMARY = "summary.json"
 CLEAN_SUMMARY = "clean_summary.json"
 PREPROCESS_SETTINGS = "preprocess.json"
 PREDICT_SUMMARY = "predict.json"
+EXPORT_SUMMARY = "export.json"
 
 
 def read_yaml(path: Path) -> dict:
@@ -68,7 +69,7 @@ def output_step(folder: str | os.PathLike) -> tuple[str, str] | None:
     if kind is not None:
         return _KIND_STEP[kind]
     for step, files in (("clean", (CLEAN_SUMMARY,)), ("preprocess", (PREPROCESS_SETTINGS, PREPROCESS_JOURNAL)),
-                        ("eda", (EDA_SUMMARY,))):
+                        ("eda", (EDA_SUMMARY,)), ("export", (EXPORT_SUMMARY,))):
         for f in files:
             try:
                 if (folder / f).is_file():

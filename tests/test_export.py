@@ -59,3 +59,23 @@ def test_export_without_the_onnx_package_is_one_line(tmp_path, monkeypatch):
         assert f"{missing} is not installed; pip install {missing}" in r.output
         assert not (run / "onnx").exists()
         monkeypatch.delitem(sys.modules, missing)
+
+
+def test_export_refuses_an_out_holding_another_steps_output(tmp_path):
+    """Every writing command refuses an --out holding another step's output (README), export included: `export RUN
+    --out data/clean` put best.onnx and export.json among clean's files, `--out RUN2` into another run. One line
+    before the model is built; its own earlier export is replaced, and other steps know its folder."""
+    from imgcls.outputs import output_step
+    run, run2 = make_tiny_run(tmp_path / "r"), make_tiny_run(tmp_path / "r2")
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "clean_summary.json").write_text("{}")
+    for out, what in ((clean, "the output of imgcls clean"), (run2, "an imgcls train run")):
+        res = runner.invoke(app, ["export", str(run), "--onnx", "--out", str(out)])
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert f"--out {out} holds {what}" in said and "choose another --out" in said, said
+        assert not list(out.glob("*.onnx")) and not (out / "export.json").exists()
+    assert output_step(run / "onnx") is None
+    assert runner.invoke(app, ["export", str(run), "--onnx"]).exit_code == 0
+    assert output_step(run / "onnx")[0] == "export"
