@@ -418,8 +418,8 @@ def test_init_from_keeps_a_head_only_when_it_is_the_same_and_refuses_misfits(tmp
     r = CliRunner().invoke(app, ["train", str(tmp_path), "--init-from", str(run), "--model", "test_resnet"])
     assert r.exit_code == 2 and "pass --model test_efficientnet" in r.output
     # --model not typed: the run's own (it had to be typed again, the default refused as another model)
-    from imgcls.train.checkpoint import init_model
-    assert init_model(run) == "test_efficientnet" and init_model(folds) is None
+    from imgcls.train.checkpoint import init_meta
+    assert init_meta(run).model == "test_efficientnet" and init_meta(folds) is None
     r = CliRunner().invoke(app, ["train", str(tmp_path / "nothing"), "--init-from", str(run)])
     assert r.exit_code == 2 and f"--model test_efficientnet --img-size 32: the model and the input size of " \
         f"--init-from {run}" in " ".join(r.output.split()) and "does not exist" in r.output, r.output   # then the data's

@@ -189,12 +189,6 @@ def init_meta(run: str | os.PathLike):
     return read_meta(paths[0]) if len(paths) == 1 else None
 
 
-def init_model(run: str | os.PathLike) -> str | None:
-    """The timm model of the checkpoint `train --init-from RUN` would start from (init_meta)."""
-    meta = init_meta(run)
-    return meta.model if meta is not None else None
-
-
 def init_checkpoint(run: str | os.PathLike, model_name: str) -> Path:
     """The best.pt `train --init-from RUN` starts from (RUN: a run folder or a checkpoint file), checked to be one
     checkpoint of --model `model_name`; one line otherwise."""
