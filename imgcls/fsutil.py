@@ -275,6 +275,10 @@ def check_writable(out: str | os.PathLike, kind: str = "dir", flag: str = "--out
     """One check for every writing command, before the long work: `out` (a folder, or with kind='file' one file
     written beside its reports) must be creatable and writable, and its disk must not be full. `example`: the file
     name the error suggests inside a folder given where a file goes."""
+    if kind == "file" and os.fspath(out).endswith(("/", os.sep)) and not Path(out).is_dir():
+        # a trailing slash names a folder, which Path drops: `--out data/splits/` wrote a file named data/splits
+        raise UserError(f"{flag} {os.fspath(out)} names a folder, where a file goes; give a file path such as "
+                        f"{Path(out) / example}")
     out = Path(out)
     if kind == "dir" and out.exists() and not out.is_dir():
         raise UserError(f"{flag} {out} is an existing file, not a folder; give a folder path")

@@ -534,15 +534,23 @@ def test_out_that_is_an_existing_file_or_unwritable_or_full_is_one_line(cmd, tmp
 
 def test_split_out_with_a_trailing_slash_is_a_folder_not_a_file_of_its_name(tmp_path):
     """`split --out data/splits/` (a folder that does not exist yet) wrote a table named `data/splits` and
-    `data/splits_report.html`: the trailing slash was dropped with the path."""
+    `data/splits_report.html`: the trailing slash was dropped with the path. A Python caller of run_split /
+    run_check gets the same line (the check was the CLI's alone: run_split(src, "data/splits/") wrote the file)."""
+    from imgcls.errors import UserError
+    from imgcls.manifest import LayoutOptions
+    from imgcls.split import SplitConfig, run_check, run_split
     raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
     table = tmp_path / "table.csv"
     r = invoke("split", raw, "--out", table, "--no-near-dup")
     assert r.exit_code == 0, r.output
     before = snapshot(tmp_path)
-    for args in (["split", raw, "--no-near-dup"], ["split", "--check", table]):
-        r = invoke(*args, "--out", f"{tmp_path / 'splits'}/")
-        one_line_error(r, f"--out {tmp_path / 'splits'}/ names a folder", str(tmp_path / "splits" / "splits.csv"))
+    said = (f"--out {tmp_path / 'splits'}/ names a folder", str(tmp_path / "splits" / "splits.csv"))
+    for args in (["split", raw, "--no-near-dup"], ["split", "--check", table, "--fix"]):
+        one_line_error(invoke(*args, "--out", f"{tmp_path / 'splits'}/"), *said)
+    for call in (lambda o: run_split(raw, o, LayoutOptions(), SplitConfig(near_dup=False)),
+                 lambda o: run_check(table, o, SplitConfig(near_dup=False), fix=True)):
+        with pytest.raises(UserError, match=re.escape(said[0])):
+            call(f"{tmp_path / 'splits'}/")
     assert snapshot(tmp_path) == before
 
 

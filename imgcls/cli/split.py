@@ -1,7 +1,6 @@
 """`imgcls split`. Its flags are SplitConfig's, LayoutOptions', and --workers' declarations."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -49,11 +48,6 @@ def split(src: OptSrc = None,
 
     config = cfg.build()
     workers = run.values["workers"]
-    if out is not None and out.endswith(("/", os.sep)) and not Path(out).is_dir():
-        # a trailing slash names a folder, which Path drops: `--out data/splits/` wrote a file named data/splits
-        raise UserError(f"--out {out} names a folder, and split writes a table; give a file path such as "
-                        f"{Path(out) / 'splits.csv'}")
-    out = Path(out) if out is not None else None
     if check is not None:
         if src is not None:
             raise UserError("--check FILE checks an existing split; give either SRC or --check, not both")
@@ -66,4 +60,4 @@ def split(src: OptSrc = None,
         src = default_input("split")
     opts = layout.build(group_col=config.group_col if config.group_col != "group" else None,
                         age_bands=config.age_bands)
-    sp.run_split(src, out or Path(dict(PIPELINE)["splits"]), opts, config, workers=workers)
+    sp.run_split(src, out or dict(PIPELINE)["splits"], opts, config, workers=workers)

@@ -151,8 +151,7 @@ def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int =
     """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports."""
     cfg.validate()
     check_workers(workers)
-    out = Path(out)
-    check_writable(out, "file")
+    out = check_writable(out, "file")       # given as typed: a trailing slash (a folder) is refused
     _check_other_output(out)
     _check_embedder(cfg)
     df, group_col = _load(src, out, opts, cfg, workers)
@@ -197,7 +196,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     check_workers(workers)
     file = Path(file)
     if fix:
-        check_writable(Path(out) if out is not None else file, "file")
+        check_writable(out if out is not None else file, "file")
         if out is not None:
             _check_other_output(Path(out))
     _check_embedder(cfg)
