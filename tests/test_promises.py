@@ -551,6 +551,9 @@ def test_split_out_with_a_trailing_slash_is_a_folder_not_a_file_of_its_name(tmp_
                  lambda o: run_check(table, o, SplitConfig(near_dup=False), fix=True)):
         with pytest.raises(UserError, match=re.escape(said[0])):
             call(f"{tmp_path / 'splits'}/")
+    # without --fix nothing is written: an --out there did nothing (exit 0, no file where the user looks)
+    one_line_error(invoke("split", "--check", table, "--out", tmp_path / "fixed.csv"),
+                   f"--out {tmp_path / 'fixed.csv'} acts only with --check FILE --fix", "add --fix or drop --out")
     assert snapshot(tmp_path) == before
 
 

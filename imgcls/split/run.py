@@ -195,6 +195,9 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     cfg.validate()
     check_workers(workers)
     file = Path(file)
+    if out is not None and not fix:         # only --fix writes: the check alone wrote nothing there, unsaid
+        raise UserError(f"--out {out} acts only with --check FILE --fix (where the repaired table goes); add --fix "
+                        f"or drop --out")
     if fix:
         check_writable(out if out is not None else file, "file")
         if out is not None:
