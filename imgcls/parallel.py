@@ -51,8 +51,26 @@ def _one_thread() -> None:
     sends SIGINT to the whole process group, and each worker it reached printed a KeyboardInterrupt traceback."""
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):     # forked with SIGINT blocked (_sigint_held): ignored from here on
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     from threadpoolctl import threadpool_limits
     _LIMITS.append(threadpool_limits(1))      # kept: the limit holds for the worker's life
+
+
+@contextmanager
+def _sigint_held():
+    """SIGINT held back in this thread while a pool forks its workers at its first task: a Ctrl-C between a
+    worker's fork and its _one_thread (which ignores it) printed a KeyboardInterrupt traceback from that worker.
+    The workers inherit the block and drop what is pending once they ignore it; this process gets it on leaving."""
+    import signal
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 @contextmanager
@@ -82,7 +100,8 @@ def chunked_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, what
     with progress_bar(what, len(items)) as advance:
         if len(chunks) > 1 and (pool is not None or (workers and workers > 1)):
             with nullcontext(pool) if pool is not None else worker_pool(min(workers, len(chunks))) as ex:
-                results = ex.map(_apply_chunk, chunks)      # every chunk submitted: the workers are running
+                with _sigint_held():
+                    results = ex.map(_apply_chunk, chunks)  # every chunk submitted: the workers are running
                 if meanwhile is not None:
                     meanwhile()
                 for res in results:

@@ -88,20 +88,30 @@ def work(x):
     time.sleep(0.1)
     return x
 
+if sys.argv[1] == "starting":           # the Ctrl-C lands while the workers start, before they ignore it
+    import imgcls.parallel as P
+    _start = P._one_thread
+
+    def _slow_start():
+        time.sleep(0.5)
+        _start()
+    P._one_thread = _slow_start
+
 try:
     list(chunked_map(work, list(range(100)), workers=2, chunk=1,
-                     meanwhile=ctrl_c if sys.argv[1] == "meanwhile" else None))
+                     meanwhile=ctrl_c if sys.argv[1] in ("meanwhile", "starting") else None))
 except KeyboardInterrupt:
     print("interrupted")
     sys.exit(130)
 """
 
 
-@pytest.mark.parametrize("where", ["worker", "meanwhile"])
+@pytest.mark.parametrize("where", ["worker", "meanwhile", "starting"])
 def test_ctrl_c_stops_the_workers_quietly_and_drops_the_chunks_not_started(where):
     """Ctrl-C reaches every process of the group: the workers leave it to the main process (each printed a
     KeyboardInterrupt traceback), which stops without working through the ~5 s of chunks still queued, also when
-    it came while this process did something else (clean imports torch while the workers decode)."""
+    it came while this process did something else (clean imports torch while the workers decode), or while the
+    workers started, before they ignore it (a worker forked but not yet initialised printed the traceback)."""
     import os
     import subprocess
     import sys
