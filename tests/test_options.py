@@ -139,8 +139,11 @@ def test_resolve_merges_config_file_resume_and_overrides_in_the_library(tmp_path
     base.save(run / "config.yaml")
     assert TrainConfig.resolve({}, config=tmp_path / "nothing.yaml", resume=run).epochs == 3   # the run wins
     assert TrainConfig.resolve({"model": "resnet18"}) == TrainConfig(model="resnet18")
-    with pytest.raises(UserError, match="--resume .* no config.yaml"):
+    with pytest.raises(UserError, match="--resume .*nope does not exist"):
         TrainConfig.resolve({}, resume=tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="--resume .* no config.yaml"):
+        TrainConfig.resolve({}, resume=tmp_path / "empty")
     (tmp_path / "bad.yaml").write_text("lr: fast\n")
     with pytest.raises(UserError, match="--lr must be a number >= 0"):
         TrainConfig.resolve({}, config=tmp_path / "bad.yaml")

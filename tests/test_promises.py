@@ -486,8 +486,9 @@ def _writing_commands(tmp_path: Path, out: Path) -> dict[str, list]:
     raw = tmp_path / "raw"
     if not raw.exists():
         make_image_folder(raw, {"a": 3, "b": 3}, size=(32, 32))
-        make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"),
-                      val_rows=[(str(raw), f"a/00{i}.png", "a") for i in range(3)])
+        for name in ("r1", "r2"):
+            make_tiny_run(tmp_path / "runs" / name, classes=("a", "b"),
+                          val_rows=[(str(raw), f"a/00{i}.png", "a") for i in range(3)])
     run = tmp_path / "runs" / "r1"
     return {
         "eda": ["eda", raw, "--out", out],
@@ -495,7 +496,7 @@ def _writing_commands(tmp_path: Path, out: Path) -> dict[str, list]:
         "preprocess": ["preprocess", raw, "--out", out, "--workers", 1],
         "split": ["split", raw, "--out", out, "--no-near-dup"],
         "train": ["train", raw, "--model", "test_efficientnet", "--no-pretrained", "--img-size", 32, "--epochs", 1, "--out", out],
-        "ensemble": ["ensemble", run, "--out", out],
+        "ensemble": ["ensemble", run, tmp_path / "runs" / "r2", "--out", out],
         "predict": ["predict", run, "--data", raw, "--out", out],
         "export": ["export", run, "--onnx", "--out", out],
     }
@@ -959,7 +960,10 @@ def test_every_writing_command_over_the_hostile_corpus(tmp_path):
         ["train", outs / "split" / "splits.csv", "--model", "test_efficientnet", "--no-pretrained", "--img-size", 32,
          "--epochs", 1,
          "--workers", 0, "--batch-size", 8, "--out", outs / "runs", "--name", "r1"],
-        ["ensemble", outs / "runs" / "r1", "--out", outs / "ens"],
+        ["train", outs / "split" / "splits.csv", "--model", "test_efficientnet", "--no-pretrained", "--img-size", 32,
+         "--epochs", 1, "--seed", 1,
+         "--workers", 0, "--batch-size", 8, "--out", outs / "runs", "--name", "r2"],
+        ["ensemble", outs / "runs" / "r1", outs / "runs" / "r2", "--out", outs / "ens"],
         ["predict", outs / "runs" / "r1", "--data", data, "--out", outs / "pred", "--workers", 0],
         ["export", outs / "runs" / "r1", "--onnx", "--out", outs / "onnx"],
     ]
@@ -972,7 +976,7 @@ def test_every_writing_command_over_the_hostile_corpus(tmp_path):
         (["eda", data, "--csv", c / "ragged.csv", "--out", outs / "x3"], "line 2 has 3"),
         (["predict", h["evil"], "--data", data, "--out", outs / "x4"], ""),
         (["export", h["evil"], "--onnx", "--out", outs / "x5"], ""),
-        (["ensemble", h["evil"], "--out", outs / "x6"], ""),
+        (["ensemble", h["evil"], outs / "runs" / "r1", "--out", outs / "x6"], ""),
         (["train", "--config", h["evil"] / "config.yaml", "--out", outs / "x7"], ""),
     ]
     for args, words in refused:
