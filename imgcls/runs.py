@@ -31,7 +31,8 @@ from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock, kfold_finished
 
 COLUMNS = ["name", "kind", "task", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "scored_on", "seconds", "changed"]
-# scored_on: the rows of a run's score
+# scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
+OPTIMISTIC = "weights fitted on these rows (optimistic)"
 VAL, OOF, COMMON, COMMON_OOF = "val", "OOF", "common val", "common OOF"
 SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
 # where / how a run ran, not what it learned: what a resume may change but the data it reads, mixed precision, and
@@ -291,7 +292,7 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
             run.val_macro_f1, run.val_acc = float(cross), float("nan")     # no cross-fitted accuracy is recorded
             run.scored_on = f"{rows}, weights cross-fitted"
         else:
-            run.scored_on = f"{rows}, weights fitted on these rows (optimistic)"
+            run.scored_on = f"{rows}, {OPTIMISTIC}"
     return run
 
 
@@ -462,6 +463,9 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     # the scores are over the same images when both runs scored the same rows, whatever each calls them (an
     # ensemble's common OOF rows are its k-fold members' OOF rows; a single run's val rows those of a one-fold set)
     same_rows = ra.row_keys is not None and ra.row_keys == rb.row_keys
+    # an ensemble scored on the rows its weights were fitted on is optimistic there: not like-for-like with a score
+    # that is not, over the same images or not
+    optimistic = [r.name for r in (ra, rb) if r.scored_on.endswith(OPTIMISTIC)]
     mets = []
     for k in ("val_macro_f1", "val_acc", "n_val", "epochs", "best_epoch", "seconds"):
         va, vb = getattr(ra, k), getattr(rb, k)
@@ -473,7 +477,8 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
         pc = ra.per_class[["class", "f1", "support"]].merge(rb.per_class[["class", "f1", "support"]], on="class",
                                                             how="outer", suffixes=("_a", "_b"))
         pc["delta_f1"] = pc["f1_b"] - pc["f1_a"]
-    return {"a": ra, "b": rb, "config": cfg, "ran": ran, "metrics": mets, "per_class": pc, "same_rows": same_rows}
+    return {"a": ra, "b": rb, "config": cfg, "ran": ran, "metrics": mets, "per_class": pc, "same_rows": same_rows,
+            "optimistic": optimistic if len(optimistic) == 1 else []}
 
 
 def _must_read(path) -> Run:
@@ -508,11 +513,13 @@ def print_diff(d: dict) -> None:
     elif not d["config"]:
         t.add_row("(none differ in what they learned)" if ran else "(none differ)", "", "")
     print_table(t, always=True)
-    same = d.get("same_rows", True)
+    same, optimistic = d.get("same_rows", True), d.get("optimistic", [])
+    caption = ("A and B are scored on different images: their val_macro_f1 / val_acc difference is not a "
+               "like-for-like comparison" if not same else
+               f"{optimistic[0]}'s ensemble weights were fitted on the rows it is scored on (optimistic): the "
+               f"val_macro_f1 / val_acc difference is not a like-for-like comparison" if optimistic else None)
     m = Table(title="metrics (val macro-F1 over every class, from the saved validation predictions)",
-              title_justify="left", caption_justify="left",
-              caption=None if same else "A and B are scored on different images: their val_macro_f1 / val_acc "
-                                        "difference is not a like-for-like comparison")
+              title_justify="left", caption_justify="left", caption=caption)
     for c in ("metric", "A", "B", "B - A"):
         m.add_column(c, justify="right" if c != "metric" else "left")
     m.add_row("scored on", rows_label(d["a"].scored_on, d["a"].n_val), rows_label(d["b"].scored_on, d["b"].n_val),
@@ -525,8 +532,8 @@ def print_diff(d: dict) -> None:
             delta = ("-" if dv < 0 else "+") + duration(abs(dv))
         else:
             delta = f"{dv:+.4f}" if k in ("val_macro_f1", "val_acc") else f"{dv:+.0f}"
-            if k in ("val_macro_f1", "val_acc") and not same:
-                delta += " (other rows)"
+            if k in ("val_macro_f1", "val_acc") and (not same or optimistic):
+                delta += " (other rows)" if not same else " (optimistic)"
         m.add_row(k, fmt(va), fmt(vb), delta)
     print_table(m, always=True)
 

@@ -264,6 +264,16 @@ def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cros
     out = " ".join(r.output.split())
     assert r.exit_code == 0 and re.search(r"scored on\W+common val \(4\)\W+val \(4\)\W+same rows", out), out
     assert "(other rows)" not in out and "different images" not in out, out
+    # its weights fitted on those very rows (no cross-fitted score recorded): the same images, an optimistic score
+    spec = yaml.safe_load((ens / "spec.yaml").read_text())
+    spec["scores"] = {"weights_fitted_on_scored_rows": True}
+    (ens / "spec.yaml").write_text(yaml.safe_dump(spec))
+    d = diff_runs(ens, outputs / "runs" / "best")
+    assert d["same_rows"] and d["optimistic"] == ["same"]
+    r = CliRunner().invoke(app, ["runs", "diff", str(ens), str(outputs / "runs" / "best")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and re.search(r"val_macro_f1\W+\S+\W+\S+\W+[-+][\d.]+ \(optimistic\)", out), out
+    assert "same's ensemble weights were fitted on the rows it is scored on (optimistic)" in out, out
     shutil.rmtree(ens)
     # two runs validated on the same images: a plain delta
     assert diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")["same_rows"]
