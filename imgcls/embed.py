@@ -50,28 +50,15 @@ def open_cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     """cache_folder, as every content-keyed cache opens it: the temporary files a killed run left there and in its
     shard folders (*.parts) are removed first, once per folder and process. Only the caches' own names (atomic_path's
     temporary name of an .npz) untouched for STALE_TEMP_SECONDS go: --cache-dir may be a folder of the user's."""
-    import time
-
-    from imgcls.fsutil import is_temp_name
+    from imgcls.fsutil import remove_stale_temps
     folder = cache_folder(cache_dir)
     key = os.path.abspath(folder)
-    if key in _SWEPT:
-        return folder
-    _SWEPT.add(key)
-    old = time.time() - STALE_TEMP_SECONDS
-    try:
-        folders = [folder, *(d for d in folder.glob("*.parts") if d.is_dir() and not d.is_symlink())]
-    except OSError:
-        return folder
-    for d in folders:
+    if key not in _SWEPT:
+        _SWEPT.add(key)
         try:
-            with os.scandir(d) as it:
-                stale = [e.path for e in it if is_temp_name(e.name) and e.name.endswith(".npz")
-                         and e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < old]
-            for f in stale:
-                os.unlink(f)
-        except OSError:             # gone meanwhile (another process swept it), or a folder it may not list
-            continue
+            remove_stale_temps(folder, suffix=".npz", older_than=STALE_TEMP_SECONDS)
+        except OSError:             # a folder it may not list: nothing swept, the cache still opens
+            pass
     return folder
 
 

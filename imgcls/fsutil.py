@@ -67,23 +67,32 @@ def is_temp_name(name: str) -> bool:
     return bool(_TMP_NAME.match(name))
 
 
-def remove_stale_temps(folder: str | os.PathLike, names: list[str] | None = None) -> list[Path]:
+def remove_stale_temps(folder: str | os.PathLike, names: list[str] | None = None, suffix: str = "",
+                       older_than: float | None = None) -> list[Path]:
     """Delete the temporary files an interrupted atomic write (kill -9) left under `folder`, recursively (regular
     files only); returns them. Only for a folder this step owns (its --out). `names`: only the temporary files of
-    these file names, directly in `folder` (a step whose --out is one file beside the user's others)."""
+    these file names, directly in `folder` (a step whose --out is one file beside the user's others). `suffix`:
+    only temporary names ending so; `older_than` (seconds): only those untouched that long, where a concurrent
+    process may be writing one now (a shared cache: imgcls.embed.open_cache_folder)."""
+    import time
     removed = []
     folder = Path(folder)
     if not folder.is_dir():
         return removed
+    before = None if older_than is None else time.time() - older_than
     walk = os.walk(folder) if names is None else [(str(folder), [], os.listdir(folder))]
     for dirpath, _, filenames in walk:
         for f in filenames:
             p = Path(dirpath, f)
-            if not is_temp_name(f) or (names is not None and not any(f.startswith(f".{n}.") for n in names)):
+            if not is_temp_name(f) or not f.endswith(suffix) or \
+                    (names is not None and not any(f.startswith(f".{n}.") for n in names)):
                 continue
-            if p.is_file() and not p.is_symlink():
-                p.unlink()
-                removed.append(p)
+            try:
+                if p.is_file() and not p.is_symlink() and (before is None or p.stat().st_mtime < before):
+                    p.unlink()
+                    removed.append(p)
+            except FileNotFoundError:       # another process swept it meanwhile
+                continue
     return removed
 
 
