@@ -18,7 +18,7 @@ from imgcls.fsutil import check_output_location, check_writable, remove_stale_te
 from imgcls.io import DEFAULT_MAX_PIXELS, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders
 from imgcls.options import check, option, seed_option
-from imgcls.outputs import EDA_SUMMARY, refuse_other_output
+from imgcls.outputs import EDA_REPORT, EDA_SUMMARY, refuse_other_output
 from imgcls.parallel import check_workers
 
 SAMPLES_PER_CLASS = 8
@@ -315,7 +315,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     write_table(duplicates_table(dups), out / DUPLICATES_NAME)
     summary["exact_duplicates_file"] = DUPLICATES_NAME
     write_json(out / EDA_SUMMARY, summary)
-    write_report(out / "report.html", summary, df, plots, grids, dups)
+    write_report(out / EDA_REPORT, summary, df, plots, grids, dups)
     remove_earlier_plots(out, [*plots.values(), *grids])
     if not is_quiet():
         print_summary(summary)

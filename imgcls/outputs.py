@@ -17,6 +17,7 @@ RUNS_DIR = "outputs/runs"       # where imgcls train writes its runs by default 
 PREPROCESS_JOURNAL = ".preprocess_journal.jsonl"
 # the file each step writes into its --out folder that tells its output apart (output_step)
 EDA_SUMMARY = "summary.json"
+EDA_REPORT = "report.html"           # eda's, with its summary.json (every step's report has this name)
 CLEAN_SUMMARY = "clean_summary.json"
 PREPROCESS_SETTINGS = "preprocess.json"
 PREDICT_SUMMARY = "predict.json"
@@ -68,14 +69,17 @@ def output_step(folder: str | os.PathLike) -> tuple[str, str] | None:
     kind = output_kind(folder)
     if kind is not None:
         return _KIND_STEP[kind]
-    for step, files in (("clean", (CLEAN_SUMMARY,)), ("preprocess", (PREPROCESS_SETTINGS, PREPROCESS_JOURNAL)),
-                        ("eda", (EDA_SUMMARY,)), ("export", (EXPORT_SUMMARY,))):
-        for f in files:
-            try:
-                if (folder / f).is_file():
-                    return step, f"the output of imgcls {step} ({f})"
-            except OSError:
-                pass
+    # one of a step's files tells it, or all of them where one alone has a common name (eda's summary.json: with its
+    # report.html, not a user's own summary.json)
+    for step, files, every in (("clean", (CLEAN_SUMMARY,), False),
+                               ("preprocess", (PREPROCESS_SETTINGS, PREPROCESS_JOURNAL), False),
+                               ("eda", (EDA_SUMMARY, EDA_REPORT), True), ("export", (EXPORT_SUMMARY,), False)):
+        try:
+            there = [f for f in files if (folder / f).is_file()]
+        except OSError:
+            continue
+        if there and (not every or len(there) == len(files)):
+            return step, f"the output of imgcls {step} ({' and '.join(there)})"
     return None
 
 

@@ -196,10 +196,15 @@ def test_model_steps_refuse_an_out_holding_another_steps_output(tmp_path, tiny_r
     eda.mkdir()
     (clean / "clean_summary.json").write_text("{}")
     (eda / "summary.json").write_text("{}")
+    (eda / "report.html").write_text("<html></html>")
     run, run2 = (tiny_run(tmp_path / "runs" / n, classes=("cat", "dog")) for n in ("r", "r2"))
+    mine = tmp_path / "mine"           # a user's own folder with a summary.json of theirs: no step's output
+    mine.mkdir()
+    (mine / "summary.json").write_text('{"mine": 1}')
+    assert invoke("predict", run, "--data", raw, "--out", mine, "-q").exit_code == 0
     before = snapshot(tmp_path)
     for args, what in [(("train", raw, "--out", clean, "--model", "test_resnet", "--no-pretrained"), "imgcls clean"),
-                       (("predict", run, "--data", raw, "--out", eda), "imgcls eda (summary.json)"),
+                       (("predict", run, "--data", raw, "--out", eda), "imgcls eda (summary.json and report.html)"),
                        (("ensemble", run, run2, "--out", clean), "imgcls clean"),
                        (("clean", raw, "--out", eda, "--exact-only", "--no-ood"), "imgcls eda"),
                        (("predict", run, "--data", raw, "--out", run2), "an imgcls train run")]:
