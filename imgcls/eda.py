@@ -47,6 +47,9 @@ def exact_duplicate_groups(df: pd.DataFrame) -> list[dict]:
 
 
 DUPLICATES_NAME = "exact_duplicates.csv"
+# run_eda's plots: one name each, also what a rerun removes when it does not write it (remove_earlier_plots)
+PLOTS = {"class_counts": "class_counts.png", "sizes": "size_heatmap.png", "aspect": "aspect_ratio.png",
+         "attributes": "attributes.png", "test_sizes": "train_test_sizes.png"}
 DUPLICATES_SHOWN = 200       # groups in report.html; every one is in DUPLICATES_NAME
 
 
@@ -300,15 +303,15 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     summary.update(source=str(src), seed=seed)
     if Path(src).is_dir() and mf.detect_layout(Path(src), opts) == "folder":    # read_folder warned of them
         summary["empty_class_folders"] = empty_class_folders(Path(src), df["path"])
-    plots = {"class_counts": plot_class_counts(summary, out / "class_counts.png") if summary["classes"] else None,
-             "sizes": plot_size_heatmap(df, out / "size_heatmap.png"),
-             "aspect": plot_aspect_ratio(df, out / "aspect_ratio.png")}
+    plots = {"class_counts": plot_class_counts(summary, out / PLOTS["class_counts"]) if summary["classes"] else None,
+             "sizes": plot_size_heatmap(df, out / PLOTS["sizes"]),
+             "aspect": plot_aspect_ratio(df, out / PLOTS["aspect"])}
     if "age" in df.columns and len(mf.readable(df)):
-        plots["attributes"] = plot_attributes(df, out / "attributes.png", opts.age_bands)
+        plots["attributes"] = plot_attributes(df, out / PLOTS["attributes"], opts.age_bands)
     if test_df is not None:
         summary["test"] = compare_test(df, test_df)
         summary["test"]["source"] = str(test)
-        plots["test_sizes"] = plot_train_test_sizes(df, test_df, out / "train_test_sizes.png")
+        plots["test_sizes"] = plot_train_test_sizes(df, test_df, out / PLOTS["test_sizes"])
         say_test_findings(summary["test"])
     grids = plot_sample_grids(df, out, seed, samples_per_class, max_pixels) if len(mf.readable(df)) else []
     mf.write(df, out / mf.MANIFEST_NAME)
@@ -325,7 +328,6 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     return summary
 
 
-PLOT_NAMES = ("class_counts.png", "size_heatmap.png", "aspect_ratio.png", "attributes.png", "train_test_sizes.png")
 
 
 def remove_earlier_plots(out: Path, written) -> None:
@@ -334,7 +336,7 @@ def remove_earlier_plots(out: Path, written) -> None:
     beside this run's files as if it were one of them."""
     made = {Path(p).name for p in written if p is not None}
     for f in out.glob("*.png"):
-        ours = f.name in PLOT_NAMES or f.name == "samples.png" or (
+        ours = f.name in PLOTS.values() or f.name == "samples.png" or (
             f.name.startswith("samples_") and f.name[len("samples_"):-len(".png")].isdigit())
         if ours and f.name not in made and f.is_file() and not f.is_symlink():
             f.unlink()
