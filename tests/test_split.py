@@ -253,6 +253,12 @@ def test_cli_check_catches_planted_duplicate_and_fix_repairs_it(tmp_path):
     f = pd.read_csv(fixed, dtype=str, keep_default_na=False)
     assert f.loc[f["path"].isin(["cat/000.png", "dog/copy_of_cat000.png"]), "split"].nunique() == 1
     assert runner.invoke(app, ["split", "--check", str(fixed), "--no-near-dup"]).exit_code == 0
+    # --fix --out inside the images' folder: refused before the scan and the near-duplicate pass, not after them
+    import imgcls.split.run as split_run
+    from unittest import mock
+    with mock.patch.object(split_run.mf, "scan_images", side_effect=AssertionError("scanned before the check")):
+        r = runner.invoke(app, ["split", "--check", str(bad), "--fix", "--out", str(src / "cat" / "fixed.csv")])
+    assert r.exit_code == 2 and "inside" in r.output and "scanned" not in r.output, r.output
     # a --group-col the file lacks (a typo of its person column) is refused, not checked by `group` instead
     r = runner.invoke(app, ["split", "--check", str(fixed), "--no-near-dup", "--group-col", "person_id"])
     assert r.exit_code == 2 and "--group-col 'person_id' is not a column of the source" in r.output, r.output

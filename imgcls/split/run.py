@@ -204,6 +204,9 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
             _check_other_output(Path(out))
     _check_embedder(cfg)
     df = mf.load(file, mf.LayoutOptions(layout="manifest"), scan=False)
+    if fix:         # where the repaired table goes, before the scan and the near-duplicate pass
+        check_output_location(Path(out) if out is not None else file, *mf.roots(df), images=mf.image_paths(df),
+                              owns=False)
     if "split" not in df.columns:
         raise UserError(f"{file} has no `split` column; make one with `imgcls split SRC`")
     values = df["split"].fillna("").astype(str)
@@ -244,7 +247,6 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     remaining = check_leaks(fixed, group_col, near)
     info(f"--fix: moved {moved} row(s) so that each linked group sits on one side; {len(remaining)} leak(s) left")
     out = Path(out) if out is not None else file
-    check_output_location(out, *mf.roots(fixed), images=mf.image_paths(fixed), owns=False)
     notes = [f"--check {file} --fix moved {moved} row(s); {len(leaks)} leak(s) before, {len(remaining)} after"]
     # the targets of the balance table: the file's own overall fractions (its settings are not recorded in it)
     used = sides(fixed) != ""
