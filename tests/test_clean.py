@@ -473,7 +473,6 @@ def test_self_training_seeds_go_on_down_the_ranking_while_the_cues_vouch():
     on such Open Clip Art samples). The seeds now go on down the ranking while the images are photographs by
     absolute cues (`sure`), to twice as many, and stop at the first that is not."""
     from imgcls.clean import ood
-    assert ood.SEED_EXTENSION == 2
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 6))
     x[:15, 0] += 8                      # two looks of the out-of-domain side: A (rows 0-14)...
