@@ -1086,3 +1086,16 @@ def test_resume_of_a_folder_that_does_not_exist_says_so(tmp_path):
         r = CliRunner().invoke(app, ["train", "--resume", str(given)])
         line = " ".join(r.output.split())
         assert r.exit_code == 2 and said in line and "Traceback" not in r.output, (given, r.output)
+
+
+def test_multi_head_train_acc_is_over_the_final_classes(tmp_path):
+    # train_acc sits beside val_acc (the epoch table, curves.png): for a multi-branch run both count a row right only
+    # when its decoded class is, i.e. when every head is; the first head alone was read as the training accuracy.
+    # A first head whose column holds one value is always right: its accuracy is 1.0 whatever the model learnt
+    src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 10}, size=(40, 40))
+    rows = [f"{c}/{i:03d}.png,{c},0,{int(c == 'b')}" for c in "ab" for i in range(10)]
+    (src / "train.csv").write_text("path,label,const,kind\n" + "\n".join(rows) + "\n")
+    run = run_train(cfg_for(src / "train.csv", tmp_path, name="ck", heads="multi", head_columns=["const", "kind"],
+                            epochs=1, oversample="off"))
+    m = metrics(run)
+    assert m["val_const_acc"][0] == 1.0 and m["train_acc"][0] < 1.0

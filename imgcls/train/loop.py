@@ -370,7 +370,8 @@ class Trainer:
                                                    "epoch": epoch + 1})
 
     def train_epoch(self, epoch: int) -> tuple[float, float]:
-        """One pass over the epoch's seeded order; returns (train loss, train accuracy of the first head)."""
+        """One pass over the epoch's seeded order; returns (train loss, train accuracy over the final classes: a
+        multi-branch row counts when every head is right, what its decoded class needs, as val_acc counts it)."""
         cfg, dist, device, sizes, bs = self.cfg, self.dist, self.device, self.sizes, self.cfg.batch_size
         torch.manual_seed(cfg.seed * 1000 + epoch)
         mix_rng = np.random.default_rng([cfg.seed, epoch, dist.rank, 17])
@@ -429,7 +430,7 @@ class Trainer:
                     _sync(device)
                     t_first = time.perf_counter() - t_epoch
                 loss_sum += loss.detach() * x.shape[0]
-                correct += (outs[0].detach().argmax(1) == y[:, 0]).sum()
+                correct += torch.stack([o.detach().argmax(1) for o in outs], 1).eq(y).all(1).sum()
                 seen += x.shape[0]
                 self.eta.step()
                 now = time.monotonic()
