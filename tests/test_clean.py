@@ -1273,3 +1273,16 @@ def test_embedding_cache_tells_weight_files_of_the_same_name_apart(tmp_path):
     second = embed.embed_manifest(df, weights=str(files[1]), **kw)
     assert not np.allclose(first, second)
     np.testing.assert_allclose(embed.embed_manifest(df, weights=str(files[0]), **kw), first)   # still cached
+
+
+def test_the_summary_line_counts_the_groups_that_still_link_kept_duplicates(tmp_path):
+    # a group none of whose copies stays (here both sides of a label conflict dropped) links nothing: the line said
+    # "1 duplicate kept, linked in 2 groups" (every group), as if the kept copies were spread over both
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3})
+    (root / "a" / "copy.png").write_bytes((root / "a" / "000.png").read_bytes())
+    (root / "b" / "conflict.png").write_bytes((root / "a" / "001.png").read_bytes())
+    r = runner.invoke(app, ["clean", str(root), "--out", str(tmp_path / "c"), "--exact-only", "--no-ood",
+                            "--conflicts", "drop", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "removed 2 label_conflict; 1 duplicate kept, linked in 1 group " in text, text

@@ -285,9 +285,10 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     if gone:
         info(f"removed {plural(gone, 'image')} an earlier --materialize wrote in {out / 'images'} that this run "
              f"does not keep")
-    linked = (f"; {plural(summary['linked_kept'], 'duplicate')} kept, linked in "
-              f"{plural(summary['duplicate_groups'], 'group')} (dup_group: split and train keep each group on one "
-              f"side)" if summary["linked_kept"] else "")
+    # the groups that still link a kept duplicate (one whose copies all went links nothing)
+    linking = int(df.loc[df["keep"] & (df["duplicate_of"] != ""), "dup_group"].nunique())
+    linked = (f"; {plural(summary['linked_kept'], 'duplicate')} kept, linked in {plural(linking, 'group')} "
+              f"(dup_group: split and train keep each group on one side)" if summary["linked_kept"] else "")
     removed = ", ".join(f"{n} {reason}" for reason, n in summary["removed"].items()) or "none"
     unscored = (f"; {summary['ood_unscored']} of {int((df['error'] == '').sum())} readable images not scored by "
                 f"--ood-method {cfg.ood_method} (too few for it, or not measurable), kept unchecked"
