@@ -16,13 +16,13 @@ EPILOG = """Examples:
 
   imgcls train --model resnet10t --no-pretrained --optimizer radam
 
-  imgcls train data/splits.csv --model resnet10t --heads multi --branch deep --loss focal --sampler weighted
+  imgcls train data/splits.csv --model resnet10t --no-pretrained --heads multi --branch deep --loss focal --sampler weighted
 
   imgcls train --folds all --model efficientnet_b4 --amp
 
   imgcls train --resume outputs/runs/RUN
 
-  torchrun --nproc_per_node 2 -m imgcls train --model resnet10t"""
+  torchrun --nproc_per_node 2 -m imgcls train --model resnet10t --no-pretrained"""
 
 
 @command("train", epilog=EPILOG, options={"cfg": TrainConfig})
