@@ -182,6 +182,33 @@ def test_a_run_reads_what_it_recorded_from_any_working_folder(tmp_path, monkeypa
     assert set(pd.read_csv(run / "val_predictions.csv")["root"]) == {str(proj / "data" / "raw")}
 
 
+def test_resume_refuses_other_data_under_a_relative_recorded_src(tmp_path, monkeypatch):
+    """A config.yaml written before paths were anchored (or a hand-written --config) holds a relative src, read from
+    the working folder: `train --resume RUN` from another folder with its own data/splits.csv trained on that data,
+    exit 0. The data must hold the run's validation images: refused in one line (exit 2) naming the recorded src,
+    what it resolved to and the fix; from the run's own folder, or with its data given again, it resumes."""
+    import yaml
+    from imgcls import manifest as mf
+    proj, other = tmp_path / "proj", tmp_path / "other"
+    for folder, seed in ((proj, 0), (other, 1)):      # the same relative image names in both
+        mf.write(mf.load(make_image_folder(folder / "data" / "raw", {"a": 6, "b": 6}, size=(32, 32), seed=seed)),
+                 folder / "data" / "splits.csv")
+    monkeypatch.chdir(proj)
+    run = proj / run_train(TrainConfig(**TINY, src="data/splits.csv", out="outputs/runs", name="r", epochs=2,
+                                       aug="none"), stop_after=1)
+    rec = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump({**rec, "src": "data/splits.csv"}))     # an older record
+    monkeypatch.chdir(other)
+    r = CliRunner().invoke(app, ["train", "--resume", str(run)])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    line = " ".join(r.output.split())
+    assert "data/splits.csv (recorded in its config.yaml)" in line and str(other / "data" / "splits.csv") in line
+    assert "pass the data it was trained on again" in line
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1]          # nothing trained on the other data
+    run_train(TrainConfig.resolve({"src": str(proj / "data" / "splits.csv")}, resume=run), resume=run)
+    assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
+
+
 def test_ema_warms_up_by_update_count_and_resumes(two_class, tmp_path, monkeypatch):
     from timm.utils import ModelEmaV3
     steps = []

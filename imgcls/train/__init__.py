@@ -126,6 +126,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
                         "its folds' last.pt files and its oof_score.json say so")
                 info(f"{resume.name}: already finished, nothing to resume ({said})")
             return resume
+    src_named = cfg.src          # as recorded (or given again) before anchor_paths: what a refusal names
     check_run_name(cfg.name)
     if cfg.src is None:
         from imgcls.pipeline import default_input
@@ -174,6 +175,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         source = resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
     df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=io_workers, announce=dist.main,
                  max_pixels=cfg.max_pixels)
+    if resume is not None:       # the data the run trained on, not another folder's of the same relative name
+        from imgcls.train.rundir import check_resume_data
+        check_resume_data(resume, df, src_named, recorded=src_named == TrainConfig.load(resume / "config.yaml").src)
     n_all = len(df)
     if cfg.target not in df.columns:
         attrs = mf.class_columns(df) if cfg.target != "label" else []

@@ -134,6 +134,40 @@ def finished(run_dir: Path) -> bool:
     return bool(lasts) and (single or kfold_finished(run_dir)) and all(train_finished(p) for p in lasts)
 
 
+def check_resume_data(run_dir: Path, df, src: str, recorded: bool) -> None:
+    """A resumed run must read the data it was trained on: the data `df` (read from `src`, the data config.yaml
+    recorded or one given again) holds at least one of the run's validation images (its val_predictions.csv, a
+    k-fold set's fold_*/val_predictions.csv), compared by root and path, not by reading images. A relative `src`
+    (recorded before paths were anchored, or in a hand-written --config) is read from the working folder: resumed
+    from another folder that has its own data/splits.csv it would train on that data silently. A run with no
+    val_predictions.csv yet (stopped in its first epoch) is not checked."""
+    import pandas as pd
+    single = run_dir / "val_predictions.csv"
+    files = [single] if single.is_file() else sorted(run_dir.glob("fold_*/val_predictions.csv"))
+    if not files:
+        return
+    real: dict[str, str] = {}
+
+    def key(root, path) -> tuple[str, str]:
+        if root not in real:
+            real[root] = os.path.realpath(root)
+        return real[root], str(path)
+
+    have = {key(r, p) for r, p in zip(df["root"], df["path"])}
+    for f in files:
+        try:
+            v = pd.read_csv(f, usecols=["path", "root"], dtype=str, keep_default_na=False)
+        except (ValueError, OSError):        # an unreadable record is not evidence of other data
+            return
+        if any(key(r, p) in have for r, p in zip(v["root"], v["path"])):
+            return
+    where = "recorded in its config.yaml" if recorded else "given"
+    raise UserError(f"--resume {run_dir}: its data {src} ({where}) resolves to {os.path.abspath(src)}, which holds "
+                    f"none of the run's validation images ({files[0].relative_to(run_dir)}); pass the data it was "
+                    f"trained on again (imgcls train DATA --resume {sh(run_dir)}) or run from the folder it was "
+                    f"trained from")
+
+
 def resume_config(cfg, run_dir: Path):
     """The config a resumed run continues with: its recorded config.yaml, where `cfg` may only change how data is
     read (RESUME_MAY_CHANGE). Any other difference (more --epochs, another --lr) is refused in one line before
