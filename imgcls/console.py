@@ -114,9 +114,24 @@ def interrupted(msg: str) -> None:
     """Ctrl-C: the one line (`interrupted: ...`) saying what the step leaves and what to run next, printed even with
     --quiet, by rank 0 alone under torchrun. A step that knows (train: its run folder and the resume command) says
     it; the CLI says a general line only for a step that said none (interrupt_said())."""
+    if _state.get("inner_step"):      # a step run inside another (interrupt_said_outside): the outer one says it
+        return
     _state["interrupted"] = True
     if main_process():
         console.print(msg, soft_wrap=True)
+
+
+@contextmanager
+def interrupt_said_outside() -> Iterator[None]:
+    """Around a step run inside another (tune's trials run train): Ctrl-C's `interrupted:` line is the outer
+    step's alone; the inner one's (train's `imgcls train --resume TRIAL continues it`, which would continue the
+    trial outside its study) is not printed."""
+    outer = _state.get("inner_step", False)
+    _state["inner_step"] = True
+    try:
+        yield
+    finally:
+        _state["inner_step"] = outer
 
 
 def interrupt_said() -> bool:

@@ -393,6 +393,23 @@ def test_ctrl_c_marks_the_trial_and_still_writes_the_files(data, tmp_path, space
     assert (study_dir / "report.html").is_file()
 
 
+def test_ctrl_c_in_a_trial_says_only_tunes_line(data, tmp_path, space, monkeypatch):
+    """Ctrl-C during a trial printed the trial's own line (`imgcls train --resume .../trial_0000 continues it`,
+    which resumes the trial outside its study) before tune's: only tune's line, naming how to resume the study."""
+    from imgcls import tune
+
+    def ctrl_c(self, epoch, logs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(tune.TrialReporter, "on_epoch_end", ctrl_c)
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "test_resnet",
+                                 "--no-pretrained", "--img-size", "32", "--epochs", "2", "--batch-size", "8",
+                                 "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "tune"),
+                                 "--trials", "2", "--pruner", "none", "--quiet"])
+    assert r.exit_code == 130
+    said = [line for line in r.output.splitlines() if line.startswith("interrupted:")]
+    assert len(said) == 1 and "run the same command to resume" in said[0] and "--resume" not in r.output, r.output
+
+
 def test_folds_all_objective_is_the_mean_over_folds(tmp_path, space):
     from imgcls import manifest as mf
     src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8}, size=(40, 40))

@@ -346,9 +346,11 @@ class _Objective:
         info(f"trial {trial.number}" + (f" ({trial.number + 1} of {self.cap})" if self.cap else "")
              + (f": {format_params(params)}" if params else ""))
         column = METRICS[self.cfg.metric][0]
+        from imgcls.console import interrupt_said_outside
         try:
-            run_train(TrainConfig.from_dict(d), track_group=self.cfg.study,
-                      callbacks=[*self.callbacks, TrialReporter(trial, column, self.deadline)])
+            with interrupt_said_outside():     # Ctrl-C: tune's line names how to resume the study, not the trial
+                run_train(TrainConfig.from_dict(d), track_group=self.cfg.study,
+                          callbacks=[*self.callbacks, TrialReporter(trial, column, self.deadline)])
             value = trial_value(run_dir, self.cfg.metric)
             self.ran += 1
             return value
