@@ -205,7 +205,12 @@ def test_resume_refuses_other_data_under_a_relative_recorded_src(tmp_path, monke
     assert "data/splits.csv (recorded in its config.yaml)" in line and str(other / "data" / "splits.csv") in line
     assert "pass the data it was trained on again" in line
     assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1]          # nothing trained on the other data
-    run_train(TrainConfig.resolve({"src": str(proj / "data" / "splits.csv")}, resume=run), resume=run)
+    # its data moved elsewhere and given again there (the user's own choice): compared by path, it resumes
+    import shutil
+    moved = tmp_path / "moved"
+    shutil.copytree(proj / "data", moved / "data")
+    mf.write(mf.load(moved / "data" / "raw"), moved / "data" / "splits.csv")
+    run_train(TrainConfig.resolve({"src": str(moved / "data" / "splits.csv")}, resume=run), resume=run)
     assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
 
 

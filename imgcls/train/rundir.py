@@ -140,7 +140,9 @@ def check_resume_data(run_dir: Path, df, src: str, recorded: bool) -> None:
     k-fold set's fold_*/val_predictions.csv), compared by root and path, not by reading images. A relative `src`
     (recorded before paths were anchored, or in a hand-written --config) is read from the working folder: resumed
     from another folder that has its own data/splits.csv it would train on that data silently. A run with no
-    val_predictions.csv yet (stopped in its first epoch) is not checked."""
+    val_predictions.csv yet (stopped in its first epoch) is not checked. Data given again (not `recorded`) is the
+    user's own choice: it is compared by path within its root, so a data set moved elsewhere and named there
+    resumes."""
     import pandas as pd
     single = run_dir / "val_predictions.csv"
     files = [single] if single.is_file() else sorted(run_dir.glob("fold_*/val_predictions.csv"))
@@ -149,6 +151,8 @@ def check_resume_data(run_dir: Path, df, src: str, recorded: bool) -> None:
     real: dict[str, str] = {}
 
     def key(root, path) -> tuple[str, str]:
+        if not recorded:
+            return "", str(path)
         if root not in real:
             real[root] = os.path.realpath(root)
         return real[root], str(path)
