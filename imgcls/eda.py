@@ -287,7 +287,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     opts = opts or mf.LayoutOptions()
     out = Path(out)
     check_writable(out)
-    refuse_other_output(out, "eda")
+    refuse_other_output(out, "eda", whole=True)
     df = mf.load(src, opts, scan=False)
     mf.warn_unlabeled(df, src)
     test_df = mf.load(test, mf.LayoutOptions(), scan=False) if test is not None else None

@@ -84,14 +84,24 @@ def output_step(folder: str | os.PathLike) -> tuple[str, str] | None:
 
 
 def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", own: tuple[str, ...] = (),
-                        writes=None, instead: str | None = None) -> None:
+                        writes=None, instead: str | None = None, whole: bool = False) -> None:
     """Refuse an --out folder that holds another step's output (output_step), before the work: `step` writing its
     report.html, manifest.csv, ... there would replace that step's files or mix its own among them (eda --out
     data/clean). The step's own earlier output (and `own`'s: train's runs in a tune study) passes, to be replaced as
     ever. `writes`: the files a step that writes only its own files into a folder would write there (split's
     table, the --out given, first, then its reports): refused only when one of them is already there. `instead`:
-    what the fix suggests (default: an empty folder or an earlier output of this step)."""
+    what the fix suggests (default: an empty folder or an earlier output of this step). `whole`: a step that owns
+    its whole --out (eda, clean, preprocess: its files anywhere under it, its stale-temp sweep walking all of it)
+    also refuses a folder of outputs (outputs/runs, outputs: a run, ensemble, study or prediction up to two
+    folders down)."""
     out = Path(out)
+    instead = instead or f"an empty folder, or an earlier imgcls {step} output"
+    if whole and out.is_dir() and output_kind(out) is None:
+        below = _output_below(out)
+        if below is not None:
+            raise UserError(f"{flag} {out} is a folder of imgcls outputs ({below[0].relative_to(out).as_posix()}: "
+                            f"{below[1]}); imgcls {step} would write its own files among them and sweep its "
+                            f"temporary files under all of them: choose another {flag} ({instead})")
     found = output_step(out)
     if found is None or found[0] == step or found[0] in own:
         return
@@ -101,7 +111,6 @@ def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", 
             return
         raise UserError(f"{flag} {writes[0]}: {out} holds {found[1]}, whose {', '.join(clash)} imgcls {step} "
                         f"would write over; choose another {flag}")
-    instead = instead or f"an empty folder, or an earlier imgcls {step} output"
     raise UserError(f"{flag} {out} holds {found[1]}; imgcls {step} would write its own files over or among its "
                     f"files: choose another {flag} ({instead})")
 
@@ -123,6 +132,18 @@ def _subfolders(d: Path) -> list[Path]:
     return out
 
 
+def _output_below(folder: Path) -> tuple[Path, str] | None:
+    """The first imgcls output (output_kind) one or two folders below `folder` (outputs/runs/RUN, outputs/RUN),
+    as (its folder, its kind); None when there is none."""
+    level = [folder]
+    for _ in range(2):
+        level = sorted(p for d in level for p in _subfolders(d))
+        found = next(((d, k) for d in level if (k := output_kind(d))), None)
+        if found is not None:
+            return found
+    return None
+
+
 def refuse_output_as_data(src: str | os.PathLike) -> None:
     """A dataset argument that is an imgcls output folder, or a folder of them (outputs/runs), is refused in one
     line naming what it is and, for a train run, the data it was trained on: read as a folder layout, its plots
@@ -138,13 +159,8 @@ def refuse_output_as_data(src: str | os.PathLike) -> None:
                         f"it (the images it finished are kept)")
     if not src.is_dir():
         return
-    kind, where = output_kind(src), src
-    level = [src]
-    for _ in range(2):      # outputs/runs/RUN, outputs/RUN: a run up to two folders down
-        if kind is not None:
-            break
-        level = sorted(p for d in level for p in _subfolders(d))
-        where, kind = next(((d, k) for d in level if (k := output_kind(d))), (src, None))
+    kind = output_kind(src)
+    where, kind = (src, kind) if kind is not None else (_output_below(src) or (src, None))
     if kind is None:
         return
     what = (f"an imgcls {kind} folder" if where == src else

@@ -187,6 +187,23 @@ def test_an_out_holding_another_steps_output_is_refused_before_the_work(tmp_path
     assert invoke("clean", raw, "--out", clean, "--exact-only", "--no-ood", "-q").exit_code == 0     # its own
 
 
+@pytest.mark.parametrize("cmd", ["eda", "clean", "preprocess"])
+def test_a_folder_of_runs_as_the_out_of_a_step_owning_its_out_is_refused(cmd, tmp_path, tiny_run):
+    """eda raw --out outputs/runs wrote its report among the runs and its stale-temp sweep walked every run (a
+    run's temp-looking file deleted), exit 0. eda, clean and preprocess own their whole --out: a folder of runs
+    (or one above it) is now one line, nothing touched; train --out outputs/runs is still the runs folder."""
+    raw = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2})
+    runs = tmp_path / "outputs" / "runs"
+    tiny_run(runs / "r1", classes=("cat", "dog"))
+    (runs / "r1" / ".x.Ab12Cd34.tmp").write_text("left by a run")
+    before = snapshot(tmp_path)
+    extra = ["--exact-only", "--no-ood"] if cmd == "clean" else []
+    for out, where in ((runs, "r1"), (runs.parent, "runs/r1")):
+        one_line_error(invoke(cmd, raw, "--out", out, *extra, "-q"),
+                       f"--out {out} is a folder of imgcls outputs ({where}: train run)", "choose another --out")
+    assert snapshot(tmp_path) == before
+
+
 def test_model_steps_refuse_an_out_holding_another_steps_output(tmp_path, tiny_run):
     """train, predict and ensemble into a folder of clean's or eda's (a run folder, submission.csv and report.html
     among their files), and clean into eda's, are refused in one line before the work."""

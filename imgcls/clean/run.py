@@ -165,7 +165,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     dist = init_distributed(cfg.device)         # one process unless torchrun started several (gloo on CPU)
     out = Path(out)
     check_writable(out)
-    refuse_other_output(out, "clean")
+    refuse_other_output(out, "clean", whole=True)
     if cfg.needs_embeddings or cfg.ood:
         from imgcls.embed import check_cache_folder
         check_cache_folder(cfg.cache_dir)        # embeddings and photo features are cached by content there

@@ -35,7 +35,7 @@ def run_preprocess(src, out, cfg: PreprocessConfig | None = None, opts: mf.Layou
     out = Path(out)
     src_path = Path(src)
     check_writable(out)
-    refuse_other_output(out, "preprocess")
+    refuse_other_output(out, "preprocess", whole=True)
     check_output_location(out, src_path if src_path.is_dir() else None)
     # Model files first: a missing one stops the run before any work, the scan included (one line, not one per
     # worker); the models themselves are built only when there is something to process
