@@ -719,6 +719,14 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     probs_files = [f"probs.{f}" for f in PROBS_FORMATS if f == probs_format or earlier]
     check_not_replacing([out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY, "report.html")],
                         [*mf.read_table(df), sample_submission])
+    given = df          # as read: what warn_preprocess_differs compares with the members' preprocessing
+    df = predict_dropped_faces(df)
+    pre_err = df["error"].fillna("").astype(str).tolist() if "error" in df.columns else None
+    # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
+    # nothing written, never a submission of made-up labels; a manifest that says so fails before the model runs
+    # (and before predict says what it predicts with)
+    unreadable = {"of": f" of --data {data}", "note": "; nothing written"}
+    require_one_readable(df, pre_err, max_pixels, **unreadable)
     classes = list(spec.classes)
     running = spec.running().members
     members = ", ".join(f"{m.name} x{len(m.checkpoints)}" + (f" (w={m.weight:.2f})" if spec.method != "soft" else "")
@@ -728,13 +736,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     info(f"predicting with {spec.name}: {members}; {how}; TTA {tta_spec.text} "
          f"({tta_spec.n_views} view(s), merge {tta_merge})")
     warn_mirrors_unseen(spec, tta_spec)
-    warn_preprocess_differs(spec, df, data)
-    df = predict_dropped_faces(df)
-    pre_err = df["error"].fillna("").astype(str).tolist() if "error" in df.columns else None
-    # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
-    # nothing written, never a submission of made-up labels; a manifest that says so fails before the model runs
-    unreadable = {"of": f" of --data {data}", "note": "; nothing written"}
-    require_one_readable(df, pre_err, max_pixels, **unreadable)
+    warn_preprocess_differs(spec, given, data)
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
                             errors=pre_err, max_pixels=max_pixels)
     mf.require_readable(df.assign(error=probs.errors), **unreadable)

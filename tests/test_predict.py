@@ -474,9 +474,11 @@ def test_test_data_none_of_whose_images_can_be_read_is_an_error(tmp_path, monkey
     real = pr.predict_members
     monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
     out = tmp_path / "p"
-    res = invoke("predict", run, "--data", bad, "--out", out, "--workers", 0, "--quiet")
+    res = invoke("predict", run, "--data", bad, "--out", out, "--workers", 0)
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    # the error alone after the data is read: "predicting with r1 ..." came first, as if the model were about to run
+    assert "predicting with" not in said and said.startswith(f"read {bad} as layout"), res.output
     assert f"none of the 3 image(s) of --data {bad} can be read" in said and "nothing written" in said, said
     assert not out.exists()
     # readable images after an unreadable one: the check stops at the first that reads, and the run goes on
