@@ -112,6 +112,14 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
     f_id, f_label, kind = resolve_format(fmt) if fmt else (preset or (cols[0], cols[-1], "name"))
     if preset and not fmt:
         f_id, f_label, kind = preset
+    if fmt:     # a --format naming other columns than the template's: which one wins would be unsaid
+        spelled = {str(c).lower(): c for c in cols}
+        if f_id.lower() not in spelled or f_label.lower() not in spelled:
+            shown = ",".join(map(str, cols[:4])) + (",..." if len(cols) > 4 else "")
+            raise UserError(f"--format {fmt} writes the columns {f_id},{f_label} and --sample-submission {template} "
+                            f"has the columns {shown}; drop one of the two (--sample-submission alone writes the "
+                            f"template's columns)")
+        f_id, f_label = spelled[f_id.lower()], spelled[f_label.lower()]     # the template's spelling
     id_col = f_id if f_id in cols else cols[0]
     if len(cols) < 2 and f_label not in cols:
         raise UserError(f"{template} has only the column {cols[0]}; a sample submission needs an id and a label column")

@@ -126,6 +126,34 @@ def test_a_template_of_placeholder_labels_is_filled_and_one_spelled_otherwise_is
         match_template(f, df)
 
 
+def test_a_format_naming_other_columns_than_the_sample_submission_is_refused(tmp_path, monkeypatch):
+    """predict --format mask --sample-submission sample.csv (id,artist) wrote the template's columns and said
+    nothing of --format (its class ids went into artist); now one line before the model naming both column sets.
+    A format that only spells the template's columns otherwise is used, in the template's spelling."""
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
+    test = tmp_path / "test"
+    for i in range(2):
+        make_image(test / f"{i}.png", seed=i)
+    f = tmp_path / "sample.csv"
+    f.write_text("id,artist\n0.png,x\n1.png,x\n")
+    real = pr.predict_members
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
+    res = invoke("predict", run, "--data", test, "--out", tmp_path / "p", "--workers", 0, "--format", "mask",
+                 "--sample-submission", f, "-q")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert (f"--format mask writes the columns ImageID,ans and --sample-submission {f} has the columns id,artist; "
+            f"drop one of the two") in said, said
+    assert not (tmp_path / "p").exists()
+    monkeypatch.setattr(pr, "predict_members", real)
+    for fmt in ("dacon", "ID,Artist"):        # the same columns, spelled otherwise
+        res = invoke("predict", run, "--data", test, "--out", tmp_path / fmt, "--workers", 0, "--format", fmt,
+                     "--sample-submission", f, "-q")
+        assert res.exit_code == 0, res.output
+        assert list(pd.read_csv(tmp_path / fmt / "submission.csv").columns) == ["id", "artist"]
+
+
 @pytest.mark.parametrize("content, said", [
     (b"", "is empty"),
     (b"id,label\n\xff\xfea.jpg,0\n", "is not UTF-8 text"),
