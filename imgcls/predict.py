@@ -43,6 +43,7 @@ from imgcls.parallel import default_workers
 from imgcls.submission import (build_submission, check_class_ids, check_template_fits, match_template,
                                resolve_format)
 from imgcls.train.config import TrainConfig
+from imgcls.train.rundir import validation_files
 from imgcls.tta import MERGES, TTASpec, parse_tta
 
 RUNS_DIR = Path(TrainConfig.out)        # where imgcls train writes by default
@@ -399,13 +400,12 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
     folds = {_fold_of(Path(c).parent) for c in member.checkpoints} - {None}
     run = Path(member.checkpoints[0]).parent if not folds else Path(member.checkpoints[0]).parent.parent
     # each val_predictions.csv read once: the run's, and each fold's
-    named = {f: _named_rows(f, where)
-             for f in [run / "val_predictions.csv"] + sorted(run.glob("fold_*/val_predictions.csv"))}
+    named = {f: _named_rows(f, where) for f in validation_files(run)}
     if not any(named.values()):
         took = _trained_by_table(run, df, where, folds)
         return (took, run, sorted(folds)) if took is not None and took.any() else (trained, None, [])
     if not folds:
-        hit = named[run / "val_predictions.csv"]
+        hit = named.get(run / "val_predictions.csv")
         trained = _trained_by_table(run, df, where, folds)
         if trained is None:         # its training table is not readable here: df taken as it (train's rule)
             split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
@@ -470,7 +470,7 @@ def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds:
     paths = [str(p) for p in mf.image_paths(table)]
     at = {p: i for i, p in enumerate(paths)}
     validated = np.zeros(len(table), bool)
-    for f in [run / "val_predictions.csv"] + sorted(run.glob("fold_*/val_predictions.csv")):
+    for f in validation_files(run):
         validated[_named_rows(f, at) or []] = True
     if not validated.any():
         return None

@@ -134,6 +134,13 @@ def finished(run_dir: Path) -> bool:
     return bool(lasts) and (single or kfold_finished(run_dir)) and all(train_finished(p) for p in lasts)
 
 
+def validation_files(run_dir: Path) -> list[Path]:
+    """The val_predictions.csv files a run folder holds: a single run's, or a k-fold set's out-of-fold one and each
+    fold_<g>/ one (the images each validated on)."""
+    return [f for f in [run_dir / "val_predictions.csv", *sorted(run_dir.glob("fold_*/val_predictions.csv"))]
+            if f.is_file()]
+
+
 def check_resume_data(run_dir: Path, df, src: str, recorded: bool) -> None:
     """A resumed run must read the data it was trained on: the data `df` (read from `src`, the data config.yaml
     recorded or one given again) holds at least one of the run's validation images (its val_predictions.csv, a
@@ -144,8 +151,7 @@ def check_resume_data(run_dir: Path, df, src: str, recorded: bool) -> None:
     user's own choice: it is compared by path within its root, so a data set moved elsewhere and named there
     resumes."""
     import pandas as pd
-    single = run_dir / "val_predictions.csv"
-    files = [single] if single.is_file() else sorted(run_dir.glob("fold_*/val_predictions.csv"))
+    files = validation_files(run_dir)
     if not files:
         return
     real: dict[str, str] = {}
