@@ -14,7 +14,8 @@ from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
 from imgcls.console import info, is_quiet, progress_bar, warn
-from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, write_json, write_table
+from imgcls.fsutil import (check_output_location, check_writable, remove_earlier, remove_stale_temps, write_json,
+                           write_table)
 from imgcls.io import DEFAULT_MAX_PIXELS, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders
 from imgcls.options import check, option, seed_option
@@ -335,11 +336,9 @@ def remove_earlier_plots(out: Path, written) -> None:
     classes, the class counts of a labelled set, attributes.png, train_test_sizes.png of a run with --test; each left
     beside this run's files as if it were one of them."""
     made = {Path(p).name for p in written if p is not None}
-    for f in out.glob("*.png"):
-        ours = f.name in PLOTS.values() or f.name == "samples.png" or (
-            f.name.startswith("samples_") and f.name[len("samples_"):-len(".png")].isdigit())
-        if ours and f.name not in made and f.is_file() and not f.is_symlink():
-            f.unlink()
+    ours = {f.name for f in out.glob("*.png") if f.name in PLOTS.values() or f.name == "samples.png" or (
+        f.name.startswith("samples_") and f.name[len("samples_"):-len(".png")].isdigit())}
+    remove_earlier(out, ours - made)
 
 
 # --------------------------------------------------------------------------------------------------------------
