@@ -26,7 +26,7 @@ import pandas as pd
 from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME, read_yaml, trial_record
 from imgcls.options import option
-from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock, kfold_finished
+from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock, kfold_finished, train_finished
 
 
 COLUMNS = ["name", "kind", "task", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
@@ -215,7 +215,6 @@ def _fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[boo
     """(finished, 'done/set' epochs) of a run or one fold: last.pt's train_state flag where it is there (the one
     record of train's early stop), else metrics.csv's last epoch against the epochs set: all done is finished; fewer
     is stopped, or not known (None) when an early stop could have ended it (train's rule is not re-derived here)."""
-    from imgcls.train.checkpoint import train_finished
     done = _epochs_done(folder)
     finished = train_finished(folder / "last.pt")
     if finished is None and epochs is not None:      # last.pt deleted (by hand, tune --keep) or unreadable

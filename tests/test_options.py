@@ -182,7 +182,7 @@ def test_a_config_option_the_flags_leave_without_its_need_keeps_its_default(tmp_
     assert r.exit_code == 0 and (seen[1].smoothing, seen[1].mix_alpha) == (0.1, 1.0), r.output
     assert "--mix-alpha 0.4, --smoothing 0.3 of " in " ".join(r.output.split()) and len(seen) == 2
     # a run recorded with such a pair resumes (its record is compared without the values that never acted)
-    from imgcls.train.rundir import resume_config
+    from imgcls.train.config import resume_config
     old = tmp_path / "old_run"
     TrainConfig(loss="ce", smoothing=0.3, name="old_run", out=str(tmp_path)).save(old / "config.yaml")
     cfg = resume_config(TrainConfig.resolve({}, resume=old), old)

@@ -111,8 +111,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.preprocess.outputs import applied as preprocess_applied
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
-    from imgcls.train.config import parse_folds, resume_record
-    from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, finished, resume_config
+    from imgcls.train.config import parse_folds, resume_config, resume_record
+    from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, finished
     from imgcls.weights import check_model_name, data_config
 
     dist = init_distributed(cfg.device)

@@ -51,21 +51,6 @@ def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict:
     return obj
 
 
-def train_finished(path: str | os.PathLike) -> bool | None:
-    """Whether the run a last.pt belongs to had finished (its train_state's `finished`: the last epoch, or the early
-    stop); None where the file is absent or not readable as a checkpoint. Cheap: the tensors are mapped, not read."""
-    from imgcls.weights import torch_load_safely
-    path = Path(path)
-    if not path.is_file():
-        return None
-    try:
-        obj = torch_load_safely(path, "an imgcls checkpoint", "", mmap=True)
-    except (UserError, OSError):
-        return None
-    state = obj.get("train_state") if isinstance(obj, dict) else None
-    return bool(state.get("finished")) if isinstance(state, dict) else None
-
-
 _METAS: dict = {}      # (file, mtime, size) -> ModelMeta: predict's checks and its model loading read one file once
 
 
@@ -105,6 +90,7 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
         return [direct]
     folds = sorted(run_dir.glob(f"fold_*/{which}.pt"), key=lambda p: int(p.parent.name.split("_")[1]))
     if folds:
+        from imgcls.train.rundir import check_kfold_finished
         check_kfold_finished(run_dir, folds)
         return folds
     why = deleted_by_tune(run_dir)
@@ -144,26 +130,6 @@ def _holds_images(folder: Path, limit: int = 200) -> bool:
     except OSError:
         pass
     return False
-
-
-def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
-    """A k-fold set is used whole only once train has finished every fold: it writes oof_score.json (with the
-    folds it trained) after the last one. An interrupted set (some folds missing or part-trained) would predict
-    with fewer folds than it names, silently; one line names what is there and the fixes."""
-    import json
-    have = [p.parent.name for p in checkpoints]
-    record = run_dir / "oof_score.json"
-    try:
-        planned = [f"fold_{k}" for k in json.loads(record.read_text()).get("folds") or []]
-    except (OSError, ValueError, AttributeError):
-        planned = None
-    if planned is not None and not set(planned) - set(have):
-        return
-    missing = f"{', '.join(sorted(set(planned) - set(have)))} missing" if planned else \
-        f"{record.name} missing: training stopped before its last fold"
-    raise UserError(f"{run_dir} is an unfinished k-fold run ({len(have)} fold(s) with a checkpoint: "
-                    f"{', '.join(have)}; {missing}); finish it with imgcls train --resume {sh(run_dir)}, or give one "
-                    f"fold's folder ({checkpoints[0].parent})")
 
 
 def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:

@@ -469,9 +469,40 @@ class TrainConfig:
                      f"{overrides['init_from']}")
         d.update(overrides)
         cfg = cls.from_dict(d)
-        if resume is not None or config is not None:     # a resumed run's line is said by rundir.resume_config
+        if resume is not None or config is not None:     # a resumed run's line is said by resume_config
             cfg._reset_inert(overrides, str(config), say=resume is None)
         if validate:
             cfg.validate()
             check_typed(cfg, overrides)     # a flag typed at its default that would not act (--momentum 0.9, adamw)
         return cfg
+
+
+def resume_config(cfg, run_dir: Path):
+    """The config a resumed run continues with: its recorded config.yaml, where `cfg` may only change how data is
+    read (RESUME_MAY_CHANGE). Any other difference (more --epochs, another --lr) is refused in one line before
+    anything is written: the run would no longer be the run its record describes. Values `cfg` leaves unset
+    (None) are the recorded ones."""
+    from dataclasses import fields
+
+    from imgcls.options import describe_changes
+    from imgcls.train.rundir import RESUME_MAY_CHANGE, finished, option_changes
+    recorded = TrainConfig.load(run_dir / "config.yaml")
+    record = str(run_dir / "config.yaml")
+    recorded._reset_inert({}, record)       # a recorded option that never acted (needs unmet) keeps its default
+    merged = {f.name: getattr(cfg, f.name) if getattr(cfg, f.name) is not None else getattr(recorded, f.name)
+              for f in fields(TrainConfig)}
+    changed = option_changes(recorded.to_dict(), merged)
+    if changed:
+        if any(k == "epochs" for k, _, _ in changed) and finished(run_dir):
+            raise UserError(f"--resume {run_dir}: the run finished its {recorded.epochs} epochs and is not extended "
+                            f"(its schedule was fitted to {recorded.epochs}); to train longer start a new run from "
+                            f"its weights: imgcls train --weights <its best.pt> --epochs N")
+        what = describe_changes(TrainConfig, changed)
+        raise UserError(f"--resume {run_dir} continues the run as its config.yaml records it; {what} cannot change "
+                        f"(drop the flag, or start a new run)")
+    merged["name"], merged["out"] = run_dir.name, str(run_dir.parent)
+    cfg = TrainConfig.from_dict(merged)
+    # another --tracker: the recorded --tracking-uri / --track-checkpoint it leaves without a need keep their defaults
+    cfg._reset_inert({k: v for k, v in merged.items() if k in RESUME_MAY_CHANGE and v != getattr(recorded, k)},
+                     record)
+    return cfg

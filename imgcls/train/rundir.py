@@ -125,10 +125,45 @@ def kfold_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / OOF_SCORE).is_file()
 
 
+def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
+    """A k-fold set is used whole only once train has finished every fold: it writes OOF_SCORE (with the
+    folds it trained) after the last one. An interrupted set (some folds missing or part-trained) would predict
+    with fewer folds than it names, silently; one line names what is there and the fixes."""
+    import json
+    have = [p.parent.name for p in checkpoints]
+    record = run_dir / OOF_SCORE
+    try:
+        planned = [f"fold_{k}" for k in json.loads(record.read_text()).get("folds") or []]
+    except (OSError, ValueError, AttributeError):
+        planned = None
+    if planned is not None and not set(planned) - set(have):
+        return
+    missing = f"{', '.join(sorted(set(planned) - set(have)))} missing" if planned else \
+        f"{record.name} missing: training stopped before its last fold"
+    raise UserError(f"{run_dir} is an unfinished k-fold run ({len(have)} fold(s) with a checkpoint: "
+                    f"{', '.join(have)}; {missing}); finish it with imgcls train --resume {sh(run_dir)}, or give one "
+                    f"fold's folder ({checkpoints[0].parent})")
+
+
+def train_finished(path: str | os.PathLike) -> bool | None:
+    """Whether the run a last.pt belongs to had finished (its train_state's `finished`: the last epoch, or the early
+    stop); None where the file is absent or not readable as a checkpoint. Cheap: the tensors are mapped, not read
+    (and torch is imported only where there is a last.pt to read)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    from imgcls.weights import torch_load_safely
+    try:
+        obj = torch_load_safely(path, "an imgcls checkpoint", "", mmap=True)
+    except (UserError, OSError):
+        return None
+    state = obj.get("train_state") if isinstance(obj, dict) else None
+    return bool(state.get("finished")) if isinstance(state, dict) else None
+
+
 def finished(run_dir: Path) -> bool:
     """Whether a run folder's training is over: its last.pt (each fold's) says so, and a k-fold set's last fold
     ran (kfold_finished)."""
-    from imgcls.train.checkpoint import train_finished
     single = (run_dir / "last.pt").is_file()
     lasts = [run_dir / "last.pt"] if single else sorted(run_dir.glob("fold_*/last.pt"))
     return bool(lasts) and (single or kfold_finished(run_dir)) and all(train_finished(p) for p in lasts)
@@ -176,34 +211,3 @@ def check_resume_data(run_dir: Path, df, src: str, recorded: bool) -> None:
                     f"none of the run's validation images ({files[0].relative_to(run_dir)}); pass the data it was "
                     f"trained on again (imgcls train DATA --resume {sh(run_dir)}) or run from the folder it was "
                     f"trained from")
-
-
-def resume_config(cfg, run_dir: Path):
-    """The config a resumed run continues with: its recorded config.yaml, where `cfg` may only change how data is
-    read (RESUME_MAY_CHANGE). Any other difference (more --epochs, another --lr) is refused in one line before
-    anything is written: the run would no longer be the run its record describes. Values `cfg` leaves unset
-    (None) are the recorded ones."""
-    from dataclasses import fields
-
-    from imgcls.options import describe_changes
-    from imgcls.train.config import TrainConfig
-    recorded = TrainConfig.load(run_dir / "config.yaml")
-    record = str(run_dir / "config.yaml")
-    recorded._reset_inert({}, record)       # a recorded option that never acted (needs unmet) keeps its default
-    merged = {f.name: getattr(cfg, f.name) if getattr(cfg, f.name) is not None else getattr(recorded, f.name)
-              for f in fields(TrainConfig)}
-    changed = option_changes(recorded.to_dict(), merged)
-    if changed:
-        if any(k == "epochs" for k, _, _ in changed) and finished(run_dir):
-            raise UserError(f"--resume {run_dir}: the run finished its {recorded.epochs} epochs and is not extended "
-                            f"(its schedule was fitted to {recorded.epochs}); to train longer start a new run from "
-                            f"its weights: imgcls train --weights <its best.pt> --epochs N")
-        what = describe_changes(TrainConfig, changed)
-        raise UserError(f"--resume {run_dir} continues the run as its config.yaml records it; {what} cannot change "
-                        f"(drop the flag, or start a new run)")
-    merged["name"], merged["out"] = run_dir.name, str(run_dir.parent)
-    cfg = TrainConfig.from_dict(merged)
-    # another --tracker: the recorded --tracking-uri / --track-checkpoint it leaves without a need keep their defaults
-    cfg._reset_inert({k: v for k, v in merged.items() if k in RESUME_MAY_CHANGE and v != getattr(recorded, k)},
-                     record)
-    return cfg
