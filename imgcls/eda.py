@@ -290,6 +290,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     check_writable(out)
     refuse_other_output(out, "eda", whole=True)
     df = mf.load(src, opts, scan=False)
+    layout = mf.layout_read(df)
     mf.warn_unlabeled(df, src)
     test_df = mf.load(test, mf.LayoutOptions(), scan=False) if test is not None else None
     check_output_location(out, *mf.roots(df), *(mf.roots(test_df) if test_df is not None else []),
@@ -302,7 +303,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     dups = exact_duplicate_groups(df)            # summary.json counts them, report.html lists them
     summary = summarize(df, dups)
     summary.update(source=str(src), seed=seed)
-    if Path(src).is_dir() and mf.detect_layout(Path(src), opts) == "folder":    # read_folder warned of them
+    if Path(src).is_dir() and layout == "folder":    # read_folder warned of them
         summary["empty_class_folders"] = empty_class_folders(Path(src), df["path"])
     plots = {"class_counts": plot_class_counts(summary, out / PLOTS["class_counts"]) if summary["classes"] else None,
              "sizes": plot_size_heatmap(df, out / PLOTS["sizes"]),

@@ -36,6 +36,7 @@ from imgcls.layouts import (CSV_IMAGE_FOLDERS, LAYOUTS, LayoutOptions, folder_cs
 
 MANIFEST_NAME = "manifest.csv"
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
+LAYOUT_READ = "imgcls_layout_read"  # DataFrame.attrs key: the layout `load` read the source as (layout_read)
 SCAN_COLUMNS = ["width", "height", "mode", "format", "bytes", "sha256", "error"]
 CORE_COLUMNS = ["path", "label", "group"] + SCAN_COLUMNS
 
@@ -250,7 +251,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if opts.csv and src.is_file() and Path(opts.csv).resolve() != src.resolve():
         raise UserError(f"--csv {opts.csv} goes with a dataset folder; {src} is itself the table read (give one "
                         f"of them)")
-    layout = detect_layout(src, opts)
+    layout = detect_layout(src, opts)      # once: callers ask layout_read(df), not detect_layout again
     if (opts.image_dir or opts.ext or opts.path_col) and layout != "csv":
         raise UserError(f"--image-dir / --ext / --path-col apply to a competition CSV (--csv FILE); {src} is read "
                         f"as layout '{layout}'")
@@ -312,9 +313,16 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if df.empty:
         raise UserError(f"no images found in {src}; check the folder (or --layout)")
     df = ensure_columns(df)
+    df.attrs[LAYOUT_READ] = layout
     if scan:
         df = scan_images(df, workers=workers, max_pixels=max_pixels)
     return df
+
+
+def layout_read(df: pd.DataFrame) -> str:
+    """The layout `load` read `df`'s source as (detect_layout's answer, or the --layout given): asked of the table
+    read, so a step does not detect it again (a second read of a CSV's header, a second walk of a folder)."""
+    return df.attrs[LAYOUT_READ]
 
 
 def read_table(df: pd.DataFrame) -> list[str]:

@@ -288,6 +288,24 @@ def test_a_column_the_source_lacks_is_refused_before_the_scan(tmp_path, monkeypa
     assert not scanned
 
 
+def test_the_source_layout_is_detected_once(tmp_path, monkeypatch):
+    """split reads a competition CSV's layout where manifest.load reads the CSV (layout_read), not a second time by
+    detect_layout: every detection of a CSV file reads the whole file for its header."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 10}, size=(12, 12))
+    paths = sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png"))
+    (src / "train.csv").write_text("file,label,person\n" + "".join(f"{p},{p.split('/')[0]},{i // 2}\n"
+                                                                   for i, p in enumerate(paths)))
+    calls = []
+    detect = mf.detect_layout
+    monkeypatch.setattr(mf, "detect_layout", lambda *a, **k: calls.append(a[0]) or detect(*a, **k))
+    r = runner.invoke(app, ["split", str(src / "train.csv"), "--out", str(tmp_path / "s.csv"), "--no-near-dup",
+                            "--group-col", "person"])
+    assert r.exit_code == 0, r.output
+    assert len(calls) == 1
+    assert pd.read_csv(tmp_path / "s.csv", dtype=str, keep_default_na=False)["group"].tolist()[:2] == ["0", "0"]
+
+
 def test_near_duplicates_kept_together_and_checked(tmp_path):
     src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 10}, size=(64, 64))
     # a near-duplicate: the same picture with a few pixels changed, in the other class folder

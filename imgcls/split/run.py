@@ -120,8 +120,8 @@ def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int
     """The table to split and its group column, scanned once `out` is known to lie outside its images' folders and
     --group-col / --stratify name columns it has (the table's columns are the scanned table's: mf.ensure_columns
     adds the scan's empty), all before the long work."""
-    layout = mf.detect_layout(Path(src), opts) if Path(src).exists() else opts.layout
     df = mf.load(src, opts, scan=False)
+    layout = mf.layout_read(df)
     check_output_location(out, *mf.roots(df), images=mf.image_paths(df), owns=False)
     check_not_replacing([out, *report_paths(out).values()], mf.read_table(df))    # --out train.csv of train.csv
     group_col = _resolve_group_col(df, cfg, layout)
