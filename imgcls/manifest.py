@@ -373,13 +373,21 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
         w, h = (pd.to_numeric(df[c].iloc[over]).astype(int).to_numpy() for c in ("width", "height"))
         df["error"] = df["error"].astype(object)
         df.iloc[over, df.columns.get_loc("error")] = [imgio.too_many_pixels(a, b, max_pixels) for a, b in zip(w, h)]
-    if not todo:
-        if over:
-            say_unreadable(df.iloc[over])
-            say_lost_classes(df, df.index[over])
-        if require:
-            require_readable(df)
-        return df
+    if todo:
+        _fill_scan(df, todo, workers, max_pixels, chunk)
+    # the rows this call judged (scanned now, or found over the pixel bound): their unreadable files and the classes
+    # they leave with no readable image are said once, here
+    looked = df.index[todo].union(df.index[over])
+    if len(looked):
+        say_unreadable(df.loc[looked])
+        say_lost_classes(df, looked)
+    if require:
+        require_readable(df)
+    return df
+
+
+def _fill_scan(df: pd.DataFrame, todo: list[int], workers: int, max_pixels: int | None, chunk: int) -> None:
+    """Probe the images of the rows at positions `todo` and write their scan columns into `df`."""
     from functools import partial
 
     from imgcls.parallel import chunked_map
@@ -393,12 +401,6 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
         else:
             df[c] = df[c].astype(object)
             df.loc[scanned.index, c] = scanned[c].fillna("").astype(str).values
-    looked = scanned.index.union(df.index[over])
-    say_unreadable(df.loc[looked])
-    say_lost_classes(df, looked)
-    if require:
-        require_readable(df)
-    return df
 
 
 def over_limit_rows(df: pd.DataFrame, max_pixels: int | None, skip: set[int] = frozenset()) -> list[int]:

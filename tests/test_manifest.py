@@ -107,6 +107,22 @@ def test_a_class_whose_images_are_all_unreadable_is_named(tmp_path, capsys):
     assert "no such class" not in capsys.readouterr().err
 
 
+def test_a_class_lost_to_a_lower_pixel_bound_is_named_without_a_rescan(tmp_path, capsys):
+    """A manifest scanned under a higher --max-pixels, read again with a lower one: nothing to scan, yet its rows
+    over the bound are unreadable now, and a class left with none is named as by a scan (one place says both)."""
+    root = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2}, size=(12, 12))
+    make_image(root / "big" / "x.png", size=(64, 64), seed=5)
+    df = mf.load(root, scan=True, max_pixels=None)
+    capsys.readouterr()
+    again = mf.scan_images(df, max_pixels=1000)
+    said = " ".join(capsys.readouterr().err.split())
+    assert "1 unreadable image, left out" in said and "too many pixels" in said
+    assert "1 class with no readable image, so the data has no such class: big (1 unreadable image)" in said
+    assert (again["error"] != "").sum() == 1
+    mf.scan_images(df, max_pixels=None)                          # nothing scanned, nothing over: nothing said
+    assert capsys.readouterr().err == ""
+
+
 def test_a_symlinked_class_folder_is_read_and_a_link_loop_ends(tmp_path, capsys):
     """A class folder linked from elsewhere (another disk, a Kaggle input) holds its images: os.walk did not follow
     it, so the class was dropped with the warning that its folder holds no images. A link back to an ancestor is
