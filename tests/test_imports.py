@@ -103,3 +103,38 @@ def test_the_walk_finds_function_level_and_relative_cycles(tmp_path):
     found = cycles(import_graph(pkg))
     assert sorted(found) == [["pkg.a", "pkg.b"], ["pkg.sub.c", "pkg.sub.d"]]
     assert "pkg.sub" in import_graph(pkg)["pkg.sub.c"]   # `from . import d` runs pkg/sub/__init__ first
+
+
+
+def test_runs_list_and_diff_import_torch_only_to_read_a_last_pt(tmp_path):
+    """`imgcls runs` reads config.yaml, metrics.csv and val_predictions.csv: it imported torch (seconds of start-up)
+    for every run, where only a last.pt (its finished flag, a torch file) needs it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import torch
+    for name in ("a", "b", "c"):
+        run = tmp_path / ("with_last_pt" if name == "c" else "plain") / "runs" / name
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(f"model: resnet10t\nimg_size: 32\nepochs: 1\nlr: 0.{ord(name) - 96}\n")
+        (run / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.5\n")
+        (run / "val_predictions.csv").write_text("path,root,label,pred,p_x,p_y\n1.png,r,x,x,0.9,0.1\n"
+                                                 "2.png,r,y,x,0.6,0.4\n")
+    torch.save({"state_dict": {}, "meta": {}, "train_state": {"finished": True}}, run / "last.pt")
+    plain = tmp_path / "plain"
+    calls = [["runs", str(plain), "--quiet"], ["runs", "diff", str(plain / "runs" / "a"), str(plain / "runs" / "b")],
+             ["runs", str(tmp_path / "with_last_pt"), "--quiet"]]
+    code = ("import json, sys\nfrom typer.testing import CliRunner\nfrom imgcls.cli import app\nsaid = []\n"
+            f"for args in {calls!r}:\n"
+            "    r = CliRunner().invoke(app, args)\n"
+            "    said.append([r.exit_code, 'torch' in sys.modules, r.output])\n"
+            "print(json.dumps(said))")
+    env = {**os.environ, "PYTHONPATH": str(PKG.parent), "COLUMNS": "200"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    (listed, l_torch, l_out), (diffed, d_torch, d_out), (last, t_torch, t_out) = json.loads(done.stdout.splitlines()[-1])
+    assert (listed, diffed, last) == (0, 0, 0), (l_out, d_out, t_out)
+    assert "runs/a" in l_out and "runs/b" in l_out and "lr" in d_out and "runs/c" in t_out
+    assert not l_torch and not d_torch
+    assert t_torch              # a last.pt is read with torch: the check can tell the two apart
