@@ -689,6 +689,31 @@ def test_cache_none_skips_an_image_that_breaks_after_the_run_starts(two_class, t
     assert broken["val"].resolve() not in {(Path(r) / p).resolve() for r, p in zip(vp["root"], vp["path"])}
 
 
+def test_cache_none_reads_a_big_jpeg_as_the_cache_and_predict_do(tmp_path):
+    """--cache none decoded a JPEG at full size while the decoded-image cache and predict decode it at a reduced DCT
+    scale (draft): a --cache none run's validation scores and val_predictions.csv were of other pixels than predict
+    --tta none gives the same image (lite0, 48 px, a 300x220 JPEG: probabilities 1.3e-2 apart)."""
+    from PIL import Image
+
+    from imgcls import io as imgio
+    from imgcls.train import data as tdata
+    rng = np.random.default_rng(0)
+    path = tmp_path / "big.jpg"
+    Image.fromarray(rng.integers(0, 256, (192, 256, 3), dtype=np.uint8)).save(path, quality=90)
+    mean = std = (0.5, 0.5, 0.5)
+    images, errors = tdata.decode_cache([path], 32)
+    assert errors == [""]
+    cached = tdata.CachedImages(images, np.zeros((1, 1)), mean, std)[0][0]
+    from_file = tdata.FileImages([path], np.zeros((1, 1)), 32, "squash", "bilinear", mean, std)[0][0]
+    meta = {"model": "m", "classes": ["a"], "heads": [{"name": "label", "classes": ["a"]}], "decode": "single",
+            "img_size": 32, "mean": list(mean), "std": list(std)}
+    predicted = tdata.eval_transform(meta)(imgio.load_rgb(path, draft=(32, 32)))     # predict --tta none's input
+    full = tdata.eval_transform(meta)(imgio.load_rgb(path))
+    assert not torch.allclose(full, predicted, atol=1e-3)      # the draft decode is other pixels: not vacuous
+    assert torch.allclose(cached, predicted, atol=1e-6)
+    assert torch.allclose(from_file, predicted, atol=1e-6)
+
+
 def test_resize_modes_and_eval_transform():
     from PIL import Image
     from imgcls.train.data import eval_transform

@@ -113,10 +113,17 @@ def random_erasing(preset: str):
 # Decoded-image cache
 # ---------------------------------------------------------------------------------------------------------------
 
+def load_input_image(path, img_size: int, max_pixels: int | None):
+    """The RGB image a model input of `img_size` is made from: a JPEG decoded at the reduced DCT scale that still
+    covers the input size (draft). The decoded-image cache, --cache none and predict --tta none read it alike, so
+    validation and predict see the same pixels."""
+    return imgio.load_rgb(path, max_pixels=max_pixels, draft=(img_size, img_size))
+
+
 def _decode_one(args) -> tuple[np.ndarray | None, str]:
     path, img_size, resize_mode, interpolation, fill, max_pixels = args
     try:
-        im = imgio.load_rgb(path, max_pixels=max_pixels, draft=(img_size, img_size))
+        im = load_input_image(path, img_size, max_pixels)
     except imgio.ImageReadError as e:
         return None, e.reason
     from torchvision.transforms import v2
@@ -222,6 +229,7 @@ class FileImages(Dataset):
         from torchvision.transforms import v2
         self.paths, self.targets = list(paths), torch.as_tensor(targets, dtype=torch.long)
         self.max_pixels = max_pixels             # train --max-pixels, as the scan and the cache bound it
+        self.img_size = img_size
         self.load = v2.Compose([v2.ToImage(), resize_transform(img_size, resize_mode, interpolation, fill)])
         self.augment, self.erasing = augment, erasing
         self.norm = None if raw else normalize_transform(mean, std)
@@ -232,7 +240,7 @@ class FileImages(Dataset):
     def __getitem__(self, item):
         i, aug_seed = item if isinstance(item, tuple) else (item, None)
         try:
-            img = imgio.load_rgb(self.paths[i], max_pixels=self.max_pixels)
+            img = load_input_image(self.paths[i], self.img_size, self.max_pixels)
         except imgio.ImageReadError as e:
             return None, self.targets[i], (i, e.reason)
         return augment_normalize(self, self.load(img), aug_seed), self.targets[i], None
