@@ -492,8 +492,10 @@ class Trainer:
         if not self.dist.main:
             return None, None, False
         cfg, meta, st, run_dir, fold = self.cfg, self.meta, self.state, self.run_dir, self.fold
+        # the precision predict runs the model in (float16 under --amp on CUDA, float32 on the CPU), so
+        # val_predictions.csv and the scores are what predict gives the same images
         ev = evaluate(self.eval_model, self.val_loader, meta, self.sizes, self.crits, self.head_w, self.device,
-                      cfg.channels_last, self.use_amp, self.amp_dtype,
+                      cfg.channels_last, bool(self.use_amp) and self.device.type == "cuda", self.amp_dtype,
                       desc="validation" + (f" fold {fold}" if fold is not None else ""))
         self._note_unreadable(ev["skipped"], self.val_loader.dataset)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "val_loss": ev["loss"],
