@@ -231,6 +231,35 @@ def test_resume_refuses_other_data_under_a_relative_recorded_src(tmp_path, monke
     assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1, 2]
 
 
+def test_resume_of_a_run_stopped_in_its_first_epoch_refuses_other_data_under_a_relative_src(tmp_path, monkeypatch):
+    """A run stopped in its first epoch has no val_predictions.csv to compare the data with: `train --resume RUN`
+    from another folder with its own data/splits.csv trained on that data, exit 0. A relative recorded src is now
+    read only from the folder the run was trained from (its relative recorded out and name lead to it); from
+    elsewhere one line (exit 2) with the fix."""
+    from imgcls import manifest as mf
+    proj, other = tmp_path / "proj", tmp_path / "other"
+    for folder, seed in ((proj, 0), (other, 1)):      # the same relative image names in both
+        mf.write(mf.load(make_image_folder(folder / "data" / "raw", {"a": 6, "b": 6}, size=(32, 32), seed=seed)),
+                 folder / "data" / "splits.csv")
+    run = proj / "outputs" / "runs" / "r"
+    run.mkdir(parents=True)         # what a run stopped in its first epoch holds: its config.yaml (an older record)
+    TrainConfig(**TINY, src="data/splits.csv", out="outputs/runs", name="r", epochs=1, aug="none").save(
+        run / "config.yaml")
+    monkeypatch.chdir(other)
+    r = CliRunner().invoke(app, ["train", "--resume", str(run)])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    line = " ".join(r.output.split())
+    assert "data/splits.csv (recorded in its config.yaml) is a relative path" in line, line
+    assert str(other / "data" / "splits.csv") in line and "pass its data again" in line
+    assert not (run / "last.pt").exists()                       # nothing trained on the other data
+    from imgcls.train.rundir import check_resume_data
+    monkeypatch.chdir(proj)                 # from the folder it was trained from (or the data given again): it resumes
+    record = TrainConfig.load(run / "config.yaml")
+    check_resume_data(run, mf.load("data/splits.csv"), "data/splits.csv", record)
+    monkeypatch.chdir(other)
+    check_resume_data(run, mf.load(proj / "data" / "splits.csv"), str(proj / "data" / "splits.csv"), record)
+
+
 def test_ema_warms_up_by_update_count_and_resumes(two_class, tmp_path, monkeypatch):
     from timm.utils import ModelEmaV3
     steps = []

@@ -177,7 +177,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
                  max_pixels=cfg.max_pixels)
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
-        check_resume_data(resume, df, src_named, recorded=src_named == TrainConfig.load(resume / "config.yaml").src)
+        check_resume_data(resume, df, src_named, TrainConfig.load(resume / "config.yaml"))
     n_all = len(df)
     if cfg.target not in df.columns:
         attrs = mf.class_columns(df) if cfg.target != "label" else []
