@@ -411,7 +411,16 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
             split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
             trained = np.array(mf.kept(df), bool)
             if split is not None:
-                trained &= (split != "test").to_numpy()
+                test = (split == "test").to_numpy()
+                if n := int((trained & test).sum()):     # df's split trusted as the run's: said, not silent
+                    src = getattr(member_config(member), "src", None)
+                    table = (f"{src}: an image folder, not read again" if src and Path(src).is_dir() else src
+                             or "config.yaml names none")
+                    warn(f"--eval: the training table of {run} cannot be read here ({table}), so the leak check "
+                         f"takes the scored data's split column as the run's: its {n} test rows count as never "
+                         f"trained on; if the run trained on another split of these images, their score is a "
+                         f"leaked one")
+                trained &= ~test
         trained[hit] = False
         return trained, run, []
     hits = {}

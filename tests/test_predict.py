@@ -725,6 +725,37 @@ def test_eval_on_another_split_of_a_single_runs_training_images_is_refused(tmp_p
     assert not (tmp_path / "p").exists()
 
 
+def test_eval_says_when_a_single_runs_training_table_cannot_be_read_and_the_scored_split_is_taken(tmp_path,
+                                                                                                   monkeypatch):
+    """A single run whose training table (config.yaml's src) is gone: the leak check silently took the scored
+    table's split column for the run's, so its test rows counted as never trained on (another split of the run's
+    images: a leaked score, said as a test one). It now says so in one warning, naming the run and its table."""
+    import yaml
+
+    import imgcls.predict as pr
+    from imgcls import manifest as mf
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
+    df = mf.load(raw, scan=True, announce=False)
+    i = np.arange(len(df))
+    df["split"] = np.where(i % 4 == 1, "test", np.where(i % 4 == 0, "val", "train"))
+    mf.write(df, tmp_path / "other.csv")
+    val = [(str(raw), p, lab) for p, lab, s in zip(df["path"], df["label"], df["split"]) if s == "val"]
+    run = make_tiny_run(tmp_path / "run", classes=("a", "b"), val_rows=val)
+    gone = tmp_path / "own.csv"                              # the table it trained on, deleted since
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": "test_efficientnet", "img_size": 32, "src": str(gone)}))
+
+    def stop(*a, **k):
+        raise UserError("the model runs")
+    monkeypatch.setattr(pr, "predict_members", stop)
+    res = invoke("predict", run, "--data", tmp_path / "other.csv", "--eval", "--eval-split", "test", "--out",
+                 tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert "the model runs" in said, said                    # the leak check passed (nothing known to refuse)
+    n_test = int((df["split"] == "test").sum())
+    assert f"cannot be read here ({gone})" in said and f"its {n_test} test rows count as never trained on" in said, \
+        said
+
+
 def test_eval_on_another_k_fold_split_of_a_k_fold_runs_images_refuses_only_what_it_trained_on(tmp_path, monkeypatch):
     """A k-fold run trained on split A, --eval on split B of the same images (another `imgcls split --folds K`):
     the check marked rows by B's fold column as if it were the run's, so B's val rows (A's test rows, which no fold
