@@ -84,7 +84,7 @@ def output_step(folder: str | os.PathLike) -> tuple[str, str] | None:
 
 
 def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", own: tuple[str, ...] = (),
-                        writes=None, instead: str | None = None, whole: bool = False) -> None:
+                        writes=None, instead: str | None = None, whole: bool = False, among: bool = False) -> None:
     """Refuse an --out folder that holds another step's output (output_step), before the work: `step` writing its
     report.html, manifest.csv, ... there would replace that step's files or mix its own among them (eda --out
     data/clean). The step's own earlier output (and `own`'s: train's runs in a tune study) passes, to be replaced as
@@ -93,15 +93,19 @@ def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", 
     what the fix suggests (default: an empty folder or an earlier output of this step). `whole`: a step that owns
     its whole --out (eda, clean, preprocess: its files anywhere under it, its stale-temp sweep walking all of it)
     also refuses a folder of outputs (outputs/runs, outputs: a run, ensemble, study or prediction up to two
-    folders down)."""
+    folders down). `among`: a step whose files in a folder make it read as that step's output (predict's
+    predict.json, ensemble's spec.yaml) refuses a folder of outputs too: outputs/runs would read as its output,
+    and train's default --out there would be refused."""
     out = Path(out)
     instead = instead or f"an empty folder, or an earlier imgcls {step} output"
-    if whole and out.is_dir() and output_kind(out) is None:
+    if (whole or among) and out.is_dir() and output_kind(out) is None:
         below = _output_below(out)
         if below is not None:
+            why = ("and sweep its temporary files under all of them" if whole else
+                   "and the folder would read as its output, not theirs")
             raise UserError(f"{flag} {out} is a folder of imgcls outputs ({below[0].relative_to(out).as_posix()}: "
-                            f"{below[1]}); imgcls {step} would write its own files among them and sweep its "
-                            f"temporary files under all of them: choose another {flag} ({instead})")
+                            f"{below[1]}); imgcls {step} would write its own files among them {why}: choose "
+                            f"another {flag} ({instead})")
     found = output_step(out)
     if found is None or found[0] == step or found[0] in own:
         return

@@ -690,7 +690,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     out = Path(out) if out else Path("outputs/predictions") / spec.name
     check_output_not_source(out, spec.folders())
     check_writable(out)
-    refuse_other_output(out, "predict")
+    refuse_other_output(out, "predict", among=True)
     if data is None:
         from imgcls.pipeline import default_test_data
         data = default_test_data()

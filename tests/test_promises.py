@@ -204,6 +204,22 @@ def test_a_folder_of_runs_as_the_out_of_a_step_owning_its_out_is_refused(cmd, tm
     assert snapshot(tmp_path) == before
 
 
+def test_predict_and_ensemble_into_a_folder_of_runs_are_refused(tmp_path, tiny_run):
+    """predict RUN --out outputs/runs (and ensemble ... --out outputs/runs) wrote predict.json / spec.yaml among the
+    runs, exit 0: the runs folder then read as a prediction (an ensemble), and train's default --out there was
+    refused. A folder of outputs (or one above it) is now one line, nothing written."""
+    test = make_image_folder(tmp_path / "test", {"cat": 2, "dog": 2})
+    runs = tmp_path / "outputs" / "runs"
+    r1, r2 = tiny_run(runs / "r1", classes=("cat", "dog")), tiny_run(runs / "r2", classes=("cat", "dog"), seed=1)
+    before = snapshot(tmp_path)
+    for out, where in ((runs, "r1"), (runs.parent, "runs/r1")):
+        for args in (["predict", r1, "--data", test, "--workers", 0], ["ensemble", r1, r2]):
+            one_line_error(invoke(*args, "--out", out, "-q"),
+                           f"--out {out} is a folder of imgcls outputs ({where}: train run)",
+                           "the folder would read as its output", "choose another --out")
+    assert snapshot(tmp_path) == before
+
+
 def test_model_steps_refuse_an_out_holding_another_steps_output(tmp_path, tiny_run):
     """train, predict and ensemble into a folder of clean's or eda's (a run folder, submission.csv and report.html
     among their files), and clean into eda's, are refused in one line before the work."""
@@ -301,7 +317,8 @@ def test_split_and_predict_refuse_an_out_in_the_real_folder_of_a_symlinked_class
     sym.mkdir()
     for c in ("cat", "dog"):
         (sym / c).symlink_to(raw / c, target_is_directory=True)
-    run = make_tiny_run(tmp_path / "runs" / "r", classes=("cat", "dog"))
+    # where a project keeps its runs (a folder of runs two levels down is refused as predict's --out)
+    run = make_tiny_run(tmp_path / "outputs" / "runs" / "r", classes=("cat", "dog"))
     before = snapshot(raw)
     for out in (raw / "cat" / "splits.csv", raw / "dog" / "deep" / "s.csv"):
         r = invoke("split", sym, "--out", out, "--device", "cpu", "-q")

@@ -98,7 +98,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     name, out = ensemble_folder(out, name, members, method, combine, typed)
     check_output_not_source(out, member_folders(members))
     check_writable(out)
-    refuse_other_output(out, "ensemble")
+    refuse_other_output(out, "ensemble", among=True)
     if combine == "profile":
         return build_profile(members, method, weights, out, name, out_typed)
     classes = check_same_classes(members)
