@@ -806,7 +806,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     from imgcls.inference_report import write_predict_report
     write_predict_report(out, summary, table, classes, [m.run for m in spec.members],
                          rows if summary.get("eval") else None)
-    info(f"wrote {sub_path} ({len(sub)} rows), {probs_path} and {out / 'report.html'} in {probs.seconds:.1f} s "
+    # --eval on a split table scores one part of it; the submission and probabilities hold every row, said so
+    held = f": every row of {data}, not only the {part} rows --eval scored" if evaluate and part != "all" else ""
+    info(f"wrote {sub_path} ({len(sub)} rows{held}), {probs_path} and {out / 'report.html'} in {probs.seconds:.1f} s "
          f"({summary['images_per_s']} images/s)")
     if not evaluate:
         known = int((df["label"].fillna("").astype(str).isin(classes).to_numpy()

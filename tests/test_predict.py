@@ -364,6 +364,23 @@ def test_eval_prints_with_and_without_tta_and_bad_images_are_reported(tmp_path):
         in " ".join(res.output.split()), res.output
 
 
+def test_eval_on_one_split_of_a_table_says_the_submission_holds_every_row(tmp_path):
+    """predict --eval splits.csv --eval-split test scored the test rows but said 'wrote submission.csv (12 rows)':
+    the submission of every row of the table (training rows too) read as the test set's. The line now says what it
+    holds."""
+    from imgcls import manifest as mf
+    run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)), scan=True, announce=False)
+    df["split"] = np.where(np.arange(len(df)) % 3 == 0, "test", "train")
+    mf.write(df, tmp_path / "splits.csv")
+    res = invoke("predict", run, "--data", tmp_path / "splits.csv", "--out", tmp_path / "p", "--eval",
+                 "--eval-split", "test", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and json.loads((tmp_path / "p" / "predict.json").read_text())["eval"]["n_images"] == 4
+    assert f"(12 rows: every row of {tmp_path / 'splits.csv'}, not only the test rows --eval scored)" in said, said
+    assert len(pd.read_csv(tmp_path / "p" / "submission.csv")) == 12
+
+
 def test_eval_report_without_tta_shows_one_score_column_and_says_no_tta(tmp_path):
     """predict --eval without --tta: the terminal shows one column (no TTA), the report showed a second, `TTA none`,
     repeating it, and headed the per-class table and confusion matrices `with TTA`."""
