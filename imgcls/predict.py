@@ -135,12 +135,15 @@ def predict_dropped_faces(df: pd.DataFrame) -> pd.DataFrame:
 
 def member_config(m: Member) -> TrainConfig | None:
     """The train options a member's run recorded (its config.yaml, beside its checkpoint or its fold's); None where
-    nothing is known (a bare checkpoint, a folder not written by imgcls train)."""
-    folder = m.run if m.run.is_dir() else m.run.parent
-    try:
-        return TrainConfig.load(folder / "config.yaml")
-    except UserError:
-        return None
+    nothing is known (a bare checkpoint, a folder not written by imgcls train). Read once per member and kept on
+    it: recorded_max_pixels and warn_mirrors_unseen both ask."""
+    if "_recorded_config" not in vars(m):
+        folder = m.run if m.run.is_dir() else m.run.parent
+        try:
+            m._recorded_config = TrainConfig.load(folder / "config.yaml")
+        except UserError:
+            m._recorded_config = None
+    return m._recorded_config
 
 
 def warn_mirrors_unseen(spec: EnsembleSpec, tta_spec: TTASpec) -> None:

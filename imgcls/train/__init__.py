@@ -118,8 +118,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     dist = init_distributed(cfg.device)
     if resume is not None:
         resume = Path(resume)
-        resume_record(resume)
-        cfg = resume_config(cfg, resume)     # refuses a changed option before anything is read or written
+        record = TrainConfig.load(resume_record(resume))     # read once: resume_config and check_resume_data
+        cfg = resume_config(cfg, resume, record)     # refuses a changed option before anything is read or written
         if finished(resume):                 # said before the data is read and decoded (minutes on a large set)
             if dist.main:
                 said = ("its last.pt says so" if (resume / "last.pt").is_file() else
@@ -177,7 +177,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
                  max_pixels=cfg.max_pixels)
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
-        check_resume_data(resume, df, src_named, TrainConfig.load(resume / "config.yaml"))
+        check_resume_data(resume, df, src_named, record)
     n_all = len(df)
     if cfg.target not in df.columns:
         attrs = mf.class_columns(df) if cfg.target != "label" else []

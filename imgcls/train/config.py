@@ -477,16 +477,18 @@ class TrainConfig:
         return cfg
 
 
-def resume_config(cfg, run_dir: Path):
+def resume_config(cfg, run_dir: Path, recorded=None):
     """The config a resumed run continues with: its recorded config.yaml, where `cfg` may only change how data is
     read (RESUME_MAY_CHANGE). Any other difference (more --epochs, another --lr) is refused in one line before
     anything is written: the run would no longer be the run its record describes. Values `cfg` leaves unset
-    (None) are the recorded ones."""
+    (None) are the recorded ones. `recorded`: the record already read (TrainConfig.load of its config.yaml), so
+    train reads it once for this and check_resume_data."""
     from dataclasses import fields
 
     from imgcls.options import describe_changes
     from imgcls.train.rundir import RESUME_MAY_CHANGE, finished, option_changes
-    recorded = TrainConfig.load(run_dir / "config.yaml")
+    if recorded is None:
+        recorded = TrainConfig.load(run_dir / "config.yaml")
     record = str(run_dir / "config.yaml")
     recorded._reset_inert({}, record)       # a recorded option that never acted (needs unmet) keeps its default
     merged = {f.name: getattr(cfg, f.name) if getattr(cfg, f.name) is not None else getattr(recorded, f.name)
