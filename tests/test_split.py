@@ -545,3 +545,23 @@ def test_relabel_age_that_moves_images_is_said_not_warned():
     assert summary["relabel_age_moved"] > 0         # the count is kept in splits_summary.json
     _, summary, _, _ = sp.make_split(profile_table(60, ages=(20, 45, 65)), cfg(relabel_age=(29, 59)))
     assert [n for n in summary["notes"] if n.startswith("--relabel-age 29,59 moved no image")], summary["notes"]
+
+
+def test_python_run_split_with_group_col_writes_the_table_the_cli_writes(tmp_path, monkeypatch):
+    """`imgcls split --csv train.csv --group-col person` and run_split(..., SplitConfig(group_col="person")) write the
+    same table: the CSV's person ids in `group` (the column split --check and later steps read), not an empty
+    `group` beside a `person` column."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
+    rows = [{"image": f"{c}/{p.name}", "label": c, "person": f"{c}{i // 2}"}
+            for c in ("a", "b") for i, p in enumerate(sorted((raw / c).iterdir()))]
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["split", str(raw), "--csv", "train.csv", "--path-col", "image", "--group-col", "person",
+                            "--no-near-dup", "--out", "cli.csv", "-q"])
+    assert r.exit_code == 0, r.output
+    sp.run_split(raw, "py.csv", mf.LayoutOptions(csv="train.csv", path_col="image"),
+                 sp.SplitConfig(group_col="person", near_dup=False))
+    cli, py = pd.read_csv("cli.csv"), pd.read_csv("py.csv")
+    assert list(py.columns) == list(cli.columns)
+    pd.testing.assert_frame_equal(py, cli)
+    assert py["group"].str.startswith(("a", "b")).all()

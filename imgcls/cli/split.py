@@ -58,6 +58,4 @@ def split(src: OptSrc = None,
     if src is None:
         from imgcls.pipeline import default_input
         src = default_input("split")
-    opts = layout.build(group_col=config.group_col if config.group_col != "group" else None,
-                        age_bands=config.age_bands)
-    sp.run_split(src, out or dict(PIPELINE)["splits"], opts, config, workers=workers)
+    sp.run_split(src, out or dict(PIPELINE)["splits"], layout.build(), config, workers=workers)

@@ -2,6 +2,7 @@
 (check / fix an existing split file)."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -147,9 +148,18 @@ def _check_embedder(cfg: SplitConfig) -> None:
         check_cache_folder(cfg.cache_dir)
 
 
+def reader_options(opts: mf.LayoutOptions | None, cfg: SplitConfig) -> mf.LayoutOptions:
+    """The input layout as split reads it: --group-col and --age-bands are SplitConfig's options, and the reader's
+    too (a competition CSV's group column goes into `group`; profiles are read into the bands)."""
+    opts = opts or mf.LayoutOptions()
+    group_col = cfg.group_col if cfg.group_col != "group" else opts.group_col
+    return dataclasses.replace(opts, group_col=group_col, age_bands=list(cfg.age_bands))
+
+
 def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int = 1) -> pd.DataFrame:
     """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports."""
     cfg.validate()
+    opts = reader_options(opts, cfg)
     check_workers(workers)
     out = check_writable(out, "file")       # given as typed: a trailing slash (a folder) is refused
     _check_other_output(out)
