@@ -487,6 +487,22 @@ def test_output_defaults_come_from_the_library():
     assert str(out["preprocess"]) == dict(PIPELINE)["processed"]
 
 
+def test_preprocess_and_split_called_from_python_without_paths_read_and_write_where_the_cli_does(tmp_path,
+                                                                                                   monkeypatch):
+    """`imgcls preprocess` and `imgcls split` without SRC read the furthest pipeline stage and write the next one;
+    run_preprocess() and run_split() with no paths do the same (a None src was a TypeError traceback)."""
+    from conftest import make_image_folder
+    from imgcls.preprocess import run_preprocess
+    from imgcls.split import SplitConfig, run_split
+    make_image_folder(tmp_path / "data" / "raw", {"a": 5, "b": 5})
+    monkeypatch.chdir(tmp_path)
+    processed = run_preprocess()
+    assert (tmp_path / "data" / "processed" / "manifest.csv").is_file() and len(processed) == 10
+    table = run_split(cfg=SplitConfig(near_dup=False))
+    assert (tmp_path / "data" / "splits.csv").is_file() and set(table["split"]) == {"train", "val"}
+    assert table["root"].str.endswith("processed").all()       # it read preprocess's output, not data/raw
+
+
 def test_clean_materialize_is_a_declared_choice(image_folder, tmp_path):
     r = runner.invoke(app, ["clean", str(image_folder), "--out", str(tmp_path / "c"), "--materialize", "move"])
     assert r.exit_code == 2 and "unknown --materialize 'move'; use one of: link, copy" in r.output, r.output

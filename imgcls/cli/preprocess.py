@@ -32,8 +32,5 @@ def preprocess(src: OptSrc = None,
     """Face crop (deepface), background removal (rembg) and resize, offline -> processed images + manifest.csv.
     Order: detect faces on the original, matte the whole photo (rembg), crop both, scale to --size, composite, pad.
     Resumable."""
-    from imgcls.pipeline import default_input
     from imgcls.preprocess import run_preprocess
-    if src is None:
-        src = default_input("preprocess")
     run_preprocess(src, out, cfg.build(), layout.build(), workers=run.values["workers"])

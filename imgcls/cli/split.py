@@ -55,7 +55,4 @@ def split(src: OptSrc = None,
         return
     if fix:
         raise UserError("--fix goes with --check FILE (a new split never has leaks: linked images are kept together)")
-    if src is None:
-        from imgcls.pipeline import default_input
-        src = default_input("split")
     sp.run_split(src, out or dict(PIPELINE)["splits"], layout.build(), config, workers=workers)

@@ -15,6 +15,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
 from imgcls.outputs import refuse_other_output
 from imgcls.parallel import check_workers
+from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import assign, check_placed
 from imgcls.split.config import LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
 from imgcls.split.labels import derive_profile_labels, exclusion_reasons, is_profile_table
@@ -156,11 +157,16 @@ def reader_options(opts: mf.LayoutOptions | None, cfg: SplitConfig) -> mf.Layout
     return dataclasses.replace(opts, group_col=group_col, age_bands=list(cfg.age_bands))
 
 
-def run_split(src, out, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int = 1) -> pd.DataFrame:
-    """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports."""
+def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | None = None,
+              cfg: SplitConfig | None = None, workers: int = 1) -> pd.DataFrame:
+    """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports. `src` None: the
+    furthest pipeline stage up to data/processed (imgcls.pipeline.default_input), announced."""
+    cfg = cfg or SplitConfig()
     cfg.validate()
     opts = reader_options(opts, cfg)
     check_workers(workers)
+    if src is None:
+        src = default_input("split")
     out = check_writable(out, "file")       # given as typed: a trailing slash (a folder) is refused
     _check_other_output(out)
     _check_embedder(cfg)
