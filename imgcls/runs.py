@@ -9,8 +9,9 @@ an ensemble (with weights fitted on those very rows, the cross-fitted score `img
 and `n_val` say which rows and how many each score came from: val, OOF or common val scores are over different
 images.
 
-    from imgcls.runs import find_runs, leaderboard
+    from imgcls.runs import RunsConfig, find_runs, leaderboard, run_runs
     table = leaderboard(find_runs("outputs"), sort="val_macro_f1", filters=["model=resnet10t"])
+    table = run_runs("table", ["outputs"], RunsConfig(filter=["model=resnet10t"]))     # as `imgcls runs`, printed
 """
 from __future__ import annotations
 
@@ -295,7 +296,10 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
     return run
 
 
-def find_runs(root: str | os.PathLike = "outputs") -> list[Run]:
+DEFAULT_ROOT = "outputs"
+
+
+def find_runs(root: str | os.PathLike = DEFAULT_ROOT) -> list[Run]:
     """Every run, k-fold set and ensemble under `root` (a k-fold set's fold_* folders belong to it)."""
     root = Path(root)
     if not root.is_dir():
@@ -327,7 +331,7 @@ def _parse_filter(expr: str) -> tuple[str, str, str]:
                     f"e.g. --filter model=resnet10t")
 
 
-def leaderboard(runs: Sequence[Run], sort: str = "val_macro_f1", filters: Sequence[str] = (),
+def leaderboard(runs: Sequence[Run], sort: str = RunsConfig.sort, filters: Sequence[str] = (),
                 ascending: bool | None = None) -> pd.DataFrame:
     """One row per run (COLUMNS), filtered (`model=resnet10t`, `val_macro_f1>0.5`, `name~fold`; a config option
     also works, e.g. `loss=focal`) and sorted (best score first by default)."""
@@ -609,3 +613,76 @@ def _heat_uri(runs: Sequence[Run]) -> str:
     ax.set_title("per-class F1 (saved validation predictions)")
     fig.colorbar(im, ax=ax, fraction=0.03)
     return figure_data_uri(fig)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The step: `imgcls runs [DIR]`, `imgcls runs report [DIR]`, `imgcls runs diff A B`
+# --------------------------------------------------------------------------------------------------------------
+
+ACTIONS = {"table": "imgcls runs [DIR] (the leaderboard)", "report": "imgcls runs report", "diff": "imgcls runs diff"}
+# the actions each option acts in (an option not listed acts in every one)
+OPTION_ACTIONS = {"sort": ("table", "report"), "filter": ("table", "report"), "csv": ("table",), "json": ("table",),
+                  "out": ("report",)}
+
+
+def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg: RunsConfig | None = None,
+             typed: Sequence[str] | None = None):
+    """What `imgcls runs` does. action "table": the leaderboard of every run under paths[0] (default outputs),
+    printed, or written to cfg.csv / cfg.json ('-': to stdout instead); returns it. "report": one HTML page
+    comparing those runs (cfg.out, default DIR/runs_report.html); returns its path. "diff": paths = two runs,
+    printed; returns diff_runs' dict. `typed`: the options given (default: those not at their default); one that
+    does nothing in this action is refused in one line, as is a path that cannot be written, before any run is
+    read."""
+    import sys
+    from imgcls.console import info
+    from imgcls.fsutil import check_writable
+    from imgcls.options import check, default_of, specs
+    cfg = cfg or RunsConfig()
+    check(cfg)
+    if action not in ACTIONS:
+        raise UserError(f"unknown runs action '{action}'; use one of: {', '.join(ACTIONS)}")
+    if typed is None:
+        typed = [n for n, (f, _) in specs(cfg).items() if getattr(cfg, n) != default_of(f)]
+    for name in sorted(typed):
+        if action not in OPTION_ACTIONS.get(name, (action,)):
+            raise UserError(f"--{name} acts only with {' or '.join(ACTIONS[a] for a in OPTION_ACTIONS[name])}, not "
+                            f"with {ACTIONS[action]}; drop --{name}")
+    for flag, dest, example in (("--csv", cfg.csv, "runs.csv"), ("--json", cfg.json, "runs.json"),
+                                ("--out", cfg.out, "runs_report.html")):
+        if dest is not None and str(dest) != "-":
+            check_writable(dest, "file", flag, example=example)
+    paths = [Path(p) for p in paths]
+    if action == "diff":
+        if len(paths) != 2:
+            raise UserError("runs diff takes two run folders: imgcls runs diff outputs/runs/A outputs/runs/B")
+        d = diff_runs(*paths)
+        print_diff(d)
+        return d
+    if len(paths) > 1:
+        raise UserError(f"runs takes one folder (got {len(paths)}: {' '.join(map(str, paths))}); e.g. imgcls runs "
+                        f"{DEFAULT_ROOT}")
+    root = paths[0] if paths else Path(DEFAULT_ROOT)
+    found = find_runs(root)
+    if not found:
+        raise UserError(f"no run under {root} (a folder with config.yaml from imgcls train, or an ensemble's "
+                        f"spec.yaml); give the folder your runs are under")
+    board = leaderboard(found, cfg.sort, cfg.filter)
+    if action == "report":
+        keep = set(board["name"])
+        path = write_runs_report([r for r in found if r.name in keep], Path(cfg.out or root / "runs_report.html"),
+                                 root)
+        info(f"wrote {path} ({len(keep)} runs)" if not cfg.filter else
+             f"wrote {path} ({len(keep)} of the {len(found)} runs under {root}, those --filter kept)")
+        return path
+    to_stdout = False
+    for fmt, dest in (("csv", cfg.csv), ("json", cfg.json)):
+        if dest is not None:
+            text = write_table(board, dest, fmt)
+            if text is not None:
+                sys.stdout.write(text)
+                to_stdout = True
+            else:
+                info(f"wrote {dest} ({len(board)} rows)")
+    if not to_stdout:
+        print_leaderboard(board, root, of=len(found), filters=cfg.filter)
+    return board

@@ -429,3 +429,29 @@ def test_a_filter_nothing_matches_says_how_many_runs_exist(outputs, tmp_path):
     r = CliRunner().invoke(app, ["runs", "report", str(outputs), "--filter", "model=vit_huge", "--out",
                                  str(tmp_path / "r.html")])
     assert r.exit_code == 0 and "(0 of the 6 runs under" in " ".join(r.output.split()), r.output
+
+
+def test_python_run_runs_gives_the_cli_leaderboard_report_and_diff(outputs, tmp_path, capsys):
+    """`imgcls runs` had no library function: its checks (a flag of another action, an unwritable path, no run)
+    and its actions lived in the CLI. run_runs gives a Python caller the CLI's table, page and diff, and its
+    one-line errors."""
+    from imgcls.errors import UserError
+    from imgcls.runs import RunsConfig, run_runs
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "kind=run", "--csv", str(tmp_path / "cli.csv")])
+    assert r.exit_code == 0, r.output
+    board = run_runs("table", [outputs], RunsConfig(filter=["kind=run"], csv=str(tmp_path / "py.csv")))
+    assert (tmp_path / "py.csv").read_text() == (tmp_path / "cli.csv").read_text()
+    assert list(board["name"]) == list(pd.read_csv(tmp_path / "cli.csv")["name"])
+    page = run_runs("report", [outputs], RunsConfig(out=str(tmp_path / "p.html")))
+    assert page == tmp_path / "p.html" and page.is_file()
+    d = run_runs("diff", [outputs / "runs" / "best", outputs / "runs" / "mid"])
+    assert ("loss", "focal", "") in d["config"] and "focal" in capsys.readouterr().out
+    for action, paths, cfg, want in [
+            ("report", [outputs], RunsConfig(csv=str(tmp_path / "x.csv")), "--csv acts only with imgcls runs"),
+            ("table", [outputs], RunsConfig(out=str(tmp_path / "x.html")), "--out acts only with imgcls runs report"),
+            ("diff", [outputs / "runs" / "best"], None, "runs diff takes two run folders"),
+            ("table", [tmp_path / "nothing_here"], None, "is not a folder"),
+            ("table", [outputs], RunsConfig(sort="speed"), "unknown --sort 'speed'")]:
+        with pytest.raises(UserError, match=re.escape(want)):
+            run_runs(action, paths, cfg)
+    assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.html").exists()
