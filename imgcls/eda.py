@@ -20,7 +20,7 @@ from imgcls.io import DEFAULT_MAX_PIXELS, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders
 from imgcls.options import check, option, seed_option
 from imgcls.outputs import EDA_REPORT, EDA_SUMMARY, refuse_other_output
-from imgcls.parallel import check_workers
+from imgcls.parallel import ParallelOptions, check_workers
 
 SAMPLES_PER_CLASS = 8
 CLASSES_PER_GRID = 20
@@ -276,7 +276,8 @@ DEFAULT_OUT = "outputs/eda"
 
 
 def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: mf.LayoutOptions | None = None,
-            seed: int = EdaConfig.seed, workers: int = 1, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+            seed: int = EdaConfig.seed, workers: int = ParallelOptions.workers,
+            max_pixels: int | None = DEFAULT_MAX_PIXELS,
             samples_per_class: int = EdaConfig.samples_per_class, test: str | os.PathLike | None = EdaConfig.test
             ) -> dict:
     """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`.

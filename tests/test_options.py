@@ -60,6 +60,32 @@ def test_cli_defaults_equal_the_dataclass_defaults_for_every_command():
     assert cls is TrainConfig and set(owned) == set(opts.cli_fields(TrainConfig))
 
 
+def test_the_library_functions_the_commands_call_default_as_their_flags_do():
+    """A Python caller with defaults gets the CLI's: each step function's keyword that is a config field defaults to
+    that field's default (run_eda(workers=1) scanned in one process where `imgcls eda` used --workers' min(4, cores))."""
+    from imgcls.clean import run_clean
+    from imgcls.eda import EdaConfig, run_eda
+    from imgcls.ensemble import EnsembleConfig, build_ensemble
+    from imgcls.export import ExportConfig, export_onnx
+    from imgcls.io import ImageLimits
+    from imgcls.parallel import ParallelOptions
+    from imgcls.predict import PredictConfig, run_predict
+    from imgcls.preprocess import run_preprocess
+    from imgcls.split import run_check, run_split
+    checked = 0
+    for fn, classes in [(run_eda, (EdaConfig, ParallelOptions, ImageLimits)), (build_ensemble, (EnsembleConfig,)),
+                        (run_predict, (PredictConfig,)), (export_onnx, (ExportConfig,)), (run_clean, (ParallelOptions,)),
+                        (run_preprocess, (ParallelOptions,)), (run_split, (ParallelOptions,)),
+                        (run_check, (ParallelOptions,))]:
+        params = inspect.signature(fn).parameters
+        for cls in classes:
+            for name, (f, _) in opts.specs(cls).items():
+                assert name in params, (fn.__name__, name)
+                assert params[name].default == opts.default_of(f), (fn.__name__, name, params[name].default)
+                checked += 1
+    assert checked >= 25
+
+
 def test_help_shows_choices_defaults_ranges_and_panels():
     r = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"})
     assert r.exit_code == 0

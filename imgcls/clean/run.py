@@ -21,7 +21,7 @@ from imgcls.fsutil import check_output_location, check_writable, remove_earlier,
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
 from imgcls.outputs import CLEAN_SUMMARY, refuse_other_output
-from imgcls.parallel import check_workers
+from imgcls.parallel import ParallelOptions, check_workers
 
 
 def pixel_matrix(df: pd.DataFrame, size: int = 32, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -138,7 +138,8 @@ def check_ood_classes(flagged: np.ndarray, df: pd.DataFrame, cfg: CleanConfig) -
 
 
 def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg: CleanConfig | None = None,
-              opts: mf.LayoutOptions | None = None, workers: int = 1, materialize: str | None = None) -> pd.DataFrame:
+              opts: mf.LayoutOptions | None = None, workers: int = ParallelOptions.workers,
+              materialize: str | None = None) -> pd.DataFrame:
     """`materialize` (link | copy), when given, replaces cfg.materialize."""
     cfg = cfg or CleanConfig()
     if materialize is not None:

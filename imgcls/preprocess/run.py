@@ -16,7 +16,7 @@ from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
 from imgcls.outputs import refuse_other_output
-from imgcls.parallel import check_workers
+from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.preprocess.config import FACE_COLUMNS, FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
 from imgcls.preprocess.image import Models, empty_record, init_worker, process_image, run_chunk
@@ -28,7 +28,8 @@ MIN_PER_WORKER = 16
 
 
 def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessConfig | None = None,
-                   opts: mf.LayoutOptions | None = None, workers: int = 1, report: bool = True) -> pd.DataFrame:
+                   opts: mf.LayoutOptions | None = None, workers: int = ParallelOptions.workers,
+                   report: bool = True) -> pd.DataFrame:
     """Process every readable image of `src` into `out`; returns the output manifest (also written). `src` None:
     the furthest pipeline stage up to data/clean (imgcls.pipeline.default_input), announced."""
     cfg = cfg or PreprocessConfig()

@@ -14,7 +14,7 @@ from imgcls.console import info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
 from imgcls.outputs import refuse_other_output
-from imgcls.parallel import check_workers
+from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import assign, check_placed
 from imgcls.split.config import LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
@@ -158,7 +158,7 @@ def reader_options(opts: mf.LayoutOptions | None, cfg: SplitConfig) -> mf.Layout
 
 
 def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | None = None,
-              cfg: SplitConfig | None = None, workers: int = 1) -> pd.DataFrame:
+              cfg: SplitConfig | None = None, workers: int = ParallelOptions.workers) -> pd.DataFrame:
     """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports. `src` None: the
     furthest pipeline stage up to data/processed (imgcls.pipeline.default_input), announced."""
     cfg = cfg or SplitConfig()
@@ -205,7 +205,8 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
          f"and {paths['report']}")
 
 
-def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False, workers: int = 1) -> pd.DataFrame:
+def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
+              workers: int = ParallelOptions.workers) -> pd.DataFrame:
     """`imgcls split --check FILE [--fix]`: find leaks in an existing split; with fix, move and write to out."""
     cfg = cfg or SplitConfig()
     cfg.validate()
