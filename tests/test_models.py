@@ -154,3 +154,14 @@ def test_models_fetch_and_list_take_quiet_as_every_command_does(homes, monkeypat
         assert r.exit_code == 0 and r.output == "", r.output
         r = runner.invoke(app, ["models", "list", q])
         assert r.exit_code == 0 and "rembg:u2netp" in r.output, r.output
+
+
+def test_model_inventory_is_the_list_models_list_prints(homes):
+    """`imgcls models list` built its timm rows (package-shipped, Hugging Face cache) in the CLI: a Python caller's
+    preprocess_inventory() had only rembg / deepface. weights.model_inventory() holds every row the command prints."""
+    rows = w.model_inventory()
+    names = [r["model"] for r in rows]
+    assert names[:len(w.preprocess_inventory())] == [r["model"] for r in w.preprocess_inventory()]
+    assert all(f"timm:tf_efficientnet_lite{n}" in names for n in (0, 1, 2))
+    out = runner.invoke(app, ["models", "list"]).output
+    assert [line.split()[1] for line in out.splitlines() if line.strip()] == names

