@@ -1202,3 +1202,15 @@ def test_multi_head_train_acc_is_over_the_final_classes(tmp_path):
                             epochs=1, oversample="off"))
     m = metrics(run)
     assert m["val_const_acc"][0] == 1.0 and m["train_acc"][0] < 1.0
+
+
+def test_a_python_caller_s_path_objects_are_recorded_as_the_cli_s_strings(tmp_path):
+    """TrainConfig(out=Path(...)) (a Path where the CLI passes str) ended run_train in a yaml RepresenterError
+    traceback when config.yaml was written, the run folder already made. Paths are taken as their strings."""
+    from pathlib import Path
+    given = TrainConfig(src=Path("data/splits.csv"), out=Path("outputs/runs"), weights=Path("w.pt"),
+                        init_from=None, pretrained=True)
+    as_cli = TrainConfig(src="data/splits.csv", out="outputs/runs", weights="w.pt")
+    assert given == as_cli and isinstance(given.out, str)
+    given.save(tmp_path / "config.yaml")
+    assert TrainConfig.load(tmp_path / "config.yaml") == as_cli

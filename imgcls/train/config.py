@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import functools
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Optional
 
 from imgcls.device import device_option
@@ -322,6 +322,13 @@ class TrainConfig:
                                       help="--tracker mlflow: the tracking store or server.")
     track_checkpoint: bool = option(False, panel=TRACKING, needs=(("tracker", ("mlflow", "wandb")),),
                                     help="--tracker mlflow / wandb: also upload best.pt as an artifact.")
+
+    def __post_init__(self) -> None:
+        # a Python caller's Path (out=Path("runs")) is the string the CLI passes: config.yaml records plain values
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, PurePath):
+                setattr(self, f.name, str(value))
 
     def validate(self, acting_later=()) -> None:
         """Every option's choices and range (imgcls.options.check), before any data is read: a typo fails in a
