@@ -2,8 +2,9 @@
 probabilities [N, C] (a multi-branch model's heads decoded inside the graph, e.g. to the 18 profile classes),
 checked against torch on the same input with onnxruntime (max |difference| must stay under `atol`).
 
-Next to the .onnx files, `export.json` records the input size, mean / std, resize mode, class names and the parity
-figures, which is what a deployment needs to preprocess images like `imgcls predict` does.
+Next to the .onnx files, `export.json` records the input size, mean / std, resize mode, the letterbox (the colour
+to pad each image to a square with first, where preprocess --size padded the training images), class names and the
+parity figures, which is what a deployment needs to preprocess images like `imgcls predict` does.
 """
 from __future__ import annotations
 
@@ -96,7 +97,11 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     meta = load_model(ckpts[0], "cpu").meta
     summary = {"run": str(run), "classes": list(meta.classes), "img_size": meta.img_size,
                "mean": list(meta.mean), "std": list(meta.std), "resize_mode": meta.resize_mode,
-               "interpolation": meta.interpolation, "fill": list(meta.fill), "decode": meta.decode, "opset": opset,
+               "interpolation": meta.interpolation, "fill": list(meta.fill),
+               # before the resize: pad each image to a square with this RGB (preprocess --size letterboxed the
+               # training images; imgcls predict does so too); null: none
+               "letterbox": None if meta.letterbox is None else list(meta.letterbox),
+               "decode": meta.decode, "opset": opset,
                "atol": atol,
                "files": results}
     write_json(out / EXPORT_SUMMARY, summary)

@@ -49,6 +49,8 @@ class ModelMeta:
     #                                              TTA's smaller scales): train --fill; older checkpoints white
     preprocess: str | None = None                # what imgcls preprocess did to the training images, as typed
     #                                              ('--face-crop --remove-bg --size 96'; '' none); None: not known
+    letterbox: tuple[int, ...] | None = None     # RGB preprocess padded the training images to squares with
+    #                                              (--size, --resize-mode pad); test images are padded so first
     extra: dict = field(default_factory=dict, compare=False)   # keys this version does not know, kept as read
 
     @property
@@ -70,7 +72,7 @@ class ModelMeta:
     @property
     def prep_key(self) -> tuple:
         """What the input preprocessing depends on: checkpoints with equal keys share one decoded view batch."""
-        return self.img_size, self.resize_mode, self.interpolation, self.mean, self.std, self.fill
+        return self.img_size, self.resize_mode, self.interpolation, self.mean, self.std, self.fill, self.letterbox
 
     def decode_table(self) -> list[tuple[int, ...]]:
         """For each final class index, the class index of each head (rows of the product decode). profile: the
@@ -94,6 +96,7 @@ class ModelMeta:
         d["classes"] = list(self.classes)
         d["heads"] = [{"name": h.name, "classes": list(h.classes)} for h in self.heads]
         d["mean"], d["std"], d["fill"] = list(self.mean), list(self.std), list(self.fill)
+        d["letterbox"] = None if self.letterbox is None else list(self.letterbox)
         return {**extra, **d}
 
     @classmethod
@@ -153,17 +156,15 @@ class ModelMeta:
             raise bad(f"target {target!r} is not a column name")
         if target != "label" and decode != "single":
             raise bad(f"target {target!r}: a single-attribute model has decode single, not {decode}")
-        fill = d.get("fill", [255, 255, 255])
-        if not isinstance(fill, (list, tuple)) or len(fill) != 3 \
-                or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 255 for x in fill):
-            raise bad(f"fill {fill!r} is not three integers from 0 to 255 (RGB)")
+        fill = _rgb(d.get("fill", [255, 255, 255]), "fill", bad)
+        letterbox = None if d.get("letterbox") is None else _rgb(d["letterbox"], "letterbox", bad)
         preprocess = d.get("preprocess")
         if preprocess is not None and (not isinstance(preprocess, str) or len(preprocess) > 1000):
             raise bad(f"preprocess {str(preprocess)[:80]!r} is not the text of preprocess options")
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         extra = {k: v for k, v in d.items() if k not in known}
         return cls(model, classes, tuple(heads), decode, img_size, mean, std, interpolation, resize_mode, branch,
-                   float(drop_rate), target, tuple(fill), preprocess, extra)
+                   float(drop_rate), target, fill, preprocess, letterbox, extra)
 
 
 def _str_list(v, what: str, bad) -> tuple[str, ...]:
@@ -173,6 +174,13 @@ def _str_list(v, what: str, bad) -> tuple[str, ...]:
     if len(set(out)) != len(out):
         raise bad(f"{what} has a name twice")
     return out
+
+
+def _rgb(v, what: str, bad) -> tuple[int, int, int]:
+    if not isinstance(v, (list, tuple)) or len(v) != 3 \
+            or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 255 for x in v):
+        raise bad(f"{what} {v!r} is not three integers from 0 to 255 (RGB)")
+    return tuple(v)
 
 
 def _floats3(v, what: str, bad, ok) -> tuple[float, float, float]:

@@ -114,6 +114,21 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
         warn(f"{m.name} trained on {trained}; the test images of {data} {got}, so what it sees differs: {fix}")
 
 
+def say_letterbox(spec: EnsembleSpec, df: pd.DataFrame) -> None:
+    """Members trained on images `imgcls preprocess --size N` letterboxed (padded to squares, meta.letterbox) see
+    each test image padded so before their own resize (imgcls.tta.ViewMaker): said in one line, unless the test
+    images were letterboxed with the same colour by preprocess too (then the padding changes nothing)."""
+    from imgcls.preprocess.outputs import letterboxed
+    from imgcls.train.checkpoint import read_meta
+    test = letterboxed(mf.readable(df))
+    fills = {m.name: fill for m in spec.running().members
+             if (fill := read_meta(m.checkpoints[0]).letterbox) is not None and tuple(fill) != test}
+    if fills:
+        colours = sorted({"#%02x%02x%02x" % tuple(f) for f in fills.values()})
+        info(f"test images letterboxed as preprocess did for the training images of {', '.join(fills)}: padded to "
+             f"squares with {' / '.join(colours)} before the model's resize")
+
+
 def predict_dropped_faces(df: pd.DataFrame) -> pd.DataFrame:
     """Test rows `preprocess --no-face drop` left out (no face found; the row still points at its readable input
     image) are predicted from that input, as it came: a submission needs a prediction for every test image, and
@@ -749,6 +764,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
          f"({tta_spec.n_views} view(s), merge {tta_merge})")
     warn_mirrors_unseen(spec, tta_spec)
     warn_preprocess_differs(spec, given, data)
+    say_letterbox(spec, given)
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
                             errors=pre_err, max_pixels=max_pixels)
     mf.require_readable(df.assign(error=probs.errors), **unreadable)

@@ -90,7 +90,9 @@ def parse_tta(text: str | None) -> TTASpec:
 
 class ViewMaker:
     """PIL RGB image -> float tensor [V, 3, S, S] of normalised views, for one checkpoint's preprocessing
-    (img_size, resize_mode, interpolation, mean, std, fill: the same as `imgcls.train.data.eval_transform`)."""
+    (img_size, resize_mode, interpolation, mean, std, fill: the same as `imgcls.train.data.eval_transform`), after
+    the letterbox `imgcls preprocess --size N` gave its training images (meta.letterbox: the image padded to a
+    square with preprocess's colour; a no-op on a square test image, e.g. one preprocess already padded)."""
 
     def __init__(self, meta, spec: TTASpec):
         import torch
@@ -102,6 +104,10 @@ class ViewMaker:
         self.resize_mode = meta.resize_mode
         self.interp = meta.interpolation
         self.fill = list(meta.fill)       # what a smaller scale's border (and pad resizing) is filled with
+        self.square = None
+        if meta.letterbox is not None:
+            from imgcls.train.data import _PadToSquare
+            self.square = _PadToSquare(meta.letterbox)
         self.spec = spec
         self.to_image = v2.ToImage()
         self.mean = list(meta.mean)
@@ -144,6 +150,8 @@ class ViewMaker:
         from torchvision.transforms.v2 import functional as F
         torch = self._torch
         x0 = self.to_image(img)
+        if self.square is not None:     # every view (flip, crops, scales) is made from the letterboxed image
+            x0 = self.square(x0)
         S = self.size
         views = []
         for s in self.spec.scales:

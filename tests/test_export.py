@@ -30,6 +30,19 @@ def test_onnx_export_single_head_matches_torch(tmp_path):
     assert np.abs(got - lm.predict_proba(x).numpy()).max() < 1e-4
 
 
+def test_export_json_states_the_letterbox_predict_pads_test_images_with(tmp_path):
+    """A run trained on images preprocess letterboxed (meta.letterbox): predict pads each test image to a square with
+    that colour before the resize; export.json says so (null for a run without one), so a deployment does too."""
+    from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
+    for name, box in (("boxed", [0, 0, 0]), ("plain", None)):
+        run = make_tiny_run(tmp_path / "runs" / name)
+        ck = read_checkpoint(run / "best.pt")
+        save_checkpoint(run / "best.pt", ck["state_dict"], {**ck["meta"], "letterbox": box}, epoch=1)
+        res = runner.invoke(app, ["export", str(run), "--onnx", "--out", str(tmp_path / f"onnx_{name}")])
+        assert res.exit_code == 0, res.output
+        assert json.loads((tmp_path / f"onnx_{name}" / "export.json").read_text())["letterbox"] == box
+
+
 def test_onnx_export_multibranch_kfold_decodes_18_classes(tmp_path):
     run = make_tiny_run(tmp_path / "runs" / "multi", multi=True, model="test_resnet", folds=2)
     res = runner.invoke(app, ["export", str(run), "--onnx"])

@@ -140,3 +140,14 @@ def applied_text(settings: dict) -> str:
     --face-crop'; '' for none): what a model trained on those images needs its test images to go through too."""
     known = {k: v for k, v in settings.items() if k in PIXEL_FIELDS}
     return as_typed(PreprocessConfig(**known), PIXEL_FIELDS)
+
+
+def letterbox_fill(settings: dict) -> tuple[int, int, int] | None:
+    """The colour a preprocess.json's `settings` letterboxed each image with (`--size N`, `--resize-mode pad`: the
+    image padded to a square), None when they did not: a model trained on those squares needs its test images padded
+    so too (a squash or crop resize of a square is the model's own resize; a pad is not). `--keep-alpha`'s
+    transparent padding is read as imgcls.io's background."""
+    if not settings.get("size") or settings.get("resize_mode", "pad") != "pad":
+        return None
+    cfg = PreprocessConfig(**{k: v for k, v in settings.items() if k in ("bg_color", "keep_alpha")})
+    return tuple(imgio.DEFAULT_BACKGROUND) if cfg.keep_alpha else cfg.bg_rgb()

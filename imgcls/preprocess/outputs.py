@@ -13,7 +13,7 @@ from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import remove_earlier, safe_relative, write_text
 from imgcls.outputs import PREPROCESS_JOURNAL, PREPROCESS_SETTINGS
-from imgcls.preprocess.config import PreprocessConfig, applied_text
+from imgcls.preprocess.config import PreprocessConfig, applied_text, letterbox_fill
 
 JOURNAL = PREPROCESS_JOURNAL      # its presence tells the data readers the run did not finish
 SETTINGS_FILE = PREPROCESS_SETTINGS
@@ -91,17 +91,30 @@ def applied(df: pd.DataFrame) -> str | None:
     """What preprocess did to a manifest's images, as typed (config.applied_text of the preprocess.json in the
     folder they were read from): '' for images no preprocess wrote, None when the rows come from folders that
     differ (or a settings file cannot be read)."""
-    texts = set()
+    return _one_per_root(df, applied_text, "")
+
+
+def letterboxed(df: pd.DataFrame) -> tuple[int, int, int] | None:
+    """The colour preprocess letterboxed a manifest's images with (config.letterbox_fill: `--size N` padded to a
+    square), None where it did not, or not all of them with one colour, or a settings file cannot be read."""
+    return _one_per_root(df, letterbox_fill, None)
+
+
+def _one_per_root(df: pd.DataFrame, of_settings, unwritten):
+    """`of_settings` of the preprocess.json `settings` of every folder a manifest's images were read from
+    (`unwritten` for a folder no preprocess wrote) when they all agree, else None (also when a file cannot be
+    read)."""
+    found = set()
     for root in mf.roots(df):
         f = Path(root) / SETTINGS_FILE
         if not f.is_file():
-            texts.add("")
+            found.add(unwritten)
             continue
         try:
-            texts.add(applied_text(json.loads(f.read_text(encoding="utf-8")).get("settings") or {}))
+            found.add(of_settings(json.loads(f.read_text(encoding="utf-8")).get("settings") or {}))
         except (OSError, ValueError, TypeError, AttributeError, UserError):
             return None
-    return texts.pop() if len(texts) == 1 else None
+    return found.pop() if len(found) == 1 else None
 
 
 def made_from(df: pd.DataFrame) -> str | None:

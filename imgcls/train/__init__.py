@@ -108,7 +108,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.errors import UserError
     from imgcls.fsutil import check_output_location, check_writable
     from imgcls.model_meta import ModelMeta
-    from imgcls.preprocess.outputs import applied as preprocess_applied
+    from imgcls.preprocess.outputs import applied as preprocess_applied, letterboxed
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
     from imgcls.train.config import parse_folds, resume_config, resume_record
@@ -201,7 +201,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
          "img_size": img_size, "mean": [float(m) for m in dc["mean"]], "std": [float(s) for s in dc["std"]],
          "interpolation": cfg.interpolation, "resize_mode": cfg.resize_mode, "drop_rate": float(cfg.drop_rate),
          "target": cfg.target if cfg.heads == "single" else "label",
-         "preprocess": preprocess_applied(df)},      # predict compares its test images' with it
+         "preprocess": preprocess_applied(df),       # predict compares its test images' with it
+         "letterbox": letterboxed(df)},              # predict pads its test images to squares so too
         source=f"--model {cfg.model}")
 
     # the starting weights, loaded once now: an unfit file fails before the run folder is made and the image cache
