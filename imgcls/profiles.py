@@ -76,6 +76,26 @@ class ProfileScheme:
         return [(int(x), int(y), int(z)) for x, y, z in zip(m, g, b)]
 
 
+def bands_of_labels(mask, gender, band, label) -> int | None:
+    """The number of age bands the rows' labels were made with (label = (mask * 2 + gender) * n_bands + band), read
+    from the rows where mask * 2 + gender > 0; None when the labels are not of the formula or do not tell (a column
+    edited by hand, or only wearing men)."""
+    try:
+        m, g, b, y = (np.asarray(pd.to_numeric(pd.Series(np.asarray(v)), errors="raise"), np.float64)
+                      for v in (mask, gender, band, label))
+    except (ValueError, TypeError):
+        return None
+    mg = m * len(GENDER_CLASSES) + g
+    tell = mg > 0
+    if not tell.any():
+        return None
+    n = (y[tell] - b[tell]) / mg[tell]
+    if not (n == n[0]).all() or n[0] != round(n[0]) or n[0] <= max(b.max(), 0):
+        return None
+    n_bands = int(n[0])
+    return n_bands if np.array_equal(y, mg * n_bands + b) else None
+
+
 def apply_profile_labels(df: pd.DataFrame, edges: Sequence[int] = DEFAULT_AGE_BANDS,
                          assign_edges: Sequence[int] | None = None) -> pd.DataFrame:
     """(Re)derive age_band and label from the mask / gender / age columns. `edges` fix the bands (and the number of

@@ -192,3 +192,21 @@ def test_trainer_phases_run_and_restore_by_part(tmp_path):
     assert again.state.history == t.state.history
     for k, v in t.model.state_dict().items():
         assert torch.equal(v, again.model.state_dict()[k]), k
+
+
+@pytest.mark.parametrize("edges,ages,n_classes", [((40,), (22, 45), 12),            # two bands: 12 classes
+                                                   ((30, 60), (22, 45), 18),        # no one over 60: still 18
+                                                   ((20, 40, 60), (22, 45), 24)])   # top band empty: still 24
+def test_multi_heads_decode_with_the_bands_the_labels_were_made_with(edges, ages, n_classes):
+    """--heads multi took max(3, bands seen) age bands: data labelled with --age-bands 40 (12 classes) trained and
+    scored 18-class ids against its 12-class labels (train's val macro-F1 disagreed with `imgcls runs`'), and a
+    four-band set without anyone in its top band decoded with three. The labels' own formula decides."""
+    from imgcls.profiles import ProfileScheme, apply_profile_labels
+    from imgcls.train import TrainConfig, _heads_meta
+    rows = [{"path": f"p{i}_{m}_{g}.png", "mask": m, "gender": g, "age": a}
+            for i, a in enumerate(ages) for m in range(3) for g in range(2)]
+    df = apply_profile_labels(pd.DataFrame(rows), edges)
+    heads, decode, classes, _, final = _heads_meta(df, TrainConfig(src="x", heads="multi"))
+    assert decode == "profile" and len(classes) == n_classes
+    assert [h["name"] for h in heads] == list(ProfileScheme.HEADS) and len(heads[2]["classes"]) == len(edges) + 1
+    assert [classes[i] for i in final] == df["label"].tolist()      # the model's class of a row is its label

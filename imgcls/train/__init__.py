@@ -24,7 +24,7 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
     other multi heads decode to the product of their classes."""
     from imgcls import manifest as mf
     from imgcls.errors import UserError
-    from imgcls.profiles import ProfileScheme
+    from imgcls.profiles import ProfileScheme, bands_of_labels
     if cfg.heads == "single":
         col = cfg.target
         classes = mf.class_names(df[col])
@@ -51,8 +51,12 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
         ys.append(v.astype(int).to_numpy())
     y = np.stack(ys, 1)
     sizes = [int(v.max()) + 1 for v in ys]
-    scheme = ProfileScheme(max(ProfileScheme().n_bands, sizes[-1]))
-    if tuple(cols) == ProfileScheme.HEADS and sizes[0] <= scheme.sizes[0] and sizes[1] <= scheme.sizes[1]:
+    if tuple(cols) == ProfileScheme.HEADS and sizes[0] <= ProfileScheme().sizes[0] \
+            and sizes[1] <= ProfileScheme().sizes[1]:
+        # as many age bands as the labels were made with (split --age-bands 40: two), else every band of the
+        # competition's three, seen in this data or not
+        bands = bands_of_labels(y[:, 0], y[:, 1], y[:, 2], df["label"]) if "label" in df.columns else None
+        scheme = ProfileScheme(bands or max(ProfileScheme().n_bands, sizes[-1]))
         sizes = list(scheme.sizes)    # every class of the scheme, seen in this data or not
         heads = [{"name": c, "classes": [str(i) for i in range(k)]} for c, k in zip(cols, sizes)]
         classes = [str(i) for i in range(scheme.n_classes)]
