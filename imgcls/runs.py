@@ -481,6 +481,7 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
                                                             how="outer", suffixes=("_a", "_b"))
         pc["delta_f1"] = pc["f1_b"] - pc["f1_a"]
     return {"a": ra, "b": rb, "config": cfg, "ran": ran, "metrics": mets, "per_class": pc, "same_rows": same_rows,
+            "same_task": ra.task == rb.task,     # a mask run's macro-F1 and a gender run's do not compare
             "optimistic": optimistic if len(optimistic) == 1 else []}
 
 
@@ -517,7 +518,9 @@ def print_diff(d: dict) -> None:
         t.add_row("(none differ in what they learned)" if ran else "(none differ)", "", "")
     print_table(t, always=True)
     same, optimistic = d.get("same_rows", True), d.get("optimistic", [])
-    caption = ("A and B are scored on different images: their val_macro_f1 / val_acc difference is not a "
+    same_task = d.get("same_task", True)
+    caption = (f"A predicts {d['a'].task}, B {d['b'].task}: scores of other tasks do not compare" if not same_task
+               else "A and B are scored on different images: their val_macro_f1 / val_acc difference is not a "
                "like-for-like comparison" if not same else
                f"{optimistic[0]}'s ensemble weights were fitted on the rows it is scored on (optimistic): the "
                f"val_macro_f1 / val_acc difference is not a like-for-like comparison" if optimistic else None)
@@ -525,8 +528,10 @@ def print_diff(d: dict) -> None:
               title_justify="left", caption_justify="left", caption=caption)
     for c in ("metric", "A", "B", "B - A"):
         m.add_column(c, justify="right" if c != "metric" else "left")
+    if not same_task:
+        m.add_row("task", d["a"].task, d["b"].task, "other task")
     m.add_row("scored on", rows_label(d["a"].scored_on, d["a"].n_val), rows_label(d["b"].scored_on, d["b"].n_val),
-              "same rows" if same else "other rows")
+              "" if not same_task else "same rows" if same else "other rows")
     for k, va, vb, dv in d["metrics"]:
         fmt = duration if k == "seconds" else (_f4 if k in ("val_macro_f1", "val_acc") else _int)
         if np.isnan(dv):
@@ -535,8 +540,8 @@ def print_diff(d: dict) -> None:
             delta = ("-" if dv < 0 else "+") + duration(abs(dv))
         else:
             delta = f"{dv:+.4f}" if k in ("val_macro_f1", "val_acc") else f"{dv:+.0f}"
-            if k in ("val_macro_f1", "val_acc") and (not same or optimistic):
-                delta += " (other rows)" if not same else " (optimistic)"
+            if k in ("val_macro_f1", "val_acc") and (not same_task or not same or optimistic):
+                delta += " (other task)" if not same_task else " (other rows)" if not same else " (optimistic)"
         m.add_row(k, fmt(va), fmt(vb), delta)
     print_table(m, always=True)
 

@@ -350,6 +350,21 @@ def test_the_task_column_names_what_a_run_predicts(outputs):
     assert by_task == sorted(by_task)
 
 
+def test_diff_of_runs_of_other_tasks_says_their_scores_do_not_compare(outputs):
+    """`runs diff t_mask t_gender` printed the gender run's macro-F1 minus the mask run's as `+0.2556` beside `same
+    rows`, a difference of two tasks' scores labelled like for like; the leaderboard says they compare not at all."""
+    fake_run(outputs / "runs" / "t_mask", "resnet10t", [("a", "a"), ("b", "a")], target="mask")
+    fake_run(outputs / "runs" / "t_gender", "resnet10t", [("a", "a"), ("b", "b")], target="gender")
+    d = diff_runs(outputs / "runs" / "t_mask", outputs / "runs" / "t_gender")
+    assert d["same_rows"] and not d["same_task"]
+    r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "t_mask"), str(outputs / "runs" / "t_gender")],
+                           terminal_width=200)
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and "mask (3)" in out and "gender (3)" in out and "other task" in out
+    assert "same rows" not in out
+    assert diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")["same_task"]
+
+
 def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     """`imgcls runs outputs/tune` ranked a trial Optuna pruned at epoch 2 of 3 (its checkpoints deleted by tune
     --keep) second, and a run stopped by Ctrl-C read as finished: the state column and the epochs cell say so, by
