@@ -226,6 +226,20 @@ def profiles_root(root: Path) -> Path | None:
     return None
 
 
+def profiles_table_root(csv_path: Path) -> Path | None:
+    """The profiles' folder when `csv_path` is the mask competition's train.csv (`path` = a profile folder's name,
+    <id>_<gender>_<race>_<age>, under images/ beside it): what that train/ given whole reads; None otherwise."""
+    root = profiles_root(csv_path.parent)
+    if root is None:
+        return None
+    cols = read_csv(csv_path, nrows=20, dtype=str, keep_default_na=False)
+    if "path" not in cols.columns or cols.empty:
+        return None
+    names = [str(v).strip().strip("/") for v in cols["path"]]
+    hits = sum(bool(PROFILE_DIR.match(n)) and (root / n).is_dir() for n in names)
+    return root if hits >= len(names) // 2 + 1 else None
+
+
 def _file_named(folder: Path, name: str) -> str | None:
     """The file a CSV's image name is in `folder`: the name itself, or for an id without an image extension (Kaggle's
     `id` column) the first of COMMON_EXTENSIONS (also upper case) that exists; None when none is. A name the CSV

@@ -32,7 +32,8 @@ from imgcls.console import info, plural, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.layouts import (CSV_IMAGE_FOLDERS, LAYOUTS, LayoutOptions, folder_csv, images_under, profiles_root,
-                            read_competition_csv, read_csv, read_folder, read_profiles, read_unlabeled)
+                            profiles_table_root, read_competition_csv, read_csv, read_folder, read_profiles,
+                            read_unlabeled)
 
 MANIFEST_NAME = "manifest.csv"
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
@@ -195,7 +196,9 @@ def detect_layout(src: Path, opts: LayoutOptions) -> str:
         if src.suffix.lower() != ".csv":
             raise UserError(f"{src} is neither a folder nor a CSV file; give a dataset folder or a manifest.csv")
         cols = read_csv(src, nrows=0).columns
-        return "manifest" if "path" in cols and ("root" in cols or "sha256" in cols) else "csv"
+        if "path" in cols and ("root" in cols or "sha256" in cols):
+            return "manifest"
+        return "profiles" if profiles_table_root(src) is not None else "csv"
     if opts.csv:
         return "csv"
     if (src / MANIFEST_NAME).is_file():
@@ -276,7 +279,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         notes = []
         if src.is_file():
             csv_path, root = src, src.parent
-            if layout != "csv":
+            if layout == "profiles" and profiles_table_root(src) is not None:
+                root = profiles_table_root(src)     # the competition's train.csv: its profile folders
+            elif layout != "csv":
                 raise UserError(f"--layout {layout} needs a folder, not the file {src}")
         else:
             root = src

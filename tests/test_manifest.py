@@ -6,7 +6,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from conftest import make_image, make_image_folder
+from conftest import make_profiles, make_image, make_image_folder
 from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls.errors import UserError
@@ -151,6 +151,22 @@ def test_profiles_labels_and_groups(profile_folder):
         assert r["label"] == str(mask * 6 + g * 3 + band)
         assert r["group"] == pid
     assert all(sorted(g) == [0, 0, 0, 0, 0, 1, 2] for _, g in df.groupby("group")["mask"])
+
+
+def test_the_competitions_train_csv_given_itself_is_read_as_its_profiles(tmp_path, capsys):
+    """`imgcls eda train/train.csv` (the mask competition's id,gender,race,age,path, each path a profile folder under
+    images/) read it as a generic CSV: 12 "images" that are folders, reported as `No such file or directory`, and
+    a hint to --label-col gender; it is the profiles under images/, as train/ given whole."""
+    train = tmp_path / "train"
+    make_profiles(train / "images", n_profiles=4)
+    dirs = sorted(d.name for d in (train / "images").iterdir())
+    (train / "train.csv").write_text("id,gender,race,age,path\n" + "".join(
+        f"{d.split('_')[0]},{d.split('_')[1]},Asian,{d.split('_')[3]},{d}\n" for d in dirs))
+    df = mf.load(train / "train.csv", scan=False)
+    whole = mf.load(train, scan=False)
+    assert len(df) == 4 * 7 and df["label"].tolist() == whole["label"].tolist()
+    assert df["path"].tolist() == whole["path"].tolist() and df["root"].iloc[0] == str((train / "images").resolve())
+    assert "layout 'profiles'" in capsys.readouterr().err
 
 
 def test_profile_label_helpers():
