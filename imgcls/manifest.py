@@ -34,6 +34,7 @@ from imgcls.fsutil import write_table
 from imgcls.layouts import (CSV_IMAGE_FOLDERS, LAYOUTS, LayoutOptions, folder_csv, images_under, profiles_root,
                             profiles_table_root, read_competition_csv, read_csv, read_folder, read_profiles,
                             read_unlabeled)
+from imgcls.profiles import DEFAULT_AGE_BANDS
 
 MANIFEST_NAME = "manifest.csv"
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
@@ -264,6 +265,11 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if opts.label_col and layout not in ("csv", "manifest"):
         raise UserError(f"--label-col names a column of a competition CSV or a manifest; {src} is read as layout "
                         f"'{layout}', whose {'folders give' if layout != 'unlabeled' else 'images have no'} labels")
+    if layout != "profiles" and tuple(int(e) for e in opts.age_bands) != tuple(DEFAULT_AGE_BANDS):
+        raise UserError(f"--age-bands makes the age bands as profile folders are read; {src} is read as layout "
+                        f"'{layout}'" + (", whose labels are already made (imgcls split --age-bands relabels a "
+                                         "manifest)" if layout == "manifest" else "")
+                        + "; drop --age-bands or give the profile folders")
     table = None        # the CSV the rows come from, named when it has none
     if layout == "manifest":
         mpath = table = src if src.is_file() else src / MANIFEST_NAME

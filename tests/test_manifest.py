@@ -208,6 +208,17 @@ def test_profiles_custom_bands(profile_folder):
     assert r["label"] == str(r["mask"] * 4 + r["gender"] * 2 + (r["age"] >= 40))
 
 
+def test_age_bands_on_a_source_that_is_not_profile_folders_is_refused(tmp_path, profile_folder, image_folder):
+    """`eda data/clean --age-bands 40` / `preprocess ... --age-bands 40` on a manifest kept its three-band labels
+    and said nothing (eda drew the edge at 40 beside 18 classes); the bands are made as the profile folders are
+    read, so elsewhere the flag is one line (split relabels a manifest with its own --age-bands)."""
+    mf.write(mf.load(profile_folder, scan=False), tmp_path / "m" / "manifest.csv")
+    for src in (tmp_path / "m" / "manifest.csv", image_folder):
+        with pytest.raises(UserError, match="--age-bands"):
+            mf.load(src, opts(age_bands=(40,)), scan=False)
+    assert len(mf.load(tmp_path / "m" / "manifest.csv", opts(), scan=False)) == 12 * 7    # the default: no flag
+
+
 def test_competition_csv(tmp_path, image_folder):
     csv = tmp_path / "train.csv"
     pd.DataFrame({"img": ["./a/000.png", "b/001.png", "c/000.png"], "cls": ["x", "y", "z"],

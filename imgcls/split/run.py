@@ -150,11 +150,12 @@ def _check_embedder(cfg: SplitConfig) -> None:
 
 
 def reader_options(opts: mf.LayoutOptions | None, cfg: SplitConfig) -> mf.LayoutOptions:
-    """The input layout as split reads it: --group-col and --age-bands are SplitConfig's options, and the reader's
-    too (a competition CSV's group column goes into `group`; profiles are read into the bands)."""
+    """The input layout as split reads it: --group-col is SplitConfig's option, and the reader's too (a competition
+    CSV's group column goes into `group`). --age-bands is split's own: run_split relabels profile rows from their
+    ages whatever the layout, so the reader keeps its default bands (a manifest's would be refused)."""
     opts = opts or mf.LayoutOptions()
     group_col = cfg.group_col if cfg.group_col != "group" else opts.group_col
-    return dataclasses.replace(opts, group_col=group_col, age_bands=list(cfg.age_bands))
+    return dataclasses.replace(opts, group_col=group_col)
 
 
 def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | None = None,
