@@ -60,6 +60,19 @@ def test_profile_split_keeps_people_whole_and_classes_balanced():
     assert {"mask", "gender", "age_band", "label"} <= set(df.columns) and "fold" not in df.columns
 
 
+def test_a_small_profile_set_with_a_test_part_moves_people_to_train_without_a_traceback():
+    """`split --val 0.2 --test 0.2` of 12 people (two per gender x age band) ended in IndexError: a person holds
+    three classes (mask 0, 1, 2), so moving one to train for a class with no training rows gave the next class
+    rows too, and its own move found no candidate left."""
+    df, _, leaks, _ = sp.make_split(profile_table(12, ages=(22, 45, 61)), cfg(val=0.2, test=0.2))
+    assert groups_cross(df) == 0 and leaks.empty
+    assert set(df["label"]) == set(df.loc[df["split"] == "train", "label"])     # every class trains
+    from imgcls.split.assign import _apply_train_moves
+    moved = _apply_train_moves(np.array(["u1", "u1", "u2"]), np.array(["a", "b", "c"]),
+                               np.array(["val", "val", "train"], dtype=object))
+    assert moved.tolist() == ["train", "train", "train"]
+
+
 def test_kfold_scheme_groups_in_one_fold_and_fold0_is_val():
     df, summary, leaks, _ = sp.make_split(profile_table(300), cfg(folds=5, test=0.2, stratify=("mask", "gender", "age_band")))
     assert leaks.empty and groups_cross(df) == 0

@@ -197,9 +197,13 @@ def check_placed(split: np.ndarray, fold: np.ndarray | None, units: np.ndarray, 
 
 
 def _apply_train_moves(units: np.ndarray, labels: np.ndarray, split: np.ndarray) -> np.ndarray:
-    """Give every class at least one training unit: the smallest of its val/test units moves to train."""
+    """Give every class at least one training unit: the smallest of its val/test units moves to train. A unit can
+    hold several classes (a person of a profile dataset: mask 0, 1, 2), so an earlier move may already have given
+    a class its training rows."""
     split = split.copy()
     for y in sorted(set(labels) - set(labels[split == "train"])):
+        if (split[labels == y] == "train").any():
+            continue
         sel = (labels == y) & (split != "train")
         cand = pd.Series(1, index=units[sel]).groupby(level=0).sum()
         unit = sorted(cand.items(), key=lambda kv: (kv[1], kv[0]))[0][0]
