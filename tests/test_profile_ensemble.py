@@ -128,6 +128,14 @@ def test_hard_or_auto_weights_are_refused(tmp_path):
         build_ensemble([tmp_path], method="weighted", weights="auto", combine="profile")
 
 
+def test_weighted_without_weights_is_auto_and_refused(tmp_path):
+    """`ensemble --combine profile --method weighted` (no --weights: auto, fitted, as for --combine vote) built
+    equal weights labelled 'weighted' and replaced the soft ensemble of the same name; auto is refused, as typed."""
+    for weights in (None, ""):
+        with pytest.raises(UserError, match="--combine profile multiplies"):
+            build_ensemble([tmp_path], method="weighted", weights=weights, combine="profile")
+
+
 def test_weights_that_would_change_nothing_are_refused_and_shares_are_said(tmp_path, capsys):
     """`--combine profile --weights 1,2,3` over one run per attribute showed the weights in its table and changed
     nothing (weights act between the members of one attribute); refused. With two age runs the weights act, and

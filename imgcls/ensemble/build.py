@@ -65,7 +65,8 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         method = "weighted"
     if not runs:
         raise UserError("give two or more runs: imgcls ensemble outputs/runs/A outputs/runs/B")
-    if combine == "profile" and (method == "hard" or weights == "auto"):
+    # --method weighted without --weights means fitted (auto) weights, as it does for --combine vote
+    if combine == "profile" and (method == "hard" or weights == "auto" or (method == "weighted" and not weights)):
         raise UserError("--combine profile multiplies the attributes' probabilities: use --method soft (equal "
                         "weights) or explicit --weights w1,w2,... (a member's weight within its attribute)")
     members = [member_from_run(r, which) for r in runs]
