@@ -402,3 +402,19 @@ def test_clean_report_threshold_sweep_says_what_the_mode_does(tmp_path):
             assert "Threshold sweep (--duplicates drop): the images deduplication would remove" in page
             assert "<th>threshold</th><th>removed</th><th>remaining</th>" in page
         assert "<td class=\"num\">2815</td>" in page
+
+
+def test_fallback_val_split_says_a_drawn_share_far_from_the_one_asked(capsys):
+    """12 people of 7 images over 6 classes: a 0.2 share of a class's 14 images is 3, and a person of 7 goes whole,
+    so the draw validates on half the images; said, with the count (train's earlier line names only 0.2)."""
+    from imgcls.train.data import assign_split
+    groups = [f"p{g}" for g in range(12) for _ in range(7)]
+    labels = [f"c{g // 2}" for g in range(12) for _ in range(7)]
+    train, val = assign_split(_df(groups, labels, "dup_group"), None, 0.2, 0)
+    out = capsys.readouterr()
+    assert val.sum() == 42
+    assert "draw validates on 42 of 84 images (0.50)" in " ".join((out.out + out.err).split())
+    df = _df([""] * 40, ["ab"[k % 3 == 0] for k in range(40)], "dup_group")
+    assign_split(df, None, 0.25, 3)                       # a plain stratified draw hits its share: nothing said
+    out = capsys.readouterr()
+    assert "draw validates" not in out.out + out.err

@@ -308,6 +308,8 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
     said as an info line) has it dropped from val, and a copy training while a source validates is dropped from
     training too (it would leak its source's pixels); a hand-made split's are warnings."""
     train, val = _assign_split(df, fold, val_split, seed, by)
+    if fold is None and not has_val_split(df):
+        _say_drawn_share(train, val, val_split)
     copy = mf.augmented(df)
     if not copy.any():
         return train, val
@@ -333,6 +335,18 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
         warn(f"{int(leak.sum())} oversampled cop{'y' if leak.sum() == 1 else 'ies'} whose source validates: "
              f"dropped from training (they would show the model its validation images)")
     return train & ~leak, val & ~copy
+
+
+def _say_drawn_share(train: np.ndarray, val: np.ndarray, val_split: float) -> None:
+    """The --val-split draw moves whole linked units (a person's images, a duplicate family): on a small set the
+    share it validates on can be far from the one asked (one person of 7 images per class where 3 were wanted); said
+    when it is more than 5 points off, so train's 'validating on a random stratified 0.2' line is not the last word."""
+    n = int(train.sum() + val.sum())
+    if n and abs(val.sum() / n - val_split) > 0.05:
+        from imgcls.console import warn
+        warn(f"the --val-split {val_split:g} draw validates on {int(val.sum())} of {n} images "
+             f"({val.sum() / n:.2f}): linked images (a group, copies, a duplicate family) go to one side whole, "
+             f"at least one unit per class")
 
 
 def fold_training_rows(df: pd.DataFrame, fold: int) -> np.ndarray:
