@@ -752,6 +752,28 @@ def test_the_study_name_alone_resumes_a_study_with_its_fixed_options(data, tmp_p
         r.output
 
 
+def test_the_study_name_alone_resumes_on_the_study_s_own_data(tmp_path, space, monkeypatch):
+    """`imgcls tune --study s --trials 2` (no SRC) resumed a study started on `other/` with the working folder's
+    default input (data/raw here): its new trials trained and were scored on other images than the study's first,
+    in one study, with only the default input's 'using data/raw' line. The data left unset is the study's own, as
+    every other fixed option (and train --resume's config.yaml src)."""
+    monkeypatch.chdir(tmp_path)
+    studied = make_image_folder(tmp_path / "other", {"a": 10, "b": 10}, size=(40, 40))
+    make_image_folder(tmp_path / "data" / "raw", {"x": 6, "y": 6}, size=(40, 40))
+    common = ["--study", "s", "--space", str(space), "--out", "tune", "--pruner", "none", "--quiet",
+              "--workers", "0", "--device", "cpu"]
+    fixed = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
+             "--aug", "none", "--val-split", "0.3"]
+    r = CliRunner().invoke(app, ["tune", str(studied), *common, *fixed, "--trials", "1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["tune", *common, "--trials", "2"])
+    assert r.exit_code == 0, r.output
+    srcs = [yaml.safe_load((tmp_path / "tune" / "s" / f"trial_000{i}" / "config.yaml").read_text())["src"]
+            for i in (0, 1)]
+    assert srcs == [str(studied.resolve())] * 2, srcs
+    assert list(trials_csv(tmp_path / "tune" / "s")["state"]) == ["complete", "complete"]
+
+
 def test_a_missing_storage_driver_is_named(monkeypatch):
     """`imgcls tune --study big --storage postgresql://user@db/optuna` without the driver said 'its database driver
     is not installed (None)': Optuna wraps sqlalchemy's ModuleNotFoundError in an ImportError that has no name. The

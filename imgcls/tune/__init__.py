@@ -390,11 +390,11 @@ def _check_up_front(cfg: TuneConfig):
     from imgcls.pipeline import default_input
     from imgcls.tune.space import load_space
     cfg.validate()
+    _study_options(cfg, storage_url(cfg))    # first: a resumed study's data, left unset, is the study's own
     if cfg.train.src is None:
         cfg.train.src = str(default_input("train"))    # as imgcls train: the furthest pipeline stage, announced
     elif not Path(cfg.train.src).exists():
         raise UserError(f"data {cfg.train.src} does not exist; pass a dataset folder or manifest.csv")
-    _study_options(cfg, storage_url(cfg))
     cfg.train.anchor_paths()    # each trial's config.yaml and best_config.yaml name the data from any folder
     space = load_space(cfg.space, cfg.train, cfg.typed)    # checks the fixed train options too, with the space's keys
     check_writable(cfg.study_dir())
@@ -434,7 +434,8 @@ def _study_options(cfg: TuneConfig, url: str) -> None:
     unset (not typed, at TrainConfig's default) takes the study's recorded value, as `train --resume` takes its
     config.yaml's, so `imgcls tune --study NAME --trials 30` resumes NAME; a typed (or --config) value is compared
     with the study's by open_study, and refused when it differs. What may differ between processes (data path,
-    workers, device, cache, trackers) is this command's."""
+    workers, device, cache, trackers) is this command's; no SRC given, the study's data where it is here (not the
+    working folder's default input, whose rows would score the new trials on other images)."""
     import optuna
 
     from imgcls.options import as_typed
@@ -451,13 +452,18 @@ def _study_options(cfg: TuneConfig, url: str) -> None:
         return
     if not isinstance(base, dict):
         return
+    from imgcls.console import info
+    if cfg.train.src is None and base.get("src") and Path(base["src"]).exists():
+        # not the working folder's default input: the study's trials are scored on the study's rows
+        cfg.train.src = str(base["src"])
+        info(f"study '{cfg.study}' resumes on the data it was started with: {cfg.train.src} (SRC: another copy "
+             f"of it)")
     now, default = cfg.train.to_dict(), TrainConfig().to_dict()
     taken = {k: base[k] for k, v in now.items() if k in base and k not in RESUME_MAY_CHANGE and k not in cfg.typed
              and v == default.get(k) and base[k] != v}
     if not taken:
         return
     cfg.train = TrainConfig.from_dict({**now, **taken})
-    from imgcls.console import info
     info(f"study '{cfg.study}' resumes with the fixed train options it was started with: "
          f"{as_typed(cfg.train, taken)}")
 
