@@ -426,6 +426,24 @@ def test_folds_all_objective_is_the_mean_over_folds(tmp_path, space):
     assert "mean over the folds" in (study_dir / "report.html").read_text()
 
 
+def test_with_folds_the_terminal_says_the_trial_value_is_the_mean_over_folds(tmp_path, space, capsys):
+    """With --folds, each trial's train printed its 'out-of-fold macro-F1 over 2 folds: X', then tune's
+    'trial 0: val macro-F1 Y' and the top table '(val macro-F1)' showed another number (the mean of the folds' best
+    epochs) as if it were the validation score: only report.html said which it was."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8}, size=(40, 40))
+    df = mf.load(src)
+    df["fold"] = [i % 2 for i in range(len(df))]
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    cfg = tune_cfg(tmp_path / "data" / "splits.csv", tmp_path, space, trials=1, train={"folds": "all"})
+    capsys.readouterr()
+    run_tune(cfg)
+    said = capsys.readouterr()
+    err, out = " ".join(said.err.split()), " ".join(said.out.split())     # the top table is on stdout
+    assert re.search(r"trial 0: val macro-F1, mean over folds' best epochs [01]\.\d{4}", err), err
+    assert "top 1 of 1 trials (val macro-F1, mean over folds' best epochs)" in out, out
+
+
 def test_reopening_a_study_checks_its_space_and_metric(tmp_path):
     from imgcls.tune import open_study
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"

@@ -521,7 +521,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
         if objective.fatal is not None:
             study_.stop()
             return
-        report.announce(frozen, METRIC_LABELS[cfg.metric])
+        report.announce(frozen, report.terminal_label(METRIC_LABELS[cfg.metric], bool(cfg.train.folds)))
         report.cleanup_checkpoints(study_, study_dir, cfg.keep_k())
         report.write_tables(study_, cfg, study_dir)
         if cap is not None and n_counted() >= cap:

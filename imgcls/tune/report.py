@@ -81,6 +81,12 @@ def format_params(params: dict) -> str:
     return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
 
 
+def terminal_label(label: str, folds: bool) -> str:
+    """The trial value's name in the terminal's lines: with folds it is not the trial's out-of-fold score (which
+    its train prints just before) but the mean of its folds' best epochs."""
+    return f"{label}, mean over folds' best epochs" if folds else label
+
+
 def announce(t, label: str) -> None:
     from imgcls.console import info, warn
     params = format_params(t.params)
@@ -319,6 +325,6 @@ def write_all(study, cfg, study_dir: Path, url: str, seconds: float, label: str)
     write_tables(study, cfg, study_dir)
     frame = trials_frame(study, cfg.keep_k())
     write_report(study, cfg, study_dir, url, frame, seconds, label)
-    print_top(study, label, study_dir)
+    print_top(study, terminal_label(label, bool(cfg.train.folds)), study_dir)
     best = " best_config.yaml (imgcls train --config)," if (study_dir / "best_config.yaml").exists() else ""
     info(f"study outputs in {study_dir}/:{best} trials.csv, report.html, trial_NNNN/ run folders")
