@@ -254,6 +254,30 @@ def test_runs_of_a_group_share_one_mlflow_parent_and_an_aborted_run_is_closed(da
     assert "pruned at epoch 1" in by_name["t1"]["tags.imgcls.stopped"]
 
 
+def test_a_k_fold_run_of_a_group_is_nested_under_it_and_gets_its_oof_score(data, out, single):
+    """tune --folds all --tracker mlflow: each trial's k-fold parent run was made at the top level (no study
+    parent at all), and its out-of-fold score and files were never logged (on_train_end skipped any run of a
+    group), so the store had the folds' numbers but not the one the study and `imgcls runs` rank on. Now: study ->
+    trial (k-fold, its OOF score and files) -> folds."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+    cfg = dict(src=str(data), out=str(out), epochs=1, tracker=["mlflow"], folds="all", **TINY)
+    rec = Recorder()
+    run_train(TrainConfig(name="kt0", **cfg), track_group="study_kf", callbacks=[rec])
+    uri = f"sqlite:///{out.resolve() / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["imgcls"])
+    by_name = {r["tags.mlflow.runName"]: r for _, r in runs.iterrows()}
+    assert "study_kf" in by_name and by_name["study_kf"]["tags.imgcls.kind"] == "group"
+    trial = by_name["kt0"]
+    assert trial["tags.mlflow.parentRunId"] == by_name["study_kf"]["run_id"]
+    for f in ("kt0/fold_0", "kt0/fold_1"):
+        assert by_name[f]["tags.mlflow.parentRunId"] == trial["run_id"]
+    assert trial["metrics.oof/val_macro_f1"] == pytest.approx(rec.events[-1][1]["oof"]["macro_f1"])
+    assert "oof_score.json" in {a.path for a in MlflowClient(uri).list_artifacts(trial["run_id"])}
+    assert {by_name[n]["status"] for n in ("study_kf", "kt0", "kt0/fold_0", "kt0/fold_1")} == {"FINISHED"}
+
+
 def test_terminal_view_bar_status_table_eta_and_unwrapped_paths(data, tmp_path, capsys):
     deep = tmp_path / ("a_rather_long_folder_name_" * 3) / "runs"        # the log line's path is > 80 columns
     run = run_train(TrainConfig(src=str(data), out=str(deep), name="view", epochs=2, **TINY))

@@ -41,6 +41,7 @@ class MLflowTracker(Callback):
         self.client = self.exp_id = self.run_id = None
         self.parent_id = None          # the k-fold set's (or group's) run, created with the first fold
         self.parent_dir = None
+        self.group_id = None           # the group's run (tune's study): parent of each run, or of each k-fold set
         self.steps: list = []
 
     def _connect(self):
@@ -64,18 +65,22 @@ class MLflowTracker(Callback):
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
         self._connect()
         tags = {"imgcls.run_dir": str(info["run_dir"]), "imgcls.model": info["model"]}
-        parent_name = info["parent_dir"].name if info["parent_dir"] is not None else self.group
-        if parent_name is not None and (self.parent_id is None or self.parent_dir != parent_name):
-            kind = "k-fold" if info["parent_dir"] is not None else "group"
-            found = self._find_group(parent_name) if kind == "group" else None   # tune: one parent per study
-            if found is not None:
-                self.parent_id = found
-            else:
+        if self.group is not None and self.group_id is None:      # tune: one parent per study
+            self.group_id = self._find_group(self.group)
+            if self.group_id is None:
                 with _quiet():
-                    p = self.client.create_run(self.exp_id, run_name=parent_name, tags={"imgcls.kind": kind})
-                self.parent_id = p.info.run_id
-                if kind == "k-fold":
-                    self._params(self.parent_id, info["config"])
+                    self.group_id = self.client.create_run(self.exp_id, run_name=self.group,
+                                                           tags={"imgcls.kind": "group"}).info.run_id
+        parent_name = info["parent_dir"].name if info["parent_dir"] is not None else self.group
+        if info["parent_dir"] is None:
+            self.parent_id, self.parent_dir = self.group_id, self.group
+        elif self.parent_id is None or self.parent_id == self.group_id or self.parent_dir != parent_name:
+            ktags = {"imgcls.kind": "k-fold"}
+            if self.group_id is not None:            # a tune trial with folds: study -> trial -> folds
+                ktags[MLFLOW_PARENT_RUN_ID] = self.group_id
+            with _quiet():
+                self.parent_id = self.client.create_run(self.exp_id, run_name=parent_name, tags=ktags).info.run_id
+            self._params(self.parent_id, info["config"])
             self.parent_dir = parent_name
         if self.parent_id is not None:
             tags[MLFLOW_PARENT_RUN_ID] = self.parent_id
@@ -127,12 +132,12 @@ class MLflowTracker(Callback):
             if self.log_checkpoint and (run_dir / "best.pt").is_file():
                 self.client.log_artifact(self.run_id, str(run_dir / "best.pt"))
             self.client.set_terminated(self.run_id)
-            if self.group is not None and self.parent_id is not None:
-                self.client.set_terminated(self.parent_id)   # a group's parent: finished with each of its runs
+            if self.group_id is not None:
+                self.client.set_terminated(self.group_id)    # a group's parent: finished with each of its runs
         self.run_id = None
 
     def on_train_end(self, summary):
-        if self.parent_id is None or self.group is not None:
+        if self.parent_id is None or self.parent_id == self.group_id:
             return                       # a group's parent (tune's study) stays open for the next run_train
         run_dir = Path(summary["run_dir"])
         with _quiet():
@@ -156,8 +161,8 @@ class MLflowTracker(Callback):
                 self.client.set_tag(self.run_id, "imgcls.stopped", f"{type(error).__name__}: {error}"[:500])
                 self.client.set_terminated(self.run_id, status=status)
                 self.run_id = None
-            if self.parent_id is not None and self.group is None:     # a k-fold set stops with its fold
+            if self.parent_id is not None and self.parent_id != self.group_id:   # a k-fold set stops with its fold
                 self.client.set_terminated(self.parent_id, status=status)
                 self.parent_id = None
-            elif self.parent_id is not None:
-                self.client.set_terminated(self.parent_id)   # a group's parent: finished with each of its runs
+            if self.group_id is not None:
+                self.client.set_terminated(self.group_id)    # a group's parent: finished with each of its runs
