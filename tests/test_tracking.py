@@ -278,6 +278,33 @@ def test_a_k_fold_run_of_a_group_is_nested_under_it_and_gets_its_oof_score(data,
     assert {by_name[n]["status"] for n in ("study_kf", "kt0", "kt0/fold_0", "kt0/fold_1")} == {"FINISHED"}
 
 
+def test_wandb_folds_of_a_group_s_run_share_the_group(tmp_path, monkeypatch):
+    """tune --folds --tracker wandb: each trial's folds were grouped by the trial's folder name alone, so no trial
+    was in the study's group and every study's trial_0000 folds shared one W&B group. The study stays the group;
+    the folds are named after their trial. (wandb itself is faked: only the init arguments are checked.)"""
+    import sys
+    import types
+
+    from imgcls.track.wandb_tracker import WandbTracker
+    inits = []
+
+    class FakeRun:
+        def define_metric(self, *a, **k):
+            pass
+
+    fake = types.SimpleNamespace(init=lambda **k: inits.append(k) or FakeRun(), Settings=lambda **k: None)
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    trial = tmp_path / "s1" / "trial_0000"
+    for fold in (0, 1):
+        WandbTracker(group="s1").on_run_start({"run_dir": trial / f"fold_{fold}", "parent_dir": trial,
+                                                "fold": fold, "config": {}})
+    WandbTracker().on_run_start({"run_dir": tmp_path / "kf" / "fold_0", "parent_dir": tmp_path / "kf", "fold": 0,
+                                 "config": {}})
+    assert [(k["group"], k["name"]) for k in inits] == [("s1", "trial_0000/fold_0"), ("s1", "trial_0000/fold_1"),
+                                                        ("kf", "kf/fold_0")]
+
+
 def test_terminal_view_bar_status_table_eta_and_unwrapped_paths(data, tmp_path, capsys):
     deep = tmp_path / ("a_rather_long_folder_name_" * 3) / "runs"        # the log line's path is > 80 columns
     run = run_train(TrainConfig(src=str(data), out=str(deep), name="view", epochs=2, **TINY))

@@ -32,8 +32,10 @@ class WandbTracker(Callback):
     def on_run_start(self, info):
         import wandb
         run_dir = Path(info["run_dir"])
-        group = info["parent_dir"].name if info["parent_dir"] is not None else self.group
-        name = run_dir.name if info["fold"] is None else f"{group}/fold_{info['fold']}"
+        parent = info["parent_dir"].name if info["parent_dir"] is not None else None
+        # tune's study is the group of every trial's runs, folds included (a trial's folds are named after it)
+        group = self.group if self.group is not None else parent
+        name = run_dir.name if info["fold"] is None else f"{parent}/fold_{info['fold']}"
         self.run = wandb.init(project=self.project or os.environ.get("WANDB_PROJECT") or "imgcls", name=name,
                               group=group, job_type="fold" if info["fold"] is not None else "train",
                               config=flat_params(info["config"]), dir=str(run_dir), mode=mode(), reinit="create_new",
