@@ -792,6 +792,19 @@ def test_the_study_name_alone_resumes_on_the_study_s_own_data(tmp_path, space, m
     assert list(trials_csv(tmp_path / "tune" / "s")["state"]) == ["complete", "complete"]
 
 
+def test_a_tracker_not_installed_is_one_line_before_the_study_opens(data, tmp_path, space, monkeypatch):
+    """`imgcls tune --study s --trials 8 --tracker wandb` without wandb, on a study that already had a completed
+    trial, ran every remaining trial to the same error (each recorded as failed, using up --trials), as the
+    stop-at-the-first-trial rule holds only for a study without a success. Now refused before the study opens."""
+    import importlib.util
+    run_tune(tune_cfg(data, tmp_path, space, trials=1))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mlflow" else real(n, *a))
+    with pytest.raises(UserError, match=r"--tracker mlflow needs the mlflow package"):
+        run_tune(tune_cfg(data, tmp_path, space, trials=3, train={"tracker": ["mlflow"]}))
+    assert list(trials_csv(tmp_path / "tune" / "s")["state"]) == ["complete"]
+
+
 def test_a_missing_storage_driver_is_named(monkeypatch):
     """`imgcls tune --study big --storage postgresql://user@db/optuna` without the driver said 'its database driver
     is not installed (None)': Optuna wraps sqlalchemy's ModuleNotFoundError in an ImportError that has no name. The

@@ -399,6 +399,8 @@ def _check_up_front(cfg: TuneConfig):
     space = load_space(cfg.space, cfg.train, cfg.typed)    # checks the fixed train options too, with the space's keys
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
+    from imgcls.track import check_trackers
+    check_trackers(cfg.train.tracker)       # not each trial's error: a resumed study would record every one failed
     if cfg.sampler == "grid":
         space.grid()
     return space, storage_url(cfg)
