@@ -393,6 +393,21 @@ def test_ctrl_c_marks_the_trial_and_still_writes_the_files(data, tmp_path, space
     assert (study_dir / "report.html").is_file()
 
 
+def test_ctrl_c_tells_a_python_caller_how_to_resume_the_study(data, tmp_path, space, capsys):
+    """run_tune from Python on Ctrl-C said nothing (the `interrupted:` line was the CLI's, while run_train says its
+    own): the study's line is run_tune's, as the run's is run_train's."""
+    class CtrlC(Callback):
+        def on_epoch_end(self, epoch, logs):
+            raise KeyboardInterrupt
+
+    capsys.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(tune_cfg(data, tmp_path, space, trials=3), callbacks=[CtrlC()])
+    said = capsys.readouterr()
+    lines = [ln for ln in (said.out + said.err).splitlines() if ln.startswith("interrupted")]
+    assert len(lines) == 1 and "run the same command to resume" in lines[0] and "--resume" not in lines[0], lines
+
+
 def test_ctrl_c_in_a_trial_says_only_tunes_line(data, tmp_path, space, monkeypatch):
     """Ctrl-C during a trial printed the trial's own line (`imgcls train --resume .../trial_0000 continues it`,
     which resumes the trial outside its study) before tune's: only tune's line, naming how to resume the study."""

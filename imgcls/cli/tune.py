@@ -53,10 +53,4 @@ def tune(src: OptSrc = None,
     base = TrainConfig.resolve(overrides, config=config, validate=False)     # run_tune checks it with the space
     base.out, base.name = TrainConfig.out, None     # each trial's folder is OUT/STUDY/trial_NNNN
     tc = cfg.build(train=base, typed=frozenset(train.given))
-    try:
-        run_tune(tc)
-    except KeyboardInterrupt:
-        from imgcls.console import interrupted
-        interrupted(f"interrupted: trials.csv / report.html written for the trials so far in {tc.study_dir()}; "
-                    f"run the same command to resume")
-        raise typer.Exit(130) from None
+    run_tune(tc)        # Ctrl-C: run_tune says its `interrupted:` line; the command exits 130

@@ -473,7 +473,8 @@ def _study_options(cfg: TuneConfig, url: str) -> None:
 def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     """Run (or resume, or join) the study; returns its folder <out>/<study>/ holding trial_NNNN/ run folders,
     best_config.yaml, trials.csv and report.html. `callbacks`: train callbacks given to every trial's run_train
-    (e.g. a tracker). Ctrl-C: the files are written for the trials so far, then KeyboardInterrupt propagates."""
+    (e.g. a tracker). Ctrl-C: the files are written for the trials so far, the `interrupted:` line says how to
+    resume the study, then KeyboardInterrupt propagates."""
     import optuna
     space, url = _check_up_front(cfg)
     study_dir = cfg.study_dir()
@@ -483,6 +484,11 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     optuna.logging.set_verbosity(optuna.logging.ERROR)   # tune prints its own line per trial
     try:
         return _search(cfg, space, url, study_dir, callbacks, made)
+    except KeyboardInterrupt:
+        from imgcls.console import interrupted     # the study's line, as run_train says the run's
+        interrupted(f"interrupted: trials.csv / report.html written for the trials so far in {study_dir}; "
+                    f"run the same command to resume")
+        raise
     finally:
         optuna.logging.set_verbosity(verbosity)
 
