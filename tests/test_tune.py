@@ -820,6 +820,20 @@ def test_a_tracker_not_installed_is_one_line_before_the_study_opens(data, tmp_pa
     assert list(trials_csv(tmp_path / "tune" / "s")["state"]) == ["complete"]
 
 
+def test_a_study_folder_that_holds_a_run_is_refused_before_anything_is_written(data, tmp_path, space):
+    """`imgcls tune --study kf1 --out outputs/runs` (the k-fold run's name as the study's) put study.db, trials.csv,
+    best_config.yaml and trial_0000/ into the run's folder, beside its checkpoints and OOF files, as every other
+    step's --out refuses another step's output. Now one line, nothing written."""
+    run = tmp_path / "runs" / "kf1"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("model: test_resnet\n")
+    (run / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.5\n")
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(UserError, match=r"runs/kf1 holds an imgcls train run.*another --study"):
+        run_tune(tune_cfg(data, tmp_path, space, study="kf1", out=str(tmp_path / "runs"), trials=1))
+    assert sorted(p.name for p in run.iterdir()) == before
+
+
 def test_a_missing_storage_driver_is_named(monkeypatch):
     """`imgcls tune --study big --storage postgresql://user@db/optuna` without the driver said 'its database driver
     is not installed (None)': Optuna wraps sqlalchemy's ModuleNotFoundError in an ImportError that has no name. The

@@ -390,6 +390,9 @@ def _check_up_front(cfg: TuneConfig):
     from imgcls.pipeline import default_input
     from imgcls.tune.space import load_space
     cfg.validate()
+    from imgcls.outputs import refuse_other_output
+    refuse_other_output(cfg.study_dir(), "tune", flag="--study",     # a run's folder named as the study's
+                        instead="its folder is OUT/STUDY; or another --out")
     _study_options(cfg, storage_url(cfg))    # first: a resumed study's data, left unset, is the study's own
     if cfg.train.src is None:
         cfg.train.src = str(default_input("train"))    # as imgcls train: the furthest pipeline stage, announced
