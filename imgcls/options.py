@@ -222,6 +222,19 @@ def _typed(name: str, spec: Spec, value: Any) -> str:
     return _spelling(name, spec, value)
 
 
+def reset_inert(cfg: Any, keep: typing.Collection[str] = ()) -> list[str]:
+    """Set every field of `cfg` but `keep` whose `needs` are unmet (it would not act) back to its default; returns
+    each reset one as typed on a command line (--smoothing 0.05, --no-pretrained), for the line that says so."""
+    table = specs(cfg)
+    reset = []
+    for name, (f, spec) in table.items():
+        value = getattr(cfg, name)
+        if name not in keep and value != default_of(f) and not needs_met(cfg, name, table):
+            reset.append(_typed(name, spec, value))
+            setattr(cfg, name, default_of(f))
+    return reset
+
+
 def describe_changes(cls, changed: typing.Iterable[tuple[str, Any, Any]]) -> str:
     """'--epochs 2 -> 1, --no-amp -> --amp' for (field, old, new) triples of config class `cls`, each field named by
     the flag a user types for it."""

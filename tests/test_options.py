@@ -222,6 +222,19 @@ def test_a_config_option_the_flags_leave_without_its_need_keeps_its_default(tmp_
     assert (cfg.tracker, cfg.tracking_uri, cfg.track_checkpoint) == (["tensorboard"], None, False)
 
 
+def test_a_reset_config_option_is_named_as_typed(tmp_path, monkeypatch):
+    """A file's `pretrained: false` beside its `weights:` does not act; the line that says it keeps its default names
+    it as a user types it (--no-pretrained), not as a Python value (--pretrained False)."""
+    import imgcls.train as train_mod
+    seen = []
+    monkeypatch.setattr(train_mod, "run_train", lambda cfg, resume=None: seen.append(cfg))
+    (tmp_path / "old.yaml").write_text(f"pretrained: false\nweights: {tmp_path / 'w.pt'}\n")
+    r = runner.invoke(app, ["train", "--config", str(tmp_path / "old.yaml")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and (seen[0].pretrained, seen[0].weights) == (True, str(tmp_path / "w.pt")), r.output
+    assert "--no-pretrained of " in out and "--pretrained False" not in out, r.output
+
+
 def test_every_declared_field_has_help_and_a_panel():
     for name, (cmd, classes) in _commands().items():
         for cls, _ in classes.values():

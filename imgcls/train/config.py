@@ -346,13 +346,8 @@ class TrainConfig:
         written before an option was declared inert stays usable. A typed flag that would not act is still
         refused (validate)."""
         from imgcls.console import info
-        from imgcls.options import default_of, flag, needs_met, specs
-        table = specs(self)
-        reset = []
-        for name, (f, spec) in table.items():
-            if name not in typed and getattr(self, name) != default_of(f) and not needs_met(self, name, table):
-                reset.append(f"{flag(name, spec)} {getattr(self, name)}")
-                setattr(self, name, default_of(f))
+        from imgcls.options import reset_inert
+        reset = reset_inert(self, typed)
         if reset and say:
             info(f"{', '.join(reset)} of {source} would not act with these options: left at the default")
 
