@@ -434,6 +434,12 @@ def test_init_from_keeps_a_head_only_when_it_is_the_same_and_refuses_misfits(tmp
     with pytest.raises(UserError, match="pass --model test_efficientnet"):
         init_checkpoint(run, TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run),
                                                   "model": "test_resnet"}).model)
+    # TrainConfig(init_from=RUN) keeps its default model (a default cannot be told from a choice): the refusal names
+    # the Python fix, resolve() or model=, before any data is read
+    from imgcls.train import run_train
+    with pytest.raises(UserError, match=r"model='test_efficientnet', or TrainConfig\.resolve\(\{'init_from'"):
+        run_train(TrainConfig(src=str(tmp_path / "nothing"), init_from=str(run), out=str(tmp_path / "runs")))
+    assert not (tmp_path / "runs").exists()
 
 
 def test_models_list_shows_backbones_cached_here(tmp_path, monkeypatch):

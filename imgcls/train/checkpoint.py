@@ -164,8 +164,11 @@ def init_checkpoint(run: str | os.PathLike, model_name: str) -> Path:
                         f"{paths[0].parent}")
     meta = read_meta(paths[0])
     if meta.model != model_name:
+        # a Python TrainConfig's default model cannot be told from a chosen one: its line names resolve(), which
+        # takes the run's model as imgcls train does
         raise UserError(f"--init-from {paths[0]} is a {meta.model} checkpoint, the run trains {model_name}; pass "
-                        f"--model {meta.model}")
+                        f"--model {meta.model} (Python: model='{meta.model}', or TrainConfig.resolve({{'init_from': "
+                        f"...}}), which takes the run's model and input size as imgcls train does)")
     return paths[0]
 
 
