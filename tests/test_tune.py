@@ -116,6 +116,11 @@ def test_durations_and_options():
                      ({"metric": "f1"}, "--metric"), ({"study": "a/b"}, "--study"), ({"trials": 0}, "--trials")]:
         with pytest.raises(UserError, match=flag):
             TuneConfig(**{"study": "s", **kw}).validate()
+    # the train's own name / out would be replaced by every trial's OUT/STUDY/trial_NNNN: refused, naming tune's out
+    for kw, named in [({"name": "x"}, "name='x'"), ({"out": "elsewhere"}, "out='elsewhere'")]:
+        with pytest.raises(UserError, match=rf"TrainConfig\({named}\).*tune's own out= \(--out, now outputs/tune\)"):
+            TuneConfig(study="s", train=TrainConfig(**kw)).validate()
+    TuneConfig(study="s", train=TrainConfig(out=TrainConfig.out)).validate()     # the default, as the CLI passes it
 
 
 def test_cli_bad_space_key_exits_2_with_one_line_before_any_work(data, tmp_path):

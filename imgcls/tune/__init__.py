@@ -85,6 +85,14 @@ class TuneConfig:
                             f"(it names the folder {self.out}/STUDY; the same name resumes the study)")
         self.keep_k()
         self.timeout_seconds()
+        # each trial's run folder is OUT/STUDY/trial_NNNN: a train name / out would be silently replaced
+        default = TrainConfig()
+        given = [f"{k}={getattr(self.train, k)!r}" for k in ("name", "out")
+                 if getattr(self.train, k) != getattr(default, k)]
+        if given:
+            raise UserError(f"TuneConfig(train=TrainConfig({', '.join(given)})): each trial's run folder is "
+                            f"OUT/STUDY/trial_NNNN; leave the train's name / out unset and give tune's own out= "
+                            f"(--out, now {self.out}) for where the trials go")
 
     def keep_k(self) -> int | None:
         """--keep best-K -> K; all -> None."""
