@@ -421,6 +421,12 @@ class Given:
         check_typed(cfg, self.given)
         return cfg
 
+    def keywords(self) -> dict:
+        """The values as keywords of a step's library function that takes its options one by one
+        (run_predict(**...)), checked as build() checks them first."""
+        self.build()
+        return dict(self.values)
+
 
 def from_cli(cls, kwargs: dict, given: set, only: typing.Iterable[str] | None = None) -> Given:
     """The values a command received for the CLI fields of `cls` (converted by `from_cli`; an option left unset, None

@@ -30,4 +30,4 @@ def eda(src: Src,
     """Explore a dataset: class counts, size heatmap, sample grids, errors, exact duplicates -> report.html."""
     from imgcls.eda import run_eda
     run_eda(src, out, layout.build(), workers=run.values["workers"], max_pixels=limits.values["max_pixels"],
-            **cfg.values)
+            **cfg.keywords())

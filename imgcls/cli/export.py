@@ -30,4 +30,4 @@ def export(run: Annotated[Path, typer.Argument(help="Run folder (every fold is e
     if not onnx:
         raise UserError("choose an export format: --onnx (the only one so far)")
     from imgcls.export import export_onnx
-    export_onnx(run, out, **cfg.values)
+    export_onnx(run, out, **cfg.keywords())

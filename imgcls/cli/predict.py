@@ -60,4 +60,4 @@ def predict(source: Annotated[Optional[Path], typer.Argument(
             quiet: Quiet = False, *, cfg: Given, layout: Given) -> None:
     """Predict test images with a run or an ensemble (TTA optional) -> probs + submission.csv."""
     from imgcls.predict import run_predict
-    run_predict(source, data, out, opts=layout.build(), **cfg.values)
+    run_predict(source, data, out, opts=layout.build(), **cfg.keywords())
