@@ -120,6 +120,21 @@ def test_model_meta_round_trip_and_old_names():
     assert m.decode_table()[17] == (2, 1, 2) and m.decode_table()[7] == (1, 0, 1)   # 17 = 2*6 + 1*3 + 2
 
 
+def test_the_readme_names_every_checkpoint_meta_key():
+    """README's list of a checkpoint's `meta` keys left out fill, preprocess and letterbox; it names every field of
+    ModelMeta (the owner), `extra` (the unknown keys kept as read) aside."""
+    import dataclasses
+    import re
+    from pathlib import Path
+    from imgcls.model_meta import ModelMeta
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    listed = re.search(r"and `meta` \((.*?)\); `last\.pt`", readme, re.S)
+    assert listed, "the README's list of meta keys moved"
+    named = set(re.findall(r"`(\w+)`", listed.group(1)))
+    fields = {f.name for f in dataclasses.fields(ModelMeta)} - {"extra"}
+    assert fields <= named, sorted(fields - named)
+
+
 def test_four_age_bands_train_and_decode_with_the_profile_formula(tmp_path):
     """train's heads were [3, 2, 3] whatever the data: four age bands now give 24 classes by the one formula."""
     import torch
