@@ -50,9 +50,16 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
                 seed: int = 0) -> dict:
     """Export every checkpoint of `run`; returns {file: parity} and writes export.json. Raises when parity fails."""
     check(ExportConfig(opset=opset, atol=atol))
+    from imgcls.train.rundir import find_checkpoints
+    run = Path(run)
+    ckpts = find_checkpoints(run, which)
+    default = (run if run.is_dir() else run.parent) / "onnx"
+    out = Path(out) if out else default
+    check_writable(out)
+    refuse_other_output(out, "export", instead=f"e.g. the default {default}")
     import numpy as np
     import torch
-    from imgcls.train.checkpoint import find_checkpoints, load_model
+    from imgcls.train.checkpoint import load_model
     try:
         import onnx  # noqa: F401  (torch's exporter writes the file with it; imported here, not mid-export)
     except ImportError:
@@ -61,12 +68,6 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         import onnxruntime as ort
     except ImportError:
         raise UserError("onnxruntime is not installed; pip install onnxruntime (needed for the parity check)") from None
-    run = Path(run)
-    ckpts = find_checkpoints(run, which)
-    default = (run if run.is_dir() else run.parent) / "onnx"
-    out = Path(out) if out else default
-    check_writable(out)
-    refuse_other_output(out, "export", instead=f"e.g. the default {default}")
     out.mkdir(parents=True, exist_ok=True)
     results = []
     g = torch.Generator().manual_seed(seed)

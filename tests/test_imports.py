@@ -138,3 +138,47 @@ def test_runs_list_and_diff_import_torch_only_to_read_a_last_pt(tmp_path):
     assert "runs/a" in l_out and "runs/b" in l_out and "lr" in d_out and "runs/c" in t_out
     assert not l_torch and not d_torch
     assert t_torch              # a last.pt is read with torch: the check can tell the two apart
+
+
+def test_a_wrong_run_is_refused_before_torch_is_imported(tmp_path):
+    """A run that is not there (a typo in `ensemble A B`, `export`), a dataset folder given as the run (`predict
+    data/test`), an unfinished k-fold set or export's --out holding another step's output is one line found from the
+    folders' files; it paid torch's import first (~1.6 s CPU; export: torch's and onnx's, ~2 s) because the lookup
+    lived beside torch.load in train.checkpoint and export imported both before checking its run and --out."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    (run / "best.pt").write_bytes(b"")             # found by its name; never read before the refusal
+    kfold = tmp_path / "runs" / "k"
+    (kfold / "fold_0").mkdir(parents=True)
+    (kfold / "fold_0" / "best.pt").write_bytes(b"")
+    test = tmp_path / "test"
+    test.mkdir()
+    (test / "1.png").write_bytes(b"")
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "clean_summary.json").write_text("{}")
+    calls = [["export", str(run), "--onnx", "--out", str(clean)],
+             ["ensemble", str(run), str(tmp_path / "runs" / "typo"), "--out", str(tmp_path / "ens")],
+             ["export", str(tmp_path / "runs" / "typo"), "--onnx"],
+             ["predict", str(test), "--data", str(test), "--out", str(tmp_path / "pred")],
+             ["predict", str(kfold), "--data", str(test), "--out", str(tmp_path / "pred")]]
+    # torch made unimportable, so that each call shows for itself whether its path imports it (`import torch`
+    # raises: the call exits 1 with a ModuleNotFoundError instead of its one line)
+    code = ("import json, sys\nsys.modules['torch'] = None\nfrom typer.testing import CliRunner\n"
+            "from imgcls.cli import app\nsaid = []\n"
+            f"for args in {calls!r}:\n"
+            "    r = CliRunner().invoke(app, args)\n"
+            "    said.append([r.exit_code, repr(r.exception), r.output])\n"
+            "print(json.dumps(said))")
+    env = {**os.environ, "PYTHONPATH": str(PKG.parent), "COLUMNS": "300"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    said = json.loads(done.stdout.splitlines()[-1])
+    assert [code for code, _, _ in said] == [2] * 5, said       # not 1 (ModuleNotFoundError: import of torch)
+    assert "holds the output of imgcls clean" in " ".join(said[0][2].split())
+    assert "typo does not exist" in said[1][2] and "typo does not exist" in said[2][2]
+    assert "is a dataset folder" in said[3][2] and "unfinished k-fold run" in said[4][2]

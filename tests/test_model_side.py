@@ -142,7 +142,8 @@ def test_four_age_bands_train_and_decode_with_the_profile_formula(tmp_path):
     from imgcls import manifest as mf
     from imgcls.profiles import ProfileScheme
     from imgcls.train import TrainConfig, run_train
-    from imgcls.train.checkpoint import find_checkpoints, load_model
+    from imgcls.train.checkpoint import load_model
+    from imgcls.train.rundir import find_checkpoints
     df = mf.load(make_profiles(tmp_path / "profiles", n_profiles=8), mf.LayoutOptions(age_bands=[20, 40, 60]))
     assert df["age_band"].astype(int).max() == 3
     mf.write(df, tmp_path / "m.csv")

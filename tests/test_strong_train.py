@@ -11,7 +11,8 @@ from conftest import make_image_folder, make_profiles
 from imgcls.cli import app
 from imgcls.errors import UserError
 from imgcls.train import TrainConfig, run_train
-from imgcls.train.checkpoint import find_checkpoints, load_model, read_checkpoint, read_meta
+from imgcls.train.checkpoint import load_model, read_checkpoint, read_meta
+from imgcls.train.rundir import find_checkpoints
 
 TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False)
 

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from conftest import make_image_folder, make_profiles
 from imgcls.cli import app
 from imgcls.train import TrainConfig, run_train
-from imgcls.train.checkpoint import find_checkpoints, load_model, read_checkpoint
+from imgcls.train.checkpoint import load_model, read_checkpoint
+from imgcls.train.rundir import find_checkpoints
 
 TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False)
 

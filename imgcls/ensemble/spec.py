@@ -65,7 +65,7 @@ def member_folders(members: Sequence[Member]) -> set[Path]:
 
 
 def member_from_run(run: str | os.PathLike, which: str = "best") -> Member:
-    from imgcls.train.checkpoint import find_checkpoints
+    from imgcls.train.rundir import find_checkpoints
     run = Path(run)
     ckpts = find_checkpoints(run, which)
     name = run.stem if run.is_file() else run.name
@@ -190,7 +190,7 @@ def load_spec(path: str | os.PathLike) -> EnsembleSpec:
         ckpts = [(base / c).resolve() for c in d["checkpoints"]]
         missing = [c for c in ckpts if not c.is_file()]
         if missing:
-            from imgcls.train.checkpoint import deleted_by_tune
+            from imgcls.train.rundir import deleted_by_tune
             why = deleted_by_tune(base / d["run"])
             raise UserError(f"ensemble {p}: member {d['name']} checkpoint {missing[0]} does not exist"
                             + (f": {why}" if why else "; rebuild the ensemble or restore the run"))

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.fsutil import did_you_mean
+from imgcls.train.rundir import find_checkpoints
 
 if TYPE_CHECKING:
     from imgcls.model_meta import ModelMeta
@@ -68,81 +68,6 @@ def read_meta(path: str | os.PathLike):
     if key is not None:
         _METAS[key] = meta
     return meta
-
-
-def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Path]:
-    """`<run>/<which>.pt` for a plain run; `<run>/fold_<k>/<which>.pt` for each fold of a k-fold run.
-    A checkpoint file given directly is returned as is."""
-    run_dir = Path(run_dir)
-    if run_dir.is_file():
-        if run_dir.suffix.lower() == ".onnx":
-            raise UserError(f"{run_dir} is an ONNX export (imgcls export), which imgcls does not predict with; give "
-                            f"the run folder it was exported from, or run the file with onnxruntime")
-        if run_dir.suffix.lower() not in (".pt", ".pth"):
-            raise UserError(f"{run_dir} is not a checkpoint; give a run folder (outputs/runs/NAME) or its best.pt")
-        return [run_dir]
-    if not run_dir.is_dir():
-        from imgcls.outputs import RUNS_DIR
-        raise UserError(f"run folder {run_dir} does not exist{did_you_mean(run_dir, (RUNS_DIR,))}; give a "
-                        f"folder under outputs/runs (`imgcls runs` lists them)")
-    direct = run_dir / f"{which}.pt"
-    if direct.is_file():
-        return [direct]
-    folds = sorted(run_dir.glob(f"fold_*/{which}.pt"), key=lambda p: int(p.parent.name.split("_")[1]))
-    if folds:
-        from imgcls.train.rundir import check_kfold_finished
-        check_kfold_finished(run_dir, folds)
-        return folds
-    why = deleted_by_tune(run_dir)
-    if why:
-        raise UserError(f"no {which}.pt in {run_dir}: {why}")
-    from imgcls.outputs import output_kind
-    kind = output_kind(run_dir)
-    if kind == "ensemble":
-        raise UserError(f"{run_dir} is an ensemble, not a run: imgcls predict {sh(run_dir)} predicts with it, and an "
-                        f"ensemble's members are runs (give them)")
-    if kind in ("tune study", "predictions"):
-        raise UserError(f"{run_dir} is an imgcls {kind} folder, not a run; give a run folder (outputs/runs/NAME"
-                        f"{', or a trial_NNNN of the study' if kind == 'tune study' else ''})")
-    if any(run_dir.glob("*.onnx")):
-        raise UserError(f"{run_dir} holds ONNX exports (imgcls export), which imgcls does not predict with; give the "
-                        f"run folder they were exported from")
-    if not (run_dir / "config.yaml").is_file() and _holds_images(run_dir):
-        # `imgcls predict data/test` (the images typed where the run goes) asked whether training had finished
-        raise UserError(f"{run_dir} is a dataset folder (it holds images), not a run; give a run folder "
-                        f"(outputs/runs/NAME, `imgcls runs` lists them) - predict takes the images with --data "
-                        f"{run_dir}")
-    raise UserError(f"no {which}.pt in {run_dir} (nor in {run_dir}/fold_*/); is training finished?")
-
-
-def _holds_images(folder: Path, limit: int = 200) -> bool:
-    """Whether `folder` holds an image file or a manifest, itself or one folder down (an unlabeled test folder, an
-    ImageFolder, clean's output); at most `limit` entries of each folder are looked at."""
-    from itertools import islice
-
-    from imgcls.io import is_image_name
-    try:
-        if (folder / "manifest.csv").is_file():
-            return True
-        for sub in (folder, *islice((p for p in folder.iterdir() if p.is_dir()), limit)):
-            if any(is_image_name(p.name) for p in islice(sub.iterdir(), limit)):
-                return True
-    except OSError:
-        pass
-    return False
-
-
-def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
-    """Why a tune trial's folder holds no checkpoint, when its study's trials.csv records that `tune --keep`
-    deleted them (with the fix); else None."""
-    from imgcls.outputs import removed_by_keep
-    run_dir = Path(run_dir)
-    removed = removed_by_keep(run_dir)
-    if not removed:
-        return None
-    return (f"imgcls tune deleted this trial's checkpoints, it was not among the study's best "
-            f"({run_dir.parent / 'trials.csv'}: {removed}); take a trial that kept them, or retrain it: imgcls train "
-            f"--config {sh(run_dir / 'config.yaml')} --out outputs/runs --name {sh(run_dir.name)}")
 
 
 def init_meta(run: str | os.PathLike):
