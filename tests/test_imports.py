@@ -182,3 +182,31 @@ def test_a_wrong_run_is_refused_before_torch_is_imported(tmp_path):
     assert "holds the output of imgcls clean" in " ".join(said[0][2].split())
     assert "typo does not exist" in said[1][2] and "typo does not exist" in said[2][2]
     assert "is a dataset folder" in said[3][2] and "unfinished k-fold run" in said[4][2]
+
+
+def test_no_help_imports_torch():
+    """`imgcls --help`, every `imgcls CMD --help` and every subcommand's (models list, models fetch) print without
+    importing torch (seconds of start-up; what a help text needs is in the config dataclasses). `runs diff` is an
+    argument of `runs`, whose help it prints."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, sys\nimport typer.main\nfrom typer.testing import CliRunner\nfrom imgcls.cli import app\n"
+            "def paths(cmd, prefix):\n"
+            "    yield prefix\n"
+            "    for name, sub in getattr(cmd, 'commands', {}).items():\n"
+            "        yield from paths(sub, prefix + [name])\n"
+            "said = []\n"
+            "for p in paths(typer.main.get_command(app), []):\n"
+            "    r = CliRunner().invoke(app, [*p, '--help'])\n"
+            "    said.append([' '.join(p), r.exit_code, 'torch' in sys.modules])\n"
+            "print(json.dumps(said))")
+    env = {**os.environ, "PYTHONPATH": str(PKG.parent)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    said = json.loads(done.stdout.splitlines()[-1])
+    names = [p for p, _, _ in said]
+    assert {"", "eda", "train", "predict", "runs", "models list"} <= set(names), names
+    assert all(code == 0 for _, code, _ in said), said
+    assert [p for p, _, torch in said if torch][:1] == [], said
