@@ -162,3 +162,22 @@ def test_cli_oversample_and_bad_target(tmp_path):
 
     from imgcls.preprocess.outputs import SETTINGS_FILE
     assert json.loads((tmp_path / "o" / SETTINGS_FILE).read_text())["oversample_settings"] is None
+
+
+def test_copies_of_a_black_background_image_bring_in_no_white_corners():
+    """Rotation fills with the source's own border colour: white corners on the copies of a black-background set
+    (Fashion-MNIST, digits) appeared on the minority classes only, a shortcut that names the class."""
+    from PIL import Image
+
+    from imgcls.preprocess.oversample import make_copy
+    a = np.zeros((28, 28, 3), np.uint8)
+    a[6:22, 8:20] = 150                                   # a grey garment on black
+    src = Image.fromarray(a)
+    cfg = PreprocessConfig(oversample="max", oversample_aug="medium", seed=0)
+    corners = [np.asarray(make_copy([src], cfg, f"x__os{k}.png"))[[0, 0, -1, -1], [0, -1, 0, -1]].max()
+               for k in range(12)]
+    assert max(corners) < 60, corners
+    w = np.full((28, 28, 3), 255, np.uint8)               # a white-background drawing keeps white corners
+    w[6:22, 8:20] = 40
+    assert min(np.asarray(make_copy([Image.fromarray(w)], cfg, f"x__os{k}.png"))[0, 0].min()
+               for k in range(12)) > 200

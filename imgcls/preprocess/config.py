@@ -94,7 +94,8 @@ class PreprocessConfig:
         """What the oversampled copies depend on besides their sources' pixels (None: no oversampling)."""
         if not oversamples(self.oversample):      # off (None, or typed: --oversample off)
             return None
-        return {k: getattr(self, k) for k in OVERSAMPLE_FIELDS}
+        # fill: the copies' rotation fill (each source's border colour; white before), so older copies are remade
+        return {**{k: getattr(self, k) for k in OVERSAMPLE_FIELDS}, "fill": "border"}
 
 
 OVERSAMPLE_FIELDS = ("oversample", "oversample_aug", "oversample_max_factor", "seed")

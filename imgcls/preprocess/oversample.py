@@ -78,7 +78,7 @@ def make_copy(images: list, cfg: PreprocessConfig, name: str):
     from PIL import Image
     from torchvision.transforms import v2
 
-    from imgcls.train.data import augment_transform, random_erasing
+    from imgcls.train.data import augment_transform, border_colour, random_erasing
     rng = np.random.default_rng(_seed(cfg.seed, name))
     base = images[0]
     if cfg.oversample_aug == "mixup" and len(images) > 1:
@@ -87,7 +87,9 @@ def make_copy(images: list, cfg: PreprocessConfig, name: str):
         return Image.blend(other, base, lam)   # lam of `base`, 1 - lam of the partner
     preset = "light" if cfg.oversample_aug == "mixup" else cfg.oversample_aug
     w, h = base.size
-    aug = augment_transform(preset, (h, w))
+    # rotation brings in the source's own border colour: white (train's --fill default) put bright corners on the
+    # copies of a black-background set, the minority classes' copies only, a cue that names the class
+    aug = augment_transform(preset, (h, w), fill=border_colour(np.asarray(base)[None]))
     erase = random_erasing(preset)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(rng.integers(2 ** 62)))
