@@ -199,6 +199,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
 
     dc = data_config(cfg.model)
     img_size = int(cfg.img_size or dc["input_size"][-1])
+    if dist.main and not cfg.img_size and (note := tdata.upsampling_note(df, img_size, cfg.model)):
+        from imgcls.console import warn
+        warn(note)
     cfg.img_size = img_size
     meta = ModelMeta.from_dict(
         {"model": cfg.model, "classes": classes, "heads": heads, "decode": decode, "branch": cfg.branch,

@@ -35,6 +35,25 @@ def _interp(name: str):
 WHITE = FILL_NAMES["white"]          # train --fill's default
 
 
+# a default input size this many times the images' median side is said (28 px Fashion-MNIST at 224: 8x)
+UPSAMPLE_SAY = 4
+
+
+def upsampling_note(df: pd.DataFrame, img_size: int, model: str) -> str | None:
+    """The line train says when the model's default --img-size is UPSAMPLE_SAY or more times the images' median
+    longer side (the manifest's width / height): each image is upsampled, and every step costs as at img_size."""
+    if not {"width", "height"} <= set(df.columns):
+        return None
+    side = np.maximum(pd.to_numeric(df["width"], errors="coerce"), pd.to_numeric(df["height"], errors="coerce"))
+    med = float(np.nanmedian(side)) if side.notna().any() else float("nan")
+    if not np.isfinite(med) or med <= 0 or img_size < UPSAMPLE_SAY * med:
+        return None
+    small = int(2 ** np.ceil(np.log2(2 * med)))
+    return (f"--img-size {img_size} ({model}'s default) is {img_size / med:.0f}x the images' median side "
+            f"({med:.0f} px): each image is upsampled and every step works on {img_size} x {img_size} pixels "
+            f"(--img-size {small}: {(img_size / small) ** 2:.0f}x fewer)")
+
+
 def resize_transform(img_size: int, resize_mode: str = "squash", interpolation: str = "bilinear",
                      fill: Sequence[int] = WHITE):
     """PIL/uint8 image -> img_size x img_size: squash (ignore aspect), crop (short side + centre crop),
