@@ -118,3 +118,22 @@ def test_no_hflip_never_mirrors_on_either_path(preset):
     flipped = BatchAugment(preset, (0.0,) * 3, (1 / 255,) * 3, (0, 0, 0))(x.repeat(32, 1, 1, 1),
                                                                             step_generator(0, 0, 0))
     assert (flipped[..., :16].sum((1, 2, 3)) < flipped[..., 16:].sum((1, 2, 3))).any()   # flips by default
+
+
+def test_the_fill_colour_auto_measured_is_in_train_log_under_quiet(tmp_path):
+    """--fill auto's measured colour went only to the terminal: under --quiet no file but best.pt's meta said it."""
+    from imgcls.console import set_quiet
+    from imgcls.train import run_train
+    for cls in ("a", "b"):
+        (tmp_path / "raw" / cls).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(digit(value=200 if cls == "a" else 90, shift=i)).save(tmp_path / "raw" / cls / f"{i}.png")
+    set_quiet(True)
+    try:
+        run = run_train(TrainConfig(src=str(tmp_path / "raw"), out=str(tmp_path / "runs"), name="q", model="test_resnet",
+                                    img_size=32, batch_size=4, workers=0, device="cpu", pretrained=False, epochs=1,
+                                    val_split=0.3, fill="auto", aug="none"))
+    finally:
+        set_quiet(False)
+    assert "fill colour RGB 0,0,0 (--fill auto: the median colour of the training images' borders)" in \
+        (run / "train.log").read_text()

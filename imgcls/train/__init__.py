@@ -304,7 +304,6 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
 
     import torch
     from imgcls import manifest as mf
-    from imgcls.console import info
     from imgcls.errors import UserError
     from imgcls.fsutil import write_json, write_table
     from imgcls.train import data as tdata
@@ -373,8 +372,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     if fill is None:            # squash / crop from the cache: measured on the decoded images themselves
         fill = tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, images=images)
     meta = replace(meta, fill=fill[0])
-    if dist.main and parse_fill(cfg.fill) is None:          # auto: say what it measured
-        info(f"fill colour RGB {','.join(map(str, fill[0]))} ({fill[1]}): the pixels rotation"
+    if dist.main and parse_fill(cfg.fill) is None:          # auto: say what it measured (train.log under --quiet too)
+        RunLog(run_dir / "train.log")(f"fill colour RGB {','.join(map(str, fill[0]))} ({fill[1]}): the pixels rotation"
              + (", pad resizing" if cfg.resize_mode == "pad" else "") + " and TTA's smaller scales add")
 
     results, oof = [], []
