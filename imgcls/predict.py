@@ -37,7 +37,7 @@ from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
-from imgcls.options import check, option
+from imgcls.options import When, check, option
 from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output
 from imgcls.parallel import default_workers
 from imgcls.submission import (build_submission, check_class_ids, check_template_fits, match_template,
@@ -637,6 +637,9 @@ def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str],
 
 
 PREDICTION, SUBMISSION, EVALUATION, RUNTIME = "Prediction", "Submission", "Evaluation", "Runtime"
+# what --tta-merge acts through: views to merge (a --tta of one view has nothing to merge)
+MERGED = When(lambda tta, _cfg: parse_tta(tta).n_views > 1, "of more than one view (e.g. flip; one view has "
+                                                             "nothing to merge)")
 PROBS_FORMATS = ("parquet", "csv")
 
 
@@ -647,7 +650,7 @@ class PredictConfig:
     tta: str = option("none", panel=PREDICTION,
                       help="Test-time augmentation: none, flip, crops (five), ten, scales=0.9,1.0,1.1, joined by '+'; "
                            "a bare --tta means flip.")
-    tta_merge: str = option("mean", panel=PREDICTION, choices=MERGES,
+    tta_merge: str = option("mean", panel=PREDICTION, choices=MERGES, needs=(("tta", MERGED),),
                             help="mean (of probabilities) | logits (mean, then softmax).")
     fmt: str = option("id,label", panel=SUBMISSION, flags=("--format",),
                       help="Submission columns: id,label | mask (ImageID,ans; class ids) | dacon (id,artist) | "
@@ -673,13 +676,10 @@ class PredictConfig:
              "of the kind it trained on are read.")
 
     def validate(self) -> None:
-        """Choices, ranges and the options that need another (check: --eval-split needs --eval), the --tta grammar
-        (--tta-merge needs more than one view), the --format spelling; before the model is loaded."""
+        """Choices, ranges and the options that need another (check: --eval-split needs --eval, --tta-merge more
+        than one --tta view), the --tta grammar, the --format spelling; before the model is loaded."""
         check(self)
-        views = parse_tta(self.tta).n_views
-        if self.tta_merge != PredictConfig.tta_merge and views == 1:
-            raise UserError(f"--tta-merge {self.tta_merge} needs --tta (one view, nothing to merge); e.g. --tta flip "
-                            f"--tta-merge {self.tta_merge}")
+        parse_tta(self.tta)
         if not self.sample_submission:
             resolve_format(self.fmt)
 

@@ -492,7 +492,7 @@ def test_split_python_caller_gets_the_same_check(image_folder, tmp_path):
     (["--workers", "-3"], "--workers must be >= 0 (got -3)"),
     (["--tta-merge", "max"], "unknown --tta-merge 'max'; use one of: mean, logits"),
     (["--eval-split", "train"], "unknown --eval-split 'train'; use one of: all, val, test"),
-    (["--tta-merge", "logits"], "--tta-merge logits needs --tta"),       # silently ignored before
+    (["--tta-merge", "logits"], "--tta-merge acts only with --tta of more than one view"),   # silently ignored before
     (["--eval-split", "test"], "--eval-split acts only with --eval"),
 ])
 def test_predict_options_are_checked_before_the_model_is_loaded(flags, msg, tmp_path, monkeypatch):
@@ -505,6 +505,21 @@ def test_predict_options_are_checked_before_the_model_is_loaded(flags, msg, tmp_
         field = flags[0][2:].replace("-", "_")
         value = int(flags[1]) if field in ("batch_size", "workers") else flags[1]
         pr.run_predict(tmp_path / "run", tmp_path, tmp_path / "p", **{field: value})
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.parametrize("flags,has", [(["--tta-merge", "mean"], "--tta none"),
+                                       (["--tta", "scales=1.0", "--tta-merge", "mean"], "--tta scales=1.0")])
+def test_predict_typed_tta_merge_without_views_is_refused(flags, has, tmp_path, monkeypatch):
+    """predict --tta-merge mean with no --tta ran, the typed flag doing nothing (mean is the default, so only a
+    different value was refused); now a typed --tta-merge with one view is refused in one line."""
+    import imgcls.predict as pr
+    monkeypatch.setattr(pr, "resolve_source", lambda *a, **k: pytest.fail("model loaded before the options were checked"))
+    r = runner.invoke(app, ["predict", str(tmp_path / "run"), "--data", str(tmp_path), "--out", str(tmp_path / "p"),
+                            *flags])
+    flat = " ".join(r.output.split())
+    assert r.exit_code == 2 and flat.count("error:") == 1, r.output
+    assert "--tta-merge acts only with --tta of more than one view" in flat and f"this run has {has}" in flat, flat
     assert not (tmp_path / "p").exists()
 
 
