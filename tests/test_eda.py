@@ -298,6 +298,29 @@ def test_eda_test_set_beside_training_set(tmp_path):
     assert r.exit_code == 2 and "inside" in r.output.lower(), r.output
 
 
+def test_eda_test_set_grey_like_preprocessed_grey_training_set_is_no_mode_shift(tmp_path):
+    """preprocess writes RGB: eda --test of greyscale test images against a preprocessed greyscale training set
+    warned 'L 100% of test against 0% of training ... (e.g. greyscale augmentation)', though both sets are grey.
+    The modes are now compared as the pixels show them (a colour training set still gets the warning:
+    test_eda_test_set_beside_training_set)."""
+    import numpy as np
+    from PIL import Image
+
+    from imgcls import preprocess as pp
+    rng = np.random.default_rng(0)
+    raw, test = tmp_path / "raw", tmp_path / "test"
+    for i in range(20):
+        for path in (raw / f"c{i % 2}" / f"{i}.png", test / f"{i}.png"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (24, 24), dtype=np.uint8), "L").save(path)
+    processed = pp.run_preprocess(raw, tmp_path / "processed", pp.PreprocessConfig(size=32), workers=1,
+                                  report=False)
+    assert set(processed["mode"]) == {"RGB"}                   # the headers differ: L test, RGB training
+    s = eda.run_eda(tmp_path / "processed", tmp_path / "eda", workers=1, test=test)
+    assert s["test"]["modes"] == {"L": 20} and s["test"]["shifts"]["mode"] == [], s["test"]["shifts"]
+    assert not any("modes differ" in line for line in eda.findings_on_test(s["test"]))
+
+
 def test_class_names_the_font_lacks_give_one_line_not_a_warning_per_glyph(tmp_path, monkeypatch):
     """Korean class folders: matplotlib warned once per character per figure (UserWarning on stderr, -q too). Now
     its warning is not shown; with no installed font that has the characters (made so here: no test depends on the
