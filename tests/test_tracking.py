@@ -178,6 +178,22 @@ def test_tensorboard_events_hold_the_scalars_images_and_hparams(single):
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(acc.PluginTagToContent("hparams"))
 
 
+def test_tensorboard_has_the_kfold_sets_out_of_fold_score(kfold):
+    """train --folds all --tracker tensorboard wrote only each fold's events (MLflow logs oof/val_macro_f1 on the
+    set's run); the set's own log dir now holds its OOF score, the number of oof_score.json."""
+    import json
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    run, _ = kfold
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    oof = json.loads((run / "oof_score.json").read_text())
+    assert oof["n_images"] == 20
+    for tag, key in (("oof/val_macro_f1", "macro_f1"), ("oof/val_acc", "accuracy")):
+        assert tag in acc.Tags()["scalars"], acc.Tags()
+        assert [e.value for e in acc.Scalars(tag)] == [pytest.approx(oof[key], abs=1e-6)]
+
+
 def test_mlflow_store_has_the_runs_and_the_folds_nested(single, kfold, out):
     import mlflow
     from mlflow.tracking import MlflowClient

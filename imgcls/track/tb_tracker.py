@@ -49,6 +49,16 @@ class TensorBoardTracker(Callback):
         for k, v in metric.items():
             self.writer.add_scalar(k, v, summary["best_epoch"])
 
+    def on_train_end(self, summary):
+        # a k-fold set's out-of-fold score, as MLflow logs it on the set's run: in the set's own log dir (the folds
+        # write theirs below it), so `tensorboard --logdir outputs/runs` shows it as the set's run
+        if not summary.get("oof"):
+            return
+        from torch.utils.tensorboard import SummaryWriter
+        with SummaryWriter(log_dir=str(summary["run_dir"])) as w:
+            w.add_scalar("oof/val_macro_f1", float(summary["oof"]["macro_f1"]), 0)
+            w.add_scalar("oof/val_acc", float(summary["oof"]["accuracy"]), 0)
+
     def on_run_abort(self, error):
         if self.writer is not None:
             self.writer.close()
