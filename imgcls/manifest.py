@@ -312,6 +312,8 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         elif layout == "profiles":
             root = profiles_root(root) or root
             df = read_profiles(root, opts.age_bands)
+            if src.is_file():       # the competition's train.csv given itself: no output may replace it either
+                df.attrs[CSV_READ] = str(src)
         else:
             df = read_unlabeled(root)
         df["root"] = str(root.resolve())

@@ -169,6 +169,26 @@ def test_the_competitions_train_csv_given_itself_is_read_as_its_profiles(tmp_pat
     assert "layout 'profiles'" in capsys.readouterr().err
 
 
+def test_split_never_writes_over_the_competitions_train_csv_read_as_its_profiles(tmp_path):
+    """`imgcls split train/train.csv --out train/train.csv`: the table read as the profiles under images/ (3cee3d1)
+    was no longer recorded as the file the step reads (a competition CSV's is), so split replaced the user's own
+    train.csv with its split table, exit 0. Refused in one line, the file untouched."""
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    train = tmp_path / "train"
+    make_profiles(train / "images", n_profiles=4)
+    dirs = sorted(d.name for d in (train / "images").iterdir())
+    table = train / "train.csv"
+    table.write_text("id,gender,race,age,path\n" + "".join(
+        f"{d.split('_')[0]},{d.split('_')[1]},Asian,{d.split('_')[3]},{d}\n" for d in dirs))
+    before = table.read_text()
+    assert mf.read_table(mf.load(table, scan=False)) == [str(table)]
+    r = CliRunner().invoke(app, ["split", str(table), "--out", str(table), "--no-near-dup", "-q"])
+    assert r.exit_code == 2 and "is a file this step reads" in r.output, r.output
+    assert table.read_text() == before
+
+
 def test_profile_label_helpers():
     assert profiles.age_band(29) == 0 and profiles.age_band(30) == 1 and profiles.age_band(59) == 1
     assert profiles.age_band(60) == 2 and profiles.age_band(58, (30, 58)) == 2
