@@ -418,3 +418,20 @@ def test_fallback_val_split_says_a_drawn_share_far_from_the_one_asked(capsys):
     assign_split(df, None, 0.25, 3)                       # a plain stratified draw hits its share: nothing said
     out = capsys.readouterr()
     assert "draw validates" not in out.out + out.err
+
+
+def test_fallback_val_split_share_is_of_the_originals_not_the_oversampled_copies(capsys):
+    """preprocess --oversample output trained with --val-split 0.2: the draw validates on 0.2 of the originals
+    (copies never validate, they train beside their sources), yet the share said was over the originals and copies
+    together, 'validates on 8 of 77 images (0.10)', a false alarm on every oversampled set. The share is the
+    originals'."""
+    from imgcls.train.data import assign_split
+    df = _df([""] * 40, ["ab"[k % 2] for k in range(40)], "dup_group")
+    copies = pd.DataFrame({"root": "r", "path": [f"b/{k:03d}__os1.png" for k in range(48)], "label": "b",
+                           "sha256": [f"c{k}" for k in range(48)], "error": "", "dup_group": "",
+                           "augmented_from": [f"b/{2 * (k % 20) + 1:03d}.png" for k in range(48)]})
+    df = pd.concat([df.assign(augmented_from=""), copies], ignore_index=True)
+    train, val = assign_split(df, None, 0.2, 0)
+    out = capsys.readouterr()
+    assert val.sum() == 8 and train[40:].any()                 # 0.2 of the 40 originals; copies train
+    assert "draw validates" not in out.out + out.err, out.err

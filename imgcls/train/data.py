@@ -327,9 +327,9 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
     said as an info line) has it dropped from val, and a copy training while a source validates is dropped from
     training too (it would leak its source's pixels); a hand-made split's are warnings."""
     train, val = _assign_split(df, fold, val_split, seed, by)
-    if fold is None and not has_val_split(df):
-        _say_drawn_share(train, val, val_split)
     copy = mf.augmented(df)
+    if fold is None and not has_val_split(df):      # the draw's share of the originals: copies never validate
+        _say_drawn_share(train & ~copy, val & ~copy, val_split)
     if not copy.any():
         return train, val
     from imgcls.console import info, warn
