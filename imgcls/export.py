@@ -56,7 +56,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     default = (run if run.is_dir() else run.parent) / "onnx"
     out = Path(out) if out else default
     check_writable(out)
-    refuse_other_output(out, "export", instead=f"e.g. the default {default}")
+    refuse_other_output(out, "export", among=True, instead=f"e.g. the default {default}")
     import numpy as np
     import torch
     from imgcls.train.checkpoint import load_model

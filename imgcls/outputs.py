@@ -94,7 +94,7 @@ def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", 
     its whole --out (eda, clean, preprocess: its files anywhere under it, its stale-temp sweep walking all of it)
     also refuses a folder of outputs (outputs/runs, outputs: a run, ensemble, study or prediction up to two
     folders down). `among`: a step whose files in a folder make it read as that step's output (predict's
-    predict.json, ensemble's spec.yaml) refuses a folder of outputs too: outputs/runs would read as its output,
+    predict.json, ensemble's spec.yaml, export's export.json) refuses a folder of outputs too: outputs/runs would read as its output,
     and train's default --out there would be refused."""
     out = Path(out)
     instead = instead or f"an empty folder, or an earlier imgcls {step} output"

@@ -220,6 +220,20 @@ def test_predict_and_ensemble_into_a_folder_of_runs_are_refused(tmp_path, tiny_r
     assert snapshot(tmp_path) == before
 
 
+def test_export_into_a_folder_of_runs_is_refused(tmp_path, tiny_run):
+    """export RUN --onnx --out outputs/runs wrote best.onnx and export.json among the runs, exit 0, after which
+    train's default --out there was refused as 'the output of imgcls export' (predict's and ensemble's were fixed,
+    export's not). A folder of outputs is now one line, nothing written."""
+    runs = tmp_path / "outputs" / "runs"
+    r1 = tiny_run(runs / "r1", classes=("cat", "dog"))
+    before = snapshot(tmp_path)
+    for out, where in ((runs, "r1"), (runs.parent, "runs/r1")):
+        one_line_error(invoke("export", r1, "--onnx", "--out", out, "-q"),
+                       f"--out {out} is a folder of imgcls outputs ({where}: train run)",
+                       "the folder would read as its output", "choose another --out")
+    assert snapshot(tmp_path) == before
+
+
 def test_model_steps_refuse_an_out_holding_another_steps_output(tmp_path, tiny_run):
     """train, predict and ensemble into a folder of clean's or eda's (a run folder, submission.csv and report.html
     among their files), and clean into eda's, are refused in one line before the work."""
