@@ -253,12 +253,36 @@ def test_resume_of_a_run_stopped_in_its_first_epoch_refuses_other_data_under_a_r
     assert "data/splits.csv (recorded in its config.yaml) is a relative path" in line, line
     assert str(other / "data" / "splits.csv") in line and "pass its data again" in line
     assert not (run / "last.pt").exists()                       # nothing trained on the other data
-    from imgcls.train.rundir import check_resume_data
+    from imgcls.errors import UserError
+    from imgcls.train.rundir import check_resume_src
     monkeypatch.chdir(proj)                 # from the folder it was trained from (or the data given again): it resumes
     record = TrainConfig.load(run / "config.yaml")
-    check_resume_data(run, mf.load("data/splits.csv"), "data/splits.csv", record)
+    check_resume_src(run, "data/splits.csv", record)
     monkeypatch.chdir(other)
-    check_resume_data(run, mf.load(proj / "data" / "splits.csv"), str(proj / "data" / "splits.csv"), record)
+    check_resume_src(run, str(proj / "data" / "splits.csv"), record)
+    with pytest.raises(UserError, match="is a relative path"):
+        check_resume_src(run, "data/splits.csv", record)
+
+
+def test_resume_of_a_first_epoch_run_from_another_folder_is_refused_before_its_data_is_scanned(tmp_path,
+                                                                                                monkeypatch):
+    """The refusal of a relative recorded src read from another folder (a run stopped in its first epoch) needs
+    only the run's record, yet came after the other folder's data was loaded and every image scanned (minutes on a
+    large set): one line before the long work, as every user error."""
+    from imgcls import manifest as mf
+    other = tmp_path / "other"
+    mf.write(mf.load(make_image_folder(other / "data" / "raw", {"a": 6, "b": 6}, size=(32, 32))),
+             other / "data" / "splits.csv")
+    run = tmp_path / "proj" / "outputs" / "runs" / "r"
+    run.mkdir(parents=True)
+    TrainConfig(**TINY, src="data/splits.csv", out="outputs/runs", name="r", epochs=1, aug="none").save(
+        run / "config.yaml")
+    scanned = []
+    monkeypatch.setattr(mf, "scan_images", lambda df, *a, **k: scanned.append(len(df)) or df)
+    monkeypatch.chdir(other)
+    r = CliRunner().invoke(app, ["train", "--resume", str(run)])
+    assert r.exit_code == 2 and "is a relative path" in " ".join(r.output.split()), r.output
+    assert scanned == []
 
 
 def test_ema_warms_up_by_update_count_and_resumes(two_class, tmp_path, monkeypatch):

@@ -122,7 +122,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     dist = init_distributed(cfg.device)
     if resume is not None:
         resume = Path(resume)
-        record = TrainConfig.load(resume_record(resume))     # read once: resume_config and check_resume_data
+        record = TrainConfig.load(resume_record(resume))     # read once: resume_config, check_resume_src, _data
         cfg = resume_config(cfg, resume, record)     # refuses a changed option before anything is read or written
         if finished(resume):                 # said before the data is read and decoded (minutes on a large set)
             if dist.main:
@@ -131,6 +131,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
                 info(f"{resume.name}: already finished, nothing to resume ({said})")
             return resume
     src_named = cfg.src          # as recorded (or given again) before anchor_paths: what a refusal names
+    if resume is not None:       # a first-epoch run's relative src read elsewhere: refused before the data is read
+        from imgcls.train.rundir import check_resume_src
+        check_resume_src(resume, src_named, record)
     check_run_name(cfg.name)
     if cfg.src is None:
         from imgcls.pipeline import default_input

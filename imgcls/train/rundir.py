@@ -260,28 +260,35 @@ def trained_from_here(run_dir: Path, record) -> bool:
         os.path.realpath(run_dir)
 
 
+def check_resume_src(run_dir: Path, src: str, record) -> None:
+    """A resumed run with no val_predictions.csv yet (stopped in its first epoch: its folder holds config.yaml and
+    train.log alone) has nothing check_resume_data could compare its data with; it is checked by where it was
+    trained from, from its record alone, before its data is read and scanned: a relative recorded `src` is read
+    only from that folder (trained_from_here), elsewhere nothing tells which data it was, and it is refused with the
+    fix. Data given again (`src` is not `record.src`, the recorded TrainConfig) is the user's own choice."""
+    if validation_files(run_dir) or src != record.src or os.path.isabs(str(src)) or trained_from_here(run_dir, record):
+        return
+    raise UserError(f"--resume {run_dir}: its data {src} (recorded in its config.yaml) is a relative path, read "
+                    f"here as {os.path.abspath(str(src))}, and the run stopped before its first validation: "
+                    f"nothing in its folder tells whether that is the data it was trained on; pass its data "
+                    f"again (imgcls train DATA --resume {sh(run_dir)}) or run from the folder it was trained "
+                    f"from")
+
+
 def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     """A resumed run must read the data it was trained on: the data `df` (read from `src`, the data config.yaml
     recorded or one given again) holds at least one of the run's validation images (its val_predictions.csv, a
     k-fold set's fold_*/val_predictions.csv), compared by root and path, not by reading images. A relative `src`
     (recorded before paths were anchored, or in a hand-written --config) is read from the working folder: resumed
     from another folder that has its own data/splits.csv it would train on that data silently. A run with no
-    val_predictions.csv yet (stopped in its first epoch: its folder holds config.yaml and train.log alone) is
-    checked by where it was trained from: a relative recorded `src` is read only from that folder
-    (trained_from_here), elsewhere nothing tells which data it was, and it is refused with the fix. Data given
-    again (not recorded: `src` is not `record.src`, the recorded TrainConfig) is the user's own choice: it is
-    compared by path within its root, so a data set moved elsewhere and named there resumes."""
+    val_predictions.csv yet is check_resume_src's, before the data is read. Data given again (not recorded: `src`
+    is not `record.src`, the recorded TrainConfig) is the user's own choice: it is compared by path within its
+    root, so a data set moved elsewhere and named there resumes."""
     import pandas as pd
     recorded = src == record.src
     files = validation_files(run_dir)
     if not files:
-        if not recorded or os.path.isabs(str(src)) or trained_from_here(run_dir, record):
-            return
-        raise UserError(f"--resume {run_dir}: its data {src} (recorded in its config.yaml) is a relative path, read "
-                        f"here as {os.path.abspath(str(src))}, and the run stopped before its first validation: "
-                        f"nothing in its folder tells whether that is the data it was trained on; pass its data "
-                        f"again (imgcls train DATA --resume {sh(run_dir)}) or run from the folder it was trained "
-                        f"from")
+        return
     real: dict[str, str] = {}
 
     def key(root, path) -> tuple[str, str]:
