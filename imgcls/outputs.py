@@ -94,8 +94,8 @@ def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", 
     its whole --out (eda, clean, preprocess: its files anywhere under it, its stale-temp sweep walking all of it)
     also refuses a folder of outputs (outputs/runs, outputs: a run, ensemble, study or prediction up to two
     folders down). `among`: a step whose files in a folder make it read as that step's output (predict's
-    predict.json, ensemble's spec.yaml, export's export.json) refuses a folder of outputs too: outputs/runs would read as its output,
-    and train's default --out there would be refused."""
+    predict.json, ensemble's spec.yaml, export's export.json) refuses a folder of outputs too: outputs/runs would
+    read as its output, and train's default --out there would be refused."""
     out = Path(out)
     instead = instead or f"an empty folder, or an earlier imgcls {step} output"
     if (whole or among) and out.is_dir() and output_kind(out) is None:
