@@ -117,16 +117,19 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
 def say_letterbox(spec: EnsembleSpec, df: pd.DataFrame) -> None:
     """Members trained on images `imgcls preprocess --size N` letterboxed (padded to squares, meta.letterbox) see
     each test image padded so before their own resize (imgcls.tta.ViewMaker): said in one line, unless the test
-    images were letterboxed with the same colour by preprocess too (then the padding changes nothing)."""
-    from imgcls.preprocess.outputs import letterboxed
+    images were letterboxed with the same colour by preprocess too, or made square by another preprocess --size (then
+    the padding changes nothing)."""
+    from imgcls.preprocess.outputs import letterboxed, made_square
     from imgcls.train.checkpoint import read_meta
-    test = letterboxed(mf.readable(df))
+    rows = mf.readable(df)
+    test = letterboxed(rows)
     fills = {m.name: fill for m in spec.running().members
              if (fill := read_meta(m.checkpoints[0]).letterbox) is not None and tuple(fill) != test}
-    if fills:
-        colours = sorted({"#%02x%02x%02x" % tuple(f) for f in fills.values()})
-        info(f"test images letterboxed as preprocess did for the training images of {', '.join(fills)}: padded to "
-             f"squares with {' / '.join(colours)} before the model's resize")
+    if not fills or made_square(rows):         # squares (another preprocess --size): padding changes nothing
+        return
+    colours = sorted({"#%02x%02x%02x" % tuple(f) for f in fills.values()})
+    info(f"test images letterboxed as preprocess did for the training images of {', '.join(fills)}: the non-square "
+         f"padded to squares with {' / '.join(colours)} before the model's resize")
 
 
 def predict_dropped_faces(df: pd.DataFrame) -> pd.DataFrame:

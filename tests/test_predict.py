@@ -884,14 +884,19 @@ def test_a_run_trained_on_letterboxed_images_predicts_raw_test_images_as_it_trai
                        for root in (raw, tmp_path / "pad"))
     assert np.abs(on_raw.plain - on_proc.plain).max() < 0.03, np.abs(on_raw.plain - on_proc.plain).max()
     assert np.abs(on_raw.tta - on_proc.tta).max() < 0.03, np.abs(on_raw.tta - on_proc.tta).max()
+    # test images another preprocess made square (squash): padding changes nothing, so nothing is said of it
+    res = invoke("preprocess", raw, "--out", tmp_path / "sq", "--size", 32, "--resize-mode", "squash",
+                 "--workers", 1, "-q")
+    assert res.exit_code == 0, res.output
     said = {}
-    for name, data in (("raw", raw), ("proc", tmp_path / "pad")):
+    for name, data in (("raw", raw), ("proc", tmp_path / "pad"), ("sq", tmp_path / "sq")):
         res = invoke("predict", run, "--data", data, "--out", tmp_path / f"p_{name}", "--workers", 0)
         assert res.exit_code == 0, res.output
         said[name] = " ".join(res.output.split())
-    assert said["raw"].count("test images letterboxed as preprocess did for the training images of onpad: padded "
-                             "to squares with #000000 before the model's resize") == 1, said["raw"]
+    assert said["raw"].count("test images letterboxed as preprocess did for the training images of onpad: the "
+                             "non-square padded to squares with #000000 before the model's resize") == 1, said["raw"]
     assert "letterboxed" not in said["proc"] and "warning" not in said["raw"] + said["proc"]
+    assert "letterboxed" not in said["sq"], said["sq"]
 
 
 def test_test_images_that_skip_the_training_preprocess_are_warned_of(tmp_path):

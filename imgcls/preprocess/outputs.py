@@ -100,6 +100,12 @@ def letterboxed(df: pd.DataFrame) -> tuple[int, int, int] | None:
     return _one_per_root(df, letterbox_fill, None)
 
 
+def made_square(df: pd.DataFrame) -> bool:
+    """Whether preprocess resized every image of a manifest to a square (`--size N`, any --resize-mode), by the
+    preprocess.json of each folder they were read from."""
+    return bool(_one_per_root(df, lambda settings: bool(settings.get("size")), False))
+
+
 def _one_per_root(df: pd.DataFrame, of_settings, unwritten):
     """`of_settings` of the preprocess.json `settings` of every folder a manifest's images were read from
     (`unwritten` for a folder no preprocess wrote) when they all agree, else None (also when a file cannot be
