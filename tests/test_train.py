@@ -1256,3 +1256,65 @@ def test_a_default_img_size_far_above_the_images_says_it_upsamples(tmp_path, cap
     with pytest.raises(UserError, match="--folds needs"):
         run_train(cfg_for(src, tmp_path, name="typed", folds="0"))
     assert "upsampl" not in capsys.readouterr().err
+
+
+GIB = 2**30
+
+
+def _fake_room(monkeypatch, mem, disk):
+    """The memory available and free disk the cache check reads (20 images at 32 px need 61,440 bytes)."""
+    from imgcls.train import data as tdata
+    monkeypatch.setattr(tdata, "cache_room", lambda folder: (mem, disk))
+    decodes = []
+    real = tdata.decode_cache
+    monkeypatch.setattr(tdata, "decode_cache", lambda *a, **kw: (
+        kw.get("what") == "sampling the fill colour" or decodes.append(kw.get("memmap")), real(*a, **kw))[1])
+    return decodes
+
+
+def _train_cli(src, tmp_path, *extra):
+    return CliRunner().invoke(app, ["train", str(src), "--model", "test_resnet", "--img-size", "32", "--epochs", "1",
+                                    "--workers", "0", "--val-split", "0.3", "--out", str(tmp_path / "runs"),
+                                    "--no-pretrained", "--name", "r", "--batch-size", "8", "--quiet", *extra])
+
+
+@pytest.mark.parametrize("mem", [50_000, GIB])
+def test_cache_not_given_goes_to_disk_where_ram_would_not_fit(two_class, tmp_path, monkeypatch, mem):
+    """The default --cache ram decoded every image into one array whatever its size (100,000 images at 224 px: 15 GB),
+    and a 16 GB machine OOM-killed the run after minutes of decoding. Now, where it would take over CACHE_SHARE of the
+    memory available, the cache goes to a memmap in the run folder, said in one warning; where it fits nothing is said."""
+    decodes = _fake_room(monkeypatch, mem, 10**12)
+    r = _train_cli(two_class, tmp_path)
+    assert r.exit_code == 0, r.output
+    run = tmp_path / "runs" / "r"
+    said = [line for line in r.output.splitlines() if "decoded-image cache" in line]
+    if mem == GIB:
+        assert decodes == [None] and not said and TrainConfig.load(run / "config.yaml").cache == "ram"
+    else:
+        assert decodes == [run / "cache.npy"] and TrainConfig.load(run / "config.yaml").cache == "disk"
+        assert len(said) == 1 and "0.1 MiB" in said[0] and "caching on disk" in said[0] and str(tmp_path) in said[0]
+        assert not (run / "cache.npy").exists()
+
+
+@pytest.mark.parametrize("flags,mem,disk,fix", [(["--cache", "ram"], 50_000, 10**12, "--cache disk"),
+                                                (["--cache", "disk"], GIB, 50_000, "--cache none"),
+                                                ([], 50_000, 50_000, "--cache none")])
+def test_cache_without_room_is_refused_before_decoding(two_class, tmp_path, monkeypatch, flags, mem, disk, fix):
+    """A typed --cache ram over the memory, a memmap over the free disk (typed, or the default's fallback): one line,
+    exit 2, naming the bytes and the fixes, before any image is decoded or the run folder is made."""
+    decodes = _fake_room(monkeypatch, mem, disk)
+    r = _train_cli(two_class, tmp_path, *flags)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert decodes == [] and not (tmp_path / "runs" / "r").exists()
+    line = [x for x in r.output.splitlines() if "needs" in x]
+    assert len(line) == 1 and "20 images at 32px" in line[0] and fix in line[0] and "--img-size" in line[0], r.output
+
+
+def test_cache_check_reads_nothing_it_cannot(tmp_path, monkeypatch):
+    """No /proc/meminfo nor disk reading (not Linux): nothing is checked, the cache is what was asked."""
+    from imgcls.train import data as tdata
+    mem, disk = tdata.cache_room(tmp_path / "not" / "yet")       # the real reading: the nearest folder that exists
+    monkeypatch.setattr(tdata, "cache_room", lambda folder: (None, None))
+    assert [tdata.plan_cache(c, 10**6, 512, tmp_path) for c in (None, "ram", "disk", "none")] == [
+        "ram", "ram", "disk", "none"]
+    assert disk > 0 and (mem is None or mem > 0)

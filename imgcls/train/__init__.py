@@ -157,8 +157,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         device = torch.device("cuda", dist.local_rank)
     # resolved here, so config.yaml records what ran; a given --workers also bounds the decoding processes
     io_workers = decode_processes() if cfg.workers is None else max(1, cfg.workers)
-    if cfg.workers is None:
-        cfg.workers = default_workers(device.type, cfg.cache)
+    if cfg.workers is None:     # a cache not given is ram or disk (tdata.plan_cache): cached alike
+        cfg.workers = default_workers(device.type, cfg.cache or "ram")
     if cfg.amp is None:
         cfg.amp = device.type == "cuda"
     if device.type == "cuda" and not cfg.deterministic:
@@ -266,18 +266,25 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     check_output_location(out, *mf.roots(df))
     # rank 0 claims the run folder (an atomic mkdir, then an exclusive lock held until the run ends); the other
     # processes learn its name, or the one-line error that stops them all
-    lock, err, name = None, None, None
+    lock, err, name, cache = None, None, None, cfg.cache
     if dist.main:
         try:
+            # the decoded-image cache checked against memory and disk before the run folder is made: the one memmap
+            # torchrun's processes of a machine share goes to the temp folder, --cache disk's to the run folder
+            import tempfile
+            given = None if resume is not None and cfg.cache == record.cache == "ram" else cfg.cache
+            cache = tdata.plan_cache(given, len(df), img_size, Path(tempfile.gettempdir()) if dist.on else
+                                     resume if resume is not None else out, shared=dist.on)
             run_dir = resume if resume is not None else claim_run_dir(out, cfg.name, cfg.model, cfg.exist_ok)
             check_output_location(run_dir, *mf.roots(df), images=mf.image_paths(df))
             lock = RunLock(run_dir).__enter__()
             name = run_dir.name
         except UserError as e:
             err = str(e)
-    err, name = dist.broadcast((err, name))
+    err, name, cache = dist.broadcast((err, name, cache))
     if err:
         raise UserError(err)
+    cfg.cache = cache       # config.yaml records the cache that ran
     run_dir = resume if resume is not None else out / name
     try:
         if resume is None:

@@ -226,7 +226,10 @@ class TrainConfig:
                                help="all | K | K,L: train these folds of a k-fold split.")
     val_split: float = option(0.2, panel=DATA, lo=0, hi=1, lo_open=True, hi_open=True,
                               help="Validation fraction when the data has no split column.")
-    cache: str = option("ram", panel=DATA, choices=("ram", "disk", "none"), help="Decoded-image cache.")
+    cache: str | None = option(None, panel=DATA, choices=("ram", "disk", "none"),
+                               none="ram, or disk where ram would not fit",
+                               help="Decoded-image cache: ram, disk (a memmap beside the run), none (decode each "
+                                    "epoch).")
     loss: str = option("ce", panel=IMBALANCE, choices=LOSSES, help="Loss.")
     smoothing: float = option(0.1, panel=IMBALANCE, lo=0, hi=1, hi_open=True,
                               needs=(("loss", "label-smoothing"),),

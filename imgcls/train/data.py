@@ -150,6 +150,65 @@ def _decode_one(args) -> tuple[np.ndarray | None, str]:
     return t(im).permute(1, 2, 0).contiguous().numpy(), ""
 
 
+# the most of the memory available (--cache ram) or of the free disk where the memmap goes (--cache disk) that the
+# decoded-image cache may take: the rest is for the model, its batches, the loader and the other processes
+CACHE_SHARE = 0.6
+
+
+def cache_room(folder: Path) -> tuple[int | None, int | None]:
+    """(memory available: /proc/meminfo MemAvailable, free disk at `folder` or the nearest folder above it that
+    exists) in bytes; None for what cannot be read here (no /proc/meminfo: not Linux), which is then not checked."""
+    import shutil
+    mem = None
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            mem = next((int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:")), None)
+    except (OSError, ValueError, IndexError):
+        mem = None
+    probe = Path(folder)
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        disk = shutil.disk_usage(probe).free
+    except OSError:
+        disk = None
+    return mem, disk
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
+
+
+def plan_cache(cache: str | None, n: int, img_size: int, folder: Path, shared: bool = False) -> str:
+    """The decoded-image cache a run builds (ram | disk | none), checked before any image is decoded: its n x S x S x
+    3 bytes against CACHE_SHARE of the memory available (ram) and of the free disk at `folder`, where the memmap goes
+    (disk; the run folder, or with `shared`, under torchrun, the temp folder whose one memmap every process of the
+    machine maps: counted once, and written there for ram too). `cache` None (not given): ram, or disk where ram
+    would not fit, said in one warning; a given ram that would not fit, or a memmap without room, is refused in
+    one line naming the bytes and the fixes."""
+    if cache == "none":
+        return cache
+    need = n * img_size * img_size * 3
+    mem, disk = cache_room(folder)
+    what = f"the decoded-image cache of {n:,} images at {img_size}px needs {_gib(need)}"
+    none = "--cache none (images decoded every epoch)"
+    over_mem = cache in (None, "ram") and mem is not None and need > CACHE_SHARE * mem
+    if over_mem and cache == "ram":
+        raise UserError(f"--cache ram: {what}, over {CACHE_SHARE:.0%} of the {_gib(mem)} of memory available; use "
+                        f"--cache disk (a memmap in {folder}), {none} or a smaller --img-size")
+    mode = "disk" if over_mem or cache == "disk" else "ram"
+    if (mode == "disk" or shared) and disk is not None and need > CACHE_SHARE * disk:
+        why = f"over {CACHE_SHARE:.0%} of the {_gib(mem)} of memory available and " if over_mem else ""
+        raise UserError(f"{f'--cache {cache}: ' if cache else ''}{what}, {why}over {CACHE_SHARE:.0%} of the "
+                        f"{_gib(disk)} free on the disk of {folder}, where its memmap goes; use {none}, a smaller "
+                        f"--img-size, or free disk space")
+    if over_mem:
+        from imgcls.console import warn
+        warn(f"{what}, over {CACHE_SHARE:.0%} of the {_gib(mem)} of memory available: caching on disk instead "
+             f"(--cache disk: a memmap in {folder}, removed at the end)")
+    return mode
+
+
 def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squash", interpolation: str = "bilinear",
                  workers: int = 1, memmap: Path | None = None, what: str = "decoding images",
                  fill: Sequence[int] = WHITE, meanwhile=None, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS
