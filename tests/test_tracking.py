@@ -321,6 +321,50 @@ def test_wandb_folds_of_a_group_s_run_share_the_group(tmp_path, monkeypatch):
                                                         ("kf", "kf/fold_0")]
 
 
+def test_wandb_has_the_kfold_sets_out_of_fold_score(kfold, monkeypatch):
+    """train --folds all --tracker wandb logged each fold's run but no out-of-fold score (MLflow logs
+    oof/val_macro_f1 on the set's run, TensorBoard in the set's log dir); now a run named after the set, in the
+    folds' group, holds the numbers of oof_score.json. (wandb itself is faked.)"""
+    import json
+    import sys
+    import types
+
+    from imgcls.track.wandb_tracker import WandbTracker
+    runs = []
+
+    class FakeRun:
+        def __init__(self, **kw):
+            self.kw, self.summary, self.finished = kw, {}, False
+            runs.append(self)
+
+        def define_metric(self, *a, **k):
+            pass
+
+        def log(self, *a, **k):
+            pass
+
+        def finish(self, *a, **k):
+            self.finished = True
+
+    fake = types.SimpleNamespace(init=lambda **k: FakeRun(**k), Settings=lambda **k: None,
+                                 Image=lambda *a, **k: None, Table=lambda *a, **k: None)
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    run, rec = kfold
+    tracker = WandbTracker()
+    for kind, *args in rec.events:
+        if kind in ("start", "end", "train_end"):
+            getattr(tracker, {"start": "on_run_start", "end": "on_run_end", "train_end": "on_train_end"}[kind])(*args)
+    oof = json.loads((run / "oof_score.json").read_text())
+    assert [(r.kw["name"], r.kw["group"], r.kw["job_type"]) for r in runs] == [
+        ("kf/fold_0", "kf", "fold"), ("kf/fold_1", "kf", "fold"), ("kf", "kf", "k-fold")]
+    assert runs[-1].summary == {"oof/val_macro_f1": pytest.approx(oof["macro_f1"], abs=1e-6),
+                                "oof/val_acc": pytest.approx(oof["accuracy"], abs=1e-6)}
+    assert all(r.finished for r in runs)
+    WandbTracker().on_train_end({**rec.events[-1][1], "oof": None})     # a single run: no set, no extra run
+    assert len(runs) == 3
+
+
 def test_terminal_view_bar_status_table_eta_and_unwrapped_paths(data, tmp_path, capsys):
     deep = tmp_path / ("a_rather_long_folder_name_" * 3) / "runs"        # the log line's path is > 80 columns
     run = run_train(TrainConfig(src=str(data), out=str(deep), name="view", epochs=2, **TINY))

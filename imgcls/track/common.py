@@ -23,6 +23,15 @@ def epoch_scalars(logs: dict) -> dict[str, float]:
     return out
 
 
+def oof_scalars(summary: dict) -> dict[str, float]:
+    """A k-fold set's out-of-fold score from an on_train_end summary (its oof_score.json) as {metric name: value};
+    {} for a single run."""
+    oof = summary.get("oof")
+    if not oof:
+        return {}
+    return {"oof/val_macro_f1": float(oof["macro_f1"]), "oof/val_acc": float(oof["accuracy"])}
+
+
 def flat_params(config: dict) -> dict[str, str | int | float | bool]:
     """config.yaml as flat scalar params (lists joined with commas, None as '')."""
     out = {}

@@ -6,7 +6,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from imgcls.track.common import epoch_scalars, flat_params
+from imgcls.track.common import epoch_scalars, flat_params, oof_scalars
 from imgcls.train.callbacks import Callback
 
 EXPERIMENT = "imgcls"
@@ -141,9 +141,8 @@ class MLflowTracker(Callback):
             return                       # a group's parent (tune's study) stays open for the next run_train
         run_dir = Path(summary["run_dir"])
         with _quiet():
-            if summary.get("oof"):
-                self.client.log_metric(self.parent_id, "oof/val_macro_f1", float(summary["oof"]["macro_f1"]))
-                self.client.log_metric(self.parent_id, "oof/val_acc", float(summary["oof"]["accuracy"]))
+            for k, v in oof_scalars(summary).items():
+                self.client.log_metric(self.parent_id, k, v)
             for f in ("config.yaml", "oof_score.json", "val_predictions.csv", "per_class.csv", "confusion_matrix.png",
                       "confusion_matrix_normalized.png", "report.html"):      # val_predictions: the OOF rows
                 if (run_dir / f).is_file():

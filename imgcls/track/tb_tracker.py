@@ -1,7 +1,7 @@
 """--tracker tensorboard: event files in the run folder (torch.utils.tensorboard)."""
 from __future__ import annotations
 
-from imgcls.track.common import epoch_scalars, flat_params
+from imgcls.track.common import epoch_scalars, flat_params, oof_scalars
 from imgcls.train.callbacks import Callback
 
 
@@ -52,12 +52,13 @@ class TensorBoardTracker(Callback):
     def on_train_end(self, summary):
         # a k-fold set's out-of-fold score, as MLflow logs it on the set's run: in the set's own log dir (the folds
         # write theirs below it), so `tensorboard --logdir outputs/runs` shows it as the set's run
-        if not summary.get("oof"):
+        scalars = oof_scalars(summary)
+        if not scalars:
             return
         from torch.utils.tensorboard import SummaryWriter
         with SummaryWriter(log_dir=str(summary["run_dir"])) as w:
-            w.add_scalar("oof/val_macro_f1", float(summary["oof"]["macro_f1"]), 0)
-            w.add_scalar("oof/val_acc", float(summary["oof"]["accuracy"]), 0)
+            for k, v in scalars.items():
+                w.add_scalar(k, v, 0)
 
     def on_run_abort(self, error):
         if self.writer is not None:

@@ -5,7 +5,7 @@ import netrc
 import os
 from pathlib import Path
 
-from imgcls.track.common import epoch_scalars, flat_params
+from imgcls.track.common import epoch_scalars, flat_params, oof_scalars
 from imgcls.train.callbacks import Callback
 
 
@@ -28,18 +28,22 @@ class WandbTracker(Callback):
     def __init__(self, group: str | None = None, project: str | None = None, log_checkpoint: bool = False):
         self.group, self.project, self.log_checkpoint = group, project, log_checkpoint
         self.run = None
+        self.config: dict = {}
+
+    def _init(self, **kw):
+        import wandb
+        return wandb.init(project=self.project or os.environ.get("WANDB_PROJECT") or "imgcls", mode=mode(),
+                          reinit="create_new", settings=wandb.Settings(silent=True, console="off"), **kw)
 
     def on_run_start(self, info):
-        import wandb
         run_dir = Path(info["run_dir"])
+        self.config = info["config"]
         parent = info["parent_dir"].name if info["parent_dir"] is not None else None
         # tune's study is the group of every trial's runs, folds included (a trial's folds are named after it)
         group = self.group if self.group is not None else parent
         name = run_dir.name if info["fold"] is None else f"{parent}/fold_{info['fold']}"
-        self.run = wandb.init(project=self.project or os.environ.get("WANDB_PROJECT") or "imgcls", name=name,
-                              group=group, job_type="fold" if info["fold"] is not None else "train",
-                              config=flat_params(info["config"]), dir=str(run_dir), mode=mode(), reinit="create_new",
-                              settings=wandb.Settings(silent=True, console="off"))
+        self.run = self._init(name=name, group=group, job_type="fold" if info["fold"] is not None else "train",
+                              config=flat_params(info["config"]), dir=str(run_dir))
         self.run.define_metric("epoch")
         for prefix in ("train/*", "val/*", "lr", "epoch_seconds", "val_f1_per_class/*"):
             self.run.define_metric(prefix, step_metric="epoch")
@@ -69,6 +73,19 @@ class WandbTracker(Callback):
             self.run.log_artifact(art)
         self.run.finish()
         self.run = None
+
+    def on_train_end(self, summary):
+        # a k-fold set's out-of-fold score, as MLflow logs it on the set's parent run: a run of its own named after
+        # the set, in the folds' group
+        scalars = oof_scalars(summary)
+        if not scalars:
+            return
+        run_dir = Path(summary["run_dir"])
+        run = self._init(name=run_dir.name, group=self.group if self.group is not None else run_dir.name,
+                         job_type="k-fold", config=flat_params(self.config), dir=str(run_dir))
+        for k, v in scalars.items():
+            run.summary[k] = v
+        run.finish()
 
     def on_run_abort(self, error):
         if self.run is not None:
