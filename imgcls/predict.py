@@ -286,18 +286,22 @@ class Probabilities:
 
 
 def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta: TTASpec, merge: str = "mean",
-                    device: str = "auto", batch_size: int = 32, workers: int = 2, amp: bool = True,
+                    device: str = "auto", batch_size: int = 32, workers: int = 2, amp: bool | None = None,
                     errors: Sequence[str] | None = None, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS
                     ) -> Probabilities:
     """Probabilities of every member (each checkpoint of each member, with TTA) combined by the spec's method;
-    an image with more than `max_pixels` pixels is reported as unreadable."""
+    an image with more than `max_pixels` pixels is reported as unreadable. `amp`: float16 autocast on CUDA (None:
+    on there); asked for (True) on another device, where it does nothing, said in one line."""
     import torch
     from imgcls.device import device_name, resolve_device
     from imgcls.train.checkpoint import load_model
     from imgcls.tta import ViewMaker, merge_views
 
     dev = resolve_device(device)
-    use_amp = bool(amp) and dev.type == "cuda"
+    use_amp = amp is not False and dev.type == "cuda"
+    if amp and dev.type != "cuda":      # the device is known only now: a line, not a refusal
+        info(f"--amp does nothing on {device_name(dev)}: predict's mixed precision is float16 on CUDA; the model "
+             f"runs in float32 here")
     spec = spec.running()                  # members of weight 0 are not run
     n, n_cls = len(paths), len(spec.classes)
     paths = [str(p) for p in paths]
@@ -669,7 +673,8 @@ class PredictConfig:
                                     none="val when the data has a split column with val rows, else all",
                                     help="Rows --eval scores.")
     batch_size: int = option(32, panel=RUNTIME, lo=1, help="Images per batch (each with all its TTA views).")
-    amp: bool = option(True, panel=RUNTIME, help="Mixed precision (float16) on CUDA.")
+    amp: bool | None = option(None, panel=RUNTIME, flags=("--amp/--no-amp",), none="on for CUDA, off on CPU",
+                              help="Mixed precision (float16) on CUDA; the CPU runs float32.")
     device: str = device_option(RUNTIME)
     workers: int = option(default_workers(), panel=RUNTIME, lo=0,
                           help="DataLoader worker processes (decoding and TTA views; 0: in the main process).")
@@ -693,7 +698,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                 sample_submission: str | os.PathLike | None = None, probs_format: str = PredictConfig.probs_format,
                 evaluate: bool = PredictConfig.evaluate, device: str = PredictConfig.device,
                 batch_size: int = PredictConfig.batch_size, workers: int = PredictConfig.workers,
-                amp: bool = PredictConfig.amp, opts: mf.LayoutOptions | None = None,
+                amp: bool | None = PredictConfig.amp, opts: mf.LayoutOptions | None = None,
                 eval_split: str | None = PredictConfig.eval_split,
                 max_pixels: int | None = PredictConfig.max_pixels) -> dict:
     """Predict and write `probs.parquet|csv`, `submission.csv`, `predict.json` under `out`; returns the summary.

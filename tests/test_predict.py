@@ -247,6 +247,21 @@ def test_predict_never_writes_over_the_sample_submission_or_test_csv_it_reads(tm
     assert {p.name: p.read_bytes() for p in comp.iterdir() if p.is_file()} == before
 
 
+def test_a_typed_amp_on_the_cpu_says_it_does_nothing(tmp_path):
+    """`predict RUN --amp --device cpu` was accepted in silence while predict's autocast is float16 on CUDA only:
+    the model ran in float32. The device is known only at run time, so one line says so (not a refusal); left
+    unset or --no-amp, nothing is said."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    make_image(tmp_path / "test" / "t0.png", seed=0)
+    for flags, said in ((["--amp"], True), ([], False), (["--no-amp"], False)):
+        res = invoke("predict", run, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0,
+                     "--device", "cpu", *flags)
+        text = " ".join(res.output.split())
+        assert res.exit_code == 0, res.output
+        assert ("--amp does nothing on cpu: predict's mixed precision is float16 on CUDA" in text) is said, flags
+        assert (tmp_path / "p" / "submission.csv").is_file()
+
+
 def test_predict_folder_follows_shuffled_template_and_matches_direct_forward(tmp_path):
     run = make_tiny_run(tmp_path / "runs" / "r1")
     test = tmp_path / "test"
