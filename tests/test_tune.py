@@ -651,6 +651,28 @@ def test_a_fixed_flag_typed_at_its_default_that_acts_in_no_trial_is_refused(data
     assert not out.exists()
 
 
+def test_config_values_the_space_varies_are_named_as_replaced(data, tmp_path, space, monkeypatch):
+    """tune --config best_config.yaml replaced the config's lr / weight_decay by each trial's draw in silence (by
+    design: the space's values replace the fixed ones); now one line names them and their config values. A typed
+    flag's value is not the config's; without --config nothing is said. (The search itself is not run.)"""
+    import imgcls.tune as tune_mod
+    monkeypatch.setattr(tune_mod, "_search", lambda *a, **k: tmp_path / "tune" / "s")
+    conf = tmp_path / "best_config.yaml"
+    TrainConfig(**{**TINY, "lr": 0.003, "weight_decay": 0.05}, src=str(data), epochs=1).save(conf)
+    runs = {}
+    for name, extra in (("config", ["--config", conf]), ("typed", ["--config", conf, "--lr", "0.005"]),
+                        ("none", ["--model", "test_resnet", "--no-pretrained"])):
+        r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--out",
+                                     str(tmp_path / "tune"), *map(str, extra)])
+        assert r.exit_code == 0, r.output
+        runs[name] = " ".join(r.output.split())
+    assert ("the space varies lr, weight_decay: best_config.yaml's lr 0.003, weight_decay 0.05 are replaced by each "
+            "trial's draw; a --space without them keeps the config's") in runs["config"], runs["config"]
+    assert ("the space varies weight_decay: best_config.yaml's weight_decay 0.05 is replaced by each trial's draw"
+            in runs["typed"]), runs["typed"]
+    assert "the space varies" not in runs["none"], runs["none"]
+
+
 def test_pruned_trials_say_how_far_each_got_per_trial_and_per_fold(tmp_path, space):
     """With --folds all the report's 'N trial(s) stopped after X epochs of the Y' summed over folds and trials (and
     counted a fold's epochs as the trial's: all's folds were not known), which read as one trial's count. Now each

@@ -73,6 +73,9 @@ class TuneConfig:
     out: str = option("outputs/tune", panel=STUDY, cli_type=Path, from_cli=str, help="Folder of studies.")
     keep: str = option("best-3", panel=STUDY,
                        help="best-K: only the K best trials keep their checkpoints; all: every trial keeps them.")
+    config: str | None = option(None, cli=False,
+                                help="The --config file `train` was read from: the options of it the space varies "
+                                     "are named, as each trial's draw replaces their values.")
     typed: frozenset = option(factory=frozenset, cli=False,
                               help="The fixed train options typed on the command line: one that would act in no "
                                    "trial is refused even at its default value, as imgcls train refuses it.")
@@ -408,6 +411,7 @@ def _check_up_front(cfg: TuneConfig):
         raise UserError(f"data {cfg.train.src} does not exist; pass a dataset folder or manifest.csv")
     cfg.train.anchor_paths()    # each trial's config.yaml and best_config.yaml name the data from any folder
     space = load_space(cfg.space, cfg.train, cfg.typed)    # checks the fixed train options too, with the space's keys
+    _say_config_replaced(cfg, space)
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
     from imgcls.track import check_trackers
@@ -415,6 +419,22 @@ def _check_up_front(cfg: TuneConfig):
     if cfg.sampler == "grid":
         space.grid()
     return space, storage_url(cfg)
+
+
+def _say_config_replaced(cfg: TuneConfig, space) -> None:
+    """--config's values of the options the space varies are replaced by each trial's draw (by design): one line
+    naming them and their values, so `tune --config best_config.yaml` does not look like it starts from them."""
+    if not cfg.config:
+        return
+    import yaml
+    from imgcls.console import info
+    recorded = yaml.safe_load(Path(cfg.config).read_text(encoding="utf-8")) or {}   # read by TrainConfig.load
+    names = [n for n in space.names() if n in recorded and n not in cfg.typed]
+    if names:
+        values = ", ".join(f"{n} {recorded[n]}" for n in names)
+        info(f"the space varies {', '.join(names)}: {Path(cfg.config).name}'s {values} "
+             f"{'is' if len(names) == 1 else 'are'} replaced by each trial's draw; a --space without "
+             f"{'it' if len(names) == 1 else 'them'} keeps the config's")
 
 
 def _check_weights(base: TrainConfig, space) -> None:
