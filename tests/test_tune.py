@@ -529,8 +529,9 @@ def test_a_model_the_search_can_pick_without_weights_here_is_refused_before_the_
               "pretrained": "pretrained: {choice: [false, true]}\n"}
     for key, text in spaces.items():
         (tmp_path / f"{key}.yaml").write_text(text)
+        fixed = ["--model", "test_resnet"] if key != "model" else []     # a typed --model the space varies: refused
         r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(tmp_path / f"{key}.yaml"),
-                                     "--model", "test_resnet", "--img-size", "32", "--epochs", "1",
+                                     *fixed, "--img-size", "32", "--epochs", "1",
                                      "--out", str(out), "--trials", "1", "--workers", "0"])
         said = " ".join(r.output.split())
         assert r.exit_code == 2 and "no pretrained weights for 'test_" in said, (key, r.output)
@@ -640,7 +641,10 @@ def test_a_fixed_flag_typed_at_its_default_that_acts_in_no_trial_is_refused(data
     with pytest.raises(UserError, match="--momentum acts only"):
         parse_space(adam_only, TrainConfig(), typed={"momentum"})
     parse_space({"optimizer": {"choice": ["adamw", "sgd"]}}, TrainConfig(), typed={"momentum"})
-    parse_space({"lr": {"log_uniform": [1e-4, 1e-2]}}, TrainConfig(), typed={"lr"})
+    # a typed value the space varies would be replaced by every trial's draw: it acts nowhere, refused
+    with pytest.raises(UserError, match=r"--lr typed, but the space varies it: each trial draws its own value; drop "
+                                        r"the flag, or give a --space without lr to fix it"):
+        parse_space({"lr": {"log_uniform": [1e-4, 1e-2]}}, TrainConfig(), typed={"lr"})
     parse_space(adam_only, TrainConfig())           # not typed: its default passes
     space, out = tmp_path / "lr.yaml", tmp_path / "tune"
     space.write_text("lr: {log_uniform: [1.0e-3, 1.0e-2]}\n")
@@ -664,12 +668,12 @@ def test_config_values_the_space_varies_are_named_as_replaced(data, tmp_path, sp
                         ("none", ["--model", "test_resnet", "--no-pretrained"])):
         r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--out",
                                      str(tmp_path / "tune"), *map(str, extra)])
-        assert r.exit_code == 0, r.output
+        assert r.exit_code == (2 if name == "typed" else 0), r.output
         runs[name] = " ".join(r.output.split())
     assert ("the space varies lr, weight_decay: best_config.yaml's lr 0.003, weight_decay 0.05 are replaced by each "
             "trial's draw; a --space without them keeps the config's") in runs["config"], runs["config"]
-    assert ("the space varies weight_decay: best_config.yaml's weight_decay 0.05 is replaced by each trial's draw"
-            in runs["typed"]), runs["typed"]
+    # a typed --lr the space varies acts in no trial: refused in one line, as other typed flags that would not act
+    assert "--lr typed, but" in runs["typed"] and "varies it" in runs["typed"], runs["typed"]
     assert "the space varies" not in runs["none"], runs["none"]
 
 

@@ -145,7 +145,7 @@ def load_space(path: str | Path | None, base: TrainConfig | None = None, typed=(
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise UserError(f"--space {path} is not valid YAML{where}; see imgcls tune --show-space") from None
-    return parse_space(data, base, source=str(path), typed=typed)
+    return parse_space(data, base, source=str(path) if path != DEFAULT_SPACE else "the default space", typed=typed)
 
 
 def trial_options(base: TrainConfig, values: dict) -> dict:
@@ -209,6 +209,11 @@ def parse_space(data, base: TrainConfig | None = None, source: str = "the space"
                             f"or in --config")
         params.append(_param(key, spec, types[key]))
     by_name = {p.name: p for p in params}
+    varied = sorted(set(typed) & set(by_name))      # a typed value every trial's draw would replace: it acts nowhere
+    if varied:
+        raise UserError(f"{', '.join(flag(n) for n in varied)} typed, but {source} varies "
+                        f"{'it' if len(varied) == 1 else 'them'}: each trial draws its own value; drop the flag, or "
+                        f"give a --space without {', '.join(varied)} to fix {'it' if len(varied) == 1 else 'them'}")
     later = set()       # fixed options that act only in the trials whose space values meet their needs
     typed = set(typed) - set(by_name)
     for name, (f, spec) in OPTIONS.items():
