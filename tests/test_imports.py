@@ -210,3 +210,35 @@ def test_no_help_imports_torch():
     assert {"", "eda", "train", "predict", "runs", "models list"} <= set(names), names
     assert all(code == 0 for _, code, _ in said), said
     assert [p for p, _, torch in said if torch][:1] == [], said
+
+
+def _invoke_without(modules, calls, cwd=None):
+    """[exit code, repr(exception), output] of each `imgcls` call of `calls`, run in one fresh process where every
+    module of `modules` is made unimportable (sys.modules[m] = None: `import m` raises, so a path that imports it
+    exits 1 with a ModuleNotFoundError instead of its one line)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json, sys\n"
+            f"for m in {list(modules)!r}:\n"
+            "    sys.modules[m] = None\n"
+            "from typer.testing import CliRunner\nfrom imgcls.cli import app\nsaid = []\n"
+            f"for args in {calls!r}:\n"
+            "    r = CliRunner().invoke(app, args)\n"
+            "    said.append([r.exit_code, repr(r.exception), r.output])\n"
+            "print(json.dumps(said))")
+    env = {**os.environ, "PYTHONPATH": str(PKG.parent), "COLUMNS": "300"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
+                          cwd=cwd)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def test_tune_refuses_missing_data_before_optuna_is_imported(tmp_path):
+    """`imgcls tune missing.csv` imported optuna (~0.1 s) before its up-front checks; a new study needs it only
+    once they pass."""
+    said = _invoke_without(["optuna"], [["tune", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "tune"),
+                                            "--study", "s"]])
+    assert said[0][0] == 2, said
+    assert "missing.csv does not exist" in said[0][2]

@@ -469,8 +469,6 @@ def _study_options(cfg: TuneConfig, url: str) -> None:
     with the study's by open_study, and refused when it differs. What may differ between processes (data path,
     workers, device, cache, trackers) is this command's; no SRC given, the study's data where it is here (not the
     working folder's default input, whose rows would score the new trials on other images)."""
-    import optuna
-
     from imgcls.options import as_typed
     from imgcls.train.rundir import RESUME_MAY_CHANGE
     if "://" in url:
@@ -479,6 +477,7 @@ def _study_options(cfg: TuneConfig, url: str) -> None:
             return                      # no database yet (or in memory): a new study
     elif not Path(url.removeprefix("journal:")).is_file():
         return
+    import optuna       # only for a study that may exist: a new one's data and options are checked without it
     try:
         base = optuna.load_study(study_name=cfg.study, storage=open_storage(url)).user_attrs.get("base_config")
     except KeyError:                    # no study of that name in the storage
@@ -506,8 +505,8 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     best_config.yaml, trials.csv and report.html. `callbacks`: train callbacks given to every trial's run_train
     (e.g. a tracker). Ctrl-C: the files are written for the trials so far, the `interrupted:` line says how to
     resume the study, then KeyboardInterrupt propagates."""
+    space, url = _check_up_front(cfg)     # a user's error is said before optuna is imported
     import optuna
-    space, url = _check_up_front(cfg)
     study_dir = cfg.study_dir()
     made = [d for d in (study_dir, *study_dir.parents) if not d.exists()]      # deepest first
     study_dir.mkdir(parents=True, exist_ok=True)
