@@ -373,6 +373,8 @@ def test_other_losses_and_class_weights():
 
 
 def test_class_weights_auto_acts_in_a_run(tmp_path, monkeypatch):
+    from pathlib import Path
+
     import imgcls.train.loop as loop
     src = make_image_folder(tmp_path / "raw", {"a": 16, "b": 4}, size=(40, 40))
     seen = []
@@ -831,6 +833,8 @@ def test_pretrained_offline_without_weights_is_one_clear_line(two_class, tmp_pat
 
 
 def test_channels_last_deterministic_and_compile_act(two_class, tmp_path, monkeypatch):
+    from pathlib import Path
+
     import imgcls.train.loop as loop
     seen = {}
     real_build = loop.build_model
@@ -1059,6 +1063,8 @@ def test_sam_under_a_grad_scaler_takes_the_same_step():
 
 
 def test_drop_rate_amp_seed_lr_and_weight_decay_act(two_class, tmp_path, monkeypatch):
+    from pathlib import Path
+
     import imgcls.train.loop as loop
     seen = []
     real_build = loop.build_model
@@ -1318,3 +1324,48 @@ def test_cache_check_reads_nothing_it_cannot(tmp_path, monkeypatch):
     assert [tdata.plan_cache(c, 10**6, 512, tmp_path) for c in (None, "ram", "disk", "none")] == [
         "ram", "ram", "disk", "none"]
     assert disk > 0 and (mem is None or mem > 0)
+
+
+def test_last_state_json_lets_runs_read_the_finished_flag_without_torch(two_class, tmp_path, monkeypatch):
+    """`imgcls runs` imported torch (~2 s CPU) to read each last.pt's finished flag; train now records the flag in
+    last_state.json beside it, written after last.pt: a crash between the two writes leaves no record that claims
+    more than last.pt, and a run recorded before the file (none beside its last.pt) still has last.pt read."""
+    import os
+    import subprocess
+    import sys
+
+    from pathlib import Path
+
+    import imgcls.train.loop as loop
+    from imgcls.train.rundir import LAST_STATE, train_finished
+    run = run_train(cfg_for(two_class, tmp_path, epochs=3, early_stop=1, lr=0.0))   # lr 0: the early stop ends it
+    assert json.loads((run / LAST_STATE).read_text()) == {"epoch": 2, "finished": True}
+    # scipy's array-API helpers look torch up in sys.modules (a None there breaks them): asked after, not blocked
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom imgcls.cli import app\n"
+            f"r = CliRunner().invoke(app, ['runs', {str(tmp_path / 'runs')!r}])\n"
+            "print(r.exit_code, 'torch' in sys.modules, r.output)")
+    env = {**os.environ, "PYTHONPATH": str(Path(loop.__file__).parents[2]), "COLUMNS": "300"}
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert said.startswith("0 False ") and "run" in said and "2/3, early stop" in said, said
+
+    # an old run: no record beside its last.pt, which is read (with torch)
+    (run / LAST_STATE).unlink()
+    assert train_finished(run / "last.pt") is True
+
+    # killed as last.pt is written: no record claims the epoch it did not save
+    saved = loop.save_checkpoint
+
+    def crash_on_last(path, *a, **kw):
+        if path.name == "last.pt":
+            raise KeyboardInterrupt
+        return saved(path, *a, **kw)
+    monkeypatch.setattr(loop, "save_checkpoint", crash_on_last)
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg_for(two_class, tmp_path, name="killed", epochs=1))
+    assert not (tmp_path / "runs" / "killed" / LAST_STATE).exists()
+    monkeypatch.setattr(loop, "save_checkpoint", saved)
+
+    # killed between the two writes: the record of the epoch before (older than last.pt) is not trusted
+    (run / LAST_STATE).write_text(json.dumps({"epoch": 1, "finished": False}))
+    os.utime(run / LAST_STATE, ns=(1, 1))
+    assert train_finished(run / "last.pt") is True

@@ -47,6 +47,7 @@ from imgcls.train.losses import Criterion, class_weights_auto
 from imgcls.train.mix import mix_batch
 from imgcls.train.optim import make_optimizer, make_scheduler, second_order
 from imgcls.train.progress import EpochTable, RunEta, RunLog, curves_png
+from imgcls.train.rundir import record_last_state
 from imgcls.train.sam import frozen_bn_stats
 from imgcls.train.validation import final_code, evaluate, val_predictions_frame
 
@@ -563,6 +564,7 @@ class Trainer:
         save_checkpoint(run_dir / "last.pt", _unwrap(self.eval_model).state_dict(), self.meta, epoch=epoch + 1,
                         raw_state_dict={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                         train_state=state)
+        record_last_state(run_dir / "last.pt", epoch + 1, finished)     # after last.pt: never ahead of it
         if self.hooks.cbs:
             pcs = metrics.per_class(ev["y_final"], ev["proba"].argmax(1), list(self.meta.classes))
             self.hooks("on_epoch_end", epoch + 1, dict(row, improved=improved,

@@ -221,13 +221,42 @@ def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
             f"--config {sh(run_dir / 'config.yaml')} --out outputs/runs --name {sh(run_dir.name)}")
 
 
+LAST_STATE = "last_state.json"   # beside each last.pt: its epoch and finished flag, readable without torch
+
+
+def record_last_state(last_pt: str | os.PathLike, epoch: int, finished: bool) -> Path:
+    """Write LAST_STATE beside `last_pt` (its `epoch` and train_state's `finished`), atomically; train calls it
+    after last.pt is written, so a crash between the two leaves a record older than last.pt (train_finished then
+    reads last.pt), never one that claims more than it."""
+    from imgcls.fsutil import write_json
+    return write_json(Path(last_pt).with_name(LAST_STATE), {"epoch": int(epoch), "finished": bool(finished)})
+
+
+def _last_state(last_pt: Path) -> dict | None:
+    """LAST_STATE beside `last_pt` where it was written after it (not older: a crash between the two writes, or a
+    run recorded before the file existed, has none to trust), else None."""
+    import json
+    record = last_pt.with_name(LAST_STATE)
+    try:
+        if record.stat().st_mtime_ns < last_pt.stat().st_mtime_ns:
+            return None
+        state = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) and isinstance(state.get("finished"), bool) else None
+
+
 def train_finished(path: str | os.PathLike) -> bool | None:
     """Whether the run a last.pt belongs to had finished (its train_state's `finished`: the last epoch, or the early
-    stop); None where the file is absent or not readable as a checkpoint. Cheap: the tensors are mapped, not read
-    (and torch is imported only where there is a last.pt to read)."""
+    stop); None where the file is absent or not readable as a checkpoint. Cheap: read from LAST_STATE beside it
+    (no torch); a run without one (recorded before it, or killed between the two writes) has its last.pt read,
+    the tensors mapped, not read."""
     path = Path(path)
     if not path.is_file():
         return None
+    state = _last_state(path)
+    if state is not None:
+        return state["finished"]
     from imgcls.weights import torch_load_safely
     try:
         obj = torch_load_safely(path, "an imgcls checkpoint", "", mmap=True)
