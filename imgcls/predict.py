@@ -61,6 +61,13 @@ def _newest(paths: Sequence[Path]) -> Path | None:
 def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
                    ensembles_dir: Path = ENSEMBLES_DIR) -> EnsembleSpec:
     """The members that predict, as an EnsembleSpec (a run is a one-member soft ensemble)."""
+    return with_classes(locate_source(src, runs_dir, ensembles_dir))
+
+
+def locate_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
+                  ensembles_dir: Path = ENSEMBLES_DIR) -> EnsembleSpec:
+    """resolve_source from the folders' files alone (a wrong run is one line without torch): a run's classes, read
+    from its checkpoints (torch), are left None for with_classes."""
     if src is None:
         marks = [*Path(runs_dir).glob("*/best.pt"), *Path(runs_dir).glob("*/fold_*/best.pt"),
                  *Path(ensembles_dir).glob("*/spec.yaml")]
@@ -77,9 +84,17 @@ def resolve_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
     if is_spec(src):
         return load_spec(src)
     m = member_from_run(src)
+    return EnsembleSpec(m.name, "soft", [m], None)
+
+
+def with_classes(spec: EnsembleSpec) -> EnsembleSpec:
+    """A spec from locate_source with its classes: a run's from its checkpoints (its folds must share them)."""
+    if spec.classes is not None:
+        return spec
+    from dataclasses import replace
+
     from imgcls.ensemble import check_same_classes
-    classes = check_same_classes([m])
-    return EnsembleSpec(m.name, "soft", [m], classes)
+    return replace(spec, classes=check_same_classes(spec.members))
 
 
 def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
@@ -707,7 +722,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     PredictConfig(tta=tta, tta_merge=tta_merge, fmt=fmt, sample_submission=sample_submission,
                   probs_format=probs_format, evaluate=evaluate, eval_split=eval_split, batch_size=batch_size,
                   amp=amp, device=device, workers=workers, max_pixels=max_pixels).validate()
-    spec = resolve_source(source)
+    spec = locate_source(source)     # its classes (torch) once the test data is found
     if max_pixels is None:
         max_pixels = recorded_max_pixels(spec)
     tta_spec = parse_tta(tta)
@@ -721,6 +736,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         from imgcls.pipeline import default_test_data
         data = default_test_data()
     df = read_test_data(data, opts)
+    spec = with_classes(spec)
     target = model_target(spec)
     # the truth --eval scores is the column the model predicts, as train validated it; --label-col names it instead
     if target != "label" and not (opts and opts.label_col):

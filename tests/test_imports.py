@@ -242,3 +242,16 @@ def test_tune_refuses_missing_data_before_optuna_is_imported(tmp_path):
                                             "--study", "s"]])
     assert said[0][0] == 2, said
     assert "missing.csv does not exist" in said[0][2]
+
+
+def test_predict_refuses_missing_data_before_torch_is_imported(tmp_path):
+    """`imgcls predict RUN --data MISSING` read the run's checkpoint (its classes: torch, ~1.6 s CPU) before it
+    looked for the test data."""
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    (run / "best.pt").write_bytes(b"")             # found by its name; never read before the refusal
+    (run / "config.yaml").write_text("model: resnet10t\nimg_size: 32\n")
+    said = _invoke_without(["torch"], [["predict", str(run), "--data", str(tmp_path / "test"),
+                                        "--out", str(tmp_path / "pred")]])
+    assert said[0][0] == 2, said
+    assert "test data" in said[0][2] and "does not exist" in said[0][2]
