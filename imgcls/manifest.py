@@ -238,6 +238,15 @@ def read_manifest_file(path: Path) -> pd.DataFrame:
     return coerce(df, str(path))
 
 
+def check_source_exists(src: str | os.PathLike) -> Path:
+    """`src` as a Path; one line when there is nothing there (load's first check, also said before a step imports
+    torch)."""
+    src = Path(src)
+    if not src.exists():
+        raise UserError(f"{src} does not exist; give a dataset folder or a manifest.csv")
+    return src
+
+
 def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool = True, workers: int = 1,
          max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS, announce: bool = True,
          loose_images: str = "warn") -> pd.DataFrame:
@@ -247,9 +256,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     opts = opts or LayoutOptions()
     if opts.layout not in LAYOUTS:
         raise UserError(f"unknown layout '{opts.layout}'; use one of: {', '.join(LAYOUTS)}")
-    src = Path(src)
-    if not src.exists():
-        raise UserError(f"{src} does not exist; give a dataset folder or a manifest.csv")
+    src = check_source_exists(src)
     from imgcls.outputs import refuse_output_as_data
     refuse_output_as_data(src)      # a run folder read as images: its plots the images, its folds the classes
     if opts.csv and src.is_file() and Path(opts.csv).resolve() != src.resolve():

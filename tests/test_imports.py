@@ -255,3 +255,26 @@ def test_predict_refuses_missing_data_before_torch_is_imported(tmp_path):
                                         "--out", str(tmp_path / "pred")]])
     assert said[0][0] == 2, said
     assert "test data" in said[0][2] and "does not exist" in said[0][2]
+
+
+def test_train_refuses_missing_data_and_a_taken_name_before_timm_is_imported(tmp_path):
+    """`imgcls train missing.csv` or `--name` of a folder that is taken paid timm's and torch's import (4-5 s CPU)
+    before its one line: the --optimizer name was checked against timm's registry first. The checks that need no
+    import come first now, the registry's after them (a typed --optimizer / --momentum included)."""
+    data = tmp_path / "raw"
+    (data / "a").mkdir(parents=True)
+    (data / "a" / "1.png").write_bytes(b"")
+    out = tmp_path / "runs"
+    (out / "taken").mkdir(parents=True)
+    (out / "taken" / "last.pt").write_bytes(b"")
+    (out / "empty").mkdir()
+    missing = str(tmp_path / "missing.csv")
+    calls = [["train", missing, "--out", str(out)],
+             ["train", missing, "--out", str(out), "--optimizer", "sgd", "--momentum", "0.8"],
+             ["train", str(data), "--out", str(out), "--name", "taken", "--optimizer", "sgd"],
+             ["train", str(data), "--out", str(out), "--name", "empty"]]
+    said = _invoke_without(["torch", "timm"], calls)
+    assert [code for code, _, _ in said] == [2] * 4, said      # not 1 (ModuleNotFoundError: import of torch / timm)
+    assert "missing.csv does not exist" in said[0][2] and "missing.csv does not exist" in said[1][2]
+    assert "already holds a run" in " ".join(said[2][2].split())
+    assert "already exists" in said[3][2] and "--exist-ok" in said[3][2]

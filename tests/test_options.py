@@ -179,7 +179,7 @@ def test_flags_given_override_a_config_file_and_defaults_do_not(tmp_path, monkey
     """Only the flags typed on the command line replace the file's values (a flag left at its default does not)."""
     import imgcls.train as train_mod
     seen = []
-    monkeypatch.setattr(train_mod, "run_train", lambda cfg, resume=None: seen.append(cfg))
+    monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
     TrainConfig(model="resnet10t", epochs=3, lr=0.01, heads="multi", head_columns=["a", "b"]).save(
         tmp_path / "c.yaml")
     r = runner.invoke(app, ["train", "--config", str(tmp_path / "c.yaml"), "--epochs", "7", "--head-weights", "1,2"])
@@ -195,7 +195,7 @@ def test_a_config_option_the_flags_leave_without_its_need_keeps_its_default(tmp_
     option was declared inert); a typed flag that would not act is refused."""
     import imgcls.train as train_mod
     seen = []
-    monkeypatch.setattr(train_mod, "run_train", lambda cfg, resume=None: seen.append(cfg))
+    monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
     TrainConfig(loss="label-smoothing", smoothing=0.05, lr=0.01).save(tmp_path / "c.yaml")
     r = runner.invoke(app, ["train", "--config", str(tmp_path / "c.yaml"), "--loss", "ce"])
     assert r.exit_code == 0, r.output
@@ -227,7 +227,7 @@ def test_a_reset_config_option_is_named_as_typed(tmp_path, monkeypatch):
     it as a user types it (--no-pretrained), not as a Python value (--pretrained False)."""
     import imgcls.train as train_mod
     seen = []
-    monkeypatch.setattr(train_mod, "run_train", lambda cfg, resume=None: seen.append(cfg))
+    monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
     (tmp_path / "old.yaml").write_text(f"pretrained: false\nweights: {tmp_path / 'w.pt'}\n")
     r = runner.invoke(app, ["train", "--config", str(tmp_path / "old.yaml")])
     out = " ".join(r.output.split())

@@ -438,6 +438,7 @@ def test_init_from_keeps_a_head_only_when_it_is_the_same_and_refuses_misfits(tmp
     # TrainConfig(init_from=RUN) keeps its default model (a default cannot be told from a choice): the refusal names
     # the Python fix, resolve() or model=, before any data is read
     from imgcls.train import run_train
+    (tmp_path / "nothing").mkdir()          # there (a missing path is said first, before torch), but no data
     with pytest.raises(UserError, match=r"model='test_efficientnet', or TrainConfig\.resolve\(\{'init_from'"):
         run_train(TrainConfig(src=str(tmp_path / "nothing"), init_from=str(run), out=str(tmp_path / "runs")))
     assert not (tmp_path / "runs").exists()

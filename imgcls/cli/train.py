@@ -39,4 +39,6 @@ def train(src: OptSrc = None,
     overrides = cfg.explicit()
     if src is not None:
         overrides["src"] = str(src)
-    run_train(TrainConfig.resolve(overrides, config=config, resume=resume), resume=resume)
+    # checked by run_train: what needs no torch / timm import first (the data path, the run name)
+    run_train(TrainConfig.resolve(overrides, config=config, resume=resume, validate=False), resume=resume,
+              typed=overrides)

@@ -85,14 +85,38 @@ def default_workers(device_type: str, cache: str) -> int:
     return decode_processes()
 
 
+def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
+    """What a user can get wrong that no torch / timm import is needed to see, said first: the options but those
+    of timm's optimizer registry, the run name, the data path and a --name folder that is taken; then those options
+    (timm). `typed`: the flags given (check_typed), where known."""
+    from imgcls import manifest as mf
+    from imgcls.options import check_typed
+    from imgcls.train.rundir import check_run_dir_free, check_run_name
+    typed = list(typed or ())
+    later = TrainConfig.REGISTRY_CHECKED
+    cfg.validate(registry=False)
+    check_typed(cfg, [n for n in typed if n not in later])
+    if resume is None:
+        check_run_name(cfg.name)
+        if cfg.src is not None:
+            mf.check_source_exists(TrainConfig.anchored({"src": cfg.src})["src"])   # named as anchor_paths will
+        if cfg.name is not None:
+            check_run_dir_free(Path(cfg.out), cfg.name, cfg.exist_ok)
+    cfg.validate()
+    check_typed(cfg, [n for n in typed if n in later])
+
+
 def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None,
-              callbacks=None, track_group: str | None = None) -> Path:
+              callbacks=None, track_group: str | None = None, typed=None) -> Path:
     """Train (every fold with folds='all'); returns the run folder. `resume`: a run folder to continue.
     `stop_after`: stop after that many epochs in total (as if interrupted; `resume` continues).
     `callbacks`: imgcls.train.callbacks.Callback objects, called on rank 0 only; an exception one raises propagates
     out of run_train after the finished epochs' last.pt / metrics.csv are written. `track_group`: a name several
     run_train calls share for cfg.tracker (tune's study: MLflow nests them under one parent run, W&B groups them).
-    --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards)."""
+    --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards).
+    `typed`: the options the user gave (TrainConfig.resolve's overrides; the CLI's flags): one given at its default
+    where it would not act is refused too (imgcls.options.check_typed)."""
+    _check_up_front(cfg, resume, typed)
     import torch
     state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
              torch.backends.cudnn.benchmark)

@@ -15,7 +15,7 @@ from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.io import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.profiles import ProfileScheme
-from imgcls.options import When, check, check_typed, option, seed_option, without
+from imgcls.options import When, check, check_typed, option, seed_option, specs, without
 from imgcls.outputs import RUNS_DIR
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
 
@@ -333,14 +333,21 @@ class TrainConfig:
             if isinstance(value, PurePath):
                 setattr(self, f.name, str(value))
 
-    def validate(self, acting_later=()) -> None:
+    # the options whose check asks timm's optimizer registry (importing timm and torch: seconds): checked after the
+    # others, and run_train checks the data path and run name before them
+    REGISTRY_CHECKED = ("optimizer", "sam_base", "momentum")
+
+    def validate(self, acting_later=(), registry: bool = True) -> None:
         """Every option's choices and range (imgcls.options.check), before any data is read: a typo fails in a
         second, not after the decoded-image cache is built. `acting_later`: options whose needs imgcls tune's
-        space values meet in some trials (imgcls.tune.space)."""
-        check(self, acting_later=acting_later)
+        space values meet in some trials (imgcls.tune.space). `registry` False: all but REGISTRY_CHECKED (no
+        timm import)."""
+        check(self, [n for n in specs(self) if n not in self.REGISTRY_CHECKED], acting_later=acting_later)
         if self.sampler == "weighted" and self.oversample_target() is not None:     # auto yields, a typed target not
             raise UserError("--oversample and --sampler weighted both rebalance the classes (repeats vs draws with "
                             "replacement); use one of them")
+        if registry:
+            check(self, self.REGISTRY_CHECKED, acting_later=acting_later)
 
     def _reset_inert(self, typed, source: str, say: bool = True) -> None:
         """Options read from a --config / --resume file (every field but the flags `typed`) that would not act --

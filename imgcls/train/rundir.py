@@ -54,6 +54,16 @@ def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = Fals
         return run_dir
     except FileExistsError:
         pass
+    check_run_dir_free(out, name, exist_ok)
+    return run_dir
+
+
+def check_run_dir_free(out: Path, name: str, exist_ok: bool = False) -> None:
+    """claim_run_dir's refusals of a given --name whose folder exists, without making anything (train says them
+    before it imports torch)."""
+    run_dir = Path(out) / name
+    if not os.path.lexists(run_dir):
+        return
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} exists and is not a folder; choose another --name")
     if holds_run(run_dir):
@@ -62,7 +72,6 @@ def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = Fals
     if not exist_ok:
         raise UserError(f"run folder {run_dir} already exists; choose another --name, or pass --exist-ok to train "
                         f"into it")
-    return run_dir
 
 
 class RunLock:
