@@ -109,11 +109,6 @@ def test_the_walk_finds_function_level_and_relative_cycles(tmp_path):
 def test_runs_list_and_diff_import_torch_only_to_read_a_last_pt(tmp_path):
     """`imgcls runs` reads config.yaml, metrics.csv and val_predictions.csv: it imported torch (seconds of start-up)
     for every run, where only a last.pt (its finished flag, a torch file) needs it."""
-    import json
-    import os
-    import subprocess
-    import sys
-
     import torch
     for name in ("a", "b", "c"):
         run = tmp_path / ("with_last_pt" if name == "c" else "plain") / "runs" / name
@@ -126,14 +121,7 @@ def test_runs_list_and_diff_import_torch_only_to_read_a_last_pt(tmp_path):
     plain = tmp_path / "plain"
     calls = [["runs", str(plain), "--quiet"], ["runs", "diff", str(plain / "runs" / "a"), str(plain / "runs" / "b")],
              ["runs", str(tmp_path / "with_last_pt"), "--quiet"]]
-    code = ("import json, sys\nfrom typer.testing import CliRunner\nfrom imgcls.cli import app\nsaid = []\n"
-            f"for args in {calls!r}:\n"
-            "    r = CliRunner().invoke(app, args)\n"
-            "    said.append([r.exit_code, 'torch' in sys.modules, r.output])\n"
-            "print(json.dumps(said))")
-    env = {**os.environ, "PYTHONPATH": str(PKG.parent), "COLUMNS": "200"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    (listed, l_torch, l_out), (diffed, d_torch, d_out), (last, t_torch, t_out) = json.loads(done.stdout.splitlines()[-1])
+    (listed, _, l_out, l_torch), (diffed, _, d_out, d_torch), (last, _, t_out, t_torch) = _invoke_without([], calls)
     assert (listed, diffed, last) == (0, 0, 0), (l_out, d_out, t_out)
     assert "runs/a" in l_out and "runs/b" in l_out and "lr" in d_out and "runs/c" in t_out
     assert not l_torch and not d_torch
@@ -145,11 +133,6 @@ def test_a_wrong_run_is_refused_before_torch_is_imported(tmp_path):
     data/test`), an unfinished k-fold set or export's --out holding another step's output is one line found from the
     folders' files; it paid torch's import first (~1.6 s CPU; export: torch's and onnx's, ~2 s) because the lookup
     lived beside torch.load in train.checkpoint and export imported both before checking its run and --out."""
-    import json
-    import os
-    import subprocess
-    import sys
-
     run = tmp_path / "runs" / "a"
     run.mkdir(parents=True)
     (run / "best.pt").write_bytes(b"")             # found by its name; never read before the refusal
@@ -167,18 +150,8 @@ def test_a_wrong_run_is_refused_before_torch_is_imported(tmp_path):
              ["export", str(tmp_path / "runs" / "typo"), "--onnx"],
              ["predict", str(test), "--data", str(test), "--out", str(tmp_path / "pred")],
              ["predict", str(kfold), "--data", str(test), "--out", str(tmp_path / "pred")]]
-    # torch made unimportable, so that each call shows for itself whether its path imports it (`import torch`
-    # raises: the call exits 1 with a ModuleNotFoundError instead of its one line)
-    code = ("import json, sys\nsys.modules['torch'] = None\nfrom typer.testing import CliRunner\n"
-            "from imgcls.cli import app\nsaid = []\n"
-            f"for args in {calls!r}:\n"
-            "    r = CliRunner().invoke(app, args)\n"
-            "    said.append([r.exit_code, repr(r.exception), r.output])\n"
-            "print(json.dumps(said))")
-    env = {**os.environ, "PYTHONPATH": str(PKG.parent), "COLUMNS": "300"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
-    said = json.loads(done.stdout.splitlines()[-1])
-    assert [code for code, _, _ in said] == [2] * 5, said       # not 1 (ModuleNotFoundError: import of torch)
+    said = _invoke_without(["torch"], calls)
+    assert [code for code, *_ in said] == [2] * 5, said         # not 1 (ModuleNotFoundError: import of torch)
     assert "holds the output of imgcls clean" in " ".join(said[0][2].split())
     assert "typo does not exist" in said[1][2] and "typo does not exist" in said[2][2]
     assert "is a dataset folder" in said[3][2] and "unfinished k-fold run" in said[4][2]
@@ -213,9 +186,9 @@ def test_no_help_imports_torch():
 
 
 def _invoke_without(modules, calls, cwd=None):
-    """[exit code, repr(exception), output] of each `imgcls` call of `calls`, run in one fresh process where every
-    module of `modules` is made unimportable (sys.modules[m] = None: `import m` raises, so a path that imports it
-    exits 1 with a ModuleNotFoundError instead of its one line)."""
+    """[exit code, repr(exception), output, whether torch was imported by then] of each `imgcls` call of `calls`,
+    run in one fresh process where every module of `modules` is made unimportable (sys.modules[m] = None: `import
+    m` raises, so a path that imports it exits 1 with a ModuleNotFoundError instead of its one line)."""
     import json
     import os
     import subprocess
@@ -227,7 +200,7 @@ def _invoke_without(modules, calls, cwd=None):
             "from typer.testing import CliRunner\nfrom imgcls.cli import app\nsaid = []\n"
             f"for args in {calls!r}:\n"
             "    r = CliRunner().invoke(app, args)\n"
-            "    said.append([r.exit_code, repr(r.exception), r.output])\n"
+            "    said.append([r.exit_code, repr(r.exception), r.output, sys.modules.get('torch') is not None])\n"
             "print(json.dumps(said))")
     env = {**os.environ, "PYTHONPATH": str(PKG.parent), "COLUMNS": "300"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True,
@@ -274,7 +247,7 @@ def test_train_refuses_missing_data_and_a_taken_name_before_timm_is_imported(tmp
              ["train", str(data), "--out", str(out), "--name", "taken", "--optimizer", "sgd"],
              ["train", str(data), "--out", str(out), "--name", "empty"]]
     said = _invoke_without(["torch", "timm"], calls)
-    assert [code for code, _, _ in said] == [2] * 4, said      # not 1 (ModuleNotFoundError: import of torch / timm)
+    assert [code for code, *_ in said] == [2] * 4, said        # not 1 (ModuleNotFoundError: import of torch / timm)
     assert "missing.csv does not exist" in said[0][2] and "missing.csv does not exist" in said[1][2]
     assert "already holds a run" in " ".join(said[2][2].split())
     assert "already exists" in said[3][2] and "--exist-ok" in said[3][2]
