@@ -145,8 +145,10 @@ def test_tune_passes_max_pixels_to_every_trial_and_never_searches_it(data, tmp_p
     space.write_text("max_pixels: {choice: [5000, 20000]}\n")
     with pytest.raises(UserError, match="space key 'max_pixels' cannot be searched"):
         load_space(str(space), TrainConfig())
+    lr_only = tmp_path / "lr.yaml"          # the default space varies --aug, which TRAIN types
+    lr_only.write_text("lr: {log_uniform: [1.0e-3, 1.0e-2]}\n")
     res = invoke("tune", data, "--study", "s", "--trials", 1, "--out", tmp_path / "tune", *TRAIN,
-                 "--max-pixels", 5000, "-q")
+                 "--space", lr_only, "--max-pixels", 5000, "-q")
     assert res.exit_code == 0, res.output
     trial = next((tmp_path / "tune" / "s").glob("trial_*"))
     assert TrainConfig.load(trial / "config.yaml").max_pixels == 5000 and BIG not in _trained_on(trial)

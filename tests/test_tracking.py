@@ -238,8 +238,9 @@ def test_tracker_errors_are_one_line_before_any_data_is_read(tmp_path, monkeypat
         run_train(TrainConfig(src=str(tmp_path / "nothing"), tracker=["neptune"], **TINY))
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "mlflow" else real(n, *a))
+    (tmp_path / "data").mkdir()         # there (a missing path is said first, before any import), but never read
     with pytest.raises(UserError, match=r"--tracker mlflow needs the mlflow package: pip install 'imgcls\[mlflow\]'"):
-        run_train(TrainConfig(src=str(tmp_path / "nothing"), tracker=["mlflow"], **TINY))
+        run_train(TrainConfig(src=str(tmp_path / "data"), out=str(tmp_path / "runs"), tracker=["mlflow"], **TINY))
 
 
 def test_runs_of_a_group_share_one_mlflow_parent_and_an_aborted_run_is_closed(data, out, single):
