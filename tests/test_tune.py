@@ -882,3 +882,16 @@ def test_a_missing_storage_driver_is_named(monkeypatch):
         open_storage("postgresql://user@db/optuna")
     assert "its database driver is not installed (no module psycopg); pip install it" in str(e.value), str(e.value)
     assert "None" not in str(e.value)
+
+
+def test_tune_without_study_says_none_was_given(data, tmp_path):
+    """`imgcls tune DATA --out X` without --study said "--study '': give a name of letters, digits...", as if an
+    empty name had been typed. It says no --study was given and how to give one (exit 2, one line, nothing written)."""
+    out = tmp_path / "tune"
+    r = CliRunner().invoke(app, ["tune", str(data), "--out", str(out)])
+    line = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "no --study given: name the study, e.g. --study lite0" in line and "--study ''" not in line, line
+    assert not out.exists()
+    with pytest.raises(UserError, match=r"--study '': give a name"):      # typed empty: the name check's line
+        TuneConfig(study="").validate()

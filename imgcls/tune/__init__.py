@@ -83,8 +83,11 @@ class TuneConfig:
     def validate(self) -> None:
         """Every option, before the study is opened: one line naming the option."""
         check(self)
-        if not self.study or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study):
-            raise UserError(f"--study '{self.study or ''}': give a name of letters, digits, '.', '_' or '-' "
+        if self.study is None:       # typed empty, it is the name check's
+            raise UserError(f"no --study given: name the study, e.g. --study lite0 (its folder is {self.out}/NAME; "
+                            f"the same name resumes the study)")
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study):
+            raise UserError(f"--study '{self.study}': give a name of letters, digits, '.', '_' or '-' "
                             f"(it names the folder {self.out}/STUDY; the same name resumes the study)")
         self.keep_k()
         self.timeout_seconds()
