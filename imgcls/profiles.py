@@ -85,7 +85,7 @@ def bands_of_labels(mask, gender, band, label) -> int | None:
                       for v in (mask, gender, band, label))
     except (ValueError, TypeError):
         return None
-    mg = m * len(GENDER_CLASSES) + g
+    mg = ProfileScheme(n_bands=1).label(m, g, 0)      # mask * 2 + gender: the label's factor of n_bands
     tell = mg > 0
     if not tell.any():
         return None
@@ -93,7 +93,7 @@ def bands_of_labels(mask, gender, band, label) -> int | None:
     if not (n == n[0]).all() or n[0] != round(n[0]) or n[0] <= max(b.max(), 0):
         return None
     n_bands = int(n[0])
-    return n_bands if np.array_equal(y, mg * n_bands + b) else None
+    return n_bands if np.array_equal(y, ProfileScheme(n_bands).label(m, g, b)) else None
 
 
 def apply_profile_labels(df: pd.DataFrame, edges: Sequence[int] = DEFAULT_AGE_BANDS,
