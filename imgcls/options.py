@@ -192,6 +192,13 @@ def _is_set(cfg: Any, name: str, table: dict) -> bool:
     return getattr(cfg, name) != default_of(table[name][0])
 
 
+def set_options(cfg: Any, names: typing.Iterable[str] | None = None) -> list[str]:
+    """The declared options of `cfg` (of `names`, in their order, when given; else all, in field order) whose value
+    is not their default."""
+    table = specs(cfg)
+    return [n for n in (table if names is None else names) if _is_set(cfg, n, table)]
+
+
 def _spelling(name: str, spec: Spec, value: Any) -> str:
     """How the command line spells `name` = value: --no-ood for a bool declared "--ood/--no-ood", --loss ce."""
     if isinstance(value, bool):

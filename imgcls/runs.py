@@ -641,13 +641,13 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
     import sys
     from imgcls.console import info
     from imgcls.fsutil import check_writable
-    from imgcls.options import check, default_of, specs
+    from imgcls.options import check, set_options
     cfg = cfg or RunsConfig()
     check(cfg)
     if action not in ACTIONS:
         raise UserError(f"unknown runs action '{action}'; use one of: {', '.join(ACTIONS)}")
     if typed is None:
-        typed = [n for n, (f, _) in specs(cfg).items() if getattr(cfg, n) != default_of(f)]
+        typed = set_options(cfg)
     for name in sorted(typed):
         if action not in OPTION_ACTIONS.get(name, (action,)):
             raise UserError(f"--{name} acts only with {' or '.join(ACTIONS[a] for a in OPTION_ACTIONS[name])}, not "

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from imgcls.errors import UserError
-from imgcls.options import check, option
+from imgcls.options import check, option, set_options
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
 
@@ -92,9 +92,7 @@ class TuneConfig:
         self.keep_k()
         self.timeout_seconds()
         # each trial's run folder is OUT/STUDY/trial_NNNN: a train name / out would be silently replaced
-        default = TrainConfig()
-        given = [f"{k}={getattr(self.train, k)!r}" for k in ("name", "out")
-                 if getattr(self.train, k) != getattr(default, k)]
+        given = [f"{k}={getattr(self.train, k)!r}" for k in set_options(self.train, ("name", "out"))]
         if given:
             raise UserError(f"TuneConfig(train=TrainConfig({', '.join(given)})): each trial's run folder is "
                             f"OUT/STUDY/trial_NNNN; leave the train's name / out unset and give tune's own out= "
