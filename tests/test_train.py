@@ -221,7 +221,12 @@ def test_resume_refuses_other_data_under_a_relative_recorded_src(tmp_path, monke
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     line = " ".join(r.output.split())
     assert "data/splits.csv (recorded in its config.yaml)" in line and str(other / "data" / "splits.csv") in line
-    assert "pass the data it was trained on again" in line
+    # its fix said "pass the data it was trained on again", and the same relative path typed again from there is
+    # refused alike: the fix is cd there or the data's absolute path, true either way
+    assert "cd to the folder the run was trained from" in line and "give its data's absolute path" in line, line
+    assert "again" not in line, line
+    r = CliRunner().invoke(app, ["train", "data/splits.csv", "--resume", str(run)])
+    assert r.exit_code == 2 and "give its data's absolute path" in " ".join(r.output.split()), r.output
     assert pd.read_csv(run / "metrics.csv")["epoch"].tolist() == [1]          # nothing trained on the other data
     # its data moved elsewhere and given again there (the user's own choice): compared by path, it resumes
     import shutil
@@ -251,7 +256,13 @@ def test_resume_of_a_run_stopped_in_its_first_epoch_refuses_other_data_under_a_r
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     line = " ".join(r.output.split())
     assert "data/splits.csv (recorded in its config.yaml) is a relative path" in line, line
-    assert str(other / "data" / "splits.csv") in line and "pass its data again" in line
+    # its fix said "pass its data again", no fix where the user had typed that same relative path again (refused
+    # alike): cd to the folder it was trained from, named, or the data's absolute path
+    assert str(other / "data" / "splits.csv") in line and "again" not in line, line
+    assert f"cd to the folder the run was trained from ({proj})" in line, line
+    assert f"imgcls train {proj / 'data' / 'splits.csv'} --resume" in line, line
+    r = CliRunner().invoke(app, ["train", "data/splits.csv", "--resume", str(run)])
+    assert r.exit_code == 2 and f"trained from ({proj})" in " ".join(r.output.split()), r.output
     assert not (run / "last.pt").exists()                       # nothing trained on the other data
     from imgcls.errors import UserError
     from imgcls.train.rundir import check_resume_src

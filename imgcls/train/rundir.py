@@ -298,19 +298,43 @@ def trained_from_here(run_dir: Path, record) -> bool:
         os.path.realpath(run_dir)
 
 
+def trained_from(run_dir: Path, record) -> Path | None:
+    """The folder the run was trained from, where its record tells (a relative recorded `out` and name that lead
+    from that folder to `run_dir`); else None."""
+    out = record.out
+    tail = Path(out or "") / (record.name or "")
+    if not out or os.path.isabs(out) or ".." in tail.parts:
+        return None
+    real = Path(os.path.realpath(run_dir))
+    if len(tail.parts) >= len(real.parts):
+        return None
+    base = real.parents[len(tail.parts) - 1]
+    return base if os.path.realpath(base / tail) == str(real) else None
+
+
+def _relative_src_fix(run_dir: Path, src: str, record) -> str:
+    """The fix a refusal of the relative `src` its record holds names, true whether the user typed that path again
+    or not: the folder it was trained from, or the data's absolute path."""
+    home = trained_from(run_dir, record)
+    absolute = sh(home / src) if home else f"/path/to/{src}"
+    return (f"a relative path is read from the working folder: cd to the folder the run was trained from"
+            f"{f' ({sh(home)})' if home else ''}, or give its data's absolute path (imgcls train {absolute} "
+            f"--resume {sh(run_dir)})")
+
+
 def check_resume_src(run_dir: Path, src: str, record) -> None:
     """A resumed run with no val_predictions.csv yet (stopped in its first epoch: its folder holds config.yaml and
     train.log alone) has nothing check_resume_data could compare its data with; it is checked by where it was
     trained from, from its record alone, before its data is read and scanned: a relative recorded `src` is read
     only from that folder (trained_from_here), elsewhere nothing tells which data it was, and it is refused with the
-    fix. Data given again (`src` is not `record.src`, the recorded TrainConfig) is the user's own choice."""
+    fix (cd there, or the data's absolute path: the same relative path typed again is read here too). Data given
+    again (`src` is not `record.src`, the recorded TrainConfig) is the user's own choice."""
     if validation_files(run_dir) or src != record.src or os.path.isabs(str(src)) or trained_from_here(run_dir, record):
         return
     raise UserError(f"--resume {run_dir}: its data {src} (recorded in its config.yaml) is a relative path, read "
                     f"here as {os.path.abspath(str(src))}, and the run stopped before its first validation: "
-                    f"nothing in its folder tells whether that is the data it was trained on; pass its data "
-                    f"again (imgcls train DATA --resume {sh(run_dir)}) or run from the folder it was trained "
-                    f"from")
+                    f"nothing in its folder tells whether that is the data it was trained on; "
+                    f"{_relative_src_fix(run_dir, src, record)}")
 
 
 def check_resume_data(run_dir: Path, df, src: str, record) -> None:
@@ -321,7 +345,8 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     from another folder that has its own data/splits.csv it would train on that data silently. A run with no
     val_predictions.csv yet is check_resume_src's, before the data is read. Data given again (not recorded: `src`
     is not `record.src`, the recorded TrainConfig) is the user's own choice: it is compared by path within its
-    root, so a data set moved elsewhere and named there resumes."""
+    root, so a data set moved elsewhere and named there resumes. The recorded relative path typed again counts as
+    recorded: its refusal names cd or the data's absolute path, not giving it again."""
     import pandas as pd
     recorded = src == record.src
     files = validation_files(run_dir)
@@ -345,7 +370,9 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
         if any(key(r, p) in have for r, p in zip(v["root"], v["path"])):
             return
     where = "recorded in its config.yaml" if recorded else "given"
+    relative_elsewhere = recorded and not os.path.isabs(str(src)) and not trained_from_here(run_dir, record)
+    fix = (_relative_src_fix(run_dir, src, record) if relative_elsewhere else
+           f"pass the data it was trained on again (imgcls train DATA --resume {sh(run_dir)}) or run from the "
+           f"folder it was trained from")
     raise UserError(f"--resume {run_dir}: its data {src} ({where}) resolves to {os.path.abspath(src)}, which holds "
-                    f"none of the run's validation images ({files[0].relative_to(run_dir)}); pass the data it was "
-                    f"trained on again (imgcls train DATA --resume {sh(run_dir)}) or run from the folder it was "
-                    f"trained from")
+                    f"none of the run's validation images ({files[0].relative_to(run_dir)}); {fix}")
