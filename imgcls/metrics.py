@@ -53,6 +53,26 @@ def macro_f1(y_true, y_pred, classes: Sequence | int) -> float:
     return float(f1_score(yt, yp, labels=_labels(yt, classes), average="macro", zero_division=0))
 
 
+def classes_without_rows(y_true, classes: Sequence) -> list:
+    """The classes of the task no row of `y_true` has (indices or names, as `_labels`): each counts in macro_f1
+    with F1 0."""
+    labels = _labels(y_true, classes)
+    yt, _ = _arrays(y_true, y_true)
+    have = set(yt.tolist())
+    return [c for c, lab in zip(classes, labels) if lab not in have]
+
+
+def without_rows_note(y_true, classes: Sequence, rows: str = "validation") -> str:
+    """One line naming the classes with no row in `y_true` (the first 12) and how macro_f1 counts them; '' when
+    every class has rows."""
+    missing = classes_without_rows(y_true, classes)
+    if not missing:
+        return ""
+    named = ", ".join(map(str, missing[:12])) + (f" (+{len(missing) - 12} more)" if len(missing) > 12 else "")
+    return (f"{len(missing)} of {len(classes)} classes have no {rows} rows ({named}): each counts in the macro-F1 "
+            f"with F1 0 (the mean is over every class of the task)")
+
+
 def scores(y_true, y_pred, classes: Sequence | int) -> dict:
     """{'n', 'accuracy', 'macro_precision', 'macro_recall', 'macro_f1'} over every class of the task."""
     from sklearn.metrics import accuracy_score, precision_recall_fscore_support

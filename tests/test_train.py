@@ -454,6 +454,27 @@ def test_weighted_sampler_acts_in_a_run(tmp_path, monkeypatch):
         assert minority == pytest.approx(0.2, abs=0.02) if sampler == "shuffle" else 0.35 < minority < 0.65
 
 
+def test_a_class_with_no_validation_rows_is_named_with_how_it_counts(tmp_path, capsys):
+    """A long-tail set whose rarest class had no validation row scored it F1 0 in the val macro-F1 without a word
+    (README: every class of the task counts). train.log and the terminal name the class and how it counts; the
+    score itself is unchanged."""
+    from imgcls import manifest as mf
+    from imgcls import metrics as mx
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8, "rare": 2}, size=(40, 40))
+    df = mf.load(src)
+    df["split"] = np.where((df["label"] != "rare") & (np.arange(len(df)) % 4 == 0), "val", "train")
+    mf.write(df, tmp_path / "splits.csv")
+    run = run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name="lt", epochs=1))
+    want = ("1 of 3 classes have no validation rows (rare): each counts in the macro-F1 with F1 0 (the mean is over "
+            "every class of the task)")
+    assert want in " ".join(capsys.readouterr().err.split())
+    assert want in " ".join((run / "train.log").read_text().split())
+    vp = pd.read_csv(run / "val_predictions.csv", dtype={"label": str, "pred": str})
+    score = mx.macro_f1(vp["label"], vp["pred"], ["a", "b", "rare"])      # over all 3 classes, rare's F1 0
+    assert metrics(run)["val_macro_f1"].iloc[-1] == pytest.approx(score)
+    assert mx.without_rows_note(np.array([0, 1, 2]), ["a", "b", "rare"]) == ""      # every class validates: silent
+
+
 def test_oversample_auto_says_why_it_is_off(two_class, tmp_path, capsys):
     """--oversample auto (the default) yields to another rebalancing option: train.log and the terminal say which."""
     for name, kw, why in (("w", {"sampler": "weighted"}, "--sampler weighted rebalances the classes"),

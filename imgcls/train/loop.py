@@ -311,6 +311,9 @@ class Trainer:
                      f"{'batched on ' + self.device.type if self.batch_aug is not None else 'per image'}"
                      f"{', training rows of the cache on the device' if getattr(self, 'train_on_device', None) is not None else ''}"
                      f"{', torch.compile' if cfg.compile else ''}")
+            note = metrics.without_rows_note(self.data.final[self.data.val_idx], list(meta.classes))
+            if note:
+                self.log(note)
             if self.goals is not None:
                 have = np.bincount(self.counted, minlength=len(self.goals))   # images, or groups (--dup-weight)
                 grown = [f"{meta.classes[c]} {have[c]}->{g}" for c, g in enumerate(self.goals) if g > have[c]]
