@@ -407,7 +407,9 @@ def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     assert got["runs/ctrlc"] == ("stopped", "2/6") and got["runs/killed"] == ("stopped", "3/3")
     assert got["runs/early"] == ("", "4/10, early stop")                 # finished: train's early stop
     assert got["runs/early_nolast"] == ("", "4/10")     # last.pt gone: stopped or early-stopped, not said
-    assert got["runs/best"] == ("", "4/4") and got["runs/kf"] == ("", "folds done 2")
+    # a finished --folds all set said "folds done 2", a bare count beside every other row's done/set: its folds are
+    # the ones oof_score.json records
+    assert got["runs/best"] == ("", "4/4") and got["runs/kf"] == ("", "folds done 2/2")
     assert got["runs/kf_stop"] == ("stopped", "folds done 1/3, fold_1 1/2")
     assert got["tune/s1/trial_0000"] == ("", "1/1") and got["tune/s1/trial_0001"] == ("pruned", "2/3")
     assert got["tune/s1/trial_0002"] == ("failed", "1/3") and got["tune/s1/trial_0003"] == ("stopped", "1/3")
