@@ -349,6 +349,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     # decoded-image cache, shared by every fold ------------------------------------------------------------------
     paths = mf.image_paths(df)
     images = None
+    keep = None         # FoldData.image_rows: set where unreadable images keep their rows in the cache
     shared = None
     # --fill: given, or measured before decoding where pad resizing uses it (or nothing is cached to measure)
     fill = (tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, workers=io_workers,
@@ -393,18 +394,21 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         for i in bad:
             tdata.warn_unreadable(paths[i], errors[i])
         if bad:
+            # the cache stays as decoded (images[ok] was a second copy of it in RAM, of a memmap too): the usable
+            # rows read theirs through `keep`
             ok = np.array([not e for e in errors])
-            images, df, targets, final = images[ok], df[ok].reset_index(drop=True), targets[ok], final[ok]
+            keep = np.flatnonzero(ok)
+            df, targets, final = df[ok].reset_index(drop=True), targets[ok], final[ok]
             paths = [p for p, o in zip(paths, ok) if o]
         if dist.main:
-            what = f"decoded-image cache: {len(images)} images at {img_size}px ({images.nbytes / 2**20:.0f} MiB)"
+            what = f"decoded-image cache: {len(paths)} images at {img_size}px ({images.nbytes / 2**20:.0f} MiB)"
             how = (f"({io_workers} decoding process{'es' if io_workers > 1 else ''}, before the first step)"
                    + (f", one memmap shared by the {dist.world} processes" if shared is not None else ""))
             # keyed without its time: tune's trials decode the same images, said once (console.said_once)
             RunLog(run_dir / "train.log", echo=not False)(f"{what} in {time.perf_counter() - t0:.1f}s {how}",
                                                           key=f"{what} {how}")
     if fill is None:            # squash / crop from the cache: measured on the decoded images themselves
-        fill = tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, images=images)
+        fill = tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, images=images, rows=keep)
     meta = replace(meta, fill=fill[0])
     if dist.main and parse_fill(cfg.fill) is None:          # auto: say what it measured (train.log under --quiet too)
         RunLog(run_dir / "train.log")(f"fill colour RGB {','.join(map(str, fill[0]))} ({fill[1]}): the pixels rotation"
@@ -416,7 +420,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         if not train_mask.any() or not val_mask.any():
             raise UserError(f"no {'training' if not train_mask.any() else 'validation'} images"
                             f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
-        fd = FoldData(np.flatnonzero(train_mask), np.flatnonzero(val_mask), targets, final, df, images, paths)
+        fd = FoldData(np.flatnonzero(train_mask), np.flatnonzero(val_mask), targets, final, df, images, paths,
+                      image_rows=keep)
         fold_dir = run_dir if fold is None else run_dir / f"fold_{fold}"
         if dist.main:
             fold_dir.mkdir(parents=True, exist_ok=True)

@@ -233,21 +233,24 @@ def decode_cache(paths: Sequence[Path], img_size: int, resize_mode: str = "squas
     return arr, errors
 
 
-def border_colour(images: np.ndarray, most: int = 1024) -> tuple[int, int, int]:
+def border_colour(images: np.ndarray, most: int = 1024, rows: np.ndarray | None = None) -> tuple[int, int, int]:
     """The median RGB of the one-pixel frames of uint8 images [N, S, S, 3] (at most `most` of them, evenly
-    spaced): the background a set's images share at their edges (white for clip art, black for digits)."""
-    if not len(images):
+    spaced; `rows`: of those rows only): the background a set's images share at their edges (white for clip art,
+    black for digits)."""
+    rows = np.arange(len(images)) if rows is None else np.asarray(rows)
+    if not len(rows):
         return WHITE
-    take = images[np.linspace(0, len(images) - 1, min(len(images), most)).astype(int)]
+    take = images[rows[np.linspace(0, len(rows) - 1, min(len(rows), most)).astype(int)]]
     frame = np.concatenate([take[:, 0], take[:, -1], take[:, 1:-1, 0], take[:, 1:-1, -1]], axis=1)   # [n, 4S-4, 3]
     return tuple(int(v) for v in np.median(frame.reshape(-1, 3), axis=0).round())
 
 
 def resolve_fill(fill: str, paths: Sequence[Path], img_size: int, interpolation: str, images: np.ndarray | None = None,
-                 workers: int = 1, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS
+                 workers: int = 1, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS, rows: np.ndarray | None = None
                  ) -> tuple[tuple[int, int, int], str]:
     """(RGB, how it was chosen) of train --fill: the colour given, or for auto the border colour of `images` (the
-    decoded cache) or, without them, of up to 256 of `paths` decoded squashed at the input size."""
+    decoded cache; `rows`: its rows of readable images, None for all) or, without them, of up to 256 of `paths`
+    decoded squashed at the input size."""
     from imgcls.train.config import parse_fill
     rgb = parse_fill(fill)
     if rgb is not None:
@@ -256,8 +259,8 @@ def resolve_fill(fill: str, paths: Sequence[Path], img_size: int, interpolation:
         idx = np.linspace(0, len(paths) - 1, min(len(paths), 256)).astype(int) if len(paths) else []
         images, errors = decode_cache([paths[i] for i in idx], img_size, "squash", interpolation, workers=workers,
                                       what="sampling the fill colour", max_pixels=max_pixels)
-        images = images[np.array([not e for e in errors], bool)]
-    return border_colour(images), "--fill auto: the median colour of the training images' borders"
+        images, rows = images[np.array([not e for e in errors], bool)], None
+    return border_colour(images, rows=rows), "--fill auto: the median colour of the training images' borders"
 
 
 class CachedImages(Dataset):

@@ -67,6 +67,13 @@ class FoldData:
     # --cache none: {path: why} of the images found unreadable while training (each reported once); one dict shared
     # by every fold of a run
     unreadable: dict = field(default_factory=dict)
+    # the row of `images` each usable row is (None: the same row): a cache decoded with unreadable files keeps their
+    # rows, so neither a RAM cache nor a memmap is copied to drop them
+    image_rows: np.ndarray | None = None
+
+    def cache_rows(self, idx: np.ndarray) -> np.ndarray:
+        """The rows of `images` of the usable rows `idx`."""
+        return np.asarray(idx) if self.image_rows is None else self.image_rows[idx]
 
 
 @dataclass
@@ -165,9 +172,11 @@ class Trainer:
         tgt = data.targets
         self.cache_batches = raw and data.images is not None     # batches cut straight from the cache, no loader
         if data.images is not None:
+            self.train_cache_rows = data.cache_rows(data.train_idx)
             train_ds = CachedImages(data.images, tgt[data.train_idx], meta.mean, meta.std, aug, erase,
-                                    rows=data.train_idx, raw=raw)
-            val_ds = CachedImages(data.images, tgt[data.val_idx], meta.mean, meta.std, rows=data.val_idx)
+                                    rows=self.train_cache_rows, raw=raw)
+            val_ds = CachedImages(data.images, tgt[data.val_idx], meta.mean, meta.std,
+                                  rows=data.cache_rows(data.val_idx))
         else:
             tp = [data.paths[i] for i in data.train_idx]
             vp = [data.paths[i] for i in data.val_idx]
@@ -177,7 +186,7 @@ class Trainer:
             val_ds = FileImages(vp, tgt[data.val_idx], *args, fill=meta.fill, max_pixels=cfg.max_pixels)
         if self.cache_batches:
             # CUDA: the training rows of the cache move to the device once (when they fit), batches are cut there
-            self.train_on_device = source_on_device(data.images, data.train_idx, device)
+            self.train_on_device = source_on_device(data.images, self.train_cache_rows, device)
             self.train_targets = train_ds.targets.to(device)
         # static shapes (as timm's train.py): the partial last training batch is dropped when --compile or cuDNN
         # autotuning is on, so neither recompiles nor re-tunes for one odd batch an epoch
@@ -487,7 +496,7 @@ class Trainer:
         bs = self.cfg.batch_size
         for k in range(0, len(idx), bs):
             chunk = idx[k:k + bs]
-            x = gather(self.data.images, self.data.train_idx, self.train_on_device, chunk, self.device)
+            x = gather(self.data.images, self.train_cache_rows, self.train_on_device, chunk, self.device)
             yield x, self.train_targets[torch.as_tensor(chunk, device=self.train_targets.device)]
 
     # validation (rank 0 evaluates the whole val set) ---------------------------------------------------------------
