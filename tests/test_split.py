@@ -578,3 +578,19 @@ def test_python_run_split_with_group_col_writes_the_table_the_cli_writes(tmp_pat
     assert list(py.columns) == list(cli.columns)
     pd.testing.assert_frame_equal(py, cli)
     assert py["group"].str.startswith(("a", "b")).all()
+
+
+def test_python_run_split_refuses_reader_age_bands_it_would_relabel(profile_folder, tmp_path):
+    """run_split(profiles, opts=LayoutOptions(age_bands=[40])) read the profiles into two bands, then split relabelled
+    every row with SplitConfig's default three, silently: the reader's bands did nothing. Split's bands are
+    SplitConfig's (the CLI's --age-bands); the reader's are refused unless they agree, before anything is read."""
+    from imgcls import manifest as mf
+    from imgcls import split as sp
+    from imgcls.errors import UserError
+    from imgcls.split.config import SplitConfig
+    with pytest.raises(UserError, match=r"split's age bands are SplitConfig\(age_bands=...\)"):
+        sp.run_split(profile_folder, tmp_path / "a.csv", mf.LayoutOptions(age_bands=[40]), SplitConfig(), workers=1)
+    assert not (tmp_path / "a.csv").exists()
+    df = sp.run_split(profile_folder, tmp_path / "b.csv", mf.LayoutOptions(age_bands=[40]),
+                      SplitConfig(age_bands=(40,)), workers=1)           # the two agree: read and labelled so
+    assert set(df["age_band"].astype(int)) <= {0, 1}
