@@ -9,7 +9,8 @@ Results (tables, `models list`) go to stdout and everything else (messages, warn
 
 Under torchrun every process runs the command; only the main one (rank 0) prints info lines, warnings, tables and
 progress bars (main_process()), as if the others ran with --quiet and warnings silenced: each would say the same line
-once more. error() prints on every rank (a rank's own failure is named by that rank)."""
+once more. error() prints on every rank (a rank's own failure is named by that rank), but for a UserError every
+process raises alike (same_on_every_process(), UserError.said_elsewhere): one process says that."""
 from __future__ import annotations
 
 import os
@@ -41,6 +42,30 @@ def main_process() -> bool:
         return int(os.environ.get("WORLD_SIZE") or 1) <= 1 or int(os.environ.get("RANK") or 0) == 0
     except ValueError:
         return True
+
+
+def first_on_machine() -> bool:
+    """False in a torchrun process other than the first of its machine (LOCAL_RANK 0): a check of the options and
+    files that every process of a machine runs alike fails alike, and that process says it for them all
+    (same_on_every_process)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE") or 1) <= 1 or int(os.environ.get("LOCAL_RANK") or 0) == 0
+    except ValueError:
+        return True
+
+
+@contextmanager
+def same_on_every_process() -> Iterator[None]:
+    """Around work every torchrun process runs alike on the same options and files (train's checks, rank 0's
+    refusal every process receives): a UserError raised there is said by the first process of each machine; the
+    others wait for it to end (UserError.said_elsewhere), so the user reads the line once, not once per process. A
+    process that hit one alone says it after that wait."""
+    from imgcls.errors import UserError
+    try:
+        yield
+    except UserError as e:
+        e.said_elsewhere = not first_on_machine()
+        raise
 
 
 def is_quiet() -> bool:

@@ -5,6 +5,9 @@ class UserError(Exception):
     """Something the user can fix: the message names the thing and the fix."""
 
     exit_code = 2
+    # set where every torchrun process raises the same error and another one prints it: this one waits for that
+    # one to end (torchrun then stops this one) instead of printing the line once more (cli.common.one_line_errors)
+    said_elsewhere = False
 
 
 class MissingWeightsError(UserError):

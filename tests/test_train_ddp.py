@@ -72,5 +72,83 @@ def test_torchrun_shared_cache_removed_when_the_run_fails(tmp_path):
                     "--img-size", "32", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu",
                     "--folds", "all", "--cache", "disk", "--out", str(tmp_path / "runs"), "--quiet"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert r.returncode != 0 and "no training images in fold 0" in r.stdout + r.stderr, r.stderr[-3000:]
+    said = r.stdout + r.stderr
+    assert r.returncode != 0 and "no training images in fold 0" in said, r.stderr[-3000:]
+    assert said.count("error:") == 1, said[-3000:]           # said by one process, not by each
     assert list(tmp.glob("imgcls-cache-*")) == []
+
+
+def test_an_up_front_refusal_is_said_by_one_process_of_a_machine(tmp_path, monkeypatch):
+    """Under torchrun every process runs train's up-front checks (a missing data path, --name of a taken folder, a
+    --resume folder that is no run) before the process group exists: each printed the same error line, so the user
+    read it once per process (or once or twice, as torchrun's SIGTERM to the others raced their print). The first
+    process of a machine (LOCAL_RANK 0) says it at once; the others wait for it to end (torchrun then stops them:
+    here the wait raises as that SIGTERM would) and say nothing. torchrun's environment is set for one process at a
+    time: no process group is needed this early."""
+    import time
+
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    data = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(16, 16))
+    out = tmp_path / "runs"
+    (out / "taken").mkdir(parents=True)
+    calls = [["train", str(tmp_path / "missing.csv"), "--out", str(out)],
+             ["train", str(data), "--out", str(out), "--name", "taken"],
+             ["train", "--resume", str(tmp_path / "no_run")]]
+    waits = []
+
+    def stopped_by_torchrun(seconds):
+        waits.append(seconds)
+        raise SystemExit(143)
+
+    monkeypatch.setattr(time, "sleep", stopped_by_torchrun)
+    for call in calls:
+        said = {}
+        for rank in (0, 1):
+            for k, v in {"WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank)}.items():
+                monkeypatch.setenv(k, v)
+            waits.clear()
+            r = CliRunner().invoke(app, call)
+            said[rank] = (r.exit_code, r.output, list(waits))
+        assert said[0][0] == 2 and said[0][1].count("error:") == 1 and said[0][2] == [], (call, said)
+        assert said[1][0] == 143 and said[1][1] == "" and said[1][2] and said[1][2][0] >= 5, (call, said)
+    monkeypatch.setenv("LOCAL_RANK", "0")        # the first process of another machine says it too
+    r = CliRunner().invoke(app, calls[0])
+    assert r.exit_code == 2 and r.output.count("error:") == 1
+
+
+@pytest.mark.slow
+def test_torchrun_a_taken_name_is_one_line_and_every_process_ends(tmp_path):
+    src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(16, 16))
+    (tmp_path / "runs" / "taken").mkdir(parents=True)
+    launch, env = torchrun(2, tmp_path)
+    r = subprocess.run(launch + ["-m", "imgcls", "train", str(src), "--model", "test_resnet", "--no-pretrained",
+                                 "--device", "cpu", "--out", str(tmp_path / "runs"), "--name", "taken"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    said = r.stdout + r.stderr
+    assert r.returncode != 0 and said.count("error:") == 1 and "run folder" in said, said[-3000:]
+
+
+@pytest.mark.slow
+def test_torchrun_a_refusal_of_rank_0_is_one_line(tmp_path):
+    """What rank 0 alone checks once the process group is up (the run folder it claims, the decoded-image cache
+    against memory: tdata.plan_cache) reaches the other processes as the one error they all stop with: each printed
+    it. Rank 0 says it; here a --cache ram over the memory available (the same small image in as many rows as it
+    takes at 4096 px)."""
+    from imgcls.train.data import CACHE_SHARE, cache_room
+    src = make_image_folder(tmp_path / "raw", {"a": 1, "b": 1}, size=(16, 16))
+    mem = cache_room(tmp_path)[0]
+    if mem is None:
+        pytest.skip("no /proc/meminfo: the cache is not checked against memory here")
+    n = int(CACHE_SHARE * mem / (4096 * 4096 * 3)) + 20
+    (tmp_path / "big.csv").write_text("path,label\n" + "".join(f"raw/{c}/000.png,{c}\n" for c in "ab" * (n // 2)))
+    launch, env = torchrun(2, tmp_path)
+    r = subprocess.run(launch + ["-m", "imgcls", "train", str(tmp_path / "big.csv"), "--model", "test_resnet",
+                                 "--no-pretrained", "--img-size", "4096", "--cache", "ram", "--device", "cpu",
+                                 "--out", str(tmp_path / "runs"), "--quiet"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    said = r.stdout + r.stderr
+    assert r.returncode != 0 and said.count("error:") == 1 and "--cache ram: the decoded-image cache" in said, \
+        said[-3000:]
+    assert list((tmp_path / "runs").glob("*")) == []       # refused before the run folder is made

@@ -144,6 +144,9 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
     return deco
 
 
+SAID_ELSEWHERE_WAIT_S = 10.0    # how long a torchrun process waits for another to say the error they share
+
+
 @contextmanager
 def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
     """Around a command's body (`what`: `imgcls train`), with its --quiet: a UserError is one red line and its exit
@@ -154,6 +157,11 @@ def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
     try:
         yield
     except UserError as e:
+        if e.said_elsewhere:
+            # torchrun stops every process as soon as one ends: this one lets the process that says the line end
+            # first (torchrun's SIGTERM ends this one then), and says it itself if it is still running by then
+            import time
+            time.sleep(SAID_ELSEWHERE_WAIT_S)
         error(str(e))
         raise typer.Exit(e.exit_code) from None
     except KeyboardInterrupt:

@@ -35,10 +35,12 @@ def train(src: OptSrc = None,
                                                          show_default=False)] = None,
           quiet: Quiet = False, *, cfg: Given) -> None:
     """Train a timm model: single or multi-branch heads, imbalance tools, k-fold, resumable -> outputs/runs/<RUN>/."""
+    from imgcls.console import same_on_every_process
     from imgcls.train import run_train
     overrides = cfg.explicit()
     if src is not None:
         overrides["src"] = str(src)
+    with same_on_every_process():     # under torchrun: a --config / --resume record refused once, not per process
+        resolved = TrainConfig.resolve(overrides, config=config, resume=resume, validate=False)
     # checked by run_train: what needs no torch / timm import first (the data path, the run name)
-    run_train(TrainConfig.resolve(overrides, config=config, resume=resume, validate=False), resume=resume,
-              typed=overrides)
+    run_train(resolved, resume=resume, typed=overrides)

@@ -116,15 +116,19 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards).
     `typed`: the options the user gave (TrainConfig.resolve's overrides; the CLI's flags): one given at its default
     where it would not act is refused too (imgcls.options.check_typed)."""
-    _check_up_front(cfg, resume, typed)
-    import torch
-    state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
-             torch.backends.cudnn.benchmark)
-    try:
-        return _run_train(cfg, resume, stop_after, callbacks, track_group)
-    finally:
-        torch.use_deterministic_algorithms(state[0], warn_only=state[1])
-        torch.backends.cudnn.benchmark = state[2]
+    from imgcls.console import same_on_every_process
+    # under torchrun every process checks the same options and files (and gets rank 0's refusal of the run folder or
+    # cache): a refusal is said once
+    with same_on_every_process():
+        _check_up_front(cfg, resume, typed)
+        import torch
+        state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                 torch.backends.cudnn.benchmark)
+        try:
+            return _run_train(cfg, resume, stop_after, callbacks, track_group)
+        finally:
+            torch.use_deterministic_algorithms(state[0], warn_only=state[1])
+            torch.backends.cudnn.benchmark = state[2]
 
 
 def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | None, callbacks=None,
