@@ -27,7 +27,7 @@ import pandas as pd
 from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME, read_yaml, trial_record
 from imgcls.options import option
-from imgcls.train.rundir import OOF_SCORE, RESUME_MAY_CHANGE, RunLock, kfold_finished, train_finished
+from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock, kfold_finished, planned_folds, train_finished
 
 
 COLUMNS = ["name", "kind", "task", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
@@ -226,15 +226,6 @@ def _fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[boo
     return finished, progress
 
 
-def _oof_folds(path: Path) -> list | None:
-    """The folds a finished k-fold set trained, as train recorded them in its oof_score.json (None: not readable)."""
-    try:
-        folds = json.loads((path / OOF_SCORE).read_text()).get("folds")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return folds if isinstance(folds, list) and folds else None
-
-
 def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, str]:
     """(state, progress) of a run folder (see STATES; state blank: finished, or not known). Evidence, in order: the
     folder's lock (running), its tune study's trials.csv (pruned, failed, complete), then a k-fold set's
@@ -249,8 +240,8 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         except UserError:
             planned = None
         finished = kfold_finished(path)
-        if planned is None and finished:    # --folds all: the folds a finished set trained are its oof_score.json's
-            planned = _oof_folds(path)
+        if planned is None:     # --folds all: the folds train recorded (folds.json as it starts, oof_score.json)
+            planned = planned_folds(path)
         fold_dirs = sorted((d for d in path.glob("fold_*") if d.is_dir()),
                            key=lambda d: (len(d.name), d.name))
         states = [(d.name, *_fold_state(d, epochs, early_stop)) for d in fold_dirs]

@@ -1440,3 +1440,23 @@ def test_unreadable_image_is_dropped_without_copying_the_cache(two_class, tmp_pa
     pd.testing.assert_frame_equal(vp[0], vp[1])
     a, b = (read_checkpoint(r / "last.pt")["state_dict"] for r in (with_broken, without))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_unfinished_folds_all_set_says_how_many_folds_it_plans(tmp_path):
+    """`imgcls runs` showed a `train --folds all` set interrupted before its last fold as `folds done 2`, a bare
+    count beside every other row's done/set (config.yaml records `all`; the data's fold ids were read nowhere until
+    oof_score.json, written after the last fold): train records the folds it plans as it starts (folds.json), so
+    the set reads `folds done 2/3`."""
+    import shutil
+
+    from imgcls import manifest as mf
+    from imgcls.runs import read_run
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 3
+    mf.write(df, tmp_path / "splits.csv")
+    run = run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name="kf", epochs=1, folds="all"))
+    assert json.loads((run / "folds.json").read_text()) == {"folds": [0, 1, 2]}
+    assert read_run(run).progress == "folds done 3/3"
+    shutil.rmtree(run / "fold_2")            # what a set interrupted before its last fold leaves
+    (run / "oof_score.json").unlink()
+    assert read_run(run).progress == "folds done 2/3"

@@ -144,7 +144,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
     from imgcls.train.config import parse_folds, resume_config, resume_record
-    from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, finished
+    from imgcls.train.rundir import (FOLDS_PLANNED, RunLock, check_run_name, claim_run_dir, finished,
+                                     record_planned_folds)
     from imgcls.weights import check_model_name, data_config
 
     dist = init_distributed(cfg.device)
@@ -322,6 +323,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         elif dist.main:                      # the record is kept as it was; temp files of a killed run go
             from imgcls.fsutil import remove_stale_temps
             remove_stale_temps(run_dir)
+        if dist.main and folds != [None] and not (run_dir / FOLDS_PLANNED).is_file():    # a resumed older set too
+            record_planned_folds(run_dir, folds)
         dist.barrier()
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
                             resume, stop_after, callbacks)

@@ -130,6 +130,30 @@ def option_changes(recorded: dict, now: dict, may_change=RESUME_MAY_CHANGE) -> l
 OOF_SCORE = "oof_score.json"   # a k-fold set's out-of-fold score: train writes it after the set's last fold
 
 
+FOLDS_PLANNED = "folds.json"   # a k-fold set's fold numbers (--folds all: the data's): train writes it as it starts
+
+
+def record_planned_folds(run_dir: str | os.PathLike, folds: list[int]) -> Path:
+    """Write FOLDS_PLANNED in `run_dir`: the folds the set trains, known when it starts (config.yaml records --folds as
+    typed, `all`, which needs the data's fold column to count), so an unfinished set's progress reads done/planned."""
+    from imgcls.fsutil import write_json
+    return write_json(Path(run_dir) / FOLDS_PLANNED, {"folds": [int(f) for f in folds]})
+
+
+def planned_folds(run_dir: str | os.PathLike) -> list | None:
+    """The folds a k-fold set trains, as train recorded them: its OOF_SCORE (written after the last fold), else its
+    FOLDS_PLANNED (written as it starts); None where neither is readable (a set trained before FOLDS_PLANNED)."""
+    import json
+    for name in (OOF_SCORE, FOLDS_PLANNED):
+        try:
+            folds = json.loads((Path(run_dir) / name).read_text()).get("folds")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(folds, list) and folds:
+            return folds
+    return None
+
+
 def kfold_finished(run_dir: Path) -> bool:
     """Whether a k-fold set trained its last fold (its OOF_SCORE is written then; a fold that never started has no
     last.pt to ask)."""
