@@ -22,8 +22,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from imgcls.errors import UserError
-from imgcls.options import (When, check_acts, check_typed, default_of, flag, need_met, needs_met, needs_of, specs,
-                            typed_asks, wanted_text)
+from imgcls.options import (When, check_acts, check_typed, default_of, flag, need_met, needs_met, needs_of,
+                            set_options, specs, typed_asks, wanted_text)
 from imgcls.train.config import TrainConfig
 
 OPTIONS = specs(TrainConfig)
@@ -216,8 +216,9 @@ def parse_space(data, base: TrainConfig | None = None, source: str = "the space"
                         f"give a --space without {', '.join(varied)} to fix {'it' if len(varied) == 1 else 'them'}")
     later = set()       # fixed options that act only in the trials whose space values meet their needs
     typed = set(typed) - set(by_name)
-    for name, (f, spec) in OPTIONS.items():
-        given = getattr(base, name) != default_of(f) or (name in typed and typed_asks(getattr(base, name)))
+    not_default = set(set_options(base))
+    for name, (_, spec) in OPTIONS.items():
+        given = name in not_default or (name in typed and typed_asks(getattr(base, name)))
         if (name not in by_name and given and not needs_met(base, name, OPTIONS)
                 and any(other in by_name for other, _ in needs_of(spec))):
             check_acts(dataclasses.replace(base, **_witness(name, base, by_name)), name, OPTIONS, typed=True)
