@@ -40,8 +40,8 @@ from imgcls.fsutil import (check_not_replacing, check_output_location, check_out
 from imgcls.options import When, check, option
 from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output
 from imgcls.parallel import default_workers
-from imgcls.submission import (build_submission, check_class_ids, check_template_fits, match_template,
-                               resolve_format)
+from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
+                               match_template, resolve_format)
 from imgcls.train.config import TrainConfig
 from imgcls.train.rundir import validation_files
 from imgcls.tta import MERGES, TTASpec, parse_tta
@@ -674,9 +674,10 @@ class PredictConfig:
                            "a bare --tta means flip.")
     tta_merge: str = option("mean", panel=PREDICTION, choices=MERGES, needs=(("tta", MERGED),),
                             help="mean (of probabilities) | logits (mean, then softmax).")
-    fmt: str = option("id,label", panel=SUBMISSION, flags=("--format",),
-                      help="Submission columns: id,label | mask (ImageID,ans; class ids) | dacon (id,artist) | "
-                           "ID_COL,LABEL_COL.")
+    fmt: str | None = option(None, panel=SUBMISSION, flags=("--format",),
+                             none=f"{DEFAULT_FORMAT}; with --sample-submission: the template's columns",
+                             help="Submission columns: id,label | mask (ImageID,ans; class ids) | dacon (id,artist) "
+                                  "| ID_COL,LABEL_COL.")
     sample_submission: str | None = option(None, panel=SUBMISSION, cli_type=Optional[Path], from_cli=str,
                                            help="The competition's sample submission: filled in its row order; "
                                                 "missing/extra ids fail.")
@@ -704,12 +705,12 @@ class PredictConfig:
         check(self)
         parse_tta(self.tta)
         if not self.sample_submission:
-            resolve_format(self.fmt)
+            resolve_format(self.fmt or DEFAULT_FORMAT)
 
 
 def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike | None = None,
                 out: str | os.PathLike | None = None, tta: str = PredictConfig.tta,
-                tta_merge: str = PredictConfig.tta_merge, fmt: str = PredictConfig.fmt,
+                tta_merge: str = PredictConfig.tta_merge, fmt: str | None = PredictConfig.fmt,
                 sample_submission: str | os.PathLike | None = None, probs_format: str = PredictConfig.probs_format,
                 evaluate: bool = PredictConfig.evaluate, device: str = PredictConfig.device,
                 batch_size: int = PredictConfig.batch_size, workers: int = PredictConfig.workers,
@@ -727,7 +728,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         max_pixels = recorded_max_pixels(spec)
     tta_spec = parse_tta(tta)
     if not sample_submission:
-        resolve_format(fmt)
+        resolve_format(fmt or DEFAULT_FORMAT)
     out = Path(out) if out else Path("outputs/predictions") / spec.name
     check_output_not_source(out, spec.folders())
     check_writable(out)
@@ -743,8 +744,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         df = df.assign(label=(df[target].astype("string").fillna("").astype(object) if target in df.columns
                               else ""))
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs
-    template = (match_template(sample_submission, df, fmt if fmt != "id,label" else None)
-                if sample_submission else None)
+    # a --format given (typed, or named by a Python caller; id,label too) must name the template's columns
+    template = match_template(sample_submission, df, fmt) if sample_submission else None
+    fmt = fmt or DEFAULT_FORMAT
     kind = template.kind if template is not None else resolve_format(fmt)[2]
     if kind == "index":         # class ids: from the competition's label, never one attribute or class names
         from imgcls.train.checkpoint import read_meta
@@ -755,7 +757,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if template is not None:        # a per-class template, or labels spelled unlike the run's classes
         check_template_fits(template, spec.classes, f"--sample-submission {sample_submission}")
     # a competition's test data has no labels: --eval scores labelled rows, not a submission's
-    if template is None and fmt == "id,label" and not evaluate and (beside := template_beside(data)) is not None:
+    if template is None and fmt == DEFAULT_FORMAT and not evaluate and (beside := template_beside(data)) is not None:
         info(f"{beside} lies beside the test data: --sample-submission {beside} writes the submission with its "
              f"ids, columns and order (not used unless given; without it ids are the test rows' ids as read)")
     part, rows = eval_rows(df, eval_split) if evaluate else ("all", None)

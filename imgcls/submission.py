@@ -21,6 +21,7 @@ from imgcls.layouts import read_csv
 FORMATS = {"id,label": ("id", "label", "name"),
            "mask": ("ImageID", "ans", "index"), "imageid,ans": ("ImageID", "ans", "index"),
            "dacon": ("id", "artist", "name"), "id,artist": ("id", "artist", "name")}
+DEFAULT_FORMAT = "id,label"      # the submission's columns without a --format or a sample submission
 
 
 
@@ -193,7 +194,8 @@ def fill_template(template: str | os.PathLike, df: pd.DataFrame, pred: np.ndarra
 STEM_IDS = frozenset({"dacon", "id,artist"})
 
 
-def build_submission(df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str], fmt: str = "id,label") -> pd.DataFrame:
+def build_submission(df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str],
+                     fmt: str = DEFAULT_FORMAT) -> pd.DataFrame:
     id_col, label_col, kind = resolve_format(fmt)
     ids = df[id_col].astype(str) if id_col in df.columns and id_col != "id" else df["id"].astype(str)
     from_files = (ids == df["path"].astype(str)).all()     # ids a folder's file names gave, not a CSV's
