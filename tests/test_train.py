@@ -677,6 +677,12 @@ def test_splits_and_folds(tmp_path, capsys):
     part = shutil.copytree(run, tmp_path / "runs" / "kf_part")
     shutil.rmtree(part / "fold_2")
     (part / "oof_score.json").unlink()
+    # the plan train wrote as the set started (folds.json) names the fold that is missing
+    with pytest.raises(UserError, match=rf"^{part} is an unfinished k-fold run \(2 fold\(s\) with a checkpoint: "
+                                        rf"fold_0, fold_1; fold_2 missing\); finish it with imgcls train --resume "
+                                        rf"{part}, or give one fold's folder \({part / 'fold_0'}\)$"):
+        find_checkpoints(part)
+    (part / "folds.json").unlink()      # a set trained before folds.json
     with pytest.raises(UserError, match=rf"^{part} is an unfinished k-fold run \(2 fold\(s\) with a checkpoint: "
                                         rf"fold_0, fold_1; oof_score.json missing: training stopped before its last "
                                         rf"fold\); finish it with imgcls train --resume {part}, or give one fold's "

@@ -173,7 +173,10 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
         planned = None
     if planned is not None and not set(planned) - set(have):
         return
-    missing = f"{', '.join(sorted(set(planned) - set(have)))} missing" if planned else \
+    if planned is None:         # stopped before its end: the plan train wrote as the set started names what is missing
+        planned = [f"fold_{k}" for k in planned_folds(run_dir) or []] or None
+    gone = sorted(set(planned or ()) - set(have))
+    missing = f"{', '.join(gone)} missing" if gone else \
         f"{record.name} missing: training stopped before its last fold"
     raise UserError(f"{run_dir} is an unfinished k-fold run ({len(have)} fold(s) with a checkpoint: "
                     f"{', '.join(have)}; {missing}); finish it with imgcls train --resume {sh(run_dir)}, or give one "
