@@ -154,8 +154,17 @@ def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_pa
     metrics = (run / "metrics.csv").read_bytes()
     # a finished run is not extended by --epochs, and nothing of it is rewritten
     line = one_error_line(runner.invoke(app, ["train", "--resume", str(run), "--epochs", "4"]))
-    assert "finished its 2 epochs" in line and "--weights" in line
+    assert "finished its 2 epochs" in line and "imgcls train --init-from" in line
     assert (run / "config.yaml").read_bytes() == record and (run / "metrics.csv").read_bytes() == metrics
+    # the command it suggests, typed as printed (N: 1 epoch), trains a new run from the run's weights, its model and
+    # input size taken from it (the default model would not fit those weights)
+    import shlex
+    suggested = shlex.split(line.split("imgcls ", 1)[1].replace(" N", " 1"))
+    r = runner.invoke(app, [*suggested, str(data), "--val-split", "0.3", "--workers", "0", "--out", str(runs),
+                            "--name", "longer"])
+    assert r.exit_code == 0, r.output
+    longer = yaml.safe_load((runs / "longer" / "config.yaml").read_text())
+    assert longer["model"] == "test_resnet" and longer["img_size"] == 32 and longer["init_from"] == str(run)
     # resuming it as recorded says it is finished and changes nothing, before the data is read (and decoded)
     monkeypatch.setattr("imgcls.manifest.load", lambda *a, **k: pytest.fail("data read to resume a finished run"))
     r = runner.invoke(app, ["train", "--resume", str(run)])

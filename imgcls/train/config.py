@@ -498,7 +498,7 @@ def resume_config(cfg, run_dir: Path, recorded=None):
     from dataclasses import fields
 
     from imgcls.options import describe_changes
-    from imgcls.train.rundir import RESUME_MAY_CHANGE, finished, option_changes
+    from imgcls.train.rundir import RESUME_MAY_CHANGE, finished, option_changes, train_longer
     if recorded is None:
         recorded = TrainConfig.load(run_dir / "config.yaml")
     record = str(run_dir / "config.yaml")
@@ -509,8 +509,8 @@ def resume_config(cfg, run_dir: Path, recorded=None):
     if changed:
         if any(k == "epochs" for k, _, _ in changed) and finished(run_dir):
             raise UserError(f"--resume {run_dir}: the run finished its {recorded.epochs} epochs and is not extended "
-                            f"(its schedule was fitted to {recorded.epochs}); to train longer start a new run from "
-                            f"its weights: imgcls train --weights <its best.pt> --epochs N")
+                            f"(its schedule was fitted to {recorded.epochs}); to train longer "
+                            f"{train_longer(run_dir)}")
         what = describe_changes(TrainConfig, changed)
         raise UserError(f"--resume {run_dir} continues the run as its config.yaml records it; {what} cannot change "
                         f"(drop the flag, or start a new run)")

@@ -74,6 +74,16 @@ def check_run_dir_free(out: Path, name: str, exist_ok: bool = False) -> None:
                         f"into it")
 
 
+def train_longer(run_dir: Path) -> str:
+    """The command that trains a finished run further, for the lines that say it cannot be extended: a new run from
+    its weights (--init-from takes its model and input size), or for a k-fold set (one fold's weights would leak
+    into the others) a new set with its recorded options."""
+    if (run_dir / "last.pt").is_file():
+        return f"start a new run from its weights: imgcls train --init-from {sh(run_dir)} --epochs N"
+    return (f"start a new k-fold set with its options: imgcls train --config {sh(run_dir / 'config.yaml')} "
+            f"--name {sh(run_dir.name + '-long')} --epochs N")
+
+
 class RunLock:
     """Exclusive, non-blocking flock on a run folder; a second holder gets a UserError naming the folder."""
 
