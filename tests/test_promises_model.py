@@ -165,6 +165,11 @@ def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_pa
     assert r.exit_code == 0, r.output
     longer = yaml.safe_load((runs / "longer" / "config.yaml").read_text())
     assert longer["model"] == "test_resnet" and longer["img_size"] == 32 and longer["init_from"] == str(run)
+    # a new run given the finished run's name is refused with the same way on, not --resume (which would only say
+    # "already finished, nothing to resume")
+    line = one_error_line(train(data, runs, "--name", "part", "--epochs", "1"))
+    assert "already holds a finished run" in line and "--resume" not in line
+    assert shlex.split(line.split("imgcls ", 1)[1]) == suggested[:-1] + ["N"]
     # resuming it as recorded says it is finished and changes nothing, before the data is read (and decoded)
     monkeypatch.setattr("imgcls.manifest.load", lambda *a, **k: pytest.fail("data read to resume a finished run"))
     r = runner.invoke(app, ["train", "--resume", str(run)])

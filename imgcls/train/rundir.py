@@ -67,11 +67,23 @@ def check_run_dir_free(out: Path, name: str, exist_ok: bool = False) -> None:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} exists and is not a folder; choose another --name")
     if holds_run(run_dir):
+        if _said_finished(run_dir):     # --resume would say "already finished, nothing to resume"
+            raise UserError(f"run folder {run_dir} already holds a finished run; choose another --name (a run is "
+                            f"never trained over), or to train it longer {train_longer(run_dir)}")
         raise UserError(f"run folder {run_dir} already holds a run; continue it with imgcls train --resume "
                         f"{sh(run_dir)}, or choose another --name (a run is never trained over)")
     if not exist_ok:
         raise UserError(f"run folder {run_dir} already exists; choose another --name, or pass --exist-ok to train "
                         f"into it")
+
+
+def _said_finished(run_dir: Path) -> bool:
+    """finished() from the LAST_STATE records alone (no torch: check_run_dir_free runs before train imports it); a
+    run without them counts as unfinished, whose --resume says what it is."""
+    single = (run_dir / "last.pt").is_file()
+    lasts = [run_dir / "last.pt"] if single else sorted(run_dir.glob("fold_*/last.pt"))
+    return bool(lasts) and (single or kfold_finished(run_dir)) and \
+        all((state := _last_state(p)) is not None and state["finished"] for p in lasts)
 
 
 def train_longer(run_dir: Path) -> str:
