@@ -383,3 +383,20 @@ def test_explicit_weights_are_not_labelled_fitted(tmp_path):
     spec = yaml.safe_load((tmp_path / "h" / "spec.yaml").read_text())
     assert spec["scores"]["weights_fitted_on_scored_rows"] is True and "ensemble_macro_f1_crossfit" in spec["scores"]
     assert "fitted on these rows" in " ".join(r.output.split())
+
+
+@pytest.mark.slow
+def test_folds_without_a_fold_column_suggests_commands_that_work_as_typed(data, tmp_path, monkeypatch):
+    # the line names a split of the data typed (`imgcls split --folds K` once: K no number, and a retyped `train
+    # DATA --folds all` read the same fold-less DATA again), then the table to train on
+    import re
+    import shlex
+    monkeypatch.chdir(tmp_path)
+    line = one_error_line(train(data, "runs", "--folds", "all", "--epochs", "1"))
+    split_cmd, train_cmd = re.search(r"`imgcls (split [^`]*)`.*\(imgcls (train [^)]*)\)", line).groups()
+    assert str(data) in split_cmd
+    r = runner.invoke(app, [*shlex.split(split_cmd), "--quiet"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, [*shlex.split(train_cmd), *TINY, "--out", "runs", "--name", "k", "--epochs", "1", "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "runs" / "k").glob("fold_*")) == [f"fold_{i}" for i in range(5)]

@@ -267,7 +267,14 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     if cfg.folds:
         have = tdata.fold_ids(df)
         if not have:
-            raise UserError("--folds needs a `fold` column: run `imgcls split --folds K` first")
+            from imgcls.console import sh
+            from imgcls.pipeline import PIPELINE
+            splits = dict(PIPELINE)["splits"]
+            # a split's table (a CSV with a split column) is split again from the default input, never from itself
+            again = Path(cfg.src).is_file() and "split" in df.columns
+            raise UserError(f"--folds needs a `fold` column, which {cfg.src} lacks: run `imgcls split "
+                            f"{'' if again else sh(cfg.src) + ' '}--folds 5` first and train on its {splits} "
+                            f"(imgcls train {splits} --folds all)")
         folds = parse_folds(cfg.folds) or have
         bad = [f for f in folds if f not in have]
         if bad:
