@@ -1286,3 +1286,21 @@ def test_the_summary_line_counts_the_groups_that_still_link_kept_duplicates(tmp_
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
     assert "removed 2 label_conflict; 1 duplicate kept, linked in 1 group " in text, text
+
+
+def test_ood_share_stop_suggests_a_contamination_that_is_accepted():
+    from imgcls.errors import UserError
+    # the stop's "--ood-contamination 0.05" beside the --ood-threshold typed was refused as its alternative
+    from imgcls.clean.config import CleanConfig
+    from imgcls.clean.run import check_ood_share
+    for typed in ({}, {"ood_threshold": 0.01}):
+        cfg = CleanConfig(ood_method="embedding-knn", **typed)
+        with pytest.raises(UserError) as e:
+            check_ood_share(np.ones(10, bool), np.ones(10, bool), cfg)
+        msg = str(e.value)
+        assert "--ood-contamination 0.05" in msg
+        followed = {**typed, "ood_contamination": 0.05}
+        if "in place of --ood-threshold" in msg:
+            followed.pop("ood_threshold")
+        CleanConfig(ood_method="embedding-knn", **followed).validate()      # accepted as the line says
+        check_ood_share(np.ones(10, bool), np.ones(10, bool), CleanConfig(ood_method="embedding-knn", **followed))

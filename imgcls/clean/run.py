@@ -115,7 +115,10 @@ def check_ood_share(flagged: np.ndarray, readable: np.ndarray, cfg: CleanConfig)
     if share > cfg.ood_max_share and not cfg.ood_contamination and not cfg.force:
         raise UserError(f"--ood-method {cfg.ood_method} flags {int(flagged.sum())} of {n} images ({share:.0%}, more "
                         f"than --ood-max-share {cfg.ood_max_share:.0%}); nothing written. Flag a share with "
-                        f"--ood-contamination 0.05, raise --ood-threshold, or pass --force to accept it")
+                        f"--ood-contamination 0.05"
+                        # the two are alternatives: added beside a typed threshold it is refused
+                        + (" in place of --ood-threshold" if cfg.ood_threshold is not None else "")
+                        + ", raise --ood-threshold, or pass --force to accept it")
 
 
 def check_ood_classes(flagged: np.ndarray, df: pd.DataFrame, cfg: CleanConfig) -> None:
