@@ -154,13 +154,14 @@ def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_pa
     metrics = (run / "metrics.csv").read_bytes()
     # a finished run is not extended by --epochs, and nothing of it is rewritten
     line = one_error_line(runner.invoke(app, ["train", "--resume", str(run), "--epochs", "4"]))
-    assert "finished its 2 epochs" in line and "imgcls train --init-from" in line
+    assert "finished its 2 epochs" in line and "imgcls train " in line and " --init-from " in line
     assert (run / "config.yaml").read_bytes() == record and (run / "metrics.csv").read_bytes() == metrics
-    # the command it suggests, typed as printed (N: 1 epoch), trains a new run from the run's weights, its model and
-    # input size taken from it (the default model would not fit those weights)
+    # the command it suggests, typed as printed (N: 1 epoch), trains a new run from the run's weights on its data, its
+    # model and input size taken from it (the default model would not fit those weights)
     import shlex
     suggested = shlex.split(line.split("imgcls ", 1)[1].replace(" N", " 1"))
-    r = runner.invoke(app, [*suggested, str(data), "--val-split", "0.3", "--workers", "0", "--out", str(runs),
+    assert suggested[:2] == ["train", str(data)]           # the run's data, not the default input
+    r = runner.invoke(app, [*suggested, "--val-split", "0.3", "--workers", "0", "--out", str(runs),
                             "--name", "longer"])
     assert r.exit_code == 0, r.output
     longer = yaml.safe_load((runs / "longer" / "config.yaml").read_text())

@@ -88,10 +88,13 @@ def _said_finished(run_dir: Path) -> bool:
 
 def train_longer(run_dir: Path) -> str:
     """The command that trains a finished run further, for the lines that say it cannot be extended: a new run from
-    its weights (--init-from takes its model and input size), or for a k-fold set (one fold's weights would leak
+    its weights on its data (--init-from takes its model and input size), or for a k-fold set (one fold's weights would leak
     into the others) a new set with its recorded options."""
     if (run_dir / "last.pt").is_file():
-        return f"start a new run from its weights: imgcls train --init-from {sh(run_dir)} --epochs N"
+        from imgcls.outputs import read_yaml
+        src = read_yaml(run_dir / "config.yaml").get("src")       # its data (recorded absolute), else the default
+        data = f"{sh(src)} " if isinstance(src, str) and src else ""
+        return f"start a new run from its weights: imgcls train {data}--init-from {sh(run_dir)} --epochs N"
     return (f"start a new k-fold set with its options: imgcls train --config {sh(run_dir / 'config.yaml')} "
             f"--name {sh(run_dir.name + '-long')} --epochs N")
 
