@@ -427,10 +427,10 @@ def _say_config_replaced(cfg: TuneConfig, space) -> None:
     naming them and their values, so `tune --config best_config.yaml` does not look like it starts from them."""
     if not cfg.config:
         return
-    import yaml
     from imgcls.console import info
-    recorded = yaml.safe_load(Path(cfg.config).read_text(encoding="utf-8")) or {}   # read by TrainConfig.load
-    names = [n for n in space.names() if n in recorded and n not in cfg.typed]
+    from imgcls.outputs import read_yaml
+    recorded = read_yaml(Path(cfg.config))      # read by TrainConfig.load (a typed flag the space varies is refused)
+    names = [n for n in space.names() if n in recorded]
     if names:
         values = ", ".join(f"{n} {recorded[n]}" for n in names)
         info(f"the space varies {', '.join(names)}: {Path(cfg.config).name}'s {values} "
