@@ -129,7 +129,9 @@ def test_a_template_of_placeholder_labels_is_filled_and_one_spelled_otherwise_is
 def test_a_format_naming_other_columns_than_the_sample_submission_is_refused(tmp_path, monkeypatch):
     """predict --format mask --sample-submission sample.csv (id,artist) wrote the template's columns and said
     nothing of --format (its class ids went into artist); now one line before the model naming both column sets.
-    A format that only spells the template's columns otherwise is used, in the template's spelling."""
+    --format id,label, the default's value, is refused alike when typed (it could not be told from the default).
+    A format that only spells the template's columns otherwise is used, in the template's spelling; no --format
+    writes the template's columns, or id,label without a template."""
     import imgcls.predict as pr
     run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
     test = tmp_path / "test"
@@ -139,46 +141,20 @@ def test_a_format_naming_other_columns_than_the_sample_submission_is_refused(tmp
     f.write_text("id,artist\n0.png,x\n1.png,x\n")
     real = pr.predict_members
     monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
-    res = invoke("predict", run, "--data", test, "--out", tmp_path / "p", "--workers", 0, "--format", "mask",
-                 "--sample-submission", f, "-q")
-    said = " ".join(res.output.split())
-    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
-    assert (f"--format mask writes the columns ImageID,ans and --sample-submission {f} has the columns id,artist; "
-            f"drop one of the two") in said, said
-    assert not (tmp_path / "p").exists()
-    monkeypatch.setattr(pr, "predict_members", real)
-    for fmt in ("dacon", "ID,Artist"):        # the same columns, spelled otherwise
-        res = invoke("predict", run, "--data", test, "--out", tmp_path / fmt, "--workers", 0, "--format", fmt,
+    for fmt, cols in (("mask", "ImageID,ans"), ("id,label", "id,label")):
+        res = invoke("predict", run, "--data", test, "--out", tmp_path / "p", "--workers", 0, "--format", fmt,
                      "--sample-submission", f, "-q")
-        assert res.exit_code == 0, res.output
-        assert list(pd.read_csv(tmp_path / fmt / "submission.csv").columns) == ["id", "artist"]
-
-
-def test_a_typed_format_id_label_beside_another_sample_submission_is_refused(tmp_path, monkeypatch):
-    """predict --format id,label --sample-submission sample.csv (id,artist) wrote the template's columns and said
-    nothing of --format, as every other --format is refused there: id,label typed could not be told from the
-    default. Typed, it is refused alike, before the model runs; not typed, the template's columns are written."""
-    import imgcls.predict as pr
-    run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
-    test = tmp_path / "test"
-    for i in range(2):
-        make_image(test / f"{i}.png", seed=i)
-    f = tmp_path / "sample.csv"
-    f.write_text("id,artist\n0.png,x\n1.png,x\n")
-    real = pr.predict_members
-    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
-    res = invoke("predict", run, "--data", test, "--out", tmp_path / "p", "--workers", 0, "--format", "id,label",
-                 "--sample-submission", f, "-q")
-    said = " ".join(res.output.split())
-    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
-    assert (f"--format id,label writes the columns id,label and --sample-submission {f} has the columns id,artist; "
-            f"drop one of the two") in said, said
-    assert not (tmp_path / "p").exists()
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert (f"--format {fmt} writes the columns {cols} and --sample-submission {f} has the columns id,artist; "
+                f"drop one of the two") in said, said
+        assert not (tmp_path / "p").exists()
     monkeypatch.setattr(pr, "predict_members", real)
-    res = invoke("predict", run, "--data", test, "--out", tmp_path / "q", "--workers", 0, "--sample-submission", f,
-                 "-q")
-    assert res.exit_code == 0, res.output
-    assert list(pd.read_csv(tmp_path / "q" / "submission.csv").columns) == ["id", "artist"]
+    for fmt in ("dacon", "ID,Artist", None):        # the same columns, spelled otherwise; none given
+        res = invoke("predict", run, "--data", test, "--out", tmp_path / str(fmt), "--workers", 0,
+                     *(["--format", fmt] if fmt else []), "--sample-submission", f, "-q")
+        assert res.exit_code == 0, res.output
+        assert list(pd.read_csv(tmp_path / str(fmt) / "submission.csv").columns) == ["id", "artist"]
     res = invoke("predict", run, "--data", test, "--out", tmp_path / "r", "--workers", 0, "-q")     # no template
     assert res.exit_code == 0, res.output
     assert list(pd.read_csv(tmp_path / "r" / "submission.csv").columns) == ["id", "label"]
