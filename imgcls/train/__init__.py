@@ -102,7 +102,7 @@ def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
             mf.check_source_exists(TrainConfig.anchored({"src": cfg.src})["src"])   # named as anchor_paths will
         if cfg.name is not None:
             check_run_dir_free(Path(cfg.out), cfg.name, cfg.exist_ok)
-    cfg.validate()
+    cfg.validate_registry()
     check_typed(cfg, [n for n in typed if n in later])
 
 

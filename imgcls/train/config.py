@@ -347,7 +347,11 @@ class TrainConfig:
             raise UserError("--oversample and --sampler weighted both rebalance the classes (repeats vs draws with "
                             "replacement); use one of them")
         if registry:
-            check(self, self.REGISTRY_CHECKED, acting_later=acting_later)
+            self.validate_registry(acting_later)
+
+    def validate_registry(self, acting_later=()) -> None:
+        """The checks validate(registry=False) leaves: REGISTRY_CHECKED's, which import timm and torch."""
+        check(self, self.REGISTRY_CHECKED, acting_later=acting_later)
 
     def _reset_inert(self, typed, source: str, say: bool = True) -> None:
         """Options read from a --config / --resume file (every field but the flags `typed`) that would not act --
