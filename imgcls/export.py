@@ -4,7 +4,9 @@ checked against torch on the same input with onnxruntime (max |difference| must 
 
 Next to the .onnx files, `export.json` records the input size, mean / std, resize mode, the letterbox (the colour
 to pad each image to a square with first, where preprocess --size padded the training images), class names and the
-parity figures, which is what a deployment needs to preprocess images like `imgcls predict` does.
+parity figures, and `preprocessing` (imgcls.train.data.input_recipe): every step from the file to the input
+tensor, the JPEG draft scale, EXIF, transparency's background and the resize arithmetic included, which is what a
+deployment needs to preprocess images like `imgcls predict` does.
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     import numpy as np
     import torch
     from imgcls.train.checkpoint import load_model
+    from imgcls.train.data import input_recipe
     try:
         import onnx  # noqa: F401  (torch's exporter writes the file with it; imported here, not mid-export)
     except ImportError:
@@ -102,6 +105,9 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
                # before the resize: pad each image to a square with this RGB (preprocess --size letterboxed the
                # training images; imgcls predict does so too); null: none
                "letterbox": None if meta.letterbox is None else list(meta.letterbox),
+               # every step from the image file to the input tensor, as predict does it (decode, letterbox,
+               # resize, scaling, normalisation), with the values it uses
+               "preprocessing": input_recipe(meta),
                "decode": meta.decode, "opset": opset,
                "atol": atol,
                "files": results}

@@ -270,6 +270,24 @@ def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXEL
         raise ImageReadError(path, f"truncated or corrupt: {type(e).__name__}: {e}") from None
 
 
+def decode_recipe(draft: int | None = None) -> dict:
+    """What load_rgb(path, draft=(draft, draft)) does to a file, in words and values, for a deployment that must
+    reproduce it without imgcls (export.json): the draft scale, EXIF orientation, transparency's background, the
+    conversions to 8-bit RGB."""
+    return {
+        "draft": None if not draft else {
+            "formats": sorted(DRAFT_FORMATS), "size": [draft, draft],
+            "how": "decoded at the reduced DCT scale 1/k, k the largest of 8, 4, 2, 1 with k <= min(width // size, "
+                   "height // size): PIL im.draft('RGB', size) before im.load()"},
+        "exif_orientation": "applied after decoding (PIL ImageOps.exif_transpose)",
+        "alpha": {"background": list(DEFAULT_BACKGROUND),
+                  "how": "RGBA, LA, PA and palette images with transparency are composited onto background: "
+                         "rgb * a + background * (1 - a), a = alpha / 255 (PIL Image.paste with the alpha as mask)"},
+        "to_rgb": "8-bit RGB: L, 1, CMYK, YCbCr by PIL convert('RGB'); 16-bit values / 257, rounded; float images "
+                  "x 255 when within [0, 1], else stretched min..max to 0..255",
+    }
+
+
 def load_rgba(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode to RGBA (EXIF applied), keeping transparency: for steps that composite themselves."""
     im = _open_checked(path, max_pixels)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from conftest import make_tiny_run
@@ -92,3 +93,99 @@ def test_export_refuses_an_out_holding_another_steps_output(tmp_path):
     assert output_step(run / "onnx") is None
     assert runner.invoke(app, ["export", str(run), "--onnx"]).exit_code == 0
     assert output_step(run / "onnx")[0] == "export"
+
+
+def _rebuild_input(path, p) -> np.ndarray:
+    """export.json's `preprocessing` followed with plain PIL / numpy, as a deployment without imgcls would: [3, S, S]."""
+    from PIL import Image, ImageOps
+
+    def square(im, fill):
+        w, h = im.size
+        side = max(w, h)
+        out = Image.new("RGB", (side, side), tuple(fill))
+        out.paste(im, ((side - w) // 2, (side - h) // 2))
+        return out
+
+    im = Image.open(path)
+    d = p["decode"]
+    if d["draft"] and im.format in d["draft"]["formats"]:
+        im.draft("RGB", tuple(d["draft"]["size"]))
+    im.load()
+    im = ImageOps.exif_transpose(im)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = np.asarray(im.convert("RGBA"), np.float64)
+        a = rgba[..., 3:] / 255
+        im = Image.fromarray(np.rint(rgba[..., :3] * a + np.array(d["alpha"]["background"]) * (1 - a)).astype(np.uint8))
+    im = im.convert("RGB")
+    if p["letterbox"] is not None:
+        im = square(im, p["letterbox"]["fill"])
+    r = p["resize"]
+    s = r["size"]
+    if r["mode"] == "pad":
+        im = square(im, r["fill"])
+    w, h = im.size
+    if r["mode"] == "crop":
+        new = (s, int(s * h / w)) if w <= h else (int(s * w / h), s)
+    else:
+        new = (s, s)
+    if r["interpolation"] == "nearest":
+        arr = np.asarray(im)
+        rows = np.floor(np.arange(new[1]) * h / new[1]).astype(int)
+        cols = np.floor(np.arange(new[0]) * w / new[0]).astype(int)
+        arr = arr[rows][:, cols]
+    else:
+        arr = np.asarray(im.resize(new, {"bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC}[r["interpolation"]]))
+    if r["mode"] == "crop":
+        top, left = round((new[1] - s) / 2), round((new[0] - s) / 2)
+        arr = arr[top:top + s, left:left + s]
+    x = arr.astype(np.float32) / p["scale"]["divide_by"]
+    x = (x - np.array(p["normalize"]["mean"], np.float32)) / np.array(p["normalize"]["std"], np.float32)
+    return x.transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("resize_mode,interpolation,letterbox,fill", [
+    ("squash", "bilinear", None, [255, 255, 255]),
+    ("crop", "bicubic", None, [255, 255, 255]),
+    ("pad", "nearest", [0, 0, 0], [90, 160, 30]),
+])
+def test_export_json_preprocessing_rebuilds_predicts_input(tmp_path, resize_mode, interpolation, letterbox, fill):
+    """export.json spells out every step from the image file to the model's input (the JPEG draft scale, EXIF
+    orientation, transparency's white background, letterbox, resize mode / filter / fill, 0-1 scaling, mean / std):
+    followed with plain PIL / numpy it gives predict's own tensor (within 1 of 255: PIL's filters against
+    torchvision's) for an RGBA PNG and a rotated JPEG large enough to be draft-decoded."""
+    from PIL import Image
+
+    from imgcls.predict import _ViewDataset
+    from imgcls.train.checkpoint import load_model, read_checkpoint, save_checkpoint
+    from imgcls.tta import ViewMaker, parse_tta
+    run = make_tiny_run(tmp_path / "run")
+    ck = read_checkpoint(run / "best.pt")
+    save_checkpoint(run / "best.pt", ck["state_dict"], {**ck["meta"], "resize_mode": resize_mode, "std": [0.2, 0.3, 0.4],
+                    "interpolation": interpolation, "letterbox": letterbox, "fill": fill}, epoch=1)
+    res = runner.invoke(app, ["export", str(run), "--onnx", "--out", str(tmp_path / "onnx")])
+    assert res.exit_code == 0, res.output
+    p = json.loads((tmp_path / "onnx" / "export.json").read_text())["preprocessing"]
+
+    rng = np.random.default_rng(0)
+    rgba = rng.integers(0, 256, (30, 50, 4), dtype=np.uint8)
+    rgba[:10, :, 3] = 0                      # transparent rows: white in predict, black if the alpha were dropped
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    big = np.asarray(Image.fromarray(rng.integers(0, 256, (50, 75, 3), dtype=np.uint8)).resize((300, 200),
+                                                                                            Image.NEAREST))
+    exif = Image.Exif()
+    exif[0x0112] = 6                          # rotated 90 degrees: predict sees it 200 x 300
+    Image.fromarray(big).save(tmp_path / "b.jpg", quality=95, exif=exif)
+
+    meta = load_model(run / "best.pt").meta
+    maker = ViewMaker(meta, parse_tta("none"))
+    paths = [str(tmp_path / "a.png"), str(tmp_path / "b.jpg")]
+    ds = _ViewDataset(paths, maker, maker.needed_side())
+    for i, path in enumerate(paths):
+        _, views, err = ds[i]
+        assert err == ""
+        want = maker.normalize(views)[0].numpy()
+        got = _rebuild_input(path, p)
+        assert got.shape == want.shape == (3, 32, 32)
+        # back on the 0..255 scale: PIL's resampling filters agree with torchvision's to within 1
+        diff = np.abs(got - want) * np.array(p["normalize"]["std"]).reshape(3, 1, 1) * 255
+        assert diff.max() <= 1.01, (path, diff.max())

@@ -99,6 +99,43 @@ def eval_transform(meta):
                        normalize_transform(meta.mean, meta.std)])
 
 
+def input_recipe(meta) -> dict:
+    """What `imgcls predict` (--tta none) feeds a checkpoint, step by step in words and values, for a deployment that
+    must reproduce it without imgcls (export.json): load_input_image's decode, the letterbox predict pads a test image
+    with first (tta.ViewMaker, meta.letterbox), then eval_transform's resize, scaling and normalisation."""
+    from imgcls.model_meta import ModelMeta
+    meta = ModelMeta.coerce(meta)
+    s = meta.img_size
+    resize = {
+        "squash": "resize to size x size, the aspect ratio ignored",
+        "crop": "resize so the shorter side is size and the longer int(size * longer / shorter) (truncated), then "
+                "cut size x size at left round((width - size) / 2), top round((height - size) / 2) (Python's "
+                "round: halves to even)",
+        "pad": "pad to a square of side max(width, height) with fill, the image at left (side - width) // 2, top "
+               "(side - height) // 2, then resize to size x size",
+    }[meta.resize_mode]
+    filters = {
+        "bilinear": "antialiased bilinear (torchvision Resize(antialias=True) on uint8): PIL "
+                    "Image.resize(..., Image.BILINEAR) gives the same pixels within 1 of 255",
+        "bicubic": "antialiased bicubic (torchvision Resize(antialias=True) on uint8): PIL "
+                   "Image.resize(..., Image.BICUBIC) gives the same pixels within 1 of 255",
+        "nearest": "PyTorch's nearest: output pixel i takes source pixel floor(i * in / out) along each axis (PIL's "
+                   "NEAREST takes floor((i + 0.5) * in / out), other pixels)",
+    }[meta.interpolation]
+    return {
+        "decode": imgio.decode_recipe(s),      # load_input_image: drafted to the input size
+        "letterbox": None if meta.letterbox is None else {
+            "fill": list(meta.letterbox),
+            "how": "first, pad to a square of side max(width, height) with fill, the image at left "
+                   "(side - width) // 2, top (side - height) // 2 (the training images were letterboxed so)"},
+        "resize": {"mode": meta.resize_mode, "size": s, "interpolation": meta.interpolation,
+                   "fill": list(meta.fill), "how": resize, "filter": filters},
+        "scale": {"divide_by": 255, "how": "uint8 0..255 -> float32 0..1"},
+        "normalize": {"mean": list(meta.mean), "std": list(meta.std), "how": "(x - mean) / std per RGB channel"},
+        "layout": f"float32 [batch, 3, {s}, {s}], channels R, G, B",
+    }
+
+
 def augment_transform(preset: str, img_size: int, fill: Sequence[int] = WHITE, hflip: bool = True):
     """Train-time augmentation on a cached uint8 tensor [3, S, S] (output uint8, same size); `fill`: the RGB of the
     pixels rotation and perspective bring in from outside the image (train --fill); `hflip` False: no preset
