@@ -1,4 +1,4 @@
-"""`imgcls export RUN --onnx`: each checkpoint of a run -> an ONNX file whose output is the final-class
+"""`imgcls export RUN [--onnx]`: each checkpoint of a run -> an ONNX file whose output is the final-class
 probabilities [N, C] (a multi-branch model's heads decoded inside the graph, e.g. to the 18 profile classes),
 checked against torch on the same input with onnxruntime (max |difference| must stay under `atol`).
 

@@ -54,11 +54,17 @@ def test_onnx_export_multibranch_kfold_decodes_18_classes(tmp_path):
     assert summary["classes"] == [str(i) for i in range(18)]
 
 
-def test_export_needs_a_format_and_a_run(tmp_path):
-    res = runner.invoke(app, ["export", str(tmp_path)])
-    assert res.exit_code == 2 and "--onnx" in res.output
-    res = runner.invoke(app, ["export", str(tmp_path / "nope"), "--onnx"])
-    assert res.exit_code == 2 and "does not exist" in res.output
+def test_export_without_onnx_exports_onnx_and_needs_a_run(tmp_path):
+    """ONNX is the only format: `imgcls export RUN` exports it, as with --onnx, rather than stopping with "choose an
+    export format: --onnx", a choice of one; a missing run is said with or without the flag."""
+    run = make_tiny_run(tmp_path / "run")
+    res = runner.invoke(app, ["export", str(run), "-q"])
+    assert res.exit_code == 0, res.output
+    assert (run / "onnx" / "best.onnx").is_file()
+    assert json.loads((run / "onnx" / "export.json").read_text())["files"][0]["parity_ok"]
+    for flags in ([], ["--onnx"]):
+        res = runner.invoke(app, ["export", str(tmp_path / "nope"), *flags])
+        assert res.exit_code == 2 and "does not exist" in res.output, res.output
 
 
 def test_export_without_the_onnx_package_is_one_line(tmp_path, monkeypatch):
