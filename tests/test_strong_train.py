@@ -11,7 +11,7 @@ from conftest import make_image_folder, make_profiles
 from imgcls.cli import app
 from imgcls.errors import UserError
 from imgcls.train import TrainConfig, run_train
-from imgcls.train.checkpoint import load_model, read_checkpoint, read_meta
+from imgcls.train.checkpoint import load_model, read_checkpoint, read_meta, save_checkpoint
 from imgcls.train.rundir import find_checkpoints
 
 TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False)
@@ -442,6 +442,31 @@ def test_init_from_keeps_a_head_only_when_it_is_the_same_and_refuses_misfits(tmp
     with pytest.raises(UserError, match=r"model='test_efficientnet', or TrainConfig\.resolve\(\{'init_from'"):
         run_train(TrainConfig(src=str(tmp_path / "nothing"), init_from=str(run), out=str(tmp_path / "runs")))
     assert not (tmp_path / "runs").exists()
+
+
+def test_init_from_carries_the_resize_mode_filter_and_fill_its_weights_learned_on(tmp_path, tiny_run):
+    """--init-from RUN took the run's model and input size but not its --resize-mode / --interpolation / --fill: a run
+    trained on letterboxed (pad), bicubic, black-filled pixels went on squashed, bilinear, white. They are taken too
+    unless typed, and said; typed other than the run's: one line naming both."""
+    run = tiny_run(tmp_path / "r")
+    ck = read_checkpoint(run / "best.pt")
+    save_checkpoint(run / "best.pt", ck["state_dict"], {**ck["meta"], "resize_mode": "pad", "interpolation": "bicubic",
+                                                        "fill": [0, 0, 0]}, epoch=1)
+    cfg = TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run)})
+    assert (cfg.img_size, cfg.resize_mode, cfg.interpolation, cfg.fill) == (32, "pad", "bicubic", "black")
+    cfg = TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run), "resize_mode": "crop", "fill": "0,0,0"})
+    assert (cfg.resize_mode, cfg.interpolation, cfg.fill) == ("crop", "bicubic", "0,0,0")
+    r = CliRunner().invoke(app, ["train", str(tmp_path / "nothing"), "--init-from", str(run)])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "does not exist" in said, r.output
+    assert (f"--model test_efficientnet --img-size 32 --resize-mode pad --interpolation bicubic --fill black: the "
+            f"model, the input size, the resize mode, the resize filter and the fill colour of --init-from {run}") in said
+    r = CliRunner().invoke(app, ["train", str(tmp_path / "nothing"), "--init-from", str(run), "--resize-mode", "crop",
+                                 "--fill", "black", "--interpolation", "bilinear"])
+    said = " ".join(r.output.split())
+    assert (f"--resize-mode crop --interpolation bilinear as typed: --init-from {run} was trained with --resize-mode "
+            f"pad --interpolation bicubic") in said, r.output
+    assert "--fill black as typed" not in said and "--fill black:" not in said
 
 
 def test_models_list_shows_backbones_cached_here(tmp_path, monkeypatch):

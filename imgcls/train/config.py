@@ -118,6 +118,12 @@ def parse_fill(value) -> tuple[int, int, int] | None:
     return rgb
 
 
+def fill_text(rgb) -> str:
+    """The --fill value that names `rgb` (parse_fill's inverse): white, black or R,G,B."""
+    rgb = tuple(int(v) for v in rgb)
+    return next((name for name, v in FILL_NAMES.items() if v == rgb), ",".join(map(str, rgb)))
+
+
 def _fill_value(value) -> None:
     parse_fill(value)
 
@@ -466,23 +472,7 @@ class TrainConfig:
         else:
             d = {}
         if overrides.get("init_from") and resume is None and config is None:
-            # --init-from RUN: its model, and the input size its weights learned at (a run trained at 32 px would
-            # otherwise go on at the model's 224), where --model / --img-size are not given; the mean / std follow
-            # from the model
-            from imgcls.train.checkpoint import init_meta
-            meta = init_meta(overrides["init_from"])
-            taken = {}
-            if meta is not None and "model" not in overrides:
-                taken["model"] = meta.model
-            if meta is not None and "img_size" not in overrides and overrides.get("model", meta.model) == meta.model:
-                taken["img_size"] = meta.img_size
-            if taken:
-                overrides.update(taken)
-                from imgcls.console import info
-                from imgcls.options import flag
-                what = " and ".join({"model": "the model", "img_size": "the input size"}[k] for k in taken)
-                info(f"{' '.join(f'{flag(k)} {v}' for k, v in taken.items())}: {what} of --init-from "
-                     f"{overrides['init_from']}")
+            cls._take_init_from(overrides)
         d.update(overrides)
         cfg = cls.from_dict(d)
         if resume is not None or config is not None:     # a resumed run's line is said by resume_config
@@ -491,6 +481,49 @@ class TrainConfig:
             cfg.validate()
             check_typed(cfg, overrides)     # a flag typed at its default that would not act (--momentum 0.9, adamw)
         return cfg
+
+
+    @classmethod
+    def _take_init_from(cls, overrides: dict) -> None:
+        """--init-from RUN: its model, and the pixels its weights learned on, where --model / --img-size /
+        --resize-mode / --interpolation / --fill are not given (a run trained at 32 px, letterboxed with black,
+        would otherwise go on at the model's 224, squashed, white); the mean / std follow from the model. The
+        resize options are taken where they differ from the defaults. One line says what was taken, one what was
+        typed other than the run's. `overrides` (the flags given) gains what is taken."""
+        from imgcls.console import info
+        from imgcls.options import flag
+        from imgcls.train.checkpoint import init_meta
+        meta = init_meta(overrides["init_from"])
+        if meta is None:
+            return
+        src = overrides["init_from"]
+        taken, typed_other = {}, []
+        if "model" not in overrides:
+            taken["model"] = meta.model
+        if overrides.get("model", meta.model) == meta.model:
+            default = {f.name: f.default for f in fields(cls)}
+            run = {"img_size": meta.img_size, "resize_mode": meta.resize_mode, "interpolation": meta.interpolation,
+                   "fill": fill_text(meta.fill)}
+            for k, v in run.items():
+                if k in overrides:
+                    try:
+                        other = parse_fill(overrides[k]) != meta.fill if k == "fill" else overrides[k] != v
+                    except UserError:           # a bad --fill: validate() names it
+                        other = False
+                    if other:
+                        typed_other.append(k)
+                elif k == "img_size" or (parse_fill(default[k]) != meta.fill if k == "fill" else default[k] != v):
+                    taken[k] = v
+        if taken:
+            overrides.update(taken)
+            words = [{"model": "the model", "img_size": "the input size", "resize_mode": "the resize mode",
+                      "interpolation": "the resize filter", "fill": "the fill colour"}[k] for k in taken]
+            what = " and ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " and " + words[-1]
+            info(f"{' '.join(f'{flag(k)} {v}' for k, v in taken.items())}: {what} of --init-from {src}")
+        if typed_other:
+            info(f"{' '.join(f'{flag(k)} {overrides[k]}' for k in typed_other)} as typed: --init-from {src} was "
+                 f"trained with {' '.join(f'{flag(k)} {run[k]}' for k in typed_other)} (its weights learned on "
+                 f"those pixels)")
 
 
 def resume_config(cfg, run_dir: Path, recorded=None):
