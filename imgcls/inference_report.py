@@ -95,7 +95,8 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
     S = report.safe
     ev = summary.get("eval")
     kv = [("model / ensemble", f"{summary['name']} ({summary['source']})"), ("method", summary["method"]),
-          ("data", summary.get("data") or "default"), ("images", summary["n_images"]),
+          ("data", (summary.get("data") or "default") + (f" (its {summary['data_rows']} rows only)"
+                                                              if summary.get("data_rows", "all") != "all" else "")), ("images", summary["n_images"]),
           ("unreadable", f"{summary['n_unreadable']} (each given the most frequent prediction, "
                          f"{summary['unreadable']['pred']}, in the submission; listed below)"
            if summary["n_unreadable"] else 0),

@@ -13,7 +13,8 @@
   model runs.
 - --eval: never on rows a member trained on (check_eval_not_leaked), nor on rows with no label the model knows
   (check_eval_scorable), both refused before the model runs; unreadable test images are named, and
-  test data none of whose images can be read is an error (nothing written).
+  test data none of whose images can be read is an error (nothing written). `--eval-split val|test` typed: the
+  model runs on that split's scored rows only, and the submission / probabilities hold them (said on screen).
 """
 from __future__ import annotations
 
@@ -772,6 +773,12 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     probs_files = [f"probs.{f}" for f in PROBS_FORMATS if f == probs_format or earlier]
     check_not_replacing([out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY, "report.html")],
                         [*mf.read_table(df), sample_submission])
+    # --eval-split val|test asked for: the model runs on the rows it scores only (a split table's training rows are
+    # most of it), and the submission and probabilities hold those rows; a --sample-submission needs every row
+    only = evaluate and eval_split in ("val", "test") and template is None
+    if only:
+        df = df[rows].reset_index(drop=True)
+        rows = np.ones(len(df), bool)
     given = df          # as read: what warn_preprocess_differs compares with the members' preprocessing
     df = predict_dropped_faces(df)
     pre_err = df["error"].fillna("").astype(str).tolist() if "error" in df.columns else None
@@ -833,7 +840,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                "combine": spec.combine,
                "members": [{"name": m.name, "weight": m.weight, "checkpoints": [str(c) for c in m.checkpoints]}
                            for m in spec.members],
-               "data": str(data), "n_images": n, "n_unreadable": len(bad),
+               "data": str(data), "data_rows": part if only else "all", "n_images": n, "n_unreadable": len(bad),
                "unreadable": {"pred": fallback, "paths": [str(p) for p in mf.image_paths(df.iloc[bad])]},
                "tta": tta_spec.text, "tta_views": tta_spec.n_views, "tta_merge": tta_merge,
                "device": probs.device, "device_option": device, "seconds": round(probs.seconds, 3),
@@ -851,8 +858,10 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     from imgcls.inference_report import write_predict_report
     write_predict_report(out, summary, table, classes, [m.run for m in spec.members],
                          rows if summary.get("eval") else None)
-    # --eval on a split table scores one part of it; the submission and probabilities hold every row, said so
-    held = f": every row of {data}, not only the {part} rows --eval scored" if evaluate and part != "all" else ""
+    # --eval on a split table scores one part of it; what the submission and probabilities hold is said
+    held = (f": only the {part} rows of {data}, the ones --eval scored (without --eval-split every row is "
+            f"predicted)" if only else
+            f": every row of {data}, not only the {part} rows --eval scored" if evaluate and part != "all" else "")
     info(f"wrote {sub_path} ({len(sub)} rows{held}), {probs_path} and {out / 'report.html'} in {probs.seconds:.1f} s "
          f"({summary['images_per_s']} images/s)")
     if not evaluate:

@@ -385,21 +385,45 @@ def test_eval_prints_with_and_without_tta_and_bad_images_are_reported(tmp_path):
         in " ".join(res.output.split()), res.output
 
 
-def test_eval_on_one_split_of_a_table_says_the_submission_holds_every_row(tmp_path):
-    """predict --eval splits.csv --eval-split test scored the test rows but said 'wrote submission.csv (12 rows)':
-    the submission of every row of the table (training rows too) read as the test set's. The line now says what it
-    holds."""
+def test_eval_on_one_split_of_a_table_predicts_that_split_only_and_says_so(tmp_path, monkeypatch):
+    """predict --eval splits.csv --eval-split test ran the model on every row of the table (its training rows too,
+    most of it) and then scored the test rows: 12 images predicted for 4 scored, ~7x the work on a real split. The
+    model now sees the test rows alone, the submission and probabilities hold them, and the line says so; without
+    --eval-split (val scored), and with --eval-split all, every row is still predicted and said to be."""
+    import imgcls.predict as pr
     from imgcls import manifest as mf
     run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
     df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)), scan=True, announce=False)
-    df["split"] = np.where(np.arange(len(df)) % 3 == 0, "test", "train")
+    i = np.arange(len(df))
+    df["split"] = np.where(i % 3 == 0, "test", np.where(i % 3 == 1, "val", "train"))
     mf.write(df, tmp_path / "splits.csv")
+    seen = []
+    real = pr.predict_members
+    monkeypatch.setattr(pr, "predict_members", lambda paths, *a, **k: seen.append([str(p) for p in paths])
+                        or real(paths, *a, **k))
+    test = sorted(str(p) for p in mf.image_paths(df[df["split"] == "test"]))
     res = invoke("predict", run, "--data", tmp_path / "splits.csv", "--out", tmp_path / "p", "--eval",
                  "--eval-split", "test", "--workers", 0)
     said = " ".join(res.output.split())
-    assert res.exit_code == 0 and json.loads((tmp_path / "p" / "predict.json").read_text())["eval"]["n_images"] == 4
-    assert f"(12 rows: every row of {tmp_path / 'splits.csv'}, not only the test rows --eval scored)" in said, said
-    assert len(pd.read_csv(tmp_path / "p" / "submission.csv")) == 12
+    assert res.exit_code == 0, res.output
+    assert sorted(seen[-1]) == test                                  # the model saw the 4 test rows, no other
+    summary = json.loads((tmp_path / "p" / "predict.json").read_text())
+    assert summary["eval"]["n_images"] == 4 and summary["n_images"] == 4 and summary["data_rows"] == "test"
+    assert f"(4 rows: only the test rows of {tmp_path / 'splits.csv'}, the ones --eval scored (without " \
+           f"--eval-split every row is predicted))" in said, said
+    ids = sorted(df.loc[df["split"] == "test", "path"].astype(str))
+    assert sorted(pd.read_csv(tmp_path / "p" / "submission.csv")["id"]) == ids
+    assert sorted(pd.read_parquet(tmp_path / "p" / "probs.parquet")["path"]) == ids
+    assert "(its test rows only)" in (tmp_path / "p" / "report.html").read_text()
+    for how, part in (((), "val"), (("--eval-split", "all"), "all")):      # no split asked for: every row
+        out = tmp_path / f"p_{part}"
+        res = invoke("predict", run, "--data", tmp_path / "splits.csv", "--out", out, "--eval", *how,
+                     "--workers", 0)
+        assert res.exit_code == 0, res.output
+        assert len(seen[-1]) == 12 and len(pd.read_csv(out / "submission.csv")) == 12
+        if part == "val":
+            assert f"(12 rows: every row of {tmp_path / 'splits.csv'}, not only the val rows --eval scored)" in \
+                " ".join(res.output.split()), res.output
 
 
 def test_eval_report_without_tta_shows_one_score_column_and_says_no_tta(tmp_path):
