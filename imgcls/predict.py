@@ -455,8 +455,8 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
                 test = (split == "test").to_numpy()
                 if n := int((trained & test).sum()):     # df's split trusted as the run's: said, not silent
                     src = getattr(member_config(member), "src", None)
-                    table = (f"{src}: an image folder, not read again" if src and Path(src).is_dir() else src
-                             or "config.yaml names none")
+                    table = (f"{src}: an image folder its validation images are not in"
+                             if src and Path(src).is_dir() else src or "config.yaml names none")
                     warn(f"--eval: the training table of {run} cannot be read here ({table}), so the leak check "
                          f"takes the scored data's split column as the run's: its {n} test rows count as never "
                          f"trained on; if the run trained on another split of these images, their score is a "
@@ -505,8 +505,8 @@ def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds:
     run's), and the originals preprocess's copies were made from (their `source_path`: --eval on data/raw after
     preprocess -> split -> train). The training table's rows are told apart by train's rules: a single run trained
     on every kept row but its validation and test rows; a fold on the table's other folds
-    (train.data.fold_training_rows). None when that table cannot be read here (an image folder is not read again)
-    or names none of the run's validation images."""
+    (train.data.fold_training_rows); a single run's image folder by the paths under it (_trained_in_folder). None
+    when that table cannot be read here or names none of the run's validation images."""
     trained = np.zeros(len(df), bool)
     try:
         src = TrainConfig.load(run / "config.yaml").src
@@ -516,7 +516,7 @@ def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds:
     except (UserError, OSError):
         return None
     if table is None:
-        return None
+        return _trained_in_folder(run, src, where, len(df)) if src and Path(src).is_dir() and not folds else None
     paths = [str(p) for p in mf.image_paths(table)]
     at = {p: i for i, p in enumerate(paths)}
     validated = np.zeros(len(table), bool)
@@ -540,6 +540,27 @@ def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds:
         for key in (paths[i], sources[i]):
             if key in where:
                 trained[where[key]] = True
+    return trained
+
+
+def _trained_in_folder(run: Path, folder: str, where: dict[str, int], n: int) -> np.ndarray | None:
+    """A single run trained on an image folder (no split column: train's random --val-split) trained on every image
+    under it but those its val_predictions.csv names: the rows of df (`where`: image path -> row) that are such
+    images. Told by the paths alone: the folder is not read again (its warnings would repeat). None when the run's
+    validation images do not lie under the folder (its records are not of it)."""
+    base = os.path.join(os.path.abspath(folder), "")
+    validated = set()
+    for f in validation_files(run):
+        if f.is_file():
+            vp = pd.read_csv(f, dtype=str, keep_default_na=False)
+            if {"root", "path"} <= set(vp.columns):
+                validated |= {os.path.abspath(p) for p in mf.image_paths(vp)}
+    if not any(v.startswith(base) for v in validated):
+        return None
+    trained = np.zeros(n, bool)
+    for p, i in where.items():
+        a = os.path.abspath(p)
+        trained[i] = a.startswith(base) and a not in validated
     return trained
 
 

@@ -787,6 +787,44 @@ def test_eval_on_another_split_of_a_single_runs_training_images_is_refused(tmp_p
     assert not (tmp_path / "p").exists()
 
 
+def test_eval_on_a_split_made_after_training_on_an_image_folder_is_refused(tmp_path, monkeypatch):
+    """A run trained on an image folder (no split column: a random --val-split), then `imgcls split` of the same
+    folder and --eval --eval-split test on it: the folder was "not read again", so the check took the new split's
+    test rows as never trained on and scored them with a hedged warning, though most were the run's training
+    images. The run trained on every image under its folder but its val_predictions.csv ones: refused, naming how
+    many; test rows that are all its validation images score."""
+    import imgcls.predict as pr
+    from imgcls import manifest as mf
+    from imgcls.train import TrainConfig, run_train
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
+    run = run_train(TrainConfig(src=str(raw), name="one", model="test_resnet", pretrained=False, img_size=32,
+                                batch_size=8, workers=0, device="cpu", aug="none", epochs=1,
+                                out=str(tmp_path / "runs")))
+    df = mf.load(raw, scan=True, announce=False)
+    val = set(map(str, mf.image_paths(pd.read_csv(run / "val_predictions.csv", dtype=str, keep_default_na=False))))
+    in_val = np.array([str(p) in val for p in mf.image_paths(df)])
+    test = in_val.copy()
+    test[np.flatnonzero(~in_val)[:2]] = True                       # the run's validation rows + 2 it trained on
+    df["split"] = np.where(test, "test", "train")
+    mf.write(df, tmp_path / "new.csv")
+    real = pr.predict_members
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the leak check"))
+    res = invoke("predict", run, "--data", tmp_path / "new.csv", "--eval", "--eval-split", "test", "--out",
+                 tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert f"--eval would score 2 of the {int(test.sum())} labelled test rows of {tmp_path / 'new.csv'}" in said \
+        and "leaked score" in said and "cannot be read here" not in said, said
+    assert not (tmp_path / "p").exists()
+    monkeypatch.setattr(pr, "predict_members", real)
+    df["split"] = np.where(in_val, "test", "train")                # its validation rows alone: never trained on
+    mf.write(df, tmp_path / "new.csv")
+    res = invoke("predict", run, "--data", tmp_path / "new.csv", "--eval", "--eval-split", "test", "--out",
+                 tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 0 and "cannot be read here" not in res.output, res.output
+    assert json.loads((tmp_path / "p" / "predict.json").read_text())["eval"]["n_images"] == int(in_val.sum())
+
+
 def test_eval_says_when_a_single_runs_training_table_cannot_be_read_and_the_scored_split_is_taken(tmp_path,
                                                                                                    monkeypatch):
     """A single run whose training table (config.yaml's src) is gone: the leak check silently took the scored
