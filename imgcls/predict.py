@@ -628,8 +628,7 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
         n_test = int((mf.kept(df) & labelled & (split == "test").to_numpy()).sum()) if split is not None else 0
         never = "no fold trained on" if folds else "it never trained on"
         alt = (f"--eval-split test scores the {n_test} test rows {never}" if n_test and part != "test"
-               else f"--eval on a labelled test set {never} (imgcls split {'--folds K ' if folds else ''}--test 0.2, "
-                    f"then --eval-split test)")
+               else f"--eval on a labelled test set {never}" + _held_out_commands(run, folds))
         what = f"{n} of the {int(scored.sum())} labelled {'rows' if part == 'all' else part + ' rows'} of {data}"
         if not folds:
             raise UserError(f"--eval would score {what} outside the validation and test rows of the run {run}: "
@@ -637,6 +636,34 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
         who = f"fold {folds[0]} of" if len(folds) == 1 else "the folds of"
         raise UserError(f"--eval would score {what} that {who} the k-fold run {run} trained on (each fold trains on "
                         f"the other folds' rows): a leaked score; the honest one is {honest}, or {alt}")
+
+
+def _held_out_commands(run: Path, folds: list[int]) -> str:
+    """check_eval_not_leaked's way to a test score of the run's kind, as commands that work typed: a split of its
+    training data with test rows made BEFORE training (a split made after it has test rows the run trained on), the
+    run's options trained again on it (--config), and --eval on its test rows. A k-fold run's split has as many
+    folds as its training table had. '' where the run's config.yaml or data is not known here."""
+    from imgcls.console import sh
+    try:
+        src = TrainConfig.load(run / "config.yaml").src
+    except UserError:
+        return ""
+    if not src or not Path(src).exists():
+        return ""
+    k = ""
+    if folds:
+        try:
+            from imgcls.train.data import fold_ids
+            have = fold_ids(mf.load(src, scan=False, announce=False))
+        except (UserError, OSError):
+            have = []
+        k = f"--folds {len(have) if len(have) > 1 else max(folds) + 1} "
+    table = Path(src).parent / "heldout.csv"
+    again = run.parent / f"{run.name}_heldout"
+    return (f": a split made after training has test rows it trained on, so split first and train again: imgcls "
+            f"split {sh(src)} {k}--test 0.2 --out {sh(table)}, imgcls train {sh(table)} --config "
+            f"{sh(run / 'config.yaml')} --out {sh(run.parent)} --name {again.name}, then imgcls predict {sh(again)} "
+            f"--data {sh(table)} --eval --eval-split test")
 
 
 def weights_fitted_rows(spec: EnsembleSpec, df: pd.DataFrame) -> np.ndarray:

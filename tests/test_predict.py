@@ -646,7 +646,9 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
     for data, rows, alt in ((splits, f"{n_val} of the {n_val} labelled val rows of {splits}",
                              f"--eval-split test scores the {n_test} test rows no fold trained on"),
                             (raw, f"{len(df) - n_test} of the {len(df)} labelled rows of {raw}",
-                             "--eval on a labelled test set no fold trained on")):
+                             f"--eval on a labelled test set no fold trained on: a split made after training has "
+                             f"test rows it trained on, so split first and train again: imgcls split {splits} "
+                             f"--folds 3 --test 0.2 --out {splits.parent / 'heldout.csv'}, imgcls train")):
         out = tmp_path / "p"
         res = invoke("predict", run, "--data", data, "--eval", "--out", out, "--workers", 0, "--quiet")
         said = " ".join(res.output.split())
@@ -817,6 +819,15 @@ def test_eval_on_a_split_made_after_training_on_an_image_folder_is_refused(tmp_p
         and "leaked score" in said and "cannot be read here" not in said, said
     assert not (tmp_path / "p").exists()
     monkeypatch.setattr(pr, "predict_members", real)
+    # the way to an honest test score, typed as printed: split first, train the run's options again, --eval there
+    import shlex
+    cmds = re.search(r"imgcls (split [^,]*), imgcls (train [^,]*), then imgcls (predict .*--eval-split test)",
+                     said).groups()
+    monkeypatch.chdir(tmp_path)
+    for cmd, more in zip(cmds, (["--quiet"], ["--quiet"], ["--workers", "0", "--out", str(tmp_path / "held")])):
+        r = runner.invoke(app, [*shlex.split(cmd), *more])
+        assert r.exit_code == 0, (cmd, r.output)
+    assert json.loads((tmp_path / "held" / "predict.json").read_text())["eval"]["rows"] == "test"
     df["split"] = np.where(in_val, "test", "train")                # its validation rows alone: never trained on
     mf.write(df, tmp_path / "new.csv")
     res = invoke("predict", run, "--data", tmp_path / "new.csv", "--eval", "--eval-split", "test", "--out",
