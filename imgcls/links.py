@@ -121,8 +121,8 @@ class NearDuplicates:
         per content hash that a pass already filled (else one is made: thumbnails are decoded only where no earlier
         run kept their numbers, or where a pair is verified rather than replayed)."""
         from imgcls.clean.ann import faiss_available, use_ann
-        from imgcls.clean.near_dup import candidate_pairs, pair_arrays, top_pairs
-        from imgcls.clean.pair_cache import Thumbnails
+        from imgcls.clean.near_dup import pair_arrays, top_pairs
+        from imgcls.clean.pair_cache import CandidateCache, Thumbnails
         floor = self.cut if floor is None else floor
         if levels:                     # every pair a level counts must come back
             floor = min(floor, *levels)
@@ -139,7 +139,11 @@ class NearDuplicates:
         ts = thumbs if thumbs is not None else Thumbnails(df, np.flatnonzero(rep), workers, self.cache_dir,
                                                                  max_pixels=self.max_pixels)
         th_ok = ts.summarise() & rep
-        i, j = candidate_pairs(emb, ts.thumbs, th_ok, self.candidates, ann=self.ann, sums=ts.sums)
+        # the search over the searched rows alone (their positions then), kept by its input's digest: split on
+        # clean's output that searches the very rows clean searched takes clean's candidates (pair_cache)
+        searched = np.flatnonzero(th_ok)
+        i, j = CandidateCache(self.cache_dir).pairs(emb[searched], ts.sums[searched], self.candidates, self.ann)
+        i, j = searched[i], searched[j]
         keep = th_ok[i] & th_ok[j]
         if joined is not None and levels:              # each row labelled by its group's first row
             first, later = exact_pairs(joined)

@@ -109,8 +109,9 @@ def test_scored_pairs_replay_a_clean_s_pairs_in_its_rerun_and_in_split_on_its_ke
     nd.scored_pairs(df, emb, 0.90)
     assert calls and (tmp_path / "cache" / "verified_pairs_96px_rgb_0123456789ab.npz").is_file()
     # ... and writing it removes the older code's files, which no run reads again (each upgrade left one behind)
-    assert sorted(f.name for f in (tmp_path / "cache").glob("*_96px_*.npz")) == [
-        "thumbnail_summaries_96px_0123456789ab.npz", "verified_pairs_96px_rgb_0123456789ab.npz"]
+    names = sorted(f.name for f in (tmp_path / "cache").glob("*_96px_*.npz"))
+    assert names[1:] == ["thumbnail_summaries_96px_0123456789ab.npz", "verified_pairs_96px_rgb_0123456789ab.npz"]
+    assert names[0].startswith("candidate_pairs_96px_0123456789ab_"), names      # the candidates too
 
 
 def test_a_replayed_verification_decodes_only_the_images_of_the_pairs_it_computes(tmp_path, monkeypatch):
@@ -200,8 +201,9 @@ def test_a_cache_that_cannot_be_written_is_said_and_the_run_goes_on(tmp_path, mo
     want = links.NearDuplicates(cache_dir=str(tmp_path / "cache")).scored_pairs(df, emb, 0.90)
     for x, y in zip(got, want):
         np.testing.assert_array_equal(x, y)
-    assert len(said) == 2 and all("not written" in w for w in said), said      # each cache file says so once
-    assert "thumbnail-summary cache" in said[0] and "verifies these pairs again" in said[1], said
+    assert len(said) == 3 and all("not written" in w for w in said), said      # each cache file says so once
+    assert "thumbnail-summary cache" in said[0] and "candidate-pair cache" in said[1], said
+    assert "verifies these pairs again" in said[2], said
 
 
 def test_temporary_files_a_killed_run_left_in_the_cache_are_swept_when_it_is_opened(tmp_path):
@@ -234,3 +236,37 @@ def test_temporary_files_a_killed_run_left_in_the_cache_are_swept_when_it_is_ope
             os.utime(f, (stale_at, stale_at))
         open_cache(d)
         assert [f.exists() for f in stale + kept] == [False] * len(stale) + [True] * len(kept), what
+
+
+def test_a_candidate_search_is_kept_by_its_input_and_a_file_that_does_not_fit_is_searched_again(tmp_path,
+                                                                                                  monkeypatch):
+    from imgcls.clean import near_dup, pair_cache
+    rng = np.random.default_rng(0)
+    sums = rng.integers(0, 9000, (12, near_dup.TINY, near_dup.TINY, 3)).astype(pair_cache.SUMS)
+    sums[6:] = sums[:6]                                  # six pairs of equal descriptors
+    emb = rng.normal(size=(12, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    searches = []
+    real = near_dup.candidate_pairs
+    monkeypatch.setattr(near_dup, "candidate_pairs", lambda *a, **k: searches.append(1) or real(*a, **k))
+    cache = pair_cache.CandidateCache(tmp_path)
+    want = cache.pairs(emb, sums, 0.8)
+    assert len(want[0]) >= 6 and len(searches) == 1
+    for x, y in zip(cache.pairs(emb, sums, 0.8), want):              # the same input: taken, not searched
+        np.testing.assert_array_equal(x, y)
+    assert len(searches) == 1
+    emb2 = emb.copy()
+    emb2[0, 0] += 1e-6                                               # any other number is another search
+    cache.pairs(emb2, sums, 0.8)
+    cache.pairs(emb, sums, 0.7)
+    assert len(searches) == 3
+    said = []
+    monkeypatch.setattr("imgcls.console.warn", lambda msg, *a, **k: said.append(msg))
+    for f in tmp_path.glob("candidate_pairs_*.npz"):
+        f.write_bytes(b"not an npz")
+    for x, y in zip(cache.pairs(emb, sums, 0.8), want):
+        np.testing.assert_array_equal(x, y)
+    assert len(searches) == 4 and any("candidate-pair cache" in s and "ignored" in s for s in said), said
+    for c in (0.6, 0.5, 0.4):                                        # the last KEPT_SEARCHES searches are kept
+        cache.pairs(emb, sums, c)
+    assert len(list(tmp_path.glob("candidate_pairs_*.npz"))) == pair_cache.KEPT_SEARCHES

@@ -594,3 +594,41 @@ def test_python_run_split_refuses_reader_age_bands_it_would_relabel(profile_fold
     df = sp.run_split(profile_folder, tmp_path / "b.csv", mf.LayoutOptions(age_bands=[40]),
                       SplitConfig(age_bands=(40,)), workers=1)           # the two agree: read and labelled so
     assert set(df["age_band"].astype(int)) <= {0, 1}
+
+
+def test_split_on_cleans_output_takes_cleans_candidate_pairs_and_searches_when_they_differ(tmp_path, monkeypatch):
+    """The candidate search (O(n^2)) clean ran is kept under a digest of its whole input (pair_cache.CandidateCache):
+    split on clean's output that searches the same rows takes it, and writes the table a fresh search writes; another
+    --dup-candidates, or an image changed since, is another input and is searched."""
+    from PIL import Image
+
+    from imgcls.clean import near_dup
+    from test_pair_cache import _images
+    src = make_image_folder(tmp_path / "raw", {"c0": 6, "c1": 6}, size=(64, 64))
+    for k, im in enumerate(_images()):          # four pictures with four near copies each, each in one class
+        im.convert("RGB").save(src / f"c{k // 5 % 2}" / f"img{k:02d}.png")
+    searches = []
+    real = near_dup.candidate_pairs
+    monkeypatch.setattr(near_dup, "candidate_pairs", lambda *a, **k: searches.append(a[3]) or real(*a, **k))
+    cleaned, common = tmp_path / "clean", ["--device", "cpu", "-q"]
+    monkeypatch.setenv("IMGCLS_CACHE", str(tmp_path / "cache"))          # clean's cache (split's --cache-dir)
+    r = runner.invoke(app, ["clean", str(src), "--out", str(cleaned), "--no-ood", *common])
+    assert r.exit_code == 0, r.output
+    assert len(searches) == 1
+
+    def split(out, *more):
+        r = runner.invoke(app, ["split", str(cleaned / "manifest.csv"), "--out", str(tmp_path / out), *common, *more])
+        assert r.exit_code == 0, r.output
+        return (tmp_path / out).read_bytes()
+    reused = split("reused.csv")
+    assert len(searches) == 1                                       # clean's candidates taken
+    assert split("searched.csv", "--cache-dir", str(tmp_path / "elsewhere")) == reused and len(searches) == 2
+    df = pd.read_csv(tmp_path / "reused.csv", dtype=str, keep_default_na=False)
+    for b in range(4):                                              # the planted copies linked: on one side
+        family = df["path"].str.contains("|".join(f"img{b * 5 + v:02d}" for v in range(5)))
+        assert df.loc[family, "split"].nunique() == 1
+    split("other.csv", "--dup-candidates", "0.7")
+    assert searches[2:] == [0.7]
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(src / "c0" / "000.png")    # a new picture
+    split("changed.csv")
+    assert len(searches) == 4

@@ -631,13 +631,14 @@ def candidate_pairs(emb: np.ndarray | None, thumbs: np.ndarray, ok: np.ndarray, 
                     tiny_threshold: float = 0.90, ann: str = "auto", sums: np.ndarray | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
     """Union of the embedding and tiny-thumbnail candidate pairs (i < j), deduplicated (`ann`: see top_pairs;
-    `sums`: the thumbnails' block_sums, when known)."""
+    `sums`: the thumbnails' block_sums, when known; then only the side of `thumbs` is read)."""
     d, dflip = tiny_descriptors(thumbs, ok, sums=sums)
+    n = len(d)
     ti, tj, ts = top_pairs(d, tiny_threshold, flipped=dflip, ann=ann,
                            what="candidates (thumbnails)" if len(d) > 5000 else None)
     if emb is not None:
         ei, ej, es = top_pairs(emb, candidate_threshold, valid=ok, ann=ann,
                                what="candidates (embeddings)" if len(emb) > 5000 else None)
         ti, tj, ts = np.r_[ti, ei], np.r_[tj, ej], np.r_[ts, es]
-    key = np.unique(ti.astype(np.int64) * len(thumbs) + tj)
-    return key // len(thumbs), key % len(thumbs)
+    key = np.unique(ti.astype(np.int64) * n + tj)
+    return key // n, key % n

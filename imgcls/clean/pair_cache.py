@@ -11,7 +11,10 @@ any change starts a new file, and writing it removes the files of older digests 
 does not fit is reported and ignored, never trusted; writes are atomic.
 
 Beside the pairs, each image's numbers the candidate search and the greyscale test read (SummaryCache), so that a
-verification the pairs replay (Thumbnails) decodes only the images of the pairs it computes.
+verification the pairs replay (Thumbnails) decodes only the images of the pairs it computes; and the candidate pairs of
+the last few searches (CandidateCache), each under a digest of that search's whole input (the searched rows'
+embeddings and block sums in order, the thresholds, the search, the code): split on clean's output, when it searches
+exactly the rows clean searched, or clean again, takes the pairs instead of searching (O(n^2)) again.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from imgcls.io import DEFAULT_MAX_PIXELS
 CACHE_VERSION = 1
 SUMS = np.uint16 if (THUMB // TINY) ** 2 * 255 < 1 << 16 else np.uint32    # near_dup.block_sums' integers
 FIELDS = ("a", "b", "glob", "how", "local", "local_floor")
+KEPT_SEARCHES = 4        # candidate searches kept per cache folder (clean's, split's on its output, and one more each)
 
 
 def numbers_digest(code: object = PairRecord, version: int = CACHE_VERSION) -> str:
@@ -122,6 +126,81 @@ class Thumbnails:
                 grey_rows(self.thumbs[new]), True
             self.cache.store(self.shas, new, self.sums, self.grey)
         return self.known.copy()
+
+
+class CandidateCache:
+    """The candidate pairs of near_dup.candidate_pairs over the rows it searches (each row readable, one per content
+    hash), kept under a digest of everything the pairs depend on: a later search with the same digest (split on
+    clean's output that searches the very rows clean searched, in the same order; clean again with another
+    --dup-threshold or --conflicts) takes them, and any other searches as before. The last KEPT_SEARCHES searches are
+    kept, one file each, named by the code's numbers_digest and the input's (writing one removes other code's); a file
+    that does not fit is said and searched anew, never trusted."""
+
+    def __init__(self, cache_dir: str | Path | None):
+        from imgcls.embed import open_cache_folder
+        self.folder = open_cache_folder(cache_dir)
+
+    @staticmethod
+    def digest(emb: np.ndarray | None, sums: np.ndarray, candidates: float, ann: str) -> str:
+        """The search's input: the rows' embeddings (float32) and block sums, in order, the embedding threshold,
+        the search the --ann mode picks for these rows (index or exact), and the code and libraries (numbers_digest:
+        near_dup, which holds the tiny-descriptor threshold and the per-image cap; and the index's module)."""
+        import hashlib
+
+        from imgcls.clean import ann as ann_module
+        from imgcls.clean.ann import faiss_available, use_ann
+        h = hashlib.sha256()
+        index = use_ann(ann, len(sums)) and (ann == "on" or faiss_available())
+        h.update(Path(ann_module.__file__).read_bytes())          # the index's code (numbers_digest: near_dup's)
+        h.update(f"{CACHE_VERSION} {numbers_digest()} {float(candidates)!r} "
+                 f"{'index' if index else 'exact'} {sums.shape} {sums.dtype} "
+                 f"{None if emb is None else emb.shape}".encode())
+        h.update(np.ascontiguousarray(sums).data)
+        if emb is not None:
+            h.update(np.ascontiguousarray(emb, np.float32).data)
+        return h.hexdigest()[:24]
+
+    def pairs(self, emb: np.ndarray | None, sums: np.ndarray, candidates: float, ann: str = "auto"
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """near_dup.candidate_pairs of these rows (every one searched): kept ones when a search of the same digest
+        wrote them, else searched and kept."""
+        from imgcls.clean.near_dup import candidate_pairs
+        from imgcls.console import warn
+        key = self.digest(emb, sums, candidates, ann)
+        path = self.folder / f"candidate_pairs_{THUMB}px_{numbers_digest()}_{key}.npz"
+        if path.is_file():
+            try:
+                with np.load(path) as z:
+                    i, j, n = z["i"].astype(np.int64), z["j"].astype(np.int64), int(z["n"])
+                if n != len(sums) or i.shape != j.shape or (len(i) and not (0 <= i.min() and j.max() < n)):
+                    raise ValueError(f"{len(i)} pairs of {n} rows for {len(sums)} rows")
+                return i, j
+            except Exception as e:  # noqa: BLE001 - a damaged file is ignored (and replaced), never trusted
+                warn(f"candidate-pair cache {path} does not fit ({type(e).__name__}: {e}): ignored, searched again")
+        i, j = candidate_pairs(emb, np.zeros((0, THUMB, THUMB, 3), np.uint8), np.ones(len(sums), bool), candidates,
+                               ann=ann, sums=sums)
+        self._store(path, i, j, len(sums))
+        return i, j
+
+    def _store(self, path: Path, i: np.ndarray, j: np.ndarray, n: int) -> None:
+        from imgcls.fsutil import atomic_path
+        try:
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, i=i.astype(np.int32), j=j.astype(np.int32), n=np.array(n))
+        except OSError as e:             # the run's own results stand; only the next run's reuse is lost
+            from imgcls.console import warn
+            warn(f"candidate-pair cache {path} not written ({e.strerror or e}): the next run searches again")
+            return
+        # the searches of other code (another numbers_digest) are never read again; of this code's, the latest few
+        code = f"candidate_pairs_{THUMB}px_{numbers_digest()}_"
+        others = [p for p in path.parent.glob(f"candidate_pairs_{THUMB}px_*.npz") if p != path]
+        older = sorted((p for p in others if p.name.startswith(code)), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in [p for p in others if not p.name.startswith(code)] + older[KEPT_SEARCHES - 1:]:
+            try:
+                old.unlink()
+            except OSError:
+                pass
 
 
 def content_keys(df: pd.DataFrame) -> np.ndarray:
