@@ -1151,8 +1151,8 @@ def test_every_config_field_is_a_cli_option(two_class, tmp_path):
     params = {p.name for p in cmd.params}
     from imgcls.options import specs
     records = {n for n, (_, spec) in specs(TrainConfig).items() if not spec.cli}   # what train records, not options
-    assert records == {"src", "weights_source"}
-    assert {f.name for f in dataclasses.fields(TrainConfig)} - {"weights_source"} <= params
+    assert records == {"src", "weights_source", "cache_used"}
+    assert {f.name for f in dataclasses.fields(TrainConfig)} - {"weights_source", "cache_used"} <= params
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
                                  "--epochs", "1",
                                  "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "runs"), "--name", "x",
@@ -1333,9 +1333,9 @@ def test_cache_not_given_goes_to_disk_where_ram_would_not_fit(two_class, tmp_pat
     run = tmp_path / "runs" / "r"
     said = [line for line in r.output.splitlines() if "decoded-image cache" in line]
     if mem == GIB:
-        assert decodes == [None] and not said and TrainConfig.load(run / "config.yaml").cache == "ram"
+        assert decodes == [None] and not said and TrainConfig.load(run / "config.yaml").cache_used == "ram"
     else:
-        assert decodes == [run / "cache.npy"] and TrainConfig.load(run / "config.yaml").cache == "disk"
+        assert decodes == [run / "cache.npy"] and TrainConfig.load(run / "config.yaml").cache_used == "disk"
         assert len(said) == 1 and "0.1 MiB" in said[0] and "caching on disk" in said[0] and str(tmp_path) in said[0]
         assert not (run / "cache.npy").exists()
 
@@ -1352,6 +1352,33 @@ def test_cache_without_room_is_refused_before_decoding(two_class, tmp_path, monk
     assert decodes == [] and not (tmp_path / "runs" / "r").exists()
     line = [x for x in r.output.splitlines() if "needs" in x]
     assert len(line) == 1 and "20 images at 32px" in line[0] and fix in line[0] and "--img-size" in line[0], r.output
+
+
+@pytest.mark.parametrize("typed", [[], ["--cache", "ram"]])
+def test_a_reused_record_asks_for_the_cache_its_run_was_asked_for(two_class, tmp_path, monkeypatch, typed):
+    """config.yaml recorded the cache that ran (ram) where --cache was not given, and `train --config RUN/config.yaml`
+    or `--resume RUN` on a machine with less memory took it as a typed --cache ram: refused, where the original run
+    would have gone to disk. The record now keeps what was asked (cache: None when not typed) apart from what ran
+    (cache_used), so a reused record plans as the original did: not typed, to disk with the one warning; a typed
+    --cache ram, refused in one line, on --config and on --resume alike."""
+    _fake_room(monkeypatch, GIB, 10**12)
+    first = run_train(cfg_for(two_class, tmp_path, name="first", cache=typed[-1] if typed else None), stop_after=1)
+    rec = TrainConfig.load(first / "config.yaml")
+    assert (rec.cache, rec.cache_used) == (typed[-1] if typed else None, "ram")
+    decodes = _fake_room(monkeypatch, 50_000, 10**12)
+    runs = tmp_path / "runs"
+    for how in (["--config", str(first / "config.yaml"), "--name", "again"], ["--resume", str(first)]):
+        r = CliRunner().invoke(app, ["train", *(["--out", str(runs)] if how[0] == "--config" else []), *how])
+        ran = runs / ("again" if how[0] == "--config" else "first")
+        if typed:
+            assert r.exit_code == 2 and "--cache ram:" in r.output and "Traceback" not in r.output, r.output
+            assert decodes == []
+        else:
+            assert r.exit_code == 0, r.output
+            assert decodes[-1] == ran / "cache.npy" and "caching on disk" in r.output
+            if how[0] == "--config":
+                assert TrainConfig.load(ran / "config.yaml").cache is None
+                assert TrainConfig.load(ran / "config.yaml").cache_used == "disk"
 
 
 def test_cache_check_reads_nothing_it_cannot(tmp_path, monkeypatch):

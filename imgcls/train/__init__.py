@@ -308,8 +308,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
             # the decoded-image cache checked against memory and disk before the run folder is made: the one memmap
             # torchrun's processes of a machine share goes to the temp folder, --cache disk's to the run folder
             import tempfile
-            given = None if resume is not None and cfg.cache == record.cache == "ram" else cfg.cache
-            cache = tdata.plan_cache(given, len(df), img_size, Path(tempfile.gettempdir()) if dist.on else
+            cache = tdata.plan_cache(cfg.cache, len(df), img_size, Path(tempfile.gettempdir()) if dist.on else
                                      resume if resume is not None else out, shared=dist.on)
             run_dir = resume if resume is not None else claim_run_dir(out, cfg.name, cfg.model, cfg.exist_ok)
             check_output_location(run_dir, *mf.roots(df), images=mf.image_paths(df))
@@ -320,7 +319,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     err, name, cache = dist.broadcast((err, name, cache))
     if err:
         raise UserError(err)
-    cfg.cache = cache       # config.yaml records the cache that ran
+    # config.yaml records the cache that ran apart from the one asked for (None: not given), which a reused record
+    # (--config, --resume) plans again as the original run did
+    cfg.cache_used = cache
     run_dir = resume if resume is not None else out / name
     try:
         if resume is None:
@@ -336,7 +337,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
                             resume, stop_after, callbacks)
     finally:
-        if dist.main and cfg.cache == "disk":
+        if dist.main and cfg.cache_used == "disk":
             # the decoded-image memmap goes with the run however it ends (an error, Ctrl-C, a pruned tune trial):
             # as large as the images decoded, and --resume decodes it anew
             (run_dir / "cache.npy").unlink(missing_ok=True)
@@ -368,11 +369,11 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     # --fill: given, or measured before decoding where pad resizing uses it (or nothing is cached to measure)
     fill = (tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, workers=io_workers,
                                max_pixels=cfg.max_pixels)
-            if cfg.resize_mode == "pad" or cfg.cache not in ("ram", "disk") else None)
+            if cfg.resize_mode == "pad" or cfg.cache_used not in ("ram", "disk") else None)
     pad_fill = fill[0] if fill else tdata.WHITE      # only pad resizing draws it into the cache
-    if cfg.cache in ("ram", "disk"):
+    if cfg.cache_used in ("ram", "disk"):
         t0 = time.perf_counter()
-        memmap = run_dir / "cache.npy" if cfg.cache == "disk" else None
+        memmap = run_dir / "cache.npy" if cfg.cache_used == "disk" else None
         if dist.on:
             # one cache per machine: local rank 0 decodes into a memmap, the other processes map the same file
             # (the page cache holds it once), instead of every process decoding and holding its own copy

@@ -236,6 +236,10 @@ class TrainConfig:
                                none="ram, or disk where ram would not fit",
                                help="Decoded-image cache: ram, disk (a memmap beside the run), none (decode each "
                                     "epoch).")
+    cache_used: str | None = option(None, cli=False,
+                                    help="Recorded by train: the decoded-image cache the run built (ram | disk | "
+                                         "none): --cache, or where it was not given (cache: None, planned again "
+                                         "where the record is reused) ram, or disk where ram would not fit.")
     loss: str = option("ce", panel=IMBALANCE, choices=LOSSES, help="Loss.")
     smoothing: float = option(0.1, panel=IMBALANCE, lo=0, hi=1, hi_open=True,
                               needs=(("loss", "label-smoothing"),),
