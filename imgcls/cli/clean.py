@@ -29,4 +29,8 @@ def clean(src: Src,
           quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given) -> None:
     """Mark exact / near duplicates, out-of-domain images and undersampled rows; nothing is deleted."""
     from imgcls.clean import run_clean
-    run_clean(src, out, cfg.build(), layout.build(), workers=run.values["workers"])
+    from imgcls.console import same_on_every_process
+    # under torchrun every process checks the same options and files (the data path, --out, the embedder's weights)
+    # until the passes split by rank: a refusal there is said once, not once per process
+    with same_on_every_process():
+        run_clean(src, out, cfg.build(), layout.build(), workers=run.values["workers"])
