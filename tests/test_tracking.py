@@ -233,6 +233,7 @@ def test_wandb_offline_files(data, tmp_path, monkeypatch):
 
 def test_tracker_errors_are_one_line_before_any_data_is_read(tmp_path, monkeypatch):
     import importlib.util
+    import sys
     from imgcls.errors import UserError
     with pytest.raises(UserError, match="unknown --tracker 'neptune'"):
         run_train(TrainConfig(src=str(tmp_path / "nothing"), tracker=["neptune"], **TINY))
@@ -241,6 +242,16 @@ def test_tracker_errors_are_one_line_before_any_data_is_read(tmp_path, monkeypat
     (tmp_path / "data").mkdir()         # there (a missing path is said first, before any import), but never read
     with pytest.raises(UserError, match=r"--tracker mlflow needs the mlflow package: pip install 'imgcls\[mlflow\]'"):
         run_train(TrainConfig(src=str(tmp_path / "data"), out=str(tmp_path / "runs"), tracker=["mlflow"], **TINY))
+    # installed but not importable (a broken dependency): found by find_spec, refused by the import, not mid-run
+    (tmp_path / "site" / "tensorboard").mkdir(parents=True)
+    (tmp_path / "site" / "tensorboard" / "__init__.py").write_text("raise ImportError('a broken dependency')\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.delitem(sys.modules, "tensorboard", raising=False)
+    with pytest.raises(UserError, match=r"--tracker tensorboard: the tensorboard package does not import "
+                                        r"\(ImportError: a broken dependency\)"):
+        run_train(TrainConfig(src=str(tmp_path / "data"), out=str(tmp_path / "runs"), tracker=["tensorboard"],
+                              **TINY))
+    assert not (tmp_path / "runs").exists()
 
 
 def test_runs_of_a_group_share_one_mlflow_parent_and_an_aborted_run_is_closed(data, out, single):

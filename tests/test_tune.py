@@ -865,6 +865,25 @@ def test_a_study_folder_that_holds_a_run_is_refused_before_anything_is_written(d
     assert sorted(p.name for p in run.iterdir()) == before
 
 
+def test_a_tracker_that_does_not_import_is_one_line_before_a_new_study_opens(data, tmp_path, space, monkeypatch):
+    """The tracker check asked only whether the package is installed (importlib.util.find_spec): a wandb that is
+    installed but fails to import (a broken dependency, here a package on sys.path whose import raises) passed it,
+    and a new study ran every trial to the same ImportError in the tracker, each recorded failed. Now the package
+    is imported by the check, before the study opens: one line naming it and the fix."""
+    import sys
+    site = tmp_path / "site"
+    (site / "wandb").mkdir(parents=True)
+    (site / "wandb" / "__init__.py").write_text("raise ImportError(\"cannot import name 'Message' from "
+                                                "'google.protobuf'\")\n")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "wandb", raising=False)
+    with pytest.raises(UserError, match=r"--tracker wandb: the wandb package does not import \(ImportError: cannot "
+                                        r"import name 'Message'.*pip install"):
+        run_tune(tune_cfg(data, tmp_path, space, trials=2, train={"tracker": ["wandb"]}))
+    assert not (tmp_path / "tune" / "s" / "trials.csv").exists()
+    assert not list((tmp_path / "tune").glob("s/trial_*"))
+
+
 def test_a_missing_storage_driver_is_named(monkeypatch):
     """`imgcls tune --study big --storage postgresql://user@db/optuna` without the driver said 'its database driver
     is not installed (None)': Optuna wraps sqlalchemy's ModuleNotFoundError in an ImportError that has no name. The

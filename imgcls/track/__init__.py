@@ -13,8 +13,8 @@ wandb|none` (repeatable). All work offline; metrics.csv and the run folder's fil
   the run folder's wandb/; `wandb sync` uploads them later. k-fold: the folds share a group (the run's name),
   with a run named after the set holding its out-of-fold score (oof/val_macro_f1, oof/val_acc).
 
-Each package is an optional extra (`pip install 'imgcls[tensorboard]'`); asking for one that is not installed is a
-one-line error naming the extra, before any data is read. Trackers run on rank 0 only (callbacks do).
+Each package is an optional extra (`pip install 'imgcls[tensorboard]'`); asking for one that is not installed, or that
+fails to import (a broken dependency), is a one-line error naming the extra, before any data is read. Trackers run on rank 0 only (callbacks do).
 
 Python:  run_train(cfg, callbacks=make_trackers(["tensorboard"], cfg))   (run_train does this for cfg.tracker)
 `group`: a name several run_train calls share (tune's study): MLflow nests them under one parent run with that
@@ -42,6 +42,13 @@ def check_trackers(names: Sequence[str]) -> list[str]:
             continue
         if importlib.util.find_spec(PACKAGE[n]) is None:
             raise UserError(f"--tracker {n} needs the {PACKAGE[n]} package: pip install 'imgcls[{n}]'")
+        try:        # installed is not enough: a broken dependency fails its import, else mid-run (every tune trial)
+            __import__(PACKAGE[n])
+        except ImportError as e:
+            raise UserError(f"--tracker {n}: the {PACKAGE[n]} package does not import ({type(e).__name__}: "
+                            f"{str(e).strip().splitlines()[0] if str(e).strip() else 'no message'}); reinstall it "
+                            f"with its dependencies (pip install --force-reinstall 'imgcls[{n}]') or drop the "
+                            f"flag") from None
         out.append(n)
     return out
 
