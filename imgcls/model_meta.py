@@ -51,6 +51,9 @@ class ModelMeta:
     #                                              ('--face-crop --remove-bg --size 96'; '' none); None: not known
     letterbox: tuple[int, ...] | None = None     # RGB preprocess padded the training images to squares with
     #                                              (--size, --resize-mode pad); test images are padded so first
+    age_bands: tuple[int, ...] | None = None     # the age band edges the run's age_band values were made with
+    #                                              (split --age-bands 40: (40,)); None: not a profile run, or an
+    #                                              older checkpoint (ensemble --combine profile takes (30, 60))
     extra: dict = field(default_factory=dict, compare=False)   # keys this version does not know, kept as read
 
     @property
@@ -97,6 +100,7 @@ class ModelMeta:
         d["heads"] = [{"name": h.name, "classes": list(h.classes)} for h in self.heads]
         d["mean"], d["std"], d["fill"] = list(self.mean), list(self.std), list(self.fill)
         d["letterbox"] = None if self.letterbox is None else list(self.letterbox)
+        d["age_bands"] = None if self.age_bands is None else list(self.age_bands)
         return {**extra, **d}
 
     @classmethod
@@ -161,10 +165,20 @@ class ModelMeta:
         preprocess = d.get("preprocess")
         if preprocess is not None and (not isinstance(preprocess, str) or len(preprocess) > 1000):
             raise bad(f"preprocess {str(preprocess)[:80]!r} is not the text of preprocess options")
+        age_bands = d.get("age_bands")
+        if age_bands is not None:
+            if not isinstance(age_bands, (list, tuple)) or not 1 <= len(age_bands) < MAX_CLASSES \
+                    or not all(isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 1000 for x in age_bands) \
+                    or list(age_bands) != sorted(set(age_bands)):
+                raise bad(f"age_bands {str(age_bands)[:80]} is not increasing ages (the band edges)")
+            age_bands = tuple(age_bands)
+            if decode == "profile" and len(age_bands) + 1 != len(heads[2].classes):
+                raise bad(f"age_bands {list(age_bands)} make {len(age_bands) + 1} bands, the age_band head has "
+                          f"{len(heads[2].classes)}")
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         extra = {k: v for k, v in d.items() if k not in known}
         return cls(model, classes, tuple(heads), decode, img_size, mean, std, interpolation, resize_mode, branch,
-                   float(drop_rate), target, fill, preprocess, letterbox, extra)
+                   float(drop_rate), target, fill, preprocess, letterbox, age_bands, extra)
 
 
 def _str_list(v, what: str, bad) -> tuple[str, ...]:

@@ -116,12 +116,13 @@ def profile_folder(tmp_path) -> Path:
 
 def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_efficientnet", img_size: int = 32,
                   multi: bool = False, seed: int = 0, folds: int = 0, val_rows: list | None = None,
-                  val_quality: float = 0.0, target: str = "label") -> Path:
+                  val_quality: float = 0.0, target: str = "label", age_bands: list | None = None) -> Path:
     """A run folder as `imgcls train` writes it (best.pt with state_dict + meta, config.yaml, val_predictions.csv),
     with an untrained tiny timm network (seeded). `multi`: mask/gender/age_band heads decoded to 18 classes.
     `val_rows`: [(root, path, label)] for val_predictions.csv; `val_quality` in [0, 1] mixes the one-hot truth into
     random probabilities (1.0 = always right), so weight fitting has a better and a worse member. `target`: the
-    column a single-head run predicts (`train --target`, ModelMeta.target)."""
+    column a single-head run predicts (`train --target`, ModelMeta.target). `age_bands`: the edges train recorded
+    (ModelMeta.age_bands; None: an older checkpoint's missing record)."""
     import torch
     import yaml
     from imgcls.train.checkpoint import save_checkpoint
@@ -136,6 +137,8 @@ def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_eff
     meta = {"model": model, "classes": classes, "heads": heads, "decode": decode, "branch": "shallow",
             "img_size": img_size, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "interpolation": "bilinear",
             "resize_mode": "squash", "drop_rate": 0.0, "target": target}
+    if age_bands is not None:
+        meta["age_bands"] = list(age_bands)
     dirs = [run_dir / f"fold_{k}" for k in range(folds)] if folds else [run_dir]
     rng = np.random.default_rng(seed)
     for k, d in enumerate(dirs):

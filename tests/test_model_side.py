@@ -226,3 +226,34 @@ def test_multi_heads_decode_with_the_bands_the_labels_were_made_with(edges, ages
     assert decode == "profile" and len(classes) == n_classes
     assert [h["name"] for h in heads] == list(ProfileScheme.HEADS) and len(heads[2]["classes"]) == len(edges) + 1
     assert [classes[i] for i in final] == df["label"].tolist()      # the model's class of a row is its label
+
+
+@pytest.mark.parametrize("edges,relabel,summary,want", [((30, 60), None, False, [30, 60]),    # a manifest
+                                                         ((40,), None, True, [40]),           # split --age-bands 40
+                                                         ((30, 60), (29, 59), True, [30, 60]),  # --relabel-age
+                                                         ((20, 50), None, True, [20, 50])])
+def test_train_records_the_age_bands_its_labels_were_made_with(tmp_path, edges, relabel, summary, want):
+    """Checkpoints did not record the age band edges, so ensemble --combine profile combined runs of other bands
+    unsaid: train records them (ModelMeta.age_bands) from the split's summary or the rows' ages and bands."""
+    from imgcls.errors import UserError
+    from imgcls.model_meta import ModelMeta
+    from imgcls.profiles import apply_profile_labels
+    from imgcls.train import TrainConfig, _age_bands, _heads_meta
+    rows = [{"path": f"p{i}_{m}_{g}.png", "mask": m, "gender": g, "age": a}
+            for i, a in enumerate((22, 29, 45, 59, 61)) for m in range(3) for g in range(2)]
+    df = apply_profile_labels(pd.DataFrame(rows), edges, relabel)
+    src = tmp_path / "splits.csv"
+    df.to_csv(src, index=False)
+    if summary:
+        (tmp_path / "splits_summary.json").write_text(json.dumps(
+            {"config": {"age_bands": list(edges), "relabel_age": None if relabel is None else list(relabel)}}))
+    for heads in ("multi", "single"):
+        cfg = TrainConfig(src=str(src), heads=heads, target="label" if heads == "multi" else "age_band")
+        h, decode, classes, *_ = _heads_meta(df, cfg)
+        assert _age_bands(df, str(src), h, decode) == want
+        meta = ModelMeta.from_dict({"model": "m", "classes": classes, "heads": h, "decode": decode, "img_size": 32,
+                                    "mean": [0.5] * 3, "std": [0.5] * 3, "age_bands": want})
+        assert ModelMeta.from_dict(meta.to_dict()).age_bands == tuple(want)
+    with pytest.raises(UserError, match="age_bands"):
+        ModelMeta.from_dict({**meta.to_dict(), "age_bands": [60, 30]})
+    assert _age_bands(df.drop(columns="age"), str(src), h, decode) is None        # not a profile table

@@ -154,3 +154,30 @@ def test_weights_that_would_change_nothing_are_refused_and_shares_are_said(tmp_p
     assert [m.weight for m in spec.members] == pytest.approx([1 / 6, 1 / 6, 1 / 2, 1 / 6])
     said = " ".join(capsys.readouterr().err.split())
     assert "weights within each attribute: age_band: age_band 0.75, age2 0.25" in said, said
+
+
+def test_age_members_of_other_bands_are_refused_before_anything_is_read(tmp_path):
+    """A run trained on split --age-bands 40 labels (age band 0: < 40) and one on 30,60 labels combined without a
+    word (the two-band run's classes 0, 1 read as bands <30, 30-59); so did 30,60 and 20,50. train records the edges
+    (ModelMeta.age_bands); members that predict the age band with other edges are one line naming them."""
+    rows = [("/d", f"img{k}.jpg") for k in range(4)]
+    runs, _ = _runs(tmp_path, rows)               # no record: older checkpoints, taken as the default 30,60
+    vr = [(r, p, str(v)) for (r, p), v in zip(rows, [1, 1, 0, 0])]
+    two = make_tiny_run(tmp_path / "runs" / "age40", classes=("0", "1"), target="age_band", val_rows=vr,
+                        age_bands=[40])
+    other = make_tiny_run(tmp_path / "runs" / "age2050", classes=("0", "1", "2"), target="age_band", val_rows=vr,
+                          age_bands=[20, 50])
+    same = make_tiny_run(tmp_path / "runs" / "age3060", classes=("0", "1", "2"), target="age_band", val_rows=vr,
+                         age_bands=[30, 60])
+    old = "age_band: 30,60 (not recorded: an older checkpoint); "
+    for extra, said in ((two, old + "age40: 40)"), (other, old + "age2050: 20,50)")):
+        with pytest.raises(UserError, match="the members that predict the age band were trained with different "
+                                            "age bands") as e:
+            build_ensemble([*runs, extra], combine="profile", out=tmp_path / "e")
+        assert said in str(e.value) and "split --age-bands" in str(e.value)
+        assert not (tmp_path / "e").exists()
+    spec = build_ensemble([*runs, same], combine="profile", out=tmp_path / "ok")      # 30,60 = the default
+    assert len(spec.classes) == 18
+    # the age band from the 40 run alone: its two bands make the scheme (12 classes)
+    spec = build_ensemble([runs[0], runs[1], two], combine="profile", out=tmp_path / "two")
+    assert len(spec.classes) == 12

@@ -37,14 +37,42 @@ def _int_classes(classes: Sequence[str]) -> list[int] | None:
     return out if all(str(v) == str(c).strip() for v, c in zip(out, classes)) else None
 
 
+def member_age_bands(meta) -> tuple[int, ...] | None:
+    """The age band edges a member's age_band values mean: recorded by train (ModelMeta.age_bands); a checkpoint
+    without the record is taken as of the default bands, unless it is a profile run with another number of them
+    (None: not known)."""
+    from imgcls.profiles import DEFAULT_AGE_BANDS
+    if meta.age_bands is not None:
+        return tuple(meta.age_bands)
+    if meta.decode == "profile" and meta.head_sizes[2] != len(DEFAULT_AGE_BANDS) + 1:
+        return None
+    return tuple(DEFAULT_AGE_BANDS)
+
+
 def profile_scheme(metas: Sequence, names: Sequence[str]):
-    """The ProfileScheme the members imply (the age bands of a profile run, else three), after checking that every
-    member predicts an attribute of it or its classes, and that each attribute has a member."""
+    """The ProfileScheme the members imply (the age bands of the members that predict the age band, recorded by
+    train; else three), after checking that those members' bands agree, that every member predicts an attribute of
+    it or its classes, and that each attribute has a member."""
     bands = {m.head_sizes[2] for m in metas if m.decode == "profile"}
     if len(bands) > 1:
         raise UserError(f"the profile members have different numbers of age bands ({sorted(bands)}); combine runs "
                         f"trained with the same --age-bands")
     scheme = ProfileScheme(bands.pop()) if bands else ProfileScheme()
+    edges = {}      # member name -> its age band edges, of the members that give the age band
+    for meta, name in zip(metas, names):
+        if "age_band" in _attributes_of(meta, scheme):
+            edges[name] = member_age_bands(meta)
+    told = {e for e in edges.values() if e is not None}
+    if len(told) > 1:
+        def say(meta, e):
+            return ("not known" if e is None else ",".join(map(str, e))) + \
+                ("" if meta.age_bands is not None else " (not recorded: an older checkpoint)")
+        by_name = dict(zip(names, metas))
+        raise UserError("--combine profile: the members that predict the age band were trained with different age "
+                        "bands (" + "; ".join(f"{n}: {say(by_name[n], e)}" for n, e in edges.items()) + "); combine "
+                        "runs trained on labels of the same split --age-bands")
+    if told:
+        scheme = ProfileScheme.from_edges(told.pop())
     covered: set[str] = set()
     for meta, name in zip(metas, names):
         covered |= set(member_attributes(meta, scheme, name))
@@ -53,6 +81,14 @@ def profile_scheme(metas: Sequence, names: Sequence[str]):
         raise UserError(f"--combine profile: no member predicts {', '.join(missing)}; add a run trained with "
                         f"`imgcls train --target {missing[0]}` (or a profile run: --heads multi)")
     return scheme
+
+
+def _attributes_of(meta, scheme) -> tuple[str, ...]:
+    """member_attributes, () where the member gives none (refused there)."""
+    try:
+        return member_attributes(meta, scheme)
+    except UserError:
+        return ()
 
 
 def member_attributes(meta, scheme, name: str = "member") -> tuple[str, ...]:

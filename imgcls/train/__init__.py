@@ -69,6 +69,33 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
     return heads, "product", classes, y, np.array([lookup[tuple(r)] for r in y])
 
 
+def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[int] | None:
+    """The age band edges of a profile table's `age_band` values (ModelMeta.age_bands; None: no age / age_band
+    columns, or bands not made by edges). A split's table is read with the edges its summary recorded (--age-bands;
+    rows put in by --relabel-age are of those bands too), else the default bands or each band's youngest age."""
+    from imgcls.profiles import bands_of_labels, edges_of_rows
+    if not {"age", "age_band"} <= set(df.columns):
+        return None
+    band = pd.to_numeric(df["age_band"], errors="coerce")
+    if decode == "profile":
+        n = len(heads[2]["classes"])
+    else:
+        n = (bands_of_labels(df["mask"], df["gender"], band, df["label"])
+             if {"mask", "gender", "label"} <= set(df.columns) else None) or int(band.max()) + 1
+    conf = {}
+    if src is not None and Path(src).is_file():
+        from imgcls.outputs import read_yaml       # a JSON file is YAML: {} when missing or unreadable
+        from imgcls.split.report import report_paths
+        conf = read_yaml(report_paths(Path(src))["summary"]).get("config")
+        conf = conf if isinstance(conf, dict) else {}
+    bands, relabel = conf.get("age_bands"), conf.get("relabel_age")
+    told = [e for e in (relabel, bands) if isinstance(e, list) and all(isinstance(x, int) for x in e)]
+    edges = edges_of_rows(df["age"], band, n, told)
+    if edges is not None and relabel and bands and list(edges) == relabel and len(bands) == len(relabel):
+        edges = tuple(bands)        # the classes are split's --age-bands; --relabel-age only moved rows into them
+    return None if edges is None else list(edges)
+
+
 def decode_processes() -> int:
     """Processes that decode image files (the cache build, or DataLoader workers reading files): min(8, cores)."""
     import os
@@ -241,7 +268,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
          "interpolation": cfg.interpolation, "resize_mode": cfg.resize_mode, "drop_rate": float(cfg.drop_rate),
          "target": cfg.target if cfg.heads == "single" else "label",
          "preprocess": preprocess_applied(df),       # predict compares its test images' with it
-         "letterbox": letterboxed(df)},              # predict pads its test images to squares so too
+         "letterbox": letterboxed(df),               # predict pads its test images to squares so too
+         "age_bands": _age_bands(df, cfg.src, heads, decode)},   # ensemble --combine profile compares them
         source=f"--model {cfg.model}")
 
     # the starting weights, loaded once now: an unfit file fails before the run folder is made and the image cache
