@@ -1493,3 +1493,28 @@ def test_an_unfinished_folds_all_set_says_how_many_folds_it_plans(tmp_path):
     shutil.rmtree(run / "fold_2")            # what a set interrupted before its last fold leaves
     (run / "oof_score.json").unlink()
     assert read_run(run).progress == "folds done 2/3"
+
+
+def test_raw_age_target_on_profile_data_is_said_before_training(tmp_path, monkeypatch, capsys):
+    """`train --target age` on the mask competition's profiles trained one class per age for the whole run and was
+    refused only by ensemble --combine profile; it is said once the columns are known, before the heads are built
+    and any image is decoded, naming --target age_band."""
+    import imgcls.train as tr
+    from imgcls import manifest as mf
+    df = mf.load(make_profiles(tmp_path / "profiles", n_profiles=4), mf.LayoutOptions())
+    mf.write(df, tmp_path / "m.csv")
+
+    class Stop(Exception):
+        pass
+
+    def stop(*a, **k):
+        raise Stop
+    monkeypatch.setattr(tr, "_heads_meta", stop)
+    for target, said in (("age", True), ("age_band", False)):
+        capsys.readouterr()
+        with pytest.raises(Stop):
+            run_train(TrainConfig(src=str(tmp_path / "m.csv"), model="test_resnet", pretrained=False, img_size=32,
+                                  workers=0, device="cpu", epochs=1, target=target, out=str(tmp_path / "runs")))
+        err = " ".join(capsys.readouterr().err.split())
+        assert ("--target age trains one class per age" in err and "train --target age_band" in err) == said, err
+    assert not (tmp_path / "runs").exists()

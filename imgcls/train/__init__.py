@@ -247,6 +247,11 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         raise UserError(f"--target {cfg.target}: the data has no such column"
                         + (f" (columns with classes: {', '.join(attrs)})" if attrs else "")
                         + "; give a label or attribute column of the manifest")
+    if dist.main and cfg.target == "age" and "age_band" in df.columns:     # a profile dataset's raw ages
+        from imgcls.console import warn
+        warn(f"--target age trains one class per age ({df['age'].nunique()} ages in {cfg.src}), which ensemble "
+             f"--combine profile and predict --format mask cannot use (they take the age band): for the "
+             f"competition's classes train --target age_band (the bands of split --age-bands)")
     single = cfg.heads == "single" and cfg.target == "label"
     hint = mf.label_column_hint(df, "--target", "trains on") if single else ""
     if hint:                            # a competition CSV whose classes are in a column of another name (artist)
