@@ -190,7 +190,9 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
     members_note = ("own val: each member's macro-F1 on its own validation rows"
                     + (f" (out-of-fold for the k-fold member(s) {', '.join(kfold)}: each row scored by the fold that "
                        f"did not train on it)" if kfold else "")
-                    + "; common val: on the rows every member predicted (the ensemble is scored there)")
+                    + "; common val: on the rows every member predicted (the ensemble is scored there)"
+                    + ("; weight: a member's share within the attribute(s) it predicts (the profile multiplies the "
+                       "attributes' probabilities)" if spec.combine == "profile" else ""))
     return report.write_report(out / "report.html", "ensemble.html", title=f"imgcls ensemble: {spec.name}",
                                summary=S(report.key_values(kv)), members=S(report.table(shown, digits=4)),
                                members_note=members_note, **ctx)

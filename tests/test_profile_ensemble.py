@@ -181,3 +181,27 @@ def test_age_members_of_other_bands_are_refused_before_anything_is_read(tmp_path
     # the age band from the 40 run alone: its two bands make the scheme (12 classes)
     spec = build_ensemble([runs[0], runs[1], two], combine="profile", out=tmp_path / "two")
     assert len(spec.classes) == 12
+
+
+def test_the_weights_shown_are_each_members_share_within_its_attribute(tmp_path, capsys):
+    """The table showed 1/3 per member of mask / gender / age runs, and 1.000 for the ensemble: no member has such
+    a weight in a product of the attributes (each alone gives its attribute: all of it). The column is now each
+    member's share within the attribute(s) it gives, and says so."""
+    rows = [("/d", f"img{k}.jpg") for k in range(4)]
+    runs, _ = _runs(tmp_path, rows)
+    capsys.readouterr()
+    build_ensemble(runs, combine="profile", out=tmp_path / "e")
+    said = " ".join("".join(capsys.readouterr()).split())
+    w = pd.read_csv(tmp_path / "e" / "scores.csv")["weight"].tolist()
+    assert w[:3] == [1.0, 1.0, 1.0] and np.isnan(w[3]), w
+    assert "0.333" not in said and "weight: a member's share within the attribute(s) it predicts" in said, said
+    assert "share within the attribute(s)" in (tmp_path / "e" / "report.html").read_text()
+    vr = [(r, p, str(v)) for (r, p), v in zip(rows, [2, 1, 0, 0])]
+    age2 = make_tiny_run(tmp_path / "runs" / "age2", classes=("0", "1", "2"), target="age_band", seed=9, val_rows=vr)
+    prof = make_tiny_run(tmp_path / "runs" / "prof", multi=True, seed=3,
+                         val_rows=[(r, p, str(v)) for (r, p), v in zip(rows, [14, 4, 9, 0])])
+    build_ensemble([*runs, age2, prof], weights="1,1,1,1,2", combine="profile", out=tmp_path / "w")
+    w = pd.read_csv(tmp_path / "w" / "scores.csv")["weight"].tolist()
+    # mask: mask 1/3, prof 2/3; gender alike; age_band: age_band, age2 1/4 each, prof 1/2 (prof: shares differ)
+    assert w[:2] == pytest.approx([1 / 3, 1 / 3]) and w[2:4] == pytest.approx([0.25, 0.25]), w
+    assert np.isnan(w[4]) and np.isnan(w[5])

@@ -185,15 +185,18 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
         common = common.intersection(o.index)
     rows = []
     truth = {a: np.full(len(common), -1) for a in PROFILE_ATTRS}
-    for m, meta, o in zip(members, metas, oofs):
+    for i, (m, meta, o) in enumerate(zip(members, metas, oofs)):
         cls = list(meta.classes)
         lab = o["label"].map({c: i for i, c in enumerate(cls)})
         ok = lab.notna()
         f1 = macro_f1(lab[ok].astype(int).to_numpy(), o.loc[ok, [f"p_{c}" for c in cls]].to_numpy().argmax(1),
                       len(cls))
         attrs = member_attributes(meta, scheme, m.name)
+        # its weight within each attribute it gives (the product has no overall weight); one number where equal
+        share = {round(float(w[i] / sum(w[j] for j in givers[a])), 9) for a in attrs}
         rows.append({"member": f"{m.name} ({attrs[0] if len(attrs) == 1 else 'profile'})",
-                     "checkpoints": len(m.checkpoints), "weight": m.weight, "val_images": int(ok.sum()),
+                     "checkpoints": len(m.checkpoints), "weight": share.pop() if len(share) == 1 else float("nan"),
+                     "val_images": int(ok.sum()),
                      "val_macro_f1": f1, "common_macro_f1": float("nan")})
         for a, v in _true_attributes(meta, o.loc[common, "label"], scheme).items():
             truth[a] = np.where(truth[a] < 0, v, truth[a])
@@ -203,7 +206,8 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
     scores: dict = {"members": {r["member"]: {"val_macro_f1": r["val_macro_f1"]} for r in rows},
                     "common_val_images": int(len(y))}
     ens_row = {"member": f"ensemble (profile: product of the attributes' probabilities, {method})",
-               "checkpoints": sum(len(m.checkpoints) for m in members), "weight": 1.0, "val_images": int(len(y)),
+               "checkpoints": sum(len(m.checkpoints) for m in members), "weight": float("nan"),
+               "val_images": int(len(y)),
                "val_macro_f1": float("nan"), "common_macro_f1": float("nan")}
     oof = None
     if len(y):

@@ -17,6 +17,9 @@ def print_scores(table: pd.DataFrame) -> None:
     if table["member"].str.contains("weights fitted on these rows").any():
         notes.append("weights fitted on these rows: optimistic (the same rows chose the weights); "
                      "the cross-fitted row scores each row with weights fitted without it")
+    if table["member"].str.startswith("ensemble (profile").any():
+        notes.append("weight: a member's share within the attribute(s) it predicts (the profile multiplies the "
+                     "attributes' probabilities; blank where its shares differ by attribute)")
     t.caption = "; ".join(notes) or None
     t.add_column("member")
     t.add_column("ckpts", justify="right")
@@ -26,5 +29,6 @@ def print_scores(table: pd.DataFrame) -> None:
     for _, r in table.iterrows():
         own = "" if pd.isna(r["val_macro_f1"]) else f"{r['val_macro_f1']:.4f}"
         common = "" if pd.isna(r["common_macro_f1"]) else f"{r['common_macro_f1']:.4f}"
-        t.add_row(str(r["member"]), str(r["checkpoints"]), f"{r['weight']:.3f}", f"{own} ({r['val_images']})", common)
+        t.add_row(str(r["member"]), str(r["checkpoints"]), "" if pd.isna(r["weight"]) else f"{r['weight']:.3f}",
+                  f"{own} ({r['val_images']})", common)
     print_table(t)
