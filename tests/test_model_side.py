@@ -257,3 +257,4 @@ def test_train_records_the_age_bands_its_labels_were_made_with(tmp_path, edges, 
     with pytest.raises(UserError, match="age_bands"):
         ModelMeta.from_dict({**meta.to_dict(), "age_bands": [60, 30]})
     assert _age_bands(df.drop(columns="age"), str(src), h, decode) is None        # not a profile table
+    assert _age_bands(df.assign(age_band=""), str(src), h, decode) is None       # bands emptied: not told

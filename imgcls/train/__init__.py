@@ -77,6 +77,8 @@ def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[in
     if not {"age", "age_band"} <= set(df.columns):
         return None
     band = pd.to_numeric(df["age_band"], errors="coerce")
+    if band.isna().any():           # an emptied or hand-written band: not made by edges
+        return None
     if decode == "profile":
         n = len(heads[2]["classes"])
     else:
