@@ -52,8 +52,8 @@ class ModelMeta:
     letterbox: tuple[int, ...] | None = None     # RGB preprocess padded the training images to squares with
     #                                              (--size, --resize-mode pad); test images are padded so first
     age_bands: tuple[int, ...] | None = None     # the age band edges the run's age_band values were made with
-    #                                              (split --age-bands 40: (40,)); None: not a profile run, or an
-    #                                              older checkpoint (ensemble --combine profile takes (30, 60))
+    #                                              (split --age-bands 40: (40,)); None: not a profile run, an
+    #                                              older checkpoint, or edges train could not tell (not checked)
     extra: dict = field(default_factory=dict, compare=False)   # keys this version does not know, kept as read
 
     @property

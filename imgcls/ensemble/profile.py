@@ -38,15 +38,9 @@ def _int_classes(classes: Sequence[str]) -> list[int] | None:
 
 
 def member_age_bands(meta) -> tuple[int, ...] | None:
-    """The age band edges a member's age_band values mean: recorded by train (ModelMeta.age_bands); a checkpoint
-    without the record is taken as of the default bands, unless it is a profile run with another number of them
-    (None: not known)."""
-    from imgcls.profiles import DEFAULT_AGE_BANDS
-    if meta.age_bands is not None:
-        return tuple(meta.age_bands)
-    if meta.decode == "profile" and meta.head_sizes[2] != len(DEFAULT_AGE_BANDS) + 1:
-        return None
-    return tuple(DEFAULT_AGE_BANDS)
+    """The age band edges a member's age_band values mean, as train recorded them (ModelMeta.age_bands); None: not
+    known (a checkpoint older than the record, or labels whose edges train could not tell)."""
+    return None if meta.age_bands is None else tuple(meta.age_bands)
 
 
 def profile_scheme(metas: Sequence, names: Sequence[str]):
@@ -64,13 +58,18 @@ def profile_scheme(metas: Sequence, names: Sequence[str]):
             edges[name] = member_age_bands(meta)
     told = {e for e in edges.values() if e is not None}
     if len(told) > 1:
-        def say(meta, e):
-            return ("not known" if e is None else ",".join(map(str, e))) + \
-                ("" if meta.age_bands is not None else " (not recorded: an older checkpoint)")
-        by_name = dict(zip(names, metas))
         raise UserError("--combine profile: the members that predict the age band were trained with different age "
-                        "bands (" + "; ".join(f"{n}: {say(by_name[n], e)}" for n, e in edges.items()) + "); combine "
-                        "runs trained on labels of the same split --age-bands")
+                        "bands (" + "; ".join(f"{n}: {'not recorded' if e is None else ','.join(map(str, e))}"
+                                              for n, e in edges.items()) + "); combine runs trained on labels of the "
+                        "same split --age-bands")
+    unknown = [n for n, e in edges.items() if e is None]
+    if unknown and len(edges) > 1:      # checked where recorded; an unrecorded member cannot be, which is said
+        from imgcls.console import warn
+        known = "; ".join(f"{n}: {','.join(map(str, e))}" for n, e in edges.items() if e is not None)
+        warn(f"--combine profile: the age band edges of {', '.join(unknown)} are not recorded (a checkpoint from "
+             f"before train recorded them, or labels whose edges train could not tell), so "
+             f"{'they are' if len(unknown) > 1 else 'it is'} not checked against the other members' "
+             f"({known or 'none recorded'}): combine runs trained on labels of the same split --age-bands")
     if told:
         scheme = ProfileScheme.from_edges(told.pop())
     covered: set[str] = set()

@@ -72,7 +72,7 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
 def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[int] | None:
     """The age band edges of a profile table's `age_band` values (ModelMeta.age_bands; None: no age / age_band
     columns, or bands not made by edges). A split's table is read with the edges its summary recorded (--age-bands;
-    rows put in by --relabel-age are of those bands too), else the default bands or each band's youngest age."""
+    rows put in by --relabel-age are of those bands too), else the default bands where they fit every row."""
     from imgcls.profiles import bands_of_labels, edges_of_rows
     if not {"age", "age_band"} <= set(df.columns):
         return None
