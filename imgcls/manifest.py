@@ -88,7 +88,6 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     # split
     Column("split", "str", "split"), Column("fold", "int", "split"), Column("drop_reason", "str", "split"),
 )}
-STRING_COLUMNS = [c.name for c in COLUMNS.values() if c.kind == "str"]
 # The one truth table of a bool cell (case and surrounding spaces ignored); an empty cell takes the column's `blank`
 # (`keep`: kept - no decision to drop it, as for a manifest without the column). Anything else is an error.
 TRUE_WORDS = ("true", "1", "1.0", "yes", "y", "t")
@@ -225,7 +224,9 @@ def labels_from(df: pd.DataFrame, col: str, src) -> pd.DataFrame:
 
 
 def read_manifest_file(path: Path) -> pd.DataFrame:
-    df = read_csv(path, "manifest", dtype={c: str for c in STRING_COLUMNS}, keep_default_na=False, low_memory=False)
+    # every cell read as text, then the declared columns typed (coerce): a column of the data's own (DACON's
+    # `artist`, read later with --label-col) keeps '001', '1' and '1.5' as written, never 1.0 / 1.0 / 1.5
+    df = read_csv(path, "manifest", dtype=str, keep_default_na=False)
     if "path" not in df.columns:
         raise UserError(f"{path} has no 'path' column; it is not an imgcls manifest (read a competition CSV "
                         f"with --layout csv --path-col NAME)")

@@ -340,6 +340,22 @@ def test_dacon_s_folder_given_whole_points_at_its_train_csv(tmp_path, capsys):
         mf.load(m, opts(path_col="img_path"), scan=False)
 
 
+def test_a_manifests_own_columns_keep_class_names_as_written(tmp_path):
+    """A manifest written from a CSV read unlabeled keeps DACON's `artist` column as text; read back with
+    --label-col artist, classes '001', '1', '1.5', '06' stay themselves (pandas' inference of an all-numeric column
+    made them 1.0, 1.0, 1.5 and 6.0: '001' and '1' merged into one class '1.0')."""
+    d = tmp_path / "data"
+    names = ["001", "1", "1.5", "06"]
+    for i in range(len(names)):
+        make_image(d / "train" / f"T {i}.jpg", seed=i)
+    pd.DataFrame({"id": [f"TRAIN_{i}" for i in range(len(names))],
+                  "img_path": [f"./train/T {i}.jpg" for i in range(len(names))],
+                  "artist": names}).to_csv(d / "train.csv", index=False)
+    m = mf.write(mf.load(d / "train.csv", scan=False), tmp_path / "m" / "manifest.csv")
+    again = mf.load(m, opts(label_col="artist"), scan=False)
+    assert again["label"].tolist() == names and again["artist"].tolist() == names
+
+
 def test_competition_csv_guesses_and_errors(tmp_path, image_folder):
     csv = tmp_path / "train.csv"
     pd.DataFrame({"image_path": ["a/000.png", "missing.png"], "label": ["a", "b"]}).to_csv(csv, index=False)
