@@ -134,6 +134,12 @@ def images_under(root: Path) -> list[Path]:
     return out
 
 
+def nfc(text: str) -> str:
+    """`text` in Unicode's composed form (NFC), as competitions spell their ids and classes: a file or folder name
+    unpacked from a macOS zip is decomposed (NFD), the same Korean or accented name as other bytes."""
+    return unicodedata.normalize("NFC", text)
+
+
 def _rel(p: Path, root: Path) -> str:
     return p.relative_to(root).as_posix()
 
@@ -163,14 +169,14 @@ def read_folder(root: Path, loose_images: str = "warn") -> pd.DataFrame:
         if splits:
             part = splits[rel.parts[0]]
             if len(rel.parts) >= 3 or (part == "test" and len(rel.parts) == 2):
-                rows.append({"path": rel.as_posix(), "label": rel.parts[1] if len(rel.parts) >= 3 else "",
+                rows.append({"path": rel.as_posix(), "label": nfc(rel.parts[1]) if len(rel.parts) >= 3 else "",
                              "group": "", "split": part})
             else:
                 loose.append(rel.as_posix())
         elif len(rel.parts) < 2:
             loose.append(rel.as_posix())
         else:
-            rows.append({"path": rel.as_posix(), "label": rel.parts[0], "group": ""})
+            rows.append({"path": rel.as_posix(), "label": nfc(rel.parts[0]), "group": ""})   # path as on disk
     if splits:
         info(f"{root}: split-folder layout ({', '.join(sorted(splits))}): the folder gives the `split` column, "
              f"the next folder the label")
@@ -245,7 +251,7 @@ def _file_named(folder: Path, name: str) -> str | None:
     `id` column) the first of COMMON_EXTENSIONS (also upper case) that exists; None when none is. A name the CSV
     spells in another Unicode normal form than the file system (Korean or accented names unpacked from a macOS zip
     are NFD, the CSV NFC) is found too, and returned as the file system spells it."""
-    for spelling in dict.fromkeys((name, unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name))):
+    for spelling in dict.fromkeys((name, nfc(name), unicodedata.normalize("NFD", name))):
         if imgio.is_image_name(spelling):
             if (folder / spelling).is_file():
                 return spelling

@@ -6,7 +6,6 @@ counts and an example; `check_template_fits` against the run's classes; `Templat
 from __future__ import annotations
 
 import os
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -15,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
-from imgcls.layouts import read_csv
+from imgcls.layouts import nfc, read_csv
 
 # name -> (id column, label column, value: 'name' (class name) or 'index' (class id))
 FORMATS = {"id,label": ("id", "label", "name"),
@@ -65,12 +64,6 @@ def check_class_ids(fmt: str, kind: str, classes: Sequence[str], targets: Sequen
     if names:
         raise UserError(f"{fmt} writes class ids, and this run's classes are names ({', '.join(names[:3])}"
                         f"{', ...' if len(names) > 3 else ''}); use --format id,label or ID_COL,LABEL_COL")
-
-
-def nfc(text: str) -> str:
-    """`text` in Unicode's composed form (NFC), as competitions spell their ids: a file name unpacked from a macOS zip
-    is decomposed (NFD), the same Korean or accented name as other bytes."""
-    return unicodedata.normalize("NFC", text)
 
 
 def _key_candidates(df: pd.DataFrame, id_col: str) -> list[tuple[str, list[str]]]:

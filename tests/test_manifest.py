@@ -250,6 +250,23 @@ def test_competition_csv(tmp_path, image_folder):
     assert (df["error"] == "").all() and df["width"].tolist() == [48] * 3
 
 
+def test_class_folders_spelled_nfd_give_nfc_class_names(tmp_path):
+    """Korean class folders unpacked from a macOS zip are NFD on disk: the class name was kept NFD, so the
+    submission's labels were other bytes than the competition's (NFC) for the same-looking name, and a folder in
+    each form made two classes that look alike. Labels are NFC; paths stay spelled as on disk."""
+    import unicodedata
+    name = "마스크 착용 (정상)"
+    root = tmp_path / "raw"
+    make_image(root / unicodedata.normalize("NFD", name) / "a.png", seed=1)
+    make_image(root / name / "b.png", seed=2)
+    df = mf.load(root, scan=False)
+    assert df["label"].unique().tolist() == [name]
+    assert unicodedata.normalize("NFD", name) + "/a.png" in df["path"].tolist()
+    split_root = tmp_path / "split"
+    make_image(split_root / "train" / unicodedata.normalize("NFD", name) / "c.png", seed=3)
+    assert mf.load(split_root, scan=False)["label"].tolist() == [name]
+
+
 def test_a_csv_finds_files_spelled_in_another_unicode_form(tmp_path):
     """DACON's Korean (or any accented) file names unpacked from a macOS zip are NFD on disk while train.csv spells
     them NFC: the names looked the same and every row was 'cannot read file: No such file or directory'. The file
