@@ -34,7 +34,7 @@ def resolve_format(fmt: str) -> tuple[str, str, str]:
     if key in FORMATS:
         return FORMATS[key]
     if key.count(",") == 1 and all(key.split(",")):
-        a, b = fmt.replace(" ", "").split(",")
+        a, b = (part.strip() for part in fmt.split(","))    # '이미지 ID, 정답' -> '이미지 ID', '정답'
         return a, b, "name"
     raise UserError(f"unknown --format '{fmt}'; use id,label, mask (ImageID,ans with class ids), "
                     f"dacon (id,artist), or ID_COL,LABEL_COL")

@@ -198,6 +198,10 @@ def test_formats():
     assert build_submission(files, np.array([1, 0]), ["cat", "dog"], "dacon")["id"].tolist() == ["TEST_00000.jpg", "x"]
     with pytest.raises(UserError, match="unknown --format"):
         build_submission(df, np.array([1, 0]), ["cat", "dog"], "weird")
+    # ID_COL,LABEL_COL names the columns as the competition spells them, spaces inside a name kept (they were
+    # dropped: '이미지 ID' became '이미지ID'); spaces around the comma are not part of a name
+    assert list(build_submission(df, np.array([1, 0]), ["cat", "dog"], "이미지 ID, 정답 라벨").columns) == \
+        ["이미지 ID", "정답 라벨"]
 
 
 def test_ids_of_file_names_unpacked_as_nfd_are_the_competition_s_nfc(tmp_path):
