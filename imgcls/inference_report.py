@@ -106,7 +106,11 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
                                           else "")),
           ("time", f"{summary['seconds']:.1f} s ({summary['images_per_s']} images/s)"),
           ("submission", summary["submission"]), ("probabilities", summary["probs"])]
-    members = pd.DataFrame([{"member": m["name"], "weight": m["weight"], "checkpoints": len(m["checkpoints"]),
+    from imgcls.ensemble.profile import share_text
+    # a --combine profile member's weight: its share within the attribute(s) it predicts (predict.json's share)
+    members = pd.DataFrame([{"member": m["name"], **({"weight (share within its attribute)": share_text(m["share"])}
+                                                     if "share" in m else {"weight": m["weight"]}),
+                             "checkpoints": len(m["checkpoints"]),
                              "files": " ".join(Path(c).as_posix() for c in m["checkpoints"])}
                             for m in summary["members"]])
     ctx = {"eval": "", "eval_note": "", "per_class": "", "per_class_note": "", "confusion": "", "unreadable": ""}

@@ -303,11 +303,12 @@ class Probabilities:
 
 def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta: TTASpec, merge: str = "mean",
                     device: str = "auto", batch_size: int = 32, workers: int = 2, amp: bool | None = None,
-                    errors: Sequence[str] | None = None, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS
-                    ) -> Probabilities:
+                    errors: Sequence[str] | None = None, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS,
+                    scheme=None) -> Probabilities:
     """Probabilities of every member (each checkpoint of each member, with TTA) combined by the spec's method;
     an image with more than `max_pixels` pixels is reported as unreadable. `amp`: float16 autocast on CUDA (None:
-    on there); asked for (True) on another device, where it does nothing, said in one line."""
+    on there); asked for (True) on another device, where it does nothing, said in one line. `scheme`: a --combine
+    profile spec's ProfileScheme where the caller made it already (profile_scheme, which may warn), else made here."""
     import torch
     from imgcls.device import device_name, resolve_device
     from imgcls.train.checkpoint import load_model
@@ -332,7 +333,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     if spec.combine == "profile":
         from imgcls.ensemble import profile_scheme
         metas = [lms[0].meta for lms in loaded]
-        scheme = profile_scheme(metas, [m.name for m in spec.members])
+        scheme = scheme or profile_scheme(metas, [m.name for m in spec.members])
         if scheme.n_classes != n_cls:
             raise UserError(f"{spec.path}: {n_cls} classes, its members make {scheme.n_classes}; rebuild the "
                             f"ensemble")
@@ -837,8 +838,16 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     require_one_readable(df, pre_err, max_pixels, **unreadable)
     classes = list(spec.classes)
     running = spec.running().members
-    members = ", ".join(f"{m.name} x{len(m.checkpoints)}" + (f" (w={m.weight:.2f})" if spec.method != "soft" else "")
-                        + ("" if any(m is r for r in running) else ": not run, it adds nothing") for m in spec.members)
+    scheme, shares = None, None
+    if spec.combine == "profile":       # a member's weight is its share within its attribute(s), as ensemble shows
+        from imgcls.ensemble.profile import member_meta, member_shares, profile_scheme, share_text
+        metas = [member_meta(m) for m in spec.members]
+        scheme = profile_scheme(metas, [m.name for m in spec.members])
+        shares = member_shares(metas, spec.weights, scheme)
+    weights = [share_text(x) for x in shares] if shares else [f"{m.weight:.2f}" for m in spec.members]
+    members = ", ".join(f"{m.name} x{len(m.checkpoints)}" + (f" (w={w})" if spec.method != "soft" else "")
+                        + ("" if any(m is r for r in running) else ": not run, it adds nothing")
+                        for m, w in zip(spec.members, weights))
     how = (f"the product of the attributes' probabilities ({spec.method} within each)" if spec.combine == "profile"
            else f"method {spec.method}")
     info(f"predicting with {spec.name}: {members}; {how}; TTA {tta_spec.text} "
@@ -847,7 +856,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     warn_preprocess_differs(spec, given, data)
     say_letterbox(spec, given)
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
-                            errors=pre_err, max_pixels=max_pixels)
+                            errors=pre_err, max_pixels=max_pixels, scheme=scheme)
     mf.require_readable(df.assign(error=probs.errors), **unreadable)
     bad = [i for i, e in enumerate(probs.errors) if e]
     pred = np.nan_to_num(probs.tta, nan=-1.0).argmax(1)
@@ -886,8 +895,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                                                          else ""))      # a run, not an ensemble's vote
     summary = {"source": str(spec.path or spec.members[0].run), "name": spec.name, "method": method,
                "combine": spec.combine,
-               "members": [{"name": m.name, "weight": m.weight, "checkpoints": [str(c) for c in m.checkpoints]}
-                           for m in spec.members],
+               "members": [{"name": m.name, "weight": m.weight,
+                            **({"share": {a: round(v, 6) for a, v in shares[k].items()}} if shares else {}),
+                            "checkpoints": [str(c) for c in m.checkpoints]} for k, m in enumerate(spec.members)],
                "data": str(data), "data_rows": part if only else "all", "n_images": n, "n_unreadable": len(bad),
                "unreadable": {"pred": fallback, "paths": [str(p) for p in mf.image_paths(df.iloc[bad])]},
                "tta": tta_spec.text, "tta_views": tta_spec.n_views, "tta_merge": tta_merge,

@@ -211,3 +211,31 @@ def test_the_weights_shown_are_each_members_share_within_its_attribute(tmp_path,
     # mask: mask 1/3, prof 2/3; gender alike; age_band: age_band, age2 1/4 each, prof 1/2 (prof: shares differ)
     assert w[:2] == pytest.approx([1 / 3, 1 / 3]) and w[2:4] == pytest.approx([0.25, 0.25]), w
     assert np.isnan(w[4]) and np.isnan(w[5])
+
+
+def test_predict_shows_each_members_share_within_its_attribute_as_the_ensemble_does(tmp_path, capsys):
+    """predict on a `--combine profile --weights 1,1,3,1` ensemble said each member's overall weight (w=0.17 for the
+    mask run, which alone gives the mask: all of it) on screen and in report.html, while `imgcls ensemble` showed
+    the shares within each attribute; both now show the same shares (ensemble.profile.member_shares)."""
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    rows = [("/d", f"img{k}.jpg") for k in range(4)]
+    runs, _ = _runs(tmp_path, rows)
+    age2 = make_tiny_run(tmp_path / "runs" / "age2", classes=("0", "1", "2"), target="age_band", seed=9,
+                         val_rows=[(r, p, str(v)) for (r, p), v in zip(rows, [2, 1, 0, 0])])
+    ens = tmp_path / "ens"
+    build_ensemble([*runs, age2], weights="1,1,3,1", combine="profile", out=ens)
+    ev = tmp_path / "eval"
+    for i in range(2):
+        make_image(ev / f"t{i}.jpg", size=(30, 40), seed=i, kind="noise")
+    r = CliRunner().invoke(app, ["predict", str(ens), "--data", str(ev), "--out", str(tmp_path / "pred"),
+                                 "--format", "mask", "--workers", "0"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert "w=0.17" not in said and "w=0.50" not in said, said
+    assert "mask x1 (w=1.00)" in said and "age_band x1 (w=0.75)" in said and "age2 x1 (w=0.25)" in said, said
+    html = (tmp_path / "pred" / "report.html").read_text()
+    assert "share within" in html and "0.167" not in html and "0.75" in html, html
+    got = json.loads((tmp_path / "pred" / "predict.json").read_text())["members"]
+    assert [m["share"] for m in got] == [{"mask": 1.0}, {"gender": 1.0}, {"age_band": 0.75}, {"age_band": 0.25}]

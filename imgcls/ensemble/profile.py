@@ -143,6 +143,28 @@ def combine_profile(member_probs: Sequence[np.ndarray], metas: Sequence, weights
     return pm[:, m] * pg[:, g] * pb[:, b]
 
 
+def member_shares(metas: Sequence, weights: Sequence[float], scheme) -> list[dict[str, float]]:
+    """Each member's share within each attribute it predicts, {attribute: share}: its weight over the summed weights
+    of the members that predict that attribute (combine_profile's weighted mean per attribute). The product of the
+    attributes gives no member an overall weight: a member that alone predicts its attribute has all of it (1.0).
+    What the ensemble's table and predict show as a member's weight."""
+    attrs = [member_attributes(meta, scheme) for meta in metas]
+    tot = {a: sum(float(w) for w, at in zip(weights, attrs) if a in at) for a in PROFILE_ATTRS}
+    return [{a: float(w) / tot[a] if tot[a] > 0 else 0.0 for a in at} for w, at in zip(weights, attrs)]
+
+
+def share_value(share: dict[str, float]) -> float:
+    """A member's one share (member_shares), NaN where it differs by attribute (a profile run beside others)."""
+    vals = {round(v, 9) for v in share.values()}
+    return vals.pop() if len(vals) == 1 else float("nan")
+
+
+def share_text(share: dict[str, float]) -> str:
+    """A member's share said in a line or a table cell: '0.75', or per attribute where they differ."""
+    v = share_value(share)
+    return f"{v:.2f}" if v == v else ", ".join(f"{a} {x:.2f}" for a, x in share.items())
+
+
 def _true_attributes(meta, labels: pd.Series, scheme) -> dict[str, np.ndarray]:
     """{attribute: true value per row (-1 unknown)} from a member's validation labels."""
     vals = pd.to_numeric(labels, errors="coerce").to_numpy(np.float64)
@@ -173,11 +195,11 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
         w = parse_weights(weights, len(members))
     for m, x in zip(members, w):
         m.weight = float(x)
+    shares = member_shares(metas, w, scheme)
     shared = {a: g for a, g in givers.items() if len(g) > 1}
-    if shared:      # the weight each member has within an attribute, which the table's overall weight is not
+    if shared:      # the weight each member has within an attribute, which the spec's overall weight is not
         info("weights within each attribute: " + "; ".join(
-            f"{a}: " + ", ".join(f"{members[i].name} {w[i] / sum(w[j] for j in g):.2f}" for i in g)
-            for a, g in shared.items()))
+            f"{a}: " + ", ".join(f"{members[i].name} {shares[i][a]:.2f}" for i in g) for a, g in shared.items()))
     oofs = [read_oof(m.run, list(meta.classes)) for m, meta in zip(members, metas)]
     common = oofs[0].index
     for o in oofs[1:]:
@@ -191,10 +213,8 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
         f1 = macro_f1(lab[ok].astype(int).to_numpy(), o.loc[ok, [f"p_{c}" for c in cls]].to_numpy().argmax(1),
                       len(cls))
         attrs = member_attributes(meta, scheme, m.name)
-        # its weight within each attribute it gives (the product has no overall weight); one number where equal
-        share = {round(float(w[i] / sum(w[j] for j in givers[a])), 9) for a in attrs}
         rows.append({"member": f"{m.name} ({attrs[0] if len(attrs) == 1 else 'profile'})",
-                     "checkpoints": len(m.checkpoints), "weight": share.pop() if len(share) == 1 else float("nan"),
+                     "checkpoints": len(m.checkpoints), "weight": share_value(shares[i]),
                      "val_images": int(ok.sum()),
                      "val_macro_f1": f1, "common_macro_f1": float("nan")})
         for a, v in _true_attributes(meta, o.loc[common, "label"], scheme).items():
