@@ -159,7 +159,8 @@ def split_folders(root: Path) -> dict[str, str]:
 def read_folder(root: Path, loose_images: str = "warn") -> pd.DataFrame:
     """ImageFolder (root/<class>/**/<image>), or the split-folder layout (root/train/<class>/..., root/val/<class>/
     ..., root/test/[<class>/]...): the first folder then gives the `split` column and the second the label (test
-    images directly under test/ are unlabeled). Images outside a class folder are left out with a warning, or with
+    images directly under test/ are unlabeled); the label is the folder's name as on disk (manifest.load makes every
+    label NFC). Images outside a class folder are left out with a warning, or with
     `loose_images="refuse"` (predict: a submission must cover every test image) refused in one line."""
     rows = []
     loose = []
@@ -169,14 +170,14 @@ def read_folder(root: Path, loose_images: str = "warn") -> pd.DataFrame:
         if splits:
             part = splits[rel.parts[0]]
             if len(rel.parts) >= 3 or (part == "test" and len(rel.parts) == 2):
-                rows.append({"path": rel.as_posix(), "label": nfc(rel.parts[1]) if len(rel.parts) >= 3 else "",
+                rows.append({"path": rel.as_posix(), "label": rel.parts[1] if len(rel.parts) >= 3 else "",
                              "group": "", "split": part})
             else:
                 loose.append(rel.as_posix())
         elif len(rel.parts) < 2:
             loose.append(rel.as_posix())
         else:
-            rows.append({"path": rel.as_posix(), "label": nfc(rel.parts[0]), "group": ""})   # path as on disk
+            rows.append({"path": rel.as_posix(), "label": rel.parts[0], "group": ""})   # NFC in manifest.load
     if splits:
         info(f"{root}: split-folder layout ({', '.join(sorted(splits))}): the folder gives the `split` column, "
              f"the next folder the label")

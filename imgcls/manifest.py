@@ -31,7 +31,7 @@ from imgcls import io as imgio
 from imgcls.console import info, plural, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
-from imgcls.layouts import (CSV_IMAGE_FOLDERS, LAYOUTS, LayoutOptions, folder_csv, images_under, profiles_root,
+from imgcls.layouts import (CSV_IMAGE_FOLDERS, LAYOUTS, LayoutOptions, folder_csv, images_under, nfc, profiles_root,
                             profiles_table_root, read_competition_csv, read_csv, read_folder, read_profiles,
                             read_unlabeled)
 from imgcls.profiles import DEFAULT_AGE_BANDS
@@ -334,6 +334,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if df.empty:
         raise UserError(f"no images found in {src}; check the folder (or --layout)")
     df = ensure_columns(df)
+    # every label in Unicode's composed form, whatever gave it (a class folder unpacked from a macOS zip, a CSV cell
+    # or a manifest column spelled NFD): one class per name that looks the same, spelled as competitions spell it
+    df["label"] = df["label"].map(lambda v: nfc(v) if isinstance(v, str) else v)
     df.attrs[LAYOUT_READ] = layout
     if scan:
         df = scan_images(df, workers=workers, max_pixels=max_pixels)

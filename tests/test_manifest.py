@@ -267,6 +267,24 @@ def test_class_folders_spelled_nfd_give_nfc_class_names(tmp_path):
     assert mf.load(split_root, scan=False)["label"].tolist() == [name]
 
 
+def test_labels_a_csv_spells_nfd_are_nfc_class_names(tmp_path):
+    """A train.csv (or a manifest's --label-col column) spelling a label NFD beside the same label NFC gave two
+    classes that look identical (class folders were made NFC, CSV labels were not). Every label load reads is NFC."""
+    import unicodedata
+    name = "정상"
+    for i in range(3):
+        make_image(tmp_path / "train" / f"{i}.png", seed=i)
+    labels = [unicodedata.normalize("NFD", name), name, "b"]
+    pd.DataFrame({"img_path": [f"train/{i}.png" for i in range(3)], "label": labels,
+                  "kind": labels}).to_csv(tmp_path / "train.csv", index=False)
+    df = mf.load(tmp_path / "train.csv", scan=False)
+    assert df["label"].tolist() == [name, name, "b"]
+    assert df["kind"].tolist() == labels            # another column is kept as written
+    df.drop(columns="label").to_csv(tmp_path / "m.csv", index=False)
+    got = mf.load(tmp_path / "m.csv", mf.LayoutOptions(layout="manifest", label_col="kind"), scan=False)
+    assert got["label"].tolist() == [name, name, "b"]
+
+
 def test_a_csv_finds_files_spelled_in_another_unicode_form(tmp_path):
     """DACON's Korean (or any accented) file names unpacked from a macOS zip are NFD on disk while train.csv spells
     them NFC: the names looked the same and every row was 'cannot read file: No such file or directory'. The file
