@@ -203,17 +203,19 @@ def read_folder(root: Path, loose_images: str = "warn") -> pd.DataFrame:
 
 def empty_class_folders(root: Path, paths: Iterable[str], splits: dict[str, str] | None = None) -> list[str]:
     """The class folders of an ImageFolder `root` (those under each split folder in the split-folder layout) that
-    hold none of the images read, `paths` (relative, posix): a class the data does not have. `splits`:
+    hold none of the images read, `paths` (relative, posix): a class the data does not have. Each is named as the
+    class it would be (NFC, as manifest.load spells labels; 'val/b' under a split folder), and a folder spelled
+    otherwise than one holding images of its class (NFD beside NFC) is no missing class. `splits`:
     split_folders(root) when the caller has it."""
     splits = split_folders(root) if splits is None else splits
     depth = 2 if splits else 1
-    have = {"/".join(p.split("/")[:depth]) for p in paths}
+    have = {nfc("/".join(p.split("/")[:depth])) for p in paths}
     out = []
     for parent in ([root / s for s in sorted(splits)] if splits else [root]):
         for d in sorted(parent.iterdir()):
-            if d.is_dir() and not d.name.startswith(".") and _rel(d, root) not in have:
-                out.append(_rel(d, root))
-    return out
+            if d.is_dir() and not d.name.startswith(".") and nfc(_rel(d, root)) not in have:
+                out.append(nfc(_rel(d, root)))
+    return list(dict.fromkeys(out))         # an empty folder in each spelling: one class
 
 
 def read_unlabeled(root: Path) -> pd.DataFrame:

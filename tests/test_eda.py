@@ -421,3 +421,18 @@ def test_the_closing_line_counts_the_pngs_written(tmp_path, counts):
     r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--workers", "1"])
     assert r.exit_code == 0, r.output
     assert f"{len(list(out.glob('*.png')))} PNGs" in r.output, r.output
+
+
+def test_empty_class_folders_name_the_class_nfc_and_skip_another_spelling_of_a_class(tmp_path, capsys):
+    """Class names are NFC (a macOS zip's folders are NFD), but the empty class folders were named as on disk: an
+    empty NFD folder '정상' beside the NFC '정상' holding the images was said as a class the data does not have. They
+    are named as the class each would be (NFC, as eda's classes), and a spelling of a class the data has is none."""
+    import unicodedata
+    from imgcls.layouts import empty_class_folders
+    nfd = lambda s: unicodedata.normalize("NFD", s)       # noqa: E731
+    root = make_image_folder(tmp_path / "raw", {"정상": 2, "b": 1})
+    (root / nfd("정상")).mkdir()
+    (root / nfd("빈칸")).mkdir()
+    assert empty_class_folders(root, mf.load(root, scan=False)["path"]) == ["빈칸"]
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "hold no images" in ln]
+    assert len(said) == 1 and said[0].endswith(": 빈칸") and "1 class folder(s)" in said[0], said
