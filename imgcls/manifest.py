@@ -349,6 +349,14 @@ def layout_read(df: pd.DataFrame) -> str:
     return df.attrs[LAYOUT_READ]
 
 
+def age_bands_read(df: pd.DataFrame, opts: LayoutOptions | None) -> list[int] | None:
+    """The age band edges `load` made df's age_band labels with from profile folders (LayoutOptions.age_bands);
+    None for another layout. What clean and preprocess record beside their manifest, for train's record of them."""
+    if layout_read(df) != "profiles":
+        return None
+    return [int(e) for e in (opts or LayoutOptions()).age_bands]
+
+
 def read_table(df: pd.DataFrame) -> list[str]:
     """The competition CSV `load` read `df` from ([] for other layouts): a file an output must never replace
     (fsutil.check_not_replacing)."""

@@ -265,3 +265,36 @@ def test_train_records_the_age_bands_its_labels_were_made_with(tmp_path, edges, 
         ModelMeta.from_dict({**meta.to_dict(), "age_bands": [60, 30]})
     assert _age_bands(df.drop(columns="age"), str(src), h, decode) is None        # not a profile table
     assert _age_bands(df.assign(age_band=""), str(src), h, decode) is None       # bands emptied: not told
+
+
+def test_a_manifest_of_clean_or_preprocess_records_the_age_bands_its_profiles_were_read_with(tmp_path):
+    """`imgcls clean PROFILES --age-bands 40` labels two age bands, but train read recorded edges only from
+    split's summary: a run trained on clean's manifest recorded none (the 40 edge cannot be told from the ages),
+    and ensemble --combine profile could not check it. clean_summary.json and preprocess.json record the bands a
+    profile layout was read with, and train reads them beside the manifest as it reads split's."""
+    from conftest import make_profiles
+    from imgcls import manifest as mf
+    from imgcls.clean.config import CleanConfig
+    from imgcls.clean.run import run_clean
+    from imgcls.preprocess.config import PreprocessConfig
+    from imgcls.preprocess.run import run_preprocess
+    from imgcls.train import TrainConfig, run_train
+    from imgcls.train.checkpoint import read_meta
+    from imgcls.train.rundir import find_checkpoints
+    profiles = make_profiles(tmp_path / "profiles", n_profiles=6)
+    forty = mf.LayoutOptions(age_bands=[40])
+    run_clean(profiles, tmp_path / "clean", CleanConfig(near_dup=False, ood=False), forty, workers=1)
+    assert json.loads((tmp_path / "clean" / "clean_summary.json").read_text())["age_bands"] == [40]
+    run = run_train(TrainConfig(src=str(tmp_path / "clean"), model="test_resnet", pretrained=False, img_size=32,
+                                batch_size=8, workers=0, device="cpu", aug="none", epochs=1, heads="multi",
+                                val_split=0.3, out=str(tmp_path / "runs"), name="forty"))
+    assert read_meta(find_checkpoints(run)[0]).age_bands == (40,)
+    run_preprocess(profiles, tmp_path / "pre", PreprocessConfig(size=32), forty, workers=1, report=False)
+    assert json.loads((tmp_path / "pre" / "preprocess.json").read_text())["age_bands"] == [40]
+    from imgcls.train import _age_bands, _heads_meta
+    df = mf.load(tmp_path / "pre" / "manifest.csv", scan=False)
+    h, decode, *_ = _heads_meta(df, TrainConfig(src="x", heads="multi"))
+    assert _age_bands(df, str(tmp_path / "pre" / "manifest.csv"), h, decode) == [40]
+    # a table of another layout records none (the images' manifest, not profile folders)
+    run_clean(tmp_path / "pre", tmp_path / "clean2", CleanConfig(near_dup=False, ood=False), workers=1)
+    assert "age_bands" not in json.loads((tmp_path / "clean2" / "clean_summary.json").read_text())
