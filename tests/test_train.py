@@ -974,7 +974,8 @@ def test_auto_workers_and_amp_are_resolved_into_the_config(two_class, tmp_path):
     from imgcls.train import default_workers
     run = run_train(cfg_for(two_class, tmp_path, name="auto", epochs=1, workers=None, amp=None))
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["workers"] == 0 and saved["amp"] is False          # CPU + decoded-image cache
+    assert saved["workers"] == 0 and saved["amp"] is None           # amp not given: resolved again where reused
+    assert saved["amp_used"] is False                                   # CPU + decoded-image cache
     assert default_workers("cpu", "none") == default_workers("cuda", "ram") == min(8, os.cpu_count())
 
 
@@ -1151,8 +1152,8 @@ def test_every_config_field_is_a_cli_option(two_class, tmp_path):
     params = {p.name for p in cmd.params}
     from imgcls.options import specs
     records = {n for n, (_, spec) in specs(TrainConfig).items() if not spec.cli}   # what train records, not options
-    assert records == {"src", "weights_source", "cache_used"}
-    assert {f.name for f in dataclasses.fields(TrainConfig)} - {"weights_source", "cache_used"} <= params
+    assert records == {"src", "weights_source", "cache_used", "amp_used"}
+    assert {f.name for f in dataclasses.fields(TrainConfig)} - records - {"src"} <= params
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
                                  "--epochs", "1",
                                  "--workers", "0", "--device", "cpu", "--out", str(tmp_path / "runs"), "--name", "x",
@@ -1379,6 +1380,56 @@ def test_a_reused_record_asks_for_the_cache_its_run_was_asked_for(two_class, tmp
             if how[0] == "--config":
                 assert TrainConfig.load(ran / "config.yaml").cache is None
                 assert TrainConfig.load(ran / "config.yaml").cache_used == "disk"
+
+
+def _spy_setup(monkeypatch) -> list:
+    """(DataLoader workers, mixed precision) of each Trainer that trains, as it set them up."""
+    import imgcls.train.loop as loop
+    seen, real = [], loop.Trainer.setup
+
+    def setup(self):
+        real(self)
+        seen.append((self.train_loader.num_workers, self.use_amp))
+    monkeypatch.setattr(loop.Trainer, "setup", setup)
+    return seen
+
+
+def _reuse(first, how, *extra, name="again"):
+    """`imgcls train` reusing the record of run `first`: --config (a new run, `name`) or --resume."""
+    how = (["--config", str(first / "config.yaml"), "--out", str(first.parent), "--name", name]
+           if how == "--config" else ["--resume", str(first)])
+    return CliRunner().invoke(app, ["train", *how, *extra])
+
+
+def test_a_reused_record_resolves_amp_for_the_machine_it_runs_on(two_class, tmp_path, monkeypatch):
+    """config.yaml recorded the amp train resolved for its machine (not given: on for CUDA) as `amp`, so `train
+    --config RUN/config.yaml --device cpu` (or --resume, tune's --config) of a CUDA run took its amp: true as a typed
+    --amp and trained under bf16 autocast on the CPU, where --amp not given is off. The record now keeps what was
+    asked (amp: None when not typed) apart from what ran (amp_used, what the loop reads); `imgcls runs` counts
+    amp_used as how a run ran, not as what it learned."""
+    import yaml
+    from imgcls.runs import changed_options, diff_runs
+    first = run_train(cfg_for(two_class, tmp_path, name="first", amp=None), stop_after=1)
+    rec = TrainConfig.load(first / "config.yaml")
+    assert (rec.amp, rec.amp_used) == (None, False)
+    cuda = {**yaml.safe_load((first / "config.yaml").read_text()), "amp_used": True}    # what a CUDA run records
+    (first / "config.yaml").write_text(yaml.safe_dump(cuda, sort_keys=False))
+    seen = _spy_setup(monkeypatch)
+    for how in ("--config", "--resume"):
+        r = _reuse(first, how, "--device", "cpu")
+        assert r.exit_code == 0, r.output
+        assert seen.pop()[1] is False, how
+    again = TrainConfig.load(first.parent / "again" / "config.yaml")
+    assert (again.amp, again.amp_used) == (None, False)
+    d = diff_runs(first, first.parent / "again")
+    assert d["config"] == [] and "amp_used" in d["ran"]
+    assert "amp_used" not in changed_options(cuda)
+    # a typed --amp is still asked for, and runs as asked
+    r = _reuse(first.parent / "again", "--config", "--amp", name="typed")
+    assert r.exit_code == 0, r.output
+    assert seen.pop()[1] is True
+    typed = TrainConfig.load(first.parent / "typed" / "config.yaml")
+    assert (typed.amp, typed.amp_used) == (True, True)
 
 
 def test_cache_check_reads_nothing_it_cannot(tmp_path, monkeypatch):

@@ -224,8 +224,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     io_workers = decode_processes() if cfg.workers is None else max(1, cfg.workers)
     if cfg.workers is None:     # a cache not given is ram or disk (tdata.plan_cache): cached alike
         cfg.workers = default_workers(device.type, cfg.cache or "ram")
-    if cfg.amp is None:
-        cfg.amp = device.type == "cuda"
+    # mixed precision resolved for this machine: config.yaml records what ran (amp_used) apart from what was asked
+    # (amp, None: not given), which a reused record (--config, --resume, tune) resolves again on its machine
+    cfg.amp_used = device.type == "cuda" if cfg.amp is None else cfg.amp
     if device.type == "cuda" and not cfg.deterministic:
         # cuDNN autotuning, as timm's train.py; training shapes are static then (the Trainer drops the partial
         # last batch), so each convolution is tuned once (run_train restores the flag afterwards)

@@ -299,6 +299,10 @@ class TrainConfig:
     early_stop: int = option(0, panel=OPTIM, lo=0, help="Stop after N epochs without val macro-F1 gain (0: off).")
     amp: bool | None = option(None, panel=RUNTIME, flags=("--amp/--no-amp",), none="on for CUDA, off on CPU",
                               help="Mixed precision: fp16 + scaler on CUDA, bf16 autocast on CPU.")
+    amp_used: bool | None = option(None, cli=False,
+                                   help="Recorded by train: whether the run trained in mixed precision: --amp / "
+                                        "--no-amp, or where neither was given (amp: None, resolved again where the "
+                                        "record is reused) on for CUDA, off on CPU.")
     channels_last: bool = option(True, panel=RUNTIME,
                                  help="channels_last memory format for the model and its batches (on this AVX-512 "
                                       "CPU a tf_efficientnet_lite0 training step took 0.59x the time of the default "

@@ -251,7 +251,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.model, cfg)
         self.sam = cfg.optimizer == "sam"
         self.scheduler, self.sched_per_step = make_scheduler(self.optimizer, cfg, self.updates_per_epoch)
-        self.use_amp = cfg.amp
+        self.use_amp = cfg.amp_used
         self.amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and device.type == "cuda")
         weights = None
