@@ -180,7 +180,7 @@ def test_trainer_phases_run_and_restore_by_part(tmp_path):
     src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(36, 36))
     cfg = TrainConfig(src=str(src), model="test_resnet", pretrained=False, img_size=32, batch_size=4, workers=0,
                       device="cpu",
-                      aug="none", epochs=2, amp=False, cache="none", amp_used=False)
+                      aug="none", epochs=2, amp=False, cache="none", amp_used=False, workers_used=0)
     df, _ = tdata.usable_rows(mf.load(src, scan=True, workers=1))
     heads, decode, classes, targets, final = _heads_meta(df, cfg)
     meta = ModelMeta.from_dict({"model": "test_resnet", "classes": classes, "heads": heads, "decode": decode,

@@ -974,8 +974,8 @@ def test_auto_workers_and_amp_are_resolved_into_the_config(two_class, tmp_path):
     from imgcls.train import default_workers
     run = run_train(cfg_for(two_class, tmp_path, name="auto", epochs=1, workers=None, amp=None))
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["workers"] == 0 and saved["amp"] is None           # amp not given: resolved again where reused
-    assert saved["amp_used"] is False                                   # CPU + decoded-image cache
+    assert saved["workers"] is None and saved["amp"] is None       # not given: resolved again where reused
+    assert saved["workers_used"] == 0 and saved["amp_used"] is False        # CPU + decoded-image cache
     assert default_workers("cpu", "none") == default_workers("cuda", "ram") == min(8, os.cpu_count())
 
 
@@ -1152,7 +1152,7 @@ def test_every_config_field_is_a_cli_option(two_class, tmp_path):
     params = {p.name for p in cmd.params}
     from imgcls.options import specs
     records = {n for n, (_, spec) in specs(TrainConfig).items() if not spec.cli}   # what train records, not options
-    assert records == {"src", "weights_source", "cache_used", "amp_used"}
+    assert records == {"src", "weights_source", "cache_used", "amp_used", "workers_used"}
     assert {f.name for f in dataclasses.fields(TrainConfig)} - records - {"src"} <= params
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
                                  "--epochs", "1",
@@ -1430,6 +1430,35 @@ def test_a_reused_record_resolves_amp_for_the_machine_it_runs_on(two_class, tmp_
     assert seen.pop()[1] is True
     typed = TrainConfig.load(first.parent / "typed" / "config.yaml")
     assert (typed.amp, typed.amp_used) == (True, True)
+
+
+def test_a_reused_record_resolves_workers_for_the_machine_it_runs_on(two_class, tmp_path, monkeypatch):
+    """config.yaml recorded the workers train resolved for its machine (not given: 0 on the CPU from the cache, else
+    min(8, cores)) as `workers`, so `train --config RUN/config.yaml` (or --resume, tune's --config) of a CPU run on
+    a CUDA machine took its workers: 0 as a typed --workers 0 and fed the GPU from the main process. The record now
+    keeps what was asked (workers: None when not typed) apart from what ran (workers_used, what the loop reads)."""
+    import imgcls.train as train
+    from imgcls.runs import changed_options, diff_runs
+    first = run_train(cfg_for(two_class, tmp_path, name="first", workers=None), stop_after=1)
+    rec = TrainConfig.load(first / "config.yaml")
+    assert (rec.workers, rec.workers_used) == (None, 0)          # the CPU from the decoded-image cache
+    monkeypatch.setattr(train, "default_workers", lambda device_type, cache: 1)     # another machine's default
+    seen = _spy_setup(monkeypatch)
+    for how in ("--config", "--resume"):
+        r = _reuse(first, how)
+        assert r.exit_code == 0, r.output
+        assert seen.pop()[0] == 1, how
+    again = TrainConfig.load(first.parent / "again" / "config.yaml")
+    assert (again.workers, again.workers_used) == (None, 1)
+    d = diff_runs(first, first.parent / "again")
+    assert d["config"] == [] and "workers_used" in d["ran"]
+    assert "workers_used" not in changed_options(again.to_dict())
+    # a typed --workers is still asked for, and runs as asked
+    r = _reuse(first.parent / "again", "--config", "--workers", "0", name="typed")
+    assert r.exit_code == 0, r.output
+    assert seen.pop()[0] == 0
+    typed = TrainConfig.load(first.parent / "typed" / "config.yaml")
+    assert (typed.workers, typed.workers_used) == (0, 0)
 
 
 def test_cache_check_reads_nothing_it_cannot(tmp_path, monkeypatch):

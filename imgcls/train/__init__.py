@@ -220,12 +220,12 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     device = resolve_device(cfg.device)
     if dist.on and device.type == "cuda":
         device = torch.device("cuda", dist.local_rank)
-    # resolved here, so config.yaml records what ran; a given --workers also bounds the decoding processes
+    # workers and mixed precision resolved for this machine: config.yaml records what ran (workers_used, amp_used)
+    # apart from what was asked (workers, amp; None: not given), which a reused record (--config, --resume, tune)
+    # resolves again on its machine; a given --workers also bounds the decoding processes
     io_workers = decode_processes() if cfg.workers is None else max(1, cfg.workers)
-    if cfg.workers is None:     # a cache not given is ram or disk (tdata.plan_cache): cached alike
-        cfg.workers = default_workers(device.type, cfg.cache or "ram")
-    # mixed precision resolved for this machine: config.yaml records what ran (amp_used) apart from what was asked
-    # (amp, None: not given), which a reused record (--config, --resume, tune) resolves again on its machine
+    # a cache not given is ram or disk (tdata.plan_cache): cached alike
+    cfg.workers_used = default_workers(device.type, cfg.cache or "ram") if cfg.workers is None else cfg.workers
     cfg.amp_used = device.type == "cuda" if cfg.amp is None else cfg.amp
     if device.type == "cuda" and not cfg.deterministic:
         # cuDNN autotuning, as timm's train.py; training shapes are static then (the Trainer drops the partial

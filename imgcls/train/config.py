@@ -322,6 +322,10 @@ class TrainConfig:
     workers: int | None = option(None, panel=RUNTIME, lo=0, none="0 on the CPU from the cache, else min(8, cores)",
                                  help="DataLoader worker processes (0 when training on the CPU from the decoded-image "
                                       "cache: the model uses every core); the cache is built over min(8, cores).")
+    workers_used: int | None = option(None, cli=False,
+                                      help="Recorded by train: the DataLoader workers the run used: --workers, or "
+                                           "where it was not given (workers: None, resolved again where the record "
+                                           "is reused) 0 on the CPU from the cache, else min(8, cores).")
     device: str = device_option(RUNTIME)
     max_pixels: int = max_pixels_option()
     out: str = option(RUNS_DIR, panel=OUTPUT, cli_type=Path, from_cli=str, help="Folder of runs.")

@@ -205,10 +205,10 @@ class Trainer:
                       if self.target is not None else None)
         self.n_epoch = int(self.goals.sum()) if self.goals is not None else len(counted)
         bs = cfg.batch_size
-        loader_kw = {"num_workers": cfg.workers, "pin_memory": self.device.type == "cuda"}
+        loader_kw = {"num_workers": cfg.workers_used, "pin_memory": self.device.type == "cuda"}
         if data.images is None:      # files read per item: one that broke since the scan is left out of its batch
             loader_kw["collate_fn"] = collate_readable
-        if cfg.workers > 0:
+        if cfg.workers_used > 0:
             loader_kw.update(persistent_workers=True, prefetch_factor=4)
         self.sampler = ListSampler([])
         self.train_loader = torch.utils.data.DataLoader(train_ds, batch_size=bs, sampler=self.sampler, **loader_kw)
