@@ -1152,7 +1152,7 @@ def test_every_config_field_is_a_cli_option(two_class, tmp_path):
     params = {p.name for p in cmd.params}
     from imgcls.options import specs
     records = {n for n, (_, spec) in specs(TrainConfig).items() if not spec.cli}   # what train records, not options
-    assert records == {"src", "weights_source", "cache_used", "amp_used", "workers_used"}
+    assert records == {"src", *TrainConfig.RECORDS}
     assert {f.name for f in dataclasses.fields(TrainConfig)} - records - {"src"} <= params
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
                                  "--epochs", "1",

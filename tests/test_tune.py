@@ -240,6 +240,19 @@ def test_best_config_names_the_data_from_any_working_folder(data, tmp_path, spac
     assert yaml.safe_load((study_dir / "trial_0000" / "config.yaml").read_text())["src"] == str(data)
 
 
+def test_best_config_holds_no_record_of_the_run_its_config_came_from(data, tmp_path, space):
+    """tune --config RUN/config.yaml took the run's records of how it ran (amp_used / workers_used / cache_used /
+    weights_source: another machine's) into every trial's options, and best_config.yaml kept them: it read as if
+    the best trial had run in mixed precision with 8 workers, where its own config.yaml says no AMP, 0 workers.
+    best_config.yaml, a config a run starts from, now holds none; the trial's config.yaml records its own."""
+    recorded = {"amp_used": True, "workers_used": 8, "cache_used": "disk", "weights_source": "hub timm/x"}
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=1, train={"workers": None, **recorded}))
+    best = yaml.safe_load((study_dir / "best_config.yaml").read_text())
+    assert {k: best[k] for k in TrainConfig.RECORDS} == dict.fromkeys(TrainConfig.RECORDS)
+    trial = yaml.safe_load((study_dir / "trial_0000" / "config.yaml").read_text())
+    assert (trial["amp_used"], trial["workers_used"], trial["cache_used"]) == (False, 0, "ram")
+
+
 @pytest.mark.timeout(120)
 def _force_low_metric_in_trial_1(monkeypatch) -> Callback:
     """Trial 1's every validation scores 0 (a callback turns it on at that trial's start)."""

@@ -354,6 +354,9 @@ class TrainConfig:
     # the options whose check asks timm's optimizer registry (importing timm and torch: seconds): checked after the
     # others, and run_train checks the data path and run name before them
     REGISTRY_CHECKED = ("optimizer", "sam_base", "momentum")
+    # what train records of how a run ran (cli=False, as src; set by every run anew): a config a run starts from
+    # (tune's best_config.yaml) holds none, as it says nothing about a run not yet made
+    RECORDS = ("weights_source", "cache_used", "amp_used", "workers_used")
 
     def validate(self, acting_later=(), registry: bool = True) -> None:
         """Every option's choices and range (imgcls.options.check), before any data is read: a typo fails in a

@@ -63,7 +63,9 @@ def best_config(study, cfg) -> TrainConfig | None:
     if not done:
         return None
     d = dict(done[0].user_attrs.get("config") or trial_options(cfg.train, done[0].params))
-    d.update(out=TrainConfig.out, name=None)
+    # not the records of the run tune's --config came from (another machine's amp_used / workers_used): the trial's
+    # own are in its config.yaml
+    d.update(out=TrainConfig.out, name=None, **{k: None for k in TrainConfig.RECORDS})
     return TrainConfig.from_dict(d)
 
 
