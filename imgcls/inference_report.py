@@ -88,9 +88,11 @@ def _confusion_html(y, p, classes, out: Path, title: str) -> str:
 
 
 def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFrame, classes: Sequence[str],
-                         members_runs: Sequence[str | os.PathLike], eval_rows: np.ndarray | None = None) -> Path:
+                         members_runs: Sequence[str | os.PathLike], eval_rows: np.ndarray | None = None,
+                         shares: Sequence[str] | None = None) -> Path:
     """out/report.html of a prediction. table: the probs table (label?, pred, error); eval_rows: the rows --eval
-    scored (None without --eval)."""
+    scored (None without --eval); shares: a --combine profile ensemble's member weights as shares within their
+    attributes, as predict prints them (ensemble.profile.share_text)."""
     out = Path(out)
     S = report.safe
     ev = summary.get("eval")
@@ -106,13 +108,12 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
                                           else "")),
           ("time", f"{summary['seconds']:.1f} s ({summary['images_per_s']} images/s)"),
           ("submission", summary["submission"]), ("probabilities", summary["probs"])]
-    from imgcls.ensemble.profile import share_text
     # a --combine profile member's weight: its share within the attribute(s) it predicts (predict.json's share)
-    members = pd.DataFrame([{"member": m["name"], **({"weight (share within its attribute)": share_text(m["share"])}
-                                                     if "share" in m else {"weight": m["weight"]}),
+    members = pd.DataFrame([{"member": m["name"], **({"weight (share within its attribute)": shares[k]}
+                                                     if shares else {"weight": m["weight"]}),
                              "checkpoints": len(m["checkpoints"]),
                              "files": " ".join(Path(c).as_posix() for c in m["checkpoints"])}
-                            for m in summary["members"]])
+                            for k, m in enumerate(summary["members"])])
     ctx = {"eval": "", "eval_note": "", "per_class": "", "per_class_note": "", "confusion": "", "unreadable": ""}
     if ev:
         with_tta = summary["tta_views"] > 1       # one view: a TTA column would repeat the plain one (as printed)

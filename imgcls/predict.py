@@ -915,7 +915,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     write_json(out / PREDICT_SUMMARY, summary)
     from imgcls.inference_report import write_predict_report
     write_predict_report(out, summary, table, classes, [m.run for m in spec.members],
-                         rows if summary.get("eval") else None)
+                         rows if summary.get("eval") else None, shares=weights if shares else None)
     # --eval on a split table scores one part of it; what the submission and probabilities hold is said
     held = (f": only the {part} rows of {data}, the ones --eval scored (without --eval-split every row is "
             f"predicted)" if only else

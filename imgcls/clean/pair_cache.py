@@ -147,7 +147,7 @@ class CandidateCache:
         near_dup, which holds the tiny-descriptor threshold and the per-image cap; and the index's module)."""
         import hashlib
 
-        from imgcls.clean import ann as ann_module
+        import imgcls.clean.ann as ann_module
         from imgcls.clean.ann import faiss_available, use_ann
         h = hashlib.sha256()
         index = use_ann(ann, len(sums)) and (ann == "on" or faiss_available())
