@@ -632,3 +632,30 @@ def test_split_on_cleans_output_takes_cleans_candidate_pairs_and_searches_when_t
     Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(src / "c0" / "000.png")    # a new picture
     split("changed.csv")
     assert len(searches) == 4
+
+
+def test_a_gap_whole_rows_cannot_avoid_is_not_warned(tmp_path):
+    """The DACON painters' smallest artist, 10 paintings over 3 folds, can only go 4/3/3 (or 3/3/2 + 2 test rows
+    with --test 0.2): a 6.7% gap from the 1/3 target that no split avoids. `split --folds 3` warned about it
+    ('tolerance 5%; see the report's Stratification table') on every such split; it now says it is the least the
+    class's whole rows allow, and still warns on a gap a placement could have avoided."""
+    src = make_image_folder(tmp_path / "raw", {"big": 60, "mid": 30, "small": 10}, size=(12, 12))
+    for extra in ([], ["--test", "0.2"]):
+        out = tmp_path / f"splits{len(extra)}.csv"
+        r = runner.invoke(app, ["split", str(src), "--out", str(out), "--folds", "3", "--no-near-dup", *extra])
+        assert r.exit_code == 0, r.output
+        text = " ".join(r.output.split())
+        assert "largest gap between a class's share and its target is 6.7% (tolerance 5%), the least that whole " \
+               "rows of small (10 rows) allow" in text, text
+        assert "warning" not in text.lower(), text
+        summary = json.loads(out.with_name(out.stem + "_summary.json").read_text())
+        assert summary["balance"]["within_tolerance"] is True
+    # a placement that misses by more than the rows force is still out of tolerance
+    df = mf.load(src, announce=False)
+    df["split"], df["group"] = np.where(df["label"] == "small", "val", "train"), df["path"]
+    bal = sp.balance(df, cfg(val=0.2))
+    assert bal["within_tolerance"] is False and bal["max_deviation"] == pytest.approx(0.8)
+    # the least gap: rows placed by largest remainder
+    from imgcls.split.report import least_gap
+    assert least_gap(10, [1 / 3] * 3) == pytest.approx(0.4 - 1 / 3)
+    assert least_gap(30, [1 / 3] * 3) == 0 and least_gap(8, [0.2, 0.8]) == pytest.approx(0.05)

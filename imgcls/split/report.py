@@ -42,6 +42,20 @@ def distribution(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["column", "value", "part", "n", "share"])
 
 
+def least_gap(n: int, targets: Sequence[float]) -> float:
+    """The smallest largest gap between a class's shares and the parts' targets that whole rows allow: n rows
+    placed by largest remainder (each part floor or ceil of its target's rows, the ceils to the largest remainders,
+    which no placement beats). 10 rows over 3 folds: 4/3/3, a gap of 6.7% no split avoids."""
+    if n <= 0:
+        return 0.0
+    want = np.asarray(targets, dtype=float) * n
+    k = np.floor(want)
+    extra = int(round(n - k.sum()))
+    if extra > 0:
+        k[np.argsort(-(want - k), kind="stable")[:extra]] += 1
+    return float(np.abs(k - want).max() / n)
+
+
 def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None) -> dict:
     """Per-class share of each part versus its target; classes with fewer groups than parts are listed apart."""
     part = parts_of(df)
@@ -69,18 +83,24 @@ def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None) 
     unit_col = units if units is not None else used.get("group", pd.Series("", index=used.index))
     n_units = pd.DataFrame({"y": used["label"].astype(str), "u": unit_col.loc[used.index]}).groupby("y")["u"].nunique()
     balanceable = [y for y in share.index if n_units.get(y, 0) >= n_parts * 2]
+    rows = ct.sum(axis=1)
     worst = []
     for y in share.index:
+        least = round(least_gap(int(rows[y]), list(targets.values())), 4)
         for p, t in targets.items():
             s = float(share.loc[y, p]) if p in share.columns else 0.0
             worst.append({"class": y, "part": p, "share": round(s, 4), "target": round(t, 4),
-                          "deviation": round(abs(s - t), 4), "groups": int(n_units.get(y, 0)),
-                          "balanceable": y in balanceable})
+                          "deviation": round(abs(s - t), 4), "least_possible": least, "rows": int(rows[y]),
+                          "groups": int(n_units.get(y, 0)), "balanceable": y in balanceable})
     worst.sort(key=lambda r: (-r["deviation"], r["class"], r["part"]))
     bal = [r for r in worst if r["balanceable"]]
+    # a gap no placement of the class's whole rows avoids (a small class) is not the split's fault
+    over = [r for r in bal if r["deviation"] > cfg.tolerance and r["deviation"] > r["least_possible"] + 1e-4]
     return {"max_deviation": bal[0]["deviation"] if bal else None, "worst": worst[:20],
             "targets": {k: round(v, 4) for k, v in targets.items()},
-            "within_tolerance": bool(not bal or bal[0]["deviation"] <= cfg.tolerance),
+            "within_tolerance": not over,
+            "least_possible": bal[0]["least_possible"] if bal else None,
+            "least_possible_class": f"{bal[0]['class']} ({bal[0]['rows']} rows)" if bal else None,
             "n_balanceable_classes": len(balanceable), "n_classes": int(len(share.index))}
 
 
@@ -180,7 +200,7 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
         ("max deviation of a class's share from its target (classes with >= 2 groups per part; over the rows the "
          "split was drawn from: units kept in train before the draw, each named in Warnings, left out)",
          bal.get("max_deviation")), ("tolerance", cfg.tolerance),
-        ("within tolerance", bal.get("within_tolerance"))])
+        ("within tolerance (or at the least gap a class's whole rows allow)", bal.get("within_tolerance"))])
         + report.note(f"the {len(bal.get('worst', []))} class / part rows furthest from their target share, largest "
                       f"deviation first")
         + report.table(pd.DataFrame(bal.get("worst", [])))))

@@ -190,6 +190,8 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
     if bal.get("max_deviation") is not None:
         msg = (f"stratification: largest gap between a class's share and its target is "
                f"{bal['max_deviation']:.1%} (tolerance {cfg.tolerance:.0%})")
+        if bal["within_tolerance"] and bal["max_deviation"] > cfg.tolerance:
+            msg += f", the least that whole rows of {bal['least_possible_class']} allow"
         (info if bal["within_tolerance"] else warn)(msg + ("" if bal["within_tolerance"] else
                                                            "; see the report's Stratification table"))
     if leaks.empty:
