@@ -661,10 +661,25 @@ def _held_out_commands(run: Path, folds: list[int]) -> str:
         k = f"--folds {len(have) if len(have) > 1 else max(folds) + 1} "
     table = Path(src).parent / "heldout.csv"
     again = run.parent / f"{run.name}_heldout"
+    def score(held: Path) -> str:
+        return f"imgcls predict {sh(held)} --data {sh(table)} --eval --eval-split test"
+    if table.is_file() and _trained_on(again, table):     # these commands were followed already: their last step
+        return f": {again} was trained on {table}, a split made first: {score(again)}"
+    n = 2
+    while again.exists():                                 # a run is never trained over: the first free name
+        again, n = run.parent / f"{run.name}_heldout{n}", n + 1
     return (f": a split made after training has test rows it trained on, so split first and train again: imgcls "
             f"split {sh(src)} {k}--test 0.2 --out {sh(table)}, imgcls train {sh(table)} --config "
-            f"{sh(run / 'config.yaml')} --out {sh(run.parent)} --name {again.name}, then imgcls predict {sh(again)} "
-            f"--data {sh(table)} --eval --eval-split test")
+            f"{sh(run / 'config.yaml')} --out {sh(run.parent)} --name {again.name}, then {score(again)}")
+
+
+def _trained_on(run: Path, table: Path) -> bool:
+    """Whether the run folder's config.yaml trained on table."""
+    try:
+        src = TrainConfig.load(run / "config.yaml").src if (run / "config.yaml").is_file() else None
+    except UserError:
+        return False
+    return bool(src) and Path(src).resolve() == table.resolve()
 
 
 def weights_fitted_rows(spec: EnsembleSpec, df: pd.DataFrame) -> np.ndarray:

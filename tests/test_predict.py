@@ -684,6 +684,28 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
                  "--workers", 0)
     assert res.exit_code == 0 and f"{tmp_path / 'ok_test'} holds an earlier prediction; it is replaced (--out " \
         f"FOLDER keeps both)" in " ".join(res.output.split()), res.output
+    # the refusal's commands followed as printed (split, train, predict): the next refusal named them again, and its
+    # `imgcls train ... --name kf_heldout` then failed (a run is never trained over); it now gives their last step
+    res = invoke("predict", run, "--data", raw, "--eval", "--out", tmp_path / "p", "--workers", 0, "--quiet")
+    said = " ".join(res.output.split())
+    steps = [c.replace(", then", "").strip().rstrip(",").split() for c in said.split("imgcls ")[1:]]
+    assert [c[0] for c in steps] == ["split", "train", "predict"], said
+    steps[0] += ["--no-near-dup", "-q"]
+    steps[1] += ["--workers", "0", "-q"]
+    for c in steps:
+        r = invoke(*c)
+        assert r.exit_code == 0, r.output
+    res = invoke("predict", run, "--data", raw, "--eval", "--out", tmp_path / "p", "--workers", 0, "--quiet")
+    said = " ".join(res.output.split())
+    held = tmp_path / "runs" / "kf_heldout"
+    assert res.exit_code == 2 and f"{held} was trained on {splits.parent / 'heldout.csv'}, a split made first: " \
+        f"imgcls predict {held} --data {splits.parent / 'heldout.csv'} --eval --eval-split test" in said, said
+    assert "imgcls train" not in said
+    # a folder of that name that is not such a run: the next free name
+    held.rename(tmp_path / "runs" / "other")
+    held.mkdir()
+    said = " ".join(invoke("predict", run, "--data", raw, "--eval", "--workers", 0, "--quiet").output.split())
+    assert "--name kf_heldout2, then imgcls predict " + str(held) + "2 --data" in said, said
 
 
 def test_predict_again_into_the_same_folder_leaves_no_probabilities_of_the_earlier_one(tmp_path):
