@@ -278,7 +278,8 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
               task=task_of("label", doc.get("classes") or []),
               model=f"{how}: " + " + ".join(str(m.get("name", "")) for m in members))
     run.config = {"method": doc.get("method"), "combine": doc.get("combine", "vote"),
-                  "members": {str(m.get("name")): m.get("weight") for m in members}}
+                  # the weights as the leaderboard prints them (weights 2,1 are recorded as 0.6666666666666666)
+                  "members": {str(m.get("name")): round(float(m.get("weight", 0)), 3) for m in members}}
     run.changed = "weights " + " ".join(f"{m.get('name')}={float(m.get('weight', 0)):.3f}" for m in members)
     _score(_read_csv(path / "oof_predictions.csv"), run)
     # members that are all k-fold sets (several checkpoints each) share out-of-fold rows, not validation rows

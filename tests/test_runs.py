@@ -472,3 +472,21 @@ def test_python_run_runs_gives_the_cli_leaderboard_report_and_diff(outputs, tmp_
         with pytest.raises(UserError, match=re.escape(want)):
             run_runs(action, paths, cfg)
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.html").exists()
+
+
+def test_diff_of_ensembles_prints_their_weights_as_the_leaderboard_does(outputs):
+    """`imgcls ensemble A B --method weighted --weights 2,1` records 0.6666666666666666 and 0.3333333333333333;
+    `runs diff` of it and a soft ensemble printed those 16 digits in its options table (the leaderboard, 0.667)."""
+    ens = outputs / "ensembles" / "thirds"
+    ens.mkdir(parents=True)
+    doc = yaml.safe_load((outputs / "ensembles" / "e1" / "spec.yaml").read_text())
+    doc.update(name="thirds", method="weighted")
+    for m, w in zip(doc["members"], (2 / 3, 1 / 3)):
+        m["weight"] = w
+    (ens / "spec.yaml").write_text(yaml.safe_dump(doc))
+    shutil.copy(outputs / "ensembles" / "e1" / "oof_predictions.csv", ens)
+    r = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["runs", "diff", str(outputs / "ensembles" / "e1"), str(ens)])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0, r.output
+    names = [m["name"] for m in doc["members"]]
+    assert f"{names[0]}=0.667 {names[1]}=0.333" in said and "0.6666" not in said, said
