@@ -39,6 +39,7 @@ from imgcls.profiles import DEFAULT_AGE_BANDS
 MANIFEST_NAME = "manifest.csv"
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
 LAYOUT_READ = "imgcls_layout_read"  # DataFrame.attrs key: the layout `load` read the source as (layout_read)
+MANIFEST_READ = "imgcls_manifest_read"  # DataFrame.attrs key: the manifest file a manifest layout was read from
 SCAN_COLUMNS = ["width", "height", "mode", "format", "bytes", "sha256", "error"]
 CORE_COLUMNS = ["path", "label", "group"] + SCAN_COLUMNS
 
@@ -284,6 +285,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         if not mpath.is_file():
             raise UserError(f"no {MANIFEST_NAME} in {src}; give the manifest file or another --layout")
         df = read_manifest_file(mpath)
+        df.attrs[MANIFEST_READ] = str(mpath)     # its age band record lies beside it (age_band_record)
         if opts.label_col and opts.label_col != "label":
             df = labels_from(df, opts.label_col, mpath)
         if announce:
@@ -349,12 +351,35 @@ def layout_read(df: pd.DataFrame) -> str:
     return df.attrs[LAYOUT_READ]
 
 
-def age_bands_read(df: pd.DataFrame, opts: LayoutOptions | None) -> list[int] | None:
-    """The age band edges `load` made df's age_band labels with from profile folders (LayoutOptions.age_bands);
-    None for another layout. What clean and preprocess record beside their manifest, for train's record of them."""
-    if layout_read(df) != "profiles":
-        return None
-    return [int(e) for e in (opts or LayoutOptions()).age_bands]
+def recorded_age_bands(table: str | os.PathLike) -> dict:
+    """The age band record beside a manifest-shaped table (a file, or a folder holding manifest.csv): the
+    `age_bands` / `relabel_age` edges of split's summary for a split's table, else those clean_summary.json or
+    preprocess.json recorded beside a manifest.csv; {} where none is recorded. Only lists of ages are taken; whether
+    they fit the rows is the reader's check (train's ModelMeta.age_bands)."""
+    from imgcls.outputs import CLEAN_SUMMARY, PREPROCESS_SETTINGS, read_yaml     # JSON is YAML: {} when missing
+    from imgcls.split.report import report_paths
+    table = Path(table)
+    table = table if table.is_file() else table / MANIFEST_NAME
+    if not table.is_file():
+        return {}
+    conf = read_yaml(report_paths(table)["summary"]).get("config")
+    if not isinstance(conf, dict) or not conf:
+        conf = next((d for d in (read_yaml(table.parent / f) for f in (CLEAN_SUMMARY, PREPROCESS_SETTINGS))
+                     if d.get("age_bands") is not None), {}) if table.name == MANIFEST_NAME else {}
+    return {k: [int(e) for e in conf[k]] for k in ("age_bands", "relabel_age") if isinstance(conf.get(k), list)
+            and all(isinstance(e, int) and not isinstance(e, bool) for e in conf[k])}
+
+
+def age_band_record(df: pd.DataFrame, opts: LayoutOptions | None) -> dict:
+    """The age band edges df's age_band labels were made with, as clean and preprocess record them beside their
+    manifest ({"age_bands": [...]}, with split's "relabel_age" where it moved rows): the LayoutOptions.age_bands
+    `load` read profile folders with, or the record beside the manifest read (recorded_age_bands), carried on;
+    {} for another layout or a manifest with none."""
+    if layout_read(df) == "profiles":
+        return {"age_bands": [int(e) for e in (opts or LayoutOptions()).age_bands]}
+    if df.attrs.get(MANIFEST_READ):
+        return recorded_age_bands(df.attrs[MANIFEST_READ])
+    return {}
 
 
 def read_table(df: pd.DataFrame) -> list[str]:

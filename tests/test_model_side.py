@@ -295,6 +295,33 @@ def test_a_manifest_of_clean_or_preprocess_records_the_age_bands_its_profiles_we
     df = mf.load(tmp_path / "pre" / "manifest.csv", scan=False)
     h, decode, *_ = _heads_meta(df, TrainConfig(src="x", heads="multi"))
     assert _age_bands(df, str(tmp_path / "pre" / "manifest.csv"), h, decode) == [40]
-    # a table of another layout records none (the images' manifest, not profile folders)
-    run_clean(tmp_path / "pre", tmp_path / "clean2", CleanConfig(near_dup=False, ood=False), workers=1)
+    # a table of another layout records none (class folders, not profile folders)
+    from conftest import make_image_folder
+    run_clean(make_image_folder(tmp_path / "folder", {"a": 3, "b": 3}), tmp_path / "clean2", CleanConfig(near_dup=False, ood=False), workers=1)
     assert "age_bands" not in json.loads((tmp_path / "clean2" / "clean_summary.json").read_text())
+
+
+def test_preprocess_and_clean_carry_the_age_band_record_of_the_manifest_they_read(tmp_path):
+    """`imgcls clean PROFILES --age-bands 40`, then `imgcls preprocess` on clean's manifest: preprocess recorded the
+    bands only when its input was profile folders, so preprocess.json had none and a run trained on its manifest
+    recorded age_bands None. clean and preprocess carry the record beside the manifest they read (the one reader
+    train uses: manifest.recorded_age_bands)."""
+    from conftest import make_profiles
+    from imgcls import manifest as mf
+    from imgcls.clean.config import CleanConfig
+    from imgcls.clean.run import run_clean
+    from imgcls.preprocess.config import PreprocessConfig
+    from imgcls.preprocess.run import run_preprocess
+    from imgcls.train import TrainConfig, _age_bands, _heads_meta
+    profiles = make_profiles(tmp_path / "profiles", n_profiles=6)
+    run_clean(profiles, tmp_path / "clean", CleanConfig(near_dup=False, ood=False), mf.LayoutOptions(age_bands=[40]),
+              workers=1)
+    run_preprocess(tmp_path / "clean", tmp_path / "pre", PreprocessConfig(size=32), workers=1, report=False)
+    assert json.loads((tmp_path / "pre" / "preprocess.json").read_text())["age_bands"] == [40]
+    assert mf.recorded_age_bands(tmp_path / "pre") == {"age_bands": [40]}
+    df = mf.load(tmp_path / "pre" / "manifest.csv", scan=False)
+    h, decode, *_ = _heads_meta(df, TrainConfig(src="x", heads="multi"))
+    assert _age_bands(df, str(tmp_path / "pre"), h, decode) == [40]
+    # and clean on preprocess's manifest carries it on too
+    run_clean(tmp_path / "pre", tmp_path / "clean2", CleanConfig(near_dup=False, ood=False), workers=1)
+    assert json.loads((tmp_path / "clean2" / "clean_summary.json").read_text())["age_bands"] == [40]

@@ -174,7 +174,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
         from imgcls.embed import check_cache_folder
         check_cache_folder(cfg.cache_dir)        # embeddings and photo features are cached by content there
     df = mf.load(src, opts, scan=False)
-    age_bands = mf.age_bands_read(df, opts)       # recorded in the summary: train reads them beside the manifest
+    age_bands = mf.age_band_record(df, opts)      # recorded in the summary: train reads them beside the manifest
     mf.warn_unlabeled(df, src)
     check_output_location(out, *mf.roots(df), images=mf.image_paths(df))
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels).reset_index(drop=True)
@@ -282,7 +282,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                "threshold_sweep": sweep,
                # readable images the detector gave no score (too few for it, or none it could measure): kept unchecked
                "ood_unscored": int((df["ood_score"].isna() & (df["error"] == "")).sum()) if det is not None else 0,
-               **({"age_bands": age_bands} if age_bands is not None else {})}
+               **age_bands}
     write_json(out / CLEAN_SUMMARY, summary)
     from imgcls.clean.report import write_clean_report
     write_clean_report(out / "report.html", df, summary)

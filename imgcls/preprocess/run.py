@@ -51,7 +51,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
         from imgcls.weights import rembg_model_file
         rembg_model_file(cfg.rembg_model)
     df = mf.load(src, opts, scan=False).reset_index(drop=True)
-    age_bands = mf.age_bands_read(df, opts)       # recorded in preprocess.json: train reads them beside the manifest
+    age_bands = mf.age_band_record(df, opts)      # recorded in preprocess.json: train reads them beside the manifest
     paths = mf.image_paths(df)
     check_output_location(out, *mf.roots(df), images=paths)       # before the scan: a refusal comes first
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
@@ -151,7 +151,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
         "cpu_seconds_per_image": round(cpu / len(todo), 3) if cpu is not None and todo else None,
         "workers": workers if parallel else 1,
         "oversample_settings": cfg.oversample_settings(), "oversampled": oversampled or None,
-        **({"age_bands": age_bands} if age_bands is not None else {}),
+        **age_bands,
     }
     write_json(out / SETTINGS_FILE, summary)
     if jpath.exists():

@@ -71,10 +71,10 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
 
 def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[int] | None:
     """The age band edges of a profile table's `age_band` values (ModelMeta.age_bands; None: no age / age_band
-    columns, or bands not made by edges). A split's table is read with the edges its summary recorded (--age-bands;
-    rows put in by --relabel-age are of those bands too), a manifest clean or preprocess wrote with those its
-    clean_summary.json / preprocess.json recorded (the --age-bands its profile folders were read with), else the
-    default bands where they fit every row."""
+    columns, or bands not made by edges). A table is read with the edges recorded beside it
+    (manifest.recorded_age_bands: split's summary, --age-bands, where rows put in by --relabel-age are of those bands
+    too; clean_summary.json / preprocess.json, the bands their profile folders were read with or their input's
+    record), else the default bands where they fit every row."""
     from imgcls.profiles import bands_of_labels, edges_of_rows
     if not {"age", "age_band"} <= set(df.columns):
         return None
@@ -86,17 +86,8 @@ def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[in
     else:
         n = (bands_of_labels(df["mask"], df["gender"], band, df["label"])
              if {"mask", "gender", "label"} <= set(df.columns) else None) or int(band.max()) + 1
-    conf = {}
-    if src is not None:
-        from imgcls.manifest import MANIFEST_NAME
-        from imgcls.outputs import CLEAN_SUMMARY, PREPROCESS_SETTINGS, read_yaml     # JSON is YAML: {} when missing
-        from imgcls.split.report import report_paths
-        table = Path(src) if Path(src).is_file() else Path(src) / MANIFEST_NAME
-        conf = read_yaml(report_paths(table)["summary"]).get("config") if table.is_file() else None
-        conf = conf if isinstance(conf, dict) else {}
-        if not conf and table.name == MANIFEST_NAME:      # clean's or preprocess's manifest: the bands it read with
-            conf = next(({"age_bands": d["age_bands"]} for d in (read_yaml(table.parent / f) for f in
-                         (CLEAN_SUMMARY, PREPROCESS_SETTINGS)) if d.get("age_bands") is not None), {})
+    from imgcls.manifest import recorded_age_bands
+    conf = recorded_age_bands(src) if src is not None else {}
     bands, relabel = conf.get("age_bands"), conf.get("relabel_age")
     told = [e for e in (relabel, bands) if isinstance(e, list) and all(isinstance(x, int) for x in e)]
     edges = edges_of_rows(df["age"], band, n, told)
