@@ -927,3 +927,27 @@ def test_tune_without_study_says_none_was_given(data, tmp_path):
     assert not out.exists()
     with pytest.raises(UserError, match=r"--study '': give a name"):      # typed empty: the name check's line
         TuneConfig(study="").validate()
+
+
+def test_a_runs_record_is_no_fixed_option_of_a_study(tmp_path, capsys):
+    """A study's fixed options held the records of the run its --config came from (TrainConfig.RECORDS:
+    weights_source, ...): resumed without --config, the study took the run's weights_source as a fixed option
+    ('resumes with the fixed train options ...'); resumed with another run's config.yaml (or started without and
+    resumed with one), it refused a weights_source no trial ever used. A config a run starts from holds no record,
+    and a study that already recorded one neither takes it nor compares it."""
+    from imgcls.tune import _study_options, open_study
+    recorded = {"weights_source": "hub timm/x", "amp_used": True, "workers_used": 8, "cache_used": "disk"}
+    TrainConfig(model="test_resnet", **recorded).save(tmp_path / "config.yaml")
+    base = TrainConfig.resolve(config=tmp_path / "config.yaml", validate=False)      # train / tune --config RUN
+    assert base.model == "test_resnet" and all(getattr(base, k) is None for k in TrainConfig.RECORDS)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    a = parse_space({"lr": {"log_uniform": [1e-4, 1e-2]}})
+    open_study(TuneConfig(study="s", train=TrainConfig(**recorded)), a, url)     # a study that holds a record
+    cfg = TuneConfig(study="s", out=str(tmp_path / "tune"))
+    capsys.readouterr()
+    _study_options(cfg, url)                      # resumed without --config
+    assert cfg.train.weights_source is None and "weights_source" not in capsys.readouterr().err
+    _, created = open_study(cfg, a, url)          # its record differs from none: not refused
+    assert not created
+    _, created = open_study(TuneConfig(study="s", train=TrainConfig(weights_source="cache /y")), a, url)
+    assert not created

@@ -483,7 +483,9 @@ class TrainConfig:
         if resume is not None:
             d = cls.load(resume_record(resume)).to_dict()
         elif config is not None:
-            d = cls.load(config).to_dict()
+            # a run's record of how it ran (another machine's weights file, workers, AMP) is no option of the run
+            # started from it: train records its own (tune's study would fix it for every trial)
+            d = {**cls.load(config).to_dict(), **dict.fromkeys(cls.RECORDS)}
         else:
             d = {}
         if overrides.get("init_from") and resume is None and config is None:

@@ -256,7 +256,9 @@ def _open_study(cfg: TuneConfig, space, url: str):
         # an option the study's record predates (max_pixels) was at its default then; a path it recorded as typed
         # (before TrainConfig.anchor_paths) is taken from this working folder
         base = TrainConfig.anchored({**TrainConfig().to_dict(), **base})
-        changed = [c for c in option_changes(base, cfg.train.to_dict()) if c[0] not in space.names()]
+        # a run's records (TrainConfig.RECORDS) a study started before --config dropped them holds are no options
+        changed = [c for c in option_changes(base, cfg.train.to_dict()) if c[0] not in space.names()
+                   and c[0] not in TrainConfig.RECORDS]
         if changed:
             raise UserError(f"study '{cfg.study}' was started with other fixed train options ("
                             f"{describe_changes(type(cfg.train), changed)}): its trials would not be comparable; give the same "
@@ -493,7 +495,7 @@ def _study_options(cfg: TuneConfig, url: str) -> None:
              f"of it)")
     now, default = cfg.train.to_dict(), TrainConfig().to_dict()
     taken = {k: base[k] for k, v in now.items() if k in base and k not in RESUME_MAY_CHANGE and k not in cfg.typed
-             and v == default.get(k) and base[k] != v}
+             and k not in TrainConfig.RECORDS and v == default.get(k) and base[k] != v}     # records: no options
     if not taken:
         return
     cfg.train = TrainConfig.from_dict({**now, **taken})
