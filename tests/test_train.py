@@ -1461,6 +1461,31 @@ def test_a_reused_record_resolves_workers_for_the_machine_it_runs_on(two_class, 
     assert (typed.workers, typed.workers_used) == (0, 0)
 
 
+def test_an_older_record_reads_its_resolved_cache_amp_and_workers_as_what_ran(tmp_path):
+    """A config.yaml written before the *_used records held in cache / amp / workers what that train resolved for
+    its machine (cache: ram, amp: true, workers: 0, typed or not), and a reused record still read them as typed: a
+    CUDA run's amp: true trained the CPU under bf16, a CPU run's workers: 0 fed a GPU from one process. Such a
+    record (a whole one, with train's weights_source, and no *_used key) now reads them as what ran, the options
+    as not given; a newer record and a file written by hand keep theirs."""
+    import yaml
+    old = {k: v for k, v in TrainConfig(model="test_resnet", cache="ram", amp=True, workers=0,
+                                        weights_source="random init").to_dict().items()
+           if k not in ("cache_used", "amp_used", "workers_used")}
+    (tmp_path / "old.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    rec = TrainConfig.load(tmp_path / "old.yaml")
+    assert (rec.cache, rec.amp, rec.workers) == (None, None, None)
+    assert (rec.cache_used, rec.amp_used, rec.workers_used) == ("ram", True, 0)
+    reused = TrainConfig.resolve(config=tmp_path / "old.yaml")
+    assert (reused.model, reused.cache, reused.amp, reused.workers) == ("test_resnet", None, None, None)
+    assert (TrainConfig.resolve({"amp": False}, resume=None, config=tmp_path / "old.yaml").amp) is False   # typed
+    new = TrainConfig(cache="ram", amp=True, workers=0, cache_used="ram", amp_used=True, workers_used=0)
+    new.save(tmp_path / "new.yaml")
+    assert TrainConfig.load(tmp_path / "new.yaml") == new         # asked for, as recorded
+    (tmp_path / "hand.yaml").write_text("model: test_resnet\ncache: ram\namp: true\nworkers: 0\n")
+    hand = TrainConfig.load(tmp_path / "hand.yaml")
+    assert (hand.cache, hand.amp, hand.workers) == ("ram", True, 0)
+
+
 def test_cache_check_reads_nothing_it_cannot(tmp_path, monkeypatch):
     """No /proc/meminfo nor disk reading (not Linux): nothing is checked, the cache is what was asked."""
     from imgcls.train import data as tdata

@@ -450,6 +450,22 @@ class TrainConfig:
                 raise UserError(f"option {k}: {v!r} is not {what or type(ref).__name__}; see imgcls train --help")
         return cls(**d)
 
+    # (option, its record): an older train resolved the option itself (cache: ram, amp: true, workers: 0, typed or
+    # not) and recorded no *_used field
+    RESOLVED = (("cache", "cache_used"), ("amp", "amp_used"), ("workers", "workers_used"))
+
+    @classmethod
+    def _older_record(cls, d: dict) -> dict:
+        """A config.yaml an older train (or tune, from its trials) wrote: a whole record (weights_source, train's
+        own field, is a key of it) without the *_used key of a RESOLVED option holds in the option what that run
+        resolved for its machine, given or not. It is read as the record of what ran (the *_used field), and the
+        option as not given (None), resolved again where the record is reused (--config, --resume, tune), as a
+        newer record's. A file without weights_source (written by hand) keeps its values as asked."""
+        if "weights_source" not in d:
+            return d
+        old = {used: d[opt] for opt, used in cls.RESOLVED if used not in d and opt in d}
+        return {**d, **old, **{opt: None for opt, used in cls.RESOLVED if used in old}}
+
     @classmethod
     def load(cls, path) -> "TrainConfig":
         import yaml
@@ -468,7 +484,7 @@ class TrainConfig:
         if not isinstance(d, dict):
             raise UserError(f"{path} is not a mapping of options; give a config.yaml written by imgcls train")
         try:
-            return cls.from_dict(d)
+            return cls.from_dict(cls._older_record(d))
         except UserError as e:
             raise UserError(f"{path}: {e}") from None
 
