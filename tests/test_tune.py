@@ -73,6 +73,10 @@ def trials_csv(study_dir):
     ({"aug": {"choice": [1, 2]}}, ["'aug'", "str values"]),
     ({"device": {"choice": ["cpu", "cuda"]}}, ["'device'", "cannot be searched"]),
     ({"val_split": {"uniform": [0.1, 0.3]}}, ["'val_split'", "cannot be searched"]),
+    # what train records of how a run ran (set by every run anew): a drawn value did nothing, each trial alike
+    *(({k: {"choice": v}}, [f"'{k}'", "cannot be searched", "train records it"])
+      for k, v in (("amp_used", [True, False]), ("workers_used", [0, 2]), ("cache_used", ["ram", "none"]),
+                   ("weights_source", ["a", "b"]))),
 ])
 def test_space_errors_name_the_key(spec, words):
     with pytest.raises(UserError) as e:

@@ -204,6 +204,9 @@ def parse_space(data, base: TrainConfig | None = None, source: str = "the space"
             close = difflib.get_close_matches(key, list(types), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             raise UserError(f"space key '{key}' is not an imgcls train option{hint}; see imgcls train --help")
+        if key in TrainConfig.RECORDS:      # set by every run anew: a value drawn for it would do nothing
+            raise UserError(f"space key '{key}' cannot be searched: train records it (how a run ran), it is no "
+                            f"option; drop it from the space (imgcls train --help lists the options)")
         if key in FIXED:
             raise UserError(f"space key '{key}' cannot be searched ({FIXED[key]}); set it on the command line "
                             f"or in --config")
