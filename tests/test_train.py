@@ -1432,6 +1432,21 @@ def test_a_reused_record_resolves_amp_for_the_machine_it_runs_on(two_class, tmp_
     assert (typed.amp, typed.amp_used) == (True, True)
 
 
+def test_resume_takes_a_typed_amp_that_is_what_the_run_ran_with(two_class, tmp_path, monkeypatch):
+    """A run whose --amp was not typed records amp: None and amp_used (what ran). `--resume RUN --no-amp` of a CPU run
+    that ran without mixed precision was refused as '--amp cannot change' (None -> False), though it asks for what
+    ran (before amp_used, the record's amp: false took it). A typed value is compared with what ran: the same
+    resumes, another is still refused."""
+    first = run_train(cfg_for(two_class, tmp_path, name="first", amp=None, epochs=2), stop_after=1)
+    assert TrainConfig.load(first / "config.yaml").amp_used is False
+    seen = _spy_setup(monkeypatch)
+    r = _reuse(first, "--resume", "--amp")
+    assert r.exit_code == 2 and "--amp" in r.output and "cannot change" in r.output, r.output
+    r = _reuse(first, "--resume", "--no-amp")
+    assert r.exit_code == 0, r.output
+    assert seen.pop()[1] is False
+
+
 def test_a_reused_record_resolves_workers_for_the_machine_it_runs_on(two_class, tmp_path, monkeypatch):
     """config.yaml recorded the workers train resolved for its machine (not given: 0 on the CPU from the cache, else
     min(8, cores)) as `workers`, so `train --config RUN/config.yaml` (or --resume, tune's --config) of a CPU run on

@@ -575,7 +575,11 @@ def resume_config(cfg, run_dir: Path, recorded=None):
     recorded._reset_inert({}, record)       # a recorded option that never acted (needs unmet) keeps its default
     merged = {f.name: getattr(cfg, f.name) if getattr(cfg, f.name) is not None else getattr(recorded, f.name)
               for f in fields(TrainConfig)}
-    changed = option_changes(recorded.to_dict(), merged)
+    was = recorded.to_dict()
+    if was.get("amp") is None and was.get("amp_used") is not None:
+        # --amp was not typed: a typed --amp / --no-amp is compared with what ran (the same one continues the run)
+        was["amp"] = was["amp_used"] if cfg.amp is not None else None
+    changed = option_changes(was, merged)
     if changed:
         if any(k == "epochs" for k, _, _ in changed) and finished(run_dir):
             raise UserError(f"--resume {run_dir}: the run finished its {recorded.epochs} epochs and is not extended "
