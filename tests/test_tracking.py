@@ -251,6 +251,14 @@ def test_tracker_errors_are_one_line_before_any_data_is_read(tmp_path, monkeypat
                                         r"\(ImportError: a broken dependency\)"):
         run_train(TrainConfig(src=str(tmp_path / "data"), out=str(tmp_path / "runs"), tracker=["tensorboard"],
                               **TINY))
+    # protobuf's mismatch (the commit's own example) raises TypeError, not ImportError: refused alike
+    (tmp_path / "site" / "tensorboard" / "__init__.py").write_text(
+        "raise TypeError('Descriptors cannot be created directly.')\n")
+    monkeypatch.delitem(sys.modules, "tensorboard", raising=False)
+    with pytest.raises(UserError, match=r"--tracker tensorboard: the tensorboard package does not import "
+                                        r"\(TypeError: Descriptors cannot be created directly.\)"):
+        run_train(TrainConfig(src=str(tmp_path / "data"), out=str(tmp_path / "runs"), tracker=["tensorboard"],
+                              **TINY))
     assert not (tmp_path / "runs").exists()
 
 

@@ -44,7 +44,7 @@ def check_trackers(names: Sequence[str]) -> list[str]:
             raise UserError(f"--tracker {n} needs the {PACKAGE[n]} package: pip install 'imgcls[{n}]'")
         try:        # installed is not enough: a broken dependency fails its import, else mid-run (every tune trial)
             __import__(PACKAGE[n])
-        except ImportError as e:
+        except Exception as e:      # noqa: BLE001 - not only ImportError: protobuf's mismatch is a TypeError
             raise UserError(f"--tracker {n}: the {PACKAGE[n]} package does not import ({type(e).__name__}: "
                             f"{str(e).strip().splitlines()[0] if str(e).strip() else 'no message'}); reinstall it "
                             f"with its dependencies (pip install --force-reinstall 'imgcls[{n}]') or drop the "
