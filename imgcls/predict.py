@@ -14,7 +14,8 @@
 - --eval: never on rows a member trained on (check_eval_not_leaked), nor on rows with no label the model knows
   (check_eval_scorable), both refused before the model runs; unreadable test images are named, and
   test data none of whose images can be read is an error (nothing written). `--eval-split val|test` typed: the
-  model runs on that split's scored rows only, and the submission / probabilities hold them (said on screen).
+  model runs on that split's scored rows only, and the submission / probabilities hold them (said on screen);
+  with --sample-submission on every row, which the template needs.
 """
 from __future__ import annotations
 
