@@ -546,11 +546,14 @@ def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds:
 
 
 def _trained_in_folder(run: Path, folder: str, where: dict[str, int], n: int) -> np.ndarray | None:
-    """A single run trained on an image folder (no split column: train's random --val-split) trained on every image
-    under it but those its val_predictions.csv names: the rows of df (`where`: image path -> row) that are such
-    images. Told by the paths alone: the folder is not read again (its warnings would repeat). None when the run's
-    validation images do not lie under the folder (its records are not of it)."""
+    """A single run trained on an image folder trained on every image under it but those its val_predictions.csv
+    names and, in the split-folder layout, those under its test folder (root/test/...: train reads the `split`
+    column from the folders and never trains on test rows): the rows of df (`where`: image path -> row) that are
+    such images. Told by the paths alone: the folder is not read again (its warnings would repeat). None when the
+    run's validation images do not lie under the folder (its records are not of it)."""
+    from imgcls.layouts import split_folders
     base = os.path.join(os.path.abspath(folder), "")
+    never = tuple(os.path.join(base, d, "") for d, part in split_folders(Path(folder)).items() if part == "test")
     validated = set()
     for f in validation_files(run):
         if f.is_file():
@@ -562,7 +565,7 @@ def _trained_in_folder(run: Path, folder: str, where: dict[str, int], n: int) ->
     trained = np.zeros(n, bool)
     for p, i in where.items():
         a = os.path.abspath(p)
-        trained[i] = a.startswith(base) and a not in validated
+        trained[i] = a.startswith(base) and a not in validated and not (never and a.startswith(never))
     return trained
 
 

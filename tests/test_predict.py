@@ -862,6 +862,27 @@ def test_eval_on_a_split_made_after_training_on_an_image_folder_is_refused(tmp_p
     assert json.loads((tmp_path / "p" / "predict.json").read_text())["eval"]["n_images"] == int(in_val.sum())
 
 
+def test_eval_on_the_test_folder_of_a_split_folder_layout_the_run_trained_on_scores(tmp_path):
+    """A run trained on a split-folder layout (root/train, root/val, root/test) never trains on root/test: train
+    reads its `split` column from the folders. 3187f65 took every image under a run's image folder but its
+    validation ones as trained, so `predict RUN --data ROOT --eval --eval-split test` was refused as a leaked score;
+    the test folder's images are now counted as never trained on, and its training images still are."""
+    from imgcls.train import TrainConfig, run_train
+    root = tmp_path / "data"
+    for seed, (part, n) in enumerate((("train", 5), ("val", 2), ("test", 2))):
+        make_image_folder(root / part, {"a": n, "b": n}, size=(32, 32), seed=seed)
+    run = run_train(TrainConfig(src=str(root), name="one", model="test_resnet", pretrained=False, img_size=32,
+                                batch_size=8, workers=0, device="cpu", aug="none", epochs=1,
+                                out=str(tmp_path / "runs")))
+    res = invoke("predict", run, "--data", root, "--eval", "--eval-split", "test", "--out", tmp_path / "p",
+                 "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "p" / "predict.json").read_text())["eval"]["n_images"] == 4
+    res = invoke("predict", run, "--data", root, "--eval", "--eval-split", "all", "--out", tmp_path / "q",
+                 "--workers", 0)
+    assert res.exit_code == 2 and "leaked score" in " ".join(res.output.split()), res.output
+
+
 def test_eval_says_when_a_single_runs_training_table_cannot_be_read_and_the_scored_split_is_taken(tmp_path,
                                                                                                    monkeypatch):
     """A single run whose training table (config.yaml's src) is gone: the leak check silently took the scored
