@@ -493,3 +493,19 @@ def test_suggested_commands_quote_a_path_with_a_space(tmp_path):
     out = tmp_path / "my ens"
     assert suggested(["ensemble", str(one), str(r2), "--out", str(out)], "use: imgcls predict ")[1:] == \
         ["imgcls", "predict", str(out)]
+
+
+def test_the_terminal_table_s_common_val_column_names_its_rows(tmp_path):
+    """`ensemble KFOLD SINGLE --method weighted --weights auto`: the line above the table said "fitted weights on N
+    common validation images", the table's "common val" column, whose scores are over those N rows, said no count
+    (own val names each member's)."""
+    import re
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "single", seed=1, val_rows=rows[:20], val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "kf", seed=2, folds=2, val_rows=rows, val_quality=0.3)
+    res = runner.invoke(app, ["ensemble", str(r2), str(r1), "--method", "weighted", "--weights", "auto",
+                              "--out", str(tmp_path / "ens")])
+    assert res.exit_code == 0, res.output
+    flat = " ".join(res.output.split())
+    n = int(re.search(r"fitted weights on (\d+) common validation images", flat).group(1))
+    assert n == 20 and re.search(rf"common val\W*\({n}\)", flat), res.output

@@ -188,6 +188,6 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         write_table(oof, out / "oof_predictions.csv")
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof if len(y) else None, P)
-    print_scores(table)
+    print_scores(table, int(len(y)))
     info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {sh(out)})")
     return spec

@@ -252,6 +252,6 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
         write_table(oof, out / "oof_predictions.csv")
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof)
-    print_scores(table)
+    print_scores(table, int(len(y)))
     info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {sh(out)} --format mask)")
     return spec

@@ -6,7 +6,9 @@ import pandas as pd
 from imgcls.console import print_table
 
 
-def print_scores(table: pd.DataFrame) -> None:
+def print_scores(table: pd.DataFrame, common_rows: int) -> None:
+    """`common_rows`: how many validation rows every member predicted (the common val column's scores are over
+    them; own val names each member's own count per row)."""
     from rich.table import Table
     t = Table(title="validation macro-F1")
     notes = []
@@ -25,7 +27,7 @@ def print_scores(table: pd.DataFrame) -> None:
     t.add_column("ckpts", justify="right")
     t.add_column("weight", justify="right")
     t.add_column("own val (n)", justify="right")
-    t.add_column("common val", justify="right")
+    t.add_column(f"common val ({common_rows})", justify="right")
     for _, r in table.iterrows():
         own = "" if pd.isna(r["val_macro_f1"]) else f"{r['val_macro_f1']:.4f}"
         common = "" if pd.isna(r["common_macro_f1"]) else f"{r['common_macro_f1']:.4f}"
