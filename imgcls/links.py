@@ -140,10 +140,18 @@ class NearDuplicates:
                                                                  max_pixels=self.max_pixels)
         th_ok = ts.summarise() & rep
         # the search over the searched rows alone (their positions then), kept by its input's digest: split on
-        # clean's output that searches the very rows clean searched takes clean's candidates (pair_cache)
+        # clean's output that searches the very rows clean searched takes clean's candidates (pair_cache). The rows
+        # are searched in their content keys' order and each pair is verified from its smaller key to its larger,
+        # so the search's digest and the pairs kept do not depend on the row order (split sorts by path, clean
+        # keeps its input's order: in row order about half the pairs were the other way round, verified again)
+        from imgcls.clean.pair_cache import PairCache, content_keys
+        keys = content_keys(df)
         searched = np.flatnonzero(th_ok)
+        searched = searched[np.argsort(keys[searched], kind="stable")]
         i, j = CandidateCache(self.cache_dir).pairs(emb[searched], ts.sums[searched], self.candidates, self.ann)
         i, j = searched[i], searched[j]
+        swap = keys[i] > keys[j]
+        i, j = np.where(swap, j, i), np.where(swap, i, j)
         keep = th_ok[i] & th_ok[j]
         if joined is not None and levels:              # each row labelled by its group's first row
             first, later = exact_pairs(joined)
@@ -152,13 +160,11 @@ class NearDuplicates:
             keep &= joined[i] != joined[j]
         i, j = i[keep], j[keep]
         if not len(i):                 # nothing to verify: the pair cache is not read
-            return i, j, np.zeros(0, np.float32)
+            return np.minimum(i, j), np.maximum(i, j), np.zeros(0, np.float32)
         # pairs verified before (this clean's last run, or clean before split) are replayed from the cache
         from imgcls.clean.near_dup import global_scores, local_checks, local_scores
-        from imgcls.clean.pair_cache import PairCache, content_keys
         grey = bool(ts.grey[th_ok].all())      # every thumbnail R = G = B (near_dup.is_greyscale of them all)
         cache = PairCache(self.cache_dir, grey)
-        keys = content_keys(df)
         record = cache.lookup(keys[i], keys[j])
         i, j, record = _decoded(ts, i, j, record, np.isnan(record.glob))      # the global stage's pairs
         replayed = int((~np.isnan(record.glob)).sum())
@@ -179,7 +185,7 @@ class NearDuplicates:
                          joined=joined if levels else None, greyscale=grey)
         cache.store(keys[i], keys[j], record)
         keep = s >= floor
-        return i[keep], j[keep], s[keep]
+        return np.minimum(i, j)[keep], np.maximum(i, j)[keep], s[keep]
 
 
 def _decoded(ts: "Thumbnails", i: np.ndarray, j: np.ndarray, record: "PairRecord", pairs: np.ndarray

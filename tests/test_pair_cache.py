@@ -270,3 +270,31 @@ def test_a_candidate_search_is_kept_by_its_input_and_a_file_that_does_not_fit_is
     for c in (0.6, 0.5, 0.4):                                        # the last KEPT_SEARCHES searches are kept
         cache.pairs(emb, sums, c)
     assert len(list(tmp_path.glob("candidate_pairs_*.npz"))) == pair_cache.KEPT_SEARCHES
+
+
+def test_split_on_clean_s_output_in_another_row_order_replays_clean_s_search_and_pairs(tmp_path, monkeypatch):
+    """split sorts the rows by (root, path) while clean keeps its input's order (a DACON train.csv in id order): the
+    search and each pair's orientation follow the images' content, not the row order, so split takes clean's
+    candidates and replays every pair clean verified: no search, no verification, the same pairs and scores."""
+    from imgcls import links
+    from imgcls.clean import near_dup
+    df = _scan(_folder(tmp_path / "data"))
+    emb = np.zeros((len(df), 8), np.float32)          # candidates from the tiny thumbnails alone
+    nd = links.NearDuplicates(cache_dir=str(tmp_path / "cache"))
+    want = nd.scored_pairs(df, emb, 0.90)
+    assert len(want[0]) >= 15
+    order = np.random.default_rng(0).permutation(len(df))
+    moved = df.iloc[order].reset_index(drop=True)
+    counts = {"search": 0, "verify": 0}
+    real_search, real_verify = near_dup.candidate_pairs, near_dup._verify_chunk
+    monkeypatch.setattr(near_dup, "candidate_pairs",
+                        lambda *a, **k: counts.__setitem__("search", counts["search"] + 1) or real_search(*a, **k))
+    monkeypatch.setattr(near_dup, "_verify_chunk",
+                        lambda *a: counts.__setitem__("verify", counts["verify"] + len(a[1])) or real_verify(*a))
+    monkeypatch.setattr(near_dup, "local_agreement", _boom)
+    i, j, s = nd.scored_pairs(moved, emb[order], 0.90)
+    assert counts == {"search": 0, "verify": 0}
+    assert (i < j).all()
+    path = df["path"].to_numpy()
+    got = {frozenset((moved["path"][a], moved["path"][b])): float(c) for a, b, c in zip(i, j, s)}
+    assert got == {frozenset((path[a], path[b])): float(c) for a, b, c in zip(*want)}

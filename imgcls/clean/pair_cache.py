@@ -4,7 +4,8 @@ not verified again, by a later clean of the same images (another --dup-threshold
 clean's output. On fmnist_lt, verification is most of a clean (docs/BENCHMARKS.md).
 
 A pair's numbers depend on its two thumbnails alone, so they are keyed by (sha256 of the first image, of the second),
-in the order verify_pairs scores them (row order; the other order is verified anew), and per path (three channels,
+in the order verify_pairs scores them (the smaller key first, whatever the rows' order: NearDuplicates.scored_pairs;
+the other order is verified anew), and per path (three channels,
 or one for a greyscale set). The file name carries a digest of what the numbers come from: the verification code
 (near_dup), image decoding (imgcls.io) and the libraries whose arithmetic they use (numpy, Pillow, OpenCV, SciPy);
 any change starts a new file, and writing it removes the files of older digests (embed.drop_replaced). A file that
@@ -131,7 +132,8 @@ class Thumbnails:
 class CandidateCache:
     """The candidate pairs of near_dup.candidate_pairs over the rows it searches (each row readable, one per content
     hash), kept under a digest of everything the pairs depend on: a later search with the same digest (split on
-    clean's output that searches the very rows clean searched, in the same order; clean again with another
+    clean's output that searches the very rows clean searched, in any row order (scored_pairs searches them in their
+    content keys' order); clean again with another
     --dup-threshold or --conflicts) takes them, and any other searches as before. The last KEPT_SEARCHES searches are
     kept, one file each, named by the code's numbers_digest and the input's (writing one removes other code's); a file
     that does not fit is said and searched anew, never trusted."""
