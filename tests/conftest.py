@@ -42,6 +42,36 @@ def torchrun(procs: int, tmp: Path, **env: str) -> tuple[list[str], dict[str, st
             dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TMPDIR=str(tmpdir), **env))
 
 
+def assert_said_once_per_machine(monkeypatch, calls, per_rank=None) -> None:
+    """Each CLI call (a refusal every torchrun process hits alike) run as LOCAL_RANK 0 and 1 of a two-process job:
+    rank 0 says it in one line at once (exit 2); rank 1 waits (time.sleep, raising as torchrun's SIGTERM would)
+    at least 5 s and says nothing. per_rank(monkeypatch, rank): more set-up for each process (c69f6cf)."""
+    import time
+
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    waits = []
+
+    def stopped_by_torchrun(seconds):
+        waits.append(seconds)
+        raise SystemExit(143)
+
+    monkeypatch.setattr(time, "sleep", stopped_by_torchrun)
+    for call in calls:
+        said = {}
+        for rank in (0, 1):
+            for k, v in {"WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank)}.items():
+                monkeypatch.setenv(k, v)
+            if per_rank is not None:
+                per_rank(monkeypatch, rank)
+            waits.clear()
+            r = CliRunner().invoke(app, call)
+            said[rank] = (r.exit_code, r.output, list(waits))
+        assert said[0][0] == 2 and said[0][1].count("error:") == 1 and said[0][2] == [], (call, said)
+        assert said[1][0] == 143 and said[1][1] == "" and said[1][2] and said[1][2][0] >= 5, (call, said)
+
+
 def tree_snapshot(root: str | os.PathLike) -> dict[str, str]:
     """{relative path: sha256} of every file under root (to assert an input tree is byte-identical)."""
     root = Path(root)

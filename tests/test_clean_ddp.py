@@ -110,34 +110,15 @@ def test_a_refusal_every_process_hits_is_said_by_one_process_of_a_machine(tmp_pa
     c69f6cf. The first process of a machine (LOCAL_RANK 0) says it at once; the others wait for it to end (torchrun
     then stops them: here the wait raises as that SIGTERM would) and say nothing. The process group is left out
     (init_distributed gives the rank the environment names)."""
-    import time
-
-    from typer.testing import CliRunner
-
-    from conftest import make_image_folder
-    from imgcls.cli import app
+    from conftest import assert_said_once_per_machine, make_image_folder
     from imgcls.train import dist
     data = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(16, 16))
     calls = [["clean", str(tmp_path / "missing"), "--out", str(tmp_path / "out")],
              ["clean", str(data), "--out", str(data / "a" / "out"), "--exact-only", "--no-ood"],
              ["clean", str(data), "--out", str(tmp_path / "out"), "--embedder-weights", str(tmp_path / "no.pth")]]
-    waits = []
 
-    def stopped_by_torchrun(seconds):
-        waits.append(seconds)
-        raise SystemExit(143)
+    def rank_of(mp, rank):
+        mp.setattr(dist, "init_distributed", lambda device, r=rank: dist.Dist(rank=r, world=2, local_rank=r))
 
-    monkeypatch.setattr(time, "sleep", stopped_by_torchrun)
-    for call in calls:
-        said = {}
-        for rank in (0, 1):
-            for k, v in {"WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank)}.items():
-                monkeypatch.setenv(k, v)
-            monkeypatch.setattr(dist, "init_distributed", lambda device, r=rank: dist.Dist(rank=r, world=2,
-                                                                                          local_rank=r))
-            waits.clear()
-            r = CliRunner().invoke(app, call)
-            said[rank] = (r.exit_code, r.output, list(waits))
-        assert said[0][0] == 2 and said[0][1].count("error:") == 1 and said[0][2] == [], (call, said)
-        assert said[1][0] == 143 and said[1][1] == "" and said[1][2] and said[1][2][0] >= 5, (call, said)
+    assert_said_once_per_machine(monkeypatch, calls, rank_of)
     assert not (tmp_path / "out").exists() and not (data / "a" / "out").exists()

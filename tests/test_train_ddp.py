@@ -85,10 +85,9 @@ def test_an_up_front_refusal_is_said_by_one_process_of_a_machine(tmp_path, monke
     process of a machine (LOCAL_RANK 0) says it at once; the others wait for it to end (torchrun then stops them:
     here the wait raises as that SIGTERM would) and say nothing. torchrun's environment is set for one process at a
     time: no process group is needed this early."""
-    import time
-
     from typer.testing import CliRunner
 
+    from conftest import assert_said_once_per_machine
     from imgcls.cli import app
     data = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(16, 16))
     out = tmp_path / "runs"
@@ -96,23 +95,7 @@ def test_an_up_front_refusal_is_said_by_one_process_of_a_machine(tmp_path, monke
     calls = [["train", str(tmp_path / "missing.csv"), "--out", str(out)],
              ["train", str(data), "--out", str(out), "--name", "taken"],
              ["train", "--resume", str(tmp_path / "no_run")]]
-    waits = []
-
-    def stopped_by_torchrun(seconds):
-        waits.append(seconds)
-        raise SystemExit(143)
-
-    monkeypatch.setattr(time, "sleep", stopped_by_torchrun)
-    for call in calls:
-        said = {}
-        for rank in (0, 1):
-            for k, v in {"WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank)}.items():
-                monkeypatch.setenv(k, v)
-            waits.clear()
-            r = CliRunner().invoke(app, call)
-            said[rank] = (r.exit_code, r.output, list(waits))
-        assert said[0][0] == 2 and said[0][1].count("error:") == 1 and said[0][2] == [], (call, said)
-        assert said[1][0] == 143 and said[1][1] == "" and said[1][2] and said[1][2][0] >= 5, (call, said)
+    assert_said_once_per_machine(monkeypatch, calls)
     monkeypatch.setenv("LOCAL_RANK", "0")        # the first process of another machine says it too
     r = CliRunner().invoke(app, calls[0])
     assert r.exit_code == 2 and r.output.count("error:") == 1
