@@ -356,13 +356,12 @@ def recorded_age_bands(table: str | os.PathLike) -> dict:
     `age_bands` / `relabel_age` edges of split's summary for a split's table, else those clean_summary.json or
     preprocess.json recorded beside a manifest.csv; {} where none is recorded. Only lists of ages are taken; whether
     they fit the rows is the reader's check (train's ModelMeta.age_bands)."""
-    from imgcls.outputs import CLEAN_SUMMARY, PREPROCESS_SETTINGS, read_yaml     # JSON is YAML: {} when missing
-    from imgcls.split.report import report_paths
+    from imgcls.outputs import CLEAN_SUMMARY, PREPROCESS_SETTINGS, read_yaml, split_outputs   # JSON is YAML
     table = Path(table)
     table = table if table.is_file() else table / MANIFEST_NAME
     if not table.is_file():
         return {}
-    conf = read_yaml(report_paths(table)["summary"]).get("config")
+    conf = read_yaml(split_outputs(table)["summary"]).get("config")
     if not isinstance(conf, dict) or not conf:
         conf = next((d for d in (read_yaml(table.parent / f) for f in (CLEAN_SUMMARY, PREPROCESS_SETTINGS))
                      if d.get("age_bands") is not None), {}) if table.name == MANIFEST_NAME else {}

@@ -24,6 +24,15 @@ PREDICT_SUMMARY = "predict.json"
 EXPORT_SUMMARY = "export.json"
 
 
+def split_outputs(out: Path) -> dict[str, Path]:
+    """The files `imgcls split --out DIR/NAME.csv` writes beside its table: report, counts, summary (its settings:
+    what the age band record of a split's table is read from), plot and leaks."""
+    stem, parent = out.stem, out.parent
+    return {"report": parent / f"{stem}_report.html", "counts": parent / f"{stem}_counts.csv",
+            "summary": parent / f"{stem}_summary.json", "plot": parent / f"{stem}_distribution.png",
+            "leaks": parent / f"{stem}_leaks.csv"}
+
+
 def read_yaml(path: Path) -> dict:
     """A YAML mapping, {} when the file is missing, unreadable or not a mapping."""
     import yaml

@@ -13,6 +13,7 @@ from imgcls import manifest as mf
 from imgcls import report
 from imgcls.console import is_quiet, print_table
 from imgcls.fsutil import write_json, write_table
+from imgcls.outputs import split_outputs
 from imgcls.split.assign import kept_in_train
 from imgcls.split.config import PROFILE_ATTRIBUTES, SPLITS, SplitConfig
 from imgcls.split.leaks import side_rank, sides
@@ -167,16 +168,9 @@ def print_leaks(leaks: pd.DataFrame, limit: int = 20) -> None:
     print_table(t)
 
 
-def report_paths(out: Path) -> dict[str, Path]:
-    stem, parent = out.stem, out.parent
-    return {"report": parent / f"{stem}_report.html", "counts": parent / f"{stem}_counts.csv",
-            "summary": parent / f"{stem}_summary.json", "plot": parent / f"{stem}_distribution.png",
-            "leaks": parent / f"{stem}_leaks.csv"}
-
-
 def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks: pd.DataFrame,
                   columns: Sequence[str]) -> dict[str, Path]:
-    paths = report_paths(out)
+    paths = split_outputs(out)
     dist = distribution(df, columns)
     write_table(dist, paths["counts"])
     plot = plot_distribution(dist, paths["plot"])

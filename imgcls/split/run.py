@@ -13,14 +13,14 @@ from imgcls import profiles
 from imgcls.console import info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
-from imgcls.outputs import refuse_other_output
+from imgcls.outputs import refuse_other_output, split_outputs
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import assign, check_placed
 from imgcls.split.config import LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
 from imgcls.split.labels import derive_profile_labels, exclusion_reasons, is_profile_table
 from imgcls.split.leaks import check_fix_fractions, check_leaks, fix_leaks, side_units, sides
-from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, report_paths, summarize,
+from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  write_reports)
 from imgcls.split.units import linked_units, near_duplicate_pairs_for
 
@@ -125,7 +125,7 @@ def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int
     df = mf.load(src, opts, scan=False)
     layout = mf.layout_read(df)
     check_output_location(out, *mf.roots(df), images=mf.image_paths(df), owns=False)
-    check_not_replacing([out, *report_paths(out).values()], mf.read_table(df))    # --out train.csv of train.csv
+    check_not_replacing([out, *split_outputs(out).values()], mf.read_table(df))    # --out train.csv of train.csv
     group_col = _resolve_group_col(df, cfg, layout)
     _check_stratify(df, cfg)
     return mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels), group_col
@@ -135,8 +135,8 @@ def _check_other_output(out: Path) -> None:
     """split writes its table and reports into a folder it does not own: over a file of another step's output there
     (--out data/clean/manifest.csv) is refused; a table of its own beside that step's files, or an earlier split's
     table (beside its _summary.json) replaced, is not."""
-    if not (out.is_file() and report_paths(out)["summary"].is_file()):
-        refuse_other_output(out.parent, "split", writes=[out, *report_paths(out).values()])
+    if not (out.is_file() and split_outputs(out)["summary"].is_file()):
+        refuse_other_output(out.parent, "split", writes=[out, *split_outputs(out).values()])
 
 
 def _check_embedder(cfg: SplitConfig) -> None:
@@ -205,7 +205,7 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
                                f"nothing written. Rerun with --fix, or pass --allow-leaks to write it anyway")
         warn(f"{len(leaks)} leak(s) between sides written anyway (--allow-leaks)")
     # a kill -9 of an earlier run left temporary files of these names (only ours: --out's folder is the user's)
-    remove_stale_temps(out.parent, [out.name] + [p.name for p in report_paths(out).values()])
+    remove_stale_temps(out.parent, [out.name] + [p.name for p in split_outputs(out).values()])
     mf.write(df, out)
     paths = write_reports(df, out, cfg, summary, leaks, columns)
     info(f"wrote {out} ({summary['n_used']} rows in splits, {summary['n_rows'] - summary['n_used']} left out) "
