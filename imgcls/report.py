@@ -185,15 +185,48 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 110, tight: bool = True
 
 
 def pyplot():
-    """matplotlib.pyplot with the headless backend. matplotlib's warning for each character its font lacks (a class
-    named 고양이 gave one per character per figure, on stderr even with --quiet) is left to _drawn_with_glyphs."""
+    """matplotlib.pyplot with the headless backend, and the bundled Korean font (korean_font) last in the font
+    family list: matplotlib falls back along the list glyph by glyph, so Latin text keeps the default font and a
+    class named 고양이 is drawn in NanumGothic. matplotlib's warning for each character no font has (one per character
+    per figure, on stderr even with --quiet) is left to _drawn_with_glyphs."""
     import warnings
 
     import matplotlib
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)
+    font = korean_font()
+    family = list(matplotlib.rcParams["font.family"])
+    if font is not None and font not in family:
+        matplotlib.rcParams["font.family"] = family + [font]
     return plt
+
+
+KOREAN_FONT_PACKAGE = "koreanize_matplotlib"     # the koreanize-matplotlib dependency: NanumGothic (SIL OFL) .ttf files
+
+
+@lru_cache(maxsize=1)
+def korean_font() -> str | None:
+    """The family name of the Korean font the koreanize-matplotlib dependency ships (NanumGothic), its files
+    registered with matplotlib once; None where the package or its font files are missing (the figures then draw
+    Hangul as boxes, said once by _drawn_with_glyphs). The package is found, not imported: importing it sets
+    matplotlib's global rcParams."""
+    import importlib.util
+
+    from matplotlib import font_manager
+    try:
+        spec = importlib.util.find_spec(KOREAN_FONT_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    names = []
+    for ttf in sorted(f for d in folders for f in Path(d, "fonts").glob("NanumGothic*.ttf")):  # every weight
+        try:
+            font_manager.fontManager.addfont(str(ttf))
+        except (OSError, RuntimeError):      # an unreadable file: the others still serve
+            continue
+        names.append(font_manager.fontManager.ttflist[-1].name)
+    return names[0] if names else None
 
 
 _MISSING_GLYPH = r"Glyph \d+ .*missing from"       # matplotlib's "Glyph 44256 (...) missing from font(s) DejaVu Sans."
@@ -201,9 +234,9 @@ _glyphs = {"said": False}
 
 
 def _drawn_with_glyphs(fig, save) -> None:
-    """save() the figure. Where its text has characters the fonts lack (Korean class names, say): with an installed
-    font that has them added as a fallback (for later figures too) and saved again; with none, the characters stay
-    boxes, said once (info)."""
+    """save() the figure. Where its text has characters the fonts lack (Chinese or Japanese class names, say; Korean
+    ones where korean_font is missing): with an installed font that has them added as a fallback (for later figures
+    too) and saved again; with none, the characters stay boxes, said once (info)."""
     import re
     import warnings
 
@@ -237,7 +270,8 @@ def _drawn_with_glyphs(fig, save) -> None:
         chars = "".join(sorted(map(chr, missing))[:8])
         info(f"figures: class names (or other text) with characters no installed font has ({chars}"
              f"{'...' if len(missing) > 8 else ''}) are drawn as boxes in the PNGs; report.html shows them as text. "
-             f"Installing a font that has them (e.g. Noto Sans CJK for Korean, Chinese, Japanese) draws them")
+             f"Installing a font that has them (for Korean, imgcls's dependency koreanize-matplotlib, which ships "
+             f"NanumGothic; Noto Sans CJK for Chinese, Japanese) draws them")
 
 
 def font_with(codepoints: set[int], exclude: Iterable[str] = ()) -> str | None:

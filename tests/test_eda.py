@@ -323,13 +323,18 @@ def test_eda_test_set_grey_like_preprocessed_grey_training_set_is_no_mode_shift(
 
 def test_class_names_the_font_lacks_give_one_line_not_a_warning_per_glyph(tmp_path, monkeypatch):
     """Korean class folders: matplotlib warned once per character per figure (UserWarning on stderr, -q too). Now
-    its warning is not shown; with no installed font that has the characters (made so here: no test depends on the
-    fonts installed) one info line says they are boxes in the PNGs; -q prints nothing."""
+    its warning is not shown; with no font that has the characters (made so here: neither the bundled Korean font,
+    as where koreanize-matplotlib is missing, nor an installed one; no test depends on the fonts installed) one info
+    line says they are boxes in the PNGs; -q prints nothing."""
     import warnings
 
+    import matplotlib
+
     from imgcls import report
+    monkeypatch.setattr(report, "korean_font", lambda: None)
     monkeypatch.setattr(report, "font_with", lambda codepoints, exclude=(): None)
     monkeypatch.setitem(report._glyphs, "said", False)
+    monkeypatch.setitem(matplotlib.rcParams, "font.family", ["sans-serif"])    # no earlier test's fallback font
     root = make_image_folder(tmp_path / "raw", {"고양이": 3, "강아지": 2})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -342,6 +347,71 @@ def test_class_names_the_font_lacks_give_one_line_not_a_warning_per_glyph(tmp_pa
     assert len(said) == 1 and "고" in said[0], r.output
     assert quiet.exit_code == 0 and quiet.output == ""
     assert "고양이" in read_outputs(tmp_path / "eda")[2]                 # the HTML has the names as text
+
+
+def _drawing_font(text, ch: str) -> str:
+    """The family of the font matplotlib draws `ch` of the Text `text` with: the first of its families (the
+    fallback list, in order) whose font file has the character."""
+    from matplotlib import font_manager
+
+    from imgcls import report
+    for family in text.get_fontfamily():
+        prop = text.get_fontproperties().copy()
+        prop.set_family(family)
+        try:
+            path = font_manager.findfont(prop, fallback_to_default=False)
+        except ValueError:
+            continue
+        if ord(ch) in report._charmap(path):
+            return font_manager.get_font(path).family_name
+    return ""
+
+
+def test_korean_class_names_are_drawn_in_the_bundled_korean_font(tmp_path, monkeypatch):
+    """Class folders 마스크 / 정답 라벨 were boxes in every PNG where no Korean font is installed (matplotlib's
+    DejaVu Sans has no Hangul). Figures now fall back to NanumGothic, which the koreanize-matplotlib dependency
+    ships: matplotlib warns of no missing glyph, the Hangul resolves to NanumGothic, Latin text keeps the default
+    font. No installed font is looked for (font_with: None), so the test needs none."""
+    import warnings
+
+    import matplotlib
+    from matplotlib import font_manager
+
+    from imgcls import report
+    monkeypatch.setattr(report, "font_with", lambda codepoints, exclude=(): None)
+    figs, save = [], report.save_figure
+    monkeypatch.setattr(report, "save_figure", lambda fig, path, **kw: figs.append(fig) or path)
+    with matplotlib.rc_context({"font.family": ["sans-serif"]}):            # as a fresh process has it
+        default = font_manager.get_font(font_manager.findfont(font_manager.FontProperties())).family_name
+        eda.plot_class_counts({"classes": {"마스크": 3, "정답 라벨": 2, "cat": 1}, "imbalance_ratio": 3.0},
+                              tmp_path / "counts.png")
+        fig, = figs
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fig.savefig(tmp_path / "raw.png")          # matplotlib's own warnings (save_figure's are not shown)
+        assert not [w for w in caught if "Glyph" in str(w.message)], [str(w.message) for w in caught]
+        labels = {t.get_text(): t for t in fig.axes[0].get_xticklabels()}
+        assert _drawing_font(labels["마스크"], "마") == "NanumGothic"
+        assert _drawing_font(labels["정답 라벨"], "라") == "NanumGothic"
+        assert _drawing_font(labels["cat"], "c") == default != "NanumGothic"
+        save(fig, tmp_path / "counts.png")
+    assert (tmp_path / "counts.png").stat().st_size > 0
+
+
+def test_without_koreanize_matplotlib_no_korean_font_is_added(monkeypatch):
+    """A user's environment without the package (or its font files): no font, the family list as it was (and
+    Hangul then boxes, said once: test_class_names_the_font_lacks_give_one_line_not_a_warning_per_glyph)."""
+    import importlib.util
+
+    import matplotlib
+
+    from imgcls import report
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, package=None: None)
+    assert report.korean_font.__wrapped__() is None
+    monkeypatch.setattr(report, "korean_font", report.korean_font.__wrapped__)
+    with matplotlib.rc_context({"font.family": ["sans-serif"]}):
+        report.pyplot()
+        assert matplotlib.rcParams["font.family"] == ["sans-serif"]
 
 
 def test_a_font_that_has_the_missing_characters_is_added_as_a_fallback(tmp_path):
