@@ -120,20 +120,26 @@ class NearDuplicates:
         (nor returned), and the groups are those of both together. `thumbs`: a pair_cache.Thumbnails of one row
         per content hash that a pass already filled (else one is made: thumbnails are decoded only where no earlier
         run kept their numbers, or where a pair is verified rather than replayed)."""
-        from imgcls.clean.ann import faiss_available, use_ann
-        from imgcls.clean.near_dup import pair_arrays, top_pairs
-        from imgcls.clean.pair_cache import CandidateCache, Thumbnails
+        from imgcls.clean.pair_cache import CandidateCache, PairCache, Thumbnails, content_keys
         floor = self.cut if floor is None else floor
         if levels:                     # every pair a level counts must come back
             floor = min(floor, *levels)
         ok = (df["error"].fillna("").astype(str) == "").to_numpy()
         if emb is None:
             emb = self.embeddings(df, workers)
+        keys = content_keys(df)
         if self.method == "embedding":
-            if use_ann(self.ann, len(df)) and (self.ann == "on" or faiss_available()):
-                return top_pairs(emb, floor, valid=ok, ann=self.ann,
-                                 what="near duplicates (embeddings)" if len(df) > 5000 else None)
-            return pair_arrays(emb, floor, valid=ok, what="near duplicates (embeddings)" if len(df) > 5000 else None)
+            # the readable rows in their content keys' order, kept by the input's digest (pair_cache.CandidateCache)
+            # as the verified search below: split on clean's output that searches the very rows clean searched
+            # takes clean's pairs and cosines (clean searched down to its lowest sweep row, split at the cut)
+            searched = np.flatnonzero(ok)
+            searched = searched[np.argsort(keys[searched], kind="stable")]
+            i, j, s = CandidateCache(self.cache_dir).scored(
+                emb[searched], floor, self.ann, what="near duplicates (embeddings)" if len(df) > 5000 else None)
+            i, j = searched[i], searched[j]
+            i, j = np.minimum(i, j), np.maximum(i, j)
+            order = np.lexsort((j, i))                 # in row order, as a search in the rows' order returns them
+            return i[order], j[order], s[order]
         rep = np.zeros(len(df), bool)
         rep[content_representatives(df)[0]] = True
         ts = thumbs if thumbs is not None else Thumbnails(df, np.flatnonzero(rep), workers, self.cache_dir,
@@ -144,8 +150,6 @@ class NearDuplicates:
         # are searched in their content keys' order and each pair is verified from its smaller key to its larger,
         # so the search's digest and the pairs kept do not depend on the row order (split sorts by path, clean
         # keeps its input's order: in row order about half the pairs were the other way round, verified again)
-        from imgcls.clean.pair_cache import PairCache, content_keys
-        keys = content_keys(df)
         searched = np.flatnonzero(th_ok)
         searched = searched[np.argsort(keys[searched], kind="stable")]
         i, j = CandidateCache(self.cache_dir).pairs(emb[searched], ts.sums[searched], self.candidates, self.ann)

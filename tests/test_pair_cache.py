@@ -298,3 +298,44 @@ def test_split_on_clean_s_output_in_another_row_order_replays_clean_s_search_and
     path = df["path"].to_numpy()
     got = {frozenset((moved["path"][a], moved["path"][b])): float(c) for a, b, c in zip(i, j, s)}
     assert got == {frozenset((path[a], path[b])): float(c) for a, b, c in zip(*want)}
+
+
+def test_the_embedding_method_s_search_is_kept_and_taken_in_any_row_order_and_at_a_higher_floor(tmp_path,
+                                                                                                 monkeypatch):
+    """--dup-method embedding's cosine search goes through CandidateCache: the same rows (in any order) at the same
+    floor or a higher one take it (the pairs at or above that floor, the same cosines); a lower floor, or another
+    row set, is searched. The pairs are those of the search over the rows as given."""
+    from imgcls import links
+    from imgcls.clean import near_dup
+    df = _scan(_folder(tmp_path / "data"))
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(len(df), 16)).astype(np.float32)
+    emb[1::2] = emb[::2][:len(emb[1::2])] + 0.3 * rng.normal(size=(len(emb[1::2]), 16)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    ok = np.ones(len(df), bool)
+    ref = near_dup.pair_arrays(emb, 0.85, valid=ok)
+    searches = []
+    real = near_dup.pair_arrays
+    monkeypatch.setattr(near_dup, "pair_arrays", lambda *a, **k: searches.append(a[1]) or real(*a, **k))
+    nd = links.NearDuplicates(method="embedding", cache_dir=str(tmp_path / "cache"))
+    want = nd.scored_pairs(df, emb, 0.85)
+    assert searches == [0.85] and len(want[0]) >= 4
+    np.testing.assert_array_equal(want[0], ref[0])
+    np.testing.assert_array_equal(want[1], ref[1])
+    np.testing.assert_allclose(want[2], ref[2], atol=1e-6)
+    path = df["path"].to_numpy()
+
+    def by_path(frame, got):
+        return {frozenset((frame["path"][a], frame["path"][b])): float(c) for a, b, c in zip(*got)}
+    order = rng.permutation(len(df))
+    moved = df.iloc[order].reset_index(drop=True)
+    assert by_path(moved, nd.scored_pairs(moved, emb[order], 0.85)) == by_path(df, want)
+    high = nd.scored_pairs(df, emb, 0.95)
+    assert searches == [0.85] and by_path(df, high) == {k: v for k, v in by_path(df, want).items() if v >= 0.95}
+    nd.scored_pairs(df, emb, 0.5)                                     # lower than kept: searched
+    assert searches == [0.85, 0.5]
+    bad = df.copy()
+    bad.loc[3, "error"] = "not an image"                              # another row set
+    got = nd.scored_pairs(bad, emb, 0.85)
+    assert searches == [0.85, 0.5, 0.85] and 3 not in np.r_[got[0], got[1]]
+    assert path[3] not in {p for pair in by_path(bad, got) for p in pair}

@@ -634,6 +634,53 @@ def test_split_on_cleans_output_takes_cleans_candidate_pairs_and_searches_when_t
     assert len(searches) == 4
 
 
+def test_split_on_cleans_output_takes_cleans_embedding_search(tmp_path, monkeypatch):
+    """--dup-method embedding's cosine search (O(n^2)) goes through the same CandidateCache: clean keeps it (down to
+    its lowest sweep row), split on its output with the same method takes it at the cut and
+    writes the table a fresh search writes; another image set is another input and is searched."""
+    from imgcls import links
+    from imgcls.clean import near_dup
+    from test_pair_cache import _images
+    src = make_image_folder(tmp_path / "raw", {"c0": 6, "c1": 6}, size=(64, 64))
+    for k, im in enumerate(_images()):          # four pictures with four near copies each, each in one class
+        im.convert("RGB").save(src / f"c{k // 5 % 2}" / f"img{k:02d}.png")
+    searches, pairs = [], []
+    real_search, real_scored = near_dup.pair_arrays, links.NearDuplicates.scored_pairs
+    monkeypatch.setattr(near_dup, "pair_arrays", lambda *a, **k: searches.append(a[1]) or real_search(*a, **k))
+
+    def scored(self, df, *a, **k):              # split's pairs, by path
+        i, j, s = real_scored(self, df, *a, **k)
+        pairs.append({(df["path"][x], df["path"][y]): float(c) for x, y, c in zip(i, j, s)})
+        return i, j, s
+    monkeypatch.setattr(links.NearDuplicates, "scored_pairs", scored)
+    cleaned, common = tmp_path / "clean", ["--device", "cpu", "-q", "--dup-method", "embedding"]
+    monkeypatch.setenv("IMGCLS_CACHE", str(tmp_path / "cache"))          # clean's cache (split's --cache-dir)
+    r = runner.invoke(app, ["clean", str(src), "--out", str(cleaned), "--no-ood", "--conflicts", "all", *common])
+    assert r.exit_code == 0, r.output
+    assert len(searches) == 1 and searches[0] < 0.90                  # down to the sweep's lowest row
+
+    def split(out, *more):
+        r = runner.invoke(app, ["split", str(cleaned / "manifest.csv"), "--out", str(tmp_path / out), *common, *more])
+        assert r.exit_code == 0, r.output
+        return (tmp_path / out).read_bytes()
+    pairs.clear()
+    reused = split("reused.csv")
+    assert len(searches) == 1                                       # clean's search taken
+    assert split("searched.csv", "--cache-dir", str(tmp_path / "elsewhere")) == reused and searches[1:] == [0.90]
+    assert len(pairs) == 2 and pairs[0] == pairs[1] and len(pairs[0]) >= 4
+    assert min(pairs[0].values()) >= 0.90
+    df = pd.read_csv(tmp_path / "reused.csv", dtype=str, keep_default_na=False)
+    for b in range(4):                                              # the planted copies linked: on one side
+        family = df["path"].str.contains("|".join(f"img{b * 5 + v:02d}" for v in range(5)))
+        assert df.loc[family, "split"].nunique() == 1
+    split("again.csv")
+    assert len(searches) == 2                                       # split's own search is kept too
+    from PIL import Image
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(src / "c0" / "000.png")    # a new picture
+    split("changed.csv")
+    assert len(searches) == 3
+
+
 def test_a_gap_whole_rows_cannot_avoid_is_not_warned(tmp_path):
     """The DACON painters' smallest artist, 10 paintings over 3 folds, can only go 4/3/3 (or 3/3/2 + 2 test rows
     with --test 0.2): a 6.7% gap from the 1/3 target that no split avoids. `split --folds 3` warned about it

@@ -15,7 +15,8 @@ Beside the pairs, each image's numbers the candidate search and the greyscale te
 verification the pairs replay (Thumbnails) decodes only the images of the pairs it computes; and the candidate pairs of
 the last few searches (CandidateCache), each under a digest of that search's whole input (the searched rows'
 embeddings and block sums in order, the thresholds, the search, the code): split on clean's output, when it searches
-exactly the rows clean searched, or clean again, takes the pairs instead of searching (O(n^2)) again.
+exactly the rows clean searched, or clean again, takes the pairs instead of searching (O(n^2)) again. The same cache
+keeps --dup-method embedding's cosine search (CandidateCache.scored: the pairs and their cosines).
 """
 from __future__ import annotations
 
@@ -134,7 +135,8 @@ class CandidateCache:
     hash), kept under a digest of everything the pairs depend on: a later search with the same digest (split on
     clean's output that searches the very rows clean searched, in any row order (scored_pairs searches them in their
     content keys' order); clean again with another
-    --dup-threshold or --conflicts) takes them, and any other searches as before. The last KEPT_SEARCHES searches are
+    --dup-threshold or --conflicts) takes them, and any other searches as before; `scored` does the same for
+    --dup-method embedding's cosine search (its pairs and cosines). The last KEPT_SEARCHES searches (either method) are
     kept, one file each, named by the code's numbers_digest and the input's (writing one removes other code's); a file
     that does not fit is said and searched anew, never trusted."""
 
@@ -143,53 +145,101 @@ class CandidateCache:
         self.folder = open_cache_folder(cache_dir)
 
     @staticmethod
-    def digest(emb: np.ndarray | None, sums: np.ndarray, candidates: float, ann: str) -> str:
-        """The search's input: the rows' embeddings (float32) and block sums, in order, the embedding threshold,
-        the search the --ann mode picks for these rows (index or exact), and the code and libraries (numbers_digest:
-        near_dup, which holds the tiny-descriptor threshold and the per-image cap; and the index's module)."""
+    def digest(emb: np.ndarray | None, sums: np.ndarray | None, candidates: float | None, ann: str,
+               method: str = "verified") -> str:
+        """The search's input: the --dup-method (verified: the candidate search that verification reads; embedding:
+        the cosine search that is the whole definition), the rows' embeddings (float32) and, for verified, block
+        sums, in order (the embeddings are the embedder's, its weights', size's and precision's numbers: any of
+        them changed is another input), verified's embedding threshold, the search the --ann mode picks for these
+        rows (index or exact), and the code and libraries (numbers_digest: near_dup, which holds the searches, the
+        tiny-descriptor threshold and the per-image cap; and the index's module). The embedding method's floor is
+        not in it: the file says the floor it was searched at (see scored)."""
         import hashlib
 
         import imgcls.clean.ann as ann_module
         from imgcls.clean.ann import faiss_available, use_ann
         h = hashlib.sha256()
-        index = use_ann(ann, len(sums)) and (ann == "on" or faiss_available())
+        n = len(sums) if sums is not None else len(emb)
+        index = use_ann(ann, n) and (ann == "on" or faiss_available())
         h.update(Path(ann_module.__file__).read_bytes())          # the index's code (numbers_digest: near_dup's)
-        h.update(f"{CACHE_VERSION} {numbers_digest()} {float(candidates)!r} "
-                 f"{'index' if index else 'exact'} {sums.shape} {sums.dtype} "
+        h.update(f"{CACHE_VERSION} {method} {numbers_digest()} "
+                 f"{None if candidates is None else float(candidates)!r} {'index' if index else 'exact'} "
+                 f"{None if sums is None else (sums.shape, str(sums.dtype))} "
                  f"{None if emb is None else emb.shape}".encode())
-        h.update(np.ascontiguousarray(sums).data)
+        if sums is not None:
+            h.update(np.ascontiguousarray(sums).data)
         if emb is not None:
             h.update(np.ascontiguousarray(emb, np.float32).data)
         return h.hexdigest()[:24]
+
+    def _path(self, key: str) -> Path:
+        return self.folder / f"candidate_pairs_{THUMB}px_{numbers_digest()}_{key}.npz"
+
+    def _load(self, path: Path, n: int, scored: bool) -> dict | None:
+        """The kept search at `path` (arrays i, j, and s and floor when `scored`), checked against n rows; None
+        when there is none or it does not fit (said)."""
+        from imgcls.console import warn
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as z:
+                out = {"i": z["i"].astype(np.int64), "j": z["j"].astype(np.int64)}
+                kept = int(z["n"])
+                if scored:
+                    out["s"], out["floor"] = z["s"].astype(np.float32), float(z["floor"])
+            i, j = out["i"], out["j"]
+            if kept != n or i.shape != j.shape or (len(i) and not (0 <= i.min() and j.max() < n)) \
+                    or (scored and (out["s"].shape != i.shape or not np.isfinite(out["floor"]))):
+                raise ValueError(f"{len(i)} pairs of {kept} rows for {n} rows")
+            return out
+        except Exception as e:  # noqa: BLE001 - a damaged file is ignored (and replaced), never trusted
+            warn(f"candidate-pair cache {path} does not fit ({type(e).__name__}: {e}): ignored, searched again")
+            return None
 
     def pairs(self, emb: np.ndarray | None, sums: np.ndarray, candidates: float, ann: str = "auto"
               ) -> tuple[np.ndarray, np.ndarray]:
         """near_dup.candidate_pairs of these rows (every one searched): kept ones when a search of the same digest
         wrote them, else searched and kept."""
         from imgcls.clean.near_dup import candidate_pairs
-        from imgcls.console import warn
-        key = self.digest(emb, sums, candidates, ann)
-        path = self.folder / f"candidate_pairs_{THUMB}px_{numbers_digest()}_{key}.npz"
-        if path.is_file():
-            try:
-                with np.load(path) as z:
-                    i, j, n = z["i"].astype(np.int64), z["j"].astype(np.int64), int(z["n"])
-                if n != len(sums) or i.shape != j.shape or (len(i) and not (0 <= i.min() and j.max() < n)):
-                    raise ValueError(f"{len(i)} pairs of {n} rows for {len(sums)} rows")
-                return i, j
-            except Exception as e:  # noqa: BLE001 - a damaged file is ignored (and replaced), never trusted
-                warn(f"candidate-pair cache {path} does not fit ({type(e).__name__}: {e}): ignored, searched again")
+        path = self._path(self.digest(emb, sums, candidates, ann))
+        kept = self._load(path, len(sums), scored=False)
+        if kept is not None:
+            return kept["i"], kept["j"]
         i, j = candidate_pairs(emb, np.zeros((0, THUMB, THUMB, 3), np.uint8), np.ones(len(sums), bool), candidates,
                                ann=ann, sums=sums)
-        self._store(path, i, j, len(sums))
+        self._store(path, len(sums), i=i.astype(np.int32), j=j.astype(np.int32))
         return i, j
 
-    def _store(self, path: Path, i: np.ndarray, j: np.ndarray, n: int) -> None:
+    def scored(self, emb: np.ndarray, floor: float, ann: str = "auto", what: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """--dup-method embedding's search of these rows (every one searched): the pairs (i < j, cosine >= floor)
+        and their cosines, as NearDuplicates.scored_pairs returns them: the exact blockwise search (every such
+        pair), or with the FAISS index each row's CANDIDATES_PER_IMAGE nearest (near_dup.top_pairs). A kept search
+        of the same digest at this floor or a lower one is taken (its pairs at or above `floor`: either search
+        picks its pairs whatever the floor, then keeps those at or above it), so split at the cut takes clean's
+        search down to its lowest sweep row; else searched at `floor` and kept."""
+        from imgcls.clean.ann import faiss_available, use_ann
+        from imgcls.clean.near_dup import pair_arrays, top_pairs
+        floor = float(floor)
+        path = self._path(self.digest(emb, None, None, ann, method="embedding"))
+        kept = self._load(path, len(emb), scored=True)
+        if kept is not None and kept["floor"] <= floor:
+            keep = kept["s"] >= floor                  # as the searches compare: float32 scores, a Python float
+            return kept["i"][keep], kept["j"][keep], kept["s"][keep]
+        if use_ann(ann, len(emb)) and (ann == "on" or faiss_available()):
+            i, j, s = top_pairs(emb, floor, ann=ann, what=what)
+        else:
+            i, j, s = pair_arrays(emb, floor, what=what)
+        self._store(path, len(emb), i=i.astype(np.int32), j=j.astype(np.int32), s=s.astype(np.float32),
+                    floor=np.array(floor))
+        return i.astype(np.int64), j.astype(np.int64), s.astype(np.float32)
+
+    def _store(self, path: Path, n: int, **arrays: np.ndarray) -> None:
         from imgcls.fsutil import atomic_path
         try:
             with atomic_path(path) as tmp:
                 with open(tmp, "wb") as fh:
-                    np.savez(fh, i=i.astype(np.int32), j=j.astype(np.int32), n=np.array(n))
+                    np.savez(fh, n=np.array(n), **arrays)
         except OSError as e:             # the run's own results stand; only the next run's reuse is lost
             from imgcls.console import warn
             warn(f"candidate-pair cache {path} not written ({e.strerror or e}): the next run searches again")
