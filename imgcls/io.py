@@ -16,6 +16,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -258,9 +259,14 @@ def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXEL
              ) -> Image.Image:
     """Decode to RGB. `draft=(w, h)` lets JPEG decode at a reduced scale >= that size (thumbnails, embeddings)."""
     im = _open_checked(path, max_pixels)
+    if draft and im.format in DRAFT_FORMATS:
+        im.draft("RGB", draft)
+    return _decode_rgb(path, im, background)
+
+
+def _decode_rgb(path, im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
+    """An opened (and maybe drafted) image -> RGB, EXIF applied; a decode failure is an ImageReadError."""
     try:
-        if draft and im.format in DRAFT_FORMATS:
-            im.draft("RGB", draft)
         im.load()
         im = ImageOps.exif_transpose(im)
         return to_rgb(im, background)
@@ -268,6 +274,29 @@ def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXEL
         raise
     except Exception as e:
         raise ImageReadError(path, f"truncated or corrupt: {type(e).__name__}: {e}") from None
+
+
+def load_rgb_drafts(path: str | os.PathLike, sides: Sequence[int], max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                    background: tuple[int, int, int] = DEFAULT_BACKGROUND) -> list[Image.Image]:
+    """[load_rgb(path, draft=(s, s)) for s in sides], the same pixels, with one decode per distinct DCT scale: a
+    PNG, or a JPEG whose sides reach the same scale, is decoded once (the images are then one object)."""
+    im = _open_checked(path, max_pixels)
+    if im.format not in DRAFT_FORMATS:
+        one = _decode_rgb(path, im, background)
+        return [one] * len(sides)
+    im.close()
+    done: dict[tuple, Image.Image] = {}
+    out = []
+    for s in sides:
+        im = _open_checked(path, max_pixels)
+        im.draft("RGB", (s, s))
+        key = (im.mode, im.size)        # the size after draft is the DCT scale chosen
+        if key in done:
+            im.close()
+        else:
+            done[key] = _decode_rgb(path, im, background)
+        out.append(done[key])
+    return out
 
 
 def decode_recipe(draft: int | None = None) -> dict:

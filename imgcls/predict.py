@@ -264,9 +264,9 @@ class _ViewDataset:
     """Item i -> (i, uint8 views [V,3,S,S], error). A bad image gives zeros and ok=False (reported, never a crash);
     so does one with more than `max_pixels` pixels (predict --max-pixels)."""
 
-    def __init__(self, paths: Sequence[str], maker, draft: int, errors: Sequence[str] | None = None,
+    def __init__(self, paths: Sequence[str], maker, errors: Sequence[str] | None = None,
                  max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS):
-        self.paths, self.maker, self.draft, self.max_pixels = list(paths), maker, draft, max_pixels
+        self.paths, self.maker, self.max_pixels = list(paths), maker, max_pixels
         self.errors = list(errors) if errors is not None else [""] * len(self.paths)
 
     def __len__(self):
@@ -276,8 +276,9 @@ class _ViewDataset:
         import torch
         if not self.errors[i]:
             try:
-                img = imgio.load_rgb(self.paths[i], max_pixels=self.max_pixels, draft=(self.draft, self.draft))
-                return i, self.maker.views_uint8(img), ""
+                # the plain view from the decode validation saw, the larger views from one of their own
+                imgs = imgio.load_rgb_drafts(self.paths[i], self.maker.draft_sides(), max_pixels=self.max_pixels)
+                return i, self.maker.views_uint8(*imgs), ""
             except imgio.ImageReadError as e:
                 err = e.reason
         else:
@@ -349,7 +350,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
     t0 = time.perf_counter()
     for key, pairs in groups.items():
         maker = ViewMaker(loaded[pairs[0][0]][pairs[0][1]].meta, tta)
-        ds = _ViewDataset(paths, maker, maker.needed_side(), errors, max_pixels)
+        ds = _ViewDataset(paths, maker, errors, max_pixels)
         dl = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=workers,
                                          collate_fn=_collate, pin_memory=dev.type == "cuda",
                                          persistent_workers=False,

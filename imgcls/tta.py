@@ -12,7 +12,9 @@ e.g. `flip`, `flip+crops`, `scales=0.9,1.0,1.1`, `flip+scales=0.9,1.1`. Views: o
 `flip` doubles them all (flip+crops = 12 views). The plain view is always view 0 (scale 1.0 is added when a scale
 list omits it), so one
 pass gives predictions with and without TTA (`--eval` prints both). Every view has the model's input size S x S,
-so all views of a batch go through the network as one tensor.
+so all views of a batch go through the network as one tensor. The plain view (and the scales <= 1) is cut from the
+image decoded as validation decoded it (a JPEG at the draft scale of S), the crops and the scales > 1 from a decode
+at the draft scale of the largest side they are resized to (ViewMaker.draft_sides, io.load_rgb_drafts).
 
 Merging (`--tta-merge`): `mean` averages the views' probabilities; `logits` averages the logits then applies the
 softmax (for a multi-branch model, whose output is a product of heads, the log of its decoded probabilities).
@@ -118,6 +120,14 @@ class ViewMaker:
         """The largest side any view is resized to (a JPEG can be draft-decoded down to it, not below)."""
         return int(round(self.size * max(max(self.spec.scales), 1 / CROP_PCT if self.spec.crops else 1)))
 
+    def draft_sides(self) -> tuple[int, ...]:
+        """The JPEG draft sizes views_uint8 wants its image(s) decoded at: the input size S (the plain view, and
+        the views no larger: decoded as validation decoded it, imgcls.train.data.load_input_image), then, where a
+        crop or a scale > 1 resizes to more than S, needed_side() (their own decode, large enough not to be
+        upscaled)."""
+        big = self.needed_side()
+        return (self.size,) if big <= self.size else (self.size, big)
+
     def _resized(self, img, side: int):
         """The image at `side` x `side` following the checkpoint's resize mode (as eval_transform does)."""
         from imgcls.train.data import resize_transform
@@ -145,19 +155,28 @@ class ViewMaker:
         std = torch.tensor(self.std, device=x.device).view(3, 1, 1)
         return (x.float() / 255.0 - mean) / std
 
-    def views_uint8(self, img):
-        """uint8 views [V, 3, S, S] (4x less to copy between processes and to the GPU than floats)."""
+    def views_uint8(self, img, big=None):
+        """uint8 views [V, 3, S, S] (4x less to copy between processes and to the GPU than floats). `img`: the
+        image decoded at draft_sides()[0]; `big`: the one decoded at draft_sides()[1], which the views resized to
+        more than S are made from (None: `img`, e.g. an image that is no JPEG)."""
         from torchvision.transforms.v2 import functional as F
         torch = self._torch
         x0 = self.to_image(img)
         if self.square is not None:     # every view (flip, crops, scales) is made from the letterboxed image
             x0 = self.square(x0)
+        if big is None or big is img:
+            x1 = x0
+        else:
+            x1 = self.to_image(big)
+            if self.square is not None:
+                x1 = self.square(x1)
         S = self.size
         views = []
         for s in self.spec.scales:
-            views.append(self._fit(self._resized(x0, max(8, round(S * s)))))
+            side = max(8, round(S * s))
+            views.append(self._fit(self._resized(x1 if side > S else x0, side)))
         if self.spec.crops:
-            big = self._resized(x0, round(S / CROP_PCT))
+            big = self._resized(x1, round(S / CROP_PCT))
             views += list(F.five_crop(big, [S, S]) if self.spec.crops == 5 else F.ten_crop(big, [S, S]))
         if self.spec.flip:
             views += [F.horizontal_flip(v) for v in views]

@@ -185,7 +185,7 @@ def test_export_json_preprocessing_rebuilds_predicts_input(tmp_path, resize_mode
     meta = load_model(run / "best.pt").meta
     maker = ViewMaker(meta, parse_tta("none"))
     paths = [str(tmp_path / "a.png"), str(tmp_path / "b.jpg")]
-    ds = _ViewDataset(paths, maker, maker.needed_side())
+    ds = _ViewDataset(paths, maker)
     for i, path in enumerate(paths):
         _, views, err = ds[i]
         assert err == ""

@@ -1297,3 +1297,61 @@ def test_a_tta_view_asked_twice_is_refused(tmp_path):
                             "--out", str(tmp_path / "p")])
     assert r.exit_code == 2 and r.output.count("\n") == 1 and "flip is given twice" in r.output, r.output
     assert not (tmp_path / "p").exists()
+
+
+def test_the_plain_tta_view_is_validations_and_the_larger_views_their_own_larger_decode(tmp_path):
+    """A JPEG big enough to be draft-decoded: the TTA views were all cut from one decode at the largest side a view
+    needs (crops: S / 0.875, scales > 1: S * s), a larger DCT scale than validation's (the input size), so the
+    plain view inside --tta flip+crops was other pixels than predict --tta none's (and than validation's). Now the
+    plain view (and the scales <= 1) comes from validation's decode and the larger views from their own, each at
+    least the size it is resized to."""
+    from imgcls import io as imgio
+    from imgcls.predict import _ViewDataset, predict_members, resolve_source
+    from imgcls.train.checkpoint import load_model
+    from imgcls.train.data import _decode_one
+    run = make_tiny_run(tmp_path / "run")
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(2):   # 256 x 192 (and 192 x 256): draft(32) decodes at 1/4, the crops' 37 px at 1/4 too,
+        arr = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)     # scale 2.2 (70 px) at 1/2
+        im = Image.fromarray(arr).resize((256, 192), Image.BILINEAR)
+        paths.append(tmp_path / f"t{i}.jpg")
+        (im if i == 0 else im.transpose(Image.Transpose.ROTATE_90)).save(paths[-1], quality=90)
+    meta = load_model(run / "best.pt").meta
+    spec = parse_tta("flip+crops+scales=0.5,2.2")
+    maker = ViewMaker(meta, spec)
+    assert maker.draft_sides() == (32, 70)
+    plain = ViewMaker(meta, parse_tta("none"))
+    assert plain.draft_sides() == (32,)
+    for i, p in enumerate(paths):
+        small, big = imgio.load_rgb_drafts(p, maker.draft_sides())
+        assert min(small.size) == 48 and min(big.size) == 96        # 1/4 and 1/2: two decodes
+        assert big is not small and min(big.size) >= maker.needed_side()
+        _, views, err = _ViewDataset([p], maker)[0]
+        _, none, _ = _ViewDataset([p], plain)[0]
+        assert err == "" and views.shape[0] == spec.n_views
+        assert torch.equal(views[0], none[0])                     # the plain view is predict --tta none's
+        # ... which is validation's (the decoded-image cache's), bit for bit
+        cached, _ = _decode_one((str(p), 32, meta.resize_mode, meta.interpolation, meta.fill, None))
+        assert torch.equal(none[0], torch.from_numpy(cached).permute(2, 0, 1))
+        assert torch.equal(views[1], maker.views_uint8(small)[1])    # scale 0.5: validation's decode
+        assert torch.equal(views[2:8], maker.views_uint8(big)[2:8])  # scale 2.2 and the crops: the larger one
+        assert not torch.equal(views[2:8], maker.views_uint8(small)[2:8])      # (other pixels: not vacuous)
+        assert not torch.equal(views[0], maker.views_uint8(big)[0])    # the one decode of before: not validation's
+    # end to end: the plain probabilities with TTA are those without it, to the bit (the tiny run's weights scaled
+    # back so that its probabilities are not one-hot: other pixels are other probabilities)
+    from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
+    ck = read_checkpoint(run / "best.pt")
+    save_checkpoint(run / "best.pt", {k: v / 3 if v.dim() > 1 else v for k, v in ck["state_dict"].items()},
+                    ck["meta"], epoch=1)
+    spec_run = resolve_source(run)
+    with_tta = predict_members(paths, spec_run, spec, workers=0, device="cpu")
+    without = predict_members(paths, spec_run, parse_tta("none"), workers=0, device="cpu")
+    np.testing.assert_array_equal(with_tta.plain, without.plain)
+    np.testing.assert_array_equal(without.tta, without.plain)
+    np.testing.assert_array_equal(without.plain, _direct_proba(run, [str(p) for p in paths]))
+    assert 0.01 < without.plain.max() < 0.99
+    # a PNG (never drafted) is decoded once for every view
+    png = make_image(tmp_path / "x.png", size=(256, 192), seed=1)
+    a, b = imgio.load_rgb_drafts(png, (32, 70))
+    assert a is b
