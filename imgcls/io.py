@@ -4,7 +4,9 @@
   a full-resolution decode: JPEGs are decoded at reduced scale (draft), PNGs are checked chunk by chunk (verify),
   so memory does not grow with image size; truncated, empty and non-image files come back with `error` set.
 - `load_rgb(path)`: an RGB PIL image with EXIF orientation applied, transparency flattened onto a background,
-  CMYK / 16-bit / float converted; raises `ImageReadError` with a reason for a bad file.
+  CMYK / 16-bit / float converted; raises `ImageReadError` with a reason for a bad file. `load_rgb_or_grey`: the
+  same, a grey source kept as 'L' (preprocess writes it so); `load_rgb_drafts`: load_rgb at several JPEG draft sizes,
+  one decode per distinct DCT scale (predict's TTA views).
 """
 from __future__ import annotations
 
@@ -274,6 +276,24 @@ def _decode_rgb(path, im: Image.Image, background: tuple[int, int, int]) -> Imag
         raise
     except Exception as e:
         raise ImageReadError(path, f"truncated or corrupt: {type(e).__name__}: {e}") from None
+
+
+# modes that hold one grey channel (with alpha, or at 1, 16 or 32 bits): load_rgb_or_grey keeps them grey
+GREY_MODES = frozenset({"1", "L", "LA", "La", "I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
+def load_rgb_or_grey(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                     background: tuple[int, int, int] = DEFAULT_BACKGROUND, draft: tuple[int, int] | None = None
+                     ) -> Image.Image:
+    """load_rgb, except that a grey source (GREY_MODES) comes back as 8-bit 'L', the very grey level load_rgb gives
+    in each of R, G and B (for a step that writes images: a third of the bytes; load_rgb reads them back as the same
+    RGB). A grey image with transparency over a `background` that is not grey is RGB, as load_rgb makes it."""
+    im = _open_checked(path, max_pixels)
+    grey = im.mode in GREY_MODES and not (im.mode in ("LA", "La") and len(set(background)) > 1)
+    if draft and im.format in DRAFT_FORMATS:
+        im.draft("RGB", draft)
+    rgb = _decode_rgb(path, im, background)      # load_rgb's own conversions, then its (equal) R channel
+    return rgb.getchannel("R") if grey else rgb
 
 
 def load_rgb_drafts(path: str | os.PathLike, sides: Sequence[int], max_pixels: int | None = DEFAULT_MAX_PIXELS,

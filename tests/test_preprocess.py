@@ -399,14 +399,66 @@ def test_plain_run_normalises_exif_and_mode_and_resizes(tmp_path):
     with Image.open(out / "a/rotated.jpg") as im:
         assert im.size == (30, 60) and im.mode == "RGB"              # EXIF applied (stored 60 x 30)
         assert im.getpixel((15, 5))[0] > 200 > im.getpixel((15, 5))[1]   # red on top
-    for p in ("a/cmyk.jpg", "b/depth16.png", "b/palette_alpha.png"):
+    for p in ("a/cmyk.jpg", "b/palette_alpha.png"):
         with Image.open(out / p) as im:
             assert im.mode == "RGB", p
+    with Image.open(out / "b/depth16.png") as im:      # 16-bit grey: 8-bit grey (what load_rgb reads in R, G, B)
+        assert im.mode == "L" and im.getpixel((0, 0)) == 128
     out2 = tmp_path / "p2"
     assert run(src, "--out", out2, "--size", "32", "--format", "png", "--workers", "1", "--quiet").exit_code == 0
     m = manifest(out2)
     assert sorted(m.index) == ["a/cmyk.png", "a/rotated.png", "b/depth16.png", "b/palette_alpha.png"]
     assert (m["width"] == 32).all() and (m["height"] == 32).all() and (m["format"] == "PNG").all()
+
+
+def test_a_grey_source_stays_grey_and_reads_as_its_rgb_copy_did(tmp_path):
+    """preprocess wrote every image as RGB: a greyscale set took 3x the bytes and its mode changed. A grey source
+    (L, LA over the white background, 16-bit) is now written as 'L' (a one-channel JPEG too), and train reads it
+    (io.load_rgb, the decoded-image cache) as the same RGB pixels as the RGB copy preprocess wrote before; padding
+    in a colour that is not grey, or rembg's cut-out, makes it RGB."""
+    from imgcls.preprocess import PreprocessConfig, process_image
+    from imgcls.preprocess.faces import Face
+    from imgcls.preprocess.image import Models
+    from imgcls.train.data import _decode_one
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (40, 60), dtype=np.uint8)
+    src = tmp_path / "raw"
+    (src / "a").mkdir(parents=True)
+    Image.fromarray(grey, "L").save(src / "a" / "g.png")
+    Image.fromarray(grey, "L").convert("RGB").save(src / "a" / "c.png")       # the same pixels, as RGB
+    la = np.stack([grey, rng.integers(0, 256, grey.shape, dtype=np.uint8)], -1)
+    Image.fromarray(la, "LA").save(src / "a" / "ga.png")
+    Image.fromarray(la, "LA").convert("RGBA").save(src / "a" / "ca.png")
+    for fmt in ("png", "jpg"):
+        out = tmp_path / f"p_{fmt}"
+        r = run(src, "--out", out, "--size", 32, "--format", fmt, "--workers", 1, "--quiet")
+        assert r.exit_code == 0, r.output
+        m = manifest(out)
+        assert m.loc[f"a/g.{fmt}", "mode"] == m.loc[f"a/ga.{fmt}", "mode"] == "L"
+        assert m.loc[f"a/c.{fmt}", "mode"] == m.loc[f"a/ca.{fmt}", "mode"] == "RGB"
+        if fmt == "png":      # train's input of the grey file is the one the RGB copy gave, to the bit
+            for g, c in (("g", "c"), ("ga", "ca")):
+                a, b = (_decode_one((str(out / "a" / f"{n}.png"), 32, "squash", "bilinear", (255,) * 3, None))[0]
+                        for n in (g, c))
+                np.testing.assert_array_equal(a, b)
+            assert m.loc["a/g.png", "bytes"] < m.loc["a/c.png", "bytes"]
+    # padding in a colour that is not grey needs RGB; a face crop keeps the mode
+    im = Image.open(src / "a" / "g.png")
+    rec, got = process_image(src / "a" / "g.png", None, PreprocessConfig(size=32, bg_color="red"), Models(
+        PreprocessConfig()))
+    assert got.mode == "RGB" and got.getpixel((0, 0)) == (255, 0, 0) and rec["error"] == ""
+    rec, got = process_image(src / "a" / "g.png", None, PreprocessConfig(size=32, bg_color="black"),
+                             Models(PreprocessConfig()))
+    assert got.mode == "L" and got.getpixel((0, 0)) == 0
+
+    class OneFace:
+        def detect(self, image):
+            return Face(10, 5, 20, 20, 0.9)
+    models = Models(PreprocessConfig())
+    models.faces = OneFace()
+    rec, got = process_image(src / "a" / "g.png", None, PreprocessConfig(face_crop=True, face_margin=0.0), models)
+    assert rec["face_found"] and got.mode == "L"
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(im)[5:25, 10:30])
 
 
 # --- resumable, parallel, safety ---------------------------------------------------------------------------------

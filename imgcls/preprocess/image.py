@@ -39,7 +39,7 @@ def process_image(src: str | os.PathLike, dst: str | os.PathLike | None, cfg: Pr
     try:
         # without a face crop the output needs no more than --size pixels: JPEGs decode at a reduced DCT scale
         draft = (cfg.size, cfg.size) if cfg.size and not cfg.face_crop else None
-        im = imgio.load_rgb(src, max_pixels=cfg.max_pixels, draft=draft)
+        im = imgio.load_rgb_or_grey(src, max_pixels=cfg.max_pixels, draft=draft)   # a grey source stays 'L'
     except imgio.ImageReadError as e:
         rec["error"] = e.reason
         return rec, None
@@ -101,8 +101,8 @@ def save_image(im, dst: str | os.PathLike, quality: int = 95) -> None:
     dst = Path(dst)
     ext = dst.suffix.lower()
     with atomic_path(dst) as tmp:
-        if ext in (".jpg", ".jpeg"):
-            im.convert("RGB").save(tmp, "JPEG", quality=quality)
+        if ext in (".jpg", ".jpeg"):    # a grey image is a one-channel JPEG
+            (im if im.mode in ("RGB", "L") else im.convert("RGB")).save(tmp, "JPEG", quality=quality)
         elif ext == ".webp":
             im.save(tmp, "WEBP", quality=quality)
         else:

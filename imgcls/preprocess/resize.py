@@ -32,10 +32,13 @@ def fit(im: Image.Image, size: int, mode: str = "pad") -> Image.Image:
 
 
 def pad_to(im: Image.Image, size: int, color) -> Image.Image:
-    """Centre `im` (at most size x size) on a size x size canvas of `color` (RGBA colour for RGBA images)."""
+    """Centre `im` (at most size x size) on a size x size canvas of `color` (RGBA colour for RGBA images). A grey
+    ('L') image stays grey on a grey colour; a colour that is not grey makes it RGB."""
     if im.size == (size, size):
         return im
-    canvas = Image.new(im.mode, (size, size), tuple(color))
+    if im.mode == "L" and len(set(color[:3])) > 1:
+        im = im.convert("RGB")
+    canvas = Image.new(im.mode, (size, size), color[0] if im.mode == "L" else tuple(color))
     canvas.paste(im, ((size - im.width) // 2, (size - im.height) // 2))
     return canvas
 
