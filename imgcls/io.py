@@ -304,11 +304,11 @@ def load_rgb_drafts(path: str | os.PathLike, sides: Sequence[int], max_pixels: i
     if im.format not in DRAFT_FORMATS:
         one = _decode_rgb(path, im, background)
         return [one] * len(sides)
-    im.close()
     done: dict[tuple, Image.Image] = {}
     out = []
-    for s in sides:
-        im = _open_checked(path, max_pixels)
+    for k, s in enumerate(sides):
+        if k:       # PIL drafts an opened JPEG once: another scale is another open (the header only)
+            im = _open_checked(path, max_pixels)
         im.draft("RGB", (s, s))
         key = (im.mode, im.size)        # the size after draft is the DCT scale chosen
         if key in done:
