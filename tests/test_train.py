@@ -1415,15 +1415,19 @@ def test_a_reused_record_resolves_amp_for_the_machine_it_runs_on(two_class, tmp_
     cuda = {**yaml.safe_load((first / "config.yaml").read_text()), "amp_used": True}    # what a CUDA run records
     (first / "config.yaml").write_text(yaml.safe_dump(cuda, sort_keys=False))
     seen = _spy_setup(monkeypatch)
-    for how in ("--config", "--resume"):
-        r = _reuse(first, how, "--device", "cpu")
-        assert r.exit_code == 0, r.output
-        assert seen.pop()[1] is False, how
+    r = _reuse(first, "--config", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert seen.pop()[1] is False
     again = TrainConfig.load(first.parent / "again" / "config.yaml")
     assert (again.amp, again.amp_used) == (None, False)
     d = diff_runs(first, first.parent / "again")
     assert d["config"] == [] and "amp_used" in d["ran"]
     assert "amp_used" not in changed_options(cuda)
+    r = _reuse(first, "--resume", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert seen.pop()[1] is False
+    assert TrainConfig.load(first / "config.yaml").amp_used is False      # the resumed session's, said in train.log
+    assert "(the earlier session: amp_used True)" in (first / "train.log").read_text()
     # a typed --amp is still asked for, and runs as asked
     r = _reuse(first.parent / "again", "--config", "--amp", name="typed")
     assert r.exit_code == 0, r.output
@@ -1459,21 +1463,46 @@ def test_a_reused_record_resolves_workers_for_the_machine_it_runs_on(two_class, 
     assert (rec.workers, rec.workers_used) == (None, 0)          # the CPU from the decoded-image cache
     monkeypatch.setattr(train, "default_workers", lambda device_type, cache: 1)     # another machine's default
     seen = _spy_setup(monkeypatch)
-    for how in ("--config", "--resume"):
-        r = _reuse(first, how)
-        assert r.exit_code == 0, r.output
-        assert seen.pop()[0] == 1, how
+    r = _reuse(first, "--config")
+    assert r.exit_code == 0, r.output
+    assert seen.pop()[0] == 1
     again = TrainConfig.load(first.parent / "again" / "config.yaml")
     assert (again.workers, again.workers_used) == (None, 1)
     d = diff_runs(first, first.parent / "again")
     assert d["config"] == [] and "workers_used" in d["ran"]
     assert "workers_used" not in changed_options(again.to_dict())
+    r = _reuse(first, "--resume")
+    assert r.exit_code == 0, r.output
+    assert seen.pop()[0] == 1
     # a typed --workers is still asked for, and runs as asked
     r = _reuse(first.parent / "again", "--config", "--workers", "0", name="typed")
     assert r.exit_code == 0, r.output
     assert seen.pop()[0] == 0
     typed = TrainConfig.load(first.parent / "typed" / "config.yaml")
     assert (typed.workers, typed.workers_used) == (0, 0)
+
+
+def test_a_resumed_run_records_how_this_session_ran_and_logs_the_earlier(two_class, tmp_path, monkeypatch):
+    """`train --resume RUN` on another machine (or with other resources) left config.yaml's records of how the run
+    ran (workers_used, cache_used) at the first session's values. The record now says what the resumed session ran
+    with, and the earlier session's values are said and kept in train.log; the other fields stay as recorded."""
+    import imgcls.train as train
+    import imgcls.train.data as tdata
+    first = run_train(cfg_for(two_class, tmp_path, name="first", workers=None, epochs=2), stop_after=1)
+    before = TrainConfig.load(first / "config.yaml")
+    assert (before.workers_used, before.cache_used) == (0, "ram")
+    monkeypatch.setattr(train, "default_workers", lambda device_type, cache: 1)     # another machine's default
+    monkeypatch.setattr(tdata, "plan_cache", lambda *a, **k: "none")                # ... and its memory
+    r = _reuse(first, "--resume")
+    assert r.exit_code == 0, r.output
+    after = TrainConfig.load(first / "config.yaml")
+    assert (after.workers_used, after.cache_used) == (1, "none")
+    assert after.to_dict() == {**before.to_dict(), "workers_used": 1, "cache_used": "none"}
+    log = (first / "train.log").read_text()
+    assert "resumed with cache_used none, workers_used 1 (the earlier session: cache_used ram, workers_used 0)" in log
+    assert "earlier session" in r.output
+    r = _reuse(first, "--resume")            # finished: nothing runs, nothing is rewritten
+    assert r.exit_code == 0 and TrainConfig.load(first / "config.yaml") == after
 
 
 def test_an_older_record_reads_its_resolved_cache_amp_and_workers_as_what_ran(tmp_path):

@@ -362,9 +362,10 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
             cfg.name = name
             if dist.main:
                 cfg.save(run_dir / "config.yaml")
-        elif dist.main:                      # the record is kept as it was; temp files of a killed run go
-            from imgcls.fsutil import remove_stale_temps
+        elif dist.main:          # the record is kept as it was but for how this session ran; a killed run's temp
+            from imgcls.fsutil import remove_stale_temps        # files go
             remove_stale_temps(run_dir)
+            _record_session(cfg, run_dir, record)
         if dist.main and folds != [None] and not (run_dir / FOLDS_PLANNED).is_file():    # a resumed older set too
             record_planned_folds(run_dir, folds)
         dist.barrier()
@@ -377,6 +378,17 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
             (run_dir / "cache.npy").unlink(missing_ok=True)
         if lock is not None:
             lock.__exit__(None, None, None)
+
+
+def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig) -> None:
+    """A resumed run's config.yaml records how this session ran (TrainConfig.record_session: another machine's
+    workers, AMP or cache); what the earlier session ran with is said and kept in train.log."""
+    from imgcls.train.progress import RunLog
+    changed = cfg.record_session(run_dir / "config.yaml", record)
+    if changed:
+        RunLog(run_dir / "train.log")(
+            "resumed with " + ", ".join(f"{k} {now}" for k, (_, now) in changed.items()) + " (the earlier session: "
+            + ", ".join(f"{k} {was}" for k, (was, _) in changed.items()) + "); config.yaml records this session's")
 
 
 def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
@@ -393,6 +405,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     from imgcls.train.config import parse_fill
     from imgcls.train.loop import FoldData, train_run
     from imgcls.train.progress import RunLog
+    from imgcls.train.rundir import train_finished
     img_size = cfg.img_size
 
     # decoded-image cache, shared by every fold ------------------------------------------------------------------
@@ -476,6 +489,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             fold_dir.mkdir(parents=True, exist_ok=True)
             if fold is not None and not (fold_dir / "config.yaml").exists():
                 cfg.save(fold_dir / "config.yaml")
+            elif fold is not None and resume is not None and not train_finished(fold_dir / "last.pt"):
+                cfg.record_session(fold_dir / "config.yaml")       # the fold goes on in this session
         dist.barrier()
         try:
             res = train_run(cfg, meta, fd, fold_dir, device, dist, fold=fold,

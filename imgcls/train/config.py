@@ -466,6 +466,21 @@ class TrainConfig:
         old = {used: d[opt] for opt, used in cls.RESOLVED if used not in d and opt in d}
         return {**d, **old, **{opt: None for opt, used in cls.RESOLVED if used in old}}
 
+    def record_session(self, path, recorded: "TrainConfig | None" = None) -> dict:
+        """Make a resumed run's config.yaml (`path`) record what this session ran with: the RESOLVED records
+        (cache_used, amp_used, workers_used), which differ from the earlier session's where the run is resumed on
+        another machine or with other resources; every other field is kept as recorded. Returns {record: (earlier,
+        now)} of those that changed (empty: the file is left as it is), for train to say and write to train.log,
+        so the earlier session's values are not lost. `recorded`: the record already read from `path`."""
+        from dataclasses import replace
+        if recorded is None:
+            recorded = TrainConfig.load(path)
+        changed = {used: (getattr(recorded, used), getattr(self, used)) for _, used in self.RESOLVED
+                   if getattr(recorded, used) != getattr(self, used)}
+        if changed:     # read again: `recorded` may have had its inert options reset (resume_config)
+            replace(TrainConfig.load(path), **{k: now for k, (_, now) in changed.items()}).save(path)
+        return changed
+
     @classmethod
     def load(cls, path) -> "TrainConfig":
         import yaml
