@@ -168,26 +168,13 @@ def predict_dropped_faces(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def member_config(m: Member) -> TrainConfig | None:
-    """The train options a member's run recorded (its config.yaml, beside its checkpoint or its fold's); None where
-    nothing is known (a bare checkpoint, a folder not written by imgcls train). Read once per member and kept on
-    it: recorded_max_pixels and warn_mirrors_unseen both ask."""
-    if "_recorded_config" not in vars(m):
-        folder = m.run if m.run.is_dir() else m.run.parent
-        try:
-            m._recorded_config = TrainConfig.load(folder / "config.yaml")
-        except UserError:
-            m._recorded_config = None
-    return m._recorded_config
-
-
 def warn_mirrors_unseen(spec: EnsembleSpec, tta_spec: TTASpec) -> None:
     """A member trained with --no-hflip never saw a mirrored image (a digit's mirror is no digit): TTA's flipped
     views average in what it cannot read, so that is said."""
     if not (tta_spec.flip or tta_spec.crops == 10):
         return
     for m in spec.members:
-        cfg = member_config(m)
+        cfg = m.recorded_config
         if cfg is not None and not cfg.hflip:
             warn(f"--tta {tta_spec.text} mirrors the images, but {m.name} was trained with --no-hflip (it never saw "
                  f"a mirrored image); --tta crops or scales=... keep the orientation")
@@ -198,7 +185,7 @@ def recorded_max_pixels(spec: EnsembleSpec) -> int:
     config.yaml (the test images are of the kind they trained on: a run trained on 120-megapixel scans would
     otherwise find every test image too big); io's default for a run without one (a bare checkpoint, an older
     run). A limit other than the default is said in one line."""
-    found = {m.name: cfg.max_pixels for m in spec.running().members if (cfg := member_config(m)) is not None}
+    found = {m.name: cfg.max_pixels for m in spec.running().members if (cfg := m.recorded_config) is not None}
     limit = max(found.values(), default=imgio.DEFAULT_MAX_PIXELS)
     if limit != imgio.DEFAULT_MAX_PIXELS:
         who = ", ".join(n for n, v in found.items() if v == limit)
@@ -457,7 +444,7 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
             if split is not None:
                 test = (split == "test").to_numpy()
                 if n := int((trained & test).sum()):     # df's split trusted as the run's: said, not silent
-                    src = getattr(member_config(member), "src", None)
+                    src = getattr(member.recorded_config, "src", None)
                     table = (f"{src}: an image folder its validation images are not in"
                              if src and Path(src).is_dir() else src or "config.yaml names none")
                     warn(f"--eval: the training table of {run} cannot be read here ({table}), so the leak check "

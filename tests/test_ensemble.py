@@ -509,3 +509,24 @@ def test_the_terminal_table_s_common_val_column_names_its_rows(tmp_path):
     flat = " ".join(res.output.split())
     n = int(re.search(r"fitted weights on (\d+) common validation images", flat).group(1))
     assert n == 20 and re.search(rf"common val\W*\({n}\)", flat), res.output
+
+
+def test_a_members_recorded_config_is_declared_and_read_once(tmp_path, monkeypatch):
+    """predict cached a member's config.yaml on an attribute the Member dataclass did not declare
+    (m._recorded_config, set from outside). It is now Member.recorded_config, a cached_property: read once per
+    member, None where nothing is known, and no part of the member's fields (equality, repr)."""
+    from functools import cached_property
+
+    from imgcls.ensemble import Member
+    from imgcls.train.config import TrainConfig
+    (tmp_path / "run").mkdir()
+    TrainConfig(model="test_resnet", max_pixels=1234).save(tmp_path / "run" / "config.yaml")
+    loads, real = [], TrainConfig.load
+    monkeypatch.setattr(TrainConfig, "load", classmethod(lambda cls, p: loads.append(p) or real(p)))
+    assert isinstance(vars(Member)["recorded_config"], cached_property)
+    m = Member("run", tmp_path / "run", [tmp_path / "run" / "best.pt"])
+    assert m.recorded_config.max_pixels == 1234 and m.recorded_config is m.recorded_config
+    assert loads == [tmp_path / "run" / "config.yaml"]
+    assert m == Member("run", tmp_path / "run", [tmp_path / "run" / "best.pt"]) and "max_pixels" not in repr(m)
+    bare = Member("x", tmp_path / "x.pt", [tmp_path / "x.pt"])         # a bare checkpoint: nothing recorded
+    assert bare.recorded_config is None and bare.recorded_config is None and len(loads) == 2

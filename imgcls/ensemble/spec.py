@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
@@ -14,6 +15,9 @@ from imgcls.ensemble.voting import METHODS
 from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME
+
+if TYPE_CHECKING:
+    from imgcls.train.config import TrainConfig
 
 COMBINES = ("vote", "profile")
 ENSEMBLES_DIR = Path("outputs/ensembles")
@@ -25,6 +29,18 @@ class Member:
     run: Path                      # the run folder (or a checkpoint file)
     checkpoints: list[Path]
     weight: float = 1.0
+
+    @cached_property
+    def recorded_config(self) -> TrainConfig | None:
+        """The train options the member's run recorded (TrainConfig of its config.yaml, beside its checkpoint or
+        its fold's); None where nothing is known (a bare checkpoint, a folder not written by imgcls train). Read
+        once per member: predict's --max-pixels default, its TTA mirror warning and its --eval leak check ask."""
+        from imgcls.train.config import TrainConfig
+        folder = self.run if self.run.is_dir() else self.run.parent
+        try:
+            return TrainConfig.load(folder / "config.yaml")
+        except UserError:
+            return None
 
 
 @dataclass
