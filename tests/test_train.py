@@ -1667,3 +1667,20 @@ def test_raw_age_target_on_profile_data_is_said_before_training(tmp_path, monkey
         err = " ".join(capsys.readouterr().err.split())
         assert ("--target age trains one class per age" in err and "train --target age_band" in err) == said, err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_checks_its_name_once(two_class, tmp_path, monkeypatch):
+    """run_train checked a new run's --name three times (its up-front checks, _run_train, claim_run_dir) and a
+    resumed run's folder name in _run_train: once each now, a bad name still refused before anything is written."""
+    import imgcls.train.rundir as rundir
+    from imgcls.errors import UserError
+    calls, real = [], rundir.check_run_name
+    monkeypatch.setattr(rundir, "check_run_name", lambda name: calls.append(name) or real(name))
+    run = run_train(cfg_for(two_class, tmp_path, name="named", epochs=2), stop_after=1)
+    assert calls == ["named"]
+    calls.clear()
+    run_train(TrainConfig.resolve(resume=run), resume=run)
+    assert calls == ["named"]
+    with pytest.raises(UserError, match="not a plain folder name"):
+        run_train(cfg_for(two_class, tmp_path, name=".."))
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["named"]

@@ -190,7 +190,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     if resume is not None:       # a first-epoch run's relative src read elsewhere: refused before the data is read
         from imgcls.train.rundir import check_resume_src
         check_resume_src(resume, src_named, record)
-    check_run_name(cfg.name)
+        check_run_name(cfg.name)     # the resumed folder's name (a new run's --name: _check_up_front)
     if cfg.src is None:
         from imgcls.pipeline import default_input
         cfg.src = str(default_input("train"))

@@ -35,7 +35,8 @@ def holds_run(folder: Path) -> bool:
 
 
 def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = False) -> Path:
-    """Create the run folder exclusively and return it (see the module doc)."""
+    """Create the run folder exclusively and return it (see the module doc). A given `name` was checked by
+    check_run_name (run_train does it first, before torch is imported)."""
     out.mkdir(parents=True, exist_ok=True)
     if name is None:
         base = new_run_name(model)
@@ -47,7 +48,6 @@ def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = Fals
             except FileExistsError:
                 continue
         raise UserError(f"no free run name {base}-N under {out}; pass --name")
-    check_run_name(name)
     run_dir = out / name
     try:
         run_dir.mkdir()
