@@ -429,22 +429,22 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
     trained = np.zeros(len(df), bool)
     where = {str(p): i for i, p in enumerate(mf.image_paths(df))}
     folds = {_fold_of(Path(c).parent) for c in member.checkpoints} - {None}
+    src = getattr(member.recorded_config, "src", None)      # its training table, read once per member
     run = Path(member.checkpoints[0]).parent if not folds else Path(member.checkpoints[0]).parent.parent
     # each val_predictions.csv read once: the run's, and each fold's
     named = {f: _named_rows(f, where) for f in validation_files(run)}
     if not any(named.values()):
-        took = _trained_by_table(run, df, where, folds)
+        took = _trained_by_table(run, df, where, folds, src)
         return (took, run, sorted(folds)) if took is not None and took.any() else (trained, None, [])
     if not folds:
         hit = named.get(run / "val_predictions.csv")
-        trained = _trained_by_table(run, df, where, folds)
+        trained = _trained_by_table(run, df, where, folds, src)
         if trained is None:         # its training table is not readable here: df taken as it (train's rule)
             split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
             trained = np.array(mf.kept(df), bool)
             if split is not None:
                 test = (split == "test").to_numpy()
                 if n := int((trained & test).sum()):     # df's split trusted as the run's: said, not silent
-                    src = getattr(member.recorded_config, "src", None)
                     table = (f"{src}: an image folder its validation images are not in"
                              if src and Path(src).is_dir() else src or "config.yaml names none")
                     warn(f"--eval: the training table of {run} cannot be read here ({table}), so the leak check "
@@ -465,7 +465,7 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
             trained[hit] = True
     if not hits:
         return trained, run, sorted(folds)
-    took = _trained_by_table(run, df, where, folds)     # the run's own split table: its folds, not df's
+    took = _trained_by_table(run, df, where, folds, src)    # the run's own split table: its folds, not df's
     if took is not None:
         trained |= took
     elif "fold" in df.columns:
@@ -489,17 +489,17 @@ def _named_rows(f: Path, where: dict[str, int]) -> list[int] | None:
     return [where[k] for k in map(str, mf.image_paths(vp)) if k in where]
 
 
-def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds: set[int]) -> np.ndarray | None:
+def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds: set[int],
+                      src: str | None) -> np.ndarray | None:
     """Rows of df that are images `run` trained on, or their originals, by the training table its config.yaml
-    names: the table's training rows themselves (df another split of the same images: its test rows are not the
-    run's), and the originals preprocess's copies were made from (their `source_path`: --eval on data/raw after
-    preprocess -> split -> train). The training table's rows are told apart by train's rules: a single run trained
-    on every kept row but its validation and test rows; a fold on the table's other folds
-    (train.data.fold_training_rows); a single run's image folder by the paths under it (_trained_in_folder). None
-    when that table cannot be read here or names none of the run's validation images."""
+    names (`src`, the member's Member.recorded_config: read once): the table's training rows themselves (df another
+    split of the same images: its test rows are not the run's), and the originals preprocess's copies were made
+    from (their `source_path`: --eval on data/raw after preprocess -> split -> train). The training table's rows are
+    told apart by train's rules: a single run trained on every kept row but its validation and test rows; a fold on
+    the table's other folds (train.data.fold_training_rows); a single run's image folder by the paths under it
+    (_trained_in_folder). None when that table cannot be read here or names none of the run's validation images."""
     trained = np.zeros(len(df), bool)
     try:
-        src = TrainConfig.load(run / "config.yaml").src
         # only a table can carry source_path (a manifest or split file): an image folder is not read again
         table = (mf.load(src, scan=False, announce=False)
                  if src and (Path(src).is_file() or (Path(src) / mf.MANIFEST_NAME).is_file()) else None)
@@ -621,7 +621,8 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
         n_test = int((mf.kept(df) & labelled & (split == "test").to_numpy()).sum()) if split is not None else 0
         never = "no fold trained on" if folds else "it never trained on"
         alt = (f"--eval-split test scores the {n_test} test rows {never}" if n_test and part != "test"
-               else f"--eval on a labelled test set {never}" + _held_out_commands(run, folds))
+               else f"--eval on a labelled test set {never}"
+               + _held_out_commands(run, folds, getattr(m.recorded_config, "src", None)))
         what = f"{n} of the {int(scored.sum())} labelled {'rows' if part == 'all' else part + ' rows'} of {data}"
         if not folds:
             raise UserError(f"--eval would score {what} outside the validation and test rows of the run {run}: "
@@ -631,16 +632,13 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
                         f"the other folds' rows): a leaked score; the honest one is {honest}, or {alt}")
 
 
-def _held_out_commands(run: Path, folds: list[int]) -> str:
+def _held_out_commands(run: Path, folds: list[int], src: str | None) -> str:
     """check_eval_not_leaked's way to a test score of the run's kind, as commands that work typed: a split of its
     training data with test rows made BEFORE training (a split made after it has test rows the run trained on), the
     run's options trained again on it (--config), and --eval on its test rows. A k-fold run's split has as many
-    folds as its training table had. '' where the run's config.yaml or data is not known here."""
+    folds as its training table had. `src`: its training data (config.yaml's, the member's recorded_config). ''
+    where the run's config.yaml or data is not known here."""
     from imgcls.console import sh
-    try:
-        src = TrainConfig.load(run / "config.yaml").src
-    except UserError:
-        return ""
     if not src or not Path(src).exists():
         return ""
     k = ""

@@ -1355,3 +1355,24 @@ def test_the_plain_tta_view_is_validations_and_the_larger_views_their_own_larger
     png = make_image(tmp_path / "x.png", size=(256, 192), seed=1)
     a, b = imgio.load_rgb_drafts(png, (32, 70))
     assert a is b
+
+
+def test_the_leak_refusal_reads_the_members_config_once(tmp_path, monkeypatch):
+    """predict's --eval leak check read a run's config.yaml with TrainConfig.load in each step (the training table's
+    rows, the held-out commands of the refusal) besides the member's config predict already kept (its --max-pixels
+    default). It now asks the member (Member.recorded_config): one load on the refusal path, the refusal as before."""
+    import yaml
+
+    from imgcls import manifest as mf
+    from imgcls.train.config import TrainConfig
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(32, 32))
+    df = mf.load(raw, scan=True, announce=False)
+    val = [(str(raw), p, lab) for k, (p, lab) in enumerate(zip(df["path"], df["label"])) if k % 4 == 0]
+    run = make_tiny_run(tmp_path / "run", classes=("a", "b"), val_rows=val)
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": "test_efficientnet", "img_size": 32, "src": str(raw)}))
+    loads, real = [], TrainConfig.load
+    monkeypatch.setattr(TrainConfig, "load", classmethod(lambda cls, p: loads.append(p) or real(p)))
+    res = invoke("predict", run, "--data", raw, "--eval", "--out", tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "leaked score" in said and f"imgcls split {raw} --test 0.2" in said, said
+    assert loads == [run / "config.yaml"]
