@@ -1684,3 +1684,22 @@ def test_a_run_checks_its_name_once(two_class, tmp_path, monkeypatch):
     with pytest.raises(UserError, match="not a plain folder name"):
         run_train(cfg_for(two_class, tmp_path, name=".."))
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["named"]
+
+
+def test_a_resumed_kfold_set_records_how_its_continued_folds_ran(tmp_path, monkeypatch):
+    """A k-fold set resumed with other resources: the set's config.yaml and each fold's that trains on in this
+    session record this session's workers_used (a fold's config.yaml is its run's record for predict and ensemble)."""
+    import imgcls.train as train
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    run = run_train(TrainConfig(**{**TINY, "src": str(tmp_path / "splits.csv"), "out": str(tmp_path / "runs"),
+                                   "name": "kf", "epochs": 2, "folds": "all", "aug": "none", "workers": None}),
+                  stop_after=1)
+    folds = [run / "fold_0", run / "fold_1"]
+    assert [TrainConfig.load(d / "config.yaml").workers_used for d in (run, *folds)] == [0, 0, 0]
+    monkeypatch.setattr(train, "default_workers", lambda device_type, cache: 1)     # another machine's default
+    run_train(TrainConfig.resolve(resume=run), resume=run)
+    assert [TrainConfig.load(d / "config.yaml").workers_used for d in (run, *folds)] == [1, 1, 1]
+    assert "(the earlier session: workers_used 0)" in (run / "train.log").read_text()
