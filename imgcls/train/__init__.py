@@ -362,10 +362,10 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
             cfg.name = name
             if dist.main:
                 cfg.save(run_dir / "config.yaml")
-        elif dist.main:          # the record is kept as it was but for how this session ran; a killed run's temp
-            from imgcls.fsutil import remove_stale_temps        # files go
+        elif dist.main:                      # temp files of a killed run go; the record is kept as it was
+            from imgcls.fsutil import remove_stale_temps
             remove_stale_temps(run_dir)
-            _record_session(cfg, run_dir, record)
+            _record_session(cfg, run_dir, record)        # but for how this session ran
         if dist.main and folds != [None] and not (run_dir / FOLDS_PLANNED).is_file():    # a resumed older set too
             record_planned_folds(run_dir, folds)
         dist.barrier()
