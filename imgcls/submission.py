@@ -24,18 +24,25 @@ DEFAULT_FORMAT = "id,label"      # the submission's columns without a --format o
 
 
 
-def _key(fmt: str) -> str:
-    """A --format as FORMATS and STEM_IDS spell it: 'ImageID, ans' -> 'imageid,ans'."""
-    return fmt.strip().lower().replace(" ", "")
+def _key(fmt: str) -> str | None:
+    """The FORMATS key a --format names, None for a custom ID_COL,LABEL_COL: a name without a comma is matched
+    whole, case and spaces aside ('Mask', 'da con'); one with a comma by its two column names, each stripped of the
+    spaces around it and matched case aside, inner spaces kept: 'ImageID, ans' is mask, 'Image ID, ans' is the
+    user's own columns (they were 'imageid,ans', the built-in, once every space was dropped)."""
+    if "," not in fmt:
+        key = fmt.strip().lower().replace(" ", "")
+    else:
+        key = ",".join(part.strip().lower() for part in fmt.split(","))
+    return key if key in FORMATS else None
 
 
 def resolve_format(fmt: str) -> tuple[str, str, str]:
     key = _key(fmt)
-    if key in FORMATS:
+    if key is not None:
         return FORMATS[key]
-    if key.count(",") == 1 and all(key.split(",")):
-        a, b = (part.strip() for part in fmt.split(","))    # '이미지 ID, 정답' -> '이미지 ID', '정답'
-        return a, b, "name"
+    parts = [part.strip() for part in fmt.split(",")]    # '이미지 ID, 정답' -> '이미지 ID', '정답'
+    if len(parts) == 2 and all(parts):
+        return parts[0], parts[1], "name"
     raise UserError(f"unknown --format '{fmt}'; use id,label, mask (ImageID,ans with class ids), "
                     f"dacon (id,artist), or ID_COL,LABEL_COL")
 

@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 from conftest import make_image, make_image_folder, make_tiny_run
 from imgcls.cli import app
 from imgcls.errors import UserError
-from imgcls.submission import build_submission, check_template_fits, fill_template, match_template
+from imgcls.submission import (build_submission, check_template_fits, fill_template, match_template,
+                               resolve_format)
 from imgcls.tta import ViewMaker, merge_views, parse_tta
 
 runner = CliRunner()
@@ -202,6 +203,20 @@ def test_formats():
     # dropped: '이미지 ID' became '이미지ID'); spaces around the comma are not part of a name
     assert list(build_submission(df, np.array([1, 0]), ["cat", "dog"], "이미지 ID, 정답 라벨").columns) == \
         ["이미지 ID", "정답 라벨"]
+    # a custom format whose names differ from a built-in's by an inner space is the user's own: 'Image ID, ans'
+    # was read as 'imageid,ans' (mask: ImageID,ans with class ids); only the built-in's own names, spaces around
+    # them and case aside, or a built-in's name, select it
+    assert build_submission(df, np.array([1, 0]), ["cat", "dog"], "Image ID, ans").to_dict("list") == \
+        {"Image ID": ["a", "b"], "ans": ["dog", "cat"]}
+    assert resolve_format("Id, Art ist") == ("Id", "Art ist", "name")
+    for fmt in ("ImageID, ans", " imageid,ANS ", " Mask"):
+        assert resolve_format(fmt) == ("ImageID", "ans", "index")
+    files["id"] = files["path"]         # dacon spelled as its columns drops the extension as dacon does
+    assert build_submission(files, np.array([1, 0]), ["cat", "dog"], " ID , artist")["id"].tolist() == \
+        ["TEST_00000", "TEST_00001"]
+    for fmt in ("a,b,c", "a,", "mask ans"):
+        with pytest.raises(UserError, match="unknown --format"):
+            resolve_format(fmt)
 
 
 def test_ids_of_file_names_unpacked_as_nfd_are_the_competition_s_nfc(tmp_path):
