@@ -336,13 +336,18 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if df.empty:
         raise UserError(f"no images found in {src}; check the folder (or --layout)")
     df = ensure_columns(df)
-    # every label in Unicode's composed form, whatever gave it (a class folder unpacked from a macOS zip, a CSV cell
-    # or a manifest column spelled NFD): one class per name that looks the same, spelled as competitions spell it
-    df["label"] = df["label"].map(lambda v: nfc(v) if isinstance(v, str) else v)
+    df["label"] = nfc_classes(df["label"])
     df.attrs[LAYOUT_READ] = layout
     if scan:
         df = scan_images(df, workers=workers, max_pixels=max_pixels)
     return df
+
+
+def nfc_classes(values: pd.Series) -> pd.Series:
+    """A column of classes (the label, or the attribute train --target trains on) in Unicode's composed form, whatever
+    gave it (a class folder unpacked from a macOS zip, a CSV cell or a manifest column spelled NFD): one class per
+    name that looks the same, spelled as competitions spell it. Values that are not text are kept."""
+    return values.map(lambda v: nfc(v) if isinstance(v, str) else v)
 
 
 def layout_read(df: pd.DataFrame) -> str:

@@ -796,8 +796,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     target = model_target(spec)
     # the truth --eval scores is the column the model predicts, as train validated it; --label-col names it instead
     if target != "label" and not (opts and opts.label_col):
-        df = df.assign(label=(df[target].astype("string").fillna("").astype(object) if target in df.columns
-                              else ""))
+        df = df.assign(label=(mf.nfc_classes(df[target].astype("string").fillna("").astype(object))
+                              if target in df.columns else ""))
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs
     # a --format given (typed, or named by a Python caller; id,label too) must name the template's columns
     template = match_template(sample_submission, df, fmt) if sample_submission else None

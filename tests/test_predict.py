@@ -1216,6 +1216,26 @@ def test_eval_scores_the_column_the_model_predicts(tmp_path):
     assert "nothing to score" in said and "predicting" not in said and not (tmp_path / "pn").exists(), said
 
 
+def test_eval_truth_of_a_target_column_spelled_nfd_is_its_nfc_class(tmp_path):
+    """--eval of a train --target run scores its column's values: the label is NFC in manifest.load, that column
+    was read as written, so a test CSV spelling a Korean artist NFD (a macOS zip's) scored those rows as 'of a class
+    the model does not know'."""
+    import unicodedata
+    names = [f"t{i}.png" for i in range(6)]
+    for i, n in enumerate(names):
+        make_image(tmp_path / "test" / n, size=(36, 36), seed=300 + i, kind="noise")
+    artists = ["이중섭", "Degas"]
+    pd.DataFrame({"id": [n[:-4] for n in names], "img_path": [f"./test/{n}" for n in names],
+                  "artist": [unicodedata.normalize("NFD", artists[i % 2]) for i in range(6)]}).to_csv(
+        tmp_path / "held_out.csv", index=False)
+    run = make_tiny_run(tmp_path / "runs" / "a", classes=tuple(sorted(artists)), target="artist")
+    res = invoke("predict", run, "--data", tmp_path / "held_out.csv", "--eval", "--out", tmp_path / "pa",
+                 "--workers", 0)
+    assert res.exit_code == 0, res.output
+    ev = json.loads((tmp_path / "pa" / "predict.json").read_text())["eval"]
+    assert ev["n_images"] == 6 and not ev.get("n_unknown_class"), ev
+
+
 def test_eval_on_unlabeled_data_is_refused_before_the_model_runs(tmp_path):
     """`predict RUN --data UNLABELED --eval` predicted every image, wrote the submission, and only then warned
     'nothing to score' (exit 0): whether any scored row has a label the model knows is known from the data alone.

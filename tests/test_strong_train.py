@@ -72,6 +72,22 @@ def test_target_errors_are_one_line_before_any_data_is_read(tmp_path):
     assert read_meta(find_checkpoints(run)[0]).classes == ("a", "b")
 
 
+def test_target_values_spelled_nfd_are_their_nfc_class(tmp_path):
+    """--target COLUMN: the label is NFC in manifest.load, the other columns were read as written, so a train.csv
+    whose Korean artist is NFD in some rows (a macOS zip's, or a hand-edited CSV) trained two look-alike classes."""
+    import unicodedata
+    data = make_image_folder(tmp_path / "dacon", {"a": 3, "b": 3})
+    paths = sorted(p.relative_to(data).as_posix() for p in data.rglob("*.png"))
+    name = "이중섭"
+    artists = [unicodedata.normalize("NFD", name), name, name, "b", "b", "b"]
+    assert len(set(artists)) == 3                               # other bytes, the same text
+    pd.DataFrame({"id": [f"T{i}" for i in range(6)], "img_path": paths, "artist": artists}).to_csv(
+        data / "train.csv", index=False)
+    run = run_train(cfg_for(data / "train.csv", tmp_path, name="artist", target="artist"))
+    assert read_meta(find_checkpoints(run)[0]).classes == ("b", name)
+    assert set(pd.read_csv(run / "val_predictions.csv", dtype=str)["label"]) <= {"b", name}
+
+
 # --- pretrained by default: file > package > cache > hub -------------------------------------------------------
 
 def _seeded_state(seed: int, num_classes: int = 1000) -> dict:

@@ -248,6 +248,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         raise UserError(f"--target {cfg.target}: the data has no such column"
                         + (f" (columns with classes: {', '.join(attrs)})" if attrs else "")
                         + "; give a label or attribute column of the manifest")
+    df[cfg.target] = mf.nfc_classes(df[cfg.target])     # NFD values (a macOS zip's) are their NFC class, as labels
     if dist.main and cfg.target == "age" and "age_band" in df.columns:     # a profile dataset's raw ages
         from imgcls.console import warn
         warn(f"--target age trains one class per age ({df['age'].nunique()} ages in {cfg.src}), which ensemble "
