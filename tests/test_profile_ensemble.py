@@ -211,6 +211,11 @@ def test_the_weights_shown_are_each_members_share_within_its_attribute(tmp_path,
     # mask: mask 1/3, prof 2/3; gender alike; age_band: age_band, age2 1/4 each, prof 1/2 (prof: shares differ)
     assert w[:2] == pytest.approx([1 / 3, 1 / 3]) and w[2:4] == pytest.approx([0.25, 0.25]), w
     assert np.isnan(w[4]) and np.isnan(w[5])
+    # report.html left prof's weight cell blank (its shares differ by attribute) while the terminal said them: it
+    # now shows each member's shares as the terminal's line does (share_text)
+    html = (tmp_path / "w" / "report.html").read_text()
+    assert "mask 0.67, gender 0.67, age_band 0.50" in html, html
+    assert html.count(">0.33<") == 2 and html.count(">0.25<") == 2, html
 
 
 def test_predict_shows_each_members_share_within_its_attribute_as_the_ensemble_does(tmp_path, capsys):
