@@ -195,6 +195,22 @@ def progress_bar(description: str | None, total: int | None, transient: bool = F
         yield advance
 
 
+def pass_label(what: str, readable: int, distinct: int, todo: int) -> str:
+    """A per-image pass's progress-bar label (`what`), saying what its count counts where that is not the readable
+    images the step read and sums up: each content once (`distinct` of the `readable` rows,
+    links.content_representatives: byte-identical copies take the first's result) and, of those, the `todo` images
+    no earlier run's cache holds.
+    'thumbnails (16 images less 4 byte-identical copies)', 'embedding (m, 160px; 18 images less 5 byte-identical
+    copies and 12 cached)'; `what` alone when the count is every readable image."""
+    less = [plural(readable - distinct, "byte-identical copy", "byte-identical copies")] if distinct < readable else []
+    if todo < distinct:
+        less.append(f"{distinct - todo} cached")
+    if not less:
+        return what
+    said = f"{readable} images less {' and '.join(less)}"
+    return f"{what[:-1]}; {said})" if what.endswith(")") else f"{what} ({said})"
+
+
 def track(items: Iterable[T], description: str, total: int | None = None) -> Iterator[T]:
     """Iterate with a progress bar (silenced by --quiet)."""
     if total is None and hasattr(items, "__len__"):

@@ -232,7 +232,7 @@ def plot_sample_grids(df: pd.DataFrame, out: Path, seed: int, per_class: int = S
     rng = np.random.default_rng(seed)
     paths = []
     pages = [classes[i:i + CLASSES_PER_GRID] for i in range(0, len(classes), CLASSES_PER_GRID)]
-    with progress_bar("sample grids", len(classes)) as advance:
+    with progress_bar("sample grids (classes)", len(classes)) as advance:      # a row per class, not a page
         for page_no, names in enumerate(pages):
             fig, axes = plt.subplots(len(names), per_class, figsize=(per_class * 1.3, len(names) * 1.45),
                                      squeeze=False)

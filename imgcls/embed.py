@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls import manifest as mf
-from imgcls.console import info, progress_bar, warn
+from imgcls.console import info, pass_label, progress_bar, warn
 from imgcls.io import DEFAULT_MAX_PIXELS, ImageReadError, load_rgb
 
 DEFAULT_EMBEDDER = "tf_efficientnet_lite0"
@@ -361,7 +361,9 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
         pending: tuple[list, list, list] = ([], [], [])
         if bf16 and precision == "auto":
             info("embedding in bfloat16 (this CPU has AMX, where it is faster; --embed-precision fp32 for float32)")
-        label = f"embedding ({model}, {size}px{', bf16' if bf16 else ''})"
+        distinct = len({shas[i] for i in readable if shas[i]}) + sum(1 for i in readable if not shas[i])
+        label = pass_label(f"embedding ({model}, {size}px{', bf16' if bf16 else ''})", len(readable), distinct,
+                           len(todo))
         with torch.inference_mode(), progress_bar(label, len(paths)) as advance:
             for idx, x, ok in loader:
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):

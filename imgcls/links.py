@@ -196,7 +196,7 @@ def _decoded(ts: "Thumbnails", i: np.ndarray, j: np.ndarray, record: "PairRecord
              ) -> tuple[np.ndarray, np.ndarray, "PairRecord"]:
     """Decode the images of the `pairs` (a mask) that no pass decoded yet; the pairs of an image with kept numbers
     that no longer decodes are left out (as unreadable): (i, j, record) of the others."""
-    ts.need(np.unique(np.r_[i[pairs], j[pairs]]))
+    ts.need(np.unique(np.r_[i[pairs], j[pairs]]), "thumbnails of the candidate pairs' images")
     failed = ts.tried & ~ts.ok
     keep = ~(failed[i] | failed[j])
     return (i, j, record) if keep.all() else (i[keep], j[keep], record.take(keep))

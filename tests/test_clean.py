@@ -1304,3 +1304,57 @@ def test_ood_share_stop_suggests_a_contamination_that_is_accepted():
             followed.pop("ood_threshold")
         CleanConfig(ood_method="embedding-knn", **followed).validate()      # accepted as the line says
         check_ood_share(np.ones(10, bool), np.ones(10, bool), CleanConfig(ood_method="embedding-knn", **followed))
+
+
+def test_thumbnail_and_sample_grid_bars_say_what_they_count(tmp_path, monkeypatch):
+    """clean's thumbnail bars count one image per content (byte-identical copies take the first's thumbnail) and
+    only those no earlier run's cache holds: 'thumbnails and photo features 6/6' under 'read ... (8 images)', said
+    nowhere. Their label now says what the count leaves out. eda's 'sample grids 2/2' counted classes, not grids."""
+    import shutil
+    from contextlib import contextmanager
+
+    from imgcls import eda, parallel
+    from imgcls import manifest as mf
+    from imgcls.clean.pair_cache import Thumbnails
+    from imgcls.clean.run import thumbnails_and_features
+    from imgcls.console import pass_label
+    from imgcls.links import content_representatives
+    bars = {}
+
+    @contextmanager
+    def bar(what, total, transient=False):
+        bars[what] = total
+        yield lambda n=1, status=None: None
+    monkeypatch.setattr(parallel, "progress_bar", bar)
+    monkeypatch.setattr(eda, "progress_bar", bar)
+    data = make_image_folder(tmp_path / "data", {"a": 3, "b": 3})
+    for k, src in enumerate(sorted((data / "a").glob("*.png"))[:2]):
+        shutil.copy(src, data / "b" / f"copy{k}.png")
+    df = mf.load(data, scan=True)
+    bars.clear()
+    ts, _ = thumbnails_and_features(df, cache_dir=str(tmp_path / "cache"))
+    assert bars == {"thumbnails and photo features (8 images less 2 byte-identical copies)": 6}, bars
+    ts.summarise()              # keeps their numbers (near-duplicate search), decoding nothing again
+    assert len(bars) == 1, bars
+    bars.clear()
+    shutil.copy(data / "a" / "000.png", data / "a" / "copy.png")
+    make_image_folder(tmp_path / "more", {"a": 1}, seed=7)
+    shutil.copy(tmp_path / "more" / "a" / "000.png", data / "a" / "new.png")
+    df = mf.load(data, scan=True)
+    bars.clear()
+    thumbnails_and_features(df, cache_dir=str(tmp_path / "cache"))      # one image the cache does not hold
+    assert bars == {"thumbnails and photo features (10 images less 3 byte-identical copies and 6 cached)": 1}, bars
+    bars.clear()
+    Thumbnails(df, content_representatives(df)[0], cache_dir=str(tmp_path / "fresh")).summarise()
+    assert bars == {"thumbnails (10 images less 3 byte-identical copies)": 7}, bars
+    assert pass_label("thumbnails", 5, 5, 5) == "thumbnails"
+    assert pass_label("embedding (m, 160px)", 3, 2, 1) == "embedding (m, 160px; 3 images less 1 byte-identical copy " \
+                                                          "and 1 cached)"
+    from imgcls import embed          # its bar alike: one embedding per content
+    monkeypatch.setattr(embed, "progress_bar", bar)
+    bars.clear()
+    embed.embed_manifest(df, device="cpu", cache_dir=tmp_path / "cache", precision="fp32")
+    assert bars == {f"embedding ({embed.DEFAULT_EMBEDDER}, 160px; 10 images less 3 byte-identical copies)": 7}, bars
+    bars.clear()
+    eda.plot_sample_grids(df, tmp_path / "eda", seed=0, per_class=2)
+    assert bars == {"sample grids (classes)": 2}, bars

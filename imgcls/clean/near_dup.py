@@ -132,9 +132,10 @@ def _thumbnail_of(args) -> np.ndarray | None:
 
 def thumbnails(df: pd.DataFrame, size: int = THUMB, only: np.ndarray | None = None,
                workers: int = 1, out: tuple[np.ndarray, np.ndarray] | None = None,
-               max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, np.ndarray]:
+               max_pixels: int | None = DEFAULT_MAX_PIXELS, what: str = "thumbnails") -> tuple[np.ndarray, np.ndarray]:
     """(n, size, size, 3) uint8 thumbnails (aspect squashed, box-filtered) and a validity mask; one pass over the
     rows (those where `only` is true), over `workers` processes; `out`: the two arrays to fill (else new zeros);
+    `what`: the progress bar's label (console.pass_label: what its count counts);
     `max_pixels`: the decoding bound (--max-pixels)."""
     from imgcls import manifest as mf
     from imgcls.parallel import chunked_map
@@ -147,7 +148,7 @@ def thumbnails(df: pd.DataFrame, size: int = THUMB, only: np.ndarray | None = No
     d = current()                      # under torchrun each rank reads its share; rank 0 gets them all
     rows = d.mine(wanted_rows)
     jobs = [(str(paths[i]), size, max_pixels) for i in rows]
-    for i, t in zip(rows, chunked_map(_thumbnail_of, jobs, workers, "thumbnails")):
+    for i, t in zip(rows, chunked_map(_thumbnail_of, jobs, workers, what)):
         if t is not None:
             out[i], ok[i] = t, True
     d.gather_rows(out, wanted_rows, done=ok)

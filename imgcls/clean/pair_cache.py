@@ -96,6 +96,9 @@ class Thumbnails:
         self.sums = np.zeros((n, TINY, TINY, 3), SUMS)
         self.grey, self.known = np.ones(n, bool), np.zeros(n, bool)   # a zero thumbnail is R = G = B
         self.shas, self.cache = content_hashes(df), SummaryCache(cache_dir)
+        # what the bars say they count: `rows` (one per content hash) of the readable rows
+        self.readable = int((df["error"].fillna("").astype(str) == "").sum()) if "error" in df.columns else n
+        self.distinct = len(rows)
         self.missing = self.cache.fill(self.shas, np.asarray(rows, np.int64), self.sums, self.grey, self.known)
 
     def decoded(self, rows: np.ndarray) -> None:
@@ -103,8 +106,8 @@ class Thumbnails:
         measures the photo features from the same decode)."""
         self.tried[rows] = True
 
-    def need(self, rows: np.ndarray) -> None:
-        """Decode the `rows` not tried yet (over `workers` processes)."""
+    def need(self, rows: np.ndarray, what: str = "thumbnails") -> None:
+        """Decode the `rows` not tried yet (over `workers` processes); `what`: the progress bar's label."""
         from imgcls import manifest as mf
         from imgcls.parallel import chunked_map
         rows = np.asarray(rows, np.int64)
@@ -113,7 +116,7 @@ class Thumbnails:
             return
         paths = mf.image_paths(self.df.iloc[rows])
         jobs = [(str(p), THUMB, self.max_pixels) for p in paths]
-        for i, t in zip(rows, chunked_map(_thumbnail_of, jobs, self.workers, "thumbnails")):
+        for i, t in zip(rows, chunked_map(_thumbnail_of, jobs, self.workers, what)):
             if t is not None:
                 self.thumbs[i], self.ok[i] = t, True
         self.tried[rows] = True
@@ -121,7 +124,9 @@ class Thumbnails:
     def summarise(self) -> np.ndarray:
         """Decode the rows whose numbers no run kept, measure and keep them; returns the rows that can be verified
         (kept or decoded: readable)."""
-        self.need(self.missing)
+        from imgcls.console import pass_label
+        left = self.missing[~self.tried[self.missing]]        # not decoded by a pass before
+        self.need(left, pass_label("thumbnails", self.readable, self.distinct, len(left)))
         new = np.flatnonzero(self.ok & ~self.known)
         if len(new):
             self.sums[new], self.grey[new], self.known[new] = block_sums(self.thumbs[new]), \

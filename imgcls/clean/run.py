@@ -15,7 +15,7 @@ from imgcls.clean.duplicates import (TIE_NEIGHBOURS, asks_for_embeddings, confli
                                      mark_duplicates, threshold_sweep, tie_losses)
 from imgcls.clean.materialize import WRITTEN_AS, earlier_materialized, materialize_kept, materialized_names
 from imgcls.clean.sampling import undersample
-from imgcls.console import info, plural
+from imgcls.console import info, pass_label, plural
 from imgcls.errors import MissingWeightsError, UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_earlier, remove_stale_temps, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS
@@ -83,7 +83,8 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str |
     rows = d.mine(decode)
     paths, fmts = mf.image_paths(df), df["format"].fillna("").astype(str).to_numpy()
     jobs = [(str(paths[i]), fmts[i], bool(measure[i]), max_pixels) for i in rows]
-    what = "thumbnails and photo features" if len(todo) else "thumbnails"
+    what = pass_label("thumbnails and photo features" if len(todo) else "thumbnails", ts.readable, ts.distinct,
+                      len(decode))
     for i, (t, f) in zip(rows, chunked_map(_thumbnail_and_features, jobs, workers, what, meanwhile=meanwhile)):
         if t is not None:
             thumbs[i], ok[i] = t, True
@@ -234,7 +235,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                                 max_pixels=cfg.max_pixels)
             missing = np.zeros(len(df), bool)
             missing[thumbs.missing] = True
-            thumbnails(df, only=missing, workers=workers, out=(thumbs.thumbs, thumbs.ok), max_pixels=cfg.max_pixels)
+            thumbnails(df, only=missing, workers=workers, out=(thumbs.thumbs, thumbs.ok), max_pixels=cfg.max_pixels,
+                       what=pass_label("thumbnails", thumbs.readable, thumbs.distinct, len(thumbs.missing)))
             thumbs.decoded(thumbs.missing)
         if det is not None and det.uses_features:
             features()
