@@ -1261,6 +1261,23 @@ def test_resume_of_a_folder_that_does_not_exist_says_so(tmp_path):
         assert r.exit_code == 2 and said in line and "Traceback" not in r.output, (given, r.output)
 
 
+def test_resume_dot_from_inside_the_run_folder(two_class, tmp_path, monkeypatch):
+    """`imgcls train --resume .` from inside the run folder failed with "--name '' is not a plain folder name": the
+    run's name was taken from the path as typed (Path('.').name is ''). The folder is resolved first where the path
+    as typed does not end in its name (`.`, `..`, `RUN/fold_0/..`): it resumes, or says it is finished, by name."""
+    run = run_train(cfg_for(two_class, tmp_path, epochs=2), stop_after=1)
+    monkeypatch.chdir(run)
+    r = CliRunner().invoke(app, ["train", "--resume", "."])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert metrics(run)["epoch"].tolist() == [1, 2] and read_checkpoint(run / "last.pt")["train_state"]["finished"]
+    assert TrainConfig.load(run / "config.yaml").name == "run"        # the record kept as it was
+    (run / "notes").mkdir()
+    for where, given in ((run, "."), (run / "notes", ".."), (tmp_path / "runs", "run/"), (run, "notes/..")):
+        monkeypatch.chdir(where)
+        r = CliRunner().invoke(app, ["train", "--resume", given])
+        assert r.exit_code == 0 and "run: already finished, nothing to resume" in r.output, (given, r.output)
+
+
 def test_multi_head_train_acc_is_over_the_final_classes(tmp_path):
     # train_acc sits beside val_acc (the epoch table, curves.png): for a multi-branch run both count a row right only
     # when its decoded class is, i.e. when every head is; the first head alone was read as the training accuracy.

@@ -170,14 +170,14 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.preprocess.outputs import applied as preprocess_applied, letterboxed
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
-    from imgcls.train.config import parse_folds, resume_config, resume_record
+    from imgcls.train.config import parse_folds, resume_config, resume_folder, resume_record
     from imgcls.train.rundir import (FOLDS_PLANNED, RunLock, check_run_name, claim_run_dir, finished,
                                      record_planned_folds)
     from imgcls.weights import check_model_name, data_config
 
     dist = init_distributed(cfg.device)
     if resume is not None:
-        resume = Path(resume)
+        resume = resume_folder(resume)       # `--resume .` from inside the run: named by its folder, not ''
         record = TrainConfig.load(resume_record(resume))     # read once: resume_config, check_resume_src, _data
         cfg = resume_config(cfg, resume, record)     # refuses a changed option before anything is read or written
         if finished(resume):                 # said before the data is read and decoded (minutes on a large set)

@@ -159,6 +159,14 @@ def _join(values: list) -> str:
     return ",".join(str(v) for v in values)
 
 
+def resume_folder(run_dir: str | Path) -> Path:
+    """The run folder --resume names, as typed where the path ends in the folder's own name; resolved where it does
+    not (`.` from inside the run, `..` from one of its folds, `RUN/fold_0/..`), so the run's name and --out, taken
+    from its last component and parent, are the folder's (`.` gave the name '')."""
+    run_dir = Path(run_dir)
+    return run_dir.resolve() if run_dir.name in ("", "..") else run_dir
+
+
 def resume_record(run_dir: str | Path) -> Path:
     """The config.yaml of a run folder given to --resume; a folder that does not exist (a mistyped name), a file
     (its best.pt) or a folder without one is one line saying which."""
@@ -584,6 +592,7 @@ def resume_config(cfg, run_dir: Path, recorded=None):
 
     from imgcls.options import describe_changes
     from imgcls.train.rundir import RESUME_MAY_CHANGE, finished, option_changes, train_longer
+    run_dir = resume_folder(run_dir)
     if recorded is None:
         recorded = TrainConfig.load(run_dir / "config.yaml")
     record = str(run_dir / "config.yaml")
