@@ -173,6 +173,26 @@ def test_resume_needs_no_starting_weights_once_last_pt_holds_them(two_class, tmp
     assert TrainConfig.load(part / "config.yaml").weights_source == f"file {start}"     # the record is kept
 
 
+class _StopAfterFold0(Exception):
+    pass
+
+
+def _kfold_set_stopped_after_fold_0(splits, out, **kw):
+    """A k-fold set whose fold 0 finished and whose fold 1 never started (stopped between the two folds)."""
+    from imgcls.train.callbacks import Callback
+
+    class Stop(Callback):
+        def on_run_end(self, summary):
+            raise _StopAfterFold0
+
+    with pytest.raises(_StopAfterFold0):
+        run_train(TrainConfig(**{**TINY, "src": str(splits), "out": str(out), "name": "kf", "epochs": 1,
+                                 "folds": "all", "aug": "none", **kw}), callbacks=[Stop()])
+    run = out / "kf"
+    assert (run / "fold_0" / "last.pt").is_file() and not (run / "fold_1").exists()
+    return run
+
+
 def test_a_run_reads_what_it_recorded_from_any_working_folder(tmp_path, monkeypatch):
     """config.yaml recorded the data, --weights and --init-from as typed (`src: data/splits.csv`): `train --resume
     proj/outputs/runs/RUN` from another folder failed with `data/splits.csv does not exist`, or, where that folder
@@ -1720,3 +1740,33 @@ def test_a_resumed_kfold_set_records_how_its_continued_folds_ran(tmp_path, monke
     run_train(TrainConfig.resolve(resume=run), resume=run)
     assert [TrainConfig.load(d / "config.yaml").workers_used for d in (run, *folds)] == [1, 1, 1]
     assert "(the earlier session: workers_used 0)" in (run / "train.log").read_text()
+
+
+def test_a_resumed_kfold_set_given_its_moved_data_records_the_new_path_everywhere(tmp_path):
+    """`train DATA --resume RUN` with the set's data moved (another disk, another machine): the set's config.yaml
+    kept the first session's src while the folds first written in the resumed session recorded the new one, so
+    predict's leak check read other data for the set and for its folds. The new path (the data check_resume_data
+    found to hold the run's validation images) is recorded in the set's config.yaml and in every fold's, said in
+    one line and kept in train.log."""
+    import shutil
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "disk1" / "data" / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    old = tmp_path / "disk1" / "data" / "splits.csv"
+    mf.write(df, old)
+    run = _kfold_set_stopped_after_fold_0(old, tmp_path / "runs")
+    (tmp_path / "disk2").mkdir()
+    shutil.move(tmp_path / "disk1" / "data", tmp_path / "disk2" / "data")         # the data moved
+    new = tmp_path / "disk2" / "data" / "splits.csv"
+    r = CliRunner().invoke(app, ["train", str(new), "--resume", str(run)])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert (run / "oof_score.json").is_file()
+    assert [TrainConfig.load(d / "config.yaml").src for d in (run, run / "fold_0", run / "fold_1")] == [str(new)] * 3
+    said = f"data {new} (recorded: {old}); config.yaml records the new path"
+    assert said in " ".join(r.output.split()), r.output
+    assert said in (run / "train.log").read_text()
+    # the fold's record is otherwise kept as it was; a resume naming the same data again changes nothing
+    before = [(d / "config.yaml").read_text() for d in (run, run / "fold_0", run / "fold_1")]
+    r = CliRunner().invoke(app, ["train", str(new), "--resume", str(run)])
+    assert r.exit_code == 0 and "recorded:" not in r.output, r.output
+    assert [(d / "config.yaml").read_text() for d in (run, run / "fold_0", run / "fold_1")] == before

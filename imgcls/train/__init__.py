@@ -383,11 +383,18 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
 
 def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig) -> None:
     """A resumed run's config.yaml records how this session ran (TrainConfig.record_session: another machine's
-    workers, AMP or cache); what the earlier session ran with is said and kept in train.log."""
+    workers, AMP or cache) and, with its folds', the data it reads (TrainConfig.record_data: the data moved and
+    given again); what the earlier session had is said and kept in train.log."""
     from imgcls.train.progress import RunLog
+    log = RunLog(run_dir / "train.log")
+    earlier = cfg.record_data(run_dir)
+    if earlier:
+        folds = any(run_dir.glob("fold_*/config.yaml"))
+        log(f"resumed on the data {cfg.src} (recorded: {', '.join(map(str, earlier))}); config.yaml records the new "
+            f"path" + (", the set's and each fold's" if folds else ""))
     changed = cfg.record_session(run_dir / "config.yaml", record)
     if changed:
-        RunLog(run_dir / "train.log")(
+        log(
             "resumed with " + ", ".join(f"{k} {now}" for k, (_, now) in changed.items()) + " (the earlier session: "
             + ", ".join(f"{k} {was}" for k, (was, _) in changed.items()) + "); config.yaml records this session's")
 

@@ -489,6 +489,27 @@ class TrainConfig:
             replace(TrainConfig.load(path), **{k: now for k, (_, now) in changed.items()}).save(path)
         return changed
 
+    def record_data(self, run_dir) -> str | None:
+        """Make a resumed run's config.yaml, and each of its folds', name the data this session reads (self.src,
+        anchored) where they name other data: a data set moved (another disk, another machine) and given again with
+        --resume, which check_resume_data found to hold the run's validation images. Every record of the run then
+        names the same data (a fold first written in this session records self.src), so predict's leak check reads
+        one table for a k-fold set and each of its folds. Only `src` is rewritten; a finished fold's other fields
+        stay as they ran. Returns the data the rewritten records named (each once, the run's first), [] where none
+        was rewritten."""
+        import yaml
+        from imgcls.fsutil import write_text
+        run_dir = Path(run_dir)
+        earlier = []
+        for path in (run_dir / "config.yaml", *sorted(run_dir.glob("fold_*/config.yaml"))):
+            d = yaml.safe_load(path.read_text(encoding="utf-8"))
+            if not isinstance(d, dict) or d.get("src") == self.src:
+                continue
+            if d.get("src") not in earlier:
+                earlier.append(d.get("src"))
+            write_text(path, yaml.safe_dump({**d, "src": self.src}, sort_keys=False))
+        return earlier
+
     @classmethod
     def load(cls, path) -> "TrainConfig":
         import yaml
