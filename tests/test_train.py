@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -208,9 +209,9 @@ def test_a_run_reads_what_it_recorded_from_any_working_folder(tmp_path, monkeypa
     (proj / "w").mkdir()
     torch.save(create_model("test_resnet", num_classes=2).state_dict(), proj / "w" / "start.pth")
     monkeypatch.chdir(proj)
-    kw = dict(TINY, src="data/splits.csv", weights="w/start.pth", pretrained=True, out="outputs/runs", name="kf",
-              epochs=1, folds="all", aug="none")     # pretrained: at its default, which --weights replaces
-    run = run_train(TrainConfig(**kw), stop_after=1)        # fold 0 trained, fold 1 not started
+    # pretrained: at its default, which --weights replaces
+    run = _kfold_set_stopped_after_fold_0("data/splits.csv", Path("outputs/runs"), weights="w/start.pth",
+                                          pretrained=True)       # fold 0 trained, fold 1 not started
     rec = TrainConfig.load(run / "config.yaml")
     assert (rec.src, rec.weights) == (str(proj / "data" / "splits.csv"), str(proj / "w" / "start.pth"))
     monkeypatch.chdir(other)
