@@ -489,7 +489,7 @@ class TrainConfig:
             replace(TrainConfig.load(path), **{k: now for k, (_, now) in changed.items()}).save(path)
         return changed
 
-    def record_data(self, run_dir) -> str | None:
+    def record_data(self, run_dir) -> list:
         """Make a resumed run's config.yaml, and each of its folds', name the data this session reads (self.src,
         anchored) where they name other data: a data set moved (another disk, another machine) and given again with
         --resume, which check_resume_data found to hold the run's validation images. Every record of the run then
