@@ -299,7 +299,7 @@ def test_eda_test_set_beside_training_set(tmp_path):
 
 
 def test_eda_test_set_grey_like_preprocessed_grey_training_set_is_no_mode_shift(tmp_path):
-    """preprocess writes RGB: eda --test of greyscale test images against a preprocessed greyscale training set
+    """preprocess wrote grey as RGB: eda --test of greyscale test images against a preprocessed greyscale training set
     warned 'L 100% of test against 0% of training ... (e.g. greyscale augmentation)', though both sets are grey.
     The modes are now compared as the pixels show them (a colour training set still gets the warning:
     test_eda_test_set_beside_training_set)."""
@@ -315,10 +315,16 @@ def test_eda_test_set_grey_like_preprocessed_grey_training_set_is_no_mode_shift(
             Image.fromarray(rng.integers(0, 256, (24, 24), dtype=np.uint8), "L").save(path)
     processed = pp.run_preprocess(raw, tmp_path / "processed", pp.PreprocessConfig(size=32), workers=1,
                                   report=False)
-    assert set(processed["mode"]) == {"RGB"}                   # the headers differ: L test, RGB training
-    s = eda.run_eda(tmp_path / "processed", tmp_path / "eda", workers=1, test=test)
-    assert s["test"]["modes"] == {"L": 20} and s["test"]["shifts"]["mode"] == [], s["test"]["shifts"]
-    assert not any("modes differ" in line for line in eda.findings_on_test(s["test"]))
+    assert set(processed["mode"]) == {"L"}                     # preprocess now keeps a grey source grey
+    # a set preprocessed before that (grey written as RGB): the headers differ, L test against RGB training
+    older = tmp_path / "older"
+    for p in (tmp_path / "processed").rglob("*.png"):
+        (older / p.relative_to(tmp_path / "processed")).parent.mkdir(parents=True, exist_ok=True)
+        Image.open(p).convert("RGB").save(older / p.relative_to(tmp_path / "processed"))
+    for train in (tmp_path / "processed", older):
+        s = eda.run_eda(train, tmp_path / f"eda_{train.name}", workers=1, test=test)
+        assert s["test"]["modes"] == {"L": 20} and s["test"]["shifts"]["mode"] == [], s["test"]["shifts"]
+        assert not any("modes differ" in line for line in eda.findings_on_test(s["test"]))
 
 
 def test_class_names_the_font_lacks_give_one_line_not_a_warning_per_glyph(tmp_path, monkeypatch):
