@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import pandas as pd
@@ -18,11 +16,11 @@ from imgcls.fsutil import (check_output_location, check_writable, remove_earlier
                            write_table)
 from imgcls.io import DEFAULT_MAX_PIXELS, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders
-from imgcls.options import check, option, seed_option
+from imgcls.eda_config import DEFAULT_OUT, SAMPLES_PER_CLASS, EdaConfig
+from imgcls.options import check
 from imgcls.outputs import EDA_REPORT, EDA_SUMMARY, refuse_other_output
 from imgcls.parallel import ParallelOptions, check_workers
 
-SAMPLES_PER_CLASS = 8
 CLASSES_PER_GRID = 20
 
 
@@ -260,20 +258,6 @@ def plot_sample_grids(df: pd.DataFrame, out: Path, seed: int, per_class: int = S
 # --------------------------------------------------------------------------------------------------------------
 # The step
 # --------------------------------------------------------------------------------------------------------------
-
-@dataclass
-class EdaConfig:
-    """The options of `imgcls eda` besides paths, layout, --workers and --max-pixels (run_eda's keywords)."""
-    samples_per_class: int = option(SAMPLES_PER_CLASS, panel="Report", lo=1, flags=("--samples",),
-                                    help="Sample images per class in the grids.")
-    test: str | None = option(None, panel="Report", cli_type=Optional[Path], from_cli=str,
-                              help="The competition's test images (a folder or manifest, any layout): their sizes, "
-                                   "modes and formats beside the training set's, and byte copies of training images.")
-    seed: int = seed_option()
-
-
-DEFAULT_OUT = "outputs/eda"
-
 
 def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: mf.LayoutOptions | None = None,
             seed: int = EdaConfig.seed, workers: int = ParallelOptions.workers,

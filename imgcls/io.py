@@ -16,14 +16,15 @@ import stat
 import struct
 import warnings
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from imgcls.options import check, option
+# declared in imgcls.image_options (light: no PIL, for the command line); applied here
+from imgcls.image_options import (DEFAULT_BACKGROUND, DEFAULT_MAX_PIXELS, INTERPOLATIONS,  # noqa: F401
+                                  RESIZE_MODES, ImageLimits, max_pixels_option)
 
 # We bound pixel counts ourselves (--max-pixels) so a bomb is reported by path, not raised from deep inside PIL.
 Image.MAX_IMAGE_PIXELS = None
@@ -34,34 +35,6 @@ warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 # Skipping tag 306"), lines per photo and process that read like a broken image; bad pixel data raises on its own
 warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
 
-DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default bomb limit (~ 9459 x 9459)
-# How an image becomes N x N, one vocabulary for preprocess (on disk, PIL) and train / predict (torchvision): squash
-# ignores the aspect ratio (timm's crop_mode calls it squash too), crop covers N x N and cuts the centre, pad fits the
-# longer side and letterboxes.
-RESIZE_MODES = ("squash", "crop", "pad")
-INTERPOLATIONS = ("bilinear", "bicubic", "nearest")     # the resize filter (train --interpolation)
-
-
-def max_pixels_option(default: int | None = DEFAULT_MAX_PIXELS, none: str | None = None, help: str = ""):
-    """The --max-pixels declaration of every command that opens images. `default` None (with `none`, what it
-    means, and `help`, what it adds): a step whose limit comes from elsewhere when the flag is not given (predict:
-    the run's)."""
-    spec = {"none": none} if none else {}
-    return option(default, panel="Runtime", lo=1, **spec,
-                  help="Images with more pixels are reported and skipped" +
-                       (f"; {help}" if help else " (PIL's bomb limit by default)."))
-
-
-@dataclass
-class ImageLimits:
-    """--max-pixels of a command whose config has no such field."""
-    max_pixels: int = max_pixels_option()
-
-    def validate(self) -> None:
-        check(self)
-
-
-DEFAULT_BACKGROUND = (255, 255, 255)
 # formats PIL decodes at a reduced DCT scale (draft): JPEG, and MPO, the multi-picture JPEG some cameras and phones
 # write (PIL opens it as a JpegImageFile subclass under another format name)
 DRAFT_FORMATS = frozenset({"JPEG", "MPO"})

@@ -6,45 +6,19 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Sequence
 
 import pandas as pd
 
 from imgcls import io as imgio
 from imgcls.console import info, warn
 from imgcls.errors import UserError
-from imgcls.options import int_list, join, option
+from imgcls.layout_options import LAYOUT_PANEL, LAYOUTS, LayoutOptions  # noqa: F401  (declared there: light)
 from imgcls.profiles import DEFAULT_AGE_BANDS, GENDER_CLASSES, PROFILE_DIR, apply_profile_labels, mask_from_stem
-
-LAYOUTS = ("auto", "manifest", "folder", "csv", "profiles", "unlabeled")
-LAYOUT_PANEL = "Input layout"
 
 PATH_COLUMN_GUESSES = ("path", "image", "image_path", "img_path", "filepath", "file_path", "file", "filename",
                        "ImageID", "image_id", "id")
-
-
-@dataclass
-class LayoutOptions:
-    """How to read a source that is not already a manifest (the `Input layout` flags of every reading command)."""
-    layout: str = option("auto", panel=LAYOUT_PANEL, choices=LAYOUTS, help="How SRC is organised (auto: detected).")
-    csv: str | None = option(None, panel=LAYOUT_PANEL, cli_type=Optional[Path], from_cli=str,
-                             help="Competition CSV (e.g. train.csv) with image paths.")
-    path_col: str | None = option(None, panel=LAYOUT_PANEL, none="guessed",
-                                  help="CSV column holding image paths.")
-    label_col: str | None = option(None, panel=LAYOUT_PANEL, help="CSV column holding labels.")
-    group_col: str | None = option(None, panel=LAYOUT_PANEL, help="CSV column holding groups (e.g. person id).")
-    age_bands: Sequence[int] = option(factory=lambda: list(DEFAULT_AGE_BANDS), panel=LAYOUT_PANEL, cli_type=str,
-                                      to_cli=join, from_cli=int_list("--age-bands"),
-                                      help="Age band edges for profile datasets.")
-    image_dir: str | None = option(None, panel=LAYOUT_PANEL, cli_type=Optional[Path], from_cli=str,
-                                   none="SRC / the CSV's folder",
-                                   help="Folder the --csv paths are relative to, e.g. data/train.")
-    ext: str | None = option(None, panel=LAYOUT_PANEL, none="try .jpg, .png, .jpeg, .webp, ...",
-                             help="Extension for --csv ids that have none, e.g. .jpg.")
-
-
 # tried in this order for a CSV id without an extension when --ext is not given
 COMMON_EXTENSIONS = (".jpg", ".png", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif", ".heic")
 # where a competition CSV's names are looked for when they are not beside it (the mask competition: eval/info.csv,

@@ -31,12 +31,12 @@ from imgcls import io as imgio
 from imgcls.console import info, plural, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
+from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
 from imgcls.layouts import (CSV_IMAGE_FOLDERS, LAYOUTS, LayoutOptions, folder_csv, images_under, nfc, profiles_root,
                             profiles_table_root, read_competition_csv, read_csv, read_folder, read_profiles,
                             read_unlabeled)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
-MANIFEST_NAME = "manifest.csv"
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
 LAYOUT_READ = "imgcls_layout_read"  # DataFrame.attrs key: the layout `load` read the source as (layout_read)
 MANIFEST_READ = "imgcls_manifest_read"  # DataFrame.attrs key: the manifest file a manifest layout was read from

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from imgcls.errors import UserError
 
+MANIFEST_NAME = "manifest.csv"  # the table eda, clean and preprocess write (imgcls.manifest reads it)
 SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it, predict reads it)
 RUNS_DIR = "outputs/runs"       # where imgcls train writes its runs by default (TrainConfig.out)
 # preprocess's resume journal in its --out: there from its first image until its manifest and preprocess.json are

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from imgcls.console import info, warn
 from imgcls.errors import UserError
-from imgcls.manifest import MANIFEST_NAME
+from imgcls.outputs import MANIFEST_NAME
 
 
 # (stage, default location) in pipeline order: raw data, then each step's default output

@@ -25,7 +25,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -33,20 +33,19 @@ import pandas as pd
 from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.console import info, plural, print_table, progress_bar, sh, warn
-from imgcls.device import device_option
 from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
 from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
-from imgcls.options import When, check, option
+from imgcls.options import check
 from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output
-from imgcls.parallel import default_workers
+from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                match_template, resolve_format)
 from imgcls.train.config import TrainConfig
 from imgcls.train.rundir import validation_files
-from imgcls.tta import MERGES, TTASpec, parse_tta
+from imgcls.tta import TTASpec, parse_tta
 
 RUNS_DIR = Path(TrainConfig.out)        # where imgcls train writes by default
 
@@ -381,9 +380,6 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
 # The step
 # ---------------------------------------------------------------------------------------------------------------
 
-EVAL_SPLITS = ("all", "val", "test")
-
-
 def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray]:
     """(part, mask) of the rows --eval scores. Default: the `val` rows when the data has a split column naming
     some (a splits.csv holds training rows too: scoring them would not be a validation score), else every row.
@@ -711,56 +707,6 @@ def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str],
         m = metrics.scores(y, p[ok].argmax(1), classes)
         res[name] = {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"]}
     return res
-
-
-PREDICTION, SUBMISSION, EVALUATION, RUNTIME = "Prediction", "Submission", "Evaluation", "Runtime"
-# what --tta-merge acts through: views to merge (a --tta of one view has nothing to merge)
-MERGED = When(lambda tta, _cfg: parse_tta(tta).n_views > 1, "of more than one view (e.g. flip; one view has "
-                                                             "nothing to merge)")
-PROBS_FORMATS = ("parquet", "csv")
-
-
-@dataclass
-class PredictConfig:
-    """The options of `imgcls predict` besides its paths and input layout; the field names are run_predict's
-    keywords (imgcls.options: default, choices, range, help, panel)."""
-    tta: str = option("none", panel=PREDICTION,
-                      help="Test-time augmentation: none, flip, crops (five), ten, scales=0.9,1.0,1.1, joined by '+'; "
-                           "a bare --tta means flip.")
-    tta_merge: str = option("mean", panel=PREDICTION, choices=MERGES, needs=(("tta", MERGED),),
-                            help="mean (of probabilities) | logits (mean, then softmax).")
-    fmt: str | None = option(None, panel=SUBMISSION, flags=("--format",),
-                             none=f"{DEFAULT_FORMAT}; with --sample-submission: the template's columns",
-                             help="Submission columns: id,label | mask (ImageID,ans; class ids) | dacon (id,artist) "
-                                  "| ID_COL,LABEL_COL.")
-    sample_submission: str | None = option(None, panel=SUBMISSION, cli_type=Optional[Path], from_cli=str,
-                                           help="The competition's sample submission: filled in its row order; "
-                                                "missing/extra ids fail.")
-    probs_format: str = option("parquet", panel=SUBMISSION, choices=PROBS_FORMATS,
-                               help="Per-image probabilities file.")
-    evaluate: bool = option(False, panel=EVALUATION, flags=("--eval",),
-                            help="On labelled data: macro-F1 / accuracy with and without TTA.")
-    eval_split: str | None = option(None, panel=EVALUATION, choices=EVAL_SPLITS, needs=("evaluate",),
-                                    none="val when the data has a split column with val rows, else all",
-                                    help="Rows --eval scores.")
-    batch_size: int = option(32, panel=RUNTIME, lo=1, help="Images per batch (each with all its TTA views).")
-    amp: bool | None = option(None, panel=RUNTIME, flags=("--amp/--no-amp",), none="on for CUDA, off on CPU",
-                              help="Mixed precision (float16) on CUDA; the CPU runs float32.")
-    device: str = device_option(RUNTIME)
-    workers: int = option(default_workers(), panel=RUNTIME, lo=0,
-                          help="DataLoader worker processes (decoding and TTA views; 0: in the main process).")
-    max_pixels: int | None = imgio.max_pixels_option(
-        None, none=f"the run's train --max-pixels (config.yaml), else {imgio.DEFAULT_MAX_PIXELS}",
-        help="not given: the limit the run trained with (an ensemble: the highest of its members'), so test images "
-             "of the kind it trained on are read.")
-
-    def validate(self) -> None:
-        """Choices, ranges and the options that need another (check: --eval-split needs --eval, --tta-merge more
-        than one --tta view), the --tta grammar, the --format spelling; before the model is loaded."""
-        check(self)
-        parse_tta(self.tta)
-        if not self.sample_submission:
-            resolve_format(self.fmt or DEFAULT_FORMAT)
 
 
 def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike | None = None,

@@ -7,7 +7,6 @@ A profile folder `<id>_<gender>_<race>_<age>` holds one person's images `mask1..
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -15,12 +14,9 @@ import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
-
-# Mask competition: root/<id>_<gender>_<race>_<age>/<mask1..5|incorrect_mask|normal>.<ext>
-PROFILE_DIR = re.compile(r"^(?P<id>[^_]+)_(?P<gender>male|female)_(?P<race>[^_]+)_(?P<age>\d+)$", re.IGNORECASE)
-MASK_CLASSES = ("wear", "incorrect", "not_wear")      # mask column values 0, 1, 2
-GENDER_CLASSES = ("male", "female")                     # gender column values 0, 1
-DEFAULT_AGE_BANDS = (30, 60)                            # edges: <30, 30-59, >=60
+# declared in imgcls.profile_names (light: the options that name them), computed with here
+from imgcls.profile_names import (DEFAULT_AGE_BANDS, GENDER_CLASSES, MASK_CLASSES, PROFILE_DIR,  # noqa: F401
+                                  PROFILE_HEADS)
 
 
 def mask_from_stem(stem: str) -> int | None:
@@ -45,7 +41,7 @@ class ProfileScheme:
     mask*6 + gender*3 + age_band for three bands (18 classes). Label order = the product of the heads' classes in
     HEADS order, so a multi-head model's decoded index is the label."""
     n_bands: int = len(DEFAULT_AGE_BANDS) + 1
-    HEADS = ("mask", "gender", "age_band")
+    HEADS = PROFILE_HEADS
 
     @classmethod
     def from_edges(cls, edges: Sequence[int]) -> "ProfileScheme":

@@ -19,19 +19,16 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME, read_yaml, trial_record
-from imgcls.options import option
+from imgcls.runs_config import COLUMNS, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock, kfold_finished, planned_folds, train_finished
 
-
-COLUMNS = ["name", "kind", "task", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
-           "scored_on", "seconds", "changed"]
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
 VAL, OOF, COMMON, COMMON_OOF = "val", "OOF", "common val", "common OOF"
@@ -41,21 +38,6 @@ SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
 HOW_IT_RAN = tuple(k for k in RESUME_MAY_CHANGE if k != "src") + ("amp", "weights_source")
 # the changed column leaves out the model and the input size (columns of their own) and the data folder (a path)
 IGNORED_IN_CHANGED = ("model", "img_size", "src") + HOW_IT_RAN
-
-
-@dataclass
-class RunsConfig:
-    """`imgcls runs`' options (the CLI's flags are built from these declarations)."""
-    sort: str = option("val_macro_f1", panel="Table", choices=COLUMNS, help="Column to sort by (scores: best first).")
-    filter: list = option(factory=list, panel="Table", cli_type=Optional[list[str]], from_cli=lambda v: list(v or []),
-                          to_cli=lambda v: list(v) or None, none="every run",
-                          help="Keep rows where COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'); a config "
-                               "option works too (loss=focal). Repeatable: all must hold.")
-    csv: str | None = option(None, panel="Output", none="no file", help="Also write the table as CSV to this path (- for stdout "
-                                                        "instead of the table).")
-    json: str | None = option(None, panel="Output", none="no file", help="Also write the table as JSON to this path (- for stdout "
-                                                         "instead of the table).")
-    out: str | None = option(None, panel="Output", none="DIR/runs_report.html", help="`runs report`: the HTML file to write.")
 
 
 # a row that is not a finished run: a train process holds its folder's lock now (RunLock.held); Optuna pruned the

@@ -15,36 +15,7 @@ import pandas as pd
 
 from imgcls.errors import UserError
 from imgcls.layouts import nfc, read_csv
-
-# name -> (id column, label column, value: 'name' (class name) or 'index' (class id))
-FORMATS = {"id,label": ("id", "label", "name"),
-           "mask": ("ImageID", "ans", "index"), "imageid,ans": ("ImageID", "ans", "index"),
-           "dacon": ("id", "artist", "name"), "id,artist": ("id", "artist", "name")}
-DEFAULT_FORMAT = "id,label"      # the submission's columns without a --format or a sample submission
-
-
-
-def _key(fmt: str) -> str | None:
-    """The FORMATS key a --format names, None for a custom ID_COL,LABEL_COL: a name without a comma is matched
-    whole, case and spaces aside ('Mask', 'da con'); one with a comma by its two column names, each stripped of the
-    spaces around it and matched case aside, inner spaces kept: 'ImageID, ans' is mask, 'Image ID, ans' is the
-    user's own columns (they were 'imageid,ans', the built-in, once every space was dropped)."""
-    if "," not in fmt:
-        key = fmt.strip().lower().replace(" ", "")
-    else:
-        key = ",".join(part.strip().lower() for part in fmt.split(","))
-    return key if key in FORMATS else None
-
-
-def resolve_format(fmt: str) -> tuple[str, str, str]:
-    key = _key(fmt)
-    if key is not None:
-        return FORMATS[key]
-    parts = [part.strip() for part in fmt.split(",")]    # '이미지 ID, 정답' -> '이미지 ID', '정답'
-    if len(parts) == 2 and all(parts):
-        return parts[0], parts[1], "name"
-    raise UserError(f"unknown --format '{fmt}'; use id,label, mask (ImageID,ans with class ids), "
-                    f"dacon (id,artist), or ID_COL,LABEL_COL")
+from imgcls.predict_config import DEFAULT_FORMAT, FORMATS, format_key, resolve_format  # noqa: F401  (--format's)
 
 
 def label_values(pred: np.ndarray, classes: Sequence[str], kind: str) -> list:
@@ -199,7 +170,7 @@ def build_submission(df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str],
     id_col, label_col, kind = resolve_format(fmt)
     ids = df[id_col].astype(str) if id_col in df.columns and id_col != "id" else df["id"].astype(str)
     from_files = (ids == df["path"].astype(str)).all()     # ids a folder's file names gave, not a CSV's
-    if _key(fmt) in STEM_IDS and from_files:
+    if format_key(fmt) in STEM_IDS and from_files:
         ids = pd.Series([Path(p).stem for p in ids], index=ids.index)
     if from_files:              # spelled as the competition's CSVs are, whatever the unzip tool made of the names
         ids = ids.map(nfc)

@@ -1233,14 +1233,18 @@ def test_undersampling_methods_cap_each_class(method):
 
 
 def test_detectors_own_their_thresholds_behind_one_registry():
-    """Each out-of-domain detector derives from one base and carries its own threshold; the registry lists them."""
+    """Each out-of-domain detector derives from one base and carries its threshold; the registry lists them. The
+    names and thresholds are clean's config's (--ood-method's choices in --help order, --ood-threshold's defaults):
+    the registry has a detector for each, in that order, and nothing else."""
     from imgcls.clean import OOD_METHODS
+    from imgcls.clean.names import OOD_THRESHOLDS
     from imgcls.clean.ood_base import OODDetector
     from imgcls.clean.registry import OOD_DETECTORS, get_detector
-    assert set(OOD_DETECTORS) == set(OOD_METHODS) and len(OOD_METHODS) == 7
+    assert tuple(OOD_DETECTORS) == OOD_METHODS and len(OOD_METHODS) == 7
     for name in OOD_METHODS:
         det = get_detector(name)
         assert isinstance(det, OODDetector) and det.name == name and isinstance(det.threshold, float)
+        assert det.threshold == OOD_THRESHOLDS[name]
     s = np.array([0.1, 0.6, np.nan, 0.95])
     assert get_detector("photo-style").flag(s).tolist() == [False, True, False, True]        # its own 0.5
     assert get_detector("photo-embedding").flag(s).tolist() == [False, False, False, True]   # its own 0.9

@@ -157,32 +157,55 @@ def test_a_wrong_run_is_refused_before_torch_is_imported(tmp_path):
     assert "is a dataset folder" in said[3][2] and "unfinished k-fold run" in said[4][2]
 
 
-def test_no_help_imports_torch():
+HEAVY = ("torch", "pandas", "numpy", "sklearn", "matplotlib", "PIL")
+
+
+def test_no_help_imports_torch_or_pandas():
     """`imgcls --help`, every `imgcls CMD --help` and every subcommand's (models list, models fetch) print without
-    importing torch (seconds of start-up; what a help text needs is in the config dataclasses). `runs diff` is an
-    argument of `runs`, whose help it prints."""
+    importing torch, pandas, numpy, sklearn, matplotlib or PIL (start-up of every command a shell script chains:
+    what a help text and the option parsing need is in the config dataclasses, whose modules import none of them).
+    `runs diff` is an argument of `runs`, whose help it prints."""
     import json
     import os
     import subprocess
     import sys
 
     code = ("import json, sys\nimport typer.main\nfrom typer.testing import CliRunner\nfrom imgcls.cli import app\n"
+            f"HEAVY = {HEAVY!r}\n"
             "def paths(cmd, prefix):\n"
             "    yield prefix\n"
             "    for name, sub in getattr(cmd, 'commands', {}).items():\n"
             "        yield from paths(sub, prefix + [name])\n"
-            "said = []\n"
+            "said = [['(import)', 0, [m for m in HEAVY if m in sys.modules]]]\n"
             "for p in paths(typer.main.get_command(app), []):\n"
             "    r = CliRunner().invoke(app, [*p, '--help'])\n"
-            "    said.append([' '.join(p), r.exit_code, 'torch' in sys.modules])\n"
+            "    said.append([' '.join(p), r.exit_code, [m for m in HEAVY if m in sys.modules]])\n"
             "print(json.dumps(said))")
     env = {**os.environ, "PYTHONPATH": str(PKG.parent)}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     said = json.loads(done.stdout.splitlines()[-1])
     names = [p for p, _, _ in said]
-    assert {"", "eda", "train", "predict", "runs", "models list"} <= set(names), names
+    assert {"", "eda", "clean", "split", "train", "predict", "runs", "models list"} <= set(names), names
     assert all(code == 0 for _, code, _ in said), said
-    assert [p for p, _, torch in said if torch][:1] == [], said
+    assert [(p, heavy) for p, _, heavy in said if heavy][:1] == [], said
+
+
+def test_imgcls_help_as_a_script_runs_it_imports_no_heavy_library():
+    """`python -m imgcls split --help` (what the `imgcls` script runs), seen by -X importtime: not one of pandas,
+    numpy, torch, sklearn, matplotlib, PIL is imported."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(PKG.parent), "COLUMNS": "300"}
+    for args in (["--help"], ["split", "--help"], ["runs", "--help"]):
+        done = subprocess.run([sys.executable, "-X", "importtime", "-m", "imgcls", *args], capture_output=True,
+                              text=True, env=env)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "Usage" in done.stdout
+        imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+        assert "imgcls.cli" in imported                 # the check reads the import log it means to
+        assert sorted(imported & set(HEAVY)) == [], args
 
 
 def _invoke_without(modules, calls, cwd=None):

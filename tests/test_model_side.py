@@ -173,7 +173,8 @@ def test_trainer_phases_run_and_restore_by_part(tmp_path):
     import torch
     from imgcls import manifest as mf
     from imgcls.model_meta import ModelMeta
-    from imgcls.train import TrainConfig, _heads_meta
+    from imgcls.train import TrainConfig
+    from imgcls.train.run import _heads_meta
     from imgcls.train import data as tdata
     from imgcls.train.dist import Dist
     from imgcls.train.loop import FoldData, Trainer
@@ -218,7 +219,8 @@ def test_multi_heads_decode_with_the_bands_the_labels_were_made_with(edges, ages
     scored 18-class ids against its 12-class labels (train's val macro-F1 disagreed with `imgcls runs`'), and a
     four-band set without anyone in its top band decoded with three. The labels' own formula decides."""
     from imgcls.profiles import ProfileScheme, apply_profile_labels
-    from imgcls.train import TrainConfig, _heads_meta
+    from imgcls.train import TrainConfig
+    from imgcls.train.run import _heads_meta
     rows = [{"path": f"p{i}_{m}_{g}.png", "mask": m, "gender": g, "age": a}
             for i, a in enumerate(ages) for m in range(3) for g in range(2)]
     df = apply_profile_labels(pd.DataFrame(rows), edges)
@@ -241,7 +243,8 @@ def test_train_records_the_age_bands_its_labels_were_made_with(tmp_path, edges, 
     from imgcls.errors import UserError
     from imgcls.model_meta import ModelMeta
     from imgcls.profiles import apply_profile_labels
-    from imgcls.train import TrainConfig, _age_bands, _heads_meta
+    from imgcls.train import TrainConfig
+    from imgcls.train.run import _age_bands, _heads_meta
     rows = [{"path": f"p{i}_{m}_{g}.png", "mask": m, "gender": g, "age": a}
             for i, a in enumerate((22, 29, 45, 59, 61)) for m in range(3) for g in range(2)]
     df = apply_profile_labels(pd.DataFrame(rows), edges, relabel)
@@ -291,7 +294,7 @@ def test_a_manifest_of_clean_or_preprocess_records_the_age_bands_its_profiles_we
     assert read_meta(find_checkpoints(run)[0]).age_bands == (40,)
     run_preprocess(profiles, tmp_path / "pre", PreprocessConfig(size=32), forty, workers=1, report=False)
     assert json.loads((tmp_path / "pre" / "preprocess.json").read_text())["age_bands"] == [40]
-    from imgcls.train import _age_bands, _heads_meta
+    from imgcls.train.run import _age_bands, _heads_meta
     df = mf.load(tmp_path / "pre" / "manifest.csv", scan=False)
     h, decode, *_ = _heads_meta(df, TrainConfig(src="x", heads="multi"))
     assert _age_bands(df, str(tmp_path / "pre" / "manifest.csv"), h, decode) == [40]
@@ -312,7 +315,8 @@ def test_preprocess_and_clean_carry_the_age_band_record_of_the_manifest_they_rea
     from imgcls.clean.run import run_clean
     from imgcls.preprocess.config import PreprocessConfig
     from imgcls.preprocess.run import run_preprocess
-    from imgcls.train import TrainConfig, _age_bands, _heads_meta
+    from imgcls.train import TrainConfig
+    from imgcls.train.run import _age_bands, _heads_meta
     profiles = make_profiles(tmp_path / "profiles", n_profiles=6)
     run_clean(profiles, tmp_path / "clean", CleanConfig(near_dup=False, ood=False), mf.LayoutOptions(age_bands=[40]),
               workers=1)

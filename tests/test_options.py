@@ -177,7 +177,7 @@ def test_resolve_merges_config_file_resume_and_overrides_in_the_library(tmp_path
 
 def test_flags_given_override_a_config_file_and_defaults_do_not(tmp_path, monkeypatch):
     """Only the flags typed on the command line replace the file's values (a flag left at its default does not)."""
-    import imgcls.train as train_mod
+    import imgcls.train.run as train_mod
     seen = []
     monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
     TrainConfig(model="resnet10t", epochs=3, lr=0.01, heads="multi", head_columns=["a", "b"]).save(
@@ -193,7 +193,7 @@ def test_a_config_option_the_flags_leave_without_its_need_keeps_its_default(tmp_
     user typed no --smoothing to drop; it keeps its default (said in one line) instead of the run being refused.
     So does a file that holds such a pair itself (a study's best_config.yaml or a run's record from before the
     option was declared inert); a typed flag that would not act is refused."""
-    import imgcls.train as train_mod
+    import imgcls.train.run as train_mod
     seen = []
     monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
     TrainConfig(loss="label-smoothing", smoothing=0.05, lr=0.01).save(tmp_path / "c.yaml")
@@ -225,7 +225,7 @@ def test_a_config_option_the_flags_leave_without_its_need_keeps_its_default(tmp_
 def test_a_reset_config_option_is_named_as_typed(tmp_path, monkeypatch):
     """A file's `pretrained: false` beside its `weights:` does not act; the line that says it keeps its default names
     it as a user types it (--no-pretrained), not as a Python value (--pretrained False)."""
-    import imgcls.train as train_mod
+    import imgcls.train.run as train_mod
     seen = []
     monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
     (tmp_path / "old.yaml").write_text(f"pretrained: false\nweights: {tmp_path / 'w.pt'}\n")

@@ -1494,7 +1494,7 @@ def test_a_reused_record_resolves_workers_for_the_machine_it_runs_on(two_class, 
     min(8, cores)) as `workers`, so `train --config RUN/config.yaml` (or --resume, tune's --config) of a CPU run on
     a CUDA machine took its workers: 0 as a typed --workers 0 and fed the GPU from the main process. The record now
     keeps what was asked (workers: None when not typed) apart from what ran (workers_used, what the loop reads)."""
-    import imgcls.train as train
+    import imgcls.train.run as train
     from imgcls.runs import changed_options, diff_runs
     first = run_train(cfg_for(two_class, tmp_path, name="first", workers=None), stop_after=1)
     rec = TrainConfig.load(first / "config.yaml")
@@ -1524,7 +1524,7 @@ def test_a_resumed_run_records_how_this_session_ran_and_logs_the_earlier(two_cla
     """`train --resume RUN` on another machine (or with other resources) left config.yaml's records of how the run
     ran (workers_used, cache_used) at the first session's values. The record now says what the resumed session ran
     with, and the earlier session's values are said and kept in train.log; the other fields stay as recorded."""
-    import imgcls.train as train
+    import imgcls.train.run as train
     import imgcls.train.data as tdata
     first = run_train(cfg_for(two_class, tmp_path, name="first", workers=None, epochs=2), stop_after=1)
     before = TrainConfig.load(first / "config.yaml")
@@ -1686,7 +1686,7 @@ def test_raw_age_target_on_profile_data_is_said_before_training(tmp_path, monkey
     """`train --target age` on the mask competition's profiles trained one class per age for the whole run and was
     refused only by ensemble --combine profile; it is said once the columns are known, before the heads are built
     and any image is decoded, naming --target age_band."""
-    import imgcls.train as tr
+    import imgcls.train.run as tr
     from imgcls import manifest as mf
     df = mf.load(make_profiles(tmp_path / "profiles", n_profiles=4), mf.LayoutOptions())
     mf.write(df, tmp_path / "m.csv")
@@ -1727,7 +1727,7 @@ def test_a_run_checks_its_name_once(two_class, tmp_path, monkeypatch):
 def test_a_resumed_kfold_set_records_how_its_continued_folds_ran(tmp_path, monkeypatch):
     """A k-fold set resumed with other resources: the set's config.yaml and each fold's that trains on in this
     session record this session's workers_used (a fold's config.yaml is its run's record for predict and ensemble)."""
-    import imgcls.train as train
+    import imgcls.train.run as train
     from imgcls import manifest as mf
     df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
     df["fold"] = np.arange(len(df)) % 2

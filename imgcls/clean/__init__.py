@@ -8,13 +8,13 @@ report (report.html), run (run_clean).
 """
 from __future__ import annotations
 
-from imgcls.clean.config import (CONFLICT_POLICIES, DEFAULT_OOD_MAX_SHARE, DEFAULT_OOD_METHOD, DEFAULT_OUT, MATERIALIZE,
-                                 OOD_METHODS, CleanConfig)
-from imgcls.clean.duplicates import SWEEP, conflict_table, exact_pairs, mark_duplicates, threshold_sweep
-from imgcls.clean.materialize import materialize_kept
-from imgcls.clean.run import pixel_matrix, run_clean
-from imgcls.clean.sampling import undersample
+from imgcls.lazy import lazy_exports
 
-__all__ = ["CleanConfig", "run_clean", "mark_duplicates", "exact_pairs", "threshold_sweep", "conflict_table", "SWEEP",
-           "pixel_matrix", "undersample", "materialize_kept", "CONFLICT_POLICIES", "DEFAULT_OOD_MAX_SHARE",
-           "DEFAULT_OOD_METHOD", "DEFAULT_OUT", "MATERIALIZE", "OOD_METHODS"]
+# imported when first used (imgcls.lazy): `imgcls clean --help` reads imgcls.clean.config alone
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "config": ("CleanConfig", "CONFLICT_POLICIES", "DEFAULT_OOD_MAX_SHARE", "DEFAULT_OOD_METHOD", "DEFAULT_OUT",
+               "MATERIALIZE", "OOD_METHODS"),
+    "duplicates": ("SWEEP", "conflict_table", "exact_pairs", "mark_duplicates", "threshold_sweep"),
+    "materialize": ("materialize_kept",),
+    "run": ("pixel_matrix", "run_clean"),
+    "sampling": ("undersample",)})

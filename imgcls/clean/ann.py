@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from imgcls.clean.names import ANN_AUTO_MIN, ANN_MODES  # noqa: F401  (declared there: --ann's)
 from imgcls.errors import UserError
 
-ANN_MODES = ("auto", "on", "off")
-ANN_AUTO_MIN = 50_000      # --ann auto: the index above this many images, the exact search below
 PCA_DIM = 256              # vectors longer than this are PCA-reduced for the index (scores use the full vectors)
 IVF_PER_SQRT_N = 3         # k-means cells: 3 sqrt(n) (at least 1), about sqrt(NPROBE * n)
 NPROBE = 10                # cells searched per query

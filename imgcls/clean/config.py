@@ -3,20 +3,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
-from imgcls import links
-from imgcls.clean.ann import ANN_AUTO_MIN, ANN_MODES
-from imgcls.clean.ood import DETECTORS
-from imgcls.clean.sampling import METHODS as UNDERSAMPLE_METHODS
+from imgcls.clean.names import ANN_AUTO_MIN, ANN_MODES, OOD_METHODS, OOD_THRESHOLDS, UNDERSAMPLE_METHODS
 from imgcls.device import device_option
 from imgcls.errors import UserError
-from imgcls.io import max_pixels_option
+from imgcls.image_options import max_pixels_option
+from imgcls.link_options import (DEFAULT_EMBEDDER, DEFAULT_EMBED_SIZE, dup_candidates_option,
+                                 dup_method_option, dup_threshold_option, embed_precision_option)
 from imgcls.options import check, option, seed_option
 from imgcls.pipeline import PIPELINE
 
-# Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md); the near-duplicate definition
-# and its defaults are imgcls.links', each out-of-domain detector's threshold is its own (imgcls.clean.ood)
+if TYPE_CHECKING:
+    from imgcls.links import NearDuplicates
+
+# Defaults chosen on openclipart_dirty (bench/clean_quality.py, docs/BENCHMARKS.md); the near-duplicate definition's
+# are imgcls.link_options', the detectors', candidate searches' and undersamplers' imgcls.clean.names'
 DEFAULT_OOD_METHOD = "photo-style"
 DEFAULT_OUT = dict(PIPELINE)["clean"]
 MATERIALIZE = ("link", "copy")
@@ -27,7 +29,6 @@ DEFAULT_OOD_MAX_SHARE = 0.2       # a detector flagging more than this share of 
 # does not know than polluted data (a 454-image Fashion-MNIST: all 20 Trouser flagged; the dirty Open Clip Art's most
 # polluted class is 24% photos)
 OOD_MAX_CLASS_SHARE = 0.5
-OOD_METHODS = tuple(d.name for d in DETECTORS)
 NEAR = ("dedup", "near_dup")       # the fields that switch the near-duplicate search on
 
 
@@ -44,9 +45,9 @@ class CleanConfig:
     dedup: bool = option(True, panel=DUPS, flags=("--dedup/--no-dedup",), help="Exact + near duplicate stage.")
     near_dup: bool = option(True, panel=DUPS, flags=("--near-dup/--exact-only",),
                             help="Near duplicates (embeddings) besides exact (sha256) ones.")
-    dup_method: str = links.dup_method_option(DUPS, NEAR)
-    dup_threshold: float | None = links.dup_threshold_option(DUPS, NEAR)
-    dup_candidates: float = links.dup_candidates_option(DUPS, NEAR)
+    dup_method: str = dup_method_option(DUPS, NEAR)
+    dup_threshold: float | None = dup_threshold_option(DUPS, NEAR)
+    dup_candidates: float = dup_candidates_option(DUPS, NEAR)
     ann: str = option("auto", panel=DUPS, choices=ANN_MODES, needs=NEAR,
                       help=f"Candidate search: a FAISS index (on; the `ann` extra), the exact blockwise search (off), "
                            f"or the index from {ANN_AUTO_MIN} images when FAISS is installed (auto).")
@@ -62,7 +63,7 @@ class CleanConfig:
     ood_method: str = option(DEFAULT_OOD_METHOD, panel=OOD, choices=OOD_METHODS, needs=("ood",),
                              help="Out-of-domain detector (README: what each measures).")
     ood_threshold: float | None = option(None, panel=OOD, needs=("ood",), conflicts="ood_contamination",
-                                         none=_per_method({d.name: d.threshold for d in DETECTORS}),
+                                         none=_per_method(OOD_THRESHOLDS),
                                          help="Score at or above which an image is out of domain.")
     ood_contamination: float | None = option(None, panel=OOD, lo=0, hi=1, lo_open=True, hi_open=True,
                                              needs=("ood",),
@@ -77,11 +78,11 @@ class CleanConfig:
                                      help="Keep at most --max-per-class rows per class.")
     max_per_class: int | None = option(None, panel=SAMPLING, lo=1, needs=("undersample",),
                                        help="Cap per class for --undersample.")
-    embedder: str = option(links.DEFAULT_EMBEDDER, panel=EMBED, help="timm model for embeddings.")
+    embedder: str = option(DEFAULT_EMBEDDER, panel=EMBED, help="timm model for embeddings.")
     embedder_weights: str | None = option(None, panel=EMBED, cli_type=Optional[Path], from_cli=str,
                                           help="Weight file for --embedder.")
-    embed_size: int = option(links.DEFAULT_EMBED_SIZE, panel=EMBED, lo=16, hi=2048, help="Embedding input size (px).")
-    embed_precision: str = links.embed_precision_option(EMBED)
+    embed_size: int = option(DEFAULT_EMBED_SIZE, panel=EMBED, lo=16, hi=2048, help="Embedding input size (px).")
+    embed_precision: str = embed_precision_option(EMBED)
     device: str = device_option(RUNTIME)
     seed: int = seed_option(RUNTIME)
     max_pixels: int = max_pixels_option()
@@ -106,9 +107,10 @@ class CleanConfig:
         """The duplicate stage embeds the images: the near-duplicate search, or --conflicts majority-knn's votes."""
         return bool(self.embedder_weights or (self.dedup and (self.near_dup or self.conflicts == "majority-knn")))
 
-    def near_duplicates(self) -> links.NearDuplicates:
+    def near_duplicates(self) -> NearDuplicates:
         """The near-duplicate definition these options choose (shared with split)."""
-        return links.NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.embedder,
+        from imgcls.links import NearDuplicates       # numpy: the step's, not the command line's
+        return NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.embedder,
                                     self.embedder_weights, "--embedder-weights", self.embed_size, self.device,
                                     self.cache_dir, self.ann, model_flag="--embedder", precision=self.embed_precision,
                                     max_pixels=self.max_pixels)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from imgcls.clean.names import OOD_THRESHOLDS
 from imgcls.clean.ood_base import OODDetector, OODInputs, minority_side
 
 
@@ -79,7 +80,7 @@ def _rank(x: np.ndarray) -> np.ndarray:
 class PhotoFeatures(OODDetector):
     name = "photo-features"
     description = "robust Mahalanobis distance of photo-vs-drawing features from the bulk (MinCovDet)"
-    threshold = 30.0
+    threshold = OOD_THRESHOLDS[name]
     uses_features = True
 
     def score(self, inputs: OODInputs) -> np.ndarray:
@@ -90,7 +91,7 @@ class PhotoFeatures(OODDetector):
 class EmbeddingKNN(OODDetector):
     name = "embedding-knn"
     description = "mean cosine distance to the 10 nearest neighbours in lite0 embedding space"
-    threshold = 1.05
+    threshold = OOD_THRESHOLDS[name]
     uses_backbone = True
 
     def score(self, inputs: OODInputs) -> np.ndarray:
@@ -101,7 +102,7 @@ class EmbeddingKNN(OODDetector):
 class Combined(OODDetector):
     name = "combined"
     description = "rank average of photo-features and embedding-knn"
-    threshold = 0.99
+    threshold = OOD_THRESHOLDS[name]
     uses_backbone = True
     uses_features = True
 
@@ -112,7 +113,7 @@ class Combined(OODDetector):
 class PixelsAgglomerative(OODDetector):
     name = "pixels-agglomerative"
     description = "seed 001: raw pixels, agglomerative clustering K=2 (sparser cluster = out of domain)"
-    threshold = 0.5   # 0 / 1: the sparser cluster
+    threshold = OOD_THRESHOLDS[name]
     max_rows = 20000  # ward linkage is O(n^2) memory
 
     def score(self, inputs: OODInputs) -> np.ndarray:
@@ -135,7 +136,7 @@ class PixelsAgglomerative(OODDetector):
 class PcaDbscan(OODDetector):
     name = "pca-dbscan"
     description = "seed 001: PCA(50) of raw pixels + DBSCAN; noise points are out of domain"
-    threshold = 0.5   # 0 / 1: DBSCAN's noise points
+    threshold = OOD_THRESHOLDS[name]
 
     def score(self, inputs: OODInputs) -> np.ndarray:
         from sklearn.cluster import DBSCAN
@@ -276,7 +277,7 @@ class PhotoStyle(OODDetector):
     outliers (photo_population) there is no such side and nothing is flagged."""
     name = "photo-style"
     description = "logistic regression on lite0 texture statistics, self-trained from photo-vs-drawing features"
-    threshold = 0.5   # a probability
+    threshold = OOD_THRESHOLDS[name]
     uses_backbone = True
     uses_features = True
     seed_top = 0.004
@@ -299,7 +300,7 @@ class PhotoEmbedding(OODDetector):
     bottom 70% seeds, two rounds."""
     name = "photo-embedding"
     description = "logistic regression on pooled lite0 embeddings, self-trained from photo-vs-drawing features"
-    threshold = 0.9   # a probability
+    threshold = OOD_THRESHOLDS[name]
     uses_backbone = True
     uses_features = True
     seed_top = 0.01

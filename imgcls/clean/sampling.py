@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from imgcls.clean.names import UNDERSAMPLE_METHODS as METHODS  # declared there (--undersample's)
 from imgcls.errors import UserError
 
-METHODS = ("random", "cluster-centroids", "nearmiss")
 
 
 def select(x: np.ndarray | None, y: np.ndarray, method: str, max_per_class: int, seed: int = 0) -> np.ndarray:

@@ -8,8 +8,8 @@ from typing import Annotated
 import typer
 
 from imgcls.cli.common import Quiet, Src, command
-from imgcls.clean import DEFAULT_OUT, CleanConfig
-from imgcls.manifest import LayoutOptions
+from imgcls.clean.config import DEFAULT_OUT, CleanConfig
+from imgcls.layout_options import LayoutOptions
 from imgcls.options import Given
 from imgcls.parallel import ParallelOptions
 

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from imgcls.cli.common import Quiet, Src, command
-from imgcls.eda import DEFAULT_OUT, EdaConfig
-from imgcls.io import ImageLimits
-from imgcls.manifest import LayoutOptions
+from imgcls.eda_config import DEFAULT_OUT, EdaConfig
+from imgcls.image_options import ImageLimits
+from imgcls.layout_options import LayoutOptions
 from imgcls.options import Given
 from imgcls.parallel import ParallelOptions
 

@@ -7,7 +7,7 @@ from typing import Annotated, List, Optional
 import typer
 
 from imgcls.cli.common import Quiet, command
-from imgcls.ensemble import EnsembleConfig
+from imgcls.ensemble.config import EnsembleConfig
 from imgcls.options import Given
 
 

@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 import typer
 
 from imgcls.cli.common import Command, Quiet, command
-from imgcls.manifest import LayoutOptions
+from imgcls.layout_options import LayoutOptions
 from imgcls.options import Given
-from imgcls.predict import PredictConfig
+from imgcls.predict_config import PredictConfig
 
 
 class _BareTTA(Command):

@@ -7,11 +7,11 @@ from typing import Annotated
 import typer
 
 from imgcls.cli.common import OptSrc, Quiet, command
-from imgcls.manifest import LayoutOptions
+from imgcls.layout_options import LayoutOptions
 from imgcls.options import Given
 from imgcls.pipeline import PIPELINE
 from imgcls.parallel import ParallelOptions
-from imgcls.preprocess import PreprocessConfig
+from imgcls.preprocess.config import PreprocessConfig
 
 EPILOG = """Examples:
 

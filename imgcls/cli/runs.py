@@ -7,7 +7,7 @@ import typer
 
 from imgcls.cli.common import Quiet, command
 from imgcls.options import Given
-from imgcls.runs import RunsConfig
+from imgcls.runs_config import RunsConfig
 
 EPILOG = """Examples:
 

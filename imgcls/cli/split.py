@@ -8,11 +8,11 @@ import typer
 
 from imgcls.cli.common import OptSrc, Quiet, command
 from imgcls.errors import UserError
-from imgcls.manifest import LayoutOptions
+from imgcls.layout_options import LayoutOptions
 from imgcls.options import Given
 from imgcls.pipeline import PIPELINE
 from imgcls.parallel import ParallelOptions
-from imgcls.split import SplitConfig
+from imgcls.split.config import SplitConfig
 
 EPILOG = """Examples:
 

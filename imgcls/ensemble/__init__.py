@@ -24,18 +24,16 @@ validation scores), `scores.csv` (per member and ensemble) and `oof_predictions.
 """
 from __future__ import annotations
 
-from imgcls.ensemble.build import EnsembleConfig, build_ensemble
-from imgcls.ensemble.profile import (PROFILE_ATTRS, attribute_probs, combine_profile, member_attributes, member_meta,
-                                     profile_scheme)
-from imgcls.ensemble.spec import (COMBINES, SPEC_NAME, EnsembleSpec, Member, check_same_classes, checkpoint_classes,
-                                  is_spec, load_spec, member_from_run, read_oof, write_spec)
-from imgcls.ensemble.table import print_scores
-from imgcls.ensemble.voting import (METHODS, WEIGHT_METRICS, crossfit_macro_f1, fit_weights, log_loss,
-                                    normalise_weights, vote)
-from imgcls.metrics import macro_f1
+from imgcls.lazy import lazy_exports
 
-__all__ = ["EnsembleConfig", "build_ensemble", "PROFILE_ATTRS", "attribute_probs", "combine_profile",
-           "member_attributes", "member_meta", "profile_scheme", "COMBINES", "SPEC_NAME", "EnsembleSpec", "Member",
-           "check_same_classes", "checkpoint_classes", "is_spec", "load_spec", "member_from_run", "read_oof",
-           "write_spec", "print_scores", "METHODS", "WEIGHT_METRICS", "crossfit_macro_f1", "fit_weights", "log_loss",
-           "normalise_weights", "vote", "macro_f1"]
+# imported when first used (imgcls.lazy): `imgcls ensemble --help` reads imgcls.ensemble.config alone
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "config": ("EnsembleConfig", "COMBINES", "METHODS", "WEIGHT_METRICS"),
+    "build": ("build_ensemble",),
+    "profile": ("PROFILE_ATTRS", "attribute_probs", "combine_profile", "member_attributes", "member_meta",
+                "profile_scheme"),
+    "spec": ("SPEC_NAME", "EnsembleSpec", "Member", "check_same_classes", "checkpoint_classes", "is_spec",
+             "load_spec", "member_from_run", "read_oof", "write_spec"),
+    "table": ("print_scores",),
+    "voting": ("crossfit_macro_f1", "fit_weights", "log_loss", "normalise_weights", "vote"),
+    "imgcls.metrics": ("macro_f1",)})

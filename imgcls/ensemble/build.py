@@ -3,7 +3,6 @@ folder (spec.yaml, scores.csv, oof_predictions.csv, report.html)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -11,47 +10,17 @@ import numpy as np
 import pandas as pd
 
 from imgcls.console import info, sh, warn
-from imgcls.ensemble.spec import (COMBINES, EnsembleSpec, check_same_classes, ensemble_folder,
-                                  member_folders, member_from_run, read_oof, write_spec)
+from imgcls.ensemble.config import EnsembleConfig
+from imgcls.ensemble.spec import (EnsembleSpec, check_same_classes, ensemble_folder, member_folders,
+                                  member_from_run, read_oof, write_spec)
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.profile import build_profile
-from imgcls.ensemble.voting import (METHODS, WEIGHT_METRICS, crossfit_macro_f1, fit_weights, log_loss,
-                                    parse_weights, vote)
+from imgcls.ensemble.voting import crossfit_macro_f1, fit_weights, log_loss, parse_weights, vote
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_not_source, check_writable
 from imgcls.outputs import refuse_other_output
 from imgcls.metrics import macro_f1
-from imgcls.options import When, check, option
-
-
-def _weighs(method: str, cfg) -> bool:
-    """--weight-metric's first need: weights, i.e. --method weighted or hard, or soft with --weights (weights make
-    soft weighted); that they are fitted rather than typed is the second (FITTED)."""
-    return method in ("weighted", "hard") or (method == "soft" and cfg is not None and bool(cfg.weights))
-
-
-# what --weight-metric acts through: weights fitted on the validation predictions of members that share classes
-FITTED = (("combine", "vote"),
-          ("method", When(_weighs, "weighted or hard (soft with --weights is weighted)")),
-          ("weights", When(lambda weights, _cfg: weights in (None, "", "auto"), "auto or not given: weights fitted, "
-                                                                              "not typed")))
-
-
-@dataclass
-class EnsembleConfig:
-    """The options of `imgcls ensemble` besides the runs and the output; the field names are build_ensemble's
-    keywords (imgcls.options: default, choices, help, panel)."""
-    method: str = option("soft", panel="Voting", choices=METHODS,
-                         help="soft: mean probability; hard: majority vote; weighted: weighted mean probability "
-                              "(--weights given with soft means weighted).")
-    weights: str | None = option(None, panel="Voting",
-                                 help="auto (fit on validation predictions) or w1,w2,... (weighted / hard).")
-    metric: str | None = option(None, panel="Voting", choices=WEIGHT_METRICS, flags=("--weight-metric",), needs=FITTED,
-                                none="logloss for soft / weighted, f1 for hard", help="What auto weights optimise.")
-    combine: str = option("vote", panel="Voting", choices=COMBINES,
-                          help="vote: members share classes; profile: per-attribute runs (train --target mask / "
-                               "gender / age_band) and profile runs -> the 18 profile classes by the product of "
-                               "the attributes' probabilities.")
+from imgcls.options import check
 
 
 def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConfig.method,

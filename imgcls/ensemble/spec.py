@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
-from imgcls.ensemble.voting import METHODS
+from imgcls.ensemble.config import COMBINES, METHODS
 from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME
@@ -19,7 +19,6 @@ from imgcls.outputs import SPEC_NAME
 if TYPE_CHECKING:
     from imgcls.train.config import TrainConfig
 
-COMBINES = ("vote", "profile")
 ENSEMBLES_DIR = Path("outputs/ensembles")
 
 

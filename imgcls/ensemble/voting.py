@@ -7,12 +7,11 @@ from typing import Sequence
 
 import numpy as np
 
+from imgcls.ensemble.config import METHODS
 from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
 
-METHODS = ("soft", "hard", "weighted")
 WEIGHT_FLOOR = 1e-6      # a fitted weight below this share of the largest is 0: it moves no probability visibly
-WEIGHT_METRICS = ("logloss", "f1")
 
 
 def normalise_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:

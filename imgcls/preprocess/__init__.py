@@ -21,10 +21,11 @@ interruption, from OUT/.preprocess_journal.jsonl).
 """
 from __future__ import annotations
 
-from imgcls.preprocess.config import FACE_COLUMNS, FORMATS, NO_FACE_POLICIES, PreprocessConfig
-from imgcls.preprocess.image import process_image, save_image
-from imgcls.preprocess.outputs import JOURNAL, SETTINGS_FILE, output_names
-from imgcls.preprocess.run import run_preprocess
+from imgcls.lazy import lazy_exports
 
-__all__ = ["PreprocessConfig", "run_preprocess", "process_image", "save_image", "output_names", "JOURNAL",
-           "SETTINGS_FILE", "FACE_COLUMNS", "FORMATS", "NO_FACE_POLICIES"]
+# imported when first used (imgcls.lazy): `imgcls preprocess --help` reads imgcls.preprocess.config alone
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "config": ("PreprocessConfig", "FORMATS", "NO_FACE_POLICIES"),
+    "image": ("FACE_COLUMNS", "process_image", "save_image"),
+    "outputs": ("JOURNAL", "SETTINGS_FILE", "output_names"),
+    "run": ("run_preprocess",)})

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from imgcls import io as imgio
 from imgcls.console import warn
-from imgcls import manifest as mf
 from imgcls.errors import UserError
+from imgcls.image_options import DEFAULT_BACKGROUND, RESIZE_MODES, max_pixels_option
 from imgcls.options import acts, as_typed, check, flag, option, seed_option, specs
 from imgcls.train.config import AUG_PRESETS
 from imgcls.oversample import DEFAULT_MAX_FACTOR, TARGET_SET, check_target, oversamples
@@ -15,7 +14,6 @@ NO_FACE_POLICIES = ("keep", "center-crop", "drop")
 FORMATS = ("auto", "png", "jpg", "webp")
 # train's augmentation presets but none (imgcls.train.data.augment_transform), or within-class mixup
 OVERSAMPLE_AUGS = tuple(p for p in AUG_PRESETS if p != "none") + ("mixup",)
-FACE_COLUMNS = [c for c in mf.columns_of("preprocess") if c.startswith("face")]   # declared in imgcls.manifest
 
 
 FACES, BACKGROUND, OUTPUT, OVERSAMPLING = "Faces", "Background", "Output images", "Oversampling"
@@ -44,13 +42,13 @@ class PreprocessConfig:
                               help="Detect faces on a copy whose longer side is at most this (boxes mapped back).")
     size: int | None = option(None, panel=OUTPUT, lo=8, none="keep the size",
                               help="Square output side in pixels.")
-    resize_mode: str = option("pad", panel=OUTPUT, choices=imgio.RESIZE_MODES, needs=("size",),
+    resize_mode: str = option("pad", panel=OUTPUT, choices=RESIZE_MODES, needs=("size",),
                               help="pad (letterbox) | crop (centre) | squash (N x N, aspect ignored; train's "
                                    "name, formerly stretch here).")
     image_format: str = option("auto", panel=OUTPUT, choices=FORMATS, flags=("--format",),
                                help="auto keeps jpg / png / webp, writes png otherwise.")
     quality: int = option(95, panel=OUTPUT, lo=1, hi=100, help="JPEG / WebP quality.")
-    max_pixels: int = imgio.max_pixels_option()
+    max_pixels: int = max_pixels_option()
     oversample: str | None = option(None, panel=OVERSAMPLING, validator=check_target, none="off",
                                     help="Write augmented copies of minority-class images until each class has "
                                          "min(TARGET, count x --oversample-max-factor): median | max | a number.")
@@ -151,4 +149,4 @@ def letterbox_fill(settings: dict) -> tuple[int, int, int] | None:
     if not settings.get("size") or settings.get("resize_mode", "pad") != "pad":
         return None
     cfg = PreprocessConfig(**{k: v for k, v in settings.items() if k in ("bg_color", "keep_alpha")})
-    return tuple(imgio.DEFAULT_BACKGROUND) if cfg.keep_alpha else cfg.bg_rgb()
+    return tuple(DEFAULT_BACKGROUND) if cfg.keep_alpha else cfg.bg_rgb()

@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 
 from imgcls import io as imgio
+from imgcls import manifest as mf
 from imgcls.fsutil import atomic_path
-from imgcls.preprocess.config import FACE_COLUMNS, NO_FACE_DROPPED, PreprocessConfig
+from imgcls.preprocess.config import NO_FACE_DROPPED, PreprocessConfig
+
+FACE_COLUMNS = [c for c in mf.columns_of("preprocess") if c.startswith("face")]   # declared in imgcls.manifest
 
 
 class Models:

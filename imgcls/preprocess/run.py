@@ -18,8 +18,8 @@ from imgcls.fsutil import check_output_location, check_writable, remove_stale_te
 from imgcls.outputs import refuse_other_output
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
-from imgcls.preprocess.config import FACE_COLUMNS, FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
-from imgcls.preprocess.image import Models, empty_record, init_worker, process_image, run_chunk
+from imgcls.preprocess.config import FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
+from imgcls.preprocess.image import FACE_COLUMNS, Models, empty_record, init_worker, process_image, run_chunk
 from imgcls.preprocess.outputs import (JOURNAL, SETTINGS_FILE, earlier_manifest, earlier_outputs, input_stamp,
                                       kept_output, open_journal, output_names, previous_records, remove_outputs,
                                       write_stamps)

@@ -20,15 +20,14 @@ never a written file.
 """
 from __future__ import annotations
 
-from imgcls.split.assign import assign, check_placed, fraction_plan
-from imgcls.split.config import LINK_COLUMNS, SPLITS, LeakageError, SplitConfig, parse_ages
-from imgcls.split.labels import derive_profile_labels, exclusion_reasons, is_profile_table
-from imgcls.split.leaks import check_leaks, fix_leaks, sides
-from imgcls.split.report import balance, distribution, summarize, write_reports
-from imgcls.split.run import make_split, run_check, run_split
-from imgcls.split.units import linked_units, near_duplicate_pairs_for
+from imgcls.lazy import lazy_exports
 
-__all__ = ["SplitConfig", "SPLITS", "LINK_COLUMNS", "LeakageError", "parse_ages", "make_split", "run_split",
-           "run_check", "check_leaks", "fix_leaks", "sides", "linked_units", "near_duplicate_pairs_for",
-           "derive_profile_labels", "exclusion_reasons", "is_profile_table", "assign", "check_placed", "fraction_plan",
-           "balance", "distribution", "summarize", "write_reports"]
+# imported when first used (imgcls.lazy): `imgcls split --help` reads imgcls.split.config alone
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    "config": ("SplitConfig", "SPLITS", "LINK_COLUMNS", "LeakageError", "parse_ages"),
+    "assign": ("assign", "check_placed", "fraction_plan"),
+    "labels": ("derive_profile_labels", "exclusion_reasons", "is_profile_table"),
+    "leaks": ("check_leaks", "fix_leaks", "sides"),
+    "report": ("balance", "distribution", "summarize", "write_reports"),
+    "run": ("make_split", "run_check", "run_split"),
+    "units": ("linked_units", "near_duplicate_pairs_for")})

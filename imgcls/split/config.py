@@ -4,19 +4,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
-from imgcls import links
-from imgcls import profiles
 from imgcls.device import device_option
 from imgcls.errors import UserError
-from imgcls.io import max_pixels_option
+from imgcls.image_options import max_pixels_option
+from imgcls.link_options import (DEFAULT_EMBEDDER, dup_candidates_option, dup_method_option,
+                                 dup_threshold_option, embed_precision_option)
 from imgcls.options import check, int_list, join, option, seed_option
+from imgcls.profile_names import DEFAULT_AGE_BANDS, PROFILE_HEADS
+
+if TYPE_CHECKING:
+    from imgcls.links import NearDuplicates
 
 SPLITS = ("train", "val", "test")
 MAX_DENOMINATOR = 20                  # --val / --test resolution: 1/20 = 5 %
 LINK_COLUMNS = ("sha256", "source_path", "dup_group")   # besides the group column
-PROFILE_ATTRIBUTES = profiles.ProfileScheme.HEADS      # stratified on and reported for profile datasets
+PROFILE_ATTRIBUTES = PROFILE_HEADS      # stratified on and reported for profile datasets
 PROFILE_OPTIONS = ("age_bands", "drop_ages", "relabel_age")   # act on profile datasets only
 
 
@@ -51,7 +55,7 @@ class SplitConfig:
                                      help="Column(s) to stratify on, comma-separated (e.g. mask,gender,age_band), or "
                                           "'none'.")
     seed: int = seed_option(RUNTIME)
-    age_bands: Sequence[int] = option(profiles.DEFAULT_AGE_BANDS, panel=LABELS, cli_type=str, to_cli=join,
+    age_bands: Sequence[int] = option(DEFAULT_AGE_BANDS, panel=LABELS, cli_type=str, to_cli=join,
                                       from_cli=int_list("--age-bands"), help="Age band edges for profile datasets.")
     drop_ages: Sequence[int] = option((), panel=LABELS, cli_type=Optional[str], to_cli=_ages_cli,
                                       from_cli=lambda t: parse_ages(t),
@@ -62,12 +66,12 @@ class SplitConfig:
                                                help="Edges used to put ages into the --age-bands classes, e.g. 29,59.")
     near_dup: bool = option(True, panel=LINKS, flags=("--near-dup/--no-near-dup",),
                             help="Keep near duplicates (clean's definition) on one side, and check.")
-    dup_method: str = links.dup_method_option(LINKS, ("near_dup",))
-    dup_threshold: float | None = links.dup_threshold_option(LINKS, ("near_dup",))
-    dup_candidates: float = links.dup_candidates_option(LINKS, ("near_dup",))
-    model: str = option(links.DEFAULT_EMBEDDER, panel=LINKS, needs=("near_dup",),
+    dup_method: str = dup_method_option(LINKS, ("near_dup",))
+    dup_threshold: float | None = dup_threshold_option(LINKS, ("near_dup",))
+    dup_candidates: float = dup_candidates_option(LINKS, ("near_dup",))
+    model: str = option(DEFAULT_EMBEDDER, panel=LINKS, needs=("near_dup",),
                         help="Embedding model of the near-duplicate search.")
-    embed_precision: str = links.embed_precision_option(LINKS, ("near_dup",))
+    embed_precision: str = embed_precision_option(LINKS, ("near_dup",))
     device: str = device_option(RUNTIME)
     max_pixels: int = max_pixels_option()
     cache_dir: str | None = option(None, panel=LINKS, cli_type=Optional[Path], from_cli=str, needs=("near_dup",),
@@ -83,11 +87,12 @@ class SplitConfig:
         if self.val + self.test >= 1 and not self.folds:
             raise UserError(f"--val {self.val} + --test {self.test} leave nothing to train on; keep their sum below 1")
 
-    def near_duplicates(self) -> links.NearDuplicates:
+    def near_duplicates(self) -> NearDuplicates:
         """The near-duplicate definition these options choose (clean's, with the same embedding cache)."""
-        return links.NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.model,
-                                    device=self.device, cache_dir=self.cache_dir, precision=self.embed_precision,
-                                    max_pixels=self.max_pixels)
+        from imgcls.links import NearDuplicates       # numpy: the step's, not the command line's
+        return NearDuplicates(self.dup_method, self.dup_threshold, self.dup_candidates, self.model,
+                              device=self.device, cache_dir=self.cache_dir, precision=self.embed_precision,
+                              max_pixels=self.max_pixels)
 
 
 def parse_ages(text: str | None) -> list[int]:

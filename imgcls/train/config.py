@@ -13,10 +13,10 @@ from typing import Optional
 
 from imgcls.device import device_option
 from imgcls.errors import UserError
-from imgcls.io import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
-from imgcls.profiles import ProfileScheme
+from imgcls.image_options import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.options import When, check, check_typed, option, seed_option, specs, without
 from imgcls.outputs import RUNS_DIR
+from imgcls.profile_names import PROFILE_HEADS
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
@@ -212,7 +212,7 @@ class TrainConfig:
                               "model metadata's `target`).")
     heads: str = option("single", panel=MODEL, choices=("single", "multi"),
                         help="single (one softmax) | multi (one head per label column).")
-    head_columns: list = option(factory=lambda: list(ProfileScheme.HEADS), panel=MODEL, cli_type=str,
+    head_columns: list = option(factory=lambda: list(PROFILE_HEADS), panel=MODEL, cli_type=str,
                                 to_cli=_join, from_cli=_csv_list, needs=MULTI,
                                 help="Label columns for --heads multi.")
     head_weights: list = option(factory=list, panel=MODEL, cli_type=str, to_cli=_join, from_cli=_float_list,

@@ -1,0 +1,36 @@
+"""The declarations of how images are opened and resized -- the --max-pixels bound (ImageLimits,
+max_pixels_option), the resize modes and filters -- with only the standard library and imgcls.options, so a command
+line is built without PIL or numpy. imgcls.io, the only place images are opened, applies them (and re-exports them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from imgcls.options import check, option
+
+DEFAULT_MAX_PIXELS = 89_478_485  # PIL's own default bomb limit (~ 9459 x 9459)
+# How an image becomes N x N, one vocabulary for preprocess (on disk, PIL) and train / predict (torchvision): squash
+# ignores the aspect ratio (timm's crop_mode calls it squash too), crop covers N x N and cuts the centre, pad fits the
+# longer side and letterboxes.
+RESIZE_MODES = ("squash", "crop", "pad")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")     # the resize filter (train --interpolation)
+DEFAULT_BACKGROUND = (255, 255, 255)   # what transparency is flattened on, and a letterbox filled with, by default
+
+
+def max_pixels_option(default: int | None = DEFAULT_MAX_PIXELS, none: str | None = None, help: str = ""):
+    """The --max-pixels declaration of every command that opens images. `default` None (with `none`, what it
+    means, and `help`, what it adds): a step whose limit comes from elsewhere when the flag is not given (predict:
+    the run's)."""
+    spec = {"none": none} if none else {}
+    return option(default, panel="Runtime", lo=1, **spec,
+                  help="Images with more pixels are reported and skipped" +
+                       (f"; {help}" if help else " (PIL's bomb limit by default)."))
+
+
+@dataclass
+class ImageLimits:
+    """--max-pixels of a command whose config has no such field."""
+    max_pixels: int = max_pixels_option()
+
+    def validate(self) -> None:
+        check(self)

@@ -1,0 +1,28 @@
+"""A package's re-exports, imported when first used (PEP 562): `from imgcls.clean import run_clean` imports
+imgcls.clean.run then, while `from imgcls.clean.config import CleanConfig` -- what building the command line needs --
+runs a package __init__ that imports nothing heavy (pandas, numpy, torch: most of `imgcls --help`'s start-up)."""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+
+def lazy_exports(package: str, table: dict[str, tuple[str, ...]]) -> tuple[list[str], Callable, Callable]:
+    """`__all__, __getattr__, __dir__ = lazy_exports(__name__, {"run": ("run_clean", ...), ...})`: each name of
+    `table[sub]` is `package.sub`'s (`sub` itself where it names a module by its full name, imgcls.metrics),
+    imported at the first access and then kept in the package's namespace."""
+    where = {name: sub for sub, names in table.items() for name in names}
+    module = importlib.import_module(package)
+
+    def __getattr__(name: str):
+        if name not in where:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        sub = where[name]
+        value = getattr(importlib.import_module(sub if sub.startswith("imgcls.") else f"{package}.{sub}"), name)
+        setattr(module, name, value)
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted(set(vars(module)) | set(where))
+
+    return list(where), __getattr__, __dir__

@@ -1,0 +1,27 @@
+"""`imgcls runs`' options (RunsConfig) and the leaderboard's columns, which --sort chooses among: only the standard
+library and imgcls.options, so `imgcls runs --help` imports no numpy / pandas; imgcls.runs reads the runs (and
+re-exports these)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from imgcls.options import option
+
+COLUMNS = ["name", "kind", "task", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
+           "scored_on", "seconds", "changed"]
+
+
+@dataclass
+class RunsConfig:
+    """`imgcls runs`' options (the CLI's flags are built from these declarations)."""
+    sort: str = option("val_macro_f1", panel="Table", choices=COLUMNS, help="Column to sort by (scores: best first).")
+    filter: list = option(factory=list, panel="Table", cli_type=Optional[list[str]], from_cli=lambda v: list(v or []),
+                          to_cli=lambda v: list(v) or None, none="every run",
+                          help="Keep rows where COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'); a config "
+                               "option works too (loss=focal). Repeatable: all must hold.")
+    csv: str | None = option(None, panel="Output", none="no file", help="Also write the table as CSV to this path (- for stdout "
+                                                        "instead of the table).")
+    json: str | None = option(None, panel="Output", none="no file", help="Also write the table as JSON to this path (- for stdout "
+                                                         "instead of the table).")
+    out: str | None = option(None, panel="Output", none="DIR/runs_report.html", help="`runs report`: the HTML file to write.")

@@ -1,0 +1,545 @@
+"""run_train: the data, heads and folds of a run, then the training loop (imgcls.train.loop) for each fold."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imgcls.train.config import TrainConfig
+
+
+def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, list[str], np.ndarray, np.ndarray]:
+    """(heads, decode, final classes, targets [N, H], final index [N]). Profile heads (mask, gender, age_band in
+    that order) decode with the one profile formula (imgcls.profiles.ProfileScheme) for any number of age bands;
+    other multi heads decode to the product of their classes."""
+    from imgcls import manifest as mf
+    from imgcls.errors import UserError
+    from imgcls.profiles import ProfileScheme, bands_of_labels
+    if cfg.heads == "single":
+        col = cfg.target
+        classes = mf.class_names(df[col])
+        if len(classes) < 2:
+            raise UserError(f"training needs at least 2 classes, column '{col}' has {len(classes)}; check the "
+                            f"{'labels' if col == 'label' else '--target column'}")
+        index = {c: i for i, c in enumerate(classes)}
+        y = df[col].astype(str).map(index).to_numpy()
+        return [{"name": col, "classes": classes}], "single", classes, y[:, None], y
+    if cfg.target != "label":
+        raise UserError(f"--target {cfg.target} trains one single-head model on that column; drop --heads multi "
+                        f"(or --target to train the heads {','.join(cfg.head_columns)})")
+    cols = list(cfg.head_columns)     # heads == "multi" (TrainConfig.validate checked the choice)
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise UserError(f"--heads multi needs the label columns {', '.join(missing)} in the manifest "
+                        f"(profile datasets have mask, gender, age_band); set --head-columns")
+    ys = []
+    for c in cols:
+        v = pd.to_numeric(df[c], errors="coerce")
+        if v.isna().any() or (v < 0).any() or (v != v.round()).any():
+            raise UserError(f"column '{c}' has empty, negative or non-integer values; --heads multi needs class "
+                            f"indices 0, 1, ...")
+        ys.append(v.astype(int).to_numpy())
+    y = np.stack(ys, 1)
+    sizes = [int(v.max()) + 1 for v in ys]
+    if tuple(cols) == ProfileScheme.HEADS and sizes[0] <= ProfileScheme().sizes[0] \
+            and sizes[1] <= ProfileScheme().sizes[1]:
+        # as many age bands as the labels were made with (split --age-bands 40: two), else every band of the
+        # competition's three, seen in this data or not
+        bands = bands_of_labels(y[:, 0], y[:, 1], y[:, 2], df["label"]) if "label" in df.columns else None
+        scheme = ProfileScheme(bands or max(ProfileScheme().n_bands, sizes[-1]))
+        sizes = list(scheme.sizes)    # every class of the scheme, seen in this data or not
+        heads = [{"name": c, "classes": [str(i) for i in range(k)]} for c, k in zip(cols, sizes)]
+        classes = [str(i) for i in range(scheme.n_classes)]
+        return heads, "profile", classes, y, scheme.label(y[:, 0], y[:, 1], y[:, 2]).astype(int)
+    import itertools
+    heads = [{"name": c, "classes": [str(i) for i in range(k)]} for c, k in zip(cols, sizes)]
+    table = list(itertools.product(*(range(k) for k in sizes)))
+    classes = ["_".join(h["classes"][i] for h, i in zip(heads, t)) for t in table]
+    lookup = {t: i for i, t in enumerate(table)}
+    return heads, "product", classes, y, np.array([lookup[tuple(r)] for r in y])
+
+
+def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[int] | None:
+    """The age band edges of a profile table's `age_band` values (ModelMeta.age_bands; None: no age / age_band
+    columns, or bands not made by edges). A table is read with the edges recorded beside it
+    (manifest.recorded_age_bands: split's summary, --age-bands, where rows put in by --relabel-age are of those bands
+    too; clean_summary.json / preprocess.json, the bands their profile folders were read with or their input's
+    record), else the default bands where they fit every row."""
+    from imgcls.profiles import bands_of_labels, edges_of_rows
+    if not {"age", "age_band"} <= set(df.columns):
+        return None
+    band = pd.to_numeric(df["age_band"], errors="coerce")
+    if band.isna().any():           # an emptied or hand-written band: not made by edges
+        return None
+    if decode == "profile":
+        n = len(heads[2]["classes"])
+    else:
+        n = (bands_of_labels(df["mask"], df["gender"], band, df["label"])
+             if {"mask", "gender", "label"} <= set(df.columns) else None) or int(band.max()) + 1
+    from imgcls.manifest import recorded_age_bands
+    conf = recorded_age_bands(src) if src is not None else {}
+    bands, relabel = conf.get("age_bands"), conf.get("relabel_age")
+    told = [e for e in (relabel, bands) if isinstance(e, list) and all(isinstance(x, int) for x in e)]
+    edges = edges_of_rows(df["age"], band, n, told)
+    if edges is not None and relabel and bands and list(edges) == relabel and len(bands) == len(relabel):
+        edges = tuple(bands)        # the classes are split's --age-bands; --relabel-age only moved rows into them
+    return None if edges is None else list(edges)
+
+
+def decode_processes() -> int:
+    """Processes that decode image files (the cache build, or DataLoader workers reading files): min(8, cores)."""
+    import os
+    return min(8, os.cpu_count() or 1)
+
+
+def default_workers(device_type: str, cache: str) -> int:
+    """DataLoader workers when --workers is not given. Training on the CPU from the decoded-image cache: 0 (the
+    augmentation of a cached uint8 image costs < 1 ms and the model already uses every core, so worker processes only
+    compete with it: 1.09x vs 0.95x of the timm loop per epoch measured with 0 vs 2 workers on 2 cores). Else
+    min(8, cores): file decoding, or a GPU waiting for CPU-side batches."""
+    if device_type == "cpu" and cache in ("ram", "disk"):
+        return 0
+    return decode_processes()
+
+
+def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
+    """What a user can get wrong that no torch / timm import is needed to see, said first: the options but those
+    of timm's optimizer registry, the run name, the data path and a --name folder that is taken; then those options
+    (timm). `typed`: the flags given (check_typed), where known."""
+    from imgcls import manifest as mf
+    from imgcls.options import check_typed
+    from imgcls.train.rundir import check_run_dir_free, check_run_name
+    typed = list(typed or ())
+    later = TrainConfig.REGISTRY_CHECKED
+    cfg.validate(registry=False)
+    check_typed(cfg, [n for n in typed if n not in later])
+    if resume is None:
+        check_run_name(cfg.name)
+        if cfg.src is not None:
+            mf.check_source_exists(TrainConfig.anchored({"src": cfg.src})["src"])   # named as anchor_paths will
+        if cfg.name is not None:
+            check_run_dir_free(Path(cfg.out), cfg.name, cfg.exist_ok)
+    cfg.validate_registry()
+    check_typed(cfg, [n for n in typed if n in later])
+
+
+def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None,
+              callbacks=None, track_group: str | None = None, typed=None) -> Path:
+    """Train (every fold with folds='all'); returns the run folder. `resume`: a run folder to continue.
+    `stop_after`: stop after that many epochs in total (as if interrupted; `resume` continues).
+    `callbacks`: imgcls.train.callbacks.Callback objects, called on rank 0 only; an exception one raises propagates
+    out of run_train after the finished epochs' last.pt / metrics.csv are written. `track_group`: a name several
+    run_train calls share for cfg.tracker (tune's study: MLflow nests them under one parent run, W&B groups them).
+    --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards).
+    `typed`: the options the user gave (TrainConfig.resolve's overrides; the CLI's flags): one given at its default
+    where it would not act is refused too (imgcls.options.check_typed)."""
+    from imgcls.console import same_on_every_process
+    # under torchrun every process checks the same options and files (and gets rank 0's refusal of the run folder or
+    # cache): a refusal is said once
+    with same_on_every_process():
+        _check_up_front(cfg, resume, typed)
+        import torch
+        state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                 torch.backends.cudnn.benchmark)
+        try:
+            return _run_train(cfg, resume, stop_after, callbacks, track_group)
+        finally:
+            torch.use_deterministic_algorithms(state[0], warn_only=state[1])
+            torch.backends.cudnn.benchmark = state[2]
+
+
+def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | None, callbacks=None,
+               track_group: str | None = None) -> Path:
+    import torch
+    from imgcls import manifest as mf
+    from imgcls.console import info
+    from imgcls.device import resolve_device
+    from imgcls.errors import UserError
+    from imgcls.fsutil import check_output_location, check_writable
+    from imgcls.model_meta import ModelMeta
+    from imgcls.preprocess.outputs import applied as preprocess_applied, letterboxed
+    from imgcls.train import data as tdata
+    from imgcls.train.dist import init_distributed
+    from imgcls.train.config import parse_folds, resume_config, resume_folder, resume_record
+    from imgcls.train.rundir import (FOLDS_PLANNED, RunLock, check_run_name, claim_run_dir, finished,
+                                     record_planned_folds)
+    from imgcls.weights import check_model_name, data_config
+
+    dist = init_distributed(cfg.device)
+    if resume is not None:
+        resume = resume_folder(resume)       # `--resume .` from inside the run: named by its folder, not ''
+        record = TrainConfig.load(resume_record(resume))     # read once: resume_config, check_resume_src, _data
+        cfg = resume_config(cfg, resume, record)     # refuses a changed option before anything is read or written
+        if finished(resume):                 # said before the data is read and decoded (minutes on a large set)
+            if dist.main:
+                said = ("its last.pt says so" if (resume / "last.pt").is_file() else
+                        "its folds' last.pt files and its oof_score.json say so")
+                info(f"{resume.name}: already finished, nothing to resume ({said})")
+            return resume
+    src_named = cfg.src          # as recorded (or given again) before anchor_paths: what a refusal names
+    if resume is not None:       # a first-epoch run's relative src read elsewhere: refused before the data is read
+        from imgcls.train.rundir import check_resume_src
+        check_resume_src(resume, src_named, record)
+        check_run_name(cfg.name)     # the resumed folder's name (a new run's --name: _check_up_front)
+    if cfg.src is None:
+        from imgcls.pipeline import default_input
+        cfg.src = str(default_input("train"))
+    cfg.anchor_paths()       # config.yaml names the data and starting weights from any working folder
+    check_model_name(cfg.model)
+    cfg.validate()
+    if dist.main and cfg.tracker:
+        from imgcls.track import make_trackers     # a missing tracker package fails here, before any data is read
+        callbacks = make_trackers(cfg.tracker, cfg, group=track_group) + list(callbacks or [])
+    check_writable(resume if resume is not None else cfg.out)
+    if resume is None:
+        from imgcls.outputs import refuse_other_output
+        refuse_other_output(cfg.out, "train", own=("tune",),     # a folder of runs: a tune study is one too
+                            instead=f"a folder of runs, e.g. {TrainConfig.out}")
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    device = resolve_device(cfg.device)
+    if dist.on and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+    # workers and mixed precision resolved for this machine: config.yaml records what ran (workers_used, amp_used)
+    # apart from what was asked (workers, amp; None: not given), which a reused record (--config, --resume, tune)
+    # resolves again on its machine; a given --workers also bounds the decoding processes
+    io_workers = decode_processes() if cfg.workers is None else max(1, cfg.workers)
+    # a cache not given is ram or disk (tdata.plan_cache): cached alike
+    cfg.workers_used = default_workers(device.type, cfg.cache or "ram") if cfg.workers is None else cfg.workers
+    cfg.amp_used = device.type == "cuda" if cfg.amp is None else cfg.amp
+    if device.type == "cuda" and not cfg.deterministic:
+        # cuDNN autotuning, as timm's train.py; training shapes are static then (the Trainer drops the partial
+        # last batch), so each convolution is tuned once (run_train restores the flag afterwards)
+        torch.backends.cudnn.benchmark = True
+    from imgcls.train.optim import check_optimizer_device
+    check_optimizer_device(cfg, device)
+
+    # the starting weights' source (--init-from RUN, else file > package > cache > hub): none reachable is one line
+    # before the data is read
+    from imgcls.weights import WeightSource, resolve_weights
+    if resume is not None and (resume / "last.pt").is_file():
+        # every weight is in last.pt: the starting weights (a --weights file moved since, a hub source now
+        # offline, an --init-from run deleted) are not needed again; a k-fold run's next fold still starts from them
+        source = None
+    elif cfg.init_from:
+        from imgcls.train.checkpoint import init_checkpoint
+        source = WeightSource("run", str(init_checkpoint(cfg.init_from, cfg.model)))
+    else:
+        source = resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
+    df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=io_workers, announce=dist.main,
+                 max_pixels=cfg.max_pixels)
+    if resume is not None:       # the data the run trained on, not another folder's of the same relative name
+        from imgcls.train.rundir import check_resume_data
+        check_resume_data(resume, df, src_named, record)
+    n_all = len(df)
+    if cfg.target not in df.columns:
+        attrs = mf.class_columns(df) if cfg.target != "label" else []
+        raise UserError(f"--target {cfg.target}: the data has no such column"
+                        + (f" (columns with classes: {', '.join(attrs)})" if attrs else "")
+                        + "; give a label or attribute column of the manifest")
+    df[cfg.target] = mf.nfc_classes(df[cfg.target])     # NFD values (a macOS zip's) are their NFC class, as labels
+    if dist.main and cfg.target == "age" and "age_band" in df.columns:     # a profile dataset's raw ages
+        from imgcls.console import warn
+        warn(f"--target age trains one class per age ({df['age'].nunique()} ages in {cfg.src}), which ensemble "
+             f"--combine profile and predict --format mask cannot use (they take the age band): for the "
+             f"competition's classes train --target age_band (the bands of split --age-bands)")
+    single = cfg.heads == "single" and cfg.target == "label"
+    hint = mf.label_column_hint(df, "--target", "trains on") if single else ""
+    if hint:                            # a competition CSV whose classes are in a column of another name (artist)
+        raise UserError(f"{cfg.src} has no labels (no column label, class or target); {hint}")
+    df, left_out = tdata.usable_rows(df, cfg.target)
+    if dist.main and left_out:
+        info(f"{n_all - len(df)} rows skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
+    heads, decode, classes, targets, final = _heads_meta(df, cfg)
+
+    dc = data_config(cfg.model)
+    img_size = int(cfg.img_size or dc["input_size"][-1])
+    if dist.main and not cfg.img_size and (note := tdata.upsampling_note(df, img_size, cfg.model)):
+        from imgcls.console import warn
+        warn(note)
+    cfg.img_size = img_size
+    meta = ModelMeta.from_dict(
+        {"model": cfg.model, "classes": classes, "heads": heads, "decode": decode, "branch": cfg.branch,
+         "img_size": img_size, "mean": [float(m) for m in dc["mean"]], "std": [float(s) for s in dc["std"]],
+         "interpolation": cfg.interpolation, "resize_mode": cfg.resize_mode, "drop_rate": float(cfg.drop_rate),
+         "target": cfg.target if cfg.heads == "single" else "label",
+         "preprocess": preprocess_applied(df),       # predict compares its test images' with it
+         "letterbox": letterboxed(df),               # predict pads its test images to squares so too
+         "age_bands": _age_bands(df, cfg.src, heads, decode)},   # ensemble --combine profile compares them
+        source=f"--model {cfg.model}")
+
+    # the starting weights, loaded once now: an unfit file fails before the run folder is made and the image cache
+    # is decoded (minutes on a large set), not when the first fold starts
+    if source is not None and source.kind != "none":
+        from imgcls.train.heads import build_model
+        if source.kind == "run":
+            from imgcls.train.checkpoint import load_init
+            load_init(build_model(meta), meta, source.where)
+        else:
+            build_model(meta, pretrained=cfg.pretrained, weights=cfg.weights)
+    if resume is None:
+        cfg.weights_source = source.describe()
+    if dist.main and source is not None:
+        if source.kind == "none":
+            info(f"random init: {cfg.model} starts from random weights (--no-pretrained); pretrained weights usually "
+                 f"score far higher on small sets")
+        else:
+            info(f"weights: {source.describe()}")
+
+    # which folds (checked before the run folder is made) ----------------------------------------------------------
+    folds: list[int | None] = [None]
+    if cfg.folds:
+        have = tdata.fold_ids(df)
+        if not have:
+            from imgcls.console import sh
+            from imgcls.pipeline import PIPELINE
+            splits = dict(PIPELINE)["splits"]
+            # a split's table (a CSV with a split column) is split again from the default input, never from itself
+            again = Path(cfg.src).is_file() and "split" in df.columns
+            raise UserError(f"--folds needs a `fold` column, which {cfg.src} lacks: run `imgcls split "
+                            f"{'' if again else sh(cfg.src) + ' '}--folds 5` first and train on its {splits} "
+                            f"(imgcls train {splits} --folds all)")
+        folds = parse_folds(cfg.folds) or have
+        bad = [f for f in folds if f not in have]
+        if bad:
+            # `--folds 5` typed as timm / Kaggle scripts mean it (five folds) names fold 5 here
+            count = bad == [len(have)] and len(folds) == 1
+            raise UserError(f"fold(s) {', '.join(map(str, bad))} not in the data (folds present: "
+                            f"{', '.join(map(str, have))})" + (f"; --folds names fold indices: --folds all trains "
+                                                               f"all {len(have)} folds" if count else ""))
+    elif dist.main and len(have := tdata.fold_ids(df)) > 1 and tdata.has_val_split(df):
+        info(f"the data has {len(have)} folds (fold column): this trains one model, validated on the split "
+             f"column's val rows (split --folds: fold 0); --folds all trains one per fold (out-of-fold predictions "
+             f"for ensemble)")
+    elif dist.main and not tdata.has_val_split(df):
+        from imgcls.console import warn
+        warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
+             f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
+             f"copies clean did not link can sit on both; for a leak-free split run `imgcls split` and train on "
+             f"its splits.csv")
+    if dist.main and cfg.val_split != TrainConfig.val_split and (cfg.folds or tdata.has_val_split(df)):
+        from imgcls.console import warn
+        warn(f"--val-split {cfg.val_split:g} is not used: the data's "
+             + ("fold column" if cfg.folds else "split column's val rows") + " decide what validates")
+
+    out = Path(cfg.out)
+    check_output_location(out, *mf.roots(df))
+    # rank 0 claims the run folder (an atomic mkdir, then an exclusive lock held until the run ends); the other
+    # processes learn its name, or the one-line error that stops them all
+    lock, err, name, cache = None, None, None, cfg.cache
+    if dist.main:
+        try:
+            # the decoded-image cache checked against memory and disk before the run folder is made: the one memmap
+            # torchrun's processes of a machine share goes to the temp folder, --cache disk's to the run folder
+            import tempfile
+            cache = tdata.plan_cache(cfg.cache, len(df), img_size, Path(tempfile.gettempdir()) if dist.on else
+                                     resume if resume is not None else out, shared=dist.on)
+            run_dir = resume if resume is not None else claim_run_dir(out, cfg.name, cfg.model, cfg.exist_ok)
+            check_output_location(run_dir, *mf.roots(df), images=mf.image_paths(df))
+            lock = RunLock(run_dir).__enter__()
+            name = run_dir.name
+        except UserError as e:
+            err = str(e)
+    err, name, cache = dist.broadcast((err, name, cache))
+    if err:
+        raise UserError(err)
+    # config.yaml records the cache that ran apart from the one asked for (None: not given), which a reused record
+    # (--config, --resume) plans again as the original run did
+    cfg.cache_used = cache
+    run_dir = resume if resume is not None else out / name
+    try:
+        if resume is None:
+            cfg.name = name
+            if dist.main:
+                cfg.save(run_dir / "config.yaml")
+        elif dist.main:                      # temp files of a killed run go; the record is kept as it was
+            from imgcls.fsutil import remove_stale_temps
+            remove_stale_temps(run_dir)
+            _record_session(cfg, run_dir, record)        # but for how this session ran
+        if dist.main and folds != [None] and not (run_dir / FOLDS_PLANNED).is_file():    # a resumed older set too
+            record_planned_folds(run_dir, folds)
+        dist.barrier()
+        return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
+                            resume, stop_after, callbacks)
+    finally:
+        if dist.main and cfg.cache_used == "disk":
+            # the decoded-image memmap goes with the run however it ends (an error, Ctrl-C, a pruned tune trial):
+            # as large as the images decoded, and --resume decodes it anew
+            (run_dir / "cache.npy").unlink(missing_ok=True)
+        if lock is not None:
+            lock.__exit__(None, None, None)
+
+
+def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig) -> None:
+    """A resumed run's config.yaml records how this session ran (TrainConfig.record_session: another machine's
+    workers, AMP or cache) and, with its folds', the data it reads (TrainConfig.record_data: the data moved and
+    given again); what the earlier session had is said and kept in train.log."""
+    from imgcls.train.progress import RunLog
+    log = RunLog(run_dir / "train.log")
+    earlier = cfg.record_data(run_dir)
+    if earlier:
+        folds = any(run_dir.glob("fold_*/config.yaml"))
+        log(f"resumed on the data {cfg.src} (recorded: {', '.join(map(str, earlier))}); config.yaml records the new "
+            f"path" + (", the set's and each fold's" if folds else ""))
+    changed = cfg.record_session(run_dir / "config.yaml", record)
+    if changed:
+        log(
+            "resumed with " + ", ".join(f"{k} {now}" for k, (_, now) in changed.items()) + " (the earlier session: "
+            + ", ".join(f"{k} {was}" for k, (was, _) in changed.items()) + "); config.yaml records this session's")
+
+
+def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
+                 stop_after, callbacks=None) -> Path:
+    """Every fold of the run (one run without folds): the shared decoded-image cache, train_run per fold, the
+    out-of-fold score."""
+    from dataclasses import replace
+
+    import torch
+    from imgcls import manifest as mf
+    from imgcls.errors import UserError
+    from imgcls.fsutil import write_json, write_table
+    from imgcls.train import data as tdata
+    from imgcls.train.config import parse_fill
+    from imgcls.train.loop import FoldData, train_run
+    from imgcls.train.progress import RunLog
+    from imgcls.train.rundir import train_finished
+    img_size = cfg.img_size
+
+    # decoded-image cache, shared by every fold ------------------------------------------------------------------
+    paths = mf.image_paths(df)
+    images = None
+    keep = None         # FoldData.image_rows: set where unreadable images keep their rows in the cache
+    shared = None
+    # --fill: given, or measured before decoding where pad resizing uses it (or nothing is cached to measure)
+    fill = (tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, workers=io_workers,
+                               max_pixels=cfg.max_pixels)
+            if cfg.resize_mode == "pad" or cfg.cache_used not in ("ram", "disk") else None)
+    pad_fill = fill[0] if fill else tdata.WHITE      # only pad resizing draws it into the cache
+    if cfg.cache_used in ("ram", "disk"):
+        t0 = time.perf_counter()
+        memmap = run_dir / "cache.npy" if cfg.cache_used == "disk" else None
+        if dist.on:
+            # one cache per machine: local rank 0 decodes into a memmap, the other processes map the same file
+            # (the page cache holds it once), instead of every process decoding and holding its own copy
+            import hashlib
+            import tempfile
+            key = hashlib.sha256(f"{run_dir.resolve()}|{img_size}|{cfg.resize_mode}|{cfg.interpolation}|{fill}"
+                                 .encode()).hexdigest()[:16]
+            shared = Path(tempfile.gettempdir()) / f"imgcls-cache-{key}.npy"
+            try:
+                if dist.local_rank == 0:
+                    images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
+                                                        workers=io_workers, memmap=shared, fill=pad_fill,
+                                                        max_pixels=cfg.max_pixels)
+                    images.flush()
+                    write_json(shared.with_suffix(".errors.json"), errors)
+                dist.barrier()
+                images = np.load(shared, mmap_mode="r")
+                errors = json.loads(shared.with_suffix(".errors.json").read_text())
+                dist.barrier()                  # every process of this machine has mapped the file
+            finally:
+                if dist.local_rank == 0:
+                    # the names go as soon as every process holds its mapping (the pages stay until the last one
+                    # unmaps them), so an error, Ctrl-C or a kill later in the run leaves nothing in the temp folder
+                    shared.unlink(missing_ok=True)
+                    shared.with_suffix(".errors.json").unlink(missing_ok=True)
+        else:
+            # scikit-learn (the fallback split's draw, every epoch's scores) loads while the workers decode
+            from imgcls.metrics import import_libraries
+            images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
+                                                workers=io_workers, memmap=memmap, fill=pad_fill,
+                                                meanwhile=import_libraries, max_pixels=cfg.max_pixels)
+        bad = [i for i, e in enumerate(errors) if e]
+        for i in bad:
+            tdata.warn_unreadable(paths[i], errors[i])
+        if bad:
+            # the cache stays as decoded (images[ok] was a second copy of it in RAM, of a memmap too): the usable
+            # rows read theirs through `keep`
+            ok = np.array([not e for e in errors])
+            keep = np.flatnonzero(ok)
+            df, targets, final = df[ok].reset_index(drop=True), targets[ok], final[ok]
+            paths = [p for p, o in zip(paths, ok) if o]
+        if dist.main:
+            what = f"decoded-image cache: {len(paths)} images at {img_size}px ({images.nbytes / 2**20:.0f} MiB)"
+            how = (f"({io_workers} decoding process{'es' if io_workers > 1 else ''}, before the first step)"
+                   + (f", one memmap shared by the {dist.world} processes" if shared is not None else ""))
+            # keyed without its time: tune's trials decode the same images, said once (console.said_once)
+            RunLog(run_dir / "train.log", echo=not False)(f"{what} in {time.perf_counter() - t0:.1f}s {how}",
+                                                          key=f"{what} {how}")
+    if fill is None:            # squash / crop from the cache: measured on the decoded images themselves
+        fill = tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, images=images, rows=keep)
+    meta = replace(meta, fill=fill[0])
+    if dist.main and parse_fill(cfg.fill) is None:          # auto: say what it measured (train.log under --quiet too)
+        RunLog(run_dir / "train.log")(f"fill colour RGB {','.join(map(str, fill[0]))} ({fill[1]}): the pixels rotation"
+             + (", pad resizing" if cfg.resize_mode == "pad" else "") + " and TTA's smaller scales add")
+
+    results, oof = [], []
+    for fold in folds:
+        train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target)
+        if not train_mask.any() or not val_mask.any():
+            raise UserError(f"no {'training' if not train_mask.any() else 'validation'} images"
+                            f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
+        fd = FoldData(np.flatnonzero(train_mask), np.flatnonzero(val_mask), targets, final, df, images, paths,
+                      image_rows=keep)
+        fold_dir = run_dir if fold is None else run_dir / f"fold_{fold}"
+        if dist.main:
+            fold_dir.mkdir(parents=True, exist_ok=True)
+            if fold is not None and not (fold_dir / "config.yaml").exists():
+                cfg.save(fold_dir / "config.yaml")
+            elif fold is not None and resume is not None and not train_finished(fold_dir / "last.pt"):
+                cfg.record_session(fold_dir / "config.yaml")       # the fold goes on in this session
+        dist.barrier()
+        try:
+            res = train_run(cfg, meta, fd, fold_dir, device, dist, fold=fold,
+                            resume=resume is not None, stop_after=stop_after, callbacks=callbacks,
+                            parent_dir=run_dir if fold is not None else None,
+                            folds_after=len(folds) - 1 - folds.index(fold))
+        except BaseException as e:
+            if dist.main and callbacks:
+                from imgcls.train.callbacks import CallbackList
+                CallbackList(callbacks).on_run_abort(e)     # trackers close their run as failed / killed
+            if dist.main and isinstance(e, KeyboardInterrupt):
+                from imgcls.console import interrupted, sh
+                kept = (fold_dir / "last.pt").is_file() or any(run_dir.glob("fold_*/last.pt"))
+                interrupted(f"interrupted: {run_dir} keeps the epochs finished so far (last.pt); imgcls train "
+                            f"--resume {sh(run_dir)} continues it" if kept else
+                            f"interrupted before the first epoch finished: {run_dir} holds nothing to resume")
+            raise
+        results.append(res)
+        if res["val_predictions"] is not None:
+            oof.append(res["val_predictions"])
+        if stop_after is not None and not (fold_dir / "last.pt").is_file():
+            break
+    score = None
+    if dist.main and folds != [None] and len(oof) == len(folds):
+        from imgcls import metrics
+        comb = pd.concat(oof, ignore_index=True)
+        write_table(comb, run_dir / "val_predictions.csv")
+        y, p = comb["label"].astype(str).to_numpy(), comb["pred"].astype(str).to_numpy()
+        m = metrics.scores(y, p, classes)
+        score = {"folds": folds, "n_images": m["n"], "macro_f1": m["macro_f1"], "accuracy": m["accuracy"],
+                 "macro_precision": m["macro_precision"], "macro_recall": m["macro_recall"],
+                 "fold_best_f1": {str(f): r["best_f1"] for f, r in zip(folds, results)}}
+        from imgcls.train.rundir import OOF_SCORE
+        write_json(run_dir / OOF_SCORE, score)
+        pc = metrics.per_class(y, p, classes)
+        write_table(pc, run_dir / "per_class.csv")
+        metrics.confusion_pngs(y, p, classes, run_dir,
+                               title=f"out-of-fold, {len(folds)} folds, {m['n']} images, macro-F1 {m['macro_f1']:.4f}")
+        RunLog(run_dir / "train.log")(f"out-of-fold macro-F1 over {len(folds)} folds: {m['macro_f1']:.4f} "
+                                      f"(accuracy {m['accuracy']:.4f}, {m['n']} images)")
+    if dist.main and folds != [None]:
+        from imgcls.train.report import write_run_report
+        write_run_report(run_dir)
+    if dist.on:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    if dist.main and callbacks:
+        from imgcls.train.callbacks import CallbackList
+        CallbackList(callbacks).on_train_end({"run_dir": run_dir, "folds": folds if folds != [None] else [],
+                                              "oof": score, "runs": [r.get("summary") for r in results]})
+    return run_dir
