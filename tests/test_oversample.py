@@ -181,3 +181,70 @@ def test_copies_of_a_black_background_image_bring_in_no_white_corners():
     w[6:22, 8:20] = 40
     assert min(np.asarray(make_copy([Image.fromarray(w)], cfg, f"x__os{k}.png"))[0, 0].min()
                for k in range(12)) > 200
+
+
+
+def _grey_set(src):
+    """Class a: 9 grey PNGs; class b: 3 grey and 1 colour."""
+    from PIL import Image
+    rng = np.random.default_rng(1)
+    for cls, n in {"a": 9, "b": 3}.items():
+        (src / cls).mkdir(parents=True)
+        for i in range(n):
+            g = rng.integers(0, 256, (30, 36), dtype=np.uint8)
+            g[:, :4] = 20                                          # a dark border: rotation fills with its grey
+            Image.fromarray(g, "L").save(src / cls / f"{i}.png")
+    Image.fromarray(rng.integers(0, 256, (30, 36, 3), dtype=np.uint8)).save(src / "b" / "c.png")
+    return src
+
+
+@pytest.mark.parametrize("aug", ["light", "medium", "heavy", "mixup"])
+def test_copies_of_a_grey_source_are_grey_and_read_back_as_the_rgb_augmentation(tmp_path, aug):
+    """preprocess writes a grey source as 'L', but its oversampled copies were read with io.load_rgb and written RGB:
+    a grey set got L originals beside RGB copies. A copy is grey when its sources are: the augmentation of the RGB
+    that train reads, as its R channel; a copy with a colour source is RGB."""
+    from PIL import Image
+
+    from imgcls.preprocess.oversample import make_copy
+    out = tmp_path / "out"
+    res = _run(_grey_set(tmp_path / "raw"), out, oversample="max", oversample_aug=aug, oversample_max_factor=3,
+               seed=0)
+    copies = res[mf.augmented(res)].set_index("path")
+    ori = res[~mf.augmented(res)].set_index("path")
+    assert (ori["mode"] == "L").sum() == 12 and ori.at["b/c.png", "mode"] == "RGB"
+    cfg = PreprocessConfig(oversample="max", oversample_aug=aug, seed=0)
+    modes = []
+    for name, r in copies.iterrows():
+        sources = mf.copy_sources(r["augmented_from"])
+        want = "L" if all(ori.at[s, "mode"] == "L" for s in sources) else "RGB"
+        assert r["mode"] == want and Image.open(out / name).mode == want
+        modes.append(want)
+        # the pixels train reads back are those of the augmentation of the sources' RGB
+        rgb = make_copy([Image.open(out / s).convert("RGB") for s in sources], cfg, name)
+        np.testing.assert_array_equal(np.asarray(Image.open(out / name).convert("RGB")), np.asarray(rgb))
+    assert len(modes) == 5 and "L" in modes and "RGB" in modes, modes
+
+
+def test_every_preset_keeps_a_grey_image_grey(tmp_path):
+    """The grey copy is the R channel of the augmented RGB: it loses nothing because every preset (colour jitter
+    and heavy's hue shift included) and mixup keep equal channels equal; a grey and a colour image blend to RGB."""
+    from PIL import Image
+
+    from imgcls.preprocess.oversample import make_copy
+    from imgcls.train.data import AUG_PRESETS
+    src = _grey_set(tmp_path / "raw")
+    two = [Image.open(src / "a" / "0.png"), Image.open(src / "a" / "1.png")]
+    for preset in [p for p in AUG_PRESETS if p != "none"] + ["mixup"]:
+        cfg = PreprocessConfig(oversample="max", oversample_aug=preset, seed=0)
+        for k in range(30):
+            rgb = np.asarray(make_copy([im.convert("RGB") for im in two], cfg, f"a/0__os{k}.png"))
+            assert (rgb == rgb[..., :1]).all(), (preset, k)
+            grey = make_copy(two, cfg, f"a/0__os{k}.png")
+            assert grey.mode == "L", (preset, k)
+            np.testing.assert_array_equal(np.asarray(grey), rgb[..., 0])
+    cfg = PreprocessConfig(oversample="max", oversample_aug="mixup", seed=0)
+    c = Image.open(src / "b" / "c.png")
+    mixed = make_copy([two[0], c], cfg, "a/0__os1.png")
+    assert mixed.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(mixed),
+                                  np.asarray(make_copy([two[0].convert("RGB"), c], cfg, "a/0__os1.png")))

@@ -13,6 +13,7 @@ manifest row: the source's columns, its own `path` and scan columns, `source_pat
 side (imgcls.links.reference_pairs), `train` never validates on one. Each copy's randomness is seeded by (--seed,
 its name): a re-run with the same settings writes the same pixels, and a resumed run keeps copies already written
 (newer than their source, same oversampling settings: the last manifest, or the journal of an interrupted run).
+A copy of a grey source (written 'L', io.load_rgb_or_grey) is grey too (make_copy).
 """
 from __future__ import annotations
 
@@ -73,18 +74,26 @@ def plan_copies(df: pd.DataFrame, eligible: np.ndarray, cfg: PreprocessConfig) -
 
 
 def make_copy(images: list, cfg: PreprocessConfig, name: str):
-    """The copy's pixels from its source image(s) (PIL RGB), seeded by (--seed, name)."""
+    """The copy's pixels from its source image(s) (PIL 'L' or RGB, as io.load_rgb_or_grey reads them), seeded by
+    (--seed, name); 'L' when every source is. The augmentation runs on the RGB train reads (io.load_rgb: the grey
+    level in R, G and B), and on such an image every preset keeps the channels equal (flip, crop, rotation and
+    perspective filled with the border's own grey, erasing with 0, brightness / contrast / saturation blends
+    towards one grey value per pixel, a hue shift of a colourless pixel; test_oversample checks each preset), so
+    the grey copy is its R channel: the pixels train reads back from it are the augmented RGB."""
     import torch
     from PIL import Image
     from torchvision.transforms import v2
 
     from imgcls.train.data import augment_transform, border_colour, random_erasing
+    grey = all(im.mode == "L" for im in images)
+    images = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
     rng = np.random.default_rng(_seed(cfg.seed, name))
     base = images[0]
     if cfg.oversample_aug == "mixup" and len(images) > 1:
         other = images[1].resize(base.size, Image.BILINEAR) if images[1].size != base.size else images[1]
         lam = float(rng.uniform(*MIXUP_RANGE))
-        return Image.blend(other, base, lam)   # lam of `base`, 1 - lam of the partner
+        out = Image.blend(other, base, lam)   # lam of `base`, 1 - lam of the partner
+        return out.getchannel("R") if grey else out
     preset = "light" if cfg.oversample_aug == "mixup" else cfg.oversample_aug
     w, h = base.size
     # rotation brings in the source's own border colour: white (train's --fill default) put bright corners on the
@@ -97,7 +106,8 @@ def make_copy(images: list, cfg: PreprocessConfig, name: str):
         x = aug(x)
         if erase is not None:
             x = erase(x)
-        return v2.ToPILImage()(x).convert("RGB")
+        out = v2.ToPILImage()(x).convert("RGB")
+        return out.getchannel("R") if grey else out
 
 
 def _previous_copies(out: Path, settings: dict) -> dict[str, dict]:
@@ -177,7 +187,7 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
                 kept_n += 1
             else:
                 try:
-                    ims = [imgio.load_rgb(out / paths[s], max_pixels=None) for s in sources]
+                    ims = [imgio.load_rgb_or_grey(out / paths[s], max_pixels=None) for s in sources]
                 except imgio.ImageReadError as e:
                     warn(f"{out / paths[sources[0]]}: {e.reason}; no copy {name}")
                     advance()
