@@ -768,6 +768,39 @@ def test_thumbnails_and_features_come_from_one_decode_with_their_own_passes_arra
     assert opened.count("reencoded_in_b.jpg") == 2 and "broken.jpg" not in opened
 
 
+
+
+def test_a_jpeg_whose_two_draft_sizes_share_a_scale_is_decoded_once(tmp_path, monkeypatch):
+    """clean's thumbnail + features pass decoded a JPEG twice, at the draft scales of near_dup.THUMB (96) and
+    features.NATIVE (256), even where both are the same DCT scale (a side under 192 px: full size; both sides from
+    2,048 px: 1/8): io.load_rgb_drafts decodes once per distinct scale. The arrays are those of the two passes."""
+    from imgcls import io as iio
+    from imgcls import manifest as mf
+    from imgcls.clean import near_dup
+    from imgcls.clean.features import feature_matrix
+    from imgcls.clean.run import thumbnails_and_features
+    rng = np.random.default_rng(0)
+    decodes = {"small.jpg": ((150, 120), 1), "huge.jpg": ((2100, 2060), 1), "mid.jpg": ((640, 480), 2),
+               "mid.png": ((640, 480), 1)}
+    for k, (name, ((w, h), _)) in enumerate(decodes.items()):
+        yy, xx = np.mgrid[0:h, 0:w]
+        arr = np.stack([(xx * 255 // w), (yy * 255 // h), ((xx + yy + k) % 97) * 2], -1).astype(np.uint8)
+        arr[: h // 3, : w // 3] = rng.integers(0, 256, (h // 3, w // 3, 3), dtype=np.uint8)
+        (tmp_path / "raw" / "a").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(arr).save(tmp_path / "raw" / "a" / name, quality=90)
+    df = mf.load(tmp_path / "raw", announce=False).reset_index(drop=True)
+    thumbs, ok = near_dup.thumbnails(df)
+    feats = feature_matrix(df, cache_dir=str(tmp_path / "c1"))
+    calls = []
+    real = iio._decode_rgb
+    monkeypatch.setattr(iio, "_decode_rgb", lambda path, *a: calls.append(Path(path).name) or real(path, *a))
+    ts, feats2 = thumbnails_and_features(df, cache_dir=str(tmp_path / "c2"))
+    assert {n: calls.count(n) for n in decodes} == {n: d for n, (_, d) in decodes.items()}
+    np.testing.assert_array_equal(ts.thumbs, thumbs)
+    np.testing.assert_array_equal(ts.ok, ok)
+    np.testing.assert_array_equal(feats2, feats)
+    assert ok.all() and not np.isnan(feats).any()
+
 def test_only_the_detectors_that_use_the_photo_features_ask_for_them():
     """uses_features decides whether clean measures the photo features in its thumbnail pass: a detector that says
     False never calls inputs.features(), one that says True does. uses_backbone likewise for the embedder's outputs

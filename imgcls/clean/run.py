@@ -43,28 +43,30 @@ def pixel_matrix(df: pd.DataFrame, size: int = 32, max_pixels: int | None = DEFA
 
 def _thumbnail_and_features(args) -> tuple[np.ndarray | None, np.ndarray | None]:
     """One row's verification thumbnail and photo features (unless `measure` is false: the thumbnail alone) from one
-    decode. A JPEG is decoded twice, each at its own draft scale (near_dup.THUMB, features.NATIVE), as each pass
-    decodes it alone: the same arrays either way."""
-    from imgcls.clean.features import NATIVE, _features_of, image_features
+    decode per DCT scale (io.load_rgb_drafts): a JPEG at the draft scales of near_dup.THUMB and features.NATIVE, once
+    where both land on the same scale (a side under 192 px, or both at 1/8), other formats once; the arrays are those
+    each pass gets decoding alone."""
+    from imgcls.clean.features import NATIVE, image_features
     from imgcls.clean.near_dup import THUMB, _thumbnail_of, thumbnail_array
-    from imgcls.io import DRAFT_FORMATS, ImageReadError, load_rgb, shrink
-    path, fmt, measure, max_pixels = args
-    if not measure or fmt in DRAFT_FORMATS:           # load_rgb drafts these only
-        return _thumbnail_of((path, THUMB, max_pixels)), _features_of(path, max_pixels) if measure else None
+    from imgcls.io import ImageReadError, load_rgb_drafts, shrink
+    path, measure, max_pixels = args
+    if not measure:
+        return _thumbnail_of((path, THUMB, max_pixels)), None
     try:
-        im = load_rgb(path, max_pixels=max_pixels)
+        small, native = load_rgb_drafts(path, (THUMB, NATIVE), max_pixels=max_pixels)
     except ImageReadError:
         return None, None
-    return thumbnail_array(im, THUMB), image_features(shrink(im, NATIVE))
+    thumb = thumbnail_array(small, THUMB)           # before shrink, which resizes `native` (maybe `small`) in place
+    return thumb, image_features(shrink(native, NATIVE, copy=False))
 
 
 def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = None, meanwhile=None,
                             max_pixels: int | None = DEFAULT_MAX_PIXELS):
     """(pair_cache.Thumbnails of one row per content hash, features.feature_matrix(df, cache_dir=...)) from one pass
-    that decodes each image at most once (PNG and the like: ~20% of two passes' time): the images whose photo
-    features or thumbnail numbers no earlier run kept (FeatureCache, pair_cache.SummaryCache). Under torchrun each
-    rank takes its share; rank 0 gets them all. `meanwhile`: chunked_map's (run while worker processes decode);
-    `max_pixels`: the decoding bound (--max-pixels)."""
+    that decodes each image at most once per JPEG draft scale (PNG and the like: ~20% of two passes' time): the
+    images whose photo features or thumbnail numbers no earlier run kept (FeatureCache, pair_cache.SummaryCache).
+    Under torchrun each rank takes its share; rank 0 gets them all. `meanwhile`: chunked_map's (run while worker
+    processes decode); `max_pixels`: the decoding bound (--max-pixels)."""
     from imgcls.clean.features import FEATURE_NAMES, FeatureCache
     from imgcls.clean.pair_cache import Thumbnails
     from imgcls.parallel import chunked_map
@@ -81,8 +83,8 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str |
     measure[todo] = True
     decode = np.union1d(todo, ts.missing).astype(np.int64)
     rows = d.mine(decode)
-    paths, fmts = mf.image_paths(df), df["format"].fillna("").astype(str).to_numpy()
-    jobs = [(str(paths[i]), fmts[i], bool(measure[i]), max_pixels) for i in rows]
+    paths = mf.image_paths(df)
+    jobs = [(str(paths[i]), bool(measure[i]), max_pixels) for i in rows]
     what = pass_label("thumbnails and photo features" if len(todo) else "thumbnails", ts.readable, ts.distinct,
                       len(decode))
     for i, (t, f) in zip(rows, chunked_map(_thumbnail_and_features, jobs, workers, what, meanwhile=meanwhile)):
