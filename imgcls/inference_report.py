@@ -152,12 +152,12 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
 
 
 def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof: pd.DataFrame | None,
-                          member_probs: Sequence[np.ndarray] = (), shares: Sequence[str] | None = None) -> Path:
+                          member_probs: Sequence[np.ndarray] = ()) -> Path:
     """out/report.html of an ensemble: members (weights, own and common val macro-F1), per-class F1 of every member
     (member_probs: each member's probabilities on the oof rows, in order) and of the ensemble on the common
-    validation rows, the ensemble's confusion matrices. `shares`: a --combine profile ensemble's member weights as
-    shares within their attributes (ensemble.profile.share_text: per attribute where they differ, which table's
-    one number cannot say), one per member, in the table's order."""
+    validation rows, the ensemble's confusion matrices. A --combine profile table's `shares` column (each member's
+    shares within its attributes, ensemble.profile.share_text: per attribute where they differ, which the numeric
+    weight cannot say) is shown in the weight column, as the terminal's table shows it."""
     out = Path(out)
     S = report.safe
     classes = list(spec.classes)
@@ -193,8 +193,8 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
     # the columns as the note above the table and the terminal's table name them (scores.csv keeps its own names)
     shown = table.rename(columns={"val_images": "own val images", "val_macro_f1": "own val macro-F1",
                                   "common_macro_f1": "common val macro-F1"})
-    if shares is not None:
-        shown["weight"] = list(shares) + [""] * (len(shown) - len(shares))     # the ensemble's rows have none
+    if "shares" in shown:
+        shown["weight"] = shown.pop("shares")       # the ensemble's row has none ("")
     kfold = [m.name for m in spec.members if len(m.checkpoints) > 1]
     members_note = ("own val: each member's macro-F1 on its own validation rows"
                     + (f" (out-of-fold for the k-fold member(s) {', '.join(kfold)}: each row scored by the fold that "

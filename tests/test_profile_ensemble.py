@@ -206,11 +206,21 @@ def test_the_weights_shown_are_each_members_share_within_its_attribute(tmp_path,
     age2 = make_tiny_run(tmp_path / "runs" / "age2", classes=("0", "1", "2"), target="age_band", seed=9, val_rows=vr)
     prof = make_tiny_run(tmp_path / "runs" / "prof", multi=True, seed=3,
                          val_rows=[(r, p, str(v)) for (r, p), v in zip(rows, [14, 4, 9, 0])])
+    capsys.readouterr()
     build_ensemble([*runs, age2, prof], weights="1,1,1,1,2", combine="profile", out=tmp_path / "w")
-    w = pd.read_csv(tmp_path / "w" / "scores.csv")["weight"].tolist()
+    said = capsys.readouterr().out
+    scores = pd.read_csv(tmp_path / "w" / "scores.csv", keep_default_na=False, na_values=[""])
+    w = scores["weight"].tolist()
     # mask: mask 1/3, prof 2/3; gender alike; age_band: age_band, age2 1/4 each, prof 1/2 (prof: shares differ)
     assert w[:2] == pytest.approx([1 / 3, 1 / 3]) and w[2:4] == pytest.approx([0.25, 0.25]), w
-    assert np.isnan(w[4]) and np.isnan(w[5])
+    assert np.isnan(w[4]) and np.isnan(w[5]) and scores["weight"].dtype == float
+    # the terminal's table left prof's weight cell blank (with a caption saying so): it now shows the shares as
+    # report.html does, and scores.csv says them in a text column beside the numeric weight
+    prof_row = next(line for line in said.splitlines() if "prof (profile)" in line)
+    assert "mask 0.67, gender 0.67, age_band 0.50" in prof_row, said
+    assert "blank where" not in " ".join(said.split()), said
+    assert scores["shares"].fillna("").tolist() == ["0.33", "0.33", "0.25", "0.25",
+                                                    "mask 0.67, gender 0.67, age_band 0.50", ""], scores
     # report.html left prof's weight cell blank (its shares differ by attribute) while the terminal said them: it
     # now shows each member's shares as the terminal's line does (share_text)
     html = (tmp_path / "w" / "report.html").read_text()

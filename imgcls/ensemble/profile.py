@@ -215,6 +215,7 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
         attrs = member_attributes(meta, scheme, m.name)
         rows.append({"member": f"{m.name} ({attrs[0] if len(attrs) == 1 else 'profile'})",
                      "checkpoints": len(m.checkpoints), "weight": share_value(shares[i]),
+                     "shares": share_text(shares[i]),
                      "val_images": int(ok.sum()),
                      "val_macro_f1": f1, "common_macro_f1": float("nan")})
         for a, v in _true_attributes(meta, o.loc[common, "label"], scheme).items():
@@ -225,7 +226,7 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
     scores: dict = {"members": {r["member"]: {"val_macro_f1": r["val_macro_f1"]} for r in rows},
                     "common_val_images": int(len(y))}
     ens_row = {"member": f"ensemble (profile: product of the attributes' probabilities, {method})",
-               "checkpoints": sum(len(m.checkpoints) for m in members), "weight": float("nan"),
+               "checkpoints": sum(len(m.checkpoints) for m in members), "weight": float("nan"), "shares": "",
                "val_images": int(len(y)),
                "val_macro_f1": float("nan"), "common_macro_f1": float("nan")}
     oof = None
@@ -245,13 +246,15 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
     rows.append(ens_row)
     spec = EnsembleSpec(name, method, members, classes, scores=scores, combine="profile")
     spec.path = write_spec(spec, out, out_typed)
-    table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",
+    # weight stays numeric (NaN where a member's shares differ by attribute); shares says them in words, per
+    # attribute there: what the terminal's and report.html's weight cells show
+    table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "shares", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
     write_table(table, out / "scores.csv")
     if oof is not None:
         write_table(oof, out / "oof_predictions.csv")
     from imgcls.inference_report import write_ensemble_report
-    write_ensemble_report(out, spec, table, oof, shares=[share_text(x) for x in shares])
+    write_ensemble_report(out, spec, table, oof)
     print_scores(table, int(len(y)))
     info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {sh(out)} --format mask)")
     return spec

@@ -8,7 +8,9 @@ from imgcls.console import print_table
 
 def print_scores(table: pd.DataFrame, common_rows: int) -> None:
     """`common_rows`: how many validation rows every member predicted (the common val column's scores are over
-    them; own val names each member's own count per row)."""
+    them; own val names each member's own count per row). A --combine profile table's `shares` column (each
+    member's shares within its attributes, ensemble.profile.share_text) is what its weight cells show: per attribute
+    where a member's shares differ, which the numeric weight (NaN there) cannot say."""
     from rich.table import Table
     t = Table(title="validation macro-F1")
     notes = []
@@ -21,16 +23,18 @@ def print_scores(table: pd.DataFrame, common_rows: int) -> None:
                      "the cross-fitted row scores each row with weights fitted without it")
     if table["member"].str.startswith("ensemble (profile").any():
         notes.append("weight: a member's share within the attribute(s) it predicts (the profile multiplies the "
-                     "attributes' probabilities; blank where its shares differ by attribute)")
+                     "attributes' probabilities)")
     t.caption = "; ".join(notes) or None
     t.add_column("member")
     t.add_column("ckpts", justify="right")
     t.add_column("weight", justify="right")
     t.add_column("own val (n)", justify="right")
     t.add_column(f"common val ({common_rows})", justify="right")
-    for _, r in table.iterrows():
+    shares = table["shares"] if "shares" in table else pd.Series("", index=table.index)
+    for (_, r), share in zip(table.iterrows(), shares):
+        weight = share if isinstance(share, str) and share else "" if pd.isna(r["weight"]) else f"{r['weight']:.3f}"
         own = "" if pd.isna(r["val_macro_f1"]) else f"{r['val_macro_f1']:.4f}"
         common = "" if pd.isna(r["common_macro_f1"]) else f"{r['common_macro_f1']:.4f}"
-        t.add_row(str(r["member"]), str(r["checkpoints"]), "" if pd.isna(r["weight"]) else f"{r['weight']:.3f}",
+        t.add_row(str(r["member"]), str(r["checkpoints"]), weight,
                   f"{own} ({r['val_images']})", common)
     print_table(t)
