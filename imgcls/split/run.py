@@ -41,6 +41,14 @@ def _check_stratify(df: pd.DataFrame, cfg: SplitConfig) -> None:
                             f"{', '.join(map(str, df.columns))})")
 
 
+def _nfc_keys(df: pd.DataFrame, cfg: SplitConfig, group_col: str) -> pd.DataFrame:
+    """The group column and the --stratify columns in Unicode's composed form (mf.nfc_classes, as manifest.load
+    spells the label): a person or stratum spelled NFD in some rows (a macOS zip's) is the NFC one it looks like,
+    not a second unit that may land on the other side unseen by the leak check, nor a second stratum."""
+    cols = [c for c in dict.fromkeys((group_col, *cfg.stratify)) if c in df.columns]
+    return df.assign(**{c: mf.nfc_classes(df[c]) for c in cols})
+
+
 def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", workers: int = 1,
                ) -> tuple[pd.DataFrame, dict, pd.DataFrame, list[tuple[int, int, float]]]:
     """The split as a library call: returns (df with split / fold / drop_reason, summary, leaks, near pairs: those
@@ -49,6 +57,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     df must be a loaded manifest (absolute roots, scanned). Row order of the result = canonical order
     (root, path), so the output does not depend on the input's row order."""
     _check_stratify(df, cfg)
+    df = _nfc_keys(df, cfg, group_col)
     notes: list[str] = []
     if "split" in df.columns and (df["split"].fillna("").astype(str) != "").any():
         info("the source already has a `split` column (e.g. train/ val/ test/ folders): this split replaces it; "
@@ -241,6 +250,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
                         f"like it; accepted: train, val, test, or empty for a row left out); fix the file or make "
                         f"a new split with `imgcls split SRC`")
     group_col = _resolve_group_col(df, cfg, "manifest")      # a column the file lacks: refused, not replaced
+    df = _nfc_keys(df, cfg, group_col)
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     df = df.assign(split=df["split"].fillna("").astype(str))
     if "fold" in df.columns:
