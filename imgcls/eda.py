@@ -427,9 +427,16 @@ def findings_on_test(t: dict) -> list[str]:
     out = []
     r, med = t["scale_ratio"], t["median_side"]
     if r is not None and (r >= SIZE_SHIFT or r <= 1 / SIZE_SHIFT):
+        crops = ""
+        if r >= 1:      # the painter write-up's way when the test images are crops of pictures like the training ones
+            from imgcls.model_meta import CROP_FROM_RANGE
+            n = min(max(round(r), 2), int(CROP_FROM_RANGE[1]))
+            crops = (f"; if they are parts of such pictures (the painter write-up's test images: a quarter of a "
+                     f"painting), `train --crop-from {n}` trains on crops of images resized to {n}x, at the test's "
+                     f"pixel density")
         out.append(f"test images are {r if r >= 1 else 1 / r:.1f}x {'smaller' if r >= 1 else 'larger'} than the "
                    f"training images (median side {med['test']:.0f} px against {med['train']:.0f} px): pick the "
-                   f"training resolution (--img-size, preprocess --size) for the test's scale")
+                   f"training resolution (--img-size, preprocess --size) for the test's scale{crops}")
     for what, rows in t["shifts"].items():
         if rows:
             out.append(f"image {what}s differ between the sets: " + ", ".join(

@@ -20,6 +20,7 @@ DECODES = ("single", "profile", "product")
 OLD_DECODES = {"profile18": "profile"}   # what earlier checkpoints call a decode
 BRANCHES = ("shallow", "deep")
 IMG_SIZE_RANGE = (8, 4096)       # as train --img-size accepts; a 4096 px view is 192 MiB as float32, not GBs
+CROP_FROM_RANGE = (1.0, 4.0)     # train --crop-from's range (TrainConfig declares the option with it)
 MAX_CLASSES = 100_000            # final classes (a product decode's table has this many rows)
 MAX_HEADS = 16
 
@@ -54,6 +55,9 @@ class ModelMeta:
     age_bands: tuple[int, ...] | None = None     # the age band edges the run's age_band values were made with
     #                                              (split --age-bands 40: (40,)); None: not a profile run, an
     #                                              older checkpoint, or edges train could not tell (not checked)
+    crop_from: float = 1.0                       # train --crop-from: the model trained on img_size crops of images
+    #                                              resized to crop_from x img_size (1.0: whole images; older
+    #                                              checkpoints 1.0); predict still resizes each test image whole
     extra: dict = field(default_factory=dict, compare=False)   # keys this version does not know, kept as read
 
     @property
@@ -106,7 +110,7 @@ class ModelMeta:
     @classmethod
     def from_dict(cls, d, source: str = "checkpoint") -> "ModelMeta":
         """Typed and checked; `source` (a file) is named in the error. Keys older checkpoints lack (resize_mode,
-        interpolation, branch, drop_rate, target, fill) take the values those versions used."""
+        interpolation, branch, drop_rate, target, fill, crop_from) take the values those versions used."""
         def bad(what: str) -> UserError:
             return UserError(f"{source}: model metadata {what}; the file is damaged or not written by imgcls train")
 
@@ -175,10 +179,14 @@ class ModelMeta:
             if decode == "profile" and len(age_bands) + 1 != len(heads[2].classes):
                 raise bad(f"age_bands {list(age_bands)} make {len(age_bands) + 1} bands, the age_band head has "
                           f"{len(heads[2].classes)}")
+        crop_from = d.get("crop_from", 1.0)
+        if isinstance(crop_from, bool) or not isinstance(crop_from, (int, float)) \
+                or not CROP_FROM_RANGE[0] <= crop_from <= CROP_FROM_RANGE[1]:
+            raise bad(f"crop_from {crop_from!r} is not a number from {CROP_FROM_RANGE[0]:g} to {CROP_FROM_RANGE[1]:g}")
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         extra = {k: v for k, v in d.items() if k not in known}
         return cls(model, classes, tuple(heads), decode, img_size, mean, std, interpolation, resize_mode, branch,
-                   float(drop_rate), target, fill, preprocess, letterbox, age_bands, extra)
+                   float(drop_rate), target, fill, preprocess, letterbox, age_bands, float(crop_from), extra)
 
 
 def _str_list(v, what: str, bad) -> tuple[str, ...]:

@@ -20,6 +20,8 @@ EPILOG = """Examples:
 
   imgcls train --folds all --model efficientnet_b4 --amp
 
+  imgcls train --model efficientnet_b2 --img-size 260 --crop-from 2   # test images a quarter of a painting
+
   imgcls train --resume outputs/runs/RUN
 
   torchrun --nproc_per_node 2 -m imgcls train --model resnet10t --no-pretrained"""

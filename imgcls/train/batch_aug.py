@@ -158,6 +158,16 @@ class BatchAugment:
         return x
 
 
+def random_crops(x: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    """train --crop-from on a batch: uint8 [B, 3, H, W] (H, W >= size, any device) -> [B, 3, size, size], each sample
+    an integer-pixel crop at its own uniform position drawn from the step's CPU generator `g`, before the preset's
+    augmentation (BatchAugment, which then works at size as without it). The per-image path's SquareCrop."""
+    n, _, h, w = x.shape
+    top = torch.randint(0, h - size + 1, (n,), generator=g).tolist()
+    left = torch.randint(0, w - size + 1, (n,), generator=g).tolist()
+    return torch.stack([x[i, :, t:t + size, l:l + size] for i, (t, l) in enumerate(zip(top, left))])
+
+
 def _homographies(corners: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
     """[B, 3, 3] output -> input maps of torchvision's RandomPerspective: the image's corners (+-1, +-1) land on
     corners moved inwards by `corners` [B, 4, 2]; identity where `active` is False."""

@@ -14,6 +14,7 @@ from typing import Optional
 from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.image_options import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
+from imgcls.model_meta import CROP_FROM_RANGE
 from imgcls.options import When, check, check_typed, option, seed_option, specs, without
 from imgcls.outputs import RUNS_DIR
 from imgcls.profile_names import PROFILE_HEADS
@@ -230,6 +231,13 @@ class TrainConfig:
                             "scales bring in from outside an image: white, black, R,G,B, or auto (the median colour "
                             "of the training images' borders: white for clip art, black for digits). Kept in the "
                             "checkpoint; predict uses it.")
+    crop_from: float = option(1.0, panel=DATA, lo=CROP_FROM_RANGE[0], hi=CROP_FROM_RANGE[1],
+                              help="Train on --img-size crops of images resized to F x --img-size (cached at that "
+                                   "size; a random crop per sample before --aug, validation on the centre crop): the "
+                                   "painter write-up's 2x image + RandomCrop for test images that are a quarter of a "
+                                   "painting (half width x half height), so training sees the test crops' pixel "
+                                   "density. predict still resizes each test image whole (they are the crops). "
+                                   "1: whole images.")
     mix: str = option("none", panel=DATA, choices=MIXES,
                       help="Batch mixing (cutmix-vertical: label-preserving halves).")
     mix_prob: float = option(0.5, panel=DATA, lo=0, hi=1, needs=(("mix", MIXES[1:]),),

@@ -4,7 +4,8 @@ The decoded-image cache is what makes an epoch cheap on a CPU: every image is de
 resized to the input size ONCE, kept as uint8 HxWx3 in one numpy array (RAM, or a memmap file with --cache disk),
 and augmentations (torchvision transforms v2) run on small uint8 tensors instead of re-decoding JPEG/PNG files
 every epoch. The cached image is exactly what `eval_transform` produces before normalisation, so validation on the
-cache and `imgcls predict` on files see the same pixels.
+cache and `imgcls predict` on files see the same pixels; with train --crop-from F it is cached at F x the input size
+(cached_size) and every sample is an input-size crop of it (SquareCrop: random to train, the centre to validate).
 """
 from __future__ import annotations
 
@@ -160,6 +161,32 @@ def augment_transform(preset: str, img_size: int, fill: Sequence[int] = WHITE, h
     return v2.Compose(ops) if ops else None            # light without flips: nothing to do
 
 
+def cached_size(img_size: int, crop_from: float = 1.0) -> int:
+    """The side train decodes and caches its images at: img_size, or with train --crop-from F round(F x img_size),
+    of which every training sample is an img_size crop (SquareCrop, batch_aug.random_crops)."""
+    return max(int(img_size), int(round(float(crop_from) * img_size)))
+
+
+class SquareCrop:
+    """train --crop-from: a size x size crop of a uint8 [3, H, W] image (H, W >= size): `random` at a uniform
+    position drawn from torch's default generator (augment_normalize seeds it per sample: resume-exact, any number
+    of workers), else the centre one (torchvision's center_crop: validation's deterministic stand-in for a test
+    crop at that pixel density)."""
+
+    def __init__(self, size: int, random: bool):
+        self.size, self.random = int(size), bool(random)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.size
+        h, w = x.shape[-2:]
+        if not self.random:
+            from torchvision.transforms.v2 import functional as F
+            return F.center_crop(x, [s, s])
+        top = int(torch.randint(0, h - s + 1, ()))
+        left = int(torch.randint(0, w - s + 1, ()))
+        return x[..., top:top + s, left:left + s]
+
+
 def random_erasing(preset: str):
     from torchvision.transforms import v2
     return v2.RandomErasing(p=0.25, value=0) if preset == "heavy" else None
@@ -216,29 +243,35 @@ def _gib(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
-def plan_cache(cache: str | None, n: int, img_size: int, folder: Path, shared: bool = False) -> str:
+def plan_cache(cache: str | None, n: int, img_size: int, folder: Path, shared: bool = False,
+               crop_from: float = 1.0) -> str:
     """The decoded-image cache a run builds (ram | disk | none), checked before any image is decoded: its n x S x S x
     3 bytes against CACHE_SHARE of the memory available (ram) and of the free disk at `folder`, where the memmap goes
     (disk; the run folder, or with `shared`, under torchrun, the temp folder whose one memmap every process of the
     machine maps: counted once, and written there for ram too). `cache` None (not given): ram, or disk where ram
     would not fit, said in one warning; a given ram that would not fit, or a memmap without room, is refused in
-    one line naming the bytes and the fixes."""
+    one line naming the bytes and the fixes. `crop_from` (train --crop-from): the images are cached at
+    cached_size(img_size, crop_from), crop_from² x the bytes."""
     if cache == "none":
         return cache
-    need = n * img_size * img_size * 3
+    side = cached_size(img_size, crop_from)
+    need = n * side * side * 3
     mem, disk = cache_room(folder)
-    what = f"the decoded-image cache of {n:,} images at {img_size}px needs {_gib(need)}"
+    what = (f"the decoded-image cache of {n:,} images at {side}px"
+            + (f" (--crop-from {crop_from:g} x --img-size {img_size})" if side > img_size else "")
+            + f" needs {_gib(need)}")
     none = "--cache none (images decoded every epoch)"
     over_mem = cache in (None, "ram") and mem is not None and need > CACHE_SHARE * mem
     if over_mem and cache == "ram":
         raise UserError(f"--cache ram: {what}, over {CACHE_SHARE:.0%} of the {_gib(mem)} of memory available; use "
-                        f"--cache disk (a memmap in {folder}), {none} or a smaller --img-size")
+                        f"--cache disk (a memmap in {folder}), {none} or a smaller --img-size"
+                        + (" or --crop-from" if side > img_size else ""))
     mode = "disk" if over_mem or cache == "disk" else "ram"
     if (mode == "disk" or shared) and disk is not None and need > CACHE_SHARE * disk:
         why = f"over {CACHE_SHARE:.0%} of the {_gib(mem)} of memory available and " if over_mem else ""
         raise UserError(f"{f'--cache {cache}: ' if cache else ''}{what}, {why}over {CACHE_SHARE:.0%} of the "
                         f"{_gib(disk)} free on the disk of {folder}, where its memmap goes; use {none}, a smaller "
-                        f"--img-size, or free disk space")
+                        f"--img-size{' or --crop-from' if side > img_size else ''}, or free disk space")
     if over_mem:
         from imgcls.console import warn
         warn(f"{what}, over {CACHE_SHARE:.0%} of the {_gib(mem)} of memory available: caching on disk instead "
@@ -306,10 +339,10 @@ class CachedImages(Dataset):
     array or a memmap shared by DDP processes) instead of copying their part of it."""
 
     def __init__(self, images: np.ndarray, targets: np.ndarray, mean, std, augment=None, erasing=None,
-                 rows: np.ndarray | None = None, raw: bool = False):
+                 rows: np.ndarray | None = None, raw: bool = False, crop: SquareCrop | None = None):
         self.images, self.targets = images, torch.as_tensor(targets, dtype=torch.long)
         self.rows = np.arange(len(images)) if rows is None else np.asarray(rows)
-        self.augment, self.erasing = augment, erasing
+        self.augment, self.erasing, self.crop = augment, erasing, crop
         self.norm = None if raw else normalize_transform(mean, std)   # raw: uint8 out (--gpu-aug normalises)
 
     def __len__(self) -> int:
@@ -322,9 +355,12 @@ class CachedImages(Dataset):
 
 
 def augment_normalize(ds, x, aug_seed):
-    """The per-item tail shared by both datasets: seeded augmentation (resume-exact), normalisation, erasing."""
+    """The per-item tail shared by both datasets: seeded augmentation (resume-exact) after the --crop-from crop (its
+    position drawn first from the same seed), normalisation, erasing."""
     if aug_seed is not None:
         torch.default_generator.manual_seed(aug_seed)   # the CPU generator the transforms draw from (1 us, not 66)
+    if ds.crop is not None:
+        x = ds.crop(x)
     if ds.augment is not None:
         x = ds.augment(x)
     if ds.norm is None:
@@ -339,17 +375,19 @@ class FileImages(Dataset):
     """Images decoded from files every time (--cache none): for data that does not fit in RAM. Item i -> (image,
     targets, None); an image that can no longer be read (broken or deleted since the scan) -> (None, targets,
     (i, why)): collate_readable leaves it out of its batch and names it, so the run goes on as the decoded-image
-    cache's does (the trainer reports it once, warn_unreadable)."""
+    cache's does (the trainer reports it once, warn_unreadable). `img_size`: the side images are resized to (train's
+    cached_size); `crop`: SquareCrop's input-size crop of it (--crop-from)."""
 
     def __init__(self, paths: Sequence[Path], targets: np.ndarray, img_size: int, resize_mode: str,
                  interpolation: str, mean, std, augment=None, erasing=None, raw: bool = False,
-                 fill: Sequence[int] = WHITE, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS):
+                 fill: Sequence[int] = WHITE, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS,
+                 crop: SquareCrop | None = None):
         from torchvision.transforms import v2
         self.paths, self.targets = list(paths), torch.as_tensor(targets, dtype=torch.long)
         self.max_pixels = max_pixels             # train --max-pixels, as the scan and the cache bound it
         self.img_size = img_size
         self.load = v2.Compose([v2.ToImage(), resize_transform(img_size, resize_mode, interpolation, fill)])
-        self.augment, self.erasing = augment, erasing
+        self.augment, self.erasing, self.crop = augment, erasing, crop
         self.norm = None if raw else normalize_transform(mean, std)
 
     def __len__(self) -> int:

@@ -34,13 +34,14 @@ from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.model_meta import ModelMeta
 from imgcls.oversample import AUTO
-from imgcls.train.batch_aug import BatchAugment, gather, source_on_device, step_generator, use_batch_aug
+from imgcls.train.batch_aug import (BatchAugment, gather, random_crops, source_on_device, step_generator,
+                                    use_batch_aug)
 from imgcls.train.callbacks import Hooks
 from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
 from imgcls.train.config import TrainConfig
-from imgcls.train.data import (CachedImages, FileImages, ListSampler, augment_transform, collate_readable,
-                               duplicate_units, epoch_indices, oversample_goals, random_erasing, unit_labels,
-                               warn_unreadable)
+from imgcls.train.data import (CachedImages, FileImages, ListSampler, SquareCrop, augment_transform,
+                               cached_size, collate_readable, duplicate_units, epoch_indices, oversample_goals,
+                               random_erasing, unit_labels, warn_unreadable)
 from imgcls.train.dist import Dist
 from imgcls.train.heads import as_list, build_model, head_parameters
 from imgcls.train.losses import Criterion, class_weights_auto
@@ -170,20 +171,27 @@ class Trainer:
         aug = None if raw else augment_transform(cfg.aug, meta.img_size, meta.fill, cfg.hflip)
         erase = None if raw else random_erasing(cfg.aug)
         tgt = data.targets
+        # --crop-from: images come at cached_size (> img_size); a training sample is a random img_size crop (per
+        # image here, or batch_aug.random_crops on the batch path: train_epoch), a validation one the centre crop
+        size = cached_size(meta.img_size, cfg.crop_from)
+        self.crop_size = meta.img_size if size > meta.img_size else None
+        train_crop = SquareCrop(meta.img_size, random=True) if self.crop_size and not raw else None
+        val_crop = SquareCrop(meta.img_size, random=False) if self.crop_size else None
         self.cache_batches = raw and data.images is not None     # batches cut straight from the cache, no loader
         if data.images is not None:
             self.train_cache_rows = data.cache_rows(data.train_idx)
             train_ds = CachedImages(data.images, tgt[data.train_idx], meta.mean, meta.std, aug, erase,
-                                    rows=self.train_cache_rows, raw=raw)
+                                    rows=self.train_cache_rows, raw=raw, crop=train_crop)
             val_ds = CachedImages(data.images, tgt[data.val_idx], meta.mean, meta.std,
-                                  rows=data.cache_rows(data.val_idx))
+                                  rows=data.cache_rows(data.val_idx), crop=val_crop)
         else:
             tp = [data.paths[i] for i in data.train_idx]
             vp = [data.paths[i] for i in data.val_idx]
-            args = (meta.img_size, meta.resize_mode, meta.interpolation, meta.mean, meta.std)
+            args = (size, meta.resize_mode, meta.interpolation, meta.mean, meta.std)
             train_ds = FileImages(tp, tgt[data.train_idx], *args, aug, erase, raw=raw, fill=meta.fill,
-                                  max_pixels=cfg.max_pixels)
-            val_ds = FileImages(vp, tgt[data.val_idx], *args, fill=meta.fill, max_pixels=cfg.max_pixels)
+                                  max_pixels=cfg.max_pixels, crop=train_crop)
+            val_ds = FileImages(vp, tgt[data.val_idx], *args, fill=meta.fill, max_pixels=cfg.max_pixels,
+                                crop=val_crop)
         if self.cache_batches:
             # CUDA: the training rows of the cache move to the device once (when they fit), batches are cut there
             self.train_on_device = source_on_device(data.images, self.train_cache_rows, device)
@@ -425,7 +433,10 @@ class Trainer:
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
                 if self.batch_aug is not None:      # uint8 -> augmented, normalised, on the device
-                    x = self.batch_aug(x, step_generator(cfg.seed, epoch, step, dist.rank))
+                    g = step_generator(cfg.seed, epoch, step, dist.rank)
+                    if self.crop_size:              # --crop-from: each sample's crop, then the preset at img_size
+                        x = random_crops(x, self.crop_size, g)
+                    x = self.batch_aug(x, g)
                 # the layout --channels-last asks for (a batch cut from the cache arrives channels_last: NHWC)
                 x = x.contiguous(memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
                 group = final_code(y, sizes) if cfg.mix == "cutmix-vertical" else None

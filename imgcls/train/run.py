@@ -269,7 +269,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
          "target": cfg.target if cfg.heads == "single" else "label",
          "preprocess": preprocess_applied(df),       # predict compares its test images' with it
          "letterbox": letterboxed(df),               # predict pads its test images to squares so too
-         "age_bands": _age_bands(df, cfg.src, heads, decode)},   # ensemble --combine profile compares them
+         "age_bands": _age_bands(df, cfg.src, heads, decode),   # ensemble --combine profile compares them
+         "crop_from": float(cfg.crop_from)},        # trained on crops; predict resizes test images whole
         source=f"--model {cfg.model}")
 
     # the starting weights, loaded once now: an unfit file fails before the run folder is made and the image cache
@@ -337,7 +338,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
             # torchrun's processes of a machine share goes to the temp folder, --cache disk's to the run folder
             import tempfile
             cache = tdata.plan_cache(cfg.cache, len(df), img_size, Path(tempfile.gettempdir()) if dist.on else
-                                     resume if resume is not None else out, shared=dist.on)
+                                     resume if resume is not None else out, shared=dist.on,
+                                     crop_from=cfg.crop_from)
             run_dir = resume if resume is not None else claim_run_dir(out, cfg.name, cfg.model, cfg.exist_ok)
             check_output_location(run_dir, *mf.roots(df), images=mf.image_paths(df))
             lock = RunLock(run_dir).__enter__()
@@ -408,6 +410,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     from imgcls.train.progress import RunLog
     from imgcls.train.rundir import train_finished
     img_size = cfg.img_size
+    size = tdata.cached_size(img_size, cfg.crop_from)       # what is decoded and cached: > img_size with --crop-from
 
     # decoded-image cache, shared by every fold ------------------------------------------------------------------
     paths = mf.image_paths(df)
@@ -427,12 +430,12 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             # (the page cache holds it once), instead of every process decoding and holding its own copy
             import hashlib
             import tempfile
-            key = hashlib.sha256(f"{run_dir.resolve()}|{img_size}|{cfg.resize_mode}|{cfg.interpolation}|{fill}"
+            key = hashlib.sha256(f"{run_dir.resolve()}|{size}|{cfg.resize_mode}|{cfg.interpolation}|{fill}"
                                  .encode()).hexdigest()[:16]
             shared = Path(tempfile.gettempdir()) / f"imgcls-cache-{key}.npy"
             try:
                 if dist.local_rank == 0:
-                    images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
+                    images, errors = tdata.decode_cache(paths, size, cfg.resize_mode, cfg.interpolation,
                                                         workers=io_workers, memmap=shared, fill=pad_fill,
                                                         max_pixels=cfg.max_pixels)
                     images.flush()
@@ -450,7 +453,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         else:
             # scikit-learn (the fallback split's draw, every epoch's scores) loads while the workers decode
             from imgcls.metrics import import_libraries
-            images, errors = tdata.decode_cache(paths, img_size, cfg.resize_mode, cfg.interpolation,
+            images, errors = tdata.decode_cache(paths, size, cfg.resize_mode, cfg.interpolation,
                                                 workers=io_workers, memmap=memmap, fill=pad_fill,
                                                 meanwhile=import_libraries, max_pixels=cfg.max_pixels)
         bad = [i for i, e in enumerate(errors) if e]
@@ -464,7 +467,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             df, targets, final = df[ok].reset_index(drop=True), targets[ok], final[ok]
             paths = [p for p, o in zip(paths, ok) if o]
         if dist.main:
-            what = f"decoded-image cache: {len(paths)} images at {img_size}px ({images.nbytes / 2**20:.0f} MiB)"
+            what = f"decoded-image cache: {len(paths)} images at {size}px ({images.nbytes / 2**20:.0f} MiB)"
             how = (f"({io_workers} decoding process{'es' if io_workers > 1 else ''}, before the first step)"
                    + (f", one memmap shared by the {dist.world} processes" if shared is not None else ""))
             # keyed without its time: tune's trials decode the same images, said once (console.said_once)
@@ -476,6 +479,13 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     if dist.main and parse_fill(cfg.fill) is None:          # auto: say what it measured (train.log under --quiet too)
         RunLog(run_dir / "train.log")(f"fill colour RGB {','.join(map(str, fill[0]))} ({fill[1]}): the pixels rotation"
              + (", pad resizing" if cfg.resize_mode == "pad" else "") + " and TTA's smaller scales add")
+
+    if dist.main and size > img_size:        # once a run (each fold's own train.log has its announce line)
+        f = f"{cfg.crop_from:g}"
+        RunLog(run_dir / "train.log")(
+            f"--crop-from {f}: training on random {img_size} x {img_size} crops of the images resized to {size} x "
+            f"{size}; validation: centre crops of {f}x images, as the test's crops (predict resizes each test image "
+            f"whole to {img_size}: the test images are the crops)", key=f"crop-from {f} {img_size}")
 
     results, oof = [], []
     for fold in folds:
