@@ -175,3 +175,11 @@ def test_the_cache_check_counts_the_f_times_s_images(two_class, tmp_path, monkey
     assert line.endswith("or a smaller --img-size or --crop-from")
     assert decodes == [] and not (tmp_path / "runs" / "crop").exists()
     assert tdata.plan_cache("ram", 20, 16, tmp_path) == "ram"                          # without it the cache fits
+
+
+def test_tune_never_searches_crop_from():
+    """--crop-from changes the validation images (centre crops of Fx images): trials' scores would not compare."""
+    from imgcls.errors import UserError
+    from imgcls.tune.space import parse_space
+    with pytest.raises(UserError, match="space key 'crop_from' cannot be searched"):
+        parse_space({"crop_from": {"uniform": [1.0, 2.0]}})

@@ -37,7 +37,8 @@ FIXED = {"src": "the data", "out": "the output folder", "name": "trial folders a
          "gpu_aug": "speed only",
          "channels_last": "speed only", "folds": "the validation rows", "val_split": "the validation rows",
          "seed": "the validation rows", "deterministic": "speed only", "weights": "a file path",
-         "head_columns": "the task", "heads": "the task", "max_pixels": "which images are read (the validation rows)"}
+         "head_columns": "the task", "heads": "the task", "max_pixels": "which images are read (the validation rows)",
+         "crop_from": "the validation images: centre crops of images resized to crop_from x img_size"}
 
 
 @dataclass(frozen=True)
