@@ -90,8 +90,10 @@ def normalize_transform(mean: Sequence[float], std: Sequence[float]):
 
 
 def eval_transform(meta):
-    """PIL RGB image -> normalised float tensor [3, S, S], exactly as validation sees it (what predict uses).
-    `meta`: a ModelMeta (or a checkpoint's meta dict)."""
+    """PIL RGB image -> normalised float tensor [3, S, S], exactly as validation sees it (what predict uses); a run
+    trained with --crop-from F (meta.crop_from) validated on the centre S x S crop of the image resized to F x S
+    instead, while predict still feeds this (the test images are the crops). `meta`: a ModelMeta (or a
+    checkpoint's meta dict)."""
     from torchvision.transforms import v2
 
     from imgcls.model_meta import ModelMeta
