@@ -6,22 +6,16 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import make_image_folder
 from imgcls.train import TrainConfig, run_train
 from imgcls.train.checkpoint import read_checkpoint
 
-TINY = dict(model="test_resnet", img_size=16, batch_size=8, workers=0, device="cpu", pretrained=False)
+from test_train import cfg_for as _cfg_for, two_class  # noqa: F401  (two_class: a fixture)
 
-
-@pytest.fixture
-def two_class(tmp_path):
-    return make_image_folder(tmp_path / "raw", {"a": 10, "b": 10}, size=(40, 40))
+S = 16       # the input size these tests train at (test_train's TINY at img_size=16)
 
 
 def cfg_for(src, tmp_path, **kw):
-    d = dict(TINY, src=str(src), out=str(tmp_path / "runs"), name="run", epochs=2, aug="none", val_split=0.3)
-    d.update(kw)
-    return TrainConfig(**d)
+    return _cfg_for(src, tmp_path, **{"img_size": S, **kw})
 
 
 def _windows(big: torch.Tensor, crop: torch.Tensor) -> list[tuple[int, int]]:
