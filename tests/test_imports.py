@@ -274,3 +274,34 @@ def test_train_refuses_missing_data_and_a_taken_name_before_timm_is_imported(tmp
     assert "missing.csv does not exist" in said[0][2] and "missing.csv does not exist" in said[1][2]
     assert "already holds a run" in " ".join(said[2][2].split())
     assert "already exists" in said[3][2] and "--exist-ok" in said[3][2]
+
+
+LAZY_PACKAGES = ("imgcls.clean", "imgcls.split", "imgcls.ensemble", "imgcls.train", "imgcls.preprocess")
+
+
+def test_lazy_exports_are_their_submodules_objects_whatever_was_imported_first():
+    """Each name a package re-exports lazily (imgcls.lazy) is the object its submodule defines, also where that
+    submodule has the name's own name and was imported first (imgcls.split.run imports imgcls.split.assign, which
+    Python binds to imgcls.split.assign: `from imgcls.split import assign` gave the module, not the function).
+    A fresh interpreter: every submodule imported before any name is asked for."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import importlib, json, pkgutil\n"
+            f"wrong = []\nfor pkg in {LAZY_PACKAGES!r}:\n"
+            "    p = importlib.import_module(pkg)\n"
+            "    for m in pkgutil.iter_modules(p.__path__):\n"
+            "        importlib.import_module(pkg + '.' + m.name)\n"
+            "    for name in p.__all__:\n"
+            "        got = getattr(p, name)\n"
+            "        if type(got).__name__ == 'module':\n"
+            "            wrong.append(pkg + '.' + name)\n"
+            "print(json.dumps(wrong))")
+    env = {**os.environ, "PYTHONPATH": str(PKG.parent), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert json.loads(done.stdout.splitlines()[-1]) == []
+    from imgcls.split import assign
+    from imgcls.split.assign import assign as defined
+    assert assign is defined
