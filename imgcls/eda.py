@@ -14,7 +14,7 @@ from imgcls import report
 from imgcls.console import info, is_quiet, progress_bar, warn
 from imgcls.fsutil import (check_output_location, check_writable, remove_earlier, remove_stale_temps, write_json,
                            write_table)
-from imgcls.io import DEFAULT_MAX_PIXELS, ImageLimits, ImageReadError, thumbnail
+from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders
 from imgcls.eda_config import DEFAULT_OUT, SAMPLES_PER_CLASS, EdaConfig
 from imgcls.options import check
@@ -349,7 +349,7 @@ def compare_test(df: pd.DataFrame, test_df: pd.DataFrame, seed: int = 0) -> dict
     the painting competition, whose write-up resized for it), and the test images that are byte copies of training
     images (`copies_of_train`, with the training labels they carry: the label of such a test image is known).
     A shift of modes is measured on the modes as the pixels show them (modes_by_content, `seed` picking the images
-    looked at): greyscale written as RGB (preprocess writes RGB) is no colour shift."""
+    looked at): greyscale written as RGB (by another tool, or by an earlier preprocess) is no colour shift."""
     ok, tok = mf.readable(df), mf.readable(test_df)
     a, b = _sides(ok), _sides(tok)
     ratio = float(np.median(a) / np.median(b)) if len(a) and len(b) and np.median(b) > 0 else None
@@ -378,7 +378,6 @@ def compare_test(df: pd.DataFrame, test_df: pd.DataFrame, seed: int = 0) -> dict
 
 
 SHARE_SHIFT = 0.25        # a mode or format whose share of the images differs this much between the sets is said
-GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")   # PIL modes with no colour
 GREY_SAMPLE = 16          # images of a colour mode decoded to tell whether the mode holds greyscale pictures
 GREY_TOLERANCE = 4        # the largest R, G, B spread (of 255) of a grey pixel written as colour (JPEG rounding)
 
@@ -386,7 +385,8 @@ GREY_TOLERANCE = 4        # the largest R, G, B spread (of 255) of a grey pixel 
 def modes_by_content(ok: pd.DataFrame, seed: int = 0) -> pd.Series:
     """The readable rows' image modes as their pixels show them: a colour mode (RGB, P, ...) whose sampled images
     (GREY_SAMPLE of them, seeded) are all grey, R = G = B within GREY_TOLERANCE, reads as L -- greyscale pictures
-    written as colour files (preprocess writes RGB), which show a model what an L image shows it."""
+    written as colour files (by other tools, or by preprocess before it wrote a grey source 'L'), which show a model
+    what an L image shows it. GREY_MODES (imgcls.io's, the modes load_rgb_or_grey keeps grey) are grey unread."""
     modes = ok["mode"].astype(str).reset_index(drop=True)
     rng = np.random.default_rng(seed)
     paths = mf.image_paths(ok)

@@ -19,9 +19,8 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls.console import info, pass_label, progress_bar, warn
 from imgcls.io import DEFAULT_MAX_PIXELS, ImageReadError, load_rgb
-
-DEFAULT_EMBEDDER = "tf_efficientnet_lite0"
-DEFAULT_EMBED_SIZE = 160
+# the embedder clean and split default to, declared once with their options (light: the command line's)
+from imgcls.link_options import DEFAULT_EMBED_SIZE, DEFAULT_EMBEDDER  # noqa: F401
 
 
 # images per forward pass: 32 keeps every activation of lite0 at 160 px under the 32 MiB that
