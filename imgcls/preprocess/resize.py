@@ -19,7 +19,7 @@ def center_square(im: Image.Image) -> Image.Image:
 
 def fit(im: Image.Image, size: int, mode: str = "pad") -> Image.Image:
     """pad: scale so the longer side is `size` (pad_to adds the borders later); crop: cover size x size and cut
-    the centre; squash: size x size ignoring the aspect ratio (imgcls.io.RESIZE_MODES)."""
+    the centre; squash: size x size ignoring the aspect ratio (imgcls.image_options.RESIZE_MODES)."""
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize mode {mode!r}; use one of {RESIZE_MODES}")
     if mode == "squash":
