@@ -1771,3 +1771,18 @@ def test_a_resumed_kfold_set_given_its_moved_data_records_the_new_path_everywher
     r = CliRunner().invoke(app, ["train", str(new), "--resume", str(run)])
     assert r.exit_code == 0 and "recorded:" not in r.output, r.output
     assert [(d / "config.yaml").read_text() for d in (run, run / "fold_0", run / "fold_1")] == before
+
+
+def test_record_data_reads_every_record_before_writing_and_a_damaged_one_is_one_line(tmp_path):
+    """TrainConfig.record_data (a resumed run given its moved data) read each fold's config.yaml with a bare
+    yaml.safe_load: a damaged fold record was a traceback, after the run's own record had been rewritten."""
+    from imgcls.errors import UserError
+    run = tmp_path / "run"
+    (run / "fold_0").mkdir(parents=True)
+    old = TrainConfig(src=str(tmp_path / "old"), model="test_resnet")
+    old.save(run / "config.yaml")
+    (run / "fold_0" / "config.yaml").write_text("src: [unclosed\n", encoding="utf-8")
+    before = (run / "config.yaml").read_bytes()
+    with pytest.raises(UserError, match=r"fold_0/config.yaml is not a readable YAML config"):
+        TrainConfig(src=str(tmp_path / "new"), model="test_resnet").record_data(run)
+    assert (run / "config.yaml").read_bytes() == before

@@ -509,19 +509,20 @@ class TrainConfig:
         from imgcls.fsutil import write_text
         run_dir = Path(run_dir)
         earlier = []
-        for path in (run_dir / "config.yaml", *sorted(run_dir.glob("fold_*/config.yaml"))):
-            d = yaml.safe_load(path.read_text(encoding="utf-8"))
-            if not isinstance(d, dict) or d.get("src") == self.src:
+        records = {path: self._read_mapping(path)       # every record read (a damaged one: one line) before any write
+                   for path in (run_dir / "config.yaml", *sorted(run_dir.glob("fold_*/config.yaml")))}
+        for path, d in records.items():
+            if d.get("src") == self.src:
                 continue
             if d.get("src") not in earlier:
                 earlier.append(d.get("src"))
             write_text(path, yaml.safe_dump({**d, "src": self.src}, sort_keys=False))
         return earlier
 
-    @classmethod
-    def load(cls, path) -> "TrainConfig":
+    @staticmethod
+    def _read_mapping(path: Path) -> dict:
+        """A config.yaml's mapping as written, a missing, unreadable or non-mapping file one line naming it."""
         import yaml
-        path = Path(path)
         if not path.is_file():
             raise UserError(f"config file {path} does not exist; give a config.yaml written by imgcls train")
         try:
@@ -535,6 +536,12 @@ class TrainConfig:
                             f"give a config.yaml written by imgcls train") from None
         if not isinstance(d, dict):
             raise UserError(f"{path} is not a mapping of options; give a config.yaml written by imgcls train")
+        return d
+
+    @classmethod
+    def load(cls, path) -> "TrainConfig":
+        path = Path(path)
+        d = cls._read_mapping(path)
         try:
             return cls.from_dict(cls._older_record(d))
         except UserError as e:
