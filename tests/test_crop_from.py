@@ -177,3 +177,17 @@ def test_tune_never_searches_crop_from():
     from imgcls.tune.space import parse_space
     with pytest.raises(UserError, match="space key 'crop_from' cannot be searched"):
         parse_space({"crop_from": {"uniform": [1.0, 2.0]}})
+
+
+def test_a_crop_from_that_rounds_to_the_input_size_is_one_line(two_class, tmp_path):
+    """--crop-from 1.02 at --img-size 16 resizes to round(16.32) = 16 px: nothing to crop, while the checkpoint
+    would record crop_from 1.02; refused in one line before any image is decoded."""
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--img-size", "16",
+                                 "--no-pretrained", "--crop-from", "1.02", "--out", str(tmp_path / "runs")])
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert r.exit_code == 2 and len(errors) == 1 and "no crop" in errors[0] and "Traceback" not in r.output, r.output
+    assert "--crop-from 1.032 or more" in errors[0], errors        # round(1.032 x 16) = 17: the smallest that crops
+    assert not (tmp_path / "runs").exists()

@@ -262,6 +262,11 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         from imgcls.console import warn
         warn(note)
     cfg.img_size = img_size
+    if cfg.crop_from > 1 and tdata.cached_size(img_size, cfg.crop_from) == img_size:   # before any image is decoded
+        import math
+        raise UserError(f"--crop-from {cfg.crop_from:g} at --img-size {img_size} resizes the images to "
+                        f"{img_size} px: no crop; use --crop-from {math.ceil((img_size + 0.5) / img_size * 1000) / 1000:g} or "
+                        f"more (e.g. 2, the painter write-up's), or 1")
     meta = ModelMeta.from_dict(
         {"model": cfg.model, "classes": classes, "heads": heads, "decode": decode, "branch": cfg.branch,
          "img_size": img_size, "mean": [float(m) for m in dc["mean"]], "std": [float(s) for s in dc["std"]],
