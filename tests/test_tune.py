@@ -171,9 +171,9 @@ def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path,
     import itertools
     import types
 
-    import imgcls.train
+    import imgcls.train.run
     clock = (k * k for k in itertools.count())   # each trial's decoded-image cache takes another time
-    monkeypatch.setattr(imgcls.train, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
+    monkeypatch.setattr(imgcls.train.run, "time", types.SimpleNamespace(perf_counter=lambda: float(next(clock))))
     capsys.readouterr()
     study_dir = run_tune(cfg, callbacks=[FailTrial("trial_0001")])
     err = capsys.readouterr().err
