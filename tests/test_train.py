@@ -1786,3 +1786,34 @@ def test_record_data_reads_every_record_before_writing_and_a_damaged_one_is_one_
     with pytest.raises(UserError, match=r"fold_0/config.yaml is not a readable YAML config"):
         TrainConfig(src=str(tmp_path / "new"), model="test_resnet").record_data(run)
     assert (run / "config.yaml").read_bytes() == before
+
+
+def test_a_finished_run_given_its_moved_data_records_the_new_path_then_says_it_is_finished(tmp_path):
+    """`train NEW --resume RUN` on a finished run whose data moved said "already finished, nothing to resume" before
+    anything else, so its config.yaml kept the old src (predict's leak check, ensemble, train_longer's command then
+    named data that is gone). The new path is checked to hold the run's validation images, recorded, said (screen
+    and train.log), then the run is said to be finished; other data is refused in one line, the record kept."""
+    import shutil
+    old = make_image_folder(tmp_path / "disk1" / "data", {"a": 10, "b": 10}, size=(40, 40))
+    run = run_train(cfg_for(old, tmp_path, epochs=1))
+    (tmp_path / "disk2").mkdir()
+    shutil.move(old, tmp_path / "disk2" / "data")                                  # the data moved
+    new = tmp_path / "disk2" / "data"
+    other = make_image_folder(tmp_path / "other", {"c": 4, "d": 4}, size=(40, 40))
+    before = (run / "config.yaml").read_text()
+    r = CliRunner().invoke(app, ["train", str(other), "--resume", str(run)])
+    assert r.exit_code == 2 and "holds none of the run's validation images" in " ".join(r.output.split()), r.output
+    assert (run / "config.yaml").read_text() == before
+    r = CliRunner().invoke(app, ["train", str(new), "--resume", str(run)])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert TrainConfig.load(run / "config.yaml").src == str(new)
+    said, done = f"data {new} (recorded: {old}); config.yaml records the new path", "run: already finished"
+    line = " ".join(r.output.split())
+    assert said in line and done in line and line.index(said) < line.index(done), r.output
+    assert said in (run / "train.log").read_text()
+    rec = (run / "config.yaml").read_text()
+    assert rec.replace(str(new), str(old)) == before        # only src changed
+    r = CliRunner().invoke(app, ["train", str(new), "--resume", str(run)])      # the same data again: nothing
+    assert r.exit_code == 0 and "recorded:" not in r.output and done in r.output, r.output
+    assert (run / "config.yaml").read_text() == rec
+

@@ -174,6 +174,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         record = TrainConfig.load(resume_record(resume))     # read once: resume_config, check_resume_src, _data
         cfg = resume_config(cfg, resume, record)     # refuses a changed option before anything is read or written
         if finished(resume):                 # said before the data is read and decoded (minutes on a large set)
+            _record_moved_data(cfg, resume, record, dist)       # but data given at another path is recorded first
             if dist.main:
                 said = ("its last.pt says so" if (resume / "last.pt").is_file() else
                         "its folds' last.pt files and its oof_score.json say so")
@@ -387,16 +388,43 @@ def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig) -> Non
     given again); what the earlier session had is said and kept in train.log."""
     from imgcls.train.progress import RunLog
     log = RunLog(run_dir / "train.log")
-    earlier = cfg.record_data(run_dir)
-    if earlier:
-        folds = any(run_dir.glob("fold_*/config.yaml"))
-        log(f"resumed on the data {cfg.src} (recorded: {', '.join(map(str, earlier))}); config.yaml records the new "
-            f"path" + (", the set's and each fold's" if folds else ""))
+    _record_data(cfg, run_dir, log)
     changed = cfg.record_session(run_dir / "config.yaml", record)
     if changed:
         log(
             "resumed with " + ", ".join(f"{k} {now}" for k, (_, now) in changed.items()) + " (the earlier session: "
             + ", ".join(f"{k} {was}" for k, (was, _) in changed.items()) + "); config.yaml records this session's")
+
+
+def _record_data(cfg: TrainConfig, run_dir: Path, log) -> None:
+    """The data a resumed run reads (cfg.src, anchored) recorded in its config.yaml and its folds'
+    (TrainConfig.record_data), said in one line by `log` (a RunLog of the run's train.log) where a record changed."""
+    earlier = cfg.record_data(run_dir)
+    if earlier:
+        folds = any(run_dir.glob("fold_*/config.yaml"))
+        log(f"resumed on the data {cfg.src} (recorded: {', '.join(map(str, earlier))}); config.yaml records the new "
+            f"path" + (", the set's and each fold's" if folds else ""))
+
+
+def _record_moved_data(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dist) -> None:
+    """A finished run given its data again at another path (the data moved: `train NEW --resume RUN`) records the
+    new path as a run that goes on does (_record_data), so what reads its record later (predict's leak check,
+    ensemble, train_longer's command) finds the data where it is now: once check_resume_data found the run's
+    validation images there (the data listed, no image scanned or decoded), under the run's lock. No data given,
+    or the recorded path, reads and writes nothing. `cfg`: resume_config's (its src anchored here)."""
+    named = cfg.src             # as given: what a refusal names
+    if named == record.src or cfg.anchor_paths().src == record.src:
+        return
+    from imgcls import manifest as mf
+    from imgcls.fsutil import check_writable
+    from imgcls.train.progress import RunLog
+    from imgcls.train.rundir import RunLock, check_resume_data
+    df = mf.load(cfg.src, mf.LayoutOptions(), scan=False, announce=dist.main, max_pixels=cfg.max_pixels)
+    check_resume_data(run_dir, df, named, record)
+    if dist.main:
+        check_writable(run_dir)
+        with RunLock(run_dir):
+            _record_data(cfg, run_dir, RunLog(run_dir / "train.log"))
 
 
 def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
