@@ -1817,3 +1817,23 @@ def test_a_finished_run_given_its_moved_data_records_the_new_path_then_says_it_i
     assert r.exit_code == 0 and "recorded:" not in r.output and done in r.output, r.output
     assert (run / "config.yaml").read_text() == rec
 
+
+def test_a_run_resumed_through_a_symlink_is_named_by_its_real_folder(tmp_path):
+    """`train --resume LINK` (a symlink to the run folder) took the run's name and --out from the link as typed: a
+    k-fold set's next fold recorded `name: LINK` in its config.yaml, and the run was said (and tracked, reported)
+    as LINK. The run's name is its real folder's: the link is resolved."""
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "data" / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    run = _kfold_set_stopped_after_fold_0(tmp_path / "data" / "splits.csv", tmp_path / "runs")
+    link = tmp_path / "shortcut"
+    link.symlink_to(run, target_is_directory=True)
+    r = CliRunner().invoke(app, ["train", "--resume", str(link)])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert (run / "oof_score.json").is_file() and link.is_symlink()
+    for d in (run, run / "fold_0", run / "fold_1"):
+        rec = TrainConfig.load(d / "config.yaml")
+        assert (rec.name, rec.out) == ("kf", str(tmp_path / "runs")), d
+    r = CliRunner().invoke(app, ["train", "--resume", str(link)])
+    assert r.exit_code == 0 and "kf: already finished, nothing to resume" in r.output, r.output
