@@ -3,10 +3,10 @@
 - `probe(path)`: what the manifest records (size after EXIF rotation, mode, format, bytes, sha256, error) without
   a full-resolution decode: JPEGs are decoded at reduced scale (draft), PNGs are checked chunk by chunk (verify),
   so memory does not grow with image size; truncated, empty and non-image files come back with `error` set.
-- `load_rgb(path)`: an RGB PIL image with EXIF orientation applied, transparency flattened onto a background,
-  CMYK / 16-bit / float converted; raises `ImageReadError` with a reason for a bad file. `load_rgb_or_grey`: the
-  same, a grey source kept as 'L' (preprocess writes it so); `load_rgb_drafts`: load_rgb at several JPEG draft sizes,
-  one decode per distinct DCT scale (predict's TTA views).
+- `load_rgb(path)`: an RGB PIL image with EXIF orientation applied, transparency (alpha, a PNG's colour key)
+  flattened onto a background, CMYK / 16-bit / float converted; raises `ImageReadError` with a reason for a bad
+  file. `load_rgb_or_grey`: the same, a grey source kept as 'L' (preprocess writes it so); `load_rgb_drafts`:
+  load_rgb at several JPEG draft sizes, one decode per distinct DCT scale (predict's TTA views).
 """
 from __future__ import annotations
 
@@ -122,7 +122,14 @@ def _open_checked(path, max_pixels: int | None) -> Image.Image:
     if max_pixels and w * h > max_pixels:
         im.close()
         raise ImageReadError(path, too_many_pixels(w, h, max_pixels))
+    key = im.info.get("transparency")
+    if im.format == "PNG" and im.mode == "L" and isinstance(key, int) and im.tile:
+        # PIL decodes a 2- or 4-bit grey PNG scaled to 0..255 but keeps its tRNS value as stored (0..3, 0..15)
+        im.info["transparency"] = key * _PNG_GREY_SCALE.get(im.tile[0][3], 1)
     return im
+
+
+_PNG_GREY_SCALE = {"L;2": 85, "L;4": 17}
 
 
 def too_many_pixels(w: int, h: int, max_pixels: int) -> str:
@@ -260,9 +267,11 @@ def load_rgb_or_grey(path: str | os.PathLike, max_pixels: int | None = DEFAULT_M
                      ) -> Image.Image:
     """load_rgb, except that a grey source (GREY_MODES) comes back as 8-bit 'L', the very grey level load_rgb gives
     in each of R, G and B (for a step that writes images: a third of the bytes; load_rgb reads them back as the same
-    RGB). A grey image with transparency over a `background` that is not grey is RGB, as load_rgb makes it."""
+    RGB). A grey image with transparency (LA, or a PNG's transparent grey value) over a `background` that is not
+    grey is RGB, as load_rgb makes it."""
     im = _open_checked(path, max_pixels)
-    grey = im.mode in GREY_MODES and not (im.mode in ("LA", "La") and len(set(background)) > 1)
+    see_through = im.mode in ("LA", "La") or "transparency" in im.info   # alpha, or a PNG's transparent grey value
+    grey = im.mode in GREY_MODES and not (see_through and len(set(background)) > 1)
     if draft and im.format in DRAFT_FORMATS:
         im.draft("RGB", draft)
     rgb = _decode_rgb(path, im, background)      # load_rgb's own conversions, then its (equal) R channel
@@ -304,7 +313,9 @@ def decode_recipe(draft: int | None = None) -> dict:
         "exif_orientation": "applied after decoding (PIL ImageOps.exif_transpose)",
         "alpha": {"background": list(DEFAULT_BACKGROUND),
                   "how": "RGBA, LA, PA and palette images with transparency are composited onto background: "
-                         "rgb * a + background * (1 - a), a = alpha / 255 (PIL Image.paste with the alpha as mask)"},
+                         "rgb * a + background * (1 - a), a = alpha / 255 (PIL Image.paste with the alpha as mask); "
+                         "a grey or RGB PNG's tRNS colour key makes the pixels equal to it (at the stored bit "
+                         "depth) background"},
         "to_rgb": "8-bit RGB: L, 1, CMYK, YCbCr by PIL convert('RGB'); 16-bit values / 257, rounded; float images "
                   "x 255 when within [0, 1], else stretched min..max to 0..255",
     }
@@ -316,18 +327,23 @@ def load_rgba(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXE
     try:
         im.load()
         im = ImageOps.exif_transpose(im)
+        key = colour_key_mask(im)       # a grey or RGB PNG's transparent value
         if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
             im = _scale_to_8bit(im).convert("RGB")
-        return im.convert("RGBA")
+        rgba = im.convert("RGBA")
+        if key is not None:
+            rgba.putalpha(key)
+        return rgba
     except Exception as e:
         raise ImageReadError(path, f"truncated or corrupt: {type(e).__name__}: {e}") from None
 
 
 def to_rgb(im: Image.Image, background: tuple[int, int, int] = DEFAULT_BACKGROUND) -> Image.Image:
-    """Any PIL mode -> RGB: alpha (RGBA, LA, PA, P with transparency) composited onto `background`,
-    16-bit and float scaled to 8 bits (PIL's own convert would clip them), CMYK converted."""
+    """Any PIL mode -> RGB: alpha (RGBA, LA, PA, P with transparency, a grey or RGB PNG's transparent colour key)
+    composited onto `background`, 16-bit and float scaled to 8 bits (PIL's own convert would clip them), CMYK
+    converted."""
     mode = im.mode
-    if mode == "RGB":
+    if mode == "RGB" and "transparency" not in im.info:
         return im
     if mode == "P":
         im = im.convert("RGBA" if "transparency" in im.info else "RGB")
@@ -337,9 +353,34 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = DEFAULT_BACKGROUN
         bg = Image.new("RGB", rgba.size, tuple(background))
         bg.paste(rgba, mask=rgba.getchannel("A"))
         return bg
+    key = colour_key_mask(im)
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        return _scale_to_8bit(im).convert("RGB")
-    return im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+        rgb = _scale_to_8bit(im).convert("RGB")
+    else:
+        rgb = im if mode == "RGB" else im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+    if key is None:
+        return rgb
+    bg = Image.new("RGB", rgb.size, tuple(background))
+    bg.paste(rgb, mask=key)
+    return bg
+
+
+# the modes whose PNG may name one transparent value (a tRNS chunk; PIL puts it in im.info["transparency"])
+_COLOUR_KEY_MODES = frozenset({"1", "L", "I;16", "I;16B", "I;16L", "I;16N", "I", "RGB"})
+
+
+def colour_key_mask(im: Image.Image) -> Image.Image | None:
+    """The alpha of an image whose transparency is one colour key (a grey or RGB PNG's tRNS: the pixels equal to
+    it are transparent), as an 'L' mask of 0 and 255, compared at the stored bit depth (a 16-bit key is a 16-bit
+    value); None for an image without one."""
+    key = im.info.get("transparency")
+    if im.mode not in _COLOUR_KEY_MODES or not isinstance(key, tuple if im.mode == "RGB" else int):
+        return None
+    arr = np.asarray(im.convert("L") if im.mode == "1" else im)   # '1' reads as bool; PIL's key for it is 0 / 255
+    hit = arr == np.asarray(key)
+    if hit.ndim == 3:
+        hit = hit.all(axis=2)
+    return Image.fromarray(np.where(hit, 0, 255).astype(np.uint8), mode="L")
 
 
 def _scale_to_8bit(im: Image.Image) -> Image.Image:

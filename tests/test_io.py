@@ -66,6 +66,50 @@ def test_palette_alpha_flattened_on_background(tmp_path):
     assert rgba.shape == (30, 40, 4) and (rgba[:, :20, 3] == 0).all() and (rgba[:, 20:, 3] == 255).all()
 
 
+def _low_depth_grey_png(path, depth: int, values: list[int], key: int) -> None:
+    """A one-row grey PNG at 2 or 4 bits with a tRNS transparent value (PIL writes grey at 1, 8 and 16 bits only)."""
+    import struct
+    import zlib
+    bits = "".join(format(v, f"0{depth}b") for v in values)
+    bits += "0" * (-len(bits) % 8)
+    row = b"\0" + int(bits, 2).to_bytes(len(bits) // 8, "big")
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))  # noqa: E731
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", len(values), 1, depth, 0, 0, 0, 0))
+                     + chunk(b"tRNS", struct.pack(">H", key)) + chunk(b"IDAT", zlib.compress(row)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("kind", ["L", "I;16", "1", "L;2", "RGB"])
+def test_a_png_transparent_colour_key_is_flattened_on_background(kind, tmp_path):
+    """A grey (or RGB) PNG names its transparency as one value (tRNS, PIL's info['transparency']): those pixels are
+    the background, as an alpha channel's would be; they read as their stored grey before."""
+    p = tmp_path / "key.png"
+    if kind == "L;2":                           # key 3 of 2 bits: the pixel PIL decodes as 255
+        _low_depth_grey_png(p, 2, [3, 1, 2, 3], key=3)
+        grey = [None, 85, 170, None]
+    elif kind == "RGB":
+        Image.fromarray(np.array([[[9, 9, 9], [40, 50, 60], [9, 9, 8], [9, 9, 9]]], np.uint8)).save(
+            p, transparency=(9, 9, 9))
+        grey = None
+    else:
+        arr = {"L": np.array([[7, 100, 200, 7]], np.uint8), "I;16": np.array([[7, 25700, 65535, 7]], np.uint16),
+               "1": np.array([[0, 1, 1, 0]], bool)}[kind]
+        Image.fromarray(arr).save(p, transparency=0 if kind == "1" else 7)
+        grey = [None, {"L": 100, "I;16": 100, "1": 255}[kind], {"L": 200, "I;16": 255, "1": 255}[kind], None]
+    with Image.open(p) as raw:
+        assert "transparency" in raw.info and raw.mode == kind.split(";2")[0]
+    out = np.asarray(imgio.load_rgb(p, background=(255, 0, 0)))
+    assert out[0, 0].tolist() == out[0, 3].tolist() == [255, 0, 0]            # the key -> the background
+    alpha = np.asarray(imgio.load_rgba(p))[0, :, 3]
+    assert alpha.tolist() == [0, 255, 255, 0]
+    if grey is None:
+        assert out[0, 1].tolist() == [40, 50, 60] and out[0, 2].tolist() == [9, 9, 8]   # one channel off: opaque
+        return
+    assert [out[0, i, 0] for i in (1, 2)] == grey[1:3] and (out[0, 1:3, 1:] == out[0, 1:3, :1]).all()
+    assert imgio.load_rgb_or_grey(p, background=(255, 0, 0)).mode == "RGB"      # a colour behind: RGB, as load_rgb
+    kept = imgio.load_rgb_or_grey(p, background=(30, 30, 30))
+    assert kept.mode == "L" and np.asarray(kept).tolist() == [[30, *grey[1:3], 30]]
+
+
 def test_exif_rotation_swaps_size_and_rotates_pixels(tmp_path):
     p = make_odd_file("exif_rotated_jpeg", tmp_path)
     with Image.open(p) as raw:
