@@ -461,6 +461,24 @@ def test_a_grey_source_stays_grey_and_reads_as_its_rgb_copy_did(tmp_path):
     np.testing.assert_array_equal(np.asarray(got), np.asarray(im)[5:25, 10:30])
 
 
+def test_a_grey_source_written_as_webp_is_rgb_as_format_help_says(tmp_path):
+    """Pillow's WebP has no grey mode (it writes an 'L' image as RGB): --format webp cannot keep a grey source grey,
+    which --format's help says (README's order of operations too). Should Pillow write grey WebP one day, this fails
+    and the help is to change."""
+    src = tmp_path / "raw"
+    (src / "a").mkdir(parents=True)
+    Image.fromarray(np.tile(np.arange(0, 240, 6, dtype=np.uint8), (30, 1)), "L").save(src / "a" / "g.png")
+    out = tmp_path / "p"
+    r = run(src, "--out", out, "--size", 32, "--format", "webp", "--workers", 1, "--quiet")
+    assert r.exit_code == 0, r.output
+    assert manifest(out).loc["a/g.webp", "mode"] == "RGB"
+    with Image.open(out / "a" / "g.webp") as im:
+        assert im.format == "WEBP" and im.mode == "RGB"
+    h = runner.invoke(app, ["preprocess", "--help"], env={"COLUMNS": "250"})
+    line = next(ln for ln in h.output.splitlines() if "--format" in ln)
+    assert "WebP has no grey mode: a grey image is written to it as RGB" in line
+
+
 # --- resumable, parallel, safety ---------------------------------------------------------------------------------
 
 def test_resume_skips_up_to_date_outputs(tmp_path):

@@ -46,7 +46,8 @@ class PreprocessConfig:
                               help="pad (letterbox) | crop (centre) | squash (N x N, aspect ignored; train's "
                                    "name, formerly stretch here).")
     image_format: str = option("auto", panel=OUTPUT, choices=FORMATS, flags=("--format",),
-                               help="auto keeps jpg / png / webp, writes png otherwise.")
+                               help="auto keeps jpg / png / webp, writes png otherwise. WebP has no grey mode: a "
+                                    "grey image is written to it as RGB.")
     quality: int = option(95, panel=OUTPUT, lo=1, hi=100, help="JPEG / WebP quality.")
     max_pixels: int = max_pixels_option()
     oversample: str | None = option(None, panel=OVERSAMPLING, validator=check_target, none="off",
