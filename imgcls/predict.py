@@ -148,6 +148,20 @@ def say_letterbox(spec: EnsembleSpec, df: pd.DataFrame) -> None:
          f"padded to squares with {' / '.join(colours)} before the model's resize")
 
 
+def say_crop_from(spec: EnsembleSpec) -> None:
+    """Members trained with `train --crop-from F` (meta.crop_from > 1) learnt from S x S crops of images resized to
+    F x S; predict does not crop: it resizes each test image whole to S, as for any run (the test images are meant
+    to be the crops, at the density the training crops had). Said in one line for them all; nothing for the others."""
+    from imgcls.train.checkpoint import read_meta
+    from imgcls.train.data import cached_size
+    crops = [f"{m.name} on {meta.img_size} x {meta.img_size} crops of images resized to "
+             f"{(big := cached_size(meta.img_size, meta.crop_from))} x {big} (--crop-from {meta.crop_from:g})"
+             for m in spec.running().members if (meta := read_meta(m.checkpoints[0])).crop_from > 1]
+    if crops:
+        info(f"trained on crops: {'; '.join(crops)}; each test image is resized whole to the model's input size, "
+             f"not cropped (the test images are meant to be the crops)")
+
+
 def predict_dropped_faces(df: pd.DataFrame) -> pd.DataFrame:
     """Test rows `preprocess --no-face drop` left out (no face found; the row still points at its readable input
     image) are predicted from that input, as it came: a submission needs a prediction for every test image, and
@@ -806,6 +820,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     warn_mirrors_unseen(spec, tta_spec)
     warn_preprocess_differs(spec, given, data)
     say_letterbox(spec, given)
+    say_crop_from(spec)
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,
                             errors=pre_err, max_pixels=max_pixels, scheme=scheme)
     mf.require_readable(df.assign(error=probs.errors), **unreadable)

@@ -191,3 +191,22 @@ def test_a_crop_from_that_rounds_to_the_input_size_is_one_line(two_class, tmp_pa
     assert r.exit_code == 2 and len(errors) == 1 and "no crop" in errors[0] and "Traceback" not in r.output, r.output
     assert "--crop-from 1.032 or more" in errors[0], errors        # round(1.032 x 16) = 17: the smallest that crops
     assert not (tmp_path / "runs").exists()
+
+
+def test_predict_says_once_that_a_crop_from_run_gets_whole_test_images(two_class, tmp_path):
+    """predict feeds a --crop-from run each test image resized whole (the test images are meant to be the crops),
+    which it did without a word: it now says so in one info line, and nothing for a run trained on whole images."""
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    said = {}
+    for name, f in (("crop", 2.0), ("whole", 1.0)):
+        run = run_train(cfg_for(two_class, tmp_path, name=name, crop_from=f, epochs=1))
+        r = CliRunner().invoke(app, ["predict", str(run), "--data", str(two_class), "--workers", "0",
+                                     "--device", "cpu", "--out", str(tmp_path / f"p_{name}")])
+        assert r.exit_code == 0, r.output
+        said[name] = " ".join(r.output.split())
+    line = ("trained on crops: crop on 16 x 16 crops of images resized to 32 x 32 (--crop-from 2); each test image "
+            "is resized whole to the model's input size, not cropped (the test images are meant to be the crops)")
+    assert said["crop"].count(line) == 1, said["crop"]
+    assert "crops of images resized" not in said["whole"], said["whole"]
