@@ -213,7 +213,10 @@ def plot_attributes(df: pd.DataFrame, path: Path, age_edges) -> Path:
         bars = ax.bar(names, counts.values, color="#8172b2")
         ax.bar_label(bars, fontsize=8)
         ax.set_title(col)
-    ages = ok.drop_duplicates("group")["age"].astype(int) if "group" in ok else ok["age"].astype(int)
+    # one age per person: the group (person id) read in Unicode's composed form (mf.nfc_classes, as split reads it),
+    # so a person spelled NFD in some rows (a macOS zip's) and NFC in others is counted once; df keeps its spellings
+    ages = (ok.assign(group=mf.nfc_classes(ok["group"])).drop_duplicates("group")["age"].astype(int)
+            if "group" in ok else ok["age"].astype(int))
     axes[2].hist(ages, bins=range(int(ages.min()), int(ages.max()) + 2) if len(ages) else 10, color="#c44e52")
     for e in age_edges:
         axes[2].axvline(e, color="k", linestyle="--", linewidth=1)

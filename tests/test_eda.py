@@ -512,3 +512,30 @@ def test_empty_class_folders_name_the_class_nfc_and_skip_another_spelling_of_a_c
     assert empty_class_folders(root, mf.load(root, scan=False)["path"]) == ["빈칸"]
     said = [ln for ln in capsys.readouterr().err.splitlines() if "hold no images" in ln]
     assert len(said) == 1 and said[0].endswith(": 빈칸") and "1 class folder(s)" in said[0], said
+
+
+def test_attributes_count_a_person_spelled_nfd_and_nfc_once(tmp_path, monkeypatch):
+    """The age histogram counts each person (group) once; a person whose id a macOS zip spelled NFD in some rows and
+    NFC in others was two persons. eda now reads the group in NFC (manifest.nfc_classes, as split does) for the count;
+    the manifest (which eda writes) keeps each row's spelling."""
+    import unicodedata
+
+    import matplotlib.axes
+
+    from conftest import make_image
+    root = tmp_path / "data"
+    people = [("한국", "NFC", 30), ("한국", "NFD", 30), ("Renée", "NFC", 50), ("Renée", "NFC", 50)]
+    groups = [unicodedata.normalize(form, g) for g, form, _ in people]
+    assert groups[0] != groups[1]
+    for i in range(len(people)):
+        make_image(root / f"{i}.png", size=(16, 16), seed=i)
+    pd.DataFrame({"path": [f"{i}.png" for i in range(len(people))], "root": str(root), "label": "a",
+                  "group": groups, "mask": 0, "gender": [0, 0, 1, 1], "age": [a for *_, a in people]}
+                 ).to_csv(root / "manifest.csv", index=False)
+    drawn, real_hist = [], matplotlib.axes.Axes.hist
+    monkeypatch.setattr(matplotlib.axes.Axes, "hist", lambda self, x, *a, **kw: (drawn.append(sorted(x)),
+                                                                                   real_hist(self, x, *a, **kw))[1])
+    df = mf.load(root, workers=1)
+    eda.plot_attributes(df, tmp_path / "attributes.png", (30, 60))
+    assert drawn == [[30, 50]], drawn                  # two persons, one age each (was [30, 30, 50])
+    assert df.sort_values("path")["group"].tolist() == groups      # the manifest eda writes keeps the spellings
