@@ -214,13 +214,16 @@ def plot_attributes(df: pd.DataFrame, path: Path, age_edges) -> Path:
         ax.bar_label(bars, fontsize=8)
         ax.set_title(col)
     # one age per person: the group (person id) read in Unicode's composed form (mf.nfc_classes, as split reads it),
-    # so a person spelled NFD in some rows (a macOS zip's) and NFC in others is counted once; df keeps its spellings
-    ages = (ok.assign(group=mf.nfc_classes(ok["group"])).drop_duplicates("group")["age"].astype(int)
-            if "group" in ok else ok["age"].astype(int))
+    # so a person spelled NFD in some rows (a macOS zip's) and NFC in others is counted once; df keeps its spellings.
+    # A row without a group ('': a competition CSV given without --group-col) is its own person.
+    group = mf.nfc_classes(ok["group"]) if "group" in ok else pd.Series("", index=ok.index)
+    known = group != ""
+    ages = pd.concat([ok.loc[known].assign(group=group[known]).drop_duplicates("group")["age"],
+                      ok.loc[~known, "age"]]).astype(int)
     axes[2].hist(ages, bins=range(int(ages.min()), int(ages.max()) + 2) if len(ages) else 10, color="#c44e52")
     for e in age_edges:
         axes[2].axvline(e, color="k", linestyle="--", linewidth=1)
-    axes[2].set_title(f"age per profile (band edges {', '.join(map(str, age_edges))})")
+    axes[2].set_title(f"age per {'profile' if known.any() else 'image'} (band edges {', '.join(map(str, age_edges))})")
     return report.save_figure(fig, path)
 
 

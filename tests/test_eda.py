@@ -539,3 +539,22 @@ def test_attributes_count_a_person_spelled_nfd_and_nfc_once(tmp_path, monkeypatc
     eda.plot_attributes(df, tmp_path / "attributes.png", (30, 60))
     assert drawn == [[30, 50]], drawn                  # two persons, one age each (was [30, 30, 50])
     assert df.sort_values("path")["group"].tolist() == groups      # the manifest eda writes keeps the spellings
+
+
+def test_attributes_rows_without_a_group_are_each_a_person(tmp_path, monkeypatch):
+    """A competition CSV read without --group-col has group '' on every row: the age histogram drew one age (every
+    row taken for one person); each row without a group now counts as its own person, beside the grouped ones."""
+    import matplotlib.axes
+
+    from conftest import make_image
+    root = tmp_path / "data"
+    groups, ages = ["", "", "", "p1", "p1"], [20, 30, 40, 50, 50]
+    for i in range(len(groups)):
+        make_image(root / f"{i}.png", size=(16, 16), seed=i)
+    pd.DataFrame({"path": [f"{i}.png" for i in range(len(groups))], "root": str(root), "label": "a",
+                  "group": groups, "mask": 0, "gender": 0, "age": ages}).to_csv(root / "manifest.csv", index=False)
+    drawn, real_hist = [], matplotlib.axes.Axes.hist
+    monkeypatch.setattr(matplotlib.axes.Axes, "hist", lambda self, x, *a, **kw: (drawn.append(sorted(x)),
+                                                                                   real_hist(self, x, *a, **kw))[1])
+    eda.plot_attributes(mf.load(root, workers=1), tmp_path / "attributes.png", (30, 60))
+    assert drawn == [[20, 30, 40, 50]], drawn             # was [20, 50]: the three ungrouped rows one person
