@@ -1807,7 +1807,8 @@ def test_a_finished_run_given_its_moved_data_records_the_new_path_then_says_it_i
     r = CliRunner().invoke(app, ["train", str(new), "--resume", str(run)])
     assert r.exit_code == 0 and "Traceback" not in r.output, r.output
     assert TrainConfig.load(run / "config.yaml").src == str(new)
-    said, done = f"data {new} (recorded: {old}); config.yaml records the new path", "run: already finished"
+    said, done = (f"finished run given the data {new} (recorded: {old}); config.yaml records the new path",
+                  "run: already finished")
     line = " ".join(r.output.split())
     assert said in line and done in line and line.index(said) < line.index(done), r.output
     assert said in (run / "train.log").read_text()

@@ -396,13 +396,14 @@ def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig) -> Non
             + ", ".join(f"{k} {was}" for k, (was, _) in changed.items()) + "); config.yaml records this session's")
 
 
-def _record_data(cfg: TrainConfig, run_dir: Path, log) -> None:
+def _record_data(cfg: TrainConfig, run_dir: Path, log, how: str = "resumed on") -> None:
     """The data a resumed run reads (cfg.src, anchored) recorded in its config.yaml and its folds'
-    (TrainConfig.record_data), said in one line by `log` (a RunLog of the run's train.log) where a record changed."""
+    (TrainConfig.record_data), said in one line by `log` (a RunLog of the run's train.log) where a record changed;
+    `how` the line's first words (a finished run is given the data, not resumed on it)."""
     earlier = cfg.record_data(run_dir)
     if earlier:
         folds = any(run_dir.glob("fold_*/config.yaml"))
-        log(f"resumed on the data {cfg.src} (recorded: {', '.join(map(str, earlier))}); config.yaml records the new "
+        log(f"{how} the data {cfg.src} (recorded: {', '.join(map(str, earlier))}); config.yaml records the new "
             f"path" + (", the set's and each fold's" if folds else ""))
 
 
@@ -424,7 +425,7 @@ def _record_moved_data(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dis
     if dist.main:
         check_writable(run_dir)
         with RunLock(run_dir):
-            _record_data(cfg, run_dir, RunLog(run_dir / "train.log"))
+            _record_data(cfg, run_dir, RunLog(run_dir / "train.log"), how="finished run given")
 
 
 def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
