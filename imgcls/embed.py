@@ -7,6 +7,9 @@ Resumable: while a pass runs, every SHARD_IMAGES embedded images are written as 
 by sha256) under `<model>_<size>.parts/` beside the cache; a pass that ends merges its shards and any earlier ones
 into the cache files and removes them. A pass killed half-way keeps the shards it finished, so the rerun embeds only
 what is missing, and says how many vectors it reused.
+
+Cache files and shards record the decoding their images' pixels came from (imgcls.io.DECODE_VERSION): vectors of
+another decoding are reported and embedded again, never replayed.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls.console import info, pass_label, progress_bar, warn
-from imgcls.io import DEFAULT_MAX_PIXELS, ImageReadError, load_rgb
+from imgcls.io import DECODE_VERSION, DEFAULT_MAX_PIXELS, ImageReadError, load_rgb
 # the embedder clean and split default to, declared once with their options (light: the command line's)
 from imgcls.link_options import DEFAULT_EMBED_SIZE, DEFAULT_EMBEDDER  # noqa: F401
 
@@ -128,18 +131,23 @@ def _save_shard(folder: Path, keys: list[str], pooled: list[np.ndarray], style: 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, keys=np.array(keys), pooled=np.stack(pooled).astype(np.float32),
-                     style=np.stack(style).astype(np.float32), version=np.array(CACHE_VERSION))
+                     style=np.stack(style).astype(np.float32), version=np.array(CACHE_VERSION),
+                     decode=np.array(DECODE_VERSION))
     return path
 
 
 def _load_shards(folder: Path) -> tuple[list[Path], dict[str, dict[str, np.ndarray]]]:
     """The shards an earlier (interrupted) pass left: their paths and {kind: {sha256: vector}}; a damaged shard is
-    skipped (and removed with the others once the pass ends)."""
+    skipped, as is one of another decoding (decode_mismatch), and removed with the others once the pass ends."""
     out: dict[str, dict[str, np.ndarray]] = {"pooled": {}, "style": {}}
     paths = sorted(folder.glob("shard-*.npz")) if folder.is_dir() else []
     for path in paths:
         try:
             with np.load(path) as z:
+                why = decode_mismatch(z["decode"].item() if "decode" in z.files else None)
+                if why:
+                    warn(f"embedding shard {path} does not fit ({why}): ignored")
+                    continue
                 keys = [str(k) for k in z["keys"]]
                 for kind in out:
                     out[kind].update(zip(keys, z[kind]))
@@ -151,24 +159,37 @@ def _load_shards(folder: Path) -> tuple[list[Path], dict[str, dict[str, np.ndarr
 CACHE_VERSION = 1
 
 
+def decode_mismatch(decode: object) -> str:
+    """Why numbers recorded as computed from pixels of decode version `decode` (None: a file written before the
+    record, version 1) are not this imgcls's (imgcls.io.DECODE_VERSION), or "" when they are."""
+    version = 1 if decode is None else int(decode)
+    if version == DECODE_VERSION:
+        return ""
+    return (f"decoded by {'an older' if version < DECODE_VERSION else 'a newer'} imgcls: decode version {version}, "
+            f"this one's {DECODE_VERSION}")
+
+
 def load_vectors(path: Path, tag: str = "", size: int = 0, kind: str = "", what: str = "embedding cache"
                  ) -> dict[str, np.ndarray]:
     """{sha256: vector} of a cache file written for this (model, size, kind): the embeddings here, clean's photo
-    features and thumbnail numbers (VectorCache); a cache of another model / size / kind, with vectors of another
-    size than it records, or damaged, is reported and rebuilt, never trusted."""
+    features and thumbnail numbers (VectorCache); a cache of another model / size / kind, of another decoding
+    (decode_mismatch), with vectors of another size than it records, or damaged, is reported and rebuilt, never
+    trusted."""
     if not path.is_file():
         return {}
     why = ""
     try:
         with np.load(path) as z:
             keys, vectors = z["keys"], z["vectors"]
-            meta = {k: z[k].item() for k in ("version", "model", "size", "kind", "dim") if k in z.files}
+            meta = {k: z[k].item() for k in ("version", "model", "size", "kind", "dim", "decode") if k in z.files}
         if vectors.ndim != 2 or len(keys) != len(vectors):
             why = f"vectors of shape {vectors.shape} for {len(keys)} keys"
         elif meta.get("version") != CACHE_VERSION:
             why = "written by another version (no record of its model and vector size)"
         elif tag and (meta.get("model"), int(meta.get("size", -1)), meta.get("kind")) != (tag, int(size), kind):
             why = f"written for {meta.get('model')} / {meta.get('size')} px / {meta.get('kind')}"
+        elif other := decode_mismatch(meta.get("decode")):
+            why = other
         elif vectors.shape[1] != int(meta.get("dim", -1)):
             why = f"vector size {vectors.shape[1]}, its record says {meta.get('dim')}"
     except Exception as e:  # a damaged cache is rebuilt, never trusted
@@ -189,7 +210,8 @@ def save_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, keys=keys, vectors=vecs, version=np.array(CACHE_VERSION), model=np.array(tag),
-                     size=np.array(int(size)), kind=np.array(kind), dim=np.array(vecs.shape[1]))
+                     size=np.array(int(size)), kind=np.array(kind), dim=np.array(vecs.shape[1]),
+                     decode=np.array(DECODE_VERSION))
 
 
 def drop_replaced(path: Path, replaces: str | None) -> None:

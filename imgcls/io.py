@@ -7,6 +7,7 @@
   flattened onto a background, CMYK / 16-bit / float converted; raises `ImageReadError` with a reason for a bad
   file. `load_rgb_or_grey`: the same, a grey source kept as 'L' (preprocess writes it so); `load_rgb_drafts`:
   load_rgb at several JPEG draft sizes, one decode per distinct DCT scale (predict's TTA views).
+- `DECODE_VERSION`: which decoding the loaders' pixels are; caches of numbers computed from them record it.
 """
 from __future__ import annotations
 
@@ -49,6 +50,12 @@ except ImportError:
     pillow_heif = None
 _EXIF_ORIENTATION = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}
+
+DECODE_VERSION = 2
+"""Bump when the pixels any loader returns change for some file. Caches of numbers computed from decoded pixels
+record it (imgcls.embed.save_vectors: the embedding cache, its shards) and rebuild those of another decode version,
+so a warm run gives a cold run's numbers; a file written without it counts as 1. 2: a PNG's transparent colour key
+(tRNS) is flattened onto the background (68e20c8)."""
 
 
 class ImageReadError(Exception):

@@ -1000,6 +1000,84 @@ def test_an_interrupted_embedding_pass_resumes_from_its_shards(dirty, tmp_path, 
     assert not seen                                           # the style vectors were in the shards too
 
 
+def _keyed_and_opaque_pngs(root: Path) -> Path:
+    """Two grey PNGs, one with a transparent colour key (tRNS 0) on its dark square: decoded before 68e20c8 (decode
+    version 1) the keyed one gave the opaque one's pixels, now its square is the white background."""
+    grey = np.full((32, 32), 128, np.uint8)
+    grey[8:24, 8:24] = 0
+    (root / "a").mkdir(parents=True)
+    Image.fromarray(grey, "L").save(root / "a" / "keyed.png", transparency=0)
+    Image.fromarray(grey, "L").save(root / "a" / "opaque.png")
+    return root
+
+
+def test_cached_vectors_of_another_decoding_are_reported_and_not_replayed(tmp_path, monkeypatch):
+    from imgcls import embed
+    from imgcls.io import DECODE_VERSION
+    said: list[str] = []
+    monkeypatch.setattr(embed, "warn", said.append)
+    shas, vecs = ["a" * 64, "b" * 64], np.eye(2, 4, dtype=np.float32)
+    path = tmp_path / "m_64.npz"
+    meta = dict(version=np.array(1), model=np.array("m"), size=np.array(64), kind=np.array("pooled"),
+                dim=np.array(4))
+    np.savez(path, keys=np.array(shas), vectors=vecs, **meta)          # as imgcls wrote it before DECODE_VERSION
+    assert embed.load_vectors(path, "m", 64, "pooled") == {}
+    assert said == [f"embedding cache {path} does not fit (decoded by an older imgcls: decode version 1, this "
+                    f"one's {DECODE_VERSION}): ignored and rebuilt"]
+    np.savez(path, keys=np.array(shas), vectors=vecs, decode=np.array(DECODE_VERSION + 1), **meta)
+    assert embed.load_vectors(path, "m", 64, "pooled") == {} and "a newer imgcls" in said[-1]
+    said.clear()
+    embed.save_vectors(path, dict(zip(shas, vecs)), "m", 64, "pooled")
+    kept = embed.load_vectors(path, "m", 64, "pooled")
+    assert not said and list(kept) == shas and np.array_equal(np.stack(list(kept.values())), vecs)
+    # an interrupted pass's shards: one of the old decoding is ignored (and said), one of this decoding is kept
+    parts = tmp_path / "m_64.parts"
+    parts.mkdir()
+    np.savez(parts / "shard-old.npz", keys=np.array(shas[:1]), pooled=vecs[:1], style=vecs[:1], version=np.array(1))
+    new = embed._save_shard(parts, shas[1:], list(vecs[1:]), list(vecs[1:]))
+    paths, shards = embed._load_shards(parts)
+    assert paths == sorted([parts / "shard-old.npz", new]) and list(shards["pooled"]) == shas[1:]
+    assert said == [f"embedding shard {parts / 'shard-old.npz'} does not fit (decoded by an older imgcls: decode "
+                    f"version 1, this one's {DECODE_VERSION}): ignored"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_an_embedding_cache_of_the_old_decoding_is_rebuilt_one_of_this_decoding_replayed(tmp_path, monkeypatch):
+    """A warm run gives the cold run's vectors: the pre-68e20c8 cache held, for a PNG with a transparent colour key,
+    the vector of its opaque pixels."""
+    import imgcls.weights as w
+    from imgcls import embed
+    from imgcls import manifest as mf
+    from imgcls.io import DECODE_VERSION
+    df = mf.load(_keyed_and_opaque_pngs(tmp_path / "raw"), announce=False).reset_index(drop=True)
+    keyed = int(np.flatnonzero(df["path"].astype(str).str.endswith("keyed.png"))[0])
+    cold = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=tmp_path / "cold", precision="fp32")
+    assert not np.allclose(cold[0], cold[1], atol=1e-3)           # the key makes the two images differ
+    cache = tmp_path / "cache"
+    path = embed._cache_file(cache, "tf_efficientnet_lite0", 64)
+    cache.mkdir()
+    shas, opaque = list(df["sha256"]), cold[1 - keyed]
+    np.savez(path, keys=np.array(shas), vectors=np.stack([opaque, opaque]), version=np.array(1),
+             model=np.array("tf_efficientnet_lite0"), size=np.array(64), kind=np.array("pooled"),
+             dim=np.array(opaque.size))                            # the old imgcls's file: no decode version
+    said: list[str] = []
+    monkeypatch.setattr(embed, "warn", said.append)
+    warm = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=cache, precision="fp32")
+    np.testing.assert_allclose(warm, cold, atol=1e-4)
+    reason = f"decoded by an older imgcls: decode version 1, this one's {DECODE_VERSION}"
+    assert [m for m in said if str(path) in m] == [f"embedding cache {path} does not fit ({reason}): ignored and "
+                                                   "rebuilt"]
+    with np.load(path) as z:
+        assert int(z["decode"]) == DECODE_VERSION
+    # a cache of this decoding is replayed: no model is made, the vectors come back as kept
+    embed.save_vectors(path, {s: v for s, v in zip(shas, cold[::-1])}, "tf_efficientnet_lite0", 64, "pooled")
+    said.clear()
+    monkeypatch.setattr(w, "create_model", lambda *a, **k: pytest.fail("a replayed cache made a model"))
+    again = embed.embed_manifest(df, img_size=64, device="cpu", cache_dir=cache, precision="fp32")
+    assert np.array_equal(again, cold[::-1]) and not said
+
+
 def test_clean_is_deterministic_and_stages_switch_off(dirty, tmp_path):
     a = _run(dirty, tmp_path / "c1")
     b = _run(dirty, tmp_path / "c2")

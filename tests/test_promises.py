@@ -732,6 +732,7 @@ def test_embedding_cache_of_the_wrong_vector_size_is_reported_and_rebuilt(tmp_pa
     import numpy as np
     from imgcls import embed
     from imgcls import manifest as mf
+    from imgcls.io import DECODE_VERSION
     said: list[str] = []
     monkeypatch.setattr(embed, "warn", said.append)
     raw = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(32, 32))
@@ -743,7 +744,7 @@ def test_embedding_cache_of_the_wrong_vector_size_is_reported_and_rebuilt(tmp_pa
     np.savez(path, keys=np.array(shas), vectors=np.ones((4, 7), np.float32))   # no record of what wrote it
     assert embed.load_vectors(path, "tf_efficientnet_lite0", 64, "pooled") == {} and "ignored" in said[-1]
     meta = dict(version=np.array(1), model=np.array("tf_efficientnet_lite0"), size=np.array(64),
-                kind=np.array("pooled"))
+                kind=np.array("pooled"), decode=np.array(DECODE_VERSION))        # as this imgcls records a file
     np.savez(path, keys=np.array(shas), vectors=np.ones((4, 7), np.float32), dim=np.array(1280), **meta)
     assert embed.load_vectors(path, "tf_efficientnet_lite0", 64, "pooled") == {} and "vector size 7" in said[-1]
     # a cache that records itself faithfully but whose vectors are not this model's: found when the model runs
