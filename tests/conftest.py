@@ -142,6 +142,40 @@ def profile_folder(tmp_path) -> Path:
     return make_profiles(tmp_path / "profiles")
 
 
+# --- scale tests: work, not wall seconds ----------------------------------------------------------------------
+
+@pytest.fixture
+def work(monkeypatch):
+    """work(fn, runs=2) -> (pandas operations, CPU seconds, fn's result): how a scale test measures a call, to compare
+    it with the same call on a smaller input in the same test (a wall-clock bound fails on a loaded, shared 2-core
+    machine). Pandas operations are NDFrame.__finalize__ calls (one per frame or series made), counted over the last
+    run: a pandas call per group makes them grow with the groups. CPU seconds are this process's (other processes'
+    load left out; time.process_time), the least of `runs` runs, each after a garbage collection."""
+    import gc
+    import time
+
+    import pandas.core.generic as pdg
+    made = [0]
+    finalize = pdg.NDFrame.__finalize__
+
+    def counted(self, *a, **k):
+        made[0] += 1
+        return finalize(self, *a, **k)
+    monkeypatch.setattr(pdg.NDFrame, "__finalize__", counted)
+
+    def measure(fn, runs: int = 2):
+        best = result = None
+        for _ in range(runs):
+            gc.collect()
+            made[0] = 0
+            t = time.process_time()
+            result = fn()
+            cpu = time.process_time() - t
+            best = cpu if best is None else min(best, cpu)
+        return made[0], best, result
+    return measure
+
+
 # --- predict / ensemble / export: tiny runs in the train step's checkpoint format ------------------------------
 
 def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_efficientnet", img_size: int = 32,
