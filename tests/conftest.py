@@ -176,6 +176,41 @@ def work(monkeypatch):
     return measure
 
 
+@pytest.fixture
+def connections(monkeypatch) -> list:
+    """The network this process tries from now on: each name lookup as ((host, port), None) and each TCP connection
+    as (address, timeout), refused at once as on a machine without network (a numeric address needs no lookup). A
+    test asserts what was tried (nothing: no network attempt, hence no hang) instead of bounding wall seconds, which
+    a loaded machine or a first import of torch / timm stretches."""
+    import errno
+    import socket
+    tried = []
+    getaddrinfo, connect, connect_ex = socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex
+
+    def lookup(host, port, family=0, type=0, proto=0, flags=0):
+        try:
+            return getaddrinfo(host, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+        except socket.gaierror:
+            tried.append(((host, port), None))
+            raise socket.gaierror(socket.EAI_NONAME, f"no network in this test ({host})") from None
+
+    def refuse(self, address):
+        if self.family not in (socket.AF_INET, socket.AF_INET6):      # a local socket (e.g. multiprocessing's)
+            return connect(self, address)
+        tried.append((address, self.gettimeout()))
+        raise ConnectionRefusedError(errno.ECONNREFUSED, f"no network in this test ({address})")
+
+    def refuse_ex(self, address):
+        if self.family not in (socket.AF_INET, socket.AF_INET6):
+            return connect_ex(self, address)
+        tried.append((address, self.gettimeout()))
+        return errno.ECONNREFUSED
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse_ex)
+    return tried
+
+
 # --- predict / ensemble / export: tiny runs in the train step's checkpoint format ------------------------------
 
 def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_efficientnet", img_size: int = 32,
