@@ -86,6 +86,8 @@ def work(x):
     if x == 0 and sys.argv[1] == "worker":
         ctrl_c()
     time.sleep(0.1)
+    with open(sys.argv[2], "a") as f:      # the chunks worked through
+        print(x, file=f)
     return x
 
 if sys.argv[1] == "starting":           # the Ctrl-C lands while the workers start, before they ignore it
@@ -107,18 +109,20 @@ except KeyboardInterrupt:
 
 
 @pytest.mark.parametrize("where", ["worker", "meanwhile", "starting"])
-def test_ctrl_c_stops_the_workers_quietly_and_drops_the_chunks_not_started(where):
+def test_ctrl_c_stops_the_workers_quietly_and_drops_the_chunks_not_started(where, tmp_path):
     """Ctrl-C reaches every process of the group: the workers leave it to the main process (each printed a
     KeyboardInterrupt traceback), which stops without working through the ~5 s of chunks still queued, also when
     it came while this process did something else (clean imports torch while the workers decode), or while the
-    workers started, before they ignore it (a worker forked but not yet initialised printed the traceback)."""
+    workers started, before they ignore it (a worker forked but not yet initialised printed the traceback). The
+    chunks worked through are counted (3 of 100 here), not the seconds: a 4 s bound on the whole subprocess, the
+    interpreter's start included, is what a loaded machine stretches."""
     import os
     import subprocess
     import sys
-    import time
-    t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-c", _CTRL_C, where], capture_output=True, text=True, timeout=60,
+    done = tmp_path / "done.txt"
+    r = subprocess.run([sys.executable, "-c", _CTRL_C, where, str(done)], capture_output=True, text=True, timeout=60,
                        start_new_session=True, env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
     assert r.returncode == 130 and r.stdout.strip() == "interrupted", (r.stdout, r.stderr)
     assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr, r.stderr
-    assert time.perf_counter() - t0 < 4
+    n_done = len(done.read_text().split()) if done.exists() else 0
+    assert n_done < 50, f"{n_done} of the 100 chunks worked through after Ctrl-C"
