@@ -284,7 +284,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     layout = mf.layout_read(df)
     mf.warn_unlabeled(df, src)
     test_df = mf.load(test, mf.LayoutOptions(), scan=False) if test is not None else None
-    check_output_location(out, *mf.roots(df), *(mf.roots(test_df) if test_df is not None else []),
+    check_output_location(out, *mf.input_folders(df), *(mf.input_folders(test_df) if test_df is not None else []),
                           images=mf.image_paths(df) + (mf.image_paths(test_df) if test_df is not None else []))
     df = mf.scan_images(df, workers=workers, max_pixels=max_pixels, require=False)   # the report lists them
     if test_df is not None:

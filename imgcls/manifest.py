@@ -40,6 +40,7 @@ from imgcls.profiles import DEFAULT_AGE_BANDS
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
 LAYOUT_READ = "imgcls_layout_read"  # DataFrame.attrs key: the layout `load` read the source as (layout_read)
 MANIFEST_READ = "imgcls_manifest_read"  # DataFrame.attrs key: the manifest file a manifest layout was read from
+FOLDER_READ = "imgcls_folder_read"  # DataFrame.attrs key: the folder given whose CSV / profiles sit below it (input_folders)
 SCAN_COLUMNS = ["width", "height", "mode", "format", "bytes", "sha256", "error"]
 CORE_COLUMNS = ["path", "label", "group"] + SCAN_COLUMNS
 
@@ -280,6 +281,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                                          "manifest)" if layout == "manifest" else "")
                         + "; drop --age-bands or give the profile folders")
     table = None        # the CSV the rows come from, named when it has none
+    folder_read = None  # the folder given, when the images lie below it (input_folders)
     if layout == "manifest":
         mpath = table = src if src.is_file() else src / MANIFEST_NAME
         if not mpath.is_file():
@@ -324,11 +326,14 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
             df = read_profiles(root, opts.age_bands)
             if src.is_file():       # the competition's train.csv given itself: no output may replace it either
                 df.attrs[CSV_READ] = str(src)
+                folder_read = str(src.parent.resolve())     # nor be written beside it, in its train/
         else:
             df = read_unlabeled(root)
         df["root"] = str(root.resolve())
         if root.resolve() != (src.parent if src.is_file() else src).resolve():
             notes.append(f"images in {root}")
+            if not src.is_file():       # the competition's train/ or eval/ given whole: its CSV and images are input
+                folder_read = str(src.resolve())
         if announce:
             info(f"read {src} as layout '{layout}' ({len(df)} images{''.join('; ' + n for n in notes)})")
     if df.empty and table is not None:
@@ -338,6 +343,8 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     df = ensure_columns(df)
     df["label"] = nfc_classes(df["label"])
     df.attrs[LAYOUT_READ] = layout
+    if folder_read is not None:
+        df.attrs[FOLDER_READ] = folder_read
     if scan:
         df = scan_images(df, workers=workers, max_pixels=max_pixels)
     return df
@@ -634,3 +641,11 @@ def write(df: pd.DataFrame, path: str | os.PathLike) -> Path:
 
 def roots(df: pd.DataFrame) -> list[str]:
     return sorted(set(df["root"]))
+
+
+def input_folders(df: pd.DataFrame) -> list[str]:
+    """The folders no output may be written under (fsutil.check_output_location): the image roots, and the folder
+    given when its images sit below it (the competition's train/ of train.csv and images/<profile>/, eval/ of
+    info.csv and images/): an --out there put a step's files beside train.csv, and the folder then read as class
+    folders of those files."""
+    return roots(df) + ([df.attrs[FOLDER_READ]] if df.attrs.get(FOLDER_READ) else [])

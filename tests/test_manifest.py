@@ -664,3 +664,33 @@ def test_a_semicolon_or_tab_separated_csv_is_read_with_its_separator(tmp_path, s
     tpl = match_template(tmp_path / "sample.csv", df.assign(id=[p[:4] for p in df["path"]]))   # predict adds id
     assert list(tpl.frame.columns) == ["id", "label"] and list(tpl.frame["id"]) == ids
     assert list(df["path"].iloc[tpl.order].str[:4]) == ids
+
+
+def test_no_step_writes_into_the_competitions_train_or_eval_folder_given_whole(tmp_path):
+    """`imgcls eda train --out train/eda` (the mask competition's train/: train.csv and images/<profile>/) wrote the
+    report beside train.csv: only images/, the profiles' root, was checked. `train` was then read as class folders
+    of eda's PNGs (173 "images" of layout 'folder'). The folder given (and a profile train.csv's own folder) is an
+    input folder too, for eda, clean, preprocess, split and train, as it was for predict's eval/."""
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    train = tmp_path / "train"
+    make_profiles(train / "images", n_profiles=4)
+    dirs = sorted(d.name for d in (train / "images").iterdir())
+    (train / "train.csv").write_text("id,gender,race,age,path\n" + "".join(
+        f"{d.split('_')[0]},{d.split('_')[1]},Asian,{d.split('_')[3]},{d}\n" for d in dirs))
+    for src in (train, train / "train.csv"):
+        assert str(train.resolve()) in mf.input_folders(mf.load(src, scan=False))
+    runs = [["eda", str(train), "--out", str(train / "eda")],
+            ["eda", str(train / "train.csv"), "--out", str(train / "eda")],
+            ["clean", str(train), "--out", str(train / "clean"), "--exact-only", "--no-ood"],
+            ["preprocess", str(train / "train.csv"), "--out", str(train / "processed")],
+            ["split", str(train), "--out", str(train / "splits.csv"), "--no-near-dup"],
+            ["train", str(train), "--out", str(train / "runs"), "--model", "resnet10t", "--no-pretrained"]]
+    for args in runs:
+        r = CliRunner().invoke(app, args + ["-q"])
+        assert r.exit_code == 2 and "Traceback" not in r.output, (args, r.output)
+        assert f"is inside the input folder {train.resolve()}" in " ".join(r.output.split()), (args, r.output)
+    assert sorted(p.name for p in train.iterdir()) == ["images", "train.csv"]
+    # an --out beside train/ is fine, and a plain class folder's own folder is its root as before
+    assert mf.input_folders(mf.load(train, scan=False)) == [str((train / "images").resolve()), str(train.resolve())]

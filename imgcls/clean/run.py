@@ -179,7 +179,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     df = mf.load(src, opts, scan=False)
     age_bands = mf.age_band_record(df, opts)      # recorded in the summary: train reads them beside the manifest
     mf.warn_unlabeled(df, src)
-    check_output_location(out, *mf.roots(df), images=mf.image_paths(df))
+    check_output_location(out, *mf.input_folders(df), images=mf.image_paths(df))
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels).reset_index(drop=True)
     df["keep"] = df["error"] == ""
     df["reason"] = np.where(df["keep"], "", "unreadable")

@@ -53,7 +53,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     df = mf.load(src, opts, scan=False).reset_index(drop=True)
     age_bands = mf.age_band_record(df, opts)      # recorded in preprocess.json: train reads them beside the manifest
     paths = mf.image_paths(df)
-    check_output_location(out, *mf.roots(df), images=paths)       # before the scan: a refusal comes first
+    check_output_location(out, *mf.input_folders(df), images=paths)       # before the scan: a refusal comes first
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     settings = cfg.settings()
     sources = [os.path.realpath(p) for p in paths]     # realpath: a symlink loop is not a RuntimeError

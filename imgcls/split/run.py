@@ -133,8 +133,8 @@ def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int
     adds the scan's empty), all before the long work."""
     df = mf.load(src, opts, scan=False)
     layout = mf.layout_read(df)
-    check_output_location(out, *mf.roots(df), images=mf.image_paths(df), owns=False)
     check_not_replacing([out, *split_outputs(out).values()], mf.read_table(df))    # --out train.csv of train.csv
+    check_output_location(out, *mf.input_folders(df), images=mf.image_paths(df), owns=False)
     group_col = _resolve_group_col(df, cfg, layout)
     _check_stratify(df, cfg)
     return mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels), group_col

@@ -334,7 +334,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
              + ("fold column" if cfg.folds else "split column's val rows") + " decide what validates")
 
     out = Path(cfg.out)
-    check_output_location(out, *mf.roots(df))
+    check_output_location(out, *mf.input_folders(df))
     # rank 0 claims the run folder (an atomic mkdir, then an exclusive lock held until the run ends); the other
     # processes learn its name, or the one-line error that stops them all
     lock, err, name, cache = None, None, None, cfg.cache
@@ -347,7 +347,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
                                      resume if resume is not None else out, shared=dist.on,
                                      crop_from=cfg.crop_from)
             run_dir = resume if resume is not None else claim_run_dir(out, cfg.name, cfg.model, cfg.exist_ok)
-            check_output_location(run_dir, *mf.roots(df), images=mf.image_paths(df))
+            check_output_location(run_dir, *mf.input_folders(df), images=mf.image_paths(df))
             lock = RunLock(run_dir).__enter__()
             name = run_dir.name
         except UserError as e:
