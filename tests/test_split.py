@@ -732,3 +732,27 @@ def test_a_gap_whole_rows_cannot_avoid_is_not_warned(tmp_path):
     from imgcls.split.report import least_gap
     assert least_gap(10, [1 / 3] * 3) == pytest.approx(0.4 - 1 / 3)
     assert least_gap(30, [1 / 3] * 3) == 0 and least_gap(8, [0.2, 0.8]) == pytest.approx(0.05)
+
+
+def test_a_split_left_one_unit_names_the_links_not_a_larger_val(tmp_path):
+    """`imgcls split data/processed` of mask-competition faces whose near-duplicate links joined the people into
+    two units, one kept whole in train, said `only 1 independent group(s) to split ...; use fewer --folds or larger
+    --val / --test fractions`, and `--val 0.5` typed as told failed the same way: one unit is never split. The line
+    now names the links that make units and the way to fewer of them; with two or more units the fractions still
+    help and are still named."""
+    from conftest import make_image
+    rows = [("a", "g1"), ("a", "g1"), ("a", "g2"), ("b", "g1"), ("b", "g3"), ("b", "g3")]
+    for i in range(len(rows)):
+        make_image(tmp_path / "img" / f"{i}.png", size=(24, 24), seed=i, kind="noise")
+    pd.DataFrame({"path": [f"{i}.png" for i in range(len(rows))], "label": [r[0] for r in rows],
+                  "person": [r[1] for r in rows]}).to_csv(tmp_path / "img" / "train.csv", index=False)
+    for val in ("0.2", "0.5"):
+        r = CliRunner().invoke(app, ["split", str(tmp_path / "img" / "train.csv"), "--group-col", "person", "--val",
+                                     val, "--no-near-dup", "--out", str(tmp_path / "s.csv"), "-q"])
+        line = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in r.output and line.count("error:") == 1, r.output
+        assert "only 1 independent unit(s) of linked rows" in line and "larger --val" not in line, line
+        assert "check --group-col and the near-duplicate definition" in line, line
+    from imgcls.split.assign import _sgkf
+    with pytest.raises(UserError, match=r"only 2 independent unit.*larger --val / --test fractions, or check"):
+        _sgkf(np.array(["u", "u", "v"]), np.array(["a", "a", "a"]), 5, 0)

@@ -15,6 +15,12 @@ from imgcls.errors import UserError
 from imgcls.split.config import MAX_DENOMINATOR, SplitConfig
 
 
+# what a unit is, and the way to fewer links: said by both refusals of a split that cannot place its units
+UNITS_COUNTED = ("rows joined by the group column, byte copies or near-duplicate links; units kept whole in train "
+                 "not counted")
+LINKS_FIX = "check --group-col and the near-duplicate definition (--dup-method, --dup-threshold, or --no-near-dup)"
+
+
 def fraction_plan(test: float, val: float) -> tuple[int, int, int]:
     """(n_splits, test folds, val folds) of one StratifiedGroupKFold giving the requested fractions (to 1/20)."""
     for name, v in (("--test", test), ("--val", val)):
@@ -37,8 +43,11 @@ def _sgkf(units: np.ndarray, strata: np.ndarray, n_splits: int, seed: int) -> np
     from sklearn.model_selection import StratifiedGroupKFold
     n_units = len(np.unique(units))
     if n_units < n_splits:
-        raise UserError(f"only {n_units} independent group(s) to split, fewer than the {n_splits} parts needed; "
-                        f"use fewer --folds or larger --val / --test fractions")
+        # with one unit no fraction or fold count splits it: only fewer links can (LINKS_FIX), not the fractions
+        raise UserError(f"only {n_units} independent unit(s) of linked rows to split ({UNITS_COUNTED}), fewer than "
+                        f"the {n_splits} parts needed; "
+                        + ("use fewer --folds or larger --val / --test fractions, or " if n_units >= 2 else "")
+                        + LINKS_FIX)
     counts = pd.Series(strata).value_counts()
     if len(counts) and (counts < n_splits).all():   # scikit-learn's ValueError, said in our words
         raise UserError(f"the split needs {n_splits} parts per class (1/{n_splits} resolution of --val / --test, "
@@ -192,8 +201,8 @@ def check_placed(split: np.ndarray, fold: np.ndarray | None, units: np.ndarray, 
         sizes = pd.Series(units).value_counts()
         raise UserError(f"the split cannot place its units: no rows in {', '.join(empty)} ({len(sizes)} unit(s) of "
                         f"linked rows, the largest {int(sizes.iloc[0])} of {len(units)} rows, and a class whose "
-                        f"rows are all in one unit stays in train); nothing written. Check --group-col and the "
-                        f"near-duplicate definition (--dup-method, --dup-threshold, or --no-near-dup)")
+                        f"rows are all in one unit stays in train); nothing written. {LINKS_FIX[0].upper()}"
+                        f"{LINKS_FIX[1:]}")
 
 
 def _apply_train_moves(units: np.ndarray, labels: np.ndarray, split: np.ndarray) -> np.ndarray:
