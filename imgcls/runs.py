@@ -82,7 +82,7 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path, keep_default_na=False, dtype={"label": str, "pred": str, "class": str},
+        return pd.read_csv(path, keep_default_na=False, dtype={"label": str, "pred": str, "class": str, "shares": str},
                            na_values=[""])
     except (OSError, ValueError, pd.errors.ParserError):
         return None
@@ -253,6 +253,18 @@ def _best_epoch(history: pd.DataFrame) -> int | None:
     return None if curve.isna().all() else int(curve.idxmax())
 
 
+def _profile_shares(path: Path, members: list) -> dict[str, str]:
+    """{member: its share within the attribute(s) it gives} of an `ensemble --combine profile`, as the ensemble's
+    table, report.html and predict show it (scores.csv's `shares`, ensemble.profile.share_text: '1.00', or per
+    attribute where they differ): spec.yaml's weight is over every member, which the product of the attributes
+    never uses (one run per attribute has 1.00 each, not 0.333). {} where scores.csv does not record them."""
+    t = _read_csv(path / "scores.csv")
+    if t is None or "shares" not in t.columns or len(t) < len(members):
+        return {}
+    return {str(m.get("name")): (v if "," not in v else f"({v})")
+            for m, v in zip(members, t["shares"].fillna("").astype(str))}
+
+
 def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
     members = doc.get("members") or []
     how = "profile" if doc.get("combine") == "profile" else doc.get("method", "")   # ensemble --combine profile
@@ -263,6 +275,11 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
                   # the weights as the leaderboard prints them (weights 2,1 are recorded as 0.6666666666666666)
                   "members": {str(m.get("name")): round(float(m.get("weight", 0)), 3) for m in members}}
     run.changed = "weights " + " ".join(f"{m.get('name')}={float(m.get('weight', 0)):.3f}" for m in members)
+    if how == "profile":
+        shares = _profile_shares(path, members)
+        run.config["members"] = shares
+        run.changed = ("shares within each attribute " + " ".join(f"{k}={v}" for k, v in shares.items())
+                       if shares else "")
     _score(_read_csv(path / "oof_predictions.csv"), run)
     # members that are all k-fold sets (several checkpoints each) share out-of-fold rows, not validation rows
     rows = COMMON_OOF if members and all(isinstance(m, dict) and len(m.get("checkpoints") or []) > 1

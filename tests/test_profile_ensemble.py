@@ -254,3 +254,24 @@ def test_predict_shows_each_members_share_within_its_attribute_as_the_ensemble_d
     assert "share within" in html and "0.167" not in html and "0.75" in html, html
     got = json.loads((tmp_path / "pred" / "predict.json").read_text())["members"]
     assert [m["share"] for m in got] == [{"mask": 1.0}, {"gender": 1.0}, {"age_band": 0.75}, {"age_band": 0.25}]
+
+
+def test_runs_shows_each_members_share_within_its_attribute_as_the_ensemble_does(tmp_path):
+    """`imgcls runs` listed a mask / gender / age_band profile ensemble as `weights mask=0.333 gender=0.333
+    age_band=0.333` (spec.yaml's weight over all members), where `imgcls ensemble` and `predict` show each member's
+    share within its attribute: 1.00 each, all of its attribute (and 0.250 each for four members where the ensemble
+    said 0.50). It now shows the ensemble's shares."""
+    from imgcls.runs import find_runs
+    rows = [("/d", f"img{k}.jpg") for k in range(4)]
+    runs, _ = _runs(tmp_path, rows)
+    prof = make_tiny_run(tmp_path / "runs" / "prof", multi=True, seed=3,
+                         val_rows=[(r, p, str(v)) for (r, p), v in zip(rows, [14, 4, 9, 0])])
+    build_ensemble(runs, combine="profile", out=tmp_path / "ensembles" / "three")
+    build_ensemble([*runs, prof], combine="profile", out=tmp_path / "ensembles" / "four")
+    got = {r.name: r for r in find_runs(tmp_path) if r.kind == "ensemble"}
+    three, four = (next(r for n, r in got.items() if n.endswith(k)) for k in ("three", "four"))
+    assert "0.333" not in three.changed and "mask=1.00 gender=1.00 age_band=1.00" in three.changed, three.changed
+    assert "0.250" not in four.changed and "mask=0.50 gender=0.50 age_band=0.50 prof=0.50" in four.changed, \
+        four.changed
+    assert three.config["members"] == {"mask": "1.00", "gender": "1.00", "age_band": "1.00"}
+
