@@ -275,3 +275,19 @@ def test_runs_shows_each_members_share_within_its_attribute_as_the_ensemble_does
         four.changed
     assert three.config["members"] == {"mask": "1.00", "gender": "1.00", "age_band": "1.00"}
 
+
+def test_a_vote_over_runs_of_different_attributes_is_refused_naming_combine_profile(tmp_path):
+    """`imgcls ensemble RUN_mask RUN_age_band` (no --combine profile) averaged the mask probabilities with the age
+    band's, both classes 0, 1, 2, as one task: exit 0, an ensemble scored and predicting neither; with the gender
+    run it said `classes differ: 2; ensemble runs trained on the same labels`. Runs predicting different columns
+    are one line naming both and --combine profile."""
+    rows = [("/d", f"img{k}.jpg") for k in range(4)]
+    (mask, gender, age), _ = _runs(tmp_path, rows)
+    for pair in ((mask, age), (mask, gender)):
+        with pytest.raises(UserError, match=r"members predict different columns: .*predicts '(age_band|gender)' "
+                                            r"and mask .* 'mask' \(train --target\); .*--combine profile"):
+            build_ensemble(list(pair), out=tmp_path / "e")
+    assert not (tmp_path / "e").exists()
+    age2 = make_tiny_run(tmp_path / "runs" / "age2", classes=("0", "1", "2"), target="age_band", seed=9,
+                         val_rows=[(r, p, str(v)) for (r, p), v in zip(rows, [2, 1, 0, 0])])
+    assert build_ensemble([age, age2], out=tmp_path / "ages").classes == ["0", "1", "2"]     # one target: a vote

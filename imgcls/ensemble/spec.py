@@ -114,14 +114,24 @@ def checkpoint_classes(path: Path) -> list[str]:
 
 
 def check_same_classes(members: Sequence[Member]) -> list[str]:
-    """The members' common class list; a UserError names the first member whose classes differ, and the checkpoint
-    file read on both sides (a k-fold run's fold_<k>/best.pt: it has no best.pt of its own)."""
-    ref, ref_name, ref_member = None, None, None
+    """The members' common class list; a UserError names the first member whose classes differ, or that predicts
+    another column (`train --target`: a mask run and an age_band run share the classes 0, 1, 2 and were averaged as
+    one task), and the checkpoint file read on both sides (a k-fold run's fold_<k>/best.pt: it has no best.pt of its
+    own)."""
+    from imgcls.profile_names import PROFILE_HEADS
+    from imgcls.train.checkpoint import read_meta
+    ref, ref_name, ref_member, ref_target = None, None, None, None
     for m in members:
         for ck in m.checkpoints:
-            cls = checkpoint_classes(ck)
+            meta = read_meta(ck)
+            cls = list(meta.classes)
             if ref is None:
-                ref, ref_name, ref_member = cls, f"{m.name} ({ck})", m
+                ref, ref_name, ref_member, ref_target = cls, f"{m.name} ({ck})", m, meta.target
+            elif meta.target != ref_target:
+                fix = ("combine one run per attribute with --combine profile (the mask competition's classes)"
+                       if {meta.target, ref_target} & set(PROFILE_HEADS) else "ensemble runs of one --target")
+                raise UserError(f"members predict different columns: {m.name} ({ck}) predicts '{meta.target}' and "
+                                f"{ref_name} '{ref_target}' (train --target); {fix}")
             elif cls != ref:
                 diff = sorted(set(cls) ^ set(ref))
                 what = f"classes differ: {', '.join(diff[:5])}" if diff else "the same classes in another order"
