@@ -130,6 +130,30 @@ def flag(name: str, spec: Spec | None = None) -> str:
     return "--" + name.replace("_", "-")
 
 
+def recorded_flags(cls, values: dict, names: typing.Iterable[str]) -> list[str]:
+    """The command-line words that give the recorded `values` (a step's settings as its summary wrote them) of the
+    fields `names` where they differ from cls's defaults, e.g. ['--no-near-dup', '--seed', '3']: what a printed
+    command needs to redo the step as it ran. A value the command line cannot spell (None beside a set default) is
+    left out."""
+    table = specs(cls)
+    same = lambda a, b: (list(a) if isinstance(a, (list, tuple)) else a) == (list(b) if isinstance(b, (list, tuple))
+                                                                          else b)
+    words: list[str] = []
+    for name in names:
+        if name not in values or name not in table:
+            continue
+        f, spec = table[name]
+        value, default = values[name], default_of(f)
+        if value is None or same(value, default):
+            continue
+        if isinstance(default, bool):
+            pair = next((d for d in spec.flags if "/" in d), f"--{name.replace('_', '-')}/--no-{name.replace('_', '-')}")
+            words.append(pair.split("/")[0 if value else 1].strip())
+        else:
+            words += [flag(name, spec), str(spec.to_cli(value) if spec.to_cli is not None else value)]
+    return words
+
+
 def range_text(spec: Spec) -> str:
     """'> 0', '>= 1', 'between 0 and 1', 'in [0, 1)'."""
     lo, hi = spec.lo, spec.hi

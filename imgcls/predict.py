@@ -642,6 +642,11 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
                         f"the other folds' rows): a leaked score; the honest one is {honest}, or {alt}")
 
 
+# the split options that decide which rows go together and where (not where it runs or how it reports)
+SPLIT_DEFINITION = ("group_col", "stratify", "seed", "age_bands", "drop_ages", "relabel_age", "near_dup", "dup_method",
+                    "dup_threshold", "dup_candidates", "model")
+
+
 def _held_out_commands(run: Path, folds: list[int], src: str | None) -> str:
     """check_eval_not_leaked's way to a test score of the run's kind, as commands that work typed: a split of its
     training data with test rows made BEFORE training (a split made after it has test rows the run trained on), the
@@ -668,8 +673,15 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None) -> str:
     n = 2
     while again.exists():                                 # a run is never trained over: the first free name
         again, n = run.parent / f"{run.name}_heldout{n}", n + 1
+    # the split the run trained on, made again as it was (its summary's settings: --no-near-dup, --seed, ...)
+    from imgcls.options import recorded_flags
+    from imgcls.outputs import read_yaml, split_outputs
+    from imgcls.split.config import SplitConfig
+    made = read_yaml(split_outputs(Path(src))["summary"]).get("config")
+    again_as = "".join(f"{sh(w)} " for w in recorded_flags(SplitConfig, made if isinstance(made, dict) else {},
+                                                             SPLIT_DEFINITION))
     return (f": a split made after training has test rows it trained on, so split first and train again: imgcls "
-            f"split {sh(src)} {k}--test 0.2 --out {sh(table)}, imgcls train {sh(table)} --config "
+            f"split {sh(src)} {k}{again_as}--test 0.2 --out {sh(table)}, imgcls train {sh(table)} --config "
             f"{sh(run / 'config.yaml')} --out {sh(run.parent)} --name {again.name}, then {score(again)}")
 
 

@@ -1411,3 +1411,28 @@ def test_the_leak_refusal_reads_the_members_config_once(tmp_path, monkeypatch):
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "leaked score" in said and f"imgcls split {raw} --test 0.2" in said, said
     assert loads == [run / "config.yaml"]
+
+
+def test_the_held_out_commands_make_the_split_again_as_the_run_s_split_was_made(tmp_path):
+    """The leaked-eval refusal's `imgcls split SPLITS --folds 3 --test 0.2 ...` dropped the options the run's split
+    was made with: after `split --folds 3 --no-near-dup` (mask faces whose near-duplicate links join the people)
+    the printed split failed typed as shown ('only 1 independent group(s) to split'), and another --seed or
+    --stratify would have drawn other parts silently. It now repeats the recorded settings that differ from the
+    defaults (the split's summary), and nothing more where there is no summary."""
+    from imgcls.predict import _held_out_commands
+    splits = tmp_path / "data" / "splits.csv"
+    splits.parent.mkdir()
+    splits.write_text("path,label\n")
+    run = tmp_path / "runs" / "kf"
+    plain = _held_out_commands(run, [], str(splits))
+    assert f"imgcls split {splits} --test 0.2 --out" in plain, plain
+    config = {"test": 0.0, "folds": 3, "group_col": "group", "stratify": ["mask", "gender"], "seed": 3,
+              "age_bands": [30, 60], "drop_ages": [57, 58, 59], "relabel_age": None, "near_dup": False,
+              "dup_method": "verified", "dup_threshold": None, "dup_candidates": 0.8, "model": "tf_efficientnet_lite0",
+              "embed_precision": "auto", "device": "cpu", "max_pixels": 89478485, "cache_dir": None,
+              "tolerance": 0.05, "allow_leaks": False}
+    (tmp_path / "data" / "splits_summary.json").write_text(json.dumps({"config": config}))
+    said = _held_out_commands(run, [], str(splits))
+    assert (f"imgcls split {splits} --stratify mask,gender --seed 3 --drop-ages 57,58,59 --no-near-dup --test 0.2 "
+            f"--out {splits.parent / 'heldout.csv'}") in said, said
+    assert "--device" not in said and "--tolerance" not in said and "--age-bands" not in said, said
