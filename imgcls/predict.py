@@ -904,8 +904,16 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         known = int((df["label"].fillna("").astype(str).isin(classes).to_numpy()
                      & np.array([not e for e in probs.errors], bool)).sum())     # readable, as --eval counts
         if known:              # a labelled hold-out predicted without its score: say how to get it
-            info(f"the data has {known} image(s) labelled with the model's classes: --eval scores them "
-                 f"(macro-F1 / accuracy with and without TTA)")
+            part, rows = eval_rows(df, None)
+            try:               # unless --eval would be refused there: rows the model trained on (its own data)
+                check_eval_not_leaked(spec, df, rows, part, data)
+            except UserError:
+                info(f"the data has {known} image(s) labelled with the model's classes, rows it trained on among "
+                     f"them: --eval refuses to score those (a leaked score); the run's validation macro-F1 is the "
+                     f"honest one (imgcls runs)")
+            else:
+                info(f"the data has {known} image(s) labelled with the model's classes: --eval scores them "
+                     f"(macro-F1 / accuracy with and without TTA)")
     return summary
 
 

@@ -1436,3 +1436,24 @@ def test_the_held_out_commands_make_the_split_again_as_the_run_s_split_was_made(
     assert (f"imgcls split {splits} --stratify mask,gender --seed 3 --drop-ages 57,58,59 --no-near-dup --test 0.2 "
             f"--out {splits.parent / 'heldout.csv'}") in said, said
     assert "--device" not in said and "--tolerance" not in said and "--age-bands" not in said, said
+
+
+def test_predict_on_the_runs_own_training_data_does_not_offer_an_eval_it_refuses(tmp_path):
+    """`imgcls predict RUN --data TRAINING_FOLDER` (the mask walk: a multi-head run on the competition's train/)
+    said 'the data has 168 image(s) labelled with the model's classes: --eval scores them', and --eval, typed as
+    told, was refused as a leaked score. The line now says that rows the run trained on are among them and points to
+    its validation score; a labelled set it never trained on still gets the --eval hint."""
+    from imgcls.train import TrainConfig, run_train
+    raw = make_image_folder(tmp_path / "raw", {"a": 5, "b": 5}, size=(36, 36))
+    run = run_train(TrainConfig(src=str(raw), model="test_resnet", pretrained=False, img_size=32, batch_size=8,
+                                workers=0, device="cpu", aug="none", epochs=1, out=str(tmp_path / "runs"), name="r"))
+    res = invoke("predict", run, "--data", raw, "--out", tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "--eval scores them" not in said, said
+    assert "labelled with the model's classes, rows it trained on among them: --eval refuses to score those" in said
+    res = invoke("predict", run, "--data", raw, "--eval", "--out", tmp_path / "p2", "--workers", 0)
+    assert res.exit_code == 2 and "leaked score" in res.output, res.output
+    other = make_image_folder(tmp_path / "holdout", {"a": 2, "b": 2}, size=(36, 36), seed=5)
+    res = invoke("predict", run, "--data", other, "--out", tmp_path / "p3", "--workers", 0)
+    assert "the data has 4 image(s) labelled with the model's classes: --eval scores them" in \
+        " ".join(res.output.split()), res.output
