@@ -291,3 +291,23 @@ def test_a_vote_over_runs_of_different_attributes_is_refused_naming_combine_prof
     age2 = make_tiny_run(tmp_path / "runs" / "age2", classes=("0", "1", "2"), target="age_band", seed=9,
                          val_rows=[(r, p, str(v)) for (r, p), v in zip(rows, [2, 1, 0, 0])])
     assert build_ensemble([age, age2], out=tmp_path / "ages").classes == ["0", "1", "2"]     # one target: a vote
+
+
+def test_each_member_is_scored_on_the_rows_the_profile_ensemble_is_scored_on(tmp_path):
+    """The profile ensemble's table left every member's 'common val' cell blank: a k-fold member's own score (its
+    out-of-fold rows, 168 on the mask walk) stood beside the ensemble's over 42 common rows, not comparable. Each
+    member now has its own target's macro-F1 over the common rows, as a vote's members have."""
+    rows = [("/d", f"img{k}.jpg") for k in range(4)]
+    runs, _ = _runs(tmp_path, rows)
+    wide = rows + [("/d", f"img{k}.jpg") for k in range(4, 8)]
+    age2 = make_tiny_run(tmp_path / "runs" / "age2", classes=("0", "1", "2"), target="age_band", seed=9,
+                         val_rows=[(r, p, str(v)) for (r, p), v in zip(wide, [2, 1, 0, 0, 1, 1, 2, 0])])
+    build_ensemble([*runs, age2], combine="profile", out=tmp_path / "e")
+    t = pd.read_csv(tmp_path / "e" / "scores.csv")
+    members = t.iloc[:4]
+    assert members["common_macro_f1"].notna().all(), t
+    assert members["val_images"].tolist() == [4, 4, 4, 8]
+    # the three attribute runs validated on exactly the common rows: the two columns agree (val_quality 1.0: right)
+    assert members["common_macro_f1"].iloc[:3].tolist() == pytest.approx(members["val_macro_f1"].iloc[:3].tolist())
+    recorded = load_spec(tmp_path / "e").scores["members"]        # spec.yaml keeps them, as a vote's does
+    assert all("common_macro_f1" in v for v in recorded.values()), recorded

@@ -222,8 +222,17 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
             truth[a] = np.where(truth[a] < 0, v, truth[a])
     known = (np.all([truth[a] >= 0 for a in PROFILE_ATTRS], axis=0) if len(common) else np.zeros(0, bool))
     y = np.asarray(scheme.label(truth["mask"], truth["gender"], truth["age_band"]))[known].astype(int)
+    for r, meta, o in zip(rows, metas, oofs):      # each member on the rows the ensemble is scored on, its own target
+        cls = list(meta.classes)
+        sub = o.loc[common[known]]
+        lab = sub["label"].map({c: i for i, c in enumerate(cls)})
+        ok = lab.notna().to_numpy()
+        if ok.any():
+            r["common_macro_f1"] = macro_f1(lab[ok].astype(int).to_numpy(),
+                                            sub.loc[ok, [f"p_{c}" for c in cls]].to_numpy().argmax(1), len(cls))
     P = [o.loc[common, [f"p_{c}" for c in meta.classes]].to_numpy(np.float64)[known] for o, meta in zip(oofs, metas)]
-    scores: dict = {"members": {r["member"]: {"val_macro_f1": r["val_macro_f1"]} for r in rows},
+    scores: dict = {"members": {r["member"]: {"val_macro_f1": r["val_macro_f1"], "common_macro_f1": r["common_macro_f1"]}
+                                for r in rows},
                     "common_val_images": int(len(y))}
     ens_row = {"member": f"ensemble (profile: product of the attributes' probabilities, {method})",
                "checkpoints": sum(len(m.checkpoints) for m in members), "weight": float("nan"), "shares": "",
