@@ -585,6 +585,13 @@ def _honest_score(run: Path, kfold: bool) -> str:
             f"`imgcls runs`)")
 
 
+def _member_honest_score(run: Path, folds: list[int]) -> str:
+    """_honest_score of what a member predicts with: one fold of a k-fold set (predict RUN/fold_1) has its own
+    validation score, not the set's out-of-fold one."""
+    one_fold = len(folds) == 1 and len(list(run.glob("fold_*/val_predictions.csv"))) > 1
+    return _honest_score(run / f"fold_{folds[0]}", False) if one_fold else _honest_score(run, bool(folds))
+
+
 def model_target(spec: EnsembleSpec) -> str:
     """The column the models' classes are values of (train --target's column, ModelMeta.target): --eval's truth.
     'label' for an ensemble --combine profile (its classes are the profile label), for members of different
@@ -626,8 +633,7 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
         n = int((trained & scored).sum())
         if not n:
             continue
-        one_fold = len(folds) == 1 and len(list(run.glob("fold_*/val_predictions.csv"))) > 1
-        honest = _honest_score(run / f"fold_{folds[0]}", False) if one_fold else _honest_score(run, bool(folds))
+        honest = _member_honest_score(run, folds)
         n_test = int((mf.kept(df) & labelled & (split == "test").to_numpy()).sum()) if split is not None else 0
         never = "no fold trained on" if folds else "it never trained on"
         alt = (f"--eval-split test scores the {n_test} test rows {never}" if n_test and part != "test"
@@ -645,6 +651,33 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
 # the split options that decide which rows go together and where (not where it runs or how it reports)
 SPLIT_DEFINITION = ("group_col", "stratify", "seed", "age_bands", "drop_ages", "relabel_age", "near_dup", "dup_method",
                     "dup_threshold", "dup_candidates", "model")
+
+
+def say_trained_on(spec: EnsembleSpec, df: pd.DataFrame, data) -> int:
+    """predict without --eval on labelled data holding images a member trained on (its own training folder or
+    table given as --data by mistake, DACON's train/ for test/): one warning before the model runs, naming the run
+    and its honest score; the submission is made as asked. Such rows got the hint that --eval scores them, which
+    check_eval_not_leaked then refused. Returns how many rows a member trained on (0: the hint stands)."""
+    labelled = df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()
+    if not labelled.any():       # a test set: no record is read
+        return 0
+    seen = np.zeros(len(df), bool)
+    runs = []
+    for m in spec.running().members:
+        trained, run, folds = trained_rows(m, df)
+        if run is not None and (trained & labelled).any():
+            seen |= trained & labelled
+            runs.append((run, folds))
+    if not runs:
+        return 0
+    n = int(seen.sum())
+    who = " and ".join(str(r) for r, _ in runs)
+    honest = _member_honest_score(*runs[0]) if len(runs) == 1 else "in `imgcls runs`"
+    their = "its" if len(runs) == 1 else "their"
+    warn(f"{n} of the {int(labelled.sum())} labelled images of {data} are images {who} trained on ({their} "
+         f"training data, not a test set): their predictions are no test score, and --eval refuses them; the honest "
+         f"score is {honest}")
+    return n
 
 
 def _held_out_commands(run: Path, folds: list[int], src: str | None) -> str:
@@ -791,6 +824,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if evaluate:
         check_eval_scorable(spec, df, rows, part, target, data)
         check_eval_not_leaked(spec, df, rows, part, data)
+    seen = 0 if evaluate else say_trained_on(spec, df, data)
     check_output_location(out, *mf.roots(df), *([data] if data and Path(data).is_dir() else []),
                           images=mf.image_paths(df), owns=False)
     # an earlier prediction here (its predict.json): its files are replaced, its probabilities in the other
@@ -903,17 +937,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if not evaluate:
         known = int((df["label"].fillna("").astype(str).isin(classes).to_numpy()
                      & np.array([not e for e in probs.errors], bool)).sum())     # readable, as --eval counts
-        if known:              # a labelled hold-out predicted without its score: say how to get it
-            part, rows = eval_rows(df, None)
-            try:               # unless --eval would be refused there: rows the model trained on (its own data)
-                check_eval_not_leaked(spec, df, rows, part, data)
-            except UserError:
-                info(f"the data has {known} image(s) labelled with the model's classes, rows it trained on among "
-                     f"them: --eval refuses to score those (a leaked score); the run's validation macro-F1 is the "
-                     f"honest one (imgcls runs)")
-            else:
-                info(f"the data has {known} image(s) labelled with the model's classes: --eval scores them "
-                     f"(macro-F1 / accuracy with and without TTA)")
+        if known and not seen:  # a labelled hold-out predicted without its score: say how to get it
+            info(f"the data has {known} image(s) labelled with the model's classes: --eval scores them "
+                 f"(macro-F1 / accuracy with and without TTA)")
     return summary
 
 

@@ -1051,7 +1051,10 @@ def test_a_run_trained_on_letterboxed_images_predicts_raw_test_images_as_it_trai
         said[name] = " ".join(res.output.split())
     assert said["raw"].count("test images letterboxed as preprocess did for the training images of onpad: the "
                              "non-square padded to squares with #000000 before the model's resize") == 1, said["raw"]
-    assert "letterboxed" not in said["proc"] and "warning" not in said["raw"] + said["proc"]
+    # the run's own training images (raw: their originals): that, with its honest score, is the one warning
+    trained = r"warning: \d+ of the 12 labelled images of \S+ are images \S+ trained on \(its training data"
+    assert all(len(re.findall(trained, said[k])) == 1 for k in ("raw", "proc")), said
+    assert "letterboxed" not in said["proc"] and "warning" not in re.sub(trained, "", said["raw"] + said["proc"])
     assert "letterboxed" not in said["sq"], said["sq"]
 
 
@@ -1438,22 +1441,27 @@ def test_the_held_out_commands_make_the_split_again_as_the_run_s_split_was_made(
     assert "--device" not in said and "--tolerance" not in said and "--age-bands" not in said, said
 
 
-def test_predict_on_the_runs_own_training_data_does_not_offer_an_eval_it_refuses(tmp_path):
-    """`imgcls predict RUN --data TRAINING_FOLDER` (the mask walk: a multi-head run on the competition's train/)
-    said 'the data has 168 image(s) labelled with the model's classes: --eval scores them', and --eval, typed as
-    told, was refused as a leaked score. The line now says that rows the run trained on are among them and points to
-    its validation score; a labelled set it never trained on still gets the --eval hint."""
+def test_predict_on_the_runs_own_training_folder_warns_instead_of_hinting_eval(tmp_path, monkeypatch):
+    """predict RUN --data <its training folder> (the wrong folder: data/raw for the test folder) ended with 'the
+    data has N image(s) labelled with the model's classes: --eval scores them', and --eval typed then was refused
+    as a leaked score. It now says before the model runs that the run trained on those images, with its honest
+    score, and gives no --eval hint; a labelled folder it never saw keeps the hint."""
     from imgcls.train import TrainConfig, run_train
-    raw = make_image_folder(tmp_path / "raw", {"a": 5, "b": 5}, size=(36, 36))
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(36, 36))
     run = run_train(TrainConfig(src=str(raw), model="test_resnet", pretrained=False, img_size=32, batch_size=8,
-                                workers=0, device="cpu", aug="none", epochs=1, out=str(tmp_path / "runs"), name="r"))
+                                workers=0, device="cpu", aug="none", epochs=1, out=str(tmp_path / "runs"),
+                                name="r", val_split=0.25))
+    n_val = len(pd.read_csv(run / "val_predictions.csv"))
     res = invoke("predict", run, "--data", raw, "--out", tmp_path / "p", "--workers", 0)
     said = " ".join(res.output.split())
-    assert res.exit_code == 0 and "--eval scores them" not in said, said
-    assert "labelled with the model's classes, rows it trained on among them: --eval refuses to score those" in said
-    res = invoke("predict", run, "--data", raw, "--eval", "--out", tmp_path / "p2", "--workers", 0)
-    assert res.exit_code == 2 and "leaked score" in res.output, res.output
-    other = make_image_folder(tmp_path / "holdout", {"a": 2, "b": 2}, size=(36, 36), seed=5)
-    res = invoke("predict", run, "--data", other, "--out", tmp_path / "p3", "--workers", 0)
-    assert "the data has 4 image(s) labelled with the model's classes: --eval scores them" in \
-        " ".join(res.output.split()), res.output
+    assert res.exit_code == 0 and (tmp_path / "p" / "submission.csv").is_file(), res.output
+    assert f"{12 - n_val} of the 12 labelled images of {raw} are images {run} trained on (its training data, not " \
+           f"a test set)" in said, said
+    assert "the honest score is its validation macro-F1" in said and said.index("trained on (its") < \
+        said.index("predicting with"), said                       # said before the model runs
+    assert "--eval scores them" not in said
+    other = make_image_folder(tmp_path / "other", {"a": 2, "b": 1}, size=(36, 36), seed=9)
+    res = invoke("predict", run, "--data", other, "--out", tmp_path / "q", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "--eval scores them" in said and "trained on (its" not in said, said
+
