@@ -70,14 +70,25 @@ def locate_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
     """resolve_source from the folders' files alone (a wrong run is one line without torch): a run's classes, read
     from its checkpoints (torch), are left None for with_classes."""
     if src is None:
+        from imgcls.train.rundir import RunLock
+
+        def folder(mark: Path) -> Path:         # a run's, a k-fold set's (fold_<k>/best.pt) or an ensemble's
+            return mark.parent.parent if mark.parent.name.startswith("fold_") else mark.parent
         marks = [*Path(runs_dir).glob("*/best.pt"), *Path(runs_dir).glob("*/fold_*/best.pt"),
                  *Path(ensembles_dir).glob("*/spec.yaml")]
-        newest = _newest(marks)
+        # a run imgcls train is training now (another terminal) has the newest best.pt after each epoch: it is no
+        # model to submit from (half trained, or a k-fold set without its last folds), so the newest other one
+        busy = sorted({folder(m) for m in marks if RunLock.held(folder(m))})
+        newest = _newest([m for m in marks if folder(m) not in busy])
         if newest is None:
-            raise UserError(f"no run given and none under {runs_dir} or {ensembles_dir}; train first "
+            training = f" ({', '.join(map(str, busy))} being trained now: wait for it to finish)" if busy else ""
+            raise UserError(f"no run given and none under {runs_dir} or {ensembles_dir}{training}; train first "
                             f"(imgcls train) or pass a run folder")
-        src = newest.parent.parent if newest.parent.name.startswith("fold_") else newest.parent
-        info(f"using {src} (the newest run or ensemble)")
+        src = folder(newest)
+        newer = [str(b) for b in busy if max(m.stat().st_mtime for m in marks if folder(m) == b)
+                 > newest.stat().st_mtime]
+        info(f"using {src} (the newest run or ensemble"
+             + (f"; not {', '.join(newer)}, which imgcls train is training now" if newer else "") + ")")
     src = Path(src)
     if not src.exists():
         raise UserError(f"{src} does not exist{did_you_mean(src, (runs_dir, ensembles_dir))}; give a run folder "

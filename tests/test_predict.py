@@ -1465,3 +1465,30 @@ def test_predict_on_the_runs_own_training_folder_warns_instead_of_hinting_eval(t
     said = " ".join(res.output.split())
     assert res.exit_code == 0 and "--eval scores them" in said and "trained on (its" not in said, said
 
+
+def test_newest_run_skips_a_run_imgcls_train_is_training_now(tmp_path, monkeypatch):
+    """`imgcls predict` with no run took the newest best.pt, which a train running in another terminal rewrites
+    after every epoch: a k-fold set half trained was refused with `imgcls train --resume RUN` as the fix (refused
+    too: the folder is in use), a single run was predicted half trained. The newest run no train holds is used, and
+    the line names the one skipped; with only a busy run, one line says to wait."""
+    from imgcls.train.rundir import RunLock
+    monkeypatch.chdir(tmp_path)
+    make_tiny_run(tmp_path / "outputs" / "runs" / "done")
+    import os, time
+    t = time.time() - 100
+    os.utime(tmp_path / "outputs/runs/done/best.pt", (t, t))
+    busy = make_tiny_run(tmp_path / "outputs" / "runs" / "busy", folds=2)
+    (busy / "oof_score.json").unlink()                                    # its last fold not trained yet
+    make_image(tmp_path / "data" / "test" / "x.png", seed=1)
+    with RunLock(busy):
+        res = invoke("predict", "--workers", 0)
+        said = " ".join(res.output.split())
+        assert res.exit_code == 0, res.output
+        assert "using outputs/runs/done (the newest run or ensemble; not outputs/runs/busy, which imgcls train is " \
+               "training now)" in said, said
+        assert (tmp_path / "outputs/predictions/done/submission.csv").is_file()
+        import shutil
+        shutil.rmtree(tmp_path / "outputs/runs/done")
+        res = invoke("predict", "--workers", 0)
+        assert res.exit_code == 2 and "Traceback" not in res.output
+        assert "(outputs/runs/busy being trained now: wait for it to finish)" in " ".join(res.output.split())
