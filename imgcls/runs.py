@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -151,7 +152,10 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
     folds = sorted((d for d in path.glob("fold_*") if (d / "metrics.csv").is_file()), key=lambda d: d.name)
     if (path.parent / "trials.csv").is_file() or (path.parent / "study.db").is_file():
         run.kind = "trial"
-    if folds:
+    # a k-fold set before its first fold has validated (no fold_*/metrics.csv yet) is one too, by its config.yaml's
+    # --folds (which each fold_<k>/config.yaml repeats: a fold read alone is a run)
+    one_fold = re.fullmatch(r"fold_\d+", path.name) is not None and (path.parent / "config.yaml").is_file()
+    if folds or (cfg.get("folds") and not one_fold):
         run.kind = "k-fold" if run.kind == "run" else run.kind
         hist = []
         for d in folds:
@@ -417,8 +421,8 @@ ROWS_NOTE = (f"scored on: {VAL} = a run's validation rows, {OOF} = a k-fold set'
 
 def rows_label(scored_on, n) -> str:
     """'val (84)', 'OOF (417)', 'common val (84), weights cross-fitted': which rows a score came from, how many."""
-    if not scored_on:
-        return ""
+    if not scored_on or not n or (isinstance(n, float) and np.isnan(n)):     # nothing scored yet (a run in
+        return ""                                                             # its first epoch): no rows
     rows, _, how = str(scored_on).partition(", ")
     return f"{rows} ({_int(n)})" + (f", {how}" if how else "")
 

@@ -490,3 +490,21 @@ def test_diff_of_ensembles_prints_their_weights_as_the_leaderboard_does(outputs)
     assert r.exit_code == 0, r.output
     names = [m["name"] for m in doc["members"]]
     assert f"{names[0]}=0.667 {names[1]}=0.333" in said and "0.6666" not in said, said
+
+
+def test_a_k_fold_set_before_its_first_fold_validated_is_a_k_fold_set_with_no_rows(outputs):
+    """`imgcls runs` while a k-fold set trains its fold 0's first epoch (fold_0/ holds no metrics.csv yet) listed it
+    as kind `run`, scored on `val (0)`; the set is a k-fold one by its config.yaml's --folds, and rows nothing was
+    scored on are blank. One fold's folder read alone (its config.yaml repeats --folds) stays a run."""
+    from imgcls.runs import read_run
+    kf = outputs / "runs" / "starting"
+    (kf / "fold_0").mkdir(parents=True)
+    cfg = yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 2, "folds": "all"})
+    (kf / "config.yaml").write_text(cfg)
+    (kf / "fold_0" / "config.yaml").write_text(cfg)
+    df = leaderboard(find_runs(outputs), sort="name").set_index("name")
+    assert df.loc["runs/starting", "kind"] == "k-fold"
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "name~starting"])
+    row = next(line for line in r.stdout.splitlines() if "runs/starting" in line)
+    assert "k-fold" in row and "(0)" not in row, r.stdout
+    assert read_run(outputs / "runs" / "kf" / "fold_0", outputs).kind == "run"
