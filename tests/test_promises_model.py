@@ -192,6 +192,7 @@ def test_resume_of_a_run_in_use_is_refused(tmp_path):
     with RunLock(run):
         line = one_error_line(runner.invoke(app, ["train", "--resume", str(run)]))
     assert "in use" in line and (run / "config.yaml").read_bytes() == record
+    assert "wait for it to finish" in line and "--name" not in line, line     # the run asked for: no other name
 
 
 # --- checkpoint metadata and hostile files (item 8, weights_only) ----------------------------------------------

@@ -348,7 +348,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
                                      crop_from=cfg.crop_from)
             run_dir = resume if resume is not None else claim_run_dir(out, cfg.name, cfg.model, cfg.exist_ok)
             check_output_location(run_dir, *mf.input_folders(df), images=mf.image_paths(df))
-            lock = RunLock(run_dir).__enter__()
+            lock = RunLock(run_dir, resuming=resume is not None).__enter__()
             name = run_dir.name
         except UserError as e:
             err = str(e)

@@ -102,8 +102,9 @@ def train_longer(run_dir: Path) -> str:
 class RunLock:
     """Exclusive, non-blocking flock on a run folder; a second holder gets a UserError naming the folder."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, resuming: bool = False):
         self.run_dir = Path(run_dir)
+        self.resuming = resuming        # train --resume RUN: another --name is no fix (the run is the one asked for)
         self.fd: int | None = None
 
     def __enter__(self) -> "RunLock":
@@ -114,8 +115,9 @@ class RunLock:
         except BlockingIOError:
             os.close(self.fd)
             self.fd = None
+            fix = "(`imgcls runs` shows it running)" if self.resuming else "or choose another --name"
             raise UserError(f"run folder {self.run_dir} is in use by another imgcls train; wait for it to finish "
-                            f"or choose another --name") from None
+                            f"{fix}") from None
         return self
 
     def __exit__(self, *exc) -> bool:
