@@ -1228,8 +1228,13 @@ def test_ctrl_c_says_what_the_run_keeps_and_how_to_resume(two_class, tmp_path, c
     with pytest.raises(KeyboardInterrupt):
         run_train(cfg_for(two_class, tmp_path, name="early"), callbacks=[CtrlC(0)])
     said = " ".join(capsys.readouterr().err.split())
-    assert f"interrupted before the first epoch finished: {tmp_path / 'runs' / 'early'} holds nothing to " \
-           f"resume" in said, said
+    early = tmp_path / "runs" / "early"
+    # it said 'holds nothing to resume', and the same command again is refused (the folder exists): the way on is
+    # --resume, which trains it from the start
+    assert f"interrupted before the first epoch finished: {early} holds no finished epoch; imgcls train --resume " \
+           f"{early} trains it from the start" in said, said
+    run_train(TrainConfig.resolve(resume=early), resume=early)
+    assert metrics(early)["epoch"].tolist() == [1, 2]
 
 
 def test_rows_left_out_are_counted_by_why(tmp_path, capsys):

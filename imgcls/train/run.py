@@ -551,7 +551,9 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
                 kept = (fold_dir / "last.pt").is_file() or any(run_dir.glob("fold_*/last.pt"))
                 interrupted(f"interrupted: {run_dir} keeps the epochs finished so far (last.pt); imgcls train "
                             f"--resume {sh(run_dir)} continues it" if kept else
-                            f"interrupted before the first epoch finished: {run_dir} holds nothing to resume")
+                            f"interrupted before the first epoch finished: {run_dir} holds no finished epoch; "
+                            f"imgcls train --resume {sh(run_dir)} trains it from the start (the same command again "
+                            f"is refused: the folder exists)")
             raise
         results.append(res)
         if res["val_predictions"] is not None:
