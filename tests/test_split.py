@@ -756,3 +756,23 @@ def test_a_split_left_one_unit_names_the_links_not_a_larger_val(tmp_path):
     from imgcls.split.assign import _sgkf
     with pytest.raises(UserError, match=r"only 2 independent unit.*larger --val / --test fractions, or check"):
         _sgkf(np.array(["u", "u", "v"]), np.array(["a", "a", "a"]), 5, 0)
+
+
+def test_splitting_a_split_table_again_says_so_not_folders(tmp_path):
+    """predict's leak refusal prints `imgcls split data/splits.csv --test 0.2 --out heldout.csv`; that split said
+    'the source already has a `split` column (e.g. train/ val/ test/ folders)... keep the folders' split' of a table
+    with no folders. An earlier split's table (its drop_reason column) is named as one; a split-folder layout keeps
+    the folders' line."""
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(12, 12))
+    first = tmp_path / "data" / "splits.csv"
+    assert runner.invoke(app, ["split", str(src), "--out", str(first), "--no-near-dup", "-q"]).exit_code == 0
+    r = runner.invoke(app, ["split", str(first), "--test", "0.2", "--out", str(tmp_path / "data" / "heldout.csv"),
+                            "--no-near-dup"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "the source is a split table (an earlier imgcls split): this split replaces its " \
+        "`split` / `fold` columns" in said and "folders" not in said, said
+    sf = tmp_path / "sf"
+    for part in ("train", "val"):
+        make_image_folder(sf / part, {"a": 4, "b": 4}, size=(12, 12), seed=3 if part == "val" else 0)
+    r = runner.invoke(app, ["split", str(sf), "--out", str(tmp_path / "sf.csv"), "--no-near-dup"])
+    assert r.exit_code == 0 and "(e.g. train/ val/ test/ folders)" in " ".join(r.output.split()), r.output

@@ -60,8 +60,12 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     df = _nfc_keys(df, cfg, group_col)
     notes: list[str] = []
     if "split" in df.columns and (df["split"].fillna("").astype(str) != "").any():
-        info("the source already has a `split` column (e.g. train/ val/ test/ folders): this split replaces it; "
-             "train on the source itself to keep the folders' split")
+        if "drop_reason" in df.columns:     # an earlier imgcls split's table (split check / fix's, the leak
+            info("the source is a split table (an earlier imgcls split): this split replaces its `split` / `fold` "
+                 "columns; train on the source itself to keep its split")     # check's held-out commands)
+        else:
+            info("the source already has a `split` column (e.g. train/ val/ test/ folders): this split replaces "
+                 "it; train on the source itself to keep the folders' split")
     df = df.drop(columns=[c for c in mf.columns_of("split") if c in df.columns])
     relabelled = None
     if is_profile_table(df):
