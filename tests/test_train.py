@@ -437,9 +437,14 @@ def test_loss_aug_and_mix_act_in_a_run(tmp_path):
     src = _imbalanced(tmp_path)
     lr0 = dict(epochs=1, lr=0.0, scheduler="none", val_split=0.25)   # lr 0: every run sees the same weights
     names = iter(range(100))
+    ran = {}                                    # options -> loss: an option set compared twice is trained once
 
     def loss(**kw):
-        return metrics(run_train(cfg_for(src, tmp_path, name=f"r{next(names)}", **dict(lr0, **kw))))["train_loss"][0]
+        key = tuple(sorted(kw.items()))
+        if key not in ran:
+            run = run_train(cfg_for(src, tmp_path, name=f"r{next(names)}", **dict(lr0, **kw)))
+            ran[key] = metrics(run)["train_loss"][0]
+        return ran[key]
 
     base = loss()
     assert loss(loss="focal") < base                       # focal down-weights the easy part of the same batches
