@@ -659,11 +659,6 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
                         f"the other folds' rows): a leaked score; the honest one is {honest}, or {alt}")
 
 
-# the split options that decide which rows go together and where (not where it runs or how it reports)
-SPLIT_DEFINITION = ("group_col", "stratify", "seed", "age_bands", "drop_ages", "relabel_age", "near_dup", "dup_method",
-                    "dup_threshold", "dup_candidates", "model")
-
-
 def say_trained_on(spec: EnsembleSpec, df: pd.DataFrame, data) -> int:
     """predict without --eval on labelled data holding images a member trained on (its own training folder or
     table given as --data by mistake, DACON's train/ for test/): one warning before the model runs, naming the run
@@ -720,7 +715,7 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None) -> str:
     # the split the run trained on, made again as it was (its summary's settings: --no-near-dup, --seed, ...)
     from imgcls.options import recorded_flags
     from imgcls.outputs import read_yaml, split_outputs
-    from imgcls.split.config import SplitConfig
+    from imgcls.split.config import SPLIT_DEFINITION, SplitConfig
     made = read_yaml(split_outputs(Path(src))["summary"]).get("config")
     again_as = "".join(f"{sh(w)} " for w in recorded_flags(SplitConfig, made if isinstance(made, dict) else {},
                                                              SPLIT_DEFINITION))

@@ -1439,6 +1439,10 @@ def test_the_held_out_commands_make_the_split_again_as_the_run_s_split_was_made(
     assert (f"imgcls split {splits} --stratify mask,gender --seed 3 --drop-ages 57,58,59 --no-near-dup --test 0.2 "
             f"--out {splits.parent / 'heldout.csv'}") in said, said
     assert "--device" not in said and "--tolerance" not in said and "--age-bands" not in said, said
+    import dataclasses
+
+    from imgcls.split.config import SPLIT_DEFINITION, SplitConfig
+    assert set(SPLIT_DEFINITION) <= {f.name for f in dataclasses.fields(SplitConfig)}    # no name skipped unseen
 
 
 def test_predict_on_the_runs_own_training_folder_warns_instead_of_hinting_eval(tmp_path, monkeypatch):

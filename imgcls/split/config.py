@@ -38,6 +38,10 @@ def _ages_cli(ages) -> str | None:
 
 
 PARTS, LABELS, LINKS, RUNTIME = "Parts", "Labels", "Linked images", "Runtime"
+# the options that decide which rows go together and where (not where split runs or how it reports): what a printed
+# command repeats to make a recorded split again (predict's held-out commands)
+SPLIT_DEFINITION = ("group_col", "stratify", "seed", "age_bands", "drop_ages", "relabel_age", "near_dup", "dup_method",
+                    "dup_threshold", "dup_candidates", "model")
 
 
 @dataclass
