@@ -158,12 +158,14 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
     validation rows, the ensemble's confusion matrices. A --combine profile table's `shares` column (each member's
     shares within its attributes, ensemble.profile.share_text: per attribute where they differ, which the numeric
     weight cannot say) is shown in the weight column, as the terminal's table shows it."""
+    from imgcls.runs import COMMON_OOF, common_rows
     out = Path(out)
     S = report.safe
     classes = list(spec.classes)
     sc = spec.scores or {}
+    rows = common_rows([len(m.checkpoints) for m in spec.members])     # as the terminal's table names them
     kv = [("method", spec.method), ("members", len(spec.members)), ("classes", len(classes)),
-          ("common validation rows", sc.get("common_val_images", 0))]
+          (f"{rows} rows", sc.get("common_val_images", 0))]
     fitted = bool(sc.get("weights_fitted_on_scored_rows"))
     if "ensemble_macro_f1" in sc:       # weights fitted on these very rows: optimistic, said beside the number
         kv.append(("ensemble macro-F1 on them" + (" (weights fitted on these rows: optimistic)" if fitted else ""),
@@ -188,20 +190,21 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
         if fitted:
             ctx["per_class_note"] = "ensemble column: weights fitted on these rows, optimistic"
         ctx["confusion"] = S(_confusion_html(y, oof["pred"].astype(str), classes, out,
-                                             f"ensemble ({spec.method}) on {len(oof)} common validation rows"
+                                             f"ensemble ({spec.method}) on {len(oof)} {rows} rows"
                                              + ("\nweights fitted on these rows: optimistic" if fitted else "")))
     # the columns as the note above the table and the terminal's table name them (scores.csv keeps its own names)
     shown = table.rename(columns={"val_images": "own val images", "val_macro_f1": "own val macro-F1",
-                                  "common_macro_f1": "common val macro-F1"})
+                                  "common_macro_f1": f"{rows} macro-F1"})
     if "shares" in shown:
         shown["weight"] = shown.pop("shares")       # the ensemble's row has none ("")
     kfold = [m.name for m in spec.members if len(m.checkpoints) > 1]
     members_note = ("own val: each member's macro-F1 on its own validation rows"
                     + (f" (out-of-fold for the k-fold member(s) {', '.join(kfold)}: each row scored by the fold that "
                        f"did not train on it)" if kfold else "")
-                    + "; common val: on the rows every member predicted (the ensemble is scored there)"
+                    + f"; {rows}: on the rows every member predicted (the ensemble is scored there"
+                    + (", out-of-fold: every member is a k-fold set)" if rows == COMMON_OOF else ")")
                     + ("; weight: a member's share within the attribute(s) it predicts (the profile multiplies the "
                        "attributes' probabilities)" if spec.combine == "profile" else ""))
     return report.write_report(out / "report.html", "ensemble.html", title=f"imgcls ensemble: {spec.name}",
                                summary=S(report.key_values(kv)), members=S(report.table(shown, digits=4)),
-                               members_note=members_note, **ctx)
+                               members_note=members_note, rows=rows, **ctx)

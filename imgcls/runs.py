@@ -285,9 +285,7 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
         run.changed = ("shares within each attribute " + " ".join(f"{k}={v}" for k, v in shares.items())
                        if shares else "")
     _score(_read_csv(path / "oof_predictions.csv"), run)
-    # members that are all k-fold sets (several checkpoints each) share out-of-fold rows, not validation rows
-    rows = COMMON_OOF if members and all(isinstance(m, dict) and len(m.get("checkpoints") or []) > 1
-                                         for m in members) else COMMON
+    rows = common_rows([len(m.get("checkpoints") or []) if isinstance(m, dict) else 0 for m in members])
     run.scored_on = rows
     scores = doc.get("scores") if isinstance(doc.get("scores"), dict) else {}
     if scores.get("weights_fitted_on_scored_rows"):
@@ -300,6 +298,13 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
         else:
             run.scored_on = f"{rows}, {OPTIMISTIC}"
     return run
+
+
+def common_rows(checkpoints: Sequence[int]) -> str:
+    """What the rows an ensemble's members share are, by each member's checkpoint count: COMMON_OOF where every
+    member is a k-fold set (several checkpoints: its rows are out-of-fold, each scored by the fold that did not train
+    on it), else COMMON. The one rule for `imgcls runs`' scored_on and `imgcls ensemble`'s table and report."""
+    return COMMON_OOF if len(checkpoints) and all(n > 1 for n in checkpoints) else COMMON
 
 
 DEFAULT_ROOT = "outputs"

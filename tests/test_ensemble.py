@@ -103,7 +103,7 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     html = (out / "report.html").read_text()
     srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
     assert len(srcs) == 2 and all(x.startswith("data:image/png;base64,") for x in srcs)
-    assert "Members and weights" in html and "effnet" in html and "Per-class F1 on the common" in html
+    assert "Members and weights" in html and "effnet" in html and "Per-class F1 on the common val rows" in html
     # the summary's scores in words, the fitted one labelled optimistic (it read `weights fitted on scored rows |
     # True` and `ensemble macro f1 crossfit`, and the plain number stood unlabelled)
     flat = " ".join(html.split())
@@ -389,7 +389,7 @@ def test_report_labels_every_score_over_the_rows_the_weights_were_fitted_on(tmp_
         flat = " ".join((out / "report.html").read_text().split())
         assert ("ensemble log-loss on them (weights fitted on these rows: optimistic)" in flat) is fitted
         assert "ensemble log-loss on them" in flat
-        assert ("Per-class F1 on the common validation rows <span class=\"muted\">(ensemble column: weights "
+        assert ("Per-class F1 on the common val rows <span class=\"muted\">(ensemble column: weights "
                 "fitted on these rows, optimistic)</span>" in flat) is fitted
 
 
@@ -507,8 +507,30 @@ def test_the_terminal_table_s_common_val_column_names_its_rows(tmp_path):
                               "--out", str(tmp_path / "ens")])
     assert res.exit_code == 0, res.output
     flat = " ".join(res.output.split())
-    n = int(re.search(r"fitted weights on (\d+) common validation images", flat).group(1))
+    n = int(re.search(r"fitted weights on (\d+) common val images", flat).group(1))
     assert n == 20 and re.search(rf"common val\W*\({n}\)", flat), res.output
+
+
+def test_kfold_members_common_rows_are_named_oof_as_runs_names_them(tmp_path):
+    """`ensemble KFOLD KFOLD`: the table's header said `common val (N)` where `imgcls runs` said `common OOF (N)` for
+    the same ensemble's score over the same rows (every member's rows out-of-fold). One rule (runs.common_rows) names
+    them in the table, the line above it, the report and the leaderboard."""
+    import re
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "kf1", seed=1, folds=2, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "kf2", seed=2, folds=2, val_rows=rows, val_quality=0.3)
+    out = tmp_path / "ens"
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    flat = " ".join(res.output.split())
+    assert "fitted weights on 24 common OOF images" in flat, res.output
+    assert re.search(r"common OOF\W*\(24\)", flat) and "common val" not in flat, res.output
+    html = " ".join((out / "report.html").read_text().split())
+    assert "<th>common OOF macro-F1</th>" in html and "common val" not in html
+    assert "out-of-fold: every member is a k-fold set" in html
+    board = runner.invoke(app, ["runs", str(out), "--csv", "-"])
+    assert board.exit_code == 0 and "common OOF" in board.output, board.output
 
 
 def test_a_members_recorded_config_is_declared_and_read_once(tmp_path, monkeypatch):

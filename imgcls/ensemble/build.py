@@ -105,7 +105,9 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
                             "pass explicit --weights w1,w2,...")
         w = fit_weights(P, y, method, metric)
         fitted = len(members) > 1
-        info(f"fitted weights on {len(y)} common validation images ({metric or ('f1' if method == 'hard' else 'logloss')}): "
+        from imgcls.runs import common_rows     # named as the table's column over these rows names them
+        rows_said = common_rows([len(m.checkpoints) for m in members])
+        info(f"fitted weights on {len(y)} {rows_said} images ({metric or ('f1' if method == 'hard' else 'logloss')}): "
              + ", ".join(f"{m.name}={x:.3f}" for m, x in zip(members, w)))
     else:
         w = given_w

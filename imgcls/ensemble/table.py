@@ -7,11 +7,13 @@ from imgcls.console import print_table
 
 
 def print_scores(table: pd.DataFrame, common_rows: int) -> None:
-    """`common_rows`: how many validation rows every member predicted (the common val column's scores are over
-    them; own val names each member's own count per row). A --combine profile table's `shares` column (each
-    member's shares within its attributes, ensemble.profile.share_text) is what its weight cells show: per attribute
-    where a member's shares differ, which the numeric weight (NaN there) cannot say."""
+    """`common_rows`: how many validation rows every member predicted (the common column's scores are over them,
+    named as `imgcls runs` names them: common OOF where every member is a k-fold set; own val names each member's
+    own count per row). A --combine profile table's `shares` column (each member's shares within its attributes,
+    ensemble.profile.share_text) is what its weight cells show: per attribute where a member's shares differ, which
+    the numeric weight (NaN there) cannot say."""
     from rich.table import Table
+    from imgcls.runs import common_rows as rows_shared
     t = Table(title="validation macro-F1")
     notes = []
     members = table[~table["member"].str.startswith("ensemble (")]
@@ -29,7 +31,7 @@ def print_scores(table: pd.DataFrame, common_rows: int) -> None:
     t.add_column("ckpts", justify="right")
     t.add_column("weight", justify="right")
     t.add_column("own val (n)", justify="right")
-    t.add_column(f"common val ({common_rows})", justify="right")
+    t.add_column(f"{rows_shared(members['checkpoints'].tolist())} ({common_rows})", justify="right")
     shares = table["shares"] if "shares" in table else pd.Series("", index=table.index)
     for (_, r), share in zip(table.iterrows(), shares):
         weight = share if isinstance(share, str) and share else "" if pd.isna(r["weight"]) else f"{r['weight']:.3f}"
