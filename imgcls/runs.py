@@ -28,7 +28,8 @@ import pandas as pd
 from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME, read_yaml, trial_record
 from imgcls.runs_config import COLUMNS, RunsConfig  # noqa: F401  (declared there: light)
-from imgcls.train.rundir import RESUME_MAY_CHANGE, RunLock, kfold_finished, planned_folds, train_finished
+from imgcls.train.rundir import (RESUME_MAY_CHANGE, RunLock, kfold_finished, planned_classes, planned_folds,
+                                 train_finished)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -167,6 +168,8 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
         oof = _read_csv(path / "val_predictions.csv")
         _score(oof, run)
         run.scored_on = OOF
+        if not run.classes:         # no out-of-fold predictions before the last fold: the task's classes all the same
+            run.classes = planned_classes(path) or _fold_classes(folds)
         if run.history is not None:
             run.epochs = int(run.history.groupby("fold")["epoch"].max().max())
             run.best_epoch = _best_epoch(run.history)
@@ -182,6 +185,19 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
     run.state, run.progress = run_state(path, cfg, folds)
     run.task = task_of(cfg.get("target") or "label", run.classes)
     return run
+
+
+def _fold_classes(folds: Sequence[Path]) -> list:
+    """The classes a fold's validation predictions name (their p_<class> columns): a k-fold set's classes where
+    train recorded none as it started (a set started before folds.json named them)."""
+    for d in folds:
+        try:
+            cols = pd.read_csv(d / "val_predictions.csv", nrows=0).columns
+        except (OSError, ValueError, pd.errors.ParserError):
+            continue
+        if any(c.startswith("p_") for c in cols):
+            return [c[2:] for c in cols if c.startswith("p_")]
+    return []
 
 
 def task_of(target: str, classes) -> str:

@@ -508,3 +508,27 @@ def test_a_k_fold_set_before_its_first_fold_validated_is_a_k_fold_set_with_no_ro
     row = next(line for line in r.stdout.splitlines() if "runs/starting" in line)
     assert "k-fold" in row and "(0)" not in row, r.stdout
     assert read_run(outputs / "runs" / "kf" / "fold_0", outputs).kind == "run"
+
+
+def test_a_k_fold_set_s_task_names_its_class_count_before_its_last_fold(outputs):
+    """`imgcls runs` while a k-fold set trained showed its task as a bare `label` (no class count) until its last
+    fold wrote the out-of-fold predictions: `--filter "task=label (3)"` left it out and it read as another task.
+    The count is known as the set starts (train records its classes in folds.json); a set started before that names
+    them in its folds' validation predictions."""
+    from imgcls.runs import read_run
+    cfg = yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 2, "folds": "0,1"})
+    starting = outputs / "runs" / "starting"          # fold 0's first epoch: no fold has validated
+    (starting / "fold_0").mkdir(parents=True)
+    for d in (starting, starting / "fold_0"):
+        (d / "config.yaml").write_text(cfg)
+    (starting / "folds.json").write_text(json.dumps({"folds": [0, 1], "classes": CLASSES}))
+    older = outputs / "runs" / "older"                # fold 0 done, fold 1 training, no classes in folds.json
+    fake_run(older / "fold_0", "resnet10t", [("a", "a"), ("b", "b")], epochs=2)
+    for d in (older, older / "fold_0"):
+        (d / "config.yaml").write_text(cfg)
+    (older / "folds.json").write_text(json.dumps({"folds": [0, 1]}))
+    for run in (starting, older):
+        r = read_run(run, outputs)
+        assert r.kind == "k-fold" and r.task == "label (3)" and r.n_val == 0, (r.name, r.task)
+    board = leaderboard(find_runs(outputs), filters=["task=label (3)"])
+    assert {"runs/starting", "runs/older", "runs/kf"} <= set(board["name"])

@@ -1685,7 +1685,7 @@ def test_an_unfinished_folds_all_set_says_how_many_folds_it_plans(tmp_path):
     df["fold"] = np.arange(len(df)) % 3
     mf.write(df, tmp_path / "splits.csv")
     run = run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name="kf", epochs=1, folds="all"))
-    assert json.loads((run / "folds.json").read_text()) == {"folds": [0, 1, 2]}
+    assert json.loads((run / "folds.json").read_text()) == {"folds": [0, 1, 2], "classes": ["a", "b"]}
     assert read_run(run).progress == "folds done 3/3"
     shutil.rmtree(run / "fold_2")            # what a set interrupted before its last fold leaves
     (run / "oof_score.json").unlink()

@@ -369,7 +369,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
             remove_stale_temps(run_dir)
             _record_session(cfg, run_dir, record)        # but for how this session ran
         if dist.main and folds != [None] and not (run_dir / FOLDS_PLANNED).is_file():    # a resumed older set too
-            record_planned_folds(run_dir, folds)
+            record_planned_folds(run_dir, folds, classes)
         dist.barrier()
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
                             resume, stop_after, callbacks)

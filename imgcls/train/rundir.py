@@ -157,14 +157,29 @@ def option_changes(recorded: dict, now: dict, may_change=RESUME_MAY_CHANGE) -> l
 OOF_SCORE = "oof_score.json"   # a k-fold set's out-of-fold score: train writes it after the set's last fold
 
 
-FOLDS_PLANNED = "folds.json"   # a k-fold set's fold numbers (--folds all: the data's): train writes it as it starts
+FOLDS_PLANNED = "folds.json"   # a k-fold set's fold numbers (--folds all: the data's) and classes: train writes it
+                               # as it starts
 
 
-def record_planned_folds(run_dir: str | os.PathLike, folds: list[int]) -> Path:
-    """Write FOLDS_PLANNED in `run_dir`: the folds the set trains, known when it starts (config.yaml records --folds as
-    typed, `all`, which needs the data's fold column to count), so an unfinished set's progress reads done/planned."""
+def record_planned_folds(run_dir: str | os.PathLike, folds: list[int], classes: list[str]) -> Path:
+    """Write FOLDS_PLANNED in `run_dir`: the folds the set trains and its classes, known when it starts (config.yaml
+    records --folds as typed, `all`, which needs the data's fold column to count, and no classes; the set's
+    out-of-fold predictions name them after its last fold), so an unfinished set's progress reads done/planned and
+    its task its class count."""
     from imgcls.fsutil import write_json
-    return write_json(Path(run_dir) / FOLDS_PLANNED, {"folds": [int(f) for f in folds]})
+    return write_json(Path(run_dir) / FOLDS_PLANNED, {"folds": [int(f) for f in folds],
+                                                      "classes": [str(c) for c in classes]})
+
+
+def planned_classes(run_dir: str | os.PathLike) -> list | None:
+    """The classes a k-fold set trains, as train recorded them in FOLDS_PLANNED as it started; None where it holds
+    none (a set started before they were recorded) or is unreadable."""
+    import json
+    try:
+        classes = json.loads((Path(run_dir) / FOLDS_PLANNED).read_text()).get("classes")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return [str(c) for c in classes] if isinstance(classes, list) and classes else None
 
 
 def planned_folds(run_dir: str | os.PathLike) -> list | None:
