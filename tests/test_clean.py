@@ -1219,7 +1219,11 @@ def test_duplicates_link_keeps_every_member_and_names_its_group(dirty, tmp_path)
     # a label conflict is still decided (--conflicts majority-knn: both tied labels have near images here)
     assert link.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "label_conflict"].astype(str).tolist() == ["True"] * 2
     s = json.loads((tmp_path / "l" / "clean_summary.json").read_text())
-    assert s["duplicates"] == "link" and s["linked_kept"] == 3 and s["duplicate_groups"] == 4
+    # the three copies and the tie whose both labels stay (d07 in a, its re-encoded copy in b): four groups split
+    # and train keep on one side, one image beyond one per group in each
+    assert link.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["True"] * 2
+    assert s["duplicates"] == "link" and s["duplicate_groups"] == 4
+    assert (s["linked_kept"], s["linked_groups"]) == (4, 4), s
     assert "near_duplicate" not in s["removed"] and "exact_duplicate" not in s["removed"]
     # split and train's fallback split keep each linked group on one side
     from imgcls.train.data import assign_split, usable_rows
@@ -1401,6 +1405,27 @@ def test_the_summary_line_counts_the_groups_that_still_link_kept_duplicates(tmp_
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
     assert "removed 2 label_conflict; 1 duplicate kept, linked in 1 group " in text, text
+
+
+def test_the_summary_line_and_json_count_every_group_that_links_kept_images(tmp_path):
+    """A copy under another class that --conflicts all keeps is linked as a same-label copy is (split and train keep
+    its dup_group on one side), but the line said "1 duplicate kept, linked in 1 group" for two such groups: it
+    counted same-label copies only (duplicate_of), as clean_summary.json's linked_kept did. Both count every group
+    two or more images of which stay, in the same fields (linked_kept, linked_groups)."""
+    import json
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3})
+    (root / "a" / "copy.png").write_bytes((root / "a" / "000.png").read_bytes())
+    (root / "b" / "conflict.png").write_bytes((root / "a" / "001.png").read_bytes())
+    for dups, kept in (("link", 2), ("drop", 1)):       # drop: the same-label copy goes, the other class's stays
+        out = tmp_path / dups
+        r = runner.invoke(app, ["clean", str(root), "--out", str(out), "--exact-only", "--no-ood", "--conflicts",
+                                "all", "--duplicates", dups, "--workers", "1"])
+        assert r.exit_code == 0, r.output
+        text = " ".join(r.output.split())
+        said = f"{kept} duplicate{'s' if kept > 1 else ''} kept, linked in {kept} group{'s' if kept > 1 else ''} "
+        assert said in text, text
+        s = json.loads((out / "clean_summary.json").read_text())
+        assert (s["linked_kept"], s["linked_groups"]) == (kept, kept), s
 
 
 def test_ood_share_stop_suggests_a_contamination_that_is_accepted():

@@ -256,6 +256,16 @@ def tie_losses(df: pd.DataFrame, groups: list[str] | None = None) -> list[tuple[
     return sorted(rows, key=lambda r: (-r[1] / r[2], r[0]))
 
 
+def linked_kept(df: pd.DataFrame) -> tuple[int, int]:
+    """(copies kept, groups linking them): the duplicate groups of which two or more images stay, whatever their
+    labels (a copy under another class that --conflicts keeps links as a same-label one: split and train keep each
+    dup_group on one side), and the images they keep beyond one per group. clean's summary line and
+    clean_summary.json's linked_kept / linked_groups."""
+    sizes = df.loc[df["keep"].astype(bool) & (df["dup_group"] != ""), "dup_group"].value_counts()
+    sizes = sizes[sizes >= 2]
+    return int((sizes - 1).sum()), int(len(sizes))
+
+
 def families(df: pd.DataFrame) -> dict:
     """Duplicate groups of 3 or more images (e.g. near-identical generated drawings), counted apart from pairs."""
     sizes = df.loc[df["dup_group"] != "", "dup_group"].value_counts()

@@ -12,7 +12,7 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls.clean.config import CleanConfig, DEFAULT_OUT, OOD_MAX_CLASS_SHARE
 from imgcls.clean.duplicates import (TIE_NEIGHBOURS, asks_for_embeddings, conflict_table, families, group_levels,
-                                     mark_duplicates, threshold_sweep, tie_losses)
+                                     linked_kept, mark_duplicates, threshold_sweep, tie_losses)
 from imgcls.clean.materialize import WRITTEN_AS, earlier_materialized, materialize_kept, materialized_names
 from imgcls.clean.sampling import undersample
 from imgcls.console import info, pass_label, plural
@@ -279,7 +279,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                "removed": {r: int(n) for r, n in df.loc[~df["keep"], "reason"].value_counts().items()},
                "duplicates": cfg.duplicates,
                "duplicate_groups": int(df.loc[df["dup_group"] != "", "dup_group"].nunique()),
-               "linked_kept": int((df["keep"] & (df["duplicate_of"] != "")).sum()),
+               **dict(zip(("linked_kept", "linked_groups"), linked_kept(df))),
                "label_conflict_groups": int(df.loc[df["label_conflict"].astype(bool), "dup_group"].nunique()),
                "label_conflicts": conflict_table(df, tie_votes),
                "families": families(df),
@@ -295,9 +295,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     if gone:
         info(f"removed {plural(gone, 'image')} an earlier --materialize wrote in {out / 'images'} that this run "
              f"does not keep")
-    # the groups that still link a kept duplicate (one whose copies all went links nothing)
-    linking = int(df.loc[df["keep"] & (df["duplicate_of"] != ""), "dup_group"].nunique())
-    linked = (f"; {plural(summary['linked_kept'], 'duplicate')} kept, linked in {plural(linking, 'group')} "
+    linked = (f"; {plural(summary['linked_kept'], 'duplicate')} kept, linked in "
+              f"{plural(summary['linked_groups'], 'group')} "
               f"(dup_group: split and train keep each group on one side)" if summary["linked_kept"] else "")
     removed = ", ".join(f"{n} {reason}" for reason, n in summary["removed"].items()) or "none"
     unscored = (f"; {summary['ood_unscored']} of {int((df['error'] == '').sum())} readable images not scored by "
