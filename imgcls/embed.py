@@ -175,8 +175,30 @@ def load_vectors(path: Path, tag: str = "", size: int = 0, kind: str = "", what:
     features and thumbnail numbers (VectorCache); a cache of another model / size / kind, of another decoding
     (decode_mismatch), with vectors of another size than it records, or damaged, is reported and rebuilt, never
     trusted."""
+    vectors, why = read_vectors(path, tag, size, kind)
+    if why:
+        say_stale(what, [(path, why)])
+    return vectors
+
+
+def say_stale(what: str, stale: list[tuple[Path, str]]) -> None:
+    """One line for the cache files of a pass that do not fit (the pooled and style embeddings are rebuilt together,
+    often for one reason): each file with its reason, the reason once where they share it."""
+    if not stale:
+        return
+    files = " and ".join(str(p) for p, _ in stale)
+    if len({why for _, why in stale}) == 1:
+        said = f"{what}{'s' if len(stale) > 1 else ''} {files} {'do' if len(stale) > 1 else 'does'} not fit " \
+               f"({stale[0][1]})"
+    else:
+        said = f"{what}s " + " and ".join(f"{p} ({why})" for p, why in stale) + " do not fit"
+    warn(f"{said}: ignored and rebuilt")
+
+
+def read_vectors(path: Path, tag: str = "", size: int = 0, kind: str = "") -> tuple[dict[str, np.ndarray], str]:
+    """load_vectors' vectors and why the file does not fit ('' where it does, or is not there), unsaid."""
     if not path.is_file():
-        return {}
+        return {}, ""
     why = ""
     try:
         with np.load(path) as z:
@@ -195,9 +217,8 @@ def load_vectors(path: Path, tag: str = "", size: int = 0, kind: str = "", what:
     except Exception as e:  # a damaged cache is rebuilt, never trusted
         why = f"unreadable ({type(e).__name__})"
     if why:
-        warn(f"{what} {path} does not fit ({why}): ignored and rebuilt")
-        return {}
-    return dict(zip(keys.tolist(), vectors))
+        return {}, why
+    return dict(zip(keys.tolist(), vectors)), ""
 
 
 def save_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: int = 0, kind: str = "",
@@ -332,7 +353,9 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     # must not depend on which pass filled the cache
     tag = (model if weights is None else f"{model}-{_weights_tag(weights, weights_flag)}") + ("-bf16" if bf16 else "")
     cpaths = {"pooled": _cache_file(cache_dir, tag, size), "style": _cache_file(cache_dir, tag + "-style", size)}
-    cache = load_vectors(cpaths[kind], tag, size, kind)
+    # a cache file that does not fit is said once the pass knows whether the other kind's (rebuilt with it) fits
+    cache, why = read_vectors(cpaths[kind], tag, size, kind)
+    stale = [(cpaths[kind], why)] if why else []
     parts = _shard_dir(cache_dir, tag, size)
     shard_paths, shards = _load_shards(parts)
     n = len(df)
@@ -360,7 +383,12 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     d = current()          # under torchrun each rank embeds its share and writes it as shards; all read them all
     mine = d.mine(todo)
     if todo or shard_paths:
-        caches = {k: cache if k == kind else {**load_vectors(v, tag, size, k), **shards[k]} for k, v in cpaths.items()}
+        caches = {kind: cache}
+        for k in (k for k in cpaths if k != kind):
+            other, why = read_vectors(cpaths[k], tag, size, k)
+            stale += [(cpaths[k], why)] if why else []
+            caches[k] = {**other, **shards[k]}
+    say_stale("embedding cache", stale)
     if todo:         # torch and timm are imported only here: a pass served by the cache needs neither (~2.5 s)
         import torch
 
@@ -414,15 +442,16 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
         for k in vectors:
             vectors[k].update({i: vectors[k][j] for i, j in same.items() if j in vectors[k]})
     if (todo or shard_paths) and d.main:
-        again = False
+        again, stale = False, []
         for k in caches:
             fresh = next(iter(vectors[k].values()), None)
             old_dim = next(iter(caches[k].values())).shape[0] if caches[k] else None
             if fresh is not None and old_dim is not None and old_dim != fresh.shape[0]:
-                warn(f"embedding cache {cpaths[k]} holds vectors of size {old_dim}, the model gives "
-                     f"{fresh.shape[0]}: ignored and rebuilt")
+                stale.append((cpaths[k], f"vectors of size {old_dim}, the model gives {fresh.shape[0]}"))
                 caches[k].clear()
                 again = again or k == kind
+        say_stale("embedding cache", stale)
+        for k in caches:
             for i, v in vectors[k].items():
                 if shas[i]:
                     caches[k][shas[i]] = v

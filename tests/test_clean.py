@@ -1041,6 +1041,37 @@ def test_cached_vectors_of_another_decoding_are_reported_and_not_replayed(tmp_pa
                     f"version 1, this one's {DECODE_VERSION}): ignored"]
 
 
+def test_both_stale_embedding_caches_are_said_in_one_line(tmp_path, monkeypatch):
+    """A pass rebuilds the pooled and the style cache together: where both did not fit (an older decoding; vectors
+    of another size than the model gives) it said two "does not fit" / "holds vectors of size" lines, one per file,
+    for the one rebuild. One line names both files, the reason once where they share it."""
+    from imgcls import embed
+    from imgcls import manifest as mf
+    df = mf.load(_keyed_and_opaque_pngs(tmp_path / "raw"), announce=False).reset_index(drop=True)
+    kw = dict(model="test_efficientnet", pretrained=False, img_size=32, device="cpu", precision="fp32")
+    paths = [embed._cache_file(tmp_path / "c", "test_efficientnet", 32),
+             embed._cache_file(tmp_path / "c", "test_efficientnet-style", 32)]
+    said: list[str] = []
+    monkeypatch.setattr(embed, "warn", said.append)
+    old = ["f" * 64]                                  # another image's vectors: this pass embeds its own
+    for decode in ({}, {"decode": np.array(embed.DECODE_VERSION)}):     # no decode: an older imgcls's file
+        (tmp_path / "c").mkdir(exist_ok=True)
+        for path, kind in zip(paths, ("pooled", "style")):
+            np.savez(path, keys=np.array(old), vectors=np.ones((1, 3), np.float32), version=np.array(1),
+                     model=np.array("test_efficientnet"),
+                     size=np.array(32), kind=np.array(kind), dim=np.array(3), **decode)
+        said.clear()
+        embed.embed_manifest(df, cache_dir=tmp_path / "c", **kw)
+        assert len(said) == 1 and said[0].endswith(" do not fit: ignored and rebuilt" if decode else
+                                                   " ignored and rebuilt"), said
+        if decode:      # the vector sizes the model gives differ by kind: each file with its own
+            assert said[0].startswith(f"embedding caches {paths[0]} (vectors of size 3, the model gives ")
+            assert f" and {paths[1]} (vectors of size 3, the model gives " in said[0]
+        else:
+            assert said[0].startswith(f"embedding caches {paths[0]} and {paths[1]} do not fit (decoded by an "
+                                      f"older imgcls")
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_an_embedding_cache_of_the_old_decoding_is_rebuilt_one_of_this_decoding_replayed(tmp_path, monkeypatch):
