@@ -1848,3 +1848,22 @@ def test_a_run_resumed_through_a_symlink_is_named_by_its_real_folder(tmp_path):
         assert (rec.name, rec.out) == ("kf", str(tmp_path / "runs")), d
     r = CliRunner().invoke(app, ["train", "--resume", str(link)])
     assert r.exit_code == 0 and "kf: already finished, nothing to resume" in r.output, r.output
+
+
+def test_a_run_resumed_through_a_symlinked_folder_above_it_records_the_real_folder(tmp_path):
+    """`train --resume LINK/kf` (LINK a symlink to the folder of runs) resolved only a link as the last part: the
+    folds written in that session recorded `out: LINK`, the link's path, not the real folder's. The whole path is
+    resolved where it is not the real one."""
+    from imgcls import manifest as mf
+    tmp_path = tmp_path.resolve()
+    df = mf.load(make_image_folder(tmp_path / "data" / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    run = _kfold_set_stopped_after_fold_0(tmp_path / "data" / "splits.csv", tmp_path / "real")
+    (tmp_path / "link").symlink_to(tmp_path / "real", target_is_directory=True)
+    r = CliRunner().invoke(app, ["train", "--resume", str(tmp_path / "link" / "kf")])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    assert (run / "oof_score.json").is_file()
+    for d in (run, run / "fold_0", run / "fold_1"):
+        rec = TrainConfig.load(d / "config.yaml")
+        assert (rec.name, rec.out) == ("kf", str(tmp_path / "real")), d

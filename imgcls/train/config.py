@@ -161,12 +161,15 @@ def _join(values: list) -> str:
 
 
 def resume_folder(run_dir: str | Path) -> Path:
-    """The run folder --resume names, as typed where the path ends in the folder's own name; resolved where it does
-    not (`.` from inside the run, `..` from one of its folds, `RUN/fold_0/..`, a symlink to the run folder), so the
-    run's name and --out, taken from its last component and parent, are the real folder's (`.` gave the name '', a
-    link its own name, recorded by the folds the session wrote and said as the run's)."""
+    """The run folder --resume names, as typed where the path is the real folder's; resolved, the whole path, where
+    it is not (`.` from inside the run, `..` from one of its folds, `RUN/fold_0/..`, a symlink to the run folder or
+    to any folder above it), so the run's name and --out, taken from its last component and parent, are the real
+    folder's (`.` gave the name '', a link its own name or its parent, recorded by the folds the session wrote and
+    said as the run's)."""
+    import os
     run_dir = Path(run_dir)
-    return run_dir.resolve() if run_dir.name in ("", "..") or run_dir.is_symlink() else run_dir
+    real = run_dir.name not in ("", "..") and os.path.realpath(run_dir) == os.path.abspath(run_dir)
+    return run_dir if real else run_dir.resolve()
 
 
 def resume_record(run_dir: str | Path) -> Path:
