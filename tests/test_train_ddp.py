@@ -135,3 +135,46 @@ def test_torchrun_a_refusal_of_rank_0_is_one_line(tmp_path):
     assert r.returncode != 0 and said.count("error:") == 1 and "--cache ram: the decoded-image cache" in said, \
         said[-3000:]
     assert list((tmp_path / "runs").glob("*")) == []       # refused before the run folder is made
+
+
+RANK_SCRIPT = """
+import os, sys
+from typer.testing import CliRunner
+import imgcls.cli.common
+from imgcls.cli import app
+imgcls.cli.common.SAID_ELSEWHERE_WAIT_S = 0      # each rank says what it ended with (torchrun stops none here)
+r = CliRunner().invoke(app, sys.argv[2:])
+with open(sys.argv[1] + os.environ["RANK"], "w") as f:
+    f.write(f"{r.exit_code}\\n{' '.join(r.output.split())}")
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_a_finished_run_in_use_refuses_its_moved_data_on_every_process(tmp_path):
+    """`torchrun ... train NEW --resume RUN` on a finished run whose data moved records the new path on rank 0, under
+    the run's lock: another train holding the run folder was a refusal of rank 0 alone, while the other processes
+    returned as if the path were recorded. Every process now ends with the same one line, exit 2 (each rank's
+    outcome is read from its own file: the CLI called in each torchrun process)."""
+    import shutil
+
+    from imgcls.train import TrainConfig, run_train
+    from imgcls.train.rundir import RunLock
+    old = make_image_folder(tmp_path / "disk1" / "data", {"a": 4, "b": 4}, size=(16, 16))
+    run = run_train(TrainConfig(src=str(old), model="test_resnet", pretrained=False, img_size=16, batch_size=4,
+                                epochs=1, workers=0, device="cpu", aug="none", out=str(tmp_path / "runs"),
+                                name="done"))
+    new = tmp_path / "disk2" / "data"
+    shutil.move(old, new)
+    script = tmp_path / "rank.py"
+    script.write_text(RANK_SCRIPT)
+    launch, env = torchrun(2, tmp_path)
+    before = (run / "config.yaml").read_text()
+    with RunLock(run):              # another train holds the run folder
+        r = subprocess.run(launch + [str(script), str(tmp_path / "rank"), "train", str(new), "--resume", str(run),
+                                     "--device", "cpu"], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    said = {rank: (tmp_path / f"rank{rank}").read_text().split("\n") for rank in (0, 1)}
+    code, line = said[0][0], said[0][1][said[0][1].index("error:"):]     # rank 0's info lines before it
+    assert code == "2" and line.count("error:") == 1 and "in use by another imgcls train" in line, said
+    assert said[1] == [code, line], said
+    assert (run / "config.yaml").read_text() == before

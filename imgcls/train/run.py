@@ -412,20 +412,30 @@ def _record_moved_data(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dis
     new path as a run that goes on does (_record_data), so what reads its record later (predict's leak check,
     ensemble, train_longer's command) finds the data where it is now: once check_resume_data found the run's
     validation images there (the data listed, no image scanned or decoded), under the run's lock. No data given,
-    or the recorded path, reads and writes nothing. `cfg`: resume_config's (its src anchored here)."""
+    or the recorded path, reads and writes nothing. `cfg`: resume_config's (its src anchored here). Under torchrun
+    rank 0 writes the record, and its refusal (the folder read-only, or in use by another train) is every process's
+    one error, as run_train's claim of the run folder: raised on rank 0 alone, the others went on."""
     named = cfg.src             # as given: what a refusal names
     if named == record.src or cfg.anchor_paths().src == record.src:
         return
     from imgcls import manifest as mf
+    from imgcls.errors import UserError
     from imgcls.fsutil import check_writable
     from imgcls.train.progress import RunLog
     from imgcls.train.rundir import RunLock, check_resume_data
     df = mf.load(cfg.src, mf.LayoutOptions(), scan=False, announce=dist.main, max_pixels=cfg.max_pixels)
     check_resume_data(run_dir, df, named, record)
+    err = None
     if dist.main:
-        check_writable(run_dir)
-        with RunLock(run_dir):
-            _record_data(cfg, run_dir, RunLog(run_dir / "train.log"), how="finished run given")
+        try:
+            check_writable(run_dir)
+            with RunLock(run_dir):
+                _record_data(cfg, run_dir, RunLog(run_dir / "train.log"), how="finished run given")
+        except UserError as e:
+            err = str(e)
+    err = dist.broadcast(err)
+    if err:
+        raise UserError(err)
 
 
 def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
