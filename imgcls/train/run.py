@@ -429,7 +429,7 @@ def _record_moved_data(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dis
     if dist.main:
         try:
             check_writable(run_dir)
-            with RunLock(run_dir):
+            with RunLock(run_dir, resuming=True):      # the run asked for: another --name is no fix
                 _record_data(cfg, run_dir, RunLog(run_dir / "train.log"), how="finished run given")
         except UserError as e:
             err = str(e)
