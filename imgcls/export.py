@@ -5,8 +5,9 @@ checked against torch on the same input with onnxruntime (max |difference| must 
 Next to the .onnx files, `export.json` records the input size, mean / std, resize mode, the letterbox (the colour
 to pad each image to a square with first, where preprocess --size padded the training images), class names and the
 parity figures, and `preprocessing` (imgcls.train.data.input_recipe): every step from the file to the input
-tensor, the JPEG draft scale, EXIF, transparency's background and the resize arithmetic included, which is what a
-deployment needs to preprocess images like `imgcls predict` does.
+tensor, the JPEG draft scale, EXIF, transparency's background and the resize arithmetic included, with the
+decoding's version (imgcls.io.DECODE_VERSION), which is what a deployment needs to preprocess images like `imgcls
+predict` does.
 """
 from __future__ import annotations
 

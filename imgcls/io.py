@@ -7,7 +7,8 @@
   flattened onto a background, CMYK / 16-bit / float converted; raises `ImageReadError` with a reason for a bad
   file. `load_rgb_or_grey`: the same, a grey source kept as 'L' (preprocess writes it so); `load_rgb_drafts`:
   load_rgb at several JPEG draft sizes, one decode per distinct DCT scale (predict's TTA views).
-- `DECODE_VERSION`: which decoding the loaders' pixels are; caches of numbers computed from them record it.
+- `DECODE_VERSION`: which decoding the loaders' pixels are; caches of numbers computed from them record it, and so
+  does export.json's decode recipe (decode_recipe).
 """
 from __future__ import annotations
 
@@ -54,7 +55,8 @@ _SWAPS_AXES = {5, 6, 7, 8}
 DECODE_VERSION = 2
 """Bump when the pixels any loader returns change for some file. Caches of numbers computed from decoded pixels
 record it (imgcls.embed.save_vectors: the embedding cache, its shards) and rebuild those of another decode version,
-so a warm run gives a cold run's numbers; a file written without it counts as 1. 2: a PNG's transparent colour key
+so a warm run gives a cold run's numbers; a file written without it counts as 1. export.json's decode recipe
+(decode_recipe) carries it for a deployment that follows the recipe. 2: a PNG's transparent colour key
 (tRNS) is flattened onto the background (68e20c8)."""
 
 
@@ -311,8 +313,10 @@ def load_rgb_drafts(path: str | os.PathLike, sides: Sequence[int], max_pixels: i
 def decode_recipe(draft: int | None = None) -> dict:
     """What load_rgb(path, draft=(draft, draft)) does to a file, in words and values, for a deployment that must
     reproduce it without imgcls (export.json): the draft scale, EXIF orientation, transparency's background, the
-    conversions to 8-bit RGB."""
+    conversions to 8-bit RGB; `version`: DECODE_VERSION, which a deployment written for one recipe compares, so an
+    export from an imgcls whose loaders return other pixels is not followed as the recipe it knows."""
     return {
+        "version": DECODE_VERSION,
         "draft": None if not draft else {
             "formats": sorted(DRAFT_FORMATS), "size": [draft, draft],
             "how": "decoded at the reduced DCT scale 1/k, k the largest of 8, 4, 2, 1 with k <= min(width // size, "

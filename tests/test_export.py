@@ -101,6 +101,9 @@ def test_export_refuses_an_out_holding_another_steps_output(tmp_path):
     assert output_step(run / "onnx")[0] == "export"
 
 
+READER_DECODE_VERSION = 2       # _rebuild_input follows this decode (2: a PNG's tRNS colour key is transparent)
+
+
 def _rebuild_input(path, p) -> np.ndarray:
     """export.json's `preprocessing` followed with plain PIL / numpy, as a deployment without imgcls would: [3, S, S]."""
     from PIL import Image, ImageOps
@@ -112,8 +115,13 @@ def _rebuild_input(path, p) -> np.ndarray:
         out.paste(im, ((side - w) // 2, (side - h) // 2))
         return out
 
-    im = Image.open(path)
     d = p["decode"]
+    # the decode this reader was written for (imgcls.io.DECODE_VERSION then): an export from an imgcls whose loaders
+    # return other pixels is another recipe, not followed as this one
+    if d.get("version") != READER_DECODE_VERSION:
+        raise ValueError(f"export.json's decode version {d.get('version')}: this reader follows version "
+                         f"{READER_DECODE_VERSION}")
+    im = Image.open(path)
     if d["draft"] and im.format in d["draft"]["formats"]:
         im.draft("RGB", tuple(d["draft"]["size"]))
     im.load()
@@ -171,6 +179,8 @@ def test_export_json_preprocessing_rebuilds_predicts_input(tmp_path, resize_mode
     res = runner.invoke(app, ["export", str(run), "--onnx", "--out", str(tmp_path / "onnx")])
     assert res.exit_code == 0, res.output
     p = json.loads((tmp_path / "onnx" / "export.json").read_text())["preprocessing"]
+    from imgcls.io import DECODE_VERSION
+    assert p["decode"]["version"] == DECODE_VERSION          # the loaders' decoding the recipe describes
 
     rng = np.random.default_rng(0)
     rgba = rng.integers(0, 256, (30, 50, 4), dtype=np.uint8)
