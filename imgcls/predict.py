@@ -865,9 +865,10 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     members = ", ".join(f"{m.name} x{len(m.checkpoints)}" + (f" (w={w})" if spec.method != "soft" else "")
                         + ("" if any(m is r for r in running) else ": not run, it adds nothing")
                         for m, w in zip(spec.members, weights))
-    how = (f"the product of the attributes' probabilities ({spec.method} within each)" if spec.combine == "profile"
-           else f"method {spec.method}")
-    info(f"predicting with {spec.name}: {members}; {how}; TTA {tta_spec.text} "
+    # how members combine, said only where there are several: a run (its folds are averaged) has no vote
+    how = (f"the product of the attributes' probabilities ({spec.method} within each); " if spec.combine == "profile"
+           else f"method {spec.method}; " if len(spec.members) > 1 else "")
+    info(f"predicting with {spec.name}: {members}; {how}TTA {tta_spec.text} "
          f"({tta_spec.n_views} view(s), merge {tta_merge})")
     warn_mirrors_unseen(spec, tta_spec)
     warn_preprocess_differs(spec, given, data)

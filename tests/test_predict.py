@@ -478,6 +478,27 @@ def test_summary_names_the_device_used_not_auto(tmp_path):
         assert f"<td>device</td><td>{said}</td>" in (out / "report.html").read_text()
 
 
+def test_the_ensemble_method_is_said_only_where_members_are_combined(tmp_path, monkeypatch):
+    """`predict RUN` said `method soft` of a single run (its folds are averaged, nothing votes): the method is said
+    for an ensemble of several members only."""
+    import imgcls.predict as pr
+    from imgcls.ensemble import EnsembleSpec, member_from_run
+    from imgcls.ensemble.spec import write_spec
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: (_ for _ in ()).throw(UserError("stopped here")))
+    data = make_image_folder(tmp_path / "test", {"a": 2}, size=(36, 36))
+    one, folds = make_tiny_run(tmp_path / "runs" / "one"), make_tiny_run(tmp_path / "runs" / "folds", folds=2)
+    ens = tmp_path / "ens"
+    write_spec(EnsembleSpec("ens", "soft", [member_from_run(one), member_from_run(folds)], ["a", "b", "c"]), ens)
+    said = {}
+    for src in (one, folds, ens):
+        res = invoke("predict", src, "--data", data, "--out", tmp_path / f"p_{src.name}", "--workers", 0)
+        assert res.exit_code == 2 and "stopped here" in res.output, res.output
+        said[src.name] = next(line for line in res.output.splitlines() if line.startswith("predicting with"))
+    assert said["one"] == "predicting with one: one x1; TTA none (1 view(s), merge mean)"
+    assert said["folds"] == "predicting with folds: folds x2; TTA none (1 view(s), merge mean)"
+    assert said["ens"] == "predicting with ens: one x1, folds x2; method soft; TTA none (1 view(s), merge mean)"
+
+
 def test_newest_run_is_used_and_named(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     make_tiny_run(tmp_path / "outputs" / "runs" / "old")
