@@ -112,6 +112,14 @@ def resolve_device(spec: str = "auto"):
     raise UserError(f"unknown --device '{spec}'; use auto, cpu, cuda or cuda:N")
 
 
+def check_device_present(spec: str = "auto") -> None:
+    """A --device naming CUDA (`cuda`, `cuda:N`) that this machine does not have, refused in one line (resolve_device's)
+    before a step reads its data, not after minutes of it; auto and cpu always resolve, and are checked without
+    importing torch."""
+    if (spec or "auto").strip().lower().startswith("cuda"):
+        resolve_device(spec)
+
+
 def device_name(dev) -> str:
     """What a resolved torch.device is called in a step's outputs: 'cpu', 'cuda:0' (a bare 'cuda' is the current
     CUDA device, named with its index), never the 'auto' that chose it."""

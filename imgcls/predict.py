@@ -799,6 +799,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     check_output_not_source(out, spec.folders())
     check_writable(out)
     refuse_other_output(out, "predict", among=True)
+    from imgcls.device import check_device_present
+    check_device_present(device)        # --device cuda without one: refused before the test data is read
     if data is None:
         from imgcls.pipeline import default_test_data
         data = default_test_data()
