@@ -296,6 +296,27 @@ def folder_csv(root: Path) -> Path | None:
     return csvs[0] if len(csvs) == 1 and listing_csvs(root, csvs) else None
 
 
+def lone_image_folder(root: Path) -> Path | None:
+    """The image folder (CSV_IMAGE_FOLDERS: images/, ...) a folder holds alone, its images directly in it, when no
+    CSV beside it lists them: the mask competition's eval/ without its info.csv. Those are unlabeled test images
+    named by their paths in that folder (xxx.jpg, as info.csv spells its ImageIDs), never one class named 'images'
+    (images/xxx.jpg); None otherwise (images beside it, other folders, class folders in it, or a CSV listing them:
+    folder_csv's, or several, the user's pick)."""
+    try:
+        entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    except OSError:
+        return None
+    subdirs = [p for p in entries if p.is_dir()]
+    if len(subdirs) != 1 or subdirs[0].name.lower() not in CSV_IMAGE_FOLDERS:
+        return None
+    if any(p.is_file() and imgio.is_image_name(p.name) for p in entries):
+        return None
+    found = images_under(subdirs[0])
+    if not found or any(p.parent != subdirs[0] for p in found) or listing_csvs(root):
+        return None
+    return subdirs[0]
+
+
 def _top_csvs(root: Path) -> list[Path]:
     try:
         return sorted(p for p in root.iterdir() if p.suffix.lower() == ".csv" and not p.name.startswith(".")

@@ -32,9 +32,9 @@ from imgcls.console import info, plural, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
-from imgcls.layouts import (CSV_IMAGE_FOLDERS, LAYOUTS, LayoutOptions, folder_csv, images_under, nfc, profiles_root,
-                            profiles_table_root, read_competition_csv, read_csv, read_folder, read_profiles,
-                            read_unlabeled)
+from imgcls.layouts import (CSV_IMAGE_FOLDERS, LAYOUTS, LayoutOptions, folder_csv, images_under, lone_image_folder,
+                            nfc, profiles_root, profiles_table_root, read_competition_csv, read_csv, read_folder,
+                            read_profiles, read_unlabeled)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
@@ -212,6 +212,8 @@ def detect_layout(src: Path, opts: LayoutOptions) -> str:
     if folder_csv(src) is not None and not any(images_under(d)[:1] for d in subdirs
                                                if d.name.lower() not in CSV_IMAGE_FOLDERS):
         return "csv"
+    if lone_image_folder(src) is not None:      # eval/ without its info.csv: images/ is no class
+        return "unlabeled"
     return "folder" if any(images_under(d)[:1] for d in subdirs) else "unlabeled"
 
 
@@ -282,6 +284,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                         + "; drop --age-bands or give the profile folders")
     table = None        # the CSV the rows come from, named when it has none
     folder_read = None  # the folder given, when the images lie below it (input_folders)
+    lone = None         # the image folder an unlabeled folder holds alone (lone_image_folder), read as the root
     if layout == "manifest":
         mpath = table = src if src.is_file() else src / MANIFEST_NAME
         if not mpath.is_file():
@@ -328,10 +331,14 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                 df.attrs[CSV_READ] = str(src)
                 folder_read = str(src.parent.resolve())     # nor be written beside it, in its train/
         else:
+            lone = lone_image_folder(root) if opts.layout == "auto" else None
+            root = lone or root
             df = read_unlabeled(root)
         df["root"] = str(root.resolve())
         if root.resolve() != (src.parent if src.is_file() else src).resolve():
-            notes.append(f"images in {root}")
+            notes.append(f"images in {root}" + (
+                f": {src} holds that folder alone and no CSV listing its images (the mask competition's info.csv), "
+                f"so the ids are their names there, in name order" if lone else ""))
             if not src.is_file():       # the competition's train/ or eval/ given whole: its CSV and images are input
                 folder_read = str(src.resolve())
         if announce:

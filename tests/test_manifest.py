@@ -76,6 +76,34 @@ def test_the_mask_competitions_folders_as_they_come(tmp_path, capsys):
     assert mf.load(train, scan=False).equals(df)
 
 
+def test_an_eval_folder_without_its_info_csv_is_unlabeled_images_named_in_images(tmp_path, capsys):
+    """eval/ holding images/ alone (its info.csv lost) was read as class folders: one class 'images', paths (and
+    predict's ids) images/<name>. Now unlabeled images rooted at images/ (ids as info.csv spells them), said in the
+    read line; a folder with more in it, class folders under images/, or --layout typed reads as before."""
+    ev = tmp_path / "eval"
+    for i, n in enumerate(["f3.jpg", "0a.jpg"]):
+        make_image(ev / "images" / n, seed=i)
+    assert mf.detect_layout(ev, opts()) == "unlabeled"
+    df = mf.load(ev, scan=False)
+    assert df["path"].tolist() == ["0a.jpg", "f3.jpg"] and set(df["label"]) == {""}
+    assert set(df["root"]) == {str((ev / "images").resolve())} and mf.input_folders(df)[-1] == str(ev.resolve())
+    said = " ".join(capsys.readouterr().err.split())
+    assert (f"read {ev} as layout 'unlabeled' (2 images; images in {ev / 'images'}: {ev} holds that folder alone "
+            f"and no CSV listing its images (the mask competition's info.csv), so the ids are their names there, "
+            f"in name order)") in said, said
+    assert mf.load(ev, opts(layout="unlabeled"), scan=False)["path"].tolist() == ["images/0a.jpg", "images/f3.jpg"]
+    make_image(ev / "images" / "sub" / "x.png")         # an image below images/: no flat test folder
+    assert mf.detect_layout(ev, opts()) == "folder"
+    shutil.rmtree(ev / "images" / "sub")
+    make_image(ev / "loose.png")                        # an image beside images/
+    assert mf.detect_layout(ev, opts()) == "folder"
+    (ev / "loose.png").unlink()
+    make_image(ev / "cat" / "x.png")                    # another folder of images: class folders
+    assert mf.detect_layout(ev, opts()) == "folder"
+    shutil.rmtree(ev / "cat")
+    assert mf.detect_layout(ev, opts()) == "unlabeled"
+
+
 def test_folder_layout_counts_and_nested(tmp_path):
     root = make_image_folder(tmp_path / "raw", {"cat": 3, "dog": 2})
     make_image(root / "dog" / "sub" / "deep.png", seed=99)       # root/<class>/**/<image>

@@ -351,6 +351,21 @@ def test_competition_csv_multibranch_decodes_to_18_classes_with_tta(tmp_path, mo
     assert pd.read_csv(tmp_path / "pred2" / "submission.csv").equals(sub)
 
 
+def test_the_mask_eval_folder_without_its_info_csv_gets_the_competitions_bare_ids(tmp_path):
+    """eval/ holding images/ alone was read as one class folder 'images': the submission's ImageIDs were
+    images/<name> without a word. Its ImageIDs are the file names (as info.csv spells them), and the read line says
+    why."""
+    run = make_tiny_run(tmp_path / "runs" / "multi", multi=True, model="test_resnet")
+    ev = tmp_path / "eval"
+    for i, n in enumerate(["f3.jpg", "0a.jpg", "9c.jpg"]):
+        make_image(ev / "images" / n, size=(30, 40), seed=i, kind="noise")
+    res = invoke("predict", run, "--data", ev, "--out", tmp_path / "p", "--format", "mask", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "p" / "submission.csv")["ImageID"].tolist() == ["0a.jpg", "9c.jpg", "f3.jpg"]
+    said = " ".join(res.output.split())
+    assert f"holds that folder alone and no CSV listing its images (the mask competition's info.csv)" in said, said
+
+
 def test_class_ids_come_from_the_label_and_its_ids(tmp_path):
     """--format mask wrote a class's position as its id (a class clean removed shifted every later one), wrote a
     `train --target mask` run's mask values as the 18-class `ans`, and positions for a run whose classes are names;
