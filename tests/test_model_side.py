@@ -103,6 +103,39 @@ def test_train_says_its_fallback_split_is_not_leak_free(tmp_path, monkeypatch):
     assert "near copies clean did not link" not in " ".join(r.output.split())
 
 
+def test_train_split_hints_name_the_data_and_target_and_work_as_typed(tmp_path, monkeypatch):
+    """`train train.csv --target artist` (DACON's columns) said 'run `imgcls split` and train on its splits.csv':
+    typed, `imgcls split` reads only the pipeline's default input (none here: an error), and split's table of
+    train.csv, stratified on no label, was refused. The hints name the data, --stratify and --target."""
+    import shlex
+    from imgcls.train import loop
+    monkeypatch.setattr(loop, "train_run", lambda *a, **k: {"best_f1": 0.0, "best_epoch": 1,
+                                                          "val_predictions": None, "history": []})
+    comp = make_image_folder(tmp_path / "comp" / "train", {"a": 6, "b": 6}, size=(36, 36))
+    paths = sorted(p.relative_to(comp).as_posix() for p in comp.rglob("*.png"))
+    pd.DataFrame({"id": [f"TRAIN_{i:04d}" for i in range(len(paths))], "img_path": [f"./train/{p}" for p in paths],
+                  "artist": [p.split("/")[0] for p in paths]}).to_csv(tmp_path / "comp" / "train.csv", index=False)
+    monkeypatch.chdir(tmp_path / "comp")
+    args = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--workers", "0", "--device", "cpu",
+            "--epochs", "1", "--out", str(tmp_path / "runs")]
+    r = runner.invoke(app, ["train", "train.csv", "--target", "artist", *args, "--name", "t"])
+    assert r.exit_code == 0, r.output
+    flat = " ".join(r.output.split())
+    csv = tmp_path / "comp" / "train.csv"                 # named as train read it
+    assert f"for a leak-free split: imgcls split {csv} --stratify artist, then imgcls train data/splits.csv " \
+           "--target artist" in flat, flat
+    r = runner.invoke(app, ["train", "train.csv", "--target", "artist", "--folds", "all", *args, "--name", "f"])
+    assert r.exit_code == 2 and f"run `imgcls split {csv} --folds 5 --stratify artist` first and train on its " \
+                                "table (imgcls train data/splits.csv --target artist --folds all)" in " ".join(
+                                    r.output.split()), r.output
+    # the hinted commands, as typed (split's near-duplicate search off only to keep the test fast)
+    r = runner.invoke(app, shlex.split(f"split {csv} --stratify artist") + ["--no-near-dup", "--quiet"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, shlex.split("train data/splits.csv --target artist") + args + ["--name", "s"])
+    assert r.exit_code == 0, r.output
+    assert "near copies clean did not link" not in " ".join(r.output.split())
+
+
 # --- typed model metadata ----------------------------------------------------------------------------------------
 
 def test_model_meta_round_trip_and_old_names():

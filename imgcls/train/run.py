@@ -62,6 +62,21 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
     return heads, "product", classes, y, np.array([lookup[tuple(r)] for r in y])
 
 
+def _split_first(cfg: TrainConfig, df, extra: str = "") -> tuple[str, str]:
+    """The `imgcls split` command that splits this run's data, and the `imgcls train` one that trains on its
+    table, as typed: a bare `imgcls split` reads only the pipeline's default input (not a train.csv given here),
+    and a --target column (DACON's artist) is what split stratifies on and the table keeps for train."""
+    from imgcls.console import sh
+    from imgcls.pipeline import PIPELINE
+    splits = dict(PIPELINE)["splits"]
+    # a split's table (a CSV with a split column) is split again from the default input, never from itself
+    again = Path(cfg.src).is_file() and "split" in df.columns
+    target = "" if cfg.target == "label" else f" --stratify {sh(cfg.target)}"
+    split = " ".join(x for x in ("imgcls split", "" if again else sh(cfg.src), extra) if x) + target
+    train = f"imgcls train {splits}" + ("" if cfg.target == "label" else f" --target {sh(cfg.target)}")
+    return split, train
+
+
 def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[int] | None:
     """The age band edges of a profile table's `age_band` values (ModelMeta.age_bands; None: no age / age_band
     columns, or bands not made by edges). A table is read with the edges recorded beside it
@@ -302,14 +317,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     if cfg.folds:
         have = tdata.fold_ids(df)
         if not have:
-            from imgcls.console import sh
-            from imgcls.pipeline import PIPELINE
-            splits = dict(PIPELINE)["splits"]
-            # a split's table (a CSV with a split column) is split again from the default input, never from itself
-            again = Path(cfg.src).is_file() and "split" in df.columns
-            raise UserError(f"--folds needs a `fold` column, which {cfg.src} lacks: run `imgcls split "
-                            f"{'' if again else sh(cfg.src) + ' '}--folds 5` first and train on its {splits} "
-                            f"(imgcls train {splits} --folds all)")
+            split, train = _split_first(cfg, df, "--folds 5")
+            raise UserError(f"--folds needs a `fold` column, which {cfg.src} lacks: run `{split}` first and train "
+                            f"on its table ({train} --folds all)")
         folds = parse_folds(cfg.folds) or have
         bad = [f for f in folds if f not in have]
         if bad:
@@ -324,10 +334,10 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
              f"for ensemble)")
     elif dist.main and not tdata.has_val_split(df):
         from imgcls.console import warn
+        split, train = _split_first(cfg, df)
         warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
              f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
-             f"copies clean did not link can sit on both; for a leak-free split run `imgcls split` and train on "
-             f"its splits.csv")
+             f"copies clean did not link can sit on both; for a leak-free split: {split}, then {train}")
     if dist.main and cfg.val_split != TrainConfig.val_split and (cfg.folds or tdata.has_val_split(df)):
         from imgcls.console import warn
         warn(f"--val-split {cfg.val_split:g} is not used: the data's "
