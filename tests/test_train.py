@@ -1242,6 +1242,28 @@ def test_ctrl_c_says_what_the_run_keeps_and_how_to_resume(two_class, tmp_path, c
     assert metrics(early)["epoch"].tolist() == [1, 2]
 
 
+def test_ctrl_c_while_decoding_says_resume_not_the_same_command(two_class, tmp_path, capsys, monkeypatch):
+    """Ctrl-C while the decoded-image cache was built (before the first fold started) left the run folder with its
+    config.yaml and said the CLI's general `run the same command again`, which `--name` then refused (the folder
+    exists). The line names the folder and --resume, which trains it from the start."""
+    from imgcls.train import data as tdata
+    decode = tdata.decode_cache
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tdata, "decode_cache", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg_for(two_class, tmp_path, name="decoding", cache="ram"))
+    run = tmp_path / "runs" / "decoding"
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"interrupted before the first epoch finished: {run} holds no finished epoch; imgcls train --resume " \
+           f"{run} trains it from the start" in said, said
+    monkeypatch.setattr(tdata, "decode_cache", decode)
+    run_train(TrainConfig.resolve(resume=run), resume=run)
+    assert metrics(run)["epoch"].tolist() == [1, 2]
+
+
 def test_rows_left_out_are_counted_by_why(tmp_path, capsys):
     """A split table with `split --drop-ages` rows: train said "12 rows skipped (unlabeled, unreadable or dropped by
     clean)" and did not count the 26 split had left out. Each rule's rows are counted."""

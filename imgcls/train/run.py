@@ -383,6 +383,18 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         dist.barrier()
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
                             resume, stop_after, callbacks)
+    except KeyboardInterrupt:
+        # said here, not in the fold loop: a Ctrl-C while the decoded-image cache is built (before any fold starts)
+        # leaves the claimed folder too, which the same command again refuses
+        if dist.main:
+            from imgcls.console import interrupted, sh
+            kept = (run_dir / "last.pt").is_file() or any(run_dir.glob("fold_*/last.pt"))
+            interrupted(f"interrupted: {run_dir} keeps the epochs finished so far (last.pt); imgcls train "
+                        f"--resume {sh(run_dir)} continues it" if kept else
+                        f"interrupted before the first epoch finished: {run_dir} holds no finished epoch; "
+                        f"imgcls train --resume {sh(run_dir)} trains it from the start (the same command again "
+                        f"is refused: the folder exists)")
+        raise
     finally:
         if dist.main and cfg.cache_used == "disk":
             # the decoded-image memmap goes with the run however it ends (an error, Ctrl-C, a pruned tune trial):
@@ -566,14 +578,6 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             if dist.main and callbacks:
                 from imgcls.train.callbacks import CallbackList
                 CallbackList(callbacks).on_run_abort(e)     # trackers close their run as failed / killed
-            if dist.main and isinstance(e, KeyboardInterrupt):
-                from imgcls.console import interrupted, sh
-                kept = (fold_dir / "last.pt").is_file() or any(run_dir.glob("fold_*/last.pt"))
-                interrupted(f"interrupted: {run_dir} keeps the epochs finished so far (last.pt); imgcls train "
-                            f"--resume {sh(run_dir)} continues it" if kept else
-                            f"interrupted before the first epoch finished: {run_dir} holds no finished epoch; "
-                            f"imgcls train --resume {sh(run_dir)} trains it from the start (the same command again "
-                            f"is refused: the folder exists)")
             raise
         results.append(res)
         if res["val_predictions"] is not None:
