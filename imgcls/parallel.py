@@ -89,6 +89,14 @@ def worker_pool(workers: int):
             raise
 
 
+def worker_died(e: BaseException):
+    """The one line for a worker process that died (the kernel's out-of-memory killer, a crash in a native
+    library): concurrent.futures' BrokenProcessPool was a traceback. Finished work kept by the step is kept."""
+    from imgcls.errors import UserError
+    return UserError(f"a worker process died ({' '.join(str(e).split())}): out of memory or a crash in it; run again "
+                     f"with fewer --workers (--workers 1 runs in this process and shows why)")
+
+
 def chunked_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, what: str | None = None,
                 chunk: int = 64, pool=None, meanwhile: Callable[[], object] | None = None) -> Iterator[R]:
     """Yield fn(item) for every item, in order. `fn` must be a module-level function (it is pickled) when
@@ -99,14 +107,18 @@ def chunked_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, what
     chunks = [(fn, items[i:i + chunk]) for i in range(0, len(items), chunk)]
     with progress_bar(what, len(items)) as advance:
         if len(chunks) > 1 and (pool is not None or (workers and workers > 1)):
+            from concurrent.futures.process import BrokenProcessPool
             with nullcontext(pool) if pool is not None else worker_pool(min(workers, len(chunks))) as ex:
-                with _sigint_held():
-                    results = ex.map(_apply_chunk, chunks)  # every chunk submitted: the workers are running
-                if meanwhile is not None:
-                    meanwhile()
-                for res in results:
-                    advance(len(res))
-                    yield from res
+                try:
+                    with _sigint_held():
+                        results = ex.map(_apply_chunk, chunks)  # every chunk submitted: the workers are running
+                    if meanwhile is not None:
+                        meanwhile()
+                    for res in results:
+                        advance(len(res))
+                        yield from res
+                except BrokenProcessPool as e:
+                    raise worker_died(e) from None
         else:
             for c in chunks:
                 res = _apply_chunk(c)

@@ -126,3 +126,20 @@ def test_ctrl_c_stops_the_workers_quietly_and_drops_the_chunks_not_started(where
     assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr, r.stderr
     n_done = len(done.read_text().split()) if done.exists() else 0
     assert n_done < 50, f"{n_done} of the 100 chunks worked through after Ctrl-C"
+
+
+def _killed_at_7(x: int) -> int:
+    if x == 7:
+        import os
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)     # what the kernel's out-of-memory killer does to a worker
+    return x
+
+
+def test_a_worker_killed_is_one_line_naming_workers_not_a_traceback():
+    """A worker process killed (out of memory) or crashed while eda / clean / split / train's decoding ran their
+    images through chunked_map raised concurrent.futures' BrokenProcessPool: a traceback, exit 1. It is a UserError
+    (the CLI's one line, exit 2) saying what happened and naming --workers."""
+    from imgcls.errors import UserError
+    with pytest.raises(UserError, match=r"a worker process died .*run again with fewer --workers"):
+        list(chunked_map(_killed_at_7, list(range(40)), workers=2, chunk=4))
