@@ -740,3 +740,33 @@ def test_an_unreadable_input_clean_reported_is_counted_not_warned_of_again(tmp_p
     r = run(tmp_path / "clean", "--out", tmp_path / "proc2", "--size", "32")
     assert r.exit_code == 0 and f"warning: {victim}:" in r.flat, r.output
     assert summary(tmp_path / "proc2")["failed"] == 1
+
+
+def test_a_worker_dying_while_chunks_are_handed_out_is_one_line(tmp_path, monkeypatch):
+    """A worker that died (out of memory, a crash in a native library) while the chunks were still being submitted
+    broke the pool in ProcessPoolExecutor.submit, outside the one-line handler around the results: a
+    BrokenProcessPool traceback, exit 1. It is the same one line as a worker dying later (exit 2)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    import imgcls.preprocess.run as pp_run
+
+    class DiedAtSubmit:
+        def __init__(self, *a, **kw):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, *a, **kw):
+            raise BrokenProcessPool("A child process terminated abruptly, the process pool is not usable anymore")
+
+    monkeypatch.setattr(pp_run, "ProcessPoolExecutor", DiedAtSubmit)
+    monkeypatch.setattr(pp_run, "MIN_PER_WORKER", 1)          # a pool for these 8 images
+    src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(30, 30))
+    r = run(src, "--out", tmp_path / "p", "--size", "16", "--workers", "2")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "error: a preprocess worker died (A child process terminated abruptly" in r.flat
+    assert "run again with --workers 1 to see why" in r.flat, r.flat

@@ -199,22 +199,24 @@ def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> No
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker,
                              initargs=(cfg, threads)) as ex:
-        pending = {ex.submit(run_chunk, c) for c in chunks}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                try:
-                    results = fut.result()
-                except UserError:
-                    for p in pending:
-                        p.cancel()
-                    raise
-                except BrokenProcessPool as e:
-                    raise UserError(f"a preprocess worker died ({e}); run again with --workers 1 to see why "
-                                    f"(finished images are kept and skipped next time)") from None
-                for i, rec in results:
-                    log(i, rec)
-                advance(len(results))
+        try:
+            # submit too: a worker that died while the chunks were still being handed out broke the pool there
+            pending = {ex.submit(run_chunk, c) for c in chunks}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    try:
+                        results = fut.result()
+                    except UserError:
+                        for p in pending:
+                            p.cancel()
+                        raise
+                    for i, rec in results:
+                        log(i, rec)
+                    advance(len(results))
+        except BrokenProcessPool as e:
+            raise UserError(f"a preprocess worker died ({e}); run again with --workers 1 to see why "
+                            f"(finished images are kept and skipped next time)") from None
 
 
 def _assemble(df: pd.DataFrame, out: Path, names: list[str], sources: list[str],
