@@ -280,10 +280,11 @@ def _writable(folder: Path) -> bool:
 
 
 def check_writable(out: str | os.PathLike, kind: str = "dir", flag: str = "--out",
-                   example: str = "splits.csv") -> Path:
+                   example: str = "splits.csv", another: str = "give another path") -> Path:
     """One check for every writing command, before the long work: `out` (a folder, or with kind='file' one file
     written beside its reports) must be creatable and writable, and its disk must not be full. `example`: the file
-    name the error suggests inside a folder given where a file goes."""
+    name the error suggests inside a folder given where a file goes; `another`: how the user gives another path
+    where it is no flag (the cache folder: IMGCLS_CACHE)."""
     if kind == "file" and os.fspath(out).endswith(("/", os.sep)) and not Path(out).is_dir():
         # a trailing slash names a folder, which Path drops: `--out data/splits/` wrote a file named data/splits
         raise UserError(f"{flag} {os.fspath(out)} names a folder, where a file goes; give a file path such as "
@@ -300,9 +301,9 @@ def check_writable(out: str | os.PathLike, kind: str = "dir", flag: str = "--out
             break
         probe = probe.parent
     if probe.exists() and not probe.is_dir():
-        raise UserError(f"{flag} {out} lies under {probe}, which is a file, not a folder; give another path")
+        raise UserError(f"{flag} {out} lies under {probe}, which is a file, not a folder; {another}")
     if not _writable(probe):
-        raise UserError(f"{flag} {out} is not writable ({probe} is read-only or not yours); give another path")
+        raise UserError(f"{flag} {out} is not writable ({probe} is read-only or not yours); {another}")
     try:
         st = os.statvfs(probe)
     except OSError:
@@ -310,7 +311,7 @@ def check_writable(out: str | os.PathLike, kind: str = "dir", flag: str = "--out
     free = st.f_bavail * st.f_frsize
     if free < MIN_FREE_BYTES:
         raise UserError(f"{flag} {out} is on a full disk ({free // 1024} KiB free at {probe}); free space or "
-                        f"give another path")
+                        f"{another}")
     return out
 
 
