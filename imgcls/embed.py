@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls import manifest as mf
-from imgcls.console import info, pass_label, progress_bar, warn
+from imgcls.console import info, pass_label, plural, progress_bar, warn
 from imgcls.io import DECODE_VERSION, DEFAULT_MAX_PIXELS, ImageReadError, load_rgb
 # the embedder clean and split default to, declared once with their options (light: the command line's)
 from imgcls.link_options import DEFAULT_EMBED_SIZE, DEFAULT_EMBEDDER  # noqa: F401
@@ -369,9 +369,6 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     if shard_paths:
         cache = {**cache, **shards[kind]}
     missing = [i for i in readable if not shas[i] or shas[i] not in cache]
-    if resumed or 0 < len(missing) < len(readable):     # a partial hit is worth a line; a full one is not
-        info(f"embedding ({model}, {size}px): {len(readable) - len(missing)} of {len(readable)} images reused from "
-             f"the cache{f' ({resumed} from an interrupted pass)' if resumed else ''}, {len(missing)} to embed")
     # byte-identical files (same sha256) are embedded once: `same[i]` is the row whose vectors row i takes
     todo, first, same = [], {}, {}
     for i in missing:
@@ -381,6 +378,12 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
             if shas[i]:
                 first[shas[i]] = i
             todo.append(i)
+    if resumed or 0 < len(missing) < len(readable):     # a partial hit is worth a line; a full one is not
+        # counted as the progress bar counts (pass_label): its total is `todo`, the copies among the rest take theirs
+        info(f"embedding ({model}, {size}px): {len(readable) - len(missing)} of {len(readable)} images reused from "
+             f"the cache{f' ({resumed} from an interrupted pass)' if resumed else ''}, {len(todo)} to embed"
+             + (f" ({plural(len(same), 'byte-identical copy', 'byte-identical copies')} of them take their vectors)"
+                if same else ""))
     vectors: dict[str, dict[int, np.ndarray]] = {"pooled": {}, "style": {}}
     from imgcls.train.dist import current
     d = current()          # under torchrun each rank embeds its share and writes it as shards; all read them all

@@ -951,6 +951,29 @@ def test_byte_identical_files_are_embedded_once_in_the_inference_layout(dirty, t
     assert loaders == [2]
 
 
+def test_a_partly_cached_embedding_pass_counts_what_it_embeds_as_its_progress_bar(tmp_path, monkeypatch):
+    """The line of a partial cache hit said 'N to embed' counting byte-identical copies, which are embedded once
+    (the progress bar's total, pass_label, is the distinct images): '3 of 8 reused, 5 to embed' over a bar of 3."""
+    import shutil
+
+    from imgcls import embed
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 6}, size=(24, 24))
+    (src / "b").mkdir()
+    for i in (3, 4):            # byte-identical copies of two images the cache will not hold
+        shutil.copy(src / "a" / f"00{i}.png", src / "b" / f"copy{i}.png")
+    df = mf.load(src, announce=False).reset_index(drop=True)
+    assert len(df) == 8 and df["path"].head(3).str.startswith("a").all()
+    cache = tmp_path / "cache"
+    embed.embed_manifest(df.head(3), img_size=32, device="cpu", cache_dir=cache, precision="fp32")
+    said: list[str] = []
+    monkeypatch.setattr(embed, "info", said.append)
+    embed.embed_manifest(df, img_size=32, device="cpu", cache_dir=cache, precision="fp32")
+    line = next(m for m in said if "images reused" in m)
+    assert "3 of 8 images reused from the cache, 3 to embed (2 byte-identical copies of them take their vectors)" \
+        in line, line
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_an_interrupted_embedding_pass_resumes_from_its_shards(dirty, tmp_path, monkeypatch):
