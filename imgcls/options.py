@@ -13,7 +13,9 @@ Only the standard library and typer are imported here: building `imgcls --help` 
 """
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
+import functools
 import inspect
 import types
 import typing
@@ -180,11 +182,19 @@ def in_range(value: float, spec: Spec) -> bool:
     return True
 
 
-def check_value(name: str, value: Any, spec: Spec) -> None:
-    """One field: a choice among its choices, a number within its range (None passes: 'not set')."""
+def check_value(name: str, value: Any, spec: Spec, kind: str | None = None) -> None:
+    """One field: a choice among its choices, a number within its range (None passes: 'not set'). `kind`
+    (check() reads it from the field's declared type, _kind): 'int' refuses a float (epochs=1.5 passed the range
+    check and broke training with a TypeError after the data was read), 'list' a string (stratify='label' was read
+    as the columns 'l', 'a', 'b', ...): a Python caller's wrong type is one line, as the command line's."""
     if value is None:
         return
     opt = flag(name, spec)
+    if kind == "list" and isinstance(value, str):
+        raise UserError(f"{opt} takes a list of values, not the string {value!r} (Python: {name}=[...])")
+    if kind == "int" and isinstance(value, float):
+        ranged = spec.lo is not None or spec.hi is not None
+        raise UserError(f"{opt} must be a whole number{' ' + range_text(spec) if ranged else ''} (got {value!r})")
     if spec.choices is not None and isinstance(value, list):    # a repeatable option: each value is a choice
         for v in value:
             check_value(name, v, spec)
@@ -206,10 +216,28 @@ def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typ
     whose space value is --loss label-smoothing); they are not refused for their needs here."""
     table = specs(cfg)
     for name in (table if names is None else names):
-        check_value(name, getattr(cfg, name), table[name][1])
+        check_value(name, getattr(cfg, name), table[name][1], _kind(type(cfg), name))
     for name in (table if names is None else names):
         if name not in acting_later:
             check_acts(cfg, name, table)
+
+
+@functools.lru_cache(maxsize=None)
+def _kind(cls, name: str) -> str | None:
+    """'int' for a field declared int (int | None too), 'list' for a list / tuple / Sequence, else None (a type
+    this module cannot resolve included: it is then not checked)."""
+    try:
+        hint = _field_type(cls, name)
+    except Exception:       # a name the config's module imports only for type checkers
+        return None
+    if typing.get_origin(hint) is typing.Union:
+        rest = [a for a in typing.get_args(hint) if a is not type(None)]
+        hint = rest[0] if len(rest) == 1 else hint
+    if hint is int:
+        return "int"
+    if hint in (list, tuple) or typing.get_origin(hint) in (list, tuple, collections.abc.Sequence):
+        return "list"
+    return None
 
 
 def _is_set(cfg: Any, name: str, table: dict) -> bool:

@@ -487,6 +487,45 @@ def test_split_python_caller_gets_the_same_check(image_folder, tmp_path):
     assert not (tmp_path / "s.csv").exists()
 
 
+@pytest.mark.parametrize("step,make,msg", [
+    # a float where an int goes passed the range check: epochs=1.5 broke training with a TypeError after the data
+    # was read, SplitConfig(folds=2.0) in scikit-learn, run_eda(workers=1.5) in multiprocessing
+    ("train", lambda: {"epochs": 1.5}, "--epochs must be a whole number >= 1 (got 1.5)"),
+    ("split", lambda: {"folds": 2.0}, "--folds must be a whole number >= 2 (got 2.0)"),
+    ("eda", lambda: {"workers": 1.5}, "--workers must be a whole number >= 1 (got 1.5)"),
+    # a string where a list goes was read letter by letter: --stratify column 'l', unknown --tracker 't'
+    ("split", lambda: {"stratify": "label"}, "--stratify takes a list of values, not the string 'label' "
+                                             "(Python: stratify=[...])"),
+    ("train", lambda: {"tracker": "tensorboard"}, "--tracker takes a list of values, not the string 'tensorboard'"),
+])
+def test_a_python_callers_value_of_the_wrong_type_is_one_line_before_any_work(step, make, msg, image_folder,
+                                                                              tmp_path, monkeypatch):
+    import imgcls.manifest as mf
+    from imgcls.eda import run_eda
+    from imgcls.split import SplitConfig, run_split
+    from imgcls.train import TrainConfig, run_train
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    kw = make()
+    with pytest.raises(UserError, match=re.escape(msg)):
+        if step == "train":
+            run_train(TrainConfig(src=str(image_folder), out=str(tmp_path / "runs"), pretrained=False, **kw))
+        elif step == "split":
+            run_split(image_folder, tmp_path / "s.csv", cfg=SplitConfig(near_dup=False, **kw))
+        else:
+            run_eda(image_folder, tmp_path / "eda", **kw)
+    assert not any((tmp_path / name).exists() for name in ("runs", "s.csv", "eda"))
+
+
+def test_whole_numbers_and_lists_of_the_right_type_pass():
+    from imgcls.split import SplitConfig
+    from imgcls.train import TrainConfig
+    TrainConfig(epochs=2, img_size=None, tracker=["tensorboard"], heads="multi", head_columns=("mask",)).validate(
+        registry=False)
+    SplitConfig(folds=3, stratify=("label",), drop_ages=[57, 58]).validate()
+    assert opts._kind(TrainConfig, "workers") == "int" and opts._kind(SplitConfig, "relabel_age") == "list"
+    assert opts._kind(TrainConfig, "lr") is None
+
+
 @pytest.mark.parametrize("flags,msg", [
     (["--batch-size", "0"], "--batch-size must be >= 1 (got 0)"),
     (["--workers", "-3"], "--workers must be >= 0 (got -3)"),
