@@ -188,11 +188,18 @@ def pyplot():
     """matplotlib.pyplot with the headless backend, and the bundled Korean font (korean_font) last in the font
     family list: matplotlib falls back along the list glyph by glyph, so Latin text keeps the default font and a
     class named 고양이 is drawn in NanumGothic. matplotlib's warning for each character no font has (one per character
-    per figure, on stderr even with --quiet) is left to _drawn_with_glyphs."""
+    per figure, on stderr even with --quiet) is left to _drawn_with_glyphs.
+
+    The headless backend is chosen only where the process has none yet: a backend a Python caller's session picked
+    (pyplot already imported, or MPLBACKEND: a Jupyter kernel's inline one) is kept, as every figure here is saved
+    and closed with any backend. Forcing Agg switched a notebook's backend for the rest of the session: after
+    run_eda, its own `plt.show()` showed nothing."""
+    import sys
     import warnings
 
     import matplotlib
-    matplotlib.use("Agg", force=True)
+    if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)
     font = korean_font()

@@ -559,3 +559,22 @@ def test_attributes_rows_without_a_group_are_each_a_person(tmp_path, monkeypatch
                                                                                    real_hist(self, x, *a, **kw))[1])
     eda.plot_attributes(mf.load(root, workers=1), tmp_path / "attributes.png", (30, 60))
     assert drawn == [[20, 30, 40, 50]], drawn             # was [20, 50]: the three ungrouped rows one person
+
+
+def test_eda_keeps_the_matplotlib_backend_a_python_session_chose(tmp_path):
+    """A notebook's backend (Jupyter's inline one, here "pdf") stays after run_eda draws its figures: eda forced Agg,
+    and the notebook's own plt.show() showed nothing for the rest of the session. In a fresh process, so that the
+    backend chosen is the script's alone."""
+    import os
+    import subprocess
+    import sys
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3})
+    code = ("import matplotlib; matplotlib.use('pdf'); import matplotlib.pyplot as plt\n"
+            "from imgcls.eda import run_eda\n"
+            f"run_eda({str(src)!r}, {str(tmp_path / 'eda')!r}, workers=1)\n"
+            "print('backend', matplotlib.get_backend())\n")
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "backend pdf" in r.stdout, r.stdout
+    assert list((tmp_path / "eda").glob("*.png"))
