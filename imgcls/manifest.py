@@ -31,8 +31,9 @@ from imgcls import io as imgio
 from imgcls.console import info, plural, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
+from imgcls.options import check
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
-from imgcls.layouts import (CSV_IMAGE_FOLDERS, LAYOUTS, LayoutOptions, folder_csv, images_under, lone_image_folder,
+from imgcls.layouts import (CSV_IMAGE_FOLDERS, LayoutOptions, folder_csv, images_under, lone_image_folder,
                             nfc, profiles_root, profiles_table_root, read_competition_csv, read_csv, read_folder,
                             read_profiles, read_unlabeled)
 from imgcls.profiles import DEFAULT_AGE_BANDS
@@ -259,8 +260,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     `loose_images`: what a folder detected as class folders (not one given as --layout folder) does with images
     outside them: "warn" (left out) or "refuse" (layouts.read_folder)."""
     opts = opts or LayoutOptions()
-    if opts.layout not in LAYOUTS:
-        raise UserError(f"unknown layout '{opts.layout}'; use one of: {', '.join(LAYOUTS)}")
+    check(opts)     # the flags' check, for a Python caller's LayoutOptions too: the command line's line, before a scan
     src = check_source_exists(src)
     from imgcls.outputs import refuse_output_as_data
     refuse_output_as_data(src)      # a run folder read as images: its plots the images, its folds the classes

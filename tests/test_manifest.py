@@ -1,6 +1,7 @@
 """imgcls.manifest: layouts, profile labels, scanning, writing / re-reading."""
 from __future__ import annotations
 
+import re
 import shutil
 
 import pandas as pd
@@ -438,8 +439,12 @@ def test_competition_csv_guesses_and_errors(tmp_path, image_folder):
 def test_user_errors(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         mf.load(tmp_path / "missing")
-    with pytest.raises(UserError, match="unknown layout 'weird'"):
+    # a Python caller's LayoutOptions gets the command line's line (it said "unknown layout 'weird'"), and a string
+    # for a list is refused, not read digit by digit
+    with pytest.raises(UserError, match=re.escape("unknown --layout 'weird'; use one of: auto, manifest, folder")):
         mf.load(tmp_path, opts(layout="weird"))
+    with pytest.raises(UserError, match=re.escape("--age-bands takes a list of values, not the string '30,60'")):
+        mf.load(tmp_path, opts(age_bands="30,60"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="no images found"):
         mf.load(tmp_path / "empty")
