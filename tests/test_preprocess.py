@@ -770,3 +770,18 @@ def test_a_worker_dying_while_chunks_are_handed_out_is_one_line(tmp_path, monkey
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert "error: a preprocess worker died (A child process terminated abruptly" in r.flat
     assert "run again with --workers 1 to see why" in r.flat, r.flat
+
+
+def test_a_script_without_a_main_guard_is_told_why_its_workers_die(tmp_path):
+    """preprocess's workers are spawned and import the calling script: one that calls run_preprocess at its top
+    level ran it again in every worker, which died, and was told to run with --workers 1 (which hid the cause)."""
+    import subprocess
+    import sys
+    src = make_image_folder(tmp_path / "raw", {"a": 17, "b": 17}, size=(12, 10))
+    script = tmp_path / "walk.py"
+    script.write_text("from imgcls.preprocess import run_preprocess\n"
+                      f"run_preprocess({str(src)!r}, {str(tmp_path / 'out')!r}, workers=2, report=False)\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    last = r.stderr.strip().splitlines()[-1]
+    assert "a preprocess worker died" in last and "must call it under `if __name__ == \"__main__\":`" in last, last
