@@ -671,6 +671,31 @@ def test_weights_file_and_pretrained_lite0_offline(two_class, tmp_path):
     assert read_checkpoint(run / "best.pt")["meta"]["mean"] == [0.5, 0.5, 0.5]
 
 
+def test_kfold_set_being_trained_names_the_wait_not_resume(tmp_path):
+    """`imgcls ensemble A B` while B's folds train: the unfinished-set line said `imgcls train --resume B`, which a
+    run in use refuses; it names the wait, and only a fold that has finished."""
+    from imgcls.errors import UserError
+    from imgcls.train.rundir import RunLock, record_planned_folds
+    run = tmp_path / "runs" / "kf"
+    for k in (0, 1):
+        (run / f"fold_{k}").mkdir(parents=True)
+        (run / f"fold_{k}" / "best.pt").write_bytes(b"")
+    record_planned_folds(run, [0, 1, 2])
+    with RunLock(run):
+        with pytest.raises(UserError) as e:
+            find_checkpoints(run)
+    line = str(e.value)
+    assert line == (f"{run} is a k-fold run that imgcls train is training now (2 fold(s) with a checkpoint so far: "
+                    f"fold_0, fold_1); wait for it to finish (`imgcls runs` shows its progress), or give one "
+                    f"finished fold's folder ({run / 'fold_0'})"), line
+    (run / "fold_1" / "best.pt").unlink()           # the first fold still training: no fold to offer
+    with RunLock(run):
+        with pytest.raises(UserError, match=r"shows its progress\)$"):
+            find_checkpoints(run)
+    with pytest.raises(UserError, match=r"unfinished k-fold run .*finish it with imgcls train --resume"):
+        find_checkpoints(run)                       # nothing trains it now: resume is the fix
+
+
 def test_splits_and_folds(tmp_path, capsys):
     from imgcls import manifest as mf
     src = make_image_folder(tmp_path / "raw", {"a": 9, "b": 9, "c": 6}, size=(40, 40))

@@ -215,6 +215,14 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
         planned = None
     if planned is not None and not set(planned) - set(have):
         return
+    if RunLock.held(run_dir):
+        # `train --resume` is refused on a run in use (`imgcls ensemble A B` while B trains): the fix is to wait.
+        # Folds train in order, so every fold with a checkpoint but the last has finished
+        done = checkpoints[:-1]
+        fold = f", or give one finished fold's folder ({done[0].parent})" if done else ""
+        raise UserError(f"{run_dir} is a k-fold run that imgcls train is training now ({len(have)} fold(s) with a "
+                        f"checkpoint so far: {', '.join(have)}); wait for it to finish (`imgcls runs` shows its "
+                        f"progress){fold}")
     if planned is None:         # stopped before its end: the plan train wrote as the set started names what is missing
         planned = [f"fold_{k}" for k in planned_folds(run_dir) or []] or None
     gone = sorted(set(planned or ()) - set(have))
