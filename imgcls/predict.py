@@ -418,9 +418,17 @@ def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray
         raise UserError(f"unknown --eval-split '{eval_split}'; use one of: {', '.join(EVAL_SPLITS)}")
     rows = mf.kept(df).copy()
     if eval_split != "all":
-        if split is None or not (split == eval_split).any():
-            raise UserError(f"--eval-split {eval_split}: the data has no rows with split = {eval_split}; pass a "
-                            f"splits.csv written by `imgcls split`, or --eval-split all")
+        if split is None:
+            raise UserError(f"--eval-split {eval_split}: the data has no split column; pass a splits.csv written by "
+                            f"`imgcls split`, or --eval-split all")
+        if not (split == eval_split).any():
+            # a splits.csv made without --test (or --val): "pass a splits.csv written by imgcls split" named the
+            # very file given. --eval-split all is refused in turn where a member trained on the rows, with the
+            # commands to a held-out score
+            raise UserError(f"--eval-split {eval_split}: the data's split column has no {eval_split} rows (it was "
+                            f"split without --{eval_split}); a score on held-out rows needs them held out before "
+                            f"training (`imgcls split --{eval_split} 0.2`, then train on that table), or --eval-split "
+                            f"all scores every row")
         rows &= (split == eval_split).to_numpy()
     copies = rows & mf.augmented(df)
     if copies.any():

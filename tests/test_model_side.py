@@ -78,7 +78,7 @@ def test_eval_split_needs_a_split_column(tmp_path):
     data = make_image_folder(tmp_path / "test", {"a": 2, "b": 2})
     r = runner.invoke(app, ["predict", str(run), "--data", str(data), "--eval", "--eval-split", "val",
                             "--out", str(tmp_path / "p"), "--workers", "0"])
-    assert r.exit_code == 2 and "no rows with split = val" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 2 and "--eval-split val: the data has no split column" in r.output and "Traceback" not in r.output
     assert not (tmp_path / "p").exists()
     r = runner.invoke(app, ["predict", str(run), "--data", str(data), "--eval", "--out", str(tmp_path / "q"),
                             "--workers", "0"])

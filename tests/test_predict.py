@@ -31,6 +31,22 @@ def invoke(*args):
 
 # --- TTA ---------------------------------------------------------------------------------------------------------
 
+def test_eval_split_of_a_part_the_split_table_lacks_names_the_split_not_another_file():
+    """`predict RUN --data data/splits.csv --eval --eval-split test` on a split made without --test said "pass a
+    splits.csv written by `imgcls split`": the file given is one. The line says the split has no such rows."""
+    from imgcls.predict import eval_rows
+    table = pd.DataFrame({"path": ["a.png", "b.png"], "label": ["x", "y"], "split": ["train", "val"]})
+    with pytest.raises(UserError) as e:
+        eval_rows(table, "test")
+    assert str(e.value) == ("--eval-split test: the data's split column has no test rows (it was split without "
+                            "--test); a score on held-out rows needs them held out before training (`imgcls split "
+                            "--test 0.2`, then train on that table), or --eval-split all scores every row")
+    with pytest.raises(UserError, match=r"^--eval-split val: the data has no split column; pass a splits.csv "
+                                        r"written by `imgcls split`, or --eval-split all$"):
+        eval_rows(table.drop(columns="split"), "val")
+    assert eval_rows(table, "val")[1].tolist() == [False, True]
+
+
 def test_parse_tta_counts_views_and_rejects_unknown_parts():
     assert parse_tta("none").n_views == 1
     assert parse_tta("flip").n_views == 2
