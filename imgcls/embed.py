@@ -70,9 +70,9 @@ def check_cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     from imgcls.fsutil import check_writable
     flag = ("--cache-dir" if cache_dir else
             f"IMGCLS_CACHE={os.environ['IMGCLS_CACHE']}: its" if os.environ.get("IMGCLS_CACHE") else "the cache")
-    # no --cache-dir given: the folder comes from $IMGCLS_CACHE or the home folder, and `give another path` named no
-    # way to (clean has no --cache-dir flag; a home folder a service account cannot write)
-    another = "give another path" if cache_dir else "set IMGCLS_CACHE to a writable folder"
+    # no --cache-dir given: the folder comes from $IMGCLS_CACHE or the home folder (a home folder a service account
+    # cannot write), and `give another path` named no way to give one
+    another = "give another path" if cache_dir else "pass --cache-dir or set IMGCLS_CACHE to a writable folder"
     return check_writable(cache_folder(cache_dir), flag=flag, another=another)
 
 

@@ -720,6 +720,16 @@ def test_photo_features_are_kept_by_content_hash_and_measured_once(tmp_path, mon
 
 
 @pytest.mark.timeout(240)
+def test_clean_takes_cache_dir_on_the_command_line_as_split_does(tmp_path, monkeypatch):
+    """CleanConfig.cache_dir was Python-only: `imgcls clean RAW --cache-dir X` failed with 'No such option' while
+    split takes --cache-dir and the README names it for the cache both share; a CLI user had to set IMGCLS_CACHE."""
+    from conftest import make_image_folder
+    src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(24, 24))
+    monkeypatch.setenv("IMGCLS_CACHE", str(tmp_path / "default"))
+    _run(src, tmp_path / "c", "--cache-dir", str(tmp_path / "mine"), "--no-ood")
+    assert list((tmp_path / "mine").glob("*.npz")) and not (tmp_path / "default").exists()
+
+
 def test_a_clean_served_by_the_embedding_cache_imports_neither_torch_nor_timm(tmp_path, monkeypatch):
     """A second clean of the same images (another threshold tried, or split after clean) finds every vector in the
     cache: it runs without importing torch or timm (~2.5 s of each run), with the same manifest."""

@@ -613,15 +613,15 @@ def test_split_out_with_a_trailing_slash_is_a_folder_not_a_file_of_its_name(tmp_
 
 def test_an_unwritable_default_cache_names_imgcls_cache(tmp_path, monkeypatch):
     """clean run by an account whose home folder it cannot write (a service user, HOME=/nonexistent) said `the
-    cache /nonexistent/.cache/imgcls/embeddings is not writable ...; give another path`, but clean has no flag to
-    give one: the line names IMGCLS_CACHE. (HOME a file here: root writes into a read-only folder.)"""
+    cache /nonexistent/.cache/imgcls/embeddings is not writable ...; give another path`, naming no way to give one:
+    the line names --cache-dir and IMGCLS_CACHE. (HOME a file here: root writes into a read-only folder.)"""
     make_image_folder(tmp_path / "raw", {"a": 3, "b": 3})
     home = tmp_path / "home"
     home.write_text("")
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("IMGCLS_CACHE")
     r = invoke("clean", tmp_path / "raw", "--out", tmp_path / "clean")
-    one_line_error(r, f"the cache {home / '.cache' / 'imgcls' / 'embeddings'}", "set IMGCLS_CACHE to a writable folder")
+    one_line_error(r, f"the cache {home / '.cache' / 'imgcls' / 'embeddings'}", "pass --cache-dir or set IMGCLS_CACHE to a writable folder")
     assert not (tmp_path / "clean").exists()
 
 

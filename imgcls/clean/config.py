@@ -86,7 +86,7 @@ class CleanConfig:
     device: str = device_option(RUNTIME)
     seed: int = seed_option(RUNTIME)
     max_pixels: int = max_pixels_option()
-    cache_dir: str | None = option(None, cli=False, help="Embedding, verified-pair, thumbnail-summary and photo-"
+    cache_dir: str | None = option(None, panel=EMBED, cli_type=Optional[Path], from_cli=str, help="Embedding, verified-pair, thumbnail-summary and photo-"
                                                          "feature cache folder (default: $IMGCLS_CACHE/embeddings, "
                                                          "else ~/.cache/imgcls/embeddings).")
 
