@@ -177,6 +177,8 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
         run.history = _read_csv(path / "metrics.csv")
         _score(_read_csv(path / "val_predictions.csv"), run)
         run.scored_on = VAL
+        if not run.classes:         # before its first validation: the classes train recorded as it started
+            run.classes = planned_classes(path) or (planned_classes(path.parent) if one_fold else None) or []
         if run.history is not None and len(run.history):
             run.epochs = int(run.history["epoch"].max())
             run.best_epoch = _best_epoch(run.history)
@@ -189,7 +191,7 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
 
 def _fold_classes(folds: Sequence[Path]) -> list:
     """The classes a fold's validation predictions name (their p_<class> columns): a k-fold set's classes where
-    train recorded none as it started (a set started before folds.json named them)."""
+    train recorded none as it started (a set started before its plan named them)."""
     for d in folds:
         try:
             cols = pd.read_csv(d / "val_predictions.csv", nrows=0).columns
@@ -242,7 +244,7 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         except UserError:
             planned = None
         finished = kfold_finished(path)
-        if planned is None:     # --folds all: the folds train recorded (folds.json as it starts, oof_score.json)
+        if planned is None:     # --folds all: the folds train recorded (its plan as it starts, oof_score.json)
             planned = planned_folds(path)
         fold_dirs = sorted((d for d in path.glob("fold_*") if d.is_dir()),
                            key=lambda d: (len(d.name), d.name))

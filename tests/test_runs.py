@@ -513,15 +513,15 @@ def test_a_k_fold_set_before_its_first_fold_validated_is_a_k_fold_set_with_no_ro
 def test_a_k_fold_set_s_task_names_its_class_count_before_its_last_fold(outputs):
     """`imgcls runs` while a k-fold set trained showed its task as a bare `label` (no class count) until its last
     fold wrote the out-of-fold predictions: `--filter "task=label (3)"` left it out and it read as another task.
-    The count is known as the set starts (train records its classes in folds.json); a set started before that names
-    them in its folds' validation predictions."""
+    The count is known as the set starts (train records its classes in plan.json); a set started before that names
+    them in its folds.json (what train wrote before plan.json) or its folds' validation predictions."""
     from imgcls.runs import read_run
     cfg = yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 2, "folds": "0,1"})
     starting = outputs / "runs" / "starting"          # fold 0's first epoch: no fold has validated
     (starting / "fold_0").mkdir(parents=True)
     for d in (starting, starting / "fold_0"):
         (d / "config.yaml").write_text(cfg)
-    (starting / "folds.json").write_text(json.dumps({"folds": [0, 1], "classes": CLASSES}))
+    (starting / "plan.json").write_text(json.dumps({"folds": [0, 1], "classes": CLASSES}))
     older = outputs / "runs" / "older"                # fold 0 done, fold 1 training, no classes in folds.json
     fake_run(older / "fold_0", "resnet10t", [("a", "a"), ("b", "b")], epochs=2)
     for d in (older, older / "fold_0"):
@@ -532,3 +532,28 @@ def test_a_k_fold_set_s_task_names_its_class_count_before_its_last_fold(outputs)
         assert r.kind == "k-fold" and r.task == "label (3)" and r.n_val == 0, (r.name, r.task)
     board = leaderboard(find_runs(outputs), filters=["task=label (3)"])
     assert {"runs/starting", "runs/older", "runs/kf"} <= set(board["name"])
+
+
+def test_a_single_run_s_task_names_its_class_count_before_its_first_validation(outputs):
+    """`imgcls runs` showed a single run's task as a bare `label` until its first epoch wrote val_predictions.csv:
+    train records its classes in plan.json as it starts, for a single run as for a k-fold set; a run started before
+    that has none to read and stays `label`. One fold's folder read alone reads its set's plan."""
+    from imgcls.runs import read_run
+    cfg = yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 2})
+    starting = outputs / "runs" / "single-starting"
+    starting.mkdir(parents=True)
+    (starting / "config.yaml").write_text(cfg)
+    assert read_run(starting, outputs).task == "label"          # started before plan.json: nothing tells
+    (starting / "plan.json").write_text(json.dumps({"folds": [], "classes": CLASSES}))
+    r = read_run(starting, outputs)
+    assert r.kind == "run" and r.task == "label (3)" and r.n_val == 0, r.task
+    assert read_run(outputs / "runs" / "kf", outputs).kind == "k-fold"
+    kfc = yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 2, "folds": "0,1"})
+    kf = outputs / "runs" / "kf-starting"
+    (kf / "fold_0").mkdir(parents=True)
+    for d in (kf, kf / "fold_0"):
+        (d / "config.yaml").write_text(kfc)
+    (kf / "plan.json").write_text(json.dumps({"folds": [0, 1], "classes": CLASSES}))
+    assert read_run(kf / "fold_0", outputs).task == "label (3)"
+    board = leaderboard(find_runs(outputs), filters=["task=label (3)"])
+    assert "runs/single-starting" in set(board["name"])

@@ -728,10 +728,15 @@ def test_splits_and_folds(tmp_path, capsys):
     part = shutil.copytree(run, tmp_path / "runs" / "kf_part")
     shutil.rmtree(part / "fold_2")
     (part / "oof_score.json").unlink()
-    # the plan train wrote as the set started (folds.json) names the fold that is missing
+    # the plan train wrote as the set started (plan.json) names the fold that is missing
     with pytest.raises(UserError, match=rf"^{part} is an unfinished k-fold run \(2 fold\(s\) with a checkpoint: "
                                         rf"fold_0, fold_1; fold_2 missing\); finish it with imgcls train --resume "
                                         rf"{part}, or give one fold's folder \({part / 'fold_0'}\)$"):
+        find_checkpoints(part)
+    plan = (part / "plan.json").read_text()
+    (part / "plan.json").unlink()
+    (part / "folds.json").write_text(plan)      # a set trained before plan.json: its folds.json names them too
+    with pytest.raises(UserError, match="fold_2 missing"):
         find_checkpoints(part)
     (part / "folds.json").unlink()      # a set trained before folds.json
     with pytest.raises(UserError, match=rf"^{part} is an unfinished k-fold run \(2 fold\(s\) with a checkpoint: "
@@ -1722,7 +1727,7 @@ def test_unreadable_image_is_dropped_without_copying_the_cache(two_class, tmp_pa
 def test_an_unfinished_folds_all_set_says_how_many_folds_it_plans(tmp_path):
     """`imgcls runs` showed a `train --folds all` set interrupted before its last fold as `folds done 2`, a bare
     count beside every other row's done/set (config.yaml records `all`; the data's fold ids were read nowhere until
-    oof_score.json, written after the last fold): train records the folds it plans as it starts (folds.json), so
+    oof_score.json, written after the last fold): train records the folds it plans as it starts (plan.json), so
     the set reads `folds done 2/3`."""
     import shutil
 
@@ -1732,11 +1737,31 @@ def test_an_unfinished_folds_all_set_says_how_many_folds_it_plans(tmp_path):
     df["fold"] = np.arange(len(df)) % 3
     mf.write(df, tmp_path / "splits.csv")
     run = run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name="kf", epochs=1, folds="all"))
-    assert json.loads((run / "folds.json").read_text()) == {"folds": [0, 1, 2], "classes": ["a", "b"]}
+    assert json.loads((run / "plan.json").read_text()) == {"folds": [0, 1, 2], "classes": ["a", "b"]}
     assert read_run(run).progress == "folds done 3/3"
     shutil.rmtree(run / "fold_2")            # what a set interrupted before its last fold leaves
     (run / "oof_score.json").unlink()
     assert read_run(run).progress == "folds done 2/3"
+
+
+def test_a_single_run_records_its_classes_as_it_starts(two_class, tmp_path):
+    """`imgcls runs` showed a single run's task as a bare `label` until its first epoch validated (only a k-fold set
+    recorded its classes as it started): every run writes plan.json before training, so a run stopped in its first
+    epoch reads `label (2)`."""
+    from imgcls.runs import read_run
+    from imgcls.train.callbacks import Callback
+
+    class Stop(Callback):
+        def on_run_start(self, info):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg_for(two_class, tmp_path, name="first"), callbacks=[Stop()])
+    run = tmp_path / "runs" / "first"
+    assert not (run / "val_predictions.csv").exists()
+    assert json.loads((run / "plan.json").read_text()) == {"folds": [], "classes": ["a", "b"]}
+    r = read_run(run)
+    assert r.kind == "run" and r.task == "label (2)", r.task
 
 
 def test_raw_age_target_on_profile_data_is_said_before_training(tmp_path, monkeypatch, capsys):

@@ -179,8 +179,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
     from imgcls.train.config import parse_folds, resume_config, resume_folder, resume_record
-    from imgcls.train.rundir import (FOLDS_PLANNED, RunLock, check_run_name, claim_run_dir, finished,
-                                     record_planned_folds)
+    from imgcls.train.rundir import (RUN_PLAN, RunLock, check_run_name, claim_run_dir, finished, record_plan)
     from imgcls.weights import check_model_name, data_config
 
     dist = init_distributed(cfg.device)
@@ -378,8 +377,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
             from imgcls.fsutil import remove_stale_temps
             remove_stale_temps(run_dir)
             _record_session(cfg, run_dir, record)        # but for how this session ran
-        if dist.main and folds != [None] and not (run_dir / FOLDS_PLANNED).is_file():    # a resumed older set too
-            record_planned_folds(run_dir, folds, classes)
+        if dist.main and not (run_dir / RUN_PLAN).is_file():    # a resumed older run too
+            record_plan(run_dir, [f for f in folds if f is not None], classes)
         dist.barrier()
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
                             resume, stop_after, callbacks)

@@ -157,43 +157,52 @@ def option_changes(recorded: dict, now: dict, may_change=RESUME_MAY_CHANGE) -> l
 OOF_SCORE = "oof_score.json"   # a k-fold set's out-of-fold score: train writes it after the set's last fold
 
 
-FOLDS_PLANNED = "folds.json"   # a k-fold set's fold numbers (--folds all: the data's) and classes: train writes it
-                               # as it starts
+RUN_PLAN = "plan.json"         # every run's classes (and a k-fold set's fold numbers): train writes it as it starts
+FOLDS_PLANNED = "folds.json"   # what a k-fold set trained before RUN_PLAN wrote instead (its folds and classes): read
 
 
-def record_planned_folds(run_dir: str | os.PathLike, folds: list[int], classes: list[str]) -> Path:
-    """Write FOLDS_PLANNED in `run_dir`: the folds the set trains and its classes, known when it starts (config.yaml
-    records --folds as typed, `all`, which needs the data's fold column to count, and no classes; the set's
-    out-of-fold predictions name them after its last fold), so an unfinished set's progress reads done/planned and
-    its task its class count."""
+def record_plan(run_dir: str | os.PathLike, folds: list[int], classes: list[str]) -> Path:
+    """Write RUN_PLAN in `run_dir`: the folds a k-fold set trains ([] for a single run) and the run's classes, known
+    when it starts (config.yaml records --folds as typed, `all`, which needs the data's fold column to count, and
+    no classes; the validation predictions name them after the first epoch, a k-fold set's out-of-fold ones after
+    its last fold), so an unfinished set's progress reads done/planned and any run's task its class count."""
     from imgcls.fsutil import write_json
-    return write_json(Path(run_dir) / FOLDS_PLANNED, {"folds": [int(f) for f in folds],
-                                                      "classes": [str(c) for c in classes]})
+    return write_json(Path(run_dir) / RUN_PLAN, {"folds": [int(f) for f in folds],
+                                                 "classes": [str(c) for c in classes]})
+
+
+def _plan(run_dir: str | os.PathLike) -> dict:
+    """The run's RUN_PLAN, else a k-fold set's older FOLDS_PLANNED; {} where neither is readable."""
+    import json
+    for name in (RUN_PLAN, FOLDS_PLANNED):
+        try:
+            plan = json.loads((Path(run_dir) / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(plan, dict):
+            return plan
+    return {}
 
 
 def planned_classes(run_dir: str | os.PathLike) -> list | None:
-    """The classes a k-fold set trains, as train recorded them in FOLDS_PLANNED as it started; None where it holds
-    none (a set started before they were recorded) or is unreadable."""
-    import json
-    try:
-        classes = json.loads((Path(run_dir) / FOLDS_PLANNED).read_text()).get("classes")
-    except (OSError, ValueError, AttributeError):
-        return None
+    """The classes a run trains, as train recorded them as it started (_plan); None where nothing records them (a
+    run started before RUN_PLAN, a k-fold set before FOLDS_PLANNED named them) or the record is unreadable."""
+    classes = _plan(run_dir).get("classes")
     return [str(c) for c in classes] if isinstance(classes, list) and classes else None
 
 
 def planned_folds(run_dir: str | os.PathLike) -> list | None:
     """The folds a k-fold set trains, as train recorded them: its OOF_SCORE (written after the last fold), else its
-    FOLDS_PLANNED (written as it starts); None where neither is readable (a set trained before FOLDS_PLANNED)."""
+    plan (written as it starts, _plan); None where neither names them (a single run, a set trained before
+    FOLDS_PLANNED)."""
     import json
-    for name in (OOF_SCORE, FOLDS_PLANNED):
-        try:
-            folds = json.loads((Path(run_dir) / name).read_text()).get("folds")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(folds, list) and folds:
-            return folds
-    return None
+    try:
+        folds = json.loads((Path(run_dir) / OOF_SCORE).read_text()).get("folds")
+    except (OSError, ValueError, AttributeError):
+        folds = None
+    if not (isinstance(folds, list) and folds):
+        folds = _plan(run_dir).get("folds")
+    return folds if isinstance(folds, list) and folds else None
 
 
 def kfold_finished(run_dir: Path) -> bool:
