@@ -72,6 +72,13 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         import onnxruntime as ort
     except ImportError:
         raise UserError("onnxruntime is not installed; pip install onnxruntime (needed for the parity check)") from None
+    from imgcls.model_meta import decode_differs
+    from imgcls.train.checkpoint import read_meta
+    # the recipe export.json writes is this imgcls's decoding: a model trained on another's sees other pixels there
+    line = decode_differs({str(ck.relative_to(run) if run.is_dir() else ck.name): read_meta(ck) for ck in ckpts})
+    if line:
+        from imgcls.console import warn
+        warn(line)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     g = torch.Generator().manual_seed(seed)

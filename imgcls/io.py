@@ -8,7 +8,7 @@
   file. `load_rgb_or_grey`: the same, a grey source kept as 'L' (preprocess writes it so); `load_rgb_drafts`:
   load_rgb at several JPEG draft sizes, one decode per distinct DCT scale (predict's TTA views).
 - `DECODE_VERSION`: which decoding the loaders' pixels are; caches of numbers computed from them record it, and so
-  does export.json's decode recipe (decode_recipe).
+  do export.json's decode recipe (decode_recipe) and a checkpoint's ModelMeta.decode_version.
 """
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ DECODE_VERSION = 2
 """Bump when the pixels any loader returns change for some file. Caches of numbers computed from decoded pixels
 record it (imgcls.embed.save_vectors: the embedding cache, its shards) and rebuild those of another decode version,
 so a warm run gives a cold run's numbers; a file written without it counts as 1. export.json's decode recipe
-(decode_recipe) carries it for a deployment that follows the recipe. 2: a PNG's transparent colour key
-(tRNS) is flattened onto the background (68e20c8)."""
+(decode_recipe) carries it for a deployment that follows the recipe; train records it in the checkpoint
+(ModelMeta.decode_version, 1 where absent) and predict / export warn of a run trained on another. 2: a PNG's
+transparent colour key (tRNS) is flattened onto the background (68e20c8)."""
 
 
 class ImageReadError(Exception):

@@ -58,6 +58,8 @@ class ModelMeta:
     crop_from: float = 1.0                       # train --crop-from: the model trained on img_size crops of images
     #                                              resized to crop_from x img_size (1.0: whole images; older
     #                                              checkpoints 1.0); predict still resizes each test image whole
+    decode_version: int = 1                      # imgcls.io.DECODE_VERSION of the loaders the training images were
+    #                                              decoded with (a checkpoint without it: 1, as io counts a cache)
     extra: dict = field(default_factory=dict, compare=False)   # keys this version does not know, kept as read
 
     @property
@@ -110,7 +112,8 @@ class ModelMeta:
     @classmethod
     def from_dict(cls, d, source: str = "checkpoint") -> "ModelMeta":
         """Typed and checked; `source` (a file) is named in the error. Keys older checkpoints lack (resize_mode,
-        interpolation, branch, drop_rate, target, fill, crop_from) take the values those versions used."""
+        interpolation, branch, drop_rate, target, fill, crop_from, decode_version) take the values those versions
+        used."""
         def bad(what: str) -> UserError:
             return UserError(f"{source}: model metadata {what}; the file is damaged or not written by imgcls train")
 
@@ -183,10 +186,31 @@ class ModelMeta:
         if isinstance(crop_from, bool) or not isinstance(crop_from, (int, float)) \
                 or not CROP_FROM_RANGE[0] <= crop_from <= CROP_FROM_RANGE[1]:
             raise bad(f"crop_from {crop_from!r} is not a number from {CROP_FROM_RANGE[0]:g} to {CROP_FROM_RANGE[1]:g}")
+        decode_version = d.get("decode_version", 1)
+        if isinstance(decode_version, bool) or not isinstance(decode_version, int) or not 1 <= decode_version <= 1000:
+            raise bad(f"decode_version {decode_version!r} is not a positive integer (imgcls.io.DECODE_VERSION)")
         known = {f for f in cls.__dataclass_fields__ if f != "extra"}
         extra = {k: v for k, v in d.items() if k not in known}
         return cls(model, classes, tuple(heads), decode, img_size, mean, std, interpolation, resize_mode, branch,
-                   float(drop_rate), target, fill, preprocess, letterbox, age_bands, float(crop_from), extra)
+                   float(drop_rate), target, fill, preprocess, letterbox, age_bands, float(crop_from), decode_version,
+                   extra)
+
+
+def decode_differs(metas: dict) -> str:
+    """One line for the models of `metas` ({name: ModelMeta}) whose training images were decoded by other loaders
+    than this imgcls's (meta.decode_version against imgcls.io.DECODE_VERSION): the pixels they see now differ from
+    those they learnt from for some files (io's DECODE_VERSION notes which); "" where every one matches."""
+    from imgcls.io import DECODE_VERSION
+    other: dict[int, list[str]] = {}
+    for name, meta in metas.items():
+        if meta.decode_version != DECODE_VERSION:
+            other.setdefault(meta.decode_version, []).append(str(name))
+    if not other:
+        return ""
+    what = "; ".join(f"{', '.join(names)} trained on images decoded as version {v}"
+                     for v, names in sorted(other.items()))
+    return (f"{what}; this imgcls decodes as version {DECODE_VERSION} (imgcls.io.DECODE_VERSION), so some images "
+            f"reach the model as other pixels than it learnt from: retrain for identical inputs")
 
 
 def _str_list(v, what: str, bad) -> tuple[str, ...]:

@@ -141,6 +141,18 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
         warn(f"{m.name} trained on {trained}; the test images of {data} {got}, so what it sees differs: {fix}")
 
 
+def warn_decode_differs(spec: EnsembleSpec) -> None:
+    """Members whose checkpoints record another decoding of their training images than this imgcls's loaders
+    (ModelMeta.decode_version, model_meta.decode_differs): said in one line, a warning (their predictions are still
+    the model's, on pixels that may differ for some files)."""
+    from imgcls.model_meta import decode_differs
+    from imgcls.train.checkpoint import read_meta
+    line = decode_differs({m.name if len(m.checkpoints) == 1 else f"{m.name}/{ck.parent.name}": read_meta(ck)
+                           for m in spec.running().members for ck in m.checkpoints})
+    if line:
+        warn(line)
+
+
 def say_letterbox(spec: EnsembleSpec, df: pd.DataFrame) -> None:
     """Members trained on images `imgcls preprocess --size N` letterboxed (padded to squares, meta.letterbox) see
     each test image padded so before their own resize (imgcls.tta.ViewMaker): said in one line, unless the test
@@ -882,6 +894,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
          f"({tta_spec.n_views} view(s), merge {tta_merge})")
     warn_mirrors_unseen(spec, tta_spec)
     warn_preprocess_differs(spec, given, data)
+    warn_decode_differs(spec)
     say_letterbox(spec, given)
     say_crop_from(spec)
     probs = predict_members(mf.image_paths(df), spec, tta_spec, tta_merge, device, batch_size, workers, amp,

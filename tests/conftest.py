@@ -215,13 +215,15 @@ def connections(monkeypatch) -> list:
 
 def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_efficientnet", img_size: int = 32,
                   multi: bool = False, seed: int = 0, folds: int = 0, val_rows: list | None = None,
-                  val_quality: float = 0.0, target: str = "label", age_bands: list | None = None) -> Path:
+                  val_quality: float = 0.0, target: str = "label", age_bands: list | None = None,
+                  decode_version: int | None = -1) -> Path:
     """A run folder as `imgcls train` writes it (best.pt with state_dict + meta, config.yaml, val_predictions.csv),
     with an untrained tiny timm network (seeded). `multi`: mask/gender/age_band heads decoded to 18 classes.
     `val_rows`: [(root, path, label)] for val_predictions.csv; `val_quality` in [0, 1] mixes the one-hot truth into
     random probabilities (1.0 = always right), so weight fitting has a better and a worse member. `target`: the
     column a single-head run predicts (`train --target`, ModelMeta.target). `age_bands`: the edges train recorded
-    (ModelMeta.age_bands; None: an older checkpoint's missing record)."""
+    (ModelMeta.age_bands; None: an older checkpoint's missing record). `decode_version`: the decoding its images had
+    (ModelMeta.decode_version; -1: this imgcls's, as train records it; None: an older checkpoint without it)."""
     import torch
     import yaml
     from imgcls.train.checkpoint import save_checkpoint
@@ -238,6 +240,9 @@ def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_eff
             "resize_mode": "squash", "drop_rate": 0.0, "target": target}
     if age_bands is not None:
         meta["age_bands"] = list(age_bands)
+    if decode_version is not None:
+        from imgcls.io import DECODE_VERSION
+        meta["decode_version"] = DECODE_VERSION if decode_version == -1 else decode_version
     dirs = [run_dir / f"fold_{k}" for k in range(folds)] if folds else [run_dir]
     rng = np.random.default_rng(seed)
     for k, d in enumerate(dirs):

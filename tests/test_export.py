@@ -31,6 +31,20 @@ def test_onnx_export_single_head_matches_torch(tmp_path):
     assert np.abs(got - lm.predict_proba(x).numpy()).max() < 1e-4
 
 
+def test_export_of_a_run_trained_on_another_decoding_says_so(tmp_path):
+    """export.json's recipe is this imgcls's decoding (decode.version): a run whose checkpoint records another
+    (ModelMeta.decode_version; none recorded: 1) is exported with one line saying its model learnt from other
+    pixels; a run of this decoding is exported in silence."""
+    from imgcls.io import DECODE_VERSION
+    for name, version, said in (("now", -1, False), ("older", None, True)):
+        run = make_tiny_run(tmp_path / "runs" / name, decode_version=version)
+        res = runner.invoke(app, ["export", str(run), "--onnx", "--out", str(tmp_path / f"onnx_{name}")])
+        text = " ".join(res.output.split())
+        assert res.exit_code == 0, res.output
+        assert (f"best.pt trained on images decoded as version 1; this imgcls decodes as version {DECODE_VERSION}"
+                in text) is said, text
+
+
 def test_export_json_states_the_letterbox_predict_pads_test_images_with(tmp_path):
     """A run trained on images preprocess letterboxed (meta.letterbox): predict pads each test image to a square with
     that colour before the resize; export.json says so (null for a run without one), so a deployment does too."""

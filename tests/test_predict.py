@@ -1568,3 +1568,31 @@ def test_newest_run_skips_a_run_imgcls_train_is_training_now(tmp_path, monkeypat
         res = invoke("predict", "--workers", 0)
         assert res.exit_code == 2 and "Traceback" not in res.output
         assert "(outputs/runs/busy being trained now: wait for it to finish)" in " ".join(res.output.split())
+
+
+def test_a_run_trained_on_another_decoding_is_said_once_and_predicted(tmp_path):
+    """A checkpoint did not record which decoding (imgcls.io.DECODE_VERSION) its training images had, so a run
+    trained before the loaders changed predicted on other pixels in silence. train records it (ModelMeta
+    .decode_version; a checkpoint without it counts as 1) and predict says a difference in one line, a warning:
+    the submission is still written. Each fold of a k-fold set is named by its folder."""
+    from imgcls.io import DECODE_VERSION
+    from imgcls.train.checkpoint import read_meta
+    now = make_tiny_run(tmp_path / "runs" / "now")
+    older = make_tiny_run(tmp_path / "runs" / "older", decode_version=None)
+    newer = make_tiny_run(tmp_path / "runs" / "newer", decode_version=DECODE_VERSION + 1, folds=2)
+    assert read_meta(now / "best.pt").decode_version == DECODE_VERSION
+    assert read_meta(older / "best.pt").decode_version == 1
+    for i in range(2):
+        make_image(tmp_path / "test" / f"t{i}.png", seed=i)
+    said = {}
+    for run in (now, older, newer):
+        res = invoke("predict", run, "--data", tmp_path / "test", "--out", tmp_path / f"p_{run.name}", "--workers", 0)
+        assert res.exit_code == 0 and (tmp_path / f"p_{run.name}" / "submission.csv").is_file(), res.output
+        said[run.name] = " ".join(res.output.split())
+    assert "decoded as version" not in said["now"], said["now"]
+    line = (f"older trained on images decoded as version 1; this imgcls decodes as version {DECODE_VERSION} "
+            f"(imgcls.io.DECODE_VERSION), so some images reach the model as other pixels than it learnt from: "
+            f"retrain for identical inputs")
+    assert said["older"].count(line) == 1, said["older"]
+    assert (f"newer/fold_0, newer/fold_1 trained on images decoded as version {DECODE_VERSION + 1}; this imgcls "
+            f"decodes as version {DECODE_VERSION}") in said["newer"], said["newer"]

@@ -47,6 +47,8 @@ def test_run_dir_contract_and_weights_only(two_class, tmp_path):
         assert meta["heads"] == [{"name": "label", "classes": ["a", "b"]}] and meta["img_size"] == 32
         for k in ("branch", "mean", "std", "interpolation", "resize_mode", "drop_rate"):
             assert k in meta
+        from imgcls.io import DECODE_VERSION
+        assert meta["decode_version"] == DECODE_VERSION       # the loaders' decoding its images had
     m = metrics(run)
     assert list(m["epoch"]) == [1, 2]
     for c in ("train_loss", "val_loss", "val_acc", "val_macro_precision", "val_macro_recall", "val_macro_f1", "lr", "epoch_seconds"):

@@ -174,6 +174,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.device import resolve_device
     from imgcls.errors import UserError
     from imgcls.fsutil import check_output_location, check_writable
+    from imgcls.io import DECODE_VERSION
     from imgcls.model_meta import ModelMeta
     from imgcls.preprocess.outputs import applied as preprocess_applied, letterboxed
     from imgcls.train import data as tdata
@@ -290,7 +291,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
          "preprocess": preprocess_applied(df),       # predict compares its test images' with it
          "letterbox": letterboxed(df),               # predict pads its test images to squares so too
          "age_bands": _age_bands(df, cfg.src, heads, decode),   # ensemble --combine profile compares them
-         "crop_from": float(cfg.crop_from)},        # trained on crops; predict resizes test images whole
+         "crop_from": float(cfg.crop_from),         # trained on crops; predict resizes test images whole
+         "decode_version": DECODE_VERSION},         # predict / export compare the loaders' decoding with it
         source=f"--model {cfg.model}")
 
     # the starting weights, loaded once now: an unfit file fails before the run folder is made and the image cache
