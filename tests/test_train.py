@@ -1766,6 +1766,28 @@ def test_a_single_run_records_its_classes_as_it_starts(two_class, tmp_path):
     assert r.kind == "run" and r.task == "label (2)", r.task
 
 
+def test_a_finished_run_resumed_under_torchrun_leaves_the_process_group(two_class, tmp_path, monkeypatch):
+    """Under torchrun, `train --resume RUN` of a finished run returned early without destroying the process group
+    init_distributed started, as a run that trains does at its end: both ends now go through Dist.end. Rank 0 is
+    played in-process (a one-process gloo group, the Dist saying two), no torchrun launched."""
+    import torch.distributed as tdist
+
+    from imgcls.train import dist as tdist_mod
+    run = run_train(cfg_for(two_class, tmp_path, name="done", epochs=1))
+
+    def init(device_spec):
+        tdist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+        return tdist_mod.Dist(rank=0, world=2, local_rank=0)
+
+    monkeypatch.setattr(tdist_mod, "init_distributed", init)
+    try:
+        assert run_train(cfg_for(two_class, tmp_path, name="done", epochs=1), resume=run) == run
+        assert not tdist.is_initialized()
+    finally:
+        if tdist.is_initialized():
+            tdist.destroy_process_group()
+
+
 def test_raw_age_target_on_profile_data_is_said_before_training(tmp_path, monkeypatch, capsys):
     """`train --target age` on the mask competition's profiles trained one class per age for the whole run and was
     refused only by ensemble --combine profile; it is said once the columns are known, before the heads are built

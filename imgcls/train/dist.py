@@ -29,6 +29,15 @@ class Dist:
             import torch
             torch.distributed.barrier()
 
+    def end(self) -> None:
+        """The run's end on every process, whichever way run_train returns (trained, or a resumed run already
+        finished): wait for the others, then leave the process group init_distributed started (a later run_train in
+        this process, tune's next trial, starts its own). A no-op without torchrun."""
+        if self.on:
+            import torch
+            torch.distributed.barrier()
+            torch.distributed.destroy_process_group()
+
     def broadcast(self, obj):
         if not self.on:
             return obj

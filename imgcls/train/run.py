@@ -194,6 +194,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
                 said = ("its last.pt says so" if (resume / "last.pt").is_file() else
                         "its folds' last.pt files and its oof_score.json say so")
                 info(f"{resume.name}: already finished, nothing to resume ({said})")
+            dist.end()
             return resume
     src_named = cfg.src          # as recorded (or given again) before anchor_paths: what a refusal names
     if resume is not None:       # a first-epoch run's relative src read elsewhere: refused before the data is read
@@ -467,7 +468,6 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     out-of-fold score."""
     from dataclasses import replace
 
-    import torch
     from imgcls import manifest as mf
     from imgcls.errors import UserError
     from imgcls.fsutil import write_json, write_table
@@ -606,9 +606,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     if dist.main and folds != [None]:
         from imgcls.train.report import write_run_report
         write_run_report(run_dir)
-    if dist.on:
-        torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+    dist.end()
     if dist.main and callbacks:
         from imgcls.train.callbacks import CallbackList
         CallbackList(callbacks).on_train_end({"run_dir": run_dir, "folds": folds if folds != [None] else [],
