@@ -677,12 +677,12 @@ def test_kfold_set_being_trained_names_the_wait_not_resume(tmp_path):
     """`imgcls ensemble A B` while B's folds train: the unfinished-set line said `imgcls train --resume B`, which a
     run in use refuses; it names the wait, and only a fold that has finished."""
     from imgcls.errors import UserError
-    from imgcls.train.rundir import RunLock, record_planned_folds
+    from imgcls.train.rundir import RunLock, record_plan
     run = tmp_path / "runs" / "kf"
     for k in (0, 1):
         (run / f"fold_{k}").mkdir(parents=True)
         (run / f"fold_{k}" / "best.pt").write_bytes(b"")
-    record_planned_folds(run, [0, 1, 2])
+    record_plan(run, [0, 1, 2], ["a", "b"])
     with RunLock(run):
         with pytest.raises(UserError) as e:
             find_checkpoints(run)
