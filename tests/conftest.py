@@ -270,6 +270,20 @@ def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_eff
     return run_dir
 
 
+def mark_training(run, done: int, epochs: int, best: int, finished: bool = False):
+    """What imgcls train has written of `run` (a run or one fold) after `done` of `epochs` epochs: its config.yaml,
+    last.pt's LAST_STATE record and best.pt as saved at epoch `best`."""
+    import torch
+    import yaml
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    (run / "config.yaml").write_text(yaml.safe_dump(dict(cfg, epochs=epochs)))
+    obj = torch.load(run / "best.pt", weights_only=True)
+    torch.save(dict(obj, epoch=best), run / "best.pt")
+    (run / "last.pt").write_bytes(b"")
+    (run / "last_state.json").write_text(json.dumps({"epoch": done, "finished": finished}))
+    return run
+
+
 @pytest.fixture
 def tiny_run():
     return make_tiny_run

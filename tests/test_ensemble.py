@@ -11,7 +11,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import make_image, make_tiny_run
+from conftest import make_image, make_tiny_run, mark_training
 from imgcls.cli import app
 from imgcls.ensemble import fit_weights, load_spec, vote
 from imgcls.errors import UserError
@@ -213,6 +213,27 @@ def test_a_fold_given_beside_its_kfold_set_is_refused(tmp_path):
         assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
         assert f"share the checkpoint {kf / 'fold_0' / 'best.pt'}" in flat and "not both" in flat, res.output
     assert not (tmp_path / "e").exists()
+
+
+def test_a_fold_imgcls_train_is_training_now_is_used_with_a_warning(tmp_path):
+    """`ensemble RUN/fold_0 RUN/fold_1` while imgcls train trains the set's last fold used fold_1's half-trained
+    best.pt without a word (the set itself is refused: "wait for it"). It is still used (named on purpose), with one
+    warning naming it and its epoch; the finished fold_0 gets none."""
+    from imgcls.train.rundir import RunLock
+    rows = _val_rows(tmp_path / "data")
+    kf = make_tiny_run(tmp_path / "runs" / "kf", folds=2, val_rows=rows)
+    (kf / "oof_score.json").unlink()                                      # its last fold not trained yet
+    for k in (0, 1):
+        (kf / f"fold_{k}" / "val_predictions.csv").write_bytes((kf / "val_predictions.csv").read_bytes())
+    mark_training(kf / "fold_0", done=4, epochs=4, best=3, finished=True)
+    mark_training(kf / "fold_1", done=2, epochs=4, best=1)
+    with RunLock(kf):
+        res = runner.invoke(app, ["ensemble", str(kf / "fold_0"), str(kf / "fold_1"), "--out", str(tmp_path / "e")])
+    flat = " ".join(res.output.split())
+    assert res.exit_code == 0 and (tmp_path / "e" / "spec.yaml").is_file(), res.output
+    assert f"warning: {kf / 'fold_1'} is being trained by imgcls train now: its best.pt is from an unfinished run " \
+           f"(epoch 1, epochs done 2/4)" in flat, flat
+    assert flat.count("being trained") == 1, flat
 
 
 def test_a_rebuild_that_cannot_be_scored_leaves_no_score_of_the_earlier_ensemble(tmp_path):

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_image, make_image_folder, make_tiny_run
+from conftest import make_image, make_image_folder, make_tiny_run, mark_training
 from imgcls.cli import app
 from imgcls.errors import UserError
 from imgcls.submission import (build_submission, check_template_fits, fill_template, match_template,
@@ -1540,6 +1540,24 @@ def test_predict_on_the_runs_own_training_folder_warns_instead_of_hinting_eval(t
     res = invoke("predict", run, "--data", other, "--out", tmp_path / "q", "--workers", 0)
     said = " ".join(res.output.split())
     assert res.exit_code == 0 and "--eval scores them" in said and "trained on (its" not in said, said
+
+
+def test_a_run_named_while_imgcls_train_trains_it_is_used_with_a_warning(tmp_path):
+    """`imgcls predict RUN` on a single run that imgcls train is training now (another terminal) predicted with its
+    half-trained best.pt without a word. It still predicts (the run was named on purpose), and one warning line says
+    the best.pt is from an unfinished run, the epoch it is from and how far the run has come; a run no train holds
+    is predicted without it."""
+    from imgcls.train.rundir import RunLock
+    run = mark_training(make_tiny_run(tmp_path / "runs" / "busy"), done=3, epochs=10, best=2)
+    make_image(tmp_path / "test" / "x.png", seed=1)
+    with RunLock(run):
+        res = invoke("predict", run, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and (tmp_path / "p" / "submission.csv").is_file(), res.output
+    assert f"warning: {run} is being trained by imgcls train now: its best.pt is from an unfinished run (epoch 2, " \
+           f"epochs done 3/10); it is used as it is, wait for the run to finish for its final model" in said, said
+    res = invoke("predict", run, "--data", tmp_path / "test", "--out", tmp_path / "q", "--workers", 0)
+    assert res.exit_code == 0 and "being trained" not in res.output, res.output
 
 
 def test_newest_run_skips_a_run_imgcls_train_is_training_now(tmp_path, monkeypatch):

@@ -84,7 +84,21 @@ def member_from_run(run: str | os.PathLike, which: str = "best") -> Member:
     run = Path(run)
     ckpts = find_checkpoints(run, which)
     name = run.stem if run.is_file() else run.name
+    if len(ckpts) == 1:     # a k-fold set being trained is refused whole (check_kfold_finished); one run or fold is
+        warn_training_now(run, ckpts[0])        # used as it is (named on purpose), said
     return Member(name=name, run=run, checkpoints=ckpts)
+
+
+def warn_training_now(run: Path, checkpoint: Path) -> None:
+    """One warning line where imgcls train is training `run` now: its checkpoint is rewritten after each epoch, so
+    what predicts is a half-trained model, not the run's final one."""
+    from imgcls.train.rundir import training_now
+    now = training_now(checkpoint)
+    if now is None:
+        return
+    from imgcls.console import warn
+    warn(f"{run} is being trained by imgcls train now: its {checkpoint.name} is from an unfinished run"
+         f"{f' ({now})' if now else ''}; it is used as it is, wait for the run to finish for its final model")
 
 
 def ensemble_folder(out: str | os.PathLike | None, name: str | None, members: Sequence[Member], method: str,
