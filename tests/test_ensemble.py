@@ -236,6 +236,29 @@ def test_a_fold_imgcls_train_is_training_now_is_used_with_a_warning(tmp_path):
     assert flat.count("being trained") == 1, flat
 
 
+def test_fold_members_are_named_by_their_set(tmp_path, monkeypatch):
+    """`ensemble RUN/fold_0 RUN/fold_1` wrote outputs/ensembles/soft-fold_0+fold_1, the folder another set's folds
+    wrote into too (replacing the first ensemble), and named its members fold_0 / fold_1 in spec.yaml and the runs
+    table. A fold member is named by its set (RUN.fold_0) everywhere its name shows."""
+    from imgcls.ensemble.spec import ensemble_folder, member_from_run
+    from imgcls.runs import read_run
+    rows = _val_rows(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    kf = make_tiny_run(tmp_path / "runs" / "kf", folds=2, val_rows=rows)
+    for k in (0, 1):
+        (kf / f"fold_{k}" / "val_predictions.csv").write_bytes((kf / "val_predictions.csv").read_bytes())
+    import shutil
+    shutil.copytree(kf, tmp_path / "runs" / "other")
+    res = runner.invoke(app, ["ensemble", "runs/kf/fold_0", "runs/kf/fold_1"])
+    assert res.exit_code == 0, res.output
+    ens = tmp_path / "outputs" / "ensembles" / "soft-kf.fold_0+kf.fold_1"
+    assert [m.name for m in load_spec(ens).members] == ["kf.fold_0", "kf.fold_1"]
+    assert read_run(ens).model == "soft: kf.fold_0 + kf.fold_1"
+    assert "kf.fold_0" in (ens / "report.html").read_text(encoding="utf-8")
+    other = [member_from_run(tmp_path / "runs" / "other" / f"fold_{k}") for k in (0, 1)]
+    assert ensemble_folder(None, None, other, "soft")[0] == "soft-other.fold_0+other.fold_1"
+
+
 def test_a_rebuild_that_cannot_be_scored_leaves_no_score_of_the_earlier_ensemble(tmp_path):
     """An ensemble replaced in its folder by one whose members share no validation image (not scored): the earlier
     ensemble's oof_predictions.csv stayed, and `imgcls runs` listed the new ensemble with the earlier one's score."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -84,6 +85,8 @@ def member_from_run(run: str | os.PathLike, which: str = "best") -> Member:
     run = Path(run)
     ckpts = find_checkpoints(run, which)
     name = run.stem if run.is_file() else run.name
+    if run.is_dir() and re.fullmatch(r"fold_\d+", name):    # named by its set too: another set's fold_0 is another
+        name = f"{run.resolve().parent.name}.{name}"           # member (its ensemble folder, its row in the tables)
     if len(ckpts) == 1:     # a k-fold set being trained is refused whole (check_kfold_finished); one run or fold is
         warn_training_now(run, ckpts[0])        # used as it is (named on purpose), said
     return Member(name=name, run=run, checkpoints=ckpts)
