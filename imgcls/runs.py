@@ -95,7 +95,7 @@ def _score(preds: pd.DataFrame | None, run: Run) -> None:
     from imgcls import metrics
     if preds is None or "label" not in preds.columns or "pred" not in preds.columns:
         return
-    classes = [c[2:] for c in preds.columns if c.startswith("p_")] or run.classes
+    classes = prob_classes(preds.columns) or run.classes
     run.classes = list(classes)
     ok = preds["label"].notna() & (preds["label"].astype(str) != "")
     y, p = preds.loc[ok, "label"].astype(str).to_numpy(), preds.loc[ok, "pred"].astype(str).to_numpy()
@@ -197,9 +197,15 @@ def _fold_classes(folds: Sequence[Path]) -> list:
             cols = pd.read_csv(d / "val_predictions.csv", nrows=0).columns
         except (OSError, ValueError, pd.errors.ParserError):
             continue
-        if any(c.startswith("p_") for c in cols):
-            return [c[2:] for c in cols if c.startswith("p_")]
+        found = prob_classes(cols)
+        if found:
+            return found
     return []
+
+
+def prob_classes(columns) -> list[str]:
+    """The classes a predictions table's p_<class> columns name, in their order (_score, _fold_classes)."""
+    return [c[2:] for c in columns if c.startswith("p_")]
 
 
 def task_of(target: str, classes) -> str:
