@@ -852,8 +852,11 @@ def test_the_study_name_alone_resumes_on_the_study_s_own_data(tmp_path, space, m
              "--aug", "none", "--val-split", "0.3"]
     r = CliRunner().invoke(app, ["tune", str(studied), *common, *fixed, "--trials", "1"])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(app, ["tune", *common, "--trials", "2"])
+    r = CliRunner().invoke(app, ["tune", *(c for c in common if c != "--quiet"), "--trials", "2"])
     assert r.exit_code == 0, r.output
+    line = " ".join(r.output.split())
+    assert (f"resumes on the data it was started with: {studied.resolve()} (to train on another copy of that data, "
+            f"give its folder as SRC)") in line, line
     srcs = [yaml.safe_load((tmp_path / "tune" / "s" / f"trial_000{i}" / "config.yaml").read_text())["src"]
             for i in (0, 1)]
     assert srcs == [str(studied.resolve())] * 2, srcs

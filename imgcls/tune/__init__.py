@@ -491,8 +491,8 @@ def _study_options(cfg: TuneConfig, url: str) -> None:
     if cfg.train.src is None and base.get("src") and Path(base["src"]).exists():
         # not the working folder's default input: the study's trials are scored on the study's rows
         cfg.train.src = str(base["src"])
-        info(f"study '{cfg.study}' resumes on the data it was started with: {cfg.train.src} (SRC: another copy "
-             f"of it)")
+        info(f"study '{cfg.study}' resumes on the data it was started with: {cfg.train.src} (to train "
+             f"on another copy of that data, give its folder as SRC)")
     now, default = cfg.train.to_dict(), TrainConfig().to_dict()
     taken = {k: base[k] for k, v in now.items() if k in base and k not in RESUME_MAY_CHANGE and k not in cfg.typed
              and k not in TrainConfig.RECORDS and v == default.get(k) and base[k] != v}     # records: no options
