@@ -623,6 +623,22 @@ def _member_honest_score(run: Path, folds: list[int]) -> str:
     return _honest_score(run / f"fold_{folds[0]}", False) if one_fold else _honest_score(run, bool(folds))
 
 
+def _ensemble_honest_score(spec: EnsembleSpec) -> str | None:
+    """A saved ensemble's own honest score, for the leak lines: its macro-F1 on the rows every member held out
+    (spec.yaml's scores, written by `imgcls ensemble`; the cross-fitted one where its weights were fitted on those
+    rows). None for one member, or an ensemble with no score recorded (then each member's own score is named)."""
+    sc = spec.scores or {}
+    key = "ensemble_macro_f1_crossfit" if "ensemble_macro_f1_crossfit" in sc else "ensemble_macro_f1"
+    if len(spec.members) < 2 or not isinstance(sc.get(key), (int, float)):
+        return None
+    from imgcls.runs import common_rows
+    rows = common_rows([len(m.checkpoints) for m in spec.members])
+    how = ", weights cross-fitted" if key.endswith("crossfit") else ""
+    where = f" ({spec.path.parent / 'scores.csv'})" if spec.path is not None else ""
+    return (f"the ensemble's macro-F1 on its members' {rows} rows{how}, {sc[key]:.4f} over "
+            f"{sc.get('common_val_images', '?')} images{where}")
+
+
 def model_target(spec: EnsembleSpec) -> str:
     """The column the models' classes are values of (train --target's column, ModelMeta.target): --eval's truth.
     'label' for an ensemble --combine profile (its classes are the profile label), for members of different
@@ -659,12 +675,13 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
     labelled = df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()
     scored = rows & labelled
     split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
+    ensemble = _ensemble_honest_score(spec)
     for m in spec.running().members:
         trained, run, folds = trained_rows(m, df)
         n = int((trained & scored).sum())
         if not n:
             continue
-        honest = _member_honest_score(run, folds)
+        honest = ensemble or _member_honest_score(run, folds)
         n_test = int((mf.kept(df) & labelled & (split == "test").to_numpy()).sum()) if split is not None else 0
         never = "no fold trained on" if folds else "it never trained on"
         alt = (f"--eval-split test scores the {n_test} test rows {never}" if n_test and part != "test"
@@ -698,7 +715,8 @@ def say_trained_on(spec: EnsembleSpec, df: pd.DataFrame, data) -> int:
         return 0
     n = int(seen.sum())
     who = " and ".join(str(r) for r, _ in runs)
-    honest = _member_honest_score(*runs[0]) if len(runs) == 1 else "in `imgcls runs`"
+    honest = (_ensemble_honest_score(spec) or
+              (_member_honest_score(*runs[0]) if len(runs) == 1 else "in `imgcls runs`"))
     their = "its" if len(runs) == 1 else "their"
     warn(f"{n} of the {int(labelled.sum())} labelled images of {data} are images {who} trained on ({their} "
          f"training data, not a test set): their predictions are no test score, and --eval refuses them; the honest "

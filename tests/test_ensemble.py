@@ -308,7 +308,18 @@ def test_real_runs_from_train_ensemble_and_predict(tmp_path):
     pred = tmp_path / "pred"
     res = runner.invoke(app, ["predict", str(out), "--data", str(data), "--out", str(pred), "--eval",
                               "--tta", "flip", "--workers", "0"])
-    assert res.exit_code == 2 and "the data it trained on, a leaked score" in " ".join(res.output.split())
+    line = " ".join(res.output.split())
+    assert res.exit_code == 2 and "the data it trained on, a leaked score" in line
+    # the honest score named is the ensemble's own (spec.yaml / scores.csv), not its first member's validation score
+    scores = load_spec(out).scores
+    key = "ensemble_macro_f1_crossfit" if "ensemble_macro_f1_crossfit" in scores else "ensemble_macro_f1"
+    assert (f"the honest one is the ensemble's macro-F1 on its members' common val rows"
+            in line and f"{scores[key]:.4f} over {scores['common_val_images']} images" in line
+            and str(out / "scores.csv") in line and "its validation macro-F1" not in line), line
+    res = runner.invoke(app, ["predict", str(out), "--data", str(data), "--out", str(pred), "--workers", "0"])
+    line = " ".join(res.output.split())
+    assert res.exit_code == 0 and "trained on (their training data, not a test set)" in line, line
+    assert f"the honest score is the ensemble's macro-F1 on its members' common val rows" in line, line
     test = make_image_folder(tmp_path / "test", {"a": 3, "b": 3, "c": 3}, size=(36, 36), seed=7)
     res = runner.invoke(app, ["predict", str(out), "--data", str(test), "--out", str(pred), "--eval",
                               "--tta", "flip", "--workers", "0"])
