@@ -89,12 +89,15 @@ def worker_pool(workers: int):
             raise
 
 
-def worker_died(e: BaseException):
+def worker_died(e: BaseException, who: str = "a worker process", advice: str | None = None, kept: str = ""):
     """The one line for a worker process that died (the kernel's out-of-memory killer, a crash in a native
-    library): concurrent.futures' BrokenProcessPool was a traceback. Finished work kept by the step is kept."""
+    library): concurrent.futures' BrokenProcessPool was a traceback. Every step's pool says it in these words:
+    `who` names the worker, `advice` replaces the default fix (fewer --workers), `kept` says what finished work the
+    step keeps."""
     from imgcls.errors import UserError
-    return UserError(f"a worker process died ({' '.join(str(e).split())}): out of memory or a crash in it; run again "
-                     f"with fewer --workers (--workers 1 runs in this process and shows why)")
+    advice = advice or "run again with fewer --workers (--workers 1 runs in this process and shows why)"
+    return UserError(f"{who} died ({' '.join(str(e).split())}): out of memory or a crash in it; {advice}"
+                     + (f" ({kept})" if kept else ""))
 
 
 def chunked_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, what: str | None = None,

@@ -215,15 +215,17 @@ def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> No
                         log(i, rec)
                     advance(len(results))
         except BrokenProcessPool as e:
-            raise UserError(f"a preprocess worker died ({e}); {_why_workers_die()} (finished images are kept "
-                            f"and skipped next time)") from None
+            from imgcls.parallel import worker_died
+            raise worker_died(e, "a preprocess worker", _why_workers_die(),
+                              "finished images are kept and skipped next time") from None
 
 
-def _why_workers_die() -> str:
+def _why_workers_die() -> str | None:
     """What to do about a dead worker. The workers are spawned: each imports the caller's __main__ module, so a
     Python script that calls run_preprocess at its top level, not under `if __name__ == "__main__":`, runs again
     in every worker (its earlier steps too) until starting a pool there fails and the worker dies; --workers 1
-    would hide that instead of naming it. A notebook or `imgcls preprocess` has no such script."""
+    would hide that instead of naming it. A notebook or `imgcls preprocess` has no such script: None (the fix
+    parallel.worker_died names for every step's pool)."""
     import sys
     main = sys.modules.get("__main__")
     script = getattr(main, "__file__", None)
@@ -231,7 +233,7 @@ def _why_workers_die() -> str:
         return (f"a script that calls run_preprocess ({script}) must call it under `if __name__ == \"__main__\":` "
                 f"(the workers are spawned processes that import the script); else run again with --workers 1 to "
                 f"see why")
-    return "run again with --workers 1 to see why"
+    return None
 
 
 def _assemble(df: pd.DataFrame, out: Path, names: list[str], sources: list[str],
