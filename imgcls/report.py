@@ -237,13 +237,14 @@ def korean_font() -> str | None:
 
 
 _MISSING_GLYPH = r"Glyph \d+ .*missing from"       # matplotlib's "Glyph 44256 (...) missing from font(s) DejaVu Sans."
-_glyphs = {"said": False}
+_glyphs: dict[str, set[int]] = {"said": set()}     # the characters said to be drawn as boxes, in this process
 
 
 def _drawn_with_glyphs(fig, save) -> None:
     """save() the figure. Where its text has characters the fonts lack (Chinese or Japanese class names, say; Korean
     ones where korean_font is missing): with an installed font that has them added as a fallback (for later figures
-    too) and saved again; with none, the characters stay boxes, said once (info)."""
+    too) and saved again; with none, the characters stay boxes, said once per characters (info: a notebook's second
+    eda of other class names is told again, not each figure of one)."""
     import re
     import warnings
 
@@ -271,8 +272,8 @@ def _drawn_with_glyphs(fig, save) -> None:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)
             save()
-    elif not _glyphs["said"]:
-        _glyphs["said"] = True
+    elif missing - _glyphs["said"]:
+        _glyphs["said"] |= missing
         from imgcls.console import info
         chars = "".join(sorted(map(chr, missing))[:8])
         info(f"figures: class names (or other text) with characters no installed font has ({chars}"

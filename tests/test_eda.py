@@ -340,20 +340,27 @@ def test_class_names_the_font_lacks_give_one_line_not_a_warning_per_glyph(tmp_pa
     from imgcls import report
     monkeypatch.setattr(report, "korean_font", lambda: None)
     monkeypatch.setattr(report, "font_with", lambda codepoints, exclude=(): None)
-    monkeypatch.setitem(report._glyphs, "said", False)
+    monkeypatch.setitem(report._glyphs, "said", set())
     monkeypatch.setitem(matplotlib.rcParams, "font.family", ["sans-serif"])    # no earlier test's fallback font
     root = make_image_folder(tmp_path / "raw", {"고양이": 3, "강아지": 2})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         r = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda"), "--workers", "1"])
         assert r.exit_code == 0, r.output
-        monkeypatch.setitem(report._glyphs, "said", False)
+        monkeypatch.setitem(report._glyphs, "said", set())
         quiet = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda2"), "--workers", "1", "-q"])
     assert not [w for w in caught if "Glyph" in str(w.message)]
     said = [ln for ln in r.output.splitlines() if "drawn as boxes" in ln]
     assert len(said) == 1 and "고" in said[0], r.output
     assert quiet.exit_code == 0 and quiet.output == ""
     assert "고양이" in read_outputs(tmp_path / "eda")[2]                 # the HTML has the names as text
+    # in the same process (a notebook), another set's names the fonts lack are told too; the same names are not
+    other = make_image_folder(tmp_path / "raw2", {"猫": 3, "고양이": 2})
+    again = runner.invoke(app, ["eda", str(other), "--out", str(tmp_path / "eda3"), "--workers", "1"])
+    said = [ln for ln in again.output.splitlines() if "drawn as boxes" in ln]
+    assert again.exit_code == 0 and len(said) == 1 and "猫" in said[0], again.output
+    same = runner.invoke(app, ["eda", str(root), "--out", str(tmp_path / "eda4"), "--workers", "1"])
+    assert same.exit_code == 0 and "drawn as boxes" not in same.output, same.output
 
 
 def _drawing_font(text, ch: str) -> str:
