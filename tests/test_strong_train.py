@@ -466,21 +466,24 @@ def test_init_from_carries_the_resize_mode_filter_and_fill_its_weights_learned_o
     run = tiny_run(tmp_path / "r")
     ck = read_checkpoint(run / "best.pt")
     save_checkpoint(run / "best.pt", ck["state_dict"], {**ck["meta"], "resize_mode": "pad", "interpolation": "bicubic",
-                                                        "fill": [0, 0, 0]}, epoch=1)
+                                                        "fill": [0, 0, 0], "crop_from": 2.0}, epoch=1)
     cfg = TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run)})
     assert (cfg.img_size, cfg.resize_mode, cfg.interpolation, cfg.fill) == (32, "pad", "bicubic", "black")
+    assert cfg.crop_from == 2.0                   # trained on 32 px crops of 64 px images: the same pixel density
+    assert TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run), "crop_from": 1.0}).crop_from == 1.0
     cfg = TrainConfig.resolve({"src": str(tmp_path), "init_from": str(run), "resize_mode": "crop", "fill": "0,0,0"})
     assert (cfg.resize_mode, cfg.interpolation, cfg.fill) == ("crop", "bicubic", "0,0,0")
     r = CliRunner().invoke(app, ["train", str(tmp_path / "nothing"), "--init-from", str(run)])
     said = " ".join(r.output.split())
     assert r.exit_code == 2 and "does not exist" in said, r.output
-    assert (f"--model test_efficientnet --img-size 32 --resize-mode pad --interpolation bicubic --fill black: the "
-            f"model, the input size, the resize mode, the resize filter and the fill colour of --init-from {run}") in said
+    assert (f"--model test_efficientnet --img-size 32 --resize-mode pad --interpolation bicubic --fill black "
+            f"--crop-from 2.0: the model, the input size, the resize mode, the resize filter, the fill colour and the "
+            f"crop scale of --init-from {run}") in said
     r = CliRunner().invoke(app, ["train", str(tmp_path / "nothing"), "--init-from", str(run), "--resize-mode", "crop",
-                                 "--fill", "black", "--interpolation", "bilinear"])
+                                 "--fill", "black", "--interpolation", "bilinear", "--crop-from", "1"])
     said = " ".join(r.output.split())
-    assert (f"--resize-mode crop --interpolation bilinear as typed: --init-from {run} was trained with --resize-mode "
-            f"pad --interpolation bicubic") in said, r.output
+    assert (f"--resize-mode crop --interpolation bilinear --crop-from 1.0 as typed: --init-from {run} was trained "
+            f"with --resize-mode pad --interpolation bicubic --crop-from 2.0") in said, r.output
     assert "--fill black as typed" not in said and "--fill black:" not in said
 
 

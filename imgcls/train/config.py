@@ -582,8 +582,9 @@ class TrainConfig:
     @classmethod
     def _take_init_from(cls, overrides: dict) -> None:
         """--init-from RUN: its model, and the pixels its weights learned on, where --model / --img-size /
-        --resize-mode / --interpolation / --fill are not given (a run trained at 32 px, letterboxed with black,
-        would otherwise go on at the model's 224, squashed, white); the mean / std follow from the model. The
+        --resize-mode / --interpolation / --fill / --crop-from are not given (a run trained at 32 px, letterboxed with
+        black, on crops of 2x images, would otherwise go on at the model's 224, squashed, white, whole); the mean /
+        std follow from the model. The
         resize options are taken where they differ from the defaults. One line says what was taken, one what was
         typed other than the run's. `overrides` (the flags given) gains what is taken."""
         from imgcls.console import info
@@ -599,7 +600,7 @@ class TrainConfig:
         if overrides.get("model", meta.model) == meta.model:
             default = {f.name: f.default for f in fields(cls)}
             run = {"img_size": meta.img_size, "resize_mode": meta.resize_mode, "interpolation": meta.interpolation,
-                   "fill": fill_text(meta.fill)}
+                   "fill": fill_text(meta.fill), "crop_from": meta.crop_from}
             for k, v in run.items():
                 if k in overrides:
                     try:
@@ -613,7 +614,8 @@ class TrainConfig:
         if taken:
             overrides.update(taken)
             words = [{"model": "the model", "img_size": "the input size", "resize_mode": "the resize mode",
-                      "interpolation": "the resize filter", "fill": "the fill colour"}[k] for k in taken]
+                      "interpolation": "the resize filter", "fill": "the fill colour",
+                      "crop_from": "the crop scale"}[k] for k in taken]
             what = " and ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " and " + words[-1]
             info(f"{' '.join(f'{flag(k)} {v}' for k, v in taken.items())}: {what} of --init-from {src}")
         if typed_other:
