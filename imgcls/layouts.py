@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import pandas as pd
 
@@ -192,8 +192,11 @@ def empty_class_folders(root: Path, paths: Iterable[str], splits: dict[str, str]
     return list(dict.fromkeys(out))         # an empty folder in each spelling: one class
 
 
-def read_unlabeled(root: Path) -> pd.DataFrame:
-    rows = [{"path": _rel(p, root), "label": "", "group": ""} for p in images_under(root)]
+def read_unlabeled(root: Path, images: list[Path] | None = None) -> pd.DataFrame:
+    """The images under `root` as unlabeled rows; `images`: those already found under it (LoneFolder.images), in
+    images_under's order, instead of a walk."""
+    rows = [{"path": _rel(p, root), "label": "", "group": ""}
+            for p in (images_under(root) if images is None else images)]
     return pd.DataFrame(rows, columns=["path", "label", "group"])
 
 
@@ -296,12 +299,19 @@ def folder_csv(root: Path) -> Path | None:
     return csvs[0] if len(csvs) == 1 and listing_csvs(root, csvs) else None
 
 
-def lone_image_folder(root: Path) -> Path | None:
+class LoneFolder(NamedTuple):
+    """lone_image_folder's finding: the image folder and its images (images_under's walk), so the reader that
+    follows the detection takes them as found instead of walking the folder again."""
+    folder: Path
+    images: list[Path]
+
+
+def lone_image_folder(root: Path) -> LoneFolder | None:
     """The image folder (CSV_IMAGE_FOLDERS: images/, ...) a folder holds alone, its images directly in it, when no
     CSV beside it lists them: the mask competition's eval/ without its info.csv. Those are unlabeled test images
     named by their paths in that folder (xxx.jpg, as info.csv spells its ImageIDs), never one class named 'images'
     (images/xxx.jpg); None otherwise (images beside it, other folders, class folders in it, or a CSV listing them:
-    folder_csv's, or several, the user's pick)."""
+    folder_csv's, or several, the user's pick). The folder is walked once, here: read_unlabeled takes its images."""
     try:
         entries = [p for p in root.iterdir() if not p.name.startswith(".")]
     except OSError:
@@ -314,7 +324,7 @@ def lone_image_folder(root: Path) -> Path | None:
     found = images_under(subdirs[0])
     if not found or any(p.parent != subdirs[0] for p in found) or listing_csvs(root):
         return None
-    return subdirs[0]
+    return LoneFolder(subdirs[0], found)
 
 
 def _top_csvs(root: Path) -> list[Path]:

@@ -33,9 +33,9 @@ from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.options import check
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
-from imgcls.layouts import (CSV_IMAGE_FOLDERS, LayoutOptions, folder_csv, images_under, lone_image_folder,
-                            nfc, profiles_root, profiles_table_root, read_competition_csv, read_csv, read_folder,
-                            read_profiles, read_unlabeled)
+from imgcls.layouts import (CSV_IMAGE_FOLDERS, LayoutOptions, LoneFolder, folder_csv, images_under,
+                            lone_image_folder, nfc, profiles_root, profiles_table_root, read_competition_csv,
+                            read_csv, read_folder, read_profiles, read_unlabeled)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
@@ -193,29 +193,36 @@ def copy_sources(value) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 
 def detect_layout(src: Path, opts: LayoutOptions) -> str:
+    return detect_source(src, opts)[0]
+
+
+def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | None]:
+    """detect_layout's answer, with the image folder an unlabeled folder holds alone where that decided it
+    (lone_image_folder's finding, its images walked once: load reads them from it)."""
     if opts.layout != "auto":
-        return opts.layout
+        return opts.layout, None
     if src.is_file():
         if src.suffix.lower() != ".csv":
             raise UserError(f"{src} is neither a folder nor a CSV file; give a dataset folder or a manifest.csv")
         cols = read_csv(src, nrows=0).columns
         if "path" in cols and ("root" in cols or "sha256" in cols):
-            return "manifest"
-        return "profiles" if profiles_table_root(src) is not None else "csv"
+            return "manifest", None
+        return ("profiles" if profiles_table_root(src) is not None else "csv"), None
     if opts.csv:
-        return "csv"
+        return "csv", None
     if (src / MANIFEST_NAME).is_file():
-        return "manifest"
+        return "manifest", None
     if profiles_root(src) is not None:
-        return "profiles"
+        return "profiles", None
     subdirs = [d for d in sorted(src.iterdir()) if d.is_dir() and not d.name.startswith(".")]
     # a CSV listing the images (eval/info.csv beside images/) gives the ids and order, unless class folders hold them
     if folder_csv(src) is not None and not any(images_under(d)[:1] for d in subdirs
                                                if d.name.lower() not in CSV_IMAGE_FOLDERS):
-        return "csv"
-    if lone_image_folder(src) is not None:      # eval/ without its info.csv: images/ is no class
-        return "unlabeled"
-    return "folder" if any(images_under(d)[:1] for d in subdirs) else "unlabeled"
+        return "csv", None
+    lone = lone_image_folder(src)
+    if lone is not None:        # eval/ without its info.csv: images/ is no class
+        return "unlabeled", lone
+    return ("folder" if any(images_under(d)[:1] for d in subdirs) else "unlabeled"), None
 
 
 def labels_from(df: pd.DataFrame, col: str, src) -> pd.DataFrame:
@@ -267,7 +274,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if opts.csv and src.is_file() and Path(opts.csv).resolve() != src.resolve():
         raise UserError(f"--csv {opts.csv} goes with a dataset folder; {src} is itself the table read (give one "
                         f"of them)")
-    layout = detect_layout(src, opts)      # once: callers ask layout_read(df), not detect_layout again
+    layout, lone = detect_source(src, opts)    # once: callers ask layout_read(df), not detect_layout again
     if (opts.image_dir or opts.ext or opts.path_col) and layout != "csv":
         raise UserError(f"--image-dir / --ext / --path-col apply to a competition CSV (--csv FILE); {src} is read "
                         f"as layout '{layout}'")
@@ -284,7 +291,6 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                         + "; drop --age-bands or give the profile folders")
     table = None        # the CSV the rows come from, named when it has none
     folder_read = None  # the folder given, when the images lie below it (input_folders)
-    lone = None         # the image folder an unlabeled folder holds alone (lone_image_folder), read as the root
     if layout == "manifest":
         mpath = table = src if src.is_file() else src / MANIFEST_NAME
         if not mpath.is_file():
@@ -331,9 +337,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                 df.attrs[CSV_READ] = str(src)
                 folder_read = str(src.parent.resolve())     # nor be written beside it, in its train/
         else:
-            lone = lone_image_folder(root) if opts.layout == "auto" else None
-            root = lone or root
-            df = read_unlabeled(root)
+            # the image folder src holds alone (detection's LoneFolder, walked there), read as the root
+            root = lone.folder if lone else root
+            df = read_unlabeled(root, lone.images if lone else None)
         df["root"] = str(root.resolve())
         if root.resolve() != (src.parent if src.is_file() else src).resolve():
             notes.append(f"images in {root}" + (

@@ -105,6 +105,24 @@ def test_an_eval_folder_without_its_info_csv_is_unlabeled_images_named_in_images
     assert mf.detect_layout(ev, opts()) == "unlabeled"
 
 
+def test_a_lone_image_folder_is_walked_once(tmp_path, monkeypatch):
+    """eval/ holding images/ alone: detect_layout's lone_image_folder walked images/ whole, then load asked
+    lone_image_folder again and read_unlabeled walked it a third time. Now the detection's finding (its images)
+    is what load reads: one walk of the folder."""
+    from imgcls import layouts
+    ev = tmp_path / "eval"
+    for i, n in enumerate(["f3.jpg", "0a.jpg"]):
+        make_image(ev / "images" / n, seed=i)
+    walks = []
+    walk = layouts.images_under
+    counted = lambda root: walks.append(root) or walk(root)      # noqa: E731
+    monkeypatch.setattr(layouts, "images_under", counted)
+    monkeypatch.setattr(mf, "images_under", counted)
+    df = mf.load(ev, scan=False)
+    assert df["path"].tolist() == ["0a.jpg", "f3.jpg"] and set(df["root"]) == {str((ev / "images").resolve())}
+    assert walks == [ev / "images"], walks
+
+
 def test_folder_layout_counts_and_nested(tmp_path):
     root = make_image_folder(tmp_path / "raw", {"cat": 3, "dog": 2})
     make_image(root / "dog" / "sub" / "deep.png", seed=99)       # root/<class>/**/<image>

@@ -333,8 +333,8 @@ def test_the_source_layout_is_detected_once(tmp_path, monkeypatch):
     (src / "train.csv").write_text("file,label,person\n" + "".join(f"{p},{p.split('/')[0]},{i // 2}\n"
                                                                    for i, p in enumerate(paths)))
     calls = []
-    detect = mf.detect_layout
-    monkeypatch.setattr(mf, "detect_layout", lambda *a, **k: calls.append(a[0]) or detect(*a, **k))
+    detect = mf.detect_source       # detect_layout's answer and load's both come from it
+    monkeypatch.setattr(mf, "detect_source", lambda *a, **k: calls.append(a[0]) or detect(*a, **k))
     r = runner.invoke(app, ["split", str(src / "train.csv"), "--out", str(tmp_path / "s.csv"), "--no-near-dup",
                             "--group-col", "person"])
     assert r.exit_code == 0, r.output
