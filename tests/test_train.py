@@ -1963,3 +1963,28 @@ def test_a_run_resumed_through_a_symlinked_folder_above_it_records_the_real_fold
     for d in (run, run / "fold_0", run / "fold_1"):
         rec = TrainConfig.load(d / "config.yaml")
         assert (rec.name, rec.out) == ("kf", str(tmp_path / "real")), d
+
+
+def test_the_epoch_of_a_run_in_training_is_read_through_read_checkpoint(tmp_path, monkeypatch, capsys):
+    """rundir.training_now read the epoch of a run being trained with torch_load_safely itself, beside
+    checkpoint.read_checkpoint, the reader of a checkpoint (its checks, its mmap). The epoch is checkpoint's now
+    (saved_epoch, through read_checkpoint with mmap), added to training_now's progress by the warning line, which
+    says the same as before; training_now reads no checkpoint (checkpoint.py imports rundir: no import cycle)."""
+    from conftest import make_tiny_run, mark_training
+    from imgcls.ensemble.spec import warn_training_now
+    from imgcls.train import checkpoint
+    from imgcls.train.rundir import RunLock, training_now
+    run = mark_training(make_tiny_run(tmp_path / "runs" / "busy"), done=3, epochs=10, best=2)
+    read = []
+    reader = checkpoint.read_checkpoint
+    monkeypatch.setattr(checkpoint, "read_checkpoint", lambda p, **k: read.append((Path(p), k)) or reader(p, **k))
+    with RunLock(run):
+        assert training_now(run / "best.pt") == "epochs done 3/10" and not read
+        capsys.readouterr()
+        warn_training_now(run, run / "best.pt")
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"{run} is being trained by imgcls train now: its best.pt is from an unfinished run (epoch 2, epochs " \
+           f"done 3/10)" in said, said
+    assert read == [(run / "best.pt", {"mmap": True})]
+    warn_training_now(run, run / "best.pt")             # no train holds it: nothing read, nothing said
+    assert len(read) == 1 and "being trained" not in capsys.readouterr().err

@@ -51,6 +51,16 @@ def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict:
     return obj
 
 
+def saved_epoch(path: str | os.PathLike) -> int | None:
+    """The epoch a checkpoint was saved at (its `epoch`; its tensors mapped, not read); None where it records none
+    or is no readable imgcls checkpoint (a best.pt being replaced is renamed into place, never half written)."""
+    try:
+        epoch = read_checkpoint(path, mmap=True).get("epoch")
+    except (UserError, OSError):
+        return None
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
+
+
 _METAS: dict = {}      # (file, mtime, size) -> ModelMeta: predict's checks and its model loading read one file once
 
 

@@ -364,9 +364,10 @@ def train_finished(path: str | os.PathLike) -> bool | None:
 def training_now(checkpoint: str | os.PathLike) -> str | None:
     """How far imgcls train has come with the run (or k-fold fold) of `checkpoint` when it is training it now: its
     folder's RunLock, or its k-fold set's, is held and its LAST_STATE does not say it finished (a set's earlier folds
-    did). '' where nothing says more, else 'epoch E, epochs done D/N' (E: the checkpoint's own epoch, its tensors
-    mapped, not read); None where no train holds it or it has finished. For the line that says a run named on
-    purpose is used half trained (its best.pt is rewritten as it improves)."""
+    did). '' where nothing says more, else 'epochs done D/N' (from the files beside it: the checkpoint itself is
+    checkpoint.read_checkpoint's to read, which imports this module: the caller adds its epoch, saved_epoch); None
+    where no train holds it or it has finished. For the line that says a run named on purpose is used half trained
+    (its best.pt is rewritten as it improves: ensemble.spec.warn_training_now)."""
     checkpoint = Path(checkpoint)
     folder = checkpoint.parent
     if not (RunLock.held(folder) or (folder.name.startswith("fold_") and RunLock.held(folder.parent))):
@@ -374,17 +375,11 @@ def training_now(checkpoint: str | os.PathLike) -> str | None:
     state = _last_state(folder / "last.pt")
     if state is not None and state["finished"]:
         return None
+    if state is None:
+        return ""
     from imgcls.outputs import read_yaml
-    from imgcls.weights import torch_load_safely
-    try:
-        epoch = torch_load_safely(checkpoint, "an imgcls checkpoint", "", mmap=True).get("epoch")
-    except (UserError, OSError, AttributeError):
-        epoch = None
     epochs = (read_yaml(folder / "config.yaml") or read_yaml(folder.parent / "config.yaml")).get("epochs")
-    said = [f"epoch {epoch}"] if isinstance(epoch, int) else []
-    if state is not None:
-        said.append(f"epochs done {state['epoch']}" + (f"/{epochs}" if isinstance(epochs, int) else ""))
-    return ", ".join(said)
+    return f"epochs done {state['epoch']}" + (f"/{epochs}" if isinstance(epochs, int) else "")
 
 
 def finished(run_dir: Path) -> bool:
