@@ -1560,6 +1560,33 @@ def test_a_run_named_while_imgcls_train_trains_it_is_used_with_a_warning(tmp_pat
     assert res.exit_code == 0 and "being trained" not in res.output, res.output
 
 
+def test_a_saved_ensemble_whose_member_imgcls_train_trains_now_is_used_with_a_warning(tmp_path, capsys):
+    """`imgcls predict outputs/ensembles/E` while imgcls train trains one of its members' runs again (a resume)
+    predicted with that member's half-trained best.pt without a word (load_spec built the members itself; only
+    `imgcls ensemble RUN` and `predict RUN` said it). The saved ensemble says the same line for that member, once;
+    its other member and an ensemble no train touches say nothing."""
+    from imgcls.ensemble import EnsembleSpec, load_spec, member_from_run
+    from imgcls.ensemble.spec import write_spec
+    from imgcls.train.rundir import RunLock
+    quiet = make_tiny_run(tmp_path / "runs" / "quiet", seed=1)
+    busy = make_tiny_run(tmp_path / "runs" / "busy", seed=2)
+    ens = tmp_path / "ens"
+    write_spec(EnsembleSpec("ens", "soft", [member_from_run(quiet), member_from_run(busy)], ["a", "b", "c"]), ens)
+    mark_training(busy, done=3, epochs=10, best=2)
+    make_image(tmp_path / "test" / "x.png", seed=1)
+    with RunLock(busy):
+        res = invoke("predict", ens, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and (tmp_path / "p" / "submission.csv").is_file(), res.output
+    assert f"warning: {busy.resolve()} is being trained by imgcls train now: its best.pt is from an unfinished run " \
+           f"(epoch 2, epochs done 3/10); it is used as it is, wait for the run to finish for its final model" \
+        in said, said
+    assert said.count("being trained") == 1, said
+    capsys.readouterr()
+    assert [m.name for m in load_spec(ens).members] == ["quiet", "busy"]      # no train holds it: nothing said
+    assert "being trained" not in capsys.readouterr().err
+
+
 def test_newest_run_skips_a_run_imgcls_train_is_training_now(tmp_path, monkeypatch):
     """`imgcls predict` with no run took the newest best.pt, which a train running in another terminal rewrites
     after every epoch: a k-fold set half trained was refused with `imgcls train --resume RUN` as the fix (refused

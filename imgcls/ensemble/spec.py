@@ -194,6 +194,8 @@ def is_spec(path: str | os.PathLike) -> bool:
 
 
 def load_spec(path: str | os.PathLike) -> EnsembleSpec:
+    """The ensemble of a spec file (or of the folder holding spec.yaml), every field checked; a member whose run
+    (or fold) imgcls train is training now is used with member_from_run's warning (warn_training_now)."""
     import yaml
     p = Path(path)
     if p.is_dir():
@@ -239,7 +241,10 @@ def load_spec(path: str | os.PathLike) -> EnsembleSpec:
             why = deleted_by_tune(base / d["run"])
             raise UserError(f"ensemble {p}: member {d['name']} checkpoint {missing[0]} does not exist"
                             + (f": {why}" if why else "; rebuild the ensemble or restore the run"))
-        members.append(Member(str(d["name"]), (base / d["run"]).resolve(), ckpts, weight))
+        run = (base / d["run"]).resolve()
+        for c in ckpts:     # a member imgcls train is training again now: said as `imgcls ensemble RUN` said it
+            warn_training_now(run if len(ckpts) == 1 else c.parent, c)
+        members.append(Member(str(d["name"]), run, ckpts, weight))
     return EnsembleSpec(doc.get("name", p.parent.name), doc.get("method", "soft"), members,
                         [str(c) for c in doc.get("classes", [])], p, doc.get("scores", {}),
                         doc.get("combine", "vote"))
