@@ -259,6 +259,30 @@ def test_fold_members_are_named_by_their_set(tmp_path, monkeypatch):
     assert ensemble_folder(None, None, other, "soft")[0] == "soft-other.fold_0+other.fold_1"
 
 
+def test_checkpoint_files_given_are_named_by_their_run(tmp_path, monkeypatch):
+    """`ensemble a/best.pt b/best.pt` named its members best / best_1 and its folder soft-best+best_1 (every run's
+    best.pt shares that name). A run's or fold's best.pt given itself is named as its run (a, b; RUN.fold_K) in
+    spec.yaml and the folder; its last.pt RUN.last; a checkpoint file of another name by its name."""
+    import shutil
+    from imgcls.ensemble.spec import member_from_run
+    rows = _val_rows(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    for n, seed in (("a", 1), ("b", 2)):
+        make_tiny_run(tmp_path / "runs" / n, seed=seed, val_rows=rows)
+    res = runner.invoke(app, ["ensemble", "runs/a/best.pt", "runs/b/best.pt"])
+    assert res.exit_code == 0, res.output
+    ens = tmp_path / "outputs" / "ensembles" / "soft-a+b"
+    assert [m.name for m in load_spec(ens).members] == ["a", "b"], res.output
+    kf = make_tiny_run(tmp_path / "runs" / "kf", folds=2, val_rows=rows)
+    (kf / "fold_1" / "last.pt").write_bytes((kf / "fold_1" / "best.pt").read_bytes())
+    (tmp_path / "models").mkdir()
+    shutil.copy(kf / "fold_0" / "best.pt", tmp_path / "models" / "effnet.pt")
+    named = {p: member_from_run(p).name for p in ("runs/kf/fold_0/best.pt", "runs/kf/fold_1/last.pt",
+                                                   "runs/kf/fold_0", "models/effnet.pt")}
+    assert named == {"runs/kf/fold_0/best.pt": "kf.fold_0", "runs/kf/fold_1/last.pt": "kf.fold_1.last",
+                     "runs/kf/fold_0": "kf.fold_0", "models/effnet.pt": "effnet"}
+
+
 def test_a_rebuild_that_cannot_be_scored_leaves_no_score_of_the_earlier_ensemble(tmp_path):
     """An ensemble replaced in its folder by one whose members share no validation image (not scored): the earlier
     ensemble's oof_predictions.csv stayed, and `imgcls runs` listed the new ensemble with the earlier one's score."""

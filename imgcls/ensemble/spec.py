@@ -84,12 +84,28 @@ def member_from_run(run: str | os.PathLike, which: str = "best") -> Member:
     from imgcls.train.rundir import find_checkpoints
     run = Path(run)
     ckpts = find_checkpoints(run, which)
-    name = run.stem if run.is_file() else run.name
-    if run.is_dir() and re.fullmatch(r"fold_\d+", name):    # named by its set too: another set's fold_0 is another
-        name = f"{run.resolve().parent.name}.{name}"           # member (its ensemble folder, its row in the tables)
+    name = member_name(run)
     if len(ckpts) == 1:     # a k-fold set being trained is refused whole (check_kfold_finished); one run or fold is
         warn_training_now(run, ckpts[0])        # used as it is (named on purpose), said
     return Member(name=name, run=run, checkpoints=ckpts)
+
+
+def member_name(run: Path) -> str:
+    """A member's name (spec.yaml, the tables, the ensemble's and the predictions' folder): its run folder's; a
+    fold's is named by its set too, RUN.fold_K (another set's fold_0 is another member). A run's or a fold's own
+    checkpoint given itself is named as its folder: best.pt, what the folder predicts with, as the folder
+    (a/best.pt b/best.pt are a and b, not best and best_1), last.pt as RUN.last (another model of that run);
+    another checkpoint file by its name without the suffix."""
+    path = Path(os.path.abspath(run))           # `.` named by the folder it is; links kept
+    suffix = ""
+    if path.is_file():
+        if path.name not in ("best.pt", "last.pt"):     # the files imgcls train writes (find_checkpoints)
+            return path.stem
+        suffix = "" if path.name == "best.pt" else ".last"
+        path = path.parent
+    if re.fullmatch(r"fold_\d+", path.name):
+        return f"{path.resolve().parent.name}.{path.name}{suffix}"
+    return path.name + suffix
 
 
 def warn_training_now(run: Path, checkpoint: Path) -> None:
