@@ -7,7 +7,9 @@ to pad each image to a square with first, where preprocess --size padded the tra
 parity figures, and `preprocessing` (imgcls.train.data.input_recipe): every step from the file to the input
 tensor, the JPEG draft scale, EXIF, transparency's background and the resize arithmetic included, with the
 decoding's version (imgcls.io.DECODE_VERSION), which is what a deployment needs to preprocess images like `imgcls
-predict` does.
+predict` does. Each file's record also names the decoding its model's training images had
+(`trained_decode_version`, ModelMeta.decode_version): the recipe is the one predict follows, this imgcls's, and a
+model trained on another decoding sees other pixels for some files there (export warns of it).
 """
 from __future__ import annotations
 
@@ -102,7 +104,11 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         diff = float(np.abs(got - ref).max())
         agree = float((got.argmax(1) == ref.argmax(1)).mean())
         rec = {"onnx": str(path), "checkpoint": str(ck), "max_abs_diff": diff, "argmax_agreement": agree,
-               "parity_ok": diff <= atol, "input": ["batch", 3, s, s], "output": ["batch", meta.n_classes]}
+               "parity_ok": diff <= atol, "input": ["batch", 3, s, s], "output": ["batch", meta.n_classes],
+               # the decoding its training images had (ModelMeta.decode_version; 1 where unrecorded), beside the
+               # recipe's (preprocessing.decode.version: this imgcls's, what predict feeds it): where they differ,
+               # the model learnt from other pixels for some files (the warning above, kept in the file)
+               "trained_decode_version": meta.decode_version}
         results.append(rec)
         info(f"{path}: onnxruntime vs torch max |diff| = {diff:.2e} on {batch} inputs "
              f"({'ok' if diff <= atol else 'FAILED'}, atol {atol:g})")

@@ -34,7 +34,9 @@ def test_onnx_export_single_head_matches_torch(tmp_path):
 def test_export_of_a_run_trained_on_another_decoding_says_so(tmp_path):
     """export.json's recipe is this imgcls's decoding (decode.version): a run whose checkpoint records another
     (ModelMeta.decode_version; none recorded: 1) is exported with one line saying its model learnt from other
-    pixels; a run of this decoding is exported in silence."""
+    pixels; a run of this decoding is exported in silence. export.json recorded only the recipe's version, so the
+    file alone could not tell a deployment that its model learnt from another decoding; each file's record now names
+    it (trained_decode_version), the recipe's staying predict's."""
     from imgcls.io import DECODE_VERSION
     for name, version, said in (("now", -1, False), ("older", None, True)):
         run = make_tiny_run(tmp_path / "runs" / name, decode_version=version)
@@ -43,6 +45,9 @@ def test_export_of_a_run_trained_on_another_decoding_says_so(tmp_path):
         assert res.exit_code == 0, res.output
         assert (f"best.pt trained on images decoded as version 1; this imgcls decodes as version {DECODE_VERSION}"
                 in text) is said, text
+        summary = json.loads((tmp_path / f"onnx_{name}" / "export.json").read_text())
+        assert summary["preprocessing"]["decode"]["version"] == DECODE_VERSION
+        assert [f["trained_decode_version"] for f in summary["files"]] == [1 if said else DECODE_VERSION]
 
 
 def test_export_json_states_the_letterbox_predict_pads_test_images_with(tmp_path):
