@@ -42,7 +42,7 @@ from imgcls.options import check
 from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
-                               match_template, resolve_format)
+                               match_template, resolve_format, template_beside)
 from imgcls.train.config import TrainConfig
 from imgcls.train.rundir import validation_files
 from imgcls.tta import TTASpec, parse_tta
@@ -232,18 +232,6 @@ def recorded_max_pixels(spec: EnsembleSpec) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # Test data
 # ---------------------------------------------------------------------------------------------------------------
-
-def template_beside(data: str | os.PathLike) -> Path | None:
-    """A competition's sample submission (sample*submission*.csv) in the test data's folder or the one above it
-    (Kaggle's and DACON's archives put it beside test/ and test.csv), else None."""
-    folder = Path(data).parent if Path(data).is_file() else Path(data)
-    for base in (folder, folder.parent):
-        hits = sorted(p for p in base.glob("*.csv") if p.is_file()
-                      and p.name.lower().startswith("sample") and "submission" in p.name.lower())
-        if hits:
-            return hits[0]
-    return None
-
 
 def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None) -> pd.DataFrame:
     """A manifest of the test images (not scanned: unreadable files are found while predicting) with an `id`.
@@ -851,7 +839,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                               if target in df.columns else ""))
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs
     # a --format given (typed, or named by a Python caller; id,label too) must name the template's columns
-    template = match_template(sample_submission, df, fmt) if sample_submission else None
+    template = match_template(sample_submission, df, fmt, data=data) if sample_submission else None
     fmt = fmt or DEFAULT_FORMAT
     kind = template.kind if template is not None else resolve_format(fmt)[2]
     if kind == "index":         # class ids: from the competition's label, never one attribute or class names

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.layouts import nfc, read_csv
 from imgcls.predict_config import DEFAULT_FORMAT, FORMATS, format_key, resolve_format  # noqa: F401  (--format's)
@@ -71,12 +72,29 @@ class Template:
         return out
 
 
-def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | None = None) -> Template:
+def template_beside(data: str | os.PathLike) -> Path | None:
+    """A competition's sample submission (sample*submission*.csv) in the test data's folder or the one above it
+    (Kaggle's and DACON's archives put it beside test/ and test.csv), else None."""
+    folder = Path(data).parent if Path(data).is_file() else Path(data)
+    for base in (folder, folder.parent):
+        hits = sorted(p for p in base.glob("*.csv") if p.is_file()
+                      and p.name.lower().startswith("sample") and "submission" in p.name.lower())
+        if hits:
+            return hits[0]
+    return None
+
+
+def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | None = None,
+                   data: str | os.PathLike | None = None) -> Template:
     """Read the competition's sample submission and match its ids to the test rows: before any prediction, so a
-    missing file or mismatched ids fail before the model runs."""
+    missing file or mismatched ids fail before the model runs. `data`: the test data given, whose sample submission
+    lying beside it (template_beside) a missing `template` names."""
     template = Path(template)
     if not template.is_file():
-        raise UserError(f"sample submission {template} does not exist; check --sample-submission")
+        beside = template_beside(data) if data is not None else None
+        raise UserError(f"sample submission {template} does not exist; " + (
+            f"{beside} is there: pass --sample-submission {sh(beside)}" if beside is not None
+            else "check --sample-submission"))
     # the one CSV reader: an empty file, text that is not UTF-8 or a ragged row is one line naming the file and row
     tpl = read_csv(template, "sample submission", dtype=str, keep_default_na=False)
     cols = list(tpl.columns)

@@ -618,6 +618,29 @@ def test_sample_submission_is_checked_before_the_model_runs(tmp_path, monkeypatc
         assert not out.exists()                                    # no orphan probs.parquet
 
 
+def test_a_missing_sample_submission_names_the_one_beside_the_test_data(tmp_path, monkeypatch):
+    """`--sample-submission missing.csv` with the competition's sample_submission.csv beside test/ said only
+    "check --sample-submission"; the line now names the file lying there and the flag to pass it with."""
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    comp = tmp_path / "comp"
+    for i in range(2):
+        make_image(comp / "test" / f"img{i}.png", seed=i)
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the template check"))
+    missing = tmp_path / "missing.csv"
+    res = invoke("predict", run, "--data", comp / "test", "--out", tmp_path / "p", "--sample-submission", missing,
+                 "--workers", 0)
+    assert res.exit_code == 2 and "check --sample-submission" in res.output, res.output      # none lies there
+    pd.DataFrame({"id": ["img0.png", "img1.png"], "label": ""}).to_csv(comp / "sample_submission.csv", index=False)
+    res = invoke("predict", run, "--data", comp / "test", "--out", tmp_path / "p", "--sample-submission", missing,
+                 "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert (f"sample submission {missing} does not exist; {comp / 'sample_submission.csv'} is there: pass "
+            f"--sample-submission {comp / 'sample_submission.csv'}") in said, said
+    assert not (tmp_path / "p").exists()
+
+
 def test_loose_test_images_beside_a_subfolder_are_refused_not_left_out_of_the_submission(tmp_path, monkeypatch):
     """Loose test images beside one subfolder were read as class folders: a warning, then a 1-row submission and
     exit 0. Now one line naming the count and --layout unlabeled, before the model runs; either layout, given, runs."""
