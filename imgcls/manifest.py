@@ -33,7 +33,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.options import check
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
-from imgcls.layouts import (CSV_IMAGE_FOLDERS, LayoutOptions, LoneFolder, folder_csv, images_under,
+from imgcls.layouts import (CSV_IMAGE_FOLDERS, LayoutOptions, LoneFolder, folder_csv, images_under, listing_csvs,
                             lone_image_folder, nfc, profiles_root, profiles_table_root, read_competition_csv,
                             read_csv, read_folder, read_profiles, read_unlabeled)
 from imgcls.profiles import DEFAULT_AGE_BANDS
@@ -216,9 +216,18 @@ def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | Non
         return "profiles", None
     subdirs = [d for d in sorted(src.iterdir()) if d.is_dir() and not d.name.startswith(".")]
     # a CSV listing the images (eval/info.csv beside images/) gives the ids and order, unless class folders hold them
-    if folder_csv(src) is not None and not any(images_under(d)[:1] for d in subdirs
-                                               if d.name.lower() not in CSV_IMAGE_FOLDERS):
-        return "csv", None
+    # several listing CSVs matter only beside an image folder (images/, test/, ...): no other CSV is read for them
+    named = any(d.name.lower() in CSV_IMAGE_FOLDERS for d in subdirs)
+    listing = listing_csvs(src) if named else [c for c in [folder_csv(src)] if c is not None]
+    if listing and not any(images_under(d)[:1] for d in subdirs if d.name.lower() not in CSV_IMAGE_FOLDERS):
+        if folder_csv(src) is not None:
+            return "csv", None
+        held = [d for d in subdirs if images_under(d)[:1]]
+        if len(listing) > 1 and held:       # read as folders, images/ would be one class named 'images'
+            names = [p.name for p in listing]
+            raise UserError(f"{src} holds {', '.join(names[:-1])} and {names[-1]}, each listing the images in "
+                            f"{held[0]}: which one is the data is unsaid; give that one in place of {src} "
+                            f"(e.g. {listing[0]})")
     lone = lone_image_folder(src)
     if lone is not None:        # eval/ without its info.csv: images/ is no class
         return "unlabeled", lone

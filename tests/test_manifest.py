@@ -7,7 +7,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from conftest import make_profiles, make_image, make_image_folder
+from conftest import make_profiles, make_image, make_image_folder, make_tiny_run
 from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls.errors import UserError
@@ -59,11 +59,13 @@ def test_the_mask_competitions_folders_as_they_come(tmp_path, capsys):
         make_image(flat / f"{n}.png", seed=i)
     pd.DataFrame({"id": ["b", "a"]}).to_csv(flat / "test.csv", index=False)
     assert mf.load(flat, scan=False)["path"].tolist() == ["b.png", "a.png"]
-    # not taken: a CSV naming no image here, two CSVs, or class folders beside the CSV
+    # not taken: a CSV naming no image here, two CSVs (refused: which one is the data is the user's call, see
+    # test_two_csvs_listing_an_eval_folders_images_are_refused), or class folders beside the CSV
     (flat / "test.csv").write_text("id\nzz\n")
     assert mf.detect_layout(flat, opts()) == "unlabeled"
     pd.DataFrame({"ImageID": ids}).to_csv(ev / "other.csv", index=False)
-    assert mf.detect_layout(ev, opts()) == "folder"
+    with pytest.raises(UserError):
+        mf.detect_layout(ev, opts())
     (ev / "other.csv").unlink()
     classes = make_image_folder(tmp_path / "classes", {"cat": 2, "dog": 1})
     pd.DataFrame({"path": ["cat/000.png"], "breed": ["x"]}).to_csv(classes / "notes.csv", index=False)
@@ -75,6 +77,34 @@ def test_the_mask_competitions_folders_as_they_come(tmp_path, capsys):
     df = mf.load(train, scan=False)
     assert len(df) == 3 * 7 and set(df["root"]) == {str((train / "images").resolve())}
     assert mf.load(train, scan=False).equals(df)
+
+
+@pytest.mark.parametrize("step", ["eda", "clean", "preprocess", "split", "train", "predict"])
+def test_two_csvs_listing_an_eval_folders_images_are_refused(tmp_path, step):
+    """eval/ holding images/ and two CSVs that both list its images (info.csv, sample_submission.csv) was read as
+    class folders: one class named 'images', in every step. Now one line naming both CSVs and the fix, exit 2,
+    before anything is written; either CSV given is read as the data."""
+    from imgcls.cli import app
+    from typer.testing import CliRunner
+    ev = tmp_path / "eval"
+    ids = ["f3.jpg", "0a.jpg"]
+    for i, n in enumerate(ids):
+        make_image(ev / "images" / n, seed=i)
+    for name in ("info.csv", "sample_submission.csv"):
+        pd.DataFrame({"ImageID": ids, "ans": 0}).to_csv(ev / name, index=False)
+    out = tmp_path / "out"
+    args = {"predict": ["predict", make_tiny_run(tmp_path / "run"), "--data", ev, "--out", out],
+            "split": ["split", ev, "--out", out / "splits.csv"], "train": ["train", ev, "--out", out]}.get(
+        step, [step, ev, "--out", out])
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert (f"{ev} holds info.csv and sample_submission.csv, each listing the images in {ev / 'images'}: which one "
+            f"is the data is unsaid; give that one in place of {ev} (e.g. {ev / 'info.csv'})") in said, said
+    assert not out.exists()
+    if step == "eda":
+        assert mf.load(ev / "info.csv", scan=False)["path"].tolist() == ids
+        assert mf.load(ev, opts(csv=str(ev / "sample_submission.csv")), scan=False)["path"].tolist() == ids
 
 
 def test_an_eval_folder_without_its_info_csv_is_unlabeled_images_named_in_images(tmp_path, capsys):
