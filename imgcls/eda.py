@@ -294,8 +294,8 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     dups = exact_duplicate_groups(df)            # summary.json counts them, report.html lists them
     summary = summarize(df, dups)
     summary.update(source=str(src), seed=seed)
-    if Path(src).is_dir() and layout == "folder":    # read_folder warned of them
-        summary["empty_class_folders"] = empty_class_folders(Path(src), df["path"])
+    if Path(src).is_dir() and layout == "folder":    # read_folder warned of them (under the folder read: data/images)
+        summary["empty_class_folders"] = empty_class_folders(Path(df["root"].iloc[0]), df["path"])
     plots = {"class_counts": plot_class_counts(summary, out / PLOTS["class_counts"]) if summary["classes"] else None,
              "sizes": plot_size_heatmap(df, out / PLOTS["sizes"]),
              "aspect": plot_aspect_ratio(df, out / PLOTS["aspect"])}

@@ -327,6 +327,27 @@ def lone_image_folder(root: Path) -> LoneFolder | None:
     return LoneFolder(subdirs[0], found)
 
 
+def lone_class_folder_root(root: Path) -> Path | None:
+    """The image folder (CSV_IMAGE_FOLDERS: images/, ...) a folder holds alone, when class folders hold its images
+    (data/images/cat/..., data/images/dog/...) and no image lies beside it nor CSV lists them: the folder whose
+    subfolders are the classes, never one class named 'images' (images/cat/x.jpg); as profiles_root goes one level
+    down to the profile folders. None otherwise (images beside it, other folders, or images directly in it:
+    lone_image_folder's unlabeled test images)."""
+    try:
+        entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    except OSError:
+        return None
+    subdirs = [p for p in entries if p.is_dir()]
+    if len(subdirs) != 1 or subdirs[0].name.lower() not in CSV_IMAGE_FOLDERS:
+        return None
+    if any(p.is_file() and imgio.is_image_name(p.name) for p in entries):
+        return None
+    inner = sorted(d for d in subdirs[0].iterdir() if d.is_dir() and not d.name.startswith("."))
+    if not any(images_under(d)[:1] for d in inner) or listing_csvs(root):
+        return None
+    return subdirs[0]
+
+
 def _top_csvs(root: Path) -> list[Path]:
     try:
         return sorted(p for p in root.iterdir() if p.suffix.lower() == ".csv" and not p.name.startswith(".")

@@ -34,8 +34,8 @@ from imgcls.fsutil import write_table
 from imgcls.options import check
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
 from imgcls.layouts import (CSV_IMAGE_FOLDERS, LayoutOptions, LoneFolder, folder_csv, images_under, listing_csvs,
-                            lone_image_folder, nfc, profiles_root, profiles_table_root, read_competition_csv,
-                            read_csv, read_folder, read_profiles, read_unlabeled)
+                            lone_class_folder_root, lone_image_folder, nfc, profiles_root, profiles_table_root,
+                            read_competition_csv, read_csv, read_folder, read_profiles, read_unlabeled)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
@@ -300,6 +300,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                         + "; drop --age-bands or give the profile folders")
     table = None        # the CSV the rows come from, named when it has none
     folder_read = None  # the folder given, when the images lie below it (input_folders)
+    classes_in = None   # the image folder of class folders a folder holds alone (lone_class_folder_root): the root
     if layout == "manifest":
         mpath = table = src if src.is_file() else src / MANIFEST_NAME
         if not mpath.is_file():
@@ -338,6 +339,8 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
             table = csv_path
             df.attrs[CSV_READ] = str(csv_path)     # the user's own table: no output may replace it (read_table)
         elif layout == "folder":
+            classes_in = lone_class_folder_root(root) if opts.layout == "auto" else None
+            root = classes_in or root
             df = read_folder(root, loose_images if opts.layout == "auto" else "warn")
         elif layout == "profiles":
             root = profiles_root(root) or root
@@ -353,7 +356,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         if root.resolve() != (src.parent if src.is_file() else src).resolve():
             notes.append(f"images in {root}" + (
                 f": {src} holds that folder alone and no CSV listing its images (the mask competition's info.csv), "
-                f"so the ids are their names there, in name order" if lone else ""))
+                f"so the ids are their names there, in name order" if lone else
+                f": {src} holds that folder alone, so the folders in it are the classes (--layout folder reads "
+                f"'{root.name}' as one class)" if classes_in else ""))
             if not src.is_file():       # the competition's train/ or eval/ given whole: its CSV and images are input
                 folder_read = str(src.resolve())
         if announce:

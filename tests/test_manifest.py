@@ -153,6 +153,28 @@ def test_a_lone_image_folder_is_walked_once(tmp_path, monkeypatch):
     assert walks == [ev / "images"], walks
 
 
+def test_a_folder_holding_only_images_of_class_folders_reads_those_classes(tmp_path, capsys):
+    """data/ holding only images/cat/... and images/dog/... was read as ONE class 'images' (paths images/cat/x.png)
+    by every step. Now the class folders under images/ are the classes, rooted there, and the read line says so
+    (as profiles_root goes one level down); --layout folder typed, or anything beside images/, reads as before."""
+    from imgcls.predict import read_test_data
+    data = tmp_path / "data"
+    make_image_folder(data / "images", {"cat": 2, "dog": 1})
+    df = mf.load(data, scan=False)
+    assert sorted(df["label"]) == ["cat", "cat", "dog"] and df["path"].tolist()[0] == "cat/000.png"
+    assert set(df["root"]) == {str((data / "images").resolve())} and mf.input_folders(df)[-1] == str(data.resolve())
+    said = " ".join(capsys.readouterr().err.split())
+    assert (f"read {data} as layout 'folder' (3 images; images in {data / 'images'}: {data} holds that folder alone, "
+            f"so the folders in it are the classes (--layout folder reads 'images' as one class))") in said, said
+    assert sorted(read_test_data(data)["label"]) == ["cat", "cat", "dog"]          # predict reads it alike
+    assert set(mf.load(data, opts(layout="folder"), scan=False)["label"]) == {"images"}      # as asked
+    from imgcls.eda import run_eda                      # eda's empty class folders are those under images/
+    (data / "images" / "bird").mkdir()
+    assert run_eda(data, tmp_path / "eda")["empty_class_folders"] == ["bird"]
+    make_image(data / "other" / "x.png")                # another folder of images beside images/: its classes
+    assert set(mf.load(data, scan=False)["label"]) == {"images", "other"}
+
+
 def test_folder_layout_counts_and_nested(tmp_path):
     root = make_image_folder(tmp_path / "raw", {"cat": 3, "dog": 2})
     make_image(root / "dog" / "sub" / "deep.png", seed=99)       # root/<class>/**/<image>
