@@ -18,7 +18,7 @@ from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadErro
 from imgcls.layouts import empty_class_folders
 from imgcls.eda_config import DEFAULT_OUT, SAMPLES_PER_CLASS, EdaConfig
 from imgcls.options import check
-from imgcls.outputs import EDA_REPORT, EDA_SUMMARY, refuse_other_output
+from imgcls.outputs import EDA_REPORT, EDA_SUMMARY, earlier_output, refuse_other_output, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
 CLASSES_PER_GRID = 20
@@ -289,6 +289,8 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     df = mf.scan_images(df, workers=workers, max_pixels=max_pixels, require=False)   # the report lists them
     if test_df is not None:
         test_df = mf.scan_images(test_df, workers=workers, max_pixels=max_pixels, require=False)
+    if earlier_output(out, "eda"):      # outputs/eda every run: say what goes
+        info(replacing_line(out, "an earlier eda output"))
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)          # what a kill -9 of an earlier run left
     dups = exact_duplicate_groups(df)            # summary.json counts them, report.html lists them

@@ -93,6 +93,19 @@ def output_step(folder: str | os.PathLike) -> tuple[str, str] | None:
     return None
 
 
+def earlier_output(out: str | os.PathLike, step: str) -> bool:
+    """Whether the folder `out` holds `step`'s own earlier output (output_step), which a run of it replaces."""
+    found = output_step(out) if Path(out).is_dir() else None
+    return found is not None and found[0] == step
+
+
+def replacing_line(out: str | os.PathLike, what: str, keep: str = "--out FOLDER") -> str:
+    """The line a step says as it replaces its own earlier output (`what`: 'an earlier prediction', 'an earlier eda
+    output'): a step's default --out is the same every run (predict's is named by the run alone), so a rerun
+    replaces the last one's files without the user naming them."""
+    return f"{out} holds {what}; it is replaced ({keep} keeps both)"
+
+
 def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", own: tuple[str, ...] = (),
                         writes=None, instead: str | None = None, whole: bool = False, among: bool = False) -> None:
     """Refuse an --out folder that holds another step's output (output_step), before the work: `step` writing its

@@ -39,7 +39,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
 from imgcls.options import check
-from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output
+from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output, replacing_line
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                match_template, resolve_format, template_beside)
@@ -927,7 +927,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     table = pd.concat([table, pd.DataFrame(probs.tta.astype(np.float32), columns=[f"p_{c}" for c in classes])],
                       axis=1)
     if earlier:     # the default folder is named by the run alone: say what goes
-        info(f"{out} holds an earlier prediction; it is replaced (--out FOLDER keeps both)")
+        info(replacing_line(out, "an earlier prediction"))
     out.mkdir(parents=True, exist_ok=True)
     write_table(table, probs_path)
     for name in probs_files:        # the earlier prediction's probabilities in the other format are replaced too

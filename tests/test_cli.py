@@ -359,3 +359,24 @@ def test_a_header_only_csv_is_named_as_having_no_rows(tmp_path, image_folder, ti
     r = runner.invoke(app, ["predict", str(run), "--data", str(image_folder), "--csv", str(image_folder / "test.csv"),
                             "--out", str(tmp_path / "p")])
     assert f"{image_folder / 'test.csv'} has no rows" in one_error_line(r), r.output
+
+
+@pytest.mark.parametrize("step", [pytest.param("eda", marks=pytest.mark.slow), "clean",
+                                  pytest.param("split", marks=pytest.mark.slow)])   # eda twice: ~12 s, split ~7 s
+def test_a_rerun_over_its_own_earlier_output_says_it_replaces_it(tmp_path, step):
+    """eda, clean and split replaced an earlier run's files in their --out (the same default every run) without a
+    line, where predict says "holds an earlier prediction; it is replaced". They now say it in predict's words
+    (imgcls.outputs.replacing_line), only when an earlier output of theirs is there."""
+    from conftest import make_image_folder
+    raw = make_image_folder(tmp_path / "raw", {"cat": 4, "dog": 4})
+    out = tmp_path / ("splits.csv" if step == "split" else "out")
+    extra = {"clean": ["--exact-only", "--no-ood"], "split": ["--no-near-dup", "--folds", "2"]}.get(step, [])
+    said = []
+    for _ in range(2):
+        r = runner.invoke(app, [step, str(raw), "--out", str(out), "--workers", "1", *extra])
+        assert r.exit_code == 0, r.output
+        said.append(" ".join(r.output.split()))
+    what = {"eda": "an earlier eda output", "clean": "an earlier clean output",
+            "split": "an earlier split (its reports beside it too)"}[step]
+    line = f"{out} holds {what}; it is replaced (--out {'FILE' if step == 'split' else 'FOLDER'} keeps both)"
+    assert line not in said[0] and line in said[1], said

@@ -20,7 +20,7 @@ from imgcls.errors import MissingWeightsError, UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_earlier, remove_stale_temps, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
-from imgcls.outputs import CLEAN_SUMMARY, refuse_other_output
+from imgcls.outputs import CLEAN_SUMMARY, earlier_output, refuse_other_output, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
 
@@ -267,6 +267,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
         df = undersample(df, embeddings() if cfg.undersample != "random" else None, cfg.undersample,
                          cfg.max_per_class, cfg.seed)
 
+    if earlier_output(out, "clean"):    # data/clean every run: say what goes
+        info(replacing_line(out, "an earlier clean output"))
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)          # what a kill -9 of an earlier run left (materialized copies included)
     earlier = earlier_materialized(out)      # read before this run's manifest replaces the earlier one

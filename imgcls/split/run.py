@@ -13,7 +13,7 @@ from imgcls import profiles
 from imgcls.console import info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
-from imgcls.outputs import refuse_other_output, split_outputs
+from imgcls.outputs import refuse_other_output, replacing_line, split_outputs
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import assign, check_placed
@@ -217,6 +217,8 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
             raise LeakageError(f"the split is contaminated: {len(leaks)} leak(s) between sides (listed above); "
                                f"nothing written. Rerun with --fix, or pass --allow-leaks to write it anyway")
         warn(f"{len(leaks)} leak(s) between sides written anyway (--allow-leaks)")
+    if out.is_file() and split_outputs(out)["summary"].is_file():      # data/splits.csv every run: say what goes
+        info(replacing_line(out, "an earlier split (its reports beside it too)", keep="--out FILE"))
     # a kill -9 of an earlier run left temporary files of these names (only ours: --out's folder is the user's)
     remove_stale_temps(out.parent, [out.name] + [p.name for p in split_outputs(out).values()])
     mf.write(df, out)
