@@ -112,6 +112,21 @@ def test_a_callback_exception_propagates_after_the_epoch_is_saved(data, tmp_path
     assert len(pd.read_csv(tmp_path / "p" / "metrics.csv")) == 1
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_resumed_run_goes_on_with_the_update_steps(data, tmp_path):
+    """train --resume started on_step_end's step at 1 again: TensorBoard's / MLflow's step/loss and step/lr went back
+    over the first session's steps (two values per step). Now the steps go on from the updates already done."""
+    first, again = Recorder(), Recorder()
+    cfg = TrainConfig(src=str(data), out=str(tmp_path), name="r", epochs=2, **TINY)
+    run = run_train(cfg, stop_after=1, callbacks=[first])
+    run_train(TrainConfig.load(run / "config.yaml"), resume=run, callbacks=[again])
+    before = [e[1] for e in first.events if e[0] == "step"]
+    after = [e[1] for e in again.events if e[0] == "step"]
+    assert before == list(range(1, len(before) + 1)) and len(after) == len(before)
+    assert after == list(range(len(before) + 1, 2 * len(before) + 1))
+
+
 def test_kfold_callbacks_name_the_fold_and_its_parent(kfold):
     run, rec = kfold
     starts = [e[1] for e in rec.events if e[0] == "start"]

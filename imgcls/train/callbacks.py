@@ -17,8 +17,8 @@ never call them). An exception raised by a callback (e.g. `optuna.TrialPruned`) 
   classes (list), fold (int or None), total_epochs (int), start_epoch (0, or the epochs already done on --resume),
   parent_dir (the k-fold run folder for a fold, else None), folds_after (the folds this run trains after this
   one), model (the timm name), train_images, val_images.
-- `on_step_end(step, logs)`: after every optimiser update. step: updates since the run's first epoch (1-based,
-  counted from start_epoch on --resume); logs: loss (the update's last batch), lr, epoch.
+- `on_step_end(step, logs)`: after every optimiser update. step: updates since the run's first epoch (1-based; on
+  --resume it goes on from the updates of the epochs already done); logs: loss (the update's last batch), lr, epoch.
 - `on_epoch_end(epoch, logs)`: after each epoch's validation and checkpoint. epoch: 1-based; logs: the metrics.csv
   row (epoch, train_loss, train_acc, val_loss, val_acc, val_macro_precision, val_macro_recall, val_macro_f1, lr,
   epoch_seconds, ...) plus `improved` (bool: this epoch is the new best) and `per_class_f1` ({class: F1}).

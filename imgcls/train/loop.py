@@ -86,7 +86,7 @@ class TrainState:
     bad_epochs: int = 0
     history: list = field(default_factory=list)
     ema_updates: int = 0
-    updates: int = 0               # optimiser updates in this process's run (the step of on_step_end)
+    updates: int = 0               # optimiser updates of the run, --resume's earlier epochs included (on_step_end)
     best_preds: pd.DataFrame | None = None
     best_per_class: pd.DataFrame | None = None
     stop: bool = False             # early stop reached
@@ -289,6 +289,8 @@ class Trainer:
         if self.ema is not None and ts.get("ema") is not None:
             self.ema.module.load_state_dict(ts["ema"])
             st.ema_updates = int(ts.get("ema_updates", (ts["epoch"] + 1) * self.updates_per_epoch))
+        # the trackers' update axis (step/loss, step/lr) goes on from where the run stopped, not from 1 again
+        st.updates = int(ts.get("updates", (ts["epoch"] + 1) * self.updates_per_epoch))
         if ts.get("scaler"):
             self.scaler.load_state_dict(ts["scaler"])
         st.epoch, st.best_f1, st.best_epoch = ts["epoch"] + 1, ts["best_f1"], ts["best_epoch"]
@@ -580,7 +582,7 @@ class Trainer:
         state = {"optimizer": self.optimizer.state_dict(),
                  "scheduler": sched.state_dict() if sched is not None else None,
                  "ema": self.ema.module.state_dict() if self.ema is not None else None,
-                 "ema_updates": st.ema_updates,
+                 "ema_updates": st.ema_updates, "updates": st.updates,
                  "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                  "epoch": epoch, "best_f1": st.best_f1, "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs,
                  "history": st.history, "finished": finished, "torch_rng": torch.get_rng_state()}
