@@ -127,6 +127,33 @@ def test_a_resumed_run_goes_on_with_the_update_steps(data, tmp_path):
     assert after == list(range(len(before) + 1, 2 * len(before) + 1))
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_tensorboard_drops_the_steps_of_a_stopped_epoch_when_the_run_is_resumed(data, tmp_path):
+    """A run stopped inside an epoch (Ctrl-C, a crash) had logged that epoch's first updates; --resume trains the
+    epoch again from last.pt, and TensorBoard drew those steps twice. The resumed session's events now purge what the
+    stopped one wrote past last.pt: one value per step, the epoch scalars of the finished epoch kept."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    class Stop(Callback):
+        def on_step_end(self, step, logs):
+            if logs["epoch"] == 2:
+                raise KeyboardInterrupt
+
+    cfg = TrainConfig(src=str(data), out=str(tmp_path), name="tb", epochs=2, tracker=["tensorboard"], **TINY)
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg, callbacks=[Stop()])
+    run = tmp_path / "tb"
+    run_train(TrainConfig.load(run / "config.yaml"), resume=run)
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0})
+    acc.Reload()
+    steps = [e.step for e in acc.Scalars("step/loss")]
+    assert steps == sorted(set(steps)) and steps == list(range(1, len(steps) + 1)), steps
+    assert [e.step for e in acc.Scalars("val/macro_f1")] == [1, 2]
+    m = pd.read_csv(run / "metrics.csv")
+    assert np.allclose([e.value for e in acc.Scalars("val/macro_f1")], m["val_macro_f1"], atol=1e-6)
+
+
 def test_kfold_callbacks_name_the_fold_and_its_parent(kfold):
     run, rec = kfold
     starts = [e[1] for e in rec.events if e[0] == "start"]

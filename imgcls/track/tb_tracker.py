@@ -12,7 +12,11 @@ class TensorBoardTracker(Callback):
 
     def on_run_start(self, info):
         from torch.utils.tensorboard import SummaryWriter
-        self.writer = SummaryWriter(log_dir=str(info["run_dir"]))
+        # --resume: the stopped session's events past last.pt (the updates of an epoch it did not finish) are dropped
+        # when TensorBoard reads the folder, so the steps this session trains again are not drawn twice; its epoch
+        # scalars and images all sit at steps below (an epoch's are written after its checkpoint)
+        start = int(info.get("start_step") or 0)
+        self.writer = SummaryWriter(log_dir=str(info["run_dir"]), purge_step=start + 1 if start else None)
         self.config = info["config"]
 
     def on_step_end(self, step, logs):

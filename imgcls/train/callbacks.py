@@ -15,6 +15,7 @@ never call them). An exception raised by a callback (e.g. `optuna.TrialPruned`) 
 
 - `on_run_start(info)`: once per run (per fold with --folds). info: run_dir (Path), config (dict, as in config.yaml),
   classes (list), fold (int or None), total_epochs (int), start_epoch (0, or the epochs already done on --resume),
+  start_step (0, or the optimiser updates of those epochs: the first on_step_end of this session is start_step + 1),
   parent_dir (the k-fold run folder for a fold, else None), folds_after (the folds this run trains after this
   one), model (the timm name), train_images, val_images.
 - `on_step_end(step, logs)`: after every optimiser update. step: updates since the run's first epoch (1-based; on

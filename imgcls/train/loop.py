@@ -346,6 +346,7 @@ class Trainer:
                 self.log(f"--oversample {AUTO}: off, {cfg.rebalanced_by(self.copies_in_train)}")
         self.hooks("on_run_start", {"run_dir": self.run_dir, "config": cfg.to_dict(), "classes": list(meta.classes),
                                     "fold": fold, "total_epochs": cfg.epochs, "start_epoch": self.state.epoch,
+                                    "start_step": self.state.updates,
                                     "parent_dir": self.parent_dir, "folds_after": self.folds_after, "model": meta.model,
                                     "train_images": self.n_train,
                                     "val_images": len(self.data.val_idx)})
