@@ -3,6 +3,7 @@ run (and one tiny k-fold set) per module, reused by every test."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 
 import numpy as np
@@ -425,6 +426,60 @@ def test_wandb_has_the_kfold_sets_out_of_fold_score(kfold, monkeypatch):
     assert all(r.finished for r in runs)
     WandbTracker().on_train_end({**rec.events[-1][1], "oof": None})     # a single run: no set, no extra run
     assert len(runs) == 3
+
+
+def test_each_tracker_says_where_its_files_are_and_how_to_open_them(tmp_path, monkeypatch, capsys):
+    """train --tracker wandb (offline) printed nothing about its files (wandb's own hint is silenced), nor did
+    tensorboard / mlflow say how to look at what they wrote. Each now says it in one line after the run: the
+    `tensorboard --logdir`, the `mlflow ui` store, the `wandb sync` folders. (wandb itself is faked.)"""
+    import sys
+    import types
+
+    from imgcls.console import set_quiet
+    from imgcls.track.mlflow_tracker import MLflowTracker
+    from imgcls.track.tb_tracker import TensorBoardTracker
+    from imgcls.track.wandb_tracker import WandbTracker
+
+    class FakeRun:
+        def __init__(self, **kw):
+            self.kw, self.summary = kw, {}
+            self.dir = str(Path(kw["dir"]) / "wandb" / f"offline-run-{kw['name'].replace('/', '-')}" / "files")
+
+        def define_metric(self, *a, **k):
+            pass
+
+        def log(self, *a, **k):
+            pass
+
+        def finish(self, *a, **k):
+            self.dir = None          # what a finished run no longer tells
+
+    fake = types.SimpleNamespace(init=lambda **k: FakeRun(**k), Settings=lambda **k: None,
+                                 Image=lambda *a, **k: None, Table=lambda *a, **k: None)
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    set_quiet(False)
+    out = tmp_path / "my runs"
+    run = out / "r1"
+    wb = WandbTracker()
+    wb.on_run_start({"run_dir": run, "parent_dir": None, "fold": None, "config": {}})
+    wb.on_run_end({"run_dir": run, "best_macro_f1": 0.5, "best_epoch": 1, "per_class": None})
+    end = {"run_dir": run, "folds": [], "oof": None, "runs": []}
+    capsys.readouterr()
+    for tracker in (TensorBoardTracker(), MLflowTracker(out=out), wb):
+        tracker.on_train_end(end)
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"tensorboard --logdir '{out}'" in said
+    uri = f"sqlite:///{out.resolve() / 'mlflow.db'}"
+    assert f"mlflow ui --backend-store-uri '{uri}'" in said
+    assert f"wandb sync '{run / 'wandb' / 'offline-run-r1'}'" in said
+    set_quiet(True)
+    wb.on_run_start({"run_dir": run, "parent_dir": None, "fold": None, "config": {}})
+    wb.on_run_end({"run_dir": run, "best_macro_f1": 0.5, "best_epoch": 1, "per_class": None})
+    for tracker in (TensorBoardTracker(), MLflowTracker(out=out), wb):
+        tracker.on_train_end(end)
+    set_quiet(False)
+    assert capsys.readouterr().err == ""                  # --quiet: not a word
 
 
 def test_terminal_view_bar_status_table_eta_and_unwrapped_paths(data, tmp_path, capsys):

@@ -44,6 +44,10 @@ class MLflowTracker(Callback):
         self.group_id = None           # the group's run (tune's study): parent of each run, or of each k-fold set
         self.steps: list = []
 
+    def _local(self) -> bool:
+        """A store on this machine (a file or SQLite database), not a tracking server."""
+        return "://" not in self.uri or self.uri.startswith(("sqlite:", "file:"))
+
     def _connect(self):
         if self.client is not None:
             return
@@ -57,8 +61,7 @@ class MLflowTracker(Callback):
             if exp is not None:
                 self.exp_id = exp.experiment_id
             else:
-                local = "://" not in self.uri or self.uri.startswith(("sqlite:", "file:"))
-                loc = (self.out.resolve() / "mlartifacts").as_uri() if local else None
+                loc = (self.out.resolve() / "mlartifacts").as_uri() if self._local() else None
                 self.exp_id = self.client.create_experiment(EXPERIMENT, artifact_location=loc)
 
     def on_run_start(self, info):
@@ -137,6 +140,9 @@ class MLflowTracker(Callback):
         self.run_id = None
 
     def on_train_end(self, summary):
+        from imgcls.console import info, sh
+        info(f"mlflow: runs in {self.uri}" + (f"; to browse them: mlflow ui --backend-store-uri {sh(self.uri)}"
+                                              if self._local() else ""))
         if self.parent_id is None or self.parent_id == self.group_id:
             return                       # a group's parent (tune's study) stays open for the next run_train
         run_dir = Path(summary["run_dir"])

@@ -1,6 +1,8 @@
 """--tracker tensorboard: event files in the run folder (torch.utils.tensorboard)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from imgcls.track.common import epoch_scalars, flat_params, oof_scalars
 from imgcls.train.callbacks import Callback
 
@@ -54,9 +56,12 @@ class TensorBoardTracker(Callback):
             self.writer.add_scalar(k, v, summary["best_epoch"])
 
     def on_train_end(self, summary):
+        from imgcls.console import info, sh
         # a k-fold set's out-of-fold score, as MLflow logs it on the set's run: in the set's own log dir (the folds
         # write theirs below it), so `tensorboard --logdir outputs/runs` shows it as the set's run
         scalars = oof_scalars(summary)
+        info(f"tensorboard: event files in each run's folder; to compare the runs: tensorboard --logdir "
+             f"{sh(Path(summary['run_dir']).parent)}")
         if not scalars:
             return
         from torch.utils.tensorboard import SummaryWriter

@@ -29,6 +29,12 @@ class WandbTracker(Callback):
         self.group, self.project, self.log_checkpoint = group, project, log_checkpoint
         self.run = None
         self.config: dict = {}
+        self.offline_dirs: list[Path] = []     # this run_train's offline runs' folders, for the `wandb sync` line
+
+    def _remember(self, run) -> None:
+        """An offline run's folder (wandb/offline-run-*: run.dir is its files/ folder), read before run.finish()."""
+        if mode() == "offline" and getattr(run, "dir", None):
+            self.offline_dirs.append(Path(run.dir).parent)
 
     def _init(self, **kw):
         import wandb
@@ -71,6 +77,7 @@ class WandbTracker(Callback):
             art = wandb.Artifact(f"{run_dir.name}-best".replace("/", "-"), type="model")
             art.add_file(str(run_dir / "best.pt"))
             self.run.log_artifact(art)
+        self._remember(self.run)
         self.run.finish()
         self.run = None
 
@@ -78,14 +85,19 @@ class WandbTracker(Callback):
         # a k-fold set's out-of-fold score, as MLflow logs it on the set's parent run: a run of its own named after
         # the set, in the folds' group
         scalars = oof_scalars(summary)
-        if not scalars:
-            return
-        run_dir = Path(summary["run_dir"])
-        run = self._init(name=run_dir.name, group=self.group if self.group is not None else run_dir.name,
-                         job_type="k-fold", config=flat_params(self.config), dir=str(run_dir))
-        for k, v in scalars.items():
-            run.summary[k] = v
-        run.finish()
+        if scalars:
+            run_dir = Path(summary["run_dir"])
+            run = self._init(name=run_dir.name, group=self.group if self.group is not None else run_dir.name,
+                             job_type="k-fold", config=flat_params(self.config), dir=str(run_dir))
+            for k, v in scalars.items():
+                run.summary[k] = v
+            self._remember(run)
+            run.finish()
+        if self.offline_dirs:       # wandb's own hint is silenced (Settings(silent=True)): say where the files are
+            from imgcls.console import info, sh
+            info(f"wandb (offline): {len(self.offline_dirs)} run(s) in {summary['run_dir']}; upload them with: "
+                 f"wandb sync {' '.join(sh(d) for d in self.offline_dirs)}")
+            self.offline_dirs = []
 
     def on_run_abort(self, error):
         if self.run is not None:
