@@ -155,6 +155,64 @@ def test_tensorboard_drops_the_steps_of_a_stopped_epoch_when_the_run_is_resumed(
     assert np.allclose([e.value for e in acc.Scalars("val/macro_f1")], m["val_macro_f1"], atol=1e-6)
 
 
+class StopInEpoch(Callback):
+    """Ctrl-C at the first update of epoch `epoch` (of fold `fold` with --folds)."""
+
+    def __init__(self, epoch: int, fold=None):
+        self.epoch, self.fold, self.current = epoch, fold, None
+
+    def on_run_start(self, info):
+        self.current = info["fold"]
+
+    def on_step_end(self, step, logs):
+        if logs["epoch"] == self.epoch and self.current == self.fold:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_mlflow_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(data, tmp_path):
+    """train --resume --tracker mlflow opened a second MLflow run of the same name holding only the epochs after the
+    stop, beside the first one (KILLED, the earlier epochs); a resumed k-fold set got a second parent, its folds
+    split between the two. Now the run folder records its MLflow run and a resumed run goes on in it."""
+    import json
+
+    from mlflow.tracking import MlflowClient
+
+    from imgcls.track.mlflow_tracker import MLflowTracker
+    uri = f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    one = TrainConfig(src=str(data), out=str(tmp_path), name="m", epochs=2, tracker=["mlflow"], **TINY)
+    sets = TrainConfig(src=str(data), out=str(tmp_path), name="k", epochs=1, folds="all", tracker=["mlflow"], **TINY)
+    for cfg, stop in ((one, StopInEpoch(2)), (sets, StopInEpoch(1, fold=1))):
+        with pytest.raises(KeyboardInterrupt):
+            run_train(cfg, callbacks=[stop])
+        run = tmp_path / cfg.name
+        run_train(TrainConfig.load(run / "config.yaml"), resume=run)
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("imgcls").experiment_id])
+    by_name = {}
+    for r in runs:
+        by_name.setdefault(r.info.run_name, []).append(r)
+    assert sorted(by_name) == ["k", "k/fold_0", "k/fold_1", "m"] and all(len(v) == 1 for v in by_name.values())
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    m = by_name["m"][0]
+    assert "imgcls.stopped" not in m.data.tags          # the Ctrl-C it had recorded is over
+    assert [h.step for h in client.get_metric_history(m.info.run_id, "val/macro_f1")] == [1, 2]
+    steps = [h.step for h in client.get_metric_history(m.info.run_id, "step/loss")]
+    assert steps == sorted(set(steps))
+    parent = by_name["k"][0].info.run_id
+    assert {by_name[f][0].data.tags["mlflow.parentRunId"] for f in ("k/fold_0", "k/fold_1")} == {parent}
+    assert "oof/val_macro_f1" in by_name["k"][0].data.metrics
+    # a copy of a run folder, resumed, is a run of its own: the original's MLflow run is left as it was
+    import shutil
+    shutil.copytree(tmp_path / "m", tmp_path / "m2")
+    rec = json.loads((tmp_path / "m2" / "mlflow_run.json").read_text())
+    tracker = MLflowTracker(out=tmp_path)
+    tracker._connect()
+    assert rec["run_id"] == m.info.run_id and tracker._earlier(tmp_path / "m2") is None
+    assert tracker._earlier(tmp_path / "m") == m.info.run_id
+
+
 def test_kfold_callbacks_name_the_fold_and_its_parent(kfold):
     run, rec = kfold
     starts = [e[1] for e in rec.events if e[0] == "start"]

@@ -7,7 +7,8 @@ wandb|none` (repeatable). All work offline; metrics.csv and the run folder's fil
   (oof/val_macro_f1, oof/val_acc) in the set's own folder. `tensorboard --logdir outputs/runs`.
 - mlflow: a local store, `sqlite:///<--out>/mlflow.db` with artifacts in `<--out>/mlartifacts` (or --tracking-uri,
   e.g. a server): params, metrics, artifacts (config.yaml, metrics.csv, per_class.csv, plots, report.html; best.pt
-  with --track-checkpoint). k-fold: one parent run with the folds nested under it. `mlflow ui --backend-store-uri
+  with --track-checkpoint). k-fold: one parent run with the folds nested under it. The run folder's mlflow_run.json
+  names its MLflow run: --resume goes on logging to it. `mlflow ui --backend-store-uri
   sqlite:///outputs/runs/mlflow.db`.
 - wandb: offline unless you are logged in (WANDB_API_KEY or `wandb login`); WANDB_MODE is respected. Files under
   the run folder's wandb/; `wandb sync` uploads them later. k-fold: the folds share a group (the run's name),

@@ -1,6 +1,7 @@
 """--tracker mlflow: a local store (sqlite:///<--out>/mlflow.db, artifacts in <--out>/mlartifacts) or --tracking-uri."""
 from __future__ import annotations
 
+import json
 import logging
 import time
 from contextlib import contextmanager
@@ -10,6 +11,8 @@ from imgcls.track.common import epoch_scalars, flat_params, oof_scalars
 from imgcls.train.callbacks import Callback
 
 EXPERIMENT = "imgcls"
+STOPPED_TAG = "imgcls.stopped"   # on a run an exception stopped: the exception
+RUN_RECORD = "mlflow_run.json"   # in a run (or k-fold set) folder: its MLflow run, which --resume goes on logging to
 ARTIFACTS = ("config.yaml", "metrics.csv", "per_class.csv", "val_predictions.csv", "curves.png",
              "confusion_matrix.png", "confusion_matrix_normalized.png", "report.html", "train.log")
 
@@ -81,8 +84,13 @@ class MLflowTracker(Callback):
             ktags = {"imgcls.kind": "k-fold"}
             if self.group_id is not None:            # a tune trial with folds: study -> trial -> folds
                 ktags[MLFLOW_PARENT_RUN_ID] = self.group_id
-            with _quiet():
-                self.parent_id = self.client.create_run(self.exp_id, run_name=parent_name, tags=ktags).info.run_id
+            self.parent_id = self._earlier(info["parent_dir"])      # --resume of a k-fold set: the set's run
+            if self.parent_id is None:
+                with _quiet():
+                    self.parent_id = self.client.create_run(self.exp_id, run_name=parent_name,
+                                                            tags={**ktags, "imgcls.run_dir": str(info["parent_dir"])}
+                                                            ).info.run_id
+                self._record(info["parent_dir"], self.parent_id)
             self._params(self.parent_id, info["config"])
             self.parent_dir = parent_name
         if self.parent_id is not None:
@@ -90,10 +98,42 @@ class MLflowTracker(Callback):
         if info["fold"] is not None:
             tags["imgcls.fold"] = str(info["fold"])
         name = Path(info["run_dir"]).name if info["fold"] is None else f"{parent_name}/fold_{info['fold']}"
-        with _quiet():
-            run = self.client.create_run(self.exp_id, run_name=name, tags=tags)
-        self.run_id = run.info.run_id
+        self.run_id = self._earlier(info["run_dir"])     # --resume: one MLflow run, its metrics going on
+        if self.run_id is None:
+            with _quiet():
+                self.run_id = self.client.create_run(self.exp_id, run_name=name, tags=tags).info.run_id
+            self._record(info["run_dir"], self.run_id)
         self._params(self.run_id, info["config"])
+
+    def _record(self, folder, run_id: str) -> None:
+        from imgcls.fsutil import write_json
+        write_json(Path(folder) / RUN_RECORD, {"tracking_uri": self.uri, "run_id": run_id,
+                                               "run_dir": str(Path(folder).resolve())})
+
+    def _earlier(self, folder) -> str | None:
+        """The MLflow run an earlier session of this run folder logged to (its RUN_RECORD), when this store still
+        has it: reopened (status RUNNING), so a resumed run's epochs go on in the same run instead of a second run
+        of the same name holding only the epochs after the stop."""
+        from mlflow.entities import RunStatus
+        from mlflow.exceptions import MlflowException
+        try:
+            rec = json.loads((Path(folder) / RUN_RECORD).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(rec, dict) or rec.get("tracking_uri") != self.uri or not rec.get("run_id") or \
+                rec.get("run_dir") != str(Path(folder).resolve()):
+            return None         # another store, or a copy of the folder (cp -r a b): b's epochs are not a's run
+        try:
+            with _quiet():
+                run = self.client.get_run(str(rec["run_id"]))
+                if run.info.lifecycle_stage != "active" or run.info.experiment_id != self.exp_id:
+                    return None
+                self.client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+                if STOPPED_TAG in run.data.tags:        # the stop it records is over: the run goes on
+                    self.client.delete_tag(run.info.run_id, STOPPED_TAG)
+        except MlflowException:
+            return None
+        return run.info.run_id
 
     def _find_group(self, name: str) -> str | None:
         """The run id of an existing group parent run called `name` (an earlier tune trial made it)."""
@@ -104,10 +144,14 @@ class MLflowTracker(Callback):
         return found[0].info.run_id if found else None
 
     def _params(self, run_id, config):
+        """The run's options; a reopened run keeps those it has (MLflow refuses a changed value: --resume may
+        change only the data path, --workers, --device, --cache)."""
         from mlflow.entities import Param
-        params = [Param(k, str(v)[:6000]) for k, v in flat_params(config).items()]
         with _quiet():
-            self.client.log_batch(run_id, params=params)
+            have = self.client.get_run(run_id).data.params
+            params = [Param(k, str(v)[:6000]) for k, v in flat_params(config).items() if k not in have]
+            if params:
+                self.client.log_batch(run_id, params=params)
 
     def on_step_end(self, step, logs):
         # buffered: one write per epoch (a database round trip per update would slow short steps)
@@ -163,7 +207,7 @@ class MLflowTracker(Callback):
         status = RunStatus.to_string(RunStatus.KILLED if killed else RunStatus.FAILED)
         with _quiet():
             if self.run_id is not None:
-                self.client.set_tag(self.run_id, "imgcls.stopped", f"{type(error).__name__}: {error}"[:500])
+                self.client.set_tag(self.run_id, STOPPED_TAG, f"{type(error).__name__}: {error}"[:500])
                 self.client.set_terminated(self.run_id, status=status)
                 self.run_id = None
             if self.parent_id is not None and self.parent_id != self.group_id:   # a k-fold set stops with its fold
