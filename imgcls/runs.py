@@ -415,7 +415,7 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: int | None 
         what = (f"no run of the {of} under {root} matches {said}" if len(df) == 0 else
                 f"{len(df)} run(s) of the {of} under {root} match {said}")
     t = Table(title=f"{what}: val macro-F1 over every class, recomputed from the saved "
-                    f"validation predictions", title_justify="left", caption=f"{STATE_NOTE}; {ROWS_NOTE}",
+                    f"validation predictions", title_justify="left", caption=f"{STATE_NOTE}; {ROWS_NOTE}; {TIME_NOTE}",
               caption_justify="left")
     for c, just in (("name", "left"), ("kind", "left"), ("task", "left"), ("model", "left"), ("img", "right"),
                     ("epochs", "right"),
@@ -440,6 +440,11 @@ def epochs_label(state, progress, epochs) -> str:
     if state:
         return f"{state} {progress}".strip()
     return progress if str(progress).endswith("early stop") else _int(epochs)
+
+
+TIME_NOTE = ("time: the epochs' training and validation passes (metrics.csv's epoch_seconds summed; a k-fold set: "
+             "every fold's), not the set-up, the weights or the image cache: a trial's wall time in tune's trials.csv "
+             "is longer")
 
 
 ROWS_NOTE = (f"scored on: {VAL} = a run's validation rows, {OOF} = a k-fold set's out-of-fold rows (every fold's "
@@ -577,7 +582,7 @@ def print_diff(d: dict) -> None:
             delta = f"{dv:+.4f}" if k in ("val_macro_f1", "val_acc") else f"{dv:+.0f}"
             if k in ("val_macro_f1", "val_acc") and (not same_task or not same or optimistic):
                 delta += " (other task)" if not same_task else " (other rows)" if not same else " (optimistic)"
-        m.add_row(k, fmt(va), fmt(vb), delta)
+        m.add_row("time (epochs)" if k == "seconds" else k, fmt(va), fmt(vb), delta)
     print_table(m, always=True)
 
 
@@ -601,7 +606,7 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
                                         f"(scored_on, n_val); state: blank for a finished run, else {STOPPED} "
                                         f"(ended before its epochs or last fold), {RUNNING}, {PRUNED} or {FAILED} "
                                         f"(a tune trial); progress: epochs done / set (a k-fold set: folds done, "
-                                        f"and where the next fold got)",
+                                        f"and where the next fold got); {TIME_NOTE}",
                                leaderboard=report.safe(report.table(shown, digits=4)),
                                curves=report.safe(report.img(curves, "val macro-F1 by epoch")) if curves else "",
                                heat=report.safe(report.img(heat, "per-class F1 across runs")) if heat else "")

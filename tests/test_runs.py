@@ -185,6 +185,10 @@ def test_diff_and_report(outputs, monkeypatch):
     assert r.exit_code == 0 and "focal" in r.output and "-0.4000" in r.output
     assert "where / how they ran, not in what they learned: name, weights_source" in " ".join(r.output.split())
     assert "-0m17s" in r.output                                   # 20 s against 3 s: a delta as a duration
+    # the time is the epochs' (metrics.csv), not the wall time tune's trials.csv gives: said where it is shown
+    assert re.search(r"time \(epochs\)\s.*-0m17s", r.output)
+    r = CliRunner().invoke(app, ["runs", str(outputs)])
+    assert "time: the epochs' training and validation passes" in " ".join(r.output.split())
     r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "mid"), str(outputs / "ensembles" / "e1")])
     assert r.exit_code == 0 and "not compared" in r.output and "loss" not in r.output and "{" not in r.output
     r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "best")])
@@ -200,6 +204,8 @@ def test_diff_and_report(outputs, monkeypatch):
     srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
     assert len(srcs) == 2 and all(s.startswith("data:image/png;base64,") for s in srcs)   # curves + heat map
     assert "runs/best" in html and "Per-class F1 across runs" in html
+    import html as htmllib
+    assert "time: the epochs' training and validation passes" in htmllib.unescape(html)
 
 
 def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cross_fitted_score(outputs):
