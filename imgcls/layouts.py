@@ -86,9 +86,27 @@ def _visible(p: Path) -> bool:
     return not any(part.startswith(".") for part in p.parts)
 
 
-def images_under(root: Path) -> list[Path]:
+def utf8_name(name: str) -> bool:
+    """Whether a name the file system gave can be written as text (a manifest, a CSV, the console): a name whose bytes
+    are not UTF-8 (unpacked as is from a zip made on Windows: cp949 Korean, latin-1 accents) comes back from os with
+    surrogate escapes, which no UTF-8 file can hold."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown_name(path: str | os.PathLike) -> str:
+    """A path whose name may not be UTF-8 (utf8_name) as printable text: the bytes that are not UTF-8 as \\xNN."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def images_under(root: Path, not_utf8: list[Path] | None = None) -> list[Path]:
     """Every visible image file under `root`, in path order. Symlinked folders are followed (a class folder linked
-    from another disk is read like any other), each real folder once: a link back to an ancestor ends there."""
+    from another disk is read like any other), each real folder once: a link back to an ancestor ends there. A file
+    or folder whose name is not UTF-8 (utf8_name) is left out (a manifest cannot name it) and added to `not_utf8`
+    when given, for the reader to say so once (warn_not_utf8)."""
     out = []
     seen = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -102,10 +120,25 @@ def images_under(root: Path) -> list[Path]:
             continue
         seen.add((st.st_dev, st.st_ino))
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        if not_utf8 is not None:
+            not_utf8.extend(Path(dirpath, d) for d in dirnames if not utf8_name(d))
+        dirnames[:] = [d for d in dirnames if utf8_name(d)]
         for f in sorted(filenames):
             if not f.startswith(".") and imgio.is_image_name(f):
-                out.append(Path(dirpath, f))
+                if utf8_name(f):
+                    out.append(Path(dirpath, f))
+                elif not_utf8 is not None:
+                    not_utf8.append(Path(dirpath, f))
     return out
+
+
+def warn_not_utf8(root: Path, not_utf8: Sequence[Path]) -> None:
+    """The one warning for the files and folders images_under left out because their names are not UTF-8."""
+    if not_utf8:
+        names = sorted(shown_name(p.relative_to(root)) for p in not_utf8)
+        warn(f"{len(names)} image file or folder name(s) under {root} are not UTF-8 text and were left out, e.g. "
+             f"'{names[0]}': rename them to UTF-8 (e.g. convmv -r -f cp949 -t utf-8 --notest {shown_name(root)}, "
+             f"the -f encoding the names were written in)")
 
 
 def nfc(text: str) -> str:
@@ -139,7 +172,8 @@ def read_folder(root: Path, loose_images: str = "warn") -> pd.DataFrame:
     rows = []
     loose = []
     splits = split_folders(root)
-    for p in images_under(root):
+    not_utf8: list[Path] = []
+    for p in images_under(root, not_utf8):
         rel = p.relative_to(root)
         if splits:
             part = splits[rel.parts[0]]
@@ -152,6 +186,7 @@ def read_folder(root: Path, loose_images: str = "warn") -> pd.DataFrame:
             loose.append(rel.as_posix())
         else:
             rows.append({"path": rel.as_posix(), "label": rel.parts[0], "group": ""})   # NFC in manifest.load
+    warn_not_utf8(root, not_utf8)
     if splits:
         info(f"{root}: split-folder layout ({', '.join(sorted(splits))}): the folder gives the `split` column, "
              f"the next folder the label")
@@ -187,16 +222,19 @@ def empty_class_folders(root: Path, paths: Iterable[str], splits: dict[str, str]
     out = []
     for parent in ([root / s for s in sorted(splits)] if splits else [root]):
         for d in sorted(parent.iterdir()):
-            if d.is_dir() and not d.name.startswith(".") and nfc(_rel(d, root)) not in have:
+            if d.is_dir() and not d.name.startswith(".") and utf8_name(d.name) and nfc(_rel(d, root)) not in have:
                 out.append(nfc(_rel(d, root)))
     return list(dict.fromkeys(out))         # an empty folder in each spelling: one class
 
 
-def read_unlabeled(root: Path, images: list[Path] | None = None) -> pd.DataFrame:
-    """The images under `root` as unlabeled rows; `images`: those already found under it (LoneFolder.images), in
-    images_under's order, instead of a walk."""
-    rows = [{"path": _rel(p, root), "label": "", "group": ""}
-            for p in (images_under(root) if images is None else images)]
+def read_unlabeled(root: Path, images: list[Path] | None = None, not_utf8: Sequence[Path] = ()) -> pd.DataFrame:
+    """The images under `root` as unlabeled rows; `images` (with the `not_utf8` names its walk left out): those
+    already found under it (LoneFolder), in images_under's order, instead of a walk."""
+    if images is None:
+        not_utf8 = []
+        images = images_under(root, not_utf8)
+    rows = [{"path": _rel(p, root), "label": "", "group": ""} for p in images]
+    warn_not_utf8(root, not_utf8)
     return pd.DataFrame(rows, columns=["path", "label", "group"])
 
 
@@ -304,6 +342,7 @@ class LoneFolder(NamedTuple):
     follows the detection takes them as found instead of walking the folder again."""
     folder: Path
     images: list[Path]
+    not_utf8: list[Path]        # the names the walk left out (images_under): read_unlabeled says them
 
 
 def lone_image_folder(root: Path) -> LoneFolder | None:
@@ -321,10 +360,11 @@ def lone_image_folder(root: Path) -> LoneFolder | None:
         return None
     if any(p.is_file() and imgio.is_image_name(p.name) for p in entries):
         return None
-    found = images_under(subdirs[0])
+    not_utf8: list[Path] = []
+    found = images_under(subdirs[0], not_utf8)
     if not found or any(p.parent != subdirs[0] for p in found) or listing_csvs(root):
         return None
-    return LoneFolder(subdirs[0], found)
+    return LoneFolder(subdirs[0], found, not_utf8)
 
 
 def lone_class_folder_root(root: Path) -> Path | None:
