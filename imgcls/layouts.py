@@ -82,8 +82,17 @@ def read_csv(path: Path, what: str = "CSV file", **kwargs) -> pd.DataFrame:
                         f"file") from None
 
 
+MACOS_ZIP_FOLDER = "__MACOSX"     # a zip made on macOS holds its resource forks (._<name>) in this top folder
+
+
+def hidden_name(name: str) -> bool:
+    """A file or folder no layout reads: hidden (.DS_Store, ._photo.jpg, .ipynb_checkpoints) or a macOS zip's
+    __MACOSX folder of resource forks, never a class or a split folder."""
+    return name.startswith(".") or name == MACOS_ZIP_FOLDER
+
+
 def _visible(p: Path) -> bool:
-    return not any(part.startswith(".") for part in p.parts)
+    return not any(hidden_name(part) for part in p.parts)
 
 
 def utf8_name(name: str) -> bool:
@@ -119,12 +128,12 @@ def images_under(root: Path, not_utf8: list[Path] | None = None) -> list[Path]:
             dirnames[:] = []
             continue
         seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not hidden_name(d))
         if not_utf8 is not None:
             not_utf8.extend(Path(dirpath, d) for d in dirnames if not utf8_name(d))
         dirnames[:] = [d for d in dirnames if utf8_name(d)]
         for f in sorted(filenames):
-            if not f.startswith(".") and imgio.is_image_name(f):
+            if not hidden_name(f) and imgio.is_image_name(f):
                 if utf8_name(f):
                     out.append(Path(dirpath, f))
                 elif not_utf8 is not None:
@@ -155,7 +164,7 @@ def split_folders(root: Path) -> dict[str, str]:
     """{folder name: split} when root is in the split-folder layout (every visible subfolder is train / val /
     valid / validation / test, train among them), else {}."""
     try:
-        subdirs = [d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")]
+        subdirs = [d.name for d in root.iterdir() if d.is_dir() and not hidden_name(d.name)]
     except OSError:
         return {}
     if "train" not in subdirs or not all(d.lower() in SPLIT_FOLDERS for d in subdirs):
@@ -222,7 +231,7 @@ def empty_class_folders(root: Path, paths: Iterable[str], splits: dict[str, str]
     out = []
     for parent in ([root / s for s in sorted(splits)] if splits else [root]):
         for d in sorted(parent.iterdir()):
-            if d.is_dir() and not d.name.startswith(".") and utf8_name(d.name) and nfc(_rel(d, root)) not in have:
+            if d.is_dir() and not hidden_name(d.name) and utf8_name(d.name) and nfc(_rel(d, root)) not in have:
                 out.append(nfc(_rel(d, root)))
     return list(dict.fromkeys(out))         # an empty folder in each spelling: one class
 
@@ -242,7 +251,7 @@ def profiles_root(root: Path) -> Path | None:
     """The folder of the mask competition's profile folders: `root` when most of its visible subfolders are
     <id>_<gender>_<race>_<age>, or its one visible subfolder when that one is (the competition's train/ holds
     train.csv and images/<profile>/...); None otherwise."""
-    subdirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    subdirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not hidden_name(d.name)]
     if subdirs and sum(bool(PROFILE_DIR.match(d.name)) for d in subdirs) >= len(subdirs) // 2 + 1:
         return root
     if len(subdirs) == 1 and subdirs[0].name.lower() in CSV_IMAGE_FOLDERS and profiles_root(subdirs[0]) == subdirs[0]:
@@ -302,7 +311,7 @@ def csv_images_subfolder(base: Path, names: Sequence[str], csv_path: Path) -> Pa
     several such folders are one line naming them and --image-dir."""
     sample = _first_names(names)
     try:
-        subs = sorted(d for d in base.iterdir() if d.is_dir() and not d.name.startswith("."))
+        subs = sorted(d for d in base.iterdir() if d.is_dir() and not hidden_name(d.name))
     except OSError:
         return None
     hits = [d for d in subs if d.name.lower() not in CSV_IMAGE_FOLDERS and _most_of(_files_named(d, sample), sample)]
@@ -352,7 +361,7 @@ def lone_image_folder(root: Path) -> LoneFolder | None:
     (images/xxx.jpg); None otherwise (images beside it, other folders, class folders in it, or a CSV listing them:
     folder_csv's, or several, the user's pick). The folder is walked once, here: read_unlabeled takes its images."""
     try:
-        entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+        entries = [p for p in root.iterdir() if not hidden_name(p.name)]
     except OSError:
         return None
     subdirs = [p for p in entries if p.is_dir()]
@@ -374,7 +383,7 @@ def lone_class_folder_root(root: Path) -> Path | None:
     down to the profile folders. None otherwise (images beside it, other folders, or images directly in it:
     lone_image_folder's unlabeled test images)."""
     try:
-        entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+        entries = [p for p in root.iterdir() if not hidden_name(p.name)]
     except OSError:
         return None
     subdirs = [p for p in entries if p.is_dir()]
@@ -382,7 +391,7 @@ def lone_class_folder_root(root: Path) -> Path | None:
         return None
     if any(p.is_file() and imgio.is_image_name(p.name) for p in entries):
         return None
-    inner = sorted(d for d in subdirs[0].iterdir() if d.is_dir() and not d.name.startswith("."))
+    inner = sorted(d for d in subdirs[0].iterdir() if d.is_dir() and not hidden_name(d.name))
     if not any(images_under(d)[:1] for d in inner) or listing_csvs(root):
         return None
     return subdirs[0]
@@ -390,7 +399,7 @@ def lone_class_folder_root(root: Path) -> Path | None:
 
 def _top_csvs(root: Path) -> list[Path]:
     try:
-        return sorted(p for p in root.iterdir() if p.suffix.lower() == ".csv" and not p.name.startswith(".")
+        return sorted(p for p in root.iterdir() if p.suffix.lower() == ".csv" and not hidden_name(p.name)
                       and p.is_file())
     except OSError:
         return []
@@ -416,7 +425,7 @@ def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS) -> p
     rows = []
     skipped = []
     for d in sorted(root.iterdir()):
-        if not d.is_dir() or d.name.startswith("."):
+        if not d.is_dir() or hidden_name(d.name):
             continue
         m = PROFILE_DIR.match(d.name)
         if not m:

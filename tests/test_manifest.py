@@ -244,6 +244,22 @@ def test_file_names_that_are_not_utf8_are_left_out_with_one_warning(tmp_path, ca
     assert "1 image file or folder name(s) under" in " ".join(capsys.readouterr().err.split())
 
 
+def test_a_macos_zips_macosx_folder_is_no_class_and_no_split(tmp_path, capsys):
+    """A zip made on macOS unpacks a __MACOSX folder of resource forks (._<name>) beside the data: it was read as a
+    class folder, named as a class with no images, and beside train/ and val/ it hid the split-folder layout, so
+    'train' and 'val' became the two classes. It is skipped like a hidden folder."""
+    root = make_image_folder(tmp_path / "raw", {"train/cat": 2, "train/dog": 2, "val/cat": 1, "val/dog": 1})
+    (root / "__MACOSX" / "train" / "cat").mkdir(parents=True)
+    (root / "__MACOSX" / "train" / "cat" / "._000.png").write_bytes(b"\x00\x05\x16\x07 resource fork")
+    df = mf.load(root, scan=False)
+    assert df["label"].value_counts().to_dict() == {"cat": 3, "dog": 3}
+    assert df["split"].value_counts().to_dict() == {"train": 4, "val": 2}
+    flat = make_image_folder(tmp_path / "flat", {"cat": 2, "dog": 2})
+    shutil.copytree(root / "__MACOSX", flat / "__MACOSX")
+    assert mf.detect_layout(flat, opts()) == "folder" and len(mf.load(flat, scan=False)) == 4
+    assert "__MACOSX" not in capsys.readouterr().err
+
+
 def test_a_symlinked_class_folder_is_read_and_a_link_loop_ends(tmp_path, capsys):
     """A class folder linked from elsewhere (another disk, a Kaggle input) holds its images: os.walk did not follow
     it, so the class was dropped with the warning that its folder holds no images. A link back to an ancestor is
