@@ -111,6 +111,19 @@ def _orientation(im: Image.Image) -> int:
         return 1
 
 
+def _oriented_size(im: Image.Image) -> tuple[int, int]:
+    """The size of an opened (not yet loaded) image once its EXIF orientation is applied, as load_rgb returns it.
+    A TIFF's orientation tag is applied by PIL itself (Pillow >= 11: the opened TIFF's size is already the turned
+    one, and load() transposes its pixels), so its size is turned here only where PIL's is still the stored one
+    (the TIFF's ImageWidth x ImageLength tags)."""
+    w, h = im.size
+    if _orientation(im) not in _SWAPS_AXES:
+        return w, h
+    if im.format == "TIFF" and (w, h) != (im.tag_v2.get(256, w), im.tag_v2.get(257, h)):
+        return w, h
+    return h, w
+
+
 def _open_checked(path, max_pixels: int | None) -> Image.Image:
     """Open lazily (header only) and apply the pixel bound."""
     special = not_regular_reason(path)
@@ -171,9 +184,7 @@ def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, 
         return rec
     try:
         with im:
-            w, h = im.size
-            if _orientation(im) in _SWAPS_AXES:
-                w, h = h, w
+            w, h = _oriented_size(im)
             rec.update(width=w, height=h, mode=im.mode, format=im.format or "")
         _check_decodes(path, max_pixels)
     except ImageReadError as e:

@@ -124,6 +124,23 @@ def test_exif_rotation_swaps_size_and_rotates_pixels(tmp_path):
     assert imgio.load_rgba(p).size == (30, 60)
 
 
+def test_an_exif_rotated_tiff_or_webp_has_the_size_load_rgb_gives(tmp_path):
+    """Pillow applies a TIFF's orientation tag itself (the opened image's size is already the turned one, load()
+    transposes the pixels): probe turned that size once more, so the manifest said 60x30 for an image every step
+    reads as 30x60 (eda's size table, train's aspect figures). probe's size is load_rgb's, for every format."""
+    arr = np.zeros((30, 60, 3), np.uint8)
+    arr[:, :20] = (255, 0, 0)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for ext in ("tiff", "webp", "jpg", "png"):
+        p = tmp_path / f"r.{ext}"
+        Image.fromarray(arr).save(p, exif=exif.tobytes())
+        rec = imgio.probe(p)
+        im = imgio.load_rgb(p)
+        assert (rec["width"], rec["height"]) == im.size == (30, 60), ext
+        assert np.asarray(im)[:15, :, 0].min() > 200, ext          # red on top, turned once
+
+
 def test_a_malformed_exif_tag_is_skipped_quietly(tmp_path):
     """Phone and scraped photos often carry EXIF whose tags point past its end: Pillow's parser warned
     'Truncated File Read' / 'Tag data larger than file. Skipping tag 306' from every step that read one (eda, clean,
