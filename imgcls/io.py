@@ -185,8 +185,12 @@ def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, 
     try:
         with im:
             w, h = _oriented_size(im)
+            stored = im.size
             rec.update(width=w, height=h, mode=im.mode, format=im.format or "")
-        _check_decodes(path, max_pixels)
+        late_exif = _check_decodes(path, max_pixels)
+        if late_exif is not None:   # a PNG's eXIf after its pixels: PIL reads it there (over an earlier one), so
+            w, h = stored if _exif_orientation(late_exif) not in _SWAPS_AXES else stored[::-1]   # load_rgb applies it
+            rec.update(width=w, height=h)
     except ImageReadError as e:
         rec["error"] = e.reason
     except Exception as e:  # PIL raises many types for corrupt data
@@ -194,29 +198,43 @@ def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, 
     return rec
 
 
-def _check_decodes(path, max_pixels: int | None) -> None:
+def _check_decodes(path, max_pixels: int | None) -> bytes | None:
     """Prove the pixel data is complete without holding a full-resolution copy (a fresh handle: PIL's verify
-    must come straight after open)."""
+    must come straight after open). Returns a PNG's eXIf chunk that follows its pixel data (None: none), which
+    _orientation does not see and load_rgb applies."""
     with _open_checked(path, max_pixels) as im:
         if im.format in DRAFT_FORMATS:
             im.draft(im.mode, (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))  # DCT-domain 1/8 decode
             im.load()
         elif im.format == "PNG":
             im.verify()  # walks every chunk and its CRC: catches truncation
-            _check_png_data(path)  # and inflates the pixel data in slices: corrupt zlib with valid CRCs
+            return _check_png_data(path)  # and inflates the pixel data in slices: corrupt zlib with valid CRCs
         else:
             im.load()
+    return None
+
+
+def _exif_orientation(data: bytes) -> int:
+    """The orientation tag of raw EXIF bytes (1 where absent or malformed)."""
+    try:
+        exif = Image.Exif()
+        exif.load(data)
+        return int(exif.get(_EXIF_ORIENTATION, 1) or 1)
+    except Exception:  # malformed EXIF: treat as upright, as _orientation does
+        return 1
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 
 
-def _check_png_data(path, slice_bytes: int = 1 << 20) -> None:
+def _check_png_data(path, slice_bytes: int = 1 << 20) -> bytes | None:
     """Inflate a PNG's IDAT stream without keeping it (memory stays at one slice): a zlib error, a stream that ends
-    early or one shorter than the image's rows is corrupt even when every chunk's CRC is right."""
+    early or one shorter than the image's rows is corrupt even when every chunk's CRC is right. Returns the data of
+    an eXIf chunk after the first IDAT (None: none)."""
     d = zlib.decompressobj()
     total = 0
     ihdr = None
+    late_exif = None
     with open(path, "rb") as fh:
         fh.read(8)
         while True:
@@ -231,6 +249,10 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> None:
             if ctype != b"IDAT":
                 if ctype == b"IEND":
                     break
+                if ctype == b"eXIf" and total and late_exif is None:
+                    late_exif = fh.read(length)
+                    fh.seek(4, os.SEEK_CUR)
+                    continue
                 fh.seek(length + 4, os.SEEK_CUR)
                 continue
             data = fh.read(length)
@@ -255,6 +277,7 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> None:
             need = h * (1 + (w * _PNG_CHANNELS[ctype] * depth + 7) // 8)
             if total < need:
                 raise ImageReadError(path, f"truncated or corrupt: PNG pixel data holds {total} of {need} bytes")
+    return late_exif
 
 
 def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,

@@ -141,6 +141,38 @@ def test_an_exif_rotated_tiff_or_webp_has_the_size_load_rgb_gives(tmp_path):
         assert np.asarray(im)[:15, :, 0].min() > 200, ext          # red on top, turned once
 
 
+def test_a_pngs_exif_after_its_pixels_gives_the_size_load_rgb_gives(tmp_path):
+    """A PNG may carry its eXIf chunk after the image data (tools that append metadata): PIL reads it there when
+    it loads the pixels, so load_rgb turned the image, while probe, which skips PIL's getexif for PNGs (it decodes
+    every pixel), recorded it upright: the manifest said 60x30 for an image every step reads as 30x60."""
+    import io
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    def exif_of(orientation: int) -> bytes:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        return exif.tobytes()
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((30, 60, 3), np.uint8)).save(buf, "PNG")
+    png = buf.getvalue()
+    end = png.rfind(b"IEND") - 4
+    p = tmp_path / "late.png"
+    p.write_bytes(png[:end] + chunk(b"eXIf", exif_of(6)) + png[end:])
+    rec = imgio.probe(p)
+    assert rec["error"] == "" and (rec["width"], rec["height"]) == imgio.load_rgb(p).size == (30, 60)
+    start = png.find(b"IDAT") - 4       # an upright eXIf before the pixels, a turning one after: PIL keeps the later
+    both = tmp_path / "both.png"
+    both.write_bytes(png[:start] + chunk(b"eXIf", exif_of(1)) + png[start:end] + chunk(b"eXIf", exif_of(6))
+                     + png[end:])
+    rec = imgio.probe(both)
+    assert (rec["width"], rec["height"]) == imgio.load_rgb(both).size
+
+
 def test_a_malformed_exif_tag_is_skipped_quietly(tmp_path):
     """Phone and scraped photos often carry EXIF whose tags point past its end: Pillow's parser warned
     'Truncated File Read' / 'Tag data larger than file. Skipping tag 306' from every step that read one (eda, clean,
