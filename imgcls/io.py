@@ -136,7 +136,7 @@ def _open_checked(path, max_pixels: int | None) -> Image.Image:
         if not empty and Path(path).suffix.lower() in HEIF_EXTENSIONS and pillow_heif is None:
             raise ImageReadError(path, "HEIC/HEIF image: the installed Pillow cannot read it (pip install "
                                        "pillow-heif, then run again)") from None
-        raise ImageReadError(path, "empty file (0 bytes)" if empty else "not an image (unrecognised format)") from None
+        raise ImageReadError(path, "empty file (0 bytes)" if empty else _unidentified_reason(path)) from None
     except FileNotFoundError:
         raise ImageReadError(path, "file not found") from None
     except (OSError, SyntaxError, ValueError) as e:
@@ -153,6 +153,34 @@ def _open_checked(path, max_pixels: int | None) -> Image.Image:
 
 
 _PNG_GREY_SCALE = {"L;2": 85, "L;4": 17}
+
+# the first bytes of the formats PIL reads: a file that starts with one and still does not open is a broken image
+# of that format (a download cut short), not some other kind of file
+_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
+               (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
+
+
+def _unidentified_reason(path) -> str:
+    """Why PIL could not identify a non-empty file, by its first bytes: a known image signature (a PNG, JPEG, GIF,
+    TIFF, BMP or WebP header that does not parse: truncated or corrupt), an HTML page or an SVG saved under an
+    image name, else an unrecognised format."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError as e:
+        return f"cannot read file: {e.strerror or e}"
+    fmt = next((name for sig, name in _SIGNATURES if head.startswith(sig)), None)
+    if fmt is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        fmt = "WEBP"
+    if fmt:
+        return (f"truncated or corrupt: {fmt} header does not parse ({os.path.getsize(path)} bytes); "
+                f"download or export the file again")
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
+        return "not an image (an HTML page saved under an image name: a failed download)"
+    if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
+        return "not an image (SVG vector graphics: convert it to PNG)"
+    return "not an image (unrecognised format)"
 
 
 def too_many_pixels(w: int, h: int, max_pixels: int) -> str:

@@ -173,6 +173,30 @@ def test_a_pngs_exif_after_its_pixels_gives_the_size_load_rgb_gives(tmp_path):
     assert (rec["width"], rec["height"]) == imgio.load_rgb(both).size
 
 
+def test_a_broken_image_header_is_named_corrupt_not_another_format(tmp_path):
+    """A PNG, GIF or TIFF cut short in its header (a download that stopped early) or with a bad chunk checksum was
+    recorded as 'not an image (unrecognised format)', which tells the user the file is some other kind of file;
+    it is a broken image of that format, to download again. A web page or an SVG saved under an image name says
+    what it is; a text file stays 'not an image'."""
+    import io
+    arr = np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)
+    for fmt, ext in (("PNG", "png"), ("GIF", "gif"), ("TIFF", "tiff")):
+        buf = io.BytesIO()
+        Image.fromarray(arr).save(buf, fmt)
+        p = tmp_path / f"cut.{ext}"
+        p.write_bytes(buf.getvalue()[:30])
+        err = imgio.probe(p)["error"]
+        assert err.startswith(f"truncated or corrupt: {fmt} header does not parse (30 bytes)"), err
+        with pytest.raises(imgio.ImageReadError, match="truncated or corrupt"):
+            imgio.load_rgb(p)
+    (tmp_path / "page.jpg").write_text("<!DOCTYPE html><html><body>403 Forbidden</body></html>")
+    assert "an HTML page" in imgio.probe(tmp_path / "page.jpg")["error"]
+    (tmp_path / "logo.png").write_text('<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>')
+    assert "SVG" in imgio.probe(tmp_path / "logo.png")["error"]
+    (tmp_path / "notes.png").write_text("hello")
+    assert imgio.probe(tmp_path / "notes.png")["error"] == "not an image (unrecognised format)"
+
+
 def test_a_malformed_exif_tag_is_skipped_quietly(tmp_path):
     """Phone and scraped photos often carry EXIF whose tags point past its end: Pillow's parser warned
     'Truncated File Read' / 'Tag data larger than file. Skipping tag 306' from every step that read one (eda, clean,
