@@ -133,9 +133,6 @@ def _open_checked(path, max_pixels: int | None) -> Image.Image:
         im = Image.open(path)
     except UnidentifiedImageError:
         empty = os.path.isfile(path) and os.path.getsize(path) == 0
-        if not empty and Path(path).suffix.lower() in HEIF_EXTENSIONS and pillow_heif is None:
-            raise ImageReadError(path, "HEIC/HEIF image: the installed Pillow cannot read it (pip install "
-                                       "pillow-heif, then run again)") from None
         raise ImageReadError(path, "empty file (0 bytes)" if empty else _unidentified_reason(path)) from None
     except FileNotFoundError:
         raise ImageReadError(path, "file not found") from None
@@ -156,19 +153,24 @@ _PNG_GREY_SCALE = {"L;2": 85, "L;4": 17}
 
 # the first bytes of the formats PIL reads: a file that starts with one and still does not open is a broken image
 # of that format (a download cut short), not some other kind of file
+_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})   # ISO BMFF 'ftyp'
 _SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
                (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
 
 
 def _unidentified_reason(path) -> str:
-    """Why PIL could not identify a non-empty file, by its first bytes: a known image signature (a PNG, JPEG, GIF,
-    TIFF, BMP or WebP header that does not parse: truncated or corrupt), an HTML page or an SVG saved under an
-    image name, else an unrecognised format."""
+    """Why PIL could not identify a non-empty file, by its name and first bytes: a HEIC / HEIF photo (named so, or
+    an iPhone photo renamed .jpg) without the pillow-heif plugin, a known image signature (a PNG, JPEG, GIF, TIFF,
+    BMP or WebP header that does not parse: truncated or corrupt), an HTML page or an SVG saved under an image
+    name, else an unrecognised format."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(512)
     except OSError as e:
         return f"cannot read file: {e.strerror or e}"
+    heif = Path(path).suffix.lower() in HEIF_EXTENSIONS or (head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS)
+    if heif and pillow_heif is None:
+        return "HEIC/HEIF image: the installed Pillow cannot read it (pip install pillow-heif, then run again)"
     fmt = next((name for sig, name in _SIGNATURES if head.startswith(sig)), None)
     if fmt is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         fmt = "WEBP"

@@ -197,6 +197,20 @@ def test_a_broken_image_header_is_named_corrupt_not_another_format(tmp_path):
     assert imgio.probe(tmp_path / "notes.png")["error"] == "not an image (unrecognised format)"
 
 
+def test_an_iphone_heic_photo_renamed_jpg_is_named_heic(tmp_path):
+    """An iPhone photo exported or renamed as .jpg is HEIC inside: without pillow-heif it was 'not an image
+    (unrecognised format)', while the same file named .heic says what to install. The file's own 'ftyp' brand
+    says it is HEIC, whatever its name."""
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    for name in ("IMG_0001.jpg", "IMG_0002.heic"):
+        (tmp_path / name).write_bytes(heic)
+        err = imgio.probe(tmp_path / name)["error"]
+        if imgio.pillow_heif is None:
+            assert err.startswith("HEIC/HEIF image") and "pip install pillow-heif" in err, (name, err)
+        else:
+            assert err != "", name
+
+
 def test_a_malformed_exif_tag_is_skipped_quietly(tmp_path):
     """Phone and scraped photos often carry EXIF whose tags point past its end: Pillow's parser warned
     'Truncated File Read' / 'Tag data larger than file. Skipping tag 306' from every step that read one (eda, clean,
