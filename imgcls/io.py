@@ -158,6 +158,27 @@ _SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8
                (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"BM", "BMP"))
 
 
+def signature_format(head: bytes) -> str | None:
+    """The image format a file's first bytes announce (PNG, JPEG, GIF, TIFF, BMP, WEBP, HEIF, AVIF), else None."""
+    fmt = next((name for sig, name in _SIGNATURES if head.startswith(sig)), None)
+    if fmt is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        fmt = "WEBP"
+    if fmt is None and head[4:8] == b"ftyp":
+        fmt = "HEIF" if head[8:12] in _HEIF_BRANDS else "AVIF" if head[8:12] in (b"avif", b"avis") else None
+    return fmt
+
+
+def file_signature_format(path: str | os.PathLike) -> str | None:
+    """signature_format of a regular file's first bytes (None for anything else, or a file that cannot be read)."""
+    if not_regular_reason(path) is not None:
+        return None
+    try:
+        with open(path, "rb") as fh:
+            return signature_format(fh.read(16))
+    except OSError:
+        return None
+
+
 def _unidentified_reason(path) -> str:
     """Why PIL could not identify a non-empty file, by its name and first bytes: a HEIC / HEIF photo (named so, or
     an iPhone photo renamed .jpg) without the pillow-heif plugin, a known image signature (a PNG, JPEG, GIF, TIFF,
@@ -171,10 +192,8 @@ def _unidentified_reason(path) -> str:
     heif = Path(path).suffix.lower() in HEIF_EXTENSIONS or (head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS)
     if heif and pillow_heif is None:
         return "HEIC/HEIF image: the installed Pillow cannot read it (pip install pillow-heif, then run again)"
-    fmt = next((name for sig, name in _SIGNATURES if head.startswith(sig)), None)
-    if fmt is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        fmt = "WEBP"
-    if fmt:
+    fmt = signature_format(head)
+    if fmt and fmt != "HEIF":
         return (f"truncated or corrupt: {fmt} header does not parse ({os.path.getsize(path)} bytes); "
                 f"download or export the file again")
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()

@@ -111,11 +111,41 @@ def shown_name(path: str | os.PathLike) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def images_under(root: Path, not_utf8: list[Path] | None = None) -> list[Path]:
+# files a dataset holds beside its images (YOLO's label .txt, annotations, tables): never opened to look for an image
+_NOT_IMAGE_SUFFIXES = frozenset({".txt", ".csv", ".tsv", ".json", ".xml", ".yaml", ".yml", ".md", ".npy", ".npz",
+                                 ".pt", ".pth", ".pkl", ".parquet", ".py", ".log", ".db", ".ini", ".zip", ".tar",
+                                 ".gz"})
+
+
+class LeftOut:
+    """What images_under leaves out that a user would miss, collected for the reader to say once (warn): names
+    that are not UTF-8 (utf8_name), and files that hold an image (by their first bytes) under a name without an
+    image extension (a web download's photo.jpg_large, image.php, an id with no extension)."""
+
+    def __init__(self):
+        self.not_utf8: list[Path] = []
+        self.unnamed: list[tuple[Path, str]] = []
+
+    def warn(self, root: Path) -> None:
+        if self.not_utf8:
+            names = sorted(shown_name(p.relative_to(root)) for p in self.not_utf8)
+            warn(f"{len(names)} image file or folder name(s) under {root} are not UTF-8 text and were left out, "
+                 f"e.g. '{names[0]}': rename them to UTF-8 (e.g. convmv -r -f cp949 -t utf-8 --notest "
+                 f"{shown_name(root)}, the -f encoding the names were written in)")
+        if self.unnamed:
+            p, fmt = self.unnamed[0]
+            warn(f"{len(self.unnamed)} file(s) under {root} hold images but their names have no image extension, "
+                 f"so they were not read, e.g. {_rel(p, root)} ({fmt}): rename them with their format's extension "
+                 f"(.jpg, .png, ...)")
+
+
+def images_under(root: Path, left_out: LeftOut | None = None) -> list[Path]:
     """Every visible image file under `root`, in path order. Symlinked folders are followed (a class folder linked
     from another disk is read like any other), each real folder once: a link back to an ancestor ends there. A file
-    or folder whose name is not UTF-8 (utf8_name) is left out (a manifest cannot name it) and added to `not_utf8`
-    when given, for the reader to say so once (warn_not_utf8)."""
+    or folder whose name is not UTF-8 (utf8_name) is left out (a manifest cannot name it); with `left_out`, such
+    names and the files that hold an image under a name without an image extension are collected there for the
+    reader to name once (LeftOut.warn)."""
+    not_utf8 = None if left_out is None else left_out.not_utf8
     out = []
     seen = set()
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
@@ -133,21 +163,18 @@ def images_under(root: Path, not_utf8: list[Path] | None = None) -> list[Path]:
             not_utf8.extend(Path(dirpath, d) for d in dirnames if not utf8_name(d))
         dirnames[:] = [d for d in dirnames if utf8_name(d)]
         for f in sorted(filenames):
-            if not hidden_name(f) and imgio.is_image_name(f):
+            if hidden_name(f):
+                continue
+            if imgio.is_image_name(f):
                 if utf8_name(f):
                     out.append(Path(dirpath, f))
                 elif not_utf8 is not None:
                     not_utf8.append(Path(dirpath, f))
+            elif left_out is not None and utf8_name(f) and Path(f).suffix.lower() not in _NOT_IMAGE_SUFFIXES:
+                fmt = imgio.file_signature_format(Path(dirpath, f))
+                if fmt:
+                    left_out.unnamed.append((Path(dirpath, f), fmt))
     return out
-
-
-def warn_not_utf8(root: Path, not_utf8: Sequence[Path]) -> None:
-    """The one warning for the files and folders images_under left out because their names are not UTF-8."""
-    if not_utf8:
-        names = sorted(shown_name(p.relative_to(root)) for p in not_utf8)
-        warn(f"{len(names)} image file or folder name(s) under {root} are not UTF-8 text and were left out, e.g. "
-             f"'{names[0]}': rename them to UTF-8 (e.g. convmv -r -f cp949 -t utf-8 --notest {shown_name(root)}, "
-             f"the -f encoding the names were written in)")
 
 
 def nfc(text: str) -> str:
@@ -181,8 +208,8 @@ def read_folder(root: Path, loose_images: str = "warn") -> pd.DataFrame:
     rows = []
     loose = []
     splits = split_folders(root)
-    not_utf8: list[Path] = []
-    for p in images_under(root, not_utf8):
+    left_out = LeftOut()
+    for p in images_under(root, left_out):
         rel = p.relative_to(root)
         if splits:
             part = splits[rel.parts[0]]
@@ -195,7 +222,7 @@ def read_folder(root: Path, loose_images: str = "warn") -> pd.DataFrame:
             loose.append(rel.as_posix())
         else:
             rows.append({"path": rel.as_posix(), "label": rel.parts[0], "group": ""})   # NFC in manifest.load
-    warn_not_utf8(root, not_utf8)
+    left_out.warn(root)
     if splits:
         info(f"{root}: split-folder layout ({', '.join(sorted(splits))}): the folder gives the `split` column, "
              f"the next folder the label")
@@ -236,14 +263,15 @@ def empty_class_folders(root: Path, paths: Iterable[str], splits: dict[str, str]
     return list(dict.fromkeys(out))         # an empty folder in each spelling: one class
 
 
-def read_unlabeled(root: Path, images: list[Path] | None = None, not_utf8: Sequence[Path] = ()) -> pd.DataFrame:
-    """The images under `root` as unlabeled rows; `images` (with the `not_utf8` names its walk left out): those
-    already found under it (LoneFolder), in images_under's order, instead of a walk."""
+def read_unlabeled(root: Path, images: list[Path] | None = None, left_out: LeftOut | None = None) -> pd.DataFrame:
+    """The images under `root` as unlabeled rows; `images` (with the `left_out` its walk collected): those already
+    found under it (LoneFolder), in images_under's order, instead of a walk."""
     if images is None:
-        not_utf8 = []
-        images = images_under(root, not_utf8)
+        left_out = LeftOut()
+        images = images_under(root, left_out)
     rows = [{"path": _rel(p, root), "label": "", "group": ""} for p in images]
-    warn_not_utf8(root, not_utf8)
+    if left_out is not None:
+        left_out.warn(root)
     return pd.DataFrame(rows, columns=["path", "label", "group"])
 
 
@@ -351,7 +379,7 @@ class LoneFolder(NamedTuple):
     follows the detection takes them as found instead of walking the folder again."""
     folder: Path
     images: list[Path]
-    not_utf8: list[Path]        # the names the walk left out (images_under): read_unlabeled says them
+    left_out: LeftOut           # what the walk left out (images_under): read_unlabeled says it
 
 
 def lone_image_folder(root: Path) -> LoneFolder | None:
@@ -369,11 +397,11 @@ def lone_image_folder(root: Path) -> LoneFolder | None:
         return None
     if any(p.is_file() and imgio.is_image_name(p.name) for p in entries):
         return None
-    not_utf8: list[Path] = []
-    found = images_under(subdirs[0], not_utf8)
+    left_out = LeftOut()
+    found = images_under(subdirs[0], left_out)
     if not found or any(p.parent != subdirs[0] for p in found) or listing_csvs(root):
         return None
-    return LoneFolder(subdirs[0], found, not_utf8)
+    return LoneFolder(subdirs[0], found, left_out)
 
 
 def lone_class_folder_root(root: Path) -> Path | None:

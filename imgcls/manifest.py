@@ -352,7 +352,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         else:
             # the image folder src holds alone (detection's LoneFolder, walked there), read as the root
             root = lone.folder if lone else root
-            df = read_unlabeled(root, *(lone.images, lone.not_utf8) if lone else ())
+            df = read_unlabeled(root, *(lone.images, lone.left_out) if lone else ())
         df["root"] = str(root.resolve())
         if root.resolve() != (src.parent if src.is_file() else src).resolve():
             notes.append(f"images in {root}" + (

@@ -244,6 +244,27 @@ def test_file_names_that_are_not_utf8_are_left_out_with_one_warning(tmp_path, ca
     assert "1 image file or folder name(s) under" in " ".join(capsys.readouterr().err.split())
 
 
+def test_images_saved_without_an_image_extension_are_named_not_skipped_silently(tmp_path, capsys):
+    """Web data comes as photo.jpg_large, image.php or bare ids: such files were skipped with nothing said, a class
+    silently smaller (or gone with 'hold no images'). They are still not read (the name decides what is an
+    image), but a file whose first bytes are an image's is named in one warning; notes and CSVs are not."""
+    root = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2})
+    shutil.copy(root / "cat" / "000.png", root / "cat" / "photo.png_large")
+    shutil.copy(root / "dog" / "000.png", root / "dog" / "download")
+    (root / "dog" / "notes.txt").write_text("labels checked by hand")
+    (root / "labels.csv").write_text("path,label\n")
+    df = mf.load(root, scan=False)
+    said = " ".join(capsys.readouterr().err.split())
+    assert len(df) == 4
+    assert ("2 file(s) under" in said and "hold images but their names have no image extension, so they were not "
+            "read, e.g. cat/photo.png_large (PNG)" in said)
+    test = tmp_path / "test"
+    make_image(test / "a.png", seed=1)
+    shutil.copy(test / "a.png", test / "b")
+    assert list(mf.load(test, scan=False)["path"]) == ["a.png"]
+    assert "1 file(s) under" in " ".join(capsys.readouterr().err.split())
+
+
 def test_a_macos_zips_macosx_folder_is_no_class_and_no_split(tmp_path, capsys):
     """A zip made on macOS unpacks a __MACOSX folder of resource forks (._<name>) beside the data: it was read as a
     class folder, named as a class with no images, and beside train/ and val/ it hid the split-folder layout, so
