@@ -138,6 +138,8 @@ def _open_checked(path, max_pixels: int | None) -> Image.Image:
         raise ImageReadError(path, "file not found") from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(path, f"unreadable header: {e}") from None
+    except Exception as e:  # a plugin's own error from a corrupt header (AVIF: RuntimeError), not only the above
+        raise ImageReadError(path, f"unreadable header: {type(e).__name__}: {e}") from None
     w, h = im.size
     if max_pixels and w * h > max_pixels:
         im.close()

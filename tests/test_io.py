@@ -211,6 +211,28 @@ def test_an_iphone_heic_photo_renamed_jpg_is_named_heic(tmp_path):
             assert err != "", name
 
 
+def test_a_corrupt_avif_is_reported_not_raised(tmp_path):
+    """Pillow's AVIF plugin raises RuntimeError ('Failed to decode image: Missing or empty image item') from
+    Image.open for a damaged file: it went past io's handlers, and eda, clean, train or predict on a folder holding
+    one ended in a traceback (exit 1). It is an unreadable file, reported by path like any other."""
+    import io
+
+    from PIL import features
+    if not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF plugin")
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(buf, "AVIF")
+    data = bytearray(buf.getvalue())
+    at = data.find(b"pitm")              # the primary item's id (after the box's version and flags): no such item
+    data[at + 8:at + 10] = b"\x77\x77"
+    p = tmp_path / "broken.avif"
+    p.write_bytes(bytes(data))
+    rec = imgio.probe(p)
+    assert rec["error"].startswith("unreadable header"), rec
+    with pytest.raises(imgio.ImageReadError):
+        imgio.load_rgb(p)
+
+
 def test_a_malformed_exif_tag_is_skipped_quietly(tmp_path):
     """Phone and scraped photos often carry EXIF whose tags point past its end: Pillow's parser warned
     'Truncated File Read' / 'Tag data larger than file. Skipping tag 306' from every step that read one (eda, clean,
