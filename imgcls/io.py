@@ -184,8 +184,9 @@ def file_signature_format(path: str | os.PathLike) -> str | None:
 def _unidentified_reason(path) -> str:
     """Why PIL could not identify a non-empty file, by its name and first bytes: a HEIC / HEIF photo (named so, or
     an iPhone photo renamed .jpg) without the pillow-heif plugin, a known image signature (a PNG, JPEG, GIF, TIFF,
-    BMP or WebP header that does not parse: truncated or corrupt), an HTML page or an SVG saved under an image
-    name, else an unrecognised format."""
+    BMP or WebP header that does not parse: truncated or corrupt), a macOS resource fork (._photo.jpg, listed by
+    a CSV or manifest that names it), an HTML page or an SVG saved under an image name, else an unrecognised
+    format."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(512)
@@ -198,6 +199,8 @@ def _unidentified_reason(path) -> str:
     if fmt and fmt != "HEIF":
         return (f"truncated or corrupt: {fmt} header does not parse ({os.path.getsize(path)} bytes); "
                 f"download or export the file again")
+    if head.startswith(b"\x00\x05\x16\x07"):    # AppleDouble: what a macOS copy or zip leaves beside each file
+        return "not an image (a macOS resource fork, the ._ file beside the real image: delete it)"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body")):
         return "not an image (an HTML page saved under an image name: a failed download)"

@@ -197,6 +197,17 @@ def test_a_broken_image_header_is_named_corrupt_not_another_format(tmp_path):
     assert imgio.probe(tmp_path / "notes.png")["error"] == "not an image (unrecognised format)"
 
 
+def test_a_macos_resource_fork_listed_by_a_csv_is_named_so(tmp_path):
+    """A listing made with find or a glob (a CSV, a manifest) names macOS's ._photo.jpg beside photo.jpg: it was
+    'not an image (unrecognised format)', a puzzle for a file named like an image. Its AppleDouble header says
+    what it is and that it can go."""
+    fork = tmp_path / "._photo.jpg"
+    fork.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        " + bytes(60))
+    assert "macOS resource fork" in imgio.probe(fork)["error"]
+    with pytest.raises(imgio.ImageReadError, match="macOS resource fork"):
+        imgio.load_rgb(fork)
+
+
 def test_an_iphone_heic_photo_renamed_jpg_is_named_heic(tmp_path):
     """An iPhone photo exported or renamed as .jpg is HEIC inside: without pillow-heif it was 'not an image
     (unrecognised format)', while the same file named .heic says what to install. The file's own 'ftyp' brand
