@@ -82,13 +82,17 @@ def read_csv(path: Path, what: str = "CSV file", **kwargs) -> pd.DataFrame:
                         f"file") from None
 
 
-MACOS_ZIP_FOLDER = "__MACOSX"     # a zip made on macOS holds its resource forks (._<name>) in this top folder
+# folders of a system's own files, never a class or images of one: a zip made on macOS holds its resource forks
+# (._<name>) in __MACOSX; a Synology NAS keeps a thumbnail folder @eaDir/<image>/SYNOPHOTO_THUMB_*.jpg beside every
+# folder of images it indexed (copies of each image, read as images of its class)
+SYSTEM_FOLDERS = frozenset({"__MACOSX", "@eaDir"})
 
 
 def hidden_name(name: str) -> bool:
-    """A file or folder no layout reads: hidden (.DS_Store, ._photo.jpg, .ipynb_checkpoints) or a macOS zip's
-    __MACOSX folder of resource forks, never a class or a split folder."""
-    return name.startswith(".") or name == MACOS_ZIP_FOLDER
+    """A file or folder no layout reads: hidden (.DS_Store, ._photo.jpg, .ipynb_checkpoints) or a system's folder
+    (SYSTEM_FOLDERS: a macOS zip's __MACOSX, a Synology NAS's @eaDir thumbnails), never a class or a split
+    folder."""
+    return name.startswith(".") or name in SYSTEM_FOLDERS
 
 
 def _visible(p: Path) -> bool:

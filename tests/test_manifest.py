@@ -281,6 +281,18 @@ def test_a_macos_zips_macosx_folder_is_no_class_and_no_split(tmp_path, capsys):
     assert "__MACOSX" not in capsys.readouterr().err
 
 
+def test_a_synology_nas_thumbnail_folder_is_not_read_as_images(tmp_path, capsys):
+    """A folder copied off a Synology NAS holds @eaDir/<image>/SYNOPHOTO_THUMB_M.jpg beside the images it indexed:
+    those thumbnails were read as more images of the class (a copy of each, leaking across a split), and a
+    top-level @eaDir was named as a class with no images."""
+    root = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2})
+    shutil.copy(root / "cat" / "000.png", make_image(root / "cat" / "@eaDir" / "000.png" / "SYNOPHOTO_THUMB_M.jpg"))
+    (root / "@eaDir").mkdir()
+    df = mf.load(root, scan=False)
+    assert sorted(df["path"]) == ["cat/000.png", "cat/001.png", "dog/000.png", "dog/001.png"]
+    assert "@eaDir" not in capsys.readouterr().err
+
+
 def test_a_symlinked_class_folder_is_read_and_a_link_loop_ends(tmp_path, capsys):
     """A class folder linked from elsewhere (another disk, a Kaggle input) holds its images: os.walk did not follow
     it, so the class was dropped with the warning that its folder holds no images. A link back to an ancestor is
