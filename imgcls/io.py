@@ -261,8 +261,16 @@ def _check_decodes(path, max_pixels: int | None) -> bytes | None:
             im.draft(im.mode, (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))  # DCT-domain 1/8 decode
             im.load()
         elif im.format == "PNG":
-            im.verify()  # walks every chunk and its CRC: catches truncation
-            return _check_png_data(path)  # and inflates the pixel data in slices: corrupt zlib with valid CRCs
+            # inflate the pixel data in slices: truncation and corrupt zlib (even with valid CRCs) raise here, and a
+            # stream that ends whole has passed zlib's own checksum over every pixel row
+            late_exif = _check_png_data(path)
+            try:
+                im.verify()  # walks every chunk and its CRC
+            except Exception:
+                # the pixels are whole (above): what failed lies after them (a download cut in its last bytes,
+                # IEND; a text chunk's CRC), which PIL's loader, and so every step that decodes it, reads past
+                pass
+            return late_exif
         else:
             im.load()
     return None

@@ -244,6 +244,31 @@ def test_a_corrupt_avif_is_reported_not_raised(tmp_path):
         imgio.load_rgb(p)
 
 
+def test_a_png_whose_pixels_are_whole_is_readable_whatever_follows_them(tmp_path):
+    """A PNG cut in its last bytes (IEND, a download that stopped 12 bytes short) or with a bad CRC in a text chunk
+    after the pixels: probe's PIL verify() failed on it, so eda, clean, split and train dropped it as 'truncated or
+    corrupt' while predict, which decodes it, read it as any image: two steps, two answers for one file. The pixel
+    data is whole (zlib's checksum over it holds), so probe reads it as load_rgb does; a PNG cut in its pixels
+    stays unreadable for both."""
+    import io
+    import struct
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (20, 30, 3), dtype=np.uint8)).save(buf, "PNG")
+    png = buf.getvalue()
+    end = png.rfind(b"IEND") - 4
+    text = b"Comment\x00scraped"
+    cases = {"no_iend.png": png[:end], "bad_text_crc.png": png[:end] + struct.pack(">I", len(text)) + b"tEXt" + text
+             + b"\x00\x00\x00\x00" + png[end:]}
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert imgio.probe(tmp_path / name)["error"] == "", name
+        assert imgio.load_rgb(tmp_path / name).size == (30, 20), name
+    (tmp_path / "cut.png").write_bytes(png[:len(png) // 2])
+    assert imgio.probe(tmp_path / "cut.png")["error"].startswith("truncated or corrupt")
+    with pytest.raises(imgio.ImageReadError):
+        imgio.load_rgb(tmp_path / "cut.png")
+
+
 def test_a_malformed_exif_tag_is_skipped_quietly(tmp_path):
     """Phone and scraped photos often carry EXIF whose tags point past its end: Pillow's parser warned
     'Truncated File Read' / 'Tag data larger than file. Skipping tag 306' from every step that read one (eda, clean,
