@@ -146,7 +146,7 @@ def test_a_lone_image_folder_is_walked_once(tmp_path, monkeypatch):
         make_image(ev / "images" / n, seed=i)
     walks = []
     walk = layouts.images_under
-    counted = lambda root: walks.append(root) or walk(root)      # noqa: E731
+    counted = lambda root, *a: walks.append(root) or walk(root, *a)      # noqa: E731
     monkeypatch.setattr(layouts, "images_under", counted)
     monkeypatch.setattr(mf, "images_under", counted)
     df = mf.load(ev, scan=False)
