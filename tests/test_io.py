@@ -173,6 +173,7 @@ def test_a_pngs_exif_after_its_pixels_gives_the_size_load_rgb_gives(tmp_path):
     assert (rec["width"], rec["height"]) == imgio.load_rgb(both).size
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")    # io.py's own filter, which pytest resets
 def test_a_broken_image_header_is_named_corrupt_not_another_format(tmp_path):
     """A PNG, GIF or TIFF cut short in its header (a download that stopped early) or with a bad chunk checksum was
     recorded as 'not an image (unrecognised format)', which tells the user the file is some other kind of file;
