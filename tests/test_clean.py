@@ -705,7 +705,10 @@ def test_photo_features_are_kept_by_content_hash_and_measured_once(tmp_path, mon
     Image.open(paths[2]).convert("RGB").save(src / "2.png")
     df = mf.load(tmp_path / "set", announce=False).reset_index(drop=True)
     ts, grown = thumbnails_and_features(df, cache_dir=cache)
-    assert len(calls) == 3 and ts.ok.all() and not np.isnan(grown).any()     # the new image alone
+    assert len(calls) == 3 and not np.isnan(grown).any()     # the new image alone
+    # ... and decoded alone too: the others' thumbnail numbers were kept by the pass before (their thumbnails are
+    # decoded when a candidate pair needs them)
+    assert ts.known.all() and ts.ok.tolist() == [p.endswith("2.png") for p in df["path"]]
     np.testing.assert_array_equal(grown, features.feature_matrix(df, cache_dir=str(tmp_path / "fresh")))
     old = list((tmp_path / "cache").glob("photo_features_*.npz"))
     monkeypatch.setattr(features, "CACHE_VERSION", 2)         # other code: another digest, another file ...
@@ -1562,3 +1565,24 @@ def test_thumbnail_and_sample_grid_bars_say_what_they_count(tmp_path, monkeypatc
     bars.clear()
     eda.plot_sample_grids(df, tmp_path / "eda", seed=0, per_class=2)
     assert bars == {"sample grids (classes)": 2}, bars
+
+
+def test_thumbnail_numbers_are_kept_by_the_pass_that_decodes_them_not_after_the_embedding_pass(tmp_path):
+    """clean's thumbnail + feature pass runs before the embedding pass (its longest stage) and kept the photo
+    features at once but the thumbnails' numbers only once the search read them, after the embeddings: a Ctrl-C
+    during the embedding pass left them unkept, and the rerun decoded every image again. They are kept by the pass."""
+    from conftest import make_image_folder
+    from imgcls import manifest as mf
+    from imgcls.clean.near_dup import TINY
+    from imgcls.clean.pair_cache import SUMS, SummaryCache
+    from imgcls.clean.run import thumbnails_and_features
+    from imgcls.links import content_representatives
+    make_image_folder(tmp_path / "set", {"a": 3, "b": 3}, size=(24, 24))
+    df = mf.scan_images(mf.load(tmp_path / "set", announce=False)).reset_index(drop=True)
+    cache = str(tmp_path / "cache")
+    thumbnails_and_features(df, cache_dir=cache)          # ... and then a Ctrl-C, before any search
+    rows = np.asarray(content_representatives(df)[0], np.int64)
+    n = len(df)
+    left = SummaryCache(cache).fill(mf.content_hashes(df), rows, np.zeros((n, TINY, TINY, 3), SUMS), np.ones(n, bool),
+                                    np.zeros(n, bool))
+    assert len(rows) == 6 and len(left) == 0

@@ -97,6 +97,10 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str |
     ts.decoded(decode)
     if d.main:
         cache.store(shas, todo, feats)
+        # the thumbnails' numbers are kept now, as the features are, not after the embedding pass that follows (its
+        # longest stage): a Ctrl-C there left the features cached and these not, and the rerun decoded every
+        # image again (1.5 of 12 minutes on 7,703 clip-art images)
+        ts.summarise()
     feats[later] = feats[first]
     return ts, feats
 
