@@ -174,12 +174,16 @@ def progress_bar(description: str | None, total: int | None, transient: bool = F
     """Yields `advance(n=1, status=None)`; a rich progress bar unless --quiet or description is None. `status`: a
     short text shown after the bar (e.g. the running loss and lr of an epoch). transient: the bar disappears when
     done (e.g. the validation pass of an epoch); piped or captured, where rich cannot erase it, it is not shown
-    (rich would leave a blank line between the lines around it)."""
+    (rich would leave a blank line between the lines around it). `total` None: work with no count (a fit), shown
+    as a moving bar and its elapsed time."""
     if is_quiet() or description is None or (transient and not (console.is_terminal or console.is_jupyter)):
         yield lambda n=1, status=None: None
         return
-    cols = [TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}", markup=False)]
+    # total None: work with no count to show (a model's fit) -- a moving bar and the time it has taken, not 0/?
+    counts = [MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()] if total is not None else \
+        [TimeElapsedColumn()]
+    cols = [TextColumn("{task.description}", style="bold", markup=False), BarColumn(), *counts,
+            TextColumn("{task.fields[status]}", markup=False)]
     # piped or captured (80 columns by default) the finished bar is printed once: as wide as it needs, so a
     # k-fold epoch's status (loss, lr, run ETA) is not cut
     shown = console if console.is_terminal else Console(file=console.file, width=max(console.width, 200),

@@ -1586,3 +1586,15 @@ def test_thumbnail_numbers_are_kept_by_the_pass_that_decodes_them_not_after_the_
     left = SummaryCache(cache).fill(mf.content_hashes(df), rows, np.zeros((n, TINY, TINY, 3), SUMS), np.ones(n, bool),
                                     np.zeros(n, bool))
     assert len(rows) == 6 and len(left) == 0
+
+
+def test_an_out_of_domain_fit_shows_a_bar_with_its_elapsed_time(capsys):
+    """The detector's fit came after its inputs' passes with nothing on screen: photo-style's MinCovDet over every
+    image took 10-20 s of each clean of 7,703 clip-art images, warm cache or cold. It shows a bar of its own, with no
+    count to show (no '0/?'), and gives the same scores."""
+    from imgcls.clean.ood import OODInputs, PhotoFeatures, _robust_distance
+    f = np.random.default_rng(0).normal(size=(60, 4))
+    scores = PhotoFeatures().score(OODInputs(features=lambda: f, embeddings=None, pixels=None, seed=0))
+    err = capsys.readouterr().err
+    assert "out-of-domain fit (photo-features, 60 images)" in err and "/?" not in err, err
+    np.testing.assert_array_equal(scores, _robust_distance(f, 0))
