@@ -122,7 +122,8 @@ _NOT_IMAGE_SUFFIXES = frozenset({".txt", ".csv", ".tsv", ".json", ".xml", ".yaml
 
 
 class LeftOut:
-    """What images_under leaves out that a user would miss, collected for the reader to say once (warn): names
+    """What images_under leaves out that a user would miss, collected for the reader to say once (warn, or refuse
+    where every image must be read: predict's test images): names
     that are not UTF-8 (utf8_name), and files that hold an image (by their first bytes) under a name without an
     image extension (a web download's photo.jpg_large, image.php, an id with no extension)."""
 
@@ -130,17 +131,37 @@ class LeftOut:
         self.not_utf8: list[Path] = []
         self.unnamed: list[tuple[Path, str]] = []
 
-    def warn(self, root: Path) -> None:
+    def _found(self, root: Path) -> list[tuple[str, str, str, str]]:
+        """(what was found, how a warning says it was left out, the example named, the fix) for each kind left out:
+        warn's and refuse's words."""
+        out = []
         if self.not_utf8:
             names = sorted(shown_name(p.relative_to(root)) for p in self.not_utf8)
-            warn(f"{len(names)} image file or folder name(s) under {root} are not UTF-8 text and were left out, "
-                 f"e.g. '{names[0]}': rename them to UTF-8 (e.g. convmv -r -f cp949 -t utf-8 --notest "
-                 f"{shown_name(root)}, the -f encoding the names were written in)")
+            out.append((f"{len(names)} image file or folder name(s) under {root} are not UTF-8 text",
+                        " and were left out", f"e.g. '{names[0]}'",
+                        f"rename them to UTF-8 (e.g. convmv -r -f cp949 -t utf-8 --notest {shown_name(root)}, the -f "
+                        f"encoding the names were written in)"))
         if self.unnamed:
             p, fmt = self.unnamed[0]
-            warn(f"{len(self.unnamed)} file(s) under {root} hold images but their names have no image extension, "
-                 f"so they were not read, e.g. {_rel(p, root)} ({fmt}): rename them with their format's extension "
-                 f"(.jpg, .png, ...)")
+            out.append((f"{len(self.unnamed)} file(s) under {root} hold images but their names have no image "
+                        f"extension", ", so they were not read", f"e.g. {_rel(p, root)} ({fmt})",
+                        "rename them with their format's extension (.jpg, .png, ...)"))
+        return out
+
+    def warn(self, root: Path) -> None:
+        for found, left, example, fix in self._found(root):
+            warn(f"{found}{left}, {example}: {fix}")
+
+    def refuse(self, root: Path) -> None:
+        """One line (UserError) when anything was left out: predict's test images, whose submission must hold a row
+        for each; the first kind found is named (the other, if any, is named once it is renamed)."""
+        for found, _, example, fix in self._found(root)[:1]:
+            raise UserError(f"{found}, {example}: they would have no row in the predictions (a submission missing "
+                            f"rows); {fix}")
+
+    def say(self, root: Path, unread_images: str) -> None:
+        """warn, or with `unread_images="refuse"` refuse (predict)."""
+        self.refuse(root) if unread_images == "refuse" else self.warn(root)
 
 
 def images_under(root: Path, left_out: LeftOut | None = None) -> list[Path]:
@@ -203,12 +224,14 @@ def split_folders(root: Path) -> dict[str, str]:
     return {d: SPLIT_FOLDERS[d.lower()] for d in subdirs}
 
 
-def read_folder(root: Path, loose_images: str = "warn") -> pd.DataFrame:
+def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "warn") -> pd.DataFrame:
     """ImageFolder (root/<class>/**/<image>), or the split-folder layout (root/train/<class>/..., root/val/<class>/
     ..., root/test/[<class>/]...): the first folder then gives the `split` column and the second the label (test
     images directly under test/ are unlabeled); the label is the folder's name as on disk (manifest.load makes every
     label NFC). Images outside a class folder are left out with a warning, or with
-    `loose_images="refuse"` (predict: a submission must cover every test image) refused in one line."""
+    `loose_images="refuse"` (predict: a submission must cover every test image) refused in one line; so are the
+    image files the walk leaves out (LeftOut: names not UTF-8, or without an image extension) with
+    `unread_images="refuse"`, which are otherwise named in a warning."""
     rows = []
     loose = []
     splits = split_folders(root)
@@ -226,7 +249,7 @@ def read_folder(root: Path, loose_images: str = "warn") -> pd.DataFrame:
             loose.append(rel.as_posix())
         else:
             rows.append({"path": rel.as_posix(), "label": rel.parts[0], "group": ""})   # NFC in manifest.load
-    left_out.warn(root)
+    left_out.say(root, unread_images)
     if splits:
         info(f"{root}: split-folder layout ({', '.join(sorted(splits))}): the folder gives the `split` column, "
              f"the next folder the label")
@@ -267,15 +290,17 @@ def empty_class_folders(root: Path, paths: Iterable[str], splits: dict[str, str]
     return list(dict.fromkeys(out))         # an empty folder in each spelling: one class
 
 
-def read_unlabeled(root: Path, images: list[Path] | None = None, left_out: LeftOut | None = None) -> pd.DataFrame:
+def read_unlabeled(root: Path, images: list[Path] | None = None, left_out: LeftOut | None = None,
+                   unread_images: str = "warn") -> pd.DataFrame:
     """The images under `root` as unlabeled rows; `images` (with the `left_out` its walk collected): those already
-    found under it (LoneFolder), in images_under's order, instead of a walk."""
+    found under it (LoneFolder), in images_under's order, instead of a walk. What the walk left out is named in a
+    warning, or with `unread_images="refuse"` (predict) refused in one line (LeftOut.say)."""
     if images is None:
         left_out = LeftOut()
         images = images_under(root, left_out)
     rows = [{"path": _rel(p, root), "label": "", "group": ""} for p in images]
     if left_out is not None:
-        left_out.warn(root)
+        left_out.say(root, unread_images)
     return pd.DataFrame(rows, columns=["path", "label", "group"])
 
 

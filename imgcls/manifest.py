@@ -272,10 +272,12 @@ def check_source_exists(src: str | os.PathLike) -> Path:
 
 def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool = True, workers: int = 1,
          max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS, announce: bool = True,
-         loose_images: str = "warn") -> pd.DataFrame:
+         loose_images: str = "warn", unread_images: str = "warn") -> pd.DataFrame:
     """Read any supported source into a manifest DataFrame (absolute `root`), scanning images not yet scanned.
     `loose_images`: what a folder detected as class folders (not one given as --layout folder) does with images
-    outside them: "warn" (left out) or "refuse" (layouts.read_folder)."""
+    outside them: "warn" (left out) or "refuse" (layouts.read_folder). `unread_images`: what a folder read does
+    with image files its walk cannot read (layouts.LeftOut: names not UTF-8, or without an image extension):
+    "warn" (left out) or "refuse" (predict: a submission must have a row for every test image)."""
     opts = opts or LayoutOptions()
     check(opts)     # the flags' check, for a Python caller's LayoutOptions too: the command line's line, before a scan
     src = check_source_exists(src)
@@ -342,7 +344,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         elif layout == "folder":
             classes_in = lone_class_folder_root(root) if opts.layout == "auto" else None
             root = classes_in or root
-            df = read_folder(root, loose_images if opts.layout == "auto" else "warn")
+            df = read_folder(root, loose_images if opts.layout == "auto" else "warn", unread_images)
         elif layout == "profiles":
             root = profiles_root(root) or root
             df = read_profiles(root, opts.age_bands)
@@ -352,7 +354,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         else:
             # the image folder src holds alone (detection's LoneFolder, walked there), read as the root
             root = lone.folder if lone else root
-            df = read_unlabeled(root, *(lone.images, lone.left_out) if lone else ())
+            df = read_unlabeled(root, *(lone.images, lone.left_out) if lone else (None, None), unread_images)
         df["root"] = str(root.resolve())
         if root.resolve() != (src.parent if src.is_file() else src).resolve():
             notes.append(f"images in {root}" + (

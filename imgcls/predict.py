@@ -237,12 +237,13 @@ def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None
     """A manifest of the test images (not scanned: unreadable files are found while predicting) with an `id`.
     A folder detected as class folders that also holds images outside them is refused (one line, before the model
     runs): a submission without those images would be wrong, and which images are the test set is the user's call
-    (--layout unlabeled: every image; --layout folder: the class folders' only)."""
+    (--layout unlabeled: every image; --layout folder: the class folders' only). So is a folder holding image files
+    its walk cannot read (names not UTF-8, or without an image extension: layouts.LeftOut), whatever the layout."""
     data = Path(data)
     opts = opts or mf.LayoutOptions()
     if not data.exists():
         raise UserError(f"test data {data} does not exist; pass --data FOLDER, a manifest or the competition CSV")
-    df = mf.load(data, opts, scan=False, loose_images="refuse")
+    df = mf.load(data, opts, scan=False, loose_images="refuse", unread_images="refuse")
     # the submission id: a CSV's own `id` column, else the CSV's image column (e.g. ImageID), else the path
     if "id" not in df.columns or (df["id"].astype(str) == "").all():
         df["id"] = df["source_id"] if "source_id" in df.columns else df["path"]

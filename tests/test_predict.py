@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -663,6 +664,38 @@ def test_loose_test_images_beside_a_subfolder_are_refused_not_left_out_of_the_su
         res = invoke("predict", run, "--data", test, "--out", tmp_path / layout, "--workers", 0, "--layout", layout)
         assert res.exit_code == 0, res.output
         assert len(pd.read_csv(tmp_path / layout / "submission.csv")) == rows
+
+
+def test_test_images_the_folder_walk_cannot_read_are_refused_not_left_out_of_the_submission(tmp_path, monkeypatch):
+    """A test file whose name is not UTF-8 (a Windows zip's cp949 / latin-1 name) or an image saved without an image
+    extension (photo.jpg_large, a bare id) was left out with a warning, then a submission without its row and exit 0.
+    Now one line naming an example and the fix, exit 2, before the model runs, whatever the layout; training steps
+    still only warn (test_manifest)."""
+    import os
+    import shutil
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
+    latin = tmp_path / "latin"
+    make_image(latin / "a.png", seed=1)
+    make_image(Path(os.fsdecode(bytes(latin) + b"/caf\xe9.png")), seed=2)
+    large = tmp_path / "large"
+    make_image(large / "a.png", seed=1)
+    shutil.copy(large / "a.png", large / "x.jpg_large")
+    classes = tmp_path / "classes"           # read as class folders (--layout folder given): refused too
+    make_image(classes / "cat" / "a.png", seed=1)
+    make_image(Path(os.fsdecode(bytes(classes) + b"/cat/caf\xe9.png")), seed=2)
+    for data, extra, words in ((latin, [], ["1 image file or folder name(s) under", "are not UTF-8 text",
+                                            "e.g. 'caf\\xe9.png'", "rename them to UTF-8"]),
+                               (large, [], ["1 file(s) under", "hold images but their names have no image extension",
+                                            "e.g. x.jpg_large (PNG)", "rename them with their format's extension"]),
+                               (classes, ["--layout", "folder"], ["e.g. 'cat/caf\\xe9.png'"])):
+        out = tmp_path / "p"
+        res = invoke("predict", run, "--data", data, "--out", out, "--workers", 0, *extra)
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        assert all(w in said for w in words + ["would have no row in the predictions"]), said
+        assert not out.exists()
 
 
 def test_test_data_none_of_whose_images_can_be_read_is_an_error(tmp_path, monkeypatch):
