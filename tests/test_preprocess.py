@@ -703,6 +703,25 @@ def test_rows_clean_did_not_keep_are_not_processed(tmp_path):
     assert int(m.loc["a/000.png", "width"]) == 16 and int(m.loc["a/001.png", "width"]) == 40
 
 
+def test_the_rows_clean_did_not_keep_are_all_counted_unreadable_ones_included(tmp_path):
+    """Preprocess of a clean manifest said "1 row(s) marked keep = false by clean" when 2 rows had keep = false (the
+    other one unreadable, counted only with the unreadable inputs): the line undercounted. It now counts every row
+    marked and says how many of them are unreadable."""
+    src = make_image_folder(tmp_path / "raw", {"a": 3}, size=(40, 30))
+    (src / "a" / "broken.png").write_text("not a png")
+    from imgcls import manifest as mf
+    df = mf.load(src).set_index("path", drop=False)
+    df["keep"] = True
+    df.loc[["a/broken.png", "a/001.png"], "keep"] = False
+    mf.write(df.reset_index(drop=True), tmp_path / "clean" / "manifest.csv")
+    r = run(tmp_path / "clean", "--out", tmp_path / "p", "--size", "16", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    assert ("2 row(s) marked keep = false by clean (1 of them unreadable, counted again with the unreadable "
+            "inputs): not processed" in r.flat), r.flat
+    assert "1 unreadable input image left out" in r.flat
+    assert summary(tmp_path / "p")["not_kept"] == 1 and summary(tmp_path / "p")["unreadable_input"] == 1
+
+
 def test_rembg_import_leaves_pymatting_uncompiled_and_numba_on(tmp_path):
     """rembg's import compiled pymatting's numba kernels (37 s on a fresh install); import_rembg leaves them plain
     Python (imgcls never mats) and numba's JIT on for everything after. In a fresh process with an empty cache."""

@@ -82,11 +82,14 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
             todo.append((i, sources[i], str(dst)))
     skipped = len(records)
     n_unreadable = int((~readable).sum())
-    n_not_kept = int((readable & ~keep).sum())
+    n_not_kept = int((readable & ~keep).sum())      # readable rows clean did not keep (the summary's not_kept)
+    n_marked = int((~keep).sum())                   # every row marked keep = false, the unreadable ones included
     if skipped:
         info(f"{skipped} image(s) already up to date in {out} (same settings, input unchanged): kept")
-    if n_not_kept:
-        info(f"{n_not_kept} row(s) marked keep = false by clean: not processed, left pointing at their input")
+    if n_marked:
+        also = (f" ({n_marked - n_not_kept} of them unreadable, counted again with the unreadable inputs)"
+                if n_marked > n_not_kept else "")
+        info(f"{n_marked} row(s) marked keep = false by clean{also}: not processed, left pointing at their input")
 
     # a spawned worker costs seconds to start (imports, model sessions): below MIN_PER_WORKER images each, one
     # process is faster (bench/preprocess_speed.py)
