@@ -202,6 +202,43 @@ def images_under(root: Path, left_out: LeftOut | None = None) -> list[Path]:
     return out
 
 
+def holds_image(root: Path, below: bool = False) -> bool:
+    """Whether `root` holds a visible image anywhere below it: images_under's answer is not empty (same hidden,
+    UTF-8 and symlinked-folder rules, each real folder once), found by stopping at the first image instead of
+    walking and sorting the whole folder (a detection asking this of a 100k-image class folder). `below`: an image
+    in a subfolder of `root` only, not directly in it (images_under's answer has one whose parent is not `root`)."""
+    seen = set()
+    stack = [(os.fspath(root), not below)]
+    while stack:
+        folder, files_count = stack.pop()
+        try:
+            st = os.stat(folder)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) in seen:      # a link to a folder already looked in (or to an ancestor: a loop)
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        subfolders = []
+        try:
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if hidden_name(name) or not utf8_name(name):
+                        continue
+                    try:
+                        is_dir = entry.is_dir()         # follows a symlink, as images_under's walk does
+                    except OSError:
+                        is_dir = False
+                    if is_dir:
+                        subfolders.append((entry.path, True))
+                    elif files_count and imgio.is_image_name(name):
+                        return True
+        except OSError:
+            continue
+        stack.extend(subfolders)
+    return False
+
+
 def nfc(text: str) -> str:
     """`text` in Unicode's composed form (NFC), as competitions spell their ids and classes: a file or folder name
     unpacked from a macOS zip is decomposed (NFD), the same Korean or accented name as other bytes."""
@@ -426,9 +463,11 @@ def lone_image_folder(root: Path) -> LoneFolder | None:
         return None
     if any(p.is_file() and imgio.is_image_name(p.name) for p in entries):
         return None
+    if holds_image(subdirs[0], below=True) or listing_csvs(root):    # class folders in it: no walk of them all
+        return None
     left_out = LeftOut()
     found = images_under(subdirs[0], left_out)
-    if not found or any(p.parent != subdirs[0] for p in found) or listing_csvs(root):
+    if not found:
         return None
     return LoneFolder(subdirs[0], found, left_out)
 
@@ -449,7 +488,7 @@ def lone_class_folder_root(root: Path) -> Path | None:
     if any(p.is_file() and imgio.is_image_name(p.name) for p in entries):
         return None
     inner = sorted(d for d in subdirs[0].iterdir() if d.is_dir() and not hidden_name(d.name))
-    if not any(images_under(d)[:1] for d in inner) or listing_csvs(root):
+    if not any(holds_image(d) for d in inner) or listing_csvs(root):
         return None
     return subdirs[0]
 

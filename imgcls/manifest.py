@@ -33,7 +33,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.options import check
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
-from imgcls.layouts import (CSV_IMAGE_FOLDERS, LayoutOptions, LoneFolder, folder_csv, hidden_name, images_under,
+from imgcls.layouts import (CSV_IMAGE_FOLDERS, LayoutOptions, LoneFolder, folder_csv, hidden_name, holds_image,
                             listing_csvs, lone_class_folder_root, lone_image_folder, nfc, profiles_root,
                             profiles_table_root, read_competition_csv, read_csv, read_folder, read_profiles,
                             read_unlabeled)
@@ -220,10 +220,10 @@ def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | Non
     # several listing CSVs matter only beside an image folder (images/, test/, ...): no other CSV is read for them
     named = any(d.name.lower() in CSV_IMAGE_FOLDERS for d in subdirs)
     listing = listing_csvs(src) if named else [c for c in [folder_csv(src)] if c is not None]
-    if listing and not any(images_under(d)[:1] for d in subdirs if d.name.lower() not in CSV_IMAGE_FOLDERS):
+    if listing and not any(holds_image(d) for d in subdirs if d.name.lower() not in CSV_IMAGE_FOLDERS):
         if folder_csv(src) is not None:
             return "csv", None
-        held = [d for d in subdirs if images_under(d)[:1]]
+        held = [d for d in subdirs if holds_image(d)]
         if len(listing) > 1 and held:       # read as folders, images/ would be one class named 'images'
             names = [p.name for p in listing]
             raise UserError(f"{src} holds {', '.join(names[:-1])} and {names[-1]}, each listing the images in "
@@ -232,7 +232,7 @@ def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | Non
     lone = lone_image_folder(src)
     if lone is not None:        # eval/ without its info.csv: images/ is no class
         return "unlabeled", lone
-    return ("folder" if any(images_under(d)[:1] for d in subdirs) else "unlabeled"), None
+    return ("folder" if any(holds_image(d) for d in subdirs) else "unlabeled"), None
 
 
 def labels_from(df: pd.DataFrame, col: str, src) -> pd.DataFrame:

@@ -148,10 +148,82 @@ def test_a_lone_image_folder_is_walked_once(tmp_path, monkeypatch):
     walk = layouts.images_under
     counted = lambda root, *a: walks.append(root) or walk(root, *a)      # noqa: E731
     monkeypatch.setattr(layouts, "images_under", counted)
-    monkeypatch.setattr(mf, "images_under", counted)
     df = mf.load(ev, scan=False)
     assert df["path"].tolist() == ["0a.jpg", "f3.jpg"] and set(df["root"]) == {str((ev / "images").resolve())}
     assert walks == [ev / "images"], walks
+
+
+def test_detection_stops_at_the_first_image_of_a_folder(tmp_path, monkeypatch):
+    """detect_layout asked "does this folder hold an image?" with images_under(d)[:1]: a walk and sort of the whole
+    class folder (every image of it, every folder below) to take the first, then read_folder walked it again. Now
+    holds_image stops at the first image: the folders past it are never opened; its answers are images_under's."""
+    import os
+    from imgcls import layouts
+    data = tmp_path / "data"
+    for cls in ("cat", "dog"):
+        for i in range(5):
+            make_image(data / cls / f"{i}.png", size=(16, 16), seed=i)
+            make_image(data / cls / "deep" / "deeper" / f"{i}.png", size=(16, 16), seed=i)
+    nested = tmp_path / "nested"                    # images/ alone holding class folders: lone_class_folder_root
+    for cls in ("cat", "dog"):
+        make_image(nested / "images" / cls / "deep" / "x.png", size=(16, 16))
+        make_image(nested / "images" / cls / "deep" / "more" / "y.png", size=(16, 16))
+    opened, pulled = [], {}
+    scandir = os.scandir
+
+    class Counted:
+        def __init__(self, path):
+            self.path, self.it = Path(path), scandir(path)
+            opened.append(self.path)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.it.close()
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            entry = next(self.it)
+            pulled[self.path] = pulled.get(self.path, 0) + 1
+            return entry
+
+        def close(self):
+            self.it.close()
+
+    monkeypatch.setattr(os, "scandir", Counted)
+    assert mf.detect_layout(data, opts()) == "folder"
+    assert mf.detect_layout(nested, opts()) == "folder"
+    assert layouts.lone_class_folder_root(nested) == nested / "images"
+    under = lambda root: [p for p in opened if root == p or root in p.parents]      # noqa: E731
+    assert not under(data / "cat" / "deep") and not under(data / "dog"), opened       # past the first image
+    assert pulled[data / "cat"] <= 2, pulled        # deep/ at most, then an image: not every image of cat/
+    assert not under(nested / "images" / "cat" / "deep" / "more") and not under(nested / "images" / "dog"), opened
+    monkeypatch.undo()
+
+    odd = tmp_path / "odd"                          # images_under's rules, answer for answer
+    make_image(odd / "hidden" / ".x" / "a.png", size=(16, 16))
+    make_image(odd / "hidden" / "@eaDir" / "a.png", size=(16, 16))
+    make_image(odd / "hidden" / "._b.png", size=(16, 16))
+    (odd / "text").mkdir()
+    (odd / "text" / "notes.txt").write_text("x")
+    (odd / "loop" / "sub").mkdir(parents=True)
+    (odd / "loop" / "sub" / "up").symlink_to(odd / "loop", target_is_directory=True)
+    make_image(odd / "elsewhere" / "c.png", size=(16, 16))
+    (odd / "linked").mkdir()
+    (odd / "linked" / "to").symlink_to(odd / "elsewhere", target_is_directory=True)
+    (odd / "not_utf8").mkdir()
+    make_image(Path(os.fsdecode(bytes(odd / "not_utf8") + b"/\xff.png")), size=(16, 16))
+    (odd / "empty").mkdir()
+    make_image(odd / "flat" / "a.png", size=(16, 16))
+    (odd / "flat" / "self").symlink_to(odd / "flat", target_is_directory=True)     # a loop back to it: no subfolder
+    assert not layouts.holds_image(odd / "flat", below=True) and layouts.holds_image(odd / "linked", below=True)
+    for d in ("hidden", "text", "loop", "linked", "not_utf8", "empty", "elsewhere", "flat", "missing"):
+        assert layouts.holds_image(odd / d) == bool(layouts.images_under(odd / d)), d
+    assert [layouts.holds_image(odd / d) for d in ("hidden", "loop", "linked", "not_utf8")] == [False, False, True,
+                                                                                                 False]
 
 
 def test_a_folder_holding_only_images_of_class_folders_reads_those_classes(tmp_path, capsys):
