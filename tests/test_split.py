@@ -776,3 +776,36 @@ def test_splitting_a_split_table_again_says_so_not_folders(tmp_path):
         make_image_folder(sf / part, {"a": 4, "b": 4}, size=(12, 12), seed=3 if part == "val" else 0)
     r = runner.invoke(app, ["split", str(sf), "--out", str(tmp_path / "sf.csv"), "--no-near-dup"])
     assert r.exit_code == 0 and "(e.g. train/ val/ test/ folders)" in " ".join(r.output.split()), r.output
+
+
+@pytest.mark.parametrize("stop_in", ["report", "table"])
+def test_a_split_stopped_while_writing_leaves_the_earlier_set_whole(tmp_path, monkeypatch, stop_in):
+    """`imgcls split --out data/splits.csv` stopped (Ctrl-C) after writing its new table but before its summary,
+    report and plot left the new table beside the previous run's summary (its settings: the age bands later steps
+    read) and report: two runs mixed. Now the set is written under temporary names and renamed into place at the
+    end, the table last: a stopped run leaves the earlier set whole (and no temporary file), a finished one its
+    own whole set."""
+    import imgcls.split.report as split_report
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
+    out = tmp_path / "data" / "splits.csv"
+    sp.run_split(raw, out, cfg=sp.SplitConfig(near_dup=False, seed=1), workers=1)
+    summary = out.parent / "splits_summary.json"
+    before = {p.name: p.read_bytes() for p in out.parent.iterdir()}
+    assert {"splits.csv", "splits_summary.json", "splits_report.html"} <= set(before)
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+    if stop_in == "report":                         # between the reports: the summary written, the report not
+        monkeypatch.setattr(split_report.report, "write_page", stop)
+    else:                                           # the table, after the reports
+        monkeypatch.setattr(mf, "write", stop)
+    with pytest.raises(KeyboardInterrupt):
+        sp.run_split(raw, out, cfg=sp.SplitConfig(near_dup=False, seed=2), workers=1)
+    assert {p.name: p.read_bytes() for p in out.parent.iterdir()} == before      # the earlier set, whole
+    monkeypatch.undo()
+    (out.parent / ".splits.csv.k3j4h5g6.tmp").mkdir()          # what a kill -9 while writing would leave: swept
+    (out.parent / ".splits.csv.k3j4h5g6.tmp" / "splits_summary.json").write_text("{}")
+    (out.parent / "..splits.csv.a1b2c3d4.tmp.csv.z9y8x7w6.tmp.csv").write_text("x")
+    sp.run_split(raw, out, cfg=sp.SplitConfig(near_dup=False, seed=2), workers=1)     # a rerun: its own whole set
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(before)
+    assert json.loads(summary.read_text())["config"]["seed"] == 2

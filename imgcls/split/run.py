@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 
 import numpy as np
@@ -219,12 +220,41 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
         warn(f"{len(leaks)} leak(s) between sides written anyway (--allow-leaks)")
     if out.is_file() and split_outputs(out)["summary"].is_file():      # data/splits.csv every run: say what goes
         info(replacing_line(out, "an earlier split (its reports beside it too)", keep="--out FILE"))
-    # a kill -9 of an earlier run left temporary files of these names (only ours: --out's folder is the user's)
-    remove_stale_temps(out.parent, [out.name] + [p.name for p in split_outputs(out).values()])
-    mf.write(df, out)
-    paths = write_reports(df, out, cfg, summary, leaks, columns)
+    _write_set(df, out, cfg, summary, leaks, columns)
     info(f"wrote {out} ({summary['n_used']} rows in splits, {summary['n_rows'] - summary['n_used']} left out) "
-         f"and {paths['report']}")
+         f"and {split_outputs(out)['report']}")
+
+
+def _write_set(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks: pd.DataFrame,
+               columns: list[str]) -> None:
+    """The table and its reports, written as one set: each is written under a temporary name (the reports in a
+    hidden folder beside `out`), then all are renamed into place, the earlier run's reports this run does not
+    write removed, the table last. A run stopped while writing (Ctrl-C) leaves the earlier set whole, never a
+    table beside another run's summary (its age bands, what later steps read) and report."""
+    import shutil
+    import tempfile
+    from imgcls.fsutil import atomic_path, is_temp_name
+    final = split_outputs(out)
+    # a kill -9 of an earlier run left temporary files and folders of these names (only ours: --out's folder is
+    # the user's); the table's temporary file holds one of its own while it is written (`.` + its name)
+    remove_stale_temps(out.parent, [out.name, f".{out.name}"] + [p.name for p in final.values()])
+    for d in out.parent.glob(f".{out.name}.*.tmp"):
+        if is_temp_name(d.name) and d.is_dir() and not d.is_symlink():
+            shutil.rmtree(d, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        staged = split_outputs(stage / out.name)
+        write_reports(df, stage / out.name, cfg, summary, leaks, columns)
+        with atomic_path(out) as tmp:       # renamed onto `out` as the block ends, after the reports
+            mf.write(df, tmp)
+            for key, p in final.items():
+                if staged[key].is_file():
+                    os.replace(staged[key], p)
+                elif p.is_file():           # the earlier run's leaks or plot, none this time
+                    p.unlink()
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
