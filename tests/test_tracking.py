@@ -562,3 +562,24 @@ def test_run_eta_counts_this_fold_and_the_later_ones(monkeypatch):
     assert eta.seconds() == pytest.approx(55.0) and eta.text() == "0:55"    # 1 s a step, 55 steps to go
     eta.start_epoch(10)
     assert eta.seconds() == pytest.approx(50.0)                             # 5 epochs x 10 steps left
+
+
+def test_tensorboard_hparams_show_boolean_options_as_true_false(tmp_path):
+    """TensorBoard's HParams tab showed --pretrained / --ema / --amp as 1 / 0: torch's hparams() tests for a number
+    before a bool. They are now the strings true / false there; numbers stay numbers."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    from imgcls.track.tb_tracker import TensorBoardTracker
+    tb = TensorBoardTracker()
+    tb.on_run_start({"run_dir": tmp_path, "config": {"pretrained": True, "ema": False, "epochs": 3, "lr": 0.01,
+                                                     "model": "m", "amp": None}})
+    tb._hparams({"best_macro_f1": 0.5, "best_epoch": 1})
+    tb.writer.close()
+    acc = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hp = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    assert hp["pretrained"].string_value == "true" and hp["ema"].string_value == "false"
+    assert not hp["pretrained"].HasField("number_value")
+    assert hp["epochs"].number_value == 3 and hp["lr"].number_value == 0.01 and hp["model"].string_value == "m"
