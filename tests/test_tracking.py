@@ -583,3 +583,20 @@ def test_tensorboard_hparams_show_boolean_options_as_true_false(tmp_path):
     assert hp["pretrained"].string_value == "true" and hp["ema"].string_value == "false"
     assert not hp["pretrained"].HasField("number_value")
     assert hp["epochs"].number_value == 3 and hp["lr"].number_value == 0.01 and hp["model"].string_value == "m"
+
+
+def test_mlflow_run_dir_tag_is_the_resolved_folder(out, single, monkeypatch):
+    """The MLflow tag imgcls.run_dir held the run (and k-fold set) folder as typed (outputs/runs/x), which names
+    nothing from another working folder; it is now the resolved path. (The module's store, by a relative --out.)"""
+    from mlflow.tracking import MlflowClient
+
+    from imgcls.track.mlflow_tracker import MLflowTracker
+    monkeypatch.chdir(out.parent)
+    ml = MLflowTracker(out=out.name)
+    kf = Path(out.name) / "reltag"
+    ml.on_run_start({"run_dir": kf / "fold_0", "parent_dir": kf, "fold": 0, "config": {}, "model": "m"})
+    client = MlflowClient(ml.uri)
+    run_tag = client.get_run(ml.run_id).data.tags["imgcls.run_dir"]
+    set_tag = client.get_run(ml.parent_id).data.tags["imgcls.run_dir"]
+    ml.on_run_abort(KeyboardInterrupt())
+    assert run_tag == str(out.resolve() / "reltag" / "fold_0") and set_tag == str(out.resolve() / "reltag")

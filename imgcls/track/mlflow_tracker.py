@@ -70,7 +70,9 @@ class MLflowTracker(Callback):
     def on_run_start(self, info):
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
         self._connect()
-        tags = {"imgcls.run_dir": str(info["run_dir"]), "imgcls.model": info["model"]}
+        def where(folder) -> str:      # resolved: the tag finds the folder from any working folder
+            return str(Path(folder).resolve())
+        tags = {"imgcls.run_dir": where(info["run_dir"]), "imgcls.model": info["model"]}
         if self.group is not None and self.group_id is None:      # tune: one parent per study
             self.group_id = self._find_group(self.group)
             if self.group_id is None:
@@ -88,7 +90,7 @@ class MLflowTracker(Callback):
             if self.parent_id is None:
                 with _quiet():
                     self.parent_id = self.client.create_run(self.exp_id, run_name=parent_name,
-                                                            tags={**ktags, "imgcls.run_dir": str(info["parent_dir"])}
+                                                            tags={**ktags, "imgcls.run_dir": where(info["parent_dir"])}
                                                             ).info.run_id
                 self._record(info["parent_dir"], self.parent_id)
             self._params(self.parent_id, info["config"])
