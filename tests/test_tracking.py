@@ -600,3 +600,20 @@ def test_mlflow_run_dir_tag_is_the_resolved_folder(out, single, monkeypatch):
     set_tag = client.get_run(ml.parent_id).data.tags["imgcls.run_dir"]
     ml.on_run_abort(KeyboardInterrupt())
     assert run_tag == str(out.resolve() / "reltag" / "fold_0") and set_tag == str(out.resolve() / "reltag")
+
+
+def test_trackers_log_the_device_the_run_trained_on(single, out):
+    """MLflow and TensorBoard logged only --device as typed (auto); the config they log now holds device_used, the
+    device the run trained on (here cpu)."""
+    import mlflow
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+    run, _ = single
+    mlflow.set_tracking_uri(f"sqlite:///{out.resolve() / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["imgcls"])
+    assert runs[runs["tags.mlflow.runName"] == "single"].iloc[0]["params.device_used"] == "cpu"
+    acc = EventAccumulator(str(run), size_guidance={"tensors": 0})
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    hp = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    assert hp["device_used"].string_value == "cpu"

@@ -1025,15 +1025,21 @@ def test_scikit_learn_loads_while_the_cache_decodes_in_worker_processes(tmp_path
     pd.testing.assert_frame_equal(metrics(two)[cols], metrics(one)[cols])
 
 
-def test_auto_workers_and_amp_are_resolved_into_the_config(two_class, tmp_path):
+def test_auto_workers_amp_and_device_are_resolved_into_the_config(two_class, tmp_path):
+    """config.yaml recorded --device as typed (auto), not the device the run trained on; device_used records it
+    (cpu, cuda:0), as workers_used / amp_used record theirs, and a resumed session records its own."""
     import os
 
     import yaml
     from imgcls.train import default_workers
-    run = run_train(cfg_for(two_class, tmp_path, name="auto", epochs=1, workers=None, amp=None))
+    run = run_train(cfg_for(two_class, tmp_path, name="auto", epochs=1, workers=None, amp=None, device="auto"))
     saved = yaml.safe_load((run / "config.yaml").read_text())
     assert saved["workers"] is None and saved["amp"] is None       # not given: resolved again where reused
     assert saved["workers_used"] == 0 and saved["amp_used"] is False        # CPU + decoded-image cache
+    assert saved["device"] == "auto" and saved["device_used"] == "cpu"
+    TrainConfig(device_used="cuda:0").save(tmp_path / "gpu.yaml")          # resumed on another machine
+    assert TrainConfig(device_used="cpu").record_session(tmp_path / "gpu.yaml") == {"device_used": ("cuda:0", "cpu")}
+    assert TrainConfig.load(tmp_path / "gpu.yaml").device_used == "cpu"
     assert default_workers("cpu", "none") == default_workers("cuda", "ram") == min(8, os.cpu_count())
 
 

@@ -347,6 +347,9 @@ class TrainConfig:
                                            "where it was not given (workers: None, resolved again where the record "
                                            "is reused) 0 on the CPU from the cache, else min(8, cores).")
     device: str = device_option(RUNTIME)
+    device_used: str | None = option(None, cli=False,
+                                     help="Recorded by train: the device the run trained on (cpu, cuda:0; under "
+                                          "torchrun the main process's): --device as resolved on its machine.")
     max_pixels: int = max_pixels_option()
     out: str = option(RUNS_DIR, panel=OUTPUT, cli_type=Path, from_cli=str, help="Folder of runs.")
     name: str | None = option(None, panel=OUTPUT, none="time-model, made unique",
@@ -376,7 +379,7 @@ class TrainConfig:
     REGISTRY_CHECKED = ("optimizer", "sam_base", "momentum")
     # what train records of how a run ran (cli=False, as src; set by every run anew): a config a run starts from
     # (tune's best_config.yaml) holds none, as it says nothing about a run not yet made
-    RECORDS = ("weights_source", "cache_used", "amp_used", "workers_used")
+    RECORDS = ("weights_source", "cache_used", "amp_used", "workers_used", "device_used")
 
     def validate(self, acting_later=(), registry: bool = True) -> None:
         """Every option's choices and range (imgcls.options.check), before any data is read: a typo fails in a
@@ -473,6 +476,9 @@ class TrainConfig:
     # (option, its record): an older train resolved the option itself (cache: ram, amp: true, workers: 0, typed or
     # not) and recorded no *_used field
     RESOLVED = (("cache", "cache_used"), ("amp", "amp_used"), ("workers", "workers_used"))
+    # what a session ran with, recorded anew by a resumed session (record_session); device_used is newer than the
+    # older records RESOLVED reads (their device held what was asked, auto, not what ran)
+    SESSION = tuple(used for _, used in RESOLVED) + ("device_used",)
 
     @classmethod
     def _older_record(cls, d: dict) -> dict:
@@ -487,15 +493,15 @@ class TrainConfig:
         return {**d, **old, **{opt: None for opt, used in cls.RESOLVED if used in old}}
 
     def record_session(self, path, recorded: "TrainConfig | None" = None) -> dict:
-        """Make a resumed run's config.yaml (`path`) record what this session ran with: the RESOLVED records
-        (cache_used, amp_used, workers_used), which differ from the earlier session's where the run is resumed on
-        another machine or with other resources; every other field is kept as recorded. Returns {record: (earlier,
-        now)} of those that changed (empty: the file is left as it is), for train to say and write to train.log,
-        so the earlier session's values are not lost. `recorded`: the record already read from `path`."""
+        """Make a resumed run's config.yaml (`path`) record what this session ran with: the SESSION records
+        (cache_used, amp_used, workers_used, device_used), which differ from the earlier session's where the run is
+        resumed on another machine or with other resources; every other field is kept as recorded. Returns {record:
+        (earlier, now)} of those that changed (empty: the file is left as it is), for train to say and write to
+        train.log, so the earlier session's values are not lost. `recorded`: the record already read from `path`."""
         from dataclasses import replace
         if recorded is None:
             recorded = TrainConfig.load(path)
-        changed = {used: (getattr(recorded, used), getattr(self, used)) for _, used in self.RESOLVED
+        changed = {used: (getattr(recorded, used), getattr(self, used)) for used in self.SESSION
                    if getattr(recorded, used) != getattr(self, used)}
         if changed:     # read again: `recorded` may have had its inert options reset (resume_config)
             replace(TrainConfig.load(path), **{k: now for k, (_, now) in changed.items()}).save(path)

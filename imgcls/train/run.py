@@ -228,6 +228,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     # a cache not given is ram or disk (tdata.plan_cache): cached alike
     cfg.workers_used = default_workers(device.type, cfg.cache or "ram") if cfg.workers is None else cfg.workers
     cfg.amp_used = device.type == "cuda" if cfg.amp is None else cfg.amp
+    cfg.device_used = f"cuda:{torch.cuda.current_device()}" if device.type == "cuda" and device.index is None \
+        else str(device)       # what ran (cpu, cuda:0), not what was asked (--device auto)
     if device.type == "cuda" and not cfg.deterministic:
         # cuDNN autotuning, as timm's train.py; training shapes are static then (the Trainer drops the partial
         # last batch), so each convolution is tuned once (run_train restores the flag afterwards)
