@@ -1598,16 +1598,19 @@ def test_a_resumed_run_records_how_this_session_ran_and_logs_the_earlier(two_cla
     import imgcls.train.data as tdata
     first = run_train(cfg_for(two_class, tmp_path, name="first", workers=None, epochs=2), stop_after=1)
     before = TrainConfig.load(first / "config.yaml")
-    assert (before.workers_used, before.cache_used) == (0, "ram")
+    assert (before.workers_used, before.cache_used, before.device_used) == (0, "ram", "cpu")
+    before.device_used = None           # a record written before device_used was: said as not recorded
+    before.save(first / "config.yaml")
     monkeypatch.setattr(train, "default_workers", lambda device_type, cache: 1)     # another machine's default
     monkeypatch.setattr(tdata, "plan_cache", lambda *a, **k: "none")                # ... and its memory
     r = _reuse(first, "--resume")
     assert r.exit_code == 0, r.output
     after = TrainConfig.load(first / "config.yaml")
     assert (after.workers_used, after.cache_used) == (1, "none")
-    assert after.to_dict() == {**before.to_dict(), "workers_used": 1, "cache_used": "none"}
+    assert after.to_dict() == {**before.to_dict(), "workers_used": 1, "cache_used": "none", "device_used": "cpu"}
     log = (first / "train.log").read_text()
-    assert "resumed with cache_used none, workers_used 1 (the earlier session: cache_used ram, workers_used 0)" in log
+    assert ("resumed with cache_used none, workers_used 1, device_used cpu (the earlier session: cache_used ram, "
+            "workers_used 0, device_used not recorded)") in log, log
     assert "earlier session" in r.output
     r = _reuse(first, "--resume")            # finished: nothing runs, nothing is rewritten
     assert r.exit_code == 0 and TrainConfig.load(first / "config.yaml") == after

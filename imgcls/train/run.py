@@ -419,7 +419,8 @@ def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig) -> Non
     if changed:
         log(
             "resumed with " + ", ".join(f"{k} {now}" for k, (_, now) in changed.items()) + " (the earlier session: "
-            + ", ".join(f"{k} {was}" for k, (was, _) in changed.items()) + "); config.yaml records this session's")
+            + ", ".join(f"{k} {'not recorded' if was is None else was}" for k, (was, _) in changed.items())
+            + "); config.yaml records this session's")
 
 
 def _record_data(cfg: TrainConfig, run_dir: Path, log, how: str = "resumed on") -> None:
