@@ -1,6 +1,6 @@
 """The only place images are opened.
 
-- `probe(path)`: what the manifest records (size after EXIF rotation, mode, format, bytes, sha256, error) without
+- `probe(path)`: what the manifest records (size after EXIF rotation, mode, format, bytes, mtime, sha256, error) without
   a full-resolution decode: JPEGs are decoded at reduced scale (draft), PNGs are checked chunk by chunk (verify),
   so memory does not grow with image size; truncated, empty and non-image files come back with `error` set.
 - `load_rgb(path)`: an RGB PIL image with EXIF orientation applied, transparency (alpha, a PNG's colour key)
@@ -216,13 +216,17 @@ def too_many_pixels(w: int, h: int, max_pixels: int) -> str:
 
 def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, hash_file: bool = True) -> dict:
     """Manifest fields for one file. Never raises for a bad image: `error` says what is wrong."""
-    rec = {"width": None, "height": None, "mode": None, "format": None, "bytes": None, "sha256": None, "error": ""}
+    rec = {"width": None, "height": None, "mode": None, "format": None, "bytes": None, "mtime": None,
+           "sha256": None, "error": ""}
     special = not_regular_reason(path)
     if special:     # never opened: reading a FIFO or /dev/zero would hang the scan
         rec["error"] = special
         return rec
     try:
-        rec["bytes"] = os.path.getsize(path)
+        # size and mtime from one stat, taken before the hash: a write during the hash leaves a newer mtime on disk
+        # than the one recorded, so the next scan (manifest.stale_rows) looks again
+        st = os.stat(path)
+        rec["bytes"], rec["mtime"] = st.st_size, st.st_mtime_ns
         if hash_file:
             rec["sha256"] = file_sha256(path)
     except OSError as e:

@@ -7,7 +7,8 @@ A manifest is a CSV with one row per image. Core columns (see README "The manife
              in memory it is absolute
     label    class name ('' for unlabeled data)
     group    what must never be split apart (e.g. the person of a profile dataset); '' when none
-    width, height, mode, format, bytes, sha256   filled by the scan (size after EXIF rotation)
+    width, height, mode, format, bytes, mtime, sha256   filled by the scan (size after EXIF rotation; mtime: the
+             file's st_mtime_ns when it was hashed)
     error    '' when the image is readable, else why it is not
 
 Layouts read into it (auto-detected here, read by imgcls.layouts): an existing manifest, ImageFolder, a competition
@@ -43,7 +44,7 @@ CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a 
 LAYOUT_READ = "imgcls_layout_read"  # DataFrame.attrs key: the layout `load` read the source as (layout_read)
 MANIFEST_READ = "imgcls_manifest_read"  # DataFrame.attrs key: the manifest file a manifest layout was read from
 FOLDER_READ = "imgcls_folder_read"  # DataFrame.attrs key: the folder given whose CSV / profiles sit below it (input_folders)
-SCAN_COLUMNS = ["width", "height", "mode", "format", "bytes", "sha256", "error"]
+SCAN_COLUMNS = ["width", "height", "mode", "format", "bytes", "mtime", "sha256", "error"]
 CORE_COLUMNS = ["path", "label", "group"] + SCAN_COLUMNS
 
 
@@ -67,7 +68,8 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     Column("path", "str", "manifest"), Column("label", "str", "manifest"), Column("group", "str", "manifest"),
     Column("root", "str", "manifest"),
     Column("width", "int", "manifest"), Column("height", "int", "manifest"), Column("mode", "str", "manifest"),
-    Column("format", "str", "manifest"), Column("bytes", "int", "manifest"), Column("sha256", "str", "manifest"),
+    Column("format", "str", "manifest"), Column("bytes", "int", "manifest"), Column("mtime", "int", "manifest"),
+    Column("sha256", "str", "manifest"),
     Column("error", "str", "manifest"), Column("source_id", "str", "manifest"),
     # the profiles layout (mask competition)
     Column("profile", "str", "manifest"), Column("race", "str", "manifest"),
@@ -155,15 +157,23 @@ def coerce(df: pd.DataFrame, where: str = "the manifest") -> pd.DataFrame:
             df[name] = pd.array(parsed, dtype="boolean" if col.blank is None else bool)
         else:
             blank = s.map(_blank).to_numpy(bool)
-            num = pd.to_numeric(s.where(~blank, np.nan), errors="coerce")
-            ok = blank | num.notna().to_numpy()
+            # the filled cells parsed apart from the blanks: whole numbers stay int64, exact (with a blank's NaN among
+            # them they were parsed as float64, which rounds a 19-digit mtime in ns to its 53 bits)
+            filled = pd.to_numeric(s[~blank], errors="coerce")
+            ok = blank.copy()
+            ok[~blank] = filled.notna().to_numpy()
             if col.kind == "int":
-                ok &= blank | (num.fillna(0) == num.fillna(0).round()).to_numpy()
+                ok[~blank] &= (filled.fillna(0) == filled.fillna(0).round()).to_numpy()
             if not ok.all():
                 if col.strict:
                     raise _bad_cell(col, s, ok, where)
                 continue
-            df[name] = num.astype("Int64") if col.kind == "int" else num.astype("float64")
+            if col.kind == "int":
+                cells = np.full(len(s), None, object)
+                cells[~blank] = filled.astype("Int64").to_numpy(object)
+                df[name] = pd.array(cells, dtype="Int64")
+            else:
+                df[name] = filled.reindex(s.index).astype("float64")
     return df
 
 
@@ -432,7 +442,8 @@ def read_table(df: pd.DataFrame) -> list[str]:
 def ensure_columns(df: pd.DataFrame) -> pd.DataFrame:
     for c in CORE_COLUMNS:
         if c not in df.columns:
-            df[c] = pd.NA if c in ("width", "height", "bytes") else ("" if c in ("label", "group", "error") else None)
+            df[c] = (pd.NA if c in ("width", "height", "bytes", "mtime")
+                     else ("" if c in ("label", "group", "error") else None))
     return df
 
 
@@ -463,8 +474,8 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
     todo = unscanned_rows(df)
     stale = stale_rows(df, skip=set(todo))
     if stale:
-        warn(f"{len(stale)} row(s) of the manifest no longer match their file (missing, restored, replaced or "
-             f"resized on disk, e.g. {image_paths(df.iloc[stale[:1]])[0]}): scanned again, not trusted")
+        warn(f"{len(stale)} row(s) of the manifest no longer match their file (missing, restored, replaced, "
+             f"rewritten or resized on disk, e.g. {image_paths(df.iloc[stale[:1]])[0]}): scanned again, not trusted")
         todo = sorted(set(todo) | set(stale))
     over = over_limit_rows(df, max_pixels, skip=set(todo))
     if over:
@@ -493,7 +504,9 @@ def _fill_scan(df: pd.DataFrame, todo: list[int], workers: int, max_pixels: int 
     results = list(chunked_map(partial(imgio.probe, max_pixels=max_pixels), paths, workers, "scanning images", chunk))
     scanned = pd.DataFrame(results, index=df.index[todo])
     for c in SCAN_COLUMNS:
-        if c in ("width", "height", "bytes"):
+        if c not in df.columns:         # a table from before the column (mtime), given by a Python caller
+            df[c] = pd.NA
+        if c in ("width", "height", "bytes", "mtime"):
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
             df.loc[scanned.index, c] = pd.array(scanned[c], dtype="Int64")
         else:
@@ -567,14 +580,19 @@ def unscanned_rows(df: pd.DataFrame) -> list[int]:
 
 def stale_rows(df: pd.DataFrame, skip: set[int] = frozenset()) -> list[int]:
     """Positions of scanned rows whose record no longer matches the disk, so their scan columns are not trusted:
-    a file recorded with its `bytes` that is gone, is no longer a regular file or has another size (a manifest
-    whose root moved or whose images changed); and a file recorded as unreadable without a size (missing, or not a
-    regular file, when scanned) that is now a regular file (restored). A file still as its row records it
-    (missing and recorded so) is not stale: each step after the one that found it does not scan or report it again."""
+    a file recorded with its `bytes` that is gone, is no longer a regular file, has another size or another
+    `mtime` (st_mtime_ns: a manifest whose root moved or whose images changed, a same-size file copied over one);
+    and a file recorded as unreadable without a size (missing, or not a regular file, when scanned) that is now a
+    regular file (restored). A file still as its row records it (missing and recorded so) is not stale: each step
+    after the one that found it does not scan or report it again. A row without an mtime (a manifest written before
+    the column) is judged by its size alone, as then: a same-size change to it goes unseen until it is scanned again.
+    A copied tree (cp -r: new mtimes) is scanned again in full: slower, never wrong."""
     out = []
-    sizes = df["bytes"] if "bytes" in df.columns else pd.Series([pd.NA] * len(df), index=df.index)
+    blank = pd.Series([pd.NA] * len(df), index=df.index)
+    sizes = df["bytes"] if "bytes" in df.columns else blank
+    mtimes = df["mtime"] if "mtime" in df.columns else blank
     errors = error_texts(df)
-    for i, (p, b, e) in enumerate(zip(image_paths(df), sizes, errors)):
+    for i, (p, b, m, e) in enumerate(zip(image_paths(df), sizes, mtimes, errors)):
         if i in skip:
             continue
         try:
@@ -587,7 +605,7 @@ def stale_rows(df: pd.DataFrame, skip: set[int] = frozenset()) -> list[int]:
         if pd.isna(b):
             if e and regular:                   # recorded missing / not a regular file: there again
                 out.append(i)
-        elif not regular or int(b) != st.st_size:
+        elif not regular or int(b) != st.st_size or (not _blank(m) and int(m) != st.st_mtime_ns):
             out.append(i)
     return out
 

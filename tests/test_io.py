@@ -15,7 +15,7 @@ def test_probe_good_png(tmp_path):
     p = make_image(tmp_path / "a.png", size=(48, 40))
     rec = imgio.probe(p)
     assert rec == {"width": 48, "height": 40, "mode": "RGB", "format": "PNG", "bytes": p.stat().st_size,
-                   "sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "error": ""}
+                   "mtime": p.stat().st_mtime_ns, "sha256": hashlib.sha256(p.read_bytes()).hexdigest(), "error": ""}
 
 
 @pytest.mark.parametrize("kind", sorted(ODD_FILES))

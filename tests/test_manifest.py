@@ -721,6 +721,59 @@ def test_a_missing_file_is_reported_once_and_rescanned_when_restored(tmp_path, i
     assert int(back.loc[0, "bytes"]) == len(kept)
 
 
+def test_a_same_size_file_copied_over_an_image_is_scanned_again(tmp_path, monkeypatch):
+    """A file changed in place at the same size (cp plants/00.bmp buildings/01.bmp: BMPs of one size are all the
+    same size) kept its old sha256: stale_rows compared the size alone, so the cross-class byte copy went unseen and
+    the embedding cache was read under the old key. The scan records each file's mtime (ns) and a row whose file
+    has another mtime is scanned again; read back from the CSV exactly (a blank among 19-digit ns values once made
+    them floats)."""
+    import os
+
+    from imgcls import io as imgio
+    root = make_image_folder(tmp_path / "bmp", {"buildings": 2, "plants": 2}, size=(16, 16), ext=".bmp")
+    for k, p in enumerate(sorted(root.rglob("*.bmp"))):
+        os.utime(p, ns=(1_700_000_000_123_456_789 + k, 1_700_000_000_123_456_789 + k))
+    man = mf.write(mf.load(root, scan=True), tmp_path / "m.csv")
+    table = pd.read_csv(man, dtype=str, keep_default_na=False)
+    table.loc[table["path"] == "plants/001.bmp", "mtime"] = ""     # one row without (from an older manifest)
+    table.to_csv(man, index=False)
+    df = mf.load(man)
+    assert df["mtime"].dtype == "Int64"
+    assert int(df.set_index("path").loc["plants/000.bmp", "mtime"]) == 1_700_000_000_123_456_789 + 2
+    probed = []
+    real = imgio.probe
+    monkeypatch.setattr(imgio, "probe", lambda *a, **k: probed.append(a[0]) or real(*a, **k))
+    assert mf.scan_images(df)["sha256"].tolist() == df["sha256"].tolist() and not probed     # unchanged: trusted
+    src, dst = root / "plants" / "000.bmp", root / "buildings" / "001.bmp"
+    assert src.stat().st_size == dst.stat().st_size and src.read_bytes() != dst.read_bytes()
+    shutil.copyfile(src, dst)
+    os.utime(dst, ns=(1_700_000_000_999_000_000, 1_700_000_000_999_000_000))
+    again = mf.scan_images(df).set_index("path")
+    assert probed == [str(dst)]
+    assert again.loc["buildings/001.bmp", "sha256"] == again.loc["plants/000.bmp", "sha256"]
+    assert int(again.loc["buildings/001.bmp", "mtime"]) == 1_700_000_000_999_000_000
+    cells = pd.DataFrame({"mtime": ["1700000000123456789", ""]}, dtype=object)    # a table given in memory
+    assert mf.coerce(cells)["mtime"].tolist()[0] == 1_700_000_000_123_456_789           # not rounded to a float's
+
+
+def test_a_manifest_without_mtime_is_judged_by_size(tmp_path):
+    """A manifest written before the mtime column loads; its rows are stale by size alone, as before (a same-size
+    change is not seen until the row is scanned again; a size change is), and a rescanned row gains its mtime."""
+    import os
+    root = make_image_folder(tmp_path / "bmp", {"a": 2, "b": 1}, size=(16, 16), ext=".bmp")
+    man = mf.write(mf.load(root, scan=True), tmp_path / "m.csv")
+    old = pd.read_csv(man, dtype=str, keep_default_na=False).drop(columns=["mtime"])
+    old.to_csv(man, index=False)
+    df = mf.load(man)
+    assert df["mtime"].isna().all()
+    os.utime(root / "a" / "000.bmp", ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))   # touched only
+    assert mf.stale_rows(df) == []
+    make_image(root / "b" / "000.bmp", size=(20, 16), seed=9)                                    # another size
+    again = mf.scan_images(df).set_index("path")
+    assert int(again.loc["b/000.bmp", "width"]) == 20 and pd.notna(again.loc["b/000.bmp", "mtime"])
+    assert again["mtime"].isna().sum() == 2
+
+
 def test_scan_workers_agree(tmp_path):
     root = make_image_folder(tmp_path / "raw", {"a": 40, "b": 30})
     (root / "a" / "bad.png").write_bytes(b"")

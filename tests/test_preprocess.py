@@ -753,12 +753,20 @@ def test_an_unreadable_input_clean_reported_is_counted_not_warned_of_again(tmp_p
     assert r.exit_code == 0, r.output
     assert "broken.png" not in r.flat and "1 unreadable input image left out (listed in" in r.flat
     assert summary(tmp_path / "proc")["unreadable_input"] == 1
-    # an image that decoded when clean scanned it but no longer does (overwritten, same size): named with its error
+    # an image that decoded when clean scanned it but no longer does (overwritten, same size): its new mtime makes
+    # the scan look again, which names it with its error
     victim = sorted((src / "b").iterdir())[0]
-    victim.write_bytes(b"\0" * victim.stat().st_size)
+    was = victim.stat()
+    victim.write_bytes(b"\0" * was.st_size)
+    os.utime(victim, ns=(was.st_atime_ns, was.st_mtime_ns + 1_000_000_000))
     r = run(tmp_path / "clean", "--out", tmp_path / "proc2", "--size", "32")
+    assert r.exit_code == 0 and f"{victim} (not an image" in r.flat, r.output
+    assert summary(tmp_path / "proc2")["unreadable_input"] == 2 and summary(tmp_path / "proc2")["failed"] == 0
+    # the same with its recorded mtime put back (a change no stat shows): it fails to process, named with its error
+    os.utime(victim, ns=(was.st_atime_ns, was.st_mtime_ns))
+    r = run(tmp_path / "clean", "--out", tmp_path / "proc3", "--size", "32")
     assert r.exit_code == 0 and f"warning: {victim}:" in r.flat, r.output
-    assert summary(tmp_path / "proc2")["failed"] == 1
+    assert summary(tmp_path / "proc3")["failed"] == 1
 
 
 def test_a_worker_dying_while_chunks_are_handed_out_is_one_line(tmp_path, monkeypatch):
