@@ -517,9 +517,15 @@ def listing_csvs(root: Path, csvs: Sequence[Path] | None = None) -> list[Path]:
     return out
 
 
-def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS) -> pd.DataFrame:
+def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS, unread_images: str = "warn"
+                  ) -> pd.DataFrame:
+    """The mask competition's layout: <id>_<gender>_<race>_<age>/<mask1-5|incorrect_mask|normal>.<ext>, one row per
+    image. Folders and files of other names are left out in a warning; image files the walk leaves out (LeftOut:
+    names not UTF-8, or without an image extension) are named in a warning, or with `unread_images="refuse"`
+    (predict) refused in one line (LeftOut.say), as read_folder does."""
     rows = []
     skipped = []
+    left_out = LeftOut()
     for d in sorted(root.iterdir()):
         if not d.is_dir() or hidden_name(d.name):
             continue
@@ -527,7 +533,7 @@ def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS) -> p
         if not m:
             skipped.append(d.name)
             continue
-        for p in images_under(d):
+        for p in images_under(d, left_out):
             mask = mask_from_stem(p.stem)
             if mask is None:
                 skipped.append(_rel(p, root))
@@ -535,6 +541,7 @@ def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS) -> p
             rows.append({"path": _rel(p, root), "group": m["id"], "profile": d.name, "mask": mask,
                          "gender": GENDER_CLASSES.index(m["gender"].lower()), "race": m["race"],
                          "age": int(m["age"])})
+    left_out.say(root, unread_images)
     if skipped:
         warn(f"{len(skipped)} folder(s)/file(s) under {root} do not follow <id>_<gender>_<race>_<age>/"
              f"<mask1-5|incorrect_mask|normal> and were left out, e.g. {skipped[0]}")

@@ -357,7 +357,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
             df = read_folder(root, loose_images if opts.layout == "auto" else "warn", unread_images)
         elif layout == "profiles":
             root = profiles_root(root) or root
-            df = read_profiles(root, opts.age_bands)
+            df = read_profiles(root, opts.age_bands, unread_images)
             if src.is_file():       # the competition's train.csv given itself: no output may replace it either
                 df.attrs[CSV_READ] = str(src)
                 folder_read = str(src.parent.resolve())     # nor be written beside it, in its train/

@@ -337,6 +337,27 @@ def test_images_saved_without_an_image_extension_are_named_not_skipped_silently(
     assert "1 file(s) under" in " ".join(capsys.readouterr().err.split())
 
 
+def test_a_profile_folders_images_the_walk_cannot_read_are_named_or_refused(tmp_path, capsys):
+    """The mask competition layout's reader walked each profile folder without collecting what the walk leaves out:
+    an image saved without an image extension or under a name that is not UTF-8 was dropped with nothing said (the
+    folder reader warns, predict refuses). Now the same warning, and predict's refusal (unread_images="refuse")."""
+    import os
+    root = make_profiles(tmp_path / "raw", n_profiles=2)
+    prof = sorted(p for p in root.iterdir() if p.is_dir())[0]
+    shutil.copy(prof / "mask1.jpg", prof / "mask2.jpg_large")
+    make_image(Path(os.fsdecode(bytes(prof) + b"/norm\xe9.jpg")), seed=9)
+    df = mf.load(root, scan=False)
+    said = " ".join(capsys.readouterr().err.split())
+    assert mf.layout_read(df) == "profiles" and len(df) == 14
+    assert "1 image file or folder name(s) under" in said and "are not UTF-8 text and were left out" in said, said
+    assert f"e.g. '{prof.name}/norm\\xe9.jpg'" in said, said
+    assert ("1 file(s) under" in said and "hold images but their names have no image extension, so they were not "
+            f"read, e.g. {prof.name}/mask2.jpg_large (JPEG)" in said), said
+    from imgcls.predict import read_test_data        # predict's test images read through it: refused
+    with pytest.raises(UserError, match="would have no row in the predictions"):
+        read_test_data(root)
+
+
 def test_a_macos_zips_macosx_folder_is_no_class_and_no_split(tmp_path, capsys):
     """A zip made on macOS unpacks a __MACOSX folder of resource forks (._<name>) beside the data: it was read as a
     class folder, named as a class with no images, and beside train/ and val/ it hid the split-folder layout, so
