@@ -300,6 +300,28 @@ def test_cli_check_catches_planted_duplicate_and_fix_repairs_it(tmp_path):
     assert r.exit_code == 2 and "--group-col 'person_id' is not a column of the source" in r.output, r.output
 
 
+def test_byte_identical_images_under_two_labels_are_warned_unless_clean_settled_them(tmp_path):
+    src = make_image_folder(tmp_path / "raw", {"cat": 6, "dog": 6}, size=(16, 16))
+    shutil.copy(src / "cat" / "000.png", src / "dog" / "copy_of_cat000.png")   # one picture, two labels
+    out = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(out), "--val", "0.5", "--no-near-dup"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert "1 group(s) of byte-identical images carry different labels" in said, r.output
+    assert "cat/000.png 'cat' and dog/copy_of_cat000.png 'dog'" in said and "imgcls clean" in said, r.output
+    # clean settled them (label_conflict marked, or the loser removed with keep=false): nothing to say
+    df = mf.load(src, scan=True)
+    copy = (df["path"] == "dog/copy_of_cat000.png").to_numpy()
+    warned = lambda d: any("different labels" in n for n in sp.make_split(d, cfg(val=0.5))[1]["notes"])
+    assert warned(df)
+    assert not warned(df.assign(label_conflict=copy | (df["path"] == "cat/000.png").to_numpy()))
+    assert not warned(df.assign(keep=~copy, reason=np.where(copy, "label_conflict", "")))
+    # a copy under the same label is an ordinary duplicate (one unit), not a conflict
+    assert not warned(df[~copy].reset_index(drop=True).assign(
+        sha256=lambda d: np.where(d["path"] == "cat/001.png", d.loc[d["path"] == "cat/000.png", "sha256"].iloc[0],
+                                  d["sha256"])))
+
+
 def test_cli_user_errors_are_one_line(tmp_path):
     src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(12, 12))
     cases = [["--val", "0.2", "--folds", "5"], ["--stratify", "nope"], ["--val", "0.7", "--test", "0.4"],

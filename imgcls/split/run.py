@@ -23,7 +23,7 @@ from imgcls.split.labels import derive_profile_labels, exclusion_reasons, is_pro
 from imgcls.split.leaks import check_fix_fractions, check_leaks, fix_leaks, side_units, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  write_reports)
-from imgcls.split.units import linked_units, near_duplicate_pairs_for
+from imgcls.split.units import content_label_conflicts, linked_units, near_duplicate_pairs_for
 
 
 def _resolve_group_col(df: pd.DataFrame, cfg: SplitConfig, layout: str) -> str:
@@ -94,6 +94,12 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     if inc.empty:
         raise UserError("every row is excluded (see drop_reason: clean's keep=false, unreadable, no label, "
                         "--drop-ages); nothing to split")
+    n_conflicts, example = content_label_conflicts(inc)
+    if n_conflicts:         # one unit, placed whole, but two labels for one picture (clean did not settle them)
+        a, la, b, lb = example
+        notes.append(f"{n_conflicts} group(s) of byte-identical images carry different labels (e.g. {a} '{la}' and "
+                     f"{b} '{lb}'): each stays on one side, but training sees the same picture under two labels; "
+                     f"`imgcls clean` resolves label conflicts (--conflicts), or fix the labels")
     near: list[tuple[int, int, float]] = []
     if cfg.near_dup:
         linked = linked_units(inc, group_col)

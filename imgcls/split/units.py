@@ -50,3 +50,24 @@ def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 
     i, j, s = definition.scored_pairs(df.reset_index(drop=True), workers=workers,
                                       levels=None if units_of is None else [definition.cut], joined=units_of)
     return [(int(a), int(b), float(c)) for a, b, c in zip(i, j, s)]
+
+
+def content_label_conflicts(df: pd.DataFrame) -> tuple[int, tuple[str, str, str, str] | None]:
+    """Byte-identical copies (one sha256, links.exact_pairs) filed under different labels, among the rows clean has
+    not already settled (clean's `label_conflict` marks the groups it decided; the rows it removed are not in df):
+    (content groups spanning labels, an example (path, label, path, label) of the first such group). The split keeps
+    each group on one side (one unit), but training would see the same picture under two labels."""
+    if "sha256" not in df.columns or "label" not in df.columns or len(df) < 2:
+        return 0, None
+    labels = df["label"].fillna("").astype(str).to_numpy()
+    use = labels != ""
+    if "label_conflict" in df.columns:
+        from imgcls.manifest import coerce
+        use &= ~coerce(df[["label_conflict"]].copy())["label_conflict"].to_numpy(bool)
+    first, later = links.exact_pairs(df["sha256"].to_numpy(), valid=use)
+    differ = labels[first] != labels[later]
+    if not differ.any():
+        return 0, None
+    paths = df["path"].astype(str).to_numpy()
+    a, b = int(first[differ][0]), int(later[differ][0])
+    return int(np.unique(first[differ]).size), (paths[a], labels[a], paths[b], labels[b])
