@@ -305,6 +305,7 @@ def test_mlflow_store_has_the_runs_and_the_folds_nested(single, kfold, out):
     assert {"single", "kf", "kf/fold_0", "kf/fold_1"} <= set(by_name)
     s = by_name["single"]
     assert s["params.model"] == "test_resnet" and s["params.epochs"] == "2" and s["status"] == "FINISHED"
+    assert s["params.pretrained"] == "false"          # as config.yaml writes it (was str(False): 'False')
     m = pd.read_csv(single[0] / "metrics.csv")
     assert s["metrics.best/val_macro_f1"] == pytest.approx(m["val_macro_f1"].max(), abs=1e-6)
     client = MlflowClient(uri)
@@ -583,6 +584,18 @@ def test_tensorboard_hparams_show_boolean_options_as_true_false(tmp_path):
     assert hp["pretrained"].string_value == "true" and hp["ema"].string_value == "false"
     assert not hp["pretrained"].HasField("number_value")
     assert hp["epochs"].number_value == 3 and hp["lr"].number_value == 0.01 and hp["model"].string_value == "m"
+
+
+def test_tracker_params_show_boolean_options_as_config_yaml_does():
+    """MLflow logged a boolean option as str(v), 'True' / 'False', while config.yaml says true / false (and
+    TensorBoard's hparams true / false). text_params, which both use, gives bools as true / false (in lists too);
+    numbers stay numbers, None is ''."""
+    from imgcls.track.common import flat_params, text_params
+    cfg = {"pretrained": True, "ema": False, "epochs": 3, "lr": 0.01, "model": "m", "amp": None,
+           "tracker": ["mlflow", "tensorboard"], "flags": [True, False]}
+    assert text_params(cfg) == {"pretrained": "true", "ema": "false", "epochs": 3, "lr": 0.01, "model": "m",
+                                "amp": "", "tracker": "mlflow,tensorboard", "flags": "true,false"}
+    assert flat_params(cfg)["pretrained"] is True       # W&B's config keeps real bools
 
 
 def test_mlflow_run_dir_tag_is_the_resolved_folder(out, single, monkeypatch):

@@ -32,11 +32,22 @@ def oof_scalars(summary: dict) -> dict[str, float]:
     return {"oof/val_macro_f1": float(oof["macro_f1"]), "oof/val_acc": float(oof["accuracy"])}
 
 
+def option_text(v):
+    """An option's value as the trackers show it: a bool as true / false, as config.yaml writes it (str(True) is
+    'True'); anything else unchanged."""
+    return str(v).lower() if isinstance(v, bool) else v
+
+
 def flat_params(config: dict) -> dict[str, str | int | float | bool]:
     """config.yaml as flat scalar params (lists joined with commas, None as '')."""
     out = {}
     for k, v in config.items():
         if isinstance(v, (list, tuple)):
-            v = ",".join(str(x) for x in v)
+            v = ",".join(str(option_text(x)) for x in v)
         out[k] = "" if v is None else v
     return out
+
+
+def text_params(config: dict) -> dict[str, str | int | float]:
+    """flat_params with bools as true / false (option_text): what MLflow's params and TensorBoard's hparams show."""
+    return {k: option_text(v) for k, v in flat_params(config).items()}

@@ -7,7 +7,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from imgcls.track.common import epoch_scalars, flat_params, oof_scalars
+from imgcls.track.common import epoch_scalars, oof_scalars, text_params
 from imgcls.train.callbacks import Callback
 
 EXPERIMENT = "imgcls"
@@ -146,12 +146,12 @@ class MLflowTracker(Callback):
         return found[0].info.run_id if found else None
 
     def _params(self, run_id, config):
-        """The run's options; a reopened run keeps those it has (MLflow refuses a changed value: --resume may
-        change only the data path, --workers, --device, --cache)."""
+        """The run's options (bools as true / false, as config.yaml writes them); a reopened run keeps those it has
+        (MLflow refuses a changed value: --resume may change only the data path, --workers, --device, --cache)."""
         from mlflow.entities import Param
         with _quiet():
             have = self.client.get_run(run_id).data.params
-            params = [Param(k, str(v)[:6000]) for k, v in flat_params(config).items() if k not in have]
+            params = [Param(k, str(v)[:6000]) for k, v in text_params(config).items() if k not in have]
             if params:
                 self.client.log_batch(run_id, params=params)
 

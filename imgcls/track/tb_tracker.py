@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imgcls.track.common import epoch_scalars, flat_params, oof_scalars
+from imgcls.track.common import epoch_scalars, oof_scalars, text_params
 from imgcls.train.callbacks import Callback
 
 
@@ -46,9 +46,8 @@ class TensorBoardTracker(Callback):
     def _hparams(self, summary):
         # written into this run's own event file (SummaryWriter.add_hparams would open a sub-folder run)
         from torch.utils.tensorboard.summary import hparams
-        # bools as "true"/"false": hparams() tests for a number before a bool, so True would show as 1.0
-        hp = {k: (str(v).lower() if isinstance(v, bool) else v) for k, v in flat_params(self.config).items()
-              if isinstance(v, (int, float, str, bool))}
+        # bools as "true"/"false" (text_params): hparams() tests for a number before a bool, so True would show as 1.0
+        hp = {k: v for k, v in text_params(self.config).items() if isinstance(v, (int, float, str))}
         metric = {"hparam/best_val_macro_f1": float(summary["best_macro_f1"])}
         exp, ssi, sei = hparams(hp, metric)
         fw = self.writer._get_file_writer()
