@@ -407,6 +407,41 @@ def test_sampler_and_pruner_options_pick_optuna_s_classes(tmp_path):
     assert draws[0] == draws[1]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_mlflow_study_run_holds_the_best_trial_so_far(data, tmp_path, space):
+    """tune --tracker mlflow: the study's parent run had no params or metrics, its best trial and value only on the
+    child runs. After each completed trial it now has best_trial/val_macro_f1 (the best so far, at the trial's number
+    as step) and tags naming the best trial: imgcls.best_trial, imgcls.best_run_dir, best.<drawn option>."""
+    from mlflow.tracking import MlflowClient
+
+    from imgcls.track.mlflow_tracker import MLflowTracker
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, train={"tracker": ["mlflow"]}))
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{study_dir / 'study.db'}")
+    uri = f"sqlite:///{study_dir.resolve() / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name("imgcls")
+    group = client.search_runs([exp.experiment_id], filter_string="tags.`imgcls.kind` = 'group'")
+    assert len(group) == 1 and group[0].info.run_name == "s"
+    g = group[0]
+    hist = sorted(client.get_metric_history(g.info.run_id, "best_trial/val_macro_f1"), key=lambda m: m.step)
+    values = [t.value for t in study.trials]
+    assert [m.step for m in hist] == [0, 1]
+    assert [m.value for m in hist] == pytest.approx([values[0], max(values)])
+    best = study.best_trial
+    assert g.data.tags["imgcls.best_trial"] == str(best.number)
+    assert g.data.tags["imgcls.best_run_dir"] == str((study_dir / f"trial_{best.number:04d}").resolve())
+    assert g.data.tags["best.lr"] == str(best.params["lr"])
+    assert g.data.tags["best.weight_decay"] == str(best.params["weight_decay"])
+    assert not g.data.params            # a param could not change value: the best so far is tags and a metric
+    # a later best without a key the earlier one had (a conditional option): the earlier's tag goes
+    tracker = MLflowTracker(uri=uri, out=study_dir, group="s")
+    assert tracker.log_group_best("best_trial/val_macro_f1", 1.0, 2, 5, study_dir / "trial_0005", {"ema": True})
+    tags = client.get_run(g.info.run_id).data.tags
+    assert tags["best.ema"] == "true" and "best.lr" not in tags and "best.weight_decay" not in tags
+    assert tags["imgcls.best_trial"] == "5"
+
+
 def test_ctrl_c_marks_the_trial_and_still_writes_the_files(data, tmp_path, space):
     class CtrlC(Callback):
         def on_epoch_end(self, epoch, logs):

@@ -7,11 +7,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from imgcls.track.common import epoch_scalars, oof_scalars, text_params
+from imgcls.track.common import epoch_scalars, oof_scalars, option_text, text_params
 from imgcls.train.callbacks import Callback
 
 EXPERIMENT = "imgcls"
 STOPPED_TAG = "imgcls.stopped"   # on a run an exception stopped: the exception
+BEST_TAG = "best."               # on a group's run (tune's study): the best trial's drawn values, best.<option>
 RUN_RECORD = "mlflow_run.json"   # in a run (or k-fold set) folder: its MLflow run, which --resume goes on logging to
 ARTIFACTS = ("config.yaml", "metrics.csv", "per_class.csv", "val_predictions.csv", "curves.png",
              "confusion_matrix.png", "confusion_matrix_normalized.png", "report.html", "train.log")
@@ -144,6 +145,26 @@ class MLflowTracker(Callback):
                                                                          f"attributes.run_name = '{name}'",
                                             max_results=1)
         return found[0].info.run_id if found else None
+
+    def log_group_best(self, metric: str, value: float, step: int, trial: int, run_dir, params: dict) -> bool:
+        """On the group's run (tune's study), the best trial so far: `metric` = its value at `step` (a metric keeps
+        each step's value, where a param could not change), tags imgcls.best_trial / imgcls.best_run_dir (its number
+        and resolved folder) and best.<option> for each value drawn for it (bools as true / false); a best.* tag of
+        an earlier best that this one lacks is deleted. False (nothing logged) when the store has no such run."""
+        self._connect()
+        group_id = self._find_group(self.group)
+        if group_id is None:
+            return False
+        tags = {"imgcls.best_trial": str(trial), "imgcls.best_run_dir": str(Path(run_dir).resolve()),
+                **{BEST_TAG + k: str(option_text(v))[:5000] for k, v in params.items()}}
+        with _quiet():
+            self.client.log_metric(group_id, metric, float(value), step=int(step))
+            for k in self.client.get_run(group_id).data.tags:
+                if k.startswith(BEST_TAG) and k not in tags:
+                    self.client.delete_tag(group_id, k)
+            for k, v in tags.items():
+                self.client.set_tag(group_id, k, v)
+        return True
 
     def _params(self, run_id, config):
         """The run's options (bools as true / false, as config.yaml writes them); a reopened run keeps those it has
