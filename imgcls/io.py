@@ -78,6 +78,15 @@ _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFB
           stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
 
 
+def os_error_reason(e: OSError) -> str:
+    """The `error` of a file the operating system would not open: `file not found` for a missing one (what a CSV or
+    manifest naming a deleted image gets, in every step: eda, clean, train, predict), else `cannot read file: <the
+    system's reason>`."""
+    if isinstance(e, FileNotFoundError):
+        return "file not found"
+    return f"cannot read file: {e.strerror or e}"
+
+
 def not_regular_reason(path: str | os.PathLike) -> str | None:
     """None for a regular file (symlinks followed); else why it is not read: a FIFO, a device (a symlink to
     /dev/zero), a socket or a folder would block or never end. A missing file is left to the reader's own error."""
@@ -86,7 +95,7 @@ def not_regular_reason(path: str | os.PathLike) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as e:
-        return f"cannot read file: {e.strerror or e}"
+        return os_error_reason(e)
     if stat.S_ISREG(mode):
         return None
     return f"not a regular file ({_KINDS.get(stat.S_IFMT(mode), 'a special file')}): not read"
@@ -134,8 +143,8 @@ def _open_checked(path, max_pixels: int | None) -> Image.Image:
     except UnidentifiedImageError:
         empty = os.path.isfile(path) and os.path.getsize(path) == 0
         raise ImageReadError(path, "empty file (0 bytes)" if empty else _unidentified_reason(path)) from None
-    except FileNotFoundError:
-        raise ImageReadError(path, "file not found") from None
+    except FileNotFoundError as e:
+        raise ImageReadError(path, os_error_reason(e)) from None
     except (OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(path, f"unreadable header: {e}") from None
     except Exception as e:  # a plugin's own error from a corrupt header (AVIF: RuntimeError), not only the above
@@ -191,7 +200,7 @@ def _unidentified_reason(path) -> str:
         with open(path, "rb") as fh:
             head = fh.read(512)
     except OSError as e:
-        return f"cannot read file: {e.strerror or e}"
+        return os_error_reason(e)
     heif = Path(path).suffix.lower() in HEIF_EXTENSIONS or (head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS)
     if heif and pillow_heif is None:
         return "HEIC/HEIF image: the installed Pillow cannot read it (pip install pillow-heif, then run again)"
@@ -230,7 +239,7 @@ def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, 
         if hash_file:
             rec["sha256"] = file_sha256(path)
     except OSError as e:
-        rec["error"] = f"cannot read file: {e.strerror or e}"
+        rec["error"] = os_error_reason(e)
         return rec
     if rec["bytes"] == 0:
         rec["error"] = "empty file (0 bytes)"

@@ -659,7 +659,7 @@ def test_competition_csv_guesses_and_errors(tmp_path, image_folder):
     pd.DataFrame({"image_path": ["a/000.png", "missing.png"], "label": ["a", "b"]}).to_csv(csv, index=False)
     df = mf.load(image_folder, opts(csv=str(csv)), scan=True)
     assert df["label"].tolist() == ["a", "b"]
-    assert df["error"].iloc[0] == "" and df["error"].iloc[1].startswith("cannot read file")   # listed, not crashed
+    assert df["error"].iloc[0] == "" and df["error"].iloc[1] == "file not found"   # listed, not crashed
     with pytest.raises(UserError, match="column 'nope' is not in .*--label-col"):
         mf.load(image_folder, opts(csv=str(csv), label_col="nope"), scan=False)
     bad = tmp_path / "weird.csv"
@@ -728,7 +728,7 @@ def test_a_missing_file_is_reported_once_and_rescanned_when_restored(tmp_path, i
     first = mf.scan_images(df)                    # the step that finds it: rescanned (stale), said once
     said = " ".join(capsys.readouterr().err.split())
     assert "1 row(s) of the manifest no longer match their file" in said and "1 unreadable image" in said
-    assert "cannot read file" in first.loc[0, "error"] and pd.isna(first.loc[0, "bytes"])
+    assert first.loc[0, "error"] == "file not found" and pd.isna(first.loc[0, "bytes"])
     probed = []
     monkeypatch.setattr(imgio, "probe", lambda *a, **k: probed.append(a[0]) or pytest.fail("rescanned"))
     again = mf.scan_images(first)                 # the next step: still missing, as recorded: nothing to say

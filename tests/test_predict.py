@@ -698,6 +698,26 @@ def test_test_images_the_folder_walk_cannot_read_are_refused_not_left_out_of_the
         assert not out.exists()
 
 
+def test_a_missing_image_has_the_same_reason_in_eda_and_predict(tmp_path):
+    """A CSV naming an image that is not there: eda's manifest (and clean's, both from io.probe) said
+    'cannot read file: No such file or directory', predict's probs (io.load_rgb) 'file not found'. One reason now,
+    io's, in every step."""
+    comp = tmp_path / "comp"
+    make_image(comp / "test" / "a.png", seed=1)
+    pd.DataFrame({"image": ["test/a.png", "test/gone.png"], "label": ["a", "b"]}).to_csv(comp / "test.csv",
+                                                                                       index=False)
+    res = invoke("eda", comp / "test.csv", "--out", tmp_path / "eda", "-q")
+    assert res.exit_code == 0, res.output
+    eda = pd.read_csv(tmp_path / "eda" / "manifest.csv", keep_default_na=False)
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    res = invoke("predict", run, "--data", comp / "test.csv", "--out", tmp_path / "p", "--workers", 0,
+                 "--probs-format", "csv")
+    assert res.exit_code == 0, res.output
+    probs = pd.read_csv(tmp_path / "p" / "probs.csv", keep_default_na=False)
+    reason = lambda df: df.loc[df["path"].str.endswith("gone.png"), "error"].tolist()   # noqa: E731
+    assert reason(eda) == reason(probs) == ["file not found"]
+
+
 def test_test_data_none_of_whose_images_can_be_read_is_an_error(tmp_path, monkeypatch):
     """It exited 0 with a submission of classes[0] for every row; now one line, exit 2, nothing written. Said before
     the model is loaded (it was said after a pass over every image), at the cost of one image when the data is fine:
