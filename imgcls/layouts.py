@@ -131,9 +131,11 @@ class LeftOut:
         self.not_utf8: list[Path] = []
         self.unnamed: list[tuple[Path, str]] = []
 
-    def _found(self, root: Path) -> list[tuple[str, str, str, str]]:
+    def _found(self, root: Path, refusing: bool = False) -> list[tuple[str, str, str, str]]:
         """(what was found, how a warning says it was left out, the example named, the fix) for each kind left out:
-        warn's and refuse's words."""
+        warn's and refuse's words. Refusing (predict's test images), the fix for images without an extension names
+        the other route too: renaming x to x.jpg changes its submission id, wrong where the competition's ids are
+        the bare names; its CSV that lists them reads them as they are named (--csv, paths relative to --data)."""
         out = []
         if self.not_utf8:
             names = sorted(shown_name(p.relative_to(root)) for p in self.not_utf8)
@@ -145,7 +147,10 @@ class LeftOut:
             p, fmt = self.unnamed[0]
             out.append((f"{len(self.unnamed)} file(s) under {root} hold images but their names have no image "
                         f"extension", ", so they were not read", f"e.g. {_rel(p, root)} ({fmt})",
-                        "rename them with their format's extension (.jpg, .png, ...)"))
+                        "rename them with their format's extension (.jpg, .png, ...)"
+                        + (f", which changes their ids in the submission; or, where the competition's ids are these "
+                           f"names, keep them and read them through the competition's CSV that lists them: "
+                           f"--data {shown_name(p.parent)} --csv CSV" if refusing else "")))
         return out
 
     def warn(self, root: Path) -> None:
@@ -155,7 +160,7 @@ class LeftOut:
     def refuse(self, root: Path) -> None:
         """One line (UserError) when anything was left out: predict's test images, whose submission must hold a row
         for each; the first kind found is named (the other, if any, is named once it is renamed)."""
-        for found, _, example, fix in self._found(root)[:1]:
+        for found, _, example, fix in self._found(root, refusing=True)[:1]:
             raise UserError(f"{found}, {example}: they would have no row in the predictions (a submission missing "
                             f"rows); {fix}")
 

@@ -698,6 +698,35 @@ def test_test_images_the_folder_walk_cannot_read_are_refused_not_left_out_of_the
         assert not out.exists()
 
 
+def test_test_images_without_extension_refusal_names_the_competition_csv_route(tmp_path, monkeypatch):
+    """The refusal of test images without an image extension said only 'rename them with their format's extension':
+    renaming x to x.jpg changes its submission id, wrong for a competition whose ids are the bare names. The line
+    names both routes, and the CSV route it names reads them (ids as named)."""
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = tmp_path / "comp" / "test"
+    for name in ("a", "b"):
+        make_image(test / f"{name}.png", seed=len(name))
+        (test / f"{name}.png").rename(test / name)
+    pd.DataFrame({"id": ["a", "b"]}).to_csv(tmp_path / "comp" / "test.csv", index=False)
+    real = pr.predict_members
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
+    res = invoke("predict", run, "--data", test, "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert " ".join(res.output.split()).endswith(
+        f"error: 2 file(s) under {test} hold images but their names have no image extension, e.g. a (PNG): they "
+        f"would have no row in the predictions (a submission missing rows); rename them with their format's "
+        f"extension (.jpg, .png, ...), which changes their ids in the submission; or, where the competition's ids "
+        f"are these names, keep them and read them through the competition's CSV that lists them: --data {test} "
+        f"--csv CSV"), res.output
+    assert not (tmp_path / "p").exists()
+    monkeypatch.setattr(pr, "predict_members", real)
+    res = invoke("predict", run, "--data", test, "--csv", tmp_path / "comp" / "test.csv", "--out", tmp_path / "p",
+                 "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
+
+
 def test_a_missing_image_has_the_same_reason_in_eda_and_predict(tmp_path):
     """A CSV naming an image that is not there: eda's manifest (and clean's, both from io.probe) said
     'cannot read file: No such file or directory', predict's probs (io.load_rgb) 'file not found'. One reason now,
