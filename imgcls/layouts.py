@@ -374,7 +374,8 @@ def profiles_table_root(csv_path: Path) -> Path | None:
 
 def _file_named(folder: Path, name: str) -> str | None:
     """The file a CSV's image name is in `folder`: the name itself, or for an id without an image extension (Kaggle's
-    `id` column) the first of COMMON_EXTENSIONS (also upper case) that exists; None when none is. A name the CSV
+    `id` column) the first of COMMON_EXTENSIONS (also upper case) that exists, else the bare name where that is a file
+    (test images saved without an extension, their ids the names); None when none is. A name the CSV
     spells in another Unicode normal form than the file system (Korean or accented names unpacked from a macOS zip
     are NFD, the CSV NFC) is found too, and returned as the file system spells it."""
     for spelling in dict.fromkeys((name, nfc(name), unicodedata.normalize("NFD", name))):
@@ -386,6 +387,8 @@ def _file_named(folder: Path, name: str) -> str | None:
                     if (folder / (spelling + e)).is_file()), None)
         if hit is not None:
             return hit
+        if (folder / spelling).is_file():
+            return spelling
     return None
 
 

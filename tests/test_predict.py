@@ -727,6 +727,21 @@ def test_test_images_without_extension_refusal_names_the_competition_csv_route(t
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
 
 
+def test_a_competition_csv_of_bare_ids_finds_images_saved_without_an_extension(tmp_path):
+    """predict --data comp/test.csv, its ids a, b the names of images in comp/test/ saved without an extension: the
+    folder was not found (a bare id was looked for only as a.jpg, a.png, ...), every image 'file not found' under
+    comp/ and nothing written. The bare name is a file too: the images are read, their ids as named."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = tmp_path / "comp" / "test"
+    for name in ("a", "b"):
+        make_image(test / f"{name}.png", seed=len(name))
+        (test / f"{name}.png").rename(test / name)
+    pd.DataFrame({"id": ["a", "b"]}).to_csv(tmp_path / "comp" / "test.csv", index=False)
+    res = invoke("predict", run, "--data", tmp_path / "comp" / "test.csv", "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
+
+
 def test_a_missing_image_has_the_same_reason_in_eda_and_predict(tmp_path):
     """A CSV naming an image that is not there: eda's manifest (and clean's, both from io.probe) said
     'cannot read file: No such file or directory', predict's probs (io.load_rgb) 'file not found'. One reason now,
