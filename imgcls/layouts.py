@@ -462,6 +462,19 @@ def lone_image_folder(root: Path) -> LoneFolder | None:
     named by their paths in that folder (xxx.jpg, as info.csv spells its ImageIDs), never one class named 'images'
     (images/xxx.jpg); None otherwise (images beside it, other folders, class folders in it, or a CSV listing them:
     folder_csv's, or several, the user's pick). The folder is walked once, here: read_unlabeled takes its images."""
+    folder = _alone_image_folder(root)
+    if folder is None or holds_image(folder, below=True) or listing_csvs(root):   # class folders in it: no walk
+        return None
+    left_out = LeftOut()
+    found = images_under(folder, left_out)
+    if not found:
+        return None
+    return LoneFolder(folder, found, left_out)
+
+
+def _alone_image_folder(root: Path) -> Path | None:
+    """The image folder (CSV_IMAGE_FOLDERS) `root` holds alone, no image beside it: what lone_image_folder and
+    lone_class_folder_root each look into; None otherwise."""
     try:
         entries = [p for p in root.iterdir() if not hidden_name(p.name)]
     except OSError:
@@ -471,13 +484,7 @@ def lone_image_folder(root: Path) -> LoneFolder | None:
         return None
     if any(p.is_file() and imgio.is_image_name(p.name) for p in entries):
         return None
-    if holds_image(subdirs[0], below=True) or listing_csvs(root):    # class folders in it: no walk of them all
-        return None
-    left_out = LeftOut()
-    found = images_under(subdirs[0], left_out)
-    if not found:
-        return None
-    return LoneFolder(subdirs[0], found, left_out)
+    return subdirs[0]
 
 
 def lone_class_folder_root(root: Path) -> Path | None:
@@ -486,19 +493,13 @@ def lone_class_folder_root(root: Path) -> Path | None:
     subfolders are the classes, never one class named 'images' (images/cat/x.jpg); as profiles_root goes one level
     down to the profile folders. None otherwise (images beside it, other folders, or images directly in it:
     lone_image_folder's unlabeled test images)."""
-    try:
-        entries = [p for p in root.iterdir() if not hidden_name(p.name)]
-    except OSError:
+    folder = _alone_image_folder(root)
+    if folder is None:
         return None
-    subdirs = [p for p in entries if p.is_dir()]
-    if len(subdirs) != 1 or subdirs[0].name.lower() not in CSV_IMAGE_FOLDERS:
-        return None
-    if any(p.is_file() and imgio.is_image_name(p.name) for p in entries):
-        return None
-    inner = sorted(d for d in subdirs[0].iterdir() if d.is_dir() and not hidden_name(d.name))
+    inner = sorted(d for d in folder.iterdir() if d.is_dir() and not hidden_name(d.name))
     if not any(holds_image(d) for d in inner) or listing_csvs(root):
         return None
-    return subdirs[0]
+    return folder
 
 
 def _top_csvs(root: Path) -> list[Path]:

@@ -698,17 +698,23 @@ def test_test_images_the_folder_walk_cannot_read_are_refused_not_left_out_of_the
         assert not out.exists()
 
 
-def test_test_images_without_extension_refusal_names_the_competition_csv_route(tmp_path, monkeypatch):
-    """The refusal of test images without an image extension said only 'rename them with their format's extension':
-    renaming x to x.jpg changes its submission id, wrong for a competition whose ids are the bare names. The line
-    names both routes, and the CSV route it names reads them (ids as named)."""
-    import imgcls.predict as pr
+def _bare_id_test_images(tmp_path):
+    """A tiny run and comp/test/ holding PNGs saved without an extension (a, b), listed by comp/test.csv's ids."""
     run = make_tiny_run(tmp_path / "runs" / "r1")
     test = tmp_path / "comp" / "test"
     for name in ("a", "b"):
         make_image(test / f"{name}.png", seed=len(name))
         (test / f"{name}.png").rename(test / name)
     pd.DataFrame({"id": ["a", "b"]}).to_csv(tmp_path / "comp" / "test.csv", index=False)
+    return run, test
+
+
+def test_test_images_without_extension_refusal_names_the_competition_csv_route(tmp_path, monkeypatch):
+    """The refusal of test images without an image extension said only 'rename them with their format's extension':
+    renaming x to x.jpg changes its submission id, wrong for a competition whose ids are the bare names. The line
+    names both routes, and the CSV route it names reads them (ids as named)."""
+    import imgcls.predict as pr
+    run, test = _bare_id_test_images(tmp_path)
     real = pr.predict_members
     monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
     res = invoke("predict", run, "--data", test, "--out", tmp_path / "p", "--workers", 0)
@@ -731,12 +737,7 @@ def test_a_competition_csv_of_bare_ids_finds_images_saved_without_an_extension(t
     """predict --data comp/test.csv, its ids a, b the names of images in comp/test/ saved without an extension: the
     folder was not found (a bare id was looked for only as a.jpg, a.png, ...), every image 'file not found' under
     comp/ and nothing written. The bare name is a file too: the images are read, their ids as named."""
-    run = make_tiny_run(tmp_path / "runs" / "r1")
-    test = tmp_path / "comp" / "test"
-    for name in ("a", "b"):
-        make_image(test / f"{name}.png", seed=len(name))
-        (test / f"{name}.png").rename(test / name)
-    pd.DataFrame({"id": ["a", "b"]}).to_csv(tmp_path / "comp" / "test.csv", index=False)
+    run, test = _bare_id_test_images(tmp_path)
     res = invoke("predict", run, "--data", tmp_path / "comp" / "test.csv", "--out", tmp_path / "p", "--workers", 0)
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
@@ -1662,18 +1663,24 @@ def test_predict_on_the_runs_own_training_folder_warns_instead_of_hinting_eval(t
     assert res.exit_code == 0 and "--eval scores them" in said and "trained on (its" not in said, said
 
 
+def _predicted_while_training(source, busy, tmp_path) -> str:
+    """`imgcls predict SOURCE` on one test image while imgcls train holds the run `busy` (its RunLock): the output,
+    whitespace joined, after checking it predicted."""
+    from imgcls.train.rundir import RunLock
+    make_image(tmp_path / "test" / "x.png", seed=1)
+    with RunLock(busy):
+        res = invoke("predict", source, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 0 and (tmp_path / "p" / "submission.csv").is_file(), res.output
+    return " ".join(res.output.split())
+
+
 def test_a_run_named_while_imgcls_train_trains_it_is_used_with_a_warning(tmp_path):
     """`imgcls predict RUN` on a single run that imgcls train is training now (another terminal) predicted with its
     half-trained best.pt without a word. It still predicts (the run was named on purpose), and one warning line says
     the best.pt is from an unfinished run, the epoch it is from and how far the run has come; a run no train holds
     is predicted without it."""
-    from imgcls.train.rundir import RunLock
     run = mark_training(make_tiny_run(tmp_path / "runs" / "busy"), done=3, epochs=10, best=2)
-    make_image(tmp_path / "test" / "x.png", seed=1)
-    with RunLock(run):
-        res = invoke("predict", run, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0)
-    said = " ".join(res.output.split())
-    assert res.exit_code == 0 and (tmp_path / "p" / "submission.csv").is_file(), res.output
+    said = _predicted_while_training(run, run, tmp_path)
     assert f"warning: {run} is being trained by imgcls train now: its best.pt is from an unfinished run (epoch 2, " \
            f"epochs done 3/10); it is used as it is, wait for the run to finish for its final model" in said, said
     res = invoke("predict", run, "--data", tmp_path / "test", "--out", tmp_path / "q", "--workers", 0)
@@ -1687,17 +1694,12 @@ def test_a_saved_ensemble_whose_member_imgcls_train_trains_now_is_used_with_a_wa
     its other member and an ensemble no train touches say nothing."""
     from imgcls.ensemble import EnsembleSpec, load_spec, member_from_run
     from imgcls.ensemble.spec import write_spec
-    from imgcls.train.rundir import RunLock
     quiet = make_tiny_run(tmp_path / "runs" / "quiet", seed=1)
     busy = make_tiny_run(tmp_path / "runs" / "busy", seed=2)
     ens = tmp_path / "ens"
     write_spec(EnsembleSpec("ens", "soft", [member_from_run(quiet), member_from_run(busy)], ["a", "b", "c"]), ens)
     mark_training(busy, done=3, epochs=10, best=2)
-    make_image(tmp_path / "test" / "x.png", seed=1)
-    with RunLock(busy):
-        res = invoke("predict", ens, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0)
-    said = " ".join(res.output.split())
-    assert res.exit_code == 0 and (tmp_path / "p" / "submission.csv").is_file(), res.output
+    said = _predicted_while_training(ens, busy, tmp_path)
     assert f"warning: {busy.resolve()} is being trained by imgcls train now: its best.pt is from an unfinished run " \
            f"(epoch 2, epochs done 3/10); it is used as it is, wait for the run to finish for its final model" \
         in said, said
