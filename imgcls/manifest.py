@@ -94,6 +94,9 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     # split
     Column("split", "str", "split"), Column("fold", "int", "split"), Column("drop_reason", "str", "split"),
 )}
+# the scan's whole-number columns (width, height, bytes, mtime): nullable integers (Int64) wherever a scan fills them
+INT_SCAN_COLUMNS = tuple(c for c in SCAN_COLUMNS if COLUMNS[c].kind == "int")
+
 # The one truth table of a bool cell (case and surrounding spaces ignored); an empty cell takes the column's `blank`
 # (`keep`: kept - no decision to drop it, as for a manifest without the column). Anything else is an error.
 TRUE_WORDS = ("true", "1", "1.0", "yes", "y", "t")
@@ -442,8 +445,7 @@ def read_table(df: pd.DataFrame) -> list[str]:
 def ensure_columns(df: pd.DataFrame) -> pd.DataFrame:
     for c in CORE_COLUMNS:
         if c not in df.columns:
-            df[c] = (pd.NA if c in ("width", "height", "bytes", "mtime")
-                     else ("" if c in ("label", "group", "error") else None))
+            df[c] = pd.NA if c in INT_SCAN_COLUMNS else ("" if c in ("label", "group", "error") else None)
     return df
 
 
@@ -506,7 +508,7 @@ def _fill_scan(df: pd.DataFrame, todo: list[int], workers: int, max_pixels: int 
     for c in SCAN_COLUMNS:
         if c not in df.columns:         # a table from before the column (mtime), given by a Python caller
             df[c] = pd.NA
-        if c in ("width", "height", "bytes", "mtime"):
+        if c in INT_SCAN_COLUMNS:
             df[c] = pd.to_numeric(df[c], errors="coerce").astype("Int64")
             df.loc[scanned.index, c] = pd.array(scanned[c], dtype="Int64")
         else:
