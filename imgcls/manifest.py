@@ -22,6 +22,7 @@ import os
 import re
 import stat
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Iterable
 
@@ -233,10 +234,11 @@ def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | Non
     # several listing CSVs matter only beside an image folder (images/, test/, ...): no other CSV is read for them
     named = any(d.name.lower() in CSV_IMAGE_FOLDERS for d in subdirs)
     listing = listing_csvs(src) if named else [c for c in [folder_csv(src)] if c is not None]
-    if listing and not any(holds_image(d) for d in subdirs if d.name.lower() not in CSV_IMAGE_FOLDERS):
+    holds = cache(holds_image)      # each subfolder asked once: the checks below share its answers
+    if listing and not any(holds(d) for d in subdirs if d.name.lower() not in CSV_IMAGE_FOLDERS):
         if folder_csv(src) is not None:
             return "csv", None
-        held = [d for d in subdirs if holds_image(d)]
+        held = [d for d in subdirs if holds(d)]
         if len(listing) > 1 and held:       # read as folders, images/ would be one class named 'images'
             names = [p.name for p in listing]
             raise UserError(f"{src} holds {', '.join(names[:-1])} and {names[-1]}, each listing the images in "
@@ -245,7 +247,7 @@ def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | Non
     lone = lone_image_folder(src)
     if lone is not None:        # eval/ without its info.csv: images/ is no class
         return "unlabeled", lone
-    return ("folder" if any(holds_image(d) for d in subdirs) else "unlabeled"), None
+    return ("folder" if any(holds(d) for d in subdirs) else "unlabeled"), None
 
 
 def labels_from(df: pd.DataFrame, col: str, src) -> pd.DataFrame:

@@ -226,6 +226,23 @@ def test_detection_stops_at_the_first_image_of_a_folder(tmp_path, monkeypatch):
                                                                                                  False]
 
 
+def test_detection_asks_each_subfolder_once_whether_it_holds_an_image(tmp_path, monkeypatch):
+    """detect_layout asked holds_image of the same subfolders up to three times (the listing CSV's check, the
+    two-CSV refusal's, the folder answer's): each subfolder listed again for each. Now it is asked once each."""
+    import os
+    data = tmp_path / "data"
+    make_image(data / "images" / "a.png", size=(16, 16))
+    (data / "other").mkdir()
+    (data / "other" / "notes.txt").write_text("x")
+    pd.DataFrame({"image": ["a.png"]}).to_csv(data / "a.csv", index=False)   # lists images/'s image
+    pd.DataFrame({"x": [1]}).to_csv(data / "b.csv", index=False)             # lists nothing: no folder_csv
+    opened = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda path=".": opened.append(Path(path)) or scandir(path))
+    assert mf.detect_layout(data, opts()) == "folder"
+    assert sorted(opened) == [data / "images", data / "other"], opened
+
+
 def test_a_folder_holding_only_images_of_class_folders_reads_those_classes(tmp_path, capsys):
     """data/ holding only images/cat/... and images/dog/... was read as ONE class 'images' (paths images/cat/x.png)
     by every step. Now the class folders under images/ are the classes, rooted there, and the read line says so
