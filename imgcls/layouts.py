@@ -95,6 +95,12 @@ def hidden_name(name: str) -> bool:
     return name.startswith(".") or name in SYSTEM_FOLDERS
 
 
+def visible_subfolders(root: Path) -> list[Path]:
+    """The folders directly in `root` a layout reads (a class, a split, a profile, an image folder), in name order:
+    hidden ones (hidden_name) left out. An OSError listing `root` is the caller's to handle."""
+    return sorted(d for d in root.iterdir() if d.is_dir() and not hidden_name(d.name))
+
+
 def _visible(p: Path) -> bool:
     return not any(hidden_name(part) for part in p.parts)
 
@@ -258,7 +264,7 @@ def split_folders(root: Path) -> dict[str, str]:
     """{folder name: split} when root is in the split-folder layout (every visible subfolder is train / val /
     valid / validation / test, train among them), else {}."""
     try:
-        subdirs = [d.name for d in root.iterdir() if d.is_dir() and not hidden_name(d.name)]
+        subdirs = [d.name for d in visible_subfolders(root)]
     except OSError:
         return {}
     if "train" not in subdirs or not all(d.lower() in SPLIT_FOLDERS for d in subdirs):
@@ -326,8 +332,8 @@ def empty_class_folders(root: Path, paths: Iterable[str], splits: dict[str, str]
     have = {nfc("/".join(p.split("/")[:depth])) for p in paths}
     out = []
     for parent in ([root / s for s in sorted(splits)] if splits else [root]):
-        for d in sorted(parent.iterdir()):
-            if d.is_dir() and not hidden_name(d.name) and utf8_name(d.name) and nfc(_rel(d, root)) not in have:
+        for d in visible_subfolders(parent):
+            if utf8_name(d.name) and nfc(_rel(d, root)) not in have:
                 out.append(nfc(_rel(d, root)))
     return list(dict.fromkeys(out))         # an empty folder in each spelling: one class
 
@@ -350,7 +356,7 @@ def profiles_root(root: Path) -> Path | None:
     """The folder of the mask competition's profile folders: `root` when most of its visible subfolders are
     <id>_<gender>_<race>_<age>, or its one visible subfolder when that one is (the competition's train/ holds
     train.csv and images/<profile>/...); None otherwise."""
-    subdirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not hidden_name(d.name)]
+    subdirs = visible_subfolders(root)
     if subdirs and sum(bool(PROFILE_DIR.match(d.name)) for d in subdirs) >= len(subdirs) // 2 + 1:
         return root
     if len(subdirs) == 1 and subdirs[0].name.lower() in CSV_IMAGE_FOLDERS and profiles_root(subdirs[0]) == subdirs[0]:
@@ -413,7 +419,7 @@ def csv_images_subfolder(base: Path, names: Sequence[str], csv_path: Path) -> Pa
     several such folders are one line naming them and --image-dir."""
     sample = _first_names(names)
     try:
-        subs = sorted(d for d in base.iterdir() if d.is_dir() and not hidden_name(d.name))
+        subs = visible_subfolders(base)
     except OSError:
         return None
     hits = [d for d in subs if d.name.lower() not in CSV_IMAGE_FOLDERS and _most_of(_files_named(d, sample), sample)]
@@ -496,7 +502,7 @@ def lone_class_folder_root(root: Path) -> Path | None:
     folder = _alone_image_folder(root)
     if folder is None:
         return None
-    inner = sorted(d for d in folder.iterdir() if d.is_dir() and not hidden_name(d.name))
+    inner = visible_subfolders(folder)
     if not any(holds_image(d) for d in inner) or listing_csvs(root):
         return None
     return folder
@@ -535,9 +541,7 @@ def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS, unre
     rows = []
     skipped = []
     left_out = LeftOut()
-    for d in sorted(root.iterdir()):
-        if not d.is_dir() or hidden_name(d.name):
-            continue
+    for d in visible_subfolders(root):
         m = PROFILE_DIR.match(d.name)
         if not m:
             skipped.append(d.name)

@@ -35,10 +35,10 @@ from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.options import check
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
-from imgcls.layouts import (CSV_IMAGE_FOLDERS, LayoutOptions, LoneFolder, folder_csv, hidden_name, holds_image,
+from imgcls.layouts import (CSV_IMAGE_FOLDERS, LayoutOptions, LoneFolder, folder_csv, holds_image,
                             listing_csvs, lone_class_folder_root, lone_image_folder, nfc, profiles_root,
                             profiles_table_root, read_competition_csv, read_csv, read_folder, read_profiles,
-                            read_unlabeled)
+                            read_unlabeled, visible_subfolders)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
@@ -229,7 +229,7 @@ def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | Non
         return "manifest", None
     if profiles_root(src) is not None:
         return "profiles", None
-    subdirs = [d for d in sorted(src.iterdir()) if d.is_dir() and not hidden_name(d.name)]
+    subdirs = visible_subfolders(src)
     # a CSV listing the images (eval/info.csv beside images/) gives the ids and order, unless class folders hold them
     # several listing CSVs matter only beside an image folder (images/, test/, ...): no other CSV is read for them
     named = any(d.name.lower() in CSV_IMAGE_FOLDERS for d in subdirs)
