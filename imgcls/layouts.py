@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from pathlib import Path
-from typing import Iterable, NamedTuple, Sequence
+from typing import Iterable, Iterator, NamedTuple, Sequence
 
 import pandas as pd
 
@@ -175,79 +175,68 @@ class LeftOut:
         self.refuse(root) if unread_images == "refuse" else self.warn(root)
 
 
-def images_under(root: Path, left_out: LeftOut | None = None) -> list[Path]:
-    """Every visible image file under `root`, in path order. Symlinked folders are followed (a class folder linked
-    from another disk is read like any other), each real folder once: a link back to an ancestor ends there. A file
-    or folder whose name is not UTF-8 (utf8_name) is left out (a manifest cannot name it); with `left_out`, such
-    names and the files that hold an image under a name without an image extension are collected there for the
-    reader to name once (LeftOut.warn)."""
-    not_utf8 = None if left_out is None else left_out.not_utf8
-    out = []
+def _image_walk(root: Path, left_out: LeftOut | None = None, in_order: bool = True) -> Iterator[Path]:
+    """The one walk images_under and holds_image share, owning their rules: each visible image file under `root`,
+    lazily. Hidden files and folders (hidden_name) are passed over; symlinked folders are followed, each real folder
+    once (a link to a folder already read, or back to an ancestor, ends there); a name that is not UTF-8 (utf8_name)
+    is left out. With `left_out`, those names and the files holding an image under a name without an image
+    extension are collected there. `in_order`: images_under's path order (each folder listed whole and sorted, its
+    files before its subfolders, those in name order); otherwise as the file system lists them, so a caller that
+    stops at the first image lists no more than it needs."""
     seen = set()
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        try:
-            st = os.stat(dirpath)
-        except OSError:
-            dirnames[:] = []
-            continue
-        if (st.st_dev, st.st_ino) in seen:      # a link to a folder already read (or to an ancestor: a loop)
-            dirnames[:] = []
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        dirnames[:] = sorted(d for d in dirnames if not hidden_name(d))
-        if not_utf8 is not None:
-            not_utf8.extend(Path(dirpath, d) for d in dirnames if not utf8_name(d))
-        dirnames[:] = [d for d in dirnames if utf8_name(d)]
-        for f in sorted(filenames):
-            if hidden_name(f):
-                continue
-            if imgio.is_image_name(f):
-                if utf8_name(f):
-                    out.append(Path(dirpath, f))
-                elif not_utf8 is not None:
-                    not_utf8.append(Path(dirpath, f))
-            elif left_out is not None and utf8_name(f) and Path(f).suffix.lower() not in _NOT_IMAGE_SUFFIXES:
-                fmt = imgio.file_signature_format(Path(dirpath, f))
-                if fmt:
-                    left_out.unnamed.append((Path(dirpath, f), fmt))
-    return out
-
-
-def holds_image(root: Path, below: bool = False) -> bool:
-    """Whether `root` holds a visible image anywhere below it: images_under's answer is not empty (same hidden,
-    UTF-8 and symlinked-folder rules, each real folder once), found by stopping at the first image instead of
-    walking and sorting the whole folder (a detection asking this of a 100k-image class folder). `below`: an image
-    in a subfolder of `root` only, not directly in it (images_under's answer has one whose parent is not `root`)."""
-    seen = set()
-    stack = [(os.fspath(root), not below)]
+    stack = [os.fspath(root)]
     while stack:
-        folder, files_count = stack.pop()
+        folder = stack.pop()
         try:
             st = os.stat(folder)
         except OSError:
             continue
-        if (st.st_dev, st.st_ino) in seen:      # a link to a folder already looked in (or to an ancestor: a loop)
+        if (st.st_dev, st.st_ino) in seen:      # a link to a folder already read (or to an ancestor: a loop)
             continue
         seen.add((st.st_dev, st.st_ino))
         subfolders = []
         try:
-            with os.scandir(folder) as entries:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name) if in_order else listing
                 for entry in entries:
                     name = entry.name
-                    if hidden_name(name) or not utf8_name(name):
+                    if hidden_name(name):
                         continue
                     try:
-                        is_dir = entry.is_dir()         # follows a symlink, as images_under's walk does
+                        is_dir = entry.is_dir()         # follows a symlink
                     except OSError:
                         is_dir = False
-                    if is_dir:
-                        subfolders.append((entry.path, True))
-                    elif files_count and imgio.is_image_name(name):
-                        return True
+                    if not utf8_name(name):
+                        if left_out is not None and (is_dir or imgio.is_image_name(name)):
+                            left_out.not_utf8.append(Path(entry.path))
+                    elif is_dir:
+                        subfolders.append(entry.path)
+                    elif imgio.is_image_name(name):
+                        yield Path(entry.path)
+                    elif left_out is not None and Path(name).suffix.lower() not in _NOT_IMAGE_SUFFIXES:
+                        fmt = imgio.file_signature_format(Path(entry.path))
+                        if fmt:
+                            left_out.unnamed.append((Path(entry.path), fmt))
         except OSError:
             continue
-        stack.extend(subfolders)
-    return False
+        stack.extend(reversed(subfolders))      # the first in name order read next
+
+
+def images_under(root: Path, left_out: LeftOut | None = None) -> list[Path]:
+    """Every visible image file under `root`, in path order (_image_walk's rules: hidden names passed over,
+    symlinked folders followed, each real folder once, names that are not UTF-8 left out); with `left_out`, such
+    names and the files that hold an image under a name without an image extension are collected there for the
+    reader to name once (LeftOut.warn)."""
+    return list(_image_walk(root, left_out))
+
+
+def holds_image(root: Path, below: bool = False) -> bool:
+    """Whether `root` holds a visible image anywhere below it: images_under's answer is not empty (the same walk,
+    _image_walk), found by stopping at the first image instead of walking and sorting the whole folder (a detection
+    asking this of a 100k-image class folder). `below`: an image in a subfolder of `root` only, not directly in it
+    (images_under's answer has one whose parent is not `root`)."""
+    root = Path(root)
+    return any(not below or p.parent != root for p in _image_walk(root, in_order=False))
 
 
 def nfc(text: str) -> str:

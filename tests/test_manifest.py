@@ -195,12 +195,16 @@ def test_detection_stops_at_the_first_image_of_a_folder(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "scandir", Counted)
     assert mf.detect_layout(data, opts()) == "folder"
-    assert mf.detect_layout(nested, opts()) == "folder"
-    assert layouts.lone_class_folder_root(nested) == nested / "images"
     under = lambda root: [p for p in opened if root == p or root in p.parents]      # noqa: E731
     assert not under(data / "cat" / "deep") and not under(data / "dog"), opened       # past the first image
     assert pulled[data / "cat"] <= 2, pulled        # deep/ at most, then an image: not every image of cat/
-    assert not under(nested / "images" / "cat" / "deep" / "more") and not under(nested / "images" / "dog"), opened
+    assert mf.detect_layout(nested, opts()) == "folder"
+    images = nested / "images"      # the one of cat/ and dog/ listed first holds an image: the other is not opened
+    assert not (under(images / "cat") and under(images / "dog")), opened
+    assert not under(images / "cat" / "deep" / "more") and not under(images / "dog" / "deep" / "more"), opened
+    opened.clear()
+    assert layouts.lone_class_folder_root(nested) == images
+    assert not under(images / "dog"), opened        # cat/, first in name order, holds one
     monkeypatch.undo()
 
     odd = tmp_path / "odd"                          # images_under's rules, answer for answer
