@@ -444,57 +444,38 @@ def folder_csv(root: Path) -> Path | None:
 
 
 class LoneFolder(NamedTuple):
-    """lone_image_folder's finding: the image folder and its images (images_under's walk), so the reader that
-    follows the detection takes them as found instead of walking the folder again."""
+    """lone_folder's finding: the image folder a folder holds alone and, when its images lie directly in it, those
+    images (images_under's walk) and what the walk left out, so the reader that follows the detection takes them as
+    found instead of walking the folder again; `images` None when class folders in it hold them (the folder is the
+    classes' root)."""
     folder: Path
-    images: list[Path]
-    left_out: LeftOut           # what the walk left out (images_under): read_unlabeled says it
+    images: list[Path] | None
+    left_out: LeftOut | None    # what the walk left out (images_under): read_unlabeled says it
 
 
-def lone_image_folder(root: Path) -> LoneFolder | None:
-    """The image folder (CSV_IMAGE_FOLDERS: images/, ...) a folder holds alone, its images directly in it, when no
-    CSV beside it lists them: the mask competition's eval/ without its info.csv. Those are unlabeled test images
-    named by their paths in that folder (xxx.jpg, as info.csv spells its ImageIDs), never one class named 'images'
-    (images/xxx.jpg); None otherwise (images beside it, other folders, class folders in it, or a CSV listing them:
-    folder_csv's, or several, the user's pick). The folder is walked once, here: read_unlabeled takes its images."""
-    folder = _alone_image_folder(root)
-    if folder is None or holds_image(folder, below=True) or listing_csvs(root):   # class folders in it: no walk
-        return None
-    left_out = LeftOut()
-    found = images_under(folder, left_out)
-    if not found:
-        return None
-    return LoneFolder(folder, found, left_out)
-
-
-def _alone_image_folder(root: Path) -> Path | None:
-    """The image folder (CSV_IMAGE_FOLDERS) `root` holds alone, no image beside it: what lone_image_folder and
-    lone_class_folder_root each look into; None otherwise."""
+def lone_folder(root: Path, listing: Sequence[Path]) -> LoneFolder | None:
+    """The image folder (CSV_IMAGE_FOLDERS: images/, ...) `root` holds alone, no image beside it and no CSV listing
+    its images (`listing`: listing_csvs(root), which the detection has). Class folders in it (data/images/cat/...,
+    data/images/dog/...): it is the folder whose subfolders are the classes, never one class named 'images'
+    (images/cat/x.jpg), as profiles_root goes one level down to the profile folders. Images directly in it (the mask
+    competition's eval/ without its info.csv): unlabeled test images named by their paths in that folder (xxx.jpg,
+    as info.csv spells its ImageIDs), never one class named 'images', its images walked once, here. None otherwise
+    (images beside it, other folders, a CSV listing them: folder_csv's, or several, the user's pick; no image)."""
     try:
         entries = [p for p in root.iterdir() if not hidden_name(p.name)]
     except OSError:
         return None
     subdirs = [p for p in entries if p.is_dir()]
-    if len(subdirs) != 1 or subdirs[0].name.lower() not in CSV_IMAGE_FOLDERS:
+    if len(subdirs) != 1 or subdirs[0].name.lower() not in CSV_IMAGE_FOLDERS or listing:
         return None
     if any(p.is_file() and imgio.is_image_name(p.name) for p in entries):
         return None
-    return subdirs[0]
-
-
-def lone_class_folder_root(root: Path) -> Path | None:
-    """The image folder (CSV_IMAGE_FOLDERS: images/, ...) a folder holds alone, when class folders hold its images
-    (data/images/cat/..., data/images/dog/...) and no image lies beside it nor CSV lists them: the folder whose
-    subfolders are the classes, never one class named 'images' (images/cat/x.jpg); as profiles_root goes one level
-    down to the profile folders. None otherwise (images beside it, other folders, or images directly in it:
-    lone_image_folder's unlabeled test images)."""
-    folder = _alone_image_folder(root)
-    if folder is None:
-        return None
-    inner = visible_subfolders(folder)
-    if not any(holds_image(d) for d in inner) or listing_csvs(root):
-        return None
-    return folder
+    folder = subdirs[0]
+    if holds_image(folder, below=True):         # class folders in it: no walk
+        return LoneFolder(folder, None, None)
+    left_out = LeftOut()
+    found = images_under(folder, left_out)
+    return LoneFolder(folder, found, left_out) if found else None
 
 
 def _top_csvs(root: Path) -> list[Path]:

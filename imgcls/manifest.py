@@ -36,7 +36,7 @@ from imgcls.fsutil import write_table
 from imgcls.options import check
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
 from imgcls.layouts import (CSV_IMAGE_FOLDERS, LayoutOptions, LoneFolder, folder_csv, holds_image,
-                            listing_csvs, lone_class_folder_root, lone_image_folder, nfc, profiles_root,
+                            listing_csvs, lone_folder, nfc, profiles_root,
                             profiles_table_root, read_competition_csv, read_csv, read_folder, read_profiles,
                             read_unlabeled, visible_subfolders)
 from imgcls.profiles import DEFAULT_AGE_BANDS
@@ -212,8 +212,8 @@ def detect_layout(src: Path, opts: LayoutOptions) -> str:
 
 
 def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | None]:
-    """detect_layout's answer, with the image folder an unlabeled folder holds alone where that decided it
-    (lone_image_folder's finding, its images walked once: load reads them from it)."""
+    """detect_layout's answer, with the image folder a folder holds alone where that decided it
+    (lone_folder's finding: the classes' root, or the unlabeled images, walked once: load reads them from it)."""
     if opts.layout != "auto":
         return opts.layout, None
     if src.is_file():
@@ -244,9 +244,9 @@ def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | Non
             raise UserError(f"{src} holds {', '.join(names[:-1])} and {names[-1]}, each listing the images in "
                             f"{held[0]}: which one is the data is unsaid; give that one in place of {src} "
                             f"(e.g. {listing[0]})")
-    lone = lone_image_folder(src)
-    if lone is not None:        # eval/ without its info.csv: images/ is no class
-        return "unlabeled", lone
+    lone = lone_folder(src, listing)    # an image folder alone is one of CSV_IMAGE_FOLDERS: listing is listing_csvs'
+    if lone is not None:        # images/ is no class: the classes' root, or (eval/ without its info.csv) unlabeled
+        return ("folder" if lone.images is None else "unlabeled"), lone
     return ("folder" if any(holds(d) for d in subdirs) else "unlabeled"), None
 
 
@@ -318,7 +318,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                         + "; drop --age-bands or give the profile folders")
     table = None        # the CSV the rows come from, named when it has none
     folder_read = None  # the folder given, when the images lie below it (input_folders)
-    classes_in = None   # the image folder of class folders a folder holds alone (lone_class_folder_root): the root
+    classes_in = None   # the image folder of class folders a folder holds alone (detection's LoneFolder): the root
     if layout == "manifest":
         mpath = table = src if src.is_file() else src / MANIFEST_NAME
         if not mpath.is_file():
@@ -357,7 +357,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
             table = csv_path
             df.attrs[CSV_READ] = str(csv_path)     # the user's own table: no output may replace it (read_table)
         elif layout == "folder":
-            classes_in = lone_class_folder_root(root) if opts.layout == "auto" else None
+            classes_in = lone.folder if lone else None
             root = classes_in or root
             df = read_folder(root, loose_images if opts.layout == "auto" else "warn", unread_images)
         elif layout == "profiles":
@@ -373,10 +373,10 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         df["root"] = str(root.resolve())
         if root.resolve() != (src.parent if src.is_file() else src).resolve():
             notes.append(f"images in {root}" + (
-                f": {src} holds that folder alone and no CSV listing its images (the mask competition's info.csv), "
-                f"so the ids are their names there, in name order" if lone else
                 f": {src} holds that folder alone, so the folders in it are the classes (--layout folder reads "
-                f"'{root.name}' as one class)" if classes_in else ""))
+                f"'{root.name}' as one class)" if classes_in else
+                f": {src} holds that folder alone and no CSV listing its images (the mask competition's info.csv), "
+                f"so the ids are their names there, in name order" if lone else ""))
             if not src.is_file():       # the competition's train/ or eval/ given whole: its CSV and images are input
                 folder_read = str(src.resolve())
         if announce:

@@ -137,8 +137,8 @@ def test_an_eval_folder_without_its_info_csv_is_unlabeled_images_named_in_images
 
 
 def test_a_lone_image_folder_is_walked_once(tmp_path, monkeypatch):
-    """eval/ holding images/ alone: detect_layout's lone_image_folder walked images/ whole, then load asked
-    lone_image_folder again and read_unlabeled walked it a third time. Now the detection's finding (its images)
+    """eval/ holding images/ alone: detect_layout's lone_image_folder (now lone_folder) walked images/ whole, then
+    load asked it again and read_unlabeled walked it a third time. Now the detection's finding (its images)
     is what load reads: one walk of the folder."""
     from imgcls import layouts
     ev = tmp_path / "eval"
@@ -164,7 +164,7 @@ def test_detection_stops_at_the_first_image_of_a_folder(tmp_path, monkeypatch):
         for i in range(5):
             make_image(data / cls / f"{i}.png", size=(16, 16), seed=i)
             make_image(data / cls / "deep" / "deeper" / f"{i}.png", size=(16, 16), seed=i)
-    nested = tmp_path / "nested"                    # images/ alone holding class folders: lone_class_folder_root
+    nested = tmp_path / "nested"                    # images/ alone holding class folders: lone_folder
     for cls in ("cat", "dog"):
         make_image(nested / "images" / cls / "deep" / "x.png", size=(16, 16))
         make_image(nested / "images" / cls / "deep" / "more" / "y.png", size=(16, 16))
@@ -202,9 +202,7 @@ def test_detection_stops_at_the_first_image_of_a_folder(tmp_path, monkeypatch):
     images = nested / "images"      # the one of cat/ and dog/ listed first holds an image: the other is not opened
     assert not (under(images / "cat") and under(images / "dog")), opened
     assert not under(images / "cat" / "deep" / "more") and not under(images / "dog" / "deep" / "more"), opened
-    opened.clear()
-    assert layouts.lone_class_folder_root(nested) == images
-    assert not under(images / "dog"), opened        # cat/, first in name order, holds one
+    assert mf.detect_source(nested, opts())[1] == layouts.LoneFolder(images, None, None)     # the classes' root
     monkeypatch.undo()
 
     odd = tmp_path / "odd"                          # images_under's rules, answer for answer
@@ -245,6 +243,22 @@ def test_detection_asks_each_subfolder_once_whether_it_holds_an_image(tmp_path, 
     monkeypatch.setattr(os, "scandir", lambda path=".": opened.append(Path(path)) or scandir(path))
     assert mf.detect_layout(data, opts()) == "folder"
     assert sorted(opened) == [data / "images", data / "other"], opened
+
+
+def test_a_lone_folder_of_class_folders_is_found_once(tmp_path, monkeypatch):
+    """data/ holding images/ alone, class folders in it: the detection listed data/ for its lone image folder (and
+    asked its CSVs, and images/'s class folders) and load listed it all again to find the classes' root. Now the
+    detection's finding is what load reads from."""
+    import os
+    data = tmp_path / "data"
+    for cls in ("cat", "dog"):
+        make_image(data / "images" / cls / "x.png", size=(16, 16))
+    listed = []
+    listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(Path(path)) or listdir(path))
+    df = mf.load(data, scan=False)
+    assert df["path"].tolist() == ["cat/x.png", "dog/x.png"] and set(df["root"]) == {str((data / "images").resolve())}
+    assert listed.count(data) <= 4, listed      # profiles_root, the subfolders, the CSVs, the lone folder
 
 
 def test_a_folder_holding_only_images_of_class_folders_reads_those_classes(tmp_path, capsys):
