@@ -101,10 +101,6 @@ def visible_subfolders(root: Path) -> list[Path]:
     return sorted(d for d in root.iterdir() if d.is_dir() and not hidden_name(d.name))
 
 
-def _visible(p: Path) -> bool:
-    return not any(hidden_name(part) for part in p.parts)
-
-
 def utf8_name(name: str) -> bool:
     """Whether a name the file system gave can be written as text (a manifest, a CSV, the console): a name whose bytes
     are not UTF-8 (unpacked as is from a zip made on Windows: cp949 Korean, latin-1 accents) comes back from os with
