@@ -322,6 +322,38 @@ def test_byte_identical_images_under_two_labels_are_warned_unless_clean_settled_
                                   d["sha256"])))
 
 
+def test_near_duplicate_images_under_two_labels_are_warned_unless_clean_settled_them(tmp_path, monkeypatch):
+    """split keeps a near-duplicate pair in one unit but said nothing when its two images carry different labels
+    (clean not run, or run without the near-duplicate search): the one label-conflict warning names them too."""
+    from imgcls import links
+
+    def scored_pairs(self, df, *a, **k):       # one near-duplicate pair across labels, one within a label
+        pos = {p: i for i, p in enumerate(df["path"])}
+        found = [(pos[x], pos[y]) for x, y in (("cat/000.png", "dog/000.png"), ("cat/001.png", "cat/002.png"))
+                 if x in pos and y in pos]
+        return (np.array([f[0] for f in found], np.int64), np.array([f[1] for f in found], np.int64),
+                np.full(len(found), 0.97))
+    monkeypatch.setattr(links.NearDuplicates, "scored_pairs", scored_pairs)
+    monkeypatch.setattr(links.NearDuplicates, "check_weights", lambda self: None)
+    src = make_image_folder(tmp_path / "raw", {"cat": 6, "dog": 6}, size=(16, 16))
+    r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "splits.csv"), "--val", "0.5"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert "1 group(s) of near-duplicate images carry different labels (e.g. cat/000.png 'cat' and dog/000.png " \
+           "'dog', near-duplicates, score 0.97)" in said and "imgcls clean" in said, r.output
+    df = mf.load(src, scan=True)
+    warned = lambda d: [n for n in sp.make_split(d, cfg(val=0.5, near_dup=True))[1]["notes"] if "different labels" in n]
+    pair = df["path"].isin(["cat/000.png", "dog/000.png"]).to_numpy()
+    assert not warned(df.assign(label_conflict=pair))                     # clean settled them: nothing to say
+    gone = (df["path"] == "dog/000.png").to_numpy()
+    assert not warned(df.assign(keep=~gone, reason=np.where(gone, "label_conflict", "")))
+    # a byte-identical conflict as well: still one warning, both kinds named, its example the certain one
+    shutil.copy(src / "cat" / "003.png", src / "dog" / "copy_of_cat003.png")
+    notes = warned(mf.load(src, scan=True))
+    assert len(notes) == 1 and "2 group(s) of byte-identical or near-duplicate images" in notes[0], notes
+    assert "cat/003.png 'cat' and dog/copy_of_cat003.png 'dog', byte-identical)" in notes[0], notes
+
+
 def test_cli_user_errors_are_one_line(tmp_path):
     src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(12, 12))
     cases = [["--val", "0.2", "--folds", "5"], ["--stratify", "nope"], ["--val", "0.7", "--test", "0.4"],

@@ -94,16 +94,16 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     if inc.empty:
         raise UserError("every row is excluded (see drop_reason: clean's keep=false, unreadable, no label, "
                         "--drop-ages); nothing to split")
-    n_conflicts, example = content_label_conflicts(inc)
-    if n_conflicts:         # one unit, placed whole, but two labels for one picture (clean did not settle them)
-        a, la, b, lb = example
-        notes.append(f"{n_conflicts} group(s) of byte-identical images carry different labels (e.g. {a} '{la}' and "
-                     f"{b} '{lb}'): each stays on one side, but training sees the same picture under two labels; "
-                     f"`imgcls clean` resolves label conflicts (--conflicts), or fix the labels")
     near: list[tuple[int, int, float]] = []
     if cfg.near_dup:
         linked = linked_units(inc, group_col)
         near = near_duplicate_pairs_for(inc, cfg, workers, units_of=linked)
+    n_conflicts, what, example = content_label_conflicts(inc, near)
+    if n_conflicts:         # one unit, placed whole, but two labels for one picture (clean did not settle them)
+        a, la, b, lb, how = example
+        notes.append(f"{n_conflicts} group(s) of {what} images carry different labels (e.g. {a} '{la}' and {b} "
+                     f"'{lb}', {how}): each stays on one side, but training sees the same picture under two labels; "
+                     f"`imgcls clean` resolves label conflicts (--conflicts), or fix the labels")
     units = linked_units(inc, group_col, near)
     if cfg.near_dup:
         before, after = (pd.Series(u).map(pd.Series(u).value_counts()) for u in (linked, units))

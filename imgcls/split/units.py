@@ -52,22 +52,41 @@ def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 
     return [(int(a), int(b), float(c)) for a, b, c in zip(i, j, s)]
 
 
-def content_label_conflicts(df: pd.DataFrame) -> tuple[int, tuple[str, str, str, str] | None]:
-    """Byte-identical copies (one sha256, links.exact_pairs) filed under different labels, among the rows clean has
-    not already settled (clean's `label_conflict` marks the groups it decided; the rows it removed are not in df):
-    (content groups spanning labels, an example (path, label, path, label) of the first such group). The split keeps
-    each group on one side (one unit), but training would see the same picture under two labels."""
-    if "sha256" not in df.columns or "label" not in df.columns or len(df) < 2:
-        return 0, None
+def content_label_conflicts(df: pd.DataFrame, near_pairs: Sequence[tuple[int, int, float]] = ()
+                            ) -> tuple[int, str, tuple[str, str, str, str, str] | None]:
+    """Copies filed under different labels, among the rows clean has not already settled (clean's `label_conflict`
+    marks the groups it decided; the rows it removed are not in df): byte-identical copies (one sha256,
+    links.exact_pairs) and the near-duplicate pairs split found (positions into df), joined into groups
+    (links.components) as clean groups them. Returns (groups spanning labels, what they are: 'byte-identical',
+    'near-duplicate' or 'byte-identical or near-duplicate', an example (path, label, path, label, how the two are
+    linked) of one such link: a byte-identical one first). The split keeps each group on one side (one unit), but
+    training would see the same picture under two labels."""
+    if "label" not in df.columns or len(df) < 2:
+        return 0, "", None
     labels = df["label"].fillna("").astype(str).to_numpy()
     use = labels != ""
     if "label_conflict" in df.columns:
         from imgcls.manifest import coerce
         use &= ~coerce(df[["label_conflict"]].copy())["label_conflict"].to_numpy(bool)
-    first, later = links.exact_pairs(df["sha256"].to_numpy(), valid=use)
-    differ = labels[first] != labels[later]
-    if not differ.any():
-        return 0, None
+    ei, ej = (links.exact_pairs(df["sha256"].to_numpy(), valid=use) if "sha256" in df.columns
+              else (np.zeros(0, np.int64),) * 2)
+    ni, nj = (np.array([p[k] for p in near_pairs], np.int64) for k in (0, 1))
+    scores = np.array([p[2] for p in near_pairs], float)
+    inside = use[ni] & use[nj]
+    ni, nj, scores = ni[inside], nj[inside], scores[inside]
+    comp = links.components(len(df), np.r_[ei, ni], np.r_[ej, nj])
+    spans = pd.Series(labels[use]).groupby(comp[use]).nunique()
+    spans = spans.index[spans.to_numpy() > 1].to_numpy()
+    if not len(spans):
+        return 0, "", None
+    exact = np.isin(comp[ei], spans).any()
+    near = np.isin(comp[ni], spans).any()
+    what = "byte-identical or near-duplicate" if exact and near else "byte-identical" if exact else "near-duplicate"
     paths = df["path"].astype(str).to_numpy()
-    a, b = int(first[differ][0]), int(later[differ][0])
-    return int(np.unique(first[differ]).size), (paths[a], labels[a], paths[b], labels[b])
+    differ = np.flatnonzero(labels[ei] != labels[ej])
+    if len(differ):
+        a, b, how = int(ei[differ[0]]), int(ej[differ[0]]), "byte-identical"
+    else:       # a group spanning labels has a link whose two ends differ: a near-duplicate pair here
+        k = int(np.flatnonzero(labels[ni] != labels[nj])[0])
+        a, b, how = int(ni[k]), int(nj[k]), f"near-duplicates, score {scores[k]:.2f}"
+    return int(len(spans)), what, (paths[a], labels[a], paths[b], labels[b], how)
