@@ -34,6 +34,45 @@ def split_outputs(out: Path) -> dict[str, Path]:
             "leaks": parent / f"{stem}_leaks.csv"}
 
 
+def placing_journal(out: Path) -> Path:
+    """The record a step that renames a set of files into place beside `out` (split's table and its reports) keeps
+    while it renames them: written before the first rename, removed after the last (placing_record). A run stopped
+    among the renames leaves it beside the files it placed (interrupted_leftovers)."""
+    return out.parent / f".{out.name}.placing.json"
+
+
+def placing_record(moves: dict[Path, Path]) -> dict[str, list[int]]:
+    """The journal's content for renames {staged file: its place}: each place's name with the staged file's size and
+    modification time, which a rename keeps."""
+    return {dst.name: _stamp(src) for src, dst in moves.items()}
+
+
+def _stamp(path: Path) -> list[int]:
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def interrupted_leftovers(out: Path) -> list[Path]:
+    """The files beside `out` that a run stopped among its renames placed there: those its placing_journal names and
+    that still have the size and modification time it recorded. They are the step's own output, not another step's
+    or the user's, so its rerun replaces them."""
+    import json
+    journal = placing_journal(out)
+    try:
+        record = json.loads(journal.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    found = []
+    for name, stamp in (record.items() if isinstance(record, dict) else ()):
+        p = out.parent / str(name)
+        try:
+            if Path(name).name == name and p.is_file() and not p.is_symlink() and _stamp(p) == stamp:
+                found.append(p)
+        except OSError:
+            continue
+    return found
+
+
 def read_yaml(path: Path) -> dict:
     """A YAML mapping, {} when the file is missing, unreadable or not a mapping."""
     import yaml
@@ -107,12 +146,14 @@ def replacing_line(out: str | os.PathLike, what: str, keep: str = "--out FOLDER"
 
 
 def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", own: tuple[str, ...] = (),
-                        writes=None, instead: str | None = None, whole: bool = False, among: bool = False) -> None:
+                        writes=None, instead: str | None = None, whole: bool = False, among: bool = False,
+                        mine=()) -> None:
     """Refuse an --out folder that holds another step's output (output_step), before the work: `step` writing its
     report.html, manifest.csv, ... there would replace that step's files or mix its own among them (eda --out
     data/clean). The step's own earlier output (and `own`'s: train's runs in a tune study) passes, to be replaced as
     ever. `writes`: the files a step that writes only its own files into a folder would write there (split's
-    table, the --out given, first, then its reports): refused only when one of them is already there. `instead`:
+    table, the --out given, first, then its reports): refused only when one of them is already there, unless it is
+    among `mine` (what a run of the step stopped while renaming them placed: interrupted_leftovers). `instead`:
     what the fix suggests (default: an empty folder or an earlier output of this step). `whole`: a step that owns
     its whole --out (eda, clean, preprocess: its files anywhere under it, its stale-temp sweep walking all of it)
     also refuses a folder of outputs (outputs/runs, outputs: a run, ensemble, study or prediction up to two
@@ -133,7 +174,8 @@ def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", 
     if found is None or found[0] == step or found[0] in own:
         return
     if writes is not None:
-        clash = [Path(w).name for w in writes if Path(w).is_file()]
+        mine = {Path(m) for m in mine}
+        clash = [Path(w).name for w in writes if Path(w).is_file() and Path(w) not in mine]
         if not clash:
             return
         raise UserError(f"{flag} {writes[0]}: {out} holds {found[1]}, whose {', '.join(clash)} imgcls {step} "

@@ -863,3 +863,39 @@ def test_a_split_stopped_while_writing_leaves_the_earlier_set_whole(tmp_path, mo
     sp.run_split(raw, out, cfg=sp.SplitConfig(near_dup=False, seed=2), workers=1)     # a rerun: its own whole set
     assert sorted(p.name for p in out.parent.iterdir()) == sorted(before)
     assert json.loads(summary.read_text())["config"]["seed"] == 2
+
+
+def test_a_split_stopped_among_its_renames_in_another_steps_folder_is_rerun_not_refused(tmp_path, monkeypatch):
+    """`imgcls split --out data/clean/splits.csv` stopped after renaming its first report into place left that report
+    beside clean's files, and every rerun was refused as writing over another step's output (the file was split's
+    own). The renames are journaled: a rerun recognises what the stopped run placed and replaces it, and a file of
+    those names that it did not place is still a clash."""
+    import os
+    import types
+    import imgcls.split.run as split_run
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "clean_summary.json").write_text("{}")       # clean's output folder
+    out = clean / "splits.csv"
+    placed = []
+
+    def replace(src, dst):                          # stopped (Ctrl-C, kill) after the first rename
+        if placed:
+            raise KeyboardInterrupt
+        placed.append(os.path.basename(dst))
+        os.replace(src, dst)
+    monkeypatch.setattr(split_run, "os", types.SimpleNamespace(**{**vars(os), "replace": replace}))
+    with pytest.raises(KeyboardInterrupt):
+        sp.run_split(raw, out, cfg=sp.SplitConfig(near_dup=False), workers=1)
+    monkeypatch.undo()
+    assert placed and (clean / placed[0]).is_file() and not out.exists()
+    (clean / "splits_counts.csv").write_text("not split's\n")     # a file the stopped run did not place: a clash
+    with pytest.raises(UserError, match="whose splits_counts.csv imgcls split would write over"):
+        sp.run_split(raw, out, cfg=sp.SplitConfig(near_dup=False), workers=1)
+    (clean / "splits_counts.csv").unlink()
+    sp.run_split(raw, out, cfg=sp.SplitConfig(near_dup=False), workers=1)      # its own leftovers: replaced
+    assert json.loads((clean / "splits_summary.json").read_text())["n_used"] == 12
+    assert sorted(p.name for p in clean.iterdir()) == ["clean_summary.json", "splits.csv", "splits_counts.csv",
+                                                         "splits_distribution.png", "splits_report.html",
+                                                         "splits_summary.json"]

@@ -14,7 +14,8 @@ from imgcls import profiles
 from imgcls.console import info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
-from imgcls.outputs import refuse_other_output, replacing_line, split_outputs
+from imgcls.outputs import (interrupted_leftovers, placing_journal, placing_record, refuse_other_output,
+                            replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import assign, check_placed
@@ -153,10 +154,12 @@ def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int
 
 def _check_other_output(out: Path) -> None:
     """split writes its table and reports into a folder it does not own: over a file of another step's output there
-    (--out data/clean/manifest.csv) is refused; a table of its own beside that step's files, or an earlier split's
-    table (beside its _summary.json) replaced, is not."""
+    (--out data/clean/manifest.csv) is refused; a table of its own beside that step's files, an earlier split's
+    table (beside its _summary.json) replaced, or what a split stopped while renaming its set into place left
+    there (outputs.interrupted_leftovers), is not."""
     if not (out.is_file() and split_outputs(out)["summary"].is_file()):
-        refuse_other_output(out.parent, "split", writes=[out, *split_outputs(out).values()])
+        refuse_other_output(out.parent, "split", writes=[out, *split_outputs(out).values()],
+                            mine=interrupted_leftovers(out))
 
 
 def _check_embedder(cfg: SplitConfig) -> None:
@@ -236,14 +239,17 @@ def _write_set(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, lea
     """The table and its reports, written as one set: each is written under a temporary name (the reports in a
     hidden folder beside `out`), then all are renamed into place, the earlier run's reports this run does not
     write removed, the table last. A run stopped while writing (Ctrl-C) leaves the earlier set whole, never a
-    table beside another run's summary (its age bands, what later steps read) and report."""
+    table beside another run's summary (its age bands, what later steps read) and report. The renames are journaled
+    (outputs.placing_journal, removed after the last): a run stopped among them leaves the files it placed named
+    there, which its rerun recognises as split's own (_check_other_output), not another step's in that folder."""
     import shutil
     import tempfile
-    from imgcls.fsutil import atomic_path, is_temp_name
+    from imgcls.fsutil import atomic_path, is_temp_name, write_json
     final = split_outputs(out)
+    journal = placing_journal(out)
     # a kill -9 of an earlier run left temporary files and folders of these names (only ours: --out's folder is
     # the user's); the table's temporary file holds one of its own while it is written (`.` + its name)
-    remove_stale_temps(out.parent, [out.name, f".{out.name}"] + [p.name for p in final.values()])
+    remove_stale_temps(out.parent, [out.name, f".{out.name}", journal.name] + [p.name for p in final.values()])
     for d in out.parent.glob(f".{out.name}.*.tmp"):
         if is_temp_name(d.name) and d.is_dir() and not d.is_symlink():
             shutil.rmtree(d, ignore_errors=True)
@@ -254,11 +260,14 @@ def _write_set(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, lea
         write_reports(df, stage / out.name, cfg, summary, leaks, columns)
         with atomic_path(out) as tmp:       # renamed onto `out` as the block ends, after the reports
             mf.write(df, tmp)
+            moves = {staged[key]: p for key, p in final.items() if staged[key].is_file()}
+            write_json(journal, placing_record({**moves, tmp: out}))
+            for src, p in moves.items():
+                os.replace(src, p)
             for key, p in final.items():
-                if staged[key].is_file():
-                    os.replace(staged[key], p)
-                elif p.is_file():           # the earlier run's leaks or plot, none this time
+                if p not in moves.values() and p.is_file():     # the earlier run's leaks or plot, none this time
                     p.unlink()
+        journal.unlink(missing_ok=True)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
 
