@@ -899,3 +899,29 @@ def test_a_split_stopped_among_its_renames_in_another_steps_folder_is_rerun_not_
     assert sorted(p.name for p in clean.iterdir()) == ["clean_summary.json", "splits.csv", "splits_counts.csv",
                                                          "splits_distribution.png", "splits_report.html",
                                                          "splits_summary.json"]
+
+
+def test_an_out_over_the_users_own_file_is_refused_and_an_earlier_split_table_replaced(tmp_path):
+    """`imgcls split SRC --out train.csv` over the user's own train.csv (not a table split reads) replaced it without a
+    word. A file at --out that is not an earlier split's table is now refused in one line before the work (nothing
+    touched); an earlier split's table, with its summary beside it or moved without its reports (its split and
+    drop_reason columns), is replaced and said to be."""
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(12, 12))
+    table = tmp_path / "data" / "splits.csv"
+    assert runner.invoke(app, ["split", str(src), "--out", str(table), "--no-near-dup", "-q"]).exit_code == 0
+    mine = tmp_path / "data" / "train.csv"
+    mine.write_text("id,label\n1,a\n")
+    before = tree_snapshot(tmp_path)
+    for args in (["split", str(src), "--out", str(mine)], ["split", "--check", str(table), "--fix", "--out", str(mine)]):
+        r = runner.invoke(app, [*args, "--no-near-dup"])
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in r.output, (args, r.output)
+        assert f"--out {mine} is a file that is not an imgcls split table" in said and "choose another --out" in said
+        assert tree_snapshot(tmp_path) == before
+    moved = tmp_path / "elsewhere" / "mysplit.csv"        # a split's table moved without its reports: still split's
+    moved.parent.mkdir()
+    shutil.copy(table, moved)
+    for out in (table, moved):
+        r = runner.invoke(app, ["split", str(src), "--out", str(out), "--no-near-dup", "--seed", "3"])
+        assert r.exit_code == 0, r.output
+        assert f"{out} holds an earlier split" in " ".join(r.output.split()), r.output

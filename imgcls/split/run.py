@@ -146,6 +146,7 @@ def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int
     df = mf.load(src, opts, scan=False)
     layout = mf.layout_read(df)
     check_not_replacing([out, *split_outputs(out).values()], mf.read_table(df))    # --out train.csv of train.csv
+    _check_not_users_file(out)
     check_output_location(out, *mf.input_folders(df), images=mf.image_paths(df), owns=False)
     group_col = _resolve_group_col(df, cfg, layout)
     _check_stratify(df, cfg)
@@ -160,6 +161,32 @@ def _check_other_output(out: Path) -> None:
     if not (out.is_file() and split_outputs(out)["summary"].is_file()):
         refuse_other_output(out.parent, "split", writes=[out, *split_outputs(out).values()],
                             mine=interrupted_leftovers(out))
+
+
+def _check_not_users_file(out: Path) -> None:
+    """A file at --out that is not an earlier split's table (_is_split_table) is the user's own (their train.csv):
+    refused, not replaced."""
+    if out.is_file() and not _is_split_table(out):
+        raise UserError(f"--out {out} is a file that is not an imgcls split table (no "
+                        f"{split_outputs(out)['summary'].name} beside it, no split / drop_reason columns); imgcls "
+                        f"split would replace it with its table: choose another --out, or move the file away first")
+
+
+def _is_split_table(out: Path) -> bool:
+    """Whether the file `out` is an earlier split's table, which a split to it replaces: its summary beside it, a
+    table a split stopped while renaming its set placed, or a table with split's own columns (split and
+    drop_reason: a split table moved or copied without its reports). Anything else is the user's own file."""
+    if split_outputs(out)["summary"].is_file() or out in interrupted_leftovers(out):
+        return True
+    try:
+        if out.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+            columns = pq.read_schema(out).names
+        else:
+            columns = pd.read_csv(out, nrows=0).columns
+    except (OSError, ValueError, ImportError):        # unreadable, not a table: not split's
+        return False
+    return {"split", "drop_reason"} <= set(map(str, columns))
 
 
 def _check_embedder(cfg: SplitConfig) -> None:
@@ -227,7 +254,7 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
             raise LeakageError(f"the split is contaminated: {len(leaks)} leak(s) between sides (listed above); "
                                f"nothing written. Rerun with --fix, or pass --allow-leaks to write it anyway")
         warn(f"{len(leaks)} leak(s) between sides written anyway (--allow-leaks)")
-    if out.is_file() and split_outputs(out)["summary"].is_file():      # data/splits.csv every run: say what goes
+    if out.is_file() and _is_split_table(out):      # data/splits.csv every run: say what goes
         info(replacing_line(out, "an earlier split (its reports beside it too)", keep="--out FILE"))
     _write_set(df, out, cfg, summary, leaks, columns)
     info(f"wrote {out} ({summary['n_used']} rows in splits, {summary['n_rows'] - summary['n_used']} left out) "
@@ -286,6 +313,8 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         check_writable(out if out is not None else file, "file")
         if out is not None:
             _check_other_output(Path(out))
+            if os.path.realpath(out) != os.path.realpath(file):     # --out FILE itself: the file checked, fixed
+                _check_not_users_file(Path(out))
     _check_embedder(cfg)
     df = mf.load(file, mf.LayoutOptions(layout="manifest"), scan=False)
     if fix:         # where the repaired table goes, before the scan and the near-duplicate pass
