@@ -95,6 +95,13 @@ def seed_option(panel: str = "Runtime"):
     return option(0, panel=panel, lo=0, hi=2**32 - 1, help="Random seed (recorded in the outputs).")
 
 
+def option_text(value: Any) -> Any:
+    """An option's value as imgcls shows it outside a command line (trackers' params, tune's lines naming a space's
+    value): a bool as true / false, as config.yaml and a space file write it (str(True) is 'True'); anything else
+    unchanged."""
+    return str(value).lower() if isinstance(value, bool) else value
+
+
 def join(values) -> str:
     """A list option's command-line spelling: 30,60."""
     return ",".join(str(v) for v in values)

@@ -594,6 +594,8 @@ def test_a_model_the_search_can_pick_without_weights_here_is_refused_before_the_
         assert r.exit_code == 2 and "no pretrained weights for 'test_" in said, (key, r.output)
         assert len(r.output.strip().splitlines()) == 1 and "trial 0" not in said and "study 's'" not in said, r.output
         assert (f"space key '{key}' (" in said) == (key != "lr"), said            # which value of the space
+        if key == "pretrained":         # a bool value as the space file writes it (option_text), not True
+            assert "space key 'pretrained' (true): no pretrained weights" in said, said
         assert not out.exists()
     r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(tmp_path / "lr.yaml"),
                                  "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1",

@@ -1,6 +1,8 @@
 """Shared by the trackers: metric names and params from a run's rows and config."""
 from __future__ import annotations
 
+from imgcls.options import option_text
+
 
 def metric_name(key: str) -> str:
     """A metrics.csv column as a tracker's metric name: train_loss -> train/loss, val_macro_f1 -> val/macro_f1."""
@@ -30,12 +32,6 @@ def oof_scalars(summary: dict) -> dict[str, float]:
     if not oof:
         return {}
     return {"oof/val_macro_f1": float(oof["macro_f1"]), "oof/val_acc": float(oof["accuracy"])}
-
-
-def option_text(v):
-    """An option's value as the trackers show it: a bool as true / false, as config.yaml writes it (str(True) is
-    'True'); anything else unchanged."""
-    return str(v).lower() if isinstance(v, bool) else v
 
 
 def flat_params(config: dict) -> dict[str, str | int | float | bool]:

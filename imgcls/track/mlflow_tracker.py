@@ -7,7 +7,8 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from imgcls.track.common import epoch_scalars, oof_scalars, option_text, text_params
+from imgcls.options import option_text
+from imgcls.track.common import epoch_scalars, oof_scalars, text_params
 from imgcls.train.callbacks import Callback
 
 EXPERIMENT = "imgcls"

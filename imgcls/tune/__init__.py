@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from imgcls.errors import UserError
-from imgcls.options import check, option, set_options
+from imgcls.options import check, option, option_text, set_options
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
 
@@ -458,7 +458,7 @@ def _check_weights(base: TrainConfig, space) -> None:
                 else:
                     resolve_weights(m, pre, base.weights)
             except UserError as e:
-                which = [f"space key '{k}' ({str(v).lower() if isinstance(v, bool) else v})"
+                which = [f"space key '{k}' ({option_text(v)})"
                          for k, v in (("model", m), ("pretrained", pre)) if k in keys]
                 if not which:
                     raise
