@@ -410,7 +410,8 @@ def test_init_from_loads_and_freezes_the_backbone_and_trains_new_heads(tmp_path)
 
 
 def test_init_from_keeps_a_head_only_when_it_is_the_same_and_refuses_misfits(tmp_path, tiny_run):
-    from imgcls.train.checkpoint import init_checkpoint, load_init
+    from imgcls.train.checkpoint import load_init
+    from imgcls.train.rundir import init_checkpoint
     from imgcls.train.heads import build_model
     run = tiny_run(tmp_path / "r", classes=("a", "b", "c"), model="test_efficientnet")
     src = read_checkpoint(run / "best.pt")
@@ -434,7 +435,7 @@ def test_init_from_keeps_a_head_only_when_it_is_the_same_and_refuses_misfits(tmp
     r = CliRunner().invoke(app, ["train", str(tmp_path), "--init-from", str(run), "--model", "test_resnet"])
     assert r.exit_code == 2 and "pass --model test_efficientnet" in r.output
     # --model not typed: the run's own (it had to be typed again, the default refused as another model)
-    from imgcls.train.checkpoint import init_meta
+    from imgcls.train.rundir import init_meta
     assert init_meta(run).model == "test_efficientnet" and init_meta(folds) is None
     r = CliRunner().invoke(app, ["train", str(tmp_path / "nothing"), "--init-from", str(run)])
     assert r.exit_code == 2 and f"--model test_efficientnet --img-size 32: the model and the input size of " \

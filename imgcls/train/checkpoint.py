@@ -17,7 +17,6 @@ import torch
 
 from imgcls.errors import UserError
 from imgcls.fsutil import did_you_mean
-from imgcls.train.rundir import find_checkpoints
 
 if TYPE_CHECKING:
     from imgcls.model_meta import ModelMeta
@@ -61,6 +60,16 @@ def saved_epoch(path: str | os.PathLike) -> int | None:
     return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) else None
 
 
+def saved_finished(path: str | os.PathLike) -> bool | None:
+    """Whether the run a last.pt was saved by had finished (its train_state's `finished`: the last epoch, or the
+    early stop; its tensors mapped, not read); None where it records none or is no readable imgcls checkpoint."""
+    try:
+        state = read_checkpoint(path, mmap=True).get("train_state")
+    except (UserError, OSError):
+        return None
+    return bool(state.get("finished")) if isinstance(state, dict) else None
+
+
 _METAS: dict = {}      # (file, mtime, size) -> ModelMeta: predict's checks and its model loading read one file once
 
 
@@ -78,33 +87,6 @@ def read_meta(path: str | os.PathLike):
     if key is not None:
         _METAS[key] = meta
     return meta
-
-
-def init_meta(run: str | os.PathLike):
-    """The ModelMeta of the one checkpoint `train --init-from RUN` would start from (None: RUN holds several folds,
-    or none; init_checkpoint names what is wrong), for a command line that did not type --model / --img-size."""
-    try:
-        paths = find_checkpoints(run, "best")
-    except UserError:
-        return None
-    return read_meta(paths[0]) if len(paths) == 1 else None
-
-
-def init_checkpoint(run: str | os.PathLike, model_name: str) -> Path:
-    """The best.pt `train --init-from RUN` starts from (RUN: a run folder or a checkpoint file), checked to be one
-    checkpoint of --model `model_name`; one line otherwise."""
-    paths = find_checkpoints(run, "best")
-    if len(paths) > 1:
-        raise UserError(f"--init-from {run} holds {len(paths)} folds; give one of them, e.g. --init-from "
-                        f"{paths[0].parent}")
-    meta = read_meta(paths[0])
-    if meta.model != model_name:
-        # a Python TrainConfig's default model cannot be told from a chosen one: its line names resolve(), which
-        # takes the run's model as imgcls train does
-        raise UserError(f"--init-from {paths[0]} is a {meta.model} checkpoint, the run trains {model_name}; pass "
-                        f"--model {meta.model} (Python: model='{meta.model}', or TrainConfig.resolve({{'init_from': "
-                        f"...}}), which takes the run's model and input size as imgcls train does)")
-    return paths[0]
 
 
 def load_init(model: torch.nn.Module, meta, path: str | os.PathLike) -> list[str]:

@@ -595,7 +595,7 @@ class TrainConfig:
         typed other than the run's. `overrides` (the flags given) gains what is taken."""
         from imgcls.console import info
         from imgcls.options import flag
-        from imgcls.train.checkpoint import init_meta
+        from imgcls.train.rundir import init_meta
         meta = init_meta(overrides["init_from"])
         if meta is None:
             return

@@ -234,7 +234,8 @@ class Trainer:
         if self.resume and (self.run_dir / "last.pt").is_file():
             model = build_model(self.meta)      # restore() loads every weight from last.pt
         elif cfg.init_from:      # run_train checked it (init_checkpoint): one best.pt of this --model
-            from imgcls.train.checkpoint import init_checkpoint, load_init
+            from imgcls.train.checkpoint import load_init
+            from imgcls.train.rundir import init_checkpoint
             model = build_model(self.meta, pretrained=False)
             load_init(model, self.meta, init_checkpoint(cfg.init_from, cfg.model))
         else:

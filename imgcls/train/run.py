@@ -245,7 +245,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         # offline, an --init-from run deleted) are not needed again; a k-fold run's next fold still starts from them
         source = None
     elif cfg.init_from:
-        from imgcls.train.checkpoint import init_checkpoint
+        from imgcls.train.rundir import init_checkpoint
         source = WeightSource("run", str(init_checkpoint(cfg.init_from, cfg.model)))
     else:
         source = resolve_weights(cfg.model, cfg.pretrained, cfg.weights)

@@ -8,7 +8,9 @@
   training fails in one line). The kernel drops the lock when the process ends, `kill -9` included: no lock file
   is left behind to clean.
 - `find_checkpoints`: the best.pt / last.pt files of a run folder (or of each fold of a k-fold set), found by their
-  paths alone: ensemble, predict and export refuse a wrong run in one line before they import torch to read one.
+  paths alone: ensemble, predict and export refuse a wrong run in one line before they import torch to read one;
+  `init_checkpoint`: the one `--init-from RUN` starts from. What a checkpoint file holds is imgcls.train.checkpoint's
+  to read (it does not import this module).
 """
 from __future__ import annotations
 
@@ -286,6 +288,35 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     raise UserError(f"no {which}.pt in {run_dir} (nor in {run_dir}/fold_*/); is training finished?")
 
 
+def init_meta(run: str | os.PathLike):
+    """The ModelMeta of the one checkpoint `train --init-from RUN` would start from (None: RUN holds several folds,
+    or none; init_checkpoint names what is wrong), for a command line that did not type --model / --img-size."""
+    from imgcls.train.checkpoint import read_meta
+    try:
+        paths = find_checkpoints(run, "best")
+    except UserError:
+        return None
+    return read_meta(paths[0]) if len(paths) == 1 else None
+
+
+def init_checkpoint(run: str | os.PathLike, model_name: str) -> Path:
+    """The best.pt `train --init-from RUN` starts from (RUN: a run folder or a checkpoint file), checked to be one
+    checkpoint of --model `model_name`; one line otherwise."""
+    from imgcls.train.checkpoint import read_meta
+    paths = find_checkpoints(run, "best")
+    if len(paths) > 1:
+        raise UserError(f"--init-from {run} holds {len(paths)} folds; give one of them, e.g. --init-from "
+                        f"{paths[0].parent}")
+    meta = read_meta(paths[0])
+    if meta.model != model_name:
+        # a Python TrainConfig's default model cannot be told from a chosen one: its line names resolve(), which
+        # takes the run's model as imgcls train does
+        raise UserError(f"--init-from {paths[0]} is a {meta.model} checkpoint, the run trains {model_name}; pass "
+                        f"--model {meta.model} (Python: model='{meta.model}', or TrainConfig.resolve({{'init_from': "
+                        f"...}}), which takes the run's model and input size as imgcls train does)")
+    return paths[0]
+
+
 def _holds_images(folder: Path, limit: int = 200) -> bool:
     """Whether `folder` holds an image file or a manifest, itself or one folder down (an unlabeled test folder, an
     ImageFolder, clean's output); at most `limit` entries of each folder are looked at."""
@@ -352,20 +383,15 @@ def train_finished(path: str | os.PathLike) -> bool | None:
     state = _last_state(path)
     if state is not None:
         return state["finished"]
-    from imgcls.weights import torch_load_safely
-    try:
-        obj = torch_load_safely(path, "an imgcls checkpoint", "", mmap=True)
-    except (UserError, OSError):
-        return None
-    state = obj.get("train_state") if isinstance(obj, dict) else None
-    return bool(state.get("finished")) if isinstance(state, dict) else None
+    from imgcls.train.checkpoint import saved_finished      # torch: only for a last.pt without its record
+    return saved_finished(path)
 
 
 def training_now(checkpoint: str | os.PathLike) -> str | None:
     """How far imgcls train has come with the run (or k-fold fold) of `checkpoint` when it is training it now: its
     folder's RunLock, or its k-fold set's, is held and its LAST_STATE does not say it finished (a set's earlier folds
-    did). '' where nothing says more, else 'epochs done D/N' (from the files beside it: the checkpoint itself is
-    checkpoint.read_checkpoint's to read, which imports this module: the caller adds its epoch, saved_epoch); None
+    did). '' where nothing says more, else 'epochs done D/N' (from the files beside it, no torch: the caller adds the
+    checkpoint's own epoch, checkpoint.saved_epoch, where it warns); None
     where no train holds it or it has finished. For the line that says a run named on purpose is used half trained
     (its best.pt is rewritten as it improves: ensemble.spec.warn_training_now)."""
     checkpoint = Path(checkpoint)

@@ -453,7 +453,7 @@ def _check_weights(base: TrainConfig, space) -> None:
         for pre in pretrained:
             try:
                 if base.init_from:
-                    from imgcls.train.checkpoint import init_checkpoint
+                    from imgcls.train.rundir import init_checkpoint
                     init_checkpoint(base.init_from, m)
                 else:
                     resolve_weights(m, pre, base.weights)
