@@ -563,3 +563,28 @@ def test_a_single_run_s_task_names_its_class_count_before_its_first_validation(o
     assert read_run(kf / "fold_0", outputs).task == "label (3)"
     board = leaderboard(find_runs(outputs), filters=["task=label (3)"])
     assert "runs/single-starting" in set(board["name"])
+
+
+def test_a_listing_whose_reader_closes_early_exits_141_quietly(outputs):
+    """`imgcls runs | head -1` printed head's line and then exited 1 (rich's and click's answer to a closed pipe),
+    which `set -o pipefail` scripts took for a failure. A reader that goes away is the reader's choice: the command
+    exits 128 + SIGPIPE as coreutils do (`yes | head -1`), with no traceback or 'Exception ignored' line; a real
+    error still exits with its own code and line."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": repo, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    for args, code in ((["runs", str(outputs)], 141), (["models", "list"], 141),      # rich's way; click's: --version
+                       (["--version"], 141), (["runs", str(outputs / "nowhere")], 2)):
+        read, write = os.pipe()
+        os.close(read)          # the reader closes before the first line: no race with how much the pipe holds
+        try:
+            r = subprocess.run([sys.executable, "-m", "imgcls", *args], stdout=write, stderr=subprocess.PIPE,
+                               text=True, env=env, timeout=120)
+        finally:
+            os.close(write)
+        assert r.returncode == code, (args, r.returncode, r.stderr)
+        assert ("error: " in r.stderr) == (code == 2) and "Traceback" not in r.stderr \
+            and "Exception ignored" not in r.stderr, (args, r.stderr)
