@@ -442,6 +442,31 @@ def test_mlflow_study_run_holds_the_best_trial_so_far(data, tmp_path, space):
     assert tags["imgcls.best_trial"] == "5"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_an_mlflow_store_failing_on_the_best_so_far_is_one_warning_and_the_study_goes_on(data, tmp_path, space,
+                                                                                        capsys, monkeypatch):
+    """tune --tracker mlflow: the store going away as tune logged the best trial so far on the study's run
+    (log_group_best, after a trial completed) stopped the whole study with MLflow's traceback, where a trial's own
+    logging failing fails that trial and the study goes on. Now it is one warning, said once, and every trial runs."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+    log_metric = MlflowClient.log_metric
+
+    def gone(self, run_id, key, *a, **kw):
+        if key.startswith("best_trial/"):          # the store is away only when the study's best is written
+            raise MlflowException("API request to http://mlflow:5000 failed: Connection refused")
+        return log_metric(self, run_id, key, *a, **kw)
+    monkeypatch.setattr(MlflowClient, "log_metric", gone)
+    capsys.readouterr()
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, train={"tracker": ["mlflow"]}))
+    err = " ".join(capsys.readouterr().err.split())
+    assert list(trials_csv(study_dir)["state"]) == ["complete", "complete"], err
+    said = "warning: mlflow: the study's run 's' could not take the best trial so far (MlflowException: API request"
+    assert err.count(said) == 1 and "Traceback" not in err, err
+    assert (study_dir / "best_config.yaml").is_file()
+
+
 def test_ctrl_c_marks_the_trial_and_still_writes_the_files(data, tmp_path, space):
     class CtrlC(Callback):
         def on_epoch_end(self, epoch, logs):

@@ -564,7 +564,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
             return
         report.announce(frozen, report.terminal_label(METRIC_LABELS[cfg.metric], bool(cfg.train.folds)))
         if "mlflow" in trackers and frozen.state == TrialState.COMPLETE:
-            _mlflow_best(cfg, study_, frozen.number)
+            _mlflow_best(cfg, study_, frozen.number, best_failed)
         report.cleanup_checkpoints(study_, study_dir, cfg.keep_k())
         report.write_tables(study_, cfg, study_dir)
         if cap is not None and n_counted() >= cap:
@@ -572,6 +572,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
 
     from imgcls.track import check_trackers
     trackers = check_trackers(cfg.train.tracker)
+    best_failed: list[str] = []         # _mlflow_best's failures: the first is said
     objective = _Objective(cfg, space, deadline, list(callbacks or []), cap)
     remaining = None if cap is None else cap - done_before
     try:
@@ -595,18 +596,27 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
     return study_dir
 
 
-def _mlflow_best(cfg: TuneConfig, study, step: int) -> None:
+def _mlflow_best(cfg: TuneConfig, study, step: int, failed: list[str]) -> None:
     """--tracker mlflow: the study's parent run (its trials' group) gets the best trial so far, after each completed
     trial (step: its number): the value, named for the rows it is computed on as the trials' best/<column> is
     (best_trial/val_macro_f1; with --folds the mean of the folds' best epochs: best_trial/folds_mean_val_macro_f1),
-    and the trial's number, folder and drawn values as tags (imgcls.best_trial, best.lr, ...)."""
+    and the trial's number, folder and drawn values as tags (imgcls.best_trial, best.lr, ...). A store that fails
+    (a server or database gone away) stops no study, as a trial's own logging failing does not: the first failure of
+    this command is one warning (appended to `failed`), and each later trial tries again."""
     from imgcls.track.mlflow_tracker import MLflowTracker
     best = study.best_trial
     column = METRICS[cfg.metric][0]
     name = f"best_trial/{'folds_mean_' if cfg.train.folds else ''}{column}"
     run_dir = best.user_attrs.get("run_dir") or cfg.study_dir() / f"trial_{best.number:04d}"
-    MLflowTracker(uri=cfg.train.tracking_uri, out=cfg.study_dir(), group=cfg.study).log_group_best(
-        name, best.value, step, best.number, run_dir, best.params)
+    try:
+        MLflowTracker(uri=cfg.train.tracking_uri, out=cfg.study_dir(), group=cfg.study).log_group_best(
+            name, best.value, step, best.number, run_dir, best.params)
+    except Exception as e:      # noqa: BLE001 - the store's errors: MlflowException, sqlalchemy's, OSError, ...
+        if not failed:
+            from imgcls.console import warn
+            warn(f"mlflow: the study's run '{cfg.study}' could not take the best trial so far ({_one_line(e)}); the "
+                 f"study goes on, its trials.csv and best_config.yaml name the best trial")
+        failed.append(_one_line(e))
 
 
 def _discard_new_study(cfg: TuneConfig, url: str, study, made: list[Path]) -> bool:
