@@ -62,11 +62,14 @@ def saved_epoch(path: str | os.PathLike) -> int | None:
 
 def saved_finished(path: str | os.PathLike) -> bool | None:
     """Whether the run a last.pt was saved by had finished (its train_state's `finished`: the last epoch, or the
-    early stop; its tensors mapped, not read); None where it records none or is no readable imgcls checkpoint."""
+    early stop; its tensors mapped, not read); None where it records none or cannot be read. Its meta is not
+    checked (read_checkpoint): a meta that does not check changes nothing of whether the run finished."""
+    from imgcls.weights import torch_load_safely
     try:
-        state = read_checkpoint(path, mmap=True).get("train_state")
+        obj = torch_load_safely(path, "an imgcls checkpoint", "", mmap=True)
     except (UserError, OSError):
         return None
+    state = obj.get("train_state") if isinstance(obj, dict) else None
     return bool(state.get("finished")) if isinstance(state, dict) else None
 
 
