@@ -6,7 +6,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence, TypeVar
 
-from imgcls.console import progress_bar
+from imgcls.console import plural, progress_bar
 from imgcls.options import check, option
 
 T = TypeVar("T")
@@ -100,26 +100,57 @@ def worker_died(e: BaseException, who: str = "a worker process", advice: str | N
                      + (f" ({kept})" if kept else ""))
 
 
+class _Meanwhile:
+    """chunked_map's `meanwhile`, run in a daemon thread (a Ctrl-C while it runs stops the step at once; the thread
+    ends with the process); join() waits for it and raises what it raised."""
+
+    def __init__(self, fn: Callable[[], object]):
+        import threading
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(fn,), name="imgcls-meanwhile", daemon=True)
+        self.thread.start()
+
+    def _run(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except BaseException as e:      # noqa: BLE001 - raised in the caller's thread by join()
+            self.error = e
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+
 def chunked_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, what: str | None = None,
                 chunk: int = 64, pool=None, meanwhile: Callable[[], object] | None = None) -> Iterator[R]:
     """Yield fn(item) for every item, in order. `fn` must be a module-level function (it is pickled) when
     workers > 1; chunks of `chunk` items go to `workers` processes, results stream back as chunks finish.
     `what`: progress-bar label (silenced by --quiet). `pool`: a worker_pool to use instead of starting one.
     `meanwhile`: called once in this process while worker processes work on the chunks (only when they do; they
-    have forked by then), e.g. importing what the next stage needs instead of waiting idle."""
+    have forked by then), e.g. importing what the next stage needs instead of waiting idle: in a thread of its own,
+    so the bar counts the chunks as they come back meanwhile (run before reading them, it held the bar at 0 for the
+    seconds torch and timm took to import, then jumped to the end); an error in it is raised once the chunks are
+    read. Until the first chunk comes back, the bar says the worker processes it started are starting."""
     chunks = [(fn, items[i:i + chunk]) for i in range(0, len(items), chunk)]
     with progress_bar(what, len(items)) as advance:
         if len(chunks) > 1 and (pool is not None or (workers and workers > 1)):
             from concurrent.futures.process import BrokenProcessPool
             with nullcontext(pool) if pool is not None else worker_pool(min(workers, len(chunks))) as ex:
                 try:
+                    if pool is None:        # a pool of the caller's may have started before
+                        n = min(workers, len(chunks))
+                        advance(0, status=f"starting {plural(n, 'worker process', 'worker processes')}")
                     with _sigint_held():
                         results = ex.map(_apply_chunk, chunks)  # every chunk submitted: the workers are running
-                    if meanwhile is not None:
-                        meanwhile()
+                    side = _Meanwhile(meanwhile) if meanwhile is not None else None
+                    first = pool is None
                     for res in results:
-                        advance(len(res))
+                        advance(len(res), status="" if first else None)
+                        first = False
                         yield from res
+                    if side is not None:
+                        side.join()
                 except BrokenProcessPool as e:
                     raise worker_died(e) from None
         else:

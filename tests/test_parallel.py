@@ -143,3 +143,36 @@ def test_a_worker_killed_is_one_line_naming_workers_not_a_traceback():
     from imgcls.errors import UserError
     with pytest.raises(UserError, match=r"a worker process died .*run again with fewer --workers"):
         list(chunked_map(_killed_at_7, list(range(40)), workers=2, chunk=4))
+
+
+def test_the_bar_says_the_workers_start_then_counts_chunks_while_meanwhile_runs(monkeypatch):
+    """train's 'decoding images' and clean's thumbnail bars stood at 0 while this process ran `meanwhile` (torch and
+    timm imports, seconds) and then jumped to the end: the chunks were read only after it. The bar now says the
+    worker processes are starting until the first chunk is back, and counts the chunks as they come while
+    `meanwhile` still runs (here: it waits until the bar has counted every item)."""
+    import threading
+    from contextlib import contextmanager
+
+    import imgcls.parallel as P
+    calls, counted = [], threading.Event()
+
+    @contextmanager
+    def bar(what, total):
+        def advance(n=1, status=None):
+            calls.append((n, status))
+            if sum(c[0] for c in calls) == total:
+                counted.set()
+        yield advance
+    monkeypatch.setattr(P, "progress_bar", bar)
+    waited = []
+    items = list(range(40))
+    out = list(chunked_map(_square, items, workers=2, chunk=8, what="squares",
+                           meanwhile=lambda: waited.append(counted.wait(10))))
+    assert out == [x * x for x in items]
+    assert calls[0] == (0, "starting 2 worker processes") and calls[1][1] == "", calls
+    assert waited == [True]         # every chunk counted while meanwhile ran
+
+    def fails():
+        raise RuntimeError("import failed")
+    with pytest.raises(RuntimeError, match="import failed"):       # meanwhile's error is the caller's
+        list(chunked_map(_square, items, workers=2, chunk=8, meanwhile=fails))
