@@ -143,7 +143,11 @@ class NearDuplicates:
             info(f"near-duplicate verification: {replayed} of {len(i)} candidate pairs replayed from the cache, "
                  f"{len(i) - replayed} to verify")
         what = "verifying candidate pairs" if len(i) - replayed > 20_000 else None
-        global_scores(ts.thumbs, i, j, record, what=what, workers=workers, greyscale=grey)
+        # what is verified is kept as it goes (every SAVE_SECONDS), not only at the end: a Ctrl-C during a long
+        # verification kept none of it, and the rerun verified every pair again; the pairs of the moment are read
+        # at each call (the loop below leaves out the pairs of unreadable images)
+        save = cache.keeper(lambda: (keys[i], keys[j], record))
+        global_scores(ts.thumbs, i, j, record, what=what, workers=workers, greyscale=grey, save=save)
         # the local stage's: decided before it decodes (a pair skipped as joined in the last run is skipped again)
         while True:
             n = len(i)
@@ -152,7 +156,7 @@ class NearDuplicates:
             if len(i) == n:            # no pair left out as unreadable: the same checks
                 break
         s = local_scores(ts.thumbs, i, j, record, what=what, floor=floor, workers=workers, levels=levels,
-                         joined=joined if levels else None, greyscale=grey)
+                         joined=joined if levels else None, greyscale=grey, save=save)
         cache.store(keys[i], keys[j], record)
         keep = s >= floor
         return np.minimum(i, j)[keep], np.maximum(i, j)[keep], s[keep]

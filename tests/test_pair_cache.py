@@ -339,3 +339,38 @@ def test_the_embedding_method_s_search_is_kept_and_taken_in_any_row_order_and_at
     got = nd.scored_pairs(bad, emb, 0.85)
     assert searches == [0.85, 0.5, 0.85] and 3 not in np.r_[got[0], got[1]]
     assert path[3] not in {p for pair in by_path(bad, got) for p in pair}
+
+
+def test_a_verification_stopped_half_way_keeps_what_it_verified_and_the_rerun_verifies_the_rest(tmp_path,
+                                                                                               monkeypatch):
+    """The verified pairs were written only once verification ended: a Ctrl-C during it (most of a clean of a large
+    set) kept none, and the rerun verified every pair again. They are kept as verified (every SAVE_SECONDS, 0
+    here): the rerun verifies only the pairs the stopped run had not, with the scores of a whole run."""
+    from functools import partial
+
+    from imgcls import links
+    from imgcls.clean import near_dup, pair_cache
+    df = _scan(_folder(tmp_path / "data"))
+    emb = np.zeros((len(df), 8), np.float32)
+    want = links.NearDuplicates(cache_dir=str(tmp_path / "whole")).scored_pairs(df, emb, 0.90)
+    monkeypatch.setattr(pair_cache, "SAVE_SECONDS", 0.0)
+    monkeypatch.setattr(near_dup, "global_scores", partial(near_dup.global_scores, chunk=4))
+    real, scored = near_dup._verify_chunk, []
+
+    def stopped_after_3(thumbs, a, b):
+        if len(scored) == 3:
+            raise KeyboardInterrupt
+        scored.append(len(a))
+        return real(thumbs, a, b)
+    monkeypatch.setattr(near_dup, "_verify_chunk", stopped_after_3)
+    nd = links.NearDuplicates(cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(KeyboardInterrupt):
+        nd.scored_pairs(df, emb, 0.90)
+    assert scored == [4, 4, 4]
+    first = sum(scored)
+    scored.clear()
+    monkeypatch.setattr(near_dup, "_verify_chunk", lambda thumbs, a, b: scored.append(len(a)) or real(thumbs, a, b))
+    for x, y in zip(nd.scored_pairs(df, emb, 0.90), want):
+        np.testing.assert_array_equal(x, y)
+    n_pairs = len(pair_cache.PairCache(str(tmp_path / "whole"), False).table)
+    assert n_pairs > 20 and sum(scored) == n_pairs - first, (scored, n_pairs)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -327,9 +328,11 @@ def _channels(thumbs: np.ndarray, greyscale: bool) -> np.ndarray:
 
 
 def global_scores(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rec: PairRecord, chunk: int = GLOBAL_CHUNK,
-                  what: str | None = None, workers: int = 1, greyscale: bool = False) -> None:
+                  what: str | None = None, workers: int = 1, greyscale: bool = False,
+                  save: Callable[[], object] | None = None) -> None:
     """verify_pairs' global stage: the global score and alignment of the record's pairs that have none, written
-    into it (and marked fresh); reads the thumbnails of those pairs only."""
+    into it (and marked fresh) as each chunk is scored; reads the thumbnails of those pairs only. `save`: called
+    after each chunk is written (the pair cache keeps what is verified so far: PairCache.keeper)."""
     import multiprocessing
 
     from imgcls.console import progress_bar
@@ -345,17 +348,16 @@ def global_scores(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rec: PairRec
         chunk = min(chunk, max(64, -(-len(order) // (4 * workers))))
     bounds = [(s, min(s + chunk, len(order))) for s in range(0, len(order), chunk)]
     _SHARED["global"] = (thumbs, i, j, order)
-    parts = []
     try:
         with progress_bar(what, len(order)) as advance:          # pairs done, not chunks
-            for part in chunked_map(_global_part, bounds, workers, chunk=1):
-                parts.append(part)
-                advance(len(part[0]))
+            for (s, e), part in zip(bounds, chunked_map(_global_part, bounds, workers, chunk=1)):
+                done = order[s:e]
+                rec.glob[done], rec.how[done], rec.fresh[done] = part[0], part[1], True
+                advance(len(done))
+                if save is not None:
+                    save()
     finally:
         _SHARED.pop("global", None)
-    rec.glob[order] = np.concatenate([p[0] for p in parts])
-    rec.how[order] = np.concatenate([p[1] for p in parts])
-    rec.fresh[order] = True
 
 
 def _local_candidates(rec: PairRecord, floor: float) -> np.ndarray:
@@ -400,9 +402,11 @@ def local_checks(rec: PairRecord, i: np.ndarray, j: np.ndarray, n: int, floor: f
 
 def local_scores(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rec: PairRecord, what: str | None = None,
                  floor: float = 0.0, workers: int = 1, levels: list[float] | None = None,
-                 joined: np.ndarray | None = None, greyscale: bool = False) -> np.ndarray:
+                 joined: np.ndarray | None = None, greyscale: bool = False,
+                 save: Callable[[], object] | None = None) -> np.ndarray:
     """verify_pairs' local stage, once the record holds every pair's global score: the pairs' scores; what it
-    checks is written into the record (and marked fresh). Reads the thumbnails of local_checks' pairs only."""
+    checks is written into the record (and marked fresh) as each part is checked, then `save` is called (as
+    global_scores'). Reads the thumbnails of local_checks' pairs only."""
     from imgcls.console import progress_bar
     from imgcls.parallel import chunked_map, worker_pool
     out = rec.glob.copy()
@@ -417,15 +421,14 @@ def local_scores(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rec: PairReco
                         _SHARED["local"] = (_channels(thumbs, greyscale), i, j, rec.how, floor)
                     step = max(64, -(-len(need) // (4 * max(1, workers))))
                     parts = [need[k:k + step] for k in range(0, len(need), step)]
-                    got = []
                     # the bar moves as each part is checked: a round of LOCAL_BATCH pairs took 4-8 s on 2 cores
                     # (3,803 clip-art images), the bar standing at 0 and then jumping by the round
-                    for part, res in zip(parts, chunked_map(_local_part, parts, workers, chunk=1, pool=pool)):
-                        got.append(res)
+                    for part, local in zip(parts, chunked_map(_local_part, parts, workers, chunk=1, pool=pool)):
+                        out[part] = np.minimum(rec.glob[part], local)
+                        rec.local[part], rec.local_floor[part], rec.fresh[part] = local, floor, True
                         advance(len(part))
-                    local = np.concatenate(got)
-                    out[need] = np.minimum(rec.glob[need], local)
-                    rec.local[need], rec.local_floor[need], rec.fresh[need] = local, floor, True
+                        if save is not None:
+                            save()
                 advance(len(idx) - len(need))            # the round's pairs skipped (joined) or replayed
     finally:
         _SHARED.pop("local", None)

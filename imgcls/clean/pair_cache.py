@@ -21,6 +21,7 @@ keeps --dup-method embedding's cosine search (CandidateCache.scored: the pairs a
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,9 @@ from imgcls.io import DEFAULT_MAX_PIXELS
 CACHE_VERSION = 1
 SUMS = np.uint16 if (THUMB // TINY) ** 2 * 255 < 1 << 16 else np.uint32    # near_dup.block_sums' integers
 FIELDS = ("a", "b", "glob", "how", "local", "local_floor")
+# while verification runs, what it verified is written at most this often (each write rewrites the whole file):
+# a Ctrl-C loses at most this much of it, not every pair verified so far
+SAVE_SECONDS = 30.0
 KEPT_SEARCHES = 4        # candidate searches kept per cache folder (clean's, split's on its output, and one more each)
 
 
@@ -305,6 +309,20 @@ class PairCache:
         rec.local[rows] = hit["local"].to_numpy(np.float32)
         rec.local_floor[rows] = hit["local_floor"].to_numpy(np.float32)
         return rec
+
+    def keeper(self, pairs: Callable[[], tuple[np.ndarray, np.ndarray, PairRecord]],
+               seconds: float | None = None) -> Callable[[], None]:
+        """verification's `save` (near_dup.global_scores, local_scores): each call stores the pairs verified so far
+        (`pairs()`: the keys and record, as `store` takes them) once `seconds` (SAVE_SECONDS) have passed since the
+        last store, so a stopped verification keeps what it verified and the rerun verifies only the rest."""
+        import time
+        last = [time.monotonic()]
+
+        def keep() -> None:
+            if time.monotonic() - last[0] >= (SAVE_SECONDS if seconds is None else seconds):
+                self.store(*pairs())
+                last[0] = time.monotonic()
+        return keep
 
     def store(self, key_a: np.ndarray, key_b: np.ndarray, rec: PairRecord) -> int:
         """Keep the pairs the record's verify_pairs call computed (`fresh`; a pair's newer numbers replace its
