@@ -116,6 +116,40 @@ def said_once() -> Iterator[None]:
         _state["said"] = outer
 
 
+@contextmanager
+def cache_reuse(step: str, folder) -> Iterator[None]:
+    """Around a step's passes over the content-keyed caches in `folder` (clean's thumbnail numbers, photo features,
+    embeddings, candidate search, verified pairs): a pass that an earlier run's cache served whole says so with
+    reused(), no line of its own (a partial hit says its own line: embedding's, verification's); as the block ends,
+    one line names them all (`step: reused from the cache in FOLDER: ...`), where a warm run said nothing of why
+    it took seconds, not minutes."""
+    outer = _state.get("reused")
+    _state["reused"] = ([], set()) if outer is None else outer
+    try:
+        yield
+        if outer is None and _state["reused"][0]:
+            info(f"{step}: reused from the cache in {folder}: {', '.join(_state['reused'][0])}")
+    finally:
+        _state["reused"] = outer
+
+
+def reused(what: str, key: str | None = None) -> None:
+    """Inside cache_reuse(): a pass the cache served whole (`what` it reused: 'photo features of 168 images'),
+    named once in its line; outside one nothing is said. `key`: the cache it read, not counted as reused when a
+    pass of this same run filled it (made(key): the embedding pass keeps both kinds of vector, the style pass after
+    it finds its own in the cache)."""
+    got = _state.get("reused")
+    if got is not None and what not in got[0] and (key is None or key not in got[1]):
+        got[0].append(what)
+
+
+def made(key: str) -> None:
+    """Inside cache_reuse(): this run filled the cache `key` (see reused)."""
+    got = _state.get("reused")
+    if got is not None:
+        got[1].add(key)
+
+
 def print_table(table, always: bool = False) -> None:
     """A rich Table: in a terminal at its width; piped or captured (80 columns by default) as wide as the table
     needs, so cells (paths, run names) are not folded. A summary of a step's work (ensemble's scores, predict's

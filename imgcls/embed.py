@@ -378,7 +378,12 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
             if shas[i]:
                 first[shas[i]] = i
             todo.append(i)
-    if resumed or 0 < len(missing) < len(readable):     # a partial hit is worth a line; a full one is not
+    if readable and not missing and not resumed:     # a full hit: named in the step's one line (cache_reuse)
+        from imgcls.console import reused
+        kept = len({shas[i] for i in readable})
+        reused(f"{'style ' if kind == 'style' else ''}embeddings ({model}, {size}px) of {plural(kept, 'image')}",
+               key=str(cpaths[kind]))
+    if resumed or 0 < len(missing) < len(readable):     # a partial hit is worth a line of its own
         # counted as the progress bar counts (pass_label): its total is `todo`, the copies among the rest take theirs
         info(f"embedding ({model}, {size}px): {len(readable) - len(missing)} of {len(readable)} images reused from "
              f"the cache{f' ({resumed} from an interrupted pass)' if resumed else ''}, {len(todo)} to embed"
@@ -448,6 +453,9 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
         for k in vectors:
             vectors[k].update({i: vectors[k][j] for i, j in same.items() if j in vectors[k]})
     if (todo or shard_paths) and d.main:
+        from imgcls.console import made
+        for path in cpaths.values():          # both kinds filled by this pass: not reused by the next one
+            made(str(path))
         again, stale = False, []
         for k in caches:
             fresh = next(iter(vectors[k].values()), None)

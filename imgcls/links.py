@@ -138,10 +138,13 @@ class NearDuplicates:
         record = cache.lookup(keys[i], keys[j])
         i, j, record = _decoded(ts, i, j, record, np.isnan(record.glob))      # the global stage's pairs
         replayed = int((~np.isnan(record.glob)).sum())
-        if 0 < replayed < len(i):          # a partial hit is worth a line; a full one is not (as embeddings')
-            from imgcls.console import info
+        if 0 < replayed < len(i):          # a partial hit is worth a line; a full one is named by the step's
+            from imgcls.console import info     # one line of what its caches served (console.cache_reuse)
             info(f"near-duplicate verification: {replayed} of {len(i)} candidate pairs replayed from the cache, "
                  f"{len(i) - replayed} to verify")
+        elif replayed:
+            from imgcls.console import reused
+            reused(f"the verification of {replayed} candidate pairs")
         what = "verifying candidate pairs" if len(i) - replayed > 20_000 else None
         # what is verified is kept as it goes (every SAVE_SECONDS), not only at the end: a Ctrl-C during a long
         # verification kept none of it, and the rerun verified every pair again; the pairs of the moment are read

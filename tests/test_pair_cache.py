@@ -374,3 +374,45 @@ def test_a_verification_stopped_half_way_keeps_what_it_verified_and_the_rerun_ve
         np.testing.assert_array_equal(x, y)
     n_pairs = len(pair_cache.PairCache(str(tmp_path / "whole"), False).table)
     assert n_pairs > 20 and sum(scored) == n_pairs - first, (scored, n_pairs)
+
+
+@pytest.mark.slow          # two cleans with the embedder (~12 s)
+def test_a_warm_clean_says_in_one_line_what_its_caches_served(tmp_path, monkeypatch):
+    """A clean whose every pass an earlier run's cache served (thumbnail numbers, photo features, embeddings, the
+    candidate search, the verified pairs) said nothing of it: one line names what was reused; a first run, whose
+    caches served nothing, says no such line."""
+    from imgcls import console
+    from imgcls.clean import CleanConfig, run_clean
+    root = _folder(tmp_path / "data")
+    said: list[str] = []
+    monkeypatch.setattr(console, "info", lambda msg, key=None: said.append(msg))
+    cfg = CleanConfig(embed_size=32, device="cpu", cache_dir=str(tmp_path / "cache"), embed_precision="fp32",
+                      ood=False)          # photo features: test_the_cache_reuse_line_names_photo_features
+    run_clean(root, tmp_path / "clean", cfg, workers=1)
+    assert not any("reused from the cache" in m for m in said), said
+    said.clear()
+    run_clean(root, tmp_path / "clean", cfg, workers=1)
+    line = [m for m in said if "reused from the cache" in m]
+    assert len(line) == 1 and line[0].startswith(f"clean: reused from the cache in {tmp_path / 'cache'}: "), said
+    for what in ("embeddings (tf_efficientnet_lite0, 32px) of 20 images", "thumbnail numbers of 20 images",
+                 "the candidate-pair search", "the verification of "):
+        assert what in line[0], line
+
+
+def test_the_cache_reuse_line_names_photo_features_and_not_what_this_run_filled(tmp_path):
+    """The photo features a cache served whole are named in cache_reuse's line; a cache this run filled (the
+    embedding pass keeps both kinds of vector: the style pass after it finds its own) is not 'reused'."""
+    from imgcls import console
+    from imgcls import manifest as mf
+    from imgcls.clean.features import feature_matrix
+    df = _scan(_folder(tmp_path / "data"))
+    feature_matrix(df, cache_dir=str(tmp_path / "cache"))
+    said: list[str] = []
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(console, "info", lambda msg, key=None: said.append(msg))
+        with console.cache_reuse("clean", tmp_path / "cache"):
+            feature_matrix(df, cache_dir=str(tmp_path / "cache"))
+            console.made("style.npz")
+            console.reused("style embeddings of 20 images", key="style.npz")
+    assert said == [f"clean: reused from the cache in {tmp_path / 'cache'}: photo features of 20 images"], said
+    assert len(set(mf.content_hashes(df))) == 20

@@ -114,6 +114,9 @@ class FeatureCache:
         """Copy the kept features of `rows` (positions into shas / out) into out; returns the rows still to measure."""
         found, vecs, todo = self.file.lookup(shas, rows, out.shape[1])
         out[found] = vecs
+        if len(found) and not len(todo):
+            from imgcls.console import plural, reused
+            reused(f"photo features of {plural(len(found), 'image')}")
         return todo
 
     def store(self, shas: np.ndarray, rows: np.ndarray, out: np.ndarray) -> None:

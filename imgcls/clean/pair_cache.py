@@ -76,6 +76,9 @@ class SummaryCache:
         size = int(np.prod(sums.shape[1:]))
         found, vecs, todo = self.file.lookup(shas, rows, size + 1)
         sums[found], grey[found], known[found] = vecs[:, :size].reshape(-1, *sums.shape[1:]), vecs[:, size] != 0, True
+        if len(found) and not len(todo):
+            from imgcls.console import plural, reused
+            reused(f"thumbnail numbers of {plural(len(found), 'image')}")
         return todo
 
     def store(self, shas: np.ndarray, rows: np.ndarray, sums: np.ndarray, grey: np.ndarray) -> None:
@@ -213,6 +216,8 @@ class CandidateCache:
         path = self._path(self.digest(emb, sums, candidates, ann))
         kept = self._load(path, len(sums), scored=False)
         if kept is not None:
+            from imgcls.console import reused
+            reused("the candidate-pair search")
             return kept["i"], kept["j"]
         i, j = candidate_pairs(emb, np.zeros((0, THUMB, THUMB, 3), np.uint8), np.ones(len(sums), bool), candidates,
                                ann=ann, sums=sums)
@@ -233,6 +238,8 @@ class CandidateCache:
         path = self._path(self.digest(emb, None, None, ann, method="embedding"))
         kept = self._load(path, len(emb), scored=True)
         if kept is not None and kept["floor"] <= floor:
+            from imgcls.console import reused
+            reused("the near-duplicate search")
             keep = kept["s"] >= floor                  # as the searches compare: float32 scores, a Python float
             return kept["i"][keep], kept["j"][keep], kept["s"][keep]
         if use_ann(ann, len(emb)) and (ann == "on" or faiss_available()):

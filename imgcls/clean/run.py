@@ -215,61 +215,66 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
             cache["feat"] = feature_matrix(df, workers=workers, cache_dir=cfg.cache_dir, max_pixels=cfg.max_pixels)
         return cache["feat"]
 
-    verified = cfg.dedup and cfg.near_dup and definition.method == "verified"
-    thumbs = None
-    if verified and det is not None and det.uses_features:      # both passes want every image: one decode
-        # images to decode mean a first run: the embedding pass will build its model too, so its imports (and the
-        # OOD detectors' scikit-learn) load while the worker processes decode (-1.7 s of a 21 s first clean on 2 cores)
-        thumbs, cache["feat"] = thumbnails_and_features(df, workers, cfg.cache_dir, meanwhile=_imports_ahead,
-                                                        max_pixels=cfg.max_pixels)
-    if dist.on:
-        # torchrun: every rank takes its share of the embedding / thumbnail / feature passes (imgcls.embed,
-        # thumbnails_and_features above, or near_dup.thumbnails / features.feature_matrix when one is wanted alone;
-        # split by rank, gathered on rank 0), then rank 0 alone searches and writes; the others return here
-        from imgcls.clean.near_dup import thumbnails
-        from imgcls.clean.pair_cache import Thumbnails
-        if dist.main:
-            info(f"clean: {dist.world} processes (torchrun): the embedding / thumbnail / feature passes split by "
-                 f"rank, rank 0 searches and writes")
-        # with --exact-only the duplicate stage embeds only for a tie's vote, which every rank can foresee
-        if (cfg.dedup and (cfg.near_dup or asks_for_embeddings(df, cfg))) or cfg.ood or cfg.undersample:
-            embeddings()
-            if cfg.ood:
-                style()
-        if verified and thumbs is None:         # the rows whose numbers no run kept, split by rank
-            thumbs = Thumbnails(df, content_representatives(df)[0], workers, cfg.cache_dir,
-                                max_pixels=cfg.max_pixels)
-            missing = np.zeros(len(df), bool)
-            missing[thumbs.missing] = True
-            thumbnails(df, only=missing, workers=workers, out=(thumbs.thumbs, thumbs.ok), max_pixels=cfg.max_pixels,
-                       what=pass_label("thumbnails", thumbs.readable, thumbs.distinct, len(thumbs.missing)))
-            thumbs.decoded(thumbs.missing)
-        if det is not None and det.uses_features:
-            features()
-        if not dist.main:
-            return df
-    scored = None
-    if cfg.dedup and cfg.near_dup:
-        levels = group_levels(definition.cut)
-        scored = definition.scored_pairs(df, embeddings(), min(levels), thumbs=thumbs, workers=workers,
-                                         levels=levels)
-    tie_votes: dict[str, dict[str, int]] = {}
-    if cfg.dedup:
-        df, tie_votes = mark_duplicates(df, None, cfg, pairs=scored, embeddings=embeddings)
-    if det is not None:
-        from imgcls.clean.registry import OODInputs
-        scores = det.score(OODInputs(features=features, embeddings=embeddings,
-                                     pixels=lambda: pixel_matrix(df, max_pixels=cfg.max_pixels), seed=cfg.seed,
-                                     style=style))
-        df["ood_score"] = scores
-        flagged = det.flag(scores, cfg.ood_threshold, cfg.ood_contamination) & df["keep"].to_numpy()
-        check_ood_share(flagged, (df["error"] == "").to_numpy(), cfg)
-        check_ood_classes(flagged, df, cfg)
-        df.loc[flagged, "keep"] = False
-        df.loc[flagged, "reason"] = "out_of_domain"
-    if cfg.undersample:
-        df = undersample(df, embeddings() if cfg.undersample != "random" else None, cfg.undersample,
-                         cfg.max_per_class, cfg.seed)
+    from imgcls.console import cache_reuse
+    from imgcls.embed import cache_folder
+    # the passes: what an earlier run's caches served whole is named in one line as they end (a warm run's seconds)
+    with cache_reuse("clean", cache_folder(cfg.cache_dir)):
+        verified = cfg.dedup and cfg.near_dup and definition.method == "verified"
+        thumbs = None
+        if verified and det is not None and det.uses_features:      # both passes want every image: one decode
+            # images to decode mean a first run: the embedding pass will build its model too, so its imports (and
+            # the OOD detectors' scikit-learn) load while the worker processes decode (-1.7 s of a 21 s first clean
+            # on 2 cores)
+            thumbs, cache["feat"] = thumbnails_and_features(df, workers, cfg.cache_dir, meanwhile=_imports_ahead,
+                                                            max_pixels=cfg.max_pixels)
+        if dist.on:
+            # torchrun: every rank takes its share of the embedding / thumbnail / feature passes (imgcls.embed,
+            # thumbnails_and_features above, or near_dup.thumbnails / features.feature_matrix when one is wanted alone;
+            # split by rank, gathered on rank 0), then rank 0 alone searches and writes; the others return here
+            from imgcls.clean.near_dup import thumbnails
+            from imgcls.clean.pair_cache import Thumbnails
+            if dist.main:
+                info(f"clean: {dist.world} processes (torchrun): the embedding / thumbnail / feature passes split by "
+                     f"rank, rank 0 searches and writes")
+            # with --exact-only the duplicate stage embeds only for a tie's vote, which every rank can foresee
+            if (cfg.dedup and (cfg.near_dup or asks_for_embeddings(df, cfg))) or cfg.ood or cfg.undersample:
+                embeddings()
+                if cfg.ood:
+                    style()
+            if verified and thumbs is None:         # the rows whose numbers no run kept, split by rank
+                thumbs = Thumbnails(df, content_representatives(df)[0], workers, cfg.cache_dir,
+                                    max_pixels=cfg.max_pixels)
+                missing = np.zeros(len(df), bool)
+                missing[thumbs.missing] = True
+                thumbnails(df, only=missing, workers=workers, out=(thumbs.thumbs, thumbs.ok), max_pixels=cfg.max_pixels,
+                           what=pass_label("thumbnails", thumbs.readable, thumbs.distinct, len(thumbs.missing)))
+                thumbs.decoded(thumbs.missing)
+            if det is not None and det.uses_features:
+                features()
+            if not dist.main:
+                return df
+        scored = None
+        if cfg.dedup and cfg.near_dup:
+            levels = group_levels(definition.cut)
+            scored = definition.scored_pairs(df, embeddings(), min(levels), thumbs=thumbs, workers=workers,
+                                             levels=levels)
+        tie_votes: dict[str, dict[str, int]] = {}
+        if cfg.dedup:
+            df, tie_votes = mark_duplicates(df, None, cfg, pairs=scored, embeddings=embeddings)
+        if det is not None:
+            from imgcls.clean.registry import OODInputs
+            scores = det.score(OODInputs(features=features, embeddings=embeddings,
+                                         pixels=lambda: pixel_matrix(df, max_pixels=cfg.max_pixels), seed=cfg.seed,
+                                         style=style))
+            df["ood_score"] = scores
+            flagged = det.flag(scores, cfg.ood_threshold, cfg.ood_contamination) & df["keep"].to_numpy()
+            check_ood_share(flagged, (df["error"] == "").to_numpy(), cfg)
+            check_ood_classes(flagged, df, cfg)
+            df.loc[flagged, "keep"] = False
+            df.loc[flagged, "reason"] = "out_of_domain"
+        if cfg.undersample:
+            df = undersample(df, embeddings() if cfg.undersample != "random" else None, cfg.undersample,
+                             cfg.max_per_class, cfg.seed)
 
     if earlier_output(out, "clean"):    # data/clean every run: say what goes
         info(replacing_line(out, "an earlier clean output"))
