@@ -12,13 +12,13 @@ from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
 from imgcls.console import info, is_quiet, progress_bar, warn
-from imgcls.fsutil import (check_output_location, check_writable, remove_earlier, remove_stale_temps, write_json,
+from imgcls.fsutil import (check_output_location, check_writable, remove_stale_temps, write_json,
                            write_table)
 from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders
 from imgcls.eda_config import DEFAULT_OUT, SAMPLES_PER_CLASS, EdaConfig
 from imgcls.options import check
-from imgcls.outputs import EDA_REPORT, EDA_SUMMARY, earlier_output, refuse_other_output, replacing_line
+from imgcls.outputs import EDA_REPORT, EDA_SUMMARY, earlier_output, output_set, refuse_other_output, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
 CLASSES_PER_GRID = 20
@@ -46,7 +46,7 @@ def exact_duplicate_groups(df: pd.DataFrame) -> list[dict]:
 
 
 DUPLICATES_NAME = "exact_duplicates.csv"
-# run_eda's plots: one name each, also what a rerun removes when it does not write it (remove_earlier_plots)
+# run_eda's plots: one name each, also what a rerun removes when it does not write it (earlier_files)
 PLOTS = {"class_counts": "class_counts.png", "sizes": "size_heatmap.png", "aspect": "aspect_ratio.png",
          "attributes": "attributes.png", "test_sizes": "train_test_sizes.png"}
 DUPLICATES_SHOWN = 200       # groups in report.html; every one is in DUPLICATES_NAME
@@ -298,23 +298,27 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     summary.update(source=str(src), seed=seed)
     if Path(src).is_dir() and layout == "folder":    # read_folder warned of them (under the folder read: data/images)
         summary["empty_class_folders"] = empty_class_folders(Path(df["root"].iloc[0]), df["path"])
-    plots = {"class_counts": plot_class_counts(summary, out / PLOTS["class_counts"]) if summary["classes"] else None,
-             "sizes": plot_size_heatmap(df, out / PLOTS["sizes"]),
-             "aspect": plot_aspect_ratio(df, out / PLOTS["aspect"])}
-    if "age" in df.columns and len(mf.readable(df)):
-        plots["attributes"] = plot_attributes(df, out / PLOTS["attributes"], opts.age_bands)
-    if test_df is not None:
-        summary["test"] = compare_test(df, test_df, seed)
-        summary["test"]["source"] = str(test)
-        plots["test_sizes"] = plot_train_test_sizes(df, test_df, out / PLOTS["test_sizes"])
-        say_test_findings(summary["test"])
-    grids = plot_sample_grids(df, out, seed, samples_per_class, max_pixels) if len(mf.readable(df)) else []
-    mf.write(df, out / mf.MANIFEST_NAME)
-    write_table(duplicates_table(dups), out / DUPLICATES_NAME)
-    summary["exact_duplicates_file"] = DUPLICATES_NAME
-    write_json(out / EDA_SUMMARY, summary)
-    write_report(out / EDA_REPORT, summary, df, plots, grids, dups)
-    remove_earlier_plots(out, [*plots.values(), *grids])
+    # the files are written as one set (outputs.output_set), then renamed into place: a run stopped between its
+    # plots left new PNGs beside the earlier run's summary.json and report; now it leaves the earlier set whole
+    with output_set(out, "eda", earlier=earlier_files(out)) as written:
+        stage = written.stage
+        plots = {"class_counts": plot_class_counts(summary, stage / PLOTS["class_counts"]) if summary["classes"]
+                 else None,
+                 "sizes": plot_size_heatmap(df, stage / PLOTS["sizes"]),
+                 "aspect": plot_aspect_ratio(df, stage / PLOTS["aspect"])}
+        if "age" in df.columns and len(mf.readable(df)):
+            plots["attributes"] = plot_attributes(df, stage / PLOTS["attributes"], opts.age_bands)
+        if test_df is not None:
+            summary["test"] = compare_test(df, test_df, seed)
+            summary["test"]["source"] = str(test)
+            plots["test_sizes"] = plot_train_test_sizes(df, test_df, stage / PLOTS["test_sizes"])
+            say_test_findings(summary["test"])
+        grids = plot_sample_grids(df, stage, seed, samples_per_class, max_pixels) if len(mf.readable(df)) else []
+        write_table(duplicates_table(dups), stage / DUPLICATES_NAME)
+        summary["exact_duplicates_file"] = DUPLICATES_NAME
+        write_json(stage / EDA_SUMMARY, summary)
+        write_report(stage / EDA_REPORT, summary, df, plots, grids, dups)
+        mf.write(df, written.beside(mf.MANIFEST_NAME))     # its image roots relative to where it will lie
     if not is_quiet():
         print_summary(summary)
     info(f"eda outputs: {out}/report.html, summary.json, manifest.csv, {DUPLICATES_NAME}, "
@@ -325,14 +329,14 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
 
 
 
-def remove_earlier_plots(out: Path, written) -> None:
-    """Delete the PNGs an earlier eda run wrote in `out` that this run did not (`written`): a sample page of more
-    classes, the class counts of a labelled set, attributes.png, train_test_sizes.png of a run with --test; each left
-    beside this run's files as if it were one of them."""
-    made = {Path(p).name for p in written if p is not None}
+def earlier_files(out: Path) -> set[str]:
+    """The files an earlier eda run may have left in `out` (the set output_set replaces): its fixed files and its
+    PNGs; those this run does not write (a sample page of more classes, the class counts of a labelled set,
+    attributes.png, train_test_sizes.png of a run with --test) are removed, not left beside this run's files as if
+    they were some of them."""
     ours = {f.name for f in out.glob("*.png") if f.name in PLOTS.values() or f.name == "samples.png" or (
         f.name.startswith("samples_") and f.name[len("samples_"):-len(".png")].isdigit())}
-    remove_earlier(out, ours - made)
+    return ours | {mf.MANIFEST_NAME, DUPLICATES_NAME, EDA_SUMMARY, EDA_REPORT}
 
 
 # --------------------------------------------------------------------------------------------------------------

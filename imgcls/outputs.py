@@ -2,11 +2,14 @@
 a checkpoint), a k-fold set (the same in fold_*/), an ensemble (spec.yaml), a tune study (trials.csv, study.db), a
 prediction (predict.json), clean's, preprocess's, eda's and export's output (their summary files). A leaf module (the standard
 library and yaml only): the data readers ask it whether an argument is one of these folders given where a dataset was
-meant, the model loaders where a run was meant, every writing step whether its --out holds another step's output."""
+meant, the model loaders where a run was meant, every writing step whether its --out holds another step's output.
+It also writes a step's files as one set (output_set: with imgcls.fsutil's atomic writes)."""
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from imgcls.errors import UserError
 
@@ -71,6 +74,67 @@ def interrupted_leftovers(out: Path) -> list[Path]:
         except OSError:
             continue
     return found
+
+
+class OutputSet:
+    """The files of one run of a step, written apart from the earlier run's until all are written (output_set):
+    `stage`, a hidden folder in the output folder, takes the files under their own names; `beside(name)` gives a
+    temporary path in the output folder itself for a file that must be written where it will lie (a manifest: its
+    image roots are stored relative to its folder)."""
+
+    def __init__(self, folder: Path, stage: Path):
+        self.folder, self.stage, self._beside = folder, stage, {}
+
+    def beside(self, name: str) -> Path:
+        """A temporary name in the output folder for the file `name` (atomic_path's kind: a kill -9 leaves one the
+        stale-temp sweep removes), renamed onto it after the staged files."""
+        import tempfile
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp" + Path(name).suffix, dir=self.folder)
+        os.close(fd)
+        self._beside[name] = Path(tmp)
+        return Path(tmp)
+
+    def _commit(self, name: str, earlier: Iterable[str]) -> None:
+        """Rename the set into place, journaled (placing_journal(folder / name), removed after the last rename): a
+        run stopped among the renames leaves the files it placed named there (interrupted_leftovers)."""
+        from imgcls.fsutil import file_mode, remove_earlier, write_json
+        written = sorted(p for p in self.stage.iterdir() if p.is_file())
+        for tmp in self._beside.values():
+            os.chmod(tmp, file_mode())
+        moves = {**{p: self.folder / p.name for p in written}, **{t: self.folder / n for n, t in self._beside.items()}}
+        journal = placing_journal(self.folder / name)
+        write_json(journal, placing_record(moves))
+        for src, dst in moves.items():
+            os.replace(src, dst)
+        remove_earlier(self.folder, set(earlier) - {p.name for p in written} - set(self._beside))
+        journal.unlink(missing_ok=True)
+
+
+@contextmanager
+def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] = ()) -> Iterator[OutputSet]:
+    """A step's files written as one set into `folder` (split's table and reports, eda's plots, summary and
+    report): yields an OutputSet to write them into; as the block ends they are renamed into place (the staged
+    files, then the `beside` ones), and the `earlier` names (the files an earlier run of the step may have left
+    in `folder`) this set does not hold are removed. A run stopped while writing (Ctrl-C, an error) leaves the
+    earlier set whole, never its summary beside new plots; only a stop during the renames themselves can mix them.
+    `name`: the staging folder's (`.NAME.XXXXXXXX.tmp` in `folder`); the ones a kill -9 left are removed here, and
+    what `beside` leaves by the caller's stale-temp sweep (fsutil.remove_stale_temps)."""
+    import shutil
+    import tempfile
+    from imgcls.fsutil import is_temp_name
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for d in folder.glob(f".{name}.*.tmp"):
+        if is_temp_name(d.name) and d.is_dir() and not d.is_symlink():
+            shutil.rmtree(d, ignore_errors=True)
+    written = OutputSet(folder, Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder)))
+    try:
+        yield written
+        written._commit(name, earlier)
+    finally:
+        shutil.rmtree(written.stage, ignore_errors=True)
+        for tmp in written._beside.values():
+            tmp.unlink(missing_ok=True)
 
 
 def read_yaml(path: Path) -> dict:

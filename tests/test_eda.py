@@ -585,3 +585,30 @@ def test_eda_keeps_the_matplotlib_backend_a_python_session_chose(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "backend pdf" in r.stdout, r.stdout
     assert list((tmp_path / "eda").glob("*.png"))
+
+
+def test_eda_stopped_between_its_plots_leaves_the_earlier_set_whole(tmp_path, monkeypatch):
+    """eda stopped (Ctrl-C) after its first plots left new PNGs beside the earlier run's summary.json and report:
+    two runs mixed. Its files are written as one set (outputs.output_set): a stopped run leaves the earlier set
+    byte for byte (and nothing temporary); a rerun writes its own whole set, sweeping what a kill -9 left."""
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
+    out = tmp_path / "eda"
+    eda.run_eda(root, out, samples_per_class=1)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"summary.json", "report.html", "manifest.csv", "size_heatmap.png"} <= set(before)
+    make_image_folder(tmp_path / "raw", {"c": 3}, size=(20, 20), seed=3)       # the data changed since
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(eda, "plot_aspect_ratio", stopped)          # after the class counts and the size heatmap
+    with pytest.raises(KeyboardInterrupt):
+        eda.run_eda(root, out, samples_per_class=1)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    monkeypatch.undo()
+    (out / ".eda.k3j4h5g6.tmp").mkdir()                               # a kill -9 while writing: swept
+    (out / ".eda.k3j4h5g6.tmp" / "summary.json").write_text("{}")
+    (out / ".manifest.csv.a1b2c3d4.tmp.csv").write_text("x")
+    eda.run_eda(root, out, samples_per_class=1)
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
+    assert json.loads((out / "summary.json").read_text())["n_images"] == 9
+    assert all(p.is_file() for p in mf.image_paths(mf.load(out / "manifest.csv", announce=False)))   # its roots

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ from imgcls import profiles
 from imgcls.console import info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
-from imgcls.outputs import (interrupted_leftovers, placing_journal, placing_record, refuse_other_output,
+from imgcls.outputs import (interrupted_leftovers, output_set, placing_journal, refuse_other_output,
                             replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
@@ -263,40 +262,21 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
 
 def _write_set(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks: pd.DataFrame,
                columns: list[str]) -> None:
-    """The table and its reports, written as one set: each is written under a temporary name (the reports in a
-    hidden folder beside `out`), then all are renamed into place, the earlier run's reports this run does not
-    write removed, the table last. A run stopped while writing (Ctrl-C) leaves the earlier set whole, never a
-    table beside another run's summary (its age bands, what later steps read) and report. The renames are journaled
-    (outputs.placing_journal, removed after the last): a run stopped among them leaves the files it placed named
-    there, which its rerun recognises as split's own (_check_other_output), not another step's in that folder."""
-    import shutil
-    import tempfile
-    from imgcls.fsutil import atomic_path, is_temp_name, write_json
+    """The table and its reports, written as one set (outputs.output_set): the reports in a hidden folder beside
+    `out`, the table under a temporary name there, then all renamed into place, the table last, and the earlier
+    run's reports this run does not write removed. A run stopped while writing (Ctrl-C) leaves the earlier set
+    whole, never a table beside another run's summary (its age bands, what later steps read) and report. The renames
+    are journaled (outputs.placing_journal, removed after the last): a run stopped among them leaves the files it
+    placed named there, which its rerun recognises as split's own (_check_other_output), not another step's in that
+    folder."""
     final = split_outputs(out)
-    journal = placing_journal(out)
-    # a kill -9 of an earlier run left temporary files and folders of these names (only ours: --out's folder is
-    # the user's); the table's temporary file holds one of its own while it is written (`.` + its name)
-    remove_stale_temps(out.parent, [out.name, f".{out.name}", journal.name] + [p.name for p in final.values()])
-    for d in out.parent.glob(f".{out.name}.*.tmp"):
-        if is_temp_name(d.name) and d.is_dir() and not d.is_symlink():
-            shutil.rmtree(d, ignore_errors=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        staged = split_outputs(stage / out.name)
-        write_reports(df, stage / out.name, cfg, summary, leaks, columns)
-        with atomic_path(out) as tmp:       # renamed onto `out` as the block ends, after the reports
-            mf.write(df, tmp)
-            moves = {staged[key]: p for key, p in final.items() if staged[key].is_file()}
-            write_json(journal, placing_record({**moves, tmp: out}))
-            for src, p in moves.items():
-                os.replace(src, p)
-            for key, p in final.items():
-                if p not in moves.values() and p.is_file():     # the earlier run's leaks or plot, none this time
-                    p.unlink()
-        journal.unlink(missing_ok=True)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
+    # a kill -9 of an earlier run left temporary files of these names (only ours: --out's folder is the user's);
+    # the table's temporary file holds one of its own while it is written (`.` + its name)
+    remove_stale_temps(out.parent, [out.name, f".{out.name}", placing_journal(out).name]
+                       + [p.name for p in final.values()])
+    with output_set(out.parent, out.name, earlier=[p.name for p in final.values()]) as written:
+        write_reports(df, written.stage / out.name, cfg, summary, leaks, columns)
+        mf.write(df, written.beside(out.name))
 
 
 def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
