@@ -872,7 +872,7 @@ def test_a_split_stopped_among_its_renames_in_another_steps_folder_is_rerun_not_
     those names that it did not place is still a clash."""
     import os
     import types
-    import imgcls.split.run as split_run
+    import imgcls.outputs as outputs
     raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
     clean = tmp_path / "clean"
     clean.mkdir()
@@ -885,7 +885,7 @@ def test_a_split_stopped_among_its_renames_in_another_steps_folder_is_rerun_not_
             raise KeyboardInterrupt
         placed.append(os.path.basename(dst))
         os.replace(src, dst)
-    monkeypatch.setattr(split_run, "os", types.SimpleNamespace(**{**vars(os), "replace": replace}))
+    monkeypatch.setattr(outputs, "os", types.SimpleNamespace(**{**vars(os), "replace": replace}))   # output_set's
     with pytest.raises(KeyboardInterrupt):
         sp.run_split(raw, out, cfg=sp.SplitConfig(near_dup=False), workers=1)
     monkeypatch.undo()
