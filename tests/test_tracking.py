@@ -40,6 +40,44 @@ class Recorder(Callback):
         return [e[0] for e in self.events]
 
 
+class FakeWandbRun:
+    """What the W&B tracker uses of a wandb run, for the tests that run without wandb (the fake_wandb fixture):
+    the init arguments, the summary, what was logged, an id (the one asked for, as wandb.init(id=...) does), the
+    offline folder, which a finished run no longer tells."""
+
+    def __init__(self, number: int, **kw):
+        self.kw, self.summary, self.logged, self.finished = kw, {}, [], False
+        self.id = kw.get("id") or f"id{number}"
+        self.dir = str(Path(kw["dir"]) / "wandb" / f"offline-run-{kw['name'].replace('/', '-')}" / "files")
+
+    def define_metric(self, *a, **k):
+        pass
+
+    def log(self, data, *a, **k):
+        self.logged.append(data)
+
+    def finish(self, *a, **k):
+        self.finished, self.dir = True, None
+
+
+@pytest.fixture
+def fake_wandb(monkeypatch):
+    """wandb faked (offline): the list of the runs wandb.init made, in order."""
+    import sys
+    import types
+    runs = []
+
+    def init(**kw):
+        runs.append(FakeWandbRun(len(runs), **kw))
+        return runs[-1]
+
+    monkeypatch.setitem(sys.modules, "wandb", types.SimpleNamespace(init=init, Settings=lambda **k: None,
+                                                                    Image=lambda *a, **k: None,
+                                                                    Table=lambda *a, **k: None))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    return runs
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     """3 classes; class c only in train (the validation rows lack it: the two macro-F1s disagreed there)."""
@@ -211,6 +249,84 @@ def test_mlflow_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(data
     tracker._connect()
     assert rec["run_id"] == m.info.run_id and tracker._earlier(tmp_path / "m2") is None
     assert tracker._earlier(tmp_path / "m") == m.info.run_id
+
+
+def test_wandb_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(tmp_path, fake_wandb):
+    """train --resume --tracker wandb started a second W&B run of the same name holding only the epochs after the
+    stop (MLflow went on in its run). The run folder (each fold's, the k-fold set's) now records its W&B run in
+    wandb_run.json, as mlflow_run.json, and a resumed session goes on in it: wandb.init(id=..., resume="allow"), the
+    stop it recorded cleared. A copy of the folder starts a run of its own. (wandb itself is faked; the hooks are
+    called as run_train calls them when a run, or the second fold of a set, is stopped by Ctrl-C and resumed.)"""
+    import json
+    import shutil
+
+    from imgcls.track.wandb_tracker import WandbTracker
+
+    def start(tracker, run_dir, fold=None):
+        tracker.on_run_start({"run_dir": run_dir, "parent_dir": None if fold is None else run_dir.parent,
+                              "fold": fold, "config": {"epochs": 2}})
+
+    def end(tracker, run_dir):
+        tracker.on_run_end({"run_dir": run_dir, "best_macro_f1": 0.5, "best_epoch": 1, "per_class": None})
+
+    w, k = tmp_path / "w", tmp_path / "k"
+    tracker = WandbTracker()                                    # the first session: stopped in epoch 2
+    start(tracker, w)
+    tracker.on_epoch_end(1, {"val_macro_f1": 0.5})
+    tracker.on_run_abort(KeyboardInterrupt())
+    tracker = WandbTracker()                                    # train --resume w
+    start(tracker, w)
+    tracker.on_epoch_end(2, {"val_macro_f1": 0.6})
+    end(tracker, w)
+    tracker.on_train_end({"run_dir": w, "folds": [], "oof": None, "runs": []})
+    tracker = WandbTracker()                                    # a k-fold set stopped in its second fold
+    start(tracker, k / "fold_0", 0)
+    end(tracker, k / "fold_0")
+    start(tracker, k / "fold_1", 1)
+    tracker.on_run_abort(KeyboardInterrupt())
+    tracker = WandbTracker()                                    # train --resume k: fold 0 is done
+    start(tracker, k / "fold_1", 1)
+    end(tracker, k / "fold_1")
+    tracker.on_train_end({"run_dir": k, "folds": [0, 1], "oof": {"macro_f1": 0.5, "accuracy": 0.6}, "runs": []})
+    first, again, fold0, fold1, fold1_again, kset = fake_wandb
+    assert [r.kw["name"] for r in fake_wandb] == ["w", "w", "k/fold_0", "k/fold_1", "k/fold_1", "k"]
+    assert "id" not in first.kw and again.kw["id"] == first.id and again.kw["resume"] == "allow"
+    assert first.summary["imgcls/stopped"].startswith("KeyboardInterrupt") and "imgcls/stopped" not in again.summary
+    assert fold1_again.kw["id"] == fold1.id and "id" not in fold0.kw and "id" not in kset.kw
+    assert len({first.id, fold0.id, fold1.id, kset.id}) == 4 and all(r.finished for r in fake_wandb)
+    for folder, r in ((tmp_path / "w", first), (tmp_path / "k" / "fold_1", fold1), (tmp_path / "k", kset)):
+        rec = json.loads((folder / "wandb_run.json").read_text())
+        assert rec == {"store": "imgcls", "run_id": r.id, "run_dir": str(folder.resolve())}
+    # a copy of a run folder, or another project, is not the run the record names
+    from imgcls.track.common import recorded_tracker_run
+    shutil.copytree(tmp_path / "w", tmp_path / "w2")
+    assert recorded_tracker_run(tmp_path / "w2", "wandb", "imgcls") is None
+    assert recorded_tracker_run(tmp_path / "w", "wandb", "other") is None
+    assert recorded_tracker_run(tmp_path / "w", "wandb", "imgcls") == first.id
+    # an mlflow_run.json written before the record was shared named its store "tracking_uri"
+    old = {"tracking_uri": "sqlite:///x.db", "run_id": "r1", "run_dir": str(tmp_path.resolve())}
+    (tmp_path / "mlflow_run.json").write_text(json.dumps(old))
+    assert recorded_tracker_run(tmp_path, "mlflow", "sqlite:///x.db") == "r1"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_wandb_offline_resume_goes_on_in_the_run_s_id(data, tmp_path, monkeypatch):
+    """The same with wandb itself, offline: the resumed session's files (a second offline-run-* folder) carry the
+    first session's run id."""
+    pytest.importorskip("wandb")
+    import json
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    cfg = TrainConfig(src=str(data), out=str(tmp_path), name="w", epochs=2, tracker=["wandb"], **TINY)
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg, callbacks=[StopInEpoch(2)])
+    run = tmp_path / "w"
+    rec = json.loads((run / "wandb_run.json").read_text())
+    run_train(TrainConfig.load(run / "config.yaml"), resume=run)
+    dirs = sorted((run / "wandb").glob("offline-run-*"))
+    assert len(dirs) == 2 and {d.name.rsplit("-", 1)[1] for d in dirs} == {rec["run_id"]}
+    assert json.loads((run / "wandb_run.json").read_text()) == rec
 
 
 def test_kfold_callbacks_name_the_fold_and_its_parent(kfold):
@@ -416,62 +532,29 @@ def test_a_k_fold_run_of_a_group_is_nested_under_it_and_gets_its_oof_score(data,
     assert {by_name[n]["status"] for n in ("study_kf", "kt0", "kt0/fold_0", "kt0/fold_1")} == {"FINISHED"}
 
 
-def test_wandb_folds_of_a_group_s_run_share_the_group(tmp_path, monkeypatch):
+def test_wandb_folds_of_a_group_s_run_share_the_group(tmp_path, fake_wandb):
     """tune --folds --tracker wandb: each trial's folds were grouped by the trial's folder name alone, so no trial
     was in the study's group and every study's trial_0000 folds shared one W&B group. The study stays the group;
     the folds are named after their trial. (wandb itself is faked: only the init arguments are checked.)"""
-    import sys
-    import types
-
     from imgcls.track.wandb_tracker import WandbTracker
-    inits = []
-
-    class FakeRun:
-        def define_metric(self, *a, **k):
-            pass
-
-    fake = types.SimpleNamespace(init=lambda **k: inits.append(k) or FakeRun(), Settings=lambda **k: None)
-    monkeypatch.setitem(sys.modules, "wandb", fake)
-    monkeypatch.setenv("WANDB_MODE", "offline")
     trial = tmp_path / "s1" / "trial_0000"
     for fold in (0, 1):
         WandbTracker(group="s1").on_run_start({"run_dir": trial / f"fold_{fold}", "parent_dir": trial,
                                                 "fold": fold, "config": {}})
     WandbTracker().on_run_start({"run_dir": tmp_path / "kf" / "fold_0", "parent_dir": tmp_path / "kf", "fold": 0,
                                  "config": {}})
-    assert [(k["group"], k["name"]) for k in inits] == [("s1", "trial_0000/fold_0"), ("s1", "trial_0000/fold_1"),
-                                                        ("kf", "kf/fold_0")]
+    assert [(r.kw["group"], r.kw["name"]) for r in fake_wandb] == [("s1", "trial_0000/fold_0"),
+                                                                   ("s1", "trial_0000/fold_1"), ("kf", "kf/fold_0")]
 
 
-def test_wandb_has_the_kfold_sets_out_of_fold_score(kfold, monkeypatch):
+def test_wandb_has_the_kfold_sets_out_of_fold_score(kfold, fake_wandb):
     """train --folds all --tracker wandb logged each fold's run but no out-of-fold score (MLflow logs
     oof/val_macro_f1 on the set's run, TensorBoard in the set's log dir); now a run named after the set, in the
     folds' group, holds the numbers of oof_score.json. (wandb itself is faked.)"""
     import json
-    import sys
-    import types
 
     from imgcls.track.wandb_tracker import WandbTracker
-    runs = []
-
-    class FakeRun:
-        def __init__(self, **kw):
-            self.kw, self.summary, self.finished = kw, {}, False
-            runs.append(self)
-
-        def define_metric(self, *a, **k):
-            pass
-
-        def log(self, *a, **k):
-            pass
-
-        def finish(self, *a, **k):
-            self.finished = True
-
-    fake = types.SimpleNamespace(init=lambda **k: FakeRun(**k), Settings=lambda **k: None,
-                                 Image=lambda *a, **k: None, Table=lambda *a, **k: None)
-    monkeypatch.setitem(sys.modules, "wandb", fake)
-    monkeypatch.setenv("WANDB_MODE", "offline")
+    runs = fake_wandb
     run, rec = kfold
     tracker = WandbTracker()
     for kind, *args in rec.events:
@@ -487,36 +570,15 @@ def test_wandb_has_the_kfold_sets_out_of_fold_score(kfold, monkeypatch):
     assert len(runs) == 3
 
 
-def test_each_tracker_says_where_its_files_are_and_how_to_open_them(tmp_path, monkeypatch, capsys):
+def test_each_tracker_says_where_its_files_are_and_how_to_open_them(tmp_path, fake_wandb, capsys):
     """train --tracker wandb (offline) printed nothing about its files (wandb's own hint is silenced), nor did
     tensorboard / mlflow say how to look at what they wrote. Each now says it in one line after the run: the
     `tensorboard --logdir`, the `mlflow ui` store, the `wandb sync` folders. (wandb itself is faked.)"""
-    import sys
-    import types
-
     from imgcls.console import set_quiet
     from imgcls.track.mlflow_tracker import MLflowTracker
     from imgcls.track.tb_tracker import TensorBoardTracker
     from imgcls.track.wandb_tracker import WandbTracker
 
-    class FakeRun:
-        def __init__(self, **kw):
-            self.kw, self.summary = kw, {}
-            self.dir = str(Path(kw["dir"]) / "wandb" / f"offline-run-{kw['name'].replace('/', '-')}" / "files")
-
-        def define_metric(self, *a, **k):
-            pass
-
-        def log(self, *a, **k):
-            pass
-
-        def finish(self, *a, **k):
-            self.dir = None          # what a finished run no longer tells
-
-    fake = types.SimpleNamespace(init=lambda **k: FakeRun(**k), Settings=lambda **k: None,
-                                 Image=lambda *a, **k: None, Table=lambda *a, **k: None)
-    monkeypatch.setitem(sys.modules, "wandb", fake)
-    monkeypatch.setenv("WANDB_MODE", "offline")
     set_quiet(False)
     out = tmp_path / "my runs"
     run = out / "r1"

@@ -12,7 +12,8 @@ wandb|none` (repeatable). All work offline; metrics.csv and the run folder's fil
   sqlite:///outputs/runs/mlflow.db`.
 - wandb: offline unless you are logged in (WANDB_API_KEY or `wandb login`); WANDB_MODE is respected. Files under
   the run folder's wandb/; `wandb sync` uploads them later. k-fold: the folds share a group (the run's name),
-  with a run named after the set holding its out-of-fold score (oof/val_macro_f1, oof/val_acc).
+  with a run named after the set holding its out-of-fold score (oof/val_macro_f1, oof/val_acc). The run folder's
+  wandb_run.json names its W&B run: --resume goes on in it (wandb.init(id=..., resume="allow")).
 
 Each package is an optional extra (`pip install 'imgcls[tensorboard]'`); asking for one that is not installed, or that
 fails to import (a broken dependency), is a one-line error naming the extra, before any data is read. Trackers run on rank 0 only (callbacks do).

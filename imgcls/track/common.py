@@ -1,5 +1,9 @@
-"""Shared by the trackers: metric names and params from a run's rows and config."""
+"""Shared by the trackers: metric names and params from a run's rows and config; the record of the tracker run a run
+folder logs to (<tracker>_run.json), which --resume goes on in."""
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 from imgcls.options import option_text
 
@@ -47,3 +51,30 @@ def flat_params(config: dict) -> dict[str, str | int | float | bool]:
 def text_params(config: dict) -> dict[str, str | int | float]:
     """flat_params with bools as true / false (option_text): what MLflow's params and TensorBoard's hparams show."""
     return {k: option_text(v) for k, v in flat_params(config).items()}
+
+
+def run_record(folder, tracker: str) -> Path:
+    """The file in a run (or k-fold set) folder that names the tracker's run it logs to: <tracker>_run.json
+    (mlflow_run.json, wandb_run.json)."""
+    return Path(folder) / f"{tracker}_run.json"
+
+
+def record_tracker_run(folder, tracker: str, store: str, run_id: str) -> None:
+    """Record that `folder` logs to the tracker's run `run_id` in `store` (MLflow: the tracking URI; W&B: the
+    project), with the folder's resolved path, so a copy of the folder is not taken for it (recorded_tracker_run)."""
+    from imgcls.fsutil import write_json
+    write_json(run_record(folder, tracker), {"store": store, "run_id": run_id, "run_dir": str(Path(folder).resolve())})
+
+
+def recorded_tracker_run(folder, tracker: str, store: str) -> str | None:
+    """The run id an earlier session of this run folder logged to in `store` (record_tracker_run), which --resume
+    goes on logging to; None without a record, for another store, or in a copy of the folder (cp -r a b: b's epochs
+    are not a's run)."""
+    try:
+        rec = json.loads(run_record(folder, tracker).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(rec, dict) or not rec.get("run_id") or rec.get("run_dir") != str(Path(folder).resolve()):
+        return None
+    # "tracking_uri": the store's key in the mlflow_run.json of a run trained before W&B runs were recorded too
+    return str(rec["run_id"]) if rec.get("store", rec.get("tracking_uri")) == store else None

@@ -1,20 +1,20 @@
 """--tracker mlflow: a local store (sqlite:///<--out>/mlflow.db, artifacts in <--out>/mlartifacts) or --tracking-uri."""
 from __future__ import annotations
 
-import json
 import logging
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from imgcls.options import option_text
-from imgcls.track.common import epoch_scalars, oof_scalars, text_params
+from imgcls.track.common import (epoch_scalars, oof_scalars, record_tracker_run, recorded_tracker_run,
+                                 text_params)
 from imgcls.train.callbacks import Callback
 
 EXPERIMENT = "imgcls"
 STOPPED_TAG = "imgcls.stopped"   # on a run an exception stopped: the exception
 BEST_TAG = "best."               # on a group's run (tune's study): the best trial's drawn values, best.<option>
-RUN_RECORD = "mlflow_run.json"   # in a run (or k-fold set) folder: its MLflow run, which --resume goes on logging to
+TRACKER = "mlflow"               # a run (or k-fold set) folder's mlflow_run.json (record_tracker_run): its run
 ARTIFACTS = ("config.yaml", "metrics.csv", "per_class.csv", "val_predictions.csv", "curves.png",
              "confusion_matrix.png", "confusion_matrix_normalized.png", "report.html", "train.log")
 
@@ -94,7 +94,7 @@ class MLflowTracker(Callback):
                     self.parent_id = self.client.create_run(self.exp_id, run_name=parent_name,
                                                             tags={**ktags, "imgcls.run_dir": where(info["parent_dir"])}
                                                             ).info.run_id
-                self._record(info["parent_dir"], self.parent_id)
+                record_tracker_run(info["parent_dir"], TRACKER, self.uri, self.parent_id)
             self._params(self.parent_id, info["config"])
             self.parent_dir = parent_name
         if self.parent_id is not None:
@@ -106,30 +106,21 @@ class MLflowTracker(Callback):
         if self.run_id is None:
             with _quiet():
                 self.run_id = self.client.create_run(self.exp_id, run_name=name, tags=tags).info.run_id
-            self._record(info["run_dir"], self.run_id)
+            record_tracker_run(info["run_dir"], TRACKER, self.uri, self.run_id)
         self._params(self.run_id, info["config"])
 
-    def _record(self, folder, run_id: str) -> None:
-        from imgcls.fsutil import write_json
-        write_json(Path(folder) / RUN_RECORD, {"tracking_uri": self.uri, "run_id": run_id,
-                                               "run_dir": str(Path(folder).resolve())})
-
     def _earlier(self, folder) -> str | None:
-        """The MLflow run an earlier session of this run folder logged to (its RUN_RECORD), when this store still
-        has it: reopened (status RUNNING), so a resumed run's epochs go on in the same run instead of a second run
-        of the same name holding only the epochs after the stop."""
+        """The MLflow run an earlier session of this run folder logged to (recorded_tracker_run), when this store
+        still has it: reopened (status RUNNING), so a resumed run's epochs go on in the same run instead of a second
+        run of the same name holding only the epochs after the stop."""
         from mlflow.entities import RunStatus
         from mlflow.exceptions import MlflowException
-        try:
-            rec = json.loads((Path(folder) / RUN_RECORD).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+        run_id = recorded_tracker_run(folder, TRACKER, self.uri)
+        if run_id is None:
             return None
-        if not isinstance(rec, dict) or rec.get("tracking_uri") != self.uri or not rec.get("run_id") or \
-                rec.get("run_dir") != str(Path(folder).resolve()):
-            return None         # another store, or a copy of the folder (cp -r a b): b's epochs are not a's run
         try:
             with _quiet():
-                run = self.client.get_run(str(rec["run_id"]))
+                run = self.client.get_run(run_id)
                 if run.info.lifecycle_stage != "active" or run.info.experiment_id != self.exp_id:
                     return None
                 self.client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))

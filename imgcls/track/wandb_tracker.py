@@ -5,8 +5,12 @@ import netrc
 import os
 from pathlib import Path
 
-from imgcls.track.common import epoch_scalars, flat_params, oof_scalars
+from imgcls.track.common import (epoch_scalars, flat_params, oof_scalars, record_tracker_run,
+                                 recorded_tracker_run)
 from imgcls.train.callbacks import Callback
+
+TRACKER = "wandb"                  # a run (or k-fold set) folder's wandb_run.json (record_tracker_run): its run
+STOPPED = "imgcls/stopped"         # in the summary of a run an exception stopped: the exception
 
 
 def logged_in() -> bool:
@@ -36,10 +40,23 @@ class WandbTracker(Callback):
         if mode() == "offline" and getattr(run, "dir", None):
             self.offline_dirs.append(Path(run.dir).parent)
 
-    def _init(self, **kw):
+    def _project(self) -> str:
+        return self.project or os.environ.get("WANDB_PROJECT") or "imgcls"
+
+    def _init(self, folder, **kw):
+        """The W&B run of a run (or k-fold set) folder: the run an earlier session of the folder logged to
+        (--resume: wandb.init(id=..., resume="allow"), its history going on, the stop it recorded cleared), else a
+        new one, recorded in the folder's wandb_run.json."""
         import wandb
-        return wandb.init(project=self.project or os.environ.get("WANDB_PROJECT") or "imgcls", mode=mode(),
-                          reinit="create_new", settings=wandb.Settings(silent=True, console="off"), **kw)
+        earlier = recorded_tracker_run(folder, TRACKER, self._project())
+        run = wandb.init(project=self._project(), mode=mode(), reinit="create_new",
+                         settings=wandb.Settings(silent=True, console="off"), dir=str(folder),
+                         **({"id": earlier, "resume": "allow"} if earlier else {}), **kw)
+        if earlier is None or run.id != earlier:
+            record_tracker_run(folder, TRACKER, self._project(), run.id)
+        elif run.summary.get(STOPPED) is not None:
+            del run.summary[STOPPED]
+        return run
 
     def on_run_start(self, info):
         run_dir = Path(info["run_dir"])
@@ -48,8 +65,8 @@ class WandbTracker(Callback):
         # tune's study is the group of every trial's runs, folds included (a trial's folds are named after it)
         group = self.group if self.group is not None else parent
         name = run_dir.name if info["fold"] is None else f"{parent}/fold_{info['fold']}"
-        self.run = self._init(name=name, group=group, job_type="fold" if info["fold"] is not None else "train",
-                              config=flat_params(info["config"]), dir=str(run_dir))
+        self.run = self._init(run_dir, name=name, group=group, job_type="fold" if info["fold"] is not None else "train",
+                              config=flat_params(info["config"]))
         self.run.define_metric("epoch")
         for prefix in ("train/*", "val/*", "lr", "epoch_seconds", "val_f1_per_class/*"):
             self.run.define_metric(prefix, step_metric="epoch")
@@ -87,8 +104,8 @@ class WandbTracker(Callback):
         scalars = oof_scalars(summary)
         if scalars:
             run_dir = Path(summary["run_dir"])
-            run = self._init(name=run_dir.name, group=self.group if self.group is not None else run_dir.name,
-                             job_type="k-fold", config=flat_params(self.config), dir=str(run_dir))
+            run = self._init(run_dir, name=run_dir.name, group=self.group if self.group is not None else run_dir.name,
+                             job_type="k-fold", config=flat_params(self.config))
             for k, v in scalars.items():
                 run.summary[k] = v
             self._remember(run)
@@ -101,6 +118,6 @@ class WandbTracker(Callback):
 
     def on_run_abort(self, error):
         if self.run is not None:
-            self.run.summary["imgcls/stopped"] = f"{type(error).__name__}: {error}"[:500]
+            self.run.summary[STOPPED] = f"{type(error).__name__}: {error}"[:500]
             self.run.finish(exit_code=1)
             self.run = None
