@@ -1025,3 +1025,55 @@ def test_a_runs_record_is_no_fixed_option_of_a_study(tmp_path, capsys):
     assert not created
     _, created = open_study(TuneConfig(study="s", train=TrainConfig(weights_source="cache /y")), a, url)
     assert not created
+
+
+def test_parallel_coordinate_plot_labels_do_not_overlap(monkeypatch):
+    """The report's parallel-coordinate plot drew one axis per option in a figure of Optuna's default width, so
+    the category labels of neighbouring axes ran into one another (tf_efficientnet_lite0 over sgd over weighted).
+    The figure now widens with the options, long category names are shortened in the middle (still told apart), an
+    axis of many categories labels every k-th, and no two tick labels of the figure overlap."""
+    from matplotlib.text import Text
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    import imgcls.report as rp
+    from imgcls.tune.report import plots
+    cats = {"aug": ["light", "medium", "heavy"], "loss": ["ce", "label-smoothing", "focal"],
+            "mix": ["none", "cutmix", "mixup"],
+            "model": ["tf_efficientnet_lite0", "resnet10t", "convnext_tiny.fb_in22k", "convnext_tiny.fb_in1k"],
+            "optimizer": ["adamw", "sgd"], "sampler": ["shuffle", "weighted"],
+            "img_size": [str(s) for s in range(64, 400, 16)]}         # 21 categories
+    dists = {**{k: CategoricalDistribution(v) for k, v in cats.items()},
+             "lr": FloatDistribution(1e-4, 3e-3, log=True), "weight_decay": FloatDistribution(1e-4, 0.1, log=True)}
+    study = optuna.create_study(direction="maximize")
+    for k in range(24):
+        params = {**{c: v[(5 * k + i) % len(v)] for i, (c, v) in enumerate(cats.items())},
+                  "lr": 1e-4 * 1.15 ** k, "weight_decay": 1e-4 * 1.3 ** k}
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.1 + 0.01 * k, params=params,
+                                     distributions=dists))
+    drawn, save = {}, rp.figure_data_uri
+
+    def spy(fig, dpi=100):
+        if any(t.get_text() == "Parallel Coordinate Plot" for t in fig.findobj(Text)):
+            fig.canvas.draw()
+            renderer = fig.canvas.get_renderer()
+            drawn["labels"] = [(t.get_text(), t.get_window_extent(renderer)) for ax in fig.axes
+                               for axis in (ax.xaxis, ax.yaxis) if axis.get_visible()      # the twins hide their x
+                               for t, v in zip(axis.get_majorticklabels(), axis.get_majorticklocs())
+                               if t.get_text() and min(axis.get_view_interval()) <= v <= max(axis.get_view_interval())]
+        return save(fig, dpi)
+    monkeypatch.setattr(rp, "figure_data_uri", spy)
+    from optuna.visualization import matplotlib as vm
+
+    def no_fanova(study):          # seconds of fANOVA fitting, not this test's plot
+        raise RuntimeError("skipped")
+    monkeypatch.setattr(vm, "plot_param_importances", no_fanova)
+    assert dict((t, uri is not None) for t, uri, _ in plots(study, "val macro-F1"))["parallel coordinates"]
+    labels = drawn["labels"]
+    overlapping = [(a, b) for i, (a, box) in enumerate(labels) for b, other in labels[i + 1:] if box.overlaps(other)]
+    assert not overlapping, overlapping
+    texts = {t for t, _ in labels}
+    assert {"tf_eff…lite0", "resnet10t", "convne…in22k", "convne…_in1k", "sgd", "weighted"} <= texts, texts
+    assert 3 <= len(texts & set(cats["img_size"])) <= 8                  # 21 sizes: every 3rd labelled
+    from imgcls.tune.report import short_labels
+    assert short_labels(["convnext_tiny.fb_in22k", "convnext_tiny.fb_in1k"], 8) == ["conv…22k", "conv…n1k"]

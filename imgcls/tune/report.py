@@ -180,6 +180,51 @@ def _readable_ticks(axis) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+PARALLEL_AXIS_INCHES = 1.0   # between the parallel-coordinate plot's axes: a 12-character tick label at 8 pt
+PARALLEL_LABEL_CHARS = 12    # a category's tick label longer than this is shortened in the middle (short_labels)
+PARALLEL_MAX_CATEGORIES = 8  # an axis with more categories labels every k-th
+
+
+def short_labels(labels: list[str], width: int = PARALLEL_LABEL_CHARS) -> list[str]:
+    """Labels over `width` characters shortened in the middle, their start and end kept (tf_efficientnet_lite0 ->
+    'tf_eff…lite0': the end tells lite0 from lite1, in22k from in1k), longer where `width` would make two alike."""
+    def cut(text: str, n: int) -> str:
+        if len(text) <= n:
+            return text
+        head = n // 2
+        return text[:head] + "…" + text[len(text) - (n - 1 - head):]
+    for n in range(width, max(map(len, labels), default=0) + 1):
+        out = [cut(t, n) for t in labels]
+        if len(set(out)) == len(set(labels)):
+            return out
+    return list(labels)
+
+
+def _readable_parallel(ax) -> None:
+    """Optuna's parallel-coordinate plot (one vertical axis per option, in a figure of the default width whatever
+    their number) with its tick labels apart: the figure widened to PARALLEL_AXIS_INCHES between axes, tick labels at
+    8 pt, a category's label shortened in the middle (short_labels), at most PARALLEL_MAX_CATEGORIES of an axis's
+    categories labelled, a number axis at most 5 ticks (a log axis: _readable_ticks, by _relabel)."""
+    from matplotlib.ticker import FixedLocator, MaxNLocator
+    fig = ax.figure
+    twins = [a for a in ax.get_shared_x_axes().get_siblings(ax) if a is not ax]
+    width, height = fig.get_size_inches()
+    share = ax.get_position().width          # of the figure's width: the colour bar and margins take the rest
+    fig.set_size_inches(max(width, PARALLEL_AXIS_INCHES * len(twins) / share), height)
+    for a in [ax, *twins]:
+        a.tick_params(axis="both", labelsize=8)
+    for a in twins:
+        if isinstance(a.yaxis.get_major_locator(), FixedLocator):      # a category axis: its ticks are named
+            texts = [t.get_text() for t in a.get_yticklabels()]
+            step = -(-len(texts) // PARALLEL_MAX_CATEGORIES)
+            shown = short_labels(texts)
+            a.set_yticks(a.get_yticks(), [t if i % step == 0 else "" for i, t in enumerate(shown)])
+            for t in a.get_yticklabels():        # legible over the trials' lines
+                t.set_bbox({"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1})
+        elif a.get_yscale() != "log":
+            a.yaxis.set_major_locator(MaxNLocator(5))
+
+
 def plot_names(label: str, folds: bool = False) -> dict[str, str]:
     """What Optuna's generic plot texts are in a study of `label` (the metric's name for people): the objective is
     the best epoch's value (with folds, the mean over folds); steps are epochs (with folds, counted over the trial's
@@ -213,7 +258,10 @@ def plots(study, label: str = "objective", folds: bool = False) -> list[tuple[st
                 warnings.simplefilter("ignore")
                 note = (f"fANOVA fitted on the {n_done} completed trials: with few trials the bars are mostly "
                         f"noise" if fn is vm.plot_param_importances else "")
-                out.append((title, _figure_png(fn(study), names), note))
+                drawn = fn(study)
+                if fn is vm.plot_parallel_coordinate:
+                    _readable_parallel(drawn)
+                out.append((title, _figure_png(drawn, names), note))
         except Exception as e:   # e.g. importances of a parameter with one value: say why, draw the rest
             out.append((title, None, f"not drawn: {str(e).splitlines()[0] if str(e) else type(e).__name__}"))
     return out
