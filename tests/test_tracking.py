@@ -395,9 +395,11 @@ def test_tensorboard_events_hold_the_scalars_images_and_hparams(single):
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(acc.PluginTagToContent("hparams"))
 
 
-def test_tensorboard_has_the_kfold_sets_out_of_fold_score(kfold):
+def test_tensorboard_has_the_kfold_sets_out_of_fold_score(kfold, single, out):
     """train --folds all --tracker tensorboard wrote only each fold's events (MLflow logs oof/val_macro_f1 on the
-    set's run); the set's own log dir now holds its OOF score, the number of oof_score.json."""
+    set's run); the set's own log dir now holds its OOF score, the number of oof_score.json. The HParams tab had no
+    row for the set (only its folds'): the set's row has its options and OOF score, beside its folds' and a single
+    run's best_val_macro_f1 (read with TensorBoard's own HParams backend, as the tab does)."""
     import json
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -409,6 +411,31 @@ def test_tensorboard_has_the_kfold_sets_out_of_fold_score(kfold):
     for tag, key in (("oof/val_macro_f1", "macro_f1"), ("oof/val_acc", "accuracy")):
         assert tag in acc.Tags()["scalars"], acc.Tags()
         assert [e.value for e in acc.Scalars(tag)] == [pytest.approx(oof[key], abs=1e-6)]
+    rows = hparams_rows(out)
+    assert rows["kf"][0] == {"oof/val_macro_f1": pytest.approx(oof["macro_f1"], abs=1e-6),
+                             "oof/val_acc": pytest.approx(oof["accuracy"], abs=1e-6)}
+    assert rows["kf"][1]["folds"] == "all" and rows["kf"][1]["model"] == TINY["model"]
+    for name in ("kf/fold_0", "kf/fold_1", "single"):
+        assert set(rows[name][0]) == {"hparam/best_val_macro_f1"}, rows[name]
+
+
+def hparams_rows(logdir) -> dict:
+    """What TensorBoard's HParams tab lists for `logdir`: {session (run folder): (metrics, options)}."""
+    from tensorboard import context
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+    from tensorboard.plugins import base_plugin
+    from tensorboard.plugins.hparams import api_pb2, backend_context, list_session_groups
+    mux = plugin_event_multiplexer.EventMultiplexer()
+    mux.AddRunsFromDirectory(str(logdir))
+    mux.Reload()
+    tb = base_plugin.TBContext(logdir=str(logdir), multiplexer=mux,
+                               data_provider=data_provider.MultiplexerDataProvider(mux, str(logdir)))
+    request = api_pb2.ListSessionGroupsRequest(start_index=0, slice_size=1000, allowed_statuses=[
+        api_pb2.STATUS_UNKNOWN, api_pb2.STATUS_SUCCESS, api_pb2.STATUS_FAILURE, api_pb2.STATUS_RUNNING])
+    groups = list_session_groups.Handler(context.RequestContext(), backend_context.Context(tb), "", request).run()
+    return {g.name: ({m.name.tag: m.value for m in g.metric_values},
+                     {k: v.string_value or v.number_value for k, v in g.hparams.items()})
+            for g in groups.session_groups}
 
 
 def test_mlflow_store_has_the_runs_and_the_folds_nested(single, kfold, out):
@@ -633,12 +660,12 @@ def test_tensorboard_hparams_show_boolean_options_as_true_false(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import plugin_data_pb2
 
-    from imgcls.track.tb_tracker import TensorBoardTracker
-    tb = TensorBoardTracker()
-    tb.on_run_start({"run_dir": tmp_path, "config": {"pretrained": True, "ema": False, "epochs": 3, "lr": 0.01,
-                                                     "model": "m", "amp": None}})
-    tb._hparams({"best_macro_f1": 0.5, "best_epoch": 1})
-    tb.writer.close()
+    from torch.utils.tensorboard import SummaryWriter
+
+    from imgcls.track.tb_tracker import write_hparams
+    with SummaryWriter(log_dir=str(tmp_path)) as w:
+        write_hparams(w, {"pretrained": True, "ema": False, "epochs": 3, "lr": 0.01, "model": "m", "amp": None},
+                      {"hparam/best_val_macro_f1": 0.5}, 1)
     acc = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
     acc.Reload()
     content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]

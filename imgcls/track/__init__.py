@@ -4,7 +4,7 @@ wandb|none` (repeatable). All work offline; metrics.csv and the run folder's fil
 - tensorboard: event files in the run folder (each fold's own folder): scalars per epoch (losses, accuracy, val
   macro-F1 / precision / recall, lr, per-class F1) and per optimiser update (loss, lr), the confusion matrices and the
   worst-predicted validation images as images, the options as hparams; a k-fold set's out-of-fold score
-  (oof/val_macro_f1, oof/val_acc) in the set's own folder. `tensorboard --logdir outputs/runs`.
+  (oof/val_macro_f1, oof/val_acc) in the set's own folder, with its options (the set's row in the HParams tab). `tensorboard --logdir outputs/runs`.
 - mlflow: a local store, `sqlite:///<--out>/mlflow.db` with artifacts in `<--out>/mlartifacts` (or --tracking-uri,
   e.g. a server): params, metrics, artifacts (config.yaml, metrics.csv, per_class.csv, plots, report.html; best.pt
   with --track-checkpoint). k-fold: one parent run with the folds nested under it. The run folder's mlflow_run.json

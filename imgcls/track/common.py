@@ -29,13 +29,16 @@ def epoch_scalars(logs: dict) -> dict[str, float]:
     return out
 
 
+OOF_METRICS = {"oof/val_macro_f1": "macro_f1", "oof/val_acc": "accuracy"}   # metric name: its oof_score.json key
+
+
 def oof_scalars(summary: dict) -> dict[str, float]:
     """A k-fold set's out-of-fold score from an on_train_end summary (its oof_score.json) as {metric name: value};
     {} for a single run."""
     oof = summary.get("oof")
     if not oof:
         return {}
-    return {"oof/val_macro_f1": float(oof["macro_f1"]), "oof/val_acc": float(oof["accuracy"])}
+    return {name: float(oof[key]) for name, key in OOF_METRICS.items()}
 
 
 def flat_params(config: dict) -> dict[str, str | int | float | bool]:

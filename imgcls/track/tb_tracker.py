@@ -3,8 +3,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from imgcls.track.common import epoch_scalars, oof_scalars, text_params
+from imgcls.track.common import OOF_METRICS, epoch_scalars, oof_scalars, text_params
 from imgcls.train.callbacks import Callback
+
+
+# the metrics each run's hparams declare: TensorBoard's HParams tab takes its columns from one run's declaration
+# (the first it reads), so a run, a fold and a k-fold set all declare every one (each a blank cell where it has none)
+HPARAM_METRICS = ("hparam/best_val_macro_f1", *OOF_METRICS)
+
+
+def write_hparams(writer, config: dict, metrics: dict[str, float], step: int) -> None:
+    """A row of TensorBoard's HParams tab: the options `config` and the `metrics` (scalars at `step`), written into
+    `writer`'s own event file (SummaryWriter.add_hparams would open a sub-folder run)."""
+    from torch.utils.tensorboard.summary import hparams
+    # bools as "true"/"false" (text_params): hparams() tests for a number before a bool, so True would show as 1.0
+    hp = {k: v for k, v in text_params(config).items() if isinstance(v, (int, float, str))}
+    exp, ssi, sei = hparams(hp, dict.fromkeys(HPARAM_METRICS, 0.0))     # only the metrics' names are written
+    fw = writer._get_file_writer()
+    for s in (exp, ssi, sei):
+        fw.add_summary(s)
+    for k, v in metrics.items():
+        writer.add_scalar(k, v, step)
 
 
 class TensorBoardTracker(Callback):
@@ -40,21 +59,9 @@ class TensorBoardTracker(Callback):
         fig = worst_predictions_figure(run_dir / "val_predictions.csv", max_pixels=self.config.get("max_pixels"))
         if fig is not None:
             w.add_figure("val/worst_predictions", fig, summary["best_epoch"])
-        self._hparams(summary)
+        write_hparams(w, self.config, {"hparam/best_val_macro_f1": float(summary["best_macro_f1"])},
+                      summary["best_epoch"])
         w.close()
-
-    def _hparams(self, summary):
-        # written into this run's own event file (SummaryWriter.add_hparams would open a sub-folder run)
-        from torch.utils.tensorboard.summary import hparams
-        # bools as "true"/"false" (text_params): hparams() tests for a number before a bool, so True would show as 1.0
-        hp = {k: v for k, v in text_params(self.config).items() if isinstance(v, (int, float, str))}
-        metric = {"hparam/best_val_macro_f1": float(summary["best_macro_f1"])}
-        exp, ssi, sei = hparams(hp, metric)
-        fw = self.writer._get_file_writer()
-        for s in (exp, ssi, sei):
-            fw.add_summary(s)
-        for k, v in metric.items():
-            self.writer.add_scalar(k, v, summary["best_epoch"])
 
     def on_train_end(self, summary):
         from imgcls.console import info, sh
@@ -66,9 +73,8 @@ class TensorBoardTracker(Callback):
         if not scalars:
             return
         from torch.utils.tensorboard import SummaryWriter
-        with SummaryWriter(log_dir=str(summary["run_dir"])) as w:
-            for k, v in scalars.items():
-                w.add_scalar(k, v, 0)
+        with SummaryWriter(log_dir=str(summary["run_dir"])) as w:       # the set's row in the HParams tab
+            write_hparams(w, self.config, scalars, 0)
 
     def on_run_abort(self, error):
         if self.writer is not None:
