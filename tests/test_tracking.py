@@ -48,7 +48,9 @@ class FakeWandbRun:
     def __init__(self, number: int, **kw):
         self.kw, self.summary, self.logged, self.finished = kw, {}, [], False
         self.id = kw.get("id") or f"id{number}"
-        self.dir = str(Path(kw["dir"]) / "wandb" / f"offline-run-{kw['name'].replace('/', '-')}" / "files")
+        self.dir = Path(kw["dir"]) / "wandb" / f"offline-run-20260101_{number:06d}-{self.id}" / "files"
+        self.dir.mkdir(parents=True)
+        self.dir = str(self.dir)
 
     def define_metric(self, *a, **k):
         pass
@@ -251,7 +253,7 @@ def test_mlflow_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(data
     assert tracker._earlier(tmp_path / "m") == m.info.run_id
 
 
-def test_wandb_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(tmp_path, fake_wandb):
+def test_wandb_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(tmp_path, fake_wandb, capsys):
     """train --resume --tracker wandb started a second W&B run of the same name holding only the epochs after the
     stop (MLflow went on in its run). The run folder (each fold's, the k-fold set's) now records its W&B run in
     wandb_run.json, as mlflow_run.json, and a resumed session goes on in it: wandb.init(id=..., resume="allow"), the
@@ -278,7 +280,13 @@ def test_wandb_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(tmp_p
     start(tracker, w)
     tracker.on_epoch_end(2, {"val_macro_f1": 0.6})
     end(tracker, w)
+    capsys.readouterr()
     tracker.on_train_end({"run_dir": w, "folds": [], "oof": None, "runs": []})
+    said = " ".join(capsys.readouterr().err.split())      # the sync line names both sessions' offline folders
+    assert sorted(p.name for p in (w / "wandb").iterdir()) == [f"offline-run-20260101_00000{n}-{fake_wandb[0].id}"
+                                                               for n in (0, 1)]
+    assert f"wandb (offline): 2 folder(s) in {w}; upload them with: wandb sync " in said
+    assert all(str(d) in said for d in (w / "wandb").iterdir()), said
     tracker = WandbTracker()                                    # a k-fold set stopped in its second fold
     start(tracker, k / "fold_0", 0)
     end(tracker, k / "fold_0")
@@ -620,7 +628,7 @@ def test_each_tracker_says_where_its_files_are_and_how_to_open_them(tmp_path, fa
     assert f"tensorboard --logdir '{out}'" in said
     uri = f"sqlite:///{out.resolve() / 'mlflow.db'}"
     assert f"mlflow ui --backend-store-uri '{uri}'" in said
-    assert f"wandb sync '{run / 'wandb' / 'offline-run-r1'}'" in said
+    assert f"wandb sync '{run / 'wandb' / 'offline-run-20260101_000000-id0'}'" in said
     set_quiet(True)
     wb.on_run_start({"run_dir": run, "parent_dir": None, "fold": None, "config": {}})
     wb.on_run_end({"run_dir": run, "best_macro_f1": 0.5, "best_epoch": 1, "per_class": None})

@@ -36,9 +36,13 @@ class WandbTracker(Callback):
         self.offline_dirs: list[Path] = []     # this run_train's offline runs' folders, for the `wandb sync` line
 
     def _remember(self, run) -> None:
-        """An offline run's folder (wandb/offline-run-*: run.dir is its files/ folder), read before run.finish()."""
+        """An offline run's folder (wandb/offline-run-<time>-<id>: run.dir is its files/ folder), read before
+        run.finish(), with those of the earlier sessions of a resumed run (the same id): `wandb sync` needs them all."""
         if mode() == "offline" and getattr(run, "dir", None):
-            self.offline_dirs.append(Path(run.dir).parent)
+            here = Path(run.dir).parent
+            for d in [*sorted(here.parent.glob(f"offline-run-*-{run.id}")), here]:
+                if d not in self.offline_dirs:
+                    self.offline_dirs.append(d)
 
     def _project(self) -> str:
         return self.project or os.environ.get("WANDB_PROJECT") or "imgcls"
@@ -112,7 +116,7 @@ class WandbTracker(Callback):
             run.finish()
         if self.offline_dirs:       # wandb's own hint is silenced (Settings(silent=True)): say where the files are
             from imgcls.console import info, sh
-            info(f"wandb (offline): {len(self.offline_dirs)} run(s) in {summary['run_dir']}; upload them with: "
+            info(f"wandb (offline): {len(self.offline_dirs)} folder(s) in {summary['run_dir']}; upload them with: "
                  f"wandb sync {' '.join(sh(d) for d in self.offline_dirs)}")
             self.offline_dirs = []
 
