@@ -96,6 +96,21 @@ def summarize(df: pd.DataFrame, dups: list[dict] | None = None) -> dict:
     return summary
 
 
+def profile_meanings(df: pd.DataFrame, edges, classes) -> dict:
+    """What a profile dataset's codes mean (summary.json, report.html): `attribute_values` (mask 0 -> wear, ...,
+    age_band by `edges`) and, when the labels are the profile formula's under those edges, `class_meanings`
+    ('4' -> 'wear, female, 30-59') for the classes present."""
+    ok = mf.readable(df)
+    names = profiles.value_names(edges)
+    out = {"attribute_values": {c: {str(i): v for i, v in enumerate(names[c])}
+                                for c in profiles.PROFILE_HEADS if c in ok.columns}}
+    if set(profiles.PROFILE_HEADS) <= set(ok.columns) and len(ok) and \
+            profiles.bands_of_labels(ok["mask"], ok["gender"], ok["age_band"], ok["label"]) == len(tuple(edges)) + 1:
+        meanings = profiles.class_meanings(edges)
+        out["class_meanings"] = {c: meanings[c] for c in classes if c in meanings}
+    return out
+
+
 COMMON_SIZES = 5
 
 
@@ -308,6 +323,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
                  "aspect": plot_aspect_ratio(df, stage / PLOTS["aspect"])}
         if "age" in df.columns and len(mf.readable(df)):
             plots["attributes"] = plot_attributes(df, stage / PLOTS["attributes"], opts.age_bands)
+            summary.update(profile_meanings(df, opts.age_bands, summary["classes"]))
         if test_df is not None:
             summary["test"] = compare_test(df, test_df, seed)
             summary["test"]["source"] = str(test)
@@ -543,12 +559,16 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
           if summary.get("empty_class_folders") else []),
     ])
     counts = pd.DataFrame(sorted(summary["classes"].items(), key=lambda kv: -kv[1]), columns=["class", "images"])
+    if summary.get("class_meanings"):          # a profile dataset's class ids say nothing by themselves
+        counts.insert(1, "meaning", [summary["class_meanings"].get(c, "") for c in counts["class"]])
     sections = [("Overview", overview)]
     if plots.get("class_counts"):
         sections.append(("Classes", report.img(plots["class_counts"], "class counts") + report.table(counts)))
     if plots.get("attributes"):
-        attrs = "".join(report.heading(k) + report.table(pd.DataFrame(list(v.items()),
-                        columns=[k, "images"])) for k, v in summary.get("attributes", {}).items())
+        names = summary.get("attribute_values", {})
+        attrs = "".join(report.heading(k) + report.table(pd.DataFrame(
+            [(value, names.get(k, {}).get(value, ""), n) for value, n in v.items()], columns=[k, "meaning", "images"]))
+            for k, v in summary.get("attributes", {}).items())
         sections.append(("Attributes (profile dataset)", report.img(plots["attributes"], "attributes") + attrs))
     sections += [
         ("Image sizes", report.img(plots["sizes"], "size heatmap") + report.img(plots["aspect"], "aspect")

@@ -72,6 +72,24 @@ class ProfileScheme:
         return [(int(x), int(y), int(z)) for x, y, z in zip(m, g, b)]
 
 
+def band_names(edges: Sequence[int] = DEFAULT_AGE_BANDS) -> tuple[str, ...]:
+    """The age bands' names: edges (30, 60) -> '<30', '30-59', '>=60'."""
+    e = [int(x) for x in edges]
+    return (f"<{e[0]}", *(f"{a}-{b - 1}" for a, b in zip(e, e[1:])), f">={e[-1]}")
+
+
+def value_names(edges: Sequence[int] = DEFAULT_AGE_BANDS) -> dict[str, tuple[str, ...]]:
+    """What each value of the attribute columns means: mask 0 -> 'wear', gender 1 -> 'female', age_band 0 -> '<30'."""
+    return {"mask": MASK_CLASSES, "gender": GENDER_CLASSES, "age_band": band_names(edges)}
+
+
+def class_meanings(edges: Sequence[int] = DEFAULT_AGE_BANDS) -> dict[str, str]:
+    """Each class id of the profile labels, as the label column spells it ('4'), -> 'wear, female, 30-59'."""
+    names = value_names(edges)
+    return {str(i): ", ".join(names[h][v] for h, v in zip(ProfileScheme.HEADS, parts))
+            for i, parts in enumerate(ProfileScheme.from_edges(edges).table())}
+
+
 def bands_of_labels(mask, gender, band, label) -> int | None:
     """The number of age bands the rows' labels were made with (label = (mask * 2 + gender) * n_bands + band), read
     from the rows where mask * 2 + gender > 0; None when the labels are not of the formula or do not tell (a column

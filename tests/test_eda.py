@@ -186,6 +186,24 @@ def test_profiles_eda_attributes(tmp_path, profile_folder):
     assert sum(s["classes"].values()) == 84 and set(s["classes"]) <= {str(i) for i in range(18)}
 
 
+def test_profiles_eda_names_the_class_ids(tmp_path, profile_folder):
+    """A profile dataset's classes are ids 0-17 and its attributes codes: the report and summary.json say what
+    each means (class 4 is wearing, female, 30-59), under the age bands eda was given."""
+    out = tmp_path / "eda"
+    s = eda.run_eda(profile_folder, out)
+    assert s["class_meanings"]["4"] == "wear, female, 30-59"
+    assert set(s["class_meanings"]) == set(s["classes"])
+    assert s["attribute_values"]["mask"] == {"0": "wear", "1": "incorrect", "2": "not_wear"}
+    assert s["attribute_values"]["age_band"] == {"0": "<30", "1": "30-59", "2": ">=60"}
+    page = html.unescape((out / "report.html").read_text())
+    for c, meaning in s["class_meanings"].items():
+        assert f"<td>{c}</td><td>{meaning}</td>" in page.replace("\n", "")
+    assert "<td>1</td><td>incorrect</td>" in page.replace("\n", "")
+    s40 = eda.run_eda(profile_folder, tmp_path / "eda40", opts=mf.LayoutOptions(age_bands=(40,)))
+    assert set(s40["class_meanings"].values()) <= {f"{m}, {g}, {a}" for m in ("wear", "incorrect", "not_wear")
+                                                   for g in ("male", "female") for a in ("<40", ">=40")}
+
+
 def test_all_unreadable_still_reports(tmp_path):
     root = tmp_path / "raw"
     for kind in ("zero_bytes", "text_as_jpg"):
