@@ -78,12 +78,15 @@ _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFB
           stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
 
 
+FILE_NOT_FOUND = "file not found"      # the `error` of a missing file (os_error_reason)
+
+
 def os_error_reason(e: OSError) -> str:
     """The `error` of a file the operating system would not open: `file not found` for a missing one (what a CSV or
     manifest naming a deleted image gets, in every step: eda, clean, train, predict), else `cannot read file: <the
     system's reason>`."""
     if isinstance(e, FileNotFoundError):
-        return "file not found"
+        return FILE_NOT_FOUND
     return f"cannot read file: {e.strerror or e}"
 
 

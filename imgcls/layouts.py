@@ -117,6 +117,13 @@ def shown_name(path: str | os.PathLike) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+def csv_route(folder: str, data_flag: str = "") -> str:
+    """How a step is told to read `folder`'s images through a CSV that lists them (names relative to the folder):
+    the folder as its data, with --csv; `data_flag` how the step takes its data (predict's '--data ', '' for the
+    others' SRC). Named where images are not found or left out (LeftOut, manifest.require_readable)."""
+    return f"{data_flag}{folder} --csv CSV"
+
+
 # files a dataset holds beside its images (YOLO's label .txt, annotations, tables): never opened to look for an image
 _NOT_IMAGE_SUFFIXES = frozenset({".txt", ".csv", ".tsv", ".json", ".xml", ".yaml", ".yml", ".md", ".npy", ".npz",
                                  ".pt", ".pth", ".pkl", ".parquet", ".py", ".log", ".db", ".ini", ".zip", ".tar",

@@ -35,10 +35,10 @@ from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.options import check
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
-from imgcls.layouts import (CSV_IMAGE_FOLDERS, LayoutOptions, LoneFolder, folder_csv, holds_image,
-                            listing_csvs, lone_folder, nfc, profiles_root,
-                            profiles_table_root, read_competition_csv, read_csv, read_folder, read_profiles,
-                            read_unlabeled, visible_subfolders)
+from imgcls.layouts import (COMMON_EXTENSIONS, CSV_IMAGE_FOLDERS, LayoutOptions, LoneFolder, csv_route, folder_csv,
+                            holds_image, listing_csvs, lone_folder, nfc, profiles_root, profiles_table_root,
+                            read_competition_csv, read_csv, read_folder, read_profiles, read_unlabeled,
+                            visible_subfolders)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
@@ -614,17 +614,43 @@ def stale_rows(df: pd.DataFrame, skip: set[int] = frozenset()) -> list[int]:
     return out
 
 
-def require_readable(df: pd.DataFrame, note: str = "", of: str = "") -> None:
+def require_readable(df: pd.DataFrame, note: str = "", of: str = "", data_flag: str = "") -> None:
     """A dataset none of whose images can be read is a mistake (wrong root, ids without extension), not a result.
-    `of`: where the images come from, named in the message (' of data/test')."""
+    `of`: where the images come from, named in the message (' of data/test'); `data_flag`: how the step is given
+    its data, in the route the message names (predict's '--data '; '' for the others' SRC)."""
     if len(df) == 0:
         return
     err = df["error"].fillna("").astype(str)
     if (err != "").all():
         first = image_paths(df.iloc[:1])[0]
         raise UserError(f"none of the {len(df)} image(s){of} can be read (e.g. {first}: {err.iloc[0]}){note}; "
-                        f"check the dataset root / paths (for a CSV whose ids have no extension: --image-dir DIR "
-                        f"--ext .jpg)")
+                        f"{_unreadable_hint(df, err, data_flag)}")
+
+
+def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
+    """What require_readable says to check, fitting the case: files that are all there (none an image this reads)
+    are no matter of paths; a competition CSV's files not found are a matter of the folder its names are looked for
+    in (layouts.csv_route, a route every step has). An id without an extension is already looked for as it is
+    (images saved without an extension) and with COMMON_EXTENSIONS added, so no extension is offered, except to say
+    that an --ext given was the only one looked for."""
+    missing = (err == imgio.FILE_NOT_FOUND).to_numpy()
+    if not missing.any():
+        return "every file is there, so the paths are right: check that the files are images"
+    if not df.attrs.get(CSV_READ):
+        return "check the dataset root / paths"
+    paths = df["path"].astype(str)[missing]
+    ids = df["source_id"].astype(str)[missing] if "source_id" in df.columns else paths
+    route = (f"pass {csv_route('DIR', data_flag)}, DIR the folder holding the CSV's images (its names are relative "
+             f"to it")
+    bare = ~ids.map(imgio.is_image_name)
+    given = sorted({Path(p).suffix for p in paths[bare] if imgio.is_image_name(p)})
+    if given:       # --ext given: the ids were looked for with it only
+        return (f"{route}; its ids without an extension were looked for with --ext {given[0]} added only, without "
+                f"--ext as they are and with {', '.join(COMMON_EXTENSIONS[:3])}, ... added)")
+    if bare.any():
+        return (f"{route}; an id without an extension is looked for as it is and with "
+                f"{', '.join(COMMON_EXTENSIONS[:3])}, ... added)")
+    return route + ")"
 
 
 def readable(df: pd.DataFrame) -> pd.DataFrame:

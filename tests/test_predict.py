@@ -743,6 +743,43 @@ def test_a_competition_csv_of_bare_ids_finds_images_saved_without_an_extension(t
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
 
 
+def test_the_none_can_be_read_hint_fits_the_case(tmp_path, monkeypatch):
+    """predict's 'none can be read' line ended '(for a CSV whose ids have no extension: --image-dir DIR --ext .jpg)'
+    whatever the case: predict has neither flag, and for ids whose images are saved without an extension (or with
+    .png) --ext .jpg cannot help. A CSV's images not found name the route predict has (--data DIR --csv CSV) and how
+    an id without an extension is looked for; files that are all there name no paths at all."""
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    imgs = tmp_path / "comp" / "raw" / "test"            # two levels below the CSV: not found beside it
+    for name in ("a", "b"):
+        make_image(imgs / f"{name}.png", seed=len(name))
+        (imgs / f"{name}.png").rename(imgs / name)
+    listing = tmp_path / "comp" / "test.csv"
+    pd.DataFrame({"id": ["a", "b"]}).to_csv(listing, index=False)
+    real = pr.predict_members
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
+    res = invoke("predict", run, "--data", listing, "--out", tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert said.endswith(
+        f"error: none of the 2 image(s) of --data {listing} can be read (e.g. {tmp_path / 'comp' / 'a'}: file not "
+        f"found); nothing written; pass --data DIR --csv CSV, DIR the folder holding the CSV's images (its names are "
+        f"relative to it; an id without an extension is looked for as it is and with .jpg, .png, .jpeg, ... "
+        f"added)"), said
+    bad = tmp_path / "bad"                  # every file there, none an image: no paths to check
+    for i in range(2):
+        (bad / f"{i}.png").parent.mkdir(exist_ok=True)
+        (bad / f"{i}.png").write_bytes(b"not an image")
+    res = invoke("predict", run, "--data", bad, "--out", tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and said.endswith("nothing written; every file is there, so the paths are right: "
+                                                "check that the files are images"), said
+    monkeypatch.setattr(pr, "predict_members", real)        # the route named reads them
+    res = invoke("predict", run, "--data", imgs, "--csv", listing, "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
+
+
 def test_a_missing_image_has_the_same_reason_in_eda_and_predict(tmp_path):
     """A CSV naming an image that is not there: eda's manifest (and clean's, both from io.probe) said
     'cannot read file: No such file or directory', predict's probs (io.load_rgb) 'file not found'. One reason now,
