@@ -134,48 +134,63 @@ class LeftOut:
     """What images_under leaves out that a user would miss, collected for the reader to say once (warn, or refuse
     where every image must be read: predict's test images): names
     that are not UTF-8 (utf8_name), and files that hold an image (by their first bytes) under a name without an
-    image extension (a web download's photo.jpg_large, image.php, an id with no extension)."""
+    image extension (a web download's photo.jpg_large, image.php, an id with no extension). The one wording of
+    both, each naming the routes that work for the step that reads them (say)."""
 
     def __init__(self):
         self.not_utf8: list[Path] = []
         self.unnamed: list[tuple[Path, str]] = []
 
-    def _found(self, root: Path, refusing: bool = False) -> list[tuple[str, str, str, str]]:
-        """(what was found, how a warning says it was left out, the example named, the fix) for each kind left out:
-        warn's and refuse's words. Refusing (predict's test images), the fix for images without an extension names
-        the other route too: renaming x to x.jpg changes its submission id, wrong where the competition's ids are
-        the bare names; its CSV that lists them reads them as they are named (--csv, paths relative to --data)."""
+    def _found(self, root: Path, refusing: bool, listing: str | None) -> list[tuple[str, str, str, str, str]]:
+        """(what was found, what it is, how a warning says it was left out, the example named, the fix) for each
+        kind left out: warn's and refuse's words (the first two joined by 'under root')."""
         out = []
         if self.not_utf8:
             names = sorted(shown_name(p.relative_to(root)) for p in self.not_utf8)
-            out.append((f"{len(names)} image file or folder name(s) under {root} are not UTF-8 text",
-                        " and were left out", f"e.g. '{names[0]}'",
+            out.append((f"{len(names)} image file or folder name(s)", "are not UTF-8 text", " and were left out",
+                        f"e.g. '{names[0]}'",
                         f"rename them to UTF-8 (e.g. convmv -r -f cp949 -t utf-8 --notest {shown_name(root)}, the -f "
                         f"encoding the names were written in)"))
         if self.unnamed:
             p, fmt = self.unnamed[0]
-            out.append((f"{len(self.unnamed)} file(s) under {root} hold images but their names have no image "
-                        f"extension", ", so they were not read", f"e.g. {_rel(p, root)} ({fmt})",
-                        "rename them with their format's extension (.jpg, .png, ...)"
-                        + (f", which changes their ids in the submission; or, where the competition's ids are these "
-                           f"names, keep them and read them through the competition's CSV that lists them: "
-                           f"--data {shown_name(p.parent)} --csv CSV" if refusing else "")))
+            out.append((f"{len(self.unnamed)} file(s)", "hold images but their names have no image extension",
+                        ", so they were not read", f"e.g. {_rel(p, root)} ({fmt})",
+                        _unnamed_fix(root, refusing, listing)))
         return out
 
-    def warn(self, root: Path) -> None:
-        for found, left, example, fix in self._found(root):
-            warn(f"{found}{left}, {example}: {fix}")
+    def warn(self, root: Path, listing: str | None) -> None:
+        for found, what, left, example, fix in self._found(root, False, listing):
+            warn(f"{found} under {root} {what}{left}, {example}: {fix}")
 
-    def refuse(self, root: Path) -> None:
+    def refuse(self, root: Path, listing: str | None) -> None:
         """One line (UserError) when anything was left out: predict's test images, whose submission must hold a row
         for each; the first kind found is named (the other, if any, is named once it is renamed)."""
-        for found, _, example, fix in self._found(root, refusing=True)[:1]:
-            raise UserError(f"{found}, {example}: they would have no row in the predictions (a submission missing "
-                            f"rows); {fix}")
+        for found, what, _, example, fix in self._found(root, True, listing)[:1]:
+            raise UserError(f"{found} under {root} {what}, {example}: they would have no row in the predictions (a "
+                            f"submission missing rows); {fix}")
 
-    def say(self, root: Path, unread_images: str) -> None:
-        """warn, or with `unread_images="refuse"` refuse (predict)."""
-        self.refuse(root) if unread_images == "refuse" else self.warn(root)
+    def say(self, root: Path, unread_images: str, listing: str | None) -> None:
+        """warn, or with `unread_images="refuse"` refuse (predict). `listing`: the columns of a CSV through which
+        the layout read could take these images as they are named (path,label for class folders, path for an
+        unlabeled folder; None for profile folders, whose labels are their folders' names): named as a route."""
+        self.refuse(root, listing) if unread_images == "refuse" else self.warn(root, listing)
+
+
+def _unnamed_fix(root: Path, refusing: bool, listing: str | None) -> str:
+    """The routes for images saved without an image extension that work for the step reading them: renaming them
+    (for predict it changes their ids in the submission, wrong where the competition's ids are the bare names), and
+    where the layout can take them from a CSV (`listing`, LeftOut.say), reading them as named through a CSV that
+    lists them (csv_route: the folder as the data, predict's --data, with --csv)."""
+    fix = "rename them with their format's extension (.jpg, .png, ...)"
+    if refusing:
+        fix += ", which changes their ids in the submission"
+        if listing:
+            fix += (f"; or, where the competition's ids are these names, keep them and read them through the "
+                    f"competition's CSV that lists them: {csv_route(shown_name(root), '--data ')}")
+    elif listing:
+        fix += (f"; or keep their names and read them through a CSV that lists them ({listing}, the paths relative to "
+                f"{shown_name(root)}): {csv_route(shown_name(root))}")
+    return fix
 
 
 def _image_walk(root: Path, left_out: LeftOut | None = None, in_order: bool = True) -> Iterator[Path]:
@@ -289,7 +304,7 @@ def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "wa
             loose.append(rel.as_posix())
         else:
             rows.append({"path": rel.as_posix(), "label": rel.parts[0], "group": ""})   # NFC in manifest.load
-    left_out.say(root, unread_images)
+    left_out.say(root, unread_images, "path,label,split" if splits else "path,label")
     if splits:
         info(f"{root}: split-folder layout ({', '.join(sorted(splits))}): the folder gives the `split` column, "
              f"the next folder the label")
@@ -340,7 +355,7 @@ def read_unlabeled(root: Path, images: list[Path] | None = None, left_out: LeftO
         images = images_under(root, left_out)
     rows = [{"path": _rel(p, root), "label": "", "group": ""} for p in images]
     if left_out is not None:
-        left_out.say(root, unread_images)
+        left_out.say(root, unread_images, "path")
     return pd.DataFrame(rows, columns=["path", "label", "group"])
 
 
@@ -527,7 +542,7 @@ def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS, unre
             rows.append({"path": _rel(p, root), "group": m["id"], "profile": d.name, "mask": mask,
                          "gender": GENDER_CLASSES.index(m["gender"].lower()), "race": m["race"],
                          "age": int(m["age"])})
-    left_out.say(root, unread_images)
+    left_out.say(root, unread_images, None)
     if skipped:
         warn(f"{len(skipped)} folder(s)/file(s) under {root} do not follow <id>_<gender>_<race>_<age>/"
              f"<mask1-5|incorrect_mask|normal> and were left out, e.g. {skipped[0]}")
