@@ -164,10 +164,16 @@ class LeftOut:
 
     def refuse(self, root: Path, listing: str | None) -> None:
         """One line (UserError) when anything was left out: predict's test images, whose submission must hold a row
-        for each; the first kind found is named (the other, if any, is named once it is renamed)."""
-        for found, what, _, example, fix in self._found(root, True, listing)[:1]:
-            raise UserError(f"{found} under {root} {what}, {example}: they would have no row in the predictions (a "
-                            f"submission missing rows); {fix}")
+        for each; every kind found is named, each with its count, an example and its fix."""
+        kinds = self._found(root, True, listing)
+        missing = "would have no row in the predictions (a submission missing rows)"
+        if len(kinds) == 1:
+            found, what, _, example, fix = kinds[0]
+            raise UserError(f"{found} under {root} {what}, {example}: they {missing}; {fix}")
+        if kinds:
+            raise UserError(f"image files of {len(kinds)} kinds under {root} {missing}: "
+                            + "; ".join(f"({i}) {found} {what}, {example}: {fix}"
+                                        for i, (found, what, _, example, fix) in enumerate(kinds, 1)))
 
     def say(self, root: Path, unread_images: str, listing: str | None) -> None:
         """warn, or with `unread_images="refuse"` refuse (predict). `listing`: the columns of a CSV through which

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -731,6 +732,32 @@ def test_test_images_without_extension_refusal_names_the_competition_csv_route(t
                  "--workers", 0)
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
+
+
+def test_the_refusal_of_test_images_left_out_names_every_kind(tmp_path, monkeypatch):
+    """Test images both under names that are not UTF-8 and saved without an extension: the refusal named only the
+    first kind, so the user fixed it, ran again, and only then heard of the other. One line names each kind with its
+    count, an example and its fix."""
+    import os
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = tmp_path / "test"
+    make_image(test / "a.png", seed=1)
+    make_image(Path(os.fsdecode(bytes(test) + b"/caf\xe9.png")), seed=2)
+    for name in ("b", "c"):
+        shutil.copy(test / "a.png", test / name)
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
+    res = invoke("predict", run, "--data", test, "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert " ".join(res.output.split()).endswith(
+        f"error: image files of 2 kinds under {test} would have no row in the predictions (a submission missing "
+        f"rows): (1) 1 image file or folder name(s) are not UTF-8 text, e.g. 'caf\\xe9.png': rename them to UTF-8 "
+        f"(e.g. convmv -r -f cp949 -t utf-8 --notest {test}, the -f encoding the names were written in); (2) 2 "
+        f"file(s) hold images but their names have no image extension, e.g. b (PNG): rename them with their "
+        f"format's extension (.jpg, .png, ...), which changes their ids in the submission; or, where the "
+        f"competition's ids are these names, keep them and read them through the competition's CSV that lists "
+        f"them: --data {test} --csv CSV"), res.output
+    assert not (tmp_path / "p").exists()
 
 
 def test_a_competition_csv_of_bare_ids_finds_images_saved_without_an_extension(tmp_path):
