@@ -636,6 +636,11 @@ def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
     missing = (err == imgio.FILE_NOT_FOUND).to_numpy()
     if not missing.any():
         return "every file is there, so the paths are right: check that the files are images"
+    gone = image_paths(df[missing].iloc[:1])[0]
+    other = _same_stem_image(gone)
+    if other is not None:       # the folder is right, the extension is not: no route would find it
+        return (f"{gone.parent} holds {other}, not {gone.name}: the names listed and the files differ in their "
+                f"extension; rename the files as listed")
     if not df.attrs.get(CSV_READ):
         return "check the dataset root / paths"
     paths = df["path"].astype(str)[missing]
@@ -651,6 +656,18 @@ def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
         return (f"{route}; an id without an extension is looked for as it is and with "
                 f"{', '.join(COMMON_EXTENSIONS[:3])}, ... added)")
     return route + ")"
+
+
+def _same_stem_image(path: Path) -> str | None:
+    """The name of an image file beside the missing `path` with its stem and another extension (a CSV listing
+    a.jpg for the a.png there), None when there is none."""
+    if not imgio.is_image_name(path):       # an id without an extension: every extension was already tried
+        return None
+    try:
+        names = sorted(e.name for e in os.scandir(path.parent) if e.is_file())
+    except OSError:
+        return None
+    return next((n for n in names if Path(n).stem == path.stem and imgio.is_image_name(n)), None)
 
 
 def readable(df: pd.DataFrame) -> pd.DataFrame:

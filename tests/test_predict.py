@@ -807,6 +807,24 @@ def test_the_none_can_be_read_hint_fits_the_case(tmp_path, monkeypatch):
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
 
 
+def test_a_csv_naming_another_extension_than_the_files_is_told_so(tmp_path, monkeypatch):
+    """A CSV listing a.jpg, b.jpg for the a.png, b.png in the folder given with it: every row 'file not found' and
+    the hint named the route the user had just taken (--data DIR --csv CSV). It names the file there instead."""
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = tmp_path / "test"
+    for name in ("a", "b"):
+        make_image(test / f"{name}.png", seed=len(name))
+    listing = tmp_path / "test.csv"
+    pd.DataFrame({"id": ["a.jpg", "b.jpg"]}).to_csv(listing, index=False)
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
+    res = invoke("predict", run, "--data", test, "--csv", listing, "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert " ".join(res.output.split()).endswith(
+        f"nothing written; {test} holds a.png, not a.jpg: the names listed and the files differ in their extension; "
+        f"rename the files as listed"), res.output
+
+
 def test_a_missing_image_has_the_same_reason_in_eda_and_predict(tmp_path):
     """A CSV naming an image that is not there: eda's manifest (and clean's, both from io.probe) said
     'cannot read file: No such file or directory', predict's probs (io.load_rgb) 'file not found'. One reason now,
