@@ -710,24 +710,29 @@ def _bare_id_test_images(tmp_path):
     return run, test
 
 
+def _refused(monkeypatch, run, *args) -> str:
+    """`predict run *args` refused before the model ran (exit 2, no traceback): its output, whitespace flattened."""
+    import imgcls.predict as pr
+    with monkeypatch.context() as m:
+        m.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
+        res = invoke("predict", run, *args, "--workers", 0)
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    return " ".join(res.output.split())
+
+
 def test_test_images_without_extension_refusal_names_the_competition_csv_route(tmp_path, monkeypatch):
     """The refusal of test images without an image extension said only 'rename them with their format's extension':
     renaming x to x.jpg changes its submission id, wrong for a competition whose ids are the bare names. The line
     names both routes, and the CSV route it names reads them (ids as named)."""
-    import imgcls.predict as pr
     run, test = _bare_id_test_images(tmp_path)
-    real = pr.predict_members
-    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
-    res = invoke("predict", run, "--data", test, "--out", tmp_path / "p", "--workers", 0)
-    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
-    assert " ".join(res.output.split()).endswith(
+    said = _refused(monkeypatch, run, "--data", test, "--out", tmp_path / "p")
+    assert said.endswith(
         f"error: 2 file(s) under {test} hold images but their names have no image extension, e.g. a (PNG): they "
         f"would have no row in the predictions (a submission missing rows); rename them with their format's "
         f"extension (.jpg, .png, ...), which changes their ids in the submission; or, where the competition's ids "
         f"are these names, keep them and read them through the competition's CSV that lists them: --data {test} "
-        f"--csv CSV"), res.output
+        f"--csv CSV"), said
     assert not (tmp_path / "p").exists()
-    monkeypatch.setattr(pr, "predict_members", real)
     res = invoke("predict", run, "--data", test, "--csv", tmp_path / "comp" / "test.csv", "--out", tmp_path / "p",
                  "--workers", 0)
     assert res.exit_code == 0, res.output
@@ -739,24 +744,20 @@ def test_the_refusal_of_test_images_left_out_names_every_kind(tmp_path, monkeypa
     first kind, so the user fixed it, ran again, and only then heard of the other. One line names each kind with its
     count, an example and its fix."""
     import os
-    import imgcls.predict as pr
     run = make_tiny_run(tmp_path / "runs" / "r1")
     test = tmp_path / "test"
     make_image(test / "a.png", seed=1)
     make_image(Path(os.fsdecode(bytes(test) + b"/caf\xe9.png")), seed=2)
     for name in ("b", "c"):
         shutil.copy(test / "a.png", test / name)
-    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
-    res = invoke("predict", run, "--data", test, "--out", tmp_path / "p", "--workers", 0)
-    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
-    assert " ".join(res.output.split()).endswith(
+    assert _refused(monkeypatch, run, "--data", test, "--out", tmp_path / "p").endswith(
         f"error: image files of 2 kinds under {test} would have no row in the predictions (a submission missing "
         f"rows): (1) 1 image file or folder name(s) are not UTF-8 text, e.g. 'caf\\xe9.png': rename them to UTF-8 "
         f"(e.g. convmv -r -f cp949 -t utf-8 --notest {test}, the -f encoding the names were written in); (2) 2 "
         f"file(s) hold images but their names have no image extension, e.g. b (PNG): rename them with their "
         f"format's extension (.jpg, .png, ...), which changes their ids in the submission; or, where the "
         f"competition's ids are these names, keep them and read them through the competition's CSV that lists "
-        f"them: --data {test} --csv CSV"), res.output
+        f"them: --data {test} --csv CSV")
     assert not (tmp_path / "p").exists()
 
 
@@ -775,19 +776,11 @@ def test_the_none_can_be_read_hint_fits_the_case(tmp_path, monkeypatch):
     whatever the case: predict has neither flag, and for ids whose images are saved without an extension (or with
     .png) --ext .jpg cannot help. A CSV's images not found name the route predict has (--data DIR --csv CSV) and how
     an id without an extension is looked for; files that are all there name no paths at all."""
-    import imgcls.predict as pr
-    run = make_tiny_run(tmp_path / "runs" / "r1")
-    imgs = tmp_path / "comp" / "raw" / "test"            # two levels below the CSV: not found beside it
-    for name in ("a", "b"):
-        make_image(imgs / f"{name}.png", seed=len(name))
-        (imgs / f"{name}.png").rename(imgs / name)
+    run, test = _bare_id_test_images(tmp_path)
+    (tmp_path / "comp" / "raw").mkdir()
+    imgs = test.rename(tmp_path / "comp" / "raw" / "test")   # two levels below the CSV: not found beside it
     listing = tmp_path / "comp" / "test.csv"
-    pd.DataFrame({"id": ["a", "b"]}).to_csv(listing, index=False)
-    real = pr.predict_members
-    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
-    res = invoke("predict", run, "--data", listing, "--out", tmp_path / "p", "--workers", 0)
-    said = " ".join(res.output.split())
-    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    said = _refused(monkeypatch, run, "--data", listing, "--out", tmp_path / "p")
     assert said.endswith(
         f"error: none of the 2 image(s) of --data {listing} can be read (e.g. {tmp_path / 'comp' / 'a'}: file not "
         f"found); nothing written; pass --data DIR --csv CSV, DIR the folder holding the CSV's images (its names are "
@@ -797,12 +790,10 @@ def test_the_none_can_be_read_hint_fits_the_case(tmp_path, monkeypatch):
     for i in range(2):
         (bad / f"{i}.png").parent.mkdir(exist_ok=True)
         (bad / f"{i}.png").write_bytes(b"not an image")
-    res = invoke("predict", run, "--data", bad, "--out", tmp_path / "p", "--workers", 0)
-    said = " ".join(res.output.split())
-    assert res.exit_code == 2 and said.endswith("nothing written; every file is there, so the paths are right: "
-                                                "check that the files are images"), said
-    monkeypatch.setattr(pr, "predict_members", real)        # the route named reads them
-    res = invoke("predict", run, "--data", imgs, "--csv", listing, "--out", tmp_path / "p", "--workers", 0)
+    said = _refused(monkeypatch, run, "--data", bad, "--out", tmp_path / "p")
+    assert said.endswith("nothing written; every file is there, so the paths are right: check that the files are "
+                         "images"), said
+    res = invoke("predict", run, "--data", imgs, "--csv", listing, "--out", tmp_path / "p", "--workers", 0)  # its route
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
 
@@ -810,19 +801,15 @@ def test_the_none_can_be_read_hint_fits_the_case(tmp_path, monkeypatch):
 def test_a_csv_naming_another_extension_than_the_files_is_told_so(tmp_path, monkeypatch):
     """A CSV listing a.jpg, b.jpg for the a.png, b.png in the folder given with it: every row 'file not found' and
     the hint named the route the user had just taken (--data DIR --csv CSV). It names the file there instead."""
-    import imgcls.predict as pr
     run = make_tiny_run(tmp_path / "runs" / "r1")
     test = tmp_path / "test"
     for name in ("a", "b"):
         make_image(test / f"{name}.png", seed=len(name))
     listing = tmp_path / "test.csv"
     pd.DataFrame({"id": ["a.jpg", "b.jpg"]}).to_csv(listing, index=False)
-    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
-    res = invoke("predict", run, "--data", test, "--csv", listing, "--out", tmp_path / "p", "--workers", 0)
-    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
-    assert " ".join(res.output.split()).endswith(
+    assert _refused(monkeypatch, run, "--data", test, "--csv", listing, "--out", tmp_path / "p").endswith(
         f"nothing written; {test} holds a.png, not a.jpg: the names listed and the files differ in their extension; "
-        f"rename the files as listed"), res.output
+        f"rename the files as listed")
 
 
 def test_a_missing_image_has_the_same_reason_in_eda_and_predict(tmp_path):
