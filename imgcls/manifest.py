@@ -663,11 +663,9 @@ def _same_stem_image(path: Path) -> str | None:
     a.jpg for the a.png there), None when there is none."""
     if not imgio.is_image_name(path):       # an id without an extension: every extension was already tried
         return None
-    try:
-        names = sorted(e.name for e in os.scandir(path.parent) if e.is_file())
-    except OSError:
-        return None
-    return next((n for n in names if Path(n).stem == path.stem and imgio.is_image_name(n)), None)
+    exts = sorted(imgio.IMAGE_EXTENSIONS)
+    return next((n for n in (path.stem + e for e in exts + [e.upper() for e in exts])
+                 if n != path.name and (path.parent / n).is_file()), None)
 
 
 def readable(df: pd.DataFrame) -> pd.DataFrame:
