@@ -118,10 +118,14 @@ def shown_name(path: str | os.PathLike) -> str:
 
 
 def csv_route(folder: str, data_flag: str = "") -> str:
-    """How a step is told to read `folder`'s images through a CSV that lists them (names relative to the folder):
-    the folder as its data, with --csv; `data_flag` how the step takes its data (predict's '--data ', '' for the
-    others' SRC). Named where images are not found or left out (LeftOut, manifest.require_readable)."""
-    return f"{data_flag}{folder} --csv CSV"
+    """How a step is told to read `folder`'s images through a CSV that lists them (names relative to the folder).
+    With `data_flag` (predict's --data; predict takes --csv): the folder as the data, with --csv. Without (the step
+    unknown: train and tune have no --csv): the CSV saved in the folder and given as the data itself, which every
+    step reads (its names are looked for beside it). Named where images are not found or left out (LeftOut,
+    manifest.require_readable)."""
+    if data_flag:
+        return f"{data_flag} {folder} --csv CSV"
+    return f"{folder}/CSV (the CSV saved in {folder}, given as the data)"
 
 
 # files a dataset holds beside its images (YOLO's label .txt, annotations, tables): never opened to look for an image
@@ -186,13 +190,13 @@ def _unnamed_fix(root: Path, refusing: bool, listing: str | None) -> str:
     """The routes for images saved without an image extension that work for the step reading them: renaming them
     (for predict it changes their ids in the submission, wrong where the competition's ids are the bare names), and
     where the layout can take them from a CSV (`listing`, LeftOut.say), reading them as named through a CSV that
-    lists them (csv_route: the folder as the data, predict's --data, with --csv)."""
+    lists them (csv_route)."""
     fix = "rename them with their format's extension (.jpg, .png, ...)"
     if refusing:
         fix += ", which changes their ids in the submission"
         if listing:
             fix += (f"; or, where the competition's ids are these names, keep them and read them through the "
-                    f"competition's CSV that lists them: {csv_route(shown_name(root), '--data ')}")
+                    f"competition's CSV that lists them: {csv_route(shown_name(root), '--data')}")
     elif listing:
         fix += (f"; or keep their names and read them through a CSV that lists them ({listing}, the paths relative to "
                 f"{shown_name(root)}): {csv_route(shown_name(root))}")

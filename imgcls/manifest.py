@@ -617,7 +617,7 @@ def stale_rows(df: pd.DataFrame, skip: set[int] = frozenset()) -> list[int]:
 def require_readable(df: pd.DataFrame, note: str = "", of: str = "", data_flag: str = "") -> None:
     """A dataset none of whose images can be read is a mistake (wrong root, ids without extension), not a result.
     `of`: where the images come from, named in the message (' of data/test'); `data_flag`: how the step is given
-    its data, in the route the message names (predict's '--data '; '' for the others' SRC)."""
+    its data, in the route the message names (predict's '--data'; '' where the step is not known: csv_route)."""
     if len(df) == 0:
         return
     err = df["error"].fillna("").astype(str)
@@ -630,7 +630,7 @@ def require_readable(df: pd.DataFrame, note: str = "", of: str = "", data_flag: 
 def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
     """What require_readable says to check, fitting the case: files that are all there (none an image this reads)
     are no matter of paths; a competition CSV's files not found are a matter of the folder its names are looked for
-    in (layouts.csv_route, a route every step has). An id without an extension is already looked for as it is
+    in (layouts.csv_route, a route the step has). An id without an extension is already looked for as it is
     (images saved without an extension) and with COMMON_EXTENSIONS added, so no extension is offered, except to say
     that an --ext given was the only one looked for."""
     missing = (err == imgio.FILE_NOT_FOUND).to_numpy()

@@ -880,7 +880,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
     # nothing written, never a submission of made-up labels; a manifest that says so fails before the model runs
     # (and before predict says what it predicts with)
-    unreadable = {"of": f" of --data {data}", "note": "; nothing written", "data_flag": "--data "}
+    unreadable = {"of": f" of --data {data}", "note": "; nothing written", "data_flag": "--data"}
     require_one_readable(df, pre_err, max_pixels, **unreadable)
     classes = list(spec.classes)
     running = spec.running().members

@@ -375,8 +375,8 @@ def test_images_saved_without_an_image_extension_are_named_not_skipped_silently(
 def test_the_warning_for_images_without_an_extension_names_the_csv_route_that_reads_them(tmp_path, capsys):
     """eda / train's warning for images saved without an image extension named only renaming; predict's refusal
     named a CSV that lists them too. One wording (LeftOut) names the routes that work for the layout read: class
-    folders a CSV of path,label (read as ROOT --csv CSV, which does read them), an unlabeled folder one of path,
-    profile folders (labels from the folders' names) renaming only."""
+    folders a CSV of path,label (saved in ROOT and given as the data, as train too reads it: it has no --csv), which
+    does read them; an unlabeled folder one of path; profile folders (labels from the folders' names) renaming only."""
     root = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2})
     shutil.copy(root / "dog" / "000.png", root / "dog" / "download")
     mf.load(root, scan=False, announce=False)
@@ -384,18 +384,19 @@ def test_the_warning_for_images_without_an_extension_names_the_csv_route_that_re
     assert said.endswith(
         f"warning: 1 file(s) under {root} hold images but their names have no image extension, so they were not "
         f"read, e.g. dog/download (PNG): rename them with their format's extension (.jpg, .png, ...); or keep their "
-        f"names and read them through a CSV that lists them (path,label, the paths relative to {root}): {root} "
-        f"--csv CSV"), said
-    listing = tmp_path / "list.csv"
+        f"names and read them through a CSV that lists them (path,label, the paths relative to {root}): {root}/CSV "
+        f"(the CSV saved in {root}, given as the data)"), said
+    listing = root / "list.csv"             # as train reads it too, which has no --csv
     pd.DataFrame({"path": ["cat/000.png", "dog/download"], "label": ["cat", "dog"]}).to_csv(listing, index=False)
-    df = mf.load(root, mf.LayoutOptions(csv=str(listing)), scan=True)
+    df = mf.load(listing, scan=True)
     assert list(df["path"]) == ["cat/000.png", "dog/download"] and (df["error"] == "").all()
     test = tmp_path / "test"
     make_image(test / "a.png", seed=1)
     shutil.copy(test / "a.png", test / "b")
     mf.load(test, scan=False, announce=False)
     assert " ".join(capsys.readouterr().err.split()).endswith(
-        f"read them through a CSV that lists them (path, the paths relative to {test}): {test} --csv CSV")
+        f"read them through a CSV that lists them (path, the paths relative to {test}): {test}/CSV (the CSV saved in "
+        f"{test}, given as the data)")
     prof_root = make_profiles(tmp_path / "prof", n_profiles=2)
     prof = sorted(p for p in prof_root.iterdir() if p.is_dir())[0]
     shutil.copy(prof / "mask1.jpg", prof / "mask2.jpg_large")

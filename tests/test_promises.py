@@ -860,7 +860,7 @@ def test_csv_ids_without_extension(tmp_path):
         make_image(comp / "raw" / "train" / f"id{i}.png", size=(16, 16), seed=i)
     (comp / "train.csv").write_text("id,label\n" + "".join(f"id{i},{'ab'[i % 2]}\n" for i in range(4)))
     r = invoke("eda", comp, "--csv", comp / "train.csv", "--out", tmp_path / "e0")
-    one_line_error(r, "none of the 4 image(s) can be read", "pass DIR --csv CSV")
+    one_line_error(r, "none of the 4 image(s) can be read", "pass DIR/CSV (the CSV saved in DIR, given as the data)")
     (comp / "raw" / "train").rename(comp / "train")
     r = invoke("eda", comp, "--csv", comp / "train.csv", "--out", tmp_path / "e0b", "-q")
     assert r.exit_code == 0, r.output       # train/ beside the CSV holds its names: read from there
