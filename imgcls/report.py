@@ -252,6 +252,8 @@ def _drawn_with_glyphs(fig, save) -> None:
     from matplotlib.text import Text
     with warnings.catch_warnings(record=True) as caught:
         warnings.filterwarnings("always", message=_MISSING_GLYPH, category=UserWarning)
+        # matplotlib's note when placing a loc="best" legend took over a second (a busy machine): timing, not a fault
+        warnings.filterwarnings("ignore", message="Creating legend with loc=\"best\" can be slow", category=UserWarning)
         save()
     missing, lacking = set(), set()
     for w in caught:

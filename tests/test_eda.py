@@ -630,3 +630,28 @@ def test_eda_stopped_between_its_plots_leaves_the_earlier_set_whole(tmp_path, mo
     assert sorted(p.name for p in out.iterdir()) == sorted(before)
     assert json.loads((out / "summary.json").read_text())["n_images"] == 9
     assert all(p.is_file() for p in mf.image_paths(mf.load(out / "manifest.csv", announce=False)))   # its roots
+
+
+def test_matplotlib_s_slow_legend_note_is_not_shown(tmp_path, monkeypatch):
+    """matplotlib warns 'Creating legend with loc="best" can be slow' when placing a legend took over a second: on a
+    busy machine eda's histograms printed it (a UserWarning with a source line) though nothing was wrong."""
+    import warnings
+
+    import matplotlib.legend
+
+    from imgcls import report
+    real = matplotlib.legend.Legend._find_best_position
+
+    def slow(self, *a, **k):            # as matplotlib says it when the placement took long
+        warnings.warn('Creating legend with loc="best" can be slow with large amounts of data.', UserWarning)
+        return real(self, *a, **k)
+    monkeypatch.setattr(matplotlib.legend.Legend, "_find_best_position", slow)
+    plt = report.pyplot()
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label="train")
+    ax.legend()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        report.save_figure(fig, tmp_path / "a.png")
+    assert (tmp_path / "a.png").is_file()
+    assert not [w for w in caught if "legend" in str(w.message)], [str(w.message) for w in caught]
