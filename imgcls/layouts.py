@@ -374,7 +374,7 @@ def profiles_root(root: Path) -> Path | None:
     <id>_<gender>_<race>_<age>, or its one visible subfolder when that one is (the competition's train/ holds
     train.csv and images/<profile>/...); None otherwise."""
     subdirs = visible_subfolders(root)
-    if subdirs and sum(bool(PROFILE_DIR.match(d.name)) for d in subdirs) >= len(subdirs) // 2 + 1:
+    if subdirs and _most_of(sum(bool(PROFILE_DIR.match(d.name)) for d in subdirs), len(subdirs)):
         return root
     if len(subdirs) == 1 and subdirs[0].name.lower() in CSV_IMAGE_FOLDERS and profiles_root(subdirs[0]) == subdirs[0]:
         return subdirs[0]
@@ -392,7 +392,7 @@ def profiles_table_root(csv_path: Path) -> Path | None:
         return None
     names = [str(v).strip().strip("/") for v in cols["path"]]
     hits = sum(bool(PROFILE_DIR.match(n)) and (root / n).is_dir() for n in names)
-    return root if hits >= len(names) // 2 + 1 else None
+    return root if _most_of(hits, len(names)) else None
 
 
 def _file_named(folder: Path, name: str) -> str | None:
@@ -415,9 +415,15 @@ def _file_named(folder: Path, name: str) -> str | None:
     return None
 
 
+def _dot_slash_dropped(name) -> str:
+    """A CSV's image name as a path under its folder: a leading ./ (DACON's ./train/x.jpg) dropped."""
+    name = str(name)
+    return name[2:] if name.startswith("./") else name
+
+
 def _first_names(names: Sequence[str]) -> list[str]:
     """The first 20 of a CSV's image names, a leading ./ dropped: what the folder they are in is judged by."""
-    return [str(n)[2:] if str(n).startswith("./") else str(n) for n in list(names)[:20]]
+    return [_dot_slash_dropped(n) for n in list(names)[:20]]
 
 
 def _files_named(folder: Path, sample: Sequence[str]) -> int:
@@ -425,9 +431,10 @@ def _files_named(folder: Path, sample: Sequence[str]) -> int:
     return sum(_file_named(folder, n) is not None for n in sample)
 
 
-def _most_of(hits: int, sample: Sequence[str]) -> bool:
-    """More than half of the sampled names: a folder holding only a few is not the CSV's."""
-    return 2 * hits > len(sample)
+def _most_of(hits: int, of: int) -> bool:
+    """More than half of `of` things (a CSV's sampled names, a folder's subfolders): a folder holding only a few of a
+    CSV's names is not the CSV's; a folder with only a few profile folders is not the profiles'."""
+    return 2 * hits > of
 
 
 def csv_images_subfolder(base: Path, names: Sequence[str], csv_path: Path) -> Path | None:
@@ -439,7 +446,8 @@ def csv_images_subfolder(base: Path, names: Sequence[str], csv_path: Path) -> Pa
         subs = visible_subfolders(base)
     except OSError:
         return None
-    hits = [d for d in subs if d.name.lower() not in CSV_IMAGE_FOLDERS and _most_of(_files_named(d, sample), sample)]
+    hits = [d for d in subs
+            if d.name.lower() not in CSV_IMAGE_FOLDERS and _most_of(_files_named(d, sample), len(sample))]
     if len(hits) > 1:
         raise UserError(f"the image names of {csv_path} (e.g. {sample[0]}) are files in several folders beside it "
                         f"({', '.join(str(d) for d in hits)}); pass --image-dir with the one that holds its images")
@@ -459,7 +467,7 @@ def csv_image_root(base: Path, names: Sequence[str]) -> Path | None:
             hits = _files_named(folder, sample)
             if hits > most:
                 best, most = folder, hits
-    return best if _most_of(most, sample) else None
+    return best if _most_of(most, len(sample)) else None
 
 
 def folder_csv(root: Path) -> Path | None:
@@ -598,7 +606,7 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> tup
                         f"pass --path-col NAME")
     label_col = need(opts.label_col, "--label-col", ("label", "class", "target"))
     group_col = need(opts.group_col, "--group-col")
-    names = [p[2:] if p.startswith("./") else p for p in table[path_col].astype(str)]
+    names = [_dot_slash_dropped(p) for p in table[path_col].astype(str)]
     if opts.image_dir is None:      # bare names whose files sit in images/ (the mask competition's eval/info.csv)
         root = csv_image_root(root, names) or csv_images_subfolder(root, names, csv_path) or root
     paths = _with_extension(names, root, opts.ext)
