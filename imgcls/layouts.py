@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
@@ -98,7 +99,7 @@ def hidden_name(name: str) -> bool:
 def visible_subfolders(root: Path) -> list[Path]:
     """The folders directly in `root` a layout reads (a class, a split, a profile, an image folder), in name order:
     hidden ones (hidden_name) left out. An OSError listing `root` is the caller's to handle."""
-    return sorted(d for d in root.iterdir() if d.is_dir() and not hidden_name(d.name))
+    return FolderView(root).subfolders
 
 
 def utf8_name(name: str) -> bool:
@@ -280,26 +281,23 @@ def _rel(p: Path, root: Path) -> str:
 def split_folders(root: Path) -> dict[str, str]:
     """{folder name: split} when root is in the split-folder layout (every visible subfolder is train / val /
     valid / validation / test, train among them), else {}."""
-    try:
-        subdirs = [d.name for d in visible_subfolders(root)]
-    except OSError:
-        return {}
-    if "train" not in subdirs or not all(d.lower() in SPLIT_FOLDERS for d in subdirs):
-        return {}
-    return {d: SPLIT_FOLDERS[d.lower()] for d in subdirs}
+    return FolderView(root).splits
 
 
-def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "warn") -> pd.DataFrame:
+def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "warn",
+                view: FolderView | None = None) -> pd.DataFrame:
     """ImageFolder (root/<class>/**/<image>), or the split-folder layout (root/train/<class>/..., root/val/<class>/
     ..., root/test/[<class>/]...): the first folder then gives the `split` column and the second the label (test
     images directly under test/ are unlabeled); the label is the folder's name as on disk (manifest.load makes every
     label NFC). Images outside a class folder are left out with a warning, or with
     `loose_images="refuse"` (predict: a submission must cover every test image) refused in one line; so are the
     image files the walk leaves out (LeftOut: names not UTF-8, or without an image extension) with
-    `unread_images="refuse"`, which are otherwise named in a warning."""
+    `unread_images="refuse"`, which are otherwise named in a warning. `view`: the detection's look at `root`
+    (FolderView): its listing and CSVs are read from it, not looked at again."""
+    view = view or FolderView(root)
     rows = []
     loose = []
-    splits = split_folders(root)
+    splits = view.splits
     left_out = LeftOut()
     for p in images_under(root, left_out):
         rel = p.relative_to(root)
@@ -318,7 +316,7 @@ def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "wa
     if splits:
         info(f"{root}: split-folder layout ({', '.join(sorted(splits))}): the folder gives the `split` column, "
              f"the next folder the label")
-    listing = [p.name for p in listing_csvs(root)] if loose else []   # DACON's folder: train.csv lists train/'s
+    listing = [p.name for p in view.listing_csvs] if loose else []   # DACON's folder: train.csv lists train/'s
     if loose and loose_images == "refuse":
         via_csv = f" (or --data {root / listing[0]}, which lists images here)" if listing else ""
         raise UserError(f"{len(loose)} image(s) under {root} have no class folder, e.g. {loose[0]}: read as class "
@@ -331,25 +329,26 @@ def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "wa
              + (f"({', '.join(listing)} list{'s' if len(listing) == 1 else ''} images here: give the CSV that "
                 f"holds the classes as the input{f', e.g. {root / train_csv}' if train_csv else ''})" if listing
                 else "(use --layout unlabeled to read them)"))
-    empty = empty_class_folders(root, [r["path"] for r in rows], splits)
+    empty = empty_class_folders(root, [r["path"] for r in rows], view)
     if empty:
         warn(f"{len(empty)} class folder(s) under {root} hold no images, so the data has no such class: "
              f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}")
     return pd.DataFrame(rows, columns=["path", "label", "group"] + (["split"] if splits else []))
 
 
-def empty_class_folders(root: Path, paths: Iterable[str], splits: dict[str, str] | None = None) -> list[str]:
+def empty_class_folders(root: Path, paths: Iterable[str], view: FolderView | None = None) -> list[str]:
     """The class folders of an ImageFolder `root` (those under each split folder in the split-folder layout) that
     hold none of the images read, `paths` (relative, posix): a class the data does not have. Each is named as the
     class it would be (NFC, as manifest.load spells labels; 'val/b' under a split folder), and a folder spelled
-    otherwise than one holding images of its class (NFD beside NFC) is no missing class. `splits`:
-    split_folders(root) when the caller has it."""
-    splits = split_folders(root) if splits is None else splits
+    otherwise than one holding images of its class (NFD beside NFC) is no missing class. `view`: the caller's look
+    at `root` (FolderView), when it has one."""
+    view = view or FolderView(root)
+    splits = view.splits
     depth = 2 if splits else 1
     have = {nfc("/".join(p.split("/")[:depth])) for p in paths}
     out = []
-    for parent in ([root / s for s in sorted(splits)] if splits else [root]):
-        for d in visible_subfolders(parent):
+    for parent in ([view.sub(root / s) for s in sorted(splits)] if splits else [view]):
+        for d in parent.subfolders:
             if utf8_name(d.name) and nfc(_rel(d, root)) not in have:
                 out.append(nfc(_rel(d, root)))
     return list(dict.fromkeys(out))         # an empty folder in each spelling: one class
@@ -367,32 +366,6 @@ def read_unlabeled(root: Path, images: list[Path] | None = None, left_out: LeftO
     if left_out is not None:
         left_out.say(root, unread_images, "path")
     return pd.DataFrame(rows, columns=["path", "label", "group"])
-
-
-def profiles_root(root: Path) -> Path | None:
-    """The folder of the mask competition's profile folders: `root` when most of its visible subfolders are
-    <id>_<gender>_<race>_<age>, or its one visible subfolder when that one is (the competition's train/ holds
-    train.csv and images/<profile>/...); None otherwise."""
-    subdirs = visible_subfolders(root)
-    if subdirs and _most_of(sum(bool(PROFILE_DIR.match(d.name)) for d in subdirs), len(subdirs)):
-        return root
-    if len(subdirs) == 1 and subdirs[0].name.lower() in CSV_IMAGE_FOLDERS and profiles_root(subdirs[0]) == subdirs[0]:
-        return subdirs[0]
-    return None
-
-
-def profiles_table_root(csv_path: Path) -> Path | None:
-    """The profiles' folder when `csv_path` is the mask competition's train.csv (`path` = a profile folder's name,
-    <id>_<gender>_<race>_<age>, under images/ beside it): what that train/ given whole reads; None otherwise."""
-    root = profiles_root(csv_path.parent)
-    if root is None:
-        return None
-    cols = read_csv(csv_path, nrows=20, dtype=str, keep_default_na=False)
-    if "path" not in cols.columns or cols.empty:
-        return None
-    names = [str(v).strip().strip("/") for v in cols["path"]]
-    hits = sum(bool(PROFILE_DIR.match(n)) and (root / n).is_dir() for n in names)
-    return root if _most_of(hits, len(names)) else None
 
 
 def _file_named(folder: Path, name: str) -> str | None:
@@ -470,84 +443,168 @@ def csv_image_root(base: Path, names: Sequence[str]) -> Path | None:
     return best if _most_of(most, len(sample)) else None
 
 
-def folder_csv(root: Path) -> Path | None:
-    """The competition CSV a dataset folder carries (the mask competition's eval/: info.csv beside images/): its one
-    visible top-level .csv file, when that lists images here (listing_csvs); None otherwise (no CSV, several, or
-    one that lists no image here). Its rows, not the folder's files, are then the data: their ids and order are the
-    submission's."""
-    csvs = _top_csvs(root)
-    return csvs[0] if len(csvs) == 1 and listing_csvs(root, csvs) else None
-
-
 class LoneFolder(NamedTuple):
-    """lone_folder's finding: the image folder a folder holds alone and, when its images lie directly in it, those
-    images (images_under's walk) and what the walk left out, so the reader that follows the detection takes them as
-    found instead of walking the folder again; `images` None when class folders in it hold them (the folder is the
-    classes' root)."""
+    """FolderView.lone_folder's finding: the image folder a folder holds alone and, when its images lie directly in
+    it, those images (images_under's walk) and what the walk left out, so the reader that follows the detection
+    takes them as found instead of walking the folder again; `images` None when class folders in it hold them (the
+    folder is the classes' root)."""
     folder: Path
     images: list[Path] | None
     left_out: LeftOut | None    # what the walk left out (images_under): read_unlabeled says it
 
 
-def lone_folder(root: Path, listing: Sequence[Path]) -> LoneFolder | None:
-    """The image folder (CSV_IMAGE_FOLDERS: images/, ...) `root` holds alone, no image beside it and no CSV listing
-    its images (`listing`: listing_csvs(root), which the detection has). Class folders in it (data/images/cat/...,
-    data/images/dog/...): it is the folder whose subfolders are the classes, never one class named 'images'
-    (images/cat/x.jpg), as profiles_root goes one level down to the profile folders. Images directly in it (the mask
-    competition's eval/ without its info.csv): unlabeled test images named by their paths in that folder (xxx.jpg,
-    as info.csv spells its ImageIDs), never one class named 'images', its images walked once, here. None otherwise
-    (images beside it, other folders, a CSV listing them: folder_csv's, or several, the user's pick; no image)."""
-    try:
-        entries = [p for p in root.iterdir() if not hidden_name(p.name)]
-    except OSError:
-        return None
-    subdirs = [p for p in entries if p.is_dir()]
-    if len(subdirs) != 1 or subdirs[0].name.lower() not in CSV_IMAGE_FOLDERS or listing:
-        return None
-    if any(p.is_file() and imgio.is_image_name(p.name) for p in entries):
-        return None
-    folder = subdirs[0]
-    if holds_image(folder, below=True):         # class folders in it: no walk
-        return LoneFolder(folder, None, None)
-    left_out = LeftOut()
-    found = images_under(folder, left_out)
-    return LoneFolder(folder, found, left_out) if found else None
+class FolderView:
+    """One look at a folder given as a dataset, shared by the detection (manifest.detect_source makes it) and the
+    reader that follows it (manifest.load): the folder listed once (its visible entries, hidden_name's rule), each
+    of its CSVs' first rows read once, and each finding made of them (its split folders, its profiles' folder, the
+    CSVs listing its images, its own CSV, the image folder it holds alone) made once. A subfolder looked into (the
+    profiles' images/, the lone image folder, a split folder) has its own view (`sub`). An OSError listing the
+    folder is the caller's to handle (subfolders, profiles_root), or means none (csvs, splits, lone_folder)."""
 
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._subs: dict[Path, FolderView] = {}
+        self._heads: dict[Path, pd.DataFrame | UserError] = {}
 
-def _top_csvs(root: Path) -> list[Path]:
-    try:
-        return sorted(p for p in root.iterdir() if p.suffix.lower() == ".csv" and not hidden_name(p.name)
-                      and p.is_file())
-    except OSError:
-        return []
+    def sub(self, folder: Path) -> FolderView:
+        """The view of `folder` (this one's, or one below it), made once."""
+        folder = Path(folder)
+        if folder == self.root:
+            return self
+        if folder not in self._subs:
+            self._subs[folder] = FolderView(folder)
+        return self._subs[folder]
 
+    @cached_property
+    def entries(self) -> list[Path]:
+        """The files and folders directly in the folder, hidden ones (hidden_name) left out, as listed."""
+        return [p for p in self.root.iterdir() if not hidden_name(p.name)]
 
-def listing_csvs(root: Path, csvs: Sequence[Path] | None = None) -> list[Path]:
-    """Of `csvs` (default: the folder's visible top-level .csv files), those with an image-path column
-    (PATH_COLUMN_GUESSES) whose first 20 names are mostly files in `root` or in one of CSV_IMAGE_FOLDERS
-    (csv_image_root): the CSVs that list the folder's images (DACON's train.csv and test.csv beside train/ and test/)."""
-    out = []
-    for csv in _top_csvs(root) if csvs is None else csvs:
+    @cached_property
+    def subfolders(self) -> list[Path]:
+        """visible_subfolders' answer: the visible folders, in name order."""
+        return sorted(p for p in self.entries if p.is_dir())
+
+    @cached_property
+    def csvs(self) -> list[Path]:
+        """The visible top-level .csv files, in name order ([] where the folder cannot be listed)."""
         try:
-            table = read_csv(csv, nrows=20, dtype=str, keep_default_na=False)
-        except UserError:
-            continue
-        col = next((g for g in PATH_COLUMN_GUESSES if g in table.columns), None)
-        if col is not None and csv_image_root(root, table[col].tolist()) is not None:
-            out.append(csv)
-    return out
+            return sorted(p for p in self.entries if p.suffix.lower() == ".csv" and p.is_file())
+        except OSError:
+            return []
+
+    def head(self, csv: Path) -> pd.DataFrame:
+        """The first 20 rows of `csv` (one of the folder's files) as text: read once; what cannot be read as a CSV
+        is read_csv's UserError, raised each time it is asked."""
+        if csv not in self._heads:
+            try:
+                self._heads[csv] = read_csv(csv, nrows=20, dtype=str, keep_default_na=False)
+            except UserError as e:
+                self._heads[csv] = e
+        head = self._heads[csv]
+        if isinstance(head, UserError):
+            raise head
+        return head
+
+    @cached_property
+    def splits(self) -> dict[str, str]:
+        """split_folders' answer."""
+        try:
+            subdirs = [d.name for d in self.subfolders]
+        except OSError:
+            return {}
+        if "train" not in subdirs or not all(d.lower() in SPLIT_FOLDERS for d in subdirs):
+            return {}
+        return {d: SPLIT_FOLDERS[d.lower()] for d in subdirs}
+
+    @cached_property
+    def profiles_root(self) -> Path | None:
+        """The folder of the mask competition's profile folders: this one when most of its visible subfolders are
+        <id>_<gender>_<race>_<age>, or its one visible subfolder when that one is (the competition's train/ holds
+        train.csv and images/<profile>/...); None otherwise."""
+        subdirs = self.subfolders
+        if subdirs and _most_of(sum(bool(PROFILE_DIR.match(d.name)) for d in subdirs), len(subdirs)):
+            return self.root
+        if (len(subdirs) == 1 and subdirs[0].name.lower() in CSV_IMAGE_FOLDERS
+                and self.sub(subdirs[0]).profiles_root == subdirs[0]):
+            return subdirs[0]
+        return None
+
+    def profiles_table_root(self, csv_path: Path) -> Path | None:
+        """The profiles' folder when `csv_path` (a file in this folder) is the mask competition's train.csv (`path`
+        = a profile folder's name, <id>_<gender>_<race>_<age>, under images/ beside it): what that train/ given
+        whole reads; None otherwise."""
+        root = self.profiles_root
+        if root is None:
+            return None
+        cols = self.head(csv_path)
+        if "path" not in cols.columns or cols.empty:
+            return None
+        names = [str(v).strip().strip("/") for v in cols["path"]]
+        hits = sum(bool(PROFILE_DIR.match(n)) and (root / n).is_dir() for n in names)
+        return root if _most_of(hits, len(names)) else None
+
+    @cached_property
+    def listing_csvs(self) -> list[Path]:
+        """Of the folder's CSVs, those with an image-path column (PATH_COLUMN_GUESSES) whose first 20 names are
+        mostly files in it or in one of CSV_IMAGE_FOLDERS (csv_image_root): the CSVs that list its images (DACON's
+        train.csv and test.csv beside train/ and test/)."""
+        out = []
+        for csv in self.csvs:
+            try:
+                table = self.head(csv)
+            except UserError:
+                continue
+            col = next((g for g in PATH_COLUMN_GUESSES if g in table.columns), None)
+            if col is not None and csv_image_root(self.root, table[col].tolist()) is not None:
+                out.append(csv)
+        return out
+
+    @cached_property
+    def folder_csv(self) -> Path | None:
+        """The competition CSV the folder carries (the mask competition's eval/: info.csv beside images/): its one
+        visible top-level .csv file, when that lists images here (listing_csvs); None otherwise (no CSV, several,
+        or one that lists no image here). Its rows, not the folder's files, are then the data: their ids and order
+        are the submission's."""
+        return self.csvs[0] if len(self.csvs) == 1 and self.listing_csvs else None
+
+    @cached_property
+    def lone_folder(self) -> LoneFolder | None:
+        """The image folder (CSV_IMAGE_FOLDERS: images/, ...) this folder holds alone, no image beside it and no CSV
+        listing its images (listing_csvs). Class folders in it (data/images/cat/..., data/images/dog/...): it is the
+        folder whose subfolders are the classes, never one class named 'images' (images/cat/x.jpg), as
+        profiles_root goes one level down to the profile folders. Images directly in it (the mask competition's
+        eval/ without its info.csv): unlabeled test images named by their paths in that folder (xxx.jpg, as
+        info.csv spells its ImageIDs), never one class named 'images', its images walked once, here. None
+        otherwise (images beside it, other folders, a CSV listing them: folder_csv's, or several, the user's pick;
+        no image)."""
+        try:
+            subdirs = self.subfolders
+        except OSError:
+            return None
+        if len(subdirs) != 1 or subdirs[0].name.lower() not in CSV_IMAGE_FOLDERS or self.listing_csvs:
+            return None
+        if any(imgio.is_image_name(p.name) and p.is_file() for p in self.entries):
+            return None
+        folder = subdirs[0]
+        if holds_image(folder, below=True):         # class folders in it: no walk
+            return LoneFolder(folder, None, None)
+        left_out = LeftOut()
+        found = images_under(folder, left_out)
+        return LoneFolder(folder, found, left_out) if found else None
 
 
-def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS, unread_images: str = "warn"
-                  ) -> pd.DataFrame:
+def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS, unread_images: str = "warn",
+                  view: FolderView | None = None) -> pd.DataFrame:
     """The mask competition's layout: <id>_<gender>_<race>_<age>/<mask1-5|incorrect_mask|normal>.<ext>, one row per
     image. Folders and files of other names are left out in a warning; image files the walk leaves out (LeftOut:
     names not UTF-8, or without an image extension) are named in a warning, or with `unread_images="refuse"`
-    (predict) refused in one line (LeftOut.say), as read_folder does."""
+    (predict) refused in one line (LeftOut.say), as read_folder does. `view`: the detection's look at `root`
+    (FolderView), its listing read from it."""
     rows = []
     skipped = []
     left_out = LeftOut()
-    for d in visible_subfolders(root):
+    for d in (view or FolderView(root)).subfolders:
         m = PROFILE_DIR.match(d.name)
         if not m:
             skipped.append(d.name)

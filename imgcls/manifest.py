@@ -35,10 +35,9 @@ from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.options import check
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
-from imgcls.layouts import (COMMON_EXTENSIONS, CSV_IMAGE_FOLDERS, LayoutOptions, LoneFolder, csv_route, folder_csv,
-                            holds_image, listing_csvs, lone_folder, nfc, profiles_root, profiles_table_root,
-                            read_competition_csv, read_csv, read_folder, read_profiles, read_unlabeled,
-                            visible_subfolders)
+from imgcls.layouts import (COMMON_EXTENSIONS, CSV_IMAGE_FOLDERS, FolderView, LayoutOptions, LoneFolder, csv_route,
+                            holds_image, nfc, read_competition_csv, read_csv, read_folder, read_profiles,
+                            read_unlabeled)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
@@ -211,43 +210,47 @@ def detect_layout(src: Path, opts: LayoutOptions) -> str:
     return detect_source(src, opts)[0]
 
 
-def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | None]:
-    """detect_layout's answer, with the image folder a folder holds alone where that decided it
-    (lone_folder's finding: the classes' root, or the unlabeled images, walked once: load reads them from it)."""
+def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | None, FolderView]:
+    """detect_layout's answer, with the image folder a folder holds alone where that decided it (the view's
+    lone_folder: the classes' root, or the unlabeled images, walked once: load reads them from it) and the look at
+    the folder (given, or the CSV's) that decided it (FolderView: its listing, CSVs and findings, which load reads
+    instead of looking again)."""
+    is_file = src.is_file()
+    view = FolderView(src.parent if is_file else src)
     if opts.layout != "auto":
-        return opts.layout, None
-    if src.is_file():
+        return opts.layout, None, view
+    if is_file:
         if src.suffix.lower() != ".csv":
             raise UserError(f"{src} is neither a folder nor a CSV file; give a dataset folder or a manifest.csv")
         cols = read_csv(src, nrows=0).columns
         if "path" in cols and ("root" in cols or "sha256" in cols):
-            return "manifest", None
-        return ("profiles" if profiles_table_root(src) is not None else "csv"), None
+            return "manifest", None, view
+        return ("profiles" if view.profiles_table_root(src) is not None else "csv"), None, view
     if opts.csv:
-        return "csv", None
+        return "csv", None, view
     if (src / MANIFEST_NAME).is_file():
-        return "manifest", None
-    if profiles_root(src) is not None:
-        return "profiles", None
-    subdirs = visible_subfolders(src)
+        return "manifest", None, view
+    if view.profiles_root is not None:
+        return "profiles", None, view
+    subdirs = view.subfolders
     # a CSV listing the images (eval/info.csv beside images/) gives the ids and order, unless class folders hold them
     # several listing CSVs matter only beside an image folder (images/, test/, ...): no other CSV is read for them
     named = any(d.name.lower() in CSV_IMAGE_FOLDERS for d in subdirs)
-    listing = listing_csvs(src) if named else [c for c in [folder_csv(src)] if c is not None]
+    listing = view.listing_csvs if named else [c for c in [view.folder_csv] if c is not None]
     holds = cache(holds_image)      # each subfolder asked once: the checks below share its answers
     if listing and not any(holds(d) for d in subdirs if d.name.lower() not in CSV_IMAGE_FOLDERS):
-        if folder_csv(src) is not None:
-            return "csv", None
+        if view.folder_csv is not None:
+            return "csv", None, view
         held = [d for d in subdirs if holds(d)]
         if len(listing) > 1 and held:       # read as folders, images/ would be one class named 'images'
             names = [p.name for p in listing]
             raise UserError(f"{src} holds {', '.join(names[:-1])} and {names[-1]}, each listing the images in "
                             f"{held[0]}: which one is the data is unsaid; give that one in place of {src} "
                             f"(e.g. {listing[0]})")
-    lone = lone_folder(src, listing)    # an image folder alone is one of CSV_IMAGE_FOLDERS: listing is listing_csvs'
+    lone = view.lone_folder
     if lone is not None:        # images/ is no class: the classes' root, or (eval/ without its info.csv) unlabeled
-        return ("folder" if lone.images is None else "unlabeled"), lone
-    return ("folder" if any(holds(d) for d in subdirs) else "unlabeled"), None
+        return ("folder" if lone.images is None else "unlabeled"), lone, view
+    return ("folder" if any(holds(d) for d in subdirs) else "unlabeled"), None, view
 
 
 def labels_from(df: pd.DataFrame, col: str, src) -> pd.DataFrame:
@@ -301,7 +304,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if opts.csv and src.is_file() and Path(opts.csv).resolve() != src.resolve():
         raise UserError(f"--csv {opts.csv} goes with a dataset folder; {src} is itself the table read (give one "
                         f"of them)")
-    layout, lone = detect_source(src, opts)    # once: callers ask layout_read(df), not detect_layout again
+    layout, lone, view = detect_source(src, opts)  # once: callers ask layout_read(df), not detect_layout again
     if (opts.image_dir or opts.ext or opts.path_col) and layout != "csv":
         raise UserError(f"--image-dir / --ext / --path-col apply to a competition CSV (--csv FILE); {src} is read "
                         f"as layout '{layout}'")
@@ -334,8 +337,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         notes = []
         if src.is_file():
             csv_path, root = src, src.parent
-            if layout == "profiles" and profiles_table_root(src) is not None:
-                root = profiles_table_root(src)     # the competition's train.csv: its profile folders
+            table_root = view.profiles_table_root(src) if layout == "profiles" else None
+            if table_root is not None:
+                root = table_root       # the competition's train.csv: its profile folders
             elif layout != "csv":
                 raise UserError(f"--layout {layout} needs a folder, not the file {src}")
         else:
@@ -345,7 +349,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                 raise UserError(f"CSV file {csv_path} does not exist; check --csv")
         if layout == "csv":
             if csv_path is None:
-                csv_path = folder_csv(src)     # the folder's own CSV (eval/info.csv): auto-detected
+                csv_path = view.folder_csv     # the folder's own CSV (eval/info.csv): auto-detected
                 if csv_path is None:
                     raise UserError("--layout csv needs --csv FILE (the competition's train.csv)")
                 notes.append(f"the rows of {csv_path}, in its order; --layout folder reads the image files")
@@ -359,10 +363,11 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         elif layout == "folder":
             classes_in = lone.folder if lone else None
             root = classes_in or root
-            df = read_folder(root, loose_images if opts.layout == "auto" else "warn", unread_images)
+            df = read_folder(root, loose_images if opts.layout == "auto" else "warn", unread_images,
+                             view.sub(root))
         elif layout == "profiles":
-            root = profiles_root(root) or root
-            df = read_profiles(root, opts.age_bands, unread_images)
+            root = view.profiles_root or root
+            df = read_profiles(root, opts.age_bands, unread_images, view.sub(root))
             if src.is_file():       # the competition's train.csv given itself: no output may replace it either
                 df.attrs[CSV_READ] = str(src)
                 folder_read = str(src.parent.resolve())     # nor be written beside it, in its train/

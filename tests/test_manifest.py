@@ -258,7 +258,73 @@ def test_a_lone_folder_of_class_folders_is_found_once(tmp_path, monkeypatch):
     monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(Path(path)) or listdir(path))
     df = mf.load(data, scan=False)
     assert df["path"].tolist() == ["cat/x.png", "dog/x.png"] and set(df["root"]) == {str((data / "images").resolve())}
-    assert listed.count(data) <= 4, listed      # profiles_root, the subfolders, the CSVs, the lone folder
+    assert listed.count(data) == 1 and listed.count(data / "images") == 1, listed     # detection's look, read again
+
+
+def _dacon(d: Path) -> Path:
+    """DACON's folder: train.csv and test.csv listing ./train/ and ./test/'s images, no class folders."""
+    for part in ("train", "test"):
+        make_image(d / part / f"{part.upper()}_0.jpg", size=(16, 16))
+        pd.DataFrame({"id": [f"{part.upper()}_0"], "img_path": [f"./{part}/{part.upper()}_0.jpg"]}
+                     ).to_csv(d / f"{part}.csv", index=False)
+    return d
+
+
+def _eval(d: Path, folder: str = "images") -> Path:
+    """The mask competition's eval/: info.csv listing the images in `folder` (images/, or beside it: '.')."""
+    make_image(d / folder / "a.jpg", size=(16, 16))
+    pd.DataFrame({"ImageID": ["a.jpg"], "ans": [0]}).to_csv(d / "info.csv", index=False)
+    return d
+
+
+def _train(d: Path) -> Path:
+    """The mask competition's train/: train.csv naming the profile folders under images/."""
+    names = sorted(p.name for p in make_profiles(d / "images", n_profiles=3).iterdir())
+    pd.DataFrame({"id": [n[:6] for n in names], "path": names}).to_csv(d / "train.csv", index=False)
+    return d
+
+
+def _flat(d: Path) -> Path:
+    """Unlabeled images, no folder and no CSV."""
+    for n in ("a", "b"):
+        make_image(d / f"{n}.png", size=(16, 16))
+    return d
+
+
+def _split_folders(d: Path) -> Path:
+    """The split-folder layout: train/<class>/, val/<class>/."""
+    for part in ("train", "val"):
+        make_image_folder(d / part, {"cat": 1, "dog": 1})
+    return d
+
+
+@pytest.mark.parametrize("make, given, layout, lists, reads", [
+    (_flat, ".", "unlabeled", {".": 1}, {}),
+    (_split_folders, ".", "folder", {".": 1, "train": 1, "val": 1}, {}),
+    (_eval, ".", "csv", {".": 1}, {"info.csv": 2}),             # its head once, then the rows read
+    (lambda d: _eval(d, "."), ".", "csv", {".": 1}, {"info.csv": 2}),
+    (_dacon, ".", "folder", {".": 1}, {"train.csv": 1, "test.csv": 1}),       # the loose images' CSVs: detection's
+    (_train, ".", "profiles", {".": 1, "images": 1}, {"train.csv": 0}),
+    (_train, "train.csv", "profiles", {".": 1, "images": 1}, {"train.csv": 2}),    # its header, then its head
+])
+def test_detection_and_load_look_at_a_folder_once(tmp_path, monkeypatch, make, given, layout, lists, reads):
+    """The detection listed a folder given as a dataset up to four times (profiles_root, its subfolders, its CSVs,
+    the lone image folder) and load up to three more (profiles_root again, the split folders, the CSVs of loose
+    images, the empty class folders); each CSV's first rows were read up to four times (folder_csv twice in the
+    detection, once more in load; listing_csvs again for loose images; a train.csv given itself three times for its
+    profiles). Now the detection's look (FolderView) is what load reads: each folder listed once, each CSV's head
+    read once."""
+    import os
+    src = make(tmp_path / "data") / given
+    listed, read = [], []
+    listdir, read_bytes = os.listdir, Path.read_bytes
+    monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(Path(path)) or listdir(path))
+    monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self) or read_bytes(self))
+    df = mf.load(src, scan=False)
+    assert mf.layout_read(df) == layout and len(df)
+    data = tmp_path / "data"
+    assert {f: listed.count(data / f) for f in lists} == {f: 1 for f in lists}, listed
+    assert {c: read.count(data / c) for c in reads} == reads, read
 
 
 def test_a_folder_holding_only_images_of_class_folders_reads_those_classes(tmp_path, capsys):
