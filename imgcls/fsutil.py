@@ -285,6 +285,8 @@ def check_writable(out: str | os.PathLike, kind: str = "dir", flag: str = "--out
     written beside its reports) must be creatable and writable, and its disk must not be full. `example`: the file
     name the error suggests inside a folder given where a file goes; `another`: how the user gives another path
     where it is no flag (the cache folder: IMGCLS_CACHE)."""
+    from imgcls.parallel import refuse_while_a_worker_imports_main
+    refuse_while_a_worker_imports_main()       # before any step's work: not in a worker importing the script
     if kind == "file" and os.fspath(out).endswith(("/", os.sep)) and not Path(out).is_dir():
         # a trailing slash names a folder, which Path drops: `--out data/splits/` wrote a file named data/splits
         raise UserError(f"{flag} {os.fspath(out)} names a folder, where a file goes; give a file path such as "

@@ -37,6 +37,20 @@ def check_workers(workers: int) -> None:
     ParallelOptions(workers).validate()
 
 
+def refuse_while_a_worker_imports_main() -> None:
+    """A step called while a spawned worker process (preprocess's) imports the caller's script: a script that calls
+    the steps at its top level, not under `if __name__ == "__main__":`, ran its earlier steps (eda, clean, ...)
+    again in every worker, minutes writing over the parent's finished outputs at once, before the worker died at
+    the pool it could not start. The step stops there at once (as multiprocessing does for a process started
+    then); the parent names the fix (preprocess.run's dead-worker line). Every writing step calls it through
+    fsutil.check_writable."""
+    import multiprocessing
+    if getattr(multiprocessing.current_process(), "_inheriting", False):    # set by spawn while it imports __main__
+        from imgcls.errors import UserError
+        raise UserError("an imgcls step was called while a worker process imported the calling script: call the "
+                        "steps under `if __name__ == \"__main__\":`")
+
+
 def _apply_chunk(args):
     fn, items = args
     return [fn(x) for x in items]

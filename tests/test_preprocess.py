@@ -815,3 +815,25 @@ def test_a_script_without_a_main_guard_is_told_why_its_workers_die(tmp_path):
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert "a preprocess worker died" in last and "must call it under `if __name__ == \"__main__\":`" in last, last
+
+
+def test_a_script_without_a_main_guard_does_not_rerun_its_earlier_steps_in_the_workers(tmp_path):
+    """A script calling eda, then preprocess at its top level: each spawned preprocess worker imported the script
+    and ran eda again (its clean, train, ... too: minutes, writing over the parent's finished outputs at once)
+    before it died at the pool it could not start. A step called while a worker imports the script refuses at
+    once: the earlier steps are not run again there."""
+    import subprocess
+    import sys
+    src = make_image_folder(tmp_path / "raw", {"a": 17, "b": 17}, size=(12, 10))
+    log = tmp_path / "steps.log"
+    script = tmp_path / "walk.py"
+    script.write_text("from imgcls.eda import run_eda\n"
+                      "from imgcls.preprocess import run_preprocess\n"
+                      f"run_eda({str(src)!r}, {str(tmp_path / 'eda')!r}, workers=1)\n"
+                      f"open({str(log)!r}, 'a').write('eda done\\n')\n"
+                      f"run_preprocess({str(src)!r}, {str(tmp_path / 'out')!r}, workers=2, report=False)\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode != 0
+    assert log.read_text() == "eda done\n", "the workers ran eda again"
+    last = r.stderr.strip().splitlines()[-1]
+    assert "a preprocess worker died" in last and "must call it under `if __name__ == \"__main__\":`" in last, last
