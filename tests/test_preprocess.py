@@ -815,6 +815,8 @@ def test_a_script_without_a_main_guard_is_told_why_its_workers_die(tmp_path):
     assert r.returncode != 0
     last = r.stderr.strip().splitlines()[-1]
     assert "a preprocess worker died" in last and "must call it under `if __name__ == \"__main__\":`" in last, last
+    # a script's caller has no --workers flag: the fix names the keyword it passed (`--workers 1` before)
+    assert "run again with workers=1 to see why" in last and "--workers" not in last, last
 
 
 def test_a_script_without_a_main_guard_does_not_rerun_its_earlier_steps_in_the_workers(tmp_path):

@@ -226,16 +226,16 @@ def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> No
 def _why_workers_die() -> str | None:
     """What to do about a dead worker. The workers are spawned: each imports the caller's __main__ module, so a
     Python script that calls run_preprocess at its top level, not under `if __name__ == "__main__":`, runs again
-    in every worker (its earlier steps too) until starting a pool there fails and the worker dies; --workers 1
-    would hide that instead of naming it. A notebook or `imgcls preprocess` has no such script: None (the fix
-    parallel.worker_died names for every step's pool)."""
+    in every worker until its first step refuses there (parallel.refuse_while_a_worker_imports_main) and the
+    worker dies; workers=1 would hide that instead of naming it. A notebook or `imgcls preprocess` has no such
+    script: None (the fix parallel.worker_died names for every step's pool)."""
     import sys
     main = sys.modules.get("__main__")
     script = getattr(main, "__file__", None)
     if script and str(script).endswith(".py") and getattr(main, "__spec__", None) is None:    # `python x.py`
         return (f"a script that calls run_preprocess ({script}) must call it under `if __name__ == \"__main__\":` "
-                f"(the workers are spawned processes that import the script); else run again with --workers 1 to "
-                f"see why")
+                f"(the workers are spawned processes that import the script); else run again with workers=1 to see "
+                f"why")
     return None
 
 
