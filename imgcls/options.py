@@ -229,6 +229,20 @@ def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typ
             check_acts(cfg, name, table)
 
 
+def check_arguments(step: str, **given: tuple[Any, type]) -> None:
+    """A library step's config / layout arguments, `name=(value, its class)`, each None or of its class: the steps
+    do not take them in one order (run_clean(src, out, cfg, opts), run_split(src, out, opts, cfg)), and one given
+    in the other's place failed deep inside (AttributeError: 'SplitConfig' object has no attribute 'csv'). A
+    TypeError naming the argument, and the keyword the value belongs to when another argument takes its class."""
+    for name, (value, cls) in given.items():
+        if value is None or isinstance(value, cls):
+            continue
+        got = type(value).__name__
+        other = next((k for k, (_, c) in given.items() if isinstance(value, c)), None)
+        raise TypeError(f"{step}'s {name} must be a {cls.__name__} (got a {got})"
+                        + (f"; pass the {got} as {other}=" if other else ""))
+
+
 @functools.lru_cache(maxsize=None)
 def _kind(cls, name: str) -> str | None:
     """'int' for a field declared int (int | None too), 'list' for a list / tuple / Sequence, else None (a type

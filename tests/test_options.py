@@ -487,6 +487,30 @@ def test_split_python_caller_gets_the_same_check(image_folder, tmp_path):
     assert not (tmp_path / "s.csv").exists()
 
 
+def test_a_config_given_in_another_step_s_argument_order_names_the_keyword(tmp_path):
+    """run_clean / run_preprocess take (src, out, cfg, opts), run_split (src, out, opts, cfg): a Python caller who
+    wrote run_split(SRC, OUT, SplitConfig(val=0.3)) as for clean got AttributeError: 'SplitConfig' object has no
+    attribute 'csv' from deep in the manifest reader (run_clean(SRC, OUT, LayoutOptions()): no attribute
+    'materialize'). It is a TypeError naming the argument, its class and the keyword, before any work."""
+    from imgcls.clean import CleanConfig, run_clean
+    from imgcls.manifest import LayoutOptions
+    from imgcls.preprocess import PreprocessConfig, run_preprocess
+    from imgcls.split import SplitConfig, run_split
+    src, out = tmp_path / "raw", tmp_path / "out"
+    with pytest.raises(TypeError, match=re.escape("run_split's opts must be a LayoutOptions (got a SplitConfig); "
+                                                  "pass the SplitConfig as cfg=")):
+        run_split(src, out, SplitConfig(val=0.3))
+    with pytest.raises(TypeError, match=re.escape("run_clean's cfg must be a CleanConfig (got a LayoutOptions); "
+                                                  "pass the LayoutOptions as opts=")):
+        run_clean(src, out, LayoutOptions())
+    with pytest.raises(TypeError, match=re.escape("run_preprocess's opts must be a LayoutOptions (got a "
+                                                  "PreprocessConfig); pass the PreprocessConfig as cfg=")):
+        run_preprocess(src, out, None, PreprocessConfig())
+    with pytest.raises(TypeError, match=re.escape("run_clean's cfg must be a CleanConfig (got a dict)")):
+        run_clean(src, out, {"near_dup": False})
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("step,make,msg", [
     # a float where an int goes passed the range check: epochs=1.5 broke training with a TypeError after the data
     # was read, SplitConfig(folds=2.0) in scikit-learn, run_eda(workers=1.5) in multiprocessing

@@ -20,6 +20,7 @@ from imgcls.errors import MissingWeightsError, UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_earlier, remove_stale_temps, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
+from imgcls.options import check_arguments
 from imgcls.outputs import CLEAN_SUMMARY, earlier_output, refuse_other_output, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
@@ -151,6 +152,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
               opts: mf.LayoutOptions | None = None, workers: int = ParallelOptions.workers,
               materialize: str | None = None) -> pd.DataFrame:
     """`materialize` (link | copy), when given, replaces cfg.materialize."""
+    check_arguments("run_clean", cfg=(cfg, CleanConfig), opts=(opts, mf.LayoutOptions))
     cfg = cfg or CleanConfig()
     if materialize is not None:
         cfg = replace(cfg, materialize=materialize)

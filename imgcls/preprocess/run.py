@@ -15,6 +15,7 @@ from imgcls import manifest as mf
 from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
+from imgcls.options import check_arguments
 from imgcls.outputs import refuse_other_output
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
@@ -32,6 +33,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
                    report: bool = True) -> pd.DataFrame:
     """Process every readable image of `src` into `out`; returns the output manifest (also written). `src` None:
     the furthest pipeline stage up to data/clean (imgcls.pipeline.default_input), announced."""
+    check_arguments("run_preprocess", cfg=(cfg, PreprocessConfig), opts=(opts, mf.LayoutOptions))
     cfg = cfg or PreprocessConfig()
     cfg.validate()
     check_workers(workers)
