@@ -285,7 +285,8 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
             max_pixels: int | None = DEFAULT_MAX_PIXELS,
             samples_per_class: int = EdaConfig.samples_per_class, test: str | os.PathLike | None = EdaConfig.test
             ) -> dict:
-    """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`.
+    """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`; returns
+    the summary (summary.json's dict: n_images, classes, imbalance_ratio, duplicates, ...).
     `test`: the competition's test images, compared with the dataset (compare_test; summary["test"])."""
     check(EdaConfig(samples_per_class=samples_per_class, seed=seed, test=None if test is None else str(test)))
     check_workers(workers)

@@ -151,7 +151,9 @@ def check_ood_classes(flagged: np.ndarray, df: pd.DataFrame, cfg: CleanConfig) -
 def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg: CleanConfig | None = None,
               opts: mf.LayoutOptions | None = None, workers: int = ParallelOptions.workers,
               materialize: str | None = None) -> pd.DataFrame:
-    """`materialize` (link | copy), when given, replaces cfg.materialize."""
+    """`imgcls clean SRC`: mark duplicates, out-of-domain and undersampled rows; returns the manifest written to
+    `out`/manifest.csv (clean's columns: keep, drop_reason, dup_group, ood_score, ...).
+    `materialize` (link | copy), when given, replaces cfg.materialize."""
     check_arguments("run_clean", cfg=(cfg, CleanConfig), opts=(opts, mf.LayoutOptions))
     cfg = cfg or CleanConfig()
     if materialize is not None:

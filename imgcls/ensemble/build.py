@@ -27,8 +27,9 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
                    weights: str | None = EnsembleConfig.weights, out: str | os.PathLike | None = None,
                    name: str | None = None, metric: str | None = EnsembleConfig.metric,
                    which: str = "best", combine: str = EnsembleConfig.combine) -> EnsembleSpec:
-    """Score members on their validation predictions, fit or take weights, write the ensemble folder. Weights
-    given with method soft make it weighted. `combine="profile"`: see the module doc."""
+    """Score members on their validation predictions, fit or take weights, write the ensemble folder; returns the
+    EnsembleSpec written (spec.path: its spec.yaml, what run_predict takes; members with their weights; scores).
+    Weights given with method soft make it weighted. `combine="profile"`: see the module doc."""
     check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine))
     if weights and method == "soft":
         method = "weighted"
