@@ -106,10 +106,12 @@ def worker_pool(workers: int):
 def worker_died(e: BaseException, who: str = "a worker process", advice: str | None = None, kept: str = ""):
     """The one line for a worker process that died (the kernel's out-of-memory killer, a crash in a native
     library): concurrent.futures' BrokenProcessPool was a traceback. Every step's pool says it in these words:
-    `who` names the worker, `advice` replaces the default fix (fewer --workers), `kept` says what finished work the
+    `who` names the worker, `advice` replaces the default fix (fewer workers), `kept` says what finished work the
     step keeps."""
     from imgcls.errors import UserError
-    advice = advice or "run again with fewer --workers (--workers 1 runs in this process and shows why)"
+    # the same words for the command line and a Python caller, who has no --workers flag to pass
+    advice = advice or ("run again with fewer workers (--workers N, or workers=N from Python; 1 runs in this process "
+                        "and shows why)")
     return UserError(f"{who} died ({' '.join(str(e).split())}): out of memory or a crash in it; {advice}"
                      + (f" ({kept})" if kept else ""))
 
