@@ -236,6 +236,8 @@ def plot_attributes(df: pd.DataFrame, path: Path, age_edges) -> Path:
     ages = pd.concat([ok.loc[known].assign(group=group[known]).drop_duplicates("group")["age"],
                       ok.loc[~known, "age"]]).astype(int)
     axes[2].hist(ages, bins=range(int(ages.min()), int(ages.max()) + 2) if len(ages) else 10, color="#c44e52")
+    axes[2].yaxis.get_major_locator().set_params(integer=True)     # counts of people: no tick at 0.5
+    axes[2].set_ylabel("profiles" if known.any() else "images")
     for e in age_edges:
         axes[2].axvline(e, color="k", linestyle="--", linewidth=1)
     axes[2].set_title(f"age per {'profile' if known.any() else 'image'} (band edges {', '.join(map(str, age_edges))})")

@@ -655,3 +655,19 @@ def test_matplotlib_s_slow_legend_note_is_not_shown(tmp_path, monkeypatch):
         report.save_figure(fig, tmp_path / "a.png")
     assert (tmp_path / "a.png").is_file()
     assert not [w for w in caught if "legend" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_profiles_age_histogram_ticks_count_whole_people(tmp_path, profile_folder, monkeypatch):
+    """attributes.png's age histogram counts people (a handful per age): its y axis had ticks at 0.5, 1.5, ...; it
+    now has whole numbers only."""
+    from imgcls import report
+    figs = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path, **kw: figs.append(fig) or path)
+    df = mf.load(profile_folder, mf.LayoutOptions(), scan=True)
+    eda.plot_attributes(df, tmp_path / "attributes.png", (30, 60))
+    ax = figs[0].axes[2]
+    figs[0].canvas.draw()
+    lo, hi = ax.get_ylim()
+    ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+    assert ax.get_ylabel() == "profiles"
