@@ -1997,3 +1997,20 @@ def test_the_epoch_of_a_run_in_training_is_read_through_read_checkpoint(tmp_path
     assert read == [(run / "best.pt", {"mmap": True})]
     warn_training_now(run, run / "best.pt")             # no train holds it: nothing read, nothing said
     assert len(read) == 1 and "being trained" not in capsys.readouterr().err
+
+
+def test_single_head_profile_run_knows_the_18_classes(tmp_path):
+    """On a profile set missing some classes (6 people: no 18 classes), a single-head run on the label had the
+    classes it saw ('label (15)') and the multi-head run the competition's 18: macro-F1s over other class sets, and
+    `imgcls runs` called them different tasks. A single-head run on the profile formula's labels now has every
+    class of the task too; a class without rows counts with F1 0 in both."""
+    from imgcls import manifest as mf
+    from imgcls.runs import read_run
+    src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    seen = set(mf.load(src, mf.LayoutOptions())["label"])
+    assert len(seen) < 18
+    single = run_train(cfg_for(src, tmp_path, name="single", epochs=1))
+    meta = read_checkpoint(single / "best.pt")["meta"]
+    assert meta["classes"] == [str(i) for i in range(18)] and meta["decode"] == "single"
+    assert read_run(single).task == "label (18)"        # a multi-head run's (test_multi_branch_decode: 18 classes)
+    assert len(pd.read_csv(single / "per_class.csv")) == 18

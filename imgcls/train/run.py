@@ -24,6 +24,13 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
         if len(classes) < 2:
             raise UserError(f"training needs at least 2 classes, column '{col}' has {len(classes)}; check the "
                             f"{'labels' if col == 'label' else '--target column'}")
+        if col == "label" and set(ProfileScheme.HEADS) <= set(df.columns):
+            # the profile formula's labels: every class of the competition's task, seen in this data or not, as a
+            # multi-head run has (a single-head run on a set without old women was 'label (15)' beside the
+            # multi-head 'label (18)': macro-F1s over other class sets, other tasks for `imgcls runs`)
+            bands = bands_of_labels(df["mask"], df["gender"], df["age_band"], df[col])
+            if bands:
+                classes = [str(i) for i in range(ProfileScheme(bands).n_classes)]
         index = {c: i for i, c in enumerate(classes)}
         y = df[col].astype(str).map(index).to_numpy()
         return [{"name": col, "classes": classes}], "single", classes, y[:, None], y
