@@ -162,7 +162,7 @@ def plot_class_counts(summary: dict, path: Path) -> Path:
     plt = report.pyplot()
     items = sorted(summary["classes"].items(), key=lambda kv: -kv[1])
     fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(items) + 2), 4.5))
-    names, vals = [k for k, _ in items], [v for _, v in items]
+    names, vals = profiles.class_titles([k for k, _ in items], summary.get("class_meanings")), [v for _, v in items]
     bars = ax.bar(range(len(vals)), vals, color="#4c72b0")
     ax.bar_label(bars, labels=[str(v) for v in vals], fontsize=7, padding=2)
     short = max((len(str(n)) for n in names), default=0) <= 3      # digits, letters: upright, not slanted
@@ -245,8 +245,9 @@ def plot_attributes(df: pd.DataFrame, path: Path, age_edges) -> Path:
 
 
 def plot_sample_grids(df: pd.DataFrame, out: Path, seed: int, per_class: int = SAMPLES_PER_CLASS,
-                      max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[Path]:
-    """Per-class random samples (seeded), one row per class, CLASSES_PER_GRID classes per PNG."""
+                      max_pixels: int | None = DEFAULT_MAX_PIXELS, meanings: dict | None = None) -> list[Path]:
+    """Per-class random samples (seeded), one row per class, CLASSES_PER_GRID classes per PNG; a class titled
+    with its meaning where `meanings` (summary.json's class_meanings) has one."""
     plt = report.pyplot()
     ok = mf.readable(df)
     classes = mf.class_names(ok["label"]) or [""]
@@ -270,7 +271,9 @@ def plot_sample_grids(df: pd.DataFrame, out: Path, seed: int, per_class: int = S
                         except ImageReadError:
                             pass
                     if c == 0:
-                        ax.set_title(f"{name or '(unlabeled)'} ({len(rows)})", fontsize=7, loc="left")
+                        title = profiles.class_titles([name], meanings)[0] if name else "(unlabeled)"
+                        ax.set_title(f"{title}: {len(rows)}" if title != name else f"{title} ({len(rows)})",
+                                     fontsize=7, loc="left")
                 advance()
             fig.tight_layout()
             name = "samples.png" if len(pages) == 1 else f"samples_{page_no + 1}.png"
@@ -320,19 +323,22 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     # plots left new PNGs beside the earlier run's summary.json and report; now it leaves the earlier set whole
     with output_set(out, "eda", earlier=earlier_files(out)) as written:
         stage = written.stage
+        profile = "age" in df.columns and len(mf.readable(df))
+        if profile:             # before the class plots, which name what the class ids mean
+            summary.update(profile_meanings(df, opts.age_bands, summary["classes"]))
         plots = {"class_counts": plot_class_counts(summary, stage / PLOTS["class_counts"]) if summary["classes"]
                  else None,
                  "sizes": plot_size_heatmap(df, stage / PLOTS["sizes"]),
                  "aspect": plot_aspect_ratio(df, stage / PLOTS["aspect"])}
-        if "age" in df.columns and len(mf.readable(df)):
+        if profile:
             plots["attributes"] = plot_attributes(df, stage / PLOTS["attributes"], opts.age_bands)
-            summary.update(profile_meanings(df, opts.age_bands, summary["classes"]))
         if test_df is not None:
             summary["test"] = compare_test(df, test_df, seed)
             summary["test"]["source"] = str(test)
             plots["test_sizes"] = plot_train_test_sizes(df, test_df, stage / PLOTS["test_sizes"])
             say_test_findings(summary["test"])
-        grids = plot_sample_grids(df, stage, seed, samples_per_class, max_pixels) if len(mf.readable(df)) else []
+        grids = plot_sample_grids(df, stage, seed, samples_per_class, max_pixels, summary.get("class_meanings")) \
+            if len(mf.readable(df)) else []
         write_table(duplicates_table(dups), stage / DUPLICATES_NAME)
         summary["exact_duplicates_file"] = DUPLICATES_NAME
         write_json(stage / EDA_SUMMARY, summary)

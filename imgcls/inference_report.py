@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from imgcls import metrics, report
+from imgcls.profiles import class_titles
 
 
 def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None = None
@@ -45,10 +46,13 @@ def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None 
     return found
 
 
-def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series | None, source: str):
+def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series | None, source: str,
+                  meanings: Mapping[str, str] | None = None):
     sub = pd.Series(list(pred)).value_counts().reindex(classes, fill_value=0)
     df = pd.DataFrame({"class": classes, "submission": sub.to_numpy(),
                        "submission share": sub.to_numpy() / max(1, sub.sum())})
+    if meanings:             # a profile class id says nothing by itself
+        df.insert(1, "meaning", [meanings.get(str(c), "") for c in classes])
     if train is not None:
         tr = train.reindex(classes, fill_value=0)
         df["training"] = tr.to_numpy()
@@ -61,7 +65,7 @@ def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series 
     ax.bar(x - (w / 2 if train is not None else 0), df["submission share"], w, label=f"submission ({sub.sum()})")
     if train is not None:
         ax.bar(x + w / 2, df["training share"], w, label=f"training ({int(tr.sum())})")
-    ax.set_xticks(x, classes, rotation=90, fontsize=7)
+    ax.set_xticks(x, class_titles(classes, meanings), rotation=90, fontsize=7)
     ax.set_ylabel("share of images")
     ax.legend(fontsize=8)
     html = report.img(report.figure_data_uri(fig), "class distribution") + report.table(df, digits=3, max_rows=1000)
@@ -82,17 +86,18 @@ def fitted_note(scores: dict) -> str:
             f"rows chose the weights)")
 
 
-def _confusion_html(y, p, classes, out: Path, title: str) -> str:
-    raw, norm = metrics.confusion_pngs(y, p, classes, out, title=title)
+def _confusion_html(y, p, classes, out: Path, title: str, meanings: Mapping[str, str] | None = None) -> str:
+    raw, norm = metrics.confusion_pngs(y, p, classes, out, title=title, meanings=meanings)
     return report.img(raw, "confusion matrix") + report.img(norm, "confusion matrix, row-normalised")
 
 
 def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFrame, classes: Sequence[str],
                          members_runs: Sequence[str | os.PathLike], eval_rows: np.ndarray | None = None,
-                         shares: Sequence[str] | None = None) -> Path:
+                         shares: Sequence[str] | None = None, meanings: Mapping[str, str] | None = None) -> Path:
     """out/report.html of a prediction. table: the probs table (label?, pred, error); eval_rows: the rows --eval
     scored (None without --eval); shares: a --combine profile ensemble's member weights as shares within their
-    attributes, as predict prints them (ensemble.profile.share_text)."""
+    attributes, as predict prints them (ensemble.profile.share_text); meanings: what each class means
+    (profiles.prediction_meanings), named beside it in the tables and figures."""
     out = Path(out)
     S = report.safe
     ev = summary.get("eval")
@@ -133,15 +138,15 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
         y, p = table.loc[ok, "label"].astype(str), table.loc[ok, "pred"].astype(str)
         how = f"with TTA {summary['tta']}" if with_tta else "no TTA"
         ctx["per_class_note"] = f"{ok.sum()} labelled {'images' if part == 'all' else part + ' rows'}, {how}"
-        ctx["per_class"] = S(report.table(metrics.per_class(y, p, classes), digits=4, max_rows=1000))
-        ctx["confusion"] = S(_confusion_html(y, p, classes, out, f"--eval, {ok.sum()} rows, {how}"))
+        ctx["per_class"] = S(report.table(metrics.per_class(y, p, classes, meanings), digits=4, max_rows=1000))
+        ctx["confusion"] = S(_confusion_html(y, p, classes, out, f"--eval, {ok.sum()} rows, {how}", meanings))
     train, source = None, ""
     for run in members_runs:          # the first member trained on these classes
         train, source = training_distribution(run, classes)
         if train is not None:
             break
     ok = (table["error"].astype(str) == "").to_numpy()
-    dist, note = _distribution(table.loc[ok, "pred"].astype(str), classes, train, source)
+    dist, note = _distribution(table.loc[ok, "pred"].astype(str), classes, train, source, meanings)
     bad = table.loc[~ok, ["path", "error"]]
     if len(bad):
         ctx["unreadable"] = S(report.table(bad, max_rows=500))

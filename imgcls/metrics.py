@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -87,16 +87,20 @@ def scores(y_true, y_pred, classes: Sequence | int) -> dict:
             "macro_recall": float(r), "macro_f1": float(f)}
 
 
-def per_class(y_true, y_pred, classes: Sequence) -> pd.DataFrame:
+def per_class(y_true, y_pred, classes: Sequence, meanings: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per class of the task: class, precision, recall, f1, support (true rows), predicted (rows predicted
-    as it)."""
+    as it); with `meanings` (imgcls.profiles.model_class_meanings: a profile class id -> 'wear, female, 30-59') a
+    meaning column after the class."""
     from sklearn.metrics import precision_recall_fscore_support
     yt, yp = _arrays(y_true, y_pred)
     labels = _labels(yt, classes)
     p, r, f, s = precision_recall_fscore_support(yt, yp, labels=labels, average=None, zero_division=0)
     predicted = [int((yp == lab).sum()) for lab in labels]
-    return pd.DataFrame({"class": [str(c) for c in classes], "precision": p, "recall": r, "f1": f,
-                         "support": s.astype(int), "predicted": predicted})
+    out = pd.DataFrame({"class": [str(c) for c in classes], "precision": p, "recall": r, "f1": f,
+                        "support": s.astype(int), "predicted": predicted})
+    if meanings:
+        out.insert(1, "meaning", [meanings.get(str(c), "") for c in classes])
+    return out
 
 
 def confusion(y_true, y_pred, classes: Sequence, normalize: bool = False) -> np.ndarray:
@@ -115,9 +119,11 @@ def row_normalized(cm: np.ndarray) -> np.ndarray:
 
 
 def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike, title: str = "",
-                   stem: str = "confusion_matrix") -> tuple[Path, Path]:
-    """<stem>.png (counts) and <stem>_normalized.png (rows sum to 1) with sklearn's ConfusionMatrixDisplay."""
+                   stem: str = "confusion_matrix", meanings: Mapping[str, str] | None = None) -> tuple[Path, Path]:
+    """<stem>.png (counts) and <stem>_normalized.png (rows sum to 1) with sklearn's ConfusionMatrixDisplay; each
+    class named with its meaning where `meanings` has one (profiles.class_titles)."""
     from sklearn.metrics import ConfusionMatrixDisplay
+    from imgcls.profiles import class_titles
     from imgcls.report import pyplot, save_figure
     plt = pyplot()
     out_dir = Path(out_dir)
@@ -128,7 +134,7 @@ def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike
     for norm, suffix in ((False, ""), (True, "_normalized")):
         cm = row_normalized(counts) if norm else counts
         fig, ax = plt.subplots(figsize=(size, size))
-        disp = ConfusionMatrixDisplay(cm, display_labels=[str(c) for c in classes])
+        disp = ConfusionMatrixDisplay(cm, display_labels=class_titles(classes, meanings))
         # over 25 classes the cells hold no numbers: a colour bar is then the only way to read them
         disp.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation="vertical", include_values=k <= 25,
                   values_format=".2f" if norm else "d")

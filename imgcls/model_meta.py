@@ -83,6 +83,12 @@ class ModelMeta:
         """What the input preprocessing depends on: checkpoints with equal keys share one decoded view batch."""
         return self.img_size, self.resize_mode, self.interpolation, self.mean, self.std, self.fill, self.letterbox
 
+    def class_meanings(self) -> dict[str, str]:
+        """What each final class means where the metadata tells (imgcls.profiles.model_class_meanings: a profile
+        run's '4' -> 'wear, female, 30-59'); {} for other models."""
+        from imgcls.profiles import model_class_meanings
+        return model_class_meanings(self.classes, self.target, self.age_bands)
+
     def decode_table(self) -> list[tuple[int, ...]]:
         """For each final class index, the class index of each head (rows of the product decode). profile: the
         mask competition's formula (imgcls.profiles.ProfileScheme), whose label order is the heads' product."""

@@ -963,8 +963,11 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
             _print_eval(scores, tta_spec)
     write_json(out / PREDICT_SUMMARY, summary)
     from imgcls.inference_report import write_predict_report
+    from imgcls.ensemble.profile import member_meta
+    from imgcls.profiles import prediction_meanings
     write_predict_report(out, summary, table, classes, [m.run for m in spec.members],
-                         rows if summary.get("eval") else None, shares=weights if shares else None)
+                         rows if summary.get("eval") else None, shares=weights if shares else None,
+                         meanings=prediction_meanings(classes, [member_meta(m) for m in spec.members]))
     # --eval on a split table scores one part of it; what the submission and probabilities hold is said
     held = (f": only the {part} rows of {data}, the ones --eval scored (without --eval-split every row is "
             f"predicted)" if only else

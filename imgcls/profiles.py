@@ -90,6 +90,43 @@ def class_meanings(edges: Sequence[int] = DEFAULT_AGE_BANDS) -> dict[str, str]:
             for i, parts in enumerate(ProfileScheme.from_edges(edges).table())}
 
 
+def model_class_meanings(classes: Sequence[str], target: str = "label",
+                         age_bands: Sequence[int] | None = None) -> dict[str, str]:
+    """What a model's classes mean, from its metadata (ModelMeta.classes / target / age_bands): the profile
+    formula's ids ('4' -> 'wear, female, 30-59') where the classes are every id of the recorded bands (a multi-head
+    run's, a single-head run's on the profile labels), an attribute's values for a `train --target mask|gender|
+    age_band` run ('0' -> 'wear'); {} where nothing says (other data, or bands not recorded: never guessed)."""
+    classes = [str(c) for c in classes]
+    if target == "label":
+        if age_bands is None:
+            return {}
+        names = class_meanings(age_bands)
+        return names if classes == list(names) else {}
+    if target not in PROFILE_HEADS or (target == "age_band" and age_bands is None):
+        return {}
+    values = value_names(age_bands or DEFAULT_AGE_BANDS)[target]
+    ids = [str(i) for i in range(len(values))]
+    return {c: values[int(c)] for c in classes} if set(classes) <= set(ids) else {}
+
+
+def prediction_meanings(classes: Sequence[str], metas: Sequence) -> dict[str, str]:
+    """What a prediction's classes mean, from its models' metadata (ModelMeta): the first model of these classes
+    that tells (model_class_meanings), else the profile ids under the age bands a member recorded (a --combine
+    profile ensemble of mask / gender / age_band runs predicts the 18 ids no member has); {} where none tells."""
+    for m in metas:
+        if [str(c) for c in m.classes] == [str(c) for c in classes] and (found := m.class_meanings()):
+            return found
+    edges = next((m.age_bands for m in metas if m.age_bands is not None), None)
+    return model_class_meanings(classes, "label", edges)
+
+
+def class_titles(classes: Sequence[str], meanings: dict[str, str] | None) -> list[str]:
+    """How a figure or table names each class: '4 (wear, female, 30-59)' where `meanings` (class_meanings,
+    model_class_meanings, eda's summary) says what it is, else the class as it is."""
+    meanings = meanings or {}
+    return [f"{c} ({meanings[str(c)]})" if meanings.get(str(c)) else str(c) for c in classes]
+
+
 def bands_of_labels(mask, gender, band, label) -> int | None:
     """The number of age bands the rows' labels were made with (label = (mask * 2 + gender) * n_bands + band), read
     from the rows where mask * 2 + gender > 0; None when the labels are not of the formula or do not tell (a column

@@ -671,3 +671,20 @@ def test_profiles_age_histogram_ticks_count_whole_people(tmp_path, profile_folde
     ticks = [t for t in ax.get_yticks() if lo <= t <= hi]
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
     assert ax.get_ylabel() == "profiles"
+
+
+def test_profiles_eda_figures_name_the_class_ids(tmp_path, profile_folder, monkeypatch):
+    """class_counts.png and the sample grids titled a profile dataset's classes 0..17 only, while the report's
+    table said what they mean: the figures now name them too ('4 (wear, female, 30-59)'), as summary.json does."""
+    from imgcls import report
+    texts, save = [], report.save_figure
+
+    def keep(fig, path, **kw):
+        texts.extend(t for ax in fig.axes
+                     for t in [ax.get_title(loc="left"), *(x.get_text() for x in ax.get_xticklabels())])
+        return save(fig, path, **kw)
+    monkeypatch.setattr(report, "save_figure", keep)
+    s = eda.run_eda(profile_folder, tmp_path / "eda")
+    for c, meaning in s["class_meanings"].items():
+        assert f"{c} ({meaning})" in texts                            # a class_counts.png tick
+        assert any(t.startswith(f"{c} ({meaning}): ") for t in texts)  # a sample grid row's title

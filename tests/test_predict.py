@@ -1832,3 +1832,21 @@ def test_a_run_trained_on_another_decoding_is_said_once_and_predicted(tmp_path):
     assert said["older"].count(line) == 1, said["older"]
     assert (f"newer/fold_0, newer/fold_1 trained on images decoded as version {DECODE_VERSION + 1}; this imgcls "
             f"decodes as version {DECODE_VERSION}") in said["newer"], said["newer"]
+
+
+def test_predict_report_names_the_profile_class_ids(tmp_path):
+    """predict's 'submission vs training' table and figure named a profile model's classes 0..17 only: they now say
+    what each is (4: wear, female, 30-59), from the age bands the checkpoint recorded; a checkpoint without them
+    (the bands not known) names none rather than guess."""
+    import html
+    ev = tmp_path / "eval"
+    for i in range(3):
+        make_image(ev / f"{i}.jpg", size=(30, 40), seed=i, kind="noise")
+    for bands, named in (([30, 60], True), (None, False)):
+        run = make_tiny_run(tmp_path / "runs" / f"multi{named}", multi=True, model="test_resnet", age_bands=bands)
+        out = tmp_path / f"pred{named}"
+        res = invoke("predict", run, "--data", ev, "--out", out, "--workers", 0, "--quiet")
+        assert res.exit_code == 0, res.output
+        page = html.unescape((out / "report.html").read_text()).replace("\n", "")
+        assert ("<td>4</td><td>wear, female, 30-59</td>" in page) == named
+        assert ("<td>17</td><td>not_wear, female, >=60</td>" in page) == named

@@ -2014,3 +2014,24 @@ def test_single_head_profile_run_knows_the_18_classes(tmp_path):
     assert meta["classes"] == [str(i) for i in range(18)] and meta["decode"] == "single"
     assert read_run(single).task == "label (18)"        # a multi-head run's (test_multi_branch_decode: 18 classes)
     assert len(pd.read_csv(single / "per_class.csv")) == 18
+
+
+def test_a_profile_run_names_its_class_ids(tmp_path, monkeypatch):
+    """per_class.csv, the report's per-class table and its confusion matrices named a profile run's classes 0..17
+    only: they now say what each is ('4 (wear, female, 30-59)'), from the age bands the checkpoint records."""
+    import html
+    from imgcls import report
+    ticks, save = [], report.save_figure
+
+    def keep(fig, path, **kw):
+        ticks.extend(t.get_text() for ax in fig.axes for t in ax.get_yticklabels())
+        return save(fig, path, **kw)
+    monkeypatch.setattr(report, "save_figure", keep)
+    src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    run = run_train(cfg_for(src, tmp_path, name="single", epochs=1))
+    pc = pd.read_csv(run / "per_class.csv", keep_default_na=False, dtype=str)
+    assert list(pc.columns[:2]) == ["class", "meaning"]
+    assert dict(zip(pc["class"], pc["meaning"]))["4"] == "wear, female, 30-59"
+    page = html.unescape((run / "report.html").read_text()).replace("\n", "")
+    assert "<td>4</td><td>wear, female, 30-59</td>" in page
+    assert "4 (wear, female, 30-59)" in ticks and "17 (not_wear, female, >=60)" in ticks

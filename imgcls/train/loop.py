@@ -548,7 +548,7 @@ class Trainer:
                             epoch=epoch + 1, val_f1=st.best_f1)
             write_table(st.best_preds, run_dir / "val_predictions.csv")
             pred = ev["proba"].argmax(1)
-            st.best_per_class = metrics.per_class(ev["y_final"], pred, list(meta.classes))
+            st.best_per_class = metrics.per_class(ev["y_final"], pred, list(meta.classes), meta.class_meanings())
             st.best_per_class.insert(0, "best_epoch", epoch + 1)
             # the class counts this run trained on: predict's report compares a submission's shares with them
             st.best_per_class["train_support"] = np.bincount(self.data.final[self.data.train_idx],
@@ -575,7 +575,8 @@ class Trainer:
         if dist.main and (last_epoch_here or time.monotonic() - self.plotted_at >= PLOT_EVERY_S):
             curves_png(st.history, run_dir / "curves.png")
             if self.pending_confusion is not None:
-                metrics.confusion_pngs(*self.pending_confusion[:3], run_dir, title=self.pending_confusion[3])
+                metrics.confusion_pngs(*self.pending_confusion[:3], run_dir, title=self.pending_confusion[3],
+                                      meanings=self.meta.class_meanings())
                 self.pending_confusion = None
             self.plotted_at = time.monotonic()
         if not dist.main:
@@ -602,7 +603,8 @@ class Trainer:
         summary = None
         if self.dist.main:
             if self.pending_confusion is not None:    # a run stopped by stop_after between two plots
-                metrics.confusion_pngs(*self.pending_confusion[:3], run_dir, title=self.pending_confusion[3])
+                metrics.confusion_pngs(*self.pending_confusion[:3], run_dir, title=self.pending_confusion[3],
+                                      meanings=self.meta.class_meanings())
             self.log(f"best val macro-F1 {st.best_f1:.4f} at epoch {st.best_epoch}; outputs in {run_dir}")
             summary = {"run_dir": run_dir, "fold": self.fold, "best_epoch": st.best_epoch,
                        "best_macro_f1": st.best_f1, "epochs_done": len(st.history), "best_pt": run_dir / "best.pt",

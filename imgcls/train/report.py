@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from imgcls.profiles import class_titles
+
 N_WORST = 24
 
 
@@ -28,6 +30,16 @@ def worst_predictions(preds: pd.DataFrame, n: int = N_WORST) -> pd.DataFrame:
     out["p_true"] = p_true[order]
     out["top3"] = ["  ".join(f"{classes[j]} {P[i, j]:.2f}" for j in top[i]) for i in order]
     return out.reset_index(drop=True)
+
+
+def recorded_meanings(run_dir: Path) -> dict[str, str]:
+    """What the run's classes mean, as its per_class.csv recorded them (its meaning column, from the checkpoint's
+    metadata: ModelMeta.class_meanings); {} where it has none."""
+    pc = Path(run_dir) / "per_class.csv"
+    if not pc.is_file():
+        return {}
+    t = pd.read_csv(pc, keep_default_na=False, dtype=str)
+    return dict(zip(t["class"], t["meaning"])) if {"class", "meaning"} <= set(t.columns) else {}
 
 
 def rows_scored(run) -> str:
@@ -70,6 +82,9 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
                     ("val accuracy at the best epoch", f"{run.val_acc:.4f}" if run.n_val else "-")]
     if run.changed:
         summary.append(("options changed from the defaults", run.changed))
+    meanings = recorded_meanings(run_dir)
+    if run.per_class is not None and meanings and "meaning" not in run.per_class:
+        run.per_class.insert(1, "meaning", [meanings.get(c, "") for c in run.per_class["class"]])
     per_class = report.table(run.per_class, digits=4, max_rows=1000) if run.per_class is not None else \
         report.note("no validation predictions yet")
     confusion = "".join(report.img(run_dir / f, f) for f in ("confusion_matrix.png",
@@ -84,7 +99,8 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
         for r in worst.itertuples(index=False):
             src = Path(r.root, r.path) if getattr(r, "root", "") else Path(r.path)
             figs.append(report.figure([(report.thumb_data_uri(src, 128, cfg.get("max_pixels")), str(r.path))],
-                                      [str(r.path), f"true {r.label} (p {r.p_true:.2f})", f"top-3: {r.top3}"]))
+                                      [str(r.path), f"true {class_titles([r.label], meanings)[0]} "
+                                                    f"(p {r.p_true:.2f})", f"top-3: {r.top3}"]))
         worst_html = "".join(figs) or worst_html
     curves = run_dir / "curves.png"
     S = report.safe

@@ -607,10 +607,11 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
                  "fold_best_f1": {str(f): r["best_f1"] for f, r in zip(folds, results)}}
         from imgcls.train.rundir import OOF_SCORE
         write_json(run_dir / OOF_SCORE, score)
-        pc = metrics.per_class(y, p, classes)
+        pc = metrics.per_class(y, p, classes, meta.class_meanings())
         write_table(pc, run_dir / "per_class.csv")
         metrics.confusion_pngs(y, p, classes, run_dir,
-                               title=f"out-of-fold, {len(folds)} folds, {m['n']} images, macro-F1 {m['macro_f1']:.4f}")
+                               title=f"out-of-fold, {len(folds)} folds, {m['n']} images, macro-F1 {m['macro_f1']:.4f}",
+                               meanings=meta.class_meanings())
         RunLog(run_dir / "train.log")(f"out-of-fold macro-F1 over {len(folds)} folds: {m['macro_f1']:.4f} "
                                       f"(accuracy {m['accuracy']:.4f}, {m['n']} images)")
     if dist.main and folds != [None]:
