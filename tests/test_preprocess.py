@@ -839,3 +839,32 @@ def test_a_script_without_a_main_guard_does_not_rerun_its_earlier_steps_in_the_w
     assert log.read_text() == "eda done\n", "the workers ran eda again"
     last = r.stderr.strip().splitlines()[-1]
     assert "a preprocess worker died" in last and "must call it under `if __name__ == \"__main__\":`" in last, last
+
+
+def test_report_counts_are_counts_and_lists_name_paths_as_before_after_does(tmp_path):
+    """report.html's Counts table showed empty cells (cpu_seconds_per_image with workers, oversample_settings and
+    oversampled without --oversample) and mixed the run's settings and times (seconds, workers, age_bands) into
+    the image counts; the no-face list named absolute source paths beside before / after's relative ones. Counts
+    now holds counts only, the settings (age bands, oversampling) and the run (source, workers, times) have their
+    own sections, and every list names the image by its path under the dataset's root."""
+    import html as h
+    import re
+    from conftest import make_profiles
+    src = make_profiles(tmp_path / "profiles", n_profiles=2)
+    for over, workers in ((None, "2"), ("20", "1")):
+        out = tmp_path / f"out{over}"
+        r = run(src, "--out", out, "--size", "32", "--face-crop", "--workers", workers,
+                *(["--oversample", over] if over else []))
+        assert r.exit_code == 0, r.output
+        page = h.unescape((out / "report.html").read_text())
+        sections = {m.group(1): m.group(2) for m in re.finditer(r"<h2[^>]*>([^<]*)</h2>(.*?)(?=<h2|\Z)", page, re.S)}
+        counts = dict(re.findall(r"<t[hd][^>]*>\s*([^<]*?)\s*</t[hd]>\s*<td[^>]*>\s*([^<]*?)\s*</td>",
+                                 sections["Counts"]))
+        assert counts and all(v != "" for v in counts.values()), counts
+        assert not {"seconds", "workers", "age_bands", "cpu_seconds_per_image", "oversample_settings",
+                    "oversampled", "source"} & set(counts), counts
+        assert counts["no_face"] == "14" and ("oversampled copies" in counts) == bool(over)
+        assert "age_bands" in sections["Settings"] and "seconds" in sections["Run"]
+        assert ("oversample_max_factor" in sections["Settings"]) == bool(over)
+        no_face = next(v for k, v in sections.items() if k.startswith("No face found"))
+        assert "000000_male_Asian_" in no_face and str(src) not in no_face

@@ -162,7 +162,8 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     if jpath.exists():
         jpath.unlink()
     if report:
-        _write_report(out, summary, result, failed, no_face, cfg, face_lost)
+        _write_report(out, summary, result, failed, no_face, cfg, face_lost,
+                      shown={g: str(p) for g, p in zip(given, df["path"])})
     for s, err in process_failed[:10]:
         warn(f"{s}: {err}")
     if len(process_failed) > 10:
@@ -265,11 +266,29 @@ def _assemble(df: pd.DataFrame, out: Path, names: list[str], sources: list[str],
     return mf.coerce(res)
 
 
+REPORT_COUNTS = ("images", "processed", "up_to_date", "written", "failed", "unreadable_input", "not_kept", "no_face",
+                 "face_lost_to_matte")        # report.html's Counts: images only (the run's settings and times apart)
+REPORT_RUN = ("source", "workers", "seconds", "images_per_second", "cpu_seconds_per_image")
+
+
 def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, cfg: PreprocessConfig,
-                  face_lost=()) -> None:
+                  face_lost=(), shown: dict[str, str] | None = None) -> None:
+    """report.html: settings (with the age bands and oversampling ones), the run (source, workers, times), the image
+    counts, before / after pairs and the lists. `shown`: each source path as the lists name it, its path under its
+    dataset's root as before / after names it (the absolute paths: preprocess.json, the terminal)."""
     from imgcls import report as rp
-    sections = [("Settings", rp.key_values(summary["settings"].items())),
-                ("Counts", rp.key_values((k, v) for k, v in summary.items() if k != "settings"))]
+    shown = shown or {}
+    settings = dict(summary["settings"])
+    settings.update((k, summary[k]) for k in ("age_bands", "relabel_age") if summary.get(k) is not None)
+    settings.update((k if k.startswith("oversample") else f"oversample_{k}", v)
+                    for k, v in (summary.get("oversample_settings") or {}).items())
+    counts = [(k, summary[k]) for k in REPORT_COUNTS]
+    copies = summary.get("oversampled") or {}
+    counts += [(f"oversampled copies{'' if k == 'copies' else ' ' + k.replace('_', ' ')}", copies[k])
+               for k in ("copies", "written", "up_to_date") if k in copies]
+    sections = [("Settings", rp.key_values(settings.items())),
+                ("Run", rp.key_values((k, summary[k]) for k in REPORT_RUN if summary.get(k) is not None)),
+                ("Counts", rp.key_values(counts))]
     done = res[(res["error"] == "") & (res["root"] == str(out.resolve()))]
     pairs = []
     for _, r in done.head(12).iterrows():
@@ -278,17 +297,18 @@ def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, 
         pairs.append(rp.figure([(before, "input"), (after, "output")], [r["path"]]))
     sections.append(("Before / after (first 12)", "".join(pairs) or rp.note("none")))
     if cfg.face_crop:
-        items = [rp.figure([(rp.thumb_data_uri(p, 96), "no face")], [p]) for p in no_face[:200]]
+        items = [rp.figure([(rp.thumb_data_uri(p, 96), "no face")], [shown.get(p, p)]) for p in no_face[:200]]
         more = rp.note(f"{len(no_face) - 200} more") if len(no_face) > 200 else ""
         sections.append((f"No face found ({len(no_face)}; --no-face {cfg.no_face})",
-                         rp.table(pd.DataFrame({"source_path": no_face}), max_rows=100000)
+                         rp.table(pd.DataFrame({"path": [shown.get(p, p) for p in no_face]}), max_rows=100000)
                          + "".join(items) + more))
     if cfg.face_crop and cfg.remove_bg:
         items = [rp.figure([(rp.thumb_data_uri(Path(res.at[i, "root"], res.at[i, "path"]), 96),
-                             f"face kept {kept:.0%}")], [given]) for i, given, kept in face_lost[:200]]
-        table = pd.DataFrame([(g, k) for _, g, k in face_lost], columns=["source_path", "face_kept"])
+                             f"face kept {kept:.0%}")], [shown.get(given, given)]) for i, given, kept in face_lost[:200]]
+        table = pd.DataFrame([(shown.get(g, g), k) for _, g, k in face_lost], columns=["path", "face_kept"])
         sections.append((f"Faces the background removal took for background ({len(face_lost)}; face_kept below "
                          f"{FACE_LOST:.0%})", rp.table(table, max_rows=100000) + "".join(items)))
-    sections.append((f"Failed or unreadable, skipped ({len(failed)})", rp.table(pd.DataFrame(failed, columns=["source_path", "error"]),
-                                                         max_rows=100000)))
+    sections.append((f"Failed or unreadable, skipped ({len(failed)})",
+                     rp.table(pd.DataFrame([(shown.get(g, g), e) for g, e in failed], columns=["path", "error"]),
+                              max_rows=100000)))
     rp.write_page(out / "report.html", "imgcls preprocess", sections)
