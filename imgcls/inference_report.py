@@ -183,8 +183,11 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
         kv.append(("ensemble log-loss on them" + optimistic, f"{sc['ensemble_logloss']:.4f}"))
     ctx = {"per_class": "", "per_class_note": "", "confusion": ""}
     if oof is not None and len(oof):
+        from imgcls.ensemble.profile import member_meta
+        from imgcls.profiles import prediction_meanings
+        meanings = prediction_meanings(classes, [member_meta(m) for m in spec.members])
         y = oof["label"].astype(str)
-        cols = {"class": classes}
+        cols = {"class": classes, **({"meaning": [meanings.get(c, "") for c in classes]} if meanings else {})}
         for m, P in zip(spec.members, member_probs):
             mp = np.asarray(classes)[np.asarray(P).argmax(1)]
             cols[m.name] = metrics.per_class(y, mp, classes)["f1"].to_numpy()
@@ -196,7 +199,8 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
             ctx["per_class_note"] = "ensemble column: weights fitted on these rows, optimistic"
         ctx["confusion"] = S(_confusion_html(y, oof["pred"].astype(str), classes, out,
                                              f"ensemble ({spec.method}) on {len(oof)} {rows} rows"
-                                             + ("\nweights fitted on these rows: optimistic" if fitted else "")))
+                                             + ("\nweights fitted on these rows: optimistic" if fitted else ""),
+                                             meanings))
     # the columns as the note above the table and the terminal's table name them (scores.csv keeps its own names)
     shown = table.rename(columns={"val_images": "own val images", "val_macro_f1": "own val macro-F1",
                                   "common_macro_f1": f"{rows} macro-F1"})

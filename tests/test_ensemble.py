@@ -631,3 +631,17 @@ def test_a_members_recorded_config_is_declared_and_read_once(tmp_path, monkeypat
     assert m == Member("run", tmp_path / "run", [tmp_path / "run" / "best.pt"]) and "max_pixels" not in repr(m)
     bare = Member("x", tmp_path / "x.pt", [tmp_path / "x.pt"])         # a bare checkpoint: nothing recorded
     assert bare.recorded_config is None and bare.recorded_config is None and len(loads) == 2
+
+
+def test_ensemble_report_names_the_profile_class_ids(tmp_path):
+    """The ensemble report's per-class F1 table and confusion matrices named a profile ensemble's classes 0..17
+    only: the table now says what each is (4: wear, female, 30-59), from the age bands its members recorded."""
+    import html
+    rows = [(str(tmp_path / "data"), f"p{i:03d}.png", str(i % 18)) for i in range(36)]
+    runs = [make_tiny_run(tmp_path / "runs" / f"m{k}", multi=True, model="test_resnet", seed=k, val_rows=rows,
+                          val_quality=0.5, age_bands=[30, 60]) for k in (1, 2)]
+    out = tmp_path / "ens"
+    res = runner.invoke(app, ["ensemble", *map(str, runs), "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    page = html.unescape((out / "report.html").read_text()).replace("\n", "")
+    assert "<td>4</td><td>wear, female, 30-59</td>" in page and "<td>17</td><td>not_wear, female, >=60</td>" in page
