@@ -727,3 +727,55 @@ def test_trackers_log_the_device_the_run_trained_on(single, out):
     content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
     hp = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
     assert hp["device_used"].string_value == "cpu"
+
+
+DEAD_SERVER = "http://127.0.0.1:9"      # the discard port: nothing listens, the connection is refused at once
+
+
+def test_an_mlflow_server_that_does_not_answer_is_one_line_before_any_data_is_read(tmp_path):
+    """--tracking-uri naming a server that is not there: MLflow retried its first call for about 4 minutes
+    (MLFLOW_HTTP_REQUEST_MAX_RETRIES with backoff) after the data was read and the model built, then train failed
+    with its traceback. Now one quick request before anything is read: one line naming the address and the fix."""
+    import time
+    from imgcls.errors import UserError
+    (tmp_path / "data").mkdir()          # there, but never read
+    t0 = time.monotonic()
+    with pytest.raises(UserError, match=r"--tracking-uri http://127.0.0.1:9: no MLflow server answers there "
+                                        r"\(Connection refused\); start it .*leave --tracking-uri out"):
+        run_train(TrainConfig(src=str(tmp_path / "data"), out=str(tmp_path / "runs"), tracker=["mlflow"],
+                              tracking_uri=DEAD_SERVER, **TINY))
+    assert time.monotonic() - t0 < 120 and not (tmp_path / "runs").exists()     # MLflow alone waited ~4 min
+
+
+def test_an_mlflow_store_failing_mid_run_is_said_once_and_the_run_goes_on(data, tmp_path, capsys, monkeypatch):
+    """The store failing after the run started (a server gone mid-run) stopped the training with MLflow's traceback,
+    and each call had waited minutes of retries first. Now the first failure is one warning and the tracker logs
+    nothing more: the run finishes, the store asked once. A run of a group (tune's trial) whose server is gone
+    before it starts is not refused: its tracker asks once, quickly, and the trial trains without it."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+    calls = []
+
+    def gone(self, *a, **kw):
+        calls.append(a)
+        raise MlflowException("API request to http://mlflow:5000/api/2.0/mlflow/runs/log-batch failed with exception "
+                              "HTTPConnectionPool: Max retries exceeded (NewConnectionError: [Errno 111] Connection "
+                              "refused)")
+    monkeypatch.setattr(MlflowClient, "log_batch", gone)
+    capsys.readouterr()
+    run = run_train(TrainConfig(src=str(data), out=str(tmp_path), name="r", epochs=2, tracker=["mlflow"], **TINY))
+    err = " ".join(capsys.readouterr().err.split())
+    assert (run / "best.pt").is_file() and len(pd.read_csv(run / "metrics.csv")) == 2
+    assert len(calls) == 1, calls            # the params' batch at the start; no epoch's batch after it
+    said = "warning: mlflow: sqlite:///"
+    assert err.count(said) == 1 and "failed (Connection refused); the run goes on without MLflow" in err, err
+    assert "mlflow: runs in" not in err      # no closing line pointing at a store that missed the run
+
+    monkeypatch.undo()
+    import time
+    t0 = time.monotonic()
+    run = run_train(TrainConfig(src=str(data), out=str(tmp_path), name="t0", epochs=1, tracker=["mlflow"],
+                                tracking_uri=DEAD_SERVER, **TINY), track_group="study")
+    err = " ".join(capsys.readouterr().err.split())
+    assert (run / "best.pt").is_file() and time.monotonic() - t0 < 60
+    assert err.count(f"warning: mlflow: {DEAD_SERVER} failed (no MLflow server answers (Connection refused))") == 1

@@ -938,6 +938,17 @@ def test_a_tracker_not_installed_is_one_line_before_the_study_opens(data, tmp_pa
     assert list(trials_csv(tmp_path / "tune" / "s")["state"]) == ["complete"]
 
 
+def test_an_mlflow_server_that_does_not_answer_is_one_line_before_the_study_opens(data, tmp_path, space):
+    """`imgcls tune --tracker mlflow --tracking-uri http://host:port` with no server there: each trial waited
+    MLflow's retries (about 4 minutes) in its first tracker call and failed, the study using up --trials on them.
+    Now one quick request before the study opens: one line naming the address."""
+    with pytest.raises(UserError, match=r"--tracking-uri http://127.0.0.1:9: no MLflow server answers there "
+                                        r"\(Connection refused\)"):
+        run_tune(tune_cfg(data, tmp_path, space, trials=2,
+                          train={"tracker": ["mlflow"], "tracking_uri": "http://127.0.0.1:9"}))
+    assert not (tmp_path / "tune" / "s" / "trials.csv").exists()
+
+
 def test_a_study_folder_that_holds_a_run_is_refused_before_anything_is_written(data, tmp_path, space):
     """`imgcls tune --study kf1 --out outputs/runs` (the k-fold run's name as the study's) put study.db, trials.csv,
     best_config.yaml and trial_0000/ into the run's folder, beside its checkpoints and OOF files, as every other

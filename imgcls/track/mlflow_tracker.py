@@ -1,7 +1,14 @@
-"""--tracker mlflow: a local store (sqlite:///<--out>/mlflow.db, artifacts in <--out>/mlartifacts) or --tracking-uri."""
+"""--tracker mlflow: a local store (sqlite:///<--out>/mlflow.db, artifacts in <--out>/mlartifacts) or --tracking-uri.
+
+A tracking server that does not answer: MLflow retries each call with a growing wait (MLFLOW_HTTP_REQUEST_MAX_RETRIES,
+MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: about 4 minutes a call by default), so train and tune ask the server once, with
+no retry, before any data is read (check_server: one line, exit 2). A store failing later (a server gone mid-run)
+stops no training: the tracker says so once and logs nothing more to it (the run folder holds everything)."""
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,6 +44,73 @@ def default_uri(out: str | Path) -> str:
     return f"sqlite:///{Path(out).resolve() / 'mlflow.db'}"
 
 
+PROBE_SECONDS = 5      # check_server's one request: a server that answers does so well within it
+
+
+class _StoreGone(RuntimeError):
+    """_connect: the tracking server does not answer (unreachable)."""
+
+
+def _reason(e: BaseException) -> str:
+    """A store error in a few words: the socket's ('Connection refused', 'Name or service not known') where MLflow
+    wraps one in its 'API request ... Max retries exceeded ...' text, else the message's first line."""
+    text = str(e)
+    if isinstance(e, _StoreGone):
+        return text
+    found = re.search(r"\[Errno -?\d+\] ([^\"')]+)", text)
+    if found:
+        return found.group(1).strip()
+    if "timed out" in text.lower():
+        return "no answer in time"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{type(e).__name__}: {first[:200]}" if first else type(e).__name__
+
+
+def unreachable(uri: str) -> str | None:
+    """Why the tracking server at `uri` does not answer one request within PROBE_SECONDS, no retries ('Connection
+    refused'); None when it answers (whatever the status: an answer is a server) or `uri` is no http(s) server."""
+    if not str(uri).lower().startswith(("http://", "https://")):
+        return None
+    from mlflow.utils.credentials import get_default_host_creds
+    from mlflow.utils.rest_utils import http_request
+    try:
+        with _quiet():
+            http_request(get_default_host_creds(uri), "/health", "GET", max_retries=0, backoff_factor=0,
+                         timeout=PROBE_SECONDS, raise_on_status=False)
+    except Exception as e:     # noqa: BLE001 - MlflowException wrapping requests' errors, or requests' own
+        return _reason(e)
+    return None
+
+
+def check_server(uri: str | None) -> None:
+    """--tracking-uri naming a server that does not answer (unreachable): one line before any training, where
+    MLflow's retries would wait minutes on the first call."""
+    why = unreachable(uri) if uri else None
+    if why is not None:
+        from imgcls.errors import UserError
+        raise UserError(f"--tracking-uri {uri}: no MLflow server answers there ({why}); start it (mlflow server "
+                        f"--host HOST --port PORT) or give its right address, or leave --tracking-uri out to log to "
+                        f"the local store sqlite:///<--out>/mlflow.db")
+
+
+def _guarded(hook):
+    """A tracker hook whose store failing stops no training: the first failure is said once (MLflowTracker.failed)
+    and the tracker logs nothing more, so a server gone mid-run costs MLflow's retries once, not on every call."""
+    @functools.wraps(hook)
+    def call(self, *args):
+        if self.failed is not None:
+            return None
+        try:
+            return hook(self, *args)
+        except Exception as e:     # noqa: BLE001 - the store's errors: MlflowException, sqlalchemy's, OSError, ...
+            self.failed = _reason(e)
+            from imgcls.console import warn
+            warn(f"mlflow: {self.uri} failed ({self.failed}); the run goes on without MLflow, logging nothing more "
+                 f"to it (metrics.csv and the run folder hold everything)")
+            return None
+    return call
+
+
 class MLflowTracker(Callback):
     def __init__(self, uri: str | None = None, out: str | Path = "outputs/runs", log_checkpoint: bool = False,
                  group: str | None = None):
@@ -48,6 +122,7 @@ class MLflowTracker(Callback):
         self.parent_dir = None
         self.group_id = None           # the group's run (tune's study): parent of each run, or of each k-fold set
         self.steps: list = []
+        self.failed: str | None = None     # the store's first failure (_guarded): nothing more is logged
 
     def _local(self) -> bool:
         """A store on this machine (a file or SQLite database), not a tracking server."""
@@ -57,6 +132,9 @@ class MLflowTracker(Callback):
         if self.client is not None:
             return
         from mlflow.tracking import MlflowClient
+        why = unreachable(self.uri)     # a server gone: one quick request, not MLflow's minutes of retries
+        if why is not None:
+            raise _StoreGone(f"no MLflow server answers ({why})")
         if self.uri.startswith("sqlite:///") and self.uri != "sqlite:///:memory:":
             from imgcls.fsutil import create_sqlite_file
             create_sqlite_file(self.uri[len("sqlite:///"):])
@@ -69,6 +147,7 @@ class MLflowTracker(Callback):
                 loc = (self.out.resolve() / "mlartifacts").as_uri() if self._local() else None
                 self.exp_id = self.client.create_experiment(EXPERIMENT, artifact_location=loc)
 
+    @_guarded
     def on_run_start(self, info):
         from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
         self._connect()
@@ -168,12 +247,14 @@ class MLflowTracker(Callback):
             if params:
                 self.client.log_batch(run_id, params=params)
 
+    @_guarded
     def on_step_end(self, step, logs):
         # buffered: one write per epoch (a database round trip per update would slow short steps)
         from mlflow.entities import Metric
         ts = int(time.time() * 1000)
         self.steps += [Metric("step/loss", float(logs["loss"]), ts, step), Metric("step/lr", float(logs["lr"]), ts, step)]
 
+    @_guarded
     def on_epoch_end(self, epoch, logs):
         from mlflow.entities import Metric
         ts = int(time.time() * 1000)
@@ -183,6 +264,7 @@ class MLflowTracker(Callback):
             for i in range(0, len(batch), 1000):         # MLflow's log_batch limit
                 self.client.log_batch(self.run_id, metrics=batch[i:i + 1000])
 
+    @_guarded
     def on_run_end(self, summary):
         run_dir = Path(summary["run_dir"])
         with _quiet():
@@ -198,6 +280,7 @@ class MLflowTracker(Callback):
                 self.client.set_terminated(self.group_id)    # a group's parent: finished with each of its runs
         self.run_id = None
 
+    @_guarded
     def on_train_end(self, summary):
         from imgcls.console import info, sh
         info(f"mlflow: runs in {self.uri}" + (f"; to browse them: mlflow ui --backend-store-uri {sh(self.uri)}"
@@ -215,6 +298,7 @@ class MLflowTracker(Callback):
             self.client.set_terminated(self.parent_id)
         self.parent_id = None
 
+    @_guarded
     def on_run_abort(self, error):
         from mlflow.entities import RunStatus
         # Ctrl-C or a pruned tune trial (optuna.TrialPruned) is killed; anything else failed

@@ -418,7 +418,7 @@ def _check_up_front(cfg: TuneConfig):
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
     from imgcls.track import check_trackers
-    check_trackers(cfg.train.tracker)       # not each trial's error: a resumed study would record every one failed
+    check_trackers(cfg.train.tracker, cfg.train.tracking_uri)       # not each trial's error: a resumed study would record every one failed
     if cfg.sampler == "grid":
         space.grid()
     return space, storage_url(cfg)
@@ -602,7 +602,8 @@ def _mlflow_best(cfg: TuneConfig, study, step: int, failed: list[str]) -> None:
     (best_trial/val_macro_f1; with --folds the mean of the folds' best epochs: best_trial/folds_mean_val_macro_f1),
     and the trial's number, folder and drawn values as tags (imgcls.best_trial, best.lr, ...). A store that fails
     (a server or database gone away) stops no study, as a trial's own logging failing does not: the first failure of
-    this command is one warning (appended to `failed`), and each later trial tries again."""
+    this command is one warning (appended to `failed`), and each later trial tries again (a server gone: one quick
+    request, MLflowTracker._connect, not MLflow's minutes of retries)."""
     from imgcls.track.mlflow_tracker import MLflowTracker
     best = study.best_trial
     column = METRICS[cfg.metric][0]
