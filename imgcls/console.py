@@ -119,18 +119,30 @@ def said_once() -> Iterator[None]:
 @contextmanager
 def cache_reuse(step: str, folder) -> Iterator[None]:
     """Around a step's passes over the content-keyed caches in `folder` (clean's thumbnail numbers, photo features,
-    embeddings, candidate search, verified pairs): a pass that an earlier run's cache served whole says so with
-    reused(), no line of its own (a partial hit says its own line: embedding's, verification's); as the block ends,
-    one line names them all (`step: reused from the cache in FOLDER: ...`), where a warm run said nothing of why
-    it took seconds, not minutes."""
+    embeddings, candidate search, verified pairs; split's near-duplicate search): a pass that an earlier run's cache
+    served whole says so with reused(), no line of its own (a partial hit says its own line: embedding's,
+    verification's); one line names them all (`step: reused from the cache in FOLDER: ...`) as the block ends, or
+    where the passes end and other work begins (say_reused: clean's out-of-domain fit), where a warm run said nothing
+    of why it took seconds, not minutes."""
     outer = _state.get("reused")
-    _state["reused"] = ([], set()) if outer is None else outer
+    _state["reused"] = {"step": step, "folder": folder, "what": [], "made": set(), "said": 0} \
+        if outer is None else outer
     try:
         yield
-        if outer is None and _state["reused"][0]:
-            info(f"{step}: reused from the cache in {folder}: {', '.join(_state['reused'][0])}")
+        if outer is None:
+            say_reused()
     finally:
         _state["reused"] = outer
+
+
+def say_reused() -> None:
+    """Inside cache_reuse(): the passes are done (what follows reads no cache: a model's fit), so the line naming
+    what the caches served is said now, before that work's bar, not after it; a pass reused later is named in a line
+    of its own as the block ends."""
+    got = _state.get("reused")
+    if got is not None and got["what"][got["said"]:]:
+        info(f"{got['step']}: reused from the cache in {got['folder']}: {', '.join(got['what'][got['said']:])}")
+        got["said"] = len(got["what"])
 
 
 def reused(what: str, key: str | None = None) -> None:
@@ -139,15 +151,15 @@ def reused(what: str, key: str | None = None) -> None:
     pass of this same run filled it (made(key): the embedding pass keeps both kinds of vector, the style pass after
     it finds its own in the cache)."""
     got = _state.get("reused")
-    if got is not None and what not in got[0] and (key is None or key not in got[1]):
-        got[0].append(what)
+    if got is not None and what not in got["what"] and (key is None or key not in got["made"]):
+        got["what"].append(what)
 
 
 def made(key: str) -> None:
     """Inside cache_reuse(): this run filled the cache `key` (see reused)."""
     got = _state.get("reused")
     if got is not None:
-        got[1].add(key)
+        got["made"].add(key)
 
 
 def print_table(table, always: bool = False) -> None:

@@ -416,3 +416,27 @@ def test_the_cache_reuse_line_names_photo_features_and_not_what_this_run_filled(
             console.reused("style embeddings of 20 images", key="style.npz")
     assert said == [f"clean: reused from the cache in {tmp_path / 'cache'}: photo features of 20 images"], said
     assert len(set(mf.content_hashes(df))) == 20
+
+
+def test_the_cache_reuse_line_comes_before_the_out_of_domain_fit(monkeypatch):
+    """A warm clean printed its 'reused from the cache' line as its passes' block ended: after the out-of-domain
+    fit's bar (10-20 s of photo-style on 7,703 images), away from the passes it names. Now it is said as the
+    detector's fit begins, every pass done."""
+    from contextlib import contextmanager
+    from imgcls import console
+    from imgcls.clean.ood import PhotoFeatures
+    from imgcls.clean.ood_base import OODInputs
+    events: list[str] = []
+    monkeypatch.setattr(console, "info", lambda msg, key=None: events.append(msg))
+
+    @contextmanager
+    def bar(description, total, transient=False):
+        events.append(description)
+        yield lambda n=1, status=None: None
+    monkeypatch.setattr(console, "progress_bar", bar)
+    f = np.random.default_rng(0).normal(size=(30, 4))
+    with console.cache_reuse("clean", "cache"):
+        console.reused("photo features of 30 images")
+        PhotoFeatures().score(OODInputs(features=lambda: f, embeddings=None, pixels=None))
+    assert events == ["clean: reused from the cache in cache: photo features of 30 images",
+                      "out-of-domain fit (photo-features, 30 images)"], events

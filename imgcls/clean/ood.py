@@ -40,8 +40,9 @@ def _on_valid(ok: np.ndarray, min_rows: int, fn, name: str) -> np.ndarray:
     (detector `name`'s, with its elapsed time): it has no count to show, and photo-style's (a MinCovDet over every
     image) left 10-20 s of a clean of 7,703 images, warm cache or cold, with nothing on screen. Every detector has
     read its inputs (features, embeddings, pixels: passes with bars of their own) before it calls this."""
-    from imgcls.console import progress_bar
+    from imgcls.console import progress_bar, say_reused
     out = np.full(len(ok), np.nan)
+    say_reused()       # clean's line of what the caches served: next to those passes, not after this fit
     if ok.sum() >= min_rows:
         with progress_bar(f"out-of-domain fit ({name}, {int(ok.sum())} images)", None):
             out[ok] = fn(ok)
