@@ -925,3 +925,24 @@ def test_an_out_over_the_users_own_file_is_refused_and_an_earlier_split_table_re
         r = runner.invoke(app, ["split", str(src), "--out", str(out), "--no-near-dup", "--seed", "3"])
         assert r.exit_code == 0, r.output
         assert f"{out} holds an earlier split" in " ".join(r.output.split()), r.output
+
+
+@pytest.mark.slow          # two near-duplicate searches with the embedder (~10 s)
+def test_a_warm_split_says_in_one_line_what_its_caches_served(tmp_path, monkeypatch):
+    """split's near-duplicate search on a cache an earlier run (clean's or split's) filled took seconds, not
+    minutes, and said nothing of why (clean says one line since cdf5da8): now split says the same line, before the
+    search's own line; a first run, whose caches served nothing, says none."""
+    from imgcls import console
+    src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(48, 48))
+    df = mf.load(src, mf.LayoutOptions(), scan=True, announce=False)
+    said: list[str] = []
+    monkeypatch.setattr(console, "info", lambda msg, key=None: said.append(msg))
+    kw = dict(near_dup=True, device="cpu", cache_dir=str(tmp_path / "cache"), val=0.5)
+    sp.make_split(df, cfg(**kw))
+    assert not any("reused from the cache" in m for m in said), said
+    said.clear()
+    sp.make_split(df, cfg(**kw))
+    line = [i for i, m in enumerate(said) if "reused from the cache" in m]
+    assert len(line) == 1 and said[line[0]].startswith(f"split: reused from the cache in {tmp_path / 'cache'}: "
+                                                       f"embeddings (tf_efficientnet_lite0, 160px) of 8 images"), said
+    assert said[line[0] + 1].startswith("near-duplicate search ("), said

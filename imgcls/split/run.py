@@ -11,7 +11,7 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls import profiles
-from imgcls.console import info, warn
+from imgcls.console import cache_reuse, info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
 from imgcls.options import check_arguments
@@ -99,7 +99,9 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     near: list[tuple[int, int, float]] = []
     if cfg.near_dup:
         linked = linked_units(inc, group_col)
-        near = near_duplicate_pairs_for(inc, cfg, workers, units_of=linked)
+        from imgcls.embed import cache_folder
+        with cache_reuse("split", cache_folder(cfg.cache_dir)):     # a warm run: one line of what the caches served
+            near = near_duplicate_pairs_for(inc, cfg, workers, units_of=linked)
     n_conflicts, what, example = content_label_conflicts(inc, near)
     if n_conflicts:         # one unit, placed whole, but two labels for one picture (clean did not settle them)
         a, la, b, lb, how = example
