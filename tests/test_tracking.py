@@ -295,7 +295,8 @@ def test_wandb_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(tmp_p
     tracker = WandbTracker()                                    # train --resume k: fold 0 is done
     start(tracker, k / "fold_1", 1)
     end(tracker, k / "fold_1")
-    tracker.on_train_end({"run_dir": k, "folds": [0, 1], "oof": {"macro_f1": 0.5, "accuracy": 0.6}, "runs": []})
+    tracker.on_train_end({"run_dir": k, "folds": [0, 1], "oof": {"macro_f1": 0.5, "accuracy": 0.6}, "runs": [],
+                          "config": {"folds": "all"}})
     first, again, fold0, fold1, fold1_again, kset = fake_wandb
     assert [r.kw["name"] for r in fake_wandb] == ["w", "w", "k/fold_0", "k/fold_1", "k/fold_1", "k"]
     assert "id" not in first.kw and again.kw["id"] == first.id and again.kw["resume"] == "allow"
@@ -779,3 +780,42 @@ def test_an_mlflow_store_failing_mid_run_is_said_once_and_the_run_goes_on(data, 
     err = " ".join(capsys.readouterr().err.split())
     assert (run / "best.pt").is_file() and time.monotonic() - t0 < 60
     assert err.count(f"warning: mlflow: {DEAD_SERVER} failed (no MLflow server answers (Connection refused))") == 1
+
+
+class StopAfterFold(Callback):
+    """Ctrl-C as fold `fold` ends (its last.pt finished): the set stops before its out-of-fold score."""
+
+    def __init__(self, fold: int):
+        self.fold = fold
+
+    def on_run_end(self, summary):
+        if summary["fold"] == self.fold:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.timeout(300)
+def test_a_resumed_k_fold_set_that_trains_no_fold_gets_its_options_and_score(data, tmp_path, fake_wandb):
+    """A k-fold set stopped after its last fold, before its out-of-fold score: its resumed session trains no fold,
+    so the trackers, which took the set's options from a fold's on_run_start, gave its TensorBoard HParams row and
+    its W&B run no options, and MLflow, whose set run only a fold reopened, logged no score on it (left KILLED). Now
+    the set's options come from its config.yaml (on_train_end's config) and MLflow reopens the set's recorded run."""
+    from mlflow.tracking import MlflowClient
+
+    from imgcls.track.wandb_tracker import WandbTracker
+    cfg = TrainConfig(src=str(data), out=str(tmp_path), name="k", epochs=1, folds="all",
+                      tracker=["tensorboard", "mlflow"], **TINY)
+    with pytest.raises(KeyboardInterrupt):
+        run_train(cfg, callbacks=[StopAfterFold(1)])
+    run = tmp_path / "k"
+    assert not (run / "oof_score.json").exists()
+    rec = Recorder()
+    run_train(TrainConfig.load(run / "config.yaml"), resume=run, callbacks=[rec])
+    assert rec.kinds() == ["train_end"]                     # no fold trained in this session
+    rows = hparams_rows(tmp_path)
+    assert "oof/val_macro_f1" in rows["k"][0]
+    assert rows["k"][1]["folds"] == "all" and rows["k"][1]["model"] == TINY["model"], rows["k"]
+    client = MlflowClient(f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}")
+    sets = client.search_runs([client.get_experiment_by_name("imgcls").experiment_id], "attributes.run_name = 'k'")
+    assert len(sets) == 1 and sets[0].info.status == "FINISHED" and "oof/val_macro_f1" in sets[0].data.metrics
+    WandbTracker().on_train_end(rec.events[-1][1])          # the resumed session's hooks, wandb faked
+    assert fake_wandb[-1].kw["job_type"] == "k-fold" and fake_wandb[-1].kw["config"]["folds"] == "all"

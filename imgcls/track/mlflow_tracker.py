@@ -285,9 +285,14 @@ class MLflowTracker(Callback):
         from imgcls.console import info, sh
         info(f"mlflow: runs in {self.uri}" + (f"; to browse them: mlflow ui --backend-store-uri {sh(self.uri)}"
                                               if self._local() else ""))
+        run_dir = Path(summary["run_dir"])
+        if self.parent_id is None and self.group is None and oof_scalars(summary):
+            # a resumed k-fold set whose folds were all done (stopped before its out-of-fold score): no fold
+            # reopened its run this session, the set's record names it
+            self._connect()
+            self.parent_id = self._earlier(run_dir)
         if self.parent_id is None or self.parent_id == self.group_id:
             return                       # a group's parent (tune's study) stays open for the next run_train
-        run_dir = Path(summary["run_dir"])
         with _quiet():
             for k, v in oof_scalars(summary).items():
                 self.client.log_metric(self.parent_id, k, v)

@@ -74,7 +74,7 @@ class TensorBoardTracker(Callback):
             return
         from torch.utils.tensorboard import SummaryWriter
         with SummaryWriter(log_dir=str(summary["run_dir"])) as w:       # the set's row in the HParams tab
-            write_hparams(w, self.config, scalars, 0)
+            write_hparams(w, summary["config"], scalars, 0)     # the set's record: a resumed set trains no fold
 
     def on_run_abort(self, error):
         if self.writer is not None:

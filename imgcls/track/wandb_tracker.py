@@ -32,7 +32,6 @@ class WandbTracker(Callback):
     def __init__(self, group: str | None = None, project: str | None = None, log_checkpoint: bool = False):
         self.group, self.project, self.log_checkpoint = group, project, log_checkpoint
         self.run = None
-        self.config: dict = {}
         self.offline_dirs: list[Path] = []     # this run_train's offline runs' folders, for the `wandb sync` line
 
     def _remember(self, run) -> None:
@@ -64,7 +63,6 @@ class WandbTracker(Callback):
 
     def on_run_start(self, info):
         run_dir = Path(info["run_dir"])
-        self.config = info["config"]
         parent = info["parent_dir"].name if info["parent_dir"] is not None else None
         # tune's study is the group of every trial's runs, folds included (a trial's folds are named after it)
         group = self.group if self.group is not None else parent
@@ -109,7 +107,7 @@ class WandbTracker(Callback):
         if scalars:
             run_dir = Path(summary["run_dir"])
             run = self._init(run_dir, name=run_dir.name, group=self.group if self.group is not None else run_dir.name,
-                             job_type="k-fold", config=flat_params(self.config))
+                             job_type="k-fold", config=flat_params(summary["config"]))
             for k, v in scalars.items():
                 run.summary[k] = v
             self._remember(run)

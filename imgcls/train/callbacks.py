@@ -27,7 +27,8 @@ never call them). An exception raised by a callback (e.g. `optuna.TrialPruned`) 
   fold, best_epoch, best_macro_f1, epochs_done, best_pt, last_pt, metrics_csv (Paths), per_class (DataFrame of
   the best epoch, see imgcls.metrics), stopped_early (bool).
 - `on_train_end(summary)`: once per `run_train` after every fold. summary: run_dir, folds (list), oof (dict of
-  oof_score.json for k-fold, else None), runs (list of each fold's on_run_end summary).
+  oof_score.json for k-fold, else None), runs (list of each fold's on_run_end summary: those this session trained),
+  config (the run's or k-fold set's config.yaml, as a dict).
 - `on_run_abort(error)`: when a run (or fold) stops by an exception, a callback's (e.g. a pruned tune trial) or
   not, or Ctrl-C: trackers close their run as failed / killed. Then the exception propagates.
 """

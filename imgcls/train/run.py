@@ -620,6 +620,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     dist.end()
     if dist.main and callbacks:
         from imgcls.train.callbacks import CallbackList
+        # config: the set's own record, not a fold's on_run_start (a resumed set whose folds were all done has none)
         CallbackList(callbacks).on_train_end({"run_dir": run_dir, "folds": folds if folds != [None] else [],
-                                              "oof": score, "runs": [r.get("summary") for r in results]})
+                                              "oof": score, "runs": [r.get("summary") for r in results],
+                                              "config": TrainConfig.load(run_dir / "config.yaml").to_dict()})
     return run_dir
