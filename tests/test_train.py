@@ -1977,8 +1977,8 @@ def test_a_run_resumed_through_a_symlinked_folder_above_it_records_the_real_fold
 def test_the_epoch_of_a_run_in_training_is_read_through_read_checkpoint(tmp_path, monkeypatch, capsys):
     """rundir.training_now read the epoch of a run being trained with torch_load_safely itself, beside
     checkpoint.read_checkpoint, the reader of a checkpoint (its checks, its mmap). The epoch is checkpoint's now
-    (saved_epoch, through read_checkpoint with mmap), added to training_now's progress by the warning line, which
-    says the same as before; training_now reads no checkpoint (checkpoint.py imports rundir: no import cycle)."""
+    (saved_epoch, through read_checkpoint with mmap); training_now says it with the run's progress (its callers
+    added it themselves), reading the checkpoint only for a run in training."""
     from conftest import make_tiny_run, mark_training
     from imgcls.ensemble.spec import warn_training_now
     from imgcls.train import checkpoint
@@ -1988,7 +1988,9 @@ def test_the_epoch_of_a_run_in_training_is_read_through_read_checkpoint(tmp_path
     reader = checkpoint.read_checkpoint
     monkeypatch.setattr(checkpoint, "read_checkpoint", lambda p, **k: read.append((Path(p), k)) or reader(p, **k))
     with RunLock(run):
-        assert training_now(run / "best.pt") == "epochs done 3/10" and not read
+        assert training_now(run / "best.pt") == "epoch 2, epochs done 3/10"
+        assert read == [(run / "best.pt", {"mmap": True})]
+        read.clear()
         capsys.readouterr()
         warn_training_now(run, run / "best.pt")
     said = " ".join(capsys.readouterr().err.split())

@@ -116,11 +116,8 @@ def warn_training_now(run: Path, checkpoint: Path) -> None:
     if now is None:
         return
     from imgcls.console import warn
-    from imgcls.train.checkpoint import saved_epoch     # torch, for a run in training only
-    epoch = saved_epoch(checkpoint)
-    said = ", ".join(([f"epoch {epoch}"] if epoch is not None else []) + ([now] if now else []))
     warn(f"{run} is being trained by imgcls train now: its {checkpoint.name} is from an unfinished run"
-         f"{f' ({said})' if said else ''}; it is used as it is, wait for the run to finish for its final model")
+         f"{f' ({now})' if now else ''}; it is used as it is, wait for the run to finish for its final model")
 
 
 def ensemble_folder(out: str | os.PathLike | None, name: str | None, members: Sequence[Member], method: str,

@@ -390,10 +390,10 @@ def train_finished(path: str | os.PathLike) -> bool | None:
 def training_now(checkpoint: str | os.PathLike) -> str | None:
     """How far imgcls train has come with the run (or k-fold fold) of `checkpoint` when it is training it now: its
     folder's RunLock, or its k-fold set's, is held and its LAST_STATE does not say it finished (a set's earlier folds
-    did). '' where nothing says more, else 'epochs done D/N' (from the files beside it, no torch: the caller adds the
-    checkpoint's own epoch, checkpoint.saved_epoch, where it warns); None
-    where no train holds it or it has finished. For the line that says a run named on purpose is used half trained
-    (its best.pt is rewritten as it improves: ensemble.spec.warn_training_now)."""
+    did). 'epoch E, epochs done D/N': the checkpoint's own epoch (checkpoint.saved_epoch) and the run's progress
+    (the files beside it), each where known ('' where nothing says more); None where no train holds it or it has
+    finished (then no checkpoint is read). For the line that says a run named on purpose is used half trained (its
+    best.pt is rewritten as it improves: ensemble.spec.warn_training_now)."""
     checkpoint = Path(checkpoint)
     folder = checkpoint.parent
     if not (RunLock.held(folder) or (folder.name.startswith("fold_") and RunLock.held(folder.parent))):
@@ -401,11 +401,14 @@ def training_now(checkpoint: str | os.PathLike) -> str | None:
     state = _last_state(folder / "last.pt")
     if state is not None and state["finished"]:
         return None
-    if state is None:
-        return ""
-    from imgcls.outputs import read_yaml
-    epochs = (read_yaml(folder / "config.yaml") or read_yaml(folder.parent / "config.yaml")).get("epochs")
-    return f"epochs done {state['epoch']}" + (f"/{epochs}" if isinstance(epochs, int) else "")
+    from imgcls.train.checkpoint import saved_epoch     # torch, for a run in training only
+    epoch = saved_epoch(checkpoint)
+    said = [f"epoch {epoch}"] if epoch is not None else []
+    if state is not None:
+        from imgcls.outputs import read_yaml
+        epochs = (read_yaml(folder / "config.yaml") or read_yaml(folder.parent / "config.yaml")).get("epochs")
+        said.append(f"epochs done {state['epoch']}" + (f"/{epochs}" if isinstance(epochs, int) else ""))
+    return ", ".join(said)
 
 
 def finished(run_dir: Path) -> bool:
