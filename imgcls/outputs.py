@@ -202,6 +202,75 @@ def earlier_output(out: str | os.PathLike, step: str) -> bool:
     return found is not None and found[0] == step
 
 
+def is_split_table(table: str | os.PathLike) -> bool:
+    """Whether the file `table` is an earlier split's table: its summary beside it (split_outputs), or split's own
+    columns, split and drop_reason (a split table moved or copied without its reports). A table that cannot be read
+    is not."""
+    table = Path(table)
+    if split_outputs(table)["summary"].is_file():
+        return True
+    try:
+        if table.suffix.lower() == ".parquet":
+            import pyarrow.parquet as pq
+            columns = pq.read_schema(table).names
+        else:
+            import pandas as pd
+            columns = pd.read_csv(table, nrows=0).columns
+    except (OSError, ValueError, ImportError):
+        return False
+    return {"split", "drop_reason"} <= set(map(str, columns))
+
+
+# what tells a step's earlier output, named when a file of its is refused (refuse_users_files)
+_OWN_MARK = {"eda": EDA_SUMMARY, "clean": CLEAN_SUMMARY, "preprocess": PREPROCESS_SETTINGS,
+             "predict": PREDICT_SUMMARY, "export": EXPORT_SUMMARY}
+
+
+def is_own_output(file: str | os.PathLike, step: str, out: str | os.PathLike,
+                  placing: str | os.PathLike | None = None) -> bool:
+    """Whether `file`, one `step` writes for its --out `out`, is that step's own earlier output, which a run of it
+    replaces (saying so: replacing_line); a file of that name that is not is the user's own (refuse_users_files).
+    It is when `out` holds the step's earlier output (_holds_own_output), or when a run of the step stopped among the
+    renames of its set placed it (interrupted_leftovers of `placing`: the path the set's placing_journal is named
+    by, split's table or OUT/eda)."""
+    return _holds_own_output(out, step) or (placing is not None
+                                             and Path(file) in interrupted_leftovers(Path(placing)))
+
+
+def _holds_own_output(out: str | os.PathLike, step: str) -> bool:
+    """Whether --out `out` holds `step`'s earlier output, all of whose files are the step's: a folder, by its files
+    (earlier_output); for split, whose --out is its table, a split table (is_split_table), its reports beside it
+    the step's too."""
+    return is_split_table(out) if step == "split" else earlier_output(out, step)
+
+
+def refuse_users_files(out: str | os.PathLike, step: str, files: Iterable[str | os.PathLike], flag: str = "--out",
+                       placing: str | os.PathLike | None = None) -> None:
+    """Refuse, before the work, to replace (or remove as an earlier run's) a file of the user's: `files` are the
+    paths a run of `step` would write (or remove) for its --out `out`; one that is there and is not the step's own
+    earlier output (is_own_output) stops the run in one line naming it and the fix. `eda --out myfolder` replaced
+    the user's report.html and manifest.csv, `predict --out comp` their submission.csv, without a word."""
+    out = Path(out)
+    there = [Path(f) for f in files if os.path.lexists(f)]
+    if not there or _holds_own_output(out, step):
+        return
+    mine = set(interrupted_leftovers(Path(placing))) if placing is not None else set()
+    theirs = sorted(f for f in there if f not in mine)
+    if not theirs:
+        return
+    if step == "split":         # its table and the reports beside it
+        names = [f.name for f in theirs]
+        why = f"no {split_outputs(out)['summary'].name} beside it, no split / drop_reason columns"
+    else:
+        names = [f.relative_to(out).as_posix() if f.is_relative_to(out) else str(f) for f in theirs]
+        why = f"no {_OWN_MARK[step]} there"
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    one = len(names) == 1
+    raise UserError(f"{flag} {out}: {shown} {'is' if one else 'are'} not from an earlier imgcls {step} run ({why}); "
+                    f"imgcls {step} would replace {'it' if one else 'them'}: choose another {flag}, or move "
+                    f"{'it' if one else 'them'} away first")
+
+
 def replacing_line(out: str | os.PathLike, what: str, keep: str = "--out FOLDER") -> str:
     """The line a step says as it replaces its own earlier output (`what`: 'an earlier prediction', 'an earlier eda
     output'): a step's default --out is the same every run (predict's is named by the run alone), so a rerun

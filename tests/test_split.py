@@ -916,8 +916,19 @@ def test_an_out_over_the_users_own_file_is_refused_and_an_earlier_split_table_re
         r = runner.invoke(app, [*args, "--no-near-dup"])
         said = " ".join(r.output.split())
         assert r.exit_code == 2 and "Traceback" not in r.output, (args, r.output)
-        assert f"--out {mine} is a file that is not an imgcls split table" in said and "choose another --out" in said
+        assert f"--out {mine}: train.csv is not from an earlier imgcls split run (no train_summary.json beside it" \
+            in said and "choose another --out, or move it away first" in said
         assert tree_snapshot(tmp_path) == before
+    # the reports split writes beside its table are the user's own too where no split table is there: a
+    # notes_report.html of theirs was replaced by `split --out notes.csv`
+    theirs = tmp_path / "data" / "notes_report.html"
+    theirs.write_text("<p>my notes</p>")
+    before = tree_snapshot(tmp_path)
+    r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "data" / "notes.csv"), "--no-near-dup"])
+    assert r.exit_code == 2 and "notes_report.html is not from an earlier imgcls split run" in " ".join(
+        r.output.split()), r.output
+    assert tree_snapshot(tmp_path) == before
+    theirs.unlink()
     moved = tmp_path / "elsewhere" / "mysplit.csv"        # a split's table moved without its reports: still split's
     moved.parent.mkdir()
     shutil.copy(table, moved)

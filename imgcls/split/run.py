@@ -15,8 +15,8 @@ from imgcls.console import cache_reuse, info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
 from imgcls.options import check_arguments
-from imgcls.outputs import (interrupted_leftovers, output_set, placing_journal, refuse_other_output,
-                            replacing_line, split_outputs)
+from imgcls.outputs import (interrupted_leftovers, is_own_output, output_set, placing_journal,
+                            refuse_other_output, refuse_users_files, replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import assign, check_placed
@@ -167,29 +167,9 @@ def _check_other_output(out: Path) -> None:
 
 
 def _check_not_users_file(out: Path) -> None:
-    """A file at --out that is not an earlier split's table (_is_split_table) is the user's own (their train.csv):
-    refused, not replaced."""
-    if out.is_file() and not _is_split_table(out):
-        raise UserError(f"--out {out} is a file that is not an imgcls split table (no "
-                        f"{split_outputs(out)['summary'].name} beside it, no split / drop_reason columns); imgcls "
-                        f"split would replace it with its table: choose another --out, or move the file away first")
-
-
-def _is_split_table(out: Path) -> bool:
-    """Whether the file `out` is an earlier split's table, which a split to it replaces: its summary beside it, a
-    table a split stopped while renaming its set placed, or a table with split's own columns (split and
-    drop_reason: a split table moved or copied without its reports). Anything else is the user's own file."""
-    if split_outputs(out)["summary"].is_file() or out in interrupted_leftovers(out):
-        return True
-    try:
-        if out.suffix.lower() == ".parquet":
-            import pyarrow.parquet as pq
-            columns = pq.read_schema(out).names
-        else:
-            columns = pd.read_csv(out, nrows=0).columns
-    except (OSError, ValueError, ImportError):        # unreadable, not a table: not split's
-        return False
-    return {"split", "drop_reason"} <= set(map(str, columns))
+    """The table at --out and its reports beside it that are not an earlier split's (outputs.is_own_output: the
+    user's own train.csv or train_report.html) are refused, not replaced."""
+    refuse_users_files(out, "split", [out, *split_outputs(out).values()], placing=out)
 
 
 def _check_embedder(cfg: SplitConfig) -> None:
@@ -258,7 +238,7 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
             raise LeakageError(f"the split is contaminated: {len(leaks)} leak(s) between sides (listed above); "
                                f"nothing written. Rerun with --fix, or pass --allow-leaks to write it anyway")
         warn(f"{len(leaks)} leak(s) between sides written anyway (--allow-leaks)")
-    if out.is_file() and _is_split_table(out):      # data/splits.csv every run: say what goes
+    if out.is_file() and is_own_output(out, "split", out, placing=out):    # data/splits.csv every run: say so
         info(replacing_line(out, "an earlier split (its reports beside it too)", keep="--out FILE"))
     _write_set(df, out, cfg, summary, leaks, columns)
     info(f"wrote {out} ({summary['n_used']} rows in splits, {summary['n_rows'] - summary['n_used']} left out) "
