@@ -187,6 +187,40 @@ def test_an_out_holding_another_steps_output_is_refused_before_the_work(tmp_path
     assert invoke("clean", raw, "--out", clean, "--exact-only", "--no-ood", "-q").exit_code == 0     # its own
 
 
+# step -> (its options, the user's own files in its --out that a run would replace, or remove as an earlier run's,
+# and how the refusal names them)
+USERS_FILES = {"eda": (["--workers", 1], ["report.html", "manifest.csv", "samples_7.png"],
+                       "manifest.csv, report.html, samples_7.png"),
+               }
+
+
+@pytest.mark.parametrize("cmd", list(USERS_FILES))
+def test_a_step_refuses_to_replace_the_users_own_files_in_its_out(cmd, tmp_path, tiny_run):
+    """`eda raw --out mine` replaced the user's own report.html and manifest.csv in a folder no eda wrote (and
+    removed their samples_7.png as an earlier run's page), exit 0, without a word; so did clean, preprocess and
+    predict with theirs. A file a step would write that is not its own earlier output is now refused in one line
+    naming it and the fix, before the work, nothing touched; the step's own earlier output is still replaced."""
+    raw = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2})
+    options, files, said = USERS_FILES[cmd]
+    args = ([cmd, tiny_run(tmp_path / "run", classes=("cat", "dog")), "--data", raw] if cmd == "predict"
+            else [cmd, raw])
+    mine = tmp_path / "mine"
+    for f in files:
+        (mine / f).parent.mkdir(parents=True, exist_ok=True)
+        (mine / f).write_text("the user's own")
+    before = snapshot(tmp_path)
+    r = invoke(*args, "--out", mine, *options)
+    one_line_error(r, f"--out {mine}: {said}", f"not from an earlier imgcls {cmd} run",
+                   "choose another --out, or move them away first")
+    assert snapshot(tmp_path) == before
+    ours = tmp_path / "ours"
+    for _ in range(2):          # its own earlier output: replaced, as ever
+        r = invoke(*args, "--out", ours, *options)
+        assert r.exit_code == 0, r.output
+    # (preprocess goes on from its earlier run, keeping the images it finished: it says so instead)
+    assert f"{ours} holds an earlier" in r.flat or "already up to date" in r.flat
+
+
 @pytest.mark.parametrize("cmd", ["eda", "clean", "preprocess"])
 def test_a_folder_of_runs_as_the_out_of_a_step_owning_its_out_is_refused(cmd, tmp_path, tiny_run):
     """eda raw --out outputs/runs wrote its report among the runs and its stale-temp sweep walked every run (a
