@@ -191,6 +191,9 @@ def test_an_out_holding_another_steps_output_is_refused_before_the_work(tmp_path
 # and how the refusal names them)
 USERS_FILES = {"eda": (["--workers", 1], ["report.html", "manifest.csv", "samples_7.png"],
                        "manifest.csv, report.html, samples_7.png"),
+               "clean": (["--exact-only", "--no-ood", "--materialize", "copy"],
+                         ["manifest.csv", "report.html", "images/cat/000.png", "images/cat/theirs.png"],
+                         "images/cat/000.png, manifest.csv, report.html"),
                }
 
 

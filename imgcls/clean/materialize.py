@@ -42,6 +42,13 @@ def materialize_kept(df: pd.DataFrame, dest: Path, how: str) -> list[Path]:
     return [t for _, t in targets]
 
 
+def possible_targets(df: pd.DataFrame, dest: Path) -> list[Path]:
+    """Every file materialize_kept may write under dest for the rows of `df`, whichever of them clean keeps: the
+    names of all rows kept (a run keeping fewer gives each a name among these: the k-th image of a name gets the
+    same or an earlier suffix)."""
+    return [t for _, t in _targets(df.assign(keep=True), dest)]
+
+
 def _targets(df: pd.DataFrame, dest: Path) -> list[tuple[Path, Path]]:
     """(image, its file under dest) for each kept row, in row order: materialize_kept's names."""
     from imgcls.fsutil import under

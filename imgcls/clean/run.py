@@ -13,7 +13,8 @@ from imgcls import manifest as mf
 from imgcls.clean.config import CleanConfig, DEFAULT_OUT, OOD_MAX_CLASS_SHARE
 from imgcls.clean.duplicates import (TIE_NEIGHBOURS, asks_for_embeddings, conflict_table, families, group_levels,
                                      linked_kept, mark_duplicates, threshold_sweep, tie_losses)
-from imgcls.clean.materialize import WRITTEN_AS, earlier_materialized, materialize_kept, materialized_names
+from imgcls.clean.materialize import (WRITTEN_AS, earlier_materialized, materialize_kept, materialized_names,
+                                     possible_targets)
 from imgcls.clean.sampling import undersample
 from imgcls.console import info, pass_label, plural
 from imgcls.errors import MissingWeightsError, UserError
@@ -21,7 +22,7 @@ from imgcls.fsutil import check_output_location, check_writable, remove_earlier,
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
 from imgcls.options import check_arguments
-from imgcls.outputs import CLEAN_SUMMARY, earlier_output, refuse_other_output, replacing_line
+from imgcls.outputs import CLEAN_SUMMARY, earlier_output, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
 
@@ -188,6 +189,11 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     age_bands = mf.age_band_record(df, opts)      # recorded in the summary: train reads them beside the manifest
     mf.warn_unlabeled(df, src)
     check_output_location(out, *mf.input_folders(df), images=mf.image_paths(df))
+    # then (an input inside --out said first) its files over a user's own of those names in a folder no clean
+    # wrote: their manifest.csv, report.html, and with --materialize an image of theirs in images/ where a kept
+    # image of that name would be written
+    refuse_users_files(out, "clean", [out / mf.MANIFEST_NAME, out / CLEAN_SUMMARY, out / "report.html",
+                                      *(possible_targets(df, out / "images") if materialize else [])])
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels).reset_index(drop=True)
     df["keep"] = df["error"] == ""
     df["reason"] = np.where(df["keep"], "", "unreadable")
