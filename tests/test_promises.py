@@ -194,6 +194,8 @@ USERS_FILES = {"eda": (["--workers", 1], ["report.html", "manifest.csv", "sample
                "clean": (["--exact-only", "--no-ood", "--materialize", "copy"],
                          ["manifest.csv", "report.html", "images/cat/000.png", "images/cat/theirs.png"],
                          "images/cat/000.png, manifest.csv, report.html"),
+               "preprocess": (["--size", 32, "--workers", 1], ["manifest.csv", "cat/000.png"],
+                              "cat/000.png, manifest.csv"),
                }
 
 

@@ -16,7 +16,7 @@ from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
 from imgcls.options import check_arguments
-from imgcls.outputs import refuse_other_output
+from imgcls.outputs import refuse_other_output, refuse_users_files
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.preprocess.config import FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
@@ -56,6 +56,11 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     age_bands = mf.age_band_record(df, opts)      # recorded in preprocess.json: train reads them beside the manifest
     paths = mf.image_paths(df)
     check_output_location(out, *mf.input_folders(df), images=paths)       # before the scan: a refusal comes first
+    # its files over a user's own of those names in a folder no preprocess wrote (their manifest.csv, whose rows
+    # under --out it would also remove as an earlier run's images, report.html, an image of an output's name)
+    refuse_users_files(out, "preprocess", [out / mf.MANIFEST_NAME, out / SETTINGS_FILE,
+                                           *([out / "report.html"] if report else []),
+                                           *(out / n for n, k in zip(output_names(df, cfg), mf.kept(df)) if k)])
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     settings = cfg.settings()
     sources = [os.path.realpath(p) for p in paths]     # realpath: a symlink loop is not a RuntimeError
