@@ -118,6 +118,11 @@ def row_normalized(cm: np.ndarray) -> np.ndarray:
     return np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
 
 
+def confusion_png_names(stem: str = "confusion_matrix") -> tuple[str, str]:
+    """The files confusion_pngs writes: <stem>.png (counts) and <stem>_normalized.png."""
+    return f"{stem}.png", f"{stem}_normalized.png"
+
+
 def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike, title: str = "",
                    stem: str = "confusion_matrix", meanings: Mapping[str, str] | None = None) -> tuple[Path, Path]:
     """<stem>.png (counts) and <stem>_normalized.png (rows sum to 1) with sklearn's ConfusionMatrixDisplay; each
@@ -131,7 +136,7 @@ def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike
     size = min(16, 3.5 + 0.45 * k)
     paths = []
     counts = confusion(y_true, y_pred, classes)
-    for norm, suffix in ((False, ""), (True, "_normalized")):
+    for norm, name in zip((False, True), confusion_png_names(stem)):
         cm = row_normalized(counts) if norm else counts
         fig, ax = plt.subplots(figsize=(size, size))
         disp = ConfusionMatrixDisplay(cm, display_labels=class_titles(classes, meanings))
@@ -149,5 +154,5 @@ def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike
         ax.set_ylabel("true class")
         ax.set_title((title + "\n" if title else "") + ("row-normalised (recall on the diagonal)" if norm
                                                          else "counts"))
-        paths.append(save_figure(fig, out_dir / f"{stem}{suffix}.png"))
+        paths.append(save_figure(fig, out_dir / name))
     return paths[0], paths[1]

@@ -39,7 +39,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
 from imgcls.options import check
-from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output, replacing_line
+from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                match_template, resolve_format, template_beside)
@@ -868,6 +868,10 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     probs_files = [f"probs.{f}" for f in PROBS_FORMATS if f == probs_format or earlier]
     check_not_replacing([out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY, "report.html")],
                         [*mf.read_table(df), sample_submission])
+    # its files over a user's own of those names in a folder no predict wrote (their submission.csv, report.html)
+    from imgcls.metrics import confusion_png_names
+    refuse_users_files(out, "predict", [out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY,
+                                                          "report.html", *(confusion_png_names() if evaluate else ()))])
     # --eval-split val|test asked for: the model runs on the rows it scores only (a split table's training rows are
     # most of it), and the submission and probabilities hold those rows; a --sample-submission needs every row
     only = evaluate and eval_split in ("val", "test") and template is None

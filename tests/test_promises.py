@@ -196,6 +196,8 @@ USERS_FILES = {"eda": (["--workers", 1], ["report.html", "manifest.csv", "sample
                          "images/cat/000.png, manifest.csv, report.html"),
                "preprocess": (["--size", 32, "--workers", 1], ["manifest.csv", "cat/000.png"],
                               "cat/000.png, manifest.csv"),
+               "predict": (["--workers", 0, "--eval"], ["submission.csv", "report.html", "confusion_matrix.png"],
+                           "confusion_matrix.png, report.html, submission.csv"),
                }
 
 
