@@ -198,19 +198,24 @@ USERS_FILES = {"eda": (["--workers", 1], ["report.html", "manifest.csv", "sample
                               "cat/000.png, manifest.csv"),
                "predict": (["--workers", 0, "--eval"], ["submission.csv", "report.html", "confusion_matrix.png"],
                            "confusion_matrix.png, report.html, submission.csv"),
+               "ensemble": ([], ["report.html", "scores.csv"], "report.html, scores.csv"),
                }
 
 
 @pytest.mark.parametrize("cmd", list(USERS_FILES))
 def test_a_step_refuses_to_replace_the_users_own_files_in_its_out(cmd, tmp_path, tiny_run):
     """`eda raw --out mine` replaced the user's own report.html and manifest.csv in a folder no eda wrote (and
-    removed their samples_7.png as an earlier run's page), exit 0, without a word; so did clean, preprocess and
-    predict with theirs. A file a step would write that is not its own earlier output is now refused in one line
-    naming it and the fix, before the work, nothing touched; the step's own earlier output is still replaced."""
+    removed their samples_7.png as an earlier run's page), exit 0, without a word; so did clean, preprocess,
+    predict and ensemble with theirs. A file a step would write that is not its own earlier output is now
+    refused in one line naming it and the fix, before the work, nothing touched; the step's own earlier output is
+    still replaced."""
     raw = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2})
     options, files, said = USERS_FILES[cmd]
-    args = ([cmd, tiny_run(tmp_path / "run", classes=("cat", "dog")), "--data", raw] if cmd == "predict"
-            else [cmd, raw])
+    runs = [tiny_run(tmp_path / f"run{k}", classes=("cat", "dog"), seed=k,
+                     val_rows=[(str(raw), f"{c}/00{i}.png", c) for c in ("cat", "dog") for i in range(2)])
+            for k in range(2 if cmd == "ensemble" else 1 if cmd in ("predict", "export") else 0)]
+    args = {"predict": [cmd, *runs, "--data", raw], "ensemble": [cmd, *runs], "export": [cmd, *runs, "--onnx"]
+            }.get(cmd, [cmd, raw])
     mine = tmp_path / "mine"
     for f in files:
         (mine / f).parent.mkdir(parents=True, exist_ok=True)
@@ -218,7 +223,7 @@ def test_a_step_refuses_to_replace_the_users_own_files_in_its_out(cmd, tmp_path,
     before = snapshot(tmp_path)
     r = invoke(*args, "--out", mine, *options)
     one_line_error(r, f"--out {mine}: {said}", f"not from an earlier imgcls {cmd} run",
-                   "choose another --out, or move them away first")
+                   f"choose another --out, or move {'it' if len(files) == 1 else 'them'} away first")
     assert snapshot(tmp_path) == before
     ours = tmp_path / "ours"
     for _ in range(2):          # its own earlier output: replaced, as ever

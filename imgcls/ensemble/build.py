@@ -18,7 +18,7 @@ from imgcls.ensemble.profile import build_profile
 from imgcls.ensemble.voting import crossfit_macro_f1, fit_weights, log_loss, parse_weights, vote
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_not_source, check_writable
-from imgcls.outputs import refuse_other_output
+from imgcls.outputs import SPEC_NAME, refuse_other_output, refuse_users_files
 from imgcls.metrics import macro_f1
 from imgcls.options import check
 
@@ -70,6 +70,10 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     check_output_not_source(out, member_folders(members))
     check_writable(out)
     refuse_other_output(out, "ensemble", among=True)
+    # its files over a user's own of those names in a folder no ensemble wrote (their report.html, scores.csv)
+    from imgcls.metrics import confusion_png_names
+    refuse_users_files(out, "ensemble", [out / n for n in (SPEC_NAME, "scores.csv", "oof_predictions.csv",
+                                                           "report.html", *confusion_png_names())])
     if combine == "profile":
         return build_profile(members, method, weights, out, name, out_typed)
     classes = check_same_classes(members)
