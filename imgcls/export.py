@@ -22,7 +22,7 @@ from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import atomic_path, check_writable, write_json
 from imgcls.options import check, option
-from imgcls.outputs import EXPORT_SUMMARY, refuse_other_output
+from imgcls.outputs import EXPORT_SUMMARY, refuse_other_output, refuse_users_files
 
 
 def _proba_module(model, meta):
@@ -39,6 +39,11 @@ def _proba_module(model, meta):
             return decode_proba(self.net(x), meta)
 
     return ProbaNet().eval()
+
+
+def _onnx_name(ck: Path) -> str:
+    """The file a checkpoint is exported to in --out: best.onnx, fold_0_best.onnx for a fold's."""
+    return (f"{ck.parent.name}_{ck.stem}" if ck.parent.name.startswith("fold_") else ck.stem) + ".onnx"
 
 
 @dataclass
@@ -63,6 +68,8 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     out = Path(out) if out else default
     check_writable(out)
     refuse_other_output(out, "export", among=True, instead=f"e.g. the default {default}")
+    # its files over a user's own of those names in a folder no export wrote (their best.onnx)
+    refuse_users_files(out, "export", [out / _onnx_name(ck) for ck in ckpts] + [out / EXPORT_SUMMARY])
     import numpy as np
     import torch
     from imgcls.train.checkpoint import load_model
@@ -91,8 +98,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         s = meta.img_size
         net = _proba_module(lm.model, meta)
         x = torch.randn(batch, 3, s, s, generator=g)
-        name = (f"{ck.parent.name}_{ck.stem}" if ck.parent.name.startswith("fold_") else ck.stem) + ".onnx"
-        path = out / name
+        path = out / _onnx_name(ck)
         with atomic_path(path) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             # the TorchScript exporter: the torch.export-based one needs onnxscript, which is not a dependency

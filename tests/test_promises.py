@@ -199,6 +199,7 @@ USERS_FILES = {"eda": (["--workers", 1], ["report.html", "manifest.csv", "sample
                "predict": (["--workers", 0, "--eval"], ["submission.csv", "report.html", "confusion_matrix.png"],
                            "confusion_matrix.png, report.html, submission.csv"),
                "ensemble": ([], ["report.html", "scores.csv"], "report.html, scores.csv"),
+               "export": ([], ["best.onnx"], "best.onnx"),
                }
 
 
@@ -206,7 +207,7 @@ USERS_FILES = {"eda": (["--workers", 1], ["report.html", "manifest.csv", "sample
 def test_a_step_refuses_to_replace_the_users_own_files_in_its_out(cmd, tmp_path, tiny_run):
     """`eda raw --out mine` replaced the user's own report.html and manifest.csv in a folder no eda wrote (and
     removed their samples_7.png as an earlier run's page), exit 0, without a word; so did clean, preprocess,
-    predict and ensemble with theirs. A file a step would write that is not its own earlier output is now
+    predict, ensemble and export with theirs. A file a step would write that is not its own earlier output is now
     refused in one line naming it and the fix, before the work, nothing touched; the step's own earlier output is
     still replaced."""
     raw = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2})
@@ -229,8 +230,10 @@ def test_a_step_refuses_to_replace_the_users_own_files_in_its_out(cmd, tmp_path,
     for _ in range(2):          # its own earlier output: replaced, as ever
         r = invoke(*args, "--out", ours, *options)
         assert r.exit_code == 0, r.output
-    # (preprocess goes on from its earlier run, keeping the images it finished: it says so instead)
-    assert f"{ours} holds an earlier" in r.flat or "already up to date" in r.flat
+    # said as replaced (preprocess goes on from its earlier run, keeping the images it finished; export says what
+    # it wrote)
+    assert {"preprocess": "already up to date", "export": f"{ours / 'best.onnx'}: onnxruntime vs torch"}.get(
+        cmd, f"{ours} holds an earlier") in r.flat
 
 
 @pytest.mark.parametrize("cmd", ["eda", "clean", "preprocess"])
