@@ -221,7 +221,8 @@ def progress_bar(description: str | None, total: int | None, transient: bool = F
     short text shown after the bar (e.g. the running loss and lr of an epoch). transient: the bar disappears when
     done (e.g. the validation pass of an epoch); piped or captured, where rich cannot erase it, it is not shown
     (rich would leave a blank line between the lines around it). `total` None: work with no count (a fit), shown
-    as a moving bar and its elapsed time."""
+    as a moving bar and its elapsed time. Piped or in a log file, where rich prints the bar once as it ends, a
+    progress_line() is printed every PIPED_LINE_EVERY seconds meanwhile."""
     if is_quiet() or description is None or (transient and not (console.is_terminal or console.is_jupyter)):
         yield lambda n=1, status=None: None
         return
@@ -242,7 +243,60 @@ def progress_bar(description: str | None, total: int | None, transient: bool = F
                 prog.advance(task, n)
             else:
                 prog.update(task, advance=n, status=status)
-        yield advance
+        if live_display():
+            yield advance
+            return
+        # piped or in a log file rich draws the bar only when it ends: a 30-minute pass printed nothing for 30
+        # minutes; a line every PIPED_LINE_EVERY seconds says how far it is meanwhile
+        with _piped_lines(prog, task):
+            yield advance
+
+
+PIPED_LINE_EVERY = 30.0     # seconds between a piped progress bar's lines
+
+
+def live_display() -> bool:
+    """Whether stderr redraws a progress bar in place (a terminal that is not dumb, a notebook); piped or written
+    to a file, rich prints a bar once, when it ends."""
+    return (console.is_terminal and not console.is_dumb_terminal) or console.is_jupyter
+
+
+def progress_line(task) -> str:
+    """A rich progress task as one line: 'preprocessing: 120/315 (38%), 0:06:02 elapsed, 0:09:40 left, STATUS'."""
+    from datetime import timedelta
+
+    def hms(s) -> str:
+        return str(timedelta(seconds=int(s)))
+    parts = []
+    if task.total is not None:
+        pct = f" ({task.completed / task.total:.0%})" if task.total else ""
+        parts.append(f"{int(task.completed)}/{int(task.total)}{pct}")
+    parts.append(f"{hms(task.elapsed or 0)} elapsed")
+    if task.total is not None and task.time_remaining is not None and not task.finished:
+        parts.append(f"{hms(task.time_remaining)} left")
+    if task.fields.get("status"):
+        parts.append(str(task.fields["status"]))
+    return f"{task.description}: {', '.join(parts)}"
+
+
+@contextmanager
+def _piped_lines(prog: Progress, task) -> Iterator[None]:
+    """progress_line() of `task` every PIPED_LINE_EVERY seconds while the block runs, from a daemon thread (work
+    that advances rarely -- a first chunk of worker processes, a fit -- is still seen running)."""
+    import threading
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(PIPED_LINE_EVERY):
+            console.print(progress_line(next(t for t in prog.tasks if t.id == task)), soft_wrap=True)
+
+    thread = threading.Thread(target=run, name="imgcls-progress-lines", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 def pass_label(what: str, readable: int, distinct: int, todo: int) -> str:

@@ -73,6 +73,30 @@ def test_a_piped_progress_bar_keeps_its_status_whole(capsys):
     assert "\u2026" not in err, err
 
 
+def test_a_piped_progress_bar_says_how_far_it_is_while_it_runs(capsys, monkeypatch):
+    """Piped or in a log file rich draws a bar once, when it ends: `imgcls preprocess ... > log` printed nothing for
+    29 minutes. A line with the count, elapsed and remaining time comes every PIPED_LINE_EVERY seconds; --quiet
+    silences them with the bar."""
+    import time
+    monkeypatch.setattr(console, "PIPED_LINE_EVERY", 0.05, raising=False)
+    with console.progress_bar("preprocessing", 4) as advance:
+        advance(1)
+        mid, deadline = "", time.monotonic() + 5
+        while "elapsed" not in mid and time.monotonic() < deadline:      # read before the bar ends
+            time.sleep(0.02)
+            mid += capsys.readouterr().err
+        advance(3)
+    assert mid.startswith("preprocessing: 1/4 (25%), 0:00:00 elapsed"), mid
+    assert "4/4" in capsys.readouterr().err      # and the finished bar, as before
+    console.set_quiet(True)
+    try:
+        with console.progress_bar("preprocessing", 4) as advance:
+            time.sleep(0.2)
+    finally:
+        console.set_quiet(False)
+    assert capsys.readouterr().err == ""
+
+
 def test_quiet_silences_a_summary_table_not_a_command_s_output(capsys):
     from rich.table import Table
     t = Table(title="summary")
