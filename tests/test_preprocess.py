@@ -769,6 +769,45 @@ def test_an_unreadable_input_clean_reported_is_counted_not_warned_of_again(tmp_p
     assert summary(tmp_path / "proc3")["failed"] == 1
 
 
+def test_workers_take_one_image_at_a_time_when_a_model_runs_on_it(tmp_path, monkeypatch):
+    """A face crop or a matte costs 0.1 to several seconds an image (u2netp: 1.5 CPU-s here): workers took chunks of
+    up to 16 images, so the bar and the resume journal stood still for minutes, a Ctrl-C lost every chunk in the
+    workers and one worker could idle while the other ended its chunk. With a model an image is a task; a plain
+    resize (milliseconds) still goes in chunks. The pool is run in this process (a stand-in counting the tasks)."""
+    from concurrent.futures import Future
+
+    import imgcls.preprocess.run as pp_run
+    from imgcls.preprocess import image as pp_image
+    tasks = []
+
+    class InProcess:
+        def __init__(self, max_workers, mp_context, initializer, initargs):
+            initializer(*initargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, chunk):
+            tasks.append(len(chunk))
+            f = Future()
+            f.set_result(fn(chunk))
+            return f
+
+    monkeypatch.setattr(pp_run, "ProcessPoolExecutor", InProcess)
+    monkeypatch.setattr(pp_run, "init_worker", lambda cfg, threads: pp_image._WORKER.update(     # cv2's threads
+        cfg=cfg, models=pp_image.Models(cfg)))                                                   # left alone
+    src = make_image_folder(tmp_path / "raw", {"a": 20, "b": 20}, size=(30, 30))
+    r = run(src, "--out", tmp_path / "faces", "--face-crop", "--size", "16", "--workers", "2")
+    assert r.exit_code == 0 and summary(tmp_path / "faces")["workers"] == 2, r.output
+    assert tasks == [1] * 40
+    tasks.clear()
+    assert run(src, "--out", tmp_path / "resized", "--size", "16", "--workers", "2").exit_code == 0
+    assert len(tasks) < 40 and sum(tasks) == 40
+
+
 def test_a_worker_dying_while_chunks_are_handed_out_is_one_line(tmp_path, monkeypatch):
     """A worker that died (out of memory, a crash in a native library) while the chunks were still being submitted
     broke the pool in ProcessPoolExecutor.submit, outside the one-line handler around the results: a

@@ -202,7 +202,10 @@ def _json_default(o):
 def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> None:
     import multiprocessing
     threads = max(1, (os.cpu_count() or 1) // workers)
-    chunk = max(1, min(16, len(todo) // (workers * 4)))
+    # with a model per image (a face detection, a matte: 0.1 to several seconds each) an image is a task: the bar
+    # and the resume journal move per image, a Ctrl-C loses only the images in the workers, and no worker idles
+    # while another ends a long chunk; a plain resize (milliseconds) goes in chunks, cheaper to hand out
+    chunk = 1 if cfg.face_crop or cfg.remove_bg else max(1, min(16, len(todo) // (workers * 4)))
     chunks = [todo[k:k + chunk] for k in range(0, len(todo), chunk)]
     # spawn, not fork: a parent that already ran the models (or imported torch) holds ONNX Runtime / OpenCV /
     # OpenMP thread pools whose locks a forked child inherits (a bench that forked workers after an in-process run
