@@ -232,6 +232,9 @@ def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> No
             from imgcls.parallel import worker_died
             raise worker_died(e, "a preprocess worker", _why_workers_die(),
                               "finished images are kept and skipped next time") from None
+        except BaseException:   # Ctrl-C: the images not started are dropped (leaving the pool waited for them all)
+            ex.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _why_workers_die() -> str | None:
