@@ -157,12 +157,13 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
 
 
 def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof: pd.DataFrame | None,
-                          member_probs: Sequence[np.ndarray] = ()) -> Path:
+                          member_probs: Sequence[np.ndarray] = (), member_metas: Sequence = ()) -> Path:
     """out/report.html of an ensemble: members (weights, own and common val macro-F1), per-class F1 of every member
     (member_probs: each member's probabilities on the oof rows, in order) and of the ensemble on the common
     validation rows, the ensemble's confusion matrices. A --combine profile table's `shares` column (each member's
     shares within its attributes, ensemble.profile.share_text: per attribute where they differ, which the numeric
-    weight cannot say) is shown in the weight column, as the terminal's table shows it."""
+    weight cannot say) is shown in the weight column, as the terminal's table shows it. member_metas: the members'
+    model metadata (ensemble.profile.member_meta), which name a profile ensemble's classes (their age bands)."""
     from imgcls.runs import COMMON_OOF, common_rows
     out = Path(out)
     S = report.safe
@@ -183,9 +184,8 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
         kv.append(("ensemble log-loss on them" + optimistic, f"{sc['ensemble_logloss']:.4f}"))
     ctx = {"per_class": "", "per_class_note": "", "confusion": ""}
     if oof is not None and len(oof):
-        from imgcls.ensemble.profile import member_meta
         from imgcls.profiles import prediction_meanings
-        meanings = prediction_meanings(classes, [member_meta(m) for m in spec.members])
+        meanings = prediction_meanings(classes, list(member_metas))
         y = oof["label"].astype(str)
         cols = {"class": classes, **({"meaning": [meanings.get(c, "") for c in classes]} if meanings else {})}
         for m, P in zip(spec.members, member_probs):

@@ -14,7 +14,7 @@ from imgcls.ensemble.config import EnsembleConfig
 from imgcls.ensemble.spec import (EnsembleSpec, check_same_classes, ensemble_folder, member_folders,
                                   member_from_run, read_oof, write_spec)
 from imgcls.ensemble.table import print_scores
-from imgcls.ensemble.profile import build_profile
+from imgcls.ensemble.profile import build_profile, member_meta
 from imgcls.ensemble.voting import crossfit_macro_f1, fit_weights, log_loss, parse_weights, vote
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_not_source, check_writable
@@ -163,7 +163,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         oof.insert(2, "pred", [classes[i] for i in ens.argmax(1)])
         write_table(oof, out / "oof_predictions.csv")
     from imgcls.inference_report import write_ensemble_report
-    write_ensemble_report(out, spec, table, oof if len(y) else None, P)
+    write_ensemble_report(out, spec, table, oof if len(y) else None, P, [member_meta(m) for m in spec.members])
     print_scores(table, int(len(y)))
     info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {sh(out)})")
     return spec

@@ -263,7 +263,7 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
     if oof is not None:
         write_table(oof, out / "oof_predictions.csv")
     from imgcls.inference_report import write_ensemble_report
-    write_ensemble_report(out, spec, table, oof)
+    write_ensemble_report(out, spec, table, oof, member_metas=[member_meta(m) for m in spec.members])
     print_scores(table, int(len(y)))
     info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {sh(out)} --format mask)")
     return spec
