@@ -943,11 +943,14 @@ def test_a_warm_split_says_in_one_line_what_its_caches_served(tmp_path, monkeypa
     """split's near-duplicate search on a cache an earlier run (clean's or split's) filled took seconds, not
     minutes, and said nothing of why (clean says one line since cdf5da8): now split says the same line, before the
     search's own line; a first run, whose caches served nothing, says none."""
+    import imgcls.split.run as split_run
     from imgcls import console
     src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(48, 48))
     df = mf.load(src, mf.LayoutOptions(), scan=True, announce=False)
     said: list[str] = []
-    monkeypatch.setattr(console, "info", lambda msg, key=None: said.append(msg))
+    # console's own lines (the cache line) and split.run's, which bound console.info when it was first imported
+    for module in (console, split_run):
+        monkeypatch.setattr(module, "info", lambda msg, key=None: said.append(msg))
     kw = dict(near_dup=True, device="cpu", cache_dir=str(tmp_path / "cache"), val=0.5)
     sp.make_split(df, cfg(**kw))
     assert not any("reused from the cache" in m for m in said), said
