@@ -219,12 +219,19 @@ def error(msg: str) -> None:
 def progress_bar(description: str | None, total: int | None, transient: bool = False) -> Iterator:
     """Yields `advance(n=1, status=None)`; a rich progress bar unless --quiet or description is None. `status`: a
     short text shown after the bar (e.g. the running loss and lr of an epoch). transient: the bar disappears when
-    done (e.g. the validation pass of an epoch); piped or captured, where rich cannot erase it, it is not shown
-    (rich would leave a blank line between the lines around it). `total` None: work with no count (a fit), shown
-    as a moving bar and its elapsed time. Piped or in a log file, where rich prints the bar once as it ends, a
-    progress_line() is printed every PIPED_LINE_EVERY seconds meanwhile."""
-    if is_quiet() or description is None or (transient and not (console.is_terminal or console.is_jupyter)):
+    done (e.g. the validation pass of an epoch); piped or captured, where rich cannot erase it, the bar is not shown
+    (rich would leave a blank line between the lines around it), its progress_line()s are. `total` None: work with
+    no count (a fit), shown as a moving bar and its elapsed time. Piped or in a log file, where rich prints the bar
+    once as it ends, a progress_line() is printed every PIPED_LINE_EVERY seconds meanwhile."""
+    if is_quiet() or description is None:
         yield lambda n=1, status=None: None
+        return
+    if transient and not (console.is_terminal or console.is_jupyter):
+        # a validation pass of minutes said nothing piped: no bar (rich cannot erase it), but the lines meanwhile
+        prog = Progress(disable=True)
+        task = prog.add_task(description, total=total, status="")
+        with _piped_lines(prog, task):
+            yield _advance(prog, task)
         return
     # total None: work with no count to show (a model's fit) -- a moving bar and the time it has taken, not 0/?
     counts = [MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()] if total is not None else \
@@ -237,12 +244,7 @@ def progress_bar(description: str | None, total: int | None, transient: bool = F
                                                         highlight=False, markup=False)
     with Progress(*cols, console=shown, transient=transient) as prog:
         task = prog.add_task(description, total=total, status="")
-
-        def advance(n: int = 1, status: str | None = None) -> None:
-            if status is None:
-                prog.advance(task, n)
-            else:
-                prog.update(task, advance=n, status=status)
+        advance = _advance(prog, task)
         if live_display():
             yield advance
             return
@@ -250,6 +252,16 @@ def progress_bar(description: str | None, total: int | None, transient: bool = F
         # minutes; a line every PIPED_LINE_EVERY seconds says how far it is meanwhile
         with _piped_lines(prog, task):
             yield advance
+
+
+def _advance(prog: Progress, task):
+    """progress_bar's `advance(n=1, status=None)` of `task`."""
+    def advance(n: int = 1, status: str | None = None) -> None:
+        if status is None:
+            prog.advance(task, n)
+        else:
+            prog.update(task, advance=n, status=status)
+    return advance
 
 
 PIPED_LINE_EVERY = 30.0     # seconds between a piped progress bar's lines

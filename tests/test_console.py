@@ -97,6 +97,24 @@ def test_a_piped_progress_bar_says_how_far_it_is_while_it_runs(capsys, monkeypat
     assert capsys.readouterr().err == ""
 
 
+def test_a_piped_transient_progress_bar_says_how_far_it_is_while_it_runs(capsys, monkeypatch):
+    """train's validation pass (a transient bar) is not shown piped, where rich cannot erase it: a pass of minutes
+    said nothing in a log file. Its progress_line()s come as a shown bar's do, and no bar once it ends."""
+    import time
+    monkeypatch.setattr(console, "PIPED_LINE_EVERY", 0.05, raising=False)
+    console.console.print("epoch 1")
+    with console.progress_bar("validating", 4, transient=True) as advance:
+        advance(1)
+        mid, deadline = "", time.monotonic() + 5
+        while "validating:" not in mid and time.monotonic() < deadline:      # read before the bar ends
+            time.sleep(0.02)
+            mid += capsys.readouterr().err
+        advance(3, status="loss 0.5")
+    console.console.print("epoch 2")
+    assert mid.startswith("epoch 1\nvalidating: 1/4 (25%), 0:00:00 elapsed"), mid
+    assert capsys.readouterr().err.splitlines()[-1] == "epoch 2"      # no bar and no blank line after the lines
+
+
 def test_quiet_silences_a_summary_table_not_a_command_s_output(capsys):
     from rich.table import Table
     t = Table(title="summary")
