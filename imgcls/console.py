@@ -226,6 +226,32 @@ def progress_bar(description: str | None, total: int | None, transient: bool = F
     if is_quiet() or description is None:
         yield lambda n=1, status=None: None
         return
+    held = []            # info_after_bar()'s lines, said as the bar ends
+    _state.setdefault("bars", []).append(held)
+    try:
+        with _bar(description, total, transient) as advance:
+            yield advance
+    finally:
+        _state["bars"].pop()
+    for msg in held:
+        info(msg)
+
+
+def info_after_bar(msg: str) -> None:
+    """info(), for a line that concludes the work of the progress bar open around it (clean's out-of-domain fit:
+    'no out-of-domain population ... nothing flagged'): said when the bar ends, below it. Said inside, it came
+    above the bar in a terminal and, piped, where rich prints the bar only as it ends, before the bar's line. With
+    no bar open it is said now."""
+    bars = _state.get("bars")
+    if bars:
+        bars[-1].append(msg)
+    else:
+        info(msg)
+
+
+@contextmanager
+def _bar(description: str, total: int | None, transient: bool) -> Iterator:
+    """progress_bar's bar, shown (not --quiet)."""
     if transient and not (console.is_terminal or console.is_jupyter):
         # a validation pass of minutes said nothing piped: no bar (rich cannot erase it), but the lines meanwhile
         prog = Progress(disable=True)

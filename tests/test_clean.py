@@ -467,6 +467,24 @@ def test_photo_style_flags_nothing_without_a_photo_population(tmp_path):
     assert got[photo].all() and got[~photo].sum() <= 2
 
 
+def test_the_no_population_note_comes_after_the_fit_s_bar_when_piped(capsys, monkeypatch):
+    """Piped, rich prints the fit's bar once, as it ends: photo-style's 'no out-of-domain population' note, said
+    during the fit, came before the bar's line; it concludes the fit and now comes after it (as in a terminal)."""
+    from imgcls.clean import ood
+    from imgcls.clean.features import FEATURE_NAMES
+    from imgcls.clean.registry import OODInputs
+    monkeypatch.setattr(ood, "photo_population", lambda *a, **k: False)
+    rng = np.random.default_rng(0)
+    f, st = rng.random((40, len(FEATURE_NAMES))), rng.random((40, 8))
+    scores = ood.PhotoStyle().score(OODInputs(features=lambda: f, embeddings=None, pixels=None, seed=0,
+                                              style=lambda: st))
+    assert (scores == 0).all()
+    lines = capsys.readouterr().err.splitlines()
+    bar = next(i for i, ln in enumerate(lines) if ln.startswith("out-of-domain fit (photo-style, 40 images)"))
+    note = next(i for i, ln in enumerate(lines) if "photo-style: no out-of-domain population" in ln)
+    assert bar < note, lines
+
+
 def test_self_training_seeds_go_on_down_the_ranking_while_the_cues_vouch():
     """photo-style's positive seeds were the top 0.4% of the photo-likeness whatever the set held: 2 of a 400-image
     set with 30 photos, and the classifier learnt those 2 photos' look, missing the others (70% of the photos found

@@ -263,10 +263,9 @@ def _self_trained_or_none(name: str, f: np.ndarray, x: np.ndarray, seed: int, to
     """self_train's probabilities, or zeros (nothing flagged, said once) when photo_population finds no
     out-of-domain side."""
     if not photo_population(f, top, seed):
-        from imgcls.console import info
+        from imgcls.console import info_after_bar
         side = "photo-like images are not photographic" if drawn_set(f) else "drawing-like images are not drawn"
-        info(f"{name}: no out-of-domain population (the most {side} outliers): "
-             f"nothing flagged")
+        info_after_bar(f"{name}: no out-of-domain population (the most {side} outliers): nothing flagged")
         return np.zeros(len(f))
     # the seeds go on down the photo-likeness while the images are photographs (drawings) by absolute cues: 0.4%
     # of a 400-image set with 30 photos is 2 seeds, from which 70% of its photos were found (SEED_EXTENSION)
