@@ -61,21 +61,29 @@ _LIMITS: list = []
 
 def _one_thread() -> None:
     """A pool worker's start: one BLAS / OpenMP thread, since the workers are the parallelism (N workers each
-    running numpy's default threads oversubscribe the cores). Ctrl-C is the main process's to handle: the terminal
-    sends SIGINT to the whole process group, and each worker it reached printed a KeyboardInterrupt traceback."""
-    import signal
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if hasattr(signal, "pthread_sigmask"):     # forked with SIGINT blocked (_sigint_held): ignored from here on
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    running numpy's default threads oversubscribe the cores); Ctrl-C ignored (ignore_sigint)."""
+    ignore_sigint()
     from threadpoolctl import threadpool_limits
     _LIMITS.append(threadpool_limits(1))      # kept: the limit holds for the worker's life
 
 
+def ignore_sigint() -> None:
+    """In a worker process, as it starts (a pool's initializer): Ctrl-C is the main process's to handle. The
+    terminal sends SIGINT to the whole process group: each worker it reached printed a KeyboardInterrupt traceback
+    (or took it as one item's result and went on). A worker started with SIGINT blocked (sigint_held) drops what is
+    pending and ignores it from here on."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 @contextmanager
-def _sigint_held():
-    """SIGINT held back in this thread while a pool forks its workers at its first task: a Ctrl-C between a
-    worker's fork and its _one_thread (which ignores it) printed a KeyboardInterrupt traceback from that worker.
-    The workers inherit the block and drop what is pending once they ignore it; this process gets it on leaving."""
+def sigint_held():
+    """SIGINT held back in this thread while a pool starts its workers (forked at its first task, spawned as
+    tasks are submitted): a Ctrl-C between a worker's start and its ignore_sigint() (the seconds a spawned worker
+    takes to import) printed a KeyboardInterrupt traceback from that worker. The workers inherit the block (across
+    a spawn's exec too) and drop what is pending once they ignore it; this process gets it on leaving."""
     import signal
     if not hasattr(signal, "pthread_sigmask"):
         yield
@@ -157,7 +165,7 @@ def chunked_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, what
                     if pool is None:        # a pool of the caller's may have started before
                         n = min(workers, len(chunks))
                         advance(0, status=f"starting {plural(n, 'worker process', 'worker processes')}")
-                    with _sigint_held():
+                    with sigint_held():
                         results = ex.map(_apply_chunk, chunks)  # every chunk submitted: the workers are running
                     side = _Meanwhile(meanwhile) if meanwhile is not None else None
                     first = pool is None

@@ -855,6 +855,36 @@ def test_ctrl_c_stops_a_run_with_workers(tmp_path, monkeypatch):
     assert shutdowns == [True]
 
 
+_CTRL_C_AS_A_WORKER_STARTS = """
+import os, signal, sys, time
+if __name__ == "__mp_main__":       # a spawned worker importing this script, before init_worker ignores Ctrl-C
+    os.killpg(0, signal.SIGINT)     # Ctrl-C: the terminal signals the whole process group, workers included
+    time.sleep(1)
+if __name__ == "__main__":
+    from imgcls.cli import main
+    sys.argv[0] = "imgcls"
+    main()
+"""
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_while_a_worker_starts_is_no_traceback(tmp_path):
+    """The spawned workers ignore SIGINT from init_worker on; a Ctrl-C in their seconds of start-up before it
+    (imports) printed each one's KeyboardInterrupt traceback over the interrupted line. They start with it held:
+    rc 130 and the resume line alone."""
+    import subprocess
+    import sys
+    src = make_image_folder(tmp_path / "raw", {"a": 16, "b": 16}, size=(30, 30))
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(_CTRL_C_AS_A_WORKER_STARTS)
+    r = subprocess.run([sys.executable, str(script), "preprocess", str(src), "--out", str(tmp_path / "p"), "--size",
+                        "16", "--workers", "2"], capture_output=True, text=True, timeout=50, start_new_session=True,
+                       env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
+    assert r.returncode == 130, (r.returncode, r.stderr)
+    assert "interrupted: imgcls preprocess stopped before it finished" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr, r.stderr
+
+
 def test_a_worker_dying_while_chunks_are_handed_out_is_one_line(tmp_path, monkeypatch):
     """A worker that died (out of memory, a crash in a native library) while the chunks were still being submitted
     broke the pool in ProcessPoolExecutor.submit, outside the one-line handler around the results: a

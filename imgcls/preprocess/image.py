@@ -116,12 +116,10 @@ _WORKER: dict = {}
 
 
 def init_worker(cfg: PreprocessConfig, threads: int) -> None:
-    import signal
-
     import cv2
-    # Ctrl-C is the main process's to handle: the terminal sends SIGINT to the whole process group, and a worker
-    # takes a KeyboardInterrupt in an image as that image's result and goes on with the next
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    from imgcls.parallel import ignore_sigint
+    ignore_sigint()       # a worker took a KeyboardInterrupt in an image as that image's result and went on
     cv2.setNumThreads(1)
     _WORKER["cfg"] = cfg
     _WORKER["models"] = Models(cfg, threads=threads)

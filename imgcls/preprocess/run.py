@@ -17,7 +17,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
 from imgcls.options import check_arguments
 from imgcls.outputs import refuse_other_output, refuse_users_files
-from imgcls.parallel import ParallelOptions, check_workers
+from imgcls.parallel import ParallelOptions, check_workers, sigint_held
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.preprocess.config import FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
 from imgcls.preprocess.image import FACE_COLUMNS, Models, empty_record, init_worker, process_image, run_chunk
@@ -214,8 +214,11 @@ def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> No
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker,
                              initargs=(cfg, threads)) as ex:
         try:
-            # submit too: a worker that died while the chunks were still being handed out broke the pool there
-            pending = {ex.submit(run_chunk, c) for c in chunks}
+            # submit too: a worker that died while the chunks were still being handed out broke the pool there.
+            # The workers are spawned as the chunks are submitted: they start with Ctrl-C held (sigint_held), which
+            # reached them in their seconds of imports, before init_worker ignores it, as a traceback
+            with sigint_held():
+                pending = {ex.submit(run_chunk, c) for c in chunks}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
