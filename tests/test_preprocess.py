@@ -855,6 +855,18 @@ def test_ctrl_c_stops_a_run_with_workers(tmp_path, monkeypatch):
     assert shutdowns == [True]
 
 
+def test_cpu_seconds_per_image_counts_the_workers(tmp_path):
+    """preprocess.json's cpu_seconds_per_image was null with worker processes (this process's CPU time alone says
+    nothing of the work); it is now over every process: the two spawned workers' own start (imports: seconds of CPU
+    between them) is in it, beside their images."""
+    src = make_image_folder(tmp_path / "raw", {"a": 16, "b": 16}, size=(30, 30))
+    r = run(src, "--out", tmp_path / "p", "--size", "16", "--workers", "2")
+    assert r.exit_code == 0, r.output
+    got = json.loads((tmp_path / "p" / "preprocess.json").read_text())
+    assert got["workers"] == 2
+    assert isinstance(got["cpu_seconds_per_image"], float) and got["cpu_seconds_per_image"] * 32 > 0.5, got
+
+
 _CTRL_C_AS_A_WORKER_STARTS = """
 import os, signal, sys, time
 if __name__ == "__mp_main__":       # a spawned worker importing this script, before init_worker ignores Ctrl-C

@@ -101,7 +101,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     # a spawned worker costs seconds to start (imports, model sessions): below MIN_PER_WORKER images each, one
     # process is faster (bench/preprocess_speed.py)
     parallel = workers > 1 and len(todo) >= MIN_PER_WORKER * workers
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0 = time.perf_counter(), _cpu_seconds()
     out.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_temps(out)
     if stale:
@@ -127,7 +127,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
                 else:
                     _run_parallel(todo, cfg, workers, log, advance)
     elapsed = time.perf_counter() - t0
-    cpu = None if parallel else time.process_time() - c0   # this process only
+    cpu = _cpu_seconds() - c0      # the workers' too: their pool is shut down (waited for) by now
 
     result = _assemble(df, out, names, sources, records)
     # a class whose every image this run left out (--no-face drop, a failed image) is gone from the data: said once
@@ -158,7 +158,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
         "unreadable_input": n_unreadable, "not_kept": n_not_kept, "no_face": len(no_face),
         "face_lost_to_matte": len(face_lost),
         "seconds": round(elapsed, 2), "images_per_second": round(len(todo) / elapsed, 2) if todo and elapsed else None,
-        "cpu_seconds_per_image": round(cpu / len(todo), 3) if cpu is not None and todo else None,
+        "cpu_seconds_per_image": round(cpu / len(todo), 3) if todo else None,
         "workers": workers if parallel else 1,
         "oversample_settings": cfg.oversample_settings(), "oversampled": oversampled or None,
         **age_bands,
@@ -190,6 +190,15 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
          + (f", {len(no_face)} without a face dropped" if cfg.no_face == "drop" and no_face else "")
          + f"); manifest {out / mf.MANIFEST_NAME}")
     return result
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of the worker processes it has waited for (a pool's, once shut down:
+    getrusage counts a child as it is reaped), so preprocess.json's cpu_seconds_per_image is the work over every
+    process (with workers it was null: this process's time alone said nothing)."""
+    import resource
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
 
 
 def _json_default(o):
