@@ -87,6 +87,9 @@ COLUMNS: dict[str, Column] = {c.name: c for c in (
     # --remove-bg with a face found: the share of the face rembg's matte kept (its mean alpha over the central 80%
     # of the face box); below preprocess's FACE_LOST the matte took the face for background
     Column("face_kept", "float", "preprocess"),
+    # --remove-bg: the share of the written image rembg's matte kept (its mean alpha, padding aside); below
+    # preprocess's BLANK_MATTE the image is blank, or nearly (the background colour), face or not
+    Column("matte_kept", "float", "preprocess"),
     Column("bg_removed", "bool", "preprocess", blank=False),
     # an oversampled copy (preprocess --oversample): the `path` of the row(s) it was made from, '|'-separated (two
     # for a mixup copy); '' for an original. split keeps a copy on its sources' side, train never validates on one

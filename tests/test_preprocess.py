@@ -328,6 +328,58 @@ def test_a_face_the_matte_took_for_background_is_warned_of_and_listed(faces_src,
     assert json.loads((out / "preprocess.json").read_text())["face_lost_to_matte"] == 2
 
 
+def test_an_image_the_matte_left_blank_is_warned_of_and_listed_face_or_not(tmp_path, monkeypatch):
+    """A blank image after the background removal was said only through face_kept, where a face was found: with
+    --remove-bg alone, or --face-crop and no face found, the matte taking the whole image for background went
+    unsaid. The share of the image the matte kept (matte_kept) is recorded for every image, and below BLANK_MATTE
+    said, counted and listed."""
+    import imgcls.preprocess.background as background
+    import imgcls.preprocess.faces as faces
+
+    class NoFace:
+        def __init__(self, detector, detect_size):
+            pass
+
+        def detect(self, im):
+            return None
+
+    class KeepsTheLeftOfRedOnes:        # a red image: the matte keeps its leftmost 2% of columns; else all of it
+        def __init__(self, model, threads=0):
+            pass
+
+        def mask(self, im):
+            m = np.full((im.height, im.width), 255, np.uint8)
+            if im.convert("RGB").getpixel((0, 0))[0] > 200:
+                m[:, max(1, im.width // 50):] = 0
+            return Image.fromarray(m)
+
+        def cutout(self, im, bg, mask=None):
+            return im
+
+    monkeypatch.setattr(faces, "FaceDetector", NoFace)
+    monkeypatch.setattr(background, "BackgroundRemover", KeepsTheLeftOfRedOnes)
+    monkeypatch.setattr("imgcls.weights.rembg_model_file", lambda name: Path("/dev/null"))
+    src = tmp_path / "raw"
+    for cls, colour in (("a", (250, 10, 10)), ("b", (10, 10, 250))):
+        (src / cls).mkdir(parents=True)
+        for k in range(2):
+            Image.new("RGB", (100, 100), colour).save(src / cls / f"{k}.png")
+    for name, extra in (("bg", []), ("noface", ["--face-crop"])):
+        out = tmp_path / name
+        r = run(src, "--out", out, "--remove-bg", "--size", "100", "--workers", "1", *extra)
+        said = " ".join(r.output.split())
+        assert r.exit_code == 0 and "the background removal kept less than 5% of the image in 2 images" in said, \
+            r.output
+        m = manifest(out).set_index("source_path")
+        kept = {Path(p).parent.name: float(v) for p, v in m["matte_kept"].items()}
+        assert kept == {"a": 0.02, "b": 1.0}, kept
+        html = (out / "report.html").read_text()
+        assert "Images the background removal left blank (2; matte_kept below 5%)" in html
+        assert json.loads((out / "preprocess.json").read_text())["blank_after_matte"] == 2
+    again = run(src, "--out", tmp_path / "bg", "--remove-bg", "--size", "100", "--workers", "1")     # up to date:
+    assert "less than 5% of the image in 2 images" in " ".join(again.output.split()), again.output  # its records
+
+
 def test_plain_run_options_act(tmp_path):
     """--resize-mode, --bg-color (the padding), --quality and --max-pixels in a run, no model needed."""
     src = tmp_path / "raw"

@@ -13,8 +13,9 @@ Per image, in this order (see README "imgcls preprocess" for why):
   5. `--resize-mode pad`: borders in the background colour (after the matting, which never sees padding).
 
 Outputs mirror the input's relative paths under OUT, plus `manifest.csv` (the input manifest with `source_path`,
-`face_found`, `face_x`, `face_y`, `face_w`, `face_h`, `face_confidence`, `faces`, `bg_removed`; `path`/`root` and
-the scan columns describe the written image), `preprocess.json` (settings, counts, timings) and `report.html`.
+`face_found`, `face_x`, `face_y`, `face_w`, `face_h`, `face_confidence`, `faces`, `face_kept`, `matte_kept`,
+`bg_removed`; `path`/`root` and the scan columns describe the written image), `preprocess.json` (settings, counts,
+timings) and `report.html`.
 Resumable: an output written with the same settings from an input that is still the same file (its size, mtime and
 sha256 as recorded in OUT/.preprocess_inputs.json) is kept (records come from the last manifest or, after an
 interruption, from OUT/.preprocess_journal.jsonl).

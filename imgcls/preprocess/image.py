@@ -11,6 +11,7 @@ from imgcls.fsutil import atomic_path
 from imgcls.preprocess.config import NO_FACE_DROPPED, PreprocessConfig
 
 FACE_COLUMNS = [c for c in mf.columns_of("preprocess") if c.startswith("face")]   # declared in imgcls.manifest
+RECORD_COLUMNS = FACE_COLUMNS + ["matte_kept", "bg_removed"]      # an image's record's manifest columns
 
 
 class Models:
@@ -27,7 +28,7 @@ class Models:
 
 
 def empty_record() -> dict:
-    rec = {c: None for c in FACE_COLUMNS}
+    rec = {c: None for c in RECORD_COLUMNS}
     rec.update(bg_removed=False, error="", written=False)
     return rec
 
@@ -76,6 +77,9 @@ def process_image(src: str | os.PathLike, dst: str | os.PathLike | None, cfg: Pr
             im = fit(im, cfg.size, cfg.resize_mode)
             mask = None if mask is None else fit(mask, cfg.size, cfg.resize_mode)
         if models.bg is not None:
+            if mask is None:
+                mask = models.bg.mask(im)
+            rec["matte_kept"] = matte_kept(mask)
             im = models.bg.cutout(im, None if cfg.keep_alpha else bg, mask=mask)
             rec["bg_removed"] = True
         if cfg.size and cfg.resize_mode == "pad":
@@ -98,6 +102,13 @@ def face_kept(mask, face) -> float:
            max(int(face.x + 0.9 * face.w), int(face.x + 0.1 * face.w) + 1),
            max(int(face.y + 0.9 * face.h), int(face.y + 0.1 * face.h) + 1))
     return round(float(np.asarray(mask.crop(box), np.float32).mean() / 255.0), 4)
+
+
+def matte_kept(mask) -> float:
+    """The share of the image rembg's matte keeps (its mean alpha): near 0 the image is blank after the background
+    removal, a face found or not (face_kept judges the face alone)."""
+    import numpy as np
+    return round(float(np.asarray(mask, np.float32).mean() / 255.0), 4)
 
 
 def save_image(im, dst: str | os.PathLike, quality: int = 95) -> None:

@@ -19,8 +19,9 @@ from imgcls.options import check_arguments
 from imgcls.outputs import refuse_other_output, refuse_users_files
 from imgcls.parallel import ParallelOptions, check_workers, sigint_held
 from imgcls.pipeline import PIPELINE, default_input
-from imgcls.preprocess.config import FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
-from imgcls.preprocess.image import FACE_COLUMNS, Models, empty_record, init_worker, process_image, run_chunk
+from imgcls.preprocess.config import BLANK_MATTE, FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
+from imgcls.preprocess.image import (FACE_COLUMNS, RECORD_COLUMNS, Models, empty_record, init_worker, process_image,
+                                     run_chunk)
 from imgcls.preprocess.outputs import (JOURNAL, SETTINGS_FILE, earlier_manifest, earlier_outputs, input_stamp,
                                       kept_output, open_journal, output_names, previous_records, remove_outputs,
                                       write_stamps)
@@ -83,7 +84,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
         stamps[i] = input_stamp(sources[i], df.at[i, "sha256"])
         if kept_output(prev.get(sources[i]), names[i], stamps[i], dst):
             r = prev[sources[i]]
-            records[i] = {**empty_record(), **{k: r.get(k) for k in FACE_COLUMNS + ["bg_removed"]
+            records[i] = {**empty_record(), **{k: r.get(k) for k in RECORD_COLUMNS
                                                 + mf.SCAN_COLUMNS}, "written": True, "error": ""}
         else:
             todo.append((i, sources[i], str(dst)))
@@ -152,11 +153,14 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     # faces the background removal took for background: their crops are washed out
     face_lost = [(i, given[i], float(r["face_kept"])) for i, r in sorted(records.items())
                  if r.get("face_kept") is not None and float(r["face_kept"]) < FACE_LOST]
+    # images the background removal left blank (or nearly), face or no face
+    blank = [(i, given[i], float(r["matte_kept"])) for i, r in sorted(records.items())
+             if r["written"] and r.get("matte_kept") is not None and float(r["matte_kept"]) < BLANK_MATTE]
     summary = {
         "settings": settings, "source": os.path.abspath(src), "images": int(len(df)), "processed": len(todo), "up_to_date": skipped,
         "written": sum(1 for r in records.values() if r["written"]), "failed": len(process_failed),
         "unreadable_input": n_unreadable, "not_kept": n_not_kept, "no_face": len(no_face),
-        "face_lost_to_matte": len(face_lost),
+        "face_lost_to_matte": len(face_lost), "blank_after_matte": len(blank),
         "seconds": round(elapsed, 2), "images_per_second": round(len(todo) / elapsed, 2) if todo and elapsed else None,
         "cpu_seconds_per_image": round(cpu / len(todo), 3) if todo else None,
         "workers": workers if parallel else 1,
@@ -167,7 +171,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     if jpath.exists():
         jpath.unlink()
     if report:
-        _write_report(out, summary, result, failed, no_face, cfg, face_lost,
+        _write_report(out, summary, result, failed, no_face, cfg, face_lost, blank,
                       shown={g: str(p) for g, p in zip(given, df["path"])})
     for s, err in process_failed[:10]:
         warn(f"{s}: {err}")
@@ -184,6 +188,10 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
              f"(e.g. {face_lost[0][1]}: {face_lost[0][2]:.0%}): rembg took the face for background and the crop is "
              f"washed out; look at them in {out / 'report.html'} (manifest.csv: face_kept), or preprocess without "
              f"--remove-bg")
+    if blank:
+        warn(f"the background removal kept less than {BLANK_MATTE:.0%} of the image in {plural(len(blank), 'image')} "
+             f"(e.g. {blank[0][1]}: {blank[0][2]:.1%}): rembg took it for background and it is blank, or nearly; look "
+             f"at them in {out / 'report.html'} (manifest.csv: matte_kept), or preprocess without --remove-bg")
     info(f"preprocess: {summary['written']} image(s) in {out} ({len(todo)} processed"
          + (f", {summary['images_per_second']} images/s" if summary["images_per_second"] else "")
          + f", {skipped} up to date, {len(failed)} failed or unreadable"
@@ -269,7 +277,7 @@ def _assemble(df: pd.DataFrame, out: Path, names: list[str], sources: list[str],
               records: dict[int, dict]) -> pd.DataFrame:
     res = df.copy()
     res["source_path"] = sources
-    for c in FACE_COLUMNS:
+    for c in FACE_COLUMNS + ["matte_kept"]:
         res[c] = pd.Series([None] * len(res), dtype=object)
     res["bg_removed"] = False
     for c in mf.SCAN_COLUMNS:
@@ -277,7 +285,7 @@ def _assemble(df: pd.DataFrame, out: Path, names: list[str], sources: list[str],
     out_root = str(out.resolve())
     roots, paths = list(res["root"]), list(res["path"])
     for i, r in records.items():
-        for c in FACE_COLUMNS + ["bg_removed"]:
+        for c in RECORD_COLUMNS:
             res.at[i, c] = r.get(c)
         if r["written"]:
             roots[i], paths[i] = out_root, names[i]
@@ -290,12 +298,12 @@ def _assemble(df: pd.DataFrame, out: Path, names: list[str], sources: list[str],
 
 
 REPORT_COUNTS = ("images", "processed", "up_to_date", "written", "failed", "unreadable_input", "not_kept", "no_face",
-                 "face_lost_to_matte")        # report.html's Counts: images only (the run's settings and times apart)
+                 "face_lost_to_matte", "blank_after_matte")        # report.html's Counts: images only (the run's settings and times apart)
 REPORT_RUN = ("source", "workers", "seconds", "images_per_second", "cpu_seconds_per_image")
 
 
 def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, cfg: PreprocessConfig,
-                  face_lost=(), shown: dict[str, str] | None = None) -> None:
+                  face_lost=(), blank=(), shown: dict[str, str] | None = None) -> None:
     """report.html: settings (with the age bands and oversampling ones), the run (source, workers, times), the image
     counts, before / after pairs and the lists. `shown`: each source path as the lists name it, its path under its
     dataset's root as before / after names it (the absolute paths: preprocess.json, the terminal)."""
@@ -331,6 +339,12 @@ def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, 
         table = pd.DataFrame([(shown.get(g, g), k) for _, g, k in face_lost], columns=["path", "face_kept"])
         sections.append((f"Faces the background removal took for background ({len(face_lost)}; face_kept below "
                          f"{FACE_LOST:.0%})", rp.table(table, max_rows=100000) + "".join(items)))
+    if cfg.remove_bg:
+        items = [rp.figure([(rp.thumb_data_uri(Path(res.at[i, "root"], res.at[i, "path"]), 96),
+                             f"image kept {kept:.1%}")], [shown.get(given, given)]) for i, given, kept in blank[:200]]
+        table = pd.DataFrame([(shown.get(g, g), k) for _, g, k in blank], columns=["path", "matte_kept"])
+        sections.append((f"Images the background removal left blank ({len(blank)}; matte_kept below "
+                         f"{BLANK_MATTE:.0%})", rp.table(table, max_rows=100000) + "".join(items)))
     sections.append((f"Failed or unreadable, skipped ({len(failed)})",
                      rp.table(pd.DataFrame([(shown.get(g, g), e) for g, e in failed], columns=["path", "error"]),
                               max_rows=100000)))
