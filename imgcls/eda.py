@@ -15,7 +15,7 @@ from imgcls.console import info, is_quiet, progress_bar, warn
 from imgcls.fsutil import (check_output_location, check_writable, remove_stale_temps, write_json,
                            write_table)
 from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadError, thumbnail
-from imgcls.layouts import empty_class_folders
+from imgcls.layouts import empty_class_folders_read
 from imgcls.eda_config import DEFAULT_OUT, SAMPLES_PER_CLASS, EdaConfig
 from imgcls.options import check
 from imgcls.outputs import (EDA_REPORT, EDA_SUMMARY, earlier_output, output_set, refuse_other_output,
@@ -304,6 +304,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     refuse_other_output(out, "eda", whole=True)
     df = mf.load(src, opts, scan=False)
     layout = mf.layout_read(df)
+    empty_classes = empty_class_folders_read(df)     # the folder read's (warned of there)
     mf.warn_unlabeled(df, src)
     test_df = mf.load(test, mf.LayoutOptions(), scan=False) if test is not None else None
     check_output_location(out, *mf.input_folders(df), *(mf.input_folders(test_df) if test_df is not None else []),
@@ -322,7 +323,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     summary = summarize(df, dups)
     summary.update(source=str(src), seed=seed)
     if Path(src).is_dir() and layout == "folder":    # read_folder warned of them (under the folder read: data/images)
-        summary["empty_class_folders"] = empty_class_folders(Path(df["root"].iloc[0]), df["path"])
+        summary["empty_class_folders"] = empty_classes
     # the files are written as one set (outputs.output_set), then renamed into place: a run stopped between its
     # plots left new PNGs beside the earlier run's summary.json and report; now it leaves the earlier set whole
     with output_set(out, "eda", earlier=earlier_files(out)) as written:

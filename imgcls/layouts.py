@@ -8,7 +8,7 @@ import os
 import unicodedata
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import pandas as pd
 
@@ -29,6 +29,8 @@ CSV_IMAGE_FOLDERS = ("images", "image", "imgs", "test")
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 
+# DataFrame.attrs key: the empty class folders read_folder found (empty_class_folders_read)
+EMPTY_CLASSES_READ = "imgcls_empty_class_folders"
 SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
@@ -333,7 +335,16 @@ def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "wa
     if empty:
         warn(f"{len(empty)} class folder(s) under {root} hold no images, so the data has no such class: "
              f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}")
-    return pd.DataFrame(rows, columns=["path", "label", "group"] + (["split"] if splits else []))
+    df = pd.DataFrame(rows, columns=["path", "label", "group"] + (["split"] if splits else []))
+    df.attrs[EMPTY_CLASSES_READ] = empty
+    return df
+
+
+def empty_class_folders_read(df: pd.DataFrame) -> list[str]:
+    """The empty class folders (empty_class_folders) the read of a folder layout found, as it warned of them
+    (manifest.load's table, asked before other work makes new tables of it): eda's summary lists them without
+    listing the folders again; [] for a table read otherwise."""
+    return list(df.attrs.get(EMPTY_CLASSES_READ, []))
 
 
 def empty_class_folders(root: Path, paths: Iterable[str], view: FolderView | None = None) -> list[str]:
@@ -476,20 +487,41 @@ class FolderView:
         return self._subs[folder]
 
     @cached_property
+    def _listing(self) -> list[os.DirEntry]:
+        """The files and folders directly in the folder, hidden ones (hidden_name) left out, as listed: os.scandir's
+        entries, whose types the listing gave (no stat per entry, but for a symbolic link)."""
+        with os.scandir(self.root) as it:
+            return [e for e in it if not hidden_name(e.name)]
+
+    @cached_property
     def entries(self) -> list[Path]:
         """The files and folders directly in the folder, hidden ones (hidden_name) left out, as listed."""
-        return [p for p in self.root.iterdir() if not hidden_name(p.name)]
+        return [self.root / e.name for e in self._listing]
+
+    def _of_kind(self, is_dir: bool, named: Callable[[str], bool] | None = None) -> Iterator[Path]:
+        """The entries that are folders (is_dir) or files, a link by what it points to: Path.is_dir / is_file's
+        answers, from the listing's types. `named`: of the entries whose name it accepts only (a link's target is
+        looked at only for those), as listed."""
+        for e, p in zip(self._listing, self.entries):
+            if named is not None and not named(e.name):
+                continue
+            try:
+                yes = e.is_dir() if is_dir else e.is_file()
+            except OSError:     # a link's stat failing otherwise than 'not found' (a loop): pathlib's answer
+                yes = p.is_dir() if is_dir else p.is_file()
+            if yes:
+                yield p
 
     @cached_property
     def subfolders(self) -> list[Path]:
         """visible_subfolders' answer: the visible folders, in name order."""
-        return sorted(p for p in self.entries if p.is_dir())
+        return sorted(self._of_kind(is_dir=True))
 
     @cached_property
     def csvs(self) -> list[Path]:
         """The visible top-level .csv files, in name order ([] where the folder cannot be listed)."""
         try:
-            return sorted(p for p in self.entries if p.suffix.lower() == ".csv" and p.is_file())
+            return sorted(self._of_kind(is_dir=False, named=lambda name: Path(name).suffix.lower() == ".csv"))
         except OSError:
             return []
 
@@ -584,7 +616,7 @@ class FolderView:
             return None
         if len(subdirs) != 1 or subdirs[0].name.lower() not in CSV_IMAGE_FOLDERS or self.listing_csvs:
             return None
-        if any(imgio.is_image_name(p.name) and p.is_file() for p in self.entries):
+        if any(True for _ in self._of_kind(is_dir=False, named=imgio.is_image_name)):
             return None
         folder = subdirs[0]
         if holds_image(folder, below=True):         # class folders in it: no walk

@@ -72,6 +72,22 @@ def assert_said_once_per_machine(monkeypatch, calls, per_rank=None) -> None:
         assert said[1][0] == 143 and said[1][1] == "" and said[1][2] and said[1][2][0] >= 5, (call, said)
 
 
+def count_folder_listings(monkeypatch) -> list[Path]:
+    """The folders a dataset's read lists to look at them (a layouts.FolderView's listing; os.listdir, Path.iterdir),
+    one entry per listing, as the test goes on; the image walks (os.scandir) are not counted."""
+    from functools import cached_property
+
+    from imgcls.layouts import FolderView
+    listed: list[Path] = []
+    listing = FolderView.__dict__["_listing"].func
+    counted = cached_property(lambda self: listed.append(self.root) or listing(self))
+    counted.__set_name__(FolderView, "_listing")
+    monkeypatch.setattr(FolderView, "_listing", counted)
+    listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(Path(path)) or listdir(path))
+    return listed
+
+
 def tree_snapshot(root: str | os.PathLike) -> dict[str, str]:
     """{relative path: sha256} of every file under root (to assert an input tree is byte-identical)."""
     root = Path(root)

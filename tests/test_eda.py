@@ -491,6 +491,18 @@ def test_an_empty_class_folder_is_said_and_reported(tmp_path):
     assert "class folders without images" in page
 
 
+def test_eda_takes_the_empty_class_folders_from_the_read(tmp_path, monkeypatch):
+    """eda listed the image root once more (a new FolderView) for the empty class folders the folder's read had
+    found and warned of: it takes the read's."""
+    from conftest import count_folder_listings
+    root = make_image_folder(tmp_path / "raw", {"a": 2, "b": 1}, size=(16, 16))
+    (root / "empty").mkdir()
+    listed = count_folder_listings(monkeypatch)
+    summary = eda.run_eda(root, tmp_path / "eda", workers=1)
+    assert summary["empty_class_folders"] == ["empty"]
+    assert listed.count(root) == 1, listed
+
+
 def test_empty_class_folders_of_the_split_folder_layout(tmp_path):
     from imgcls.layouts import empty_class_folders
     for sub in ("train/a", "train/b", "val/a", "val/b", "test"):

@@ -242,20 +242,18 @@ def test_detection_asks_each_subfolder_once_whether_it_holds_an_image(tmp_path, 
     scandir = os.scandir
     monkeypatch.setattr(os, "scandir", lambda path=".": opened.append(Path(path)) or scandir(path))
     assert mf.detect_layout(data, opts()) == "folder"
-    assert sorted(opened) == [data / "images", data / "other"], opened
+    assert sorted(p for p in opened if p != data) == [data / "images", data / "other"], opened    # data: its view
 
 
 def test_a_lone_folder_of_class_folders_is_found_once(tmp_path, monkeypatch):
     """data/ holding images/ alone, class folders in it: the detection listed data/ for its lone image folder (and
     asked its CSVs, and images/'s class folders) and load listed it all again to find the classes' root. Now the
     detection's finding is what load reads from."""
-    import os
+    from conftest import count_folder_listings
     data = tmp_path / "data"
     for cls in ("cat", "dog"):
         make_image(data / "images" / cls / "x.png", size=(16, 16))
-    listed = []
-    listdir = os.listdir
-    monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(Path(path)) or listdir(path))
+    listed = count_folder_listings(monkeypatch)
     df = mf.load(data, scan=False)
     assert df["path"].tolist() == ["cat/x.png", "dog/x.png"] and set(df["root"]) == {str((data / "images").resolve())}
     assert listed.count(data) == 1 and listed.count(data / "images") == 1, listed     # detection's look, read again
@@ -314,17 +312,41 @@ def test_detection_and_load_look_at_a_folder_once(tmp_path, monkeypatch, make, g
     detection, once more in load; listing_csvs again for loose images; a train.csv given itself three times for its
     profiles). Now the detection's look (FolderView) is what load reads: each folder listed once, each CSV's head
     read once."""
-    import os
+    from conftest import count_folder_listings
     src = make(tmp_path / "data") / given
-    listed, read = [], []
-    listdir, read_bytes = os.listdir, Path.read_bytes
-    monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(Path(path)) or listdir(path))
+    read = []
+    read_bytes = Path.read_bytes
+    listed = count_folder_listings(monkeypatch)
     monkeypatch.setattr(Path, "read_bytes", lambda self: read.append(self) or read_bytes(self))
     df = mf.load(src, scan=False)
     assert mf.layout_read(df) == layout and len(df)
     data = tmp_path / "data"
     assert {f: listed.count(data / f) for f in lists} == {f: 1 for f in lists}, listed
     assert {c: read.count(data / c) for c in reads} == reads, read
+
+
+def test_a_folder_view_takes_its_entries_types_from_the_listing(tmp_path, monkeypatch):
+    """FolderView listed a folder (Path.iterdir) and then stat'ed each entry to tell folders from files (is_dir, and
+    is_file for each CSV): os.scandir's entries carry their types, so a folder of class folders is read without a
+    stat per entry; the answers are pathlib's, a link by what it points to."""
+    import os
+
+    from imgcls.layouts import FolderView
+    root = make_image_folder(tmp_path / "data", {"a": 1, "b": 1, "c": 1})
+    (root / "train.csv").write_text("path,label\n")
+    (root / "notes.txt").write_text("x")
+    (root / "d").symlink_to(root / "a")                  # a link to a folder is a folder
+    (root / "gone.csv").symlink_to(root / "missing.csv")  # a broken link is neither
+    (root / "loop").symlink_to(root / "loop")             # nor a link to itself (its stat: too many levels)
+    (root / "loop.csv").symlink_to(root / "loop.csv")
+    (root / ".hidden").mkdir()
+    stats = []
+    stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: stats.append(Path(p)) or stat(p, *a, **k))
+    view = FolderView(root)
+    assert view.subfolders == [root / "a", root / "b", root / "c", root / "d"]
+    assert view.csvs == [root / "train.csv"]
+    assert [p for p in stats if p.parent == root and p.name in ("a", "b", "c", "train.csv", "notes.txt")] == [], stats
 
 
 def test_a_folder_holding_only_images_of_class_folders_reads_those_classes(tmp_path, capsys):
