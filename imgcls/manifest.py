@@ -640,7 +640,7 @@ def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
     are no matter of paths; a competition CSV's files not found are a matter of the folder its names are looked for
     in (layouts.csv_route, a route the step has). An id without an extension is already looked for as it is
     (images saved without an extension) and with COMMON_EXTENSIONS added, so no extension is offered, except to say
-    that an --ext given was the only one looked for."""
+    that an --ext given was the only one looked for, and, for predict (`data_flag`), that --ext adds another."""
     missing = (err == imgio.FILE_NOT_FOUND).to_numpy()
     if not missing.any():
         return "every file is there, so the paths are right: check that the files are images"
@@ -660,9 +660,10 @@ def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
     if given:       # --ext given: the ids were looked for with it only
         return (f"{route}; its ids without an extension were looked for with --ext {given[0]} added only, without "
                 f"--ext as they are and with {', '.join(COMMON_EXTENSIONS[:3])}, ... added)")
-    if bare.any():
+    if bare.any():      # predict (data_flag) has --ext for images of another extension (.jfif)
         return (f"{route}; an id without an extension is looked for as it is and with "
-                f"{', '.join(COMMON_EXTENSIONS[:3])}, ... added)")
+                f"{', '.join(COMMON_EXTENSIONS[:3])}, ... added" + ("; --ext EXT adds another" if data_flag else "")
+                + ")")
     return route + ")"
 
 

@@ -773,9 +773,10 @@ def test_a_competition_csv_of_bare_ids_finds_images_saved_without_an_extension(t
 
 def test_the_none_can_be_read_hint_fits_the_case(tmp_path, monkeypatch):
     """predict's 'none can be read' line ended '(for a CSV whose ids have no extension: --image-dir DIR --ext .jpg)'
-    whatever the case: predict has neither flag, and for ids whose images are saved without an extension (or with
+    whatever the case: predict had neither flag, and for ids whose images are saved without an extension (or with
     .png) --ext .jpg cannot help. A CSV's images not found name the route predict has (--data DIR --csv CSV) and how
-    an id without an extension is looked for; files that are all there name no paths at all."""
+    an id without an extension is looked for (and predict's --ext for another); files that are all there name no
+    paths at all."""
     run, test = _bare_id_test_images(tmp_path)
     (tmp_path / "comp" / "raw").mkdir()
     imgs = test.rename(tmp_path / "comp" / "raw" / "test")   # two levels below the CSV: not found beside it
@@ -785,7 +786,7 @@ def test_the_none_can_be_read_hint_fits_the_case(tmp_path, monkeypatch):
         f"error: none of the 2 image(s) of --data {listing} can be read (e.g. {tmp_path / 'comp' / 'a'}: file not "
         f"found); nothing written; pass --data DIR --csv CSV, DIR the folder holding the CSV's images (its names are "
         f"relative to it; an id without an extension is looked for as it is and with .jpg, .png, .jpeg, ... "
-        f"added)"), said
+        f"added; --ext EXT adds another)"), said
     bad = tmp_path / "bad"                  # every file there, none an image: no paths to check
     for i in range(2):
         (bad / f"{i}.png").parent.mkdir(exist_ok=True)
@@ -796,6 +797,33 @@ def test_the_none_can_be_read_hint_fits_the_case(tmp_path, monkeypatch):
     res = invoke("predict", run, "--data", imgs, "--csv", listing, "--out", tmp_path / "p", "--workers", 0)  # its route
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
+
+
+def _jfif_test_images(tmp_path) -> tuple[Path, Path]:
+    """comp/test/ holding JPEGs saved as .jfif (a, b), listed by comp/test.csv's bare ids."""
+    test = tmp_path / "comp" / "test"
+    for name in ("a", "b"):
+        jpg = make_image(test / f"{name}.jpg", seed=len(name))
+        jpg.rename(test / f"{name}.jfif")
+    pd.DataFrame({"id": ["a", "b"]}).to_csv(tmp_path / "comp" / "test.csv", index=False)
+    return test, tmp_path / "comp" / "test.csv"
+
+
+def test_csv_ids_of_images_saved_with_another_extension_are_read_with_ext(tmp_path, monkeypatch):
+    """A test.csv of bare ids whose images are .jfif JPEGs: an id is looked for with .jpg, .png, ... added, never
+    .jfif, and predict had no --ext (eda, clean, preprocess and split have LayoutOptions' one): every row 'file not
+    found', and the only way left was renaming the files. predict takes --ext, and the refusal names it."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test, listing = _jfif_test_images(tmp_path)
+    said = _refused(monkeypatch, run, "--data", test, "--csv", listing, "--out", tmp_path / "p")
+    assert said.endswith("an id without an extension is looked for as it is and with .jpg, .png, .jpeg, ... added; "
+                         "--ext EXT adds another)"), said
+    res = invoke("predict", run, "--data", test, "--csv", listing, "--ext", ".jfif", "--out", tmp_path / "p",
+                 "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
+    probs = pd.read_parquet(tmp_path / "p" / "probs.parquet")
+    assert probs["path"].tolist() == ["a.jfif", "b.jfif"] and (probs["error"] == "").all()
 
 
 def test_a_csv_naming_another_extension_than_the_files_is_told_so(tmp_path, monkeypatch):

@@ -47,7 +47,7 @@ EPILOG = """Examples:
 
 
 @command("predict", cls=_BareTTA, epilog=EPILOG,
-         options={"cfg": PredictConfig, "layout": (LayoutOptions, ("layout", "csv", "path_col", "label_col"))})
+         options={"cfg": PredictConfig, "layout": (LayoutOptions, ("layout", "csv", "path_col", "label_col", "ext"))})
 def predict(source: Annotated[Optional[Path], typer.Argument(
                 help="Run folder, checkpoint, or ensemble folder / spec.yaml (default: the newest).",
                 show_default=False)] = None,
