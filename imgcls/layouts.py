@@ -658,15 +658,22 @@ def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS, unre
     return apply_profile_labels(df, age_bands) if len(df) else df
 
 
-def _with_extension(paths: list[str], root: Path, ext: str | None) -> list[str]:
-    """CSV ids without an image extension (Kaggle's `id` column): `ext` added, or the first of COMMON_EXTENSIONS
-    (also upper case) whose file exists under root; ids that match nothing stay as they are (reported unreadable). A
-    non-ASCII name is spelled as its file is (_file_named: NFC in the CSV, NFD on disk)."""
-    if ext is not None:
-        ext = ext if ext.startswith(".") else "." + ext
+def _ext_added(names: Sequence[str], ext: str | None) -> list[str]:
+    """A CSV's image names with --ext (`ext`, its dot optional) added to those without an image extension; as they
+    are without one. What the folder of its images is judged by (csv_image_root) and what is looked for there."""
+    if ext is None:
+        return list(names)
+    ext = ext if ext.startswith(".") else "." + ext
+    return [n if imgio.is_image_name(n) else n + ext for n in names]
+
+
+def _with_extension(names: list[str], root: Path) -> list[str]:
+    """A CSV's image names (_ext_added: --ext added already) as files under root: an id without an image extension
+    (Kaggle's `id` column) gets the first of COMMON_EXTENSIONS (also upper case) whose file exists under root; names
+    that match nothing stay as they are (reported unreadable). A non-ASCII name is spelled as its file is
+    (_file_named: NFC in the CSV, NFD on disk)."""
     out = []
-    for p in paths:
-        name = p if imgio.is_image_name(p) or ext is None else p + ext
+    for name in names:
         ascii_file = name.isascii() and imgio.is_image_name(name)     # one spelling only: no lookup
         out.append(name if ascii_file else _file_named(root, name) or name)
     return out
@@ -695,10 +702,11 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> tup
                         f"pass --path-col NAME")
     label_col = need(opts.label_col, "--label-col", ("label", "class", "target"))
     group_col = need(opts.group_col, "--group-col")
-    names = [_dot_slash_dropped(p) for p in table[path_col].astype(str)]
+    # the folder is judged by the names as they are looked for: with --ext added (test.csv's bare ids, test/*.jfif)
+    names = _ext_added([_dot_slash_dropped(p) for p in table[path_col].astype(str)], opts.ext)
     if opts.image_dir is None:      # bare names whose files sit in images/ (the mask competition's eval/info.csv)
         root = csv_image_root(root, names) or csv_images_subfolder(root, names, csv_path) or root
-    paths = _with_extension(names, root, opts.ext)
+    paths = _with_extension(names, root)
     listed, (root, paths) = paths, images_folder(root, paths)
     df = pd.DataFrame({"path": [Path(p).as_posix() for p in paths],
                        "label": table[label_col] if label_col else "",

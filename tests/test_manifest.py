@@ -1118,6 +1118,21 @@ def test_a_kaggle_csv_finds_its_images_in_the_one_folder_beside_it_that_holds_th
         {str((tmp_path / "copy").resolve())}
 
 
+def test_the_folder_of_a_csvs_bare_ids_is_found_by_their_names_with_ext(tmp_path):
+    """test.csv's bare ids beside test/ holding a.jfif, b.jfif, read with --ext .jfif: the folder the names are in
+    was judged by the ids without --ext (looked for as a.jpg, a.png, ...), none was found in test/, and the rows were
+    read from the CSV's own folder, every image 'file not found' (eda, split, predict alike). It is judged by the
+    names --ext makes, as they are then looked for."""
+    for i, n in enumerate(("a", "b")):
+        make_image(tmp_path / "test" / f"{n}.jpg", seed=i).rename(tmp_path / "test" / f"{n}.jfif")
+    pd.DataFrame({"id": ["a", "b"]}).to_csv(tmp_path / "test.csv", index=False)
+    for ext in (".jfif", "jfif"):
+        df = mf.load(tmp_path / "test.csv", opts(ext=ext), scan=True)
+        assert set(df["root"]) == {str((tmp_path / "test").resolve())}, df
+        assert df["path"].tolist() == ["a.jfif", "b.jfif"] and (df["error"] == "").all()
+        assert df["source_id"].tolist() == ["a", "b"]
+
+
 @pytest.mark.parametrize("sep", [";", "\t"])
 def test_a_semicolon_or_tab_separated_csv_is_read_with_its_separator(tmp_path, sep):
     """A spreadsheet in a comma-decimal locale saves `id;label`, and some competitions ship TSVs: the header was read
