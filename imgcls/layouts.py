@@ -415,9 +415,10 @@ def _files_named(folder: Path, sample: Sequence[str]) -> int:
     return sum(_file_named(folder, n) is not None for n in sample)
 
 
-def _most_of(hits: int, of: int) -> bool:
-    """More than half of `of` things (a CSV's sampled names, a folder's subfolders): a folder holding only a few of a
-    CSV's names is not the CSV's; a folder with only a few profile folders is not the profiles'."""
+def most_of(hits: int, of: int) -> bool:
+    """More than half of `of` things (a CSV's sampled names, a folder's subfolders, a table's files): a folder holding
+    only a few of a CSV's names is not the CSV's; a folder with only a few profile folders is not the profiles'; test
+    data most of whose files are not there is read from the wrong folder (manifest.require_most_found)."""
     return 2 * hits > of
 
 
@@ -431,7 +432,7 @@ def csv_images_subfolder(base: Path, names: Sequence[str], csv_path: Path) -> Pa
     except OSError:
         return None
     hits = [d for d in subs
-            if d.name.lower() not in CSV_IMAGE_FOLDERS and _most_of(_files_named(d, sample), len(sample))]
+            if d.name.lower() not in CSV_IMAGE_FOLDERS and most_of(_files_named(d, sample), len(sample))]
     if len(hits) > 1:
         raise UserError(f"the image names of {csv_path} (e.g. {sample[0]}) are files in several folders beside it "
                         f"({', '.join(str(d) for d in hits)}); pass --image-dir with the one that holds its images")
@@ -451,7 +452,7 @@ def csv_image_root(base: Path, names: Sequence[str]) -> Path | None:
             hits = _files_named(folder, sample)
             if hits > most:
                 best, most = folder, hits
-    return best if _most_of(most, len(sample)) else None
+    return best if most_of(most, len(sample)) else None
 
 
 class LoneFolder(NamedTuple):
@@ -555,7 +556,7 @@ class FolderView:
         <id>_<gender>_<race>_<age>, or its one visible subfolder when that one is (the competition's train/ holds
         train.csv and images/<profile>/...); None otherwise."""
         subdirs = self.subfolders
-        if subdirs and _most_of(sum(bool(PROFILE_DIR.match(d.name)) for d in subdirs), len(subdirs)):
+        if subdirs and most_of(sum(bool(PROFILE_DIR.match(d.name)) for d in subdirs), len(subdirs)):
             return self.root
         if (len(subdirs) == 1 and subdirs[0].name.lower() in CSV_IMAGE_FOLDERS
                 and self.sub(subdirs[0]).profiles_root == subdirs[0]):
@@ -574,7 +575,7 @@ class FolderView:
             return None
         names = [str(v).strip().strip("/") for v in cols["path"]]
         hits = sum(bool(PROFILE_DIR.match(n)) and (root / n).is_dir() for n in names)
-        return root if _most_of(hits, len(names)) else None
+        return root if most_of(hits, len(names)) else None
 
     @cached_property
     def listing_csvs(self) -> list[Path]:

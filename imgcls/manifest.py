@@ -36,8 +36,8 @@ from imgcls.fsutil import write_table
 from imgcls.options import check
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
 from imgcls.layouts import (COMMON_EXTENSIONS, CSV_IMAGE_FOLDERS, FolderView, LayoutOptions, LoneFolder, csv_route,
-                            holds_image, nfc, read_competition_csv, read_csv, read_folder, read_profiles,
-                            read_unlabeled)
+                            holds_image, most_of, nfc, read_competition_csv, read_csv, read_folder,
+                            read_profiles, read_unlabeled)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
@@ -633,6 +633,38 @@ def require_readable(df: pd.DataFrame, note: str = "", of: str = "", data_flag: 
         first = image_paths(df.iloc[:1])[0]
         raise UserError(f"none of the {len(df)} image(s){of} can be read (e.g. {first}: {err.iloc[0]}){note}; "
                         f"{_unreadable_hint(df, err, data_flag)}")
+
+
+def require_most_found(df: pd.DataFrame, note: str = "", of: str = "", data_flag: str = "") -> None:
+    """Rows read from a table (a competition CSV, a manifest) more than half of whose files are not there
+    (layouts.most_of) are read from the wrong folder, not test data with a few files missing: a CSV's image folder is
+    judged by its first 20 names (csv_image_root), and a folder holding those but few others was taken; predicting
+    them would fill most of a submission with one class. Refused in one line naming the count, the folder looked
+    in, an example and the route to the right folder (or the CSV's path column); every file missing is
+    require_readable's line. Looked at file by file until half are found (then at most half can be missing): test
+    data that is fine costs half of its rows' stats. Rows a folder walk listed are there: not looked at. `note`,
+    `of`, `data_flag`: require_readable's."""
+    n = len(df)
+    if df.attrs.get(LAYOUT_READ) not in ("csv", "manifest") or not n:
+        return
+    found, missing = 0, []
+    for i, path in enumerate(image_paths(df)):
+        if os.path.exists(path):
+            found += 1
+            if not most_of(n - found, n):       # the rows not yet found: the most that can be missing
+                return
+        else:
+            missing.append(i)
+    err = pd.Series("", index=df.index, dtype=object)
+    err.iloc[missing] = imgio.FILE_NOT_FOUND
+    if len(missing) == n:
+        require_readable(df.assign(error=err), note=note, of=of, data_flag=data_flag)
+    first = df.iloc[missing[0]]
+    table = df.attrs.get(CSV_READ)
+    column = f"; or, where another column of {table} holds the image names, --path-col COL" if table else ""
+    raise UserError(f"{len(missing)} of the {n} image files{of} are not there (e.g. {Path(first['root'], first['path'])}"
+                    f": {imgio.FILE_NOT_FOUND}), looked for in {first['root']}: with most of them missing, that is not "
+                    f"the folder of its images{note}; {_unreadable_hint(df, err, data_flag)}{column}")
 
 
 def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:

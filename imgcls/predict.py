@@ -832,6 +832,11 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         from imgcls.pipeline import default_test_data
         data = default_test_data()
     df = read_test_data(data, opts)
+    # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
+    # nothing written, never a submission of made-up labels; so is a table most of whose files are not there (a
+    # wrong folder): said before the model is loaded
+    unreadable = {"of": f" of --data {data}", "note": "; nothing written", "data_flag": "--data"}
+    mf.require_most_found(df, **unreadable)
     spec = with_classes(spec)
     target = model_target(spec)
     # the truth --eval scores is the column the model predicts, as train validated it; --label-col names it instead
@@ -881,10 +886,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     given = df          # as read: what warn_preprocess_differs compares with the members' preprocessing
     df = predict_dropped_faces(df)
     pre_err = df["error"].fillna("").astype(str).tolist() if "error" in df.columns else None
-    # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
-    # nothing written, never a submission of made-up labels; a manifest that says so fails before the model runs
+    # none of the images readable (a manifest that says so, files that are no images) fails before the model runs
     # (and before predict says what it predicts with)
-    unreadable = {"of": f" of --data {data}", "note": "; nothing written", "data_flag": "--data"}
     require_one_readable(df, pre_err, max_pixels, **unreadable)
     classes = list(spec.classes)
     running = spec.running().members

@@ -840,6 +840,34 @@ def test_a_csv_naming_another_extension_than_the_files_is_told_so(tmp_path, monk
         f"rename the files as listed")
 
 
+def test_a_csv_most_of_whose_files_are_missing_is_refused_before_the_model_is_loaded(tmp_path, monkeypatch):
+    """A test.csv whose first names are files in comp/test/ but most of whose rows are not (its image folder is
+    judged by the first 20 names): predict exited 0, one warning and the most frequent class in most of the
+    submission. More than half of the rows' files missing is refused in one line before the model is loaded, naming
+    the count, the folder looked in, an example and the routes; half or fewer keeps the warning."""
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    comp = tmp_path / "comp"
+    names = [f"{i:02d}.png" for i in range(25)]
+    for i, n in enumerate(names[:12]):          # 12 of the first 20: comp/test/ is taken as the folder
+        make_image(comp / "test" / n, size=(16, 16), seed=i)
+    pd.DataFrame({"id": names}).to_csv(comp / "test.csv", index=False)
+    with monkeypatch.context() as m:
+        m.setattr(pr, "with_classes", lambda *a, **k: pytest.fail("the checkpoints were read before the check"))
+        said = _refused(monkeypatch, run, "--data", comp / "test.csv", "--out", tmp_path / "p")
+    test = comp / "test"
+    assert said.endswith(
+        f"error: 13 of the 25 image files of --data {comp / 'test.csv'} are not there (e.g. {test / '12.png'}: file "
+        f"not found), looked for in {test}: with most of them missing, that is not the folder of its images; nothing "
+        f"written; pass --data DIR --csv CSV, DIR the folder holding the CSV's images (its names are relative to "
+        f"it); or, where another column of {comp / 'test.csv'} holds the image names, --path-col COL"), said
+    assert not (tmp_path / "p").exists()
+    make_image(test / names[12], size=(16, 16), seed=12)      # 12 of 25 missing: half or fewer, predicted
+    res = invoke("predict", run, "--data", comp / "test.csv", "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert "12 unreadable images, given the most frequent prediction" in " ".join(res.output.split())
+
+
 def test_a_missing_image_has_the_same_reason_in_eda_and_predict(tmp_path):
     """A CSV naming an image that is not there: eda's manifest (and clean's, both from io.probe) said
     'cannot read file: No such file or directory', predict's probs (io.load_rgb) 'file not found'. One reason now,
