@@ -642,17 +642,34 @@ def model_target(spec: EnsembleSpec) -> str:
 def check_eval_scorable(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, target: str,
                         data) -> None:
     """--eval on rows none of which has a label the model knows (an unlabeled folder, DACON's test.csv, a CSV whose
-    classes are in a column not read as the label) has nothing to score: refused before the model runs, saying why
-    (the column the model predicts, the columns with classes --label-col reads) rather than predicting everything
-    and then saying so."""
-    if (rows & df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()).any():
+    classes are in a column not read as the label, class folders named otherwise than its classes) has nothing to
+    score: refused before the model runs, saying why (the column the model predicts, the columns with classes
+    --label-col reads, the labels read against the model's classes) and what predict reads labels from (class
+    folders named as its classes, or a CSV with path,label columns; a CSV or manifest with its --target column),
+    rather than predicting everything and then saying so."""
+    labels = df["label"].fillna("").astype(str)
+    if (rows & labels.isin(spec.classes).to_numpy()).any():
         return
-    hint = mf.label_column_hint(df) if target == "label" else ""    # DACON's artist, read unlabeled
-    predicts = (f" (it predicts the column '{target}', train --target {target}"
-                + ("" if target in df.columns else f", which {data} does not have") + ")"
-                if target != "label" else f" ({data} was read unlabeled; {hint})" if hint else "")
+
+    def some(names) -> str:
+        names = list(names)
+        return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    if target != "label":
+        from imgcls.profile_names import PROFILE_HEADS
+        predicts = (f" (it predicts the column '{target}', train --target {target}"
+                    + ("" if target in df.columns else f", which {data} does not have") + ")")
+        works = (f"data whose '{target}' column holds its classes (a CSV or a manifest"
+                 + (", or the mask competition's profile folders" if target in PROFILE_HEADS else "") + ")")
+    else:
+        read = sorted(set(labels[rows & (labels != "").to_numpy()]))    # the scored rows' labels, none the model's
+        hint = mf.label_column_hint(df)                                 # DACON's artist, read unlabeled
+        kind = "class folders" if mf.layout_read(df) == "folder" else "labels"
+        predicts = (f" (its {kind} {some(read)} are none of the model's classes)" if read
+                    else f" ({data} was read unlabeled; {hint})" if hint else "")
+        works = (f"class folders named as its classes ({some(spec.classes)}), or a CSV with path,label columns "
+                 f"(--label-col names another label column)")
     raise UserError(f"--eval: the {'' if part == 'all' else part + ' '}rows of {data} have no labels the model "
-                    f"knows{predicts}; nothing to score: predict without --eval, or give labelled data")
+                    f"knows{predicts}; nothing to score: predict without --eval, or give labelled data: {works}")
 
 
 def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, data) -> None:

@@ -1575,6 +1575,30 @@ def test_eval_on_unlabeled_data_is_refused_before_the_model_runs(tmp_path):
     assert res.exit_code == 0, res.output            # without --eval: predicted as before
 
 
+def test_the_eval_refusal_of_data_without_the_models_labels_says_what_predict_reads_labels_from(tmp_path,
+                                                                                                monkeypatch):
+    """--eval on class folders named otherwise than the model's classes (or on an unlabeled folder) ended 'give
+    labelled data': the class folders given were labelled, and what predict takes labels from was unsaid. The line
+    names the folders read against the model's classes, and the labelled data predict reads: class folders named as
+    its classes, or a CSV with path,label columns; for a train --target run, data with that column."""
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    other = make_image_folder(tmp_path / "other", {"x": 1, "y": 1}, size=(16, 16))
+    works = ("nothing to score: predict without --eval, or give labelled data: class folders named as its classes "
+             "(a, b, c), or a CSV with path,label columns (--label-col names another label column)")
+    said = _refused(monkeypatch, run, "--data", other, "--eval", "--out", tmp_path / "p")
+    assert said.endswith(f"error: --eval: the rows of {other} have no labels the model knows (its class folders x, y "
+                         f"are none of the model's classes); {works}"), said
+    flat = tmp_path / "test"
+    make_image(flat / "t0.png", size=(16, 16))
+    said = _refused(monkeypatch, run, "--data", flat, "--eval", "--out", tmp_path / "p")
+    assert said.endswith(f"error: --eval: the rows of {flat} have no labels the model knows; {works}"), said
+    masks = make_tiny_run(tmp_path / "runs" / "m", classes=("0", "1", "2"), target="mask")
+    said = _refused(monkeypatch, masks, "--data", flat, "--eval", "--out", tmp_path / "p")
+    assert said.endswith(f"(it predicts the column 'mask', train --target mask, which {flat} does not have); nothing "
+                         f"to score: predict without --eval, or give labelled data: data whose 'mask' column holds "
+                         f"its classes (a CSV or a manifest, or the mask competition's profile folders)"), said
+
+
 def test_label_col_names_the_truth_of_a_test_csv(tmp_path):
     """A run trained after `clean train.csv --label-col artist` (clean writes the artists as `label`) could not be
     scored on a labelled test CSV whose classes are in `artist`: predict had no --label-col, and --eval said
