@@ -46,10 +46,9 @@ def csv_separator(text: str) -> str:
     return next((s for s in (";", "\t") if s in line), ",")
 
 
-def read_csv(path: Path, what: str = "CSV file", **kwargs) -> pd.DataFrame:
-    """pandas.read_csv with the mistakes a user can make said in one line: an empty (0-byte) file, text that is
-    not UTF-8, a row with more or fewer fields than the header."""
-    import csv
+def csv_text(path: Path, what: str = "CSV file") -> str:
+    """The text of a CSV file, read whole once (read_csv's, FolderView.text's), with the mistakes a user can make
+    said in one line: not a regular file, an empty (0-byte) file, text that is not UTF-8."""
     path = Path(path)
     if imgio.not_regular_reason(path) is not None:
         raise UserError(f"{what} {path} is not a regular file; give a CSV file")
@@ -62,6 +61,17 @@ def read_csv(path: Path, what: str = "CSV file", **kwargs) -> pd.DataFrame:
         raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
     if not text.strip():
         raise UserError(f"{what} {path} is empty; give a CSV with a header row (e.g. path,label)")
+    return text
+
+
+def read_csv(path: Path, what: str = "CSV file", text: str | None = None, **kwargs) -> pd.DataFrame:
+    """pandas.read_csv with the mistakes a user can make said in one line: csv_text's, and a row with more or fewer
+    fields than the header. `text`: the file's csv_text where the caller read it already (FolderView.text: a file
+    detected, then read, is read from disk once)."""
+    import csv
+    path = Path(path)
+    if text is None:
+        text = csv_text(path, what)
     import io as _io
     sep = csv_separator(text)
     if sep != ",":              # a European spreadsheet's export (id;label) or a TSV: read with its own separator
@@ -477,6 +487,7 @@ class FolderView:
         self.root = Path(root)
         self._subs: dict[Path, FolderView] = {}
         self._heads: dict[Path, pd.DataFrame | UserError] = {}
+        self._texts: dict[Path, str | UserError] = {}
 
     def sub(self, folder: Path) -> FolderView:
         """The view of `folder` (this one's, or one below it), made once."""
@@ -526,12 +537,28 @@ class FolderView:
         except OSError:
             return []
 
+    def text(self, csv: Path, what: str = "CSV file") -> str:
+        """The whole text of `csv` (the folder's CSV, the CSV given, or one --csv names), read from disk once for
+        every look at it (its header, its first rows, its rows: the reader that follows the detection); what cannot
+        be read is csv_text's UserError (`what`: as the first to ask named the file), raised each time it is
+        asked."""
+        csv = Path(csv)
+        if csv not in self._texts:
+            try:
+                self._texts[csv] = csv_text(csv, what)
+            except UserError as e:
+                self._texts[csv] = e
+        text = self._texts[csv]
+        if isinstance(text, UserError):
+            raise text
+        return text
+
     def head(self, csv: Path) -> pd.DataFrame:
         """The first 20 rows of `csv` (one of the folder's files) as text: read once; what cannot be read as a CSV
         is read_csv's UserError, raised each time it is asked."""
         if csv not in self._heads:
             try:
-                self._heads[csv] = read_csv(csv, nrows=20, dtype=str, keep_default_na=False)
+                self._heads[csv] = read_csv(csv, nrows=20, dtype=str, keep_default_na=False, text=self.text(csv))
             except UserError as e:
                 self._heads[csv] = e
         head = self._heads[csv]
@@ -680,10 +707,13 @@ def _with_extension(names: list[str], root: Path) -> list[str]:
     return out
 
 
-def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions) -> tuple[pd.DataFrame, Path]:
+def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
+                         view: FolderView | None = None) -> tuple[pd.DataFrame, Path]:
     """The rows of a competition CSV, and the folder their paths are relative to: `root`, or without --image-dir
-    the folder under it where the names are found (csv_image_root)."""
-    table = read_csv(csv_path, "CSV file", dtype=str, keep_default_na=False)
+    the folder under it where the names are found (csv_image_root). `view`: the look at the folder that detected
+    the layout, whose text of the CSV is read (FolderView.text: the file is not read from disk again)."""
+    table = read_csv(csv_path, "CSV file", dtype=str, keep_default_na=False,
+                     text=view.text(csv_path) if view is not None else None)
     cols = list(table.columns)
 
     def need(col: str | None, flag: str, guesses: Iterable[str] = ()) -> str | None:

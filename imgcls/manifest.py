@@ -225,7 +225,7 @@ def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | Non
     if is_file:
         if src.suffix.lower() != ".csv":
             raise UserError(f"{src} is neither a folder nor a CSV file; give a dataset folder or a manifest.csv")
-        cols = read_csv(src, nrows=0).columns
+        cols = read_csv(src, nrows=0, text=view.text(src)).columns     # its text read once: load reads it
         if "path" in cols and ("root" in cols or "sha256" in cols):
             return "manifest", None, view
         return ("profiles" if view.profiles_table_root(src) is not None else "csv"), None, view
@@ -266,10 +266,13 @@ def labels_from(df: pd.DataFrame, col: str, src) -> pd.DataFrame:
     return df.assign(label=df[col].astype(str))     # read with keep_default_na=False: a blank is "", never NaN
 
 
-def read_manifest_file(path: Path) -> pd.DataFrame:
+def read_manifest_file(path: Path, view: FolderView | None = None) -> pd.DataFrame:
+    """A manifest file's rows, its roots absolute. `view`: load's look at the source, whose text of the file is read
+    (FolderView.text: a manifest given as a file, whose header detected it, is not read from disk again)."""
     # every cell read as text, then the declared columns typed (coerce): a column of the data's own (DACON's
     # `artist`, read later with --label-col) keeps '001', '1' and '1.5' as written, never 1.0 / 1.0 / 1.5
-    df = read_csv(path, "manifest", dtype=str, keep_default_na=False)
+    df = read_csv(path, "manifest", dtype=str, keep_default_na=False,
+                  text=view.text(path, "manifest") if view is not None else None)
     if "path" not in df.columns:
         raise UserError(f"{path} has no 'path' column; it is not an imgcls manifest (read a competition CSV "
                         f"with --layout csv --path-col NAME)")
@@ -329,7 +332,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         mpath = table = src if src.is_file() else src / MANIFEST_NAME
         if not mpath.is_file():
             raise UserError(f"no {MANIFEST_NAME} in {src}; give the manifest file or another --layout")
-        df = read_manifest_file(mpath)
+        df = read_manifest_file(mpath, view)
         df.attrs[MANIFEST_READ] = str(mpath)     # its age band record lies beside it (age_band_record)
         if opts.label_col and opts.label_col != "label":
             df = labels_from(df, opts.label_col, mpath)
@@ -360,7 +363,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                 root = Path(opts.image_dir)
                 if not root.is_dir():
                     raise UserError(f"--image-dir {root} is not a folder; give the folder holding the CSV's images")
-            df, root = read_competition_csv(csv_path, root, opts)
+            df, root = read_competition_csv(csv_path, root, opts, view)
             table = csv_path
             df.attrs[CSV_READ] = str(csv_path)     # the user's own table: no output may replace it (read_table)
         elif layout == "folder":

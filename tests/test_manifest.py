@@ -299,19 +299,19 @@ def _split_folders(d: Path) -> Path:
 @pytest.mark.parametrize("make, given, layout, lists, reads", [
     (_flat, ".", "unlabeled", {".": 1}, {}),
     (_split_folders, ".", "folder", {".": 1, "train": 1, "val": 1}, {}),
-    (_eval, ".", "csv", {".": 1}, {"info.csv": 2}),             # its head once, then the rows read
-    (lambda d: _eval(d, "."), ".", "csv", {".": 1}, {"info.csv": 2}),
+    (_eval, ".", "csv", {".": 1}, {"info.csv": 1}),             # its head and its rows: one read of the file
+    (lambda d: _eval(d, "."), ".", "csv", {".": 1}, {"info.csv": 1}),
     (_dacon, ".", "folder", {".": 1}, {"train.csv": 1, "test.csv": 1}),       # the loose images' CSVs: detection's
     (_train, ".", "profiles", {".": 1, "images": 1}, {"train.csv": 0}),
-    (_train, "train.csv", "profiles", {".": 1, "images": 1}, {"train.csv": 2}),    # its header, then its head
+    (_train, "train.csv", "profiles", {".": 1, "images": 1}, {"train.csv": 1}),    # its header and its head
 ])
 def test_detection_and_load_look_at_a_folder_once(tmp_path, monkeypatch, make, given, layout, lists, reads):
     """The detection listed a folder given as a dataset up to four times (profiles_root, its subfolders, its CSVs,
     the lone image folder) and load up to three more (profiles_root again, the split folders, the CSVs of loose
     images, the empty class folders); each CSV's first rows were read up to four times (folder_csv twice in the
     detection, once more in load; listing_csvs again for loose images; a train.csv given itself three times for its
-    profiles). Now the detection's look (FolderView) is what load reads: each folder listed once, each CSV's head
-    read once."""
+    profiles). Now the detection's look (FolderView) is what load reads: each folder listed once, each CSV read from
+    disk once (its header, its head and its rows: FolderView.text; they were two reads)."""
     from conftest import count_folder_listings
     src = make(tmp_path / "data") / given
     read = []

@@ -868,6 +868,30 @@ def test_a_csv_most_of_whose_files_are_missing_is_refused_before_the_model_is_lo
     assert "12 unreadable images, given the most frequent prediction" in " ".join(res.output.split())
 
 
+def test_the_test_data_table_is_read_from_disk_once(tmp_path, monkeypatch):
+    """A CSV given as the test data was read whole twice: once for its header (which layout it is), once for its
+    rows; a manifest given as a file alike, and the mask competition's eval/ (its info.csv read for its first rows,
+    then whole). Each is read once now, for every look at it."""
+    from imgcls import manifest as mf
+    from imgcls.predict import read_test_data
+    reads = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: (reads.append(self.name), read_bytes(self))[1])
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    comp = tmp_path / "comp"
+    for i in range(3):
+        make_image(comp / "images" / f"{i}.png", size=(16, 16), seed=i)
+    pd.DataFrame({"ImageID": [f"{i}.png" for i in range(3)], "ans": 0}).to_csv(comp / "info.csv", index=False)
+    res = invoke("predict", run, "--data", comp / "info.csv", "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert reads.count("info.csv") == 1, reads
+    reads.clear()
+    assert len(read_test_data(comp)) == 3 and reads.count("info.csv") == 1, reads     # eval/: info.csv, images/
+    mf.write(mf.load(comp / "info.csv", scan=False), tmp_path / "m" / "manifest.csv")
+    reads.clear()
+    assert len(read_test_data(tmp_path / "m" / "manifest.csv")) == 3 and reads == ["manifest.csv"], reads
+
+
 def test_a_missing_image_has_the_same_reason_in_eda_and_predict(tmp_path):
     """A CSV naming an image that is not there: eda's manifest (and clean's, both from io.probe) said
     'cannot read file: No such file or directory', predict's probs (io.load_rgb) 'file not found'. One reason now,
