@@ -483,8 +483,9 @@ class FolderView:
     profiles' images/, the lone image folder, a split folder) has its own view (`sub`). An OSError listing the
     folder is the caller's to handle (subfolders, profiles_root), or means none (csvs, splits, lone_folder)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, ext: str | None = None):
         self.root = Path(root)
+        self.ext = ext          # --ext: a CSV's names are looked for with it added (listing_csvs), as load reads them
         self._subs: dict[Path, FolderView] = {}
         self._heads: dict[Path, pd.DataFrame | UserError] = {}
         self._texts: dict[Path, str | UserError] = {}
@@ -495,7 +496,7 @@ class FolderView:
         if folder == self.root:
             return self
         if folder not in self._subs:
-            self._subs[folder] = FolderView(folder)
+            self._subs[folder] = FolderView(folder, self.ext)
         return self._subs[folder]
 
     @cached_property
@@ -606,9 +607,9 @@ class FolderView:
 
     @cached_property
     def listing_csvs(self) -> list[Path]:
-        """Of the folder's CSVs, those with an image-path column (PATH_COLUMN_GUESSES) whose first 20 names are
-        mostly files in it or in one of CSV_IMAGE_FOLDERS (csv_image_root): the CSVs that list its images (DACON's
-        train.csv and test.csv beside train/ and test/)."""
+        """Of the folder's CSVs, those with an image-path column (PATH_COLUMN_GUESSES) whose first 20 names (with
+        the view's --ext added: _ext_added) are mostly files in it or in one of CSV_IMAGE_FOLDERS (csv_image_root):
+        the CSVs that list its images (DACON's train.csv and test.csv beside train/ and test/)."""
         out = []
         for csv in self.csvs:
             try:
@@ -616,7 +617,7 @@ class FolderView:
             except UserError:
                 continue
             col = next((g for g in PATH_COLUMN_GUESSES if g in table.columns), None)
-            if col is not None and csv_image_root(self.root, table[col].tolist()) is not None:
+            if col is not None and csv_image_root(self.root, _ext_added(table[col].tolist(), self.ext)) is not None:
                 out.append(csv)
         return out
 

@@ -219,7 +219,7 @@ def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | Non
     the folder (given, or the CSV's) that decided it (FolderView: its listing, CSVs and findings, which load reads
     instead of looking again)."""
     is_file = src.is_file()
-    view = FolderView(src.parent if is_file else src)
+    view = FolderView(src.parent if is_file else src, opts.ext)
     if opts.layout != "auto":
         return opts.layout, None, view
     if is_file:

@@ -1133,6 +1133,20 @@ def test_the_folder_of_a_csvs_bare_ids_is_found_by_their_names_with_ext(tmp_path
         assert df["source_id"].tolist() == ["a", "b"]
 
 
+def test_a_folder_given_whole_finds_its_csv_of_bare_ids_with_ext(tmp_path):
+    """The folder holding test.csv (bare ids) and test/*.jfif, given whole with --ext .jfif: the detection judged
+    whether test.csv lists the folder's images by its ids without --ext, found none, read test/ unlabeled and then
+    refused --ext ('applies to a competition CSV'); without --ext the ids were the file names (a.jfif), not the
+    CSV's. The detection looks for the names --ext makes: the folder is read as its CSV, ids as listed."""
+    for i, n in enumerate(("a", "b")):
+        make_image(tmp_path / "test" / f"{n}.jpg", seed=i).rename(tmp_path / "test" / f"{n}.jfif")
+    pd.DataFrame({"id": ["a", "b"]}).to_csv(tmp_path / "test.csv", index=False)
+    df = mf.load(tmp_path, opts(ext=".jfif"), scan=True)
+    assert mf.layout_read(df) == "csv" and df["source_id"].tolist() == ["a", "b"] and (df["error"] == "").all()
+    assert set(df["root"]) == {str((tmp_path / "test").resolve())}
+    assert mf.layout_read(mf.load(tmp_path, scan=False)) == "unlabeled"        # without --ext: as before
+
+
 @pytest.mark.parametrize("sep", [";", "\t"])
 def test_a_semicolon_or_tab_separated_csv_is_read_with_its_separator(tmp_path, sep):
     """A spreadsheet in a comma-decimal locale saves `id;label`, and some competitions ship TSVs: the header was read
