@@ -663,10 +663,11 @@ def require_most_found(df: pd.DataFrame, note: str = "", of: str = "", data_flag
     if len(missing) == n:
         require_readable(df.assign(error=err), note=note, of=of, data_flag=data_flag)
     first = df.iloc[missing[0]]
+    example = Path(first["root"], first["path"])
     table = df.attrs.get(CSV_READ)
     column = f"; or, where another column of {table} holds the image names, --path-col COL" if table else ""
-    raise UserError(f"{len(missing)} of the {n} image files{of} are not there (e.g. {Path(first['root'], first['path'])}"
-                    f": {imgio.FILE_NOT_FOUND}), looked for in {first['root']}: with most of them missing, that is not "
+    raise UserError(f"{len(missing)} of the {n} image files{of} are not there (e.g. {example}: "
+                    f"{imgio.FILE_NOT_FOUND}), looked for in {first['root']}: with most of them missing, that is not "
                     f"the folder of its images{note}; {_unreadable_hint(df, err, data_flag)}{column}")
 
 
