@@ -538,34 +538,31 @@ class FolderView:
         except OSError:
             return []
 
+    @staticmethod
+    def _once(store: dict, csv: Path, read) -> object:
+        """`read()`'s answer for `csv`, kept in `store`: asked once; a UserError is kept too, raised each time."""
+        if csv not in store:
+            try:
+                store[csv] = read()
+            except UserError as e:
+                store[csv] = e
+        got = store[csv]
+        if isinstance(got, UserError):
+            raise got
+        return got
+
     def text(self, csv: Path, what: str = "CSV file") -> str:
         """The whole text of `csv` (the folder's CSV, the CSV given, or one --csv names), read from disk once for
         every look at it (its header, its first rows, its rows: the reader that follows the detection); what cannot
         be read is csv_text's UserError (`what`: as the first to ask named the file), raised each time it is
         asked."""
-        csv = Path(csv)
-        if csv not in self._texts:
-            try:
-                self._texts[csv] = csv_text(csv, what)
-            except UserError as e:
-                self._texts[csv] = e
-        text = self._texts[csv]
-        if isinstance(text, UserError):
-            raise text
-        return text
+        return self._once(self._texts, Path(csv), lambda: csv_text(csv, what))
 
     def head(self, csv: Path) -> pd.DataFrame:
         """The first 20 rows of `csv` (one of the folder's files) as text: read once; what cannot be read as a CSV
         is read_csv's UserError, raised each time it is asked."""
-        if csv not in self._heads:
-            try:
-                self._heads[csv] = read_csv(csv, nrows=20, dtype=str, keep_default_na=False, text=self.text(csv))
-            except UserError as e:
-                self._heads[csv] = e
-        head = self._heads[csv]
-        if isinstance(head, UserError):
-            raise head
-        return head
+        return self._once(self._heads, csv,
+                          lambda: read_csv(csv, nrows=20, dtype=str, keep_default_na=False, text=self.text(csv)))
 
     @cached_property
     def splits(self) -> dict[str, str]:
