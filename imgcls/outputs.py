@@ -226,36 +226,45 @@ _OWN_MARK = {"eda": EDA_SUMMARY, "clean": CLEAN_SUMMARY, "preprocess": PREPROCES
              "predict": PREDICT_SUMMARY, "export": EXPORT_SUMMARY, "ensemble": SPEC_NAME}
 
 
-def is_own_output(file: str | os.PathLike, step: str, out: str | os.PathLike,
-                  placing: str | os.PathLike | None = None) -> bool:
-    """Whether `file`, one `step` writes for its --out `out`, is that step's own earlier output, which a run of it
-    replaces (saying so: replacing_line); a file of that name that is not is the user's own (refuse_users_files).
-    It is when `out` holds the step's earlier output (_holds_own_output), or when a run of the step stopped among the
-    renames of its set placed it (interrupted_leftovers of `placing`: the path the set's placing_journal is named
-    by, split's table or OUT/eda)."""
-    return _holds_own_output(out, step) or (placing is not None
-                                             and Path(file) in interrupted_leftovers(Path(placing)))
+def own_earlier_files(out: str | os.PathLike, step: str, files: Iterable[str | os.PathLike],
+                      placing: str | os.PathLike | None = None) -> list[Path]:
+    """Of `files`, the paths a run of `step` writes (or removes as an earlier run's) for its --out `out`, those there
+    that are the step's own earlier output, which a run of it replaces (saying so: replacing_line); one there that is
+    not is the user's own (refuse_users_files) or, in a folder of another step's output, that step's
+    (refuse_other_output's `mine`). The one rule for all three: every one of them when `out` holds the step's
+    earlier output (_holds_own_output), else those a run of the step stopped among the renames of its set placed
+    (interrupted_leftovers of `placing`: the path the set's placing_journal is named by, split's table or OUT/eda).
+    Either is read once for all the files."""
+    there = [Path(f) for f in files if os.path.lexists(f)]
+    if not there or _holds_own_output(out, step):
+        return there
+    mine = set(interrupted_leftovers(Path(placing))) if placing is not None else set()
+    return [f for f in there if f in mine]
 
 
 def _holds_own_output(out: str | os.PathLike, step: str) -> bool:
     """Whether --out `out` holds `step`'s earlier output, all of whose files are the step's: a folder, by its files
     (earlier_output); for split, whose --out is its table, a split table (is_split_table), its reports beside it
-    the step's too."""
-    return is_split_table(out) if step == "split" else earlier_output(out, step)
+    the step's too; among another step's files (split --out data/clean/splits.csv), only a table with its summary
+    beside it: clean's manifest.csv of a split table has split's columns too."""
+    if step != "split":
+        return earlier_output(out, step)
+    out = Path(out)
+    if output_step(out.parent) is None:
+        return is_split_table(out)
+    return out.is_file() and split_outputs(out)["summary"].is_file()
 
 
 def refuse_users_files(out: str | os.PathLike, step: str, files: Iterable[str | os.PathLike], flag: str = "--out",
                        placing: str | os.PathLike | None = None) -> None:
     """Refuse, before the work, to replace (or remove as an earlier run's) a file of the user's: `files` are the
     paths a run of `step` would write (or remove) for its --out `out`; one that is there and is not the step's own
-    earlier output (is_own_output) stops the run in one line naming it and the fix. `eda --out myfolder` replaced
+    earlier output (own_earlier_files) stops the run in one line naming it and the fix. `eda --out myfolder` replaced
     the user's report.html and manifest.csv, `predict --out comp` their submission.csv, without a word."""
     out = Path(out)
-    there = [Path(f) for f in files if os.path.lexists(f)]
-    if not there or _holds_own_output(out, step):
-        return
-    mine = set(interrupted_leftovers(Path(placing))) if placing is not None else set()
-    theirs = sorted(f for f in there if f not in mine)
+    files = [Path(f) for f in files]
+    mine = set(own_earlier_files(out, step, files, placing))
+    theirs = sorted(f for f in files if os.path.lexists(f) and f not in mine)
     if not theirs:
         return
     if step == "split":         # its table and the reports beside it

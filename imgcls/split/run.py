@@ -15,8 +15,8 @@ from imgcls.console import cache_reuse, info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
 from imgcls.options import check_arguments
-from imgcls.outputs import (interrupted_leftovers, is_own_output, output_set, placing_journal,
-                            refuse_other_output, refuse_users_files, replacing_line, split_outputs)
+from imgcls.outputs import (output_set, own_earlier_files, placing_journal, refuse_other_output, refuse_users_files,
+                            replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import assign, check_placed
@@ -160,14 +160,13 @@ def _check_other_output(out: Path) -> None:
     """split writes its table and reports into a folder it does not own: over a file of another step's output there
     (--out data/clean/manifest.csv) is refused; a table of its own beside that step's files, an earlier split's
     table (beside its _summary.json) replaced, or what a split stopped while renaming its set into place left
-    there (outputs.interrupted_leftovers), is not."""
-    if not (out.is_file() and split_outputs(out)["summary"].is_file()):
-        refuse_other_output(out.parent, "split", writes=[out, *split_outputs(out).values()],
-                            mine=interrupted_leftovers(out))
+    there, is not (outputs.own_earlier_files)."""
+    writes = [out, *split_outputs(out).values()]
+    refuse_other_output(out.parent, "split", writes=writes, mine=own_earlier_files(out, "split", writes, placing=out))
 
 
 def _check_not_users_file(out: Path) -> None:
-    """The table at --out and its reports beside it that are not an earlier split's (outputs.is_own_output: the
+    """The table at --out and its reports beside it that are not an earlier split's (outputs.own_earlier_files: the
     user's own train.csv or train_report.html) are refused, not replaced."""
     refuse_users_files(out, "split", [out, *split_outputs(out).values()], placing=out)
 
@@ -238,7 +237,7 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
             raise LeakageError(f"the split is contaminated: {len(leaks)} leak(s) between sides (listed above); "
                                f"nothing written. Rerun with --fix, or pass --allow-leaks to write it anyway")
         warn(f"{len(leaks)} leak(s) between sides written anyway (--allow-leaks)")
-    if out.is_file() and is_own_output(out, "split", out, placing=out):    # data/splits.csv every run: say so
+    if out.is_file() and own_earlier_files(out, "split", [out], placing=out):    # data/splits.csv every run: say so
         info(replacing_line(out, "an earlier split (its reports beside it too)", keep="--out FILE"))
     _write_set(df, out, cfg, summary, leaks, columns)
     info(f"wrote {out} ({summary['n_used']} rows in splits, {summary['n_rows'] - summary['n_used']} left out) "
