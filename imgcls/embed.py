@@ -21,6 +21,7 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls.console import info, pass_label, plural, progress_bar, warn
+from imgcls.fsutil import file_stamp
 from imgcls.io import DECODE_VERSION, DEFAULT_MAX_PIXELS, ImageReadError, load_rgb
 # the embedder clean and split default to, declared once with their options (light: the command line's)
 from imgcls.link_options import DEFAULT_EMBED_SIZE, DEFAULT_EMBEDDER  # noqa: F401
@@ -106,8 +107,8 @@ def _weights_tag(weights: str | os.PathLike, flag: str | None) -> str:
 
     from imgcls.weights import weight_file
     path = weight_file(weights, flag)
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()
+    size, mtime = file_stamp(path)
+    key = f"{path.resolve()}|{size}|{mtime}".encode()
     return f"{path.stem}-{hashlib.sha256(key).hexdigest()[:10]}"
 
 

@@ -32,6 +32,15 @@ def file_mode() -> int:
     return 0o666 & ~process_umask()
 
 
+def file_stamp(path: str | os.PathLike) -> tuple[int, int]:
+    """Which version of a file this is, from one stat (symlinks followed): its size and modification time in ns.
+    The stamp every record of a file's version keeps (a manifest's bytes / mtime columns, the embedding cache's
+    and checkpoint metadata's keys, preprocess's input stamps, a placing journal), each with its own extra fields.
+    Raises OSError when the file cannot be stat'ed."""
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path` (a crash leaves no half file,

@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from imgcls.fsutil import file_stamp
 
 # declared in imgcls.image_options (light: no PIL, for the command line); applied here
 from imgcls.image_options import (DEFAULT_BACKGROUND, DEFAULT_MAX_PIXELS, INTERPOLATIONS,  # noqa: F401
@@ -237,8 +238,7 @@ def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, 
     try:
         # size and mtime from one stat, taken before the hash: a write during the hash leaves a newer mtime on disk
         # than the one recorded, so the next scan (manifest.stale_rows) looks again
-        st = os.stat(path)
-        rec["bytes"], rec["mtime"] = st.st_size, st.st_mtime_ns
+        rec["bytes"], rec["mtime"] = file_stamp(path)
         if hash_file:
             rec["sha256"] = file_sha256(path)
     except OSError as e:

@@ -47,12 +47,8 @@ def placing_journal(out: Path) -> Path:
 def placing_record(moves: dict[Path, Path]) -> dict[str, list[int]]:
     """The journal's content for renames {staged file: its place}: each place's name with the staged file's size and
     modification time, which a rename keeps."""
-    return {dst.name: _stamp(src) for src, dst in moves.items()}
-
-
-def _stamp(path: Path) -> list[int]:
-    st = os.stat(path)
-    return [st.st_size, st.st_mtime_ns]
+    from imgcls.fsutil import file_stamp
+    return {dst.name: list(file_stamp(src)) for src, dst in moves.items()}
 
 
 def interrupted_leftovers(out: Path) -> list[Path]:
@@ -60,6 +56,7 @@ def interrupted_leftovers(out: Path) -> list[Path]:
     that still have the size and modification time it recorded. They are the step's own output, not another step's
     or the user's, so its rerun replaces them."""
     import json
+    from imgcls.fsutil import file_stamp
     journal = placing_journal(out)
     try:
         record = json.loads(journal.read_text(encoding="utf-8"))
@@ -69,7 +66,7 @@ def interrupted_leftovers(out: Path) -> list[Path]:
     for name, stamp in (record.items() if isinstance(record, dict) else ()):
         p = out.parent / str(name)
         try:
-            if Path(name).name == name and p.is_file() and not p.is_symlink() and _stamp(p) == stamp:
+            if Path(name).name == name and p.is_file() and not p.is_symlink() and list(file_stamp(p)) == stamp:
                 found.append(p)
         except OSError:
             continue

@@ -11,7 +11,7 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls.console import info
 from imgcls.errors import UserError
-from imgcls.fsutil import remove_earlier, safe_relative, write_text
+from imgcls.fsutil import file_stamp, remove_earlier, safe_relative, write_text
 from imgcls.outputs import PREPROCESS_JOURNAL, PREPROCESS_SETTINGS
 from imgcls.preprocess.config import PreprocessConfig, applied_text, letterbox_fill
 
@@ -253,10 +253,10 @@ def input_stamp(path: str | os.PathLike, sha256: str = "") -> list | None:
     An input replaced by another file (`cp -p`, an archive unpacked again: an older mtime than the output's) or
     edited has another stamp, whatever the timestamps say. None when it cannot be read (never matches)."""
     try:
-        st = os.stat(path)
+        size, mtime = file_stamp(path)
     except OSError:
         return None
-    return [int(st.st_size), int(st.st_mtime_ns), sha256 if isinstance(sha256, str) else ""]
+    return [size, mtime, sha256 if isinstance(sha256, str) else ""]
 
 
 def kept_output(record: dict | None, name: str, stamp: list | None, dst: Path) -> bool:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from imgcls.errors import UserError
-from imgcls.fsutil import did_you_mean
+from imgcls.fsutil import did_you_mean, file_stamp
 
 if TYPE_CHECKING:
     from imgcls.model_meta import ModelMeta
@@ -73,7 +73,7 @@ def saved_finished(path: str | os.PathLike) -> bool | None:
     return bool(state.get("finished")) if isinstance(state, dict) else None
 
 
-_METAS: dict = {}      # (file, mtime, size) -> ModelMeta: predict's checks and its model loading read one file once
+_METAS: dict = {}      # (file, size, mtime) -> ModelMeta: predict's checks and its model loading read one file once
 
 
 def read_meta(path: str | os.PathLike):
@@ -82,8 +82,7 @@ def read_meta(path: str | os.PathLike):
     p = Path(path)
     key = None
     if p.is_file():
-        st = p.stat()
-        key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+        key = (str(p.resolve()), *file_stamp(p))
         if key in _METAS:
             return _METAS[key]
     meta = ModelMeta.from_dict(read_checkpoint(path, mmap=True)["meta"], source=str(path))
