@@ -248,3 +248,23 @@ def test_every_preset_keeps_a_grey_image_grey(tmp_path):
     assert mixed.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(mixed),
                                   np.asarray(make_copy([two[0].convert("RGB"), c], cfg, "a/0__os1.png")))
+
+
+@pytest.mark.parametrize("factor", [1.5, 2, 2.5, 4])
+def test_every_copy_name_a_run_may_make_is_known_before_the_work(factor):
+    """preprocess refuses a user's own file of an oversampled copy's name before any image is written
+    (possible_copy_names), when which images are written (and so each class's draw, plan_copies) is not yet known:
+    whichever of the rows end up written, every copy name the plan gives is among those names."""
+    from imgcls.preprocess.oversample import plan_copies, possible_copy_names
+    labels = ["a"] * 9 + ["b"] * 4 + ["c"] * 1 + [""] * 2
+    df = pd.DataFrame({"path": [f"{lab or 'x'}/{i:03d}.png" for i, lab in enumerate(labels)], "label": labels})
+    cfg = PreprocessConfig(oversample="max", oversample_max_factor=factor)
+    possible = set(possible_copy_names(df, list(df["path"]), cfg))
+    assert not any(n.startswith("x/") for n in possible)        # an unlabelled row gets no copy
+    rng = np.random.default_rng(0)
+    for _ in range(30):                 # the images that fail or are dropped: any subset
+        eligible = (rng.random(len(df)) < 0.7) & (df["label"] != "").to_numpy()
+        for target in ("max", 9, 5):
+            plan = plan_copies(df, eligible, PreprocessConfig(oversample=target, oversample_max_factor=factor))
+            assert {n for n, _ in plan} <= possible
+    assert possible_copy_names(df, list(df["path"]), PreprocessConfig()) == []      # no --oversample: none

@@ -196,6 +196,9 @@ USERS_FILES = {"eda": (["--workers", 1], ["report.html", "manifest.csv", "sample
                          "images/cat/000.png, manifest.csv, report.html"),
                "preprocess": (["--size", 32, "--workers", 1], ["manifest.csv", "cat/000.png"],
                               "cat/000.png, manifest.csv"),
+               # an oversampled copy's name (<stem>__os<k>): --oversample 4 brings each class of 2 to 4
+               "preprocess --oversample": (["--size", 32, "--workers", 1, "--oversample", 4], ["cat/000__os1.png"],
+                                           "cat/000__os1.png"),
                "predict": (["--workers", 0, "--eval"], ["submission.csv", "report.html", "confusion_matrix.png"],
                            "confusion_matrix.png, report.html, submission.csv"),
                "ensemble": ([], ["report.html", "scores.csv"], "report.html, scores.csv"),
@@ -203,15 +206,16 @@ USERS_FILES = {"eda": (["--workers", 1], ["report.html", "manifest.csv", "sample
                }
 
 
-@pytest.mark.parametrize("cmd", list(USERS_FILES))
-def test_a_step_refuses_to_replace_the_users_own_files_in_its_out(cmd, tmp_path, tiny_run):
+@pytest.mark.parametrize("case", list(USERS_FILES))
+def test_a_step_refuses_to_replace_the_users_own_files_in_its_out(case, tmp_path, tiny_run):
     """`eda raw --out mine` replaced the user's own report.html and manifest.csv in a folder no eda wrote (and
     removed their samples_7.png as an earlier run's page), exit 0, without a word; so did clean, preprocess,
     predict, ensemble and export with theirs. A file a step would write that is not its own earlier output is now
     refused in one line naming it and the fix, before the work, nothing touched; the step's own earlier output is
-    still replaced."""
+    still replaced. preprocess --oversample replaced a user's image of an oversampled copy's name."""
     raw = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2})
-    options, files, said = USERS_FILES[cmd]
+    cmd = case.split()[0]
+    options, files, said = USERS_FILES[case]
     runs = [tiny_run(tmp_path / f"run{k}", classes=("cat", "dog"), seed=k,
                      val_rows=[(str(raw), f"{c}/00{i}.png", c) for c in ("cat", "dog") for i in range(2)])
             for k in range(2 if cmd == "ensemble" else 1 if cmd in ("predict", "export") else 0)]

@@ -18,6 +18,7 @@ A copy of a grey source (written 'L', io.load_rgb_or_grey) is grey too (make_cop
 from __future__ import annotations
 
 import json
+import math
 import zlib
 from pathlib import Path, PurePosixPath
 
@@ -41,6 +42,22 @@ MIXUP_RANGE = (0.3, 0.7)   # the first image's share of a mixup blend, drawn uni
 def copy_name(source_path: str, k: int) -> str:
     p = PurePosixPath(source_path)
     return p.with_name(f"{p.stem}{COPY_TAG}{k}{p.suffix}").as_posix()
+
+
+def possible_copy_names(df: pd.DataFrame, names: list[str], cfg: PreprocessConfig) -> list[str]:
+    """Every name an oversampled copy may take in this run (`names`: the rows' output paths, output_names), known
+    before any image is written, for the refusal of a user's own files of those names that comes before the work:
+    copy_name(k) of each kept, labelled row that is not a copy already, for every k up to the most copies of one
+    image --oversample-max-factor allows (class_targets brings a class of n images to at most n x the factor:
+    k <= ceil(factor) - 1). Which of them are made waits for the written images (plan_copies on add_copies's rows:
+    an image that fails changes its class's draw)."""
+    if cfg.oversample_settings() is None:
+        return []
+    k_max = math.ceil(cfg.oversample_max_factor) - 1
+    labelled = (df["label"].fillna("").astype(str) != "").to_numpy() if "label" in df.columns else \
+        np.zeros(len(df), bool)
+    sources = mf.kept(df) & labelled & ~mf.augmented(df)
+    return [copy_name(n, k) for n, s in zip(names, sources) if s for k in range(1, k_max + 1)]
 
 
 def _seed(seed: int, name: str) -> list[int]:

@@ -58,10 +58,14 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     paths = mf.image_paths(df)
     check_output_location(out, *mf.input_folders(df), images=paths)       # before the scan: a refusal comes first
     # its files over a user's own of those names in a folder no preprocess wrote (their manifest.csv, whose rows
-    # under --out it would also remove as an earlier run's images, report.html, an image of an output's name)
+    # under --out it would also remove as an earlier run's images, report.html, an image of an output's name or of
+    # an oversampled copy's)
+    from imgcls.preprocess.oversample import possible_copy_names
+    names = output_names(df, cfg)
     refuse_users_files(out, "preprocess", [out / mf.MANIFEST_NAME, out / SETTINGS_FILE,
                                            *([out / "report.html"] if report else []),
-                                           *(out / n for n, k in zip(output_names(df, cfg), mf.kept(df)) if k)])
+                                           *(out / n for n, k in zip(names, mf.kept(df)) if k),
+                                           *(out / n for n in possible_copy_names(df, names, cfg))])
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     settings = cfg.settings()
     sources = [os.path.realpath(p) for p in paths]     # realpath: a symlink loop is not a RuntimeError
