@@ -219,7 +219,7 @@ def is_split_table(table: str | os.PathLike) -> bool:
 
 
 # what tells a step's earlier output, named when a file of its is refused (refuse_users_files)
-_OWN_MARK = {"eda": EDA_SUMMARY, "clean": CLEAN_SUMMARY, "preprocess": PREPROCESS_SETTINGS,
+_OWN_MARK = {"train": "config.yaml with metrics.csv, train.log or a checkpoint", "eda": EDA_SUMMARY, "clean": CLEAN_SUMMARY, "preprocess": PREPROCESS_SETTINGS,
              "predict": PREDICT_SUMMARY, "export": EXPORT_SUMMARY, "ensemble": SPEC_NAME}
 
 

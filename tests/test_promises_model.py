@@ -82,6 +82,37 @@ def test_existing_run_name_is_an_error_unless_exist_ok(data, tmp_path, monkeypat
     assert yaml.safe_load((runs / "taken" / "config.yaml").read_text())["name"] == "taken"
 
 
+def test_exist_ok_refuses_the_users_own_files_of_a_runs_names(data, tmp_path):
+    """train --name mine --exist-ok (a folder holding no run, the user's own) wrote its report.html, config.yaml
+    and the rest over the user's files of those names, exit 0, without a word; every other step refuses its --out's
+    files that are not its own. A file (or fold_N folder) of a run's name there is now refused in one line before
+    the work, nothing touched; every file a run writes is among those names, and a run's own files (one whose
+    checkpoints tune --keep removed) are still trained over."""
+    from imgcls.train.rundir import RUN_FILES, check_run_dir_free
+    runs = tmp_path / "runs"
+    mine = runs / "mine"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    for theirs in ("report.html", "fold_0/x.txt"):
+        (mine / theirs).parent.mkdir(exist_ok=True)
+        (mine / theirs).write_text("the user's own")
+    before = tree_snapshot(tmp_path)
+    line = one_error_line(train(data, runs, "--name", "mine", "--epochs", "1", "--exist-ok"))
+    assert f"--name {mine}: fold_0, report.html are not from an earlier imgcls train run" in line, line
+    assert "choose another --name, or move them away first" in line, line
+    assert tree_snapshot(tmp_path) == before
+    (mine / "report.html").unlink()
+    (mine / "fold_0" / "x.txt").unlink()
+    (mine / "fold_0").rmdir()
+    r = train(data, runs, "--name", "mine", "--epochs", "1", "--exist-ok")
+    assert r.exit_code == 0, r.output
+    assert (mine / "notes.txt").read_text() == "mine"
+    assert {p.name for p in mine.iterdir()} - {"notes.txt"} <= set(RUN_FILES)     # what it wrote: a run's names
+    for ck in ("best.pt", "last.pt", "last_state.json"):       # as tune --keep leaves a trial it did not keep
+        (mine / ck).unlink()
+    check_run_dir_free(runs, "mine", exist_ok=True)             # its own files: trained over, as ever
+
+
 def _claim(args):
     out, name, barrier = args
     from imgcls.train.rundir import claim_run_dir

@@ -77,6 +77,10 @@ def check_run_dir_free(out: Path, name: str, exist_ok: bool = False) -> None:
     if not exist_ok:
         raise UserError(f"run folder {run_dir} already exists; choose another --name, or pass --exist-ok to train "
                         f"into it")
+    # --exist-ok: a folder holding no run, the user's own (notes, their report.html): a file of a run's name there
+    # would be replaced; a run's own files there (a run whose checkpoints tune --keep removed) are replaced
+    from imgcls.outputs import refuse_users_files
+    refuse_users_files(run_dir, "train", run_files(run_dir), flag="--name")
 
 
 def _said_finished(run_dir: Path) -> bool:
@@ -348,6 +352,22 @@ def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
 
 
 LAST_STATE = "last_state.json"   # beside each last.pt: its epoch and finished flag, readable without torch
+# the files a run writes into its folder (a k-fold set's folds each into their fold_N folder) under names of their
+# own (the trackers' records aside: run_files); a tensorboard event file's name is new every session
+RUN_FILES = ("config.yaml", "metrics.csv", "train.log", "best.pt", "last.pt", LAST_STATE, RUN_PLAN, OOF_SCORE,
+             "per_class.csv", "val_predictions.csv", "curves.png", "confusion_matrix.png",
+             "confusion_matrix_normalized.png", "report.html", "cache.npy")
+
+
+def run_files(run_dir: Path) -> list[Path]:
+    """What a run would write over in `run_dir` (check_run_dir_free's --exist-ok folder): RUN_FILES, each
+    tracker's record of its run (track.common.run_record), and the fold_N folders there (a k-fold set's folds
+    write the same files into them)."""
+    import re
+
+    from imgcls.track.common import run_record
+    return ([run_dir / n for n in RUN_FILES] + [run_record(run_dir, t) for t in ("mlflow", "wandb")]
+            + sorted(p for p in run_dir.glob("fold_*") if re.fullmatch(r"fold_\d+", p.name)))
 
 
 def record_last_state(last_pt: str | os.PathLike, epoch: int, finished: bool) -> Path:
