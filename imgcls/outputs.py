@@ -219,8 +219,10 @@ def is_split_table(table: str | os.PathLike) -> bool:
 
 
 # what tells a step's earlier output, named when a file of its is refused (refuse_users_files)
-_OWN_MARK = {"train": "config.yaml with metrics.csv, train.log or a checkpoint", "eda": EDA_SUMMARY, "clean": CLEAN_SUMMARY, "preprocess": PREPROCESS_SETTINGS,
-             "predict": PREDICT_SUMMARY, "export": EXPORT_SUMMARY, "ensemble": SPEC_NAME}
+_OWN_MARK = {"eda": EDA_SUMMARY, "clean": CLEAN_SUMMARY, "preprocess": PREPROCESS_SETTINGS,
+             "predict": PREDICT_SUMMARY, "export": EXPORT_SUMMARY, "ensemble": SPEC_NAME,
+             "train": "config.yaml with metrics.csv, train.log or a checkpoint",
+             "tune": "Optuna study.db or trials.csv of tune's"}
 
 
 def own_earlier_files(out: str | os.PathLike, step: str, files: Iterable[str | os.PathLike],
@@ -244,12 +246,42 @@ def _holds_own_output(out: str | os.PathLike, step: str) -> bool:
     (earlier_output); for split, whose --out is its table, a split table (is_split_table), its reports beside it
     the step's too; among another step's files (split --out data/clean/splits.csv), only a table with its summary
     beside it: clean's manifest.csv of a split table has split's columns too."""
+    if step == "tune":
+        return earlier_output(out, step) and _tune_study(Path(out))
     if step != "split":
         return earlier_output(out, step)
     out = Path(out)
     if output_step(out.parent) is None:
         return is_split_table(out)
     return out.is_file() and split_outputs(out)["summary"].is_file()
+
+
+def _tune_study(folder: Path) -> bool:
+    """Whether the study.db and trials.csv in `folder` (those there) are tune's by what they hold, not by their
+    names alone: a user's own study.db, opened as the study's storage, had Optuna's tables written into it. study.db:
+    an Optuna SQLite database (its studies table, the first Optuna makes), read only; one with no table yet (an
+    empty file: a tune process is opening it, or was killed opening it) too. trials.csv: tune's columns (trial,
+    state, value)."""
+    import csv
+    import sqlite3
+    db, table = folder / "study.db", folder / "trials.csv"
+    try:
+        if db.is_file() and db.stat().st_size:
+            con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
+            try:
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            finally:
+                con.close()
+            if tables and "studies" not in tables:
+                return False
+        if table.is_file():
+            with open(table, newline="", encoding="utf-8") as f:
+                header = next(csv.reader(f), [])
+            if not {"trial", "state", "value"} <= set(header):
+                return False
+    except (OSError, sqlite3.Error, UnicodeDecodeError, csv.Error):
+        return False
+    return True
 
 
 def refuse_users_files(out: str | os.PathLike, step: str, files: Iterable[str | os.PathLike], flag: str = "--out",

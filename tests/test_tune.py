@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from conftest import make_image_folder
+from conftest import make_image_folder, tree_snapshot
 from imgcls.cli import app
 from imgcls.errors import UserError
 from imgcls.train import TrainConfig
@@ -961,6 +961,39 @@ def test_a_study_folder_that_holds_a_run_is_refused_before_anything_is_written(d
     with pytest.raises(UserError, match=r"runs/kf1 holds an imgcls train run.*another --study"):
         run_tune(tune_cfg(data, tmp_path, space, study="kf1", out=str(tmp_path / "runs"), trials=1))
     assert sorted(p.name for p in run.iterdir()) == before
+
+
+def test_a_users_own_study_db_or_tables_in_the_study_folder_are_refused_not_written_into(data, tmp_path, space):
+    """`imgcls tune --study s` with OUT/s holding the user's own SQLite study.db wrote Optuna's tables into it, and
+    their trials.csv / report.html (a trials.csv made the folder read as a study) were replaced, exit 0, without a
+    word. A study.db that is not an Optuna database, a trials.csv without tune's columns, a report.html in a
+    folder holding no study are now refused in one line before the storage is opened, nothing touched (the
+    study's own files are still resumed and replaced: test_the_study_name_alone_resumes_a_study_with_its_fixed_options
+    and the other resume tests)."""
+    import sqlite3
+    study = tmp_path / "tune" / "s"
+    study.mkdir(parents=True)
+    con = sqlite3.connect(study / "study.db")
+    con.execute("CREATE TABLE notes (x)")
+    con.commit()
+    con.close()
+    args = ["tune", str(data), "--study", "s", "--space", str(space), "--out", str(tmp_path / "tune"), "--trials",
+            "1", "--pruner", "none", "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1",
+            "--workers", "0", "--device", "cpu"]
+
+    def refused(said):
+        before = tree_snapshot(tmp_path)
+        r = CliRunner().invoke(app, args)
+        line = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in r.output and r.output.count("error:") == 1, r.output
+        assert f"--study {study}: {said} not from an earlier imgcls tune run" in line, line
+        assert "choose another --study, or move" in line, line
+        assert tree_snapshot(tmp_path) == before
+    refused("study.db is")
+    (study / "study.db").unlink()
+    (study / "trials.csv").write_text("name,score\nmine,1\n")
+    (study / "report.html").write_text("the user's own")
+    refused("report.html, trials.csv are")
 
 
 def test_a_tracker_that_does_not_import_is_one_line_before_a_new_study_opens(data, tmp_path, space, monkeypatch):

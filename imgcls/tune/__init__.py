@@ -404,9 +404,14 @@ def _check_up_front(cfg: TuneConfig):
     from imgcls.pipeline import default_input
     from imgcls.tune.space import load_space
     cfg.validate()
-    from imgcls.outputs import refuse_other_output
-    refuse_other_output(cfg.study_dir(), "tune", flag="--study",     # a run's folder named as the study's
+    from imgcls.outputs import refuse_other_output, refuse_users_files
+    study_dir = cfg.study_dir()
+    refuse_other_output(study_dir, "tune", flag="--study",     # a run's folder named as the study's
                         instead="its folder is OUT/STUDY; or another --out")
+    # its files over a user's own of those names in a folder no tune wrote (before the storage is opened: Optuna
+    # writes its tables into a study.db there)
+    files = ("trials.csv", "best_config.yaml", "report.html") + (() if cfg.storage else ("study.db",))
+    refuse_users_files(study_dir, "tune", [study_dir / n for n in files], flag="--study")
     _study_options(cfg, storage_url(cfg))    # first: a resumed study's data, left unset, is the study's own
     if cfg.train.src is None:
         cfg.train.src = str(default_input("train"))    # as imgcls train: the furthest pipeline stage, announced
