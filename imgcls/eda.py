@@ -18,8 +18,7 @@ from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadErro
 from imgcls.layouts import empty_class_folders_read
 from imgcls.eda_config import DEFAULT_OUT, SAMPLES_PER_CLASS, EdaConfig
 from imgcls.options import check
-from imgcls.outputs import (EDA_REPORT, EDA_SUMMARY, earlier_output, output_set, refuse_other_output,
-                            refuse_users_files, replacing_line)
+from imgcls.outputs import EDA_REPORT, EDA_SUMMARY, output_set, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
 CLASSES_PER_GRID = 20
@@ -311,11 +310,11 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
                           images=mf.image_paths(df) + (mf.image_paths(test_df) if test_df is not None else []))
     # then (an input inside --out said first) its files over a user's own of those names in a folder no eda
     # wrote: their report.html, manifest.csv, samples_2.png
-    refuse_users_files(out, "eda", [out / n for n in earlier_files(out)], placing=out / "eda")
+    replaced = refuse_users_files(out, "eda", [out / n for n in earlier_files(out)], placing=out / "eda")
     df = mf.scan_images(df, workers=workers, max_pixels=max_pixels, require=False)   # the report lists them
     if test_df is not None:
         test_df = mf.scan_images(test_df, workers=workers, max_pixels=max_pixels, require=False)
-    if earlier_output(out, "eda"):      # outputs/eda every run: say what goes
+    if replaced:        # outputs/eda every run (or what a run stopped among its renames placed): say what goes
         info(replacing_line(out, "an earlier eda output"))
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)          # what a kill -9 of an earlier run left

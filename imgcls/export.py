@@ -22,7 +22,7 @@ from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import atomic_path, check_writable, write_json
 from imgcls.options import check, option
-from imgcls.outputs import EXPORT_SUMMARY, refuse_other_output, refuse_users_files
+from imgcls.outputs import EXPORT_SUMMARY, refuse_other_output, refuse_users_files, replacing_line
 
 
 def _proba_module(model, meta):
@@ -69,7 +69,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     check_writable(out)
     refuse_other_output(out, "export", among=True, instead=f"e.g. the default {default}")
     # its files over a user's own of those names in a folder no export wrote (their best.onnx)
-    refuse_users_files(out, "export", [out / _onnx_name(ck) for ck in ckpts] + [out / EXPORT_SUMMARY])
+    replaced = refuse_users_files(out, "export", [out / _onnx_name(ck) for ck in ckpts] + [out / EXPORT_SUMMARY])
     import numpy as np
     import torch
     from imgcls.train.checkpoint import load_model
@@ -89,6 +89,8 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     if line:
         from imgcls.console import warn
         warn(line)
+    if replaced:        # RUN/onnx every run: say what goes
+        info(replacing_line(out, "an earlier export"))
     out.mkdir(parents=True, exist_ok=True)
     results = []
     g = torch.Generator().manual_seed(seed)

@@ -285,17 +285,19 @@ def _tune_study(folder: Path) -> bool:
 
 
 def refuse_users_files(out: str | os.PathLike, step: str, files: Iterable[str | os.PathLike], flag: str = "--out",
-                       placing: str | os.PathLike | None = None) -> None:
+                       placing: str | os.PathLike | None = None) -> list[Path]:
     """Refuse, before the work, to replace (or remove as an earlier run's) a file of the user's: `files` are the
     paths a run of `step` would write (or remove) for its --out `out`; one that is there and is not the step's own
     earlier output (own_earlier_files) stops the run in one line naming it and the fix. `eda --out myfolder` replaced
-    the user's report.html and manifest.csv, `predict --out comp` their submission.csv, without a word."""
+    the user's report.html and manifest.csv, `predict --out comp` their submission.csv, without a word. Returns the
+    step's own earlier files there, which the run replaces: where there are any, the step says so (replacing_line),
+    what a run stopped among its renames placed too."""
     out = Path(out)
     files = [Path(f) for f in files]
-    mine = set(own_earlier_files(out, step, files, placing))
-    theirs = sorted(f for f in files if os.path.lexists(f) and f not in mine)
+    mine = own_earlier_files(out, step, files, placing)
+    theirs = sorted(f for f in files if os.path.lexists(f) and f not in set(mine))
     if not theirs:
-        return
+        return mine
     if step == "split":         # its table and the reports beside it
         names = [f.name for f in theirs]
         why = f"no {split_outputs(out)['summary'].name} beside it, no split / drop_reason columns"

@@ -644,6 +644,38 @@ def test_eda_stopped_between_its_plots_leaves_the_earlier_set_whole(tmp_path, mo
     assert all(p.is_file() for p in mf.image_paths(mf.load(out / "manifest.csv", announce=False)))   # its roots
 
 
+def test_eda_rerun_after_one_stopped_among_its_renames_says_it_replaces_them(tmp_path, monkeypatch, capsys):
+    """A first eda into a new folder stopped among the renames of its set (a kill, Ctrl-C) left the files it had
+    placed; the rerun replaced them as its own (the placing journal says so) without the line every step says as
+    it replaces its own earlier output, which eda said only when its summary.json and report.html were there.
+    The rerun says it now."""
+    import os
+    import types
+
+    import imgcls.outputs as outputs
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
+    out = tmp_path / "eda"
+    placed = []
+
+    def replace(src, dst):                          # stopped after the first rename
+        if placed:
+            raise KeyboardInterrupt
+        placed.append(os.path.basename(dst))
+        os.replace(src, dst)
+    monkeypatch.setattr(outputs, "os", types.SimpleNamespace(**{**vars(os), "replace": replace}))   # output_set's
+    with pytest.raises(KeyboardInterrupt):
+        eda.run_eda(root, out, samples_per_class=1)
+    monkeypatch.undo()
+    assert placed and (out / placed[0]).is_file() and not (out / "summary.json").exists()
+    said = []
+    monkeypatch.setattr(eda, "info", lambda msg, *a, **k: said.append(msg))
+    eda.run_eda(root, out, samples_per_class=1)
+    assert f"{out} holds an earlier eda output; it is replaced (--out FOLDER keeps both)" in said, said
+    said.clear()
+    eda.run_eda(root, tmp_path / "new", samples_per_class=1)         # a new folder: nothing replaced, not said
+    assert not any("holds an earlier" in m for m in said), said
+
+
 def test_matplotlib_s_slow_legend_note_is_not_shown(tmp_path, monkeypatch):
     """matplotlib warns 'Creating legend with loc="best" can be slow' when placing a legend took over a second: on a
     busy machine eda's histograms printed it (a UserWarning with a source line) though nothing was wrong."""
