@@ -192,8 +192,8 @@ def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = 
     path = folder / SPEC_NAME
     if path.is_file():      # said once every check has passed: a refused rebuild leaves the earlier one as it is
         from imgcls.console import info
-        keep = "another --out FOLDER" if out_typed else "--name NAME"
-        info(f"{folder} holds an earlier ensemble; it is replaced ({keep} keeps both)")
+        from imgcls.outputs import replacing_line
+        info(replacing_line(folder, "an earlier ensemble", keep="another --out FOLDER" if out_typed else "--name NAME"))
         # its scored rows go with it: a build whose members share no validation row writes none, and `imgcls runs`
         # scored the new ensemble on the earlier one's
         (folder / "oof_predictions.csv").unlink(missing_ok=True)
