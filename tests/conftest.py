@@ -20,6 +20,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# MLflow's store variable (train --tracker mlflow honours it without --tracking-uri): each test's store is its own,
+# not one the user's shell names, nor one an earlier test's mlflow.set_tracking_uri left (it sets the variable too)
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+
+@pytest.fixture(autouse=True)
+def _no_mlflow_store_variable_after_a_test():
+    yield
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+
 
 def pytest_configure(config):
     """Each test process its own embedding cache, never the user's: two test runs (or pytest-xdist's processes) never

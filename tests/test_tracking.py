@@ -782,6 +782,38 @@ def test_an_mlflow_store_failing_mid_run_is_said_once_and_the_run_goes_on(data, 
     assert err.count(f"warning: mlflow: {DEAD_SERVER} failed (no MLflow server answers (Connection refused))") == 1
 
 
+def test_mlflow_tracking_uri_in_the_environment_is_the_store_without_the_flag(data, tmp_path, capsys, monkeypatch):
+    """MLFLOW_TRACKING_URI alone was ignored: without --tracking-uri every run went to sqlite:///<--out>/mlflow.db
+    without a word. The variable is now the store where the flag is not given (the flag wins), checked as the flag
+    is (a server that does not answer: one line naming the variable), and the closing line names it."""
+    from mlflow.tracking import MlflowClient
+
+    from imgcls.errors import UserError
+    env_uri = f"sqlite:///{(tmp_path / 'env.db').resolve()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env_uri)
+    capsys.readouterr()
+    run_train(TrainConfig(src=str(data), out=str(tmp_path / "runs"), name="e", epochs=1, tracker=["mlflow"], **TINY))
+    err = " ".join(capsys.readouterr().err.split())
+    client = MlflowClient(env_uri)
+    found = client.search_runs([client.get_experiment_by_name("imgcls").experiment_id], "attributes.run_name = 'e'")
+    assert len(found) == 1 and found[0].info.status == "FINISHED"
+    assert not (tmp_path / "runs" / "mlflow.db").exists()
+    assert f"mlflow: runs in {env_uri} (MLFLOW_TRACKING_URI)" in err, err
+
+    flag_uri = f"sqlite:///{(tmp_path / 'flag.db').resolve()}"     # the flag wins over the variable
+    from imgcls.track import make_trackers
+    (ml,) = make_trackers(["mlflow"], TrainConfig(out=str(tmp_path / "runs"), tracker=["mlflow"],
+                                                  tracking_uri=flag_uri))
+    assert ml.uri == flag_uri and not ml.from_env
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", DEAD_SERVER)
+    (tmp_path / "nothing").mkdir()         # there, but never read
+    with pytest.raises(UserError, match=r"MLFLOW_TRACKING_URI=http://127.0.0.1:9: no MLflow server answers there "
+                                        r"\(Connection refused\); .*unset MLFLOW_TRACKING_URI"):
+        run_train(TrainConfig(src=str(tmp_path / "nothing"), out=str(tmp_path / "runs2"), tracker=["mlflow"], **TINY))
+    assert not (tmp_path / "runs2").exists()
+
+
 class StopAfterFold(Callback):
     """Ctrl-C as fold `fold` ends (its last.pt finished): the set stops before its out-of-fold score."""
 

@@ -6,9 +6,9 @@ wandb|none` (repeatable). All work offline; metrics.csv and the run folder's fil
   worst-predicted validation images as images, the options as hparams; a k-fold set's out-of-fold score
   (oof/val_macro_f1, oof/val_acc) in the set's own folder, with its options (the set's row in the HParams tab). `tensorboard --logdir outputs/runs`.
 - mlflow: a local store, `sqlite:///<--out>/mlflow.db` with artifacts in `<--out>/mlartifacts` (or --tracking-uri,
-  e.g. a server): params, metrics, artifacts (config.yaml, metrics.csv, per_class.csv, plots, report.html; best.pt
+  e.g. a server; without the flag, MLFLOW_TRACKING_URI where it is set): params, metrics, artifacts (config.yaml, metrics.csv, per_class.csv, plots, report.html; best.pt
   with --track-checkpoint). k-fold: one parent run with the folds nested under it. The run folder's mlflow_run.json
-  names its MLflow run: --resume goes on logging to it. A --tracking-uri server that does not answer is refused before any data is read;
+  names its MLflow run: --resume goes on logging to it. A --tracking-uri (or MLFLOW_TRACKING_URI) server that does not answer is refused before any data is read;
   a store failing mid-run is one warning, and the run goes on without it. `mlflow ui --backend-store-uri
   sqlite:///outputs/runs/mlflow.db`.
 - wandb: offline unless you are logged in (WANDB_API_KEY or `wandb login`); WANDB_MODE is respected. Files under
@@ -34,9 +34,10 @@ from imgcls.train.config import TRACKERS    # noqa: E402 - the option's choices 
 PACKAGE = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 
 
-def check_trackers(names: Sequence[str], tracking_uri: str | None = None) -> list[str]:
+def check_trackers(names: Sequence[str], tracking_uri: str | None = None, check_store: bool = True) -> list[str]:
     """The trackers asked for (without 'none', deduplicated); one line for an unknown name or a missing package, or
-    for --tracker mlflow with a `tracking_uri` server that does not answer (mlflow_tracker.check_server)."""
+    (`check_store`) for --tracker mlflow with a server that does not answer: `tracking_uri`, else
+    MLFLOW_TRACKING_URI (mlflow_tracker.check_server)."""
     out = []
     for n in names:
         n = str(n).strip().lower()
@@ -54,7 +55,7 @@ def check_trackers(names: Sequence[str], tracking_uri: str | None = None) -> lis
                             f"with its dependencies (pip install --force-reinstall 'imgcls[{n}]') or drop the "
                             f"flag") from None
         out.append(n)
-    if "mlflow" in out and tracking_uri:
+    if "mlflow" in out and check_store:
         from imgcls.track.mlflow_tracker import check_server
         check_server(tracking_uri)
     return out
@@ -65,7 +66,7 @@ def make_trackers(names: Sequence[str], cfg=None, group: str | None = None) -> l
     track_checkpoint). A run of a `group` (tune's trials) does not check the tracking server: the command did before
     its first trial, and one gone since stops no trial (the tracker says so and logs nothing more)."""
     made = []
-    for n in check_trackers(names, getattr(cfg, "tracking_uri", None) if group is None else None):
+    for n in check_trackers(names, getattr(cfg, "tracking_uri", None), check_store=group is None):
         if n == "tensorboard":
             from imgcls.track.tb_tracker import TensorBoardTracker
             made.append(TensorBoardTracker())

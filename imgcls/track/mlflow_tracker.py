@@ -1,4 +1,5 @@
-"""--tracker mlflow: a local store (sqlite:///<--out>/mlflow.db, artifacts in <--out>/mlartifacts) or --tracking-uri.
+"""--tracker mlflow: --tracking-uri, else MLFLOW_TRACKING_URI (MLflow's own variable), else a local store
+(sqlite:///<--out>/mlflow.db, artifacts in <--out>/mlartifacts): store_uri.
 
 A tracking server that does not answer: MLflow retries each call with a growing wait (MLFLOW_HTTP_REQUEST_MAX_RETRIES,
 MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: about 4 minutes a call by default), so train and tune ask the server once, with
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import time
 from contextlib import contextmanager
@@ -42,6 +44,23 @@ def _quiet():
 
 def default_uri(out: str | Path) -> str:
     return f"sqlite:///{Path(out).resolve() / 'mlflow.db'}"
+
+
+ENV_URI = "MLFLOW_TRACKING_URI"     # MLflow's own variable for the store: honoured where --tracking-uri is not given
+
+
+def asked_uri(uri: str | None) -> tuple[str | None, str]:
+    """(the store asked for, how: '--tracking-uri' or 'MLFLOW_TRACKING_URI'): the flag wins over the variable;
+    (None, '') where neither names one (the local store, default_uri)."""
+    if uri:
+        return uri, "--tracking-uri"
+    env = os.environ.get(ENV_URI, "").strip()
+    return (env, ENV_URI) if env else (None, "")
+
+
+def store_uri(uri: str | None, out: str | Path) -> str:
+    """The store a run logs to: --tracking-uri, else MLFLOW_TRACKING_URI, else sqlite:///<out>/mlflow.db."""
+    return asked_uri(uri)[0] or default_uri(out)
 
 
 PROBE_SECONDS = 5      # check_server's one request: a server that answers does so well within it
@@ -83,13 +102,16 @@ def unreachable(uri: str) -> str | None:
 
 
 def check_server(uri: str | None) -> None:
-    """--tracking-uri naming a server that does not answer (unreachable): one line before any training, where
-    MLflow's retries would wait minutes on the first call."""
+    """--tracking-uri (or, without it, MLFLOW_TRACKING_URI: asked_uri) naming a server that does not answer
+    (unreachable): one line before any training, where MLflow's retries would wait minutes on the first call."""
+    uri, source = asked_uri(uri)
     why = unreachable(uri) if uri else None
     if why is not None:
         from imgcls.errors import UserError
-        raise UserError(f"--tracking-uri {uri}: no MLflow server answers there ({why}); start it (mlflow server "
-                        f"--host HOST --port PORT) or give its right address, or leave --tracking-uri out to log to "
+        where = f"--tracking-uri {uri}" if source != ENV_URI else f"{ENV_URI}={uri}"
+        local = ("leave --tracking-uri out" if source != ENV_URI else f"unset {ENV_URI}")
+        raise UserError(f"{where}: no MLflow server answers there ({why}); start it (mlflow server "
+                        f"--host HOST --port PORT) or give its right address, or {local} to log to "
                         f"the local store sqlite:///<--out>/mlflow.db")
 
 
@@ -115,7 +137,8 @@ class MLflowTracker(Callback):
     def __init__(self, uri: str | None = None, out: str | Path = "outputs/runs", log_checkpoint: bool = False,
                  group: str | None = None):
         self.out = Path(out)
-        self.uri = uri or default_uri(self.out)
+        self.uri = store_uri(uri, self.out)
+        self.from_env = asked_uri(uri)[1] == ENV_URI      # said where the runs went: the variable chose the store
         self.log_checkpoint, self.group = log_checkpoint, group
         self.client = self.exp_id = self.run_id = None
         self.parent_id = None          # the k-fold set's (or group's) run, created with the first fold
@@ -283,7 +306,8 @@ class MLflowTracker(Callback):
     @_guarded
     def on_train_end(self, summary):
         from imgcls.console import info, sh
-        info(f"mlflow: runs in {self.uri}" + (f"; to browse them: mlflow ui --backend-store-uri {sh(self.uri)}"
+        info(f"mlflow: runs in {self.uri}" + (f" ({ENV_URI})" if self.from_env else "")
+             + (f"; to browse them: mlflow ui --backend-store-uri {sh(self.uri)}"
                                               if self._local() else ""))
         run_dir = Path(summary["run_dir"])
         if self.parent_id is None and self.group is None and oof_scalars(summary):

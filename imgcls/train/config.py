@@ -361,8 +361,8 @@ class TrainConfig:
                            none="none: metrics.csv and the run folder only",
                            help="Experiment tracker, repeat the flag for more (all offline; each an optional extra: "
                                 "pip install 'imgcls\\[mlflow]').")
-    tracking_uri: str | None = option(None, panel=TRACKING, none="sqlite:///<--out>/mlflow.db",
-                                      needs=(("tracker", ("mlflow",)),),
+    tracking_uri: str | None = option(None, panel=TRACKING, needs=(("tracker", ("mlflow",)),),
+                                      none="$MLFLOW_TRACKING_URI, else sqlite:///<--out>/mlflow.db",
                                       help="--tracker mlflow: the tracking store or server.")
     track_checkpoint: bool = option(False, panel=TRACKING, needs=(("tracker", ("mlflow", "wandb")),),
                                     help="--tracker mlflow / wandb: also upload best.pt as an artifact.")
