@@ -814,6 +814,39 @@ def test_mlflow_tracking_uri_in_the_environment_is_the_store_without_the_flag(da
     assert not (tmp_path / "runs2").exists()
 
 
+@pytest.mark.timeout(400)
+def test_an_mlflow_server_gone_mid_run_fails_fast_and_names_the_run_it_leaves_running(tmp_path, capsys, monkeypatch):
+    """A server that answered when the run started and is gone since: the first failing call waited MLflow's own
+    retries (7, with growing waits: about 4 minutes) before its one warning, and the MLflow run stayed RUNNING
+    without a word. The tracker's calls now retry once at once (FAST_FAIL, set for its calls only and restored; a
+    value the user set is theirs), and the warning names the run left RUNNING and how to end it."""
+    import os
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    from imgcls.track import mlflow_tracker as mt
+    ml = mt.MLflowTracker(uri=DEAD_SERVER, out=tmp_path)
+    # as on_run_start left it while the server answered
+    ml.client, ml.exp_id, ml.run_id = MlflowClient(DEAD_SERVER), "1", ml._opened("0123abcd")
+    capsys.readouterr()
+    t0 = time.monotonic()
+    ml.on_epoch_end(1, {"val_macro_f1": 0.5, "per_class_f1": {"a": 0.5}})
+    took = time.monotonic() - t0
+    ml.on_epoch_end(2, {"val_macro_f1": 0.5})                    # nothing more is tried
+    err = " ".join(capsys.readouterr().err.split())
+    assert took < 15, took                                       # MLflow's own retries: ~4 minutes
+    assert err.count("warning: mlflow:") == 1, err
+    assert (f"warning: mlflow: {DEAD_SERVER} failed (Connection refused); the run goes on without MLflow" in err
+            and "its MLflow run 0123abcd stays RUNNING there" in err
+            and f"MlflowClient('{DEAD_SERVER}').set_terminated('0123abcd', 'FAILED')" in err), err
+    assert not any(k in os.environ for k in mt.FAST_FAIL)        # set for the tracker's calls only
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+    with mt._store_call():
+        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3" and os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3" and "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ
+
+
 class StopAfterFold(Callback):
     """Ctrl-C as fold `fold` ends (its last.pt finished): the set stops before its out-of-fold score."""
 

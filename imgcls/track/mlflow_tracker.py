@@ -3,8 +3,10 @@
 
 A tracking server that does not answer: MLflow retries each call with a growing wait (MLFLOW_HTTP_REQUEST_MAX_RETRIES,
 MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: about 4 minutes a call by default), so train and tune ask the server once, with
-no retry, before any data is read (check_server: one line, exit 2). A store failing later (a server gone mid-run)
-stops no training: the tracker says so once and logs nothing more to it (the run folder holds everything)."""
+no retry, before any data is read (check_server: one line, exit 2), and the tracker's own calls retry once, at once,
+with a shorter timeout (FAST_FAIL, where the user did not set those variables: _store_call). A store failing later (a
+server gone mid-run) stops no training: the tracker says so once, with the runs it leaves RUNNING there, and logs
+nothing more to it (the run folder holds everything)."""
 from __future__ import annotations
 
 import functools
@@ -28,16 +30,29 @@ ARTIFACTS = ("config.yaml", "metrics.csv", "per_class.csv", "val_predictions.csv
              "confusion_matrix.png", "confusion_matrix_normalized.png", "report.html", "train.log")
 
 
+# MLflow's HTTP settings (read at each request) for the tracker's own calls: a server gone mid-run costs one retry at
+# once (urllib3 waits before the second retry only) and at most twice the timeout (a server that accepts and hangs),
+# not MLflow's 7 retries with growing waits (about 4 minutes; 16 against a hung server). One a user set is theirs.
+FAST_FAIL = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+             "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
 @contextmanager
-def _quiet():
-    """MLflow / alembic INFO lines ('Creating initial MLflow database tables...') are not for imgcls users."""
+def _store_call():
+    """Around the tracker's MLflow calls: quick to fail against a server gone (FAST_FAIL, where the environment does
+    not set them; restored after, so nothing else in the process is changed), and quiet: MLflow / alembic INFO lines
+    ('Creating initial MLflow database tables...') are not for imgcls users."""
     loggers = [logging.getLogger(n) for n in ("mlflow", "alembic")]
     levels = [lg.level for lg in loggers]
+    ours = [k for k in FAST_FAIL if k not in os.environ]
     for lg in loggers:
         lg.setLevel(logging.WARNING)
+    os.environ.update({k: FAST_FAIL[k] for k in ours})
     try:
         yield
     finally:
+        for k in ours:
+            os.environ.pop(k, None)
         for lg, lv in zip(loggers, levels):
             lg.setLevel(lv)
 
@@ -93,7 +108,7 @@ def unreachable(uri: str) -> str | None:
     from mlflow.utils.credentials import get_default_host_creds
     from mlflow.utils.rest_utils import http_request
     try:
-        with _quiet():
+        with _store_call():
             http_request(get_default_host_creds(uri), "/health", "GET", max_retries=0, backoff_factor=0,
                          timeout=PROBE_SECONDS, raise_on_status=False)
     except Exception as e:     # noqa: BLE001 - MlflowException wrapping requests' errors, or requests' own
@@ -116,8 +131,9 @@ def check_server(uri: str | None) -> None:
 
 
 def _guarded(hook):
-    """A tracker hook whose store failing stops no training: the first failure is said once (MLflowTracker.failed)
-    and the tracker logs nothing more, so a server gone mid-run costs MLflow's retries once, not on every call."""
+    """A tracker hook whose store failing stops no training: the first failure is said once (MLflowTracker.failed),
+    with the runs it leaves RUNNING in the store, and the tracker logs nothing more, so a server gone mid-run costs
+    one quick failure (FAST_FAIL), not one on every call."""
     @functools.wraps(hook)
     def call(self, *args):
         if self.failed is not None:
@@ -128,7 +144,7 @@ def _guarded(hook):
             self.failed = _reason(e)
             from imgcls.console import warn
             warn(f"mlflow: {self.uri} failed ({self.failed}); the run goes on without MLflow, logging nothing more "
-                 f"to it (metrics.csv and the run folder hold everything)")
+                 f"to it (metrics.csv and the run folder hold everything)" + self._left_running())
             return None
     return call
 
@@ -146,6 +162,30 @@ class MLflowTracker(Callback):
         self.group_id = None           # the group's run (tune's study): parent of each run, or of each k-fold set
         self.steps: list = []
         self.failed: str | None = None     # the store's first failure (_guarded): nothing more is logged
+        self.open: dict[str, None] = {}    # the MLflow runs this tracker set RUNNING and has not ended, in order
+
+    def _opened(self, run_id: str) -> str:
+        self.open[run_id] = None
+        return run_id
+
+    def _end(self, run_id: str, status: str | None = None) -> None:
+        """End an MLflow run (FINISHED, or `status`)."""
+        if status is None:
+            self.client.set_terminated(run_id)
+        else:
+            self.client.set_terminated(run_id, status=status)
+        self.open.pop(run_id, None)
+
+    def _left_running(self) -> str:
+        """The failure warning's end: the runs the store keeps RUNNING, which only a call to it can end (no `mlflow
+        runs` command sets a run's status), and how to end them once it answers again."""
+        if not self.open:
+            return ""
+        ids, one = list(self.open), len(self.open) == 1
+        end = f"MlflowClient('{self.uri}').set_terminated('{ids[0] if one else 'RUN_ID'}', 'FAILED')"
+        return (f"; its MLflow run{'' if one else 's'} {', '.join(ids)} stay{'s' if one else ''} RUNNING there, as "
+                f"the store cannot be told: once it answers again, end {'it' if one else 'each'} with python -c "
+                f"\"from mlflow import MlflowClient; {end}\"")
 
     def _local(self) -> bool:
         """A store on this machine (a file or SQLite database), not a tracking server."""
@@ -161,7 +201,7 @@ class MLflowTracker(Callback):
         if self.uri.startswith("sqlite:///") and self.uri != "sqlite:///:memory:":
             from imgcls.fsutil import create_sqlite_file
             create_sqlite_file(self.uri[len("sqlite:///"):])
-        with _quiet():
+        with _store_call():
             self.client = MlflowClient(tracking_uri=self.uri)
             exp = self.client.get_experiment_by_name(EXPERIMENT)
             if exp is not None:
@@ -180,9 +220,9 @@ class MLflowTracker(Callback):
         if self.group is not None and self.group_id is None:      # tune: one parent per study
             self.group_id = self._find_group(self.group)
             if self.group_id is None:
-                with _quiet():
-                    self.group_id = self.client.create_run(self.exp_id, run_name=self.group,
-                                                           tags={"imgcls.kind": "group"}).info.run_id
+                with _store_call():
+                    self.group_id = self._opened(self.client.create_run(self.exp_id, run_name=self.group,
+                                                                        tags={"imgcls.kind": "group"}).info.run_id)
         parent_name = info["parent_dir"].name if info["parent_dir"] is not None else self.group
         if info["parent_dir"] is None:
             self.parent_id, self.parent_dir = self.group_id, self.group
@@ -192,10 +232,10 @@ class MLflowTracker(Callback):
                 ktags[MLFLOW_PARENT_RUN_ID] = self.group_id
             self.parent_id = self._earlier(info["parent_dir"])      # --resume of a k-fold set: the set's run
             if self.parent_id is None:
-                with _quiet():
-                    self.parent_id = self.client.create_run(self.exp_id, run_name=parent_name,
-                                                            tags={**ktags, "imgcls.run_dir": where(info["parent_dir"])}
-                                                            ).info.run_id
+                with _store_call():
+                    self.parent_id = self._opened(self.client.create_run(
+                        self.exp_id, run_name=parent_name,
+                        tags={**ktags, "imgcls.run_dir": where(info["parent_dir"])}).info.run_id)
                 record_tracker_run(info["parent_dir"], TRACKER, self.uri, self.parent_id)
             self._params(self.parent_id, info["config"])
             self.parent_dir = parent_name
@@ -206,8 +246,8 @@ class MLflowTracker(Callback):
         name = Path(info["run_dir"]).name if info["fold"] is None else f"{parent_name}/fold_{info['fold']}"
         self.run_id = self._earlier(info["run_dir"])     # --resume: one MLflow run, its metrics going on
         if self.run_id is None:
-            with _quiet():
-                self.run_id = self.client.create_run(self.exp_id, run_name=name, tags=tags).info.run_id
+            with _store_call():
+                self.run_id = self._opened(self.client.create_run(self.exp_id, run_name=name, tags=tags).info.run_id)
             record_tracker_run(info["run_dir"], TRACKER, self.uri, self.run_id)
         self._params(self.run_id, info["config"])
 
@@ -221,11 +261,12 @@ class MLflowTracker(Callback):
         if run_id is None:
             return None
         try:
-            with _quiet():
+            with _store_call():
                 run = self.client.get_run(run_id)
                 if run.info.lifecycle_stage != "active" or run.info.experiment_id != self.exp_id:
                     return None
                 self.client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+                self._opened(run.info.run_id)
                 if STOPPED_TAG in run.data.tags:        # the stop it records is over: the run goes on
                     self.client.delete_tag(run.info.run_id, STOPPED_TAG)
         except MlflowException:
@@ -234,7 +275,7 @@ class MLflowTracker(Callback):
 
     def _find_group(self, name: str) -> str | None:
         """The run id of an existing group parent run called `name` (an earlier tune trial made it)."""
-        with _quiet():
+        with _store_call():
             found = self.client.search_runs([self.exp_id], filter_string=f"tags.`imgcls.kind` = 'group' and "
                                                                          f"attributes.run_name = '{name}'",
                                             max_results=1)
@@ -251,7 +292,7 @@ class MLflowTracker(Callback):
             return False
         tags = {"imgcls.best_trial": str(trial), "imgcls.best_run_dir": str(Path(run_dir).resolve()),
                 **{BEST_TAG + k: str(option_text(v))[:5000] for k, v in params.items()}}
-        with _quiet():
+        with _store_call():
             self.client.log_metric(group_id, metric, float(value), step=int(step))
             for k in self.client.get_run(group_id).data.tags:
                 if k.startswith(BEST_TAG) and k not in tags:
@@ -264,7 +305,7 @@ class MLflowTracker(Callback):
         """The run's options (bools as true / false, as config.yaml writes them); a reopened run keeps those it has
         (MLflow refuses a changed value: --resume may change only the data path, --workers, --device, --cache)."""
         from mlflow.entities import Param
-        with _quiet():
+        with _store_call():
             have = self.client.get_run(run_id).data.params
             params = [Param(k, str(v)[:6000]) for k, v in text_params(config).items() if k not in have]
             if params:
@@ -283,14 +324,14 @@ class MLflowTracker(Callback):
         ts = int(time.time() * 1000)
         batch = self.steps + [Metric(k, v, ts, epoch) for k, v in epoch_scalars(logs).items()]
         self.steps = []
-        with _quiet():
+        with _store_call():
             for i in range(0, len(batch), 1000):         # MLflow's log_batch limit
                 self.client.log_batch(self.run_id, metrics=batch[i:i + 1000])
 
     @_guarded
     def on_run_end(self, summary):
         run_dir = Path(summary["run_dir"])
-        with _quiet():
+        with _store_call():
             self.client.log_metric(self.run_id, "best/val_macro_f1", float(summary["best_macro_f1"]))
             self.client.log_metric(self.run_id, "best/epoch", float(summary["best_epoch"]))
             for f in ARTIFACTS:
@@ -298,9 +339,9 @@ class MLflowTracker(Callback):
                     self.client.log_artifact(self.run_id, str(run_dir / f))
             if self.log_checkpoint and (run_dir / "best.pt").is_file():
                 self.client.log_artifact(self.run_id, str(run_dir / "best.pt"))
-            self.client.set_terminated(self.run_id)
+            self._end(self.run_id)
             if self.group_id is not None:
-                self.client.set_terminated(self.group_id)    # a group's parent: finished with each of its runs
+                self._end(self.group_id)    # a group's parent: finished with each of its runs
         self.run_id = None
 
     @_guarded
@@ -317,14 +358,14 @@ class MLflowTracker(Callback):
             self.parent_id = self._earlier(run_dir)
         if self.parent_id is None or self.parent_id == self.group_id:
             return                       # a group's parent (tune's study) stays open for the next run_train
-        with _quiet():
+        with _store_call():
             for k, v in oof_scalars(summary).items():
                 self.client.log_metric(self.parent_id, k, v)
             for f in ("config.yaml", "oof_score.json", "val_predictions.csv", "per_class.csv", "confusion_matrix.png",
                       "confusion_matrix_normalized.png", "report.html"):      # val_predictions: the OOF rows
                 if (run_dir / f).is_file():
                     self.client.log_artifact(self.parent_id, str(run_dir / f))
-            self.client.set_terminated(self.parent_id)
+            self._end(self.parent_id)
         self.parent_id = None
 
     @_guarded
@@ -333,13 +374,13 @@ class MLflowTracker(Callback):
         # Ctrl-C or a pruned tune trial (optuna.TrialPruned) is killed; anything else failed
         killed = isinstance(error, KeyboardInterrupt) or type(error).__name__ == "TrialPruned"
         status = RunStatus.to_string(RunStatus.KILLED if killed else RunStatus.FAILED)
-        with _quiet():
+        with _store_call():
             if self.run_id is not None:
                 self.client.set_tag(self.run_id, STOPPED_TAG, f"{type(error).__name__}: {error}"[:500])
-                self.client.set_terminated(self.run_id, status=status)
+                self._end(self.run_id, status)
                 self.run_id = None
             if self.parent_id is not None and self.parent_id != self.group_id:   # a k-fold set stops with its fold
-                self.client.set_terminated(self.parent_id, status=status)
+                self._end(self.parent_id, status)
                 self.parent_id = None
             if self.group_id is not None:
-                self.client.set_terminated(self.group_id)    # a group's parent: finished with each of its runs
+                self._end(self.group_id)    # a group's parent: finished with each of its runs
