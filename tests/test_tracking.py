@@ -847,6 +847,30 @@ def test_an_mlflow_server_gone_mid_run_fails_fast_and_names_the_run_it_leaves_ru
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3" and "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ
 
 
+def test_trackers_name_a_profile_run_s_classes_by_what_they_are(tmp_path):
+    """The per-class F1 the trackers log named a profile run's classes 0..17 only, where its report says
+    '4 (wear, female, 30-59)': the callbacks' per_class_f1 now names them as the report does (profiles.class_titles),
+    TensorBoard logs that name and MLflow the nearest name it takes (metric_key: brackets, commas and '<' are
+    refused, and the whole batch with them)."""
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from conftest import make_profiles
+    src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    rec = Recorder()
+    run = run_train(TrainConfig(src=str(src), out=str(tmp_path / "runs"), name="p", epochs=1, val_split=0.3,
+                                tracker=["tensorboard", "mlflow"], **TINY), callbacks=[rec])
+    (logs,) = [e[2] for e in rec.events if e[0] == "epoch"]
+    assert "4 (wear, female, 30-59)" in logs["per_class_f1"] and len(logs["per_class_f1"]) == 18
+    acc = EventAccumulator(str(run))
+    acc.Reload()
+    assert "val_f1_per_class/0 (wear, male, <30)" in acc.Tags()["scalars"]
+    client = MlflowClient(f"sqlite:///{(tmp_path / 'runs').resolve() / 'mlflow.db'}")
+    got = client.search_runs([client.get_experiment_by_name("imgcls").experiment_id])[0].data.metrics
+    assert {"val_f1_per_class/4 wear female 30-59", "val_f1_per_class/0 wear male lt30",
+            "val_f1_per_class/17 not_wear female ge60", "val/macro_f1"} <= set(got), sorted(got)
+
+
 class StopAfterFold(Callback):
     """Ctrl-C as fold `fold` ends (its last.pt finished): the set stops before its out-of-fold score."""
 

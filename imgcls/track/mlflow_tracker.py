@@ -78,6 +78,19 @@ def store_uri(uri: str | None, out: str | Path) -> str:
     return asked_uri(uri)[0] or default_uri(out)
 
 
+_IN_WORDS = {"<=": "le", ">=": "ge", "<": "lt", ">": "gt", "=": "eq"}
+
+
+def metric_key(name: str) -> str:
+    """A metric name as MLflow takes one (alphanumerics, _ - . : / and spaces: a name with another character is
+    refused, and the whole batch with it): brackets and commas dropped, comparisons in words, any other character
+    '_' ('val_f1_per_class/0 (wear, male, <30)' -> 'val_f1_per_class/0 wear male lt30')."""
+    name = re.sub(r"[()\[\]{},]", " ", name)
+    name = re.sub(r"<=|>=|<|>|=", lambda m: _IN_WORDS[m.group()], name)
+    name = re.sub(r"[^/\w.\- :]", "_", name)
+    return re.sub(r" {2,}", " ", name).strip()
+
+
 PROBE_SECONDS = 5      # check_server's one request: a server that answers does so well within it
 
 
@@ -322,7 +335,7 @@ class MLflowTracker(Callback):
     def on_epoch_end(self, epoch, logs):
         from mlflow.entities import Metric
         ts = int(time.time() * 1000)
-        batch = self.steps + [Metric(k, v, ts, epoch) for k, v in epoch_scalars(logs).items()]
+        batch = self.steps + [Metric(metric_key(k), v, ts, epoch) for k, v in epoch_scalars(logs).items()]
         self.steps = []
         with _store_call():
             for i in range(0, len(batch), 1000):         # MLflow's log_batch limit

@@ -34,6 +34,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.model_meta import ModelMeta
 from imgcls.oversample import AUTO
+from imgcls.profiles import class_titles
 from imgcls.train.batch_aug import (BatchAugment, gather, random_crops, source_on_device, step_generator,
                                     use_batch_aug)
 from imgcls.train.callbacks import Hooks
@@ -595,8 +596,9 @@ class Trainer:
         record_last_state(run_dir / "last.pt", epoch + 1, finished)     # after last.pt: never ahead of it
         if self.hooks.cbs:
             pcs = metrics.per_class(ev["y_final"], ev["proba"].argmax(1), list(self.meta.classes))
+            titles = class_titles(pcs["class"], self.meta.class_meanings())     # '4 (wear, female, 30-59)'
             self.hooks("on_epoch_end", epoch + 1, dict(row, improved=improved,
-                                                       per_class_f1=dict(zip(pcs["class"], pcs["f1"].astype(float)))))
+                                                       per_class_f1=dict(zip(titles, pcs["f1"].astype(float)))))
 
     def finish(self) -> dict:
         st, run_dir = self.state, self.run_dir
