@@ -72,6 +72,8 @@ class Run:
     config: dict = field(default_factory=dict)
     changed: str = ""                    # options that differ from TrainConfig's defaults, "k=v k=v"
     classes: list = field(default_factory=list)
+    checkpoints: list = field(default_factory=list)    # its models' files, which tell what its classes mean
+    meanings: dict | None = None       # what its classes mean (class_meanings), read when asked (meanings_of)
     history: pd.DataFrame | None = None  # metrics.csv (a k-fold set: its folds' rows, with a fold column)
     per_class: pd.DataFrame | None = None
 
@@ -88,6 +90,46 @@ def _read_csv(path: Path) -> pd.DataFrame | None:
                            na_values=[""])
     except (OSError, ValueError, pd.errors.ParserError):
         return None
+
+
+def meanings_of(run: Run) -> dict[str, str]:
+    """What the run's classes mean (class_meanings of its checkpoints), read once, when a diff or the report names
+    its classes: the leaderboard reads no checkpoint for it."""
+    if run.meanings is None:
+        run.meanings = class_meanings(run.classes, run.checkpoints)
+    return run.meanings
+
+
+def class_meanings(classes: Sequence[str], checkpoints: Sequence[Path]) -> dict[str, str]:
+    """What a run's (or ensemble's) classes mean where its models' metadata tells, as train's, predict's and
+    ensemble's reports name them (profiles.prediction_meanings: a profile run's '4' -> 'wear, female, 30-59'); {}
+    where none tells. Only class ids that are numbers can mean more than they say: no checkpoint is read for
+    others."""
+    if not classes or not all(str(c).isdigit() for c in classes):
+        return {}
+    from imgcls.profiles import prediction_meanings
+    from imgcls.train.checkpoint import read_meta
+    metas = []
+    for c in checkpoints:
+        try:
+            metas.append(read_meta(c))
+        except (UserError, OSError):       # gone, being replaced, not a checkpoint: it tells nothing
+            continue
+    return prediction_meanings([str(c) for c in classes], metas) if metas else {}
+
+
+def agreed_meanings(runs: Sequence[Run]) -> dict[str, str]:
+    """{class: meaning} of the classes shown together for `runs` (their per-class scores): a class is named by what
+    it is where every run that scores it says the same (a mask run's '0' is not a profile run's, nor a profile
+    run's '0' under --age-bands 25 one's under 30,60); one whose models tell nothing leaves it bare."""
+    said = [{str(c): meanings_of(r).get(str(c), "") for c in r.per_class["class"]} for r in runs
+            if r.per_class is not None]
+    out = {}
+    for c in dict.fromkeys(c for s in said for c in s):
+        told = {s[c] for s in said if c in s}
+        if len(told) == 1 and "" not in told:
+            out[c] = told.pop()
+    return out
 
 
 def _score(preds: pd.DataFrame | None, run: Run) -> None:
@@ -167,6 +209,7 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
         run.history = pd.concat(hist, ignore_index=True) if hist else None
         oof = _read_csv(path / "val_predictions.csv")
         _score(oof, run)
+        run.checkpoints = [d / "best.pt" for d in folds]
         run.scored_on = OOF
         if not run.classes:         # no out-of-fold predictions before the last fold: the task's classes all the same
             run.classes = planned_classes(path) or _fold_classes(folds)
@@ -176,6 +219,7 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
     else:
         run.history = _read_csv(path / "metrics.csv")
         _score(_read_csv(path / "val_predictions.csv"), run)
+        run.checkpoints = [path / "best.pt"]
         run.scored_on = VAL
         if not run.classes:         # before its first validation: the classes train recorded as it started
             run.classes = planned_classes(path) or (planned_classes(path.parent) if one_fold else None) or []
@@ -309,6 +353,7 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
         run.changed = ("shares within each attribute " + " ".join(f"{k}={v}" for k, v in shares.items())
                        if shares else "")
     _score(_read_csv(path / "oof_predictions.csv"), run)
+    run.checkpoints = [path / str(c) for m in members if isinstance(m, dict) for c in (m.get("checkpoints") or [])[:1]]
     rows = common_rows([len(m.get("checkpoints") or []) if isinstance(m, dict) else 0 for m in members])
     run.scored_on = rows
     scores = doc.get("scores") if isinstance(doc.get("scores"), dict) else {}
@@ -520,6 +565,9 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
         pc = ra.per_class[["class", "f1", "support"]].merge(rb.per_class[["class", "f1", "support"]], on="class",
                                                             how="outer", suffixes=("_a", "_b"))
         pc["delta_f1"] = pc["f1_b"] - pc["f1_a"]
+        meanings = agreed_meanings([ra, rb])
+        if meanings_of(ra) or meanings_of(rb):      # as per_class.csv: a meaning column, blank where the runs disagree
+            pc.insert(1, "meaning", [meanings.get(str(c), "") for c in pc["class"]])
     return {"a": ra, "b": rb, "config": cfg, "ran": ran, "metrics": mets, "per_class": pc, "same_rows": same_rows,
             "same_task": ra.task == rb.task,     # a mask run's macro-F1 and a gender run's do not compare
             "optimistic": optimistic if len(optimistic) == 1 else []}
@@ -639,6 +687,7 @@ def _heat_uri(runs: Sequence[Run]) -> str:
     if not have:
         return ""
     classes = list(dict.fromkeys(c for r in have for c in r.per_class["class"]))
+    meanings = agreed_meanings(have)
     mat = np.full((len(have), len(classes)), np.nan)
     for i, r in enumerate(have):
         f = dict(zip(r.per_class["class"], r.per_class["f1"]))
@@ -646,7 +695,8 @@ def _heat_uri(runs: Sequence[Run]) -> str:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(min(18, 3 + 0.5 * len(classes)), min(14, 1.5 + 0.4 * len(have))))
     im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis", aspect="auto")
-    ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+    from imgcls.profiles import class_titles
+    ax.set_xticks(range(len(classes)), class_titles(classes, meanings), rotation=90, fontsize=7)
     ax.set_yticks(range(len(have)), [r.name for r in have], fontsize=7)
     if mat.size <= 400:
         for i in range(mat.shape[0]):

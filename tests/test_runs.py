@@ -588,3 +588,43 @@ def test_a_listing_whose_reader_closes_early_exits_141_quietly(outputs):
         assert r.returncode == code, (args, r.returncode, r.stderr)
         assert ("error: " in r.stderr) == (code == 2) and "Traceback" not in r.stderr \
             and "Exception ignored" not in r.stderr, (args, r.stderr)
+
+
+def test_runs_name_a_profile_run_s_classes_by_what_they_are(tmp_path, monkeypatch):
+    """`imgcls runs diff` and the runs report's per-class chart named a profile run's classes 0..17 only, where
+    train's, predict's and ensemble's reports say '4 (wear, female, 30-59)': the runs' (and an ensemble's) class
+    meanings now come from their models' metadata (profiles.prediction_meanings), in diff's per-class table and on
+    the chart; a class the runs charted together do not agree on (a mask run's '0') stays bare."""
+    from conftest import make_tiny_run
+    from matplotlib.axes import Axes
+
+    from imgcls.runs import write_runs_report
+    out = tmp_path / "outputs"
+    rows = [("/r", f"{i}.png", str(i % 18)) for i in range(36)]
+    for name, seed in (("p1", 0), ("p2", 1)):
+        make_tiny_run(out / "runs" / name, multi=True, age_bands=[30, 60], val_rows=rows, seed=seed)
+    ens = out / "ensembles" / "e"
+    ens.mkdir(parents=True)
+    (ens / "spec.yaml").write_text(yaml.safe_dump({
+        "kind": "imgcls-ensemble", "name": "e", "method": "soft", "classes": [str(i) for i in range(18)],
+        "members": [{"name": n, "run": f"../../runs/{n}", "weight": 0.5, "checkpoints": [f"../../runs/{n}/best.pt"]}
+                    for n in ("p1", "p2")]}))
+    pd.read_csv(out / "runs" / "p1" / "val_predictions.csv").rename(columns={"path": "key"}).to_csv(
+        ens / "oof_predictions.csv", index=False)
+    make_tiny_run(out / "runs" / "other_bands", multi=True, age_bands=[25, 50], val_rows=rows)
+    d = diff_runs(out / "runs" / "p1", out / "runs" / "p2")
+    assert dict(zip(d["per_class"]["class"], d["per_class"]["meaning"]))["4"] == "wear, female, 30-59"
+    d = diff_runs(out / "runs" / "p1", out / "runs" / "other_bands")      # '4': 30-59 there, 25-49 here
+    assert dict(zip(d["per_class"]["class"], d["per_class"]["meaning"]))["4"] == ""
+    runs = {r.name: r for r in find_runs(out)}
+    from imgcls.runs import meanings_of
+    assert runs["ensembles/e"].meanings is None                       # the leaderboard reads no checkpoint for it
+    assert meanings_of(runs["ensembles/e"])["17"] == "not_wear, female, >=60"
+    ticks, set_xticks = [], Axes.set_xticks
+    monkeypatch.setattr(Axes, "set_xticks", lambda self, t, labels=None, **kw: (
+        ticks.extend(labels or []), set_xticks(self, t, labels, **kw))[1])
+    write_runs_report([r for n, r in runs.items() if n != "runs/other_bands"], tmp_path / "r.html", out)
+    assert "4 (wear, female, 30-59)" in ticks and "0 (wear, male, <30)" in ticks
+    ticks.clear()
+    write_runs_report(list(runs.values()), tmp_path / "r.html", out)
+    assert "4" in ticks and not any("wear" in t for t in ticks)
