@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -960,3 +961,31 @@ def test_a_warm_split_says_in_one_line_what_its_caches_served(tmp_path, monkeypa
     assert len(line) == 1 and said[line[0]].startswith(f"split: reused from the cache in {tmp_path / 'cache'}: "
                                                        f"embeddings (tf_efficientnet_lite0, 160px) of 8 images"), said
     assert said[line[0] + 1].startswith("near-duplicate search ("), said
+
+
+def test_a_profile_split_s_report_names_its_class_ids(profile_folder, tmp_path, monkeypatch, capsys):
+    """split's report (its class shares chart, the label per part and stratification tables) and its printed label
+    table named a profile dataset's classes 0..17 only, where eda's, train's and predict's say what each is; they
+    now say '4 (wear, female, 30-59)' (a meaning column in the tables, the class's title on the chart), under the
+    split's --age-bands, as the attribute tables say mask 0 is wear."""
+    import html as htmllib
+
+    from imgcls import report
+    from imgcls.split.config import SplitConfig
+    ticks, save = [], report.save_figure
+
+    def keep(fig, path, **kw):
+        ticks.extend(t.get_text() for ax in fig.axes for t in ax.get_xticklabels())
+        return save(fig, path, **kw)
+    monkeypatch.setattr(report, "save_figure", keep)
+    out = tmp_path / "splits.csv"
+    sp.run_split(profile_folder, out, cfg=SplitConfig(near_dup=False), workers=1)
+    printed = capsys.readouterr().out
+    page = htmllib.unescape((tmp_path / "splits_report.html").read_text()).replace("\n", "")
+    labels = set(pd.read_csv(out, dtype=str, keep_default_na=False)["label"]) - {""}
+    c = sorted(labels, key=int)[0]
+    meaning = profiles.class_meanings()[c]
+    assert f"{c} ({meaning})" in ticks
+    assert f"<td>{c}</td><td>{meaning}</td>" in page                       # label per part
+    assert "<td>0</td><td>wear</td>" in page                                # mask per part
+    assert re.search(rf"│ {c} +│ {re.escape(meaning)} +│", printed), printed      # the printed label table

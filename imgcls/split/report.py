@@ -24,6 +24,19 @@ def parts_of(df: pd.DataFrame) -> pd.Series:
     return sides(df)
 
 
+def value_meanings(df: pd.DataFrame, cfg: SplitConfig) -> dict[str, dict[str, str]]:
+    """{column: {value: meaning}} of a profile table's report columns, as eda's report names them
+    (eda.profile_meanings under the split's --age-bands): label '4' -> 'wear, female, 30-59', mask '0' -> 'wear',
+    age_band '0' -> '<30'; {} for other data (its values are their own names)."""
+    from imgcls.split.labels import is_profile_table
+    if not is_profile_table(df) or "label" not in df.columns:
+        return {}
+    from imgcls.eda import profile_meanings
+    classes = [str(c) for c in df["label"].dropna().astype(str).unique() if str(c)]
+    found = profile_meanings(df, cfg.age_bands, classes)
+    return {**found.get("attribute_values", {}), "label": found.get("class_meanings", {})}
+
+
 def distribution(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Long table: column, value, part, n, share (of the value's rows in this part)."""
     part = parts_of(df)
@@ -105,7 +118,10 @@ def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None) 
             "n_balanceable_classes": len(balanceable), "n_classes": int(len(share.index))}
 
 
-def plot_distribution(dist: pd.DataFrame, path: Path) -> Path | None:
+def plot_distribution(dist: pd.DataFrame, path: Path, meanings: dict[str, str] | None = None) -> Path | None:
+    """Each class's shares per part, stacked; a class named with its meaning where `meanings` (value_meanings'
+    label) has one ('4 (wear, female, 30-59)')."""
+    from imgcls.profiles import class_titles
     sub = dist[dist["column"] == "label"]
     if sub.empty:
         return None
@@ -118,14 +134,15 @@ def plot_distribution(dist: pd.DataFrame, path: Path) -> Path | None:
         s = sub[sub["part"] == p].set_index("value")["share"].reindex(values).fillna(0).to_numpy()
         ax.bar(range(len(values)), s, bottom=bottom, label=p)
         bottom += s
-    ax.set_xticks(range(len(values)), values, rotation=60, ha="right", fontsize=7)
+    ax.set_xticks(range(len(values)), class_titles(values, meanings), rotation=60, ha="right", fontsize=7)
     ax.set_ylabel("share of the class's images")
     ax.set_title("where each class's images went")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return report.save_figure(fig, path)
 
 
-def _pivot(dist: pd.DataFrame, col: str) -> pd.DataFrame:
+def _pivot(dist: pd.DataFrame, col: str, meanings: dict[str, str] | None = None) -> pd.DataFrame:
+    """`col`'s rows per part (and total); a meaning column after it where `meanings` names its values."""
     sub = dist[dist["column"] == col]
     if sub.empty:
         return sub
@@ -133,20 +150,22 @@ def _pivot(dist: pd.DataFrame, col: str) -> pd.DataFrame:
     pv = sub.pivot_table(index="value", columns="part", values="n", aggfunc="sum", fill_value=0)
     pv = pv.reindex(index=list(dict.fromkeys(sub["value"])), columns=parts).fillna(0).astype(int)
     pv["total"] = pv.sum(axis=1)
-    return pv.reset_index().rename(columns={"value": col})
+    return _with_meaning(pv.reset_index().rename(columns={"value": col}), col, meanings)
 
 
-def print_tables(dist: pd.DataFrame, columns: Sequence[str], max_rows: int = 30) -> None:
+def print_tables(dist: pd.DataFrame, columns: Sequence[str], max_rows: int = 30,
+                 meanings: dict[str, dict[str, str]] | None = None) -> None:
+    """`columns`' rows per part; `meanings`: value_meanings."""
     if is_quiet():
         return
     from rich.table import Table
     for col in columns:
-        pv = _pivot(dist, col)
+        pv = _pivot(dist, col, (meanings or {}).get(col))
         if pv.empty:
             continue
         t = Table(title=f"{col} per part", show_lines=False)
         for c in pv.columns:
-            t.add_column(str(c), justify="left" if c == col else "right")
+            t.add_column(str(c), justify="left" if c in (col, "meaning") else "right")
         for row in pv.head(max_rows).itertuples(index=False):
             t.add_row(*[str(v) for v in row])
         if len(pv) > max_rows:
@@ -173,7 +192,8 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
     paths = split_outputs(out)
     dist = distribution(df, columns)
     write_table(dist, paths["counts"])
-    plot = plot_distribution(dist, paths["plot"])
+    meanings = value_meanings(df, cfg)
+    plot = plot_distribution(dist, paths["plot"], meanings.get("label"))
     write_json(paths["summary"], summary)
     if not leaks.empty:
         write_table(leaks, paths["leaks"])
@@ -197,11 +217,11 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
         ("within tolerance (or at the least gap a class's whole rows allow)", bal.get("within_tolerance"))])
         + report.note(f"the {len(bal.get('worst', []))} class / part rows furthest from their target share, largest "
                       f"deviation first")
-        + report.table(pd.DataFrame(bal.get("worst", [])))))
+        + report.table(_with_meaning(pd.DataFrame(bal.get("worst", [])), "class", meanings.get("label")))))
     if plot is not None:
         sections.append(("Class shares", report.img(plot, "class shares per part")))
     for col in columns:
-        pv = _pivot(dist, col)
+        pv = _pivot(dist, col, meanings.get(col))
         if not pv.empty:
             sections.append((f"{col} per part", report.table(pv, max_rows=500)))
     sections.append(("Excluded rows", report.table(pd.DataFrame(
@@ -210,6 +230,14 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
                      + report.table(leaks, max_rows=200)))
     report.write_page(paths["report"], f"imgcls split: {out.name}", sections)
     return paths
+
+
+def _with_meaning(table: pd.DataFrame, col: str, meanings: dict[str, str] | None) -> pd.DataFrame:
+    """`table` with a meaning column after `col` where `meanings` names its values."""
+    if meanings and col in table.columns:
+        table = table.copy()
+        table.insert(table.columns.get_loc(col) + 1, "meaning", [meanings.get(str(v), "") for v in table[col]])
+    return table
 
 
 def report_columns(df: pd.DataFrame, cfg: SplitConfig) -> list[str]:

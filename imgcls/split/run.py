@@ -24,7 +24,7 @@ from imgcls.split.config import LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitC
 from imgcls.split.labels import derive_profile_labels, exclusion_reasons, is_profile_table
 from imgcls.split.leaks import check_fix_fractions, check_leaks, fix_leaks, side_units, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
-                                 write_reports)
+                                 value_meanings, write_reports)
 from imgcls.split.units import content_label_conflicts, linked_units, near_duplicate_pairs_for
 
 
@@ -218,7 +218,8 @@ def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | N
 
 def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks: pd.DataFrame) -> None:
     columns = report_columns(df, cfg)
-    print_tables(distribution(df, columns), columns[:1] + [c for c in columns[1:] if c in PROFILE_ATTRIBUTES])
+    print_tables(distribution(df, columns), columns[:1] + [c for c in columns[1:] if c in PROFILE_ATTRIBUTES],
+                 meanings=value_meanings(df, cfg))
     bal = summary["balance"]
     if bal.get("max_deviation") is not None:
         msg = (f"stratification: largest gap between a class's share and its target is "
