@@ -411,10 +411,22 @@ def _parse_filter(expr: str) -> tuple[str, str, str]:
                     f"e.g. --filter model=resnet10t")
 
 
+RANKED = ("val_macro_f1", "val_acc")     # --sort by a score ranks the runs: within each task only (task_rank)
+
+
+def task_rank(task: str) -> tuple[int, str]:
+    """Where a task's runs come in a ranking (RANKED): the task of the most classes first ('label (18)' before
+    'mask (3)' before 'gender (2)'), then by name; a score is ranked only among its task's (a 2-class gender run's
+    macro-F1 is not an 18-class run's)."""
+    found = re.search(r"\((\d+)\)$", str(task))
+    return -(int(found.group(1)) if found else 0), str(task)
+
+
 def leaderboard(runs: Sequence[Run], sort: str = RunsConfig.sort, filters: Sequence[str] = (),
                 ascending: bool | None = None) -> pd.DataFrame:
     """One row per run (COLUMNS), filtered (`model=resnet10t`, `val_macro_f1>0.5`, `name~fold`; a config option
-    also works, e.g. `loss=focal`) and sorted (best score first by default)."""
+    also works, e.g. `loss=focal`) and sorted (best score first by default). Sorted by a score (RANKED), the runs
+    of each task are ranked apart, the tasks one after another (task_rank): scores of other tasks do not compare."""
     df = pd.DataFrame([r.row() for r in runs], columns=COLUMNS)
     for c in ("img_size", "epochs", "best_epoch", "n_val"):      # whole numbers, blank for an ensemble (not 32.0)
         df[c] = pd.to_numeric(df[c], errors="coerce").round().astype("Int64")
@@ -445,13 +457,19 @@ def leaderboard(runs: Sequence[Run], sort: str = RunsConfig.sort, filters: Seque
         raise UserError(f"--sort '{sort}': use one of {', '.join(COLUMNS)}")
     if ascending is None:
         ascending = sort in ("name", "kind", "task", "state", "progress", "model", "scored_on", "changed", "seconds")
-    return df.sort_values(sort, ascending=ascending, na_position="last", kind="stable").reset_index(drop=True)
+    df = df.sort_values(sort, ascending=ascending, na_position="last", kind="stable")
+    if sort in RANKED and df["task"].nunique() > 1:
+        order = sorted(df["task"].unique(), key=task_rank)
+        df = df.sort_values("task", key=lambda t: t.map(order.index), kind="stable")
+    return df.reset_index(drop=True)
 
 
 def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: int | None = None,
-                      filters: Sequence[str] = ()) -> None:
+                      filters: Sequence[str] = (), sort: str = RunsConfig.sort) -> None:
     """The leaderboard table; `of`: how many runs there were before `filters` kept the rows of `df` (the title says
-    how many matched, never '0 run(s) under outputs' for runs that exist and did not match)."""
+    how many matched, never '0 run(s) under outputs' for runs that exist and did not match). `sort`: the column
+    `df` is sorted by; a score (RANKED) ranks each task's runs apart (leaderboard): the title says so, and a line
+    parts the tasks."""
     from rich.table import Table
     from imgcls.console import print_table, sh
     what = f"{len(df)} run(s) under {root}"
@@ -459,18 +477,22 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: int | None 
         said = " ".join(f"--filter {sh(f)}" for f in filters)
         what = (f"no run of the {of} under {root} matches {said}" if len(df) == 0 else
                 f"{len(df)} run(s) of the {of} under {root} match {said}")
+    ranked = sort in RANKED and df["task"].nunique() > 1
     t = Table(title=f"{what}: val macro-F1 over every class, recomputed from the saved "
-                    f"validation predictions", title_justify="left", caption=f"{STATE_NOTE}; {ROWS_NOTE}; {TIME_NOTE}",
+                    f"validation predictions" + ("; each task's runs ranked apart (other tasks' scores do not "
+                                                 "compare)" if ranked else ""), title_justify="left", caption=f"{STATE_NOTE}; {ROWS_NOTE}; {TIME_NOTE}",
               caption_justify="left")
     for c, just in (("name", "left"), ("kind", "left"), ("task", "left"), ("model", "left"), ("img", "right"),
                     ("epochs", "right"),
                     ("best ep", "right"), ("val macro-F1", "right"), ("val acc", "right"), ("scored on", "left"),
                     ("time", "right"), ("options changed", "left")):
         t.add_column(c, justify=just, overflow="fold")
-    for r in df.itertuples(index=False):
+    tasks = df["task"].tolist()
+    for i, r in enumerate(df.itertuples(index=False)):
         epochs = epochs_label(r.state, r.progress, r.epochs)
         t.add_row(r.name, r.kind, r.task, r.model, _int(r.img_size), epochs, _int(r.best_epoch), _f4(r.val_macro_f1),
-                  _f4(r.val_acc), rows_label(r.scored_on, r.n_val), duration(r.seconds), r.changed)
+                  _f4(r.val_acc), rows_label(r.scored_on, r.n_val), duration(r.seconds), r.changed,
+                  end_section=ranked and i + 1 < len(tasks) and tasks[i + 1] != r.task)     # a line between tasks
     print_table(t, always=True)
 
 
@@ -639,14 +661,18 @@ def print_diff(d: dict) -> None:
 # --------------------------------------------------------------------------------------------------------------
 
 def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | os.PathLike, max_runs: int = 20) -> Path:
-    """One self-contained page comparing runs: the leaderboard, overlaid val macro-F1 curves, and a per-class F1
-    heat map across runs (the `max_runs` best)."""
+    """One self-contained page comparing runs: the leaderboard (each task's runs ranked apart), overlaid val
+    macro-F1 curves, and a per-class F1 heat map across runs for each task (the `max_runs` best of each)."""
     from imgcls import report
     board = leaderboard(runs)
     by_path = {r.name: r for r in runs}
-    top = [by_path[n] for n in board["name"].head(max_runs)]
+    top = [by_path[n] for n in board.groupby("task", sort=False).head(max_runs)["name"]]
     curves = _curves_uri(top)
-    heat = _heat_uri(top)
+    # one heat map per task: another task's class '0' is another class (a mask run's is not a gender run's)
+    tasks = sorted(dict.fromkeys(r.task for r in top), key=task_rank)
+    heats = [(t, _heat_uri([r for r in top if r.task == t], t if len(tasks) > 1 else "")) for t in tasks]
+    heat = "".join(report.img(uri, f"per-class F1 across runs: {t}" if t else "per-class F1 across runs")
+                   for t, uri in heats if uri)
     shown = board.assign(time=[duration(s) for s in board["seconds"]]).drop(columns=["seconds"])
     return report.write_report(out, "runs.html", title=f"imgcls runs: {root}",
                                subtitle=f"{len(board)} run(s); val macro-F1 over every class of the task, "
@@ -657,7 +683,7 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
                                         f"and where the next fold got); {TIME_NOTE}",
                                leaderboard=report.safe(report.table(shown, digits=4)),
                                curves=report.safe(report.img(curves, "val macro-F1 by epoch")) if curves else "",
-                               heat=report.safe(report.img(heat, "per-class F1 across runs")) if heat else "")
+                               heat=report.safe(heat) if heat else "")
 
 
 def _curves_uri(runs: Sequence[Run]) -> str:
@@ -681,7 +707,9 @@ def _curves_uri(runs: Sequence[Run]) -> str:
     return figure_data_uri(fig)
 
 
-def _heat_uri(runs: Sequence[Run]) -> str:
+def _heat_uri(runs: Sequence[Run], task: str = "") -> str:
+    """The per-class F1 of `runs` (of one task: their classes are one set) as a heat map; `task` named in its
+    title where the report has several."""
     from imgcls.report import figure_data_uri, pyplot
     have = [r for r in runs if r.per_class is not None]
     if not have:
@@ -705,7 +733,7 @@ def _heat_uri(runs: Sequence[Run]) -> str:
                     ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=6,
                             color="white" if mat[i, j] < 0.5 else "black")
     ax.set_xlabel("class")
-    ax.set_title("per-class F1 (saved validation predictions)")
+    ax.set_title("per-class F1 (saved validation predictions)" + (f": {task}" if task else ""))
     fig.colorbar(im, ax=ax, fraction=0.03)
     return figure_data_uri(fig)
 
@@ -779,5 +807,5 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
             else:
                 info(f"wrote {dest} ({len(board)} rows)")
     if not to_stdout:
-        print_leaderboard(board, root, of=len(found), filters=cfg.filter)
+        print_leaderboard(board, root, of=len(found), filters=cfg.filter, sort=cfg.sort)
     return board

@@ -15,7 +15,8 @@ COLUMNS = ["name", "kind", "task", "state", "progress", "model", "img_size", "ep
 @dataclass
 class RunsConfig:
     """`imgcls runs`' options (the CLI's flags are built from these declarations)."""
-    sort: str = option("val_macro_f1", panel="Table", choices=COLUMNS, help="Column to sort by (scores: best first).")
+    sort: str = option("val_macro_f1", panel="Table", choices=COLUMNS,
+                       help="Column to sort by (scores: best first, each task's runs ranked apart).")
     filter: list = option(factory=list, panel="Table", cli_type=Optional[list[str]], from_cli=lambda v: list(v or []),
                           to_cli=lambda v: list(v) or None, none="every run",
                           help="Keep rows where COLUMN=VALUE (also !=, >, <, >=, <=, ~ for 'contains'); a config "

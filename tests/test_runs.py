@@ -628,3 +628,29 @@ def test_runs_name_a_profile_run_s_classes_by_what_they_are(tmp_path, monkeypatc
     ticks.clear()
     write_runs_report(list(runs.values()), tmp_path / "r.html", out)
     assert "4" in ticks and not any("wear" in t for t in ticks)
+
+
+def test_runs_of_other_tasks_are_ranked_apart(outputs):
+    """`imgcls runs` ranked every run by macro-F1 in one list: a 2-class gender run (and a 3-class mask run) sat
+    above the 18-class ensemble, as if their scores compared. Ranked by a score, each task's runs now come together,
+    ranked among themselves, the task of the most classes first (a line parts them in the printed table, whose
+    title says so), and the report draws one per-class heat map per task."""
+    from conftest import make_tiny_run
+    rows = [("/r", f"{i}.png", str(i % 2)) for i in range(8)]
+    g = make_tiny_run(outputs / "runs" / "g", classes=("0", "1"), target="gender", val_rows=rows, val_quality=1.0)
+    (g / "config.yaml").write_text(yaml.safe_dump({"model": "test_efficientnet", "img_size": 32, "target": "gender"}))
+    fake_run(outputs / "runs" / "t_mask", "resnet10t", [("a", "a"), ("b", "b"), ("c", "c")], target="mask")
+    board = leaderboard(find_runs(outputs))
+    tasks = board["task"].tolist()
+    assert tasks == ["label (3)"] * 6 + ["mask (3)", "gender (2)"], board[["name", "task", "val_macro_f1"]]
+    label = board[board["task"] == "label (3)"]["val_macro_f1"].tolist()
+    assert label == sorted(label, reverse=True) and board["val_macro_f1"].iloc[-1] == 1.0
+    by_name = leaderboard(find_runs(outputs), sort="name")       # not a ranking: as asked
+    assert list(by_name["name"]) == sorted(by_name["name"])
+    r = CliRunner().invoke(app, ["runs", str(outputs)], terminal_width=250)
+    assert r.exit_code == 0 and "each task's runs ranked apart" in " ".join(r.output.split()), r.output
+    r = CliRunner().invoke(app, ["runs", "report", str(outputs)])
+    assert r.exit_code == 0, r.output
+    html = (outputs / "runs_report.html").read_text()
+    heats = re.findall(r'<img[^>]*alt="per-class F1 across runs: ([^"]*)"', html)
+    assert heats == ["label (3)", "mask (3)", "gender (2)"], heats
