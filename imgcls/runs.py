@@ -478,10 +478,9 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: int | None 
         what = (f"no run of the {of} under {root} matches {said}" if len(df) == 0 else
                 f"{len(df)} run(s) of the {of} under {root} match {said}")
     ranked = sort in RANKED and df["task"].nunique() > 1
-    t = Table(title=f"{what}: val macro-F1 over every class, recomputed from the saved "
-                    f"validation predictions" + ("; each task's runs ranked apart (other tasks' scores do not "
-                                                 "compare)" if ranked else ""), title_justify="left", caption=f"{STATE_NOTE}; {ROWS_NOTE}; {TIME_NOTE}",
-              caption_justify="left")
+    apart = "; each task's runs ranked apart (other tasks' scores do not compare)" if ranked else ""
+    t = Table(title=f"{what}: val macro-F1 over every class, recomputed from the saved validation predictions{apart}",
+              title_justify="left", caption=f"{STATE_NOTE}; {ROWS_NOTE}; {TIME_NOTE}", caption_justify="left")
     for c, just in (("name", "left"), ("kind", "left"), ("task", "left"), ("model", "left"), ("img", "right"),
                     ("epochs", "right"),
                     ("best ep", "right"), ("val macro-F1", "right"), ("val acc", "right"), ("scored on", "left"),

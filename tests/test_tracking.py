@@ -843,7 +843,7 @@ def test_an_mlflow_server_gone_mid_run_fails_fast_and_names_the_run_it_leaves_ru
     assert not any(k in os.environ for k in mt.FAST_FAIL)        # set for the tracker's calls only
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
     with mt._store_call():
-        assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3" and os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "30"
+        assert (os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"], os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"]) == ("3", "30")
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3" and "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ
 
 

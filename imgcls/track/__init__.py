@@ -6,11 +6,12 @@ wandb|none` (repeatable). All work offline; metrics.csv and the run folder's fil
   worst-predicted validation images as images, the options as hparams; a k-fold set's out-of-fold score
   (oof/val_macro_f1, oof/val_acc) in the set's own folder, with its options (the set's row in the HParams tab). `tensorboard --logdir outputs/runs`.
 - mlflow: a local store, `sqlite:///<--out>/mlflow.db` with artifacts in `<--out>/mlartifacts` (or --tracking-uri,
-  e.g. a server; without the flag, MLFLOW_TRACKING_URI where it is set): params, metrics, artifacts (config.yaml, metrics.csv, per_class.csv, plots, report.html; best.pt
-  with --track-checkpoint). k-fold: one parent run with the folds nested under it. The run folder's mlflow_run.json
-  names its MLflow run: --resume goes on logging to it. A --tracking-uri (or MLFLOW_TRACKING_URI) server that does not answer is refused before any data is read;
-  a store failing mid-run is one warning, and the run goes on without it. `mlflow ui --backend-store-uri
-  sqlite:///outputs/runs/mlflow.db`.
+  e.g. a server; without the flag, MLFLOW_TRACKING_URI where it is set): params, metrics, artifacts (config.yaml,
+  metrics.csv, per_class.csv, plots, report.html; best.pt with --track-checkpoint). k-fold: one parent run with the
+  folds nested under it. The run folder's mlflow_run.json names its MLflow run: --resume goes on logging to it. A
+  --tracking-uri (or MLFLOW_TRACKING_URI) server that does not answer is refused before any data is read; a store
+  failing mid-run is one warning (naming the runs it leaves RUNNING there), and the run goes on without it.
+  `mlflow ui --backend-store-uri sqlite:///outputs/runs/mlflow.db`.
 - wandb: offline unless you are logged in (WANDB_API_KEY or `wandb login`); WANDB_MODE is respected. Files under
   the run folder's wandb/; `wandb sync` uploads them later. k-fold: the folds share a group (the run's name),
   with a run named after the set holding its out-of-fold score (oof/val_macro_f1, oof/val_acc). The run folder's
