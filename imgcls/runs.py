@@ -337,11 +337,24 @@ def _profile_shares(path: Path, members: list) -> dict[str, str]:
             for m, v in zip(members, t["shares"].fillna("").astype(str))}
 
 
+def _ensemble_target(path: Path, doc: dict) -> str:
+    """The column an ensemble predicts: label for `--combine profile` (the profile ids), else its members' `train
+    --target` (one for all: ensemble refuses members of other columns), as the first member run folder whose
+    config.yaml is there records it; label where none does."""
+    if doc.get("combine") != "profile":
+        for m in doc.get("members") or []:
+            if isinstance(m, dict) and m.get("run"):
+                cfg = read_yaml(path / str(m["run"]) / "config.yaml")
+                if cfg:
+                    return str(cfg.get("target") or "label")
+    return "label"
+
+
 def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
     members = doc.get("members") or []
     how = "profile" if doc.get("combine") == "profile" else doc.get("method", "")   # ensemble --combine profile
     run = Run(path=path, name=name, kind="ensemble", classes=list(doc.get("classes") or []),
-              task=task_of("label", doc.get("classes") or []),
+              task=task_of(_ensemble_target(path, doc), doc.get("classes") or []),
               model=f"{how}: " + " + ".join(str(m.get("name", "")) for m in members))
     run.config = {"method": doc.get("method"), "combine": doc.get("combine", "vote"),
                   # the weights as the leaderboard prints them (weights 2,1 are recorded as 0.6666666666666666)

@@ -654,3 +654,18 @@ def test_runs_of_other_tasks_are_ranked_apart(outputs):
     html = (outputs / "runs_report.html").read_text()
     heats = re.findall(r'<img[^>]*alt="per-class F1 across runs: ([^"]*)"', html)
     assert heats == ["label (3)", "mask (3)", "gender (2)"], heats
+
+
+def test_an_ensemble_of_mask_runs_is_of_the_mask_task(outputs):
+    """An ensemble's task was always 'label (N)': a vote ensemble of two `train --target mask` runs read 'label (3)'
+    and was ranked among the 3-class label runs. Its task is now its members' --target (their config.yaml)."""
+    for n in ("m1", "m2"):
+        fake_run(outputs / "runs" / n, "resnet10t", [("a", "a"), ("b", "b"), ("c", "c")], target="mask")
+    ens = outputs / "ensembles" / "em"
+    ens.mkdir(parents=True)
+    (ens / "spec.yaml").write_text(yaml.safe_dump({
+        "kind": "imgcls-ensemble", "name": "em", "method": "soft", "classes": CLASSES,
+        "members": [{"name": n, "run": f"../../runs/{n}", "weight": 0.5} for n in ("m1", "m2")]}))
+    shutil.copy(outputs / "ensembles" / "e1" / "oof_predictions.csv", ens / "oof_predictions.csv")
+    task = dict(zip(*[leaderboard(find_runs(outputs))[c] for c in ("name", "task")]))
+    assert task["ensembles/em"] == "mask (3)" and task["ensembles/e1"] == "label (3)"
