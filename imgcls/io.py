@@ -12,10 +12,12 @@
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
 import struct
+import threading
 import warnings
 import zlib
 from pathlib import Path
@@ -29,10 +31,7 @@ from imgcls.fsutil import file_stamp
 from imgcls.image_options import (DEFAULT_BACKGROUND, DEFAULT_MAX_PIXELS, INTERPOLATIONS,  # noqa: F401
                                   RESIZE_MODES, ImageLimits, max_pixels_option)
 
-# We bound pixel counts ourselves (--max-pixels) so a bomb is reported by path, not raised from deep inside PIL.
-Image.MAX_IMAGE_PIXELS = None
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 # EXIF is advisory here (a tag that does not parse is skipped, a malformed block reads as upright): Pillow's EXIF
 # parser (TiffImagePlugin) warns for every corrupt tag it skips ("Truncated File Read", "Tag data larger than file.
 # Skipping tag 306"), lines per photo and process that read like a broken image; bad pixel data raises on its own
@@ -60,6 +59,41 @@ so a warm run gives a cold run's numbers; a file written without it counts as 1.
 (decode_recipe) carries it for a deployment that follows the recipe; train records it in the checkpoint
 (ModelMeta.decode_version, 1 where absent) and predict / export warn of a run trained on another. 2: a PNG's
 transparent colour key (tRNS) is flattened onto the background (68e20c8)."""
+
+
+# We bound pixel counts ourselves (--max-pixels), so a bomb is reported by path, not raised from deep inside PIL, and
+# an image over PIL's limit (raised --max-pixels) still decodes. PIL's own guard (Image.MAX_IMAGE_PIXELS, its
+# DecompressionBombWarning / Error) is lifted only while this thread runs imgcls's decoding (own_pixel_bound): setting
+# MAX_IMAGE_PIXELS = None and ignoring the warning at import took the guard from every Image.open of the process
+# that imported imgcls (a notebook's own); setting it for the length of a decode would lift it for every thread
+# meanwhile, and restore it under another thread still decoding. PIL checks sizes through one function
+# (Image._decompression_bomb_check: open, crop, a GIF / TIFF / MPO frame), looked up at each call: it is wrapped
+# once: outside own_pixel_bound it is PIL's check, with the limit the process set, its warning and its error.
+_bound = threading.local()
+_pil_bomb_check = getattr(Image._decompression_bomb_check, "imgcls_wraps", Image._decompression_bomb_check)
+
+
+def _bomb_check(size, *args, **kwargs):
+    if getattr(_bound, "depth", 0):
+        return None
+    return _pil_bomb_check(size, *args, **kwargs)
+
+
+_bomb_check.imgcls_wraps = _pil_bomb_check     # a reload of this module wraps PIL's function, not this one
+Image._decompression_bomb_check = _bomb_check
+
+
+@contextlib.contextmanager
+def own_pixel_bound():
+    """In this thread, for the block (or the call: `@own_pixel_bound()` decorates a function): imgcls's --max-pixels
+    bound is the only one (PIL's bomb check neither warns nor raises). Every loader here runs in it; a step that
+    works on a decoded image with PIL (preprocess's crops of the full-size image) runs in it too. Other threads,
+    and this one after the block, keep PIL's."""
+    _bound.depth = getattr(_bound, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _bound.depth -= 1
 
 
 class ImageReadError(Exception):
@@ -227,6 +261,7 @@ def too_many_pixels(w: int, h: int, max_pixels: int) -> str:
     return f"too many pixels: {w}x{h} = {w * h} > --max-pixels {max_pixels}"
 
 
+@own_pixel_bound()
 def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, hash_file: bool = True) -> dict:
     """Manifest fields for one file. Never raises for a bad image: `error` says what is wrong."""
     rec = {"width": None, "height": None, "mode": None, "format": None, "bytes": None, "mtime": None,
@@ -358,6 +393,7 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> bytes | None:
     return late_exif
 
 
+@own_pixel_bound()
 def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,
              background: tuple[int, int, int] = DEFAULT_BACKGROUND, draft: tuple[int, int] | None = None
              ) -> Image.Image:
@@ -384,6 +420,7 @@ def _decode_rgb(path, im: Image.Image, background: tuple[int, int, int]) -> Imag
 GREY_MODES = frozenset({"1", "L", "LA", "La", "I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
 
 
+@own_pixel_bound()
 def load_rgb_or_grey(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS,
                      background: tuple[int, int, int] = DEFAULT_BACKGROUND, draft: tuple[int, int] | None = None
                      ) -> Image.Image:
@@ -400,6 +437,7 @@ def load_rgb_or_grey(path: str | os.PathLike, max_pixels: int | None = DEFAULT_M
     return rgb.getchannel("R") if grey else rgb
 
 
+@own_pixel_bound()
 def load_rgb_drafts(path: str | os.PathLike, sides: Sequence[int], max_pixels: int | None = DEFAULT_MAX_PIXELS,
                     background: tuple[int, int, int] = DEFAULT_BACKGROUND) -> list[Image.Image]:
     """[load_rgb(path, draft=(s, s)) for s in sides], the same pixels, with one decode per distinct DCT scale: a
@@ -445,6 +483,7 @@ def decode_recipe(draft: int | None = None) -> dict:
     }
 
 
+@own_pixel_bound()
 def load_rgba(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode to RGBA (EXIF applied), keeping transparency: for steps that composite themselves."""
     im = _open_checked(path, max_pixels)
@@ -521,6 +560,7 @@ def _scale_to_8bit(im: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.rint(arr), 0, 255).astype(np.uint8), mode="L")
 
 
+@own_pixel_bound()
 def thumbnail(path: str | os.PathLike, size: int, max_pixels: int | None = DEFAULT_MAX_PIXELS,
               background: tuple[int, int, int] = DEFAULT_BACKGROUND) -> Image.Image:
     """A small RGB copy (JPEG draft-decoded, so cheap for big photos)."""

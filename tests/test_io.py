@@ -2,6 +2,11 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -410,3 +415,74 @@ def test_probe_memory_does_not_grow_with_image_size(tmp_path):
         pytest.skip("cannot reset the peak RSS here (/proc/self/clear_refs)")
     assert r.returncode == 0, r.stderr
     assert int(r.stdout.strip()) < 16      # MiB; a full decode adds 48
+
+
+def test_importing_and_decoding_leaves_pils_bomb_guard_to_the_caller(tmp_path):
+    """imgcls.io set Image.MAX_IMAGE_PIXELS = None and ignored DecompressionBombWarning process-wide at import: a
+    notebook's own Image.open lost PIL's protection once it imported imgcls. After the import and a decode of every
+    loader, PIL's limit and the warning filters are as PIL leaves them (in a fresh process, as a notebook has it:
+    pytest sets its own filters)."""
+    p = make_image(tmp_path / "a.png", size=(24, 16))
+    code = ("import sys, warnings; import imgcls; from PIL import Image; default = Image.MAX_IMAGE_PIXELS; "
+            "from imgcls import io; p = sys.argv[1]; io.probe(p); io.load_rgb(p); io.load_rgb_or_grey(p); "
+            "io.load_rgba(p); io.load_rgb_drafts(p, [8, 16]); io.thumbnail(p, 8); "
+            "print(default, Image.MAX_IMAGE_PIXELS, "
+            "[f[0] for f in warnings.filters if f[2] is Image.DecompressionBombWarning])")
+    run = subprocess.run([sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(Path(imgio.__file__).parents[1])})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == [str(1024 * 1024 * 1024 // 4 // 3)] * 2 + ["[]"], run.stdout
+
+
+@pytest.fixture
+def small_pil_limit(monkeypatch):
+    """PIL's bomb limit at 1,000 pixels: a 40 x 40 image (1,600) warns, a 100 x 100 one (10,000 > 2,000) is an
+    error in PIL's own Image.open (no 9,460 x 9,460 image is built)."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000)
+
+
+def test_imgcls_decodes_an_image_over_pils_limit_and_the_caller_keeps_the_limit(tmp_path, small_pil_limit):
+    big = make_image(tmp_path / "big.png", size=(100, 100))
+    over = make_image(tmp_path / "over.png", size=(40, 40))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")      # PIL's DecompressionBombWarning would raise here
+        assert imgio.probe(big, max_pixels=None)["error"] == "" and imgio.probe(over)["error"] == ""
+        assert imgio.load_rgb(big, max_pixels=None).size == (100, 100)
+        assert imgio.load_rgb_or_grey(big, max_pixels=None).size == (100, 100)
+        assert imgio.load_rgba(big, max_pixels=None).size == (100, 100)
+        assert imgio.load_rgb_drafts(big, [8, 16], max_pixels=None)[0].size == (100, 100)
+        assert imgio.thumbnail(over, 8).size == (8, 8)
+    # imgcls's own bound still applies
+    assert imgio.probe(big, max_pixels=5_000)["error"].startswith("too many pixels: 100x100")
+    # the caller's Image.open, after those decodes, has PIL's guard
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(big)
+    with pytest.warns(Image.DecompressionBombWarning):
+        Image.open(over).close()
+
+
+def test_pils_limit_is_lifted_only_in_the_thread_that_decodes(tmp_path, small_pil_limit):
+    """Decoding runs in threads (predict's loader, clean's embeddings): the lift is per thread, so another thread's
+    Image.open meanwhile (a notebook's own) keeps PIL's guard, and imgcls's threads do not restore it under each
+    other."""
+    import threading
+    big = make_image(tmp_path / "big.png", size=(100, 100))
+    inside, done = threading.Event(), threading.Event()
+    seen = {}
+
+    def imgcls_thread():
+        with imgio.own_pixel_bound():
+            inside.set()
+            done.wait(10)
+            seen["size"] = Image.open(big).size     # lifted here, still, after the other thread's open
+
+    t = threading.Thread(target=imgcls_thread)
+    t.start()
+    assert inside.wait(10)
+    try:
+        with pytest.raises(Image.DecompressionBombError):
+            Image.open(big)
+    finally:
+        done.set()
+        t.join(10)
+    assert seen["size"] == (100, 100)

@@ -33,6 +33,7 @@ def empty_record() -> dict:
     return rec
 
 
+@imgio.own_pixel_bound()     # its crops of the full-size decode are bounded by --max-pixels, not PIL's limit
 def process_image(src: str | os.PathLike, dst: str | os.PathLike | None, cfg: PreprocessConfig,
                   models: Models) -> tuple[dict, object]:
     """Process one file; returns (record, PIL image or None). Writes `dst` atomically when given.
