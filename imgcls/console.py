@@ -27,11 +27,23 @@ T = TypeVar("T")
 
 console = Console(stderr=True, highlight=False, markup=False)   # markup=False: messages, table cells are plain
 results = Console(highlight=False, markup=False)               # stdout: tables and listings a script may redirect
-_state = {"quiet": False}
+_state = {"quiet": False, "command": False}
 
 
-def set_quiet(quiet: bool) -> None:
+def set_quiet(quiet: bool, command: bool = False) -> None:
+    """--quiet: from Python, set_quiet(True) silences every step the process calls after it (bars, info lines,
+    tables; warnings and errors stay). `command`: set by the CLI around a command (cli.common.one_line_errors),
+    whose --quiet keeps the command's own output (imgcls runs' table: print_table(always=True)); a Python caller's
+    quiet silences that too, as the function returns it."""
     _state["quiet"] = bool(quiet)
+    _state["command"] = bool(command)
+
+
+def prints_output() -> bool:
+    """Whether a command's output (imgcls runs' leaderboard and diff) is printed: not under a Python caller's
+    set_quiet(True) (run_runs returns it), under the CLI's --quiet yes (it is what the command was asked for);
+    by rank 0 alone under torchrun."""
+    return main_process() and (not _state["quiet"] or _state["command"])
 
 
 def main_process() -> bool:
@@ -166,8 +178,8 @@ def print_table(table, always: bool = False) -> None:
     """A rich Table: in a terminal at its width; piped or captured (80 columns by default) as wide as the table
     needs, so cells (paths, run names) are not folded. A summary of a step's work (ensemble's scores, predict's
     --eval) is silenced by --quiet like its other lines (the numbers are in its files); `always`: the table is the
-    command's output (`imgcls runs`)."""
-    if (_state["quiet"] and not always) or not main_process():
+    command's output (`imgcls runs`), printed under the CLI's --quiet but not a Python caller's (prints_output)."""
+    if not (prints_output() if always else not is_quiet()):
         return
     if results.is_terminal:
         results.print(table)

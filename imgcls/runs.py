@@ -624,8 +624,9 @@ def _must_read(path) -> Run:
 
 def print_diff(d: dict) -> None:
     from rich.table import Table
-    from imgcls.console import console, print_table
-    console.print(f"A: {d['a'].path}\nB: {d['b'].path}", soft_wrap=True, highlight=False)
+    from imgcls.console import console, print_table, prints_output
+    if prints_output():     # the diff's heading: with its tables, not under a Python caller's set_quiet(True)
+        console.print(f"A: {d['a'].path}\nB: {d['b'].path}", soft_wrap=True, highlight=False)
     ran = d.get("ran", [])
     t = Table(title="options that differ", title_justify="left", caption_justify="left",
               caption=f"also differ in where / how they ran, not in what they learned: {', '.join(ran)}" if ran
@@ -765,7 +766,8 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
     """What `imgcls runs` does. action "table": the leaderboard of every run under paths[0] (default outputs),
     printed, or written to cfg.csv / cfg.json ('-': to stdout instead); returns it. "report": one HTML page
     comparing those runs (cfg.out, default DIR/runs_report.html); returns its path. "diff": paths = two runs,
-    printed; returns diff_runs' dict. `typed`: the options given (default: those not at their default); one that
+    printed; returns diff_runs' dict. A Python caller's console.set_quiet(True) prints neither table nor diff (they
+    are returned); the command's --quiet prints them, its output. `typed`: the options given (default: those not at their default); one that
     does nothing in this action is refused in one line, as is a path that cannot be written, before any run is
     read."""
     import sys

@@ -123,7 +123,12 @@ def test_quiet_silences_a_summary_table_not_a_command_s_output(capsys):
     try:
         console.print_table(t)
         assert capsys.readouterr().out == ""
-        console.print_table(t, always=True)            # `imgcls runs`: the table is what was asked for
+        console.print_table(t, always=True)            # a Python caller's quiet: it has the returned table
+        assert capsys.readouterr().out == ""
+        console.set_quiet(True, command=True)          # `imgcls runs --quiet`: the table is what was asked for
+        console.print_table(t)
+        assert capsys.readouterr().out == ""
+        console.print_table(t, always=True)
         assert "summary" in capsys.readouterr().out
     finally:
         console.set_quiet(False)

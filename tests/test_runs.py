@@ -480,6 +480,30 @@ def test_python_run_runs_gives_the_cli_leaderboard_report_and_diff(outputs, tmp_
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.html").exists()
 
 
+def test_python_quiet_silences_run_runs_and_the_cli_quiet_keeps_its_table(outputs, capsys):
+    """run_runs printed its leaderboard and diff even under console.set_quiet(True): a Python caller wants the
+    returned table, not screen output. Under set_quiet(True) nothing is printed and the table and diff are returned;
+    `imgcls runs --quiet` still prints the table, the command's output."""
+    from imgcls import console
+    from imgcls.runs import run_runs
+    capsys.readouterr()
+    console.set_quiet(True)
+    try:
+        board = run_runs("table", [outputs])
+        d = run_runs("diff", [outputs / "runs" / "best", outputs / "runs" / "mid"])
+    finally:
+        console.set_quiet(False)
+    said = capsys.readouterr()
+    assert (said.out, said.err) == ("", "")
+    assert "runs/best" in set(board["name"]) and ("loss", "focal", "") in d["config"]
+    run_runs("table", [outputs])        # not quiet: printed, as `imgcls runs` prints it
+    assert "runs/best" in capsys.readouterr().out
+    for args in (["runs", str(outputs)], ["runs", "diff", str(outputs / "runs" / "best"), str(outputs / "runs" / "mid")]):
+        r = CliRunner().invoke(app, args + ["--quiet"])
+        assert r.exit_code == 0 and ("runs/best" in r.output if len(args) == 2 else "focal" in r.output), r.output
+    assert not console.is_quiet()
+
+
 def test_diff_of_ensembles_prints_their_weights_as_the_leaderboard_does(outputs):
     """`imgcls ensemble A B --method weighted --weights 2,1` records 0.6666666666666666 and 0.3333333333333333;
     `runs diff` of it and a soft ensemble printed those 16 digits in its options table (the leaderboard, 0.667)."""

@@ -153,7 +153,7 @@ def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
     code, no traceback; Ctrl-C is one `interrupted:` line and exit 130 (Typer exited 130 saying nothing), unless the
     step said its own (imgcls.console.interrupted: train names its run folder and the resume command)."""
     interrupt_said()                    # a line said outside a command (a Python caller's run) is not this one's
-    set_quiet(quiet)
+    set_quiet(quiet, command=True)
     try:
         yield
     except UserError as e:
