@@ -167,3 +167,28 @@ def test_sh_quotes_a_path_for_a_suggested_command():
     assert console.sh("outputs/runs/effnet") == "outputs/runs/effnet"          # a plain path reads as it is
     for odd in ("outputs/runs/my run", "it's", "a;b", "$HOME/x"):
         assert shlex.split(f"imgcls train --resume {console.sh(odd)}") == ["imgcls", "train", "--resume", odd]
+
+
+def test_python_quiet_is_the_flag_for_the_steps_a_process_calls(tmp_path, capsys):
+    """No step takes a quiet= keyword (nor has its config a quiet field): set_quiet(True) is the one way, --quiet for
+    every step called after it, printing what `imgcls split --quiet` prints (nothing: its lines and distribution
+    table included); set_quiet(False) gives them back."""
+    from conftest import make_image_folder
+    from typer.testing import CliRunner
+    from imgcls.cli import app
+    from imgcls.split import SplitConfig, run_split
+    root = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(16, 16))
+    r = CliRunner().invoke(app, ["split", str(root), "--out", str(tmp_path / "cli.csv"), "--folds", "2", "--no-near-dup",
+                                 "--quiet"])
+    assert (r.exit_code, r.output) == (0, "")
+    capsys.readouterr()
+    console.set_quiet(True)
+    try:
+        run_split(root, tmp_path / "py.csv", cfg=SplitConfig(folds=2, near_dup=False))
+    finally:
+        console.set_quiet(False)
+    said = capsys.readouterr()
+    assert (said.out, said.err) == ("", "")
+    assert (tmp_path / "py.csv").read_text() == (tmp_path / "cli.csv").read_text()
+    run_split(root, tmp_path / "py2.csv", cfg=SplitConfig(folds=2, near_dup=False))
+    assert capsys.readouterr().out          # not quiet again: split's distribution table
