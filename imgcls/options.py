@@ -102,6 +102,15 @@ def option_text(value: Any) -> Any:
     return str(value).lower() if isinstance(value, bool) else value
 
 
+def python_too(cli: str, python: str) -> str:
+    """A fix a library error names, in the command line's words and then a Python caller's: 'choose another --name
+    (Python: name=)', 'see imgcls tune --show-space (Python: imgcls.tune.space.default_space_text())'. A step's
+    error is the CLI's one line, and a script or notebook gets the same text as the UserError's: a flag that names
+    a field reads as its keyword there (README, From Python), but an imgcls command, or a flag whose keyword is
+    another word, is no fix as written."""
+    return f"{cli} (Python: {python})"
+
+
 def join(values) -> str:
     """A list option's command-line spelling: 30,60."""
     return ",".join(str(v) for v in values)
@@ -198,7 +207,7 @@ def check_value(name: str, value: Any, spec: Spec, kind: str | None = None) -> N
         return
     opt = flag(name, spec)
     if kind == "list" and isinstance(value, str):
-        raise UserError(f"{opt} takes a list of values, not the string {value!r} (Python: {name}=[...])")
+        raise UserError(python_too(f"{opt} takes a list of values, not the string {value!r}", f"{name}=[...]"))
     if kind == "int" and isinstance(value, float):
         ranged = spec.lo is not None or spec.hi is not None
         raise UserError(f"{opt} must be a whole number{' ' + range_text(spec) if ranged else ''} (got {value!r})")

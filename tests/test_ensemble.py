@@ -565,7 +565,7 @@ def test_suggested_commands_quote_a_path_with_a_space(tmp_path):
         res = runner.invoke(app, argv)
         flat = " ".join(res.output.split())
         assert prefix in flat, res.output
-        return shlex.split(flat[flat.index(prefix):].split(")")[0].split(",")[0])
+        return shlex.split(flat[flat.index(prefix):].split(" (Python: ")[0].split(")")[0].split(",")[0])
     assert suggested(["ensemble", str(one)], "imgcls predict ") == ["imgcls", "predict", str(one)]
     assert suggested(["ensemble", str(one), str(kf)], "imgcls train --resume ") == \
         ["imgcls", "train", "--resume", str(kf)]

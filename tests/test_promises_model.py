@@ -190,7 +190,8 @@ def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_pa
     # the command it suggests, typed as printed (N: 1 epoch), trains a new run from the run's weights on its data, its
     # model and input size taken from it (the default model would not fit those weights)
     import shlex
-    suggested = shlex.split(line.split("imgcls ", 1)[1].replace(" N", " 1"))
+    # the command, up to a Python caller's form of it
+    suggested = shlex.split(line.split("imgcls ", 1)[1].split(" (Python: ")[0].replace(" N", " 1"))
     assert suggested[:2] == ["train", str(data)]           # the run's data, not the default input
     r = runner.invoke(app, [*suggested, "--val-split", "0.3", "--workers", "0", "--out", str(runs),
                             "--name", "longer"])
@@ -201,7 +202,8 @@ def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_pa
     # "already finished, nothing to resume")
     line = one_error_line(train(data, runs, "--name", "part", "--epochs", "1"))
     assert "already holds a finished run" in line and "--resume" not in line
-    assert shlex.split(line.split("imgcls ", 1)[1]) == suggested[:-1] + ["N"]
+    assert shlex.split(line.split("imgcls ", 1)[1].split(" (Python: ")[0]) == suggested[:-1] + ["N"]
+    assert f"(Python: run_train(TrainConfig(src={str(data)!r}, init_from={str(run)!r}, epochs=N)))" in line, line
     # resuming it as recorded says it is finished and changes nothing, before the data is read (and decoded)
     monkeypatch.setattr("imgcls.manifest.load", lambda *a, **k: pytest.fail("data read to resume a finished run"))
     r = runner.invoke(app, ["train", "--resume", str(run)])

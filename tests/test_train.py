@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -733,7 +734,8 @@ def test_splits_and_folds(tmp_path, capsys):
     # the plan train wrote as the set started (plan.json) names the fold that is missing
     with pytest.raises(UserError, match=rf"^{part} is an unfinished k-fold run \(2 fold\(s\) with a checkpoint: "
                                         rf"fold_0, fold_1; fold_2 missing\); finish it with imgcls train --resume "
-                                        rf"{part}, or give one fold's folder \({part / 'fold_0'}\)$"):
+                                        rf"{part} \(Python: run_train\(TrainConfig\.resolve\(resume='{part}'\), "
+                                        rf"resume='{part}'\)\), or give one fold's folder \({part / 'fold_0'}\)$"):
         find_checkpoints(part)
     plan = (part / "plan.json").read_text()
     (part / "plan.json").unlink()
@@ -743,8 +745,9 @@ def test_splits_and_folds(tmp_path, capsys):
     (part / "folds.json").unlink()      # a set trained before folds.json
     with pytest.raises(UserError, match=rf"^{part} is an unfinished k-fold run \(2 fold\(s\) with a checkpoint: "
                                         rf"fold_0, fold_1; oof_score.json missing: training stopped before its last "
-                                        rf"fold\); finish it with imgcls train --resume {part}, or give one fold's "
-                                        rf"folder \({part / 'fold_0'}\)$"):
+                                        rf"fold\); finish it with imgcls train --resume {part} \(Python: "
+                                        rf"run_train\(TrainConfig\.resolve\(resume='{part}'\), resume='{part}'\)\), "
+                                        rf"or give one fold's folder \({part / 'fold_0'}\)$"):
         find_checkpoints(part)
     assert find_checkpoints(part / "fold_1") == [part / "fold_1" / "best.pt"]       # one fold, as asked
     lost = shutil.copytree(run, tmp_path / "runs" / "kf_lost")          # a fold's checkpoint deleted afterwards
@@ -1266,8 +1269,9 @@ def test_ctrl_c_says_what_the_run_keeps_and_how_to_resume(two_class, tmp_path, c
         run_train(cfg_for(two_class, tmp_path, name="cut"), callbacks=[CtrlC(1)])
     run = tmp_path / "runs" / "cut"
     said = " ".join(capsys.readouterr().err.split())
+    # the fix for both callers: the command, and a Python caller's run_train (--resume is no keyword of it)
     assert f"interrupted: {run} keeps the epochs finished so far (last.pt); imgcls train --resume {run} " \
-           f"continues it" in said, said
+           f"(Python: run_train(TrainConfig.resolve(resume='{run}'), resume='{run}')) continues it" in said, said
     with pytest.raises(KeyboardInterrupt):
         run_train(cfg_for(two_class, tmp_path, name="early"), callbacks=[CtrlC(0)])
     said = " ".join(capsys.readouterr().err.split())
@@ -1275,7 +1279,8 @@ def test_ctrl_c_says_what_the_run_keeps_and_how_to_resume(two_class, tmp_path, c
     # it said 'holds nothing to resume', and the same command again is refused (the folder exists): the way on is
     # --resume, which trains it from the start
     assert f"interrupted before the first epoch finished: {early} holds no finished epoch; imgcls train --resume " \
-           f"{early} trains it from the start" in said, said
+           f"{early} (Python: run_train(TrainConfig.resolve(resume='{early}'), resume='{early}')) trains it from " \
+           f"the start" in said, said
     run_train(TrainConfig.resolve(resume=early), resume=early)
     assert metrics(early)["epoch"].tolist() == [1, 2]
 
@@ -1296,7 +1301,8 @@ def test_ctrl_c_while_decoding_says_resume_not_the_same_command(two_class, tmp_p
     run = tmp_path / "runs" / "decoding"
     said = " ".join(capsys.readouterr().err.split())
     assert f"interrupted before the first epoch finished: {run} holds no finished epoch; imgcls train --resume " \
-           f"{run} trains it from the start" in said, said
+           f"{run} (Python: run_train(TrainConfig.resolve(resume='{run}'), resume='{run}')) trains it from the " \
+           f"start" in said, said
     monkeypatch.setattr(tdata, "decode_cache", decode)
     run_train(TrainConfig.resolve(resume=run), resume=run)
     assert metrics(run)["epoch"].tolist() == [1, 2]
@@ -2037,3 +2043,20 @@ def test_a_profile_run_names_its_class_ids(tmp_path, monkeypatch):
     page = html.unescape((run / "report.html").read_text()).replace("\n", "")
     assert "<td>4</td><td>wear, female, 30-59</td>" in page
     assert "4 (wear, female, 30-59)" in ticks and "17 (not_wear, female, >=60)" in ticks
+
+
+def test_a_taken_run_name_names_the_keywords_a_python_caller_passes(two_class, tmp_path):
+    """The refusals of a taken run folder told a Python caller of run_train to 'choose another --name' or 'pass
+    --exist-ok', flags it has no way to pass; each fix now names its keyword too (options.python_too), and the
+    held run's fix names run_train's own call, --resume being no field of TrainConfig."""
+    from imgcls.errors import UserError
+    (tmp_path / "runs" / "run").mkdir(parents=True)
+    with pytest.raises(UserError, match=re.escape("already exists; choose another --name (Python: name=), or pass "
+                                                  "--exist-ok (Python: exist_ok=True) to train into it")):
+        run_train(cfg_for(two_class, tmp_path))
+    (tmp_path / "runs" / "run" / "last.pt").write_bytes(b"")      # a run's checkpoint: a run, not finished
+    run = tmp_path / "runs" / "run"
+    with pytest.raises(UserError, match=re.escape(f"continue it with imgcls train --resume {run} (Python: run_train("
+                                                  f"TrainConfig.resolve(resume='{run}'), resume='{run}')), or choose "
+                                                  f"another --name (Python: name=)")):
+        run_train(cfg_for(two_class, tmp_path, exist_ok=True))

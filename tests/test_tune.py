@@ -566,7 +566,8 @@ def test_reopening_a_study_checks_its_space_and_metric(tmp_path):
         open_study(TuneConfig(study="s", train=TrainConfig(model="tf_efficientnet_lite1", img_size=64, epochs=1)),
                    a, url)
     assert ("--model tf_efficientnet_lite0 -> tf_efficientnet_lite1, --img-size None -> 64, --epochs 10 -> 1"
-            in str(e.value)) and "a new --study name" in str(e.value) and "\n" not in str(e.value)
+            in str(e.value)) and "or another --study (Python: study=) for these" in str(e.value) \
+        and "\n" not in str(e.value)
     # what the space searches (lr) and how the data is read (workers, device) may differ
     again, created = open_study(TuneConfig(study="s", train=TrainConfig(lr=0.5, workers=3, device="cpu")), a, url)
     assert not created
@@ -1121,3 +1122,19 @@ def test_parallel_coordinate_plot_labels_do_not_overlap(monkeypatch):
     assert 3 <= len(texts & set(cats["img_size"])) <= 8                  # 21 sizes: every 3rd labelled
     from imgcls.tune.report import short_labels
     assert short_labels(["convnext_tiny.fb_in22k", "convnext_tiny.fb_in1k"], 8) == ["conv…22k", "conv…n1k"]
+
+
+def test_a_space_file_error_names_the_python_call_that_shows_the_default_space(data, tmp_path):
+    """A missing or broken --space said 'see imgcls tune --show-space', a flag a Python caller of run_tune cannot
+    pass (it is no TuneConfig field); the line names the call that gives the same text, and that call works."""
+    from imgcls.tune.space import DEFAULT_SPACE
+    show = "imgcls tune --show-space (Python: print(imgcls.tune.space.default_space_text()))"
+    with pytest.raises(UserError, match=re.escape(f"does not exist; write a YAML space: {show} prints the default")):
+        run_tune(tune_cfg(data, tmp_path, tmp_path / "nope.yaml"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("lr: [1e-4\n")
+    with pytest.raises(UserError, match=re.escape(f"is not valid YAML at line 2; {show} prints a valid one")):
+        run_tune(tune_cfg(data, tmp_path, bad))
+    import imgcls.tune.space
+    assert imgcls.tune.space.default_space_text() == DEFAULT_SPACE.read_text()
+    assert not (tmp_path / "tune").exists()

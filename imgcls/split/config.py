@@ -11,13 +11,14 @@ from imgcls.errors import UserError
 from imgcls.image_options import max_pixels_option
 from imgcls.link_options import (DEFAULT_EMBEDDER, dup_candidates_option, dup_method_option,
                                  dup_threshold_option, embed_precision_option)
-from imgcls.options import check, int_list, join, option, seed_option
+from imgcls.options import check, int_list, join, option, python_too, seed_option
 from imgcls.profile_names import DEFAULT_AGE_BANDS, PROFILE_HEADS
 
 if TYPE_CHECKING:
     from imgcls.links import NearDuplicates
 
 SPLITS = ("train", "val", "test")
+NEW_SPLIT = python_too("`imgcls split SRC`", "run_split(SRC)")     # the fix of a table to split afresh, both callers
 MAX_DENOMINATOR = 20                  # --val / --test resolution: 1/20 = 5 %
 LINK_COLUMNS = ("sha256", "source_path", "dup_group")   # besides the group column
 PROFILE_ATTRIBUTES = PROFILE_HEADS      # stratified on and reported for profile datasets

@@ -9,7 +9,7 @@ import pandas as pd
 
 from imgcls import links
 from imgcls.errors import UserError
-from imgcls.split.config import LINK_COLUMNS, SPLITS
+from imgcls.split.config import LINK_COLUMNS, NEW_SPLIT, SPLITS
 from imgcls.split.units import linked_units
 
 
@@ -137,4 +137,4 @@ def check_fix_fractions(before: pd.DataFrame, after: pd.DataFrame, tolerance: fl
         k = emptied[0] if emptied else worst
         raise UserError(f"--fix would change the share of '{k}' from {a[k]:.1%} to {b.get(k, 0.0):.1%} of the rows "
                         f"(--tolerance {tolerance:.0%}); nothing written. Make a new leak-free split instead: "
-                        f"imgcls split SRC (linked images are kept together)")
+                        f"{NEW_SPLIT} (linked images are kept together)")

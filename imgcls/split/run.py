@@ -14,18 +14,22 @@ from imgcls import profiles
 from imgcls.console import cache_reuse, info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
-from imgcls.options import check_arguments
+from imgcls.options import check_arguments, python_too
 from imgcls.outputs import (output_set, own_earlier_files, placing_journal, refuse_other_output, refuse_users_files,
                             replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import assign, check_placed
-from imgcls.split.config import LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
+from imgcls.split.config import NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
 from imgcls.split.labels import derive_profile_labels, exclusion_reasons, is_profile_table
 from imgcls.split.leaks import check_fix_fractions, check_leaks, fix_leaks, side_units, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  value_meanings, write_reports)
 from imgcls.split.units import content_label_conflicts, linked_units, near_duplicate_pairs_for
+
+NO_STRATIFY = python_too("--stratify none", "stratify=()")
+CLEAN_CONFLICTS = python_too("`imgcls clean` resolves label conflicts (--conflicts)",
+                             "run_clean with CleanConfig(conflicts=...)")
 
 
 def _resolve_group_col(df: pd.DataFrame, cfg: SplitConfig, layout: str) -> str:
@@ -88,7 +92,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     if "label" in cfg.stratify and (df["label"].astype(str) == "").all():
         hint = mf.label_column_hint(df)
         raise UserError("the source has no labels to stratify on; "
-                        + (f"{hint}, or --stratify none" if hint else "give a labelled dataset or --stratify none"))
+                        + (f"{hint}, or {NO_STRATIFY}" if hint else f"give a labelled dataset or {NO_STRATIFY}"))
     df = df.assign(_ident=df["root"].astype(str) + "/" + df["path"].astype(str))
     df = df.sort_values("_ident", kind="stable").drop(columns="_ident").reset_index(drop=True)
     reasons = exclusion_reasons(df, cfg)
@@ -107,7 +111,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
         a, la, b, lb, how = example
         notes.append(f"{n_conflicts} group(s) of {what} images carry different labels (e.g. {a} '{la}' and {b} "
                      f"'{lb}', {how}): each stays on one side, but training sees the same picture under two labels; "
-                     f"`imgcls clean` resolves label conflicts (--conflicts), or fix the labels")
+                     f"{CLEAN_CONFLICTS}, or fix the labels")
     units = linked_units(inc, group_col, near)
     if cfg.near_dup:
         before, after = (pd.Series(u).map(pd.Series(u).value_counts()) for u in (linked, units))
@@ -286,14 +290,14 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         check_output_location(Path(out) if out is not None else file, *mf.roots(df), images=mf.image_paths(df),
                               owns=False)
     if "split" not in df.columns:
-        raise UserError(f"{file} has no `split` column; make one with `imgcls split SRC`")
+        raise UserError(f"{file} has no `split` column; make one with {NEW_SPLIT}")
     values = df["split"].fillna("").astype(str)
     bad = ~values.isin(SPLITS + ("",))
     if bad.any():
         pos = int(np.flatnonzero(bad.to_numpy())[0])
         raise UserError(f"{file}: column 'split' has '{values.iloc[pos]}' in row {pos + 1} ({int(bad.sum())} row(s) "
                         f"like it; accepted: train, val, test, or empty for a row left out); fix the file or make "
-                        f"a new split with `imgcls split SRC`")
+                        f"a new split with {NEW_SPLIT}")
     group_col = _resolve_group_col(df, cfg, "manifest")      # a column the file lacks: refused, not replaced
     df = _nfc_keys(df, cfg, group_col)
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)

@@ -15,7 +15,7 @@ from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.image_options import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.model_meta import CROP_FROM_RANGE
-from imgcls.options import When, check, check_typed, option, seed_option, specs, without
+from imgcls.options import When, check, check_typed, option, python_too, seed_option, specs, without
 from imgcls.outputs import RUNS_DIR
 from imgcls.profile_names import PROFILE_HEADS
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
@@ -25,6 +25,7 @@ AUG_PRESETS = ("none", "light", "medium", "heavy")
 MIXES = ("none", "cutmix", "mixup", "cutmix-vertical")
 LOSSES = ("ce", "focal", "label-smoothing", "f1")
 DUP_WEIGHTS = ("each", "group")        # train --dup-weight: a duplicate group's members each a sample, or one together
+TRAIN_OPTIONS = python_too("imgcls train --help", "the fields of imgcls.train.TrainConfig")   # where they are listed
 OURS_OPTIMIZERS = ("sam",)          # ours; every other --optimizer name is timm's (timm.optim.list_optimizers())
 SCHEDULERS = ("cosine", "cosine-restarts", "plateau", "onecycle", "none")
 TRACKERS = ("tensorboard", "mlflow", "wandb", "none")
@@ -460,7 +461,7 @@ class TrainConfig:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise UserError(f"unknown option(s) in config: {', '.join(unknown)}; see imgcls train --help")
+            raise UserError(f"unknown option(s) in config: {', '.join(unknown)}; see {TRAIN_OPTIONS}")
         default = cls()
         for k, v in d.items():   # a flag, a name or a list of another type (ema: maybe) fails here, in one line;
             ref = getattr(default, k)   # numbers are checked with their ranges by validate()
@@ -470,7 +471,7 @@ class TrainConfig:
                 continue                # a number of images per class (checked by validate)
             if not isinstance(v, type(ref)):
                 what = {"bool": "true or false", "str": "a name", "list": "a list"}.get(type(ref).__name__, "")
-                raise UserError(f"option {k}: {v!r} is not {what or type(ref).__name__}; see imgcls train --help")
+                raise UserError(f"option {k}: {v!r} is not {what or type(ref).__name__}; see {TRAIN_OPTIONS}")
         return cls(**d)
 
     # (option, its record): an older train resolved the option itself (cache: ram, amp: true, workers: 0, typed or

@@ -398,13 +398,14 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         # said here, not in the fold loop: a Ctrl-C while the decoded-image cache is built (before any fold starts)
         # leaves the claimed folder too, which the same command again refuses
         if dist.main:
-            from imgcls.console import interrupted, sh
+            from imgcls.console import interrupted
+            from imgcls.train.rundir import resume_fix
             kept = (run_dir / "last.pt").is_file() or any(run_dir.glob("fold_*/last.pt"))
-            interrupted(f"interrupted: {run_dir} keeps the epochs finished so far (last.pt); imgcls train "
-                        f"--resume {sh(run_dir)} continues it" if kept else
+            interrupted(f"interrupted: {run_dir} keeps the epochs finished so far (last.pt); {resume_fix(run_dir)} "
+                        f"continues it" if kept else
                         f"interrupted before the first epoch finished: {run_dir} holds no finished epoch; "
-                        f"imgcls train --resume {sh(run_dir)} trains it from the start (the same command again "
-                        f"is refused: the folder exists)")
+                        f"{resume_fix(run_dir)} trains it from the start (the same command again is refused: the "
+                        f"folder exists)")
         raise
     finally:
         if dist.main and cfg.cache_used == "disk":

@@ -21,6 +21,16 @@ from pathlib import Path
 from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.fsutil import check_folder_name, did_you_mean
+from imgcls.options import python_too
+
+ANOTHER_NAME = python_too("choose another --name", "name=")     # a taken run folder's fix, for both callers
+
+
+def resume_fix(run_dir: str | os.PathLike) -> str:
+    """The command that continues a run, and its Python call (run_train continues the run with the config it
+    records: TrainConfig.resolve(resume=...) reads it)."""
+    return python_too(f"imgcls train --resume {sh(run_dir)}",
+                      f"run_train(TrainConfig.resolve(resume={str(run_dir)!r}), resume={str(run_dir)!r})")
 
 
 def check_run_name(name: str | None) -> None:
@@ -67,16 +77,16 @@ def check_run_dir_free(out: Path, name: str, exist_ok: bool = False) -> None:
     if not os.path.lexists(run_dir):
         return
     if not run_dir.is_dir():
-        raise UserError(f"{run_dir} exists and is not a folder; choose another --name")
+        raise UserError(f"{run_dir} exists and is not a folder; {ANOTHER_NAME}")
     if holds_run(run_dir):
         if _said_finished(run_dir):     # --resume would say "already finished, nothing to resume"
-            raise UserError(f"run folder {run_dir} already holds a finished run; choose another --name (a run is "
-                            f"never trained over), or to train it longer {train_longer(run_dir)}")
-        raise UserError(f"run folder {run_dir} already holds a run; continue it with imgcls train --resume "
-                        f"{sh(run_dir)}, or choose another --name (a run is never trained over)")
+            raise UserError(f"run folder {run_dir} already holds a finished run (a run is never trained over); "
+                            f"{ANOTHER_NAME}, or to train it longer {train_longer(run_dir)}")
+        raise UserError(f"run folder {run_dir} already holds a run (a run is never trained over); continue it with "
+                        f"{resume_fix(run_dir)}, or {ANOTHER_NAME}")
     if not exist_ok:
-        raise UserError(f"run folder {run_dir} already exists; choose another --name, or pass --exist-ok to train "
-                        f"into it")
+        raise UserError(f"run folder {run_dir} already exists; {ANOTHER_NAME}, or pass "
+                        f"{python_too('--exist-ok', 'exist_ok=True')} to train into it")
     # --exist-ok: a folder holding no run, the user's own (notes, their report.html): a file of a run's name there
     # would be replaced; a run's own files there (a run whose checkpoints tune --keep removed) are replaced
     from imgcls.outputs import refuse_users_files
@@ -100,9 +110,14 @@ def train_longer(run_dir: Path) -> str:
         from imgcls.outputs import read_yaml
         src = read_yaml(run_dir / "config.yaml").get("src")       # its data (recorded absolute), else the default
         data = f"{sh(src)} " if isinstance(src, str) and src else ""
-        return f"start a new run from its weights: imgcls train {data}--init-from {sh(run_dir)} --epochs N"
-    return (f"start a new k-fold set with its options: imgcls train --config {sh(run_dir / 'config.yaml')} "
-            f"--name {sh(run_dir.name + '-long')} --epochs N")
+        given = f"src={src!r}, " if isinstance(src, str) and src else ""
+        return "start a new run from its weights: " + python_too(
+            f"imgcls train {data}--init-from {sh(run_dir)} --epochs N",
+            f"run_train(TrainConfig({given}init_from={str(run_dir)!r}, epochs=N))")
+    return "start a new k-fold set with its options: " + python_too(
+        f"imgcls train --config {sh(run_dir / 'config.yaml')} --name {sh(run_dir.name + '-long')} --epochs N",
+        f"run_train(TrainConfig.resolve({{'name': {run_dir.name + '-long'!r}, 'epochs': N}}, "
+        f"config={str(run_dir / 'config.yaml')!r}))")
 
 
 class RunLock:
@@ -121,7 +136,7 @@ class RunLock:
         except BlockingIOError:
             os.close(self.fd)
             self.fd = None
-            fix = "(`imgcls runs` shows it running)" if self.resuming else "or choose another --name"
+            fix = "(`imgcls runs` shows it running)" if self.resuming else f"or {ANOTHER_NAME}"
             raise UserError(f"run folder {self.run_dir} is in use by another imgcls train; wait for it to finish "
                             f"{fix}") from None
         return self
@@ -244,7 +259,7 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
     missing = f"{', '.join(gone)} missing" if gone else \
         f"{record.name} missing: training stopped before its last fold"
     raise UserError(f"{run_dir} is an unfinished k-fold run ({len(have)} fold(s) with a checkpoint: "
-                    f"{', '.join(have)}; {missing}); finish it with imgcls train --resume {sh(run_dir)}, or give one "
+                    f"{', '.join(have)}; {missing}); finish it with {resume_fix(run_dir)}, or give one "
                     f"fold's folder ({checkpoints[0].parent})")
 
 

@@ -24,11 +24,12 @@ from pathlib import Path
 from typing import Optional
 
 from imgcls.errors import UserError
-from imgcls.options import check, option, option_text, set_options
+from imgcls.options import check, option, option_text, python_too, set_options
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
 
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
+ANOTHER_STUDY = python_too("another --study", "study=")      # a study that cannot be resumed so: its fix
 PRUNERS = ("median", "hyperband", "none")
 # --metric: the metrics.csv column of each epoch and the study's direction
 METRICS = {"macro_f1": ("val_macro_f1", "maximize"), "accuracy": ("val_acc", "maximize"),
@@ -84,8 +85,9 @@ class TuneConfig:
         """Every option, before the study is opened: one line naming the option."""
         check(self)
         if self.study is None:       # typed empty, it is the name check's
-            raise UserError(f"no --study given: name the study, e.g. --study lite0 (its folder is {self.out}/NAME; "
-                            f"the same name resumes the study)")
+            example = python_too("--study lite0", "study='lite0'")
+            raise UserError(f"no --study given: name the study, e.g. {example} (its folder is {self.out}/NAME; the "
+                            f"same name resumes the study)")
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", self.study):
             raise UserError(f"--study '{self.study}': give a name of letters, digits, '.', '_' or '-' "
                             f"(it names the folder {self.out}/STUDY; the same name resumes the study)")
@@ -243,12 +245,12 @@ def _open_study(cfg: TuneConfig, space, url: str):
     attrs = old.user_attrs
     if attrs.get("metric", cfg.metric) != cfg.metric:
         raise UserError(f"study '{cfg.study}' optimises --metric {attrs['metric']}, not {cfg.metric}; use that "
-                        f"metric or another --study")
+                        f"metric or {ANOTHER_STUDY}")
     if attrs.get("space") is not None and attrs["space"] != space.as_dict():
         diff = sorted(set(attrs["space"]) ^ set(space.as_dict()) |
                       {k for k in attrs["space"] if attrs["space"][k] != space.as_dict().get(k, attrs["space"][k])})
         raise UserError(f"study '{cfg.study}' was started with another search space (differs in: "
-                        f"{', '.join(diff)}); give the same --space to resume it, or another --study")
+                        f"{', '.join(diff)}); give the same --space to resume it, or {ANOTHER_STUDY}")
     base = attrs.get("base_config")
     if base is not None:      # the fixed options every trial starts from (the space's values replace theirs)
         from imgcls.options import describe_changes
@@ -262,7 +264,7 @@ def _open_study(cfg: TuneConfig, space, url: str):
         if changed:
             raise UserError(f"study '{cfg.study}' was started with other fixed train options ("
                             f"{describe_changes(type(cfg.train), changed)}): its trials would not be comparable; give the same "
-                            f"options to resume it, or a new --study name for these")
+                            f"options to resume it, or {ANOTHER_STUDY} for these")
     joined_seed = (seed * 1_000_003 + len(old.trials) * 7_919 + os.getpid()) % (2 ** 31)
     study = optuna.load_study(study_name=cfg.study, storage=storage, sampler=make_sampler(cfg, space, joined_seed),
                               pruner=make_pruner(cfg))

@@ -23,12 +23,13 @@ from pathlib import Path
 
 from imgcls.errors import UserError
 from imgcls.options import (When, check_acts, check_typed, default_of, flag, need_met, needs_met, needs_of,
-                            set_options, specs, typed_asks, wanted_text)
-from imgcls.train.config import TrainConfig
+                            python_too, set_options, specs, typed_asks, wanted_text)
+from imgcls.train.config import TRAIN_OPTIONS, TrainConfig
 
 OPTIONS = specs(TrainConfig)
 
 DEFAULT_SPACE = Path(__file__).with_name("default_space.yaml")
+SHOW_SPACE = python_too("imgcls tune --show-space", "print(imgcls.tune.space.default_space_text())")
 KINDS = ("choice", "uniform", "log_uniform", "int", "log_int")
 # TrainConfig fields a search must not vary: where the data / outputs are, the hardware, or the validation rows
 # themselves (a search over them would compare scores measured on different rows)
@@ -139,13 +140,13 @@ def load_space(path: str | Path | None, base: TrainConfig | None = None, typed=(
     import yaml
     path = DEFAULT_SPACE if path is None else Path(path)
     if not path.is_file():
-        raise UserError(f"--space {path} does not exist; write a YAML space (see imgcls tune --show-space)")
+        raise UserError(f"--space {path} does not exist; write a YAML space: {SHOW_SPACE} prints the default one")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"--space {path} is not valid YAML{where}; see imgcls tune --show-space") from None
+        raise UserError(f"--space {path} is not valid YAML{where}; {SHOW_SPACE} prints a valid one") from None
     return parse_space(data, base, source=str(path) if path != DEFAULT_SPACE else "the default space", typed=typed)
 
 
@@ -204,13 +205,14 @@ def parse_space(data, base: TrainConfig | None = None, source: str = "the space"
         if key not in types:
             close = difflib.get_close_matches(key, list(types), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            raise UserError(f"space key '{key}' is not an imgcls train option{hint}; see imgcls train --help")
+            raise UserError(f"space key '{key}' is not an imgcls train option{hint}; see {TRAIN_OPTIONS}")
         if key in TrainConfig.RECORDS:      # set by every run anew: a value drawn for it would do nothing
             raise UserError(f"space key '{key}' cannot be searched: train records it (how a run ran), it is no "
-                            f"option; drop it from the space (imgcls train --help lists the options)")
+                            f"option; drop it from the space ({TRAIN_OPTIONS} lists the options)")
         if key in FIXED:
-            raise UserError(f"space key '{key}' cannot be searched ({FIXED[key]}); set it on the command line "
-                            f"or in --config")
+            raise UserError(f"space key '{key}' cannot be searched ({FIXED[key]}); "
+                            + python_too("set it on the command line or in --config",
+                                         "in TuneConfig's train=TrainConfig(...)"))
         params.append(_param(key, spec, types[key]))
     by_name = {p.name: p for p in params}
     varied = sorted(set(typed) & set(by_name))      # a typed value every trial's draw would replace: it acts nowhere
