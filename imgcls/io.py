@@ -70,7 +70,10 @@ transparent colour key (tRNS) is flattened onto the background (68e20c8)."""
 # (Image._decompression_bomb_check: open, crop, a GIF / TIFF / MPO frame), looked up at each call: it is wrapped
 # once: outside own_pixel_bound it is PIL's check, with the limit the process set, its warning and its error.
 _bound = threading.local()
-_pil_bomb_check = getattr(Image._decompression_bomb_check, "imgcls_wraps", Image._decompression_bomb_check)
+# PIL's check is a private name (pillow>=10 is not pinned above): a Pillow without it gets the old process-wide lift,
+# so imgcls still decodes what --max-pixels allows rather than failing at import
+_pil_bomb_check = getattr(Image, "_decompression_bomb_check", None)
+_pil_bomb_check = getattr(_pil_bomb_check, "imgcls_wraps", _pil_bomb_check)
 
 
 def _bomb_check(size, *args, **kwargs):
@@ -79,8 +82,12 @@ def _bomb_check(size, *args, **kwargs):
     return _pil_bomb_check(size, *args, **kwargs)
 
 
-_bomb_check.imgcls_wraps = _pil_bomb_check     # a reload of this module wraps PIL's function, not this one
-Image._decompression_bomb_check = _bomb_check
+if _pil_bomb_check is not None:
+    _bomb_check.imgcls_wraps = _pil_bomb_check     # a reload of this module wraps PIL's function, not this one
+    Image._decompression_bomb_check = _bomb_check
+else:       # pragma: no cover - a Pillow whose check is named otherwise
+    Image.MAX_IMAGE_PIXELS = None
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 
 @contextlib.contextmanager

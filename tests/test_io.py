@@ -486,3 +486,18 @@ def test_pils_limit_is_lifted_only_in_the_thread_that_decodes(tmp_path, small_pi
         done.set()
         t.join(10)
     assert seen["size"] == (100, 100)
+
+
+def test_a_pillow_without_its_private_bomb_check_still_imports_imgcls_with_the_old_lift():
+    """imgcls.io wraps PIL's private Image._decompression_bomb_check (pillow is not pinned above): a Pillow without
+    that name must not break `import imgcls.io`; it falls back to the old process-wide lift (no PIL limit), so what
+    --max-pixels allows still decodes. A fresh process with the name removed before imgcls is imported (PIL's own
+    open then fails, so only the import and the fallback are checked)."""
+    import subprocess
+    import sys
+    code = ("from PIL import Image\n"
+            "del Image._decompression_bomb_check\n"
+            "import imgcls.io\n"
+            "print(Image.MAX_IMAGE_PIXELS, hasattr(Image, '_decompression_bomb_check'))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["None", "False"], r.stderr[-2000:]
