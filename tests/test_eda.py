@@ -176,9 +176,29 @@ def test_many_classes_split_sample_grids(tmp_path):
     assert (tmp_path / "eda" / "samples_1.png").is_file() and (tmp_path / "eda" / "samples_2.png").is_file()
 
 
-def test_profiles_eda_attributes(tmp_path, profile_folder):
-    out = tmp_path / "eda"
-    s = eda.run_eda(profile_folder, out)
+@pytest.fixture(scope="module")
+def profiles_eda(tmp_path_factory):
+    """(profile folder, eda's out, its summary, the texts of the figures it saved: each axis' left title and x tick
+    labels): one run_eda of a profile folder with the default options, shared by the tests that only read what it
+    wrote or said (each ran the same eda of its own)."""
+    from conftest import make_profiles
+    from imgcls import report
+    root = tmp_path_factory.mktemp("profiles_eda")
+    folder = make_profiles(root / "profiles")
+    texts, save = [], report.save_figure
+
+    def keep(fig, path, **kw):
+        texts.extend(t for ax in fig.axes
+                     for t in [ax.get_title(loc="left"), *(x.get_text() for x in ax.get_xticklabels())])
+        return save(fig, path, **kw)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report, "save_figure", keep)
+        s = eda.run_eda(folder, root / "eda")
+    return folder, root / "eda", s, texts
+
+
+def test_profiles_eda_attributes(profiles_eda):
+    _, out, s, _ = profiles_eda
     assert (out / "attributes.png").is_file()
     assert s["n_images"] == 84
     assert sum(s["attributes"]["mask"].values()) == 84
@@ -186,11 +206,10 @@ def test_profiles_eda_attributes(tmp_path, profile_folder):
     assert sum(s["classes"].values()) == 84 and set(s["classes"]) <= {str(i) for i in range(18)}
 
 
-def test_profiles_eda_names_the_class_ids(tmp_path, profile_folder):
+def test_profiles_eda_names_the_class_ids(tmp_path, profiles_eda):
     """A profile dataset's classes are ids 0-17 and its attributes codes: the report and summary.json say what
     each means (class 4 is wearing, female, 30-59), under the age bands eda was given."""
-    out = tmp_path / "eda"
-    s = eda.run_eda(profile_folder, out)
+    profile_folder, out, s, _ = profiles_eda
     assert s["class_meanings"]["4"] == "wear, female, 30-59"
     assert set(s["class_meanings"]) == set(s["classes"])
     assert s["attribute_values"]["mask"] == {"0": "wear", "1": "incorrect", "2": "not_wear"}
@@ -717,18 +736,10 @@ def test_profiles_age_histogram_ticks_count_whole_people(tmp_path, profile_folde
     assert ax.get_ylabel() == "profiles"
 
 
-def test_profiles_eda_figures_name_the_class_ids(tmp_path, profile_folder, monkeypatch):
+def test_profiles_eda_figures_name_the_class_ids(profiles_eda):
     """class_counts.png and the sample grids titled a profile dataset's classes 0..17 only, while the report's
     table said what they mean: the figures now name them too ('4 (wear, female, 30-59)'), as summary.json does."""
-    from imgcls import report
-    texts, save = [], report.save_figure
-
-    def keep(fig, path, **kw):
-        texts.extend(t for ax in fig.axes
-                     for t in [ax.get_title(loc="left"), *(x.get_text() for x in ax.get_xticklabels())])
-        return save(fig, path, **kw)
-    monkeypatch.setattr(report, "save_figure", keep)
-    s = eda.run_eda(profile_folder, tmp_path / "eda")
+    _, _, s, texts = profiles_eda
     for c, meaning in s["class_meanings"].items():
         assert f"{c} ({meaning})" in texts                            # a class_counts.png tick
         assert any(t.startswith(f"{c} ({meaning}): ") for t in texts)  # a sample grid row's title
