@@ -378,3 +378,22 @@ def make_odd_file(kind: str, folder: Path) -> Path:
 @pytest.fixture
 def odd_file():
     return make_odd_file
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory):
+    """place(folder): folder/mlflow.db (a run's local MLflow store under --out, tune's in its study folder) as a copy
+    of an empty store made once per session. A new store runs MLflow's schema migrations (2-3 CPU s, 15-30 s of
+    wall time on the loaded 2-core test machine): a test whose point is not the store's creation starts from the
+    copy, which holds only MLflow's Default experiment, as a store made by the run would before imgcls's first call
+    (imgcls still creates its own experiment and runs there). test_tune's umask test keeps making a new one."""
+    template = tmp_path_factory.mktemp("mlflow_template") / "mlflow.db"
+    from mlflow.tracking import MlflowClient
+    MlflowClient(tracking_uri=f"sqlite:///{template}").search_experiments()    # creates the schema
+
+    def place(folder: str | os.PathLike) -> Path:
+        db = Path(folder) / "mlflow.db"
+        db.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, db)
+        return db
+    return place

@@ -95,8 +95,10 @@ def data(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def out(tmp_path_factory):
-    return tmp_path_factory.mktemp("runs")        # one folder: one MLflow store (creating it costs seconds)
+def out(tmp_path_factory, mlflow_store):
+    runs = tmp_path_factory.mktemp("runs")        # one folder: one MLflow store (creating it costs seconds)
+    mlflow_store(runs)
+    return runs
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +213,7 @@ class StopInEpoch(Callback):
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_mlflow_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(data, tmp_path):
+def test_mlflow_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(data, tmp_path, mlflow_store):
     """train --resume --tracker mlflow opened a second MLflow run of the same name holding only the epochs after the
     stop, beside the first one (KILLED, the earlier epochs); a resumed k-fold set got a second parent, its folds
     split between the two. Now the run folder records its MLflow run and a resumed run goes on in it."""
@@ -220,7 +222,7 @@ def test_mlflow_goes_on_in_the_same_run_when_a_run_or_k_fold_set_is_resumed(data
     from mlflow.tracking import MlflowClient
 
     from imgcls.track.mlflow_tracker import MLflowTracker
-    uri = f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    uri = f"sqlite:///{mlflow_store(tmp_path).resolve()}"
     one = TrainConfig(src=str(data), out=str(tmp_path), name="m", epochs=2, tracker=["mlflow"], **TINY)
     sets = TrainConfig(src=str(data), out=str(tmp_path), name="k", epochs=1, folds="all", tracker=["mlflow"], **TINY)
     for cfg, stop in ((one, StopInEpoch(2)), (sets, StopInEpoch(1, fold=1))):
@@ -748,7 +750,8 @@ def test_an_mlflow_server_that_does_not_answer_is_one_line_before_any_data_is_re
     assert time.monotonic() - t0 < 120 and not (tmp_path / "runs").exists()     # MLflow alone waited ~4 min
 
 
-def test_an_mlflow_store_failing_mid_run_is_said_once_and_the_run_goes_on(data, tmp_path, capsys, monkeypatch):
+def test_an_mlflow_store_failing_mid_run_is_said_once_and_the_run_goes_on(data, tmp_path, capsys, monkeypatch,
+                                                                          mlflow_store):
     """The store failing after the run started (a server gone mid-run) stopped the training with MLflow's traceback,
     and each call had waited minutes of retries first. Now the first failure is one warning and the tracker logs
     nothing more: the run finishes, the store asked once. A run of a group (tune's trial) whose server is gone
@@ -763,6 +766,7 @@ def test_an_mlflow_store_failing_mid_run_is_said_once_and_the_run_goes_on(data, 
                               "HTTPConnectionPool: Max retries exceeded (NewConnectionError: [Errno 111] Connection "
                               "refused)")
     monkeypatch.setattr(MlflowClient, "log_batch", gone)
+    mlflow_store(tmp_path)
     capsys.readouterr()
     run = run_train(TrainConfig(src=str(data), out=str(tmp_path), name="r", epochs=2, tracker=["mlflow"], **TINY))
     err = " ".join(capsys.readouterr().err.split())
@@ -883,7 +887,8 @@ class StopAfterFold(Callback):
 
 
 @pytest.mark.timeout(300)
-def test_a_resumed_k_fold_set_that_trains_no_fold_gets_its_options_and_score(data, tmp_path, fake_wandb):
+def test_a_resumed_k_fold_set_that_trains_no_fold_gets_its_options_and_score(data, tmp_path, fake_wandb,
+                                                                               mlflow_store):
     """A k-fold set stopped after its last fold, before its out-of-fold score: its resumed session trains no fold,
     so the trackers, which took the set's options from a fold's on_run_start, gave its TensorBoard HParams row and
     its W&B run no options, and MLflow, whose set run only a fold reopened, logged no score on it (left KILLED). Now
@@ -891,6 +896,7 @@ def test_a_resumed_k_fold_set_that_trains_no_fold_gets_its_options_and_score(dat
     from mlflow.tracking import MlflowClient
 
     from imgcls.track.wandb_tracker import WandbTracker
+    mlflow_store(tmp_path)
     cfg = TrainConfig(src=str(data), out=str(tmp_path), name="k", epochs=1, folds="all",
                       tracker=["tensorboard", "mlflow"], **TINY)
     with pytest.raises(KeyboardInterrupt):

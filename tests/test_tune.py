@@ -409,13 +409,14 @@ def test_sampler_and_pruner_options_pick_optuna_s_classes(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-def test_mlflow_study_run_holds_the_best_trial_so_far(data, tmp_path, space):
+def test_mlflow_study_run_holds_the_best_trial_so_far(data, tmp_path, space, mlflow_store):
     """tune --tracker mlflow: the study's parent run had no params or metrics, its best trial and value only on the
     child runs. After each completed trial it now has best_trial/val_macro_f1 (the best so far, at the trial's number
     as step) and tags naming the best trial: imgcls.best_trial, imgcls.best_run_dir, best.<drawn option>."""
     from mlflow.tracking import MlflowClient
 
     from imgcls.track.mlflow_tracker import MLflowTracker
+    mlflow_store(tmp_path / "tune" / "s")        # the study's store: tune --tracker mlflow's local one
     study_dir = run_tune(tune_cfg(data, tmp_path, space, train={"tracker": ["mlflow"]}))
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{study_dir / 'study.db'}")
     uri = f"sqlite:///{study_dir.resolve() / 'mlflow.db'}"
@@ -445,7 +446,8 @@ def test_mlflow_study_run_holds_the_best_trial_so_far(data, tmp_path, space):
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_an_mlflow_store_failing_on_the_best_so_far_is_one_warning_and_the_study_goes_on(data, tmp_path, space,
-                                                                                        capsys, monkeypatch):
+                                                                                        capsys, monkeypatch,
+                                                                                        mlflow_store):
     """tune --tracker mlflow: the store going away as tune logged the best trial so far on the study's run
     (log_group_best, after a trial completed) stopped the whole study with MLflow's traceback, where a trial's own
     logging failing fails that trial and the study goes on. Now it is one warning, said once, and every trial runs."""
@@ -458,6 +460,7 @@ def test_an_mlflow_store_failing_on_the_best_so_far_is_one_warning_and_the_study
             raise MlflowException("API request to http://mlflow:5000 failed: Connection refused")
         return log_metric(self, run_id, key, *a, **kw)
     monkeypatch.setattr(MlflowClient, "log_metric", gone)
+    mlflow_store(tmp_path / "tune" / "s")
     capsys.readouterr()
     study_dir = run_tune(tune_cfg(data, tmp_path, space, train={"tracker": ["mlflow"]}))
     err = " ".join(capsys.readouterr().err.split())
