@@ -515,14 +515,30 @@ def test_ctrl_c_in_a_trial_says_only_tunes_line(data, tmp_path, space, monkeypat
     assert len(said) == 1 and "run the same command to resume" in said[0] and "--resume" not in r.output, r.output
 
 
-def test_folds_all_objective_is_the_mean_over_folds(tmp_path, space):
+@pytest.fixture(scope="module")
+def folds_study(tmp_path_factory):
+    """One study of a data set with 2 folds (--folds all, 1 trial), read by the tests below: its folder and what the
+    command said (stderr, stdout; the top table is on stdout)."""
+    import contextlib
+    import io
+
     from imgcls import manifest as mf
-    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8}, size=(40, 40))
+    tmp = tmp_path_factory.mktemp("folds")
+    src = make_image_folder(tmp / "raw", {"a": 8, "b": 8}, size=(40, 40))
     df = mf.load(src)
     df["fold"] = [i % 2 for i in range(len(df))]
-    mf.write(df, tmp_path / "data" / "splits.csv")
-    cfg = tune_cfg(tmp_path / "data" / "splits.csv", tmp_path, space, trials=1, train={"folds": "all"})
-    study_dir = run_tune(cfg)
+    mf.write(df, tmp / "data" / "splits.csv")
+    space = tmp / "space.yaml"
+    space.write_text(SPACE)
+    cfg = tune_cfg(tmp / "data" / "splits.csv", tmp, space, trials=1, train={"folds": "all"})
+    err, out = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        study_dir = run_tune(cfg)
+    return study_dir, err.getvalue(), out.getvalue()
+
+
+def test_folds_all_objective_is_the_mean_over_folds(folds_study):
+    study_dir = folds_study[0]
     t = trials_csv(study_dir)
     best = [pd.read_csv(study_dir / "trial_0000" / f"fold_{k}" / "metrics.csv")["val_macro_f1"].max() for k in (0, 1)]
     assert t.loc[0, "state"] == "complete" and t.loc[0, "value"] == pytest.approx(sum(best) / 2)
@@ -531,20 +547,12 @@ def test_folds_all_objective_is_the_mean_over_folds(tmp_path, space):
     assert "mean over the folds" in (study_dir / "report.html").read_text()
 
 
-def test_with_folds_the_terminal_says_the_trial_value_is_the_mean_over_folds(tmp_path, space, capsys):
+def test_with_folds_the_terminal_says_the_trial_value_is_the_mean_over_folds(folds_study):
     """With --folds, each trial's train printed its 'out-of-fold macro-F1 over 2 folds: X', then tune's
     'trial 0: val macro-F1 Y' and the top table '(val macro-F1)' showed another number (the mean of the folds' best
     epochs) as if it were the validation score: only report.html said which it was."""
-    from imgcls import manifest as mf
-    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8}, size=(40, 40))
-    df = mf.load(src)
-    df["fold"] = [i % 2 for i in range(len(df))]
-    mf.write(df, tmp_path / "data" / "splits.csv")
-    cfg = tune_cfg(tmp_path / "data" / "splits.csv", tmp_path, space, trials=1, train={"folds": "all"})
-    capsys.readouterr()
-    run_tune(cfg)
-    said = capsys.readouterr()
-    err, out = " ".join(said.err.split()), " ".join(said.out.split())     # the top table is on stdout
+    _, err, out = folds_study
+    err, out = " ".join(err.split()), " ".join(out.split())
     assert re.search(r"trial 0: val macro-F1, mean over folds' best epochs [01]\.\d{4}", err), err
     assert "top 1 of 1 trials (val macro-F1, mean over folds' best epochs)" in out, out
 
