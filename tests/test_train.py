@@ -122,6 +122,38 @@ def test_resume_equals_uninterrupted(two_class, tmp_path, gpu_aug):
     pd.testing.assert_frame_equal(metrics(full)[cols], metrics(part)[cols])
 
 
+def test_no_plots_draws_no_figure_the_report_says_so_and_readers_need_none(two_class, tmp_path):
+    """train --no-plots (tune's trials, a k-fold set nobody looks at figure by figure): no curves.png, no confusion
+    matrices, report.html still written with one line saying figures were not drawn; a resume may turn them off
+    (not an option of what the run learns), and the earlier session's figures go; predict, ensemble, export and
+    `imgcls runs` read the run without them."""
+    import html
+
+    from imgcls.train.report import NO_PLOTS, figure_names
+    part = run_train(cfg_for(two_class, tmp_path, name="part", epochs=2, plots=True), stop_after=1)
+    assert all((part / f).is_file() for f in figure_names())        # the default draws them
+    r = _reuse(part, "--resume", "--no-plots")
+    assert r.exit_code == 0, r.output
+    assert len(metrics(part)) == 2 and not [f for f in figure_names() if (part / f).exists()]
+    assert TrainConfig.load(part / "config.yaml").plots is False     # config.yaml records this session's
+    assert "plots False (the earlier session: plots True)" in (part / "train.log").read_text()
+    page = html.unescape((part / "report.html").read_text())
+    assert NO_PLOTS in page and "training curves" not in page and "confusion_matrix" not in page
+    assert "Confusion matrices" not in page and "Worst-predicted validation images" in page
+    run = CliRunner().invoke(app, ["train", str(two_class), "--out", str(tmp_path / "runs"), "--name", "cli",
+                                   "--model", "test_resnet", "--img-size", "32", "--no-pretrained", "--epochs", "1",
+                                   "--workers", "0", "--device", "cpu", "--aug", "none", "--no-plots", "-q"])
+    assert run.exit_code == 0, run.output
+    cli = tmp_path / "runs" / "cli"
+    assert not list(cli.glob("*.png")) and NO_PLOTS in html.unescape((cli / "report.html").read_text())
+    for args in (["runs", str(tmp_path / "runs")], ["runs", "report", str(tmp_path / "runs")],
+                 ["predict", str(cli), "--data", str(two_class), "--out", str(tmp_path / "pred"), "--workers", "0"],
+                 ["ensemble", str(cli), str(part), "--out", str(tmp_path / "ens")],
+                 ["export", str(cli), "--out", str(tmp_path / "onnx")]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0, (args, r.output)
+
+
 def test_plots_are_drawn_after_the_last_epoch_and_at_most_once_a_minute(two_class, tmp_path, monkeypatch):
     from imgcls.train import loop
     calls = []

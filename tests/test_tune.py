@@ -73,6 +73,7 @@ def trials_csv(study_dir):
     ({"aug": {"choice": [1, 2]}}, ["'aug'", "str values"]),
     ({"device": {"choice": ["cpu", "cuda"]}}, ["'device'", "cannot be searched"]),
     ({"val_split": {"uniform": [0.1, 0.3]}}, ["'val_split'", "cannot be searched"]),
+    ({"plots": {"choice": [True, False]}}, ["'plots'", "cannot be searched", "figures only"]),
     # what train records of how a run ran (set by every run anew): a drawn value did nothing, each trial alike
     *(({k: {"choice": v}}, [f"'{k}'", "cannot be searched", "train records it"])
       for k, v in (("amp_used", [True, False]), ("workers_used", [0, 2]), ("cache_used", ["ram", "none"]),
@@ -687,6 +688,17 @@ def test_momentum_is_drawn_only_with_an_optimizer_that_has_one():
     assert fixed.names() == ["optimizer"]
     assert trial_options(TrainConfig(momentum=0.5), {"optimizer": "adamw"})["momentum"] == 0.9
     assert trial_options(TrainConfig(momentum=0.5), {"optimizer": "sgd"})["momentum"] == 0.5
+
+
+def test_tune_passes_no_plots_to_its_trials():
+    """train --no-plots is one of tune's fixed train options: every trial is drawn with it; a study resumed with
+    another value goes on (figures are no option of what a trial learns)."""
+    from imgcls.cli.tune import TRIAL_FLAGS
+    from imgcls.train.rundir import option_changes
+    from imgcls.tune.space import trial_options
+    assert "plots" in TRIAL_FLAGS
+    assert trial_options(TrainConfig(plots=False), {"lr": 0.01})["plots"] is False
+    assert option_changes(TrainConfig().to_dict(), TrainConfig(plots=False).to_dict()) == []
 
 
 def test_a_key_or_fixed_option_no_trial_lets_act_is_refused():

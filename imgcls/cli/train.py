@@ -33,7 +33,8 @@ def train(src: OptSrc = None,
                                                          rich_help_panel=OUTPUT, show_default=False)] = None,
           resume: Annotated[Optional[Path], typer.Option(help="Continue this run folder from its last.pt, as its "
                                                          "config.yaml records it (only the data path, --workers, "
-                                                         "--device, --cache may differ).", rich_help_panel=OUTPUT,
+                                                         "--device, --cache, --plots may differ).",
+                                                         rich_help_panel=OUTPUT,
                                                          show_default=False)] = None,
           quiet: Quiet = False, *, cfg: Given) -> None:
     """Train a timm model: single or multi-branch heads, imbalance tools, k-fold, resumable -> outputs/runs/<RUN>/."""

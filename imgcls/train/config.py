@@ -357,6 +357,10 @@ class TrainConfig:
                               help="Run name, one plain folder name; an existing one is an error unless --exist-ok.")
     exist_ok: bool = option(False, panel=OUTPUT, help="Train into an existing --name folder that holds no run (a "
                                                       "folder with a run's checkpoints is only continued: --resume).")
+    plots: bool = option(True, panel=OUTPUT,
+                         help="Draw curves.png and the confusion-matrix PNGs (shown in report.html); --no-plots: no "
+                              "figures (matplotlib's seconds per run saved, e.g. for tune's trials or a k-fold set), "
+                              "the numbers stay in metrics.csv and per_class.csv. Does not change what the run learns.")
     tracker: list = option(factory=list, panel=TRACKING, choices=TRACKERS, cli_type=Optional[list[str]],
                            from_cli=lambda v: list(v or []), to_cli=lambda v: list(v) or None,
                            none="none: metrics.csv and the run folder only",
@@ -478,8 +482,9 @@ class TrainConfig:
     # not) and recorded no *_used field
     RESOLVED = (("cache", "cache_used"), ("amp", "amp_used"), ("workers", "workers_used"))
     # what a session ran with, recorded anew by a resumed session (record_session); device_used is newer than the
-    # older records RESOLVED reads (their device held what was asked, auto, not what ran)
-    SESSION = tuple(used for _, used in RESOLVED) + ("device_used",)
+    # older records RESOLVED reads (their device held what was asked, auto, not what ran); plots: whether the run
+    # folder's figures were drawn (the report reads it)
+    SESSION = tuple(used for _, used in RESOLVED) + ("device_used", "plots")
 
     @classmethod
     def _older_record(cls, d: dict) -> dict:

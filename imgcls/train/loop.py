@@ -555,8 +555,9 @@ class Trainer:
             st.best_per_class["train_support"] = np.bincount(self.data.final[self.data.train_idx],
                                                              minlength=meta.n_classes)
             write_table(st.best_per_class, run_dir / "per_class.csv")
-            self.pending_confusion = (ev["y_final"], pred, list(meta.classes),
-                                      f"best epoch {epoch + 1}, val macro-F1 {st.best_f1:.4f} ({len(pred)} val images)")
+            if self.cfg.plots:
+                self.pending_confusion = (ev["y_final"], pred, list(meta.classes), f"best epoch {epoch + 1}, val "
+                                          f"macro-F1 {st.best_f1:.4f} ({len(pred)} val images)")
         else:
             st.bad_epochs += 1
         self.table.print(row, improved)
@@ -573,7 +574,7 @@ class Trainer:
             self.scheduler.step(epoch + 1, metric)
         finished = st.stop or epoch + 1 == cfg.epochs
         last_epoch_here = finished or (self.stop_after is not None and epoch + 1 >= self.stop_after)
-        if dist.main and (last_epoch_here or time.monotonic() - self.plotted_at >= PLOT_EVERY_S):
+        if dist.main and cfg.plots and (last_epoch_here or time.monotonic() - self.plotted_at >= PLOT_EVERY_S):
             curves_png(st.history, run_dir / "curves.png")
             if self.pending_confusion is not None:
                 metrics.confusion_pngs(*self.pending_confusion[:3], run_dir, title=self.pending_confusion[3],
@@ -607,6 +608,9 @@ class Trainer:
             if self.pending_confusion is not None:    # a run stopped by stop_after between two plots
                 metrics.confusion_pngs(*self.pending_confusion[:3], run_dir, title=self.pending_confusion[3],
                                       meanings=self.meta.class_meanings())
+            if not self.cfg.plots:      # a resumed run's figures of an earlier session would show fewer epochs
+                from imgcls.train.report import drop_figures
+                drop_figures(run_dir)
             self.log(f"best val macro-F1 {st.best_f1:.4f} at epoch {st.best_epoch}; outputs in {run_dir}")
             summary = {"run_dir": run_dir, "fold": self.fold, "best_epoch": st.best_epoch,
                        "best_macro_f1": st.best_f1, "epochs_done": len(st.history), "best_pt": run_dir / "best.pt",

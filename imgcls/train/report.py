@@ -12,6 +12,20 @@ import pandas as pd
 from imgcls.profiles import class_titles
 
 N_WORST = 24
+NO_PLOTS = "figures not drawn (--no-plots): metrics.csv and per_class.csv hold their numbers"
+
+
+def figure_names() -> tuple[str, ...]:
+    """The figures train draws into a run folder (and a k-fold set's, from its out-of-fold predictions)."""
+    from imgcls.metrics import confusion_png_names
+    return ("curves.png", *confusion_png_names())
+
+
+def drop_figures(run_dir: Path) -> None:
+    """A --no-plots run's folder holds no figure: those an earlier session of the run drew (resumed with --no-plots)
+    would show fewer epochs than it trained."""
+    for name in figure_names():
+        (Path(run_dir) / name).unlink(missing_ok=True)
 
 
 def worst_predictions(preds: pd.DataFrame, n: int = N_WORST) -> pd.DataFrame:
@@ -87,8 +101,9 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
         run.per_class.insert(1, "meaning", [meanings.get(c, "") for c in run.per_class["class"]])
     per_class = report.table(run.per_class, digits=4, max_rows=1000) if run.per_class is not None else \
         report.note("no validation predictions yet")
-    confusion = "".join(report.img(run_dir / f, f) for f in ("confusion_matrix.png",
-                                                             "confusion_matrix_normalized.png"))
+    curves_png, *confusion_pngs = figure_names()
+    plots = cfg.get("plots", True) is not False
+    confusion = "".join(report.img(run_dir / f, f) for f in confusion_pngs) if plots else ""
     preds_path = run_dir / "val_predictions.csv"
     worst_html, n_worst = report.note("none"), 0
     if preds_path.is_file():
@@ -102,13 +117,14 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
                                       [str(r.path), f"true {class_titles([r.label], meanings)[0]} "
                                                     f"(p {r.p_true:.2f})", f"top-3: {r.top3}"]))
         worst_html = "".join(figs) or worst_html
-    curves = run_dir / "curves.png"
+    curves = run_dir / curves_png
     S = report.safe
     return report.write_report(
         run_dir / "report.html", "train_run.html", title=f"imgcls train: {run_dir.name}",
         subtitle=f"{run.kind}, {run.model}; scores are macro-F1 over every class of the task",
         summary=S(report.key_values(summary)), folds=S(folds_html),
-        curves=S(report.img(curves, "training curves")) if curves.is_file() else "",
+        curves=S(report.img(curves, "training curves")) if plots and curves.is_file() else "",
+        no_plots="" if plots else NO_PLOTS,
         per_class=S(per_class), per_class_note=rows_scored(run),
         confusion=S(confusion), worst=S(worst_html), n_worst=n_worst,
         worst_note="out-of-fold" if run.kind == "k-fold" else (f"best epoch {run.best_epoch}" if run.best_epoch

@@ -610,9 +610,13 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         write_json(run_dir / OOF_SCORE, score)
         pc = metrics.per_class(y, p, classes, meta.class_meanings())
         write_table(pc, run_dir / "per_class.csv")
-        metrics.confusion_pngs(y, p, classes, run_dir,
-                               title=f"out-of-fold, {len(folds)} folds, {m['n']} images, macro-F1 {m['macro_f1']:.4f}",
-                               meanings=meta.class_meanings())
+        if cfg.plots:
+            metrics.confusion_pngs(y, p, classes, run_dir, title=f"out-of-fold, {len(folds)} folds, {m['n']} images, "
+                                                                 f"macro-F1 {m['macro_f1']:.4f}",
+                                   meanings=meta.class_meanings())
+        else:
+            from imgcls.train.report import drop_figures
+            drop_figures(run_dir)
         RunLog(run_dir / "train.log")(f"out-of-fold macro-F1 over {len(folds)} folds: {m['macro_f1']:.4f} "
                                       f"(accuracy {m['accuracy']:.4f}, {m['n']} images)")
     if dist.main and folds != [None]:

@@ -166,7 +166,7 @@ class RunLock:
 # options that say where a run reads its data and records itself, not what it learns: they may differ when a run is
 # resumed, and `imgcls runs` keeps them out of what two runs changed
 RESUME_MAY_CHANGE = ("src", "workers", "workers_used", "device", "device_used", "cache", "cache_used", "amp_used",
-                     "out", "name", "exist_ok", "tracker", "tracking_uri", "track_checkpoint")
+                     "out", "name", "exist_ok", "plots", "tracker", "tracking_uri", "track_checkpoint")
 
 
 def option_changes(recorded: dict, now: dict, may_change=RESUME_MAY_CHANGE) -> list[tuple[str, object, object]]:
