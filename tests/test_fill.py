@@ -95,7 +95,7 @@ def test_a_run_on_dark_images_records_black_a_given_fill_and_white_by_default(tm
         for i in range(n):
             Image.fromarray(digit(value=200 if cls == "a" else 90, shift=i)).save(tmp_path / "raw" / cls / f"{i}.png")
     base = dict(src=str(tmp_path / "raw"), out=str(tmp_path / "runs"), model="test_resnet", img_size=32,
-                batch_size=4, workers=0, device="cpu", pretrained=False, epochs=1, val_split=0.3)
+                batch_size=4, workers=0, device="cpu", pretrained=False, epochs=1, val_split=0.3, plots=False)
     for name, fill, cache, want in (("auto", "auto", "ram", [0, 0, 0]), ("auto_files", "auto", "none", [0, 0, 0]),
                                     ("given", "1,2,3", "ram", [1, 2, 3]), ("default", None, "ram", [255] * 3)):
         run = run_train(TrainConfig(**base, name=name, cache=cache, **({"fill": fill} if fill else {})))
@@ -132,7 +132,7 @@ def test_the_fill_colour_auto_measured_is_in_train_log_under_quiet(tmp_path):
     try:
         run = run_train(TrainConfig(src=str(tmp_path / "raw"), out=str(tmp_path / "runs"), name="q", model="test_resnet",
                                     img_size=32, batch_size=4, workers=0, device="cpu", pretrained=False, epochs=1,
-                                    val_split=0.3, fill="auto", aug="none"))
+                                    val_split=0.3, fill="auto", aug="none", plots=False))
     finally:
         set_quiet(False)
     assert "fill colour RGB 0,0,0 (--fill auto: the median colour of the training images' borders)" in \

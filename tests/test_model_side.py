@@ -33,7 +33,7 @@ def test_predict_eval_scores_the_val_rows_and_matches_train(tmp_path):
     from imgcls.train import TrainConfig, run_train
     splits, df = _splits(tmp_path)
     run = run_train(TrainConfig(src=str(splits), model="test_resnet", pretrained=False, img_size=32, batch_size=8, workers=0,
-                                device="cpu", aug="none", epochs=2, out=str(tmp_path / "runs"), name="r"))
+                                device="cpu", aug="none", epochs=2, out=str(tmp_path / "runs"), name="r", plots=False))
     best = pd.read_csv(run / "metrics.csv")["val_macro_f1"].max()
     n_val = int(((df["split"] == "val") & df["keep"]).sum())
     assert len(pd.read_csv(run / "val_predictions.csv")) == n_val
@@ -182,7 +182,7 @@ def test_four_age_bands_train_and_decode_with_the_profile_formula(tmp_path):
     mf.write(df, tmp_path / "m.csv")
     run = run_train(TrainConfig(src=str(tmp_path / "m.csv"), model="test_resnet", pretrained=False, img_size=32, batch_size=8,
                                 workers=0, device="cpu", aug="none", epochs=1, heads="multi", val_split=0.3,
-                                out=str(tmp_path / "runs"), name="bands4"))
+                                out=str(tmp_path / "runs"), name="bands4", plots=False))
     lm = load_model(find_checkpoints(run)[0])
     assert lm.meta.decode == "profile" and lm.meta.head_sizes == [3, 2, 4] and lm.classes == [str(i) for i in range(24)]
     scheme = ProfileScheme(4)
@@ -214,7 +214,7 @@ def test_trainer_phases_run_and_restore_by_part(tmp_path):
     src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(36, 36))
     cfg = TrainConfig(src=str(src), model="test_resnet", pretrained=False, img_size=32, batch_size=4, workers=0,
                       device="cpu",
-                      aug="none", epochs=2, amp=False, cache="none", amp_used=False, workers_used=0)
+                      aug="none", epochs=2, amp=False, cache="none", amp_used=False, workers_used=0, plots=False)
     df, _ = tdata.usable_rows(mf.load(src, scan=True, workers=1))
     heads, decode, classes, targets, final = _heads_meta(df, cfg)
     meta = ModelMeta.from_dict({"model": "test_resnet", "classes": classes, "heads": heads, "decode": decode,
@@ -323,7 +323,7 @@ def test_a_manifest_of_clean_or_preprocess_records_the_age_bands_its_profiles_we
     assert json.loads((tmp_path / "clean" / "clean_summary.json").read_text())["age_bands"] == [40]
     run = run_train(TrainConfig(src=str(tmp_path / "clean"), model="test_resnet", pretrained=False, img_size=32,
                                 batch_size=8, workers=0, device="cpu", aug="none", epochs=1, heads="multi",
-                                val_split=0.3, out=str(tmp_path / "runs"), name="forty"))
+                                val_split=0.3, out=str(tmp_path / "runs"), name="forty", plots=False))
     assert read_meta(find_checkpoints(run)[0]).age_bands == (40,)
     run_preprocess(profiles, tmp_path / "pre", PreprocessConfig(size=32), forty, workers=1, report=False)
     assert json.loads((tmp_path / "pre" / "preprocess.json").read_text())["age_bands"] == [40]

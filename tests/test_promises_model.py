@@ -18,7 +18,7 @@ from imgcls.errors import UserError
 
 runner = CliRunner()
 TINY = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--batch-size", "8", "--workers", "0", "--device", "cpu",
-        "--aug", "none", "--val-split", "0.3"]
+        "--aug", "none", "--val-split", "0.3", "--no-plots"]
 
 
 def one_error_line(r) -> str:
@@ -165,7 +165,7 @@ def test_resume_refusals_keep_the_record_and_temp_files_are_cleaned(data, tmp_pa
     from imgcls.train.checkpoint import read_checkpoint
     runs = tmp_path / "runs"
     cfg = TrainConfig(src=str(data), model="test_resnet", pretrained=False, img_size=32, batch_size=8, workers=0,
-                      device="cpu",
+                      device="cpu", plots=False,
                       aug="none", val_split=0.3, epochs=2, out=str(runs), name="part")
     run = run_train(cfg, stop_after=1)
     record = (run / "config.yaml").read_bytes()

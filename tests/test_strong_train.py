@@ -14,7 +14,7 @@ from imgcls.train import TrainConfig, run_train
 from imgcls.train.checkpoint import load_model, read_checkpoint, read_meta, save_checkpoint
 from imgcls.train.rundir import find_checkpoints
 
-TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False)
+TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False, plots=False)
 
 
 def cfg_for(src, tmp_path, **kw):
@@ -175,7 +175,7 @@ def test_offline_pretrained_error_is_one_line_fast_and_before_the_data(tmp_path,
 def test_source_recorded_and_printed_once_random_init_said(tmp_path):
     folder = make_image_folder(tmp_path / "raw", {"a": 5, "b": 5}, size=(36, 36))
     base = ["train", str(folder), "--img-size", "32", "--epochs", "1", "--workers", "0", "--device", "cpu",
-            "--out", str(tmp_path / "runs"), "--aug", "none", "--val-split", "0.3"]
+            "--out", str(tmp_path / "runs"), "--aug", "none", "--val-split", "0.3", "--no-plots"]
     r = CliRunner().invoke(app, base + ["--model", "tf_efficientnet_lite0", "--freeze-backbone", "--name", "p"])
     assert r.exit_code == 0, r.output
     assert r.output.count("weights: package ") == 1

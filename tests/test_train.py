@@ -18,7 +18,8 @@ from imgcls.train import TrainConfig, run_train
 from imgcls.train.checkpoint import load_model, read_checkpoint
 from imgcls.train.rundir import find_checkpoints
 
-TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False)
+# plots=False: no matplotlib figures (~1.3 s a run); the tests of a figure or a report's images set plots=True
+TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False, plots=False)
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def metrics(run):
 
 
 def test_run_dir_contract_and_weights_only(two_class, tmp_path):
-    run = run_train(cfg_for(two_class, tmp_path))
+    run = run_train(cfg_for(two_class, tmp_path, plots=True))
     for f in ("config.yaml", "metrics.csv", "best.pt", "last.pt", "val_predictions.csv", "confusion_matrix.png",
               "curves.png", "train.log"):
         assert (run / f).is_file(), f
@@ -108,7 +109,7 @@ def test_resume_equals_uninterrupted(two_class, tmp_path, gpu_aug):
     log = (full / "train.log").read_text()
     assert ("--aug medium batched on cpu" in log) == (gpu_aug == "on")
     assert ("--aug medium per image" in log) == (gpu_aug == "off")
-    part = run_train(cfg_for(two_class, tmp_path, name="part", **kw), stop_after=1)
+    part = run_train(cfg_for(two_class, tmp_path, name="part", plots=True, **kw), stop_after=1)
     assert len(metrics(part)) == 1
     assert (part / "curves.png").is_file() and (part / "confusion_matrix.png").is_file()   # drawn when interrupted
     assert not read_checkpoint(part / "last.pt")["train_state"]["finished"]
@@ -125,8 +126,9 @@ def test_resume_equals_uninterrupted(two_class, tmp_path, gpu_aug):
 def test_no_plots_draws_no_figure_the_report_says_so_and_readers_need_none(two_class, tmp_path):
     """train --no-plots (tune's trials, a k-fold set nobody looks at figure by figure): no curves.png, no confusion
     matrices, report.html still written with one line saying figures were not drawn; a resume may turn them off
-    (not an option of what the run learns), and the earlier session's figures go; predict, ensemble, export and
-    `imgcls runs` read the run without them."""
+    (not an option of what the run learns), and the earlier session's figures go; predict and `imgcls runs` /
+    `runs report` read the run without them (ensemble and export read no figure: only its checkpoints, config.yaml
+    and val_predictions.csv)."""
     import html
 
     from imgcls.train.report import NO_PLOTS, figure_names
@@ -140,16 +142,8 @@ def test_no_plots_draws_no_figure_the_report_says_so_and_readers_need_none(two_c
     page = html.unescape((part / "report.html").read_text())
     assert NO_PLOTS in page and "training curves" not in page and "confusion_matrix" not in page
     assert "Confusion matrices" not in page and "Worst-predicted validation images" in page
-    run = CliRunner().invoke(app, ["train", str(two_class), "--out", str(tmp_path / "runs"), "--name", "cli",
-                                   "--model", "test_resnet", "--img-size", "32", "--no-pretrained", "--epochs", "1",
-                                   "--workers", "0", "--device", "cpu", "--aug", "none", "--no-plots", "-q"])
-    assert run.exit_code == 0, run.output
-    cli = tmp_path / "runs" / "cli"
-    assert not list(cli.glob("*.png")) and NO_PLOTS in html.unescape((cli / "report.html").read_text())
     for args in (["runs", str(tmp_path / "runs")], ["runs", "report", str(tmp_path / "runs")],
-                 ["predict", str(cli), "--data", str(two_class), "--out", str(tmp_path / "pred"), "--workers", "0"],
-                 ["ensemble", str(cli), str(part), "--out", str(tmp_path / "ens")],
-                 ["export", str(cli), "--out", str(tmp_path / "onnx")]):
+                 ["predict", str(part), "--data", str(two_class), "--out", str(tmp_path / "pred"), "--workers", "0"]):
         r = CliRunner().invoke(app, args)
         assert r.exit_code == 0, (args, r.output)
 
@@ -159,11 +153,11 @@ def test_plots_are_drawn_after_the_last_epoch_and_at_most_once_a_minute(two_clas
     calls = []
     real = loop.curves_png
     monkeypatch.setattr(loop, "curves_png", lambda h, p: (calls.append(len(h)), real(h, p)))
-    run_train(cfg_for(two_class, tmp_path, name="quick", epochs=3))
+    run_train(cfg_for(two_class, tmp_path, name="quick", epochs=3, plots=True))
     assert calls == [3]                               # short epochs: one drawing, with every epoch in it
     monkeypatch.setattr(loop, "PLOT_EVERY_S", 0.0)
     calls.clear()
-    run_train(cfg_for(two_class, tmp_path, name="slow", epochs=3))
+    run_train(cfg_for(two_class, tmp_path, name="slow", epochs=3, plots=True))
     assert calls == [1, 2, 3]
 
 
@@ -756,6 +750,8 @@ def test_splits_and_folds(tmp_path, capsys):
     for k in range(3):
         assert (run / f"fold_{k}" / "metrics.csv").is_file()
     assert (run / "config.yaml").is_file()
+    from imgcls.train.report import NO_PLOTS        # TINY's --no-plots: no fold's figures, nor the set's OOF ones
+    assert not list(run.rglob("*.png")) and NO_PLOTS in (run / "report.html").read_text()
     # an interrupted set (fold 2 never started, so no oof_score.json) predicted with 2 of its folds, silently
     import shutil
 
@@ -798,7 +794,7 @@ def test_splits_and_folds(tmp_path, capsys):
 def test_cli_config_override_and_errors(two_class, tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--img-size", "32", "--epochs", "1",
                                  "--workers", "0", "--val-split", "0.3", "--out", str(tmp_path / "runs"),
-                                 "--no-pretrained", "--name", "cli", "--batch-size", "8", "--quiet"])
+                                 "--no-pretrained", "--name", "cli", "--batch-size", "8", "--no-plots", "--quiet"])
     assert r.exit_code == 0, r.output
     cfg = TrainConfig.load(tmp_path / "runs" / "cli" / "config.yaml")
     assert cfg.model == "test_resnet" and cfg.epochs == 1 and cfg.img_size == 32
@@ -821,7 +817,7 @@ def test_default_source_is_used(tmp_path, monkeypatch):
     make_image_folder(tmp_path / "data" / "raw", {"a": 6, "b": 6}, size=(40, 40))
     monkeypatch.chdir(tmp_path)
     r = CliRunner().invoke(app, ["train", "--model", "test_resnet", "--img-size", "32", "--epochs", "1", "--workers",
-                                 "0", "--val-split", "0.3", "--name", "d", "--no-pretrained"])
+                                 "0", "--val-split", "0.3", "--name", "d", "--no-pretrained", "--no-plots"])
     assert r.exit_code == 0, r.output
     assert "using data/raw" in r.output and (tmp_path / "outputs" / "runs" / "d" / "best.pt").is_file()
 
@@ -1259,7 +1255,7 @@ def test_every_config_field_is_a_cli_option(two_class, tmp_path):
                                  "--val-split", "0.3", "--interpolation", "nearest", "--mix", "mixup",
                                  "--mix-alpha", "0.4",
                                  "--optimizer", "sgd", "--momentum", "0.5", "--min-lr", "1e-4", "--ema", "--ema-decay",
-                                 "0.9", "--quiet"])
+                                 "0.9", "--no-plots", "--quiet"])
     assert r.exit_code == 0, r.output
     saved = yaml.safe_load((tmp_path / "runs" / "x" / "config.yaml").read_text())
     assert (saved["interpolation"], saved["mix_alpha"], saved["momentum"], saved["min_lr"], saved["ema_decay"]) == \
@@ -1466,7 +1462,8 @@ def _fake_room(monkeypatch, mem, disk):
 def _train_cli(src, tmp_path, *extra):
     return CliRunner().invoke(app, ["train", str(src), "--model", "test_resnet", "--img-size", "32", "--epochs", "1",
                                     "--workers", "0", "--val-split", "0.3", "--out", str(tmp_path / "runs"),
-                                    "--no-pretrained", "--name", "r", "--batch-size", "8", "--quiet", *extra])
+                                    "--no-pretrained", "--name", "r", "--batch-size", "8", "--no-plots", "--quiet",
+                                    *extra])
 
 
 @pytest.mark.parametrize("mem", [50_000, GIB])
@@ -2068,7 +2065,7 @@ def test_a_profile_run_names_its_class_ids(tmp_path, monkeypatch):
         return save(fig, path, **kw)
     monkeypatch.setattr(report, "save_figure", keep)
     src = make_profiles(tmp_path / "profiles", n_profiles=6)
-    run = run_train(cfg_for(src, tmp_path, name="single", epochs=1))
+    run = run_train(cfg_for(src, tmp_path, name="single", epochs=1, plots=True))
     pc = pd.read_csv(run / "per_class.csv", keep_default_na=False, dtype=str)
     assert list(pc.columns[1:3]) == ["class", "meaning"]          # after best_epoch
     assert dict(zip(pc["class"], pc["meaning"]))["4"] == "wear, female, 30-59"
