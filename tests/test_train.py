@@ -159,6 +159,12 @@ def test_plots_are_drawn_after_the_last_epoch_and_at_most_once_a_minute(two_clas
     calls.clear()
     run_train(cfg_for(two_class, tmp_path, name="slow", epochs=3, plots=True))
     assert calls == [1, 2, 3]
+    from imgcls import metrics as mx
+    confusions = []
+    monkeypatch.setattr(mx, "confusion_pngs", lambda *a, **k: confusions.append(a))
+    calls.clear()
+    run_train(cfg_for(two_class, tmp_path, name="none", epochs=2))      # --no-plots: nothing drawn, every epoch
+    assert calls == [] and confusions == []
 
 
 def test_multi_branch_decode(tmp_path):
