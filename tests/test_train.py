@@ -33,6 +33,16 @@ def cfg_for(src, tmp_path, **kw):
     return TrainConfig(**d)
 
 
+@pytest.fixture(scope="module")
+def adamw_run(tmp_path_factory):
+    """(data, run): two_class's images and one finished run on them (adamw, 1 epoch, --val-split 0.2: 16 training
+    images, 2 updates), trained once for the tests that only read it and compare their own runs on that data with
+    it. A test that writes into the run copies it first."""
+    tmp = tmp_path_factory.mktemp("adamw_run")
+    src = make_image_folder(tmp / "raw", {"a": 10, "b": 10}, size=(40, 40))
+    return src, run_train(cfg_for(src, tmp, name="adamw", epochs=1, val_split=0.2))
+
+
 def metrics(run):
     return pd.read_csv(run / "metrics.csv")
 
@@ -657,7 +667,7 @@ def test_schedulers_shape_the_lr(caplog):
     assert pl[-1] < pl[0]
 
 
-def test_options_act(two_class, tmp_path):
+def test_options_act(two_class, tmp_path, adamw_run):
     from imgcls.train.heads import build_model
     # --freeze-backbone: only the classifier moves
     run = run_train(cfg_for(two_class, tmp_path, name="frozen", freeze_backbone=True, epochs=1))
@@ -669,17 +679,17 @@ def test_options_act(two_class, tmp_path):
     assert all(torch.equal(sd[k], init[k]) for k in params if not k.startswith("fc."))
     assert not torch.equal(sd["fc.weight"], init["fc.weight"])
     # --grad-accum: half the optimiser updates
-    a = run_train(cfg_for(two_class, tmp_path, name="acc1", epochs=1, val_split=0.2))
-    b = run_train(cfg_for(two_class, tmp_path, name="acc2", epochs=1, val_split=0.2, grad_accum=2))
+    src, a = adamw_run
+    b = run_train(cfg_for(src, tmp_path, name="acc2", epochs=1, val_split=0.2, grad_accum=2))
     step = lambda r: int(next(iter(read_checkpoint(r / "last.pt")["train_state"]["optimizer"]["state"].values()))["step"])
     assert step(a) == 2 and step(b) == 1
     # --ema: best.pt holds the averaged weights, not the raw ones
     e = run_train(cfg_for(two_class, tmp_path, name="ema", epochs=1, ema=True, ema_decay=0.5))
     ck = read_checkpoint(e / "last.pt")
     assert not torch.equal(ck["state_dict"]["fc.weight"], ck["raw_state_dict"]["fc.weight"])
-    # --sgd momentum: the same first step, other steps after it
+    # --sgd momentum: the same first step, other steps after it (one epoch: 16 training images, batch 8, 2 updates)
     mom = {m: read_checkpoint(run_train(cfg_for(two_class, tmp_path, name=f"sgd{m}", optimizer="sgd", lr=0.05,
-                                                momentum=m, epochs=2, val_split=0.2)) / "last.pt")
+                                                momentum=m, epochs=1, val_split=0.2)) / "last.pt")
            for m in (0.0, 0.9)}
     assert not torch.equal(mom[0.0]["raw_state_dict"]["fc.weight"], mom[0.9]["raw_state_dict"]["fc.weight"])
     assert "momentum_buffer" in next(iter(mom[0.9]["train_state"]["optimizer"]["state"].values()))
@@ -1121,14 +1131,14 @@ def test_frozen_bn_stats_keeps_running_statistics():
     assert not torch.equal(bn.running_mean, mean)
 
 
-def test_optimizer_sam_trains_with_two_passes_per_update(two_class, tmp_path, monkeypatch):
+def test_optimizer_sam_trains_with_two_passes_per_update(adamw_run, tmp_path, monkeypatch):
     import yaml
     from imgcls.train import sam as sam_mod
     perturbs = []
     real = sam_mod.SAM.perturb
     monkeypatch.setattr(sam_mod.SAM, "perturb",
                         lambda self: (perturbs.append((self.rho, self.adaptive)), real(self))[1])
-    a = run_train(cfg_for(two_class, tmp_path, name="adamw", epochs=1, val_split=0.2))
+    two_class, a = adamw_run                                    # the same data, adamw alone
     s = run_train(cfg_for(two_class, tmp_path, name="sam", epochs=1, val_split=0.2, optimizer="sam"))
     assert perturbs == [(0.05, False)] * 2                      # 16 train images, batch 8: 2 updates
     ck = read_checkpoint(s / "last.pt")
