@@ -41,6 +41,32 @@ def pytest_configure(config):
     config.add_cleanup(lambda: shutil.rmtree(cache, True))
 
 
+@pytest.fixture(autouse=True)
+def unrendered_figures(request):
+    """matplotlib's rasterizing of the PNGs the steps write (curves, confusion matrices, eda's plots, tune's
+    Optuna plots) was ~40% of the suite's time on a 2-core machine (a tiny run_train: ~1.3 of ~3 s), and it is
+    matplotlib's work, not ours. In-process, a test's figures are built as in use (every artist, label and title:
+    the code that makes them runs) and saved as a blank PNG of the figure's size, not rasterized (Figure.savefig).
+    A test whose point is the rendering itself (missing-glyph warnings, fonts, the pixels of a grid) is marked
+    rendered_figures; subprocesses (CLI start-up, torchrun) render as in use. Its own MonkeyPatch, not the
+    monkeypatch fixture: an autouse fixture's monkeypatch would be undone after tmp_path's removal, which then ran
+    under a test's own patches (os.scandir counted by path)."""
+    if request.node.get_closest_marker("rendered_figures"):
+        yield
+        return
+    from matplotlib.figure import Figure
+
+    def savefig(fig, fname, *args, dpi=None, format=None, **kwargs):
+        import matplotlib
+        d = dpi if isinstance(dpi, (int, float)) else matplotlib.rcParams["savefig.dpi"]
+        d = fig.dpi if d == "figure" else d
+        w, h = (max(1, int(round(v * d))) for v in fig.get_size_inches())
+        Image.new("RGB", (w, h), "white").save(fname, format="PNG")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(Figure, "savefig", savefig)
+        yield
+
+
 def torchrun(procs: int, tmp: Path, **env: str) -> tuple[list[str], dict[str, str]]:
     """The command prefix that starts `procs` CPU processes under torchrun (standalone; append `-m imgcls ...` or a
     script) and its environment: one BLAS thread each, offline, `env` added, and TMPDIR a folder under `tmp` (a

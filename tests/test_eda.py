@@ -159,6 +159,7 @@ def test_run_eda_artifacts(tmp_path, image_folder):
     assert json.loads((out / "summary.json").read_text())["n_images"] == 12
 
 
+@pytest.mark.rendered_figures
 def test_sample_grids_are_seeded(tmp_path):
     root = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12})
     df = mf.load(root, scan=True)
@@ -365,6 +366,7 @@ def test_eda_test_set_grey_like_preprocessed_grey_training_set_is_no_mode_shift(
         assert not any("modes differ" in line for line in eda.findings_on_test(s["test"]))
 
 
+@pytest.mark.rendered_figures
 def test_class_names_the_font_lacks_give_one_line_not_a_warning_per_glyph(tmp_path, monkeypatch):
     """Korean class folders: matplotlib warned once per character per figure (UserWarning on stderr, -q too). Now
     its warning is not shown; with no font that has the characters (made so here: neither the bundled Korean font,
@@ -418,6 +420,7 @@ def _drawing_font(text, ch: str) -> str:
     return ""
 
 
+@pytest.mark.rendered_figures
 def test_korean_class_names_are_drawn_in_the_bundled_korean_font(tmp_path, monkeypatch):
     """Class folders 마스크 / 정답 라벨 were boxes in every PNG where no Korean font is installed (matplotlib's
     DejaVu Sans has no Hangul). Figures now fall back to NanumGothic, which the koreanize-matplotlib dependency
