@@ -671,20 +671,10 @@ def test_eda_rerun_after_one_stopped_among_its_renames_says_it_replaces_them(tmp
     placed; the rerun replaced them as its own (the placing journal says so) without the line every step says as
     it replaces its own earlier output, which eda said only when its summary.json and report.html were there.
     The rerun says it now."""
-    import os
-    import types
-
-    import imgcls.outputs as outputs
+    from conftest import stop_after_first_rename
     root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
     out = tmp_path / "eda"
-    placed = []
-
-    def replace(src, dst):                          # stopped after the first rename
-        if placed:
-            raise KeyboardInterrupt
-        placed.append(os.path.basename(dst))
-        os.replace(src, dst)
-    monkeypatch.setattr(outputs, "os", types.SimpleNamespace(**{**vars(os), "replace": replace}))   # output_set's
+    placed = stop_after_first_rename(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         eda.run_eda(root, out, samples_per_class=1)
     monkeypatch.undo()

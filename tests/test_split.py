@@ -873,22 +873,13 @@ def test_a_split_stopped_among_its_renames_in_another_steps_folder_is_rerun_not_
     beside clean's files, and every rerun was refused as writing over another step's output (the file was split's
     own). The renames are journaled: a rerun recognises what the stopped run placed and replaces it, and a file of
     those names that it did not place is still a clash."""
-    import os
-    import types
-    import imgcls.outputs as outputs
+    from conftest import stop_after_first_rename
     raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
     clean = tmp_path / "clean"
     clean.mkdir()
     (clean / "clean_summary.json").write_text("{}")       # clean's output folder
     out = clean / "splits.csv"
-    placed = []
-
-    def replace(src, dst):                          # stopped (Ctrl-C, kill) after the first rename
-        if placed:
-            raise KeyboardInterrupt
-        placed.append(os.path.basename(dst))
-        os.replace(src, dst)
-    monkeypatch.setattr(outputs, "os", types.SimpleNamespace(**{**vars(os), "replace": replace}))   # output_set's
+    placed = stop_after_first_rename(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         sp.run_split(raw, out, cfg=sp.SplitConfig(near_dup=False), workers=1)
     monkeypatch.undo()
