@@ -179,3 +179,34 @@ def test_torchrun_a_finished_run_in_use_refuses_its_moved_data_on_every_process(
     assert "`imgcls runs` shows it running" in line and "--name" not in line, said      # the run asked for
     assert said[1] == [code, line], said
     assert (run / "config.yaml").read_text() == before
+
+
+@pytest.mark.slow
+def test_two_runs_in_one_torchrun_process_keep_one_process_group(tmp_path):
+    """tune's trials under torchrun are run_train calls in the same processes. Each run_train left the process
+    group (destroy_process_group) and the next made it again, which can hang (two runs in one torchrun process hung
+    once in three tries; pytorch issues 74666, 55967): the group now stays for the next run and is left at exit."""
+    src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12}, size=(40, 40))
+    script = tmp_path / "two_runs.py"
+    script.write_text(
+        "import sys\n"
+        "import torch.distributed as dist\n"
+        "from imgcls.console import set_quiet\n"
+        "from imgcls.train.config import TrainConfig\n"
+        "from imgcls.train.run import run_train\n"
+        "set_quiet(True)\n"
+        "def cfg(name):\n"
+        f"    return TrainConfig(src={str(src)!r}, out={str(tmp_path / 'runs')!r}, name=name, model='test_resnet',\n"
+        "                       pretrained=False, img_size=32, epochs=1, batch_size=4, workers=0, device='cpu',\n"
+        "                       val_split=0.25, aug='none', plots=False)\n"
+        "if __name__ == '__main__':\n"
+        "    run_train(cfg('one'))\n"
+        "    group = dist.group.WORLD if dist.is_initialized() else None\n"
+        "    run_train(cfg('two'))\n"
+        "    print('kept', group is not None, 'same', dist.group.WORLD is group, flush=True)\n")
+    launch, env = torchrun(2, tmp_path)
+    r = subprocess.run(launch + [str(script)], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert r.stdout.count("kept True same True") == 2, r.stdout[-3000:] + r.stderr[-3000:]
+    for name in ("one", "two"):
+        assert list(pd.read_csv(tmp_path / "runs" / name / "metrics.csv")["epoch"]) == [1]

@@ -31,12 +31,14 @@ class Dist:
 
     def end(self) -> None:
         """The run's end on every process, whichever way run_train returns (trained, or a resumed run already
-        finished): wait for the others, then leave the process group init_distributed started (a later run_train in
-        this process, tune's next trial, starts its own). A no-op without torchrun."""
+        finished): wait for the others. The process group init_distributed started stays for a later run_train in
+        this process (tune's next trial): a process group made again after destroy_process_group can hang (two
+        runs in one torchrun process hung once in three tries here; pytorch issues 74666, 55967, 114585); it is
+        left at the process's exit (_leave_group) where the last run ended so, as end() left it before."""
         if self.on:
             import torch
             torch.distributed.barrier()
-            torch.distributed.destroy_process_group()
+            _GROUP["ended"] = True
 
     def broadcast(self, obj):
         if not self.on:
@@ -93,6 +95,17 @@ def current() -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+_GROUP = {"ended": False, "at_exit": False}      # the process group's state for _leave_group
+
+
+def _leave_group() -> None:
+    """At the process's exit: leave the process group where its last run ended (Dist.end: every process passed the
+    barrier); after a run that failed, another process may be inside a collective, and leaving could hang."""
+    import torch.distributed as dist
+    if _GROUP["ended"] and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def init_distributed(device_spec: str) -> Dist:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
@@ -101,8 +114,17 @@ def init_distributed(device_spec: str) -> Dist:
     import torch.distributed as dist
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
     use_cuda = torch.cuda.is_available() and device_spec != "cpu"
+    backend = "nccl" if use_cuda else "gloo"
+    if dist.is_initialized() and dist.get_backend() != backend:     # an earlier run of this process on another device
+        dist.barrier()
+        dist.destroy_process_group()
     if not dist.is_initialized():
         if use_cuda:
             torch.cuda.set_device(local)
-        dist.init_process_group("nccl" if use_cuda else "gloo")
+        dist.init_process_group(backend)
+        if not _GROUP["at_exit"]:
+            import atexit
+            atexit.register(_leave_group)
+            _GROUP["at_exit"] = True
+    _GROUP["ended"] = False
     return Dist(rank, world, local)
