@@ -406,6 +406,13 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
 # The step
 # ---------------------------------------------------------------------------------------------------------------
 
+def split_rows(df: pd.DataFrame, part: str) -> np.ndarray | None:
+    """The rows of the data's split column that are `part` (val, test: --eval-split's), None where it has none."""
+    if "split" not in df.columns:
+        return None
+    return (df["split"].fillna("").astype(str).str.lower() == part).to_numpy()
+
+
 def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray]:
     """(part, mask) of the rows --eval scores. Default: the `val` rows when the data has a split column naming
     some (a splits.csv holds training rows too: scoring them would not be a validation score), else every row.
@@ -430,7 +437,7 @@ def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray
                             f"split without --{eval_split}); a score on held-out rows needs them held out before "
                             f"training (`imgcls split --{eval_split} 0.2`, then train on that table), or --eval-split "
                             f"all scores every row")
-        rows &= (split == eval_split).to_numpy()
+        rows &= split_rows(df, eval_split)
     copies = rows & mf.augmented(df)
     if copies.any():
         n = int(copies.sum())
@@ -853,7 +860,12 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     # nothing written, never a submission of made-up labels; so is a table most of whose files are not there (a
     # wrong folder): said before the model is loaded
     unreadable = {"of": f" of --data {data}", "note": "; nothing written", "data_flag": "--data"}
-    mf.require_most_found(df, **unreadable)
+    # --eval-split val|test asked for: the model runs on the rows it scores only (a split table's training rows are
+    # most of it), and the submission and probabilities hold those rows; a --sample-submission needs every row
+    only = evaluate and eval_split in ("val", "test") and not sample_submission
+    part_rows = split_rows(df, eval_split) if only else None
+    # the rows predicted: a splits.csv whose training images are gone and whose val rows are there is test data
+    mf.require_most_found(df if part_rows is None else df[part_rows], **unreadable)
     spec = with_classes(spec)
     target = model_target(spec)
     # the truth --eval scores is the column the model predicts, as train validated it; --label-col names it instead
@@ -894,9 +906,6 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     from imgcls.metrics import confusion_png_names
     refuse_users_files(out, "predict", [out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY,
                                                           "report.html", *(confusion_png_names() if evaluate else ()))])
-    # --eval-split val|test asked for: the model runs on the rows it scores only (a split table's training rows are
-    # most of it), and the submission and probabilities hold those rows; a --sample-submission needs every row
-    only = evaluate and eval_split in ("val", "test") and template is None
     if only:
         df = df[rows].reset_index(drop=True)
         rows = np.ones(len(df), bool)

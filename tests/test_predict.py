@@ -1954,3 +1954,24 @@ def test_predict_report_names_the_profile_class_ids(tmp_path):
         page = html.unescape((out / "report.html").read_text()).replace("\n", "")
         assert ("<td>4</td><td>wear, female, 30-59</td>" in page) == named
         assert ("<td>17</td><td>not_wear, female, >=60</td>" in page) == named
+
+
+def test_the_most_missing_refusal_counts_the_rows_an_eval_split_predicts(tmp_path):
+    """predict --eval --eval-split val runs the model on the table's val rows only; the refusal of a table most of
+    whose files are missing counted every row: a splits.csv whose training images were moved away (most of it) and
+    whose val images are there was refused. It counts the rows predicted; every row missing its file is still
+    refused for the split asked."""
+    from imgcls import manifest as mf
+    run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)), scan=True, announce=False)
+    i = np.arange(len(df))
+    df["split"] = np.where(i % 4 == 0, "val", "train")          # 3 val rows, 9 train rows
+    mf.write(df, tmp_path / "splits.csv")
+    for p in mf.image_paths(df[df["split"] == "train"]):        # the training images moved away: 9 of 12 missing
+        Path(p).unlink()
+    res = invoke("predict", run, "--data", tmp_path / "splits.csv", "--out", tmp_path / "p", "--eval",
+                 "--eval-split", "val", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert len(pd.read_csv(tmp_path / "p" / "submission.csv")) == 3
+    res = invoke("predict", run, "--data", tmp_path / "splits.csv", "--out", tmp_path / "q", "--workers", 0)
+    assert res.exit_code == 2 and "9 of the 12 image files of --data" in " ".join(res.output.split()), res.output
