@@ -311,9 +311,10 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         raise UserError(f"--csv {opts.csv} goes with a dataset folder; {src} is itself the table read (give one "
                         f"of them)")
     layout, lone, view = detect_source(src, opts)  # once: callers ask layout_read(df), not detect_layout again
-    if (opts.image_dir or opts.ext or opts.path_col) and layout != "csv":
-        raise UserError(f"--image-dir / --ext / --path-col apply to a competition CSV (--csv FILE); {src} is read "
-                        f"as layout '{layout}'")
+    given = [f for f, v in (("--image-dir", opts.image_dir), ("--ext", opts.ext), ("--path-col", opts.path_col)) if v]
+    if given and layout != "csv":       # the flags given (predict has no --image-dir: not named to its users)
+        raise UserError(f"{' / '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to a competition CSV "
+                        f"(--csv FILE); {src} is read as layout '{layout}'")
     if opts.group_col and layout in ("folder", "unlabeled"):      # no column to name (profiles have id, profile)
         raise UserError(f"--group-col '{opts.group_col}' names a column of a competition CSV or a manifest; {src} is "
                         f"read as layout '{layout}', which has no such column")

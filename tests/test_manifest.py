@@ -790,7 +790,7 @@ def test_dacon_s_folder_given_whole_points_at_its_train_csv(tmp_path, capsys):
     with pytest.raises(UserError, match="--csv .*test.csv goes with a dataset folder; .*train.csv is itself the "
                                         "table read"):
         mf.load(d / "train.csv", opts(csv=str(d / "test.csv")), scan=False)   # the --csv was ignored
-    with pytest.raises(UserError, match="--path-col apply to a competition CSV"):
+    with pytest.raises(UserError, match="^--path-col applies to a competition CSV"):
         mf.load(m, opts(path_col="img_path"), scan=False)
 
 

@@ -926,7 +926,9 @@ def test_csv_ids_without_extension(tmp_path):
                "--out", tmp_path / "e2")
     one_line_error(r, "none of the 4", "id0.jpg")
     r = invoke("eda", comp / "train", "--image-dir", comp / "train", "--out", tmp_path / "e3")
-    one_line_error(r, "--image-dir / --ext / --path-col apply to a competition CSV")
+    one_line_error(r, "--image-dir applies to a competition CSV")
+    r = invoke("eda", comp / "train", "--ext", "jpg", "--path-col", "id", "--out", tmp_path / "e4")
+    one_line_error(r, "--ext / --path-col apply to a competition CSV")      # the flags given, no other
 
 
 # ---------------------------------------------------------------------------------------------------------------
