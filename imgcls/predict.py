@@ -419,17 +419,18 @@ def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray
     Rows clean dropped (keep = false) and preprocess --oversample's copies (augmented_from; split keeps a copy on
     its source's side) are never scored, as train never validates on them: on a run's own splits.csv the scored val
     rows are the ones it validated on."""
-    split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
+    val = split_rows(df, "val")
     if eval_split is None:
-        eval_split = "val" if split is not None and (split == "val").any() else "all"
+        eval_split = "val" if val is not None and val.any() else "all"
     if eval_split not in EVAL_SPLITS:
         raise UserError(f"unknown --eval-split '{eval_split}'; use one of: {', '.join(EVAL_SPLITS)}")
     rows = mf.kept(df).copy()
     if eval_split != "all":
-        if split is None:
+        part = split_rows(df, eval_split)
+        if part is None:
             raise UserError(f"--eval-split {eval_split}: the data has no split column; pass a splits.csv written by "
                             f"`imgcls split`, or --eval-split all")
-        if not (split == eval_split).any():
+        if not part.any():
             # a splits.csv made without --test (or --val): "pass a splits.csv written by imgcls split" named the
             # very file given. --eval-split all is refused in turn where a member trained on the rows, with the
             # commands to a held-out score
@@ -437,7 +438,7 @@ def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray
                             f"split without --{eval_split}); a score on held-out rows needs them held out before "
                             f"training (`imgcls split --{eval_split} 0.2`, then train on that table), or --eval-split "
                             f"all scores every row")
-        rows &= split_rows(df, eval_split)
+        rows &= part
     copies = rows & mf.augmented(df)
     if copies.any():
         n = int(copies.sum())
