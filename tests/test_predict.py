@@ -1049,6 +1049,7 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
     assert [c[0] for c in steps] == ["split", "train", "predict"], said
     steps[0] += ["--no-near-dup", "-q"]
     steps[1] += ["--workers", "0", "-q"]
+    steps[2] += ["--out", str(tmp_path / "followed")]      # not the default outputs/ under the tests' cwd
     for c in steps:
         r = invoke(*c)
         assert r.exit_code == 0, r.output
