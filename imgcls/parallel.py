@@ -155,7 +155,9 @@ def chunked_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, what
     have forked by then), e.g. importing what the next stage needs instead of waiting idle: in a thread of its own,
     so the bar counts the chunks as they come back meanwhile (run before reading them, it held the bar at 0 for the
     seconds torch and timm took to import, then jumped to the end); an error in it is raised once the chunks are
-    read. Until the first chunk comes back, the bar says the worker processes it started are starting."""
+    read. The generator returns (or, closed early, lets its caller go on) only once `meanwhile` is done: read it
+    to the end (`zip(..., strict=True)`) for its error to reach you. Until the first chunk comes back, the bar says
+    the worker processes it started are starting."""
     chunks = [(fn, items[i:i + chunk]) for i in range(0, len(items), chunk)]
     with progress_bar(what, len(items)) as advance:
         if len(chunks) > 1 and (pool is not None or (workers and workers > 1)):
@@ -169,10 +171,20 @@ def chunked_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, what
                         results = ex.map(_apply_chunk, chunks)  # every chunk submitted: the workers are running
                     side = _Meanwhile(meanwhile) if meanwhile is not None else None
                     first = pool is None
-                    for res in results:
-                        advance(len(res), status="" if first else None)
-                        first = False
-                        yield from res
+                    try:
+                        for res in results:
+                            advance(len(res), status="" if first else None)
+                            first = False
+                            yield from res
+                    except GeneratorExit:
+                        # the caller stopped reading (a zip over the rows stops at the last item without asking
+                        # for more): it goes on only once `meanwhile` is done. It went on with the imports still
+                        # running in the thread: clean's embedding pass imported torch in this thread while the
+                        # thread imported it too, and torch's import aborted the process (std::terminate on a
+                        # python_error) once in a demo
+                        if side is not None:
+                            side.thread.join()
+                        raise
                     if side is not None:
                         side.join()
                 except BrokenProcessPool as e:

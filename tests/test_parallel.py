@@ -180,3 +180,34 @@ def test_the_bar_says_the_workers_start_then_counts_chunks_while_meanwhile_runs(
         raise RuntimeError("import failed")
     with pytest.raises(RuntimeError, match="import failed"):       # meanwhile's error is the caller's
         list(chunked_map(_square, items, workers=2, chunk=8, meanwhile=fails))
+
+
+def test_a_caller_that_stops_reading_at_the_last_item_goes_on_only_once_meanwhile_is_done():
+    """clean read its pass's results through zip(rows, chunked_map(...)): zip stops at the last row without asking
+    the generator for more, so the generator never reached meanwhile's join, and clean's next stage imported torch
+    in the main thread while `meanwhile` still imported it in its thread (a `make demo` aborted in torch's import:
+    'terminate called after throwing an instance of python_error'). Closed early, the generator lets its caller go
+    on only once `meanwhile` is done; clean's passes read it to the end, so meanwhile's error is theirs."""
+    import time
+    done = []
+
+    def slow_imports():
+        time.sleep(1.0)
+        done.append(True)
+    items = list(range(40))
+    for i, y in zip(items, chunked_map(_square, items, workers=2, chunk=8, meanwhile=slow_imports)):
+        assert y == i * i
+    assert done == [True]
+
+
+def test_clean_s_first_pass_raises_meanwhile_s_error(tmp_path):
+    """The thumbnails and photo-features pass reads its chunks to the end (zip strict): an error of the imports
+    run meanwhile is raised there, not left in the thread."""
+    from imgcls.clean.run import thumbnails_and_features
+    make_image_folder(tmp_path / "set", {"a": 70}, size=(24, 20))
+    df = mf.load(tmp_path / "set", announce=False).reset_index(drop=True)
+
+    def fails():
+        raise RuntimeError("import failed")
+    with pytest.raises(RuntimeError, match="import failed"):
+        thumbnails_and_features(df, workers=2, cache_dir=str(tmp_path / "cache"), meanwhile=fails)

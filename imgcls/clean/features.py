@@ -142,7 +142,8 @@ def feature_matrix(df: pd.DataFrame, workers: int = 1, cache_dir: str | None = N
     todo = cache.fill(shas, measured, out)
     rows = d.mine(todo)
     jobs = [str(paths[i]) for i in rows]
-    for i, f in zip(rows, chunked_map(partial(_features_of, max_pixels=max_pixels), jobs, workers, "photo features")):
+    measured = chunked_map(partial(_features_of, max_pixels=max_pixels), jobs, workers, "photo features")
+    for i, f in zip(rows, measured, strict=True):
         if f is not None:
             out[i] = f
     d.gather_rows(out, todo)

@@ -149,7 +149,7 @@ def thumbnails(df: pd.DataFrame, size: int = THUMB, only: np.ndarray | None = No
     d = current()                      # under torchrun each rank reads its share; rank 0 gets them all
     rows = d.mine(wanted_rows)
     jobs = [(str(paths[i]), size, max_pixels) for i in rows]
-    for i, t in zip(rows, chunked_map(_thumbnail_of, jobs, workers, what)):
+    for i, t in zip(rows, chunked_map(_thumbnail_of, jobs, workers, what), strict=True):
         if t is not None:
             out[i], ok[i] = t, True
     d.gather_rows(out, wanted_rows, done=ok)
@@ -350,7 +350,7 @@ def global_scores(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rec: PairRec
     _SHARED["global"] = (thumbs, i, j, order)
     try:
         with progress_bar(what, len(order)) as advance:          # pairs done, not chunks
-            for (s, e), part in zip(bounds, chunked_map(_global_part, bounds, workers, chunk=1)):
+            for (s, e), part in zip(bounds, chunked_map(_global_part, bounds, workers, chunk=1), strict=True):
                 done = order[s:e]
                 rec.glob[done], rec.how[done], rec.fresh[done] = part[0], part[1], True
                 advance(len(done))
@@ -423,7 +423,8 @@ def local_scores(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rec: PairReco
                     parts = [need[k:k + step] for k in range(0, len(need), step)]
                     # the bar moves as each part is checked: a round of LOCAL_BATCH pairs took 4-8 s on 2 cores
                     # (3,803 clip-art images), the bar standing at 0 and then jumping by the round
-                    for part, local in zip(parts, chunked_map(_local_part, parts, workers, chunk=1, pool=pool)):
+                    for part, local in zip(parts, chunked_map(_local_part, parts, workers, chunk=1, pool=pool),
+                                           strict=True):
                         out[part] = np.minimum(rec.glob[part], local)
                         rec.local[part], rec.local_floor[part], rec.fresh[part] = local, floor, True
                         advance(len(part))

@@ -123,7 +123,7 @@ class Thumbnails:
             return
         paths = mf.image_paths(self.df.iloc[rows])
         jobs = [(str(p), THUMB, self.max_pixels) for p in paths]
-        for i, t in zip(rows, chunked_map(_thumbnail_of, jobs, self.workers, what)):
+        for i, t in zip(rows, chunked_map(_thumbnail_of, jobs, self.workers, what), strict=True):
             if t is not None:
                 self.thumbs[i], self.ok[i] = t, True
         self.tried[rows] = True

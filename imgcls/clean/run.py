@@ -89,7 +89,8 @@ def thumbnails_and_features(df: pd.DataFrame, workers: int = 1, cache_dir: str |
     jobs = [(str(paths[i]), bool(measure[i]), max_pixels) for i in rows]
     what = pass_label("thumbnails and photo features" if len(todo) else "thumbnails", ts.readable, ts.distinct,
                       len(decode))
-    for i, (t, f) in zip(rows, chunked_map(_thumbnail_and_features, jobs, workers, what, meanwhile=meanwhile)):
+    decoded = chunked_map(_thumbnail_and_features, jobs, workers, what, meanwhile=meanwhile)
+    for i, (t, f) in zip(rows, decoded, strict=True):     # to the end: meanwhile's imports are done
         if t is not None:
             thumbs[i], ok[i] = t, True
         if f is not None:
