@@ -38,6 +38,7 @@ from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
+from imgcls.layouts import read_csv
 from imgcls.options import check
 from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
@@ -517,14 +518,21 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
     return trained, run, sorted(folds)
 
 
-def _named_rows(f: Path, where: dict[str, int]) -> list[int] | None:
-    """The rows (`where`: image path -> row) a run's val_predictions.csv names; None without such a file."""
+def _validated_paths(f: Path) -> list[str] | None:
+    """The image paths a run's val_predictions.csv `f` names (the images it validated on); None without such a file
+    or without root / path columns. Read by layouts.read_csv: a malformed file is one line naming it and the fix."""
     if not f.is_file():
         return None
-    vp = pd.read_csv(f, dtype=str, keep_default_na=False)
+    vp = read_csv(f, "the run's validation predictions", dtype=str, keep_default_na=False)
     if not {"root", "path"} <= set(vp.columns):
         return None
-    return [where[k] for k in map(str, mf.image_paths(vp)) if k in where]
+    return list(map(str, mf.image_paths(vp)))
+
+
+def _named_rows(f: Path, where: dict[str, int]) -> list[int] | None:
+    """The rows (`where`: image path -> row) a run's val_predictions.csv names; None without such a file."""
+    paths = _validated_paths(f)
+    return None if paths is None else [where[k] for k in paths if k in where]
 
 
 def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds: set[int],
@@ -582,10 +590,7 @@ def _trained_in_folder(run: Path, folder: str, where: dict[str, int], n: int) ->
     never = tuple(os.path.join(base, d, "") for d, part in split_folders(Path(folder)).items() if part == "test")
     validated = set()
     for f in validation_files(run):
-        if f.is_file():
-            vp = pd.read_csv(f, dtype=str, keep_default_na=False)
-            if {"root", "path"} <= set(vp.columns):
-                validated |= {os.path.abspath(p) for p in mf.image_paths(vp)}
+        validated |= {os.path.abspath(p) for p in _validated_paths(f) or []}
     if not any(v.startswith(base) for v in validated):
         return None
     trained = np.zeros(n, bool)

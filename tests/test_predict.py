@@ -1241,6 +1241,24 @@ def test_eval_on_the_test_folder_of_a_split_folder_layout_the_run_trained_on_sco
     assert res.exit_code == 2 and "leaked score" in " ".join(res.output.split()), res.output
 
 
+def test_a_malformed_val_predictions_csv_of_the_run_is_one_line(tmp_path, monkeypatch):
+    """--eval reads the run's val_predictions.csv (the leak check: which images it validated on) with plain
+    pandas: a malformed file (a row with more fields than the header) was pandas' ParserError traceback. It is read
+    by layouts.read_csv, the owner of a CSV's one-line errors: exit 2, one line naming the file and the fix, before
+    the model runs."""
+    import imgcls.predict as pr
+    from test_cli import one_error_line
+    run = make_tiny_run(tmp_path / "run", classes=("a", "b"))
+    data = make_image_folder(tmp_path / "data", {"a": 2, "b": 2}, size=(32, 32))
+    bad = run / "val_predictions.csv"
+    bad.write_text(f"root,path,label\n{data},a/000.png,a\n{data},b/000.png,b,extra\n")
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
+    res = invoke("predict", run, "--data", data, "--eval", "--out", tmp_path / "p", "--workers", 0)
+    line = one_error_line(res)
+    assert str(bad) in line and "line 3 has 4 field(s), the header has 3; fix that row" in line, line
+    assert not (tmp_path / "p").exists()
+
+
 def test_eval_says_when_a_single_runs_training_table_cannot_be_read_and_the_scored_split_is_taken(tmp_path,
                                                                                                    monkeypatch):
     """A single run whose training table (config.yaml's src) is gone: the leak check silently took the scored
