@@ -850,8 +850,6 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if max_pixels is None:
         max_pixels = recorded_max_pixels(spec)
     tta_spec = parse_tta(tta)
-    if not sample_submission:
-        resolve_format(fmt or DEFAULT_FORMAT)
     out = Path(out) if out else Path("outputs/predictions") / spec.name
     check_output_not_source(out, spec.folders())
     check_writable(out)
