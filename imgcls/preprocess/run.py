@@ -61,7 +61,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     # under --out it would also remove as an earlier run's images, report.html, an image of an output's name or of
     # an oversampled copy's)
     from imgcls.preprocess.oversample import possible_copy_names
-    names = output_names(df, cfg)
+    names = output_names(df, cfg)      # by root and path alone: the scan below adds its columns, no rows
     refuse_users_files(out, "preprocess", [out / mf.MANIFEST_NAME, out / SETTINGS_FILE,
                                            *([out / "report.html"] if report else []),
                                            *(out / n for n, k in zip(names, mf.kept(df)) if k),
@@ -69,7 +69,6 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     settings = cfg.settings()
     sources = [os.path.realpath(p) for p in paths]     # realpath: a symlink loop is not a RuntimeError
-    names = output_names(df, cfg)
     # every output proven to lie under OUT (symlinks resolved), whatever the manifest's paths say
     dsts = under_all(out, names)
     keep = pd.Series(mf.kept(df), index=df.index)
