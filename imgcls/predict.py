@@ -908,8 +908,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                         [*mf.read_table(df), sample_submission])
     # its files over a user's own of those names in a folder no predict wrote (their submission.csv, report.html)
     from imgcls.metrics import confusion_png_names
-    refuse_users_files(out, "predict", [out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY,
-                                                          "report.html", *(confusion_png_names() if evaluate else ()))])
+    replaced = refuse_users_files(out, "predict", [out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY,
+                                                                     "report.html",
+                                                                     *(confusion_png_names() if evaluate else ()))])
     if only:
         df = df[rows].reset_index(drop=True)
         rows = np.ones(len(df), bool)
@@ -964,7 +965,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     table["error"] = probs.errors
     table = pd.concat([table, pd.DataFrame(probs.tta.astype(np.float32), columns=[f"p_{c}" for c in classes])],
                       axis=1)
-    if earlier:     # the default folder is named by the run alone: say what goes
+    if replaced:    # the default folder is named by the run alone: say what goes (its own earlier files)
         info(replacing_line(out, "an earlier prediction"))
     out.mkdir(parents=True, exist_ok=True)
     write_table(table, probs_path)

@@ -22,7 +22,7 @@ from imgcls.fsutil import check_output_location, check_writable, remove_earlier,
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
 from imgcls.options import check_arguments
-from imgcls.outputs import CLEAN_SUMMARY, earlier_output, refuse_other_output, refuse_users_files, replacing_line
+from imgcls.outputs import CLEAN_SUMMARY, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
 
@@ -193,8 +193,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     # then (an input inside --out said first) its files over a user's own of those names in a folder no clean
     # wrote: their manifest.csv, report.html, and with --materialize an image of theirs in images/ where a kept
     # image of that name would be written
-    refuse_users_files(out, "clean", [out / mf.MANIFEST_NAME, out / CLEAN_SUMMARY, out / "report.html",
-                                      *(possible_targets(df, out / "images") if materialize else [])])
+    replaced = refuse_users_files(out, "clean", [out / mf.MANIFEST_NAME, out / CLEAN_SUMMARY, out / "report.html",
+                                                 *(possible_targets(df, out / "images") if materialize else [])])
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels).reset_index(drop=True)
     df["keep"] = df["error"] == ""
     df["reason"] = np.where(df["keep"], "", "unreadable")
@@ -287,7 +287,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
             df = undersample(df, embeddings() if cfg.undersample != "random" else None, cfg.undersample,
                              cfg.max_per_class, cfg.seed)
 
-    if earlier_output(out, "clean"):    # data/clean every run: say what goes
+    if replaced:    # data/clean every run: say what goes (its own earlier files, as refuse_users_files told them)
         info(replacing_line(out, "an earlier clean output"))
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)          # what a kill -9 of an earlier run left (materialized copies included)
