@@ -46,6 +46,18 @@ def _onnx_name(ck: Path) -> str:
     return (f"{ck.parent.name}_{ck.stem}" if ck.parent.name.startswith("fold_") else ck.stem) + ".onnx"
 
 
+def _earlier_onnx_names(out: Path) -> set[str]:
+    """The ONNX files an earlier export wrote in `out`: those its export.json names (by name, in `out`); none
+    without a readable one. Those a run does not write again are removed, not left beside its export.json."""
+    import json
+    try:
+        files = json.loads((out / EXPORT_SUMMARY).read_text(encoding="utf-8")).get("files") or []
+        names = {Path(str(r["onnx"])).name for r in files}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return set()
+    return {n for n in names if n.lower().endswith(".onnx")}
+
+
 @dataclass
 class ExportConfig:
     """The options of `imgcls export` besides the run and --out (export_onnx's keywords)."""
@@ -68,8 +80,12 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     out = Path(out) if out else default
     check_writable(out)
     refuse_other_output(out, "export", among=True, instead=f"e.g. the default {default}")
-    # its files over a user's own of those names in a folder no export wrote (their best.onnx)
-    replaced = refuse_users_files(out, "export", [out / _onnx_name(ck) for ck in ckpts] + [out / EXPORT_SUMMARY])
+    # its files over a user's own of those names in a folder no export wrote (their best.onnx); an earlier export's
+    # files this one does not write (best.onnx of RUN/best.pt, then RUN/last.pt) go: its own only (own_earlier_files)
+    names = [_onnx_name(ck) for ck in ckpts]
+    stale = sorted(_earlier_onnx_names(out) - set(names))
+    replaced = refuse_users_files(out, "export", [out / n for n in [*names, *stale, EXPORT_SUMMARY]])
+    stale_files = [f for f in replaced if f.name in stale]
     import numpy as np
     import torch
     from imgcls.train.checkpoint import load_model
@@ -135,6 +151,9 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
                "atol": atol,
                "files": results}
     write_json(out / EXPORT_SUMMARY, summary)
+    for f in stale_files:       # named by the earlier export.json alone: not this export's
+        if f.is_file() or f.is_symlink():
+            f.unlink(missing_ok=True)
     failed = [r for r in results if not r["parity_ok"]]
     if failed:
         raise UserError(f"ONNX parity check failed for {failed[0]['onnx']}: max |diff| {failed[0]['max_abs_diff']:.2e} "

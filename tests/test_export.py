@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,6 +119,35 @@ def test_export_refuses_an_out_holding_another_steps_output(tmp_path):
     assert output_step(run / "onnx") is None
     assert runner.invoke(app, ["export", str(run), "--onnx"]).exit_code == 0
     assert output_step(run / "onnx")[0] == "export"
+
+
+def test_an_export_over_an_earlier_one_removes_the_onnx_files_it_no_longer_writes(tmp_path):
+    """An export into a folder holding an earlier export replaced its export.json and the files of the same names,
+    and left the others: best.onnx of `export RUN/best.pt` stayed beside the export.json of `export RUN/last.pt`,
+    which names last.onnx only, read by a deployment as this export's. The earlier export's files (those its
+    export.json names) that this one does not write go, as eda's and preprocess's do; a file of the user's there
+    that no export.json names stays, and in a folder no export wrote a file of an export's name is refused."""
+    import shutil
+    run = make_tiny_run(tmp_path / "run")
+    shutil.copy(run / "best.pt", run / "last.pt")
+    out = tmp_path / "onnx"
+    assert runner.invoke(app, ["export", str(run / "best.pt"), "--out", str(out), "-q"]).exit_code == 0
+    assert (out / "best.onnx").is_file()
+    (out / "notes.onnx").write_text("mine")
+    res = runner.invoke(app, ["export", str(run / "last.pt"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert f"{out} holds an earlier export; it is replaced" in " ".join(res.output.split()), res.output
+    named = [Path(r["onnx"]).name for r in json.loads((out / "export.json").read_text())["files"]]
+    assert named == ["last.onnx"] and (out / "last.onnx").is_file()
+    assert not (out / "best.onnx").exists() and (out / "notes.onnx").read_text() == "mine"
+    # a folder no export wrote: a user's last.onnx is refused, not replaced
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "last.onnx").write_text("mine")
+    res = runner.invoke(app, ["export", str(run / "last.pt"), "--out", str(mine)])
+    assert res.exit_code == 2 and "last.onnx is not from an earlier imgcls export run" in \
+        " ".join(res.output.split()), res.output
+    assert (mine / "last.onnx").read_text() == "mine" and not (mine / "export.json").exists()
 
 
 READER_DECODE_VERSION = 2       # _rebuild_input follows this decode (2: a PNG's tRNS colour key is transparent)
