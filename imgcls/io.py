@@ -31,7 +31,6 @@ from imgcls.fsutil import file_stamp
 from imgcls.image_options import (DEFAULT_BACKGROUND, DEFAULT_MAX_PIXELS, INTERPOLATIONS,  # noqa: F401
                                   RESIZE_MODES, ImageLimits, max_pixels_option)
 
-ImageFile.LOAD_TRUNCATED_IMAGES = False
 # EXIF is advisory here (a tag that does not parse is skipped, a malformed block reads as upright): Pillow's EXIF
 # parser (TiffImagePlugin) warns for every corrupt tag it skips ("Truncated File Read", "Tag data larger than file.
 # Skipping tag 306"), lines per photo and process that read like a broken image; bad pixel data raises on its own
@@ -90,17 +89,83 @@ else:       # pragma: no cover - a Pillow whose check is named otherwise
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
 
 
+# A truncated file is a bad image to imgcls (probe's `error`, the loaders' ImageReadError), whatever a notebook set
+# ImageFile.LOAD_TRUNCATED_IMAGES to for its own loading: assigning False at import reset the process's choice for
+# good. PIL has no per-image or per-thread form of it (no hook like the bomb check): it reads that module global, in
+# a truth test, at each load() (ImageFile.load, the PNG and JPEG plugins). Where the process set it true, it reads,
+# while imgcls decodes in some thread (own_pixel_bound), as _StrictHere: false in the threads decoding for imgcls,
+# the process's value in the others; the last of imgcls's decodes to end puts the value itself back (unless the
+# process assigned another meanwhile, which stays). A setting and restoring of False around each decode instead
+# made another thread's own loads strict meanwhile, and two decoding threads restored it under each other. Where the
+# process left it false (PIL's default), nothing is assigned.
+_strict_lock = threading.Lock()
+_strict_users = 0       # threads of this process inside own_pixel_bound
+
+
+class _StrictHere:
+    """ImageFile.LOAD_TRUNCATED_IMAGES while imgcls decodes: false in a thread inside own_pixel_bound, the process's
+    own `value` in the others."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __bool__(self) -> bool:
+        return False if getattr(_bound, "depth", 0) else bool(self.value)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+def _strict_enter() -> None:
+    global _strict_users
+    with _strict_lock:
+        _strict_users += 1
+        value = ImageFile.LOAD_TRUNCATED_IMAGES
+        if value and not isinstance(value, _StrictHere):   # the process's true (set before, or while others decode)
+            ImageFile.LOAD_TRUNCATED_IMAGES = _StrictHere(value)
+
+
+def _strict_leave() -> None:
+    global _strict_users
+    with _strict_lock:
+        _strict_users -= 1
+        value = ImageFile.LOAD_TRUNCATED_IMAGES
+        if not _strict_users and isinstance(value, _StrictHere):
+            ImageFile.LOAD_TRUNCATED_IMAGES = value.value
+
+
+def _strict_after_fork() -> None:
+    """In a child forked while another thread held the lock or decoded: a fresh lock, and only the forking thread
+    (the child's one thread) counted."""
+    global _strict_lock, _strict_users
+    _strict_lock = threading.Lock()
+    _strict_users = 1 if getattr(_bound, "depth", 0) else 0
+    value = ImageFile.LOAD_TRUNCATED_IMAGES
+    if not _strict_users and isinstance(value, _StrictHere):
+        ImageFile.LOAD_TRUNCATED_IMAGES = value.value
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_strict_after_fork)
+
+
 @contextlib.contextmanager
 def own_pixel_bound():
-    """In this thread, for the block (or the call: `@own_pixel_bound()` decorates a function): imgcls's --max-pixels
-    bound is the only one (PIL's bomb check neither warns nor raises). Every loader here runs in it; a step that
-    works on a decoded image with PIL (preprocess's crops of the full-size image) runs in it too. Other threads,
-    and this one after the block, keep PIL's."""
-    _bound.depth = getattr(_bound, "depth", 0) + 1
+    """In this thread, for the block (or the call: `@own_pixel_bound()` decorates a function), imgcls's own decoding:
+    imgcls's --max-pixels bound is the only one (PIL's bomb check neither warns nor raises), and a truncated file
+    fails to load whatever the process set ImageFile.LOAD_TRUNCATED_IMAGES to (_StrictHere). Every loader here runs in
+    it; a step that works on a decoded image with PIL (preprocess's crops of the full-size image) runs in it too.
+    Other threads, and this one after the block, keep PIL's guard and the process's setting."""
+    depth = getattr(_bound, "depth", 0)
+    if not depth:
+        _strict_enter()
+    _bound.depth = depth + 1
     try:
         yield
     finally:
         _bound.depth -= 1
+        if not depth:
+            _strict_leave()
 
 
 class ImageReadError(Exception):

@@ -501,3 +501,76 @@ def test_a_pillow_without_its_private_bomb_check_still_imports_imgcls_with_the_o
             "print(Image.MAX_IMAGE_PIXELS, hasattr(Image, '_decompression_bomb_check'))\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.split() == ["None", "False"], r.stderr[-2000:]
+
+
+def _cut_jpeg(path: Path) -> Path:
+    """A JPEG of noise cut to half its bytes: PIL loads it (grey below the cut) only where the process set
+    ImageFile.LOAD_TRUNCATED_IMAGES."""
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "JPEG")
+    path.write_bytes(buf.getvalue()[:len(buf.getvalue()) // 2])
+    return path
+
+
+def test_a_notebooks_load_truncated_images_is_kept_and_imgcls_still_reports_a_truncated_image(tmp_path):
+    """imgcls.io assigned ImageFile.LOAD_TRUNCATED_IMAGES = False at import: a notebook that set it True for its own
+    loading lost it when it imported imgcls. A fresh process (the import is what is checked): the setting is intact
+    after the import and after imgcls's decodes, the notebook's own load of a cut JPEG works, and imgcls's probe and
+    loaders still report the cut JPEG as truncated."""
+    cut = _cut_jpeg(tmp_path / "cut.jpg")
+    code = ("import sys\n"
+            "from PIL import Image, ImageFile\n"
+            "ImageFile.LOAD_TRUNCATED_IMAGES = True\n"
+            "import imgcls.io as imgio\n"
+            "assert ImageFile.LOAD_TRUNCATED_IMAGES is True, 'reset by the import'\n"
+            "p = sys.argv[1]\n"
+            "err = imgio.probe(p)['error']\n"
+            "assert err.startswith('truncated or corrupt'), err\n"
+            "for load in (imgio.load_rgb, imgio.load_rgb_or_grey, imgio.load_rgba):\n"
+            "    try:\n"
+            "        load(p)\n"
+            "        raise SystemExit(f'{load.__name__} decoded the cut file')\n"
+            "    except imgio.ImageReadError as e:\n"
+            "        assert 'truncated' in e.reason, e.reason\n"
+            "assert ImageFile.LOAD_TRUNCATED_IMAGES is True, 'not restored'\n"
+            "Image.open(p).load()\n"
+            "print('ok')\n")
+    r = subprocess.run([sys.executable, "-c", code, str(cut)], capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "PYTHONPATH": str(Path(imgio.__file__).parents[1])})
+    assert r.returncode == 0 and r.stdout.split() == ["ok"], r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_imgcls_decoding_in_one_thread_leaves_the_process_load_truncated_images_to_the_others(tmp_path,
+                                                                                                monkeypatch):
+    """Decoding runs in threads (predict's loader, clean's embeddings): while one thread decodes for imgcls (strict:
+    a cut JPEG is an error there), another thread's own load (a notebook's, which set LOAD_TRUNCATED_IMAGES) still
+    gets the process's setting, and the setting is the process's own value once imgcls's decodes end."""
+    import threading
+    from PIL import ImageFile
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    cut = _cut_jpeg(tmp_path / "cut.jpg")
+    inside, done = threading.Event(), threading.Event()
+    seen = {}
+
+    def imgcls_thread():
+        with imgio.own_pixel_bound():
+            inside.set()
+            done.wait(10)
+            try:        # after the other thread's own load
+                imgio.load_rgb(cut)
+                seen["error"] = None
+            except imgio.ImageReadError as e:
+                seen["error"] = e.reason
+
+    t = threading.Thread(target=imgcls_thread)
+    t.start()
+    assert inside.wait(10)
+    try:
+        with Image.open(cut) as im:
+            im.load()       # the process's own setting: the cut file loads
+    finally:
+        done.set()
+        t.join(10)
+    assert seen["error"] and "truncated" in seen["error"]
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True
