@@ -24,17 +24,12 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, TiffImagePlugin, UnidentifiedImageError
 from imgcls.fsutil import file_stamp
 
 # declared in imgcls.image_options (light: no PIL, for the command line); applied here
 from imgcls.image_options import (DEFAULT_BACKGROUND, DEFAULT_MAX_PIXELS, INTERPOLATIONS,  # noqa: F401
                                   RESIZE_MODES, ImageLimits, max_pixels_option)
-
-# EXIF is advisory here (a tag that does not parse is skipped, a malformed block reads as upright): Pillow's EXIF
-# parser (TiffImagePlugin) warns for every corrupt tag it skips ("Truncated File Read", "Tag data larger than file.
-# Skipping tag 306"), lines per photo and process that read like a broken image; bad pixel data raises on its own
-warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.TiffImagePlugin")
 
 # formats PIL decodes at a reduced DCT scale (draft): JPEG, and MPO, the multi-picture JPEG some cameras and phones
 # write (PIL opens it as a JpegImageFile subclass under another format name)
@@ -149,13 +144,38 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_strict_after_fork)
 
 
+# EXIF is advisory here (a tag that does not parse is skipped, a malformed block reads as upright): Pillow's EXIF
+# parser (TiffImagePlugin) warns for every corrupt tag it skips ("Truncated File Read", "Tag data larger than file.
+# Skipping tag 306"), lines per photo and process that read like a broken image; bad pixel data raises on its own.
+# They are dropped in imgcls's own decoding only: a filter added at import silenced them for every decode of the
+# process (a notebook's own), and warnings.catch_warnings around a decode swaps the process's filter list, which
+# threads decoding at once (predict's loader, clean's embeddings) restore under each other and under the process's
+# own changes. TiffImagePlugin looks its `warnings` module up at each warn: it is given one whose warn drops a
+# UserWarning in a thread inside own_pixel_bound and elsewhere is warnings.warn, one frame up (the frame it names is
+# the plugin's, as before, so a filter of the process on module PIL.TiffImagePlugin still matches).
+class _TiffWarnings:
+    def __getattr__(self, name):
+        return getattr(warnings, name)
+
+    @staticmethod
+    def warn(message, category=None, stacklevel=1, source=None, **kwargs):
+        kind = category or (type(message) if isinstance(message, Warning) else UserWarning)
+        if getattr(_bound, "depth", 0) and issubclass(kind, UserWarning):
+            return
+        warnings.warn(message, category, stacklevel + 1, source, **kwargs)
+
+
+TiffImagePlugin.warnings = _TiffWarnings()
+
+
 @contextlib.contextmanager
 def own_pixel_bound():
     """In this thread, for the block (or the call: `@own_pixel_bound()` decorates a function), imgcls's own decoding:
     imgcls's --max-pixels bound is the only one (PIL's bomb check neither warns nor raises), and a truncated file
-    fails to load whatever the process set ImageFile.LOAD_TRUNCATED_IMAGES to (_StrictHere). Every loader here runs in
+    fails to load whatever the process set ImageFile.LOAD_TRUNCATED_IMAGES to (_StrictHere); a corrupt EXIF tag is
+    skipped without PIL's warning (_TiffWarnings). Every loader here runs in
     it; a step that works on a decoded image with PIL (preprocess's crops of the full-size image) runs in it too.
-    Other threads, and this one after the block, keep PIL's guard and the process's setting."""
+    Other threads, and this one after the block, keep PIL's guard, the process's setting and its warnings."""
     depth = getattr(_bound, "depth", 0)
     if not depth:
         _strict_enter()

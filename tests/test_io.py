@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -178,7 +179,6 @@ def test_a_pngs_exif_after_its_pixels_gives_the_size_load_rgb_gives(tmp_path):
     assert (rec["width"], rec["height"]) == imgio.load_rgb(both).size
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning:PIL.TiffImagePlugin")    # io.py's own filter, which pytest resets
 def test_a_broken_image_header_is_named_corrupt_not_another_format(tmp_path):
     """A PNG, GIF or TIFF cut short in its header (a download that stopped early) or with a bad chunk checksum was
     recorded as 'not an image (unrecognised format)', which tells the user the file is some other kind of file;
@@ -574,3 +574,39 @@ def test_imgcls_decoding_in_one_thread_leaves_the_process_load_truncated_images_
         t.join(10)
     assert seen["error"] and "truncated" in seen["error"]
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True
+
+
+def test_a_notebooks_warnings_of_corrupt_exif_are_its_own_and_imgcls_scans_without_them(tmp_path):
+    """imgcls.io added an 'ignore' filter for PIL.TiffImagePlugin's UserWarnings at import: a notebook's own decodes
+    lost PIL's warnings of corrupt EXIF tags for good. A fresh process (the import is what is checked) that asks for
+    every warning: imgcls's scan and loaders of a JPEG whose EXIF tag points past the file print none, the
+    notebook's own read of that EXIF afterwards prints PIL's."""
+    import io
+    import struct
+    tiff = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1) + struct.pack(">HHII", 0x0132, 2, 200, 8) + b"\0" * 4
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(buf, "JPEG", exif=b"Exif\x00\x00" + tiff)
+    for cls in ("cat", "dog"):
+        (tmp_path / "data" / cls).mkdir(parents=True)
+        (tmp_path / "data" / cls / "a.jpg").write_bytes(buf.getvalue())
+    one = tmp_path / "data" / "cat" / "a.jpg"
+    code = ("import sys, warnings\n"
+            "warnings.simplefilter('always')\n"
+            "from PIL import Image\n"
+            "import imgcls.io as imgio\n"
+            "from imgcls import manifest\n"
+            "df = manifest.load(sys.argv[1], workers=1)\n"
+            "assert (df['error'] == '').all() and len(df) == 2, df\n"
+            "imgio.load_rgb(sys.argv[2]); imgio.thumbnail(sys.argv[2], 8)\n"
+            "print('IMGCLS-DONE', file=sys.stderr, flush=True)\n"
+            "with Image.open(sys.argv[2]) as im:\n"
+            "    im.getexif()\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "data"), str(one)], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path,
+                       env={**os.environ, "PYTHONPATH": str(Path(imgio.__file__).parents[1])})
+    assert r.returncode == 0, r.stderr[-3000:]
+    imgcls_part, _, own_part = r.stderr.partition("IMGCLS-DONE")
+    assert "Skipping tag" not in imgcls_part, imgcls_part[-3000:]
+    # named at the plugin's line, as PIL's own warn names it (a filter on module PIL.TiffImagePlugin matches it)
+    assert re.search(r"PIL.TiffImagePlugin\.py:\d+: UserWarning: Tag data larger than file\. Skipping tag 306",
+                     own_part), r.stderr[-3000:]
