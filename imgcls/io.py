@@ -34,8 +34,11 @@ from imgcls.image_options import (DEFAULT_BACKGROUND, DEFAULT_MAX_PIXELS, INTERP
 # formats PIL decodes at a reduced DCT scale (draft): JPEG, and MPO, the multi-picture JPEG some cameras and phones
 # write (PIL opens it as a JpegImageFile subclass under another format name)
 DRAFT_FORMATS = frozenset({"JPEG", "MPO"})
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm",
-                    ".jfif", ".jpe", ".avif", ".heic", ".heif"}
+# the extensions of the files read as images, the common ones first: a CSV's id without an extension is looked for
+# with each added in this order (layouts.COMMON_EXTENSIONS), and the first whose file exists is the image
+IMAGE_EXTENSION_ORDER = (".jpg", ".png", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif", ".heic", ".heif",
+                         ".jfif", ".jpe", ".ppm", ".pgm", ".pbm")
+IMAGE_EXTENSIONS = frozenset(IMAGE_EXTENSION_ORDER)
 # HEIC / HEIF are read through the pillow-heif plugin when it is installed; without it they are reported, not skipped
 HEIF_EXTENSIONS = {".heic", ".heif"}
 try:

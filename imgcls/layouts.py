@@ -20,8 +20,9 @@ from imgcls.profiles import DEFAULT_AGE_BANDS, GENDER_CLASSES, PROFILE_DIR, appl
 
 PATH_COLUMN_GUESSES = ("path", "image", "image_path", "img_path", "filepath", "file_path", "file", "filename",
                        "ImageID", "image_id", "id")
-# tried in this order for a CSV id without an extension when --ext is not given
-COMMON_EXTENSIONS = (".jpg", ".png", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".avif", ".heic")
+# tried in this order for a CSV id without an extension when --ext is not given: every extension imgcls.io reads
+# as an image (a .jfif, .jpe or .ppm too), the common ones first
+COMMON_EXTENSIONS = imgio.IMAGE_EXTENSION_ORDER
 # where a competition CSV's names are looked for when they are not beside it (the mask competition: eval/info.csv,
 # eval/images/); a folder holding such a CSV and only these image folders is read as that CSV
 CSV_IMAGE_FOLDERS = ("images", "image", "imgs", "test")

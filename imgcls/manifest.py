@@ -697,7 +697,7 @@ def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
     if given:       # --ext given: the ids were looked for with it only
         return (f"{route}; its ids without an extension were looked for with --ext {given[0]} added only, without "
                 f"--ext as they are and with {', '.join(COMMON_EXTENSIONS[:3])}, ... added)")
-    if bare.any():      # predict (data_flag) has --ext for images of another extension (.jfif)
+    if bare.any():      # predict (data_flag) has --ext for images of another extension (.jpg_large)
         return (f"{route}; an id without an extension is looked for as it is and with "
                 f"{', '.join(COMMON_EXTENSIONS[:3])}, ... added" + ("; --ext EXT adds another" if data_flag else "")
                 + ")")

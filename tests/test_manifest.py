@@ -1144,7 +1144,24 @@ def test_a_folder_given_whole_finds_its_csv_of_bare_ids_with_ext(tmp_path):
     df = mf.load(tmp_path, opts(ext=".jfif"), scan=True)
     assert mf.layout_read(df) == "csv" and df["source_id"].tolist() == ["a", "b"] and (df["error"] == "").all()
     assert set(df["root"]) == {str((tmp_path / "test").resolve())}
-    assert mf.layout_read(mf.load(tmp_path, scan=False)) == "unlabeled"        # without --ext: as before
+
+
+
+def test_a_csvs_bare_ids_of_jfif_images_are_found_without_ext(tmp_path):
+    """Bare ids were looked for with layouts.COMMON_EXTENSIONS added (.jpg, .png, ..., .heic), a list of its own that
+    lacked extensions imgcls.io reads as images (.jfif, .jpe, .ppm, .pgm, .pbm, .heif): test.csv's ids of test/*.jfif
+    were every one 'file not found' without --ext, and the folder holding both was read unlabeled (ids the file
+    names). The list is io's, the common extensions first: the CSV and the folder given whole read as listed."""
+    for i, n in enumerate(("a", "b")):
+        make_image(tmp_path / "test" / f"{n}.jpg", seed=i).rename(tmp_path / "test" / f"{n}.jfif")
+    make_image(tmp_path / "test" / "c.jpg", seed=2).rename(tmp_path / "test" / "c.jpe")
+    make_image(tmp_path / "test" / "c.png", seed=3)     # beside c.jpe: the common extension is the one read
+    pd.DataFrame({"id": ["a", "b", "c"]}).to_csv(tmp_path / "test.csv", index=False)
+    for src in (tmp_path / "test.csv", tmp_path):
+        df = mf.load(src, scan=True)
+        assert mf.layout_read(df) == "csv" and df["source_id"].tolist() == ["a", "b", "c"], df
+        assert df["path"].tolist() == ["a.jfif", "b.jfif", "c.png"] and (df["error"] == "").all(), df
+        assert set(df["root"]) == {str((tmp_path / "test").resolve())}
 
 
 @pytest.mark.parametrize("sep", [";", "\t"])

@@ -799,31 +799,33 @@ def test_the_none_can_be_read_hint_fits_the_case(tmp_path, monkeypatch):
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
 
 
-def _jfif_test_images(tmp_path) -> tuple[Path, Path]:
-    """comp/test/ holding JPEGs saved as .jfif (a, b), listed by comp/test.csv's bare ids."""
+def _odd_extension_test_images(tmp_path) -> tuple[Path, Path]:
+    """comp/test/ holding JPEGs saved as .jpg_large (what a browser saves from Twitter; no extension imgcls takes for
+    an image: an id is not looked for with it), listed by comp/test.csv's bare ids."""
     test = tmp_path / "comp" / "test"
     for name in ("a", "b"):
         jpg = make_image(test / f"{name}.jpg", seed=len(name))
-        jpg.rename(test / f"{name}.jfif")
+        jpg.rename(test / f"{name}.jpg_large")
     pd.DataFrame({"id": ["a", "b"]}).to_csv(tmp_path / "comp" / "test.csv", index=False)
     return test, tmp_path / "comp" / "test.csv"
 
 
 def test_csv_ids_of_images_saved_with_another_extension_are_read_with_ext(tmp_path, monkeypatch):
-    """A test.csv of bare ids whose images are .jfif JPEGs: an id is looked for with .jpg, .png, ... added, never
-    .jfif, and predict had no --ext (eda, clean, preprocess and split have LayoutOptions' one): every row 'file not
-    found', and the only way left was renaming the files. predict takes --ext, and the refusal names it."""
+    """A test.csv of bare ids whose images have an extension an id is not looked for with (.jpg, .png, ... and the
+    other image extensions are; .jpg_large is not), and predict had no --ext (eda, clean, preprocess and split have
+    LayoutOptions' one): every row 'file not found', and the only way left was renaming the files. predict takes
+    --ext, and the refusal names it."""
     run = make_tiny_run(tmp_path / "runs" / "r1")
-    test, listing = _jfif_test_images(tmp_path)
+    test, listing = _odd_extension_test_images(tmp_path)
     said = _refused(monkeypatch, run, "--data", test, "--csv", listing, "--out", tmp_path / "p")
     assert said.endswith("an id without an extension is looked for as it is and with .jpg, .png, .jpeg, ... added; "
                          "--ext EXT adds another)"), said
-    res = invoke("predict", run, "--data", test, "--csv", listing, "--ext", ".jfif", "--out", tmp_path / "p",
+    res = invoke("predict", run, "--data", test, "--csv", listing, "--ext", ".jpg_large", "--out", tmp_path / "p",
                  "--workers", 0)
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
     probs = pd.read_parquet(tmp_path / "p" / "probs.parquet")
-    assert probs["path"].tolist() == ["a.jfif", "b.jfif"] and (probs["error"] == "").all()
+    assert probs["path"].tolist() == ["a.jpg_large", "b.jpg_large"] and (probs["error"] == "").all()
 
 
 def test_a_csv_naming_another_extension_than_the_files_is_told_so(tmp_path, monkeypatch):
