@@ -583,7 +583,8 @@ def test_a_notebooks_warnings_of_corrupt_exif_are_its_own_and_imgcls_scans_witho
     notebook's own read of that EXIF afterwards prints PIL's."""
     import io
     import struct
-    tiff = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 1) + struct.pack(">HHII", 0x0132, 2, 200, 8) + b"\0" * 4
+    # one IFD entry: tag 306 (DateTime), 200 ASCII bytes at offset 8, past the end of the EXIF block
+    tiff = b"MM\x00*" + struct.pack(">IH", 8, 1) + struct.pack(">HHII", 0x0132, 2, 200, 8) + b"\0" * 4
     buf = io.BytesIO()
     Image.new("RGB", (16, 16), (200, 10, 10)).save(buf, "JPEG", exif=b"Exif\x00\x00" + tiff)
     for cls in ("cat", "dog"):
