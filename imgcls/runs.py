@@ -667,6 +667,39 @@ def print_diff(d: dict) -> None:
                 delta += " (other task)" if not same_task else " (other rows)" if not same else " (optimistic)"
         m.add_row("time (epochs)" if k == "seconds" else k, fmt(va), fmt(vb), delta)
     print_table(m, always=True)
+    if same_task:        # another task's class '0' is another class: no per-class comparison
+        _print_per_class(d["per_class"], "A and B are scored on different images: not a like-for-like comparison"
+                         if not same else f"{optimistic[0]}'s ensemble weights were fitted on the rows it is scored "
+                         f"on (optimistic): not a like-for-like comparison" if optimistic else None)
+
+
+DIFF_CLASSES = 10       # runs diff prints the classes of the largest F1 change, this many (diff_runs returns all)
+
+
+def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: int = DIFF_CLASSES) -> None:
+    """diff_runs' per-class table: each class's F1 in A and B and B - A, the largest change first (a class scored
+    by one run alone last), `top` of them and a line saying how many more changed less; classes named with what
+    they mean where both runs agree (profiles.class_titles, as the runs report's heat map names them)."""
+    from rich.table import Table
+    from imgcls.console import print_table
+    from imgcls.profiles import class_titles
+    if pc is None or not len(pc):
+        return
+    pc = pc.assign(_change=pc["delta_f1"].abs()).sort_values("_change", ascending=False, na_position="last",
+                                                             kind="stable")
+    meanings = dict(zip(pc["class"].astype(str), pc["meaning"])) if "meaning" in pc.columns else {}
+    shown, rest = pc.head(top), pc.iloc[top:]
+    notes = [f"{len(rest)} more class(es) changed by at most {rest['_change'].max():.4f}"
+             if rest["_change"].notna().any() else f"{len(rest)} more class(es)"] if len(rest) else []
+    title, caption = "per-class F1 (saved validation predictions), the largest change first", "; ".join(
+        notes + ([caveat] if caveat else []))
+    t = Table(title=title, title_justify="left", caption=caption or None, caption_justify="left",
+              min_width=max(len(title), len(caption)))        # its lines unfolded in a narrow table
+    for c in ("class", "A", "B", "B - A"):
+        t.add_column(c, justify="left" if c == "class" else "right", overflow="fold")
+    for title, r in zip(class_titles(shown["class"].astype(str).tolist(), meanings), shown.itertuples(index=False)):
+        t.add_row(title, _f4(r.f1_a), _f4(r.f1_b), "" if np.isnan(r.delta_f1) else f"{r.delta_f1:+.4f}")
+    print_table(t, always=True)
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -17,18 +17,19 @@ from imgcls.runs import COLUMNS, diff_runs, find_runs, leaderboard
 CLASSES = ["a", "b", "c"]
 
 
-def fake_run(d, model, preds, epochs=3, seconds=2.0, **cfg):
-    """A run folder as imgcls train leaves it: config.yaml, metrics.csv, val_predictions.csv (label / pred)."""
+def fake_run(d, model, preds, epochs=3, seconds=2.0, classes=CLASSES, **cfg):
+    """A run folder as imgcls train leaves it: config.yaml, metrics.csv, val_predictions.csv (label / pred) of
+    `classes` (p_<class> columns)."""
     d.mkdir(parents=True)
     (d / "config.yaml").write_text(yaml.safe_dump({"model": model, "img_size": 32, "epochs": epochs, **cfg}))
     f1 = np.linspace(0.2, 0.6, epochs)
     pd.DataFrame({"epoch": range(1, epochs + 1), "train_loss": 1.0, "val_loss": 1.0, "val_acc": 0.5,
                   "val_macro_f1": f1, "lr": 1e-3, "epoch_seconds": seconds}).to_csv(d / "metrics.csv", index=False)
     labels, pred = zip(*preds)
-    p = np.eye(3)[[CLASSES.index(x) for x in pred]] * 0.8 + 0.2 / 3
+    p = np.eye(len(classes))[[list(classes).index(x) for x in pred]] * 0.8 + 0.2 / len(classes)
     df = pd.DataFrame({"path": [f"{i}.png" for i in range(len(preds))], "root": "/nowhere", "label": labels,
                        "fold": "", "pred": pred})
-    pd.concat([df, pd.DataFrame(p, columns=[f"p_{c}" for c in CLASSES])], axis=1).to_csv(
+    pd.concat([df, pd.DataFrame(p, columns=[f"p_{c}" for c in classes])], axis=1).to_csv(
         d / "val_predictions.csv", index=False)
     return d
 
@@ -206,6 +207,31 @@ def test_diff_and_report(outputs, monkeypatch):
     assert "runs/best" in html and "Per-class F1 across runs" in html
     import html as htmllib
     assert "time: the epochs' training and validation passes" in htmllib.unescape(html)
+
+
+def test_diff_prints_the_per_class_f1_the_largest_change_first(tmp_path):
+    """`imgcls runs diff A B` computed a per-class table and printed none (only a Python caller got it): it prints
+    each class's F1 in A and B and B - A, the largest change first, the top 10 of 18 classes and a line saying how
+    many more changed less."""
+    classes = [f"k{i:02d}" for i in range(18)]
+    truth = [c for i, c in enumerate(classes) for _ in range(2 + i % 5)]          # 2 to 6 rows a class
+    rng = np.random.default_rng(0)
+    wrong = rng.random(len(truth)) < 0.4
+    guess = [classes[(classes.index(t) + 1) % 18] if w else t for t, w in zip(truth, wrong)]
+    a = fake_run(tmp_path / "a", "resnet10t", list(zip(truth, truth)), classes=classes)
+    b = fake_run(tmp_path / "b", "resnet10t", list(zip(truth, guess)), classes=classes)
+    pc = diff_runs(a, b)["per_class"]
+    change = pc.assign(c=pc["delta_f1"].abs()).sort_values("c", ascending=False, kind="stable")
+    assert change["c"].iloc[9] > change["c"].iloc[10]                       # a clear cut after the 10th
+    r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    out = r.output[r.output.index("per-class F1"):]
+    top = change["class"].iloc[:10].tolist()
+    assert [c for c in re.findall(r"\bk\d\d\b", out)] == top, out      # the largest change first, ten of them
+    row = re.search(rf"{top[0]}[\s│]+1\.0000[\s│]+(\S+)[\s│]+(\S+)", out)
+    f1_b, delta = change.iloc[0][["f1_b", "delta_f1"]]
+    assert row and row.groups() == (f"{f1_b:.4f}", f"{delta:+.4f}"), out
+    assert f"8 more class(es) changed by at most {change['c'].iloc[10]:.4f}" in " ".join(out.split())
 
 
 def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cross_fitted_score(outputs):
@@ -638,6 +664,10 @@ def test_runs_name_a_profile_run_s_classes_by_what_they_are(tmp_path, monkeypatc
     make_tiny_run(out / "runs" / "other_bands", multi=True, age_bands=[25, 50], val_rows=rows)
     d = diff_runs(out / "runs" / "p1", out / "runs" / "p2")
     assert dict(zip(d["per_class"]["class"], d["per_class"]["meaning"]))["4"] == "wear, female, 30-59"
+    r = CliRunner().invoke(app, ["runs", "diff", str(out / "runs" / "p1"), str(out / "runs" / "p2")],
+                           terminal_width=200)
+    printed = r.output[r.output.index("per-class F1"):]
+    assert len(re.findall(r"│ \d+ \(\w+, (?:male|female), [^)]+\)", printed)) == 10, printed   # titled as elsewhere
     d = diff_runs(out / "runs" / "p1", out / "runs" / "other_bands")      # '4': 30-59 there, 25-49 here
     assert dict(zip(d["per_class"]["class"], d["per_class"]["meaning"]))["4"] == ""
     runs = {r.name: r for r in find_runs(out)}
