@@ -707,18 +707,21 @@ def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: in
 # --------------------------------------------------------------------------------------------------------------
 
 def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | os.PathLike, max_runs: int = 20) -> Path:
-    """One self-contained page comparing runs: the leaderboard (each task's runs ranked apart), overlaid val
-    macro-F1 curves, and a per-class F1 heat map across runs for each task (the `max_runs` best of each)."""
+    """One self-contained page comparing runs: the leaderboard (each task's runs ranked apart), and for each task
+    its runs' val macro-F1 curves overlaid and a per-class F1 heat map across them (the `max_runs` best of each)."""
     from imgcls import report
     board = leaderboard(runs)
     by_path = {r.name: r for r in runs}
     top = [by_path[n] for n in board.groupby("task", sort=False).head(max_runs)["name"]]
-    curves = _curves_uri(top)
-    # one heat map per task: another task's class '0' is another class (a mask run's is not a gender run's)
+    # one chart of curves and one heat map per task: another task's macro-F1 does not compare (a 2-class gender
+    # run's beside 18-class runs'), and its class '0' is another class (a mask run's is not a gender run's)
     tasks = sorted(dict.fromkeys(r.task for r in top), key=task_rank)
-    heats = [(t, _heat_uri([r for r in top if r.task == t], t if len(tasks) > 1 else "")) for t in tasks]
-    heat = "".join(report.img(uri, f"per-class F1 across runs: {t}" if t else "per-class F1 across runs")
-                   for t, uri in heats if uri)
+    of_task = {t: [r for r in top if r.task == t] for t in tasks}
+    named = {t: t if len(tasks) > 1 else "" for t in tasks}       # the chart's title names its task among several
+    curves = "".join(report.img(uri, f"val macro-F1 by epoch: {t}") for t in tasks
+                     for uri in [_curves_uri(of_task[t], named[t])] if uri)
+    heat = "".join(report.img(uri, f"per-class F1 across runs: {t}") for t in tasks
+                   for uri in [_heat_uri(of_task[t], named[t])] if uri)
     shown = board.assign(time=[duration(s) for s in board["seconds"]]).drop(columns=["seconds"])
     return report.write_report(out, "runs.html", title=f"imgcls runs: {root}",
                                subtitle=f"{len(board)} run(s); val macro-F1 over every class of the task, "
@@ -728,11 +731,13 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
                                         f"(a tune trial); progress: epochs done / set (a k-fold set: folds done, "
                                         f"and where the next fold got); {TIME_NOTE}",
                                leaderboard=report.safe(report.table(shown, digits=4)),
-                               curves=report.safe(report.img(curves, "val macro-F1 by epoch")) if curves else "",
+                               curves=report.safe(curves) if curves else "",
                                heat=report.safe(heat) if heat else "")
 
 
-def _curves_uri(runs: Sequence[Run]) -> str:
+def _curves_uri(runs: Sequence[Run], task: str = "") -> str:
+    """The val macro-F1 curves of `runs` (of one task: their scores compare) overlaid; `task` named in its title
+    where the report has several."""
     from matplotlib.ticker import MaxNLocator
     from imgcls.report import figure_data_uri, pyplot
     plotted = [(r, r.history) for r in runs if r.history is not None and len(r.history)]
@@ -748,6 +753,8 @@ def _curves_uri(runs: Sequence[Run]) -> str:
     ax.set_xlabel("epoch")
     ax.set_ylabel("val macro-F1 (metrics.csv; a k-fold set: its folds' mean)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if task:
+        ax.set_title(f"val macro-F1 by epoch: {task}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return figure_data_uri(fig)

@@ -684,11 +684,11 @@ def test_runs_name_a_profile_run_s_classes_by_what_they_are(tmp_path, monkeypatc
     assert "4" in ticks and not any("wear" in t for t in ticks)
 
 
-def test_runs_of_other_tasks_are_ranked_apart(outputs):
+def test_runs_of_other_tasks_are_ranked_apart(outputs, monkeypatch):
     """`imgcls runs` ranked every run by macro-F1 in one list: a 2-class gender run (and a 3-class mask run) sat
     above the 18-class ensemble, as if their scores compared. Ranked by a score, each task's runs now come together,
     ranked among themselves, the task of the most classes first (a line parts them in the printed table, whose
-    title says so), and the report draws one per-class heat map per task."""
+    title says so), and the report draws one chart of curves and one per-class heat map per task."""
     from conftest import make_tiny_run
     rows = [("/r", f"{i}.png", str(i % 2)) for i in range(8)]
     g = make_tiny_run(outputs / "runs" / "g", classes=("0", "1"), target="gender", val_rows=rows, val_quality=1.0)
@@ -703,11 +703,22 @@ def test_runs_of_other_tasks_are_ranked_apart(outputs):
     assert list(by_name["name"]) == sorted(by_name["name"])
     r = CliRunner().invoke(app, ["runs", str(outputs)], terminal_width=250)
     assert r.exit_code == 0 and "each task's runs ranked apart" in " ".join(r.output.split()), r.output
+    pd.DataFrame({"epoch": [1, 2], "val_macro_f1": [0.9, 1.0]}).to_csv(g / "metrics.csv", index=False)
+    from matplotlib.axes import Axes
+    plotted, plot = [], Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda self, *a, **kw: (plotted.append((self, kw.get("label"))),
+                                                               plot(self, *a, **kw))[1])
     r = CliRunner().invoke(app, ["runs", "report", str(outputs)])
     assert r.exit_code == 0, r.output
     html = (outputs / "runs_report.html").read_text()
     heats = re.findall(r'<img[^>]*alt="per-class F1 across runs: ([^"]*)"', html)
     assert heats == ["label (3)", "mask (3)", "gender (2)"], heats
+    # the curves too: one chart per task (a 2-class gender run's macro-F1 was drawn beside the 3-class label runs')
+    curves = re.findall(r'<img[^>]*alt="val macro-F1 by epoch: ([^"]*)"', html)
+    assert curves == ["label (3)", "mask (3)", "gender (2)"], curves
+    axes = {label: ax for ax, label in plotted}
+    assert [label for ax, label in plotted if ax is axes["runs/g"]] == ["runs/g"]
+    assert axes["runs/best"] is axes["runs/mid"] and axes["runs/t_mask"] not in (axes["runs/best"], axes["runs/g"])
 
 
 def test_an_ensemble_of_mask_runs_is_of_the_mask_task(outputs):
