@@ -118,16 +118,12 @@ def row_normalized(cm: np.ndarray) -> np.ndarray:
     return np.divide(cm, rows, out=np.zeros(cm.shape, dtype=float), where=rows > 0)
 
 
-def confusion_png_names(stem: str = "confusion_matrix") -> tuple[str, str]:
-    """The files confusion_pngs writes: <stem>.png (counts) and <stem>_normalized.png."""
-    return f"{stem}.png", f"{stem}_normalized.png"
-
-
 def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike, title: str = "",
                    stem: str = "confusion_matrix", meanings: Mapping[str, str] | None = None) -> tuple[Path, Path]:
     """<stem>.png (counts) and <stem>_normalized.png (rows sum to 1) with sklearn's ConfusionMatrixDisplay; each
     class named with its meaning where `meanings` has one (profiles.class_titles)."""
     from sklearn.metrics import ConfusionMatrixDisplay
+    from imgcls.figure_files import confusion_png_names
     from imgcls.profiles import class_titles
     from imgcls.report import pyplot, save_figure
     plt = pyplot()

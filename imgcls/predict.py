@@ -907,7 +907,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     check_not_replacing([out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY, "report.html")],
                         [*mf.read_table(df), sample_submission])
     # its files over a user's own of those names in a folder no predict wrote (their submission.csv, report.html)
-    from imgcls.metrics import confusion_png_names
+    from imgcls.figure_files import confusion_png_names
     replaced = refuse_users_files(out, "predict", [out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY,
                                                                      "report.html",
                                                                      *(confusion_png_names() if evaluate else ()))])

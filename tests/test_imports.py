@@ -305,3 +305,20 @@ def test_lazy_exports_are_their_submodules_objects_whatever_was_imported_first()
     from imgcls.split import assign
     from imgcls.split.assign import assign as defined
     assert assign is defined
+
+
+def test_a_run_s_figure_names_have_one_owner_that_rundir_reads_without_pandas():
+    """rundir.RUN_FILES (what a run writes over) spelled the figure names train.report.figure_names owns (curves.png
+    and the confusion PNGs, from imgcls.metrics): two owners, which a renamed figure would part. Both read
+    imgcls.figure_files now, which imports nothing: rundir still imports neither pandas nor matplotlib."""
+    import subprocess
+    import sys
+
+    from imgcls.figure_files import RUN_FIGURES
+    from imgcls.train.report import figure_names
+    from imgcls.train.rundir import RUN_FILES
+    assert figure_names() is RUN_FIGURES and set(RUN_FIGURES) <= set(RUN_FILES)
+    heavy = subprocess.run([sys.executable, "-c", "import sys, imgcls.train.rundir; print(sorted(m for m in ("
+                            "'numpy', 'pandas', 'matplotlib') if m in sys.modules))"], capture_output=True, text=True,
+                           cwd=PKG.parent)
+    assert heavy.returncode == 0 and heavy.stdout.strip() == "[]", heavy

@@ -71,7 +71,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     check_writable(out)
     refuse_other_output(out, "ensemble", among=True)
     # its files over a user's own of those names in a folder no ensemble wrote (their report.html, scores.csv)
-    from imgcls.metrics import confusion_png_names
+    from imgcls.figure_files import confusion_png_names
     refuse_users_files(out, "ensemble", [out / n for n in (SPEC_NAME, "scores.csv", "oof_predictions.csv",
                                                            "report.html", *confusion_png_names())])
     if combine == "profile":

@@ -17,6 +17,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from imgcls.figure_files import RUN_FIGURES, confusion_png_names
 from imgcls.options import option_text
 from imgcls.track.common import (epoch_scalars, oof_scalars, record_tracker_run, recorded_tracker_run,
                                  text_params)
@@ -26,8 +27,8 @@ EXPERIMENT = "imgcls"
 STOPPED_TAG = "imgcls.stopped"   # on a run an exception stopped: the exception
 BEST_TAG = "best."               # on a group's run (tune's study): the best trial's drawn values, best.<option>
 TRACKER = "mlflow"               # a run (or k-fold set) folder's mlflow_run.json (record_tracker_run): its run
-ARTIFACTS = ("config.yaml", "metrics.csv", "per_class.csv", "val_predictions.csv", "curves.png",
-             "confusion_matrix.png", "confusion_matrix_normalized.png", "report.html", "train.log")
+ARTIFACTS = ("config.yaml", "metrics.csv", "per_class.csv", "val_predictions.csv", *RUN_FIGURES, "report.html",
+             "train.log")
 
 
 # MLflow's HTTP settings (read at each request) for the tracker's own calls: a server gone mid-run costs one retry at
@@ -374,8 +375,8 @@ class MLflowTracker(Callback):
         with _store_call():
             for k, v in oof_scalars(summary).items():
                 self.client.log_metric(self.parent_id, k, v)
-            for f in ("config.yaml", "oof_score.json", "val_predictions.csv", "per_class.csv", "confusion_matrix.png",
-                      "confusion_matrix_normalized.png", "report.html"):      # val_predictions: the OOF rows
+            for f in ("config.yaml", "oof_score.json", "val_predictions.csv", "per_class.csv",
+                      *confusion_png_names(), "report.html"):      # val_predictions: the OOF rows
                 if (run_dir / f).is_file():
                     self.client.log_artifact(self.parent_id, str(run_dir / f))
             self._end(self.parent_id)

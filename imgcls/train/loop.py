@@ -31,6 +31,7 @@ from imgcls import manifest as mf
 from imgcls import metrics
 from imgcls.console import is_quiet, progress_bar
 from imgcls.errors import UserError
+from imgcls.figure_files import CURVES_PNG
 from imgcls.fsutil import write_table
 from imgcls.model_meta import ModelMeta
 from imgcls.oversample import AUTO
@@ -575,7 +576,7 @@ class Trainer:
         finished = st.stop or epoch + 1 == cfg.epochs
         last_epoch_here = finished or (self.stop_after is not None and epoch + 1 >= self.stop_after)
         if dist.main and cfg.plots and (last_epoch_here or time.monotonic() - self.plotted_at >= PLOT_EVERY_S):
-            curves_png(st.history, run_dir / "curves.png")
+            curves_png(st.history, run_dir / CURVES_PNG)
             if self.pending_confusion is not None:
                 metrics.confusion_pngs(*self.pending_confusion[:3], run_dir, title=self.pending_confusion[3],
                                       meanings=self.meta.class_meanings())

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from imgcls.figure_files import RUN_FIGURES
 from imgcls.profiles import class_titles
 
 N_WORST = 24
@@ -16,9 +17,9 @@ NO_PLOTS = "figures not drawn (--no-plots): metrics.csv and per_class.csv hold t
 
 
 def figure_names() -> tuple[str, ...]:
-    """The figures train draws into a run folder (and a k-fold set's, from its out-of-fold predictions)."""
-    from imgcls.metrics import confusion_png_names
-    return ("curves.png", *confusion_png_names())
+    """The figures train draws into a run folder (and a k-fold set's, from its out-of-fold predictions):
+    figure_files.RUN_FIGURES, which rundir.RUN_FILES lists too."""
+    return RUN_FIGURES
 
 
 def drop_figures(run_dir: Path) -> None:

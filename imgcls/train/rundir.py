@@ -20,6 +20,7 @@ from pathlib import Path
 
 from imgcls.console import sh
 from imgcls.errors import UserError
+from imgcls.figure_files import RUN_FIGURES
 from imgcls.fsutil import check_folder_name, did_you_mean
 from imgcls.options import python_too
 
@@ -370,8 +371,7 @@ LAST_STATE = "last_state.json"   # beside each last.pt: its epoch and finished f
 # the files a run writes into its folder (a k-fold set's folds each into their fold_N folder) under names of their
 # own (the trackers' records aside: run_files); a tensorboard event file's name is new every session
 RUN_FILES = ("config.yaml", "metrics.csv", "train.log", "best.pt", "last.pt", LAST_STATE, RUN_PLAN, OOF_SCORE,
-             "per_class.csv", "val_predictions.csv", "curves.png", "confusion_matrix.png",
-             "confusion_matrix_normalized.png", "report.html", "cache.npy")
+             "per_class.csv", "val_predictions.csv", *RUN_FIGURES, "report.html", "cache.npy")
 
 
 def run_files(run_dir: Path) -> list[Path]:

@@ -1,0 +1,15 @@
+"""The names of the figure files the steps draw into their folders: only the standard library, so
+imgcls.train.rundir (which lists what a run writes, without drawing) and the modules that draw or show the figures
+(imgcls.metrics, imgcls.train.report, the trackers) read one spelling."""
+from __future__ import annotations
+
+CURVES_PNG = "curves.png"        # a run's training curves (imgcls.train.progress.curves_png)
+
+
+def confusion_png_names(stem: str = "confusion_matrix") -> tuple[str, str]:
+    """The files metrics.confusion_pngs writes: <stem>.png (counts) and <stem>_normalized.png."""
+    return f"{stem}.png", f"{stem}_normalized.png"
+
+
+# the figures train draws into a run folder (and a k-fold set's, from its out-of-fold predictions)
+RUN_FIGURES = (CURVES_PNG, *confusion_png_names())
