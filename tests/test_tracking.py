@@ -875,6 +875,33 @@ def test_trackers_name_a_profile_run_s_classes_by_what_they_are(tmp_path):
             "val_f1_per_class/17 not_wear female ge60", "val/macro_f1"} <= set(got), sorted(got)
 
 
+def test_mlflow_metric_names_of_two_classes_stay_two(tmp_path):
+    """metric_key made classes 'a+' and 'a_' one MLflow metric, 'val_f1_per_class/a_' (each epoch logged two values
+    under it, and two classes' F1 read as one curve): the keys of the names logged together are unique now, the
+    same every epoch whatever the names' order."""
+    from imgcls.track import mlflow_tracker as mt
+
+    class Client:
+        def __init__(self):
+            self.epochs = []
+
+        def log_batch(self, run_id, metrics=()):
+            self.epochs.append({m.key: m.value for m in metrics})
+
+    tracker = mt.MLflowTracker(out=tmp_path)
+    tracker.client, tracker.run_id = Client(), "r"
+    f1 = {"a+": 0.1, "a_": 0.9, "a_2": 0.5, "b (wear, <30)": 0.7}
+    tracker.on_epoch_end(1, {"val_macro_f1": 0.55, "per_class_f1": f1})
+    tracker.on_epoch_end(2, {"val_macro_f1": 0.55, "per_class_f1": dict(reversed(f1.items()))})
+    assert tracker.failed is None
+    first, second = tracker.client.epochs
+    assert first == second and len(first) == 5, first           # every class its own metric, the same each epoch
+    assert first["val_f1_per_class/a_"] == 0.9 and first["val_f1_per_class/a_2"] == 0.5     # spelled so: kept
+    assert first["val_f1_per_class/a__2"] == 0.1 and first["val_f1_per_class/b wear lt30"] == 0.7
+    assert mt.metric_keys(["x+", "x_", "x__2", "x-"]) == {"x+": "x__3", "x_": "x_", "x__2": "x__2", "x-": "x-"}
+    assert mt.metric_keys(["y*", "y+"]) == {"y*": "y_", "y+": "y__2"}      # none spelled so: sorted, the first keeps
+
+
 class StopAfterFold(Callback):
     """Ctrl-C as fold `fold` ends (its last.pt finished): the set stops before its out-of-fold score."""
 

@@ -92,6 +92,28 @@ def metric_key(name: str) -> str:
     return re.sub(r" {2,}", " ", name).strip()
 
 
+def metric_keys(names) -> dict[str, str]:
+    """{name: its MLflow metric name} for the names logged together (a run's metrics and its classes' F1): metric_key,
+    unique within them. Names that metric_key makes one ('a+' and 'a_': 'val_f1_per_class/a_') would be logged as
+    one metric; the one already spelled so (else the first in sorted order) keeps it, the others get '_2', '_3', ...
+    in sorted order (a suffix no other name's key takes): the same names get the same keys every epoch, whatever
+    their order."""
+    names = list(dict.fromkeys(names))
+    base = {n: metric_key(n) for n in names}
+    taken = set(base.values())
+    out = {}
+    for key in dict.fromkeys(base.values()):
+        group = sorted((n for n in names if base[n] == key), key=lambda n: (n != key, n))
+        out[group[0]] = key
+        k = 2
+        for n in group[1:]:
+            while f"{key}_{k}" in taken:
+                k += 1
+            out[n] = f"{key}_{k}"
+            taken.add(out[n])
+    return {n: out[n] for n in names}
+
+
 PROBE_SECONDS = 5      # check_server's one request: a server that answers does so well within it
 
 
@@ -336,7 +358,9 @@ class MLflowTracker(Callback):
     def on_epoch_end(self, epoch, logs):
         from mlflow.entities import Metric
         ts = int(time.time() * 1000)
-        batch = self.steps + [Metric(metric_key(k), v, ts, epoch) for k, v in epoch_scalars(logs).items()]
+        scalars = epoch_scalars(logs)
+        keys = metric_keys(scalars)
+        batch = self.steps + [Metric(keys[k], v, ts, epoch) for k, v in scalars.items()]
         self.steps = []
         with _store_call():
             for i in range(0, len(batch), 1000):         # MLflow's log_batch limit
