@@ -532,6 +532,17 @@ class FolderView:
         return sorted(self._of_kind(is_dir=True))
 
     @cached_property
+    def holds_image(self) -> bool:
+        """holds_image's answer for the folder. Where it was listed already (the look for imgcls outputs below a
+        dataset's folder: outputs._output_below), an image file in that listing answers it (the walk's rules: a
+        visible image name, UTF-8, not a folder) without listing the folder again; otherwise, or where none is
+        directly in it, the walk that stops at the first image."""
+        if "_listing" in self.__dict__ and any(
+                True for _ in self._of_kind(is_dir=False, named=lambda n: utf8_name(n) and imgio.is_image_name(n))):
+            return True
+        return holds_image(self.root)
+
+    @cached_property
     def csvs(self) -> list[Path]:
         """The visible top-level .csv files, in name order ([] where the folder cannot be listed)."""
         try:

@@ -22,7 +22,6 @@ import os
 import re
 import stat
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Iterable
 
@@ -36,7 +35,7 @@ from imgcls.fsutil import write_table
 from imgcls.options import check
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
 from imgcls.layouts import (COMMON_EXTENSIONS, CSV_IMAGE_FOLDERS, FolderView, LayoutOptions, LoneFolder, csv_route,
-                            holds_image, most_of, nfc, read_competition_csv, read_csv, read_folder,
+                            most_of, nfc, read_competition_csv, read_csv, read_folder,
                             read_profiles, read_unlabeled)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
@@ -213,13 +212,14 @@ def detect_layout(src: Path, opts: LayoutOptions) -> str:
     return detect_source(src, opts)[0]
 
 
-def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | None, FolderView]:
+def detect_source(src: Path, opts: LayoutOptions, view: FolderView | None = None
+                  ) -> tuple[str, LoneFolder | None, FolderView]:
     """detect_layout's answer, with the image folder a folder holds alone where that decided it (the view's
     lone_folder: the classes' root, or the unlabeled images, walked once: load reads them from it) and the look at
     the folder (given, or the CSV's) that decided it (FolderView: its listing, CSVs and findings, which load reads
-    instead of looking again)."""
+    instead of looking again). `view`: that look where the caller made it already (source_view)."""
     is_file = src.is_file()
-    view = FolderView(src.parent if is_file else src, opts.ext)
+    view = view if view is not None else source_view(src, opts)
     if opts.layout != "auto":
         return opts.layout, None, view
     if is_file:
@@ -240,7 +240,9 @@ def detect_source(src: Path, opts: LayoutOptions) -> tuple[str, LoneFolder | Non
     # several listing CSVs matter only beside an image folder (images/, test/, ...): no other CSV is read for them
     named = any(d.name.lower() in CSV_IMAGE_FOLDERS for d in subdirs)
     listing = view.listing_csvs if named else [c for c in [view.folder_csv] if c is not None]
-    holds = cache(holds_image)      # each subfolder asked once: the checks below share its answers
+
+    def holds(d: Path) -> bool:     # each subfolder asked once: the checks below share its view's answer
+        return view.sub(d).holds_image
     if listing and not any(holds(d) for d in subdirs if d.name.lower() not in CSV_IMAGE_FOLDERS):
         if view.folder_csv is not None:
             return "csv", None, view
@@ -285,6 +287,12 @@ def read_manifest_file(path: Path, view: FolderView | None = None) -> pd.DataFra
     return coerce(df, str(path))
 
 
+def source_view(src: Path, opts: LayoutOptions) -> FolderView:
+    """The look at the folder a source is read from (the folder given, or the CSV's own), made once for the checks
+    and the detection that read it."""
+    return FolderView(src.parent if src.is_file() else src, opts.ext)
+
+
 def check_source_exists(src: str | os.PathLike) -> Path:
     """`src` as a Path; one line when there is nothing there (load's first check, also said before a step imports
     torch)."""
@@ -306,11 +314,12 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     check(opts)     # the flags' check, for a Python caller's LayoutOptions too: the command line's line, before a scan
     src = check_source_exists(src)
     from imgcls.outputs import refuse_output_as_data
-    refuse_output_as_data(src)      # a run folder read as images: its plots the images, its folds the classes
+    view = source_view(src, opts)   # one look at the folder: the check below and the detection list it once
+    refuse_output_as_data(src, view)    # a run folder read as images: its plots the images, its folds the classes
     if opts.csv and src.is_file() and Path(opts.csv).resolve() != src.resolve():
         raise UserError(f"--csv {opts.csv} goes with a dataset folder; {src} is itself the table read (give one "
                         f"of them)")
-    layout, lone, view = detect_source(src, opts)  # once: callers ask layout_read(df), not detect_layout again
+    layout, lone, view = detect_source(src, opts, view)  # once: callers ask layout_read(df), not detect_layout again
     given = [f for f, v in (("--image-dir", opts.image_dir), ("--ext", opts.ext), ("--path-col", opts.path_col)) if v]
     if given and layout != "csv":       # the flags given (predict has no --image-dir: not named to its users)
         raise UserError(f"{' / '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to a competition CSV "

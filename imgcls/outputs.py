@@ -1,9 +1,11 @@
 """What each step's output folder is, by the files it writes: a train run (config.yaml with metrics.csv, train.log or
 a checkpoint), a k-fold set (the same in fold_*/), an ensemble (spec.yaml), a tune study (trials.csv, study.db), a
 prediction (predict.json), clean's, preprocess's, eda's and export's output (their summary files). A leaf module (the standard
-library and yaml only): the data readers ask it whether an argument is one of these folders given where a dataset was
-meant, the model loaders where a run was meant, every writing step whether its --out holds another step's output.
-It also writes a step's files as one set (output_set: with imgcls.fsutil's atomic writes)."""
+library and yaml at import; the folders below a folder are listed through imgcls.layouts' FolderView, the owner of
+which names a layout reads, imported where asked): the data readers ask it whether an argument is one of these
+folders given where a dataset was meant, the model loaders where a run was meant, every writing step whether its
+--out holds another step's output. It also writes a step's files as one set (output_set: with imgcls.fsutil's
+atomic writes)."""
 from __future__ import annotations
 
 import os
@@ -357,40 +359,35 @@ def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", 
                     f"files: choose another {flag} ({instead})")
 
 
-def _subfolders(d: Path) -> list[Path]:
-    """d's visible subfolders; a folder it cannot list, a symlink loop or a dangling link is none (the scan that
-    follows reports such entries by path)."""
-    out = []
-    try:
-        with os.scandir(d) as it:
-            for e in it:
-                try:
-                    if not e.name.startswith(".") and e.is_dir():
-                        out.append(Path(e.path))
-                except OSError:
-                    continue
-    except OSError:
-        pass
-    return out
-
-
-def _output_below(folder: Path) -> tuple[Path, str] | None:
+def _output_below(folder: Path, view=None) -> tuple[Path, str] | None:
     """The first imgcls output (output_kind) one or two folders below `folder` (outputs/runs/RUN, outputs/RUN),
-    as (its folder, its kind); None when there is none."""
-    level = [folder]
+    as (its folder, its kind); None when there is none. The folders looked into are those a layout reads
+    (layouts.FolderView: hidden ones by hidden_name's rule left out), listed through `view`, the look at `folder`
+    a dataset's read makes (manifest.load), so each folder is listed once for both; a folder it cannot list, a
+    symlink loop or a dangling link is none (the scan that follows reports such entries by path)."""
+    from imgcls.layouts import FolderView      # pandas: asked where a folder is looked into, not at import
+    view = view if view is not None else FolderView(folder)
+    level = [view]
     for _ in range(2):
-        level = sorted(p for d in level for p in _subfolders(d))
-        found = next(((d, k) for d in level if (k := output_kind(d))), None)
-        if found is not None:
-            return found
+        found = []
+        for v in level:
+            try:
+                found += v.subfolders
+            except OSError:
+                continue
+        level = [view.sub(d) for d in sorted(found)]
+        hit = next(((v.root, k) for v in level if (k := output_kind(v.root))), None)
+        if hit is not None:
+            return hit
     return None
 
 
-def refuse_output_as_data(src: str | os.PathLike) -> None:
+def refuse_output_as_data(src: str | os.PathLike, view=None) -> None:
     """A dataset argument that is an imgcls output folder, or a folder of them (outputs/runs), is refused in one
     line naming what it is and, for a train run, the data it was trained on: read as a folder layout, its plots
     would be the images and its fold_* / trial_* folders the classes. So is a folder (or a table in it) where a
-    preprocess run has not finished."""
+    preprocess run has not finished. `view`: the read's look at the folder `src` (layouts.FolderView), whose
+    listings the search below it shares."""
     src = Path(src)
     folder = src if src.is_dir() else src.parent
     if (folder / PREPROCESS_JOURNAL).is_file():
@@ -402,7 +399,7 @@ def refuse_output_as_data(src: str | os.PathLike) -> None:
     if not src.is_dir():
         return
     kind = output_kind(src)
-    where, kind = (src, kind) if kind is not None else (_output_below(src) or (src, None))
+    where, kind = (src, kind) if kind is not None else (_output_below(src, view) or (src, None))
     if kind is None:
         return
     what = (f"an imgcls {kind} folder" if where == src else

@@ -1216,3 +1216,45 @@ def test_no_step_writes_into_the_competitions_train_or_eval_folder_given_whole(t
     assert sorted(p.name for p in train.iterdir()) == ["images", "train.csv"]
     # an --out beside train/ is fine, and a plain class folder's own folder is its root as before
     assert mf.input_folders(mf.load(train, scan=False)) == [str((train / "images").resolve()), str(train.resolve())]
+
+
+@pytest.mark.parametrize("hidden", ["@eaDir", "__MACOSX", ".thumbs"])
+def test_a_folder_no_layout_reads_is_not_searched_for_imgcls_outputs(tmp_path, hidden):
+    """The look for imgcls outputs below a dataset (outputs._output_below: a folder of runs given as the data, or as a
+    step's --out) passed over names starting with '.' only, not layouts.hidden_name's rule: a Synology NAS's @eaDir
+    or a macOS zip's __MACOSX holding a folder that looks like a run refused a dataset whose read leaves those
+    folders out. Both now ask the owner of the rule (FolderView's listing)."""
+    from imgcls.outputs import refuse_other_output
+    data = make_image_folder(tmp_path / "data", {"cat": 1, "dog": 1}, size=(16, 16))
+    run = data / hidden / "run"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("src: x\n")
+    (run / "metrics.csv").write_text("epoch\n0\n")
+    df = mf.load(data, scan=False)
+    assert sorted(df["label"]) == ["cat", "dog"]
+    refuse_other_output(data, "eda", whole=True)        # no output below it that a layout reads
+    shown = data / "runs" / "run"                       # a folder a layout reads: still refused, in both
+    shutil.copytree(run, shown)
+    with pytest.raises(UserError, match="runs/run: train run"):
+        mf.load(data, scan=False)
+    with pytest.raises(UserError, match="runs/run: train run"):
+        refuse_other_output(data, "eda", whole=True)
+
+
+@pytest.mark.parametrize("make, lists", [
+    (lambda d: make_image_folder(d, {"cat": 3, "dog": 3}, size=(16, 16)), {".": 2, "cat": 2, "dog": 2}),   # 3, 3, 2
+    (_split_folders, {".": 2, "train": 3, "val": 2}),                       # 3, 4, 3: train/ asked for an image too
+])
+def test_the_look_for_outputs_below_a_dataset_shares_the_reads_listings(tmp_path, monkeypatch, make, lists):
+    """load's check that the data is no folder of imgcls outputs listed the folder and each folder in it itself
+    (os.scandir) besides the detection's look (FolderView) and the read's walk: the folder given listed three times,
+    a class folder three times (the detection asking it for an image). The check now looks through the detection's
+    FolderView, whose listing the detection asks for an image too: each folder the check looks into is listed once
+    less. Every os.scandir counted, the image walks' included."""
+    import os
+    data = make(tmp_path / "data")
+    listed = []
+    scandir = os.scandir
+    monkeypatch.setattr(os, "scandir", lambda p=".": listed.append(Path(p)) or scandir(p))
+    mf.load(data, scan=False)
+    assert {f: listed.count(data / f) for f in lists} == lists, listed
