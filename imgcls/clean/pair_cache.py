@@ -9,7 +9,10 @@ the other order is verified anew), and per path (three channels,
 or one for a greyscale set). The file name carries a digest of what the numbers come from: the verification code
 (near_dup), image decoding (imgcls.io) and the libraries whose arithmetic they use (numpy, Pillow, OpenCV, SciPy);
 any change starts a new file, and writing it removes the files of older digests (embed.drop_replaced). A file that
-does not fit is reported and ignored, never trusted; writes are atomic.
+does not fit is reported and ignored, never trusted; writes are atomic. While a verification runs, what it verified
+since the last save is written as a shard beside the file (`<file>.parts/`: only those pairs, so a periodic save costs
+what is new, not the whole table), read with the file; the run's last save writes the whole file and removes the
+shards it took in (the file names them: a shard it could not remove is never read over it).
 
 Beside the pairs, each image's numbers the candidate search and the greyscale test read (SummaryCache), so that a
 verification the pairs replay (Thumbnails) decodes only the images of the pairs it computes; and the candidate pairs of
@@ -32,8 +35,8 @@ from imgcls.io import DEFAULT_MAX_PIXELS
 CACHE_VERSION = 1
 SUMS = np.uint16 if (THUMB // TINY) ** 2 * 255 < 1 << 16 else np.uint32    # near_dup.block_sums' integers
 FIELDS = ("a", "b", "glob", "how", "local", "local_floor")
-# while verification runs, what it verified is written at most this often (each write rewrites the whole file):
-# a Ctrl-C loses at most this much of it, not every pair verified so far
+# while verification runs, what it verified is written at most this often (a shard of the pairs new since the last
+# write): a Ctrl-C loses at most this much of it, not every pair verified so far
 SAVE_SECONDS = 30.0
 KEPT_SEARCHES = 4        # candidate searches kept per cache folder (clean's, split's on its output, and one more each)
 
@@ -278,30 +281,57 @@ def content_keys(df: pd.DataFrame) -> np.ndarray:
 
 
 class PairCache:
-    """The pairs kept for one verification path in one cache folder: `lookup` before verify_pairs, `store` after."""
+    """The pairs kept for one verification path in one cache folder: `lookup` before verify_pairs, `store` after;
+    `keeper`'s saves while it runs (shards of what is new)."""
 
     def __init__(self, cache_dir: str | Path | None, greyscale: bool):
         from imgcls.embed import open_cache_folder
         folder = open_cache_folder(cache_dir)
         stem = f"verified_pairs_{THUMB}px_{'grey' if greyscale else 'rgb'}"
         self.path, self.replaces = folder / f"{stem}_{numbers_digest()}.npz", f"{stem}_*.npz"
+        self.parts = self.path.with_name(self.path.name + ".parts")     # the shards of runs since the file
+        self._said = False          # a write that failed is said once
+        self.shards: list[Path] = []    # the shards the table holds (read, or written by this run): `store` merges
+        self.saved: list[pd.DataFrame] = []     # the pairs of this run's shards, kept by `store` with the table
         self.table = self._load()
 
+    def _read(self, path: Path) -> tuple[dict, list[str]]:
+        """The columns of a pairs file or shard, and the shards a whole file took in (their names); ValueError when
+        they do not fit."""
+        with np.load(path) as z:
+            cols = {k: z[k] for k in FIELDS}
+            version = int(z["version"])
+            merged = [str(n) for n in z["merged"]] if "merged" in z.files else []
+        n = len(cols["a"])
+        if version != CACHE_VERSION or cols["how"].shape != (n, 3) or any(len(v) != n for v in cols.values()):
+            raise ValueError(f"version {version}, fields of {[len(v) for v in cols.values()]} rows")
+        return cols, merged
+
     def _load(self) -> pd.DataFrame:
+        """The file's pairs, then the shards' it did not take in, in the order they were written (a pair's newer
+        numbers replace its older ones)."""
         from imgcls.console import warn
-        if not self.path.is_file():
+        frames, merged = [], set()
+        if self.path.is_file():
+            try:
+                cols, names = self._read(self.path)
+                frames.append(_frame(cols))
+                merged = set(names)
+            except Exception as e:  # noqa: BLE001 - a damaged cache is ignored (and replaced), never trusted
+                warn(f"verified-pair cache {self.path} does not fit ({type(e).__name__}: {e}): ignored and rebuilt")
+        shards = sorted(self.parts.glob("shard-*.npz")) if self.parts.is_dir() else []
+        for shard in shards:
+            self.shards.append(shard)       # taken in (or, named by the file, removed) by this run's store
+            if shard.name in merged:
+                continue
+            try:
+                frames.append(_frame(self._read(shard)[0]))
+            except Exception as e:  # noqa: BLE001 - a damaged shard is ignored (and removed), never trusted
+                warn(f"verified-pair cache shard {shard} does not fit ({type(e).__name__}: {e}): ignored")
+        if not frames:
             return _frame({})
-        try:
-            with np.load(self.path) as z:
-                cols = {k: z[k] for k in FIELDS}
-                version = int(z["version"])
-            n = len(cols["a"])
-            if version != CACHE_VERSION or cols["how"].shape != (n, 3) or any(len(v) != n for v in cols.values()):
-                raise ValueError(f"version {version}, fields of {[len(v) for v in cols.values()]} rows")
-        except Exception as e:  # noqa: BLE001 - a damaged cache is ignored (and replaced), never trusted
-            warn(f"verified-pair cache {self.path} does not fit ({type(e).__name__}: {e}): ignored and rebuilt")
-            return _frame({})
-        return _frame(cols)
+        t = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        return t.drop_duplicates(["a", "b"], keep="last").reset_index(drop=True) if len(frames) > 1 else t
 
     def lookup(self, key_a: np.ndarray, key_b: np.ndarray) -> PairRecord:
         """A PairRecord of the pairs (key_a[k], key_b[k]) with what is kept for them (NaN where nothing is)."""
@@ -319,46 +349,110 @@ class PairCache:
 
     def keeper(self, pairs: Callable[[], tuple[np.ndarray, np.ndarray, PairRecord]],
                seconds: float | None = None) -> Callable[[], None]:
-        """verification's `save` (near_dup.global_scores, local_scores): each call stores the pairs verified so far
+        """verification's `save` (near_dup.global_scores, local_scores): each call keeps the pairs verified so far
         (`pairs()`: the keys and record, as `store` takes them) once `seconds` (SAVE_SECONDS) have passed since the
-        last store, so a stopped verification keeps what it verified and the rerun verifies only the rest."""
+        last save, so a stopped verification keeps what it verified and the rerun verifies only the rest. A save
+        writes a shard of the pairs whose numbers changed since the last one (what `pairs()` gave when the keeper
+        was made: the record as the cache replayed it), not the whole file."""
         import time
         last = [time.monotonic()]
+        saved = [_numbers(*pairs(), copy=True)]        # the numbers as kept, updated where a shard keeps new ones
 
         def keep() -> None:
             if time.monotonic() - last[0] >= (SAVE_SECONDS if seconds is None else seconds):
-                self.store(*pairs())
+                key_a, key_b, rec = pairs()
+                kept = saved[0]
+                if len(kept[0]) != len(key_a) or not (np.array_equal(kept[0], key_a)
+                                                      and np.array_equal(kept[1], key_b)):
+                    kept = saved[0] = _numbers(key_a, key_b, self.lookup(key_a, key_b))  # pairs left out since
+                now = _numbers(key_a, key_b, rec)
+                fresh = np.flatnonzero(rec.fresh)      # only a pair the verification computed can have changed
+                changed = fresh[~_same([x[fresh] for x in kept[2:]], [x[fresh] for x in now[2:]])]
+                if self._write_shard(key_a[changed], key_b[changed], rec.take(changed)):
+                    for x, y in zip(kept[2:], now[2:]):
+                        x[changed] = y[changed]
                 last[0] = time.monotonic()
         return keep
 
+    def _write_shard(self, key_a: np.ndarray, key_b: np.ndarray, rec: PairRecord) -> bool:
+        """Write the record's pairs (keys both known) as a new shard; False when it could not be written (said)."""
+        import time
+        import uuid
+        ok = (key_a != 0) & (key_b != 0)
+        if not ok.any():
+            return True
+        shard = self.parts / f"shard-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.npz"   # names in write order
+        new = _frame({"a": key_a[ok], "b": key_b[ok], "glob": rec.glob[ok], "how": rec.how[ok],
+                      "local": rec.local[ok], "local_floor": rec.local_floor[ok]})
+        if not self._write(shard, new):
+            return False
+        self.shards.append(shard)
+        self.saved.append(new)
+        return True
+
+    def _write(self, path: Path, t: pd.DataFrame, **extra: np.ndarray) -> bool:
+        """Write the pairs of `t` to `path` (atomic); False when it could not be written (said once)."""
+        from imgcls.fsutil import atomic_path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, version=np.array(CACHE_VERSION), a=t["a"].to_numpy(np.uint64),
+                             b=t["b"].to_numpy(np.uint64), glob=t["glob"].to_numpy(np.float32),
+                             how=np.stack([t[f"how{k}"].to_numpy(np.int8) for k in range(3)], 1).reshape(-1, 3),
+                             local=t["local"].to_numpy(np.float32),
+                             local_floor=t["local_floor"].to_numpy(np.float32), **extra)
+        except OSError as e:             # the run's own results stand; only the next run's replay is lost
+            if not self._said:
+                self._said = True
+                from imgcls.console import warn
+                warn(f"verified-pair cache {self.path} not written ({e.strerror or e}): the next run verifies these "
+                     f"pairs again")
+            return False
+        return True
+
     def store(self, key_a: np.ndarray, key_b: np.ndarray, rec: PairRecord) -> int:
         """Keep the pairs the record's verify_pairs call computed (`fresh`; a pair's newer numbers replace its
-        older ones) and write the file when there are any. Returns how many."""
-        from imgcls.fsutil import atomic_path
+        older ones) and write the whole file when there are any, taking in the shards (read, or written by this
+        run's saves: then removed). Returns how many."""
         ok = rec.fresh & (key_a != 0) & (key_b != 0)           # a fresh pair's global part is always known
         if not ok.any():
             return 0
         new = _frame({"a": key_a[ok], "b": key_b[ok], "glob": rec.glob[ok], "how": rec.how[ok],
                       "local": rec.local[ok], "local_floor": rec.local_floor[ok]})
-        t = pd.concat([self.table, new], ignore_index=True).drop_duplicates(["a", "b"], keep="last")
-        self.table = t.reset_index(drop=True)
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with atomic_path(self.path) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.savez(fh, version=np.array(CACHE_VERSION), a=t["a"].to_numpy(np.uint64),
-                             b=t["b"].to_numpy(np.uint64), glob=t["glob"].to_numpy(np.float32),
-                             how=np.stack([t[f"how{k}"].to_numpy(np.int8) for k in range(3)], 1),
-                             local=t["local"].to_numpy(np.float32),
-                             local_floor=t["local_floor"].to_numpy(np.float32))
-        except OSError as e:             # the run's own results stand; only the next run's replay is lost
-            from imgcls.console import warn
-            warn(f"verified-pair cache {self.path} not written ({e.strerror or e}): the next run verifies these "
-                 f"pairs again")
+        t = pd.concat([self.table, *self.saved, new], ignore_index=True).drop_duplicates(["a", "b"], keep="last")
+        self.table, self.saved = t.reset_index(drop=True), []
+        if not self._write(self.path, self.table, merged=np.array([p.name for p in self.shards], dtype=str)):
             return 0
+        for shard in self.shards:       # in the file now (which names them, should one stay)
+            shard.unlink(missing_ok=True)
+        self.shards = []
+        try:
+            self.parts.rmdir()          # a concurrent run's shards keep it
+        except OSError:
+            pass
         from imgcls.embed import drop_replaced
         drop_replaced(self.path, self.replaces)
+        for old in self.path.parent.glob(self.replaces + ".parts"):     # older code's shards: never read again
+            if old != self.parts:
+                import shutil
+                shutil.rmtree(old, ignore_errors=True)
         return int(ok.sum())
+
+
+def _numbers(key_a: np.ndarray, key_b: np.ndarray, rec: PairRecord, copy: bool = False) -> list[np.ndarray]:
+    """The keys and a record's numbers (what a keeper compares a later record to); `copy`: its own arrays."""
+    out = [key_a, key_b, rec.glob, rec.how, rec.local, rec.local_floor]
+    return [x.copy() for x in out] if copy else out
+
+
+def _same(x: list[np.ndarray], y: list[np.ndarray]) -> np.ndarray:
+    """Per pair: every one of the numbers `x` equal to `y`'s (NaN equal to NaN)."""
+    out = np.ones(len(x[0]), bool)
+    for u, v in zip(x, y):
+        eq = (u == v) | (np.isnan(u) & np.isnan(v)) if u.dtype.kind == "f" else u == v
+        out &= eq.reshape(len(out), -1).all(1)
+    return out
 
 
 def _frame(cols: dict) -> pd.DataFrame:
