@@ -851,6 +851,40 @@ def test_an_mlflow_server_gone_mid_run_fails_fast_and_names_the_run_it_leaves_ru
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "3" and "MLFLOW_HTTP_REQUEST_TIMEOUT" not in os.environ
 
 
+
+def test_an_artifact_upload_keeps_mlflow_s_own_timeout_and_the_tracker_s_other_calls_fail_fast(tmp_path, monkeypatch):
+    """FAST_FAIL's 30 s request timeout, set for the tracker's calls, applied to its artifact uploads too: a
+    --track-checkpoint of hundreds of MB sent over a slow link to a remote server failed at 30 s. The uploads
+    (log_artifact) now see MLflow's own timeout (the variable unset, or the user's value), their retries still
+    FAST_FAIL's; the metric and end-of-run calls keep the 30 s."""
+    import os
+
+    from imgcls.track import mlflow_tracker as mt
+    seen = []
+
+    class Client:
+        def __getattr__(self, name):
+            return lambda *a, **k: seen.append((name, os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT"),
+                                                os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES")))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    for f in ("config.yaml", "best.pt"):
+        (run_dir / f).write_text("x")
+    summary = {"run_dir": str(run_dir), "best_macro_f1": 0.5, "best_epoch": 1}
+    for user in (None, "600"):
+        if user:
+            monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", user)
+        seen.clear()
+        ml = mt.MLflowTracker(uri="http://127.0.0.1:9", out=tmp_path, log_checkpoint=True)
+        ml.client, ml.exp_id, ml.run_id = Client(), "1", ml._opened("0123abcd")
+        ml.on_run_end(summary)
+        assert ml.failed is None
+        assert [c[0] for c in seen] == ["log_metric", "log_metric", "log_artifact", "log_artifact", "set_terminated"]
+        assert seen[2:4] == [("log_artifact", user, "1")] * 2, seen             # config.yaml, best.pt
+        assert {c[1] for c in seen if c[0] != "log_artifact"} == {user or "30"}, seen
+        assert os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") == user             # restored
+
+
 def test_trackers_name_a_profile_run_s_classes_by_what_they_are(tmp_path):
     """The per-class F1 the trackers log named a profile run's classes 0..17 only, where its report says
     '4 (wear, female, 30-59)': the callbacks' per_class_f1 now names them as the report does (profiles.class_titles),

@@ -4,7 +4,8 @@
 A tracking server that does not answer: MLflow retries each call with a growing wait (MLFLOW_HTTP_REQUEST_MAX_RETRIES,
 MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR: about 4 minutes a call by default), so train and tune ask the server once, with
 no retry, before any data is read (check_server: one line, exit 2), and the tracker's own calls retry once, at once,
-with a shorter timeout (FAST_FAIL, where the user did not set those variables: _store_call). A store failing later (a
+with a shorter timeout (FAST_FAIL, where the user did not set those variables: _store_call; an artifact upload, a
+--track-checkpoint of hundreds of MB among them, keeps MLflow's own timeout). A store failing later (a
 server gone mid-run) stops no training: the tracker says so once, with the runs it leaves RUNNING there, and logs
 nothing more to it (the run folder holds everything)."""
 from __future__ import annotations
@@ -36,16 +37,21 @@ ARTIFACTS = ("config.yaml", "metrics.csv", "per_class.csv", "val_predictions.csv
 # not MLflow's 7 retries with growing waits (about 4 minutes; 16 against a hung server). One a user set is theirs.
 FAST_FAIL = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
              "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+# not for an artifact upload (_store_call(upload=True)): a request's timeout bounds each wait on the socket, and a
+# checkpoint of hundreds of MB sent to a remote server over a slow link (or stored on by it) waits longer than a
+# metric's call: MLflow's own default timeout (120 s in MLflow 3) is kept there
+UPLOAD_TIMEOUT = "MLFLOW_HTTP_REQUEST_TIMEOUT"
 
 
 @contextmanager
-def _store_call():
+def _store_call(upload: bool = False):
     """Around the tracker's MLflow calls: quick to fail against a server gone (FAST_FAIL, where the environment does
     not set them; restored after, so nothing else in the process is changed), and quiet: MLflow / alembic INFO lines
-    ('Creating initial MLflow database tables...') are not for imgcls users."""
+    ('Creating initial MLflow database tables...') are not for imgcls users. `upload`: around log_artifact, whose
+    request keeps MLflow's own timeout (UPLOAD_TIMEOUT), its retries still FAST_FAIL's."""
     loggers = [logging.getLogger(n) for n in ("mlflow", "alembic")]
     levels = [lg.level for lg in loggers]
-    ours = [k for k in FAST_FAIL if k not in os.environ]
+    ours = [k for k in FAST_FAIL if k not in os.environ and not (upload and k == UPLOAD_TIMEOUT)]
     for lg in loggers:
         lg.setLevel(logging.WARNING)
     os.environ.update({k: FAST_FAIL[k] for k in ours})
@@ -372,11 +378,13 @@ class MLflowTracker(Callback):
         with _store_call():
             self.client.log_metric(self.run_id, "best/val_macro_f1", float(summary["best_macro_f1"]))
             self.client.log_metric(self.run_id, "best/epoch", float(summary["best_epoch"]))
+        with _store_call(upload=True):
             for f in ARTIFACTS:
                 if (run_dir / f).is_file():
                     self.client.log_artifact(self.run_id, str(run_dir / f))
             if self.log_checkpoint and (run_dir / "best.pt").is_file():
                 self.client.log_artifact(self.run_id, str(run_dir / "best.pt"))
+        with _store_call():
             self._end(self.run_id)
             if self.group_id is not None:
                 self._end(self.group_id)    # a group's parent: finished with each of its runs
@@ -399,10 +407,12 @@ class MLflowTracker(Callback):
         with _store_call():
             for k, v in oof_scalars(summary).items():
                 self.client.log_metric(self.parent_id, k, v)
+        with _store_call(upload=True):
             for f in ("config.yaml", "oof_score.json", "val_predictions.csv", "per_class.csv",
                       *confusion_png_names(), "report.html"):      # val_predictions: the OOF rows
                 if (run_dir / f).is_file():
                     self.client.log_artifact(self.parent_id, str(run_dir / f))
+        with _store_call():
             self._end(self.parent_id)
         self.parent_id = None
 
