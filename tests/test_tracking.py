@@ -885,6 +885,22 @@ def test_an_artifact_upload_keeps_mlflow_s_own_timeout_and_the_tracker_s_other_c
         assert os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") == user             # restored
 
 
+def test_the_runs_left_running_are_advised_the_status_the_tracker_would_give_them(tmp_path):
+    """The store failing during a tune trial leaves the study's run (the group) and the trial's run RUNNING; the
+    warning advised ending every one FAILED, where the tracker ends a study's run FINISHED (with each of its trials,
+    on_run_end / on_run_abort) and only the unfinished trial FAILED. Each is now advised its own status."""
+    from imgcls.track import mlflow_tracker as mt
+    ml = mt.MLflowTracker(uri=DEAD_SERVER, out=tmp_path, group="s")
+    ml.group_id, ml.run_id = ml._opened("study1"), ml._opened("trial1")
+    said = ml._left_running()
+    assert "its MLflow runs study1, trial1 stay RUNNING there" in said, said
+    assert (f"c = MlflowClient('{DEAD_SERVER}'); c.set_terminated('study1', 'FINISHED'); "
+            f"c.set_terminated('trial1', 'FAILED')") in said, said
+    lone = mt.MLflowTracker(uri=DEAD_SERVER, out=tmp_path)       # a train run alone: FAILED, as before
+    lone.run_id = lone._opened("run1")
+    assert f"MlflowClient('{DEAD_SERVER}').set_terminated('run1', 'FAILED')" in lone._left_running()
+
+
 def test_trackers_name_a_profile_run_s_classes_by_what_they_are(tmp_path):
     """The per-class F1 the trackers log named a profile run's classes 0..17 only, where its report says
     '4 (wear, female, 30-59)': the callbacks' per_class_f1 now names them as the report does (profiles.class_titles),

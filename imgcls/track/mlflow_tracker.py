@@ -220,13 +220,17 @@ class MLflowTracker(Callback):
 
     def _left_running(self) -> str:
         """The failure warning's end: the runs the store keeps RUNNING, which only a call to it can end (no `mlflow
-        runs` command sets a run's status), and how to end them once it answers again."""
+        runs` command sets a run's status), and how to end them once it answers again, each with the status this
+        tracker would have given it: a group's run (tune's study) FINISHED, as on_run_end / on_run_abort end it (its
+        trials ran their course), the run or k-fold set the failure left unfinished FAILED."""
         if not self.open:
             return ""
         ids, one = list(self.open), len(self.open) == 1
-        end = f"MlflowClient('{self.uri}').set_terminated('{ids[0] if one else 'RUN_ID'}', 'FAILED')"
+        ends = [f"set_terminated('{i}', '{'FINISHED' if i == self.group_id else 'FAILED'}')" for i in ids]
+        end = (f"MlflowClient('{self.uri}').{ends[0]}" if one else
+               f"c = MlflowClient('{self.uri}'); " + "; ".join(f"c.{e}" for e in ends))
         return (f"; its MLflow run{'' if one else 's'} {', '.join(ids)} stay{'s' if one else ''} RUNNING there, as "
-                f"the store cannot be told: once it answers again, end {'it' if one else 'each'} with python -c "
+                f"the store cannot be told: once it answers again, end {'it' if one else 'them'} with python -c "
                 f"\"from mlflow import MlflowClient; {end}\"")
 
     def _local(self) -> bool:
