@@ -1020,6 +1020,39 @@ def test_a_users_own_study_db_or_tables_in_the_study_folder_are_refused_not_writ
     refused("report.html, trials.csv are")
 
 
+def test_a_users_own_trial_folder_in_the_study_folder_is_refused_not_trained_into(data, tmp_path, space):
+    """A folder trial_NNNN of the user's in the study folder (their notes, their weights): the trial of that number
+    failed on it after the study opened, advising train's --name / --exist-ok, and --keep would delete its *.pt.
+    Now one line before the study is opened, nothing touched, in a new study's folder and in a study's own; the
+    study's own trial folders (a run, one --keep stripped) are resumed as ever."""
+    study = tmp_path / "tune" / "s"
+    mine = study / "trial_0000"
+    mine.mkdir(parents=True)
+    (mine / "notes.txt").write_text("mine")
+    (mine / "best.pt").write_text("my weights")
+    args = ["tune", str(data), "--study", "s", "--space", str(space), "--out", str(tmp_path / "tune"), "--trials",
+            "1", "--pruner", "none", "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1",
+            "--workers", "0", "--device", "cpu", "--val-split", "0.3", "--batch-size", "8", "--aug", "none", "--no-plots"]
+
+    def refused(name, trials):
+        before = tree_snapshot(tmp_path)
+        r = CliRunner().invoke(app, args[:9] + [str(trials)] + args[10:])
+        line = " ".join(r.output.split())
+        assert r.exit_code == 2 and "Traceback" not in r.output and r.output.count("error:") == 1, r.output
+        assert f"--study {study}: {name} is not a trial's run folder" in line, line
+        assert "choose another --study, or move it away first" in line and "--exist-ok" not in line, line
+        assert tree_snapshot(tmp_path) == before
+    refused("trial_0000", 1)
+    mine.rename(tmp_path / "aside")
+    assert CliRunner().invoke(app, args).exit_code == 0          # the study's trial_0000, a run folder
+    (tmp_path / "aside").rename(study / "trial_0001")
+    refused("trial_0001", 2)                                     # in the study's own folder too
+    (study / "trial_0001").rename(tmp_path / "aside")
+    (study / "trial_0001").mkdir()                               # an empty one holds nothing of anyone's
+    r = CliRunner().invoke(app, args[:9] + ["1"] + args[10:])    # the study resumes (its trial folder passes)
+    assert r.exit_code == 0, r.output
+
+
 def test_a_tracker_that_does_not_import_is_one_line_before_a_new_study_opens(data, tmp_path, space, monkeypatch):
     """The tracker check asked only whether the package is installed (importlib.util.find_spec): a wandb that is
     installed but fails to import (a broken dependency, here a package on sys.path whose import raises) passed it,

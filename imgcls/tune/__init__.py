@@ -414,6 +414,7 @@ def _check_up_front(cfg: TuneConfig):
     # writes its tables into a study.db there)
     files = ("trials.csv", "best_config.yaml", "report.html") + (() if cfg.storage else ("study.db",))
     refuse_users_files(study_dir, "tune", [study_dir / n for n in files], flag="--study")
+    _refuse_users_trial_folders(study_dir)
     _study_options(cfg, storage_url(cfg))    # first: a resumed study's data, left unset, is the study's own
     if cfg.train.src is None:
         cfg.train.src = str(default_input("train"))    # as imgcls train: the furthest pipeline stage, announced
@@ -429,6 +430,38 @@ def _check_up_front(cfg: TuneConfig):
     if cfg.sampler == "grid":
         space.grid()
     return space, storage_url(cfg)
+
+
+TRIAL_DIR = re.compile(r"trial_\d{4,}")       # a trial's run folder in the study folder: trial_NNNN
+
+
+def _refuse_users_trial_folders(study_dir: Path) -> None:
+    """A trial_NNNN in the study folder that is not a run's folder (earlier_output: train's own files, a trial
+    --keep stripped included) nor empty is the user's: the trial of that number would fail on it after the study
+    opened (train's advice, --name / --exist-ok, no fix here), --keep would delete its *.pt, and a study given
+    --exist-ok would train into it. Refused in one line before the study is opened, as refuse_users_files refuses
+    the study's own files; a run folder there is the study's (or train refuses it, naming it, as ever)."""
+    from imgcls.outputs import _OWN_MARK, earlier_output
+    try:
+        found = sorted(p for p in study_dir.iterdir() if TRIAL_DIR.fullmatch(p.name))
+    except OSError:       # no study folder yet (or one check_writable names)
+        return
+
+    def users(p: Path) -> bool:
+        if p.is_symlink() or not p.is_dir():
+            return True
+        try:
+            return not earlier_output(p, "train") and any(p.iterdir())
+        except OSError:       # a folder it may not list: not one tune made
+            return True
+    theirs = [p.name for p in found if users(p)]
+    if not theirs:
+        return
+    shown = ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
+    one = len(theirs) == 1
+    raise UserError(f"--study {study_dir}: {shown} {'is' if one else 'are'} not a trial's run folder (no "
+                    f"{_OWN_MARK['train']} there); imgcls tune would train the trial of that number into "
+                    f"{'it' if one else 'them'}: choose another --study, or move {'it' if one else 'them'} away first")
 
 
 def _say_config_replaced(cfg: TuneConfig, space) -> None:
