@@ -701,6 +701,35 @@ def test_tune_passes_no_plots_to_its_trials():
     assert option_changes(TrainConfig().to_dict(), TrainConfig(plots=False).to_dict()) == []
 
 
+@pytest.mark.timeout(120)
+def test_trials_draw_figures_only_with_trial_plots(data, tmp_path, space, capsys):
+    """Every trial drew curves.png and the confusion PNGs unless --no-plots: about a second a trial on figures
+    nobody looks at (Ultralytics' tuner trains its trials with plots=False). TuneConfig.trial_plots (--trial-plots)
+    is off by default: the trials draw none, the closing line and report.html say how to have them (the best
+    trial's: best_config.yaml re-trained, which keeps plots on); --trial-plots draws them; with --no-plots it is
+    refused as contradictory."""
+    assert TuneConfig().trial_plots is False
+    r = CliRunner().invoke(app, ["tune", "--help"], terminal_width=200)
+    assert "--trial-plots" in r.output, r.output
+    figures = ("curves.png", "confusion_matrix.png", "confusion_matrix_normalized.png")
+    capsys.readouterr()
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=1))
+    err = " ".join(capsys.readouterr().err.split())
+    trial = study_dir / "trial_0000"
+    assert (trial / "metrics.csv").is_file() and not any((trial / f).exists() for f in figures)
+    assert yaml.safe_load((study_dir / "best_config.yaml").read_text())["plots"] is True
+    said = (f"the trials drew no figures (--trial-plots (Python: trial_plots=True) draws them); the best trial's: "
+            f"imgcls train --config {study_dir / 'best_config.yaml'}")
+    assert said in err, err
+    assert "the trials drew no figures" in (study_dir / "report.html").read_text()
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, study="drawn", trials=1, trial_plots=True))
+    assert all((study_dir / "trial_0000" / f).is_file() for f in figures)
+    assert "the trials drew no figures" not in " ".join(capsys.readouterr().err.split())
+    with pytest.raises(UserError, match=r"--trial-plots .* with --no-plots .*: --no-plots draws no figure at all"):
+        run_tune(tune_cfg(data, tmp_path, space, study="x", trial_plots=True, train={"plots": False}))
+    assert not (tmp_path / "tune" / "x").exists()
+
+
 def test_a_key_or_fixed_option_no_trial_lets_act_is_refused():
     with pytest.raises(UserError, match="space key 'smoothing': --smoothing acts only with --loss label-smoothing, "
                                         "and this run has --loss ce"):

@@ -72,6 +72,11 @@ class TuneConfig:
                                  help="Optuna RDB URL (postgresql://, mysql://, sqlite:///) or a journal file; "
                                       "processes given the same storage share the study.")
     out: str = option("outputs/tune", panel=STUDY, cli_type=Path, from_cli=str, help="Folder of studies.")
+    trial_plots: bool = option(False, panel=STUDY,
+                               help="Each trial draws train's figures (curves.png, the confusion PNGs: about a second "
+                                    "a trial); without it trials draw none, their numbers in metrics.csv and "
+                                    "per_class.csv, and the best trial's are drawn by re-training best_config.yaml. "
+                                    "--no-plots: tune draws no figure at all, report.html's plots neither.")
     keep: str = option("best-3", panel=STUDY,
                        help="best-K: only the K best trials keep their checkpoints; all: every trial keeps them.")
     config: str | None = option(None, cli=False,
@@ -93,6 +98,10 @@ class TuneConfig:
                             f"(it names the folder {self.out}/STUDY; the same name resumes the study)")
         self.keep_k()
         self.timeout_seconds()
+        if self.trial_plots and not self.train.plots:
+            raise UserError(f"{python_too('--trial-plots', 'trial_plots=True')} with "
+                            f"{python_too('--no-plots', 'TrainConfig(plots=False)')}: --no-plots draws no figure at "
+                            f"all; give one of them")
         # each trial's run folder is OUT/STUDY/trial_NNNN: a train name / out would be silently replaced
         given = [f"{k}={getattr(self.train, k)!r}" for k in set_options(self.train, ("name", "out"))]
         if given:
@@ -365,7 +374,10 @@ class _Objective:
         from imgcls.console import interrupt_said_outside
         try:
             with interrupt_said_outside():     # Ctrl-C: tune's line names how to resume the study, not the trial
-                run_train(TrainConfig.from_dict(d), track_group=self.cfg.study,
+                # figures only with --trial-plots (Ultralytics' tuner trains its trials with plots=False too); the
+                # trial's "config" (best_config.yaml) keeps the fixed --plots, for the run re-trained from it
+                run_train(TrainConfig.from_dict({**d, "plots": d["plots"] and self.cfg.trial_plots}),
+                          track_group=self.cfg.study,
                           callbacks=[*self.callbacks, TrialReporter(trial, column, self.deadline)])
             value = trial_value(run_dir, self.cfg.metric)
             self.ran += 1

@@ -267,6 +267,20 @@ def plots(study, label: str = "objective", folds: bool = False) -> list[tuple[st
     return out
 
 
+def trial_figures(cfg, study_dir: Path) -> str | None:
+    """Where the trials drew no figures (no --trial-plots), what the report and the closing line say: how to have
+    them, and the best trial's (best_config.yaml re-trained: a normal run draws them); None where they drew them."""
+    if cfg.trial_plots:
+        return None
+    from imgcls.console import sh
+    from imgcls.options import python_too
+    how = (python_too("--trial-plots", "trial_plots=True") + " draws them" if cfg.train.plots
+           else "--no-plots")
+    best = study_dir / "best_config.yaml"
+    again = (f"; the best trial's: imgcls train --config {sh(best)}" if best.exists() and cfg.train.plots else "")
+    return f"the trials drew no figures ({how}){again}"
+
+
 def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, seconds: float, label: str) -> Path:
     from imgcls import report as rp
     where = "mean over the folds of each fold's best epoch" if cfg.train.folds else "the best epoch"
@@ -281,6 +295,9 @@ def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, sec
         summary += [("best trial", f"trial {done[0].number}: {label} {done[0].value:.4f} "
                                    f"({done[0].user_attrs.get('run_dir', '')})"),
                     ("best parameters", ", ".join(f"{k}={_fmt(v)}" for k, v in done[0].params.items()))]
+    figures = trial_figures(cfg, study_dir)
+    if figures:
+        summary.append(("trial figures", figures))
     pruned = frame[frame["state"] == "pruned"] if len(frame) else frame
     if len(pruned):
         summary.append(("pruning", pruning_line(pruned, cfg)))
@@ -377,4 +394,6 @@ def write_all(study, cfg, study_dir: Path, url: str, seconds: float, label: str)
     write_report(study, cfg, study_dir, url, frame, seconds, label)
     print_top(study, terminal_label(label, bool(cfg.train.folds)), study_dir)
     best = " best_config.yaml (imgcls train --config)," if (study_dir / "best_config.yaml").exists() else ""
-    info(f"study outputs in {study_dir}/:{best} trials.csv, report.html, trial_NNNN/ run folders")
+    figures = trial_figures(cfg, study_dir)
+    info(f"study outputs in {study_dir}/:{best} trials.csv, report.html, trial_NNNN/ run folders"
+         + (f"; {figures}" if figures else ""))
