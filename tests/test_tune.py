@@ -924,6 +924,32 @@ def test_report_rounds_its_tables_and_names_the_plots_axes(tmp_path, space, monk
     assert len(axes["lr"][0]) >= 2, axes["lr"]
 
 
+def test_a_no_plots_study_s_report_draws_no_figure_and_says_so(tmp_path, space, monkeypatch):
+    """report.html drew Optuna's five plots at every run_tune, --no-plots or not: a --no-plots tune drew figures
+    after all. --no-plots now governs them too: none drawn, one line in their place, as train's report says it;
+    without it the five are drawn as before."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    import imgcls.report as rp
+    from imgcls.tune.report import NO_PLOTS, trials_frame, write_report
+    study = optuna.create_study(direction="maximize")
+    for k, value in enumerate((0.4, 0.6)):
+        study.add_trial(create_trial(state=TrialState.COMPLETE, value=value, params={"lr": 1e-3 * (k + 1)},
+                                     distributions={"lr": FloatDistribution(1e-4, 1e-2, log=True)},
+                                     intermediate_values={1: value}))
+    drawn, save = [], rp.figure_data_uri
+    monkeypatch.setattr(rp, "figure_data_uri", lambda fig, dpi=100: drawn.append(fig) or save(fig, dpi))
+    cfg = tune_cfg(tmp_path, tmp_path, space, train={"plots": False})
+    page = write_report(study, cfg, tmp_path, "sqlite://", trials_frame(study), 1.0, "val macro-F1").read_text()
+    assert drawn == [] and "data:image/png" not in page
+    assert page.count(NO_PLOTS.replace("'", "&#39;")) == 1 and "figures not drawn (--no-plots)" in page
+    assert "the trials drew no figures (--no-plots)" in page
+    page = write_report(study, tune_cfg(tmp_path, tmp_path, space), tmp_path, "sqlite://", trials_frame(study), 1.0,
+                        "val macro-F1").read_text()
+    assert len(drawn) == 5 and "figures not drawn" not in page
+
+
 def test_the_study_name_alone_resumes_a_study_with_its_fixed_options(data, tmp_path, space):
     """The README's `imgcls tune --study lite0 --trials 30` ('the same study again: resumes it') after a study
     started with --model / --epochs / --img-size ... was refused: the options it left out were taken as train's

@@ -11,6 +11,7 @@ from imgcls.train.config import TrainConfig
 from imgcls.tune.space import trial_options
 
 TOP = 5
+NO_PLOTS = "figures not drawn (--no-plots): Optuna's plots neither; trials.csv holds their numbers"
 
 
 def _state(t) -> str:
@@ -305,9 +306,12 @@ def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, sec
     sections = [("Summary", rp.key_values(summary)),
                 (f"Top {TOP}", rp.table(shown[shown["state"] == "complete"].sort_values(
                     "value", ascending=study.direction.name == "MINIMIZE").head(TOP)))]
-    for title, uri, note in plots(study, label, bool(cfg.train.folds)):
-        muted = rp.note(note) if note else ""
-        sections.append((title, rp.img(uri, title) + muted if uri else muted))
+    if not cfg.train.plots:             # --no-plots: no figure at all, Optuna's neither (said, as train's report)
+        sections.append(("Plots", rp.note(NO_PLOTS)))
+    else:
+        for title, uri, note in plots(study, label, bool(cfg.train.folds)):
+            muted = rp.note(note) if note else ""
+            sections.append((title, rp.img(uri, title) + muted if uri else muted))
     sections.append(("All trials", rp.table(shown, max_rows=1000)))
     return rp.write_page(study_dir / "report.html", f"imgcls tune: {cfg.study}", sections)
 
