@@ -39,6 +39,18 @@ def set_quiet(quiet: bool, command: bool = False) -> None:
     _state["command"] = bool(command)
 
 
+@contextmanager
+def quiet_for(quiet: bool, command: bool = False) -> Iterator[None]:
+    """set_quiet(quiet, command) for the body, and the state before it back after: a notebook that set_quiet(True)
+    for itself and runs a command through Typer's CliRunner stays quiet after it (a command set quiet off)."""
+    before = (_state["quiet"], _state["command"])
+    set_quiet(quiet, command)
+    try:
+        yield
+    finally:
+        set_quiet(*before)
+
+
 def prints_output() -> bool:
     """Whether a command's output (imgcls runs' leaderboard and diff) is printed: not under a Python caller's
     set_quiet(True) (run_runs returns it), under the CLI's --quiet yes (it is what the command was asked for);

@@ -192,3 +192,22 @@ def test_python_quiet_is_the_flag_for_the_steps_a_process_calls(tmp_path, capsys
     assert (tmp_path / "py.csv").read_text() == (tmp_path / "cli.csv").read_text()
     run_split(root, tmp_path / "py2.csv", cfg=SplitConfig(folds=2, near_dup=False))
     assert capsys.readouterr().out          # not quiet again: split's distribution table
+
+
+def test_a_command_run_from_python_leaves_the_caller_s_quiet_as_it_was(tmp_path):
+    """one_line_errors ended every command with set_quiet(False): a notebook that set_quiet(True) for itself and ran
+    a command through Typer's CliRunner was loud again after it. The state before the command is restored, after a
+    command that succeeds and one that fails, with or without its own --quiet."""
+    from typer.testing import CliRunner
+    from imgcls.cli import app
+    missing = str(tmp_path / "missing")
+    for before in (True, False):
+        for args in (["tune", "--show-space"], ["tune", "--show-space", "--quiet"], ["split", missing, "--quiet"],
+                     ["split", missing]):
+            console.set_quiet(before)
+            try:
+                r = CliRunner().invoke(app, args)
+                assert r.exit_code == (2 if args[0] == "split" else 0), (args, r.output)
+                assert (console.is_quiet(), console._state["command"]) == (before, False), (before, args)
+            finally:
+                console.set_quiet(False)

@@ -12,7 +12,7 @@ from typing import Annotated, Callable, Iterator, Optional
 import typer
 import typer.core
 
-from imgcls.console import error, interrupt_said, interrupted, set_quiet
+from imgcls.console import error, interrupt_said, interrupted, quiet_for
 from imgcls.errors import UserError
 from imgcls.options import cli_parameters, from_cli
 
@@ -153,24 +153,22 @@ def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
     code, no traceback; Ctrl-C is one `interrupted:` line and exit 130 (Typer exited 130 saying nothing), unless the
     step said its own (imgcls.console.interrupted: train names its run folder and the resume command)."""
     interrupt_said()                    # a line said outside a command (a Python caller's run) is not this one's
-    set_quiet(quiet, command=True)
-    try:
-        yield
-    except UserError as e:
-        if e.said_elsewhere:
-            # torchrun stops every process as soon as one ends: this one lets the process that says the line end
-            # first (torchrun's SIGTERM ends this one then), and says it itself if it is still running by then
-            import time
-            time.sleep(SAID_ELSEWHERE_WAIT_S)
-        error(str(e))
-        raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        if not interrupt_said():
-            interrupted(f"interrupted: {what} stopped before it finished (Ctrl-C); run the same command again to "
-                        f"complete it")
-        raise typer.Exit(130) from None
-    finally:
-        set_quiet(False)
+    with quiet_for(quiet, command=True):    # the quiet before it back after (a notebook's own)
+        try:
+            yield
+        except UserError as e:
+            if e.said_elsewhere:
+                # torchrun stops every process as soon as one ends: this one lets the process that says the line end
+                # first (torchrun's SIGTERM ends this one then), and says it itself if it is still running by then
+                import time
+                time.sleep(SAID_ELSEWHERE_WAIT_S)
+            error(str(e))
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            if not interrupt_said():
+                interrupted(f"interrupted: {what} stopped before it finished (Ctrl-C); run the same command again to "
+                            f"complete it")
+            raise typer.Exit(130) from None
 
 
 CTX = "imgcls_click_context"   # the Typer context a command built with options= receives (not passed on)
