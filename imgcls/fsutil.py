@@ -12,6 +12,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterator, Sequence
 
 from imgcls.errors import UserError
+from imgcls.options import choose_another
 
 # the name atomic_path gives its temporary file: .<name>.<mkstemp's 8 random characters>.tmp<suffix>
 _TMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^./]*)?$")
@@ -269,7 +270,7 @@ def check_output_not_source(out: str | os.PathLike, folders, flag: str = "--out"
     for folder in folders:
         if os.path.realpath(folder) == real:
             raise UserError(f"{flag} {out} is the folder of {folder}, which this step reads: its report and "
-                            f"predictions would be overwritten; choose another {flag} (e.g. {Path(folder) / 'pred'})")
+                            f"predictions would be overwritten; {choose_another(flag)}, e.g. {Path(folder) / 'pred'}")
 
 
 def check_not_replacing(outputs, read: Sequence[str | os.PathLike], flag: str = "--out") -> None:
@@ -281,7 +282,7 @@ def check_not_replacing(outputs, read: Sequence[str | os.PathLike], flag: str = 
         if f is not None:
             what = str(o) if os.fspath(o) == os.fspath(f) else f"{o} (that is {f})"
             raise UserError(f"{flag}: {what} is a file this step reads; writing it would replace your own file; "
-                            f"choose another {flag}")
+                            f"{choose_another(flag)}")
 
 
 def _writable(folder: Path) -> bool:

@@ -111,6 +111,12 @@ def python_too(cli: str, python: str) -> str:
     return f"{cli} (Python: {python})"
 
 
+def choose_another(flag_name: str) -> str:
+    """The fix of an output path that is taken, for both callers: 'choose another --out (Python: out=)'. The flag
+    names the step's keyword (--out: out=, --study: study=, --name: name=)."""
+    return python_too(f"choose another {flag_name}", flag_name.lstrip("-").replace("-", "_") + "=")
+
+
 def join(values) -> str:
     """A list option's command-line spelling: 30,60."""
     return ",".join(str(v) for v in values)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from imgcls.errors import UserError
+from imgcls.options import choose_another
 
 MANIFEST_NAME = "manifest.csv"  # the table eda, clean and preprocess write (imgcls.manifest reads it)
 SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it, predict reads it)
@@ -309,7 +310,7 @@ def refuse_users_files(out: str | os.PathLike, step: str, files: Iterable[str | 
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     one = len(names) == 1
     raise UserError(f"{flag} {out}: {shown} {'is' if one else 'are'} not from an earlier imgcls {step} run ({why}); "
-                    f"imgcls {step} would replace {'it' if one else 'them'}: choose another {flag}, or move "
+                    f"imgcls {step} would replace {'it' if one else 'them'}: {choose_another(flag)}, or move "
                     f"{'it' if one else 'them'} away first")
 
 
@@ -343,8 +344,8 @@ def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", 
             why = ("and sweep its temporary files under all of them" if whole else
                    "and the folder would read as its output, not theirs")
             raise UserError(f"{flag} {out} is a folder of imgcls outputs ({below[0].relative_to(out).as_posix()}: "
-                            f"{below[1]}); imgcls {step} would write its own files among them {why}: choose "
-                            f"another {flag} ({instead})")
+                            f"{below[1]}); imgcls {step} would write its own files among them {why}: "
+                            f"{choose_another(flag)}: {instead}")
     found = output_step(out)
     if found is None or found[0] == step or found[0] in own:
         return
@@ -354,9 +355,9 @@ def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", 
         if not clash:
             return
         raise UserError(f"{flag} {writes[0]}: {out} holds {found[1]}, whose {', '.join(clash)} imgcls {step} "
-                        f"would write over; choose another {flag}")
+                        f"would write over; {choose_another(flag)}")
     raise UserError(f"{flag} {out} holds {found[1]}; imgcls {step} would write its own files over or among its "
-                    f"files: choose another {flag} ({instead})")
+                    f"files: {choose_another(flag)}: {instead}")
 
 
 def _output_below(folder: Path, view=None) -> tuple[Path, str] | None:

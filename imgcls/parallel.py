@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from imgcls.console import plural, progress_bar
-from imgcls.options import check, option
+from imgcls.options import check, option, python_too
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -117,9 +117,8 @@ def worker_died(e: BaseException, who: str = "a worker process", advice: str | N
     `who` names the worker, `advice` replaces the default fix (fewer workers), `kept` says what finished work the
     step keeps."""
     from imgcls.errors import UserError
-    # the same words for the command line and a Python caller, who has no --workers flag to pass
-    advice = advice or ("run again with fewer workers (--workers N, or workers=N from Python; 1 runs in this process "
-                        "and shows why)")
+    advice = advice or f"run again with fewer workers: {python_too('--workers N', 'workers=N')}; 1 runs in this " \
+                       f"process and shows why"
     return UserError(f"{who} died ({' '.join(str(e).split())}): out of memory or a crash in it; {advice}"
                      + (f" ({kept})" if kept else ""))
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME, read_yaml, trial_record
-from imgcls.runs_config import COLUMNS, RunsConfig  # noqa: F401  (declared there: light)
+from imgcls.runs_config import COLUMNS, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (RESUME_MAY_CHANGE, RunLock, kfold_finished, planned_classes, planned_folds,
                                  train_finished)
 
@@ -614,7 +614,7 @@ def _must_read(path) -> Run:
         from imgcls.train.config import TrainConfig
         raise UserError(f"{path} does not exist{did_you_mean(path, (TrainConfig.out, ENSEMBLES_DIR))}; give a "
                         f"folder under outputs/runs or "
-                        f"outputs/ensembles (`imgcls runs` lists them)")
+                        f"outputs/ensembles; {RUNS_TABLE} lists them")
     run = read_run(path)
     if run is None:
         raise UserError(f"{path} is not a run folder (no config.yaml or ensemble spec.yaml); give a folder under "

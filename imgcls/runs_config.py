@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from imgcls.options import option
+from imgcls.options import option, python_too
+
+RUNS_TABLE = python_too("`imgcls runs`", "imgcls.runs.run_runs()")     # the leaderboard a fix points to, both callers
 
 COLUMNS = ["name", "kind", "task", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
            "scored_on", "seconds", "changed"]

@@ -728,3 +728,62 @@ def test_a_config_class_annotations_are_evaluated_once_not_once_per_flag(monkeyp
     opts.cli_parameters(Cfg)
     assert names == ["a", "b", "c"]
     assert len(calls) == 1
+
+
+def test_a_python_caller_reads_fixes_that_work_from_python(tmp_path):
+    """Fixes a library error names in the command line's words only ('choose another --out', 'imgcls train --resume
+    RUN finishes it', '`imgcls runs` lists them', 'pass --force', '--workers N, or workers=N from Python') are no fix
+    as written to a Python caller: each is followed by its Python form, in python_too's one wording (the CLI's
+    words stay first, as the command-line tests pin)."""
+    import numpy as np
+    import pandas as pd
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.run import check_ood_classes, check_ood_share
+    from imgcls.ensemble.spec import read_oof
+    from imgcls.fsutil import check_not_replacing, check_output_not_source
+    from imgcls.outputs import CLEAN_SUMMARY, refuse_other_output, refuse_users_files
+    from imgcls.parallel import worker_died
+    from imgcls.train.rundir import RunLock, find_checkpoints
+
+    def said(fn, *args, **kw):
+        with pytest.raises(UserError) as e:
+            fn(*args, **kw)
+        return str(e.value)
+
+    assert opts.choose_another("--out") == "choose another --out (Python: out=)"
+    assert "fewer workers: --workers N (Python: workers=N); 1 runs in this process" in str(worker_died(OSError("x")))
+    run = tmp_path / "run"
+    run.mkdir()
+    assert (f"if it was interrupted, imgcls train --resume {run} (Python: run_train(" in said(read_oof, run, ["a"])
+            and f"resume='{run}')) finishes it" in said(read_oof, run, ["a"]))
+    runs_py = "`imgcls runs` (Python: imgcls.runs.run_runs())"
+    assert said(find_checkpoints, tmp_path / "nope").endswith(f"; give a folder under outputs/runs; {runs_py} lists "
+                                                               f"them")
+    from imgcls.runs import diff_runs
+    assert said(diff_runs, tmp_path / "nope", run).endswith(f"outputs/runs or outputs/ensembles; {runs_py} lists them")
+    with RunLock(run):
+        assert said(RunLock(run, resuming=True).__enter__).endswith(f"wait for it to finish; {runs_py} shows it "
+                                                                     f"running")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.html").write_text("the user's own")
+    assert "choose another --out (Python: out=), or move it away first" in \
+        said(refuse_users_files, mine, "eda", [mine / "report.html"])
+    (mine / CLEAN_SUMMARY).write_text("{}")
+    assert "choose another --out (Python: out=): an empty folder, or an earlier imgcls eda output" in \
+        said(refuse_other_output, mine, "eda")
+    assert said(refuse_other_output, mine, "tune", flag="--study").endswith("choose another --study (Python: study=): "
+                                                                           "an empty folder, or an earlier imgcls "
+                                                                           "tune output")
+    assert said(check_output_not_source, run, [run]).endswith(f"choose another --out (Python: out=), e.g. "
+                                                              f"{run / 'pred'}")
+    f = tmp_path / "train.csv"
+    assert said(check_not_replacing, [f], [f]).endswith("; choose another --out (Python: out=)")
+    ten = np.ones(10, bool)
+    assert said(check_ood_share, ten, ten, CleanConfig()).endswith(
+        "Flag a share with --ood-contamination 0.05, raise --ood-threshold, or pass --force to accept it (Python: "
+        "ood_contamination=0.05, a higher ood_threshold, or force=True)")
+    df = pd.DataFrame({"label": ["a"] * 10, "keep": ten})
+    assert said(check_ood_classes, ten, df, CleanConfig()).endswith(
+        "Pass --no-ood, raise --ood-threshold, or --force to accept it (Python: ood=False, a higher ood_threshold, "
+        "or force=True)")

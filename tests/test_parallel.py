@@ -144,8 +144,8 @@ def test_a_worker_killed_is_one_line_naming_workers_not_a_traceback():
     from imgcls.errors import UserError
     # the fix fits the command line and a Python caller (workers=): '--workers 1' alone was a flag a notebook
     # cannot pass
-    with pytest.raises(UserError, match=re.escape("run again with fewer workers (--workers N, or workers=N from "
-                                                  "Python; 1 runs in this process and shows why)")):
+    with pytest.raises(UserError, match=re.escape("run again with fewer workers: --workers N (Python: workers=N); 1 "
+                                                  "runs in this process and shows why")):
         list(chunked_map(_killed_at_7, list(range(40)), workers=2, chunk=4))
 
 

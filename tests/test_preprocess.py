@@ -980,7 +980,7 @@ def test_a_worker_dying_while_chunks_are_handed_out_is_one_line(tmp_path, monkey
     assert "error: a preprocess worker died (A child process terminated abruptly" in r.flat
     # chunked_map's words for the same event (parallel.worker_died), with what preprocess keeps
     assert ("terminated abruptly, the process pool is not usable anymore): out of memory or a crash in it; run again "
-            "with fewer workers (--workers N, or workers=N from Python; 1 runs in this process and shows why) "
+            "with fewer workers: --workers N (Python: workers=N); 1 runs in this process and shows why "
             "(finished images are kept and skipped next time)") in r.flat, r.flat
 
 

@@ -228,7 +228,7 @@ def test_a_step_refuses_to_replace_the_users_own_files_in_its_out(case, tmp_path
     before = snapshot(tmp_path)
     r = invoke(*args, "--out", mine, *options)
     one_line_error(r, f"--out {mine}: {said}", f"not from an earlier imgcls {cmd} run",
-                   f"choose another --out, or move {'it' if len(files) == 1 else 'them'} away first")
+                   f"choose another --out (Python: out=), or move {'it' if len(files) == 1 else 'them'} away first")
     assert snapshot(tmp_path) == before
     ours = tmp_path / "ours"
     for _ in range(2):          # its own earlier output: replaced, as ever

@@ -99,7 +99,7 @@ def test_exist_ok_refuses_the_users_own_files_of_a_runs_names(data, tmp_path):
     before = tree_snapshot(tmp_path)
     line = one_error_line(train(data, runs, "--name", "mine", "--epochs", "1", "--exist-ok"))
     assert f"--name {mine}: fold_0, report.html are not from an earlier imgcls train run" in line, line
-    assert "choose another --name, or move them away first" in line, line
+    assert "choose another --name (Python: name=), or move them away first" in line, line
     assert tree_snapshot(tmp_path) == before
     (mine / "report.html").unlink()
     (mine / "fold_0" / "x.txt").unlink()

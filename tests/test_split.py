@@ -911,7 +911,7 @@ def test_an_out_over_the_users_own_file_is_refused_and_an_earlier_split_table_re
         said = " ".join(r.output.split())
         assert r.exit_code == 2 and "Traceback" not in r.output, (args, r.output)
         assert f"--out {mine}: train.csv is not from an earlier imgcls split run (no train_summary.json beside it" \
-            in said and "choose another --out, or move it away first" in said
+            in said and "choose another --out (Python: out=), or move it away first" in said
         assert tree_snapshot(tmp_path) == before
     # the reports split writes beside its table are the user's own too where no split table is there: a
     # notes_report.html of theirs was replaced by `split --out notes.csv`

@@ -731,11 +731,11 @@ def test_kfold_set_being_trained_names_the_wait_not_resume(tmp_path):
             find_checkpoints(run)
     line = str(e.value)
     assert line == (f"{run} is a k-fold run that imgcls train is training now (2 fold(s) with a checkpoint so far: "
-                    f"fold_0, fold_1); wait for it to finish (`imgcls runs` shows its progress), or give one "
-                    f"finished fold's folder ({run / 'fold_0'})"), line
+                    f"fold_0, fold_1); wait for it to finish, or give one finished fold's folder ({run / 'fold_0'}); "
+                    f"`imgcls runs` (Python: imgcls.runs.run_runs()) shows its progress"), line
     (run / "fold_1" / "best.pt").unlink()           # the first fold still training: no fold to offer
     with RunLock(run):
-        with pytest.raises(UserError, match=r"shows its progress\)$"):
+        with pytest.raises(UserError, match=r"wait for it to finish; .* shows its progress$"):
             find_checkpoints(run)
     with pytest.raises(UserError, match=r"unfinished k-fold run .*finish it with imgcls train --resume"):
         find_checkpoints(run)                       # nothing trains it now: resume is the fix

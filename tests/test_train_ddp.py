@@ -176,7 +176,7 @@ def test_torchrun_a_finished_run_in_use_refuses_its_moved_data_on_every_process(
     said = {rank: (tmp_path / f"rank{rank}").read_text().split("\n") for rank in (0, 1)}
     code, line = said[0][0], said[0][1][said[0][1].index("error:"):]     # rank 0's info lines before it
     assert code == "2" and line.count("error:") == 1 and "in use by another imgcls train" in line, said
-    assert "`imgcls runs` shows it running" in line and "--name" not in line, said      # the run asked for
+    assert "`imgcls runs` (Python: imgcls.runs.run_runs()) shows it running" in line and "--name" not in line, said      # the run asked for
     assert said[1] == [code, line], said
     assert (run / "config.yaml").read_text() == before
 

@@ -1066,7 +1066,7 @@ def test_a_users_own_study_db_or_tables_in_the_study_folder_are_refused_not_writ
         line = " ".join(r.output.split())
         assert r.exit_code == 2 and "Traceback" not in r.output and r.output.count("error:") == 1, r.output
         assert f"--study {study}: {said} not from an earlier imgcls tune run" in line, line
-        assert "choose another --study, or move" in line, line
+        assert "choose another --study (Python: study=), or move" in line, line
         assert tree_snapshot(tmp_path) == before
     refused("study.db is")
     (study / "study.db").unlink()

@@ -21,7 +21,7 @@ from imgcls.errors import MissingWeightsError, UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_earlier, remove_stale_temps, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
-from imgcls.options import check_arguments
+from imgcls.options import check_arguments, python_too
 from imgcls.outputs import CLEAN_SUMMARY, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
@@ -123,12 +123,15 @@ def check_ood_share(flagged: np.ndarray, readable: np.ndarray, cfg: CleanConfig)
     n = int(readable.sum())
     share = float(flagged.sum()) / n if n else 0.0
     if share > cfg.ood_max_share and not cfg.ood_contamination and not cfg.force:
+        threshold = cfg.ood_threshold is not None
         raise UserError(f"--ood-method {cfg.ood_method} flags {int(flagged.sum())} of {n} images ({share:.0%}, more "
                         f"than --ood-max-share {cfg.ood_max_share:.0%}); nothing written. Flag a share with "
-                        f"--ood-contamination 0.05"
-                        # the two are alternatives: added beside a typed threshold it is refused
-                        + (" in place of --ood-threshold" if cfg.ood_threshold is not None else "")
-                        + ", raise --ood-threshold, or pass --force to accept it")
+                        + python_too(
+                            # the two are alternatives: added beside a typed threshold it is refused
+                            "--ood-contamination 0.05" + (" in place of --ood-threshold" if threshold else "")
+                            + ", raise --ood-threshold, or pass --force to accept it",
+                            "ood_contamination=0.05" + (" in place of ood_threshold" if threshold else "")
+                            + ", a higher ood_threshold, or force=True"))
 
 
 def check_ood_classes(flagged: np.ndarray, df: pd.DataFrame, cfg: CleanConfig) -> None:
@@ -147,7 +150,9 @@ def check_ood_classes(flagged: np.ndarray, df: pd.DataFrame, cfg: CleanConfig) -
     if hit:
         raise UserError(f"--ood-method {cfg.ood_method} flags {', '.join(hit)} images (more than "
                         f"{OOD_MAX_CLASS_SHARE:.0%} of the class): more likely a look the detector does not know than "
-                        f"polluted data; nothing written. Pass --no-ood, raise --ood-threshold, or --force to accept it")
+                        f"polluted data; nothing written. "
+                        + python_too("Pass --no-ood, raise --ood-threshold, or --force to accept it",
+                                     "ood=False, a higher ood_threshold, or force=True"))
 
 
 def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg: CleanConfig | None = None,

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Sequence
 import pandas as pd
 
 from imgcls.ensemble.config import COMBINES, METHODS
-from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME
 
@@ -267,9 +266,10 @@ def read_oof(run: Path, classes: Sequence[str]) -> pd.DataFrame:
     """A run's validation / out-of-fold predictions, indexed by image key (root/path), columns p_<class> + label."""
     f = run / "val_predictions.csv" if run.is_dir() else run.parent / "val_predictions.csv"
     if not f.is_file():
+        from imgcls.train.rundir import resume_fix
         raise UserError(f"{f} does not exist: the run has no validation predictions to score or fit weights on "
-                        f"(train writes them as it validates); if it was interrupted, imgcls train --resume "
-                        f"{sh(f.parent)} finishes it")
+                        f"(train writes them as it validates); if it was interrupted, {resume_fix(f.parent)} "
+                        f"finishes it")
     df = pd.read_csv(f, dtype={"path": str, "root": str, "label": str}, keep_default_na=False)
     cols = [f"p_{c}" for c in classes]
     missing = [c for c in cols if c not in df.columns]

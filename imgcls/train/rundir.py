@@ -22,9 +22,10 @@ from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.fsutil import check_folder_name, did_you_mean
-from imgcls.options import python_too
+from imgcls.options import choose_another, python_too
+from imgcls.runs_config import RUNS_TABLE
 
-ANOTHER_NAME = python_too("choose another --name", "name=")     # a taken run folder's fix, for both callers
+ANOTHER_NAME = choose_another("--name")     # a taken run folder's fix, for both callers
 
 
 def resume_fix(run_dir: str | os.PathLike) -> str:
@@ -137,8 +138,8 @@ class RunLock:
         except BlockingIOError:
             os.close(self.fd)
             self.fd = None
-            fix = "(`imgcls runs` shows it running)" if self.resuming else f"or {ANOTHER_NAME}"
-            raise UserError(f"run folder {self.run_dir} is in use by another imgcls train; wait for it to finish "
+            fix = f"; {RUNS_TABLE} shows it running" if self.resuming else f" or {ANOTHER_NAME}"
+            raise UserError(f"run folder {self.run_dir} is in use by another imgcls train; wait for it to finish"
                             f"{fix}") from None
         return self
 
@@ -252,8 +253,8 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
         done = checkpoints[:-1]
         fold = f", or give one finished fold's folder ({done[0].parent})" if done else ""
         raise UserError(f"{run_dir} is a k-fold run that imgcls train is training now ({len(have)} fold(s) with a "
-                        f"checkpoint so far: {', '.join(have)}); wait for it to finish (`imgcls runs` shows its "
-                        f"progress){fold}")
+                        f"checkpoint so far: {', '.join(have)}); wait for it to finish{fold}; {RUNS_TABLE} shows "
+                        f"its progress")
     if planned is None:         # stopped before its end: the plan train wrote as the set started names what is missing
         planned = [f"fold_{k}" for k in planned_folds(run_dir) or []] or None
     gone = sorted(set(planned or ()) - set(have))
@@ -278,7 +279,7 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     if not run_dir.is_dir():
         from imgcls.outputs import RUNS_DIR
         raise UserError(f"run folder {run_dir} does not exist{did_you_mean(run_dir, (RUNS_DIR,))}; give a "
-                        f"folder under outputs/runs (`imgcls runs` lists them)")
+                        f"folder under outputs/runs; {RUNS_TABLE} lists them")
     direct = run_dir / f"{which}.pt"
     if direct.is_file():
         return [direct]
@@ -303,8 +304,8 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     if not (run_dir / "config.yaml").is_file() and _holds_images(run_dir):
         # `imgcls predict data/test` (the images typed where the run goes) asked whether training had finished
         raise UserError(f"{run_dir} is a dataset folder (it holds images), not a run; give a run folder "
-                        f"(outputs/runs/NAME, `imgcls runs` lists them) - predict takes the images with --data "
-                        f"{run_dir}")
+                        f"(outputs/runs/NAME) - predict takes the images with --data {run_dir}; {RUNS_TABLE} lists "
+                        f"the runs")
     raise UserError(f"no {which}.pt in {run_dir} (nor in {run_dir}/fold_*/); is training finished?")
 
 
