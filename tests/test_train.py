@@ -239,6 +239,34 @@ def _kfold_set_stopped_after_fold_0(splits, out, **kw):
     return run
 
 
+def test_a_python_resume_with_a_fresh_config_continues_the_run_as_the_cli_does(tmp_path):
+    """run_train(cfg, resume=RUN) needed cfg = TrainConfig.resolve(resume=RUN) first: a fresh TrainConfig()'s defaults
+    were taken as given, so a run of another model was refused as changed, and where not the set went on (its next
+    fold's config.yaml recording it) with plots=True, the default workers and device over the recorded plots=False,
+    workers 0, device cpu. Its options at their defaults are now the recorded ones, as `imgcls train --resume RUN`
+    leaves what is not typed: both record the same configs."""
+    import shutil
+    import yaml
+    from imgcls import manifest as mf
+    from imgcls.errors import UserError
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    run = _kfold_set_stopped_after_fold_0(tmp_path / "splits.csv", tmp_path / "runs", lr=3e-3)
+    cli = shutil.copytree(run, tmp_path / "runs" / "cli")
+    r = CliRunner().invoke(app, ["train", "--resume", str(cli), "-q"])
+    assert r.exit_code == 0, r.output
+    with pytest.raises(UserError, match=r"--lr 0.003 -> 0.01 cannot change"):     # a set field is given, as a flag
+        run_train(TrainConfig(lr=0.01), resume=run)
+    assert run_train(TrainConfig(), resume=run) == run
+    for record in ("config.yaml", "fold_1/config.yaml"):
+        py, typed = (yaml.safe_load((d / record).read_text()) for d in (run, cli))
+        assert {**py, "name": None} == {**typed, "name": None}, record
+        assert (py["model"], py["plots"], py["workers"], py["device"], py["lr"]) == ("test_resnet", False, 0, "cpu",
+                                                                                   3e-3), py
+    assert (run / "oof_score.json").is_file() and (cli / "oof_score.json").is_file()
+
+
 def test_a_run_reads_what_it_recorded_from_any_working_folder(tmp_path, monkeypatch):
     """config.yaml recorded the data, --weights and --init-from as typed (`src: data/splits.csv`): `train --resume
     proj/outputs/runs/RUN` from another folder failed with `data/splits.csv does not exist`, or, where that folder
@@ -1315,7 +1343,7 @@ def test_ctrl_c_says_what_the_run_keeps_and_how_to_resume(two_class, tmp_path, c
     said = " ".join(capsys.readouterr().err.split())
     # the fix for both callers: the command, and a Python caller's run_train (--resume is no keyword of it)
     assert f"interrupted: {run} keeps the epochs finished so far (last.pt); imgcls train --resume {run} " \
-           f"(Python: run_train(TrainConfig.resolve(resume='{run}'), resume='{run}')) continues it" in said, said
+           f"(Python: run_train(TrainConfig(), resume='{run}')) continues it" in said, said
     with pytest.raises(KeyboardInterrupt):
         run_train(cfg_for(two_class, tmp_path, name="early"), callbacks=[CtrlC(0)])
     said = " ".join(capsys.readouterr().err.split())
@@ -1323,7 +1351,7 @@ def test_ctrl_c_says_what_the_run_keeps_and_how_to_resume(two_class, tmp_path, c
     # it said 'holds nothing to resume', and the same command again is refused (the folder exists): the way on is
     # --resume, which trains it from the start
     assert f"interrupted before the first epoch finished: {early} holds no finished epoch; imgcls train --resume " \
-           f"{early} (Python: run_train(TrainConfig.resolve(resume='{early}'), resume='{early}')) trains it from " \
+           f"{early} (Python: run_train(TrainConfig(), resume='{early}')) trains it from " \
            f"the start" in said, said
     run_train(TrainConfig.resolve(resume=early), resume=early)
     assert metrics(early)["epoch"].tolist() == [1, 2]
@@ -1345,7 +1373,7 @@ def test_ctrl_c_while_decoding_says_resume_not_the_same_command(two_class, tmp_p
     run = tmp_path / "runs" / "decoding"
     said = " ".join(capsys.readouterr().err.split())
     assert f"interrupted before the first epoch finished: {run} holds no finished epoch; imgcls train --resume " \
-           f"{run} (Python: run_train(TrainConfig.resolve(resume='{run}'), resume='{run}')) trains it from the " \
+           f"{run} (Python: run_train(TrainConfig(), resume='{run}')) trains it from the " \
            f"start" in said, said
     monkeypatch.setattr(tdata, "decode_cache", decode)
     run_train(TrainConfig.resolve(resume=run), resume=run)
@@ -2104,6 +2132,6 @@ def test_a_taken_run_name_names_the_keywords_a_python_caller_passes(two_class, t
     (tmp_path / "runs" / "run" / "last.pt").write_bytes(b"")      # a run's checkpoint: a run, not finished
     run = tmp_path / "runs" / "run"
     with pytest.raises(UserError, match=re.escape(f"continue it with imgcls train --resume {run} (Python: run_train("
-                                                  f"TrainConfig.resolve(resume='{run}'), resume='{run}')), or choose "
+                                                  f"TrainConfig(), resume='{run}')), or choose "
                                                   f"another --name (Python: name=)")):
         run_train(cfg_for(two_class, tmp_path, exist_ok=True))

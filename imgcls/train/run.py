@@ -148,9 +148,23 @@ def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
     check_typed(cfg, [n for n in typed if n in later])
 
 
+def _given_over_record(cfg: TrainConfig, resume, typed) -> TrainConfig:
+    """The config a resume continues with, as `imgcls train --resume RUN` builds it (TrainConfig.resolve: the
+    record, the flags given laid over it): here the options `cfg` sets to other than their defaults, and `typed`.
+    A Python caller's fresh TrainConfig() took its defaults as given: the record's plots=False became plots=True,
+    its workers, device and trackers the defaults', and any other recorded option it left at its default was
+    refused as changed. A config TrainConfig.resolve(resume=RUN) gave comes out the same."""
+    from imgcls.options import set_options
+    names = dict.fromkeys([*set_options(cfg), *(n for n in (typed or ()) if hasattr(cfg, n))])
+    return TrainConfig.resolve({n: getattr(cfg, n) for n in names}, resume=resume, validate=False)
+
+
 def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None,
               callbacks=None, track_group: str | None = None, typed=None) -> Path:
-    """Train (every fold with folds='all'); returns the run folder. `resume`: a run folder to continue.
+    """Train (every fold with folds='all'); returns the run folder. `resume`: a run folder to continue, as
+    `imgcls train --resume RUN` does: the options of `cfg` set to other than their defaults (and those `typed`) are
+    laid over the run's config.yaml, as that command's flags are; the rest are the recorded ones
+    (run_train(TrainConfig(), resume=RUN) continues the run as it was recorded).
     `stop_after`: stop after that many epochs in total (as if interrupted; `resume` continues).
     `callbacks`: imgcls.train.callbacks.Callback objects, called on rank 0 only; an exception one raises propagates
     out of run_train after the finished epochs' last.pt / metrics.csv are written. `track_group`: a name several
@@ -162,6 +176,8 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     # under torchrun every process checks the same options and files (and gets rank 0's refusal of the run folder or
     # cache): a refusal is said once
     with same_on_every_process():
+        if resume is not None:
+            cfg = _given_over_record(cfg, resume, typed)
         _check_up_front(cfg, resume, typed)
         import torch
         state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),

@@ -30,9 +30,8 @@ ANOTHER_NAME = choose_another("--name")     # a taken run folder's fix, for both
 
 def resume_fix(run_dir: str | os.PathLike) -> str:
     """The command that continues a run, and its Python call (run_train continues the run with the config it
-    records: TrainConfig.resolve(resume=...) reads it)."""
-    return python_too(f"imgcls train --resume {sh(run_dir)}",
-                      f"run_train(TrainConfig.resolve(resume={str(run_dir)!r}), resume={str(run_dir)!r})")
+    records, the options a fresh TrainConfig() leaves at their defaults read from it)."""
+    return python_too(f"imgcls train --resume {sh(run_dir)}", f"run_train(TrainConfig(), resume={str(run_dir)!r})")
 
 
 def check_run_name(name: str | None) -> None:
