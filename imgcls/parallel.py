@@ -83,16 +83,27 @@ def sigint_held():
     """SIGINT held back in this thread while a pool starts its workers (forked at its first task, spawned as
     tasks are submitted): a Ctrl-C between a worker's start and its ignore_sigint() (the seconds a spawned worker
     takes to import) printed a KeyboardInterrupt traceback from that worker. The workers inherit the block (across
-    a spawn's exec too) and drop what is pending once they ignore it; this process gets it on leaving."""
+    a spawn's exec too) and drop what is pending once they ignore it; this process gets it on leaving. The block
+    is this thread's: a Ctrl-C the kernel hands to another thread (rich's bar refresh) still ran Python's handler
+    in the middle of a submit (a worker started but not yet the pool's, left to race the exit); in the main thread
+    Python's handler is held back too and called on leaving."""
     import signal
+    import threading
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
     old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler, held = None, []
+    if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(signal.SIGINT)):
+        handler = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)     # a pending Ctrl-C comes now: to `held` or `handler`
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
+    if held:
+        handler(signal.SIGINT, None)
 
 
 @contextmanager

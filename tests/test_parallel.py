@@ -137,6 +137,36 @@ def _killed_at_7(x: int) -> int:
     return x
 
 
+_CTRL_C_IN_A_HOLD = """
+import os, signal, threading, time
+from imgcls.parallel import sigint_held
+
+threading.Thread(target=time.sleep, args=(5,), daemon=True).start()    # as rich's bar refresh: SIGINT not blocked
+try:
+    with sigint_held():
+        os.kill(os.getpid(), signal.SIGINT)
+        t = time.monotonic()
+        while time.monotonic() - t < 0.5:      # a submit's work
+            pass
+        print("held")
+except KeyboardInterrupt:
+    print("interrupted")
+"""
+
+
+def test_a_ctrl_c_in_sigint_held_waits_for_its_end_with_another_thread_running():
+    """sigint_held blocked SIGINT in this thread alone: with another thread running (the progress bar's refresh),
+    the kernel handed it that thread, and Python's handler still raised KeyboardInterrupt in the main thread in
+    the middle of the held submit (a worker started but not yet in the pool's table, left to race the exit). It
+    is raised as the hold ends."""
+    import os
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _CTRL_C_IN_A_HOLD], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
+    assert r.stdout.split() == ["held", "interrupted"], (r.stdout, r.stderr)
+
+
 def test_a_worker_killed_is_one_line_naming_workers_not_a_traceback():
     """A worker process killed (out of memory) or crashed while eda / clean / split / train's decoding ran their
     images through chunked_map raised concurrent.futures' BrokenProcessPool: a traceback, exit 1. It is a UserError
