@@ -106,6 +106,88 @@ def sigint_held():
         handler(signal.SIGINT, None)
 
 
+class _PoolSigint:
+    """closed_pool's SIGINT handler: the first Ctrl-C is Python's KeyboardInterrupt; one during the pool's shut-down
+    (or on the way to it) does not interrupt it (it is raised after) and stops the workers at once (stop_workers).
+    Once the pool is shut down it hands every Ctrl-C to the handler it replaced (where it could not be put back:
+    a generator's pool closed by the garbage collector in another thread)."""
+
+    def __init__(self, ex, old):
+        self.ex, self.old = ex, old
+        self.interrupted = False    # the KeyboardInterrupt raised: on its way to the shut-down
+        self.closing = False
+        self.done = False
+        self.pending = False        # a Ctrl-C while closing without one: raised once the pool is shut down
+
+    def __call__(self, signum, frame):
+        if self.done:
+            return self.old(signum, frame)
+        if self.interrupted or self.closing:
+            self.pending = True
+            stop_workers(self.ex)
+            return
+        self.interrupted = True
+        raise KeyboardInterrupt
+
+
+def stop_workers(ex) -> None:
+    """A Ctrl-C during a pool's shut-down, which waits for the chunks the workers hold (seconds, with a model per
+    image; a spawned worker still importing): the workers are terminated (SIGTERM: they ignore SIGINT); their
+    chunks are lost as the interrupted step's are (an image a preprocess worker was writing is a temporary file
+    its next run removes; chunked_map's workers write nothing).
+    The executor sees them dead and ends (its BrokenProcessPool goes to futures nobody reads). This process's
+    copy of the result pipe's writing end is closed: a worker killed halfway through sending a result left the
+    executor's thread waiting for the rest forever (it reads the end of the pipe instead), only while that thread
+    runs: after it the shut-down closes the pipe itself, and this handler may have stopped it halfway. (The
+    executor's attributes are CPython's private ones (read on 3.11); an executor without them is left to end
+    as it does.)"""
+    for p in list((getattr(ex, "_processes", None) or {}).values()):
+        p.terminate()
+    results = getattr(ex, "_result_queue", None)
+    if results is not None and getattr(ex, "_executor_manager_thread", None) is not None:
+        results._writer.close()     # only workers write there
+
+
+@contextmanager
+def closed_pool(ex):
+    """A ProcessPoolExecutor's life (every pool of the steps': worker_pool's, preprocess's), shut down on leaving:
+    waiting for the workers, the chunks not started dropped on an error or Ctrl-C. A second Ctrl-C (the terminal's
+    SIGINT again, a user's repeated one) interrupted that wait, and Python 3.11's Thread.join, interrupted, marks
+    the executor's still-running thread as ended (threading._wait_for_tstate_lock's bpo-45274 branch): the
+    shut-down went on as if it had, closing the result pipe under that thread, and nothing waited for the workers
+    any more. What was left raced the interpreter's exit, tracebacks over the interrupted line: the thread's
+    OSError 'handle is closed' (or the exit's wakeup of it, EBADF), and a spawned worker still starting got a
+    FileNotFoundError opening its semaphore, which the exit had unlinked. Here (in the main thread, where Python
+    runs signal handlers) a Ctrl-C after the first, or during the shut-down, does not interrupt it: it stops the
+    workers (stop_workers), so the shut-down ends soon and whole, and is raised after it. A caller's own SIGINT
+    handler (not Python's default) is left alone."""
+    import signal
+    import threading
+    on_sigint = None
+    if threading.current_thread() is threading.main_thread():
+        old = signal.getsignal(signal.SIGINT)
+        if old is signal.default_int_handler or isinstance(old, _PoolSigint):     # a pool in a pool's life too
+            on_sigint = _PoolSigint(ex, old)
+            signal.signal(signal.SIGINT, on_sigint)
+    state = on_sigint if on_sigint is not None else _PoolSigint(ex, None)     # not installed: flags only
+    try:
+        with ex:                        # leaving: ex.shutdown(wait=True)
+            try:
+                yield ex
+            except BaseException:       # Ctrl-C, an error: the chunks not started are dropped, not worked through
+                state.closing = True
+                ex.shutdown(wait=True, cancel_futures=True)
+                raise
+            state.closing = True
+    finally:
+        state.done = True
+        if on_sigint is not None and threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is on_sigint:
+            signal.signal(signal.SIGINT, on_sigint.old)
+    if state.pending:
+        raise KeyboardInterrupt
+
+
 @contextmanager
 def worker_pool(workers: int):
     """One pool of `workers` processes for several chunked_map calls in a row (one start, not one per call); None
@@ -114,12 +196,8 @@ def worker_pool(workers: int):
         yield None
         return
     from concurrent.futures import ProcessPoolExecutor
-    with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread) as ex:
-        try:
-            yield ex
-        except BaseException:       # Ctrl-C, an error: the chunks not started are dropped, not worked through
-            ex.shutdown(wait=True, cancel_futures=True)
-            raise
+    with closed_pool(ProcessPoolExecutor(max_workers=workers, initializer=_one_thread)) as ex:
+        yield ex
 
 
 def worker_died(e: BaseException, who: str = "a worker process", advice: str | None = None, kept: str = ""):

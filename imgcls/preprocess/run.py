@@ -17,7 +17,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
 from imgcls.options import check_arguments
 from imgcls.outputs import refuse_other_output, refuse_users_files
-from imgcls.parallel import ParallelOptions, check_workers, sigint_held
+from imgcls.parallel import ParallelOptions, check_workers, closed_pool, sigint_held
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.preprocess.config import BLANK_MATTE, FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
 from imgcls.preprocess.image import (FACE_COLUMNS, RECORD_COLUMNS, Models, empty_record, init_worker, process_image,
@@ -231,8 +231,10 @@ def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> No
     # OpenMP thread pools whose locks a forked child inherits (a bench that forked workers after an in-process run
     # in the same process did not finish in 10 minutes)
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker,
-                             initargs=(cfg, threads)) as ex:
+    # closed_pool: the images not started are dropped on Ctrl-C (leaving the pool waited for them all), a Ctrl-C
+    # during its shut-down stops the workers
+    with closed_pool(ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker,
+                                         initargs=(cfg, threads))) as ex:
         try:
             # submit too: a worker that died while the chunks were still being handed out broke the pool there.
             # The workers are spawned as the chunks are submitted: they start with Ctrl-C held (sigint_held), which
@@ -255,9 +257,6 @@ def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> No
             from imgcls.parallel import worker_died
             raise worker_died(e, "a preprocess worker", _why_workers_die(),
                               "finished images are kept and skipped next time") from None
-        except BaseException:   # Ctrl-C: the images not started are dropped (leaving the pool waited for them all)
-            ex.shutdown(wait=True, cancel_futures=True)
-            raise
 
 
 def _why_workers_die() -> str | None:
