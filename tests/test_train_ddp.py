@@ -1,6 +1,7 @@
-"""DDP on CPU: torchrun, gloo backend, 2 processes (a slower test, ~30 s)."""
+"""DDP on CPU: torchrun, gloo backend, 2 processes (slower tests: each launch starts 3 Pythons that import torch)."""
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -11,23 +12,56 @@ import torch
 from conftest import make_image_folder, torchrun
 
 
+CLI_SCRIPT = """
+import json, os, sys
+import torch.distributed as dist
+from typer.testing import CliRunner
+from imgcls.cli import app
+calls, said, groups = json.loads(sys.argv[2]), [], []
+for call in calls:                   # the CLI, called in turn in this torchrun process
+    r = CliRunner().invoke(app, call)
+    said.append([r.exit_code, r.output])
+    groups.append(dist.group.WORLD if dist.is_initialized() else None)
+with open(sys.argv[1] + os.environ["RANK"], "w") as f:
+    json.dump({"said": said, "kept": all(g is not None for g in groups),
+               "same": all(g is groups[0] for g in groups)}, f)
+"""
+
+
 @pytest.mark.slow
-def test_torchrun_two_processes_gloo(tmp_path):
+def test_torchrun_two_processes_gloo_then_sam_in_the_same_processes(tmp_path):
+    """Two `train` runs in one torchrun launch (2 processes, gloo): a launch is most of the time (each process
+    imports torch and timm), so the runs share one. The first trains as DDP; the second, SAM with grad-accum, runs
+    its first pass without all-reduce on each process and syncs the second (a hang or a rank mismatch would fail or
+    time out here). tune's trials under torchrun are runs in the same processes: each run left the process group
+    (destroy_process_group) and the next made it again, which can hang (two runs in one torchrun process hung once
+    in three tries; pytorch issues 74666, 55967): the group now stays for the next run and is left at exit."""
     src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12}, size=(40, 40))
     launch, env = torchrun(2, tmp_path)
     tmp = Path(env["TMPDIR"])
-    cmd = launch + ["-m", "imgcls", "train", str(src), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
-                    "--epochs", "2", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--val-split", "0.25",
-                    "--out", str(tmp_path / "runs"), "--name", "ddp", "--aug", "none", "--tracker", "tensorboard"]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    common = [str(src), "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--workers", "0",
+              "--device", "cpu", "--val-split", "0.25", "--out", str(tmp_path / "runs"), "--aug", "none", "--no-plots"]
+    calls = [["train", *common, "--epochs", "2", "--batch-size", "4", "--name", "ddp", "--tracker", "tensorboard"],
+             ["train", *common, "--epochs", "1", "--batch-size", "2", "--grad-accum", "2", "--optimizer", "sam",
+              "--name", "ddp_sam", "--quiet"]]
+    script = tmp_path / "cli.py"
+    script.write_text(CLI_SCRIPT)
+    r = subprocess.run(launch + [str(script), str(tmp_path / "rank"), json.dumps(calls)], env=env,
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    said = r.stdout + r.stderr
-    assert said.count(f"read {src} as layout") == 1 and said.count("training test_resnet") == 1, said[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{rank}").read_text()) for rank in (0, 1)]
+    for rank in ranks:
+        assert [code for code, _ in rank["said"]] == [0, 0], rank["said"]
+        assert rank["kept"] and rank["same"], rank          # one process group for both runs
+    said = [" ".join(rank["said"][0][1].split()) for rank in ranks]        # the first run's, per rank
+    assert said[0].count(f"read {src} as layout") == 1 and said[0].count("training test_resnet") == 1, said[0]
+    assert "as layout" not in said[1] and "training" not in said[1], said[1]      # rank 0 alone prints
+    assert list(tmp.glob("imgcls-cache-*")) == []              # each run's image cache is removed at its end
+
     run = tmp_path / "runs" / "ddp"
     log = (run / "train.log").read_text()
     assert "x2 processes (DDP)" in log
     assert "one memmap shared by the 2 processes" in log       # one decoded-image cache per machine
-    assert list(tmp.glob("imgcls-cache-*")) == []              # and it is removed at the end
     m = pd.read_csv(run / "metrics.csv")
     assert list(m["epoch"]) == [1, 2]
     assert len(list(run.glob("events.out.tfevents.*"))) == 1     # trackers (callbacks) run on rank 0 only
@@ -36,21 +70,9 @@ def test_torchrun_two_processes_gloo(tmp_path):
     st = torch.load(run / "last.pt", weights_only=True)["train_state"]["optimizer"]["state"]
     assert int(next(iter(st.values()))["step"]) == 2 * 2
 
-
-@pytest.mark.slow
-def test_torchrun_two_processes_sam_with_grad_accum(tmp_path):
-    """SAM under DDP: the first pass runs without all-reduce on each process, the second is synced; a hang or a
-    rank mismatch would fail or time out here."""
-    src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12}, size=(40, 40))
-    launch, env = torchrun(2, tmp_path)
-    cmd = launch + ["-m", "imgcls", "train", str(src), "--model", "test_resnet", "--no-pretrained", "--img-size", "32",
-                    "--epochs", "1", "--batch-size", "2", "--grad-accum", "2", "--optimizer", "sam", "--workers", "0",
-                    "--device", "cpu", "--val-split", "0.25", "--out", str(tmp_path / "runs"), "--name", "ddp_sam",
-                    "--aug", "none", "--quiet"]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     run = tmp_path / "runs" / "ddp_sam"
     assert "SAM (rho 0.05) over adamw" in (run / "train.log").read_text()
+    assert list(pd.read_csv(run / "metrics.csv")["epoch"]) == [1]
     ck = torch.load(run / "last.pt", weights_only=True)
     # 9 images per process, batch 2 -> 4 batches (the lone 9th dropped), 2 per update -> 2 updates; BatchNorm saw
     # each batch once
@@ -179,34 +201,3 @@ def test_torchrun_a_finished_run_in_use_refuses_its_moved_data_on_every_process(
     assert "`imgcls runs` (Python: imgcls.runs.run_runs()) shows it running" in line and "--name" not in line, said      # the run asked for
     assert said[1] == [code, line], said
     assert (run / "config.yaml").read_text() == before
-
-
-@pytest.mark.slow
-def test_two_runs_in_one_torchrun_process_keep_one_process_group(tmp_path):
-    """tune's trials under torchrun are run_train calls in the same processes. Each run_train left the process
-    group (destroy_process_group) and the next made it again, which can hang (two runs in one torchrun process hung
-    once in three tries; pytorch issues 74666, 55967): the group now stays for the next run and is left at exit."""
-    src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12}, size=(40, 40))
-    script = tmp_path / "two_runs.py"
-    script.write_text(
-        "import sys\n"
-        "import torch.distributed as dist\n"
-        "from imgcls.console import set_quiet\n"
-        "from imgcls.train.config import TrainConfig\n"
-        "from imgcls.train.run import run_train\n"
-        "set_quiet(True)\n"
-        "def cfg(name):\n"
-        f"    return TrainConfig(src={str(src)!r}, out={str(tmp_path / 'runs')!r}, name=name, model='test_resnet',\n"
-        "                       pretrained=False, img_size=32, epochs=1, batch_size=4, workers=0, device='cpu',\n"
-        "                       val_split=0.25, aug='none', plots=False)\n"
-        "if __name__ == '__main__':\n"
-        "    run_train(cfg('one'))\n"
-        "    group = dist.group.WORLD if dist.is_initialized() else None\n"
-        "    run_train(cfg('two'))\n"
-        "    print('kept', group is not None, 'same', dist.group.WORLD is group, flush=True)\n")
-    launch, env = torchrun(2, tmp_path)
-    r = subprocess.run(launch + [str(script)], env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert r.stdout.count("kept True same True") == 2, r.stdout[-3000:] + r.stderr[-3000:]
-    for name in ("one", "two"):
-        assert list(pd.read_csv(tmp_path / "runs" / name / "metrics.csv")["epoch"]) == [1]
