@@ -1023,17 +1023,17 @@ def test_channels_last_deterministic_and_compile_act(two_class, tmp_path, monkey
         m.register_forward_pre_hook(hook)
         return m
     monkeypatch.setattr(loop, "build_model", spying_build)
-    # --channels-last: the model and every batch are in channels_last memory format
-    run_train(cfg_for(two_class, tmp_path, name="cl", epochs=1, channels_last=True))
-    assert seen == {"input_channels_last": True, "weight_channels_last": True, "deterministic": False}
-    seen.clear()
-    run_train(cfg_for(two_class, tmp_path, name="nocl", epochs=1, channels_last=False))
-    assert not seen["input_channels_last"] and not seen["weight_channels_last"]
-    # --deterministic: deterministic algorithms while training (restored afterwards), and two runs agree bit for bit
-    seen.clear()
-    runs = [run_train(cfg_for(two_class, tmp_path, name=f"det{i}", epochs=2, deterministic=True, aug="medium"))
-            for i in range(2)]
+    steps = []
+    real_update = loop.Trainer._update
+    monkeypatch.setattr(loop.Trainer, "_update", lambda self, *a: (steps.append(1), real_update(self, *a)))
+    # four runs check the four options (a run is most of the time): --deterministic, --no-channels-last, --compile
+    # and the plain run
+    # --deterministic: deterministic algorithms while training (restored afterwards), and two runs agree bit for bit;
+    # --no-channels-last: neither the model nor the batches are channels_last
+    runs = [run_train(cfg_for(two_class, tmp_path, name=f"det{i}", epochs=2, deterministic=True, aug="medium",
+                              channels_last=False)) for i in range(2)]
     assert seen["deterministic"] and not torch.are_deterministic_algorithms_enabled()
+    assert not seen["input_channels_last"] and not seen["weight_channels_last"]
     a, b = (read_checkpoint(r / "last.pt")["raw_state_dict"] for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
     # --compile: training goes through torch.compile's wrapper (eager backend here: inductor's C++ build takes
@@ -1046,24 +1046,24 @@ def test_channels_last_deterministic_and_compile_act(two_class, tmp_path, monkey
         return real_compile(model, backend="eager")
     monkeypatch.setattr(torch, "compile", eager_compile)
     seen.clear()
+    steps.clear()
     run = run_train(cfg_for(two_class, tmp_path, name="compiled", epochs=2, compile=True, val_split=0.25))
     assert len(calls) == 1 and "input_channels_last" in seen
     assert not any(k.startswith("_orig_mod") for k in read_checkpoint(run / "last.pt")["raw_state_dict"])
     # static shapes: 15 train images, batch 8 -> one full batch an epoch (the partial 7 dropped, as timm does);
     # the compile time is reported apart: in train.log and metrics.csv (the first epoch of the process)
+    assert len(steps) == 2
     m = metrics(run)
     assert m["compile_seconds"].iloc[0] >= 0 and m["compile_seconds"].iloc[1] == 0
     assert "torch.compile: " in (run / "train.log").read_text() and "partial last batch dropped" in \
         (run / "train.log").read_text()
-    steps = []
-    from imgcls.train import loop
-    real_update = loop.Trainer._update
-    monkeypatch.setattr(loop.Trainer, "_update", lambda self, *a: (steps.append(1), real_update(self, *a)))
-    run_train(cfg_for(two_class, tmp_path, name="compiled2", epochs=1, compile=True, val_split=0.25))
-    assert len(steps) == 1
+    # --channels-last: the model and every batch are in channels_last memory format; without --compile the partial
+    # batch trains
+    seen.clear()
     steps.clear()
-    run_train(cfg_for(two_class, tmp_path, name="plain2", epochs=1, val_split=0.25))
-    assert len(steps) == 2                       # without --compile the partial batch trains
+    run_train(cfg_for(two_class, tmp_path, name="plain", epochs=1, val_split=0.25, channels_last=True))
+    assert seen == {"input_channels_last": True, "weight_channels_last": True, "deterministic": False}
+    assert len(steps) == 2
 
 
 def test_optimizers_use_fused_kernels_and_fall_back(monkeypatch):
