@@ -534,7 +534,10 @@ def _study_options(cfg: TuneConfig, url: str) -> None:
         return
     import optuna       # only for a study that may exist: a new one's data and options are checked without it
     try:
-        base = optuna.load_study(study_name=cfg.study, storage=open_storage(url)).user_attrs.get("base_config")
+        # under the opening lock: the database may be one another process is creating now (open_study), whose
+        # tables this one's storage would create at the same time (a UNIQUE constraint failed)
+        with _opening_lock(url):
+            base = optuna.load_study(study_name=cfg.study, storage=open_storage(url)).user_attrs.get("base_config")
     except KeyError:                    # no study of that name in the storage
         return
     if not isinstance(base, dict):
