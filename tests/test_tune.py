@@ -4,7 +4,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from imgcls.tune.space import default_space_text, load_space, parse_space
 TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", aug="none", val_split=0.3,
             pretrained=False)
 SPACE = "lr: {log_uniform: [1.0e-3, 1.0e-2]}\nweight_decay: {choice: [0.0, 0.05]}\n"
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -321,19 +319,36 @@ def test_timeout_stops_the_running_trial_and_the_study(data, tmp_path, space):
     assert list(t["state"]) == ["fail"] and "--timeout" in t.loc[0, "message"] and t.loc[0, "epochs_run"] == 1
 
 
+def _tune_in_this_process(args, said):
+    """A forked process's `imgcls tune` (the CLI's own code, called as the test's process has it loaded: a fresh
+    start of Python, torch, timm and optuna was most of the test's time), on one thread as a torchrun process."""
+    import torch
+    torch.set_num_threads(1)
+    r = CliRunner().invoke(app, args)
+    Path(said).write_text(r.output)
+    sys.exit(r.exit_code)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_two_processes_share_one_sqlite_study(data, tmp_path, space):
+    import multiprocessing as mp
     db = tmp_path / "shared.db"
-    cmd = [sys.executable, "-m", "imgcls", "tune", str(data), "--study", "shared", "--space", str(space),
-           "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "tune"), "--trials", "3", "--pruner", "none",
-           "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
-           "--workers", "0", "--device", "cpu", "--quiet"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-             for _ in range(2)]
-    outs = [p.communicate(timeout=170)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], outs
+    args = ["tune", str(data), "--study", "shared", "--space", str(space), "--storage", f"sqlite:///{db}",
+            "--out", str(tmp_path / "tune"), "--trials", "3", "--pruner", "none", "--model", "test_resnet",
+            "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0",
+            "--device", "cpu", "--quiet"]
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_tune_in_this_process, args=(args, tmp_path / f"said{i}")) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(170)
+        if p.is_alive():               # hung: ended here, the test fails on its exit code
+            p.kill()
+            p.join()
+    outs = [(tmp_path / f"said{i}").read_text() if (tmp_path / f"said{i}").exists() else "" for i in range(2)]
+    assert [p.exitcode for p in procs] == [0, 0], outs
     study = optuna.load_study(study_name="shared", storage=f"sqlite:///{db}")
     numbers = [t.number for t in study.trials]
     assert len(numbers) >= 3 and len(set(numbers)) == len(numbers)
