@@ -16,8 +16,22 @@ from imgcls.options import choose_another
 
 # the name atomic_path gives its temporary file: .<name>.<mkstemp's 8 random characters>.tmp<suffix>
 _TMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[^./]*)?$")
-_UMASK_LOCK = threading.Lock()
 MIN_FREE_BYTES = 16 << 20      # a destination with less free space than this is reported as full
+
+
+def fork_safe_lock() -> threading.Lock:
+    """A module-level lock that a forked child (a worker pool's or DataLoader's worker, a caller's own os.fork) can
+    take: every fork of the process waits for it and forks holding it, and parent and child each release it after.
+    A plain lock another thread held at the fork stayed held for good in the child (the child has only the forking
+    thread: a deadlock the first time it takes it), and the child got what the lock guards as it was mid-change.
+    For short blocks that never fork (a fork from inside the block would wait for itself)."""
+    lock = threading.Lock()
+    if hasattr(os, "register_at_fork"):
+        os.register_at_fork(before=lock.acquire, after_in_parent=lock.release, after_in_child=lock.release)
+    return lock
+
+
+_UMASK_LOCK = fork_safe_lock()     # no fork inside process_umask's set-and-restore: a child's umask is the real one
 
 
 def process_umask() -> int:

@@ -500,6 +500,59 @@ def test_outputs_follow_the_umask(tmp_path, umask):
         assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
 
 
+# A thread inside a module lock's block (process_umask between its set and its restore, io's count of decoding
+# threads) while another thread forks a worker; the child then takes the lock, under an alarm (a hang is -SIGALRM).
+_FORK_WHILE_HELD = r"""
+import os, signal, sys, threading, time
+from imgcls import fsutil, io as imgio
+held = threading.Event()
+os.umask(0o077)
+real_umask, slow = os.umask, [True]
+
+
+def umask(mask):                        # the thread's set of process_umask waits before its restore
+    old = real_umask(mask)
+    if slow and mask != 0o077:
+        slow.clear()
+        held.set()
+        time.sleep(0.5)
+    return old
+
+
+def hold_io_lock():
+    with imgio._strict_lock:
+        held.set()
+        time.sleep(0.5)
+
+
+def in_child():
+    if sys.argv[1] == "umask":
+        return fsutil.process_umask() == 0o077      # the lock free and the umask the real one, not the thread's 022
+    with imgio.own_pixel_bound():
+        return imgio._strict_users == 1
+
+
+os.umask = umask
+threading.Thread(target=fsutil.process_umask if sys.argv[1] == "umask" else hold_io_lock, daemon=True).start()
+held.wait()
+pid = os.fork()
+if not pid:
+    signal.alarm(10)
+    os._exit(0 if in_child() else 1)
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+"""
+
+
+@pytest.mark.parametrize("lock", ["umask", "io"])
+def test_a_forked_child_takes_a_module_lock_another_thread_held_at_the_fork(lock):
+    import subprocess
+    import sys
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1])] + sys.path)}
+    r = subprocess.run([sys.executable, "-c", _FORK_WHILE_HELD, lock], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0 and r.stdout.split() == ["0"], (r.stdout, r.stderr[-2000:])
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 5. preprocess after kill -9: stale temporary files removed, the journal appended (two interruptions lose nothing)
 # ---------------------------------------------------------------------------------------------------------------
