@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, TiffImagePlugin, UnidentifiedImageError
-from imgcls.fsutil import file_stamp
+from imgcls.fsutil import file_stamp, fork_safe_lock
 
 # declared in imgcls.image_options (light: no PIL, for the command line); applied here
 from imgcls.image_options import (DEFAULT_BACKGROUND, DEFAULT_MAX_PIXELS, INTERPOLATIONS,  # noqa: F401
@@ -96,7 +96,7 @@ else:       # pragma: no cover - a Pillow whose check is named otherwise
 # process assigned another meanwhile, which stays). A setting and restoring of False around each decode instead
 # made another thread's own loads strict meanwhile, and two decoding threads restored it under each other. Where the
 # process left it false (PIL's default), nothing is assigned.
-_strict_lock = threading.Lock()
+_strict_lock = fork_safe_lock()     # a forked child takes it free (no fork inside _strict_enter / _strict_leave)
 _strict_users = 0       # threads of this process inside own_pixel_bound
 
 
@@ -133,10 +133,8 @@ def _strict_leave() -> None:
 
 
 def _strict_after_fork() -> None:
-    """In a child forked while another thread held the lock or decoded: a fresh lock, and only the forking thread
-    (the child's one thread) counted."""
-    global _strict_lock, _strict_users
-    _strict_lock = threading.Lock()
+    """In a child forked while other threads decoded: only the forking thread (the child's one thread) counted."""
+    global _strict_users
     _strict_users = 1 if getattr(_bound, "depth", 0) else 0
     value = ImageFile.LOAD_TRUNCATED_IMAGES
     if not _strict_users and isinstance(value, _StrictHere):
