@@ -81,9 +81,10 @@ class NearDuplicates:
         lower floor lets a caller sweep thresholds from one search). Byte-identical copies are exact_pairs' job:
         the verified search looks at one row per content hash. `levels`: when the caller only needs the groups
         (connected components) at these thresholds, verification skips the pairs that cannot change them
-        (near_dup.verify_pairs; their scores are then upper bounds). `joined` (with `levels`): a label per row (any
-        non-empty values) of the groups the caller already has by other links; pairs inside one are not verified
-        (nor returned), and the groups are those of both together. `thumbs`: a pair_cache.Thumbnails of one row
+        (near_dup.verify_pairs) and leaves them out (their scores would be unchecked upper bounds): every pair
+        returned is verified. `joined` (with `levels`): a label per row (any non-empty values) of the groups the
+        caller already has by other links; pairs inside one are not verified (nor returned), and the groups are
+        those of both together. `thumbs`: a pair_cache.Thumbnails of one row
         per content hash that a pass already filled (else one is made: thumbnails are decoded only where no earlier
         run kept their numbers, or where a pair is verified rather than replayed)."""
         from imgcls.clean.pair_cache import CandidateCache, PairCache, Thumbnails, content_keys
@@ -158,10 +159,14 @@ class NearDuplicates:
                                                                   joined if levels else None))
             if len(i) == n:            # no pair left out as unreadable: the same checks
                 break
+        skipped = np.zeros(len(i), bool)
         s = local_scores(ts.thumbs, i, j, record, what=what, floor=floor, workers=workers, levels=levels,
-                         joined=joined if levels else None, greyscale=grey, save=save)
+                         joined=joined if levels else None, greyscale=grey, save=save, skipped=skipped)
         cache.store(keys[i], keys[j], record)
-        keep = s >= floor
+        # a pair skipped as joined already (levels) is left out: it joins nothing, and its score, the global one, is
+        # an upper bound that verification was never asked to confirm (a "3" beside an "8" joined by the 8's copy
+        # and a group came back as a near-duplicate pair: split linked it and named it as a conflict's example)
+        keep = (s >= floor) & ~skipped
         return np.minimum(i, j)[keep], np.maximum(i, j)[keep], s[keep]
 
 

@@ -448,6 +448,51 @@ def test_a_new_split_verifies_only_pairs_that_can_join_units_and_a_check_verifie
     assert seen[1:] == [None]
 
 
+@pytest.mark.parametrize("batch", [1024, 1])
+@pytest.mark.parametrize("copy_label, other_label", [("cat", "dog"), ("dog", "cat")])
+def test_the_near_duplicate_links_and_the_conflict_example_are_verified_pairs(tmp_path, monkeypatch, batch,
+                                                                            copy_label, other_label):
+    """A new split skips the verification of a candidate pair whose images other links already joined (levels,
+    joined). Such a pair came back with its global score, an upper bound, as a near-duplicate pair: a keycap "8"
+    and a "3" (global 0.983, verified 0.957) joined by the 8's real copy (verified 0.994) and a group shared by
+    the copy and the 3. split linked it, and the label-conflict line named it as its example ('near-duplicates,
+    score 0.98') or warned of a conflict that only the group made. The pairs split links, shows and checks are
+    the verified ones, however the verification is batched (batch 1: rounds of one pair, as of 1,024 on a big
+    set; the same units)."""
+    from PIL import Image, ImageEnhance
+
+    import imgcls.embed as embed
+    from imgcls.clean import near_dup
+    from test_clean import _icon
+    small = lambda im: im.resize((64, 52), Image.Resampling.LANCZOS)
+    for c in ("cat", "dog"):
+        (tmp_path / "raw" / c).mkdir(parents=True)
+    eight = small(_icon("8"))
+    eight.save(tmp_path / "raw" / "cat" / "a8.png")
+    ImageEnhance.Brightness(eight).enhance(1.05).save(tmp_path / "raw" / copy_label / "b8.png")   # a real copy
+    small(_icon("3")).save(tmp_path / "raw" / other_label / "c3.png")     # a candidate that fails verification
+    rng = np.random.default_rng(0)
+    for c in ("cat", "dog"):
+        for k in range(3):
+            Image.fromarray(rng.integers(0, 255, (52, 64, 3), dtype=np.uint8)).save(tmp_path / "raw" / c / f"n{k}.png")
+    a8, b8, c3 = "cat/a8.png", f"{copy_label}/b8.png", f"{other_label}/c3.png"
+    # every pair a candidate (a backbone that calls the drawings alike), so verification decides
+    monkeypatch.setattr(embed, "embed_manifest", lambda df, **kw: np.full((len(df), 8), 8 ** -0.5, np.float32))
+    monkeypatch.setattr(near_dup, "LOCAL_BATCH", batch)
+    df = mf.load(tmp_path / "raw", scan=True)
+    df["group"] = np.where(df["path"].isin([b8, c3]), "g1", "")           # the copy and the 3: one group
+    out, summary, leaks, near = sp.make_split(df, cfg(near_dup=True, val=0.5, device="cpu",
+                                                      cache_dir=str(tmp_path / "cache")))
+    paths = out["path"].tolist()
+    assert [(paths[i], paths[j]) for i, j, _ in near] == [(a8, b8)] and near[0][2] >= 0.98, near
+    assert out.loc[out["path"].isin([a8, b8, c3]), "split"].nunique() == 1 and leaks.empty     # one unit
+    notes = [n for n in summary["notes"] if "different labels" in n]
+    if copy_label == "cat":         # the 8 and its copy share a label; the 3 is only in their group: no conflict
+        assert notes == [], notes
+    else:                           # the example is the verified pair across labels, not the 8 and the 3
+        assert len(notes) == 1 and f"e.g. {a8} 'cat' and {b8} 'dog', near-duplicates, score 0.99" in notes[0], notes
+
+
 def test_tolerance_threshold_and_embedding_model_act(tmp_path, monkeypatch):
     base = profile_table(120)
     dev = sp.make_split(base, cfg())[1]["balance"]["max_deviation"]

@@ -367,10 +367,11 @@ def _local_candidates(rec: PairRecord, floor: float) -> np.ndarray:
 
 
 def _local_rounds(rec: PairRecord, i: np.ndarray, j: np.ndarray, n: int, floor: float, levels: list[float] | None,
-                  joined: np.ndarray | None, out: np.ndarray):
+                  joined: np.ndarray | None, out: np.ndarray, skipped: np.ndarray | None = None):
     """The local stage's rounds (see verify_pairs): yields each round's pairs and those of them to check (neither
     joined already nor replayable; the replayed ones are written into `out` here); the caller writes the checked
-    ones' scores into `out` before asking for the next round, whose skips follow from the joins `out` makes."""
+    ones' scores into `out` before asking for the next round, whose skips follow from the joins `out` makes.
+    `skipped` (a mask over the pairs): set where a pair is skipped as joined already."""
     cand = _local_candidates(rec, floor)
     replay = rec.replayable_local(floor)
     start = np.arange(n) if joined is None else np.asarray(joined)
@@ -378,7 +379,10 @@ def _local_rounds(rec: PairRecord, i: np.ndarray, j: np.ndarray, n: int, floor: 
     batch = max(1, len(cand) if levels is None else LOCAL_BATCH)   # not by workers: the same skips, the same scores
     for s in range(0, len(cand), batch):
         idx = cand[s:s + batch]
-        need = idx if comp is None else idx[_not_joined(comp, levels, rec.glob[idx], i[idx], j[idx])]
+        apart = np.ones(len(idx), bool) if comp is None else _not_joined(comp, levels, rec.glob[idx], i[idx], j[idx])
+        need = idx[apart]
+        if skipped is not None:
+            skipped[idx[~apart]] = True
         known, need = need[replay[need]], need[~replay[need]]
         out[known] = np.minimum(rec.glob[known], rec.local[known])
         yield idx, need
@@ -403,10 +407,11 @@ def local_checks(rec: PairRecord, i: np.ndarray, j: np.ndarray, n: int, floor: f
 def local_scores(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rec: PairRecord, what: str | None = None,
                  floor: float = 0.0, workers: int = 1, levels: list[float] | None = None,
                  joined: np.ndarray | None = None, greyscale: bool = False,
-                 save: Callable[[], object] | None = None) -> np.ndarray:
+                 save: Callable[[], object] | None = None, skipped: np.ndarray | None = None) -> np.ndarray:
     """verify_pairs' local stage, once the record holds every pair's global score: the pairs' scores; what it
     checks is written into the record (and marked fresh) as each part is checked, then `save` is called (as
-    global_scores'). Reads the thumbnails of local_checks' pairs only."""
+    global_scores'). Reads the thumbnails of local_checks' pairs only. `skipped` (a bool mask over the pairs, with
+    `levels`): set where a pair was skipped as joined already, its score its global one, an upper bound."""
     from imgcls.console import progress_bar
     from imgcls.parallel import chunked_map, worker_pool
     out = rec.glob.copy()
@@ -415,7 +420,7 @@ def local_scores(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, rec: PairReco
     try:
         with worker_pool(workers if unknown > 64 else 1) as pool, \
                 progress_bar(f"local check of {len(cand)} pairs" if what and len(cand) else None, len(cand)) as advance:
-            for idx, need in _local_rounds(rec, i, j, len(thumbs), floor, levels, joined, out):
+            for idx, need in _local_rounds(rec, i, j, len(thumbs), floor, levels, joined, out, skipped):
                 if len(need):
                     if "local" not in _SHARED:     # at the first check (none: no copy), before the pool forks
                         _SHARED["local"] = (_channels(thumbs, greyscale), i, j, rec.how, floor)

@@ -41,9 +41,9 @@ def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 
     """Near-duplicate pairs (positional indices into df) by the definition cfg chooses (imgcls.links). `units_of`
     (a new split): a unit label per row by the other links (linked_units without pairs); the caller needs only the
     units the pairs add to them, so verification skips a pair whose images are already in one unit
-    (NearDuplicates.scored_pairs' `levels` and `joined`): the same units, fewer pairs, and a skipped pair that is
-    returned has its global score, an upper bound, unchecked. A leak check of an existing split needs every pair
-    checked (no `units_of`)."""
+    (NearDuplicates.scored_pairs' `levels` and `joined`) and does not return it: the same units, fewer pairs, each
+    verified (what the split links, and the label-conflict line's example, are real near duplicates). A leak check
+    of an existing split needs every pair checked (no `units_of`)."""
     if len(df) < 2:
         return []
     definition = cfg.near_duplicates()
