@@ -38,14 +38,13 @@ from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
-from imgcls.layouts import read_csv
 from imgcls.options import check
 from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                match_template, resolve_format, template_beside)
 from imgcls.train.config import TrainConfig
-from imgcls.train.rundir import validation_files
+from imgcls.train.rundir import read_validation, validation_files
 from imgcls.tta import TTASpec, parse_tta
 
 RUNS_DIR = Path(TrainConfig.out)        # where imgcls train writes by default
@@ -520,10 +519,11 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
 
 def _validated_paths(f: Path) -> list[str] | None:
     """The image paths a run's val_predictions.csv `f` names (the images it validated on); None without such a file
-    or without root / path columns. Read by layouts.read_csv: a malformed file is one line naming it and the fix."""
+    or without root / path columns. Read by rundir.read_validation: a malformed file is one line naming it and the
+    fix."""
     if not f.is_file():
         return None
-    vp = read_csv(f, "the run's validation predictions", dtype=str, keep_default_na=False)
+    vp = read_validation(f, dtype=str)
     if not {"root", "path"} <= set(vp.columns):
         return None
     return list(map(str, mf.image_paths(vp)))

@@ -69,6 +69,24 @@ def _val_rows(root, n=24, classes="abc"):
     return [(str(root), f"{classes[i % 3]}/{i:03d}.png", classes[i % 3]) for i in range(n)]
 
 
+def test_a_malformed_member_val_predictions_csv_is_one_line(tmp_path):
+    """read_oof read a member's val_predictions.csv with plain pandas: a malformed file (a row with more fields than
+    the header) was pandas' ParserError traceback. It is read by rundir.read_validation (layouts.read_csv, the owner
+    of a CSV's one-line errors, as predict reads it): exit 2, one line naming the file and the fix, nothing
+    written."""
+    from test_cli import one_error_line
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows)
+    bad = r2 / "val_predictions.csv"
+    lines = bad.read_text().splitlines()
+    bad.write_text("\n".join([*lines[:2], lines[2] + ",extra", *lines[3:]]) + "\n")
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(tmp_path / "ens")])
+    line = one_error_line(res)
+    assert str(bad) in line and "line 3 has" in line and "fix that row" in line, line
+    assert not (tmp_path / "ens").exists()
+
+
 def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     rows = _val_rows(tmp_path / "data")
     r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)

@@ -270,7 +270,8 @@ def read_oof(run: Path, classes: Sequence[str]) -> pd.DataFrame:
         raise UserError(f"{f} does not exist: the run has no validation predictions to score or fit weights on "
                         f"(train writes them as it validates); if it was interrupted, {resume_fix(f.parent)} "
                         f"finishes it")
-    df = pd.read_csv(f, dtype={"path": str, "root": str, "label": str}, keep_default_na=False)
+    from imgcls.train.rundir import read_validation
+    df = read_validation(f, dtype={"path": str, "root": str, "label": str})
     cols = [f"p_{c}" for c in classes]
     missing = [c for c in cols if c not in df.columns]
     if missing:

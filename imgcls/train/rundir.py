@@ -461,6 +461,15 @@ def validation_files(run_dir: Path) -> list[Path]:
             if f.is_file()]
 
 
+def read_validation(f: Path, **kwargs):
+    """A run's val_predictions.csv `f` (one of validation_files) as a DataFrame, for every reader of it (predict's
+    leak check, ensemble's scores and weights, a resumed run's best epoch): read by layouts.read_csv, so a malformed
+    file is one line naming it and the fix, never pandas' traceback. `kwargs`: pandas.read_csv's (dtype...)."""
+    from imgcls.layouts import read_csv
+    kwargs.setdefault("keep_default_na", False)
+    return read_csv(f, "the run's validation predictions", **kwargs)
+
+
 def trained_from_here(run_dir: Path, record) -> bool:
     """Whether the working folder is the one the run was trained from: its recorded `out` (a relative path, kept as
     given) and name lead from here to `run_dir`, so a relative path of its record means here what it meant then."""
