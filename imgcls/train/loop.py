@@ -50,7 +50,7 @@ from imgcls.train.losses import Criterion, class_weights_auto
 from imgcls.train.mix import mix_batch
 from imgcls.train.optim import make_optimizer, make_scheduler, second_order
 from imgcls.train.progress import EpochTable, RunEta, RunLog, curves_png
-from imgcls.train.rundir import record_last_state
+from imgcls.train.rundir import read_validation, record_last_state
 from imgcls.train.sam import frozen_bn_stats
 from imgcls.train.validation import final_code, evaluate, val_predictions_frame
 
@@ -299,8 +299,9 @@ class Trainer:
         st.epoch, st.best_f1, st.best_epoch = ts["epoch"] + 1, ts["best_f1"], ts["best_epoch"]
         st.bad_epochs, st.history = ts["bad_epochs"], [dict(h) for h in ts["history"]]
         if (run_dir / "val_predictions.csv").is_file():
-            st.best_preds = pd.read_csv(run_dir / "val_predictions.csv", keep_default_na=False,
-                                        dtype={"label": str, "pred": str})
+            # the best epoch's predictions (a k-fold set's out-of-fold rows are made of them): a malformed file is
+            # read_validation's one line (check_resume_data said it before the images were decoded)
+            st.best_preds = read_validation(run_dir / "val_predictions.csv", dtype={"label": str, "pred": str})
         if ts.get("finished"):
             self.log(f"{run_dir.name}: already finished ({ts['epoch'] + 1} epochs)")
             return True

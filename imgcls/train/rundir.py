@@ -526,8 +526,9 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     val_predictions.csv yet is check_resume_src's, before the data is read. Data given again (not recorded: `src`
     is not `record.src`, the recorded TrainConfig) is the user's own choice: it is compared by path within its
     root, so a data set moved elsewhere and named there resumes. The recorded relative path typed again counts as
-    recorded: its refusal names cd or the data's absolute path, not giving it again."""
-    import pandas as pd
+    recorded: its refusal names cd or the data's absolute path, not giving it again. A malformed file the resume
+    reads back (a single run's, a fold's: Trainer.restore) is read_validation's one line, said here before the
+    images are decoded."""
     recorded = src == record.src
     files = validation_files(run_dir)
     if not files:
@@ -542,10 +543,18 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
         return real[root], str(path)
 
     have = {key(r, p) for r, p in zip(df["root"], df["path"])}
+    # a k-fold set's out-of-fold file: made again from its folds' as the set ends, the resume does not read it
+    set_oof = run_dir / "val_predictions.csv" if any(f.parent != run_dir for f in files) else None
     for f in files:
         try:
-            v = pd.read_csv(f, usecols=["path", "root"], dtype=str, keep_default_na=False)
-        except (ValueError, OSError):        # an unreadable record is not evidence of other data
+            # the files the resume reads back (Trainer.restore): a malformed one is its one line, said before the
+            # images are decoded
+            v = read_validation(f, usecols=["path", "root"], dtype=str)
+        except UserError:
+            if f == set_oof:
+                continue
+            raise
+        except ValueError:        # no root / path columns: an unreadable record is not evidence of other data
             return
         if any(key(r, p) in have for r, p in zip(v["root"], v["path"])):
             return
