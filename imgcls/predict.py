@@ -39,7 +39,8 @@ from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
 from imgcls.options import check
-from imgcls.outputs import PREDICT_SUMMARY, refuse_other_output, refuse_users_files, replacing_line
+from imgcls.outputs import (PREDICT_SUMMARY, own_earlier_files, refuse_other_output, refuse_users_files,
+                            replacing_line)
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                match_template, resolve_format, template_beside)
@@ -900,10 +901,10 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     seen = 0 if evaluate else say_trained_on(spec, df, data)
     check_output_location(out, *mf.roots(df), *([data] if data and Path(data).is_dir() else []),
                           images=mf.image_paths(df), owns=False)
-    # an earlier prediction here (its predict.json): its files are replaced, its probabilities in the other
-    # --probs-format too; without one, a probs.csv beside is a file of the user's, never touched
-    earlier = (out / PREDICT_SUMMARY).is_file()
-    probs_files = [f"probs.{f}" for f in PROBS_FORMATS if f == probs_format or earlier]
+    # an earlier prediction here: its files are replaced, its probabilities in the other --probs-format too (its
+    # own earlier files, outputs' one rule); without one, a probs.csv beside is a file of the user's, never touched
+    other = own_earlier_files(out, "predict", [out / f"probs.{f}" for f in PROBS_FORMATS if f != probs_format])
+    probs_files = [f"probs.{probs_format}", *(f.name for f in other)]
     check_not_replacing([out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY, "report.html")],
                         [*mf.read_table(df), sample_submission])
     # its files over a user's own of those names in a folder no predict wrote (their submission.csv, report.html)
