@@ -737,6 +737,22 @@ def test_trials_draw_figures_only_with_trial_plots(data, tmp_path, space, capsys
             f"imgcls train --config {study_dir / 'best_config.yaml'}")
     assert said in err, err
     assert "the trials drew no figures" in (study_dir / "report.html").read_text()
+    # the trial's own report says why in tune's words: the user typed no --no-plots (its folds' reports too); the
+    # same run folder outside a study is a --no-plots run's
+    import html
+    import shutil
+
+    from imgcls.train.report import NO_PLOTS, TRIAL_NO_PLOTS, write_run_report
+
+    def note(run_dir):
+        page = html.unescape(write_run_report(run_dir).read_text())
+        return [n for n in (TRIAL_NO_PLOTS, NO_PLOTS) if n in page]
+    assert note(trial) == [TRIAL_NO_PLOTS]
+    assert "--trial-plots (Python: trial_plots=True)" in TRIAL_NO_PLOTS
+    shutil.copytree(trial, trial / "fold_0", ignore=shutil.ignore_patterns("*.pt", "report.html"))
+    assert note(trial / "fold_0") == [TRIAL_NO_PLOTS]
+    shutil.copytree(trial, tmp_path / "runs" / "r", ignore=shutil.ignore_patterns("*.pt", "fold_0"))
+    assert note(tmp_path / "runs" / "r") == [NO_PLOTS]
     study_dir = run_tune(tune_cfg(data, tmp_path, space, study="drawn", trials=1, trial_plots=True))
     assert all((study_dir / "trial_0000" / f).is_file() for f in figures)
     assert "the trials drew no figures" not in " ".join(capsys.readouterr().err.split())

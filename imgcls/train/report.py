@@ -4,16 +4,21 @@ for a k-fold set after its folds, from the out-of-fold predictions); `write_run_
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from imgcls.figure_files import RUN_FIGURES
+from imgcls.options import python_too
 from imgcls.profiles import class_titles
 
 N_WORST = 24
 NO_PLOTS = "figures not drawn (--no-plots): metrics.csv and per_class.csv hold their numbers"
+# a tune trial's (and its folds'): tune turns the trials' figures off itself, whether or not --no-plots was typed
+TRIAL_NO_PLOTS = (f"figures not drawn: tune's trials draw none unless {python_too('--trial-plots', 'trial_plots=True')}"
+                  f" (none at all with --no-plots): metrics.csv and per_class.csv hold their numbers")
 
 
 def figure_names() -> tuple[str, ...]:
@@ -27,6 +32,15 @@ def drop_figures(run_dir: Path) -> None:
     would show fewer epochs than it trained."""
     for name in figure_names():
         (Path(run_dir) / name).unlink(missing_ok=True)
+
+
+def no_plots_note(run_dir: Path) -> str:
+    """Why a run folder holds no figures, in report.html: a tune trial's (its folder in a study's, or a fold of one:
+    outputs.output_kind) were turned off by tune, not by a --no-plots the user typed."""
+    from imgcls.outputs import output_kind
+    run_dir = Path(run_dir)
+    trial = run_dir.parent.parent if re.fullmatch(r"fold_\d+", run_dir.name) else run_dir.parent
+    return TRIAL_NO_PLOTS if output_kind(trial) == "tune study" else NO_PLOTS
 
 
 def worst_predictions(preds: pd.DataFrame, n: int = N_WORST) -> pd.DataFrame:
@@ -125,7 +139,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
         subtitle=f"{run.kind}, {run.model}; scores are macro-F1 over every class of the task",
         summary=S(report.key_values(summary)), folds=S(folds_html),
         curves=S(report.img(curves, "training curves")) if plots and curves.is_file() else "",
-        no_plots="" if plots else NO_PLOTS,
+        no_plots="" if plots else no_plots_note(run_dir),
         per_class=S(per_class), per_class_note=rows_scored(run),
         confusion=S(confusion), worst=S(worst_html), n_worst=n_worst,
         worst_note="out-of-fold" if run.kind == "k-fold" else (f"best epoch {run.best_epoch}" if run.best_epoch
