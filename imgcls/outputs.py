@@ -228,6 +228,12 @@ _OWN_MARK = {"eda": EDA_SUMMARY, "clean": CLEAN_SUMMARY, "preprocess": PREPROCES
              "tune": "Optuna study.db or trials.csv of tune's"}
 
 
+def not_own_output(step: str) -> str:
+    """Why a file or folder found where `step` writes is not its earlier output, as a refusal says it: 'no
+    config.yaml with metrics.csv, train.log or a checkpoint there' (refuse_users_files; tune's trial folders)."""
+    return f"no {_OWN_MARK[step]} there"
+
+
 def own_earlier_files(out: str | os.PathLike, step: str, files: Iterable[str | os.PathLike],
                       placing: str | os.PathLike | None = None) -> list[Path]:
     """Of `files`, the paths a run of `step` writes (or removes as an earlier run's) for its --out `out`, those there
@@ -306,7 +312,7 @@ def refuse_users_files(out: str | os.PathLike, step: str, files: Iterable[str | 
         why = f"no {split_outputs(out)['summary'].name} beside it, no split / drop_reason columns"
     else:
         names = [f.relative_to(out).as_posix() if f.is_relative_to(out) else str(f) for f in theirs]
-        why = f"no {_OWN_MARK[step]} there"
+        why = not_own_output(step)
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     one = len(names) == 1
     raise UserError(f"{flag} {out}: {shown} {'is' if one else 'are'} not from an earlier imgcls {step} run ({why}); "

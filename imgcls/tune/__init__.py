@@ -453,7 +453,7 @@ def _refuse_users_trial_folders(study_dir: Path) -> None:
     opened (train's advice, --name / --exist-ok, no fix here), --keep would delete its *.pt, and a study given
     --exist-ok would train into it. Refused in one line before the study is opened, as refuse_users_files refuses
     the study's own files; a run folder there is the study's (or train refuses it, naming it, as ever)."""
-    from imgcls.outputs import _OWN_MARK, earlier_output
+    from imgcls.outputs import earlier_output, not_own_output
     try:
         found = sorted(p for p in study_dir.iterdir() if TRIAL_DIR.fullmatch(p.name))
     except OSError:       # no study folder yet (or one check_writable names)
@@ -471,8 +471,8 @@ def _refuse_users_trial_folders(study_dir: Path) -> None:
         return
     shown = ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
     one = len(theirs) == 1
-    raise UserError(f"--study {study_dir}: {shown} {'is' if one else 'are'} not a trial's run folder (no "
-                    f"{_OWN_MARK['train']} there); imgcls tune would train the trial of that number into "
+    raise UserError(f"--study {study_dir}: {shown} {'is' if one else 'are'} not a trial's run folder ("
+                    f"{not_own_output('train')}); imgcls tune would train the trial of that number into "
                     f"{'it' if one else 'them'}: choose another --study, or move {'it' if one else 'them'} away first")
 
 
