@@ -155,6 +155,23 @@ def test_a_callback_exception_propagates_after_the_epoch_is_saved(data, tmp_path
     assert len(pd.read_csv(tmp_path / "p" / "metrics.csv")) == 1
 
 
+def test_wandb_logs_the_confusion_pngs_under_their_names_without_png(tmp_path, fake_wandb):
+    """The W&B tracker logs the run's confusion PNGs (figure_files.confusion_png_names, the one spelling of their
+    names) keyed by the file's name without .png, the keys users' dashboards know; a run without them logs none."""
+    from imgcls.figure_files import confusion_png_names
+    from imgcls.track.wandb_tracker import WandbTracker
+    for drawn in (True, False):
+        run_dir = tmp_path / f"r{drawn}"
+        run_dir.mkdir()
+        for png in confusion_png_names() if drawn else ():
+            (run_dir / png).write_bytes(b"")
+        tracker = WandbTracker()
+        tracker.on_run_start({"run_dir": run_dir, "parent_dir": None, "fold": None, "config": {"epochs": 1}})
+        tracker.on_run_end({"run_dir": run_dir, "best_macro_f1": 0.5, "best_epoch": 1, "per_class": None})
+        keys = [set(d) for d in fake_wandb[-1].logged if "confusion_matrix" in d]
+        assert keys == ([{"confusion_matrix", "confusion_matrix_normalized"}] if drawn else []), keys
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_a_resumed_run_goes_on_with_the_update_steps(data, tmp_path):

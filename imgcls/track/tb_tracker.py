@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from imgcls.figure_files import confusion_png_names
 from imgcls.track.common import OOF_METRICS, epoch_scalars, oof_scalars, text_params
 from imgcls.train.callbacks import Callback
 
@@ -52,10 +53,10 @@ class TensorBoardTracker(Callback):
     def on_run_end(self, summary):
         from imgcls.track.images import png_array, worst_predictions_figure
         w, run_dir = self.writer, summary["run_dir"]
-        for name in ("confusion_matrix", "confusion_matrix_normalized"):
-            arr = png_array(run_dir / f"{name}.png")
-            if arr is not None:
-                w.add_image(name, arr, summary["best_epoch"], dataformats="HWC")
+        for png in confusion_png_names():
+            arr = png_array(run_dir / png)
+            if arr is not None:      # tagged by the file's name without .png, as ever (users' dashboards)
+                w.add_image(Path(png).stem, arr, summary["best_epoch"], dataformats="HWC")
         fig = worst_predictions_figure(run_dir / "val_predictions.csv", max_pixels=self.config.get("max_pixels"))
         if fig is not None:
             w.add_figure("val/worst_predictions", fig, summary["best_epoch"])

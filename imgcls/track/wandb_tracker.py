@@ -5,6 +5,7 @@ import netrc
 import os
 from pathlib import Path
 
+from imgcls.figure_files import confusion_png_names
 from imgcls.track.common import (epoch_scalars, flat_params, oof_scalars, record_tracker_run,
                                  recorded_tracker_run)
 from imgcls.train.callbacks import Callback
@@ -85,9 +86,9 @@ class WandbTracker(Callback):
         run_dir = Path(summary["run_dir"])
         self.run.summary["best/val_macro_f1"] = float(summary["best_macro_f1"])
         self.run.summary["best/epoch"] = int(summary["best_epoch"])
-        images = {n: wandb.Image(str(run_dir / f"{n}.png")) for n in ("confusion_matrix",
-                                                                       "confusion_matrix_normalized")
-                  if (run_dir / f"{n}.png").is_file()}
+        # keyed by the file's name without .png, as ever (users' dashboards)
+        images = {Path(png).stem: wandb.Image(str(run_dir / png)) for png in confusion_png_names()
+                  if (run_dir / png).is_file()}
         if images:
             self.run.log(images)
         if summary.get("per_class") is not None:
