@@ -1106,37 +1106,63 @@ def test_a_users_own_study_db_or_tables_in_the_study_folder_are_refused_not_writ
     refused("report.html, trials.csv are")
 
 
-def test_a_users_own_trial_folder_in_the_study_folder_is_refused_not_trained_into(data, tmp_path, space):
+def test_a_users_own_trial_folder_in_the_study_folder_is_refused_not_trained_into(data, tmp_path, space,
+                                                                                  monkeypatch):
     """A folder trial_NNNN of the user's in the study folder (their notes, their weights): the trial of that number
     failed on it after the study opened, advising train's --name / --exist-ok, and --keep would delete its *.pt.
-    Now one line before the study is opened, nothing touched, in a new study's folder and in a study's own; the
-    study's own trial folders (a run, one --keep stripped) are resumed as ever."""
+    Now one line before the study is opened, nothing trained or written, in a new study's folder and in a study's
+    own; the study's own trial folders (a run's, one --keep stripped of its checkpoints) and an empty one pass the
+    check. Nothing here trains: the study's folder is made by hand (tune's trials.csv, trial folders holding
+    train's config.yaml and metrics.csv), and opening the study stops the command where the trials would start;
+    real trial folders passing it are the resume tests' (test_the_study_name_alone_resumes_...)."""
+    import imgcls.train
+    import imgcls.tune
+
+    class Opened(Exception):
+        """The study was opened: every check before it passed."""
+
+    def opened(*a, **k):
+        raise Opened
+
+    def trained(*a, **k):
+        raise AssertionError("a trial trained")
+    monkeypatch.setattr(imgcls.tune, "open_study", opened)
+    monkeypatch.setattr(imgcls.train, "run_train", trained)
     study = tmp_path / "tune" / "s"
     mine = study / "trial_0000"
     mine.mkdir(parents=True)
     (mine / "notes.txt").write_text("mine")
     (mine / "best.pt").write_text("my weights")
     args = ["tune", str(data), "--study", "s", "--space", str(space), "--out", str(tmp_path / "tune"), "--trials",
-            "1", "--pruner", "none", "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1",
+            "2", "--pruner", "none", "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1",
             "--workers", "0", "--device", "cpu", "--val-split", "0.3", "--batch-size", "8", "--aug", "none", "--no-plots"]
 
-    def refused(name, trials):
+    def refused(name):
         before = tree_snapshot(tmp_path)
-        r = CliRunner().invoke(app, args[:9] + [str(trials)] + args[10:])
+        r = CliRunner().invoke(app, args)
         line = " ".join(r.output.split())
         assert r.exit_code == 2 and "Traceback" not in r.output and r.output.count("error:") == 1, r.output
-        assert f"--study {study}: {name} is not a trial's run folder" in line, line
+        assert (f"--study {study}: {name} is not a trial's run folder (no config.yaml with metrics.csv, train.log or "
+                f"a checkpoint there)") in line, line
         assert "choose another --study, or move it away first" in line and "--exist-ok" not in line, line
         assert tree_snapshot(tmp_path) == before
-    refused("trial_0000", 1)
+    refused("trial_0000")                                        # a new study's folder
+    assert sorted(p.name for p in study.iterdir()) == ["trial_0000"]
     mine.rename(tmp_path / "aside")
-    assert CliRunner().invoke(app, args).exit_code == 0          # the study's trial_0000, a run folder
+    (study / "trials.csv").write_text("trial,state,value\n0,complete,0.5\n2,complete,0.4\n")
+    for n in ("trial_0000", "trial_0002"):                       # the study's: a run's, one --keep stripped
+        (study / n).mkdir()
+        (study / n / "config.yaml").write_text("model: test_resnet\n")
+        (study / n / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.5\n")
+    (study / "trial_0000" / "best.pt").write_text("the trial's weights")
     (tmp_path / "aside").rename(study / "trial_0001")
-    refused("trial_0001", 2)                                     # in the study's own folder too
+    refused("trial_0001")                                        # in the study's own folder too
     (study / "trial_0001").rename(tmp_path / "aside")
     (study / "trial_0001").mkdir()                               # an empty one holds nothing of anyone's
-    r = CliRunner().invoke(app, args[:9] + ["1"] + args[10:])    # the study resumes (its trial folder passes)
-    assert r.exit_code == 0, r.output
+    before = tree_snapshot(tmp_path)
+    with pytest.raises(Opened):                                  # the checks pass: the study would be opened
+        run_tune(tune_cfg(data, tmp_path, space, train={"plots": False}))
+    assert tree_snapshot(tmp_path) == before
 
 
 def test_a_tracker_that_does_not_import_is_one_line_before_a_new_study_opens(data, tmp_path, space, monkeypatch):
