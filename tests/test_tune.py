@@ -1144,7 +1144,8 @@ def test_a_users_own_trial_folder_in_the_study_folder_is_refused_not_trained_int
         assert r.exit_code == 2 and "Traceback" not in r.output and r.output.count("error:") == 1, r.output
         assert (f"--study {study}: {name} is not a trial's run folder (no config.yaml with metrics.csv, train.log or "
                 f"a checkpoint there)") in line, line
-        assert "choose another --study, or move it away first" in line and "--exist-ok" not in line, line
+        assert "choose another --study (Python: study=), or move it away first" in line, line
+        assert "--exist-ok" not in line, line
         assert tree_snapshot(tmp_path) == before
     refused("trial_0000")                                        # a new study's folder
     assert sorted(p.name for p in study.iterdir()) == ["trial_0000"]

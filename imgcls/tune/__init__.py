@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from imgcls.errors import UserError
-from imgcls.options import check, option, option_text, python_too, set_options
+from imgcls.options import check, choose_another, option, option_text, python_too, set_options
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
 
@@ -473,7 +473,8 @@ def _refuse_users_trial_folders(study_dir: Path) -> None:
     one = len(theirs) == 1
     raise UserError(f"--study {study_dir}: {shown} {'is' if one else 'are'} not a trial's run folder ("
                     f"{not_own_output('train')}); imgcls tune would train the trial of that number into "
-                    f"{'it' if one else 'them'}: choose another --study, or move {'it' if one else 'them'} away first")
+                    f"{'it' if one else 'them'}: {choose_another('--study')}, or move {'it' if one else 'them'} away "
+                    f"first")
 
 
 def _say_config_replaced(cfg: TuneConfig, space) -> None:
