@@ -1442,6 +1442,38 @@ def test_run_report_per_class_heading_names_the_rows(tmp_path, tiny_run):
     assert 'Per-class precision / recall / F1 <span class="muted">(5 val rows, best epoch 2)</span>' in page, page
 
 
+def test_a_kfold_tune_trial_s_report_is_a_kfold_set_s(tmp_path):
+    """A tune trial trained with --folds is a k-fold set whose kind reads 'trial' (runs.read_run, its study's
+    trials.csv beside it): its report.html showed no folds table nor out-of-fold summary and called the out-of-fold
+    score 'val macro-F1 at the best epoch'. It now reads as the same set outside a study does."""
+    import html
+
+    from imgcls.runs import read_run
+    from imgcls.train.report import write_run_report
+
+    def kfold_set(run):
+        run.mkdir(parents=True)
+        for d in (run, run / "fold_0", run / "fold_1"):
+            d.mkdir(exist_ok=True)
+            (d / "config.yaml").write_text("model: test_resnet\nfolds: all\nepochs: 2\nplots: false\n")
+        for k in (0, 1):
+            pd.DataFrame({"epoch": [1, 2], "val_macro_f1": [0.4, 0.5], "val_acc": [0.5, 0.6]}).to_csv(
+                run / f"fold_{k}" / "metrics.csv", index=False)
+        pd.DataFrame({"path": ["a.png", "b.png"], "label": ["a", "b"], "pred": ["a", "a"], "fold": [0, 1],
+                      "p_a": [0.9, 0.6], "p_b": [0.1, 0.4]}).to_csv(run / "val_predictions.csv", index=False)
+        return run
+    (tmp_path / "tune" / "s").mkdir(parents=True)
+    (tmp_path / "tune" / "s" / "trials.csv").write_text("trial,state,value\n0,complete,0.5\n")
+    pages = {}
+    for run in (kfold_set(tmp_path / "runs" / "k"), kfold_set(tmp_path / "tune" / "s" / "trial_0000")):
+        pages[read_run(run).kind] = " ".join(html.unescape(write_run_report(run).read_text()).split())
+    assert set(pages) == {"k-fold", "trial"}
+    for kind, page in pages.items():
+        assert "out-of-fold val macro-F1" in page and "2 of 2 per fold" in page, (kind, page)
+        assert "2 out-of-fold rows, each fold's best epoch" in page, (kind, page)
+        assert "val macro-F1 at the best epoch" not in page, (kind, page)
+
+
 def test_resume_of_a_folder_that_does_not_exist_says_so(tmp_path):
     """`train --resume nope` said 'no config.yaml there', as if the folder existed; now it says it does not exist
     (naming a close run folder), that a file is not a run folder, and no config.yaml only where that is so."""

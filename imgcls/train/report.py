@@ -71,12 +71,19 @@ def recorded_meanings(run_dir: Path) -> dict[str, str]:
     return dict(zip(t["class"], t["meaning"])) if {"class", "meaning"} <= set(t.columns) else {}
 
 
+def kfold_set(run) -> bool:
+    """Whether a read run (runs.read_run) is a k-fold set, scored on its out-of-fold rows: a tune trial's set too,
+    whose kind reads 'trial'."""
+    from imgcls.runs import OOF
+    return run.scored_on == OOF
+
+
 def rows_scored(run) -> str:
     """Which rows the per-class table is over and how many, as predict's report says it: '37 val rows, best epoch
     3'; a k-fold set's '417 out-of-fold rows, each fold's best epoch'. '' before any validation predictions."""
     if run.per_class is None:
         return ""
-    if run.kind == "k-fold":
+    if kfold_set(run):
         return f"{run.n_val} out-of-fold rows, each fold's best epoch"
     return f"{run.n_val} val rows" + (f", best epoch {run.best_epoch}" if run.best_epoch else "")
 
@@ -89,10 +96,10 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     cfg = run.config
     summary = [("run", str(run_dir)), ("model", run.model), ("input size", run.img_size),
                ("classes", len(run.classes)), ("epochs done", f"{run.epochs or 0} of {cfg.get('epochs', '?')}"
-                                                             + (" per fold" if run.kind == "k-fold" else "")),
+                                                             + (" per fold" if kfold_set(run) else "")),
                ("training time", duration(run.seconds))]
     folds_html = ""
-    if run.kind == "k-fold":
+    if kfold_set(run):
         summary.append(("out-of-fold val macro-F1", f"{run.val_macro_f1:.4f} on {run.n_val} images (every fold's "
                                                     "best epoch, each on its own validation rows)"))
         summary.append(("out-of-fold accuracy", f"{run.val_acc:.4f}"))
@@ -142,5 +149,5 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
         no_plots="" if plots else no_plots_note(run_dir),
         per_class=S(per_class), per_class_note=rows_scored(run),
         confusion=S(confusion), worst=S(worst_html), n_worst=n_worst,
-        worst_note="out-of-fold" if run.kind == "k-fold" else (f"best epoch {run.best_epoch}" if run.best_epoch
+        worst_note="out-of-fold" if kfold_set(run) else (f"best epoch {run.best_epoch}" if run.best_epoch
                                                                 else ""))
