@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from imgcls.errors import UserError
-from imgcls.options import choose_another
+from imgcls.options import choose_another, python_too
 
 MANIFEST_NAME = "manifest.csv"  # the table eda, clean and preprocess write (imgcls.manifest reads it)
 SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it, predict reads it)
@@ -29,6 +29,12 @@ CLEAN_SUMMARY = "clean_summary.json"
 PREPROCESS_SETTINGS = "preprocess.json"
 PREDICT_SUMMARY = "predict.json"
 EXPORT_SUMMARY = "export.json"
+
+
+def predict_fix(source: str | os.PathLike) -> str:
+    """The command that predicts with a run or an ensemble folder, and its Python call, for both callers."""
+    from imgcls.console import sh
+    return python_too(f"imgcls predict {sh(source)}", f"run_predict({str(source)!r})")
 
 
 def split_outputs(out: Path) -> dict[str, Path]:

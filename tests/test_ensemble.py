@@ -444,7 +444,8 @@ def test_a_file_or_folder_that_is_not_a_run_is_named_for_what_it_is(tmp_path):
              (["predict", str(onnx)], "holds ONNX exports (imgcls export), which imgcls does not predict with"),
              (["ensemble", str(table), str(r1)], f"{table} is not a checkpoint; give a run folder"),
              (["ensemble", str(tmp_path / "ens"), str(r1)], f"{tmp_path / 'ens'} is an ensemble, not a run: imgcls "
-                                                            f"predict {tmp_path / 'ens'} predicts with it"),
+                                                            f"predict {tmp_path / 'ens'} (Python: run_predict("
+                                                            f"'{tmp_path / 'ens'}')) predicts with it"),
              (["ensemble", str(study), str(r1)], "is an imgcls tune study folder, not a run; give a run folder "
                                                  "(outputs/runs/NAME, or a trial_NNNN of the study)")]
     for args, msg in cases:

@@ -787,3 +787,38 @@ def test_a_python_caller_reads_fixes_that_work_from_python(tmp_path):
     assert said(check_ood_classes, ten, df, CleanConfig()).endswith(
         "Pass --no-ood, raise --ood-threshold, or --force to accept it (Python: ood=False, a higher ood_threshold, "
         "or force=True)")
+
+
+def test_a_python_caller_reads_how_to_predict_and_build_an_ensemble_from_python(tmp_path):
+    """'imgcls predict RUN', '`imgcls ensemble RUN RUN ...`' and 'imgcls ensemble outputs/runs/A outputs/runs/B' were
+    a library error's fixes in the command line's words only: each is followed by its Python call (run_predict,
+    build_ensemble), the CLI's words first."""
+    from conftest import make_tiny_run
+    from imgcls.ensemble import build_ensemble
+    from imgcls.ensemble.spec import load_spec
+    from imgcls.outputs import predict_fix
+    from imgcls.train.rundir import find_checkpoints
+
+    def said(fn, *args, **kw):
+        with pytest.raises(UserError) as e:
+            fn(*args, **kw)
+        return str(e.value)
+
+    assert predict_fix("outputs/runs/my run") == ("imgcls predict 'outputs/runs/my run' (Python: "
+                                                  "run_predict('outputs/runs/my run'))")
+    assert said(build_ensemble, []) == ("give two or more runs: imgcls ensemble outputs/runs/A outputs/runs/B "
+                                        "(Python: build_ensemble(['outputs/runs/A', 'outputs/runs/B']))")
+    run = make_tiny_run(tmp_path / "runs" / "one")
+    assert said(build_ensemble, [run], out=tmp_path / "e").endswith(
+        f"(a k-fold set there averages its folds): imgcls predict {run} (Python: run_predict('{run}'))")
+    ens = tmp_path / "ens"
+    ens.mkdir()
+    build = "`imgcls ensemble RUN RUN ...` (Python: build_ensemble([RUN, RUN, ...]))"
+    assert said(load_spec, ens).endswith(f"; build one with {build}")
+    (ens / "spec.yaml").write_text("kind: imgcls-ensemble\nmembers: {a: 1}\n")
+    assert said(load_spec, ens).endswith(f"members is not a list; rebuild it with {build}")
+    (ens / "spec.yaml").write_text("kind: [\n")
+    assert said(load_spec, ens).endswith(f"; rebuild it with {build}")
+    (ens / "spec.yaml").write_text("kind: imgcls-ensemble\nmembers: [a]\n")
+    assert f"is an ensemble, not a run: imgcls predict {ens} (Python: run_predict('{ens}')) predicts with it" in \
+        said(find_checkpoints, ens)

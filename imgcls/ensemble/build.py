@@ -18,9 +18,9 @@ from imgcls.ensemble.profile import build_profile, member_meta
 from imgcls.ensemble.voting import crossfit_macro_f1, fit_weights, log_loss, parse_weights, vote
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_not_source, check_writable
-from imgcls.outputs import SPEC_NAME, refuse_other_output, refuse_users_files
+from imgcls.outputs import SPEC_NAME, predict_fix, refuse_other_output, refuse_users_files
 from imgcls.metrics import macro_f1
-from imgcls.options import check
+from imgcls.options import check, python_too
 
 
 def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConfig.method,
@@ -34,7 +34,8 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     if weights and method == "soft":
         method = "weighted"
     if not runs:
-        raise UserError("give two or more runs: imgcls ensemble outputs/runs/A outputs/runs/B")
+        raise UserError("give two or more runs: " + python_too("imgcls ensemble outputs/runs/A outputs/runs/B",
+                                                              "build_ensemble(['outputs/runs/A', 'outputs/runs/B'])"))
     # --method weighted without --weights means fitted (auto) weights, as it does for --combine vote
     if combine == "profile" and (method == "hard" or weights == "auto" or (method == "weighted" and not weights)):
         raise UserError("--combine profile multiplies the attributes' probabilities: use --method soft (equal "
@@ -56,7 +57,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         owner.update(dict.fromkeys(key, str(r)))
     if len(members) == 1:       # an ensemble of one predicts as its run does: a folder that adds nothing
         raise UserError(f"an ensemble needs two or more runs (got one: {runs[0]}); give the others, or predict with "
-                        f"that run itself (a k-fold set there averages its folds): imgcls predict {sh(runs[0])}")
+                        f"that run itself (a k-fold set there averages its folds): {predict_fix(runs[0])}")
     typed = weights if weights not in (None, "", "auto") else None
     given_w = None                      # a typo or a count that does not match is named before anything is read
     if typed and combine != "profile":

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from imgcls.options import When, option
+from imgcls.options import When, option, python_too
+
+# the fix of a missing or damaged ensemble spec: the ensemble built (again), both callers
+BUILD_ENSEMBLE = python_too("`imgcls ensemble RUN RUN ...`", "build_ensemble([RUN, RUN, ...])")
 
 METHODS = ("soft", "hard", "weighted")          # imgcls.ensemble.voting.vote
 WEIGHT_METRICS = ("logloss", "f1")             # imgcls.ensemble.voting.fit_weights

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
-from imgcls.ensemble.config import COMBINES, METHODS
+from imgcls.ensemble.config import BUILD_ENSEMBLE, COMBINES, METHODS
 from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME
 
@@ -213,17 +213,17 @@ def load_spec(path: str | os.PathLike) -> EnsembleSpec:
     if p.is_dir():
         p = p / SPEC_NAME
     if not p.is_file():
-        raise UserError(f"no ensemble spec at {p}; build one with `imgcls ensemble RUN RUN ...`")
+        raise UserError(f"no ensemble spec at {p}; build one with {BUILD_ENSEMBLE}")
     try:
         doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         # safe_load refuses !!python tags (a ConstructorError): they would build objects, i.e. run code
         raise UserError(f"{p} is not a readable YAML ensemble spec ({type(e).__name__}"
                         f"{', a !!python tag is refused' if 'python' in str(e) else ''}); "
-                        f"rebuild it with `imgcls ensemble RUN RUN ...`") from None
+                        f"rebuild it with {BUILD_ENSEMBLE}") from None
     if not isinstance(doc, dict) or doc.get("kind") != "imgcls-ensemble" or not doc.get("members"):
         raise UserError(f"{p} is not an imgcls ensemble spec (no kind: imgcls-ensemble / members)")
-    bad = lambda what: UserError(f"ensemble spec {p}: {what}; rebuild it with `imgcls ensemble RUN RUN ...`")
+    bad = lambda what: UserError(f"ensemble spec {p}: {what}; rebuild it with {BUILD_ENSEMBLE}")
     if not isinstance(doc["members"], list):
         raise bad("members is not a list")
     if doc.get("method", "soft") not in METHODS:

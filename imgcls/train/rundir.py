@@ -289,10 +289,10 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     why = deleted_by_tune(run_dir)
     if why:
         raise UserError(f"no {which}.pt in {run_dir}: {why}")
-    from imgcls.outputs import output_kind
+    from imgcls.outputs import output_kind, predict_fix
     kind = output_kind(run_dir)
     if kind == "ensemble":
-        raise UserError(f"{run_dir} is an ensemble, not a run: imgcls predict {sh(run_dir)} predicts with it, and an "
+        raise UserError(f"{run_dir} is an ensemble, not a run: {predict_fix(run_dir)} predicts with it, and an "
                         f"ensemble's members are runs (give them)")
     if kind in ("tune study", "predictions"):
         raise UserError(f"{run_dir} is an imgcls {kind} folder, not a run; give a run folder (outputs/runs/NAME"
