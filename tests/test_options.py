@@ -822,3 +822,21 @@ def test_a_python_caller_reads_how_to_predict_and_build_an_ensemble_from_python(
     (ens / "spec.yaml").write_text("kind: imgcls-ensemble\nmembers: [a]\n")
     assert f"is an ensemble, not a run: imgcls predict {ens} (Python: run_predict('{ens}')) predicts with it" in \
         said(find_checkpoints, ens)
+
+
+def test_a_python_caller_reads_which_run_a_profile_ensemble_lacks_as_a_run_train_call():
+    """--combine profile without a member for an attribute said "add a run trained with `imgcls train --target
+    age_band`", a command only: its run_train call follows it."""
+    import numpy as np
+    from imgcls.ensemble.profile import combine_profile
+    from imgcls.model_meta import ModelMeta
+
+    def meta(target, classes):
+        return ModelMeta.from_dict({"model": "test_resnet", "classes": list(classes), "img_size": 32,
+                                    "heads": [{"name": "label", "classes": list(classes)}], "decode": "single",
+                                    "mean": [0.5] * 3, "std": [0.5] * 3, "target": target})
+    with pytest.raises(UserError) as e:
+        combine_profile([np.ones((1, 3)) / 3, np.ones((1, 2)) / 2], [meta("mask", "012"), meta("gender", "01")])
+    assert str(e.value).endswith("no member predicts age_band; add a run trained with `imgcls train --target "
+                                 "age_band` (Python: run_train(TrainConfig(target='age_band'))), or a profile run "
+                                 "(--heads multi)")

@@ -14,6 +14,7 @@ from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.voting import log_loss, normalise_weights, parse_weights
 from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
+from imgcls.options import python_too
 from imgcls.profiles import ProfileScheme
 
 PROFILE_ATTRS = ProfileScheme.HEADS        # the attribute models --combine profile multiplies, in the formula's order
@@ -78,7 +79,9 @@ def profile_scheme(metas: Sequence, names: Sequence[str]):
     missing = [a for a in PROFILE_ATTRS if a not in covered]
     if missing:
         raise UserError(f"--combine profile: no member predicts {', '.join(missing)}; add a run trained with "
-                        f"`imgcls train --target {missing[0]}` (or a profile run: --heads multi)")
+                        + python_too(f"`imgcls train --target {missing[0]}`",
+                                     f"run_train(TrainConfig(target={missing[0]!r}))")
+                        + ", or a profile run (--heads multi)")
     return scheme
 
 
