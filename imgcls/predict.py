@@ -38,7 +38,7 @@ from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
-from imgcls.options import check
+from imgcls.options import check, python_too
 from imgcls.outputs import (PREDICT_SUMMARY, own_earlier_files, refuse_other_output, refuse_users_files,
                             replacing_line)
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
@@ -429,16 +429,17 @@ def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray
     if eval_split != "all":
         part = split_rows(df, eval_split)
         if part is None:
+            from imgcls.split.config import SPLIT_FIRST
             raise UserError(f"--eval-split {eval_split}: the data has no split column; pass a splits.csv written by "
-                            f"`imgcls split`, or --eval-split all")
+                            f"{SPLIT_FIRST}, or --eval-split all")
         if not part.any():
             # a splits.csv made without --test (or --val): "pass a splits.csv written by imgcls split" named the
             # very file given. --eval-split all is refused in turn where a member trained on the rows, with the
             # commands to a held-out score
+            hold_out = python_too(f"`imgcls split --{eval_split} 0.2`", f"run_split(cfg=SplitConfig({eval_split}=0.2))")
             raise UserError(f"--eval-split {eval_split}: the data's split column has no {eval_split} rows (it was "
                             f"split without --{eval_split}); a score on held-out rows needs them held out before "
-                            f"training (`imgcls split --{eval_split} 0.2`, then train on that table), or --eval-split "
-                            f"all scores every row")
+                            f"training: {hold_out}, then train on that table; or --eval-split all scores every row")
         rows &= part
     copies = rows & mf.augmented(df)
     if copies.any():

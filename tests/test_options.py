@@ -840,3 +840,25 @@ def test_a_python_caller_reads_which_run_a_profile_ensemble_lacks_as_a_run_train
     assert str(e.value).endswith("no member predicts age_band; add a run trained with `imgcls train --target "
                                  "age_band` (Python: run_train(TrainConfig(target='age_band'))), or a profile run "
                                  "(--heads multi)")
+
+
+def test_a_python_caller_reads_how_to_split_the_data_as_a_run_split_call():
+    """'run `imgcls split`' / 'a splits.csv written by `imgcls split`' / '`imgcls split --test 0.2`' were the fixes
+    of data without the split rows a step needs, a command only: each is followed by its run_split call."""
+    import pandas as pd
+    from imgcls.predict import eval_rows
+    from imgcls.train.data import assign_split
+
+    table = pd.DataFrame({"path": ["a.png", "b.png"], "label": ["x", "y"], "split": ["train", "val"]})
+    with pytest.raises(UserError) as e:
+        assign_split(table.drop(columns="split"), None, 0.0, 0)
+    assert str(e.value) == ("the data has no `split` column and --val-split is 0; pass --val-split 0.2, or split the "
+                            "data first: `imgcls split` (Python: run_split())")
+    with pytest.raises(UserError) as e:
+        eval_rows(table.drop(columns="split"), "val")
+    assert str(e.value).endswith("pass a splits.csv written by `imgcls split` (Python: run_split()), or --eval-split "
+                                 "all")
+    with pytest.raises(UserError) as e:
+        eval_rows(table, "test")
+    assert ("needs them held out before training: `imgcls split --test 0.2` (Python: run_split(cfg=SplitConfig("
+            "test=0.2))), then train on that table; or --eval-split all scores every row") in str(e.value)

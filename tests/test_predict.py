@@ -40,12 +40,15 @@ def test_eval_split_of_a_part_the_split_table_lacks_names_the_split_not_another_
     table = pd.DataFrame({"path": ["a.png", "b.png"], "label": ["x", "y"], "split": ["train", "val"]})
     with pytest.raises(UserError) as e:
         eval_rows(table, "test")
+    # the fix names its Python call after the command (a split's Python call is run_split)
     assert str(e.value) == ("--eval-split test: the data's split column has no test rows (it was split without "
-                            "--test); a score on held-out rows needs them held out before training (`imgcls split "
-                            "--test 0.2`, then train on that table), or --eval-split all scores every row")
-    with pytest.raises(UserError, match=r"^--eval-split val: the data has no split column; pass a splits.csv "
-                                        r"written by `imgcls split`, or --eval-split all$"):
+                            "--test); a score on held-out rows needs them held out before training: `imgcls split "
+                            "--test 0.2` (Python: run_split(cfg=SplitConfig(test=0.2))), then train on that table; "
+                            "or --eval-split all scores every row")
+    with pytest.raises(UserError) as e:
         eval_rows(table.drop(columns="split"), "val")
+    assert str(e.value) == ("--eval-split val: the data has no split column; pass a splits.csv written by `imgcls "
+                            "split` (Python: run_split()), or --eval-split all")
     assert eval_rows(table, "val")[1].tolist() == [False, True]
 
 

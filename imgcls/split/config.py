@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 SPLITS = ("train", "val", "test")
 NEW_SPLIT = python_too("`imgcls split SRC`", "run_split(SRC)")     # the fix of a table to split afresh, both callers
+SPLIT_FIRST = python_too("`imgcls split`", "run_split()")     # the pipeline's data split (its splits.csv), both callers
 MAX_DENOMINATOR = 20                  # --val / --test resolution: 1/20 = 5 %
 LINK_COLUMNS = ("sha256", "source_path", "dup_group")   # besides the group column
 PROFILE_ATTRIBUTES = PROFILE_HEADS      # stratified on and reported for profile datasets

@@ -525,8 +525,9 @@ def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: in
     if has_val_split(df):
         return (split == "train").to_numpy(), (split == "val").to_numpy()
     if not 0 < val_split < 1:
-        raise UserError("the data has no `split` column (run `imgcls split`) and --val-split is 0; "
-                        "pass --val-split 0.2 or split the data first")
+        from imgcls.split.config import SPLIT_FIRST
+        raise UserError(f"the data has no `split` column and --val-split is 0; pass --val-split 0.2, or split the "
+                        f"data first: {SPLIT_FIRST}")
     from sklearn.model_selection import train_test_split
 
     from imgcls.split.units import linked_units
