@@ -862,3 +862,42 @@ def test_a_python_caller_reads_how_to_split_the_data_as_a_run_split_call():
         eval_rows(table, "test")
     assert ("needs them held out before training: `imgcls split --test 0.2` (Python: run_split(cfg=SplitConfig("
             "test=0.2))), then train on that table; or --eval-split all scores every row") in str(e.value)
+
+
+def test_a_python_caller_reads_how_to_resume_on_its_data_and_retrain_a_trial_from_python(tmp_path, monkeypatch):
+    """'imgcls train DATA --resume RUN' (a resumed run's data, given again) and 'imgcls train --config
+    TRIAL/config.yaml --out outputs/runs --name TRIAL' (a trial whose checkpoints tune --keep deleted) were a
+    library error's fixes as commands only: each is followed by its run_train call."""
+    import pandas as pd
+    from imgcls.train import TrainConfig
+    from imgcls.train.rundir import check_resume_data, check_resume_src, deleted_by_tune, resume_fix
+
+    assert resume_fix("outputs/runs/r", "/d/my splits.csv") == (
+        "imgcls train '/d/my splits.csv' --resume outputs/runs/r (Python: run_train(TrainConfig(src='/d/my "
+        "splits.csv'), resume='outputs/runs/r'))")
+    proj, other = tmp_path / "proj", tmp_path / "other"
+    run = proj / "outputs" / "runs" / "r"
+    run.mkdir(parents=True)
+    other.mkdir()
+    record = TrainConfig(src="data/splits.csv", out="outputs/runs", name="r")
+    record.save(run / "config.yaml")
+    monkeypatch.chdir(other)          # a relative recorded src read from elsewhere: cd there, or its absolute path
+    data = proj / "data" / "splits.csv"
+    with pytest.raises(UserError) as e:
+        check_resume_src(run, "data/splits.csv", record)
+    assert str(e.value).endswith(f"give its data's absolute path: imgcls train {data} --resume {run} (Python: "
+                                 f"run_train(TrainConfig(src='{data}'), resume='{run}'))")
+    pd.DataFrame({"path": ["a.png"], "root": [str(proj)]}).to_csv(run / "val_predictions.csv", index=False)
+    df = pd.DataFrame({"path": ["b.png"], "root": [str(other)]})
+    with pytest.raises(UserError) as e:      # data given again that is not the run's
+        check_resume_data(run, df, str(other / "splits.csv"), record)
+    assert str(e.value).endswith(f"run from the folder it was trained from, or pass the data it was trained on "
+                                 f"again: imgcls train DATA --resume {run} (Python: run_train(TrainConfig("
+                                 f"src='DATA'), resume='{run}'))")
+    trial = tmp_path / "study" / "trial_0001"
+    trial.mkdir(parents=True)
+    (trial.parent / "trials.csv").write_text("trial,checkpoints\n1,removed (--keep best-1)\n")
+    assert deleted_by_tune(trial).endswith(
+        f"or retrain it: imgcls train --config {trial / 'config.yaml'} --out outputs/runs --name trial_0001 (Python: "
+        f"run_train(TrainConfig.resolve({{'out': 'outputs/runs', 'name': 'trial_0001'}}, config='"
+        f"{trial / 'config.yaml'}')))")

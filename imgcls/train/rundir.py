@@ -28,10 +28,14 @@ from imgcls.runs_config import RUNS_TABLE
 ANOTHER_NAME = choose_another("--name")     # a taken run folder's fix, for both callers
 
 
-def resume_fix(run_dir: str | os.PathLike) -> str:
+def resume_fix(run_dir: str | os.PathLike, data: str | os.PathLike | None = None) -> str:
     """The command that continues a run, and its Python call (run_train continues the run with the config it
-    records, the options a fresh TrainConfig() leaves at their defaults read from it)."""
-    return python_too(f"imgcls train --resume {sh(run_dir)}", f"run_train(TrainConfig(), resume={str(run_dir)!r})")
+    records, the options a fresh TrainConfig() leaves at their defaults read from it); `data`: on that data, given
+    again (its src)."""
+    if data is None:
+        return python_too(f"imgcls train --resume {sh(run_dir)}", f"run_train(TrainConfig(), resume={str(run_dir)!r})")
+    return python_too(f"imgcls train {sh(data)} --resume {sh(run_dir)}",
+                      f"run_train(TrainConfig(src={str(data)!r}), resume={str(run_dir)!r})")
 
 
 def check_run_name(name: str | None) -> None:
@@ -362,9 +366,12 @@ def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
     removed = removed_by_keep(run_dir)
     if not removed:
         return None
+    config = run_dir / "config.yaml"
     return (f"imgcls tune deleted this trial's checkpoints, it was not among the study's best "
-            f"({run_dir.parent / 'trials.csv'}: {removed}); take a trial that kept them, or retrain it: imgcls train "
-            f"--config {sh(run_dir / 'config.yaml')} --out outputs/runs --name {sh(run_dir.name)}")
+            f"({run_dir.parent / 'trials.csv'}: {removed}); take a trial that kept them, or retrain it: " + python_too(
+                f"imgcls train --config {sh(config)} --out outputs/runs --name {sh(run_dir.name)}",
+                f"run_train(TrainConfig.resolve({{'out': 'outputs/runs', 'name': {run_dir.name!r}}}, "
+                f"config={str(config)!r}))"))
 
 
 LAST_STATE = "last_state.json"   # beside each last.pt: its epoch and finished flag, readable without torch
@@ -496,10 +503,9 @@ def _relative_src_fix(run_dir: Path, src: str, record) -> str:
     """The fix a refusal of the relative `src` its record holds names, true whether the user typed that path again
     or not: the folder it was trained from, or the data's absolute path."""
     home = trained_from(run_dir, record)
-    absolute = sh(home / src) if home else f"/path/to/{src}"
+    absolute = home / src if home else f"/path/to/{src}"
     return (f"a relative path is read from the working folder: cd to the folder the run was trained from"
-            f"{f' ({sh(home)})' if home else ''}, or give its data's absolute path (imgcls train {absolute} "
-            f"--resume {sh(run_dir)})")
+            f"{f' ({sh(home)})' if home else ''}, or give its data's absolute path: {resume_fix(run_dir, absolute)}")
 
 
 def check_resume_src(run_dir: Path, src: str, record) -> None:
@@ -561,7 +567,7 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     where = "recorded in its config.yaml" if recorded else "given"
     relative_elsewhere = recorded and not os.path.isabs(str(src)) and not trained_from_here(run_dir, record)
     fix = (_relative_src_fix(run_dir, src, record) if relative_elsewhere else
-           f"pass the data it was trained on again (imgcls train DATA --resume {sh(run_dir)}) or run from the "
-           f"folder it was trained from")
+           f"run from the folder it was trained from, or pass the data it was trained on again: "
+           f"{resume_fix(run_dir, 'DATA')}")
     raise UserError(f"--resume {run_dir}: its data {src} ({where}) resolves to {os.path.abspath(src)}, which holds "
                     f"none of the run's validation images ({files[0].relative_to(run_dir)}); {fix}")
