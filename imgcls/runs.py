@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
+from imgcls.options import python_too
 from imgcls.outputs import SPEC_NAME, read_yaml, trial_record
 from imgcls.runs_config import COLUMNS, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (RESUME_MAY_CHANGE, RunLock, kfold_finished, planned_classes, planned_folds,
@@ -831,13 +832,15 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
     paths = [Path(p) for p in paths]
     if action == "diff":
         if len(paths) != 2:
-            raise UserError("runs diff takes two run folders: imgcls runs diff outputs/runs/A outputs/runs/B")
+            raise UserError("runs diff takes two run folders: " + python_too(
+                "imgcls runs diff outputs/runs/A outputs/runs/B",
+                "run_runs('diff', ['outputs/runs/A', 'outputs/runs/B'])"))
         d = diff_runs(*paths)
         print_diff(d)
         return d
     if len(paths) > 1:
-        raise UserError(f"runs takes one folder (got {len(paths)}: {' '.join(map(str, paths))}); e.g. imgcls runs "
-                        f"{DEFAULT_ROOT}")
+        raise UserError(f"runs takes one folder (got {len(paths)}: {' '.join(map(str, paths))}); e.g. "
+                        + python_too(f"imgcls runs {DEFAULT_ROOT}", f"run_runs('table', [{DEFAULT_ROOT!r}])"))
     root = paths[0] if paths else Path(DEFAULT_ROOT)
     found = find_runs(root)
     if not found:

@@ -901,3 +901,16 @@ def test_a_python_caller_reads_how_to_resume_on_its_data_and_retrain_a_trial_fro
         f"or retrain it: imgcls train --config {trial / 'config.yaml'} --out outputs/runs --name trial_0001 (Python: "
         f"run_train(TrainConfig.resolve({{'out': 'outputs/runs', 'name': 'trial_0001'}}, config='"
         f"{trial / 'config.yaml'}')))")
+
+
+def test_a_python_caller_of_run_runs_reads_its_usage_as_a_run_runs_call(tmp_path):
+    """run_runs' refusals of its paths gave the command's usage only ('imgcls runs diff outputs/runs/A
+    outputs/runs/B', 'e.g. imgcls runs outputs'): each is followed by its run_runs call."""
+    from imgcls.runs import run_runs
+    with pytest.raises(UserError) as e:
+        run_runs("diff", [tmp_path])
+    assert str(e.value) == ("runs diff takes two run folders: imgcls runs diff outputs/runs/A outputs/runs/B (Python: "
+                            "run_runs('diff', ['outputs/runs/A', 'outputs/runs/B']))")
+    with pytest.raises(UserError) as e:
+        run_runs("table", [tmp_path, tmp_path])
+    assert str(e.value).endswith("; e.g. imgcls runs outputs (Python: run_runs('table', ['outputs']))")
