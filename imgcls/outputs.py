@@ -407,8 +407,9 @@ def refuse_output_as_data(src: str | os.PathLike, view=None) -> None:
         # its images half rewritten: the earlier run's manifest.csv no longer describes them, and without one the
         # folder read as images holds what the run finished (a class or two of the data)
         raise UserError(f"{folder} holds an imgcls preprocess run that did not finish (interrupted, or still "
-                        f"running: {PREPROCESS_JOURNAL}); run the same imgcls preprocess command again to finish "
-                        f"it (the images it finished are kept)")
+                        f"running: {PREPROCESS_JOURNAL}); "
+                        + python_too("run the same imgcls preprocess command again", "the same run_preprocess call")
+                        + " to finish it (the images it finished are kept)")
     if not src.is_dir():
         return
     kind = output_kind(src)

@@ -914,3 +914,14 @@ def test_a_python_caller_of_run_runs_reads_its_usage_as_a_run_runs_call(tmp_path
     with pytest.raises(UserError) as e:
         run_runs("table", [tmp_path, tmp_path])
     assert str(e.value).endswith("; e.g. imgcls runs outputs (Python: run_runs('table', ['outputs']))")
+
+
+def test_a_python_caller_reads_how_to_finish_an_interrupted_preprocess_from_python(tmp_path):
+    """A folder where a preprocess run did not finish, given as data, said "run the same imgcls preprocess command
+    again to finish it": run_preprocess's caller ran no command; the fix names the same run_preprocess call too."""
+    from imgcls.outputs import PREPROCESS_JOURNAL, refuse_output_as_data
+    (tmp_path / PREPROCESS_JOURNAL).write_text("")
+    with pytest.raises(UserError) as e:
+        refuse_output_as_data(tmp_path)
+    assert str(e.value).endswith(f"; run the same imgcls preprocess command again (Python: the same run_preprocess "
+                                 f"call) to finish it (the images it finished are kept)")
