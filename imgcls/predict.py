@@ -84,7 +84,7 @@ def locate_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
         if newest is None:
             training = f" ({', '.join(map(str, busy))} being trained now: wait for it to finish)" if busy else ""
             raise UserError(f"no run given and none under {runs_dir} or {ensembles_dir}{training}; train first "
-                            f"(imgcls train) or pass a run folder")
+                            f"with {python_too('imgcls train', 'run_train(TrainConfig())')}, or pass a run folder")
         src = folder(newest)
         newer = [str(b) for b in busy if max(m.stat().st_mtime for m in marks if folder(m) == b)
                  > newest.stat().st_mtime]

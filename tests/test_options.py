@@ -925,3 +925,13 @@ def test_a_python_caller_reads_how_to_finish_an_interrupted_preprocess_from_pyth
         refuse_output_as_data(tmp_path)
     assert str(e.value).endswith(f"; run the same imgcls preprocess command again (Python: the same run_preprocess "
                                  f"call) to finish it (the images it finished are kept)")
+
+
+def test_a_python_caller_of_run_predict_without_a_run_reads_run_train(tmp_path):
+    """run_predict() with no run trained yet said "train first (imgcls train) or pass a run folder": the command
+    names its run_train call too."""
+    from imgcls.predict import locate_source
+    with pytest.raises(UserError) as e:
+        locate_source(None, tmp_path / "runs", tmp_path / "ensembles")
+    assert str(e.value).endswith("; train first with imgcls train (Python: run_train(TrainConfig())), or pass a run "
+                                 "folder")
