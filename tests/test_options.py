@@ -935,3 +935,14 @@ def test_a_python_caller_of_run_predict_without_a_run_reads_run_train(tmp_path):
         locate_source(None, tmp_path / "runs", tmp_path / "ensembles")
     assert str(e.value).endswith("; train first with imgcls train (Python: run_train(TrainConfig())), or pass a run "
                                  "folder")
+
+
+def test_a_python_caller_of_run_tune_reads_how_to_retrain_the_best_trial_from_python(tmp_path):
+    """run_tune's closing line (and report.html) said the best trial's figures come from "imgcls train --config
+    STUDY/best_config.yaml": the command names its run_train call too."""
+    from imgcls.tune import TuneConfig
+    from imgcls.tune.report import trial_figures
+    best = tmp_path / "best_config.yaml"
+    best.write_text("{}")
+    assert trial_figures(TuneConfig(), tmp_path).endswith(
+        f"; the best trial's: imgcls train --config {best} (Python: run_train(TrainConfig.resolve(config='{best}')))")

@@ -733,8 +733,9 @@ def test_trials_draw_figures_only_with_trial_plots(data, tmp_path, space, capsys
     trial = study_dir / "trial_0000"
     assert (trial / "metrics.csv").is_file() and not any((trial / f).exists() for f in figures)
     assert yaml.safe_load((study_dir / "best_config.yaml").read_text())["plots"] is True
+    best = study_dir / "best_config.yaml"
     said = (f"the trials drew no figures (--trial-plots (Python: trial_plots=True) draws them); the best trial's: "
-            f"imgcls train --config {study_dir / 'best_config.yaml'}")
+            f"imgcls train --config {best} (Python: run_train(TrainConfig.resolve(config='{best}')))")
     assert said in err, err
     assert "the trials drew no figures" in (study_dir / "report.html").read_text()
     # the trial's own report says why in tune's words: the user typed no --no-plots (its folds' reports too); the

@@ -278,7 +278,9 @@ def trial_figures(cfg, study_dir: Path) -> str | None:
     how = (python_too("--trial-plots", "trial_plots=True") + " draws them" if cfg.train.plots
            else "--no-plots")
     best = study_dir / "best_config.yaml"
-    again = (f"; the best trial's: imgcls train --config {sh(best)}" if best.exists() and cfg.train.plots else "")
+    again = ("; the best trial's: " + python_too(f"imgcls train --config {sh(best)}",
+                                                 f"run_train(TrainConfig.resolve(config={str(best)!r}))")
+             if best.exists() and cfg.train.plots else "")
     return f"the trials drew no figures ({how}){again}"
 
 
