@@ -69,19 +69,28 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
     return heads, "product", classes, y, np.array([lookup[tuple(r)] for r in y])
 
 
-def _split_first(cfg: TrainConfig, df, extra: str = "") -> tuple[str, str]:
+def _split_first(cfg: TrainConfig, df, folds: bool = False) -> tuple[str, str]:
     """The `imgcls split` command that splits this run's data, and the `imgcls train` one that trains on its
-    table, as typed: a bare `imgcls split` reads only the pipeline's default input (not a train.csv given here),
-    and a --target column (DACON's artist) is what split stratifies on and the table keeps for train."""
+    table, as typed, each with its Python call (options.python_too): a bare `imgcls split` reads only the
+    pipeline's default input (not a train.csv given here), and a --target column (DACON's artist) is what split
+    stratifies on and the table keeps for train. `folds`: a 5-fold split, all of whose folds train."""
     from imgcls.console import sh
+    from imgcls.options import python_too
     from imgcls.pipeline import PIPELINE
     splits = dict(PIPELINE)["splits"]
     # a split's table (a CSV with a split column) is split again from the default input, never from itself
     again = Path(cfg.src).is_file() and "split" in df.columns
-    target = "" if cfg.target == "label" else f" --stratify {sh(cfg.target)}"
-    split = " ".join(x for x in ("imgcls split", "" if again else sh(cfg.src), extra) if x) + target
-    train = f"imgcls train {splits}" + ("" if cfg.target == "label" else f" --target {sh(cfg.target)}")
-    return split, train
+    label = cfg.target == "label"
+    split = " ".join(x for x in ("imgcls split", "" if again else sh(cfg.src), "--folds 5" if folds else "") if x) \
+        + ("" if label else f" --stratify {sh(cfg.target)}")
+    split_cfg = ", ".join(x for x in ("folds=5" if folds else "", "" if label else f"stratify=[{cfg.target!r}]") if x)
+    split_args = ", ".join(x for x in ("" if again else repr(str(cfg.src)),
+                                       f"cfg=SplitConfig({split_cfg})" if split_cfg else "") if x)
+    train = f"imgcls train {splits}" + ("" if label else f" --target {sh(cfg.target)}") + \
+        (" --folds all" if folds else "")
+    train_args = "".join((f"src={splits!r}", "" if label else f", target={cfg.target!r}",
+                          ", folds='all'" if folds else ""))
+    return (python_too(split, f"run_split({split_args})"), python_too(train, f"run_train(TrainConfig({train_args}))"))
 
 
 def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[int] | None:
@@ -344,9 +353,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     if cfg.folds:
         have = tdata.fold_ids(df)
         if not have:
-            split, train = _split_first(cfg, df, "--folds 5")
-            raise UserError(f"--folds needs a `fold` column, which {cfg.src} lacks: run `{split}` first and train "
-                            f"on its table ({train} --folds all)")
+            split, train = _split_first(cfg, df, folds=True)
+            raise UserError(f"--folds needs a `fold` column, which {cfg.src} lacks: run {split} first and train "
+                            f"on its table: {train}")
         folds = parse_folds(cfg.folds) or have
         bad = [f for f in folds if f not in have]
         if bad:
