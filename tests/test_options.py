@@ -946,3 +946,22 @@ def test_a_python_caller_of_run_tune_reads_how_to_retrain_the_best_trial_from_py
     best.write_text("{}")
     assert trial_figures(TuneConfig(), tmp_path).endswith(
         f"; the best trial's: imgcls train --config {best} (Python: run_train(TrainConfig.resolve(config='{best}')))")
+
+
+def test_a_python_caller_reads_a_no_flag_fix_as_its_keyword(monkeypatch):
+    """A fix that is a --no-X flag ('--no-pretrained to train from random init on purpose', '--no-near-dup') names a
+    keyword of another word (pretrained=False, near_dup=False): the Python form follows it."""
+    import numpy as np
+    from imgcls import weights
+    from imgcls.split.assign import _sgkf
+    monkeypatch.setattr(weights, "hub_cached_file", lambda name: None)
+    monkeypatch.setattr(weights, "hub_reachable", lambda *a, **k: False)
+    with pytest.raises(UserError) as e:
+        weights.resolve_weights("resnet18")
+    assert str(e.value).endswith(", or --no-pretrained (Python: pretrained=False) to train from random init on "
+                                 "purpose")
+    with pytest.raises(UserError) as e:
+        _sgkf(np.array(["u", "u", "v"]), np.array(["a", "a", "a"]), 5, 0)
+    assert str(e.value).endswith("or check --group-col and the near-duplicate definition: --dup-method, "
+                                 "--dup-threshold, or --no-near-dup (Python: dup_method, dup_threshold, or "
+                                 "near_dup=False)")

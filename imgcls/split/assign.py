@@ -12,13 +12,15 @@ import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
+from imgcls.options import python_too
 from imgcls.split.config import MAX_DENOMINATOR, SplitConfig
 
 
 # what a unit is, and the way to fewer links: said by both refusals of a split that cannot place its units
 UNITS_COUNTED = ("rows joined by the group column, byte copies or near-duplicate links; units kept whole in train "
                  "not counted")
-LINKS_FIX = "check --group-col and the near-duplicate definition (--dup-method, --dup-threshold, or --no-near-dup)"
+LINKS_FIX = "check --group-col and the near-duplicate definition: " + python_too(
+    "--dup-method, --dup-threshold, or --no-near-dup", "dup_method, dup_threshold, or near_dup=False")
 
 
 def fraction_plan(test: float, val: float) -> tuple[int, int, int]:
