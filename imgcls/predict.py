@@ -42,6 +42,7 @@ from imgcls.options import check, python_too
 from imgcls.outputs import (PREDICT_SUMMARY, own_earlier_files, refuse_other_output, refuse_users_files,
                             replacing_line)
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
+from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                match_template, resolve_format, template_beside)
 from imgcls.train.config import TrainConfig
@@ -616,8 +617,8 @@ def _honest_score(run: Path, kfold: bool) -> str:
     rec = read_run(run)
     if rec is None or pd.isna(rec.val_macro_f1) or not rec.n_val:
         return f"its validation score ({run}/val_predictions.csv)"
-    return (f"its validation macro-F1, {rec.val_macro_f1:.4f} over {rec.n_val} images ({run}/val_predictions.csv, "
-            f"`imgcls runs`)")
+    return (f"its validation macro-F1, {rec.val_macro_f1:.4f} over {rec.n_val} images ({run}/val_predictions.csv; "
+            f"{RUNS_TABLE} shows it)")
 
 
 def _member_honest_score(run: Path, folds: list[int]) -> str:
@@ -737,7 +738,7 @@ def say_trained_on(spec: EnsembleSpec, df: pd.DataFrame, data) -> int:
     n = int(seen.sum())
     who = " and ".join(str(r) for r, _ in runs)
     honest = (_ensemble_honest_score(spec) or
-              (_member_honest_score(*runs[0]) if len(runs) == 1 else "in `imgcls runs`"))
+              (_member_honest_score(*runs[0]) if len(runs) == 1 else f"in {RUNS_TABLE}"))
     their = "its" if len(runs) == 1 else "their"
     warn(f"{n} of the {int(labelled.sum())} labelled images of {data} are images {who} trained on ({their} "
          f"training data, not a test set): their predictions are no test score, and --eval refuses them; the honest "

@@ -965,3 +965,14 @@ def test_a_python_caller_reads_a_no_flag_fix_as_its_keyword(monkeypatch):
     assert str(e.value).endswith("or check --group-col and the near-duplicate definition: --dup-method, "
                                  "--dup-threshold, or --no-near-dup (Python: dup_method, dup_threshold, or "
                                  "near_dup=False)")
+
+
+def test_a_python_caller_reads_where_a_runs_honest_score_is_as_run_runs(tmp_path):
+    """predict's warning that the data is a run's training data named the honest score's place as "`imgcls runs`"
+    alone: it is runs_config.RUNS_TABLE, the command and its run_runs() call."""
+    from conftest import make_tiny_run
+    from imgcls.predict import _member_honest_score
+    rows = [(str(tmp_path / "data"), f"{c}/{i}.png", c) for i, c in enumerate("abc" * 4)]
+    run = make_tiny_run(tmp_path / "r", val_rows=rows)
+    assert _member_honest_score(run, []).endswith(f"({run}/val_predictions.csv; `imgcls runs` (Python: "
+                                                  f"imgcls.runs.run_runs()) shows it)")
