@@ -832,8 +832,8 @@ def test_splits_and_folds(tmp_path, capsys):
     # the plan train wrote as the set started (plan.json) names the fold that is missing
     with pytest.raises(UserError, match=rf"^{part} is an unfinished k-fold run \(2 fold\(s\) with a checkpoint: "
                                         rf"fold_0, fold_1; fold_2 missing\); finish it with imgcls train --resume "
-                                        rf"{part} \(Python: run_train\(TrainConfig\.resolve\(resume='{part}'\), "
-                                        rf"resume='{part}'\)\), or give one fold's folder \({part / 'fold_0'}\)$"):
+                                        rf"{part} \(Python: run_train\(TrainConfig\(\), resume='{part}'\)\), "
+                                        rf"or give one fold's folder \({part / 'fold_0'}\)$"):
         find_checkpoints(part)
     plan = (part / "plan.json").read_text()
     (part / "plan.json").unlink()
@@ -844,7 +844,7 @@ def test_splits_and_folds(tmp_path, capsys):
     with pytest.raises(UserError, match=rf"^{part} is an unfinished k-fold run \(2 fold\(s\) with a checkpoint: "
                                         rf"fold_0, fold_1; oof_score.json missing: training stopped before its last "
                                         rf"fold\); finish it with imgcls train --resume {part} \(Python: "
-                                        rf"run_train\(TrainConfig\.resolve\(resume='{part}'\), resume='{part}'\)\), "
+                                        rf"run_train\(TrainConfig\(\), resume='{part}'\)\), "
                                         rf"or give one fold's folder \({part / 'fold_0'}\)$"):
         find_checkpoints(part)
     assert find_checkpoints(part / "fold_1") == [part / "fold_1" / "best.pt"]       # one fold, as asked
