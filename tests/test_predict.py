@@ -1029,7 +1029,7 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
     n1 = len(pd.read_csv(run / "fold_1" / "val_predictions.csv"))
     assert res.exit_code == 2 and "that fold 1 of the k-fold run" in said, said
     assert "the honest one is its validation macro-F1, " in said and f"over {n1} images " \
-        f"({run / 'fold_1' / 'val_predictions.csv'}, `imgcls runs`)" in said, said
+        f"({run / 'fold_1' / 'val_predictions.csv'}; `imgcls runs` (Python: imgcls.runs.run_runs()) shows it)" in said, said
     monkeypatch.setattr(pr, "predict_members", real)
     # the honest rows: the split's test rows (no fold trained on them), and fold 0's own val rows for fold 0 alone
     for src, split, n in ((run, "test", n_test), (run / "fold_0" / "best.pt", "val", n_val)):
