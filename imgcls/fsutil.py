@@ -32,10 +32,27 @@ def fork_safe_lock() -> threading.Lock:
 
 
 _UMASK_LOCK = fork_safe_lock()     # no fork inside process_umask's set-and-restore: a child's umask is the real one
+_PROC_STATUS = "/proc/self/status"  # Linux >= 4.7 shows the umask there: read without changing it
+_UMASK_LINE = re.compile(rb"^Umask:\s*([0-7]+)\s*$", re.M)
+
+
+def _umask_from_proc() -> int | None:
+    """The umask from /proc/self/status's `Umask:` line; None where there is no such file or line."""
+    try:
+        with open(_PROC_STATUS, "rb") as f:
+            found = _UMASK_LINE.search(f.read())
+    except OSError:
+        return None
+    return int(found[1], 8) if found else None
 
 
 def process_umask() -> int:
-    """The process umask (os.umask can only be read by setting it: set and restore under a lock)."""
+    """The process umask, read afresh each call (it may change during the process). From /proc/self/status where
+    it shows it; elsewhere os.umask, which can only read it by setting it: set and restore under a lock (while it
+    is set, another thread's new file gets that mode, not the umask's)."""
+    mask = _umask_from_proc()
+    if mask is not None:
+        return mask
     with _UMASK_LOCK:
         mask = os.umask(0o022)
         os.umask(mask)

@@ -500,6 +500,44 @@ def test_outputs_follow_the_umask(tmp_path, umask):
         assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
 
 
+def _proc_shows_umask():
+    try:
+        return any(line.startswith("Umask:") for line in Path("/proc/self/status").read_text().splitlines())
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _proc_shows_umask(), reason="no Umask line in /proc/self/status (not Linux >= 4.7)")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_process_umask_reads_the_umask_without_setting_it(monkeypatch, umask):
+    # setting it to read it gave another thread's new file that moment's mode (022 under a real 077: 0644)
+    from imgcls import fsutil
+    old = os.umask(umask)
+    try:
+        def no_umask(mask):
+            raise AssertionError(f"process_umask set the umask to {oct(mask)}")
+        monkeypatch.setattr(os, "umask", no_umask)
+        assert fsutil.process_umask() == umask and fsutil.file_mode() == 0o666 & ~umask
+    finally:
+        monkeypatch.undo()
+        os.umask(old)
+
+
+@pytest.mark.parametrize("status", ["missing", "no line"])
+def test_process_umask_falls_back_to_set_and_restore(tmp_path, monkeypatch, status):
+    from imgcls import fsutil
+    fake = tmp_path / "status"
+    if status == "no line":
+        fake.write_text("Name:\tpython\nState:\tR (running)\n")
+    monkeypatch.setattr(fsutil, "_PROC_STATUS", str(fake))
+    old = os.umask(0o027)
+    try:
+        assert fsutil.process_umask() == 0o027 and fsutil.process_umask() == 0o027
+        assert os.umask(0o027) == 0o027                                     # restored
+    finally:
+        os.umask(old)
+
+
 # A thread inside a module lock's block (process_umask between its set and its restore, io's count of decoding
 # threads) while another thread forks a worker; the child then takes the lock, under an alarm (a hang is -SIGALRM).
 _FORK_WHILE_HELD = r"""
@@ -533,6 +571,7 @@ def in_child():
 
 
 os.umask = umask
+fsutil._PROC_STATUS = "/nonexistent/status"       # the set-and-restore fallback, where /proc shows no umask
 threading.Thread(target=fsutil.process_umask if sys.argv[1] == "umask" else hold_io_lock, daemon=True).start()
 held.wait()
 pid = os.fork()
