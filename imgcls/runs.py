@@ -597,8 +597,11 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
         mets.append((k, fa, fb, fb - fa))
     pc = None
     if ra.per_class is not None and rb.per_class is not None:
-        pc = ra.per_class[["class", "f1", "support"]].merge(rb.per_class[["class", "f1", "support"]], on="class",
-                                                            how="outer", suffixes=("_a", "_b"))
+        # the task's class order (A's classes, then any of B's alone): an outer merge sorts them as text (0, 1, 10,
+        # 11, 2, ...), the order the printed table keeps among classes of the same change
+        order = pd.DataFrame({"class": list(dict.fromkeys([*ra.per_class["class"], *rb.per_class["class"]]))})
+        pc = order.merge(ra.per_class[["class", "f1", "support"]], on="class", how="left").merge(
+            rb.per_class[["class", "f1", "support"]], on="class", how="left", suffixes=("_a", "_b"))
         pc["delta_f1"] = pc["f1_b"] - pc["f1_a"]
         meanings = agreed_meanings([ra, rb])
         if meanings_of(ra) or meanings_of(rb):      # as per_class.csv: a meaning column, blank where the runs disagree

@@ -234,6 +234,24 @@ def test_diff_prints_the_per_class_f1_the_largest_change_first(tmp_path):
     assert f"8 more class(es) changed by at most {change['c'].iloc[10]:.4f}" in " ".join(out.split())
 
 
+def test_diff_keeps_the_task_s_class_order_among_equal_changes(tmp_path):
+    """diff_runs merged the two per-class tables with an outer join, which sorts the classes as text: classes of
+    the same change came 0, 1, 10, 11, 2, ... Both the returned table and the printed one keep the task's class
+    order (the run's classes) among classes whose F1 changed alike."""
+    classes = [str(i) for i in range(12)]
+    truth = [c for c in classes for _ in range(2)]
+    guess = ["6" if i == 10 else t for i, t in enumerate(truth)]            # one '5' row called '6': 5 and 6 change
+    a = fake_run(tmp_path / "a", "resnet10t", list(zip(truth, truth)), classes=classes)
+    b = fake_run(tmp_path / "b", "resnet10t", list(zip(truth, guess)), classes=classes)
+    pc = diff_runs(a, b)["per_class"]
+    assert pc["class"].tolist() == classes
+    r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    out = r.output[r.output.index("per-class F1"):]
+    rows = re.findall(r"^\W*(\d+)\W+\d\.\d{4}", out, flags=re.M)
+    assert rows == ["5", "6", "0", "1", "2", "3", "4", "7", "8", "9"], out          # not 0, 1, 10, 11, 2, ...
+
+
 def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cross_fitted_score(outputs):
     """A weighted ensemble whose weights were fitted on the rows it is scored on ranks on the cross-fitted score
     imgcls ensemble recorded (else it is labelled optimistic); every score says which rows it came from, and a diff
