@@ -4,8 +4,8 @@ Messages are plain text: the console reads no rich markup, so a path or class na
 (`photo[red].png`, `pip install 'imgcls[wandb]'`) prints as written. Styling is added here (warn()'s and error()'s
 prefix, the progress bar's bold description) with rich styles, never by markup inside a message.
 
-Results (tables, `models list`) go to stdout and everything else (messages, warnings, progress) to stderr, so
-`imgcls runs > runs.txt` or `imgcls runs | grep` gets the table and nothing else.
+Results (tables and their headings, `models list`) go to stdout and everything else (messages, warnings, progress)
+to stderr, so `imgcls runs > runs.txt` or `imgcls runs | grep` gets the table and nothing else.
 
 Under torchrun every process runs the command; only the main one (rank 0) prints info lines, warnings, tables and
 progress bars (main_process()), as if the others ran with --quiet and warnings silenced: each would say the same line
@@ -197,6 +197,14 @@ def print_table(table, always: bool = False) -> None:
         results.print(table)
     else:
         Console(file=results.file, width=max(results.width, 240), highlight=False, markup=False).print(table)
+
+
+def print_heading(text: str) -> None:
+    """A command's output heading its tables (runs diff's `A: ... / B: ...`, which names the runs its A and B
+    columns mean): on stdout with them, so it comes before them on a terminal (stdout and stderr are written apart)
+    and goes with them into `> diff.txt` or a pipe; printed where print_table(always=True) prints (prints_output)."""
+    if prints_output():
+        results.print(text, soft_wrap=True)     # soft_wrap: a long path stays whole
 
 
 def warn(msg: str) -> None:

@@ -628,9 +628,8 @@ def _must_read(path) -> Run:
 
 def print_diff(d: dict) -> None:
     from rich.table import Table
-    from imgcls.console import console, print_table, prints_output
-    if prints_output():     # the diff's heading: with its tables, not under a Python caller's set_quiet(True)
-        console.print(f"A: {d['a'].path}\nB: {d['b'].path}", soft_wrap=True, highlight=False)
+    from imgcls.console import print_heading, print_table
+    print_heading(f"A: {d['a'].path}\nB: {d['b'].path}")      # on stdout, before its tables
     ran = d.get("ran", [])
     t = Table(title="options that differ", title_justify="left", caption_justify="left",
               caption=f"also differ in where / how they ran, not in what they learned: {', '.join(ran)}" if ran

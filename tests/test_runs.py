@@ -252,6 +252,24 @@ def test_diff_keeps_the_task_s_class_order_among_equal_changes(tmp_path):
     assert rows == ["5", "6", "0", "1", "2", "3", "4", "7", "8", "9"], out          # not 0, 1, 10, 11, 2, ...
 
 
+def test_diff_heading_comes_before_its_tables_on_stdout(outputs, capsys):
+    """runs diff's `A: ... / B: ...` heading went to stderr and its tables to stdout: on a terminal the two streams
+    are written apart, so the heading could come after the tables, and `imgcls runs diff A B > diff.txt` kept
+    tables whose A and B columns named no run. The heading is the command's output with its tables: on stdout,
+    before them, and nothing of it on stderr."""
+    from imgcls.runs import run_runs
+    a, b = outputs / "runs" / "best", outputs / "runs" / "mid"
+    r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)])
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"A: {a}\nB: {b}\n"), r.stdout
+    assert r.stdout.index("options that differ") < r.stdout.index("metrics (val") < r.stdout.index("per-class F1")
+    assert "A: " not in r.stderr, r.stderr
+    capsys.readouterr()
+    run_runs("diff", [a, b])                    # from Python, as the command prints it
+    said = capsys.readouterr()
+    assert said.out.startswith(f"A: {a}\nB: {b}\n") and "A: " not in said.err
+
+
 def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cross_fitted_score(outputs):
     """A weighted ensemble whose weights were fitted on the rows it is scored on ranks on the cross-fitted score
     imgcls ensemble recorded (else it is labelled optimistic); every score says which rows it came from, and a diff
