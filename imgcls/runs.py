@@ -27,7 +27,7 @@ import pandas as pd
 
 from imgcls.errors import UserError
 from imgcls.options import python_too
-from imgcls.outputs import SPEC_NAME, read_yaml, trial_record
+from imgcls.outputs import SPEC_NAME, output_kind, read_yaml, trial_record
 from imgcls.runs_config import COLUMNS, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (RESUME_MAY_CHANGE, RunLock, kfold_finished, planned_classes, planned_folds,
                                  train_finished)
@@ -194,7 +194,7 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
     run = Run(path=path, name=name, model=str(cfg.get("model", "")), img_size=cfg.get("img_size"), config=cfg)
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
     folds = sorted((d for d in path.glob("fold_*") if (d / "metrics.csv").is_file()), key=lambda d: d.name)
-    if (path.parent / "trials.csv").is_file() or (path.parent / "study.db").is_file():
+    if output_kind(path.parent) == "tune study":
         run.kind = "trial"
     # a k-fold set before its first fold has validated (no fold_*/metrics.csv yet) is one too, by its config.yaml's
     # --folds (which each fold_<k>/config.yaml repeats: a fold read alone is a run)
