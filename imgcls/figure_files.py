@@ -4,9 +4,10 @@ imgcls.train.rundir (which lists what a run writes, without drawing) and the mod
 from __future__ import annotations
 
 CURVES_PNG = "curves.png"        # a run's training curves (imgcls.train.progress.curves_png)
+CONFUSION_STEM = "confusion_matrix"     # a run's confusion matrices: <stem>.png, <stem>_normalized.png
 
 
-def confusion_png_names(stem: str = "confusion_matrix") -> tuple[str, str]:
+def confusion_png_names(stem: str = CONFUSION_STEM) -> tuple[str, str]:
     """The files metrics.confusion_pngs writes: <stem>.png (counts) and <stem>_normalized.png."""
     return f"{stem}.png", f"{stem}_normalized.png"
 

@@ -21,6 +21,8 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from imgcls.figure_files import CONFUSION_STEM, confusion_png_names
+
 
 def import_libraries() -> None:
     """Import scikit-learn's metrics (~1 s on a 2-core machine, most of it scikit-learn itself) now, e.g. while
@@ -119,11 +121,10 @@ def row_normalized(cm: np.ndarray) -> np.ndarray:
 
 
 def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike, title: str = "",
-                   stem: str = "confusion_matrix", meanings: Mapping[str, str] | None = None) -> tuple[Path, Path]:
+                   stem: str = CONFUSION_STEM, meanings: Mapping[str, str] | None = None) -> tuple[Path, Path]:
     """<stem>.png (counts) and <stem>_normalized.png (rows sum to 1) with sklearn's ConfusionMatrixDisplay; each
     class named with its meaning where `meanings` has one (profiles.class_titles)."""
     from sklearn.metrics import ConfusionMatrixDisplay
-    from imgcls.figure_files import confusion_png_names
     from imgcls.profiles import class_titles
     from imgcls.report import pyplot, save_figure
     plt = pyplot()
