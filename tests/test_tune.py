@@ -762,6 +762,36 @@ def test_trials_draw_figures_only_with_trial_plots(data, tmp_path, space, capsys
     assert not (tmp_path / "tune" / "x").exists()
 
 
+@pytest.mark.timeout(120)
+def test_trial_0_is_a_trial_from_its_start_with_the_storage_elsewhere(data, tmp_path, space):
+    """A trial knows it is one by its folder's parent being a tune study (outputs.output_kind: trials.csv or
+    study.db). With --storage elsewhere (a journal file, an RDB URL) the study folder held neither until trial 0
+    ended: trial 0's report.html gave the plain --no-plots wording and `imgcls runs` listed it as a run while it
+    trained. tune marks its folder a study (trials.csv's header) before the first trial."""
+    import html
+
+    from imgcls.outputs import output_kind
+    from imgcls.runs import find_runs
+    from imgcls.train.report import NO_PLOTS, TRIAL_NO_PLOTS
+    seen = {}
+
+    class Look(Callback):
+        def on_epoch_end(self, epoch, logs):
+            study_dir = tmp_path / "tune" / "s"
+            seen["study"] = output_kind(study_dir)
+            seen["kinds"] = {r.name: r.kind for r in find_runs(study_dir)}
+            r = CliRunner().invoke(app, ["runs", str(study_dir), "--json", "-", "--filter", "kind=trial"])
+            seen["cli"] = (r.exit_code, r.output)
+
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=1, storage=str(tmp_path / "journal.log")),
+                         callbacks=[Look()])
+    assert not (study_dir / "study.db").exists()
+    assert seen["study"] == "tune study" and seen["kinds"] == {"trial_0000": "trial"}, seen
+    assert seen["cli"][0] == 0 and "trial_0000" in seen["cli"][1], seen["cli"]
+    page = html.unescape((study_dir / "trial_0000" / "report.html").read_text())
+    assert TRIAL_NO_PLOTS in page and NO_PLOTS not in page
+
+
 def test_a_key_or_fixed_option_no_trial_lets_act_is_refused():
     with pytest.raises(UserError, match="space key 'smoothing': --smoothing acts only with --loss label-smoothing, "
                                         "and this run has --loss ce"):

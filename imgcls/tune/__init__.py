@@ -590,6 +590,12 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
     from imgcls.tune import report
 
     study, created = open_study(cfg, space, url)
+    # the folder is a tune study (outputs.output_kind: its trials.csv) before its first trial ends: with --storage
+    # elsewhere it held neither trials.csv nor study.db until then, and trial 0 took itself for a plain run (its
+    # report.html's --no-plots wording; `imgcls runs` listed it as a run)
+    marked = not (study_dir / "trials.csv").exists()
+    if marked:
+        report.write_tables(study, cfg, study_dir)
     t0 = time.time()
     timeout = cfg.timeout_seconds()
     deadline = t0 + timeout if timeout is not None else None
@@ -640,7 +646,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
             info(f"study '{cfg.study}' already has {done_before} trials (--trials {cap}); writing its report")
     finally:
         if objective.fatal is not None:
-            if not (created and _discard_new_study(cfg, url, study, made)):
+            if not (created and _discard_new_study(cfg, url, study, made, marked)):
                 report.write_tables(study, cfg, study_dir)
         elif study.trials:
             report.cleanup_checkpoints(study, study_dir, cfg.keep_k())
@@ -676,11 +682,12 @@ def _mlflow_best(cfg: TuneConfig, study, step: int, failed: list[str]) -> None:
         failed.append(_one_line(e))
 
 
-def _discard_new_study(cfg: TuneConfig, url: str, study, made: list[Path]) -> bool:
+def _discard_new_study(cfg: TuneConfig, url: str, study, made: list[Path], marked: bool) -> bool:
     """A study this command created whose one trial failed on a user error before train made its run folder (the
-    fixed options are at fault) is removed again, with the database file and folders the command made: nothing is
-    left, and the same command with the option fixed starts the study afresh (trial 0, the new options) instead of
-    resuming one whose record holds the mistake. False (nothing removed) when the study holds more by now."""
+    fixed options are at fault) is removed again, with the database file, the trials.csv it wrote at the start
+    (`marked`) and folders the command made: nothing is left, and the same command with the option fixed starts the
+    study afresh (trial 0, the new options) instead of resuming one whose record holds the mistake. False (nothing
+    removed) when the study holds more by now."""
     import optuna
     with _opening_lock(url):
         trials = study.get_trials(deepcopy=False)
@@ -693,6 +700,8 @@ def _discard_new_study(cfg: TuneConfig, url: str, study, made: list[Path]) -> bo
     if db is not None and not others:
         for f in (db, db.with_name(db.name + ".lock")):
             f.unlink(missing_ok=True)
+    if marked:
+        (cfg.study_dir() / "trials.csv").unlink(missing_ok=True)
     for d in made:
         try:
             d.rmdir()                       # only when empty: the command made it and wrote nothing else there
