@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from contextlib import nullcontext
 from functools import cached_property
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
@@ -217,14 +218,17 @@ def _unnamed_fix(root: Path, refusing: bool, listing: str | None) -> str:
     return fix
 
 
-def _image_walk(root: Path, left_out: LeftOut | None = None, in_order: bool = True) -> Iterator[Path]:
+def _image_walk(root: Path, left_out: LeftOut | None = None, in_order: bool = True,
+                view: FolderView | None = None, keep: bool = False) -> Iterator[Path]:
     """The one walk images_under and holds_image share, owning their rules: each visible image file under `root`,
     lazily. Hidden files and folders (hidden_name) are passed over; symlinked folders are followed, each real folder
     once (a link to a folder already read, or back to an ancestor, ends there); a name that is not UTF-8 (utf8_name)
     is left out. With `left_out`, those names and the files holding an image under a name without an image
     extension are collected there. `in_order`: images_under's path order (each folder listed whole and sorted, its
     files before its subfolders, those in name order); otherwise as the file system lists them, so a caller that
-    stops at the first image lists no more than it needs."""
+    stops at the first image lists no more than it needs. `view`: a look at `root` (FolderView, or one above it)
+    whose listings the walk takes instead of listing a folder again (FolderView.walk_listing: with `keep`, those
+    it makes are kept for a walk that follows; without, each is forgotten there once walked)."""
     seen = set()
     stack = [os.fspath(root)]
     while stack:
@@ -238,7 +242,7 @@ def _image_walk(root: Path, left_out: LeftOut | None = None, in_order: bool = Tr
         seen.add((st.st_dev, st.st_ino))
         subfolders = []
         try:
-            with os.scandir(folder) as listing:
+            with (os.scandir(folder) if view is None else nullcontext(view.walk_listing(folder, keep))) as listing:
                 entries = sorted(listing, key=lambda e: e.name) if in_order else listing
                 for entry in entries:
                     name = entry.name
@@ -264,12 +268,13 @@ def _image_walk(root: Path, left_out: LeftOut | None = None, in_order: bool = Tr
         stack.extend(reversed(subfolders))      # the first in name order read next
 
 
-def images_under(root: Path, left_out: LeftOut | None = None) -> list[Path]:
+def images_under(root: Path, left_out: LeftOut | None = None, view: FolderView | None = None) -> list[Path]:
     """Every visible image file under `root`, in path order (_image_walk's rules: hidden names passed over,
     symlinked folders followed, each real folder once, names that are not UTF-8 left out); with `left_out`, such
     names and the files that hold an image under a name without an image extension are collected there for the
-    reader to name once (LeftOut.warn)."""
-    return list(_image_walk(root, left_out))
+    reader to name once (LeftOut.warn). `view`: the reader's look at `root` (FolderView): the listings it made
+    are walked (and forgotten there), not listed again."""
+    return list(_image_walk(root, left_out, view=view))
 
 
 def holds_image(root: Path, below: bool = False) -> bool:
@@ -312,7 +317,7 @@ def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "wa
     loose = []
     splits = view.splits
     left_out = LeftOut()
-    for p in images_under(root, left_out):
+    for p in images_under(root, left_out, view):
         rel = p.relative_to(root)
         if splits:
             part = splits[rel.parts[0]]
@@ -484,21 +489,37 @@ class FolderView:
     profiles' images/, the lone image folder, a split folder) has its own view (`sub`). An OSError listing the
     folder is the caller's to handle (subfolders, profiles_root), or means none (csvs, splits, lone_folder)."""
 
-    def __init__(self, root: Path, ext: str | None = None):
+    def __init__(self, root: Path, ext: str | None = None, _subs: dict[Path, FolderView] | None = None):
         self.root = Path(root)
         self.ext = ext          # --ext: a CSV's names are looked for with it added (listing_csvs), as load reads them
-        self._subs: dict[Path, FolderView] = {}
+        self._subs: dict[Path, FolderView] = {} if _subs is None else _subs    # one for the views below the first
         self._heads: dict[Path, pd.DataFrame | UserError] = {}
         self._texts: dict[Path, str | UserError] = {}
 
     def sub(self, folder: Path) -> FolderView:
-        """The view of `folder` (this one's, or one below it), made once."""
+        """The view of `folder` (this one's, or one below it), made once: the views below the first share their
+        views (a split folder's view asked for its class folder gives the one the first view gives)."""
         folder = Path(folder)
         if folder == self.root:
             return self
         if folder not in self._subs:
-            self._subs[folder] = FolderView(folder, self.ext)
+            self._subs[folder] = FolderView(folder, self.ext, self._subs)
         return self._subs[folder]
+
+    def walk_listing(self, folder: str | os.PathLike, keep: bool) -> list[os.DirEntry]:
+        """The listing of `folder` (this one or one below it) for the image walk (_image_walk), hidden names left
+        out. `keep`: its view's, made there where none was (the detection's walk for an image: the read's walk that
+        follows takes it). Otherwise the read's walk, each folder walked once: the listing its view made (the
+        detection's) is taken and forgotten there (its findings, such as its subfolders, stay; ~250 bytes an image
+        are not held through the rest of the read), and a folder no view listed is listed, not kept."""
+        folder = Path(folder)
+        view = self.sub(folder) if keep else self if folder == self.root else self._subs.get(folder)
+        if keep:
+            return view._listing
+        if view is not None and "_listing" in view.__dict__:
+            return view.__dict__.pop("_listing")
+        with os.scandir(folder) as it:
+            return [e for e in it if not hidden_name(e.name)]
 
     @cached_property
     def _listing(self) -> list[os.DirEntry]:
@@ -507,24 +528,19 @@ class FolderView:
         with os.scandir(self.root) as it:
             return [e for e in it if not hidden_name(e.name)]
 
-    @cached_property
-    def entries(self) -> list[Path]:
-        """The files and folders directly in the folder, hidden ones (hidden_name) left out, as listed."""
-        return [self.root / e.name for e in self._listing]
-
     def _of_kind(self, is_dir: bool, named: Callable[[str], bool] | None = None) -> Iterator[Path]:
         """The entries that are folders (is_dir) or files, a link by what it points to: Path.is_dir / is_file's
         answers, from the listing's types. `named`: of the entries whose name it accepts only (a link's target is
         looked at only for those), as listed."""
-        for e, p in zip(self._listing, self.entries):
+        for e in self._listing:
             if named is not None and not named(e.name):
                 continue
             try:
                 yes = e.is_dir() if is_dir else e.is_file()
             except OSError:     # a link's stat failing otherwise than 'not found' (a loop): pathlib's answer
-                yes = p.is_dir() if is_dir else p.is_file()
+                yes = (self.root / e.name).is_dir() if is_dir else (self.root / e.name).is_file()
             if yes:
-                yield p
+                yield self.root / e.name
 
     @cached_property
     def subfolders(self) -> list[Path]:
@@ -534,13 +550,13 @@ class FolderView:
     @cached_property
     def holds_image(self) -> bool:
         """holds_image's answer for the folder. Where it was listed already (the look for imgcls outputs below a
-        dataset's folder: outputs._output_below), an image file in that listing answers it (the walk's rules: a
-        visible image name, UTF-8, not a folder) without listing the folder again; otherwise, or where none is
-        directly in it, the walk that stops at the first image."""
-        if "_listing" in self.__dict__ and any(
-                True for _ in self._of_kind(is_dir=False, named=lambda n: utf8_name(n) and imgio.is_image_name(n))):
-            return True
-        return holds_image(self.root)
+        dataset's folder: outputs._output_below), the walk that stops at the first image starts from that listing,
+        not listing the folder again, and where no image is directly in it goes on through the views of the folders
+        below, their listings kept there for the read's walk to take (a split folder's class folders listed once);
+        otherwise holds_image's walk, which lists no more of a folder than it needs."""
+        if "_listing" not in self.__dict__:
+            return holds_image(self.root)
+        return any(True for _ in _image_walk(self.root, in_order=False, view=self, keep=True))
 
     @cached_property
     def csvs(self) -> list[Path]:

@@ -1241,20 +1241,30 @@ def test_a_folder_no_layout_reads_is_not_searched_for_imgcls_outputs(tmp_path, h
         refuse_other_output(data, "eda", whole=True)
 
 
-@pytest.mark.parametrize("make, lists", [
-    (lambda d: make_image_folder(d, {"cat": 3, "dog": 3}, size=(16, 16)), {".": 2, "cat": 2, "dog": 2}),   # 3, 3, 2
-    (_split_folders, {".": 2, "train": 3, "val": 2}),                       # 3, 4, 3: train/ asked for an image too
-])
-def test_the_look_for_outputs_below_a_dataset_shares_the_reads_listings(tmp_path, monkeypatch, make, lists):
+@pytest.mark.parametrize("make, folders", [
+    (lambda d: make_image_folder(d, {"cat": 3, "dog": 3}, size=(16, 16)), [".", "cat", "dog"]),   # 3, 3, 2; 2, 2, 2
+    (_split_folders, [".", "train", "val", "train/cat", "train/dog", "val/cat", "val/dog"]),
+])  # split: 3, 4, 3, 1, 2, 1, 1 (train/ asked for an image, its first class folder walked for one); then 2, 3, 2, ...
+def test_the_look_for_outputs_below_a_dataset_shares_the_reads_listings(tmp_path, monkeypatch, make, folders):
     """load's check that the data is no folder of imgcls outputs listed the folder and each folder in it itself
     (os.scandir) besides the detection's look (FolderView) and the read's walk: the folder given listed three times,
-    a class folder three times (the detection asking it for an image). The check now looks through the detection's
-    FolderView, whose listing the detection asks for an image too: each folder the check looks into is listed once
-    less. Every os.scandir counted, the image walks' included."""
+    a class folder three times (the detection asking it for an image). The check then looked through the detection's
+    FolderView, and the read's image walk still listed every folder again, as did the detection's walk for an image
+    below a split folder. Now the walks take the views' listings (the detection's walk keeps those it makes for the
+    read's, which forgets each once walked): every folder is listed once, and no listing is held after the walk.
+    Every os.scandir counted, the image walks' included."""
     import os
+
+    from imgcls.layouts import FolderView
     data = make(tmp_path / "data")
     listed = []
     scandir = os.scandir
     monkeypatch.setattr(os, "scandir", lambda p=".": listed.append(Path(p)) or scandir(p))
-    mf.load(data, scan=False)
-    assert {f: listed.count(data / f) for f in lists} == lists, listed
+    views = []
+    init = FolderView.__init__
+    monkeypatch.setattr(FolderView, "__init__", lambda self, *a, **k: views.append(self) or init(self, *a, **k))
+    df = mf.load(data, scan=False)
+    assert {f: listed.count(data / f) for f in folders} == {f: 1 for f in folders}, listed
+    assert len(df) == (6 if "cat" in folders else 4)
+    # no listing outlives the read's walk: the class folders' (~250 bytes an image) were held through load
+    assert [v.root for v in views if "_listing" in v.__dict__] == []
