@@ -686,16 +686,17 @@ def read_profiles(root: Path, age_bands: Sequence[int] = DEFAULT_AGE_BANDS, unre
     image. Folders and files of other names are left out in a warning; image files the walk leaves out (LeftOut:
     names not UTF-8, or without an image extension) are named in a warning, or with `unread_images="refuse"`
     (predict) refused in one line (LeftOut.say), as read_folder does. `view`: the detection's look at `root`
-    (FolderView), its listing read from it."""
+    (FolderView), its listing read from it, and the profile folders' listings it made walked, not listed again."""
     rows = []
     skipped = []
     left_out = LeftOut()
-    for d in (view or FolderView(root)).subfolders:
+    view = view or FolderView(root)
+    for d in view.subfolders:
         m = PROFILE_DIR.match(d.name)
         if not m:
             skipped.append(d.name)
             continue
-        for p in images_under(d, left_out):
+        for p in images_under(d, left_out, view):
             mask = mask_from_stem(p.stem)
             if mask is None:
                 skipped.append(_rel(p, root))

@@ -1241,22 +1241,24 @@ def test_a_folder_no_layout_reads_is_not_searched_for_imgcls_outputs(tmp_path, h
         refuse_other_output(data, "eda", whole=True)
 
 
-@pytest.mark.parametrize("make, folders", [
-    (lambda d: make_image_folder(d, {"cat": 3, "dog": 3}, size=(16, 16)), [".", "cat", "dog"]),   # 3, 3, 2; 2, 2, 2
-    (_split_folders, [".", "train", "val", "train/cat", "train/dog", "val/cat", "val/dog"]),
-])  # split: 3, 4, 3, 1, 2, 1, 1 (train/ asked for an image, its first class folder walked for one); then 2, 3, 2, ...
-def test_the_look_for_outputs_below_a_dataset_shares_the_reads_listings(tmp_path, monkeypatch, make, folders):
+@pytest.mark.parametrize("make, images", [
+    (lambda d: make_image_folder(d, {"cat": 3, "dog": 3}, size=(16, 16)), 6),   # data/, cat/, dog/: 3, 3, 2; 2, 2, 2
+    (_split_folders, 4),    # data/, train/, val/, train/cat, train/dog, val/...: 3, 4, 3, 1, 2, 1, 1; 2, 3, 2, 1, 2, ...
+    (lambda d: make_profiles(d, n_profiles=3), 21),     # data/ and each profile folder: 2 (it was walked: 2 each)
+])  # (train/ asked for an image, its first class folder walked for one)
+def test_the_look_for_outputs_below_a_dataset_shares_the_reads_listings(tmp_path, monkeypatch, make, images):
     """load's check that the data is no folder of imgcls outputs listed the folder and each folder in it itself
     (os.scandir) besides the detection's look (FolderView) and the read's walk: the folder given listed three times,
     a class folder three times (the detection asking it for an image). The check then looked through the detection's
     FolderView, and the read's image walk still listed every folder again, as did the detection's walk for an image
-    below a split folder. Now the walks take the views' listings (the detection's walk keeps those it makes for the
-    read's, which forgets each once walked): every folder is listed once, and no listing is held after the walk.
-    Every os.scandir counted, the image walks' included."""
+    below a split folder, and the profiles' read each profile folder. Now the walks take the views' listings (the
+    detection's walk keeps those it makes for the read's, which forgets each once walked): every folder is listed
+    once, and no listing is held after the walk. Every os.scandir counted, the image walks' included."""
     import os
 
     from imgcls.layouts import FolderView
     data = make(tmp_path / "data")
+    folders = [data, *(p for p in data.rglob("*") if p.is_dir())]
     listed = []
     scandir = os.scandir
     monkeypatch.setattr(os, "scandir", lambda p=".": listed.append(Path(p)) or scandir(p))
@@ -1264,7 +1266,8 @@ def test_the_look_for_outputs_below_a_dataset_shares_the_reads_listings(tmp_path
     init = FolderView.__init__
     monkeypatch.setattr(FolderView, "__init__", lambda self, *a, **k: views.append(self) or init(self, *a, **k))
     df = mf.load(data, scan=False)
-    assert {f: listed.count(data / f) for f in folders} == {f: 1 for f in folders}, listed
-    assert len(df) == (6 if "cat" in folders else 4)
-    # no listing outlives the read's walk: the class folders' (~250 bytes an image) were held through load
-    assert [v.root for v in views if "_listing" in v.__dict__] == []
+    assert {f: listed.count(f) for f in folders} == {f: 1 for f in folders}, listed
+    assert len(df) == images and len(folders) in (3, 7, 4)
+    # no listing outlives the read's walk: the class folders' (~250 bytes an image) were held through load; the
+    # profiles' folder is not walked (each profile folder is), its listing (a name a profile) stays with its view
+    assert [v.root for v in views if "_listing" in v.__dict__] == ([data] if images == 21 else [])
