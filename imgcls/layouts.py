@@ -277,13 +277,15 @@ def images_under(root: Path, left_out: LeftOut | None = None, view: FolderView |
     return list(_image_walk(root, left_out, view=view))
 
 
-def holds_image(root: Path, below: bool = False) -> bool:
+def holds_image(root: Path, below: bool = False, view: FolderView | None = None) -> bool:
     """Whether `root` holds a visible image anywhere below it: images_under's answer is not empty (the same walk,
     _image_walk), found by stopping at the first image instead of walking and sorting the whole folder (a detection
     asking this of a 100k-image class folder). `below`: an image in a subfolder of `root` only, not directly in it
-    (images_under's answer has one whose parent is not `root`)."""
+    (images_under's answer has one whose parent is not `root`). `view`: a look at `root` (or above it) through
+    which the folders are listed, their listings kept for the read's walk that follows (FolderView.walk_listing)."""
     root = Path(root)
-    return any(not below or p.parent != root for p in _image_walk(root, in_order=False))
+    return any(not below or p.parent != root
+               for p in _image_walk(root, in_order=False, view=view, keep=view is not None))
 
 
 def nfc(text: str) -> str:
@@ -554,9 +556,7 @@ class FolderView:
         not listing the folder again, and where no image is directly in it goes on through the views of the folders
         below, their listings kept there for the read's walk to take (a split folder's class folders listed once);
         otherwise holds_image's walk, which lists no more of a folder than it needs."""
-        if "_listing" not in self.__dict__:
-            return holds_image(self.root)
-        return any(True for _ in _image_walk(self.root, in_order=False, view=self, keep=True))
+        return holds_image(self.root, view=self if "_listing" in self.__dict__ else None)
 
     @cached_property
     def csvs(self) -> list[Path]:
@@ -661,7 +661,8 @@ class FolderView:
         folder whose subfolders are the classes, never one class named 'images' (images/cat/x.jpg), as
         profiles_root goes one level down to the profile folders. Images directly in it (the mask competition's
         eval/ without its info.csv): unlabeled test images named by their paths in that folder (xxx.jpg, as
-        info.csv spells its ImageIDs), never one class named 'images', its images walked once, here. None
+        info.csv spells its ImageIDs), never one class named 'images', its images walked once, here; the folders
+        are walked through their views (listed once: what the read's walk takes, or this one). None
         otherwise (images beside it, other folders, a CSV listing them: folder_csv's, or several, the user's pick;
         no image)."""
         try:
@@ -673,10 +674,10 @@ class FolderView:
         if any(True for _ in self._of_kind(is_dir=False, named=imgio.is_image_name)):
             return None
         folder = subdirs[0]
-        if holds_image(folder, below=True):         # class folders in it: no walk
+        if holds_image(folder, below=True, view=self):     # class folders in it: no walk
             return LoneFolder(folder, None, None)
         left_out = LeftOut()
-        found = images_under(folder, left_out)
+        found = images_under(folder, left_out, self)
         return LoneFolder(folder, found, left_out) if found else None
 
 

@@ -1241,17 +1241,21 @@ def test_a_folder_no_layout_reads_is_not_searched_for_imgcls_outputs(tmp_path, h
         refuse_other_output(data, "eda", whole=True)
 
 
-@pytest.mark.parametrize("make, images", [
-    (lambda d: make_image_folder(d, {"cat": 3, "dog": 3}, size=(16, 16)), 6),   # data/, cat/, dog/: 3, 3, 2; 2, 2, 2
-    (_split_folders, 4),    # data/, train/, val/, train/cat, train/dog, val/...: 3, 4, 3, 1, 2, 1, 1; 2, 3, 2, 1, 2, ...
-    (lambda d: make_profiles(d, n_profiles=3), 21),     # data/ and each profile folder: 2 (it was walked: 2 each)
-])  # (train/ asked for an image, its first class folder walked for one)
-def test_the_look_for_outputs_below_a_dataset_shares_the_reads_listings(tmp_path, monkeypatch, make, images):
+@pytest.mark.parametrize("make, images, n_folders", [
+    (lambda d: make_image_folder(d, {"cat": 3, "dog": 3}, size=(16, 16)), 6, 3),   # data/, cat/, dog/: 3, 3, 2; 2, 2, 2
+    (_split_folders, 4, 7),  # data/, train/, val/, train/cat, train/dog, val/...: 3, 4, 3, 1, 2, 1, 1; 2, 3, 2, 1, 2, ...
+    (lambda d: make_profiles(d, n_profiles=3), 21, 4),  # data/ and each profile folder: 2 (it was walked: 2 each)
+    (lambda d: make_image_folder(d / "images", {"cat": 2, "dog": 1}, size=(16, 16)).parent, 3, 4),  # images/: 2
+    (lambda d: make_image(d / "images" / "a.png", size=(16, 16)).parent.parent, 1, 2),   # images/ alone: 3
+])  # (train/ asked for an image, its first class folder walked for one; images/ asked for a class folder, walked)
+def test_the_look_for_outputs_below_a_dataset_shares_the_reads_listings(tmp_path, monkeypatch, make, images,
+                                                                         n_folders):
     """load's check that the data is no folder of imgcls outputs listed the folder and each folder in it itself
     (os.scandir) besides the detection's look (FolderView) and the read's walk: the folder given listed three times,
     a class folder three times (the detection asking it for an image). The check then looked through the detection's
     FolderView, and the read's image walk still listed every folder again, as did the detection's walk for an image
-    below a split folder, and the profiles' read each profile folder. Now the walks take the views' listings (the
+    below a split folder, the profiles' read each profile folder, and the look for the image folder a folder holds
+    alone (the classes' folder, or the images read unlabeled) walked it again. Now the walks take the views' listings (the
     detection's walk keeps those it makes for the read's, which forgets each once walked): every folder is listed
     once, and no listing is held after the walk. Every os.scandir counted, the image walks' included."""
     import os
@@ -1267,7 +1271,7 @@ def test_the_look_for_outputs_below_a_dataset_shares_the_reads_listings(tmp_path
     monkeypatch.setattr(FolderView, "__init__", lambda self, *a, **k: views.append(self) or init(self, *a, **k))
     df = mf.load(data, scan=False)
     assert {f: listed.count(f) for f in folders} == {f: 1 for f in folders}, listed
-    assert len(df) == images and len(folders) in (3, 7, 4)
-    # no listing outlives the read's walk: the class folders' (~250 bytes an image) were held through load; the
-    # profiles' folder is not walked (each profile folder is), its listing (a name a profile) stays with its view
-    assert [v.root for v in views if "_listing" in v.__dict__] == ([data] if images == 21 else [])
+    assert len(df) == images and len(folders) == n_folders
+    # no listing below the folder given outlives the read's walk: the class folders' (~250 bytes an image) were held
+    # through load; the folder given, where it is not walked (the profiles', a lone image folder's), keeps its own
+    assert [v.root for v in views if "_listing" in v.__dict__ and v.root != data] == []
