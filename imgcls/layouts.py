@@ -48,32 +48,35 @@ def csv_separator(text: str) -> str:
     return next((s for s in (";", "\t") if s in line), ",")
 
 
-def csv_text(path: Path, what: str = "CSV file") -> str:
+def csv_text(path: Path, what: str = "CSV file", fix: str | None = None) -> str:
     """The text of a CSV file, read whole once (read_csv's, FolderView.text's), with the mistakes a user can make
-    said in one line: not a regular file, an empty (0-byte) file, text that is not UTF-8."""
+    said in one line: not a regular file, an empty (0-byte) file, text that is not UTF-8. `fix`: the fix each line
+    names instead of its own (a file imgcls wrote: rundir.read_run_csv's)."""
     path = Path(path)
     if imgio.not_regular_reason(path) is not None:
-        raise UserError(f"{what} {path} is not a regular file; give a CSV file")
+        raise UserError(f"{what} {path} is not a regular file; {fix or 'give a CSV file'}")
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise UserError(f"{what} {path} is not UTF-8 text (byte {e.start}: {e.reason}); save it as UTF-8 "
-                        f"(e.g. iconv -f cp949 -t utf-8)") from None
+        raise UserError(f"{what} {path} is not UTF-8 text (byte {e.start}: {e.reason}); "
+                        f"{fix or 'save it as UTF-8 (e.g. iconv -f cp949 -t utf-8)'}") from None
     except OSError as e:
         raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
     if not text.strip():
-        raise UserError(f"{what} {path} is empty; give a CSV with a header row (e.g. path,label)")
+        raise UserError(f"{what} {path} is empty; {fix or 'give a CSV with a header row (e.g. path,label)'}")
     return text
 
 
-def read_csv(path: Path, what: str = "CSV file", text: str | None = None, **kwargs) -> pd.DataFrame:
+def read_csv(path: Path, what: str = "CSV file", text: str | None = None, fix: str | None = None,
+             **kwargs) -> pd.DataFrame:
     """pandas.read_csv with the mistakes a user can make said in one line: csv_text's, and a row with more or fewer
     fields than the header. `text`: the file's csv_text where the caller read it already (FolderView.text: a file
-    detected, then read, is read from disk once)."""
+    detected, then read, is read from disk once). `fix`: the fix each line names instead of its own (a user's CSV:
+    fix that row; a file imgcls wrote: rundir.read_run_csv's)."""
     import csv
     path = Path(path)
     if text is None:
-        text = csv_text(path, what)
+        text = csv_text(path, what, fix)
     import io as _io
     sep = csv_separator(text)
     if sep != ",":              # a European spreadsheet's export (id;label) or a TSV: read with its own separator
@@ -85,16 +88,16 @@ def read_csv(path: Path, what: str = "CSV file", text: str | None = None, **kwar
             for row in rows:
                 if row and len(row) != width:
                     raise UserError(f"{what} {path}: line {rows.line_num} has {len(row)} field(s), the header has "
-                                    f"{width}; fix that row (a {SEPARATOR_NAMES[sep]} inside a value needs "
-                                    f"quotes)")
+                                    f"{width}; " + (fix or f"fix that row (a {SEPARATOR_NAMES[sep]} inside a value "
+                                                           f"needs quotes)"))
         except csv.Error as e:
-            raise UserError(f"{what} {path} cannot be parsed as CSV (line {rows.line_num}: {e}); fix the "
-                            f"file") from None
+            raise UserError(f"{what} {path} cannot be parsed as CSV (line {rows.line_num}: {e}); "
+                            f"{fix or 'fix the file'}") from None
     try:
         return pd.read_csv(_io.StringIO(text), **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise UserError(f"{what} {path} cannot be parsed as CSV ({str(e).strip().splitlines()[-1]}); fix the "
-                        f"file") from None
+        raise UserError(f"{what} {path} cannot be parsed as CSV ({str(e).strip().splitlines()[-1]}); "
+                        f"{fix or 'fix the file'}") from None
 
 
 # folders of a system's own files, never a class or images of one: a zip made on macOS holds its resource forks

@@ -468,13 +468,26 @@ def validation_files(run_dir: Path) -> list[Path]:
             if f.is_file()]
 
 
-def read_validation(f: Path, **kwargs):
-    """A run's val_predictions.csv `f` (one of validation_files) as a DataFrame, for every reader of it (predict's
-    leak check, ensemble's scores and weights, a resumed run's best epoch): read by layouts.read_csv, so a malformed
-    file is one line naming it and the fix, never pandas' traceback. `kwargs`: pandas.read_csv's (dtype...)."""
+# the fix a malformed CSV file of a run names: imgcls wrote it, so no row of it is the user's to mend by hand
+RUN_FILE_FIX = "imgcls train wrote it: restore it from a backup, or train the run again"
+PER_CLASS = "the run's per-class scores"          # per_class.csv's role, as read_run_csv names it
+
+
+def read_run_csv(f: Path, role: str, fix: str = RUN_FILE_FIX, **kwargs):
+    """A CSV file imgcls wrote (a run's val_predictions.csv, per_class.csv; an ensemble's oof_predictions.csv, whose
+    `fix` names its own maker) as a DataFrame, for every reader of one: read by layouts.read_csv, so a malformed
+    file is one line naming its `role`, the file and the fix, never pandas' traceback. Empty values stay ''
+    (keep_default_na=False). Whether a missing file is tolerated is the caller's. `kwargs`: pandas.read_csv's
+    (dtype, usecols...)."""
     from imgcls.layouts import read_csv
     kwargs.setdefault("keep_default_na", False)
-    return read_csv(f, "the run's validation predictions", **kwargs)
+    return read_csv(f, role, fix=fix, **kwargs)
+
+
+def read_validation(f: Path, **kwargs):
+    """A run's val_predictions.csv `f` (one of validation_files) as a DataFrame, for every reader of it (predict's
+    leak check, ensemble's scores and weights, a resumed run's best epoch, the run's report): read_run_csv's."""
+    return read_run_csv(f, "the run's validation predictions", **kwargs)
 
 
 def trained_from_here(run_dir: Path, record) -> bool:
