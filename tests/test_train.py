@@ -247,6 +247,32 @@ def test_a_resume_of_a_run_whose_val_predictions_csv_is_malformed_is_one_line(tw
         run_train(TrainConfig.load(part / "config.yaml"), resume=part)
 
 
+def test_a_resume_of_a_run_whose_per_class_csv_is_malformed_is_one_line(two_class, tmp_path, monkeypatch):
+    """The resumed run reads its per_class.csv back (its best epoch's per-class scores, in its summary) with plain
+    pandas: a malformed file (a row with more fields than the header) was pandas' ParserError traceback, after the
+    images were decoded. check_resume_data and Trainer.restore read it by rundir.read_run_csv: one line naming the
+    file and the fix (imgcls wrote it), exit 2, before the images are decoded."""
+    import imgcls.train.data as tdata
+    import imgcls.train.rundir as rundir
+    from imgcls.errors import UserError
+    from test_cli import one_error_line
+    part = run_train(cfg_for(two_class, tmp_path), stop_after=1)
+    bad = part / "per_class.csv"
+    lines = bad.read_text().splitlines()
+    bad.write_text("\n".join([*lines[:2], lines[2] + ",extra", *lines[3:]]) + "\n")
+    with monkeypatch.context() as m:
+        m.setattr(tdata, "plan_cache", lambda *a, **k: pytest.fail("the images were decoded before the check"))
+        r = CliRunner().invoke(app, ["train", "--resume", str(part)])
+    line = one_error_line(r)
+    fix = "imgcls train wrote it: restore it from a backup, or train the run again"
+    assert f"the run's per-class scores {bad}: line 3 has" in line and line.endswith(f"; {fix}"), line
+    assert list(metrics(part)["epoch"]) == [1]
+    # the resumed run's own read of it (Trainer.restore), past the check: the same line
+    monkeypatch.setattr(rundir, "check_resume_data", lambda *a: None)
+    with pytest.raises(UserError, match=re.escape(f"{bad}: line 3 has")):
+        run_train(TrainConfig.load(part / "config.yaml"), resume=part)
+
+
 class _StopAfterFold0(Exception):
     pass
 

@@ -50,7 +50,7 @@ from imgcls.train.losses import Criterion, class_weights_auto
 from imgcls.train.mix import mix_batch
 from imgcls.train.optim import make_optimizer, make_scheduler, second_order
 from imgcls.train.progress import EpochTable, RunEta, RunLog, curves_png
-from imgcls.train.rundir import read_validation, record_last_state
+from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation, record_last_state
 from imgcls.train.sam import frozen_bn_stats
 from imgcls.train.validation import final_code, evaluate, val_predictions_frame
 
@@ -306,7 +306,8 @@ class Trainer:
             self.log(f"{run_dir.name}: already finished ({ts['epoch'] + 1} epochs)")
             return True
         if st.epoch and (run_dir / "per_class.csv").is_file():
-            st.best_per_class = pd.read_csv(run_dir / "per_class.csv", keep_default_na=False, dtype={"class": str})
+            # a malformed file is read_run_csv's one line (check_resume_data said it before the images were decoded)
+            st.best_per_class = read_run_csv(run_dir / "per_class.csv", PER_CLASS, dtype={"class": str})
         self.log(f"resuming {run_dir} at epoch {st.epoch + 1}")
         return False
 

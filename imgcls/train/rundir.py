@@ -546,9 +546,14 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     is not `record.src`, the recorded TrainConfig) is the user's own choice: it is compared by path within its
     root, so a data set moved elsewhere and named there resumes. The recorded relative path typed again counts as
     recorded: its refusal names cd or the data's absolute path, not giving it again. A malformed file the resume
-    reads back (a single run's, a fold's: Trainer.restore) is read_validation's one line, said here before the
-    images are decoded."""
+    reads back (a single run's, a fold's: Trainer.restore; its val_predictions.csv, the per_class.csv of one that
+    goes on) is read_run_csv's one line, said here before the images are decoded."""
     recorded = src == record.src
+    # the per-class scores a run that goes on reads back (Trainer.restore: a single run's, an unfinished fold's; its
+    # report reads them again): a malformed file is read_run_csv's one line, said here before the images are decoded
+    for d in [run_dir, *sorted(run_dir.glob("fold_*"))]:
+        if (d / "per_class.csv").is_file() and train_finished(d / "last.pt") is False:
+            read_run_csv(d / "per_class.csv", PER_CLASS, dtype=str)
     files = validation_files(run_dir)
     if not files:
         return
