@@ -1470,6 +1470,28 @@ def test_run_report_per_class_heading_names_the_rows(tmp_path, tiny_run):
     assert 'Per-class precision / recall / F1 <span class="muted">(5 val rows, best epoch 2)</span>' in page, page
 
 
+@pytest.mark.parametrize("name, role", [("val_predictions.csv", "the run's validation predictions"),
+                                        ("per_class.csv", "the run's per-class scores")])
+def test_a_run_report_over_a_malformed_run_file_is_one_line(tmp_path, tiny_run, name, role):
+    """write_run_report (a run's report.html, rewritten as the run ends, or from Python) read the run's
+    val_predictions.csv (its worst predictions) and per_class.csv (the classes' meanings) with plain pandas: a
+    malformed file (a row with more fields than the header) was pandas' ParserError traceback. Both are read by
+    rundir.read_run_csv: one line naming the file, its role and the fix (imgcls wrote it), no report written."""
+    from imgcls.errors import UserError
+    from imgcls.train.report import write_run_report
+    rows = [(str(tmp_path), f"{c}/{i}.png", c) for i, c in enumerate("aabbc")]
+    run = tiny_run(tmp_path / "run", val_rows=rows)
+    (run / "per_class.csv").write_text("class,meaning,f1\na,,0.5\nb,,0.5\nc,,0.5\n")
+    bad = run / name
+    lines = bad.read_text().splitlines()
+    bad.write_text("\n".join([*lines[:2], lines[2] + ",extra", *lines[3:]]) + "\n")
+    with pytest.raises(UserError) as e:
+        write_run_report(run)
+    fix = "imgcls train wrote it: restore it from a backup, or train the run again"
+    assert str(e.value).startswith(f"{role} {bad}: line 3 has") and str(e.value).endswith(f"; {fix}"), e.value
+    assert "\n" not in str(e.value) and not (run / "report.html").exists()
+
+
 def test_a_kfold_tune_trial_s_report_is_a_kfold_set_s(tmp_path):
     """A tune trial trained with --folds is a k-fold set whose kind reads 'trial' (runs.read_run, its study's
     trials.csv beside it): its report.html showed no folds table nor out-of-fold summary and called the out-of-fold

@@ -13,6 +13,7 @@ import pandas as pd
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.options import python_too
 from imgcls.profiles import class_titles
+from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation
 
 N_WORST = 24
 NO_PLOTS = "figures not drawn (--no-plots): metrics.csv and per_class.csv hold their numbers"
@@ -63,11 +64,12 @@ def worst_predictions(preds: pd.DataFrame, n: int = N_WORST) -> pd.DataFrame:
 
 def recorded_meanings(run_dir: Path) -> dict[str, str]:
     """What the run's classes mean, as its per_class.csv recorded them (its meaning column, from the checkpoint's
-    metadata: ModelMeta.class_meanings); {} where it has none."""
+    metadata: ModelMeta.class_meanings); {} where it has none (no such file yet). A malformed file is
+    rundir.read_run_csv's one line."""
     pc = Path(run_dir) / "per_class.csv"
     if not pc.is_file():
         return {}
-    t = pd.read_csv(pc, keep_default_na=False, dtype=str)
+    t = read_run_csv(pc, PER_CLASS, dtype=str)
     return dict(zip(t["class"], t["meaning"])) if {"class", "meaning"} <= set(t.columns) else {}
 
 
@@ -128,8 +130,8 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     confusion = "".join(report.img(run_dir / f, f) for f in confusion_pngs) if plots else ""
     preds_path = run_dir / "val_predictions.csv"
     worst_html, n_worst = report.note("none"), 0
-    if preds_path.is_file():
-        preds = pd.read_csv(preds_path, keep_default_na=False, dtype={"label": str, "pred": str})
+    if preds_path.is_file():        # none before the first validation: the report says so; a malformed one is one line
+        preds = read_validation(preds_path, dtype={"label": str, "pred": str})
         worst = worst_predictions(preds)
         n_worst = len(worst)
         figs = []
