@@ -46,7 +46,7 @@ from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                match_template, resolve_format, template_beside)
 from imgcls.train.config import TrainConfig
-from imgcls.train.rundir import read_validation, validation_files
+from imgcls.train.rundir import read_run_csv, read_validation, validation_files
 from imgcls.tta import TTASpec, parse_tta
 
 RUNS_DIR = Path(TrainConfig.out)        # where imgcls train writes by default
@@ -793,19 +793,26 @@ def _trained_on(run: Path, table: Path) -> bool:
     return bool(src) and Path(src).resolve() == table.resolve()
 
 
-def weights_fitted_rows(spec: EnsembleSpec, df: pd.DataFrame) -> np.ndarray:
-    """The rows of df the ensemble's --weights auto was fitted on (the images of its oof_predictions.csv, the
-    members' common validation rows): a score over them is optimistic, as the ensemble's own fitted one. All False
-    for a run, or an ensemble whose weights were not fitted."""
-    fitted = np.zeros(len(df), bool)
+def weights_fitted_keys(spec: EnsembleSpec) -> set[str]:
+    """The images the ensemble's --weights auto was fitted on (the keys of its oof_predictions.csv, the members'
+    common validation rows): a score over them is optimistic, as the ensemble's own fitted one. Empty for a run, an
+    ensemble whose weights were not fitted, or one whose file is gone or has no key column (nothing tells them: a
+    score is not refused for it). Read before the model runs: a malformed file is rundir.read_run_csv's one line
+    (a score it would leave unlabelled is no plain evaluation)."""
     oof = Path(spec.path).parent / "oof_predictions.csv" if spec.path else None
     if oof is None or not (spec.scores or {}).get("weights_fitted_on_scored_rows") or not oof.is_file():
-        return fitted
+        return set()
     try:
-        keys = pd.read_csv(oof, usecols=["key"], dtype=str, keep_default_na=False)["key"]
-    except (ValueError, OSError, pd.errors.ParserError):
-        return fitted
-    keys = {str(Path(k)) for k in keys}
+        keys = read_run_csv(oof, "the ensemble's out-of-fold predictions",
+                            "imgcls ensemble wrote it: restore it from a backup, or build the ensemble again",
+                            usecols=["key"], dtype=str)["key"]
+    except ValueError:          # no key column
+        return set()
+    return {str(Path(k)) for k in keys}
+
+
+def weights_fitted_rows(keys: set[str], df: pd.DataFrame) -> np.ndarray:
+    """The rows of df that are images the ensemble's weights were fitted on (`keys`: weights_fitted_keys')."""
     return np.array([str(p) in keys for p in mf.image_paths(df)], bool)
 
 
@@ -900,6 +907,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if evaluate:
         check_eval_scorable(spec, df, rows, part, target, data)
         check_eval_not_leaked(spec, df, rows, part, data)
+        fitted_keys = weights_fitted_keys(spec)     # read before the model runs: a malformed file is one line
     seen = 0 if evaluate else say_trained_on(spec, df, data)
     check_output_location(out, *mf.roots(df), *([data] if data and Path(data).is_dir() else []),
                           images=mf.image_paths(df), owns=False)
@@ -995,7 +1003,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                "images_per_s": round(n / probs.seconds, 2) if probs.seconds > 0 else None,
                "probs": str(probs_path), "submission": str(sub_path)}
     if evaluate:
-        scores = _eval_scores(df, probs, classes, part, rows, weights_fitted_rows(spec, df))
+        scores = _eval_scores(df, probs, classes, part, rows, weights_fitted_rows(fitted_keys, df))
         if scores is None:      # labelled rows there are (check_eval_scorable), but none of them could be read
             warn(f"--eval: none of the labelled {'' if part == 'all' else part + ' '}rows could be read; nothing to "
                  f"score")

@@ -521,6 +521,33 @@ def test_predict_eval_on_the_rows_the_weights_were_fitted_on_says_so(tmp_path):
     assert res.exit_code == 0 and "fitted on: optimistic" not in " ".join(res.output.split()), res.output
 
 
+def test_predict_eval_with_a_malformed_oof_predictions_csv_is_one_line(tmp_path, monkeypatch):
+    """`predict ENSEMBLE --eval` reads the ensemble's oof_predictions.csv (the rows its --weights auto was fitted on)
+    with plain pandas, after the model ran, and took a malformed file (a row with more fields than the header) for
+    one naming no row: the score over the very rows that chose the weights was said as a plain evaluation. It is
+    read by rundir.read_run_csv before the model runs: one line naming the file and the fix, exit 2, nothing
+    written."""
+    import imgcls.predict as pr
+    from conftest import make_image_folder
+    from test_cli import one_error_line
+    data = make_image_folder(tmp_path / "val", {"a": 4, "b": 4, "c": 4}, size=(36, 36))
+    rows = [(str(data), f"{c}/{i:03d}.png", c) for c in "abc" for i in range(4)]
+    r1 = make_tiny_run(tmp_path / "runs" / "a", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.3)
+    ens = tmp_path / "ens"
+    assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--out", str(ens)]).exit_code == 0
+    bad = ens / "oof_predictions.csv"
+    lines = bad.read_text().splitlines()
+    bad.write_text("\n".join([*lines[:2], lines[2] + ",extra", *lines[3:]]) + "\n")
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
+    res = runner.invoke(app, ["predict", str(ens), "--data", str(data), "--out", str(tmp_path / "pred"), "--eval",
+                              "--workers", "0"])
+    line = one_error_line(res)
+    fix = "imgcls ensemble wrote it: restore it from a backup, or build the ensemble again"
+    assert f"the ensemble's out-of-fold predictions {bad}: line 3 has" in line and line.endswith(f"; {fix}"), line
+    assert not (tmp_path / "pred").exists()
+
+
 def test_report_members_table_names_its_columns_as_its_note(tmp_path):
     """The note above the members table explains `own val` and `common val`, the terminal's columns; the table's
     own headers read val_images / val_macro_f1 / common_macro_f1, and a k-fold member's out-of-fold rows were
