@@ -12,7 +12,10 @@ import numpy as np
 import pandas as pd
 
 from imgcls import metrics, report
+from imgcls.console import warn
+from imgcls.errors import UserError
 from imgcls.profiles import class_titles
+from imgcls.train.rundir import PER_CLASS, VALIDATION, read_run_csv
 
 
 def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None = None
@@ -21,14 +24,17 @@ def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None 
     on; a k-fold run's fold_0 trained on all but its validation rows, so with those, support, every labelled row of
     the set), else the labels of its saved validation predictions. `classes`: the prediction's classes; counts over
     other classes (a per-attribute member of a --combine profile ensemble: mask values, not the 18 profile classes)
-    are not this prediction's training distribution, and None is returned."""
+    are not this prediction's training distribution, and None is returned. The files are read by rundir.read_run_csv;
+    a malformed one is left out as a missing one is, said in one warning (its line): the report is written after
+    the prediction, which it does not fail."""
     run = Path(run)
     run = run.parent if run.is_file() else run
     found: tuple[pd.Series | None, str] = (None, "")
     for d in [run, *sorted(run.glob("fold_*"))]:
         pc = d / "per_class.csv"
-        if pc.is_file():
-            t = pd.read_csv(pc, keep_default_na=False, dtype={"class": str}).set_index("class")
+        t = _run_file(pc, PER_CLASS, dtype={"class": str}) if pc.is_file() else None
+        if t is not None:
+            t = t.set_index("class")
             if "train_support" in t.columns:
                 if d == run:
                     found = t["train_support"].astype(int), f"training rows of {d}"
@@ -38,12 +44,23 @@ def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None 
                 break
     if found[0] is None:
         vp = run / "val_predictions.csv"
-        if vp.is_file():
-            labels = pd.read_csv(vp, keep_default_na=False, dtype={"label": str})["label"]
+        v = _run_file(vp, VALIDATION, dtype={"label": str}) if vp.is_file() else None
+        if v is not None:
+            labels = v["label"]
             found = labels.value_counts(), f"validation labels of {run} (no per_class.csv with training counts)"
     if found[0] is not None and classes is not None and not set(map(str, classes)) <= set(found[0].index.astype(str)):
         return None, ""
     return found
+
+
+def _run_file(f: Path, role: str, **kwargs) -> pd.DataFrame | None:
+    """A member run's CSV file `f` for training_distribution (rundir.read_run_csv's); None, said in one warning,
+    where it is malformed."""
+    try:
+        return read_run_csv(f, role, **kwargs)
+    except UserError as e:
+        warn(f"{e}; the report's class distribution is drawn without it")
+        return None
 
 
 def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series | None, source: str,

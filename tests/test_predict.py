@@ -1352,6 +1352,25 @@ def test_training_distribution_of_a_run_a_k_fold_run_and_other_classes(tmp_path)
 
 
 
+def test_a_malformed_per_class_csv_of_the_run_leaves_the_reports_training_counts_out_in_one_warning(tmp_path):
+    """predict's report read the run's per_class.csv (its training counts) with plain pandas, after the prediction:
+    a malformed file (a row with more fields than the header) was pandas' ParserError traceback, exit 1, with the
+    submission written and no report. It is read by rundir.read_run_csv and, as a missing one, left out: one
+    warning naming the file and the fix, the counts from the validation labels, exit 0 with the report written."""
+    run = make_tiny_run(tmp_path / "run", classes=("a", "b"), val_rows=[(str(tmp_path / "val"), f"{c}/0.png", c)
+                                                                        for c in "ab"])
+    bad = run / "per_class.csv"
+    bad.write_text("class,support,train_support\na,2,8\nb,1,4,extra\n")
+    data = make_image_folder(tmp_path / "test", {"a": 2, "b": 2}, size=(32, 32))
+    res = invoke("predict", run, "--data", data, "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    said = " ".join(res.output.split())
+    fix = "imgcls train wrote it: restore it from a backup, or train the run again"
+    assert (f"warning: the run's per-class scores {bad}: line 3 has 4 field(s), the header has 3; {fix}; the "
+            f"report's class distribution is drawn without it") in said, said
+    assert f"validation labels of {run}" in " ".join((tmp_path / "p" / "report.html").read_text().split())
+
+
 def test_views_of_a_letterboxed_run_pad_the_image_with_its_colour_first(tmp_path):
     """A checkpoint whose training images preprocess letterboxed (meta.letterbox) gets every TTA view (flip, crops,
     scales) of a non-square image made from the image padded to a square with that colour: the views preprocess's

@@ -471,6 +471,7 @@ def validation_files(run_dir: Path) -> list[Path]:
 # the fix a malformed CSV file of a run names: imgcls wrote it, so no row of it is the user's to mend by hand
 RUN_FILE_FIX = "imgcls train wrote it: restore it from a backup, or train the run again"
 PER_CLASS = "the run's per-class scores"          # per_class.csv's role, as read_run_csv names it
+VALIDATION = "the run's validation predictions"   # val_predictions.csv's (read_validation's)
 
 
 def read_run_csv(f: Path, role: str, fix: str = RUN_FILE_FIX, **kwargs):
@@ -487,7 +488,7 @@ def read_run_csv(f: Path, role: str, fix: str = RUN_FILE_FIX, **kwargs):
 def read_validation(f: Path, **kwargs):
     """A run's val_predictions.csv `f` (one of validation_files) as a DataFrame, for every reader of it (predict's
     leak check, ensemble's scores and weights, a resumed run's best epoch, the run's report): read_run_csv's."""
-    return read_run_csv(f, "the run's validation predictions", **kwargs)
+    return read_run_csv(f, VALIDATION, **kwargs)
 
 
 def trained_from_here(run_dir: Path, record) -> bool:
