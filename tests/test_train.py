@@ -219,45 +219,22 @@ def test_resume_needs_no_starting_weights_once_last_pt_holds_them(two_class, tmp
     assert TrainConfig.load(part / "config.yaml").weights_source == f"file {start}"     # the record is kept
 
 
-def test_a_resume_of_a_run_whose_val_predictions_csv_is_malformed_is_one_line(two_class, tmp_path, monkeypatch):
+@pytest.mark.parametrize("name,role", [("val_predictions.csv", "the run's validation predictions"),
+                                       ("per_class.csv", "the run's per-class scores")])
+def test_a_resume_of_a_run_whose_run_csv_is_malformed_is_one_line(two_class, tmp_path, monkeypatch, name, role):
     """The resumed run reads its val_predictions.csv back (its best epoch's predictions: a k-fold set's out-of-fold
-    rows are made of them; train cannot rebuild them without evaluating best.pt again): a malformed file (a row with
-    more fields than the header) was pandas' ParserError traceback, after the images were decoded, and
-    check_resume_data took it for `unreadable` and left the data unchecked. Both read it by rundir.read_validation
-    (layouts.read_csv): one line naming the file and the fix, exit 2, before the images are decoded."""
+    rows are made of them; train cannot rebuild them without evaluating best.pt again) and its per_class.csv (the
+    best epoch's per-class scores, in its summary) with plain pandas: a malformed file (a row with more fields than
+    the header) was pandas' ParserError traceback, after the images were decoded (check_resume_data took a malformed
+    val_predictions.csv for `unreadable` and left the data unchecked). check_resume_data and Trainer.restore read
+    them by rundir.read_run_csv: one line naming the file and the fix (imgcls wrote it: no row of it is the user's
+    to mend, "fix that row" was a user's CSV's fix), exit 2, before the images are decoded."""
     import imgcls.train.data as tdata
     import imgcls.train.rundir as rundir
     from imgcls.errors import UserError
     from test_cli import one_error_line
     part = run_train(cfg_for(two_class, tmp_path), stop_after=1)
-    bad = part / "val_predictions.csv"
-    lines = bad.read_text().splitlines()
-    bad.write_text("\n".join([*lines[:2], lines[2] + ",extra", *lines[3:]]) + "\n")
-    with monkeypatch.context() as m:
-        m.setattr(tdata, "plan_cache", lambda *a, **k: pytest.fail("the images were decoded before the check"))
-        r = CliRunner().invoke(app, ["train", "--resume", str(part)])
-    line = one_error_line(r)
-    # imgcls wrote the file: no row of it is the user's to mend ("fix that row" was a user's CSV's fix)
-    fix = "imgcls train wrote it: restore it from a backup, or train the run again"
-    assert str(bad) in line and "line 3 has" in line and line.endswith(f"; {fix}"), line
-    assert list(metrics(part)["epoch"]) == [1]
-    # the resumed run's own read of it (Trainer.restore), past the check: the same line
-    monkeypatch.setattr(rundir, "check_resume_data", lambda *a: None)
-    with pytest.raises(UserError, match=re.escape(f"{bad}: line 3 has")):
-        run_train(TrainConfig.load(part / "config.yaml"), resume=part)
-
-
-def test_a_resume_of_a_run_whose_per_class_csv_is_malformed_is_one_line(two_class, tmp_path, monkeypatch):
-    """The resumed run reads its per_class.csv back (its best epoch's per-class scores, in its summary) with plain
-    pandas: a malformed file (a row with more fields than the header) was pandas' ParserError traceback, after the
-    images were decoded. check_resume_data and Trainer.restore read it by rundir.read_run_csv: one line naming the
-    file and the fix (imgcls wrote it), exit 2, before the images are decoded."""
-    import imgcls.train.data as tdata
-    import imgcls.train.rundir as rundir
-    from imgcls.errors import UserError
-    from test_cli import one_error_line
-    part = run_train(cfg_for(two_class, tmp_path), stop_after=1)
-    bad = part / "per_class.csv"
+    bad = part / name
     lines = bad.read_text().splitlines()
     bad.write_text("\n".join([*lines[:2], lines[2] + ",extra", *lines[3:]]) + "\n")
     with monkeypatch.context() as m:
@@ -265,7 +242,7 @@ def test_a_resume_of_a_run_whose_per_class_csv_is_malformed_is_one_line(two_clas
         r = CliRunner().invoke(app, ["train", "--resume", str(part)])
     line = one_error_line(r)
     fix = "imgcls train wrote it: restore it from a backup, or train the run again"
-    assert f"the run's per-class scores {bad}: line 3 has" in line and line.endswith(f"; {fix}"), line
+    assert f"{role} {bad}: line 3 has" in line and line.endswith(f"; {fix}"), line
     assert list(metrics(part)["epoch"]) == [1]
     # the resumed run's own read of it (Trainer.restore), past the check: the same line
     monkeypatch.setattr(rundir, "check_resume_data", lambda *a: None)
