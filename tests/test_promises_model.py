@@ -428,7 +428,8 @@ def test_folds_without_a_fold_column_suggests_commands_that_work_as_typed(data, 
     import shlex
     monkeypatch.chdir(tmp_path)
     line = one_error_line(train(data, "runs", "--folds", "all", "--epochs", "1"))
-    split_cmd, train_cmd = re.search(r"`imgcls (split [^`]*)`.*\(imgcls (train [^)]*)\)", line).groups()
+    split_cmd, train_cmd = re.search(r"run imgcls (split .*?) \(Python: .*\) first and train on its table: "
+                                     r"imgcls (train .*?) \(Python: ", line).groups()
     assert str(data) in split_cmd
     r = runner.invoke(app, [*shlex.split(split_cmd), "--quiet"])
     assert r.exit_code == 0, r.output
