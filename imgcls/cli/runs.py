@@ -25,7 +25,8 @@ EPILOG = """Examples:
 @command("runs", epilog=EPILOG, options={"cfg": RunsConfig})
 def runs(args: Annotated[Optional[list[str]], typer.Argument(
              help="[DIR] (default outputs): the leaderboard of every run under it;  diff RUN_A RUN_B: their option "
-                  "differences and metric deltas;  report [DIR]: one self-contained HTML page comparing the runs.",
+                  "differences, metric and per-class F1 deltas;  report [DIR]: one self-contained HTML page "
+                  "comparing the runs.",
              show_default=False, metavar="[DIR] | diff RUN_A RUN_B | report [DIR]")] = None,
          quiet: Quiet = False, *, cfg: Given) -> None:
     """Compare experiments: every run, k-fold set, tune trial and ensemble under outputs/, one metric for all."""

@@ -359,7 +359,7 @@ class TrainConfig:
                                                       "folder with a run's checkpoints is only continued: --resume).")
     plots: bool = option(True, panel=OUTPUT,
                          help="Draw curves.png and the confusion-matrix PNGs (shown in report.html); --no-plots: no "
-                              "figures (matplotlib's seconds per run saved, e.g. for tune's trials or a k-fold set), "
+                              "figures (matplotlib's seconds per run saved, e.g. for a k-fold set), "
                               "the numbers stay in metrics.csv and per_class.csv. Does not change what the run learns.")
     tracker: list = option(factory=list, panel=TRACKING, choices=TRACKERS, cli_type=Optional[list[str]],
                            from_cli=lambda v: list(v or []), to_cli=lambda v: list(v) or None,
