@@ -31,10 +31,12 @@ PREDICT_SUMMARY = "predict.json"
 EXPORT_SUMMARY = "export.json"
 
 
-def predict_fix(source: str | os.PathLike) -> str:
-    """The command that predicts with a run or an ensemble folder, and its Python call, for both callers."""
+def predict_fix(source: str | os.PathLike, fmt: str | None = None) -> str:
+    """The command that predicts with a run or an ensemble folder, and its Python call, for both callers. `fmt`: the
+    --format it needs (a profile ensemble's 'mask'), its fmt= there."""
     from imgcls.console import sh
-    return python_too(f"imgcls predict {sh(source)}", f"run_predict({str(source)!r})")
+    flag, keyword = (f" --format {sh(fmt)}", f", fmt={fmt!r}") if fmt else ("", "")
+    return python_too(f"imgcls predict {sh(source)}{flag}", f"run_predict({str(source)!r}{keyword})")
 
 
 def split_outputs(out: Path) -> dict[str, Path]:

@@ -976,3 +976,26 @@ def test_a_python_caller_reads_where_a_runs_honest_score_is_as_run_runs(tmp_path
     run = make_tiny_run(tmp_path / "r", val_rows=rows)
     assert _member_honest_score(run, []).endswith(f"({run}/val_predictions.csv; `imgcls runs` (Python: "
                                                   f"imgcls.runs.run_runs()) shows it)")
+
+
+def test_a_python_caller_of_build_ensemble_reads_how_to_predict_from_python(tmp_path, monkeypatch):
+    """build_ensemble's closing line said "(use: imgcls predict OUT)", and a profile ensemble's "(use: imgcls predict
+    OUT --format mask)": commands only. Each names its run_predict call too (outputs.predict_fix, fmt='mask')."""
+    from conftest import make_tiny_run
+    from imgcls.ensemble import build, build_ensemble, profile
+    said = []
+    monkeypatch.setattr(build, "info", said.append)
+    monkeypatch.setattr(profile, "info", said.append)
+    rows = [("/d", f"img{k}.jpg", c) for k, c in enumerate("abca")]
+    runs = [make_tiny_run(tmp_path / "runs" / n, seed=k, val_rows=rows) for k, n in enumerate(("one", "two"))]
+    out = tmp_path / "my ens"
+    build_ensemble(runs, out=out)
+    assert said[-1].endswith(f"(use: imgcls predict '{out}' (Python: run_predict('{out}')))")
+    attrs = []
+    for k, (target, classes) in enumerate((("mask", "012"), ("gender", "01"), ("age_band", "012"))):
+        vr = [(d, n, classes[k % len(classes)]) for k, (d, n, _) in enumerate(rows)]
+        attrs.append(make_tiny_run(tmp_path / "runs" / target, classes=tuple(classes), target=target, seed=k,
+                                   val_rows=vr))
+    out = tmp_path / "profile"
+    build_ensemble(attrs, out=out, combine="profile")
+    assert said[-1].endswith(f"(use: imgcls predict {out} --format mask (Python: run_predict('{out}', fmt='mask')))")

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from imgcls.console import info, sh, warn
+from imgcls.console import info, warn
 from imgcls.ensemble.config import EnsembleConfig
 from imgcls.ensemble.spec import (EnsembleSpec, check_same_classes, ensemble_folder, member_folders,
                                   member_from_run, read_oof, write_spec)
@@ -166,5 +166,5 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof if len(y) else None, P, [member_meta(m) for m in spec.members])
     print_scores(table, int(len(y)))
-    info(f"wrote {spec.path} and {out / 'report.html'} (use: imgcls predict {sh(out)})")
+    info(f"wrote {spec.path} and {out / 'report.html'} (use: {predict_fix(out)})")
     return spec
