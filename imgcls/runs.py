@@ -825,8 +825,12 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
         typed = set_options(cfg)
     for name in sorted(typed):
         if action not in OPTION_ACTIONS.get(name, (action,)):
-            raise UserError(f"--{name} acts only with {' or '.join(ACTIONS[a] for a in OPTION_ACTIONS[name])}, not "
-                            f"with {ACTIONS[action]}; drop --{name}")
+            acting = OPTION_ACTIONS[name]
+            raise UserError(python_too(
+                f"--{name} acts only with {' or '.join(ACTIONS[a] for a in acting)}, not with {ACTIONS[action]}; "
+                f"drop --{name}",
+                f"{name}= acts only with {' or '.join(f'run_runs({a!r})' for a in acting)}, not with "
+                f"run_runs({action!r}); drop {name}="))
     for flag, dest, example in (("--csv", cfg.csv, "runs.csv"), ("--json", cfg.json, "runs.json"),
                                 ("--out", cfg.out, "runs_report.html")):
         if dest is not None and str(dest) != "-":

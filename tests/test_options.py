@@ -999,3 +999,19 @@ def test_a_python_caller_of_build_ensemble_reads_how_to_predict_from_python(tmp_
     out = tmp_path / "profile"
     build_ensemble(attrs, out=out, combine="profile")
     assert said[-1].endswith(f"(use: imgcls predict {out} --format mask (Python: run_predict('{out}', fmt='mask')))")
+
+
+def test_a_python_caller_of_run_runs_reads_a_flag_of_another_action_as_its_first_argument(tmp_path):
+    """run_runs with an option of another action said "--csv acts only with imgcls runs [DIR] (the leaderboard), not
+    with imgcls runs report; drop --csv": commands and a flag only. A Python caller passes the action as run_runs'
+    first argument and the option as a RunsConfig keyword: the Python form follows the CLI's words."""
+    from imgcls.runs import RunsConfig, run_runs
+    with pytest.raises(UserError) as e:
+        run_runs("report", [tmp_path], RunsConfig(csv=str(tmp_path / "x.csv")))
+    assert str(e.value) == ("--csv acts only with imgcls runs [DIR] (the leaderboard), not with imgcls runs report; "
+                            "drop --csv (Python: csv= acts only with run_runs('table'), not with run_runs('report'); "
+                            "drop csv=)")
+    with pytest.raises(UserError) as e:
+        run_runs("diff", [tmp_path, tmp_path], typed=["sort"])
+    assert str(e.value).endswith("(Python: sort= acts only with run_runs('table') or run_runs('report'), not with "
+                                 "run_runs('diff'); drop sort=)")
