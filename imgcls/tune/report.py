@@ -268,19 +268,24 @@ def plots(study, label: str = "objective", folds: bool = False) -> list[tuple[st
     return out
 
 
+def retrain_best(best: Path) -> str:
+    """How to train the best trial's options (best_config.yaml) as a run, for both callers: the closing line's
+    pointer and trial_figures' 'the best trial's'."""
+    from imgcls.console import sh
+    from imgcls.options import python_too
+    return python_too(f"imgcls train --config {sh(best)}", f"run_train(TrainConfig.resolve(config={str(best)!r}))")
+
+
 def trial_figures(cfg, study_dir: Path) -> str | None:
     """Where the trials drew no figures (no --trial-plots), what the report and the closing line say: how to have
     them, and the best trial's (best_config.yaml re-trained: a normal run draws them); None where they drew them."""
     if cfg.trial_plots:
         return None
-    from imgcls.console import sh
     from imgcls.options import python_too
     how = (python_too("--trial-plots", "trial_plots=True") + " draws them" if cfg.train.plots
            else "--no-plots")
     best = study_dir / "best_config.yaml"
-    again = ("; the best trial's: " + python_too(f"imgcls train --config {sh(best)}",
-                                                 f"run_train(TrainConfig.resolve(config={str(best)!r}))")
-             if best.exists() and cfg.train.plots else "")
+    again = f"; the best trial's: {retrain_best(best)}" if best.exists() and cfg.train.plots else ""
     return f"the trials drew no figures ({how}){again}"
 
 
@@ -399,7 +404,8 @@ def write_all(study, cfg, study_dir: Path, url: str, seconds: float, label: str)
     frame = trials_frame(study, cfg.keep_k())
     write_report(study, cfg, study_dir, url, frame, seconds, label)
     print_top(study, terminal_label(label, bool(cfg.train.folds)), study_dir)
-    best = " best_config.yaml (imgcls train --config)," if (study_dir / "best_config.yaml").exists() else ""
+    best_config = study_dir / "best_config.yaml"
+    best = f" best_config.yaml ({retrain_best(best_config)})," if best_config.exists() else ""
     figures = trial_figures(cfg, study_dir)
     info(f"study outputs in {study_dir}/:{best} trials.csv, report.html, trial_NNNN/ run folders"
          + (f"; {figures}" if figures else ""))
