@@ -423,6 +423,31 @@ def test_tensorboard_events_hold_the_scalars_images_and_hparams(single):
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(acc.PluginTagToContent("hparams"))
 
 
+def test_a_malformed_val_predictions_csv_leaves_tensorboards_worst_predictions_image_out_in_one_warning(tmp_path,
+                                                                                                     capsys):
+    """The tensorboard tracker's worst-predictions image (track.images.worst_predictions_figure) read the run's
+    val_predictions.csv with plain pandas: a malformed file (a row with more fields than the header) was pandas'
+    ParserError traceback out of on_run_end, killing a finished run's tracking. It is read by rundir.read_validation
+    and, as a missing one, left out: one warning naming the file and the fix, as the trackers' other failures are,
+    and the tracker goes on (its hparams written, its writer closed)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from imgcls.track.tb_tracker import TensorBoardTracker
+    run = tmp_path / "run"
+    run.mkdir()
+    bad = run / "val_predictions.csv"
+    bad.write_text("path,root,label,pred,p_true,top3\na/0.png,,a,a,0.9,a\nb/0.png,,b,a,0.2,a,extra\n")
+    tb = TensorBoardTracker()
+    tb.on_run_start({"run_dir": run, "config": {"model": "test_resnet"}})
+    tb.on_run_end({"run_dir": run, "best_epoch": 1, "best_macro_f1": 0.5})
+    said = " ".join(capsys.readouterr().err.split())
+    fix = "imgcls train wrote it: restore it from a backup, or train the run again"
+    assert (f"warning: the run's validation predictions {bad}: line 3 has 7 field(s), the header has 6; {fix}; the "
+            f"trackers log no worst-predictions image") in said, said
+    acc = EventAccumulator(str(run), size_guidance={"scalars": 0, "images": 0})
+    acc.Reload()
+    assert "hparam/best_val_macro_f1" in acc.Tags()["scalars"] and "val/worst_predictions" not in acc.Tags()["images"]
+
+
 def test_tensorboard_has_the_kfold_sets_out_of_fold_score(kfold, single, out):
     """train --folds all --tracker tensorboard wrote only each fold's events (MLflow logs oof/val_macro_f1 on the
     set's run); the set's own log dir now holds its OOF score, the number of oof_score.json. The HParams tab had no

@@ -18,14 +18,23 @@ def png_array(path: Path):
 def worst_predictions_figure(preds_csv: Path, n: int = 12, max_pixels: int | None = None):
     """A matplotlib figure of the `n` validation images whose true class got the lowest probability (title: true
     class, top-1 prediction), or None without predictions; `max_pixels`: the run's --max-pixels (None: the
-    default)."""
-    import pandas as pd
+    default). The file is read by rundir.read_validation; a malformed one is left out as a missing one is, said in
+    one warning (its line), as the trackers' other failures are: a finished run's tracking goes on without the
+    image."""
+    from imgcls.console import warn
+    from imgcls.errors import UserError
     from imgcls.io import DEFAULT_MAX_PIXELS, ImageReadError, thumbnail
     from imgcls.report import pyplot
     from imgcls.train.report import worst_predictions
+    from imgcls.train.rundir import read_validation
     if not Path(preds_csv).is_file():
         return None
-    worst = worst_predictions(pd.read_csv(preds_csv, keep_default_na=False, dtype={"label": str, "pred": str}), n)
+    try:
+        preds = read_validation(Path(preds_csv), dtype={"label": str, "pred": str})
+    except UserError as e:
+        warn(f"{e}; the trackers log no worst-predictions image")
+        return None
+    worst = worst_predictions(preds, n)
     if worst.empty:
         return None
     plt = pyplot()
