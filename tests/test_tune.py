@@ -618,6 +618,42 @@ def test_a_command_whose_every_trial_failed_exits_non_zero(data, tmp_path, space
     assert list(t["state"]) == ["fail", "fail"] and t["run_dir"].isna().all()      # no folder was made
 
 
+def test_a_trials_malformed_metrics_csv_fails_the_trial_with_one_line(data, tmp_path, space, monkeypatch):
+    """trial_value read a trial's metrics.csv with plain pandas: a malformed file (a row with more fields than the
+    header) was pandas' ParserError, a trial failing as a bug does (its message 'ParserError: Error tokenizing
+    data...', every trial so: exit 1). It is read by rundir.read_run_csv: the trial fails with its one line naming
+    the file and the fix, as a trial's other user errors do: after a completed trial the study goes on (the line
+    is the trial's message in trials.csv); as a new study's first trial it is the command's one line, exit 2."""
+    import imgcls.train
+    fix = "imgcls train wrote it: restore it from a backup, or train the run again"
+
+    def trained(bad):
+        def run_train(cfg, **kw):
+            run = Path(cfg.out) / cfg.name
+            run.mkdir(parents=True)
+            extra = ",extra" if cfg.name in bad else ""
+            (run / "metrics.csv").write_text(f"epoch,val_macro_f1,val_loss\n1,0.4,1.0\n2,0.5,0.9{extra}\n")
+        return run_train
+
+    def tune(bad, study):
+        monkeypatch.setattr(imgcls.train, "run_train", trained(bad))
+        return CliRunner().invoke(app, ["tune", str(data), "--study", study, "--space", str(space), "--model",
+                                        "test_resnet", "--no-pretrained", "--out", str(tmp_path / "tune"),
+                                        "--trials", "2", "--pruner", "none", "--quiet"])
+    r = tune({"trial_0001"}, "s")
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    t = trials_csv(tmp_path / "tune" / "s")
+    bad = tmp_path / "tune" / "s" / "trial_0001" / "metrics.csv"
+    assert list(t["state"]) == ["complete", "fail"], t
+    assert (f"UserError: the run's per-epoch metrics {bad}: line 3 has 4 field(s), the header has 3; {fix}"
+            == t["message"][1]), t["message"][1]
+    r = tune({"trial_0000", "trial_0001"}, "first")
+    bad = tmp_path / "tune" / "first" / "trial_0000" / "metrics.csv"
+    assert r.exit_code == 2 and "Traceback" not in r.output and r.output.count("error:") == 1, r.output
+    assert (f"the run's per-epoch metrics {bad}: line 3 has 4 field(s), the header has 3; {fix}"
+            in " ".join(r.output.split())), r.output
+
+
 def test_bad_folds_are_refused_before_the_study_opens(data, tmp_path, space):
     r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--folds", "x",
                                  "--out", str(tmp_path / "tune"), "--trials", "2"])

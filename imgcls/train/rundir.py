@@ -472,6 +472,7 @@ def validation_files(run_dir: Path) -> list[Path]:
 RUN_FILE_FIX = "imgcls train wrote it: restore it from a backup, or train the run again"
 PER_CLASS = "the run's per-class scores"          # per_class.csv's role, as read_run_csv names it
 VALIDATION = "the run's validation predictions"   # val_predictions.csv's (read_validation's)
+EPOCH_METRICS = "the run's per-epoch metrics"     # metrics.csv's (tune's trial value)
 
 
 def read_run_csv(f: Path, role: str, fix: str = RUN_FILE_FIX, **kwargs):

@@ -331,12 +331,15 @@ def _run_folders(run_dir: Path) -> list[Path]:
 
 
 def trial_value(run_dir: Path, metric: str) -> float:
-    """The objective of a finished run: the best epoch's metric (mean over the folds of a k-fold run)."""
-    import pandas as pd
+    """The objective of a finished run: the best epoch's metric (mean over the folds of a k-fold run). Each
+    metrics.csv is read by rundir.read_run_csv: a malformed one is its one line (a UserError), which fails the trial
+    as a trial's other user errors do."""
+    from imgcls.train.rundir import EPOCH_METRICS, read_run_csv
     column, direction = METRICS[metric]
     values = []
     for d in _run_folders(run_dir):
-        m = pd.read_csv(d / "metrics.csv")
+        # empty cells NaN, as pandas reads them (a column an epoch has no value in: compile_seconds), not ''
+        m = read_run_csv(d / "metrics.csv", EPOCH_METRICS, keep_default_na=True)
         values.append(float(m[column].max() if direction == "maximize" else m[column].min()))
     return float(sum(values) / len(values))
 
