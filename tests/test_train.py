@@ -270,6 +270,32 @@ def _kfold_set_stopped_after_fold_0(splits, out, **kw):
     return run
 
 
+def test_a_resume_of_a_k_fold_set_whose_later_folds_val_predictions_csv_is_malformed_is_one_line_first(
+        tmp_path, monkeypatch):
+    """check_resume_data stopped reading the validation files at the first that holds the data's images: in a k-fold
+    set whose fold_0 files are fine, a later fold's malformed val_predictions.csv (which Trainer.restore reads back
+    too) was found only by the restore, after the images were decoded. Every file the resume reads back is read by
+    the check (small CSVs): the later fold's is the one line, exit 2, before the images are decoded."""
+    import imgcls.train.data as tdata
+    from imgcls import manifest as mf
+    from test_cli import one_error_line
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    run = _kfold_set_stopped_after_fold_0(tmp_path / "splits.csv", tmp_path / "runs", epochs=2)
+    run_train(TrainConfig(), resume=run, stop_after=1)                 # fold 1 stopped after its first epoch
+    assert list(metrics(run / "fold_1")["epoch"]) == [1] and list(metrics(run / "fold_0")["epoch"]) == [1, 2]
+    bad = run / "fold_1" / "val_predictions.csv"
+    lines = bad.read_text().splitlines()
+    bad.write_text("\n".join([*lines[:2], lines[2] + ",extra", *lines[3:]]) + "\n")
+    monkeypatch.setattr(tdata, "plan_cache", lambda *a, **k: pytest.fail("the images were decoded before the check"))
+    r = CliRunner().invoke(app, ["train", "--resume", str(run)])
+    line = one_error_line(r)
+    fix = "imgcls train wrote it: restore it from a backup, or train the run again"
+    assert f"the run's validation predictions {bad}: line 3 has" in line and line.endswith(f"; {fix}"), line
+    assert list(metrics(run / "fold_1")["epoch"]) == [1]
+
+
 def test_a_python_resume_with_a_fresh_config_continues_the_run_as_the_cli_does(tmp_path):
     """run_train(cfg, resume=RUN) needed cfg = TrainConfig.resolve(resume=RUN) first: a fresh TrainConfig()'s defaults
     were taken as given, so a run of another model was refused as changed, and where not the set went on (its next

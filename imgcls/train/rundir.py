@@ -541,15 +541,16 @@ def check_resume_src(run_dir: Path, src: str, record) -> None:
 def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     """A resumed run must read the data it was trained on: the data `df` (read from `src`, the data config.yaml
     recorded or one given again) holds at least one of the run's validation images (its val_predictions.csv, a
-    k-fold set's fold_*/val_predictions.csv), compared by root and path, not by reading images. A relative `src`
-    (recorded before paths were anchored, or in a hand-written --config) is read from the working folder: resumed
-    from another folder that has its own data/splits.csv it would train on that data silently. A run with no
-    val_predictions.csv yet is check_resume_src's, before the data is read. Data given again (not recorded: `src`
-    is not `record.src`, the recorded TrainConfig) is the user's own choice: it is compared by path within its
-    root, so a data set moved elsewhere and named there resumes. The recorded relative path typed again counts as
-    recorded: its refusal names cd or the data's absolute path, not giving it again. A malformed file the resume
-    reads back (a single run's, a fold's: Trainer.restore; its val_predictions.csv, the per_class.csv of one that
-    goes on) is read_run_csv's one line, said here before the images are decoded."""
+    k-fold set's fold_*/val_predictions.csv: one file that does is enough), compared by root and path, not by
+    reading images. A relative `src` (recorded before paths were anchored, or in a hand-written --config) is read
+    from the working folder: resumed from another folder that has its own data/splits.csv it would train on that
+    data silently. A run with no val_predictions.csv yet is check_resume_src's, before the data is read. Data given
+    again (not recorded: `src` is not `record.src`, the recorded TrainConfig) is the user's own choice: it is
+    compared by path within its root, so a data set moved elsewhere and named there resumes. The recorded relative
+    path typed again counts as recorded: its refusal names cd or the data's absolute path, not giving it again. A
+    malformed file the resume reads back (a single run's, every fold's: Trainer.restore; its val_predictions.csv,
+    the per_class.csv of one that goes on) is read_run_csv's one line, said here before the images are decoded:
+    every such file is read (small CSVs), a later fold's too where an earlier one matches the data."""
     recorded = src == record.src
     # the per-class scores a run that goes on reads back (Trainer.restore: a single run's, an unfinished fold's; its
     # report reads them again): a malformed file is read_run_csv's one line, said here before the images are decoded
@@ -571,19 +572,23 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     have = {key(r, p) for r, p in zip(df["root"], df["path"])}
     # a k-fold set's out-of-fold file: made again from its folds' as the set ends, the resume does not read it
     set_oof = run_dir / "val_predictions.csv" if any(f.parent != run_dir for f in files) else None
+    matched = False
     for f in files:
         try:
-            # the files the resume reads back (Trainer.restore): a malformed one is its one line, said before the
-            # images are decoded
+            # the files the resume reads back (Trainer.restore: every fold's, a later fold's too): each is read, not
+            # only those up to the first that matches, so a malformed one is its one line, said before the images
+            # are decoded
             v = read_validation(f, usecols=["path", "root"], dtype=str)
         except UserError:
             if f == set_oof:
                 continue
             raise
         except ValueError:        # no root / path columns: an unreadable record is not evidence of other data
-            return
-        if any(key(r, p) in have for r, p in zip(v["root"], v["path"])):
-            return
+            matched = True
+            continue
+        matched = matched or any(key(r, p) in have for r, p in zip(v["root"], v["path"]))
+    if matched:
+        return
     where = "recorded in its config.yaml" if recorded else "given"
     relative_elsewhere = recorded and not os.path.isabs(str(src)) and not trained_from_here(run_dir, record)
     fix = (_relative_src_fix(run_dir, src, record) if relative_elsewhere else
