@@ -276,6 +276,33 @@ def test_train_refuses_missing_data_and_a_taken_name_before_timm_is_imported(tmp
     assert "already exists" in said[3][2] and "--exist-ok" in said[3][2]
 
 
+def test_train_refuses_a_missing_default_input_a_bad_out_and_a_missing_weights_file_before_torch(tmp_path):
+    """`imgcls train` with no data folder here (the pipeline's default input), an --out that is a file or holds
+    another step's output, or a --weights file that is not there paid torch's and timm's import (4-5 s CPU; under
+    torchrun per process) first: they were checked after the model name. They need neither, and come first now."""
+    data = tmp_path / "raw"
+    (data / "a").mkdir(parents=True)
+    (data / "a" / "1.png").write_bytes(b"")
+    (tmp_path / "file").write_text("x")
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    (clean / "clean_summary.json").write_text("{}")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = str(tmp_path / "runs")
+    calls = [["train", "--out", out],
+             ["train", str(data), "--out", str(tmp_path / "file")],
+             ["train", str(data), "--out", str(clean)],
+             ["train", str(data), "--out", out, "--weights", str(tmp_path / "missing.pt")]]
+    said = _invoke_without(["torch", "timm"], calls, cwd=empty)
+    assert [code for code, *_ in said] == [2] * 4, said        # not 1 (ModuleNotFoundError: import of torch / timm)
+    assert "no input given to train" in said[0][2]
+    assert "is an existing file, not a folder" in said[1][2]
+    assert "holds the output of imgcls clean" in " ".join(said[2][2].split())
+    assert "missing.pt does not exist; check --weights" in " ".join(said[3][2].split())
+    assert not (tmp_path / "runs").exists()                    # refused before anything is written
+
+
 LAZY_PACKAGES = ("imgcls.clean", "imgcls.split", "imgcls.ensemble", "imgcls.train", "imgcls.preprocess")
 
 

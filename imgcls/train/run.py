@@ -138,21 +138,32 @@ def default_workers(device_type: str, cache: str) -> int:
 
 def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
     """What a user can get wrong that no torch / timm import is needed to see, said first: the options but those
-    of timm's optimizer registry, the run name, the data path and a --name folder that is taken; then those options
-    (timm). `typed`: the flags given (check_typed), where known."""
+    of timm's optimizer registry, the run name, the data path (none given: the pipeline's default input), a --name
+    folder that is taken, an --out that cannot be written or holds another step's output and a --weights file that
+    is not there; then those options (timm). `typed`: the flags given (check_typed), where known."""
     from imgcls import manifest as mf
+    from imgcls.fsutil import check_writable
     from imgcls.options import check_typed
+    from imgcls.outputs import refuse_other_output
     from imgcls.train.rundir import check_run_dir_free, check_run_name
     typed = list(typed or ())
     later = TrainConfig.REGISTRY_CHECKED
     cfg.validate(registry=False)
     check_typed(cfg, [n for n in typed if n not in later])
+    if cfg.src is None:          # a resumed run's record names its data
+        from imgcls.pipeline import default_input
+        cfg.src = str(default_input("train"))
     if resume is None:
         check_run_name(cfg.name)
-        if cfg.src is not None:
-            mf.check_source_exists(TrainConfig.anchored({"src": cfg.src})["src"])   # named as anchor_paths will
+        mf.check_source_exists(TrainConfig.anchored({"src": cfg.src})["src"])   # named as anchor_paths will
         if cfg.name is not None:
             check_run_dir_free(Path(cfg.out), cfg.name, cfg.exist_ok)
+        check_writable(cfg.out)
+        refuse_other_output(cfg.out, "train", own=("tune",),     # a folder of runs: a tune study is one too
+                            instead=f"a folder of runs, e.g. {TrainConfig.out}")
+        if cfg.weights is not None:
+            from imgcls.weights import weight_file
+            weight_file(cfg.weights)     # the file resolve_weights takes: found before timm's import and the data
     cfg.validate_registry()
     check_typed(cfg, [n for n in typed if n in later])
 
@@ -233,20 +244,14 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         from imgcls.train.rundir import check_resume_src
         check_resume_src(resume, src_named, record)
         check_run_name(cfg.name)     # the resumed folder's name (a new run's --name: _check_up_front)
-    if cfg.src is None:
-        from imgcls.pipeline import default_input
-        cfg.src = str(default_input("train"))
     cfg.anchor_paths()       # config.yaml names the data and starting weights from any working folder
     check_model_name(cfg.model)
     cfg.validate()
     if dist.main and cfg.tracker:
         from imgcls.track import make_trackers     # a missing tracker package fails here, before any data is read
         callbacks = make_trackers(cfg.tracker, cfg, group=track_group) + list(callbacks or [])
-    check_writable(resume if resume is not None else cfg.out)
-    if resume is None:
-        from imgcls.outputs import refuse_other_output
-        refuse_other_output(cfg.out, "train", own=("tune",),     # a folder of runs: a tune study is one too
-                            instead=f"a folder of runs, e.g. {TrainConfig.out}")
+    if resume is not None:       # a new run's --out: _check_up_front
+        check_writable(resume)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
