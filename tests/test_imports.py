@@ -303,6 +303,27 @@ def test_train_refuses_a_missing_default_input_a_bad_out_and_a_missing_weights_f
     assert not (tmp_path / "runs").exists()                    # refused before anything is written
 
 
+def test_train_refuses_an_init_from_run_that_is_not_one_checkpoint_before_torch(tmp_path):
+    """`imgcls train --init-from RUN` with RUN not there (a typo) or a k-fold set (several best.pt) read no
+    checkpoint, yet imported torch (TrainConfig.resolve's look at RUN's model imported the checkpoint module before
+    finding the file) and timm before its line. Both are seen from the folder's files (rundir.init_path) up front."""
+    data = tmp_path / "raw"
+    (data / "a").mkdir(parents=True)
+    (data / "a" / "1.png").write_bytes(b"")
+    kfold = tmp_path / "runs" / "k"
+    for k in (0, 1):
+        (kfold / f"fold_{k}").mkdir(parents=True)
+        (kfold / f"fold_{k}" / "best.pt").write_bytes(b"")     # found by its name; never read before the refusal
+    (kfold / "oof_score.json").write_text('{"folds": [0, 1]}')             # a finished set
+    out = str(tmp_path / "out")
+    calls = [["train", str(data), "--out", out, "--init-from", str(tmp_path / "runs" / "typo")],
+             ["train", str(data), "--out", out, "--init-from", str(kfold)]]
+    said = _invoke_without(["torch", "timm"], calls)
+    assert [code for code, *_ in said] == [2, 2], said          # not 1 (ModuleNotFoundError: import of torch / timm)
+    assert "typo does not exist" in said[0][2]
+    assert "holds 2 folds; give one of them" in " ".join(said[1][2].split())
+
+
 LAZY_PACKAGES = ("imgcls.clean", "imgcls.split", "imgcls.ensemble", "imgcls.train", "imgcls.preprocess")
 
 

@@ -139,8 +139,9 @@ def default_workers(device_type: str, cache: str) -> int:
 def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
     """What a user can get wrong that no torch / timm import is needed to see, said first: the options but those
     of timm's optimizer registry, the run name, the data path (none given: the pipeline's default input), a --name
-    folder that is taken, an --out that cannot be written or holds another step's output and a --weights file that
-    is not there; then those options (timm). `typed`: the flags given (check_typed), where known."""
+    folder that is taken, an --out that cannot be written or holds another step's output, and a --weights file or
+    --init-from run that is not there (or a k-fold set); then those options (timm). `typed`: the flags given
+    (check_typed), where known."""
     from imgcls import manifest as mf
     from imgcls.fsutil import check_writable
     from imgcls.options import check_typed
@@ -164,6 +165,9 @@ def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
         if cfg.weights is not None:
             from imgcls.weights import weight_file
             weight_file(cfg.weights)     # the file resolve_weights takes: found before timm's import and the data
+        if cfg.init_from:
+            from imgcls.train.rundir import init_path
+            init_path(cfg.init_from)     # the run init_checkpoint reads (torch) once timm knows the model
     cfg.validate_registry()
     check_typed(cfg, [n for n in typed if n in later])
 

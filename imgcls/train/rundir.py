@@ -315,30 +315,39 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
 def init_meta(run: str | os.PathLike):
     """The ModelMeta of the one checkpoint `train --init-from RUN` would start from (None: RUN holds several folds,
     or none; init_checkpoint names what is wrong), for a command line that did not type --model / --img-size."""
-    from imgcls.train.checkpoint import read_meta
     try:
         paths = find_checkpoints(run, "best")
     except UserError:
         return None
-    return read_meta(paths[0]) if len(paths) == 1 else None
+    if len(paths) != 1:
+        return None
+    from imgcls.train.checkpoint import read_meta      # torch: only once there is one checkpoint to read
+    return read_meta(paths[0])
 
 
-def init_checkpoint(run: str | os.PathLike, model_name: str) -> Path:
-    """The best.pt `train --init-from RUN` starts from (RUN: a run folder or a checkpoint file), checked to be one
-    checkpoint of --model `model_name`; one line otherwise."""
-    from imgcls.train.checkpoint import read_meta
+def init_path(run: str | os.PathLike) -> Path:
+    """The one best.pt `train --init-from RUN` names (RUN: a run folder or a checkpoint file), found from the
+    folder's files (no torch); one line otherwise: RUN is not there, or holds several folds."""
     paths = find_checkpoints(run, "best")
     if len(paths) > 1:
         raise UserError(f"--init-from {run} holds {len(paths)} folds; give one of them, e.g. --init-from "
                         f"{paths[0].parent}")
-    meta = read_meta(paths[0])
+    return paths[0]
+
+
+def init_checkpoint(run: str | os.PathLike, model_name: str) -> Path:
+    """The best.pt `train --init-from RUN` starts from (init_path), checked to be one checkpoint of --model
+    `model_name`; one line otherwise."""
+    from imgcls.train.checkpoint import read_meta
+    path = init_path(run)
+    meta = read_meta(path)
     if meta.model != model_name:
         # a Python TrainConfig's default model cannot be told from a chosen one: its line names resolve(), which
         # takes the run's model as imgcls train does
-        raise UserError(f"--init-from {paths[0]} is a {meta.model} checkpoint, the run trains {model_name}; pass "
+        raise UserError(f"--init-from {path} is a {meta.model} checkpoint, the run trains {model_name}; pass "
                         f"--model {meta.model} (Python: model='{meta.model}', or TrainConfig.resolve({{'init_from': "
                         f"...}}), which takes the run's model and input size as imgcls train does)")
-    return paths[0]
+    return path
 
 
 def _holds_images(folder: Path, limit: int = 200) -> bool:
