@@ -18,6 +18,10 @@ from imgcls.options import choose_another, python_too
 
 MANIFEST_NAME = "manifest.csv"  # the table eda, clean and preprocess write (imgcls.manifest reads it)
 SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it, predict reads it)
+# a tune study's files in its folder OUT/STUDY: its table of trials (imgcls.tune.report writes it after every trial;
+# runs and train read a trial's row) and its default Optuna storage (SQLite)
+TRIALS_CSV = "trials.csv"
+STUDY_DB = "study.db"
 RUNS_DIR = "outputs/runs"       # where imgcls train writes its runs by default (TrainConfig.out)
 # preprocess's resume journal in its --out: there from its first image until its manifest and preprocess.json are
 # written, so a folder holding it is a run that was interrupted (or is still running)
@@ -168,7 +172,7 @@ def output_kind(folder: str | os.PathLike) -> str | None:
                 (d / f).is_file() for d in (folder, *folder.glob("fold_*"))
                 for f in ("metrics.csv", "train.log", "last.pt", "best.pt")):
             return "train run"
-        if (folder / "trials.csv").is_file() or (folder / "study.db").is_file():
+        if (folder / TRIALS_CSV).is_file() or (folder / STUDY_DB).is_file():
             return "tune study"
         if (folder / PREDICT_SUMMARY).is_file():
             return "predictions"
@@ -233,7 +237,7 @@ def is_split_table(table: str | os.PathLike) -> bool:
 _OWN_MARK = {"eda": EDA_SUMMARY, "clean": CLEAN_SUMMARY, "preprocess": PREPROCESS_SETTINGS,
              "predict": PREDICT_SUMMARY, "export": EXPORT_SUMMARY, "ensemble": SPEC_NAME,
              "train": "config.yaml with metrics.csv, train.log or a checkpoint",
-             "tune": "Optuna study.db or trials.csv of tune's"}
+             "tune": f"Optuna {STUDY_DB} or {TRIALS_CSV} of tune's"}
 
 
 def not_own_output(step: str) -> str:
@@ -281,7 +285,7 @@ def _tune_study(folder: Path) -> bool:
     state, value)."""
     import csv
     import sqlite3
-    db, table = folder / "study.db", folder / "trials.csv"
+    db, table = folder / STUDY_DB, folder / TRIALS_CSV
     try:
         if db.is_file() and db.stat().st_size:
             con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True, timeout=60)
@@ -431,7 +435,7 @@ def trial_record(run_dir: str | os.PathLike) -> dict | None:
     import csv
     import re
     m = re.fullmatch(r"trial_(\d+)", Path(run_dir).name)
-    table = Path(run_dir).parent / "trials.csv"
+    table = Path(run_dir).parent / TRIALS_CSV
     if not m or not table.is_file():
         return None
     try:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from imgcls.errors import UserError
 from imgcls.options import python_too
-from imgcls.outputs import SPEC_NAME, output_kind, read_yaml, trial_record
+from imgcls.outputs import SPEC_NAME, TRIALS_CSV, output_kind, read_yaml, trial_record
 from imgcls.runs_config import COLUMNS, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (RESUME_MAY_CHANGE, RunLock, kfold_finished, planned_classes, planned_folds,
                                  train_finished)
@@ -523,8 +523,8 @@ def epochs_label(state, progress, epochs) -> str:
 
 
 TIME_NOTE = ("time: the epochs' training and validation passes (metrics.csv's epoch_seconds summed; a k-fold set: "
-             "every fold's), not the set-up, the weights or the image cache: a trial's wall time in tune's trials.csv "
-             "is longer")
+             "every fold's), not the set-up, the weights or the image cache: a trial's wall time in tune's "
+             f"{TRIALS_CSV} is longer")
 
 
 ROWS_NOTE = (f"scored on: {VAL} = a run's validation rows, {OOF} = a k-fold set's out-of-fold rows (every fold's "

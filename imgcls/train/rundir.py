@@ -370,14 +370,14 @@ def _holds_images(folder: Path, limit: int = 200) -> bool:
 def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
     """Why a tune trial's folder holds no checkpoint, when its study's trials.csv records that `tune --keep`
     deleted them (with the fix); else None."""
-    from imgcls.outputs import removed_by_keep
+    from imgcls.outputs import TRIALS_CSV, removed_by_keep
     run_dir = Path(run_dir)
     removed = removed_by_keep(run_dir)
     if not removed:
         return None
     config = run_dir / "config.yaml"
     return (f"imgcls tune deleted this trial's checkpoints, it was not among the study's best "
-            f"({run_dir.parent / 'trials.csv'}: {removed}); take a trial that kept them, or retrain it: " + python_too(
+            f"({run_dir.parent / TRIALS_CSV}: {removed}); take a trial that kept them, or retrain it: " + python_too(
                 f"imgcls train --config {sh(config)} --out outputs/runs --name {sh(run_dir.name)}",
                 f"run_train(TrainConfig.resolve({{'out': 'outputs/runs', 'name': {run_dir.name!r}}}, "
                 f"config={str(config)!r}))"))

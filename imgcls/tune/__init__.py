@@ -25,6 +25,7 @@ from typing import Optional
 
 from imgcls.errors import UserError
 from imgcls.options import check, choose_another, option, option_text, python_too, set_options
+from imgcls.outputs import STUDY_DB, TRIALS_CSV
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
 
@@ -68,7 +69,7 @@ class TuneConfig:
     timeout: str | None = option(None, panel=STUDY, none="none",
                                  help="Wall-clock budget of this command (2h, 45m, 90s, 1h30m): no trial starts "
                                       "after it, a trial running then stops and is recorded as failed.")
-    storage: str | None = option(None, panel=STUDY, none="sqlite:///OUT/STUDY/study.db",
+    storage: str | None = option(None, panel=STUDY, none=f"sqlite:///OUT/STUDY/{STUDY_DB}",
                                  help="Optuna RDB URL (postgresql://, mysql://, sqlite:///) or a journal file; "
                                       "processes given the same storage share the study.")
     out: str = option("outputs/tune", panel=STUDY, cli_type=Path, from_cli=str, help="Folder of studies.")
@@ -148,7 +149,7 @@ def parse_duration(text: str) -> float:
 def storage_url(cfg: TuneConfig) -> str:
     if cfg.storage:
         return cfg.storage
-    return "sqlite:///" + str((cfg.study_dir() / "study.db").resolve())
+    return "sqlite:///" + str((cfg.study_dir() / STUDY_DB).resolve())
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -427,7 +428,7 @@ def _check_up_front(cfg: TuneConfig):
                         instead="its folder is OUT/STUDY; or another --out")
     # its files over a user's own of those names in a folder no tune wrote (before the storage is opened: Optuna
     # writes its tables into a study.db there)
-    files = ("trials.csv", "best_config.yaml", "report.html") + (() if cfg.storage else ("study.db",))
+    files = (TRIALS_CSV, "best_config.yaml", "report.html") + (() if cfg.storage else (STUDY_DB,))
     refuse_users_files(study_dir, "tune", [study_dir / n for n in files], flag="--study")
     _refuse_users_trial_folders(study_dir)
     _study_options(cfg, storage_url(cfg))    # first: a resumed study's data, left unset, is the study's own
@@ -578,7 +579,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
         return _search(cfg, space, url, study_dir, callbacks, made)
     except KeyboardInterrupt:
         from imgcls.console import interrupted     # the study's line, as run_train says the run's
-        interrupted(f"interrupted: trials.csv / report.html written for the trials so far in {study_dir}; "
+        interrupted(f"interrupted: {TRIALS_CSV} / report.html written for the trials so far in {study_dir}; "
                     f"run the same command to resume")
         raise
     finally:
@@ -596,7 +597,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
     # the folder is a tune study (outputs.output_kind: its trials.csv) before its first trial ends: with --storage
     # elsewhere it held neither trials.csv nor study.db until then, and trial 0 took itself for a plain run (its
     # report.html's --no-plots wording; `imgcls runs` listed it as a run)
-    marked = not (study_dir / "trials.csv").exists()
+    marked = not (study_dir / TRIALS_CSV).exists()
     if marked:
         report.write_tables(study, cfg, study_dir)
     t0 = time.time()
@@ -681,7 +682,7 @@ def _mlflow_best(cfg: TuneConfig, study, step: int, failed: list[str]) -> None:
         if not failed:
             from imgcls.console import warn
             warn(f"mlflow: the study's run '{cfg.study}' could not take the best trial so far ({_one_line(e)}); the "
-                 f"study goes on, its trials.csv and best_config.yaml name the best trial")
+                 f"study goes on, its {TRIALS_CSV} and best_config.yaml name the best trial")
         failed.append(_one_line(e))
 
 
@@ -704,7 +705,7 @@ def _discard_new_study(cfg: TuneConfig, url: str, study, made: list[Path], marke
         for f in (db, db.with_name(db.name + ".lock")):
             f.unlink(missing_ok=True)
     if marked:
-        (cfg.study_dir() / "trials.csv").unlink(missing_ok=True)
+        (cfg.study_dir() / TRIALS_CSV).unlink(missing_ok=True)
     for d in made:
         try:
             d.rmdir()                       # only when empty: the command made it and wrote nothing else there
@@ -725,5 +726,5 @@ def _all_failed(failures: list[tuple[int, Exception]], study_dir: Path) -> UserE
     n = len(failures)
     which = (f"every trial ({n}) of this command failed; the first," if n > 1 else
              "the one trial of this command failed,")
-    msg = f"{which} trial {number}: {_one_line(first)} (every trial's message: {study_dir / 'trials.csv'})"
+    msg = f"{which} trial {number}: {_one_line(first)} (every trial's message: {study_dir / TRIALS_CSV})"
     return UserError(msg) if isinstance(first, UserError) else TrialsFailed(msg)

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from imgcls.outputs import TRIALS_CSV
 from imgcls.train.config import TrainConfig
 from imgcls.tune.space import trial_options
 
 TOP = 5
-NO_PLOTS = "figures not drawn (--no-plots): Optuna's plots neither; trials.csv holds their numbers"
+NO_PLOTS = f"figures not drawn (--no-plots): Optuna's plots neither; {TRIALS_CSV} holds their numbers"
 
 
 def _state(t) -> str:
@@ -73,7 +74,7 @@ def best_config(study, cfg) -> TrainConfig | None:
 def write_tables(study, cfg, study_dir: Path) -> None:
     """trials.csv and best_config.yaml (cheap: after every trial, so a killed process leaves them current)."""
     from imgcls.fsutil import write_table
-    write_table(trials_frame(study, cfg.keep_k()), study_dir / "trials.csv")
+    write_table(trials_frame(study, cfg.keep_k()), study_dir / TRIALS_CSV)
     best = best_config(study, cfg)
     if best is not None:
         best.save(study_dir / "best_config.yaml")
@@ -366,7 +367,7 @@ def pruning_line(pruned: pd.DataFrame, cfg) -> str:
             else:                                     # a study from before epochs_by_fold
                 each.append(f"trial {r.trial} after {over} over its folds")
     more = len(each) - PRUNED_LISTED
-    return head + ", ".join(each[:PRUNED_LISTED]) + (f", {more} more (trials.csv)" if more > 0 else "")
+    return head + ", ".join(each[:PRUNED_LISTED]) + (f", {more} more ({TRIALS_CSV})" if more > 0 else "")
 
 
 def _count(v) -> str:
@@ -382,7 +383,7 @@ def print_top(study, label: str, study_dir: Path) -> None:
         return
     done = completed(study)[:TOP]
     if not done:
-        info(f"no completed trial yet; trials.csv in {study_dir}")
+        info(f"no completed trial yet; {TRIALS_CSV} in {study_dir}")
         return
     names = list(dict.fromkeys(n for t in done for n in t.params))
     table = Table(title=f"top {len(done)} of {len(study.trials)} trials ({label})")
@@ -407,5 +408,5 @@ def write_all(study, cfg, study_dir: Path, url: str, seconds: float, label: str)
     best_config = study_dir / "best_config.yaml"
     best = f" best_config.yaml ({retrain_best(best_config)})," if best_config.exists() else ""
     figures = trial_figures(cfg, study_dir)
-    info(f"study outputs in {study_dir}/:{best} trials.csv, report.html, trial_NNNN/ run folders"
+    info(f"study outputs in {study_dir}/:{best} {TRIALS_CSV}, report.html, trial_NNNN/ run folders"
          + (f"; {figures}" if figures else ""))
