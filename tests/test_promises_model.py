@@ -113,6 +113,40 @@ def test_exist_ok_refuses_the_users_own_files_of_a_runs_names(data, tmp_path):
     check_run_dir_free(runs, "mine", exist_ok=True)             # its own files: trained over, as ever
 
 
+def test_a_tune_study_folder_is_no_run_folder_exist_ok_or_not(data, tmp_path):
+    """train --out outputs/tune --name STUDY said 'already exists; ... or pass --exist-ok to train into it', and with
+    --exist-ok trained into a study whose first trial was still running (trials.csv and study.db there, no
+    report.html yet: none of a run's names): its config.yaml and metrics.csv beside trials.csv made
+    outputs.output_kind call the study a train run (that kind is looked at first, rightly: tune never writes
+    config.yaml or metrics.csv at a study's top). A folder holding another step's output is now refused, --exist-ok
+    or not, one line before the work, nothing touched."""
+    from imgcls.outputs import STUDY_DB, TRIALS_CSV, output_kind
+    study = tmp_path / "tune" / "s"
+    (study / "trial_0000").mkdir(parents=True)
+    (study / TRIALS_CSV).write_text("trial,state,value\n0,running,\n")
+    (study / STUDY_DB).write_bytes(b"")
+    before = tree_snapshot(tmp_path)
+    for exist_ok in ((), ("--exist-ok",)):
+        line = one_error_line(train(data, study.parent, "--name", "s", "--epochs", "1", *exist_ok))
+        assert f"run folder {study} holds an imgcls tune study; a run is trained into a folder of its own: " \
+               "choose another --name (Python: name=)" in line, line
+        assert tree_snapshot(tmp_path) == before
+    assert output_kind(study) == "tune study"
+
+
+def test_a_run_folder_with_a_trials_csv_of_the_users_is_a_train_run(tmp_path):
+    """outputs.output_kind looks for a train run before a tune study: tune never writes config.yaml + metrics.csv at a
+    study's top (and train refuses a study folder as its --name), so a folder holding both is a run with a user's
+    own trials.csv."""
+    from imgcls.outputs import TRIALS_CSV, output_kind
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("model: resnet10t\n")
+    (run / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.5\n")
+    (run / TRIALS_CSV).write_text("my own notes\n")
+    assert output_kind(run) == "train run"
+
+
 def _claim(args):
     out, name, barrier = args
     from imgcls.train.rundir import claim_run_dir

@@ -89,6 +89,13 @@ def check_run_dir_free(out: Path, name: str, exist_ok: bool = False) -> None:
                             f"{ANOTHER_NAME}, or to train it longer {train_longer(run_dir)}")
         raise UserError(f"run folder {run_dir} already holds a run (a run is never trained over); continue it with "
                         f"{resume_fix(run_dir)}, or {ANOTHER_NAME}")
+    # another step's output (a tune study: its trials.csv and study.db, none a run's name that --exist-ok refuses
+    # below) is no folder to train into: the run's files would mix with its own, and the folder read as a train run
+    from imgcls.outputs import output_step
+    other = output_step(run_dir)
+    if other is not None and other[0] != "train":
+        raise UserError(f"run folder {run_dir} holds {other[1]}; a run is trained into a folder of its own: "
+                        f"{ANOTHER_NAME}")
     if not exist_ok:
         raise UserError(f"run folder {run_dir} already exists; {ANOTHER_NAME}, or pass "
                         f"{python_too('--exist-ok', 'exist_ok=True')} to train into it")
