@@ -7,6 +7,7 @@ import dataclasses
 import inspect
 import math
 import re
+from pathlib import Path
 
 import pytest
 import typer.main
@@ -18,6 +19,9 @@ from imgcls.errors import UserError
 from imgcls.train.config import TrainConfig
 
 runner = CliRunner()
+# the repository's sample data: train resolves its data before the checks these tests reach (the steps' default
+# input, data/raw and the like, is not there in the tests' working folder)
+SAMPLE = str(Path(__file__).resolve().parents[1] / "data" / "sample")
 
 
 def _commands():
@@ -182,7 +186,7 @@ def test_flags_given_override_a_config_file_and_defaults_do_not(tmp_path, monkey
     monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
     TrainConfig(model="resnet10t", epochs=3, lr=0.01, heads="multi", head_columns=["a", "b"]).save(
         tmp_path / "c.yaml")
-    r = runner.invoke(app, ["train", "--config", str(tmp_path / "c.yaml"), "--epochs", "7", "--head-weights", "1,2"])
+    r = runner.invoke(app, ["train", SAMPLE, "--config", str(tmp_path / "c.yaml"), "--epochs", "7", "--head-weights", "1,2"])
     assert r.exit_code == 0, r.output
     assert (seen[0].model, seen[0].epochs, seen[0].lr, seen[0].head_columns, seen[0].head_weights) == \
         ("resnet10t", 7, 0.01, ["a", "b"], [1.0, 2.0])
@@ -197,14 +201,14 @@ def test_a_config_option_the_flags_leave_without_its_need_keeps_its_default(tmp_
     seen = []
     monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
     TrainConfig(loss="label-smoothing", smoothing=0.05, lr=0.01).save(tmp_path / "c.yaml")
-    r = runner.invoke(app, ["train", "--config", str(tmp_path / "c.yaml"), "--loss", "ce"])
+    r = runner.invoke(app, ["train", SAMPLE, "--config", str(tmp_path / "c.yaml"), "--loss", "ce"])
     assert r.exit_code == 0, r.output
     assert (seen[0].loss, seen[0].smoothing, seen[0].lr) == ("ce", 0.1, 0.01)
     assert "--smoothing 0.05 of " in r.output and "left at the default" in " ".join(r.output.split())
-    r = runner.invoke(app, ["train", "--config", str(tmp_path / "c.yaml"), "--loss", "ce", "--smoothing", "0.2"])
+    r = runner.invoke(app, ["train", SAMPLE, "--config", str(tmp_path / "c.yaml"), "--loss", "ce", "--smoothing", "0.2"])
     assert r.exit_code == 2 and "--smoothing acts only with --loss label-smoothing" in r.output
     (tmp_path / "old.yaml").write_text("loss: ce\nsmoothing: 0.3\nmix_alpha: 0.4\n")
-    r = runner.invoke(app, ["train", "--config", str(tmp_path / "old.yaml")])
+    r = runner.invoke(app, ["train", SAMPLE, "--config", str(tmp_path / "old.yaml")])
     assert r.exit_code == 0 and (seen[1].smoothing, seen[1].mix_alpha) == (0.1, 1.0), r.output
     assert "--mix-alpha 0.4, --smoothing 0.3 of " in " ".join(r.output.split()) and len(seen) == 2
     # a run recorded with such a pair resumes (its record is compared without the values that never acted)
@@ -228,8 +232,9 @@ def test_a_reset_config_option_is_named_as_typed(tmp_path, monkeypatch):
     import imgcls.train.run as train_mod
     seen = []
     monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
+    (tmp_path / "w.pt").write_bytes(b"")        # found before the run (its contents: _run_train's, patched here)
     (tmp_path / "old.yaml").write_text(f"pretrained: false\nweights: {tmp_path / 'w.pt'}\n")
-    r = runner.invoke(app, ["train", "--config", str(tmp_path / "old.yaml")])
+    r = runner.invoke(app, ["train", SAMPLE, "--config", str(tmp_path / "old.yaml")])
     out = " ".join(r.output.split())
     assert r.exit_code == 0 and (seen[0].pretrained, seen[0].weights) == (True, str(tmp_path / "w.pt")), r.output
     assert "--no-pretrained of " in out and "--pretrained False" not in out, r.output
