@@ -5,6 +5,8 @@ import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -76,6 +78,27 @@ def torchrun(procs: int, tmp: Path, **env: str) -> tuple[list[str], dict[str, st
     tmpdir.mkdir(parents=True, exist_ok=True)
     return ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs)],
             dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TMPDIR=str(tmpdir), **env))
+
+
+def run_launch(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw) for a launch that starts processes
+    of its own (torchrun's ranks): in a session of its own, and at the timeout (or a Ctrl-C of the tests) the whole
+    session is killed. subprocess.run kills the launcher alone: a rank that hung (waiting on a collective) outlived
+    the test, idle, for good (one found 90 minutes after its test)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                         **kw)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except BaseException as e:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        out, err = p.communicate()
+        if isinstance(e, subprocess.TimeoutExpired):
+            raise subprocess.TimeoutExpired(cmd, timeout, out, err) from None
+        raise
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
 
 
 def assert_said_once_per_machine(monkeypatch, calls, per_rank=None) -> None:

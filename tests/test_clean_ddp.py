@@ -3,14 +3,13 @@ manifest one process gives."""
 from __future__ import annotations
 
 import os
-import subprocess
 
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from conftest import torchrun
+from conftest import run_launch, torchrun
 from test_clean import dirty  # noqa: F401  (fixture)
 
 
@@ -39,7 +38,7 @@ def test_torchrun_two_processes_give_the_one_process_manifest(dirty, tmp_path, m
         else:
             path = os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH", "")]))
             launch, env = torchrun(procs, tmp_path, IMGCLS_CACHE=str(tmp_path / f"cache{procs}"), PYTHONPATH=path)
-            r = subprocess.run(launch + ["-m", "imgcls", *args], env=env, capture_output=True, text=True, timeout=300)
+            r = run_launch(launch + ["-m", "imgcls", *args], env=env, timeout=300)
             assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
             said = " ".join((r.stdout + r.stderr).split())
         assert ("2 processes (torchrun)" in said) == (procs == 2), said[-2000:]
@@ -110,8 +109,7 @@ def test_gather_rows_fills_rank_zero_in_pieces(tmp_path):
     script = tmp_path / "gather.py"
     script.write_text(GATHER_SCRIPT)
     launch, env = torchrun(2, tmp_path)
-    r = subprocess.run(launch + [str(script), str(tmp_path / "r"), *map(str, chunks)], capture_output=True,
-                       text=True, env=env, timeout=170)
+    r = run_launch(launch + [str(script), str(tmp_path / "r"), *map(str, chunks)], env=env, timeout=170)
     assert r.returncode == 0, r.stderr[-3000:]
     rows = np.arange(1, 23, 2)
     want_done = np.isin(np.arange(23), rows) & (np.arange(23) % 5 != 0)

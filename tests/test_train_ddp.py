@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from conftest import make_image_folder, torchrun
+from conftest import make_image_folder, run_launch, torchrun
 
 
 CLI_SCRIPT = """
@@ -46,8 +45,7 @@ def test_torchrun_two_processes_gloo_then_sam_in_the_same_processes(tmp_path):
               "--name", "ddp_sam", "--quiet"]]
     script = tmp_path / "cli.py"
     script.write_text(CLI_SCRIPT)
-    r = subprocess.run(launch + [str(script), str(tmp_path / "rank"), json.dumps(calls)], env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = run_launch(launch + [str(script), str(tmp_path / "rank"), json.dumps(calls)], env=env, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{rank}").read_text()) for rank in (0, 1)]
     for rank in ranks:
@@ -93,7 +91,7 @@ def test_torchrun_shared_cache_removed_when_the_run_fails(tmp_path):
     cmd = launch + ["-m", "imgcls", "train", str(src / "folds.csv"), "--model", "test_resnet", "--no-pretrained",
                     "--img-size", "32", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu",
                     "--folds", "all", "--cache", "disk", "--out", str(tmp_path / "runs"), "--quiet"]
-    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    r = run_launch(cmd, env=env, timeout=240)
     said = r.stdout + r.stderr
     assert r.returncode != 0 and "no training images in fold 0" in said, r.stderr[-3000:]
     assert said.count("error:") == 1, said[-3000:]           # said by one process, not by each
@@ -128,9 +126,9 @@ def test_torchrun_a_taken_name_is_one_line_and_every_process_ends(tmp_path):
     src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(16, 16))
     (tmp_path / "runs" / "taken").mkdir(parents=True)
     launch, env = torchrun(2, tmp_path)
-    r = subprocess.run(launch + ["-m", "imgcls", "train", str(src), "--model", "test_resnet", "--no-pretrained",
-                                 "--device", "cpu", "--out", str(tmp_path / "runs"), "--name", "taken"],
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = run_launch(launch + ["-m", "imgcls", "train", str(src), "--model", "test_resnet", "--no-pretrained",
+                             "--device", "cpu", "--out", str(tmp_path / "runs"), "--name", "taken"],
+                   env=env, timeout=120)
     said = r.stdout + r.stderr
     assert r.returncode != 0 and said.count("error:") == 1 and "run folder" in said, said[-3000:]
 
@@ -149,10 +147,10 @@ def test_torchrun_a_refusal_of_rank_0_is_one_line(tmp_path):
     n = int(CACHE_SHARE * mem / (4096 * 4096 * 3)) + 20
     (tmp_path / "big.csv").write_text("path,label\n" + "".join(f"raw/{c}/000.png,{c}\n" for c in "ab" * (n // 2)))
     launch, env = torchrun(2, tmp_path)
-    r = subprocess.run(launch + ["-m", "imgcls", "train", str(tmp_path / "big.csv"), "--model", "test_resnet",
-                                 "--no-pretrained", "--img-size", "4096", "--cache", "ram", "--device", "cpu",
-                                 "--out", str(tmp_path / "runs"), "--quiet"],
-                       env=env, capture_output=True, text=True, timeout=120)
+    r = run_launch(launch + ["-m", "imgcls", "train", str(tmp_path / "big.csv"), "--model", "test_resnet",
+                             "--no-pretrained", "--img-size", "4096", "--cache", "ram", "--device", "cpu",
+                             "--out", str(tmp_path / "runs"), "--quiet"],
+                   env=env, timeout=120)
     said = r.stdout + r.stderr
     assert r.returncode != 0 and said.count("error:") == 1 and "--cache ram: the decoded-image cache" in said, \
         said[-3000:]
@@ -192,8 +190,8 @@ def test_torchrun_a_finished_run_in_use_refuses_its_moved_data_on_every_process(
     launch, env = torchrun(2, tmp_path)
     before = (run / "config.yaml").read_text()
     with RunLock(run):              # another train holds the run folder
-        r = subprocess.run(launch + [str(script), str(tmp_path / "rank"), "train", str(new), "--resume", str(run),
-                                     "--device", "cpu"], env=env, capture_output=True, text=True, timeout=120)
+        r = run_launch(launch + [str(script), str(tmp_path / "rank"), "train", str(new), "--resume", str(run),
+                                 "--device", "cpu"], env=env, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     said = {rank: (tmp_path / f"rank{rank}").read_text().split("\n") for rank in (0, 1)}
     code, line = said[0][0], said[0][1][said[0][1].index("error:"):]     # rank 0's info lines before it
@@ -201,3 +199,27 @@ def test_torchrun_a_finished_run_in_use_refuses_its_moved_data_on_every_process(
     assert "`imgcls runs` (Python: imgcls.runs.run_runs()) shows it running" in line and "--name" not in line, said      # the run asked for
     assert said[1] == [code, line], said
     assert (run / "config.yaml").read_text() == before
+
+
+def test_a_launch_past_its_timeout_is_killed_with_every_process_it_started():
+    """The torchrun tests ran their launch with subprocess.run(timeout=...), which kills the launcher alone: a rank
+    that hung on a collective outlived its test, idle (one was found 90 minutes later). run_launch kills the
+    launch's whole session."""
+    import subprocess
+    import sys
+    child = "import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; " \
+            "time.sleep(120)']); print(p.pid, flush=True); time.sleep(120)"
+    with pytest.raises(subprocess.TimeoutExpired) as e:
+        run_launch([sys.executable, "-c", child], timeout=3)
+    pid = int(e.value.stdout.split()[0])
+
+    def state() -> str:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except FileNotFoundError:
+            return "gone"
+    import time
+    until = time.monotonic() + 10          # SIGKILL sent: the kernel takes a moment to end it
+    while state() not in ("gone", "Z", "X") and time.monotonic() < until:
+        time.sleep(0.1)
+    assert state() in ("gone", "Z", "X"), state()     # ended (a zombie where nothing reaps it), not sleeping
