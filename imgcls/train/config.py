@@ -356,7 +356,8 @@ class TrainConfig:
     name: str | None = option(None, panel=OUTPUT, none="time-model, made unique",
                               help="Run name, one plain folder name; an existing one is an error unless --exist-ok.")
     exist_ok: bool = option(False, panel=OUTPUT, help="Train into an existing --name folder that holds no run (a "
-                                                      "folder with a run's checkpoints is only continued: --resume).")
+                                                      "folder with a run's checkpoints is only continued: --resume) "
+                                                      "nor another step's output (a tune study is refused).")
     plots: bool = option(True, panel=OUTPUT,
                          help="Draw curves.png and the confusion-matrix PNGs (shown in report.html); --no-plots: no "
                               "figures (matplotlib's seconds per run saved, e.g. for a k-fold set), "
