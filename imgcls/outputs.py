@@ -9,6 +9,7 @@ atomic writes)."""
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -427,6 +428,16 @@ def refuse_output_as_data(src: str | os.PathLike, view=None) -> None:
     data = read_yaml(where / "config.yaml").get("src") if kind == "train run" else None
     raise UserError(f"{src} is {what}, not a dataset; give a dataset folder or manifest.csv"
                     + (f" (this run trained on {data})" if data and where == src else ""))
+
+
+# a tune trial's run folder in its study folder, OUT/STUDY/trial_NNNN (tune names it, runs and train read it back):
+# the name of trial `number`, and the pattern tune takes for one of its trials' folders (four digits or more)
+TRIAL_DIR = re.compile(r"trial_\d{4,}")
+
+
+def trial_dir(study_dir: str | os.PathLike, number: int) -> Path:
+    """Trial `number`'s run folder in the study folder `study_dir` (trial_0003)."""
+    return Path(study_dir) / f"trial_{number:04d}"
 
 
 def trial_record(run_dir: str | os.PathLike) -> dict | None:

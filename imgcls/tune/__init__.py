@@ -25,7 +25,7 @@ from typing import Optional
 
 from imgcls.errors import UserError
 from imgcls.options import check, choose_another, option, option_text, python_too, set_options
-from imgcls.outputs import STUDY_DB, TRIALS_CSV
+from imgcls.outputs import STUDY_DB, TRIAL_DIR, TRIALS_CSV, trial_dir
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
 
@@ -364,7 +364,7 @@ class _Objective:
         from imgcls.tune.space import trial_options
         params = self.space.suggest(trial, self.cfg.train)
         d = trial_options(self.cfg.train, params)
-        run_dir = self.cfg.study_dir() / f"trial_{trial.number:04d}"
+        run_dir = trial_dir(self.cfg.study_dir(), trial.number)
         d.update(out=str(self.cfg.study_dir()), name=run_dir.name)
         trial.set_user_attr("config", d)           # best_config.yaml is the best trial's, whichever process ran it
         trial.set_user_attr("run_dir", str(run_dir))
@@ -446,9 +446,6 @@ def _check_up_front(cfg: TuneConfig):
     if cfg.sampler == "grid":
         space.grid()
     return space, storage_url(cfg)
-
-
-TRIAL_DIR = re.compile(r"trial_\d{4,}")       # a trial's run folder in the study folder: trial_NNNN
 
 
 def _refuse_users_trial_folders(study_dir: Path) -> None:
@@ -674,7 +671,7 @@ def _mlflow_best(cfg: TuneConfig, study, step: int, failed: list[str]) -> None:
     best = study.best_trial
     column = METRICS[cfg.metric][0]
     name = f"best_trial/{'folds_mean_' if cfg.train.folds else ''}{column}"
-    run_dir = best.user_attrs.get("run_dir") or cfg.study_dir() / f"trial_{best.number:04d}"
+    run_dir = best.user_attrs.get("run_dir") or trial_dir(cfg.study_dir(), best.number)
     try:
         MLflowTracker(uri=cfg.train.tracking_uri, out=cfg.study_dir(), group=cfg.study).log_group_best(
             name, best.value, step, best.number, run_dir, best.params)
@@ -695,7 +692,7 @@ def _discard_new_study(cfg: TuneConfig, url: str, study, made: list[Path], marke
     import optuna
     with _opening_lock(url):
         trials = study.get_trials(deepcopy=False)
-        if len(trials) != 1 or (cfg.study_dir() / f"trial_{trials[0].number:04d}").exists():
+        if len(trials) != 1 or trial_dir(cfg.study_dir(), trials[0].number).exists():
             return False
         storage = open_storage(url)
         optuna.delete_study(study_name=cfg.study, storage=storage)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imgcls.outputs import TRIALS_CSV
+from imgcls.outputs import TRIALS_CSV, trial_dir
 from imgcls.train.config import TrainConfig
 from imgcls.tune.space import trial_options
 
@@ -123,7 +123,7 @@ def cleanup_checkpoints(study, study_dir: Path, keep: int | None) -> list[Path]:
     """Delete the *.pt of the trials outside_best(study, keep). Returns the deleted files."""
     deleted = []
     for number in sorted(outside_best(study, keep)):
-        run_dir = study_dir / f"trial_{number:04d}"
+        run_dir = trial_dir(study_dir, number)
         for pt in list(run_dir.glob("*.pt")) + list(run_dir.glob("fold_*/*.pt")):
             pt.unlink(missing_ok=True)
             deleted.append(pt)
