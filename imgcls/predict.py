@@ -46,7 +46,7 @@ from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                match_template, resolve_format, template_beside)
 from imgcls.train.config import TrainConfig
-from imgcls.train.rundir import read_run_csv, read_validation, validation_files
+from imgcls.train.rundir import ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, read_run_csv, read_validation, validation_files
 from imgcls.tta import TTASpec, parse_tta
 
 RUNS_DIR = Path(TrainConfig.out)        # where imgcls train writes by default
@@ -803,9 +803,7 @@ def weights_fitted_keys(spec: EnsembleSpec) -> set[str]:
     if oof is None or not (spec.scores or {}).get("weights_fitted_on_scored_rows") or not oof.is_file():
         return set()
     try:
-        keys = read_run_csv(oof, "the ensemble's out-of-fold predictions",
-                            "imgcls ensemble wrote it: restore it from a backup, or build the ensemble again",
-                            usecols=["key"], dtype=str)["key"]
+        keys = read_run_csv(oof, ENSEMBLE_OOF, ENSEMBLE_FILE_FIX, usecols=["key"], dtype=str)["key"]
     except ValueError:          # no key column
         return set()
     return {str(Path(k)) for k in keys}

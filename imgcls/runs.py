@@ -29,8 +29,9 @@ from imgcls.errors import UserError
 from imgcls.options import python_too
 from imgcls.outputs import SPEC_NAME, TRIALS_CSV, output_kind, read_yaml, trial_record
 from imgcls.runs_config import COLUMNS, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
-from imgcls.train.rundir import (RESUME_MAY_CHANGE, RunLock, kfold_finished, planned_classes, planned_folds,
-                                 train_finished)
+from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, RESUME_MAY_CHANGE,
+                                 RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes, planned_folds,
+                                 read_run_csv, train_finished)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -83,13 +84,18 @@ class Run:
         return {c: d[c] for c in COLUMNS}
 
 
-def _read_csv(path: Path) -> pd.DataFrame | None:
+def _read_csv(path: Path, role: str, fix: str = RUN_FILE_FIX, **kwargs) -> pd.DataFrame | None:
+    """A run's (or an ensemble's) CSV file `path`, named by its `role`, read by rundir.read_run_csv; None where it
+    is missing, and where it is malformed, said in one warning (read_run_csv's line): the run is read without it,
+    as without a missing one (`imgcls runs` lists, diffs and reports it so), and the other runs go on."""
     if not path.is_file():
         return None
     try:
-        return pd.read_csv(path, keep_default_na=False, dtype={"label": str, "pred": str, "class": str, "shares": str},
-                           na_values=[""])
-    except (OSError, ValueError, pd.errors.ParserError):
+        return read_run_csv(path, role, fix, dtype={"label": str, "pred": str, "class": str, "shares": str},
+                            na_values=[""], **kwargs)
+    except UserError as e:
+        from imgcls.console import warn
+        warn(f"{e}; the run is read without it")
         return None
 
 
@@ -179,8 +185,14 @@ def _fmt_value(v, short: bool = True) -> str:
 
 
 def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> Run | None:
-    """The Run a folder holds, or None if it holds none."""
-    path = Path(path)
+    """The Run a folder holds, or None if it holds none. A malformed file of it is said once (_read_csv's warning),
+    though its metrics.csv is read for the history and again for the state."""
+    from imgcls.console import said_once
+    with said_once():
+        return _read_run(Path(path), root)
+
+
+def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     name = Path(os.path.relpath(path, root)).as_posix() if root is not None else path.name
     if name == ".":
         name = path.resolve().name
@@ -203,12 +215,12 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
         run.kind = "k-fold" if run.kind == "run" else run.kind
         hist = []
         for d in folds:
-            h = _read_csv(d / "metrics.csv")
+            h = _read_csv(d / "metrics.csv", EPOCH_METRICS)
             if h is not None:
                 h.insert(0, "fold", d.name.split("_", 1)[1])
                 hist.append(h)
         run.history = pd.concat(hist, ignore_index=True) if hist else None
-        oof = _read_csv(path / "val_predictions.csv")
+        oof = _read_csv(path / "val_predictions.csv", VALIDATION)
         _score(oof, run)
         run.checkpoints = [d / "best.pt" for d in folds]
         run.scored_on = OOF
@@ -218,8 +230,8 @@ def read_run(path: str | os.PathLike, root: str | os.PathLike | None = None) -> 
             run.epochs = int(run.history.groupby("fold")["epoch"].max().max())
             run.best_epoch = _best_epoch(run.history)
     else:
-        run.history = _read_csv(path / "metrics.csv")
-        _score(_read_csv(path / "val_predictions.csv"), run)
+        run.history = _read_csv(path / "metrics.csv", EPOCH_METRICS)
+        _score(_read_csv(path / "val_predictions.csv", VALIDATION), run)
         run.checkpoints = [path / "best.pt"]
         run.scored_on = VAL
         if not run.classes:         # before its first validation: the classes train recorded as it started
@@ -238,11 +250,8 @@ def _fold_classes(folds: Sequence[Path]) -> list:
     """The classes a fold's validation predictions name (their p_<class> columns): a k-fold set's classes where
     train recorded none as it started (a set started before its plan named them)."""
     for d in folds:
-        try:
-            cols = pd.read_csv(d / "val_predictions.csv", nrows=0).columns
-        except (OSError, ValueError, pd.errors.ParserError):
-            continue
-        found = prob_classes(cols)
+        head = _read_csv(d / "val_predictions.csv", VALIDATION, nrows=0)
+        found = prob_classes(head.columns) if head is not None else []
         if found:
             return found
     return []
@@ -261,7 +270,7 @@ def task_of(target: str, classes) -> str:
 
 def _epochs_done(folder: Path) -> int:
     """The last epoch a run's (or one fold's) metrics.csv records."""
-    h = _read_csv(folder / "metrics.csv")
+    h = _read_csv(folder / "metrics.csv", EPOCH_METRICS)
     if h is None or "epoch" not in h.columns or not len(h):
         return 0
     return int(pd.to_numeric(h["epoch"], errors="coerce").max())
@@ -331,7 +340,7 @@ def _profile_shares(path: Path, members: list) -> dict[str, str]:
     table, report.html and predict show it (scores.csv's `shares`, ensemble.profile.share_text: '1.00', or per
     attribute where they differ): spec.yaml's weight is over every member, which the product of the attributes
     never uses (one run per attribute has 1.00 each, not 0.333). {} where scores.csv does not record them."""
-    t = _read_csv(path / "scores.csv")
+    t = _read_csv(path / "scores.csv", ENSEMBLE_SCORES, ENSEMBLE_FILE_FIX)
     if t is None or "shares" not in t.columns or len(t) < len(members):
         return {}
     return {str(m.get("name")): (v if "," not in v else f"({v})")
@@ -366,7 +375,7 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
         run.config["members"] = shares
         run.changed = ("shares within each attribute " + " ".join(f"{k}={v}" for k, v in shares.items())
                        if shares else "")
-    _score(_read_csv(path / "oof_predictions.csv"), run)
+    _score(_read_csv(path / "oof_predictions.csv", ENSEMBLE_OOF, ENSEMBLE_FILE_FIX), run)
     run.checkpoints = [path / str(c) for m in members if isinstance(m, dict) for c in (m.get("checkpoints") or [])[:1]]
     rows = common_rows([len(m.get("checkpoints") or []) if isinstance(m, dict) else 0 for m in members])
     run.scored_on = rows

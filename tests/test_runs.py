@@ -770,3 +770,32 @@ def test_an_ensemble_of_mask_runs_is_of_the_mask_task(outputs):
     shutil.copy(outputs / "ensembles" / "e1" / "oof_predictions.csv", ens / "oof_predictions.csv")
     task = dict(zip(*[leaderboard(find_runs(outputs))[c] for c in ("name", "task")]))
     assert task["ensembles/em"] == "mask (3)" and task["ensembles/e1"] == "label (3)"
+
+
+def test_a_malformed_run_file_is_one_warning_and_the_other_runs_are_listed(tmp_path):
+    """`imgcls runs` read a run's metrics.csv or val_predictions.csv that pandas could not parse as a missing one:
+    the run's row went blank with nothing said, where the run's report, predict and ensemble refuse the file in one
+    line (rundir.read_run_csv's). The listing, diff and report now say that line once per file, as a warning, and
+    go on with every run."""
+    good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
+    out = tmp_path / "outputs"
+    for name in ("ok", "bad_metrics", "bad_preds"):
+        fake_run(out / name, "resnet10t", good)
+    bad = {"bad_metrics": out / "bad_metrics" / "metrics.csv", "bad_preds": out / "bad_preds" / "val_predictions.csv"}
+    for f in bad.values():
+        with open(f, "a") as fh:
+            fh.write("1,2,3,4,5,6,7,8,9,10,11,12\n")        # a row with more fields than the header
+    for args in (["runs", str(out)], ["runs", "diff", str(out / "bad_metrics"), str(out / "bad_preds")],
+                 ["runs", "report", str(out)]):
+        r = CliRunner().invoke(app, args)
+        assert r.exit_code == 0 and "Traceback" not in r.output, (args, r.output)
+        warnings = [line for line in r.output.splitlines() if line.startswith("warning: ")]
+        assert len(warnings) == 2, (args, r.output)
+        for f in bad.values():
+            said = [w for w in warnings if str(f) in w]
+            assert len(said) == 1 and "has 12 field(s)" in said[0] and \
+                "imgcls train wrote it: restore it from a backup, or train the run again" in said[0], (args, warnings)
+    board = {n: f1 for n, f1 in zip(*leaderboard(find_runs(out), sort="name")[["name", "val_macro_f1"]].T.values)}
+    assert set(board) == {"ok", "bad_metrics", "bad_preds"}
+    assert board["ok"] == pytest.approx(1.0) and board["bad_metrics"] == pytest.approx(1.0)
+    assert pd.isna(board["bad_preds"])             # its score: no predictions read, as without the file

@@ -1475,11 +1475,12 @@ def test_run_report_per_class_heading_names_the_rows(tmp_path, tiny_run):
 
 @pytest.mark.parametrize("name, role", [("val_predictions.csv", "the run's validation predictions"),
                                         ("per_class.csv", "the run's per-class scores")])
-def test_a_run_report_over_a_malformed_run_file_is_one_line(tmp_path, tiny_run, name, role):
+def test_a_run_report_over_a_malformed_run_file_is_one_line(tmp_path, tiny_run, name, role, capsys):
     """write_run_report (a run's report.html, rewritten as the run ends, or from Python) read the run's
     val_predictions.csv (its worst predictions) and per_class.csv (the classes' meanings) with plain pandas: a
     malformed file (a row with more fields than the header) was pandas' ParserError traceback. Both are read by
-    rundir.read_run_csv: one line naming the file, its role and the fix (imgcls wrote it), no report written."""
+    rundir.read_run_csv: one line naming the file, its role and the fix (imgcls wrote it), no report written, and
+    no warning of the same file before it (runs.read_run's, which reads the run without a malformed file)."""
     from imgcls.errors import UserError
     from imgcls.train.report import write_run_report
     rows = [(str(tmp_path), f"{c}/{i}.png", c) for i, c in enumerate("aabbc")]
@@ -1493,6 +1494,7 @@ def test_a_run_report_over_a_malformed_run_file_is_one_line(tmp_path, tiny_run, 
     fix = "imgcls train wrote it: restore it from a backup, or train the run again"
     assert str(e.value).startswith(f"{role} {bad}: line 3 has") and str(e.value).endswith(f"; {fix}"), e.value
     assert "\n" not in str(e.value) and not (run / "report.html").exists()
+    assert "warning" not in capsys.readouterr().err
 
 
 def test_a_kfold_tune_trial_s_report_is_a_kfold_set_s(tmp_path):

@@ -94,6 +94,10 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     from imgcls import report
     from imgcls.runs import duration, read_run
     run_dir = Path(run_dir)
+    preds_path = run_dir / "val_predictions.csv"
+    # none before the first validation: the report says so; a malformed one is one line (read before read_run, whose
+    # warning of it would come first)
+    preds = read_validation(preds_path, dtype={"label": str, "pred": str}) if preds_path.is_file() else None
     run = read_run(run_dir)
     cfg = run.config
     summary = [("run", str(run_dir)), ("model", run.model), ("input size", run.img_size),
@@ -128,10 +132,8 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     curves_png, *confusion_pngs = figure_names()
     plots = cfg.get("plots", True) is not False
     confusion = "".join(report.img(run_dir / f, f) for f in confusion_pngs) if plots else ""
-    preds_path = run_dir / "val_predictions.csv"
     worst_html, n_worst = report.note("none"), 0
-    if preds_path.is_file():        # none before the first validation: the report says so; a malformed one is one line
-        preds = read_validation(preds_path, dtype={"label": str, "pred": str})
+    if preds is not None:
         worst = worst_predictions(preds)
         n_worst = len(worst)
         figs = []

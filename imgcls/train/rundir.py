@@ -486,6 +486,10 @@ def validation_files(run_dir: Path) -> list[Path]:
 
 # the fix a malformed CSV file of a run names: imgcls wrote it, so no row of it is the user's to mend by hand
 RUN_FILE_FIX = "imgcls train wrote it: restore it from a backup, or train the run again"
+# an ensemble folder's (oof_predictions.csv, scores.csv): imgcls ensemble wrote them
+ENSEMBLE_FILE_FIX = "imgcls ensemble wrote it: restore it from a backup, or build the ensemble again"
+ENSEMBLE_OOF = "the ensemble's out-of-fold predictions"    # oof_predictions.csv's role
+ENSEMBLE_SCORES = "the ensemble's scores"                  # scores.csv's
 PER_CLASS = "the run's per-class scores"          # per_class.csv's role, as read_run_csv names it
 VALIDATION = "the run's validation predictions"   # val_predictions.csv's (read_validation's)
 EPOCH_METRICS = "the run's per-epoch metrics"     # metrics.csv's (tune's trial value)
