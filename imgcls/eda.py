@@ -275,7 +275,8 @@ def plot_sample_grids(df: pd.DataFrame, out: Path, seed: int, per_class: int = S
                         ax.set_title(f"{title}: {len(rows)}" if title != name else f"{title} ({len(rows)})",
                                      fontsize=7, loc="left")
                 advance()
-            fig.tight_layout()
+            with report.glyph_warnings_held():      # a layout pass draws the titles (save_figure says the boxes)
+                fig.tight_layout()
             name = "samples.png" if len(pages) == 1 else f"samples_{page_no + 1}.png"
             paths.append(report.save_figure(fig, out / name, dpi=90))
     return paths

@@ -17,6 +17,7 @@ import io
 import mimetypes
 import os
 import time
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -188,20 +189,19 @@ def pyplot():
     """matplotlib.pyplot with the headless backend, and the bundled Korean font (korean_font) last in the font
     family list: matplotlib falls back along the list glyph by glyph, so Latin text keeps the default font and a
     class named 고양이 is drawn in NanumGothic. matplotlib's warning for each character no font has (one per character
-    per figure, on stderr even with --quiet) is left to _drawn_with_glyphs.
+    per figure, on stderr even with --quiet) is left to _drawn_with_glyphs, and held back in imgcls's own drawing
+    alone (glyph_warnings_held): a filter for the process silenced a notebook's own figures' warnings after it.
 
     The headless backend is chosen only where the process has none yet: a backend a Python caller's session picked
     (pyplot already imported, or MPLBACKEND: a Jupyter kernel's inline one) is kept, as every figure here is saved
     and closed with any backend. Forcing Agg switched a notebook's backend for the rest of the session: after
     run_eda, its own `plt.show()` showed nothing."""
     import sys
-    import warnings
 
     import matplotlib
     if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
         matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)
     font = korean_font()
     family = list(matplotlib.rcParams["font.family"])
     if font is not None and font not in family:
@@ -240,6 +240,18 @@ _MISSING_GLYPH = r"Glyph \d+ .*missing from"       # matplotlib's "Glyph 44256 (
 _glyphs: dict[str, set[int]] = {"said": set()}     # the characters said to be drawn as boxes, in this process
 
 
+@contextmanager
+def glyph_warnings_held():
+    """matplotlib's missing-glyph warnings ignored for the code inside alone: imgcls's drawing of its own figures
+    outside save_figure / figure_data_uri (a layout pass, a tracker's rendering), whose save says once which
+    characters are boxes (_drawn_with_glyphs). warnings.catch_warnings swaps the process's filters, which is not
+    thread-safe: imgcls draws its figures in the main thread only (its threads print progress lines or import)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)
+        yield
+
+
 def _drawn_with_glyphs(fig, save) -> None:
     """save() the figure. Where its text has characters the fonts lack (Chinese or Japanese class names, say; Korean
     ones where korean_font is missing): with an installed font that has them added as a fallback (for later figures
@@ -271,8 +283,7 @@ def _drawn_with_glyphs(fig, save) -> None:
         matplotlib.rcParams["font.family"] = family        # matplotlib falls back along the list, glyph by glyph
         for t in fig.findobj(Text):
             t.set_fontfamily([f for f in t.get_fontfamily() if f != font] + [font])
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)
+        with glyph_warnings_held():
             save()
     elif missing - _glyphs["said"]:
         _glyphs["said"] |= missing

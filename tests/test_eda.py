@@ -402,6 +402,30 @@ def test_class_names_the_font_lacks_give_one_line_not_a_warning_per_glyph(tmp_pa
     assert same.exit_code == 0 and "drawn as boxes" not in same.output, same.output
 
 
+@pytest.mark.rendered_figures
+def test_a_users_own_missing_glyph_warning_still_reaches_them_after_an_imgcls_figure(tmp_path, monkeypatch):
+    """imgcls's first figure added a filter for the whole process that ignored matplotlib's missing-glyph warning:
+    a notebook's own figures with characters its fonts lack were boxes with no word after any imgcls step. imgcls
+    holds the warning back in its own drawing only; the user's figure still warns."""
+    import warnings
+
+    import matplotlib
+
+    from imgcls import report
+    monkeypatch.setattr(report, "korean_font", lambda: None)
+    monkeypatch.setattr(report, "font_with", lambda codepoints, exclude=(): None)
+    monkeypatch.setitem(report._glyphs, "said", set())
+    monkeypatch.setitem(matplotlib.rcParams, "font.family", ["sans-serif"])    # no earlier test's fallback font
+    eda.plot_class_counts({"classes": {"고양이": 3, "cat": 1}, "imbalance_ratio": 3.0}, tmp_path / "ours.png")
+    plt = report.pyplot()
+    fig, ax = plt.subplots()        # the user's own, after: with the process's filters as imgcls left them
+    ax.set_title("강아지")
+    with warnings.catch_warnings(record=True) as theirs:
+        fig.savefig(tmp_path / "theirs.png")
+    plt.close(fig)
+    assert [w for w in theirs if "Glyph" in str(w.message)], [str(w.message) for w in theirs]
+
+
 def _drawing_font(text, ch: str) -> str:
     """The family of the font matplotlib draws `ch` of the Text `text` with: the first of its families (the
     fallback list, in order) whose font file has the character."""

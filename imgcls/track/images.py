@@ -24,7 +24,7 @@ def worst_predictions_figure(preds_csv: Path, n: int = 12, max_pixels: int | Non
     from imgcls.console import warn
     from imgcls.errors import UserError
     from imgcls.io import DEFAULT_MAX_PIXELS, ImageReadError, thumbnail
-    from imgcls.report import pyplot
+    from imgcls.report import glyph_warnings_held, pyplot
     from imgcls.train.report import worst_predictions
     from imgcls.train.rundir import read_validation
     if not Path(preds_csv).is_file():
@@ -50,5 +50,6 @@ def worst_predictions_figure(preds_csv: Path, n: int = 12, max_pixels: int | Non
         except ImageReadError:
             pass
         ax.set_title(f"true {r.label} ({r.p_true:.2f})\n{r.top3.split('  ')[0]}", fontsize=7)
-    fig.tight_layout()
+    with glyph_warnings_held():     # a layout pass draws the titles
+        fig.tight_layout()
     return fig

@@ -51,6 +51,7 @@ class TensorBoardTracker(Callback):
         self.writer.flush()
 
     def on_run_end(self, summary):
+        from imgcls.report import glyph_warnings_held
         from imgcls.track.images import png_array, worst_predictions_figure
         w, run_dir = self.writer, summary["run_dir"]
         for png in confusion_png_names():
@@ -59,7 +60,8 @@ class TensorBoardTracker(Callback):
                 w.add_image(Path(png).stem, arr, summary["best_epoch"], dataformats="HWC")
         fig = worst_predictions_figure(run_dir / "val_predictions.csv", max_pixels=self.config.get("max_pixels"))
         if fig is not None:
-            w.add_figure("val/worst_predictions", fig, summary["best_epoch"])
+            with glyph_warnings_held():     # tensorboard draws it (the run's PNGs said which characters lack a font)
+                w.add_figure("val/worst_predictions", fig, summary["best_epoch"])
         write_hparams(w, self.config, {"hparam/best_val_macro_f1": float(summary["best_macro_f1"])},
                       summary["best_epoch"])
         w.close()
