@@ -585,3 +585,30 @@ def model_inventory() -> list[dict]:
         rows.append({"model": f"timm:{name}", "file": path.name, "location": str(path), "present": True,
                      "obtain": ""})
     return rows
+
+
+def print_inventory(missing_only: bool = False) -> None:
+    """`imgcls models list`: model_inventory() as a table (console.print_table, the command's output as `imgcls
+    runs`' leaderboard is: printed under its --quiet); `missing_only`: the missing files' rows alone. A missing
+    file's row says how to get it."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from imgcls.console import print_heading, print_table
+    rows = model_inventory()
+    shown = [r for r in rows if not (missing_only and r["present"])]
+    if not shown:
+        print_heading(f"none of the {len(rows)} model files is missing")
+        return
+    missing = sum(not r["present"] for r in rows)
+    t = Table(title=f"{missing} of {len(rows)} model files missing" if missing_only else
+              f"{len(rows)} model files used offline ({missing} missing): where each is looked for",
+              title_justify="left")
+    t.add_column("state")
+    t.add_column("model")
+    t.add_column("location", overflow="fold")
+    t.add_column("to get it", overflow="fold")
+    for r in shown:
+        t.add_row(Text("present", style="green") if r["present"] else Text("missing", style="red"), r["model"],
+                  r["location"], "" if r["present"] else r["obtain"])
+    print_table(t, always=True)

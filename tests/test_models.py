@@ -156,6 +156,12 @@ def test_models_fetch_and_list_take_quiet_as_every_command_does(homes, monkeypat
         assert r.exit_code == 0 and "rembg:u2netp" in r.output, r.output
 
 
+def table_rows(output: str) -> list[list[str]]:
+    """The cells of each row (the header's first) of the rich table a command printed."""
+    return [[c.strip() for c in line.strip().strip("│┃").split("│" if "│" in line else "┃")]
+            for line in output.splitlines() if line.strip()[:1] in ("│", "┃")]
+
+
 def test_model_inventory_is_the_list_models_list_prints(homes):
     """`imgcls models list` built its timm rows (package-shipped, Hugging Face cache) in the CLI: a Python caller's
     preprocess_inventory() had only rembg / deepface. weights.model_inventory() holds every row the command prints."""
@@ -164,4 +170,26 @@ def test_model_inventory_is_the_list_models_list_prints(homes):
     assert names[:len(w.preprocess_inventory())] == [r["model"] for r in w.preprocess_inventory()]
     assert all(f"timm:tf_efficientnet_lite{n}" in names for n in (0, 1, 2))
     out = runner.invoke(app, ["models", "list"]).output
-    assert [line.split()[1] for line in out.splitlines() if line.strip()] == names
+    assert [cells[1] for cells in table_rows(out)[1:]] == names
+
+
+def test_models_list_is_a_table_as_the_other_listings(homes):
+    """`imgcls models list` printed lines of its own rich markup (the one command to read markup on the results
+    console) where every other listing prints a table through console.print_table: now a table too, its columns
+    state, model, location and how to get a missing file; --missing keeps the missing rows, and where none is
+    missing says so in one line."""
+    rows = w.model_inventory()
+    out = runner.invoke(app, ["models", "list"]).output
+    header, *cells = table_rows(out)
+    assert header == ["state", "model", "location", "to get it"], out
+    assert cells == [["present" if r["present"] else "missing", r["model"], r["location"],
+                      "" if r["present"] else r["obtain"]] for r in rows], out
+    assert out.splitlines()[0].strip() == (f"{len(rows)} model files used offline "
+                                           f"({sum(not r['present'] for r in rows)} missing): where each is looked for")
+    missing = runner.invoke(app, ["models", "list", "--missing"]).output
+    assert [c[1] for c in table_rows(missing)[1:]] == [r["model"] for r in rows if not r["present"]], missing
+    every = [dict(r, present=True) for r in rows]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(w, "model_inventory", lambda: every)
+        r = runner.invoke(app, ["models", "list", "--missing"])
+    assert r.exit_code == 0 and r.output == f"none of the {len(rows)} model files is missing\n", r.output

@@ -498,5 +498,6 @@ def test_models_list_shows_backbones_cached_here(tmp_path, monkeypatch):
     r = CliRunner().invoke(app, ["models", "list"], env={"COLUMNS": "250"})
     assert r.exit_code == 0, r.output
     line = next(ln for ln in r.output.splitlines() if "timm:resnet10t.c3_in1k" in ln)
-    assert line.startswith("present") and "model.safetensors" in line
+    state, _, location, _ = (c.strip() for c in line.strip().strip("│").split("│"))
+    assert state == "present" and location.endswith("model.safetensors"), line
     assert "timm:tf_efficientnet_lite0" in r.output

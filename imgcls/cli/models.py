@@ -32,19 +32,8 @@ def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="On
                                         ] = False, quiet: Quiet = False) -> None:
     """Where each model file is looked for and whether it is there; timm backbones with weights here (shipped by a
     package, or already in the Hugging Face cache)."""
-    from rich.markup import escape
-
-    from imgcls.console import results
-    from imgcls.weights import model_inventory
-    rows = model_inventory()
-    width = max(len(r["model"]) for r in rows)
-    for r in rows:
-        if missing_only and r["present"]:
-            continue
-        mark = "[green]present[/green]" if r["present"] else "[red]missing[/red]"
-        hint = f"  [dim]({escape(r['obtain'])})[/dim]" if r["obtain"] and not r["present"] else ""
-        results.print(f"{mark} {escape(r['model'].ljust(width))}  {escape(r['location'])}{hint}", soft_wrap=True,
-                      highlight=False, markup=True)     # the console reads no markup unless told (imgcls.console)
+    from imgcls.weights import print_inventory
+    print_inventory(missing_only)
 
 
 @models_app.command("fetch", cls=Command, epilog="Examples:\n\n  imgcls models fetch rembg\n\n"
