@@ -46,16 +46,36 @@ def _onnx_name(ck: Path) -> str:
     return (f"{ck.parent.name}_{ck.stem}" if ck.parent.name.startswith("fold_") else ck.stem) + ".onnx"
 
 
-def _earlier_onnx_names(out: Path) -> set[str]:
-    """The ONNX files an earlier export wrote in `out`: those its export.json names (by name, in `out`); none
+def _earlier_onnx_names(out: Path) -> set[str] | None:
+    """The ONNX files an earlier export wrote in `out`: those its export.json names (by name, in `out`); None
     without a readable one. Those a run does not write again are removed, not left beside its export.json."""
     import json
     try:
         files = json.loads((out / EXPORT_SUMMARY).read_text(encoding="utf-8")).get("files") or []
         names = {Path(str(r["onnx"])).name for r in files}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return set()
+        return None
     return {n for n in names if n.lower().endswith(".onnx")}
+
+
+def _unproven_onnx_line(out: Path, names: list[str]) -> str | None:
+    """Where `out` has no readable export.json, the line naming the .onnx files there this export does not write:
+    an earlier export's, whose export.json went (or broke), stay beside this one's, which names only its own, and
+    imgcls cannot prove it wrote them (a user's own are never removed). None where there are none. Temporary files
+    (a dot first: atomic_path's) are not named."""
+    try:
+        there = sorted(p.name for p in out.iterdir() if p.suffix.lower() == ".onnx" and not p.name.startswith(".")
+                       and p.name not in names and (p.is_file() or p.is_symlink()))
+    except OSError:         # no folder yet
+        return None
+    if not there:
+        return None
+    one = len(there) == 1
+    shown = ", ".join(there[:3]) + (f" and {len(there) - 3} more" if len(there) > 3 else "")
+    return (f"{out}: {shown} {'is' if one else 'are'} not this export's and no readable {EXPORT_SUMMARY} there says "
+            f"an earlier export wrote {'it' if one else 'them'}, so {'it stays' if one else 'they stay'} beside "
+            f"this export's files; remove {'it' if one else 'them'} if {'it is' if one else 'they are'} an earlier "
+            f"export's")
 
 
 @dataclass
@@ -83,7 +103,8 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     # its files over a user's own of those names in a folder no export wrote (their best.onnx); an earlier export's
     # files this one does not write (best.onnx of RUN/best.pt, then RUN/last.pt) go: its own only (own_earlier_files)
     names = [_onnx_name(ck) for ck in ckpts]
-    stale = sorted(_earlier_onnx_names(out) - set(names))
+    earlier = _earlier_onnx_names(out)
+    stale = sorted((earlier or set()) - set(names))
     replaced = refuse_users_files(out, "export", [out / n for n in [*names, *stale, EXPORT_SUMMARY]])
     stale_files = [f for f in replaced if f.name in stale]
     import numpy as np
@@ -101,10 +122,13 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     from imgcls.model_meta import decode_differs
     from imgcls.train.checkpoint import read_meta
     # the recipe export.json writes is this imgcls's decoding: a model trained on another's sees other pixels there
+    from imgcls.console import warn
     line = decode_differs({str(ck.relative_to(run) if run.is_dir() else ck.name): read_meta(ck) for ck in ckpts})
     if line:
-        from imgcls.console import warn
         warn(line)
+    unproven = _unproven_onnx_line(out, names) if earlier is None else None
+    if unproven:        # an earlier export's files it cannot prove are one's: named, not removed
+        warn(unproven)
     if replaced:        # RUN/onnx every run: say what goes
         info(replacing_line(out, "an earlier export"))
     out.mkdir(parents=True, exist_ok=True)

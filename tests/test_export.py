@@ -140,6 +140,7 @@ def test_an_export_over_an_earlier_one_removes_the_onnx_files_it_no_longer_write
     named = [Path(r["onnx"]).name for r in json.loads((out / "export.json").read_text())["files"]]
     assert named == ["last.onnx"] and (out / "last.onnx").is_file()
     assert not (out / "best.onnx").exists() and (out / "notes.onnx").read_text() == "mine"
+    assert "notes.onnx" not in res.output        # an export.json there: the files it names are the earlier export's
     # a folder no export wrote: a user's last.onnx is refused, not replaced
     mine = tmp_path / "mine"
     mine.mkdir()
@@ -148,6 +149,33 @@ def test_an_export_over_an_earlier_one_removes_the_onnx_files_it_no_longer_write
     assert res.exit_code == 2 and "last.onnx is not from an earlier imgcls export run" in \
         " ".join(res.output.split()), res.output
     assert (mine / "last.onnx").read_text() == "mine" and not (mine / "export.json").exists()
+
+
+def test_an_export_over_one_whose_export_json_went_names_the_onnx_files_it_leaves(tmp_path):
+    """An earlier export's files this one does not write are known by its export.json alone: where that is missing
+    or unreadable, best.onnx of `export RUN/best.pt` stayed beside the export.json of `export RUN/last.pt` with no
+    word. imgcls cannot prove it wrote them, so it does not remove them: one warning names them (and no temporary
+    file of a killed export's); the .onnx files this export writes are not named."""
+    import shutil
+    run = make_tiny_run(tmp_path / "run")
+    shutil.copy(run / "best.pt", run / "last.pt")
+    for broken in ("missing", "unreadable"):
+        out = tmp_path / f"onnx_{broken}"
+        assert runner.invoke(app, ["export", str(run / "best.pt"), "--out", str(out), "-q"]).exit_code == 0
+        (out / "notes.onnx").write_text("mine")
+        (out / ".best.onnx.x1.tmp.onnx").write_text("")
+        if broken == "missing":
+            (out / "export.json").unlink()
+        else:
+            (out / "export.json").write_text("{not json")
+        res = runner.invoke(app, ["export", str(run / "last.pt"), "--out", str(out), "-q"])
+        assert res.exit_code == 0, res.output
+        said = " ".join(res.output.split())
+        assert (f"{out}: best.onnx, notes.onnx are not this export's and no readable export.json there says an "
+                f"earlier export wrote them") in said, res.output
+        assert "last.onnx" not in said and ".tmp" not in said, res.output
+        assert (out / "best.onnx").is_file() and (out / "notes.onnx").read_text() == "mine"
+        assert [Path(r["onnx"]).name for r in json.loads((out / "export.json").read_text())["files"]] == ["last.onnx"]
 
 
 READER_DECODE_VERSION = 2       # _rebuild_input follows this decode (2: a PNG's tRNS colour key is transparent)
