@@ -324,6 +324,23 @@ def test_train_refuses_an_init_from_run_that_is_not_one_checkpoint_before_torch(
     assert "holds 2 folds; give one of them" in " ".join(said[1][2].split())
 
 
+def test_train_and_tune_refuse_a_tracker_not_installed_before_torch_and_timm(tmp_path):
+    """`imgcls train --tracker wandb` (or mlflow, tensorboard) without the package was refused by make_trackers,
+    after torch's and timm's import (4-5 s CPU; under torchrun per process); `imgcls tune --tracker` after the
+    search space's check (timm). importlib.util.find_spec sees it with nothing imported: the same line, up front."""
+    data = tmp_path / "raw"
+    (data / "a").mkdir(parents=True)
+    (data / "a" / "1.png").write_bytes(b"")
+    calls = [["train", str(data), "--out", str(tmp_path / "runs"), "--tracker", "wandb"],
+             ["train", str(data), "--out", str(tmp_path / "runs"), "--tracker", "none", "--tracker", "mlflow"],
+             ["tune", str(data), "--out", str(tmp_path / "tune"), "--study", "s", "--tracker", "wandb"]]
+    said = _invoke_without(["torch", "timm", "wandb", "mlflow"], calls)     # None in sys.modules: not installed
+    assert [code for code, *_ in said] == [2] * 3, said        # not 1 (ModuleNotFoundError: import of torch / timm)
+    for (_, _, output, _), name in zip(said, ("wandb", "mlflow", "wandb")):
+        assert f"--tracker {name} needs the {name} package: pip install 'imgcls[{name}]'" in output
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "tune").exists()
+
+
 LAZY_PACKAGES = ("imgcls.clean", "imgcls.split", "imgcls.ensemble", "imgcls.train", "imgcls.preprocess")
 
 

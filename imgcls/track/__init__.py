@@ -35,10 +35,10 @@ from imgcls.train.config import TRACKERS    # noqa: E402 - the option's choices 
 PACKAGE = {"tensorboard": "tensorboard", "mlflow": "mlflow", "wandb": "wandb"}
 
 
-def check_trackers(names: Sequence[str], tracking_uri: str | None = None, check_store: bool = True) -> list[str]:
-    """The trackers asked for (without 'none', deduplicated); one line for an unknown name or a missing package, or
-    (`check_store`) for --tracker mlflow with a server that does not answer: `tracking_uri`, else
-    MLFLOW_TRACKING_URI (mlflow_tracker.check_server)."""
+def installed_trackers(names: Sequence[str]) -> list[str]:
+    """The trackers asked for (without 'none', deduplicated); one line for an unknown name or a package that is not
+    installed. Nothing is imported (importlib.util.find_spec): train and tune say it before torch's and timm's
+    import (seconds; under torchrun per process)."""
     out = []
     for n in names:
         n = str(n).strip().lower()
@@ -48,6 +48,16 @@ def check_trackers(names: Sequence[str], tracking_uri: str | None = None, check_
             continue
         if importlib.util.find_spec(PACKAGE[n]) is None:
             raise UserError(f"--tracker {n} needs the {PACKAGE[n]} package: pip install 'imgcls[{n}]'")
+        out.append(n)
+    return out
+
+
+def check_trackers(names: Sequence[str], tracking_uri: str | None = None, check_store: bool = True) -> list[str]:
+    """The trackers asked for (installed_trackers: one line for an unknown name or a missing package); one line for
+    a package that does not import, or (`check_store`) for --tracker mlflow with a server that does not answer:
+    `tracking_uri`, else MLFLOW_TRACKING_URI (mlflow_tracker.check_server)."""
+    out = installed_trackers(names)
+    for n in out:
         try:        # installed is not enough: a broken dependency fails its import, else mid-run (every tune trial)
             __import__(PACKAGE[n])
         except Exception as e:      # noqa: BLE001 - not only ImportError: protobuf's mismatch is a TypeError
@@ -55,7 +65,6 @@ def check_trackers(names: Sequence[str], tracking_uri: str | None = None, check_
                             f"{str(e).strip().splitlines()[0] if str(e).strip() else 'no message'}); reinstall it "
                             f"with its dependencies (pip install --force-reinstall 'imgcls[{n}]') or drop the "
                             f"flag") from None
-        out.append(n)
     if "mlflow" in out and check_store:
         from imgcls.track.mlflow_tracker import check_server
         check_server(tracking_uri)

@@ -140,8 +140,8 @@ def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
     """What a user can get wrong that no torch / timm import is needed to see, said first: the options but those
     of timm's optimizer registry, the run name, the data path (none given: the pipeline's default input), a --name
     folder that is taken, an --out that cannot be written or holds another step's output, and a --weights file or
-    --init-from run that is not there (or a k-fold set); then those options (timm). `typed`: the flags given
-    (check_typed), where known."""
+    --init-from run that is not there (or a k-fold set), a --tracker whose package is not installed; then those
+    options (timm). `typed`: the flags given (check_typed), where known."""
     from imgcls import manifest as mf
     from imgcls.fsutil import check_writable
     from imgcls.options import check_typed
@@ -168,6 +168,9 @@ def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
         if cfg.init_from:
             from imgcls.train.rundir import init_path
             init_path(cfg.init_from)     # the run init_checkpoint reads (torch) once timm knows the model
+    if cfg.tracker:
+        from imgcls.track import installed_trackers
+        installed_trackers(cfg.tracker)      # a package not installed; one that does not import: make_trackers
     cfg.validate_registry()
     check_typed(cfg, [n for n in typed if n in later])
 
@@ -252,7 +255,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     check_model_name(cfg.model)
     cfg.validate()
     if dist.main and cfg.tracker:
-        from imgcls.track import make_trackers     # a missing tracker package fails here, before any data is read
+        from imgcls.track import make_trackers     # one that does not import fails here, before any data is read
         callbacks = make_trackers(cfg.tracker, cfg, group=track_group) + list(callbacks or [])
     if resume is not None:       # a new run's --out: _check_up_front
         check_writable(resume)

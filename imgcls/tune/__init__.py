@@ -436,12 +436,13 @@ def _check_up_front(cfg: TuneConfig):
         cfg.train.src = str(default_input("train"))    # as imgcls train: the furthest pipeline stage, announced
     elif not Path(cfg.train.src).exists():
         raise UserError(f"data {cfg.train.src} does not exist; pass a dataset folder or manifest.csv")
+    from imgcls.track import check_trackers, installed_trackers
+    installed_trackers(cfg.train.tracker)    # a package not installed, before load_space's timm import
     cfg.train.anchor_paths()    # each trial's config.yaml and best_config.yaml name the data from any folder
     space = load_space(cfg.space, cfg.train, cfg.typed)    # checks the fixed train options too, with the space's keys
     _say_config_replaced(cfg, space)
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
-    from imgcls.track import check_trackers
     check_trackers(cfg.train.tracker, cfg.train.tracking_uri)       # not each trial's error: a resumed study would record every one failed
     if cfg.sampler == "grid":
         space.grid()
