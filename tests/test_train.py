@@ -1273,6 +1273,17 @@ def test_bad_choices_are_one_line_before_any_data_is_read(two_class, tmp_path, m
         assert len(r.output.strip().splitlines()) == 1, r.output
 
 
+def test_a_bad_folds_value_names_split_s_python_call_to_a_python_caller(two_class, tmp_path):
+    """run_train(TrainConfig(folds='x')) was told where fold numbers come from as a command only ("imgcls split
+    --folds"): its run_split call follows it, for both callers."""
+    from imgcls.errors import UserError
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(two_class), out=str(tmp_path / "runs"), folds="x"))
+    assert str(e.value) == ("--folds 'x': use all, a fold number K or a list K,L (e.g. --folds all, --folds 0, "
+                            "--folds 0,2): the fold column's numbers from imgcls split --folds N "
+                            "(Python: run_split(cfg=SplitConfig(folds=N)))")
+
+
 def test_sam_under_a_grad_scaler_takes_the_same_step():
     """The loop's AMP order (scaled backward, perturb, scaled backward, unperturb, scaler.step): the loss scale
     does not change SAM's perturbation and the scaler unscales before the base step."""

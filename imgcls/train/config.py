@@ -141,7 +141,8 @@ def parse_folds(value) -> list[int] | None:
         folds = []
     if not folds or min(folds) < 0:
         raise UserError(f"--folds {value!r}: use all, a fold number K or a list K,L (e.g. --folds all, --folds 0, "
-                        f"--folds 0,2: the fold column's numbers from imgcls split --folds)")
+                        f"--folds 0,2): the fold column's numbers from "
+                        + python_too("imgcls split --folds N", "run_split(cfg=SplitConfig(folds=N))"))
     return folds
 
 
