@@ -331,9 +331,14 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         raise UserError(f"--label-col names a column of a competition CSV or a manifest; {src} is read as layout "
                         f"'{layout}', whose {'folders give' if layout != 'unlabeled' else 'images have no'} labels")
     if layout != "profiles" and tuple(int(e) for e in opts.age_bands) != tuple(DEFAULT_AGE_BANDS):
+        from imgcls.console import sh
+        from imgcls.options import join, python_too
+        bands = [int(e) for e in opts.age_bands]
+        relabel = python_too(f"imgcls split {sh(src)} --age-bands {join(bands)}",
+                             f"run_split({str(src)!r}, cfg=SplitConfig(age_bands={bands}))")
         raise UserError(f"--age-bands makes the age bands as profile folders are read; {src} is read as layout "
-                        f"'{layout}'" + (", whose labels are already made (imgcls split --age-bands relabels a "
-                                         "manifest)" if layout == "manifest" else "")
+                        f"'{layout}'" + (f", whose labels are already made: {relabel} relabels a manifest"
+                                         if layout == "manifest" else "")
                         + "; drop --age-bands or give the profile folders")
     table = None        # the CSV the rows come from, named when it has none
     folder_read = None  # the folder given, when the images lie below it (input_folders)

@@ -658,6 +658,27 @@ def test_age_bands_on_a_source_that_is_not_profile_folders_is_refused(tmp_path, 
     assert len(mf.load(tmp_path / "m" / "manifest.csv", opts(), scan=False)) == 12 * 7    # the default: no flag
 
 
+def test_age_bands_on_a_manifest_name_split_s_command_and_its_python_call(tmp_path, profile_folder):
+    """The refusal of --age-bands on a manifest said 'imgcls split --age-bands relabels a manifest' to a Python caller
+    too (run_eda(opts=LayoutOptions(age_bands=...))), and no SRC: a bare `imgcls split` reads the pipeline's default
+    input. It names the command and the run_split call that relabel this manifest with those bands."""
+    from typer.testing import CliRunner
+    from imgcls.cli import app
+    from imgcls.eda import run_eda
+    manifest = tmp_path / "m" / "manifest.csv"
+    mf.write(mf.load(profile_folder, scan=False), manifest)
+    fix = (f"whose labels are already made: imgcls split {manifest} --age-bands 40,60 (Python: run_split("
+           f"'{manifest}', cfg=SplitConfig(age_bands=[40, 60]))) relabels a manifest; drop --age-bands or give the "
+           f"profile folders")
+    with pytest.raises(UserError) as e:
+        run_eda(manifest, tmp_path / "eda", opts=opts(age_bands=[40, 60]))
+    assert fix in str(e.value), e.value
+    r = CliRunner().invoke(app, ["eda", str(manifest), "--age-bands", "40,60", "--out", str(tmp_path / "eda")],
+                           env={"COLUMNS": "1000"})
+    assert r.exit_code == 2 and fix in r.output, r.output
+    assert not (tmp_path / "eda").exists()
+
+
 def test_competition_csv(tmp_path, image_folder):
     csv = tmp_path / "train.csv"
     pd.DataFrame({"img": ["./a/000.png", "b/001.png", "c/000.png"], "cls": ["x", "y", "z"],
