@@ -116,7 +116,7 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
     checkpoint's meta.preprocess) predicts badly on test images that did not go through the same: said once per
     difference, with the command that prepares them. Nothing is said where either side is not known, nor where the
     options differ in no pixel of an image both write (preprocess.config.same_view: `--no-face drop` against keep)."""
-    from imgcls.preprocess.config import same_view
+    from imgcls.preprocess.config import applied_config, same_view
     from imgcls.preprocess.outputs import applied, made_from
     from imgcls.train.checkpoint import read_meta
     test = applied(mf.readable(df))
@@ -135,10 +135,13 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
         got = f"went through other options ({test})" if test and want else \
             f"went through imgcls preprocess ({test})" if test else "did not go through it"
         if want:
-            fix = f"imgcls preprocess {sh(origin or data)} --out DIR {want}, then predict --data DIR" + \
-                (f" ({origin}: the images {data} was made from)" if origin else "")
+            fix = python_too(f"imgcls preprocess {sh(origin or data)} --out DIR {want}, then predict --data DIR"
+                             + (f" ({origin}: the images {data} was made from)" if origin else ""),
+                             f"run_preprocess({str(origin or data)!r}, out=DIR, cfg={applied_config(want)}), then "
+                             f"the same run_predict call with data=DIR")
         else:
-            fix = f"predict --data {sh(origin)} (the images {data} was made from)" if origin else \
+            fix = python_too(f"predict --data {sh(origin)} (the images {data} was made from)",
+                             f"the same run_predict call with data={origin!r}") if origin else \
                 "predict on the test images as they came"
         warn(f"{m.name} trained on {trained}; the test images of {data} {got}, so what it sees differs: {fix}")
 

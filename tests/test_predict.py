@@ -1515,6 +1515,39 @@ def test_preprocessed_test_images_of_other_options_are_prepared_again_from_their
         "from)" in said["raw_run"], said["raw_run"]
 
 
+def test_the_preprocess_fix_names_its_python_calls_too(tmp_path, capsys):
+    """run_predict's warning of test images that did not go through the run's preprocessing told a Python caller to
+    run commands only ('imgcls preprocess SRC --out DIR --face-crop, then predict --data DIR'; 'predict --data
+    SRC'): each fix now names its run_preprocess call (the run's options as a PreprocessConfig) and run_predict's
+    data=, after the command, which is unchanged."""
+    from imgcls.predict import run_predict
+    from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
+    test = make_image_folder(tmp_path / "test_raw", {"a": 2, "b": 2}, size=(40, 30))
+    res = invoke("preprocess", test, "--out", tmp_path / "test_other", "--face-crop", "--face-margin", 0.5,
+                 "--workers", 1, "-q")
+    assert res.exit_code == 0, res.output
+    runs = {}
+    for name, pre in (("oncrop", "--face-crop --face-margin 0.3"), ("onraw", "")):
+        run = make_tiny_run(tmp_path / "runs" / name, classes=("a", "b"))
+        ck = read_checkpoint(run / "best.pt")
+        save_checkpoint(run / "best.pt", ck["state_dict"], {**ck["meta"], "preprocess": pre}, epoch=1)
+        runs[name] = run
+    other = tmp_path / "test_other"
+    fixes = {"oncrop": (f"imgcls preprocess {test} --out DIR --face-crop --face-margin 0.3, then predict --data DIR "
+                        f"({test}: the images {other} was made from) (Python: run_preprocess('{test}', out=DIR, "
+                        f"cfg=PreprocessConfig(face_crop=True, face_margin=0.3)), then the same run_predict call with "
+                        f"data=DIR)"),
+             "onraw": (f"predict --data {test} (the images {other} was made from) (Python: the same run_predict "
+                       f"call with data='{test}')")}
+    for name, run in runs.items():
+        capsys.readouterr()
+        run_predict(run, other, tmp_path / f"p_{name}", workers=0, device="cpu")
+        said = " ".join(capsys.readouterr().err.split())
+        assert fixes[name] in said, said
+        res = invoke("predict", run, "--data", other, "--out", tmp_path / f"c_{name}", "--workers", 0)
+        assert res.exit_code == 0 and fixes[name] in " ".join(res.output.split()), res.output
+
+
 def test_no_face_drop_against_keep_is_no_difference_in_what_the_model_sees(tmp_path):
     """A run trained with `preprocess --face-crop --no-face drop` given test images preprocessed with `--face-crop`
     (--no-face keep) was warned of 'what it sees differs': the face crops are the same, and an image without a face

@@ -121,16 +121,34 @@ def same_view(a: str, b: str) -> bool:
     return a == b if va is None or vb is None else va == vb
 
 
-def _view(text: str) -> tuple | None:
-    """What applied_text `text` does to the pixels a model sees (None: a token that is no pixel option's)."""
+def _applied_values(text: str) -> dict:
+    """The fields applied_text `text` sets, with their values (KeyError / IndexError / ValueError: a token that is no
+    pixel option's, a flag without its value, a value not of its field's type)."""
     table = specs(PreprocessConfig)
     flags = {flag(n, table[n][1]): n for n in PIXEL_FIELDS}
     values, tokens = {}, text.split()
+    while tokens:
+        name = flags[tokens.pop(0)]
+        kind = table[name][0].type
+        values[name] = True if kind in (bool, "bool") else float(tokens.pop(0)) if kind in (float, "float") \
+            else tokens.pop(0)
+    return values
+
+
+def applied_config(text: str) -> str:
+    """applied_text `text` as a Python caller's PreprocessConfig: '--face-crop --face-margin 0.5' is
+    "PreprocessConfig(face_crop=True, face_margin=0.5)" (a text this cannot read: its options named as keywords)."""
     try:
-        while tokens:
-            name = flags[tokens.pop(0)]
-            values[name] = True if table[name][0].type in (bool, "bool") else tokens.pop(0)
-        cfg = PreprocessConfig(**values)
+        values = _applied_values(text)
+    except (KeyError, IndexError, ValueError):
+        return f"PreprocessConfig with the keywords of {text}"
+    return "PreprocessConfig(" + ", ".join(f"{k}={v!r}" for k, v in values.items()) + ")"
+
+
+def _view(text: str) -> tuple | None:
+    """What applied_text `text` does to the pixels a model sees (None: a token that is no pixel option's)."""
+    try:
+        cfg = PreprocessConfig(**_applied_values(text))
         face = (cfg.detector, float(cfg.face_margin), "keep" if cfg.no_face == "drop" else cfg.no_face) \
             if cfg.face_crop else None
         bg = (cfg.rembg_model, (255, 255, 255) if cfg.keep_alpha else cfg.bg_rgb()) if cfg.remove_bg else None
