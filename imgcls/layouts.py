@@ -321,6 +321,7 @@ def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "wa
     rows = []
     loose = []
     splits = view.splits
+    view.class_folders      # listed before the walk takes (and forgets there) their folders' listings: each listed once
     left_out = LeftOut()
     for p in images_under(root, left_out, view):
         rel = p.relative_to(root)
@@ -375,14 +376,9 @@ def empty_class_folders(root: Path, paths: Iterable[str], view: FolderView | Non
     otherwise than one holding images of its class (NFD beside NFC) is no missing class. `view`: the caller's look
     at `root` (FolderView), when it has one."""
     view = view or FolderView(root)
-    splits = view.splits
-    depth = 2 if splits else 1
+    depth = 2 if view.splits else 1
     have = {nfc("/".join(p.split("/")[:depth])) for p in paths}
-    out = []
-    for parent in ([view.sub(root / s) for s in sorted(splits)] if splits else [view]):
-        for d in parent.subfolders:
-            if utf8_name(d.name) and nfc(_rel(d, root)) not in have:
-                out.append(nfc(_rel(d, root)))
+    out = [nfc(_rel(d, root)) for d in view.class_folders if utf8_name(d.name) and nfc(_rel(d, root)) not in have]
     return list(dict.fromkeys(out))         # an empty folder in each spelling: one class
 
 
@@ -551,6 +547,15 @@ class FolderView:
     def subfolders(self) -> list[Path]:
         """visible_subfolders' answer: the visible folders, in name order."""
         return sorted(self._of_kind(is_dir=True))
+
+    @cached_property
+    def class_folders(self) -> list[Path]:
+        """The class folders of the folder read as an ImageFolder (read_folder, empty_class_folders): its visible
+        subfolders, or in the split-folder layout those of each split folder (splits, in name order), listed through
+        their views."""
+        if self.splits:
+            return [d for s in sorted(self.splits) for d in self.sub(self.root / s).subfolders]
+        return self.subfolders
 
     @cached_property
     def holds_image(self) -> bool:

@@ -148,17 +148,23 @@ def stop_after_first_rename(monkeypatch) -> list[str]:
     return placed
 
 
-def count_folder_listings(monkeypatch) -> list[Path]:
+def count_folder_listings(monkeypatch, walks: bool = False) -> list[Path]:
     """The folders a dataset's read lists to look at them (a layouts.FolderView's listing; os.listdir, Path.iterdir),
-    one entry per listing, as the test goes on; the image walks (os.scandir) are not counted."""
+    one entry per listing, as the test goes on; the image walks (os.scandir) are counted with `walks` only (every
+    os.scandir then, a FolderView's listing among them: a folder the walk lists again beside its view's listing is
+    counted twice)."""
     from functools import cached_property
 
     from imgcls.layouts import FolderView
     listed: list[Path] = []
-    listing = FolderView.__dict__["_listing"].func
-    counted = cached_property(lambda self: listed.append(self.root) or listing(self))
-    counted.__set_name__(FolderView, "_listing")
-    monkeypatch.setattr(FolderView, "_listing", counted)
+    if walks:
+        scandir = os.scandir
+        monkeypatch.setattr(os, "scandir", lambda path=".": listed.append(Path(path)) or scandir(path))
+    else:
+        listing = FolderView.__dict__["_listing"].func
+        counted = cached_property(lambda self: listed.append(self.root) or listing(self))
+        counted.__set_name__(FolderView, "_listing")
+        monkeypatch.setattr(FolderView, "_listing", counted)
     listdir = os.listdir
     monkeypatch.setattr(os, "listdir", lambda path=".": listed.append(Path(path)) or listdir(path))
     return listed

@@ -325,6 +325,21 @@ def test_detection_and_load_look_at_a_folder_once(tmp_path, monkeypatch, make, g
     assert {c: read.count(data / c) for c in reads} == reads, read
 
 
+def test_read_folder_without_a_view_lists_a_split_folder_once(tmp_path, monkeypatch):
+    """layouts.read_folder called from Python without a view (load gives it the detection's) walked train/ and val/
+    (listing each) and then listed each again for its class folders (empty_class_folders, through new views): the
+    class folders are found through the views before the walk, which takes their listings."""
+    from conftest import count_folder_listings
+    from imgcls.layouts import empty_class_folders_read, read_folder
+    data = _split_folders(tmp_path / "data")
+    (data / "val" / "bird").mkdir()
+    listed = count_folder_listings(monkeypatch, walks=True)
+    df = read_folder(data)
+    assert len(df) == 4 and empty_class_folders_read(df) == ["val/bird"]
+    assert {f: listed.count(data / f) for f in (".", "train", "val", "train/cat", "val/bird")} == {
+        ".": 1, "train": 1, "val": 1, "train/cat": 1, "val/bird": 1}, listed
+
+
 def test_a_folder_view_takes_its_entries_types_from_the_listing(tmp_path, monkeypatch):
     """FolderView listed a folder (Path.iterdir) and then stat'ed each entry to tell folders from files (is_dir, and
     is_file for each CSV): os.scandir's entries carry their types, so a folder of class folders is read without a
