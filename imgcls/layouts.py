@@ -439,13 +439,15 @@ def most_of(hits: int, of: int) -> bool:
     return 2 * hits > of
 
 
-def csv_images_subfolder(base: Path, names: Sequence[str], csv_path: Path) -> Path | None:
+def csv_images_subfolder(base: Path, names: Sequence[str], csv_path: Path,
+                         view: FolderView | None = None) -> Path | None:
     """Where csv_image_root finds none: the one visible folder directly under `base` where most of the CSV's first
     20 names are files (Kaggle's train.csv beside train_images/; a train.csv of bare ids beside train/), else None;
-    several such folders are one line naming them and --image-dir."""
+    several such folders are one line naming them and --image-dir. `view`: the look at the folder that detected
+    the layout (FolderView, of `base` or above it), whose listing of `base` is read, not listed again."""
     sample = _first_names(names)
     try:
-        subs = visible_subfolders(base)
+        subs = view.sub(base).subfolders if view is not None else visible_subfolders(base)
     except OSError:
         return None
     hits = [d for d in subs
@@ -772,7 +774,7 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
     # the folder is judged by the names as they are looked for: with --ext added (test.csv's bare ids, test/*.jfif)
     names = _ext_added([_dot_slash_dropped(p) for p in table[path_col].astype(str)], opts.ext)
     if opts.image_dir is None:      # bare names whose files sit in images/ (the mask competition's eval/info.csv)
-        root = csv_image_root(root, names) or csv_images_subfolder(root, names, csv_path) or root
+        root = csv_image_root(root, names) or csv_images_subfolder(root, names, csv_path, view) or root
     paths = _with_extension(names, root)
     listed, (root, paths) = paths, images_folder(root, paths)
     df = pd.DataFrame({"path": [Path(p).as_posix() for p in paths],

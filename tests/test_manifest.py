@@ -282,6 +282,14 @@ def _train(d: Path) -> Path:
     return d
 
 
+def _kaggle(d: Path) -> Path:
+    """Kaggle's folder: train.csv naming the images in train_images/ beside it by their bare names."""
+    for n in ("a", "b"):
+        make_image(d / "train_images" / f"{n}.png", size=(16, 16))
+    pd.DataFrame({"id": ["a.png", "b.png"], "label": ["x", "y"]}).to_csv(d / "train.csv", index=False)
+    return d
+
+
 def _flat(d: Path) -> Path:
     """Unlabeled images, no folder and no CSV."""
     for n in ("a", "b"):
@@ -323,6 +331,21 @@ def test_detection_and_load_look_at_a_folder_once(tmp_path, monkeypatch, make, g
     data = tmp_path / "data"
     assert {f: listed.count(data / f) for f in lists} == {f: 1 for f in lists}, listed
     assert {c: read.count(data / c) for c in reads} == reads, read
+
+
+def test_a_csv_of_bare_names_finds_its_images_folder_in_the_folders_listing(tmp_path, monkeypatch):
+    """Kaggle's train.csv naming images in train_images/ beside it: the folder of its images was looked for
+    through a new look at the folder (csv_images_subfolder), listing it once more than the detection or the look
+    for outputs below it had. It takes the detection's (read_competition_csv's view), given as the data or with
+    --csv."""
+    from conftest import count_folder_listings
+    data = _kaggle(tmp_path / "data")
+    for src, given in ((data / "train.csv", opts()), (data, opts(csv=str(data / "train.csv")))):
+        listed = count_folder_listings(monkeypatch)
+        df = mf.load(src, given, scan=False)
+        assert df["path"].tolist() == ["a.png", "b.png"] and set(df["root"]) == {str(data / "train_images")}
+        assert listed.count(data) == 1, (src, listed)
+        monkeypatch.undo()
 
 
 def test_read_folder_without_a_view_lists_a_split_folder_once(tmp_path, monkeypatch):
