@@ -383,13 +383,14 @@ def empty_class_folders(root: Path, paths: Iterable[str], view: FolderView | Non
 
 
 def read_unlabeled(root: Path, images: list[Path] | None = None, left_out: LeftOut | None = None,
-                   unread_images: str = "warn") -> pd.DataFrame:
+                   unread_images: str = "warn", view: FolderView | None = None) -> pd.DataFrame:
     """The images under `root` as unlabeled rows; `images` (with the `left_out` its walk collected): those already
     found under it (LoneFolder), in images_under's order, instead of a walk. What the walk left out is named in a
-    warning, or with `unread_images="refuse"` (predict) refused in one line (LeftOut.say)."""
+    warning, or with `unread_images="refuse"` (predict) refused in one line (LeftOut.say). `view`: the caller's look
+    at `root` (FolderView), whose listings the walk takes, not listing the folders again."""
     if images is None:
         left_out = LeftOut()
-        images = images_under(root, left_out)
+        images = images_under(root, left_out, view)
     rows = [{"path": _rel(p, root), "label": "", "group": ""} for p in images]
     if left_out is not None:
         left_out.say(root, unread_images, "path")

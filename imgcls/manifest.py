@@ -395,7 +395,8 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         else:
             # the image folder src holds alone (detection's LoneFolder, walked there), read as the root
             root = lone.folder if lone else root
-            df = read_unlabeled(root, *(lone.images, lone.left_out) if lone else (None, None), unread_images)
+            df = read_unlabeled(root, *(lone.images, lone.left_out) if lone else (None, None), unread_images,
+                                view.sub(root))
         df["root"] = str(root.resolve())
         if root.resolve() != (src.parent if src.is_file() else src).resolve():
             notes.append(f"images in {root}" + (

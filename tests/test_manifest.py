@@ -348,6 +348,22 @@ def test_a_csv_of_bare_names_finds_its_images_folder_in_the_folders_listing(tmp_
         monkeypatch.undo()
 
 
+@pytest.mark.parametrize("layout, below", [("auto", []), ("unlabeled", ["sub", "sub/deep"])])
+def test_unlabeled_images_are_walked_through_the_folders_look(tmp_path, monkeypatch, layout, below):
+    """Unlabeled images (a flat folder detected, or --layout unlabeled): load's look for imgcls outputs below the
+    folder listed it and its subfolders, and read_unlabeled's walk, given no view, listed each again. The walk
+    takes the look's listings, as read_folder's and read_profiles' do."""
+    from conftest import count_folder_listings
+    data = _flat(tmp_path / "data")
+    if below:
+        make_image(data / below[-1] / "c.png", size=(16, 16))
+    listed = count_folder_listings(monkeypatch, walks=True)
+    df = mf.load(data, opts(layout=layout), scan=False)
+    assert mf.layout_read(df) == "unlabeled"
+    assert df["path"].tolist() == ["a.png", "b.png"] + [f"{d}/c.png" for d in below[-1:]]
+    assert {f: listed.count(data / f) for f in [".", *below]} == {f: 1 for f in [".", *below]}, listed
+
+
 def test_read_folder_without_a_view_lists_a_split_folder_once(tmp_path, monkeypatch):
     """layouts.read_folder called from Python without a view (load gives it the detection's) walked train/ and val/
     (listing each) and then listed each again for its class folders (empty_class_folders, through new views): the
