@@ -321,7 +321,9 @@ def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "wa
     rows = []
     loose = []
     splits = view.splits
-    view.class_folders      # listed before the walk takes (and forgets there) their folders' listings: each listed once
+    # found before the walk takes (and forgets there) the listings they are found in: each folder listed once
+    view.class_folders      # empty_class_folders'
+    view.csvs               # those listing the images outside a class folder (listing_csvs), named where there are
     left_out = LeftOut()
     for p in images_under(root, left_out, view):
         rel = p.relative_to(root)

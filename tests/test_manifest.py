@@ -364,6 +364,23 @@ def test_unlabeled_images_are_walked_through_the_folders_look(tmp_path, monkeypa
     assert {f: listed.count(data / f) for f in [".", *below]} == {f: 1 for f in [".", *below]}, listed
 
 
+def test_the_csvs_beside_loose_images_are_found_in_the_listing_the_walk_took(tmp_path, monkeypatch, capsys):
+    """Images outside a class folder beside CSVs that list them (DACON's folder read as class folders: --layout
+    folder, or read_folder from Python): the warning names those CSVs, found in the folder's listing, which the
+    walk had taken (and forgotten there): the folder was listed again for them. Its CSVs are found before the
+    walk."""
+    from conftest import count_folder_listings
+    from imgcls.layouts import read_folder
+    data = _dacon(tmp_path / "data")       # train/ and test/: the split folders, train/'s images in no class folder
+    for read in (lambda: read_folder(data), lambda: mf.load(data, opts(layout="folder"), scan=False)):
+        listed = count_folder_listings(monkeypatch, walks=True)
+        df = read()
+        assert df["path"].tolist() == ["test/TEST_0.jpg"] and "(test.csv, train.csv list images here" in (
+            capsys.readouterr().err)
+        assert listed.count(data) == 1, listed
+        monkeypatch.undo()
+
+
 def test_read_folder_without_a_view_lists_a_split_folder_once(tmp_path, monkeypatch):
     """layouts.read_folder called from Python without a view (load gives it the detection's) walked train/ and val/
     (listing each) and then listed each again for its class folders (empty_class_folders, through new views): the
