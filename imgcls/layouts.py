@@ -328,7 +328,7 @@ def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "wa
     for p in images_under(root, left_out, view):
         rel = p.relative_to(root)
         if splits:
-            part = splits[rel.parts[0]]
+            part = splits.get(rel.parts[0])     # None: an image beside the split folders
             if len(rel.parts) >= 3 or (part == "test" and len(rel.parts) == 2):
                 rows.append({"path": rel.as_posix(), "label": rel.parts[1] if len(rel.parts) >= 3 else "",
                              "group": "", "split": part})

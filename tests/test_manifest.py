@@ -381,6 +381,19 @@ def test_the_csvs_beside_loose_images_are_found_in_the_listing_the_walk_took(tmp
         monkeypatch.undo()
 
 
+def test_an_image_beside_the_split_folders_is_a_loose_image(tmp_path, capsys):
+    """An image directly in a folder of split folders (train/, val/ and x.png beside them) was looked up as a split
+    folder's name: a KeyError traceback. It is an image outside a class folder: left out in the warning, refused
+    where every image must be read (predict)."""
+    data = _split_folders(tmp_path / "data")
+    make_image(data / "x.png", size=(16, 16))
+    df = mf.load(data, scan=False)
+    assert len(df) == 4 and set(df["split"]) == {"train", "val"}
+    assert "1 image(s) under" in capsys.readouterr().err
+    with pytest.raises(UserError, match=r"1 image\(s\) under .* have no class folder, e.g. x.png"):
+        mf.load(data, scan=False, loose_images="refuse")
+
+
 def test_read_folder_without_a_view_lists_a_split_folder_once(tmp_path, monkeypatch):
     """layouts.read_folder called from Python without a view (load gives it the detection's) walked train/ and val/
     (listing each) and then listed each again for its class folders (empty_class_folders, through new views): the
