@@ -770,8 +770,9 @@ def test_trials_draw_figures_only_with_trial_plots(data, tmp_path, space, capsys
     assert (trial / "metrics.csv").is_file() and not any((trial / f).exists() for f in figures)
     assert yaml.safe_load((study_dir / "best_config.yaml").read_text())["plots"] is True
     best = study_dir / "best_config.yaml"
-    said = (f"the trials drew no figures (--trial-plots (Python: trial_plots=True) draws them); the best trial's: "
-            f"imgcls train --config {best} (Python: run_train(TrainConfig.resolve(config='{best}')))")
+    said = (f"best_config.yaml (imgcls train --config {best} (Python: run_train(TrainConfig.resolve(config='{best}'"
+            f")))), trials.csv, report.html, trial_NNNN/ run folders; the trials drew no figures (--trial-plots "
+            f"(Python: trial_plots=True) draws them); best_config.yaml's run draws the best trial's")
     assert said in err, err
     assert "the trials drew no figures" in (study_dir / "report.html").read_text()
     # the trial's own report says why in tune's words: the user typed no --no-plots (its folds' reports too); the
@@ -796,6 +797,27 @@ def test_trials_draw_figures_only_with_trial_plots(data, tmp_path, space, capsys
     with pytest.raises(UserError, match=r"--trial-plots .* with --no-plots .*: --no-plots draws no figure at all"):
         run_tune(tune_cfg(data, tmp_path, space, study="x", trial_plots=True, train={"plots": False}))
     assert not (tmp_path / "tune" / "x").exists()
+
+
+def test_the_closing_line_gives_the_retrain_of_best_config_once(tmp_path, monkeypatch):
+    """Where the trials drew no figures, run_tune's closing line gave `imgcls train --config best_config.yaml` (and
+    its run_train call) twice: beside best_config.yaml and again for the best trial's figures. Once now: the
+    figures' part points at best_config.yaml's run; report.html, which names no command beside it, keeps it."""
+    from imgcls import console
+    from imgcls.tune import report
+    for name in ("write_tables", "write_report", "print_top"):
+        monkeypatch.setattr(report, name, lambda *a, **k: None)
+    monkeypatch.setattr(report, "trials_frame", lambda *a, **k: None)
+    said = []
+    monkeypatch.setattr(console, "info", said.append)
+    best = tmp_path / "best_config.yaml"
+    best.write_text("{}")
+    report.write_all(None, TuneConfig(), tmp_path, "", 1.0, "macro-F1")
+    retrain = f"imgcls train --config {best} (Python: run_train(TrainConfig.resolve(config='{best}')))"
+    assert said == [f"study outputs in {tmp_path}/: best_config.yaml ({retrain}), trials.csv, report.html, "
+                    f"trial_NNNN/ run folders; the trials drew no figures (--trial-plots (Python: trial_plots=True) "
+                    f"draws them); best_config.yaml's run draws the best trial's"], said
+    assert report.trial_figures(TuneConfig(), tmp_path).endswith(f"; the best trial's: {retrain}")
 
 
 @pytest.mark.timeout(120)

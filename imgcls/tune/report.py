@@ -277,16 +277,20 @@ def retrain_best(best: Path) -> str:
     return python_too(f"imgcls train --config {sh(best)}", f"run_train(TrainConfig.resolve(config={str(best)!r}))")
 
 
-def trial_figures(cfg, study_dir: Path) -> str | None:
+def trial_figures(cfg, study_dir: Path, retrain_said: bool = False) -> str | None:
     """Where the trials drew no figures (no --trial-plots), what the report and the closing line say: how to have
-    them, and the best trial's (best_config.yaml re-trained: a normal run draws them); None where they drew them."""
+    them, and the best trial's (best_config.yaml re-trained: a normal run draws them); None where they drew them.
+    `retrain_said`: the line names retrain_best already (the closing line, beside best_config.yaml): the best
+    trial's are pointed at it, not given the command again."""
     if cfg.trial_plots:
         return None
     from imgcls.options import python_too
     how = (python_too("--trial-plots", "trial_plots=True") + " draws them" if cfg.train.plots
            else "--no-plots")
     best = study_dir / "best_config.yaml"
-    again = f"; the best trial's: {retrain_best(best)}" if best.exists() and cfg.train.plots else ""
+    again = ("" if not (best.exists() and cfg.train.plots) else
+             "; best_config.yaml's run draws the best trial's" if retrain_said else
+             f"; the best trial's: {retrain_best(best)}")
     return f"the trials drew no figures ({how}){again}"
 
 
@@ -407,6 +411,6 @@ def write_all(study, cfg, study_dir: Path, url: str, seconds: float, label: str)
     print_top(study, terminal_label(label, bool(cfg.train.folds)), study_dir)
     best_config = study_dir / "best_config.yaml"
     best = f" best_config.yaml ({retrain_best(best_config)})," if best_config.exists() else ""
-    figures = trial_figures(cfg, study_dir)
+    figures = trial_figures(cfg, study_dir, retrain_said=bool(best))
     info(f"study outputs in {study_dir}/:{best} {TRIALS_CSV}, report.html, trial_NNNN/ run folders"
          + (f"; {figures}" if figures else ""))
