@@ -622,24 +622,27 @@ def test_a_trials_malformed_metrics_csv_fails_the_trial_with_one_line(data, tmp_
     """trial_value read a trial's metrics.csv with plain pandas: a malformed file (a row with more fields than the
     header) was pandas' ParserError, a trial failing as a bug does (its message 'ParserError: Error tokenizing
     data...', every trial so: exit 1). It is read by rundir.read_run_csv: the trial fails with its one line naming
-    the file and the fix, as a trial's other user errors do: after a completed trial the study goes on (the line
-    is the trial's message in trials.csv); as a new study's first trial it is the command's one line, exit 2."""
+    the file and the fix, as a trial's other user errors do: the study goes on, the line the trial's message in
+    trials.csv. As a new study's first trial it stopped the study (exit 2), the first-trial rule taking the fixed
+    options for at fault, and its fix said "train the run again": it is the trial's own output, so that trial
+    fails and the next runs, and the fix says what became of the trial."""
     import imgcls.train
-    fix = "imgcls train wrote it: restore it from a backup, or train the run again"
+    fix = "imgcls train wrote it as the trial ran: the trial counts as failed"
 
     def trained(bad):
         def run_train(cfg, **kw):
             run = Path(cfg.out) / cfg.name
             run.mkdir(parents=True)
+            (run / "config.yaml").write_text("model: test_resnet\n")     # a run's folder, for the study's resume
             extra = ",extra" if cfg.name in bad else ""
             (run / "metrics.csv").write_text(f"epoch,val_macro_f1,val_loss\n1,0.4,1.0\n2,0.5,0.9{extra}\n")
         return run_train
 
-    def tune(bad, study):
+    def tune(bad, study, trials=2):
         monkeypatch.setattr(imgcls.train, "run_train", trained(bad))
         return CliRunner().invoke(app, ["tune", str(data), "--study", study, "--space", str(space), "--model",
                                         "test_resnet", "--no-pretrained", "--out", str(tmp_path / "tune"),
-                                        "--trials", "2", "--pruner", "none", "--quiet"])
+                                        "--trials", str(trials), "--pruner", "none", "--quiet"])
     r = tune({"trial_0001"}, "s")
     assert r.exit_code == 0 and "Traceback" not in r.output, r.output
     t = trials_csv(tmp_path / "tune" / "s")
@@ -647,11 +650,18 @@ def test_a_trials_malformed_metrics_csv_fails_the_trial_with_one_line(data, tmp_
     assert list(t["state"]) == ["complete", "fail"], t
     assert (f"UserError: the run's per-epoch metrics {bad}: line 3 has 4 field(s), the header has 3; {fix}"
             == t["message"][1]), t["message"][1]
-    r = tune({"trial_0000", "trial_0001"}, "first")
+    r = tune({"trial_0000"}, "first")                            # a new study's first trial
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    t = trials_csv(tmp_path / "tune" / "first")
     bad = tmp_path / "tune" / "first" / "trial_0000" / "metrics.csv"
+    assert list(t["state"]) == ["fail", "complete"], t
+    assert (f"UserError: the run's per-epoch metrics {bad}: line 3 has 4 field(s), the header has 3; {fix}"
+            == t["message"][0]), t["message"][0]
+    r = tune({"trial_0002", "trial_0003"}, "first", 4)         # every trial of a command so: exit 2, the first's
     assert r.exit_code == 2 and "Traceback" not in r.output and r.output.count("error:") == 1, r.output
-    assert (f"the run's per-epoch metrics {bad}: line 3 has 4 field(s), the header has 3; {fix}"
-            in " ".join(r.output.split())), r.output
+    bad = tmp_path / "tune" / "first" / "trial_0002" / "metrics.csv"
+    assert (f"every trial (2) of this command failed; the first, trial 2: UserError: the run's per-epoch metrics "
+            f"{bad}: line 3 has 4 field(s), the header has 3; {fix}" in " ".join(r.output.split())), r.output
 
 
 def test_bad_folds_are_refused_before_the_study_opens(data, tmp_path, space):

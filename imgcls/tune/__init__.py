@@ -331,16 +331,20 @@ def _run_folders(run_dir: Path) -> list[Path]:
     return folds or [run_dir]
 
 
+# the fix a malformed metrics.csv of a trial names (not a run's "train the run again": tune trains no trial again)
+TRIAL_FILE_FIX = "imgcls train wrote it as the trial ran: the trial counts as failed"
+
+
 def trial_value(run_dir: Path, metric: str) -> float:
     """The objective of a finished run: the best epoch's metric (mean over the folds of a k-fold run). Each
     metrics.csv is read by rundir.read_run_csv: a malformed one is its one line (a UserError), which fails the trial
-    as a trial's other user errors do."""
+    (the trial's own output: never the first-trial stop of _Objective, the study goes on)."""
     from imgcls.train.rundir import EPOCH_METRICS, read_run_csv
     column, direction = METRICS[metric]
     values = []
     for d in _run_folders(run_dir):
         # empty cells NaN, as pandas reads them (a column an epoch has no value in: compile_seconds), not ''
-        m = read_run_csv(d / "metrics.csv", EPOCH_METRICS, keep_default_na=True)
+        m = read_run_csv(d / "metrics.csv", EPOCH_METRICS, fix=TRIAL_FILE_FIX, keep_default_na=True)
         values.append(float(m[column].max() if direction == "maximize" else m[column].min()))
     return float(sum(values) / len(values))
 
@@ -376,6 +380,7 @@ class _Objective:
              + (f": {format_params(params)}" if params else ""))
         column = METRICS[self.cfg.metric][0]
         from imgcls.console import interrupt_said_outside
+        trained = False
         try:
             with interrupt_said_outside():     # Ctrl-C: tune's line names how to resume the study, not the trial
                 # figures only with --trial-plots (Ultralytics' tuner trains its trials with plots=False too); the
@@ -383,6 +388,7 @@ class _Objective:
                 run_train(TrainConfig.from_dict({**d, "plots": d["plots"] and self.cfg.trial_plots}),
                           track_group=self.cfg.study,
                           callbacks=[*self.callbacks, TrialReporter(trial, column, self.deadline)])
+            trained = True
             value = trial_value(run_dir, self.cfg.metric)
             self.ran += 1
             return value
@@ -400,9 +406,11 @@ class _Objective:
                 trial.set_user_attr("run_dir", "")
             if not isinstance(e, _TimeUp):
                 self.failures.append((trial.number, e))
-            if isinstance(e, UserError) and self.started == 1 and not _n_complete(trial.study):
+            if isinstance(e, UserError) and not trained and self.started == 1 and not _n_complete(trial.study):
                 # the first trial of this process, in a study with no success yet: the fixed options are at fault
-                # (data, model, folds), so every trial would fail the same way; the study stops with this error
+                # (data, model, folds), so every trial would fail the same way; the study stops with this error.
+                # Not a trial whose train ran and whose own output is at fault (a malformed metrics.csv): that
+                # trial failed, as a trial does, and the study goes on
                 self.fatal = e
             raise
 
