@@ -1265,6 +1265,29 @@ def test_a_users_own_trial_folder_in_the_study_folder_is_refused_not_trained_int
     assert tree_snapshot(tmp_path) == before
 
 
+@pytest.mark.timeout(180)
+def test_an_empty_trial_folder_is_taken_by_its_trial_and_a_killed_trial_s_empty_folder_resumes(data, tmp_path,
+                                                                                              space):
+    """An empty trial_NNNN in the study folder passes the check of the user's trial folders (it holds nothing of
+    anyone's), but the trial of that number then failed on train's 'run folder ... already exists; choose another
+    --name, or pass --exist-ok', in a new study its first trial: the study stopped on it. The trial takes the empty
+    folder over (removed, then made by train's exclusive mkdir). A trial killed as its train made its folder leaves
+    an empty one whose number the storage never draws again: the study resumes past it, the folder left alone."""
+    study = tmp_path / "tune" / "s"
+    (study / "trial_0000").mkdir(parents=True)                  # the user's empty folder in a new study's
+    cfg = tune_cfg(data, tmp_path, space, trials=1, train={"plots": False})
+    run_tune(cfg)
+    assert list(trials_csv(study)["state"]) == ["complete"]
+    assert (study / "trial_0000" / "metrics.csv").is_file() and (study / "trial_0000" / "config.yaml").is_file()
+    # trial 1 killed as its train made trial_0001 (its process's heartbeat gone: the storage records it failed)
+    s = optuna.load_study(study_name="s", storage=f"sqlite:///{study / 'study.db'}")
+    s.tell(s.ask(), state=optuna.trial.TrialState.FAIL)
+    (study / "trial_0001").mkdir()
+    run_tune(tune_cfg(data, tmp_path, space, trials=3, train={"plots": False}))
+    assert list(trials_csv(study)["state"]) == ["complete", "fail", "complete"]
+    assert not any((study / "trial_0001").iterdir()) and (study / "trial_0002" / "metrics.csv").is_file()
+
+
 def test_a_tracker_that_does_not_import_is_one_line_before_a_new_study_opens(data, tmp_path, space, monkeypatch):
     """The tracker check asked only whether the package is installed (importlib.util.find_spec): a wandb that is
     installed but fails to import (a broken dependency, here a package on sys.path whose import raises) passed it,

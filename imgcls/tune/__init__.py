@@ -380,6 +380,7 @@ class _Objective:
              + (f": {format_params(params)}" if params else ""))
         column = METRICS[self.cfg.metric][0]
         from imgcls.console import interrupt_said_outside
+        _take_empty_folder(run_dir)
         trained = False
         try:
             with interrupt_said_outside():     # Ctrl-C: tune's line names how to resume the study, not the trial
@@ -413,6 +414,17 @@ class _Objective:
                 # trial failed, as a trial does, and the study goes on
                 self.fatal = e
             raise
+
+
+def _take_empty_folder(run_dir: Path) -> None:
+    """An empty folder of a trial's name (made by the user, or left by a study whose record was lost: the storage
+    never gives a trial the number of one it knows) holds nothing of anyone's: it is removed, so the trial's train
+    makes its run folder afresh (its exclusive mkdir) instead of failing on 'already exists'. rmdir removes only an
+    empty folder, at once: one holding anything by then, a file or a link is left to train's refusal."""
+    try:
+        run_dir.rmdir()
+    except OSError:         # none there (the usual case), or not an empty folder
+        pass
 
 
 def _n_complete(study) -> int:
@@ -462,7 +474,9 @@ def _refuse_users_trial_folders(study_dir: Path) -> None:
     --keep stripped included) nor empty is the user's: the trial of that number would fail on it after the study
     opened (train's advice, --name / --exist-ok, no fix here), --keep would delete its *.pt, and a study given
     --exist-ok would train into it. Refused in one line before the study is opened, as refuse_users_files refuses
-    the study's own files; a run folder there is the study's (or train refuses it, naming it, as ever)."""
+    the study's own files; a run folder there is the study's (or train refuses it, naming it, as ever). An empty one
+    passes: a trial killed as its train made the folder leaves one (its number is never drawn again), and the trial
+    of a number still to come takes one over (_take_empty_folder)."""
     from imgcls.outputs import earlier_output, not_own_output
     try:
         found = sorted(p for p in study_dir.iterdir() if TRIAL_DIR.fullmatch(p.name))
