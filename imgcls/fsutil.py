@@ -91,6 +91,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def rename_new(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Rename `src` (a file or a folder) to `dst` where nothing is there, never over what is: FileExistsError when
+    something is, made there meanwhile too (os.rename replaces an empty folder, os.replace a file). Linux's
+    renameat2(RENAME_NOREPLACE) looks and renames in one step; where it is missing (another system, a file system
+    without it), a look just before the rename."""
+    import ctypes
+    import errno
+    rename2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if rename2 is not None:
+        at_cwd, noreplace = -100, 1         # AT_FDCWD, RENAME_NOREPLACE
+        if rename2(at_cwd, os.fsencode(src), at_cwd, os.fsencode(dst), noreplace) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(err, os.strerror(err), str(dst))     # EEXIST: FileExistsError
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(dst))
+    os.rename(src, dst)
+
+
 def create_sqlite_file(db: str | os.PathLike) -> Path:
     """Create a local SQLite store's missing database file (and its folder) empty, so it has the umask's mode:
     SQLite creates it 0644 whatever the umask (under 002 the group sharing a tune study or an MLflow store could

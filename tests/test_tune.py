@@ -860,6 +860,38 @@ def test_trial_0_is_a_trial_from_its_start_with_the_storage_elsewhere(data, tmp_
     assert TRIAL_NO_PLOTS in page and NO_PLOTS not in page
 
 
+@pytest.mark.parametrize("storage", ["default", "journal"])
+def test_a_new_study_folder_is_a_study_from_the_moment_it_appears(data, tmp_path, space, monkeypatch, storage):
+    """run_tune made the study folder empty and wrote its trials.csv once the study had opened (study.db, with the
+    default storage, as it opened): until then the folder was no step's output, and `imgcls train --out OUT --name
+    STUDY --exist-ok` trained into it. The folder appears holding trials.csv (filled as a hidden folder, renamed
+    into place): train refuses it from then on, and nothing else is left in OUT."""
+    import imgcls.tune
+    from imgcls.fsutil import process_umask
+    from imgcls.train.run import _check_up_front
+    out = tmp_path / "tune"
+    seen = []
+    real = imgcls.tune.open_study
+
+    def open_study(*a, **k):
+        train = TrainConfig(**dict(TINY, src=str(data), out=str(out), name="s", exist_ok=True))
+        with pytest.raises(UserError) as e:          # the checks `imgcls train` makes before it trains
+            _check_up_front(train, None, [])
+        seen.append(str(e.value))
+        return real(*a, **k)
+    monkeypatch.setattr(imgcls.tune, "open_study", open_study)
+    # the first trial fails on a fixed option (no fold column): the study is removed again, the folder with it
+    kw = {} if storage == "default" else {"storage": str(tmp_path / "journal.log")}
+    with pytest.raises(UserError, match="--folds needs a `fold` column"):
+        run_tune(tune_cfg(data, tmp_path, space, trials=1, train={"folds": "all"}, **kw))
+    assert seen == [f"run folder {out / 's'} holds an imgcls tune study; a run is trained into a folder of its own: "
+                    f"choose another --name (Python: name=)"], seen
+    assert not out.exists()
+    run_tune(tune_cfg(data, tmp_path, space, trials=1, train={"plots": False}, **kw))
+    assert len(seen) == 2 and sorted(p.name for p in out.iterdir()) == ["s"]
+    assert (out / "s").stat().st_mode & 0o777 == 0o777 & ~process_umask()
+
+
 def test_a_key_or_fixed_option_no_trial_lets_act_is_refused():
     with pytest.raises(UserError, match="space key 'smoothing': --smoothing acts only with --loss label-smoothing, "
                                         "and this run has --loss ce"):

@@ -592,11 +592,12 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     import optuna
     study_dir = cfg.study_dir()
     made = [d for d in (study_dir, *study_dir.parents) if not d.exists()]      # deepest first
-    study_dir.mkdir(parents=True, exist_ok=True)
+    fresh = _new_study_folder(study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)        # one that was there
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)   # tune prints its own line per trial
     try:
-        return _search(cfg, space, url, study_dir, callbacks, made)
+        return _search(cfg, space, url, study_dir, callbacks, made, fresh)
     except KeyboardInterrupt:
         from imgcls.console import interrupted     # the study's line, as run_train says the run's
         interrupted(f"interrupted: {TRIALS_CSV} / report.html written for the trials so far in {study_dir}; "
@@ -606,8 +607,37 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
         optuna.logging.set_verbosity(verbosity)
 
 
+def _new_study_folder(study_dir: Path) -> bool:
+    """Make the study folder where there is none, holding trials.csv (its header) from its first moment: made empty
+    and the table written when the study had opened, it was a folder of no step's output until then, which
+    `imgcls train --out OUT --name STUDY --exist-ok` took to train into (train's check_run_dir_free reads a tune
+    study by its trials.csv or study.db: outputs.output_kind). The folder is filled as a hidden one beside it, then
+    renamed into place (fsutil.rename_new: never over a folder made there meanwhile). True when this command made
+    it; False where a folder was there, or one appeared meanwhile (another tune process's: it joins the study)."""
+    if os.path.lexists(study_dir):
+        return False
+    import shutil
+    import tempfile
+
+    import pandas as pd
+
+    from imgcls.fsutil import process_umask, rename_new, write_table
+    from imgcls.tune.report import trial_columns
+    study_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{study_dir.name}.", suffix=".tmp", dir=study_dir.parent))
+    try:
+        write_table(pd.DataFrame(columns=trial_columns()), tmp / TRIALS_CSV)
+        os.chmod(tmp, 0o777 & ~process_umask())       # mkdtemp makes it 0700: the mode mkdir gives
+        rename_new(tmp, study_dir)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)      # there unless renamed
+
+
 def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list | None,
-            made: list[Path]) -> Path:
+            made: list[Path], fresh: bool) -> Path:
     from optuna.trial import TrialState
 
     from imgcls.console import info, said_once
@@ -616,8 +646,9 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
     study, created = open_study(cfg, space, url)
     # the folder is a tune study (outputs.output_kind: its trials.csv) before its first trial ends: with --storage
     # elsewhere it held neither trials.csv nor study.db until then, and trial 0 took itself for a plain run (its
-    # report.html's --no-plots wording; `imgcls runs` listed it as a run)
-    marked = not (study_dir / TRIALS_CSV).exists()
+    # report.html's --no-plots wording; `imgcls runs` listed it as a run). A folder this command made holds the
+    # table's header from its start (_new_study_folder): written again, with the study's trials where it has any
+    marked = fresh or not (study_dir / TRIALS_CSV).exists()
     if marked:
         report.write_tables(study, cfg, study_dir)
     t0 = time.time()

@@ -45,9 +45,13 @@ def trials_frame(study, keep: int | None = None) -> pd.DataFrame:
                    checkpoints=f"removed (--keep best-{keep})" if t.number in removed else "",
                    process=t.user_attrs.get("process", ""), message=t.user_attrs.get("message", ""))
         rows.append(row)
-    return pd.DataFrame(rows, columns=["trial", "state", "value", "seconds", "epochs_run", "folds", "epochs_by_fold",
-                                       *names, "run_dir",
-                                       "checkpoints", "process", "message"])
+    return pd.DataFrame(rows, columns=trial_columns(names))
+
+
+def trial_columns(names=()) -> list[str]:
+    """trials.csv's columns, around the drawn parameters' `names` (none: the table of a study with no trial yet)."""
+    return ["trial", "state", "value", "seconds", "epochs_run", "folds", "epochs_by_fold", *names, "run_dir",
+            "checkpoints", "process", "message"]
 
 
 def completed(study) -> list:
