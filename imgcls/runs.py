@@ -86,17 +86,25 @@ class Run:
 
 def _read_csv(path: Path, role: str, fix: str = RUN_FILE_FIX, **kwargs) -> pd.DataFrame | None:
     """A run's (or an ensemble's) CSV file `path`, named by its `role`, read by rundir.read_run_csv; None where it
-    is missing, and where it is malformed, said in one warning (read_run_csv's line): the run is read without it,
-    as without a missing one (`imgcls runs` lists, diffs and reports it so), and the other runs go on."""
+    is missing, and where it is malformed, said in one warning (read_run_csv's line, _read_without): the run is
+    read without it, as without a missing one (`imgcls runs` lists, diffs and reports it so), and the other runs go
+    on."""
     if not path.is_file():
         return None
     try:
         return read_run_csv(path, role, fix, dtype={"label": str, "pred": str, "class": str, "shares": str},
                             na_values=[""], **kwargs)
     except UserError as e:
-        from imgcls.console import warn
-        warn(f"{e}; the run is read without it")
+        _read_without(str(e), fix)
         return None
+
+
+def _read_without(problem: str, fix: str = RUN_FILE_FIX) -> None:
+    """The one warning of a malformed file `imgcls runs` reads: its line (`problem`: the file, what is wrong and
+    the fix, read_run_csv's) and that the run, or the ensemble (a file `imgcls ensemble` wrote: ENSEMBLE_FILE_FIX),
+    is read without it."""
+    from imgcls.console import warn
+    warn(f"{problem}; {'the ensemble' if fix == ENSEMBLE_FILE_FIX else 'the run'} is read without it")
 
 
 def meanings_of(run: Run) -> dict[str, str]:

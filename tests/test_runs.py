@@ -799,3 +799,18 @@ def test_a_malformed_run_file_is_one_warning_and_the_other_runs_are_listed(tmp_p
     assert set(board) == {"ok", "bad_metrics", "bad_preds"}
     assert board["ok"] == pytest.approx(1.0) and board["bad_metrics"] == pytest.approx(1.0)
     assert pd.isna(board["bad_preds"])             # its score: no predictions read, as without the file
+
+
+def test_a_malformed_ensemble_file_says_the_ensemble_is_read_without_it(outputs):
+    """A malformed oof_predictions.csv of an ensemble was said as a run's file: 'the run is read without it'. It
+    is the ensemble's, which is listed without it."""
+    f = outputs / "ensembles" / "e1" / "oof_predictions.csv"
+    with open(f, "a") as fh:
+        fh.write("1,2,3,4,5,6,7,8,9,10,11,12\n")        # a row with more fields than the header
+    r = CliRunner().invoke(app, ["runs", str(outputs)])
+    warnings = [line for line in r.output.splitlines() if line.startswith("warning: ")]
+    assert r.exit_code == 0 and len(warnings) == 1, r.output
+    assert str(f) in warnings[0] and warnings[0].endswith(
+        "imgcls ensemble wrote it: restore it from a backup, or build the ensemble again; the ensemble is read "
+        "without it"), warnings[0]
+    assert "ensembles/e1" in set(leaderboard(find_runs(outputs))["name"])
