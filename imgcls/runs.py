@@ -223,7 +223,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
         run.kind = "k-fold" if run.kind == "run" else run.kind
         hist = []
         for d in folds:
-            h = _read_csv(d / "metrics.csv", EPOCH_METRICS)
+            h = _read_metrics(d)
             if h is not None:
                 h.insert(0, "fold", d.name.split("_", 1)[1])
                 hist.append(h)
@@ -234,11 +234,11 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
         run.scored_on = OOF
         if not run.classes:         # no out-of-fold predictions before the last fold: the task's classes all the same
             run.classes = planned_classes(path) or _fold_classes(folds)
-        if run.history is not None:
+        if run.history is not None and len(run.history):
             run.epochs = int(run.history.groupby("fold")["epoch"].max().max())
             run.best_epoch = _best_epoch(run.history)
     else:
-        run.history = _read_csv(path / "metrics.csv", EPOCH_METRICS)
+        run.history = _read_metrics(path)
         _score(_read_csv(path / "val_predictions.csv", VALIDATION), run)
         run.checkpoints = [path / "best.pt"]
         run.scored_on = VAL
@@ -248,7 +248,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
             run.epochs = int(run.history["epoch"].max())
             run.best_epoch = _best_epoch(run.history)
     if run.history is not None and "epoch_seconds" in run.history.columns:
-        run.seconds = float(run.history["epoch_seconds"].astype(float).sum())
+        run.seconds = float(run.history["epoch_seconds"].sum())
     run.state, run.progress = run_state(path, cfg, folds)
     run.task = task_of(cfg.get("target") or "label", run.classes)
     return run
@@ -276,12 +276,37 @@ def task_of(target: str, classes) -> str:
     return f"{target} ({len(classes)})" if classes else str(target)
 
 
+def _read_metrics(folder: Path) -> pd.DataFrame | None:
+    """A run's (or one fold's) metrics.csv, the one reader of the epochs it records (the history, the epochs done):
+    its epoch column whole numbers, its epoch_seconds numbers (empty: NaN). None where it is missing, and where it
+    is malformed, one that pandas cannot parse or one without those numbers, said in _read_csv's one warning."""
+    f = folder / "metrics.csv"
+    h = _read_csv(f, EPOCH_METRICS)
+    if h is None:
+        return None
+    if "epoch" not in h.columns:
+        _read_without(f"{EPOCH_METRICS} {f} has no 'epoch' column; {RUN_FILE_FIX}")
+        return None
+    for col in ("epoch", "epoch_seconds"):
+        if col not in h.columns:
+            continue
+        v = pd.to_numeric(h[col], errors="coerce")
+        bad = (v.isna() & h[col].notna()) if col == "epoch_seconds" else ~(np.isfinite(v) & (v == v.round()))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            _read_without(f"{EPOCH_METRICS} {f}: line {i + 2}: {col} '{h[col].iloc[i]}' is not a "
+                          f"{'whole number' if col == 'epoch' else 'number'}; {RUN_FILE_FIX}")
+            return None
+        h[col] = v.astype(int) if col == "epoch" else v
+    return h
+
+
 def _epochs_done(folder: Path) -> int:
-    """The last epoch a run's (or one fold's) metrics.csv records."""
-    h = _read_csv(folder / "metrics.csv", EPOCH_METRICS)
-    if h is None or "epoch" not in h.columns or not len(h):
+    """The last epoch a run's (or one fold's) metrics.csv records (_read_metrics)."""
+    h = _read_metrics(folder)
+    if h is None or not len(h):
         return 0
-    return int(pd.to_numeric(h["epoch"], errors="coerce").max())
+    return int(h["epoch"].max())
 
 
 def _fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[bool | None, str]:

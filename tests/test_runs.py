@@ -814,3 +814,48 @@ def test_a_malformed_ensemble_file_says_the_ensemble_is_read_without_it(outputs)
         "imgcls ensemble wrote it: restore it from a backup, or build the ensemble again; the ensemble is read "
         "without it"), warnings[0]
     assert "ensembles/e1" in set(leaderboard(find_runs(outputs))["name"])
+
+
+def test_a_metrics_csv_without_its_epoch_numbers_is_one_warning_and_the_other_runs_are_listed(tmp_path):
+    """A metrics.csv that parses as CSV but has no epoch column, or an epoch (an epoch_seconds) that is not a
+    number, crashed the whole listing (int() of 'x': a ValueError traceback; a KeyError for the column). It is
+    malformed as one pandas cannot parse is: one warning naming the file, the run read without it, the others
+    listed."""
+    good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
+    out = tmp_path / "outputs"
+    for name in ("ok", "no_epoch", "text_epoch", "text_seconds"):
+        fake_run(out / name, "resnet10t", good)
+    kf = out / "kf"
+    for k in range(2):
+        fake_run(kf / f"fold_{k}", "resnet10t", good[:2], epochs=2)
+    (kf / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 2,
+                                                    "folds": "all"}))
+    bad = {}
+    for name, col, value, said in (("no_epoch", "epoch", None, "has no 'epoch' column"),
+                                   ("text_epoch", "epoch", "x", "line 3: epoch 'x' is not a whole number"),
+                                   ("text_seconds", "epoch_seconds", "abc", "line 4: epoch_seconds 'abc' is not a "
+                                                                            "number"),
+                                   ("kf/fold_1", "epoch", "2.5", "line 3: epoch '2.5' is not a whole number")):
+        f = out / name / "metrics.csv"
+        m = pd.read_csv(f, dtype=str)
+        if value is None:
+            m = m.drop(columns=[col])
+        else:
+            m.loc[len(m) - 1 if name != "text_epoch" else 1, col] = value
+        m.to_csv(f, index=False)
+        bad[f] = said
+    r = CliRunner().invoke(app, ["runs", str(out)])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    warnings = [line for line in r.output.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == len(bad), r.output
+    for f, said in bad.items():
+        assert [w for w in warnings if str(f) in w] == [f"warning: the run's per-epoch metrics {f}"
+                                                        f"{':' if 'line' in said else ''} {said}; imgcls train "
+                                                        f"wrote it: restore it from a backup, or train the run "
+                                                        f"again; the run is read without it"], warnings
+    board = leaderboard(find_runs(out), sort="name").set_index("name")
+    assert set(board.index) == {"ok", "no_epoch", "text_epoch", "text_seconds", "kf"}
+    assert board.loc["ok", "epochs"] == 3 and board.loc["ok", "seconds"] == pytest.approx(6.0)
+    for name in ("no_epoch", "text_epoch", "text_seconds"):      # scored all the same, no epochs read
+        assert pd.isna(board.loc[name, "epochs"]) and board.loc[name, "val_macro_f1"] == pytest.approx(1.0)
+    assert board.loc["kf", "epochs"] == 2 and board.loc["kf", "seconds"] == pytest.approx(4.0)  # fold_0's alone
