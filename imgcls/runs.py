@@ -301,24 +301,36 @@ def _read_metrics(folder: Path) -> pd.DataFrame | None:
     return h
 
 
-def _epochs_done(folder: Path) -> int:
-    """The last epoch a run's (or one fold's) metrics.csv records (_read_metrics)."""
+# what train writes into a run's (or a fold's) folder once it has validated an epoch, beside metrics.csv (loop.py's
+# evaluate_epoch and checkpoint): a folder with none of them and no metrics.csv stopped in its first epoch
+EPOCH_FILES = ("best.pt", "val_predictions.csv", "per_class.csv", "last.pt")
+UNKNOWN = "?"       # progress's epochs done where nothing tells them ('?/6')
+
+
+def _epochs_done(folder: Path) -> int | None:
+    """The last epoch a run's (or one fold's) metrics.csv records (_read_metrics); 0 where it stopped in its first
+    epoch (no metrics.csv, nor any other of EPOCH_FILES); None (not known) where its metrics.csv is malformed, or
+    missing beside files of a validated epoch (deleted, not copied)."""
     h = _read_metrics(folder)
-    if h is None or not len(h):
-        return 0
-    return int(h["epoch"].max())
+    if h is not None:
+        return int(h["epoch"].max()) if len(h) else 0
+    if (folder / "metrics.csv").is_file() or any((folder / f).is_file() for f in EPOCH_FILES):
+        return None
+    return 0
 
 
 def _fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[bool | None, str]:
     """(finished, 'done/set' epochs) of a run or one fold: last.pt's train_state flag where it is there (the one
     record of train's early stop), else metrics.csv's last epoch against the epochs set: all done is finished; fewer
-    is stopped, or not known (None) when an early stop could have ended it (train's rule is not re-derived here)."""
+    is stopped, or not known (None) when an early stop could have ended it (train's rule is not re-derived here), or
+    when nothing tells the epochs done (_epochs_done: UNKNOWN, '?/6')."""
     done = _epochs_done(folder)
     finished = train_finished(folder / "last.pt")
-    if finished is None and epochs is not None:      # last.pt deleted (by hand, tune --keep) or unreadable
-        finished = True if done >= epochs else (None if early_stop else False)
-    progress = f"{done}/{epochs}" if epochs is not None else str(done)
-    if finished and epochs is not None and done < epochs:
+    if finished is None and epochs is not None and done is not None:   # last.pt deleted (by hand, tune --keep)
+        finished = True if done >= epochs else (None if early_stop else False)         # or unreadable
+    shown = UNKNOWN if done is None else done
+    progress = f"{shown}/{epochs}" if epochs is not None else str(shown)
+    if finished and epochs is not None and done is not None and done < epochs:
         progress += ", early stop"
     return finished, progress
 
@@ -344,7 +356,8 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         states = [(d.name, *_fold_state(d, epochs, early_stop)) for d in fold_dirs]
         n_done = sum(1 for _, f, _ in states if f)
         progress = f"folds done {n_done}/{len(planned)}" if planned else f"folds done {n_done}"
-        part = next((f"{name} {p}" for name, f, p in states if f is False), "")
+        part = next((f"{name} {p}" for name, f, p in states               # stopped, or how far not known
+                     if f is False or (f is None and p.startswith(UNKNOWN))), "")
         progress += f", {part}" if part else ""
     else:
         finished, progress = _fold_state(path, epochs, early_stop)
@@ -553,15 +566,17 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: int | None 
 
 STATE_NOTE = (f"epochs: done, of a finished run; '{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
               f"nothing trains it ({RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
-              f"that failed); a k-fold set: its folds done and where the next one got")
+              f"that failed); '{UNKNOWN}/6': its epochs done not known (its metrics.csv malformed or gone); a k-fold "
+              f"set: its folds done and where the next one got")
 
 
 def epochs_label(state, progress, epochs) -> str:
     """The table's epochs cell: epochs done of a finished run ('6', '4/10, early stop'), else the state and how
-    far it got ('stopped 2/6', 'pruned folds done 1/3, fold_1 1/3'): never a bare count that reads as finished."""
+    far it got ('stopped 2/6', 'pruned folds done 1/3, fold_1 1/3'), or that nothing tells it ('?/6'): never a bare
+    count that reads as finished."""
     if state:
         return f"{state} {progress}".strip()
-    return progress if str(progress).endswith("early stop") else _int(epochs)
+    return progress if str(progress).endswith("early stop") or str(progress).startswith(UNKNOWN) else _int(epochs)
 
 
 TIME_NOTE = ("time: the epochs' training and validation passes (metrics.csv's epoch_seconds summed; a k-fold set: "
@@ -773,8 +788,9 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
                                         f"recomputed from each run's saved validation predictions; {ROWS_NOTE} "
                                         f"(scored_on, n_val); state: blank for a finished run, else {STOPPED} "
                                         f"(ended before its epochs or last fold), {RUNNING}, {PRUNED} or {FAILED} "
-                                        f"(a tune trial); progress: epochs done / set (a k-fold set: folds done, "
-                                        f"and where the next fold got); {TIME_NOTE}",
+                                        f"(a tune trial); progress: epochs done / set ({UNKNOWN} where its "
+                                        f"metrics.csv is malformed or gone; a k-fold set: folds done, and where the "
+                                        f"next fold got); {TIME_NOTE}",
                                leaderboard=report.safe(report.table(shown, digits=4)),
                                curves=report.safe(curves) if curves else "",
                                heat=report.safe(heat) if heat else "")

@@ -859,3 +859,40 @@ def test_a_metrics_csv_without_its_epoch_numbers_is_one_warning_and_the_other_ru
     for name in ("no_epoch", "text_epoch", "text_seconds"):      # scored all the same, no epochs read
         assert pd.isna(board.loc[name, "epochs"]) and board.loc[name, "val_macro_f1"] == pytest.approx(1.0)
     assert board.loc["kf", "epochs"] == 2 and board.loc["kf", "seconds"] == pytest.approx(4.0)  # fold_0's alone
+
+
+def test_a_run_whose_metrics_csv_is_malformed_or_gone_has_its_epochs_done_not_known(outputs):
+    """A run whose metrics.csv was malformed or gone (no last.pt) was listed 'stopped 0/3': how far it got is not
+    known, not zero. It reads '?/3' (stopped where last.pt says so); a run stopped in its first epoch (config.yaml
+    alone) is stopped at 0, and a k-fold set names the fold it does not know."""
+    import torch
+    good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
+    runs_dir = outputs / "runs"
+    for name in ("gone", "malformed", "killed_malformed"):
+        fake_run(runs_dir / name, "resnet10t", good)
+    (runs_dir / "gone" / "metrics.csv").unlink()
+    for name in ("malformed", "killed_malformed"):
+        with open(runs_dir / name / "metrics.csv", "a") as fh:
+            fh.write("1,2,3,4,5,6,7,8,9,10,11,12\n")        # a row with more fields than the header
+    torch.save({"state_dict": {}, "meta": {}, "train_state": {"finished": False, "epoch": 1}},
+               runs_dir / "killed_malformed" / "last.pt")
+    (runs_dir / "first_epoch").mkdir()
+    (runs_dir / "first_epoch" / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32,
+                                                                          "epochs": 3}))
+    kf = runs_dir / "kf_bad"
+    fake_run(kf / "fold_0", "resnet10t", good[:2], epochs=2)
+    fake_run(kf / "fold_1", "resnet10t", good[2:], epochs=1)
+    (kf / "fold_1" / "metrics.csv").write_text("epoch,val_macro_f1\nx,0.5\n")
+    for d in (kf, kf / "fold_0", kf / "fold_1"):
+        (d / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 2,
+                                                       "folds": "0,1,2"}))
+    board = leaderboard(find_runs(outputs), sort="name")
+    got = {n: (s, p) for n, s, p in zip(board["name"], board["state"], board["progress"])}
+    assert got["runs/gone"] == ("", "?/3") and got["runs/malformed"] == ("", "?/3")
+    assert got["runs/killed_malformed"] == ("stopped", "?/3")
+    assert got["runs/first_epoch"] == ("stopped", "0/3")          # a real 0
+    assert got["runs/kf_bad"] == ("stopped", "folds done 1/3, fold_1 ?/2")
+    r = CliRunner().invoke(app, ["runs", str(outputs)])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and re.search(r"runs/gone\W+run\W+label \(3\)\W+resnet10t\W+32\W+\?/3\W", out), out
+    assert "stopped ?/3" in out and "stopped 0/3" in out and "'?/6': its epochs done not known" in out
