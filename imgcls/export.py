@@ -21,7 +21,7 @@ from pathlib import Path
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import atomic_path, check_writable, write_json
-from imgcls.options import check, option
+from imgcls.options import check, option, shown
 from imgcls.outputs import EXPORT_SUMMARY, refuse_other_output, refuse_users_files, replacing_line
 
 
@@ -71,11 +71,10 @@ def _unproven_onnx_line(out: Path, names: list[str]) -> str | None:
     if not there:
         return None
     one = len(there) == 1
-    shown = ", ".join(there[:3]) + (f" and {len(there) - 3} more" if len(there) > 3 else "")
-    return (f"{out}: {shown} {'is' if one else 'are'} not this export's and no readable {EXPORT_SUMMARY} there says "
-            f"an earlier export wrote {'it' if one else 'them'}, so {'it stays' if one else 'they stay'} beside "
-            f"this export's files; remove {'it' if one else 'them'} if {'it is' if one else 'they are'} an earlier "
-            f"export's")
+    return (f"{out}: {shown(there)} {'is' if one else 'are'} not this export's and no readable {EXPORT_SUMMARY} "
+            f"there says an earlier export wrote {'it' if one else 'them'}, so {'it stays' if one else 'they stay'} "
+            f"beside this export's files; remove {'it' if one else 'them'} if {'it is' if one else 'they are'} an "
+            f"earlier export's")
 
 
 @dataclass

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.figure_files import CONFUSION_STEM, confusion_png_names
+from imgcls.options import shown
 
 
 def import_libraries() -> None:
@@ -70,9 +71,8 @@ def without_rows_note(y_true, classes: Sequence, rows: str = "validation") -> st
     missing = classes_without_rows(y_true, classes)
     if not missing:
         return ""
-    named = ", ".join(map(str, missing[:12])) + (f" (+{len(missing) - 12} more)" if len(missing) > 12 else "")
-    return (f"{len(missing)} of {len(classes)} classes have no {rows} rows ({named}): each counts in the macro-F1 "
-            f"with F1 0 (the mean is over every class of the task)")
+    return (f"{len(missing)} of {len(classes)} classes have no {rows} rows ({shown(missing, 12)}): each counts in "
+            f"the macro-F1 with F1 0 (the mean is over every class of the task)")
 
 
 def scores(y_true, y_pred, classes: Sequence | int) -> dict:

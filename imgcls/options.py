@@ -122,6 +122,13 @@ def join(values) -> str:
     return ",".join(str(v) for v in values)
 
 
+def shown(names, k: int = 3) -> str:
+    """A list a message cuts to its first `k` names, and how many more: 'a, b, c and 2 more' (the whole list where it
+    has `k` or fewer)."""
+    names = [str(n) for n in names]
+    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
+
+
 def int_list(flag_name: str) -> Callable[[str], list[int]]:
     """Parser of a comma-separated integer option, e.g. --age-bands 30,60 (one line naming the flag when not)."""
     def parse(text: str) -> list[int]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from imgcls.errors import UserError
-from imgcls.options import choose_another, python_too
+from imgcls.options import choose_another, python_too, shown
 
 MANIFEST_NAME = "manifest.csv"  # the table eda, clean and preprocess write (imgcls.manifest reads it)
 SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it, predict reads it)
@@ -326,10 +326,9 @@ def refuse_users_files(out: str | os.PathLike, step: str, files: Iterable[str | 
     else:
         names = [f.relative_to(out).as_posix() if f.is_relative_to(out) else str(f) for f in theirs]
         why = not_own_output(step)
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
     one = len(names) == 1
-    raise UserError(f"{flag} {out}: {shown} {'is' if one else 'are'} not from an earlier imgcls {step} run ({why}); "
-                    f"imgcls {step} would replace {'it' if one else 'them'}: {choose_another(flag)}, or move "
+    raise UserError(f"{flag} {out}: {shown(names)} {'is' if one else 'are'} not from an earlier imgcls {step} run "
+                    f"({why}); imgcls {step} would replace {'it' if one else 'them'}: {choose_another(flag)}, or move "
                     f"{'it' if one else 'them'} away first")
 
 

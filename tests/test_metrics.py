@@ -110,3 +110,11 @@ def test_confusion_of_many_classes_has_a_colour_scale(tmp_path, monkeypatch):
     bars.clear()
     metrics.confusion_pngs([0, 1], [0, 1], ["a", "b"], tmp_path)      # few classes: numbers in the cells, no bar
     assert bars == [[], []]
+
+
+def test_many_classes_without_rows_are_cut_as_every_list_is():
+    """The first 12 classes with no validation rows and how many more, in the words of every cut list
+    (imgcls.options.shown): it said "(+2 more)" where every other message says "and 2 more"."""
+    note = metrics.without_rows_note(np.array([0]), [f"c{i:02d}" for i in range(15)])
+    assert note.startswith("14 of 15 classes have no validation rows (c01, c02, c03, c04, c05, c06, c07, c08, c09, "
+                           "c10, c11, c12 and 2 more): "), note

@@ -2,6 +2,7 @@
 optimizer registry, --oversample, --init-from (tiny models, generated images)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -367,6 +368,17 @@ def test_oversample_in_a_run_sets_the_epoch_length(tmp_path):
     run = run_train(cfg_for(folder / "m.csv", tmp_path, name="copies_max", oversample="max", val_split=0.2,
                             batch_size=4))
     assert "--oversample max (max x4)" in (run / "train.log").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_oversampling_over_12_classes_names_the_first_12_and_how_many_more(tmp_path):
+    """train.log's oversampling line names the first 12 classes it grows and counts the rest in the words of every
+    cut list (imgcls.options.shown): it said "(+1 more classes)" where every other message says "and 1 more"."""
+    folder = make_image_folder(tmp_path / "raw", {"a": 12, **{f"c{i:02d}": 4 for i in range(13)}}, size=(24, 24))
+    run = run_train(cfg_for(folder, tmp_path, name="os", oversample="max", val_split=0.25, batch_size=16))
+    line = next(t for t in (run / "train.log").read_text().splitlines() if "samples per epoch" in t)
+    assert re.search(r"images; (c\d\d \d+->\d+, ){11}c11 \d+->\d+ and 1 more$", line), line
 
 
 @pytest.mark.slow

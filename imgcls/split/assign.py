@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.errors import UserError
-from imgcls.options import python_too
+from imgcls.options import python_too, shown
 from imgcls.split.config import MAX_DENOMINATOR, SplitConfig
 
 
@@ -105,7 +105,7 @@ def kept_in_train(units: np.ndarray, labels: np.ndarray) -> tuple[set, dict, dic
 
 def _fmt_dominant(d: dict, limit: int = 10) -> str:
     items = sorted(d.items(), key=lambda kv: (-kv[1][0], kv[0]))
-    return _first_of([f"{k} ({n} of {t} images)" for k, (n, t) in items], limit)
+    return shown([f"{k} ({n} of {t} images)" for k, (n, t) in items], limit)
 
 
 DOMINANT_NOTE = ("class(es) are mostly one linked unit (more than half of the class's images joined by a group, "
@@ -224,9 +224,4 @@ def _apply_train_moves(units: np.ndarray, labels: np.ndarray, split: np.ndarray)
 
 def _fmt_classes(d: dict, limit: int = 10) -> str:
     items = sorted(d.items(), key=lambda kv: (kv[1], kv[0]))
-    return _first_of([f"{k} ({v} group{'s' if v != 1 else ''})" for k, v in items], limit)
-
-
-def _first_of(texts: list[str], limit: int) -> str:
-    """The first `limit` texts of a warning's list, and how many more."""
-    return ", ".join(texts[:limit]) + (f" and {len(texts) - limit} more" if len(texts) > limit else "")
+    return shown([f"{k} ({v} group{'s' if v != 1 else ''})" for k, v in items], limit)

@@ -34,6 +34,7 @@ from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
 from imgcls.fsutil import write_table
 from imgcls.model_meta import ModelMeta
+from imgcls.options import shown
 from imgcls.oversample import AUTO
 from imgcls.profiles import class_titles
 from imgcls.train.batch_aug import (BatchAugment, gather, random_crops, source_on_device, step_generator,
@@ -344,9 +345,8 @@ class Trainer:
                 how = (f"{self.target} (--oversample {AUTO}; off: each image once per epoch)"
                        if cfg.oversample == AUTO else cfg.oversample)
                 self.log(f"--oversample {how} (max x{cfg.oversample_max_factor:g}): {self.n_epoch} samples "
-                         f"per epoch from {self.n_train} images; " + (", ".join(grown[:12]) + (
-                             f" (+{len(grown) - 12} more classes)" if len(grown) > 12 else "") if grown else
-                             "no class below the target"))
+                         f"per epoch from {self.n_train} images; "
+                         + (shown(grown, 12) if grown else "no class below the target"))
             elif cfg.oversample == AUTO:
                 self.log(f"--oversample {AUTO}: off, {cfg.rebalanced_by(self.copies_in_train)}")
         self.hooks("on_run_start", {"run_dir": self.run_dir, "config": cfg.to_dict(), "classes": list(meta.classes),

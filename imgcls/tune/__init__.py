@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from imgcls.errors import UserError
-from imgcls.options import check, choose_another, option, option_text, python_too, set_options
+from imgcls.options import check, choose_another, option, option_text, python_too, set_options, shown
 from imgcls.outputs import STUDY_DB, TRIAL_DIR, TRIALS_CSV, trial_dir
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
@@ -493,9 +493,8 @@ def _refuse_users_trial_folders(study_dir: Path) -> None:
     theirs = [p.name for p in found if users(p)]
     if not theirs:
         return
-    shown = ", ".join(theirs[:3]) + (f" and {len(theirs) - 3} more" if len(theirs) > 3 else "")
     one = len(theirs) == 1
-    raise UserError(f"--study {study_dir}: {shown} {'is' if one else 'are'} not a trial's run folder ("
+    raise UserError(f"--study {study_dir}: {shown(theirs)} {'is' if one else 'are'} not a trial's run folder ("
                     f"{not_own_output('train')}); imgcls tune would train the trial of that number into "
                     f"{'it' if one else 'them'}: {choose_another('--study')}, or move {'it' if one else 'them'} away "
                     f"first")
