@@ -151,6 +151,13 @@ def thumb_data_uri(path: str | os.PathLike, size: int = 128, max_pixels: int | N
 
 def figure_data_uri(fig, dpi: int = 100) -> str:
     """A matplotlib figure as a PNG data: URI (closed afterwards), for plots that live only in a report."""
+    return "data:image/png;base64," + base64.b64encode(figure_png(fig, dpi)).decode("ascii")
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """A matplotlib figure as PNG bytes (closed afterwards), drawn as save_figure draws (_drawn_with_glyphs: a
+    fallback font for characters the fonts lack, or the one line saying they are boxes), for a figure that lives
+    in memory only: a report's plot, a tracker's image."""
     import matplotlib.pyplot as plt
     buf = io.BytesIO()
 
@@ -160,7 +167,7 @@ def figure_data_uri(fig, dpi: int = 100) -> str:
         fig.savefig(buf, dpi=dpi, bbox_inches="tight", format="png")
     _drawn_with_glyphs(fig, save)
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
 
 
 def page(title: str, sections: Sequence[tuple[str, str]], intro: str = "") -> str:
@@ -243,9 +250,9 @@ _glyphs: dict[str, set[int]] = {"said": set()}     # the characters said to be d
 @contextmanager
 def glyph_warnings_held():
     """matplotlib's missing-glyph warnings ignored for the code inside alone: imgcls's drawing of its own figures
-    outside save_figure / figure_data_uri (a layout pass, a tracker's rendering), whose save says once which
-    characters are boxes (_drawn_with_glyphs). warnings.catch_warnings swaps the process's filters, which is not
-    thread-safe: imgcls draws its figures in the main thread only (its threads print progress lines or import)."""
+    outside save_figure / figure_png (a layout pass), whose save says once which characters are boxes
+    (_drawn_with_glyphs). warnings.catch_warnings swaps the process's filters, which is not thread-safe: imgcls
+    draws its figures in the main thread only (its threads print progress lines or import)."""
     import warnings
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_MISSING_GLYPH, category=UserWarning)

@@ -448,6 +448,58 @@ def test_a_malformed_val_predictions_csv_leaves_tensorboards_worst_predictions_i
     assert "hparam/best_val_macro_f1" in acc.Tags()["scalars"] and "val/worst_predictions" not in acc.Tags()["images"]
 
 
+@pytest.mark.rendered_figures
+def test_tensorboards_worst_predictions_image_is_drawn_with_the_figures_font_fallback(tmp_path, monkeypatch, capsys):
+    """TensorBoard drew the worst-predictions figure itself (add_figure), its missing-glyph warnings held back: class
+    names in no font of the figure's family list were boxes, with no fallback font and no word. It is drawn as the
+    run's PNGs are (imgcls.report's figure_png, logged with add_image): Korean names with the bundled font draw with
+    no warning; where the family list has no font with them (koreanize-matplotlib missing), an installed one that
+    has them is the fallback; where none has them, the one line says they are boxes."""
+    import warnings
+
+    import matplotlib
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from imgcls import report
+    from imgcls.track import images
+    from imgcls.track.tb_tracker import TensorBoardTracker
+    names = ["고양이", "강아지"]
+    data = make_image_folder(tmp_path / "raw", {n: 1 for n in names}, size=(24, 24))
+    figs, drawn = [], images.worst_predictions_figure
+    monkeypatch.setattr(images, "worst_predictions_figure", lambda *a, **kw: figs.append(drawn(*a, **kw)) or figs[-1])
+    monkeypatch.setitem(report._glyphs, "said", set())
+
+    def tracked(name):
+        run = tmp_path / name
+        run.mkdir()
+        pd.DataFrame([{"path": f"{c}/000.png", "root": str(data), "label": c, "pred": names[1 - i],
+                       f"p_{c}": 0.3, f"p_{names[1 - i]}": 0.7} for i, c in enumerate(names)]
+                     ).to_csv(run / "val_predictions.csv", index=False)
+        tb = TensorBoardTracker()
+        tb.on_run_start({"run_dir": run, "config": {"model": "test_resnet"}})
+        with warnings.catch_warnings(record=True) as caught, matplotlib.rc_context({"font.family": ["sans-serif"]}):
+            warnings.simplefilter("always")
+            tb.on_run_end({"run_dir": run, "best_epoch": 1, "best_macro_f1": 0.5})
+        acc = EventAccumulator(str(run), size_guidance={"images": 0})
+        acc.Reload()
+        assert "val/worst_predictions" in acc.Tags()["images"]
+        glyphs = [str(w.message) for w in caught if "Glyph" in str(w.message)]
+        return glyphs, [ln for ln in capsys.readouterr().err.splitlines() if "drawn as boxes" in ln], figs[-1]
+
+    assert report.korean_font() == "NanumGothic"        # the bundled font, registered with matplotlib
+    glyphs, said, _ = tracked("bundled")
+    assert not glyphs and not said, (glyphs, said)
+    monkeypatch.setattr(report, "korean_font", lambda: None)       # not in the family list: an installed font
+    hangul = {ord(ch) for n in names for ch in n}
+    glyphs, said, fig = tracked("fallback")
+    assert not glyphs and not said, (glyphs, said)
+    assert fig.axes[0].title.get_fontfamily()[-1] == report.font_with(hangul) is not None, \
+        fig.axes[0].title.get_fontfamily()
+    monkeypatch.setattr(report, "font_with", lambda codepoints, exclude=(): None)     # no font has them
+    glyphs, said, _ = tracked("boxes")
+    assert not glyphs and len(said) == 1 and "고" in said[0], (glyphs, said)
+
+
 def test_tensorboard_has_the_kfold_sets_out_of_fold_score(kfold, single, out):
     """train --folds all --tracker tensorboard wrote only each fold's events (MLflow logs oof/val_macro_f1 on the
     set's run); the set's own log dir now holds its OOF score, the number of oof_score.json. The HParams tab had no

@@ -1,6 +1,8 @@
-"""Images the trackers log: a PNG read as an array, the worst-predicted validation images as one figure."""
+"""Images the trackers log: a PNG read as an array, the worst-predicted validation images as one figure, a figure
+drawn as an array."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,18 @@ def png_array(path: Path):
     if not Path(path).is_file():
         return None
     with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def figure_array(fig):
+    """HWC uint8 RGB array of a matplotlib figure (closed afterwards), drawn by imgcls.report as every figure of
+    imgcls is (figure_png: the fallback font for characters the fonts lack, or the one line saying they are boxes).
+    TensorBoard's add_figure drew the figure itself: class names in no font of the figure's were boxes, without a
+    word."""
+    from PIL import Image
+
+    from imgcls.report import figure_png
+    with Image.open(io.BytesIO(figure_png(fig))) as im:
         return np.asarray(im.convert("RGB"))
 
 

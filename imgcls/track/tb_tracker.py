@@ -51,17 +51,15 @@ class TensorBoardTracker(Callback):
         self.writer.flush()
 
     def on_run_end(self, summary):
-        from imgcls.report import glyph_warnings_held
-        from imgcls.track.images import png_array, worst_predictions_figure
+        from imgcls.track.images import figure_array, png_array, worst_predictions_figure
         w, run_dir = self.writer, summary["run_dir"]
         for png in confusion_png_names():
             arr = png_array(run_dir / png)
             if arr is not None:      # tagged by the file's name without .png, as ever (users' dashboards)
                 w.add_image(Path(png).stem, arr, summary["best_epoch"], dataformats="HWC")
         fig = worst_predictions_figure(run_dir / "val_predictions.csv", max_pixels=self.config.get("max_pixels"))
-        if fig is not None:
-            with glyph_warnings_held():     # tensorboard draws it (the run's PNGs said which characters lack a font)
-                w.add_figure("val/worst_predictions", fig, summary["best_epoch"])
+        if fig is not None:         # drawn as the run's PNGs are (figure_array), not by add_figure
+            w.add_image("val/worst_predictions", figure_array(fig), summary["best_epoch"], dataformats="HWC")
         write_hparams(w, self.config, {"hparam/best_val_macro_f1": float(summary["best_macro_f1"])},
                       summary["best_epoch"])
         w.close()
