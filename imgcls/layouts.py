@@ -517,12 +517,14 @@ class FolderView:
         out. `keep`: its view's, made there where none was (the detection's walk for an image: the read's walk that
         follows takes it). Otherwise the read's walk, each folder walked once: the listing its view made (the
         detection's) is taken and forgotten there (its findings, such as its subfolders, stay; ~250 bytes an image
-        are not held through the rest of the read), and a folder no view listed is listed, not kept."""
+        are not held through the rest of the read), its CSVs found first (csvs: asked after the read, predict's
+        look for a sample submission beside the test images), and a folder no view listed is listed, not kept."""
         folder = Path(folder)
         view = self.sub(folder) if keep else self if folder == self.root else self._subs.get(folder)
         if keep:
             return view._listing
         if view is not None and "_listing" in view.__dict__:
+            view.csvs
             return view.__dict__.pop("_listing")
         with os.scandir(folder) as it:
             return [e for e in it if not hidden_name(e.name)]

@@ -304,17 +304,20 @@ def check_source_exists(src: str | os.PathLike) -> Path:
 
 def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool = True, workers: int = 1,
          max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS, announce: bool = True,
-         loose_images: str = "warn", unread_images: str = "warn") -> pd.DataFrame:
+         loose_images: str = "warn", unread_images: str = "warn", view: FolderView | None = None) -> pd.DataFrame:
     """Read any supported source into a manifest DataFrame (absolute `root`), scanning images not yet scanned.
     `loose_images`: what a folder detected as class folders (not one given as --layout folder) does with images
     outside them: "warn" (left out) or "refuse" (layouts.read_folder). `unread_images`: what a folder read does
     with image files its walk cannot read (layouts.LeftOut: names not UTF-8, or without an image extension):
-    "warn" (left out) or "refuse" (predict: a submission must have a row for every test image)."""
+    "warn" (left out) or "refuse" (predict: a submission must have a row for every test image). `view`: the look
+    at the source's folder (source_view) where the caller made it, to ask it after the read what the read saw
+    (predict: the CSVs beside the test images, submission.template_beside), not looking again."""
     opts = opts or LayoutOptions()
     check(opts)     # the flags' check, for a Python caller's LayoutOptions too: the command line's line, before a scan
     src = check_source_exists(src)
     from imgcls.outputs import refuse_output_as_data
-    view = source_view(src, opts)   # one look at the folder: the check below and the detection list it once
+    # one look at the folder: the check below and the detection list it once
+    view = view if view is not None else source_view(src, opts)
     refuse_output_as_data(src, view)    # a run folder read as images: its plots the images, its folds the classes
     if opts.csv and src.is_file() and Path(opts.csv).resolve() != src.resolve():
         raise UserError(f"--csv {opts.csv} goes with a dataset folder; {src} is itself the table read (give one "

@@ -38,6 +38,7 @@ from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
+from imgcls.layouts import FolderView
 from imgcls.options import check, python_too
 from imgcls.outputs import (PREDICT_SUMMARY, own_earlier_files, refuse_other_output, refuse_users_files,
                             replacing_line)
@@ -238,17 +239,20 @@ def recorded_max_pixels(spec: EnsembleSpec) -> int:
 # Test data
 # ---------------------------------------------------------------------------------------------------------------
 
-def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None) -> pd.DataFrame:
+def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None,
+                   view: FolderView | None = None) -> pd.DataFrame:
     """A manifest of the test images (not scanned: unreadable files are found while predicting) with an `id`.
     A folder detected as class folders that also holds images outside them is refused (one line, before the model
     runs): a submission without those images would be wrong, and which images are the test set is the user's call
     (--layout unlabeled: every image; --layout folder: the class folders' only). So is a folder holding image files
-    its walk cannot read (names not UTF-8, or without an image extension: layouts.LeftOut), whatever the layout."""
+    its walk cannot read (names not UTF-8, or without an image extension: layouts.LeftOut), whatever the layout.
+    `view`: the look at the test data's folder (manifest.source_view) the read makes, where the caller asks it
+    afterwards (run_predict: the sample submission beside the images, template_beside)."""
     data = Path(data)
     opts = opts or mf.LayoutOptions()
     if not data.exists():
         raise UserError(f"test data {data} does not exist; pass --data FOLDER, a manifest or the competition CSV")
-    df = mf.load(data, opts, scan=False, loose_images="refuse", unread_images="refuse")
+    df = mf.load(data, opts, scan=False, loose_images="refuse", unread_images="refuse", view=view)
     # the submission id: a CSV's own `id` column, else the CSV's image column (e.g. ImageID), else the path
     if "id" not in df.columns or (df["id"].astype(str) == "").all():
         df["id"] = df["source_id"] if "source_id" in df.columns else df["path"]
@@ -870,7 +874,10 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if data is None:
         from imgcls.pipeline import default_test_data
         data = default_test_data()
-    df = read_test_data(data, opts)
+    # the read's look at the test data's folder: asked again after it (the sample submission beside the images, the
+    # split folders of a folder the run trained on), not listed again
+    view = mf.source_view(Path(data), opts or mf.LayoutOptions())
+    df = read_test_data(data, opts, view)
     # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
     # nothing written, never a submission of made-up labels; so is a table most of whose files are not there (a
     # wrong folder): said before the model is loaded
@@ -889,7 +896,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                               if target in df.columns else ""))
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs
     # a --format given (typed, or named by a Python caller; id,label too) must name the template's columns
-    template = match_template(sample_submission, df, fmt, data=data) if sample_submission else None
+    template = match_template(sample_submission, df, fmt, data=data, view=view) if sample_submission else None
     fmt = fmt or DEFAULT_FORMAT
     kind = template.kind if template is not None else resolve_format(fmt)[2]
     if kind == "index":         # class ids: from the competition's label, never one attribute or class names
@@ -901,7 +908,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if template is not None:        # a per-class template, or labels spelled unlike the run's classes
         check_template_fits(template, spec.classes, f"--sample-submission {sample_submission}")
     # a competition's test data has no labels: --eval scores labelled rows, not a submission's
-    if template is None and fmt == DEFAULT_FORMAT and not evaluate and (beside := template_beside(data)) is not None:
+    if (template is None and fmt == DEFAULT_FORMAT and not evaluate
+            and (beside := template_beside(data, view)) is not None):
         info(f"{beside} lies beside the test data: --sample-submission {beside} writes the submission with its "
              f"ids, columns and order (not used unless given; without it ids are the test rows' ids as read)")
     part, rows = eval_rows(df, eval_split) if evaluate else ("all", None)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from imgcls.console import sh
 from imgcls.errors import UserError
-from imgcls.layouts import nfc, read_csv
+from imgcls.layouts import FolderView, nfc, read_csv
 from imgcls.predict_config import DEFAULT_FORMAT, FORMATS, format_key, resolve_format  # noqa: F401  (--format's)
 
 
@@ -72,26 +72,27 @@ class Template:
         return out
 
 
-def template_beside(data: str | os.PathLike) -> Path | None:
+def template_beside(data: str | os.PathLike, view: FolderView | None = None) -> Path | None:
     """A competition's sample submission (sample*submission*.csv) in the test data's folder or the one above it
-    (Kaggle's and DACON's archives put it beside test/ and test.csv), else None."""
+    (Kaggle's and DACON's archives put it beside test/ and test.csv), else None. `view`: the read's look at the test
+    data's folder (manifest.source_view: predict's, which manifest.load read), whose CSVs are read, not listed
+    again."""
     folder = Path(data).parent if Path(data).is_file() else Path(data)
-    for base in (folder, folder.parent):
-        hits = sorted(p for p in base.glob("*.csv") if p.is_file()
-                      and p.name.lower().startswith("sample") and "submission" in p.name.lower())
+    for base in (view if view is not None else FolderView(folder), FolderView(folder.parent)):
+        hits = [p for p in base.csvs if p.name.lower().startswith("sample") and "submission" in p.name.lower()]
         if hits:
             return hits[0]
     return None
 
 
 def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | None = None,
-                   data: str | os.PathLike | None = None) -> Template:
+                   data: str | os.PathLike | None = None, view: FolderView | None = None) -> Template:
     """Read the competition's sample submission and match its ids to the test rows: before any prediction, so a
     missing file or mismatched ids fail before the model runs. `data`: the test data given, whose sample submission
-    lying beside it (template_beside) a missing `template` names."""
+    lying beside it (template_beside, through `view`, the read's look at its folder) a missing `template` names."""
     template = Path(template)
     if not template.is_file():
-        beside = template_beside(data) if data is not None else None
+        beside = template_beside(data, view) if data is not None else None
         raise UserError(f"sample submission {template} does not exist; " + (
             f"{beside} is there: pass --sample-submission {sh(beside)}" if beside is not None
             else "check --sample-submission"))

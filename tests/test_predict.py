@@ -646,6 +646,37 @@ def test_a_missing_sample_submission_names_the_one_beside_the_test_data(tmp_path
     assert not (tmp_path / "p").exists()
 
 
+@pytest.mark.parametrize("case, given", [
+    ("test folder", []), ("test folder", ["--layout", "unlabeled"]),
+    ("test folder", ["--sample-submission", "missing.csv"]), ("test.csv", [])])
+def test_the_sample_submission_beside_the_test_data_is_found_in_the_reads_listing(tmp_path, monkeypatch, case,
+                                                                                   given):
+    """The look for the competition's sample submission beside the test data (template_beside: the hint, or the
+    line naming it for a --sample-submission missing) listed the test data's folder again (a glob), after the read
+    had listed it (Kaggle's test/ walked; DACON's folder of test.csv looked at by the detection). It reads the CSVs
+    the read's look found (FolderView.csvs, kept where the walk took the listing); the folder above is listed as
+    before."""
+    from conftest import count_folder_listings
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    comp = tmp_path / "comp"
+    if case == "test folder":       # Kaggle's: comp/test/ and comp/sample_submission.csv
+        for i in range(2):
+            make_image(comp / "test" / f"img{i}.png", seed=i)
+        data, folder, beside = comp / "test", comp / "test", comp / "sample_submission.csv"
+    else:                           # DACON's: test.csv listing ./test/'s images, sample_submission.csv beside it
+        make_image(comp / "test" / "TEST_0.jpg", size=(16, 16))
+        pd.DataFrame({"id": ["TEST_0"], "img_path": ["./test/TEST_0.jpg"]}).to_csv(comp / "test.csv", index=False)
+        data, folder, beside = comp / "test.csv", comp, comp / "sample_submission.csv"
+    pd.DataFrame({"id": ["x"], "label": ""}).to_csv(beside, index=False)
+    given = [str(tmp_path / g) if g.endswith(".csv") else g for g in given]
+    listed = count_folder_listings(monkeypatch, walks=True)
+    res = invoke("predict", run, "--data", data, "--out", tmp_path / "p", "--workers", 0, *given)
+    said = " ".join(res.output.split())
+    assert (f"{beside} is there: pass --sample-submission {beside}" if "--sample-submission" in given else
+            f"{beside} lies beside the test data") in said, said
+    assert listed.count(folder) == 1, listed
+
+
 def test_loose_test_images_beside_a_subfolder_are_refused_not_left_out_of_the_submission(tmp_path, monkeypatch):
     """Loose test images beside one subfolder were read as class folders: a warning, then a 1-row submission and
     exit 0. Now one line naming the count and --layout unlabeled, before the model runs; either layout, given, runs."""
