@@ -464,7 +464,8 @@ def _fold_of(path: Path) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | None, list[int]]:
+def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = None
+                 ) -> tuple[np.ndarray, Path | None, list[int]]:
     """(rows of df that `member` trained on, its run folder, its folds: [] for a single run; an all-False mask and
     None when df holds none of the rows its records name, so nothing is known about it).
     From the run's own records: each val_predictions.csv (a single run's, or each fold_<g>/ one of a k-fold run)
@@ -473,7 +474,8 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
     split: each fold's validation images in that fold, never another split of the same images) gives every row,
     by train's rule (train.data.fold_training_rows). A single run whose validation images are rows of df: df is its training data,
     and every other kept row but the split's test rows trained (train's rule for a split table and for a
-    --val-split alike)."""
+    --val-split alike). `view`: the read's look at df's folder (predict's), whose split folders are read where the
+    member trained on that folder (_trained_in_folder), not listed again."""
     trained = np.zeros(len(df), bool)
     where = {str(p): i for i, p in enumerate(mf.image_paths(df))}
     folds = {_fold_of(Path(c).parent) for c in member.checkpoints} - {None}
@@ -482,11 +484,11 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
     # each val_predictions.csv read once: the run's, and each fold's
     named = {f: _named_rows(f, where) for f in validation_files(run)}
     if not any(named.values()):
-        took = _trained_by_table(run, df, where, folds, src)
+        took = _trained_by_table(run, df, where, folds, src, view)
         return (took, run, sorted(folds)) if took is not None and took.any() else (trained, None, [])
     if not folds:
         hit = named.get(run / "val_predictions.csv")
-        trained = _trained_by_table(run, df, where, folds, src)
+        trained = _trained_by_table(run, df, where, folds, src, view)
         if trained is None:         # its training table is not readable here: df taken as it (train's rule)
             split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
             trained = np.array(mf.kept(df), bool)
@@ -513,7 +515,7 @@ def trained_rows(member: Member, df: pd.DataFrame) -> tuple[np.ndarray, Path | N
             trained[hit] = True
     if not hits:
         return trained, run, sorted(folds)
-    took = _trained_by_table(run, df, where, folds, src)    # the run's own split table: its folds, not df's
+    took = _trained_by_table(run, df, where, folds, src, view)    # the run's own split table: its folds, not df's
     if took is not None:
         trained |= took
     elif "fold" in df.columns:
@@ -546,14 +548,15 @@ def _named_rows(f: Path, where: dict[str, int]) -> list[int] | None:
 
 
 def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds: set[int],
-                      src: str | None) -> np.ndarray | None:
+                      src: str | None, view: FolderView | None = None) -> np.ndarray | None:
     """Rows of df that are images `run` trained on, or their originals, by the training table its config.yaml
     names (`src`, the member's Member.recorded_config: read once): the table's training rows themselves (df another
     split of the same images: its test rows are not the run's), and the originals preprocess's copies were made
     from (their `source_path`: --eval on data/raw after preprocess -> split -> train). The training table's rows are
     told apart by train's rules: a single run trained on every kept row but its validation and test rows; a fold on
     the table's other folds (train.data.fold_training_rows); a single run's image folder by the paths under it
-    (_trained_in_folder). None when that table cannot be read here or names none of the run's validation images."""
+    (_trained_in_folder, through `view`, the read's look at df's folder). None when that table cannot be read here or
+    names none of the run's validation images."""
     trained = np.zeros(len(df), bool)
     try:
         # only a table can carry source_path (a manifest or split file): an image folder is not read again
@@ -562,7 +565,8 @@ def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds:
     except (UserError, OSError):
         return None
     if table is None:
-        return _trained_in_folder(run, src, where, len(df)) if src and Path(src).is_dir() and not folds else None
+        return (_trained_in_folder(run, src, where, len(df), view) if src and Path(src).is_dir() and not folds
+                else None)
     paths = [str(p) for p in mf.image_paths(table)]
     at = {p: i for i, p in enumerate(paths)}
     validated = np.zeros(len(table), bool)
@@ -589,15 +593,20 @@ def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds:
     return trained
 
 
-def _trained_in_folder(run: Path, folder: str, where: dict[str, int], n: int) -> np.ndarray | None:
+def _trained_in_folder(run: Path, folder: str, where: dict[str, int], n: int,
+                       view: FolderView | None = None) -> np.ndarray | None:
     """A single run trained on an image folder trained on every image under it but those its val_predictions.csv
     names and, in the split-folder layout, those under its test folder (root/test/...: train reads the `split`
     column from the folders and never trains on test rows): the rows of df (`where`: image path -> row) that are
     such images. Told by the paths alone: the folder is not read again (its warnings would repeat). None when the
-    run's validation images do not lie under the folder (its records are not of it)."""
+    run's validation images do not lie under the folder (its records are not of it). `view`: the read's look at
+    df's folder (predict's): where that is the folder (predict on the run's own training folder), its split folders
+    are the read's, the folder not listed again."""
     from imgcls.layouts import split_folders
+    same = view is not None and view.root.resolve() == Path(folder).resolve()
+    splits = view.splits if same else split_folders(Path(folder))
     base = os.path.join(os.path.abspath(folder), "")
-    never = tuple(os.path.join(base, d, "") for d, part in split_folders(Path(folder)).items() if part == "test")
+    never = tuple(os.path.join(base, d, "") for d, part in splits.items() if part == "test")
     validated = set()
     for f in validation_files(run):
         validated |= {os.path.abspath(p) for p in _validated_paths(f) or []}
@@ -695,18 +704,19 @@ def check_eval_scorable(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, 
                     f"knows{predicts}; nothing to score: predict without --eval, or give labelled data: {works}")
 
 
-def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, data) -> None:
+def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, data,
+                          view: FolderView | None = None) -> None:
     """--eval on rows a member trained on would print a training score as if it were a validation one: the rows
     of its training folder, or of its splits.csv but the val / test ones (--eval-split all); for a k-fold member
     also the val rows of its own splits.csv (folds 1..K-1 trained on fold 0's). Refused before the model runs,
     pointing to the honest scores (the run's validation or out-of-fold score; rows it never trained on, such as
-    the split's test rows)."""
+    the split's test rows). `view`: the read's look at the data's folder (trained_rows')."""
     labelled = df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()
     scored = rows & labelled
     split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
     ensemble = _ensemble_honest_score(spec)
     for m in spec.running().members:
-        trained, run, folds = trained_rows(m, df)
+        trained, run, folds = trained_rows(m, df, view)
         n = int((trained & scored).sum())
         if not n:
             continue
@@ -725,18 +735,19 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
                         f"the other folds' rows): a leaked score; the honest one is {honest}, or {alt}")
 
 
-def say_trained_on(spec: EnsembleSpec, df: pd.DataFrame, data) -> int:
+def say_trained_on(spec: EnsembleSpec, df: pd.DataFrame, data, view: FolderView | None = None) -> int:
     """predict without --eval on labelled data holding images a member trained on (its own training folder or
     table given as --data by mistake, DACON's train/ for test/): one warning before the model runs, naming the run
     and its honest score; the submission is made as asked. Such rows got the hint that --eval scores them, which
-    check_eval_not_leaked then refused. Returns how many rows a member trained on (0: the hint stands)."""
+    check_eval_not_leaked then refused. Returns how many rows a member trained on (0: the hint stands). `view`: the
+    read's look at the data's folder (trained_rows')."""
     labelled = df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()
     if not labelled.any():       # a test set: no record is read
         return 0
     seen = np.zeros(len(df), bool)
     runs = []
     for m in spec.running().members:
-        trained, run, folds = trained_rows(m, df)
+        trained, run, folds = trained_rows(m, df, view)
         if run is not None and (trained & labelled).any():
             seen |= trained & labelled
             runs.append((run, folds))
@@ -915,9 +926,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     part, rows = eval_rows(df, eval_split) if evaluate else ("all", None)
     if evaluate:
         check_eval_scorable(spec, df, rows, part, target, data)
-        check_eval_not_leaked(spec, df, rows, part, data)
+        check_eval_not_leaked(spec, df, rows, part, data, view)
         fitted_keys = weights_fitted_keys(spec)     # read before the model runs: a malformed file is one line
-    seen = 0 if evaluate else say_trained_on(spec, df, data)
+    seen = 0 if evaluate else say_trained_on(spec, df, data, view)
     check_output_location(out, *mf.roots(df), *([data] if data and Path(data).is_dir() else []),
                           images=mf.image_paths(df), owns=False)
     # an earlier prediction here: its files are replaced, its probabilities in the other --probs-format too (its

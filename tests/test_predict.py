@@ -1278,6 +1278,30 @@ def test_eval_on_the_test_folder_of_a_split_folder_layout_the_run_trained_on_sco
     assert res.exit_code == 2 and "leaked score" in " ".join(res.output.split()), res.output
 
 
+@pytest.mark.parametrize("given", [[], ["--eval", "--eval-split", "test"]])
+def test_the_split_folders_of_the_runs_own_training_folder_are_the_reads(tmp_path, monkeypatch, given):
+    """predict on the split-folder layout a run trained on (the warning that it trained on them, or --eval's leak
+    check) told its test folder by a new look at the folder (_trained_in_folder: split_folders), listing it once
+    more after the read had. It reads the split folders the read found (its view)."""
+    import yaml
+
+    from conftest import count_folder_listings
+    data = tmp_path / "data"
+    for seed, (part, n) in enumerate((("train", 2), ("val", 1), ("test", 1))):
+        make_image_folder(data / part, {"a": n, "b": n}, size=(32, 32), seed=seed)
+    run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"),
+                        val_rows=[(str(data), "val/a/000.png", "a"), (str(data), "val/b/000.png", "b")])
+    (run / "config.yaml").write_text(yaml.safe_dump(dict(yaml.safe_load((run / "config.yaml").read_text()),
+                                                         src=str(data))))
+    listed = count_folder_listings(monkeypatch, walks=True)
+    res = invoke("predict", run, "--data", data, "--out", tmp_path / "p", "--workers", 0, *given)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert ("4 of the 8 labelled images" in said) if not given else (      # train/'s: val/ and test/ never trained
+        json.loads((tmp_path / "p" / "predict.json").read_text())["eval"]["n_images"] == 2), said
+    assert listed.count(data) == 1, listed
+
+
 def test_a_malformed_val_predictions_csv_of_the_run_is_one_line(tmp_path, monkeypatch):
     """--eval reads the run's val_predictions.csv (the leak check: which images it validated on) with plain
     pandas: a malformed file (a row with more fields than the header) was pandas' ParserError traceback. It is read
