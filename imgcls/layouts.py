@@ -113,12 +113,6 @@ def hidden_name(name: str) -> bool:
     return name.startswith(".") or name in SYSTEM_FOLDERS
 
 
-def visible_subfolders(root: Path) -> list[Path]:
-    """The folders directly in `root` a layout reads (a class, a split, a profile, an image folder), in name order:
-    hidden ones (hidden_name) left out. An OSError listing `root` is the caller's to handle."""
-    return FolderView(root).subfolders
-
-
 def utf8_name(name: str) -> bool:
     """Whether a name the file system gave can be written as text (a manifest, a CSV, the console): a name whose bytes
     are not UTF-8 (unpacked as is from a zip made on Windows: cp949 Korean, latin-1 accents) comes back from os with
@@ -450,7 +444,7 @@ def csv_images_subfolder(base: Path, names: Sequence[str], csv_path: Path,
     the layout (FolderView, of `base` or above it), whose listing of `base` is read, not listed again."""
     sample = _first_names(names)
     try:
-        subs = view.sub(base).subfolders if view is not None else visible_subfolders(base)
+        subs = (view.sub(base) if view is not None else FolderView(base)).subfolders
     except OSError:
         return None
     hits = [d for d in subs
@@ -552,7 +546,8 @@ class FolderView:
 
     @cached_property
     def subfolders(self) -> list[Path]:
-        """visible_subfolders' answer: the visible folders, in name order."""
+        """The folders directly in the folder a layout reads (a class, a split, a profile, an image folder), in
+        name order: hidden ones (hidden_name) left out. An OSError listing the folder is the caller's to handle."""
         return sorted(self._of_kind(is_dir=True))
 
     @cached_property
