@@ -724,6 +724,26 @@ def test_python_run_split_refuses_reader_age_bands_it_would_relabel(profile_fold
     assert set(df["age_band"].astype(int)) <= {0, 1}
 
 
+def test_run_split_on_a_manifest_takes_reader_age_bands_equal_to_split_s(tmp_path, profile_folder):
+    """run_split(manifest, opts=LayoutOptions(age_bands=[40, 60]), cfg=SplitConfig(age_bands=[40, 60])): the reader's
+    bands, equal to split's, were passed on to load, which refuses --age-bands on a manifest and advised the very
+    run_split call just made. Split relabels from the ages with its own bands; the reader keeps its default ones.
+    The command line (`imgcls split MANIFEST --age-bands 40,60`) relabels the same."""
+    from imgcls.split.config import SplitConfig
+    manifest = tmp_path / "m" / "manifest.csv"
+    mf.write(mf.load(profile_folder, scan=False), manifest)
+    df = sp.run_split(manifest, tmp_path / "py.csv", mf.LayoutOptions(age_bands=[40, 60]),
+                      SplitConfig(age_bands=[40, 60], near_dup=False), workers=1)
+    ages = df["age"].astype(int)
+    assert df["age_band"].astype(int).tolist() == [profiles.age_band(a, [40, 60]) for a in ages]
+    assert any(profiles.age_band(a, [40, 60]) != profiles.age_band(a) for a in ages)    # the bands moved some rows
+    r = runner.invoke(app, ["split", str(manifest), "--out", str(tmp_path / "cli.csv"), "--no-near-dup",
+                            "--age-bands", "40,60", "-q"])
+    assert r.exit_code == 0, r.output
+    cli = pd.read_csv(tmp_path / "cli.csv")
+    assert cli["age_band"].astype(int).tolist() == [profiles.age_band(a, [40, 60]) for a in cli["age"].astype(int)]
+
+
 def test_split_on_cleans_output_takes_cleans_candidate_pairs_and_searches_when_they_differ(tmp_path, monkeypatch):
     """The candidate search (O(n^2)) clean ran is kept under a digest of its whole input (pair_cache.CandidateCache):
     split on clean's output that searches the same rows takes it, and writes the table a fresh search writes; another

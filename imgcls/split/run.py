@@ -188,14 +188,15 @@ def _check_embedder(cfg: SplitConfig) -> None:
 def reader_options(opts: mf.LayoutOptions | None, cfg: SplitConfig) -> mf.LayoutOptions:
     """The input layout as split reads it: --group-col is SplitConfig's option, and the reader's too (a competition
     CSV's group column goes into `group`). --age-bands is split's own: run_split relabels profile rows from their
-    ages whatever the layout, so the reader keeps its default bands (a manifest's would be refused)."""
+    ages whatever the layout, so the reader keeps its default bands (load refuses other bands on a manifest), also
+    where the reader's were given equal to SplitConfig's."""
     opts = opts or mf.LayoutOptions()
     if tuple(int(e) for e in opts.age_bands) not in {tuple(profiles.DEFAULT_AGE_BANDS), tuple(cfg.age_bands)}:
         raise UserError(f"split's age bands are SplitConfig(age_bands=...) (--age-bands), not the reader's "
                         f"LayoutOptions(age_bands={list(opts.age_bands)}): split relabels profile rows from their ages "
                         f"with {list(cfg.age_bands)}; give the bands to SplitConfig")
     group_col = cfg.group_col if cfg.group_col != "group" else opts.group_col
-    return dataclasses.replace(opts, group_col=group_col)
+    return dataclasses.replace(opts, group_col=group_col, age_bands=list(profiles.DEFAULT_AGE_BANDS))
 
 
 def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | None = None,
