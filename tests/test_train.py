@@ -2002,6 +2002,22 @@ def test_a_finished_run_resumed_under_torchrun_leaves_the_process_group(two_clas
             tdist.destroy_process_group()
 
 
+def test_a_model_typo_is_refused_before_the_process_group_starts(two_class, tmp_path, monkeypatch):
+    """check_model_name ran in _run_train after init_distributed: under torchrun every process started its process
+    group before a --model typo was refused. It is one of the up-front checks now (timm is imported by the
+    optimizer registry's check there anyway); init_distributed is made to fail, so the refusal must come first."""
+    from imgcls.errors import UserError
+    from imgcls.train import dist as tdist_mod
+
+    def init(device_spec):
+        raise AssertionError("init_distributed ran before the --model check")
+
+    monkeypatch.setattr(tdist_mod, "init_distributed", init)
+    with pytest.raises(UserError, match="unknown model 'resnet_nope'"):
+        run_train(cfg_for(two_class, tmp_path, model="resnet_nope"))
+    assert not (tmp_path / "runs").exists()
+
+
 def test_raw_age_target_on_profile_data_is_said_before_training(tmp_path, monkeypatch, capsys):
     """`train --target age` on the mask competition's profiles trained one class per age for the whole run and was
     refused only by ensemble --combine profile; it is said once the columns are known, before the heads are built

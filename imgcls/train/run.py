@@ -141,7 +141,8 @@ def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
     of timm's optimizer registry, the run name, the data path (none given: the pipeline's default input), a --name
     folder that is taken, an --out that cannot be written or holds another step's output, and a --weights file or
     --init-from run that is not there (or a k-fold set), a --tracker whose package is not installed; then those
-    options (timm). `typed`: the flags given (check_typed), where known."""
+    options and --model (timm), all before init_distributed starts torchrun's process group. `typed`: the flags
+    given (check_typed), where known."""
     from imgcls import manifest as mf
     from imgcls.fsutil import check_writable
     from imgcls.options import check_typed
@@ -173,6 +174,8 @@ def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
         installed_trackers(cfg.tracker)      # a package not installed; one that does not import: make_trackers
     cfg.validate_registry()
     check_typed(cfg, [n for n in typed if n in later])
+    from imgcls.weights import check_model_name
+    check_model_name(cfg.model)      # timm, imported by the registry's check: before torchrun's process group
 
 
 def _given_over_record(cfg: TrainConfig, resume, typed) -> TrainConfig:
@@ -231,7 +234,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.train.dist import init_distributed
     from imgcls.train.config import parse_folds, resume_config, resume_folder, resume_record
     from imgcls.train.rundir import (RUN_PLAN, RunLock, check_run_name, claim_run_dir, finished, record_plan)
-    from imgcls.weights import check_model_name, data_config
+    from imgcls.weights import data_config
 
     dist = init_distributed(cfg.device)
     if resume is not None:
@@ -252,7 +255,6 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         check_resume_src(resume, src_named, record)
         check_run_name(cfg.name)     # the resumed folder's name (a new run's --name: _check_up_front)
     cfg.anchor_paths()       # config.yaml names the data and starting weights from any working folder
-    check_model_name(cfg.model)
     cfg.validate()
     if dist.main and cfg.tracker:
         from imgcls.track import make_trackers     # one that does not import fails here, before any data is read
