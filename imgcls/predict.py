@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from imgcls.options import check, python_too
 from imgcls.outputs import (PREDICT_SUMMARY, own_earlier_files, refuse_other_output, refuse_users_files,
                             replacing_line)
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
+from imgcls.run_names import fold_dir, fold_number
 from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                match_template, resolve_format, template_beside)
@@ -458,12 +458,6 @@ def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray
     return eval_split, rows
 
 
-def _fold_of(path: Path) -> int | None:
-    """k of a k-fold run's fold_<k> folder; None for anything else."""
-    m = re.fullmatch(r"fold_(\d+)", path.name)
-    return int(m.group(1)) if m else None
-
-
 def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = None
                  ) -> tuple[np.ndarray, Path | None, list[int]]:
     """(rows of df that `member` trained on, its run folder, its folds: [] for a single run; an all-False mask and
@@ -478,7 +472,7 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
     member trained on that folder (_trained_in_folder), not listed again."""
     trained = np.zeros(len(df), bool)
     where = {str(p): i for i, p in enumerate(mf.image_paths(df))}
-    folds = {_fold_of(Path(c).parent) for c in member.checkpoints} - {None}
+    folds = {fold_number(Path(c).parent) for c in member.checkpoints} - {None}
     src = getattr(member.recorded_config, "src", None)      # its training table, read once per member
     run = Path(member.checkpoints[0]).parent if not folds else Path(member.checkpoints[0]).parent.parent
     # each val_predictions.csv read once: the run's, and each fold's
@@ -506,7 +500,7 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
         return trained, run, []
     hits = {}
     for d in run.glob("fold_*"):
-        g = _fold_of(d)
+        g = fold_number(d)
         hit = named.get(d / "val_predictions.csv") if g is not None else None
         if not hit:
             continue
@@ -641,7 +635,7 @@ def _member_honest_score(run: Path, folds: list[int]) -> str:
     """_honest_score of what a member predicts with: one fold of a k-fold set (predict RUN/fold_1) has its own
     validation score, not the set's out-of-fold one."""
     one_fold = len(folds) == 1 and len(list(run.glob("fold_*/val_predictions.csv"))) > 1
-    return _honest_score(run / f"fold_{folds[0]}", False) if one_fold else _honest_score(run, bool(folds))
+    return _honest_score(fold_dir(run, folds[0]), False) if one_fold else _honest_score(run, bool(folds))
 
 
 def _ensemble_honest_score(spec: EnsembleSpec) -> str | None:

@@ -28,6 +28,7 @@ import pandas as pd
 from imgcls.errors import UserError
 from imgcls.options import python_too
 from imgcls.outputs import SPEC_NAME, TRIALS_CSV, output_kind, read_yaml, trial_record
+from imgcls.run_names import is_fold_dir
 from imgcls.runs_config import COLUMNS, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, RESUME_MAY_CHANGE,
                                  RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes, planned_folds,
@@ -218,7 +219,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
         run.kind = "trial"
     # a k-fold set before its first fold has validated (no fold_*/metrics.csv yet) is one too, by its config.yaml's
     # --folds (which each fold_<k>/config.yaml repeats: a fold read alone is a run)
-    one_fold = re.fullmatch(r"fold_\d+", path.name) is not None and (path.parent / "config.yaml").is_file()
+    one_fold = is_fold_dir(path) and (path.parent / "config.yaml").is_file()
     if folds or (cfg.get("folds") and not one_fold):
         run.kind = "k-fold" if run.kind == "run" else run.kind
         hist = []

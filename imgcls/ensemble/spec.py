@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,6 +14,7 @@ import pandas as pd
 from imgcls.ensemble.config import BUILD_ENSEMBLE, COMBINES, METHODS
 from imgcls.errors import UserError
 from imgcls.outputs import SPEC_NAME
+from imgcls.run_names import is_fold_dir
 
 if TYPE_CHECKING:
     from imgcls.train.config import TrainConfig
@@ -102,7 +102,7 @@ def member_name(run: Path) -> str:
             return path.stem
         suffix = "" if path.name == "best.pt" else ".last"
         path = path.parent
-    if re.fullmatch(r"fold_\d+", path.name):
+    if is_fold_dir(path):
         return f"{path.resolve().parent.name}.{path.name}{suffix}"
     return path.name + suffix
 

@@ -4,7 +4,6 @@ for a k-fold set after its folds, from the out-of-fold predictions); `write_run_
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ import pandas as pd
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.options import python_too
 from imgcls.profiles import class_titles
+from imgcls.run_names import is_fold_dir
 from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation
 
 N_WORST = 24
@@ -40,7 +40,7 @@ def no_plots_note(run_dir: Path) -> str:
     outputs.output_kind) were turned off by tune, not by a --no-plots the user typed."""
     from imgcls.outputs import output_kind
     run_dir = Path(run_dir)
-    trial = run_dir.parent.parent if re.fullmatch(r"fold_\d+", run_dir.name) else run_dir.parent
+    trial = run_dir.parent.parent if is_fold_dir(run_dir) else run_dir.parent
     return TRIAL_NO_PLOTS if output_kind(trial) == "tune study" else NO_PLOTS
 
 

@@ -519,6 +519,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     from dataclasses import replace
 
     from imgcls import manifest as mf
+    from imgcls import run_names
     from imgcls.errors import UserError
     from imgcls.fsutil import write_json, write_table
     from imgcls.train import data as tdata
@@ -612,7 +613,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
                             f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
         fd = FoldData(np.flatnonzero(train_mask), np.flatnonzero(val_mask), targets, final, df, images, paths,
                       image_rows=keep)
-        fold_dir = run_dir if fold is None else run_dir / f"fold_{fold}"
+        fold_dir = run_dir if fold is None else run_names.fold_dir(run_dir, fold)
         if dist.main:
             fold_dir.mkdir(parents=True, exist_ok=True)
             if fold is not None and not (fold_dir / "config.yaml").exists():

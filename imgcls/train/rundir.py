@@ -23,6 +23,7 @@ from imgcls.errors import UserError
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.fsutil import check_folder_name, did_you_mean
 from imgcls.options import choose_another, python_too
+from imgcls.run_names import fold_dir, is_fold_dir
 from imgcls.runs_config import RUNS_TABLE
 
 ANOTHER_NAME = choose_another("--name")     # a taken run folder's fix, for both callers
@@ -252,7 +253,7 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
     have = [p.parent.name for p in checkpoints]
     record = run_dir / OOF_SCORE
     try:
-        planned = [f"fold_{k}" for k in json.loads(record.read_text()).get("folds") or []]
+        planned = [fold_dir(run_dir, k).name for k in json.loads(record.read_text()).get("folds") or []]
     except (OSError, ValueError, AttributeError):
         planned = None
     if planned is not None and not set(planned) - set(have):
@@ -266,7 +267,7 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
                         f"checkpoint so far: {', '.join(have)}); wait for it to finish{fold}; {RUNS_TABLE} shows "
                         f"its progress")
     if planned is None:         # stopped before its end: the plan train wrote as the set started names what is missing
-        planned = [f"fold_{k}" for k in planned_folds(run_dir) or []] or None
+        planned = [fold_dir(run_dir, k).name for k in planned_folds(run_dir) or []] or None
     gone = sorted(set(planned or ()) - set(have))
     missing = f"{', '.join(gone)} missing" if gone else \
         f"{record.name} missing: training stopped before its last fold"
@@ -401,11 +402,9 @@ def run_files(run_dir: Path) -> list[Path]:
     """What a run would write over in `run_dir` (check_run_dir_free's --exist-ok folder): RUN_FILES, each
     tracker's record of its run (track.common.run_record), and the fold_N folders there (a k-fold set's folds
     write the same files into them)."""
-    import re
-
     from imgcls.track.common import run_record
     return ([run_dir / n for n in RUN_FILES] + [run_record(run_dir, t) for t in ("mlflow", "wandb")]
-            + sorted(p for p in run_dir.glob("fold_*") if re.fullmatch(r"fold_\d+", p.name)))
+            + sorted(p for p in run_dir.glob("fold_*") if is_fold_dir(p)))
 
 
 def record_last_state(last_pt: str | os.PathLike, epoch: int, finished: bool) -> Path:
