@@ -26,3 +26,9 @@ def fold_number(path: str | os.PathLike) -> int | None:
     """k of a fold folder fold_<k>; None for any other name."""
     m = FOLD_DIR.fullmatch(Path(path).name)
     return int(m.group(1)) if m else None
+
+
+def fold_dirs(run_dir: str | os.PathLike) -> list[Path]:
+    """The fold folders of the k-fold set in `run_dir` (folders named fold_<k>), by fold number: fold_10 after
+    fold_9, not after fold_1 as their names sort. [] for a single run."""
+    return sorted((p for p in Path(run_dir).glob("fold_*") if is_fold_dir(p) and p.is_dir()), key=fold_number)

@@ -896,3 +896,21 @@ def test_a_run_whose_metrics_csv_is_malformed_or_gone_has_its_epochs_done_not_kn
     out = " ".join(r.output.split())
     assert r.exit_code == 0 and re.search(r"runs/gone\W+run\W+label \(3\)\W+resnet10t\W+32\W+\?/3\W", out), out
     assert "stopped ?/3" in out and "stopped 0/3" in out and "'?/6': its epochs done not known" in out
+
+
+def test_a_kfold_set_s_report_lists_its_folds_by_number(tmp_path):
+    """A k-fold set's report.html listed its folds by their folders' names as text: with 10 folds or more, fold 10
+    came between fold 1 and fold 2. They are in fold order now (run_names.fold_dirs)."""
+    import html
+
+    from imgcls.train.report import write_run_report
+    kf = tmp_path / "runs" / "kf"
+    for k in range(11):
+        fake_run(kf / f"fold_{k}", "resnet10t", [("a", "a"), ("b", "b")], epochs=2, plots=False)
+    (kf / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 2,
+                                                    "folds": "all", "plots": False}))
+    pd.concat([pd.read_csv(kf / f"fold_{k}" / "val_predictions.csv") for k in range(11)]).to_csv(
+        kf / "val_predictions.csv", index=False)
+    page = html.unescape(write_run_report(kf).read_text())
+    listed = [int(k) for k in re.findall(r"fold_(\d+)/report\.html", page)]
+    assert listed == list(range(11)), listed

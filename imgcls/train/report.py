@@ -12,7 +12,7 @@ import pandas as pd
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.options import python_too
 from imgcls.profiles import class_titles
-from imgcls.run_names import is_fold_dir
+from imgcls.run_names import fold_dirs, is_fold_dir
 from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation
 
 N_WORST = 24
@@ -110,7 +110,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
                                                     "best epoch, each on its own validation rows)"))
         summary.append(("out-of-fold accuracy", f"{run.val_acc:.4f}"))
         rows = []
-        for d in sorted(run_dir.glob("fold_*")):
+        for d in fold_dirs(run_dir):
             fr = read_run(d)
             if fr is not None:
                 rows.append({"fold": d.name.split("_", 1)[1], "best epoch": fr.best_epoch, "epochs": fr.epochs,
