@@ -23,6 +23,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import atomic_path, check_writable, write_json
 from imgcls.options import check, option, shown
 from imgcls.outputs import EXPORT_SUMMARY, refuse_other_output, refuse_users_files, replacing_line
+from imgcls.run_names import is_fold_dir
 
 
 def _proba_module(model, meta):
@@ -43,7 +44,7 @@ def _proba_module(model, meta):
 
 def _onnx_name(ck: Path) -> str:
     """The file a checkpoint is exported to in --out: best.onnx, fold_0_best.onnx for a fold's."""
-    return (f"{ck.parent.name}_{ck.stem}" if ck.parent.name.startswith("fold_") else ck.stem) + ".onnx"
+    return (f"{ck.parent.name}_{ck.stem}" if is_fold_dir(ck.parent) else ck.stem) + ".onnx"
 
 
 def _earlier_onnx_names(out: Path) -> set[str] | None:

@@ -15,6 +15,7 @@ from imgcls import metrics, report
 from imgcls.console import warn
 from imgcls.errors import UserError
 from imgcls.profiles import class_titles
+from imgcls.run_names import fold_dirs
 from imgcls.train.rundir import PER_CLASS, VALIDATION, read_run_csv
 
 
@@ -30,7 +31,7 @@ def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None 
     run = Path(run)
     run = run.parent if run.is_file() else run
     found: tuple[pd.Series | None, str] = (None, "")
-    for d in [run, *sorted(run.glob("fold_*"))]:
+    for d in [run, *fold_dirs(run)]:
         pc = d / "per_class.csv"
         t = _run_file(pc, PER_CLASS, dtype={"class": str}) if pc.is_file() else None
         if t is not None:

@@ -16,6 +16,7 @@ from typing import Iterable, Iterator
 
 from imgcls.errors import UserError
 from imgcls.options import choose_another, python_too, shown
+from imgcls.run_names import fold_dirs
 
 MANIFEST_NAME = "manifest.csv"  # the table eda, clean and preprocess write (imgcls.manifest reads it)
 SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it, predict reads it)
@@ -170,7 +171,7 @@ def output_kind(folder: str | os.PathLike) -> str | None:
         if (folder / SPEC_NAME).is_file() and read_yaml(folder / SPEC_NAME).get("kind") == "imgcls-ensemble":
             return "ensemble"
         if (folder / "config.yaml").is_file() and any(
-                (d / f).is_file() for d in (folder, *folder.glob("fold_*"))
+                (d / f).is_file() for d in (folder, *fold_dirs(folder))
                 for f in ("metrics.csv", "train.log", "last.pt", "best.pt")):
             return "train run"
         if (folder / TRIALS_CSV).is_file() or (folder / STUDY_DB).is_file():

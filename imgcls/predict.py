@@ -42,7 +42,7 @@ from imgcls.options import check, python_too
 from imgcls.outputs import (PREDICT_SUMMARY, own_earlier_files, refuse_other_output, refuse_users_files,
                             replacing_line)
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
-from imgcls.run_names import fold_dir, fold_number
+from imgcls.run_names import fold_dir, fold_dirs, fold_number, is_fold_dir
 from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                match_template, resolve_format, template_beside)
@@ -76,8 +76,9 @@ def locate_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
         from imgcls.train.rundir import RunLock
 
         def folder(mark: Path) -> Path:         # a run's, a k-fold set's (fold_<k>/best.pt) or an ensemble's
-            return mark.parent.parent if mark.parent.name.startswith("fold_") else mark.parent
-        marks = [*Path(runs_dir).glob("*/best.pt"), *Path(runs_dir).glob("*/fold_*/best.pt"),
+            return mark.parent.parent if is_fold_dir(mark.parent) else mark.parent
+        marks = [*Path(runs_dir).glob("*/best.pt"),
+                 *(m for m in Path(runs_dir).glob("*/fold_*/best.pt") if is_fold_dir(m.parent)),
                  *Path(ensembles_dir).glob("*/spec.yaml")]
         # a run imgcls train is training now (another terminal) has the newest best.pt after each epoch: it is no
         # model to submit from (half trained, or a k-fold set without its last folds), so the newest other one
@@ -499,9 +500,9 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
         trained[hit] = False
         return trained, run, []
     hits = {}
-    for d in run.glob("fold_*"):
+    for d in fold_dirs(run):
         g = fold_number(d)
-        hit = named.get(d / "val_predictions.csv") if g is not None else None
+        hit = named.get(d / "val_predictions.csv")
         if not hit:
             continue
         hits[g] = hit
@@ -634,7 +635,7 @@ def _honest_score(run: Path, kfold: bool) -> str:
 def _member_honest_score(run: Path, folds: list[int]) -> str:
     """_honest_score of what a member predicts with: one fold of a k-fold set (predict RUN/fold_1) has its own
     validation score, not the set's out-of-fold one."""
-    one_fold = len(folds) == 1 and len(list(run.glob("fold_*/val_predictions.csv"))) > 1
+    one_fold = len(folds) == 1 and sum((d / "val_predictions.csv").is_file() for d in fold_dirs(run)) > 1
     return _honest_score(fold_dir(run, folds[0]), False) if one_fold else _honest_score(run, bool(folds))
 
 

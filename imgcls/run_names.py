@@ -13,7 +13,7 @@ FOLD_DIR = re.compile(r"fold_(\d+)")
 
 def fold_dir(run_dir: str | os.PathLike, k: int) -> Path:
     """Fold `k`'s folder in the k-fold set's folder `run_dir` (fold_3)."""
-    return Path(run_dir) / f"fold_{int(k)}"
+    return Path(run_dir) / f"fold_{k}"
 
 
 def is_fold_dir(path: str | os.PathLike) -> bool:

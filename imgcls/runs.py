@@ -28,7 +28,7 @@ import pandas as pd
 from imgcls.errors import UserError
 from imgcls.options import python_too
 from imgcls.outputs import SPEC_NAME, TRIALS_CSV, output_kind, read_yaml, trial_record
-from imgcls.run_names import is_fold_dir
+from imgcls.run_names import fold_dirs, is_fold_dir
 from imgcls.runs_config import COLUMNS, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, RESUME_MAY_CHANGE,
                                  RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes, planned_folds,
@@ -214,7 +214,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     cfg = read_yaml(path / "config.yaml")
     run = Run(path=path, name=name, model=str(cfg.get("model", "")), img_size=cfg.get("img_size"), config=cfg)
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
-    folds = sorted((d for d in path.glob("fold_*") if (d / "metrics.csv").is_file()), key=lambda d: d.name)
+    folds = [d for d in fold_dirs(path) if (d / "metrics.csv").is_file()]
     if output_kind(path.parent) == "tune study":
         run.kind = "trial"
     # a k-fold set before its first fold has validated (no fold_*/metrics.csv yet) is one too, by its config.yaml's
@@ -352,9 +352,7 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         finished = kfold_finished(path)
         if planned is None:     # --folds all: the folds train recorded (its plan as it starts, oof_score.json)
             planned = planned_folds(path)
-        fold_dirs = sorted((d for d in path.glob("fold_*") if d.is_dir()),
-                           key=lambda d: (len(d.name), d.name))
-        states = [(d.name, *_fold_state(d, epochs, early_stop)) for d in fold_dirs]
+        states = [(d.name, *_fold_state(d, epochs, early_stop)) for d in fold_dirs(path)]
         n_done = sum(1 for _, f, _ in states if f)
         progress = f"folds done {n_done}/{len(planned)}" if planned else f"folds done {n_done}"
         part = next((f"{name} {p}" for name, f, p in states               # stopped, or how far not known
@@ -462,7 +460,7 @@ def find_runs(root: str | os.PathLike = DEFAULT_ROOT) -> list[Run]:
         run = read_run(d, root.parent if d == root else root)
         if run is not None:
             found.append(run)
-            dirnames[:] = [n for n in dirnames if not n.startswith("fold_")]
+            dirnames[:] = [n for n in dirnames if not is_fold_dir(n)]
         # trackers' stores copy a run's files (mlartifacts/) or keep their own (wandb/, mlruns/): not runs
         dirnames[:] = sorted(n for n in dirnames if n not in SKIP_DIRS and not n.startswith("."))
     return found

@@ -914,3 +914,25 @@ def test_a_kfold_set_s_report_lists_its_folds_by_number(tmp_path):
     page = html.unescape(write_run_report(kf).read_text())
     listed = [int(k) for k in re.findall(r"fold_(\d+)/report\.html", page)]
     assert listed == list(range(11)), listed
+
+
+def test_a_folder_of_a_kfold_set_that_is_no_fold_is_not_read_as_one(tmp_path):
+    """A folder in a k-fold set named fold_<something> that is not fold_<number> (a user's fold_old copy) was read
+    as a fold by the readers that matched fold_*: find_checkpoints (predict, export, ensemble) ended in a ValueError
+    traceback on it (its fold number read with int()), and a fold_1_old copy was one more model to predict with.
+    Every reader takes run_names.fold_dirs now: the fold_<k> folders, by fold number."""
+    from imgcls.train.rundir import find_checkpoints, validation_files
+    kf = tmp_path / "runs" / "kf"
+    for k in (0, 1, 10):
+        fake_run(kf / f"fold_{k}", "resnet10t", [("a", "a"), ("b", "b")], epochs=2)
+        (kf / f"fold_{k}" / "best.pt").write_bytes(b"")        # found by its name; never read
+    for other in ("fold_old", "fold_1_old"):
+        shutil.copytree(kf / "fold_1", kf / other)
+    (kf / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 2,
+                                                    "folds": "all"}))
+    (kf / "oof_score.json").write_text(json.dumps({"folds": [0, 1, 10]}))
+    assert find_checkpoints(kf) == [kf / f"fold_{k}" / "best.pt" for k in (0, 1, 10)]
+    assert validation_files(kf) == [kf / f"fold_{k}" / "val_predictions.csv" for k in (0, 1, 10)]
+    run = {r.name: r for r in find_runs(tmp_path / "runs")}["kf"]
+    assert run.checkpoints == [kf / f"fold_{k}" / "best.pt" for k in (0, 1, 10)]
+    assert run.progress == "folds done 3/3", run.progress

@@ -525,10 +525,12 @@ class TrainConfig:
         was rewritten."""
         import yaml
         from imgcls.fsutil import write_text
+        from imgcls.run_names import fold_dirs
         run_dir = Path(run_dir)
         earlier = []
         records = {path: self._read_mapping(path)       # every record read (a damaged one: one line) before any write
-                   for path in (run_dir / "config.yaml", *sorted(run_dir.glob("fold_*/config.yaml")))}
+                   for path in (run_dir / "config.yaml",
+                                *(d / "config.yaml" for d in fold_dirs(run_dir) if (d / "config.yaml").is_file()))}
         for path, d in records.items():
             if d.get("src") == self.src:
                 continue

@@ -438,8 +438,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         # leaves the claimed folder too, which the same command again refuses
         if dist.main:
             from imgcls.console import interrupted
+            from imgcls.run_names import fold_dirs
             from imgcls.train.rundir import resume_fix
-            kept = (run_dir / "last.pt").is_file() or any(run_dir.glob("fold_*/last.pt"))
+            kept = (run_dir / "last.pt").is_file() or any((d / "last.pt").is_file() for d in fold_dirs(run_dir))
             interrupted(f"interrupted: {run_dir} keeps the epochs finished so far (last.pt); {resume_fix(run_dir)} "
                         f"continues it" if kept else
                         f"interrupted before the first epoch finished: {run_dir} holds no finished epoch; "
@@ -476,7 +477,8 @@ def _record_data(cfg: TrainConfig, run_dir: Path, log, how: str = "resumed on") 
     `how` the line's first words (a finished run is given the data, not resumed on it)."""
     earlier = cfg.record_data(run_dir)
     if earlier:
-        folds = any(run_dir.glob("fold_*/config.yaml"))
+        from imgcls.run_names import fold_dirs
+        folds = any((d / "config.yaml").is_file() for d in fold_dirs(run_dir))
         log(f"{how} the data {cfg.src} (recorded: {', '.join(map(str, earlier))}); config.yaml records the new "
             f"path" + (", the set's and each fold's" if folds else ""))
 

@@ -23,7 +23,7 @@ from imgcls.errors import UserError
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.fsutil import check_folder_name, did_you_mean
 from imgcls.options import choose_another, python_too
-from imgcls.run_names import fold_dir, is_fold_dir
+from imgcls.run_names import fold_dir, fold_dirs, is_fold_dir
 from imgcls.runs_config import RUNS_TABLE
 
 ANOTHER_NAME = choose_another("--name")     # a taken run folder's fix, for both callers
@@ -49,7 +49,12 @@ def new_run_name(model: str) -> str:
 
 
 def holds_run(folder: Path) -> bool:
-    return (folder / "last.pt").exists() or any(folder.glob("fold_*/last.pt"))
+    return (folder / "last.pt").exists() or any((d / "last.pt").exists() for d in fold_dirs(folder))
+
+
+def _fold_files(run_dir: Path, name: str) -> list[Path]:
+    """The file `name` of each fold of the k-fold set in `run_dir` that holds one, by fold number (fold_dirs)."""
+    return [d / name for d in fold_dirs(run_dir) if (d / name).is_file()]
 
 
 def claim_run_dir(out: Path, name: str | None, model: str, exist_ok: bool = False) -> Path:
@@ -110,7 +115,7 @@ def _said_finished(run_dir: Path) -> bool:
     """finished() from the LAST_STATE records alone (no torch: check_run_dir_free runs before train imports it); a
     run without them counts as unfinished, whose --resume says what it is."""
     single = (run_dir / "last.pt").is_file()
-    lasts = [run_dir / "last.pt"] if single else sorted(run_dir.glob("fold_*/last.pt"))
+    lasts = [run_dir / "last.pt"] if single else _fold_files(run_dir, "last.pt")
     return bool(lasts) and (single or kfold_finished(run_dir)) and \
         all((state := _last_state(p)) is not None and state["finished"] for p in lasts)
 
@@ -294,7 +299,7 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     direct = run_dir / f"{which}.pt"
     if direct.is_file():
         return [direct]
-    folds = sorted(run_dir.glob(f"fold_*/{which}.pt"), key=lambda p: int(p.parent.name.split("_")[1]))
+    folds = _fold_files(run_dir, f"{which}.pt")
     if folds:
         check_kfold_finished(run_dir, folds)
         return folds
@@ -453,7 +458,7 @@ def training_now(checkpoint: str | os.PathLike) -> str | None:
     best.pt is rewritten as it improves: ensemble.spec.warn_training_now)."""
     checkpoint = Path(checkpoint)
     folder = checkpoint.parent
-    if not (RunLock.held(folder) or (folder.name.startswith("fold_") and RunLock.held(folder.parent))):
+    if not (RunLock.held(folder) or (is_fold_dir(folder) and RunLock.held(folder.parent))):
         return None
     state = _last_state(folder / "last.pt")
     if state is not None and state["finished"]:
@@ -472,14 +477,14 @@ def finished(run_dir: Path) -> bool:
     """Whether a run folder's training is over: its last.pt (each fold's) says so, and a k-fold set's last fold
     ran (kfold_finished)."""
     single = (run_dir / "last.pt").is_file()
-    lasts = [run_dir / "last.pt"] if single else sorted(run_dir.glob("fold_*/last.pt"))
+    lasts = [run_dir / "last.pt"] if single else _fold_files(run_dir, "last.pt")
     return bool(lasts) and (single or kfold_finished(run_dir)) and all(train_finished(p) for p in lasts)
 
 
 def validation_files(run_dir: Path) -> list[Path]:
     """The val_predictions.csv files a run folder holds: a single run's, or a k-fold set's out-of-fold one and each
     fold_<g>/ one (the images each validated on)."""
-    return [f for f in [run_dir / "val_predictions.csv", *sorted(run_dir.glob("fold_*/val_predictions.csv"))]
+    return [f for f in [run_dir / "val_predictions.csv", *(d / "val_predictions.csv" for d in fold_dirs(run_dir))]
             if f.is_file()]
 
 
@@ -573,7 +578,7 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     recorded = src == record.src
     # the per-class scores a run that goes on reads back (Trainer.restore: a single run's, an unfinished fold's; its
     # report reads them again): a malformed file is read_run_csv's one line, said here before the images are decoded
-    for d in [run_dir, *sorted(run_dir.glob("fold_*"))]:
+    for d in [run_dir, *fold_dirs(run_dir)]:
         if (d / "per_class.csv").is_file() and train_finished(d / "last.pt") is False:
             read_run_csv(d / "per_class.csv", PER_CLASS, dtype=str)
     files = validation_files(run_dir)

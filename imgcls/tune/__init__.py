@@ -26,6 +26,7 @@ from typing import Optional
 from imgcls.errors import UserError
 from imgcls.options import check, choose_another, option, option_text, python_too, set_options, shown
 from imgcls.outputs import STUDY_DB, TRIAL_DIR, TRIALS_CSV, trial_dir
+from imgcls.run_names import fold_dirs
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
 
@@ -327,7 +328,7 @@ class TrialReporter(Callback):
 
 def _run_folders(run_dir: Path) -> list[Path]:
     """The folders with a metrics.csv: the run, or its folds."""
-    folds = sorted(p for p in run_dir.glob("fold_*") if (p / "metrics.csv").is_file())
+    folds = [p for p in fold_dirs(run_dir) if (p / "metrics.csv").is_file()]
     return folds or [run_dir]
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from imgcls.outputs import TRIALS_CSV, trial_dir
+from imgcls.run_names import fold_dirs
 from imgcls.train.config import TrainConfig
 from imgcls.tune.space import trial_options
 
@@ -128,7 +129,7 @@ def cleanup_checkpoints(study, study_dir: Path, keep: int | None) -> list[Path]:
     deleted = []
     for number in sorted(outside_best(study, keep)):
         run_dir = trial_dir(study_dir, number)
-        for pt in list(run_dir.glob("*.pt")) + list(run_dir.glob("fold_*/*.pt")):
+        for pt in [p for d in (run_dir, *fold_dirs(run_dir)) for p in d.glob("*.pt")]:
             pt.unlink(missing_ok=True)
             deleted.append(pt)
     return deleted
