@@ -16,7 +16,7 @@ from typing import Iterable, Iterator
 
 from imgcls.errors import UserError
 from imgcls.options import choose_another, python_too, shown
-from imgcls.run_names import fold_dirs
+from imgcls.run_names import BEST_PT, LAST_PT, METRICS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs
 
 MANIFEST_NAME = "manifest.csv"  # the table eda, clean and preprocess write (imgcls.manifest reads it)
 SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it, predict reads it)
@@ -24,6 +24,8 @@ SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it,
 # runs and train read a trial's row) and its default Optuna storage (SQLite)
 TRIALS_CSV = "trials.csv"
 STUDY_DB = "study.db"
+BEST_CONFIG = "best_config.yaml"    # the best trial's options as a train --config (imgcls.tune.report writes it)
+STUDY_REPORT = "report.html"        # the study's report (imgcls.tune.report.write_report)
 RUNS_DIR = "outputs/runs"       # where imgcls train writes its runs by default (TrainConfig.out)
 # preprocess's resume journal in its --out: there from its first image until its manifest and preprocess.json are
 # written, so a folder holding it is a run that was interrupted (or is still running)
@@ -170,9 +172,9 @@ def output_kind(folder: str | os.PathLike) -> str | None:
     try:
         if (folder / SPEC_NAME).is_file() and read_yaml(folder / SPEC_NAME).get("kind") == "imgcls-ensemble":
             return "ensemble"
-        if (folder / "config.yaml").is_file() and any(
+        if (folder / RUN_CONFIG).is_file() and any(
                 (d / f).is_file() for d in (folder, *fold_dirs(folder))
-                for f in ("metrics.csv", "train.log", "last.pt", "best.pt")):
+                for f in (METRICS_CSV, TRAIN_LOG, LAST_PT, BEST_PT)):
             return "train run"
         if (folder / TRIALS_CSV).is_file() or (folder / STUDY_DB).is_file():
             return "tune study"
@@ -238,7 +240,7 @@ def is_split_table(table: str | os.PathLike) -> bool:
 # what tells a step's earlier output, named when a file of its is refused (refuse_users_files)
 _OWN_MARK = {"eda": EDA_SUMMARY, "clean": CLEAN_SUMMARY, "preprocess": PREPROCESS_SETTINGS,
              "predict": PREDICT_SUMMARY, "export": EXPORT_SUMMARY, "ensemble": SPEC_NAME,
-             "train": "config.yaml with metrics.csv, train.log or a checkpoint",
+             "train": f"{RUN_CONFIG} with {METRICS_CSV}, {TRAIN_LOG} or a checkpoint",
              "tune": f"Optuna {STUDY_DB} or {TRIALS_CSV} of tune's"}
 
 
@@ -425,7 +427,7 @@ def refuse_output_as_data(src: str | os.PathLike, view=None) -> None:
         return
     what = (f"an imgcls {kind} folder" if where == src else
             f"a folder of imgcls outputs ({where.relative_to(src).as_posix()}: {kind})")
-    data = read_yaml(where / "config.yaml").get("src") if kind == "train run" else None
+    data = read_yaml(where / RUN_CONFIG).get("src") if kind == "train run" else None
     raise UserError(f"{src} is {what}, not a dataset; give a dataset folder or manifest.csv"
                     + (f" (this run trained on {data})" if data and where == src else ""))
 

@@ -1,4 +1,4 @@
-"""The names in a train run's folder: a k-fold set's fold_<k> folders. Only the standard library, so
+"""The names in a train run's folder: its files and a k-fold set's fold_<k> folders. Only the standard library, so
 imgcls.outputs (which tells a run folder by them, and which imgcls.train.rundir imports) and rundir (the run folder's
 owner) read one spelling, as does every reader of a run (runs, predict, export, ensemble, tune)."""
 from __future__ import annotations
@@ -6,6 +6,19 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+
+# the files a run writes into its folder (a k-fold set's folds each into their own fold_<k>), the names every reader
+# reads them by; those of train's own records beside them (LAST_STATE, RUN_PLAN, OOF_SCORE) and the list of them all
+# (RUN_FILES) are imgcls.train.rundir's
+RUN_CONFIG = "config.yaml"              # the run's options (TrainConfig.save): a k-fold set's, and each fold's
+METRICS_CSV = "metrics.csv"             # its per-epoch metrics
+TRAIN_LOG = "train.log"
+BEST_PT = "best.pt"                     # its checkpoints: the best epoch's, the last one's
+LAST_PT = "last.pt"
+PER_CLASS_CSV = "per_class.csv"         # the best epoch's per-class scores
+VAL_PREDICTIONS = "val_predictions.csv"     # the validation predictions (a k-fold set's: out-of-fold)
+RUN_REPORT = "report.html"
+IMAGE_CACHE = "cache.npy"               # the decoded images (--cache disk)
 
 # a k-fold set's fold folder in its run folder, RUN/fold_<k> (train names it, every reader of a set reads it back)
 FOLD_DIR = re.compile(r"fold_(\d+)")

@@ -23,7 +23,8 @@ from imgcls.errors import UserError
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.fsutil import check_folder_name, did_you_mean
 from imgcls.options import choose_another, python_too
-from imgcls.run_names import fold_dir, fold_dirs, is_fold_dir
+from imgcls.run_names import (BEST_PT, IMAGE_CACHE, LAST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, RUN_REPORT,
+                              TRAIN_LOG, VAL_PREDICTIONS, fold_dir, fold_dirs, is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
 
 ANOTHER_NAME = choose_another("--name")     # a taken run folder's fix, for both callers
@@ -399,8 +400,8 @@ def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
 LAST_STATE = "last_state.json"   # beside each last.pt: its epoch and finished flag, readable without torch
 # the files a run writes into its folder (a k-fold set's folds each into their fold_N folder) under names of their
 # own (the trackers' records aside: run_files); a tensorboard event file's name is new every session
-RUN_FILES = ("config.yaml", "metrics.csv", "train.log", "best.pt", "last.pt", LAST_STATE, RUN_PLAN, OOF_SCORE,
-             "per_class.csv", "val_predictions.csv", *RUN_FIGURES, "report.html", "cache.npy")
+RUN_FILES = (RUN_CONFIG, METRICS_CSV, TRAIN_LOG, BEST_PT, LAST_PT, LAST_STATE, RUN_PLAN, OOF_SCORE, PER_CLASS_CSV,
+             VAL_PREDICTIONS, *RUN_FIGURES, RUN_REPORT, IMAGE_CACHE)
 
 
 def run_files(run_dir: Path) -> list[Path]:

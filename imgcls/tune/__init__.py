@@ -25,8 +25,8 @@ from typing import Optional
 
 from imgcls.errors import UserError
 from imgcls.options import check, choose_another, option, option_text, python_too, set_options, shown
-from imgcls.outputs import STUDY_DB, TRIAL_DIR, TRIALS_CSV, trial_dir
-from imgcls.run_names import fold_dirs
+from imgcls.outputs import BEST_CONFIG, STUDY_DB, STUDY_REPORT, TRIAL_DIR, TRIALS_CSV, trial_dir
+from imgcls.run_names import METRICS_CSV, fold_dirs
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
 
@@ -328,7 +328,7 @@ class TrialReporter(Callback):
 
 def _run_folders(run_dir: Path) -> list[Path]:
     """The folders with a metrics.csv: the run, or its folds."""
-    folds = [p for p in fold_dirs(run_dir) if (p / "metrics.csv").is_file()]
+    folds = [p for p in fold_dirs(run_dir) if (p / METRICS_CSV).is_file()]
     return folds or [run_dir]
 
 
@@ -345,7 +345,7 @@ def trial_value(run_dir: Path, metric: str) -> float:
     values = []
     for d in _run_folders(run_dir):
         # empty cells NaN, as pandas reads them (a column an epoch has no value in: compile_seconds), not ''
-        m = read_run_csv(d / "metrics.csv", EPOCH_METRICS, fix=TRIAL_FILE_FIX, keep_default_na=True)
+        m = read_run_csv(d / METRICS_CSV, EPOCH_METRICS, fix=TRIAL_FILE_FIX, keep_default_na=True)
         values.append(float(m[column].max() if direction == "maximize" else m[column].min()))
     return float(sum(values) / len(values))
 
@@ -449,7 +449,7 @@ def _check_up_front(cfg: TuneConfig):
                         instead="its folder is OUT/STUDY; or another --out")
     # its files over a user's own of those names in a folder no tune wrote (before the storage is opened: Optuna
     # writes its tables into a study.db there)
-    files = (TRIALS_CSV, "best_config.yaml", "report.html") + (() if cfg.storage else (STUDY_DB,))
+    files = (TRIALS_CSV, BEST_CONFIG, STUDY_REPORT) + (() if cfg.storage else (STUDY_DB,))
     refuse_users_files(study_dir, "tune", [study_dir / n for n in files], flag="--study")
     _refuse_users_trial_folders(study_dir)
     _study_options(cfg, storage_url(cfg))    # first: a resumed study's data, left unset, is the study's own
@@ -600,7 +600,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
         return _search(cfg, space, url, study_dir, callbacks, made, fresh)
     except KeyboardInterrupt:
         from imgcls.console import interrupted     # the study's line, as run_train says the run's
-        interrupted(f"interrupted: {TRIALS_CSV} / report.html written for the trials so far in {study_dir}; "
+        interrupted(f"interrupted: {TRIALS_CSV} / {STUDY_REPORT} written for the trials so far in {study_dir}; "
                     f"run the same command to resume")
         raise
     finally:
@@ -733,7 +733,7 @@ def _mlflow_best(cfg: TuneConfig, study, step: int, failed: list[str]) -> None:
         if not failed:
             from imgcls.console import warn
             warn(f"mlflow: the study's run '{cfg.study}' could not take the best trial so far ({_one_line(e)}); the "
-                 f"study goes on, its {TRIALS_CSV} and best_config.yaml name the best trial")
+                 f"study goes on, its {TRIALS_CSV} and {BEST_CONFIG} name the best trial")
         failed.append(_one_line(e))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from imgcls.outputs import TRIALS_CSV, trial_dir
+from imgcls.outputs import BEST_CONFIG, STUDY_REPORT, TRIALS_CSV, trial_dir
 from imgcls.run_names import fold_dirs
 from imgcls.train.config import TrainConfig
 from imgcls.tune.space import trial_options
@@ -82,7 +82,7 @@ def write_tables(study, cfg, study_dir: Path) -> None:
     write_table(trials_frame(study, cfg.keep_k()), study_dir / TRIALS_CSV)
     best = best_config(study, cfg)
     if best is not None:
-        best.save(study_dir / "best_config.yaml")
+        best.save(study_dir / BEST_CONFIG)
 
 
 def format_params(params: dict) -> str:
@@ -292,9 +292,9 @@ def trial_figures(cfg, study_dir: Path, retrain_said: bool = False) -> str | Non
     from imgcls.options import python_too
     how = (python_too("--trial-plots", "trial_plots=True") + " draws them" if cfg.train.plots
            else "--no-plots")
-    best = study_dir / "best_config.yaml"
+    best = study_dir / BEST_CONFIG
     again = ("" if not (best.exists() and cfg.train.plots) else
-             "; best_config.yaml's run draws the best trial's" if retrain_said else
+             f"; {BEST_CONFIG}'s run draws the best trial's" if retrain_said else
              f"; the best trial's: {retrain_best(best)}")
     return f"the trials drew no figures ({how}){again}"
 
@@ -330,7 +330,7 @@ def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, sec
             muted = rp.note(note) if note else ""
             sections.append((title, rp.img(uri, title) + muted if uri else muted))
     sections.append(("All trials", rp.table(shown, max_rows=1000)))
-    return rp.write_page(study_dir / "report.html", f"imgcls tune: {cfg.study}", sections)
+    return rp.write_page(study_dir / STUDY_REPORT, f"imgcls tune: {cfg.study}", sections)
 
 
 def rounded(frame: pd.DataFrame) -> pd.DataFrame:
@@ -414,8 +414,8 @@ def write_all(study, cfg, study_dir: Path, url: str, seconds: float, label: str)
     frame = trials_frame(study, cfg.keep_k())
     write_report(study, cfg, study_dir, url, frame, seconds, label)
     print_top(study, terminal_label(label, bool(cfg.train.folds)), study_dir)
-    best_config = study_dir / "best_config.yaml"
-    best = f" best_config.yaml ({retrain_best(best_config)})," if best_config.exists() else ""
+    best_config = study_dir / BEST_CONFIG
+    best = f" {BEST_CONFIG} ({retrain_best(best_config)})," if best_config.exists() else ""
     figures = trial_figures(cfg, study_dir, retrain_said=bool(best))
-    info(f"study outputs in {study_dir}/:{best} {TRIALS_CSV}, report.html, trial_NNNN/ run folders"
+    info(f"study outputs in {study_dir}/:{best} {TRIALS_CSV}, {STUDY_REPORT}, trial_NNNN/ run folders"
          + (f"; {figures}" if figures else ""))
