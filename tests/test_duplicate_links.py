@@ -326,7 +326,8 @@ def test_duplicate_stage_bookkeeping_scales(work, monkeypatch):
     assert len(rows) == out.loc[out["label_conflict"], "dup_group"].nunique() > 500
     assert len(votes) > 500 and len(votes_small) > 100
     assert ops <= ops_small + 10, (ops, ops_small)               # 3,200 more groups: no pandas call per group
-    assert cpu < 5 * cpu_small, f"{cpu:.2f} s CPU for 5x the rows of {cpu_small:.2f} s"
+    # linear is 5x; 8x leaves room for a loaded machine (5.2x seen beside seven test processes), quadratic is 25x
+    assert cpu < 8 * cpu_small, f"{cpu:.2f} s CPU for 5x the rows of {cpu_small:.2f} s"
     searched = len(votes) * 20_000 / (len(votes_small) * 4_000)     # ties x images: ~25x
     assert vote < 2 * searched * vote_small, f"votes {vote:.2f} s CPU: {searched:.0f}x the search of {vote_small:.2f} s"
 

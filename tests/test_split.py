@@ -626,7 +626,8 @@ def test_leak_check_and_fix_scale(work):
     """40,000 rows, 8,000 byte copies, 2,500-odd of them across train / val, against 8,000 rows (500-odd leaks) in
     the same test (a frame per leaking key, a loop over every unit, took ~15 s). Measured as work, not wall seconds
     (a 3 s bound failed on a loaded 2-core machine): the pandas operations of the check and the fix do not grow with
-    the leaks, and their CPU seconds grow at most as the rows, 5x (~3.2x measured, also at load 8; quadratic 25x)."""
+    the leaks, and their CPU seconds grow about as the rows, 5x (~3.2x measured quiet and at load 8, 5.1x once
+    beside seven test processes; bound 8x; quadratic 25x)."""
     from synthetic import copy_groups_frame
 
     def check_and_fix(n):
@@ -639,7 +640,8 @@ def test_leak_check_and_fix_scale(work):
     assert len(leaks) == moved > 2000 and len(leaks_small) > 400
     assert sp.check_leaks(fixed).empty
     assert ops <= ops_small + 10, (ops, ops_small)              # 2,000 more leaks: no pandas call per leak
-    assert cpu < 5 * cpu_small, f"{cpu:.2f} s CPU for 5x the rows of {cpu_small:.2f} s"
+    # linear is 5x; 8x leaves room for a loaded machine (5.1x seen beside seven test processes), quadratic is 25x
+    assert cpu < 8 * cpu_small, f"{cpu:.2f} s CPU for 5x the rows of {cpu_small:.2f} s"
 
 
 def test_folder_dataset_report_lists_no_profile_options_and_age_bands_are_refused(tmp_path):
