@@ -32,7 +32,7 @@ from imgcls import io as imgio
 from imgcls.console import info, plural, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import write_table
-from imgcls.options import check
+from imgcls.options import check, shown
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
 from imgcls.layouts import (COMMON_EXTENSIONS, CSV_IMAGE_FOLDERS, FolderView, LayoutOptions, LoneFolder, csv_route,
                             most_of, nfc, read_competition_csv, read_csv, read_folder,
@@ -595,9 +595,9 @@ def say_unreadable(df: pd.DataFrame, show: int = 5, fate: str = "left out",
     bad = df[errors != ""]
     if bad.empty:
         return
-    listed = "; ".join(f"{p} ({e})" for p, e in zip(image_paths(bad.head(show)), bad["error"].head(show)))
-    more = f"; {len(bad) - show} more in {listed_in}" if len(bad) > show else ""
-    warn(f"{plural(len(bad), 'unreadable image')}, {fate}: {listed}{more}")
+    listed = shown([f"{p} ({e})" for p, e in zip(image_paths(bad), bad["error"])], show,
+                   sep="; ", listed_in=listed_in)      # '; ' between them: a reason holds commas
+    warn(f"{plural(len(bad), 'unreadable image')}, {fate}: {listed}")
 
 
 def error_texts(df: pd.DataFrame) -> pd.Series:

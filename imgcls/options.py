@@ -122,11 +122,14 @@ def join(values) -> str:
     return ",".join(str(v) for v in values)
 
 
-def shown(names, k: int = 3) -> str:
+def shown(names, k: int = 3, sep: str = ", ", listed_in: str = "") -> str:
     """A list a message cuts to its first `k` names, and how many more: 'a, b, c and 2 more' (the whole list where it
-    has `k` or fewer)."""
+    has `k` or fewer). `sep` joins the names ('; ' for names that hold commas); `listed_in`, where the whole list is,
+    follows the count: 'a, b, c and 2 more (all in trials.csv)'."""
     names = [str(n) for n in names]
-    return ", ".join(names[:k]) + (f" and {len(names) - k} more" if len(names) > k else "")
+    if len(names) <= k:
+        return sep.join(names)
+    return sep.join(names[:k]) + f" and {len(names) - k} more" + (f" (all in {listed_in})" if listed_in else "")
 
 
 def int_list(flag_name: str) -> Callable[[str], list[int]]:

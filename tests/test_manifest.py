@@ -486,6 +486,19 @@ def test_a_class_whose_images_are_all_unreadable_is_named(tmp_path, capsys):
     assert "no such class" not in capsys.readouterr().err
 
 
+def test_unreadable_images_past_the_first_are_counted_and_where_all_are_said(tmp_path, capsys):
+    """The unreadable images' warning names the first five by path and reason, '; ' between them (a reason holds
+    commas), then how many more and where every one is, as every cut list does (imgcls.options.shown)."""
+    df = pd.DataFrame({"root": str(tmp_path), "path": [f"b{i}.png" for i in range(7)],
+                       "error": ["cannot identify image file, truncated"] * 7})
+    mf.say_unreadable(df)
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"7 unreadable images, left out: {tmp_path / 'b0.png'} (cannot identify image file, truncated); " in said
+    assert said.endswith(f"{tmp_path / 'b4.png'} (cannot identify image file, truncated) and 2 more (all in the "
+                         f"manifest's error column)"), said
+    assert "b5.png" not in said
+
+
 def test_a_class_lost_to_a_lower_pixel_bound_is_named_without_a_rescan(tmp_path, capsys):
     """A manifest scanned under a higher --max-pixels, read again with a lower one: nothing to scan, yet its rows
     over the bound are unreadable now, and a class left with none is named as by a scan (one place says both)."""

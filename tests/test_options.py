@@ -1043,9 +1043,15 @@ def test_a_python_caller_of_run_tune_reads_the_closing_line_s_best_config_pointe
 
 def test_shown_cuts_a_list_to_its_first_names_and_counts_the_rest():
     """One owner of "a, b, c and N more" (outputs', tune's, export's refusals, split's warnings, the classes with no
-    validation rows, train's oversampling line): each wrote it by hand, and two said "(+N more)" instead."""
+    validation rows, train's oversampling line, the unreadable images' warning, tune's pruned trials): each wrote it by
+    hand, and two said "(+N more)" instead; those two last said where the whole list is (listed_in) in words of
+    their own."""
     assert opts.shown(["a", "b", "c", "d", "e"]) == "a, b, c and 2 more"
     assert opts.shown(["a", "b", "c"]) == "a, b, c"                      # k or fewer: the whole list, no count
     assert opts.shown(["a"]) == "a"
     assert opts.shown(iter(range(15)), 12) == "0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11 and 3 more"   # any iterable
     assert opts.shown([f"c{i}" for i in range(5)], 4) == "c0, c1, c2, c3 and 1 more"
+    assert opts.shown(["a (x, y)", "b (z)", "c"], 2, sep="; ") == "a (x, y); b (z) and 1 more"   # names with commas
+    assert opts.shown(["id", "a", "b"], sep=",") == "id,a,b"
+    assert opts.shown(range(5), 3, listed_in="trials.csv") == "0, 1, 2 and 2 more (all in trials.csv)"
+    assert opts.shown(range(3), 3, listed_in="trials.csv") == "0, 1, 2"     # nothing left out: no place to look

@@ -995,7 +995,7 @@ def test_unreadable_test_images_are_listed_with_the_label_they_were_given(tmp_pa
     given = summary["unreadable"]["pred"]
     said = " ".join(res.output.split())
     assert f"7 unreadable images, given the most frequent prediction ({given}) in the submission" in said, said
-    assert "bad0.png" in said and "2 more in predict.json" in said
+    assert "bad0.png" in said and "and 2 more (all in predict.json and the error column of" in said
     assert sorted(p.split("/")[-1] for p in summary["unreadable"]["paths"]) == [f"bad{i}.png" for i in range(7)]
     sub = pd.read_csv(out / "submission.csv")
     assert (sub.loc[sub["id"].str.startswith("bad"), "label"] == given).all() and len(sub) == 10

@@ -1026,6 +1026,8 @@ def test_pruned_trials_say_how_far_each_got_per_trial_and_per_fold(tmp_path, spa
     cfg = tune_cfg(tmp_path, tmp_path, space, train={"epochs": 3})
     one = pd.DataFrame({"trial": [1, 4], "epochs_run": [2, 1], "folds": None, "epochs_by_fold": ""})
     assert pruning_line(one, cfg) == "2 trial(s) pruned, each set to run 3 epochs: trial 1 after 2, trial 4 after 1"
+    many = pd.DataFrame({"trial": range(1, 13), "epochs_run": 1, "folds": None, "epochs_by_fold": ""})
+    assert pruning_line(many, cfg).endswith(", trial 10 after 1 and 2 more (all in trials.csv)")   # the first 10
 
 
 def test_report_rounds_its_tables_and_names_the_plots_axes(tmp_path, space, monkeypatch):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from imgcls.options import shown
 from imgcls.outputs import BEST_CONFIG, STUDY_REPORT, TRIALS_CSV, trial_dir
 from imgcls.run_names import fold_dirs
 from imgcls.train.config import TrainConfig
@@ -375,8 +376,7 @@ def pruning_line(pruned: pd.DataFrame, cfg) -> str:
                 each.append(f"trial {r.trial} in {fold} after {n} of its {epochs} ({over})")
             else:                                     # a study from before epochs_by_fold
                 each.append(f"trial {r.trial} after {over} over its folds")
-    more = len(each) - PRUNED_LISTED
-    return head + ", ".join(each[:PRUNED_LISTED]) + (f", {more} more ({TRIALS_CSV})" if more > 0 else "")
+    return head + shown(each, PRUNED_LISTED, listed_in=TRIALS_CSV)
 
 
 def _count(v) -> str:
