@@ -17,6 +17,7 @@ from imgcls import io as imgio
 from imgcls.console import info, warn
 from imgcls.errors import UserError
 from imgcls.layout_options import LAYOUT_PANEL, LAYOUTS, LayoutOptions  # noqa: F401  (declared there: light)
+from imgcls.options import shown
 from imgcls.profiles import DEFAULT_AGE_BANDS, GENDER_CLASSES, PROFILE_DIR, apply_profile_labels, mask_from_stem
 
 PATH_COLUMN_GUESSES = ("path", "image", "image_path", "img_path", "filepath", "file_path", "file", "filename",
@@ -352,7 +353,7 @@ def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "wa
     empty = empty_class_folders(root, [r["path"] for r in rows], view)
     if empty:
         warn(f"{len(empty)} class folder(s) under {root} hold no images, so the data has no such class: "
-             f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}")
+             f"{shown(empty, 5)}")
     df = pd.DataFrame(rows, columns=["path", "label", "group"] + (["split"] if splits else []))
     df.attrs[EMPTY_CLASSES_READ] = empty
     return df

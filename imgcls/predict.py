@@ -38,7 +38,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
 from imgcls.layouts import FolderView
-from imgcls.options import check, python_too
+from imgcls.options import check, python_too, shown
 from imgcls.outputs import (PREDICT_SUMMARY, own_earlier_files, refuse_other_output, refuse_users_files,
                             replacing_line)
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
@@ -677,10 +677,6 @@ def check_eval_scorable(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, 
     labels = df["label"].fillna("").astype(str)
     if (rows & labels.isin(spec.classes).to_numpy()).any():
         return
-
-    def some(names) -> str:
-        names = list(names)
-        return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
     if target != "label":
         from imgcls.profile_names import PROFILE_HEADS
         predicts = (f" (it predicts the column '{target}', train --target {target}"
@@ -691,9 +687,9 @@ def check_eval_scorable(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, 
         read = sorted(set(labels[rows & (labels != "").to_numpy()]))    # the scored rows' labels, none the model's
         hint = mf.label_column_hint(df)                                 # DACON's artist, read unlabeled
         kind = "class folders" if mf.layout_read(df) == "folder" else "labels"
-        predicts = (f" (its {kind} {some(read)} are none of the model's classes)" if read
+        predicts = (f" (its {kind} {shown(read, 5)} are none of the model's classes)" if read
                     else f" ({data} was read unlabeled; {hint})" if hint else "")
-        works = (f"class folders named as its classes ({some(spec.classes)}), or a CSV with path,label columns "
+        works = (f"class folders named as its classes ({shown(spec.classes, 5)}), or a CSV with path,label columns "
                  f"(--label-col names another label column)")
     raise UserError(f"--eval: the {'' if part == 'all' else part + ' '}rows of {data} have no labels the model "
                     f"knows{predicts}; nothing to score: predict without --eval, or give labelled data: {works}")

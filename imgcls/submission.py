@@ -16,6 +16,7 @@ import pandas as pd
 from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.layouts import FolderView, nfc, read_csv
+from imgcls.options import shown
 from imgcls.predict_config import DEFAULT_FORMAT, FORMATS, format_key, resolve_format  # noqa: F401  (--format's)
 
 
@@ -41,8 +42,8 @@ def check_class_ids(fmt: str, kind: str, classes: Sequence[str], targets: Sequen
                             f"ensemble RUN_mask RUN_gender RUN_age_band --combine profile and predict that ensemble")
     names = [c for c in classes if not str(c).strip().isdigit()]
     if names:
-        raise UserError(f"{fmt} writes class ids, and this run's classes are names ({', '.join(names[:3])}"
-                        f"{', ...' if len(names) > 3 else ''}); use --format id,label or ID_COL,LABEL_COL")
+        raise UserError(f"{fmt} writes class ids, and this run's classes are names ({shown(names)}); use --format "
+                        f"id,label or ID_COL,LABEL_COL")
 
 
 def _key_candidates(df: pd.DataFrame, id_col: str) -> list[tuple[str, list[str]]]:
@@ -106,10 +107,9 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
     if fmt:     # a --format naming other columns than the template's: which one wins would be unsaid
         spelled = {str(c).lower(): c for c in cols}
         if f_id.lower() not in spelled or f_label.lower() not in spelled:
-            shown = ",".join(map(str, cols[:4])) + (",..." if len(cols) > 4 else "")
             raise UserError(f"--format {fmt} writes the columns {f_id},{f_label} and --sample-submission {template} "
-                            f"has the columns {shown}; drop one of the two (--sample-submission alone writes the "
-                            f"template's columns)")
+                            f"has the columns {shown(cols, 4, sep=',')}; drop one of the two (--sample-submission "
+                            f"alone writes the template's columns)")
         f_id, f_label = spelled[f_id.lower()], spelled[f_label.lower()]     # the template's spelling
     id_col = f_id if f_id in cols else cols[0]
     if len(cols) < 2 and f_label not in cols:
@@ -158,17 +158,15 @@ def check_template_fits(template: Template, classes: Sequence[str], name: str) -
     spelled = [str(int(c)) if index else str(c) for c in classes]
     per_class = [c for c in frame.columns if str(c) in set(map(str, classes))]
     if len(per_class) >= 2:
-        raise UserError(f"{name} has a column per class ({', '.join(per_class[:4])}"
-                        f"{', ...' if len(per_class) > 4 else ''}): it wants a probability per class, and imgcls "
-                        f"fills one label column; give a template of an id and a label column (each class's "
-                        f"probability is in probs.csv / probs.parquet)")
+        raise UserError(f"{name} has a column per class ({shown(per_class, 4)}): it wants a probability per class, "
+                        f"and imgcls fills one label column; give a template of an id and a label column (each "
+                        f"class's probability is in probs.csv / probs.parquet)")
     values = {v.strip() for v in frame[template.label_col].astype(str)} - {""}
     if index:
         values = {str(int(v)) if v.isdigit() else v for v in values}
     if len(values) >= 2 and not values & set(spelled):
-        shown = ", ".join(sorted(values)[:3]) + (", ..." if len(values) > 3 else "")
-        raise UserError(f"{name}: its column {template.label_col} holds {len(values)} labels ({shown}), none of them "
-                        f"one of this run's classes ({', '.join(spelled[:3])}{', ...' if len(spelled) > 3 else ''}): "
+        raise UserError(f"{name}: its column {template.label_col} holds {len(values)} labels "
+                        f"({shown(sorted(values))}), none of them one of this run's classes ({shown(spelled)}): "
                         f"the competition spells its classes otherwise; give the sample submission of these "
                         f"classes, or train on labels spelled as the competition's")
 

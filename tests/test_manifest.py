@@ -486,6 +486,18 @@ def test_a_class_whose_images_are_all_unreadable_is_named(tmp_path, capsys):
     assert "no such class" not in capsys.readouterr().err
 
 
+def test_empty_class_folders_past_the_first_five_are_counted(tmp_path, capsys):
+    """The empty class folders' warning named the first five, then ' ...': how many more was unsaid. It says
+    'and N more' as every cut list does (imgcls.options.shown)."""
+    root = make_image_folder(tmp_path / "raw", {"cat": 1, "dog": 1})
+    for i in range(7):
+        (root / f"e{i}").mkdir()
+    mf.load(root, scan=False)
+    said = " ".join(capsys.readouterr().err.split())
+    assert (f"7 class folder(s) under {root} hold no images, so the data has no such class: e0, e1, e2, e3, e4 and 2 "
+            f"more") in said, said
+
+
 def test_unreadable_images_past_the_first_are_counted_and_where_all_are_said(tmp_path, capsys):
     """The unreadable images' warning names the first five by path and reason, '; ' between them (a reason holds
     commas), then how many more and where every one is, as every cut list does (imgcls.options.shown)."""

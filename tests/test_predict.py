@@ -148,6 +148,32 @@ def test_a_template_of_placeholder_labels_is_filled_and_one_spelled_otherwise_is
         match_template(f, df)
 
 
+def test_the_submission_refusals_cut_their_lists_and_say_how_many_more(tmp_path):
+    """The sample submission's and --format's refusals cut a long list with ', ...' (',...' for columns): how many
+    were left out was unsaid. Each now says it as every cut list does (imgcls.options.shown)."""
+    from imgcls.submission import check_class_ids
+    ids = [f"{i}.jpg" for i in range(5)]
+    df = _df(ids)
+    f = tmp_path / "sample.csv"
+    names = [f"c{i}" for i in range(6)]
+    for frame, call, said in (
+            ({"id": ids, "label": [f"l{i}" for i in range(5)]},
+             lambda: check_template_fits(match_template(f, df), names[:5], "T"),
+             "T: its column label holds 5 labels (l0, l1, l2 and 2 more), none of them one of this run's classes "
+             "(c0, c1, c2 and 2 more)"),
+            ({"image_id": ids} | {c: 0.1 for c in names} | {"label": ""},
+             lambda: check_template_fits(match_template(f, df), names, "T"),
+             "T has a column per class (c0, c1, c2, c3 and 2 more): it wants"),
+            ({"id": ids} | {c: "" for c in names},
+             lambda: match_template(f, df, "mask"),
+             f"--sample-submission {f} has the columns id,c0,c1,c2 and 3 more; drop one of the two")):
+        pd.DataFrame(frame).to_csv(f, index=False)
+        with pytest.raises(UserError, match=re.escape(said)):
+            call()
+    with pytest.raises(UserError, match=re.escape("this run's classes are names (c0, c1, c2 and 3 more); use")):
+        check_class_ids("--format mask", "index", names)
+
+
 def test_a_format_naming_other_columns_than_the_sample_submission_is_refused(tmp_path, monkeypatch):
     """predict --format mask --sample-submission sample.csv (id,artist) wrote the template's columns and said
     nothing of --format (its class ids went into artist); now one line before the model naming both column sets.
@@ -1737,7 +1763,8 @@ def test_the_eval_refusal_of_data_without_the_models_labels_says_what_predict_re
     """--eval on class folders named otherwise than the model's classes (or on an unlabeled folder) ended 'give
     labelled data': the class folders given were labelled, and what predict takes labels from was unsaid. The line
     names the folders read against the model's classes, and the labelled data predict reads: class folders named as
-    its classes, or a CSV with path,label columns; for a train --target run, data with that column."""
+    its classes, or a CSV with path,label columns; for a train --target run, data with that column. A long list of
+    folders is cut as every list is: 'and N more' (it ended ', ...')."""
     run = make_tiny_run(tmp_path / "runs" / "r")
     other = make_image_folder(tmp_path / "other", {"x": 1, "y": 1}, size=(16, 16))
     works = ("nothing to score: predict without --eval, or give labelled data: class folders named as its classes "
@@ -1745,6 +1772,9 @@ def test_the_eval_refusal_of_data_without_the_models_labels_says_what_predict_re
     said = _refused(monkeypatch, run, "--data", other, "--eval", "--out", tmp_path / "p")
     assert said.endswith(f"error: --eval: the rows of {other} have no labels the model knows (its class folders x, y "
                          f"are none of the model's classes); {works}"), said
+    many = make_image_folder(tmp_path / "many", {f"x{i}": 1 for i in range(7)}, size=(16, 16))
+    said = _refused(monkeypatch, run, "--data", many, "--eval", "--out", tmp_path / "p")
+    assert "(its class folders x0, x1, x2, x3, x4 and 2 more are none of the model's classes)" in said, said
     flat = tmp_path / "test"
     make_image(flat / "t0.png", size=(16, 16))
     said = _refused(monkeypatch, run, "--data", flat, "--eval", "--out", tmp_path / "p")

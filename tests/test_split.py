@@ -676,6 +676,26 @@ def test_folds_after_test_count_only_the_newly_single_group_classes_they_list():
     assert re.match(rf"{len(listed)} class\(es\) ", later[0]), later[0]
 
 
+def test_the_classes_moved_to_train_past_the_first_ten_are_counted(monkeypatch):
+    """A class with every group drawn into val (or, with --folds, all in one fold) gets one group moved to train;
+    the notes named the first 10 such classes, then ' ...' or nothing at all: how many more was unsaid. Both say
+    'and N more' as every cut list does (imgcls.options.shown). The draw is forced (every row in one part)."""
+    import importlib
+
+    from imgcls.split.config import SplitConfig
+    sa = importlib.import_module("imgcls.split.assign")     # the module (imgcls.split.assign is also its function)
+    rows = [(f"c{c:02d}", f"c{c:02d}g{g}") for c in range(12) for g in range(2)]
+    df = pd.DataFrame(rows, columns=["label", "group"])
+    listed = "c00, c01, c02, c03, c04, c05, c06, c07, c08, c09 and 2 more"
+    monkeypatch.setattr(sa, "_sgkf", lambda units, strata, n, seed: np.zeros(len(units), dtype=int))   # val / fold_0
+    for config, note in (
+            (SplitConfig(val=0.5), "12 class(es) had every group in val/test; one group each moved to train: "),
+            (SplitConfig(folds=2), "12 class(es) had all groups in one fold; one group each made train in every "
+                                   "fold: ")):
+        _, _, notes = sa.assign(df, df["group"].to_numpy(), config)
+        assert note + listed in notes, notes
+
+
 def test_relabel_age_that_moves_images_is_said_not_warned():
     """`split data/raw --drop-ages 57-59 --relabel-age 29,59` (the README example) said the count twice, as an info
     line and again as a warning (every note is a warning, and the report's warnings list): moving images is what

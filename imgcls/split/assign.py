@@ -151,7 +151,7 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
         moved = sorted(set(labels) - set(labels[before == "train"]))
         if moved:
             notes.append(f"{len(moved)} class(es) had every group in val/test; one group each moved to train: "
-                         + ", ".join(moved[:10]) + (" ..." if len(moved) > 10 else ""))
+                         + shown(moved, 10))
     if cfg.folds:
         if cfg.folds < 2:
             raise UserError(f"--folds needs at least 2 folds, got {cfg.folds}")
@@ -185,7 +185,7 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
                 lonely.append(y)
         if lonely:
             notes.append(f"{len(lonely)} class(es) had all groups in one fold; one group each made train in every "
-                         f"fold: " + ", ".join(lonely[:10]))
+                         f"fold: " + shown(lonely, 10))
         split[pool] = np.where(fold[pool] == 0, "val", "train")
     return split, fold, notes
 
