@@ -8,13 +8,16 @@ from pathlib import Path
 import numpy as np
 
 
+def _rgb_array(source):
+    """HWC uint8 RGB array of an image (a path or a file object): the trackers' images are imgcls's own PNGs."""
+    from PIL import Image
+    with Image.open(source) as im:
+        return np.asarray(im.convert("RGB"))
+
+
 def png_array(path: Path):
     """HWC uint8 RGB array of an image file, or None when it is missing."""
-    from PIL import Image
-    if not Path(path).is_file():
-        return None
-    with Image.open(path) as im:
-        return np.asarray(im.convert("RGB"))
+    return _rgb_array(path) if Path(path).is_file() else None
 
 
 def figure_array(fig):
@@ -22,11 +25,8 @@ def figure_array(fig):
     imgcls is (figure_png: the fallback font for characters the fonts lack, or the one line saying they are boxes).
     TensorBoard's add_figure drew the figure itself: class names in no font of the figure's were boxes, without a
     word."""
-    from PIL import Image
-
     from imgcls.report import figure_png
-    with Image.open(io.BytesIO(figure_png(fig))) as im:
-        return np.asarray(im.convert("RGB"))
+    return _rgb_array(io.BytesIO(figure_png(fig)))
 
 
 def worst_predictions_figure(preds_csv: Path, n: int = 12, max_pixels: int | None = None):
