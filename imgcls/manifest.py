@@ -577,14 +577,13 @@ def say_lost_classes(df: pd.DataFrame, scanned: pd.Index, why: str = "unreadable
     if lost:
         counts = labels[~ok].value_counts()
         if why == "unreadable":
-            named = ", ".join(f"{c} ({plural(int(counts[c]), 'unreadable image')})" for c in lost[:5])
+            named = shown([f"{c} ({plural(int(counts[c]), 'unreadable image')})" for c in lost], 5)
             lead = "with no readable image"
         else:
             counts = labels[labels.index.isin(scanned) & ~ok].value_counts()   # the scan named its unreadable
-            named = ", ".join(f"{c} ({plural(int(counts[c]), 'image')} {why})" for c in lost[:5])
+            named = shown([f"{c} ({plural(int(counts[c]), 'image')} {why})" for c in lost], 5)
             lead = "with no image left"
-        warn(f"{plural(len(lost), 'class', 'classes')} {lead}, so the data has no such class: "
-             f"{named}{' ...' if len(lost) > 5 else ''}")
+        warn(f"{plural(len(lost), 'class', 'classes')} {lead}, so the data has no such class: {named}")
 
 
 def say_unreadable(df: pd.DataFrame, show: int = 5, fate: str = "left out",

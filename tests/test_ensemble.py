@@ -327,6 +327,11 @@ def test_mismatched_classes_are_a_clear_error(tmp_path):
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(tmp_path / "e")])
     assert res.exit_code == 2
     assert "do not share classes" in res.output and "Traceback" not in res.output
+    # the classes that differ are cut as every list is ('and N more'; they were cut at 5 with nothing said)
+    r3 = make_tiny_run(tmp_path / "runs" / "many", classes=tuple("abcdefghi"))
+    res = runner.invoke(app, ["ensemble", str(r1), str(r3), "--out", str(tmp_path / "e")])
+    assert res.exit_code == 2 and "classes differ: d, e, f, g, h and 1 more" in " ".join(res.output.split()), \
+        res.output
 
 
 def test_missing_run_is_a_clear_error(tmp_path):

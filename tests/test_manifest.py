@@ -486,6 +486,17 @@ def test_a_class_whose_images_are_all_unreadable_is_named(tmp_path, capsys):
     assert "no such class" not in capsys.readouterr().err
 
 
+def test_classes_lost_to_unreadable_images_past_the_first_five_are_counted(capsys):
+    """The warning of classes none of whose images can be read named the first five, then ' ...': how many more was
+    unsaid. It says 'and N more' as every cut list does (imgcls.options.shown)."""
+    df = pd.DataFrame({"label": ["ok"] + [f"x{i}" for i in range(7)], "error": [""] + ["not an image"] * 7})
+    mf.say_lost_classes(df, df.index)
+    said = " ".join(capsys.readouterr().err.split())
+    assert said.endswith("7 classes with no readable image, so the data has no such class: x0 (1 unreadable image), "
+                         "x1 (1 unreadable image), x2 (1 unreadable image), x3 (1 unreadable image), x4 (1 "
+                         "unreadable image) and 2 more"), said
+
+
 def test_empty_class_folders_past_the_first_five_are_counted(tmp_path, capsys):
     """The empty class folders' warning named the first five, then ' ...': how many more was unsaid. It says
     'and N more' as every cut list does (imgcls.options.shown)."""

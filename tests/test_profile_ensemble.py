@@ -56,6 +56,8 @@ def test_members_that_do_not_make_a_profile_are_one_line():
         combine_profile([np.ones((1, 3)) / 3, np.ones((1, 2)) / 2], [MASK, GENDER])
     with pytest.raises(UserError, match="this run predicts 'label' with classes a, b"):
         combine_profile([np.ones((1, 2)) / 2], [_meta("label", "ab")], names=["artists"])
+    with pytest.raises(UserError, match=r"with classes a, b, c, d, e, f and 2 more$"):   # cut as every list is
+        combine_profile([np.ones((1, 8)) / 8], [_meta("label", "abcdefgh")], names=["artists"])
 
 
 def _runs(tmp_path, rows):

@@ -15,7 +15,7 @@ from imgcls.ensemble.voting import log_loss, normalise_weights, parse_weights
 from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
 from imgcls.outputs import predict_fix
-from imgcls.options import python_too
+from imgcls.options import python_too, shown
 from imgcls.profiles import ProfileScheme
 
 PROFILE_ATTRS = ProfileScheme.HEADS        # the attribute models --combine profile multiplies, in the formula's order
@@ -106,7 +106,7 @@ def member_attributes(meta, scheme, name: str = "member") -> tuple[str, ...]:
         return (meta.target,)
     raise UserError(f"{name}: --combine profile takes runs of the attributes {', '.join(PROFILE_ATTRS)} (train "
                     f"--target COLUMN) or of the {scheme.n_classes} profile classes; this run predicts "
-                    f"'{meta.target}' with classes {', '.join(list(meta.classes)[:6])}")
+                    f"'{meta.target}' with classes {shown(meta.classes, 6)}")
 
 
 def attribute_probs(meta, probs: np.ndarray, scheme, name: str = "member") -> dict[str, np.ndarray]:

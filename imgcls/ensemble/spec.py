@@ -13,6 +13,7 @@ import pandas as pd
 
 from imgcls.ensemble.config import BUILD_ENSEMBLE, COMBINES, METHODS
 from imgcls.errors import UserError
+from imgcls.options import shown
 from imgcls.outputs import SPEC_NAME
 from imgcls.run_names import is_fold_dir
 
@@ -166,7 +167,7 @@ def check_same_classes(members: Sequence[Member]) -> list[str]:
                                 f"{ref_name} '{ref_target}' (train --target); {fix}")
             elif cls != ref:
                 diff = sorted(set(cls) ^ set(ref))
-                what = f"classes differ: {', '.join(diff[:5])}" if diff else "the same classes in another order"
+                what = f"classes differ: {shown(diff, 5)}" if diff else "the same classes in another order"
                 who, fix = (("the folds of " + m.name, "retrain the run") if m is ref_member else
                             ("members", "ensemble runs trained on the same labels"))
                 raise UserError(f"{who} do not share classes: {m.name} ({ck}) has {len(cls)} classes vs "
