@@ -30,9 +30,9 @@ from imgcls.options import python_too
 from imgcls.outputs import SPEC_NAME, TRIALS_CSV, output_kind, read_yaml, trial_record
 from imgcls.run_names import fold_dirs, is_fold_dir
 from imgcls.runs_config import COLUMNS, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
-from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, RESUME_MAY_CHANGE,
-                                 RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes, planned_folds,
-                                 read_run_csv, train_finished)
+from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, LAST_STATE,
+                                 RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes,
+                                 planned_folds, read_run_csv, recorded_epochs, train_finished)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -309,12 +309,16 @@ UNKNOWN = "?"       # progress's epochs done where nothing tells them ('?/6')
 
 
 def _epochs_done(folder: Path) -> int | None:
-    """The last epoch a run's (or one fold's) metrics.csv records (_read_metrics); 0 where it stopped in its first
-    epoch (no metrics.csv, nor any other of EPOCH_FILES); None (not known) where its metrics.csv is malformed, or
-    missing beside files of a validated epoch (deleted, not copied)."""
+    """The last epoch a run's (or one fold's) metrics.csv records (_read_metrics); where it is malformed or gone,
+    the epoch last.pt's LAST_STATE records (recorded_epochs, no torch); 0 where it stopped in its first epoch (no
+    metrics.csv, nor any other of EPOCH_FILES); None (not known) where neither tells it: metrics.csv malformed, or
+    missing beside files of a validated epoch (deleted, not copied), and no LAST_STATE to trust."""
     h = _read_metrics(folder)
     if h is not None:
         return int(h["epoch"].max()) if len(h) else 0
+    recorded = recorded_epochs(folder / "last.pt")
+    if recorded is not None:
+        return recorded
     if (folder / "metrics.csv").is_file() or any((folder / f).is_file() for f in EPOCH_FILES):
         return None
     return 0
@@ -565,8 +569,8 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: int | None 
 
 STATE_NOTE = (f"epochs: done, of a finished run; '{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
               f"nothing trains it ({RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
-              f"that failed); '{UNKNOWN}/6': its epochs done not known (its metrics.csv malformed or gone); a k-fold "
-              f"set: its folds done and where the next one got")
+              f"that failed); '{UNKNOWN}/6': its epochs done not known (its metrics.csv malformed or gone, and no "
+              f"{LAST_STATE} beside its last.pt); a k-fold set: its folds done and where the next one got")
 
 
 def epochs_label(state, progress, epochs) -> str:
@@ -788,7 +792,8 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
                                         f"(scored_on, n_val); state: blank for a finished run, else {STOPPED} "
                                         f"(ended before its epochs or last fold), {RUNNING}, {PRUNED} or {FAILED} "
                                         f"(a tune trial); progress: epochs done / set ({UNKNOWN} where its "
-                                        f"metrics.csv is malformed or gone; a k-fold set: folds done, and where the "
+                                        f"metrics.csv is malformed or gone and no {LAST_STATE} beside its last.pt "
+                                        f"tells them; a k-fold set: folds done, and where the "
                                         f"next fold got); {TIME_NOTE}",
                                leaderboard=report.safe(report.table(shown, digits=4)),
                                curves=report.safe(curves) if curves else "",

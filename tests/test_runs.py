@@ -898,6 +898,40 @@ def test_a_run_whose_metrics_csv_is_malformed_or_gone_has_its_epochs_done_not_kn
     assert "stopped ?/3" in out and "stopped 0/3" in out and "'?/6': its epochs done not known" in out
 
 
+def test_a_run_whose_metrics_csv_is_malformed_or_gone_has_its_epochs_done_from_last_state(outputs, monkeypatch):
+    """A run whose metrics.csv was malformed or gone read '?/3' although its last.pt's last_state.json records the
+    epoch it was written after. That record tells the epochs done now, read without torch (last.pt here is no
+    checkpoint at all); one older than its last.pt (a crash between the two writes) is not trusted: '?/3'."""
+    import os
+
+    import imgcls.train.checkpoint as checkpoint
+    from imgcls.train.rundir import record_last_state
+    read = []           # the folders whose last.pt was read with torch
+    for name in ("saved_finished", "saved_epoch"):
+        monkeypatch.setattr(checkpoint, name, lambda path: read.append(path.parent.name))
+    good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
+    runs_dir = outputs / "runs"
+    for name, epochs, done, finished in (("gone_done", 3, 3, True), ("malformed_stopped", 3, 2, False),
+                                         ("gone_early", 10, 4, True), ("gone_stale", 3, 3, True)):
+        fake_run(runs_dir / name, "resnet10t", good, epochs=epochs)
+        (runs_dir / name / "last.pt").write_bytes(b"not a checkpoint")
+        record_last_state(runs_dir / name / "last.pt", done, finished)
+    (runs_dir / "gone_early" / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32,
+                                                                         "epochs": 10, "early_stop": 2}))
+    for name in ("gone_done", "gone_early", "gone_stale"):
+        (runs_dir / name / "metrics.csv").unlink()
+    with open(runs_dir / "malformed_stopped" / "metrics.csv", "a") as fh:
+        fh.write("1,2,3,4,5,6,7,8,9,10,11,12\n")        # a row with more fields than the header
+    stale = runs_dir / "gone_stale" / "last.pt"
+    later = (runs_dir / "gone_stale" / "last_state.json").stat().st_mtime_ns + 10**9
+    os.utime(stale, ns=(later, later))
+    board = leaderboard(find_runs(outputs), sort="name")
+    got = {n: (s, p) for n, s, p in zip(board["name"], board["state"], board["progress"])}
+    assert got["runs/gone_done"] == ("", "3/3") and got["runs/malformed_stopped"] == ("stopped", "2/3")
+    assert got["runs/gone_early"] == ("", "4/10, early stop")
+    assert got["runs/gone_stale"] == ("", "?/3") and read == ["gone_stale"]
+
+
 def test_a_kfold_set_s_report_lists_its_folds_by_number(tmp_path):
     """A k-fold set's report.html listed its folds by their folders' names as text: with 10 folds or more, fold 10
     came between fold 1 and fold 2. They are in fold order now (run_names.fold_dirs)."""

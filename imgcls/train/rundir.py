@@ -435,6 +435,15 @@ def _last_state(last_pt: Path) -> dict | None:
     return state if isinstance(state, dict) and isinstance(state.get("finished"), bool) else None
 
 
+def recorded_epochs(last_pt: str | os.PathLike) -> int | None:
+    """The epochs done that LAST_STATE beside `last_pt` records (the epoch last.pt was written after), where it is
+    there and trusted (_last_state) and that epoch a whole number; else None. No torch: for what a run's metrics.csv
+    no longer tells (malformed or gone)."""
+    state = _last_state(Path(last_pt)) if Path(last_pt).is_file() else None
+    epoch = state.get("epoch") if state is not None else None
+    return epoch if isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 0 else None
+
+
 def train_finished(path: str | os.PathLike) -> bool | None:
     """Whether the run a last.pt belongs to had finished (its train_state's `finished`: the last epoch, or the early
     stop); None where the file is absent or not readable as a checkpoint. Cheap: read from LAST_STATE beside it
