@@ -567,7 +567,9 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: int | None 
     print_table(t, always=True)
 
 
-STATE_NOTE = (f"epochs: done, of a finished run; '{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
+STATE_NOTE = (f"epochs: done, of a finished run ('4/10, early stop': train's early stop ended it); '4/10' alone: "
+              f"not known whether it finished (an early stop) or stopped (its last.pt gone); "
+              f"'{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
               f"nothing trains it ({RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
               f"that failed); '{UNKNOWN}/6': its epochs done not known (its metrics.csv malformed or gone, and no "
               f"{LAST_STATE} beside its last.pt); a k-fold set: its folds done and where the next one got")
@@ -575,11 +577,15 @@ STATE_NOTE = (f"epochs: done, of a finished run; '{STOPPED} 2/6': not finished, 
 
 def epochs_label(state, progress, epochs) -> str:
     """The table's epochs cell: epochs done of a finished run ('6', '4/10, early stop'), else the state and how
-    far it got ('stopped 2/6', 'pruned folds done 1/3, fold_1 1/3'), or that nothing tells it ('?/6'): never a bare
-    count that reads as finished."""
+    far it got ('stopped 2/6', 'pruned folds done 1/3, fold_1 1/3'), or that nothing tells whether it finished
+    ('4/10': an early stop could have ended it, its last.pt gone) or how far it got ('?/6'): never a bare count
+    that reads as finished."""
     if state:
         return f"{state} {progress}".strip()
-    return progress if str(progress).endswith("early stop") or str(progress).startswith(UNKNOWN) else _int(epochs)
+    done = re.fullmatch(rf"(\d+|{re.escape(UNKNOWN)})/(\d+)", str(progress))     # a run's 'done/set' alone
+    if str(progress).endswith("early stop") or (done and (done[1] == UNKNOWN or int(done[1]) < int(done[2]))):
+        return str(progress)
+    return _int(epochs)
 
 
 TIME_NOTE = ("time: the epochs' training and validation passes (metrics.csv's epoch_seconds summed; a k-fold set: "

@@ -932,6 +932,21 @@ def test_a_run_whose_metrics_csv_is_malformed_or_gone_has_its_epochs_done_from_l
     assert got["runs/gone_stale"] == ("", "?/3") and read == ["gone_stale"]
 
 
+def test_a_run_not_known_to_have_finished_is_no_bare_count_and_the_notes_say_blank_is_not_known(outputs):
+    """A run with --early-stop whose last.pt is gone, 4 of its 10 epochs in metrics.csv, is not known to have
+    finished (an early stop) or stopped: its state is blank, as a finished run's, and the table's epochs cell
+    read a bare '4', which its caption says is a finished run's. It reads '4/10', and the caption says so."""
+    good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
+    fake_run(outputs / "runs" / "early_nolast", "resnet10t", good, epochs=4)
+    (outputs / "runs" / "early_nolast" / "config.yaml").write_text(yaml.safe_dump(
+        {"model": "resnet10t", "img_size": 32, "epochs": 10, "early_stop": 2}))
+    r = CliRunner(env={"COLUMNS": "250"}).invoke(app, ["runs", str(outputs)])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and re.search(r"runs/early_nolast\W+run\W+label \(3\)\W+resnet10t\W+32\W+4/10\W", out), out
+    assert re.search(r"runs/best\W+run\W+label \(3\)\W+resnet10t\W+32\W+4\W", out)     # finished: bare
+    assert "'4/10' alone: not known whether it finished (an early stop) or stopped (its last.pt gone)" in out
+
+
 def test_a_kfold_set_s_report_lists_its_folds_by_number(tmp_path):
     """A k-fold set's report.html listed its folds by their folders' names as text: with 10 folds or more, fold 10
     came between fold 1 and fold 2. They are in fold order now (run_names.fold_dirs)."""
