@@ -59,7 +59,8 @@ class Run:
     name: str = ""
     kind: str = "run"                    # run | k-fold | trial (a tune study's) | ensemble
     task: str = ""                       # what it predicts: the column and its class count, "label (17)", "mask (3)"
-    state: str = ""                      # blank: finished (or an ensemble); else one of STATES (run_state)
+    state: str = ""                      # blank: finished, not known (run_state), or an ensemble; else one of
+                                         # STATES
     progress: str = ""                   # how far it got: epochs done / set ("2/6"; "4/10, early stop"), a k-fold
                                          # set's folds too ("folds done 1/5, fold_1 2/6")
     model: str = ""
@@ -795,7 +796,9 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
     return report.write_report(out, "runs.html", title=f"imgcls runs: {root}",
                                subtitle=f"{len(board)} run(s); val macro-F1 over every class of the task, "
                                         f"recomputed from each run's saved validation predictions; {ROWS_NOTE} "
-                                        f"(scored_on, n_val); state: blank for a finished run, else {STOPPED} "
+                                        f"(scored_on, n_val); state: blank for a finished run, an ensemble, or a "
+                                        f"run not known to have finished or stopped (progress 4/10 alone: an early "
+                                        f"stop could have ended it, its last.pt gone; or {UNKNOWN}/6), else {STOPPED} "
                                         f"(ended before its epochs or last fold), {RUNNING}, {PRUNED} or {FAILED} "
                                         f"(a tune trial); progress: epochs done / set ({UNKNOWN} where its "
                                         f"metrics.csv is malformed or gone and no {LAST_STATE} beside its last.pt "

@@ -935,7 +935,8 @@ def test_a_run_whose_metrics_csv_is_malformed_or_gone_has_its_epochs_done_from_l
 def test_a_run_not_known_to_have_finished_is_no_bare_count_and_the_notes_say_blank_is_not_known(outputs):
     """A run with --early-stop whose last.pt is gone, 4 of its 10 epochs in metrics.csv, is not known to have
     finished (an early stop) or stopped: its state is blank, as a finished run's, and the table's epochs cell
-    read a bare '4', which its caption says is a finished run's. It reads '4/10', and the caption says so."""
+    read a bare '4', which its caption says is a finished run's. It reads '4/10', and the caption says so; the
+    report's subtitle said a blank state is a finished run's, and says now that it may be not known."""
     good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
     fake_run(outputs / "runs" / "early_nolast", "resnet10t", good, epochs=4)
     (outputs / "runs" / "early_nolast" / "config.yaml").write_text(yaml.safe_dump(
@@ -945,6 +946,11 @@ def test_a_run_not_known_to_have_finished_is_no_bare_count_and_the_notes_say_bla
     assert r.exit_code == 0 and re.search(r"runs/early_nolast\W+run\W+label \(3\)\W+resnet10t\W+32\W+4/10\W", out), out
     assert re.search(r"runs/best\W+run\W+label \(3\)\W+resnet10t\W+32\W+4\W", out)     # finished: bare
     assert "'4/10' alone: not known whether it finished (an early stop) or stopped (its last.pt gone)" in out
+    # the report's state column is blank for it too: its subtitle said "blank for a finished run"
+    r = CliRunner().invoke(app, ["runs", "report", str(outputs)])
+    page = " ".join((outputs / "runs_report.html").read_text().split())
+    assert r.exit_code == 0 and "state: blank for a finished run, an ensemble, or a run not known to have finished " \
+        "or stopped (progress 4/10 alone: an early stop could have ended it, its last.pt gone; or ?/6)" in page
 
 
 def test_a_kfold_set_s_report_lists_its_folds_by_number(tmp_path):
