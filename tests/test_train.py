@@ -2275,3 +2275,22 @@ def test_a_taken_run_name_names_the_keywords_a_python_caller_passes(two_class, t
                                                   f"TrainConfig(), resume='{run}')), or choose "
                                                   f"another --name (Python: name=)")):
         run_train(cfg_for(two_class, tmp_path, exist_ok=True))
+
+
+def test_a_resume_with_another_model_says_it_cannot_change_before_timm_s_name_check(adamw_run, tmp_path):
+    """`imgcls train --resume RUN --model typo` said "unknown model 'typo'" once check_model_name moved up front
+    (before the process group), where it said resume_config's '--model cannot change (drop the flag, or start a new
+    run)', the line that helps a resume. A resume's changed option is refused up front now, before timm's check,
+    whatever the name; a new run's typo is still an unknown model, and the recorded --model given again resumes."""
+    src, run = adamw_run
+    before = {f.name: f.stat().st_mtime_ns for f in run.iterdir()}
+    for model in ("resnet_nope", "resnet18"):
+        r = CliRunner().invoke(app, ["train", "--resume", str(run), "--model", model])
+        said = " ".join(r.output.split())
+        assert r.exit_code == 2 and f"--model test_resnet -> {model} cannot change (drop the flag, or start a new " \
+            "run)" in said and "unknown model" not in said, r.output
+    r = CliRunner().invoke(app, ["train", "--resume", str(run), "--model", "test_resnet"])
+    assert r.exit_code == 0 and "already finished" in r.output, r.output
+    assert {f.name: f.stat().st_mtime_ns for f in run.iterdir()} == before
+    r = CliRunner().invoke(app, ["train", str(src), "--model", "resnet_nope", "--out", str(tmp_path / "runs")])
+    assert r.exit_code == 2 and "unknown model 'resnet_nope'" in r.output and "cannot change" not in r.output

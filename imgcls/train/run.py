@@ -140,9 +140,9 @@ def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
     """What a user can get wrong that no torch / timm import is needed to see, said first: the options but those
     of timm's optimizer registry, the run name, the data path (none given: the pipeline's default input), a --name
     folder that is taken, an --out that cannot be written or holds another step's output, and a --weights file or
-    --init-from run that is not there (or a k-fold set), a --tracker whose package is not installed; then those
-    options and --model (timm), all before init_distributed starts torchrun's process group. `typed`: the flags
-    given (check_typed), where known."""
+    --init-from run that is not there (or a k-fold set), a --tracker whose package is not installed, a resume's
+    option that cannot change; then those options and --model (timm), all before init_distributed starts torchrun's
+    process group. `typed`: the flags given (check_typed), where known."""
     from imgcls import manifest as mf
     from imgcls.fsutil import check_writable
     from imgcls.options import check_typed
@@ -172,6 +172,9 @@ def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
     if cfg.tracker:
         from imgcls.track import installed_trackers
         installed_trackers(cfg.tracker)      # a package not installed; one that does not import: make_trackers
+    if resume is not None:       # an option the resume changes (another --model, even one timm does not know) is
+        from imgcls.train.config import resume_config      # refused as _run_train's resume_config refuses it:
+        resume_config(cfg, resume)                          # 'cannot change', before timm's name checks below
     cfg.validate_registry()
     check_typed(cfg, [n for n in typed if n in later])
     from imgcls.weights import check_model_name
