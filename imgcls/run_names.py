@@ -8,8 +8,8 @@ import re
 from pathlib import Path
 
 # the files a run writes into its folder (a k-fold set's folds each into their own fold_<k>), the names every reader
-# reads them by; those of train's own records beside them (LAST_STATE, RUN_PLAN, OOF_SCORE) and the list of them all
-# (RUN_FILES) are imgcls.train.rundir's
+# reads them by; the list of them all that a run would write over (RUN_FILES, with the figures) is
+# imgcls.train.rundir's
 RUN_CONFIG = "config.yaml"              # the run's options (TrainConfig.save): a k-fold set's, and each fold's
 METRICS_CSV = "metrics.csv"             # its per-epoch metrics
 TRAIN_LOG = "train.log"
@@ -19,6 +19,11 @@ PER_CLASS_CSV = "per_class.csv"         # the best epoch's per-class scores
 VAL_PREDICTIONS = "val_predictions.csv"     # the validation predictions (a k-fold set's: out-of-fold)
 RUN_REPORT = "report.html"
 IMAGE_CACHE = "cache.npy"               # the decoded images (--cache disk)
+# train's own records beside them, read by imgcls.train.rundir
+LAST_STATE = "last_state.json"  # beside each last.pt: its epoch and finished flag, readable without torch
+RUN_PLAN = "plan.json"          # every run's classes (and a k-fold set's fold numbers): train writes it as it starts
+FOLDS_PLANNED = "folds.json"    # what a k-fold set trained before RUN_PLAN wrote instead (its folds and classes): read
+OOF_SCORE = "oof_score.json"    # a k-fold set's out-of-fold score: train writes it after the set's last fold
 
 # a k-fold set's fold folder in its run folder, RUN/fold_<k> (train names it, every reader of a set reads it back)
 FOLD_DIR = re.compile(r"fold_(\d+)")

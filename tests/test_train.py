@@ -1865,7 +1865,8 @@ def test_last_state_json_lets_runs_read_the_finished_flag_without_torch(two_clas
     from pathlib import Path
 
     import imgcls.train.loop as loop
-    from imgcls.train.rundir import LAST_STATE, train_finished
+    from imgcls.run_names import LAST_STATE
+    from imgcls.train.rundir import train_finished
     run = run_train(cfg_for(two_class, tmp_path, epochs=3, early_stop=1, lr=0.0))   # lr 0: the early stop ends it
     assert json.loads((run / LAST_STATE).read_text()) == {"epoch": 2, "finished": True}
     # scipy's array-API helpers look torch up in sys.modules (a None there breaks them): asked after, not blocked

@@ -236,7 +236,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
     from imgcls.train.config import parse_folds, resume_config, resume_folder, resume_record
-    from imgcls.train.rundir import (RUN_PLAN, RunLock, check_run_name, claim_run_dir, finished, record_plan)
+    from imgcls.run_names import RUN_PLAN
+    from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, finished, record_plan
     from imgcls.weights import data_config
 
     dist = init_distributed(cfg.device)
@@ -651,8 +652,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         score = {"folds": folds, "n_images": m["n"], "macro_f1": m["macro_f1"], "accuracy": m["accuracy"],
                  "macro_precision": m["macro_precision"], "macro_recall": m["macro_recall"],
                  "fold_best_f1": {str(f): r["best_f1"] for f, r in zip(folds, results)}}
-        from imgcls.train.rundir import OOF_SCORE
-        write_json(run_dir / OOF_SCORE, score)
+        write_json(run_dir / run_names.OOF_SCORE, score)
         pc = metrics.per_class(y, p, classes, meta.class_meanings())
         write_table(pc, run_dir / "per_class.csv")
         if cfg.plots:

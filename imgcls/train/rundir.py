@@ -23,8 +23,9 @@ from imgcls.errors import UserError
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.fsutil import check_folder_name, did_you_mean
 from imgcls.options import choose_another, python_too
-from imgcls.run_names import (BEST_PT, IMAGE_CACHE, LAST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, RUN_REPORT,
-                              TRAIN_LOG, VAL_PREDICTIONS, fold_dir, fold_dirs, is_fold_dir)
+from imgcls.run_names import (BEST_PT, FOLDS_PLANNED, IMAGE_CACHE, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE,
+                              PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN, RUN_REPORT, TRAIN_LOG, VAL_PREDICTIONS, fold_dir,
+                              fold_dirs, is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
 
 ANOTHER_NAME = choose_another("--name")     # a taken run folder's fix, for both callers
@@ -50,7 +51,7 @@ def new_run_name(model: str) -> str:
 
 
 def holds_run(folder: Path) -> bool:
-    return (folder / "last.pt").exists() or any((d / "last.pt").exists() for d in fold_dirs(folder))
+    return (folder / LAST_PT).exists() or any((d / LAST_PT).exists() for d in fold_dirs(folder))
 
 
 def _fold_files(run_dir: Path, name: str) -> list[Path]:
@@ -115,8 +116,8 @@ def check_run_dir_free(out: Path, name: str, exist_ok: bool = False) -> None:
 def _said_finished(run_dir: Path) -> bool:
     """finished() from the LAST_STATE records alone (no torch: check_run_dir_free runs before train imports it); a
     run without them counts as unfinished, whose --resume says what it is."""
-    single = (run_dir / "last.pt").is_file()
-    lasts = [run_dir / "last.pt"] if single else _fold_files(run_dir, "last.pt")
+    single = (run_dir / LAST_PT).is_file()
+    lasts = [run_dir / LAST_PT] if single else _fold_files(run_dir, LAST_PT)
     return bool(lasts) and (single or kfold_finished(run_dir)) and \
         all((state := _last_state(p)) is not None and state["finished"] for p in lasts)
 
@@ -125,18 +126,18 @@ def train_longer(run_dir: Path) -> str:
     """The command that trains a finished run further, for the lines that say it cannot be extended: a new run from
     its weights on its data (--init-from takes its model and input size), or for a k-fold set (one fold's weights would leak
     into the others) a new set with its recorded options."""
-    if (run_dir / "last.pt").is_file():
+    if (run_dir / LAST_PT).is_file():
         from imgcls.outputs import read_yaml
-        src = read_yaml(run_dir / "config.yaml").get("src")       # its data (recorded absolute), else the default
+        src = read_yaml(run_dir / RUN_CONFIG).get("src")       # its data (recorded absolute), else the default
         data = f"{sh(src)} " if isinstance(src, str) and src else ""
         given = f"src={src!r}, " if isinstance(src, str) and src else ""
         return "start a new run from its weights: " + python_too(
             f"imgcls train {data}--init-from {sh(run_dir)} --epochs N",
             f"run_train(TrainConfig({given}init_from={str(run_dir)!r}, epochs=N))")
     return "start a new k-fold set with its options: " + python_too(
-        f"imgcls train --config {sh(run_dir / 'config.yaml')} --name {sh(run_dir.name + '-long')} --epochs N",
+        f"imgcls train --config {sh(run_dir / RUN_CONFIG)} --name {sh(run_dir.name + '-long')} --epochs N",
         f"run_train(TrainConfig.resolve({{'name': {run_dir.name + '-long'!r}, 'epochs': N}}, "
-        f"config={str(run_dir / 'config.yaml')!r}))")
+        f"config={str(run_dir / RUN_CONFIG)!r}))")
 
 
 class RunLock:
@@ -192,13 +193,6 @@ def option_changes(recorded: dict, now: dict, may_change=RESUME_MAY_CHANGE) -> l
     """(option, recorded value, value now) for each option of `now` that differs from `recorded`, but those in
     `may_change` (how the data is read, where the outputs go)."""
     return [(k, recorded.get(k), v) for k, v in now.items() if k not in may_change and v != recorded.get(k)]
-
-
-OOF_SCORE = "oof_score.json"   # a k-fold set's out-of-fold score: train writes it after the set's last fold
-
-
-RUN_PLAN = "plan.json"         # every run's classes (and a k-fold set's fold numbers): train writes it as it starts
-FOLDS_PLANNED = "folds.json"   # what a k-fold set trained before RUN_PLAN wrote instead (its folds and classes): read
 
 
 def record_plan(run_dir: str | os.PathLike, folds: list[int], classes: list[str]) -> Path:
@@ -282,6 +276,9 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
                     f"fold's folder ({checkpoints[0].parent})")
 
 
+CHECKPOINTS = {"best": BEST_PT, "last": LAST_PT}    # find_checkpoints' `which`: the checkpoint file each names
+
+
 def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Path]:
     """`<run>/<which>.pt` for a plain run; `<run>/fold_<k>/<which>.pt` for each fold of a k-fold run.
     A checkpoint file given directly is returned as is."""
@@ -291,22 +288,23 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
             raise UserError(f"{run_dir} is an ONNX export (imgcls export), which imgcls does not predict with; give "
                             f"the run folder it was exported from, or run the file with onnxruntime")
         if run_dir.suffix.lower() not in (".pt", ".pth"):
-            raise UserError(f"{run_dir} is not a checkpoint; give a run folder (outputs/runs/NAME) or its best.pt")
+            raise UserError(f"{run_dir} is not a checkpoint; give a run folder (outputs/runs/NAME) or its {BEST_PT}")
         return [run_dir]
     if not run_dir.is_dir():
         from imgcls.outputs import RUNS_DIR
         raise UserError(f"run folder {run_dir} does not exist{did_you_mean(run_dir, (RUNS_DIR,))}; give a "
                         f"folder under outputs/runs; {RUNS_TABLE} lists them")
-    direct = run_dir / f"{which}.pt"
+    name = CHECKPOINTS[which]
+    direct = run_dir / name
     if direct.is_file():
         return [direct]
-    folds = _fold_files(run_dir, f"{which}.pt")
+    folds = _fold_files(run_dir, name)
     if folds:
         check_kfold_finished(run_dir, folds)
         return folds
     why = deleted_by_tune(run_dir)
     if why:
-        raise UserError(f"no {which}.pt in {run_dir}: {why}")
+        raise UserError(f"no {name} in {run_dir}: {why}")
     from imgcls.outputs import output_kind, predict_fix
     kind = output_kind(run_dir)
     if kind == "ensemble":
@@ -318,12 +316,12 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     if any(run_dir.glob("*.onnx")):
         raise UserError(f"{run_dir} holds ONNX exports (imgcls export), which imgcls does not predict with; give the "
                         f"run folder they were exported from")
-    if not (run_dir / "config.yaml").is_file() and _holds_images(run_dir):
+    if not (run_dir / RUN_CONFIG).is_file() and _holds_images(run_dir):
         # `imgcls predict data/test` (the images typed where the run goes) asked whether training had finished
         raise UserError(f"{run_dir} is a dataset folder (it holds images), not a run; give a run folder "
                         f"(outputs/runs/NAME) - predict takes the images with --data {run_dir}; {RUNS_TABLE} lists "
                         f"the runs")
-    raise UserError(f"no {which}.pt in {run_dir} (nor in {run_dir}/fold_*/); is training finished?")
+    raise UserError(f"no {name} in {run_dir} (nor in {run_dir}/fold_*/); is training finished?")
 
 
 def init_meta(run: str | os.PathLike):
@@ -389,7 +387,7 @@ def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
     removed = removed_by_keep(run_dir)
     if not removed:
         return None
-    config = run_dir / "config.yaml"
+    config = run_dir / RUN_CONFIG
     return (f"imgcls tune deleted this trial's checkpoints, it was not among the study's best "
             f"({run_dir.parent / TRIALS_CSV}: {removed}); take a trial that kept them, or retrain it: " + python_too(
                 f"imgcls train --config {sh(config)} --out outputs/runs --name {sh(run_dir.name)}",
@@ -397,7 +395,6 @@ def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
                 f"config={str(config)!r}))"))
 
 
-LAST_STATE = "last_state.json"   # beside each last.pt: its epoch and finished flag, readable without torch
 # the files a run writes into its folder (a k-fold set's folds each into their fold_N folder) under names of their
 # own (the trackers' records aside: run_files); a tensorboard event file's name is new every session
 RUN_FILES = (RUN_CONFIG, METRICS_CSV, TRAIN_LOG, BEST_PT, LAST_PT, LAST_STATE, RUN_PLAN, OOF_SCORE, PER_CLASS_CSV,
@@ -470,7 +467,7 @@ def training_now(checkpoint: str | os.PathLike) -> str | None:
     folder = checkpoint.parent
     if not (RunLock.held(folder) or (is_fold_dir(folder) and RunLock.held(folder.parent))):
         return None
-    state = _last_state(folder / "last.pt")
+    state = _last_state(folder / LAST_PT)
     if state is not None and state["finished"]:
         return None
     from imgcls.train.checkpoint import saved_epoch     # torch, for a run in training only
@@ -478,7 +475,7 @@ def training_now(checkpoint: str | os.PathLike) -> str | None:
     said = [f"epoch {epoch}"] if epoch is not None else []
     if state is not None:
         from imgcls.outputs import read_yaml
-        epochs = (read_yaml(folder / "config.yaml") or read_yaml(folder.parent / "config.yaml")).get("epochs")
+        epochs = (read_yaml(folder / RUN_CONFIG) or read_yaml(folder.parent / RUN_CONFIG)).get("epochs")
         said.append(f"epochs done {state['epoch']}" + (f"/{epochs}" if isinstance(epochs, int) else ""))
     return ", ".join(said)
 
@@ -486,15 +483,15 @@ def training_now(checkpoint: str | os.PathLike) -> str | None:
 def finished(run_dir: Path) -> bool:
     """Whether a run folder's training is over: its last.pt (each fold's) says so, and a k-fold set's last fold
     ran (kfold_finished)."""
-    single = (run_dir / "last.pt").is_file()
-    lasts = [run_dir / "last.pt"] if single else _fold_files(run_dir, "last.pt")
+    single = (run_dir / LAST_PT).is_file()
+    lasts = [run_dir / LAST_PT] if single else _fold_files(run_dir, LAST_PT)
     return bool(lasts) and (single or kfold_finished(run_dir)) and all(train_finished(p) for p in lasts)
 
 
 def validation_files(run_dir: Path) -> list[Path]:
     """The val_predictions.csv files a run folder holds: a single run's, or a k-fold set's out-of-fold one and each
     fold_<g>/ one (the images each validated on)."""
-    return [f for f in [run_dir / "val_predictions.csv", *(d / "val_predictions.csv" for d in fold_dirs(run_dir))]
+    return [f for f in [run_dir / VAL_PREDICTIONS, *(d / VAL_PREDICTIONS for d in fold_dirs(run_dir))]
             if f.is_file()]
 
 
@@ -566,7 +563,7 @@ def check_resume_src(run_dir: Path, src: str, record) -> None:
     again (`src` is not `record.src`, the recorded TrainConfig) is the user's own choice."""
     if validation_files(run_dir) or src != record.src or os.path.isabs(str(src)) or trained_from_here(run_dir, record):
         return
-    raise UserError(f"--resume {run_dir}: its data {src} (recorded in its config.yaml) is a relative path, read "
+    raise UserError(f"--resume {run_dir}: its data {src} (recorded in its {RUN_CONFIG}) is a relative path, read "
                     f"here as {os.path.abspath(str(src))}, and the run stopped before its first validation: "
                     f"nothing in its folder tells whether that is the data it was trained on; "
                     f"{_relative_src_fix(run_dir, src, record)}")
@@ -589,8 +586,8 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     # the per-class scores a run that goes on reads back (Trainer.restore: a single run's, an unfinished fold's; its
     # report reads them again): a malformed file is read_run_csv's one line, said here before the images are decoded
     for d in [run_dir, *fold_dirs(run_dir)]:
-        if (d / "per_class.csv").is_file() and train_finished(d / "last.pt") is False:
-            read_run_csv(d / "per_class.csv", PER_CLASS, dtype=str)
+        if (d / PER_CLASS_CSV).is_file() and train_finished(d / LAST_PT) is False:
+            read_run_csv(d / PER_CLASS_CSV, PER_CLASS, dtype=str)
     files = validation_files(run_dir)
     if not files:
         return
@@ -605,7 +602,7 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
 
     have = {key(r, p) for r, p in zip(df["root"], df["path"])}
     # a k-fold set's out-of-fold file: made again from its folds' as the set ends, the resume does not read it
-    set_oof = run_dir / "val_predictions.csv" if any(f.parent != run_dir for f in files) else None
+    set_oof = run_dir / VAL_PREDICTIONS if any(f.parent != run_dir for f in files) else None
     matched = False
     for f in files:
         try:
@@ -623,7 +620,7 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
         matched = matched or any(key(r, p) in have for r, p in zip(v["root"], v["path"]))
     if matched:
         return
-    where = "recorded in its config.yaml" if recorded else "given"
+    where = f"recorded in its {RUN_CONFIG}" if recorded else "given"
     relative_elsewhere = recorded and not os.path.isabs(str(src)) and not trained_from_here(run_dir, record)
     fix = (_relative_src_fix(run_dir, src, record) if relative_elsewhere else
            f"run from the folder it was trained from, or pass the data it was trained on again: "
