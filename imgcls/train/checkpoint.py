@@ -17,6 +17,7 @@ import torch
 
 from imgcls.errors import UserError
 from imgcls.fsutil import did_you_mean, file_stamp
+from imgcls.run_names import BEST_PT, LAST_PT
 
 if TYPE_CHECKING:
     from imgcls.model_meta import ModelMeta
@@ -41,7 +42,7 @@ def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict:
                         f"`imgcls train`")
     from imgcls.model_meta import ModelMeta
     from imgcls.weights import torch_load_safely
-    obj = torch_load_safely(path, "an imgcls checkpoint", "give a best.pt / last.pt written by imgcls train",
+    obj = torch_load_safely(path, "an imgcls checkpoint", f"give a {BEST_PT} / {LAST_PT} written by imgcls train",
                             mmap=mmap)
     if not isinstance(obj, dict) or "state_dict" not in obj or "meta" not in obj:
         raise UserError(f"{path} is not an imgcls checkpoint (no state_dict / meta); was it written by imgcls train?")

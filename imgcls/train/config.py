@@ -13,11 +13,13 @@ from typing import Optional
 
 from imgcls.device import device_option
 from imgcls.errors import UserError
+from imgcls.figure_files import CURVES_PNG
 from imgcls.image_options import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.model_meta import CROP_FROM_RANGE
 from imgcls.options import When, check, check_typed, option, python_too, seed_option, specs, without
 from imgcls.outputs import RUNS_DIR
 from imgcls.profile_names import PROFILE_HEADS
+from imgcls.run_names import BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, RUN_REPORT, TRAIN_LOG, fold_dirs
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
@@ -185,9 +187,9 @@ def resume_record(run_dir: str | Path) -> Path:
     if not run_dir.is_dir():
         raise UserError(f"--resume {run_dir} is a file, not a run folder; give the folder imgcls train wrote "
                         f"({run_dir.parent})")
-    if not (run_dir / "config.yaml").is_file():
-        raise UserError(f"--resume {run_dir}: no config.yaml there; give a run folder written by imgcls train")
-    return run_dir / "config.yaml"
+    if not (run_dir / RUN_CONFIG).is_file():
+        raise UserError(f"--resume {run_dir}: no {RUN_CONFIG} there; give a run folder written by imgcls train")
+    return run_dir / RUN_CONFIG
 
 
 @dataclass
@@ -205,9 +207,9 @@ class TrainConfig:
                                         help="Recorded by train: where the starting weights came from (file PATH | "
                                              "package PATH | cache PATH | hub ID | random init).")
     init_from: str | None = option(None, panel=MODEL, cli_type=Optional[Path], from_cli=str, conflicts="weights",
-                                   help="Start from this run's best.pt (a run folder or the file): its backbone, and "
-                                        "its head(s) only when they are the same; with --freeze-backbone only the new "
-                                        "heads train (before --weights / --pretrained).")
+                                   help=f"Start from this run's {BEST_PT} (a run folder or the file): its backbone, "
+                                        "and its head(s) only when they are the same; with --freeze-backbone only the "
+                                        "new heads train (before --weights / --pretrained).")
     img_size: int | None = option(None, panel=MODEL, lo=8, hi=4096, none="the model's (224 for most)",
                                   help="Input size in pixels.")
     drop_rate: float = option(0.0, panel=MODEL, lo=0, hi=1, hi_open=True, help="Dropout before the classifier.")
@@ -331,8 +333,8 @@ class TrainConfig:
                                       "layout's, docs/BENCHMARKS.md).")
     compile: bool = option(False, panel=RUNTIME, flags=("--compile",),
                            help="torch.compile the model that trains (its compile seconds are reported apart in "
-                                "train.log and metrics.csv; the partial last training batch is dropped so shapes stay "
-                                "static).")
+                                f"{TRAIN_LOG} and {METRICS_CSV}; the partial last training batch is dropped so shapes "
+                                "stay static).")
     gpu_aug: str = option("auto", panel=RUNTIME, choices=GPU_AUG,
                           help="Augment whole uint8 batches on the training device, per-sample random parameters "
                                "(imgcls.train.batch_aug) instead of image by image on the CPU: auto = on when "
@@ -360,19 +362,20 @@ class TrainConfig:
                                                       "folder with a run's checkpoints is only continued: --resume) "
                                                       "nor another step's output (a tune study is refused).")
     plots: bool = option(True, panel=OUTPUT,
-                         help="Draw curves.png and the confusion-matrix PNGs (shown in report.html); --no-plots: no "
-                              "figures (matplotlib's seconds per run saved, e.g. for a k-fold set), "
-                              "the numbers stay in metrics.csv and per_class.csv. Does not change what the run learns.")
+                         help=f"Draw {CURVES_PNG} and the confusion-matrix PNGs (shown in {RUN_REPORT}); --no-plots: "
+                              "no figures (matplotlib's seconds per run saved, e.g. for a k-fold set), "
+                              f"the numbers stay in {METRICS_CSV} and {PER_CLASS_CSV}. Does not change what the run "
+                              "learns.")
     tracker: list = option(factory=list, panel=TRACKING, choices=TRACKERS, cli_type=Optional[list[str]],
                            from_cli=lambda v: list(v or []), to_cli=lambda v: list(v) or None,
-                           none="none: metrics.csv and the run folder only",
+                           none=f"none: {METRICS_CSV} and the run folder only",
                            help="Experiment tracker, repeat the flag for more (all offline; each an optional extra: "
                                 "pip install 'imgcls\\[mlflow]').")
     tracking_uri: str | None = option(None, panel=TRACKING, needs=(("tracker", ("mlflow",)),),
                                       none="$MLFLOW_TRACKING_URI, else sqlite:///<--out>/mlflow.db",
                                       help="--tracker mlflow: the tracking store or server.")
     track_checkpoint: bool = option(False, panel=TRACKING, needs=(("tracker", ("mlflow", "wandb")),),
-                                    help="--tracker mlflow / wandb: also upload best.pt as an artifact.")
+                                    help=f"--tracker mlflow / wandb: also upload {BEST_PT} as an artifact.")
 
     def __post_init__(self) -> None:
         # a Python caller's Path (out=Path("runs")) is the string the CLI passes: config.yaml records plain values
@@ -525,12 +528,11 @@ class TrainConfig:
         was rewritten."""
         import yaml
         from imgcls.fsutil import write_text
-        from imgcls.run_names import fold_dirs
         run_dir = Path(run_dir)
         earlier = []
         records = {path: self._read_mapping(path)       # every record read (a damaged one: one line) before any write
-                   for path in (run_dir / "config.yaml",
-                                *(d / "config.yaml" for d in fold_dirs(run_dir) if (d / "config.yaml").is_file()))}
+                   for path in (run_dir / RUN_CONFIG,
+                                *(d / RUN_CONFIG for d in fold_dirs(run_dir) if (d / RUN_CONFIG).is_file()))}
         for path, d in records.items():
             if d.get("src") == self.src:
                 continue
@@ -544,7 +546,7 @@ class TrainConfig:
         """A config.yaml's mapping as written, a missing, unreadable or non-mapping file one line naming it."""
         import yaml
         if not path.is_file():
-            raise UserError(f"config file {path} does not exist; give a config.yaml written by imgcls train")
+            raise UserError(f"config file {path} does not exist; give a {RUN_CONFIG} written by imgcls train")
         try:
             d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as e:
@@ -553,9 +555,9 @@ class TrainConfig:
             at = f" (line {where.line + 1})" if where is not None else ""
             raise UserError(f"{path} is not a readable YAML config{at}: "
                             f"{type(e).__name__}{' (a !!python tag is refused)' if 'python' in str(e) else ''}; "
-                            f"give a config.yaml written by imgcls train") from None
+                            f"give a {RUN_CONFIG} written by imgcls train") from None
         if not isinstance(d, dict):
-            raise UserError(f"{path} is not a mapping of options; give a config.yaml written by imgcls train")
+            raise UserError(f"{path} is not a mapping of options; give a {RUN_CONFIG} written by imgcls train")
         return d
 
     @classmethod
@@ -652,8 +654,8 @@ def resume_config(cfg, run_dir: Path, recorded=None):
     from imgcls.train.rundir import RESUME_MAY_CHANGE, finished, option_changes, train_longer
     run_dir = resume_folder(run_dir)
     if recorded is None:
-        recorded = TrainConfig.load(run_dir / "config.yaml")
-    record = str(run_dir / "config.yaml")
+        recorded = TrainConfig.load(run_dir / RUN_CONFIG)
+    record = str(run_dir / RUN_CONFIG)
     recorded._reset_inert({}, record)       # a recorded option that never acted (needs unmet) keeps its default
     merged = {f.name: getattr(cfg, f.name) if getattr(cfg, f.name) is not None else getattr(recorded, f.name)
               for f in fields(TrainConfig)}
@@ -668,7 +670,7 @@ def resume_config(cfg, run_dir: Path, recorded=None):
                             f"(its schedule was fitted to {recorded.epochs}); to train longer "
                             f"{train_longer(run_dir)}")
         what = describe_changes(TrainConfig, changed)
-        raise UserError(f"--resume {run_dir} continues the run as its config.yaml records it; {what} cannot change "
+        raise UserError(f"--resume {run_dir} continues the run as its {RUN_CONFIG} records it; {what} cannot change "
                         f"(drop the flag, or start a new run)")
     merged["name"], merged["out"] = run_dir.name, str(run_dir.parent)
     cfg = TrainConfig.from_dict(merged)

@@ -37,6 +37,7 @@ from imgcls.model_meta import ModelMeta
 from imgcls.options import shown
 from imgcls.oversample import AUTO
 from imgcls.profiles import class_titles
+from imgcls.run_names import BEST_PT, LAST_PT, METRICS_CSV, PER_CLASS_CSV, TRAIN_LOG, VAL_PREDICTIONS
 from imgcls.train.batch_aug import (BatchAugment, gather, random_crops, source_on_device, step_generator,
                                     use_batch_aug)
 from imgcls.train.callbacks import Hooks
@@ -117,7 +118,7 @@ class Trainer:
         self.cfg, self.meta, self.data, self.run_dir, self.device, self.dist = cfg, meta, data, run_dir, device, dist
         self.fold, self.resume, self.stop_after, self.parent_dir = fold, resume, stop_after, parent_dir
         self.folds_after = folds_after
-        self.log = RunLog(run_dir / "train.log" if dist.main else None, echo=dist.main)
+        self.log = RunLog(run_dir / TRAIN_LOG if dist.main else None, echo=dist.main)
         self.hooks = Hooks(callbacks, main=dist.main, distributed=dist.on, broadcast=dist.broadcast)
         self.sizes = meta.head_sizes
         self.state = TrainState()
@@ -234,7 +235,7 @@ class Trainer:
     def _model(self) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
-        if self.resume and (self.run_dir / "last.pt").is_file():
+        if self.resume and (self.run_dir / LAST_PT).is_file():
             model = build_model(self.meta)      # restore() loads every weight from last.pt
         elif cfg.init_from:      # run_train checked it (init_checkpoint): one best.pt of this --model
             from imgcls.train.checkpoint import load_init
@@ -282,9 +283,9 @@ class Trainer:
     def restore(self) -> bool:
         """Continue from last.pt (when there is one); True when that run had finished (nothing left to train)."""
         run_dir, st = self.run_dir, self.state
-        if not (run_dir / "last.pt").is_file():
+        if not (run_dir / LAST_PT).is_file():
             return False
-        ck = read_checkpoint(run_dir / "last.pt")
+        ck = read_checkpoint(run_dir / LAST_PT)
         ts = ck["train_state"]
         self.model.load_state_dict(ck["raw_state_dict"])
         self.optimizer.load_state_dict(ts["optimizer"])
@@ -299,16 +300,16 @@ class Trainer:
             self.scaler.load_state_dict(ts["scaler"])
         st.epoch, st.best_f1, st.best_epoch = ts["epoch"] + 1, ts["best_f1"], ts["best_epoch"]
         st.bad_epochs, st.history = ts["bad_epochs"], [dict(h) for h in ts["history"]]
-        if (run_dir / "val_predictions.csv").is_file():
+        if (run_dir / VAL_PREDICTIONS).is_file():
             # the best epoch's predictions (a k-fold set's out-of-fold rows are made of them): a malformed file is
             # read_validation's one line (check_resume_data said it before the images were decoded)
-            st.best_preds = read_validation(run_dir / "val_predictions.csv", dtype={"label": str, "pred": str})
+            st.best_preds = read_validation(run_dir / VAL_PREDICTIONS, dtype={"label": str, "pred": str})
         if ts.get("finished"):
             self.log(f"{run_dir.name}: already finished ({ts['epoch'] + 1} epochs)")
             return True
-        if st.epoch and (run_dir / "per_class.csv").is_file():
+        if st.epoch and (run_dir / PER_CLASS_CSV).is_file():
             # a malformed file is read_run_csv's one line (check_resume_data said it before the images were decoded)
-            st.best_per_class = read_run_csv(run_dir / "per_class.csv", PER_CLASS, dtype={"class": str})
+            st.best_per_class = read_run_csv(run_dir / PER_CLASS_CSV, PER_CLASS, dtype={"class": str})
         self.log(f"resuming {run_dir} at epoch {st.epoch + 1}")
         return False
 
@@ -548,16 +549,16 @@ class Trainer:
         if improved:
             st.best_f1, st.best_epoch, st.bad_epochs = row["val_macro_f1"], epoch + 1, 0
             st.best_preds = val_predictions_frame(self.data, ev["proba"], meta, fold, ev["skipped"])
-            save_checkpoint(run_dir / "best.pt", _unwrap(self.eval_model).state_dict(), meta,
+            save_checkpoint(run_dir / BEST_PT, _unwrap(self.eval_model).state_dict(), meta,
                             epoch=epoch + 1, val_f1=st.best_f1)
-            write_table(st.best_preds, run_dir / "val_predictions.csv")
+            write_table(st.best_preds, run_dir / VAL_PREDICTIONS)
             pred = ev["proba"].argmax(1)
             st.best_per_class = metrics.per_class(ev["y_final"], pred, list(meta.classes), meta.class_meanings())
             st.best_per_class.insert(0, "best_epoch", epoch + 1)
             # the class counts this run trained on: predict's report compares a submission's shares with them
             st.best_per_class["train_support"] = np.bincount(self.data.final[self.data.train_idx],
                                                              minlength=meta.n_classes)
-            write_table(st.best_per_class, run_dir / "per_class.csv")
+            write_table(st.best_per_class, run_dir / PER_CLASS_CSV)
             if self.cfg.plots:
                 self.pending_confusion = (ev["y_final"], pred, list(meta.classes), f"best epoch {epoch + 1}, val "
                                           f"macro-F1 {st.best_f1:.4f} ({len(pred)} val images)")
@@ -566,7 +567,7 @@ class Trainer:
         self.table.print(row, improved)
         self.log(" ".join(f"{k}={v:.5g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
                  terminal=False)
-        write_table(pd.DataFrame(st.history), run_dir / "metrics.csv")
+        write_table(pd.DataFrame(st.history), run_dir / METRICS_CSV)
         return ev, row, improved
 
     # end of epoch: schedule, plots, last.pt ------------------------------------------------------------------------
@@ -594,10 +595,10 @@ class Trainer:
                  "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
                  "epoch": epoch, "best_f1": st.best_f1, "best_epoch": st.best_epoch, "bad_epochs": st.bad_epochs,
                  "history": st.history, "finished": finished, "torch_rng": torch.get_rng_state()}
-        save_checkpoint(run_dir / "last.pt", _unwrap(self.eval_model).state_dict(), self.meta, epoch=epoch + 1,
+        save_checkpoint(run_dir / LAST_PT, _unwrap(self.eval_model).state_dict(), self.meta, epoch=epoch + 1,
                         raw_state_dict={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
                         train_state=state)
-        record_last_state(run_dir / "last.pt", epoch + 1, finished)     # after last.pt: never ahead of it
+        record_last_state(run_dir / LAST_PT, epoch + 1, finished)     # after last.pt: never ahead of it
         if self.hooks.cbs:
             pcs = metrics.per_class(ev["y_final"], ev["proba"].argmax(1), list(self.meta.classes))
             titles = class_titles(pcs["class"], self.meta.class_meanings())     # '4 (wear, female, 30-59)'
@@ -616,8 +617,8 @@ class Trainer:
                 drop_figures(run_dir)
             self.log(f"best val macro-F1 {st.best_f1:.4f} at epoch {st.best_epoch}; outputs in {run_dir}")
             summary = {"run_dir": run_dir, "fold": self.fold, "best_epoch": st.best_epoch,
-                       "best_macro_f1": st.best_f1, "epochs_done": len(st.history), "best_pt": run_dir / "best.pt",
-                       "last_pt": run_dir / "last.pt", "metrics_csv": run_dir / "metrics.csv",
+                       "best_macro_f1": st.best_f1, "epochs_done": len(st.history), "best_pt": run_dir / BEST_PT,
+                       "last_pt": run_dir / LAST_PT, "metrics_csv": run_dir / METRICS_CSV,
                        "per_class": st.best_per_class, "stopped_early": st.stop,
                        "compile_seconds": self.compile_seconds}
             from imgcls.train.report import write_run_report

@@ -12,14 +12,14 @@ import pandas as pd
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.options import python_too
 from imgcls.profiles import class_titles
-from imgcls.run_names import fold_dirs, is_fold_dir
+from imgcls.run_names import METRICS_CSV, PER_CLASS_CSV, RUN_REPORT, VAL_PREDICTIONS, fold_dirs, is_fold_dir
 from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation
 
 N_WORST = 24
-NO_PLOTS = "figures not drawn (--no-plots): metrics.csv and per_class.csv hold their numbers"
+NO_PLOTS = f"figures not drawn (--no-plots): {METRICS_CSV} and {PER_CLASS_CSV} hold their numbers"
 # a tune trial's (and its folds'): tune turns the trials' figures off itself, whether or not --no-plots was typed
 TRIAL_NO_PLOTS = (f"figures not drawn: tune's trials draw none unless {python_too('--trial-plots', 'trial_plots=True')}"
-                  f" (none at all with --no-plots): metrics.csv and per_class.csv hold their numbers")
+                  f" (none at all with --no-plots): {METRICS_CSV} and {PER_CLASS_CSV} hold their numbers")
 
 
 def figure_names() -> tuple[str, ...]:
@@ -66,7 +66,7 @@ def recorded_meanings(run_dir: Path) -> dict[str, str]:
     """What the run's classes mean, as its per_class.csv recorded them (its meaning column, from the checkpoint's
     metadata: ModelMeta.class_meanings); {} where it has none (no such file yet). A malformed file is
     rundir.read_run_csv's one line."""
-    pc = Path(run_dir) / "per_class.csv"
+    pc = Path(run_dir) / PER_CLASS_CSV
     if not pc.is_file():
         return {}
     t = read_run_csv(pc, PER_CLASS, dtype=str)
@@ -94,7 +94,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     from imgcls import report
     from imgcls.runs import duration, read_run
     run_dir = Path(run_dir)
-    preds_path = run_dir / "val_predictions.csv"
+    preds_path = run_dir / VAL_PREDICTIONS
     # none before the first validation: the report says so; a malformed one is one line (read before read_run, whose
     # warning of it would come first)
     preds = read_validation(preds_path, dtype={"label": str, "pred": str}) if preds_path.is_file() else None
@@ -115,7 +115,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
             if fr is not None:
                 rows.append({"fold": d.name.split("_", 1)[1], "best epoch": fr.best_epoch, "epochs": fr.epochs,
                              "val macro-F1": fr.val_macro_f1, "val acc": fr.val_acc, "val images": fr.n_val,
-                             "time": duration(fr.seconds), "report": f"{d.name}/report.html"})
+                             "time": duration(fr.seconds), "report": f"{d.name}/{RUN_REPORT}"})
         folds_html = report.table(rows, digits=4)
     else:
         summary += [("best epoch", run.best_epoch),
@@ -146,7 +146,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     curves = run_dir / curves_png
     S = report.safe
     return report.write_report(
-        run_dir / "report.html", "train_run.html", title=f"imgcls train: {run_dir.name}",
+        run_dir / RUN_REPORT, "train_run.html", title=f"imgcls train: {run_dir.name}",
         subtitle=f"{run.kind}, {run.model}; scores are macro-F1 over every class of the task",
         summary=S(report.key_values(summary)), folds=S(folds_html),
         curves=S(report.img(curves, "training curves")) if plots and curves.is_file() else "",

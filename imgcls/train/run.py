@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from imgcls.run_names import (IMAGE_CACHE, LAST_PT, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN, TRAIN_LOG,
+                              VAL_PREDICTIONS, fold_dirs)
 from imgcls.train.config import TrainConfig
 
 
@@ -236,7 +238,6 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
     from imgcls.train.config import parse_folds, resume_config, resume_folder, resume_record
-    from imgcls.run_names import RUN_PLAN
     from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, finished, record_plan
     from imgcls.weights import data_config
 
@@ -248,8 +249,8 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         if finished(resume):                 # said before the data is read and decoded (minutes on a large set)
             _record_moved_data(cfg, resume, record, dist)       # but data given at another path is recorded first
             if dist.main:
-                said = ("its last.pt says so" if (resume / "last.pt").is_file() else
-                        "its folds' last.pt files and its oof_score.json say so")
+                said = (f"its {LAST_PT} says so" if (resume / LAST_PT).is_file() else
+                        f"its folds' {LAST_PT} files and its {OOF_SCORE} say so")
                 info(f"{resume.name}: already finished, nothing to resume ({said})")
             dist.end()
             return resume
@@ -290,7 +291,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     # the starting weights' source (--init-from RUN, else file > package > cache > hub): none reachable is one line
     # before the data is read
     from imgcls.weights import WeightSource, resolve_weights
-    if resume is not None and (resume / "last.pt").is_file():
+    if resume is not None and (resume / LAST_PT).is_file():
         # every weight is in last.pt: the starting weights (a --weights file moved since, a hub source now
         # offline, an --init-from run deleted) are not needed again; a k-fold run's next fold still starts from them
         source = None
@@ -427,7 +428,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         if resume is None:
             cfg.name = name
             if dist.main:
-                cfg.save(run_dir / "config.yaml")
+                cfg.save(run_dir / RUN_CONFIG)
         elif dist.main:                      # temp files of a killed run go; the record is kept as it was
             from imgcls.fsutil import remove_stale_temps
             remove_stale_temps(run_dir)
@@ -442,10 +443,9 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         # leaves the claimed folder too, which the same command again refuses
         if dist.main:
             from imgcls.console import interrupted
-            from imgcls.run_names import fold_dirs
             from imgcls.train.rundir import resume_fix
-            kept = (run_dir / "last.pt").is_file() or any((d / "last.pt").is_file() for d in fold_dirs(run_dir))
-            interrupted(f"interrupted: {run_dir} keeps the epochs finished so far (last.pt); {resume_fix(run_dir)} "
+            kept = (run_dir / LAST_PT).is_file() or any((d / LAST_PT).is_file() for d in fold_dirs(run_dir))
+            interrupted(f"interrupted: {run_dir} keeps the epochs finished so far ({LAST_PT}); {resume_fix(run_dir)} "
                         f"continues it" if kept else
                         f"interrupted before the first epoch finished: {run_dir} holds no finished epoch; "
                         f"{resume_fix(run_dir)} trains it from the start (the same command again is refused: the "
@@ -455,7 +455,7 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
         if dist.main and cfg.cache_used == "disk":
             # the decoded-image memmap goes with the run however it ends (an error, Ctrl-C, a pruned tune trial):
             # as large as the images decoded, and --resume decodes it anew
-            (run_dir / "cache.npy").unlink(missing_ok=True)
+            (run_dir / IMAGE_CACHE).unlink(missing_ok=True)
         if lock is not None:
             lock.__exit__(None, None, None)
 
@@ -465,14 +465,14 @@ def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig) -> Non
     workers, AMP or cache) and, with its folds', the data it reads (TrainConfig.record_data: the data moved and
     given again); what the earlier session had is said and kept in train.log."""
     from imgcls.train.progress import RunLog
-    log = RunLog(run_dir / "train.log")
+    log = RunLog(run_dir / TRAIN_LOG)
     _record_data(cfg, run_dir, log)
-    changed = cfg.record_session(run_dir / "config.yaml", record)
+    changed = cfg.record_session(run_dir / RUN_CONFIG, record)
     if changed:
         log(
             "resumed with " + ", ".join(f"{k} {now}" for k, (_, now) in changed.items()) + " (the earlier session: "
             + ", ".join(f"{k} {'not recorded' if was is None else was}" for k, (was, _) in changed.items())
-            + "); config.yaml records this session's")
+            + f"); {RUN_CONFIG} records this session's")
 
 
 def _record_data(cfg: TrainConfig, run_dir: Path, log, how: str = "resumed on") -> None:
@@ -481,9 +481,8 @@ def _record_data(cfg: TrainConfig, run_dir: Path, log, how: str = "resumed on") 
     `how` the line's first words (a finished run is given the data, not resumed on it)."""
     earlier = cfg.record_data(run_dir)
     if earlier:
-        from imgcls.run_names import fold_dirs
-        folds = any((d / "config.yaml").is_file() for d in fold_dirs(run_dir))
-        log(f"{how} the data {cfg.src} (recorded: {', '.join(map(str, earlier))}); config.yaml records the new "
+        folds = any((d / RUN_CONFIG).is_file() for d in fold_dirs(run_dir))
+        log(f"{how} the data {cfg.src} (recorded: {', '.join(map(str, earlier))}); {RUN_CONFIG} records the new "
             f"path" + (", the set's and each fold's" if folds else ""))
 
 
@@ -510,7 +509,7 @@ def _record_moved_data(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dis
         try:
             check_writable(run_dir)
             with RunLock(run_dir, resuming=True):      # the run asked for: another --name is no fix
-                _record_data(cfg, run_dir, RunLog(run_dir / "train.log"), how="finished run given")
+                _record_data(cfg, run_dir, RunLog(run_dir / TRAIN_LOG), how="finished run given")
         except UserError as e:
             err = str(e)
     err = dist.broadcast(err)
@@ -548,7 +547,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     pad_fill = fill[0] if fill else tdata.WHITE      # only pad resizing draws it into the cache
     if cfg.cache_used in ("ram", "disk"):
         t0 = time.perf_counter()
-        memmap = run_dir / "cache.npy" if cfg.cache_used == "disk" else None
+        memmap = run_dir / IMAGE_CACHE if cfg.cache_used == "disk" else None
         if dist.on:
             # one cache per machine: local rank 0 decodes into a memmap, the other processes map the same file
             # (the page cache holds it once), instead of every process decoding and holding its own copy
@@ -595,18 +594,18 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             how = (f"({io_workers} decoding process{'es' if io_workers > 1 else ''}, before the first step)"
                    + (f", one memmap shared by the {dist.world} processes" if shared is not None else ""))
             # keyed without its time: tune's trials decode the same images, said once (console.said_once)
-            RunLog(run_dir / "train.log", echo=not False)(f"{what} in {time.perf_counter() - t0:.1f}s {how}",
+            RunLog(run_dir / TRAIN_LOG, echo=not False)(f"{what} in {time.perf_counter() - t0:.1f}s {how}",
                                                           key=f"{what} {how}")
     if fill is None:            # squash / crop from the cache: measured on the decoded images themselves
         fill = tdata.resolve_fill(cfg.fill, paths, img_size, cfg.interpolation, images=images, rows=keep)
     meta = replace(meta, fill=fill[0])
     if dist.main and parse_fill(cfg.fill) is None:          # auto: say what it measured (train.log under --quiet too)
-        RunLog(run_dir / "train.log")(f"fill colour RGB {','.join(map(str, fill[0]))} ({fill[1]}): the pixels rotation"
+        RunLog(run_dir / TRAIN_LOG)(f"fill colour RGB {','.join(map(str, fill[0]))} ({fill[1]}): the pixels rotation"
              + (", pad resizing" if cfg.resize_mode == "pad" else "") + " and TTA's smaller scales add")
 
     if dist.main and size > img_size:        # once a run (each fold's own train.log has its announce line)
         f = f"{cfg.crop_from:g}"
-        RunLog(run_dir / "train.log")(
+        RunLog(run_dir / TRAIN_LOG)(
             f"--crop-from {f}: training on random {img_size} x {img_size} crops of the images resized to {size} x "
             f"{size}; validation: centre crops of {f}x images, as the test's crops (predict resizes each test image "
             f"whole to {img_size}: the test images are the crops)", key=f"crop-from {f} {img_size}")
@@ -622,10 +621,10 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         fold_dir = run_dir if fold is None else run_names.fold_dir(run_dir, fold)
         if dist.main:
             fold_dir.mkdir(parents=True, exist_ok=True)
-            if fold is not None and not (fold_dir / "config.yaml").exists():
-                cfg.save(fold_dir / "config.yaml")
-            elif fold is not None and resume is not None and not train_finished(fold_dir / "last.pt"):
-                cfg.record_session(fold_dir / "config.yaml")       # the fold goes on in this session
+            if fold is not None and not (fold_dir / RUN_CONFIG).exists():
+                cfg.save(fold_dir / RUN_CONFIG)
+            elif fold is not None and resume is not None and not train_finished(fold_dir / LAST_PT):
+                cfg.record_session(fold_dir / RUN_CONFIG)       # the fold goes on in this session
         dist.barrier()
         try:
             res = train_run(cfg, meta, fd, fold_dir, device, dist, fold=fold,
@@ -640,21 +639,21 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         results.append(res)
         if res["val_predictions"] is not None:
             oof.append(res["val_predictions"])
-        if stop_after is not None and not (fold_dir / "last.pt").is_file():
+        if stop_after is not None and not (fold_dir / LAST_PT).is_file():
             break
     score = None
     if dist.main and folds != [None] and len(oof) == len(folds):
         from imgcls import metrics
         comb = pd.concat(oof, ignore_index=True)
-        write_table(comb, run_dir / "val_predictions.csv")
+        write_table(comb, run_dir / VAL_PREDICTIONS)
         y, p = comb["label"].astype(str).to_numpy(), comb["pred"].astype(str).to_numpy()
         m = metrics.scores(y, p, classes)
         score = {"folds": folds, "n_images": m["n"], "macro_f1": m["macro_f1"], "accuracy": m["accuracy"],
                  "macro_precision": m["macro_precision"], "macro_recall": m["macro_recall"],
                  "fold_best_f1": {str(f): r["best_f1"] for f, r in zip(folds, results)}}
-        write_json(run_dir / run_names.OOF_SCORE, score)
+        write_json(run_dir / OOF_SCORE, score)
         pc = metrics.per_class(y, p, classes, meta.class_meanings())
-        write_table(pc, run_dir / "per_class.csv")
+        write_table(pc, run_dir / PER_CLASS_CSV)
         if cfg.plots:
             metrics.confusion_pngs(y, p, classes, run_dir, title=f"out-of-fold, {len(folds)} folds, {m['n']} images, "
                                                                  f"macro-F1 {m['macro_f1']:.4f}",
@@ -662,7 +661,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         else:
             from imgcls.train.report import drop_figures
             drop_figures(run_dir)
-        RunLog(run_dir / "train.log")(f"out-of-fold macro-F1 over {len(folds)} folds: {m['macro_f1']:.4f} "
+        RunLog(run_dir / TRAIN_LOG)(f"out-of-fold macro-F1 over {len(folds)} folds: {m['macro_f1']:.4f} "
                                       f"(accuracy {m['accuracy']:.4f}, {m['n']} images)")
     if dist.main and folds != [None]:
         from imgcls.train.report import write_run_report
@@ -673,5 +672,5 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         # config: the set's own record, not a fold's on_run_start (a resumed set whose folds were all done has none)
         CallbackList(callbacks).on_train_end({"run_dir": run_dir, "folds": folds if folds != [None] else [],
                                               "oof": score, "runs": [r.get("summary") for r in results],
-                                              "config": TrainConfig.load(run_dir / "config.yaml").to_dict()})
+                                              "config": TrainConfig.load(run_dir / RUN_CONFIG).to_dict()})
     return run_dir
