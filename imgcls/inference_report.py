@@ -15,7 +15,7 @@ from imgcls import metrics, report
 from imgcls.console import warn
 from imgcls.errors import UserError
 from imgcls.profiles import class_titles
-from imgcls.run_names import fold_dirs
+from imgcls.run_names import PER_CLASS_CSV, VAL_PREDICTIONS, fold_dirs
 from imgcls.train.rundir import PER_CLASS, VALIDATION, read_run_csv
 
 
@@ -32,7 +32,7 @@ def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None 
     run = run.parent if run.is_file() else run
     found: tuple[pd.Series | None, str] = (None, "")
     for d in [run, *fold_dirs(run)]:
-        pc = d / "per_class.csv"
+        pc = d / PER_CLASS_CSV
         t = _run_file(pc, PER_CLASS, dtype={"class": str}) if pc.is_file() else None
         if t is not None:
             t = t.set_index("class")
@@ -44,11 +44,11 @@ def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None 
                         f"labelled rows of the k-fold run {run} (fold {d.name[5:]}'s training + validation rows)"
                 break
     if found[0] is None:
-        vp = run / "val_predictions.csv"
+        vp = run / VAL_PREDICTIONS
         v = _run_file(vp, VALIDATION, dtype={"label": str}) if vp.is_file() else None
         if v is not None:
             labels = v["label"]
-            found = labels.value_counts(), f"validation labels of {run} (no per_class.csv with training counts)"
+            found = labels.value_counts(), f"validation labels of {run} (no {PER_CLASS_CSV} with training counts)"
     if found[0] is not None and classes is not None and not set(map(str, classes)) <= set(found[0].index.astype(str)):
         return None, ""
     return found

@@ -39,10 +39,11 @@ from imgcls.fsutil import (check_not_replacing, check_output_location, check_out
                            did_you_mean, write_json, write_table)
 from imgcls.layouts import FolderView
 from imgcls.options import check, python_too, shown
-from imgcls.outputs import (PREDICT_SUMMARY, own_earlier_files, refuse_other_output, refuse_users_files,
+from imgcls.outputs import (PREDICT_SUMMARY, SPEC_NAME, own_earlier_files, refuse_other_output, refuse_users_files,
                             replacing_line)
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
-from imgcls.run_names import fold_dir, fold_dirs, fold_number, is_fold_dir
+from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_number,
+                              is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                match_template, resolve_format, template_beside)
@@ -77,9 +78,9 @@ def locate_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
 
         def folder(mark: Path) -> Path:         # a run's, a k-fold set's (fold_<k>/best.pt) or an ensemble's
             return mark.parent.parent if is_fold_dir(mark.parent) else mark.parent
-        marks = [*Path(runs_dir).glob("*/best.pt"),
-                 *(m for m in Path(runs_dir).glob("*/fold_*/best.pt") if is_fold_dir(m.parent)),
-                 *Path(ensembles_dir).glob("*/spec.yaml")]
+        marks = [*Path(runs_dir).glob(f"*/{BEST_PT}"),
+                 *(m for m in Path(runs_dir).glob(f"*/fold_*/{BEST_PT}") if is_fold_dir(m.parent)),
+                 *Path(ensembles_dir).glob(f"*/{SPEC_NAME}")]
         # a run imgcls train is training now (another terminal) has the newest best.pt after each epoch: it is no
         # model to submit from (half trained, or a k-fold set without its last folds), so the newest other one
         busy = sorted({folder(m) for m in marks if RunLock.held(folder(m))})
@@ -232,7 +233,7 @@ def recorded_max_pixels(spec: EnsembleSpec) -> int:
     limit = max(found.values(), default=imgio.DEFAULT_MAX_PIXELS)
     if limit != imgio.DEFAULT_MAX_PIXELS:
         who = ", ".join(n for n, v in found.items() if v == limit)
-        info(f"--max-pixels {limit}: the limit {who} trained with (config.yaml); --max-pixels N sets another")
+        info(f"--max-pixels {limit}: the limit {who} trained with ({RUN_CONFIG}); --max-pixels N sets another")
     return limit
 
 
@@ -482,7 +483,7 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
         took = _trained_by_table(run, df, where, folds, src, view)
         return (took, run, sorted(folds)) if took is not None and took.any() else (trained, None, [])
     if not folds:
-        hit = named.get(run / "val_predictions.csv")
+        hit = named.get(run / VAL_PREDICTIONS)
         trained = _trained_by_table(run, df, where, folds, src, view)
         if trained is None:         # its training table is not readable here: df taken as it (train's rule)
             split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
@@ -491,7 +492,7 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
                 test = (split == "test").to_numpy()
                 if n := int((trained & test).sum()):     # df's split trusted as the run's: said, not silent
                     table = (f"{src}: an image folder its validation images are not in"
-                             if src and Path(src).is_dir() else src or "config.yaml names none")
+                             if src and Path(src).is_dir() else src or f"{RUN_CONFIG} names none")
                     warn(f"--eval: the training table of {run} cannot be read here ({table}), so the leak check "
                          f"takes the scored data's split column as the run's: its {n} test rows count as never "
                          f"trained on; if the run trained on another split of these images, their score is a "
@@ -502,7 +503,7 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
     hits = {}
     for d in fold_dirs(run):
         g = fold_number(d)
-        hit = named.get(d / "val_predictions.csv")
+        hit = named.get(d / VAL_PREDICTIONS)
         if not hit:
             continue
         hits[g] = hit
@@ -618,24 +619,24 @@ def _honest_score(run: Path, kfold: bool) -> str:
     """The run's own honest score, for check_eval_not_leaked's line: a k-fold run's out-of-fold macro-F1
     (oof_score.json), a single run's validation macro-F1 (recomputed from val_predictions.csv, as `imgcls runs`)."""
     if kfold:
-        oof = run / "oof_score.json"
+        oof = run / OOF_SCORE
         try:
             sc = json.loads(oof.read_text())
             return f"its out-of-fold macro-F1, {sc['macro_f1']:.4f} over {sc['n_images']} images ({oof})"
         except (OSError, ValueError, KeyError, TypeError):
-            return f"its out-of-fold score ({run}/val_predictions.csv once every fold is trained)"
+            return f"its out-of-fold score ({run}/{VAL_PREDICTIONS} once every fold is trained)"
     from imgcls.runs import read_run
     rec = read_run(run)
     if rec is None or pd.isna(rec.val_macro_f1) or not rec.n_val:
-        return f"its validation score ({run}/val_predictions.csv)"
-    return (f"its validation macro-F1, {rec.val_macro_f1:.4f} over {rec.n_val} images ({run}/val_predictions.csv; "
+        return f"its validation score ({run}/{VAL_PREDICTIONS})"
+    return (f"its validation macro-F1, {rec.val_macro_f1:.4f} over {rec.n_val} images ({run}/{VAL_PREDICTIONS}; "
             f"{RUNS_TABLE} shows it)")
 
 
 def _member_honest_score(run: Path, folds: list[int]) -> str:
     """_honest_score of what a member predicts with: one fold of a k-fold set (predict RUN/fold_1) has its own
     validation score, not the set's out-of-fold one."""
-    one_fold = len(folds) == 1 and sum((d / "val_predictions.csv").is_file() for d in fold_dirs(run)) > 1
+    one_fold = len(folds) == 1 and sum((d / VAL_PREDICTIONS).is_file() for d in fold_dirs(run)) > 1
     return _honest_score(fold_dir(run, folds[0]), False) if one_fold else _honest_score(run, bool(folds))
 
 
@@ -790,13 +791,13 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None) -> str:
                                                              SPLIT_DEFINITION))
     return (f": a split made after training has test rows it trained on, so split first and train again: imgcls "
             f"split {sh(src)} {k}{again_as}--test 0.2 --out {sh(table)}, imgcls train {sh(table)} --config "
-            f"{sh(run / 'config.yaml')} --out {sh(run.parent)} --name {again.name}, then {score(again)}")
+            f"{sh(run / RUN_CONFIG)} --out {sh(run.parent)} --name {again.name}, then {score(again)}")
 
 
 def _trained_on(run: Path, table: Path) -> bool:
     """Whether the run folder's config.yaml trained on table."""
     try:
-        src = TrainConfig.load(run / "config.yaml").src if (run / "config.yaml").is_file() else None
+        src = TrainConfig.load(run / RUN_CONFIG).src if (run / RUN_CONFIG).is_file() else None
     except UserError:
         return False
     return bool(src) and Path(src).resolve() == table.resolve()

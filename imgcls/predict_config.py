@@ -11,6 +11,7 @@ from imgcls.errors import UserError
 from imgcls.image_options import DEFAULT_MAX_PIXELS, max_pixels_option
 from imgcls.options import When, check, option
 from imgcls.parallel import default_workers
+from imgcls.run_names import RUN_CONFIG
 from imgcls.tta import MERGES, parse_tta
 
 EVAL_SPLITS = ("all", "val", "test")
@@ -82,7 +83,7 @@ class PredictConfig:
     workers: int = option(default_workers(), panel=RUNTIME, lo=0,
                           help="DataLoader worker processes (decoding and TTA views; 0: in the main process).")
     max_pixels: int | None = max_pixels_option(
-        None, none=f"the run's train --max-pixels (config.yaml), else {DEFAULT_MAX_PIXELS}",
+        None, none=f"the run's train --max-pixels ({RUN_CONFIG}), else {DEFAULT_MAX_PIXELS}",
         help="not given: the limit the run trained with (an ensemble: the highest of its members'), so test images "
              "of the kind it trained on are read.")
 

@@ -28,9 +28,10 @@ import pandas as pd
 from imgcls.errors import UserError
 from imgcls.options import python_too
 from imgcls.outputs import SPEC_NAME, TRIALS_CSV, output_kind, read_yaml, trial_record
-from imgcls.run_names import fold_dirs, is_fold_dir
+from imgcls.run_names import (BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, VAL_PREDICTIONS,
+                              fold_dirs, is_fold_dir)
 from imgcls.runs_config import COLUMNS, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
-from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, LAST_STATE,
+from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes,
                                  planned_folds, read_run_csv, recorded_epochs, train_finished)
 
@@ -210,17 +211,17 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
         doc = read_yaml(path / SPEC_NAME)
         if doc.get("kind") == "imgcls-ensemble":
             return _read_ensemble(path, name, doc)
-    if not (path / "config.yaml").is_file():
+    if not (path / RUN_CONFIG).is_file():
         return None
-    cfg = read_yaml(path / "config.yaml")
+    cfg = read_yaml(path / RUN_CONFIG)
     run = Run(path=path, name=name, model=str(cfg.get("model", "")), img_size=cfg.get("img_size"), config=cfg)
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
-    folds = [d for d in fold_dirs(path) if (d / "metrics.csv").is_file()]
+    folds = [d for d in fold_dirs(path) if (d / METRICS_CSV).is_file()]
     if output_kind(path.parent) == "tune study":
         run.kind = "trial"
     # a k-fold set before its first fold has validated (no fold_*/metrics.csv yet) is one too, by its config.yaml's
     # --folds (which each fold_<k>/config.yaml repeats: a fold read alone is a run)
-    one_fold = is_fold_dir(path) and (path.parent / "config.yaml").is_file()
+    one_fold = is_fold_dir(path) and (path.parent / RUN_CONFIG).is_file()
     if folds or (cfg.get("folds") and not one_fold):
         run.kind = "k-fold" if run.kind == "run" else run.kind
         hist = []
@@ -230,9 +231,9 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
                 h.insert(0, "fold", d.name.split("_", 1)[1])
                 hist.append(h)
         run.history = pd.concat(hist, ignore_index=True) if hist else None
-        oof = _read_csv(path / "val_predictions.csv", VALIDATION)
+        oof = _read_csv(path / VAL_PREDICTIONS, VALIDATION)
         _score(oof, run)
-        run.checkpoints = [d / "best.pt" for d in folds]
+        run.checkpoints = [d / BEST_PT for d in folds]
         run.scored_on = OOF
         if not run.classes:         # no out-of-fold predictions before the last fold: the task's classes all the same
             run.classes = planned_classes(path) or _fold_classes(folds)
@@ -241,8 +242,8 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
             run.best_epoch = _best_epoch(run.history)
     else:
         run.history = _read_metrics(path)
-        _score(_read_csv(path / "val_predictions.csv", VALIDATION), run)
-        run.checkpoints = [path / "best.pt"]
+        _score(_read_csv(path / VAL_PREDICTIONS, VALIDATION), run)
+        run.checkpoints = [path / BEST_PT]
         run.scored_on = VAL
         if not run.classes:         # before its first validation: the classes train recorded as it started
             run.classes = planned_classes(path) or (planned_classes(path.parent) if one_fold else None) or []
@@ -260,7 +261,7 @@ def _fold_classes(folds: Sequence[Path]) -> list:
     """The classes a fold's validation predictions name (their p_<class> columns): a k-fold set's classes where
     train recorded none as it started (a set started before its plan named them)."""
     for d in folds:
-        head = _read_csv(d / "val_predictions.csv", VALIDATION, nrows=0)
+        head = _read_csv(d / VAL_PREDICTIONS, VALIDATION, nrows=0)
         found = prob_classes(head.columns) if head is not None else []
         if found:
             return found
@@ -282,7 +283,7 @@ def _read_metrics(folder: Path) -> pd.DataFrame | None:
     """A run's (or one fold's) metrics.csv, the one reader of the epochs it records (the history, the epochs done):
     its epoch column whole numbers, its epoch_seconds numbers (empty: NaN). None where it is missing, and where it
     is malformed, one that pandas cannot parse or one without those numbers, said in _read_csv's one warning."""
-    f = folder / "metrics.csv"
+    f = folder / METRICS_CSV
     h = _read_csv(f, EPOCH_METRICS)
     if h is None:
         return None
@@ -305,7 +306,7 @@ def _read_metrics(folder: Path) -> pd.DataFrame | None:
 
 # what train writes into a run's (or a fold's) folder once it has validated an epoch, beside metrics.csv (loop.py's
 # evaluate_epoch and checkpoint): a folder with none of them and no metrics.csv stopped in its first epoch
-EPOCH_FILES = ("best.pt", "val_predictions.csv", "per_class.csv", "last.pt")
+EPOCH_FILES = (BEST_PT, VAL_PREDICTIONS, PER_CLASS_CSV, LAST_PT)
 UNKNOWN = "?"       # progress's epochs done where nothing tells them ('?/6')
 
 
@@ -317,10 +318,10 @@ def _epochs_done(folder: Path) -> int | None:
     h = _read_metrics(folder)
     if h is not None:
         return int(h["epoch"].max()) if len(h) else 0
-    recorded = recorded_epochs(folder / "last.pt")
+    recorded = recorded_epochs(folder / LAST_PT)
     if recorded is not None:
         return recorded
-    if (folder / "metrics.csv").is_file() or any((folder / f).is_file() for f in EPOCH_FILES):
+    if (folder / METRICS_CSV).is_file() or any((folder / f).is_file() for f in EPOCH_FILES):
         return None
     return 0
 
@@ -331,7 +332,7 @@ def _fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[boo
     is stopped, or not known (None) when an early stop could have ended it (train's rule is not re-derived here), or
     when nothing tells the epochs done (_epochs_done: UNKNOWN, '?/6')."""
     done = _epochs_done(folder)
-    finished = train_finished(folder / "last.pt")
+    finished = train_finished(folder / LAST_PT)
     if finished is None and epochs is not None and done is not None:   # last.pt deleted (by hand, tune --keep)
         finished = True if done >= epochs else (None if early_stop else False)         # or unreadable
     shown = UNKNOWN if done is None else done
@@ -404,7 +405,7 @@ def _ensemble_target(path: Path, doc: dict) -> str:
     if doc.get("combine") != "profile":
         for m in doc.get("members") or []:
             if isinstance(m, dict) and m.get("run"):
-                cfg = read_yaml(path / str(m["run"]) / "config.yaml")
+                cfg = read_yaml(path / str(m["run"]) / RUN_CONFIG)
                 if cfg:
                     return str(cfg.get("target") or "label")
     return "label"
@@ -572,8 +573,8 @@ STATE_NOTE = (f"epochs: done, of a finished run ('4/10, early stop': train's ear
               f"not known whether it finished (an early stop) or stopped (its last.pt gone); "
               f"'{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
               f"nothing trains it ({RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
-              f"that failed); '{UNKNOWN}/6': its epochs done not known (its metrics.csv malformed or gone, and no "
-              f"{LAST_STATE} beside its last.pt); a k-fold set: its folds done and where the next one got")
+              f"that failed); '{UNKNOWN}/6': its epochs done not known (its {METRICS_CSV} malformed or gone, and "
+              f"no {LAST_STATE} beside its {LAST_PT}); a k-fold set: its folds done and where the next one got")
 
 
 def epochs_label(state, progress, epochs) -> str:
@@ -589,7 +590,7 @@ def epochs_label(state, progress, epochs) -> str:
     return _int(epochs)
 
 
-TIME_NOTE = ("time: the epochs' training and validation passes (metrics.csv's epoch_seconds summed; a k-fold set: "
+TIME_NOTE = (f"time: the epochs' training and validation passes ({METRICS_CSV}'s epoch_seconds summed; a k-fold set: "
              "every fold's), not the set-up, the weights or the image cache: a trial's wall time in tune's "
              f"{TRIALS_CSV} is longer")
 
@@ -688,7 +689,7 @@ def _must_read(path) -> Run:
                         f"outputs/ensembles; {RUNS_TABLE} lists them")
     run = read_run(path)
     if run is None:
-        raise UserError(f"{path} is not a run folder (no config.yaml or ensemble spec.yaml); give a folder under "
+        raise UserError(f"{path} is not a run folder (no {RUN_CONFIG} or ensemble {SPEC_NAME}); give a folder under "
                         f"outputs/runs or outputs/ensembles")
     return run
 
@@ -801,8 +802,8 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
                                         f"stop could have ended it, its last.pt gone; or {UNKNOWN}/6), else {STOPPED} "
                                         f"(ended before its epochs or last fold), {RUNNING}, {PRUNED} or {FAILED} "
                                         f"(a tune trial); progress: epochs done / set ({UNKNOWN} where its "
-                                        f"metrics.csv is malformed or gone and no {LAST_STATE} beside its last.pt "
-                                        f"tells them; a k-fold set: folds done, and where the "
+                                        f"{METRICS_CSV} is malformed or gone and no {LAST_STATE} beside its "
+                                        f"{LAST_PT} tells them; a k-fold set: folds done, and where the "
                                         f"next fold got); {TIME_NOTE}",
                                leaderboard=report.safe(report.table(shown, digits=4)),
                                curves=report.safe(curves) if curves else "",
@@ -825,7 +826,7 @@ def _curves_uri(runs: Sequence[Run], task: str = "") -> str:
         label = f"{r.name} (mean of {h['fold'].nunique()} folds)" if "fold" in h.columns else r.name
         ax.plot(curve.index, curve.to_numpy(), "o--" if "fold" in h.columns else "o-", markersize=3, label=label)
     ax.set_xlabel("epoch")
-    ax.set_ylabel("val macro-F1 (metrics.csv; a k-fold set: its folds' mean)")
+    ax.set_ylabel(f"val macro-F1 ({METRICS_CSV}; a k-fold set: its folds' mean)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if task:
         ax.set_title(f"val macro-F1 by epoch: {task}")
@@ -921,8 +922,8 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
     root = paths[0] if paths else Path(DEFAULT_ROOT)
     found = find_runs(root)
     if not found:
-        raise UserError(f"no run under {root} (a folder with config.yaml from imgcls train, or an ensemble's "
-                        f"spec.yaml); give the folder your runs are under")
+        raise UserError(f"no run under {root} (a folder with {RUN_CONFIG} from imgcls train, or an ensemble's "
+                        f"{SPEC_NAME}); give the folder your runs are under")
     board = leaderboard(found, cfg.sort, cfg.filter)
     if action == "report":
         keep = set(board["name"])

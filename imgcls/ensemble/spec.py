@@ -15,7 +15,7 @@ from imgcls.ensemble.config import BUILD_ENSEMBLE, COMBINES, METHODS
 from imgcls.errors import UserError
 from imgcls.options import shown
 from imgcls.outputs import SPEC_NAME
-from imgcls.run_names import is_fold_dir
+from imgcls.run_names import BEST_PT, LAST_PT, RUN_CONFIG, VAL_PREDICTIONS, is_fold_dir
 
 if TYPE_CHECKING:
     from imgcls.train.config import TrainConfig
@@ -38,7 +38,7 @@ class Member:
         from imgcls.train.config import TrainConfig
         folder = self.run if self.run.is_dir() else self.run.parent
         try:
-            return TrainConfig.load(folder / "config.yaml")
+            return TrainConfig.load(folder / RUN_CONFIG)
         except UserError:
             return None
 
@@ -99,9 +99,9 @@ def member_name(run: Path) -> str:
     path = Path(os.path.abspath(run))           # `.` named by the folder it is; links kept
     suffix = ""
     if path.is_file():
-        if path.name not in ("best.pt", "last.pt"):     # the files imgcls train writes (find_checkpoints)
+        if path.name not in (BEST_PT, LAST_PT):     # the files imgcls train writes (find_checkpoints)
             return path.stem
-        suffix = "" if path.name == "best.pt" else ".last"
+        suffix = "" if path.name == BEST_PT else ".last"
         path = path.parent
     if is_fold_dir(path):
         return f"{path.resolve().parent.name}.{path.name}{suffix}"
@@ -265,7 +265,7 @@ def load_spec(path: str | os.PathLike) -> EnsembleSpec:
 
 def read_oof(run: Path, classes: Sequence[str]) -> pd.DataFrame:
     """A run's validation / out-of-fold predictions, indexed by image key (root/path), columns p_<class> + label."""
-    f = run / "val_predictions.csv" if run.is_dir() else run.parent / "val_predictions.csv"
+    f = run / VAL_PREDICTIONS if run.is_dir() else run.parent / VAL_PREDICTIONS
     if not f.is_file():
         from imgcls.train.rundir import resume_fix
         raise UserError(f"{f} does not exist: the run has no validation predictions to score or fit weights on "
