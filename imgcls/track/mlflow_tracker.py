@@ -20,6 +20,8 @@ from pathlib import Path
 
 from imgcls.figure_files import RUN_FIGURES, confusion_png_names
 from imgcls.options import option_text
+from imgcls.run_names import (BEST_PT, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, RUN_REPORT, TRAIN_LOG,
+                              VAL_PREDICTIONS)
 from imgcls.track.common import (epoch_scalars, oof_scalars, record_tracker_run, recorded_tracker_run,
                                  text_params)
 from imgcls.train.callbacks import Callback
@@ -28,8 +30,7 @@ EXPERIMENT = "imgcls"
 STOPPED_TAG = "imgcls.stopped"   # on a run an exception stopped: the exception
 BEST_TAG = "best."               # on a group's run (tune's study): the best trial's drawn values, best.<option>
 TRACKER = "mlflow"               # a run (or k-fold set) folder's mlflow_run.json (record_tracker_run): its run
-ARTIFACTS = ("config.yaml", "metrics.csv", "per_class.csv", "val_predictions.csv", *RUN_FIGURES, "report.html",
-             "train.log")
+ARTIFACTS = (RUN_CONFIG, METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, *RUN_FIGURES, RUN_REPORT, TRAIN_LOG)
 
 
 # MLflow's HTTP settings (read at each request) for the tracker's own calls: a server gone mid-run costs one retry at
@@ -186,7 +187,7 @@ def _guarded(hook):
             self.failed = _reason(e)
             from imgcls.console import warn
             warn(f"mlflow: {self.uri} failed ({self.failed}); the run goes on without MLflow, logging nothing more "
-                 f"to it (metrics.csv and the run folder hold everything)" + self._left_running())
+                 f"to it ({METRICS_CSV} and the run folder hold everything)" + self._left_running())
             return None
     return call
 
@@ -386,8 +387,8 @@ class MLflowTracker(Callback):
             for f in ARTIFACTS:
                 if (run_dir / f).is_file():
                     self.client.log_artifact(self.run_id, str(run_dir / f))
-            if self.log_checkpoint and (run_dir / "best.pt").is_file():
-                self.client.log_artifact(self.run_id, str(run_dir / "best.pt"))
+            if self.log_checkpoint and (run_dir / BEST_PT).is_file():
+                self.client.log_artifact(self.run_id, str(run_dir / BEST_PT))
         with _store_call():
             self._end(self.run_id)
             if self.group_id is not None:
@@ -412,8 +413,8 @@ class MLflowTracker(Callback):
             for k, v in oof_scalars(summary).items():
                 self.client.log_metric(self.parent_id, k, v)
         with _store_call(upload=True):
-            for f in ("config.yaml", "oof_score.json", "val_predictions.csv", "per_class.csv",
-                      *confusion_png_names(), "report.html"):      # val_predictions: the OOF rows
+            for f in (RUN_CONFIG, OOF_SCORE, VAL_PREDICTIONS, PER_CLASS_CSV, *confusion_png_names(),
+                      RUN_REPORT):      # val_predictions: the OOF rows
                 if (run_dir / f).is_file():
                     self.client.log_artifact(self.parent_id, str(run_dir / f))
         with _store_call():

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from imgcls.figure_files import confusion_png_names
+from imgcls.run_names import VAL_PREDICTIONS
 from imgcls.track.common import OOF_METRICS, epoch_scalars, oof_scalars, text_params
 from imgcls.train.callbacks import Callback
 
@@ -57,7 +58,7 @@ class TensorBoardTracker(Callback):
             arr = png_array(run_dir / png)
             if arr is not None:      # tagged by the file's name without .png, as ever (users' dashboards)
                 w.add_image(Path(png).stem, arr, summary["best_epoch"], dataformats="HWC")
-        fig = worst_predictions_figure(run_dir / "val_predictions.csv", max_pixels=self.config.get("max_pixels"))
+        fig = worst_predictions_figure(run_dir / VAL_PREDICTIONS, max_pixels=self.config.get("max_pixels"))
         if fig is not None:         # drawn as the run's PNGs are (figure_array), not by add_figure
             w.add_image("val/worst_predictions", figure_array(fig), summary["best_epoch"], dataformats="HWC")
         write_hparams(w, self.config, {"hparam/best_val_macro_f1": float(summary["best_macro_f1"])},

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from imgcls.figure_files import confusion_png_names
+from imgcls.run_names import BEST_PT
 from imgcls.track.common import (epoch_scalars, flat_params, oof_scalars, record_tracker_run,
                                  recorded_tracker_run)
 from imgcls.train.callbacks import Callback
@@ -93,9 +94,9 @@ class WandbTracker(Callback):
             self.run.log(images)
         if summary.get("per_class") is not None:
             self.run.log({"per_class": wandb.Table(dataframe=summary["per_class"])})
-        if self.log_checkpoint and (run_dir / "best.pt").is_file():
+        if self.log_checkpoint and (run_dir / BEST_PT).is_file():
             art = wandb.Artifact(f"{run_dir.name}-best".replace("/", "-"), type="model")
-            art.add_file(str(run_dir / "best.pt"))
+            art.add_file(str(run_dir / BEST_PT))
             self.run.log_artifact(art)
         self._remember(self.run)
         self.run.finish()
