@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Optional
 
 from imgcls.errors import UserError
+from imgcls.figure_files import CURVES_PNG
 from imgcls.options import check, choose_another, option, option_text, python_too, set_options, shown
 from imgcls.outputs import BEST_CONFIG, STUDY_DB, STUDY_REPORT, TRIAL_DIR, TRIALS_CSV, trial_dir
-from imgcls.run_names import METRICS_CSV, fold_dirs
+from imgcls.run_names import METRICS_CSV, PER_CLASS_CSV, fold_dirs
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
 
@@ -75,10 +76,10 @@ class TuneConfig:
                                       "processes given the same storage share the study.")
     out: str = option("outputs/tune", panel=STUDY, cli_type=Path, from_cli=str, help="Folder of studies.")
     trial_plots: bool = option(False, panel=STUDY,
-                               help="Each trial draws train's figures (curves.png, the confusion PNGs: about a second "
-                                    "a trial); without it trials draw none, their numbers in metrics.csv and "
-                                    "per_class.csv, and the best trial's are drawn by re-training best_config.yaml. "
-                                    "--no-plots: tune draws no figure at all, report.html's plots neither.")
+                               help=f"Each trial draws train's figures ({CURVES_PNG}, the confusion PNGs: about a "
+                                    f"second a trial); without it trials draw none, their numbers in {METRICS_CSV} and "
+                                    f"{PER_CLASS_CSV}, and the best trial's are drawn by re-training {BEST_CONFIG}. "
+                                    f"--no-plots: tune draws no figure at all, {STUDY_REPORT}'s plots neither.")
     keep: str = option("best-3", panel=STUDY,
                        help="best-K: only the K best trials keep their checkpoints; all: every trial keeps them.")
     config: str | None = option(None, cli=False,
