@@ -468,6 +468,12 @@ def age_band_record(df: pd.DataFrame, opts: LayoutOptions | None) -> dict:
     return {}
 
 
+def manifest_read(df: pd.DataFrame) -> Path | None:
+    """The manifest file `load` read `df` from (a manifest.csv, a splits.csv; None for other layouts): a step given
+    that table again asks df rather than reading it twice (predict --data on a run's own training table)."""
+    return Path(df.attrs[MANIFEST_READ]) if df.attrs.get(MANIFEST_READ) else None
+
+
 def read_table(df: pd.DataFrame) -> list[str]:
     """The competition CSV `load` read `df` from ([] for other layouts): a file an output must never replace
     (fsutil.check_not_replacing)."""

@@ -543,6 +543,30 @@ def _named_rows(f: Path, where: dict[str, int]) -> list[int] | None:
     return None if paths is None else [where[k] for k in paths if k in where]
 
 
+def _table_file(src: str | None) -> Path | None:
+    """The table a run's training data `src` (config.yaml's) names: the file itself, or the manifest.csv of the
+    folder given; None for an image folder (only a table carries source_path, fold and split columns)."""
+    if not src:
+        return None
+    path = Path(src) if Path(src).is_file() else Path(src) / mf.MANIFEST_NAME
+    return path if path.is_file() else None
+
+
+def _training_table(src: str | None, df: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """The run's training table `src` (_table_file) as read: df itself where predict read df from that very file
+    (predict --data on the run's own splits.csv: a large table is not read twice, nor its warnings said twice),
+    else read here. None for an image folder, or a table that cannot be read here."""
+    path = _table_file(src)
+    if path is None:
+        return None
+    if df is not None and (read := mf.manifest_read(df)) is not None and read.resolve() == path.resolve():
+        return df
+    try:
+        return mf.load(src, scan=False, announce=False)
+    except (UserError, OSError):
+        return None
+
+
 def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds: set[int],
                       src: str | None, view: FolderView | None = None) -> np.ndarray | None:
     """Rows of df that are images `run` trained on, or their originals, by the training table its config.yaml
@@ -551,18 +575,16 @@ def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds:
     from (their `source_path`: --eval on data/raw after preprocess -> split -> train). The training table's rows are
     told apart by train's rules: a single run trained on every kept row but its validation and test rows; a fold on
     the table's other folds (train.data.fold_training_rows); a single run's image folder by the paths under it
-    (_trained_in_folder, through `view`, the read's look at df's folder). None when that table cannot be read here or
+    (_trained_in_folder, through `view`, the read's look at df's folder). The table is df itself where predict read
+    that file, else read (_training_table). None when that table cannot be read here or
     names none of the run's validation images."""
     trained = np.zeros(len(df), bool)
-    try:
-        # only a table can carry source_path (a manifest or split file): an image folder is not read again
-        table = (mf.load(src, scan=False, announce=False)
-                 if src and (Path(src).is_file() or (Path(src) / mf.MANIFEST_NAME).is_file()) else None)
-    except (UserError, OSError):
-        return None
-    if table is None:
+    if _table_file(src) is None:    # only a table can carry source_path: an image folder is not read again
         return (_trained_in_folder(run, src, where, len(df), view) if src and Path(src).is_dir() and not folds
                 else None)
+    table = _training_table(src, df)
+    if table is None:
+        return None
     paths = [str(p) for p in mf.image_paths(table)]
     at = {p: i for i, p in enumerate(paths)}
     validated = np.zeros(len(table), bool)

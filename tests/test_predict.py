@@ -1945,6 +1945,37 @@ def test_the_leak_refusal_reads_the_members_config_once(tmp_path, monkeypatch):
     assert loads == [run / "config.yaml"]
 
 
+def test_predict_on_the_run_s_own_training_table_reads_it_once(tmp_path, monkeypatch):
+    """predict's leak check read the run's training table (config.yaml's src) with manifest.load apart from
+    predict's own read of --data: a splits.csv given as --data read twice (a large manifest, its warnings said
+    again). predict's frame is that table now: one read, the warning that the run trained on it as before."""
+    import yaml
+
+    from imgcls import manifest as mf
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
+    df = mf.load(raw, scan=True, announce=False)
+    i = np.arange(len(df))
+    df["fold"] = i % 3
+    df["split"] = np.where(i % 3 == 0, "val", "train")
+    splits = tmp_path / "data" / "splits.csv"
+    mf.write(df, splits)
+    run = make_tiny_run(tmp_path / "runs" / "kf", classes=("a", "b"), folds=2)
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": "test_efficientnet", "img_size": 32,
+                                                     "src": str(splits), "folds": "0,1"}))
+    for k in (0, 1):
+        rows = df[df["fold"] == k]
+        pd.DataFrame({"path": rows["path"], "root": rows["root"], "label": rows["label"], "fold": k,
+                      "pred": rows["label"], "p_a": 0.5, "p_b": 0.5}).to_csv(run / f"fold_{k}" / "val_predictions.csv",
+                                                                              index=False)
+    reads, real = [], mf.load
+    monkeypatch.setattr(mf, "load", lambda src, *a, **k: reads.append(Path(src)) or real(src, *a, **k))
+    res = invoke("predict", run, "--data", splits, "--out", tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and f"{len(df)} of the {len(df)} labelled images of {splits} are images {run} " \
+        f"trained on" in said, said
+    assert reads == [splits], reads
+
+
 def test_the_held_out_commands_make_the_split_again_as_the_run_s_split_was_made(tmp_path):
     """The leaked-eval refusal's `imgcls split SPLITS --folds 3 --test 0.2 ...` dropped the options the run's split
     was made with: after `split --folds 3 --no-near-dup` (mask faces whose near-duplicate links join the people)
