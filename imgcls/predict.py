@@ -460,7 +460,7 @@ def eval_rows(df: pd.DataFrame, eval_split: str | None) -> tuple[str, np.ndarray
     return eval_split, rows
 
 
-def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = None
+def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = None, tables: dict | None = None
                  ) -> tuple[np.ndarray, Path | None, list[int]]:
     """(rows of df that `member` trained on, its run folder, its folds: [] for a single run; an all-False mask and
     None when df holds none of the rows its records name, so nothing is known about it).
@@ -471,7 +471,8 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
     by train's rule (train.data.fold_training_rows). A single run whose validation images are rows of df: df is its training data,
     and every other kept row but the split's test rows trained (train's rule for a split table and for a
     --val-split alike). `view`: the read's look at df's folder (predict's), whose split folders are read where the
-    member trained on that folder (_trained_in_folder), not listed again."""
+    member trained on that folder (_trained_in_folder), not listed again. `tables`: the training tables read so far
+    by the caller's check (_training_table), each read once for every member."""
     trained = np.zeros(len(df), bool)
     where = {str(p): i for i, p in enumerate(mf.image_paths(df))}
     folds = {fold_number(Path(c).parent) for c in member.checkpoints} - {None}
@@ -480,11 +481,11 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
     # each val_predictions.csv read once: the run's, and each fold's
     named = {f: _named_rows(f, where) for f in validation_files(run)}
     if not any(named.values()):
-        took = _trained_by_table(run, df, where, folds, src, view)
+        took = _trained_by_table(run, df, where, folds, src, view, tables)
         return (took, run, sorted(folds)) if took is not None and took.any() else (trained, None, [])
     if not folds:
         hit = named.get(run / VAL_PREDICTIONS)
-        trained = _trained_by_table(run, df, where, folds, src, view)
+        trained = _trained_by_table(run, df, where, folds, src, view, tables)
         if trained is None:         # its training table is not readable here: df taken as it (train's rule)
             split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
             trained = np.array(mf.kept(df), bool)
@@ -511,7 +512,7 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
             trained[hit] = True
     if not hits:
         return trained, run, sorted(folds)
-    took = _trained_by_table(run, df, where, folds, src, view)    # the run's own split table: its folds, not df's
+    took = _trained_by_table(run, df, where, folds, src, view, tables)  # the run's own split table: its folds, not df's
     if took is not None:
         trained |= took
     elif "fold" in df.columns:
@@ -552,23 +553,32 @@ def _table_file(src: str | None) -> Path | None:
     return path if path.is_file() else None
 
 
-def _training_table(src: str | None, df: pd.DataFrame | None = None) -> pd.DataFrame | None:
+def _training_table(src: str | None, df: pd.DataFrame | None = None, tables: dict | None = None
+                    ) -> pd.DataFrame | None:
     """The run's training table `src` (_table_file) as read: df itself where predict read df from that very file
     (predict --data on the run's own splits.csv: a large table is not read twice, nor its warnings said twice),
-    else read here. None for an image folder, or a table that cannot be read here."""
+    else read here, once per check where the caller keeps `tables` (the tables read so far, by file: an ensemble's
+    members trained on one splits.csv). None for an image folder, or a table that cannot be read here."""
     path = _table_file(src)
     if path is None:
         return None
-    if df is not None and (read := mf.manifest_read(df)) is not None and read.resolve() == path.resolve():
+    path = path.resolve()
+    if df is not None and (read := mf.manifest_read(df)) is not None and read.resolve() == path:
         return df
+    if tables is not None and path in tables:
+        return tables[path]
     try:
-        return mf.load(src, scan=False, announce=False)
+        table = mf.load(src, scan=False, announce=False)
     except (UserError, OSError):
-        return None
+        table = None
+    if tables is not None:
+        tables[path] = table
+    return table
 
 
 def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds: set[int],
-                      src: str | None, view: FolderView | None = None) -> np.ndarray | None:
+                      src: str | None, view: FolderView | None = None, tables: dict | None = None
+                      ) -> np.ndarray | None:
     """Rows of df that are images `run` trained on, or their originals, by the training table its config.yaml
     names (`src`, the member's Member.recorded_config: read once): the table's training rows themselves (df another
     split of the same images: its test rows are not the run's), and the originals preprocess's copies were made
@@ -576,13 +586,13 @@ def _trained_by_table(run: Path, df: pd.DataFrame, where: dict[str, int], folds:
     told apart by train's rules: a single run trained on every kept row but its validation and test rows; a fold on
     the table's other folds (train.data.fold_training_rows); a single run's image folder by the paths under it
     (_trained_in_folder, through `view`, the read's look at df's folder). The table is df itself where predict read
-    that file, else read (_training_table). None when that table cannot be read here or
+    that file, else read once per check (_training_table, `tables`). None when that table cannot be read here or
     names none of the run's validation images."""
     trained = np.zeros(len(df), bool)
     if _table_file(src) is None:    # only a table can carry source_path: an image folder is not read again
         return (_trained_in_folder(run, src, where, len(df), view) if src and Path(src).is_dir() and not folds
                 else None)
-    table = _training_table(src, df)
+    table = _training_table(src, df, tables)
     if table is None:
         return None
     paths = [str(p) for p in mf.image_paths(table)]
@@ -729,8 +739,9 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
     scored = rows & labelled
     split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
     ensemble = _ensemble_honest_score(spec)
+    tables = {}         # the members' training tables, each read once (df itself where it is one)
     for m in spec.running().members:
-        trained, run, folds = trained_rows(m, df, view)
+        trained, run, folds = trained_rows(m, df, view, tables)
         n = int((trained & scored).sum())
         if not n:
             continue
@@ -739,7 +750,7 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
         never = "no fold trained on" if folds else "it never trained on"
         alt = (f"--eval-split test scores the {n_test} test rows {never}" if n_test and part != "test"
                else f"--eval on a labelled test set {never}"
-               + _held_out_commands(run, folds, getattr(m.recorded_config, "src", None)))
+               + _held_out_commands(run, folds, getattr(m.recorded_config, "src", None), df, tables))
         what = f"{n} of the {int(scored.sum())} labelled {'rows' if part == 'all' else part + ' rows'} of {data}"
         if not folds:
             raise UserError(f"--eval would score {what} outside the validation and test rows of the run {run}: "
@@ -760,8 +771,9 @@ def say_trained_on(spec: EnsembleSpec, df: pd.DataFrame, data, view: FolderView 
         return 0
     seen = np.zeros(len(df), bool)
     runs = []
+    tables = {}         # the members' training tables, each read once (df itself where it is one)
     for m in spec.running().members:
-        trained, run, folds = trained_rows(m, df, view)
+        trained, run, folds = trained_rows(m, df, view, tables)
         if run is not None and (trained & labelled).any():
             seen |= trained & labelled
             runs.append((run, folds))
@@ -778,22 +790,22 @@ def say_trained_on(spec: EnsembleSpec, df: pd.DataFrame, data, view: FolderView 
     return n
 
 
-def _held_out_commands(run: Path, folds: list[int], src: str | None) -> str:
+def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.DataFrame | None = None,
+                       tables: dict | None = None) -> str:
     """check_eval_not_leaked's way to a test score of the run's kind, as commands that work typed: a split of its
     training data with test rows made BEFORE training (a split made after it has test rows the run trained on), the
     run's options trained again on it (--config), and --eval on its test rows. A k-fold run's split has as many
-    folds as its training table had. `src`: its training data (config.yaml's, the member's recorded_config). ''
-    where the run's config.yaml or data is not known here."""
+    folds as its training table had. `src`: its training data (config.yaml's, the member's recorded_config), whose
+    table is df where predict read that one, or the one the leak check read (`tables`): not read again
+    (_training_table). '' where the run's config.yaml or data is not known here."""
     from imgcls.console import sh
     if not src or not Path(src).exists():
         return ""
     k = ""
     if folds:
-        try:
-            from imgcls.train.data import fold_ids
-            have = fold_ids(mf.load(src, scan=False, announce=False))
-        except (UserError, OSError):
-            have = []
+        from imgcls.train.data import fold_ids
+        read = _training_table(src, df, tables)
+        have = fold_ids(read) if read is not None else []
         k = f"--folds {len(have) if len(have) > 1 else max(folds) + 1} "
     table = Path(src).parent / "heldout.csv"
     again = run.parent / f"{run.name}_heldout"

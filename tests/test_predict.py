@@ -1947,8 +1947,11 @@ def test_the_leak_refusal_reads_the_members_config_once(tmp_path, monkeypatch):
 
 def test_predict_on_the_run_s_own_training_table_reads_it_once(tmp_path, monkeypatch):
     """predict's leak check read the run's training table (config.yaml's src) with manifest.load apart from
-    predict's own read of --data: a splits.csv given as --data read twice (a large manifest, its warnings said
-    again). predict's frame is that table now: one read, the warning that the run trained on it as before."""
+    predict's own read of --data, and the --eval refusal's held-out commands read it once more for its fold count:
+    a splits.csv given as --data read three times (a large manifest, its warnings said again), and twice besides
+    predict's read of another --data. predict's frame is that table now, and the table the check read is asked
+    again, not read: once each way; the refusal as before (its --folds from the table: 3, where the run trained 2
+    of its folds), and without --eval the warning that the run trained on them."""
     import yaml
 
     from imgcls import manifest as mf
@@ -1969,6 +1972,15 @@ def test_predict_on_the_run_s_own_training_table_reads_it_once(tmp_path, monkeyp
                                                                               index=False)
     reads, real = [], mf.load
     monkeypatch.setattr(mf, "load", lambda src, *a, **k: reads.append(Path(src)) or real(src, *a, **k))
+    for data in (splits, raw):
+        reads.clear()
+        res = invoke("predict", run, "--data", data, "--eval", "--eval-split", "all", "--out", tmp_path / "p",
+                     "--workers", 0)
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and "that the folds of the k-fold run" in said and "leaked score" in said, said
+        assert f"imgcls split {splits} --folds 3 --test 0.2" in said, said
+        assert reads == [data] if data == splits else reads == [raw, splits], reads
+    reads.clear()
     res = invoke("predict", run, "--data", splits, "--out", tmp_path / "p", "--workers", 0)
     said = " ".join(res.output.split())
     assert res.exit_code == 0 and f"{len(df)} of the {len(df)} labelled images of {splits} are images {run} " \
