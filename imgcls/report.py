@@ -295,11 +295,11 @@ def _drawn_with_glyphs(fig, save) -> None:
     elif missing - _glyphs["said"]:
         _glyphs["said"] |= missing
         from imgcls.console import info
-        chars = "".join(sorted(map(chr, missing))[:8])
-        info(f"figures: class names (or other text) with characters no installed font has ({chars}"
-             f"{'...' if len(missing) > 8 else ''}) are drawn as boxes in the PNGs; report.html shows them as text. "
-             f"Installing a font that has them (for Korean, imgcls's dependency koreanize-matplotlib, which ships "
-             f"NanumGothic; Noto Sans CJK for Chinese, Japanese) draws them")
+        from imgcls.options import shown
+        info(f"figures: class names (or other text) with characters no installed font has "
+             f"({shown(sorted(map(chr, missing)), 8, sep='')}) are drawn as boxes in the PNGs; report.html shows "
+             f"them as text. Installing a font that has them (for Korean, imgcls's dependency koreanize-matplotlib, "
+             f"which ships NanumGothic; Noto Sans CJK for Chinese, Japanese) draws them")
 
 
 def font_with(codepoints: set[int], exclude: Iterable[str] = ()) -> str | None:

@@ -403,6 +403,25 @@ def test_class_names_the_font_lacks_give_one_line_not_a_warning_per_glyph(tmp_pa
 
 
 @pytest.mark.rendered_figures
+def test_the_font_notice_counts_the_characters_it_leaves_out(monkeypatch, capsys):
+    """The line on characters no installed font has named the first 8 and added '...', not how many more there
+    were; it says so now, as every cut list does (options.shown), and a short list whole."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    from imgcls import report
+    monkeypatch.setattr(report, "font_with", lambda codepoints, exclude=(): None)
+    monkeypatch.setitem(report._glyphs, "said", set())
+    monkeypatch.setitem(matplotlib.rcParams, "font.family", ["sans-serif"])    # no earlier test's fallback font
+    for text, said in (("가나다라마바사아자차카", "(가나다라마바사아 and 3 more)"), ("猫犬", "(犬猫)")):
+        fig = plt.figure(figsize=(3, 1))
+        fig.text(0.1, 0.5, text)
+        report.figure_png(fig)
+        err = " ".join(capsys.readouterr().err.split())
+        assert f"characters no installed font has {said} are drawn as boxes" in err, err
+
+
+@pytest.mark.rendered_figures
 def test_a_users_own_missing_glyph_warning_still_reaches_them_after_an_imgcls_figure(tmp_path, monkeypatch):
     """imgcls's first figure added a filter for the whole process that ignored matplotlib's missing-glyph warning:
     a notebook's own figures with characters its fonts lack were boxes with no word after any imgcls step. imgcls
