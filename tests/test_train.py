@@ -2278,6 +2278,21 @@ def test_a_taken_run_name_names_the_keywords_a_python_caller_passes(two_class, t
         run_train(cfg_for(two_class, tmp_path, exist_ok=True))
 
 
+def test_a_resume_reads_its_record_once_and_says_an_option_that_never_acted_once(adamw_run, tmp_path):
+    """run_train merged a resume's record with the flags given (resume_config) twice: up front, for the 'cannot
+    change' refusal before timm's name check, and again in _run_train for the config it goes on with; a recorded
+    option that never acted (--smoothing under --loss ce) was said twice. Merged once now and passed on."""
+    import shutil
+    run = shutil.copytree(adamw_run[1], tmp_path / "adamw")
+    record = (run / "config.yaml").read_text()
+    assert "\nloss: ce\n" in record
+    (run / "config.yaml").write_text(record.replace("\nsmoothing: 0.1\n", "\nsmoothing: 0.3\n"))
+    r = CliRunner().invoke(app, ["train", "--resume", str(run)])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "already finished" in said, r.output
+    assert said.count("--smoothing 0.3 of ") == 1 and "left at the default" in said, r.output
+
+
 def test_a_resume_with_another_model_says_it_cannot_change_before_timm_s_name_check(adamw_run, tmp_path):
     """`imgcls train --resume RUN --model typo` said "unknown model 'typo'" once check_model_name moved up front
     (before the process group), where it said resume_config's '--model cannot change (drop the flag, or start a new

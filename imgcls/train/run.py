@@ -138,13 +138,14 @@ def default_workers(device_type: str, cache: str) -> int:
     return decode_processes()
 
 
-def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
+def _check_up_front(cfg: TrainConfig, resume, typed) -> tuple | None:
     """What a user can get wrong that no torch / timm import is needed to see, said first: the options but those
     of timm's optimizer registry, the run name, the data path (none given: the pipeline's default input), a --name
     folder that is taken, an --out that cannot be written or holds another step's output, and a --weights file or
     --init-from run that is not there (or a k-fold set), a --tracker whose package is not installed, a resume's
     option that cannot change; then those options and --model (timm), all before init_distributed starts torchrun's
-    process group. `typed`: the flags given (check_typed), where known."""
+    process group. `typed`: the flags given (check_typed), where known. Returns, for a resume, (the run folder, its
+    record, the config it continues with: resume_config's), which _run_train goes on with; else None."""
     from imgcls import manifest as mf
     from imgcls.fsutil import check_writable
     from imgcls.options import check_typed
@@ -174,13 +175,17 @@ def _check_up_front(cfg: TrainConfig, resume, typed) -> None:
     if cfg.tracker:
         from imgcls.track import installed_trackers
         installed_trackers(cfg.tracker)      # a package not installed; one that does not import: make_trackers
+    resumed = None
     if resume is not None:       # an option the resume changes (another --model, even one timm does not know) is
-        from imgcls.train.config import resume_config      # refused as _run_train's resume_config refuses it:
-        resume_config(cfg, resume)                          # 'cannot change', before timm's name checks below
+        from imgcls.train.config import resume_config, resume_folder, resume_record     # refused 'cannot change'
+        resume = resume_folder(resume)       # `--resume .` from inside the run: named by its folder, not ''
+        record = TrainConfig.load(resume_record(resume))     # read once: resume_config, check_resume_src, _data
+        resumed = (resume, record, resume_config(cfg, resume, record))      # before timm's name checks below
     cfg.validate_registry()
     check_typed(cfg, [n for n in typed if n in later])
     from imgcls.weights import check_model_name
     check_model_name(cfg.model)      # timm, imported by the registry's check: before torchrun's process group
+    return resumed
 
 
 def _given_over_record(cfg: TrainConfig, resume, typed) -> TrainConfig:
@@ -213,19 +218,21 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     with same_on_every_process():
         if resume is not None:
             cfg = _given_over_record(cfg, resume, typed)
-        _check_up_front(cfg, resume, typed)
+        resumed = _check_up_front(cfg, resume, typed)
         import torch
         state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
                  torch.backends.cudnn.benchmark)
         try:
-            return _run_train(cfg, resume, stop_after, callbacks, track_group)
+            return _run_train(cfg, resumed, stop_after, callbacks, track_group)
         finally:
             torch.use_deterministic_algorithms(state[0], warn_only=state[1])
             torch.backends.cudnn.benchmark = state[2]
 
 
-def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | None, callbacks=None,
+def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, callbacks=None,
                track_group: str | None = None) -> Path:
+    """run_train's work once _check_up_front passed; `resumed`: what it returned for a resume (the run folder, its
+    record and the config it continues with), None for a new run."""
     import torch
     from imgcls import manifest as mf
     from imgcls.console import info
@@ -237,15 +244,14 @@ def _run_train(cfg: TrainConfig, resume: str | Path | None, stop_after: int | No
     from imgcls.preprocess.outputs import applied as preprocess_applied, letterboxed
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
-    from imgcls.train.config import parse_folds, resume_config, resume_folder, resume_record
+    from imgcls.train.config import parse_folds
     from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, finished, record_plan
     from imgcls.weights import data_config
 
     dist = init_distributed(cfg.device)
-    if resume is not None:
-        resume = resume_folder(resume)       # `--resume .` from inside the run: named by its folder, not ''
-        record = TrainConfig.load(resume_record(resume))     # read once: resume_config, check_resume_src, _data
-        cfg = resume_config(cfg, resume, record)     # refuses a changed option before anything is read or written
+    resume = None
+    if resumed is not None:
+        resume, record, cfg = resumed
         if finished(resume):                 # said before the data is read and decoded (minutes on a large set)
             _record_moved_data(cfg, resume, record, dist)       # but data given at another path is recorded first
             if dist.main:
