@@ -359,10 +359,12 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         if planned is None:     # --folds all: the folds train recorded (its plan as it starts, oof_score.json)
             planned = planned_folds(path)
         states = [(d.name, *_fold_state(d, epochs, early_stop)) for d in fold_dirs(path)]
+        if finished:    # OOF_SCORE is written after the last fold: one not known to have finished (an --early-stop
+            states = [(name, True if f is None else f, p) for name, f, p in states]    # fold's last.pt gone) did
         n_done = sum(1 for _, f, _ in states if f)
         progress = f"folds done {n_done}/{len(planned)}" if planned else f"folds done {n_done}"
-        part = next((f"{name} {p}" for name, f, p in states               # stopped, or how far not known
-                     if f is False or (f is None and p.startswith(UNKNOWN))), "")
+        part = next((f"{name} {p}" for name, f, p in states if not f), "")     # stopped, or not known to have
+        # finished: its epochs as a single run's cell reads them ('4/10', '?/6')
         progress += f", {part}" if part else ""
     else:
         finished, progress = _fold_state(path, epochs, early_stop)

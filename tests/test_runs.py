@@ -500,6 +500,28 @@ def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     assert r.exit_code == 0 and ">pruned<" in html and ">stopped<" in html and ">2/6<" in html
 
 
+def test_a_k_fold_set_names_a_fold_not_known_to_have_finished(outputs):
+    """A k-fold set with --early-stop whose fold's last.pt is gone (deleted by hand, tune --keep) and whose
+    metrics.csv stops before the epochs set (early-stopped or interrupted: not known) read 'folds done 1/3' alone:
+    the fold was neither counted nor named (only stopped folds and '?' ones were). It is named as a single run's
+    cell reads it ('fold_1 4/10'); in a set train finished (oof_score.json, written after the last fold) it did
+    finish, and counts."""
+    good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
+    for name, folds in (("kf_early", "0,1,2"), ("kf_early_done", "0,1")):
+        kf = outputs / "runs" / name
+        fake_run(kf / "fold_0", "resnet10t", good[:2], epochs=10)
+        fake_run(kf / "fold_1", "resnet10t", good[2:], epochs=4)
+        for d in (kf, kf / "fold_0", kf / "fold_1"):
+            (d / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 10,
+                                                           "early_stop": 2, "folds": folds}))
+    (outputs / "runs" / "kf_early_done" / "oof_score.json").write_text(json.dumps({"folds": [0, 1]}))
+    board = leaderboard(find_runs(outputs), sort="name")
+    got = {n: (s, p) for n, s, p in zip(board["name"], board["state"], board["progress"])}
+    assert got["runs/kf_early"] == ("stopped", "folds done 1/3, fold_1 4/10")
+    assert got["runs/kf_early_done"] == ("", "folds done 2/2")
+    assert got["runs/kf"] == ("", "folds done 2/2")
+
+
 def test_a_filter_nothing_matches_says_how_many_runs_exist(outputs, tmp_path):
     """`imgcls runs --filter X` with no match printed '0 run(s) under outputs', exit 0, which reads as 'there are no
     runs'; the title now says how many runs there are and that none matched (and, with matches, how many of how
