@@ -892,6 +892,40 @@ def test_a_new_study_folder_is_a_study_from_the_moment_it_appears(data, tmp_path
     assert (out / "s").stat().st_mode & 0o777 == 0o777 & ~process_umask()
 
 
+def test_a_study_folder_left_by_a_killed_tune_is_removed_by_a_later_one(tmp_path):
+    """A tune killed (kill -9) between making the hidden folder it fills (.STUDY.XXXXXXXX.tmp) and renaming it into
+    place left it in OUT for ever. A later tune of the study removes those untouched for STUDY_TEMP_STALE_SECONDS
+    that hold only what it writes there (trials.csv's header, the temporary file of that write), whether it makes
+    the study folder or finds it; never a live process's younger one, one holding anything else, nor another
+    study's."""
+    import time
+
+    import imgcls.tune
+    from imgcls.tune.report import trial_columns
+    out = tmp_path / "tune"
+    old = time.time() - imgcls.tune.STUDY_TEMP_STALE_SECONDS - 60
+    header = ",".join(trial_columns()) + "\n"
+
+    def temp(name, files=None, age=old):
+        d = out / name
+        d.mkdir(parents=True)
+        for f, text in (files or {}).items():
+            (d / f).write_text(text)
+        os.utime(d, (age, age))
+        return d
+    stale = [temp(".s.abcd1234.tmp", {"trials.csv": header}), temp(".s.a_c91234.tmp"),
+             temp(".s.zzzz1234.tmp", {".trials.csv.q1w2e3r4.tmp.csv": ""})]
+    kept = [temp(".s.live1234.tmp", {"trials.csv": header}, age=time.time()),
+            temp(".s.mine1234.tmp", {"trials.csv": header, "notes.txt": "mine"}),
+            temp(".s.rows1234.tmp", {"trials.csv": header + "0,complete\n"}),
+            temp(".s.x.abcd1234.tmp", {"trials.csv": header}), temp(".s2.abcd1234.tmp")]
+    assert imgcls.tune._new_study_folder(out / "s")
+    assert all(not d.exists() for d in stale) and all(d.is_dir() for d in kept)
+    assert sorted(p.name for p in out.iterdir()) == sorted(["s", *(d.name for d in kept)])
+    again = temp(".s.abcd1234.tmp", {"trials.csv": header})
+    assert not imgcls.tune._new_study_folder(out / "s") and not again.exists()     # the folder there: swept too
+
+
 def test_a_key_or_fixed_option_no_trial_lets_act_is_refused():
     with pytest.raises(UserError, match="space key 'smoothing': --smoothing acts only with --loss label-smoothing, "
                                         "and this run has --loss ce"):

@@ -608,13 +608,20 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
         optuna.logging.set_verbosity(verbosity)
 
 
+# a hidden folder _new_study_folder fills is renamed into place within milliseconds of its creation: one of a study
+# untouched this long is what a killed tune (kill -9, the OOM killer) left, never a live process's
+STUDY_TEMP_STALE_SECONDS = 600
+
+
 def _new_study_folder(study_dir: Path) -> bool:
     """Make the study folder where there is none, holding trials.csv (its header) from its first moment: made empty
     and the table written when the study had opened, it was a folder of no step's output until then, which
     `imgcls train --out OUT --name STUDY --exist-ok` took to train into (train's check_run_dir_free reads a tune
     study by its trials.csv or study.db: outputs.output_kind). The folder is filled as a hidden one beside it, then
     renamed into place (fsutil.rename_new: never over a folder made there meanwhile). True when this command made
-    it; False where a folder was there, or one appeared meanwhile (another tune process's: it joins the study)."""
+    it; False where a folder was there, or one appeared meanwhile (another tune process's: it joins the study).
+    The hidden folders of this study a killed tune left are removed first (_remove_stale_study_temps)."""
+    _remove_stale_study_temps(study_dir)
     if os.path.lexists(study_dir):
         return False
     import shutil
@@ -635,6 +642,37 @@ def _new_study_folder(study_dir: Path) -> bool:
         return False
     finally:
         shutil.rmtree(tmp, ignore_errors=True)      # there unless renamed
+
+
+def _remove_stale_study_temps(study_dir: Path) -> list[Path]:
+    """Remove the hidden folders (.STUDY.XXXXXXXX.tmp beside the study folder) that a tune killed between making one
+    and renaming it into place left in OUT: only this study's, untouched for STUDY_TEMP_STALE_SECONDS (another
+    process's live one is younger), holding nothing but what _new_study_folder writes (trials.csv's header, or
+    the temporary file of its write). Returns the folders removed."""
+    import shutil
+
+    from imgcls.fsutil import is_temp_name
+    pattern = re.compile(rf"\.{re.escape(study_dir.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
+    before = time.time() - STUDY_TEMP_STALE_SECONDS
+    removed = []
+    try:
+        candidates = [d for d in study_dir.parent.iterdir() if pattern.fullmatch(d.name)]
+    except OSError:                 # no OUT yet, or one it may not list
+        return removed
+    for d in candidates:
+        try:
+            if d.is_symlink() or not d.is_dir() or d.stat().st_mtime >= before:
+                continue
+            names = os.listdir(d)
+            if any(n != TRIALS_CSV and not (is_temp_name(n) and n.startswith(f".{TRIALS_CSV}.")) for n in names):
+                continue
+            if TRIALS_CSV in names and len((d / TRIALS_CSV).read_text(encoding="utf-8").strip().splitlines()) > 1:
+                continue            # a table with rows: no folder _new_study_folder fills
+        except (OSError, UnicodeDecodeError):
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        removed.append(d)
+    return removed
 
 
 def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list | None,
