@@ -926,6 +926,24 @@ def test_a_study_folder_left_by_a_killed_tune_is_removed_by_a_later_one(tmp_path
     assert not imgcls.tune._new_study_folder(out / "s") and not again.exists()     # the folder there: swept too
 
 
+def test_a_study_refused_at_opening_leaves_no_folder(data, tmp_path, space):
+    """tune --storage DB with another --metric than DB's study has was refused as the study opened, after the study
+    folder was made holding trials.csv's header: the refused command left OUT/STUDY behind, a folder a rerun and
+    `imgcls train --name STUDY` took for a tune study of no trials. It is removed again with the folders it made."""
+    from imgcls.tune import open_study
+    journal = str(tmp_path / "journal.log")
+    first = tune_cfg(data, tmp_path, space, storage=journal, out=str(tmp_path / "first"))
+    open_study(first, load_space(first.space, first.train), journal)
+    out = tmp_path / "second" / "deep"
+    with pytest.raises(UserError, match="study 's' optimises --metric macro_f1, not loss"):
+        run_tune(tune_cfg(data, tmp_path, space, storage=journal, out=str(out), metric="loss"))
+    assert not (tmp_path / "second").exists()
+    (out / "s").mkdir(parents=True)         # a folder that was there is left as it was
+    with pytest.raises(UserError, match="optimises --metric macro_f1, not loss"):
+        run_tune(tune_cfg(data, tmp_path, space, storage=journal, out=str(out), metric="loss"))
+    assert (out / "s").is_dir() and not any((out / "s").iterdir())
+
+
 def test_a_key_or_fixed_option_no_trial_lets_act_is_refused():
     with pytest.raises(UserError, match="space key 'smoothing': --smoothing acts only with --loss label-smoothing, "
                                         "and this run has --loss ce"):

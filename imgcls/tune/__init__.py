@@ -682,7 +682,19 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
     from imgcls.console import info, said_once
     from imgcls.tune import report
 
-    study, created = open_study(cfg, space, url)
+    try:
+        study, created = open_study(cfg, space, url)
+    except Exception:
+        # refused (another --metric, --space or fixed options than the study in --storage has) or not opened: a
+        # folder this command made, holding only its trials.csv header, is removed again, as _discard_new_study
+        # removes it (left, it read as a study of no trials); one holding more (study.db) is a study's, and stays
+        try:
+            alone = fresh and os.listdir(study_dir) == [TRIALS_CSV]
+        except OSError:
+            alone = False
+        if alone:
+            _remove_made(study_dir, made, marked=True)
+        raise
     # the folder is a tune study (outputs.output_kind: its trials.csv) before its first trial ends: with --storage
     # elsewhere it held neither trials.csv nor study.db until then, and trial 0 took itself for a plain run (its
     # report.html's --no-plots wording; `imgcls runs` listed it as a run). A folder this command made holds the
@@ -794,14 +806,20 @@ def _discard_new_study(cfg: TuneConfig, url: str, study, made: list[Path], marke
     if db is not None and not others:
         for f in (db, db.with_name(db.name + ".lock")):
             f.unlink(missing_ok=True)
+    _remove_made(cfg.study_dir(), made, marked)
+    return True
+
+
+def _remove_made(study_dir: Path, made: list[Path], marked: bool) -> None:
+    """Remove what this command made for a study it leaves nothing of: the trials.csv it wrote at the start
+    (`marked`) and the folders it made (`made`, deepest first), each only while empty."""
     if marked:
-        (cfg.study_dir() / TRIALS_CSV).unlink(missing_ok=True)
+        (study_dir / TRIALS_CSV).unlink(missing_ok=True)
     for d in made:
         try:
             d.rmdir()                       # only when empty: the command made it and wrote nothing else there
         except OSError:
             break
-    return True
 
 
 class TrialsFailed(UserError):
