@@ -18,7 +18,7 @@ from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadErro
 from imgcls.layouts import empty_class_folders_read
 from imgcls.eda_config import DEFAULT_OUT, SAMPLES_PER_CLASS, EdaConfig
 from imgcls.options import check
-from imgcls.outputs import EDA_REPORT, EDA_SUMMARY, output_set, refuse_other_output, refuse_users_files, replacing_line
+from imgcls.outputs import EDA_SUMMARY, REPORT_HTML, output_set, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
 CLASSES_PER_GRID = 20
@@ -347,13 +347,13 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
         write_table(duplicates_table(dups), stage / DUPLICATES_NAME)
         summary["exact_duplicates_file"] = DUPLICATES_NAME
         write_json(stage / EDA_SUMMARY, summary)
-        write_report(stage / EDA_REPORT, summary, df, plots, grids, dups)
+        write_report(stage / REPORT_HTML, summary, df, plots, grids, dups)
         mf.write(df, written.beside(mf.MANIFEST_NAME))     # its image roots relative to where it will lie
     if not is_quiet():
         print_summary(summary)
-    info(f"eda outputs: {out}/report.html, summary.json, manifest.csv, {DUPLICATES_NAME}, "
+    info(f"eda outputs: {out}/{REPORT_HTML}, {EDA_SUMMARY}, {mf.MANIFEST_NAME}, {DUPLICATES_NAME}, "
          f"{sum(p is not None for p in plots.values()) + len(grids)} PNGs")
-    mf.require_readable(df, note=f"; every file is listed in {out / 'report.html'}")
+    mf.require_readable(df, note=f"; every file is listed in {out / REPORT_HTML}")
     return summary
 
 
@@ -366,7 +366,7 @@ def earlier_files(out: Path) -> set[str]:
     they were some of them."""
     ours = {f.name for f in out.glob("*.png") if f.name in PLOTS.values() or f.name == "samples.png" or (
         f.name.startswith("samples_") and f.name[len("samples_"):-len(".png")].isdigit())}
-    return ours | {mf.MANIFEST_NAME, DUPLICATES_NAME, EDA_SUMMARY, EDA_REPORT}
+    return ours | {mf.MANIFEST_NAME, DUPLICATES_NAME, EDA_SUMMARY, REPORT_HTML}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -487,7 +487,7 @@ def findings_on_test(t: dict) -> list[str]:
                    or any(x["value"] == "JPEG" for x in rows) else ""))
     if t["n_copies_of_train"]:
         out.append(f"{t['n_copies_of_train']} test image(s) are byte copies of training images: their labels are "
-                   f"known (listed in report.html and summary.json)")
+                   f"known (listed in {REPORT_HTML} and {EDA_SUMMARY})")
     return out
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from imgcls import metrics, report
 from imgcls.console import warn
 from imgcls.errors import UserError
+from imgcls.outputs import REPORT_HTML
 from imgcls.profiles import class_titles
 from imgcls.run_names import PER_CLASS_CSV, VAL_PREDICTIONS, fold_dirs
 from imgcls.train.rundir import PER_CLASS, VALIDATION, read_run_csv
@@ -168,7 +169,7 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
     bad = table.loc[~ok, ["path", "error"]]
     if len(bad):
         ctx["unreadable"] = S(report.table(bad, max_rows=500))
-    return report.write_report(out / "report.html", "predict.html", title=f"imgcls predict: {summary['name']}",
+    return report.write_report(out / REPORT_HTML, "predict.html", title=f"imgcls predict: {summary['name']}",
                                subtitle=f"{summary['n_images']} images", summary=S(report.key_values(kv)),
                                members=S(report.table(members, digits=3)), distribution=S(dist),
                                distribution_note=note, **ctx)
@@ -232,6 +233,6 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
                     + (", out-of-fold: every member is a k-fold set)" if rows == COMMON_OOF else ")")
                     + ("; weight: a member's share within the attribute(s) it predicts (the profile multiplies the "
                        "attributes' probabilities)" if spec.combine == "profile" else ""))
-    return report.write_report(out / "report.html", "ensemble.html", title=f"imgcls ensemble: {spec.name}",
+    return report.write_report(out / REPORT_HTML, "ensemble.html", title=f"imgcls ensemble: {spec.name}",
                                summary=S(report.key_values(kv)), members=S(report.table(shown, digits=4)),
                                members_note=members_note, rows=rows, **ctx)

@@ -25,14 +25,15 @@ SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it,
 TRIALS_CSV = "trials.csv"
 STUDY_DB = "study.db"
 BEST_CONFIG = "best_config.yaml"    # the best trial's options as a train --config (imgcls.tune.report writes it)
-STUDY_REPORT = "report.html"        # the study's report (imgcls.tune.report.write_report)
+# every step's HTML report in its output folder: a run's, a study's, eda's, clean's, preprocess's, a prediction's and
+# an ensemble's (split's and `runs report`'s are named after their --out)
+REPORT_HTML = "report.html"
 RUNS_DIR = "outputs/runs"       # where imgcls train writes its runs by default (TrainConfig.out)
 # preprocess's resume journal in its --out: there from its first image until its manifest and preprocess.json are
 # written, so a folder holding it is a run that was interrupted (or is still running)
 PREPROCESS_JOURNAL = ".preprocess_journal.jsonl"
 # the file each step writes into its --out folder that tells its output apart (output_step)
 EDA_SUMMARY = "summary.json"
-EDA_REPORT = "report.html"           # eda's, with its summary.json (every step's report has this name)
 CLEAN_SUMMARY = "clean_summary.json"
 PREPROCESS_SETTINGS = "preprocess.json"
 PREDICT_SUMMARY = "predict.json"
@@ -202,7 +203,7 @@ def output_step(folder: str | os.PathLike) -> tuple[str, str] | None:
     # report.html, not a user's own summary.json)
     for step, files, every in (("clean", (CLEAN_SUMMARY,), False),
                                ("preprocess", (PREPROCESS_SETTINGS, PREPROCESS_JOURNAL), False),
-                               ("eda", (EDA_SUMMARY, EDA_REPORT), True), ("export", (EXPORT_SUMMARY,), False)):
+                               ("eda", (EDA_SUMMARY, REPORT_HTML), True), ("export", (EXPORT_SUMMARY,), False)):
         try:
             there = [f for f in files if (folder / f).is_file()]
         except OSError:

@@ -39,8 +39,8 @@ from imgcls.fsutil import (check_not_replacing, check_output_location, check_out
                            did_you_mean, write_json, write_table)
 from imgcls.layouts import FolderView
 from imgcls.options import check, python_too, shown
-from imgcls.outputs import (PREDICT_SUMMARY, SPEC_NAME, own_earlier_files, refuse_other_output, refuse_users_files,
-                            replacing_line)
+from imgcls.outputs import (PREDICT_SUMMARY, REPORT_HTML, SPEC_NAME, own_earlier_files, refuse_other_output,
+                            refuse_users_files, replacing_line)
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
 from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_number,
                               is_fold_dir)
@@ -961,12 +961,12 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     # own earlier files, outputs' one rule); without one, a probs.csv beside is a file of the user's, never touched
     other = own_earlier_files(out, "predict", [out / f"probs.{f}" for f in PROBS_FORMATS if f != probs_format])
     probs_files = [f"probs.{probs_format}", *(f.name for f in other)]
-    check_not_replacing([out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY, "report.html")],
+    check_not_replacing([out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY, REPORT_HTML)],
                         [*mf.read_table(df), sample_submission])
     # its files over a user's own of those names in a folder no predict wrote (their submission.csv, report.html)
     from imgcls.figure_files import confusion_png_names
     replaced = refuse_users_files(out, "predict", [out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY,
-                                                                     "report.html",
+                                                                     REPORT_HTML,
                                                                      *(confusion_png_names() if evaluate else ()))])
     if only:
         df = df[rows].reset_index(drop=True)
@@ -1067,7 +1067,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     held = (f": only the {part} rows of {data}, the ones --eval scored (without --eval-split every row is "
             f"predicted)" if only else
             f": every row of {data}, not only the {part} rows --eval scored" if evaluate and part != "all" else "")
-    info(f"wrote {sub_path} ({len(sub)} rows{held}), {probs_path} and {out / 'report.html'} in {probs.seconds:.1f} s "
+    info(f"wrote {sub_path} ({len(sub)} rows{held}), {probs_path} and {out / REPORT_HTML} in {probs.seconds:.1f} s "
          f"({summary['images_per_s']} images/s)")
     if not evaluate:
         known = int((df["label"].fillna("").astype(str).isin(classes).to_numpy()

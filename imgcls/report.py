@@ -25,6 +25,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from imgcls.fsutil import atomic_path, write_text
+from imgcls.outputs import REPORT_HTML
 
 
 @lru_cache(maxsize=1)
@@ -297,7 +298,7 @@ def _drawn_with_glyphs(fig, save) -> None:
         from imgcls.console import info
         from imgcls.options import shown
         info(f"figures: class names (or other text) with characters no installed font has "
-             f"({shown(sorted(map(chr, missing)), 8, sep='')}) are drawn as boxes in the PNGs; report.html shows "
+             f"({shown(sorted(map(chr, missing)), 8, sep='')}) are drawn as boxes in the PNGs; {REPORT_HTML} shows "
              f"them as text. Installing a font that has them (for Korean, imgcls's dependency koreanize-matplotlib, "
              f"which ships NanumGothic; Noto Sans CJK for Chinese, Japanese) draws them")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 # the files a run writes into its folder (a k-fold set's folds each into their own fold_<k>), the names every reader
 # reads them by; the list of them all that a run would write over (RUN_FILES, with the figures) is
-# imgcls.train.rundir's
+# imgcls.train.rundir's, and its report.html is every step's report: imgcls.outputs.REPORT_HTML
 RUN_CONFIG = "config.yaml"              # the run's options (TrainConfig.save): a k-fold set's, and each fold's
 METRICS_CSV = "metrics.csv"             # its per-epoch metrics
 TRAIN_LOG = "train.log"
@@ -17,7 +17,6 @@ BEST_PT = "best.pt"                     # its checkpoints: the best epoch's, the
 LAST_PT = "last.pt"
 PER_CLASS_CSV = "per_class.csv"         # the best epoch's per-class scores
 VAL_PREDICTIONS = "val_predictions.csv"     # the validation predictions (a k-fold set's: out-of-fold)
-RUN_REPORT = "report.html"
 IMAGE_CACHE = "cache.npy"               # the decoded images (--cache disk)
 # train's own records beside them, read by imgcls.train.rundir
 LAST_STATE = "last_state.json"  # beside each last.pt: its epoch and finished flag, readable without torch

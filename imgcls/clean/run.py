@@ -22,7 +22,7 @@ from imgcls.fsutil import check_output_location, check_writable, remove_earlier,
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
 from imgcls.options import check_arguments, python_too
-from imgcls.outputs import CLEAN_SUMMARY, refuse_other_output, refuse_users_files, replacing_line
+from imgcls.outputs import CLEAN_SUMMARY, REPORT_HTML, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
 
@@ -198,7 +198,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     # then (an input inside --out said first) its files over a user's own of those names in a folder no clean
     # wrote: their manifest.csv, report.html, and with --materialize an image of theirs in images/ where a kept
     # image of that name would be written
-    replaced = refuse_users_files(out, "clean", [out / mf.MANIFEST_NAME, out / CLEAN_SUMMARY, out / "report.html",
+    replaced = refuse_users_files(out, "clean", [out / mf.MANIFEST_NAME, out / CLEAN_SUMMARY, out / REPORT_HTML,
                                                  *(possible_targets(df, out / "images") if materialize else [])])
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels).reset_index(drop=True)
     df["keep"] = df["error"] == ""
@@ -316,7 +316,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                **age_bands}
     write_json(out / CLEAN_SUMMARY, summary)
     from imgcls.clean.report import write_clean_report
-    write_clean_report(out / "report.html", df, summary)
+    write_clean_report(out / REPORT_HTML, df, summary)
     written = materialize_kept(df, out / "images", materialize) if materialize else []
     gone = remove_earlier(out, earlier - materialized_names(out, written))
     if gone:
@@ -330,7 +330,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                 f"--ood-method {cfg.ood_method} (too few for it, or not measurable), kept unchecked"
                 if summary["ood_unscored"] else "")
     info(f"clean: kept {summary['kept']} of {len(df)}; removed {removed}{linked}{unscored}; outputs: "
-         f"{out}/manifest.csv, report.html" + (f", images/ ({WRITTEN_AS[materialize]} of the kept images)" if materialize else ""))
+         f"{out}/{mf.MANIFEST_NAME}, {REPORT_HTML}"
+         + (f", images/ ({WRITTEN_AS[materialize]} of the kept images)" if materialize else ""))
     if cfg.dedup:
         say_ties(df, cfg.conflicts, tie_votes)
     return df
@@ -355,4 +356,4 @@ def say_ties(df: pd.DataFrame, policy: str, votes: dict[str, dict[str, int]]) ->
         lost = f"; removed {removed} images, the largest shares from {worst}" if ties else ""
         info(f"clean: {len(votes)} duplicate groups' labels tie (--conflicts majority-knn): every tied label kept in "
              f"{every}, some in {len(votes) - every - none}, none in {none}, by which labels their {TIE_NEIGHBOURS} "
-             f"nearest other images carry (report.html){lost}")
+             f"nearest other images carry ({REPORT_HTML}){lost}")

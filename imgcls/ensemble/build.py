@@ -18,7 +18,7 @@ from imgcls.ensemble.profile import build_profile, member_meta
 from imgcls.ensemble.voting import crossfit_macro_f1, fit_weights, log_loss, parse_weights, vote
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_not_source, check_writable
-from imgcls.outputs import SPEC_NAME, predict_fix, refuse_other_output, refuse_users_files
+from imgcls.outputs import REPORT_HTML, SPEC_NAME, predict_fix, refuse_other_output, refuse_users_files
 from imgcls.metrics import macro_f1
 from imgcls.options import check, python_too
 
@@ -74,7 +74,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     # its files over a user's own of those names in a folder no ensemble wrote (their report.html, scores.csv)
     from imgcls.figure_files import confusion_png_names
     refuse_users_files(out, "ensemble", [out / n for n in (SPEC_NAME, "scores.csv", "oof_predictions.csv",
-                                                           "report.html", *confusion_png_names())])
+                                                           REPORT_HTML, *confusion_png_names())])
     if combine == "profile":
         return build_profile(members, method, weights, out, name, out_typed)
     classes = check_same_classes(members)
@@ -166,5 +166,5 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof if len(y) else None, P, [member_meta(m) for m in spec.members])
     print_scores(table, int(len(y)))
-    info(f"wrote {spec.path} and {out / 'report.html'} (use: {predict_fix(out)})")
+    info(f"wrote {spec.path} and {out / REPORT_HTML} (use: {predict_fix(out)})")
     return spec

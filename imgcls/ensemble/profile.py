@@ -14,7 +14,7 @@ from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.voting import log_loss, normalise_weights, parse_weights
 from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
-from imgcls.outputs import predict_fix
+from imgcls.outputs import REPORT_HTML, predict_fix
 from imgcls.options import python_too, shown
 from imgcls.profiles import ProfileScheme
 
@@ -269,5 +269,5 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof, member_metas=[member_meta(m) for m in spec.members])
     print_scores(table, int(len(y)))
-    info(f"wrote {spec.path} and {out / 'report.html'} (use: {predict_fix(out, 'mask')})")
+    info(f"wrote {spec.path} and {out / REPORT_HTML} (use: {predict_fix(out, 'mask')})")
     return spec

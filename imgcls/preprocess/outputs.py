@@ -12,7 +12,7 @@ from imgcls import manifest as mf
 from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import file_stamp, remove_earlier, safe_relative, write_text
-from imgcls.outputs import PREPROCESS_JOURNAL, PREPROCESS_SETTINGS
+from imgcls.outputs import PREPROCESS_JOURNAL, PREPROCESS_SETTINGS, REPORT_HTML
 from imgcls.preprocess.config import PreprocessConfig, applied_text, letterbox_fill
 
 JOURNAL = PREPROCESS_JOURNAL      # its presence tells the data readers the run did not finish
@@ -193,7 +193,7 @@ def remove_outputs(out: Path, names) -> int:
     under another extension after --format changed, a row clean no longer keeps, an input that is gone, a face
     --no-face drop now leaves out): fsutil.remove_earlier, never the step's own manifest, settings or report.
     Returns how many files were removed."""
-    return remove_earlier(out, [n for n in names if n not in (mf.MANIFEST_NAME, SETTINGS_FILE, "report.html")])
+    return remove_earlier(out, [n for n in names if n not in (mf.MANIFEST_NAME, SETTINGS_FILE, REPORT_HTML)])
 
 
 def journal_records(jfile: Path, settings: dict | None = None) -> list[dict]:

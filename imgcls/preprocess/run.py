@@ -16,7 +16,7 @@ from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
 from imgcls.options import check_arguments
-from imgcls.outputs import refuse_other_output, refuse_users_files
+from imgcls.outputs import REPORT_HTML, refuse_other_output, refuse_users_files
 from imgcls.parallel import ParallelOptions, check_workers, closed_pool, sigint_held
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.preprocess.config import BLANK_MATTE, FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
@@ -63,7 +63,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     from imgcls.preprocess.oversample import possible_copy_names
     names = output_names(df, cfg)      # by root and path alone: the scan below adds its columns, no rows
     refuse_users_files(out, "preprocess", [out / mf.MANIFEST_NAME, out / SETTINGS_FILE,
-                                           *([out / "report.html"] if report else []),
+                                           *([out / REPORT_HTML] if report else []),
                                            *(out / n for n, k in zip(names, mf.kept(df)) if k),
                                            *(out / n for n in possible_copy_names(df, names, cfg))])
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
@@ -179,22 +179,22 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     for s, err in process_failed[:10]:
         warn(f"{s}: {err}")
     if len(process_failed) > 10:
-        warn(f"... and {len(process_failed) - 10} more failed image(s): see {out / 'report.html'}")
+        warn(f"... and {len(process_failed) - 10} more failed image(s): see {out / REPORT_HTML}")
     if n_unreadable:
-        info(f"{plural(n_unreadable, 'unreadable input image')} left out (listed in {out / 'report.html'})")
+        info(f"{plural(n_unreadable, 'unreadable input image')} left out (listed in {out / REPORT_HTML})")
     if no_face:
         dropped = ": not written, later steps leave them out" if cfg.no_face == "drop" else ""
         warn(f"no face found in {len(no_face)} image(s) (--no-face {cfg.no_face}{dropped}); listed in "
-             f"{out / 'report.html'}")
+             f"{out / REPORT_HTML}")
     if face_lost:
         warn(f"the background removal kept less than {FACE_LOST:.0%} of the face in {len(face_lost)} image(s) "
              f"(e.g. {face_lost[0][1]}: {face_lost[0][2]:.0%}): rembg took the face for background and the crop is "
-             f"washed out; look at them in {out / 'report.html'} (manifest.csv: face_kept), or preprocess without "
+             f"washed out; look at them in {out / REPORT_HTML} ({mf.MANIFEST_NAME}: face_kept), or preprocess without "
              f"--remove-bg")
     if blank:
         warn(f"the background removal kept less than {BLANK_MATTE:.0%} of the image in {plural(len(blank), 'image')} "
              f"(e.g. {blank[0][1]}: {blank[0][2]:.1%}): rembg took it for background and it is blank, or nearly; look "
-             f"at them in {out / 'report.html'} (manifest.csv: matte_kept), or preprocess without --remove-bg")
+             f"at them in {out / REPORT_HTML} ({mf.MANIFEST_NAME}: matte_kept), or preprocess without --remove-bg")
     info(f"preprocess: {summary['written']} image(s) in {out} ({len(todo)} processed"
          + (f", {summary['images_per_second']} images/s" if summary["images_per_second"] else "")
          + f", {skipped} up to date, {len(failed)} failed or unreadable"
@@ -350,4 +350,4 @@ def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, 
     sections.append((f"Failed or unreadable, skipped ({len(failed)})",
                      rp.table(pd.DataFrame([(shown.get(g, g), e) for g, e in failed], columns=["path", "error"]),
                               max_rows=100000)))
-    rp.write_page(out / "report.html", "imgcls preprocess", sections)
+    rp.write_page(out / REPORT_HTML, "imgcls preprocess", sections)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from imgcls.figure_files import RUN_FIGURES, confusion_png_names
 from imgcls.options import option_text
-from imgcls.run_names import (BEST_PT, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, RUN_REPORT, TRAIN_LOG,
-                              VAL_PREDICTIONS)
+from imgcls.outputs import REPORT_HTML
+from imgcls.run_names import BEST_PT, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, VAL_PREDICTIONS
 from imgcls.track.common import (epoch_scalars, oof_scalars, record_tracker_run, recorded_tracker_run,
                                  text_params)
 from imgcls.train.callbacks import Callback
@@ -30,7 +30,7 @@ EXPERIMENT = "imgcls"
 STOPPED_TAG = "imgcls.stopped"   # on a run an exception stopped: the exception
 BEST_TAG = "best."               # on a group's run (tune's study): the best trial's drawn values, best.<option>
 TRACKER = "mlflow"               # a run (or k-fold set) folder's mlflow_run.json (record_tracker_run): its run
-ARTIFACTS = (RUN_CONFIG, METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, *RUN_FIGURES, RUN_REPORT, TRAIN_LOG)
+ARTIFACTS = (RUN_CONFIG, METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, *RUN_FIGURES, REPORT_HTML, TRAIN_LOG)
 
 
 # MLflow's HTTP settings (read at each request) for the tracker's own calls: a server gone mid-run costs one retry at
@@ -414,7 +414,7 @@ class MLflowTracker(Callback):
                 self.client.log_metric(self.parent_id, k, v)
         with _store_call(upload=True):
             for f in (RUN_CONFIG, OOF_SCORE, VAL_PREDICTIONS, PER_CLASS_CSV, *confusion_png_names(),
-                      RUN_REPORT):      # val_predictions: the OOF rows
+                      REPORT_HTML):     # val_predictions: the OOF rows
                 if (run_dir / f).is_file():
                     self.client.log_artifact(self.parent_id, str(run_dir / f))
         with _store_call():

@@ -17,9 +17,9 @@ from imgcls.figure_files import CURVES_PNG
 from imgcls.image_options import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.model_meta import CROP_FROM_RANGE
 from imgcls.options import When, check, check_typed, option, python_too, seed_option, specs, without
-from imgcls.outputs import RUNS_DIR
+from imgcls.outputs import REPORT_HTML, RUNS_DIR
 from imgcls.profile_names import PROFILE_HEADS
-from imgcls.run_names import BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, RUN_REPORT, TRAIN_LOG, fold_dirs
+from imgcls.run_names import BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
@@ -362,7 +362,7 @@ class TrainConfig:
                                                       "folder with a run's checkpoints is only continued: --resume) "
                                                       "nor another step's output (a tune study is refused).")
     plots: bool = option(True, panel=OUTPUT,
-                         help=f"Draw {CURVES_PNG} and the confusion-matrix PNGs (shown in {RUN_REPORT}); --no-plots: "
+                         help=f"Draw {CURVES_PNG} and the confusion-matrix PNGs (shown in {REPORT_HTML}); --no-plots: "
                               "no figures (matplotlib's seconds per run saved, e.g. for a k-fold set), "
                               f"the numbers stay in {METRICS_CSV} and {PER_CLASS_CSV}. Does not change what the run "
                               "learns.")

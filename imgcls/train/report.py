@@ -11,8 +11,9 @@ import pandas as pd
 
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.options import python_too
+from imgcls.outputs import REPORT_HTML
 from imgcls.profiles import class_titles
-from imgcls.run_names import METRICS_CSV, PER_CLASS_CSV, RUN_REPORT, VAL_PREDICTIONS, fold_dirs, is_fold_dir
+from imgcls.run_names import METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, fold_dirs, is_fold_dir
 from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation
 
 N_WORST = 24
@@ -115,7 +116,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
             if fr is not None:
                 rows.append({"fold": d.name.split("_", 1)[1], "best epoch": fr.best_epoch, "epochs": fr.epochs,
                              "val macro-F1": fr.val_macro_f1, "val acc": fr.val_acc, "val images": fr.n_val,
-                             "time": duration(fr.seconds), "report": f"{d.name}/{RUN_REPORT}"})
+                             "time": duration(fr.seconds), "report": f"{d.name}/{REPORT_HTML}"})
         folds_html = report.table(rows, digits=4)
     else:
         summary += [("best epoch", run.best_epoch),
@@ -146,7 +147,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     curves = run_dir / curves_png
     S = report.safe
     return report.write_report(
-        run_dir / RUN_REPORT, "train_run.html", title=f"imgcls train: {run_dir.name}",
+        run_dir / REPORT_HTML, "train_run.html", title=f"imgcls train: {run_dir.name}",
         subtitle=f"{run.kind}, {run.model}; scores are macro-F1 over every class of the task",
         summary=S(report.key_values(summary)), folds=S(folds_html),
         curves=S(report.img(curves, "training curves")) if plots and curves.is_file() else "",

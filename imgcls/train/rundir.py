@@ -23,9 +23,10 @@ from imgcls.errors import UserError
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.fsutil import check_folder_name, did_you_mean
 from imgcls.options import choose_another, python_too
+from imgcls.outputs import REPORT_HTML
 from imgcls.run_names import (BEST_PT, FOLDS_PLANNED, IMAGE_CACHE, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE,
-                              PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN, RUN_REPORT, TRAIN_LOG, VAL_PREDICTIONS, fold_dir,
-                              fold_dirs, is_fold_dir)
+                              PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS, fold_dir, fold_dirs,
+                              is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
 
 ANOTHER_NAME = choose_another("--name")     # a taken run folder's fix, for both callers
@@ -398,7 +399,7 @@ def deleted_by_tune(run_dir: str | os.PathLike) -> str | None:
 # the files a run writes into its folder (a k-fold set's folds each into their fold_N folder) under names of their
 # own (the trackers' records aside: run_files); a tensorboard event file's name is new every session
 RUN_FILES = (RUN_CONFIG, METRICS_CSV, TRAIN_LOG, BEST_PT, LAST_PT, LAST_STATE, RUN_PLAN, OOF_SCORE, PER_CLASS_CSV,
-             VAL_PREDICTIONS, *RUN_FIGURES, RUN_REPORT, IMAGE_CACHE)
+             VAL_PREDICTIONS, *RUN_FIGURES, REPORT_HTML, IMAGE_CACHE)
 
 
 def run_files(run_dir: Path) -> list[Path]:

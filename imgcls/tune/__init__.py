@@ -26,7 +26,7 @@ from typing import Optional
 from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
 from imgcls.options import check, choose_another, option, option_text, python_too, set_options, shown
-from imgcls.outputs import BEST_CONFIG, STUDY_DB, STUDY_REPORT, TRIAL_DIR, TRIALS_CSV, trial_dir
+from imgcls.outputs import BEST_CONFIG, REPORT_HTML, STUDY_DB, TRIAL_DIR, TRIALS_CSV, trial_dir
 from imgcls.run_names import METRICS_CSV, PER_CLASS_CSV, fold_dirs
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
@@ -79,7 +79,7 @@ class TuneConfig:
                                help=f"Each trial draws train's figures ({CURVES_PNG}, the confusion PNGs: about a "
                                     f"second a trial); without it trials draw none, their numbers in {METRICS_CSV} and "
                                     f"{PER_CLASS_CSV}, and the best trial's are drawn by re-training {BEST_CONFIG}. "
-                                    f"--no-plots: tune draws no figure at all, {STUDY_REPORT}'s plots neither.")
+                                    f"--no-plots: tune draws no figure at all, {REPORT_HTML}'s plots neither.")
     keep: str = option("best-3", panel=STUDY,
                        help="best-K: only the K best trials keep their checkpoints; all: every trial keeps them.")
     config: str | None = option(None, cli=False,
@@ -450,7 +450,7 @@ def _check_up_front(cfg: TuneConfig):
                         instead="its folder is OUT/STUDY; or another --out")
     # its files over a user's own of those names in a folder no tune wrote (before the storage is opened: Optuna
     # writes its tables into a study.db there)
-    files = (TRIALS_CSV, BEST_CONFIG, STUDY_REPORT) + (() if cfg.storage else (STUDY_DB,))
+    files = (TRIALS_CSV, BEST_CONFIG, REPORT_HTML) + (() if cfg.storage else (STUDY_DB,))
     refuse_users_files(study_dir, "tune", [study_dir / n for n in files], flag="--study")
     _refuse_users_trial_folders(study_dir)
     _study_options(cfg, storage_url(cfg))    # first: a resumed study's data, left unset, is the study's own
@@ -601,7 +601,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
         return _search(cfg, space, url, study_dir, callbacks, made, fresh)
     except KeyboardInterrupt:
         from imgcls.console import interrupted     # the study's line, as run_train says the run's
-        interrupted(f"interrupted: {TRIALS_CSV} / {STUDY_REPORT} written for the trials so far in {study_dir}; "
+        interrupted(f"interrupted: {TRIALS_CSV} / {REPORT_HTML} written for the trials so far in {study_dir}; "
                     f"run the same command to resume")
         raise
     finally:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from imgcls.options import shown
-from imgcls.outputs import BEST_CONFIG, STUDY_REPORT, TRIALS_CSV, trial_dir
+from imgcls.outputs import BEST_CONFIG, REPORT_HTML, TRIALS_CSV, trial_dir
 from imgcls.run_names import fold_dirs
 from imgcls.train.config import TrainConfig
 from imgcls.tune.space import trial_options
@@ -331,7 +331,7 @@ def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, sec
             muted = rp.note(note) if note else ""
             sections.append((title, rp.img(uri, title) + muted if uri else muted))
     sections.append(("All trials", rp.table(shown, max_rows=1000)))
-    return rp.write_page(study_dir / STUDY_REPORT, f"imgcls tune: {cfg.study}", sections)
+    return rp.write_page(study_dir / REPORT_HTML, f"imgcls tune: {cfg.study}", sections)
 
 
 def rounded(frame: pd.DataFrame) -> pd.DataFrame:
@@ -417,5 +417,5 @@ def write_all(study, cfg, study_dir: Path, url: str, seconds: float, label: str)
     best_config = study_dir / BEST_CONFIG
     best = f" {BEST_CONFIG} ({retrain_best(best_config)})," if best_config.exists() else ""
     figures = trial_figures(cfg, study_dir, retrain_said=bool(best))
-    info(f"study outputs in {study_dir}/:{best} {TRIALS_CSV}, {STUDY_REPORT}, trial_NNNN/ run folders"
+    info(f"study outputs in {study_dir}/:{best} {TRIALS_CSV}, {REPORT_HTML}, trial_NNNN/ run folders"
          + (f"; {figures}" if figures else ""))
