@@ -11,6 +11,7 @@ from imgcls.cli.common import Quiet, Src, command
 from imgcls.clean.config import DEFAULT_OUT, CleanConfig
 from imgcls.layout_options import LayoutOptions
 from imgcls.options import Given
+from imgcls.outputs import MANIFEST_NAME, REPORT_HTML
 from imgcls.parallel import ParallelOptions
 
 EPILOG = """Examples:
@@ -24,7 +25,7 @@ EPILOG = """Examples:
 
 @command("clean", epilog=EPILOG, options={"cfg": CleanConfig, "layout": LayoutOptions, "run": ParallelOptions})
 def clean(src: Src,
-          out: Annotated[Path, typer.Option(help="Output folder (manifest.csv, report.html).",
+          out: Annotated[Path, typer.Option(help=f"Output folder ({MANIFEST_NAME}, {REPORT_HTML}).",
                                             rich_help_panel="Output")] = Path(DEFAULT_OUT),
           quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given) -> None:
     """Mark exact / near duplicates, out-of-domain images and undersampled rows; nothing is deleted."""

@@ -9,14 +9,15 @@ import typer
 from imgcls.cli.common import Quiet, command
 from imgcls.export import ExportConfig
 from imgcls.options import Given
+from imgcls.run_names import BEST_PT
 
-EPILOG = """Examples:
+EPILOG = f"""Examples:
 
   imgcls export outputs/runs/effnet
 
   imgcls export outputs/runs/effnet --onnx --out outputs/onnx/effnet
 
-  imgcls export outputs/runs/effnet/best.pt --onnx --opset 13 --atol 1e-3"""
+  imgcls export outputs/runs/effnet/{BEST_PT} --onnx --opset 13 --atol 1e-3"""
 
 
 @command("export", epilog=EPILOG, options={"cfg": ExportConfig})

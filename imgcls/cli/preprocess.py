@@ -9,6 +9,7 @@ import typer
 from imgcls.cli.common import OptSrc, Quiet, command
 from imgcls.layout_options import LayoutOptions
 from imgcls.options import Given
+from imgcls.outputs import MANIFEST_NAME, REPORT_HTML
 from imgcls.pipeline import PIPELINE
 from imgcls.parallel import ParallelOptions
 from imgcls.preprocess.config import PreprocessConfig
@@ -26,7 +27,7 @@ EPILOG = """Examples:
 
 @command("preprocess", epilog=EPILOG, options={"cfg": PreprocessConfig, "layout": LayoutOptions, "run": ParallelOptions})
 def preprocess(src: OptSrc = None,
-               out: Annotated[Path, typer.Option(help="Output folder (mirrors SRC; manifest.csv, report.html).",
+               out: Annotated[Path, typer.Option(help=f"Output folder (mirrors SRC; {MANIFEST_NAME}, {REPORT_HTML}).",
                                                  rich_help_panel="Output")] = Path(dict(PIPELINE)["processed"]),
                quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given) -> None:
     """Face crop (deepface), background removal (rembg) and resize, offline -> processed images + manifest.csv.

@@ -8,6 +8,7 @@ import typer
 
 from imgcls.cli.common import OptSrc, Quiet, command
 from imgcls.options import Given
+from imgcls.run_names import LAST_PT, RUN_CONFIG
 from imgcls.train.config import OUTPUT, TrainConfig
 
 EPILOG = """Examples:
@@ -29,10 +30,10 @@ EPILOG = """Examples:
 
 @command("train", epilog=EPILOG, options={"cfg": TrainConfig})
 def train(src: OptSrc = None,
-          config: Annotated[Optional[Path], typer.Option(help="Start from a config.yaml; flags override it.",
+          config: Annotated[Optional[Path], typer.Option(help=f"Start from a {RUN_CONFIG}; flags override it.",
                                                          rich_help_panel=OUTPUT, show_default=False)] = None,
-          resume: Annotated[Optional[Path], typer.Option(help="Continue this run folder from its last.pt, as its "
-                                                         "config.yaml records it (only the data path, --workers, "
+          resume: Annotated[Optional[Path], typer.Option(help=f"Continue this run folder from its {LAST_PT}, as its "
+                                                         f"{RUN_CONFIG} records it (only the data path, --workers, "
                                                          "--device, --cache, --plots may differ).",
                                                          rich_help_panel=OUTPUT,
                                                          show_default=False)] = None,

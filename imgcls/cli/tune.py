@@ -9,10 +9,12 @@ import typer
 
 from imgcls.cli.common import OptSrc, Quiet, command
 from imgcls.options import Given, cli_fields
+from imgcls.outputs import BEST_CONFIG
+from imgcls.run_names import RUN_CONFIG
 from imgcls.train.config import OUTPUT, TrainConfig
 from imgcls.tune import SEARCH, TuneConfig
 
-EPILOG = """Examples:
+EPILOG = f"""Examples:
 
   imgcls tune data/splits.csv --study lite0 --model tf_efficientnet_lite0 --pretrained --epochs 3 --img-size 96 --trials 12
 
@@ -24,7 +26,7 @@ EPILOG = """Examples:
 
   imgcls tune --show-space
 
-  imgcls train --config outputs/tune/lite0/best_config.yaml --epochs 20"""
+  imgcls train --config outputs/tune/lite0/{BEST_CONFIG} --epochs 20"""
 
 
 # every train flag fixes that option for all trials, but --out and --sampler (tune's own: the folder of studies, the
@@ -37,7 +39,7 @@ TRIAL_FLAGS = tuple(n for n in cli_fields(TrainConfig) if n not in ("out", "samp
 def tune(src: OptSrc = None,
          show_space: Annotated[bool, typer.Option("--show-space", help="Print the default search space and exit.",
                                                   rich_help_panel=SEARCH)] = False,
-         config: Annotated[Optional[Path], typer.Option(help="Fixed train options from a config.yaml; flags "
+         config: Annotated[Optional[Path], typer.Option(help=f"Fixed train options from a {RUN_CONFIG}; flags "
                                                         "override it.", rich_help_panel=OUTPUT,
                                                         show_default=False)] = None,
          quiet: Quiet = False, *, cfg: Given, train: Given) -> None:
