@@ -23,7 +23,7 @@ from imgcls.errors import UserError
 from imgcls.figure_files import RUN_FIGURES
 from imgcls.fsutil import check_folder_name, did_you_mean
 from imgcls.options import choose_another, python_too
-from imgcls.outputs import REPORT_HTML
+from imgcls.outputs import MANIFEST_NAME, REPORT_HTML
 from imgcls.run_names import (BEST_PT, FOLDS_PLANNED, IMAGE_CACHE, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE,
                               PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS, fold_dir, fold_dirs,
                               is_fold_dir)
@@ -370,7 +370,7 @@ def _holds_images(folder: Path, limit: int = 200) -> bool:
 
     from imgcls.io import is_image_name
     try:
-        if (folder / "manifest.csv").is_file():
+        if (folder / MANIFEST_NAME).is_file():
             return True
         for sub in (folder, *islice((p for p in folder.iterdir() if p.is_dir()), limit)):
             if any(is_image_name(p.name) for p in islice(sub.iterdir(), limit)):
