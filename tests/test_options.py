@@ -1022,24 +1022,6 @@ def test_a_python_caller_of_run_runs_reads_a_flag_of_another_action_as_its_first
                                  "run_runs('diff'); drop sort=)")
 
 
-def test_a_python_caller_of_run_tune_reads_the_closing_line_s_best_config_pointer_as_a_run_train_call(tmp_path,
-                                                                                                      monkeypatch):
-    """run_tune's closing line pointed at "best_config.yaml (imgcls train --config)", a flag only, where its
-    figures' line (trial_figures) already gave the run_train call: it names the same command and call."""
-    from imgcls import console
-    from imgcls.tune import TuneConfig, report
-    for name in ("write_tables", "write_report", "print_top"):
-        monkeypatch.setattr(report, name, lambda *a, **k: None)
-    monkeypatch.setattr(report, "trials_frame", lambda *a, **k: None)
-    said = []
-    monkeypatch.setattr(console, "info", said.append)
-    best = tmp_path / "best_config.yaml"
-    best.write_text("{}")
-    report.write_all(None, TuneConfig(trial_plots=True), tmp_path, "", 1.0, "macro-F1")
-    assert said == [f"study outputs in {tmp_path}/: best_config.yaml (imgcls train --config {best} (Python: "
-                    f"run_train(TrainConfig.resolve(config='{best}')))), trials.csv, report.html, trial_NNNN/ run "
-                    f"folders"]
-
 
 def test_shown_cuts_a_list_to_its_first_names_and_counts_the_rest():
     """One owner of "a, b, c and N more" (outputs', tune's, export's refusals, split's warnings, the classes with no

@@ -809,10 +809,9 @@ def test_trials_draw_figures_only_with_trial_plots(data, tmp_path, space, capsys
     assert not (tmp_path / "tune" / "x").exists()
 
 
-def test_the_closing_line_gives_the_retrain_of_best_config_once(tmp_path, monkeypatch):
-    """Where the trials drew no figures, run_tune's closing line gave `imgcls train --config best_config.yaml` (and
-    its run_train call) twice: beside best_config.yaml and again for the best trial's figures. Once now: the
-    figures' part points at best_config.yaml's run; report.html, which names no command beside it, keeps it."""
+def closing_line(monkeypatch, study_dir, cfg):
+    """(what run_tune's closing lines say, the best_config.yaml they point at) for `cfg`: report.write_all over a
+    study folder holding only best_config.yaml, its tables, report and top-5 table not written."""
     from imgcls import console
     from imgcls.tune import report
     for name in ("write_tables", "write_report", "print_top"):
@@ -820,14 +819,34 @@ def test_the_closing_line_gives_the_retrain_of_best_config_once(tmp_path, monkey
     monkeypatch.setattr(report, "trials_frame", lambda *a, **k: None)
     said = []
     monkeypatch.setattr(console, "info", said.append)
-    best = tmp_path / "best_config.yaml"
+    best = study_dir / "best_config.yaml"
     best.write_text("{}")
-    report.write_all(None, TuneConfig(), tmp_path, "", 1.0, "macro-F1")
+    report.write_all(None, cfg, study_dir, "", 1.0, "macro-F1")
+    return said, best
+
+
+def test_the_closing_line_gives_the_retrain_of_best_config_once(tmp_path, monkeypatch):
+    """Where the trials drew no figures, run_tune's closing line gave `imgcls train --config best_config.yaml` (and
+    its run_train call) twice: beside best_config.yaml and again for the best trial's figures. Once now: the
+    figures' part points at best_config.yaml's run; report.html, which names no command beside it, keeps it."""
+    from imgcls.tune import report
+    said, best = closing_line(monkeypatch, tmp_path, TuneConfig())
     retrain = f"imgcls train --config {best} (Python: run_train(TrainConfig.resolve(config='{best}')))"
     assert said == [f"study outputs in {tmp_path}/: best_config.yaml ({retrain}), trials.csv, report.html, "
                     f"trial_NNNN/ run folders; the trials drew no figures (--trial-plots (Python: trial_plots=True) "
                     f"draws them); best_config.yaml's run draws the best trial's"], said
     assert report.trial_figures(TuneConfig(), tmp_path).endswith(f"; the best trial's: {retrain}")
+
+
+
+def test_a_python_caller_of_run_tune_reads_the_closing_line_s_best_config_pointer_as_a_run_train_call(tmp_path,
+                                                                                                      monkeypatch):
+    """run_tune's closing line pointed at "best_config.yaml (imgcls train --config)", a flag only, where its
+    figures' line (trial_figures) already gave the run_train call: it names the same command and call."""
+    said, best = closing_line(monkeypatch, tmp_path, TuneConfig(trial_plots=True))
+    assert said == [f"study outputs in {tmp_path}/: best_config.yaml (imgcls train --config {best} (Python: "
+                    f"run_train(TrainConfig.resolve(config='{best}')))), trials.csv, report.html, trial_NNNN/ run "
+                    f"folders"]
 
 
 @pytest.mark.timeout(120)
