@@ -1566,11 +1566,20 @@ def test_test_images_that_skip_the_training_preprocess_are_warned_of(tmp_path):
         res.output
 
 
+def run_trained_on_preprocessed(folder, pre: str):
+    """A tiny run (classes a, b) whose checkpoint records it trained on images `imgcls preprocess {pre}` wrote
+    (meta.preprocess; '' for the raw images)."""
+    from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
+    run = make_tiny_run(folder, classes=("a", "b"))
+    ck = read_checkpoint(run / "best.pt")
+    save_checkpoint(run / "best.pt", ck["state_dict"], {**ck["meta"], "preprocess": pre}, epoch=1)
+    return run
+
+
 def test_preprocessed_test_images_of_other_options_are_prepared_again_from_their_originals(tmp_path):
     """Test images preprocess wrote under other options than the run's (a --size cache, another --face-margin) were
     told to go through `imgcls preprocess <that output> ...` again: a face crop of a face crop, a face looked for in
     a 32 px cache. The fix names the images the output was made from (preprocess.json's `source`)."""
-    from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
     test = make_image_folder(tmp_path / "test_raw", {"a": 2, "b": 2}, size=(40, 30))
     for out, flags in (("test_cache", ["--size", 32]), ("test_other", ["--face-crop", "--face-margin", 0.5])):
         res = invoke("preprocess", test, "--out", tmp_path / out, *flags, "--workers", 1, "-q")
@@ -1578,9 +1587,7 @@ def test_preprocessed_test_images_of_other_options_are_prepared_again_from_their
     assert json.loads((tmp_path / "test_cache" / "preprocess.json").read_text())["source"] == str(test)
     runs = {}
     for name, pre in (("oncrop", "--face-crop"), ("onraw", "")):
-        run = make_tiny_run(tmp_path / "runs" / name, classes=("a", "b"))
-        ck = read_checkpoint(run / "best.pt")
-        save_checkpoint(run / "best.pt", ck["state_dict"], {**ck["meta"], "preprocess": pre}, epoch=1)
+        run = run_trained_on_preprocessed(tmp_path / "runs" / name, pre)
         runs[name] = run
     said = {}
     for name, run, data in (("cache", runs["oncrop"], "test_cache"), ("other", runs["oncrop"], "test_other"),
@@ -1602,16 +1609,13 @@ def test_the_preprocess_fix_names_its_python_calls_too(tmp_path, capsys):
     SRC'): each fix now names its run_preprocess call (the run's options as a PreprocessConfig) and run_predict's
     data=, after the command, which is unchanged."""
     from imgcls.predict import run_predict
-    from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
     test = make_image_folder(tmp_path / "test_raw", {"a": 2, "b": 2}, size=(40, 30))
     res = invoke("preprocess", test, "--out", tmp_path / "test_other", "--face-crop", "--face-margin", 0.5,
                  "--workers", 1, "-q")
     assert res.exit_code == 0, res.output
     runs = {}
     for name, pre in (("oncrop", "--face-crop --face-margin 0.3"), ("onraw", "")):
-        run = make_tiny_run(tmp_path / "runs" / name, classes=("a", "b"))
-        ck = read_checkpoint(run / "best.pt")
-        save_checkpoint(run / "best.pt", ck["state_dict"], {**ck["meta"], "preprocess": pre}, epoch=1)
+        run = run_trained_on_preprocessed(tmp_path / "runs" / name, pre)
         runs[name] = run
     other = tmp_path / "test_other"
     fixes = {"oncrop": (f"imgcls preprocess {test} --out DIR --face-crop --face-margin 0.3, then predict --data DIR "
@@ -1633,15 +1637,12 @@ def test_no_face_drop_against_keep_is_no_difference_in_what_the_model_sees(tmp_p
     """A run trained with `preprocess --face-crop --no-face drop` given test images preprocessed with `--face-crop`
     (--no-face keep) was warned of 'what it sees differs': the face crops are the same, and an image without a face
     is predicted as it came either way (predict_dropped_faces). --no-face center-crop does change those images."""
-    from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
     test = make_image_folder(tmp_path / "test_raw", {"a": 2, "b": 2}, size=(40, 30))
     res = invoke("preprocess", test, "--out", tmp_path / "test_keep", "--face-crop", "--workers", 1, "-q")
     assert res.exit_code == 0, res.output
     said = {}
     for name, pre in (("drop", "--face-crop --no-face drop"), ("centre", "--face-crop --no-face center-crop")):
-        run = make_tiny_run(tmp_path / "runs" / name, classes=("a", "b"))
-        ck = read_checkpoint(run / "best.pt")
-        save_checkpoint(run / "best.pt", ck["state_dict"], {**ck["meta"], "preprocess": pre}, epoch=1)
+        run = run_trained_on_preprocessed(tmp_path / "runs" / name, pre)
         res = invoke("predict", run, "--data", tmp_path / "test_keep", "--out", tmp_path / f"p_{name}",
                      "--workers", 0)
         assert res.exit_code == 0, res.output
