@@ -121,6 +121,17 @@ def test_keep_alpha_writes_transparent_png(faces_src, tmp_path, u2net_home):
     assert alpha[:4, :4].mean() < 40 and alpha[28:36, 28:36].mean() > 200   # corners transparent, cup opaque
 
 
+@pytest.mark.parametrize("omp", ["", "4,2"])
+def test_an_omp_num_threads_that_is_no_whole_number_is_no_traceback(omp, u2net_home, monkeypatch):
+    """rembg int()s $OMP_NUM_THREADS: set but empty (or OpenMP's nested '4,2') crashed preprocess --remove-bg with a
+    ValueError; the session is made as without it, and the variable is the user's again afterwards."""
+    from imgcls.preprocess.background import BackgroundRemover
+    monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    bg = BackgroundRemover("u2netp")
+    assert bg.mask(Image.new("RGB", (32, 32), "white")).size == (32, 32)
+    assert os.environ["OMP_NUM_THREADS"] == omp
+
+
 def test_missing_rembg_file_is_one_line_with_the_fix(faces_src, tmp_path, monkeypatch, connections):
     from imgcls import manifest as mf
     monkeypatch.setenv("U2NET_HOME", str(tmp_path / "empty_u2net"))

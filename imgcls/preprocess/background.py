@@ -3,6 +3,7 @@ looks where rembg 2.x itself looks - $U2NET_HOME, ~/.rembg/models/<model>/, ~/.u
 missing file when a session is created). One rembg session per worker process, reused for every image."""
 from __future__ import annotations
 
+import os
 import sys
 
 from PIL import Image
@@ -32,6 +33,23 @@ def import_rembg():
     return rembg
 
 
+def _new_session(rembg, model: str, opts):
+    """rembg.new_session, which takes int($OMP_NUM_THREADS) for onnxruntime's threads: a value that is no whole
+    number (set but empty, OpenMP's nested '4,2') crashed it with a ValueError traceback. Such a value is hidden from
+    it for the call (onnxruntime then chooses, as without the variable) and put back."""
+    omp = os.environ.get("OMP_NUM_THREADS")
+    try:
+        if omp is not None:
+            int(omp)
+    except ValueError:
+        del os.environ["OMP_NUM_THREADS"]
+        try:
+            return rembg.new_session(model, sess_opts=opts)
+        finally:
+            os.environ["OMP_NUM_THREADS"] = omp
+    return rembg.new_session(model, sess_opts=opts)
+
+
 class BackgroundRemover:
     def __init__(self, model: str = "u2netp", threads: int | None = 0):
         from imgcls.weights import rembg_model_file
@@ -48,7 +66,7 @@ class BackgroundRemover:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         self.model = model
-        self.session = rembg.new_session(model, sess_opts=opts)
+        self.session = _new_session(rembg, model, opts)
 
     def mask(self, im: Image.Image) -> Image.Image:
         """rembg's foreground mask ('L', same size as `im`): what rembg.remove uses as alpha."""
