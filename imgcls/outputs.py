@@ -20,6 +20,11 @@ from imgcls.run_names import BEST_PT, LAST_PT, METRICS_CSV, RUN_CONFIG, TRAIN_LO
 
 MANIFEST_NAME = "manifest.csv"  # the table eda, clean and preprocess write (imgcls.manifest reads it)
 SPEC_NAME = "spec.yaml"         # an ensemble's file (imgcls ensemble writes it, predict reads it)
+# beside it: its members' and its own validation scores, and its out-of-fold predictions (what --weights auto was
+# fitted on: predict --eval refuses those rows; imgcls runs scores the ensemble from them)
+ENSEMBLE_SCORES_CSV = "scores.csv"
+ENSEMBLE_OOF_CSV = "oof_predictions.csv"
+SUBMISSION_CSV = "submission.csv"   # predict's competition file in its --out
 # a tune study's files in its folder OUT/STUDY: its table of trials (imgcls.tune.report writes it after every trial;
 # runs and train read a trial's row) and its default Optuna storage (SQLite)
 TRIALS_CSV = "trials.csv"

@@ -39,8 +39,9 @@ from imgcls.fsutil import (check_not_replacing, check_output_location, check_out
                            did_you_mean, write_json, write_table)
 from imgcls.layouts import FolderView
 from imgcls.options import check, python_too, shown
-from imgcls.outputs import (PREDICT_SUMMARY, REPORT_HTML, SPEC_NAME, own_earlier_files, refuse_other_output,
-                            refuse_users_files, replacing_line)
+from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMARY, REPORT_HTML, SPEC_NAME,
+                            SUBMISSION_CSV, own_earlier_files, refuse_other_output, refuse_users_files,
+                            replacing_line)
 from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
 from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_number,
                               is_fold_dir)
@@ -683,7 +684,7 @@ def _ensemble_honest_score(spec: EnsembleSpec) -> str | None:
     from imgcls.runs import common_rows
     rows = common_rows([len(m.checkpoints) for m in spec.members])
     how = ", weights cross-fitted" if key.endswith("crossfit") else ""
-    where = f" ({spec.path.parent / 'scores.csv'})" if spec.path is not None else ""
+    where = f" ({spec.path.parent / ENSEMBLE_SCORES_CSV})" if spec.path is not None else ""
     return (f"the ensemble's macro-F1 on its members' {rows} rows{how}, {sc[key]:.4f} over "
             f"{sc.get('common_val_images', '?')} images{where}")
 
@@ -843,7 +844,7 @@ def weights_fitted_keys(spec: EnsembleSpec) -> set[str]:
     ensemble whose weights were not fitted, or one whose file is gone or has no key column (nothing tells them: a
     score is not refused for it). Read before the model runs: a malformed file is rundir.read_run_csv's one line
     (a score it would leave unlabelled is no plain evaluation)."""
-    oof = Path(spec.path).parent / "oof_predictions.csv" if spec.path else None
+    oof = Path(spec.path).parent / ENSEMBLE_OOF_CSV if spec.path else None
     if oof is None or not (spec.scores or {}).get("weights_fitted_on_scored_rows") or not oof.is_file():
         return set()
     try:
@@ -961,11 +962,11 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     # own earlier files, outputs' one rule); without one, a probs.csv beside is a file of the user's, never touched
     other = own_earlier_files(out, "predict", [out / f"probs.{f}" for f in PROBS_FORMATS if f != probs_format])
     probs_files = [f"probs.{probs_format}", *(f.name for f in other)]
-    check_not_replacing([out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY, REPORT_HTML)],
+    check_not_replacing([out / n for n in (SUBMISSION_CSV, *probs_files, PREDICT_SUMMARY, REPORT_HTML)],
                         [*mf.read_table(df), sample_submission])
     # its files over a user's own of those names in a folder no predict wrote (their submission.csv, report.html)
     from imgcls.figure_files import confusion_png_names
-    replaced = refuse_users_files(out, "predict", [out / n for n in ("submission.csv", *probs_files, PREDICT_SUMMARY,
+    replaced = refuse_users_files(out, "predict", [out / n for n in (SUBMISSION_CSV, *probs_files, PREDICT_SUMMARY,
                                                                      REPORT_HTML,
                                                                      *(confusion_png_names() if evaluate else ()))])
     if only:
@@ -1030,7 +1031,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         if name != probs_path.name and (out / name).is_file():
             (out / name).unlink()
     sub = template.fill(pred, classes) if template is not None else build_submission(df, pred, classes, fmt)
-    sub_path = out / "submission.csv"
+    sub_path = out / SUBMISSION_CSV
     write_table(sub, sub_path)
 
     n = len(df)

@@ -27,7 +27,8 @@ import pandas as pd
 
 from imgcls.errors import UserError
 from imgcls.options import python_too
-from imgcls.outputs import SPEC_NAME, TRIALS_CSV, output_kind, read_yaml, trial_record
+from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
+                            trial_record)
 from imgcls.run_names import (BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, VAL_PREDICTIONS,
                               fold_dirs, is_fold_dir)
 from imgcls.runs_config import COLUMNS, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
@@ -393,7 +394,7 @@ def _profile_shares(path: Path, members: list) -> dict[str, str]:
     table, report.html and predict show it (scores.csv's `shares`, ensemble.profile.share_text: '1.00', or per
     attribute where they differ): spec.yaml's weight is over every member, which the product of the attributes
     never uses (one run per attribute has 1.00 each, not 0.333). {} where scores.csv does not record them."""
-    t = _read_csv(path / "scores.csv", ENSEMBLE_SCORES, ENSEMBLE_FILE_FIX)
+    t = _read_csv(path / ENSEMBLE_SCORES_CSV, ENSEMBLE_SCORES, ENSEMBLE_FILE_FIX)
     if t is None or "shares" not in t.columns or len(t) < len(members):
         return {}
     return {str(m.get("name")): (v if "," not in v else f"({v})")
@@ -428,7 +429,7 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
         run.config["members"] = shares
         run.changed = ("shares within each attribute " + " ".join(f"{k}={v}" for k, v in shares.items())
                        if shares else "")
-    _score(_read_csv(path / "oof_predictions.csv", ENSEMBLE_OOF, ENSEMBLE_FILE_FIX), run)
+    _score(_read_csv(path / ENSEMBLE_OOF_CSV, ENSEMBLE_OOF, ENSEMBLE_FILE_FIX), run)
     run.checkpoints = [path / str(c) for m in members if isinstance(m, dict) for c in (m.get("checkpoints") or [])[:1]]
     rows = common_rows([len(m.get("checkpoints") or []) if isinstance(m, dict) else 0 for m in members])
     run.scored_on = rows

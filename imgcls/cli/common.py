@@ -15,6 +15,7 @@ import typer.core
 from imgcls.console import error, interrupt_said, interrupted, quiet_for
 from imgcls.errors import UserError
 from imgcls.options import cli_parameters, from_cli
+from imgcls.outputs import MANIFEST_NAME
 
 
 class _UnwrappedExamples:
@@ -182,6 +183,6 @@ def _is_argument(p: inspect.Parameter) -> bool:
 
 # Parameters that are not a config field (paths, --quiet); every other flag is built from a config dataclass's
 # declarations (imgcls.options) through command(options=...): no default or choice list is written here
-Src = Annotated[Path, typer.Argument(help="Dataset folder (any layout) or a manifest.csv.", show_default=False)]
-OptSrc = Annotated[Optional[Path], typer.Argument(help="Dataset folder or manifest.csv.", show_default=False)]
+Src = Annotated[Path, typer.Argument(help=f"Dataset folder (any layout) or a {MANIFEST_NAME}.", show_default=False)]
+OptSrc = Annotated[Optional[Path], typer.Argument(help=f"Dataset folder or {MANIFEST_NAME}.", show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.", rich_help_panel="Runtime")]

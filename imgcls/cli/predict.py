@@ -9,6 +9,7 @@ import typer
 from imgcls.cli.common import Command, Quiet, command
 from imgcls.layout_options import LayoutOptions
 from imgcls.options import Given
+from imgcls.outputs import SPEC_NAME
 from imgcls.predict_config import PredictConfig
 
 
@@ -49,7 +50,7 @@ EPILOG = """Examples:
 @command("predict", cls=_BareTTA, epilog=EPILOG,
          options={"cfg": PredictConfig, "layout": (LayoutOptions, ("layout", "csv", "path_col", "label_col", "ext"))})
 def predict(source: Annotated[Optional[Path], typer.Argument(
-                help="Run folder, checkpoint, or ensemble folder / spec.yaml (default: the newest).",
+                help=f"Run folder, checkpoint, or ensemble folder / {SPEC_NAME} (default: the newest).",
                 show_default=False)] = None,
             data: Annotated[Optional[Path], typer.Option(
                 help="Test images: a folder, a manifest, or a competition CSV such as info.csv "

@@ -18,7 +18,8 @@ from imgcls.ensemble.profile import build_profile, member_meta
 from imgcls.ensemble.voting import crossfit_macro_f1, fit_weights, log_loss, parse_weights, vote
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_not_source, check_writable
-from imgcls.outputs import REPORT_HTML, SPEC_NAME, predict_fix, refuse_other_output, refuse_users_files
+from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, REPORT_HTML, SPEC_NAME, predict_fix,
+                            refuse_other_output, refuse_users_files)
 from imgcls.metrics import macro_f1
 from imgcls.options import check, python_too
 
@@ -73,7 +74,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     refuse_other_output(out, "ensemble", among=True)
     # its files over a user's own of those names in a folder no ensemble wrote (their report.html, scores.csv)
     from imgcls.figure_files import confusion_png_names
-    refuse_users_files(out, "ensemble", [out / n for n in (SPEC_NAME, "scores.csv", "oof_predictions.csv",
+    refuse_users_files(out, "ensemble", [out / n for n in (SPEC_NAME, ENSEMBLE_SCORES_CSV, ENSEMBLE_OOF_CSV,
                                                            REPORT_HTML, *confusion_png_names())])
     if combine == "profile":
         return build_profile(members, method, weights, out, name, out_typed)
@@ -156,13 +157,13 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     from imgcls.fsutil import write_table
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
-    write_table(table, out / "scores.csv")
+    write_table(table, out / ENSEMBLE_SCORES_CSV)
     if len(y):
         oof = pd.DataFrame(ens, columns=[f"p_{c}" for c in classes])
         oof.insert(0, "key", np.asarray(common)[ok])
         oof.insert(1, "label", [classes[i] for i in y])
         oof.insert(2, "pred", [classes[i] for i in ens.argmax(1)])
-        write_table(oof, out / "oof_predictions.csv")
+        write_table(oof, out / ENSEMBLE_OOF_CSV)
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof if len(y) else None, P, [member_meta(m) for m in spec.members])
     print_scores(table, int(len(y)))

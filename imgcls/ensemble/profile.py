@@ -14,7 +14,7 @@ from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.voting import log_loss, normalise_weights, parse_weights
 from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
-from imgcls.outputs import REPORT_HTML, predict_fix
+from imgcls.outputs import ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, REPORT_HTML, predict_fix
 from imgcls.options import python_too, shown
 from imgcls.profiles import ProfileScheme
 
@@ -263,9 +263,9 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
     # attribute there: what the terminal's and report.html's weight cells show
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "shares", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
-    write_table(table, out / "scores.csv")
+    write_table(table, out / ENSEMBLE_SCORES_CSV)
     if oof is not None:
-        write_table(oof, out / "oof_predictions.csv")
+        write_table(oof, out / ENSEMBLE_OOF_CSV)
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof, member_metas=[member_meta(m) for m in spec.members])
     print_scores(table, int(len(y)))

@@ -14,7 +14,7 @@ import pandas as pd
 from imgcls.ensemble.config import BUILD_ENSEMBLE, COMBINES, METHODS
 from imgcls.errors import UserError
 from imgcls.options import shown
-from imgcls.outputs import SPEC_NAME
+from imgcls.outputs import ENSEMBLE_OOF_CSV, SPEC_NAME
 from imgcls.run_names import BEST_PT, LAST_PT, RUN_CONFIG, VAL_PREDICTIONS, is_fold_dir
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = 
         info(replacing_line(folder, "an earlier ensemble", keep="another --out FOLDER" if out_typed else "--name NAME"))
         # its scored rows go with it: a build whose members share no validation row writes none, and `imgcls runs`
         # scored the new ensemble on the earlier one's
-        (folder / "oof_predictions.csv").unlink(missing_ok=True)
+        (folder / ENSEMBLE_OOF_CSV).unlink(missing_ok=True)
     write_text(path, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
     return path
 
