@@ -42,18 +42,14 @@ def cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     return Path(cache_dir) if cache_dir else default_cache_dir()
 
 
-# a temporary file (imgcls.fsutil.atomic_path) in the cache folder untouched for this long is one a killed run left
-# (kill -9, the OOM killer): a live one is written from data already in memory within seconds of its creation and
-# renamed at once, so a concurrent run's (clean and split at once, torchrun's ranks writing shards) is never this old
-STALE_TEMP_SECONDS = 3600
 _SWEPT: set[str] = set()
 
 
 def open_cache_folder(cache_dir: str | os.PathLike | None = None) -> Path:
     """cache_folder, as every content-keyed cache opens it: the temporary files a killed run left there and in its
     shard folders (*.parts) are removed first, once per folder and process. Only the caches' own names (atomic_path's
-    temporary name of an .npz) untouched for STALE_TEMP_SECONDS go: --cache-dir may be a folder of the user's."""
-    from imgcls.fsutil import remove_stale_temps
+    temporary name of an .npz) untouched for fsutil.STALE_TEMP_SECONDS go: --cache-dir may be a folder of the user's."""
+    from imgcls.fsutil import STALE_TEMP_SECONDS, remove_stale_temps
     folder = cache_folder(cache_dir)
     key = os.path.abspath(folder)
     if key not in _SWEPT:

@@ -123,6 +123,13 @@ def create_sqlite_file(db: str | os.PathLike) -> Path:
     return db
 
 
+# a temporary file or folder imgcls fills from data in memory and renames into place within seconds (atomic_path's
+# files, a new tune study's hidden folder): one untouched this long is what a killed run left (kill -9, the OOM
+# killer), never a live process's, even in a folder several processes share (clean and split on one cache,
+# torchrun's ranks writing shards, two tune processes opening one study)
+STALE_TEMP_SECONDS = 3600
+
+
 def is_temp_name(name: str) -> bool:
     """A name atomic_path gives its temporary files."""
     return bool(_TMP_NAME.match(name))

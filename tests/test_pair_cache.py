@@ -215,10 +215,10 @@ def test_temporary_files_a_killed_run_left_in_the_cache_are_swept_when_it_is_ope
 
     import pandas as pd
 
-    from imgcls import embed
+    from imgcls import embed, fsutil
     from imgcls.clean.features import FeatureCache
     from imgcls.clean.pair_cache import PairCache, SummaryCache
-    stale_at = time.time() - embed.STALE_TEMP_SECONDS - 60
+    stale_at = time.time() - fsutil.STALE_TEMP_SECONDS - 60
     openers = {"embeddings": lambda d: embed.embed_manifest(
                    pd.DataFrame({"path": ["gone.png"], "sha256": ["ab"], "error": ["not an image"]}), cache_dir=d),
                "photo features": FeatureCache, "pairs": lambda d: PairCache(d, False), "summaries": SummaryCache}

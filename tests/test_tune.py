@@ -913,16 +913,17 @@ def test_a_new_study_folder_is_a_study_from_the_moment_it_appears(data, tmp_path
 
 def test_a_study_folder_left_by_a_killed_tune_is_removed_by_a_later_one(tmp_path):
     """A tune killed (kill -9) between making the hidden folder it fills (.STUDY.XXXXXXXX.tmp) and renaming it into
-    place left it in OUT for ever. A later tune of the study removes those untouched for STUDY_TEMP_STALE_SECONDS
+    place left it in OUT for ever. A later tune of the study removes those untouched for fsutil.STALE_TEMP_SECONDS
     that hold only what it writes there (trials.csv's header, the temporary file of that write), whether it makes
     the study folder or finds it; never a live process's younger one, one holding anything else, nor another
     study's."""
     import time
 
     import imgcls.tune
+    from imgcls import fsutil
     from imgcls.tune.report import trial_columns
     out = tmp_path / "tune"
-    old = time.time() - imgcls.tune.STUDY_TEMP_STALE_SECONDS - 60
+    old = time.time() - fsutil.STALE_TEMP_SECONDS - 60
     header = ",".join(trial_columns()) + "\n"
 
     def temp(name, files=None, age=old):

@@ -608,11 +608,6 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
         optuna.logging.set_verbosity(verbosity)
 
 
-# a hidden folder _new_study_folder fills is renamed into place within milliseconds of its creation: one of a study
-# untouched this long is what a killed tune (kill -9, the OOM killer) left, never a live process's
-STUDY_TEMP_STALE_SECONDS = 600
-
-
 def _new_study_folder(study_dir: Path) -> bool:
     """Make the study folder where there is none, holding trials.csv (its header) from its first moment: made empty
     and the table written when the study had opened, it was a folder of no step's output until then, which
@@ -646,14 +641,14 @@ def _new_study_folder(study_dir: Path) -> bool:
 
 def _remove_stale_study_temps(study_dir: Path) -> list[Path]:
     """Remove the hidden folders (.STUDY.XXXXXXXX.tmp beside the study folder) that a tune killed between making one
-    and renaming it into place left in OUT: only this study's, untouched for STUDY_TEMP_STALE_SECONDS (another
+    and renaming it into place left in OUT: only this study's, untouched for fsutil.STALE_TEMP_SECONDS (another
     process's live one is younger), holding nothing but what _new_study_folder writes (trials.csv's header, or
     the temporary file of its write). Returns the folders removed."""
     import shutil
 
-    from imgcls.fsutil import is_temp_name
+    from imgcls.fsutil import STALE_TEMP_SECONDS, is_temp_name
     pattern = re.compile(rf"\.{re.escape(study_dir.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
-    before = time.time() - STUDY_TEMP_STALE_SECONDS
+    before = time.time() - STALE_TEMP_SECONDS
     removed = []
     try:
         candidates = [d for d in study_dir.parent.iterdir() if pattern.fullmatch(d.name)]
