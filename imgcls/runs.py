@@ -683,13 +683,18 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
 
 
 def _must_read(path) -> Run:
-    if not Path(path).exists():
+    path = Path(path)
+    if not path.exists() and not path.is_absolute() and (Path(DEFAULT_ROOT) / path).exists():
+        path = Path(DEFAULT_ROOT) / path      # a name as the leaderboard lists it (runs/a, ensembles/e1: under outputs)
+    if not path.exists():
         from imgcls.ensemble.spec import ENSEMBLES_DIR
         from imgcls.fsutil import did_you_mean
         from imgcls.train.config import TrainConfig
-        raise UserError(f"{path} does not exist{did_you_mean(path, (TrainConfig.out, ENSEMBLES_DIR))}; give a "
-                        f"folder under outputs/runs or "
-                        f"outputs/ensembles; {RUNS_TABLE} lists them")
+        hint = did_you_mean(path, (TrainConfig.out, ENSEMBLES_DIR)) or \
+            ("" if path.is_absolute() else did_you_mean(Path(DEFAULT_ROOT) / path))    # a leaderboard name mistyped
+        raise UserError(f"{path} does not exist{hint}; give a "
+                        f"folder under outputs/runs or outputs/ensembles ({RUNS_TABLE} lists them, named from the folder "
+                        f"it lists)")
     run = read_run(path)
     if run is None:
         raise UserError(f"{path} is not a run folder (no {RUN_CONFIG} or ensemble {SPEC_NAME}); give a folder under "

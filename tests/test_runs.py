@@ -209,6 +209,20 @@ def test_diff_and_report(outputs, monkeypatch):
     assert "time: the epochs' training and validation passes" in htmllib.unescape(html)
 
 
+def test_diff_takes_the_names_the_leaderboard_lists(outputs, monkeypatch):
+    """The leaderboard names runs from the folder it lists (runs/best, ensembles/e1 under outputs): `imgcls runs diff
+    runs/best runs/mid`, typed from it, said 'runs/best does not exist'."""
+    monkeypatch.chdir(outputs.parent)
+    board = CliRunner().invoke(app, ["runs"])
+    assert board.exit_code == 0 and "runs/best" in board.output and "ensembles/e1" in board.output
+    r = CliRunner().invoke(app, ["runs", "diff", "runs/best", "ensembles/e1"])
+    assert r.exit_code == 0, r.output
+    assert "A: outputs/runs/best" in r.output and "B: outputs/ensembles/e1" in r.output
+    r = CliRunner().invoke(app, ["runs", "diff", "runs/bets", "runs/mid"])
+    assert r.exit_code == 2 and "runs/bets does not exist (did you mean outputs/runs/best?)" in r.output
+    assert "named from the folder it lists" in " ".join(r.output.split())
+
+
 def test_diff_prints_the_per_class_f1_the_largest_change_first(tmp_path):
     """`imgcls runs diff A B` computed a per-class table and printed none (only a Python caller got it): it prints
     each class's F1 in A and B and B - A, the largest change first, the top 10 of 18 classes and a line saying how
