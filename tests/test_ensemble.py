@@ -480,6 +480,27 @@ def test_a_dataset_folder_given_as_the_run_is_named_for_what_it_is(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_folder_of_runs_given_as_the_run_names_them(tmp_path):
+    """`imgcls predict outputs/ensembles` (the folder of ensembles: their report PNGs one folder down) said it was
+    "a dataset folder (it holds images)"; a folder of runs said "no best.pt ...; is training finished?"."""
+    out = tmp_path / "outputs"
+    for name in ("a", "b"):
+        (out / "runs" / name).mkdir(parents=True)
+        (out / "runs" / name / "config.yaml").write_text("model: test_resnet\n")
+    (out / "ensembles" / "e1").mkdir(parents=True)
+    (out / "ensembles" / "e1" / "spec.yaml").write_text("kind: imgcls-ensemble\n")
+    make_image(out / "ensembles" / "e1" / "confusion_matrix.png", seed=0)
+    for folder, named in ((out / "ensembles", [out / "ensembles" / "e1"]),
+                          (out / "runs", [out / "runs" / "a", out / "runs" / "b"]),
+                          (out, [out / "ensembles" / "e1", out / "runs" / "a", out / "runs" / "b"])):
+        res = runner.invoke(app, ["predict", str(folder), "--data", str(tmp_path / "data"), "--out", str(tmp_path / "o")])
+        flat = " ".join(res.output.split())
+        assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+        assert f"{folder} is a folder of runs or ensembles, not one; give one of them ({', '.join(map(str, named))})" \
+            in flat, flat
+    assert not (tmp_path / "o").exists()
+
+
 def test_report_labels_every_score_over_the_rows_the_weights_were_fitted_on(tmp_path):
     """--weights auto minimises log-loss on the common validation rows: the log-loss, the ensemble's per-class F1 and
     its confusion matrix are over those very rows and say so, as the macro-F1 beside them does (they stood

@@ -317,6 +317,13 @@ def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Pa
     if any(run_dir.glob("*.onnx")):
         raise UserError(f"{run_dir} holds ONNX exports (imgcls export), which imgcls does not predict with; give the "
                         f"run folder they were exported from")
+    inside = [] if (run_dir / RUN_CONFIG).is_file() else _runs_inside(run_dir)
+    if inside:
+        # `imgcls predict outputs/ensembles` (the folder of ensembles, its report PNGs one folder down) was called
+        # a dataset folder
+        from imgcls.options import shown
+        raise UserError(f"{run_dir} is a folder of runs or ensembles, not one; give one of them "
+                        f"({shown(sorted(map(str, inside)))}); {RUNS_TABLE} lists them")
     if not (run_dir / RUN_CONFIG).is_file() and _holds_images(run_dir):
         # `imgcls predict data/test` (the images typed where the run goes) asked whether training had finished
         raise UserError(f"{run_dir} is a dataset folder (it holds images), not a run; give a run folder "
@@ -361,6 +368,24 @@ def init_checkpoint(run: str | os.PathLike, model_name: str) -> Path:
                         f"--model {meta.model} (Python: model='{meta.model}', or TrainConfig.resolve({{'init_from': "
                         f"...}}), which takes the run's model and input size as imgcls train does)")
     return path
+
+
+def _runs_inside(folder: Path, limit: int = 200) -> list[Path]:
+    """The runs (RUN_CONFIG) and ensembles (SPEC_NAME) in `folder`, one or two folders down (outputs/runs/NAME from
+    outputs); at most `limit` entries of each folder are looked at."""
+    from itertools import islice
+
+    from imgcls.outputs import SPEC_NAME
+    def folders(d: Path) -> list[Path]:
+        return list(islice((p for p in d.iterdir() if p.is_dir()), limit))
+
+    def runs(ds: list[Path]) -> list[Path]:
+        return [d for d in ds if (d / RUN_CONFIG).is_file() or (d / SPEC_NAME).is_file()]
+    try:
+        subs = folders(folder)
+        return runs(subs) or runs([d for sub in subs for d in folders(sub)])
+    except OSError:
+        return []
 
 
 def _holds_images(folder: Path, limit: int = 200) -> bool:
