@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_image, tree_snapshot
+from conftest import make_image, make_image_folder, tree_snapshot
 from imgcls import __version__
 from imgcls.cli import app
 
@@ -380,3 +380,27 @@ def test_a_rerun_over_its_own_earlier_output_says_it_replaces_it(tmp_path, step)
             "split": "an earlier split (its reports beside it too)"}[step]
     line = f"{out} holds {what}; it is replaced (--out {'FILE' if step == 'split' else 'FOLDER'} keeps both)"
     assert line not in said[0] and line in said[1], said
+
+
+@pytest.mark.parametrize("env", [{"LC_ALL": "C", "PYTHONUTF8": "0"}, {"LC_ALL": "C"}])
+def test_a_locale_that_reads_file_names_as_ascii_is_one_line_not_a_lost_class(tmp_path, env):
+    """Under LC_ALL=C with PYTHONUTF8=0 Python decodes file names as ASCII: eda called the UTF-8 class 고양이 "not
+    UTF-8 text", left it out (exit 0, its fix convmv wrong), and train on a manifest naming it was a
+    UnicodeEncodeError traceback. Now one line naming the setting and PYTHONUTF8=1, exit 2, nothing written. LC_ALL=C
+    alone (Python's UTF-8 mode) is harmless: the class is read. A fresh process: the encoding is fixed at start."""
+    make_image_folder(tmp_path / "data", {"cat": 2, "고양이": 2}, size=(16, 16))
+    out = tmp_path / "eda"
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("LC_", "LANG", "PYTHONUTF8"))}
+    r = subprocess.run([sys.executable, "-m", "imgcls", "eda", str(tmp_path / "data"), "--out", str(out),
+                        "--workers", "1"], capture_output=True, text=True, encoding="utf-8", errors="replace",
+                       cwd=tmp_path, env={**full, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", **env}, timeout=300)
+    if env.get("PYTHONUTF8") == "0":
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "Traceback" not in r.stderr
+        lines = (r.stdout + r.stderr).strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: Python reads file names as ascii"), lines
+        assert "LC_ALL=C, PYTHONUTF8=0" in lines[0] and "PYTHONUTF8=1" in lines[0]
+        assert not out.exists()
+    else:
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert sorted(summary(out)["classes"]) == ["cat", "고양이"]
