@@ -1693,16 +1693,29 @@ def test_a_reused_record_asks_for_the_cache_its_run_was_asked_for(two_class, tmp
                 assert TrainConfig.load(ran / "config.yaml").cache_used == "disk"
 
 
-def _spy_setup(monkeypatch) -> list:
-    """(DataLoader workers, mixed precision) of each Trainer that trains, as it set them up."""
+class _SetUp(Exception):
+    """Raised by _spy_setup(stop=True) once a Trainer is set up."""
+
+
+def _spy_setup(monkeypatch, stop: bool = False) -> list:
+    """(DataLoader workers, mixed precision) of each Trainer that trains, as it set them up. stop: each run stops
+    there (raising _SetUp; config.yaml and a resume's train.log lines are written before it): for a test of what a
+    run resolves as it starts, whose training (and DataLoader worker processes) would check nothing more."""
     import imgcls.train.loop as loop
     seen, real = [], loop.Trainer.setup
 
     def setup(self):
         real(self)
         seen.append((self.train_loader.num_workers, self.use_amp))
+        if stop:
+            raise _SetUp
     monkeypatch.setattr(loop.Trainer, "setup", setup)
     return seen
+
+
+def _set_up(r) -> None:
+    """The CLI call `r` got as far as its Trainer's set-up (_spy_setup(stop=True)): no refusal, no other error."""
+    assert isinstance(r.exception, _SetUp), r.output
 
 
 def _reuse(first, how, *extra, name="again"):
@@ -1725,9 +1738,9 @@ def test_a_reused_record_resolves_amp_for_the_machine_it_runs_on(two_class, tmp_
     assert (rec.amp, rec.amp_used) == (None, False)
     cuda = {**yaml.safe_load((first / "config.yaml").read_text()), "amp_used": True}    # what a CUDA run records
     (first / "config.yaml").write_text(yaml.safe_dump(cuda, sort_keys=False))
-    seen = _spy_setup(monkeypatch)
+    seen = _spy_setup(monkeypatch, stop=True)
     r = _reuse(first, "--config", "--device", "cpu")
-    assert r.exit_code == 0, r.output
+    _set_up(r)
     assert seen.pop()[1] is False
     again = TrainConfig.load(first.parent / "again" / "config.yaml")
     assert (again.amp, again.amp_used) == (None, False)
@@ -1735,13 +1748,13 @@ def test_a_reused_record_resolves_amp_for_the_machine_it_runs_on(two_class, tmp_
     assert d["config"] == [] and "amp_used" in d["ran"]
     assert "amp_used" not in changed_options(cuda)
     r = _reuse(first, "--resume", "--device", "cpu")
-    assert r.exit_code == 0, r.output
+    _set_up(r)
     assert seen.pop()[1] is False
     assert TrainConfig.load(first / "config.yaml").amp_used is False      # the resumed session's, said in train.log
     assert "(the earlier session: amp_used True)" in (first / "train.log").read_text()
     # a typed --amp is still asked for, and runs as asked
     r = _reuse(first.parent / "again", "--config", "--amp", name="typed")
-    assert r.exit_code == 0, r.output
+    _set_up(r)
     assert seen.pop()[1] is True
     typed = TrainConfig.load(first.parent / "typed" / "config.yaml")
     assert (typed.amp, typed.amp_used) == (True, True)
@@ -1773,9 +1786,9 @@ def test_a_reused_record_resolves_workers_for_the_machine_it_runs_on(two_class, 
     rec = TrainConfig.load(first / "config.yaml")
     assert (rec.workers, rec.workers_used) == (None, 0)          # the CPU from the decoded-image cache
     monkeypatch.setattr(train, "default_workers", lambda device_type, cache: 1)     # another machine's default
-    seen = _spy_setup(monkeypatch)
+    seen = _spy_setup(monkeypatch, stop=True)
     r = _reuse(first, "--config")
-    assert r.exit_code == 0, r.output
+    _set_up(r)
     assert seen.pop()[0] == 1
     again = TrainConfig.load(first.parent / "again" / "config.yaml")
     assert (again.workers, again.workers_used) == (None, 1)
@@ -1783,11 +1796,11 @@ def test_a_reused_record_resolves_workers_for_the_machine_it_runs_on(two_class, 
     assert d["config"] == [] and "workers_used" in d["ran"]
     assert "workers_used" not in changed_options(again.to_dict())
     r = _reuse(first, "--resume")
-    assert r.exit_code == 0, r.output
+    _set_up(r)
     assert seen.pop()[0] == 1
     # a typed --workers is still asked for, and runs as asked
     r = _reuse(first.parent / "again", "--config", "--workers", "0", name="typed")
-    assert r.exit_code == 0, r.output
+    _set_up(r)
     assert seen.pop()[0] == 0
     typed = TrainConfig.load(first.parent / "typed" / "config.yaml")
     assert (typed.workers, typed.workers_used) == (0, 0)
