@@ -358,12 +358,8 @@ def test_two_processes_share_one_sqlite_study(data, tmp_path, space):
     assert folders == [f"trial_{n:04d}" for n in sorted(numbers)]
 
 
-def _open_shared_study(db, barrier):
-    from imgcls.tune import open_storage, open_study
-    space = parse_space({"lr": {"log_uniform": [1e-4, 1e-2]}})
-    # the storage's modules (sqlalchemy, alembic: seconds to load) loaded before the barrier, on a database of this
-    # process's own: loaded by open_study, under its opening lock, they set the processes seconds apart at the race
-    open_storage(f"sqlite:///{db.with_name(f'warm-{os.getpid()}.db')}")
+def _open_shared_study(db, space, barrier):
+    from imgcls.tune import open_study
     barrier.wait()                      # every process opens the fresh database at the same moment
     study, _ = open_study(TuneConfig(study="race"), space, f"sqlite:///{db}")
     return study.study_name
@@ -392,14 +388,22 @@ def test_a_new_sqlite_store_takes_the_umask_mode(tmp_path, store):
 def test_processes_opening_a_new_sqlite_study_at_once_all_join_it(tmp_path):
     """Concurrent creation of one local SQLite study (the tables and the study row) never fails a process. Two
     processes make the race (without the opening lock one fails: "table studies already exists"); each more one was
-    a start of Python, optuna, sqlalchemy and alembic (~20 s on a loaded 2-core machine)."""
+    a start of Python, optuna, sqlalchemy and alembic (~20 s on a loaded 2-core machine). Forked, not spawned: the
+    race is two processes opening one new database at once, not their start (a spawned Python loading torch, timm
+    and optuna anew, with the Manager's, was most of the test's time)."""
     import multiprocessing as mp
+
+    from imgcls.tune import open_storage
     db = tmp_path / "race.db"
-    ctx = mp.get_context("spawn")
+    space = parse_space({"lr": {"log_uniform": [1e-4, 1e-2]}})      # its option checks load timm and torch
+    # the storage's modules (sqlalchemy, alembic: seconds to load) loaded before the fork, on a database of the
+    # test's own: loaded by open_study, under its opening lock, they set the processes seconds apart at the race
+    open_storage(f"sqlite:///{tmp_path / 'warm.db'}")
+    ctx = mp.get_context("fork")
     with ctx.Manager() as manager:
         barrier = manager.Barrier(2)
         with ctx.Pool(2) as pool:
-            names = pool.starmap(_open_shared_study, [(db, barrier)] * 2)
+            names = pool.starmap(_open_shared_study, [(db, space, barrier)] * 2)
     assert names == ["race"] * 2
     assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{db}")] == ["race"]
 
