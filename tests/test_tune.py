@@ -1541,26 +1541,31 @@ def test_a_space_file_error_names_the_python_call_that_shows_the_default_space(d
     assert not (tmp_path / "tune").exists()
 
 
-@pytest.mark.timeout(120)
-def test_the_study_options_check_waits_for_a_process_creating_the_database(tmp_path):
+def test_the_study_options_check_waits_for_a_process_creating_the_database(tmp_path, monkeypatch):
     """Two `imgcls tune --storage sqlite:///new.db` started at once: the second found the database file the first
     had just made and opened its storage outside the opening lock (to read a stored study's options), creating the
-    tables the first was creating: "UNIQUE constraint failed: alembic_version.version_num", exit 2. It now waits
-    for the lock: here held by this test as a process creating the database would (the file exists, empty)."""
+    tables the first was creating: "UNIQUE constraint failed: alembic_version.version_num", exit 2. It now opens it
+    under the lock, so it waits for a process creating the database: here the database file exists, empty, as that
+    process leaves it, and the storage is opened only while the opening lock is held (tried without waiting from
+    another open file, as another process would: refused)."""
     import fcntl
-    import threading
 
+    import imgcls.tune
     from imgcls.tune import _study_options
     db = tmp_path / "new.db"
     db.touch()
-    done = []
-    with open(db.with_name("new.db.lock"), "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        t = threading.Thread(target=lambda: done.append(
-            _study_options(TuneConfig(study="s", train=TrainConfig(**TINY)), f"sqlite:///{db}")))
-        t.start()
-        t.join(5)
-        waited = t.is_alive()
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    t.join(60)
-    assert waited and done == [None]
+    real, held = imgcls.tune.open_storage, []
+
+    def open_storage(url):
+        with open(db.with_name("new.db.lock"), "a") as fh:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                held.append(True)
+            else:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+                held.append(False)
+        return real(url)
+    monkeypatch.setattr(imgcls.tune, "open_storage", open_storage)
+    assert _study_options(TuneConfig(study="s", train=TrainConfig(**TINY)), f"sqlite:///{db}") is None
+    assert held == [True]
