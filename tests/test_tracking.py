@@ -880,14 +880,15 @@ def test_an_mlflow_store_failing_mid_run_is_said_once_and_the_run_goes_on(data, 
     assert err.count(f"warning: mlflow: {DEAD_SERVER} failed (no MLflow server answers (Connection refused))") == 1
 
 
-def test_mlflow_tracking_uri_in_the_environment_is_the_store_without_the_flag(data, tmp_path, capsys, monkeypatch):
+def test_mlflow_tracking_uri_in_the_environment_is_the_store_without_the_flag(data, tmp_path, capsys, monkeypatch,
+                                                                             mlflow_store):
     """MLFLOW_TRACKING_URI alone was ignored: without --tracking-uri every run went to sqlite:///<--out>/mlflow.db
     without a word. The variable is now the store where the flag is not given (the flag wins), checked as the flag
     is (a server that does not answer: one line naming the variable), and the closing line names it."""
     from mlflow.tracking import MlflowClient
 
     from imgcls.errors import UserError
-    env_uri = f"sqlite:///{(tmp_path / 'env.db').resolve()}"
+    env_uri = f"sqlite:///{mlflow_store(tmp_path / 'env').resolve()}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", env_uri)
     capsys.readouterr()
     run_train(TrainConfig(src=str(data), out=str(tmp_path / "runs"), name="e", epochs=1, tracker=["mlflow"], **TINY))
@@ -995,7 +996,7 @@ def test_the_runs_left_running_are_advised_the_status_the_tracker_would_give_the
     assert f"MlflowClient('{DEAD_SERVER}').set_terminated('run1', 'FAILED')" in lone._left_running()
 
 
-def test_trackers_name_a_profile_run_s_classes_by_what_they_are(tmp_path):
+def test_trackers_name_a_profile_run_s_classes_by_what_they_are(tmp_path, mlflow_store):
     """The per-class F1 the trackers log named a profile run's classes 0..17 only, where its report says
     '4 (wear, female, 30-59)': the callbacks' per_class_f1 now names them as the report does (profiles.class_titles),
     TensorBoard logs that name and MLflow the nearest name it takes (metric_key: brackets, commas and '<' are
@@ -1005,6 +1006,7 @@ def test_trackers_name_a_profile_run_s_classes_by_what_they_are(tmp_path):
 
     from conftest import make_profiles
     src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    mlflow_store(tmp_path / "runs")
     rec = Recorder()
     run = run_train(TrainConfig(src=str(src), out=str(tmp_path / "runs"), name="p", epochs=1, val_split=0.3,
                                 tracker=["tensorboard", "mlflow"], **TINY), callbacks=[rec])
