@@ -307,13 +307,14 @@ def test_a_trial_is_never_pruned_after_its_last_epoch(data, tmp_path, space, mon
 class Slow(Callback):
     def on_run_start(self, info):
         import time
-        time.sleep(1.5)
+        time.sleep(0.3)
 
 
 @pytest.mark.timeout(60)
 def test_timeout_stops_the_running_trial_and_the_study(data, tmp_path, space):
-    # the first trial outlives the 1 s budget: stopped at its first epoch's end, recorded as failed, no more trials
-    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=5, timeout="1s", train={"epochs": 2}),
+    # the first trial outlives the 0.2 s budget (its start alone sleeps 0.3 s): stopped at its first epoch's end,
+    # recorded as failed, no more trials
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=5, timeout="0.2s", train={"epochs": 2}),
                          callbacks=[Slow()])
     t = trials_csv(study_dir)
     assert list(t["state"]) == ["fail"] and "--timeout" in t.loc[0, "message"] and t.loc[0, "epochs_run"] == 1
