@@ -572,7 +572,8 @@ def test_mask_shaped_set_is_linked_by_cleans_verified_definition_not_embedding_c
     no model run), so cosine >= 0.95 would join every image into one unit; split's default definition is clean's
     verified one, which links only real copies: units are the people, and the split has its val rows."""
     import imgcls.embed as embed
-    src = make_profiles(tmp_path / "raw", n_profiles=30, size=(24, 28))
+    # 15 people (105 images): every pair is a candidate here (~5,500 verified, not ~22,000 of 30 people)
+    src = make_profiles(tmp_path / "raw", n_profiles=15, size=(24, 28))
     rng = np.random.default_rng(0)
 
     def alike(df, **kw):
@@ -583,8 +584,8 @@ def test_mask_shaped_set_is_linked_by_cleans_verified_definition_not_embedding_c
     assert sp.SplitConfig().dup_method == "verified"
     out, summary, leaks, near = sp.make_split(df, cfg(near_dup=True, val=0.2))
     assert near == [] and leaks.empty and (out["split"] == "val").sum() > 0
-    assert pd.Series(sp.linked_units(out, "group", near)).nunique() == 30
-    with pytest.raises(UserError, match="cannot place its units: no rows in val .*largest 210 of 210 rows"):
+    assert pd.Series(sp.linked_units(out, "group", near)).nunique() == 15
+    with pytest.raises(UserError, match="cannot place its units: no rows in val .*largest 105 of 105 rows"):
         sp.make_split(df, cfg(near_dup=True, dup_method="embedding", dup_threshold=0.95, val=0.2))
     with pytest.raises(UserError, match="no rows in fold 0, fold 1, fold 2, fold 3, fold 4"):
         sp.make_split(df, cfg(near_dup=True, dup_method="embedding", dup_threshold=0.95, folds=5))
