@@ -1059,7 +1059,7 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
     splits = tmp_path / "data" / "splits.csv"
     mf.write(df, splits)
     run = run_train(TrainConfig(src=str(splits), model="test_resnet", pretrained=False, img_size=32, batch_size=8,
-                                workers=0, device="cpu", aug="none", epochs=1, out=str(tmp_path / "runs"),
+                                workers=0, device="cpu", plots=False, aug="none", epochs=1, out=str(tmp_path / "runs"),
                                 name="kf", folds="all"))
     real = pr.predict_members
     monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the leak check"))
@@ -1175,7 +1175,7 @@ def test_eval_on_the_originals_of_preprocessed_training_images_is_refused(tmp_pa
     mf.write(proc, splits)
     monkeypatch.chdir(tmp_path)         # the data typed relative to where train ran
     kw = dict(model="test_resnet", pretrained=False, img_size=32, batch_size=8, workers=0, device="cpu", aug="none",
-              epochs=1, out="runs")
+              epochs=1, out="runs", plots=False)
     single = run_train(TrainConfig(src="splits.csv", name="one", **kw))
     kfold = run_train(TrainConfig(src="splits.csv", name="kf", folds="all", **kw))
     real = pr.predict_members
@@ -1225,7 +1225,7 @@ def test_eval_on_another_split_of_a_single_runs_training_images_is_refused(tmp_p
     mf.write(other, tmp_path / "other.csv")
     monkeypatch.chdir(tmp_path)
     run = run_train(TrainConfig(src="own.csv", name="one", model="test_resnet", pretrained=False, img_size=32,
-                                batch_size=8, workers=0, device="cpu", aug="none", epochs=1, out="runs"))
+                                batch_size=8, workers=0, device="cpu", plots=False, aug="none", epochs=1, out="runs"))
     monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the leak check"))
     n_test = int((other["split"] == "test").sum())
     res = invoke("predict", run, "--data", "other.csv", "--eval", "--eval-split", "test", "--out", tmp_path / "p",
@@ -1247,7 +1247,7 @@ def test_eval_on_a_split_made_after_training_on_an_image_folder_is_refused(tmp_p
     from imgcls.train import TrainConfig, run_train
     raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
     run = run_train(TrainConfig(src=str(raw), name="one", model="test_resnet", pretrained=False, img_size=32,
-                                batch_size=8, workers=0, device="cpu", aug="none", epochs=1,
+                                batch_size=8, workers=0, device="cpu", plots=False, aug="none", epochs=1,
                                 out=str(tmp_path / "runs")))
     df = mf.load(raw, scan=True, announce=False)
     val = set(map(str, mf.image_paths(pd.read_csv(run / "val_predictions.csv", dtype=str, keep_default_na=False))))
@@ -1293,7 +1293,7 @@ def test_eval_on_the_test_folder_of_a_split_folder_layout_the_run_trained_on_sco
     for seed, (part, n) in enumerate((("train", 5), ("val", 2), ("test", 2))):
         make_image_folder(root / part, {"a": n, "b": n}, size=(32, 32), seed=seed)
     run = run_train(TrainConfig(src=str(root), name="one", model="test_resnet", pretrained=False, img_size=32,
-                                batch_size=8, workers=0, device="cpu", aug="none", epochs=1,
+                                batch_size=8, workers=0, device="cpu", plots=False, aug="none", epochs=1,
                                 out=str(tmp_path / "runs")))
     res = invoke("predict", run, "--data", root, "--eval", "--eval-split", "test", "--out", tmp_path / "p",
                  "--workers", 0)
@@ -1398,7 +1398,7 @@ def test_eval_on_another_k_fold_split_of_a_k_fold_runs_images_refuses_only_what_
     mf.write(a, tmp_path / "a.csv")
     mf.write(b, tmp_path / "b.csv")
     run = run_train(TrainConfig(src=str(tmp_path / "a.csv"), model="test_resnet", pretrained=False, img_size=32,
-                                batch_size=8, workers=0, device="cpu", aug="none", epochs=1,
+                                batch_size=8, workers=0, device="cpu", plots=False, aug="none", epochs=1,
                                 out=str(tmp_path / "runs"), name="kf", folds="all"))
     for table in ("readable", "moved"):   # A's table, else the folds' own records; B's folds never
         if table == "moved":
@@ -1499,8 +1499,8 @@ def test_a_run_trained_on_letterboxed_images_predicts_raw_test_images_as_it_trai
     assert res.exit_code == 0, res.output
     assert letterboxed(mf.load(tmp_path / "pad")) == (0, 0, 0)
     run = run_train(TrainConfig(src=str(tmp_path / "pad"), model="resnet10t", img_size=32, batch_size=8, workers=0,
-                                device="cpu", pretrained=False, epochs=3, lr=1e-2, out=str(tmp_path / "runs"),
-                                name="onpad"))
+                                device="cpu", plots=False, pretrained=False, epochs=3, lr=1e-2,
+                                out=str(tmp_path / "runs"), name="onpad"))
     assert read_meta(run / "best.pt").letterbox == (0, 0, 0)
     spec, tta = resolve_source(run), parse_tta("flip+crops+scales=0.9,1.1")
     rel = sorted(p.relative_to(raw) for p in raw.rglob("*.png"))
@@ -1542,8 +1542,8 @@ def test_test_images_that_skip_the_training_preprocess_are_warned_of(tmp_path):
         res = invoke("preprocess", src, "--out", tmp_path / out, *flags, "--workers", 1, "-q")
         assert res.exit_code == 0, res.output
     run = run_train(TrainConfig(src=str(tmp_path / "proc"), model="test_resnet", img_size=32, batch_size=8,
-                                workers=0, device="cpu", pretrained=False, epochs=1, out=str(tmp_path / "runs"),
-                                name="onproc"))
+                                workers=0, device="cpu", plots=False, pretrained=False, epochs=1,
+                                out=str(tmp_path / "runs"), name="onproc"))
     assert read_meta(run / "best.pt").preprocess == "--face-crop"
     said = {}
     for name, data in (("raw", test), ("same", tmp_path / "test_proc"), ("other", tmp_path / "test_other")):
@@ -1556,7 +1556,8 @@ def test_test_images_that_skip_the_training_preprocess_are_warned_of(tmp_path):
     assert "preprocess changed" not in said["same"]            # another --size: a cache, the same images
     assert "went through other options (--face-crop --face-margin 0.5)" in said["other"]
     raw_run = run_train(TrainConfig(src=str(raw), model="test_resnet", img_size=32, batch_size=8, workers=0,
-                                    device="cpu", pretrained=False, epochs=1, out=str(tmp_path / "runs"), name="onraw"))
+                                    device="cpu", plots=False, pretrained=False, epochs=1, out=str(tmp_path / "runs"),
+                                    name="onraw"))
     assert read_meta(raw_run / "best.pt").preprocess == ""
     res = invoke("predict", raw_run, "--data", tmp_path / "test_cache", "--out", tmp_path / "p_c", "--workers", 0)
     assert res.exit_code == 0 and "preprocess" not in res.output, res.output
@@ -2026,7 +2027,7 @@ def test_predict_on_the_runs_own_training_folder_warns_instead_of_hinting_eval(t
     from imgcls.train import TrainConfig, run_train
     raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(36, 36))
     run = run_train(TrainConfig(src=str(raw), model="test_resnet", pretrained=False, img_size=32, batch_size=8,
-                                workers=0, device="cpu", aug="none", epochs=1, out=str(tmp_path / "runs"),
+                                workers=0, device="cpu", plots=False, aug="none", epochs=1, out=str(tmp_path / "runs"),
                                 name="r", val_split=0.25))
     n_val = len(pd.read_csv(run / "val_predictions.csv"))
     res = invoke("predict", run, "--data", raw, "--out", tmp_path / "p", "--workers", 0)
