@@ -1498,8 +1498,8 @@ def test_a_run_trained_on_letterboxed_images_predicts_raw_test_images_as_it_trai
                  "-q")
     assert res.exit_code == 0, res.output
     assert letterboxed(mf.load(tmp_path / "pad")) == (0, 0, 0)
-    run = run_train(TrainConfig(src=str(tmp_path / "pad"), model="resnet10t", img_size=32, batch_size=8, workers=0,
-                                device="cpu", plots=False, pretrained=False, epochs=3, lr=1e-2,
+    run = run_train(TrainConfig(src=str(tmp_path / "pad"), model="test_efficientnet", img_size=32, batch_size=8,
+                                workers=0, device="cpu", plots=False, pretrained=False, epochs=2, lr=1e-2,
                                 out=str(tmp_path / "runs"), name="onpad"))
     assert read_meta(run / "best.pt").letterbox == (0, 0, 0)
     spec, tta = resolve_source(run), parse_tta("flip+crops+scales=0.9,1.1")
