@@ -347,7 +347,8 @@ def test_real_runs_from_train_ensemble_and_predict(tmp_path):
     data = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6, "c": 6}, size=(36, 36))
     runs = []
     for name, model in (("eff", "test_efficientnet"), ("res", "test_resnet")):
-        cfg = TrainConfig(src=str(data), model=model, pretrained=False, img_size=32, epochs=1, batch_size=8, workers=0, device="cpu",
+        cfg = TrainConfig(src=str(data), model=model, pretrained=False, img_size=32, epochs=1, batch_size=8, workers=0,
+                          device="cpu", plots=False,
                           aug="none", out=str(tmp_path / "runs"), name=name, val_split=0.34, seed=0)
         runs.append(run_train(cfg))
     out = tmp_path / "ens"
