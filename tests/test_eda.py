@@ -324,15 +324,16 @@ def test_eda_test_set_beside_training_set(tmp_path):
     from PIL import Image
     for f in grey.iterdir():
         Image.open(f).convert("L").save(f)
-    s = eda.run_eda(root, tmp_path / "eda3", workers=1, test=grey)
-    said = " ".join(eda.findings_on_test(s["test"]))
+    # (compare_test is summary.json's "test": run_eda's, as the command above showed; no plots drawn again for it)
+    train = mf.load(root, announce=False)
+    said = " ".join(eda.findings_on_test(eda.compare_test(train, mf.load(grey, announce=False))))
     assert "image modes differ between the sets: L 100% of test against 0% of training images" in said, said
     assert "RGB 0% of test against 100% of training images" in said
     assert "image formats differ between the sets: JPEG 100% of test against 0% of training images" in said
     # a test set at the training scale, no copies: nothing to say
     same = make_image_folder(tmp_path / "same", {"x": 3}, size=(48, 40), seed=7)
-    s = eda.run_eda(root, tmp_path / "eda2", workers=1, test=same)
-    assert eda.findings_on_test(s["test"]) == [] and s["test"]["scale_ratio"] == pytest.approx(1.0)
+    t = eda.compare_test(train, mf.load(same, announce=False))
+    assert eda.findings_on_test(t) == [] and t["scale_ratio"] == pytest.approx(1.0)
     # outputs never go under the test folder either
     r = runner.invoke(app, ["eda", str(root), "--test", str(test), "--out", str(test / "eda"), "-q"])
     assert r.exit_code == 2 and "inside" in r.output.lower(), r.output
@@ -361,10 +362,12 @@ def test_eda_test_set_grey_like_preprocessed_grey_training_set_is_no_mode_shift(
     for p in (tmp_path / "processed").rglob("*.png"):
         (older / p.relative_to(tmp_path / "processed")).parent.mkdir(parents=True, exist_ok=True)
         Image.open(p).convert("RGB").save(older / p.relative_to(tmp_path / "processed"))
+    # compare_test: summary.json's "test" (run_eda's: test_eda_test_set_beside_training_set), without the plots
+    test_df = mf.load(test, announce=False)
     for train in (tmp_path / "processed", older):
-        s = eda.run_eda(train, tmp_path / f"eda_{train.name}", workers=1, test=test)
-        assert s["test"]["modes"] == {"L": 20} and s["test"]["shifts"]["mode"] == [], s["test"]["shifts"]
-        assert not any("modes differ" in line for line in eda.findings_on_test(s["test"]))
+        t = eda.compare_test(mf.load(train, announce=False), test_df)
+        assert t["modes"] == {"L": 20} and t["shifts"]["mode"] == [], t["shifts"]
+        assert not any("modes differ" in line for line in eda.findings_on_test(t))
 
 
 @pytest.mark.rendered_figures
