@@ -248,7 +248,7 @@ def test_embedded_sample_matches_its_truth(tmp_path):
     counts = truth["class"].value_counts()
     assert 8 <= len(counts) <= 10 and counts.min() >= 20 and counts.max() <= 125 and counts.nunique() > 5
     assert 4 <= (truth["kind"] == "photo").sum() <= 8 and 5 <= truth["kind"].str.startswith("dup_").sum() <= 10
-    s = eda.run_eda(sample, tmp_path / "eda", workers=1)
+    s = eda.run_eda(sample, tmp_path / "eda", workers=1, samples_per_class=1)    # a thumbnail a class: none is read
     assert s["n_errors"] == 0 and s["classes"] == counts.to_dict()
     assert max(s["width"]["max"], s["height"]["max"]) <= 128
     groups = [set(g["paths"]) for g in eda.exact_duplicate_groups(mf.load(tmp_path / "eda" / "manifest.csv"))]
