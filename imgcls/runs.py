@@ -693,8 +693,7 @@ def _must_read(path) -> Run:
         hint = did_you_mean(path, (TrainConfig.out, ENSEMBLES_DIR)) or \
             ("" if path.is_absolute() else did_you_mean(Path(DEFAULT_ROOT) / path))    # a leaderboard name mistyped
         raise UserError(f"{path} does not exist{hint}; give a "
-                        f"folder under outputs/runs or outputs/ensembles ({RUNS_TABLE} lists them, named from the folder "
-                        f"it lists)")
+                        f"folder under outputs/runs or outputs/ensembles; {RUNS_TABLE} lists them")
     run = read_run(path)
     if run is None:
         raise UserError(f"{path} is not a run folder (no {RUN_CONFIG} or ensemble {SPEC_NAME}); give a folder under "
