@@ -12,7 +12,7 @@ from conftest import make_image_folder, run_launch, torchrun
 
 
 CLI_SCRIPT = """
-import json, os, sys
+import gc, json, os, sys
 import torch.distributed as dist
 from typer.testing import CliRunner
 from imgcls.cli import app
@@ -24,6 +24,7 @@ for call in calls:                   # the CLI, called in turn in this torchrun 
 with open(sys.argv[1] + os.environ["RANK"], "w") as f:
     json.dump({"said": said, "kept": all(g is not None for g in groups),
                "same": all(g is groups[0] for g in groups)}, f)
+gc.freeze()      # as imgcls's own entry point (imgcls.cli.main): no exit-time collection of torch's objects
 """
 
 
@@ -158,7 +159,7 @@ def test_torchrun_a_refusal_of_rank_0_is_one_line(tmp_path):
 
 
 RANK_SCRIPT = """
-import os, sys
+import gc, os, sys
 from typer.testing import CliRunner
 import imgcls.cli.common
 from imgcls.cli import app
@@ -166,6 +167,7 @@ imgcls.cli.common.SAID_ELSEWHERE_WAIT_S = 0      # each rank says what it ended 
 r = CliRunner().invoke(app, sys.argv[2:])
 with open(sys.argv[1] + os.environ["RANK"], "w") as f:
     f.write(f"{r.exit_code}\\n{' '.join(r.output.split())}")
+gc.freeze()      # as imgcls's own entry point (imgcls.cli.main): no exit-time collection of torch's objects
 """
 
 
