@@ -15,43 +15,71 @@ CLI_SCRIPT = """
 import gc, json, os, sys
 import torch.distributed as dist
 from typer.testing import CliRunner
+import imgcls.cli.common
 from imgcls.cli import app
+imgcls.cli.common.SAID_ELSEWHERE_WAIT_S = 0      # each rank says what it ended with (torchrun stops none here)
 calls, said, groups = json.loads(sys.argv[2]), [], []
 for call in calls:                   # the CLI, called in turn in this torchrun process
     r = CliRunner().invoke(app, call)
     said.append([r.exit_code, r.output])
     groups.append(dist.group.WORLD if dist.is_initialized() else None)
-with open(sys.argv[1] + os.environ["RANK"], "w") as f:
-    json.dump({"said": said, "kept": all(g is not None for g in groups),
-               "same": all(g is groups[0] for g in groups)}, f)
+with open(sys.argv[1] + os.environ["RANK"], "w") as f:     # each call's group: the first call's index with it
+    json.dump({"said": said, "group": [None if g is None else next(i for i, h in enumerate(groups) if h is g)
+                                       for g in groups]}, f)
 gc.freeze()      # as imgcls's own entry point (imgcls.cli.main): no exit-time collection of torch's objects
 """
 
 
-@pytest.mark.slow
-def test_torchrun_two_processes_gloo_then_sam_in_the_same_processes(tmp_path):
-    """Two `train` runs in one torchrun launch (2 processes, gloo): a launch is most of the time (each process
-    imports torch and timm), so the runs share one. The first trains as DDP; the second, SAM with grad-accum, runs
-    its first pass without all-reduce on each process and syncs the second (a hang or a rank mismatch would fail or
-    time out here). tune's trials under torchrun are runs in the same processes: each run left the process group
-    (destroy_process_group) and the next made it again, which can hang (two runs in one torchrun process hung once
-    in three tries; pytorch issues 74666, 55967): the group now stays for the next run and is left at exit."""
+@pytest.fixture(scope="module")
+def one_launch(tmp_path_factory):
+    """One torchrun launch (2 processes, gloo) that calls the CLI in turn in each process (a launch is most of the
+    time: each process imports torch and timm): two `train` runs (DDP with tensorboard; SAM with grad-accum), then
+    `train NEW --resume DONE`, a finished run whose data moved and that another train holds, in the same processes
+    (as tune's trials run). Returns its folder, each rank's record of its calls, the finished run, its config.yaml
+    before the launch, and the two runs' data."""
+    import shutil
+
+    from imgcls.train import TrainConfig, run_train
+    from imgcls.train.rundir import RunLock
+    tmp_path = tmp_path_factory.mktemp("ddp")
+    old = make_image_folder(tmp_path / "disk1" / "data", {"a": 4, "b": 4}, size=(16, 16))
+    done = run_train(TrainConfig(src=str(old), model="test_resnet", pretrained=False, img_size=16, batch_size=4,
+                                 epochs=1, workers=0, device="cpu", aug="none", out=str(tmp_path / "runs"),
+                                 name="done"))
+    new = tmp_path / "disk2" / "data"
+    shutil.move(old, new)
     src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12}, size=(40, 40))
     launch, env = torchrun(2, tmp_path)
-    tmp = Path(env["TMPDIR"])
     common = [str(src), "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--workers", "0",
               "--device", "cpu", "--val-split", "0.25", "--out", str(tmp_path / "runs"), "--aug", "none", "--no-plots"]
     calls = [["train", *common, "--epochs", "2", "--batch-size", "4", "--name", "ddp", "--tracker", "tensorboard"],
              ["train", *common, "--epochs", "1", "--batch-size", "2", "--grad-accum", "2", "--optimizer", "sam",
-              "--name", "ddp_sam", "--quiet"]]
+              "--name", "ddp_sam", "--quiet"],
+             ["train", str(new), "--resume", str(done), "--device", "cpu"]]
     script = tmp_path / "cli.py"
     script.write_text(CLI_SCRIPT)
-    r = run_launch(launch + [str(script), str(tmp_path / "rank"), json.dumps(calls)], env=env, timeout=300)
+    before = (done / "config.yaml").read_text()
+    with RunLock(done):              # another train holds the finished run's folder
+        r = run_launch(launch + [str(script), str(tmp_path / "rank"), json.dumps(calls)], env=env, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{rank}").read_text()) for rank in (0, 1)]
+    return tmp_path, ranks, done, before, src
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo_then_sam_in_the_same_processes(one_launch):
+    """Two `train` runs in one torchrun launch (2 processes, gloo; one_launch's): a launch is most of the time (each
+    process imports torch and timm), so the runs share one. The first trains as DDP; the second, SAM with
+    grad-accum, runs its first pass without all-reduce on each process and syncs the second (a hang or a rank
+    mismatch would fail or time out here). tune's trials under torchrun are runs in the same processes: each run
+    left the process group (destroy_process_group) and the next made it again, which can hang (two runs in one
+    torchrun process hung once in three tries; pytorch issues 74666, 55967): the group now stays for the next run
+    and is left at exit."""
+    tmp_path, ranks, _, _, src = one_launch
+    tmp = tmp_path / "tmpdir"        # torchrun's TMPDIR
     for rank in ranks:
-        assert [code for code, _ in rank["said"]] == [0, 0], rank["said"]
-        assert rank["kept"] and rank["same"], rank          # one process group for both runs
+        assert [code for code, _ in rank["said"][:2]] == [0, 0], rank["said"]
+        assert rank["group"][:2] == [0, 0], rank          # one process group for both runs
     said = [" ".join(rank["said"][0][1].split()) for rank in ranks]        # the first run's, per rank
     assert said[0].count(f"read {src} as layout") == 1 and said[0].count("training test_resnet") == 1, said[0]
     assert "as layout" not in said[1] and "training" not in said[1], said[1]      # rank 0 alone prints
@@ -158,44 +186,14 @@ def test_torchrun_a_refusal_of_rank_0_is_one_line(tmp_path):
     assert list((tmp_path / "runs").glob("*")) == []       # refused before the run folder is made
 
 
-RANK_SCRIPT = """
-import gc, os, sys
-from typer.testing import CliRunner
-import imgcls.cli.common
-from imgcls.cli import app
-imgcls.cli.common.SAID_ELSEWHERE_WAIT_S = 0      # each rank says what it ended with (torchrun stops none here)
-r = CliRunner().invoke(app, sys.argv[2:])
-with open(sys.argv[1] + os.environ["RANK"], "w") as f:
-    f.write(f"{r.exit_code}\\n{' '.join(r.output.split())}")
-gc.freeze()      # as imgcls's own entry point (imgcls.cli.main): no exit-time collection of torch's objects
-"""
-
-
 @pytest.mark.slow
-def test_torchrun_a_finished_run_in_use_refuses_its_moved_data_on_every_process(tmp_path):
+def test_torchrun_a_finished_run_in_use_refuses_its_moved_data_on_every_process(one_launch):
     """`torchrun ... train NEW --resume RUN` on a finished run whose data moved records the new path on rank 0, under
     the run's lock: another train holding the run folder was a refusal of rank 0 alone, while the other processes
     returned as if the path were recorded. Every process now ends with the same one line, exit 2 (each rank's
-    outcome is read from its own file: the CLI called in each torchrun process)."""
-    import shutil
-
-    from imgcls.train import TrainConfig, run_train
-    from imgcls.train.rundir import RunLock
-    old = make_image_folder(tmp_path / "disk1" / "data", {"a": 4, "b": 4}, size=(16, 16))
-    run = run_train(TrainConfig(src=str(old), model="test_resnet", pretrained=False, img_size=16, batch_size=4,
-                                epochs=1, workers=0, device="cpu", aug="none", out=str(tmp_path / "runs"),
-                                name="done"))
-    new = tmp_path / "disk2" / "data"
-    shutil.move(old, new)
-    script = tmp_path / "rank.py"
-    script.write_text(RANK_SCRIPT)
-    launch, env = torchrun(2, tmp_path)
-    before = (run / "config.yaml").read_text()
-    with RunLock(run):              # another train holds the run folder
-        r = run_launch(launch + [str(script), str(tmp_path / "rank"), "train", str(new), "--resume", str(run),
-                                 "--device", "cpu"], env=env, timeout=120)
-    assert r.returncode == 0, r.stderr[-3000:]
-    said = {rank: (tmp_path / f"rank{rank}").read_text().split("\n") for rank in (0, 1)}
+    outcome is read from its own record: the CLI called in each torchrun process, one_launch's last call)."""
+    _, ranks, run, before, _ = one_launch
+    said = {rank: [str(ranks[rank]["said"][2][0]), " ".join(ranks[rank]["said"][2][1].split())] for rank in (0, 1)}
     code, line = said[0][0], said[0][1][said[0][1].index("error:"):]     # rank 0's info lines before it
     assert code == "2" and line.count("error:") == 1 and "in use by another imgcls train" in line, said
     assert "`imgcls runs` (Python: imgcls.runs.run_runs()) shows it running" in line and "--name" not in line, said      # the run asked for
