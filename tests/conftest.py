@@ -80,6 +80,24 @@ def torchrun(procs: int, tmp: Path, **env: str) -> tuple[list[str], dict[str, st
             dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", TMPDIR=str(tmpdir), **env))
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process under `pid` (children's children too), read from /proc."""
+    children: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{d}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue                    # ended meanwhile
+            children.setdefault(ppid, []).append(int(d))
+    found, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            found.append(c)
+            todo.append(c)
+    return found
+
+
 def run_launch(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProcess:
     """subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw) for a launch that starts processes
     of its own (torchrun's ranks): in a session of its own, and at the timeout (or a Ctrl-C of the tests) the whole
@@ -90,6 +108,14 @@ def run_launch(cmd: list[str], timeout: float, **kw) -> subprocess.CompletedProc
     try:
         out, err = p.communicate(timeout=timeout)
     except BaseException as e:
+        # torchrun starts each rank in a session of its own (its subprocess handler), out of the launch's: they are
+        # found as its descendants (before the launcher dies and they are handed to init) and killed one by one;
+        # left, they outlived the test and held its output pipes open, so communicate() waited for them
+        for pid in [*_descendants(p.pid), p.pid]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         try:
             os.killpg(p.pid, signal.SIGKILL)
         except ProcessLookupError:

@@ -201,14 +201,16 @@ def test_torchrun_a_finished_run_in_use_refuses_its_moved_data_on_every_process(
     assert (run / "config.yaml").read_text() == before
 
 
+@pytest.mark.timeout(60)        # a process left alive holds the pipes: run_launch then waits for its 120 s
 def test_a_launch_past_its_timeout_is_killed_with_every_process_it_started():
     """The torchrun tests ran their launch with subprocess.run(timeout=...), which kills the launcher alone: a rank
     that hung on a collective outlived its test, idle (one was found 90 minutes later). run_launch kills the
-    launch's whole session."""
+    launch's whole session, and the processes it started in sessions of their own (torchrun's ranks: killpg did not
+    reach them, and the test waited on the pipes they held)."""
     import subprocess
     import sys
     child = "import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; " \
-            "time.sleep(120)']); print(p.pid, flush=True); time.sleep(120)"
+            "time.sleep(120)'], start_new_session=True); print(p.pid, flush=True); time.sleep(120)"
     with pytest.raises(subprocess.TimeoutExpired) as e:
         run_launch([sys.executable, "-c", child], timeout=3)
     pid = int(e.value.stdout.split()[0])
