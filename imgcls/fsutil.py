@@ -130,6 +130,28 @@ def create_sqlite_file(db: str | os.PathLike) -> Path:
 STALE_TEMP_SECONDS = 3600
 
 
+def check_file_name_encoding() -> None:
+    """Before a command's work: file names must be read as UTF-8 text (layouts.utf8_name). Python reads them in the
+    locale's encoding, UTF-8 under a C / POSIX locale too (its UTF-8 mode) but not where PYTHONUTF8=0 turns that off
+    or the locale names another encoding (ko_KR.EUC-KR, en_US.ISO-8859-1): a UTF-8 name such as 고양이/1.png was then
+    called "not UTF-8" and left out (a whole class gone, with a warning whose fix, convmv, was wrong), and a
+    manifest's such path was a UnicodeEncodeError traceback in the step that opened it. One line naming the
+    setting and the fix instead, exit 2."""
+    import codecs
+    import sys
+
+    enc = sys.getfilesystemencoding()
+    if codecs.lookup(enc).name == "utf-8":
+        return
+    setting = next((f"{v}={os.environ[v]}" for v in ("LC_ALL", "LC_CTYPE", "LANG") if os.environ.get(v)),
+                   "the locale")
+    if os.environ.get("PYTHONUTF8") is not None:
+        setting += f", PYTHONUTF8={os.environ['PYTHONUTF8']}"
+    raise UserError(f"Python reads file names as {enc} here, not UTF-8 ({setting}): image names that are not ASCII "
+                    f"(Korean ones) would be misread or left out; run with PYTHONUTF8=1 (or a UTF-8 locale such as "
+                    f"LC_ALL=C.UTF-8)")
+
+
 def is_temp_name(name: str) -> bool:
     """A name atomic_path gives its temporary files."""
     return bool(_TMP_NAME.match(name))

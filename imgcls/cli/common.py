@@ -127,7 +127,7 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
         @functools.wraps(fn)
         def wrapper(*args, **kw):
             with one_line_errors(f"imgcls {name or fn.__name__.replace('_', '-')}", kw.get("quiet", False)):
-                from imgcls.layouts import check_file_name_encoding
+                from imgcls.fsutil import check_file_name_encoding
                 check_file_name_encoding()  # every command reads or writes file names
                 if options:
                     ctx = kw.pop(CTX, None)   # flags typed on the command line (compared by name: typer vendors click)
