@@ -15,6 +15,9 @@ from imgcls import metrics, report
 from imgcls.console import warn
 from imgcls.errors import UserError
 from imgcls.outputs import REPORT_HTML
+
+# where predict --no-plots leaves out its figures (as train's and tune's NO_PLOTS say theirs)
+NO_PLOTS = "figures not drawn (--no-plots): the tables hold their numbers"
 from imgcls.profiles import class_titles
 from imgcls.run_names import PER_CLASS_CSV, VAL_PREDICTIONS, fold_dirs
 from imgcls.train.rundir import PER_CLASS, VALIDATION, read_run_csv
@@ -66,7 +69,7 @@ def _run_file(f: Path, role: str, **kwargs) -> pd.DataFrame | None:
 
 
 def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series | None, source: str,
-                  meanings: Mapping[str, str] | None = None):
+                  meanings: Mapping[str, str] | None = None, plots: bool = True):
     sub = pd.Series(list(pred)).value_counts().reindex(classes, fill_value=0)
     df = pd.DataFrame({"class": classes, "submission": sub.to_numpy(),
                        "submission share": sub.to_numpy() / max(1, sub.sum())})
@@ -77,6 +80,9 @@ def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series 
         df["training"] = tr.to_numpy()
         df["training share"] = tr.to_numpy() / max(1, tr.sum())
         df["share ratio"] = df["submission share"] / df["training share"].replace(0, np.nan)
+    table = report.table(df, digits=3, max_rows=1000)
+    if not plots:
+        return table, _note(train, source) + "; " + NO_PLOTS
     plt = report.pyplot()
     fig, ax = plt.subplots(figsize=(min(16, 3 + 0.5 * len(classes)), 3.6))
     x = np.arange(len(classes))
@@ -87,12 +93,14 @@ def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series 
     ax.set_xticks(x, class_titles(classes, meanings), rotation=90, fontsize=7)
     ax.set_ylabel("share of images")
     ax.legend(fontsize=8)
-    html = report.img(report.figure_data_uri(fig), "class distribution") + report.table(df, digits=3, max_rows=1000)
-    note = (f"training: {source}" if train is not None else
+    return report.img(report.figure_data_uri(fig), "class distribution") + table, _note(train, source)
+
+
+def _note(train: pd.Series | None, source: str) -> str:
+    return (f"training: {source}" if train is not None else
             "no member run holds training counts over these classes (per-attribute members count their attribute's "
             "values)") + \
         "; a class far more or less frequent in the submission than in training is worth a look before submitting"
-    return html, note
 
 
 def fitted_note(scores: dict) -> str:
@@ -112,11 +120,13 @@ def _confusion_html(y, p, classes, out: Path, title: str, meanings: Mapping[str,
 
 def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFrame, classes: Sequence[str],
                          members_runs: Sequence[str | os.PathLike], eval_rows: np.ndarray | None = None,
-                         shares: Sequence[str] | None = None, meanings: Mapping[str, str] | None = None) -> Path:
+                         shares: Sequence[str] | None = None, meanings: Mapping[str, str] | None = None,
+                         plots: bool = True) -> Path:
     """out/report.html of a prediction. table: the probs table (label?, pred, error); eval_rows: the rows --eval
     scored (None without --eval); shares: a --combine profile ensemble's member weights as shares within their
     attributes, as predict prints them (ensemble.profile.share_text); meanings: what each class means
-    (profiles.prediction_meanings), named beside it in the tables and figures."""
+    (profiles.prediction_meanings), named beside it in the tables and figures; plots False (--no-plots): the tables
+    alone, said where the figures go."""
     out = Path(out)
     S = report.safe
     ev = summary.get("eval")
@@ -158,14 +168,15 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
         how = f"with TTA {summary['tta']}" if with_tta else "no TTA"
         ctx["per_class_note"] = f"{ok.sum()} labelled {'images' if part == 'all' else part + ' rows'}, {how}"
         ctx["per_class"] = S(report.table(metrics.per_class(y, p, classes, meanings), digits=4, max_rows=1000))
-        ctx["confusion"] = S(_confusion_html(y, p, classes, out, f"--eval, {ok.sum()} rows, {how}", meanings))
+        ctx["confusion"] = S(_confusion_html(y, p, classes, out, f"--eval, {ok.sum()} rows, {how}", meanings)
+                             if plots else report.note(NO_PLOTS))
     train, source = None, ""
     for run in members_runs:          # the first member trained on these classes
         train, source = training_distribution(run, classes)
         if train is not None:
             break
     ok = (table["error"].astype(str) == "").to_numpy()
-    dist, note = _distribution(table.loc[ok, "pred"].astype(str), classes, train, source, meanings)
+    dist, note = _distribution(table.loc[ok, "pred"].astype(str), classes, train, source, meanings, plots)
     bad = table.loc[~ok, ["path", "error"]]
     if len(bad):
         ctx["unreadable"] = S(report.table(bad, max_rows=500))

@@ -892,13 +892,13 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                 batch_size: int = PredictConfig.batch_size, workers: int = PredictConfig.workers,
                 amp: bool | None = PredictConfig.amp, opts: mf.LayoutOptions | None = None,
                 eval_split: str | None = PredictConfig.eval_split,
-                max_pixels: int | None = PredictConfig.max_pixels) -> dict:
+                max_pixels: int | None = PredictConfig.max_pixels, plots: bool = PredictConfig.plots) -> dict:
     """Predict and write `probs.parquet|csv`, `submission.csv`, `predict.json` under `out`; returns the summary.
     `evaluate`: score the labelled rows of `eval_split` (see eval_rows: the val rows of a splits.csv by default).
     `max_pixels` None: the members' recorded train --max-pixels (recorded_max_pixels)."""
     PredictConfig(tta=tta, tta_merge=tta_merge, fmt=fmt, sample_submission=sample_submission,
                   probs_format=probs_format, evaluate=evaluate, eval_split=eval_split, batch_size=batch_size,
-                  amp=amp, device=device, workers=workers, max_pixels=max_pixels).validate()
+                  amp=amp, device=device, workers=workers, max_pixels=max_pixels, plots=plots).validate()
     spec = locate_source(source)     # its classes (torch) once the test data is found
     if max_pixels is None:
         max_pixels = recorded_max_pixels(spec)
@@ -968,7 +968,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     from imgcls.figure_files import confusion_png_names
     replaced = refuse_users_files(out, "predict", [out / n for n in (SUBMISSION_CSV, *probs_files, PREDICT_SUMMARY,
                                                                      REPORT_HTML,
-                                                                     *(confusion_png_names() if evaluate else ()))])
+                                                                     *(confusion_png_names() if evaluate and plots
+                                                                       else ()))])
     if only:
         df = df[rows].reset_index(drop=True)
         rows = np.ones(len(df), bool)
@@ -1063,7 +1064,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     from imgcls.profiles import prediction_meanings
     write_predict_report(out, summary, table, classes, [m.run for m in spec.members],
                          rows if summary.get("eval") else None, shares=weights if shares else None,
-                         meanings=prediction_meanings(classes, [member_meta(m) for m in spec.members]))
+                         meanings=prediction_meanings(classes, [member_meta(m) for m in spec.members]), plots=plots)
     # --eval on a split table scores one part of it; what the submission and probabilities hold is said
     held = (f": only the {part} rows of {data}, the ones --eval scored (without --eval-split every row is "
             f"predicted)" if only else

@@ -76,6 +76,9 @@ class PredictConfig:
     eval_split: str | None = option(None, panel=EVALUATION, choices=EVAL_SPLITS, needs=("evaluate",),
                                     none="val when the data has a split column with val rows, else all",
                                     help="Rows --eval scores.")
+    plots: bool = option(True, panel=SUBMISSION, flags=("--plots/--no-plots",),
+                         help="Draw report.html's class-distribution figure and, with --eval, the confusion-matrix "
+                              "PNGs; --no-plots: their tables alone (a script's loop of predictions).")
     batch_size: int = option(32, panel=RUNTIME, lo=1, help="Images per batch (each with all its TTA views).")
     amp: bool | None = option(None, panel=RUNTIME, flags=("--amp/--no-amp",), none="on for CUDA, off on CPU",
                               help="Mixed precision (float16) on CUDA; the CPU runs float32.")

@@ -439,6 +439,27 @@ def test_class_ids_come_from_the_label_and_its_ids(tmp_path):
     assert sub["ans"].tolist() == pred                        # the class's id, whatever its position
 
 
+def test_no_plots_writes_the_report_s_tables_without_its_figures(tmp_path):
+    """predict drew report.html's class-distribution figure and --eval's confusion-matrix PNGs on every call, with
+    no switch (train and tune have --no-plots): a script's loop of predictions paid matplotlib's seconds each time.
+    --no-plots writes the tables alone and says so where the figures go; the scores are the same."""
+    import re
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    data = make_image_folder(tmp_path / "labelled", {"a": 3, "b": 2, "c": 2}, size=(36, 36))
+    for out, flags in ((tmp_path / "plain", ["--no-plots"]), (tmp_path / "drawn", [])):
+        res = invoke("predict", run, "--data", data, "--out", out, "--eval", "--workers", 0, "-q", *flags)
+        assert res.exit_code == 0, res.output
+    html = (tmp_path / "plain" / "report.html").read_text()
+    assert re.findall(r"<img", html) == [] and not list((tmp_path / "plain").glob("*.png"))
+    assert html.count("figures not drawn (--no-plots): the tables hold their numbers") == 2   # distribution, confusion
+    for text in ("Per class", "submission vs training", "macro_f1"):
+        assert text in html, text
+    assert len(re.findall(r"<img", (tmp_path / "drawn" / "report.html").read_text())) == 3
+    assert (tmp_path / "drawn" / "confusion_matrix.png").is_file()
+    plain, drawn = (json.loads((tmp_path / d / "predict.json").read_text())["eval"] for d in ("plain", "drawn"))
+    assert plain == drawn
+
+
 def test_eval_prints_with_and_without_tta_and_bad_images_are_reported(tmp_path):
     run = make_tiny_run(tmp_path / "runs" / "r1")
     data = make_image_folder(tmp_path / "labelled", {"a": 3, "b": 2, "c": 2}, size=(36, 36))
