@@ -12,5 +12,11 @@ def confusion_png_names(stem: str = CONFUSION_STEM) -> tuple[str, str]:
     return f"{stem}.png", f"{stem}_normalized.png"
 
 
+def not_drawn(instead: str) -> str:
+    """The line a step's report.html shows where --no-plots left out its figures: `instead`, what holds their
+    numbers (train's, tune's and predict's reports)."""
+    return f"figures not drawn (--no-plots): {instead}"
+
+
 # the figures train draws into a run folder (and a k-fold set's, from its out-of-fold predictions)
 RUN_FIGURES = (CURVES_PNG, *confusion_png_names())

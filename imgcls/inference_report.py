@@ -14,13 +14,13 @@ import pandas as pd
 from imgcls import metrics, report
 from imgcls.console import warn
 from imgcls.errors import UserError
+from imgcls.figure_files import not_drawn
 from imgcls.outputs import REPORT_HTML
-
-# where predict --no-plots leaves out its figures (as train's and tune's NO_PLOTS say theirs)
-NO_PLOTS = "figures not drawn (--no-plots): the tables hold their numbers"
 from imgcls.profiles import class_titles
 from imgcls.run_names import PER_CLASS_CSV, VAL_PREDICTIONS, fold_dirs
 from imgcls.train.rundir import PER_CLASS, VALIDATION, read_run_csv
+
+NO_PLOTS = not_drawn("the tables hold their numbers")      # where predict --no-plots leaves out its figures
 
 
 def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None = None

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from imgcls.figure_files import RUN_FIGURES
+from imgcls.figure_files import RUN_FIGURES, not_drawn
 from imgcls.options import python_too
 from imgcls.outputs import REPORT_HTML
 from imgcls.profiles import class_titles
@@ -17,7 +17,7 @@ from imgcls.run_names import METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, fold_d
 from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation
 
 N_WORST = 24
-NO_PLOTS = f"figures not drawn (--no-plots): {METRICS_CSV} and {PER_CLASS_CSV} hold their numbers"
+NO_PLOTS = not_drawn(f"{METRICS_CSV} and {PER_CLASS_CSV} hold their numbers")
 # a tune trial's (and its folds'): tune turns the trials' figures off itself, whether or not --no-plots was typed
 TRIAL_NO_PLOTS = (f"figures not drawn: tune's trials draw none unless {python_too('--trial-plots', 'trial_plots=True')}"
                   f" (none at all with --no-plots): {METRICS_CSV} and {PER_CLASS_CSV} hold their numbers")

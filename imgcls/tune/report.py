@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from imgcls.figure_files import not_drawn
 from imgcls.options import shown
 from imgcls.outputs import BEST_CONFIG, REPORT_HTML, TRIALS_CSV, trial_dir
 from imgcls.run_names import fold_dirs
@@ -14,7 +15,7 @@ from imgcls.train.config import TrainConfig
 from imgcls.tune.space import trial_options
 
 TOP = 5
-NO_PLOTS = f"figures not drawn (--no-plots): Optuna's plots neither; {TRIALS_CSV} holds their numbers"
+NO_PLOTS = not_drawn(f"Optuna's plots neither; {TRIALS_CSV} holds their numbers")
 
 
 def _state(t) -> str:
