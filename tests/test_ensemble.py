@@ -488,6 +488,7 @@ def test_a_folder_of_runs_given_as_the_run_names_them(tmp_path):
     for name in ("a", "b"):
         (out / "runs" / name).mkdir(parents=True)
         (out / "runs" / name / "config.yaml").write_text("model: test_resnet\n")
+        (out / "runs" / name / "train.log").write_text("")     # a run as outputs.output_kind tells one
     (out / "ensembles" / "e1").mkdir(parents=True)
     (out / "ensembles" / "e1" / "spec.yaml").write_text("kind: imgcls-ensemble\n")
     make_image(out / "ensembles" / "e1" / "confusion_matrix.png", seed=0)

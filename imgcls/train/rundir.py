@@ -371,16 +371,17 @@ def init_checkpoint(run: str | os.PathLike, model_name: str) -> Path:
 
 
 def _runs_inside(folder: Path, limit: int = 200) -> list[Path]:
-    """The runs (RUN_CONFIG) and ensembles (SPEC_NAME) in `folder`, one or two folders down (outputs/runs/NAME from
+    """The runs and ensembles (outputs.output_kind) in `folder`, one or two folders down (outputs/runs/NAME from
     outputs); at most `limit` entries of each folder are looked at."""
     from itertools import islice
 
-    from imgcls.outputs import SPEC_NAME
+    from imgcls.outputs import output_kind
+
     def folders(d: Path) -> list[Path]:
         return list(islice((p for p in d.iterdir() if p.is_dir()), limit))
 
     def runs(ds: list[Path]) -> list[Path]:
-        return [d for d in ds if (d / RUN_CONFIG).is_file() or (d / SPEC_NAME).is_file()]
+        return [d for d in ds if output_kind(d) in ("train run", "ensemble")]
     try:
         subs = folders(folder)
         return runs(subs) or runs([d for sub in subs for d in folders(sub)])
