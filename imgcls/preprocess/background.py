@@ -37,17 +37,19 @@ def _new_session(rembg, model: str, opts):
     """rembg.new_session, which takes int($OMP_NUM_THREADS) for onnxruntime's threads: a value that is no whole
     number (set but empty, OpenMP's nested '4,2') crashed it with a ValueError traceback. Such a value is hidden from
     it for the call (onnxruntime then chooses, as without the variable) and put back."""
-    omp = os.environ.get("OMP_NUM_THREADS")
-    try:
-        if omp is not None:
-            int(omp)
-    except ValueError:
-        del os.environ["OMP_NUM_THREADS"]
+    omp, hidden = os.environ.get("OMP_NUM_THREADS"), False
+    if omp is not None:
         try:
-            return rembg.new_session(model, sess_opts=opts)
-        finally:
+            int(omp)
+        except ValueError:      # what rembg's int() would raise
+            hidden = True
+    if hidden:
+        del os.environ["OMP_NUM_THREADS"]
+    try:
+        return rembg.new_session(model, sess_opts=opts)
+    finally:
+        if hidden:
             os.environ["OMP_NUM_THREADS"] = omp
-    return rembg.new_session(model, sess_opts=opts)
 
 
 class BackgroundRemover:
