@@ -79,16 +79,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     and `remove_stale_temps` clears what a kill -9 left). The file gets the process umask's mode."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp = None
     try:
-        yield tmp_path
-        os.chmod(tmp_path, file_mode())
-        os.replace(tmp_path, path)
+        # made inside the try: a Ctrl-C between mkstemp and the try (train's metrics.csv, written each epoch) left
+        # the empty temporary file in the run folder
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+        os.close(fd)
+        yield Path(tmp)
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        if tmp is not None and os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def rename_new(src: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -1276,6 +1276,26 @@ def test_stale_temporary_files_are_removed_by_the_next_run_and_only_ours(tmp_pat
     assert [p.exists() for p in planted] == [False] * 4 and theirs.read_text() == "half"
 
 
+def test_a_ctrl_c_just_after_the_temporary_file_is_made_leaves_no_file(tmp_path, monkeypatch):
+    """A Ctrl-C in train (kill -INT) left .metrics.csv.XXXXXXXX.tmp.csv in the run folder: atomic_path made its temporary
+    file before its try, so an interrupt there skipped the clean-up. Simulated: the KeyboardInterrupt raised as the
+    new file's descriptor is closed."""
+    from imgcls.fsutil import atomic_path, write_table
+    real_close = os.close
+
+    def close_then_interrupt(fd):
+        real_close(fd)
+        monkeypatch.setattr(os, "close", real_close)
+        raise KeyboardInterrupt
+    monkeypatch.setattr(os, "close", close_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_table(pd.DataFrame({"epoch": [1]}), tmp_path / "metrics.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    with atomic_path(tmp_path / "x.csv") as tmp:        # the ordinary way still writes the file
+        tmp.write_text("a\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
+
+
 def test_quoted_commas_and_newlines_in_a_csv_are_not_ragged(tmp_path):
     raw = make_image_folder(tmp_path / "raw", {"a": 2}, size=(16, 16))
     (tmp_path / "t.csv").write_text('path,label,note\na/000.png,a,"one, two"\na/001.png,a,"line\nbreak"\n')
