@@ -903,6 +903,25 @@ def test_a_split_left_one_unit_names_the_links_not_a_larger_val(tmp_path):
         _sgkf(np.array(["u", "u", "v"]), np.array(["a", "a", "a"]), 5, 0)
 
 
+def test_too_few_units_for_the_folds_are_refused_before_the_near_duplicate_search(tmp_path, monkeypatch):
+    """`imgcls split data --folds 50` of 36 images refused them (only 36 independent units, fewer than the 50 parts)
+    after the near-duplicate search's embedding pass (17 s here; minutes on a real set), though near-duplicate
+    links only join units: the count before the search already decides it. The same line, before the search; a
+    split with enough units still searches."""
+    import imgcls.split.run as split_run
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(16, 16))
+    searched = []
+    monkeypatch.setattr(split_run, "near_duplicate_pairs_for", lambda *a, **k: searched.append(1) or [])
+    for flags in (["--folds", "9"], ["--val", "0.1"]):       # 8 units: 9 folds, or the 10 parts of a 1/10 val
+        r = runner.invoke(app, ["split", str(raw), "--out", str(tmp_path / "s.csv"), "-q", *flags])
+        line = " ".join(r.output.split())
+        assert r.exit_code == 2 and line.count("error:") == 1 and "Traceback" not in r.output, r.output
+        assert "only 8 independent unit(s) of linked rows" in line and "use fewer --folds" in line, line
+        assert searched == [] and not (tmp_path / "s.csv").exists()
+    r = runner.invoke(app, ["split", str(raw), "--out", str(tmp_path / "s.csv"), "-q", "--folds", "2"])
+    assert r.exit_code == 0 and searched == [1], r.output
+
+
 def test_splitting_a_split_table_again_says_so_not_folders(tmp_path):
     """predict's leak refusal prints `imgcls split data/splits.csv --test 0.2 --out heldout.csv`; that split said
     'the source already has a `split` column (e.g. train/ val/ test/ folders)... keep the folders' split' of a table

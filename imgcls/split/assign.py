@@ -43,13 +43,7 @@ def fraction_plan(test: float, val: float) -> tuple[int, int, int]:
 def _sgkf(units: np.ndarray, strata: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
     """Fold index (0..n_splits-1) per row from scikit-learn's StratifiedGroupKFold."""
     from sklearn.model_selection import StratifiedGroupKFold
-    n_units = len(np.unique(units))
-    if n_units < n_splits:
-        # with one unit no fraction or fold count splits it: only fewer links can (LINKS_FIX), not the fractions
-        raise UserError(f"only {n_units} independent unit(s) of linked rows to split ({UNITS_COUNTED}), fewer than "
-                        f"the {n_splits} parts needed; "
-                        + ("use fewer --folds or larger --val / --test fractions, or " if n_units >= 2 else "")
-                        + LINKS_FIX)
+    _check_units(len(np.unique(units)), n_splits)
     counts = pd.Series(strata).value_counts()
     if len(counts) and (counts < n_splits).all():   # scikit-learn's ValueError, said in our words
         raise UserError(f"the split needs {n_splits} parts per class (1/{n_splits} resolution of --val / --test, "
@@ -62,6 +56,27 @@ def _sgkf(units: np.ndarray, strata: np.ndarray, n_splits: int, seed: int) -> np
         for k, (_, te) in enumerate(splitter.split(np.zeros(len(units)), strata, units)):
             fold[te] = k
     return fold
+
+
+def _check_units(n_units: int, n_splits: int) -> None:
+    if n_units < n_splits:
+        # with one unit no fraction or fold count splits it: only fewer links can (LINKS_FIX), not the fractions
+        raise UserError(f"only {n_units} independent unit(s) of linked rows to split ({UNITS_COUNTED}), fewer than "
+                        f"the {n_splits} parts needed; "
+                        + ("use fewer --folds or larger --val / --test fractions, or " if n_units >= 2 else "")
+                        + LINKS_FIX)
+
+
+def check_enough_units(units: np.ndarray, labels: np.ndarray, cfg: SplitConfig) -> None:
+    """_sgkf's refusal of too few units, before the near-duplicate search (an embedding pass) rather than after it
+    (36 images, --folds 50): near-duplicate links only join units and the units kept in train only leave the draw,
+    so too few free units here are too few after the search. A draw with no free unit is check_placed's."""
+    holdout_val = 0.0 if cfg.folds else cfg.val
+    n_splits = max(fraction_plan(cfg.test, holdout_val)[0] if cfg.test > 0 or holdout_val > 0 else 0, cfg.folds or 0)
+    pinned, _, _ = kept_in_train(units, labels)
+    n_free = len(set(units) - pinned)
+    if n_free:
+        _check_units(n_free, n_splits)
 
 
 def _rare_units(units: np.ndarray, labels: np.ndarray, min_units: int) -> tuple[set, dict]:

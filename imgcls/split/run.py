@@ -19,7 +19,7 @@ from imgcls.outputs import (output_set, own_earlier_files, placing_journal, refu
                             replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
-from imgcls.split.assign import assign, check_placed
+from imgcls.split.assign import assign, check_enough_units, check_placed
 from imgcls.split.config import NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
 from imgcls.split.labels import derive_profile_labels, exclusion_reasons, is_profile_table
 from imgcls.split.leaks import check_fix_fractions, check_leaks, fix_leaks, side_units, sides
@@ -101,8 +101,10 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
         raise UserError("every row is excluded (see drop_reason: clean's keep=false, unreadable, no label, "
                         "--drop-ages); nothing to split")
     near: list[tuple[int, int, float]] = []
+    linked = linked_units(inc, group_col)
+    check_enough_units(linked, inc["label"].astype(str).to_numpy() if "label" in inc.columns
+                       else np.full(len(inc), ""), cfg)       # before the near-duplicate search's embedding pass
     if cfg.near_dup:
-        linked = linked_units(inc, group_col)
         from imgcls.embed import cache_folder
         with cache_reuse("split", cache_folder(cfg.cache_dir)):     # a warm run: one line of what the caches served
             near = near_duplicate_pairs_for(inc, cfg, workers, units_of=linked)
