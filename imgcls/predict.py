@@ -47,7 +47,8 @@ from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, f
                               is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
-                               match_template, resolve_format, template_beside)
+                               check_template_exists, match_template, resolve_format,
+                               template_beside)
 from imgcls.train.config import TrainConfig
 from imgcls.train.rundir import ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, read_run_csv, read_validation, validation_files
 from imgcls.tta import TTASpec, parse_tta
@@ -915,6 +916,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     # the read's look at the test data's folder: asked again after it (the sample submission beside the images, the
     # split folders of a folder the run trained on), not listed again
     view = mf.source_view(Path(data), opts or mf.LayoutOptions())
+    if sample_submission and Path(data).exists():   # a missing file said before the test images are scanned
+        check_template_exists(sample_submission, data, view)
     df = read_test_data(data, opts, view)
     # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
     # nothing written, never a submission of made-up labels; so is a table most of whose files are not there (a

@@ -86,17 +86,25 @@ def template_beside(data: str | os.PathLike, view: FolderView | None = None) -> 
     return None
 
 
-def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | None = None,
-                   data: str | os.PathLike | None = None, view: FolderView | None = None) -> Template:
-    """Read the competition's sample submission and match its ids to the test rows: before any prediction, so a
-    missing file or mismatched ids fail before the model runs. `data`: the test data given, whose sample submission
-    lying beside it (template_beside, through `view`, the read's look at its folder) a missing `template` names."""
+def check_template_exists(template: str | os.PathLike, data: str | os.PathLike | None = None,
+                          view: FolderView | None = None) -> Path:
+    """The sample submission file given, which must be there: predict asks before it reads the test data (its
+    images scanned), match_template again. `data` / `view`: as match_template's, to name one lying beside the data."""
     template = Path(template)
     if not template.is_file():
         beside = template_beside(data, view) if data is not None else None
         raise UserError(f"sample submission {template} does not exist; " + (
             f"{beside} is there: pass --sample-submission {sh(beside)}" if beside is not None
             else "check --sample-submission"))
+    return template
+
+
+def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | None = None,
+                   data: str | os.PathLike | None = None, view: FolderView | None = None) -> Template:
+    """Read the competition's sample submission and match its ids to the test rows: before any prediction, so a
+    missing file or mismatched ids fail before the model runs. `data`: the test data given, whose sample submission
+    lying beside it (template_beside, through `view`, the read's look at its folder) a missing `template` names."""
+    template = check_template_exists(template, data, view)
     # the one CSV reader: an empty file, text that is not UTF-8 or a ragged row is one line naming the file and row
     tpl = read_csv(template, "sample submission", dtype=str, keep_default_na=False)
     cols = list(tpl.columns)
