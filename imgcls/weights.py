@@ -96,7 +96,32 @@ def weight_file(path: str | os.PathLike, flag: str | None = "--weights") -> Path
                                   f"{flag or '--weights'} (e.g. {path / BEST_PT} for an imgcls run)")
     if not path.is_file():
         raise MissingWeightsError(f"weight file {path} does not exist; check {flag or '--weights'}")
+    _check_weight_format(path, flag)
     return path
+
+
+# the first bytes of a file torch.load reads: a zip (torch.save since 1.6) or a pickle (protocol 2+: older torch.save)
+TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+
+
+def _check_weight_format(path: Path, flag: str | None) -> None:
+    """A file that cannot be weights by its first bytes (a CSV, a YAML, an HTML page or an empty file given as
+    --weights) refused when it is named, before the data is read and scanned (train) or the images embedded; what
+    it holds is checked where it is loaded (torch_load_safely, safetensors)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as e:
+        raise UserError(f"weight file {path} cannot be read ({e.strerror}); check {flag or '--weights'}") from None
+    if path.suffix == ".safetensors":
+        # an 8-byte little-endian header length, then the JSON header
+        ok = len(head) == 9 and head[8:9] == b"{"
+        kind, fix = "a .safetensors file", "check it, or give a state dict saved with torch.save"
+    else:
+        ok = head.startswith(TORCH_MAGIC)
+        kind, fix = "a file written by torch.save", "give a state dict saved with torch.save, or a .safetensors file"
+    if not ok:
+        raise UserError(f"{path} is not a weight file ({flag or '--weights'}): not {kind}; {fix}")
 
 
 def torch_load_safely(path: str | os.PathLike, what: str = "a weight file",

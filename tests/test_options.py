@@ -232,7 +232,8 @@ def test_a_reset_config_option_is_named_as_typed(tmp_path, monkeypatch):
     import imgcls.train.run as train_mod
     seen = []
     monkeypatch.setattr(train_mod, "_run_train", lambda cfg, *a: seen.append(cfg))     # run_train checks
-    (tmp_path / "w.pt").write_bytes(b"")        # found before the run (its contents: _run_train's, patched here)
+    # found before the run, with a torch.save file's first bytes (its contents: _run_train's, patched here)
+    (tmp_path / "w.pt").write_bytes(b"PK\x03\x04")
     (tmp_path / "old.yaml").write_text(f"pretrained: false\nweights: {tmp_path / 'w.pt'}\n")
     r = runner.invoke(app, ["train", SAMPLE, "--config", str(tmp_path / "old.yaml")])
     out = " ".join(r.output.split())

@@ -128,6 +128,31 @@ def test_weight_file_from_a_multi_head_run_and_a_folder(tmp_path, tiny_run):
         weights.create_model("test_efficientnet", weights=run)
 
 
+def test_a_weights_file_that_is_not_weights_is_refused_before_the_data_is_read(tmp_path):
+    """`train data --weights notes.txt` (a CSV, a YAML, an empty file) read and scanned every image and only then
+    said the file is not a torch file (with torch's exception name). weight_file looks at its first bytes when it is
+    named: one line before the data; torch.save files (zip or the older pickle) and .safetensors still pass."""
+    import safetensors.torch
+    from conftest import make_image_folder
+    from imgcls.cli import app
+    data = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
+    bad = {"notes.txt": b"id,label\n1,a\n", "empty.pt": b"", "page.safetensors": b"<html>404</html>"}
+    for name, content in bad.items():
+        (tmp_path / name).write_bytes(content)
+        r = CliRunner().invoke(app, ["train", str(data), "--model", "test_efficientnet", "--img-size", "32",
+                                     "--weights", str(tmp_path / name), "--out", str(tmp_path / "runs")])
+        lines = [ln for ln in r.output.splitlines() if ln.strip()]
+        assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+        assert len(lines) == 1 and lines[0].startswith(f"error: {tmp_path / name} is not a weight file (--weights)"), \
+            r.output         # no "read ... as layout" / scan line before it
+    assert not (tmp_path / "runs").exists()
+    torch.save({"w": torch.zeros(1)}, tmp_path / "new.pt")
+    torch.save({"w": torch.zeros(1)}, tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    safetensors.torch.save_file({"w": torch.zeros(1)}, str(tmp_path / "w.safetensors"))
+    for name in ("new.pt", "old.pt", "w.safetensors"):
+        assert weights.load_state_dict_file(tmp_path / name)["w"].shape == (1,)
+
+
 def test_unknown_pretrained_tag_is_user_error():
     """`--model arch.tag` with a tag timm does not have (timm.is_model checks only the arch) is one line with the
     tags it has, not timm's RuntimeError traceback when the model is built; a real tag passes."""
