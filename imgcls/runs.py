@@ -677,8 +677,12 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
         meanings = agreed_meanings([ra, rb])
         if meanings_of(ra) or meanings_of(rb):      # as per_class.csv: a meaning column, blank where the runs disagree
             pc.insert(1, "meaning", [meanings.get(str(c), "") for c in pc["class"]])
+    # a run not scored (no saved validation predictions: stopped in its first epoch) has no rows to be other rows
+    unscored = [ab for ab, r in (("A", ra), ("B", rb)) if not rows_label(r.scored_on or "val", r.n_val)]
     return {"a": ra, "b": rb, "config": cfg, "ran": ran, "metrics": mets, "per_class": pc, "same_rows": same_rows,
-            "same_task": ra.task == rb.task,     # a mask run's macro-F1 and a gender run's do not compare
+            "unscored": unscored,
+            # a mask run's macro-F1 and a gender run's do not compare; a run not scored has no classes read to tell
+            "same_task": ra.task == rb.task or bool(unscored),
             "optimistic": optimistic if len(optimistic) == 1 else []}
 
 
@@ -719,8 +723,10 @@ def print_diff(d: dict) -> None:
         t.add_row("(none differ in what they learned)" if ran else "(none differ)", "", "")
     print_table(t, always=True)
     same, optimistic = d.get("same_rows", True), d.get("optimistic", [])
-    same_task = d.get("same_task", True)
+    same_task, unscored = d.get("same_task", True), d.get("unscored", [])
     caption = (f"A predicts {d['a'].task}, B {d['b'].task}: scores of other tasks do not compare" if not same_task
+               else f"{' and '.join(unscored)} {'has' if len(unscored) == 1 else 'have'} no saved validation "
+               f"predictions: no scores to compare" if unscored
                else "A and B are scored on different images: their val_macro_f1 / val_acc difference is not a "
                "like-for-like comparison" if not same else
                f"{optimistic[0]}'s ensemble weights were fitted on the rows it is scored on (optimistic): the "
@@ -732,7 +738,7 @@ def print_diff(d: dict) -> None:
     if not same_task:
         m.add_row("task", d["a"].task, d["b"].task, "other task")
     m.add_row("scored on", rows_label(d["a"].scored_on, d["a"].n_val), rows_label(d["b"].scored_on, d["b"].n_val),
-              "" if not same_task else "same rows" if same else "other rows")
+              "" if not same_task or unscored else "same rows" if same else "other rows")
     for k, va, vb, dv in d["metrics"]:
         fmt = duration if k == "seconds" else (_f4 if k in ("val_macro_f1", "val_acc") else _int)
         if np.isnan(dv):
@@ -746,9 +752,10 @@ def print_diff(d: dict) -> None:
         m.add_row("time (epochs)" if k == "seconds" else k, fmt(va), fmt(vb), delta)
     print_table(m, always=True)
     if same_task:        # another task's class '0' is another class: no per-class comparison
-        _print_per_class(d["per_class"], "A and B are scored on different images: not a like-for-like comparison"
-                         if not same else f"{optimistic[0]}'s ensemble weights were fitted on the rows it is scored "
-                         f"on (optimistic): not a like-for-like comparison" if optimistic else None)
+        _print_per_class(d["per_class"], None if unscored else
+                         "A and B are scored on different images: not a like-for-like comparison" if not same else
+                         f"{optimistic[0]}'s ensemble weights were fitted on the rows it is scored on (optimistic): "
+                         f"not a like-for-like comparison" if optimistic else None)
 
 
 DIFF_CLASSES = 10       # runs diff prints the classes of the largest F1 change, this many (diff_runs returns all)

@@ -446,6 +446,25 @@ def test_diff_of_runs_of_other_tasks_says_their_scores_do_not_compare(outputs):
     assert diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")["same_task"]
 
 
+def test_diff_of_a_run_not_scored_yet_does_not_call_its_rows_other_rows(outputs):
+    """`runs diff RUN RUN2` of a run stopped in its first epoch (no val_predictions.csv) said "A and B are scored on
+    different images ... not a like-for-like comparison" and `other rows`, of runs scored on no images at all (the
+    same run given twice too). It says which of them has no saved validation predictions."""
+    runs = outputs / "runs"
+    for name in ("new1", "new2"):
+        fake_run(runs / name, "resnet10t", [("a", "a")])
+        (runs / name / "val_predictions.csv").unlink()
+    for a, b, who in ((runs / "new1", runs / "new2", "A and B have"), (runs / "new1", runs / "new1", "A and B have"),
+                      (runs / "best", runs / "new1", "B has")):
+        r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)], terminal_width=200)
+        out = " ".join(r.output.split())
+        assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+        assert f"{who} no saved validation predictions: no scores to compare" in out, out
+        assert "different images" not in out and "other rows" not in out, out
+    r = CliRunner().invoke(app, ["runs", "diff", str(runs / "best"), str(runs / "low")], terminal_width=200)
+    assert "no saved validation predictions" not in " ".join(r.output.split())       # both scored: as before
+
+
 def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     """`imgcls runs outputs/tune` ranked a trial Optuna pruned at epoch 2 of 3 (its checkpoints deleted by tune
     --keep) second, and a run stopped by Ctrl-C read as finished: the state column and the epochs cell say so, by
