@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 import imgcls
 
 PKG = Path(imgcls.__file__).resolve().parent
@@ -128,11 +130,35 @@ def test_runs_list_and_diff_import_torch_only_to_read_a_last_pt(tmp_path):
     assert t_torch              # a last.pt is read with torch: the check can tell the two apart
 
 
-def test_a_wrong_run_is_refused_before_torch_is_imported(tmp_path):
-    """A run that is not there (a typo in `ensemble A B`, `export`), a dataset folder given as the run (`predict
-    data/test`), an unfinished k-fold set or export's --out holding another step's output is one line found from the
-    folders' files; it paid torch's import first (~1.6 s CPU; export: torch's and onnx's, ~2 s) because the lookup
-    lived beside torch.load in train.checkpoint and export imported both before checking its run and --out."""
+REFUSAL_CASES = {}
+
+
+def _refusal_case(make):
+    """Registers make(folder) -> the `imgcls` calls of one refusal test, which makes its files in folder."""
+    REFUSAL_CASES[make.__name__] = make
+    return make
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory):
+    """case name -> (its folder, _invoke_without's answer for each of its calls). Every case's calls run in one
+    fresh process, in an empty folder, with torch, timm, wandb and mlflow unimportable (the refusals need none of
+    them; wandb and mlflow: not installed): one interpreter and imgcls.cli start-up (~1 s) for them all, not one
+    per test."""
+    root = tmp_path_factory.mktemp("refusals")
+    (root / "empty").mkdir()
+    spans, calls = {}, []
+    for name, make in REFUSAL_CASES.items():
+        (root / name).mkdir()
+        made = make(root / name)
+        spans[name] = (root / name, len(calls), len(calls) + len(made))
+        calls += made
+    said = _invoke_without(["torch", "timm", "wandb", "mlflow"], calls, cwd=root / "empty")
+    return {name: (folder, said[a:b]) for name, (folder, a, b) in spans.items()}
+
+
+@_refusal_case
+def _wrong_run(tmp_path):
     run = tmp_path / "runs" / "a"
     run.mkdir(parents=True)
     (run / "best.pt").write_bytes(b"")             # found by its name; never read before the refusal
@@ -150,7 +176,15 @@ def test_a_wrong_run_is_refused_before_torch_is_imported(tmp_path):
              ["export", str(tmp_path / "runs" / "typo"), "--onnx"],
              ["predict", str(test), "--data", str(test), "--out", str(tmp_path / "pred")],
              ["predict", str(kfold), "--data", str(test), "--out", str(tmp_path / "pred")]]
-    said = _invoke_without(["torch"], calls)
+    return calls
+
+
+def test_a_wrong_run_is_refused_before_torch_is_imported(refused):
+    """A run that is not there (a typo in `ensemble A B`, `export`), a dataset folder given as the run (`predict
+    data/test`), an unfinished k-fold set or export's --out holding another step's output is one line found from the
+    folders' files; it paid torch's import first (~1.6 s CPU; export: torch's and onnx's, ~2 s) because the lookup
+    lived beside torch.load in train.checkpoint and export imported both before checking its run and --out."""
+    _, said = refused["_wrong_run"]
     assert [code for code, *_ in said] == [2] * 5, said         # not 1 (ModuleNotFoundError: import of torch)
     assert "holds the output of imgcls clean" in " ".join(said[0][2].split())
     assert "typo does not exist" in said[1][2] and "typo does not exist" in said[2][2]
@@ -240,23 +274,25 @@ def test_tune_refuses_missing_data_before_optuna_is_imported(tmp_path):
     assert "missing.csv does not exist" in said[0][2]
 
 
-def test_predict_refuses_missing_data_before_torch_is_imported(tmp_path):
-    """`imgcls predict RUN --data MISSING` read the run's checkpoint (its classes: torch, ~1.6 s CPU) before it
-    looked for the test data."""
+@_refusal_case
+def _predict_missing_data(tmp_path):
     run = tmp_path / "runs" / "a"
     run.mkdir(parents=True)
     (run / "best.pt").write_bytes(b"")             # found by its name; never read before the refusal
     (run / "config.yaml").write_text("model: resnet10t\nimg_size: 32\n")
-    said = _invoke_without(["torch"], [["predict", str(run), "--data", str(tmp_path / "test"),
-                                        "--out", str(tmp_path / "pred")]])
+    return [["predict", str(run), "--data", str(tmp_path / "test"), "--out", str(tmp_path / "pred")]]
+
+
+def test_predict_refuses_missing_data_before_torch_is_imported(refused):
+    """`imgcls predict RUN --data MISSING` read the run's checkpoint (its classes: torch, ~1.6 s CPU) before it
+    looked for the test data."""
+    _, said = refused["_predict_missing_data"]
     assert said[0][0] == 2, said
     assert "test data" in said[0][2] and "does not exist" in said[0][2]
 
 
-def test_train_refuses_missing_data_and_a_taken_name_before_timm_is_imported(tmp_path):
-    """`imgcls train missing.csv` or `--name` of a folder that is taken paid timm's and torch's import (4-5 s CPU)
-    before its one line: the --optimizer name was checked against timm's registry first. The checks that need no
-    import come first now, the registry's after them (a typed --optimizer / --momentum included)."""
+@_refusal_case
+def _train_missing_data_and_taken_name(tmp_path):
     data = tmp_path / "raw"
     (data / "a").mkdir(parents=True)
     (data / "a" / "1.png").write_bytes(b"")
@@ -269,17 +305,22 @@ def test_train_refuses_missing_data_and_a_taken_name_before_timm_is_imported(tmp
              ["train", missing, "--out", str(out), "--optimizer", "sgd", "--momentum", "0.8"],
              ["train", str(data), "--out", str(out), "--name", "taken", "--optimizer", "sgd"],
              ["train", str(data), "--out", str(out), "--name", "empty"]]
-    said = _invoke_without(["torch", "timm"], calls)
+    return calls
+
+
+def test_train_refuses_missing_data_and_a_taken_name_before_timm_is_imported(refused):
+    """`imgcls train missing.csv` or `--name` of a folder that is taken paid timm's and torch's import (4-5 s CPU)
+    before its one line: the --optimizer name was checked against timm's registry first. The checks that need no
+    import come first now, the registry's after them (a typed --optimizer / --momentum included)."""
+    _, said = refused["_train_missing_data_and_taken_name"]
     assert [code for code, *_ in said] == [2] * 4, said        # not 1 (ModuleNotFoundError: import of torch / timm)
     assert "missing.csv does not exist" in said[0][2] and "missing.csv does not exist" in said[1][2]
     assert "already holds a run" in " ".join(said[2][2].split())
     assert "already exists" in said[3][2] and "--exist-ok" in said[3][2]
 
 
-def test_train_refuses_a_missing_default_input_a_bad_out_and_a_missing_weights_file_before_torch(tmp_path):
-    """`imgcls train` with no data folder here (the pipeline's default input), an --out that is a file or holds
-    another step's output, or a --weights file that is not there paid torch's and timm's import (4-5 s CPU; under
-    torchrun per process) first: they were checked after the model name. They need neither, and come first now."""
+@_refusal_case
+def _train_default_input_out_and_weights(tmp_path):
     data = tmp_path / "raw"
     (data / "a").mkdir(parents=True)
     (data / "a" / "1.png").write_bytes(b"")
@@ -287,14 +328,19 @@ def test_train_refuses_a_missing_default_input_a_bad_out_and_a_missing_weights_f
     clean = tmp_path / "clean"
     clean.mkdir()
     (clean / "clean_summary.json").write_text("{}")
-    empty = tmp_path / "empty"
-    empty.mkdir()
     out = str(tmp_path / "runs")
     calls = [["train", "--out", out],
              ["train", str(data), "--out", str(tmp_path / "file")],
              ["train", str(data), "--out", str(clean)],
              ["train", str(data), "--out", out, "--weights", str(tmp_path / "missing.pt")]]
-    said = _invoke_without(["torch", "timm"], calls, cwd=empty)
+    return calls                                # run in an empty folder: no data folder here
+
+
+def test_train_refuses_a_missing_default_input_a_bad_out_and_a_missing_weights_file_before_torch(refused):
+    """`imgcls train` with no data folder here (the pipeline's default input), an --out that is a file or holds
+    another step's output, or a --weights file that is not there paid torch's and timm's import (4-5 s CPU; under
+    torchrun per process) first: they were checked after the model name. They need neither, and come first now."""
+    tmp_path, said = refused["_train_default_input_out_and_weights"]
     assert [code for code, *_ in said] == [2] * 4, said        # not 1 (ModuleNotFoundError: import of torch / timm)
     assert "no input given to train" in said[0][2]
     assert "is an existing file, not a folder" in said[1][2]
@@ -303,10 +349,8 @@ def test_train_refuses_a_missing_default_input_a_bad_out_and_a_missing_weights_f
     assert not (tmp_path / "runs").exists()                    # refused before anything is written
 
 
-def test_train_refuses_an_init_from_run_that_is_not_one_checkpoint_before_torch(tmp_path):
-    """`imgcls train --init-from RUN` with RUN not there (a typo) or a k-fold set (several best.pt) read no
-    checkpoint, yet imported torch (TrainConfig.resolve's look at RUN's model imported the checkpoint module before
-    finding the file) and timm before its line. Both are seen from the folder's files (rundir.init_path) up front."""
+@_refusal_case
+def _train_init_from_not_one_checkpoint(tmp_path):
     data = tmp_path / "raw"
     (data / "a").mkdir(parents=True)
     (data / "a" / "1.png").write_bytes(b"")
@@ -318,23 +362,35 @@ def test_train_refuses_an_init_from_run_that_is_not_one_checkpoint_before_torch(
     out = str(tmp_path / "out")
     calls = [["train", str(data), "--out", out, "--init-from", str(tmp_path / "runs" / "typo")],
              ["train", str(data), "--out", out, "--init-from", str(kfold)]]
-    said = _invoke_without(["torch", "timm"], calls)
+    return calls
+
+
+def test_train_refuses_an_init_from_run_that_is_not_one_checkpoint_before_torch(refused):
+    """`imgcls train --init-from RUN` with RUN not there (a typo) or a k-fold set (several best.pt) read no
+    checkpoint, yet imported torch (TrainConfig.resolve's look at RUN's model imported the checkpoint module before
+    finding the file) and timm before its line. Both are seen from the folder's files (rundir.init_path) up front."""
+    _, said = refused["_train_init_from_not_one_checkpoint"]
     assert [code for code, *_ in said] == [2, 2], said          # not 1 (ModuleNotFoundError: import of torch / timm)
     assert "typo does not exist" in said[0][2]
     assert "holds 2 folds; give one of them" in " ".join(said[1][2].split())
 
 
-def test_train_and_tune_refuse_a_tracker_not_installed_before_torch_and_timm(tmp_path):
-    """`imgcls train --tracker wandb` (or mlflow, tensorboard) without the package was refused by make_trackers,
-    after torch's and timm's import (4-5 s CPU; under torchrun per process); `imgcls tune --tracker` after the
-    search space's check (timm). importlib.util.find_spec sees it with nothing imported: the same line, up front."""
+@_refusal_case
+def _tracker_not_installed(tmp_path):
     data = tmp_path / "raw"
     (data / "a").mkdir(parents=True)
     (data / "a" / "1.png").write_bytes(b"")
     calls = [["train", str(data), "--out", str(tmp_path / "runs"), "--tracker", "wandb"],
              ["train", str(data), "--out", str(tmp_path / "runs"), "--tracker", "none", "--tracker", "mlflow"],
              ["tune", str(data), "--out", str(tmp_path / "tune"), "--study", "s", "--tracker", "wandb"]]
-    said = _invoke_without(["torch", "timm", "wandb", "mlflow"], calls)     # None in sys.modules: not installed
+    return calls                                # wandb and mlflow: None in sys.modules, not installed
+
+
+def test_train_and_tune_refuse_a_tracker_not_installed_before_torch_and_timm(refused):
+    """`imgcls train --tracker wandb` (or mlflow, tensorboard) without the package was refused by make_trackers,
+    after torch's and timm's import (4-5 s CPU; under torchrun per process); `imgcls tune --tracker` after the
+    search space's check (timm). importlib.util.find_spec sees it with nothing imported: the same line, up front."""
+    tmp_path, said = refused["_tracker_not_installed"]
     assert [code for code, *_ in said] == [2] * 3, said        # not 1 (ModuleNotFoundError: import of torch / timm)
     for (_, _, output, _), name in zip(said, ("wandb", "mlflow", "wandb")):
         assert f"--tracker {name} needs the {name} package: pip install 'imgcls[{name}]'" in output
