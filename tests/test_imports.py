@@ -142,9 +142,9 @@ def _refusal_case(make):
 @pytest.fixture(scope="module")
 def refused(tmp_path_factory):
     """case name -> (its folder, _invoke_without's answer for each of its calls). Every case's calls run in one
-    fresh process, in an empty folder, with torch, timm, wandb and mlflow unimportable (the refusals need none of
-    them; wandb and mlflow: not installed): one interpreter and imgcls.cli start-up (~1 s) for them all, not one
-    per test."""
+    fresh process, in an empty folder, with torch, timm, optuna, wandb and mlflow unimportable (the refusals need
+    none of them; wandb and mlflow: not installed): one interpreter and imgcls.cli start-up (~1 s) for them all, not
+    one per test."""
     root = tmp_path_factory.mktemp("refusals")
     (root / "empty").mkdir()
     spans, calls = {}, []
@@ -153,7 +153,7 @@ def refused(tmp_path_factory):
         made = make(root / name)
         spans[name] = (root / name, len(calls), len(calls) + len(made))
         calls += made
-    said = _invoke_without(["torch", "timm", "wandb", "mlflow"], calls, cwd=root / "empty")
+    said = _invoke_without(["torch", "timm", "optuna", "wandb", "mlflow"], calls, cwd=root / "empty")
     return {name: (folder, said[a:b]) for name, (folder, a, b) in spans.items()}
 
 
@@ -265,11 +265,15 @@ def _invoke_without(modules, calls, cwd=None):
     return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_tune_refuses_missing_data_before_optuna_is_imported(tmp_path):
+@_refusal_case
+def _tune_missing_data(tmp_path):
+    return [["tune", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "tune"), "--study", "s"]]
+
+
+def test_tune_refuses_missing_data_before_optuna_is_imported(refused):
     """`imgcls tune missing.csv` imported optuna (~0.1 s) before its up-front checks; a new study needs it only
     once they pass."""
-    said = _invoke_without(["optuna"], [["tune", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "tune"),
-                                            "--study", "s"]])
+    _, said = refused["_tune_missing_data"]
     assert said[0][0] == 2, said
     assert "missing.csv does not exist" in said[0][2]
 
