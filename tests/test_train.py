@@ -564,7 +564,9 @@ def _imbalanced(tmp_path):
 
 def test_loss_aug_and_mix_act_in_a_run(tmp_path):
     """The components have their own tests above; this and the next two prove the run wires each option to them."""
-    src = _imbalanced(tmp_path)
+    # ten runs, each on 12 images (9 train, 10 samples an epoch with --oversample's default: a full batch and a
+    # partial one): a run's image work kept small
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 4}, size=(40, 40))
     lr0 = dict(epochs=1, lr=0.0, scheduler="none", val_split=0.25)   # lr 0: every run sees the same weights
     names = iter(range(100))
     ran = {}                                    # options -> loss: an option set compared twice is trained once
