@@ -757,8 +757,9 @@ def test_schedulers_shape_the_lr(caplog):
 
 def test_options_act(two_class, tmp_path, adamw_run):
     from imgcls.train.heads import build_model
-    # --freeze-backbone: only the classifier moves
-    run = run_train(cfg_for(two_class, tmp_path, name="frozen", freeze_backbone=True, epochs=1))
+    # --freeze-backbone: only the classifier moves (in the raw weights; --ema is this run's too, checked below)
+    run = run_train(cfg_for(two_class, tmp_path, name="frozen", freeze_backbone=True, epochs=1, ema=True,
+                            ema_decay=0.5))
     sd = read_checkpoint(run / "last.pt")["raw_state_dict"]
     meta = read_checkpoint(run / "last.pt")["meta"]
     torch.manual_seed(0)
@@ -771,9 +772,8 @@ def test_options_act(two_class, tmp_path, adamw_run):
     b = run_train(cfg_for(src, tmp_path, name="acc2", epochs=1, val_split=0.2, grad_accum=2))
     step = lambda r: int(next(iter(read_checkpoint(r / "last.pt")["train_state"]["optimizer"]["state"].values()))["step"])
     assert step(a) == 2 and step(b) == 1
-    # --ema: best.pt holds the averaged weights, not the raw ones
-    e = run_train(cfg_for(two_class, tmp_path, name="ema", epochs=1, ema=True, ema_decay=0.5))
-    ck = read_checkpoint(e / "last.pt")
+    # --ema: best.pt holds the averaged weights, not the raw ones (the classifier's, which trains when frozen)
+    ck = read_checkpoint(run / "last.pt")
     assert not torch.equal(ck["state_dict"]["fc.weight"], ck["raw_state_dict"]["fc.weight"])
     # --sgd momentum: the same first step, other steps after it (one epoch: 16 training images, batch 8, 2 updates)
     mom = {m: read_checkpoint(run_train(cfg_for(two_class, tmp_path, name=f"sgd{m}", optimizer="sgd", lr=0.05,
