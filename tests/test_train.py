@@ -1325,14 +1325,14 @@ def test_drop_rate_amp_seed_lr_and_weight_decay_act(two_class, tmp_path, monkeyp
             (mod.training, torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))) if mod.training else None)
         return m
     monkeypatch.setattr(loop, "build_model", spying_build)
-    # --amp on the CPU: training forwards run under bf16 autocast; --no-amp: none
-    run_train(cfg_for(two_class, tmp_path, name="amp", epochs=1, amp=True))
+    # --amp on the CPU: training forwards run under bf16 autocast; --no-amp: none (one run checks --amp and
+    # --drop-rate: neither touches what the other's check reads)
+    run = run_train(cfg_for(two_class, tmp_path, name="amp_drop", epochs=1, amp=True, drop_rate=0.5))
     assert seen and all(s[1] and s[2] == torch.bfloat16 for s in seen)
     seen.clear()
     base = run_train(cfg_for(two_class, tmp_path, name="base", epochs=1, amp=False))
     assert seen and not any(s[1] for s in seen)
     # --drop-rate: recorded and active in training mode (two forwards of one input differ), off in eval
-    run = run_train(cfg_for(two_class, tmp_path, name="drop", epochs=1, drop_rate=0.5))
     lm = load_model(find_checkpoints(run)[0])
     assert lm.meta.drop_rate == 0.5
     x = torch.randn(4, 3, 32, 32)
