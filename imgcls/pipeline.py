@@ -21,18 +21,32 @@ def _stage_file(location: Path) -> Path:
     return location / MANIFEST_NAME if location.suffix != ".csv" else location
 
 
+def _stages(step: str) -> tuple[tuple[str, str], ...]:
+    return PIPELINE[:[s for s, _ in PIPELINE].index(STEP_READS_UP_TO[step]) + 1]
+
+
+def _found(step: str, base: str | os.PathLike = ".") -> list[tuple[str, str, Path]]:
+    """(stage, location, path) of each of `step`'s default inputs that exists, in pipeline order."""
+    found = []
+    for name, loc in _stages(step):
+        path = Path(base, loc)
+        if (path.is_dir() if name == "raw" else _stage_file(path).is_file()):
+            found.append((name, loc, path))
+    return found
+
+
+def has_default_input(step: str, base: str | os.PathLike = ".") -> bool:
+    """Whether `step` given no input finds one (default_input would not refuse), said nowhere."""
+    return bool(_found(step, base))
+
+
 def default_input(step: str, base: str | os.PathLike = ".") -> Path:
     """The default input of `step`: the furthest-along stage of PIPELINE that exists (a step's output counts once
     its manifest is written; raw data once its folder exists), up to the step's own place in the pipeline, so
     re-running an earlier step never silently makes a later one skip the split. Announced; a warning names any
     earlier step's output written after the chosen one (the chosen file does not include that run)."""
-    stages = PIPELINE[:[s for s, _ in PIPELINE].index(STEP_READS_UP_TO[step]) + 1]
-    shown = [loc for _, loc in stages]
-    found = []
-    for name, loc in stages:
-        path = Path(base, loc)
-        if (path.is_dir() if name == "raw" else _stage_file(path).is_file()):
-            found.append((name, loc, path))
+    shown = [loc for _, loc in _stages(step)]
+    found = _found(step, base)
     if not found:
         raise UserError(f"no input given to {step} and none of {', '.join(reversed(shown))} exists; "
                         f"pass the data folder or manifest")

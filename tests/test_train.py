@@ -1289,6 +1289,31 @@ def test_a_bad_folds_value_names_split_s_python_call_to_a_python_caller(two_clas
                             "(Python: run_split(cfg=SplitConfig(folds=N)))")
 
 
+def test_folds_without_a_fold_column_gives_a_split_command_that_works_as_typed(tmp_path, monkeypatch):
+    """DACON's way: `split train.csv` (no data/raw, data/clean, data/processed in the working folder), then
+    `train data/splits.csv --folds all`. The refusal told to run a bare `imgcls split --folds 5`, which reads only
+    those default inputs: typed, it failed (no input given to split). The table is split into a file beside it and
+    train is told to train on that file; both lines run as typed."""
+    import shlex
+    import re
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "imgs", {"a": 6, "b": 6}, size=(32, 32)))
+    df["split"] = np.where(np.arange(len(df)) % 4 == 0, "val", "train")
+    df["drop_reason"] = ""
+    mf.write(df, tmp_path / "data" / "splits.csv")          # split's table, its source not a pipeline stage
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["train", "data/splits.csv", "--folds", "all", "--model", "test_resnet",
+                                 "--no-pretrained", "--device", "cpu"])
+    assert r.exit_code == 2 and "--folds needs a `fold` column" in r.output, r.output
+    said = " ".join(r.output.split())
+    split_cmd = re.search(r"run (imgcls split .+?) \(Python", said).group(1)
+    train_cmd = re.search(r"train on its table: (imgcls train .+?) \(Python", said).group(1)
+    r = CliRunner().invoke(app, shlex.split(split_cmd)[1:] + ["--no-near-dup", "--quiet"])
+    assert r.exit_code == 0, (split_cmd, r.output)
+    table = shlex.split(train_cmd)[2]
+    assert table != "data/splits.csv" and "fold" in pd.read_csv(table).columns, (split_cmd, train_cmd)
+
+
 def test_sam_under_a_grad_scaler_takes_the_same_step():
     """The loop's AMP order (scaled backward, perturb, scaled backward, unperturb, scaler.step): the loss scale
     does not change SAM's perturbation and the scaler unscales before the base step."""

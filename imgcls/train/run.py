@@ -78,17 +78,25 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False) -> tuple[str, str]:
     stratifies on and the table keeps for train. `folds`: a 5-fold split, all of whose folds train."""
     from imgcls.console import sh
     from imgcls.options import python_too
-    from imgcls.pipeline import PIPELINE
+    from imgcls.pipeline import PIPELINE, has_default_input
     splits = dict(PIPELINE)["splits"]
-    # a split's table (a CSV with a split column) is split again from the default input, never from itself
+    # a split's table (a CSV with a split column) is split again from the default input, never from itself; where
+    # there is none (DACON's train.csv split with no data/ stages), the table is split into a file beside it, as
+    # split writes over no file it reads
     again = Path(cfg.src).is_file() and "split" in df.columns
+    out = None
+    if again and not has_default_input("split"):
+        again = False
+        src = Path(cfg.src)
+        splits = out = str(src.with_name(f"{src.stem}_{'folds' if folds else 'val'}{src.suffix}"))
     label = cfg.target == "label"
-    split = " ".join(x for x in ("imgcls split", "" if again else sh(cfg.src), "--folds 5" if folds else "") if x) \
+    split = " ".join(x for x in ("imgcls split", "" if again else sh(cfg.src), "--folds 5" if folds else "",
+                                 f"--out {sh(out)}" if out else "") if x) \
         + ("" if label else f" --stratify {sh(cfg.target)}")
     split_cfg = ", ".join(x for x in ("folds=5" if folds else "", "" if label else f"stratify=[{cfg.target!r}]") if x)
-    split_args = ", ".join(x for x in ("" if again else repr(str(cfg.src)),
+    split_args = ", ".join(x for x in ("" if again else repr(str(cfg.src)), repr(out) if out else "",
                                        f"cfg=SplitConfig({split_cfg})" if split_cfg else "") if x)
-    train = f"imgcls train {splits}" + ("" if label else f" --target {sh(cfg.target)}") + \
+    train = f"imgcls train {sh(splits)}" + ("" if label else f" --target {sh(cfg.target)}") + \
         (" --folds all" if folds else "")
     train_args = "".join((f"src={splits!r}", "" if label else f", target={cfg.target!r}",
                           ", folds='all'" if folds else ""))
