@@ -852,6 +852,26 @@ def test_split_on_cleans_output_takes_cleans_embedding_search(tmp_path, monkeypa
     assert len(searches) == 3
 
 
+def test_a_csv_split_by_its_stratify_column_keeps_that_column_s_classes(tmp_path):
+    """DACON's train.csv (`path,artist`, no label column) split as train's hint says, `--stratify artist`: the
+    per-class rules ran on `label`, empty in every row, so an artist with one painting went to a fold's validation
+    (never trained in that fold, no warning), and the printed table and balance were of one class ''. The classes are
+    the --stratify column's where no row has a label; the table written keeps its empty label."""
+    src = make_image_folder(tmp_path / "imgs", {"big": 12, "mid": 9, "rare": 1}, size=(12, 12))
+    df = mf.load(src, announce=False)
+    pd.DataFrame({"path": df["path"], "artist": df["label"]}).to_csv(src / "train.csv", index=False)
+    out = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src / "train.csv"), "--stratify", "artist", "--folds", "3", "--no-near-dup",
+                            "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(out, keep_default_na=False)
+    assert table.loc[table["artist"] == "rare", "fold"].tolist() == [-1], table[["artist", "fold"]]
+    assert (table["label"] == "").all()
+    assert "artist per part" in r.output and "single group" in r.output, r.output
+    summary = json.loads(out.with_name("splits_summary.json").read_text())
+    assert {w["class"] for w in summary["balance"]["worst"]} <= {"big", "mid", "rare"}, summary["balance"]
+
+
 def test_a_gap_whole_rows_cannot_avoid_is_not_warned(tmp_path):
     """The DACON painters' smallest artist, 10 paintings over 3 folds, can only go 4/3/3 (or 3/3/2 + 2 test rows
     with --test 0.2): a 6.7% gap from the 1/3 target that no split avoids. `split --folds 3` warned about it

@@ -16,6 +16,16 @@ def is_profile_table(df: pd.DataFrame) -> bool:
     return all(c in df.columns for c in ("mask", "gender", "age"))
 
 
+def class_column(df: pd.DataFrame, cfg: SplitConfig) -> str:
+    """The column whose values are the classes the split keeps whole per class (a class's single group in train,
+    every class in train) and reports shares of: `label`, or where no row has one, the one --stratify column (DACON's
+    `artist`, which `train --target artist` trains on)."""
+    if "label" in df.columns and (df["label"].fillna("").astype(str) != "").any():
+        return "label"
+    other = [c for c in cfg.stratify if c != "label" and c in df.columns]
+    return other[0] if len(other) == 1 else "label"
+
+
 def derive_profile_labels(df: pd.DataFrame, age_bands: Sequence[int] = profiles.DEFAULT_AGE_BANDS,
                           relabel_age: Sequence[int] | None = None) -> tuple[pd.DataFrame, int]:
     """(Re)derive `age_band` and the 18-class `label` of a profile dataset; returns (df, rows moved by relabel).

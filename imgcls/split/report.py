@@ -241,7 +241,9 @@ def _with_meaning(table: pd.DataFrame, col: str, meanings: dict[str, str] | None
 
 
 def report_columns(df: pd.DataFrame, cfg: SplitConfig) -> list[str]:
-    cols = ["label"] + [c for c in cfg.stratify if c != "label"]
+    from imgcls.split.labels import class_column
+    first = class_column(df, cfg)
+    cols = [first] + [c for c in ("label", *cfg.stratify) if c != first]
     cols += [c for c in PROFILE_ATTRIBUTES if c in df.columns and c not in cols]
     return [c for c in cols if c in df.columns]
 

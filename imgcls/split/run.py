@@ -21,7 +21,7 @@ from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import assign, check_enough_units, check_placed
 from imgcls.split.config import NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
-from imgcls.split.labels import derive_profile_labels, exclusion_reasons, is_profile_table
+from imgcls.split.labels import class_column, derive_profile_labels, exclusion_reasons, is_profile_table
 from imgcls.split.leaks import check_fix_fractions, check_leaks, fix_leaks, side_units, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  value_meanings, write_reports)
@@ -95,6 +95,12 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
                         + (f"{hint}, or {NO_STRATIFY}" if hint else f"give a labelled dataset or {NO_STRATIFY}"))
     df = df.assign(_ident=df["root"].astype(str) + "/" + df["path"].astype(str))
     df = df.sort_values("_ident", kind="stable").drop(columns="_ident").reset_index(drop=True)
+    # the classes split keeps whole are the class column's: a CSV read without --label-col (DACON's `artist`, split
+    # with --stratify artist) is split per artist, its `label` (empty) put back in the table written
+    cls = class_column(df, cfg)
+    label = df["label"].copy()
+    if cls != "label":
+        df["label"] = df[cls].fillna("").astype(str)
     reasons = exclusion_reasons(df, cfg)
     inc = df[reasons == ""].reset_index(drop=True)
     if inc.empty:
@@ -137,6 +143,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     near_full = [(int(pos[i]), int(pos[j]), c) for i, j, c in near]
     leaks = check_leaks(df, group_col, near_full)
     summary = summarize(df, cfg, notes, leaks, units_series(df, reasons, units))
+    df["label"] = label
     if relabelled is not None:
         summary["relabel_age_moved"] = relabelled       # splits_summary.json keeps the count the screen said
     return df, summary, leaks, near_full
