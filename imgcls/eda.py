@@ -317,8 +317,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
         test_df = mf.scan_images(test_df, workers=workers, max_pixels=max_pixels, require=False)
     if replaced:        # outputs/eda every run (or what a run stopped among its renames placed): say what goes
         info(replacing_line(out, "an earlier eda output"))
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(out)          # what a kill -9 of an earlier run left
+    remove_stale_temps(out)          # what a kill -9 of an earlier run left (output_set makes a new --out)
     dups = exact_duplicate_groups(df)            # summary.json counts them, report.html lists them
     summary = summarize(df, dups)
     summary.update(source=str(src), seed=seed)

@@ -188,6 +188,24 @@ def remove_stale_temps(folder: str | os.PathLike, names: list[str] | None = None
     return removed
 
 
+def folders_to_make(folder: str | os.PathLike) -> list[Path]:
+    """The folders `folder`'s mkdir(parents=True) makes: it and those above it that are not there, deepest first.
+    Taken before the mkdir, it is what remove_made removes again where the step wrote nothing into them."""
+    folder = Path(folder)
+    return [d for d in (folder, *folder.parents) if not os.path.lexists(d)]
+
+
+def remove_made(made: Sequence[str | os.PathLike]) -> None:
+    """Remove the folders a step made (folders_to_make's list, deepest first) that are still empty: a step stopped
+    (Ctrl-C, an error) before it wrote anything leaves no empty --out behind. rmdir removes only an empty folder; the
+    first that holds anything (the user's file, a file the step placed) stops it, so the folders above it stay."""
+    for d in made:
+        try:
+            Path(d).rmdir()
+        except OSError:
+            break
+
+
 def remove_earlier(out: str | os.PathLike, names) -> int:
     """Delete files an earlier run of a step wrote under its `out` that this run does not write (`names`: paths
     relative to `out`): regular files proven to lie under `out` only (a name that leaves it, a link or a folder is

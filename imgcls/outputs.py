@@ -140,23 +140,30 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] = ()
     in `folder`) this set does not hold are removed. A run stopped while writing (Ctrl-C, an error) leaves the
     earlier set whole, never its summary beside new plots; only a stop during the renames themselves can mix them.
     `name`: the staging folder's (`.NAME.XXXXXXXX.tmp` in `folder`); the ones a kill -9 left are removed here, and
-    what `beside` leaves by the caller's stale-temp sweep (fsutil.remove_stale_temps)."""
+    what `beside` leaves by the caller's stale-temp sweep (fsutil.remove_stale_temps). `folder` is made here where it
+    is not there; a run stopped before it placed a file removes it (and the folders above it it made) again, so a
+    stopped first run leaves no empty --out (a folder that was there stays)."""
     import shutil
     import tempfile
-    from imgcls.fsutil import is_temp_name
+    from imgcls.fsutil import folders_to_make, is_temp_name, remove_made
     folder = Path(folder)
+    made = folders_to_make(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for d in folder.glob(f".{name}.*.tmp"):
         if is_temp_name(d.name) and d.is_dir() and not d.is_symlink():
             shutil.rmtree(d, ignore_errors=True)
     written = OutputSet(folder, Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder)))
+    done = False
     try:
         yield written
         written._commit(name, earlier)
+        done = True
     finally:
         shutil.rmtree(written.stage, ignore_errors=True)
         for tmp in written._beside.values():
             tmp.unlink(missing_ok=True)
+        if not done:            # only those still empty: what a stop among the renames placed stays
+            remove_made(made)
 
 
 def read_yaml(path: Path) -> dict:

@@ -713,6 +713,27 @@ def test_eda_stopped_between_its_plots_leaves_the_earlier_set_whole(tmp_path, mo
     assert all(p.is_file() for p in mf.image_paths(mf.load(out / "manifest.csv", announce=False)))   # its roots
 
 
+def test_eda_stopped_into_a_new_folder_leaves_no_empty_folder(tmp_path, monkeypatch):
+    """`imgcls eda big --out edI` stopped (Ctrl-C) after its scan left edI behind, empty: made before any file was
+    written. The folders a stopped eda made (outputs.output_set makes --out, the missing ones above it too) are
+    removed while empty; a folder that was there before stays."""
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
+
+    def stopped(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(eda, "plot_aspect_ratio", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        eda.run_eda(root, tmp_path / "runs" / "edI", samples_per_class=1)
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "mine").mkdir()                 # the user's own empty folder: kept
+    with pytest.raises(KeyboardInterrupt):
+        eda.run_eda(root, tmp_path / "mine" / "edI", samples_per_class=1)
+    assert (tmp_path / "mine").is_dir() and not list((tmp_path / "mine").iterdir())
+    with pytest.raises(KeyboardInterrupt):
+        eda.run_eda(root, tmp_path / "mine", samples_per_class=1)
+    assert (tmp_path / "mine").is_dir() and not list((tmp_path / "mine").iterdir())
+
+
 def test_eda_rerun_after_one_stopped_among_its_renames_says_it_replaces_them(tmp_path, monkeypatch, capsys):
     """A first eda into a new folder stopped among the renames of its set (a kill, Ctrl-C) left the files it had
     placed; the rerun replaced them as its own (the placing journal says so) without the line every step says as

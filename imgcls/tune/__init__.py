@@ -592,7 +592,8 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     space, url = _check_up_front(cfg)     # a user's error is said before optuna is imported
     import optuna
     study_dir = cfg.study_dir()
-    made = [d for d in (study_dir, *study_dir.parents) if not d.exists()]      # deepest first
+    from imgcls.fsutil import folders_to_make
+    made = folders_to_make(study_dir)
     fresh = _new_study_folder(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)        # one that was there
     verbosity = optuna.logging.get_verbosity()
@@ -808,13 +809,10 @@ def _discard_new_study(cfg: TuneConfig, url: str, study, made: list[Path], marke
 def _remove_made(study_dir: Path, made: list[Path], marked: bool) -> None:
     """Remove what this command made for a study it leaves nothing of: the trials.csv it wrote at the start
     (`marked`) and the folders it made (`made`, deepest first), each only while empty."""
+    from imgcls.fsutil import remove_made
     if marked:
         (study_dir / TRIALS_CSV).unlink(missing_ok=True)
-    for d in made:
-        try:
-            d.rmdir()                       # only when empty: the command made it and wrote nothing else there
-        except OSError:
-            break
+    remove_made(made)                       # only while empty: the command made them and wrote nothing else there
 
 
 class TrialsFailed(UserError):
