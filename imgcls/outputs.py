@@ -225,6 +225,23 @@ def output_step(folder: str | os.PathLike) -> tuple[str, str] | None:
     return None
 
 
+# the record each step writes into its output folder, by which output_step tells it (tune's study: its table and
+# storage, not its best_config.yaml, a train config): a file given where another step's file goes is named as that
+# step's record (step_record)
+_RECORDS = {"predict": (PREDICT_SUMMARY,), "ensemble": (SPEC_NAME,), "tune": (TRIALS_CSV, STUDY_DB),
+            "clean": (CLEAN_SUMMARY,), "preprocess": (PREPROCESS_SETTINGS,), "eda": (EDA_SUMMARY,),
+            "export": (EXPORT_SUMMARY,)}
+
+
+def step_record(file: str | os.PathLike) -> str | None:
+    """Which imgcls step's record the file `file` is, by its name and what its folder holds (output_step): 'predict'
+    for pr1/predict.json beside its prediction; None for any other file (a config.yaml, a user's own summary.json
+    in a folder of no step's output)."""
+    file = Path(file)
+    found = output_step(file.parent) if file.is_file() else None
+    return found[0] if found is not None and file.name in _RECORDS.get(found[0], ()) else None
+
+
 def earlier_output(out: str | os.PathLike, step: str) -> bool:
     """Whether the folder `out` holds `step`'s own earlier output (output_step), which a run of it replaces."""
     found = output_step(out) if Path(out).is_dir() else None

@@ -918,6 +918,42 @@ def test_cli_config_override_and_errors(two_class, tmp_path, monkeypatch):
     assert r.exit_code == 2 and "data/splits.csv" in r.output
 
 
+@pytest.mark.parametrize("step", ["predict", "ensemble", "tune", "eda"])
+def test_another_steps_record_as_config_is_named_as_such(tmp_path, step):
+    """`imgcls train data --config pr1/predict.json` (a prediction's record where train's config.yaml goes) listed
+    its 17 keys as "unknown option(s) in config". One line now says whose record it is (outputs.step_record) and
+    what --config takes; tune's --config the same. A study's best_config.yaml, and a user's own config named
+    summary.json in a folder of no step's output, are still read as train options."""
+    import yaml
+    folder = tmp_path / step
+    folder.mkdir()
+    record, body = {"predict": ("predict.json", {"source": "run1", "method": "one run", "n_images": 12, "tta": "none"}),
+                    "ensemble": ("spec.yaml", {"kind": "imgcls-ensemble", "members": [], "method": "mean"}),
+                    "tune": ("trials.csv", None), "eda": ("summary.json", {"n_images": 9, "classes": {"a": 9}})}[step]
+    if step == "tune":
+        (folder / record).write_text("trial,state,value\n0,COMPLETE,0.5\n")
+        (folder / "best_config.yaml").write_text(yaml.safe_dump({"epochs": 3, "lr": 0.01}))
+    else:
+        (folder / record).write_text(json.dumps(body))
+    if step == "eda":
+        (folder / "report.html").write_text("<html></html>")
+    for command in ("train", "tune"):
+        r = CliRunner().invoke(app, [command, str(tmp_path), "--out", str(tmp_path / "out"), "--config",
+                                     str(folder / record)])
+        assert r.exit_code == 2, r.output
+        line = " ".join(r.output.split())
+        assert f"is imgcls {step}'s record of its output, not train options; give a config.yaml written by imgcls " \
+               "train (or imgcls tune's best_config.yaml)" in line, line
+        assert "unknown option" not in line and "Traceback" not in r.output
+    assert not (tmp_path / "out").exists()
+    if step == "tune":
+        assert TrainConfig.resolve(config=folder / "best_config.yaml", validate=False).epochs == 3
+    if step == "eda":       # without eda's report beside it, a summary.json is the user's file: read as options
+        (folder / "report.html").unlink()
+        (folder / "summary.json").write_text(yaml.safe_dump({"epochs": 4}))
+        assert TrainConfig.resolve(config=folder / "summary.json", validate=False).epochs == 4
+
+
 def test_default_source_is_used(tmp_path, monkeypatch):
     make_image_folder(tmp_path / "data" / "raw", {"a": 6, "b": 6}, size=(40, 40))
     monkeypatch.chdir(tmp_path)

@@ -580,6 +580,7 @@ class TrainConfig:
         if resume is not None:
             d = cls.load(resume_record(resume)).to_dict()
         elif config is not None:
+            cls._refuse_step_record(config)
             # a run's record of how it ran (another machine's weights file, workers, AMP) is no option of the run
             # started from it: train records its own (tune's study would fix it for every trial)
             d = {**cls.load(config).to_dict(), **dict.fromkeys(cls.RECORDS)}
@@ -596,6 +597,17 @@ class TrainConfig:
             check_typed(cfg, overrides)     # a flag typed at its default that would not act (--momentum 0.9, adamw)
         return cfg
 
+
+    @staticmethod
+    def _refuse_step_record(config: str | Path) -> None:
+        """A --config that is another step's record (outputs.step_record: `--config pr1/predict.json`, a prediction's)
+        is refused in one line saying whose it is and what --config takes, not as a list of its keys called unknown
+        options."""
+        from imgcls.outputs import BEST_CONFIG, step_record
+        step = step_record(config)
+        if step is not None:
+            raise UserError(f"config file {config} is imgcls {step}'s record of its output, not train options; give a "
+                            f"{RUN_CONFIG} written by imgcls train (or imgcls tune's {BEST_CONFIG})")
 
     @classmethod
     def _take_init_from(cls, overrides: dict) -> None:
