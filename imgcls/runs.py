@@ -280,6 +280,18 @@ def task_of(target: str, classes) -> str:
     return f"{target} ({len(classes)})" if classes else str(target)
 
 
+_TASK = re.compile(r"^(.*?)(?: \((\d+)\))?$")
+
+
+def same_task(a: str, b: str) -> bool:
+    """Whether the scores of two tasks (task_of's) compare: the same column and, where both name one, the same class
+    count. A run whose classes nothing records names its column alone (one an imgcls before plan.json started and
+    that stopped before its first validation: no val_predictions.csv, and so no scores): its count is not known,
+    which is no other task."""
+    (col_a, n_a), (col_b, n_b) = _TASK.match(str(a)).groups(), _TASK.match(str(b)).groups()
+    return col_a == col_b and (n_a is None or n_b is None or n_a == n_b)
+
+
 def _read_metrics(folder: Path) -> pd.DataFrame | None:
     """A run's (or one fold's) metrics.csv, the one reader of the epochs it records (the history, the epochs done):
     its epoch column whole numbers, its epoch_seconds numbers (empty: NaN). None where it is missing, and where it
@@ -681,8 +693,7 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     unscored = [ab for ab, r in (("A", ra), ("B", rb)) if not rows_label(r.scored_on or "val", r.n_val)]
     return {"a": ra, "b": rb, "config": cfg, "ran": ran, "metrics": mets, "per_class": pc, "same_rows": same_rows,
             "unscored": unscored,
-            # a mask run's macro-F1 and a gender run's do not compare; a run not scored has no classes read to tell
-            "same_task": ra.task == rb.task or bool(unscored),
+            "same_task": same_task(ra.task, rb.task),    # a mask run's macro-F1 and a gender run's do not compare
             "optimistic": optimistic if len(optimistic) == 1 else []}
 
 

@@ -465,6 +465,26 @@ def test_diff_of_a_run_not_scored_yet_does_not_call_its_rows_other_rows(outputs)
     assert "no saved validation predictions" not in " ".join(r.output.split())       # both scored: as before
 
 
+def test_diff_with_a_run_that_records_no_classes_does_not_call_it_another_task(outputs):
+    """A run an imgcls before plan.json started and that stopped before its first validation (its config.yaml and
+    train.log, no val_predictions.csv: no classes recorded, its task 'label') against a scored run: `runs diff`
+    said "A predicts label, B label (3): scores of other tasks do not compare" of two runs of the one column. Its
+    class count is not known, which is no other task (runs.same_task); another column still is."""
+    from imgcls.train import TrainConfig
+    old = outputs / "runs" / "old"
+    old.mkdir()
+    TrainConfig(src="data/a", model="resnet10t", img_size=32, epochs=2, name="old").save(old / "config.yaml")
+    (old / "train.log").write_text("run old: resnet10t\n")
+    d = diff_runs(old, outputs / "runs" / "best")
+    assert d["a"].task == "label" and d["b"].task == "label (3)" and d["same_task"]
+    r = CliRunner().invoke(app, ["runs", "diff", str(old), str(outputs / "runs" / "best")], terminal_width=200)
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and "other task" not in out and "predicts" not in out, out
+    from imgcls.runs import same_task
+    assert same_task("label (3)", "label") and same_task("label", "label") and same_task("mask (3)", "mask (3)")
+    assert not same_task("label", "mask (3)") and not same_task("label (18)", "label (3)")
+
+
 def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     """`imgcls runs outputs/tune` ranked a trial Optuna pruned at epoch 2 of 3 (its checkpoints deleted by tune
     --keep) second, and a run stopped by Ctrl-C read as finished: the state column and the epochs cell say so, by
