@@ -954,6 +954,28 @@ def test_another_steps_record_as_config_is_named_as_such(tmp_path, step):
         assert TrainConfig.resolve(config=folder / "summary.json", validate=False).epochs == 4
 
 
+def test_a_folder_as_config_is_named_as_a_folder(tmp_path):
+    """`imgcls train data --config outputs/runs/RUN` (the run folder where its config.yaml goes) said "config file
+    outputs/runs/RUN does not exist": it does, as a folder. One line now says it is a folder and names the
+    config.yaml (a study's best_config.yaml) in it; tune's --config the same."""
+    import yaml
+    run, study, other = tmp_path / "runs" / "r1", tmp_path / "tune" / "s1", tmp_path / "notes"
+    for d in (run, study, other):
+        d.mkdir(parents=True)
+    (run / "config.yaml").write_text(yaml.safe_dump({"epochs": 3}))
+    (study / "best_config.yaml").write_text(yaml.safe_dump({"epochs": 3}))
+    for folder, fix in ((run, f"give the config.yaml in it: {run / 'config.yaml'}"),
+                        (study, f"give the best_config.yaml in it: {study / 'best_config.yaml'}"),
+                        (other, "give a config.yaml written by imgcls train (or imgcls tune's best_config.yaml)")):
+        for command in ("train", "tune"):
+            r = CliRunner().invoke(app, [command, str(tmp_path), "--out", str(tmp_path / "out"), "--config",
+                                         str(folder)])
+            line = " ".join(r.output.split())
+            assert r.exit_code == 2 and f"config file {folder} is a folder; {fix}" in line, line
+            assert "does not exist" not in line and "Traceback" not in r.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_default_source_is_used(tmp_path, monkeypatch):
     make_image_folder(tmp_path / "data" / "raw", {"a": 6, "b": 6}, size=(40, 40))
     monkeypatch.chdir(tmp_path)

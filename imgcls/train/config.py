@@ -580,7 +580,7 @@ class TrainConfig:
         if resume is not None:
             d = cls.load(resume_record(resume)).to_dict()
         elif config is not None:
-            cls._refuse_step_record(config)
+            cls._refuse_not_a_config(config)
             # a run's record of how it ran (another machine's weights file, workers, AMP) is no option of the run
             # started from it: train records its own (tune's study would fix it for every trial)
             d = {**cls.load(config).to_dict(), **dict.fromkeys(cls.RECORDS)}
@@ -599,11 +599,18 @@ class TrainConfig:
 
 
     @staticmethod
-    def _refuse_step_record(config: str | Path) -> None:
+    def _refuse_not_a_config(config: str | Path) -> None:
         """A --config that is another step's record (outputs.step_record: `--config pr1/predict.json`, a prediction's)
         is refused in one line saying whose it is and what --config takes, not as a list of its keys called unknown
-        options."""
+        options; a folder (`--config outputs/runs/RUN`, called a file that "does not exist") is named as one, with
+        the config file in it where it holds one (a run's config.yaml, a study's best_config.yaml)."""
         from imgcls.outputs import BEST_CONFIG, step_record
+        config = Path(config)
+        if config.is_dir():
+            found = next((config / n for n in (RUN_CONFIG, BEST_CONFIG) if (config / n).is_file()), None)
+            raise UserError(f"config file {config} is a folder; give " + (
+                f"the {found.name} in it: {found}" if found is not None else
+                f"a {RUN_CONFIG} written by imgcls train (or imgcls tune's {BEST_CONFIG})"))
         step = step_record(config)
         if step is not None:
             raise UserError(f"config file {config} is imgcls {step}'s record of its output, not train options; give a "
