@@ -152,7 +152,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         got = sess.run(None, {"input": x.numpy()})[0]
         diff = float(np.abs(got - ref).max())
         agree = float((got.argmax(1) == ref.argmax(1)).mean())
-        rec = {"onnx": str(path), "checkpoint": str(ck), "max_abs_diff": diff, "argmax_agreement": agree,
+        rec = {"onnx": os.path.abspath(path), "checkpoint": os.path.abspath(ck), "max_abs_diff": diff, "argmax_agreement": agree,
                "parity_ok": diff <= atol, "input": ["batch", 3, s, s], "output": ["batch", meta.n_classes],
                # the decoding its training images had (ModelMeta.decode_version; 1 where unrecorded), beside the
                # recipe's (preprocessing.decode.version: this imgcls's, what predict feeds it): where they differ,
@@ -162,7 +162,9 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         info(f"{path}: onnxruntime vs torch max |diff| = {diff:.2e} on {batch} inputs "
              f"({'ok' if diff <= atol else 'FAILED'}, atol {atol:g})")
     meta = load_model(ckpts[0], "cpu").meta
-    summary = {"run": str(run), "classes": list(meta.classes), "img_size": meta.img_size,
+    # paths absolute (os.path.abspath: symlinks kept as named), as train's config.yaml records them: a relative one
+    # meant the folder export ran from, nothing to a reader of OUT/export.json
+    summary = {"run": os.path.abspath(run), "classes": list(meta.classes), "img_size": meta.img_size,
                "mean": list(meta.mean), "std": list(meta.std), "resize_mode": meta.resize_mode,
                "interpolation": meta.interpolation, "fill": list(meta.fill),
                # before the resize: pad each image to a square with this RGB (preprocess --size letterboxed the

@@ -74,6 +74,20 @@ def test_onnx_export_multibranch_kfold_decodes_18_classes(tmp_path):
     assert summary["classes"] == [str(i) for i in range(18)]
 
 
+def test_export_json_names_the_run_and_files_absolute(tmp_path, monkeypatch):
+    """`imgcls export runs/kf/fold_1 --out x` recorded "run": "runs/kf/fold_1" (and each file's onnx / checkpoint)
+    relative to the folder export ran from, which means nothing to a reader of x/export.json elsewhere; they are
+    absolute, as train's config.yaml records its paths."""
+    run = make_tiny_run(tmp_path / "runs" / "one")
+    monkeypatch.chdir(tmp_path)
+    res = runner.invoke(app, ["export", "runs/one", "--out", "x", "-q"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "x" / "export.json").read_text())
+    assert summary["run"] == str(run)
+    assert [(f["onnx"], f["checkpoint"]) for f in summary["files"]] == [(str(tmp_path / "x" / "best.onnx"),
+                                                                         str(run / "best.pt"))]
+
+
 def test_export_without_onnx_exports_onnx_and_needs_a_run(tmp_path):
     """ONNX is the only format: `imgcls export RUN` exports it, as with --onnx, rather than stopping with "choose an
     export format: --onnx", a choice of one; a missing run is said with or without the flag."""
