@@ -1042,17 +1042,20 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     k = len(spec.members[0].checkpoints)
     method = spec.method if spec.path else ("one run" + (f": the mean of its {k} folds' probabilities" if k > 1
                                                          else ""))      # a run, not an ensemble's vote
-    summary = {"source": str(spec.path or spec.members[0].run), "name": spec.name, "method": method,
+    # paths absolute (os.path.abspath: symlinks kept as named), as train's config.yaml records them: a relative one
+    # meant the folder predict ran from, nothing to a reader of OUT/predict.json elsewhere
+    summary = {"source": os.path.abspath(spec.path or spec.members[0].run), "name": spec.name, "method": method,
                "combine": spec.combine,
                "members": [{"name": m.name, "weight": m.weight,
                             **({"share": {a: round(v, 6) for a, v in shares[k].items()}} if shares else {}),
-                            "checkpoints": [str(c) for c in m.checkpoints]} for k, m in enumerate(spec.members)],
-               "data": str(data), "data_rows": part if only else "all", "n_images": n, "n_unreadable": len(bad),
+                            "checkpoints": [os.path.abspath(c) for c in m.checkpoints]}
+                           for k, m in enumerate(spec.members)],
+               "data": os.path.abspath(data), "data_rows": part if only else "all", "n_images": n, "n_unreadable": len(bad),
                "unreadable": {"pred": fallback, "paths": [str(p) for p in mf.image_paths(df.iloc[bad])]},
                "tta": tta_spec.text, "tta_views": tta_spec.n_views, "tta_merge": tta_merge,
                "device": probs.device, "device_option": device, "seconds": round(probs.seconds, 3),
                "images_per_s": round(n / probs.seconds, 2) if probs.seconds > 0 else None,
-               "probs": str(probs_path), "submission": str(sub_path)}
+               "probs": os.path.abspath(probs_path), "submission": os.path.abspath(sub_path)}
     if evaluate:
         scores = _eval_scores(df, probs, classes, part, rows, weights_fitted_rows(fitted_keys, df))
         if scores is None:      # labelled rows there are (check_eval_scorable), but none of them could be read

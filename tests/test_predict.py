@@ -334,6 +334,22 @@ def test_a_typed_amp_on_the_cpu_says_it_does_nothing(tmp_path):
         assert (tmp_path / "p" / "submission.csv").is_file()
 
 
+def test_predict_json_names_its_paths_absolute(tmp_path, monkeypatch):
+    """`imgcls predict runs/r --data test --out p` recorded "source": "runs/r" (and the checkpoints, data, probs and
+    submission) relative to the folder predict ran from, which means nothing to a reader of p/predict.json
+    elsewhere; they are absolute, as train's config.yaml records its paths."""
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    for i in range(3):
+        make_image(tmp_path / "test" / f"img{i}.png", size=(36, 36), seed=i, kind="noise")
+    monkeypatch.chdir(tmp_path)
+    res = invoke("predict", "runs/r", "--data", "test", "--out", "p", "--workers", 0, "--quiet")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((tmp_path / "p" / "predict.json").read_text())
+    assert (summary["source"], summary["data"], summary["probs"], summary["submission"]) == \
+        (str(run), str(tmp_path / "test"), str(tmp_path / "p" / "probs.parquet"), str(tmp_path / "p" / "submission.csv"))
+    assert summary["members"][0]["checkpoints"] == [str(run / "best.pt")]
+
+
 def test_predict_folder_follows_shuffled_template_and_matches_direct_forward(tmp_path):
     run = make_tiny_run(tmp_path / "runs" / "r1")
     test = tmp_path / "test"
