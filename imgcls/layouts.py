@@ -658,6 +658,25 @@ class FolderView:
         return out
 
     @cached_property
+    def image_tables(self) -> list[Path]:
+        """The folder's CSVs that list images here: listing_csvs (DACON's train.csv and test.csv beside train/ and
+        test/), and those whose names are files in one folder beside them (csv_images_subfolder: Kaggle's train.csv
+        beside train_images/). What a bare step call names when no default input exists (pipeline.default_input)."""
+        out = list(self.listing_csvs)
+        for csv in self.csvs:
+            if csv in out:
+                continue
+            try:
+                table = self.head(csv)
+                col = next((g for g in PATH_COLUMN_GUESSES if g in table.columns), None)
+                if col is not None and csv_images_subfolder(self.root, _ext_added(table[col].tolist(), self.ext),
+                                                            csv, self) is not None:
+                    out.append(csv)
+            except UserError:       # unreadable, or its names in several folders: not named
+                continue
+        return sorted(out)
+
+    @cached_property
     def folder_csv(self) -> Path | None:
         """The competition CSV the folder carries (the mask competition's eval/: info.csv beside images/): its one
         visible top-level .csv file, when that lists images here (listing_csvs); None otherwise (no CSV, several,

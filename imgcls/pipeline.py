@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from imgcls.console import info, warn
+from imgcls.console import info, sh, warn
 from imgcls.errors import UserError
 from imgcls.outputs import MANIFEST_NAME
 
@@ -40,6 +40,18 @@ def has_default_input(step: str, base: str | os.PathLike = ".") -> bool:
     return bool(_found(step, base))
 
 
+def _training_table(base: str | os.PathLike) -> Path | None:
+    """The competition table `base` holds for training, named where no default input exists: of the CSVs listing
+    its images (FolderView.image_tables: DACON's train.csv beside train/, Kaggle's beside train_images/), the first
+    named train*; None without one (test.csv and sample_submission.csv are no training data)."""
+    from imgcls.layouts import FolderView
+    try:
+        tables = FolderView(Path(base)).image_tables
+    except OSError:
+        return None
+    return next((t for t in tables if t.name.lower().startswith("train")), None)
+
+
 def default_input(step: str, base: str | os.PathLike = ".") -> Path:
     """The default input of `step`: the furthest-along stage of PIPELINE that exists (a step's output counts once
     its manifest is written; raw data once its folder exists), up to the step's own place in the pipeline, so
@@ -48,8 +60,10 @@ def default_input(step: str, base: str | os.PathLike = ".") -> Path:
     shown = [loc for _, loc in _stages(step)]
     found = _found(step, base)
     if not found:
-        raise UserError(f"no input given to {step} and none of {', '.join(reversed(shown))} exists; "
-                        f"pass the data folder or manifest")
+        table = _training_table(base)
+        fix = (f"this folder holds {table.name}: imgcls {step} {sh(table)}" if table is not None
+               else "pass the data folder or manifest")
+        raise UserError(f"no input given to {step} and none of {', '.join(reversed(shown))} exists; {fix}")
     name, loc, chosen = found[-1]
     info(f"using {loc} (the furthest step's output of {' -> '.join(shown)})")
     if name != "raw":

@@ -1136,6 +1136,23 @@ def test_default_input_follows_the_pipeline_and_warns_when_shadowed(tmp_path, mo
     assert "warning: data/clean was written after data/splits.csv" in err and "imgcls split" in err
 
 
+@pytest.mark.parametrize("layout", [_dacon, _kaggle])
+def test_a_bare_step_in_a_competition_folder_names_its_train_csv(tmp_path, monkeypatch, layout):
+    """A bare `imgcls train` in a DACON folder (train.csv, train/, test/) or a Kaggle one (train.csv beside
+    train_images/) said none of data/... exists and "pass the data folder or manifest", not naming the train.csv
+    right there; it names it, with the command that reads it. A folder without one is told as before."""
+    from imgcls import pipeline
+    layout(tmp_path / "comp")
+    monkeypatch.chdir(tmp_path / "comp")
+    for step in ("train", "split", "preprocess"):
+        with pytest.raises(UserError) as e:
+            pipeline.default_input(step)
+        assert str(e.value).endswith(f"exists; this folder holds train.csv: imgcls {step} train.csv"), str(e.value)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="exists; pass the data folder or manifest$"):
+        pipeline.default_input("train")
+
+
 def test_declared_columns_are_coerced_on_read(tmp_path, image_folder):
     """Every step's columns come back with their declared type, whatever pandas would have guessed."""
     df = mf.load(image_folder, announce=False).iloc[:4].reset_index(drop=True)
