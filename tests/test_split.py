@@ -205,6 +205,25 @@ def test_rare_classes_warned_and_placed_deterministically(tmp_path):
         assert set(train["label"]) == {"a", "b", "c", "d"}
 
 
+def test_check_fix_balance_of_a_table_split_by_another_column(tmp_path):
+    """`split --check TABLE --fix` of a table split by --stratify artist (label empty) reported the balance of one
+    class '': it is of the --stratify column given, else of the one the table's split recorded (its summary)."""
+    df0 = mf.load(make_image_folder(tmp_path / "raw", {"a": 20, "b": 20}, size=(12, 12)), announce=False)
+    df0 = df0.assign(artist=df0["label"], label="")
+    d, s, leaks, _ = sp.make_split(df0, cfg(val=0.2, stratify=("artist",)))
+    bad = d.copy()
+    a = np.flatnonzero((bad["artist"] == "a").to_numpy())
+    bad.iloc[[a[(bad["split"].iloc[a] == p).to_numpy()][0] for p in ("train", "val")],
+             bad.columns.get_loc("group")] = "leak"
+    mf.write(bad, tmp_path / "bad.csv")
+    sp.run_check(tmp_path / "bad.csv", tmp_path / "given.csv", cfg(stratify=("artist",)), fix=True)
+    (tmp_path / "bad_summary.json").write_text(json.dumps({"config": {"stratify": ["artist"]}}))
+    sp.run_check(tmp_path / "bad.csv", tmp_path / "recorded.csv", cfg(), fix=True)
+    for name in ("given", "recorded"):
+        bal = json.loads((tmp_path / f"{name}_summary.json").read_text())["balance"]
+        assert bal["n_classes"] == 2 and {r["class"] for r in bal["worst"]} == {"a", "b"}, (name, bal)
+
+
 def test_a_unit_holding_most_of_its_class_stays_in_train(tmp_path):
     """openclipart_dirty's `shapes`: 1,359 of 1,668 drawings are one near-duplicate chain. Placed like any unit it
     went to val (or one fold) whole, leaving training 309 of the class; it now trains in every fold, said in a

@@ -70,19 +70,20 @@ def least_gap(n: int, targets: Sequence[float]) -> float:
     return float(np.abs(k - want).max() / n)
 
 
-def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None) -> dict:
-    """Per-class share of each part versus its target; classes with fewer groups than parts are listed apart."""
+def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None, col: str = "label") -> dict:
+    """Per-class share of each part versus its target; classes with fewer groups than parts are listed apart. The
+    classes are `col`'s values (label; run_check's _balance_column where no row has one)."""
     part = parts_of(df)
     # rows kept in train before the draw (a class's single group, a unit holding most of a class: each said in a
     # warning) were placed on purpose: the shares are those of the rows the split was drawn from. With folds they
     # are the parts' "train (every fold)"; without, the units assign's rule (kept_in_train) keeps
     keep = (part != "") & (part != "train (every fold)")
-    if not cfg.folds and units is not None and "label" in df.columns and keep.any():
-        pinned, _, _ = kept_in_train(units[keep].to_numpy(), df.loc[keep, "label"].astype(str).to_numpy())
+    if not cfg.folds and units is not None and col in df.columns and keep.any():
+        pinned, _, _ = kept_in_train(units[keep].to_numpy(), df.loc[keep, col].astype(str).to_numpy())
         keep &= ~units.isin(pinned)
     used = df[keep]
     part = part[keep]
-    if used.empty or "label" not in used.columns:
+    if used.empty or col not in used.columns:
         return {"max_deviation": None, "worst": [], "targets": {}}
     if cfg.folds:
         targets = {"test": cfg.test} if cfg.test else {}
@@ -91,11 +92,11 @@ def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None) 
         targets = {"train": 1 - cfg.val - cfg.test, "val": cfg.val}
         if cfg.test:
             targets["test"] = cfg.test
-    ct = pd.crosstab(used["label"].astype(str), part)
+    ct = pd.crosstab(used[col].astype(str), part)
     share = ct.div(ct.sum(axis=1), axis=0)
     n_parts = len(targets)
     unit_col = units if units is not None else used.get("group", pd.Series("", index=used.index))
-    n_units = pd.DataFrame({"y": used["label"].astype(str), "u": unit_col.loc[used.index]}).groupby("y")["u"].nunique()
+    n_units = pd.DataFrame({"y": used[col].astype(str), "u": unit_col.loc[used.index]}).groupby("y")["u"].nunique()
     balanceable = [y for y in share.index if n_units.get(y, 0) >= n_parts * 2]
     rows = ct.sum(axis=1)
     worst = []
@@ -249,7 +250,7 @@ def report_columns(df: pd.DataFrame, cfg: SplitConfig) -> list[str]:
 
 
 def summarize(df: pd.DataFrame, cfg: SplitConfig, notes: list[str], leaks: pd.DataFrame,
-              units: pd.Series | None = None) -> dict:
+              units: pd.Series | None = None, class_col: str = "label") -> dict:
     part = parts_of(df)
     excluded = df.loc[df["split"].astype(str) == "", "drop_reason"].astype(str)
     excluded = excluded.str.replace(r"^(unreadable|clean): .*$", r"\1", regex=True)
@@ -264,7 +265,7 @@ def summarize(df: pd.DataFrame, cfg: SplitConfig, notes: list[str], leaks: pd.Da
                                                  side_rank(kv[0]))},
         "splits": {s: int((df["split"] == s).sum()) for s in SPLITS},
         "excluded": {k: int(v) for k, v in excluded.value_counts().items()},
-        "balance": balance(df, cfg, units),
+        "balance": balance(df, cfg, units, class_col),
         "leaks": {"total": int(len(leaks)), **{k: int(v) for k, v in leaks["kind"].value_counts().items()}},
         "near_duplicate_search": bool(cfg.near_dup),
         "notes": notes, "config": conf,

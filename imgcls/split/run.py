@@ -15,8 +15,8 @@ from imgcls.console import cache_reuse, info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
 from imgcls.options import check_arguments, python_too
-from imgcls.outputs import (output_set, own_earlier_files, placing_journal, refuse_other_output, refuse_users_files,
-                            replacing_line, split_outputs)
+from imgcls.outputs import (output_set, own_earlier_files, placing_journal, read_yaml, refuse_other_output,
+                            refuse_users_files, replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import assign, check_enough_units, check_placed
@@ -350,6 +350,22 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         cfg.folds = None
         cfg.val = float((fixed.loc[used, "split"] == "val").mean())
     # units kept in train before a draw (kept_in_train) leave the shares, as for a new split
-    summary = summarize(fixed, cfg, notes, remaining, side_units(fixed, group_col, near))
+    summary = summarize(fixed, cfg, notes, remaining, side_units(fixed, group_col, near),
+                        class_col=_balance_column(fixed, cfg, file))
     _finish(fixed, out, cfg, summary, remaining)
     return fixed
+
+
+def _balance_column(df: pd.DataFrame, cfg: SplitConfig, file: Path) -> str:
+    """The column run_check's class balance is of: label; where no row has one (a table split by --stratify artist),
+    the first --stratify column given, else of those the checked table's split recorded (its summary beside it),
+    that has values. A local stand-in for the split's own choice of class column (split.labels), to be merged with
+    it."""
+    if (df["label"].fillna("").astype(str) != "").any():
+        return "label"
+    made = read_yaml(split_outputs(file)["summary"]).get("config")
+    recorded = made.get("stratify") if isinstance(made, dict) else None
+    for col in [*cfg.stratify, *(recorded if isinstance(recorded, list) else [])]:
+        if isinstance(col, str) and col in df.columns and (df[col].fillna("").astype(str) != "").any():
+            return col
+    return "label"
