@@ -254,8 +254,9 @@ def progress_bar(description: str | None, total: int | None, transient: bool = F
     done (e.g. the validation pass of an epoch); piped or captured, where rich cannot erase it, the bar is not shown
     (rich would leave a blank line between the lines around it), its progress_line()s are. `total` None: work with
     no count (a fit), shown as a moving bar and its elapsed time. Piped or in a log file, where rich prints the bar
-    once as it ends, a progress_line() is printed every PIPED_LINE_EVERY seconds meanwhile."""
-    if is_quiet() or description is None:
+    once as it ends, a progress_line() is printed every PIPED_LINE_EVERY seconds meanwhile. `total` 0: nothing to do
+    (a pass its caches serve whole), no bar (it showed 'thumbnails (246 images less 246 cached) 0/0')."""
+    if is_quiet() or description is None or total == 0:
         yield lambda n=1, status=None: None
         return
     held = []            # info_after_bar()'s lines, said as the bar ends

@@ -63,6 +63,16 @@ def test_messages_are_plain_text_brackets_print_as_written(capsys):
     assert "per [x]" not in err
 
 
+def test_a_pass_with_nothing_to_do_shows_no_bar(capsys):
+    """A clean its caches served whole showed an empty bar, 'thumbnails (246 images less 246 cached) 0/0': a
+    pass of no work shows none; one of some work still does."""
+    for total in (0, 1):
+        with console.progress_bar("thumbnails (246 images less 246 cached)", total) as advance:
+            advance(total)
+        err = capsys.readouterr().err
+        assert ("thumbnails" in err) is bool(total), (total, err)
+
+
 def test_a_piped_progress_bar_keeps_its_status_whole(capsys):
     """Piped (80 columns) a k-fold epoch's bar -- a long description, the bar, counts, times and the status --
     had its times cut to '0:…' and its bar to a few cells."""
