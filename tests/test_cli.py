@@ -258,6 +258,10 @@ def test_the_command_line_leaves_python_s_exit_collection_nothing_to_walk(monkey
     (["train", "--epoch", "3"], ["No such option: --epoch", "--epochs", "train -h)"]),
     (["train", "--epochs", "abc"], ["Invalid value for '--epochs'", "train -h)"]),
     (["ensemble"], ["Missing argument 'runs'", "ensemble -h)"]),
+    # an option typed without its value: click's parser raises it without the command's context, and the hint the
+    # other usage errors end with was missing
+    (["preprocess", "data/clean", "--oversample"], ["Option '--oversample' requires an argument",
+                                                    "preprocess -h)"]),
 ])
 def test_click_s_usage_errors_are_one_line_like_imgcls_s_own(argv, words):
     """A mistyped flag or command, a value click cannot convert, a missing argument: one line, exit 2, as a UserError

@@ -49,11 +49,25 @@ class _UnwrappedExamples:
         console.print()
 
 
-class Command(_UnwrappedExamples, typer.core.TyperCommand):
+class _UsageErrorsInContext:
+    """A usage error raised while a command (or group) parses its arguments carries its context, whence
+    _OneLineErrors names the command's help ('(see imgcls preprocess -h)'): click's parser raises an option typed
+    without its value (BadOptionUsage: "Option '--oversample' requires an argument") with none."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except _click_exceptions(type(self)).UsageError as e:
+            if e.ctx is None:
+                e.ctx = ctx
+            raise
+
+
+class Command(_UsageErrorsInContext, _UnwrappedExamples, typer.core.TyperCommand):
     """Every imgcls command (command() uses it; a command's own class derives from it): examples never wrapped."""
 
 
-class Group(_UnwrappedExamples, typer.core.TyperGroup):
+class Group(_UsageErrorsInContext, _UnwrappedExamples, typer.core.TyperGroup):
     """A group of commands (`imgcls`, `imgcls models`): examples never wrapped."""
 
 
