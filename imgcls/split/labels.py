@@ -16,13 +16,16 @@ def is_profile_table(df: pd.DataFrame) -> bool:
     return all(c in df.columns for c in ("mask", "gender", "age"))
 
 
-def class_column(df: pd.DataFrame, cfg: SplitConfig) -> str:
+def class_column(df: pd.DataFrame, stratify: Sequence[str]) -> str:
     """The column whose values are the classes the split keeps whole per class (a class's single group in train,
-    every class in train) and reports shares of: `label`, or where no row has one, the one --stratify column (DACON's
-    `artist`, which `train --target artist` trains on)."""
-    if "label" in df.columns and (df["label"].fillna("").astype(str) != "").any():
+    every class in train) and reports shares of: `label`, or where no row has one, the one column of `stratify`
+    (--stratify, or what a checked table's split recorded) that has values (DACON's `artist`, which
+    `train --target artist` trains on); `label` where none or several have."""
+    def filled(c: str) -> bool:
+        return c in df.columns and bool((df[c].fillna("").astype(str) != "").any())
+    if filled("label"):
         return "label"
-    other = [c for c in cfg.stratify if c != "label" and c in df.columns]
+    other = list(dict.fromkeys(c for c in stratify if c != "label" and filled(c)))
     return other[0] if len(other) == 1 else "label"
 
 

@@ -72,7 +72,7 @@ def least_gap(n: int, targets: Sequence[float]) -> float:
 
 def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None, col: str = "label") -> dict:
     """Per-class share of each part versus its target; classes with fewer groups than parts are listed apart. The
-    classes are `col`'s values (label; run_check's _balance_column where no row has one)."""
+    classes are `col`'s values (label, or split.labels.class_column's where no row has one)."""
     part = parts_of(df)
     # rows kept in train before the draw (a class's single group, a unit holding most of a class: each said in a
     # warning) were placed on purpose: the shares are those of the rows the split was drawn from. With folds they
@@ -243,7 +243,7 @@ def _with_meaning(table: pd.DataFrame, col: str, meanings: dict[str, str] | None
 
 def report_columns(df: pd.DataFrame, cfg: SplitConfig) -> list[str]:
     from imgcls.split.labels import class_column
-    first = class_column(df, cfg)
+    first = class_column(df, cfg.stratify)
     cols = [first] + [c for c in ("label", *cfg.stratify) if c != first]
     cols += [c for c in PROFILE_ATTRIBUTES if c in df.columns and c not in cols]
     return [c for c in cols if c in df.columns]

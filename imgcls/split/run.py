@@ -97,7 +97,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     df = df.sort_values("_ident", kind="stable").drop(columns="_ident").reset_index(drop=True)
     # the classes split keeps whole are the class column's: a CSV read without --label-col (DACON's `artist`, split
     # with --stratify artist) is split per artist, its `label` (empty) put back in the table written
-    cls = class_column(df, cfg)
+    cls = class_column(df, cfg.stratify)
     label = df["label"].copy()
     if cls != "label":
         df["label"] = df[cls].fillna("").astype(str)
@@ -351,18 +351,21 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         cfg.val = float((fixed.loc[used, "split"] == "val").mean())
     # units kept in train before a draw (kept_in_train) leave the shares, as for a new split
     summary = summarize(fixed, cfg, notes, remaining, side_units(fixed, group_col, near),
-                        class_col=_balance_column(fixed, cfg, file))
+                        class_col=class_column(fixed, _stratify_of(cfg, file)))
     _finish(fixed, out, cfg, summary, remaining)
     return fixed
 
 
-def _balance_column(df: pd.DataFrame, cfg: SplitConfig, file: Path) -> str:
-    """The column run_check's class balance is of: label; where no row has one (a table split by --stratify artist),
-    the first --stratify column given, else of those the checked table's split recorded (its summary beside it),
-    that has values. A local stand-in for the split's own choice of class column (split.labels), to be merged with
-    it."""
-    if (df["label"].fillna("").astype(str) != "").any():
-        return "label"
+def _stratify_of(cfg: SplitConfig, file: Path) -> list[str]:
+    """The stratify columns whose classes run_check balances (split.labels.class_column): those typed, else those the
+    checked table's split recorded (its summary beside it), so `--check` of a table split by --stratify artist
+    balances artists without --stratify typed again."""
+    typed = [c for c in cfg.stratify if c != "label"]
+    if typed:
+        return typed
+    made = read_yaml(split_outputs(file)["summary"]).get("config")
+    recorded = made.get("stratify") if isinstance(made, dict) else None
+    return [c for c in recorded if isinstance(c, str)] if isinstance(recorded, list) else []
     made = read_yaml(split_outputs(file)["summary"]).get("config")
     recorded = made.get("stratify") if isinstance(made, dict) else None
     for col in [*cfg.stratify, *(recorded if isinstance(recorded, list) else [])]:
