@@ -45,12 +45,19 @@ PREDICT_SUMMARY = "predict.json"
 EXPORT_SUMMARY = "export.json"
 
 
-def predict_fix(source: str | os.PathLike, fmt: str | None = None) -> str:
-    """The command that predicts with a run or an ensemble folder, and its Python call, for both callers. `fmt`: the
-    --format it needs (a profile ensemble's 'mask'), its fmt= there."""
+def predict_fix(source: str | os.PathLike | None, fmt: str | None = None,
+                data: str | os.PathLike | None = None) -> str:
+    """The command that predicts with a run or an ensemble folder (None: the latest run, none named), and its Python
+    call, for both callers. `fmt`: the --format it needs (a profile ensemble's 'mask'), its fmt= there; `data`: the
+    test data it reads (--data, data=)."""
     from imgcls.console import sh
-    flag, keyword = (f" --format {sh(fmt)}", f", fmt={fmt!r}") if fmt else ("", "")
-    return python_too(f"imgcls predict {sh(source)}{flag}", f"run_predict({str(source)!r}{keyword})")
+    cli = [f" {sh(source)}"] if source is not None else []
+    args = [repr(str(source))] if source is not None else []
+    for flag, value in (("data", data), ("format", fmt)):
+        if value:
+            cli.append(f" --{flag} {sh(value)}")
+            args.append(f"{'fmt' if flag == 'format' else flag}={str(value)!r}")
+    return python_too(f"imgcls predict{''.join(cli)}", f"run_predict({', '.join(args)})")
 
 
 def split_outputs(out: Path) -> dict[str, Path]:

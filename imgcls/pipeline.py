@@ -40,16 +40,17 @@ def has_default_input(step: str, base: str | os.PathLike = ".") -> bool:
     return bool(_found(step, base))
 
 
-def _training_table(base: str | os.PathLike) -> Path | None:
-    """The competition table `base` holds for training, named where no default input exists: of the CSVs listing
-    its images (FolderView.image_tables: DACON's train.csv beside train/, Kaggle's beside train_images/), the first
-    named train*; None without one (test.csv and sample_submission.csv are no training data)."""
+def _competition_table(base: str | os.PathLike, role: str) -> Path | None:
+    """The competition table `base` holds for `role` ('train', 'test'), named where no default input (test data)
+    exists: of the CSVs listing its images (FolderView.image_tables: DACON's train.csv and test.csv beside train/
+    and test/, Kaggle's beside train_images/), the first whose name starts with `role`; None without one
+    (sample_submission.csv is neither)."""
     from imgcls.layouts import FolderView
     try:
         tables = FolderView(Path(base)).image_tables
     except OSError:
         return None
-    return next((t for t in tables if t.name.lower().startswith("train")), None)
+    return next((t for t in tables if t.name.lower().startswith(role)), None)
 
 
 def default_input(step: str, base: str | os.PathLike = ".") -> Path:
@@ -60,7 +61,7 @@ def default_input(step: str, base: str | os.PathLike = ".") -> Path:
     shown = [loc for _, loc in _stages(step)]
     found = _found(step, base)
     if not found:
-        table = _training_table(base)
+        table = _competition_table(base, "train")
         fix = (f"this folder holds {table.name}: imgcls {step} {sh(table)}" if table is not None
                else "pass the data folder or manifest")
         raise UserError(f"no input given to {step} and none of {', '.join(reversed(shown))} exists; {fix}")
@@ -79,11 +80,16 @@ def default_input(step: str, base: str | os.PathLike = ".") -> Path:
 TEST_DATA = ("data/test", "data/eval")
 
 
-def default_test_data(base: str | os.PathLike = ".") -> Path:
-    """predict's default --data: the first of TEST_DATA that exists, announced."""
+def default_test_data(base: str | os.PathLike = ".", source: str | os.PathLike | None = None) -> Path:
+    """predict's default --data: the first of TEST_DATA that exists, announced. Without one, a competition's test
+    table in `base` (DACON's test.csv) is named with the predict command that reads it (`source`: the run as given,
+    None: the latest)."""
     for loc in TEST_DATA:
         if Path(base, loc).exists():
             info(f"using {loc} (test data: the first of {', '.join(TEST_DATA)} found)")
             return Path(base, loc)
-    raise UserError(f"no test data (--data) given and none of {', '.join(TEST_DATA)} exists; "
-                    f"pass the data folder or manifest")
+    from imgcls.outputs import predict_fix
+    table = _competition_table(base, "test")
+    fix = (f"this folder holds {table.name}: {predict_fix(source, data=table)}" if table is not None
+           else "pass the data folder or manifest")
+    raise UserError(f"no test data (--data) given and none of {', '.join(TEST_DATA)} exists; {fix}")

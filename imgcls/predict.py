@@ -912,7 +912,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     check_device_present(device)        # --device cuda without one: refused before the test data is read
     if data is None:
         from imgcls.pipeline import default_test_data
-        data = default_test_data()
+        data = default_test_data(source=source)
     # the read's look at the test data's folder: asked again after it (the sample submission beside the images, the
     # split folders of a folder the run trained on), not listed again
     view = mf.source_view(Path(data), opts or mf.LayoutOptions())

@@ -1153,6 +1153,25 @@ def test_a_bare_step_in_a_competition_folder_names_its_train_csv(tmp_path, monke
         pipeline.default_input("train")
 
 
+def test_a_bare_predict_in_a_competition_folder_names_its_test_csv(tmp_path, monkeypatch):
+    """A bare `imgcls predict RUN` in a DACON folder (train.csv, test.csv, test/) said none of data/test, data/eval
+    exists and "pass the data folder or manifest", not naming the test.csv right there; it names it, with the
+    command (and Python call) that reads it, the run as given or none. A folder without one is told as before."""
+    from imgcls import pipeline
+    _dacon(tmp_path / "comp")
+    monkeypatch.chdir(tmp_path / "comp")
+    for source, run, call in (("outputs/runs/r 1", " 'outputs/runs/r 1'", "'outputs/runs/r 1', "), (None, "", "")):
+        with pytest.raises(UserError) as e:
+            pipeline.default_test_data(source=source)
+        assert str(e.value).endswith(f"exists; this folder holds test.csv: imgcls predict{run} --data test.csv "
+                                     f"(Python: run_predict({call}data='test.csv'))"), str(e.value)
+    from imgcls.predict import read_test_data
+    assert list(read_test_data("test.csv")["id"]) == ["TEST_0"]     # what the command named reads: test.csv's rows
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="exists; pass the data folder or manifest$"):
+        pipeline.default_test_data()
+
+
 def test_declared_columns_are_coerced_on_read(tmp_path, image_folder):
     """Every step's columns come back with their declared type, whatever pandas would have guessed."""
     df = mf.load(image_folder, announce=False).iloc[:4].reset_index(drop=True)
