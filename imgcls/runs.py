@@ -292,6 +292,20 @@ def same_task(a: str, b: str) -> bool:
     return col_a == col_b and (n_a is None or n_b is None or n_a == n_b)
 
 
+def task_groups(tasks: Sequence[str]) -> dict[str, str]:
+    """Each of `tasks` mapped to the task it is ranked with (a leaderboard's section, a report's charts): itself, or
+    for a task whose class count nothing records ('label'), the one task of its column that names a count (
+    'label (3)'), which same_task calls the same. Beside several ('label (18)' and 'label (3)', apart) it is the
+    same as each and ranked with neither: its own."""
+    tasks = list(dict.fromkeys(tasks))
+    counted = [t for t in tasks if _TASK.match(str(t)).group(2) is not None]
+    out = {}
+    for t in tasks:
+        alike = [c for c in counted if c != t and same_task(t, c)]
+        out[t] = alike[0] if _TASK.match(str(t)).group(2) is None and len(alike) == 1 else t
+    return out
+
+
 def _read_metrics(folder: Path) -> pd.DataFrame | None:
     """A run's (or one fold's) metrics.csv, the one reader of the epochs it records (the history, the epochs done):
     its epoch column whole numbers, its epoch_seconds numbers (empty: NaN). None where it is missing, and where it
@@ -547,9 +561,10 @@ def leaderboard(runs: Sequence[Run], sort: str = RunsConfig.sort, filters: Seque
     if ascending is None:
         ascending = sort in ("name", "kind", "task", "state", "progress", "model", "scored_on", "changed", "seconds")
     df = df.sort_values(sort, ascending=ascending, na_position="last", kind="stable")
-    if sort in RANKED and df["task"].nunique() > 1:
-        order = sorted(df["task"].unique(), key=task_rank)
-        df = df.sort_values("task", key=lambda t: t.map(order.index), kind="stable")
+    groups = task_groups(df["task"])
+    if sort in RANKED and len(set(groups.values())) > 1:
+        order = sorted(set(groups.values()), key=task_rank)
+        df = df.sort_values("task", key=lambda t: t.map(groups).map(order.index), kind="stable")
     return df.reset_index(drop=True)
 
 
@@ -566,7 +581,8 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: int | None 
         said = " ".join(f"--filter {sh(f)}" for f in filters)
         what = (f"no run of the {of} under {root} matches {said}" if len(df) == 0 else
                 f"{len(df)} run(s) of the {of} under {root} match {said}")
-    ranked = sort in RANKED and df["task"].nunique() > 1
+    group = df["task"].map(task_groups(df["task"])).tolist()       # the tasks ranked apart (same_task's)
+    ranked = sort in RANKED and len(set(group)) > 1
     apart = "; each task's runs ranked apart (other tasks' scores do not compare)" if ranked else ""
     t = Table(title=f"{what}: val macro-F1 over every class, recomputed from the saved validation predictions{apart}",
               title_justify="left", caption=f"{STATE_NOTE}; {ROWS_NOTE}; {TIME_NOTE}", caption_justify="left")
@@ -575,12 +591,11 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: int | None 
                     ("best ep", "right"), ("val macro-F1", "right"), ("val acc", "right"), ("scored on", "left"),
                     ("time", "right"), ("options changed", "left")):
         t.add_column(c, justify=just, overflow="fold")
-    tasks = df["task"].tolist()
     for i, r in enumerate(df.itertuples(index=False)):
         epochs = epochs_label(r.state, r.progress, r.epochs)
         t.add_row(r.name, r.kind, r.task, r.model, _int(r.img_size), epochs, _int(r.best_epoch), _f4(r.val_macro_f1),
                   _f4(r.val_acc), rows_label(r.scored_on, r.n_val), duration(r.seconds), r.changed,
-                  end_section=ranked and i + 1 < len(tasks) and tasks[i + 1] != r.task)     # a line between tasks
+                  end_section=ranked and i + 1 < len(group) and group[i + 1] != group[i])     # a line between tasks
     print_table(t, always=True)
 
 
@@ -808,11 +823,12 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
     from imgcls import report
     board = leaderboard(runs)
     by_path = {r.name: r for r in runs}
-    top = [by_path[n] for n in board.groupby("task", sort=False).head(max_runs)["name"]]
+    groups = task_groups(board["task"])     # a run recording no class count with the one task of its column
+    top = [by_path[n] for n in board.groupby(board["task"].map(groups), sort=False).head(max_runs)["name"]]
     # one chart of curves and one heat map per task: another task's macro-F1 does not compare (a 2-class gender
     # run's beside 18-class runs'), and its class '0' is another class (a mask run's is not a gender run's)
-    tasks = sorted(dict.fromkeys(r.task for r in top), key=task_rank)
-    of_task = {t: [r for r in top if r.task == t] for t in tasks}
+    tasks = sorted(dict.fromkeys(groups[r.task] for r in top), key=task_rank)
+    of_task = {t: [r for r in top if groups[r.task] == t] for t in tasks}
     named = {t: t if len(tasks) > 1 else "" for t in tasks}       # the chart's title names its task among several
     curves = "".join(report.img(uri, f"val macro-F1 by epoch: {t}") for t in tasks
                      for uri in [_curves_uri(of_task[t], named[t])] if uri)

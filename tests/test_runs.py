@@ -485,6 +485,32 @@ def test_diff_with_a_run_that_records_no_classes_does_not_call_it_another_task(o
     assert not same_task("label", "mask (3)") and not same_task("label (18)", "label (3)")
 
 
+def test_a_run_that_records_no_classes_is_ranked_with_its_column_s_task(outputs):
+    """`imgcls runs` put an old run recording no class count (its task 'label') in a section of its own, apart
+    from the 'label (3)' runs, and titled the table "each task's runs ranked apart", though runs.same_task (`runs
+    diff`'s) calls them the same task: it is ranked with the one task of its column (task_groups), and the report
+    charts it there; another column (mask), and several counts of its column (18 and 3), stay apart."""
+    from imgcls.train import TrainConfig
+    old = outputs / "runs" / "old"
+    old.mkdir()
+    TrainConfig(src="data/a", model="resnet10t", img_size=32, epochs=2, name="old").save(old / "config.yaml")
+    (old / "train.log").write_text("run old: resnet10t\n")
+    r = CliRunner().invoke(app, ["runs", str(outputs)], terminal_width=250)
+    assert r.exit_code == 0 and "ranked apart" not in " ".join(r.output.split()), r.output
+    fake_run(outputs / "runs" / "t_mask", "resnet10t", [("a", "a"), ("b", "b"), ("c", "c")], target="mask")
+    board = leaderboard(find_runs(outputs))
+    assert board["task"].tolist() == ["label (3)"] * 6 + ["label", "mask (3)"], board[["name", "task"]]
+    r = CliRunner().invoke(app, ["runs", "report", str(outputs)])
+    assert r.exit_code == 0, r.output
+    html = (outputs / "runs_report.html").read_text()
+    assert re.findall(r'<img[^>]*alt="val macro-F1 by epoch: ([^"]*)"', html) == ["label (3)", "mask (3)"]
+    from imgcls.runs import task_groups
+    assert task_groups(["label", "label (3)", "mask (3)", "mask"]) == {
+        "label": "label (3)", "label (3)": "label (3)", "mask (3)": "mask (3)", "mask": "mask (3)"}
+    assert task_groups(["label", "label (18)", "label (3)"])["label"] == "label"     # same as each: neither's
+    assert task_groups(["label", "gender (2)"])["label"] == "label"
+
+
 def test_a_row_that_is_not_a_finished_run_says_so(outputs, tmp_path):
     """`imgcls runs outputs/tune` ranked a trial Optuna pruned at epoch 2 of 3 (its checkpoints deleted by tune
     --keep) second, and a run stopped by Ctrl-C read as finished: the state column and the epochs cell say so, by
