@@ -242,11 +242,30 @@ _RECORDS = {"predict": (PREDICT_SUMMARY,), "ensemble": (SPEC_NAME,), "tune": (TR
 
 def step_record(file: str | os.PathLike) -> str | None:
     """Which imgcls step's record the file `file` is, by its name and what its folder holds (output_step): 'predict'
-    for pr1/predict.json beside its prediction; None for any other file (a config.yaml, a user's own summary.json
-    in a folder of no step's output)."""
+    for pr1/predict.json beside its prediction; 'split' for a split table's summary beside it (data/splits_summary.json
+    beside data/splits.csv: split_table_of); None for any other file (a config.yaml, a user's own summary.json in a
+    folder of no step's output)."""
     file = Path(file)
-    found = output_step(file.parent) if file.is_file() else None
+    if not file.is_file():
+        return None
+    if split_table_of(file) is not None:
+        return "split"
+    found = output_step(file.parent)
     return found[0] if found is not None and file.name in _RECORDS.get(found[0], ()) else None
+
+
+def split_table_of(summary: str | os.PathLike) -> Path | None:
+    """The table whose summary the file `summary` is (split_outputs: NAME_summary.json beside NAME.csv, or
+    NAME.parquet), where that table is there with split's columns; None otherwise (a user's own results_summary.json
+    beside their results.csv)."""
+    summary = Path(summary)
+    stem = summary.name.removesuffix("_summary.json")
+    if stem in ("", summary.name):
+        return None
+    for table in (summary.with_name(stem + ext) for ext in (".csv", ".parquet")):
+        if split_outputs(table)["summary"] == summary and table.is_file() and _has_split_columns(table):
+            return table
+    return None
 
 
 def earlier_output(out: str | os.PathLike, step: str) -> bool:
@@ -260,8 +279,12 @@ def is_split_table(table: str | os.PathLike) -> bool:
     columns, split and drop_reason (a split table moved or copied without its reports). A table that cannot be read
     is not."""
     table = Path(table)
-    if split_outputs(table)["summary"].is_file():
-        return True
+    return split_outputs(table)["summary"].is_file() or _has_split_columns(table)
+
+
+def _has_split_columns(table: Path) -> bool:
+    """Whether the table file `table` has split's own columns, split and drop_reason; False where it cannot be
+    read."""
     try:
         if table.suffix.lower() == ".parquet":
             import pyarrow.parquet as pq

@@ -954,6 +954,35 @@ def test_another_steps_record_as_config_is_named_as_such(tmp_path, step):
         assert TrainConfig.resolve(config=folder / "summary.json", validate=False).epochs == 4
 
 
+def test_a_split_summary_as_config_is_named_as_split_s_record(tmp_path):
+    """`imgcls train data --config data/splits_summary.json` (split's record beside its table, whose folder tells no
+    step's output) was read as train options, its keys called unknown; it is named as split's record, in the one
+    line another step's record gets (outputs.step_record, by split_outputs' names); a parquet table's too. A user's
+    own results_summary.json beside a results.csv without split's columns is still read as train options."""
+    import yaml
+    from imgcls.outputs import step_record
+    data = tmp_path / "data"
+    data.mkdir()
+    columns = {"path": ["a.png"], "label": ["a"], "split": ["train"], "drop_reason": [""]}
+    pd.DataFrame(columns).to_csv(data / "splits.csv", index=False)
+    (data / "splits_summary.json").write_text(json.dumps({"n_rows": 1, "config": {"val": 0.2, "seed": 0}}))
+    for command in ("train", "tune"):
+        r = CliRunner().invoke(app, [command, str(data / "splits.csv"), "--out", str(tmp_path / "out"), "--config",
+                                     str(data / "splits_summary.json")])
+        line = " ".join(r.output.split())
+        assert r.exit_code == 2 and "is imgcls split's record of its output, not train options; give a config.yaml " \
+                                    "written by imgcls train" in line, line
+        assert "Traceback" not in r.output
+    assert not (tmp_path / "out").exists()
+    pd.DataFrame(columns).to_parquet(data / "held.parquet", index=False)
+    (data / "held_summary.json").write_text("{}")
+    assert step_record(data / "held_summary.json") == "split"
+    pd.DataFrame({"model": ["x"], "f1": [0.5]}).to_csv(data / "results.csv", index=False)
+    (data / "results_summary.json").write_text(yaml.safe_dump({"epochs": 4}))
+    assert step_record(data / "results_summary.json") is None
+    assert TrainConfig.resolve(config=data / "results_summary.json", validate=False).epochs == 4
+
+
 def test_a_folder_as_config_is_named_as_a_folder(tmp_path):
     """`imgcls train data --config outputs/runs/RUN` (the run folder where its config.yaml goes) said "config file
     outputs/runs/RUN does not exist": it does, as a folder. One line now says it is a folder and names the
