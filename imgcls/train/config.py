@@ -597,7 +597,6 @@ class TrainConfig:
             check_typed(cfg, overrides)     # a flag typed at its default that would not act (--momentum 0.9, adamw)
         return cfg
 
-
     @staticmethod
     def _refuse_not_a_config(config: str | Path) -> None:
         """A --config that is another step's record (outputs.step_record: `--config pr1/predict.json`, a prediction's)
