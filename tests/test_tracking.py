@@ -844,6 +844,32 @@ def test_an_mlflow_server_that_does_not_answer_is_one_line_before_any_data_is_re
     assert time.monotonic() - t0 < 120 and not (tmp_path / "runs").exists()     # MLflow alone waited ~4 min
 
 
+@pytest.mark.parametrize("how", ["flag", "folder", "env"])
+def test_an_mlflow_folder_store_mlflow_refuses_is_one_line_before_any_data_is_read(tmp_path, monkeypatch, how):
+    """--tracking-uri file:///.../mlruns (or a bare folder, or MLFLOW_TRACKING_URI naming one): MLflow 3.x refuses
+    its file store unless MLFLOW_ALLOW_FILE_STORE=true, and train found out only at the first fold's start, after
+    the data was read: a warning cut mid-sentence, before MLflow's own fix, and the whole k-fold set trained with
+    nothing logged. Now one line naming the store and the fixes, before anything is read."""
+    from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+    from imgcls.errors import UserError
+    monkeypatch.delenv(MLFLOW_ALLOW_FILE_STORE.name, raising=False)
+    (tmp_path / "data").mkdir()          # there, but never read
+    store = tmp_path / "mlruns"
+    uri = {"flag": store.as_uri(), "folder": str(store), "env": store.as_uri()}[how]
+    if how == "env":
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    where = f"MLFLOW_TRACKING_URI={uri}" if how == "env" else f"--tracking-uri {uri}"
+    cfg = TrainConfig(src=str(tmp_path / "data"), out=str(tmp_path / "runs"), tracker=["mlflow"],
+                      tracking_uri=None if how == "env" else uri, **TINY)
+    with pytest.raises(UserError, match=re.escape(where) + r": this MLflow .* refuses a folder \(file\) store.*"
+                                        r"sqlite:///.*mlflow\.db.*MLFLOW_ALLOW_FILE_STORE=true"):
+        run_train(cfg)
+    assert not (tmp_path / "runs").exists() and not store.exists()
+    monkeypatch.setenv(MLFLOW_ALLOW_FILE_STORE.name, "true")        # MLflow's own opt-out: the store is taken
+    from imgcls.track import check_trackers
+    assert check_trackers(["mlflow"], None if how == "env" else uri) == ["mlflow"]
+
+
 def test_an_mlflow_store_failing_mid_run_is_said_once_and_the_run_goes_on(data, tmp_path, capsys, monkeypatch,
                                                                           mlflow_store):
     """The store failing after the run started (a server gone mid-run) stopped the training with MLflow's traceback,

@@ -9,7 +9,8 @@ wandb|none` (repeatable). All work offline; metrics.csv and the run folder's fil
   e.g. a server; without the flag, MLFLOW_TRACKING_URI where it is set): params, metrics, artifacts (config.yaml,
   metrics.csv, per_class.csv, plots, report.html; best.pt with --track-checkpoint). k-fold: one parent run with the
   folds nested under it. The run folder's mlflow_run.json names its MLflow run: --resume goes on logging to it. A
-  --tracking-uri (or MLFLOW_TRACKING_URI) server that does not answer is refused before any data is read; a store
+  --tracking-uri (or MLFLOW_TRACKING_URI) server that does not answer, or a folder store MLflow refuses (MLflow 3's
+  file store, without MLFLOW_ALLOW_FILE_STORE=true), is refused before any data is read; a store
   failing mid-run is one warning (naming the runs it leaves RUNNING there), and the run goes on without it.
   `mlflow ui --backend-store-uri sqlite:///outputs/runs/mlflow.db`.
 - wandb: offline unless you are logged in (WANDB_API_KEY or `wandb login`); WANDB_MODE is respected. Files under

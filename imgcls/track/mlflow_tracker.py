@@ -159,15 +159,42 @@ def unreachable(uri: str) -> str | None:
     return None
 
 
+def refused_folder_store(uri: str) -> bool:
+    """Whether `uri` is a folder store (file:///path/mlruns, or a bare path, as MLflow reads one) that the installed
+    MLflow refuses to open: MLflow 3's file store is in maintenance mode and raises unless MLFLOW_ALLOW_FILE_STORE is
+    true (an MLflow without that variable opens it)."""
+    from urllib.parse import urlparse
+    scheme = urlparse(str(uri)).scheme.lower()
+    if scheme not in ("", "file") and not re.fullmatch(r"[a-z]", scheme):     # 'c' of a Windows path C:\...
+        return False
+    try:
+        from mlflow.environment_variables import MLFLOW_ALLOW_FILE_STORE
+    except ImportError:
+        return False
+    return not MLFLOW_ALLOW_FILE_STORE.get()
+
+
 def check_server(uri: str | None) -> None:
     """--tracking-uri (or, without it, MLFLOW_TRACKING_URI: asked_uri) naming a server that does not answer
-    (unreachable): one line before any training, where MLflow's retries would wait minutes on the first call."""
+    (unreachable), or a folder store the installed MLflow refuses (refused_folder_store): one line before any
+    training, where MLflow's retries would wait minutes on the first call, or its refusal would come at the first
+    run's start, after the data was read, and the run train without MLflow."""
     uri, source = asked_uri(uri)
-    why = unreachable(uri) if uri else None
+    if not uri:
+        return
+    from imgcls.errors import UserError
+    where = f"--tracking-uri {uri}" if source != ENV_URI else f"{ENV_URI}={uri}"
+    local = ("leave --tracking-uri out" if source != ENV_URI else f"unset {ENV_URI}")
+    if refused_folder_store(uri):
+        from urllib.parse import urlparse
+        import mlflow
+        folder = Path(urlparse(uri).path if uri.lower().startswith("file:") else uri).expanduser().resolve()
+        raise UserError(f"{where}: this MLflow ({mlflow.__version__}) refuses a folder (file) store; give a database "
+                        f"store, --tracking-uri sqlite:///{folder / 'mlflow.db'} (mlflow migrate-filestore moves an "
+                        f"existing folder's runs there), or {local} to log to the local store "
+                        f"sqlite:///<--out>/mlflow.db, or set MLFLOW_ALLOW_FILE_STORE=true to use the folder")
+    why = unreachable(uri)
     if why is not None:
-        from imgcls.errors import UserError
-        where = f"--tracking-uri {uri}" if source != ENV_URI else f"{ENV_URI}={uri}"
-        local = ("leave --tracking-uri out" if source != ENV_URI else f"unset {ENV_URI}")
         raise UserError(f"{where}: no MLflow server answers there ({why}); start it (mlflow server "
                         f"--host HOST --port PORT) or give its right address, or {local} to log to "
                         f"the local store sqlite:///<--out>/mlflow.db")
