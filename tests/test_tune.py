@@ -504,6 +504,37 @@ def test_ctrl_c_marks_the_trial_and_still_writes_the_files(data, tmp_path, space
     assert (study_dir / "report.html").is_file()
 
 
+def test_a_study_resumed_after_ctrl_c_reruns_the_interrupted_trial_and_loses_none(data, tmp_path, space, capsys):
+    """`--trials 3`, Ctrl-C in trial 1, then the same command ('run the same command to resume'): the interrupted
+    trial counted as one of the 3, so the study ended with 2 results and trial 1's drawn values never scored. Now
+    an interrupted trial does not count, and the resumed study runs its values first (a new trial), then the rest."""
+    class CtrlCInSecondTrial(Callback):
+        runs = 0
+
+        def on_run_start(self, info):
+            CtrlCInSecondTrial.runs += 1
+
+        def on_epoch_end(self, epoch, logs):
+            if CtrlCInSecondTrial.runs == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(tune_cfg(data, tmp_path, space, trials=3), callbacks=[CtrlCInSecondTrial()])
+    study_dir = tmp_path / "tune" / "s"
+    assert list(trials_csv(study_dir)["state"]) == ["complete", "fail"]
+    capsys.readouterr()
+    run_tune(tune_cfg(data, tmp_path, space, trials=3))
+    said = capsys.readouterr().err
+    t = trials_csv(study_dir)
+    assert list(t["state"]) == ["complete", "fail", "complete", "complete"], t
+    assert t.loc[1, "message"] == "interrupted (Ctrl-C)"
+    assert (t.loc[2, "lr"], t.loc[2, "weight_decay"]) == (t.loc[1, "lr"], t.loc[1, "weight_decay"])
+    assert "trial 2 (2 of 3; trial 1's values again, Ctrl-C stopped it)" in said, said
+    assert "trial 3 (3 of 3)" in said, said
+    run_tune(tune_cfg(data, tmp_path, space, trials=3))       # done: no trial runs again, trial 1 is not re-run twice
+    assert len(trials_csv(study_dir)) == 4
+
+
 def test_ctrl_c_tells_a_python_caller_how_to_resume_the_study(data, tmp_path, space, capsys):
     """run_tune from Python on Ctrl-C said nothing (the `interrupted:` line was the CLI's, while run_train says its
     own): the study's line is run_tune's, as the run's is run_train's."""

@@ -356,6 +356,27 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
+INTERRUPTED = "interrupted (Ctrl-C)"     # the message of a trial Ctrl-C stopped (trials.csv)
+RERUN_OF = "rerun_of"       # user attr of a trial that runs the values of an interrupted trial again: its number
+
+
+def _interrupted(t) -> bool:
+    """A trial Ctrl-C stopped: failed, through no fault of its values. It does not count among --trials, and the
+    study, resumed, runs its values again (_requeue_interrupted): resuming neither loses nor repeats a trial."""
+    from optuna.trial import TrialState
+    return t.state == TrialState.FAIL and t.user_attrs.get("message") == INTERRUPTED
+
+
+def _requeue_interrupted(study) -> None:
+    """The values of every interrupted trial that no trial runs again yet (none, waiting or run, has its number as
+    RERUN_OF) are queued (Optuna's enqueue_trial), so the resumed study's next trials score them first."""
+    trials = study.get_trials(deepcopy=False)
+    taken = {t.user_attrs.get(RERUN_OF) for t in trials}
+    for t in trials:
+        if _interrupted(t) and t.number not in taken:
+            study.enqueue_trial(t.params, user_attrs={RERUN_OF: t.number})
+
+
 class _Objective:
     def __init__(self, cfg: TuneConfig, space, deadline: float | None, callbacks: list, cap: int | None = None):
         self.cfg, self.space, self.deadline, self.callbacks, self.cap = cfg, space, deadline, callbacks, cap
@@ -378,7 +399,15 @@ class _Objective:
         self.started += 1
         from imgcls.console import info
         from imgcls.tune.report import format_params
-        info(f"trial {trial.number}" + (f" ({trial.number + 1} of {self.cap})" if self.cap else "")
+        rerun = trial.user_attrs.get(RERUN_OF)
+        notes = []
+        if self.cap:                # its place among the trials --trials counts (not the interrupted ones)
+            place = sum(1 for t in trial.study.get_trials(deepcopy=False)
+                        if t.number < trial.number and not _interrupted(t)) + 1
+            notes.append(f"{place} of {self.cap}")
+        if rerun is not None:
+            notes.append(f"trial {rerun}'s values again, Ctrl-C stopped it")
+        info(f"trial {trial.number}" + (f" ({'; '.join(notes)})" if notes else "")
              + (f": {format_params(params)}" if params else ""))
         column = METRICS[self.cfg.metric][0]
         from imgcls.console import interrupt_said_outside
@@ -396,7 +425,7 @@ class _Objective:
             self.ran += 1
             return value
         except KeyboardInterrupt:
-            trial.set_user_attr("message", "interrupted (Ctrl-C)")
+            trial.set_user_attr("message", INTERRUPTED)
             raise
         except Exception as e:
             import optuna
@@ -706,8 +735,8 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
         cap = math.prod(len(v) for v in space.grid().values())
     counted = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)
 
-    def n_counted() -> int:
-        return len(study.get_trials(deepcopy=False, states=counted))
+    def n_counted() -> int:         # a trial Ctrl-C stopped is not counted: its values run again (_requeue_interrupted)
+        return sum(1 for t in study.get_trials(deepcopy=False, states=counted) if not _interrupted(t))
 
     done_before = n_counted()
     info(f"study '{cfg.study}' ({'new' if created else f'{done_before} trials so far'}) in {url}; "
@@ -741,6 +770,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
     remaining = None if cap is None else cap - done_before
     try:
         if remaining is None or remaining > 0:
+            _requeue_interrupted(study)
             with said_once():          # each trial's train set-up lines (manifest, weights, ...) once, not per trial
                 study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
                                callbacks=[after_trial])
