@@ -38,6 +38,7 @@ from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORE
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
+CROSS_FITTED = "weights cross-fitted"   # an ensemble's score over the rows its weights were fitted on, cross-fitted
 VAL, OOF, COMMON, COMMON_OOF = "val", "OOF", "common val", "common OOF"
 SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
 # where / how a run ran, not what it learned: what a resume may change but the data it reads, mixed precision, and
@@ -466,7 +467,7 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
         cross = pd.to_numeric(pd.Series([scores.get("ensemble_macro_f1_crossfit")]), errors="coerce").iloc[0]
         if pd.notna(cross):
             run.val_macro_f1, run.val_acc = float(cross), float("nan")     # no cross-fitted accuracy is recorded
-            run.scored_on = f"{rows}, weights cross-fitted"
+            run.scored_on = f"{rows}, {CROSS_FITTED}"
         else:
             run.scored_on = f"{rows}, {OPTIMISTIC}"
     return run
@@ -687,6 +688,9 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     # an ensemble scored on the rows its weights were fitted on is optimistic there: not like-for-like with a score
     # that is not, over the same images or not
     optimistic = [r.name for r in (ra, rb) if r.scored_on.endswith(OPTIMISTIC)]
+    # an ensemble whose macro-F1 is the cross-fitted one: only that score was cross-fitted; its per-class F1 (from
+    # its saved predictions) is of the weights fitted on these rows
+    per_class_fitted = [r.name for r in (ra, rb) if r.scored_on.endswith(CROSS_FITTED)]
     mets = []
     for k in ("val_macro_f1", "val_acc", "n_val", "epochs", "best_epoch", "seconds"):
         va, vb = getattr(ra, k), getattr(rb, k)
@@ -709,7 +713,7 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     return {"a": ra, "b": rb, "config": cfg, "ran": ran, "metrics": mets, "per_class": pc, "same_rows": same_rows,
             "unscored": unscored,
             "same_task": same_task(ra.task, rb.task),    # a mask run's macro-F1 and a gender run's do not compare
-            "optimistic": optimistic if len(optimistic) == 1 else []}
+            "optimistic": optimistic if len(optimistic) == 1 else [], "per_class_fitted": per_class_fitted}
 
 
 def _must_read(path) -> Run:
@@ -778,10 +782,13 @@ def print_diff(d: dict) -> None:
         m.add_row("time (epochs)" if k == "seconds" else k, fmt(va), fmt(vb), delta)
     print_table(m, always=True)
     if same_task:        # another task's class '0' is another class: no per-class comparison
-        _print_per_class(d["per_class"], None if unscored else
-                         "A and B are scored on different images: not a like-for-like comparison" if not same else
-                         f"{optimistic[0]}'s ensemble weights were fitted on the rows it is scored on (optimistic): "
-                         f"not a like-for-like comparison" if optimistic else None)
+        caveats = [] if unscored else [c for c in (
+            "A and B are scored on different images: not a like-for-like comparison" if not same else
+            f"{optimistic[0]}'s ensemble weights were fitted on the rows it is scored on (optimistic): not a "
+            f"like-for-like comparison" if optimistic else None,
+            *(f"{n}'s per-class F1 is of its ensemble weights fitted on these rows (optimistic): its val_macro_f1 "
+              f"above is the cross-fitted one" for n in d.get("per_class_fitted", []))) if c]
+        _print_per_class(d["per_class"], "; ".join(caveats) or None)
 
 
 DIFF_CLASSES = 10       # runs diff prints the classes of the largest F1 change, this many (diff_runs returns all)

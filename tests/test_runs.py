@@ -362,6 +362,31 @@ def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cros
     assert "(other rows)" not in r.output and "same rows" in r.output
 
 
+def test_diff_says_an_ensemble_s_per_class_f1_is_of_its_fitted_weights_where_its_macro_f1_is_cross_fitted(outputs):
+    """runs diff of a weighted ensemble (weights fitted on its common val rows) against its member: the metrics
+    table showed the cross-fitted macro-F1 (0.3, 'weights cross-fitted'), while the per-class F1 under it came
+    from the saved predictions of the weights fitted on those very rows (1.0 each: mean 1.0, not 0.3), headed
+    'saved validation predictions' alone, as comparable as the member's. It now says whose they are."""
+    best = pd.read_csv(outputs / "runs" / "best" / "val_predictions.csv")
+    ens = outputs / "ensembles" / "xfit"
+    ens.mkdir(parents=True)
+    (ens / "spec.yaml").write_text(yaml.safe_dump({
+        "kind": "imgcls-ensemble", "name": "xfit", "method": "weighted", "classes": CLASSES,
+        "scores": {"weights_fitted_on_scored_rows": True, "ensemble_macro_f1": 1.0,
+                   "ensemble_macro_f1_crossfit": 0.3, "crossfit_folds": 5},
+        "members": [{"name": "best", "weight": 0.9}, {"name": "mid", "weight": 0.1}]}))
+    best.assign(key=[f"{r}/{p}" for r, p in zip(best["root"], best["path"])]).drop(
+        columns=["root", "path", "fold"]).to_csv(ens / "oof_predictions.csv", index=False)
+    d = diff_runs(outputs / "runs" / "mid", ens)
+    assert d["per_class_fitted"] == ["xfit"]
+    r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "mid"), str(ens)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output[r.output.index("per-class F1"):].split())
+    assert ("xfit's per-class F1 is of its ensemble weights fitted on these rows (optimistic): its val_macro_f1 "
+            "above is the cross-fitted one") in out, out
+    assert diff_runs(outputs / "runs" / "mid", outputs / "runs" / "best")["per_class_fitted"] == []
+
+
 def test_a_run_that_is_training_is_marked_running(outputs):
     """A single run or a k-fold set still training (its folder locked by imgcls train) looked finished."""
     from imgcls.train.rundir import RunLock
