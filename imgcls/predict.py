@@ -750,7 +750,11 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
         honest = ensemble or _member_honest_score(run, folds)
         n_test = int((mf.kept(df) & labelled & (split == "test").to_numpy()).sum()) if split is not None else 0
         never = "no fold trained on" if folds else "it never trained on"
+        own = None if n_test and part != "test" else _own_test_rows(spec, df, tables)
         alt = (f"--eval-split test scores the {n_test} test rows {never}" if n_test and part != "test"
+               else f"the {own[1]} test rows of the table it trained on, which {never}, score: imgcls predict "
+                    f"{sh(spec.path.parent if spec.path is not None else run)} --data {sh(own[0])} --eval "
+                    f"--eval-split test" if own is not None
                else f"--eval on a labelled test set {never}"
                + _held_out_commands(run, folds, getattr(m.recorded_config, "src", None), df, tables))
         what = f"{n} of the {int(scored.sum())} labelled {'rows' if part == 'all' else part + ' rows'} of {data}"
@@ -790,6 +794,26 @@ def say_trained_on(spec: EnsembleSpec, df: pd.DataFrame, data, view: FolderView 
          f"training data, not a test set): their predictions are no test score, and --eval refuses them; the honest "
          f"score is {honest}")
     return n
+
+
+def _own_test_rows(spec: EnsembleSpec, df: pd.DataFrame, tables: dict | None = None) -> tuple[str, int] | None:
+    """(the table, its test rows): where every member trained on one table (config.yaml's data: a splits.csv)
+    with labelled test rows, and --data is not that table, those rows are an honest score no member trained on
+    (train never uses a split's test rows, nor does a fold), one predict command away: check_eval_not_leaked names
+    it rather than a new split and training. None otherwise."""
+    srcs = {getattr(m.recorded_config, "src", None) for m in spec.running().members}
+    src = srcs.pop() if len(srcs) == 1 else None
+    path = _table_file(src) if src else None
+    if path is None or ((read := mf.manifest_read(df)) is not None and read.resolve() == path.resolve()):
+        return None
+    table = _training_table(src, df, tables)
+    if table is None or "split" not in table.columns:
+        return None
+    target = model_target(spec)
+    labels = table[target if target in table.columns else "label"].fillna("").astype(str)
+    n = int((mf.kept(table) & (table["split"].fillna("").astype(str).str.lower() == "test").to_numpy()
+             & labels.isin(spec.classes).to_numpy()).sum())
+    return (src, n) if n else None
 
 
 def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.DataFrame | None = None,

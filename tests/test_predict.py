@@ -1125,10 +1125,11 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
     # folds' own val_predictions.csv name the rows the other folds trained on)
     for data, rows, alt in ((splits, f"{n_val} of the {n_val} labelled val rows of {splits}",
                              f"--eval-split test scores the {n_test} test rows no fold trained on"),
+                            # the folder: the table the run trained on has test rows no fold trained on, one
+                            # predict away (not a new split and training: the refusal gave those commands)
                             (raw, f"{len(df) - n_test} of the {len(df)} labelled rows of {raw}",
-                             f"--eval on a labelled test set no fold trained on: a split made after training has "
-                             f"test rows it trained on, so split first and train again: imgcls split {splits} "
-                             f"--folds 3 --test 0.2 --out {splits.parent / 'heldout.csv'}, imgcls train")):
+                             f"the {n_test} test rows of the table it trained on, which no fold trained on, score: "
+                             f"imgcls predict {run} --data {splits} --eval --eval-split test")):
         out = tmp_path / "p"
         res = invoke("predict", run, "--data", data, "--eval", "--out", out, "--workers", 0, "--quiet")
         said = " ".join(res.output.split())
@@ -1160,9 +1161,22 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
                  "--workers", 0)
     assert res.exit_code == 0 and f"{tmp_path / 'ok_test'} holds an earlier prediction; it is replaced (--out " \
         f"FOLDER keeps both)" in " ".join(res.output.split()), res.output
-    # the refusal's commands followed as printed (split, train, predict): the next refusal named them again, and its
-    # `imgcls train ... --name kf_heldout` then failed (a run is never trained over); it now gives their last step
+    # the command the refusal on the folder names, typed: the honest test score
+    res = invoke("predict", run, "--data", splits, "--eval", "--eval-split", "test", "--out", tmp_path / "own",
+                 "--workers", 0, "--quiet")
+    assert res.exit_code == 0 and json.loads((tmp_path / "own" / "predict.json").read_text())["eval"]["n_images"] \
+        == n_test, res.output
+    # a run whose table has no test rows: the refusal on the folder gives the commands that make some (split first,
+    # train again, predict); followed as printed, the next refusal named them again, and its `imgcls train ...
+    # --name kf_heldout` then failed (a run is never trained over); it now gives their last step
+    splits = tmp_path / "data2" / "splits.csv"
+    mf.write(df[~test], splits)
+    run = run_train(TrainConfig(src=str(splits), model="test_resnet", pretrained=False, img_size=32, batch_size=8,
+                                workers=0, device="cpu", plots=False, aug="none", epochs=1,
+                                out=str(tmp_path / "runs2"), name="kf", folds="all"))
     res = invoke("predict", run, "--data", raw, "--eval", "--out", tmp_path / "p", "--workers", 0, "--quiet")
+    assert (f"test rows it trained on, so split first and train again: imgcls split {splits} --folds 3 --test 0.2 "
+            f"--out {splits.parent / 'heldout.csv'}, imgcls train") in " ".join(res.output.split()), res.output
     said = " ".join(res.output.split())
     steps = [c.replace(", then", "").strip().rstrip(",").split() for c in said.split("imgcls ")[1:]]
     assert [c[0] for c in steps] == ["split", "train", "predict"], said
@@ -1174,12 +1188,12 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
         assert r.exit_code == 0, r.output
     res = invoke("predict", run, "--data", raw, "--eval", "--out", tmp_path / "p", "--workers", 0, "--quiet")
     said = " ".join(res.output.split())
-    held = tmp_path / "runs" / "kf_heldout"
+    held = tmp_path / "runs2" / "kf_heldout"
     assert res.exit_code == 2 and f"{held} was trained on {splits.parent / 'heldout.csv'}, a split made first: " \
         f"imgcls predict {held} --data {splits.parent / 'heldout.csv'} --eval --eval-split test" in said, said
     assert "imgcls train" not in said
     # a folder of that name that is not such a run: the next free name
-    held.rename(tmp_path / "runs" / "other")
+    held.rename(tmp_path / "runs2" / "other")
     held.mkdir()
     said = " ".join(invoke("predict", run, "--data", raw, "--eval", "--workers", 0, "--quiet").output.split())
     assert "--name kf_heldout2, then imgcls predict " + str(held) + "2 --data" in said, said
