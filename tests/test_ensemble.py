@@ -303,6 +303,23 @@ def test_checkpoint_files_given_are_named_by_their_run(tmp_path, monkeypatch):
                      "runs/kf/fold_0": "kf.fold_0", "models/effnet.pt": "effnet"}
 
 
+def test_an_ensemble_of_one_set_s_folds_says_the_set_is_that_ensemble(tmp_path):
+    """`imgcls ensemble RUN/fold_0 RUN/fold_1` (an ensemble of folds, typed the obvious way): each fold validated on
+    its own fold, so nothing could be scored, and the warning's way out, 'train the runs on the same split to
+    compare', trains nothing that helps: the set itself is that ensemble, scored on its out-of-fold rows."""
+    kf = make_tiny_run(tmp_path / "runs" / "kf", folds=2, val_rows=_val_rows(tmp_path / "data"))
+    oof = pd.read_csv(kf / "val_predictions.csv")
+    for k, part in enumerate((oof.iloc[:12], oof.iloc[12:])):
+        part.assign(fold=k).to_csv(kf / f"fold_{k}" / "val_predictions.csv", index=False)
+    res = runner.invoke(app, ["ensemble", str(kf / "fold_0"), str(kf / "fold_1"), "--out", str(tmp_path / "e")])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "share no image" in said, res.output
+    assert (f"the members are folds of the k-fold run {kf}, each validated on its own fold: that run, the "
+            f"ensemble of its folds, is scored on its out-of-fold rows (imgcls predict {kf} averages its folds; imgcls ensemble "
+            f"takes it as one member)") in said, said
+    assert "train the runs on the same split" not in said, said
+
+
 def test_a_rebuild_that_cannot_be_scored_leaves_no_score_of_the_earlier_ensemble(tmp_path):
     """An ensemble replaced in its folder by one whose members share no validation image (not scored): the earlier
     ensemble's oof_predictions.csv stayed, and `imgcls runs` listed the new ensemble with the earlier one's score."""

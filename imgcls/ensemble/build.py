@@ -95,8 +95,18 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         rows.append({"member": m.name, "checkpoints": len(m.checkpoints), "val_images": int(ok.sum()),
                      "val_macro_f1": f1})
     if len(common) == 0 and len(members) > 1:
-        warn("the members' validation predictions share no image; the ensemble cannot be scored on them "
-             "(train the runs on the same split to compare)")
+        from imgcls.console import sh
+        from imgcls.run_names import is_fold_dir
+        folders = [m.run if m.run.is_dir() else m.run.parent for m in members]
+        sets = {f.parent for f in folders}
+        # folds of one k-fold set, each validated on its own fold: no split trains them onto shared rows; the set is
+        # their ensemble (predict averages its folds), scored on its out-of-fold rows
+        why = (f"the members are folds of the k-fold run {next(iter(sets))}, each validated on its own fold: that run, "
+               f"the ensemble of its folds, is scored on its out-of-fold rows (imgcls predict {sh(next(iter(sets)))} averages its "
+               f"folds; imgcls ensemble takes it as one member)"
+               if len(sets) == 1 and all(is_fold_dir(f) for f in folders) else
+               "train the runs on the same split to compare")
+        warn(f"the members' validation predictions share no image; the ensemble cannot be scored on them ({why})")
 
     y_all = oofs[0].loc[common, "label"].map(cidx)
     ok = y_all.notna().to_numpy()
