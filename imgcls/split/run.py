@@ -366,9 +366,3 @@ def _stratify_of(cfg: SplitConfig, file: Path) -> list[str]:
     made = read_yaml(split_outputs(file)["summary"]).get("config")
     recorded = made.get("stratify") if isinstance(made, dict) else None
     return [c for c in recorded if isinstance(c, str)] if isinstance(recorded, list) else []
-    made = read_yaml(split_outputs(file)["summary"]).get("config")
-    recorded = made.get("stratify") if isinstance(made, dict) else None
-    for col in [*cfg.stratify, *(recorded if isinstance(recorded, list) else [])]:
-        if isinstance(col, str) and col in df.columns and (df[col].fillna("").astype(str) != "").any():
-            return col
-    return "label"
