@@ -152,7 +152,8 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         got = sess.run(None, {"input": x.numpy()})[0]
         diff = float(np.abs(got - ref).max())
         agree = float((got.argmax(1) == ref.argmax(1)).mean())
-        rec = {"onnx": os.path.abspath(path), "checkpoint": os.path.abspath(ck), "max_abs_diff": diff, "argmax_agreement": agree,
+        rec = {"onnx": os.path.abspath(path), "checkpoint": os.path.abspath(ck), "max_abs_diff": diff,
+               "argmax_agreement": agree,
                "parity_ok": diff <= atol, "input": ["batch", 3, s, s], "output": ["batch", meta.n_classes],
                # the decoding its training images had (ModelMeta.decode_version; 1 where unrecorded), beside the
                # recipe's (preprocessing.decode.version: this imgcls's, what predict feeds it): where they differ,

@@ -1074,7 +1074,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                             **({"share": {a: round(v, 6) for a, v in shares[k].items()}} if shares else {}),
                             "checkpoints": [os.path.abspath(c) for c in m.checkpoints]}
                            for k, m in enumerate(spec.members)],
-               "data": os.path.abspath(data), "data_rows": part if only else "all", "n_images": n, "n_unreadable": len(bad),
+               "data": os.path.abspath(data), "data_rows": part if only else "all", "n_images": n,
+               "n_unreadable": len(bad),
                "unreadable": {"pred": fallback, "paths": [str(p) for p in mf.image_paths(df.iloc[bad])]},
                "tta": tta_spec.text, "tta_views": tta_spec.n_views, "tta_merge": tta_merge,
                "device": probs.device, "device_option": device, "seconds": round(probs.seconds, 3),

@@ -315,8 +315,8 @@ def test_an_ensemble_of_one_set_s_folds_says_the_set_is_that_ensemble(tmp_path):
     said = " ".join(res.output.split())
     assert res.exit_code == 0 and "share no image" in said, res.output
     assert (f"the members are folds of the k-fold run {kf}, each validated on its own fold: that run, the "
-            f"ensemble of its folds, is scored on its out-of-fold rows (imgcls predict {kf} averages its folds; imgcls ensemble "
-            f"takes it as one member)") in said, said
+            f"ensemble of its folds, is scored on its out-of-fold rows (imgcls predict {kf} averages its folds; "
+            f"imgcls ensemble takes it as one member)") in said, said
     assert "train the runs on the same split" not in said, said
 
 

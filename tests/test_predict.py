@@ -346,7 +346,8 @@ def test_predict_json_names_its_paths_absolute(tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     summary = json.loads((tmp_path / "p" / "predict.json").read_text())
     assert (summary["source"], summary["data"], summary["probs"], summary["submission"]) == \
-        (str(run), str(tmp_path / "test"), str(tmp_path / "p" / "probs.parquet"), str(tmp_path / "p" / "submission.csv"))
+        (str(run), str(tmp_path / "test"), str(tmp_path / "p" / "probs.parquet"),
+         str(tmp_path / "p" / "submission.csv"))
     assert summary["members"][0]["checkpoints"] == [str(run / "best.pt")]
 
 

@@ -1280,9 +1280,9 @@ def test_stale_temporary_files_are_removed_by_the_next_run_and_only_ours(tmp_pat
 
 
 def test_a_ctrl_c_just_after_the_temporary_file_is_made_leaves_no_file(tmp_path, monkeypatch):
-    """A Ctrl-C in train (kill -INT) left .metrics.csv.XXXXXXXX.tmp.csv in the run folder: atomic_path made its temporary
-    file before its try, so an interrupt there skipped the clean-up. Simulated: the KeyboardInterrupt raised as the
-    new file's descriptor is closed."""
+    """A Ctrl-C in train (kill -INT) left .metrics.csv.XXXXXXXX.tmp.csv in the run folder: atomic_path made its
+    temporary file before its try, so an interrupt there skipped the clean-up. Simulated: the KeyboardInterrupt
+    raised as the new file's descriptor is closed."""
     from imgcls.fsutil import atomic_path, write_table
     real_close = os.close
 

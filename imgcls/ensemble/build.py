@@ -101,9 +101,10 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         sets = {f.parent for f in folders}
         # folds of one k-fold set, each validated on its own fold: no split trains them onto shared rows; the set is
         # their ensemble (predict averages its folds), scored on its out-of-fold rows
-        why = (f"the members are folds of the k-fold run {next(iter(sets))}, each validated on its own fold: that run, "
-               f"the ensemble of its folds, is scored on its out-of-fold rows (imgcls predict {sh(next(iter(sets)))} averages its "
-               f"folds; imgcls ensemble takes it as one member)"
+        kf = next(iter(sets))
+        why = (f"the members are folds of the k-fold run {kf}, each validated on its own fold: that run, the ensemble "
+               f"of its folds, is scored on its out-of-fold rows (imgcls predict {sh(kf)} averages its folds; "
+               f"imgcls ensemble takes it as one member)"
                if len(sets) == 1 and all(is_fold_dir(f) for f in folders) else
                "train the runs on the same split to compare")
         warn(f"the members' validation predictions share no image; the ensemble cannot be scored on them ({why})")
