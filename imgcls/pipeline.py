@@ -43,14 +43,17 @@ def has_default_input(step: str, base: str | os.PathLike = ".") -> bool:
 def _competition_table(base: str | os.PathLike, role: str) -> Path | None:
     """The competition table `base` holds for `role` ('train', 'test'), named where no default input (test data)
     exists: of the CSVs listing its images (FolderView.image_tables: DACON's train.csv and test.csv beside train/
-    and test/, Kaggle's beside train_images/), the first whose name starts with `role`; None without one
-    (sample_submission.csv is neither)."""
+    and test/, Kaggle's beside train_images/), the first whose name starts with `role`; for 'test' without one,
+    the sample submission listing the test images (Kaggle's sample_submission.csv beside test_images/, no test.csv:
+    its rows are the test set's); None without one."""
     from imgcls.layouts import FolderView
+    from imgcls.submission import is_template_name
     try:
         tables = FolderView(Path(base)).image_tables
     except OSError:
         return None
-    return next((t for t in tables if t.name.lower().startswith(role)), None)
+    return next((t for t in tables if t.name.lower().startswith(role)),
+                next((t for t in tables if is_template_name(t)), None) if role == "test" else None)
 
 
 def default_input(step: str, base: str | os.PathLike = ".") -> Path:
@@ -82,14 +85,17 @@ TEST_DATA = ("data/test", "data/eval")
 
 def default_test_data(base: str | os.PathLike = ".", source: str | os.PathLike | None = None) -> Path:
     """predict's default --data: the first of TEST_DATA that exists, announced. Without one, a competition's test
-    table in `base` (DACON's test.csv) is named with the predict command that reads it (`source`: the run as given,
-    None: the latest)."""
+    table in `base` (DACON's test.csv; Kaggle's sample_submission.csv where no test table lists the test_images/)
+    is named with the predict command that reads it (`source`: the run as given, None: the latest)."""
     for loc in TEST_DATA:
         if Path(base, loc).exists():
             info(f"using {loc} (test data: the first of {', '.join(TEST_DATA)} found)")
             return Path(base, loc)
     from imgcls.outputs import predict_fix
+    from imgcls.submission import is_template_name
     table = _competition_table(base, "test")
-    fix = (f"this folder holds {table.name}: {predict_fix(source, data=table)}" if table is not None
-           else "pass the data folder or manifest")
+    fix = ("pass the data folder or manifest" if table is None else
+           f"this folder holds {table.name}" + (" (no test table; its rows are the test images)"
+                                                if is_template_name(table) else "")
+           + f": {predict_fix(source, data=table)}")
     raise UserError(f"no test data (--data) given and none of {', '.join(TEST_DATA)} exists; {fix}")

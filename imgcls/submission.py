@@ -73,14 +73,20 @@ class Template:
         return out
 
 
+def is_template_name(csv: str | os.PathLike) -> bool:
+    """Whether a CSV's name is a competition's sample submission's (sample*submission*.csv)."""
+    name = Path(csv).name.lower()
+    return name.startswith("sample") and "submission" in name
+
+
 def template_beside(data: str | os.PathLike, view: FolderView | None = None) -> Path | None:
-    """A competition's sample submission (sample*submission*.csv) in the test data's folder or the one above it
+    """A competition's sample submission (is_template_name) in the test data's folder or the one above it
     (Kaggle's and DACON's archives put it beside test/ and test.csv), else None. `view`: the read's look at the test
     data's folder (manifest.source_view: predict's, which manifest.load read), whose CSVs are read, not listed
     again."""
     folder = Path(data).parent if Path(data).is_file() else Path(data)
     for base in (view if view is not None else FolderView(folder), FolderView(folder.parent)):
-        hits = [p for p in base.csvs if p.name.lower().startswith("sample") and "submission" in p.name.lower()]
+        hits = [p for p in base.csvs if is_template_name(p)]
         if hits:
             return hits[0]
     return None

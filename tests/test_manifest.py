@@ -1172,6 +1172,27 @@ def test_a_bare_predict_in_a_competition_folder_names_its_test_csv(tmp_path, mon
         pipeline.default_test_data()
 
 
+def test_a_bare_predict_in_a_kaggle_folder_names_its_sample_submission(tmp_path, monkeypatch):
+    """A bare `imgcls predict RUN` in a Kaggle folder (train.csv + train_images/, test_images/ listed by
+    sample_submission.csv, no test.csv) said only "pass the data folder or manifest", though --data
+    sample_submission.csv reads the test images there, in the submission's order; it names that command."""
+    from imgcls import pipeline
+    from imgcls.predict import read_test_data
+    d = _kaggle(tmp_path / "comp")
+    for n in ("s1", "s0"):
+        make_image(d / "test_images" / f"{n}.png", size=(16, 16))
+    pd.DataFrame({"id": ["s1.png", "s0.png"], "label": "x"}).to_csv(d / "sample_submission.csv", index=False)
+    monkeypatch.chdir(d)
+    with pytest.raises(UserError) as e:
+        pipeline.default_test_data(source="outputs/runs/r")
+    assert str(e.value).endswith(
+        "exists; this folder holds sample_submission.csv (no test table; its rows are the test images): imgcls "
+        "predict outputs/runs/r --data sample_submission.csv (Python: run_predict('outputs/runs/r', "
+        "data='sample_submission.csv'))"), str(e.value)
+    assert list(read_test_data("sample_submission.csv")["path"]) == ["s1.png", "s0.png"]   # what it names reads
+    assert pipeline._competition_table(d, "train").name == "train.csv"        # a bare train still names train.csv
+
+
 def test_declared_columns_are_coerced_on_read(tmp_path, image_folder):
     """Every step's columns come back with their declared type, whatever pandas would have guessed."""
     df = mf.load(image_folder, announce=False).iloc[:4].reset_index(drop=True)
