@@ -688,9 +688,6 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     # an ensemble scored on the rows its weights were fitted on is optimistic there: not like-for-like with a score
     # that is not, over the same images or not
     optimistic = [r.name for r in (ra, rb) if r.scored_on.endswith(OPTIMISTIC)]
-    # an ensemble whose macro-F1 is the cross-fitted one: only that score was cross-fitted; its per-class F1 (from
-    # its saved predictions) is of the weights fitted on these rows
-    per_class_fitted = [r.name for r in (ra, rb) if r.scored_on.endswith(CROSS_FITTED)]
     mets = []
     for k in ("val_macro_f1", "val_acc", "n_val", "epochs", "best_epoch", "seconds"):
         va, vb = getattr(ra, k), getattr(rb, k)
@@ -713,7 +710,21 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     return {"a": ra, "b": rb, "config": cfg, "ran": ran, "metrics": mets, "per_class": pc, "same_rows": same_rows,
             "unscored": unscored,
             "same_task": same_task(ra.task, rb.task),    # a mask run's macro-F1 and a gender run's do not compare
-            "optimistic": optimistic if len(optimistic) == 1 else [], "per_class_fitted": per_class_fitted}
+            "optimistic": optimistic if len(optimistic) == 1 else [], "per_class_fitted": per_class_fitted((ra, rb))}
+
+
+def per_class_fitted(runs: Sequence[Run]) -> list[str]:
+    """The names of `runs` ranked on a cross-fitted macro-F1 (an ensemble whose weights were fitted on the rows it is
+    scored on): only that score was cross-fitted; their per-class F1 (from their saved predictions) is of the
+    weights fitted on those very rows (optimistic). runs diff and the runs report say so (per_class_fitted_note)."""
+    return [r.name for r in runs if r.scored_on.endswith(CROSS_FITTED)]
+
+
+def per_class_fitted_note(name: str, where: str) -> str:
+    """What a per-class F1 table / heat map says of a run per_class_fitted names; `where`: where its cross-fitted
+    val_macro_f1 is shown ('above', 'in the leaderboard')."""
+    return (f"{name}'s per-class F1 is of its ensemble weights fitted on these rows (optimistic): its val_macro_f1 "
+            f"{where} is the cross-fitted one")
 
 
 def _must_read(path) -> Run:
@@ -786,8 +797,7 @@ def print_diff(d: dict) -> None:
             "A and B are scored on different images: not a like-for-like comparison" if not same else
             f"{optimistic[0]}'s ensemble weights were fitted on the rows it is scored on (optimistic): not a "
             f"like-for-like comparison" if optimistic else None,
-            *(f"{n}'s per-class F1 is of its ensemble weights fitted on these rows (optimistic): its val_macro_f1 "
-              f"above is the cross-fitted one" for n in d.get("per_class_fitted", []))) if c]
+            *(per_class_fitted_note(n, "above") for n in d.get("per_class_fitted", []))) if c]
         _print_per_class(d["per_class"], "; ".join(caveats) or None)
 
 
@@ -839,8 +849,10 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
     named = {t: t if len(tasks) > 1 else "" for t in tasks}       # the chart's title names its task among several
     curves = "".join(report.img(uri, f"val macro-F1 by epoch: {t}") for t in tasks
                      for uri in [_curves_uri(of_task[t], named[t])] if uri)
-    heat = "".join(report.img(uri, f"per-class F1 across runs: {t}") for t in tasks
-                   for uri in [_heat_uri(of_task[t], named[t])] if uri)
+    heat = "".join(report.img(uri, f"per-class F1 across runs: {t}")
+                   + "".join(report.note(per_class_fitted_note(n, "in the leaderboard"))
+                             for n in per_class_fitted([r for r in of_task[t] if r.per_class is not None]))
+                   for t in tasks for uri in [_heat_uri(of_task[t], named[t])] if uri)
     shown = board.assign(time=[duration(s) for s in board["seconds"]]).drop(columns=["seconds"])
     return report.write_report(out, "runs.html", title=f"imgcls runs: {root}",
                                subtitle=f"{len(board)} run(s); val macro-F1 over every class of the task, "

@@ -362,21 +362,28 @@ def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cros
     assert "(other rows)" not in r.output and "same rows" in r.output
 
 
-def test_diff_says_an_ensemble_s_per_class_f1_is_of_its_fitted_weights_where_its_macro_f1_is_cross_fitted(outputs):
-    """runs diff of a weighted ensemble (weights fitted on its common val rows) against its member: the metrics
-    table showed the cross-fitted macro-F1 (0.3, 'weights cross-fitted'), while the per-class F1 under it came
-    from the saved predictions of the weights fitted on those very rows (1.0 each: mean 1.0, not 0.3), headed
-    'saved validation predictions' alone, as comparable as the member's. It now says whose they are."""
+def _cross_fitted_ensemble(outputs, name="xfit"):
+    """A weighted ensemble of best and mid whose weights were fitted on its common val rows: its saved predictions
+    are best's (per-class F1 1.0 each), its recorded cross-fitted macro-F1 0.3."""
     best = pd.read_csv(outputs / "runs" / "best" / "val_predictions.csv")
-    ens = outputs / "ensembles" / "xfit"
+    ens = outputs / "ensembles" / name
     ens.mkdir(parents=True)
     (ens / "spec.yaml").write_text(yaml.safe_dump({
-        "kind": "imgcls-ensemble", "name": "xfit", "method": "weighted", "classes": CLASSES,
+        "kind": "imgcls-ensemble", "name": name, "method": "weighted", "classes": CLASSES,
         "scores": {"weights_fitted_on_scored_rows": True, "ensemble_macro_f1": 1.0,
                    "ensemble_macro_f1_crossfit": 0.3, "crossfit_folds": 5},
         "members": [{"name": "best", "weight": 0.9}, {"name": "mid", "weight": 0.1}]}))
     best.assign(key=[f"{r}/{p}" for r, p in zip(best["root"], best["path"])]).drop(
         columns=["root", "path", "fold"]).to_csv(ens / "oof_predictions.csv", index=False)
+    return ens
+
+
+def test_diff_says_an_ensemble_s_per_class_f1_is_of_its_fitted_weights_where_its_macro_f1_is_cross_fitted(outputs):
+    """runs diff of a weighted ensemble (weights fitted on its common val rows) against its member: the metrics
+    table showed the cross-fitted macro-F1 (0.3, 'weights cross-fitted'), while the per-class F1 under it came
+    from the saved predictions of the weights fitted on those very rows (1.0 each: mean 1.0, not 0.3), headed
+    'saved validation predictions' alone, as comparable as the member's. It now says whose they are."""
+    ens = _cross_fitted_ensemble(outputs)
     d = diff_runs(outputs / "runs" / "mid", ens)
     assert d["per_class_fitted"] == ["xfit"]
     r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "mid"), str(ens)], terminal_width=200)
@@ -385,6 +392,23 @@ def test_diff_says_an_ensemble_s_per_class_f1_is_of_its_fitted_weights_where_its
     assert ("xfit's per-class F1 is of its ensemble weights fitted on these rows (optimistic): its val_macro_f1 "
             "above is the cross-fitted one") in out, out
     assert diff_runs(outputs / "runs" / "mid", outputs / "runs" / "best")["per_class_fitted"] == []
+
+
+def test_the_report_says_an_ensemble_s_heat_map_row_is_of_its_fitted_weights_where_its_macro_f1_is_cross_fitted(
+        outputs):
+    """imgcls runs report: the leaderboard ranked a weighted ensemble (weights fitted on its common val rows) on its
+    cross-fitted macro-F1 (0.3), while its row of the per-class F1 heat map came from the saved predictions of the
+    weights fitted on those very rows (1.0 each), unlabelled. The report now says so under the heat map, in the
+    words runs diff uses."""
+    import html as htmllib
+    _cross_fitted_ensemble(outputs)
+    r = CliRunner().invoke(app, ["runs", "report", str(outputs)])
+    assert r.exit_code == 0, r.output
+    page = " ".join(htmllib.unescape((outputs / "runs_report.html").read_text()).split())
+    said = ("ensembles/xfit's per-class F1 is of its ensemble weights fitted on these rows (optimistic): its "
+            "val_macro_f1 in the leaderboard is the cross-fitted one")
+    assert page.count(said) == 1 and page.index("Per-class F1 across runs") < page.index(said), page[-2000:]
+    assert "ensembles/e1's per-class F1" not in page                  # a soft ensemble: nothing fitted, no note
 
 
 def test_a_run_that_is_training_is_marked_running(outputs):
