@@ -569,19 +569,31 @@ def leaderboard(runs: Sequence[Run], sort: str = RunsConfig.sort, filters: Seque
     return df.reset_index(drop=True)
 
 
-def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: int | None = None,
+def listed(kinds: Sequence[str]) -> str:
+    """How many of what a leaderboard lists, by their Run.kind: '3 runs' (single runs, k-fold sets, tune trials),
+    '1 ensemble', '3 runs and ensembles'; what its title, the report's and their lines count."""
+    kinds = list(kinds)
+    n_ens = sum(k == "ensemble" for k in kinds)
+    if 0 < n_ens < len(kinds):
+        return f"{len(kinds)} runs and ensembles"
+    from imgcls.console import plural
+    return plural(len(kinds), "ensemble" if n_ens else "run")
+
+
+def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: Sequence[str] = (),
                       filters: Sequence[str] = (), sort: str = RunsConfig.sort) -> None:
-    """The leaderboard table; `of`: how many runs there were before `filters` kept the rows of `df` (the title says
-    how many matched, never '0 run(s) under outputs' for runs that exist and did not match). `sort`: the column
+    """The leaderboard table, its title counting what it lists (listed); `of`: the kinds of every run there was
+    before `filters` kept the rows of `df` (the title says how many matched, never '0 runs under outputs' for runs
+    that exist and did not match). `sort`: the column
     `df` is sorted by; a score (RANKED) ranks each task's runs apart (leaderboard): the title says so, and a line
     parts the tasks."""
     from rich.table import Table
     from imgcls.console import print_table, sh
-    what = f"{len(df)} run(s) under {root}"
+    what = f"{listed(df['kind'])} under {root}"
     if filters:
         said = " ".join(f"--filter {sh(f)}" for f in filters)
-        what = (f"no run of the {of} under {root} matches {said}" if len(df) == 0 else
-                f"{len(df)} run(s) of the {of} under {root} match {said}")
+        what = (f"none of the {listed(of)} under {root} matches {said}" if len(df) == 0 else
+                f"{listed(df['kind'])} of the {listed(of)} under {root} match{'es' if len(df) == 1 else ''} {said}")
     group = df["task"].map(task_groups(df["task"])).tolist()       # the tasks ranked apart (same_task's)
     ranked = sort in RANKED and len(set(group)) > 1
     apart = "; each task's runs ranked apart (other tasks' scores do not compare)" if ranked else ""
@@ -855,7 +867,7 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
                    for t in tasks for uri in [_heat_uri(of_task[t], named[t])] if uri)
     shown = board.assign(time=[duration(s) for s in board["seconds"]]).drop(columns=["seconds"])
     return report.write_report(out, "runs.html", title=f"imgcls runs: {root}",
-                               subtitle=f"{len(board)} run(s); val macro-F1 over every class of the task, "
+                               subtitle=f"{listed(board['kind'])}; val macro-F1 over every class of the task, "
                                         f"recomputed from each run's saved validation predictions; {ROWS_NOTE} "
                                         f"(scored_on, n_val); state: blank for a finished run, an ensemble, or a "
                                         f"run not known to have finished or stopped (progress 4/10 alone: an early "
@@ -989,8 +1001,9 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
         keep = set(board["name"])
         path = write_runs_report([r for r in found if r.name in keep], Path(cfg.out or root / "runs_report.html"),
                                  root)
-        info(f"wrote {path} ({len(keep)} runs)" if not cfg.filter else
-             f"wrote {path} ({len(keep)} of the {len(found)} runs under {root}, those --filter kept)")
+        info(f"wrote {path} ({listed(board['kind'])})" if not cfg.filter else
+             f"wrote {path} ({listed(board['kind'])} of the {listed([r.kind for r in found])} under {root}, those "
+             f"--filter kept)")
         return path
     to_stdout = False
     for fmt, dest in (("csv", cfg.csv), ("json", cfg.json)):
@@ -1002,5 +1015,5 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
             else:
                 info(f"wrote {dest} ({len(board)} rows)")
     if not to_stdout:
-        print_leaderboard(board, root, of=len(found), filters=cfg.filter, sort=cfg.sort)
+        print_leaderboard(board, root, of=[r.kind for r in found], filters=cfg.filter, sort=cfg.sort)
     return board

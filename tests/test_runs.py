@@ -422,7 +422,7 @@ def test_a_run_that_is_training_is_marked_running(outputs):
                                                       "runs/mid": "running", "tune/s1/trial_0000": "",
                                                       "ensembles/e1": ""}
         r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "state=running"])
-        assert r.exit_code == 0 and "2 run(s)" in r.stdout and "running 3/3" in r.stdout, r.stdout
+        assert r.exit_code == 0 and "2 runs of the 6" in r.stdout and "running 3/3" in r.stdout, r.stdout
     assert set(leaderboard(find_runs(outputs))["state"]) == {""}          # the lock goes with the process
 
 
@@ -652,17 +652,36 @@ def test_a_k_fold_set_names_a_fold_not_known_to_have_finished(outputs):
 def test_a_filter_nothing_matches_says_how_many_runs_exist(outputs, tmp_path):
     """`imgcls runs --filter X` with no match printed '0 run(s) under outputs', exit 0, which reads as 'there are no
     runs'; the title now says how many runs there are and that none matched (and, with matches, how many of how
-    many)."""
+    many; the fixture's 6: 5 runs and an ensemble)."""
     r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "model=vit_huge"])
     title = " ".join(r.stdout.split())
-    assert r.exit_code == 0 and f"no run of the 6 under {outputs} matches --filter model=vit_huge" in title, title
-    assert "0 run(s)" not in title
+    assert r.exit_code == 0, r.output
+    assert f"none of the 6 runs and ensembles under {outputs} matches --filter model=vit_huge" in title, title
+    assert "0 run" not in title
     r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "kind=run", "--filter", "val_macro_f1>0.6"])
     title = " ".join(r.stdout.split())
-    assert f"1 run(s) of the 6 under {outputs} match --filter kind=run --filter 'val_macro_f1>0.6'" in title, title
+    assert (f"1 run of the 6 runs and ensembles under {outputs} matches --filter kind=run "
+            f"--filter 'val_macro_f1>0.6'") in title, title
     r = CliRunner().invoke(app, ["runs", "report", str(outputs), "--filter", "model=vit_huge", "--out",
                                  str(tmp_path / "r.html")])
-    assert r.exit_code == 0 and "(0 of the 6 runs under" in " ".join(r.output.split()), r.output
+    assert r.exit_code == 0 and "(0 runs of the 6 runs and ensembles under" in " ".join(r.output.split()), r.output
+
+
+def test_the_title_counts_what_it_lists_runs_ensembles_or_both(outputs, tmp_path):
+    """`imgcls runs outputs/ensembles` was headed '2 run(s) under outputs/ensembles' though it listed ensembles; the
+    title (and the report's line) counts what it lists: runs, ensembles, or runs and ensembles."""
+    shutil.copytree(outputs / "ensembles" / "e1", outputs / "ensembles" / "e2")
+    for where, said in (("ensembles", "2 ensembles under"), ("ensembles/e1", "1 ensemble under"),
+                        ("runs", "4 runs under"), ("runs/best", "1 run under"), ("", "7 runs and ensembles under")):
+        r = CliRunner().invoke(app, ["runs", str(outputs / where)])
+        title = " ".join(r.stdout.split())
+        assert r.exit_code == 0 and title.startswith(f"{said} {outputs / where}:"), title
+        assert "run(s)" not in title
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "kind=ensemble"])
+    assert f"2 ensembles of the 7 runs and ensembles under {outputs} match --filter" in " ".join(r.stdout.split())
+    r = CliRunner().invoke(app, ["runs", "report", str(outputs / "ensembles"), "--out", str(tmp_path / "r.html")])
+    assert r.exit_code == 0 and "(2 ensembles)" in r.output, r.output
+    assert "2 ensembles; val macro-F1" in (tmp_path / "r.html").read_text()
 
 
 def test_python_run_runs_gives_the_cli_leaderboard_report_and_diff(outputs, tmp_path, capsys):
