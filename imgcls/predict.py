@@ -10,7 +10,7 @@
 - Submission: `--format id,label | mask (ImageID,ans with class ids) | dacon (id,artist with names)`, or
   `--sample-submission FILE`: the competition's template filled in its own row order; an id missing from our
   predictions or a prediction without a template row is an error naming both counts and an example, before the
-  model runs.
+  model runs. A sample submission given as --data (is_template_data) has no labels.
 - --eval: never on rows a member trained on (check_eval_not_leaked), nor on rows with no label the model knows
   (check_eval_scorable), both refused before the model runs; unreadable test images are named, and
   test data none of whose images can be read is an error (nothing written). `--eval-split val|test` typed: the
@@ -47,7 +47,7 @@ from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, f
                               is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
-                               check_template_exists, match_template, resolve_format,
+                               check_template_exists, is_template_data, match_template, resolve_format,
                                template_beside)
 from imgcls.train.config import TrainConfig
 from imgcls.train.rundir import ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, read_run_csv, read_validation, validation_files
@@ -730,6 +730,17 @@ def check_eval_scorable(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, 
                     f"knows{predicts}; nothing to score: predict without --eval, or give labelled data: {works}")
 
 
+def check_eval_not_template(data) -> None:
+    """--eval on a sample submission given as --data (submission.is_template_data) would score the placeholders of
+    the column the submission fills (every row 'x' or '0': a made-up number): refused before the test data is read,
+    naming labelled data as the fix."""
+    if is_template_data(data):
+        raise UserError(f"--eval: {data} is a sample submission: its label column holds the placeholders the "
+                        f"submission fills, not labels; nothing to score: predict without --eval (the submission in "
+                        f"its ids and order), or give --eval labelled data: a CSV with path,label columns, or class "
+                        f"folders named as the model's classes")
+
+
 def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, data,
                           view: FolderView | None = None) -> None:
     """--eval on rows a member trained on would print a training score as if it were a validation one: the rows
@@ -937,6 +948,10 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if data is None:
         from imgcls.pipeline import default_test_data
         data = default_test_data(source=source)
+    # a sample submission as --data: the test images in its ids and order, its labels the placeholders it fills
+    as_template = is_template_data(data)
+    if evaluate:
+        check_eval_not_template(data)
     # the read's look at the test data's folder: asked again after it (the sample submission beside the images, the
     # split folders of a folder the run trained on), not listed again
     view = mf.source_view(Path(data), opts or mf.LayoutOptions())
@@ -959,6 +974,8 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     if target != "label" and not (opts and opts.label_col):
         df = df.assign(label=(mf.nfc_classes(df[target].astype("string").fillna("").astype(object))
                               if target in df.columns else ""))
+    if as_template:     # no truth: no --eval hint, no label column in the probabilities
+        df = df.assign(label="")
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs
     # a --format given (typed, or named by a Python caller; id,label too) must name the template's columns
     template = match_template(sample_submission, df, fmt, data=data, view=view) if sample_submission else None

@@ -79,6 +79,13 @@ def is_template_name(csv: str | os.PathLike) -> bool:
     return name.startswith("sample") and "submission" in name
 
 
+def is_template_data(data: str | os.PathLike) -> bool:
+    """Whether predict's --data is a competition's sample submission (a file is_template_name: Kaggle's
+    sample_submission.csv listing test_images/, no test.csv): its rows are the test images, in the submission's
+    order, and its label column is the submission's to fill (placeholders, no labels)."""
+    return is_template_name(data) and Path(data).is_file()
+
+
 def template_beside(data: str | os.PathLike, view: FolderView | None = None) -> Path | None:
     """A competition's sample submission (is_template_name) in the test data's folder or the one above it
     (Kaggle's and DACON's archives put it beside test/ and test.csv), else None. `view`: the read's look at the test

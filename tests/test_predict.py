@@ -1832,6 +1832,39 @@ def test_eval_on_unlabeled_data_is_refused_before_the_model_runs(tmp_path):
     assert res.exit_code == 0, res.output            # without --eval: predicted as before
 
 
+def _kaggle_test(d: Path, cols=("id", "label"), placeholder="a") -> list[str]:
+    """Kaggle's test half: test_images/ listed by sample_submission.csv (no test.csv), its label column one
+    placeholder value that is one of make_tiny_run's classes; the template's ids in an order of their own."""
+    ids = ["t3.png", "t0.png", "t4.png", "t1.png", "t2.png"]
+    for i, n in enumerate(ids):
+        make_image(d / "test_images" / n, size=(36, 36), seed=500 + i, kind="noise")
+    pd.DataFrame({cols[0]: ids, cols[1]: placeholder}).to_csv(d / "sample_submission.csv", index=False)
+    return ids
+
+
+def test_a_sample_submission_given_as_data_has_no_labels(tmp_path, monkeypatch):
+    """`predict RUN --data sample_submission.csv` (Kaggle's: its label column all 'a', a class of the model) took
+    the placeholders for labels: it ended 'the data has 5 image(s) labelled with the model's classes: --eval scores
+    them', and --eval printed a macro-F1 against the placeholders (a made-up number). A sample submission's label
+    column is the submission's column to fill: no hint, no label column in the probabilities, and --eval is one
+    line (exit 2) before the model runs, naming a labelled table as the fix."""
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    comp = tmp_path / "comp"
+    _kaggle_test(comp)
+    monkeypatch.chdir(comp)
+    res = invoke("predict", run, "--data", "sample_submission.csv", "--out", tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "--eval" not in said and "labelled" not in said, said
+    assert "label" not in pd.read_parquet(tmp_path / "p" / "probs.parquet").columns
+    said = _refused(monkeypatch, run, "--data", "sample_submission.csv", "--eval", "--out", tmp_path / "q")
+    assert said.endswith(
+        "error: --eval: sample_submission.csv is a sample submission: its label column holds the placeholders the "
+        "submission fills, not labels; nothing to score: predict without --eval (the submission in its ids and "
+        "order), or give --eval labelled data: a CSV with path,label columns, or class folders named as the model's "
+        "classes"), said
+    assert not (tmp_path / "q").exists()
+
+
 def test_the_eval_refusal_of_data_without_the_models_labels_says_what_predict_reads_labels_from(tmp_path,
                                                                                                 monkeypatch):
     """--eval on class folders named otherwise than the model's classes (or on an unlabeled folder) ended 'give
