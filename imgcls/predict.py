@@ -10,7 +10,7 @@
 - Submission: `--format id,label | mask (ImageID,ans with class ids) | dacon (id,artist with names)`, or
   `--sample-submission FILE`: the competition's template filled in its own row order; an id missing from our
   predictions or a prediction without a template row is an error naming both counts and an example, before the
-  model runs. A sample submission given as --data (is_template_data) has no labels.
+  model runs. A sample submission given as --data (is_template_data) is that template, and has no labels.
 - --eval: never on rows a member trained on (check_eval_not_leaked), nor on rows with no label the model knows
   (check_eval_scorable), both refused before the model runs; unreadable test images are named, and
   test data none of whose images can be read is an error (nothing written). `--eval-split val|test` typed: the
@@ -978,19 +978,22 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         df = df.assign(label="")
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs
     # a --format given (typed, or named by a Python caller; id,label too) must name the template's columns
-    template = match_template(sample_submission, df, fmt, data=data, view=view) if sample_submission else None
+    # a sample submission as --data (no --format) is the template: its columns, ids and order
+    template_file = sample_submission or (data if as_template and not fmt else None)
+    tpl_flag = f"--sample-submission {sample_submission}" if sample_submission else f"--data {data}"
+    template = match_template(template_file, df, fmt, data=data, view=view) if template_file else None
     fmt = fmt or DEFAULT_FORMAT
     kind = template.kind if template is not None else resolve_format(fmt)[2]
     if kind == "index":         # class ids: from the competition's label, never one attribute or class names
         from imgcls.train.checkpoint import read_meta
         targets = [] if spec.combine == "profile" else [(m.name, read_meta(m.checkpoints[0]).target)
                                                         for m in spec.members]
-        check_class_ids(f"--sample-submission {sample_submission}" if template is not None else f"--format {fmt}",
+        check_class_ids(tpl_flag if template is not None else f"--format {fmt}",
                         kind, spec.classes, targets)
     if template is not None:        # a per-class template, or labels spelled unlike the run's classes
-        check_template_fits(template, spec.classes, f"--sample-submission {sample_submission}")
+        check_template_fits(template, spec.classes, tpl_flag)
     # a competition's test data has no labels: --eval scores labelled rows, not a submission's
-    if (template is None and fmt == DEFAULT_FORMAT and not evaluate
+    if (template is None and fmt == DEFAULT_FORMAT and not evaluate and not as_template
             and (beside := template_beside(data, view)) is not None):
         info(f"{beside} lies beside the test data: --sample-submission {beside} writes the submission with its "
              f"ids, columns and order (not used unless given; without it ids are the test rows' ids as read)")

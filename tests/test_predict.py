@@ -1865,6 +1865,35 @@ def test_a_sample_submission_given_as_data_has_no_labels(tmp_path, monkeypatch):
     assert not (tmp_path / "q").exists()
 
 
+def test_a_sample_submission_given_as_data_is_the_submission_s_template_not_its_own_suggestion(tmp_path,
+                                                                                                monkeypatch):
+    """`predict RUN --data sample_submission.csv` said 'sample_submission.csv lies beside the test data:
+    --sample-submission sample_submission.csv writes the submission with its ids, columns and order', though that
+    file was --data, and wrote the columns id,label whatever the template's (image_id,class here). The file given as
+    --data is the template: the submission has its columns, ids and order, and nothing suggests it again; the
+    command a bare predict names in that folder (pipeline.default_test_data) does the same."""
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    comp = tmp_path / "comp"
+    ids = _kaggle_test(comp, cols=("image_id", "class"))
+    monkeypatch.chdir(comp)
+    with pytest.raises(UserError) as e:
+        from imgcls.pipeline import default_test_data
+        default_test_data(source=run)
+    assert f"--data sample_submission.csv (Python:" in str(e.value), str(e.value)
+    res = invoke("predict", run, "--data", "sample_submission.csv", "--out", tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "lies beside" not in said and "--sample-submission" not in said, said
+    sub = pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)
+    assert list(sub.columns) == ["image_id", "class"] and sub["image_id"].tolist() == ids, sub
+    probs = pd.read_parquet(tmp_path / "p" / "probs.parquet").set_index("id")
+    assert sub["class"].tolist() == probs.loc[ids, "pred"].tolist()
+    # a --format typed is its columns, in the template's order
+    res = invoke("predict", run, "--data", "sample_submission.csv", "--format", "id,label", "--out", tmp_path / "f",
+                 "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "lies beside" not in said, said
+    assert pd.read_csv(tmp_path / "f" / "submission.csv", dtype=str)["id"].tolist() == ids
+
 def test_the_eval_refusal_of_data_without_the_models_labels_says_what_predict_reads_labels_from(tmp_path,
                                                                                                 monkeypatch):
     """--eval on class folders named otherwise than the model's classes (or on an unlabeled folder) ended 'give
