@@ -1647,3 +1647,24 @@ def test_the_local_check_bar_moves_as_its_parts_finish(monkeypatch):
     np.testing.assert_array_equal(loud, quiet)
     total, *moves = steps[f"local check of {len(a)} pairs"]
     assert total == len(a) == sum(moves) and max(moves) < len(a), moves
+
+
+def test_ood_stop_names_the_class_flagged_whole_before_the_share(tmp_path, monkeypatch):
+    """A set of real photos whose one class of 25 px grey crops photo-style takes for out of domain (13 of 20
+    'nonface', 13 of 56 in all): the run stopped on the overall share, whose fix '--ood-contamination 0.05' then
+    removed real images of that class (and skips the class check). The share's stop now names the class and the
+    class stop's fixes (--no-ood) in place of --ood-contamination."""
+    from imgcls.clean.ood import PixelsAgglomerative
+    for c, n in (("a", 8), ("p", 3)):
+        (tmp_path / "raw" / c).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (16, 16), (20 * i, 100 if c == "a" else 200, 50)).save(tmp_path / "raw" / c / f"{i}.png")
+    # the detector flags the 3 'p' images: 3 of 11 (27%, over --ood-max-share 20%) and 3 of 3 'p'
+    monkeypatch.setattr(PixelsAgglomerative, "score",
+                        lambda self, inputs: np.array([0.0] * 8 + [1.0] * 3))
+    r = runner.invoke(app, ["clean", str(tmp_path / "raw"), "--out", str(tmp_path / "c"), "--no-dedup",
+                            "--ood-method", "pixels-agglomerative", "--ood-threshold", "0.5", "--workers", "1", "-q"])
+    flat = " ".join(r.output.split())
+    assert r.exit_code == 2 and "3 of 3 'p'" in flat and "--no-ood" in flat, r.output
+    assert "more than --ood-max-share 20%" in flat and "--ood-contamination" not in flat
+    assert "Traceback" not in r.output and not (tmp_path / "c").exists()

@@ -117,15 +117,24 @@ def _imports_ahead() -> None:
     embedding_libraries()
 
 
-def check_ood_share(flagged: np.ndarray, readable: np.ndarray, cfg: CleanConfig) -> None:
+def check_ood_share(flagged: np.ndarray, readable: np.ndarray, cfg: CleanConfig,
+                    df: pd.DataFrame | None = None) -> None:
     """A detector that flags more than --ood-max-share of the readable images is more likely wrong than the data:
-    stop (nothing written) unless the share was asked for (--ood-contamination) or accepted (--force)."""
+    stop (nothing written) unless the share was asked for (--ood-contamination) or accepted (--force). Where it
+    also flags more than half of a class (`df`'s labels), the line names those classes and their fixes
+    (check_ood_classes'), not --ood-contamination, which would drop real images of such a class."""
     n = int(readable.sum())
     share = float(flagged.sum()) / n if n else 0.0
     if share > cfg.ood_max_share and not cfg.ood_contamination and not cfg.force:
+        said = (f"--ood-method {cfg.ood_method} flags {int(flagged.sum())} of {n} images ({share:.0%}, more "
+                f"than --ood-max-share {cfg.ood_max_share:.0%})")
+        hit = _classes_flagged(flagged, df) if df is not None else []
+        if hit:
+            raise UserError(f"{said}, {', '.join(hit)} among them (more than {OOD_MAX_CLASS_SHARE:.0%} of the "
+                            f"class): more likely a look the detector does not know than polluted data; nothing "
+                            f"written. " + _CLASS_FIXES)
         threshold = cfg.ood_threshold is not None
-        raise UserError(f"--ood-method {cfg.ood_method} flags {int(flagged.sum())} of {n} images ({share:.0%}, more "
-                        f"than --ood-max-share {cfg.ood_max_share:.0%}); nothing written. Flag a share with "
+        raise UserError(f"{said}; nothing written. Flag a share with "
                         + python_too(
                             # the two are alternatives: added beside a typed threshold it is refused
                             "--ood-contamination 0.05" + (" in place of --ood-threshold" if threshold else "")
@@ -134,11 +143,14 @@ def check_ood_share(flagged: np.ndarray, readable: np.ndarray, cfg: CleanConfig)
                             + ", a higher ood_threshold, or force=True"))
 
 
-def check_ood_classes(flagged: np.ndarray, df: pd.DataFrame, cfg: CleanConfig) -> None:
-    """A detector that flags more than OOD_MAX_CLASS_SHARE of a class's remaining images would empty (or nearly)
-    a class of the task: stop (nothing written) unless accepted (--force) or a share was asked for."""
-    if cfg.force or cfg.ood_contamination or "label" not in df.columns:
-        return
+_CLASS_FIXES = python_too("Pass --no-ood, raise --ood-threshold, or --force to accept it",
+                          "ood=False, a higher ood_threshold, or force=True")
+
+
+def _classes_flagged(flagged: np.ndarray, df: pd.DataFrame) -> list[str]:
+    """'k of n 'c'' for each class of which more than OOD_MAX_CLASS_SHARE of the remaining images are flagged."""
+    if "label" not in df.columns:
+        return []
     labels = df["label"].fillna("").astype(str).to_numpy()
     eligible = df["keep"].to_numpy() & (labels != "")
     hit = []
@@ -147,12 +159,19 @@ def check_ood_classes(flagged: np.ndarray, df: pd.DataFrame, cfg: CleanConfig) -
         k = int((flagged & eligible & (labels == c)).sum())
         if k > OOD_MAX_CLASS_SHARE * n:
             hit.append(f"{k} of {n} {c!r}")
+    return hit
+
+
+def check_ood_classes(flagged: np.ndarray, df: pd.DataFrame, cfg: CleanConfig) -> None:
+    """A detector that flags more than OOD_MAX_CLASS_SHARE of a class's remaining images would empty (or nearly)
+    a class of the task: stop (nothing written) unless accepted (--force) or a share was asked for."""
+    if cfg.force or cfg.ood_contamination:
+        return
+    hit = _classes_flagged(flagged, df)
     if hit:
         raise UserError(f"--ood-method {cfg.ood_method} flags {', '.join(hit)} images (more than "
                         f"{OOD_MAX_CLASS_SHARE:.0%} of the class): more likely a look the detector does not know than "
-                        f"polluted data; nothing written. "
-                        + python_too("Pass --no-ood, raise --ood-threshold, or --force to accept it",
-                                     "ood=False, a higher ood_threshold, or force=True"))
+                        f"polluted data; nothing written. " + _CLASS_FIXES)
 
 
 def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg: CleanConfig | None = None,
@@ -284,7 +303,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                                          style=style))
             df["ood_score"] = scores
             flagged = det.flag(scores, cfg.ood_threshold, cfg.ood_contamination) & df["keep"].to_numpy()
-            check_ood_share(flagged, (df["error"] == "").to_numpy(), cfg)
+            check_ood_share(flagged, (df["error"] == "").to_numpy(), cfg, df)
             check_ood_classes(flagged, df, cfg)
             df.loc[flagged, "keep"] = False
             df.loc[flagged, "reason"] = "out_of_domain"
