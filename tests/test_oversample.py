@@ -268,3 +268,25 @@ def test_every_copy_name_a_run_may_make_is_known_before_the_work(factor):
             plan = plan_copies(df, eligible, PreprocessConfig(oversample=target, oversample_max_factor=factor))
             assert {n for n, _ in plan} <= possible
     assert possible_copy_names(df, list(df["path"]), PreprocessConfig()) == []      # no --oversample: none
+
+
+def test_oversample_of_an_unlabelled_folder_is_refused_before_the_work(tmp_path):
+    """preprocess photos/ --oversample median (a flat folder of 72 photos, read as layout 'unlabeled') processed every
+    image and then said 'oversampling (median, x4 at most, medium): 0 copies of 0 class(es)': a flag that did
+    nothing, said after the work. It is now one line naming the missing labels, before any image is read."""
+    from PIL import Image
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(3):
+        Image.new("RGB", (20, 16), (40 * i, 90, 30)).save(src / f"p{i}.png")
+    from imgcls.cli import app
+    from typer.testing import CliRunner
+    r = CliRunner().invoke(app, ["preprocess", str(src), "--out", str(tmp_path / "out"), "--size", "16",
+                                 "--oversample", "median", "--workers", "1", "-q"])
+    flat = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--oversample median copies the images of each labelled class" in flat, r.output
+    assert "has no labels" in flat and "drop --oversample" in flat and "Traceback" not in r.output
+    assert not (tmp_path / "out").exists()
+    # as the line says: without --oversample the same folder is processed
+    _run(src, tmp_path / "out", size=16)
+    assert len(list((tmp_path / "out").glob("*.png"))) == 3

@@ -54,6 +54,14 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
         from imgcls.weights import rembg_model_file
         rembg_model_file(cfg.rembg_model)
     df = mf.load(src, opts, scan=False).reset_index(drop=True)
+    if cfg.oversample_settings() is not None and not mf.class_names(df["label"]):
+        # copies are made per labelled class: without labels --oversample would write none, said after the work
+        hint = mf.label_column_hint(df)
+        raise UserError(f"--oversample {cfg.oversample} copies the images of each labelled class, and {src} has no "
+                        f"labels (no column label, class or target); "
+                        + (f"{hint}, or drop --oversample" if hint else
+                           "give a labelled dataset (a folder per class, or a CSV with a label column), or drop "
+                           "--oversample"))
     age_bands = mf.age_band_record(df, opts)      # recorded in preprocess.json: train reads them beside the manifest
     paths = mf.image_paths(df)
     check_output_location(out, *mf.input_folders(df), images=paths)       # before the scan: a refusal comes first
