@@ -1668,3 +1668,50 @@ def test_ood_stop_names_the_class_flagged_whole_before_the_share(tmp_path, monke
     assert r.exit_code == 2 and "3 of 3 'p'" in flat and "--no-ood" in flat, r.output
     assert "more than --ood-max-share 20%" in flat and "--ood-contamination" not in flat
     assert "Traceback" not in r.output and not (tmp_path / "c").exists()
+
+
+def test_the_report_lists_and_counts_the_linked_duplicates_the_screen_and_summary_count(tmp_path):
+    """A label-conflict group kept per label (--conflicts majority-ties: one drawing twice under a, twice under b,
+    once under c) keeps 4 images, 3 beyond one per group: clean's screen and clean_summary.json (linked_kept) said 3,
+    report.html said 2 (it counted the rows naming a same-label first member, leaving b's first image out) and
+    labelled the count of groups of 2 "duplicate pairs". A group none of whose labels stays showed "kept - ()"."""
+    import html as htmlmod
+    import re
+    from dataclasses import asdict
+
+    from conftest import make_image
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.duplicates import conflict_table, families, linked_kept, mark_duplicates
+    from imgcls.clean.report import write_clean_report
+    labels = ["c", "b", "a", "b", "a", "a", "b", "a", "a"]
+    sha = ["x"] * 5 + ["y", "y", "z", "z"]       # x: the conflict group; y: a tie of one image per label; z: a pair
+    paths = [f"{lab}/{k:03d}.png" for k, lab in enumerate(labels)]
+    for k, p in enumerate(paths):
+        make_image(tmp_path / p, size=(16, 16), seed=k)
+    df = pd.DataFrame({"root": str(tmp_path), "path": paths, "label": labels, "sha256": sha, "error": "",
+                       "width": [32, 32, 32, 64, 32, 32, 32, 32, 32], "height": 32, "keep": True, "reason": "",
+                       "dup_group": "", "duplicate_of": "", "label_conflict": False, "ood_score": 0.0})
+
+    def page(policy: str) -> tuple[str, pd.DataFrame]:
+        out = mark_duplicates(df.copy(), None, CleanConfig(near_dup=False, conflicts=policy)).frame
+        summary = {"config": asdict(CleanConfig(conflicts=policy)), "n_images": len(out),
+                   "kept": int(out["keep"].sum()), "removed": {}, "label_conflict_groups": 2,
+                   "label_conflicts": conflict_table(out), "families": families(out), "threshold_sweep": []}
+        text = htmlmod.unescape(write_clean_report(tmp_path / f"{policy}.html", out, summary).read_text())
+        return " ".join(text.split()), out
+
+    text, out = page("majority-ties")
+    # x keeps a and b (b/003.png, the largest, first); y keeps both; z keeps both: 3 + 1 + 1 beyond one per group
+    assert out["keep"].tolist() == [False] + [True] * 8
+    assert linked_kept(out) == (5, 3)
+    assert ("Linked duplicates: kept, each beside its group's first kept member, one split unit (5 images beyond one "
+            "per group, in 3 groups;") in text
+    for p in ("b/001.png", "a/002.png", "a/004.png"):        # a/002.png: a's first, linked beside b/003.png
+        assert f"linked {p} ({p[0]})<br>first b/003.png (b)" in text, p
+    plain = " ".join(re.sub("<[^>]+>", " ", text).split())
+    assert "duplicates kept, linked to a kept image of their group / groups 5 / 3" in plain
+    assert "duplicate groups of 2 images (kept or removed) 2" in plain and "duplicate pairs" not in plain
+    text, out = page("drop")            # x and y keep no label: their members removed, beside no kept image
+    assert linked_kept(out) == (1, 1) and "(1 image beyond one per group, in 1 group;" in text
+    assert "kept - ()" not in text
+    assert "removed b/006.png (b)<br>kept none: no label of its group stays label_conflict" in text

@@ -399,12 +399,13 @@ def test_clean_report_shows_linked_duplicates_and_says_when_nothing_is_out_of_do
         make_image(tmp_path / p, seed=k)
     df = pd.DataFrame({"root": str(tmp_path), "path": paths, "label": ["a", "a", "b", "b"], "keep": True,
                        "reason": "", "dup_group": ["d0", "d0", "", ""], "duplicate_of": ["", "a/0.png", "", ""],
-                       "label_conflict": False, "error": "", "ood_score": 0.0})
+                       "label_conflict": False, "error": "", "ood_score": 0.0, "width": 48, "height": 40})
     summary = {"config": asdict(CleanConfig()), "n_images": 4, "kept": 4, "removed": {},
                "label_conflict_groups": 0, "label_conflicts": [],
                "families": {"groups_of_3_or_more": 0, "images_in_them": 0, "pair_groups": 1}, "threshold_sweep": []}
     page = htmlmod.unescape(write_clean_report(tmp_path / "r.html", df, summary).read_text())
-    assert "Linked duplicates: kept, each beside its group's first member, one split unit (1)" in page
+    assert ("Linked duplicates: kept, each beside its group's first kept member, one split unit (1 image beyond one "
+            "per group, in 1 group;") in page
     assert "linked a/1.png (a)" in page and "first a/0.png (a)" in page
     assert "no image scored above 0" in page and "score 0.000" not in page
     df["ood_score"] = [0.9, 0.1, 0.0, 0.2]

@@ -256,14 +256,28 @@ def tie_losses(df: pd.DataFrame, groups: list[str] | None = None) -> list[tuple[
     return sorted(rows, key=lambda r: (-r[1] / r[2], r[0]))
 
 
+def linked_members(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, firsts): the positions of the kept images that link duplicates: every kept member of a duplicate group
+    of which two or more images stay, whatever their labels, but the group's first kept member (keep order: largest
+    resolution, then path), and per row the position of that first member. The one owner of "linked duplicates":
+    linked_kept counts them, clean's report lists them (a tie kept per label has one first member per label in
+    `duplicate_of`; counting those instead left each further label's first image out of the report)."""
+    kept = (df["keep"].astype(bool) & (df["dup_group"].astype(str) != "")).to_numpy()
+    rows, gi = _groups_in_keep_order(df, pd.factorize(df["dup_group"].astype(str))[0], kept)
+    if not len(rows):
+        return rows, rows
+    first = rows[links.run_bounds(gi)[:-1]][gi]
+    later = rows != first
+    return rows[later], first[later]
+
+
 def linked_kept(df: pd.DataFrame) -> tuple[int, int]:
     """(copies kept, groups linking them): the duplicate groups of which two or more images stay, whatever their
     labels (a copy under another class that --conflicts keeps links as a same-label one: split and train keep each
-    dup_group on one side), and the images they keep beyond one per group. clean's summary line and
-    clean_summary.json's linked_kept / linked_groups."""
-    sizes = df.loc[df["keep"].astype(bool) & (df["dup_group"] != ""), "dup_group"].value_counts()
-    sizes = sizes[sizes >= 2]
-    return int((sizes - 1).sum()), int(len(sizes))
+    dup_group on one side), and the images they keep beyond one per group (linked_members). clean's summary line,
+    clean_summary.json's linked_kept / linked_groups and report.html's linked duplicates."""
+    rows, firsts = linked_members(df)
+    return len(rows), len(np.unique(firsts))
 
 
 def families(df: pd.DataFrame) -> dict:

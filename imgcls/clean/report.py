@@ -8,31 +8,37 @@ from pathlib import Path
 import pandas as pd
 
 from imgcls import report
+from imgcls.clean.duplicates import linked_members
+from imgcls.console import plural
 
 MAX_SHOWN = 150
 
 
 def _pair(row, kept_row, verb: str = "removed", first: str = "kept", max_pixels: int | None = None) -> str:
     """`row` (removed, or linked) beside the member it is a duplicate of (`kept_row`, None when unknown);
-    `max_pixels`: clean's --max-pixels (None: the default)."""
+    `max_pixels`: clean's --max-pixels (None: the default). A label-conflict loser of a group none of whose
+    labels stays has no such member: said so (it read "kept - ()")."""
     a = report.thumb_data_uri(Path(row["root"], row["path"]), 96, max_pixels)
     b = (report.thumb_data_uri(Path(kept_row["root"], kept_row["path"]), 96, max_pixels) if kept_row is not None
          else "")
-    kept = kept_row["path"] if kept_row is not None else "-"
-    kept_label = kept_row["label"] if kept_row is not None else ""
-    lines = [f"{verb} {row['path']} ({row['label']})", f"{first} {kept} ({kept_label}) {row['reason']}".rstrip()]
+    twin = (f"{kept_row['path']} ({kept_row['label']})" if kept_row is not None
+            else "none: no label of its group stays")
+    lines = [f"{verb} {row['path']} ({row['label']})", f"{first} {twin} {row['reason']}".rstrip()]
     if bool(row["label_conflict"]):
         lines.append("label conflict")
     return report.figure([(a, verb), (b, first)], lines)
 
 
-def _pairs(df: pd.DataFrame, rows: pd.DataFrame, verb: str, first: str, max_pixels: int | None = None) -> str:
-    """Up to MAX_SHOWN of `rows`, each beside its duplicate_of row, and how many more manifest.csv has."""
+def _pairs(df: pd.DataFrame, rows: pd.DataFrame, verb: str, first: str, max_pixels: int | None = None,
+           twin_of: pd.Series | None = None) -> str:
+    """Up to MAX_SHOWN of `rows`, each beside its twin (the path `twin_of` gives per row, else its duplicate_of),
+    and how many more manifest.csv has."""
     shown = rows.head(MAX_SHOWN)
-    twins = df[df["path"].isin(shown["duplicate_of"])]
+    twin_paths = (twin_of if twin_of is not None else rows["duplicate_of"]).head(MAX_SHOWN).tolist()
+    twins = df[df["path"].isin(twin_paths)]
     by_path = {p: r for p, r in zip(twins["path"], twins.to_dict("records"))}
-    html = "".join(_pair(r, by_path.get(r["duplicate_of"]), verb, first, max_pixels)
-                   for r in shown.to_dict("records"))
+    html = "".join(_pair(r, by_path.get(t), verb, first, max_pixels)
+                   for r, t in zip(shown.to_dict("records"), twin_paths))
     return html + (report.note(f"{len(rows) - MAX_SHOWN} more in manifest.csv") if len(rows) > MAX_SHOWN else "")
 
 
@@ -84,8 +90,10 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
     df.attrs = {}
     max_pixels = summary.get("config", {}).get("max_pixels")      # the thumbnails decode within clean's bound
     dups = df[df["reason"].isin(["exact_duplicate", "near_duplicate", "label_conflict"])]
-    # --duplicates link (default) keeps a group's later members, naming its first in duplicate_of
-    linked = df[df["keep"].astype(bool) & (df["duplicate_of"].fillna("").astype(str) != "")]
+    # --duplicates link (default) keeps a group's later members: those clean's screen and summary count (linked_kept)
+    rows, firsts = linked_members(df)
+    linked, linked_to = df.iloc[rows], df["path"].iloc[firsts]
+    linked_groups = len(set(firsts.tolist()))
     labelled = df[df["label"] != ""]
     counts = pd.DataFrame({"before": labelled.groupby("label").size(),
                            "after": labelled[labelled["keep"]].groupby("label").size()}).fillna(0).astype(int)
@@ -106,15 +114,20 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
                                       + [("families (duplicate groups of 3+): groups / images",
                                           f'{summary["families"]["groups_of_3_or_more"]} / '
                                           f'{summary["families"]["images_in_them"]}'),
-                                         ("duplicate pairs", summary["families"]["pair_groups"])])),
+                                         ("duplicate groups of 2 images (kept or removed)",
+                                          summary["families"]["pair_groups"]),
+                                         ("duplicates kept, linked to a kept image of their group / groups",
+                                          f"{len(linked)} / {linked_groups}")])),
         ("Per-class counts before / after", report.table(counts)),
         (f"Label conflicts: duplicate groups spanning labels ({len(conflicts)}; "
          f"--conflicts {summary['config'].get('conflicts', '')})",
          report.table(conflicts, ["dup_group", "labels", "tie vote", "kept", "removed"])),   # tie vote: majority-knn
         _sweep_section(summary),
         (f"Removed duplicates beside their kept twin ({len(dups)})", _pairs(df, dups, "removed", "kept", max_pixels)),
-        (f"Linked duplicates: kept, each beside its group's first member, one split unit ({len(linked)})",
-         _pairs(df, linked, "linked", "first", max_pixels) or report.note("none")),
+        (f"Linked duplicates: kept, each beside its group's first kept member, one split unit "
+         f"({plural(len(linked), 'image')} beyond one per group, in {plural(linked_groups, 'group')}; labels may "
+         f"differ where --conflicts keeps several)",
+         _pairs(df, linked, "linked", "first", max_pixels, linked_to) or report.note("none")),
         (f"Families of near-identical images (groups of 3 or more: {len(families)})",
          report.table(families, ["dup_group", "n", "labels", "example"])),
         ("Most out-of-domain images (ranked by score)", _ood_section(df, summary, max_pixels)),
