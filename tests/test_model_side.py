@@ -61,7 +61,10 @@ def test_predict_eval_scores_the_val_rows_and_matches_train(tmp_path):
     raw = tmp_path / "raw"
     for data, part, n, alt in ((splits, ["--eval-split", "all"], n_train,
                                 f"--eval-split test scores the {n_test} test rows it never trained on"),
-                               (raw, [], n_train, "--eval on a labelled test set it never trained on")):
+                               # the table it trained on holds test rows: one predict away, not a new split
+                               (raw, [], n_train, f"or the {n_test} test rows of the table it trained on, which "
+                                f"it never trained on, score: imgcls predict {run} --data {splits} --eval "
+                                f"--eval-split test")):
         o = tmp_path / "pred_leak"
         r = runner.invoke(app, ["predict", str(run), "--data", str(data), "--eval", *part, "--out", str(o),
                                 "--workers", "0"])
