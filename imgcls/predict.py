@@ -730,15 +730,20 @@ def check_eval_scorable(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, 
                     f"knows{predicts}; nothing to score: predict without --eval, or give labelled data: {works}")
 
 
-def check_eval_not_template(data) -> None:
-    """--eval on a sample submission given as --data (submission.is_template_data) would score the placeholders of
-    the column the submission fills (every row 'x' or '0': a made-up number): refused before the test data is read,
-    naming labelled data as the fix."""
-    if is_template_data(data):
+def check_template_not_labels(data, evaluate: bool, label_col: str | None) -> None:
+    """A sample submission given as --data (submission.is_template_data) holds the placeholders of the column the
+    submission fills (every row 'x' or '0'), not labels: --eval would score them (a made-up number), --label-col
+    would name labels it has not (and act nowhere). Each refused before the test data is read, naming labelled
+    data as the fix."""
+    if not is_template_data(data) or not (evaluate or label_col):
+        return
+    labelled = "a CSV with path,label columns, or class folders named as the model's classes"
+    if evaluate:
         raise UserError(f"--eval: {data} is a sample submission: its label column holds the placeholders the "
                         f"submission fills, not labels; nothing to score: predict without --eval (the submission in "
-                        f"its ids and order), or give --eval labelled data: a CSV with path,label columns, or class "
-                        f"folders named as the model's classes")
+                        f"its ids and order), or give --eval labelled data: {labelled}")
+    raise UserError(f"--label-col {label_col}: {data} is a sample submission: its columns hold the placeholders the "
+                    f"submission fills, not labels; drop --label-col, or give labelled data: {labelled}")
 
 
 def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, part: str, data,
@@ -950,8 +955,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
         data = default_test_data(source=source)
     # a sample submission as --data: the test images in its ids and order, its labels the placeholders it fills
     as_template = is_template_data(data)
-    if evaluate:
-        check_eval_not_template(data)
+    check_template_not_labels(data, evaluate, opts.label_col if opts else None)
     # the read's look at the test data's folder: asked again after it (the sample submission beside the images, the
     # split folders of a folder the run trained on), not listed again
     view = mf.source_view(Path(data), opts or mf.LayoutOptions())

@@ -1863,6 +1863,14 @@ def test_a_sample_submission_given_as_data_has_no_labels(tmp_path, monkeypatch):
         "order), or give --eval labelled data: a CSV with path,label columns, or class folders named as the model's "
         "classes"), said
     assert not (tmp_path / "q").exists()
+    # --label-col names labels in a file that has none: it acted nowhere (no --eval) and was said nowhere
+    said = _refused(monkeypatch, run, "--data", "sample_submission.csv", "--label-col", "label", "--out",
+                    tmp_path / "r")
+    assert said.endswith(
+        "error: --label-col label: sample_submission.csv is a sample submission: its columns hold the placeholders "
+        "the submission fills, not labels; drop --label-col, or give labelled data: a CSV with path,label columns, "
+        "or class folders named as the model's classes"), said
+    assert not (tmp_path / "r").exists()
 
 
 def test_a_sample_submission_given_as_data_is_the_submission_s_template_not_its_own_suggestion(tmp_path,
