@@ -108,8 +108,8 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
                         "--drop-ages); nothing to split")
     near: list[tuple[int, int, float]] = []
     linked = linked_units(inc, group_col)
-    check_enough_units(linked, inc["label"].astype(str).to_numpy() if "label" in inc.columns
-                       else np.full(len(inc), ""), cfg)       # before the near-duplicate search's embedding pass
+    # before the near-duplicate search's embedding pass (label: the class column's, set above)
+    check_enough_units(linked, inc["label"].astype(str).to_numpy(), cfg)
     if cfg.near_dup:
         from imgcls.embed import cache_folder
         with cache_reuse("split", cache_folder(cfg.cache_dir)):     # a warm run: one line of what the caches served
@@ -120,7 +120,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
         notes.append(f"{n_conflicts} group(s) of {what} images carry different labels (e.g. {a} '{la}' and {b} "
                      f"'{lb}', {how}): each stays on one side, but training sees the same picture under two labels; "
                      f"{CLEAN_CONFLICTS}, or fix the labels")
-    units = linked_units(inc, group_col, near)
+    units = linked_units(inc, group_col, near) if near else linked     # no near pair: the links are those above
     if cfg.near_dup:
         before, after = (pd.Series(u).map(pd.Series(u).value_counts()) for u in (linked, units))
         info(f"near-duplicate search ({cfg.near_duplicates().describe()}): {int((after > before).sum())} row(s) "
