@@ -173,11 +173,25 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] = ()
             remove_made(made)
 
 
+def yaml_load(text: str):
+    """yaml.safe_load of `text` by libyaml's C parser where PyYAML was built with it (its wheels are): ~8x faster than
+    the pure-Python one (~8 ms a train config.yaml, read a few times by each predict, runs listing and resume); the
+    same documents, the same errors (yaml.YAMLError, a !!python tag refused)."""
+    import yaml
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+def yaml_dump(data, **kwargs) -> str:
+    """yaml.safe_dump(data, **kwargs) by libyaml's C emitter where PyYAML has it (the same text, ~4x faster)."""
+    import yaml
+    return yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), **kwargs)
+
+
 def read_yaml(path: Path) -> dict:
     """A YAML mapping, {} when the file is missing, unreadable or not a mapping."""
     import yaml
     try:
-        d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        d = yaml_load(path.read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError):
         return {}
     return d if isinstance(d, dict) else {}

@@ -14,7 +14,7 @@ import pandas as pd
 from imgcls.ensemble.config import BUILD_ENSEMBLE, COMBINES, METHODS
 from imgcls.errors import UserError
 from imgcls.options import shown
-from imgcls.outputs import ENSEMBLE_OOF_CSV, SPEC_NAME
+from imgcls.outputs import ENSEMBLE_OOF_CSV, SPEC_NAME, yaml_dump, yaml_load
 from imgcls.run_names import BEST_PT, LAST_PT, RUN_CONFIG, VAL_PREDICTIONS, is_fold_dir
 
 if TYPE_CHECKING:
@@ -178,7 +178,6 @@ def check_same_classes(members: Sequence[Member]) -> list[str]:
 def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = False) -> Path:
     """folder/spec.yaml (members relative to it). `out_typed`: the folder is a typed --out, so another --out, not
     --name (which then names only the ensemble), keeps an earlier ensemble there."""
-    import yaml
     from imgcls.fsutil import write_text
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -197,7 +196,7 @@ def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = 
         # its scored rows go with it: a build whose members share no validation row writes none, and `imgcls runs`
         # scored the new ensemble on the earlier one's
         (folder / ENSEMBLE_OOF_CSV).unlink(missing_ok=True)
-    write_text(path, yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
+    write_text(path, yaml_dump(doc, sort_keys=False, allow_unicode=True))
     return path
 
 
@@ -216,7 +215,7 @@ def load_spec(path: str | os.PathLike) -> EnsembleSpec:
     if not p.is_file():
         raise UserError(f"no ensemble spec at {p}; build one with {BUILD_ENSEMBLE}")
     try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        doc = yaml_load(p.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         # safe_load refuses !!python tags (a ConstructorError): they would build objects, i.e. run code
         raise UserError(f"{p} is not a readable YAML ensemble spec ({type(e).__name__}"

@@ -17,7 +17,7 @@ from imgcls.figure_files import CURVES_PNG
 from imgcls.image_options import INTERPOLATIONS, RESIZE_MODES, max_pixels_option
 from imgcls.model_meta import CROP_FROM_RANGE
 from imgcls.options import When, check, check_typed, option, python_too, seed_option, specs, without
-from imgcls.outputs import REPORT_HTML, RUNS_DIR
+from imgcls.outputs import REPORT_HTML, RUNS_DIR, yaml_dump, yaml_load
 from imgcls.profile_names import PROFILE_HEADS
 from imgcls.run_names import BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
@@ -461,9 +461,8 @@ class TrainConfig:
         return asdict(self)
 
     def save(self, path) -> Path:
-        import yaml
         from imgcls.fsutil import write_text
-        return write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+        return write_text(path, yaml_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -526,7 +525,6 @@ class TrainConfig:
         one table for a k-fold set and each of its folds. Only `src` is rewritten; a finished fold's other fields
         stay as they ran. Returns the data the rewritten records named (each once, the run's first), [] where none
         was rewritten."""
-        import yaml
         from imgcls.fsutil import write_text
         run_dir = Path(run_dir)
         earlier = []
@@ -538,7 +536,7 @@ class TrainConfig:
                 continue
             if d.get("src") not in earlier:
                 earlier.append(d.get("src"))
-            write_text(path, yaml.safe_dump({**d, "src": self.src}, sort_keys=False))
+            write_text(path, yaml_dump({**d, "src": self.src}, sort_keys=False))
         return earlier
 
     @staticmethod
@@ -548,7 +546,7 @@ class TrainConfig:
         if not path.is_file():
             raise UserError(f"config file {path} does not exist; give a {RUN_CONFIG} written by imgcls train")
         try:
-            d = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            d = yaml_load(path.read_text(encoding="utf-8")) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             # safe_load refuses !!python tags (a ConstructorError): they would build objects, i.e. run code
             where = getattr(e, "problem_mark", None)

@@ -142,7 +142,8 @@ def load_space(path: str | Path | None, base: TrainConfig | None = None, typed=(
     if not path.is_file():
         raise UserError(f"--space {path} does not exist; write a YAML space: {SHOW_SPACE} prints the default one")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        from imgcls.outputs import yaml_load
+        data = yaml_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
