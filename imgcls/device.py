@@ -137,7 +137,7 @@ def inference_layout(model, device, probe_size: int = 64):
     through `nhwc`. `probe_size`: the side of the random batch fold_batchnorm checks the folded model on (the size
     the model will see)."""
     import torch
-    return fold_batchnorm(model.eval().to(device, memory_format=torch.channels_last), probe_size)
+    return fold_batchnorm(model.eval().to(device, memory_format=torch.channels_last), probe_size, in_place=True)
 
 
 def _tensors(out) -> list:
@@ -149,10 +149,12 @@ def _tensors(out) -> list:
     return [t for o in out for t in _tensors(o)] if isinstance(out, (list, tuple)) else []
 
 
-def fold_batchnorm(model, probe_size: int = 64):
+def fold_batchnorm(model, probe_size: int = 64, in_place: bool = False):
     """A copy of eval-mode `model` in which each BatchNorm2d fed by a convolution is folded into that convolution's
     weights and bias (torch's fuse_conv_bn_weights), for inference only; `model` itself when nothing folds or when the
-    copy's outputs on a random batch differ from `model`'s. Pairs are found by one forward pass with hooks (a batch
+    copy's outputs on a random batch differ from `model`'s. `in_place`: `model` is folded itself, not a copy (and
+    put back as it was when the outputs differ): inference_layout's model is its caller's to change, and the deep
+    copy (~40 ms for a small timm model, every predict's and embedding pass's load) bought nothing there. Pairs are found by one forward pass with hooks (a batch
     norm whose input is the very tensor a convolution returned, each run once) because torch.fx's fuse cannot trace
     timm's 'same'-padding convolutions and matches exact BatchNorm2d types only. BatchNorm2d becomes Identity, timm's
     BatchNormAct2d its dropout + activation; other norm types are left as they are."""
@@ -205,23 +207,29 @@ def fold_batchnorm(model, probe_size: int = 64):
     produced.clear()
     if not pairs:
         return model
-    folded = copy.deepcopy(model)
+    folded = model if in_place else copy.deepcopy(model)
+    undo = []                               # (conv, its weight, its bias, the norm's parent, name, the norm)
     with torch.no_grad():
         for conv, bn in pairs:
             fconv = folded.get_submodule(names[id(conv)][0])
             w, b = fuse_conv_bn_weights(fconv.weight, fconv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight,
                                         bn.bias)
-            fconv.weight, fconv.bias = w, b
             bn_name = names[id(bn)][0]
             parent, _, attr = bn_name.rpartition(".")
-            fbn = folded.get_submodule(bn_name)
+            fbn, holder = folded.get_submodule(bn_name), folded.get_submodule(parent) if parent else folded
+            undo.append((fconv, fconv.weight, fconv.bias, holder, attr, fbn))
+            fconv.weight, fconv.bias = w, b
             rest = nn.Identity() if type(bn) is nn.BatchNorm2d else nn.Sequential(fbn.drop, fbn.act)
-            setattr(folded.get_submodule(parent) if parent else folded, attr, rest)
+            setattr(holder, attr, rest)
         folded = folded.to(memory_format=torch.channels_last)
         got = [t.float() for t in _tensors(folded(x))]
     same = len(got) == len(ref) and all(
         g.shape == r.shape and torch.allclose(g, r, rtol=1e-3, atol=1e-4 * (1 + float(r.abs().max())))
         for g, r in zip(got, ref))
+    if not same and in_place:
+        for fconv, w, b, holder, attr, fbn in reversed(undo):
+            fconv.weight, fconv.bias = w, b
+            setattr(holder, attr, fbn)
     return folded if same else model
 
 

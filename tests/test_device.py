@@ -67,6 +67,27 @@ def test_training_mode_and_norm_free_models_are_returned_as_they_are():
     assert fold_batchnorm(plain, 32) is plain
 
 
+def test_in_place_folds_the_model_itself_and_puts_back_a_fold_that_changes_the_outputs():
+    """inference_layout folds its model in place (no deep copy at each predict / embedding load): the same outputs
+    as the copy's fold; where the fold would change them, the model's own convolutions and norms are put back."""
+    torch.manual_seed(0)
+    net, x = _randomise_bn(Net()).eval(), torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        ref = net(x)
+    assert fold_batchnorm(net, 32, in_place=True) is net
+    assert type(net.b1) is nn.Identity and type(net.b2) is nn.Sequential and net.c1.bias is not None
+    with torch.no_grad():
+        got = net(x)
+    assert all(torch.allclose(got[k], ref[k], atol=1e-5) for k in ref)
+    reuse = _randomise_bn(Net(reuse_pre_bn=True)).eval()
+    before = {n: type(m) for n, m in reuse.named_modules()}
+    weights = {n: p.detach().clone() for n, p in reuse.named_parameters()}
+    assert fold_batchnorm(reuse, 32, in_place=True) is reuse
+    assert {n: type(m) for n, m in reuse.named_modules()} == before and reuse.c1.bias is None
+    assert {n: p.detach() for n, p in reuse.named_parameters()}.keys() == weights.keys()
+    assert all(torch.equal(p.detach(), weights[n]) for n, p in reuse.named_parameters())
+
+
 def test_inference_layout_is_eval_channels_last_and_folded():
     net = _randomise_bn(Net()).train()
     out = inference_layout(net, torch.device("cpu"), 32)
