@@ -34,8 +34,8 @@ from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.options import check, shown
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
-from imgcls.layouts import (COMMON_EXTENSIONS, CSV_IMAGE_FOLDERS, FolderView, LayoutOptions, LoneFolder, csv_route,
-                            most_of, nfc, read_competition_csv, read_csv, read_folder,
+from imgcls.layouts import (COMMON_EXTENSIONS, CSV_IMAGE_FOLDERS, SPLIT_FOLDERS, FolderView, LayoutOptions, LoneFolder,
+                            csv_route, most_of, nfc, read_competition_csv, read_csv, read_folder,
                             read_profiles, read_unlabeled)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
@@ -255,7 +255,33 @@ def detect_source(src: Path, opts: LayoutOptions, view: FolderView | None = None
     lone = view.lone_folder
     if lone is not None:        # images/ is no class: the classes' root, or (eval/ without its info.csv) unlabeled
         return ("folder" if lone.images is None else "unlabeled"), lone, view
+    refuse_competition_root(src, view)
     return ("folder" if any(holds(d) for d in subdirs) else "unlabeled"), None, view
+
+
+def refuse_competition_root(src: Path, view: FolderView) -> None:
+    """One line where the folder about to be read as class folders holds the mask competition's folders (train/:
+    profile folders, read as layout 'profiles'; beside it eval/: a CSV listing its images): its profiles would be
+    one class named 'train' and the test images another named 'eval'. Only the subfolders of the split folders'
+    names and `eval` are looked into (a class folder is not listed for it: the detection stops at the first image)."""
+    names = {*SPLIT_FOLDERS, "eval"}
+    looked = [d for d in view.subfolders if d.name.lower() in names]
+
+    def profiles(d: Path) -> Path | None:
+        try:
+            return view.sub(d).profiles_root
+        except OSError:
+            return None
+    found = {d: profiles(d) for d in looked}
+    if not any(found.values()):
+        return
+    held = [d for d in looked if found[d] or view.sub(d).holds_image]
+    parts = [f"{d} (its profiles, {found[d]})" if found[d] else
+             f"{d} (the images {view.sub(d).folder_csv} lists)" if view.sub(d).folder_csv else str(d)
+             for d in sorted(held, key=lambda d: found[d] is None)]       # the profiles first: the training data
+    first = next(d for d in held if found[d])
+    raise UserError(f"{src} holds the mask competition's folders, not classes: {' and '.join(parts)}; give the one "
+                    f"to read in place of {src} (e.g. {first}), or --layout folder to read its folders as classes")
 
 
 def labels_from(df: pd.DataFrame, col: str, src) -> pd.DataFrame:

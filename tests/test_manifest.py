@@ -1473,3 +1473,36 @@ def test_the_look_for_outputs_below_a_dataset_shares_the_reads_listings(tmp_path
     # no listing below the folder given outlives the read's walk: the class folders' (~250 bytes an image) were held
     # through load; the folder given, where it is not walked (the profiles', a lone image folder's), keeps its own
     assert [v.root for v in views if "_listing" in v.__dict__ and v.root != data] == []
+
+
+@pytest.mark.parametrize("step", ["eda", "clean", "split", "train", "predict"])
+def test_the_competitions_folder_given_whole_is_refused_not_read_as_classes_train_and_eval(tmp_path, step):
+    """The mask competition unpacked as comp/train (train.csv, images/<profile>/) and comp/eval (info.csv, images/),
+    and comp given to a step: read as class folders, the profiles' images were class 'train' and the test images
+    class 'eval' (eda: 2 classes; train a 2-class model of which folder an image came from). Now one line naming the
+    competition's folders and the fix, exit 2, before anything is written; --layout folder reads them as asked."""
+    from imgcls.cli import app
+    from typer.testing import CliRunner
+    comp = tmp_path / "comp"
+    make_profiles(comp / "train" / "images", n_profiles=3)
+    pd.DataFrame({"id": ["000001"], "path": ["000001_female_Asian_45"]}).to_csv(comp / "train" / "train.csv",
+                                                                                  index=False)
+    ids = ["f3.jpg", "0a.jpg"]
+    for i, n in enumerate(ids):
+        make_image(comp / "eval" / "images" / n, seed=i)
+    pd.DataFrame({"ImageID": ids, "ans": 0}).to_csv(comp / "eval" / "info.csv", index=False)
+    out = tmp_path / "out"
+    args = {"predict": ["predict", make_tiny_run(tmp_path / "run"), "--data", comp, "--out", out],
+            "split": ["split", comp, "--out", out / "splits.csv"], "train": ["train", comp, "--out", out]}.get(
+        step, [step, comp, "--out", out])
+    res = CliRunner().invoke(app, [str(a) for a in args])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert (f"{comp} holds the mask competition's folders, not classes: {comp / 'train'} (its profiles, "
+            f"{comp / 'train' / 'images'}) and {comp / 'eval'} (the images {comp / 'eval' / 'info.csv'} lists); "
+            f"give the one to read in place of {comp} (e.g. {comp / 'train'}), or --layout folder to read its "
+            f"folders as classes") in said, said
+    assert not out.exists()
+    if step == "eda":
+        assert mf.detect_layout(comp / "train", opts()) == "profiles"
+        assert set(mf.load(comp, opts(layout="folder"), scan=False)["label"]) == {"train", "eval"}
