@@ -782,6 +782,20 @@ def class_columns(df: pd.DataFrame) -> list[str]:
     return out
 
 
+def is_group_column(df: pd.DataFrame, col: str) -> bool:
+    """Whether `col`'s values name the rows' groups one to one (the `group` column itself, a profile dataset's
+    `profile`): classes that split never puts on both sides, so validation holds none that training saw. Told from
+    4 groups up: an attribute of 2 or 3 values (gender, mask, age_band) can match 2 or 3 people one to one by chance
+    in a tiny set."""
+    groups = df["group"].astype(str).str.strip() if "group" in df.columns else pd.Series("", index=df.index)
+    values = df[col].astype(str).str.strip()
+    named = (groups != "") & (values != "")
+    if groups[named].nunique() < 4:
+        return False
+    pairs = pd.DataFrame({"g": groups[named], "v": values[named]}).drop_duplicates()
+    return not pairs["g"].duplicated().any() and not pairs["v"].duplicated().any()
+
+
 def label_column_hint(df: pd.DataFrame, flag: str = "--label-col", verb: str = "reads") -> str:
     """For data read without labels whose table has columns with classes (DACON's train.csv: `artist`), the words
     naming them and `flag`, which reads (train: trains on) one; "" when the data has labels or no such column."""

@@ -525,3 +525,17 @@ def test_models_list_shows_backbones_cached_here(tmp_path, monkeypatch):
     state, _, location, _ = (c.strip() for c in line.strip().strip("│").split("│"))
     assert state == "present" and location.endswith("model.safetensors"), line
     assert "timm:tf_efficientnet_lite0" in r.output
+
+
+@pytest.mark.parametrize("target", ["profile", "group"])
+def test_a_target_that_names_the_person_is_refused_before_training(tmp_path, target):
+    """train --target profile (or group) on the mask competition's profiles trained a model whose classes are the
+    people: split keeps each person on one side, so no validation row had a class training saw (macro-F1 0 by
+    construction, 'N of 16 classes have no validation rows'). Now one line naming the column, why, and the columns
+    with classes, before the run folder is made."""
+    src = make_profiles(tmp_path / "profiles", n_profiles=4)
+    with pytest.raises(UserError, match=rf"--target {target}: each of its values is one group \(the person split "
+                                        r"keeps on one side\), so no validation row has a class training saw; train on "
+                                        r"a label or attribute column \(columns with classes: mask, gender"):
+        run_train(cfg_for(src, tmp_path, target=target))
+    assert not (tmp_path / "runs").exists()
