@@ -280,8 +280,10 @@ def refuse_competition_root(src: Path, view: FolderView) -> None:
              f"{d} (the images {view.sub(d).folder_csv} lists)" if view.sub(d).folder_csv else str(d)
              for d in sorted(held, key=lambda d: found[d] is None)]       # the profiles first: the training data
     first = next(d for d in held if found[d])
+    listed = next((d for d in held if not found[d] and view.sub(d).folder_csv), None)
+    which = f"{first} to train, {listed} to predict" if listed else f"e.g. {first}"     # predict reads the eval one
     raise UserError(f"{src} holds the mask competition's folders, not classes: {' and '.join(parts)}; give the one "
-                    f"to read in place of {src} (e.g. {first}), or --layout folder to read its folders as classes")
+                    f"to read in place of {src} ({which}), or --layout folder to read its folders as classes")
 
 
 def labels_from(df: pd.DataFrame, col: str, src) -> pd.DataFrame:

@@ -1500,7 +1500,8 @@ def test_the_competitions_folder_given_whole_is_refused_not_read_as_classes_trai
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert (f"{comp} holds the mask competition's folders, not classes: {comp / 'train'} (its profiles, "
             f"{comp / 'train' / 'images'}) and {comp / 'eval'} (the images {comp / 'eval' / 'info.csv'} lists); "
-            f"give the one to read in place of {comp} (e.g. {comp / 'train'}), or --layout folder to read its "
+            f"give the one to read in place of {comp} ({comp / 'train'} to train, {comp / 'eval'} to predict), or "
+            f"--layout folder to read its "
             f"folders as classes") in said, said
     assert not out.exists()
     if step == "eda":
