@@ -36,6 +36,8 @@ def test_target_trains_a_single_attribute_model_recorded_in_the_metadata(tmp_pat
     meta = read_meta(find_checkpoints(run)[0])
     assert meta.target == "mask" and meta.decode == "single"
     assert meta.classes == ("0", "1", "2") and meta.head_names == ["mask"]
+    # the start line names the column the classes are values of (it said '3 classes', of which column unsaid)
+    assert "val images, 3 classes of mask) on cpu" in (run / "train.log").read_text()
     vp = pd.read_csv(run / "val_predictions.csv", dtype={"label": str})
     assert set(vp["label"]) <= {"0", "1", "2"} and [c for c in vp.columns if c.startswith("p_")] == \
         ["p_0", "p_1", "p_2"]

@@ -328,6 +328,7 @@ class Trainer:
         if dist.main:
             self.log(f"training {meta.model} ({'fold ' + str(fold) + ', ' if fold is not None else ''}"
                      f"{self.n_train} train / {len(self.data.val_idx)} val images, {meta.n_classes} classes"
+                     f"{' of ' + meta.target if meta.target != 'label' and not meta.multi else ''}"
                      f"{', heads ' + ' / '.join(meta.head_names) if meta.multi else ''}) "
                      f"on {self.device}{f' x{dist.world} processes (DDP)' if dist.on else ''}; "
                      f"{'AMP ' + str(self.amp_dtype).split('.')[-1] + ', ' if self.use_amp else ''}"
