@@ -605,15 +605,21 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
 def print_summary(summary: dict) -> None:
     from rich.table import Table
     from imgcls.console import print_table
+    meanings = summary.get("class_meanings")        # a profile dataset's class ids say nothing by themselves
     t = Table(title="dataset summary", show_header=True, header_style="bold")
     t.add_column("class")
+    if meanings:
+        t.add_column("meaning")
     t.add_column("images", justify="right")
+
+    def row(name: str, value: str, meaning: str = "", **kw) -> None:
+        t.add_row(name, *([meaning] if meanings else []), value, **kw)
     for k, v in sorted(summary["classes"].items(), key=lambda kv: -kv[1]):
-        t.add_row(k, str(v))
+        row(k, str(v), (meanings or {}).get(k, ""))
     t.add_section()
-    t.add_row("total readable", str(summary["n_readable"]), style="bold")
-    t.add_row("unreadable", str(summary["n_errors"]))
-    t.add_row("exact-duplicate groups", str(summary["exact_duplicate_groups"]))
+    row("total readable", str(summary["n_readable"]), style="bold")
+    row("unreadable", str(summary["n_errors"]))
+    row("exact-duplicate groups", str(summary["exact_duplicate_groups"]))
     if summary["imbalance_ratio"]:
-        t.add_row("imbalance max/min", f"{summary['imbalance_ratio']:.1f}")
+        row("imbalance max/min", f"{summary['imbalance_ratio']:.1f}")
     print_table(t)

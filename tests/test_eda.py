@@ -208,7 +208,7 @@ def test_profiles_eda_attributes(profiles_eda):
     assert sum(s["classes"].values()) == 84 and set(s["classes"]) <= {str(i) for i in range(18)}
 
 
-def test_profiles_eda_names_the_class_ids(tmp_path, profiles_eda):
+def test_profiles_eda_names_the_class_ids(tmp_path, profiles_eda, capsys):
     """A profile dataset's classes are ids 0-17 and its attributes codes: the report and summary.json say what
     each means (class 4 is wearing, female, 30-59), under the age bands eda was given."""
     profile_folder, out, s, _ = profiles_eda
@@ -220,6 +220,12 @@ def test_profiles_eda_names_the_class_ids(tmp_path, profiles_eda):
     for c, meaning in s["class_meanings"].items():
         assert f"<td>{c}</td><td>{meaning}</td>" in page.replace("\n", "")
     assert "<td>1</td><td>incorrect</td>" in page.replace("\n", "")
+    # the screen's class table too (it showed the bare ids; found by the mask walkthrough)
+    capsys.readouterr()
+    eda.print_summary(s)
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in capsys.readouterr().out.splitlines()]
+    assert ["4", "wear, female, 30-59", str(s["classes"]["4"])] in rows, rows
+    assert ["total readable", "", str(s["n_readable"])] in rows, rows
     s40 = eda.run_eda(profile_folder, tmp_path / "eda40", opts=mf.LayoutOptions(age_bands=(40,)), samples_per_class=1)
     assert set(s40["class_meanings"].values()) <= {f"{m}, {g}, {a}" for m in ("wear", "incorrect", "not_wear")
                                                    for g in ("male", "female") for a in ("<40", ">=40")}
