@@ -154,9 +154,10 @@ def fold_batchnorm(model, probe_size: int = 64, in_place: bool = False):
     weights and bias (torch's fuse_conv_bn_weights), for inference only; `model` itself when nothing folds or when the
     copy's outputs on a random batch differ from `model`'s. `in_place`: `model` is folded itself, not a copy (and
     put back as it was when the outputs differ): inference_layout's model is its caller's to change, and the deep
-    copy (~40 ms for a small timm model, every predict's and embedding pass's load) bought nothing there. Pairs are found by one forward pass with hooks (a batch
-    norm whose input is the very tensor a convolution returned, each run once) because torch.fx's fuse cannot trace
-    timm's 'same'-padding convolutions and matches exact BatchNorm2d types only. BatchNorm2d becomes Identity, timm's
+    copy (~40 ms for a small timm model, every predict's and embedding pass's load) bought nothing there. Pairs are
+    found by one forward pass with hooks (a batch norm whose input is the very tensor a convolution returned, each
+    run once) because torch.fx's fuse cannot trace timm's 'same'-padding convolutions and matches exact BatchNorm2d
+    types only. BatchNorm2d becomes Identity, timm's
     BatchNormAct2d its dropout + activation; other norm types are left as they are."""
     import copy
     from collections import Counter
