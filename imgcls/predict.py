@@ -787,17 +787,23 @@ def say_trained_on(spec: EnsembleSpec, df: pd.DataFrame, data, view: FolderView 
     table given as --data by mistake, DACON's train/ for test/): one warning before the model runs, naming the run
     and its honest score; the submission is made as asked. Such rows got the hint that --eval scores them, which
     check_eval_not_leaked then refused. Returns how many rows a member trained on (0: the hint stands). `view`: the
-    read's look at the data's folder (trained_rows')."""
+    read's look at the data's folder (trained_rows'). Unlabelled data is looked at too (DACON's flat train/ or its
+    train.csv read without --label-col, given for test/ / test.csv): a submission of training images, said; a run
+    whose records are not readable here is passed over there (a test set's prediction does not need them)."""
     labelled = df["label"].fillna("").astype(str).isin(spec.classes).to_numpy()
-    if not labelled.any():       # a test set: no record is read
-        return 0
+    rows = labelled if labelled.any() else np.asarray(mf.kept(df), bool)
     seen = np.zeros(len(df), bool)
     runs = []
     tables = {}         # the members' training tables, each read once (df itself where it is one)
     for m in spec.running().members:
-        trained, run, folds = trained_rows(m, df, view, tables)
-        if run is not None and (trained & labelled).any():
-            seen |= trained & labelled
+        try:
+            trained, run, folds = trained_rows(m, df, view, tables)
+        except UserError:
+            if labelled.any():
+                raise
+            continue
+        if run is not None and (trained & rows).any():
+            seen |= trained & rows
             runs.append((run, folds))
     if not runs:
         return 0
@@ -806,8 +812,10 @@ def say_trained_on(spec: EnsembleSpec, df: pd.DataFrame, data, view: FolderView 
     honest = (_ensemble_honest_score(spec) or
               (_member_honest_score(*runs[0]) if len(runs) == 1 else f"in {RUNS_TABLE}"))
     their = "its" if len(runs) == 1 else "their"
-    warn(f"{n} of the {int(labelled.sum())} labelled images of {data} are images {who} trained on ({their} "
-         f"training data, not a test set): their predictions are no test score, and --eval refuses them; the honest "
+    what, refused = (("labelled images", ", and --eval refuses them") if labelled.any() else
+                     ("images", " and no submission (--data names the test images)"))
+    warn(f"{n} of the {int(rows.sum())} {what} of {data} are images {who} trained on ({their} "
+         f"training data, not a test set): their predictions are no test score{refused}; the honest "
          f"score is {honest}")
     return n
 

@@ -2186,6 +2186,36 @@ def test_predict_on_the_runs_own_training_folder_warns_instead_of_hinting_eval(t
     assert res.exit_code == 0 and "--eval scores them" in said and "trained on (its" not in said, said
 
 
+def test_predict_on_the_unlabelled_training_images_warns_that_the_run_trained_on_them(tmp_path):
+    """DACON's folder: a run trained on train.csv (`--target artist`), then `predict RUN --data train` (its flat
+    train/ folder, read unlabelled, given for test/ by mistake) wrote a submission of the training images without a
+    word: the warning that the run trained on them looked at labelled data only. It is now said for unlabelled data
+    too, before the model runs, with the run's honest score; the real test/ folder gets no such line."""
+    from imgcls.train import TrainConfig, run_train
+    rows = []
+    for i in range(12):
+        make_image(tmp_path / "train" / f"TRAIN_{i:05d}.jpg", size=(36, 36), seed=i)
+        rows.append({"id": f"TRAIN_{i:05d}", "img_path": f"./train/TRAIN_{i:05d}.jpg", "artist": "ab"[i % 2]})
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    for i in range(3):
+        make_image(tmp_path / "test" / f"TEST_{i:05d}.jpg", size=(36, 36), seed=50 + i)
+    run = run_train(TrainConfig(src=str(tmp_path / "train.csv"), target="artist", model="test_resnet",
+                                pretrained=False, img_size=32, batch_size=8, workers=0, device="cpu", plots=False,
+                                aug="none", epochs=1, out=str(tmp_path / "runs"), name="r", val_split=0.25))
+    n_val = len(pd.read_csv(run / "val_predictions.csv"))
+    res = invoke("predict", run, "--data", tmp_path / "train", "--format", "dacon", "--out", tmp_path / "p",
+                 "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and (tmp_path / "p" / "submission.csv").is_file(), res.output
+    assert f"warning: {12 - n_val} of the 12 images of {tmp_path / 'train'} are images {run} trained on (its " \
+           f"training data, not a test set)" in said, said
+    assert "the honest score is its validation macro-F1" in said and said.index("trained on (its") < \
+        said.index("predicting with"), said                       # said before the model runs
+    res = invoke("predict", run, "--data", tmp_path / "test", "--format", "dacon", "--out", tmp_path / "q",
+                 "--workers", 0)
+    assert res.exit_code == 0 and "trained on (its" not in res.output and "warning" not in res.output, res.output
+
+
 def _predicted_while_training(source, busy, tmp_path) -> str:
     """`imgcls predict SOURCE` on one test image while imgcls train holds the run `busy` (its RunLock): the output,
     whitespace joined, after checking it predicted."""
