@@ -30,6 +30,8 @@ COMMON_EXTENSIONS = imgio.IMAGE_EXTENSION_ORDER
 CSV_IMAGE_FOLDERS = ("images", "image", "imgs", "test")
 # the split-folder layout of Ultralytics / timm users: root/train/<class>/..., root/val/<class>/..., root/test/...
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+# the columns a competition CSV's labels are read from without --label-col, the first present
+LABEL_COLUMN_GUESSES = ("label", "class", "target")
 
 
 # DataFrame.attrs key: the empty class folders read_folder found (empty_class_folders_read)
@@ -789,7 +791,7 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
     if path_col is None:
         raise UserError(f"cannot tell which column of {csv_path} holds image paths (columns: {', '.join(cols)}); "
                         f"pass --path-col NAME")
-    label_col = need(opts.label_col, "--label-col", ("label", "class", "target"))
+    label_col = need(opts.label_col, "--label-col", LABEL_COLUMN_GUESSES)
     group_col = need(opts.group_col, "--group-col")
     # the folder is judged by the names as they are looked for: with --ext added (test.csv's bare ids, test/*.jfif)
     names = _ext_added([_dot_slash_dropped(p) for p in table[path_col].astype(str)], opts.ext)

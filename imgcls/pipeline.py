@@ -56,6 +56,30 @@ def _competition_table(base: str | os.PathLike, role: str) -> Path | None:
                 next((t for t in tables if is_template_name(t)), None) if role == "test" else None)
 
 
+# the flag that reads a competition table's own class column (DACON's train.csv: artist): train trains on it
+CLASS_COLUMN_FLAG = {"preprocess": "--label-col", "split": "--label-col", "train": "--target"}
+
+
+def _class_column_flag(step: str, table: Path) -> str:
+    """' --label-col artist' (train: ' --target artist') for a competition table without a label / class / target
+    column whose own column holds the classes (DACON's train.csv), so the command named for a bare step works as
+    typed (without it, split and train refuse unlabelled data); ' --label-col COLUMN (one of: a, b)' where several
+    could; '' where the table has labels, no such column, or cannot be read."""
+    import pandas as pd
+    from imgcls.layouts import LABEL_COLUMN_GUESSES
+    from imgcls.manifest import class_columns
+    try:
+        df = pd.read_csv(table, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return ""
+    if any(c in df.columns for c in LABEL_COLUMN_GUESSES):     # read as the labels without a flag
+        return ""
+    cols = class_columns(df)
+    flag = CLASS_COLUMN_FLAG[step]
+    return (f" {flag} {sh(cols[0])}" if len(cols) == 1 else
+            f" {flag} COLUMN (one of: {', '.join(cols)})" if cols else "")
+
+
 def default_input(step: str, base: str | os.PathLike = ".") -> Path:
     """The default input of `step`: the furthest-along stage of PIPELINE that exists (a step's output counts once
     its manifest is written; raw data once its folder exists), up to the step's own place in the pipeline, so
@@ -65,8 +89,8 @@ def default_input(step: str, base: str | os.PathLike = ".") -> Path:
     found = _found(step, base)
     if not found:
         table = _competition_table(base, "train")
-        fix = (f"this folder holds {table.name}: imgcls {step} {sh(table)}" if table is not None
-               else "pass the data folder or manifest")
+        fix = (f"this folder holds {table.name}: imgcls {step} {sh(table)}{_class_column_flag(step, table)}"
+               if table is not None else "pass the data folder or manifest")
         raise UserError(f"no input given to {step} and none of {', '.join(reversed(shown))} exists; {fix}")
     name, loc, chosen = found[-1]
     info(f"using {loc} (the furthest step's output of {' -> '.join(shown)})")

@@ -1153,6 +1153,31 @@ def test_a_bare_step_in_a_competition_folder_names_its_train_csv(tmp_path, monke
         pipeline.default_input("train")
 
 
+def test_a_bare_step_in_a_dacon_folder_names_the_flag_that_reads_its_class_column(tmp_path, monkeypatch):
+    """A bare `imgcls split` in DACON's folder (train.csv: id,img_path,artist) named `imgcls split train.csv`, which
+    typed as told was refused in turn (no labels to stratify on: --label-col artist); `imgcls train train.csv`
+    alike (--target artist). The command named now carries the flag that reads the class column, so it works as
+    typed; several candidate columns are named with COLUMN."""
+    from imgcls import pipeline
+    d = _dacon(tmp_path / "comp")
+    for i in range(1, 4):
+        make_image(d / "train" / f"TRAIN_{i}.jpg", size=(16, 16), seed=i)
+    ids = [f"TRAIN_{i}" for i in range(4)]
+    table = pd.DataFrame({"id": ids, "img_path": [f"./train/{i}.jpg" for i in ids],
+                          "artist": ["Monet", "Monet", "Degas", "Degas"]})
+    table.to_csv(d / "train.csv", index=False)
+    monkeypatch.chdir(d)
+    for step, flag in (("split", "--label-col"), ("preprocess", "--label-col"), ("train", "--target")):
+        with pytest.raises(UserError) as e:
+            pipeline.default_input(step)
+        assert str(e.value).endswith(f"this folder holds train.csv: imgcls {step} train.csv {flag} artist"), \
+            str(e.value)
+    table.assign(style=["a", "b", "a", "b"]).to_csv(d / "train.csv", index=False)
+    with pytest.raises(UserError) as e:
+        pipeline.default_input("split")
+    assert str(e.value).endswith("imgcls split train.csv --label-col COLUMN (one of: artist, style)"), str(e.value)
+
+
 def test_a_bare_predict_in_a_competition_folder_names_its_test_csv(tmp_path, monkeypatch):
     """A bare `imgcls predict RUN` in a DACON folder (train.csv, test.csv, test/) said none of data/test, data/eval
     exists and "pass the data folder or manifest", not naming the test.csv right there; it names it, with the
