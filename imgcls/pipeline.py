@@ -57,7 +57,7 @@ def _competition_table(base: str | os.PathLike, role: str) -> Path | None:
 
 
 # the flag that reads a competition table's own class column (DACON's train.csv: artist): train trains on it
-CLASS_COLUMN_FLAG = {"preprocess": "--label-col", "split": "--label-col", "train": "--target"}
+CLASS_COLUMN_FLAG = {"preprocess": "--label-col", "split": "--label-col", "train": "--target", "tune": "--target"}
 
 
 def _class_column_flag(step: str, table: Path) -> str:
@@ -80,25 +80,28 @@ def _class_column_flag(step: str, table: Path) -> str:
             f" {flag} COLUMN (one of: {', '.join(cols)})" if cols else "")
 
 
-def default_input(step: str, base: str | os.PathLike = ".") -> Path:
+def default_input(step: str, base: str | os.PathLike = ".", command: str | None = None, also: str = "") -> Path:
     """The default input of `step`: the furthest-along stage of PIPELINE that exists (a step's output counts once
     its manifest is written; raw data once its folder exists), up to the step's own place in the pipeline, so
     re-running an earlier step never silently makes a later one skip the split. Announced; a warning names any
-    earlier step's output written after the chosen one (the chosen file does not include that run)."""
+    earlier step's output written after the chosen one (the chosen file does not include that run). `command`: the
+    command that reads it, named in the lines where it is not `step` (tune reads train's input), with `also`, the
+    further options the command named needs (tune's --study NAME)."""
+    command = command or step
     shown = [loc for _, loc in _stages(step)]
     found = _found(step, base)
     if not found:
         table = _competition_table(base, "train")
-        fix = (f"this folder holds {table.name}: imgcls {step} {sh(table)}{_class_column_flag(step, table)}"
-               if table is not None else "pass the data folder or manifest")
-        raise UserError(f"no input given to {step} and none of {', '.join(reversed(shown))} exists; {fix}")
+        fix = (f"this folder holds {table.name}: imgcls {command} {sh(table)}{_class_column_flag(command, table)}"
+               + (f" {also}" if also else "") if table is not None else "pass the data folder or manifest")
+        raise UserError(f"no input given to {command} and none of {', '.join(reversed(shown))} exists; {fix}")
     name, loc, chosen = found[-1]
     info(f"using {loc} (the furthest step's output of {' -> '.join(shown)})")
     if name != "raw":
         t = _stage_file(chosen).stat().st_mtime
         newer = [(n, lc) for n, lc, p in found[:-1] if n != "raw" and _stage_file(p).stat().st_mtime > t]
         for n, lc in newer:
-            warn(f"{lc} was written after {loc}: {step} reads {loc}, which does not include that {n} run; "
+            warn(f"{lc} was written after {loc}: {command} reads {loc}, which does not include that {n} run; "
                  f"rerun the steps after it (e.g. imgcls {'split' if name == 'splits' else 'preprocess'}) "
                  f"or pass {lc} to use it")
     return chosen

@@ -707,6 +707,25 @@ def test_bad_folds_are_refused_before_the_study_opens(data, tmp_path, space):
     assert not (tmp_path / "tune").exists()
 
 
+def test_a_bare_tune_in_a_dacon_folder_names_a_tune_command_that_reads_its_train_csv(tmp_path, monkeypatch):
+    """`imgcls tune --study s` in DACON's folder (train.csv: id,img_path,artist; no data/...) said 'no input given to
+    train ...: imgcls train train.csv': another command, whose class column was not read either. It names the tune
+    command that works as typed: `imgcls tune train.csv --target artist --study s`; nothing is made."""
+    from conftest import make_image
+    ids = [f"TRAIN_{i}" for i in range(4)]
+    for i, n in enumerate(ids):
+        make_image(tmp_path / "train" / f"{n}.jpg", size=(16, 16), seed=i)
+    pd.DataFrame({"id": ids, "img_path": [f"./train/{n}.jpg" for n in ids], "artist": ["Monet", "Monet", "Degas",
+                                                                                    "Degas"]}
+                 ).to_csv(tmp_path / "train.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["tune", "--study", "s", "--trials", "1"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and said.startswith("error: no input given to tune and none of"), r.output
+    assert said.endswith("this folder holds train.csv: imgcls tune train.csv --target artist --study s"), r.output
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_a_model_the_search_can_pick_without_weights_here_is_refused_before_the_study_opens(data, tmp_path,
                                                                                            monkeypatch):
     """`tune --model resnet10t` (no offline weights) opened the study, printed "study 's' (new) ..." and a trial 0

@@ -469,6 +469,7 @@ def _n_complete(study) -> int:
 
 def _check_up_front(cfg: TuneConfig):
     """Everything a user can get wrong, before the first trial: returns (space, storage URL)."""
+    from imgcls.console import sh
     from imgcls.fsutil import check_writable
     from imgcls.pipeline import default_input
     from imgcls.tune.space import load_space
@@ -484,7 +485,8 @@ def _check_up_front(cfg: TuneConfig):
     _refuse_users_trial_folders(study_dir)
     _study_options(cfg, storage_url(cfg))    # first: a resumed study's data, left unset, is the study's own
     if cfg.train.src is None:
-        cfg.train.src = str(default_input("train"))    # as imgcls train: the furthest pipeline stage, announced
+        # train's input: the furthest pipeline stage, announced
+        cfg.train.src = str(default_input("train", command="tune", also=f"--study {sh(cfg.study)}"))
     elif not Path(cfg.train.src).exists():
         raise UserError(f"data {cfg.train.src} does not exist; pass a dataset folder or manifest.csv")
     from imgcls.track import check_trackers, installed_trackers
