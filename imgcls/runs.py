@@ -640,8 +640,11 @@ TIME_NOTE = (f"time: the epochs' training and validation passes ({METRICS_CSV}'s
 
 ROWS_NOTE = (f"scored on: {VAL} = a run's validation rows, {OOF} = a k-fold set's out-of-fold rows (every fold's "
              f"validation), {COMMON} = the validation rows an ensemble's members share ({COMMON_OOF}: its members "
-             f"are k-fold sets); scores over other rows compare only loosely, and scores of another task (the "
-             f"column predicted and its class count: mask (3), label (18)) not at all")
+             f"are k-fold sets); '{CROSS_FITTED}': an ensemble whose weights were fitted on the rows it is scored "
+             f"on, each row scored with weights fitted without it (its macro-F1; no accuracy is recorded so: val acc "
+             f"blank); '{OPTIMISTIC}': no cross-fitted score recorded; scores over other rows compare only loosely, "
+             f"and scores of another task (the column predicted and its class count: mask (3), label (18)) not at "
+             f"all")
 
 
 def rows_label(scored_on, n) -> str:

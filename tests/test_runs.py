@@ -322,6 +322,8 @@ def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cros
     out = " ".join(r.output.split())
     assert r.exit_code == 0 and "val (4)" in out and "OOF (4)" in out
     assert "common val (4), weights cross-fitted" in out and "weights fitted on these rows (optimistic)" in out
+    # the caption says why the cross-fitted ensemble's val acc cell is blank (it left it unsaid)
+    assert "without it (its macro-F1; no accuracy is recorded so: val acc blank)" in out, out
     # diff: the single run's 4 val rows against the k-fold set's out-of-fold rows (other images)
     d = diff_runs(outputs / "runs" / "best", outputs / "runs" / "kf")
     assert not d["same_rows"]
