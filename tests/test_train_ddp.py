@@ -12,20 +12,41 @@ from conftest import make_image_folder, run_launch, torchrun
 
 
 CLI_SCRIPT = """
-import gc, json, os, sys
+import gc, json, os, sys, time
 import torch.distributed as dist
 from typer.testing import CliRunner
 import imgcls.cli.common
 from imgcls.cli import app
-imgcls.cli.common.SAID_ELSEWHERE_WAIT_S = 0      # each rank says what it ended with (torchrun stops none here)
-calls, said, groups = json.loads(sys.argv[2]), [], []
-for call in calls:                   # the CLI, called in turn in this torchrun process
+
+
+class StoppedByTorchrun(float):      # the said-elsewhere wait of a call torchrun would stop (its SIGTERM): exit 143
+    pass
+
+
+waits, sleep = [], time.sleep
+def wait(seconds):
+    if not isinstance(seconds, StoppedByTorchrun):       # any other sleep sleeps
+        return sleep(seconds)
+    waits.append(float(seconds))
+    raise SystemExit(143)
+
+
+time.sleep = wait
+STOPPED = StoppedByTorchrun(imgcls.cli.common.SAID_ELSEWHERE_WAIT_S)
+calls, stopped = json.loads(sys.argv[2]), set(json.loads(sys.argv[3]))
+said, groups, asked = [], [], []
+for i, call in enumerate(calls):     # the CLI, called in turn in this torchrun process
+    # a call in `stopped`: the process that waits for another to say the error is stopped as torchrun stops it; the
+    # others: each rank says what it ended with (torchrun stops none here)
+    imgcls.cli.common.SAID_ELSEWHERE_WAIT_S = STOPPED if i in stopped else 0
+    waits.clear()
     r = CliRunner().invoke(app, call)
     said.append([r.exit_code, r.output])
+    asked.append(list(waits))
     groups.append(dist.group.WORLD if dist.is_initialized() else None)
 with open(sys.argv[1] + os.environ["RANK"], "w") as f:     # each call's group: the first call's index with it
-    json.dump({"said": said, "group": [None if g is None else next(i for i, h in enumerate(groups) if h is g)
-                                       for g in groups]}, f)
+    json.dump({"said": said, "waits": asked,
+               "group": [None if g is None else next(i for i, h in enumerate(groups) if h is g) for g in groups]}, f)
 gc.freeze()      # as imgcls's own entry point (imgcls.cli.main): no exit-time collection of torch's objects
 """
 
@@ -35,11 +56,15 @@ def one_launch(tmp_path_factory):
     """One torchrun launch (2 processes, gloo) that calls the CLI in turn in each process (a launch is most of the
     time: each process imports torch and timm): two `train` runs (DDP with tensorboard; SAM with grad-accum), then
     `train NEW --resume DONE`, a finished run whose data moved and that another train holds, in the same processes
-    (as tune's trials run). Returns its folder, each rank's record of its calls, the finished run, its config.yaml
-    before the launch, and the two runs' data."""
+    (as tune's trials run); then two runs that fail on every process, rank 1 stopped in its said-elsewhere wait as
+    torchrun stops it (CLI_SCRIPT's `stopped`): every fold lacks training images after the shared cache is built,
+    and rank 0's refusal of a --cache ram over the memory available (left out where /proc/meminfo is missing).
+    Returns its folder, each rank's record of its calls, the finished run, its config.yaml before the launch, and
+    the two runs' data."""
     import shutil
 
     from imgcls.train import TrainConfig, run_train
+    from imgcls.train.data import CACHE_SHARE, cache_room
     from imgcls.train.rundir import RunLock
     tmp_path = tmp_path_factory.mktemp("ddp")
     old = make_image_folder(tmp_path / "disk1" / "data", {"a": 4, "b": 4}, size=(16, 16))
@@ -56,11 +81,30 @@ def one_launch(tmp_path_factory):
              ["train", *common, "--epochs", "1", "--batch-size", "2", "--grad-accum", "2", "--optimizer", "sam",
               "--name", "ddp_sam", "--quiet"],
              ["train", str(new), "--resume", str(done), "--device", "cpu"]]
+    # every fold lacks training images (found after the shared cache is built): the images of `src`, all in fold 0
+    rows = sorted(p.relative_to(tmp_path).as_posix() for p in src.rglob("*.png"))
+    (tmp_path / "folds.csv").write_text("path,label,fold\n" + "".join(f"{p},{p.split('/')[1]},0\n" for p in rows))
+    calls.append(["train", str(tmp_path / "folds.csv"), "--model", "test_resnet", "--no-pretrained", "--img-size",
+                  "32", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu", "--folds", "all",
+                  "--cache", "disk", "--out", str(tmp_path / "runs"), "--name", "no_train", "--quiet"])
+    mem = cache_room(tmp_path)[0]
+    if mem is not None:
+        # a --cache ram over the memory available: the same small image in as many rows as it takes at 4096 px, of
+        # the total memory (rank 0 measures what is available after the runs before it, when others may have freed
+        # some: a cache that fits is decoded, GiBs)
+        total = next(int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                     if line.startswith("MemTotal:"))
+        n = int(CACHE_SHARE * max(mem, total) / (4096 * 4096 * 3)) + 20
+        (tmp_path / "big.csv").write_text("path,label\n" + "".join(f"{rows[0]},a\n{rows[-1]},b\n"
+                                                                    for _ in range(n // 2)))
+        calls.append(["train", str(tmp_path / "big.csv"), "--model", "test_resnet", "--no-pretrained", "--img-size",
+                      "4096", "--cache", "ram", "--device", "cpu", "--out", str(tmp_path / "refused"), "--quiet"])
     script = tmp_path / "cli.py"
     script.write_text(CLI_SCRIPT)
     before = (done / "config.yaml").read_text()
     with RunLock(done):              # another train holds the finished run's folder
-        r = run_launch(launch + [str(script), str(tmp_path / "rank"), json.dumps(calls)], env=env, timeout=300)
+        r = run_launch(launch + [str(script), str(tmp_path / "rank"), json.dumps(calls), json.dumps([3, 4])],
+                       env=env, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{rank}").read_text()) for rank in (0, 1)]
     return tmp_path, ranks, done, before, src
@@ -107,26 +151,6 @@ def test_torchrun_two_processes_gloo_then_sam_in_the_same_processes(one_launch):
     assert int(ck["raw_state_dict"]["bn1.num_batches_tracked"]) == 4
 
 
-@pytest.mark.slow
-def test_torchrun_shared_cache_removed_when_the_run_fails(tmp_path):
-    """The decoded-image memmap every process maps ($TMPDIR/imgcls-cache-*.npy and its .errors.json) goes however
-    the run ends, not only on success: here every fold lacks training images (one line, exit 2) after the cache
-    is built."""
-    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(40, 40))
-    rows = sorted(p.relative_to(src).as_posix() for p in src.rglob("*.png"))
-    (src / "folds.csv").write_text("path,label,fold\n" + "".join(f"{p},{p.split('/')[0]},0\n" for p in rows))
-    launch, env = torchrun(2, tmp_path)
-    tmp = Path(env["TMPDIR"])
-    cmd = launch + ["-m", "imgcls", "train", str(src / "folds.csv"), "--model", "test_resnet", "--no-pretrained",
-                    "--img-size", "32", "--epochs", "1", "--batch-size", "4", "--workers", "0", "--device", "cpu",
-                    "--folds", "all", "--cache", "disk", "--out", str(tmp_path / "runs"), "--quiet"]
-    r = run_launch(cmd, env=env, timeout=240)
-    said = r.stdout + r.stderr
-    assert r.returncode != 0 and "no training images in fold 0" in said, r.stderr[-3000:]
-    assert said.count("error:") == 1, said[-3000:]           # said by one process, not by each
-    assert list(tmp.glob("imgcls-cache-*")) == []
-
-
 def test_an_up_front_refusal_is_said_by_one_process_of_a_machine(tmp_path, monkeypatch):
     """Under torchrun every process runs train's up-front checks (a missing data path, --name of a taken folder, a
     --resume folder that is no run) before the process group exists: each printed the same error line, so the user
@@ -162,28 +186,37 @@ def test_torchrun_a_taken_name_is_one_line_and_every_process_ends(tmp_path):
     assert r.returncode != 0 and said.count("error:") == 1 and "run folder" in said, said[-3000:]
 
 
+def _stopped_by_torchrun(ranks, call: int) -> str:
+    """A call every process fails alike (one_launch's `stopped`): rank 0 says one error line, exit 2, without
+    waiting; rank 1 waits (>= 5 s asked) for rank 0 to end, is stopped there as torchrun stops it (exit 143) and says
+    nothing: one error line across the machine. Returns rank 0's output, on one line."""
+    said = [[*ranks[rank]["said"][call], ranks[rank]["waits"][call]] for rank in (0, 1)]
+    assert said[0][0] == 2 and said[0][1].count("error:") == 1 and said[0][2] == [], said
+    assert said[1][0] == 143 and said[1][1] == "" and said[1][2] and said[1][2][0] >= 5, said
+    return " ".join(said[0][1].split())
+
+
 @pytest.mark.slow
-def test_torchrun_a_refusal_of_rank_0_is_one_line(tmp_path):
+def test_torchrun_shared_cache_removed_when_the_run_fails(one_launch):
+    """The decoded-image memmap every process maps ($TMPDIR/imgcls-cache-*.npy and its .errors.json) goes however
+    the run ends, not only on success: here every fold lacks training images (one line, exit 2) after the cache
+    is built (one_launch's fourth call, in the processes of the runs before it)."""
+    tmp_path, ranks, _, _, _ = one_launch
+    assert "no training images in fold 0" in _stopped_by_torchrun(ranks, 3)
+    assert list((tmp_path / "tmpdir").glob("imgcls-cache-*")) == []      # torchrun's TMPDIR
+
+
+@pytest.mark.slow
+def test_torchrun_a_refusal_of_rank_0_is_one_line(one_launch):
     """What rank 0 alone checks once the process group is up (the run folder it claims, the decoded-image cache
     against memory: tdata.plan_cache) reaches the other processes as the one error they all stop with: each printed
-    it. Rank 0 says it; here a --cache ram over the memory available (the same small image in as many rows as it
-    takes at 4096 px)."""
-    from imgcls.train.data import CACHE_SHARE, cache_room
-    src = make_image_folder(tmp_path / "raw", {"a": 1, "b": 1}, size=(16, 16))
-    mem = cache_room(tmp_path)[0]
-    if mem is None:
+    it. Rank 0 says it; here a --cache ram over the memory available (one_launch's last call: the same small image
+    in as many rows as it takes at 4096 px)."""
+    tmp_path, ranks, _, _, _ = one_launch
+    if len(ranks[0]["said"]) < 5:
         pytest.skip("no /proc/meminfo: the cache is not checked against memory here")
-    n = int(CACHE_SHARE * mem / (4096 * 4096 * 3)) + 20
-    (tmp_path / "big.csv").write_text("path,label\n" + "".join(f"raw/{c}/000.png,{c}\n" for c in "ab" * (n // 2)))
-    launch, env = torchrun(2, tmp_path)
-    r = run_launch(launch + ["-m", "imgcls", "train", str(tmp_path / "big.csv"), "--model", "test_resnet",
-                             "--no-pretrained", "--img-size", "4096", "--cache", "ram", "--device", "cpu",
-                             "--out", str(tmp_path / "runs"), "--quiet"],
-                   env=env, timeout=120)
-    said = r.stdout + r.stderr
-    assert r.returncode != 0 and said.count("error:") == 1 and "--cache ram: the decoded-image cache" in said, \
-        said[-3000:]
-    assert list((tmp_path / "runs").glob("*")) == []       # refused before the run folder is made
+    assert "--cache ram: the decoded-image cache" in _stopped_by_torchrun(ranks, 4)
+    assert list((tmp_path / "refused").glob("*")) == []       # refused before the run folder is made
 
 
 @pytest.mark.slow
