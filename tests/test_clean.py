@@ -35,7 +35,11 @@ def _clipart(n: int) -> list[Path]:
 def dirty(tmp_path):
     """40 real drawings in 2 classes, 3 real photos (scikit-image samples), and planted copies: exact, flipped, cropped, JPEG
     re-encoded (one in the other class = label conflict), plus one unreadable file."""
-    root = tmp_path / "raw"
+    return make_dirty(tmp_path / "raw")
+
+
+def make_dirty(root: Path) -> Path:
+    """The `dirty` fixture's folder, made at `root` (a module-scoped fixture's too)."""
     for i, f in enumerate(_clipart(40)):
         d = root / ("a" if i % 2 else "b") / f"d{i:02d}.png"
         d.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 manifest one process gives."""
 from __future__ import annotations
 
+import json
 import os
 
 import numpy as np
@@ -10,15 +11,69 @@ import pytest
 from PIL import Image
 
 from conftest import run_launch, torchrun
-from test_clean import dirty  # noqa: F401  (fixture)
+
+
+LAUNCH_SCRIPT = """
+import gc, json, os, sys
+import numpy as np
+from typer.testing import CliRunner
+from imgcls.cli import app
+from imgcls.train.dist import init_distributed
+d = init_distributed("cpu")
+# gather_rows: one launch, each piece size in turn on fresh arrays (test_gather_rows_fills_rank_zero_in_pieces)
+rows = np.arange(1, 23, 2)                       # the rows to fill, the same on every rank; each fills its share
+orig = d.gather
+for chunk_bytes in json.loads(sys.argv[2]):
+    out, done = np.zeros((23, 4, 3), np.uint8), np.zeros(23, bool)
+    for i in d.mine(rows):
+        if i % 5:                                # every fifth row unreadable: not done, not sent
+            out[i], done[i] = i, True
+    sent = []
+    d.gather = lambda obj: sent.append(obj) or orig(obj)
+    d.gather_rows(out, rows, done=done, chunk_bytes=chunk_bytes)
+    if d.main:
+        np.savez(f"{sys.argv[1]}_{chunk_bytes}.npz", out=out, done=done, calls=len(sent),
+                 own=sum(s is not None for s in sent))
+d.gather = orig
+# then `clean` in the same processes, the CLI called in each (the process group stays for it): what each rank said
+r = CliRunner().invoke(app, json.loads(sys.argv[3]))
+with open(f"{sys.argv[1]}_clean{os.environ['RANK']}.json", "w") as f:
+    json.dump([r.exit_code, r.output], f)
+gc.freeze()      # as imgcls's own entry point (imgcls.cli.main): no exit-time collection of torch's objects
+"""
+CHUNKS = {24: 3, 1 << 27: 1}        # gather_rows' piece size: gather calls (6 rows a rank at most, 2 a piece)
+
+
+def clean_args(src, out) -> list[str]:
+    return ["clean", str(src), "--out", str(out), "--device", "cpu", "--embed-size", "64", "--duplicates", "drop",
+            "--embed-precision", "fp32"]
+
+
+@pytest.fixture(scope="module")
+def one_launch(tmp_path_factory):
+    """One torchrun launch (2 processes, gloo; a launch is most of the time: each process imports torch and timm):
+    gather_rows at each of CHUNKS' piece sizes, then `clean` of test_clean's dirty set in the same processes.
+    Returns its folder (r_<chunk>.npz: rank 0's gathered rows; r_clean<rank>.json: each rank's exit code and
+    output; two/: clean's output; cache2/: its IMGCLS_CACHE) and the data."""
+    from test_clean import make_dirty
+    tmp_path = tmp_path_factory.mktemp("clean_ddp")
+    dirty = make_dirty(tmp_path / "raw")
+    script = tmp_path / "launch.py"
+    script.write_text(LAUNCH_SCRIPT)
+    path = os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+    launch, env = torchrun(2, tmp_path, IMGCLS_CACHE=str(tmp_path / "cache2"), PYTHONPATH=path)
+    r = run_launch(launch + [str(script), str(tmp_path / "r"), json.dumps(list(CHUNKS)),
+                             json.dumps(clean_args(dirty, tmp_path / "two"))], env=env, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return tmp_path, dirty
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_torchrun_two_processes_give_the_one_process_manifest(dirty, tmp_path, monkeypatch):  # noqa: F811
+def test_torchrun_two_processes_give_the_one_process_manifest(one_launch, tmp_path, monkeypatch):
+    launched, dirty = one_launch
+
     def clean(out, procs):
-        args = ["clean", str(dirty), "--out", str(out), "--device", "cpu", "--embed-size", "64", "--duplicates",
-                "drop", "--embed-precision", "fp32"]
         if procs == 1:
             # the one-process manifest made in this process, on one thread as each torchrun process: a third start
             # of Python, torch and timm was a third of the test's time
@@ -30,22 +85,20 @@ def test_torchrun_two_processes_give_the_one_process_manifest(dirty, tmp_path, m
             threads = torch.get_num_threads()
             torch.set_num_threads(1)
             try:
-                r = CliRunner().invoke(app, args)
+                r = CliRunner().invoke(app, clean_args(dirty, out))
             finally:
                 torch.set_num_threads(threads)
             assert r.exit_code == 0, r.output[-3000:]
             said = " ".join(r.output.split())
-        else:
-            path = os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH", "")]))
-            launch, env = torchrun(procs, tmp_path, IMGCLS_CACHE=str(tmp_path / f"cache{procs}"), PYTHONPATH=path)
-            r = run_launch(launch + ["-m", "imgcls", *args], env=env, timeout=300)
-            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-            said = " ".join((r.stdout + r.stderr).split())
+        else:       # one_launch's, each rank's output in turn
+            ranks = [json.loads((launched / f"r_clean{rank}.json").read_text()) for rank in (0, 1)]
+            assert [code for code, _ in ranks] == [0, 0], [output[-3000:] for _, output in ranks]
+            said = " ".join(" ".join(output for _, output in ranks).split())
         assert ("2 processes (torchrun)" in said) == (procs == 2), said[-2000:]
         assert said.count(" as layout ") == 1, said[-2000:]      # rank 0 alone prints (imgcls.console.main_process)
         return pd.read_csv(out / "manifest.csv", keep_default_na=False)
     one = clean(tmp_path / "one", 1)
-    two = clean(tmp_path / "two", 2)
+    two = clean(launched / "two", 2)
     # scores within atol (the ranks' batches differ in size, and a kernel may add in another order: last-bit
     # differences), read as numbers: the blank score of an unreadable row makes the column text, compared exactly
     for m in (one, two):
@@ -53,7 +106,7 @@ def test_torchrun_two_processes_give_the_one_process_manifest(dirty, tmp_path, m
     pd.testing.assert_frame_equal(one.drop(columns="root"), two.drop(columns="root"), atol=1e-5)
     assert (one["reason"] == "near_duplicate").any()
     # each rank embedded its share into shards, rank 0 merged them into the cache and removed them
-    cache = tmp_path / "cache2" / "embeddings"
+    cache = launched / "cache2" / "embeddings"
     assert (cache / "tf_efficientnet_lite0_64.npz").exists() and not list(cache.glob("*.parts"))
 
 
@@ -79,41 +132,14 @@ def test_exact_only_ranks_embed_only_when_a_group_ties(tmp_path, monkeypatch, ti
     assert calls == ([3] if tie else []) and not (tmp_path / "out").exists()
 
 
-GATHER_SCRIPT = """
-import sys
-import numpy as np
-import torch.distributed as dist
-from imgcls.train.dist import init_distributed
-d = init_distributed("cpu")
-rows = np.arange(1, 23, 2)                       # the rows to fill, the same on every rank; each fills its share
-orig = d.gather
-for chunk_bytes in map(int, sys.argv[2:]):       # one launch, each piece size in turn on fresh arrays
-    out, done = np.zeros((23, 4, 3), np.uint8), np.zeros(23, bool)
-    for i in d.mine(rows):
-        if i % 5:                                # every fifth row unreadable: not done, not sent
-            out[i], done[i] = i, True
-    sent = []
-    d.gather = lambda obj: sent.append(obj) or orig(obj)
-    d.gather_rows(out, rows, done=done, chunk_bytes=chunk_bytes)
-    if d.main:
-        np.savez(f"{sys.argv[1]}_{chunk_bytes}.npz", out=out, done=done, calls=len(sent),
-                 own=sum(s is not None for s in sent))
-dist.destroy_process_group()
-"""
-
-
-@pytest.mark.timeout(180)
-def test_gather_rows_fills_rank_zero_in_pieces(tmp_path):
-    # two rows a piece (several calls), or one piece: both in one torchrun launch (a launch is most of the time)
-    chunks = {24: 3, 1 << 27: 1}                     # piece size: gather calls (6 rows a rank at most, 2 a piece)
-    script = tmp_path / "gather.py"
-    script.write_text(GATHER_SCRIPT)
-    launch, env = torchrun(2, tmp_path)
-    r = run_launch(launch + [str(script), str(tmp_path / "r"), *map(str, chunks)], env=env, timeout=170)
-    assert r.returncode == 0, r.stderr[-3000:]
+@pytest.mark.timeout(400)         # one_launch's clean too, where this test alone runs
+def test_gather_rows_fills_rank_zero_in_pieces(one_launch):
+    # two rows a piece (several calls), or one piece: both in one torchrun launch (a launch is most of the time;
+    # one_launch's, before its clean)
+    tmp_path, _ = one_launch
     rows = np.arange(1, 23, 2)
     want_done = np.isin(np.arange(23), rows) & (np.arange(23) % 5 != 0)
-    for chunk_bytes, calls in chunks.items():
+    for chunk_bytes, calls in CHUNKS.items():
         got = np.load(tmp_path / f"r_{chunk_bytes}.npz")
         assert (got["done"] == want_done).all(), chunk_bytes
         assert (got["out"][:, 0, 0] == np.where(want_done, np.arange(23), 0)).all(), chunk_bytes
