@@ -786,22 +786,56 @@ def test_run_split_on_a_manifest_takes_reader_age_bands_equal_to_split_s(tmp_pat
     assert cli["age_band"].astype(int).tolist() == [profiles.age_band(a, [40, 60]) for a in cli["age"].astype(int)]
 
 
-def test_split_on_cleans_output_takes_cleans_candidate_pairs_and_searches_when_they_differ(tmp_path, monkeypatch):
+class PlantedCopies:
+    """Twelve images and four pictures with four near copies each (test_pair_cache's), and an embedding cache that
+    holds their vectors and the new picture's: the tests below count candidate searches, not embedding passes, and
+    each made the same passes of the same 33 images (clean's, a split's under another --cache-dir, the changed
+    set's: ~0.5-1 s each). The folder and the cache are copied into each test, which writes into both."""
+
+    def __init__(self, root):
+        from test_pair_cache import _images
+        self.src = make_image_folder(root / "raw", {"c0": 6, "c1": 6}, size=(64, 64))
+        for k, im in enumerate(_images()):
+            im.convert("RGB").save(self.src / f"c{k // 5 % 2}" / f"img{k:02d}.png")
+        new = root / "new"
+        (new / "c0").mkdir(parents=True)
+        self.new_picture().save(new / "c0" / "000.png")
+        from imgcls import embed
+        self.seed = root / "cache"
+        for folder in (self.src, new):
+            embed.embed_manifest(mf.load(folder, announce=False), device="cpu", cache_dir=self.seed)
+
+    @staticmethod
+    def new_picture():
+        from PIL import Image
+        return Image.fromarray(np.full((64, 64, 3), 90, np.uint8))
+
+    def folder(self, tmp_path):
+        return shutil.copytree(self.src, tmp_path / "raw")
+
+    def cache(self, to):
+        """A copy of the embedding cache (no candidate search in it) as the folder `to` (a --cache-dir)."""
+        return shutil.copytree(self.seed, to)
+
+
+@pytest.fixture(scope="module")
+def planted_copies(tmp_path_factory):
+    return PlantedCopies(tmp_path_factory.mktemp("planted_copies"))
+
+
+def test_split_on_cleans_output_takes_cleans_candidate_pairs_and_searches_when_they_differ(tmp_path, monkeypatch,
+        planted_copies):
     """The candidate search (O(n^2)) clean ran is kept under a digest of its whole input (pair_cache.CandidateCache):
     split on clean's output that searches the same rows takes it, and writes the table a fresh search writes; another
     --dup-candidates, or an image changed since, is another input and is searched."""
-    from PIL import Image
-
     from imgcls.clean import near_dup
-    from test_pair_cache import _images
-    src = make_image_folder(tmp_path / "raw", {"c0": 6, "c1": 6}, size=(64, 64))
-    for k, im in enumerate(_images()):          # four pictures with four near copies each, each in one class
-        im.convert("RGB").save(src / f"c{k // 5 % 2}" / f"img{k:02d}.png")
+    src = planted_copies.folder(tmp_path)
     searches = []
     real = near_dup.candidate_pairs
     monkeypatch.setattr(near_dup, "candidate_pairs", lambda *a, **k: searches.append(a[3]) or real(*a, **k))
     cleaned, common = tmp_path / "clean", ["--device", "cpu", "-q"]
     monkeypatch.setenv("IMGCLS_CACHE", str(tmp_path / "cache"))          # clean's cache (split's --cache-dir)
+    planted_copies.cache(tmp_path / "cache" / "embeddings")             # $IMGCLS_CACHE's folder of them
     r = runner.invoke(app, ["clean", str(src), "--out", str(cleaned), "--no-ood", *common])
     assert r.exit_code == 0, r.output
     assert len(searches) == 1
@@ -812,28 +846,26 @@ def test_split_on_cleans_output_takes_cleans_candidate_pairs_and_searches_when_t
         return (tmp_path / out).read_bytes()
     reused = split("reused.csv")
     assert len(searches) == 1                                       # clean's candidates taken
-    assert split("searched.csv", "--cache-dir", str(tmp_path / "elsewhere")) == reused and len(searches) == 2
+    elsewhere = str(planted_copies.cache(tmp_path / "elsewhere"))     # the embeddings, not clean's candidates
+    assert split("searched.csv", "--cache-dir", elsewhere) == reused and len(searches) == 2
     df = pd.read_csv(tmp_path / "reused.csv", dtype=str, keep_default_na=False)
     for b in range(4):                                              # the planted copies linked: on one side
         family = df["path"].str.contains("|".join(f"img{b * 5 + v:02d}" for v in range(5)))
         assert df.loc[family, "split"].nunique() == 1
     split("other.csv", "--dup-candidates", "0.7")
     assert searches[2:] == [0.7]
-    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(src / "c0" / "000.png")    # a new picture
+    planted_copies.new_picture().save(src / "c0" / "000.png")                # a new picture
     split("changed.csv")
     assert len(searches) == 4
 
 
-def test_split_on_cleans_output_takes_cleans_embedding_search(tmp_path, monkeypatch):
+def test_split_on_cleans_output_takes_cleans_embedding_search(tmp_path, monkeypatch, planted_copies):
     """--dup-method embedding's cosine search (O(n^2)) goes through the same CandidateCache: clean keeps it (down to
     its lowest sweep row), split on its output with the same method takes it at the cut and
     writes the table a fresh search writes; another image set is another input and is searched."""
     from imgcls import links
     from imgcls.clean import near_dup
-    from test_pair_cache import _images
-    src = make_image_folder(tmp_path / "raw", {"c0": 6, "c1": 6}, size=(64, 64))
-    for k, im in enumerate(_images()):          # four pictures with four near copies each, each in one class
-        im.convert("RGB").save(src / f"c{k // 5 % 2}" / f"img{k:02d}.png")
+    src = planted_copies.folder(tmp_path)
     searches, pairs = [], []
     real_search, real_scored = near_dup.pair_arrays, links.NearDuplicates.scored_pairs
     monkeypatch.setattr(near_dup, "pair_arrays", lambda *a, **k: searches.append(a[1]) or real_search(*a, **k))
@@ -845,6 +877,7 @@ def test_split_on_cleans_output_takes_cleans_embedding_search(tmp_path, monkeypa
     monkeypatch.setattr(links.NearDuplicates, "scored_pairs", scored)
     cleaned, common = tmp_path / "clean", ["--device", "cpu", "-q", "--dup-method", "embedding"]
     monkeypatch.setenv("IMGCLS_CACHE", str(tmp_path / "cache"))          # clean's cache (split's --cache-dir)
+    planted_copies.cache(tmp_path / "cache" / "embeddings")             # $IMGCLS_CACHE's folder of them
     r = runner.invoke(app, ["clean", str(src), "--out", str(cleaned), "--no-ood", "--conflicts", "all", *common])
     assert r.exit_code == 0, r.output
     assert len(searches) == 1 and searches[0] < 0.90                  # down to the sweep's lowest row
@@ -856,7 +889,8 @@ def test_split_on_cleans_output_takes_cleans_embedding_search(tmp_path, monkeypa
     pairs.clear()
     reused = split("reused.csv")
     assert len(searches) == 1                                       # clean's search taken
-    assert split("searched.csv", "--cache-dir", str(tmp_path / "elsewhere")) == reused and searches[1:] == [0.90]
+    elsewhere = str(planted_copies.cache(tmp_path / "elsewhere"))     # the embeddings, not clean's search
+    assert split("searched.csv", "--cache-dir", elsewhere) == reused and searches[1:] == [0.90]
     assert len(pairs) == 2 and pairs[0] == pairs[1] and len(pairs[0]) >= 4
     assert min(pairs[0].values()) >= 0.90
     df = pd.read_csv(tmp_path / "reused.csv", dtype=str, keep_default_na=False)
@@ -865,8 +899,7 @@ def test_split_on_cleans_output_takes_cleans_embedding_search(tmp_path, monkeypa
         assert df.loc[family, "split"].nunique() == 1
     split("again.csv")
     assert len(searches) == 2                                       # split's own search is kept too
-    from PIL import Image
-    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(src / "c0" / "000.png")    # a new picture
+    planted_copies.new_picture().save(src / "c0" / "000.png")                # a new picture
     split("changed.csv")
     assert len(searches) == 3
 
