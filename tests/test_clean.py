@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -31,15 +32,21 @@ def _clipart(n: int) -> list[Path]:
     return files[:: max(1, len(files) // n)][:n]
 
 
+_DIRTY: dict[str, Path] = {}
+
+
 @pytest.fixture
-def dirty(tmp_path):
+def dirty(tmp_path, tmp_path_factory):
     """40 real drawings in 2 classes, 3 real photos (scikit-image samples), and planted copies: exact, flipped, cropped, JPEG
-    re-encoded (one in the other class = label conflict), plus one unreadable file."""
-    return make_dirty(tmp_path / "raw")
+    re-encoded (one in the other class = label conflict), plus one unreadable file. Made once per session (~0.1 s of
+    decoding and encoding each, in ~25 tests) and copied into each test's tmp_path/raw, which it may change."""
+    if "root" not in _DIRTY:
+        _DIRTY["root"] = make_dirty(tmp_path_factory.mktemp("dirty") / "raw")
+    return shutil.copytree(_DIRTY["root"], tmp_path / "raw")
 
 
 def make_dirty(root: Path) -> Path:
-    """The `dirty` fixture's folder, made at `root` (a module-scoped fixture's too)."""
+    """The `dirty` fixture's folder, made at `root` (test_clean_ddp's module-scoped launch makes its own)."""
     for i, f in enumerate(_clipart(40)):
         d = root / ("a" if i % 2 else "b") / f"d{i:02d}.png"
         d.parent.mkdir(parents=True, exist_ok=True)
