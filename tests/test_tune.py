@@ -234,25 +234,22 @@ def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path,
     assert ran["lr"] == pytest.approx(best["lr"]) and ran["model"] == "test_resnet"
 
 
-def test_best_config_names_the_data_from_any_working_folder(data, tmp_path, space, monkeypatch):
+def test_best_config_names_the_data_from_any_working_folder_and_holds_no_record_of_its_run(data, tmp_path, space,
+                                                                                           monkeypatch):
     """best_config.yaml recorded the data as typed (`src: raw`): `imgcls train --config outputs/tune/S/
-    best_config.yaml` from another folder read that folder's raw/, or none. Recorded absolute, as a run's."""
-    monkeypatch.chdir(tmp_path)
-    study_dir = run_tune(tune_cfg("raw", tmp_path, space, trials=1))
-    assert yaml.safe_load((study_dir / "best_config.yaml").read_text())["src"] == str(data)
-    assert yaml.safe_load((study_dir / "trial_0000" / "config.yaml").read_text())["src"] == str(data)
-
-
-def test_best_config_holds_no_record_of_the_run_its_config_came_from(data, tmp_path, space):
-    """tune --config RUN/config.yaml took the run's records of how it ran (amp_used / workers_used / cache_used /
+    best_config.yaml` from another folder read that folder's raw/, or none. Recorded absolute, as a run's.
+    And tune --config RUN/config.yaml took the run's records of how it ran (amp_used / workers_used / cache_used /
     weights_source: another machine's) into every trial's options, and best_config.yaml kept them: it read as if
     the best trial had run in mixed precision with 8 workers, where its own config.yaml says no AMP, 0 workers.
-    best_config.yaml, a config a run starts from, now holds none; the trial's config.yaml records its own."""
+    best_config.yaml, a config a run starts from, now holds none; the trial's config.yaml records its own.
+    One one-trial study checks both."""
+    monkeypatch.chdir(tmp_path)
     recorded = {"amp_used": True, "workers_used": 8, "cache_used": "disk", "weights_source": "hub timm/x"}
-    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=1, train={"workers": None, **recorded}))
+    study_dir = run_tune(tune_cfg("raw", tmp_path, space, trials=1, train={"workers": None, **recorded}))
     best = yaml.safe_load((study_dir / "best_config.yaml").read_text())
-    assert {k: best[k] for k in TrainConfig.RECORDS} == dict.fromkeys(TrainConfig.RECORDS)
     trial = yaml.safe_load((study_dir / "trial_0000" / "config.yaml").read_text())
+    assert best["src"] == str(data) and trial["src"] == str(data)
+    assert {k: best[k] for k in TrainConfig.RECORDS} == dict.fromkeys(TrainConfig.RECORDS)
     assert (trial["amp_used"], trial["workers_used"], trial["cache_used"]) == (False, 0, "ram")
 
 
@@ -491,19 +488,6 @@ def test_an_mlflow_store_failing_on_the_best_so_far_is_one_warning_and_the_study
     assert (study_dir / "best_config.yaml").is_file()
 
 
-def test_ctrl_c_marks_the_trial_and_still_writes_the_files(data, tmp_path, space):
-    class CtrlC(Callback):
-        def on_epoch_end(self, epoch, logs):
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_tune(tune_cfg(data, tmp_path, space, trials=3), callbacks=[CtrlC()])
-    study_dir = tmp_path / "tune" / "s"
-    t = trials_csv(study_dir)
-    assert list(t["state"]) == ["fail"] and t.loc[0, "message"] == "interrupted (Ctrl-C)"
-    assert (study_dir / "report.html").is_file()
-
-
 def test_a_study_resumed_after_ctrl_c_reruns_the_interrupted_trial_and_loses_none(data, tmp_path, space, capsys):
     """`--trials 3`, Ctrl-C in trial 1, then the same command ('run the same command to resume'): the interrupted
     trial counted as one of the 3, so the study ended with 2 results and trial 1's drawn values never scored. Now
@@ -535,9 +519,11 @@ def test_a_study_resumed_after_ctrl_c_reruns_the_interrupted_trial_and_loses_non
     assert len(trials_csv(study_dir)) == 4
 
 
-def test_ctrl_c_tells_a_python_caller_how_to_resume_the_study(data, tmp_path, space, capsys):
-    """run_tune from Python on Ctrl-C said nothing (the `interrupted:` line was the CLI's, while run_train says its
-    own): the study's line is run_tune's, as the run's is run_train's."""
+def test_ctrl_c_marks_the_trial_writes_the_files_and_tells_a_python_caller_how_to_resume(data, tmp_path, space,
+                                                                                          capsys):
+    """Ctrl-C in a trial: trials.csv marks it (interrupted) and report.html is still written. And run_tune from
+    Python on Ctrl-C said nothing (the `interrupted:` line was the CLI's, while run_train says its own): the study's
+    line is run_tune's, as the run's is run_train's. One interrupted study checks both."""
     class CtrlC(Callback):
         def on_epoch_end(self, epoch, logs):
             raise KeyboardInterrupt
@@ -548,6 +534,10 @@ def test_ctrl_c_tells_a_python_caller_how_to_resume_the_study(data, tmp_path, sp
     said = capsys.readouterr()
     lines = [ln for ln in (said.out + said.err).splitlines() if ln.startswith("interrupted")]
     assert len(lines) == 1 and "run the same command to resume" in lines[0] and "--resume" not in lines[0], lines
+    study_dir = tmp_path / "tune" / "s"
+    t = trials_csv(study_dir)
+    assert list(t["state"]) == ["fail"] and t.loc[0, "message"] == "interrupted (Ctrl-C)"
+    assert (study_dir / "report.html").is_file()
 
 
 def test_ctrl_c_in_a_trial_says_only_tunes_line(data, tmp_path, space, monkeypatch):
@@ -1241,58 +1231,44 @@ def test_a_no_plots_study_s_report_draws_no_figure_and_says_so(tmp_path, space, 
     assert len(drawn) == 5 and "figures not drawn" not in page
 
 
-def test_the_study_name_alone_resumes_a_study_with_its_fixed_options(data, tmp_path, space):
+def test_the_study_name_alone_resumes_a_study_on_its_own_data_with_its_fixed_options(tmp_path, space, monkeypatch):
     """The README's `imgcls tune --study lite0 --trials 30` ('the same study again: resumes it') after a study
     started with --model / --epochs / --img-size ... was refused: the options it left out were taken as train's
     defaults, 'other fixed train options'. Options left unset are the study's own, as train --resume takes its
-    config.yaml's; a typed one that differs, even at train's default, is still refused."""
-    out = str(tmp_path / "tune")
-    first = ["tune", str(data), "--study", "s", "--space", str(space), "--out", out, "--pruner", "none", "--quiet",
-             "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
-             "--aug", "none", "--val-split", "0.3", "--workers", "0", "--device", "cpu"]
-    r = CliRunner().invoke(app, first + ["--trials", "1"])
+    config.yaml's; a typed one that differs, even at train's default, is still refused.
+    And with no SRC, the resumed study (started on `other/`) took the working folder's default input (data/raw
+    here): its new trials trained and were scored on other images than the study's first, in one study, with only
+    the default input's 'using data/raw' line. The data left unset is the study's own, as every other fixed option
+    (and train --resume's config.yaml src). One study (one trial, then one resumed) checks both."""
+    monkeypatch.chdir(tmp_path)
+    studied = make_image_folder(tmp_path / "other", {"a": 10, "b": 10}, size=(40, 40))
+    make_image_folder(tmp_path / "data" / "raw", {"x": 6, "y": 6}, size=(40, 40))
+    common = ["--study", "s", "--space", str(space), "--out", "tune", "--pruner", "none", "--workers", "0",
+              "--device", "cpu"]
+    fixed = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
+             "--aug", "none", "--val-split", "0.3"]
+    r = CliRunner().invoke(app, ["tune", str(studied), *common, *fixed, "--quiet", "--trials", "1"])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--out", out,
-                                 "--pruner", "none", "--trials", "2", "--workers", "0", "--device", "cpu"])
+    r = CliRunner().invoke(app, ["tune", *common, "--trials", "2"])
     assert r.exit_code == 0, r.output
     said = " ".join(r.output.split())
     assert ("study 's' resumes with the fixed train options it was started with: --model test_resnet "
             "--no-pretrained --img-size 32 --aug none --val-split 0.3 --epochs 1 --batch-size 8") in said, said
+    assert (f"resumes on the data it was started with: {studied.resolve()} (to train on another copy of that data, "
+            f"give its folder as SRC)") in said, said
     t = trials_csv(tmp_path / "tune" / "s")
     assert list(t["state"]) == ["complete", "complete"]
     ran = yaml.safe_load((tmp_path / "tune" / "s" / "trial_0001" / "config.yaml").read_text())
     assert (ran["model"], ran["pretrained"], ran["img_size"], ran["epochs"], ran["aug"]) == \
         ("test_resnet", False, 32, 1, "none")
-    # typed, at train's default: compared with the study's value, and refused
-    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--out", out,
-                                 "--trials", "3", "--epochs", "10"])
-    assert r.exit_code == 2 and "other fixed train options (--epochs 1 -> 10)" in " ".join(r.output.split()), \
-        r.output
-
-
-def test_the_study_name_alone_resumes_on_the_study_s_own_data(tmp_path, space, monkeypatch):
-    """`imgcls tune --study s --trials 2` (no SRC) resumed a study started on `other/` with the working folder's
-    default input (data/raw here): its new trials trained and were scored on other images than the study's first,
-    in one study, with only the default input's 'using data/raw' line. The data left unset is the study's own, as
-    every other fixed option (and train --resume's config.yaml src)."""
-    monkeypatch.chdir(tmp_path)
-    studied = make_image_folder(tmp_path / "other", {"a": 10, "b": 10}, size=(40, 40))
-    make_image_folder(tmp_path / "data" / "raw", {"x": 6, "y": 6}, size=(40, 40))
-    common = ["--study", "s", "--space", str(space), "--out", "tune", "--pruner", "none", "--quiet",
-              "--workers", "0", "--device", "cpu"]
-    fixed = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
-             "--aug", "none", "--val-split", "0.3"]
-    r = CliRunner().invoke(app, ["tune", str(studied), *common, *fixed, "--trials", "1"])
-    assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(app, ["tune", *(c for c in common if c != "--quiet"), "--trials", "2"])
-    assert r.exit_code == 0, r.output
-    line = " ".join(r.output.split())
-    assert (f"resumes on the data it was started with: {studied.resolve()} (to train on another copy of that data, "
-            f"give its folder as SRC)") in line, line
     srcs = [yaml.safe_load((tmp_path / "tune" / "s" / f"trial_000{i}" / "config.yaml").read_text())["src"]
             for i in (0, 1)]
     assert srcs == [str(studied.resolve())] * 2, srcs
-    assert list(trials_csv(tmp_path / "tune" / "s")["state"]) == ["complete", "complete"]
+    # typed, at train's default: compared with the study's value, and refused
+    r = CliRunner().invoke(app, ["tune", str(studied), "--study", "s", "--space", str(space), "--out", "tune",
+                                 "--trials", "3", "--epochs", "10"])
+    assert r.exit_code == 2 and "other fixed train options (--epochs 1 -> 10)" in " ".join(r.output.split()), \
+        r.output
 
 
 def test_a_tracker_not_installed_is_one_line_before_the_study_opens(data, tmp_path, space, monkeypatch):
