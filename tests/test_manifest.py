@@ -80,6 +80,14 @@ def test_the_mask_competitions_folders_as_they_come(tmp_path, capsys):
     assert mf.load(train, scan=False).equals(df)
 
 
+def _step_reading(step: str, data, out, tmp_path) -> list[str]:
+    """The command line of `step` reading `data` and writing under `out` (predict: a tiny run's, data as --data)."""
+    args = {"predict": ["predict", make_tiny_run(tmp_path / "run"), "--data", data, "--out", out],
+            "split": ["split", data, "--out", out / "splits.csv"], "train": ["train", data, "--out", out]}.get(
+        step, [step, data, "--out", out])
+    return [str(a) for a in args]
+
+
 @pytest.mark.parametrize("step", ["eda", "clean", "preprocess", "split", "train", "predict"])
 def test_two_csvs_listing_an_eval_folders_images_are_refused(tmp_path, step):
     """eval/ holding images/ and two CSVs that both list its images (info.csv, sample_submission.csv) was read as
@@ -94,10 +102,7 @@ def test_two_csvs_listing_an_eval_folders_images_are_refused(tmp_path, step):
     for name in ("info.csv", "sample_submission.csv"):
         pd.DataFrame({"ImageID": ids, "ans": 0}).to_csv(ev / name, index=False)
     out = tmp_path / "out"
-    args = {"predict": ["predict", make_tiny_run(tmp_path / "run"), "--data", ev, "--out", out],
-            "split": ["split", ev, "--out", out / "splits.csv"], "train": ["train", ev, "--out", out]}.get(
-        step, [step, ev, "--out", out])
-    res = CliRunner().invoke(app, [str(a) for a in args])
+    res = CliRunner().invoke(app, _step_reading(step, ev, out, tmp_path))
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert (f"{ev} holds info.csv and sample_submission.csv, each listing the images in {ev / 'images'}: which one "
@@ -1517,10 +1522,7 @@ def test_the_competitions_folder_given_whole_is_refused_not_read_as_classes_trai
         make_image(comp / "eval" / "images" / n, seed=i)
     pd.DataFrame({"ImageID": ids, "ans": 0}).to_csv(comp / "eval" / "info.csv", index=False)
     out = tmp_path / "out"
-    args = {"predict": ["predict", make_tiny_run(tmp_path / "run"), "--data", comp, "--out", out],
-            "split": ["split", comp, "--out", out / "splits.csv"], "train": ["train", comp, "--out", out]}.get(
-        step, [step, comp, "--out", out])
-    res = CliRunner().invoke(app, [str(a) for a in args])
+    res = CliRunner().invoke(app, _step_reading(step, comp, out, tmp_path))
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
     assert (f"{comp} holds the mask competition's folders, not classes: {comp / 'train'} (its profiles, "
