@@ -326,8 +326,9 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
                         + (f" (columns with classes: {', '.join(attrs)})" if attrs else "")
                         + "; give a label or attribute column of the manifest")
     df[cfg.target] = mf.nfc_classes(df[cfg.target])     # NFD values (a macOS zip's) are their NFC class, as labels
-    if cfg.target != "label" and mf.is_group_column(df, cfg.target):     # the person (profile, group) as the class
-        attrs = mf.class_columns(df)
+    # the person (profile, group) as the class; an attribute (age: one per person in a set of few people) is not
+    if cfg.target != "label" and mf.is_group_column(df, cfg.target) and \
+            cfg.target not in (attrs := mf.class_columns(df)):
         raise UserError(f"--target {cfg.target}: each of its values is one group (the person split keeps on one "
                         f"side), so no validation row has a class training saw; train on a label or attribute column"
                         + (f" (columns with classes: {', '.join(attrs)})" if attrs else ""))
