@@ -65,12 +65,11 @@ def _class_column_flag(step: str, table: Path) -> str:
     column whose own column holds the classes (DACON's train.csv), so the command named for a bare step works as
     typed (without it, split and train refuse unlabelled data); ' --label-col COLUMN (one of: a, b)' where several
     could; '' where the table has labels, no such column, or cannot be read."""
-    import pandas as pd
-    from imgcls.layouts import LABEL_COLUMN_GUESSES
+    from imgcls.layouts import LABEL_COLUMN_GUESSES, read_csv
     from imgcls.manifest import class_columns
-    try:
-        df = pd.read_csv(table, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, UnicodeDecodeError):
+    try:        # layouts.read_csv: the table as the step will read it (a ';' or tab separator, a BOM, its encoding)
+        df = read_csv(table, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, UserError):
         return ""
     if any(c in df.columns for c in LABEL_COLUMN_GUESSES):     # read as the labels without a flag
         return ""

@@ -1181,6 +1181,10 @@ def test_a_bare_step_in_a_dacon_folder_names_the_flag_that_reads_its_class_colum
     with pytest.raises(UserError) as e:
         pipeline.default_input("split")
     assert str(e.value).endswith("imgcls split train.csv --label-col COLUMN (one of: artist, style)"), str(e.value)
+    table.to_csv(d / "train.csv", index=False, sep=";")      # a European spreadsheet's export: read as split reads it
+    with pytest.raises(UserError) as e:
+        pipeline.default_input("split")
+    assert str(e.value).endswith("imgcls split train.csv --label-col artist"), str(e.value)
 
 
 def test_a_bare_predict_in_a_competition_folder_names_its_test_csv(tmp_path, monkeypatch):
