@@ -57,7 +57,8 @@ def _competition_table(base: str | os.PathLike, role: str) -> Path | None:
 
 
 # the flag that reads a competition table's own class column (DACON's train.csv: artist): train trains on it
-CLASS_COLUMN_FLAG = {"preprocess": "--label-col", "split": "--label-col", "train": "--target", "tune": "--target"}
+CLASS_COLUMN_FLAG = {"eda": "--label-col", "clean": "--label-col", "preprocess": "--label-col",
+                     "split": "--label-col", "train": "--target", "tune": "--target"}
 
 
 def _class_column_flag(step: str, table: Path) -> str:
@@ -79,6 +80,30 @@ def _class_column_flag(step: str, table: Path) -> str:
             f" {flag} COLUMN (one of: {', '.join(cols)})" if cols else "")
 
 
+def _competition_table_command(command: str, base: str | os.PathLike = ".", also: str = "") -> str:
+    """'this folder holds train.csv: imgcls COMMAND train.csv --label-col artist' (the flag where its own column
+    holds the classes: _class_column_flag; `also`: further options), what a bare step names in a competition folder
+    (_competition_table); '' without one."""
+    table = _competition_table(base, "train")
+    if table is None:
+        return ""
+    return (f"this folder holds {table.name}: imgcls {command} {sh(table)}{_class_column_flag(command, table)}"
+            + (f" {also}" if also else ""))
+
+
+def given_input(step: str, src: str | os.PathLike | None, base: str | os.PathLike = ".") -> Path:
+    """The SRC of a step with no default input (eda, clean: the data is the user's to name), refused when None
+    with the command to type: the competition table in `base` (_competition_table_command), else the pipeline's
+    raw folder where it exists, else a data folder or manifest."""
+    if src is not None:
+        return Path(src)
+    raw = dict(PIPELINE)["raw"]
+    fix = _competition_table_command(step, base) or "pass the dataset: " + (
+        f"imgcls {step} {raw}" if Path(base, raw).is_dir() else
+        f"imgcls {step} DATA_FOLDER (a folder of class folders, or a {MANIFEST_NAME})")
+    raise UserError(f"no data given to {step}; {fix}")
+
+
 def default_input(step: str, base: str | os.PathLike = ".", command: str | None = None, also: str = "") -> Path:
     """The default input of `step`: the furthest-along stage of PIPELINE that exists (a step's output counts once
     its manifest is written; raw data once its folder exists), up to the step's own place in the pipeline, so
@@ -90,9 +115,7 @@ def default_input(step: str, base: str | os.PathLike = ".", command: str | None 
     shown = [loc for _, loc in _stages(step)]
     found = _found(step, base)
     if not found:
-        table = _competition_table(base, "train")
-        fix = (f"this folder holds {table.name}: imgcls {command} {sh(table)}{_class_column_flag(command, table)}"
-               + (f" {also}" if also else "") if table is not None else "pass the data folder or manifest")
+        fix = _competition_table_command(command, base, also) or "pass the data folder or manifest"
         raise UserError(f"no input given to {command} and none of {', '.join(reversed(shown))} exists; {fix}")
     name, loc, chosen = found[-1]
     info(f"using {loc} (the furthest step's output of {' -> '.join(shown)})")

@@ -1187,6 +1187,41 @@ def test_a_bare_step_in_a_dacon_folder_names_the_flag_that_reads_its_class_colum
     assert str(e.value).endswith("imgcls split train.csv --label-col artist"), str(e.value)
 
 
+@pytest.mark.parametrize("step", ["eda", "clean"])
+def test_a_bare_eda_or_clean_names_what_to_give(tmp_path, monkeypatch, step):
+    """A bare `imgcls eda` / `imgcls clean` said click's "Missing argument 'src'" where the other steps name what to
+    give: one line, exit 2, naming the command to type: in DACON's folder its train.csv with the flag reading its
+    class column (as a bare split's advice), beside the pipeline's data/raw that folder, elsewhere a data folder or
+    manifest. --help still works."""
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+
+    def bare() -> str:
+        r = CliRunner().invoke(app, [step])
+        lines = [ln for ln in r.output.splitlines() if ln.strip()]
+        assert r.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), r.output
+        assert "Missing argument" not in lines[0], lines[0]
+        return " ".join(lines[0].split())
+
+    d = _dacon(tmp_path / "comp")
+    for i in range(1, 4):
+        make_image(d / "train" / f"TRAIN_{i}.jpg", size=(16, 16), seed=i)
+    ids = [f"TRAIN_{i}" for i in range(4)]
+    pd.DataFrame({"id": ids, "img_path": [f"./train/{i}.jpg" for i in ids],
+                  "artist": ["Monet", "Monet", "Degas", "Degas"]}).to_csv(d / "train.csv", index=False)
+    monkeypatch.chdir(d)
+    assert bare().endswith(f"this folder holds train.csv: imgcls {step} train.csv --label-col artist")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    assert bare().endswith(f"imgcls {step} DATA_FOLDER (a folder of class folders, or a manifest.csv)")
+    make_image_folder(empty / "data" / "raw", {"a": 1, "b": 1})
+    assert bare().endswith(f"imgcls {step} data/raw")
+    r = CliRunner().invoke(app, [step, "--help"])
+    assert r.exit_code == 0 and "Dataset folder" in r.output, r.output
+
+
 def test_a_bare_predict_in_a_competition_folder_names_its_test_csv(tmp_path, monkeypatch):
     """A bare `imgcls predict RUN` in a DACON folder (train.csv, test.csv, test/) said none of data/test, data/eval
     exists and "pass the data folder or manifest", not naming the test.csv right there; it names it, with the

@@ -199,6 +199,9 @@ def _is_argument(p: inspect.Parameter) -> bool:
 
 # Parameters that are not a config field (paths, --quiet); every other flag is built from a config dataclass's
 # declarations (imgcls.options) through command(options=...): no default or choice list is written here
-Src = Annotated[Path, typer.Argument(help=f"Dataset folder (any layout) or a {MANIFEST_NAME}.", show_default=False)]
+# Src: a step without a default input (eda, clean); None, a bare call, is refused naming what to give
+# (pipeline.given_input), not by click's "Missing argument"
+Src = Annotated[Optional[Path], typer.Argument(help=f"Dataset folder (any layout) or a {MANIFEST_NAME}.",
+                                               show_default=False)]
 OptSrc = Annotated[Optional[Path], typer.Argument(help=f"Dataset folder or {MANIFEST_NAME}.", show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.", rich_help_panel="Runtime")]

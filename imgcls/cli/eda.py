@@ -24,10 +24,12 @@ EPILOG = """Examples:
 
 @command("eda", epilog=EPILOG, options={"cfg": EdaConfig, "layout": LayoutOptions, "run": ParallelOptions,
                                         "limits": ImageLimits})
-def eda(src: Src,
+def eda(src: Src = None,
         out: Annotated[Path, typer.Option(help="Output folder.", rich_help_panel="Output")] = Path(DEFAULT_OUT),
         quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given, limits: Given) -> None:
     """Explore a dataset: class counts, size heatmap, sample grids, errors, exact duplicates -> report.html."""
     from imgcls.eda import run_eda
+    from imgcls.pipeline import given_input
+    src = given_input("eda", src)
     run_eda(src, out, layout.build(), workers=run.values["workers"], max_pixels=limits.values["max_pixels"],
             **cfg.keywords())
