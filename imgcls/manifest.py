@@ -43,6 +43,7 @@ CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a 
 LAYOUT_READ = "imgcls_layout_read"  # DataFrame.attrs key: the layout `load` read the source as (layout_read)
 MANIFEST_READ = "imgcls_manifest_read"  # DataFrame.attrs key: the manifest file a manifest layout was read from
 FOLDER_READ = "imgcls_folder_read"  # DataFrame.attrs key: the folder given whose CSV / profiles sit below it (input_folders)
+READ_LINE = "imgcls_read_line"    # DataFrame.attrs key: load's line saying what it read (announce_read)
 SCAN_COLUMNS = ["width", "height", "mode", "format", "bytes", "mtime", "sha256", "error"]
 CORE_COLUMNS = ["path", "label", "group"] + SCAN_COLUMNS
 
@@ -382,9 +383,8 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         df.attrs[MANIFEST_READ] = str(mpath)     # its age band record lies beside it (age_band_record)
         if opts.label_col and opts.label_col != "label":
             df = labels_from(df, opts.label_col, mpath)
-        if announce:
-            info(f"using manifest {mpath} ({len(df)} rows"
-                 + (f"; labels from its column '{opts.label_col}'" if opts.label_col else "") + ")")
+        said = (f"using manifest {mpath} ({len(df)} rows"
+                + (f"; labels from its column '{opts.label_col}'" if opts.label_col else "") + ")")
     else:
         notes = []
         if src.is_file():
@@ -437,8 +437,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                 f"so the ids are their names there, in name order" if lone else ""))
             if not src.is_file():       # the competition's train/ or eval/ given whole: its CSV and images are input
                 folder_read = str(src.resolve())
-        if announce:
-            info(f"read {src} as layout '{layout}' ({len(df)} images{''.join('; ' + n for n in notes)})")
+        said = f"read {src} as layout '{layout}' ({len(df)} images{''.join('; ' + n for n in notes)})"
+    if announce:
+        info(said)
     if df.empty and table is not None:
         raise UserError(f"{table} has no rows (only its header); give a CSV that lists the images")
     if df.empty:
@@ -446,6 +447,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     df = ensure_columns(df)
     df["label"] = nfc_classes(df["label"])
     df.attrs[LAYOUT_READ] = layout
+    df.attrs[READ_LINE] = said
     if folder_read is not None:
         df.attrs[FOLDER_READ] = folder_read
     if scan:
@@ -458,6 +460,14 @@ def nfc_classes(values: pd.Series) -> pd.Series:
     gave it (a class folder unpacked from a macOS zip, a CSV cell or a manifest column spelled NFD): one class per
     name that looks the same, spelled as competitions spell it. Values that are not text are kept."""
     return values.map(lambda v: nfc(v) if isinstance(v, str) else v)
+
+
+def announce_read(df: pd.DataFrame) -> None:
+    """Says load's line of what it read (`read test.csv as layout 'csv' (2 images; images in test)`), for a caller
+    that loaded with announce=False to say it once the rows are known to be there (predict: a CSV none of whose
+    files exist is its refusal alone, not a read of images in a folder that does not exist before it)."""
+    if df.attrs.get(READ_LINE):
+        info(df.attrs[READ_LINE])
 
 
 def layout_read(df: pd.DataFrame) -> str:

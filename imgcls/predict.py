@@ -244,19 +244,21 @@ def recorded_max_pixels(spec: EnsembleSpec) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 
 def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None,
-                   view: FolderView | None = None) -> pd.DataFrame:
+                   view: FolderView | None = None, announce: bool = True) -> pd.DataFrame:
     """A manifest of the test images (not scanned: unreadable files are found while predicting) with an `id`.
     A folder detected as class folders that also holds images outside them is refused (one line, before the model
     runs): a submission without those images would be wrong, and which images are the test set is the user's call
     (--layout unlabeled: every image; --layout folder: the class folders' only). So is a folder holding image files
     its walk cannot read (names not UTF-8, or without an image extension: layouts.LeftOut), whatever the layout.
     `view`: the look at the test data's folder (manifest.source_view) the read makes, where the caller asks it
-    afterwards (run_predict: the sample submission beside the images, template_beside)."""
+    afterwards (run_predict: the sample submission beside the images, template_beside). `announce`: mf.load's
+    line of what was read, said now (False: the caller's to say, mf.announce_read)."""
     data = Path(data)
     opts = opts or mf.LayoutOptions()
     if not data.exists():
         raise UserError(f"test data {data} does not exist; pass --data FOLDER, a manifest or the competition CSV")
-    df = mf.load(data, opts, scan=False, loose_images="refuse", unread_images="refuse", view=view)
+    df = mf.load(data, opts, scan=False, loose_images="refuse", unread_images="refuse", view=view,
+                 announce=announce)
     # the submission id: a CSV's own `id` column, else the CSV's image column (e.g. ImageID), else the path
     if "id" not in df.columns or (df["id"].astype(str) == "").all():
         df["id"] = df["source_id"] if "source_id" in df.columns else df["path"]
@@ -969,7 +971,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     view = mf.source_view(Path(data), opts or mf.LayoutOptions())
     if sample_submission and Path(data).exists():   # a missing file said before the test images are scanned
         check_template_exists(sample_submission, data, view)
-    df = read_test_data(data, opts, view)
+    # what was read is said once its files are known to be there: a CSV none of whose files exist is its refusal
+    # alone, not first a read of "images in tst", a folder that does not exist
+    df = read_test_data(data, opts, view, announce=False)
     # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
     # nothing written, never a submission of made-up labels; so is a table most of whose files are not there (a
     # wrong folder): said before the model is loaded
@@ -980,6 +984,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     part_rows = split_rows(df, eval_split) if only else None
     # the rows predicted: a splits.csv whose training images are gone and whose val rows are there is test data
     mf.require_most_found(df if part_rows is None else df[part_rows], **unreadable)
+    mf.announce_read(df)
     spec = with_classes(spec)
     target = model_target(spec)
     # the truth --eval scores is the column the model predicts, as train validated it; --label-col names it instead

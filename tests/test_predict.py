@@ -917,6 +917,28 @@ def test_the_none_can_be_read_hint_fits_the_case(tmp_path, monkeypatch):
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ["a", "b"]
 
 
+def test_a_csv_none_of_whose_files_exist_is_one_line(tmp_path, monkeypatch):
+    """A DACON test.csv (id,img_path) every path of which (./tst/TEST_000.jpg) is missing first said "read test.csv
+    as layout 'csv' (2 images; images in tst)", a folder that does not exist, then its refusal. The refusal is the
+    first and only line; test data that is there is announced as before."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    comp = tmp_path / "comp"
+    comp.mkdir()
+    listing = comp / "test.csv"
+    pd.DataFrame({"id": ["TEST_000", "TEST_001"], "img_path": ["./tst/TEST_000.jpg", "./tst/TEST_001.jpg"]}
+                 ).to_csv(listing, index=False)
+    monkeypatch.chdir(comp)
+    said = _refused(monkeypatch, run, "--data", "test.csv", "--out", tmp_path / "p")
+    assert said.startswith("error: none of the 2 image(s) of --data test.csv can be read"), said
+    assert said.count("error:") == 1 and "tst" in said and "images in" not in said, said
+    for i in range(2):
+        make_image(comp / "test" / f"TEST_00{i}.jpg", size=(16, 16), seed=i)
+    listing.write_text(listing.read_text().replace("./tst/", "./test/"))
+    res = invoke("predict", run, "--data", "test.csv", "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert "read test.csv as layout 'csv' (2 images; images in test)" in " ".join(res.output.split()), res.output
+
+
 def _odd_extension_test_images(tmp_path) -> tuple[Path, Path]:
     """comp/test/ holding JPEGs saved as .jpg_large (what a browser saves from Twitter; no extension imgcls takes for
     an image: an id is not looked for with it), listed by comp/test.csv's bare ids."""
