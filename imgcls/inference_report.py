@@ -194,7 +194,7 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
     shares within its attributes, ensemble.profile.share_text: per attribute where they differ, which the numeric
     weight cannot say) is shown in the weight column, as the terminal's table shows it. member_metas: the members'
     model metadata (ensemble.profile.member_meta), which name a profile ensemble's classes (their age bands)."""
-    from imgcls.runs import COMMON_OOF, common_rows
+    from imgcls.runs import COMMON_OOF, common_rows, cross_fitted
     out = Path(out)
     S = report.safe
     classes = list(spec.classes)
@@ -207,8 +207,8 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
         kv.append(("ensemble macro-F1 on them" + (" (weights fitted on these rows: optimistic)" if fitted else ""),
                    f"{sc['ensemble_macro_f1']:.4f}"))
     if "ensemble_macro_f1_crossfit" in sc:
-        kv.append((f"ensemble macro-F1, weights cross-fitted ({sc.get('crossfit_folds', '?')} folds: each row scored "
-                   f"with weights fitted without it)", f"{sc['ensemble_macro_f1_crossfit']:.4f}"))
+        kv.append((f"ensemble macro-F1, {cross_fitted(sc.get('crossfit_folds', '?'), why=True)}",
+                   f"{sc['ensemble_macro_f1_crossfit']:.4f}"))
     optimistic = " (weights fitted on these rows: optimistic)" if fitted else ""
     if "ensemble_logloss" in sc:      # what auto weights minimise on these rows: the most optimistic number
         kv.append(("ensemble log-loss on them" + optimistic, f"{sc['ensemble_logloss']:.4f}"))

@@ -39,6 +39,15 @@ from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORE
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
 CROSS_FITTED = "weights cross-fitted"   # an ensemble's score over the rows its weights were fitted on, cross-fitted
+
+
+def cross_fitted(parts, why: bool = False) -> str:
+    """'weights cross-fitted (5 parts of these rows)': CROSS_FITTED with the count of parts the weight cross-fit
+    split the scored rows in (ensemble.voting.crossfit_macro_f1's k; spec.yaml's crossfit_folds), said as parts of
+    these rows, never 'folds', which beside a k-fold member reads as the data's folds. `why`: what it means added
+    ('...: each row scored with weights fitted without it')."""
+    return f"{CROSS_FITTED} ({parts} parts of these rows" + (
+        ": each row scored with weights fitted without it)" if why else ")")
 VAL, OOF, COMMON, COMMON_OOF = "val", "OOF", "common val", "common OOF"
 SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
 # where / how a run ran, not what it learned: what a resume may change but the data it reads, mixed precision, and

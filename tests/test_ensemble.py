@@ -108,7 +108,7 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     # the auto weights were fitted on the rows the ensemble is scored on: its label says so, and a cross-fitted
     # score (weights fitted without the scored rows) stands beside it (issue 15, item 13)
     assert list(scores["member"][2:]) == ["ensemble (weighted), weights fitted on these rows",
-                                          "ensemble (weighted), weights cross-fitted (5 folds)"]
+                                          "ensemble (weighted), weights cross-fitted (5 parts of these rows)"]
     assert "weights fitted on these rows" in " ".join(res.output.split())
     assert "ensemble (weighted), weights fitted on these rows" in res.output   # piped: tables are not folded
     # the k-fold member's score is out-of-fold, and the table says so (a score names the rows it was computed on)
@@ -128,7 +128,9 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     # True` and `ensemble macro f1 crossfit`, and the plain number stood unlabelled)
     flat = " ".join(html.split())
     assert "ensemble macro-F1 on them (weights fitted on these rows: optimistic)" in flat
-    assert "ensemble macro-F1, weights cross-fitted (5 folds: each row scored with weights fitted without it)" in flat
+    # the 5 parts are the weight cross-fit's, of the rows scored: not the data's folds (the k-fold member has 2)
+    assert ("ensemble macro-F1, weights cross-fitted (5 parts of these rows: each row scored with weights fitted "
+            "without it)") in flat
     assert "weights fitted on scored rows" not in flat and "macro f1 crossfit" not in flat
     doc = yaml.safe_load((out / "spec.yaml").read_text())
     assert not doc["members"][0]["run"].startswith("/")          # relative: the tree can move

@@ -152,12 +152,13 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         if method != "hard":
             scores["ensemble_logloss"] = log_loss(y, ens)
         if fitted:
+            from imgcls.runs import cross_fitted
             cross = crossfit_macro_f1(P, y, method, metric)
             if cross is not None:
                 f1, k = cross
                 scores["ensemble_macro_f1_crossfit"] = f1
                 scores["crossfit_folds"] = k
-                extra_rows.append({"member": f"ensemble ({method}), weights cross-fitted ({k} folds)",
+                extra_rows.append({"member": f"ensemble ({method}), {cross_fitted(k)}",
                                    "checkpoints": ens_row["checkpoints"], "val_images": int(len(y)),
                                    "val_macro_f1": f1, "weight": 1.0, "common_macro_f1": f1})
     rows.append(ens_row)
