@@ -79,6 +79,13 @@ class ModelMeta:
         return self.decode != "single"
 
     @property
+    def attribute(self) -> str:
+        """The column a single-attribute model's classes are values of (`train --target mask`: 'mask'), what its
+        lines name beside its class count and its scores ('3 classes of mask', 'val macro-F1 (mask)'); '' for a
+        model of the label (one head or several)."""
+        return self.target if self.target != "label" and not self.multi else ""
+
+    @property
     def prep_key(self) -> tuple:
         """What the input preprocessing depends on: checkpoints with equal keys share one decoded view batch."""
         return self.img_size, self.resize_mode, self.interpolation, self.mean, self.std, self.fill, self.letterbox

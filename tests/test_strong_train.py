@@ -49,6 +49,26 @@ def test_target_trains_a_single_attribute_model_recorded_in_the_metadata(tmp_pat
     assert ModelMeta.from_dict(d).target == "label"
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_single_attribute_run_s_epoch_table_names_the_attribute(tmp_path, capsys):
+    """`train --target mask` said "3 classes of mask" at the start, but its epoch table's score column read
+    "macro-F1" and its last line "best val macro-F1 ...", of which column unsaid. Both name the attribute, as the
+    start line does (ModelMeta.attribute); a label run's table is as before."""
+    src = make_profiles(tmp_path / "profiles", n_profiles=4)
+    run_train(cfg_for(src, tmp_path, name="mask", target="mask"))
+    err = capsys.readouterr().err
+    head = err.splitlines()
+    i = next(n for n, ln in enumerate(head) if re.search(r"epoch\s+trn loss", ln))
+    above, titles = head[i - 1], head[i]         # the score column's title: two lines, the attribute under it
+    col = re.search(r"\(mask\)", titles)
+    assert col and "macro-F1" in above[col.start() - 3:col.end()], err
+    assert re.search(r"best val macro-F1 \(mask\) \d\.\d{4} at epoch 1", err), err
+    run_train(cfg_for(make_image_folder(tmp_path / "two", {"a": 6, "b": 6}), tmp_path, name="label"))
+    err = capsys.readouterr().err
+    assert re.search(r"val acc\s+macro-F1\s+lr", err) and "best val macro-F1 " in err and "(label)" not in err, err
+
+
 def test_target_errors_are_one_line_before_any_data_is_read(tmp_path):
     src = make_profiles(tmp_path / "profiles", n_profiles=4)
     with pytest.raises(UserError, match="--target colour: the data has no such column.*mask"):

@@ -51,7 +51,7 @@ from imgcls.train.heads import as_list, build_model, head_parameters
 from imgcls.train.losses import Criterion, class_weights_auto
 from imgcls.train.mix import mix_batch
 from imgcls.train.optim import make_optimizer, make_scheduler, second_order
-from imgcls.train.progress import EpochTable, RunEta, RunLog, curves_png
+from imgcls.train.progress import EpochTable, RunEta, RunLog, curves_png, val_f1_name
 from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation, record_last_state
 from imgcls.train.sam import frozen_bn_stats
 from imgcls.train.validation import final_code, evaluate, val_predictions_frame
@@ -143,8 +143,8 @@ class Trainer:
             self.dist.barrier()
             if st.stop:
                 if self.dist.main:
-                    self.log(f"early stop: val macro-F1 did not improve for {cfg.early_stop} epochs (best "
-                             f"{st.best_f1:.4f} at epoch {st.best_epoch})")
+                    self.log(f"early stop: {val_f1_name(self.meta.attribute)} did not improve for {cfg.early_stop} "
+                             f"epochs (best {st.best_f1:.4f} at epoch {st.best_epoch})")
                 break
             if self.stop_after is not None and epoch + 1 >= self.stop_after:
                 break
@@ -328,7 +328,7 @@ class Trainer:
         if dist.main:
             self.log(f"training {meta.model} ({'fold ' + str(fold) + ', ' if fold is not None else ''}"
                      f"{self.n_train} train / {len(self.data.val_idx)} val images, {meta.n_classes} classes"
-                     f"{' of ' + meta.target if meta.target != 'label' and not meta.multi else ''}"
+                     f"{' of ' + meta.attribute if meta.attribute else ''}"
                      f"{', heads ' + ' / '.join(meta.head_names) if meta.multi else ''}) "
                      f"on {self.device}{f' x{dist.world} processes (DDP)' if dist.on else ''}; "
                      f"{'AMP ' + str(self.amp_dtype).split('.')[-1] + ', ' if self.use_amp else ''}"
@@ -357,7 +357,7 @@ class Trainer:
                                     "parent_dir": self.parent_dir, "folds_after": self.folds_after, "model": meta.model,
                                     "train_images": self.n_train,
                                     "val_images": len(self.data.val_idx)})
-        self.table = EpochTable(multi_fold=fold is not None)
+        self.table = EpochTable(multi_fold=fold is not None, attribute=meta.attribute)
         # the whole run's ETA: this fold's epochs left and the later folds'
         self.eta = RunEta(cfg.epochs - self.state.epoch, later_epochs=self.folds_after * cfg.epochs)
 
@@ -616,7 +616,8 @@ class Trainer:
             if not self.cfg.plots:      # a resumed run's figures of an earlier session would show fewer epochs
                 from imgcls.train.report import drop_figures
                 drop_figures(run_dir)
-            self.log(f"best val macro-F1 {st.best_f1:.4f} at epoch {st.best_epoch}; outputs in {run_dir}")
+            self.log(f"best {val_f1_name(self.meta.attribute)} {st.best_f1:.4f} at epoch {st.best_epoch}; "
+                     f"outputs in {run_dir}")
             summary = {"run_dir": run_dir, "fold": self.fold, "best_epoch": st.best_epoch,
                        "best_macro_f1": st.best_f1, "epochs_done": len(st.history), "best_pt": run_dir / BEST_PT,
                        "last_pt": run_dir / LAST_PT, "metrics_csv": run_dir / METRICS_CSV,

@@ -63,21 +63,35 @@ _COLS = [("epoch", "epoch", "{:d}", 5), ("train_loss", "trn loss", "{:.4f}", 8),
          ("epoch_seconds", "sec", "{:.1f}", 7)]
 
 
+def val_f1_name(attribute: str = "") -> str:
+    """'val macro-F1', and of a single-attribute run (ModelMeta.attribute) 'val macro-F1 (mask)': which column's
+    classes the score is over, as the start line's '3 classes of mask' says."""
+    return "val macro-F1" + (f" ({attribute})" if attribute else "")
+
+
 class EpochTable:
     """The per-epoch table on the terminal: one rich Table row per epoch (the header with the first), fixed column
     widths so the rows line up and fit 80 columns; `*` marks a new best. Macro precision / recall (and per-head
-    scores) are in metrics.csv."""
+    scores) are in metrics.csv. `attribute`: a single-attribute run's column (ModelMeta.attribute), named under the
+    score column's title ('(mask)'; bare where that does not fit its width: 'age_band')."""
 
-    def __init__(self, multi_fold: bool = False):
+    def __init__(self, multi_fold: bool = False, attribute: str = ""):
         self.header = True
+        self.attribute = attribute
+
+    def _title(self, key: str, title: str, width: int) -> str:
+        if key != "val_macro_f1" or not self.attribute:
+            return title
+        under = f"({self.attribute})"
+        return f"{title}\n{under if len(under) <= width else self.attribute}"
 
     def print(self, row: dict, improved: bool) -> None:
         if is_quiet():
             return
         from rich.table import Table
         t = Table(box=None, show_header=self.header, header_style="bold", padding=(0, 0, 0, 2), pad_edge=False)
-        for _, title, _, width in _COLS:
-            t.add_column(title, justify="right", width=width + 2, no_wrap=True)   # rich's width includes padding
+        for key, title, _, width in _COLS:      # rich's width includes padding
+            t.add_column(self._title(key, title, width), justify="right", width=width + 2, no_wrap=True)
         t.add_column("best", width=6, no_wrap=True)
         t.add_row(*[fmt.format(row[k]) for k, _, fmt, _ in _COLS], "*" if improved else "")
         console.print(t)
