@@ -271,13 +271,19 @@ def linked_members(df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return rows[later], first[later]
 
 
+def linked_counts(rows: np.ndarray, firsts: np.ndarray) -> tuple[int, int]:
+    """(copies kept, groups linking them) of linked_members' (rows, firsts): the images kept beyond one per group,
+    and the groups, one per first member. What linked_kept says, and the report, which lists the rows, counts."""
+    return len(rows), len(np.unique(firsts))
+
+
 def linked_kept(df: pd.DataFrame) -> tuple[int, int]:
     """(copies kept, groups linking them): the duplicate groups of which two or more images stay, whatever their
     labels (a copy under another class that --conflicts keeps links as a same-label one: split and train keep each
-    dup_group on one side), and the images they keep beyond one per group (linked_members). clean's summary line,
-    clean_summary.json's linked_kept / linked_groups and report.html's linked duplicates."""
-    rows, firsts = linked_members(df)
-    return len(rows), len(np.unique(firsts))
+    dup_group on one side), and the images they keep beyond one per group (linked_members, counted by
+    linked_counts). clean's summary line, clean_summary.json's linked_kept / linked_groups and report.html's linked
+    duplicates."""
+    return linked_counts(*linked_members(df))
 
 
 def families(df: pd.DataFrame) -> dict:

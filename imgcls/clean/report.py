@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from imgcls import report
-from imgcls.clean.duplicates import linked_members
+from imgcls.clean.duplicates import linked_counts, linked_members
 from imgcls.console import plural
 
 MAX_SHOWN = 150
@@ -93,7 +93,7 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
     # --duplicates link (default) keeps a group's later members: those clean's screen and summary count (linked_kept)
     rows, firsts = linked_members(df)
     linked, linked_to = df.iloc[rows], df["path"].iloc[firsts]
-    linked_groups = len(set(firsts.tolist()))
+    n_linked, linked_groups = linked_counts(rows, firsts)       # as clean's screen and summary count them
     labelled = df[df["label"] != ""]
     counts = pd.DataFrame({"before": labelled.groupby("label").size(),
                            "after": labelled[labelled["keep"]].groupby("label").size()}).fillna(0).astype(int)
@@ -117,7 +117,7 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
                                          ("duplicate groups of 2 images (kept or removed)",
                                           summary["families"]["pair_groups"]),
                                          ("duplicates kept, linked to a kept image of their group / groups",
-                                          f"{len(linked)} / {linked_groups}")])),
+                                          f"{n_linked} / {linked_groups}")])),
         ("Per-class counts before / after", report.table(counts)),
         (f"Label conflicts: duplicate groups spanning labels ({len(conflicts)}; "
          f"--conflicts {summary['config'].get('conflicts', '')})",
@@ -125,7 +125,7 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
         _sweep_section(summary),
         (f"Removed duplicates beside their kept twin ({len(dups)})", _pairs(df, dups, "removed", "kept", max_pixels)),
         (f"Linked duplicates: kept, each beside its group's first kept member, one split unit "
-         f"({plural(len(linked), 'image')} beyond one per group, in {plural(linked_groups, 'group')}; labels may "
+         f"({plural(n_linked, 'image')} beyond one per group, in {plural(linked_groups, 'group')}; labels may "
          f"differ where --conflicts keeps several)",
          _pairs(df, linked, "linked", "first", max_pixels, linked_to) or report.note("none")),
         (f"Families of near-identical images (groups of 3 or more: {len(families)})",
