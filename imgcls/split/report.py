@@ -14,7 +14,7 @@ from imgcls import report
 from imgcls.console import is_quiet, print_table
 from imgcls.fsutil import write_json, write_table
 from imgcls.outputs import split_outputs
-from imgcls.split.assign import kept_in_train
+from imgcls.split.assign import drawn_rows, kept_in_train
 from imgcls.split.config import PROFILE_ATTRIBUTES, SPLITS, SplitConfig
 from imgcls.split.leaks import side_rank, sides
 
@@ -78,6 +78,8 @@ def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None, 
     # warning) were placed on purpose: the shares are those of the rows the split was drawn from. With folds they
     # are the parts' "train (every fold)"; without, the units assign's rule (kept_in_train) keeps
     keep = (part != "") & (part != "train (every fold)")
+    # preprocess --oversample's copies follow their source and are never validated: the shares are of the originals
+    keep &= drawn_rows(df, units.to_numpy() if units is not None else np.zeros(len(df), object))
     if not cfg.folds and units is not None and col in df.columns and keep.any():
         pinned, _, _ = kept_in_train(units[keep].to_numpy(), df.loc[keep, col].astype(str).to_numpy())
         keep &= ~units.isin(pinned)
@@ -213,7 +215,8 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
     bal = summary["balance"]
     sections.append(("Stratification", report.key_values([
         ("max deviation of a class's share from its target (classes with >= 2 groups per part; over the rows the "
-         "split was drawn from: units kept in train before the draw, each named in Warnings, left out)",
+         "split was drawn from: units kept in train before the draw, each named in Warnings, and preprocess "
+         "--oversample's copies, which follow their source and are never validated, left out)",
          bal.get("max_deviation")), ("tolerance", cfg.tolerance),
         ("within tolerance (or at the least gap a class's whole rows allow)", bal.get("within_tolerance"))])
         + report.note(f"the {len(bal.get('worst', []))} class / part rows furthest from their target share, largest "

@@ -19,7 +19,7 @@ from imgcls.outputs import (output_set, own_earlier_files, placing_journal, read
                             refuse_users_files, replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
-from imgcls.split.assign import assign, check_enough_units, check_placed
+from imgcls.split.assign import assign, check_enough_units, check_placed, drawn_rows
 from imgcls.split.config import NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
 from imgcls.split.labels import class_column, derive_profile_labels, exclusion_reasons, is_profile_table
 from imgcls.split.leaks import check_fix_fractions, check_leaks, fix_leaks, side_units, sides
@@ -109,7 +109,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     near: list[tuple[int, int, float]] = []
     linked = linked_units(inc, group_col)
     # before the near-duplicate search's embedding pass (label: the class column's, set above)
-    check_enough_units(linked, inc["label"].astype(str).to_numpy(), cfg)
+    check_enough_units(linked, inc["label"].astype(str).to_numpy(), cfg, drawn_rows(inc, linked))
     if cfg.near_dup:
         from imgcls.embed import cache_folder
         with cache_reuse("split", cache_folder(cfg.cache_dir)):     # a warm run: one line of what the caches served
