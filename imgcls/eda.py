@@ -90,6 +90,13 @@ def summarize(df: pd.DataFrame, dups: list[dict] | None = None) -> dict:
         "errors": [{"path": p, "error": e} for p, e in zip(df.loc[df["error"] != "", "path"],
                                                              df.loc[df["error"] != "", "error"])],
     }
+    copy = mf.augmented(ok)
+    if copy.any():      # preprocess --oversample's output: its copies are no images of the data's own
+        orig = ok.loc[~copy, "label"].value_counts()
+        orig = orig[orig.index != ""]
+        summary["oversampled_copies"] = int(copy.sum())
+        summary["originals"] = {k: int(orig.get(k, 0)) for k in summary["classes"]}
+        summary["imbalance_ratio_originals"] = float(orig.max() / orig.min()) if len(orig) else None
     if "age" in df.columns:
         summary["attributes"] = {c: {str(k): int(v) for k, v in ok[c].value_counts().sort_index().items()}
                                  for c in ("mask", "gender", "age_band") if c in ok.columns}
@@ -169,7 +176,10 @@ def plot_class_counts(summary: dict, path: Path) -> Path:
     ax.set_xticks(range(len(names)), names, rotation=0 if short else 60, ha="center" if short else "right",
                   fontsize=8)
     ratio = summary.get("imbalance_ratio")
-    ax.set_title(f"images per class ({len(items)} classes, max/min = {ratio:.1f})" if ratio else "images per class")
+    copies = (f", incl. {summary['oversampled_copies']} oversampled copies" if summary.get("oversampled_copies")
+              else "")
+    ax.set_title(f"images per class ({len(items)} classes, max/min = {ratio:.1f}{copies})" if ratio
+                 else f"images per class{copies}")
     ax.set_ylabel("images")
     return report.save_figure(fig, path)
 
@@ -563,6 +573,9 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
         ("source", summary["source"]), ("images", summary["n_images"]), ("readable", summary["n_readable"]),
         ("unreadable", summary["n_errors"]), ("classes", summary["n_classes"]),
         ("imbalance (max/min)", f"{summary['imbalance_ratio']:.2f}" if summary["imbalance_ratio"] else "-"),
+        *([("of the images, oversampled copies (augmented_from)", summary["oversampled_copies"]),
+           ("imbalance (max/min) of the originals", f"{summary['imbalance_ratio_originals']:.2f}"
+            if summary["imbalance_ratio_originals"] else "-")] if summary.get("oversampled_copies") else []),
         ("exact-duplicate groups", summary["exact_duplicate_groups"]),
         ("images that are extra copies", summary["exact_duplicate_images"]),
         ("groups spanning classes", summary["cross_class_duplicate_groups"]),
@@ -618,8 +631,12 @@ def print_summary(summary: dict) -> None:
         row(k, str(v), (meanings or {}).get(k, ""))
     t.add_section()
     row("total readable", str(summary["n_readable"]), style="bold")
+    if summary.get("oversampled_copies"):
+        row("of them oversampled copies (augmented_from)", str(summary["oversampled_copies"]))
     row("unreadable", str(summary["n_errors"]))
     row("exact-duplicate groups", str(summary["exact_duplicate_groups"]))
     if summary["imbalance_ratio"]:
         row("imbalance max/min", f"{summary['imbalance_ratio']:.1f}")
+    if summary.get("imbalance_ratio_originals"):
+        row("imbalance max/min, originals", f"{summary['imbalance_ratio_originals']:.1f}")
     print_table(t)

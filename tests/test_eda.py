@@ -76,6 +76,27 @@ def test_summary_known_numbers_and_duplicates(tmp_path):
     assert s["modes"] == {"RGB": 12} and s["formats"] == {"PNG": 12}
 
 
+def test_oversampled_copies_are_said_and_the_imbalance_is_the_originals(tmp_path, capsys):
+    """eda of `preprocess --oversample`'s output (a long-tailed Fashion-MNIST: Bag 4 images + 5 copies) counted
+    the copies as images, said nothing of them, and gave the rebalanced imbalance (6.7 for the data's 15.0). The
+    summary, screen and report now say how many rows are copies (augmented_from) and the originals' imbalance."""
+    root = make_image_folder(tmp_path / "raw", {"a": 12, "b": 3})
+    for k in range(3):                          # b: 3 images + 3 copies, as preprocess --oversample writes them
+        shutil.copyfile(root / "b" / f"{k:03d}.png", root / "b" / f"{k:03d}__os1.png")
+    df = mf.load(root, scan=True)
+    df["augmented_from"] = [p.replace("__os1", "") if "__os1" in p else "" for p in df["path"]]
+    s = eda.summarize(df)
+    assert s["classes"] == {"a": 12, "b": 6} and s["imbalance_ratio"] == pytest.approx(2.0)
+    assert s["oversampled_copies"] == 3 and s["originals"] == {"a": 12, "b": 3}
+    assert s["imbalance_ratio_originals"] == pytest.approx(4.0)
+    capsys.readouterr()
+    eda.print_summary(s)
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in capsys.readouterr().out.splitlines()]
+    assert ["of them oversampled copies (augmented_from)", "3"] in rows, rows
+    assert ["imbalance max/min, originals", "4.0"] in rows, rows
+    assert "oversampled_copies" not in eda.summarize(df.drop(columns="augmented_from"))
+
+
 def test_every_duplicate_group_is_written(tmp_path, monkeypatch):
     """report.html lists the first DUPLICATES_SHOWN groups (200 of openclipart_l1's 933, "733 more rows not
     shown") and summary.json only counts them: the other groups were written nowhere. exact_duplicates.csv holds
