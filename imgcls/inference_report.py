@@ -41,11 +41,16 @@ def training_distribution(run: str | os.PathLike, classes: Sequence[str] | None 
         if t is not None:
             t = t.set_index("class")
             if "train_support" in t.columns:
+                # preprocess --oversample's copies (train_copies) are no images of the data: left out, said
+                copies = pd.to_numeric(t["train_copies"]).astype(int) if "train_copies" in t.columns else 0
+                n_copies = int(copies.sum()) if "train_copies" in t.columns else 0
+                left = f" (its {n_copies} oversampled copies left out)" if n_copies else ""
                 if d == run:
-                    found = t["train_support"].astype(int), f"training rows of {d}"
+                    found = (t["train_support"].astype(int) - copies, f"training images of {d}{left}" if n_copies
+                             else f"training rows of {d}")
                 else:        # a fold trains on the others' rows: with its own validation rows, the whole set
-                    found = (t["train_support"] + t.get("support", 0)).astype(int), \
-                        f"labelled rows of the k-fold run {run} (fold {d.name[5:]}'s training + validation rows)"
+                    found = (t["train_support"].astype(int) - copies + t.get("support", 0)).astype(int), \
+                        f"labelled rows of the k-fold run {run} (fold {d.name[5:]}'s training + validation rows){left}"
                 break
     if found[0] is None:
         vp = run / VAL_PREDICTIONS

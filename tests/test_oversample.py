@@ -290,3 +290,24 @@ def test_oversample_of_an_unlabelled_folder_is_refused_before_the_work(tmp_path)
     # as the line says: without --oversample the same folder is processed
     _run(src, tmp_path / "out", size=16)
     assert len(list((tmp_path / "out").glob("*.png"))) == 3
+
+
+def test_predict_s_training_distribution_leaves_a_run_s_oversampled_copies_out(tmp_path):
+    """predict's report sets the submission's class shares against the run's training shares (per_class.csv's
+    train_support), which counted preprocess --oversample's copies as training images: on a long-tailed
+    Fashion-MNIST a class of 3 images and 4 copies read as 7, its training share doubled and the share ratio
+    halved, though the copies are synthetic. per_class.csv now records train_copies, and the report's training
+    counts are the images (train_support - train_copies), said in its source line."""
+    from imgcls.inference_report import training_distribution
+    from imgcls.train import TrainConfig, run_train
+    src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 3}, size=(32, 32))
+    data = _run(src, tmp_path / "proc", oversample="max", oversample_max_factor=3, seed=0)
+    assert int(mf.augmented(data).sum()) == 6
+    run = run_train(TrainConfig(src=str(tmp_path / "proc"), out=str(tmp_path / "runs"), name="r", epochs=1,
+                                model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu",
+                                pretrained=False, plots=False, val_split=0.3))
+    pc = pd.read_csv(run / "per_class.csv", keep_default_na=False).set_index("class")
+    counts, source = training_distribution(run, ["a", "b"])
+    assert (pc["train_support"] - pc["train_copies"]).to_dict() == counts.to_dict()
+    assert pc.loc["b", "train_copies"] > 0 and counts["b"] < pc.loc["b", "train_support"]
+    assert source == f"training images of {run} (its {int(pc['train_copies'].sum())} oversampled copies left out)"

@@ -559,6 +559,10 @@ class Trainer:
             # the class counts this run trained on: predict's report compares a submission's shares with them
             st.best_per_class["train_support"] = np.bincount(self.data.final[self.data.train_idx],
                                                              minlength=meta.n_classes)
+            if self.copies_in_train:        # preprocess --oversample's copies among them: no images of the data's
+                copy = mf.augmented(self.data.frame.iloc[self.data.train_idx])
+                st.best_per_class["train_copies"] = np.bincount(self.data.final[self.data.train_idx][copy],
+                                                                minlength=meta.n_classes)
             write_table(st.best_per_class, run_dir / PER_CLASS_CSV)
             if self.cfg.plots:
                 self.pending_confusion = (ev["y_final"], pred, list(meta.classes), f"best epoch {epoch + 1}, val "
