@@ -311,3 +311,18 @@ def test_predict_s_training_distribution_leaves_a_run_s_oversampled_copies_out(t
     assert (pc["train_support"] - pc["train_copies"]).to_dict() == counts.to_dict()
     assert pc.loc["b", "train_copies"] > 0 and counts["b"] < pc.loc["b", "train_support"]
     assert source == f"training images of {run} (its {int(pc['train_copies'].sum())} oversampled copies left out)"
+
+
+def test_train_says_how_many_of_its_training_images_are_oversampled_copies(tmp_path):
+    """train's first line counted preprocess --oversample's copies as training images, unsaid ("157 train / 38 val
+    images" on a long-tailed Fashion-MNIST, 17 of the 157 copies). It says how many of them are copies."""
+    from imgcls.train import TrainConfig, run_train
+    src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 3}, size=(32, 32))
+    _run(src, tmp_path / "proc", oversample="max", oversample_max_factor=3, seed=0)
+    run = run_train(TrainConfig(src=str(tmp_path / "proc"), out=str(tmp_path / "runs"), name="r", epochs=1,
+                                model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu",
+                                pretrained=False, plots=False, val_split=0.3))
+    pc = pd.read_csv(run / "per_class.csv", keep_default_na=False)
+    n, copies = int(pc["train_support"].sum()), int(pc["train_copies"].sum())
+    said = f"({n} train images, {copies} of them oversampled copies (augmented_from) / "
+    assert said in (run / "train.log").read_text()

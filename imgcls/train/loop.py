@@ -232,6 +232,12 @@ class Trainer:
             steps_per_epoch = max(1, (per_rank - (1 if per_rank % bs == 1 and per_rank > 1 else 0) + bs - 1) // bs)
         self.updates_per_epoch = max(1, math.ceil(steps_per_epoch / cfg.grad_accum))
 
+    def _copies_said(self) -> str:
+        """' images, N of them oversampled copies (augmented_from)' where the training rows hold preprocess
+        --oversample's copies: they are counted among the training images, and are no images of the data's own."""
+        n = int(mf.augmented(self.data.frame.iloc[self.data.train_idx]).sum()) if self.copies_in_train else 0
+        return f" images, {n} of them oversampled copies (augmented_from)" if n else ""
+
     def _model(self) -> None:
         cfg = self.cfg
         torch.manual_seed(cfg.seed)
@@ -327,8 +333,8 @@ class Trainer:
                     if self.sam else "")
         if dist.main:
             self.log(f"training {meta.model} ({'fold ' + str(fold) + ', ' if fold is not None else ''}"
-                     f"{self.n_train} train / {len(self.data.val_idx)} val images, {meta.n_classes} classes"
-                     f"{' of ' + meta.attribute if meta.attribute else ''}"
+                     f"{self.n_train} train{self._copies_said()} / {len(self.data.val_idx)} val images, "
+                     f"{meta.n_classes} classes{' of ' + meta.attribute if meta.attribute else ''}"
                      f"{', heads ' + ' / '.join(meta.head_names) if meta.multi else ''}) "
                      f"on {self.device}{f' x{dist.world} processes (DDP)' if dist.on else ''}; "
                      f"{'AMP ' + str(self.amp_dtype).split('.')[-1] + ', ' if self.use_amp else ''}"
