@@ -84,6 +84,25 @@ def test_seeded_resumable_and_a_changed_target_removes_old_copies(tmp_path):
     assert not mf.augmented(none).any() and not any((out / p).exists() for p in copies)
 
 
+def _assert_copies_follow_sources(sp: pd.DataFrame) -> int:
+    """Every copy in a split has all its sources on its side (split and fold); a copy left out (COPY_ACROSS) has its
+    sources on two sides; nothing else is left out. Returns the number of copies left out."""
+    from imgcls.split import COPY_ACROSS
+    fold = sp["fold"].astype("Int64") if "fold" in sp.columns else pd.Series(pd.NA, index=sp.index, dtype="Int64")
+    side = dict(zip(sp["path"], zip(sp["split"], fold.fillna(-2).astype(int))))
+    copy = mf.augmented(sp)
+    assert (sp.loc[~copy, "drop_reason"] == "").all() and (sp.loc[~copy, "split"] != "").all()
+    left = 0
+    for _, r in sp[copy].iterrows():
+        sources = {side[s] for s in mf.copy_sources(r["augmented_from"])}
+        if r["drop_reason"] == COPY_ACROSS:
+            assert side[r["path"]] == ("", -2) and len(sources) == 2, (r["path"], sources)
+            left += 1
+        else:
+            assert r["drop_reason"] == "" and sources == {side[r["path"]]}, (r["path"], sources)
+    return left
+
+
 def test_split_never_puts_a_copy_and_its_source_on_two_sides(tmp_path):
     from imgcls.split import SplitConfig, make_split
     src = make_image_folder(tmp_path / "raw", {"a": 12, "b": 6, "c": 4}, size=(32, 32))
@@ -92,19 +111,13 @@ def test_split_never_puts_a_copy_and_its_source_on_two_sides(tmp_path):
     df = mf.load(out / "manifest.csv", announce=False)
     for seed in range(3):
         sp, *_ = make_split(df, SplitConfig(val=0.3, test=0.2, near_dup=False, seed=seed))
-        side = dict(zip(sp["path"], sp["split"]))
-        for _, r in sp[mf.augmented(sp)].iterrows():
-            assert {side[s] for s in mf.copy_sources(r["augmented_from"])} == {r["split"]}
+        _assert_copies_follow_sources(sp)
     sp, *_ = make_split(df, SplitConfig(folds=3, test=0.2, near_dup=False, seed=1))
-    fold = dict(zip(sp["path"], sp["fold"].astype(int)))
-    for _, r in sp[mf.augmented(sp)].iterrows():
-        assert {fold[s] for s in mf.copy_sources(r["augmented_from"])} == {int(r["fold"])}
+    _assert_copies_follow_sources(sp)
     # the link holds by augmented_from alone (a manifest whose source_path was rewritten)
     df2 = df.assign(source_path=[f"x{k}" for k in range(len(df))])
     sp, *_ = make_split(df2, SplitConfig(val=0.3, test=0.2, near_dup=False, seed=5))
-    side = dict(zip(sp["path"], sp["split"]))
-    assert all({side[s] for s in mf.copy_sources(r["augmented_from"])} == {r["split"]}
-               for _, r in sp[mf.augmented(sp)].iterrows())
+    _assert_copies_follow_sources(sp)
     assert len(res) == len(df)
 
 

@@ -8,11 +8,12 @@ What the output (`splits.csv`) says, row by row (see README "imgcls split"):
                  (test rows, and the groups of a class too rare to validate); empty for left-out rows; `split` is then
                  'val' for fold 0 and 'train' for the other non-test rows, so `split` alone is fold 0's holdout
     drop_reason  '' for rows in a split, else why the row is left out (clean's keep=false, unreadable, no label,
-                 --drop-ages)
+                 --drop-ages, an oversampled copy of images on two sides)
 
 Rows are never split apart when they are linked: the same `group` (person), the same file content (sha256), the same
-`source_path`, an oversampled copy and the rows its `augmented_from` names (preprocess --oversample), the same
-`dup_group` (clean's duplicate groups) or, with the
+`source_path`, an oversampled copy and the rows its `augmented_from` names (preprocess --oversample: the
+originals are drawn, a copy follows its sources' side, or is left out where a mixup's two sources landed on two),
+the same `dup_group` (clean's duplicate groups) or, with the
 near-duplicate search on, near duplicates by clean's definition (imgcls.links: verified by default). Linked rows form
 one unit for scikit-learn's StratifiedGroupKFold, so these leaks cannot happen; `check_leaks` verifies it (and checks
 any split file given). A split that cannot place its units (no validation rows, a fold with no rows) is an error,
@@ -25,7 +26,7 @@ from imgcls.lazy import lazy_exports
 # imported when first used (imgcls.lazy): `imgcls split --help` reads imgcls.split.config alone
 __all__, __getattr__, __dir__ = lazy_exports(__name__, {
     "config": ("SplitConfig", "SPLITS", "LINK_COLUMNS", "LeakageError", "parse_ages"),
-    "assign": ("assign", "check_placed", "fraction_plan"),
+    "assign": ("assign", "check_placed", "fraction_plan", "COPY_ACROSS"),
     "labels": ("derive_profile_labels", "exclusion_reasons", "is_profile_table"),
     "leaks": ("check_leaks", "fix_leaks", "sides"),
     "report": ("balance", "distribution", "summarize", "write_reports"),

@@ -69,35 +69,43 @@ def _check_units(n_units: int, n_splits: int) -> None:
 
 def drawn_rows(df: pd.DataFrame, units: np.ndarray) -> np.ndarray:
     """The rows the draw and the balance weigh: the originals. preprocess --oversample's copies (augmented_from)
-    follow their source's unit and train never validates on one (a copy of a val image is neither validated nor
-    trained on), so weighing them would stratify, and measure the shares of, rows that never count: a class of 4
-    images and 5 copies drew an image with 2 copies into val and was said to miss its 20% by 13.3%. A copy whose
-    unit holds no original (its source left out) counts as one."""
+    follow their sources (follow_sources) and train never validates on one (a copy of a val image is neither
+    validated nor trained on), so weighing them would stratify, and measure the shares of, rows that never count: a
+    class of 4 images and 5 copies drew an image with 2 copies into val and was said to miss its 20% by 13.3%. A
+    copy whose unit holds no original (its source left out) counts as one."""
     from imgcls.manifest import augmented
     copy = augmented(df)
     units = np.asarray(units)
     return ~copy | ~np.isin(units, units[~copy])
 
 
-def _follow_units(f: np.ndarray, units: np.ndarray, drawn: np.ndarray, rest: np.ndarray) -> np.ndarray:
-    """`f` with each `rest` row given the fold its unit's `drawn` rows got (a unit is placed whole)."""
-    if rest.any():
-        by_unit = pd.Series(f[drawn], index=units[drawn]).groupby(level=0).first()
-        f = f.copy()
-        f[rest] = by_unit.reindex(units[rest]).fillna(-1).to_numpy(int)
-    return f
+# the drop_reason of a copy follow_sources leaves out
+COPY_ACROSS = "oversampled copy (augmented_from) of images on two sides"
 
 
-def check_enough_units(units: np.ndarray, labels: np.ndarray, cfg: SplitConfig,
-                       drawn: np.ndarray | None = None) -> None:
+def follow_sources(drawn: np.ndarray, side: np.ndarray, apart: np.ndarray, i: np.ndarray, j: np.ndarray
+                   ) -> np.ndarray:
+    """The row whose place each row takes (positions): a drawn row (an original) its own; a copy, an original its
+    cluster (units_apart's label among the copies) reaches through the links (i, j), when all those it reaches share
+    one `side` (any value naming the drawn rows' place: split and fold), as train's --val-split places a copy (it
+    trains only when its sources do); -1 where they are on two sides: a mixup copy of a train and a val image would
+    show the one to the other, so it is left out (COPY_ACROSS)."""
+    followed = np.where(drawn, np.arange(len(drawn)), -1)
+    cross = drawn[i] != drawn[j]
+    orig, copy = np.where(drawn[i], i, j)[cross], np.where(drawn[i], j, i)[cross]
+    reach = pd.DataFrame({"cluster": apart[copy], "side": side[orig], "orig": orig}).groupby("cluster")
+    one_side = reach["orig"].min()[reach["side"].nunique() == 1]
+    copies = np.flatnonzero(~drawn)
+    followed[copies] = pd.Series(apart[copies]).map(one_side).fillna(-1).to_numpy(int)
+    return followed
+
+
+def check_enough_units(units: np.ndarray, labels: np.ndarray, cfg: SplitConfig) -> None:
     """_sgkf's refusal of too few units, before the near-duplicate search (an embedding pass) rather than after it
     (36 images, --folds 50): near-duplicate links only join units and the units kept in train only leave the draw,
-    so too few free units here are too few after the search. A draw with no free unit is check_placed's. `drawn`:
-    drawn_rows (default every row)."""
+    so too few free units here are too few after the search. A draw with no free unit is check_placed's."""
     holdout_val = 0.0 if cfg.folds else cfg.val
     n_splits = max(fraction_plan(cfg.test, holdout_val)[0] if cfg.test > 0 or holdout_val > 0 else 0, cfg.folds or 0)
-    if drawn is not None:
-        units, labels = units[drawn], labels[drawn]
     pinned, _, _ = kept_in_train(units, labels)
     n_free = len(set(units) - pinned)
     if n_free:
@@ -153,7 +161,8 @@ DOMINANT_NOTE = ("class(es) are mostly one linked unit (more than half of the cl
 
 
 def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
-    """(split, fold or None, warnings) for the included rows of df (already in canonical order)."""
+    """(split, fold or None, warnings) for the rows drawn (the included originals of df, in canonical order; the
+    copies follow them: follow_sources)."""
     n = len(df)
     strata = np.zeros(n, dtype=object).astype(str)
     if cfg.stratify:        # "a|b|..." per row, joined by column (a row-wise join took 5.6 s at 100,000 rows)
@@ -163,13 +172,12 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
     notes: list[str] = []
     split = np.full(n, "train", dtype=object)
     fold = np.full(n, -1) if cfg.folds else None
-    drawn = drawn_rows(df, units)         # the originals: copies follow their unit
 
     holdout_val = 0.0 if cfg.folds else cfg.val
     reported: set[str] = set()
     if cfg.test > 0 or holdout_val > 0:
         n_splits, a, b = fraction_plan(cfg.test, holdout_val)
-        pinned, rare, dominant = kept_in_train(units[drawn], labels[drawn])
+        pinned, rare, dominant = kept_in_train(units, labels)
         free = ~np.isin(units, list(pinned))
         if dominant:
             notes.append(f"{len(dominant)} {DOMINANT_NOTE} "
@@ -183,9 +191,8 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
                             f"(no {held} examples)") + ": " + _fmt_classes(rare))
             reported.update(rare)
         f = np.full(n, -1)
-        if (free & drawn).any():
-            f[free & drawn] = _sgkf(units[free & drawn], strata[free & drawn], n_splits, cfg.seed)
-            f = _follow_units(f, units, free & drawn, free & ~drawn)
+        if free.any():
+            f[free] = _sgkf(units[free], strata[free], n_splits, cfg.seed)
         split[(f >= 0) & (f < a)] = "test"
         split[(f >= a) & (f < a + b)] = "val"
         before = split.copy()
@@ -198,7 +205,7 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
         if cfg.folds < 2:
             raise UserError(f"--folds needs at least 2 folds, got {cfg.folds}")
         pool = split != "test"
-        pinned, rare, dominant = kept_in_train(units[pool & drawn], labels[pool & drawn])
+        pinned, rare, dominant = kept_in_train(units[pool], labels[pool])
         dominant_new = {k: v for k, v in dominant.items() if k not in reported}
         if dominant_new:
             notes.append(f"{len(dominant_new)} {DOMINANT_NOTE} in every fold (fold -1, never validated) so that "
@@ -213,9 +220,8 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
             notes.append(f"{len(few)} class(es) have fewer groups than --folds {cfg.folds} and are validated in only "
                          f"that many folds: " + _fmt_classes(few))
         free = pool & ~np.isin(units, list(pinned))
-        if (free & drawn).any():
-            fold[free & drawn] = _sgkf(units[free & drawn], strata[free & drawn], cfg.folds, cfg.seed)
-            fold = _follow_units(fold, units, free & drawn, free & ~drawn)
+        if free.any():
+            fold[free] = _sgkf(units[free], strata[free], cfg.folds, cfg.seed)
         # a class whose non-pinned groups all landed in one fold would have no training rows in that fold
         lonely = []
         for y in sorted(set(labels[pool])):

@@ -19,13 +19,15 @@ from imgcls.outputs import (output_set, own_earlier_files, placing_journal, read
                             refuse_users_files, replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
-from imgcls.split.assign import assign, check_enough_units, check_placed, drawn_rows
+from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_placed, drawn_rows,
+                                 follow_sources)
 from imgcls.split.config import NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
 from imgcls.split.labels import class_column, derive_profile_labels, exclusion_reasons, is_profile_table
 from imgcls.split.leaks import check_fix_fractions, check_leaks, fix_leaks, side_units, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  value_meanings, write_reports)
-from imgcls.split.units import content_label_conflicts, linked_units, near_duplicate_pairs_for
+from imgcls.split.units import (content_label_conflicts, link_pairs, linked_units, near_duplicate_pairs_for,
+                                units_apart)
 
 NO_STRATIFY = python_too("--stratify none", "stratify=()")
 CLEAN_CONFLICTS = python_too("`imgcls clean` resolves label conflicts (--conflicts)",
@@ -108,41 +110,59 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
                         "--drop-ages); nothing to split")
     near: list[tuple[int, int, float]] = []
     linked = linked_units(inc, group_col)
+    # the originals are drawn; preprocess --oversample's copies follow them (assign.follow_sources)
+    drawn = drawn_rows(inc, linked)
+    li, lj = link_pairs(inc, group_col)
+    apart = units_apart(inc, drawn, li, lj)
     # before the near-duplicate search's embedding pass (label: the class column's, set above)
-    check_enough_units(linked, inc["label"].astype(str).to_numpy(), cfg, drawn_rows(inc, linked))
+    check_enough_units(apart[drawn], inc["label"].astype(str).to_numpy()[drawn], cfg)
     if cfg.near_dup:
         from imgcls.embed import cache_folder
         with cache_reuse("split", cache_folder(cfg.cache_dir)):     # a warm run: one line of what the caches served
-            near = near_duplicate_pairs_for(inc, cfg, workers, units_of=linked)
+            near = near_duplicate_pairs_for(inc, cfg, workers, units_of=apart)
     n_conflicts, what, example = content_label_conflicts(inc, near)
     if n_conflicts:         # one unit, placed whole, but two labels for one picture (clean did not settle them)
         a, la, b, lb, how = example
         notes.append(f"{n_conflicts} group(s) of {what} images carry different labels (e.g. {a} '{la}' and {b} "
                      f"'{lb}', {how}): each stays on one side, but training sees the same picture under two labels; "
                      f"{CLEAN_CONFLICTS}, or fix the labels")
-    units = linked_units(inc, group_col, near) if near else linked     # no near pair: the links are those above
+    i, j = (np.r_[ends, np.array([p[k] for p in near], np.int64)] for k, ends in ((0, li), (1, lj)))
+    units = units_apart(inc, drawn, i, j) if near else apart     # no near pair: the links are those above
     if cfg.near_dup:
-        before, after = (pd.Series(u).map(pd.Series(u).value_counts()) for u in (linked, units))
+        before, after = (pd.Series(u).map(pd.Series(u).value_counts()) for u in (apart[drawn], units[drawn]))
         info(f"near-duplicate search ({cfg.near_duplicates().describe()}): {int((after > before).sum())} row(s) "
-             f"joined to other units by near-duplicate links; {pd.Series(units).nunique()} units in all")
-    sizes = pd.Series(units).value_counts()
-    if len(sizes) and sizes.iloc[0] > max(50, 0.1 * len(inc)):
+             f"joined to other units by near-duplicate links; {pd.Series(units[drawn]).nunique()} units in all")
+    sizes = pd.Series(units[drawn]).value_counts()
+    if len(sizes) and sizes.iloc[0] > max(50, 0.1 * drawn.sum()):
         notes.append(f"{int(sizes.iloc[0])} rows are linked into one unit (groups/duplicates), placed whole; if "
                      f"they are not one family, check --dup-method / --dup-threshold or the group column")
-    split, fold, more = assign(inc, units, cfg)
-    check_placed(split, fold, units, cfg)
+    split, fold, more = assign(inc[drawn].reset_index(drop=True), units[drawn], cfg)
+    check_placed(split, fold, units[drawn], cfg)
     notes += more
+    # each copy takes the place of an original it is linked to, or is left out where they are on two sides
+    side = np.full(len(inc), "", dtype=object)
+    side[drawn] = split if fold is None else split + " " + fold.astype(str)
+    followed = follow_sources(drawn, side, units, i, j)
+    left = followed < 0
+    if left.any():
+        notes.append(f"{int(left.sum())} oversampled cop{'y' if left.sum() == 1 else 'ies'} (augmented_from) "
+                     f"of images on two sides left out (drop_reason): each would show one side's image to the other")
+    at = np.cumsum(drawn) - 1           # a drawn row's position among the drawn rows
+    taken = at[followed[~left]]
+    # positions of `near` index the included rows (those before the copies left out)
+    pos = np.flatnonzero((reasons == "").to_numpy())
+    reasons.iloc[pos[left]] = COPY_ACROSS
     df["split"] = ""
-    df.loc[reasons == "", "split"] = split
+    df.loc[reasons == "", "split"] = split[taken]
     if fold is not None:
         df["fold"] = pd.array([pd.NA] * len(df), dtype="Int64")     # empty for rows left out of every split
-        df.loc[reasons == "", "fold"] = fold
+        df.loc[reasons == "", "fold"] = fold[taken]
     df["drop_reason"] = reasons.to_numpy()
-    # the automatic leakage check (positions of `near` index the included rows)
-    pos = np.flatnonzero((reasons == "").to_numpy())
+    # the automatic leakage check
     near_full = [(int(pos[i]), int(pos[j]), c) for i, j, c in near]
     leaks = check_leaks(df, group_col, near_full)
-    summary = summarize(df, cfg, notes, leaks, units_series(df, reasons, units))
+    # a copy in its original's unit: the balance weighs the originals (drawn_rows)
+    summary = summarize(df, cfg, notes, leaks, units_series(df, reasons, units[followed[~left]]))
     df["label"] = label
     if relabelled is not None:
         summary["relabel_age_moved"] = relabelled       # splits_summary.json keeps the count the screen said

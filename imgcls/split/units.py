@@ -11,14 +11,10 @@ from imgcls import links
 from imgcls.split.config import LINK_COLUMNS, SplitConfig
 
 
-def linked_units(df: pd.DataFrame, group_col: str = "group",
-                 near_pairs: Sequence[tuple[int, int, float]] = ()) -> np.ndarray:
-    """A unit label per row: rows linked by group / sha256 / source_path / dup_group / near-duplicate pairs, and
-    an oversampled copy with its source(s) (augmented_from names their paths), share it. The label is the smallest
-    `root/path` of the unit, so it does not depend on the row order."""
-    n = len(df)
-    if n == 0:
-        return np.array([], dtype=object)
+def link_pairs(df: pd.DataFrame, group_col: str = "group",
+               near_pairs: Sequence[tuple[int, int, float]] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """(i, j) position pairs of the rows linked_units joins: group / sha256 / source_path / dup_group, an oversampled
+    copy and its source(s) (augmented_from names their paths), the near-duplicate pairs."""
     ii, jj = [np.array([p[0] for p in near_pairs], np.int64)], [np.array([p[1] for p in near_pairs], np.int64)]
     for col in (group_col,) + LINK_COLUMNS:
         if col in df.columns:
@@ -30,10 +26,36 @@ def linked_units(df: pd.DataFrame, group_col: str = "group",
         i, j = links.reference_pairs(df["path"].to_numpy(), df["augmented_from"].to_numpy(), COPY_SEP)
         ii.append(i)
         jj.append(j)
-    comp = links.components(n, np.concatenate(ii), np.concatenate(jj))
+    return np.concatenate(ii), np.concatenate(jj)
+
+
+def _named(df: pd.DataFrame, comp: np.ndarray) -> np.ndarray:
+    """Each component's label: its smallest `root/path`, so it does not depend on the row order."""
     ident = (df["root"].astype(str) + "/" + df["path"].astype(str)).to_numpy()
     first = pd.Series(ident).groupby(comp).min()
     return first.loc[comp].to_numpy()
+
+
+def linked_units(df: pd.DataFrame, group_col: str = "group",
+                 near_pairs: Sequence[tuple[int, int, float]] = ()) -> np.ndarray:
+    """A unit label per row: rows linked by group / sha256 / source_path / dup_group / near-duplicate pairs, and
+    an oversampled copy with its source(s) (augmented_from names their paths), share it. The label is the smallest
+    `root/path` of the unit, so it does not depend on the row order."""
+    n = len(df)
+    if n == 0:
+        return np.array([], dtype=object)
+    return _named(df, links.components(n, *link_pairs(df, group_col, near_pairs)))
+
+
+def units_apart(df: pd.DataFrame, drawn: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """A label per row from the links (i, j) that do not join a drawn row (an original: split.assign.drawn_rows)
+    to a copy: the originals' units, which the split draws, and the copies' own clusters, which follow their
+    sources (split.assign.follow_sources). A mixup copy names two sources: joined through it, a small class's
+    originals became one unit, kept whole in train and never validated (Fashion-MNIST: 4 of 10 classes)."""
+    if len(df) == 0:
+        return np.array([], dtype=object)
+    same = drawn[i] == drawn[j]
+    return _named(df, links.components(len(df), i[same], j[same]))
 
 
 def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 1,
