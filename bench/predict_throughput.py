@@ -216,10 +216,10 @@ def part_f1(args, work: Path) -> dict:
     for tag, src, tta in (("one_model", runs[0], "none"), ("one_model_tta_flip", runs[0], "flip"),
                           ("one_model_tta_flip_crops", runs[0], "flip+crops")):
         s = run_predict(src, man, work / f"pred_{tag}", tta=tta, evaluate=True, device=args.device, workers=2)
-        res[tag] = s["eval"]["tta"]["macro_f1"]
+        res[tag] = s["eval"].get("tta", s["eval"]["plain"])["macro_f1"]      # no TTA: plain alone
     spec = build_ensemble(runs, method="soft", out=work / "ens")
     s = run_predict(spec.path.parent, man, work / "pred_ens", tta="none", evaluate=True, device=args.device, workers=2)
-    res["ensemble_soft_2_runs"] = s["eval"]["tta"]["macro_f1"]
+    res["ensemble_soft_2_runs"] = s["eval"]["plain"]["macro_f1"]         # --tta none: no eval.tta
     s = run_predict(spec.path.parent, man, work / "pred_ens_tta", tta="flip", evaluate=True, device=args.device,
                     workers=2)
     res["ensemble_soft_2_runs_tta_flip"] = s["eval"]["tta"]["macro_f1"]

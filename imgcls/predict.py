@@ -929,7 +929,8 @@ def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str],
     res = {"rows": part, "n_images": int(ok.sum()), "n_unknown_class": unknown,
            "n_unreadable": int((known.notna().to_numpy() & ~readable & rows).sum()),
            "n_weights_fitted": int((ok & fitted).sum()) if fitted is not None else 0}
-    for name, p in (("plain", probs.plain), ("tta", probs.tta)):
+    # one view (no --tta): no `tta` scores, which would be the plain ones again under a TTA score's name
+    for name, p in {"plain": probs.plain, **({"tta": probs.tta} if probs.n_views > 1 else {})}.items():
         m = metrics.scores(y, p[ok].argmax(1), classes)
         res[name] = {"macro_f1": m["macro_f1"], "accuracy": m["accuracy"]}
     return res

@@ -547,7 +547,8 @@ def test_eval_on_one_split_of_a_table_predicts_that_split_only_and_says_so(tmp_p
 
 def test_eval_report_without_tta_shows_one_score_column_and_says_no_tta(tmp_path):
     """predict --eval without --tta: the terminal shows one column (no TTA), the report showed a second, `TTA none`,
-    repeating it, and headed the per-class table and confusion matrices `with TTA`."""
+    repeating it, and headed the per-class table and confusion matrices `with TTA`; predict.json's `eval` repeated
+    the plain scores under `tta` (a script reading eval.tta took them for a TTA score)."""
     run = make_tiny_run(tmp_path / "runs" / "r1")
     data = make_image_folder(tmp_path / "labelled", {"a": 3, "b": 2, "c": 2}, size=(36, 36))
     for tta, cols, how in (("none", "<th>metric</th><th>no TTA</th></tr>", "no TTA"),
@@ -559,6 +560,8 @@ def test_eval_report_without_tta_shows_one_score_column_and_says_no_tta(tmp_path
         assert cols in flat and "TTA none" not in flat
         assert f'<h3>Per class <span class="muted">(7 labelled images, {how})</span></h3>' in flat
         assert ("with TTA" in flat) is (tta != "none")
+        ev = json.loads((out / "predict.json").read_text())["eval"]
+        assert ("tta" in ev) is (tta != "none") and set(ev["plain"]) == {"macro_f1", "accuracy"}, ev
 
 
 def test_summary_names_the_device_used_not_auto(tmp_path):
