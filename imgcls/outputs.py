@@ -173,18 +173,44 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] = ()
             remove_made(made)
 
 
+# YAML 1.2's floats that PyYAML's YAML 1.1 resolver reads as strings: an exponent without a dot (`1e-4`) or
+# without a sign (`1.0e4`), as people (and the README's space example) write learning rates
+_EXPONENT_FLOAT = r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"
+_YAML: dict = {}
+
+
+def _yaml_classes():
+    """The safe Loader and Dumper (libyaml's C ones where PyYAML has them) with _EXPONENT_FLOAT as a float: a
+    `1e-4` reads as the number it spells, and a string spelled so (a class named `1e5`) is written quoted, so it
+    reads back as that string."""
+    if not _YAML:
+        import yaml
+
+        class Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
+            pass
+
+        class Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
+            pass
+        for cls in (Loader, Dumper):
+            cls.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(_EXPONENT_FLOAT), list("-+0123456789"))
+        _YAML.update(loader=Loader, dumper=Dumper)
+    return _YAML["loader"], _YAML["dumper"]
+
+
 def yaml_load(text: str):
     """yaml.safe_load of `text` by libyaml's C parser where PyYAML was built with it (its wheels are): ~8x faster than
     the pure-Python one (~8 ms a train config.yaml, read a few times by each predict, runs listing and resume); the
-    same documents, the same errors (yaml.YAMLError, a !!python tag refused)."""
+    same documents, the same errors (yaml.YAMLError, a !!python tag refused), but for a number written with an
+    exponent and no dot (`lr: 1e-4`), a float here as in YAML 1.2, not the string YAML 1.1 makes of it."""
     import yaml
-    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return yaml.load(text, Loader=_yaml_classes()[0])
 
 
 def yaml_dump(data, **kwargs) -> str:
-    """yaml.safe_dump(data, **kwargs) by libyaml's C emitter where PyYAML has it (the same text, ~4x faster)."""
+    """yaml.safe_dump(data, **kwargs) by libyaml's C emitter where PyYAML has it (the same text, ~4x faster; a string
+    yaml_load would read as a number, `1e5`, quoted)."""
     import yaml
-    return yaml.dump(data, Dumper=getattr(yaml, "CSafeDumper", yaml.SafeDumper), **kwargs)
+    return yaml.dump(data, Dumper=_yaml_classes()[1], **kwargs)
 
 
 def read_yaml(path: Path) -> dict:

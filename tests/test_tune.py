@@ -1596,3 +1596,20 @@ def test_the_study_options_check_waits_for_a_process_creating_the_database(tmp_p
     monkeypatch.setattr(imgcls.tune, "open_storage", open_storage)
     assert _study_options(TuneConfig(study="s", train=TrainConfig(**TINY)), f"sqlite:///{db}") is None
     assert held == [True]
+
+
+def test_numbers_written_without_a_dot_read_as_numbers_in_a_space_and_a_config(tmp_path):
+    """PyYAML reads YAML 1.1, where `1e-4` (no dot) or `1.0e4` (no exponent sign) is a string: the README's own
+    space example, `lr: {log_uniform: [1e-4, 3e-3]}`, was refused ('log_uniform takes [low, high] numbers'), and a
+    config.yaml's `lr: 1e-3` was '--lr must be a number'. imgcls.outputs.yaml_load reads them as YAML 1.2 does."""
+    from imgcls.outputs import yaml_dump, yaml_load
+    (tmp_path / "space.yaml").write_text("lr: {log_uniform: [1e-4, 3e-3]}\nweight_decay: {uniform: [1.0e-4, 1E+0]}\n")
+    space = load_space(tmp_path / "space.yaml")
+    assert space.as_dict() == {"lr": {"log_uniform": [1e-4, 3e-3]}, "weight_decay": {"uniform": [1e-4, 1.0]}}
+    (tmp_path / "config.yaml").write_text("lr: 1e-3\nweight_decay: 5e-2\nepochs: 1\n")
+    cfg = TrainConfig.load(tmp_path / "config.yaml")
+    assert (cfg.lr, cfg.weight_decay, cfg.epochs) == (1e-3, 5e-2, 1)
+    # a string spelled so (a class name) is written quoted, so it reads back as the string it was
+    doc = {"classes": ["1e5", "2E-3", "cat"], "weights": [0.5, 1e-07]}
+    assert yaml_load(yaml_dump(doc)) == doc
+
