@@ -1613,3 +1613,29 @@ def test_numbers_written_without_a_dot_read_as_numbers_in_a_space_and_a_config(t
     doc = {"classes": ["1e5", "2E-3", "cat"], "weights": [0.5, 1e-07]}
     assert yaml_load(yaml_dump(doc)) == doc
 
+
+def test_the_study_name_alone_resumes_a_study_started_with_its_own_space(tmp_path, space, monkeypatch):
+    """The README: running the same command again resumes a study, 'and so does its --study alone'. A study started
+    with `--space space.yaml` was refused when resumed so ('started with another search space (differs in: aug,
+    loss, lr, mix, ...); give the same --space'): the space left out was taken as the shipped one. A space left
+    out is the study's own, said in one line, as its fixed options and data are; a typed --space that differs is
+    still refused."""
+    monkeypatch.chdir(tmp_path)
+    studied = make_image_folder(tmp_path / "other", {"a": 10, "b": 10}, size=(40, 40))
+    common = ["--study", "s", "--out", "tune", "--pruner", "none", "--workers", "0", "--device", "cpu"]
+    fixed = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
+             "--aug", "none"]
+    r = CliRunner().invoke(app, ["tune", str(studied), *common, "--space", str(space), *fixed, "--quiet",
+                                 "--trials", "1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["tune", *common, "--trials", "2"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert "study 's' resumes with the search space it was started with: lr, weight_decay" in said, said
+    t = trials_csv(tmp_path / "tune" / "s")
+    assert list(t["state"]) == ["complete", "complete"]
+    assert {"lr", "weight_decay"} <= set(t.columns) and "optimizer" not in t.columns
+    other = tmp_path / "other.yaml"
+    other.write_text("lr: {log_uniform: [1.0e-4, 1.0e-2]}\n")
+    r = CliRunner().invoke(app, ["tune", *common, "--space", str(other), "--trials", "3"])
+    assert r.exit_code == 2 and "was started with another search space" in " ".join(r.output.split()), r.output

@@ -483,7 +483,8 @@ def _check_up_front(cfg: TuneConfig):
     files = (TRIALS_CSV, BEST_CONFIG, REPORT_HTML) + (() if cfg.storage else (STUDY_DB,))
     refuse_users_files(study_dir, "tune", [study_dir / n for n in files], flag="--study")
     _refuse_users_trial_folders(study_dir)
-    _study_options(cfg, storage_url(cfg))    # first: a resumed study's data, left unset, is the study's own
+    # first: a resumed study's data, left unset, is the study's own (so is its search space, returned)
+    recorded_space = _study_options(cfg, storage_url(cfg))
     if cfg.train.src is None:
         # train's input: the furthest pipeline stage, announced
         cfg.train.src = str(default_input("train", command="tune", also=f"--study {sh(cfg.study)}"))
@@ -492,7 +493,12 @@ def _check_up_front(cfg: TuneConfig):
     from imgcls.track import check_trackers, installed_trackers
     installed_trackers(cfg.train.tracker)    # a package not installed, before load_space's timm import
     cfg.train.anchor_paths()    # each trial's config.yaml and best_config.yaml name the data from any folder
-    space = load_space(cfg.space, cfg.train, cfg.typed)    # checks the fixed train options too, with the space's keys
+    if recorded_space is not None:
+        from imgcls.tune.space import parse_space
+        space = parse_space(recorded_space, cfg.train, typed=cfg.typed,
+                            source=f"the search space study '{cfg.study}' was started with")
+    else:
+        space = load_space(cfg.space, cfg.train, cfg.typed)    # checks the fixed train options too, with its keys
     _say_config_replaced(cfg, space)
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
@@ -574,15 +580,19 @@ def _check_weights(base: TrainConfig, space) -> None:
                 raise type(e)(f"{' with '.join(which)}: {e}") from None
 
 
-def _study_options(cfg: TuneConfig, url: str) -> None:
+def _study_options(cfg: TuneConfig, url: str) -> dict | None:
     """A study that exists resumes with the fixed train options it was started with: each one this command leaves
     unset (not typed, at TrainConfig's default) takes the study's recorded value, as `train --resume` takes its
     config.yaml's, so `imgcls tune --study NAME --trials 30` resumes NAME; a typed (or --config) value is compared
     with the study's by open_study, and refused when it differs. What may differ between processes (data path,
     workers, device, cache, trackers) is this command's; no SRC given, the study's data where it is here (not the
-    working folder's default input, whose rows would score the new trials on other images)."""
+    working folder's default input, whose rows would score the new trials on other images). No --space given, the
+    study's recorded search space is returned (said in one line where it is not the shipped one), which this
+    command searches; else None (a --space typed is compared with the study's by open_study)."""
     from imgcls.options import as_typed
+    from imgcls.outputs import yaml_load
     from imgcls.train.rundir import RESUME_MAY_CHANGE
+    from imgcls.tune.space import default_space_text
     if "://" in url:
         db = sqlite_file(url)
         if url.startswith("sqlite:") and (db is None or not db.is_file()):
@@ -594,12 +604,18 @@ def _study_options(cfg: TuneConfig, url: str) -> None:
         # under the opening lock: the database may be one another process is creating now (open_study), whose
         # tables this one's storage would create at the same time (a UNIQUE constraint failed)
         with _opening_lock(url):
-            base = optuna.load_study(study_name=cfg.study, storage=open_storage(url)).user_attrs.get("base_config")
+            attrs = optuna.load_study(study_name=cfg.study, storage=open_storage(url)).user_attrs
     except KeyError:                    # no study of that name in the storage
-        return
-    if not isinstance(base, dict):
-        return
+        return None
     from imgcls.console import info
+    space = attrs.get("space") if cfg.space is None else None
+    if not isinstance(space, dict) or not space:
+        space = None
+    elif space != yaml_load(default_space_text()):
+        info(f"study '{cfg.study}' resumes with the search space it was started with: {', '.join(space)}")
+    base = attrs.get("base_config")
+    if not isinstance(base, dict):
+        return space
     if cfg.train.src is None and base.get("src") and Path(base["src"]).exists():
         # not the working folder's default input: the study's trials are scored on the study's rows
         cfg.train.src = str(base["src"])
@@ -608,11 +624,11 @@ def _study_options(cfg: TuneConfig, url: str) -> None:
     now, default = cfg.train.to_dict(), TrainConfig().to_dict()
     taken = {k: base[k] for k, v in now.items() if k in base and k not in RESUME_MAY_CHANGE and k not in cfg.typed
              and k not in TrainConfig.RECORDS and v == default.get(k) and base[k] != v}     # records: no options
-    if not taken:
-        return
-    cfg.train = TrainConfig.from_dict({**now, **taken})
-    info(f"study '{cfg.study}' resumes with the fixed train options it was started with: "
-         f"{as_typed(cfg.train, taken)}")
+    if taken:
+        cfg.train = TrainConfig.from_dict({**now, **taken})
+        info(f"study '{cfg.study}' resumes with the fixed train options it was started with: "
+             f"{as_typed(cfg.train, taken)}")
+    return space
 
 
 def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
