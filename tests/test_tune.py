@@ -308,13 +308,19 @@ class Slow(Callback):
 
 
 @pytest.mark.timeout(60)
-def test_timeout_stops_the_running_trial_and_the_study(data, tmp_path, space):
+def test_timeout_stops_the_running_trial_and_the_study(data, tmp_path, space, capsys):
     # the first trial outlives the 0.2 s budget (its start alone sleeps 0.3 s): stopped at its first epoch's end,
     # recorded as failed, no more trials
     study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=5, timeout="0.2s", train={"epochs": 2}),
                          callbacks=[Slow()])
     t = trials_csv(study_dir)
     assert list(t["state"]) == ["fail"] and "--timeout" in t.loc[0, "message"] and t.loc[0, "epochs_run"] == 1
+    # the study's own stop, said as such: not as a crash named by tune's internal exception class
+    # ("_TimeUp: stopped after epoch 1: ..." in trials.csv, report.html and the trial's warning line)
+    assert t.loc[0, "message"] == "stopped after epoch 1: the study's --timeout was reached", t.loc[0, "message"]
+    said = capsys.readouterr()
+    assert "_TimeUp" not in said.err + said.out
+    assert "_TimeUp" not in (study_dir / "report.html").read_text()
 
 
 def _tune_in_this_process(args, said):

@@ -433,7 +433,8 @@ class _Objective:
                 trial.set_user_attr("message", str(e))
                 self.ran += 1
                 raise
-            trial.set_user_attr("message", _one_line(e))
+            # the study's own stop says what it is; an error is named by its type
+            trial.set_user_attr("message", str(e) if isinstance(e, _TimeUp) else _one_line(e))
             if not run_dir.exists():            # failed before train made it: trials.csv points at no folder
                 trial.set_user_attr("run_dir", "")
             if not isinstance(e, _TimeUp):
