@@ -453,8 +453,11 @@ def csv_images_subfolder(base: Path, names: Sequence[str], csv_path: Path,
     hits = [d for d in subs
             if d.name.lower() not in CSV_IMAGE_FOLDERS and most_of(_files_named(d, sample), len(sample))]
     if len(hits) > 1:
+        # the steps reading a CSV without --image-dir (train, tune, predict) are told the routes they have
         raise UserError(f"the image names of {csv_path} (e.g. {sample[0]}) are files in several folders beside it "
-                        f"({', '.join(str(d) for d in hits)}); pass --image-dir with the one that holds its images")
+                        f"({', '.join(str(d) for d in hits)}); pass --image-dir with the one that holds its images "
+                        f"(a step without --image-dir, train, tune or predict: {csv_route('DIR')}; predict: "
+                        f"{csv_route('DIR', '--data')})")
     return hits[0] if hits else None
 
 

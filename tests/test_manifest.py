@@ -1573,3 +1573,29 @@ def test_the_competitions_folder_given_whole_is_refused_not_read_as_classes_trai
     if step == "eda":
         assert mf.detect_layout(comp / "train", opts()) == "profiles"
         assert set(mf.load(comp, opts(layout="folder"), scan=False)["label"]) == {"train", "eval"}
+
+
+def test_a_csv_whose_names_are_in_several_folders_names_a_route_the_step_has(tmp_path, monkeypatch):
+    """A train.csv whose names are files in two folders beside it was one line ending 'pass --image-dir with the one
+    that holds its images', for every step: `imgcls train train.csv`, `tune` and `predict --data train.csv`, which
+    have no --image-dir, answered the user who followed it with 'No such option: --image-dir'. The line names the
+    routes those steps have too (the CSV saved in the folder and given as the data; predict's --data DIR --csv CSV),
+    and both read the images from that folder."""
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    ids = [f"{1000 + 7 * i}.png" for i in range(6)]
+    for i, n in enumerate(ids):
+        make_image(tmp_path / "imgs_a" / n, seed=i)
+        make_image(tmp_path / "imgs_b" / n, seed=i)
+    pd.DataFrame({"id": ids, "label": [i % 2 for i in range(6)]}).to_csv(tmp_path / "train.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(app, ["train", "train.csv", "--model", "resnet10t", "--no-pretrained", "--epochs", "1"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and said.count("error:") == 1, r.output
+    assert ("pass --image-dir with the one that holds its images (a step without --image-dir, train, tune or "
+            "predict: DIR/CSV (the CSV saved in DIR, given as the data); predict: --data DIR --csv CSV)") in said, said
+    shutil.copy(tmp_path / "train.csv", tmp_path / "imgs_a" / "train.csv")
+    assert set(mf.load(tmp_path / "imgs_a" / "train.csv", scan=False)["root"]) == {str((tmp_path / "imgs_a").resolve())}
+    assert set(mf.load(tmp_path / "imgs_b", opts(csv=str(tmp_path / "train.csv")), scan=False)["root"]) == \
+        {str((tmp_path / "imgs_b").resolve())}
