@@ -1645,3 +1645,31 @@ def test_the_study_name_alone_resumes_a_study_started_with_its_own_space(tmp_pat
     other.write_text("lr: {log_uniform: [1.0e-4, 1.0e-2]}\n")
     r = CliRunner().invoke(app, ["tune", *common, "--space", str(other), "--trials", "3"])
     assert r.exit_code == 2 and "was started with another search space" in " ".join(r.output.split()), r.output
+
+
+def test_a_trial_whose_process_was_killed_is_failed_as_killed_without_made_up_seconds(tmp_path):
+    """`kill -9` of a tune (the OOM killer, a lost kernel) mid-trial, then the same command again: the dead trial
+    stayed 'running' in trials.csv and report.html after the resumed command had ended, nothing running it; once
+    Optuna's heartbeat check failed it (180 s later) it read 'fail' with no message and 793.7 seconds, the time until
+    that check, not the trial's. A running trial of this machine whose process is gone is failed by the next
+    process at once, and a trial failed without tune's message (Optuna's heartbeat check: its process stopped) says
+    it was killed, its seconds blank (not known)."""
+    import socket
+    import subprocess
+    from imgcls.tune import _fail_killed_trials, open_storage
+    from imgcls.tune.report import KILLED, trials_frame
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    host = socket.gethostname()
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'study.db'}"), study_name="s")
+    dead, alive, beat = study.ask(), study.ask(), study.ask()
+    dead.set_user_attr("process", f"{host}:{gone.pid}")
+    alive.set_user_attr("process", f"{host}:{os.getpid()}")      # this process: running, left alone
+    beat.set_user_attr("process", f"elsewhere:{gone.pid}")       # another machine's: its heartbeat decides
+    study.tell(beat, state=optuna.trial.TrialState.FAIL)         # as Optuna's heartbeat check fails it
+    _fail_killed_trials(study)
+    t = trials_frame(study).set_index("trial")
+    assert list(t["state"]) == ["fail", "running", "fail"], t
+    assert t.loc[0, "message"] == KILLED and t.loc[2, "message"] == KILLED
+    assert pd.isna(t.loc[0, "seconds"]) and pd.isna(t.loc[2, "seconds"])
+    assert t.loc[1, "message"] == ""

@@ -367,6 +367,29 @@ def _interrupted(t) -> bool:
     return t.state == TrialState.FAIL and t.user_attrs.get("message") == INTERRUPTED
 
 
+def _fail_killed_trials(study) -> None:
+    """A running trial of this machine whose process is gone (kill -9, the OOM killer) is failed now, with
+    report.KILLED as its message, not left 'running' in trials.csv until Optuna's heartbeat check fails it minutes
+    later. A trial of another machine is left to that check: its process cannot be looked at from here."""
+    from optuna.trial import TrialState
+
+    from imgcls.tune.report import KILLED
+    host = socket.gethostname()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        where, _, pid = str(t.user_attrs.get("process", "")).rpartition(":")
+        if where != host or not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue                    # alive (another tune of this machine)
+        except PermissionError:
+            continue                    # alive, another user's
+        except ProcessLookupError:
+            pass
+        study._storage.set_trial_user_attr(t._trial_id, "message", KILLED)
+        study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+
+
 def _requeue_interrupted(study) -> None:
     """The values of every interrupted trial that no trial runs again yet (none, waiting or run, has its number as
     RERUN_OF) are queued (Optuna's enqueue_trial), so the resumed study's next trials score them first."""
@@ -422,6 +445,8 @@ class _Objective:
                           callbacks=[*self.callbacks, TrialReporter(trial, column, self.deadline)])
             trained = True
             value = trial_value(run_dir, self.cfg.metric)
+            if not math.isfinite(value):    # Optuna fails the trial: said so, not read as killed (report.killed)
+                trial.set_user_attr("message", f"its {column} is {value}: no objective value")
             self.ran += 1
             return value
         except KeyboardInterrupt:
@@ -739,6 +764,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
         if alone:
             _remove_made(study_dir, made, marked=True)
         raise
+    _fail_killed_trials(study)      # not left "running" in trials.csv while nothing runs it
     # the folder is a tune study (outputs.output_kind: its trials.csv) before its first trial ends: with --storage
     # elsewhere it held neither trials.csv nor study.db until then, and trial 0 took itself for a plain run (its
     # report.html's --no-plots wording; `imgcls runs` listed it as a run). A folder this command made holds the

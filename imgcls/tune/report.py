@@ -22,9 +22,20 @@ def _state(t) -> str:
     return t.state.name.lower()
 
 
+# the message of a trial whose process died as it ran (kill -9, the OOM killer, a lost machine): failed by the next
+# tune process on its machine (imgcls.tune._fail_killed_trials), or by Optuna's heartbeat check (tune's storage beats
+# every 60 s), which leaves no message: tune records one for every other way a trial fails
+KILLED = "killed: its process ended while the trial ran (seconds not known)"
+
+
+def killed(t) -> bool:
+    from optuna.trial import TrialState
+    return t.state == TrialState.FAIL and t.user_attrs.get("message", KILLED) == KILLED
+
+
 def _seconds(t) -> float | None:
-    if t.datetime_start is None or t.datetime_complete is None:
-        return None
+    if t.datetime_start is None or t.datetime_complete is None or killed(t):
+        return None     # a killed trial's end is when it was found dead, not when it stopped
     return round((t.datetime_complete - t.datetime_start).total_seconds(), 1)
 
 
@@ -46,7 +57,8 @@ def trials_frame(study, keep: int | None = None) -> pd.DataFrame:
         row.update({n: t.params.get(n) for n in names})
         row.update(run_dir=t.user_attrs.get("run_dir", ""),
                    checkpoints=f"removed (--keep best-{keep})" if t.number in removed else "",
-                   process=t.user_attrs.get("process", ""), message=t.user_attrs.get("message", ""))
+                   process=t.user_attrs.get("process", ""),
+                   message=KILLED if killed(t) else t.user_attrs.get("message", ""))
         rows.append(row)
     return pd.DataFrame(rows, columns=trial_columns(names))
 
