@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -1673,3 +1674,27 @@ def test_a_trial_whose_process_was_killed_is_failed_as_killed_without_made_up_se
     assert t.loc[0, "message"] == KILLED and t.loc[2, "message"] == KILLED
     assert pd.isna(t.loc[0, "seconds"]) and pd.isna(t.loc[2, "seconds"])
     assert t.loc[1, "message"] == ""
+
+
+def test_the_study_name_alone_refuses_when_the_study_s_data_is_gone(tmp_path, space, monkeypatch):
+    """`imgcls tune --study s --trials 2` where the data the study was started on is no longer there (moved,
+    deleted): the resumed study took the working folder's default input (data/raw here) with only its 'using ...'
+    line, and its new trials were trained and scored on other images than the study's first, in one study, the mix
+    _study_options exists to prevent. It is one line naming the study's data and the fix (give it, or a copy of it,
+    as SRC), exit 2, before any trial."""
+    monkeypatch.chdir(tmp_path)
+    studied = make_image_folder(tmp_path / "other", {"a": 10, "b": 10}, size=(40, 40))
+    make_image_folder(tmp_path / "data" / "raw", {"x": 6, "y": 6}, size=(40, 40))
+    common = ["--study", "s", "--space", str(space), "--out", "tune", "--pruner", "none", "--workers", "0",
+              "--device", "cpu"]
+    fixed = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
+             "--aug", "none"]
+    r = CliRunner().invoke(app, ["tune", str(studied), *common, *fixed, "--quiet", "--trials", "1"])
+    assert r.exit_code == 0, r.output
+    shutil.rmtree(studied)
+    r = CliRunner().invoke(app, ["tune", *common, "--trials", "2"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and said.count("error:") == 1, r.output
+    assert (f"error: study 's' was started on the data {studied.resolve()}, which is not there: give that data (or "
+            f"a copy of it) as SRC") in said, said
+    assert list(trials_csv(tmp_path / "tune" / "s")["state"]) == ["complete"]

@@ -642,8 +642,12 @@ def _study_options(cfg: TuneConfig, url: str) -> dict | None:
     base = attrs.get("base_config")
     if not isinstance(base, dict):
         return space
-    if cfg.train.src is None and base.get("src") and Path(base["src"]).exists():
+    if cfg.train.src is None and base.get("src"):
         # not the working folder's default input: the study's trials are scored on the study's rows
+        if not Path(base["src"]).exists():      # moved or deleted: the default input would be other images
+            raise UserError(f"study '{cfg.study}' was started on the data {base['src']}, which is not there: give "
+                            f"that data (or a copy of it) as SRC; the working folder's default input would train and "
+                            f"score its new trials on other images than its earlier ones")
         cfg.train.src = str(base["src"])
         info(f"study '{cfg.study}' resumes on the data it was started with: {cfg.train.src} (to train "
              f"on another copy of that data, give its folder as SRC)")
