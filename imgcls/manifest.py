@@ -580,7 +580,9 @@ def _fill_scan(df: pd.DataFrame, todo: list[int], workers: int, max_pixels: int 
     from imgcls.parallel import chunked_map
     paths = [str(p) for p in image_paths(df.iloc[todo])]
     results = list(chunked_map(partial(imgio.probe, max_pixels=max_pixels), paths, workers, "scanning images", chunk))
-    scanned = pd.DataFrame(results, index=df.index[todo])
+    # object cells: a record without a number (None: a FIFO's mtime) would make the column float64, which rounds a
+    # 19-digit st_mtime_ns to its 53 bits (every row then stale to the next scan)
+    scanned = pd.DataFrame(results, index=df.index[todo], dtype=object)
     for c in SCAN_COLUMNS:
         if c not in df.columns:         # a table from before the column (mtime), given by a Python caller
             df[c] = pd.NA

@@ -1079,6 +1079,32 @@ def test_a_same_size_file_copied_over_an_image_is_scanned_again(tmp_path, monkey
     assert mf.coerce(cells)["mtime"].tolist()[0] == 1_700_000_000_123_456_789           # not rounded to a float's
 
 
+def test_a_fifo_among_the_images_keeps_every_mtime_exact(tmp_path, monkeypatch, capsys):
+    """A file the scan records no mtime for (a FIFO, not read) made the scan's own results a float64 column, which
+    rounded every other row's 19-digit st_mtime_ns to its 53 bits: the manifest eda / clean wrote held mtimes that
+    matched no file, so the next step (preprocess data/clean) said '43 row(s) of the manifest no longer match their
+    file' and hashed every image again. The scan keeps each mtime exact; the next scan trusts the rows."""
+    import os
+
+    from imgcls import io as imgio
+    root = make_image_folder(tmp_path / "bmp", {"a": 2, "b": 2}, size=(16, 16), ext=".bmp")
+    for k, p in enumerate(sorted(root.rglob("*.bmp"))):
+        os.utime(p, ns=(1_796_596_891_566_088_768 + k, 1_796_596_891_566_088_768 + k))
+    os.mkfifo(root / "b" / "fifo.bmp")
+    df = mf.load(root, scan=True).set_index("path", drop=False)
+    for p in sorted(root.rglob("*.bmp")):
+        if p.is_file():
+            assert int(df.loc[p.relative_to(root).as_posix(), "mtime"]) == p.stat().st_mtime_ns
+    assert pd.isna(df.loc["b/fifo.bmp", "mtime"])
+    capsys.readouterr()
+    probed = []
+    real = imgio.probe
+    monkeypatch.setattr(imgio, "probe", lambda *a, **k: probed.append(a[0]) or real(*a, **k))
+    again = mf.scan_images(mf.load(mf.write(df.reset_index(drop=True), tmp_path / "m.csv")), require=False)
+    assert probed == [] and "no longer match" not in capsys.readouterr().err
+    assert again["mtime"].tolist()[:4] == df["mtime"].tolist()[:4]
+
+
 def test_a_manifest_without_mtime_is_judged_by_size(tmp_path):
     """A manifest written before the mtime column loads; its rows are stale by size alone, as before (a same-size
     change is not seen until the row is scanned again; a size change is), and a rescanned row gains its mtime."""
