@@ -1027,10 +1027,12 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     # own earlier files, outputs' one rule); without one, a probs.csv beside is a file of the user's, never touched
     other = own_earlier_files(out, "predict", [out / f"probs.{f}" for f in PROBS_FORMATS if f != probs_format])
     probs_files = [f"probs.{probs_format}", *(f.name for f in other)]
+    from imgcls.figure_files import confusion_png_names
+    # an earlier --eval's confusion PNGs go with the prediction they scored: this run's report draws its own, or none
+    earlier_figures = own_earlier_files(out, "predict", [out / n for n in confusion_png_names()])
     check_not_replacing([out / n for n in (SUBMISSION_CSV, *probs_files, PREDICT_SUMMARY, REPORT_HTML)],
                         [*mf.read_table(df), sample_submission])
     # its files over a user's own of those names in a folder no predict wrote (their submission.csv, report.html)
-    from imgcls.figure_files import confusion_png_names
     replaced = refuse_users_files(out, "predict", [out / n for n in (SUBMISSION_CSV, *probs_files, PREDICT_SUMMARY,
                                                                      REPORT_HTML,
                                                                      *(confusion_png_names() if evaluate and plots
@@ -1128,6 +1130,9 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
             summary["eval"] = scores
             _print_eval(scores, tta_spec)
     write_json(out / PREDICT_SUMMARY, summary)
+    for f in earlier_figures:
+        if f.is_file() and not f.is_symlink():
+            f.unlink()
     from imgcls.inference_report import write_predict_report
     from imgcls.ensemble.profile import member_meta
     from imgcls.profiles import prediction_meanings

@@ -477,6 +477,33 @@ def test_no_plots_writes_the_report_s_tables_without_its_figures(tmp_path):
     assert plain == drawn
 
 
+def test_a_prediction_replacing_an_eval_one_leaves_none_of_its_confusion_pngs(tmp_path):
+    """predict --eval drew confusion_matrix.png / _normalized.png into its --out; a later predict into that folder
+    without --eval (or with --no-plots) said 'holds an earlier prediction; it is replaced', replaced the submission,
+    probabilities and report, and left the earlier scoring's confusion matrices beside them: a script rerun's
+    folder showed a 7-image --eval confusion next to a 3-image unlabeled prediction. They go with the rest."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    data = make_image_folder(tmp_path / "labelled", {"a": 3, "b": 2, "c": 2}, size=(36, 36))
+    out = tmp_path / "pred"
+    res = invoke("predict", run, "--data", data, "--out", out, "--eval", "--workers", 0, "-q")
+    assert res.exit_code == 0, res.output
+    assert (out / "confusion_matrix.png").is_file() and (out / "confusion_matrix_normalized.png").is_file()
+    res = invoke("predict", run, "--data", data / "a", "--out", out, "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert "holds an earlier prediction; it is replaced" in " ".join(res.output.split())
+    assert sorted(p.name for p in out.glob("*.png")) == []
+    assert len(pd.read_csv(out / "submission.csv")) == 3
+    res = invoke("predict", run, "--data", data, "--out", out, "--eval", "--workers", 0, "-q")
+    assert res.exit_code == 0 and (out / "confusion_matrix.png").is_file()
+    res = invoke("predict", run, "--data", data, "--out", out, "--eval", "--no-plots", "--workers", 0, "-q")
+    assert res.exit_code == 0 and not list(out.glob("*.png"))
+    mine = tmp_path / "mine"                      # a user's own figure in a folder no predict wrote: never touched
+    mine.mkdir()
+    (mine / "confusion_matrix.png").write_bytes(b"the user's")
+    res = invoke("predict", run, "--data", data / "a", "--out", mine, "--workers", 0, "-q")
+    assert res.exit_code == 0 and (mine / "confusion_matrix.png").read_bytes() == b"the user's"
+
+
 def test_eval_prints_with_and_without_tta_and_bad_images_are_reported(tmp_path):
     run = make_tiny_run(tmp_path / "runs" / "r1")
     data = make_image_folder(tmp_path / "labelled", {"a": 3, "b": 2, "c": 2}, size=(36, 36))
