@@ -47,6 +47,26 @@ def metrics(run):
     return pd.read_csv(run / "metrics.csv")
 
 
+def test_a_table_whose_kept_images_are_all_gone_says_so_not_check_the_labels(tmp_path):
+    """A split table older than a preprocess rerun (--format jpg: the .png files it lists deleted) left train with
+    no usable row: the rows clean dropped still read (they point at their input), the kept ones were all 'file not
+    found', and train said 'training needs at least 2 classes, column 'label' has 0; check the labels' - labels that
+    were fine. The line says that none of the images to train on can be read, and why, exit 2."""
+    from imgcls import manifest as mf
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(24, 24))
+    df = mf.load(root, scan=True)
+    df["keep"] = [False] + [True] * (len(df) - 1)
+    table = mf.write(df, tmp_path / "table" / "manifest.csv")
+    for p in mf.image_paths(df)[1:]:
+        p.unlink()
+    r = CliRunner().invoke(app, ["train", str(table), "--model", "resnet18", "--no-pretrained", "--epochs", "1",
+                                 "--out", str(tmp_path / "runs"), "-q"])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2, r.output
+    assert "none of the 5 image(s) to train on can be read" in text and "file not found" in text
+    assert "check the labels" not in text and "Traceback" not in text
+
+
 def test_run_dir_contract_and_weights_only(two_class, tmp_path):
     run = run_train(cfg_for(two_class, tmp_path, plots=True))
     for f in ("config.yaml", "metrics.csv", "best.pt", "last.pt", "val_predictions.csv", "confusion_matrix.png",

@@ -341,7 +341,12 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     hint = mf.label_column_hint(df, "--target", "trains on") if single else ""
     if hint:                            # a competition CSV whose classes are in a column of another name (artist)
         raise UserError(f"{cfg.src} has no labels (no column label, class or target); {hint}")
+    labelled_kept = df[(df[cfg.target].fillna("").astype(str) != "").to_numpy() & mf.kept(df)]
     df, left_out = tdata.usable_rows(df, cfg.target)
+    if not len(df) and left_out.get("unreadable"):
+        # every row to train on unreadable (a split table older than a preprocess rerun: its files gone) is that
+        # line, not 'needs at least 2 classes ... check the labels'
+        mf.require_readable(labelled_kept, of=" to train on")
     if dist.main and left_out:
         info(f"{n_all - len(df)} rows skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
     heads, decode, classes, targets, final = _heads_meta(df, cfg)
