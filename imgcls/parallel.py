@@ -148,6 +148,29 @@ def stop_workers(ex) -> None:
         results._writer.close()     # only workers write there
 
 
+class _PoolSigterm:
+    """closed_pool's SIGTERM handler (`timeout`, `kill PID`, a container's stop: the main process alone): Python's
+    default ended the process at once and left its forked workers blocked for ever on the task pipe a sibling still
+    held open (orphans). Here the workers are terminated first, then the process ends by SIGTERM as before (the
+    handler it replaced: the default, or an enclosing pool's). A forked worker, which inherits this handler before
+    its initializer runs, just ends by it."""
+
+    def __init__(self, ex, old):
+        import os
+        self.ex, self.old, self.pid = ex, old, os.getpid()
+
+    def __call__(self, signum, frame):
+        import os
+        import signal
+        if os.getpid() == self.pid:
+            for p in list((getattr(self.ex, "_processes", None) or {}).values()):
+                p.terminate()
+            if isinstance(self.old, _PoolSigterm):
+                return self.old(signum, frame)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 @contextmanager
 def closed_pool(ex):
     """A ProcessPoolExecutor's life (every pool of the steps': worker_pool's, preprocess's), shut down on leaving:
@@ -163,12 +186,16 @@ def closed_pool(ex):
     handler (not Python's default) is left alone."""
     import signal
     import threading
-    on_sigint = None
+    on_sigint = on_sigterm = None
     if threading.current_thread() is threading.main_thread():
         old = signal.getsignal(signal.SIGINT)
         if old is signal.default_int_handler or isinstance(old, _PoolSigint):     # a pool in a pool's life too
             on_sigint = _PoolSigint(ex, old)
             signal.signal(signal.SIGINT, on_sigint)
+        old_term = signal.getsignal(signal.SIGTERM)
+        if old_term is signal.SIG_DFL or isinstance(old_term, _PoolSigterm):    # a caller's own is left alone
+            on_sigterm = _PoolSigterm(ex, old_term)
+            signal.signal(signal.SIGTERM, on_sigterm)
     state = on_sigint if on_sigint is not None else _PoolSigint(ex, None)     # not installed: flags only
     try:
         with ex:                        # leaving: ex.shutdown(wait=True)
@@ -184,6 +211,9 @@ def closed_pool(ex):
         if on_sigint is not None and threading.current_thread() is threading.main_thread() and \
                 signal.getsignal(signal.SIGINT) is on_sigint:
             signal.signal(signal.SIGINT, on_sigint.old)
+        if on_sigterm is not None and threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGTERM) is on_sigterm:
+            signal.signal(signal.SIGTERM, on_sigterm.old)
     if state.pending:
         raise KeyboardInterrupt
 

@@ -129,6 +129,67 @@ def test_ctrl_c_stops_the_workers_quietly_and_drops_the_chunks_not_started(where
     assert n_done < 50, f"{n_done} of the 100 chunks worked through after Ctrl-C"
 
 
+_SIGTERM = """
+import os, sys, time
+from imgcls.parallel import chunked_map
+
+def work(x):
+    with open(sys.argv[1], "a") as f:      # the workers' pids
+        print(os.getpid(), file=f)
+    time.sleep(60)
+    return x
+
+list(chunked_map(work, list(range(4)), workers=2, chunk=1))
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_sigterm_to_the_main_process_stops_its_workers_too(tmp_path):
+    """`timeout 1h imgcls clean ...`, `kill PID`, a container's stop: SIGTERM to the main process alone. It died at
+    once (exit 143), and its pool's forked workers, blocked on the task pipe the sibling worker still held open,
+    were left as orphans for ever (two `imgcls clean` processes per stopped run, found by ps hours later). The
+    workers are terminated with it; the process still ends by SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    pids_file = tmp_path / "pids.txt"
+    proc = subprocess.Popen([sys.executable, "-c", _SIGTERM, str(pids_file)], start_new_session=True,
+                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
+                            stdout=subprocess.DEVNULL, stderr=(tmp_path / "err.txt").open("w"))
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pids = [int(x) for x in pids_file.read_text().split()] if pids_file.exists() else []
+        assert len(pids) == 2, "the workers did not start"
+        proc.send_signal(signal.SIGTERM)            # the main process only, not its group
+        proc.wait(timeout=30)       # not communicate(): orphaned workers would hold its pipes open
+        err = (tmp_path / "err.txt").read_text()
+        assert proc.returncode == -signal.SIGTERM, (proc.returncode, err)
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not [p for p in pids if _alive(p)], "workers left running after SIGTERM"
+        assert "Traceback" not in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for p in pids:
+            if _alive(p):
+                os.kill(p, signal.SIGKILL)
+
+
 def _killed_at_7(x: int) -> int:
     if x == 7:
         import os
