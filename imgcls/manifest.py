@@ -746,6 +746,12 @@ def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
         return "every file is there, so the paths are right: check that the files are images"
     gone = image_paths(df[missing].iloc[:1])[0]
     other = _same_stem_image(gone)
+    if other is not None and df.attrs.get(LAYOUT_READ) == "manifest":
+        # a manifest / split table written before a step wrote its images again in another format (preprocess
+        # --format jpg deleted the .png files it lists): the table is stale, the files are right
+        return (f"{gone.parent} holds {other}, not {gone.name}: the table is older than its images (written again "
+                f"since, e.g. by preprocess --format); rerun the steps after the one that rewrote them (e.g. imgcls "
+                f"split), or list the files as they are")
     if other is not None:       # the folder is right, the extension is not: no route would find it
         return (f"{gone.parent} holds {other}, not {gone.name}: the names listed and the files differ in their "
                 f"extension; rename the files as listed")

@@ -1105,6 +1105,24 @@ def test_a_fifo_among_the_images_keeps_every_mtime_exact(tmp_path, monkeypatch, 
     assert again["mtime"].tolist()[:4] == df["mtime"].tolist()[:4]
 
 
+def test_a_table_older_than_its_images_rewritten_in_another_format_says_rerun_not_rename(tmp_path):
+    """A split table written before preprocess ran again with --format jpg lists the .png files that run deleted;
+    every image unreadable, the line's fix was 'the names listed and the files differ in their extension; rename
+    the files as listed' (JPEGs renamed .png), beside the pipeline's own warning to rerun split. For a manifest the
+    fix named is rerunning the steps after the one that rewrote the images."""
+    from PIL import Image
+    root = make_image_folder(tmp_path / "processed", {"a": 2, "b": 2}, size=(16, 16))
+    table = mf.write(mf.load(root, scan=True), tmp_path / "splits.csv")
+    for p in sorted(root.rglob("*.png")):
+        Image.open(p).convert("RGB").save(p.with_suffix(".jpg"))
+        p.unlink()
+    with pytest.raises(UserError) as e:
+        mf.load(table, scan=True)
+    text = str(e.value)
+    assert "holds 000.jpg, not 000.png" in text and "rename the files as listed" not in text
+    assert "rerun the steps after the one that rewrote them (e.g. imgcls split)" in text
+
+
 def test_a_manifest_without_mtime_is_judged_by_size(tmp_path):
     """A manifest written before the mtime column loads; its rows are stale by size alone, as before (a same-size
     change is not seen until the row is scanned again; a size change is), and a rescanned row gains its mtime."""
