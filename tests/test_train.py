@@ -344,6 +344,24 @@ def test_a_python_resume_with_a_fresh_config_continues_the_run_as_the_cli_does(t
     assert (run / "oof_score.json").is_file() and (cli / "oof_score.json").is_file()
 
 
+def test_run_train_leaves_the_callers_config_as_given_so_it_trains_again(tmp_path, monkeypatch):
+    """A notebook's `cfg = TrainConfig(...); run_train(cfg); cfg.seed = 1; run_train(cfg)` failed on its second call:
+    run_train wrote what it resolved into the caller's object (the run's generated name, the default input's path
+    made absolute, img_size, device_used, weights_source, ...), so the second run was refused as `run folder
+    outputs/runs/<first run> already holds a finished run; choose another --name`. The caller's config is left as
+    given; the resolved one is the run's config.yaml."""
+    monkeypatch.chdir(tmp_path)
+    make_image_folder(tmp_path / "data" / "raw", {"a": 6, "b": 6}, size=(32, 32))     # the default input
+    cfg = TrainConfig(**TINY, epochs=1, aug="none", val_split=0.3)
+    given = copy.deepcopy(cfg)
+    first = run_train(cfg)
+    assert cfg == given
+    cfg.seed = 1
+    second = run_train(cfg)
+    assert second != first and (first / "best.pt").is_file() and (second / "best.pt").is_file()
+    assert TrainConfig.load(second / "config.yaml").seed == 1 and TrainConfig.load(first / "config.yaml").seed == 0
+
+
 def test_a_run_reads_what_it_recorded_from_any_working_folder(tmp_path, monkeypatch):
     """config.yaml recorded the data, --weights and --init-from as typed (`src: data/splits.csv`): `train --resume
     proj/outputs/runs/RUN` from another folder failed with `data/splits.csv does not exist`, or, where that folder

@@ -219,8 +219,13 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     run_train calls share for cfg.tracker (tune's study: MLflow nests them under one parent run, W&B groups them).
     --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards).
     `typed`: the options the user gave (TrainConfig.resolve's overrides; the CLI's flags): one given at its default
-    where it would not act is refused too (imgcls.options.check_typed)."""
+    where it would not act is refused too (imgcls.options.check_typed).
+    The caller's `cfg` is left as given (a notebook trains it again after `cfg.seed = 1`): what the run resolves
+    (its name, the data's path, img_size, device_used, ...) goes into a copy, recorded in the run's config.yaml."""
+    import copy
+
     from imgcls.console import same_on_every_process
+    cfg = copy.deepcopy(cfg)
     # under torchrun every process checks the same options and files (and gets rank 0's refusal of the run folder or
     # cache): a refusal is said once
     with same_on_every_process():
