@@ -17,7 +17,7 @@ from imgcls.fsutil import (check_output_location, check_writable, remove_stale_t
 from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders_read
 from imgcls.eda_config import DEFAULT_OUT, SAMPLES_PER_CLASS, EdaConfig
-from imgcls.options import check
+from imgcls.options import check, check_arguments
 from imgcls.outputs import EDA_SUMMARY, REPORT_HTML, output_set, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
@@ -304,6 +304,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`; returns
     the summary (summary.json's dict: n_images, classes, imbalance_ratio, duplicates, ...).
     `test`: the competition's test images, compared with the dataset (compare_test; summary["test"])."""
+    check_arguments("run_eda", opts=(opts, mf.LayoutOptions))
     check(EdaConfig(samples_per_class=samples_per_class, seed=seed, test=None if test is None else str(test)))
     check_workers(workers)
     if max_pixels is not None:

@@ -254,14 +254,17 @@ def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typ
             check_acts(cfg, name, table)
 
 
-def check_arguments(step: str, **given: tuple[Any, type]) -> None:
-    """A library step's config / layout arguments, `name=(value, its class)`, each None or of its class: the steps
-    do not take them in one order (run_clean(src, out, cfg, opts), run_split(src, out, opts, cfg)), and one given
-    in the other's place failed deep inside (AttributeError: 'SplitConfig' object has no attribute 'csv'). A
-    TypeError naming the argument, and the keyword the value belongs to when another argument takes its class."""
+def check_arguments(step: str, required: typing.Collection[str] = (), **given: tuple[Any, type]) -> None:
+    """A library step's config / layout arguments, `name=(value, its class)`, each None (unless its name is in
+    `required`: run_train's cfg) or of its class: the steps do not take them in one order (run_clean(src, out, cfg,
+    opts), run_split(src, out, opts, cfg)), and one given in the other's place failed deep inside (AttributeError:
+    'SplitConfig' object has no attribute 'csv'). A TypeError naming the argument, and the keyword the value belongs
+    to when another argument takes its class; a dict, the config's constructor that takes it."""
     for name, (value, cls) in given.items():
-        if value is None or isinstance(value, cls):
+        if (value is None and name not in required) or isinstance(value, cls):
             continue
+        if isinstance(value, dict) and hasattr(cls, "__dataclass_fields__"):
+            raise TypeError(f"{step}'s {name} must be a {cls.__name__} (got a dict); pass {cls.__name__}(**d)")
         got = type(value).__name__
         other = next((k for k, (_, c) in given.items() if isinstance(value, c)), None)
         raise TypeError(f"{step}'s {name} must be a {cls.__name__} (got a {got})"

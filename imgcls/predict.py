@@ -38,7 +38,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
 from imgcls.layouts import FolderView
-from imgcls.options import check, python_too, shown
+from imgcls.options import check, check_arguments, python_too, shown
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMARY, REPORT_HTML, SPEC_NAME,
                             SUBMISSION_CSV, own_earlier_files, refuse_other_output, refuse_users_files,
                             replacing_line)
@@ -948,6 +948,7 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
     """Predict and write `probs.parquet|csv`, `submission.csv`, `predict.json` under `out`; returns the summary.
     `evaluate`: score the labelled rows of `eval_split` (see eval_rows: the val rows of a splits.csv by default).
     `max_pixels` None: the members' recorded train --max-pixels (recorded_max_pixels)."""
+    check_arguments("run_predict", opts=(opts, mf.LayoutOptions))
     PredictConfig(tta=tta, tta_merge=tta_merge, fmt=fmt, sample_submission=sample_submission,
                   probs_format=probs_format, evaluate=evaluate, eval_split=eval_split, batch_size=batch_size,
                   amp=amp, device=device, workers=workers, max_pixels=max_pixels, plots=plots).validate()

@@ -972,7 +972,8 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
     import sys
     from imgcls.console import info
     from imgcls.fsutil import check_writable
-    from imgcls.options import check, set_options
+    from imgcls.options import check, check_arguments, set_options
+    check_arguments("run_runs", cfg=(cfg, RunsConfig))
     cfg = cfg or RunsConfig()
     check(cfg)
     if action not in ACTIONS:

@@ -517,6 +517,43 @@ def test_a_config_given_in_another_step_s_argument_order_names_the_keyword(tmp_p
     assert not out.exists()
 
 
+def test_every_step_s_config_argument_of_another_type_is_a_type_error_naming_it(tmp_path):
+    """clean, preprocess and split checked their config / layout arguments (above); train, tune, eda, predict, runs
+    and split --check did not: run_train({'epochs': 1}) was `AttributeError: 'dict' object has no attribute
+    'validate'`, run_train(CleanConfig()) `TypeError: CleanConfig.validate() got an unexpected keyword argument
+    'registry'`, TuneConfig(train={...}) `must be called with a dataclass type or instance`, run_eda(src, out,
+    opts=CleanConfig()) `'CleanConfig' object has no attribute 'ext'`, each from deep inside. Each is a TypeError
+    naming the step's argument and its class (a dict: the constructor that takes it), before any work."""
+    from imgcls.clean import CleanConfig
+    from imgcls.eda import run_eda
+    from imgcls.predict import run_predict
+    from imgcls.runs import run_runs
+    from imgcls.split.run import run_check
+    from imgcls.train import TrainConfig, run_train
+    from imgcls.tune import TuneConfig, run_tune
+    out = tmp_path / "out"
+    cases = [
+        (lambda: run_train({"epochs": 1}), "run_train's cfg must be a TrainConfig (got a dict); pass TrainConfig(**d)"),
+        (lambda: run_train(None), "run_train's cfg must be a TrainConfig (got a NoneType)"),
+        (lambda: run_train(CleanConfig()), "run_train's cfg must be a TrainConfig (got a CleanConfig)"),
+        (lambda: run_tune({"study": "s"}), "run_tune's cfg must be a TuneConfig (got a dict); pass TuneConfig(**d)"),
+        (lambda: run_tune(TuneConfig(study="s", out=str(out), train={"epochs": 1})),
+         "TuneConfig's train must be a TrainConfig (got a dict); pass TrainConfig(**d)"),
+        (lambda: run_eda(tmp_path, out, opts=CleanConfig()),
+         "run_eda's opts must be a LayoutOptions (got a CleanConfig)"),
+        (lambda: run_predict(tmp_path, tmp_path, out=out, opts=CleanConfig()),
+         "run_predict's opts must be a LayoutOptions (got a CleanConfig)"),
+        (lambda: run_runs("table", [tmp_path], CleanConfig()),
+         "run_runs's cfg must be a RunsConfig (got a CleanConfig)"),
+        (lambda: run_check(tmp_path / "s.csv", cfg=TrainConfig()),
+         "run_check's cfg must be a SplitConfig (got a TrainConfig)"),
+    ]
+    for call, msg in cases:
+        with pytest.raises(TypeError, match=re.escape(msg)):
+            call()
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("step,make,msg", [
     # a float where an int goes passed the range check: epochs=1.5 broke training with a TypeError after the data
     # was read, SplitConfig(folds=2.0) in scikit-learn, run_eda(workers=1.5) in multiprocessing

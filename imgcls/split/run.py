@@ -301,6 +301,7 @@ def _write_set(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, lea
 def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
               workers: int = ParallelOptions.workers) -> pd.DataFrame:
     """`imgcls split --check FILE [--fix]`: find leaks in an existing split; with fix, move and write to out."""
+    check_arguments("run_check", cfg=(cfg, SplitConfig))
     cfg = cfg or SplitConfig()
     cfg.validate()
     check_workers(workers)

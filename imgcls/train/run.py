@@ -225,6 +225,8 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     import copy
 
     from imgcls.console import same_on_every_process
+    from imgcls.options import check_arguments
+    check_arguments("run_train", required=("cfg",), cfg=(cfg, TrainConfig))
     cfg = copy.deepcopy(cfg)
     # under torchrun every process checks the same options and files (and gets rank 0's refusal of the run folder or
     # cache): a refusal is said once

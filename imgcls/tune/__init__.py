@@ -25,7 +25,7 @@ from typing import Optional
 
 from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
-from imgcls.options import check, choose_another, option, option_text, python_too, set_options, shown
+from imgcls.options import check, check_arguments, choose_another, option, option_text, python_too, set_options, shown
 from imgcls.outputs import BEST_CONFIG, REPORT_HTML, STUDY_DB, TRIAL_DIR, TRIALS_CSV, trial_dir
 from imgcls.run_names import METRICS_CSV, PER_CLASS_CSV, fold_dirs
 from imgcls.train.callbacks import Callback
@@ -666,6 +666,8 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     best_config.yaml, trials.csv and report.html. `callbacks`: train callbacks given to every trial's run_train
     (e.g. a tracker). Ctrl-C: the files are written for the trials so far, the `interrupted:` line says how to
     resume the study, then KeyboardInterrupt propagates."""
+    check_arguments("run_tune", required=("cfg",), cfg=(cfg, TuneConfig))
+    check_arguments("TuneConfig", required=("train",), train=(cfg.train, TrainConfig))
     space, url = _check_up_front(cfg)     # a user's error is said before optuna is imported
     import optuna
     study_dir = cfg.study_dir()
