@@ -3,6 +3,7 @@ that predict consumes, and clear errors for members that do not share classes.""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -86,6 +87,19 @@ def test_a_malformed_member_val_predictions_csv_is_one_line(tmp_path):
     # imgcls wrote the file: no row of it is the user's to mend ("fix that row" was a user's CSV's fix)
     fix = "imgcls train wrote it: restore it from a backup, or train the run again"
     assert str(bad) in line and "line 3 has" in line and line.endswith(f"; {fix}"), line
+    assert not (tmp_path / "ens").exists()
+
+
+def test_build_ensemble_given_one_path_instead_of_a_list_names_the_list_it_takes(tmp_path):
+    """build_ensemble('outputs/runs/a') (a notebook's slip for ['outputs/runs/a', ...]) read the string's characters
+    as run folders: `run folder o does not exist; give a folder under outputs/runs`, naming no run the user gave.
+    A str or path in `runs` is a TypeError naming the argument and the list it takes, before anything is read."""
+    from imgcls.ensemble import build_ensemble
+    run = make_tiny_run(tmp_path / "runs" / "effnet")
+    for given in (str(run), run):
+        with pytest.raises(TypeError, match=re.escape(f"build_ensemble's runs must be a list of run folders (got "
+                                                      f"the path {str(run)!r}); pass build_ensemble([")):
+            build_ensemble(given, out=tmp_path / "ens")
     assert not (tmp_path / "ens").exists()
 
 

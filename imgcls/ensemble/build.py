@@ -31,6 +31,9 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     """Score members on their validation predictions, fit or take weights, write the ensemble folder; returns the
     EnsembleSpec written (spec.path: its spec.yaml, what run_predict takes; members with their weights; scores).
     Weights given with method soft make it weighted. `combine="profile"`: see the module doc."""
+    if isinstance(runs, (str, os.PathLike)):     # one path's characters are not run folders
+        raise TypeError(f"build_ensemble's runs must be a list of run folders (got the path {str(runs)!r}); pass "
+                        f"build_ensemble([{str(runs)!r}, 'outputs/runs/B'])")
     check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine))
     if weights and method == "soft":
         method = "weighted"
