@@ -697,6 +697,32 @@ def test_a_trials_malformed_metrics_csv_fails_the_trial_with_one_line(data, tmp_
             f"{bad}: line 3 has 4 field(s), the header has 3; {fix}" in " ".join(r.output.split())), r.output
 
 
+def test_run_tune_leaves_the_callers_configs_as_given(tmp_path, space, monkeypatch):
+    """run_tune wrote into the caller's TuneConfig and the TrainConfig in it: the default input found (or, for a
+    resumed study, the data the study was started with) and every path made absolute. A notebook that tuned with
+    its `base = TrainConfig(...)` and then called run_train(base) trained on that data, not the working folder's
+    default input it asked for, and a second study from the same TuneConfig took the first one's options. Both are
+    left as given."""
+    import copy
+
+    import imgcls.train
+
+    def trial(cfg, **kw):           # a trial's run folder, as run_train writes it (config.yaml, metrics.csv)
+        run = Path(cfg.out) / cfg.name
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text("model: test_resnet\n")
+        (run / "metrics.csv").write_text("epoch,val_macro_f1,val_loss\n1,0.4,1.0\n")
+    monkeypatch.setattr(imgcls.train, "run_train", trial)
+    monkeypatch.chdir(tmp_path)
+    make_image_folder(tmp_path / "data" / "raw", {"a": 10, "b": 10}, size=(40, 40))     # the default input
+    base = TrainConfig(**TINY, epochs=1)
+    cfg = TuneConfig(train=base, study="s", space=str(space), out="tune", pruner="none", trials=1)
+    given = copy.deepcopy(cfg)
+    run_tune(cfg)
+    assert cfg == given and cfg.train is base and base.src is None
+    assert (tmp_path / "tune" / "s" / "trial_0000").is_dir()
+
+
 def test_bad_folds_are_refused_before_the_study_opens(data, tmp_path, space):
     r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--folds", "x",
                                  "--out", str(tmp_path / "tune"), "--trials", "2"])

@@ -665,9 +665,12 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     """Run (or resume, or join) the study; returns its folder <out>/<study>/ holding trial_NNNN/ run folders,
     best_config.yaml, trials.csv and report.html. `callbacks`: train callbacks given to every trial's run_train
     (e.g. a tracker). Ctrl-C: the files are written for the trials so far, the `interrupted:` line says how to
-    resume the study, then KeyboardInterrupt propagates."""
+    resume the study, then KeyboardInterrupt propagates. The caller's `cfg` (and its `train`) is left as given: the
+    data and options the study resolves (the default input, a resumed study's own) go into a copy."""
+    import copy
     check_arguments("run_tune", required=("cfg",), cfg=(cfg, TuneConfig))
     check_arguments("TuneConfig", required=("train",), train=(cfg.train, TrainConfig))
+    cfg = copy.deepcopy(cfg)
     space, url = _check_up_front(cfg)     # a user's error is said before optuna is imported
     import optuna
     study_dir = cfg.study_dir()
