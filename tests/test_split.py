@@ -304,6 +304,26 @@ def test_check_fix_balance_of_a_table_split_by_another_column(tmp_path):
         assert bal["n_classes"] == 2 and {r["class"] for r in bal["worst"]} == {"a", "b"}, (name, bal)
 
 
+def test_check_fix_leaves_the_callers_split_config_as_given(tmp_path):
+    """run_check(FILE, OUT, cfg, fix=True) wrote the checked table's own fractions into the caller's SplitConfig (val,
+    test; a k-fold table's folds) for its balance table: a notebook's next run_split(SRC, cfg=cfg) split at the
+    fractions of the file it had checked (val 0.3 here), not the default 0.2 the config held. The caller's config
+    is left as given."""
+    import copy
+    df0 = mf.load(make_image_folder(tmp_path / "raw", {"a": 20, "b": 20}, size=(12, 12)), announce=False)
+    d, *_ = sp.make_split(df0, cfg(val=0.3))
+    bad = d.copy()
+    a = np.flatnonzero((bad["label"] == "a").to_numpy())
+    bad.iloc[[a[(bad["split"].iloc[a] == p).to_numpy()][0] for p in ("train", "val")],
+             bad.columns.get_loc("group")] = "leak"
+    mf.write(bad, tmp_path / "bad.csv")
+    given = cfg()
+    before = copy.deepcopy(given)
+    sp.run_check(tmp_path / "bad.csv", tmp_path / "fixed.csv", given, fix=True)
+    assert (tmp_path / "fixed.csv").is_file()
+    assert given == before and given.val == 0.2
+
+
 def test_a_unit_holding_most_of_its_class_stays_in_train(tmp_path):
     """openclipart_dirty's `shapes`: 1,359 of 1,668 drawings are one near-duplicate chain. Placed like any unit it
     went to val (or one fold) whole, leaving training 309 of the class; it now trains in every fold, said in a

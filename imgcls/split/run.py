@@ -2,6 +2,7 @@
 (check / fix an existing split file)."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 from pathlib import Path
@@ -300,9 +301,11 @@ def _write_set(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, lea
 
 def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
               workers: int = ParallelOptions.workers) -> pd.DataFrame:
-    """`imgcls split --check FILE [--fix]`: find leaks in an existing split; with fix, move and write to out."""
+    """`imgcls split --check FILE [--fix]`: find leaks in an existing split; with fix, move and write to out. The
+    caller's `cfg` is left as given (the fixed table's balance is reported against the file's own fractions, set on
+    a copy)."""
     check_arguments("run_check", cfg=(cfg, SplitConfig))
-    cfg = cfg or SplitConfig()
+    cfg = copy.deepcopy(cfg) if cfg is not None else SplitConfig()
     cfg.validate()
     check_workers(workers)
     file = Path(file)
