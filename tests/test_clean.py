@@ -88,6 +88,19 @@ def test_clean_names_unreadable_images_and_says_what_it_removed_in_words(dirty, 
     assert config["dup_threshold"] == DEFAULT_DUP_THRESHOLDS["verified"]     # the value used, not null
 
 
+def test_the_columns_run_clean_s_docstring_names_are_in_the_manifest_it_returns(tmp_path):
+    """run_clean's docstring (what help(run_clean) shows a notebook) named `drop_reason` among clean's columns; that is
+    split's column, and the manifest clean returns has `reason`. Every column the docstring names is there."""
+    import re
+
+    from imgcls.clean import CleanConfig, run_clean
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(24, 24))
+    df = run_clean(src, tmp_path / "c", CleanConfig(near_dup=False, ood=False), workers=1)
+    named = re.search(r"clean's columns: ([^)]*)\)", run_clean.__doc__).group(1)
+    named = [c.strip() for c in named.split(",") if c.strip() not in ("", "...")]
+    assert "reason" in named and not [c for c in named if c not in df.columns], (named, list(df.columns))
+
+
 def test_clean_marks_duplicates_ood_and_errors(dirty, tmp_path):
     before = tree_snapshot(dirty)
     # default near-duplicate method (verified) and default OOD method (photo-style)

@@ -178,7 +178,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
               opts: mf.LayoutOptions | None = None, workers: int = ParallelOptions.workers,
               materialize: str | None = None) -> pd.DataFrame:
     """`imgcls clean SRC`: mark duplicates, out-of-domain and undersampled rows; returns the manifest written to
-    `out`/manifest.csv (clean's columns: keep, drop_reason, dup_group, ood_score, ...).
+    `out`/manifest.csv (clean's columns: keep, reason, dup_group, duplicate_of, label_conflict, ood_score).
     `materialize` (link | copy), when given, replaces cfg.materialize."""
     check_arguments("run_clean", cfg=(cfg, CleanConfig), opts=(opts, mf.LayoutOptions))
     cfg = cfg or CleanConfig()
