@@ -936,7 +936,7 @@ def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str],
     return res
 
 
-def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike | None = None,
+def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: str | os.PathLike | None = None,
                 out: str | os.PathLike | None = None, tta: str = PredictConfig.tta,
                 tta_merge: str = PredictConfig.tta_merge, fmt: str | None = PredictConfig.fmt,
                 sample_submission: str | os.PathLike | None = None, probs_format: str = PredictConfig.probs_format,
@@ -947,8 +947,14 @@ def run_predict(source: str | os.PathLike | None = None, data: str | os.PathLike
                 max_pixels: int | None = PredictConfig.max_pixels, plots: bool = PredictConfig.plots) -> dict:
     """Predict and write `probs.parquet|csv`, `submission.csv`, `predict.json` under `out`; returns the summary.
     `evaluate`: score the labelled rows of `eval_split` (see eval_rows: the val rows of a splits.csv by default).
-    `max_pixels` None: the members' recorded train --max-pixels (recorded_max_pixels)."""
+    `max_pixels` None: the members' recorded train --max-pixels (recorded_max_pixels). `source`: a run or ensemble
+    folder, a checkpoint, a spec.yaml, or the EnsembleSpec build_ensemble returned (its spec.yaml)."""
     check_arguments("run_predict", opts=(opts, mf.LayoutOptions))
+    if isinstance(source, EnsembleSpec):
+        if source.path is None:
+            raise TypeError("run_predict's source is an EnsembleSpec with no spec.yaml; pass the one build_ensemble "
+                            "returns (or its spec.path)")
+        source = source.path
     PredictConfig(tta=tta, tta_merge=tta_merge, fmt=fmt, sample_submission=sample_submission,
                   probs_format=probs_format, evaluate=evaluate, eval_split=eval_split, batch_size=batch_size,
                   amp=amp, device=device, workers=workers, max_pixels=max_pixels, plots=plots).validate()

@@ -167,6 +167,25 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     assert np.allclose(probs.filter(like="p_").to_numpy(), w[0] * one[0] + w[1] * one[1], atol=1e-5)
 
 
+def test_run_predict_takes_the_ensemble_spec_build_ensemble_returns(tmp_path):
+    """`spec = build_ensemble([...]); run_predict(spec, DATA)`, the object a notebook holds, was pathlib's
+    `TypeError: expected str, bytes or os.PathLike object, not EnsembleSpec`: run_predict took only spec.path. The
+    EnsembleSpec written is taken as its spec.yaml, with the same files and numbers."""
+    from imgcls.ensemble import build_ensemble
+    from imgcls.predict import run_predict
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows)
+    spec = build_ensemble([r1, r2], out=tmp_path / "ens")
+    test = tmp_path / "test"
+    for i in range(3):
+        make_image(test / f"t{i}.png", seed=50 + i, kind="noise")
+    by_object = run_predict(spec, test, out=tmp_path / "p1", workers=0)
+    by_path = run_predict(spec.path, test, out=tmp_path / "p2", workers=0)
+    assert by_object["source"] == by_path["source"] == str(spec.path.resolve())
+    assert pd.read_parquet(tmp_path / "p1" / "probs.parquet").equals(pd.read_parquet(tmp_path / "p2" / "probs.parquet"))
+
+
 def test_a_member_of_weight_zero_is_not_run(tmp_path, monkeypatch):
     rows = _val_rows(tmp_path / "data")
     r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
