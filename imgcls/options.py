@@ -19,6 +19,7 @@ import functools
 import inspect
 import types
 import typing
+from contextlib import contextmanager
 from dataclasses import MISSING, dataclass
 from typing import Any, Callable
 
@@ -214,11 +215,39 @@ def in_range(value: float, spec: Spec) -> bool:
     return True
 
 
+def keyword_note(*named: tuple[str, Spec]) -> str:
+    """' (Python: samples_per_class=)': the keywords of the fields among `named` (name, declaration) whose flag is
+    another word (--samples, --format, --eval, --weight-metric), which an error naming them by their flag is
+    followed by (README, From Python: a flag with no keyword of its name); '' where each flag spells its keyword."""
+    odd = dict.fromkeys(n for n, spec in named if flag(n, spec) != "--" + n.replace("_", "-"))
+    return f" (Python: {', '.join(n + '=' for n in odd)})" if odd else ""
+
+
+@contextmanager
+def _keywords_named(*named: tuple[str, Spec]) -> typing.Iterator[None]:
+    """Around a check naming these fields by their flags: a UserError raised there ends with keyword_note's for those
+    its text names."""
+    try:
+        yield
+    except UserError as e:
+        note = keyword_note(*((n, spec) for n, spec in named if flag(n, spec) in str(e)))
+        if note and not str(e).endswith(note):
+            e.args = (str(e) + note, *e.args[1:])
+        raise
+
+
 def check_value(name: str, value: Any, spec: Spec, kind: str | None = None) -> None:
     """One field: a choice among its choices, a number within its range (None passes: 'not set'). `kind`
     (check() reads it from the field's declared type, _kind): 'int' refuses a float (epochs=1.5 passed the range
     check and broke training with a TypeError after the data was read), 'list' a string (stratify='label' was read
-    as the columns 'l', 'a', 'b', ...): a Python caller's wrong type is one line, as the command line's."""
+    as the columns 'l', 'a', 'b', ...): a Python caller's wrong type is one line, as the command line's. A field
+    whose flag is another word than its keyword (--samples: samples_per_class) is followed by its keyword."""
+    with _keywords_named((name, spec)):
+        _check_value(name, value, spec, kind)
+
+
+def _check_value(name: str, value: Any, spec: Spec, kind: str | None = None) -> None:
+    """check_value's checks."""
     if value is None:
         return
     opt = flag(name, spec)
@@ -229,7 +258,7 @@ def check_value(name: str, value: Any, spec: Spec, kind: str | None = None) -> N
         raise UserError(f"{opt} must be a whole number{' ' + range_text(spec) if ranged else ''} (got {value!r})")
     if spec.choices is not None and isinstance(value, list):    # a repeatable option: each value is a choice
         for v in value:
-            check_value(name, v, spec)
+            _check_value(name, v, spec)
         return
     if spec.choices is not None and value not in spec.choices:
         raise UserError(f"unknown {opt} '{value}'; use one of: {', '.join(map(str, spec.choices))}")
@@ -413,6 +442,13 @@ def check_acts(cfg: Any, name: str, table: dict | None = None, typed: bool = Fal
     spec = table[name][1]
     if not (spec.needs or spec.conflicts) or not (typed or _is_set(cfg, name, table)):
         return
+    named = [(name, spec), *((other, table[other][1]) for other, _ in needs_of(spec))]
+    with _keywords_named(*named, *(((spec.conflicts, table[spec.conflicts][1]),) if spec.conflicts else ())):
+        _check_acts(cfg, name, spec, table)
+
+
+def _check_acts(cfg: Any, name: str, spec: Spec, table: dict) -> None:
+    """check_acts' checks, for a field set where it may not act."""
     opt = flag(name, spec)
     for other, want in needs_of(spec):
         value, other_spec = getattr(cfg, other), table[other][1]

@@ -456,6 +456,42 @@ def test_eda_numeric_options(cmd, flags, msg, image_folder, tmp_path, monkeypatc
     assert not (tmp_path / "out").exists()
 
 
+def test_an_option_whose_flag_is_another_word_is_named_with_its_python_keyword(tmp_path):
+    """README (From Python): an error names an option by its flag, and a flag with no keyword of its name is
+    followed by its Python form. Five are another word (--samples: samples_per_class, --format: image_format / fmt,
+    --eval: evaluate, --weight-metric: metric), and their range, choice and needs errors named the flag alone:
+    run_eda(samples_per_class=0) said `--samples must be >= 1 (got 0)`, a keyword run_eda has not. Each such
+    error now ends with the keywords (`(Python: samples_per_class=)`); the CLI's line keeps its text before it."""
+    from imgcls.ensemble import build_ensemble
+    from imgcls.eda import run_eda
+    from imgcls.predict import run_predict
+    from imgcls.preprocess import PreprocessConfig, run_preprocess
+    out = tmp_path / "out"
+    cases = [
+        (lambda: run_eda(tmp_path, out, samples_per_class=0),
+         "--samples must be >= 1 (got 0) (Python: samples_per_class=)"),
+        (lambda: build_ensemble([tmp_path, tmp_path], metric="acc", out=out),
+         "unknown --weight-metric 'acc'; use one of: logloss, f1 (Python: metric=)"),
+        (lambda: build_ensemble([tmp_path, tmp_path], method="weighted", weights="1,2", metric="f1", out=out),
+         "this run has --weights 1,2; set --weights or drop --weight-metric (Python: metric=)"),
+        (lambda: run_predict(tmp_path, tmp_path, out=out, eval_split="test"),
+         "--eval-split acts only with --eval, and this run has no --eval; add --eval or drop --eval-split "
+         "(Python: evaluate=)"),
+        (lambda: run_preprocess(tmp_path, out, PreprocessConfig(image_format="gif")),
+         "(Python: image_format=)"),
+    ]
+    for call, msg in cases:
+        with pytest.raises(UserError) as got:
+            call()
+        assert str(got.value).endswith(msg), str(got.value)
+    with pytest.raises(UserError) as got:          # flags that spell their keywords: no note
+        run_eda(tmp_path, out, seed=-1)
+    assert "Python" not in str(got.value)
+    r = runner.invoke(app, ["eda", str(tmp_path), "--out", str(out), "--samples", "0"])
+    assert r.exit_code == 2 and "--samples must be >= 1 (got 0) (Python: samples_per_class=)" in r.output, r.output
+    assert not out.exists()
+
+
 def test_export_numeric_options_before_loading_the_run(tmp_path):
     for flags, msg in ((["--opset", "3"], "--opset must be between 7 and 20 (got 3)"),
                        (["--atol", "0"], "--atol must be > 0 (got 0.0)")):
