@@ -9,7 +9,7 @@ from typing import Optional
 from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.image_options import DEFAULT_MAX_PIXELS, max_pixels_option
-from imgcls.options import When, check, option
+from imgcls.options import When, check, keyword_note, option, specs
 from imgcls.parallel import default_workers
 from imgcls.run_names import RUN_CONFIG
 from imgcls.tta import MERGES, parse_tta
@@ -43,7 +43,7 @@ def resolve_format(fmt: str) -> tuple[str, str, str]:
     if len(parts) == 2 and all(parts):
         return parts[0], parts[1], "name"
     raise UserError(f"unknown --format '{fmt}'; use id,label, mask (ImageID,ans with class ids), "
-                    f"dacon (id,artist), or ID_COL,LABEL_COL")
+                    f"dacon (id,artist), or ID_COL,LABEL_COL" + keyword_note(("fmt", specs(PredictConfig)["fmt"][1])))
 
 
 PREDICTION, SUBMISSION, EVALUATION, RUNTIME = "Prediction", "Submission", "Evaluation", "Runtime"

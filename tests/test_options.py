@@ -484,6 +484,12 @@ def test_an_option_whose_flag_is_another_word_is_named_with_its_python_keyword(t
         with pytest.raises(UserError) as got:
             call()
         assert str(got.value).endswith(msg), str(got.value)
+    # predict's --format is read by its own check (predict_config.resolve_format), which says it too
+    from imgcls.predict_config import resolve_format
+    with pytest.raises(UserError) as got:
+        resolve_format("weird")
+    assert str(got.value).startswith("unknown --format 'weird'; use id,label") and \
+        str(got.value).endswith("or ID_COL,LABEL_COL (Python: fmt=)"), str(got.value)
     with pytest.raises(UserError) as got:          # flags that spell their keywords: no note
         run_eda(tmp_path, out, seed=-1)
     assert "Python" not in str(got.value)
