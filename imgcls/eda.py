@@ -302,7 +302,8 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
             samples_per_class: int = EdaConfig.samples_per_class, test: str | os.PathLike | None = EdaConfig.test
             ) -> dict:
     """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`; returns
-    the summary (summary.json's dict: n_images, classes, imbalance_ratio, duplicates, ...).
+    the summary (summary.json's dict: n_images, classes, imbalance_ratio, exact_duplicate_groups,
+    exact_duplicate_images, cross_class_duplicate_groups, ...).
     `test`: the competition's test images, compared with the dataset (compare_test; summary["test"])."""
     check_arguments("run_eda", opts=(opts, mf.LayoutOptions))
     check(EdaConfig(samples_per_class=samples_per_class, seed=seed, test=None if test is None else str(test)))

@@ -180,6 +180,19 @@ def test_run_eda_artifacts(tmp_path, image_folder):
     assert json.loads((out / "summary.json").read_text())["n_images"] == 12
 
 
+def test_the_keys_run_eda_s_docstring_names_are_in_the_summary_it_returns(tmp_path):
+    """run_eda's docstring (help(run_eda) in a notebook) named a `duplicates` key of the summary it returns; there is
+    none (exact_duplicate_groups, exact_duplicate_images, cross_class_duplicate_groups). Every key it names is there,
+    and the returned dict is summary.json's."""
+    import re
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(24, 24))
+    summary = eda.run_eda(src, tmp_path / "eda", workers=1)
+    named = re.search(r"summary\.json's dict: ([^)]*)\)", eda.run_eda.__doc__).group(1)
+    named = [k.strip() for k in named.split(",") if k.strip() not in ("", "...")]
+    assert "exact_duplicate_groups" in named and not [k for k in named if k not in summary], (named, list(summary))
+    assert json.loads((tmp_path / "eda" / "summary.json").read_text()) == json.loads(json.dumps(summary))
+
+
 @pytest.mark.rendered_figures
 def test_sample_grids_are_seeded(tmp_path):
     root = make_image_folder(tmp_path / "raw", {"a": 12, "b": 12})
