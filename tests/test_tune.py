@@ -1702,6 +1702,34 @@ def test_a_trial_whose_process_was_killed_is_failed_as_killed_without_made_up_se
     assert t.loc[1, "message"] == ""
 
 
+def test_two_processes_failing_the_same_killed_trial_do_not_crash(tmp_path):
+    """Two `imgcls tune --study s` started together after a `kill -9` (a script starting its workers at once) both
+    find the dead trial running; the one that fails it second found it already failed by the other and crashed with
+    Optuna's UpdateFinishedTrialError (a traceback, its trials never run). The one failed first is left as it is."""
+    import socket
+    import subprocess
+    from imgcls.tune import _fail_killed_trials, open_storage
+    from imgcls.tune.report import KILLED, trials_frame
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'study.db'}"), study_name="s")
+    dead = study.ask()
+    dead.set_user_attr("process", f"{socket.gethostname()}:{gone.pid}")
+    seen = study.get_trials(deepcopy=True)      # what the second process read: running
+
+    class Late:     # the second process: its read of the running trials came before the first one failed it
+        _storage = study._storage
+
+        @staticmethod
+        def get_trials(deepcopy=False, states=None):
+            return [t for t in seen if states is None or t.state in states]
+
+    _fail_killed_trials(study)
+    _fail_killed_trials(Late())
+    t = trials_frame(study).set_index("trial")
+    assert list(t["state"]) == ["fail"] and t.loc[0, "message"] == KILLED, t
+
+
 def test_the_study_name_alone_refuses_when_the_study_s_data_is_gone(tmp_path, space, monkeypatch):
     """`imgcls tune --study s --trials 2` where the data the study was started on is no longer there (moved,
     deleted): the resumed study took the working folder's default input (data/raw here) with only its 'using ...'

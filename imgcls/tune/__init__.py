@@ -370,7 +370,9 @@ def _interrupted(t) -> bool:
 def _fail_killed_trials(study) -> None:
     """A running trial of this machine whose process is gone (kill -9, the OOM killer) is failed now, with
     report.KILLED as its message, not left 'running' in trials.csv until Optuna's heartbeat check fails it minutes
-    later. A trial of another machine is left to that check: its process cannot be looked at from here."""
+    later. A trial of another machine is left to that check: its process cannot be looked at from here. One failed
+    since it was read (two tunes of this machine opening the study at once) is left as the other failed it."""
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     from imgcls.tune.report import KILLED
@@ -386,8 +388,11 @@ def _fail_killed_trials(study) -> None:
             continue                    # alive, another user's
         except ProcessLookupError:
             pass
-        study._storage.set_trial_user_attr(t._trial_id, "message", KILLED)
-        study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        try:
+            study._storage.set_trial_user_attr(t._trial_id, "message", KILLED)
+            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        except UpdateFinishedTrialError:
+            pass                        # failed since it was read: by another tune opening the study at once
 
 
 def _requeue_interrupted(study) -> None:
