@@ -253,6 +253,34 @@ def test_mixup_copies_do_not_join_their_class_into_one_unit(tmp_path, folds):
     assert left and any(f"{left} oversampled cop" in n for n in summary["notes"]), summary["notes"]
 
 
+def test_check_fix_balances_a_mixup_class_by_its_images_as_the_split_did(tmp_path):
+    """`split --check FILE --fix` of a split holding preprocess --oversample-aug mixup copies: its balance table
+    joined the class's train images into one unit through the copies (each names two of them), as split did before
+    27d2896, so that unit, kept in train, left the shares: the class read 1 row, 0% in train and 100% in val, 75%
+    off its target, where the split itself measured its 6 images, 1 in val. The balance weighs the originals as the
+    split does, each its own unit, a copy in the unit of an original it follows."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 20, "b": 6}, size=(12, 12))
+    df0 = mf.load(raw, announce=False)
+    df = _with_copies(df0, {"b": 6})
+    copy = df["augmented_from"] != ""
+    df.loc[copy, "augmented_from"] = [f"b/{x:03d}.png|b/{(x + 1) % 6:03d}.png" for x in range(6)]
+    for p in df.loc[copy, "path"]:
+        shutil.copy(raw / "b" / "000.png", raw / p)
+    d, made, *_ = sp.make_split(mf.scan_images(df), cfg(val=0.25))
+    bal = [r for r in made["balance"]["worst"] if r["class"] == "b"]
+    assert bal and all(r["rows"] == 6 and r["groups"] == 6 for r in bal), bal
+    bad = d.copy()          # a leak elsewhere for --fix to repair: two of a's images, one per side, one person
+    a = np.flatnonzero((bad["label"] == "a").to_numpy())
+    bad.iloc[[a[(bad["split"].iloc[a] == p).to_numpy()][0] for p in ("train", "val")],
+             bad.columns.get_loc("group")] = "leak"
+    mf.write(bad, tmp_path / "bad.csv")
+    sp.run_check(tmp_path / "bad.csv", tmp_path / "fixed.csv", cfg(), fix=True)
+    fixed = json.loads((tmp_path / "fixed_summary.json").read_text())["balance"]
+    b = [r for r in fixed["worst"] if r["class"] == "b"]
+    assert all(r["rows"] == 6 and r["groups"] == 6 for r in b), b
+    assert fixed["max_deviation"] < 0.5, fixed
+
+
 def test_check_finds_and_fix_repairs_planted_leaks():
     df, *_ = sp.make_split(profile_table(80), cfg(val=0.25))
     a = df.index[df["split"] == "train"][0]

@@ -70,15 +70,41 @@ def side_rank(side: str) -> tuple:
     return (3, side)
 
 
+def _placed(df: pd.DataFrame, near_pairs: Sequence[tuple[int, int, float]]
+            ) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
+    """(the rows with a side, `near_pairs` (positions into df) as positions among them)."""
+    used = (sides(df) != "").to_numpy()
+    pos = {p: k for k, p in enumerate(np.flatnonzero(used))}
+    return used, [(pos[i], pos[j], c) for i, j, c in near_pairs if used[i] and used[j]]
+
+
 def side_units(df: pd.DataFrame, group_col: str = "group",
                near_pairs: Sequence[tuple[int, int, float]] = ()) -> pd.Series:
     """The unit of each row an existing split places (linked_units over the rows with a side; `near_pairs` index
-    df), '' for the rows in no split."""
-    used = (sides(df) != "").to_numpy()
-    pos = {p: k for k, p in enumerate(np.flatnonzero(used))}
-    pairs = [(pos[i], pos[j], c) for i, j, c in near_pairs if used[i] and used[j]]
+    df), '' for the rows in no split: what fix_leaks moves whole."""
+    used, pairs = _placed(df, near_pairs)
     out = pd.Series("", index=df.index, dtype=object)
     out[used] = linked_units(df[used], group_col, pairs)
+    return out
+
+
+def balance_units(df: pd.DataFrame, group_col: str = "group",
+                  near_pairs: Sequence[tuple[int, int, float]] = ()) -> pd.Series:
+    """The unit of each row an existing split places as a new split's balance weighs it (make_split): the
+    originals' units drawn apart from preprocess --oversample's copies (units_apart: a mixup copy names two images,
+    and through the copies a class's images became one unit, kept in train and out of the shares), a copy in the
+    unit of an original it is linked to (follow_sources, on any side: the balance weighs no copy); '' for the rows
+    in no split."""
+    from imgcls.split.assign import drawn_rows, follow_sources
+    from imgcls.split.units import link_pairs, units_apart
+    used, pairs = _placed(df, near_pairs)
+    placed = df[used]
+    drawn = drawn_rows(placed, linked_units(placed, group_col, pairs))
+    i, j = link_pairs(placed, group_col, pairs)
+    apart = units_apart(placed, drawn, i, j)
+    followed = follow_sources(drawn, np.zeros(len(placed), dtype=object), apart, i, j)
+    out = pd.Series("", index=df.index, dtype=object)
+    out[used] = apart[followed]
     return out
 
 

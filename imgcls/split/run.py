@@ -24,7 +24,7 @@ from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_
                                  follow_sources)
 from imgcls.split.config import NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
 from imgcls.split.labels import class_column, derive_profile_labels, exclusion_reasons, is_profile_table
-from imgcls.split.leaks import check_fix_fractions, check_leaks, fix_leaks, side_units, sides
+from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  value_meanings, write_reports)
 from imgcls.split.units import (content_label_conflicts, link_pairs, linked_units, near_duplicate_pairs_for,
@@ -373,8 +373,8 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     else:
         cfg.folds = None
         cfg.val = float((fixed.loc[used, "split"] == "val").mean())
-    # units kept in train before a draw (kept_in_train) leave the shares, as for a new split
-    summary = summarize(fixed, cfg, notes, remaining, side_units(fixed, group_col, near),
+    # units kept in train before a draw (kept_in_train) leave the shares, as for a new split (its units too)
+    summary = summarize(fixed, cfg, notes, remaining, balance_units(fixed, group_col, near),
                         class_col=class_column(fixed, _stratify_of(cfg, file)))
     _finish(fixed, out, cfg, summary, remaining)
     return fixed
