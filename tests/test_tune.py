@@ -1730,6 +1730,26 @@ def test_two_processes_failing_the_same_killed_trial_do_not_crash(tmp_path):
     assert list(t["state"]) == ["fail"] and t.loc[0, "message"] == KILLED, t
 
 
+def test_a_running_trial_of_another_container_with_this_host_name_is_not_failed(tmp_path):
+    """Two containers of one machine (docker --network host: the host's name, each its own process ids) run a study
+    on a shared volume: a tune opening the study in one looked for the other's trial process among its own pids,
+    did not find it, and failed a trial still training (trials.csv 'killed', then Optuna's errors when the living
+    process reported its next epoch). A trial records its process's pid namespace; one of another namespace is left
+    to Optuna's heartbeat check, as another machine's is."""
+    import socket
+    import subprocess
+    from imgcls.tune import PID_NAMESPACE, _fail_killed_trials, open_storage
+    from imgcls.tune.report import trials_frame
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'study.db'}"), study_name="s")
+    other = study.ask()
+    other.set_user_attr("process", f"{socket.gethostname()}:{gone.pid}")     # not a pid of this namespace
+    other.set_user_attr(PID_NAMESPACE, "pid:[1]")
+    _fail_killed_trials(study)
+    assert list(trials_frame(study)["state"]) == ["running"]
+
+
 def test_the_study_name_alone_refuses_when_the_study_s_data_is_gone(tmp_path, space, monkeypatch):
     """`imgcls tune --study s --trials 2` where the data the study was started on is no longer there (moved,
     deleted): the resumed study took the working folder's default input (data/raw here) with only its 'using ...'

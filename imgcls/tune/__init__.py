@@ -358,6 +358,17 @@ def _one_line(e: BaseException) -> str:
 
 INTERRUPTED = "interrupted (Ctrl-C)"     # the message of a trial Ctrl-C stopped (trials.csv)
 RERUN_OF = "rerun_of"       # user attr of a trial that runs the values of an interrupted trial again: its number
+# user attr: the pid namespace of a trial's process (_pid_namespace), beside its "host:pid": containers of one machine
+# may share its host name (docker --network host), not its process ids
+PID_NAMESPACE = "pid_namespace"
+
+
+def _pid_namespace() -> str:
+    """This process's pid namespace ('pid:[4026531836]'; '' where /proc does not say)."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
 
 
 def _interrupted(t) -> bool:
@@ -370,16 +381,18 @@ def _interrupted(t) -> bool:
 def _fail_killed_trials(study) -> None:
     """A running trial of this machine whose process is gone (kill -9, the OOM killer) is failed now, with
     report.KILLED as its message, not left 'running' in trials.csv until Optuna's heartbeat check fails it minutes
-    later. A trial of another machine is left to that check: its process cannot be looked at from here. One failed
-    since it was read (two tunes of this machine opening the study at once) is left as the other failed it."""
+    later. A trial of another machine, or of another pid namespace (a container sharing this host name), is left to
+    that check: its process cannot be looked at from here. One failed since it was read (two tunes of this machine
+    opening the study at once) is left as the other failed it."""
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
 
     from imgcls.tune.report import KILLED
-    host = socket.gethostname()
+    host, namespace = socket.gethostname(), _pid_namespace()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         where, _, pid = str(t.user_attrs.get("process", "")).rpartition(":")
-        if where != host or not pid.isdigit() or int(pid) == os.getpid():
+        if where != host or not pid.isdigit() or int(pid) == os.getpid() or \
+                t.user_attrs.get(PID_NAMESPACE, namespace) != namespace:     # none: a trial of an earlier imgcls
             continue
         try:
             os.kill(int(pid), 0)
@@ -423,6 +436,8 @@ class _Objective:
         d.update(out=str(self.cfg.study_dir()), name=run_dir.name)
         trial.set_user_attr("config", d)           # best_config.yaml is the best trial's, whichever process ran it
         trial.set_user_attr("run_dir", str(run_dir))
+        # where its pid means this process: set first, so no tune reads the pid without it (_fail_killed_trials)
+        trial.set_user_attr(PID_NAMESPACE, _pid_namespace())
         trial.set_user_attr("process", self.process)
         self.started += 1
         from imgcls.console import info
