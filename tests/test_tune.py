@@ -1772,3 +1772,39 @@ def test_the_study_name_alone_refuses_when_the_study_s_data_is_gone(tmp_path, sp
     assert (f"error: study 's' was started on the data {studied.resolve()}, which is not there: give that data (or "
             f"a copy of it) as SRC") in said, said
     assert list(trials_csv(tmp_path / "tune" / "s")["state"]) == ["complete"]
+
+
+def test_the_study_name_alone_resumes_with_the_sampler_and_pruner_the_study_was_started_with(data, tmp_path, space,
+                                                                                             monkeypatch):
+    """`imgcls tune SRC --study r --sampler random --pruner none ...` then `imgcls tune --study r --trials 2`: the
+    resumed trial was drawn by TPE and watched by the median pruner (train's defaults, as the sampler and pruner
+    were not recorded), with only the header line saying so. They are the study's own when not typed, said in one
+    line; one typed that differs is this command's, said so."""
+    import imgcls.tune as tune
+    used = []
+    real = tune.make_sampler
+
+    def make_sampler(cfg, space_, seed):
+        used.append((cfg.sampler, cfg.pruner, cfg.prune_startup))
+        return real(cfg, space_, seed)
+    monkeypatch.setattr(tune, "make_sampler", make_sampler)
+    where = ["--out", str(tmp_path / "tune"), "--workers", "0", "--device", "cpu"]
+    fixed = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
+             "--aug", "none", "--val-split", "0.3", "--space", str(space)]
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "r", "--sampler", "random", "--pruner", "none",
+                                 "--prune-startup", "5", *where, *fixed, "--quiet", "--trials", "1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(app, ["tune", "--study", "r", *where, "--trials", "2"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert ("study 'r' resumes with the search options it was started with: --sampler random --pruner none "
+            "--prune-startup 5") in said, said
+    assert "random sampler, none pruner" in said and used[-1] == ("random", "none", 5), (said, used)
+    assert list(trials_csv(tmp_path / "tune" / "r")["state"]) == ["complete", "complete"]
+    # typed at its default, another than the study's: this command's, said so
+    r = CliRunner().invoke(app, ["tune", "--study", "r", *where, "--trials", "2", "--sampler", "tpe"])
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert ("study 'r' was started with other search options (--sampler random -> tpe): this command's trials are "
+            "drawn and pruned with the ones given") in said, said
+    assert "--pruner none" in said and used[-1] == ("tpe", "none", 5), (said, used)

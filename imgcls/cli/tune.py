@@ -54,5 +54,6 @@ def tune(src: OptSrc = None,
         overrides["src"] = str(src)
     base = TrainConfig.resolve(overrides, config=config, validate=False)     # run_tune checks it with the space
     base.out, base.name = TrainConfig.out, None     # each trial's folder is OUT/STUDY/trial_NNNN
-    tc = cfg.build(train=base, typed=frozenset(train.given), config=str(config) if config else None)
+    tc = cfg.build(train=base, typed=frozenset(train.given), search_typed=frozenset(cfg.given),
+                   config=str(config) if config else None)
     run_tune(tc)        # Ctrl-C: run_tune says its `interrupted:` line; the command exits 130

@@ -41,6 +41,10 @@ METRIC_LABELS = {"macro_f1": "val macro-F1", "accuracy": "val accuracy", "loss":
 
 __all__ = ["TuneConfig", "run_tune", "SAMPLERS", "PRUNERS", "METRICS"]
 
+# the search options a study records (user attr "search") and resumes with where a command leaves them unset; another
+# one typed is this command's (a sampler or pruner changes how trials are drawn or stopped, not what they score)
+RESUMED_SEARCH = ("sampler", "pruner", "prune_startup", "prune_warmup")
+
 
 SEARCH, STUDY = "Search", "Study and budget"
 
@@ -88,6 +92,10 @@ class TuneConfig:
     typed: frozenset = option(factory=frozenset, cli=False,
                               help="The fixed train options typed on the command line: one that would act in no "
                                    "trial is refused even at its default value, as imgcls train refuses it.")
+    search_typed: frozenset = option(factory=frozenset, cli=False,
+                                     help="The search options (RESUMED_SEARCH: --sampler, --pruner, --prune-startup, "
+                                          "--prune-warmup) typed on the command line: a resumed study takes its "
+                                          "recorded value of each other one left at its default.")
 
     def validate(self) -> None:
         """Every option, before the study is opened: one line naming the option."""
@@ -250,6 +258,7 @@ def _open_study(cfg: TuneConfig, space, url: str):
         study.set_user_attr("metric", cfg.metric)
         study.set_user_attr("space", space.as_dict())
         study.set_user_attr("base_config", cfg.train.to_dict())
+        study.set_user_attr("search", {k: getattr(cfg, k) for k in RESUMED_SEARCH})
         return study, True
     except optuna.exceptions.DuplicatedStudyError:
         pass
@@ -659,6 +668,7 @@ def _study_options(cfg: TuneConfig, url: str) -> dict | None:
         space = None
     elif space != yaml_load(default_space_text()):
         info(f"study '{cfg.study}' resumes with the search space it was started with: {', '.join(space)}")
+    _resume_search_options(cfg, attrs.get("search"))
     base = attrs.get("base_config")
     if not isinstance(base, dict):
         return space
@@ -679,6 +689,34 @@ def _study_options(cfg: TuneConfig, url: str) -> dict | None:
         info(f"study '{cfg.study}' resumes with the fixed train options it was started with: "
              f"{as_typed(cfg.train, taken)}")
     return space
+
+
+def _resume_search_options(cfg: TuneConfig, recorded) -> None:
+    """A resumed study's sampler and pruner (RESUMED_SEARCH) are the ones it was started with (its "search" record)
+    where this command leaves them unset (not typed, at their default), said in one line, as its fixed train options
+    are: `--study NAME` alone resumes a `--sampler random --pruner none` study with those, not TPE and the median
+    pruner. One typed that differs from the record is this command's (Optuna draws and prunes each process's trials
+    with its own), said in one line. A study started before the record (none) keeps this command's."""
+    if not isinstance(recorded, dict):
+        return
+    from imgcls.console import info
+    from imgcls.options import as_typed, describe_changes
+    default = TuneConfig()
+    valid = {"sampler": SAMPLERS, "pruner": PRUNERS}
+    taken, other = [], []
+    for k in RESUMED_SEARCH:
+        if k not in recorded or recorded[k] == getattr(cfg, k) or recorded[k] not in valid.get(k, (recorded[k],)):
+            continue
+        if k not in cfg.search_typed and getattr(cfg, k) == getattr(default, k):
+            setattr(cfg, k, recorded[k])
+            taken.append(k)
+        else:
+            other.append((k, recorded[k], getattr(cfg, k)))
+    if taken:
+        info(f"study '{cfg.study}' resumes with the search options it was started with: {as_typed(cfg, taken)}")
+    if other:
+        info(f"study '{cfg.study}' was started with other search options ({describe_changes(TuneConfig, other)}): "
+             f"this command's trials are drawn and pruned with the ones given")
 
 
 def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
