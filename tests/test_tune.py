@@ -1808,3 +1808,38 @@ def test_the_study_name_alone_resumes_with_the_sampler_and_pruner_the_study_was_
     assert ("study 'r' was started with other search options (--sampler random -> tpe): this command's trials are "
             "drawn and pruned with the ones given") in said, said
     assert "--pruner none" in said and used[-1] == ("tpe", "none", 5), (said, used)
+
+
+def test_a_pruned_trial_s_message_names_its_best_epoch_beside_optuna_s_last_epoch_value():
+    """A pruned trial has two values: trials.csv / report.html give Optuna's (its last epoch's), `imgcls runs` its
+    run's best epoch's, with nothing saying why they differ. trials.csv's value stays Optuna's; the trial's message
+    (trials.csv, report.html, the terminal) names the best epoch's where it differs, lower being better for loss."""
+    from imgcls.tune import TrialReporter
+
+    class FakeTrial:                           # what TrialReporter uses of an Optuna trial
+        def __init__(self, prune_at):
+            self.user_attrs, self.prune_at, self.n = {}, prune_at, 0
+
+        def report(self, value, step):
+            self.n = step
+
+        def set_user_attr(self, k, v):
+            self.user_attrs[k] = v
+
+        def should_prune(self):
+            return self.n == self.prune_at
+
+    def pruned(column, values, fold=None):
+        rep = TrialReporter(FakeTrial(prune_at=len(values)), column)
+        rep.on_run_start({"fold": fold, "total_epochs": 5, "folds_after": 0})
+        with pytest.raises(optuna.TrialPruned) as e:
+            for epoch, v in enumerate(values, 1):
+                rep.on_epoch_end(epoch, {column: v})
+        return str(e.value)
+
+    assert pruned("val_macro_f1", [0.6, 0.4]) == (
+        "pruned after epoch 2: val_macro_f1 0.4000 (Optuna's value of a pruned trial is its last epoch's; its run's "
+        "best epoch, imgcls runs': val_macro_f1 0.6000)")
+    assert pruned("val_loss", [0.9, 0.7, 0.8]).endswith("imgcls runs': val_loss 0.7000)")
+    assert pruned("val_macro_f1", [0.3, 0.5]) == "pruned after epoch 2: val_macro_f1 0.5000"     # the same: no note
+    assert pruned("val_acc", [0.6, 0.4], fold=1).endswith("; fold_1's best epoch so far: val_acc 0.6000)")

@@ -309,6 +309,7 @@ class TrialReporter(Callback):
     def __init__(self, trial, column: str, deadline: float | None = None):
         self.trial, self.column, self.deadline = trial, column, deadline
         self.step = 0
+        self.best = None            # the best epoch's value so far of the run (the fold) training now
         self.final_epoch = None     # the epoch after which a single (not k-fold) run ends
         self.fold = None
         self.fold_epochs: dict[str, int] = {}
@@ -316,6 +317,7 @@ class TrialReporter(Callback):
     def on_run_start(self, info: dict) -> None:
         self.final_epoch = info["total_epochs"] if info.get("fold") is None else None
         self.fold = info.get("fold")
+        self.best = None
         if self.fold is not None:
             self.fold_epochs.setdefault(str(self.fold), 0)
             self.trial.set_user_attr("folds", len(self.fold_epochs) + int(info.get("folds_after") or 0))
@@ -325,15 +327,30 @@ class TrialReporter(Callback):
         self.step += 1
         value = float(logs[self.column])
         self.trial.report(value, self.step)
+        lower = self.column == METRICS["loss"][0]       # the direction of --metric loss's column: lower is better
+        if self.best is None or not math.isfinite(self.best) or (value < self.best if lower else value > self.best):
+            self.best = value
         self.trial.set_user_attr("epochs_run", self.step)
         if self.fold is not None:
             self.fold_epochs[str(self.fold)] = self.fold_epochs.get(str(self.fold), 0) + 1
             self.trial.set_user_attr("fold_epochs", dict(self.fold_epochs))
         # after a run's last epoch pruning saves nothing: the trial completes and its value counts in the study
         if epoch != self.final_epoch and self.trial.should_prune():
-            raise optuna.TrialPruned(f"pruned after epoch {self.step}: {self.column} {value:.4f}")
+            raise optuna.TrialPruned(f"pruned after epoch {self.step}: {self.column} {value:.4f}"
+                                     + self._best_apart(value))
         if self.deadline is not None and time.time() > self.deadline:
             raise _TimeUp(f"stopped after epoch {self.step}: the study's --timeout was reached")
+
+
+    def _best_apart(self, value: float) -> str:
+        """A pruned trial's value is Optuna's, its last reported epoch's (trials.csv's value, report.html's), while
+        its run folder's best epoch (what `imgcls runs` and the trial's report show) may be another: named in its
+        message where it differs, so the two numbers are not read as a contradiction."""
+        if self.best is None or self.best == value:
+            return ""
+        where = (f"fold_{self.fold}'s best epoch so far" if self.fold is not None else
+                 "its run's best epoch, imgcls runs'")
+        return f" (Optuna's value of a pruned trial is its last epoch's; {where}: {self.column} {self.best:.4f})"
 
 
 def _run_folders(run_dir: Path) -> list[Path]:
