@@ -1843,3 +1843,39 @@ def test_a_pruned_trial_s_message_names_its_best_epoch_beside_optuna_s_last_epoc
     assert pruned("val_loss", [0.9, 0.7, 0.8]).endswith("imgcls runs': val_loss 0.7000)")
     assert pruned("val_macro_f1", [0.3, 0.5]) == "pruned after epoch 2: val_macro_f1 0.5000"     # the same: no note
     assert pruned("val_acc", [0.6, 0.4], fold=1).endswith("; fold_1's best epoch so far: val_acc 0.6000)")
+
+
+def test_a_study_resumed_on_data_with_other_rows_is_refused_before_any_trial_and_a_copy_is_taken(data, tmp_path,
+                                                                                                space):
+    """`imgcls tune data/kfold.csv --study s1 --trials 13` on a study started on splits.csv added trials scored on
+    other validation rows than its earlier ones, in one study (the README lets SRC differ for another copy of the
+    data, but nothing checked that it was one). The study records a digest of its rows (paths within their root,
+    classes, split / fold); SRC with other rows is one line before any trial; a copy elsewhere resumes."""
+    from imgcls import manifest as mf
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=1))
+    copy = shutil.copytree(data, tmp_path / "elsewhere" / "raw")
+    run_tune(tune_cfg(copy, tmp_path, space, trials=1))            # the same rows: resumes (nothing left to run)
+    other = shutil.copytree(data, tmp_path / "other" / "raw")
+    moved = sorted((other / "a").iterdir())[0]
+    moved.rename(other / "b" / f"x{moved.name}")                   # one image in another class
+    with pytest.raises(UserError) as e:
+        run_tune(tune_cfg(other, tmp_path, space, trials=3))
+    msg = str(e.value)
+    assert (f"study 's': the data {other} holds other rows than {data.resolve()}, the data it was started on "
+            f"(paths, classes or split / fold columns differ)") in msg and "give that data (or a copy of it) as SRC" \
+        in msg and "\n" not in msg, msg
+    assert len(trials_csv(study_dir)) == 1 and not (study_dir / "trial_0001").exists()
+    # a split table: the split column picks the validation rows (their order does not); a fold column acts with --folds
+    from imgcls.tune import rows_digest
+    df = mf.load(data)
+    df["split"] = ["val" if i % 3 == 0 else "train" for i in range(len(df))]
+    df["fold"] = [i % 2 for i in range(len(df))]
+    mf.write(df, tmp_path / "t" / "splits.csv")
+    mf.write(df.iloc[::-1], tmp_path / "t" / "reordered.csv")
+    mf.write(df.assign(split=["val" if i % 3 == 1 else "train" for i in range(len(df))]), tmp_path / "t" / "kfold.csv")
+    mf.write(df.assign(fold=[i % 3 for i in range(len(df))]), tmp_path / "t" / "refold.csv")
+    digest = {n: rows_digest(TrainConfig(src=str(tmp_path / "t" / f"{n}.csv")))["digest"]
+              for n in ("splits", "reordered", "kfold", "refold")}
+    assert digest["splits"] == digest["reordered"] == digest["refold"] != digest["kfold"], digest
+    assert rows_digest(TrainConfig(src=str(tmp_path / "t" / "splits.csv"), folds="all")) != \
+        rows_digest(TrainConfig(src=str(tmp_path / "t" / "refold.csv"), folds="all"))

@@ -240,14 +240,16 @@ def _opening_lock(url: str):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def open_study(cfg: TuneConfig, space, url: str):
+def open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
     """Create the study, or load it (resume / another process). The first process draws from --seed; a process
-    that joins or resumes a study draws from its own stream, so parallel processes do not repeat each other."""
+    that joins or resumes a study draws from its own stream, so parallel processes do not repeat each other.
+    `rows`: rows_digest of the data the trials train and score on, recorded by a new study and compared with the
+    study's record by one that exists."""
     with _opening_lock(url):
-        return _open_study(cfg, space, url)
+        return _open_study(cfg, space, url, rows)
 
 
-def _open_study(cfg: TuneConfig, space, url: str):
+def _open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
     import optuna
     storage = open_storage(url)
     direction = METRICS[cfg.metric][1]
@@ -259,6 +261,8 @@ def _open_study(cfg: TuneConfig, space, url: str):
         study.set_user_attr("space", space.as_dict())
         study.set_user_attr("base_config", cfg.train.to_dict())
         study.set_user_attr("search", {k: getattr(cfg, k) for k in RESUMED_SEARCH})
+        if rows is not None:
+            study.set_user_attr("rows", rows)
         return study, True
     except optuna.exceptions.DuplicatedStudyError:
         pass
@@ -272,6 +276,7 @@ def _open_study(cfg: TuneConfig, space, url: str):
                       {k for k in attrs["space"] if attrs["space"][k] != space.as_dict().get(k, attrs["space"][k])})
         raise UserError(f"study '{cfg.study}' was started with another search space (differs in: "
                         f"{', '.join(diff)}); give the same --space to resume it, or {ANOTHER_STUDY}")
+    _check_rows(cfg, attrs, rows)
     base = attrs.get("base_config")
     if base is not None:      # the fixed options every trial starts from (the space's values replace theirs)
         from imgcls.options import describe_changes
@@ -290,6 +295,54 @@ def _open_study(cfg: TuneConfig, space, url: str):
     study = optuna.load_study(study_name=cfg.study, storage=storage, sampler=make_sampler(cfg, space, joined_seed),
                               pruner=make_pruner(cfg))
     return study, False
+
+
+ROW_COLUMNS = ("path", "split", "fold", "keep", "augmented_from")    # with the target: what picks and labels the rows
+
+
+def rows_digest(train: TrainConfig) -> dict | None:
+    """What a study's trials train and score on, as a digest to record with the study and compare when it is
+    resumed or joined: sha256 over the data table's rows as train reads them (manifest.load, not scanned: no image
+    is read), each row's path within its root (a copy of the data elsewhere has the same), its --target class and
+    the columns that pick the training and validation rows (split; fold with --folds; clean's keep, oversampling's
+    augmented_from), in path order where a split / fold column fixes the validation rows, else in the order read
+    (the drawn validation split follows it). {"digest", "rows"}; None where the data cannot be read (train's one
+    line says why in the first trial)."""
+    import hashlib
+
+    from imgcls import manifest as mf
+    from imgcls.console import quiet_for
+    try:
+        with quiet_for(True):
+            df = mf.load(train.src, mf.LayoutOptions(), scan=False, announce=False, max_pixels=train.max_pixels)
+    except UserError:
+        return None
+    cols = [c for c in ROW_COLUMNS if c in df.columns and (c != "fold" or train.folds)]
+    if train.target in df.columns and train.target not in cols:
+        cols.insert(1, train.target)
+    table = df[cols].astype(str)
+    if "split" in cols or "fold" in cols:
+        table = table.sort_values(list(dict.fromkeys(["path", *cols])), kind="stable")
+    text = table.to_csv(index=False, lineterminator="\n")
+    return {"digest": hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest(), "rows": len(table)}
+
+
+def _check_rows(cfg: TuneConfig, attrs: dict, rows: dict | None) -> None:
+    """A study resumed or joined trains and scores its new trials on the rows its earlier ones had (their values
+    are compared with each other): a SRC whose rows (rows_digest: paths, classes, split / fold) differ from the
+    study's record is refused in one line, before any trial; a copy of the data elsewhere has the same rows. A study
+    started before the record (none) is not checked."""
+    recorded = attrs.get("rows")
+    if not isinstance(recorded, dict) or rows is None or recorded.get("digest") == rows["digest"]:
+        return
+    started = (attrs.get("base_config") or {}).get("src")
+    counts = f"{rows['rows']} rows here, {recorded.get('rows')} then; " if recorded.get("rows") != rows["rows"] else ""
+    raise UserError(f"study '{cfg.study}': the data {cfg.train.src} holds other rows than "
+                    + (f"{started}, the data it was started on" if started and started != cfg.train.src else
+                       "the data it was started on")
+                    + f" ({counts}paths, classes or split / fold columns differ): its new trials would be scored "
+                      f"on other validation rows than its earlier ones; give that data (or a copy of it) as SRC, or "
+                      f"{ANOTHER_STUDY} for this data")
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -540,7 +593,7 @@ def _n_complete(study) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 
 def _check_up_front(cfg: TuneConfig):
-    """Everything a user can get wrong, before the first trial: returns (space, storage URL)."""
+    """Everything a user can get wrong, before the first trial: returns (space, storage URL, rows_digest)."""
     from imgcls.console import sh
     from imgcls.fsutil import check_writable
     from imgcls.pipeline import default_input
@@ -577,7 +630,7 @@ def _check_up_front(cfg: TuneConfig):
     check_trackers(cfg.train.tracker, cfg.train.tracking_uri)       # not each trial's error: a resumed study would record every one failed
     if cfg.sampler == "grid":
         space.grid()
-    return space, storage_url(cfg)
+    return space, storage_url(cfg), rows_digest(cfg.train)
 
 
 def _refuse_users_trial_folders(study_dir: Path) -> None:
@@ -746,7 +799,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     check_arguments("run_tune", required=("cfg",), cfg=(cfg, TuneConfig))
     check_arguments("TuneConfig", required=("train",), train=(cfg.train, TrainConfig))
     cfg = copy.deepcopy(cfg)
-    space, url = _check_up_front(cfg)     # a user's error is said before optuna is imported
+    space, url, rows = _check_up_front(cfg)     # a user's error is said before optuna is imported
     import optuna
     study_dir = cfg.study_dir()
     from imgcls.fsutil import folders_to_make
@@ -756,7 +809,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.ERROR)   # tune prints its own line per trial
     try:
-        return _search(cfg, space, url, study_dir, callbacks, made, fresh)
+        return _search(cfg, space, url, study_dir, callbacks, made, fresh, rows)
     except KeyboardInterrupt:
         from imgcls.console import interrupted     # the study's line, as run_train says the run's
         interrupted(f"interrupted: {TRIALS_CSV} / {REPORT_HTML} written for the trials so far in {study_dir}; "
@@ -829,14 +882,14 @@ def _remove_stale_study_temps(study_dir: Path) -> list[Path]:
 
 
 def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list | None,
-            made: list[Path], fresh: bool) -> Path:
+            made: list[Path], fresh: bool, rows: dict | None = None) -> Path:
     from optuna.trial import TrialState
 
     from imgcls.console import info, said_once
     from imgcls.tune import report
 
     try:
-        study, created = open_study(cfg, space, url)
+        study, created = open_study(cfg, space, url, rows)
     except Exception:
         # refused (another --metric, --space or fixed options than the study in --storage has) or not opened: a
         # folder this command made, holding only its trials.csv header, is removed again, as _discard_new_study
