@@ -42,7 +42,8 @@ from imgcls.options import check, check_arguments, python_too, shown
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMARY, REPORT_HTML, SPEC_NAME,
                             SUBMISSION_CSV, own_earlier_files, refuse_other_output, refuse_users_files,
                             replacing_line)
-from imgcls.predict_config import EVAL_SPLITS, PROBS_FORMATS, PredictConfig  # noqa: F401  (imgcls.predict's own)
+from imgcls.predict_config import (EVAL_SPLITS, PROBS_FORMATS, PredictConfig,  # noqa: F401  (imgcls.predict's own)
+                                   keyword_of)
 from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_number,
                               is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
@@ -729,7 +730,8 @@ def check_eval_scorable(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray, 
         works = (f"class folders named as its classes ({shown(spec.classes, 5)}), or a CSV with path,label columns "
                  f"(--label-col names another label column)")
     raise UserError(f"--eval: the {'' if part == 'all' else part + ' '}rows of {data} have no labels the model "
-                    f"knows{predicts}; nothing to score: predict without --eval, or give labelled data: {works}")
+                    f"knows{predicts}; nothing to score: predict without --eval, or give labelled data: {works}"
+                    + keyword_of("evaluate"))
 
 
 def check_template_not_labels(data, evaluate: bool, label_col: str | None) -> None:
@@ -743,7 +745,7 @@ def check_template_not_labels(data, evaluate: bool, label_col: str | None) -> No
     if evaluate:
         raise UserError(f"--eval: {data} is a sample submission: its label column holds the placeholders the "
                         f"submission fills, not labels; nothing to score: predict without --eval (the submission in "
-                        f"its ids and order), or give --eval labelled data: {labelled}")
+                        f"its ids and order), or give --eval labelled data: {labelled}" + keyword_of("evaluate"))
     raise UserError(f"--label-col {label_col}: {data} is a sample submission: its columns hold the placeholders the "
                     f"submission fills, not labels; drop --label-col, or give labelled data: {labelled}")
 
@@ -776,11 +778,13 @@ def check_eval_not_leaked(spec: EnsembleSpec, df: pd.DataFrame, rows: np.ndarray
                else f"--eval on a labelled test set {never}"
                + _held_out_commands(run, folds, getattr(m.recorded_config, "src", None), df, tables))
         what = f"{n} of the {int(scored.sum())} labelled {'rows' if part == 'all' else part + ' rows'} of {data}"
+        # its keyword beside the flag: the line ends with commands to type, which a note after them would join
+        flag = "--eval" + keyword_of("evaluate")
         if not folds:
-            raise UserError(f"--eval would score {what} outside the validation and test rows of the run {run}: "
+            raise UserError(f"{flag} would score {what} outside the validation and test rows of the run {run}: "
                             f"the data it trained on, a leaked score; the honest one is {honest}, or {alt}")
         who = f"fold {folds[0]} of" if len(folds) == 1 else "the folds of"
-        raise UserError(f"--eval would score {what} that {who} the k-fold run {run} trained on (each fold trains on "
+        raise UserError(f"{flag} would score {what} that {who} the k-fold run {run} trained on (each fold trains on "
                         f"the other folds' rows): a leaked score; the honest one is {honest}, or {alt}")
 
 

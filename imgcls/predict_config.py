@@ -43,7 +43,14 @@ def resolve_format(fmt: str) -> tuple[str, str, str]:
     if len(parts) == 2 and all(parts):
         return parts[0], parts[1], "name"
     raise UserError(f"unknown --format '{fmt}'; use id,label, mask (ImageID,ans with class ids), "
-                    f"dacon (id,artist), or ID_COL,LABEL_COL" + keyword_note(("fmt", specs(PredictConfig)["fmt"][1])))
+                    f"dacon (id,artist), or ID_COL,LABEL_COL" + keyword_of("fmt"))
+
+
+def keyword_of(*names: str) -> str:
+    """' (Python: evaluate=)': what a predict line naming these options by their flags ends with, the keywords of
+    those whose flag is another word (--eval: evaluate, --format: fmt; options.keyword_note), '' for the others."""
+    table = specs(PredictConfig)
+    return keyword_note(*((name, table[name][1]) for name in names))
 
 
 PREDICTION, SUBMISSION, EVALUATION, RUNTIME = "Prediction", "Submission", "Evaluation", "Runtime"

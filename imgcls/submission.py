@@ -17,7 +17,8 @@ from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.layouts import FolderView, nfc, read_csv
 from imgcls.options import shown
-from imgcls.predict_config import DEFAULT_FORMAT, FORMATS, format_key, resolve_format  # noqa: F401  (--format's)
+from imgcls.predict_config import (DEFAULT_FORMAT, FORMATS, format_key, keyword_of,  # noqa: F401  (--format's)
+                                   resolve_format)
 
 
 def label_values(pred: np.ndarray, classes: Sequence[str], kind: str) -> list:
@@ -39,11 +40,12 @@ def check_class_ids(fmt: str, kind: str, classes: Sequence[str], targets: Sequen
         if target != "label":
             raise UserError(f"{fmt} writes the class id of the competition's label, and {member} predicts "
                             f"'{target}' alone (train --target {target}); combine per-attribute runs with imgcls "
-                            f"ensemble RUN_mask RUN_gender RUN_age_band --combine profile and predict that ensemble")
+                            f"ensemble RUN_mask RUN_gender RUN_age_band --combine profile and predict that ensemble"
+                            + (keyword_of("fmt") if fmt.startswith("--format") else ""))
     names = [c for c in classes if not str(c).strip().isdigit()]
     if names:
         raise UserError(f"{fmt} writes class ids, and this run's classes are names ({shown(names)}); use --format "
-                        f"id,label or ID_COL,LABEL_COL")
+                        f"id,label or ID_COL,LABEL_COL" + keyword_of("fmt"))
 
 
 def _key_candidates(df: pd.DataFrame, id_col: str) -> list[tuple[str, list[str]]]:
@@ -130,7 +132,7 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
         if f_id.lower() not in spelled or f_label.lower() not in spelled:
             raise UserError(f"--format {fmt} writes the columns {f_id},{f_label} and --sample-submission {template} "
                             f"has the columns {shown(cols, 4, sep=',')}; drop one of the two (--sample-submission "
-                            f"alone writes the template's columns)")
+                            f"alone writes the template's columns)" + keyword_of("fmt"))
         f_id, f_label = spelled[f_id.lower()], spelled[f_label.lower()]     # the template's spelling
     id_col = f_id if f_id in cols else cols[0]
     if len(cols) < 2 and f_label not in cols:

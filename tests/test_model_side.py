@@ -70,7 +70,8 @@ def test_predict_eval_scores_the_val_rows_and_matches_train(tmp_path):
                                 "--workers", "0"])
         said = " ".join(r.output.split())
         assert r.exit_code == 2 and "Traceback" not in r.output and not o.exists(), r.output
-        assert f"--eval would score {n} of the {len(df) if data == raw else int(df['keep'].sum())} labelled rows " \
+        scored = len(df) if data == raw else int(df['keep'].sum())
+        assert f"--eval (Python: evaluate=) would score {n} of the {scored} labelled rows " \
                f"of {data} outside the validation and test rows of the run {run}" in said, said
         assert f"the honest one is its validation macro-F1, {best:.4f} over {n_val} images" in said, said
         assert alt in said, said

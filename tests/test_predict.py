@@ -21,6 +21,7 @@ from imgcls.submission import (build_submission, check_template_fits, fill_templ
 from imgcls.tta import ViewMaker, merge_views, parse_tta
 
 runner = CliRunner()
+E = "(Python: evaluate=)"      # what a line naming --eval says it is from Python (options.keyword_note)
 META = {"model": "test_efficientnet", "classes": ["a", "b"], "heads": [{"name": "label", "classes": ["a", "b"]}],
         "decode": "single", "img_size": 32, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5], "resize_mode": "squash",
         "interpolation": "bilinear"}
@@ -1187,7 +1188,7 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
         res = invoke("predict", run, "--data", data, "--eval", "--out", out, "--workers", 0, "--quiet")
         said = " ".join(res.output.split())
         assert res.exit_code == 2 and "Traceback" not in res.output, res.output
-        assert f"--eval would score {rows} that the folds of the k-fold run {run} trained on" in said, said
+        assert f"--eval {E} would score {rows} that the folds of the k-fold run {run} trained on" in said, said
         assert "a leaked score; the honest one is its out-of-fold macro-F1" in said and "oof_score.json" in said
         assert alt in said, said
         assert not out.exists()
@@ -1311,7 +1312,7 @@ def test_eval_on_the_originals_of_preprocessed_training_images_is_refused(tmp_pa
                                    f"k-fold run {kfold} trained on")):
         res = invoke("predict", run, "--data", raw, "--eval", "--out", tmp_path / "p", "--workers", 0, "--quiet")
         said = " ".join(res.output.split())
-        assert res.exit_code == 2 and f"--eval would score {said_part}" in said and "leaked score" in said, said
+        assert res.exit_code == 2 and f"--eval {E} would score {said_part}" in said and "leaked score" in said, said
         assert not (tmp_path / "p").exists()
     # row by row: every original trained but those of the single run's validation images
     from imgcls.ensemble import member_from_run
@@ -1355,7 +1356,7 @@ def test_eval_on_another_split_of_a_single_runs_training_images_is_refused(tmp_p
     res = invoke("predict", run, "--data", "other.csv", "--eval", "--eval-split", "test", "--out", tmp_path / "p",
                  "--workers", 0, "--quiet")
     said = " ".join(res.output.split())
-    assert res.exit_code == 2 and f"--eval would score {n_test} of the {n_test} labelled test rows of other.csv" \
+    assert res.exit_code == 2 and f"--eval {E} would score {n_test} of the {n_test} labelled test rows of other.csv" \
         in said and "leaked score" in said, said
     assert not (tmp_path / "p").exists()
 
@@ -1386,7 +1387,7 @@ def test_eval_on_a_split_made_after_training_on_an_image_folder_is_refused(tmp_p
                  tmp_path / "p", "--workers", 0)
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
-    assert f"--eval would score 2 of the {int(test.sum())} labelled test rows of {tmp_path / 'new.csv'}" in said \
+    assert f"--eval {E} would score 2 of the {int(test.sum())} labelled test rows of {tmp_path / 'new.csv'}" in said \
         and "leaked score" in said and "cannot be read here" not in said, said
     assert not (tmp_path / "p").exists()
     monkeypatch.setattr(pr, "predict_members", real)
@@ -1913,7 +1914,7 @@ def test_a_sample_submission_given_as_data_has_no_labels(tmp_path, monkeypatch):
         "error: --eval: sample_submission.csv is a sample submission: its label column holds the placeholders the "
         "submission fills, not labels; nothing to score: predict without --eval (the submission in its ids and "
         "order), or give --eval labelled data: a CSV with path,label columns, or class folders named as the model's "
-        "classes"), said
+        "classes (Python: evaluate=)"), said
     assert not (tmp_path / "q").exists()
     # --label-col names labels in a file that has none: it acted nowhere (no --eval) and was said nowhere
     said = _refused(monkeypatch, run, "--data", "sample_submission.csv", "--label-col", "label", "--out",
@@ -1964,7 +1965,7 @@ def test_the_eval_refusal_of_data_without_the_models_labels_says_what_predict_re
     run = make_tiny_run(tmp_path / "runs" / "r")
     other = make_image_folder(tmp_path / "other", {"x": 1, "y": 1}, size=(16, 16))
     works = ("nothing to score: predict without --eval, or give labelled data: class folders named as its classes "
-             "(a, b, c), or a CSV with path,label columns (--label-col names another label column)")
+             "(a, b, c), or a CSV with path,label columns (--label-col names another label column) (Python: evaluate=)")
     said = _refused(monkeypatch, run, "--data", other, "--eval", "--out", tmp_path / "p")
     assert said.endswith(f"error: --eval: the rows of {other} have no labels the model knows (its class folders x, y "
                          f"are none of the model's classes); {works}"), said
@@ -1979,7 +1980,8 @@ def test_the_eval_refusal_of_data_without_the_models_labels_says_what_predict_re
     said = _refused(monkeypatch, masks, "--data", flat, "--eval", "--out", tmp_path / "p")
     assert said.endswith(f"(it predicts the column 'mask', train --target mask, which {flat} does not have); nothing "
                          f"to score: predict without --eval, or give labelled data: data whose 'mask' column holds "
-                         f"its classes (a CSV or a manifest, or the mask competition's profile folders)"), said
+                         f"its classes (a CSV or a manifest, or the mask competition's profile folders) (Python: "
+                         f"evaluate=)"), said
 
 
 def test_label_col_names_the_truth_of_a_test_csv(tmp_path):
@@ -2407,3 +2409,29 @@ def test_the_most_missing_refusal_counts_the_rows_an_eval_split_predicts(tmp_pat
     assert len(pd.read_csv(tmp_path / "p" / "submission.csv")) == 3
     res = invoke("predict", run, "--data", tmp_path / "splits.csv", "--out", tmp_path / "q", "--workers", 0)
     assert res.exit_code == 2 and "9 of the 12 image files of --data" in " ".join(res.output.split()), res.output
+
+
+def test_predicts_refusals_naming_eval_or_format_name_their_python_keyword_too(tmp_path, monkeypatch):
+    """run_predict(RUN, DATA, evaluate=True) on data with no labels said '... predict without --eval, ...': a notebook
+    has no --eval, its keyword is evaluate (so --format's is fmt). The option checks followed such a flag with its
+    keyword (options.keyword_note); predict's own refusals naming them did not. Each ends with the keyword now."""
+    import imgcls.predict as pr
+    from imgcls.predict import run_predict
+    from imgcls.submission import check_class_ids
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    flat = tmp_path / "test"
+    make_image(flat / "t0.png", size=(16, 16))
+    with pytest.raises(UserError) as got:        # data with no labels the model knows
+        run_predict(run, flat, tmp_path / "p", evaluate=True, workers=0)
+    assert str(got.value).startswith(f"--eval: the rows of {flat} have no labels the model knows") and \
+        str(got.value).endswith("(--label-col names another label column) (Python: evaluate=)"), str(got.value)
+    comp = tmp_path / "comp"
+    _kaggle_test(comp)
+    with pytest.raises(UserError) as got:        # a sample submission given as the data
+        run_predict(run, comp / "sample_submission.csv", tmp_path / "q", evaluate=True, workers=0)
+    assert str(got.value).endswith("class folders named as the model's classes (Python: evaluate=)"), str(got.value)
+    with pytest.raises(UserError) as got:        # class ids from class names
+        check_class_ids("--format mask", "index", ["a", "b"])
+    assert str(got.value).endswith("use --format id,label or ID_COL,LABEL_COL (Python: fmt=)"), str(got.value)
+    assert not (tmp_path / "p").exists() and not (tmp_path / "q").exists()
