@@ -844,10 +844,17 @@ def class_names(labels: Iterable) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 
 def ordered_columns(df: pd.DataFrame) -> list[str]:
+    """The column order of a written manifest: path, label, group, the step's columns, the scan columns, root."""
     first = [c for c in ("path", "label", "group") if c in df.columns]
     scan = [c for c in SCAN_COLUMNS if c in df.columns]
     rest = [c for c in df.columns if c not in first and c not in scan and c != "root"]
     return first + rest + scan + ["root"]
+
+
+def as_written(df: pd.DataFrame) -> pd.DataFrame:
+    """df with its columns in the order write gives its file (ordered_columns): what a step that writes a manifest
+    returns, the table written (README, From Python), not its working frame's order."""
+    return df[ordered_columns(df)]
 
 
 def write(df: pd.DataFrame, path: str | os.PathLike) -> Path:

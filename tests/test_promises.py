@@ -1324,3 +1324,21 @@ def test_under_all_refuses_a_symlinked_output_file_or_folder_leading_out(tmp_pat
         under_all(out, ["l/y.png"])
     with pytest.raises(UserError, match="plain relative"):
         under_all(out, ["../y.png"])
+
+
+def test_the_table_a_step_returns_has_the_columns_of_the_file_it_writes(tmp_path):
+    """README, From Python: run_split returns "data/splits.csv's table", run_clean / run_preprocess "the manifest
+    written". The returned frame had its columns in another order than the file (split, fold, drop_reason after
+    the scan columns and root instead of before width): df.columns, or df.to_csv, was not the file. The frame
+    returned has the file's columns, in its order (manifest.ordered_columns)."""
+    from imgcls.clean import CleanConfig, run_clean
+    from imgcls.preprocess import PreprocessConfig, run_preprocess
+    from imgcls.split import SplitConfig, run_split
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(24, 24))
+    for df, written in ((run_clean(raw, tmp_path / "c", CleanConfig(near_dup=False, ood=False), workers=1),
+                         tmp_path / "c" / "manifest.csv"),
+                        (run_preprocess(tmp_path / "c", tmp_path / "p", PreprocessConfig(size=16), workers=1),
+                         tmp_path / "p" / "manifest.csv"),
+                        (run_split(tmp_path / "p", tmp_path / "s.csv", cfg=SplitConfig(near_dup=False), workers=1),
+                         tmp_path / "s.csv")):
+        assert list(df.columns) == list(pd.read_csv(written, nrows=0).columns), written

@@ -316,6 +316,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)          # what a kill -9 of an earlier run left (materialized copies included)
     earlier = earlier_materialized(out)      # read before this run's manifest replaces the earlier one
+    df = mf.as_written(df)          # what is returned is the table written, in its column order
     mf.write(df, out / mf.MANIFEST_NAME)
     sweep = threshold_sweep(df, scored) if scored is not None else []
     from imgcls.device import inference_precision

@@ -147,6 +147,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     from imgcls.preprocess.oversample import add_copies
     result, oversampled = add_copies(result, out, cfg)
     write_stamps(out, {sources[i]: stamps[i] for i, r in records.items() if r["written"]})
+    result = mf.as_written(result)  # what is returned is the table written, in its column order
     mf.write(result, out / mf.MANIFEST_NAME)
     out_root = str(out.resolve())
     gone = remove_outputs(out, earlier - {str(p) for p, r in zip(result["path"], result["root"]) if str(r) == out_root})

@@ -247,6 +247,7 @@ def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | N
     df, summary, leaks, _ = make_split(df, cfg, group_col, workers)
     for n in summary["notes"]:
         warn(n)
+    df = mf.as_written(df)          # what is returned is the table written, in its column order
     _finish(df, out, cfg, summary, leaks)
     return df
 
@@ -376,6 +377,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     # units kept in train before a draw (kept_in_train) leave the shares, as for a new split (its units too)
     summary = summarize(fixed, cfg, notes, remaining, balance_units(fixed, group_col, near),
                         class_col=class_column(fixed, _stratify_of(cfg, file)))
+    fixed = mf.as_written(fixed)    # what is returned is the table written, in its column order
     _finish(fixed, out, cfg, summary, remaining)
     return fixed
 
