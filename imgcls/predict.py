@@ -1160,8 +1160,8 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
         known = int((df["label"].fillna("").astype(str).isin(classes).to_numpy()
                      & np.array([not e for e in probs.errors], bool)).sum())     # readable, as --eval counts
         if known and not seen:  # a labelled hold-out predicted without its score: say how to get it
-            info(f"the data has {known} image(s) labelled with the model's classes: --eval scores them "
-                 f"(macro-F1 / accuracy with and without TTA)")
+            info(f"the data has {known} image(s) labelled with the model's classes: --eval{keyword_of('evaluate')} "
+                 f"scores them (macro-F1 / accuracy with and without TTA)")
     return summary
 
 

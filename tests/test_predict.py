@@ -526,10 +526,11 @@ def test_eval_prints_with_and_without_tta_and_bad_images_are_reported(tmp_path):
     for text in ("no TTA", "TTA flip+crops", "Per class", "submission vs training", "broken.png", "r1"):
         assert text in html, text
     assert (out / "confusion_matrix_normalized.png").is_file()
-    assert "--eval scores them" not in res.output                  # scored: no hint
+    assert f"--eval {E} scores them" not in " ".join(res.output.split())    # scored: no hint
     res = invoke("predict", run, "--data", data, "--out", tmp_path / "p2", "--workers", 0)
-    assert res.exit_code == 0 and "the data has 7 image(s) labelled with the model's classes: --eval scores them" \
-        in " ".join(res.output.split()), res.output
+    # the hint names --eval's keyword too: a notebook's run_predict has no --eval
+    assert res.exit_code == 0 and f"the data has 7 image(s) labelled with the model's classes: --eval {E} scores " \
+        f"them" in " ".join(res.output.split()), res.output
 
 
 def test_eval_on_one_split_of_a_table_predicts_that_split_only_and_says_so(tmp_path, monkeypatch):
@@ -2233,11 +2234,11 @@ def test_predict_on_the_runs_own_training_folder_warns_instead_of_hinting_eval(t
            f"a test set)" in said, said
     assert "the honest score is its validation macro-F1" in said and said.index("trained on (its") < \
         said.index("predicting with"), said                       # said before the model runs
-    assert "--eval scores them" not in said
+    assert f"--eval {E} scores them" not in said
     other = make_image_folder(tmp_path / "other", {"a": 2, "b": 1}, size=(36, 36), seed=9)
     res = invoke("predict", run, "--data", other, "--out", tmp_path / "q", "--workers", 0)
     said = " ".join(res.output.split())
-    assert res.exit_code == 0 and "--eval scores them" in said and "trained on (its" not in said, said
+    assert res.exit_code == 0 and f"--eval {E} scores them" in said and "trained on (its" not in said, said
 
 
 def test_predict_on_the_unlabelled_training_images_warns_that_the_run_trained_on_them(tmp_path):
