@@ -479,6 +479,9 @@ def test_an_option_whose_flag_is_another_word_is_named_with_its_python_keyword(t
          "(Python: evaluate=)"),
         (lambda: run_preprocess(tmp_path, out, PreprocessConfig(image_format="gif")),
          "(Python: image_format=)"),
+        # preprocess's own check of --format beside --keep-alpha (PreprocessConfig.validate) says it too
+        (lambda: run_preprocess(tmp_path, out, PreprocessConfig(remove_bg=True, keep_alpha=True, image_format="jpg")),
+         "--keep-alpha needs a format with transparency: --format png or webp (Python: image_format=)"),
     ]
     for call, msg in cases:
         with pytest.raises(UserError) as got:

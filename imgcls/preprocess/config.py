@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from imgcls.console import warn
 from imgcls.errors import UserError
 from imgcls.image_options import DEFAULT_BACKGROUND, RESIZE_MODES, max_pixels_option
-from imgcls.options import acts, as_typed, check, flag, option, seed_option, specs
+from imgcls.options import acts, as_typed, check, flag, keyword_note, option, seed_option, specs
 from imgcls.train.config import AUG_PRESETS
 from imgcls.oversample import DEFAULT_MAX_FACTOR, TARGET_SET, check_target, oversamples
 
@@ -71,7 +71,8 @@ class PreprocessConfig:
         """Choices and ranges (imgcls.options.check) and the options that need each other; before any work."""
         check(self)
         if self.keep_alpha and self.image_format == "jpg":
-            raise UserError("--keep-alpha needs a format with transparency: --format png or webp")
+            raise UserError("--keep-alpha needs a format with transparency: --format png or webp"
+                            + keyword_note(("image_format", specs(self)["image_format"][1])))
         self.bg_rgb()
 
     def bg_rgb(self) -> tuple[int, int, int]:
