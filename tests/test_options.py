@@ -9,6 +9,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import typer.main
 from typer.testing import CliRunner
@@ -463,6 +464,7 @@ def test_an_option_whose_flag_is_another_word_is_named_with_its_python_keyword(t
     run_eda(samples_per_class=0) said `--samples must be >= 1 (got 0)`, a keyword run_eda has not. Each such
     error now ends with the keywords (`(Python: samples_per_class=)`); the CLI's line keeps its text before it."""
     from imgcls.ensemble import build_ensemble
+    from imgcls.ensemble.voting import fit_weights
     from imgcls.eda import run_eda
     from imgcls.predict import run_predict
     from imgcls.preprocess import PreprocessConfig, run_preprocess
@@ -479,6 +481,9 @@ def test_an_option_whose_flag_is_another_word_is_named_with_its_python_keyword(t
          "(Python: evaluate=)"),
         (lambda: run_preprocess(tmp_path, out, PreprocessConfig(image_format="gif")),
          "(Python: image_format=)"),
+        # the ensemble's weight fit (hard voting's metric is checked there) says it too
+        (lambda: fit_weights([np.eye(2), np.eye(2)], np.array([0, 1]), "hard", "logloss"),
+         "hard voting has no probabilities to fit by log-loss; use --weight-metric f1 (Python: metric=)"),
         # preprocess's own check of --format beside --keep-alpha (PreprocessConfig.validate) says it too
         (lambda: run_preprocess(tmp_path, out, PreprocessConfig(remove_bg=True, keep_alpha=True, image_format="jpg")),
          "--keep-alpha needs a format with transparency: --format png or webp (Python: image_format=)"),

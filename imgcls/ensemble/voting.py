@@ -7,11 +7,17 @@ from typing import Sequence
 
 import numpy as np
 
-from imgcls.ensemble.config import METHODS
+from imgcls.ensemble.config import METHODS, EnsembleConfig
 from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
+from imgcls.options import keyword_note, specs
 
 WEIGHT_FLOOR = 1e-6      # a fitted weight below this share of the largest is 0: it moves no probability visibly
+
+
+def _metric_keyword() -> str:
+    """' (Python: metric=)': what a line naming --weight-metric ends with (options.keyword_note)."""
+    return keyword_note(("metric", specs(EnsembleConfig)["metric"][1]))
 
 
 def normalise_weights(weights: Sequence[float] | None, n: int) -> np.ndarray:
@@ -73,7 +79,8 @@ def fit_weights(probs: Sequence[np.ndarray], y: np.ndarray, method: str = "weigh
     n_cls = probs[0].shape[1]
     if metric == "logloss":
         if method == "hard":
-            raise UserError("hard voting has no probabilities to fit by log-loss; use --weight-metric f1")
+            raise UserError("hard voting has no probabilities to fit by log-loss; use --weight-metric f1"
+                            + _metric_keyword())
         from scipy.optimize import minimize
         stack = np.stack(probs)
         res = minimize(lambda w: log_loss(y, np.tensordot(w, stack, axes=1) / max(w.sum(), 1e-12)),
@@ -83,7 +90,7 @@ def fit_weights(probs: Sequence[np.ndarray], y: np.ndarray, method: str = "weigh
         w[w < WEIGHT_FLOOR * w.max()] = 0.0     # SLSQP's residue on the simplex's edge (5.6e-17): a member it dropped
         return w / w.sum()
     if metric != "f1":
-        raise UserError(f"unknown --weight-metric '{metric}'; use logloss or f1")
+        raise UserError(f"unknown --weight-metric '{metric}'; use logloss or f1" + _metric_keyword())
     w = np.full(m, 1.0 / m)
     score = lambda ww: macro_f1(y, vote(probs, "hard" if method == "hard" else "weighted", ww).argmax(1), n_cls)
     best = score(w)
