@@ -174,8 +174,8 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] = ()
 
 
 # YAML 1.2's floats that PyYAML's YAML 1.1 resolver reads as strings: an exponent without a dot (`1e-4`) or
-# without a sign (`1.0e4`), as people (and the README's space example) write learning rates
-_EXPONENT_FLOAT = r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"
+# without a sign (`1.0e4`, `.5e3`), as people (and the README's space example) write learning rates
+_EXPONENT_FLOAT = r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9][0-9_]*)[eE][-+]?[0-9]+$"
 _YAML: dict = {}
 
 
@@ -192,7 +192,7 @@ def _yaml_classes():
         class Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
             pass
         for cls in (Loader, Dumper):
-            cls.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(_EXPONENT_FLOAT), list("-+0123456789"))
+            cls.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(_EXPONENT_FLOAT), list("-+.0123456789"))
         _YAML.update(loader=Loader, dumper=Dumper)
     return _YAML["loader"], _YAML["dumper"]
 

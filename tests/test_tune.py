@@ -1643,8 +1643,10 @@ def test_numbers_written_without_a_dot_read_as_numbers_in_a_space_and_a_config(t
     cfg = TrainConfig.load(tmp_path / "config.yaml")
     assert (cfg.lr, cfg.weight_decay, cfg.epochs) == (1e-3, 5e-2, 1)
     # a string spelled so (a class name) is written quoted, so it reads back as the string it was
-    doc = {"classes": ["1e5", "2E-3", "cat"], "weights": [0.5, 1e-07]}
+    doc = {"classes": ["1e5", "2E-3", ".5e3", "cat"], "weights": [0.5, 1e-07]}
     assert yaml_load(yaml_dump(doc)) == doc
+    # no digit before the dot (YAML 1.2's `.5e3`) too
+    assert yaml_load("a: .5e3\nb: -.5E+3\nc: ..5e3\n") == {"a": 500.0, "b": -500.0, "c": "..5e3"}
 
 
 def test_the_study_name_alone_resumes_a_study_started_with_its_own_space(tmp_path, space, monkeypatch):
