@@ -201,7 +201,8 @@ def _is_argument(p: inspect.Parameter) -> bool:
 # declarations (imgcls.options) through command(options=...): no default or choice list is written here
 # Src: a step without a default input (eda, clean); None, a bare call, is refused naming what to give
 # (pipeline.given_input), not by click's "Missing argument"
-Src = Annotated[Optional[Path], typer.Argument(help=f"Dataset folder (any layout) or a {MANIFEST_NAME}.",
-                                               show_default=False)]
+# (metavar SRC and the help say it is required: click's optional argument alone would show [src])
+Src = Annotated[Optional[Path], typer.Argument(help=f"Dataset folder (any layout) or a {MANIFEST_NAME}; required.",
+                                               metavar="SRC", show_default=False)]
 OptSrc = Annotated[Optional[Path], typer.Argument(help=f"Dataset folder or {MANIFEST_NAME}.", show_default=False)]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or info lines.", rich_help_panel="Runtime")]
