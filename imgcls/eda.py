@@ -314,11 +314,11 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     out = Path(out)
     check_writable(out)
     refuse_other_output(out, "eda", whole=True)
-    df = mf.load(src, opts, scan=False)
+    df = mf.load(src, opts, scan=False, require_found=False)    # files not there: listed in the report, then refused
     layout = mf.layout_read(df)
     empty_classes = empty_class_folders_read(df)     # the folder read's (warned of there)
     mf.warn_unlabeled(df, src)
-    test_df = mf.load(test, mf.LayoutOptions(), scan=False) if test is not None else None
+    test_df = mf.load(test, mf.LayoutOptions(), scan=False, require_found=False) if test is not None else None
     check_output_location(out, *mf.input_folders(df), *(mf.input_folders(test_df) if test_df is not None else []),
                           images=mf.image_paths(df) + (mf.image_paths(test_df) if test_df is not None else []))
     # then (an input inside --out said first) its files over a user's own of those names in a folder no eda

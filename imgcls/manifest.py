@@ -332,7 +332,7 @@ def check_source_exists(src: str | os.PathLike) -> Path:
 
 
 def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool = True, workers: int = 1,
-         max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS, announce: bool = True,
+         max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS, announce: bool = True, require_found: bool = True,
          loose_images: str = "warn", unread_images: str = "warn", view: FolderView | None = None) -> pd.DataFrame:
     """Read any supported source into a manifest DataFrame (absolute `root`), scanning images not yet scanned.
     `loose_images`: what a folder detected as class folders (not one given as --layout folder) does with images
@@ -340,7 +340,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     with image files its walk cannot read (layouts.LeftOut: names not UTF-8, or without an image extension):
     "warn" (left out) or "refuse" (predict: a submission must have a row for every test image). `view`: the look
     at the source's folder (source_view) where the caller made it, to ask it after the read what the read saw
-    (predict: the CSVs beside the test images, submission.template_beside), not looking again."""
+    (predict: the CSVs beside the test images, submission.template_beside), not looking again. `require_found`:
+    a table none of whose files are there is refused (require_any_found) before its read is said, so the refusal is
+    the only line (False: eda, whose report lists the files; predict, whose own check says its --data)."""
     opts = opts or LayoutOptions()
     check(opts)     # the flags' check, for a Python caller's LayoutOptions too: the command line's line, before a scan
     src = check_source_exists(src)
@@ -429,17 +431,17 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
             df = read_unlabeled(root, *(lone.images, lone.left_out) if lone else (None, None), unread_images,
                                 view.sub(root))
         df["root"] = str(root.resolve())
-        if root.resolve() != (src.parent if src.is_file() else src).resolve():
+        moved = root.resolve() != (src.parent if src.is_file() else src).resolve()
+        if moved and root.is_dir():     # a CSV's folder that is not there (none of its files is) is not named
             notes.append(f"images in {root}" + (
                 f": {src} holds that folder alone, so the folders in it are the classes (--layout folder reads "
                 f"'{root.name}' as one class)" if classes_in else
                 f": {src} holds that folder alone and no CSV listing its images (the mask competition's info.csv), "
                 f"so the ids are their names there, in name order" if lone else ""))
+        if moved:
             if not src.is_file():       # the competition's train/ or eval/ given whole: its CSV and images are input
                 folder_read = str(src.resolve())
         said = f"read {src} as layout '{layout}' ({len(df)} images{''.join('; ' + n for n in notes)})"
-    if announce:
-        info(said)
     if df.empty and table is not None:
         raise UserError(f"{table} has no rows (only its header); give a CSV that lists the images")
     if df.empty:
@@ -450,6 +452,10 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     df.attrs[READ_LINE] = said
     if folder_read is not None:
         df.attrs[FOLDER_READ] = folder_read
+    if require_found:       # said once the files are known to be there: none there is the refusal alone
+        require_any_found(df)
+    if announce:
+        info(said)
     if scan:
         df = scan_images(df, workers=workers, max_pixels=max_pixels)
     return df
@@ -700,6 +706,18 @@ def require_readable(df: pd.DataFrame, note: str = "", of: str = "", data_flag: 
         first = image_paths(df.iloc[:1])[0]
         raise UserError(f"none of the {len(df)} image(s){of} can be read (e.g. {first}: {err.iloc[0]}){note}; "
                         f"{_unreadable_hint(df, err, data_flag)}")
+
+
+def require_any_found(df: pd.DataFrame) -> None:
+    """Rows read from a table (a competition CSV, a manifest) none of whose files are there (a wrong folder, a
+    table moved without its images) are refused in require_readable's line, before the step says what it read or
+    scans them (a warning listing every file, then the refusal). Looked at file by file until one is found: a table
+    that is fine costs one stat. Rows a folder walk listed are there: not looked at."""
+    if df.attrs.get(LAYOUT_READ) not in ("csv", "manifest") or not len(df):
+        return
+    if any(os.path.exists(p) for p in image_paths(df)):
+        return
+    require_readable(df.assign(error=imgio.FILE_NOT_FOUND))
 
 
 def require_most_found(df: pd.DataFrame, note: str = "", of: str = "", data_flag: str = "") -> None:

@@ -259,7 +259,7 @@ def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None
     if not data.exists():
         raise UserError(f"test data {data} does not exist; pass --data FOLDER, a manifest or the competition CSV")
     df = mf.load(data, opts, scan=False, loose_images="refuse", unread_images="refuse", view=view,
-                 announce=announce)
+                 announce=announce, require_found=False)    # files not there: require_most_found's line, of --data
     # the submission id: a CSV's own `id` column, else the CSV's image column (e.g. ImageID), else the path
     if "id" not in df.columns or (df["id"].astype(str) == "").all():
         df["id"] = df["source_id"] if "source_id" in df.columns else df["path"]
@@ -573,7 +573,7 @@ def _training_table(src: str | None, df: pd.DataFrame | None = None, tables: dic
     if tables is not None and path in tables:
         return tables[path]
     try:
-        table = mf.load(src, scan=False, announce=False)
+        table = mf.load(src, scan=False, announce=False, require_found=False)
     except (UserError, OSError):
         table = None
     if tables is not None:

@@ -1643,3 +1643,33 @@ def test_a_csv_whose_names_are_in_several_folders_names_a_route_the_step_has(tmp
     assert set(mf.load(tmp_path / "imgs_a" / "train.csv", scan=False)["root"]) == {str((tmp_path / "imgs_a").resolve())}
     assert set(mf.load(tmp_path / "imgs_b", opts(csv=str(tmp_path / "train.csv")), scan=False)["root"]) == \
         {str((tmp_path / "imgs_b").resolve())}
+
+
+def test_a_csv_none_of_whose_files_exist_is_one_line_for_each_step(tmp_path, monkeypatch):
+    """A train.csv every path of which (./tst/A.jpg) is missing: split, clean, preprocess and train first said
+    "read tr.csv as layout 'csv' (2 images; images in tst)", a folder that does not exist, then a warning listing
+    the missing files, then their refusal: three lines where one would do. The refusal is the first and only line.
+    eda lists the files in its report (its job) but its read line names no folder that is not there; a CSV whose
+    files are there is announced as before."""
+    from typer.testing import CliRunner
+
+    from imgcls.cli import app
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame({"id": ["A", "B"], "img_path": ["./tst/A.jpg", "./tst/B.jpg"], "label": ["x", "y"]}
+                 ).to_csv(tmp_path / "tr.csv", index=False)
+    for call in (["split", "tr.csv", "--out", "sp.csv"], ["clean", "tr.csv", "--out", "cl"],
+                 ["preprocess", "tr.csv", "--out", "pp"], ["train", "tr.csv", "--no-pretrained", "--out", "runs"]):
+        res = CliRunner().invoke(app, call)
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and "Traceback" not in res.output, (call, res.output)
+        assert said.startswith("error: none of the 2 image(s) can be read (e.g. "), (call, said)
+        assert said.count("error:") == 1 and "warning" not in said and "read tr.csv" not in said, (call, said)
+    res = CliRunner().invoke(app, ["eda", "tr.csv", "--out", "eda"])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "error: none of the 2 image(s) can be read" in said, said
+    assert "read tr.csv as layout 'csv' (2 images)" in said and "images in" not in said, said
+    assert (tmp_path / "eda" / "report.html").is_file()
+    for i, name in enumerate("AB"):
+        make_image(tmp_path / "tst" / f"{name}.jpg", size=(16, 16), seed=i)
+    res = CliRunner().invoke(app, ["split", "tr.csv", "--out", "sp.csv"])
+    assert "read tr.csv as layout 'csv' (2 images; images in tst)" in " ".join(res.output.split()), res.output

@@ -110,6 +110,7 @@ def test_a_group_or_stratum_spelled_nfd_in_some_rows_is_the_nfc_one(tmp_path, mo
     # --check of a file that puts each person's NFD rows in val and NFC rows in train: leaks, not "clean"
     df.assign(split=np.where(nfd, "val", "train")).to_csv(tmp_path / "s.csv", index=False)
     monkeypatch.setattr(mf, "scan_images", lambda d, **kw: d)      # the table's images are not on disk
+    monkeypatch.setattr(mf, "require_any_found", lambda d: None)    # nor refused as none there
     with pytest.raises(sp.LeakageError, match="60 leak"):
         sp.run_check(tmp_path / "s.csv", cfg=cfg())
 
