@@ -773,3 +773,25 @@ def test_ensemble_report_names_the_profile_class_ids(tmp_path):
     assert res.exit_code == 0, res.output
     page = html.unescape((out / "report.html").read_text()).replace("\n", "")
     assert "<td>4</td><td>wear, female, 30-59</td>" in page and "<td>17</td><td>not_wear, female, >=60</td>" in page
+
+
+def test_a_member_tune_cleared_is_named_by_a_normalised_path(tmp_path, monkeypatch):
+    """An ensemble built from a tune trial whose checkpoints `tune --keep` deleted afterwards: predicting it said
+    `outputs/ensembles/soft-x/../../tune/s1/trials.csv`, the member's path as spec.yaml stores it (relative to the
+    spec) joined to the spec's folder. Every path of the line is the member's own, normalised."""
+    monkeypatch.chdir(tmp_path)
+    trial = tmp_path / "outputs" / "tune" / "s1" / "trial_0000"
+    trial.mkdir(parents=True)
+    (trial / "config.yaml").write_text("lr: 0.001\n")
+    pd.DataFrame({"trial": [0], "checkpoints": ["removed (--keep best-1)"]}).to_csv(trial.parent / "trials.csv",
+                                                                                   index=False)
+    spec = Path("outputs") / "ensembles" / "soft-x" / "spec.yaml"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(yaml.safe_dump({"kind": "imgcls-ensemble", "method": "soft", "classes": ["a", "b"], "members": [
+        {"name": "trial_0000", "run": "../../tune/s1/trial_0000", "checkpoints": ["../../tune/s1/trial_0000/best.pt"]}
+    ]}))
+    with pytest.raises(UserError, match="imgcls tune deleted this trial's checkpoints") as e:
+        load_spec(spec.parent)
+    said = str(e.value)
+    assert "/../" not in said and f"{trial.parent / 'trials.csv'}: removed (--keep best-1)" in said, said
+    assert f"--config {trial / 'config.yaml'} " in said, said

@@ -246,14 +246,16 @@ def load_spec(path: str | os.PathLike) -> EnsembleSpec:
             raise bad(f"member {d['name']}: weight {d.get('weight')!r} is not a number") from None
         if not (math.isfinite(weight) and weight >= 0):
             raise bad(f"member {d['name']}: weight {weight} is not a non-negative number")
+        # the member's paths, stored relative to the spec's folder (write_spec), resolved from it: each said as the
+        # path it names, not outputs/ensembles/soft-x/../../tune/s1/trial_0003
         ckpts = [(base / c).resolve() for c in d["checkpoints"]]
+        run = (base / d["run"]).resolve()
         missing = [c for c in ckpts if not c.is_file()]
         if missing:
             from imgcls.train.rundir import deleted_by_tune
-            why = deleted_by_tune(base / d["run"])
+            why = deleted_by_tune(run)
             raise UserError(f"ensemble {p}: member {d['name']} checkpoint {missing[0]} does not exist"
                             + (f": {why}" if why else "; rebuild the ensemble or restore the run"))
-        run = (base / d["run"]).resolve()
         for c in ckpts:     # a member imgcls train is training again now: said as `imgcls ensemble RUN` said it
             warn_training_now(run if len(ckpts) == 1 else c.parent, c)
         members.append(Member(str(d["name"]), run, ckpts, weight))
