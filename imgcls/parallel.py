@@ -152,8 +152,9 @@ class _PoolSigterm:
     """closed_pool's SIGTERM handler (`timeout`, `kill PID`, a container's stop: the main process alone): Python's
     default ended the process at once and left its forked workers blocked for ever on the task pipe a sibling still
     held open (orphans). Here the workers are terminated first, then the process ends by SIGTERM as before (the
-    handler it replaced: the default, or an enclosing pool's). A forked worker, which inherits this handler before
-    its initializer runs, just ends by it."""
+    handler it replaced: the default, or an enclosing pool's; a handler that asks for it, `after_pool`, is called
+    instead: train's, cli.common.sigterm_interrupts, which ends the step as Ctrl-C does). A forked worker, which
+    inherits this handler before its initializer runs, just ends by it."""
 
     def __init__(self, ex, old):
         import os
@@ -165,7 +166,7 @@ class _PoolSigterm:
         if os.getpid() == self.pid:
             for p in list((getattr(self.ex, "_processes", None) or {}).values()):
                 p.terminate()
-            if isinstance(self.old, _PoolSigterm):
+            if isinstance(self.old, _PoolSigterm) or getattr(self.old, "after_pool", False):
                 return self.old(signum, frame)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.kill(os.getpid(), signal.SIGTERM)
@@ -193,7 +194,8 @@ def closed_pool(ex):
             on_sigint = _PoolSigint(ex, old)
             signal.signal(signal.SIGINT, on_sigint)
         old_term = signal.getsignal(signal.SIGTERM)
-        if old_term is signal.SIG_DFL or isinstance(old_term, _PoolSigterm):    # a caller's own is left alone
+        if old_term is signal.SIG_DFL or isinstance(old_term, _PoolSigterm) or getattr(old_term, "after_pool", False):
+            # a caller's own is left alone
             on_sigterm = _PoolSigterm(ex, old_term)
             signal.signal(signal.SIGTERM, on_sigterm)
     state = on_sigint if on_sigint is not None else _PoolSigint(ex, None)     # not installed: flags only

@@ -2478,3 +2478,39 @@ def test_a_resume_with_another_model_says_it_cannot_change_before_timm_s_name_ch
     assert {f.name: f.stat().st_mtime_ns for f in run.iterdir()} == before
     r = CliRunner().invoke(app, ["train", str(src), "--model", "resnet_nope", "--out", str(tmp_path / "runs")])
     assert r.exit_code == 2 and "unknown model 'resnet_nope'" in r.output and "cannot change" not in r.output
+
+
+@pytest.mark.slow
+def test_sigterm_says_what_the_run_keeps_and_still_ends_by_sigterm(two_class, tmp_path):
+    """`timeout 3600 imgcls train ...` in a script, `kill PID`: SIGTERM ended train at once and said nothing (exit
+    143), where Ctrl-C says what the run folder keeps and the resume command. SIGTERM to a train process says the
+    same line, then the process still ends by SIGTERM (exit 143: scripts rely on it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import imgcls
+    run = tmp_path / "runs" / "cut"
+    env = {**os.environ, "PYTHONPATH": str(Path(imgcls.__file__).parents[1]), "COLUMNS": "300"}
+    proc = subprocess.Popen([sys.executable, "-m", "imgcls", "train", str(two_class), "--model", "test_resnet",
+                             "--no-pretrained", "--img-size", "32", "--batch-size", "8", "--workers", "0",
+                             "--device", "cpu", "--epochs", "500", "--aug", "none", "--val-split", "0.3",
+                             "--out", str(tmp_path / "runs"), "--name", "cut"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (run / "last.pt").is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None and (run / "last.pt").is_file(), proc.communicate(timeout=60)
+        proc.send_signal(signal.SIGTERM)            # the process only, as `kill PID` sends it
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    said = " ".join(err.split())
+    assert proc.returncode == -signal.SIGTERM, (proc.returncode, err)
+    assert f"interrupted: {run} keeps the epochs finished so far (last.pt); imgcls train --resume {run} " in said, said
+    assert "Traceback" not in err, err

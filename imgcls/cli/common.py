@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import os
 import sys
 from pathlib import Path
 from contextlib import contextmanager
@@ -164,11 +165,75 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
 SAID_ELSEWHERE_WAIT_S = 10.0    # how long a torchrun process waits for another to say the error they share
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM to a step that takes it as Ctrl-C (sigterm_interrupts): what catches Ctrl-C catches it (train's
+    `interrupted:` line, its clean-up); one_line_errors then ends the process by SIGTERM, not with Ctrl-C's 130."""
+
+
+class _SigtermInterrupts:
+    """sigterm_interrupts' SIGTERM handler: raises Terminated in the process that set it, once (a second SIGTERM,
+    while the step says its line and cleans up, ends the process at once, as before). A forked child that
+    inherited it before setting its own (a pool's worker) ends by SIGTERM as before. `after_pool`: a pool's own
+    SIGTERM handler (parallel.closed_pool) stops its workers, then calls this one."""
+    after_pool = True
+
+    def __init__(self):
+        self.pid = os.getpid()
+
+    def __call__(self, signum, frame):
+        import signal
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if os.getpid() != self.pid:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Around a step whose Ctrl-C line says how to continue (train: the run folder keeps its epochs, --resume):
+    SIGTERM (`timeout 3600 imgcls train ...` in a script, `kill PID`) is taken as Ctrl-C, so the step says that
+    line and cleans up (a --cache disk memmap) where it ended silently; the process still ends by SIGTERM (exit
+    143: one_line_errors). Not under torchrun, which sends SIGTERM to every process when one ends with an error
+    (the line would name another cause beside that error) and whose ranks may wait in a collective, where no Python
+    handler runs; nor where the caller set its own handler, or outside the main thread (where Python runs them)."""
+    import signal
+    import threading
+    try:
+        distributed = int(os.environ.get("WORLD_SIZE") or 1) > 1
+    except ValueError:
+        distributed = False
+    if distributed or threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+    handler = _SigtermInterrupts()
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is handler:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _end_by_sigterm() -> None:
+    """The process ends as SIGTERM's default ends it (exit 143 to a shell, -15 to Popen), its lines written first."""
+    import signal
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 @contextmanager
 def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
     """Around a command's body (`what`: `imgcls train`), with its --quiet: a UserError is one red line and its exit
     code, no traceback; Ctrl-C is one `interrupted:` line and exit 130 (Typer exited 130 saying nothing), unless the
-    step said its own (imgcls.console.interrupted: train names its run folder and the resume command)."""
+    step said its own (imgcls.console.interrupted: train names its run folder and the resume command). SIGTERM taken
+    as Ctrl-C (sigterm_interrupts) says it alike, then ends the process by SIGTERM (exit 143)."""
     interrupt_said()                    # a line said outside a command (a Python caller's run) is not this one's
     with quiet_for(quiet, command=True):    # the quiet before it back after (a notebook's own)
         try:
@@ -181,11 +246,14 @@ def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
                 time.sleep(SAID_ELSEWHERE_WAIT_S)
             error(str(e))
             raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as e:
+            term = isinstance(e, Terminated)
             if not interrupt_said():
-                interrupted(f"interrupted: {what} stopped before it finished (Ctrl-C); run the same command again to "
-                            f"complete it")
-            raise typer.Exit(130) from None
+                interrupted(f"interrupted: {what} stopped before it finished ({'SIGTERM' if term else 'Ctrl-C'}); "
+                            f"run the same command again to complete it")
+            if term:
+                _end_by_sigterm()
+            raise typer.Exit(143 if term else 130) from None
 
 
 CTX = "imgcls_click_context"   # the Typer context a command built with options= receives (not passed on)
