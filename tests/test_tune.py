@@ -1126,6 +1126,20 @@ def test_config_values_the_space_varies_are_named_as_replaced(data, tmp_path, sp
     assert "the space varies" not in runs["none"], runs["none"]
 
 
+class _FakeTrial:                              # what TrialReporter uses of an Optuna trial, pruned at `prune_at`
+    def __init__(self, prune_at):
+        self.user_attrs, self.prune_at, self.n = {}, prune_at, 0
+
+    def report(self, value, step):
+        self.n = step
+
+    def set_user_attr(self, k, v):
+        self.user_attrs[k] = v
+
+    def should_prune(self):
+        return self.n == self.prune_at
+
+
 def test_pruned_trials_say_how_far_each_got_per_trial_and_per_fold(tmp_path, space):
     """With --folds all the report's 'N trial(s) stopped after X epochs of the Y' summed over folds and trials (and
     counted a fold's epochs as the trial's: all's folds were not known), which read as one trial's count. Now each
@@ -1136,20 +1150,7 @@ def test_pruned_trials_say_how_far_each_got_per_trial_and_per_fold(tmp_path, spa
     from imgcls.tune import TrialReporter
     from imgcls.tune.report import pruning_line, trials_frame
 
-    class FakeTrial:                           # what TrialReporter uses of an Optuna trial
-        def __init__(self, prune_at):
-            self.user_attrs, self.prune_at, self.n = {}, prune_at, 0
-
-        def report(self, value, step):
-            self.n = step
-
-        def set_user_attr(self, k, v):
-            self.user_attrs[k] = v
-
-        def should_prune(self):
-            return self.n == self.prune_at
-
-    rep = TrialReporter(FakeTrial(prune_at=4), "val_macro_f1")
+    rep = TrialReporter(_FakeTrial(prune_at=4), "val_macro_f1")
     for fold, folds_after in ((0, 2), (1, 1)):
         rep.on_run_start({"fold": fold, "total_epochs": 3, "folds_after": folds_after})
         for e in range(1, 4):
@@ -1818,21 +1819,8 @@ def test_a_pruned_trial_s_message_names_its_best_epoch_beside_optuna_s_last_epoc
     (trials.csv, report.html, the terminal) names the best epoch's where it differs, lower being better for loss."""
     from imgcls.tune import TrialReporter
 
-    class FakeTrial:                           # what TrialReporter uses of an Optuna trial
-        def __init__(self, prune_at):
-            self.user_attrs, self.prune_at, self.n = {}, prune_at, 0
-
-        def report(self, value, step):
-            self.n = step
-
-        def set_user_attr(self, k, v):
-            self.user_attrs[k] = v
-
-        def should_prune(self):
-            return self.n == self.prune_at
-
     def pruned(column, values, fold=None):
-        rep = TrialReporter(FakeTrial(prune_at=len(values)), column)
+        rep = TrialReporter(_FakeTrial(prune_at=len(values)), column)
         rep.on_run_start({"fold": fold, "total_epochs": 5, "folds_after": 0})
         with pytest.raises(optuna.TrialPruned) as e:
             for epoch, v in enumerate(values, 1):
