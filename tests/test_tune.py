@@ -1677,6 +1677,7 @@ def test_the_study_name_alone_resumes_a_study_started_with_its_own_space(tmp_pat
     assert r.exit_code == 2 and "was started with another search space" in " ".join(r.output.split()), r.output
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")     # the test asks trials outside optimize
 def test_a_trial_whose_process_was_killed_is_failed_as_killed_without_made_up_seconds(tmp_path):
     """`kill -9` of a tune (the OOM killer, a lost kernel) mid-trial, then the same command again: the dead trial
     stayed 'running' in trials.csv and report.html after the resumed command had ended, nothing running it; once
@@ -1705,6 +1706,7 @@ def test_a_trial_whose_process_was_killed_is_failed_as_killed_without_made_up_se
     assert t.loc[1, "message"] == ""
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")     # the test asks trials outside optimize
 def test_two_processes_failing_the_same_killed_trial_do_not_crash(tmp_path):
     """Two `imgcls tune --study s` started together after a `kill -9` (a script starting its workers at once) both
     find the dead trial running; the one that fails it second found it already failed by the other and crashed with
@@ -1733,6 +1735,7 @@ def test_two_processes_failing_the_same_killed_trial_do_not_crash(tmp_path):
     assert list(t["state"]) == ["fail"] and t.loc[0, "message"] == KILLED, t
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")     # the test asks trials outside optimize
 def test_a_running_trial_of_another_container_with_this_host_name_is_not_failed(tmp_path):
     """Two containers of one machine (docker --network host: the host's name, each its own process ids) run a study
     on a shared volume: a tune opening the study in one looked for the other's trial process among its own pids,
