@@ -227,10 +227,12 @@ def keyword_note(*named: tuple[str, Spec]) -> str:
 def _keywords_named(*named: tuple[str, Spec]) -> typing.Iterator[None]:
     """Around a check naming these fields by their flags: a UserError raised there ends with keyword_note's for those
     its text names."""
+    import re
     try:
         yield
-    except UserError as e:
-        note = keyword_note(*((n, spec) for n, spec in named if flag(n, spec) in str(e)))
+    except UserError as e:      # a flag named whole: --eval is not named by --eval-split
+        note = keyword_note(*((n, spec) for n, spec in named
+                              if re.search(re.escape(flag(n, spec)) + r"(?![\w-])", str(e))))
         if note and not str(e).endswith(note):
             e.args = (str(e) + note, *e.args[1:])
         raise

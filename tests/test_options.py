@@ -457,6 +457,20 @@ def test_eda_numeric_options(cmd, flags, msg, image_folder, tmp_path, monkeypatc
     assert not (tmp_path / "out").exists()
 
 
+def test_a_keyword_note_is_for_a_flag_named_whole():
+    """options._keywords_named added the keyword of every field whose flag the error's text held, by substring:
+    --eval (evaluate) inside --eval-split, so a line naming --eval-split alone would end "(Python: evaluate=)"."""
+    from imgcls.errors import UserError
+    from imgcls.options import _keywords_named, specs
+    from imgcls.predict_config import PredictConfig
+    named = [(n, specs(PredictConfig)[n][1]) for n in ("evaluate", "eval_split")]
+    for text, note in (("unknown --eval-split 'x'", ""), ("--eval-split acts only with --eval", " (Python: evaluate=)"),
+                       ("--eval, scored", " (Python: evaluate=)")):
+        with pytest.raises(UserError) as e, _keywords_named(*named):
+            raise UserError(text)
+        assert str(e.value) == text + note
+
+
 def test_an_option_whose_flag_is_another_word_is_named_with_its_python_keyword(tmp_path):
     """README (From Python): an error names an option by its flag, and a flag with no keyword of its name is
     followed by its Python form. Five are another word (--samples: samples_per_class, --format: image_format / fmt,
