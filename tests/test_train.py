@@ -2514,3 +2514,20 @@ def test_sigterm_says_what_the_run_keeps_and_still_ends_by_sigterm(two_class, tm
     assert proc.returncode == -signal.SIGTERM, (proc.returncode, err)
     assert f"interrupted: {run} keeps the epochs finished so far (last.pt); imgcls train --resume {run} " in said, said
     assert "Traceback" not in err, err
+
+
+def test_a_kfold_set_s_out_of_fold_score_names_the_classes_no_fold_validated(tmp_path, capsys):
+    """A class with one image is train in every fold (split's fold -1): the out-of-fold macro-F1 counts it with F1 0
+    in its mean over every class; the set's line says so, as each fold's line does for its own val."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6, "c": 1}, size=(40, 40))
+    df = mf.load(src)
+    df["fold"] = np.where(df["label"] == "c", -1, np.arange(len(df)) % 2)
+    df["split"] = np.where(df["fold"] == 0, "val", "train")
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    run = run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="kf", epochs=1, folds="all"))
+    said = " ".join(capsys.readouterr().err.split())
+    line = next(s for s in said.split("out-of-fold macro-F1 over 2 folds")[1:])
+    assert ("1 of 3 classes have no out-of-fold rows (c): each counts in the macro-F1 with F1 0 (the mean is over "
+            "every class of the task)") in line.split("training")[0]
+    assert "no out-of-fold rows (c)" in (run / "train.log").read_text()

@@ -693,8 +693,12 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         else:
             from imgcls.train.report import drop_figures
             drop_figures(run_dir)
+        # a class no fold validates (split's fold -1: train in every fold) counts with F1 0 in the mean: said here
+        # too, not only in each fold's line about its own val
+        missing = metrics.without_rows_note(y, classes, "out-of-fold")
         RunLog(run_dir / TRAIN_LOG)(f"out-of-fold macro-F1 over {len(folds)} folds: {m['macro_f1']:.4f} "
-                                      f"(accuracy {m['accuracy']:.4f}, {m['n']} images)")
+                                      f"(accuracy {m['accuracy']:.4f}, {m['n']} images)"
+                                      + (f"; {missing}" if missing else ""))
     if dist.main and folds != [None]:
         from imgcls.train.report import write_run_report
         write_run_report(run_dir)
