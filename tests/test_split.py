@@ -1290,3 +1290,20 @@ def test_a_profile_split_s_report_names_its_class_ids(profile_folder, tmp_path, 
     assert f"<td>{c}</td><td>{meaning}</td>" in page                       # label per part
     assert "<td>0</td><td>wear</td>" in page                                # mask per part
     assert re.search(rf"│ {c} +│ {re.escape(meaning)} +│", printed), printed      # the printed label table
+
+
+def test_a_holdout_class_with_fewer_groups_than_the_draw_s_parts_and_no_val_row_is_named():
+    """--val 0.2 draws 5 parts: a class of 2 groups can land none in val. The notes named the single-group classes
+    (no val examples) but not this one; a user saw it only as a stratification gap, then as F1 0 in train."""
+    from imgcls.split.assign import assign
+    from imgcls.split.config import SplitConfig
+    rows = ([(f"c{c}", f"c{c}g{g}") for c in range(4) for g in range(12)] + [("few", f"fg{g}") for g in range(4)]
+            + [("two", f"tg{g}") for g in range(2)] + [("solo", "s0")])
+    df = pd.DataFrame(rows, columns=["label", "group"])
+    split, _, notes = assign(df, df["group"].to_numpy(), SplitConfig(val=0.2, seed=0, stratify=["label"]))
+    no_val = sorted(set(df["label"]) - set(df.loc[split == "val", "label"]))
+    assert no_val == ["solo", "two"]
+    said = [n for n in notes if "drew no val rows" in n]
+    assert said == ["1 class(es) drew no val rows (the 1/5 draw placed every group of theirs elsewhere; a val "
+                    "macro-F1 counts each with F1 0): two (2 groups)"], notes
+    assert sum("solo" in n for n in notes) == 1          # the single-group class: its own note, once

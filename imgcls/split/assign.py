@@ -201,6 +201,15 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
         if moved:
             notes.append(f"{len(moved)} class(es) had every group in val/test; one group each moved to train: "
                          + shown(moved, 10))
+        # a class with fewer groups than the draw's parts can land none in val or test (4 groups, --val 0.2: 5
+        # parts): said by name, as the single-group classes are, not only as a stratification gap
+        per_class = pd.DataFrame({"u": units, "y": labels}).groupby("y")["u"].nunique()
+        for part, frac in (("val", holdout_val), ("test", cfg.test)):
+            absent = {str(y): int(per_class[y]) for y in sorted(set(labels) - {""} - set(rare))
+                      if frac > 0 and not (split[labels == y] == part).any()}
+            if absent:
+                notes.append(f"{len(absent)} class(es) drew no {part} rows (the 1/{n_splits} draw placed every group "
+                             f"of theirs elsewhere; a {part} macro-F1 counts each with F1 0): " + _fmt_classes(absent))
     if cfg.folds:
         if cfg.folds < 2:
             raise UserError(f"--folds needs at least 2 folds, got {cfg.folds}")
