@@ -166,7 +166,10 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
                  ("n_unreadable", "unreadable labelled image(s)")) if ev.get(k)]
         ctx["eval_note"] = "; ".join([f"{ev['n_images']} labelled {'images' if part == 'all' else part + ' rows'}",
                                       *left, *([fitted_note(ev)] if ev.get("n_weights_fitted") else []),
-                                      "macro-F1 over every class of the task"])
+                                      "macro-F1 over every class of the task",
+                                      *([metrics.missing_rows_note(ev["classes_without_rows"], ev["n_classes"],
+                                                                   "labelled")]
+                                        if ev.get("classes_without_rows") else [])])
         ok = np.asarray(eval_rows if eval_rows is not None else np.ones(len(table), bool), bool)
         ok &= table["label"].astype(str).isin(classes).to_numpy() & (table["error"].astype(str) == "").to_numpy()
         y, p = table.loc[ok, "label"].astype(str), table.loc[ok, "pred"].astype(str)

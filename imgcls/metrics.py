@@ -83,10 +83,14 @@ def classes_without_rows(y_true, classes: Sequence) -> list:
 def without_rows_note(y_true, classes: Sequence, rows: str = "validation") -> str:
     """One line naming the classes with no row in `y_true` (the first 12) and how macro_f1 counts them; '' when
     every class has rows."""
-    missing = classes_without_rows(y_true, classes)
+    return missing_rows_note(classes_without_rows(y_true, classes), len(classes), rows)
+
+
+def missing_rows_note(missing: Sequence, n_classes: int, rows: str = "validation") -> str:
+    """without_rows_note's line from the classes without rows already found (predict.json's record of --eval)."""
     if not missing:
         return ""
-    return (f"{len(missing)} of {len(classes)} classes have no {rows} rows ({shown(missing, 12)}): each counts in "
+    return (f"{len(missing)} of {n_classes} classes have no {rows} rows ({shown(list(missing), 12)}): each counts in "
             f"the macro-F1 with F1 0 (the mean is over every class of the task)")
 
 

@@ -932,7 +932,10 @@ def _eval_scores(df: pd.DataFrame, probs: Probabilities, classes: Sequence[str],
     # what --eval left out is recorded with the score (the report says it beside the numbers)
     res = {"rows": part, "n_images": int(ok.sum()), "n_unknown_class": unknown,
            "n_unreadable": int((known.notna().to_numpy() & ~readable & rows).sum()),
-           "n_weights_fitted": int((ok & fitted).sum()) if fitted is not None else 0}
+           "n_weights_fitted": int((ok & fitted).sum()) if fitted is not None else 0,
+           # the classes of the model no scored row has: each counts with F1 0 in the macro-F1 (said by _print_eval)
+           "n_classes": len(classes),
+           "classes_without_rows": [str(c) for c in metrics.classes_without_rows(y, classes)]}
     # one view (no --tta): no `tta` scores, which would be the plain ones again under a TTA score's name
     for name, p in {"plain": probs.plain, **({"tta": probs.tta} if probs.n_views > 1 else {})}.items():
         m = metrics.scores(y, p[ok].argmax(1), classes)
@@ -1182,6 +1185,11 @@ def _print_eval(scores: dict, tta: TTASpec) -> None:
     for k in ("macro_f1", "accuracy"):
         t.add_row(k, f"{scores['plain'][k]:.4f}", *([f"{scores['tta'][k]:.4f}"] if with_tta else []))
     print_table(t)
+    from imgcls import metrics
+    missing = metrics.missing_rows_note(scores.get("classes_without_rows") or [], scores.get("n_classes", 0),
+                                        "labelled")
+    if missing:
+        info(f"--eval: {missing}")
     if scores.get("n_weights_fitted"):      # the score's label, on its own line: a caption wraps narrow
         from imgcls.inference_report import fitted_note
         info(f"--eval: {fitted_note(scores)}")

@@ -2436,3 +2436,22 @@ def test_predicts_refusals_naming_eval_or_format_name_their_python_keyword_too(t
         check_class_ids("--format mask", "index", ["a", "b"])
     assert str(got.value).endswith("use --format id,label or ID_COL,LABEL_COL (Python: fmt=)"), str(got.value)
     assert not (tmp_path / "p").exists() and not (tmp_path / "q").exists()
+
+
+def test_eval_on_labelled_images_of_some_classes_says_the_others_count_with_f1_0(tmp_path):
+    """--eval's macro-F1 is over every class of the model (metrics.scores): a hold-out labelled with 2 of its 3
+    classes scores the third with F1 0. Train says so for its val; predict printed the number alone."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    data = make_image_folder(tmp_path / "labelled", {"a": 2, "b": 2}, size=(36, 36))
+    out = tmp_path / "pred"
+    res = invoke("predict", run, "--data", data, "--out", out, "--eval", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert ("--eval: 1 of 3 classes have no labelled rows (c): each counts in the macro-F1 with F1 0 (the mean is "
+            "over every class of the task)") in said, said
+    assert json.loads((out / "predict.json").read_text())["eval"]["classes_without_rows"] == ["c"]
+    full = make_image_folder(tmp_path / "all", {"a": 1, "b": 1, "c": 1}, size=(36, 36))
+    res = invoke("predict", run, "--data", full, "--out", tmp_path / "p2", "--eval", "--workers", 0)
+    assert res.exit_code == 0 and "no labelled rows" not in res.output
+    assert json.loads((tmp_path / "p2" / "predict.json").read_text())["eval"]["classes_without_rows"] == []
+    assert "1 of 3 classes have no labelled rows (c)" in " ".join((out / "report.html").read_text().split())
