@@ -795,3 +795,22 @@ def test_a_member_tune_cleared_is_named_by_a_normalised_path(tmp_path, monkeypat
     said = str(e.value)
     assert "/../" not in said and f"{trial.parent / 'trials.csv'}: removed (--keep best-1)" in said, said
     assert f"--config {trial / 'config.yaml'} " in said, said
+
+
+def test_the_score_table_says_which_classes_the_common_rows_lack(tmp_path):
+    """The common column's macro-F1 is over every class of the task: a class no common validation row has (a class
+    with one image, train in every fold) counts with F1 0. train says so of its val; the ensemble table did not."""
+    rows = _val_rows(tmp_path / "data", n=12, classes="ab?")
+    rows = [(r, p.replace("?", "a"), "a" if lab == "?" else lab) for r, p, lab in rows]     # no row of class c
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.3)
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(tmp_path / "ens")])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert ("1 of 3 classes have no common validation rows (c): each counts in the macro-F1 with F1 0 (the mean is "
+            "over every class of the task)") in said, said
+    full = _val_rows(tmp_path / "data")
+    r3 = make_tiny_run(tmp_path / "runs" / "e3", seed=1, val_rows=full)
+    r4 = make_tiny_run(tmp_path / "runs" / "e4", model="test_resnet", seed=2, val_rows=full)
+    res = runner.invoke(app, ["ensemble", str(r3), str(r4), "--out", str(tmp_path / "ens2")])
+    assert res.exit_code == 0 and "no common validation rows" not in res.output

@@ -20,7 +20,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import check_output_not_source, check_writable
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, REPORT_HTML, SPEC_NAME, predict_fix,
                             refuse_other_output, refuse_users_files)
-from imgcls.metrics import macro_f1
+from imgcls.metrics import macro_f1, without_rows_note
 from imgcls.options import check, python_too
 
 
@@ -182,5 +182,9 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof if len(y) else None, P, [member_meta(m) for m in spec.members])
     print_scores(table, int(len(y)))
+    # the common column (and the ensemble's score) is a mean over every class: one no common row has counts as 0
+    missing = without_rows_note(y, list(classes), "common validation") if len(y) else ""
+    if missing:
+        info(missing)
     info(f"wrote {spec.path} and {out / REPORT_HTML} (use: {predict_fix(out)})")
     return spec
