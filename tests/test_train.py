@@ -2531,3 +2531,18 @@ def test_a_kfold_set_s_out_of_fold_score_names_the_classes_no_fold_validated(tmp
     assert ("1 of 3 classes have no out-of-fold rows (c): each counts in the macro-F1 with F1 0 (the mean is over "
             "every class of the task)") in line.split("training")[0]
     assert "no out-of-fold rows (c)" in (run / "train.log").read_text()
+
+
+def test_a_run_report_s_per_class_table_names_the_classes_without_val_rows(tmp_path):
+    """per_class.csv keeps every class (a class with no val row: support 0, F1 0, counted in the macro-F1); the
+    report's table showed such a row as a plain 0.0000 beside the scored ones, under '31 val rows'."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6, "c": 2}, size=(40, 40))
+    df = mf.load(src)
+    df["split"] = np.where((df["label"] != "c") & (np.arange(len(df)) % 3 == 0), "val", "train")
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    run = run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="ho", epochs=1))
+    pc = pd.read_csv(run / "per_class.csv")
+    assert pc.loc[pc["class"] == "c", "support"].tolist() == [0]
+    html = " ".join((run / "report.html").read_text().split())
+    assert "1 of 3 classes have no val rows (c): each counts in the macro-F1 with F1 0" in html

@@ -86,9 +86,16 @@ def rows_scored(run) -> str:
     3'; a k-fold set's '417 out-of-fold rows, each fold's best epoch'. '' before any validation predictions."""
     if run.per_class is None:
         return ""
+    from imgcls.metrics import missing_rows_note
+    pc = run.per_class
+    # a class with no scored row is in the table as support 0, F1 0 and counted in the macro-F1: said by name
+    missing = pc.loc[pc["support"] == 0, "class"].astype(str).tolist() if "support" in pc else []
     if kfold_set(run):
-        return f"{run.n_val} out-of-fold rows, each fold's best epoch"
-    return f"{run.n_val} val rows" + (f", best epoch {run.best_epoch}" if run.best_epoch else "")
+        said = f"{run.n_val} out-of-fold rows, each fold's best epoch"
+    else:
+        said = f"{run.n_val} val rows" + (f", best epoch {run.best_epoch}" if run.best_epoch else "")
+    note = missing_rows_note(missing, len(pc), "out-of-fold" if kfold_set(run) else "val")
+    return said + (f"; {note}" if note else "")
 
 
 def write_run_report(run_dir: str | os.PathLike) -> Path:
