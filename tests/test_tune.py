@@ -564,6 +564,57 @@ def test_ctrl_c_in_a_trial_says_only_tunes_line(data, tmp_path, space, monkeypat
     assert len(said) == 1 and "run the same command to resume" in said[0] and "--resume" not in r.output, r.output
 
 
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sigterm_records_the_trial_interrupted_says_the_study_s_line_and_still_ends_by_sigterm(data, tmp_path, space,
+                                                                                              capsys):
+    """`timeout --preserve-status 2h imgcls tune ...` (a batch job's time limit), `kill PID`: SIGTERM ended tune at
+    once and silently, its running trial left 'running' in the study until the next tune failed it as killed (and
+    counted it). Now SIGTERM is taken as Ctrl-C: the trial is recorded interrupted (SIGTERM) and its values run again
+    when the study resumes, tune says its `interrupted:` line, and the process still ends by SIGTERM (exit 143)."""
+    import signal
+    import subprocess
+    import time
+
+    import imgcls
+    study_dir = tmp_path / "tune" / "s"
+    env = {**os.environ, "PYTHONPATH": str(Path(imgcls.__file__).parents[1]), "COLUMNS": "300"}
+    proc = subprocess.Popen([sys.executable, "-m", "imgcls", "tune", str(data), "--study", "s", "--space", str(space),
+                             "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--batch-size", "8",
+                             "--workers", "0", "--device", "cpu", "--aug", "none", "--val-split", "0.3",
+                             "--epochs", "500", "--out", str(tmp_path / "tune"), "--trials", "2", "--pruner", "none"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        last = study_dir / "trial_0000" / "last.pt"
+        while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None and last.is_file(), proc.communicate(timeout=60)
+        proc.send_signal(signal.SIGTERM)            # the process only, as `kill PID` sends it
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    said = " ".join((out + err).split())
+    assert proc.returncode == -signal.SIGTERM, (proc.returncode, out, err)
+    assert f"interrupted: trials.csv / report.html written for the trials so far in {study_dir}; run the same " \
+           "command to resume" in said, said
+    assert "Traceback" not in err and "--resume" not in said, err
+    t = trials_csv(study_dir)
+    assert list(t["state"]) == ["fail"] and t.loc[0, "message"] == "interrupted (SIGTERM)", t
+
+    class Stop(Callback):           # the resumed study's first trial is enough: it says whose values it runs
+        def on_epoch_end(self, epoch, logs):
+            raise KeyboardInterrupt
+    capsys.readouterr()
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(tune_cfg(data, tmp_path, space, train={"epochs": 500}), callbacks=[Stop()])
+    assert "trial 1 (1 of 2; trial 0's values again, SIGTERM stopped it)" in capsys.readouterr().err
+    t = trials_csv(study_dir)
+    assert (t.loc[1, "lr"], t.loc[1, "weight_decay"]) == (t.loc[0, "lr"], t.loc[0, "weight_decay"])
+
 @pytest.fixture(scope="module")
 def folds_study(tmp_path_factory):
     """One study of a data set with 2 folds (--folds all, 1 trial), read by the tests below: its folder and what the

@@ -436,6 +436,9 @@ def _one_line(e: BaseException) -> str:
 
 
 INTERRUPTED = "interrupted (Ctrl-C)"     # the message of a trial Ctrl-C stopped (trials.csv)
+# the message of a trial SIGTERM stopped (`timeout 2h imgcls tune`, a batch job's time limit: the tune command takes it
+# as Ctrl-C, cli.common.sigterm_interrupts): interrupted as well, its values run again when the study resumes
+INTERRUPTED_BY_SIGTERM = "interrupted (SIGTERM)"
 RERUN_OF = "rerun_of"       # user attr of a trial that runs the values of an interrupted trial again: its number
 # user attr: the pid namespace of a trial's process (_pid_namespace), beside its "host:pid": containers of one machine
 # may share its host name (docker --network host), not its process ids
@@ -451,10 +454,10 @@ def _pid_namespace() -> str:
 
 
 def _interrupted(t) -> bool:
-    """A trial Ctrl-C stopped: failed, through no fault of its values. It does not count among --trials, and the
-    study, resumed, runs its values again (_requeue_interrupted): resuming neither loses nor repeats a trial."""
+    """A trial Ctrl-C (or SIGTERM) stopped: failed, through no fault of its values. It does not count among --trials,
+    and the study, resumed, runs its values again (_requeue_interrupted): resuming neither loses nor repeats a trial."""
     from optuna.trial import TrialState
-    return t.state == TrialState.FAIL and t.user_attrs.get("message") == INTERRUPTED
+    return t.state == TrialState.FAIL and t.user_attrs.get("message") in (INTERRUPTED, INTERRUPTED_BY_SIGTERM)
 
 
 def _fail_killed_trials(study) -> None:
@@ -523,12 +526,14 @@ class _Objective:
         from imgcls.tune.report import format_params
         rerun = trial.user_attrs.get(RERUN_OF)
         notes = []
+        trials = trial.study.get_trials(deepcopy=False) if self.cap or rerun is not None else []
         if self.cap:                # its place among the trials --trials counts (not the interrupted ones)
-            place = sum(1 for t in trial.study.get_trials(deepcopy=False)
-                        if t.number < trial.number and not _interrupted(t)) + 1
+            place = sum(1 for t in trials if t.number < trial.number and not _interrupted(t)) + 1
             notes.append(f"{place} of {self.cap}")
         if rerun is not None:
-            notes.append(f"trial {rerun}'s values again, Ctrl-C stopped it")
+            by = "SIGTERM" if any(t.number == rerun and t.user_attrs.get("message") == INTERRUPTED_BY_SIGTERM
+                                  for t in trials) else "Ctrl-C"
+            notes.append(f"trial {rerun}'s values again, {by} stopped it")
         info(f"trial {trial.number}" + (f" ({'; '.join(notes)})" if notes else "")
              + (f": {format_params(params)}" if params else ""))
         column = METRICS[self.cfg.metric][0]
@@ -548,8 +553,9 @@ class _Objective:
                 trial.set_user_attr("message", f"its {column} is {value}: no objective value")
             self.ran += 1
             return value
-        except KeyboardInterrupt:
-            trial.set_user_attr("message", INTERRUPTED)
+        except KeyboardInterrupt as e:
+            from imgcls.cli.common import Terminated
+            trial.set_user_attr("message", INTERRUPTED_BY_SIGTERM if isinstance(e, Terminated) else INTERRUPTED)
             raise
         except Exception as e:
             import optuna
