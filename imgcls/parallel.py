@@ -148,6 +148,28 @@ def stop_workers(ex) -> None:
         results._writer.close()     # only workers write there
 
 
+def release_semaphores(ex) -> None:
+    """The named semaphores of a pool's queues (the task queue's three, the result queue's two: CPython's private
+    attributes, read on 3.11; none where an executor has other ones) unlinked now, each as its own finalizer
+    unlinks it when the queue is collected, and so unregistered from multiprocessing's resource tracker. For a
+    process about to end by SIGTERM's default (_PoolSigterm), where no finalizer runs: the tracker, which outlives it,
+    unlinked them itself and wrote 'UserWarning: resource_tracker: There appear to be 5 leaked semaphore objects to
+    clean up at shutdown' under the step's last line. This process's handles stay valid (sem_unlink removes the
+    name), and a finalizer runs once: the queues, collected later, do not unlink them again."""
+    from multiprocessing import util
+    from multiprocessing.synchronize import SemLock
+    sems = [getattr(q, name, None) for q in (getattr(ex, "_call_queue", None), getattr(ex, "_result_queue", None))
+            for name in ("_rlock", "_wlock", "_sem")]
+    ids = {id(s) for s in sems if isinstance(s, SemLock)}
+    for f in list(getattr(util, "_finalizer_registry", {}).values()):
+        ref = getattr(f, "_weakref", None)
+        if ref is not None and id(ref()) in ids:
+            try:
+                f()
+            except Exception:       # noqa: BLE001 - the tracker re-entered (a signal inside its own call): left to it
+                pass
+
+
 class _PoolSigterm:
     """closed_pool's SIGTERM handler (`timeout`, `kill PID`, a container's stop: the main process alone): Python's
     default ended the process at once and left its forked workers blocked for ever on the task pipe a sibling still
@@ -166,6 +188,7 @@ class _PoolSigterm:
         if os.getpid() == self.pid:
             for p in list((getattr(self.ex, "_processes", None) or {}).values()):
                 p.terminate()
+            release_semaphores(self.ex)
             if isinstance(self.old, _PoolSigterm) or getattr(self.old, "after_pool", False):
                 return self.old(signum, frame)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

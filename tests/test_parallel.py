@@ -190,6 +190,43 @@ def test_sigterm_to_the_main_process_stops_its_workers_too(tmp_path):
                 os.kill(p, signal.SIGKILL)
 
 
+_SIGTERM_SPAWN = """
+import multiprocessing, os, time
+from concurrent.futures import ProcessPoolExecutor
+from imgcls.parallel import closed_pool
+
+with closed_pool(ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))) as ex:   # preprocess's
+    ex.submit(os.getpid).result()
+    futures = [ex.submit(time.sleep, 60) for _ in range(2)]
+    print("ready", flush=True)
+    for f in futures:
+        f.result()
+"""
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_to_a_spawned_pool_s_process_leaves_no_semaphore_for_the_tracker_to_warn_of(tmp_path):
+    """`kill -TERM PID` of `imgcls preprocess ... --workers 2` (a spawned pool): the process ended by SIGTERM, and
+    multiprocessing's resource tracker, which outlives it, wrote `UserWarning: resource_tracker: There appear to be 5
+    leaked semaphore objects to clean up at shutdown` under the step's last line. The pool's queues' semaphores are
+    released before the process ends: nothing is left for it to warn of, and the process still ends by SIGTERM."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    proc = subprocess.Popen([sys.executable, "-c", _SIGTERM_SPAWN], start_new_session=True, text=True,
+                            env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == "ready", proc.communicate(timeout=30)
+        proc.send_signal(signal.SIGTERM)            # the main process only, as `kill PID` sends it
+        out, err = proc.communicate(timeout=60)     # to the end of its stderr: the tracker's too
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == -signal.SIGTERM, (proc.returncode, err)
+    assert "leaked" not in err and "Traceback" not in err, err
+
 def _killed_at_7(x: int) -> int:
     if x == 7:
         import os
