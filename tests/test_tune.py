@@ -567,12 +567,16 @@ def test_ctrl_c_in_a_trial_says_only_tunes_line(data, tmp_path, space, monkeypat
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
+@pytest.mark.parametrize("to", ["process", "group"])
 def test_sigterm_records_the_trial_interrupted_says_the_study_s_line_and_still_ends_by_sigterm(data, tmp_path, space,
-                                                                                              capsys):
+                                                                                              capsys, to):
     """`timeout --preserve-status 2h imgcls tune ...` (a batch job's time limit), `kill PID`: SIGTERM ended tune at
     once and silently, its running trial left 'running' in the study until the next tune failed it as killed (and
     counted it). Now SIGTERM is taken as Ctrl-C: the trial is recorded interrupted (SIGTERM) and its values run again
-    when the study resumes, tune says its `interrupted:` line, and the process still ends by SIGTERM (exit 143)."""
+    when the study resumes, tune says its `interrupted:` line, and the process still ends by SIGTERM (exit 143).
+    `group`: SIGTERM to the process group, as `timeout` sends it, with DataLoader workers: they die of it too, and
+    torch's SIGCHLD handler raised 'DataLoader worker (pid N) is killed by signal: Terminated' over the Terminated,
+    so the trial failed with that error and the study went on to its next trial (exit 0)."""
     import signal
     import subprocess
     import time
@@ -582,8 +586,9 @@ def test_sigterm_records_the_trial_interrupted_says_the_study_s_line_and_still_e
     env = {**os.environ, "PYTHONPATH": str(Path(imgcls.__file__).parents[1]), "COLUMNS": "300"}
     proc = subprocess.Popen([sys.executable, "-m", "imgcls", "tune", str(data), "--study", "s", "--space", str(space),
                              "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--batch-size", "8",
-                             "--workers", "0", "--device", "cpu", "--aug", "none", "--val-split", "0.3",
-                             "--epochs", "500", "--out", str(tmp_path / "tune"), "--trials", "2", "--pruner", "none"],
+                             "--workers", "2" if to == "group" else "0", "--device", "cpu", "--aug", "none",
+                             "--val-split", "0.3", "--epochs", "500", "--out", str(tmp_path / "tune"), "--trials", "2",
+                             "--pruner", "none"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
                             start_new_session=True)
     try:
@@ -592,7 +597,10 @@ def test_sigterm_records_the_trial_interrupted_says_the_study_s_line_and_still_e
         while not last.is_file() and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert proc.poll() is None and last.is_file(), proc.communicate(timeout=60)
-        proc.send_signal(signal.SIGTERM)            # the process only, as `kill PID` sends it
+        if to == "group":
+            os.killpg(proc.pid, signal.SIGTERM)     # as `timeout` sends it: the loader's workers get it too
+        else:
+            proc.send_signal(signal.SIGTERM)        # the process only, as `kill PID` sends it
         out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

@@ -186,7 +186,16 @@ class _SigtermInterrupts:
         if os.getpid() != self.pid:
             os.kill(os.getpid(), signal.SIGTERM)
             return
+        if callable(signal.getsignal(signal.SIGCHLD)):
+            # torch's DataLoader handler: the workers the same SIGTERM ended (`timeout` signals the whole process
+            # group) raised its RuntimeError 'DataLoader worker (pid N) is killed by signal: Terminated' over this
+            # Terminated as it unwound (a tune trial failed, the study went on: exit 0)
+            signal.signal(signal.SIGCHLD, _ignore_signal)
         raise Terminated
+
+
+def _ignore_signal(signum, frame) -> None:
+    """A Python handler that does nothing (SIG_IGN would reap SIGCHLD's children before their pools wait for them)."""
 
 
 @contextmanager
