@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,6 +85,7 @@ class Run:
     n_val: int = 0
     scored_on: str = ""                  # VAL | OOF | COMMON | COMMON_OOF (+ how an ensemble's weights were fitted)
     row_keys: frozenset | None = None    # the scored images (root/path), to tell whether two scores share them
+    row_paths: frozenset | None = None   # the same, each within its root: a copy of the data elsewhere has the same
     seconds: float | None = None         # training time: the sum of metrics.csv's epoch_seconds
     config: dict = field(default_factory=dict)
     changed: str = ""                    # options that differ from TrainConfig's defaults, "k=v k=v"
@@ -176,14 +178,21 @@ def _score(preds: pd.DataFrame | None, run: Run) -> None:
     run.val_macro_f1, run.val_acc, run.n_val = s["macro_f1"], s["accuracy"], s["n"]
     run.per_class = metrics.per_class(y, p, classes)
     rows = preds.loc[ok]
+    paths = None
     if "key" in rows.columns:                            # an ensemble's oof_predictions.csv (read_oof's keys)
-        keys = rows["key"].astype(str)
+        keys = list(rows["key"].astype(str))
+        # root/path with the roots joined in: each within the folder all of them lie under
+        top = posixpath.commonpath([posixpath.dirname(k) for k in keys]) if len({k[:1] == "/" for k in keys}) == 1 \
+            else ""
+        paths = [posixpath.relpath(k, top) if top else k for k in keys]
     elif "path" in rows.columns:
         root = rows["root"].fillna("").astype(str) if "root" in rows.columns else pd.Series("", index=rows.index)
         keys = [f"{r}/{q}" if r else str(q) for r, q in zip(root, rows["path"])]
+        paths = [str(q) for q in rows["path"]]
     else:
         keys = None
     run.row_keys = frozenset(keys) if keys is not None else None
+    run.row_paths = frozenset(paths) if paths is not None else None
 
 
 def changed_options(config: dict) -> dict:
@@ -708,7 +717,8 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     ran = [d[0] for d in differ if d[0] in HOW_IT_RAN]
     # the scores are over the same images when both runs scored the same rows, whatever each calls them (an
     # ensemble's common OOF rows are its k-fold members' OOF rows; a single run's val rows those of a one-fold set)
-    same_rows = ra.row_keys is not None and ra.row_keys == rb.row_keys
+    # (a run rebuilt on a copy of the data elsewhere, its rows under another root, too: the same paths within it)
+    same_rows = ra.row_keys is not None and (ra.row_keys == rb.row_keys or ra.row_paths == rb.row_paths)
     # an ensemble scored on the rows its weights were fitted on is optimistic there: not like-for-like with a score
     # that is not, over the same images or not
     optimistic = [r.name for r in (ra, rb) if r.scored_on.endswith(OPTIMISTIC)]

@@ -1161,3 +1161,36 @@ def test_a_folder_of_a_kfold_set_that_is_no_fold_is_not_read_as_one(tmp_path):
     run = {r.name: r for r in find_runs(tmp_path / "runs")}["kf"]
     assert run.checkpoints == [kf / f"fold_{k}" / "best.pt" for k in (0, 1, 10)]
     assert run.progress == "folds done 3/3", run.progress
+
+
+def test_diff_of_a_run_rebuilt_on_a_copy_of_the_data_elsewhere_says_same_rows(outputs):
+    """A submission rebuilt a week later in another folder (the same pipeline, the same --seed: its images under
+    another root) validates on the very images the first run did: runs diff said "scored on different images ...
+    not a like-for-like comparison" and "(other rows)" because it keyed each row by its absolute root. The rows are
+    each image's path within its root (a copy of the data elsewhere has the same, as tune's rows
+    digest says); other paths are still other rows."""
+    runs = outputs / "runs"
+    good = [("a", "a"), ("b", "b"), ("c", "c"), ("a", "a")]
+    fake_run(runs / "rebuilt", "resnet10t", good, epochs=4, seconds=5.0, name="rebuilt")
+    v = pd.read_csv(runs / "rebuilt" / "val_predictions.csv")
+    v.assign(root="/week2/data/processed").to_csv(runs / "rebuilt" / "val_predictions.csv", index=False)
+    assert diff_runs(runs / "best", runs / "rebuilt")["same_rows"]
+    r = CliRunner().invoke(app, ["runs", "diff", str(runs / "best"), str(runs / "rebuilt")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and re.search(r"scored on\W+val \(4\)\W+val \(4\)\W+same rows", out), out
+    assert "(other rows)" not in out and "different images" not in out, out
+    # two ensembles of such runs: their out-of-fold keys are root/path, each under its own folder
+    for name, root in (("e_a", "/week1/data"), ("e_b", "/week2/data")):
+        ens = outputs / "ensembles" / name
+        ens.mkdir(parents=True)
+        (ens / "spec.yaml").write_text(yaml.safe_dump({
+            "kind": "imgcls-ensemble", "name": name, "method": "soft", "classes": CLASSES, "scores": {},
+            "members": [{"name": "best", "weight": 0.5}, {"name": "mid", "weight": 0.5}]}))
+        v.assign(key=[f"{root}/processed/{p}" for p in v["path"]]).drop(columns=["root", "path", "fold"]).to_csv(
+            ens / "oof_predictions.csv", index=False)
+    assert diff_runs(outputs / "ensembles" / "e_a", outputs / "ensembles" / "e_b")["same_rows"]
+    # other file names under another root are other images
+    fake_run(runs / "other", "resnet10t", good[:3], name="other")
+    pd.read_csv(runs / "other" / "val_predictions.csv").assign(root="/week2/data/processed").to_csv(
+        runs / "other" / "val_predictions.csv", index=False)
+    assert not diff_runs(runs / "best", runs / "other")["same_rows"]
