@@ -1068,3 +1068,28 @@ def test_report_counts_are_counts_and_lists_name_paths_as_before_after_does(tmp_
         assert ("oversample_max_factor" in sections["Settings"]) == bool(over)
         no_face = next(v for k, v in sections.items() if k.startswith("No face found"))
         assert "000000_male_Asian_" in no_face and str(src) not in no_face
+
+
+def test_the_inputs_record_is_the_same_bytes_whatever_order_the_workers_finish_in(tmp_path, monkeypatch):
+    """OUT/.preprocess_inputs.json listed the inputs in the order the worker processes finished them, so two runs
+    of the same preprocess (same data, settings and --seed) wrote different bytes there (a reproduced output folder
+    compared by sha256 differed); it lists them in the manifest's order."""
+    from imgcls.preprocess import run as pp_run
+    real = pp_run._run_parallel
+
+    def reversed_finish(todo, cfg, workers, log, advance):      # the last image's worker finishes first
+        got = []
+        real(todo, cfg, workers, lambda i, rec: got.append((i, rec)), advance)
+        for i, rec in sorted(got, key=lambda t: -t[0]):
+            log(i, rec)
+
+    monkeypatch.setattr(pp_run, "MIN_PER_WORKER", 1)
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(30, 30))
+    texts = []
+    for finish in (real, reversed_finish):
+        monkeypatch.setattr(pp_run, "_run_parallel", finish)
+        out = tmp_path / f"p{len(texts)}"
+        assert run(src, "--out", out, "--size", "16", "--workers", "2", "--quiet").exit_code == 0
+        texts.append((out / ".preprocess_inputs.json").read_text())
+    assert list(json.loads(texts[0])) == sorted(json.loads(texts[0]))       # the manifest's order (by path here)
+    assert texts[0] == texts[1]

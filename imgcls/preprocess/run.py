@@ -146,7 +146,8 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     mf.say_lost_classes(result, pd.Index([i for i, r in records.items() if r["error"]]), why="left out by preprocess")
     from imgcls.preprocess.oversample import add_copies
     result, oversampled = add_copies(result, out, cfg)
-    write_stamps(out, {sources[i]: stamps[i] for i, r in records.items() if r["written"]})
+    # in the manifest's order, not the order the workers finished in: the same run writes the same bytes
+    write_stamps(out, {sources[i]: stamps[i] for i in sorted(records) if records[i]["written"]})
     result = mf.as_written(result)  # what is returned is the table written, in its column order
     mf.write(result, out / mf.MANIFEST_NAME)
     out_root = str(out.resolve())
