@@ -54,8 +54,9 @@ SKIP_DIRS = ("mlartifacts", "mlruns", "wandb", "__pycache__")
 # where / how a run ran, not what it learned: what a resume may change but the data it reads, mixed precision, and
 # where --pretrained found its file (weights_source, a path)
 HOW_IT_RAN = tuple(k for k in RESUME_MAY_CHANGE if k != "src") + ("amp", "weights_source")
-# the changed column leaves out the model and the input size (columns of their own) and the data folder (a path)
-IGNORED_IN_CHANGED = ("model", "img_size", "src") + HOW_IT_RAN
+# the changed column leaves out the model and the input size (columns of their own) and the data folder (a path),
+# and --gpu-aug as its machine resolved it (gpu_aug_used: the typed --gpu-aug is there where it is not auto)
+IGNORED_IN_CHANGED = ("model", "img_size", "src", "gpu_aug_used") + HOW_IT_RAN
 
 
 # a row that is not a finished run: a train process holds its folder's lock now (RunLock.held); Optuna pruned the

@@ -153,6 +153,26 @@ def test_resume_equals_uninterrupted(two_class, tmp_path, gpu_aug):
     pd.testing.assert_frame_equal(metrics(full)[cols], metrics(part)[cols])
 
 
+def test_resume_with_another_cache_keeps_the_augmentation_of_the_uninterrupted_run(two_class, tmp_path):
+    """--cache may change on --resume (how the data is read), but --gpu-aug auto resolved from it: a run started
+    from the cache (batched augmentation on the CPU) and resumed with --cache none augmented its later epochs image
+    by image, other random draws, so the resumed run's weights and metrics differed from the uninterrupted run's
+    while train.log said only `resumed with cache_used none`. The resolved choice is recorded (gpu_aug_used) and
+    kept by a resume."""
+    kw = dict(epochs=2, aug="medium", workers=0)
+    full = run_train(cfg_for(two_class, tmp_path, name="full", **kw))
+    assert TrainConfig.load(full / "config.yaml").gpu_aug_used is True
+    part = run_train(cfg_for(two_class, tmp_path, name="part", **kw), stop_after=1)
+    run_train(TrainConfig.resolve({"cache": "none"}, config=str(part / "config.yaml")), resume=part)
+    assert "--aug medium batched on cpu" in (part / "train.log").read_text().split("resumed")[-1]
+    a, b = read_checkpoint(full / "last.pt"), read_checkpoint(part / "last.pt")
+    for k in a["raw_state_dict"]:
+        assert torch.equal(a["raw_state_dict"][k], b["raw_state_dict"][k]), k
+    cols = [c for c in metrics(full).columns if c != "epoch_seconds"]
+    pd.testing.assert_frame_equal(metrics(full)[cols], metrics(part)[cols])
+    assert TrainConfig.load(part / "config.yaml").gpu_aug_used is True
+
+
 def test_no_plots_draws_no_figure_the_report_says_so_and_readers_need_none(two_class, tmp_path):
     """train --no-plots (tune's trials, a k-fold set nobody looks at figure by figure): no curves.png, no confusion
     matrices, report.html still written with one line saying figures were not drawn; a resume may turn them off

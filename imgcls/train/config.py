@@ -341,6 +341,10 @@ class TrainConfig:
                                "training on CUDA, and on the CPU from the decoded-image cache (measured faster "
                                "there); off with --cache none on the CPU (the loader's workers augment in "
                                "parallel).")
+    gpu_aug_used: bool | None = option(None, cli=False,
+                                       help="Recorded by train: whether the run augmented whole batches (--gpu-aug "
+                                            "resolved on its machine); a resumed --gpu-aug auto keeps it, so the "
+                                            "resumed epochs draw the augmentations the uninterrupted run would.")
     seed: int = seed_option(RUNTIME)
     deterministic: bool = option(False, panel=RUNTIME, help="Deterministic algorithms (slower).")
     workers: int | None = option(None, panel=RUNTIME, lo=0, none="0 on the CPU from the cache, else min(8, cores)",
@@ -389,7 +393,7 @@ class TrainConfig:
     REGISTRY_CHECKED = ("optimizer", "sam_base", "momentum")
     # what train records of how a run ran (cli=False, as src; set by every run anew): a config a run starts from
     # (tune's best_config.yaml) holds none, as it says nothing about a run not yet made
-    RECORDS = ("weights_source", "cache_used", "amp_used", "workers_used", "device_used")
+    RECORDS = ("weights_source", "cache_used", "amp_used", "workers_used", "device_used", "gpu_aug_used")
 
     def validate(self, acting_later=(), registry: bool = True) -> None:
         """Every option's choices and range (imgcls.options.check), before any data is read: a typo fails in a

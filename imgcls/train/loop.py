@@ -170,7 +170,8 @@ class Trainer:
         cfg, meta, data, device = self.cfg, self.meta, self.data, self.device
         # --gpu-aug: uint8 batches augmented whole on the device (batch_aug); else per image in the loader
         self.batch_aug = (BatchAugment(cfg.aug, meta.mean, meta.std, meta.fill, cfg.hflip)
-                          if use_batch_aug(cfg.gpu_aug, device.type, cfg.cache_used) else None)
+                          if (cfg.gpu_aug_used if cfg.gpu_aug_used is not None
+                              else use_batch_aug(cfg.gpu_aug, device.type, cfg.cache_used)) else None)
         raw = self.batch_aug is not None
         aug = None if raw else augment_transform(cfg.aug, meta.img_size, meta.fill, cfg.hflip)
         erase = None if raw else random_erasing(cfg.aug)

@@ -455,6 +455,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     # config.yaml records the cache that ran apart from the one asked for (None: not given), which a reused record
     # (--config, --resume) plans again as the original run did
     cfg.cache_used = cache
+    cfg.gpu_aug_used = _gpu_aug_used(cfg, device.type, record if resume is not None else None)
     run_dir = resume if resume is not None else out / name
     try:
         if resume is None:
@@ -490,6 +491,20 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             (run_dir / IMAGE_CACHE).unlink(missing_ok=True)
         if lock is not None:
             lock.__exit__(None, None, None)
+
+
+def _gpu_aug_used(cfg: TrainConfig, device_type: str, record: TrainConfig | None) -> bool:
+    """--gpu-aug resolved (batch_aug.use_batch_aug). A resumed run's auto is what its earlier session resolved
+    (recorded, or for a record older than gpu_aug_used, from its cache_used / device_used): a resume with another
+    --cache (allowed) would else switch between batched and per-image augmentation, whose random draws differ, and
+    the resumed run would not equal the uninterrupted one."""
+    from imgcls.train.batch_aug import use_batch_aug
+    if record is not None and cfg.gpu_aug == "auto":
+        if record.gpu_aug_used is not None:
+            return bool(record.gpu_aug_used)
+        if record.cache_used:
+            return use_batch_aug("auto", str(record.device_used or "cpu").split(":")[0], record.cache_used)
+    return use_batch_aug(cfg.gpu_aug, device_type, cfg.cache_used)
 
 
 def _record_session(cfg: TrainConfig, run_dir: Path, record: TrainConfig) -> None:
