@@ -1324,6 +1324,21 @@ def test_a_no_plots_study_s_report_draws_no_figure_and_says_so(tmp_path, space, 
     assert len(drawn) == 5 and "figures not drawn" not in page
 
 
+def _one_trial_on_other_data(tmp_path, space, monkeypatch, *more_fixed):
+    """Study 's' of one trial started on `other/` (fixed options typed), with a working folder whose default input
+    (data/raw) is other images: (the study's data folder, the options a resume repeats)."""
+    monkeypatch.chdir(tmp_path)
+    studied = make_image_folder(tmp_path / "other", {"a": 10, "b": 10}, size=(40, 40))
+    make_image_folder(tmp_path / "data" / "raw", {"x": 6, "y": 6}, size=(40, 40))
+    common = ["--study", "s", "--space", str(space), "--out", "tune", "--pruner", "none", "--workers", "0",
+              "--device", "cpu"]
+    fixed = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
+             "--aug", "none", *more_fixed]
+    r = CliRunner().invoke(app, ["tune", str(studied), *common, *fixed, "--quiet", "--trials", "1"])
+    assert r.exit_code == 0, r.output
+    return studied, common
+
+
 def test_the_study_name_alone_resumes_a_study_on_its_own_data_with_its_fixed_options(tmp_path, space, monkeypatch):
     """The README's `imgcls tune --study lite0 --trials 30` ('the same study again: resumes it') after a study
     started with --model / --epochs / --img-size ... was refused: the options it left out were taken as train's
@@ -1333,15 +1348,7 @@ def test_the_study_name_alone_resumes_a_study_on_its_own_data_with_its_fixed_opt
     here): its new trials trained and were scored on other images than the study's first, in one study, with only
     the default input's 'using data/raw' line. The data left unset is the study's own, as every other fixed option
     (and train --resume's config.yaml src). One study (one trial, then one resumed) checks both."""
-    monkeypatch.chdir(tmp_path)
-    studied = make_image_folder(tmp_path / "other", {"a": 10, "b": 10}, size=(40, 40))
-    make_image_folder(tmp_path / "data" / "raw", {"x": 6, "y": 6}, size=(40, 40))
-    common = ["--study", "s", "--space", str(space), "--out", "tune", "--pruner", "none", "--workers", "0",
-              "--device", "cpu"]
-    fixed = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
-             "--aug", "none", "--val-split", "0.3"]
-    r = CliRunner().invoke(app, ["tune", str(studied), *common, *fixed, "--quiet", "--trials", "1"])
-    assert r.exit_code == 0, r.output
+    studied, common = _one_trial_on_other_data(tmp_path, space, monkeypatch, "--val-split", "0.3")
     r = CliRunner().invoke(app, ["tune", *common, "--trials", "2"])
     assert r.exit_code == 0, r.output
     said = " ".join(r.output.split())
@@ -1821,15 +1828,7 @@ def test_the_study_name_alone_refuses_when_the_study_s_data_is_gone(tmp_path, sp
     line, and its new trials were trained and scored on other images than the study's first, in one study, the mix
     _study_options exists to prevent. It is one line naming the study's data and the fix (give it, or a copy of it,
     as SRC), exit 2, before any trial."""
-    monkeypatch.chdir(tmp_path)
-    studied = make_image_folder(tmp_path / "other", {"a": 10, "b": 10}, size=(40, 40))
-    make_image_folder(tmp_path / "data" / "raw", {"x": 6, "y": 6}, size=(40, 40))
-    common = ["--study", "s", "--space", str(space), "--out", "tune", "--pruner", "none", "--workers", "0",
-              "--device", "cpu"]
-    fixed = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
-             "--aug", "none"]
-    r = CliRunner().invoke(app, ["tune", str(studied), *common, *fixed, "--quiet", "--trials", "1"])
-    assert r.exit_code == 0, r.output
+    studied, common = _one_trial_on_other_data(tmp_path, space, monkeypatch)
     shutil.rmtree(studied)
     r = CliRunner().invoke(app, ["tune", *common, "--trials", "2"])
     said = " ".join(r.output.split())
