@@ -58,12 +58,21 @@ def prints_output() -> bool:
     return main_process() and (not _state["quiet"] or _state["command"])
 
 
+def under_torchrun() -> bool:
+    """Whether torchrun started this process among others: WORLD_SIZE above 1 (torchrun sets it in every process
+    before it starts; unset or unreadable: no)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE") or 1) > 1
+    except ValueError:
+        return False
+
+
 def main_process() -> bool:
     """False in a torchrun process other than rank 0: torchrun sets WORLD_SIZE and RANK in every process before it
     starts (read as imgcls.train.dist.init_distributed reads them), so a line said before the process group exists
     (the default input, the layout read) is silenced too."""
     try:
-        return int(os.environ.get("WORLD_SIZE") or 1) <= 1 or int(os.environ.get("RANK") or 0) == 0
+        return not under_torchrun() or int(os.environ.get("RANK") or 0) == 0
     except ValueError:
         return True
 
@@ -73,7 +82,7 @@ def first_on_machine() -> bool:
     files that every process of a machine runs alike fails alike, and that process says it for them all
     (same_on_every_process)."""
     try:
-        return int(os.environ.get("WORLD_SIZE") or 1) <= 1 or int(os.environ.get("LOCAL_RANK") or 0) == 0
+        return not under_torchrun() or int(os.environ.get("LOCAL_RANK") or 0) == 0
     except ValueError:
         return True
 

@@ -184,15 +184,23 @@ class _PoolSigterm:
 
     def __call__(self, signum, frame):
         import os
-        import signal
         if os.getpid() == self.pid:
             for p in list((getattr(self.ex, "_processes", None) or {}).values()):
                 p.terminate()
             release_semaphores(self.ex)
             if isinstance(self.old, _PoolSigterm) or getattr(self.old, "after_pool", False):
                 return self.old(signum, frame)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+        end_by_sigterm()
+
+
+def end_by_sigterm() -> None:
+    """This process ends as SIGTERM's default ends it (exit 143 to a shell, -15 to Popen): the default handler set
+    back and the signal sent again. What a SIGTERM handler that has done its part does (closed_pool's, train's /
+    tune's cli.common.sigterm_interrupts, and a forked child that inherited either)."""
+    import os
+    import signal
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @contextmanager

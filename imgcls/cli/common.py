@@ -182,9 +182,11 @@ class _SigtermInterrupts:
 
     def __call__(self, signum, frame):
         import signal
+
+        from imgcls.parallel import end_by_sigterm
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if os.getpid() != self.pid:
-            os.kill(os.getpid(), signal.SIGTERM)
+            end_by_sigterm()
             return
         if callable(signal.getsignal(signal.SIGCHLD)):
             # torch's DataLoader handler: the workers the same SIGTERM ended (`timeout` signals the whole process
@@ -208,11 +210,9 @@ def sigterm_interrupts() -> Iterator[None]:
     handler runs; nor where the caller set its own handler, or outside the main thread (where Python runs them)."""
     import signal
     import threading
-    try:
-        distributed = int(os.environ.get("WORLD_SIZE") or 1) > 1
-    except ValueError:
-        distributed = False
-    if distributed or threading.current_thread() is not threading.main_thread() \
+
+    from imgcls.console import under_torchrun
+    if under_torchrun() or threading.current_thread() is not threading.main_thread() \
             or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
         return
@@ -226,15 +226,14 @@ def sigterm_interrupts() -> Iterator[None]:
 
 
 def _end_by_sigterm() -> None:
-    """The process ends as SIGTERM's default ends it (exit 143 to a shell, -15 to Popen), its lines written first."""
-    import signal
+    """The process ends as SIGTERM's default ends it (parallel.end_by_sigterm), its lines written first."""
+    from imgcls.parallel import end_by_sigterm
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):
             pass
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
+    end_by_sigterm()
 
 
 @contextmanager
