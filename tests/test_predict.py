@@ -2216,6 +2216,17 @@ def test_the_held_out_commands_make_the_split_again_as_the_run_s_split_was_made(
     assert set(SPLIT_DEFINITION) <= {f.name for f in dataclasses.fields(SplitConfig)}    # no name skipped unseen
 
 
+def _said_predicting_trained_on(run, out, *args) -> tuple[str, int]:
+    """`imgcls predict RUN *args --out OUT` on images the run trained on: (its output on one line, the run's val row
+    count), once the prediction is written and the run's honest score said before the model runs."""
+    res = invoke("predict", run, *args, "--out", out, "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and (out / "submission.csv").is_file(), res.output
+    assert "the honest score is its validation macro-F1" in said and said.index("trained on (its") < \
+        said.index("predicting with"), said                       # said before the model runs
+    return said, len(pd.read_csv(run / "val_predictions.csv"))
+
+
 def test_predict_on_the_runs_own_training_folder_warns_instead_of_hinting_eval(tmp_path, monkeypatch):
     """predict RUN --data <its training folder> (the wrong folder: data/raw for the test folder) ended with 'the
     data has N image(s) labelled with the model's classes: --eval scores them', and --eval typed then was refused
@@ -2226,14 +2237,9 @@ def test_predict_on_the_runs_own_training_folder_warns_instead_of_hinting_eval(t
     run = run_train(TrainConfig(src=str(raw), model="test_resnet", pretrained=False, img_size=32, batch_size=8,
                                 workers=0, device="cpu", plots=False, aug="none", epochs=1, out=str(tmp_path / "runs"),
                                 name="r", val_split=0.25))
-    n_val = len(pd.read_csv(run / "val_predictions.csv"))
-    res = invoke("predict", run, "--data", raw, "--out", tmp_path / "p", "--workers", 0)
-    said = " ".join(res.output.split())
-    assert res.exit_code == 0 and (tmp_path / "p" / "submission.csv").is_file(), res.output
+    said, n_val = _said_predicting_trained_on(run, tmp_path / "p", "--data", raw)
     assert f"{12 - n_val} of the 12 labelled images of {raw} are images {run} trained on (its training data, not " \
            f"a test set)" in said, said
-    assert "the honest score is its validation macro-F1" in said and said.index("trained on (its") < \
-        said.index("predicting with"), said                       # said before the model runs
     assert f"--eval {E} scores them" not in said
     other = make_image_folder(tmp_path / "other", {"a": 2, "b": 1}, size=(36, 36), seed=9)
     res = invoke("predict", run, "--data", other, "--out", tmp_path / "q", "--workers", 0)
@@ -2257,15 +2263,9 @@ def test_predict_on_the_unlabelled_training_images_warns_that_the_run_trained_on
     run = run_train(TrainConfig(src=str(tmp_path / "train.csv"), target="artist", model="test_resnet",
                                 pretrained=False, img_size=32, batch_size=8, workers=0, device="cpu", plots=False,
                                 aug="none", epochs=1, out=str(tmp_path / "runs"), name="r", val_split=0.25))
-    n_val = len(pd.read_csv(run / "val_predictions.csv"))
-    res = invoke("predict", run, "--data", tmp_path / "train", "--format", "dacon", "--out", tmp_path / "p",
-                 "--workers", 0)
-    said = " ".join(res.output.split())
-    assert res.exit_code == 0 and (tmp_path / "p" / "submission.csv").is_file(), res.output
+    said, n_val = _said_predicting_trained_on(run, tmp_path / "p", "--data", tmp_path / "train", "--format", "dacon")
     assert f"warning: {12 - n_val} of the 12 images of {tmp_path / 'train'} are images {run} trained on (its " \
            f"training data, not a test set)" in said, said
-    assert "the honest score is its validation macro-F1" in said and said.index("trained on (its") < \
-        said.index("predicting with"), said                       # said before the model runs
     res = invoke("predict", run, "--data", tmp_path / "test", "--format", "dacon", "--out", tmp_path / "q",
                  "--workers", 0)
     assert res.exit_code == 0 and "trained on (its" not in res.output and "warning" not in res.output, res.output
