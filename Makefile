@@ -16,8 +16,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# one test process per core, up to 4 (pytest-xdist; one torch thread each: tests/conftest.py); worksteal evens out
+# the few long tests
 test: setup
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist worksteal tests
 
 demo: setup
 	bash scripts/demo.sh $(DEMO)
