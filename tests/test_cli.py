@@ -309,6 +309,78 @@ def test_ctrl_c_is_one_interrupted_line_and_exit_130(own_line, tmp_path, image_f
                       "complete it"]), r.output
 
 
+def _sigterm_once_working(tmp_path, argv: list[str], working) -> tuple[int, str]:
+    """`imgcls ARGV` in its own process, sent SIGTERM (the process alone, as `kill PID` sends it) as soon as
+    `working(stderr lines so far)` is true: its exit status and stderr."""
+    import signal
+    import threading
+    import time
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "COLUMNS": "300"}
+    with open(tmp_path / "stdout.txt", "w") as stdout:
+        proc = subprocess.Popen([sys.executable, "-m", "imgcls", *argv], stdout=stdout, stderr=subprocess.PIPE,
+                                text=True, env=env, cwd=tmp_path, start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: [lines.append(ln) for ln in proc.stderr], daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not working(list(lines)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert proc.poll() is None and working(list(lines)), ("not seen at work", proc.poll(), lines)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, "".join(lines)
+
+
+def _said(text: str):
+    return lambda lines: any(text in ln for ln in lines)
+
+
+def _sigterm_case(step: str, tmp_path: Path):
+    """`step`'s command line on data that keeps it at work for seconds, and when it is visibly at work."""
+    from conftest import make_tiny_run
+    counts = {"a": 120, "b": 120, "c": 120}
+    if step in ("clean", "eda", "preprocess", "predict"):
+        make_image_folder(tmp_path / "data", counts, size=(64, 64))
+    if step == "clean":     # the embedder's pool of workers: its own SIGTERM handler stops them first
+        return ["clean", "data", "--out", "c", "--device", "cpu", "--workers", "2"], _said("as layout")
+    if step == "eda":
+        return ["eda", "data", "--out", "e", "--workers", "2"], _said("as layout")
+    if step == "preprocess":    # the resume journal: images finished, kept for the rerun
+        journal = tmp_path / "p" / ".preprocess_journal.jsonl"
+        return ["preprocess", "data", "--out", "p", "--size", "48", "--workers", "2"], \
+            lambda lines: journal.is_file() and journal.stat().st_size > 0
+    if step == "predict":
+        make_tiny_run(tmp_path / "r1")
+        return ["predict", "r1", "--data", "data", "--out", "pr", "--device", "cpu"], _said("predicting with")
+    rows = [("data", f"{c}/{i:03d}.png", c) for c in counts for i in range(counts[c])]
+    for k in (1, 2):
+        make_tiny_run(tmp_path / f"r{k}", seed=k, val_rows=rows, val_quality=0.5 / k)
+    spec = tmp_path / "en" / "spec.yaml"    # written before its report (figures: seconds)
+    return ["ensemble", "r1", "r2", "--out", "en"], lambda lines: spec.is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("step", ["clean", "preprocess", "eda", "predict", "ensemble"])
+def test_sigterm_says_ctrl_c_s_line_and_still_ends_by_sigterm(step, tmp_path):
+    """`timeout 60 imgcls clean data/raw` in a batch script, `kill PID`: clean, preprocess, eda, predict and
+    ensemble ended by SIGTERM saying nothing (only train and tune took it as Ctrl-C), so the log did not say what
+    happened or that a rerun completes the step. Now every command says Ctrl-C's `interrupted:` line, then the
+    process still ends by SIGTERM (exit 143 to a shell)."""
+    import signal
+    argv, working = _sigterm_case(step, tmp_path)
+    code, err = _sigterm_once_working(tmp_path, argv, working)
+    said = " ".join(err.split())
+    assert code == -signal.SIGTERM, (code, err)
+    assert f"interrupted: imgcls {step} stopped before it finished (SIGTERM); run the same command again to " \
+           f"complete it" in said, err
+    assert "Traceback" not in err, err
+
+
 def test_help_examples_are_never_wrapped_at_80_columns_or_piped(monkeypatch):
     """Piped or in an 80-column terminal (`imgcls clean -h | cat`), rich folded a long example over two lines, so
     pasting the first ran half a command; each example is now one line however long, the prose still wraps."""

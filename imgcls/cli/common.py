@@ -141,7 +141,8 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
 
         @functools.wraps(fn)
         def wrapper(*args, **kw):
-            with one_line_errors(f"imgcls {name or fn.__name__.replace('_', '-')}", kw.get("quiet", False)):
+            with one_line_errors(f"imgcls {name or fn.__name__.replace('_', '-')}", kw.get("quiet", False)), \
+                    sigterm_interrupts():   # `timeout 1h imgcls clean ...`: Ctrl-C's `interrupted:` line, exit 143
                 from imgcls.fsutil import check_file_name_encoding
                 check_file_name_encoding()  # every command reads or writes file names
                 if options:
@@ -202,7 +203,8 @@ def _ignore_signal(signum, frame) -> None:
 
 @contextmanager
 def sigterm_interrupts() -> Iterator[None]:
-    """Around a step whose Ctrl-C line says how to continue (train: the run folder keeps its epochs, --resume):
+    """Around every command's body (command()), whose Ctrl-C line says how to continue (train: the run folder keeps
+    its epochs, --resume; clean, preprocess, eda, predict, ensemble: one_line_errors' `run the same command again`):
     SIGTERM (`timeout 3600 imgcls train ...` in a script, `kill PID`) is taken as Ctrl-C, so the step says that
     line and cleans up (a --cache disk memmap) where it ended silently; the process still ends by SIGTERM (exit
     143: one_line_errors). Not under torchrun, which sends SIGTERM to every process when one ends with an error

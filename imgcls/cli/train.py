@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgcls.cli.common import OptSrc, Quiet, command, sigterm_interrupts
+from imgcls.cli.common import OptSrc, Quiet, command
 from imgcls.options import Given
 from imgcls.run_names import LAST_PT, RUN_CONFIG
 from imgcls.train.config import OUTPUT, TrainConfig
@@ -46,6 +46,6 @@ def train(src: OptSrc = None,
         overrides["src"] = str(src)
     with same_on_every_process():     # under torchrun: a --config / --resume record refused once, not per process
         resolved = TrainConfig.resolve(overrides, config=config, resume=resume, validate=False)
-    # checked by run_train: what needs no torch / timm import first (the data path, the run name)
-    with sigterm_interrupts():      # `timeout 3600 imgcls train`: Ctrl-C's line (the run folder, --resume), exit 143
-        run_train(resolved, resume=resume, typed=overrides)
+    # checked by run_train: what needs no torch / timm import first (the data path, the run name); SIGTERM
+    # (`timeout 3600 imgcls train`): Ctrl-C's line (the run folder, --resume), exit 143 (command(): sigterm_interrupts)
+    run_train(resolved, resume=resume, typed=overrides)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgcls.cli.common import OptSrc, Quiet, command, sigterm_interrupts
+from imgcls.cli.common import OptSrc, Quiet, command
 from imgcls.options import Given, cli_fields
 from imgcls.outputs import BEST_CONFIG
 from imgcls.run_names import RUN_CONFIG
@@ -58,6 +58,5 @@ def tune(src: OptSrc = None,
                    config=str(config) if config else None)
     # Ctrl-C: the running trial is recorded interrupted (rerun when the study resumes), run_tune says its
     # `interrupted:` line, the command exits 130; SIGTERM (`timeout 2h imgcls tune ...`, a batch job's time
-    # limit) alike, then the process still ends by SIGTERM (exit 143)
-    with sigterm_interrupts():
-        run_tune(tc)
+    # limit) alike, then the process still ends by SIGTERM (exit 143: command()'s sigterm_interrupts)
+    run_tune(tc)
