@@ -166,16 +166,19 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
                  ("n_unreadable", "unreadable labelled image(s)")) if ev.get(k)]
         ctx["eval_note"] = "; ".join([f"{ev['n_images']} labelled {'images' if part == 'all' else part + ' rows'}",
                                       *left, *([fitted_note(ev)] if ev.get("n_weights_fitted") else []),
-                                      "macro-F1 over every class of the task",
-                                      *([metrics.missing_rows_note(ev["classes_without_rows"], ev["n_classes"],
-                                                                   "labelled")]
-                                        if ev.get("classes_without_rows") else [])])
+                                      "macro-F1 over every class of the task"])
         ok = np.asarray(eval_rows if eval_rows is not None else np.ones(len(table), bool), bool)
         ok &= table["label"].astype(str).isin(classes).to_numpy() & (table["error"].astype(str) == "").to_numpy()
         y, p = table.loc[ok, "label"].astype(str), table.loc[ok, "pred"].astype(str)
         how = f"with TTA {summary['tta']}" if with_tta else "no TTA"
-        ctx["per_class_note"] = f"{ok.sum()} labelled {'images' if part == 'all' else part + ' rows'}, {how}"
-        ctx["per_class"] = S(report.table(metrics.per_class(y, p, classes, meanings), digits=4, max_rows=1000))
+        # a class with no labelled row: '–' for what it has no score of, the note beside the table (just under the
+        # evaluation's) saying how the macro-F1 counts it, as train's run report says it
+        missing = metrics.missing_rows_note(ev.get("classes_without_rows") or [], ev.get("n_classes", len(classes)),
+                                            "labelled")
+        ctx["per_class_note"] = f"{ok.sum()} labelled {'images' if part == 'all' else part + ' rows'}, {how}" \
+                                + (f"; {missing}" if missing else "")
+        ctx["per_class"] = S(report.table(metrics.per_class_shown(metrics.per_class(y, p, classes, meanings)),
+                                          digits=4, max_rows=1000, blank=metrics.NOT_SCORED))
         ctx["confusion"] = S(_confusion_html(y, p, classes, out, f"--eval, {ok.sum()} rows, {how}", meanings)
                              if plots else report.note(NO_PLOTS))
     train, source = None, ""

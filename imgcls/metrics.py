@@ -124,6 +124,22 @@ def per_class(y_true, y_pred, classes: Sequence, meanings: Mapping[str, str] | N
     return out
 
 
+NOT_SCORED = "–"     # a report's cell for a score a class has none of (per_class_shown)
+
+
+def per_class_shown(pc: pd.DataFrame) -> pd.DataFrame:
+    """per_class's table as a report shows it (report.table(..., blank=NOT_SCORED)): a class with no rows (support
+    0) has no recall or F1 (sklearn's 0, which the macro-F1 counts: missing_rows_note says so beside the table),
+    nor a precision where nothing was predicted as it either; those cells are NaN, not a 0.0000 that reads like a
+    score. A copy; the table of a file (per_class.csv) keeps its numbers."""
+    pc = pc.copy()
+    if "support" in pc:
+        none = pc["support"] == 0
+        pc.loc[none, ["recall", "f1"]] = np.nan
+        pc.loc[none & (pc["predicted"] == 0 if "predicted" in pc else none), "precision"] = np.nan
+    return pc
+
+
 def confusion(y_true, y_pred, classes: Sequence, normalize: bool = False) -> np.ndarray:
     """[k, k] confusion matrix, rows = true class, columns = predicted. normalize: each row divided by its class's
     support (recall on the diagonal; a class without rows gives a row of zeros)."""

@@ -72,9 +72,9 @@ def esc(x) -> str:
     return html.escape("" if x is None or (isinstance(x, float) and pd.isna(x)) else str(x))
 
 
-def _cell(v, digits: int | None):
+def _cell(v, digits: int | None, blank: str = ""):
     if v is None or v is pd.NA or (isinstance(v, float) and pd.isna(v)):
-        return ""
+        return blank
     if digits is not None and isinstance(v, float):
         return f"{v:.{digits}f}"
     if hasattr(v, "__html__"):
@@ -83,16 +83,17 @@ def _cell(v, digits: int | None):
 
 
 def table(data: pd.DataFrame | Sequence[dict], columns: Sequence[str] | None = None, max_rows: int = 200,
-          digits: int | None = None, unit: str = "rows", rest: str = ""):
-    """An HTML table (escaped; numbers right-aligned, floats with `digits` decimals when given); longer tables are
-    cut with a note, "733 more `unit` not shown", followed by `rest` when given (where they all are: a file)."""
+          digits: int | None = None, unit: str = "rows", rest: str = "", blank: str = ""):
+    """An HTML table (escaped; numbers right-aligned, floats with `digits` decimals when given, a missing value as
+    `blank`); longer tables are cut with a note, "733 more `unit` not shown", followed by `rest` when given (where
+    they all are: a file)."""
     df = data if isinstance(data, pd.DataFrame) else pd.DataFrame(list(data))
     if columns is not None:
         df = df[[c for c in columns if c in df.columns]]
     if df.empty:
         return str(_macro("table")([], [], 0, []))
     numeric = [pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]) for c in df.columns]
-    rows = [[_cell(v, digits) for v in row] for row in df.head(max_rows).itertuples(index=False)]
+    rows = [[_cell(v, digits, blank) for v in row] for row in df.head(max_rows).itertuples(index=False)]
     return str(_macro("table")([str(c) for c in df.columns], rows, max(0, len(df) - max_rows), numeric, unit, rest))
 
 

@@ -2438,6 +2438,34 @@ def test_predicts_refusals_naming_eval_or_format_name_their_python_keyword_too(t
     assert not (tmp_path / "p").exists() and not (tmp_path / "q").exists()
 
 
+def _table_row(html: str, first_cell: str) -> list[str]:
+    """The cells of the report table row whose first cell is `first_cell`."""
+    row = re.search(rf"<tr><td>{re.escape(first_cell)}</td>(.*?)</tr>", html, re.S)
+    assert row, first_cell
+    return [first_cell, *re.findall(r"<td[^>]*>(.*?)</td>", row.group(1), re.S)]
+
+
+def test_eval_s_per_class_table_shows_a_class_without_labelled_rows_as_not_scored(tmp_path):
+    """--eval on labelled images of 2 of the model's 3 classes: the report's per-class table showed the third as
+    precision, recall and F1 0.0000 beside the scored ones, as if the model had failed on its images. Its recall and
+    F1 are not scored ('–', and its precision where nothing was predicted as it either), and the table's note says
+    how the macro-F1 counts it, as train's run report does."""
+    NOT_SCORED = "–"     # as the report shows it (metrics.NOT_SCORED)
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    data = make_image_folder(tmp_path / "labelled", {"a": 2, "b": 2}, size=(36, 36))
+    out = tmp_path / "pred"
+    res = invoke("predict", run, "--data", data, "--out", out, "--eval", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    html = (out / "report.html").read_text()
+    per_class = html[html.index("<h3>Per class"):]
+    c = _table_row(per_class, "c")       # class, precision, recall, f1, support, predicted
+    assert c[2:5] == [NOT_SCORED, NOT_SCORED, "0"], c
+    assert c[1] == (NOT_SCORED if c[5] == "0" else "0.0000"), c
+    assert all(NOT_SCORED not in cell for cell in _table_row(per_class, "a")[1:]), per_class
+    note = " ".join(per_class[:per_class.index("</h3>")].split())
+    assert "1 of 3 classes have no labelled rows (c): each counts in the macro-F1 with F1 0" in note, note
+
+
 def test_eval_on_labelled_images_of_some_classes_says_the_others_count_with_f1_0(tmp_path):
     """--eval's macro-F1 is over every class of the model (metrics.scores): a hold-out labelled with 2 of its 3
     classes scores the third with F1 0. Train says so for its val; predict printed the number alone."""

@@ -2566,3 +2566,8 @@ def test_a_run_report_s_per_class_table_names_the_classes_without_val_rows(tmp_p
     assert pc.loc[pc["class"] == "c", "support"].tolist() == [0]
     html = " ".join((run / "report.html").read_text().split())
     assert "1 of 3 classes have no val rows (c): each counts in the macro-F1 with F1 0" in html
+    # its recall and F1 not scored ('–'), not 0.0000 as if the model had failed on its images
+    NOT_SCORED = "–"     # as the report shows it (metrics.NOT_SCORED)
+    row = re.search(r"<tr><td>c</td>(.*?)</tr>", html).group(1)
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row)      # precision, recall, f1, support, predicted, ...
+    assert cells[1:4] == [NOT_SCORED, NOT_SCORED, "0"], cells

@@ -100,6 +100,7 @@ def rows_scored(run) -> str:
 
 def write_run_report(run_dir: str | os.PathLike) -> Path:
     from imgcls import report
+    from imgcls.metrics import NOT_SCORED, per_class_shown
     from imgcls.runs import duration, read_run
     run_dir = Path(run_dir)
     preds_path = run_dir / VAL_PREDICTIONS
@@ -135,8 +136,9 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     meanings = recorded_meanings(run_dir)
     if run.per_class is not None and meanings and "meaning" not in run.per_class:
         run.per_class.insert(1, "meaning", [meanings.get(c, "") for c in run.per_class["class"]])
-    per_class = report.table(run.per_class, digits=4, max_rows=1000) if run.per_class is not None else \
-        report.note("no validation predictions yet")
+    # a class with no val row: '–' for what it has no score of (rows_scored's note says how the macro-F1 counts it)
+    per_class = report.table(per_class_shown(run.per_class), digits=4, max_rows=1000, blank=NOT_SCORED) \
+        if run.per_class is not None else report.note("no validation predictions yet")
     curves_png, *confusion_pngs = figure_names()
     plots = cfg.get("plots", True) is not False
     confusion = "".join(report.img(run_dir / f, f) for f in confusion_pngs) if plots else ""
