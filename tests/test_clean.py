@@ -1327,9 +1327,9 @@ def test_conflict_policies(dirty, tmp_path):
     assert r.exit_code == 0, r.output
     said = " ".join(r.output.split())
     # b loses 1 of its 21 readable images, a 1 of 26: the larger share first
-    assert ("clean: --conflicts majority removed 2 images of duplicate groups whose labels tie (neither label kept), "
-            "the largest shares from 'b' 1 of 21 (5%), 'a' 1 of 26 (4%); where one picture is rightly filed under several "
-            "classes, --conflicts majority-knn or majority-ties keeps them") in said
+    assert ("1 group whose labels tie: no label kept (--conflicts majority), 0 of their 2 images kept, 2 removed "
+            "(label_conflict), the largest shares from 'b' 1 of 21 (5%), 'a' 1 of 26 (4%); where one picture is "
+            "rightly filed under several classes, --conflicts majority-knn or majority-ties keeps them") in said, said
     major = pd.read_csv(tmp_path / "m" / "manifest.csv", keep_default_na=False).set_index("path")
     assert major.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["False", "False"]
     # the default, majority-knn: the tie's 10 nearest other drawings carry both labels (a and b are alternate
@@ -1337,8 +1337,8 @@ def test_conflict_policies(dirty, tmp_path):
     r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "n"), "--device", "cpu", "--workers", "1",
                             "--no-ood"])
     assert r.exit_code == 0, r.output
-    assert ("clean: 1 duplicate groups' labels tie (--conflicts majority-knn): every tied label kept in 1, some in 0, "
-            "none in 0, by which labels their 10 nearest other images carry (report.html)") in " ".join(r.output.split())
+    assert ("1 group whose labels tie: every tied label kept (--conflicts majority-knn: by which labels their 10 "
+            "nearest other images carry), all 2 images kept") in " ".join(r.output.split()), r.output
     knn = pd.read_csv(tmp_path / "n" / "manifest.csv", keep_default_na=False).set_index("path")
     assert knn.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["True", "True"]
     (row,) = json.loads((tmp_path / "n" / "clean_summary.json").read_text())["label_conflicts"]
@@ -1347,7 +1347,8 @@ def test_conflict_policies(dirty, tmp_path):
     assert "tie vote" in (tmp_path / "n" / "report.html").read_text()
     r = runner.invoke(app, ["clean", str(dirty), "--out", str(tmp_path / "t"), "--device", "cpu", "--workers", "1",
                             "--no-ood", "--conflicts", "majority-ties"])
-    assert r.exit_code == 0 and "labels tie" not in r.output
+    assert r.exit_code == 0 and "whose labels tie: every tied label kept (--conflicts majority-ties)" in \
+        " ".join(r.output.split()), r.output
     drop = _run(dirty, tmp_path / "d", "--conflicts", "drop", "--no-ood").set_index("path")
     assert drop.loc[["a/d07.png", "b/reencoded_in_b.jpg"], "keep"].astype(str).tolist() == ["False", "False"]
     kf = _run(dirty, tmp_path / "k", "--conflicts", "all", "--no-ood").set_index("path")
@@ -1544,6 +1545,35 @@ def test_embedding_cache_tells_weight_files_of_the_same_name_apart(tmp_path):
     np.testing.assert_allclose(embed.embed_manifest(df, weights=str(files[0]), **kw), first)   # still cached
 
 
+def test_the_duplicate_line_says_what_became_of_each_kind_of_group(tmp_path):
+    """Byte-identical copies across two classes, tied (1-1) and with a majority (2-1), and a same-label copy: the
+    summary said "removed 2 label_conflict; 5 duplicates kept, linked in 5 groups" beside "2 duplicate groups'
+    labels tie ...: every tied label kept in 2", which read as if the ties had removed the two. One line now says
+    per kind of group which labels stayed, what was kept and removed and why, and which groups stay linked."""
+    root = make_image_folder(tmp_path / "raw", {"cat": 4, "dog": 4, "bird": 4})
+    for src, copy in (("cat/000", "dog/100"), ("cat/001", "dog/101"),                      # ties
+                      ("cat/002", "cat/102"), ("cat/002", "dog/102"),                      # majorities: cat, dog
+                      ("dog/003", "dog/103"), ("dog/003", "bird/103"), ("bird/002", "bird/104")):
+        (root / f"{copy}.png").write_bytes((root / f"{src}.png").read_bytes())
+    said = {}
+    for policy in ("majority-ties", "majority"):
+        r = runner.invoke(app, ["clean", str(root), "--out", str(tmp_path / policy), "--exact-only", "--no-ood",
+                                "--conflicts", policy, "--workers", "1"])
+        assert r.exit_code == 0, r.output
+        said[policy] = " ".join(r.output.split())
+    majority = ("2 groups spanning labels with a majority label: the majority label alone kept, 4 of their 6 images "
+                "kept, 2 removed (label_conflict)")
+    assert ("clean: kept 17 of 19; removed 2 label_conflict; outputs: " in said["majority-ties"]
+            and "clean: 5 duplicate groups: 1 group of one label: all 2 images kept; " + majority + "; 2 groups whose "
+            "labels tie: every tied label kept (--conflicts majority-ties), all 4 images kept; 5 groups keep two or "
+            "more images, linked by dup_group (split and train keep each group on one side); each group in "
+            "report.html" in said["majority-ties"]), said["majority-ties"]
+    assert ("clean: kept 13 of 19; removed 6 label_conflict; outputs: " in said["majority"]
+            and majority + "; 2 groups whose labels tie: no label kept (--conflicts majority), 0 of their 4 images "
+            "kept, 4 removed (label_conflict), the largest shares from " in said["majority"]
+            and "; 3 groups keep two or more images, linked" in said["majority"]), said["majority"]
+
+
 def test_the_summary_line_counts_the_groups_that_still_link_kept_duplicates(tmp_path):
     # a group none of whose copies stays (here both sides of a label conflict dropped) links nothing: the line said
     # "1 duplicate kept, linked in 2 groups" (every group), as if the kept copies were spread over both
@@ -1554,7 +1584,7 @@ def test_the_summary_line_counts_the_groups_that_still_link_kept_duplicates(tmp_
                             "--conflicts", "drop", "--workers", "1"])
     assert r.exit_code == 0, r.output
     text = " ".join(r.output.split())
-    assert "removed 2 label_conflict; 1 duplicate kept, linked in 1 group " in text, text
+    assert "removed 2 label_conflict; outputs" in text and "; 1 group keeps two or more images, linked " in text, text
 
 
 def test_the_summary_line_and_json_count_every_group_that_links_kept_images(tmp_path):
@@ -1572,7 +1602,7 @@ def test_the_summary_line_and_json_count_every_group_that_links_kept_images(tmp_
                                 "all", "--duplicates", dups, "--workers", "1"])
         assert r.exit_code == 0, r.output
         text = " ".join(r.output.split())
-        said = f"{kept} duplicate{'s' if kept > 1 else ''} kept, linked in {kept} group{'s' if kept > 1 else ''} "
+        said = f"; {kept} group{'s keep' if kept > 1 else ' keeps'} two or more images, linked by dup_group "
         assert said in text, text
         s = json.loads((out / "clean_summary.json").read_text())
         assert (s["linked_kept"], s["linked_groups"]) == (kept, kept), s

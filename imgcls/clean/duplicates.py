@@ -286,6 +286,75 @@ def linked_kept(df: pd.DataFrame) -> tuple[int, int]:
     return linked_counts(*linked_members(df))
 
 
+def group_outcomes(df: pd.DataFrame, policy: str, votes: dict[str, dict[str, int]]) -> str:
+    """What clean did with each duplicate group, said once (clean's screen; the one owner of its wording): the groups
+    of one label, those spanning labels with a majority label and those whose labels tie (--conflicts `policy`;
+    `votes`: majority-knn's tie votes), each kind with the labels it kept, the images it kept and removed and why
+    (the removed ones' reasons), what a tie's removals cost each label, and how many groups keep two or more
+    images, linked (linked_kept). The summary line said "removed 3 label_conflict; 3 duplicates kept, linked in 3
+    groups" beside "2 duplicate groups' labels tie", which read as if the ties had removed them. '' without groups."""
+    from imgcls.console import plural
+    sub = df.loc[df["dup_group"].astype(str) != "", ["dup_group", "label", "keep", "reason"]].astype(
+        {"dup_group": str, "label": str, "keep": bool, "reason": str})
+    if sub.empty:
+        return ""
+    per_label = sub.groupby(["dup_group", "label"]).agg(n=("keep", "size"), kept=("keep", "any"))
+    top = per_label["n"].groupby(level=0).transform("max")
+    at_top = per_label["n"] == top
+    groups = pd.DataFrame({"labels": per_label["n"].groupby(level=0).size(),
+                           "tied": at_top.groupby(level=0).sum(),
+                           "kept_labels": per_label["kept"].groupby(level=0).sum(),
+                           "kept_top": (per_label["kept"] & at_top).groupby(level=0).sum()})
+    kind = np.where(groups["labels"] == 1, "one", np.where(groups["tied"] > 1, "tie", "majority"))
+    kind_of = pd.Series(kind, index=groups.index)
+    row_kind = sub["dup_group"].map(kind_of).to_numpy()
+
+    def images(k: str) -> str:
+        rows = sub[row_kind == k]
+        reasons = rows.loc[~rows["keep"], "reason"].value_counts()
+        if not len(reasons):
+            return f"all {len(rows)} images kept"
+        why = ", ".join(f"{n} {r}" for r, n in reasons.items()) if len(reasons) > 1 else reasons.index[0]
+        return f"{int(rows['keep'].sum())} of their {len(rows)} images kept, {int(reasons.sum())} removed ({why})"
+
+    def kept(g: pd.DataFrame, whole: pd.Series, every: str, alone: pd.Series | None = None) -> str:
+        """'every tied label kept in 2, none in 1'; the one outcome alone without a count."""
+        one = alone if alone is not None else pd.Series(False, index=g.index)
+        all_ = (g["kept_labels"] >= whole) & ~one          # >=: --conflicts all keeps the labels beside a tie too
+        none = g["kept_labels"] == 0
+        said = [(what, int(n)) for what, n in ((every, all_.sum()), ("the majority label alone kept", one.sum()),
+                                               ("some labels kept", (~all_ & ~none & ~one).sum()),
+                                               ("no label kept", none.sum()))
+                if n]
+        if len(said) == 1:
+            return said[0][0]
+        return ", ".join(f"{what} in {n}" for what, n in said)
+
+    parts = []
+    one, major, tie = (groups[kind == k] for k in ("one", "majority", "tie"))
+    if len(one):
+        parts.append(f"{plural(len(one), 'group')} of one label: {images('one')}")
+    if len(major):
+        alone = (major["kept_labels"] == 1) & (major["kept_top"] == 1)
+        parts.append(f"{plural(len(major), 'group')} spanning labels with a majority label: "
+                     f"{kept(major, major['labels'], 'every label kept', alone)}, {images('majority')}")
+    if len(tie):
+        voted = f": by which labels their {TIE_NEIGHBOURS} nearest other images carry" if votes else ""
+        lost = tie_losses(df, list(votes) if policy == "majority-knn" else list(tie.index))
+        worst = ", ".join(f"'{lab}' {n} of {total} ({n / total:.0%})" for lab, n, total in lost[:3])
+        shares = f", the largest shares from {worst}" if lost else ""
+        advice = ("; where one picture is rightly filed under several classes, --conflicts majority-knn or "
+                  "majority-ties keeps them (README: what each policy measured)") if policy == "majority" and lost \
+            else ""
+        parts.append(f"{plural(len(tie), 'group')} whose labels tie: {kept(tie, tie['tied'], 'every tied label kept')}"
+                     f" (--conflicts {policy}{voted}), {images('tie')}{shares}{advice}")
+    _, n_groups = linked_kept(df)
+    if n_groups:
+        parts.append(f"{plural(n_groups, 'group')} {'keeps' if n_groups == 1 else 'keep'} two or more images, linked "
+                     f"by dup_group (split and train keep each group on one side)")
+    return f"{plural(len(groups), 'duplicate group')}: " + "; ".join(parts)
+
+
 def families(df: pd.DataFrame) -> dict:
     """Duplicate groups of 3 or more images (e.g. near-identical generated drawings), counted apart from pairs."""
     sizes = df.loc[df["dup_group"] != "", "dup_group"].value_counts()

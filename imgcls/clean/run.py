@@ -11,8 +11,8 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls.clean.config import CleanConfig, DEFAULT_OUT, OOD_MAX_CLASS_SHARE
-from imgcls.clean.duplicates import (TIE_NEIGHBOURS, asks_for_embeddings, conflict_table, families, group_levels,
-                                     linked_kept, mark_duplicates, threshold_sweep, tie_losses)
+from imgcls.clean.duplicates import (asks_for_embeddings, conflict_table, families, group_levels, group_outcomes,
+                                     linked_kept, mark_duplicates, threshold_sweep)
 from imgcls.clean.materialize import (WRITTEN_AS, earlier_materialized, materialize_kept, materialized_names,
                                      possible_targets)
 from imgcls.clean.sampling import undersample
@@ -342,38 +342,13 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     if gone:
         info(f"removed {plural(gone, 'image')} an earlier --materialize wrote in {out / 'images'} that this run "
              f"does not keep")
-    linked = (f"; {plural(summary['linked_kept'], 'duplicate')} kept, linked in "
-              f"{plural(summary['linked_groups'], 'group')} "
-              f"(dup_group: split and train keep each group on one side)" if summary["linked_kept"] else "")
     removed = ", ".join(f"{n} {reason}" for reason, n in summary["removed"].items()) or "none"
     unscored = (f"; {summary['ood_unscored']} of {int((df['error'] == '').sum())} readable images not scored by "
                 f"--ood-method {cfg.ood_method} (too few for it, or not measurable), kept unchecked"
                 if summary["ood_unscored"] else "")
-    info(f"clean: kept {summary['kept']} of {len(df)}; removed {removed}{linked}{unscored}; outputs: "
+    info(f"clean: kept {summary['kept']} of {len(df)}; removed {removed}{unscored}; outputs: "
          f"{out}/{mf.MANIFEST_NAME}, {REPORT_HTML}"
          + (f", images/ ({WRITTEN_AS[materialize]} of the kept images)" if materialize else ""))
-    if cfg.dedup:
-        say_ties(df, cfg.conflicts, tie_votes)
+    if cfg.dedup and summary["duplicate_groups"]:     # what became of each group: kept which, removed which, why
+        info(f"clean: {group_outcomes(df, cfg.conflicts, tie_votes)}; each group in {REPORT_HTML}")
     return df
-
-
-def say_ties(df: pd.DataFrame, policy: str, votes: dict[str, dict[str, int]]) -> None:
-    """What the tie rule of --conflicts majority / majority-knn removed, on screen: a tie can remove a small class's
-    images as readily as a wrong copy."""
-    if policy not in ("majority", "majority-knn"):
-        return
-    ties = tie_losses(df, list(votes) if policy == "majority-knn" else None)
-    # quoted: the mask competition's labels are numbers ('6' 1 of 1, not 6 1 of 1)
-    worst = ", ".join(f"'{lab}' {n} of {total} ({n / total:.0%})" for lab, n, total in ties[:3])
-    removed = sum(n for _, n, _ in ties)
-    if policy == "majority" and ties:
-        info(f"clean: --conflicts majority removed {removed} images of duplicate groups whose labels tie (neither "
-             f"label kept), the largest shares from {worst}; where one picture is rightly filed under several "
-             f"classes, --conflicts majority-knn or majority-ties keeps them (README: what each policy measured)")
-    elif policy == "majority-knn" and votes:
-        every = sum(all(v.values()) for v in votes.values())
-        none = sum(not any(v.values()) for v in votes.values())
-        lost = f"; removed {removed} images, the largest shares from {worst}" if ties else ""
-        info(f"clean: {len(votes)} duplicate groups' labels tie (--conflicts majority-knn): every tied label kept in "
-             f"{every}, some in {len(votes) - every - none}, none in {none}, by which labels their {TIE_NEIGHBOURS} "
-             f"nearest other images carry ({REPORT_HTML}){lost}")
