@@ -205,6 +205,17 @@ def copy_sources(value) -> list[str]:
     return [] if _blank(value) else [p for p in str(value).split(COPY_SEP) if p]
 
 
+def copy_source_rows(df: pd.DataFrame) -> list[list[int]]:
+    """Per row, the positions of the rows its `augmented_from` names (copy_sources; a name no row has left out):
+    [] for an original."""
+    if "augmented_from" not in df.columns:
+        return [[] for _ in range(len(df))]
+    where: dict[str, int] = {}
+    for k, p in enumerate(df["path"].astype(str)):
+        where.setdefault(p, k)
+    return [[where[s] for s in copy_sources(a) if s in where] for a in df["augmented_from"]]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Reading sources
 # ---------------------------------------------------------------------------------------------------------------

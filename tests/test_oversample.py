@@ -85,8 +85,9 @@ def test_seeded_resumable_and_a_changed_target_removes_old_copies(tmp_path):
 
 
 def _assert_copies_follow_sources(sp: pd.DataFrame) -> int:
-    """Every copy in a split has all its sources on its side (split and fold); a copy left out (COPY_ACROSS) has its
-    sources on two sides; nothing else is left out. Returns the number of copies left out."""
+    """Every copy in a split has all its sources on its side (split and fold), or with folds one of them, the
+    others in other folds (train drops it from their training); a copy left out (COPY_ACROSS) has its sources on
+    two sides (with folds, one of them test); nothing else is left out. Returns the number of copies left out."""
     from imgcls.split import COPY_ACROSS
     fold = sp["fold"].astype("Int64") if "fold" in sp.columns else pd.Series(pd.NA, index=sp.index, dtype="Int64")
     side = dict(zip(sp["path"], zip(sp["split"], fold.fillna(-2).astype(int))))
@@ -95,9 +96,14 @@ def _assert_copies_follow_sources(sp: pd.DataFrame) -> int:
     left = 0
     for _, r in sp[copy].iterrows():
         sources = {side[s] for s in mf.copy_sources(r["augmented_from"])}
+        folds = "fold" in sp.columns
         if r["drop_reason"] == COPY_ACROSS:
             assert side[r["path"]] == ("", -2) and len(sources) == 2, (r["path"], sources)
+            assert not folds or "test" in {s for s, _ in sources}, (r["path"], sources)
             left += 1
+        elif folds:
+            assert r["drop_reason"] == "" and side[r["path"]] in sources, (r["path"], sources)
+            assert len(sources) == 1 or "test" not in {s for s, _ in sources}, (r["path"], sources)
         else:
             assert r["drop_reason"] == "" and sources == {side[r["path"]]}, (r["path"], sources)
     return left

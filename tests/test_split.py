@@ -228,7 +228,8 @@ def test_mixup_copies_do_not_join_their_class_into_one_unit(tmp_path, folds):
     linked each copy with both, so a small class's images became one unit, kept whole in train and never validated
     (a 178-image long-tailed Fashion-MNIST: Ankle_boot, Bag, T-shirt_top and Trouser had no val row, each counted
     in the val macro-F1 as F1 0). The originals are drawn apart now; a copy follows its sources where they share a
-    side and is left out (drop_reason) where they do not, as train's --val-split places a copy."""
+    side and, in a holdout, is left out (drop_reason) where they do not, as train's --val-split places a copy; with
+    folds it is kept in the fold of one source (test_kfold_keeps_mixup_copies_of_two_folds...)."""
     df0 = mf.load(make_image_folder(tmp_path / "raw", {"a": 20, "b": 6}, size=(12, 12)), announce=False)
     df = _with_copies(df0, {"b": 6})
     pairs = [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 0)]
@@ -246,12 +247,113 @@ def test_mixup_copies_do_not_join_their_class_into_one_unit(tmp_path, folds):
     assert side[orig_b["path"]].nunique() > 1                   # the class's images are validated too
     for _, r in out[out["augmented_from"].fillna("") != ""].iterrows():
         src = set(side[mf.copy_sources(r["augmented_from"])])
-        if len(src) == 1:
-            assert side[r["path"]] == src.pop() and r["drop_reason"] == ""
+        if len(src) == 1 or folds:
+            assert side[r["path"]] in src and r["drop_reason"] == ""
         else:
             assert side[r["path"]] == "" and r["drop_reason"] == sp.COPY_ACROSS
     left = int((out["drop_reason"] == sp.COPY_ACROSS).sum())
-    assert left and any(f"{left} oversampled cop" in n for n in summary["notes"]), summary["notes"]
+    assert bool(left) != bool(folds)
+    assert not left or any(f"{left} oversampled cop" in n for n in summary["notes"]), summary["notes"]
+
+
+def _mixup_copies(tmp_path) -> pd.DataFrame:
+    """Classes a (20 images), b (6) and c (5) with preprocess --oversample-aug mixup's copies of b and c: each names
+    two images of its class, its source_path the first's."""
+    df0 = mf.load(make_image_folder(tmp_path / "raw", {"a": 20, "b": 6, "c": 5}, size=(12, 12)), announce=False)
+    df0["source_path"] = "/in/" + df0["path"]
+    df = _with_copies(df0, {"b": 6, "c": 5})
+    copy = (df["augmented_from"] != "").to_numpy()
+    pairs = [("b", x, (x + 1) % 6) for x in range(6)] + [("c", x, (x + 2) % 5) for x in range(5)]
+    df.loc[copy, "augmented_from"] = [f"{y}/{a:03d}.png|{y}/{b:03d}.png" for y, a, b in pairs]
+    return df
+
+
+def test_kfold_keeps_mixup_copies_of_two_folds_and_no_fold_trains_on_a_copy_of_its_validation(tmp_path, capsys):
+    """`split --folds 5` left out every preprocess --oversample-aug mixup copy whose two sources drew different folds
+    (COPY_ACROSS: 18 of 21 copies on a long-tailed Fashion-MNIST sample), though train drops a copy from the
+    training of each fold where a source validates. Such a copy is kept now, in the fold of the source its
+    source_path names (preprocess writes the first source's): train trains on it in the folds where neither source
+    validates and says so as an info line; --check finds no leak, --fix moves nothing; a holdout still leaves it
+    out."""
+    from imgcls.train.data import assign_split
+    df = _mixup_copies(tmp_path)
+    out, summary, leaks, _ = sp.make_split(df, cfg(folds=3))
+    err = " ".join(capsys.readouterr().err.split())
+    assert leaks.empty
+    copy = mf.augmented(out)
+    fold = out.set_index("path")["fold"]
+    spread = 0
+    for _, r in out[copy].iterrows():
+        first, second = mf.copy_sources(r["augmented_from"])
+        assert r["drop_reason"] == "" and r["fold"] == fold[first], r      # kept, in its source_path's fold
+        spread += fold[first] != fold[second]
+    assert spread and f"{spread} oversampled copies (augmented_from) of images in two folds kept" in err, err
+    assert not any("oversampled cop" in n for n in summary["notes"]), summary["notes"]
+    sources = mf.copy_source_rows(out)
+    trained = np.zeros(len(out), bool)
+    said = 0
+    for k in range(3):
+        train, val = assign_split(out, k, 0.2, 0)
+        err = " ".join(capsys.readouterr().err.split())
+        assert not val[copy].any() and "warning" not in err, err
+        apart = 0
+        for c in np.flatnonzero(copy):      # a copy trains in exactly the folds where none of its sources validates
+            src_val = any(val[s] for s in sources[c])
+            assert train[c] == (not src_val), out.iloc[c]
+            apart += src_val and out["fold"].iat[c] != k
+        line = (f"{apart} oversampled cop{'y' if apart == 1 else 'ies'} (augmented_from) of a validation image of "
+                f"fold {k} and an image of another fold (`imgcls split` keeps each in its other source's fold): not "
+                f"trained on here")
+        assert (line in err) == bool(apart), err
+        said += bool(apart)
+        trained |= train
+    assert said and trained[copy].all()     # every copy trains in some fold
+    # the check agrees: no leak, and --fix moves nothing
+    for p in out.loc[copy, "path"]:
+        shutil.copy(tmp_path / "raw" / mf.copy_sources(out.set_index("path").at[p, "augmented_from"])[0],
+                    tmp_path / "raw" / p)
+    mf.write(out, tmp_path / "kf.csv")
+    sp.run_check(tmp_path / "kf.csv", cfg=cfg())
+    fixed = sp.run_check(tmp_path / "kf.csv", cfg=cfg(), fix=True)
+    assert "moved 0 row(s)" in capsys.readouterr().err
+    assert fixed["fold"].astype("Int64").equals(out["fold"].astype("Int64"))
+    # a holdout leaves a copy of a train and a val image out, as before
+    hold, *_ = sp.make_split(df, cfg(val=0.25))
+    side = hold.set_index("path")["split"]
+    for _, r in hold[mf.augmented(hold)].iterrows():
+        across = side[mf.copy_sources(r["augmented_from"])].nunique() > 1
+        assert (r["drop_reason"] == sp.COPY_ACROSS) == across and (r["split"] == "") == across
+
+
+def test_kfold_keeps_mixup_copies_that_are_near_duplicates_of_each_other_apart(tmp_path, monkeypatch):
+    """Mixups of A and B and of B and A are near duplicates of each other (the search found 17 such pairs on the
+    long-tailed Fashion-MNIST sample): joined through them, a class's copies reached every fold and 19 of 42 were
+    still left out under split's default near-duplicate search. Two copies never validate, so a near pair of two
+    copies in two folds is no leak: each copy keeps its source_path's fold, the check lists nothing, --fix moves
+    nothing. A near pair of a copy and an original not its source still counts."""
+    import imgcls.split.run as sp_run
+    df = _mixup_copies(tmp_path)
+    copies = sorted(df.loc[df["augmented_from"] != "", "path"])
+    chain = list(zip(copies, copies[1:]))       # every copy a near duplicate of the next one
+
+    def fake_pairs(d, cfg, workers=1, units_of=None):
+        pos = {p: i for i, p in enumerate(d["path"])}
+        return [(pos[a], pos[b], 0.99) for a, b in chain]
+    monkeypatch.setattr(sp_run, "near_duplicate_pairs_for", fake_pairs)
+    out, summary, leaks, near = sp.make_split(df, cfg(folds=3, near_dup=True))
+    assert leaks.empty and len(near) == len(chain)
+    fold = out.set_index("path")["fold"]
+    assert not (out["drop_reason"] == sp.COPY_ACROSS).any()
+    assert all(fold[p] == fold[mf.copy_sources(a)[0]] for p, a in zip(out["path"], out["augmented_from"]) if a)
+    assert any(fold[a] != fold[b] for a, b in chain)        # near duplicates placed in two folds
+    fixed, moved = sp.fix_leaks(out, near_pairs=near)
+    assert moved == 0 and sp.check_leaks(fixed, near_pairs=near).empty
+    # a copy and an original that is not its source, in two folds: a leak
+    k = next(k for k, (p, a) in enumerate(zip(out["path"], out["augmented_from"]))
+             if a and (out["fold"] != fold[p]).any())
+    other = int(np.flatnonzero((out["fold"] != out["fold"].iat[k]).to_numpy() & (out["augmented_from"] == ""))[0])
+    leaks = sp.check_leaks(out, near_pairs=[(k, other, 0.99)])
+    assert list(leaks["kind"]) == ["near_duplicate"]
 
 
 def test_check_fix_balances_a_mixup_class_by_its_images_as_the_split_did(tmp_path):

@@ -10,7 +10,8 @@ gets `light` copies: there is no second image to blend).
 A copy is written beside its source as `<stem>__os<k><ext>` (k = the k-th copy of that source) and is one more
 manifest row: the source's columns, its own `path` and scan columns, `source_path` = the source's input image and
 `augmented_from` = the source row's `path` (two paths joined by '|' for mixup). `split` keeps a copy on its sources'
-side (imgcls.links.reference_pairs; a mixup copy of images on two sides is left out: split.assign.follow_sources),
+side (imgcls.links.reference_pairs; a mixup copy of images on two sides is left out, of two folds kept in one
+source's: split.assign.follow_sources),
 `train` never validates on one. Each copy's randomness is seeded by (--seed,
 its name): a re-run with the same settings writes the same pixels, and a resumed run keeps copies already written
 (newer than their source, same oversampling settings: the last manifest, or the journal of an interrupted run).

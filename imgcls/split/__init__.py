@@ -12,7 +12,8 @@ What the output (`splits.csv`) says, row by row (see README "imgcls split"):
 
 Rows are never split apart when they are linked: the same `group` (person), the same file content (sha256), the same
 `source_path`, an oversampled copy and the rows its `augmented_from` names (preprocess --oversample: the
-originals are drawn, a copy follows its sources' side, or is left out where a mixup's two sources landed on two),
+originals are drawn, a copy follows its sources' side, or is left out where a mixup's two sources landed on two;
+two folds keep it in the fold of one),
 the same `dup_group` (clean's duplicate groups) or, with the
 near-duplicate search on, near duplicates by clean's definition (imgcls.links: verified by default). Linked rows form
 one unit for scikit-learn's StratifiedGroupKFold, so these leaks cannot happen; `check_leaks` verifies it (and checks

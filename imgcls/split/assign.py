@@ -11,6 +11,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
+from imgcls import links
 from imgcls.errors import UserError
 from imgcls.options import python_too, shown
 from imgcls.split.config import MAX_DENOMINATOR, SplitConfig
@@ -83,20 +84,50 @@ def drawn_rows(df: pd.DataFrame, units: np.ndarray) -> np.ndarray:
 COPY_ACROSS = "oversampled copy (augmented_from) of images on two sides"
 
 
-def follow_sources(drawn: np.ndarray, side: np.ndarray, apart: np.ndarray, i: np.ndarray, j: np.ndarray
-                   ) -> np.ndarray:
+def follow_sources(drawn: np.ndarray, side: np.ndarray, apart: np.ndarray, i: np.ndarray, j: np.ndarray,
+                   kind: np.ndarray | None = None, in_folds: np.ndarray | None = None) -> np.ndarray:
     """The row whose place each row takes (positions): a drawn row (an original) its own; a copy, an original its
     cluster (units_apart's label among the copies) reaches through the links (i, j), when all those it reaches share
     one `side` (any value naming the drawn rows' place: split and fold), as train's --val-split places a copy (it
     trains only when its sources do); -1 where they are on two sides: a mixup copy of a train and a val image would
-    show the one to the other, so it is left out (COPY_ACROSS)."""
+    show the one to the other, so it is left out (COPY_ACROSS).
+
+    With folds (`in_folds`: per row, the drawn rows in a fold or in train in every fold, not test), a cluster whose
+    originals are all such rows but on two sides (a mixup copy of images of folds 1 and 3) is kept: a row has one
+    fold, but train trains on a copy in each fold where none of its sources validates (train.data.assign_split), so
+    it leaks in none. Its copies joined only by a near-duplicate pair of two copies (`kind` per link, units'
+    NEAR_LINK: mixups of A and B and of B and A; neither copy ever validates, so leaks.check_leaks reads no leak in
+    it) are placed apart, each part on the side of the originals its links other than augmented_from reach (a copy's
+    source_path, group, ... are its first source's: the leak check reads them), or of the first original it reaches
+    where it has none; -1 where those reach two sides (the leak check would list it). A source in test leaves it
+    out as before: a copy that trains would show a test image."""
+    from imgcls.split.units import COPY_LINK, NEAR_LINK
     followed = np.where(drawn, np.arange(len(drawn)), -1)
     cross = drawn[i] != drawn[j]
     orig, copy = np.where(drawn[i], i, j)[cross], np.where(drawn[i], j, i)[cross]
-    reach = pd.DataFrame({"cluster": apart[copy], "side": side[orig], "orig": orig}).groupby("cluster")
-    one_side = reach["orig"].min()[reach["side"].nunique() == 1]
+    kind = np.full(len(i), -1) if kind is None else np.asarray(kind)
+
+    def reached(cluster: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame({"cluster": cluster[copy], "side": side[orig], "orig": orig,
+                             "firm": kind[cross] != COPY_LINK})
+
+    reach = reached(apart).groupby("cluster")
+    n_sides = reach["side"].nunique()
+    place = reach["orig"].min()[n_sides == 1]
+    cluster = apart
+    if in_folds is not None:
+        by = reached(apart).assign(fold=np.asarray(in_folds, bool)[orig]).groupby("cluster")["fold"].all()
+        spread = ~drawn & np.isin(apart, by.index[by & (n_sides > 1)])
+        within = ~cross & ~((kind == NEAR_LINK) & ~drawn[i] & ~drawn[j])     # cut: a near pair of two copies
+        part = links.components(len(drawn), i[within], j[within])
+        cluster = np.where(spread, np.char.add("\0part ", part.astype(str)).astype(object), apart)
+        t = reached(cluster)[spread[copy]]
+        firm = t[t["firm"]].groupby("cluster")
+        firm_sides = firm["side"].nunique().reindex(t["cluster"].unique(), fill_value=0)
+        first = t.groupby("cluster")["orig"].min()[firm_sides.index[firm_sides == 0]]
+        place = pd.concat([place, first, firm["orig"].min()[firm_sides.index[firm_sides == 1]]])
     copies = np.flatnonzero(~drawn)
-    followed[copies] = pd.Series(apart[copies]).map(one_side).fillna(-1).to_numpy(int)
+    followed[copies] = pd.Series(cluster[copies]).map(place).fillna(-1).to_numpy(int)
     return followed
 
 

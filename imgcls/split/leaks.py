@@ -10,7 +10,7 @@ import pandas as pd
 from imgcls import links
 from imgcls.errors import UserError
 from imgcls.split.config import LINK_COLUMNS, NEW_SPLIT, SPLITS
-from imgcls.split.units import linked_units
+from imgcls.split.units import COPY_LINK, NEAR_LINK, joined_units, linked_units, typed_link_pairs
 
 
 def sides(df: pd.DataFrame) -> pd.Series:
@@ -26,11 +26,22 @@ def sides(df: pd.DataFrame) -> pd.Series:
     return split.where(split.isin(SPLITS), "")
 
 
+def in_folds(df: pd.DataFrame, side: np.ndarray) -> np.ndarray:
+    """The rows on a k-fold's training sides (`side`: sides(df); a fold, or train in every fold; not test). An
+    oversampled copy never validates and trains in each fold where none of its sources validates
+    (train.data.assign_split), so among these rows it may sit apart from a source it names only by augmented_from
+    and from another copy it is a near duplicate of (split's placement, assign.follow_sources): no leak."""
+    return np.full(len(df), "fold" in df.columns) & (side != "") & (side != "test")
+
+
 def check_leaks(df: pd.DataFrame, group_col: str = "group",
                 near_pairs: Sequence[tuple[int, int, float]] = ()) -> pd.DataFrame:
     """Pairs of rows on different sides that share a group, content (sha256), source image, clean duplicate group
-    or are near-duplicates. `near_pairs` index positions of df. One row per (kind, key, side pair)."""
+    or are near-duplicates (but for two oversampled copies in two folds: in_folds). `near_pairs` index positions of
+    df. One row per (kind, key, side pair)."""
+    from imgcls.manifest import augmented
     side = sides(df).to_numpy()
+    copy_in_folds = augmented(df) & in_folds(df, side)
     paths = df["path"].astype(str).to_numpy()
     used = side != ""
     out = []
@@ -52,7 +63,7 @@ def check_leaks(df: pd.DataFrame, group_col: str = "group",
                     out.append({"kind": "group" if col == group_col else col, "key": keys[a], "side_a": ss[i],
                                 "path_a": ps[i], "side_b": ss[j], "path_b": ps[j], "cos": np.nan})
     for i, j, c in near_pairs:
-        if used[i] and used[j] and side[i] != side[j]:
+        if used[i] and used[j] and side[i] != side[j] and not (copy_in_folds[i] and copy_in_folds[j]):
             (a, b) = (i, j) if (side[i], paths[i]) <= (side[j], paths[j]) else (j, i)
             out.append({"kind": "near_duplicate", "key": "", "side_a": side[a], "path_a": paths[a],
                         "side_b": side[b], "path_b": paths[b], "cos": round(float(c), 4)})
@@ -81,10 +92,19 @@ def _placed(df: pd.DataFrame, near_pairs: Sequence[tuple[int, int, float]]
 def side_units(df: pd.DataFrame, group_col: str = "group",
                near_pairs: Sequence[tuple[int, int, float]] = ()) -> pd.Series:
     """The unit of each row an existing split places (linked_units over the rows with a side; `near_pairs` index
-    df), '' for the rows in no split: what fix_leaks moves whole."""
+    df), '' for the rows in no split: what fix_leaks moves whole. Rows in two folds are not joined by an oversampled
+    copy's augmented_from, nor by a near-duplicate pair of two copies (in_folds: split's placement of a mixup copy of
+    images of two folds, no leak to repair)."""
+    from imgcls.manifest import augmented
     used, pairs = _placed(df, near_pairs)
+    placed = df[used]
+    i, j, kind = typed_link_pairs(placed, group_col, pairs)
+    side = sides(placed).to_numpy()
+    folds, copy = in_folds(placed, side), augmented(placed)
+    apart = folds[i] & folds[j] & (side[i] != side[j]) & (
+        (kind == COPY_LINK) | ((kind == NEAR_LINK) & copy[i] & copy[j]))
     out = pd.Series("", index=df.index, dtype=object)
-    out[used] = linked_units(df[used], group_col, pairs)
+    out[used] = joined_units(placed, i[~apart], j[~apart])
     return out
 
 

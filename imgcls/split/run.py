@@ -27,8 +27,8 @@ from imgcls.split.labels import class_column, derive_profile_labels, exclusion_r
 from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  value_meanings, write_reports)
-from imgcls.split.units import (content_label_conflicts, link_pairs, linked_units, near_duplicate_pairs_for,
-                                units_apart)
+from imgcls.split.units import (NEAR_LINK, content_label_conflicts, linked_units, near_duplicate_pairs_for,
+                                typed_link_pairs, units_apart)
 
 NO_STRATIFY = python_too("--stratify none", "stratify=()")
 CLEAN_CONFLICTS = python_too("`imgcls clean` resolves label conflicts (--conflicts)",
@@ -113,7 +113,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     linked = linked_units(inc, group_col)
     # the originals are drawn; preprocess --oversample's copies follow them (assign.follow_sources)
     drawn = drawn_rows(inc, linked)
-    li, lj = link_pairs(inc, group_col)
+    li, lj, kind = typed_link_pairs(inc, group_col)
     apart = units_apart(inc, drawn, li, lj)
     # before the near-duplicate search's embedding pass (label: the class column's, set above)
     check_enough_units(apart[drawn], inc["label"].astype(str).to_numpy()[drawn], cfg)
@@ -128,6 +128,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
                      f"'{lb}', {how}): each stays on one side, but training sees the same picture under two labels; "
                      f"{CLEAN_CONFLICTS}, or fix the labels")
     i, j = (np.r_[ends, np.array([p[k] for p in near], np.int64)] for k, ends in ((0, li), (1, lj)))
+    kind = np.r_[kind, np.full(len(near), NEAR_LINK)]
     units = units_apart(inc, drawn, i, j) if near else apart     # no near pair: the links are those above
     if cfg.near_dup:
         before, after = (pd.Series(u).map(pd.Series(u).value_counts()) for u in (apart[drawn], units[drawn]))
@@ -140,14 +141,27 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     split, fold, more = assign(inc[drawn].reset_index(drop=True), units[drawn], cfg)
     check_placed(split, fold, units[drawn], cfg)
     notes += more
-    # each copy takes the place of an original it is linked to, or is left out where they are on two sides
+    # each copy takes the place of an original it is linked to, or is left out where they are on two sides (with
+    # folds, two folds keep it: train trains on it only in the folds where none of its sources validates)
     side = np.full(len(inc), "", dtype=object)
     side[drawn] = split if fold is None else split + " " + fold.astype(str)
-    followed = follow_sources(drawn, side, units, i, j)
+    in_folds = None
+    if fold is not None:
+        in_folds = np.zeros(len(inc), bool)
+        in_folds[drawn] = split != "test"
+    followed = follow_sources(drawn, side, units, i, j, kind, in_folds)
     left = followed < 0
     if left.any():
         notes.append(f"{int(left.sum())} oversampled cop{'y' if left.sum() == 1 else 'ies'} (augmented_from) "
                      f"of images on two sides left out (drop_reason): each would show one side's image to the other")
+    if fold is not None:
+        placed = np.where(left, "", side[np.maximum(followed, 0)])
+        apart_n = sum(any(placed[s] != placed[k] for s in srcs)
+                      for k, srcs in enumerate(mf.copy_source_rows(inc)) if srcs and not left[k])
+        if apart_n:
+            info(f"{apart_n} oversampled cop{'y' if apart_n == 1 else 'ies'} (augmented_from) of images in two folds "
+                 f"kept in the fold of one source: train trains on each only in the folds where none of its sources "
+                 f"validates")
     at = np.cumsum(drawn) - 1           # a drawn row's position among the drawn rows
     taken = at[followed[~left]]
     # positions of `near` index the included rows (those before the copies left out)

@@ -15,18 +15,34 @@ def link_pairs(df: pd.DataFrame, group_col: str = "group",
                near_pairs: Sequence[tuple[int, int, float]] = ()) -> tuple[np.ndarray, np.ndarray]:
     """(i, j) position pairs of the rows linked_units joins: group / sha256 / source_path / dup_group, an oversampled
     copy and its source(s) (augmented_from names their paths), the near-duplicate pairs."""
+    i, j, _ = typed_link_pairs(df, group_col, near_pairs)
+    return i, j
+
+
+# what joins the two rows of a link (typed_link_pairs): a shared value of the group column or LINK_COLUMNS, a
+# near-duplicate pair, an oversampled copy's augmented_from naming its source
+EXACT_LINK, NEAR_LINK, COPY_LINK = 0, 1, 2
+
+
+def typed_link_pairs(df: pd.DataFrame, group_col: str = "group", near_pairs: Sequence[tuple[int, int, float]] = ()
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """link_pairs' (i, j) and each link's kind (EXACT_LINK, NEAR_LINK, COPY_LINK): the leak check reads the first
+    two; with folds a copy may sit apart from a source it names (COPY_LINK), split.assign.follow_sources."""
     ii, jj = [np.array([p[0] for p in near_pairs], np.int64)], [np.array([p[1] for p in near_pairs], np.int64)]
+    kinds = [np.full(len(ii[0]), NEAR_LINK)]
     for col in (group_col,) + LINK_COLUMNS:
         if col in df.columns:
             i, j = links.exact_pairs(df[col].to_numpy())
             ii.append(i)
             jj.append(j)
+            kinds.append(np.full(len(i), EXACT_LINK))
     if "augmented_from" in df.columns:     # an oversampled copy stays with the image(s) it was made from
         from imgcls.manifest import COPY_SEP
         i, j = links.reference_pairs(df["path"].to_numpy(), df["augmented_from"].to_numpy(), COPY_SEP)
         ii.append(i)
         jj.append(j)
-    return np.concatenate(ii), np.concatenate(jj)
+        kinds.append(np.full(len(i), COPY_LINK))
+    return np.concatenate(ii), np.concatenate(jj), np.concatenate(kinds)
 
 
 def _named(df: pd.DataFrame, comp: np.ndarray) -> np.ndarray:
@@ -41,10 +57,14 @@ def linked_units(df: pd.DataFrame, group_col: str = "group",
     """A unit label per row: rows linked by group / sha256 / source_path / dup_group / near-duplicate pairs, and
     an oversampled copy with its source(s) (augmented_from names their paths), share it. The label is the smallest
     `root/path` of the unit, so it does not depend on the row order."""
-    n = len(df)
-    if n == 0:
+    return joined_units(df, *link_pairs(df, group_col, near_pairs))
+
+
+def joined_units(df: pd.DataFrame, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """A unit label per row from the links (i, j) (positions), named as linked_units names them."""
+    if len(df) == 0:
         return np.array([], dtype=object)
-    return _named(df, links.components(n, *link_pairs(df, group_col, near_pairs)))
+    return _named(df, links.components(len(df), i, j))
 
 
 def units_apart(df: pd.DataFrame, drawn: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -52,10 +72,8 @@ def units_apart(df: pd.DataFrame, drawn: np.ndarray, i: np.ndarray, j: np.ndarra
     to a copy: the originals' units, which the split draws, and the copies' own clusters, which follow their
     sources (split.assign.follow_sources). A mixup copy names two sources: joined through it, a small class's
     originals became one unit, kept whole in train and never validated (Fashion-MNIST: 4 of 10 classes)."""
-    if len(df) == 0:
-        return np.array([], dtype=object)
     same = drawn[i] == drawn[j]
-    return _named(df, links.components(len(df), i[same], j[same]))
+    return joined_units(df, i[same], j[same])
 
 
 def near_duplicate_pairs_for(df: pd.DataFrame, cfg: SplitConfig, workers: int = 1,

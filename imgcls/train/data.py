@@ -464,7 +464,9 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
     from the originals and a copy trains only when its sources do; a split that put a copy in val (a hand-made
     one: `imgcls split` keeps copies with their sources, so a validation image's copies are in val too, which is
     said as an info line) has it dropped from val, and a copy training while a source validates is dropped from
-    training too (it would leak its source's pixels); a hand-made split's are warnings."""
+    training too (it would leak its source's pixels); a hand-made split's are warnings. `imgcls split --folds`
+    keeps a mixup copy of images of two folds in the fold of one source, so it trains in the folds where none of
+    its sources validates and is dropped from the others' training: said as an info line."""
     train, val = _assign_split(df, fold, val_split, seed, by)
     copy = mf.augmented(df)
     if fold is None and not has_val_split(df):      # the draw's share of the originals: copies never validate
@@ -472,9 +474,8 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
     if not copy.any():
         return train, val
     from imgcls.console import info, warn
-    where = {p: k for k, p in enumerate(df["path"].astype(str))}
-    src_val = np.array([c and any(val[where[s]] for s in mf.copy_sources(a) if s in where)
-                        for c, a in zip(copy, df["augmented_from"])], bool)
+    sources = mf.copy_source_rows(df)
+    src_val = np.array([c and any(val[s] for s in srcs) for c, srcs in zip(copy, sources)], bool)
     in_val = val & copy
     leak = train & src_val
     of_fold = f" of fold {fold}" if fold is not None else ""
@@ -489,8 +490,18 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
         warn(f"{n} oversampled cop{'y' if n == 1 else 'ies'} (augmented_from) in the validation rows{of_fold} "
              f"whose sources train: dropped from validation (validation scores originals only; `imgcls split` "
              f"keeps copies with their sources)")
-    if leak.any():
-        warn(f"{int(leak.sum())} oversampled cop{'y' if leak.sum() == 1 else 'ies'} whose source validates: "
+    # imgcls split's k-fold placement: in the fold of one source, while another source validates here
+    folds = pd.to_numeric(df["fold"], errors="coerce").to_numpy() if "fold" in df.columns else None
+    placed = leak & np.array([folds is not None and any(folds[s] == folds[k] for s in srcs)
+                              for k, srcs in enumerate(sources)], bool)
+    if placed.any():
+        n = int(placed.sum())
+        info(f"{n} oversampled cop{'y' if n == 1 else 'ies'} (augmented_from) of a validation image{of_fold} and "
+             f"an image of another fold (`imgcls split` keeps each in its other source's fold): not trained on here "
+             f"(a copy shows its source), trained on in the folds where none of its sources validates")
+    if (leak & ~placed).any():
+        n = int((leak & ~placed).sum())
+        warn(f"{n} oversampled cop{'y' if n == 1 else 'ies'} whose source validates: "
              f"dropped from training (they would show the model its validation images)")
     return train & ~leak, val & ~copy
 
@@ -554,10 +565,9 @@ def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: in
     val[idx] = val_units[unit_of]
     train[idx] = ~val_units[unit_of]
     if copy.any():
-        where = {p: k for k, p in enumerate(df["path"].astype(str))}
+        sources = mf.copy_source_rows(df)
         for k in np.flatnonzero(pool & copy):
-            srcs = [where[s] for s in mf.copy_sources(df["augmented_from"].iat[k]) if s in where]
-            train[k] = bool(srcs) and all(train[s] for s in srcs)
+            train[k] = bool(sources[k]) and all(train[s] for s in sources[k])
     return train, val
 
 
