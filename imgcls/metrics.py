@@ -86,12 +86,15 @@ def without_rows_note(y_true, classes: Sequence, rows: str = "validation") -> st
     return missing_rows_note(classes_without_rows(y_true, classes), len(classes), rows)
 
 
-def missing_rows_note(missing: Sequence, n_classes: int, rows: str = "validation") -> str:
-    """without_rows_note's line from the classes without rows already found (predict.json's record of --eval)."""
+def missing_rows_note(missing: Sequence, n_classes: int, rows: str = "validation", every_fold: bool = False) -> str:
+    """without_rows_note's line from the classes without rows already found (predict.json's record of --eval).
+    `every_fold`: a k-fold set's classes no fold validates (split's fold -1), said once for the set rather than in
+    each fold's line."""
     if not missing:
         return ""
-    return (f"{len(missing)} of {n_classes} classes have no {rows} rows ({shown(list(missing), 12)}): each counts in "
-            f"the macro-F1 with F1 0 (the mean is over every class of the task)")
+    return (f"{len(missing)} of {n_classes} classes have no {rows} rows{' in any fold' if every_fold else ''} "
+            f"({shown(list(missing), 12)}): each counts in {'every fold' + chr(39) + 's' if every_fold else 'the'} "
+            f"macro-F1 with F1 0 (the mean is over every class of the task)")
 
 
 def scores(y_true, y_pred, classes: Sequence | int) -> dict:

@@ -2553,6 +2553,29 @@ def test_a_kfold_set_s_out_of_fold_score_names_the_classes_no_fold_validated(tmp
     assert "no out-of-fold rows (c)" in (run / "train.log").read_text()
 
 
+def test_a_kfold_set_names_a_class_no_fold_validates_once_not_in_every_fold(tmp_path, capsys):
+    """--folds all: each fold's 'no validation rows' line named the 1-image class split keeps in train in every fold
+    (fold -1), the same line once per fold. It is said once for the set now; a fold's own line names only the
+    classes that fold alone does not validate."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6, "c": 1, "d": 3}, size=(40, 40))
+    df = mf.load(src)
+    df["fold"] = np.where(df["label"] == "c", -1, np.arange(len(df)) % 2)
+    df.loc[df["label"] == "d", "fold"] = [1, 1, -1]         # d validates in fold 1 only
+    df["split"] = np.where(df["fold"] == 0, "val", "train")
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    run = run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="kf", epochs=1, folds="all"))
+    said = " ".join(capsys.readouterr().err.split())
+    once = ("1 of 4 classes have no validation rows in any fold (c): each counts in every fold's macro-F1 with F1 0 "
+            "(the mean is over every class of the task)")
+    assert said.count(once) == 1 and said.index(once) < said.index("training "), said
+    assert said.count("no validation rows") == 2, said       # the set's line, and fold 0's about d
+    fold0 = said.split("(fold 0,")[1].split("(fold 1,")[0]
+    assert "1 of 4 classes have no validation rows (d): each counts in the macro-F1 with F1 0" in fold0
+    assert once in " ".join((run / "train.log").read_text().split())
+    assert "no validation rows" not in (run / "fold_1" / "train.log").read_text()
+
+
 def test_a_run_report_s_per_class_table_names_the_classes_without_val_rows(tmp_path):
     """per_class.csv keeps every class (a class with no val row: support 0, F1 0, counted in the macro-F1); the
     report's table showed such a row as a plain 0.0000 beside the scored ones, under '31 val rows'."""

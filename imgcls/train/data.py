@@ -524,6 +524,12 @@ def fold_training_rows(df: pd.DataFrame, fold: int) -> np.ndarray:
     return _assign_split(df, fold, 0.0, 0)[0]
 
 
+def fold_validation_rows(df: pd.DataFrame, fold: int) -> np.ndarray:
+    """The rows fold `fold` of a k-fold table validates on, by assign_split's rule (the fold's own non-test rows, its
+    oversampled copies never), without its lines."""
+    return _assign_split(df, fold, 0.0, 0)[1] & ~mf.augmented(df)
+
+
 def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int, by: str = "label"
                   ) -> tuple[np.ndarray, np.ndarray]:
     split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None

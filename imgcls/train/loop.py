@@ -75,6 +75,9 @@ class FoldData:
     # the row of `images` each usable row is (None: the same row): a cache decoded with unreadable files keeps their
     # rows, so neither a RAM cache nor a memmap is copied to drop them
     image_rows: np.ndarray | None = None
+    # a k-fold set's classes no fold validates: said once for the set (metrics.missing_rows_note's every_fold), not
+    # in each fold's line
+    never_validated: tuple = ()
 
     def cache_rows(self, idx: np.ndarray) -> np.ndarray:
         """The rows of `images` of the usable rows `idx`."""
@@ -345,7 +348,9 @@ class Trainer:
                      f"{'batched on ' + self.device.type if self.batch_aug is not None else 'per image'}"
                      f"{', training rows of the cache on the device' if getattr(self, 'train_on_device', None) is not None else ''}"
                      f"{', torch.compile' if cfg.compile else ''}")
-            note = metrics.without_rows_note(self.data.final[self.data.val_idx], list(meta.classes))
+            missing = metrics.classes_without_rows(self.data.final[self.data.val_idx], list(meta.classes))
+            note = metrics.missing_rows_note([c for c in missing if c not in self.data.never_validated],
+                                             len(meta.classes))
             if note:
                 self.log(note)
             if self.goals is not None:

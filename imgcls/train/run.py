@@ -658,13 +658,22 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             f"whole to {img_size}: the test images are the crops)", key=f"crop-from {f} {img_size}")
 
     results, oof = [], []
+    never: tuple = ()
+    if len(folds) > 1:      # a class no fold validates (split's fold -1): said once here, not in each fold's line
+        from imgcls import metrics
+        seen = np.zeros(len(df), bool)
+        for fold in folds:
+            seen |= tdata.fold_validation_rows(df, fold)
+        never = tuple(metrics.classes_without_rows(final[seen], list(classes)))
+        if dist.main and never:
+            RunLog(run_dir / TRAIN_LOG)(metrics.missing_rows_note(never, len(classes), every_fold=True))
     for fold in folds:
         train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target)
         if not train_mask.any() or not val_mask.any():
             raise UserError(f"no {'training' if not train_mask.any() else 'validation'} images"
                             f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
         fd = FoldData(np.flatnonzero(train_mask), np.flatnonzero(val_mask), targets, final, df, images, paths,
-                      image_rows=keep)
+                      image_rows=keep, never_validated=never)
         fold_dir = run_dir if fold is None else run_names.fold_dir(run_dir, fold)
         if dist.main:
             fold_dir.mkdir(parents=True, exist_ok=True)
