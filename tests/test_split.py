@@ -356,6 +356,37 @@ def test_kfold_keeps_mixup_copies_that_are_near_duplicates_of_each_other_apart(t
     assert list(leaks["kind"]) == ["near_duplicate"]
 
 
+def test_label_per_part_counts_the_originals_and_says_the_copies_apart(tmp_path, capsys):
+    """The 'label per part' table (printed, splits_counts.csv, the report) counted preprocess --oversample's copies
+    as images: a 1-image class with 3 copies read 4 in train (every fold), the copies' class looked 4x its size. It
+    counts the originals now, as eda and train do, and says the copies in their own row per part (the CSV's
+    `copies` column)."""
+    df0 = mf.load(make_image_folder(tmp_path / "raw", {"a": 12, "b": 6, "c": 1}, size=(12, 12)), announce=False)
+    df = _with_copies(df0, {"b": 4, "c": 3})
+    for p, a in zip(df["path"], df["augmented_from"]):
+        if a:
+            shutil.copy(tmp_path / "raw" / a, tmp_path / "raw" / p)
+    mf.write(df, tmp_path / "in.csv")
+    capsys.readouterr()
+    out = sp.run_split(tmp_path / "in.csv", tmp_path / "splits.csv", cfg=cfg(folds=3))
+    printed = capsys.readouterr().out
+    rows = {ln.split("│")[1].strip(): [c.strip() for c in ln.split("│")[2:-1]]
+            for ln in printed.splitlines() if ln.count("│") > 2}
+    assert rows["c"] == ["1", "0", "0", "0", "1"], rows          # train (every fold), folds 0-2, total
+    assert sum(map(int, rows["b"][:-1])) == 6 and rows["b"][-1] == "6" and rows["a"][-1] == "12", rows
+    assert rows["oversampled copies (augmented_from)"][-1] == "7", rows
+    copies = mf.augmented(out)
+    side = sp.sides(out)
+    per_part = side[copies].value_counts()
+    assert [int(v) for v in rows["oversampled copies (augmented_from)"][:-1]] == [
+        int(per_part.get(p, 0)) for p in ("train (every fold)", "fold 0", "fold 1", "fold 2")]
+    counts = pd.read_csv(tmp_path / "splits_counts.csv", keep_default_na=False)
+    lab = counts[counts["column"] == "label"].groupby("value")[["n", "copies"]].sum()
+    assert lab.loc["c"].tolist() == [1, 3] and lab.loc["b"].tolist() == [6, 4] and lab.loc["a"].tolist() == [12, 0]
+    page = (tmp_path / "splits_report.html").read_text()
+    assert "oversampled copies (augmented_from)" in page
+
+
 def test_check_fix_balances_a_mixup_class_by_its_images_as_the_split_did(tmp_path):
     """`split --check FILE --fix` of a split holding preprocess --oversample-aug mixup copies: its balance table
     joined the class's train images into one unit through the copies (each names two of them), as split did before

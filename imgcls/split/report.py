@@ -37,23 +37,33 @@ def value_meanings(df: pd.DataFrame, cfg: SplitConfig) -> dict[str, dict[str, st
     return {**found.get("attribute_values", {}), "label": found.get("class_meanings", {})}
 
 
+# the row of the per-part tables that says preprocess --oversample's copies, which the value rows do not count
+COPIES_ROW = "oversampled copies (augmented_from)"
+
+
 def distribution(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Long table: column, value, part, n, share (of the value's rows in this part)."""
+    """Long table: column, value, part, n (its original images: preprocess --oversample's copies are not images of
+    the class, as eda and train count them; they follow their sources and are never validated), share (of the
+    value's images in this part), copies (its oversampled copies there)."""
     part = parts_of(df)
-    used = df[part != ""]
+    used = (part != "").to_numpy()
+    copy = mf.augmented(df)[used]
+    part = part[used]
     rows = []
     for col in columns:
-        if col not in used.columns:
+        if col not in df.columns:
             continue
-        vals = used[col].astype(str)
-        ct = pd.crosstab(vals, part[part != ""])
+        vals = df.loc[used, col].astype(str)
+        ct = pd.crosstab(vals, part)
+        orig = pd.crosstab(vals[~copy], part[~copy]).reindex(index=ct.index, columns=ct.columns, fill_value=0)
+        copies = ct - orig
         for value in mf.class_names(ct.index) or list(ct.index):
-            total = int(ct.loc[value].sum())
+            total = int(orig.loc[value].sum())
             for p in ct.columns:
-                n = int(ct.loc[value, p])
+                n = int(orig.loc[value, p])
                 rows.append({"column": col, "value": value, "part": p, "n": n,
-                             "share": round(n / total, 4) if total else 0.0})
-    return pd.DataFrame(rows, columns=["column", "value", "part", "n", "share"])
+                             "share": round(n / total, 4) if total else 0.0, "copies": int(copies.loc[value, p])})
+    return pd.DataFrame(rows, columns=["column", "value", "part", "n", "share", "copies"])
 
 
 def least_gap(n: int, targets: Sequence[float]) -> float:
@@ -152,8 +162,11 @@ def _pivot(dist: pd.DataFrame, col: str, meanings: dict[str, str] | None = None)
     parts = sorted(set(sub["part"]), key=side_rank)
     pv = sub.pivot_table(index="value", columns="part", values="n", aggfunc="sum", fill_value=0)
     pv = pv.reindex(index=list(dict.fromkeys(sub["value"])), columns=parts).fillna(0).astype(int)
+    copies = sub.groupby("part")["copies"].sum().reindex(parts).fillna(0).astype(int)
+    if copies.any():            # the images are the originals; the copies said in a row of their own, last
+        pv.loc[COPIES_ROW] = copies
     pv["total"] = pv.sum(axis=1)
-    return _with_meaning(pv.reset_index().rename(columns={"value": col}), col, meanings)
+    return _with_meaning(pv.reset_index().rename(columns={"index": col, "value": col}), col, meanings)
 
 
 def print_tables(dist: pd.DataFrame, columns: Sequence[str], max_rows: int = 30,
@@ -169,10 +182,15 @@ def print_tables(dist: pd.DataFrame, columns: Sequence[str], max_rows: int = 30,
         t = Table(title=f"{col} per part", show_lines=False)
         for c in pv.columns:
             t.add_column(str(c), justify="left" if c in (col, "meaning") else "right")
-        for row in pv.head(max_rows).itertuples(index=False):
+        said = pv[pv[col] == COPIES_ROW]
+        values = pv[pv[col] != COPIES_ROW]
+        for row in values.head(max_rows).itertuples(index=False):
             t.add_row(*[str(v) for v in row])
-        if len(pv) > max_rows:
-            t.caption = f"{len(pv) - max_rows} more rows in the report"
+        if len(values) > max_rows:
+            t.caption = f"{len(values) - max_rows} more rows in the report"
+        for row in said.itertuples(index=False):
+            t.add_section()
+            t.add_row(*[str(v) for v in row])
         print_table(t)
 
 
