@@ -92,9 +92,9 @@ def missing_rows_note(missing: Sequence, n_classes: int, rows: str = "validation
     each fold's line."""
     if not missing:
         return ""
-    return (f"{len(missing)} of {n_classes} classes have no {rows} rows{' in any fold' if every_fold else ''} "
-            f"({shown(list(missing), 12)}): each counts in {'every fold' + chr(39) + 's' if every_fold else 'the'} "
-            f"macro-F1 with F1 0 (the mean is over every class of the task)")
+    where, which = (" in any fold", "every fold's") if every_fold else ("", "the")
+    return (f"{len(missing)} of {n_classes} classes have no {rows} rows{where} ({shown(list(missing), 12)}): each "
+            f"counts in {which} macro-F1 with F1 0 (the mean is over every class of the task)")
 
 
 def scores(y_true, y_pred, classes: Sequence | int) -> dict:
