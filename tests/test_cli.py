@@ -288,6 +288,16 @@ def test_imgcls_help_itself_ends_with_examples():
     assert "Examples" in tail and "imgcls train --model tf_efficientnet_lite0" in tail, r.output
 
 
+def test_predict_help_names_every_default_test_folder():
+    """`imgcls predict --help` said --data defaults to data/test, while predict (and the README) take the first of
+    data/test, data/eval that exists: the mask competition's eval/ was not named. The help names pipeline's list."""
+    from imgcls.pipeline import TEST_DATA
+    r = runner.invoke(app, ["predict", "--help"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.replace("│", " ").split())
+    assert f"(default: the first of {', '.join(TEST_DATA)} that exists)" in text, text
+
+
 @pytest.mark.parametrize("own_line", [False, True])
 def test_ctrl_c_is_one_interrupted_line_and_exit_130(own_line, tmp_path, image_folder, monkeypatch):
     """Ctrl-C exited 130 saying nothing (Typer turns KeyboardInterrupt into a silent Exit(130)) but in train after an

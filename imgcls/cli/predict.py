@@ -10,6 +10,7 @@ from imgcls.cli.common import Command, Quiet, command
 from imgcls.layout_options import LayoutOptions
 from imgcls.options import Given
 from imgcls.outputs import SPEC_NAME
+from imgcls.pipeline import TEST_DATA
 from imgcls.predict_config import PredictConfig
 
 
@@ -54,7 +55,8 @@ def predict(source: Annotated[Optional[Path], typer.Argument(
                 show_default=False)] = None,
             data: Annotated[Optional[Path], typer.Option(
                 help="Test images: a folder, a manifest, or a competition CSV such as info.csv "
-                     "(default: data/test).", rich_help_panel="Input layout")] = None,
+                     f"(default: the first of {', '.join(TEST_DATA)} that exists).",
+                rich_help_panel="Input layout")] = None,
             out: Annotated[Optional[Path], typer.Option(
                 help="Output folder (default: outputs/predictions/<run or ensemble name>).",
                 rich_help_panel="Output")] = None,
