@@ -1673,3 +1673,18 @@ def test_a_csv_none_of_whose_files_exist_is_one_line_for_each_step(tmp_path, mon
         make_image(tmp_path / "tst" / f"{name}.jpg", size=(16, 16), seed=i)
     res = CliRunner().invoke(app, ["split", "tr.csv", "--out", "sp.csv"])
     assert "read tr.csv as layout 'csv' (2 images; images in tst)" in " ".join(res.output.split()), res.output
+
+
+def test_the_readme_names_every_column_each_step_appends():
+    """README (The manifest): "`preprocess` adds `source_path`, `face_*`, `bg_removed`, `augmented_from`" left out
+    `faces` and `matte_kept`, which preprocess writes (manifest.COLUMNS, the owner). The sentence names every column
+    COLUMNS gives clean, preprocess and split (a `face_*` covering the face_ columns), and no other."""
+    import fnmatch
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for step in ("clean", "preprocess", "split"):
+        said = re.search(rf"`{step}` adds (.*?)[;.]", " ".join(readme.split()))
+        assert said, f"the README's list of {step}'s columns moved"
+        named = re.findall(r"`([\w*]+)`", said.group(1))
+        owned = [c.name for c in mf.COLUMNS.values() if c.step == step]
+        assert all(any(fnmatch.fnmatch(c, n) for n in named) for c in owned), (step, named, owned)
+        assert all(any(fnmatch.fnmatch(c, n) for c in owned) for n in named), (step, named, owned)
