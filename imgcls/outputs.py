@@ -420,7 +420,8 @@ def refuse_users_files(out: str | os.PathLike, step: str, files: Iterable[str | 
     out = Path(out)
     files = [Path(f) for f in files]
     mine = own_earlier_files(out, step, files, placing)
-    theirs = sorted(f for f in files if os.path.lexists(f) and f not in set(mine))
+    own = set(mine)         # made once: made per file, preprocess's rerun hashed n x n paths (56M at 7.5k images)
+    theirs = sorted(f for f in files if f not in own and os.path.lexists(f))
     if not theirs:
         return mine
     if step == "split":         # its table and the reports beside it

@@ -1093,3 +1093,23 @@ def test_the_inputs_record_is_the_same_bytes_whatever_order_the_workers_finish_i
         texts.append((out / ".preprocess_inputs.json").read_text())
     assert list(json.loads(texts[0])) == sorted(json.loads(texts[0]))       # the manifest's order (by path here)
     assert texts[0] == texts[1]
+
+
+def test_a_rerun_s_check_of_the_user_s_files_is_linear_in_the_images(tmp_path, monkeypatch):
+    """A rerun into preprocess's own --out checks each output path against the earlier run's files
+    (outputs.refuse_users_files): it made the set of those files again for every path, n x n path hashes (56M, a
+    minute of a 7.7k-image rerun that processes nothing). Counted: a few hashes per image."""
+    import pathlib
+
+    import imgcls.preprocess as pp
+    from imgcls import manifest as mf
+    from imgcls import outputs
+    src = make_image_folder(tmp_path / "raw", {"a": 150, "b": 150}, size=(16, 16))
+    out = tmp_path / "p"
+    pp.run_preprocess(src, out, pp.PreprocessConfig(size=8), workers=1)
+    files = [out / mf.MANIFEST_NAME, *sorted(out.rglob("*.png"))]
+    hashes = [0]
+    real = pathlib.PurePath.__hash__
+    monkeypatch.setattr(pathlib.PurePath, "__hash__", lambda self: hashes.__setitem__(0, hashes[0] + 1) or real(self))
+    assert outputs.refuse_users_files(out, "preprocess", files) == files
+    assert hashes[0] < 10 * len(files), hashes[0]
