@@ -324,6 +324,8 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     # then (an input inside --out said first) its files over a user's own of those names in a folder no eda
     # wrote: their report.html, manifest.csv, samples_2.png
     replaced = refuse_users_files(out, "eda", [out / n for n in earlier_files(out)], placing=out / "eda")
+    if out / mf.MANIFEST_NAME in replaced:      # a rerun: the images unchanged since are not read again
+        df = mf.reuse_scan(df, out / mf.MANIFEST_NAME)
     df = mf.scan_images(df, workers=workers, max_pixels=max_pixels, require=False)   # the report lists them
     if test_df is not None:
         test_df = mf.scan_images(test_df, workers=workers, max_pixels=max_pixels, require=False)

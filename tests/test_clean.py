@@ -1808,3 +1808,27 @@ def test_the_report_lists_and_counts_the_linked_duplicates_the_screen_and_summar
     assert linked_kept(out) == (1, 1) and "(1 image beyond one per group, in 1 group;" in text
     assert "kept - ()" not in text
     assert "removed b/006.png (b)<br>kept none: no label of its group stays label_conflict" in text
+
+
+def test_a_rerun_reads_only_the_images_changed_since(tmp_path, monkeypatch, capsys):
+    """clean again into its own --out takes the scan of each unchanged image from its earlier manifest.csv (a rerun
+    read every image again) and reads the one rewritten since; the manifest is that of a full scan."""
+    from imgcls import io as imgio
+    from imgcls.clean import CleanConfig, run_clean
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(24, 24))
+    cfg = CleanConfig(near_dup=False, ood=False, conflicts="majority")
+    run_clean(src, tmp_path / "c", cfg, workers=1)
+    first = (tmp_path / "c" / "manifest.csv").read_bytes()
+    probed = []
+    real = imgio.probe
+    monkeypatch.setattr(imgio, "probe", lambda *a, **k: probed.append(a[0]) or real(*a, **k))
+    capsys.readouterr()
+    run_clean(src, tmp_path / "c", cfg, workers=1)
+    assert not probed and (tmp_path / "c" / "manifest.csv").read_bytes() == first
+    assert "reused the scan of 6 images" in capsys.readouterr().err
+    changed = sorted((src / "b").iterdir())[0]
+    Image.open(sorted((src / "a").iterdir())[0]).resize((20, 18)).save(changed)
+    run_clean(src, tmp_path / "c", cfg, workers=1)
+    assert probed == [str(changed)]
+    run_clean(src, tmp_path / "fresh", cfg, workers=1)
+    assert (tmp_path / "c" / "manifest.csv").read_bytes() == (tmp_path / "fresh" / "manifest.csv").read_bytes()

@@ -219,6 +219,8 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     # image of that name would be written
     replaced = refuse_users_files(out, "clean", [out / mf.MANIFEST_NAME, out / CLEAN_SUMMARY, out / REPORT_HTML,
                                                  *(possible_targets(df, out / "images") if materialize else [])])
+    if out / mf.MANIFEST_NAME in replaced:      # a rerun: the images unchanged since are not read again
+        df = mf.reuse_scan(df, out / mf.MANIFEST_NAME)
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels).reset_index(drop=True)
     df["keep"] = df["error"] == ""
     df["reason"] = np.where(df["keep"], "", "unreadable")
