@@ -1113,3 +1113,21 @@ def test_a_rerun_s_check_of_the_user_s_files_is_linear_in_the_images(tmp_path, m
     monkeypatch.setattr(pathlib.PurePath, "__hash__", lambda self: hashes.__setitem__(0, hashes[0] + 1) or real(self))
     assert outputs.refuse_users_files(out, "preprocess", files) == files
     assert hashes[0] < 10 * len(files), hashes[0]
+
+
+def test_the_manifest_is_assembled_by_column_not_by_cell(tmp_path, monkeypatch):
+    """preprocess wrote each image's record into its manifest one pandas cell at a time (DataFrame.at: ~18 writes per
+    image, 135k for a 7.5k-image rerun that processed nothing, most of its time); its columns are set whole now. The
+    manifest is the same."""
+    import imgcls.preprocess as pp
+    src = make_image_folder(tmp_path / "raw", {"a": 30, "b": 30}, size=(16, 16))
+    out = tmp_path / "p"
+    pp.run_preprocess(src, out, pp.PreprocessConfig(size=8), workers=1)
+    first = (out / "manifest.csv").read_bytes()
+    writes = [0]
+    real = pd.DataFrame._set_value
+    monkeypatch.setattr(pd.DataFrame, "_set_value",
+                        lambda self, *a, **k: writes.__setitem__(0, writes[0] + 1) or real(self, *a, **k))
+    pp.run_preprocess(src, out, pp.PreprocessConfig(size=8), workers=1)          # every image up to date
+    assert writes[0] < 60, writes[0]
+    assert (out / "manifest.csv").read_bytes() == first
