@@ -320,7 +320,9 @@ def read_manifest_file(path: Path, view: FolderView | None = None) -> pd.DataFra
                         f"with --layout csv --path-col NAME)")
     base = path.parent
     roots = df["root"] if "root" in df.columns else pd.Series([""] * len(df))
-    df["root"] = [str((base / r).resolve()) if r not in ("", ".") else str(base.resolve()) for r in roots]
+    # each root resolved once (a manifest's rows share a few roots: resolved per row, 30k realpaths per read)
+    real = {r: str((base / r).resolve()) if r not in ("", ".") else str(base.resolve()) for r in set(roots)}
+    df["root"] = [real[r] for r in roots]
     for c in ("label", "group", "error"):
         if c not in df.columns:
             df[c] = ""

@@ -1688,3 +1688,20 @@ def test_the_readme_names_every_column_each_step_appends():
         owned = [c.name for c in mf.COLUMNS.values() if c.step == step]
         assert all(any(fnmatch.fnmatch(c, n) for n in named) for c in owned), (step, named, owned)
         assert all(any(fnmatch.fnmatch(c, n) for c in owned) for n in named), (step, named, owned)
+
+
+def test_reading_a_manifest_resolves_each_root_once(tmp_path, monkeypatch):
+    """A manifest's roots were resolved row by row (a realpath per image on every read: preprocess, split, train,
+    predict); each distinct root is resolved once now, to the same absolute roots."""
+    import pathlib
+    root = make_image_folder(tmp_path / "raw", {"a": 20, "b": 20}, size=(16, 16))
+    (tmp_path / "link").symlink_to(root)
+    df = mf.load(tmp_path / "link")
+    df["root"] = [str(tmp_path / ("link" if i % 2 else "raw")) for i in range(len(df))]
+    mf.write(df, tmp_path / "m" / "manifest.csv")
+    resolved = []
+    real = pathlib.Path.resolve
+    monkeypatch.setattr(pathlib.Path, "resolve", lambda self, *a, **k: resolved.append(self) or real(self, *a, **k))
+    back = mf.read_manifest_file(tmp_path / "m" / "manifest.csv")
+    assert len(resolved) <= 3, len(resolved)
+    assert set(back["root"]) == {str(root.resolve())} and back["path"].tolist() == df["path"].tolist()
