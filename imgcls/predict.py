@@ -48,8 +48,8 @@ from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, f
                               is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
-                               check_template_exists, is_template_data, match_template, resolve_format,
-                               template_beside)
+                               check_template_exists, check_unique_ids, is_template_data, match_template,
+                               resolve_format, template_beside)
 from imgcls.train.config import TrainConfig
 from imgcls.train.rundir import ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, read_run_csv, read_validation, validation_files
 from imgcls.tta import TTASpec, parse_tta
@@ -1024,6 +1024,8 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
                         kind, spec.classes, targets)
     if template is not None:        # a per-class template, or labels spelled unlike the run's classes
         check_template_fits(template, spec.classes, tpl_flag)
+    else:                           # an id on two rows of the submission: refused by the grader
+        check_unique_ids(df, fmt, data)
     # a competition's test data has no labels: --eval scores labelled rows, not a submission's
     if (template is None and fmt == DEFAULT_FORMAT and not evaluate and not as_template
             and (beside := template_beside(data, view)) is not None):

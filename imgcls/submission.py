@@ -140,8 +140,14 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
     label_col = f_label if f_label in cols else cols[1]
     tids = tpl[id_col].astype(str)
     candidates = [(what, keys) for what, keys in _key_candidates(df, id_col) if len(set(keys)) == len(keys)]
-    if not candidates:
-        raise UserError("the test images have no unique id (two images share a name); pass a manifest with an id column")
+    if not candidates:      # every way to match names two test rows alike: the first such id, with its images
+        ids = _key_candidates(df, id_col)[0][1]
+        first = next(k for k in ids if ids.count(k) > 1)
+        paths = [p for k, p in zip(ids, df["path"].astype(str)) if k == first]
+        raise UserError(f"{data or 'the test data'}: id {first} is given to two or more test rows "
+                        f"({shown(paths, sep='; ')}), and no path, file name or stem tells them apart either: a "
+                        f"submission's ids must be unique; give each test image its own id"
+                        + (f" in {data}" if data else ""))
     want = {nfc(t) for t in tids}
     hit, what, keys = max(((len(want & set(keys)), what, keys) for what, keys in candidates), key=lambda c: c[0])
     if hit == 0 and len(tpl):
@@ -205,13 +211,42 @@ def fill_template(template: str | os.PathLike, df: pd.DataFrame, pred: np.ndarra
 STEM_IDS = frozenset({"dacon", "id,artist"})
 
 
-def build_submission(df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str],
-                     fmt: str = DEFAULT_FORMAT) -> pd.DataFrame:
-    id_col, label_col, kind = resolve_format(fmt)
+def submission_ids(df: pd.DataFrame, fmt: str = DEFAULT_FORMAT) -> tuple[pd.Series, bool]:
+    """(the id build_submission writes for each test row, whether they are a folder's file names): the CSV's ids as
+    written, else the file paths (without their extension for STEM_IDS formats), in NFC."""
+    id_col = resolve_format(fmt)[0]
     ids = df[id_col].astype(str) if id_col in df.columns and id_col != "id" else df["id"].astype(str)
-    from_files = (ids == df["path"].astype(str)).all()     # ids a folder's file names gave, not a CSV's
+    from_files = bool((ids == df["path"].astype(str)).all())     # ids a folder's file names gave, not a CSV's
     if format_key(fmt) in STEM_IDS and from_files:
         ids = pd.Series([Path(p).stem for p in ids], index=ids.index)
     if from_files:              # spelled as the competition's CSVs are, whatever the unzip tool made of the names
         ids = ids.map(nfc)
+    return ids, from_files
+
+
+def check_unique_ids(df: pd.DataFrame, fmt: str = DEFAULT_FORMAT, data: str | os.PathLike = "the test data") -> None:
+    """A submission whose id is written on two rows is refused by the grader, or scores one of them: test rows
+    given the same id (a CSV listing an id twice; --format dacon's ids of a.jpg and a.png, or of a.png and
+    sub/a.png, both 'a') are one line before the model runs, naming the id, its images and the fix."""
+    ids, from_files = submission_ids(df, fmt)
+    dup = ids.duplicated(keep=False)
+    if not dup.any():
+        return
+    first = ids[dup].iloc[0]
+    paths = df["path"].astype(str)[(ids == first).to_numpy()].tolist()
+    n = ids[dup].nunique()
+    many = f"{n} ids are" if n > 1 else "one id is"
+    if from_files:
+        raise UserError(f"--format {fmt} writes each test file's name without its extension as its id, and {many} "
+                        f"the name of two or more test images ({first}: {shown(paths, sep='; ')}): a submission's "
+                        f"ids must be unique; rename the files, or use --format id,label (ids with their extension "
+                        f"and folder)" + keyword_of("fmt"))
+    raise UserError(f"{data}: {many} given to two or more test rows (id {first}: {shown(paths, sep='; ')}): a "
+                    f"submission's ids must be unique; give each test image its own id in {data}")
+
+
+def build_submission(df: pd.DataFrame, pred: np.ndarray, classes: Sequence[str],
+                     fmt: str = DEFAULT_FORMAT) -> pd.DataFrame:
+    id_col, label_col, kind = resolve_format(fmt)
+    ids = submission_ids(df, fmt)[0]
     return pd.DataFrame({id_col: ids.to_numpy(), label_col: label_values(pred, classes, kind)})

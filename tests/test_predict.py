@@ -2483,3 +2483,43 @@ def test_eval_on_labelled_images_of_some_classes_says_the_others_count_with_f1_0
     assert res.exit_code == 0 and "no labelled rows" not in res.output
     assert json.loads((tmp_path / "p2" / "predict.json").read_text())["eval"]["classes_without_rows"] == []
     assert "1 of 3 classes have no labelled rows (c)" in " ".join((out / "report.html").read_text().split())
+
+
+def test_an_id_on_two_test_rows_is_refused_before_the_model_runs(tmp_path, monkeypatch):
+    """A test.csv listing an id twice, or --format dacon's ids of a.png and a.jpg (both 'a'), wrote a submission
+    with that id on two rows, without a word: a grader refuses it or scores one of them. One line before the model
+    runs (nothing written), naming the id, its images and the fix; with a template, the id the test rows share (it
+    said 'two images share a name; pass a manifest with an id column')."""
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    comp = tmp_path / "comp"
+    for n in ("007", "0012", "a"):
+        make_image(comp / "test" / f"{n}.png", seed=len(n))
+    pd.DataFrame({"id": ["007", "0012", "007"], "img_path": ["./test/007.png", "./test/0012.png", "./test/a.png"]}
+                 ).to_csv(comp / "test.csv", index=False)
+    pd.DataFrame({"id": ["007", "0012", "007"], "img_path": ["./test/007.png", "./test/0012.png", "./test/007.png"]}
+                 ).to_csv(comp / "twice.csv", index=False)          # one image listed twice: no key tells them apart
+    pd.DataFrame({"id": ["0012", "007"], "artist": "a"}).to_csv(comp / "sample_submission.csv", index=False)
+    make_image(comp / "test" / "a.jpg", seed=9)
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the id check"))
+    monkeypatch.chdir(comp)
+    for args, msg in (
+            (["--data", "test.csv", "--format", "dacon"],
+             "test.csv: one id is given to two or more test rows (id 007: 007.png; a.png): a submission's ids must "
+             "be unique; give each test image its own id in test.csv"),
+            (["--data", "twice.csv", "--sample-submission", "sample_submission.csv"],
+             "twice.csv: id 007 is given to two or more test rows (007.png; 007.png), and no path, file name or stem "
+             "tells them apart either"),
+            (["--data", "test", "--format", "dacon"],
+             "--format dacon writes each test file's name without its extension as its id, and one id is the name "
+             "of two or more test images (a: a.jpg; a.png): a submission's ids must be unique; rename the files, "
+             "or use --format id,label")):
+        res = invoke("predict", run, *args, "--out", tmp_path / "p", "--workers", 0)
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and msg in said and "Traceback" not in said, said
+        assert not (tmp_path / "p").exists()
+    # the ids as written (file names with their extension) are unique: predicted as before
+    from imgcls.submission import check_unique_ids
+    check_unique_ids(pd.DataFrame({"path": ["a.png", "a.jpg", "sub/a.png"], "id": ["a.png", "a.jpg", "sub/a.png"]}))
+    with pytest.raises(UserError, match=r"two or more test images \(a: a.png; sub/a.png\)"):
+        check_unique_ids(pd.DataFrame({"path": ["a.png", "sub/a.png"], "id": ["a.png", "sub/a.png"]}), "dacon")
