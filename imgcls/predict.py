@@ -267,6 +267,36 @@ def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None
     return df.reset_index(drop=True)
 
 
+def say_unlisted_images(df: pd.DataFrame) -> None:
+    """A competition CSV's image folder holding images the CSV does not list (an extra file copied into test/, a
+    test.csv of another release): predict follows the CSV, so they get no row, said in one warning naming their
+    count, an example and how to predict every image there. Only the folders that hold listed images are looked at
+    (their files, hidden names passed over: layouts.hidden_name), not the folders below them."""
+    from imgcls.layouts import hidden_name
+    if mf.layout_read(df) != "csv" or not mf.read_table(df):
+        return
+    listed = {os.path.normcase(os.path.abspath(p)) for p in mf.image_paths(df)}
+    unlisted: dict[str, list[str]] = {}
+    for folder in sorted({os.path.dirname(p) for p in listed}):
+        try:
+            with os.scandir(folder) as it:
+                names = sorted(e.name for e in it if not hidden_name(e.name) and imgio.is_image_name(e.name)
+                               and e.is_file() and os.path.normcase(e.path) not in listed)
+        except OSError:
+            continue
+        if names:
+            unlisted[folder] = names
+    if not unlisted:
+        return
+    n = sum(map(len, unlisted.values()))
+    folder, names = next(iter(unlisted.items()))
+    table = mf.read_table(df)[0]
+    where = folder if len(unlisted) == 1 else f"{folder} and {plural(len(unlisted) - 1, 'other folder')}"
+    warn(f"{plural(n, 'image')} in {where} {'is' if n == 1 else 'are'} not listed in {table} (e.g. {names[0]}): "
+         f"not predicted, the submission holds the {len(df)} rows of {table}; --data {sh(folder)} --layout "
+         f"unlabeled predicts every image there")
+
+
 def require_one_readable(df: pd.DataFrame, errors: Sequence[str] | None, max_pixels: int | None, **say) -> None:
     """Test data none of whose images can be read (a wrong root, ids without their extension, files that are no
     images) is refused before the model is loaded, not after a pass over every image: the images are decoded in
@@ -1000,6 +1030,7 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     # the rows predicted: a splits.csv whose training images are gone and whose val rows are there is test data
     mf.require_most_found(df if part_rows is None else df[part_rows], **unreadable)
     mf.announce_read(df)
+    say_unlisted_images(df)
     spec = with_classes(spec)
     target = model_target(spec)
     # the truth --eval scores is the column the model predicts, as train validated it; --label-col names it instead

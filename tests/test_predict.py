@@ -2523,3 +2523,32 @@ def test_an_id_on_two_test_rows_is_refused_before_the_model_runs(tmp_path, monke
     check_unique_ids(pd.DataFrame({"path": ["a.png", "a.jpg", "sub/a.png"], "id": ["a.png", "a.jpg", "sub/a.png"]}))
     with pytest.raises(UserError, match=r"two or more test images \(a: a.png; sub/a.png\)"):
         check_unique_ids(pd.DataFrame({"path": ["a.png", "sub/a.png"], "id": ["a.png", "sub/a.png"]}), "dacon")
+
+
+def test_images_the_test_csv_does_not_list_are_said_and_the_submission_holds_its_rows(tmp_path, monkeypatch):
+    """An image in test/ that test.csv does not list (a file copied in, a test.csv of another release) was passed
+    over without a word: the submission held test.csv's rows, and nobody knew an image had no prediction. One
+    warning names the count, an example and how to predict every image; the submission is test.csv's rows as
+    before. Hidden files, non-images and the folders below are not counted."""
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    comp = tmp_path / "comp"
+    ids = ["TEST_01", "TEST_00"]
+    for i, n in enumerate([*ids, "extra", "zz_extra"]):
+        make_image(comp / "test" / f"{n}.png", seed=i)
+    make_image(comp / "test" / ".hidden.png", seed=7)
+    make_image(comp / "test" / "sub" / "below.png", seed=8)
+    (comp / "test" / "notes.txt").write_text("x")
+    pd.DataFrame({"id": ids, "img_path": [f"./test/{n}.png" for n in ids]}).to_csv(comp / "test.csv", index=False)
+    monkeypatch.chdir(comp)
+    res = invoke("predict", run, "--data", "test.csv", "--format", "dacon", "--out", tmp_path / "p", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0, said
+    assert (f"warning: 2 images in {(comp / 'test').resolve()} are not listed in test.csv (e.g. extra.png): not "
+            f"predicted, the submission holds the 2 rows of test.csv; --data {(comp / 'test').resolve()} --layout "
+            f"unlabeled predicts every image there") in said, said
+    assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ids
+    # every image listed: nothing said
+    (comp / "test" / "extra.png").unlink()
+    (comp / "test" / "zz_extra.png").unlink()
+    res = invoke("predict", run, "--data", "test.csv", "--out", tmp_path / "q", "--workers", 0)
+    assert res.exit_code == 0 and "not listed" not in res.output, res.output
