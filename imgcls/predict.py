@@ -49,7 +49,7 @@ from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, f
 from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                check_template_exists, check_unique_ids, is_template_data, match_template,
-                               resolve_format, template_beside)
+                               resolve_format, submission_ids, template_beside)
 from imgcls.train.config import TrainConfig
 from imgcls.train.rundir import ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, read_run_csv, read_validation, validation_files
 from imgcls.tta import TTASpec, parse_tta
@@ -1131,7 +1131,10 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
                                f"complete, with empty probabilities",
                           listed_in=f"predict.json and the error column of {probs_path}")
 
-    table = pd.DataFrame({"id": df["id"].astype(str), "path": df["path"].astype(str)})
+    # each row's id as the submission writes it (a template's spelling, --format dacon's name without extension), so
+    # the probabilities join the submission on it
+    ids = template.row_ids() if template is not None else submission_ids(df, fmt)[0].tolist()
+    table = pd.DataFrame({"id": ids, "path": df["path"].astype(str)})
     if (df["label"].fillna("").astype(str) != "").any():
         table["label"] = df["label"].astype(str)
     table["pred"] = [classes[i] for i in pred]

@@ -67,6 +67,15 @@ class Template:
     label_col: str
     kind: str
     order: np.ndarray
+    id_col: str | None = None       # the column of its ids (None: the first)
+
+    def row_ids(self) -> list[str]:
+        """The id the filled template writes for each test row (the template's spelling: 'a' for a.png matched by
+        its stem), in the test rows' order: the `id` of predict's probabilities, so they join the submission."""
+        ids = [""] * len(self.order)
+        for tid, row in zip(self.frame[self.id_col or self.frame.columns[0]].astype(str), self.order):
+            ids[row] = tid
+        return ids
 
     def fill(self, pred: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
         """The template with its label column filled, in the template's row order."""
@@ -172,7 +181,7 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
         raise UserError(f"{template} does not match the test data ({'; '.join(parts)}; ids matched by {what}); "
                         f"predict on the competition's full test folder / CSV")
     pos = {k: i for i, k in enumerate(keys)}
-    return Template(tpl, label_col, kind, np.array([pos[nfc(t)] for t in tids], dtype=int))
+    return Template(tpl, label_col, kind, np.array([pos[nfc(t)] for t in tids], dtype=int), id_col)
 
 
 def check_template_fits(template: Template, classes: Sequence[str], name: str) -> None:

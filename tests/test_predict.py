@@ -2552,3 +2552,27 @@ def test_images_the_test_csv_does_not_list_are_said_and_the_submission_holds_its
     (comp / "test" / "zz_extra.png").unlink()
     res = invoke("predict", run, "--data", "test.csv", "--out", tmp_path / "q", "--workers", 0)
     assert res.exit_code == 0 and "not listed" not in res.output, res.output
+
+
+def test_the_probabilities_id_is_the_submission_s_id_of_the_row(tmp_path):
+    """probs.parquet's `id` was the test row's id as read (TEST_00000.png) while the submission wrote another
+    (--format dacon: TEST_00000; a template matched by file stem: its 'b'): the probabilities did not join the
+    submission they were made with. Each row's id is now the one the submission writes; rows stay in input order."""
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    names = ["TEST_00000", "b", "0007"]
+    for i, n in enumerate(names):
+        make_image(tmp_path / "test" / f"{n}.png", seed=i, kind="noise")
+    tpl = tmp_path / "sample_submission.csv"
+    order = ["0007", "TEST_00000", "b"]
+    pd.DataFrame({"id": order, "label": "a"}).to_csv(tpl, index=False)
+    files = sorted(f"{n}.png" for n in names)
+    for out, args in (("d", ["--format", "dacon"]), ("t", ["--sample-submission", tpl])):
+        res = invoke("predict", run, "--data", tmp_path / "test", "--out", tmp_path / out, "--workers", 0, *args)
+        assert res.exit_code == 0, res.output
+        sub = pd.read_csv(tmp_path / out / "submission.csv", dtype=str, keep_default_na=False)
+        probs = pd.read_parquet(tmp_path / out / "probs.parquet")
+        assert probs["path"].tolist() == files                              # input order, as before
+        assert probs["id"].tolist() == [Path(f).stem for f in files]
+        assert sorted(sub.iloc[:, 0]) == sorted(probs["id"])
+        assert probs.set_index("id").loc[sub.iloc[:, 0], "pred"].tolist() == sub.iloc[:, 1].tolist()
+    assert sub["id"].tolist() == order
