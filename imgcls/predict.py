@@ -260,9 +260,11 @@ def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None
         raise UserError(f"test data {data} does not exist; pass --data FOLDER, a manifest or the competition CSV")
     df = mf.load(data, opts, scan=False, loose_images="refuse", unread_images="refuse", view=view,
                  announce=announce, require_found=False)    # files not there: require_most_found's line, of --data
-    # the submission id: a CSV's own `id` column, else the CSV's image column (e.g. ImageID), else the path
+    # the submission id: a CSV's own `id` column (spelled in any case: DACON's `ID`), else the CSV's image column
+    # (e.g. ImageID), else the path
+    own = [c for c in df.columns if str(c).strip().lower() == "id" and (df[c].astype(str) != "").any()]
     if "id" not in df.columns or (df["id"].astype(str) == "").all():
-        df["id"] = df["source_id"] if "source_id" in df.columns else df["path"]
+        df["id"] = df[own[0]] if own else df["source_id"] if "source_id" in df.columns else df["path"]
     df["id"] = df["id"].astype(str)
     return df.reset_index(drop=True)
 

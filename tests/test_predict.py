@@ -2576,3 +2576,20 @@ def test_the_probabilities_id_is_the_submission_s_id_of_the_row(tmp_path):
         assert sorted(sub.iloc[:, 0]) == sorted(probs["id"])
         assert probs.set_index("id").loc[sub.iloc[:, 0], "pred"].tolist() == sub.iloc[:, 1].tolist()
     assert sub["id"].tolist() == order
+
+
+def test_a_test_csv_s_id_column_spelled_in_capitals_is_the_submission_s_id(tmp_path, monkeypatch):
+    """DACON's test.csv of ID,img_path: its ID column was passed over for the image column as written, so
+    `--format dacon` wrote ./test/TEST_00000.png as the id (the grader's ids are TEST_00000). An id column spelled in
+    any case is the test rows' id."""
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    comp = tmp_path / "comp"
+    ids = ["TEST_00001", "TEST_00000"]
+    for i, n in enumerate(ids):
+        make_image(comp / "test" / f"{n}.png", seed=i)
+    pd.DataFrame({"ID": ids, "img_path": [f"./test/{n}.png" for n in ids]}).to_csv(comp / "test.csv", index=False)
+    monkeypatch.chdir(comp)
+    for fmt in ("dacon", "id,label"):
+        res = invoke("predict", run, "--data", "test.csv", "--format", fmt, "--out", tmp_path / "p", "--workers", 0)
+        assert res.exit_code == 0, res.output
+        assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ids
