@@ -796,6 +796,13 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
                         f"pass --path-col NAME")
     label_col = need(opts.label_col, "--label-col", LABEL_COLUMN_GUESSES)
     group_col = need(opts.group_col, "--group-col")
+    # a row naming no image would be read as the image folder itself (a folder, 'not a regular file'), and the
+    # output checks would take the folder above it for an input image's: a malformed row, said as one
+    empty = [i for i, p in enumerate(table[path_col].astype(str)) if _dot_slash_dropped(p.strip()) in ("", ".")]
+    if empty:
+        more = f" (and {len(empty) - 1} more row(s))" if len(empty) > 1 else ""
+        raise UserError(f"CSV file {csv_path}: line {empty[0] + 2} has no image in its column {path_col}{more}; "
+                        f"every row names its image file: fill the cell in or drop the row")
     # the folder is judged by the names as they are looked for: with --ext added (test.csv's bare ids, test/*.jfif)
     names = _ext_added([_dot_slash_dropped(p) for p in table[path_col].astype(str)], opts.ext)
     if opts.image_dir is None:      # bare names whose files sit in images/ (the mask competition's eval/info.csv)

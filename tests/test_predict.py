@@ -2593,3 +2593,21 @@ def test_a_test_csv_s_id_column_spelled_in_capitals_is_the_submission_s_id(tmp_p
         res = invoke("predict", run, "--data", "test.csv", "--format", fmt, "--out", tmp_path / "p", "--workers", 0)
         assert res.exit_code == 0, res.output
         assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ids
+
+
+def test_a_test_csv_row_naming_no_image_is_one_line_naming_the_row(tmp_path, monkeypatch):
+    """A test.csv row with an empty img_path was read as the image folder itself: predict refused its default
+    --out ('outputs/predictions/r is inside the input folder ...', the folder above taken for an input image's),
+    and an --out elsewhere gave the row the most frequent class as 'not a regular file (a folder)'. The row is
+    malformed: one line naming the file, the line and the column, before the model runs."""
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    comp = tmp_path / "comp"
+    make_image(comp / "test" / "TEST_00000.png", seed=0)
+    pd.DataFrame({"id": ["TEST_00000", "TEST_00001"], "img_path": ["./test/TEST_00000.png", ""]}
+                 ).to_csv(comp / "test.csv", index=False)
+    monkeypatch.chdir(comp)
+    res = invoke("predict", run, "--data", "test.csv", "--format", "dacon", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and ("CSV file test.csv: line 3 has no image in its column img_path; every row names "
+                                   "its image file: fill the cell in or drop the row") in said, said
+    assert not (comp / "outputs").exists()
