@@ -271,9 +271,10 @@ def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None
 
 def say_unlisted_images(df: pd.DataFrame) -> None:
     """A competition CSV's image folder holding images the CSV does not list (an extra file copied into test/, a
-    test.csv of another release): predict follows the CSV, so they get no row, said in one warning naming their
-    count, an example and how to predict every image there. Only the folders that hold listed images are looked at
-    (their files, hidden names passed over: layouts.hidden_name), not the folders below them."""
+    test.csv of another release, or a folder shared with the training images): predict follows the CSV, so they
+    get no row, said in one line naming their count, an example and how to predict every image there. Only the
+    folders that hold listed images are looked at (their files, hidden names passed over: layouts.hidden_name), not
+    the folders below them."""
     from imgcls.layouts import hidden_name
     if mf.layout_read(df) != "csv" or not mf.read_table(df):
         return
@@ -294,9 +295,9 @@ def say_unlisted_images(df: pd.DataFrame) -> None:
     folder, names = next(iter(unlisted.items()))
     table = mf.read_table(df)[0]
     where = folder if len(unlisted) == 1 else f"{folder} and {plural(len(unlisted) - 1, 'other folder')}"
-    warn(f"{plural(n, 'image')} in {where} {'is' if n == 1 else 'are'} not listed in {table} (e.g. {names[0]}): "
-         f"not predicted, the submission holds the {len(df)} rows of {table}; --data {sh(folder)} --layout "
-         f"unlabeled predicts every image there")
+    info(f"{plural(n, 'image')} in {where} {'is' if n == 1 else 'are'} not listed in {table} (e.g. {names[0]}): "
+         f"not predicted, the submission holds the {len(df)} rows of {table} (if they are test images too: --data "
+         f"{sh(folder)} --layout unlabeled predicts every image there)")
 
 
 def require_one_readable(df: pd.DataFrame, errors: Sequence[str] | None, max_pixels: int | None, **say) -> None:

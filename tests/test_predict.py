@@ -2528,7 +2528,7 @@ def test_an_id_on_two_test_rows_is_refused_before_the_model_runs(tmp_path, monke
 def test_images_the_test_csv_does_not_list_are_said_and_the_submission_holds_its_rows(tmp_path, monkeypatch):
     """An image in test/ that test.csv does not list (a file copied in, a test.csv of another release) was passed
     over without a word: the submission held test.csv's rows, and nobody knew an image had no prediction. One
-    warning names the count, an example and how to predict every image; the submission is test.csv's rows as
+    line names the count, an example and how to predict every image; the submission is test.csv's rows as
     before. Hidden files, non-images and the folders below are not counted."""
     run = make_tiny_run(tmp_path / "runs" / "r")
     comp = tmp_path / "comp"
@@ -2543,9 +2543,9 @@ def test_images_the_test_csv_does_not_list_are_said_and_the_submission_holds_its
     res = invoke("predict", run, "--data", "test.csv", "--format", "dacon", "--out", tmp_path / "p", "--workers", 0)
     said = " ".join(res.output.split())
     assert res.exit_code == 0, said
-    assert (f"warning: 2 images in {(comp / 'test').resolve()} are not listed in test.csv (e.g. extra.png): not "
-            f"predicted, the submission holds the 2 rows of test.csv; --data {(comp / 'test').resolve()} --layout "
-            f"unlabeled predicts every image there") in said, said
+    assert (f"2 images in {(comp / 'test').resolve()} are not listed in test.csv (e.g. extra.png): not predicted, "
+            f"the submission holds the 2 rows of test.csv (if they are test images too: --data "
+            f"{(comp / 'test').resolve()} --layout unlabeled predicts every image there)") in said, said
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ids
     # every image listed: nothing said
     (comp / "test" / "extra.png").unlink()
