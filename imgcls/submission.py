@@ -245,11 +245,15 @@ def check_unique_ids(df: pd.DataFrame, fmt: str = DEFAULT_FORMAT, data: str | os
     paths = df["path"].astype(str)[(ids == first).to_numpy()].tolist()
     n = ids[dup].nunique()
     many = f"{n} ids are" if n > 1 else "one id is"
-    if from_files:
+    if from_files and format_key(fmt) in STEM_IDS:
         raise UserError(f"--format {fmt} writes each test file's name without its extension as its id, and {many} "
                         f"the name of two or more test images ({first}: {shown(paths, sep='; ')}): a submission's "
                         f"ids must be unique; rename the files, or use --format id,label (ids with their extension "
                         f"and folder)" + keyword_of("fmt"))
+    if from_files:          # one path under two roots (a merged manifest), or one name in two Unicode forms
+        raise UserError(f"{data}: {many} the path of two or more test images ({first}), as the submission writes "
+                        f"it (in NFC, under each image's root): a submission's ids must be unique; give each test "
+                        f"image its own name, or a table with an id column")
     raise UserError(f"{data}: {many} given to two or more test rows (id {first}: {shown(paths, sep='; ')}): a "
                     f"submission's ids must be unique; give each test image its own id in {data}")
 

@@ -2523,6 +2523,10 @@ def test_an_id_on_two_test_rows_is_refused_before_the_model_runs(tmp_path, monke
     check_unique_ids(pd.DataFrame({"path": ["a.png", "a.jpg", "sub/a.png"], "id": ["a.png", "a.jpg", "sub/a.png"]}))
     with pytest.raises(UserError, match=r"two or more test images \(a: a.png; sub/a.png\)"):
         check_unique_ids(pd.DataFrame({"path": ["a.png", "sub/a.png"], "id": ["a.png", "sub/a.png"]}), "dacon")
+    import unicodedata          # one name in two Unicode forms: one id in NFC, not a matter of extensions
+    both = [unicodedata.normalize(f, "café.png") for f in ("NFC", "NFD")]
+    with pytest.raises(UserError, match=r"the path of two or more test images \(café.png\), as the submission"):
+        check_unique_ids(pd.DataFrame({"path": both, "id": both}), "id,label", "test")
 
 
 def test_images_the_test_csv_does_not_list_are_said_and_the_submission_holds_its_rows(tmp_path, monkeypatch):
