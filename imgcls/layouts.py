@@ -417,8 +417,9 @@ def _file_named(folder: Path, name: str) -> str | None:
 
 
 def _dot_slash_dropped(name) -> str:
-    """A CSV's image name as a path under its folder: a leading ./ (DACON's ./train/x.jpg) dropped."""
-    name = str(name)
+    """A CSV's image name as a path under its folder: a leading ./ (DACON's ./train/x.jpg) dropped, and a Windows
+    path's backslashes (a CSV written there: .\\test\\x.jpg) read as the separators they are there."""
+    name = str(name).replace("\\", "/")
     return name[2:] if name.startswith("./") else name
 
 

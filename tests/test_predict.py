@@ -2615,3 +2615,19 @@ def test_a_test_csv_row_naming_no_image_is_one_line_naming_the_row(tmp_path, mon
     assert res.exit_code == 2 and ("CSV file test.csv: line 3 has no image in its column img_path; every row names "
                                    "its image file: fill the cell in or drop the row") in said, said
     assert not (comp / "outputs").exists()
+
+
+def test_a_test_csv_written_on_windows_names_its_images_with_backslashes(tmp_path, monkeypatch):
+    """A test.csv written on Windows (img_path .\\test\\TEST_00000.png) found none of its images ('none of the 2
+    image(s) can be read ... file not found'): its backslashes are the separators there. The ids stay as written."""
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    comp = tmp_path / "comp"
+    ids = ["TEST_00001", "TEST_00000"]
+    for i, n in enumerate(ids):
+        make_image(comp / "test" / f"{n}.png", seed=i)
+    pd.DataFrame({"id": ids, "img_path": [f".\\test\\{n}.png" for n in ids]}).to_csv(comp / "test.csv", index=False)
+    monkeypatch.chdir(comp)
+    res = invoke("predict", run, "--data", "test.csv", "--format", "dacon", "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ids
+    assert (pd.read_parquet(tmp_path / "p" / "probs.parquet")["error"] == "").all()
