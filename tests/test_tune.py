@@ -1874,6 +1874,42 @@ def test_the_study_name_alone_resumes_with_the_sampler_and_pruner_the_study_was_
     assert "--pruner none" in said and used[-1] == ("tpe", "none", 5), (said, used)
 
 
+def test_the_study_name_alone_resumes_to_the_trials_the_study_was_started_with(data, tmp_path, space, capsys):
+    """`imgcls tune SRC --study s --trials 2` stopped in its second trial, then `imgcls tune --study s`: the resume
+    ran to --trials' default 20, not the study's 2. Not given, the study's recorded total is taken, said in one
+    line; a --trials given is this command's, and the study's total for later resumes."""
+    class StopPastTwoTrials(Callback):
+        runs = 0
+
+        def on_run_start(self, info):
+            StopPastTwoTrials.runs += 1
+            if StopPastTwoTrials.runs == 4:        # runs 1, 2: the first command's; 3: the resume's rerun of trial 1
+                pytest.fail("the resume went past the study's 2 trials")
+
+        def on_epoch_end(self, epoch, logs):
+            if StopPastTwoTrials.runs == 2 and not hasattr(self, "resumed"):
+                raise KeyboardInterrupt         # Ctrl-C in the first command's second trial
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(tune_cfg(data, tmp_path, space, trials=2), callbacks=[StopPastTwoTrials()])
+    study_dir = tmp_path / "tune" / "s"
+    capsys.readouterr()
+    resumed = StopPastTwoTrials()
+    resumed.resumed = True
+    run_tune(TuneConfig(study="s", out=str(tmp_path / "tune"), train=TrainConfig(workers=0, device="cpu")),
+             callbacks=[resumed])
+    said = " ".join(capsys.readouterr().err.split())
+    assert ("study 's' resumes up to the 2 trials it was started with (--trials N (Python: trials=N) sets another "
+            "total)") in said and "up to 2 trials" in said, said
+    assert list(trials_csv(study_dir)["state"]) == ["complete", "fail", "complete"]
+    run_tune(TuneConfig(study="s", out=str(tmp_path / "tune"), trials=3, train=TrainConfig(workers=0, device="cpu")))
+    assert len(trials_csv(study_dir)) == 4
+    r = CliRunner().invoke(app, ["tune", "--study", "s", "--out", str(tmp_path / "tune"), "--workers", "0",
+                                 "--device", "cpu"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "already has 3 trials (--trials 3)" in said, said
+
+
 def test_a_pruned_trial_s_message_names_its_best_epoch_beside_optuna_s_last_epoch_value():
     """A pruned trial has two values: trials.csv / report.html give Optuna's (its last epoch's), `imgcls runs` its
     run's best epoch's, with nothing saying why they differ. trials.csv's value stays Optuna's; the trial's message

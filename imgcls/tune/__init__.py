@@ -44,6 +44,7 @@ __all__ = ["TuneConfig", "run_tune", "SAMPLERS", "PRUNERS", "METRICS"]
 # the search options a study records (user attr "search") and resumes with where a command leaves them unset; another
 # one typed is this command's (a sampler or pruner changes how trials are drawn or stopped, not what they score)
 RESUMED_SEARCH = ("sampler", "pruner", "prune_startup", "prune_warmup")
+TRIALS_RECORD = "trials"        # the study's user attribute: its --trials, the total a resume runs to
 
 
 SEARCH, STUDY = "Search", "Study and budget"
@@ -71,7 +72,8 @@ class TuneConfig:
     metric: str = option("macro_f1", panel=SEARCH, choices=tuple(METRICS),
                          help="Objective: the best epoch's validation value (mean over folds with --folds).")
     trials: int | None = option(20, panel=STUDY, lo=1,
-                                help="Trials in the study at most (every process and every re-run counted).")
+                                help="Trials in the study at most (every process and every re-run counted); a resume "
+                                     "without it runs up to the study's own.")
     timeout: str | None = option(None, panel=STUDY, none="none",
                                  help="Wall-clock budget of this command (2h, 45m, 90s, 1h30m): no trial starts "
                                       "after it, a trial running then stops and is recorded as failed.")
@@ -261,6 +263,7 @@ def _open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
         study.set_user_attr("space", space.as_dict())
         study.set_user_attr("base_config", cfg.train.to_dict())
         study.set_user_attr("search", {k: getattr(cfg, k) for k in RESUMED_SEARCH})
+        study.set_user_attr(TRIALS_RECORD, cfg.trials)
         if rows is not None:
             study.set_user_attr("rows", rows)
         return study, True
@@ -291,6 +294,8 @@ def _open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
             raise UserError(f"study '{cfg.study}' was started with other fixed train options ("
                             f"{describe_changes(type(cfg.train), changed)}): its trials would not be comparable; give the same "
                             f"options to resume it, or {ANOTHER_STUDY} for these")
+    if _trials_given(cfg) and attrs.get(TRIALS_RECORD, cfg.trials) != cfg.trials:
+        old.set_user_attr(TRIALS_RECORD, cfg.trials)        # the study's total for the next resume
     joined_seed = (seed * 1_000_003 + len(old.trials) * 7_919 + os.getpid()) % (2 ** 31)
     study = optuna.load_study(study_name=cfg.study, storage=storage, sampler=make_sampler(cfg, space, joined_seed),
                               pruner=make_pruner(cfg))
@@ -745,6 +750,7 @@ def _study_options(cfg: TuneConfig, url: str) -> dict | None:
     elif space != yaml_load(default_space_text()):
         info(f"study '{cfg.study}' resumes with the search space it was started with: {', '.join(space)}")
     _resume_search_options(cfg, attrs.get("search"))
+    _resume_trials(cfg, attrs)
     base = attrs.get("base_config")
     if not isinstance(base, dict):
         return space
@@ -793,6 +799,27 @@ def _resume_search_options(cfg: TuneConfig, recorded) -> None:
     if other:
         info(f"study '{cfg.study}' was started with other search options ({describe_changes(TuneConfig, other)}): "
              f"this command's trials are drawn and pruned with the ones given")
+
+
+def _trials_given(cfg: TuneConfig) -> bool:
+    """--trials typed, or (a Python caller's) away from its default: this command's total, not the study's."""
+    return "trials" in cfg.search_typed or cfg.trials != TuneConfig().trials
+
+
+def _resume_trials(cfg: TuneConfig, attrs: dict) -> None:
+    """A resumed study runs up to the trials it was started with (its TRIALS_RECORD, the last --trials given),
+    said in one line, where this command gives none: `--study NAME` alone, on a `--trials 50` study, stopped at
+    --trials' default 20. A study started before the record keeps this command's."""
+    if TRIALS_RECORD not in attrs or _trials_given(cfg) or attrs[TRIALS_RECORD] == cfg.trials:
+        return
+    total = attrs[TRIALS_RECORD]
+    if total is not None and (not isinstance(total, int) or total < 1):
+        return
+    from imgcls.console import info
+    cfg.trials = total
+    info(f"study '{cfg.study}' resumes " + (f"up to the {total} trials it was started with" if total else
+                                             "with no trial limit, as it was started")
+         + f" ({python_too('--trials N', 'trials=N')} sets another total)")
 
 
 def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
