@@ -364,6 +364,28 @@ def test_a_python_resume_with_a_fresh_config_continues_the_run_as_the_cli_does(t
     assert (run / "oof_score.json").is_file() and (cli / "oof_score.json").is_file()
 
 
+def test_a_resume_reads_the_run_s_config_yaml_once(tmp_path, monkeypatch):
+    """`imgcls train --resume RUN` read RUN/config.yaml three times (the CLI's TrainConfig.resolve, run_train's own
+    resolve of the options given over it, then the record resume_config compares them with); run_train(cfg,
+    resume=RUN) twice. Each reads it once: the CLI leaves the resolve to run_train, which reads the record once."""
+    import yaml
+    from conftest import make_tiny_run
+    from imgcls.errors import UserError
+    run = make_tiny_run(tmp_path / "runs" / "r")
+    raw = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(32, 32))
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": "test_efficientnet", "img_size": 32, "src": str(raw)}))
+    reads = []
+    real = TrainConfig._read_mapping
+    monkeypatch.setattr(TrainConfig, "_read_mapping", staticmethod(lambda path: reads.append(path) or real(path)))
+    r = CliRunner().invoke(app, ["train", "--resume", str(run), "--lr", "0.5", "--workers", "0"])
+    assert r.exit_code == 2 and "--lr 0.001 -> 0.5 cannot change" in " ".join(r.output.split()), r.output
+    assert reads == [run / "config.yaml"], reads
+    reads.clear()
+    with pytest.raises(UserError, match="cannot change"):
+        run_train(TrainConfig(lr=0.5, workers=0), resume=run)
+    assert reads == [run / "config.yaml"], reads
+
+
 def test_run_train_leaves_the_callers_config_as_given_so_it_trains_again(tmp_path, monkeypatch):
     """A notebook's `cfg = TrainConfig(...); run_train(cfg); cfg.seed = 1; run_train(cfg)` failed on its second call:
     run_train wrote what it resolved into the caller's object (the run's generated name, the default input's path

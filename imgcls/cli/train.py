@@ -44,8 +44,10 @@ def train(src: OptSrc = None,
     overrides = cfg.explicit()
     if src is not None:
         overrides["src"] = str(src)
-    with same_on_every_process():     # under torchrun: a --config / --resume record refused once, not per process
-        resolved = TrainConfig.resolve(overrides, config=config, resume=resume, validate=False)
+    with same_on_every_process():     # under torchrun: a --config record refused once, not per process
+        # a resume's flags are laid over its config.yaml by run_train (which reads it once), as for a Python caller
+        resolved = TrainConfig.from_dict(overrides) if resume is not None else \
+            TrainConfig.resolve(overrides, config=config, validate=False)
     # checked by run_train: what needs no torch / timm import first (the data path, the run name); SIGTERM
     # (`timeout 3600 imgcls train`): Ctrl-C's line (the run folder, --resume), exit 143 (command(): sigterm_interrupts)
     run_train(resolved, resume=resume, typed=overrides)

@@ -573,14 +573,16 @@ class TrainConfig:
 
     @classmethod
     def resolve(cls, overrides: dict | None = None, config: str | Path | None = None,
-                resume: str | Path | None = None, validate: bool = True) -> "TrainConfig":
+                resume: str | Path | None = None, validate: bool = True,
+                record: "TrainConfig | None" = None) -> "TrainConfig":
         """The run's options: a --resume run's config.yaml, else a --config file, else the defaults; `overrides`
         (the flags given) replace what they name; an option of the file that acts only with a value a flag
         changed (its smoothing under --loss ce) keeps its default, and says so. Checked before it is returned
-        (`validate` False: imgcls tune, which checks its fixed options together with its search space)."""
+        (`validate` False: imgcls tune, which checks its fixed options together with its search space). `record`:
+        the resumed run's config.yaml where the caller read it already (run_train: read once)."""
         overrides = dict(overrides or {})
         if resume is not None:
-            d = cls.load(resume_record(resume)).to_dict()
+            d = (record if record is not None else cls.load(resume_record(resume))).to_dict()
         elif config is not None:
             cls._refuse_not_a_config(config)
             # a run's record of how it ran (another machine's weights file, workers, AMP) is no option of the run

@@ -146,14 +146,15 @@ def default_workers(device_type: str, cache: str) -> int:
     return decode_processes()
 
 
-def _check_up_front(cfg: TrainConfig, resume, typed) -> tuple | None:
+def _check_up_front(cfg: TrainConfig, resume, typed, record: TrainConfig | None = None) -> tuple | None:
     """What a user can get wrong that no torch / timm import is needed to see, said first: the options but those
     of timm's optimizer registry, the run name, the data path (none given: the pipeline's default input), a --name
     folder that is taken, an --out that cannot be written or holds another step's output, and a --weights file or
     --init-from run that is not there (or a k-fold set), a --tracker whose package is not installed, a resume's
     option that cannot change; then those options and --model (timm), all before init_distributed starts torchrun's
-    process group. `typed`: the flags given (check_typed), where known. Returns, for a resume, (the run folder, its
-    record, the config it continues with: resume_config's), which _run_train goes on with; else None."""
+    process group. `typed`: the flags given (check_typed), where known; `record`: a resume's config.yaml, read by
+    _given_over_record. Returns, for a resume, (the run folder, its record, the config it continues with:
+    resume_config's), which _run_train goes on with; else None."""
     from imgcls import manifest as mf
     from imgcls.fsutil import check_writable
     from imgcls.options import check_typed
@@ -187,7 +188,8 @@ def _check_up_front(cfg: TrainConfig, resume, typed) -> tuple | None:
     if resume is not None:       # an option the resume changes (another --model, even one timm does not know) is
         from imgcls.train.config import resume_config, resume_folder, resume_record     # refused 'cannot change'
         resume = resume_folder(resume)       # `--resume .` from inside the run: named by its folder, not ''
-        record = TrainConfig.load(resume_record(resume))     # read once: resume_config, check_resume_src, _data
+        if record is None:      # read once: resolve, resume_config, check_resume_src, _data
+            record = TrainConfig.load(resume_record(resume))
         resumed = (resume, record, resume_config(cfg, resume, record))      # before timm's name checks below
     cfg.validate_registry()
     check_typed(cfg, [n for n in typed if n in later])
@@ -196,15 +198,19 @@ def _check_up_front(cfg: TrainConfig, resume, typed) -> tuple | None:
     return resumed
 
 
-def _given_over_record(cfg: TrainConfig, resume, typed) -> TrainConfig:
+def _given_over_record(cfg: TrainConfig, resume, typed) -> tuple[TrainConfig, TrainConfig]:
     """The config a resume continues with, as `imgcls train --resume RUN` builds it (TrainConfig.resolve: the
     record, the flags given laid over it): here the options `cfg` sets to other than their defaults, and `typed`.
     A Python caller's fresh TrainConfig() took its defaults as given: the record's plots=False became plots=True,
     its workers, device and trackers the defaults', and any other recorded option it left at its default was
-    refused as changed. A config TrainConfig.resolve(resume=RUN) gave comes out the same."""
+    refused as changed. A config TrainConfig.resolve(resume=RUN) gave comes out the same. Returns it and the run's
+    record (its config.yaml, read once: _check_up_front compares with it)."""
     from imgcls.options import set_options
+    from imgcls.train.config import resume_folder, resume_record
+    record = TrainConfig.load(resume_record(resume_folder(resume)))
     names = dict.fromkeys([*set_options(cfg), *(n for n in (typed or ()) if hasattr(cfg, n))])
-    return TrainConfig.resolve({n: getattr(cfg, n) for n in names}, resume=resume, validate=False)
+    return TrainConfig.resolve({n: getattr(cfg, n) for n in names}, resume=resume, validate=False,
+                               record=record), record
 
 
 def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None,
@@ -231,9 +237,10 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     # under torchrun every process checks the same options and files (and gets rank 0's refusal of the run folder or
     # cache): a refusal is said once
     with same_on_every_process():
+        record = None
         if resume is not None:
-            cfg = _given_over_record(cfg, resume, typed)
-        resumed = _check_up_front(cfg, resume, typed)
+            cfg, record = _given_over_record(cfg, resume, typed)
+        resumed = _check_up_front(cfg, resume, typed, record)
         import torch
         state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
                  torch.backends.cudnn.benchmark)
