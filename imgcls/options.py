@@ -17,6 +17,7 @@ import collections.abc
 import dataclasses
 import functools
 import inspect
+import os
 import types
 import typing
 from contextlib import contextmanager
@@ -285,19 +286,26 @@ def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typ
             check_acts(cfg, name, table)
 
 
-def check_arguments(step: str, required: typing.Collection[str] = (), **given: tuple[Any, type]) -> None:
-    """A library step's config / layout arguments, `name=(value, its class)`, each None (unless its name is in
-    `required`: run_train's cfg) or of its class: the steps do not take them in one order (run_clean(src, out, cfg,
-    opts), run_split(src, out, opts, cfg)), and one given in the other's place failed deep inside (AttributeError:
-    'SplitConfig' object has no attribute 'csv'). A TypeError naming the argument, and the keyword the value belongs
-    to when another argument takes its class; a dict, the config's constructor that takes it."""
-    for name, (value, cls) in given.items():
+PATH = (str, os.PathLike)       # check_arguments' class of a path argument (with what it names: "a path to a CSV")
+
+
+def check_arguments(step: str, required: typing.Collection[str] = (), **given: tuple) -> None:
+    """A library step's config / layout / path arguments, `name=(value, its class)` or `name=(value, its class,
+    what to pass)`, each None (unless its name is in `required`: run_train's cfg) or of its class: the steps do not
+    take them in one order (run_clean(src, out, cfg, opts), run_split(src, out, opts, cfg)), and one given in the
+    other's place failed deep inside (AttributeError: 'SplitConfig' object has no attribute 'csv'), a DataFrame
+    where a path goes in pathlib (expected str, bytes or os.PathLike object). A TypeError naming the argument, and
+    the keyword the value belongs to when another argument takes its class; a dict, the config's constructor that
+    takes it; with `what` (PATH arguments: 'a path to a CSV'), what to pass."""
+    for name, (value, cls, *what) in given.items():
         if (value is None and name not in required) or isinstance(value, cls):
             continue
+        got = type(value).__name__
+        if what:
+            raise TypeError(f"{step}'s {name} must be {what[0]} (got a {got})")
         if isinstance(value, dict) and hasattr(cls, "__dataclass_fields__"):
             raise TypeError(f"{step}'s {name} must be a {cls.__name__} (got a dict); pass {cls.__name__}(**d)")
-        got = type(value).__name__
-        other = next((k for k, (_, c) in given.items() if isinstance(value, c)), None)
+        other = next((k for k, (_, c, *_) in given.items() if isinstance(value, c)), None)
         raise TypeError(f"{step}'s {name} must be a {cls.__name__} (got a {got})"
                         + (f"; pass the {got} as {other}=" if other else ""))
 

@@ -38,7 +38,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
 from imgcls.layouts import FolderView
-from imgcls.options import check, check_arguments, python_too, shown
+from imgcls.options import PATH, check, check_arguments, python_too, shown
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMARY, REPORT_HTML, SPEC_NAME,
                             SUBMISSION_CSV, own_earlier_files, refuse_other_output, refuse_users_files,
                             replacing_line)
@@ -989,7 +989,12 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     `evaluate`: score the labelled rows of `eval_split` (see eval_rows: the val rows of a splits.csv by default).
     `max_pixels` None: the members' recorded train --max-pixels (recorded_max_pixels). `source`: a run or ensemble
     folder, a checkpoint, a spec.yaml, or the EnsembleSpec build_ensemble returned (its spec.yaml)."""
-    check_arguments("run_predict", opts=(opts, mf.LayoutOptions))
+    check_arguments("run_predict", opts=(opts, mf.LayoutOptions),
+                    source=(source, (*PATH, EnsembleSpec), "a path to a run or ensemble folder, a checkpoint or a "
+                                                           "spec.yaml, or an EnsembleSpec"),
+                    data=(data, PATH, "a path to the test data: a folder of images, a CSV or a manifest"),
+                    sample_submission=(sample_submission, PATH, "a path to a CSV"),
+                    out=(out, PATH, "a path to a folder"))
     if isinstance(source, EnsembleSpec):
         if source.path is None:
             raise TypeError("run_predict's source is an EnsembleSpec with no spec.yaml; pass the one build_ensemble "

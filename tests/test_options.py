@@ -1108,6 +1108,35 @@ def test_a_python_caller_of_build_ensemble_reads_how_to_predict_from_python(tmp_
     assert said[-1].endswith(f"(use: imgcls predict {out} --format mask (Python: run_predict('{out}', fmt='mask')))")
 
 
+def test_a_dataframe_given_to_run_predict_and_an_unknown_checkpoint_name_are_one_line_each(tmp_path):
+    """run_predict(df, ...) / run_predict(run, df) (a notebook's DataFrame where a path goes) failed with pathlib's
+    `TypeError: expected str, bytes or os.PathLike object, not DataFrame`, not naming the argument;
+    find_checkpoints(run, which='x') raised a bare KeyError: 'x'. Each is one line naming what to pass."""
+    import pandas as pd
+    from imgcls.predict import run_predict
+    from imgcls.train.rundir import find_checkpoints
+    df = pd.DataFrame({"path": ["a.png"]})
+    out = tmp_path / "out"
+    cases = [
+        (lambda: run_predict(tmp_path, df, out=out),
+         "run_predict's data must be a path to the test data: a folder of images, a CSV or a manifest (got a "
+         "DataFrame)"),
+        (lambda: run_predict(df, tmp_path, out=out),
+         "run_predict's source must be a path to a run or ensemble folder, a checkpoint or a spec.yaml, or an "
+         "EnsembleSpec (got a DataFrame)"),
+        (lambda: run_predict(tmp_path, tmp_path, out=out, sample_submission=df),
+         "run_predict's sample_submission must be a path to a CSV (got a DataFrame)"),
+        (lambda: run_predict(tmp_path, tmp_path, out=df), "run_predict's out must be a path to a folder (got a "
+                                                          "DataFrame)"),
+    ]
+    for call, msg in cases:
+        with pytest.raises(TypeError, match=re.escape(msg) + "$"):
+            call()
+    assert not out.exists()
+    with pytest.raises(ValueError, match=re.escape("find_checkpoints' which must be one of: best, last (got 'x')")):
+        find_checkpoints(tmp_path, which="x")
+
+
 def test_a_python_caller_of_run_runs_reads_a_flag_of_another_action_as_its_first_argument(tmp_path):
     """run_runs with an option of another action said "--csv acts only with imgcls runs [DIR] (the leaderboard), not
     with imgcls runs report; drop --csv": commands and a flag only. A Python caller passes the action as run_runs'

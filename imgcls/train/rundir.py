@@ -283,6 +283,8 @@ CHECKPOINTS = {"best": BEST_PT, "last": LAST_PT}    # find_checkpoints' `which`:
 def find_checkpoints(run_dir: str | os.PathLike, which: str = "best") -> list[Path]:
     """`<run>/<which>.pt` for a plain run; `<run>/fold_<k>/<which>.pt` for each fold of a k-fold run.
     A checkpoint file given directly is returned as is."""
+    if which not in CHECKPOINTS:
+        raise ValueError(f"find_checkpoints' which must be one of: {', '.join(CHECKPOINTS)} (got {which!r})")
     run_dir = Path(run_dir)
     if run_dir.is_file():
         if run_dir.suffix.lower() == ".onnx":
