@@ -707,7 +707,8 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike | None, fmt: str) -> s
 def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     """{'config': [(option, value in A, value in B)] of the options that differ in what the runs learned, 'ran': the
     names of those that differ only in where / how they ran (HOW_IT_RAN: --out, --name, --workers, ...),
-    'metrics': [(metric, A, B, B - A)], 'per_class': DataFrame}."""
+    'metrics': [(metric, A, B, B - A)], 'per_class': DataFrame (class, f1_a, support_a, f1_b, support_b, delta_f1;
+    an F1 NaN where that run has no validation row of the class, or lacks the class)}."""
     ra, rb = _must_read(a), _must_read(b)
     keys = list(dict.fromkeys([*ra.config, *rb.config]))
     if (ra.kind == "ensemble") != (rb.kind == "ensemble"):     # a run's options and an ensemble's have no key in common
@@ -733,9 +734,11 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
     if ra.per_class is not None and rb.per_class is not None:
         # the task's class order (A's classes, then any of B's alone): an outer merge sorts them as text (0, 1, 10,
         # 11, 2, ...), the order the printed table keeps among classes of the same change
+        # a class with no validation row in a run has no F1 there (NaN: per_class_shown), nor a change
+        from imgcls.metrics import per_class_shown
         order = pd.DataFrame({"class": list(dict.fromkeys([*ra.per_class["class"], *rb.per_class["class"]]))})
-        pc = order.merge(ra.per_class[["class", "f1", "support"]], on="class", how="left").merge(
-            rb.per_class[["class", "f1", "support"]], on="class", how="left", suffixes=("_a", "_b"))
+        pc = order.merge(per_class_shown(ra.per_class)[["class", "f1", "support"]], on="class", how="left").merge(
+            per_class_shown(rb.per_class)[["class", "f1", "support"]], on="class", how="left", suffixes=("_a", "_b"))
         pc["delta_f1"] = pc["f1_b"] - pc["f1_a"]
         meanings = agreed_meanings([ra, rb])
         if meanings_of(ra) or meanings_of(rb):      # as per_class.csv: a meaning column, blank where the runs disagree
@@ -845,6 +848,7 @@ def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: in
     they mean where both runs agree (profiles.class_titles, as the runs report's heat map names them)."""
     from rich.table import Table
     from imgcls.console import print_table
+    from imgcls.metrics import NOT_SCORED
     from imgcls.profiles import class_titles
     if pc is None or not len(pc):
         return
@@ -854,6 +858,11 @@ def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: in
     shown, rest = pc.head(top), pc.iloc[top:]
     notes = [f"{len(rest)} more class(es) changed by at most {rest['_change'].max():.4f}"
              if rest["_change"].notna().any() else f"{len(rest)} more class(es)"] if len(rest) else []
+    def cell(f1, support) -> str:      # a class of the run with no validation row: not scored; one it lacks: blank
+        return NOT_SCORED if support == 0 else _f4(f1)
+    unscored = any((shown[f"support_{ab}"] == 0).any() for ab in "ab" if f"support_{ab}" in shown)
+    notes += [f"{NOT_SCORED}: no validation rows of the class in that run (its F1 0 counts in the macro-F1)"] \
+        if unscored else []
     title, caption = "per-class F1 (saved validation predictions), the largest change first", "; ".join(
         notes + ([caveat] if caveat else []))
     t = Table(title=title, title_justify="left", caption=caption or None, caption_justify="left",
@@ -861,7 +870,8 @@ def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: in
     for c in ("class", "A", "B", "B - A"):
         t.add_column(c, justify="left" if c == "class" else "right", overflow="fold")
     for title, r in zip(class_titles(shown["class"].astype(str).tolist(), meanings), shown.itertuples(index=False)):
-        t.add_row(title, _f4(r.f1_a), _f4(r.f1_b), "" if np.isnan(r.delta_f1) else f"{r.delta_f1:+.4f}")
+        t.add_row(title, cell(r.f1_a, r.support_a), cell(r.f1_b, r.support_b),
+                  "" if np.isnan(r.delta_f1) else f"{r.delta_f1:+.4f}")
     print_table(t, always=True)
 
 

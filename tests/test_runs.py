@@ -247,6 +247,23 @@ def test_diff_prints_the_per_class_f1_the_largest_change_first(tmp_path):
     assert f"8 more class(es) changed by at most {change['c'].iloc[10]:.4f}" in " ".join(out.split())
 
 
+def test_diff_shows_a_class_without_validation_rows_as_not_scored_not_as_f1_0(tmp_path):
+    """`imgcls runs diff A B` printed a class no validation row of a run has (support 0) as F1 0.0000, a change of
+    +0.0000 (or, where the other run has rows of it, the largest change), where predict's and train's reports
+    show '–'. Its cell is '–' (a class one run alone has: blank, as before), its change none, listed last."""
+    classes = ["x", "y", "z"]
+    a = fake_run(tmp_path / "a", "resnet10t", [("x", "x"), ("y", "x"), ("x", "x")], classes=classes)
+    b = fake_run(tmp_path / "b", "resnet10t", [("x", "x"), ("y", "y"), ("z", "z")], classes=classes)
+    r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    out = r.output[r.output.index("per-class F1"):]
+    rows = {m[0]: m[1:] for m in re.findall(r"│ ([xyz])\s+│\s+(\S+)\s+│\s+(\S+)\s+│\s*(\S*)\s+│", out)}
+    assert rows == {"y": ("0.0000", "1.0000", "+1.0000"), "x": ("0.8000", "1.0000", "+0.2000"),
+                    "z": ("–", "1.0000", "")}, out
+    assert re.findall(r"│ ([xyz]) ", out) == ["y", "x", "z"], out
+    assert "–: no validation rows of the class in that run" in " ".join(out.split()), out
+
+
 def test_diff_keeps_the_task_s_class_order_among_equal_changes(tmp_path):
     """diff_runs merged the two per-class tables with an outer join, which sorts the classes as text: classes of
     the same change came 0, 1, 10, 11, 2, ... Both the returned table and the printed one keep the task's class
