@@ -229,15 +229,17 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
         meanings = prediction_meanings(classes, list(member_metas))
         y = oof["label"].astype(str)
         cols = {"class": classes, **({"meaning": [meanings.get(c, "") for c in classes]} if meanings else {})}
+        # a class with no row here: '–', not an F1 0 that reads like a score (metrics.per_class_shown)
         for m, P in zip(spec.members, member_probs):
             mp = np.asarray(classes)[np.asarray(P).argmax(1)]
-            cols[m.name] = metrics.per_class(y, mp, classes)["f1"].to_numpy()
+            cols[m.name] = metrics.per_class_shown(metrics.per_class(y, mp, classes))["f1"].to_numpy()
         ens = metrics.per_class(y, oof["pred"].astype(str), classes)
-        cols["ensemble"] = ens["f1"].to_numpy()
+        cols["ensemble"] = metrics.per_class_shown(ens)["f1"].to_numpy()
         cols["support"] = ens["support"].to_numpy()
-        ctx["per_class"] = S(report.table(pd.DataFrame(cols), digits=4, max_rows=1000))
-        if fitted:
-            ctx["per_class_note"] = "ensemble column: weights fitted on these rows, optimistic"
+        ctx["per_class"] = S(report.table(pd.DataFrame(cols), digits=4, max_rows=1000, blank=metrics.NOT_SCORED))
+        notes = [metrics.without_rows_note(y, classes, rows),
+                 "ensemble column: weights fitted on these rows, optimistic" if fitted else ""]
+        ctx["per_class_note"] = "; ".join(n for n in notes if n)
         ctx["confusion"] = S(_confusion_html(y, oof["pred"].astype(str), classes, out,
                                              f"ensemble ({spec.method}) on {len(oof)} {rows} rows"
                                              + ("\nweights fitted on these rows: optimistic" if fitted else ""),

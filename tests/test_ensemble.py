@@ -167,6 +167,23 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     assert np.allclose(probs.filter(like="p_").to_numpy(), w[0] * one[0] + w[1] * one[1], atol=1e-5)
 
 
+def test_the_ensemble_report_shows_a_class_without_rows_as_not_scored_not_as_f1_0(tmp_path):
+    """The ensemble report's per-class F1 table showed a class none of the common val rows has as F1 0.0000 for
+    every member and the ensemble, where predict's and train's reports show '–' (metrics.per_class_shown)."""
+    rows = _val_rows(tmp_path / "data", n=12, classes="abb")          # no row of class c
+    r1 = make_tiny_run(tmp_path / "runs" / "r1", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "r2", seed=2, val_rows=rows, val_quality=0.3)
+    out = tmp_path / "ens"
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    page = " ".join((out / "report.html").read_text().split())
+    table = page[page.index("Per-class F1"):]
+    c_row = re.search(r"<tr>\s*<td>c</td>(.*?)</tr>", table)
+    assert c_row and re.findall(r"<td[^>]*>([^<]*)</td>", c_row.group(1)) == ["–", "–", "–", "0"], c_row.group(0)
+    assert ("1 of 3 classes have no common val rows (c): each counts in the macro-F1 with F1 0" in
+            page.replace("&#39;", "'")), page[page.index("Per-class F1"):][:600]
+
+
 def test_run_predict_takes_the_ensemble_spec_build_ensemble_returns(tmp_path):
     """`spec = build_ensemble([...]); run_predict(spec, DATA)`, the object a notebook holds, was pathlib's
     `TypeError: expected str, bytes or os.PathLike object, not EnsembleSpec`: run_predict took only spec.path. The
