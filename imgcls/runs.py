@@ -949,10 +949,14 @@ def _heat_uri(runs: Sequence[Run], task: str = "") -> str:
         return ""
     classes = list(dict.fromkeys(c for r in have for c in r.per_class["class"]))
     meanings = agreed_meanings(have)
+    from imgcls.metrics import NOT_SCORED, per_class_shown
     mat = np.full((len(have), len(classes)), np.nan)
+    unscored = np.zeros(mat.shape, bool)      # a class of the run with no validation row: '–', not an F1 0
     for i, r in enumerate(have):
-        f = dict(zip(r.per_class["class"], r.per_class["f1"]))
+        f = dict(zip(r.per_class["class"], per_class_shown(r.per_class)["f1"]))
         mat[i] = [f.get(c, np.nan) for c in classes]
+        none = set(r.per_class.loc[r.per_class["support"] == 0, "class"]) if "support" in r.per_class else set()
+        unscored[i] = [c in none for c in classes]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(min(18, 3 + 0.5 * len(classes)), min(14, 1.5 + 0.4 * len(have))))
     im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis", aspect="auto")
@@ -962,9 +966,9 @@ def _heat_uri(runs: Sequence[Run], task: str = "") -> str:
     if mat.size <= 400:
         for i in range(mat.shape[0]):
             for j in range(mat.shape[1]):
-                if not np.isnan(mat[i, j]):
-                    ax.text(j, i, f"{mat[i, j]:.2f}", ha="center", va="center", fontsize=6,
-                            color="white" if mat[i, j] < 0.5 else "black")
+                if not np.isnan(mat[i, j]) or unscored[i, j]:
+                    ax.text(j, i, NOT_SCORED if unscored[i, j] else f"{mat[i, j]:.2f}", ha="center", va="center",
+                            fontsize=6, color="black" if unscored[i, j] or mat[i, j] >= 0.5 else "white")
     ax.set_xlabel("class")
     ax.set_title("per-class F1 (saved validation predictions)" + (f": {task}" if task else ""))
     fig.colorbar(im, ax=ax, fraction=0.03)

@@ -264,6 +264,29 @@ def test_diff_shows_a_class_without_validation_rows_as_not_scored_not_as_f1_0(tm
     assert "–: no validation rows of the class in that run" in " ".join(out.split()), out
 
 
+def test_the_runs_report_heat_map_shows_a_class_without_validation_rows_as_not_scored(tmp_path, monkeypatch):
+    """The runs report's per-class F1 heat map coloured and labelled a class with no validation row in a run as F1
+    0.00, as diff printed it: its cell is '–' (uncoloured), as the reports of predict and train show it."""
+    import imgcls.report as report
+    from imgcls.runs import _heat_uri
+    classes = ["x", "y", "z"]
+    fake_run(tmp_path / "runs" / "a", "resnet10t", [("x", "x"), ("y", "x"), ("x", "x")], classes=classes)
+    fake_run(tmp_path / "runs" / "b", "resnet10t", [("x", "x"), ("y", "y"), ("z", "z")], classes=classes)
+    drawn = []
+
+    def spy(fig, dpi=100):
+        ax = fig.axes[0]
+        drawn.append(({(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts},
+                      ax.images[0].get_array()))
+        return "data:image/png;base64,"
+    monkeypatch.setattr(report, "figure_data_uri", spy)
+    runs = sorted(find_runs(tmp_path), key=lambda r: r.name)
+    _heat_uri(runs)
+    texts, mat = drawn[0]
+    assert texts == {(0, 0): "0.80", (0, 1): "0.00", (0, 2): "–", (1, 0): "1.00", (1, 1): "1.00", (1, 2): "1.00"}
+    assert np.ma.is_masked(mat[0, 2]) or np.isnan(mat[0, 2])
+
+
 def test_diff_keeps_the_task_s_class_order_among_equal_changes(tmp_path):
     """diff_runs merged the two per-class tables with an outer join, which sorts the classes as text: classes of
     the same change came 0, 1, 10, 11, 2, ... Both the returned table and the printed one keep the task's class
