@@ -86,13 +86,16 @@ def without_rows_note(y_true, classes: Sequence, rows: str = "validation") -> st
     return missing_rows_note(classes_without_rows(y_true, classes), len(classes), rows)
 
 
-def missing_rows_note(missing: Sequence, n_classes: int, rows: str = "validation", every_fold: bool = False) -> str:
+def missing_rows_note(missing: Sequence, n_classes: int, rows: str = "validation", every_fold: bool = False,
+                      of_folds: Sequence[int] = ()) -> str:
     """without_rows_note's line from the classes without rows already found (predict.json's record of --eval).
     `every_fold`: a k-fold set's classes no fold validates (split's fold -1), said once for the set rather than in
-    each fold's line."""
+    each fold's line; `of_folds`: the folds of the set where it trains some of the table's (--folds 0,2), named
+    instead of 'any fold' (another fold may validate the class)."""
     if not missing:
         return ""
-    where, which = (" in any fold", "every fold's") if every_fold else ("", "the")
+    where = f" in folds {', '.join(map(str, of_folds))}" if of_folds else " in any fold"
+    where, which = (where, "every fold's") if every_fold else ("", "the")
     return (f"{len(missing)} of {n_classes} classes have no {rows} rows{where} ({shown(list(missing), 12)}): each "
             f"counts in {which} macro-F1 with F1 0 (the mean is over every class of the task)")
 

@@ -2598,6 +2598,23 @@ def test_a_kfold_set_names_a_class_no_fold_validates_once_not_in_every_fold(tmp_
     assert "no validation rows" not in (run / "fold_1" / "train.log").read_text()
 
 
+def test_a_set_of_some_folds_names_the_folds_it_trains_not_any_fold(tmp_path, capsys):
+    """--folds 0,1 of a 3-fold table: a class that validates in fold 2 alone was said to have "no validation rows in
+    any fold", which the table contradicts; the set's line names the folds it trains."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6, "d": 2}, size=(40, 40))
+    df = mf.load(src)
+    df["fold"] = np.arange(len(df)) % 3
+    df.loc[df["label"] == "d", "fold"] = 2         # d validates in fold 2 only
+    df["split"] = np.where(df["fold"] == 0, "val", "train")
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    run_train(cfg_for(tmp_path / "data" / "splits.csv", tmp_path, name="kf", epochs=1, folds="0,1"))
+    said = " ".join(capsys.readouterr().err.split())
+    assert "in any fold" not in said, said
+    assert ("1 of 3 classes have no validation rows in folds 0, 1 (d): each counts in every fold's macro-F1 with "
+            "F1 0") in said, said
+
+
 def test_a_run_report_s_per_class_table_names_the_classes_without_val_rows(tmp_path):
     """per_class.csv keeps every class (a class with no val row: support 0, F1 0, counted in the macro-F1); the
     report's table showed such a row as a plain 0.0000 beside the scored ones, under '31 val rows'."""

@@ -672,8 +672,10 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         for fold in folds:
             seen |= tdata.fold_validation_rows(df, fold)
         never = tuple(metrics.classes_without_rows(final[seen], list(classes)))
+        some = folds if sorted(folds) != tdata.fold_ids(df) else ()     # --folds 0,2: another fold may validate it
         if dist.main and never:
-            RunLog(run_dir / TRAIN_LOG)(metrics.missing_rows_note(never, len(classes), every_fold=True))
+            RunLog(run_dir / TRAIN_LOG)(metrics.missing_rows_note(never, len(classes), every_fold=True,
+                                                                  of_folds=some))
     for fold in folds:
         train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target)
         if not train_mask.any() or not val_mask.any():
