@@ -391,6 +391,37 @@ def test_sigterm_says_ctrl_c_s_line_and_still_ends_by_sigterm(step, tmp_path):
     assert "Traceback" not in err, err
 
 
+def test_a_sigterm_handled_inside_a_finalizer_still_stops_the_step():
+    """Python runs a signal handler at the next bytecode of the main thread, which may be inside a finalizer (a
+    __del__, a weakref callback: torch's DataLoader iterator, concurrent.futures' executors), where a raised
+    exception is only printed ('Exception ignored in ... Terminated'): the SIGTERM was lost, the step ran on to its
+    end and exited 0 (seen once each on `timeout -s TERM 2 imgcls preprocess ... --oversample-aug mixup` and
+    `timeout -s TERM 4 imgcls train ... --folds all`). The interruption is raised again outside the finalizer: the
+    step stops, says its `interrupted:` line and ends by SIGTERM."""
+    import signal
+    script = (
+        "import gc, os, signal, sys, time, typer\n"
+        "from imgcls.cli.common import one_line_errors, sigterm_interrupts\n"
+        "class Finalized:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)\n"
+        "        sum(range(100000))\n"
+        "try:\n"
+        "    with one_line_errors('imgcls demo'), sigterm_interrupts():\n"
+        "        Finalized()\n"
+        "        gc.collect()\n"
+        "        time.sleep(2)\n"
+        "        print('the step went on to its end', file=sys.stderr)\n"
+        "except typer.Exit as e:\n"
+        "    sys.exit(e.exit_code)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "300"}
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    err = " ".join(r.stderr.split())
+    assert r.returncode == -signal.SIGTERM, (r.returncode, r.stderr)
+    assert "interrupted: imgcls demo stopped before it finished (SIGTERM)" in err, r.stderr
+    assert "went on" not in err and "Exception ignored" not in err and "Traceback" not in err, r.stderr
+
+
 def test_help_examples_are_never_wrapped_at_80_columns_or_piped(monkeypatch):
     """Piped or in an 80-column terminal (`imgcls clean -h | cat`), rich folded a long example over two lines, so
     pasting the first ran half a command; each example is now one line however long, the prose still wraps."""

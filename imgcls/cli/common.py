@@ -201,6 +201,22 @@ class _SigtermInterrupts:
             signal.signal(signal.SIGCHLD, _ignore_signal)
         raise Terminated
 
+    def unraisable(self, unraisable) -> None:
+        """sys.unraisablehook while the handler is set: Python runs a handler at the main thread's next bytecode,
+        which may be a finalizer's (a __del__, a weakref callback: torch's DataLoader iterator, a pool's executor),
+        where the raised Terminated is only printed ('Exception ignored in') and the step ran on to its end, exit 0.
+        It is raised again outside it: this handler set back, the signal sent once more a moment later (from a
+        thread: sent from here, it would be raised in this hook, where it is ignored too)."""
+        if isinstance(unraisable.exc_value, Terminated) and os.getpid() == self.pid:
+            import signal
+            import threading
+            signal.signal(signal.SIGTERM, self)
+            again = threading.Timer(0.01, os.kill, (self.pid, signal.SIGTERM))
+            again.daemon = True
+            again.start()
+            return
+        self.hook(unraisable)
+
 
 def _ignore_signal(signum, frame) -> None:
     """A Python handler that does nothing (SIG_IGN would reap SIGCHLD's children before their pools wait for them)."""
@@ -224,12 +240,16 @@ def sigterm_interrupts() -> Iterator[None]:
         yield
         return
     handler = _SigtermInterrupts()
+    handler.hook = sys.unraisablehook
     signal.signal(signal.SIGTERM, handler)
+    sys.unraisablehook = handler.unraisable     # a Terminated a finalizer swallowed: raised again
     try:
         yield
     finally:
         if signal.getsignal(signal.SIGTERM) is handler:
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if sys.unraisablehook == handler.unraisable:
+            sys.unraisablehook = handler.hook
 
 
 def _end_by_sigterm() -> None:
