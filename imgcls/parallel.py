@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence, TypeVar
@@ -70,40 +71,60 @@ def _one_thread() -> None:
 def ignore_sigint() -> None:
     """In a worker process, as it starts (a pool's initializer): Ctrl-C is the main process's to handle. The
     terminal sends SIGINT to the whole process group: each worker it reached printed a KeyboardInterrupt traceback
-    (or took it as one item's result and went on). A worker started with SIGINT blocked (sigint_held) drops what is
-    pending and ignores it from here on."""
-    import signal
+    (or took it as one item's result and went on). A worker started with SIGINT blocked (signals_held) drops what
+    is pending and ignores it from here on. SIGTERM (stop_workers' terminate) ends it by the default, not by a
+    handler a forked worker inherited."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 @contextmanager
-def sigint_held():
-    """SIGINT held back in this thread while a pool starts its workers (forked at its first task, spawned as
-    tasks are submitted): a Ctrl-C between a worker's start and its ignore_sigint() (the seconds a spawned worker
-    takes to import) printed a KeyboardInterrupt traceback from that worker. The workers inherit the block (across
-    a spawn's exec too) and drop what is pending once they ignore it; this process gets it on leaving. The block
-    is this thread's: a Ctrl-C the kernel hands to another thread (rich's bar refresh) still ran Python's handler
-    in the middle of a submit (a worker started but not yet the pool's, left to race the exit); in the main thread
-    Python's handler is held back too and called on leaving."""
-    import signal
+def signals_held():
+    """Ctrl-C and SIGTERM held back in this thread while a pool starts its workers (forked at its first task,
+    spawned as tasks are submitted), and handed to their handlers on leaving, in the order they came.
+    - SIGINT is blocked: a Ctrl-C between a worker's start and its ignore_sigint() (the seconds a spawned worker
+      takes to import) printed a KeyboardInterrupt traceback from that worker. The workers inherit the block (across
+      a spawn's exec too) and drop what is pending once they ignore it. The block is this thread's: a Ctrl-C the
+      kernel hands to another thread (rich's bar refresh) still ran Python's handler in the middle of a submit (a
+      worker started but not yet the pool's, left to race the exit), so the handler is held back too.
+    - SIGTERM (`timeout`, `kill`): its handler alone is held back. Raised in the middle of a spawn, the step's
+      handler (cli.common.sigterm_interrupts, through closed_pool's) ended this process before it wrote the new
+      worker its start (the worker's 'EOFError: Ran out of input' traceback under the interrupted line). Not
+      blocked: a worker still importing that inherited the block would outlive closed_pool's terminate and find
+      its semaphores unlinked (a FileNotFoundError traceback). A forked worker, which inherits the held handler,
+      ends by SIGTERM's default (_HeldSigterm, then ignore_sigint)."""
     import threading
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    handler, held = None, []
-    if threading.current_thread() is threading.main_thread() and callable(signal.getsignal(signal.SIGINT)):
-        handler = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if hasattr(signal, "pthread_sigmask") else None
+    handlers, held = {}, []
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            if callable(signal.getsignal(sig)):
+                handlers[sig] = signal.signal(sig, _Held(held))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)     # a pending Ctrl-C comes now: to `held` or `handler`
-        if handler is not None:
-            signal.signal(signal.SIGINT, handler)
-    if held:
-        handler(signal.SIGINT, None)
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)     # a pending Ctrl-C comes now: to `held` or its handler
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    for sig in held:
+        handlers[sig](sig, None)
+
+
+class _Held:
+    """signals_held's handler: the signal kept for later in this process; a forked worker (another pid) ends by
+    SIGTERM's default at once."""
+
+    def __init__(self, held: list):
+        self.held, self.pid = held, os.getpid()
+
+    def __call__(self, signum, frame):
+        if os.getpid() == self.pid:
+            self.held.append(signum)
+        elif signum == signal.SIGTERM:
+            end_by_sigterm()
 
 
 class _PoolSigint:
@@ -198,7 +219,6 @@ def end_by_sigterm() -> None:
     back and the signal sent again. What a SIGTERM handler that has done its part does (closed_pool's, train's /
     tune's cli.common.sigterm_interrupts, and a forked child that inherited either)."""
     import os
-    import signal
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)
 
@@ -216,7 +236,6 @@ def closed_pool(ex):
     runs signal handlers) a Ctrl-C after the first, or during the shut-down, does not interrupt it: it stops the
     workers (stop_workers), so the shut-down ends soon and whole, and is raised after it. A caller's own SIGINT
     handler (not Python's default) is left alone."""
-    import signal
     import threading
     on_sigint = on_sigterm = None
     if threading.current_thread() is threading.main_thread():
@@ -318,7 +337,7 @@ def chunked_map(fn: Callable[[T], R], items: Sequence[T], workers: int = 1, what
                     if pool is None:        # a pool of the caller's may have started before
                         n = min(workers, len(chunks))
                         advance(0, status=f"starting {plural(n, 'worker process', 'worker processes')}")
-                    with sigint_held():
+                    with signals_held():
                         results = ex.map(_apply_chunk, chunks)  # every chunk submitted: the workers are running
                     side = _Meanwhile(meanwhile) if meanwhile is not None else None
                     first = pool is None

@@ -17,7 +17,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
 from imgcls.options import check_arguments
 from imgcls.outputs import REPORT_HTML, refuse_other_output, refuse_users_files
-from imgcls.parallel import ParallelOptions, check_workers, closed_pool, sigint_held
+from imgcls.parallel import ParallelOptions, check_workers, closed_pool, signals_held
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.preprocess.config import BLANK_MATTE, FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
 from imgcls.preprocess.image import (FACE_COLUMNS, RECORD_COLUMNS, Models, empty_record, init_worker, process_image,
@@ -247,9 +247,10 @@ def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> No
                                          initargs=(cfg, threads))) as ex:
         try:
             # submit too: a worker that died while the chunks were still being handed out broke the pool there.
-            # The workers are spawned as the chunks are submitted: they start with Ctrl-C held (sigint_held), which
-            # reached them in their seconds of imports, before init_worker ignores it, as a traceback
-            with sigint_held():
+            # The workers are spawned as the chunks are submitted: they start with Ctrl-C and SIGTERM held
+            # (signals_held): a Ctrl-C reached them in their seconds of imports, before init_worker ignores it, as a
+            # traceback; a SIGTERM in the middle of a spawn left the new worker without its start (EOFError)
+            with signals_held():
                 pending = {ex.submit(run_chunk, c) for c in chunks}
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
