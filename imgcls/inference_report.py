@@ -187,7 +187,11 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
         if train is not None:
             break
     ok = (table["error"].astype(str) == "").to_numpy()
-    dist, note = _distribution(table.loc[ok, "pred"].astype(str), classes, train, source, meanings, plots)
+    # the submission as written: an unreadable image's row holds the class it was given (its count said beside)
+    dist, note = _distribution(table["pred"].astype(str), classes, train, source, meanings, plots)
+    if not ok.all():
+        note = (f"submission: all {len(table)} rows, the {int((~ok).sum())} unreadable images given "
+                f"{summary['unreadable']['pred']} included; {note}")
     bad = table.loc[~ok, ["path", "error"]]
     if len(bad):
         ctx["unreadable"] = S(report.table(bad, max_rows=500))

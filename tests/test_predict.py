@@ -1137,7 +1137,13 @@ def test_unreadable_test_images_are_listed_with_the_label_they_were_given(tmp_pa
     assert sorted(p.split("/")[-1] for p in summary["unreadable"]["paths"]) == [f"bad{i}.png" for i in range(7)]
     sub = pd.read_csv(out / "submission.csv")
     assert (sub.loc[sub["id"].str.startswith("bad"), "label"] == given).all() and len(sub) == 10
-    assert f"each given the most frequent prediction, {given}" in (out / "report.html").read_text()
+    html = (out / "report.html").read_text()
+    assert f"each given the most frequent prediction, {given}" in html
+    # the report's class distribution counts the submission as written: the 7 unreadable rows' class included
+    dist = html[html.index("<h2>Class distribution"):]
+    counts = dict(re.findall(r'<tr><td>([^<]+)</td><td class="num">(\d+)</td>', dist))
+    assert counts[given] == str((sub["label"] == given).sum()) and sum(map(int, counts.values())) == len(sub)
+    assert f"submission: all 10 rows, the 7 unreadable images given {given} included" in html
 
 
 def test_report_says_which_labelled_images_eval_left_out(tmp_path):
