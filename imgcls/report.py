@@ -79,6 +79,8 @@ def _cell(v, digits: int | None, blank: str = ""):
         return f"{v:.{digits}f}"
     if hasattr(v, "__html__"):
         return v
+    if isinstance(v, (list, tuple)):     # a setting's names (split's stratify, age_bands): no Python repr shown
+        return ", ".join(str(_cell(x, digits, blank)) for x in v)
     return str(v)
 
 

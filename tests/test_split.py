@@ -543,6 +543,9 @@ def test_cli_profiles_on_real_files_writes_table_and_reports(tmp_path):
     assert "class / part rows furthest from their target share" in html    # what the cut table holds
     assert "val" not in json.loads((out.parent / "splits_summary.json").read_text())["config"]   # --folds: no --val
     assert "age_bands" in html and "dup_threshold" not in html       # settings that acted: not --no-near-dup's
+    settings = json.loads((out.parent / "splits_summary.json").read_text())["config"]
+    assert "<td>stratify</td><td>" + ", ".join(settings["stratify"]) + "</td>" in html   # names, no Python list
+    assert "[&#39;" not in html and "<td>30, 60</td>" in html                          # age_bands likewise
     # the written file passes the standalone check
     r = runner.invoke(app, ["split", "--check", str(out), "--no-near-dup"])
     assert r.exit_code == 0, r.output
