@@ -151,7 +151,8 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
     members = pd.DataFrame([{"member": m["name"], **({"weight (share within its attribute)": shares[k]}
                                                      if shares else {"weight": m["weight"]}),
                              "checkpoints": len(m["checkpoints"]),
-                             "files": " ".join(Path(c).as_posix() for c in m["checkpoints"])}
+                             "files": " ".join(Path(c).as_posix() for c in m["checkpoints"])
+                             if m.get("run", True) else "not run: its weight 0 adds nothing to the vote"}
                             for k, m in enumerate(summary["members"])])
     ctx = {"eval": "", "eval_note": "", "per_class": "", "per_class_note": "", "confusion": "", "unreadable": ""}
     if ev:

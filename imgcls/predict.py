@@ -1170,7 +1170,8 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
                "combine": spec.combine,
                "members": [{"name": m.name, "weight": m.weight,
                             **({"share": {a: round(v, 6) for a, v in shares[k].items()}} if shares else {}),
-                            "checkpoints": [os.path.abspath(c) for c in m.checkpoints]}
+                            "checkpoints": [os.path.abspath(c) for c in m.checkpoints],
+                            "run": any(m is r for r in running)}        # weight 0 under a vote: not run
                            for k, m in enumerate(spec.members)],
                "data": os.path.abspath(data), "data_rows": part if only else "all", "n_images": n,
                "n_unreadable": len(bad),

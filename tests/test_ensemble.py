@@ -222,6 +222,11 @@ def test_a_member_of_weight_zero_is_not_run(tmp_path, monkeypatch):
                               "--workers", "0"])
     assert res.exit_code == 0, res.output
     assert loaded == ["effnet"] and "resnet x1 (w=0.00): not run" in " ".join(res.output.split())
+    # predict.json and report.html say so too: the resnet's checkpoint is not one the prediction used
+    members = json.loads((tmp_path / "pred" / "predict.json").read_text())["members"]
+    assert [(m["name"], m["run"]) for m in members] == [("effnet", True), ("resnet", False)]
+    html = (tmp_path / "pred" / "report.html").read_text()
+    assert "not run: its weight 0 adds nothing to the vote" in html and "resnet/best.pt" not in html
     res = runner.invoke(app, ["predict", str(r1), "--data", str(test), "--out", str(tmp_path / "alone"),
                               "--workers", "0"])
     assert res.exit_code == 0, res.output
