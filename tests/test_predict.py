@@ -1119,7 +1119,7 @@ def test_test_data_none_of_whose_images_can_be_read_is_an_error(tmp_path, monkey
     assert pd.read_csv(out / "submission.csv").shape[0] == 5
 
 
-def test_unreadable_test_images_are_listed_with_the_label_they_were_given(tmp_path):
+def test_unreadable_test_images_are_listed_with_the_label_they_were_given(tmp_path, monkeypatch):
     run = make_tiny_run(tmp_path / "runs" / "r1")
     test = tmp_path / "test"
     for i in range(3):
@@ -1127,7 +1127,12 @@ def test_unreadable_test_images_are_listed_with_the_label_they_were_given(tmp_pa
     for i in range(7):
         (test / f"bad{i}.png").write_bytes(b"")
     out = tmp_path / "p"
+    from imgcls import report
+    drawn, uri = [], report.figure_data_uri
+    monkeypatch.setattr(report, "figure_data_uri", lambda fig, **kw: drawn.extend(
+        (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes) or uri(fig, **kw))
     res = invoke("predict", run, "--data", test, "--out", out, "--workers", 0, "--quiet")
+    assert drawn == [("predicted class shares: submission", "class", "share of images")]   # no training counts here
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "predict.json").read_text())
     given = summary["unreadable"]["pred"]
