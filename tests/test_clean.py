@@ -1807,7 +1807,7 @@ def test_the_report_lists_and_counts_the_linked_duplicates_the_screen_and_summar
     text, out = page("drop")            # x and y keep no label: their members removed, beside no kept image
     assert linked_kept(out) == (1, 1) and "(1 image beyond one per group, in 1 group;" in text
     assert "kept - ()" not in text
-    assert "removed b/006.png (b)<br>kept none: no label of its group stays label_conflict" in text
+    assert "removed b/006.png (b)<br>kept none: no label of its group stays<br>reason: label conflict</div>" in text
 
 
 def test_a_rerun_reads_only_the_images_changed_since(tmp_path, monkeypatch, capsys):

@@ -23,8 +23,10 @@ def _pair(row, kept_row, verb: str = "removed", first: str = "kept", max_pixels:
          else "")
     twin = (f"{kept_row['path']} ({kept_row['label']})" if kept_row is not None
             else "none: no label of its group stays")
-    lines = [f"{verb} {row['path']} ({row['label']})", f"{first} {twin} {row['reason']}".rstrip()]
-    if bool(row["label_conflict"]):
+    # the reason in words on its own line (the manifest's code, glued to the kept twin, read as the twin's reason)
+    reason = str(row["reason"] or "").replace("_", " ")
+    lines = [f"{verb} {row['path']} ({row['label']})", f"{first} {twin}"] + ([f"reason: {reason}"] if reason else [])
+    if bool(row["label_conflict"]) and reason != "label conflict":
         lines.append("label conflict")
     return report.figure([(a, verb), (b, first)], lines)
 
