@@ -125,6 +125,18 @@ def test_every_duplicate_group_is_written(tmp_path, monkeypatch):
     assert "2 more groups not shown: every group, one row per image, is in exact_duplicates.csv" in report
 
 
+def test_long_class_names_and_paths_wrap_inside_the_report_tables(tmp_path):
+    """A class name or path with no space (Korean_and_Latin_joined_by_underscores/file.png) was one unbreakable
+    word: the table grew past the page. Every report's cells may wrap anywhere; numbers stay whole."""
+    long = "동물_아주아주_긴_클래스_이름_" + "very_long_class_name_" * 4
+    root = make_image_folder(tmp_path / "raw", {"a": 2, long: 2})
+    eda.run_eda(root, tmp_path / "eda")
+    page = (tmp_path / "eda" / "report.html").read_text()
+    assert f"<td>{html.escape(long)}</td>" in page
+    css = page[page.index("<style>"):page.index("</style>")]
+    assert "td,th{overflow-wrap:anywhere}" in css and "white-space:nowrap}" in css.split("td.num{")[1]
+
+
 def test_median_size_is_printed_as_a_whole_number(tmp_path):
     """The overview printed 'width min / median / max' as '15 / 171.0 / 256': a median of whole pixels reads as
     the integer beside min and max; a median between two sizes keeps its half. So does the test-set section."""
