@@ -477,8 +477,9 @@ def _share_shifts(train: pd.Series, test: pd.Series) -> list[dict]:
     return out
 
 
-def findings_on_test(t: dict) -> list[str]:
-    """What compare_test found that changes how to train or predict, one line each (printed and in the report)."""
+def findings_on_test(t: dict, listed: str = f"listed in {REPORT_HTML} and {EDA_SUMMARY}") -> list[str]:
+    """What compare_test found that changes how to train or predict, one line each (printed and in the report);
+    `listed`: where the byte copies are (the report itself says 'listed below')."""
     out = []
     r, med = t["scale_ratio"], t["median_side"]
     if r is not None and (r >= SIZE_SHIFT or r <= 1 / SIZE_SHIFT):
@@ -500,7 +501,7 @@ def findings_on_test(t: dict) -> list[str]:
                    or any(x["value"] == "JPEG" for x in rows) else ""))
     if t["n_copies_of_train"]:
         out.append(f"{t['n_copies_of_train']} test image(s) are byte copies of training images: their labels are "
-                   f"known (listed in {REPORT_HTML} and {EDA_SUMMARY})")
+                   f"known ({listed})")
     return out
 
 
@@ -561,7 +562,7 @@ def _test_section(t: dict, plot: Path | None) -> str:
             ("modes", ", ".join(f"{k} {v}" for k, v in t["modes"].items())),
             ("formats", ", ".join(f"{k} {v}" for k, v in t["formats"].items())),
             ("byte copies of training images", t["n_copies_of_train"])]
-    found = findings_on_test(t)
+    found = findings_on_test(t, listed="listed below")
     return ("".join(report.note(line) for line in found) + report.key_values(rows)
             + (report.img(plot, "train and test sizes") if plot else "")
             + report.heading("most common test sizes") + report.table(t["common_sizes"], ["width", "height", "images"])

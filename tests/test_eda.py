@@ -370,6 +370,8 @@ def test_eda_test_set_beside_training_set(tmp_path):
     assert t["copies_of_train"][0]["train labels"] == "b"
     assert t["common_sizes"][0] == {"width": 12, "height": 10, "images": 5}
     assert "Test set beside the training set" in report and (out / "train_test_sizes.png").is_file()
+    assert "their labels are known (listed below)" in report and "listed in report.html" not in report  # itself
+    assert "their labels are known (listed in report.html and summary.json)" in text                  # the screen
     # greyscale JPEG test images for an RGB PNG training set: both shifts are said
     grey = tmp_path / "grey"
     for k in range(4):
