@@ -1808,6 +1808,13 @@ def test_the_report_lists_and_counts_the_linked_duplicates_the_screen_and_summar
     assert linked_kept(out) == (1, 1) and "(1 image beyond one per group, in 1 group;" in text
     assert "kept - ()" not in text
     assert "removed b/006.png (b)<br>kept none: no label of its group stays<br>reason: label conflict</div>" in text
+    # unlabeled images (a test set): their paths alone, no "()" for the empty label; an empty section says none
+    out = mark_duplicates(df.assign(label=""), None, CleanConfig(near_dup=False)).frame
+    summary = {"config": asdict(CleanConfig()), "n_images": len(out), "kept": int(out["keep"].sum()), "removed": {},
+               "label_conflict_groups": 0, "label_conflicts": [], "families": families(out), "threshold_sweep": []}
+    text = " ".join(htmlmod.unescape(write_clean_report(tmp_path / "unl.html", out, summary).read_text()).split())
+    assert "linked a/002.png<br>first b/003.png</div>" in text and "()" not in text
+    assert re.search(r"Removed duplicates beside their kept twin \(0\)</h2>\s*<p[^>]*>none</p>", text)
 
 
 def test_a_rerun_reads_only_the_images_changed_since(tmp_path, monkeypatch, capsys):

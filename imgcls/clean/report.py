@@ -21,11 +21,12 @@ def _pair(row, kept_row, verb: str = "removed", first: str = "kept", max_pixels:
     a = report.thumb_data_uri(Path(row["root"], row["path"]), 96, max_pixels)
     b = (report.thumb_data_uri(Path(kept_row["root"], kept_row["path"]), 96, max_pixels) if kept_row is not None
          else "")
-    twin = (f"{kept_row['path']} ({kept_row['label']})" if kept_row is not None
-            else "none: no label of its group stays")
+    def named(r) -> str:        # an unlabeled image's path alone (it read "x.png ()")
+        return f"{r['path']} ({r['label']})" if str(r["label"] or "") else str(r["path"])
+    twin = named(kept_row) if kept_row is not None else "none: no label of its group stays"
     # the reason in words on its own line (the manifest's code, glued to the kept twin, read as the twin's reason)
     reason = str(row["reason"] or "").replace("_", " ")
-    lines = [f"{verb} {row['path']} ({row['label']})", f"{first} {twin}"] + ([f"reason: {reason}"] if reason else [])
+    lines = [f"{verb} {named(row)}", f"{first} {twin}"] + ([f"reason: {reason}"] if reason else [])
     if bool(row["label_conflict"]) and reason != "label conflict":
         lines.append("label conflict")
     return report.figure([(a, verb), (b, first)], lines)
@@ -125,7 +126,8 @@ def write_clean_report(path: Path, df: pd.DataFrame, summary: dict) -> Path:
          f"--conflicts {summary['config'].get('conflicts', '')})",
          report.table(conflicts, ["dup_group", "labels", "tie vote", "kept", "removed"])),   # tie vote: majority-knn
         _sweep_section(summary),
-        (f"Removed duplicates beside their kept twin ({len(dups)})", _pairs(df, dups, "removed", "kept", max_pixels)),
+        (f"Removed duplicates beside their kept twin ({len(dups)})",
+         _pairs(df, dups, "removed", "kept", max_pixels) or report.note("none")),
         (f"Linked duplicates: kept, each beside its group's first kept member, one split unit "
          f"({plural(n_linked, 'image')} beyond one per group, in {plural(linked_groups, 'group')}; labels may "
          f"differ where --conflicts keeps several)",
