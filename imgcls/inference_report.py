@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls import metrics, report
-from imgcls.console import warn
+from imgcls.console import plural, warn
 from imgcls.errors import UserError
 from imgcls.figure_files import not_drawn
 from imgcls.outputs import REPORT_HTML
@@ -193,7 +193,7 @@ def write_predict_report(out: str | os.PathLike, summary: dict, table: pd.DataFr
     # the submission as written: an unreadable image's row holds the class it was given (its count said beside)
     dist, note = _distribution(table["pred"].astype(str), classes, train, source, meanings, plots)
     if not ok.all():
-        note = (f"submission: all {len(table)} rows, the {int((~ok).sum())} unreadable images given "
+        note = (f"submission: all {len(table)} rows, {plural(int((~ok).sum()), 'unreadable image')} given "
                 f"{summary['unreadable']['pred']} included; {note}")
     bad = table.loc[~ok, ["path", "error"]]
     if len(bad):

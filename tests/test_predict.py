@@ -1148,7 +1148,7 @@ def test_unreadable_test_images_are_listed_with_the_label_they_were_given(tmp_pa
     dist = html[html.index("<h2>Class distribution"):]
     counts = dict(re.findall(r'<tr><td>([^<]+)</td><td class="num">(\d+)</td>', dist))
     assert counts[given] == str((sub["label"] == given).sum()) and sum(map(int, counts.values())) == len(sub)
-    assert f"submission: all 10 rows, the 7 unreadable images given {given} included" in html
+    assert f"submission: all 10 rows, 7 unreadable images given {given} included" in html
 
 
 def test_report_says_which_labelled_images_eval_left_out(tmp_path):
