@@ -96,7 +96,8 @@ def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series 
     if train is not None:
         ax.bar(x + w / 2, df["training share"], w, label=f"training ({int(tr.sum())})")
     ax.set_xticks(x, class_titles(classes, meanings), rotation=90, fontsize=7)
-    ax.set_title("predicted class shares: submission" + (" vs training" if train is not None else ""), fontsize=10)
+    ax.set_title("class shares: submission (predicted)" + (" vs training (labels)" if train is not None else ""),
+                 fontsize=10)
     ax.set_xlabel("class")
     ax.set_ylabel("share of images")
     ax.legend(fontsize=8)

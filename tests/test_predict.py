@@ -1132,7 +1132,7 @@ def test_unreadable_test_images_are_listed_with_the_label_they_were_given(tmp_pa
     monkeypatch.setattr(report, "figure_data_uri", lambda fig, **kw: drawn.extend(
         (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes) or uri(fig, **kw))
     res = invoke("predict", run, "--data", test, "--out", out, "--workers", 0, "--quiet")
-    assert drawn == [("predicted class shares: submission", "class", "share of images")]   # no training counts here
+    assert drawn == [("class shares: submission (predicted)", "class", "share of images")]   # no training counts here
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "predict.json").read_text())
     given = summary["unreadable"]["pred"]
