@@ -1169,6 +1169,39 @@ def test_split_on_cleans_output_takes_cleans_embedding_search(tmp_path, monkeypa
     assert len(searches) == 3
 
 
+def test_a_large_draw_shows_a_bar_while_stratifiedgroupkfold_places_the_units(tmp_path, monkeypatch):
+    """At ~30k rows split printed nothing for ~20 s between `using manifest` and its tables (StratifiedGroupKFold's
+    per-unit fold search, split.assign._sgkf): from SGKF_BAR_UNITS units each draw shows a bar with no count (the
+    splitter places every unit before its first part); a small draw shows none."""
+    from contextlib import contextmanager
+
+    import importlib
+
+    from imgcls import console
+    assign = importlib.import_module("imgcls.split.assign")     # the module (imgcls.split.assign is its function)
+    bars = []
+
+    @contextmanager
+    def bar(what, total, transient=False):
+        bars.append((what, total))
+        yield lambda n=1, status=None: None
+    monkeypatch.setattr(console, "progress_bar", bar)
+    src = make_image_folder(tmp_path / "imgs", {"a": 10, "b": 10}, size=(12, 12))
+
+    def split(out, *more):
+        r = runner.invoke(app, ["split", str(src), "--no-near-dup", "--out", str(tmp_path / out), *more])
+        assert r.exit_code == 0, r.output
+    split("small.csv")
+    assert not [b for b in bars if b[0]]
+    monkeypatch.setattr(assign, "SGKF_BAR_UNITS", 15)
+    split("val.csv")
+    assert [b for b in bars if b[0]] == [("drawing 5 parts of 20 units (StratifiedGroupKFold)", None)]
+    bars.clear()
+    split("folds.csv", "--folds", "3", "--test", "0.25")
+    assert [b for b in bars if b[0]] == [("drawing 4 parts of 20 units (StratifiedGroupKFold)", None),
+                                         ("drawing 3 parts of 15 units (StratifiedGroupKFold)", None)]
+
+
 def test_a_csv_split_by_its_stratify_column_keeps_that_column_s_classes(tmp_path):
     """DACON's train.csv (`path,artist`, no label column) split as train's hint says, `--stratify artist`: the
     per-class rules ran on `label`, empty in every row, so an artist with one painting went to a fold's validation
