@@ -1124,6 +1124,42 @@ def test_split_on_cleans_output_takes_cleans_candidate_pairs_and_searches_when_t
     assert len(searches) == 4
 
 
+def test_split_on_preprocess_output_takes_the_inputs_embeddings_where_it_only_resized(tmp_path, monkeypatch,
+                                                                                      planted_copies):
+    """split on preprocess's output embedded every resized copy again (new files: the content-keyed cache missed;
+    40 CPU-s and 1.4 GB at 2,000 images). The verified search's candidates of a row preprocess only resized come from
+    its input's embedding (source_path), which clean kept: no model is built; the candidates are verified on the
+    resized images, and the planted copies are linked as before. A row whose content preprocess changed is embedded
+    as itself (resized_only)."""
+    from imgcls import weights
+    from imgcls.split.units import resized_only
+    src = planted_copies.folder(tmp_path)
+    cleaned, processed, common = tmp_path / "clean", tmp_path / "processed", ["-q"]
+    monkeypatch.setenv("IMGCLS_CACHE", str(tmp_path / "cache"))
+    planted_copies.cache(tmp_path / "cache" / "embeddings")
+    r = runner.invoke(app, ["clean", str(src), "--out", str(cleaned), "--no-ood", "--device", "cpu", *common])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["preprocess", str(cleaned), "--out", str(processed), "--size", "48", *common])
+    assert r.exit_code == 0, r.output
+    built = []
+    real = weights.create_model
+    monkeypatch.setattr(weights, "create_model", lambda *a, **k: built.append(a) or real(*a, **k))
+    r = runner.invoke(app, ["split", str(processed), "--out", str(tmp_path / "splits.csv"), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert built == []                                              # every candidate from clean's embeddings
+    assert "near-duplicate candidates of 32 images that preprocess only resized picked by their inputs'" in \
+        " ".join(r.output.split()), r.output
+    df = pd.read_csv(tmp_path / "splits.csv", dtype=str, keep_default_na=False)
+    for b in range(4):                                              # the planted copies linked: on one side
+        family = df["path"].str.contains("|".join(f"img{b * 5 + v:02d}" for v in range(5)))
+        assert df.loc[family, "split"].nunique() == 1
+    table = pd.DataFrame({"path": list("abcdef"), "root": ".", "error": ["", "", "", "", "", "bad"],
+                          "source_path": ["/x/a.png", "/x/b.png", "/x/c.png", "/x/d.png", "", "/x/f.png"],
+                          "face_found": ["", "true", "", "", "", ""], "bg_removed": ["", "", "true", "", "", ""],
+                          "augmented_from": ["", "", "", "a", "", ""]})
+    assert resized_only(table).tolist() == [True, False, False, False, False, False]
+
+
 def test_split_on_cleans_output_takes_cleans_embedding_search(tmp_path, monkeypatch, planted_copies):
     """--dup-method embedding's cosine search (O(n^2)) goes through the same CandidateCache: clean keeps it (down to
     its lowest sweep row), split on its output with the same method takes it at the cut and
