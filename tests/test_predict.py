@@ -2593,17 +2593,24 @@ def test_the_probabilities_id_is_the_submission_s_id_of_the_row(tmp_path):
     assert sub["id"].tolist() == order
 
 
-def test_a_test_csv_s_id_column_spelled_in_capitals_is_the_submission_s_id(tmp_path, monkeypatch):
-    """DACON's test.csv of ID,img_path: its ID column was passed over for the image column as written, so
-    `--format dacon` wrote ./test/TEST_00000.png as the id (the grader's ids are TEST_00000). An id column spelled in
-    any case is the test rows' id."""
+def _two_image_test_csv(tmp_path, monkeypatch, id_col: str, img_path: str) -> tuple[Path, list[str]]:
+    """A tiny run and a DACON-style competition folder as the working folder: test/TEST_00001.png and TEST_00000.png,
+    listed in that order by test.csv's `id_col` and img_path (`img_path` formatted with each id). (run, ids)."""
     run = make_tiny_run(tmp_path / "runs" / "r")
     comp = tmp_path / "comp"
     ids = ["TEST_00001", "TEST_00000"]
     for i, n in enumerate(ids):
         make_image(comp / "test" / f"{n}.png", seed=i)
-    pd.DataFrame({"ID": ids, "img_path": [f"./test/{n}.png" for n in ids]}).to_csv(comp / "test.csv", index=False)
+    pd.DataFrame({id_col: ids, "img_path": [img_path.format(n) for n in ids]}).to_csv(comp / "test.csv", index=False)
     monkeypatch.chdir(comp)
+    return run, ids
+
+
+def test_a_test_csv_s_id_column_spelled_in_capitals_is_the_submission_s_id(tmp_path, monkeypatch):
+    """DACON's test.csv of ID,img_path: its ID column was passed over for the image column as written, so
+    `--format dacon` wrote ./test/TEST_00000.png as the id (the grader's ids are TEST_00000). An id column spelled in
+    any case is the test rows' id."""
+    run, ids = _two_image_test_csv(tmp_path, monkeypatch, "ID", "./test/{}.png")
     for fmt in ("dacon", "id,label"):
         res = invoke("predict", run, "--data", "test.csv", "--format", fmt, "--out", tmp_path / "p", "--workers", 0)
         assert res.exit_code == 0, res.output
@@ -2631,13 +2638,7 @@ def test_a_test_csv_row_naming_no_image_is_one_line_naming_the_row(tmp_path, mon
 def test_a_test_csv_written_on_windows_names_its_images_with_backslashes(tmp_path, monkeypatch):
     """A test.csv written on Windows (img_path .\\test\\TEST_00000.png) found none of its images ('none of the 2
     image(s) can be read ... file not found'): its backslashes are the separators there. The ids stay as written."""
-    run = make_tiny_run(tmp_path / "runs" / "r")
-    comp = tmp_path / "comp"
-    ids = ["TEST_00001", "TEST_00000"]
-    for i, n in enumerate(ids):
-        make_image(comp / "test" / f"{n}.png", seed=i)
-    pd.DataFrame({"id": ids, "img_path": [f".\\test\\{n}.png" for n in ids]}).to_csv(comp / "test.csv", index=False)
-    monkeypatch.chdir(comp)
+    run, ids = _two_image_test_csv(tmp_path, monkeypatch, "id", ".\\test\\{}.png")
     res = invoke("predict", run, "--data", "test.csv", "--format", "dacon", "--out", tmp_path / "p", "--workers", 0)
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ids
