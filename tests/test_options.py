@@ -168,7 +168,7 @@ def test_resolve_merges_config_file_resume_and_overrides_in_the_library(tmp_path
     run = tmp_path / "run"
     run.mkdir()
     base.save(run / "config.yaml")
-    assert TrainConfig.resolve({}, config=tmp_path / "nothing.yaml", resume=run).epochs == 3   # the run wins
+    assert TrainConfig.resolve({}, resume=run).epochs == 3
     assert TrainConfig.resolve({"model": "resnet18"}) == TrainConfig(model="resnet18")
     with pytest.raises(UserError, match="--resume .*nope does not exist"):
         TrainConfig.resolve({}, resume=tmp_path / "nope")
@@ -178,6 +178,20 @@ def test_resolve_merges_config_file_resume_and_overrides_in_the_library(tmp_path
     (tmp_path / "bad.yaml").write_text("lr: fast\n")
     with pytest.raises(UserError, match="--lr must be a number >= 0"):
         TrainConfig.resolve({}, config=tmp_path / "bad.yaml")
+
+
+def test_train_resume_with_config_is_refused_in_one_line_before_any_work(tmp_path, monkeypatch):
+    """`imgcls train --resume RUN --config FILE` read the run's config.yaml and ignored FILE without a word: one line
+    naming both flags and what to do, exit 2, before the run is read (RUN need not exist); the library the same."""
+    import imgcls.train as train_pkg
+    monkeypatch.setattr(train_pkg, "run_train", lambda *a, **k: pytest.fail("run_train reached"))
+    TrainConfig(epochs=3).save(tmp_path / "c.yaml")
+    r = runner.invoke(app, ["train", "--resume", str(tmp_path / "run"), "--config", str(tmp_path / "c.yaml")])
+    assert r.exit_code == 2, r.output
+    line = " ".join(r.output.split())
+    assert "--config" in line and "--resume" in line and "drop --config" in line and "Traceback" not in r.output
+    with pytest.raises(UserError, match="--config .* with --resume .*drop --config"):
+        TrainConfig.resolve({}, config=tmp_path / "c.yaml", resume=tmp_path / "run")
 
 
 def test_flags_given_override_a_config_file_and_defaults_do_not(tmp_path, monkeypatch):

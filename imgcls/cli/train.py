@@ -9,7 +9,7 @@ import typer
 from imgcls.cli.common import OptSrc, Quiet, command
 from imgcls.options import Given
 from imgcls.run_names import LAST_PT, RUN_CONFIG
-from imgcls.train.config import OUTPUT, TrainConfig
+from imgcls.train.config import OUTPUT, TrainConfig, refuse_config_with_resume
 
 EPILOG = """Examples:
 
@@ -41,6 +41,7 @@ def train(src: OptSrc = None,
     """Train a timm model: single or multi-branch heads, imbalance tools, k-fold, resumable -> outputs/runs/<RUN>/."""
     from imgcls.console import same_on_every_process
     from imgcls.train import run_train
+    refuse_config_with_resume(config, resume)     # before any work: the run's record would win silently
     overrides = cfg.explicit()
     if src is not None:
         overrides["src"] = str(src)

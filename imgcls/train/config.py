@@ -176,6 +176,15 @@ def resume_folder(run_dir: str | Path) -> Path:
     return run_dir if real else run_dir.resolve()
 
 
+def refuse_config_with_resume(config, resume) -> None:
+    """--config with --resume: a resumed run continues as its config.yaml records it, so the file would be ignored;
+    one line naming both flags and what each does instead."""
+    if config is not None and resume is not None:
+        raise UserError(f"--config {config} with --resume {resume}: a resumed run continues as its {RUN_CONFIG} "
+                        f"records it and reads no --config; drop --config (flags given with --resume still apply), "
+                        f"or drop --resume to start a new run from the file")
+
+
 def resume_record(run_dir: str | Path) -> Path:
     """The config.yaml of a run folder given to --resume; a folder that does not exist (a mistyped name), a file
     (its best.pt) or a folder without one is one line saying which."""
@@ -581,6 +590,7 @@ class TrainConfig:
         (`validate` False: imgcls tune, which checks its fixed options together with its search space). `record`:
         the resumed run's config.yaml where the caller read it already (run_train: read once)."""
         overrides = dict(overrides or {})
+        refuse_config_with_resume(config, resume)
         if resume is not None:
             d = (record if record is not None else cls.load(resume_record(resume))).to_dict()
         elif config is not None:
