@@ -17,7 +17,7 @@ from imgcls.fsutil import (check_output_location, check_writable, remove_stale_t
 from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders_read
 from imgcls.eda_config import DEFAULT_OUT, SAMPLES_PER_CLASS, EdaConfig
-from imgcls.options import check, check_arguments
+from imgcls.options import PATH, SRC_PATH, check, check_arguments
 from imgcls.outputs import EDA_SUMMARY, REPORT_HTML, output_set, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
@@ -305,7 +305,7 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     the summary (summary.json's dict: n_images, classes, imbalance_ratio, exact_duplicate_groups,
     exact_duplicate_images, cross_class_duplicate_groups, ...).
     `test`: the competition's test images, compared with the dataset (compare_test; summary["test"])."""
-    check_arguments("run_eda", opts=(opts, mf.LayoutOptions))
+    check_arguments("run_eda", opts=(opts, mf.LayoutOptions), src=(src, PATH, SRC_PATH))
     check(EdaConfig(samples_per_class=samples_per_class, seed=seed, test=None if test is None else str(test)))
     check_workers(workers)
     if max_pixels is not None:

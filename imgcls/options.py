@@ -287,6 +287,7 @@ def check(cfg: Any, names: typing.Iterable[str] | None = None, acting_later: typ
 
 
 PATH = (str, os.PathLike)       # check_arguments' class of a path argument (with what it names: "a path to a CSV")
+SRC_PATH = "a path to a dataset folder or a manifest CSV"     # what a step's input (its SRC) takes
 
 
 def check_arguments(step: str, required: typing.Collection[str] = (), **given: tuple) -> None:

@@ -1122,6 +1122,27 @@ def test_a_python_caller_of_build_ensemble_reads_how_to_predict_from_python(tmp_
     assert said[-1].endswith(f"(use: imgcls predict {out} --format mask (Python: run_predict('{out}', fmt='mask')))")
 
 
+def test_a_dataframe_given_as_a_step_s_input_is_one_line_naming_it(tmp_path):
+    """run_eda / run_clean / run_preprocess / run_split(df) and run_train(TrainConfig(src=df)) (a notebook's
+    DataFrame where the data's path goes) failed inside pathlib (`expected str, bytes or os.PathLike object`) or
+    pandas (`The truth value of a DataFrame is ambiguous`): one TypeError naming the argument, as run_predict's."""
+    import pandas as pd
+    from imgcls.clean import run_clean
+    from imgcls.eda import run_eda
+    from imgcls.preprocess import run_preprocess
+    from imgcls.split import run_split
+    from imgcls.train import run_train
+    df = pd.DataFrame({"path": ["a.png"], "label": ["a"]})
+    out = tmp_path / "out"
+    what = "src must be a path to a dataset folder or a manifest CSV (got a DataFrame)"
+    for step, call in [("run_eda", lambda: run_eda(df, out)), ("run_clean", lambda: run_clean(df, out)),
+                       ("run_preprocess", lambda: run_preprocess(df, out)), ("run_split", lambda: run_split(df, out)),
+                       ("TrainConfig", lambda: run_train(TrainConfig(src=df, out=str(out))))]:
+        with pytest.raises(TypeError, match=re.escape(f"{step}'s {what}") + "$"):
+            call()
+    assert not out.exists()
+
+
 def test_a_dataframe_given_to_run_predict_and_an_unknown_checkpoint_name_are_one_line_each(tmp_path):
     """run_predict(df, ...) / run_predict(run, df) (a notebook's DataFrame where a path goes) failed with pathlib's
     `TypeError: expected str, bytes or os.PathLike object, not DataFrame`, not naming the argument;

@@ -21,7 +21,7 @@ from imgcls.errors import MissingWeightsError, UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_earlier, remove_stale_temps, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
-from imgcls.options import check_arguments, python_too
+from imgcls.options import PATH, SRC_PATH, check_arguments, python_too
 from imgcls.outputs import CLEAN_SUMMARY, REPORT_HTML, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
 
@@ -180,7 +180,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     """`imgcls clean SRC`: mark duplicates, out-of-domain and undersampled rows; returns the manifest written to
     `out`/manifest.csv (clean's columns: keep, reason, dup_group, duplicate_of, label_conflict, ood_score).
     `materialize` (link | copy), when given, replaces cfg.materialize."""
-    check_arguments("run_clean", cfg=(cfg, CleanConfig), opts=(opts, mf.LayoutOptions))
+    check_arguments("run_clean", cfg=(cfg, CleanConfig), opts=(opts, mf.LayoutOptions), src=(src, PATH, SRC_PATH))
     cfg = cfg or CleanConfig()
     if materialize is not None:
         cfg = replace(cfg, materialize=materialize)

@@ -15,7 +15,7 @@ from imgcls import manifest as mf
 from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
-from imgcls.options import check_arguments
+from imgcls.options import PATH, SRC_PATH, check_arguments
 from imgcls.outputs import REPORT_HTML, refuse_other_output, refuse_users_files
 from imgcls.parallel import ParallelOptions, check_workers, closed_pool, signals_held
 from imgcls.pipeline import PIPELINE, default_input
@@ -34,7 +34,8 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
                    report: bool = True) -> pd.DataFrame:
     """Process every readable image of `src` into `out`; returns the output manifest (also written). `src` None:
     the furthest pipeline stage up to data/clean (imgcls.pipeline.default_input), announced."""
-    check_arguments("run_preprocess", cfg=(cfg, PreprocessConfig), opts=(opts, mf.LayoutOptions))
+    check_arguments("run_preprocess", cfg=(cfg, PreprocessConfig), opts=(opts, mf.LayoutOptions),
+                    src=(src, PATH, SRC_PATH))
     cfg = cfg or PreprocessConfig()
     cfg.validate()
     check_workers(workers)

@@ -15,7 +15,7 @@ from imgcls import profiles
 from imgcls.console import cache_reuse, info, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
-from imgcls.options import check_arguments, python_too
+from imgcls.options import PATH, SRC_PATH, check_arguments, python_too
 from imgcls.outputs import (output_set, own_earlier_files, placing_journal, read_yaml, refuse_other_output,
                             refuse_users_files, replacing_line, split_outputs)
 from imgcls.parallel import ParallelOptions, check_workers
@@ -247,7 +247,7 @@ def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | N
               cfg: SplitConfig | None = None, workers: int = ParallelOptions.workers) -> pd.DataFrame:
     """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports. `src` None: the
     furthest pipeline stage up to data/processed (imgcls.pipeline.default_input), announced."""
-    check_arguments("run_split", opts=(opts, mf.LayoutOptions), cfg=(cfg, SplitConfig))
+    check_arguments("run_split", opts=(opts, mf.LayoutOptions), cfg=(cfg, SplitConfig), src=(src, PATH, SRC_PATH))
     cfg = cfg or SplitConfig()
     cfg.validate()
     opts = reader_options(opts, cfg)
