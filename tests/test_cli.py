@@ -256,6 +256,11 @@ def test_the_command_line_leaves_python_s_exit_collection_nothing_to_walk(monkey
 @pytest.mark.parametrize("argv,words", [
     (["trian"], ["No such command 'trian'", "Did you mean 'train'?", "-h)"]),
     (["train", "--epoch", "3"], ["No such option: --epoch", "--epochs", "train -h)"]),
+    # a DACON user's flag of eda / clean / split: train's own for a table's class column is --target
+    (["train", "train.csv", "--label-col", "artist"],
+     ["No such option: --label-col; --target COLUMN trains on a column of the table whose values are the classes",
+      "train -h)"]),
+    (["tune", "--label-col", "artist"], ["No such option: --label-col; --target COLUMN", "tune -h)"]),
     (["train", "--epochs", "abc"], ["Invalid value for '--epochs'", "train -h)"]),
     (["ensemble"], ["Missing argument 'runs'", "ensemble -h)"]),
     # an option typed without its value: click's parser raises it without the command's context, and the hint the

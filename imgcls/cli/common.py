@@ -50,15 +50,30 @@ class _UnwrappedExamples:
         console.print()
 
 
+# A flag some commands take, typed to one that names the same thing otherwise: the flag it has instead, and what
+# that does (`imgcls train train.csv --label-col artist`, as eda / clean / split take it: train's is --target)
+OTHER_FLAG = {"--label-col": ("--target", "--target COLUMN trains on a column of the table whose values are the "
+                                          "classes")}
+
+
 class _UsageErrorsInContext:
     """A usage error raised while a command (or group) parses its arguments carries its context, whence
     _OneLineErrors names the command's help ('(see imgcls preprocess -h)'): click's parser raises an option typed
-    without its value (BadOptionUsage: "Option '--oversample' requires an argument") with none."""
+    without its value (BadOptionUsage: "Option '--oversample' requires an argument") with none. An unknown flag
+    another command takes, where this one has its OTHER_FLAG, says that flag."""
 
     def parse_args(self, ctx, args):
+        ex = _click_exceptions(type(self))
         try:
             return super().parse_args(ctx, args)
-        except _click_exceptions(type(self)).UsageError as e:
+        except ex.NoSuchOption as e:
+            flag, hint = OTHER_FLAG.get(e.option_name, (None, ""))
+            if any(flag in p.opts for p in self.params):
+                raise ex.UsageError(f"No such option: {e.option_name}; {hint}", ctx=ctx) from None
+            if e.ctx is None:
+                e.ctx = ctx
+            raise
+        except ex.UsageError as e:
             if e.ctx is None:
                 e.ctx = ctx
             raise
