@@ -391,7 +391,7 @@ def pass_label(what: str, readable: int, distinct: int, todo: int) -> str:
         less.append(f"{distinct - todo} cached")
     if not less:
         return what
-    said = f"{readable} images less {' and '.join(less)}"
+    said = f"{plural(readable, 'image')} less {' and '.join(less)}"
     return f"{what[:-1]}; {said})" if what.endswith(")") else f"{what} ({said})"
 
 

@@ -1668,6 +1668,7 @@ def test_thumbnail_and_sample_grid_bars_say_what_they_count(tmp_path, monkeypatc
     Thumbnails(df, content_representatives(df)[0], cache_dir=str(tmp_path / "fresh")).summarise()
     assert bars == {"thumbnails (10 images less 3 byte-identical copies)": 7}, bars
     assert pass_label("thumbnails", 5, 5, 5) == "thumbnails"
+    assert pass_label("thumbnails", 1, 1, 0) == "thumbnails (1 image less 1 cached)"     # was '1 images'
     assert pass_label("embedding (m, 160px)", 3, 2, 1) == "embedding (m, 160px; 3 images less 1 byte-identical copy " \
                                                           "and 1 cached)"
     from imgcls import embed          # its bar alike: one embedding per content
