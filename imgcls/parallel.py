@@ -196,7 +196,7 @@ class _PoolSigterm:
     default ended the process at once and left its forked workers blocked for ever on the task pipe a sibling still
     held open (orphans). Here the workers are terminated first, then the process ends by SIGTERM as before (the
     handler it replaced: the default, or an enclosing pool's; a handler that asks for it, `after_pool`, is called
-    instead: train's, cli.common.sigterm_interrupts, which ends the step as Ctrl-C does). A forked worker, which
+    instead: every command's, cli.common.sigterm_interrupts, which ends the step as Ctrl-C does). A forked worker, which
     inherits this handler before its initializer runs, just ends by it."""
 
     def __init__(self, ex, old):
@@ -216,8 +216,8 @@ class _PoolSigterm:
 
 def end_by_sigterm() -> None:
     """This process ends as SIGTERM's default ends it (exit 143 to a shell, -15 to Popen): the default handler set
-    back and the signal sent again. What a SIGTERM handler that has done its part does (closed_pool's, train's /
-    tune's cli.common.sigterm_interrupts, and a forked child that inherited either)."""
+    back and the signal sent again. What a SIGTERM handler that has done its part does (closed_pool's, every
+    command's cli.common.sigterm_interrupts, and a forked child that inherited either)."""
     import os
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGTERM)

@@ -441,8 +441,8 @@ def _one_line(e: BaseException) -> str:
 
 
 INTERRUPTED = "interrupted (Ctrl-C)"     # the message of a trial Ctrl-C stopped (trials.csv)
-# the message of a trial SIGTERM stopped (`timeout 2h imgcls tune`, a batch job's time limit: the tune command takes it
-# as Ctrl-C, cli.common.sigterm_interrupts): interrupted as well, its values run again when the study resumes
+# the message of a trial SIGTERM stopped (`timeout 2h imgcls tune`, a batch job's time limit: every command takes it as
+# Ctrl-C, cli.common.sigterm_interrupts): interrupted as well, its values run again when the study resumes
 INTERRUPTED_BY_SIGTERM = "interrupted (SIGTERM)"
 RERUN_OF = "rerun_of"       # user attr of a trial that runs the values of an interrupted trial again: its number
 # user attr: the pid namespace of a trial's process (_pid_namespace), beside its "host:pid": containers of one machine
