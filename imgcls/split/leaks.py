@@ -26,12 +26,13 @@ def sides(df: pd.DataFrame) -> pd.Series:
     return split.where(split.isin(SPLITS), "")
 
 
-def in_folds(df: pd.DataFrame, side: np.ndarray) -> np.ndarray:
-    """The rows on a k-fold's training sides (`side`: sides(df); a fold, or train in every fold; not test). An
+def in_folds(side: np.ndarray, folds: bool) -> np.ndarray:
+    """The rows on a k-fold's training sides (`side`: sides(df), or the split column split assigns, '' for a row
+    left out; a fold, or train in every fold; not test), none without folds (`folds`: the split has them). An
     oversampled copy never validates and trains in each fold where none of its sources validates
     (train.data.assign_split), so among these rows it may sit apart from a source it names only by augmented_from
     and from another copy it is a near duplicate of (split's placement, assign.follow_sources): no leak."""
-    return np.full(len(df), "fold" in df.columns) & (side != "") & (side != "test")
+    return np.full(len(side), folds) & (side != "") & (side != "test")
 
 
 def check_leaks(df: pd.DataFrame, group_col: str = "group",
@@ -41,7 +42,7 @@ def check_leaks(df: pd.DataFrame, group_col: str = "group",
     df. One row per (kind, key, side pair)."""
     from imgcls.manifest import augmented
     side = sides(df).to_numpy()
-    copy_in_folds = augmented(df) & in_folds(df, side)
+    copy_in_folds = augmented(df) & in_folds(side, "fold" in df.columns)
     paths = df["path"].astype(str).to_numpy()
     used = side != ""
     out = []
@@ -100,7 +101,7 @@ def side_units(df: pd.DataFrame, group_col: str = "group",
     placed = df[used]
     i, j, kind = typed_link_pairs(placed, group_col, pairs)
     side = sides(placed).to_numpy()
-    folds, copy = in_folds(placed, side), augmented(placed)
+    folds, copy = in_folds(side, "fold" in placed.columns), augmented(placed)
     apart = folds[i] & folds[j] & (side[i] != side[j]) & (
         (kind == COPY_LINK) | ((kind == NEAR_LINK) & copy[i] & copy[j]))
     out = pd.Series("", index=df.index, dtype=object)

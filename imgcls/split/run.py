@@ -24,7 +24,7 @@ from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_
                                  follow_sources)
 from imgcls.split.config import NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
 from imgcls.split.labels import class_column, derive_profile_labels, exclusion_reasons, is_profile_table
-from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, sides
+from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, in_folds, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  value_meanings, write_reports)
 from imgcls.split.units import (NEAR_LINK, content_label_conflicts, linked_units, near_duplicate_pairs_for,
@@ -145,11 +145,9 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     # folds, two folds keep it: train trains on it only in the folds where none of its sources validates)
     side = np.full(len(inc), "", dtype=object)
     side[drawn] = split if fold is None else split + " " + fold.astype(str)
-    in_folds = None
-    if fold is not None:
-        in_folds = np.zeros(len(inc), bool)
-        in_folds[drawn] = split != "test"
-    followed = follow_sources(drawn, side, units, i, j, kind, in_folds)
+    assigned = np.full(len(inc), "", dtype=object)
+    assigned[drawn] = split
+    followed = follow_sources(drawn, side, units, i, j, kind, in_folds(assigned, True) if fold is not None else None)
     left = followed < 0
     if left.any():
         notes.append(f"{int(left.sum())} oversampled cop{'y' if left.sum() == 1 else 'ies'} (augmented_from) "

@@ -442,11 +442,16 @@ def usable_rows(df: pd.DataFrame, target: str = "label") -> tuple[pd.DataFrame, 
     return df[ok].reset_index(drop=True), {k: v for k, v in counts.items() if v}
 
 
-def fold_ids(df: pd.DataFrame) -> list[int]:
+def fold_numbers(df: pd.DataFrame) -> np.ndarray | None:
+    """The `fold` column as numbers (float64: NaN where a row names no fold); None without the column."""
     if "fold" not in df.columns:
-        return []
-    f = pd.to_numeric(df["fold"], errors="coerce")
-    return sorted(int(x) for x in f.dropna().unique() if x >= 0)
+        return None
+    return pd.to_numeric(df["fold"], errors="coerce").astype("float64").to_numpy()
+
+
+def fold_ids(df: pd.DataFrame) -> list[int]:
+    f = fold_numbers(df)
+    return [] if f is None else sorted(int(x) for x in np.unique(f[~np.isnan(f)]) if x >= 0)
 
 
 def has_val_split(df: pd.DataFrame) -> bool:
@@ -491,7 +496,7 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
              f"whose sources train: dropped from validation (validation scores originals only; `imgcls split` "
              f"keeps copies with their sources)")
     # imgcls split's k-fold placement: in the fold of one source, while another source validates here
-    folds = pd.to_numeric(df["fold"], errors="coerce").to_numpy() if "fold" in df.columns else None
+    folds = fold_numbers(df)
     placed = leak & np.array([folds is not None and any(folds[s] == folds[k] for s in srcs)
                               for k, srcs in enumerate(sources)], bool)
     if placed.any():
@@ -535,7 +540,7 @@ def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: in
     split = df["split"].fillna("").astype(str).str.lower() if "split" in df.columns else None
     pool = np.ones(len(df), bool) if split is None else (split != "test").to_numpy()
     if fold is not None:
-        f = pd.to_numeric(df["fold"], errors="coerce").astype("float64").to_numpy()
+        f = fold_numbers(df)
         val = pool & (f == fold)
         train = pool & ~val & ~np.isnan(f)
         return train, val
