@@ -1,6 +1,7 @@
 """`imgcls eda`: class counts, sizes, modes, errors, exact duplicates, sample grids -> PNGs, report.html, summary.json."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -165,6 +166,12 @@ def _min_median_max(stats: dict) -> str:
 # Plots
 # --------------------------------------------------------------------------------------------------------------
 
+def ratio_text(ratio: float) -> str:
+    """An imbalance ratio as the screen, report.html and the class-count figure show it: 3 significant digits,
+    never an exponent (1.57, 15.0, 123, 2346); summary.json keeps the full number."""
+    return f"{ratio:.{max(0, 2 - math.floor(math.log10(ratio)))}f}"
+
+
 def plot_class_counts(summary: dict, path: Path) -> Path:
     plt = report.pyplot()
     items = sorted(summary["classes"].items(), key=lambda kv: -kv[1])
@@ -178,7 +185,7 @@ def plot_class_counts(summary: dict, path: Path) -> Path:
     ratio = summary.get("imbalance_ratio")
     copies = (f", incl. {summary['oversampled_copies']} oversampled copies" if summary.get("oversampled_copies")
               else "")
-    ax.set_title(f"images per class ({len(items)} classes, max/min = {ratio:.1f}{copies})" if ratio
+    ax.set_title(f"images per class ({len(items)} classes, max/min = {ratio_text(ratio)}{copies})" if ratio
                  else f"images per class{copies}")
     ax.set_ylabel("images")
     return report.save_figure(fig, path)
@@ -577,9 +584,9 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
     overview = report.key_values([
         ("source", summary["source"]), ("images", summary["n_images"]), ("readable", summary["n_readable"]),
         ("unreadable", summary["n_errors"]), ("classes", summary["n_classes"]),
-        ("imbalance (max/min)", f"{summary['imbalance_ratio']:.2f}" if summary["imbalance_ratio"] else "-"),
+        ("imbalance (max/min)", ratio_text(summary["imbalance_ratio"]) if summary["imbalance_ratio"] else "-"),
         *([("of the images, oversampled copies (augmented_from)", summary["oversampled_copies"]),
-           ("imbalance (max/min) of the originals", f"{summary['imbalance_ratio_originals']:.2f}"
+           ("imbalance (max/min) of the originals", ratio_text(summary["imbalance_ratio_originals"])
             if summary["imbalance_ratio_originals"] else "-")] if summary.get("oversampled_copies") else []),
         ("exact-duplicate groups", summary["exact_duplicate_groups"]),
         ("images that are extra copies", summary["exact_duplicate_images"]),
@@ -641,7 +648,7 @@ def print_summary(summary: dict) -> None:
     row("unreadable", str(summary["n_errors"]))
     row("exact-duplicate groups", str(summary["exact_duplicate_groups"]))
     if summary["imbalance_ratio"]:
-        row("imbalance max/min", f"{summary['imbalance_ratio']:.1f}")
+        row("imbalance max/min", ratio_text(summary["imbalance_ratio"]))
     if summary.get("imbalance_ratio_originals"):
-        row("imbalance max/min, originals", f"{summary['imbalance_ratio_originals']:.1f}")
+        row("imbalance max/min, originals", ratio_text(summary["imbalance_ratio_originals"]))
     print_table(t)

@@ -94,8 +94,29 @@ def test_oversampled_copies_are_said_and_the_imbalance_is_the_originals(tmp_path
     eda.print_summary(s)
     rows = [[c.strip() for c in line.split("│")[1:-1]] for line in capsys.readouterr().out.splitlines()]
     assert ["of them oversampled copies (augmented_from)", "3"] in rows, rows
-    assert ["imbalance max/min, originals", "4.0"] in rows, rows
+    assert ["imbalance max/min, originals", "4.00"] in rows, rows
     assert "oversampled_copies" not in eda.summarize(df.drop(columns="augmented_from"))
+
+
+def test_the_imbalance_ratio_reads_the_same_on_screen_in_the_report_and_the_figure(tmp_path, monkeypatch):
+    """eda showed one imbalance ratio three ways: 1.575 in summary.json, 1.57 in report.html, 1.6 on screen and
+    in the class-count figure's title. eda.ratio_text owns its text (3 significant digits) for all three."""
+    root = make_image_folder(tmp_path / "raw", {"a": 19, "b": 12}, size=(16, 16))     # 19/12 = 1.5833
+    titles = []
+    save = eda.report.save_figure
+    monkeypatch.setattr(eda.report, "save_figure",
+                        lambda fig, path, *a, **k: (titles.extend(ax.get_title() for ax in fig.axes),
+                                                    save(fig, path, *a, **k))[1])
+    out = tmp_path / "eda"
+    r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--workers", "1"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    summary, _, report = read_outputs(out)
+    assert summary["imbalance_ratio"] == pytest.approx(19 / 12)
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in r.output.splitlines()]
+    assert ["imbalance max/min", "1.58"] in rows, r.output
+    assert "<td>imbalance (max/min)</td><td>1.58</td>" in report
+    assert any("max/min = 1.58" in t for t in titles), titles
+    assert [eda.ratio_text(x) for x in (1.575, 4.0, 15.0, 123.4, 2345.6)] == ["1.57", "4.00", "15.0", "123", "2346"]
 
 
 def test_every_duplicate_group_is_written(tmp_path, monkeypatch):
