@@ -525,6 +525,25 @@ def test_a_unit_holding_most_of_its_class_stays_in_train(tmp_path):
     assert not any("mostly one linked unit" in n for n in s["notes"])
 
 
+def test_the_stratification_table_says_its_least_possible_gap_rows_and_groups_are_the_class_s(tmp_path):
+    """The report's Stratification table shows one row per class and part, but its `least_possible`, `rows` and
+    `groups` are the class's (10 rows over 3 folds: 4/3/3, a 6.7% largest gap no split avoids, on each fold's row,
+    although a fold of 3 rows is 3.3% off its target): the headers named none of them so. They read 'class rows',
+    'class groups' and 'class's least possible largest gap'; summary.json keeps its keys."""
+    import html as htmlmod
+    src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 12}, size=(12, 12))
+    out = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--out", str(out), "--folds", "3", "--no-near-dup", "-q"])
+    assert r.exit_code == 0, r.output
+    worst = json.loads((tmp_path / "splits_summary.json").read_text())["balance"]["worst"]
+    a = [w for w in worst if w["class"] == "a"]
+    assert len(a) == 3 and {w["least_possible"] for w in a} == {0.0667} and {w["rows"] for w in a} == {10}
+    page = " ".join(htmlmod.unescape((tmp_path / "splits_report.html").read_text()).split())
+    assert ("<th>class</th><th>part</th><th>share</th><th>target</th><th>deviation</th>"
+            "<th>class's least possible largest gap</th><th>class rows</th><th>class groups</th>") in page, page
+    assert "the class's own, over all its parts" in page
+
+
 def test_cli_profiles_on_real_files_writes_table_and_reports(tmp_path):
     src = make_profiles(tmp_path / "raw", n_profiles=40, size=(12, 12))
     before = tree_snapshot(src)

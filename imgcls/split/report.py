@@ -66,6 +66,11 @@ def distribution(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["column", "value", "part", "n", "share", "copies"])
 
 
+# balance()'s `worst` rows are per class and part; these of their values are the class's (summary.json keeps the keys)
+CLASS_WIDE_COLUMNS = {"least_possible": "class's least possible largest gap", "rows": "class rows",
+                      "groups": "class groups"}
+
+
 def least_gap(n: int, targets: Sequence[float]) -> float:
     """The smallest largest gap between a class's shares and the parts' targets that whole rows allow: n rows
     placed by largest remainder (each part floor or ceil of its target's rows, the ceils to the largest remainders,
@@ -238,8 +243,10 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
          bal.get("max_deviation")), ("tolerance", cfg.tolerance),
         ("within tolerance (or at the least gap a class's whole rows allow)", bal.get("within_tolerance"))])
         + report.note(f"the {len(bal.get('worst', []))} class / part rows furthest from their target share, largest "
-                      f"deviation first")
-        + report.table(_with_meaning(pd.DataFrame(bal.get("worst", [])), "class", meanings.get("label")))))
+                      f"deviation first; the least possible largest gap (what the class's whole rows allow), rows and "
+                      f"groups are the class's own, over all its parts")
+        + report.table(_with_meaning(pd.DataFrame(bal.get("worst", [])), "class", meanings.get("label"))
+                       .rename(columns=CLASS_WIDE_COLUMNS))))
     if plot is not None:
         sections.append(("Class shares", report.img(plot, "class shares per part")))
     for col in columns:
