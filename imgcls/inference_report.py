@@ -213,6 +213,7 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
     shares within its attributes, ensemble.profile.share_text: per attribute where they differ, which the numeric
     weight cannot say) is shown in the weight column, as the terminal's table shows it. member_metas: the members'
     model metadata (ensemble.profile.member_meta), which name a profile ensemble's classes (their age bands)."""
+    from imgcls.ensemble.table import NOT_RUN_NOTE
     from imgcls.runs import COMMON_OOF, common_rows, cross_fitted
     out = Path(out)
     S = report.safe
@@ -264,7 +265,8 @@ def write_ensemble_report(out: str | os.PathLike, spec, table: pd.DataFrame, oof
                     + f"; {rows}: on the rows every member predicted (the ensemble is scored there"
                     + (", out-of-fold: every member is a k-fold set)" if rows == COMMON_OOF else ")")
                     + ("; weight: a member's share within the attribute(s) it predicts (the profile multiplies the "
-                       "attributes' probabilities)" if spec.combine == "profile" else ""))
+                       "attributes' probabilities)" if spec.combine == "profile" else "")
+                    + (f"; {NOT_RUN_NOTE}" if len(spec.running().members) < len(spec.members) else ""))
     return report.write_report(out / REPORT_HTML, "ensemble.html", title=f"imgcls ensemble: {spec.name}",
                                summary=S(report.key_values(kv)), members=S(report.table(shown, digits=4)),
                                members_note=members_note, rows=rows, **ctx)

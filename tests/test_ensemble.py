@@ -2,6 +2,7 @@
 that predict consumes, and clear errors for members that do not share classes."""
 from __future__ import annotations
 
+import html
 import json
 import re
 from pathlib import Path
@@ -201,6 +202,27 @@ def test_run_predict_takes_the_ensemble_spec_build_ensemble_returns(tmp_path):
     by_path = run_predict(spec.path, test, out=tmp_path / "p2", workers=0)
     assert by_object["source"] == by_path["source"] == str(spec.path.resolve())
     assert pd.read_parquet(tmp_path / "p1" / "probs.parquet").equals(pd.read_parquet(tmp_path / "p2" / "probs.parquet"))
+
+
+def test_scores_csv_counts_the_checkpoints_the_ensemble_runs(tmp_path):
+    """A weight-0 member is not run by predict (EnsembleSpec.running), yet scores.csv's ensemble row counted its
+    checkpoints: a 1-checkpoint run weighted 1 beside a 2-fold set weighted 0 read 3 checkpoints for an ensemble
+    that runs 1. The ensemble's rows count the checkpoints predict runs; the member keeps its own count, and the
+    screen's and the report's notes say a weight-0 member is not run."""
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, folds=2, val_rows=rows,
+                       val_quality=0.1)
+    out = tmp_path / "ens"
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "1,0",
+                              "--out", str(out)], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "scores.csv").set_index("member")
+    assert table.loc["resnet", "checkpoints"] == 2 and table.loc["resnet", "weight"] == 0
+    assert table.loc["ensemble (weighted)", "checkpoints"] == 1, table
+    note = "a member of weight 0 is not run (predict leaves it out; the ensemble's ckpts count what it runs)"
+    assert note in " ".join(res.output.split()), res.output
+    assert note in " ".join(html.unescape((out / "report.html").read_text()).split())
 
 
 def test_a_member_of_weight_zero_is_not_run(tmp_path, monkeypatch):

@@ -143,7 +143,9 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     # auto weights are fitted on the very rows the ensemble is scored on: that score is optimistic and says so;
     # the cross-fitted score (weights fitted on the other folds of the rows, scored on the held-out fold) is not
     label = f"ensemble ({method})" + (", weights fitted on these rows" if fitted else "")
-    ens_row = {"member": label, "checkpoints": sum(len(m.checkpoints) for m in members),
+    spec = EnsembleSpec(name, method, members, classes, scores=scores)
+    # the checkpoints predict runs: a member of weight 0 under a weighted or hard vote is left out (spec.running)
+    ens_row = {"member": label, "checkpoints": sum(len(m.checkpoints) for m in spec.running().members),
                "val_images": int(len(y)), "val_macro_f1": float("nan"), "weight": 1.0}
     extra_rows = []
     if len(y):
@@ -167,7 +169,6 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     rows.append(ens_row)
     rows.extend(extra_rows)
 
-    spec = EnsembleSpec(name, method, members, classes, scores=scores)
     spec.path = write_spec(spec, out, out_typed)
     from imgcls.fsutil import write_table
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",

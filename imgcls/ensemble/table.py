@@ -6,6 +6,10 @@ import pandas as pd
 from imgcls.console import print_table
 
 
+# said under the table (screen and report.html) where a member has weight 0 under a weighted or hard vote
+NOT_RUN_NOTE = "a member of weight 0 is not run (predict leaves it out; the ensemble's ckpts count what it runs)"
+
+
 def print_scores(table: pd.DataFrame, common_rows: int) -> None:
     """`common_rows`: how many validation rows every member predicted (the common column's scores are over them,
     named as `imgcls runs` names them: common OOF where every member is a k-fold set; own val names each member's
@@ -23,7 +27,10 @@ def print_scores(table: pd.DataFrame, common_rows: int) -> None:
     if table["member"].str.contains("weights fitted on these rows").any():
         notes.append("weights fitted on these rows: optimistic (the same rows chose the weights); "
                      "the cross-fitted row scores each row with weights fitted without it")
-    if table["member"].str.startswith("ensemble (profile").any():
+    profile = table["member"].str.startswith("ensemble (profile").any()
+    if (members["weight"] == 0).any() and not profile:       # EnsembleSpec.running leaves such a member out
+        notes.append(NOT_RUN_NOTE)
+    if profile:
         notes.append("weight: a member's share within the attribute(s) it predicts (the profile multiplies the "
                      "attributes' probabilities)")
     t.caption = "; ".join(notes) or None
