@@ -23,6 +23,9 @@ from imgcls.outputs import EDA_SUMMARY, REPORT_HTML, output_set, refuse_other_ou
 from imgcls.parallel import ParallelOptions, check_workers
 
 CLASSES_PER_GRID = 20
+# a sample grid row's title at most this wide: tight_layout found no layout for one of ~4 inches at 7 pt or more (a
+# UserWarning), whatever --samples is; ~50-70 characters
+SAMPLE_TITLE_INCHES = 3.5
 
 
 def exact_duplicate_groups(df: pd.DataFrame) -> list[dict]:
@@ -289,7 +292,9 @@ def plot_sample_grids(df: pd.DataFrame, out: Path, seed: int, per_class: int = S
                             pass
                     if c == 0:
                         title = profiles.class_titles([name], meanings)[0] if name else "(unlabeled)"
-                        ax.set_title(f"{title}: {len(rows)}" if title != name else f"{title} ({len(rows)})",
+                        count = f": {len(rows)}" if title != name else f" ({len(rows)})"
+                        # a long name cut with an ellipsis (tight_layout found no layout for a wider title, and warned)
+                        ax.set_title(report.fit_text(title, SAMPLE_TITLE_INCHES, 7, count),
                                      fontsize=7, loc="left")
                 advance()
             with report.glyph_warnings_held():      # a layout pass draws the titles (save_figure says the boxes)

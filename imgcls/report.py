@@ -263,6 +263,30 @@ def glyph_warnings_held():
         yield
 
 
+ELLIPSIS = "\u2026"
+
+
+def fit_text(text: str, inches: float, fontsize: float, suffix: str = "") -> str:
+    """`text` + `suffix` as a figure draws it within `inches` at `fontsize` points (matplotlib's fonts, fallbacks
+    included): where longer, `text` is cut and ends in an ellipsis, `suffix` (a count) kept whole. For figure text
+    alone: a ~100-character class name in a title left no layout for tight_layout (a UserWarning on screen); tables,
+    CSVs and JSON keep the whole name."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+    prop, path = FontProperties(size=fontsize), TextToPath()
+
+    def fits(s: str) -> bool:
+        return path.get_text_width_height_descent(s + suffix, prop, ismath=False)[0] <= inches * 72
+    with glyph_warnings_held():      # a character no font has: said when the figure is saved (_drawn_with_glyphs)
+        if fits(text):
+            return text + suffix
+        lo, hi = 0, len(text)        # the longest start of `text` that fits with the ellipsis
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if fits(text[:mid] + ELLIPSIS) else (lo, mid - 1)
+    return text[:lo].rstrip() + ELLIPSIS + suffix
+
+
 def _drawn_with_glyphs(fig, save) -> None:
     """save() the figure. Where its text has characters the fonts lack (Chinese or Japanese class names, say; Korean
     ones where korean_font is missing): with an installed font that has them added as a fallback (for later figures

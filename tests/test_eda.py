@@ -119,6 +119,36 @@ def test_the_imbalance_ratio_reads_the_same_on_screen_in_the_report_and_the_figu
     assert [eda.ratio_text(x) for x in (1.575, 4.0, 15.0, 123.4, 2345.6)] == ["1.57", "4.00", "15.0", "123", "2346"]
 
 
+def test_a_long_class_name_is_cut_in_the_sample_grid_title_alone_and_draws_without_warnings(tmp_path, monkeypatch):
+    """A ~100-character class name made samples.png's tight_layout warn on screen ("Tight layout not applied": the
+    row's title wider than any layout allows). Figure titles cut it with an ellipsis to the row (its count kept);
+    summary.json and the report keep the whole name."""
+    import warnings
+    name = "a_very_long_class_name_" + "w" * 77                         # 100 characters
+    root = make_image_folder(tmp_path / "raw", {name: 3, "short": 2}, size=(16, 16))
+    titles = []
+    save = eda.report.save_figure
+    monkeypatch.setattr(eda.report, "save_figure",
+                        lambda fig, path, *a, **k: (titles.extend(ax.get_title(loc="left") for ax in fig.axes),
+                                                    save(fig, path, *a, **k))[1])
+    out = tmp_path / "eda"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--workers", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
+    cut = [t for t in titles if t.startswith("a_very_long_class_name_")]
+    assert len(cut) == 1 and cut[0].endswith("\u2026 (3)") and len(cut[0]) < 80, titles
+    assert "short (2)" in titles
+    summary, _, report = read_outputs(out)
+    assert name in summary["classes"] and name in report
+    for per_class in (1, 3, 12):                   # --samples: the row is narrower or wider
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            eda.plot_sample_grids(mf.load(root, scan=True, announce=False), tmp_path / f"s{per_class}", 0, per_class)
+        assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
+
+
 def test_every_duplicate_group_is_written(tmp_path, monkeypatch):
     """report.html lists the first DUPLICATES_SHOWN groups (200 of openclipart_l1's 933, "733 more rows not
     shown") and summary.json only counts them: the other groups were written nowhere. exact_duplicates.csv holds
