@@ -215,3 +215,34 @@ def test_the_readme_python_examples_train_models_whose_weights_are_here_offline(
             configs.append(cfg)
             weights.resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
     assert len(configs) >= 3, "the README's Python examples moved"
+
+
+def test_the_readme_and_train_help_shell_examples_train_models_whose_weights_are_here_offline(monkeypatch):
+    """The README's first examples (`imgcls train --model efficientnet_b4`, the DACON chain, `--folds all`) and
+    its line that `imgcls train --model efficientnet_b4` "works as typed" named a model with hub weights only:
+    offline (the README's promise) they stop with the "no pretrained weights" line; so did two of `imgcls train
+    --help`'s examples (efficientnet_b4, efficientnet_b2). Every `imgcls train` / `tune` example with a --model
+    that loads pretrained weights names one whose weights are here offline with an empty cache."""
+    import re
+    from pathlib import Path
+    from imgcls.cli.train import EPILOG
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    monkeypatch.setattr(weights, "hub_cached_file", lambda name: None)      # nothing cached
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    shell = [line for lang, body in re.findall(r"```(\w*)\n(.*?)```", readme, re.S) if lang != "python"
+             for line in body.splitlines()]
+    inline = re.findall(r"`(imgcls (?:train|tune) [^`]*)`", readme)
+    models = []
+    for line in [*shell, *inline, *EPILOG.splitlines()]:
+        for cmd in re.split(r"&&|;", line.split("#")[0]):
+            words = cmd.split()
+            if not re.search(r"imgcls (train|tune)\b", " ".join(words)) or "--model" not in words:
+                continue
+            if "--no-pretrained" in words or "--weights" in words:
+                continue
+            name = words[words.index("--model") + 1]
+            if name.isupper():            # a placeholder (the section heading's `--model NAME`)
+                continue
+            models.append(name)
+            weights.resolve_weights(name, True, None)
+    assert len(models) >= 5, f"the examples moved: {models}"

@@ -19,9 +19,9 @@ EPILOG = """Examples:
 
   imgcls train data/splits.csv --model resnet10t --no-pretrained --heads multi --branch deep --loss focal --sampler weighted
 
-  imgcls train --folds all --model efficientnet_b4 --amp
+  imgcls train --folds all --model tf_efficientnet_lite2 --amp
 
-  imgcls train --model efficientnet_b2 --img-size 260 --crop-from 2   # test images a quarter of a painting
+  imgcls train --model tf_efficientnet_lite2 --img-size 260 --crop-from 2   # test images a quarter of a painting
 
   imgcls train --resume outputs/runs/RUN
 
