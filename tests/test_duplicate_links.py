@@ -436,7 +436,7 @@ def test_clean_report_threshold_sweep_says_what_the_mode_does(tmp_path):
                    "threshold_sweep": sweep}
         page = " ".join(htmlmod.unescape(write_clean_report(tmp_path / "r.html", df, summary).read_text()).split())
         if mode == "link":
-            assert ("Threshold sweep (--duplicates link: nothing is removed): the images that would be linked to "
+            assert ("Threshold sweep (--duplicates link): the images that would be linked to "
                     "their duplicate group's first member at each threshold") in page
             assert "<th>threshold</th><th>linked</th><th>distinct images (one per group)</th>" in page
             assert "would remove" not in page
@@ -444,6 +444,32 @@ def test_clean_report_threshold_sweep_says_what_the_mode_does(tmp_path):
             assert "Threshold sweep (--duplicates drop): the images deduplication would remove" in page
             assert "<th>threshold</th><th>removed</th><th>remaining</th>" in page
         assert "<td class=\"num\">2815</td>" in page
+
+
+def test_the_link_sweep_heading_says_what_conflicts_removes(tmp_path):
+    """Under --duplicates link the sweep's heading said "nothing is removed ... every image kept", while the default
+    --conflicts majority-knn removes a group's minority label even so: 320 Open Clip Art images (openclipart_dirty)
+    linked 19 (linked_kept) and removed 1 label_conflict, and the sweep's 'linked' column read 20 at the cut. The
+    heading says the sweep counts those too, and that --conflicts removes them; under --conflicts all, which keeps
+    every label, every image is kept."""
+    import html as htmlmod
+    from dataclasses import asdict
+
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.report import write_clean_report
+    df = pd.DataFrame({"root": str(tmp_path), "path": ["a/0.png", "a/1.png"], "label": "a", "keep": True,
+                       "reason": "", "dup_group": "", "duplicate_of": "", "label_conflict": False, "error": "",
+                       "ood_score": 0.0})
+    sweep = [{"threshold": 0.98, "removed": 20, "remaining": 300}]
+    for conflicts, said in (("majority-knn", "every image kept but those --conflicts majority-knn removes from a "
+                                             "group spanning labels, counted here too"),
+                            ("all", "every image kept)")):
+        summary = {"config": asdict(CleanConfig(duplicates="link", conflicts=conflicts)), "n_images": 2, "kept": 2,
+                   "removed": {}, "label_conflict_groups": 0, "label_conflicts": [],
+                   "families": {"groups_of_3_or_more": 0, "images_in_them": 0, "pair_groups": 0},
+                   "threshold_sweep": sweep}
+        page = " ".join(htmlmod.unescape(write_clean_report(tmp_path / "r.html", df, summary).read_text()).split())
+        assert said in page and "nothing is removed" not in page, conflicts
 
 
 def test_fallback_val_split_says_a_drawn_share_far_from_the_one_asked(capsys):

@@ -73,15 +73,20 @@ def _ood_section(df: pd.DataFrame, summary: dict, max_pixels: int | None = None)
 def _sweep_section(summary: dict) -> tuple[str, str]:
     """The threshold sweep in the words of the --duplicates mode used. Each row counts, at that threshold, the
     images beyond the first of each duplicate group (exact copies + near copies): under `drop` those deduplication
-    removes, under `link` (the default, which removes nothing) those it links to their group's first member."""
+    removes, under `link` (the default, which removes no duplicate) those it links to their group's first member,
+    with those --conflicts removes from a group spanning labels (majority-knn, the default: its minority labels)."""
     mode = summary["config"].get("duplicates", "link")
     if mode == "drop":
         head = ("Threshold sweep (--duplicates drop): the images deduplication would remove at each threshold "
                 "(exact copies + near copies; one image of each group kept)")
         names = {"removed": "removed", "remaining": "remaining"}
-    else:
-        head = ("Threshold sweep (--duplicates link: nothing is removed): the images that would be linked to their "
-                "duplicate group's first member at each threshold (exact copies + near copies; every image kept)")
+    else:       # link removes no duplicate, but --conflicts (majority-knn by default) a group's other labels
+        conflicts = summary["config"].get("conflicts", "all")
+        kept = ("every image kept" if conflicts == "all" else
+                f"every image kept but those --conflicts {conflicts} removes from a group spanning labels, counted "
+                f"here too")
+        head = ("Threshold sweep (--duplicates link): the images that would be linked to their duplicate group's "
+                f"first member at each threshold (exact copies + near copies; {kept})")
         names = {"removed": "linked", "remaining": "distinct images (one per group)"}
     return head, report.table(pd.DataFrame(summary["threshold_sweep"]).rename(columns=names))
 
