@@ -40,7 +40,7 @@ from imgcls.fsutil import (check_not_replacing, check_output_location, check_out
 from imgcls.layouts import FolderView
 from imgcls.options import PATH, check, check_arguments, python_too, shown
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMARY, REPORT_HTML, SPEC_NAME,
-                            SUBMISSION_CSV, own_earlier_files, refuse_other_output, refuse_users_files,
+                            SUBMISSION_CSV, output_set, own_earlier_files, refuse_other_output, refuse_users_files,
                             replacing_line)
 from imgcls.predict_config import (EVAL_SPLITS, PROBS_FORMATS, PredictConfig,  # noqa: F401  (imgcls.predict's own)
                                    keyword_of)
@@ -1080,18 +1080,21 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
                           images=mf.image_paths(df), owns=False)
     # an earlier prediction here: its files are replaced, its probabilities in the other --probs-format too (its
     # own earlier files, outputs' one rule); without one, a probs.csv beside is a file of the user's, never touched
-    other = own_earlier_files(out, "predict", [out / f"probs.{f}" for f in PROBS_FORMATS if f != probs_format])
+    # (what a run stopped among the renames of its set placed is its own too: `placing`)
+    placing = out / "predict"
+    other = own_earlier_files(out, "predict", [out / f"probs.{f}" for f in PROBS_FORMATS if f != probs_format],
+                              placing)
     probs_files = [f"probs.{probs_format}", *(f.name for f in other)]
     from imgcls.figure_files import confusion_png_names
     # an earlier --eval's confusion PNGs go with the prediction they scored: this run's report draws its own, or none
-    earlier_figures = own_earlier_files(out, "predict", [out / n for n in confusion_png_names()])
+    earlier_figures = own_earlier_files(out, "predict", [out / n for n in confusion_png_names()], placing)
     check_not_replacing([out / n for n in (SUBMISSION_CSV, *probs_files, PREDICT_SUMMARY, REPORT_HTML)],
                         [*mf.read_table(df), sample_submission])
     # its files over a user's own of those names in a folder no predict wrote (their submission.csv, report.html)
     replaced = refuse_users_files(out, "predict", [out / n for n in (SUBMISSION_CSV, *probs_files, PREDICT_SUMMARY,
                                                                      REPORT_HTML,
                                                                      *(confusion_png_names() if evaluate and plots
-                                                                       else ()))])
+                                                                       else ()))], placing=placing)
     if only:
         df = df[rows].reset_index(drop=True)
         rows = np.ones(len(df), bool)
@@ -1151,14 +1154,8 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
                       axis=1)
     if replaced:    # the default folder is named by the run alone: say what goes (its own earlier files)
         info(replacing_line(out, "an earlier prediction"))
-    out.mkdir(parents=True, exist_ok=True)
-    write_table(table, probs_path)
-    for name in probs_files:        # the earlier prediction's probabilities in the other format are replaced too
-        if name != probs_path.name and (out / name).is_file():
-            (out / name).unlink()
     sub = template.fill(pred, classes) if template is not None else build_submission(df, pred, classes, fmt)
     sub_path = out / SUBMISSION_CSV
-    write_table(sub, sub_path)
 
     n = len(df)
     k = len(spec.members[0].checkpoints)
@@ -1188,16 +1185,21 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
         else:
             summary["eval"] = scores
             _print_eval(scores, tta_spec)
-    write_json(out / PREDICT_SUMMARY, summary)
-    for f in earlier_figures:
-        if f.is_file() and not f.is_symlink():
-            f.unlink()
     from imgcls.inference_report import write_predict_report
     from imgcls.ensemble.profile import member_meta
     from imgcls.profiles import prediction_meanings
-    write_predict_report(out, summary, table, classes, [m.run for m in spec.members],
-                         rows if summary.get("eval") else None, shares=weights if shares else None,
-                         meanings=prediction_meanings(classes, [member_meta(m) for m in spec.members]), plots=plots)
+    # the files are written as one set (outputs.output_set), then renamed into place, predict.json last (`beside`:
+    # the record of a whole set); the earlier prediction's probabilities in the other format and confusion PNGs go
+    # with it. A stop while writing (Ctrl-C, an error) left new probabilities beside the earlier submission; now the
+    # earlier set stays whole
+    with output_set(out, "predict", earlier=[f.name for f in (*other, *earlier_figures)]) as written:
+        write_table(table, written.stage / probs_path.name)
+        write_table(sub, written.stage / SUBMISSION_CSV)
+        write_predict_report(written.stage, summary, table, classes, [m.run for m in spec.members],
+                             rows if summary.get("eval") else None, shares=weights if shares else None,
+                             meanings=prediction_meanings(classes, [member_meta(m) for m in spec.members]),
+                             plots=plots)
+        write_json(written.beside(PREDICT_SUMMARY), summary)
     # --eval on a split table scores one part of it; what the submission and probabilities hold is said
     held = (f": only the {part} rows of {data}, the ones --eval scored (without --eval-split every row is "
             f"predicted)" if only else

@@ -208,7 +208,12 @@ def count_folder_listings(monkeypatch, walks: bool = False) -> list[Path]:
     listed: list[Path] = []
     if walks:
         scandir = os.scandir
-        monkeypatch.setattr(os, "scandir", lambda path=".": listed.append(Path(path)) or scandir(path))
+
+        def counted_scandir(path="."):
+            if not isinstance(path, int):   # an open folder's descriptor: shutil.rmtree's walk of a staging folder
+                listed.append(Path(path))
+            return scandir(path)
+        monkeypatch.setattr(os, "scandir", counted_scandir)
     else:
         listing = FolderView.__dict__["_listing"].func
         counted = cached_property(lambda self: listed.append(self.root) or listing(self))

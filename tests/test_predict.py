@@ -478,6 +478,29 @@ def test_no_plots_writes_the_report_s_tables_without_its_figures(tmp_path):
     assert plain == drawn
 
 
+@pytest.mark.parametrize("stop_in", ["imgcls.predict.build_submission",
+                                     "imgcls.inference_report.write_predict_report"])
+def test_a_prediction_stopped_while_writing_leaves_the_earlier_set_whole(tmp_path, monkeypatch, stop_in):
+    """predict wrote probs, submission.csv, predict.json and report.html one after another, each atomic but not as a
+    set: a Ctrl-C or an error between them left the new probabilities beside the earlier submission (or a new
+    submission and predict.json beside the earlier report). They are written as one set (outputs.output_set): a
+    stop while writing leaves the earlier prediction's files as they were, and no temporary file."""
+    from imgcls.predict import run_predict
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = make_image_folder(tmp_path / "test", {"": 4}, size=(32, 32))
+    out = tmp_path / "pred"
+    run_predict(run, test, out, workers=0)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"submission.csv", "probs.parquet", "predict.json", "report.html"} <= set(before)
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(stop_in, stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_predict(run, test, out, workers=0, tta="flip", fmt="dacon")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def test_a_prediction_replacing_an_eval_one_leaves_none_of_its_confusion_pngs(tmp_path):
     """predict --eval drew confusion_matrix.png / _normalized.png into its --out; a later predict into that folder
     without --eval (or with --no-plots) said 'holds an earlier prediction; it is replaced', replaced the submission,
@@ -2643,3 +2666,4 @@ def test_a_test_csv_written_on_windows_names_its_images_with_backslashes(tmp_pat
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ids
     assert (pd.read_parquet(tmp_path / "p" / "probs.parquet")["error"] == "").all()
+
