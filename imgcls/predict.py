@@ -263,10 +263,25 @@ def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None
     # the submission id: a CSV's own `id` column (spelled in any case: DACON's `ID`), else the CSV's image column
     # (e.g. ImageID), else the path
     own = [c for c in df.columns if str(c).strip().lower() == "id" and (df[c].astype(str) != "").any()]
+    check_one_id_column(df, own, data)
     if "id" not in df.columns or (df["id"].astype(str) == "").all():
         df["id"] = df[own[0]] if own else df["source_id"] if "source_id" in df.columns else df["path"]
     df["id"] = df["id"].astype(str)
     return df.reset_index(drop=True)
+
+
+def check_one_id_column(df: pd.DataFrame, own: Sequence[str], data) -> None:
+    """A table with two id columns (`own`: those spelled id in any case, `Id` and `ID`) holding other ids: which
+    one the competition grades is unsaid, and the first one taken silently may make every id of the submission
+    wrong. One line naming both and the first row where they differ, before the model runs; columns holding the
+    same ids are one id."""
+    for other in own[1:]:
+        differ = (df[own[0]].astype(str) != df[other].astype(str)).to_numpy()
+        if differ.any():
+            i = int(np.flatnonzero(differ)[0])
+            raise UserError(f"{data} has two id columns, {own[0]} and {other}, holding other ids (row {i + 1}: "
+                            f"{df[own[0]].iloc[i]}, {df[other].iloc[i]}): which one is the submission's id is unsaid; "
+                            f"give a copy of it keeping the competition's id column only")
 
 
 def say_unlisted_images(df: pd.DataFrame) -> None:

@@ -2667,3 +2667,24 @@ def test_a_test_csv_written_on_windows_names_its_images_with_backslashes(tmp_pat
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ids
     assert (pd.read_parquet(tmp_path / "p" / "probs.parquet")["error"] == "").all()
 
+
+def test_a_test_csv_with_two_id_columns_of_other_ids_is_refused_naming_both(tmp_path, monkeypatch):
+    """A test.csv holding both `Id` and `ID` (or `id` and `ID`) took the first as the submission's id without a
+    word: the other may be the competition's, and every id of the submission would be wrong. Two id columns holding
+    other ids are one line naming both, before the model runs; two holding the same ids are one id."""
+    run, ids = _two_image_test_csv(tmp_path, monkeypatch, "ID", "./test/{}.png")
+    table = pd.read_csv("test.csv", dtype=str)
+    for other in ("Id", "id"):
+        table.insert(0, other, ["a", "b"])
+        table.to_csv("test.csv", index=False)
+        res = invoke("predict", run, "--data", "test.csv", "--out", tmp_path / "p", "--workers", 0)
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and (f"test.csv has two id columns, {other} and ID, holding other ids (row 1: a, "
+                                       f"TEST_00001)") in said, said
+        assert not (tmp_path / "p").exists()
+        table = table.drop(columns=other)
+    table.insert(0, "Id", ids)
+    table.to_csv("test.csv", index=False)
+    res = invoke("predict", run, "--data", "test.csv", "--out", tmp_path / "p", "--workers", 0)
+    assert res.exit_code == 0, res.output
+    assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ids
