@@ -103,6 +103,22 @@ def read_csv(path: Path, what: str = "CSV file", text: str | None = None, fix: s
                         f"{fix or 'fix the file'}") from None
 
 
+def csv_row_lines(text: str) -> list[int]:
+    """The line of a CSV's text each data row starts on (the header's is 1), as read_csv's rows are numbered by
+    pandas: blank lines are no row (pandas skips them), and a quoted value's line breaks stay in its row. What a
+    line naming one row says: a row's index + 2 was off after either."""
+    import csv
+    import io as _io
+    rows = csv.reader(_io.StringIO(text, newline=""), delimiter=csv_separator(text))
+    next(rows, None)
+    lines, end = [], rows.line_num
+    for row in rows:
+        if row:
+            lines.append(end + 1)
+        end = rows.line_num
+    return lines
+
+
 # folders of a system's own files, never a class or images of one: a zip made on macOS holds its resource forks
 # (._<name>) in __MACOSX; a Synology NAS keeps a thumbnail folder @eaDir/<image>/SYNOPHOTO_THUMB_*.jpg beside every
 # folder of images it indexed (copies of each image, read as images of its class)
@@ -776,8 +792,8 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
     """The rows of a competition CSV, and the folder their paths are relative to: `root`, or without --image-dir
     the folder under it where the names are found (csv_image_root). `view`: the look at the folder that detected
     the layout, whose text of the CSV is read (FolderView.text: the file is not read from disk again)."""
-    table = read_csv(csv_path, "CSV file", dtype=str, keep_default_na=False,
-                     text=view.text(csv_path) if view is not None else None)
+    text = view.text(csv_path) if view is not None else csv_text(csv_path)
+    table = read_csv(csv_path, "CSV file", dtype=str, keep_default_na=False, text=text)
     cols = list(table.columns)
 
     def need(col: str | None, flag: str, guesses: Iterable[str] = ()) -> str | None:
@@ -802,7 +818,8 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
     empty = [i for i, p in enumerate(table[path_col].astype(str)) if _dot_slash_dropped(p.strip()) in ("", ".")]
     if empty:
         more = f" (and {len(empty) - 1} more row(s))" if len(empty) > 1 else ""
-        raise UserError(f"CSV file {csv_path}: line {empty[0] + 2} has no image in its column {path_col}{more}; "
+        line = csv_row_lines(text)[empty[0]]
+        raise UserError(f"CSV file {csv_path}: line {line} has no image in its column {path_col}{more}; "
                         f"every row names its image file: fill the cell in or drop the row")
     # the folder is judged by the names as they are looked for: with --ext added (test.csv's bare ids, test/*.jfif)
     names = _ext_added([_dot_slash_dropped(p) for p in table[path_col].astype(str)], opts.ext)

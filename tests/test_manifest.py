@@ -1499,6 +1499,16 @@ def test_a_semicolon_or_tab_separated_csv_is_read_with_its_separator(tmp_path, s
     assert list(df["path"].iloc[tpl.order].str[:4]) == ids
 
 
+def test_a_row_naming_no_image_is_named_by_its_line_in_the_file(tmp_path):
+    """A row with an empty image cell was named by 'line {row + 2}': off for a CSV whose earlier rows hold a quoted
+    value spread over two lines or a blank line (pandas skips it), so the user looked at the wrong row. The line is
+    the one the row starts on in the file, as a text editor numbers it."""
+    make_image(tmp_path / "test" / "a.png", seed=0)
+    (tmp_path / "test.csv").write_text('img_path,note\n\ntest/a.png,"two\nlines"\n\n,x\n')
+    with pytest.raises(UserError, match="line 6 has no image in its column img_path"):
+        mf.load(tmp_path / "test.csv", scan=False)
+
+
 def test_no_step_writes_into_the_competitions_train_or_eval_folder_given_whole(tmp_path):
     """`imgcls eda train --out train/eda` (the mask competition's train/: train.csv and images/<profile>/) wrote the
     report beside train.csv: only images/, the profiles' root, was checked. `train` was then read as class folders
