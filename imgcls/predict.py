@@ -49,7 +49,7 @@ from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, f
 from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
                                check_template_exists, check_unique_ids, is_template_data, match_template,
-                               resolve_format, submission_ids, template_beside)
+                               folder_template, listing_csv, resolve_format, submission_ids, template_beside)
 from imgcls.train.config import TrainConfig
 from imgcls.train.rundir import ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, read_run_csv, read_validation, validation_files
 from imgcls.tta import TTASpec, parse_tta
@@ -1065,9 +1065,20 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     # the template read and matched to the test rows now: a missing file or other ids fail before the model runs
     # a --format given (typed, or named by a Python caller; id,label too) must name the template's columns
     # a sample submission as --data (no --format) is the template: its columns, ids and order
-    template_file = sample_submission or (data if as_template and not fmt else None)
-    tpl_flag = f"--sample-submission {sample_submission}" if sample_submission else f"--data {data}"
-    template = match_template(template_file, df, fmt, data=data, view=view) if template_file else None
+    # the CSV listing the images of a folder read as its image files (--layout unlabeled on eval/ with info.csv), of
+    # the --format's columns: its ids and order are the competition's (folder_template)
+    read_as_csv = mf.layout_read(df) == "csv"
+    listing = None if sample_submission or as_template else folder_template(data, view, read_as_csv, fmt)
+    template_file = sample_submission or (data if as_template and not fmt else None) or listing
+    tpl_flag = (f"--sample-submission {sample_submission or listing}" if sample_submission or listing
+                else f"--data {data}")
+    try:
+        template = match_template(template_file, df, fmt, data=data, view=view) if template_file else None
+    except UserError as e:      # images the folder's CSV does not list: that CSV's rows, or another --format
+        if listing is None:
+            raise
+        raise UserError(f"{e} (--format {fmt} fills {listing}, which lists the images of {data}: without --layout "
+                        f"its rows are read; --format id,label writes every image by its path)") from None
     fmt = fmt or DEFAULT_FORMAT
     kind = template.kind if template is not None else resolve_format(fmt)[2]
     if kind == "index":         # class ids: from the competition's label, never one attribute or class names
@@ -1080,9 +1091,12 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
         check_template_fits(template, spec.classes, tpl_flag)
     else:                           # an id on two rows of the submission: refused by the grader
         check_unique_ids(df, fmt, data)
+    if listing is not None:
+        info(f"{listing} lists the images of {data}: the submission fills it (its {template.id_col}s and "
+             f"order, the competition's), as --sample-submission {listing} does")
     # a competition's test data has no labels: --eval scores labelled rows, not a submission's
     if (template is None and fmt == DEFAULT_FORMAT and not evaluate and not as_template
-            and (beside := template_beside(data, view)) is not None):
+            and (beside := template_beside(data, view) or listing_csv(data, view, read_as_csv)) is not None):
         info(f"{beside} lies beside the test data: --sample-submission {beside} writes the submission with its "
              f"ids, columns and order (not used unless given; without it ids are the test rows' ids as read)")
     part, rows = eval_rows(df, eval_split) if evaluate else ("all", None)

@@ -110,6 +110,28 @@ def template_beside(data: str | os.PathLike, view: FolderView | None = None) -> 
     return None
 
 
+def folder_template(data: str | os.PathLike, view: FolderView | None, read_as_csv: bool,
+                    fmt: str | None) -> Path | None:
+    """The CSV the test data's folder carries listing its images (FolderView.folder_csv: the mask competition's
+    eval/info.csv of ImageID,ans) where the folder was read otherwise (`read_as_csv` False: --layout unlabeled, its
+    image files, whose ids are their paths there, images/<hash>.jpg in name order) and --format writes that CSV's
+    two first columns: it is the submission's template, filled in its ids and order (the competition's), as the
+    auto layout's read of its rows writes them. None otherwise (the hint names it: listing_csv)."""
+    csv = listing_csv(data, view, read_as_csv)
+    if csv is None or not fmt:
+        return None
+    cols = [str(c).lower() for c in view.head(csv).columns[:2]]
+    return csv if cols == [c.lower() for c in resolve_format(fmt)[:2]] else None
+
+
+def listing_csv(data: str | os.PathLike, view: FolderView | None, read_as_csv: bool) -> Path | None:
+    """The CSV listing the images of the test data's folder (FolderView.folder_csv) where the folder was not read
+    as that CSV's rows (`read_as_csv` False), else None."""
+    if read_as_csv or view is None or not Path(data).is_dir():
+        return None
+    return view.folder_csv
+
+
 def check_template_exists(template: str | os.PathLike, data: str | os.PathLike | None = None,
                           view: FolderView | None = None) -> Path:
     """The sample submission file given, which must be there: predict asks before it reads the test data (its

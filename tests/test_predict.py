@@ -431,6 +431,40 @@ def test_the_mask_eval_folder_without_its_info_csv_gets_the_competitions_bare_id
     assert f"holds that folder alone and no CSV listing its images (the mask competition's info.csv)" in said, said
 
 
+def test_the_mask_eval_folder_read_as_unlabeled_writes_its_info_csv_s_ids_and_order(tmp_path):
+    """`predict --data eval --layout unlabeled --format mask` on the mask competition's eval/ (info.csv of ImageID,ans
+    beside images/) wrote ImageIDs images/<hash>.jpg in name order, none of them an id the competition grades (the
+    auto layout writes info.csv's). The CSV the folder carries, of the --format's columns, is the submission's
+    template there: its ids and order, said in one line; without such a --format the line names it as the
+    --sample-submission to give."""
+    run = make_tiny_run(tmp_path / "runs" / "multi", multi=True, model="test_resnet")
+    ev = tmp_path / "eval"
+    ids = ["f3.jpg", "0a.jpg", "9c.jpg"]
+    for i, n in enumerate(ids):
+        make_image(ev / "images" / n, size=(30, 40), seed=i, kind="noise")
+    pd.DataFrame({"ImageID": ids, "ans": 0}).to_csv(ev / "info.csv", index=False)
+    for layout in ("auto", "unlabeled"):
+        res = invoke("predict", run, "--data", ev, "--layout", layout, "--out", tmp_path / layout, "--format", "mask",
+                     "--workers", 0)
+        assert res.exit_code == 0, res.output
+        sub = pd.read_csv(tmp_path / layout / "submission.csv")
+        assert list(sub.columns) == ["ImageID", "ans"] and sub["ImageID"].tolist() == ids, sub
+    said = " ".join(res.output.split())
+    assert f"{ev / 'info.csv'} lists the images of {ev}: the submission fills it" in said, said
+    assert pd.read_csv(tmp_path / "unlabeled" / "submission.csv").equals(pd.read_csv(tmp_path / "auto" /
+                                                                                     "submission.csv"))
+    res = invoke("predict", run, "--data", ev, "--layout", "unlabeled", "--out", tmp_path / "plain", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and f"--sample-submission {ev / 'info.csv'} writes the submission" in said, said
+    make_image(ev / "images" / "zz.jpg", seed=9)          # an image info.csv does not list: its rows, or every file
+    res = invoke("predict", run, "--data", ev, "--layout", "unlabeled", "--out", tmp_path / "x", "--format", "mask",
+                 "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and "1 test image(s) are not in the template (e.g. zz.jpg)" in said and (
+        f"(--format mask fills {ev / 'info.csv'}, which lists the images of {ev}: without --layout its rows are "
+        f"read; --format id,label writes every image by its path)") in said, said
+
+
 def test_class_ids_come_from_the_label_and_its_ids(tmp_path):
     """--format mask wrote a class's position as its id (a class clean removed shifted every later one), wrote a
     `train --target mask` run's mask values as the 18-class `ans`, and positions for a run whose classes are names;
