@@ -68,6 +68,7 @@ class Template:
     kind: str
     order: np.ndarray
     id_col: str | None = None       # the column of its ids (None: the first)
+    label_named: bool = True        # its label column named (--format, a FORMATS preset) or the only other one
 
     def row_ids(self) -> list[str]:
         """The id the filled template writes for each test row (the template's spelling: 'a' for a.png matched by
@@ -203,7 +204,9 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
         raise UserError(f"{template} does not match the test data ({'; '.join(parts)}; ids matched by {what}); "
                         f"predict on the competition's full test folder / CSV")
     pos = {k: i for i, k in enumerate(keys)}
-    return Template(tpl, label_col, kind, np.array([pos[nfc(t)] for t in tids], dtype=int), id_col)
+    # ID,target,Usage without a --format: its label is any of the columns after the id (check_template_fits)
+    named = bool(fmt) or preset is not None or len(cols) <= 2
+    return Template(tpl, label_col, kind, np.array([pos[nfc(t)] for t in tids], dtype=int), id_col, named)
 
 
 def check_template_fits(template: Template, classes: Sequence[str], name: str) -> None:
@@ -212,7 +215,8 @@ def check_template_fits(template: Template, classes: Sequence[str], name: str) -
     the last, and left the others as they were), or a label column holding two or more values none of which is one
     of the run's classes as this submission writes them (names, or class ids): the competition spells its labels
     otherwise and every filled row would be wrong. A template of one placeholder value (all 0, all one class, '?')
-    or of empty labels says nothing and is filled."""
+    or of empty labels says nothing and is filled. A template of more columns than an id and a label whose label
+    column no --format named: which one to fill is unsaid (the last one was: ID,target,Usage had Usage filled)."""
     frame = template.frame
     index = template.kind == "index" and all(str(c).strip().isdigit() for c in classes)
     spelled = [str(int(c)) if index else str(c) for c in classes]
@@ -221,6 +225,12 @@ def check_template_fits(template: Template, classes: Sequence[str], name: str) -
         raise UserError(f"{name} has a column per class ({shown(per_class, 4)}): it wants a probability per class, "
                         f"and imgcls fills one label column; give a template of an id and a label column (each "
                         f"class's probability is in probs.csv / probs.parquet)")
+    if not template.label_named:    # the last one was taken: Usage filled, target left at its placeholders
+        cols = [str(c) for c in frame.columns]
+        id_col = template.id_col or cols[0]
+        raise UserError(f"{name} has {len(cols)} columns ({shown(cols, 4)}): which one the submission fills is "
+                        f"unsaid; --format {id_col},LABEL_COL names it (e.g. --format {id_col},"
+                        f"{next(c for c in cols if c != id_col)}), the others are kept as they are" + keyword_of("fmt"))
     values = {v.strip() for v in frame[template.label_col].astype(str)} - {""}
     if index:
         values = {str(int(v)) if v.isdigit() else v for v in values}

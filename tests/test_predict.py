@@ -149,6 +149,24 @@ def test_a_template_of_placeholder_labels_is_filled_and_one_spelled_otherwise_is
         match_template(f, df)
 
 
+def test_a_template_of_more_columns_than_an_id_and_a_label_is_filled_only_where_its_label_is_named(tmp_path):
+    """A sample submission of ID,target,Usage (Usage all 'Public') had its last column taken as the label: the
+    submission wrote the predictions over Usage and left every target at its placeholder 0. Which of its columns
+    is the label is unsaid: one line naming the columns and --format ID_COL,LABEL_COL; named so, that column is
+    filled and the others are kept as they are."""
+    df = _df(["a.jpg", "b.jpg", "c.jpg"])
+    f = tmp_path / "sample_submission.csv"
+    pd.DataFrame({"ID": ["c.jpg", "a.jpg", "b.jpg"], "target": "0", "Usage": "Public"}).to_csv(f, index=False)
+    with pytest.raises(UserError, match=re.escape("T has 3 columns (ID, target, Usage): which one the submission "
+                                                  "fills is unsaid; --format ID,LABEL_COL names it (e.g. --format "
+                                                  "ID,target), the others are kept as they are")):
+        check_template_fits(match_template(f, df), ["0", "1"], "T")
+    t = match_template(f, df, "ID,target")
+    check_template_fits(t, ["0", "1"], "T")
+    assert t.fill(np.array([0, 1, 1]), ["0", "1"]).to_dict("list") == \
+        {"ID": ["c.jpg", "a.jpg", "b.jpg"], "target": ["1", "0", "1"], "Usage": ["Public"] * 3}
+
+
 def test_the_submission_refusals_cut_their_lists_and_say_how_many_more(tmp_path):
     """The sample submission's and --format's refusals cut a long list with ', ...' (',...' for columns): how many
     were left out was unsaid. Each now says it as every cut list does (imgcls.options.shown)."""
