@@ -553,6 +553,24 @@ def test_a_prediction_stopped_while_writing_leaves_the_earlier_set_whole(tmp_pat
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+
+def test_a_killed_prediction_s_temporary_files_are_swept_by_the_next(tmp_path):
+    """predict's files written beside their place (predict.json, the journal of the set's renames, each under a
+    temporary name) stayed in --out after a kill -9 for good: nothing swept them. The next predict into the folder
+    removes those of its own names, and no other file."""
+    from imgcls.predict import run_predict
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = make_image_folder(tmp_path / "test", {"": 2}, size=(32, 32))
+    out = tmp_path / "pred"
+    run_predict(run, test, out, workers=0)
+    left = [out / ".predict.json.a1b2c3d4.tmp.json", out / "..predict.placing.json.a1b2c3d4.tmp.json"]
+    mine = out / ".notes.a1b2c3d4.tmp"
+    for f in (*left, mine):
+        f.write_text("{")
+    run_predict(run, test, out, workers=0)
+    assert not any(f.exists() for f in left) and mine.is_file()
+
+
 def test_a_prediction_replacing_an_eval_one_leaves_none_of_its_confusion_pngs(tmp_path):
     """predict --eval drew confusion_matrix.png / _normalized.png into its --out; a later predict into that folder
     without --eval (or with --no-plots) said 'holds an earlier prediction; it is replaced', replaced the submission,
