@@ -114,6 +114,10 @@ def scores(y_true, y_pred, classes: Sequence | int) -> dict:
             "macro_recall": float(r), "macro_f1": float(f)}
 
 
+# per_class's columns, in order (a run's per_class.csv holds them among train's own: imgcls runs reads them back)
+PER_CLASS_COLUMNS = ("class", "precision", "recall", "f1", "support", "predicted")
+
+
 def per_class(y_true, y_pred, classes: Sequence, meanings: Mapping[str, str] | None = None) -> pd.DataFrame:
     """One row per class of the task: class, precision, recall, f1, support (true rows), predicted (rows predicted
     as it); with `meanings` (imgcls.profiles.model_class_meanings: a profile class id -> 'wear, female, 30-59') a
@@ -123,8 +127,7 @@ def per_class(y_true, y_pred, classes: Sequence, meanings: Mapping[str, str] | N
     labels = _labels(yt, classes)
     p, r, f, s = precision_recall_fscore_support(yt, yp, labels=labels, average=None, zero_division=0)
     predicted = [int((yp == lab).sum()) for lab in labels]
-    out = pd.DataFrame({"class": [str(c) for c in classes], "precision": p, "recall": r, "f1": f,
-                        "support": s.astype(int), "predicted": predicted})
+    out = pd.DataFrame(dict(zip(PER_CLASS_COLUMNS, ([str(c) for c in classes], p, r, f, s.astype(int), predicted))))
     if meanings:
         out.insert(1, "meaning", [meanings.get(str(c), "") for c in classes])
     return out

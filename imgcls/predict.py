@@ -702,7 +702,7 @@ def _trained_in_folder(run: Path, folder: str, where: dict[str, int], n: int,
 
 def _honest_score(run: Path, kfold: bool) -> str:
     """The run's own honest score, for check_eval_not_leaked's line: a k-fold run's out-of-fold macro-F1
-    (oof_score.json), a single run's validation macro-F1 (recomputed from val_predictions.csv, as `imgcls runs`)."""
+    (oof_score.json), a single run's validation macro-F1 (of its val_predictions.csv, as `imgcls runs` shows it)."""
     if kfold:
         oof = run / OOF_SCORE
         try:

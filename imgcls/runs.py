@@ -2,10 +2,12 @@
 side (`imgcls runs diff A B`) and one HTML page (`imgcls runs report`).
 
 A run is any folder with a `config.yaml` written by `imgcls train` (a single run, a k-fold set with fold_*/ folders,
-a tune trial) or a `spec.yaml` written by `imgcls ensemble`. Its score is recomputed from its saved validation
-predictions with imgcls.metrics (macro-F1 over every class of the task), so every row is the same metric: the best
-epoch's val_predictions.csv of a run, the out-of-fold predictions of a k-fold set, the common validation images of
-an ensemble (with weights fitted on those very rows, the cross-fitted score `imgcls ensemble` recorded). `scored_on`
+a tune trial) or a `spec.yaml` written by `imgcls ensemble`. Its score is that of its saved validation predictions
+by imgcls.metrics (macro-F1 over every class of the task), so every row is the same metric: the best epoch's
+val_predictions.csv of a run, the out-of-fold predictions of a k-fold set, the common validation images of an
+ensemble (with weights fitted on those very rows, the cross-fitted score `imgcls ensemble` recorded). Train records
+a run's (metrics.csv, per_class.csv; a k-fold set's oof_score.json): those numbers are shown where they are of the
+saved predictions; a run that records none (an older one) and an ensemble are scored here (sklearn). `scored_on`
 and `n_val` say which rows and how many each score came from: val, OOF or common val scores are over different
 images.
 
@@ -30,10 +32,10 @@ from imgcls.errors import UserError
 from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
-from imgcls.run_names import (BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, VAL_PREDICTIONS,
-                              fold_dirs, is_fold_dir)
+from imgcls.run_names import (BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG,
+                              VAL_PREDICTIONS, fold_dirs, is_fold_dir)
 from imgcls.runs_config import COLUMNS, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
-from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS,
+from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes,
                                  planned_folds, read_run_csv, recorded_epochs, train_finished)
 
@@ -164,9 +166,10 @@ def agreed_meanings(runs: Sequence[Run]) -> dict[str, str]:
     return out
 
 
-def _score(preds: pd.DataFrame | None, run: Run) -> None:
-    """Fill val_macro_f1 / val_acc / n_val / per_class from a predictions table (label, pred, p_<class>...)."""
-    from imgcls import metrics
+def _score(preds: pd.DataFrame | None, run: Run, record: tuple[dict, pd.DataFrame] | None = None) -> None:
+    """Fill val_macro_f1 / val_acc / n_val / per_class from a predictions table (label, pred, p_<class>...): the
+    scores train recorded of it (`record`, _recorded_scores') where they are of these very predictions
+    (_record_fits), else scored here with imgcls.metrics (sklearn: an older run, an ensemble, which record none)."""
     if preds is None or "label" not in preds.columns or "pred" not in preds.columns:
         return
     classes = prob_classes(preds.columns) or run.classes
@@ -175,9 +178,12 @@ def _score(preds: pd.DataFrame | None, run: Run) -> None:
     y, p = preds.loc[ok, "label"].astype(str).to_numpy(), preds.loc[ok, "pred"].astype(str).to_numpy()
     if not len(y):
         return
-    s = metrics.scores(y, p, classes)
+    if record is not None and _record_fits(record, y, p, classes):
+        s, run.per_class = record
+    else:
+        from imgcls import metrics
+        s, run.per_class = metrics.scores(y, p, classes), metrics.per_class(y, p, classes)
     run.val_macro_f1, run.val_acc, run.n_val = s["macro_f1"], s["accuracy"], s["n"]
-    run.per_class = metrics.per_class(y, p, classes)
     rows = preds.loc[ok]
     paths = None
     if "key" in rows.columns:                            # an ensemble's oof_predictions.csv (read_oof's keys)
@@ -194,6 +200,51 @@ def _score(preds: pd.DataFrame | None, run: Run) -> None:
         keys = None
     run.row_keys = frozenset(keys) if keys is not None else None
     run.row_paths = frozenset(paths) if paths is not None else None
+
+
+def _recorded_scores(folder: Path, history: pd.DataFrame | None, kfold: bool) -> tuple[dict, pd.DataFrame] | None:
+    """The scores train recorded of `folder`'s val_predictions.csv, as _score fills them: ({'macro_f1', 'accuracy',
+    'n'}, metrics.per_class's table). A run's (a trial's): its `history` (metrics.csv) row of the best epoch its
+    per_class.csv names, and that per_class.csv; a k-fold set's: its oof_score.json and per_class.csv (train writes
+    them over the out-of-fold predictions). None where one is missing or lacks a number (a run of an older imgcls,
+    a k-fold set before its last fold)."""
+    from imgcls.metrics import PER_CLASS_COLUMNS
+    pc = _read_csv(folder / PER_CLASS_CSV, PER_CLASS)
+    if pc is None or not set(PER_CLASS_COLUMNS) <= set(pc.columns):
+        return None
+    if kfold:
+        try:
+            oof = json.loads((folder / OOF_SCORE).read_text())
+        except (OSError, ValueError):
+            return None
+        s = {k: oof.get(r) for k, r in (("macro_f1", "macro_f1"), ("accuracy", "accuracy"), ("n", "n_images"))} \
+            if isinstance(oof, dict) else {}
+    else:
+        if history is None or "best_epoch" not in pc.columns or not {"val_macro_f1", "val_acc"} <= set(history):
+            return None
+        best = history[history["epoch"] == pc["best_epoch"].iloc[0]] if pc["best_epoch"].nunique() == 1 else []
+        if len(best) != 1:      # its metrics.csv not yet written for that epoch (train writes it last)
+            return None
+        s = {"macro_f1": best["val_macro_f1"].iloc[0], "accuracy": best["val_acc"].iloc[0],
+             "n": pc["support"].sum()}
+    try:
+        s = {"macro_f1": float(s["macro_f1"]), "accuracy": float(s["accuracy"]), "n": int(s["n"])}
+        pc = pc[list(PER_CLASS_COLUMNS)].astype({"class": str, "support": int, "predicted": int})
+        pc = pc.astype({c: float for c in ("precision", "recall", "f1")})
+    except (KeyError, TypeError, ValueError):
+        return None
+    return (s, pc) if np.isfinite([s["macro_f1"], s["accuracy"]]).all() else None
+
+
+def _record_fits(record: tuple[dict, pd.DataFrame], y: np.ndarray, p: np.ndarray, classes: Sequence[str]) -> bool:
+    """Whether train's `record` of the scores (_recorded_scores') is of the predictions (labels `y`, predictions
+    `p`) being read: the task's classes, and each one's rows (support) and rows predicted as it, the same. Else
+    (a file copied from another run, a run read between train's writes of its best epoch) they are re-scored."""
+    s, pc = record
+    if s["n"] != len(y) or list(pc["class"]) != [str(c) for c in classes]:
+        return False
+    count = [pd.Series(v).value_counts().reindex(pc["class"], fill_value=0).tolist() for v in (y, p)]
+    return count == [pc["support"].tolist(), pc["predicted"].tolist()]
 
 
 def changed_options(config: dict) -> dict:
@@ -253,7 +304,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
                 hist.append(h)
         run.history = pd.concat(hist, ignore_index=True) if hist else None
         oof = _read_csv(path / VAL_PREDICTIONS, VALIDATION)
-        _score(oof, run)
+        _score(oof, run, _recorded_scores(path, None, kfold=True) if oof is not None else None)
         run.checkpoints = [d / BEST_PT for d in folds]
         run.scored_on = OOF
         if not run.classes:         # no out-of-fold predictions before the last fold: the task's classes all the same
@@ -263,7 +314,8 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
             run.best_epoch = _best_epoch(run.history)
     else:
         run.history = _read_metrics(path)
-        _score(_read_csv(path / VAL_PREDICTIONS, VALIDATION), run)
+        preds = _read_csv(path / VAL_PREDICTIONS, VALIDATION)
+        _score(preds, run, _recorded_scores(path, run.history, kfold=False) if preds is not None else None)
         run.checkpoints = [path / BEST_PT]
         run.scored_on = VAL
         if not run.classes:         # before its first validation: the classes train recorded as it started
@@ -616,7 +668,7 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: Sequence[st
     group = df["task"].map(task_groups(df["task"])).tolist()       # the tasks ranked apart (same_task's)
     ranked = sort in RANKED and len(set(group)) > 1
     apart = "; each task's runs ranked apart (other tasks' scores do not compare)" if ranked else ""
-    t = Table(title=f"{what}: val macro-F1 over every class, recomputed from the saved validation predictions{apart}",
+    t = Table(title=f"{what}: val macro-F1 over every class, of the saved validation predictions{apart}",
               title_justify="left", caption=f"{STATE_NOTE}; {ROWS_NOTE}; {TIME_NOTE}", caption_justify="left")
     for c, just in (("name", "left"), ("kind", "left"), ("task", "left"), ("model", "left"), ("img", "right"),
                     ("epochs", "right"),
@@ -901,7 +953,7 @@ def write_runs_report(runs: Sequence[Run], out: str | os.PathLike, root: str | o
     shown = board.assign(time=[duration(s) for s in board["seconds"]]).drop(columns=["seconds"])
     return report.write_report(out, "runs.html", title=f"imgcls runs: {root}",
                                subtitle=f"{listed(board['kind'])}; val macro-F1 over every class of the task, "
-                                        f"recomputed from each run's saved validation predictions; {ROWS_NOTE} "
+                                        f"of each run's saved validation predictions; {ROWS_NOTE} "
                                         f"(scored_on, n_val); state: blank for a finished run, an ensemble, or a "
                                         f"run not known to have finished or stopped (progress 4/10 alone: an early "
                                         f"stop could have ended it, its last.pt gone; or {UNKNOWN}/6), else {STOPPED} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,31 @@ def test_runs_list_and_diff_import_torch_only_to_read_a_last_pt(tmp_path):
     assert "runs/a" in l_out and "runs/b" in l_out and "lr" in d_out and "runs/c" in t_out
     assert not l_torch and not d_torch
     assert t_torch              # a last.pt is read with torch: the check can tell the two apart
+
+
+def test_runs_list_and_diff_import_no_sklearn_where_train_recorded_the_scores(tmp_path):
+    """`imgcls runs` re-scored every run from its val_predictions.csv with sklearn (~1.3 s of its start-up) where
+    train had recorded those scores (metrics.csv's best epoch, per_class.csv; a k-fold set's oof_score.json): a run
+    that records them is read without it; one that does not (an older run) still imports it to be scored."""
+    for name in ("a", "b", "old"):
+        run = tmp_path / ("old" if name == "old" else "recorded") / "runs" / name
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text(f"model: resnet10t\nimg_size: 32\nepochs: 1\nlr: 0.{ord(name[0]) - 96}\n")
+        (run / "metrics.csv").write_text("epoch,val_acc,val_macro_f1\n1,0.5,0.3333333333333333\n")
+        (run / "val_predictions.csv").write_text("path,root,label,pred,p_x,p_y\n1.png,r,x,x,0.9,0.1\n"
+                                                 "2.png,r,y,x,0.6,0.4\n")
+        if name != "old":
+            (run / "per_class.csv").write_text("best_epoch,class,precision,recall,f1,support,predicted\n"
+                                               "1,x,0.5,1.0,0.6666666666666666,1,2\n1,y,0.0,0.0,0.0,1,0\n")
+    recorded = tmp_path / "recorded"
+    calls = [["runs", str(recorded), "--quiet"],
+             ["runs", "diff", str(recorded / "runs" / "a"), str(recorded / "runs" / "b")],
+             ["runs", str(tmp_path / "old"), "--quiet"]]
+    (listed, _, l_out, _), (diffed, _, d_out, _), (old, o_exc, _, _) = _invoke_without(["sklearn"], calls)
+    assert (listed, diffed) == (0, 0), (l_out, d_out)
+    assert re.search(r"runs/a\W.*\W0\.3333\W+0\.5000\W+val \(2\)", l_out) and "runs/b" in l_out, l_out
+    assert "0.6667" in d_out, d_out         # x's F1 in the per-class table
+    assert old == 1 and "sklearn" in o_exc   # an older run is re-scored: the check can tell the two apart
 
 
 REFUSAL_CASES = {}

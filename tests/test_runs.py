@@ -1234,3 +1234,51 @@ def test_diff_of_a_run_rebuilt_on_a_copy_of_the_data_elsewhere_says_same_rows(ou
     pd.read_csv(runs / "other" / "val_predictions.csv").assign(root="/week2/data/processed").to_csv(
         runs / "other" / "val_predictions.csv", index=False)
     assert not diff_runs(runs / "best", runs / "other")["same_rows"]
+
+
+def test_a_trained_run_shows_the_scores_train_recorded_equal_to_re_scoring_its_predictions(tmp_path, monkeypatch):
+    """`imgcls runs` re-scored every run from its val_predictions.csv with sklearn (~1.3 s of its start-up, more
+    than reading the runs) although train records those very scores: a run's metrics.csv row of its best epoch and
+    per_class.csv, a k-fold set's oof_score.json and per_class.csv. They are shown, the same numbers to the last
+    digit as re-scoring the predictions gives; only a run without them is re-scored."""
+    from conftest import make_image_folder
+    from imgcls import manifest as mf
+    from imgcls import metrics
+    from imgcls.train import TrainConfig, run_train
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6, "c": 5}, size=(24, 24)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    tiny = dict(src=str(tmp_path / "splits.csv"), out=str(tmp_path / "outputs"), model="test_resnet", img_size=16,
+                batch_size=8, workers=0, device="cpu", pretrained=False, plots=False, aug="none")
+    run_train(TrainConfig(**tiny, name="single", epochs=2, val_split=0.4))
+    run_train(TrainConfig(**tiny, name="kf", epochs=1, folds="all"))
+    expected = {}
+    for name in ("single", "kf"):
+        v = pd.read_csv(tmp_path / "outputs" / name / "val_predictions.csv", dtype={"label": str, "pred": str})
+        classes = [c[2:] for c in v.columns if c.startswith("p_")]
+        expected[name] = (metrics.scores(v["label"], v["pred"], classes), metrics.per_class(v["label"], v["pred"],
+                                                                                            classes))
+
+    def rescored(*a, **k):
+        raise AssertionError("re-scored a run that records its scores")
+    monkeypatch.setattr(metrics, "scores", rescored)
+    monkeypatch.setattr(metrics, "per_class", rescored)
+    runs = {r.name: r for r in find_runs(tmp_path / "outputs")}
+    for name, (s, pc) in expected.items():
+        r = runs[name]
+        assert (r.val_macro_f1, r.val_acc, r.n_val) == (s["macro_f1"], s["accuracy"], s["n"]), name
+        pd.testing.assert_frame_equal(r.per_class, pc)
+    assert runs["kf"].scored_on == "OOF" and runs["single"].scored_on == "val"
+
+
+def test_a_score_record_that_is_not_of_the_saved_predictions_is_not_shown(outputs):
+    """A per_class.csv whose class counts are not those of the run's val_predictions.csv (a file copied from another
+    run, an epoch saved between the two writes) is no record of them: the predictions are re-scored."""
+    mid = outputs / "runs" / "mid"      # a,a / b->a / c,c / a,a: macro-F1 0.6, accuracy 0.75
+    pd.DataFrame({"best_epoch": 3, "class": CLASSES, "precision": 1.0, "recall": 1.0, "f1": 1.0, "support": [2, 1, 1],
+                  "predicted": [2, 1, 1]}).to_csv(mid / "per_class.csv", index=False)
+    m = pd.read_csv(mid / "metrics.csv")
+    m.assign(val_macro_f1=1.0, val_acc=1.0).to_csv(mid / "metrics.csv", index=False)
+    run = {r.name: r for r in find_runs(outputs)}["runs/mid"]
+    assert run.val_macro_f1 == pytest.approx(0.6) and run.val_acc == pytest.approx(0.75) and run.n_val == 4
+    assert list(run.per_class["f1"]) == pytest.approx([0.8, 0.0, 1.0])

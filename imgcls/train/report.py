@@ -107,6 +107,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
     # none before the first validation: the report says so; a malformed one is one line (read before read_run, whose
     # warning of it would come first)
     preds = read_validation(preds_path, dtype={"label": str, "pred": str}) if preds_path.is_file() else None
+    meanings = recorded_meanings(run_dir)       # its per_class.csv: read_run reads it too (the recorded scores)
     run = read_run(run_dir)
     cfg = run.config
     summary = [("run", str(run_dir)), ("model", run.model), ("input size", run.img_size),
@@ -133,7 +134,6 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
                     ("val accuracy at the best epoch", f"{run.val_acc:.4f}" if run.n_val else "-")]
     if run.changed:
         summary.append(("options changed from the defaults", run.changed))
-    meanings = recorded_meanings(run_dir)
     if run.per_class is not None and meanings and "meaning" not in run.per_class:
         run.per_class.insert(1, "meaning", [meanings.get(c, "") for c in run.per_class["class"]])
     # a class with no val row: '–' for what it has no score of (rows_scored's note says how the macro-F1 counts it)
