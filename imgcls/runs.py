@@ -609,11 +609,13 @@ def leaderboard(runs: Sequence[Run], sort: str = RunsConfig.sort, filters: Seque
         key, op, value = _parse_filter(expr)
         if key in df.columns:
             col = df[key]
+            has = col.notna()
         else:
             known = any(key in r.config for r in runs)
             if not known:
                 raise UserError(f"--filter '{expr}': no column or option '{key}'; columns: {', '.join(COLUMNS)}")
             col = pd.Series([r.config.get(key) for r in runs], index=df.index)
+            has = pd.Series([key in r.config for r in runs], index=df.index)   # a recorded null is its value
         num = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
         colnum = pd.to_numeric(col, errors="coerce")
         if op == "~":
@@ -626,8 +628,11 @@ def leaderboard(runs: Sequence[Run], sort: str = RunsConfig.sort, filters: Seque
                 raise UserError(f"--filter '{expr}': {op} needs a number")
             mask = {"=": colnum == num, "!=": colnum != num, ">": colnum > num, "<": colnum < num,
                     ">=": colnum >= num, "<=": colnum <= num}[op]
-        df = df[mask.fillna(False).to_numpy()]
-        runs = [r for r, m in zip(runs, mask.fillna(False).to_numpy()) if m]
+        # a row without the value (an ensemble has no lr, nor an img_size) matches none, != included: 'lr!=0.001'
+        # lists the runs of another lr (MLflow's search and SQL's NULL alike)
+        keep = (mask.fillna(False) & has).to_numpy(dtype=bool)
+        df = df[keep]
+        runs = [r for r, m in zip(runs, keep) if m]
     if sort not in COLUMNS:
         raise UserError(f"--sort '{sort}': use one of {', '.join(COLUMNS)}")
     if ascending is None:

@@ -1282,3 +1282,20 @@ def test_a_score_record_that_is_not_of_the_saved_predictions_is_not_shown(output
     run = {r.name: r for r in find_runs(outputs)}["runs/mid"]
     assert run.val_macro_f1 == pytest.approx(0.6) and run.val_acc == pytest.approx(0.75) and run.n_val == 4
     assert list(run.per_class["f1"]) == pytest.approx([0.8, 0.0, 1.0])
+
+
+def test_a_not_equal_filter_keeps_only_rows_that_have_the_option(outputs):
+    """`--filter "lr!=0.001"` listed every ensemble (and every run recording no lr): a row without the value counted
+    as 'not 0.001'. As in MLflow's search and SQL, a row without the column's value or the option matches no filter,
+    != included; `~` likewise."""
+    runs = find_runs(outputs)
+    assert list(leaderboard(runs, filters=["lr!=0.001"])["name"]) == ["tune/s1/trial_0000"]
+    assert list(leaderboard(runs, filters=["loss!=ce"])["name"]) == ["runs/best"]          # a text option
+    assert "ensembles/e1" not in set(leaderboard(runs, filters=["img_size!=64"])["name"])  # a column it lacks
+    assert "ensembles/e1" not in set(leaderboard(runs, filters=["img_size~3"])["name"])
+    assert "ensembles/e1" in set(leaderboard(runs, filters=["state!=running"])["name"])     # blank is a value
+    cfg = outputs / "runs" / "mid" / "config.yaml"        # an option recorded as null (its default: none) has it
+    cfg.write_text(cfg.read_text() + "tracker: null\n")
+    assert list(leaderboard(find_runs(outputs), filters=["tracker!=mlflow"])["name"]) == ["runs/mid"]
+    r = CliRunner().invoke(app, ["runs", "--help"], env={"COLUMNS": "200"})
+    assert "matches no --filter, != included" in " ".join(r.output.replace("│", " ").split()), r.output
