@@ -885,6 +885,9 @@ def print_diff(d: dict) -> None:
             delta = f"{dv:+.4f}" if k in ("val_macro_f1", "val_acc") else f"{dv:+.0f}"
             if k in ("val_macro_f1", "val_acc") and (not same_task or not same or optimistic):
                 delta += " (other task)" if not same_task else " (other rows)" if not same else " (optimistic)"
+        if k == "epochs":       # a run not finished says so, as the leaderboard's cell ('stopped 2/6', 'running 3/6')
+            va, vb = (epochs_label(r.state, r.progress, v) for r, v in ((d["a"], va), (d["b"], vb)))
+            fmt = str
         m.add_row("time (epochs)" if k == "seconds" else k, fmt(va), fmt(vb), delta)
     print_table(m, always=True)
     if same_task:        # another task's class '0' is another class: no per-class comparison

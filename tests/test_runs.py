@@ -1299,3 +1299,20 @@ def test_a_not_equal_filter_keeps_only_rows_that_have_the_option(outputs):
     assert list(leaderboard(find_runs(outputs), filters=["tracker!=mlflow"])["name"]) == ["runs/mid"]
     r = CliRunner().invoke(app, ["runs", "--help"], env={"COLUMNS": "200"})
     assert "matches no --filter, != included" in " ".join(r.output.replace("│", " ").split()), r.output
+
+
+def test_diff_says_a_run_that_is_not_finished_is_not(outputs):
+    """`runs diff` showed a run stopped after 2 of its 6 epochs, or one a train holds now, with a bare epochs count
+    ('2', '3') beside a finished run's, its score of its best epoch so far read as final; the leaderboard says
+    'stopped 2/6', 'running 3/3'. The diff's epochs row says it as the leaderboard does (epochs_label)."""
+    from imgcls.train.rundir import RunLock
+    runs = outputs / "runs"
+    fake_run(runs / "ctrlc", "resnet10t", [("a", "a"), ("b", "b"), ("c", "c"), ("a", "b")], epochs=2)
+    (runs / "ctrlc" / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 6}))
+    r = CliRunner().invoke(app, ["runs", "diff", str(runs / "best"), str(runs / "ctrlc")], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and re.search(r"│ epochs +│ +4 │ +stopped 2/6 │ +-2 │", r.output), r.output
+    if RunLock.held(outputs) is None:
+        return      # no /proc/locks here
+    with RunLock(runs / "mid"):
+        r = CliRunner().invoke(app, ["runs", "diff", str(runs / "mid"), str(runs / "best")], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and re.search(r"│ epochs +│ +running 3/3 │ +4 │ +\+1 │", r.output), r.output
