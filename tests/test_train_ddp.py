@@ -33,13 +33,14 @@ def wait(seconds):
 
 time.sleep = wait
 STOPPED = StoppedByTorchrun(imgcls.cli.common.SAID_ELSEWHERE_WAIT_S)
-calls, stopped = json.loads(sys.argv[2]), set(json.loads(sys.argv[3]))
+calls, stopped, late = json.loads(sys.argv[2]), set(json.loads(sys.argv[3])), json.loads(sys.argv[4])
 said, groups, asked = [], [], []
 for i, call in enumerate(calls):     # the CLI, called in turn in this torchrun process
     # a call in `stopped`: the process that waits for another to say the error is stopped as torchrun stops it; the
     # others: each rank says what it ended with (torchrun stops none here)
     imgcls.cli.common.SAID_ELSEWHERE_WAIT_S = STOPPED if i in stopped else 0
     waits.clear()
+    sleep(late.get(f"{os.environ['RANK']}:{i}", 0))     # a process that starts this call late
     r = CliRunner().invoke(app, call)
     said.append([r.exit_code, r.output])
     asked.append(list(waits))
@@ -56,7 +57,8 @@ def one_launch(tmp_path_factory):
     """One torchrun launch (2 processes, gloo) that calls the CLI in turn in each process (a launch is most of the
     time: each process imports torch and timm): two `train` runs (DDP with tensorboard; SAM with grad-accum), then
     `train NEW --resume DONE`, a finished run whose data moved and that another train holds, in the same processes
-    (as tune's trials run); then two runs that fail on every process, rank 1 stopped in its said-elsewhere wait as
+    (as tune's trials run), rank 1 starting the SAM run 5 s after rank 0 (rank 0 claims its folder first); then two
+    runs that fail on every process, rank 1 stopped in its said-elsewhere wait as
     torchrun stops it (CLI_SCRIPT's `stopped`): every fold lacks training images after the shared cache is built,
     and rank 0's refusal of a --cache ram over the memory available (left out where /proc/meminfo is missing).
     Returns its folder, each rank's record of its calls, the finished run, its config.yaml before the launch, and
@@ -103,7 +105,8 @@ def one_launch(tmp_path_factory):
     script.write_text(CLI_SCRIPT)
     before = (done / "config.yaml").read_text()
     with RunLock(done):              # another train holds the finished run's folder
-        r = run_launch(launch + [str(script), str(tmp_path / "rank"), json.dumps(calls), json.dumps([3, 4])],
+        r = run_launch(launch + [str(script), str(tmp_path / "rank"), json.dumps(calls), json.dumps([3, 4]),
+                         json.dumps({"1:1": 5})],
                        env=env, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ranks = [json.loads((tmp_path / f"rank{rank}").read_text()) for rank in (0, 1)]

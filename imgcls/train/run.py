@@ -272,6 +272,11 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     from imgcls.weights import data_config
 
     dist = init_distributed(cfg.device)
+    # every process has passed _check_up_front before rank 0 makes what those checks read (the run folder it claims):
+    # a process still checking found the folder taken, refused alone and left the others' collectives out of step (a
+    # hang). init_process_group is no such meeting for a process group kept from an earlier run in these processes
+    # (tune's trials), nor for NCCL, which connects lazily
+    dist.barrier()
     resume = None
     if resumed is not None:
         resume, record, cfg = resumed
