@@ -430,6 +430,51 @@ def test_check_finds_and_fix_repairs_planted_leaks():
     assert moved > 0 and sp.check_leaks(fixed).empty and groups_cross(fixed) == 0
 
 
+def _hand_made_with_copies(split, fold=None) -> pd.DataFrame:
+    """A hand-made split of six originals and two preprocess --oversample copies: c/0__os1.png a mixup of a/0 and
+    a/1 (its source_path a/0's, as preprocess writes it), c/2__os1.png a copy of a/2 in a table whose source_path
+    column the user dropped (the copy is linked to its source by augmented_from alone)."""
+    paths = [f"a/{k}.png" for k in range(6)] + ["c/0__os1.png", "c/2__os1.png"]
+    df = pd.DataFrame({"path": paths, "label": "a", "group": "", "root": "/d", "error": "",
+                       "sha256": [f"h{k}" for k in range(8)],
+                       "augmented_from": [""] * 6 + ["a/0.png|a/1.png", "a/2.png"], "split": split})
+    if fold is not None:
+        df["fold"] = fold
+    return df
+
+
+def _leak_ends(leaks: pd.DataFrame) -> set[frozenset]:
+    return {frozenset({(r.side_a, r.path_a), (r.side_b, r.path_b)}) for r in leaks.itertuples()}
+
+
+def test_check_finds_a_copy_apart_from_a_source_it_names_only_by_augmented_from():
+    """A hand-made split training on a mixup copy whose second source is a val or test image (source_path names the
+    first source only), or on a copy of a test image in a table without source_path, passed `split --check` clean
+    ('no ... source image shared between sides'): the copy shows the model a held-out image. check_leaks follows
+    augmented_from now; two folds keep a copy apart from a source (split's own k-fold placement), test does not."""
+    for held in ("val", "test"):
+        df = _hand_made_with_copies(["train", held, held, "train", "train", held, "train", "train"])
+        df["source_path"] = ["/in/a/0.png", "/in/a/1.png", "", "", "", "", "/in/a/0.png", ""]
+        leaks = sp.check_leaks(df)
+        assert list(leaks["kind"]) == ["augmented_from", "augmented_from"], leaks
+        assert _leak_ends(leaks) == {frozenset({("train", "c/0__os1.png"), (held, "a/1.png")}),
+                                     frozenset({("train", "c/2__os1.png"), (held, "a/2.png")})}, leaks
+        assert list(leaks["key"]) == ["a/1.png", "a/2.png"], leaks
+        fixed, moved = sp.fix_leaks(df)
+        assert moved and sp.check_leaks(fixed).empty
+    # the copy validates, its source trains: a leak too (train drops it from validation)
+    leaks = sp.check_leaks(_hand_made_with_copies(["train"] * 7 + ["val"]))
+    assert leaks[["side_a", "path_a", "side_b", "path_b"]].values.tolist() == [
+        ["train", "a/2.png", "val", "c/2__os1.png"]], leaks
+    # k-fold: a mixup copy in its first source's fold, the second in another fold: split's placement, no leak; a
+    # source in test is
+    split = ["train", "val", "train", "train", "val", "test", "train", "train"]
+    assert sp.check_leaks(_hand_made_with_copies(split, [1, 0, 2, 1, 0, -1, 1, 2])).empty
+    split[1] = "test"
+    leaks = sp.check_leaks(_hand_made_with_copies(split, [1, -1, 2, 1, 0, -1, 1, 2]))
+    assert leaks[["kind", "side_a", "side_b"]].values.tolist() == [["augmented_from", "fold 1", "test"]], leaks
+
+
 def test_rare_classes_warned_and_placed_deterministically(tmp_path):
     df0 = mf.load(make_image_folder(tmp_path / "raw", {"a": 40, "b": 30, "c": 3, "d": 1}, size=(12, 12)),
                   announce=False)

@@ -37,9 +37,10 @@ def in_folds(side: np.ndarray, folds: bool) -> np.ndarray:
 
 def check_leaks(df: pd.DataFrame, group_col: str = "group",
                 near_pairs: Sequence[tuple[int, int, float]] = ()) -> pd.DataFrame:
-    """Pairs of rows on different sides that share a group, content (sha256), source image, clean duplicate group
-    or are near-duplicates (but for two oversampled copies in two folds: in_folds). `near_pairs` index positions of
-    df. One row per (kind, key, side pair)."""
+    """Pairs of rows on different sides that share a group, content (sha256), source image, clean duplicate group,
+    are near-duplicates (but for two oversampled copies in two folds: in_folds) or are an oversampled copy and a
+    source its augmented_from names (_copy_leaks). `near_pairs` index positions of df. One row per (kind, key, side
+    pair)."""
     from imgcls.manifest import augmented
     side = sides(df).to_numpy()
     copy_in_folds = augmented(df) & in_folds(side, "fold" in df.columns)
@@ -68,8 +69,32 @@ def check_leaks(df: pd.DataFrame, group_col: str = "group",
             (a, b) = (i, j) if (side[i], paths[i]) <= (side[j], paths[j]) else (j, i)
             out.append({"kind": "near_duplicate", "key": "", "side_a": side[a], "path_a": paths[a],
                         "side_b": side[b], "path_b": paths[b], "cos": round(float(c), 4)})
+    out += _copy_leaks(df, side)
     cols = ["kind", "key", "side_a", "path_a", "side_b", "path_b", "cos"]
     return pd.DataFrame(out, columns=cols)
+
+
+def _copy_leaks(df: pd.DataFrame, side: np.ndarray) -> list[dict]:
+    """check_leaks' rows of an oversampled copy and a source its augmented_from names on two sides (a mixup's
+    second source, which source_path does not name, or any source where the table has no source_path), but for two
+    folds (in_folds: a copy never validates and trains only where none of its sources validates). One row per
+    (source, side pair), its first copy by path."""
+    if "augmented_from" not in df.columns:
+        return []
+    from imgcls.manifest import COPY_SEP
+    paths = df["path"].astype(str).to_numpy()
+    src, cop = links.reference_pairs(paths, df["augmented_from"].to_numpy(), COPY_SEP)
+    folds = in_folds(df, side)
+    keep = (side[src] != "") & (side[cop] != "") & (side[src] != side[cop]) & ~(folds[src] & folds[cop])
+    out, seen = [], set()
+    for s, c in sorted(zip(src[keep], cop[keep]), key=lambda p: (paths[p[0]], paths[p[1]])):
+        if (s, side[c]) in seen:
+            continue
+        seen.add((s, side[c]))
+        a, b = (s, c) if (side[s], paths[s]) <= (side[c], paths[c]) else (c, s)
+        out.append({"kind": "augmented_from", "key": paths[s], "side_a": side[a], "path_a": paths[a],
+                    "side_b": side[b], "path_b": paths[b], "cos": np.nan})
+    return out
 
 
 def side_rank(side: str) -> tuple:
