@@ -345,3 +345,22 @@ def test_train_says_how_many_of_its_training_images_are_oversampled_copies(tmp_p
     n, copies = int(pc["train_support"].sum()), int(pc["train_copies"].sum())
     said = f"({n} train images, {copies} of them oversampled copies (augmented_from) / "
     assert said in (run / "train.log").read_text()
+
+
+@pytest.mark.parametrize("fold", [None, 0])
+def test_train_never_trains_on_a_copy_of_a_test_image(fold, capsys):
+    """A hand-made split training on an oversampled copy whose source (or a mixup's second source) is a test image
+    trained on it silently (a copy of a validation image is dropped, said): the test score then measures an image
+    the model saw. Such a copy is dropped from training now, with a warning; a k-fold table alike."""
+    from imgcls.train.data import assign_split
+    paths = [f"a/{k}.png" for k in range(8)] + ["a/0__os1.png", "a/1__os1.png", "a/2__os1.png"]
+    df = pd.DataFrame({"path": paths, "label": ["a"] * 4 + ["b"] * 4 + ["a", "a", "b"],
+                       "split": ["train", "test", "train", "val", "train", "test", "train", "val"] + ["train"] * 3,
+                       "augmented_from": [""] * 8 + ["a/0.png", "a/1.png", "a/2.png|a/5.png"]})
+    if fold is not None:
+        df["fold"] = [1, -1, 1, 0, 1, -1, 1, 0, 1, 1, 1]
+    train, val = assign_split(df, fold, 0.2, 0)
+    err = " ".join(capsys.readouterr().err.split())
+    assert train.tolist() == [True, False, True, False, True, False, True, False, True, False, False], train
+    assert val.tolist() == [False, False, False, True, False, False, False, True, False, False, False], val
+    assert "warning: 2 oversampled copies whose source is a test image: dropped from training" in err, err

@@ -469,9 +469,10 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
     from the originals and a copy trains only when its sources do; a split that put a copy in val (a hand-made
     one: `imgcls split` keeps copies with their sources, so a validation image's copies are in val too, which is
     said as an info line) has it dropped from val, and a copy training while a source validates is dropped from
-    training too (it would leak its source's pixels); a hand-made split's are warnings. `imgcls split --folds`
-    keeps a mixup copy of images of two folds in the fold of one source, so it trains in the folds where none of
-    its sources validates and is dropped from the others' training: said as an info line."""
+    training too (it would leak its source's pixels), as is a copy of a test image; a hand-made split's are
+    warnings. `imgcls split --folds` keeps a mixup copy of images of two folds in the fold of one source, so it
+    trains in the folds where none of its sources validates and is dropped from the others' training: said as an
+    info line."""
     train, val = _assign_split(df, fold, val_split, seed, by)
     copy = mf.augmented(df)
     if fold is None and not has_val_split(df):      # the draw's share of the originals: copies never validate
@@ -508,7 +509,16 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
         n = int((leak & ~placed).sum())
         warn(f"{n} oversampled cop{'y' if n == 1 else 'ies'} whose source validates: "
              f"dropped from training (they would show the model its validation images)")
-    return train & ~leak, val & ~copy
+    # a hand-made split's copy of a test image (`imgcls split` leaves such a copy out, or with its source in test)
+    test = np.zeros(len(df), bool)
+    if "split" in df.columns:
+        test = (df["split"].fillna("").astype(str).str.lower() == "test").to_numpy()
+    of_test = train & ~leak & np.array([c and any(test[s] for s in srcs) for c, srcs in zip(copy, sources)], bool)
+    if of_test.any():
+        n = int(of_test.sum())
+        warn(f"{n} oversampled cop{'y' if n == 1 else 'ies'} whose source is a test image: dropped from training "
+             f"(they would show the model its test images)")
+    return train & ~leak & ~of_test, val & ~copy
 
 
 def _say_drawn_share(train: np.ndarray, val: np.ndarray, val_split: float) -> None:
