@@ -955,6 +955,30 @@ def test_split_check_refuses_unknown_split_values(tmp_path):
     one_line_error(r, "'banana'", "row 5", "accepted: train, val, test")
 
 
+def test_a_split_column_of_another_spelling_is_refused_by_check_and_train_alike(tmp_path):
+    """A hand-made split whose validation rows read 'valid' (another tool's spelling): train read the column as
+    holding no val rows, warned 'no split column with val rows' and drew a random --val-split over them (the 40
+    'valid' rows of a 300-row fmnist_lt table trained), while `split --check` refused the value; and 'Train' / 'VAL',
+    which train reads as train / val, were refused by --check. One rule now (split.config.check_split_values): any
+    case of train / val / test, or empty; anything else is one line, naming 'val' where it means validation."""
+    bad = _leaky_split(tmp_path)
+    df = pd.read_csv(bad, keep_default_na=False)
+    df["split"] = df["split"].replace({"val": "valid"})
+    df.to_csv(bad, index=False)
+    r = invoke("split", "--check", bad, "--no-near-dup")
+    one_line_error(r, "'valid'", "row 1", "3 row(s)", "'val'")
+    runs = tmp_path / "runs"
+    r = invoke("train", bad, "--model", "test_resnet", "--no-pretrained", "--epochs", 1, "--img-size", 16,
+               "--out", runs)
+    one_line_error(r, "'valid'", "row 1", "3 row(s)", "'val'")
+    assert not runs.exists() or not any(runs.iterdir())
+    # any case of the three names is read as train reads it: the check reaches the leaks
+    df["split"] = df["split"].replace({"valid": "VAL", "train": "Train"})
+    df.to_csv(bad, index=False)
+    r = invoke("split", "--check", bad, "--no-near-dup")
+    assert r.exit_code == 1 and "contaminated" in r.flat, r.output
+
+
 def test_split_fraction_finer_than_the_classes_is_one_line(tmp_path):
     raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(16, 16))
     r = invoke("split", raw, "--out", tmp_path / "s.csv", "--val", 0.3, "--no-near-dup")

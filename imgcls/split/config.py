@@ -26,6 +26,26 @@ PROFILE_ATTRIBUTES = PROFILE_HEADS      # stratified on and reported for profile
 PROFILE_OPTIONS = ("age_bands", "drop_ages", "relabel_age")   # act on profile datasets only
 
 
+def check_split_values(df, where) -> None:
+    """A table's `split` column (a hand-made split, or split's own) holds train / val / test, in any case (as train
+    and predict read it), or nothing (a row left out). Anything else is one line naming a row and the fix, `where`
+    (the file) first: another tool's 'valid' read as no validation rows sent them into train's random draw."""
+    if "split" not in df.columns:
+        return
+    values = df["split"].fillna("").astype(str)
+    bad = ~values.str.lower().isin(SPLITS + ("",))
+    if not bad.any():
+        return
+    from imgcls.layouts import SPLIT_FOLDERS       # the split folders' other names (valid, validation)
+    pos = int(bad.to_numpy().nonzero()[0][0])
+    value = values.iloc[pos]
+    meant = SPLIT_FOLDERS.get(value.strip().lower())
+    raise UserError(f"{where}: column 'split' has '{value}' in row {pos + 1} ({int(bad.sum())} row(s) like it; "
+                    f"accepted: train, val, test in any case, or empty for a row left out); "
+                    + (f"write '{meant}' for '{value}'" if meant else "fix the file")
+                    + f" or make a new split with {NEW_SPLIT}")
+
+
 class LeakageError(UserError):
     """A split whose train side shares a group / an image with its val or test side."""
     exit_code = 1

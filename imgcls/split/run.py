@@ -22,7 +22,8 @@ from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_placed, drawn_rows,
                                  follow_sources)
-from imgcls.split.config import NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig
+from imgcls.split.config import (NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig,
+                                 check_split_values)
 from imgcls.split.labels import class_column, derive_profile_labels, exclusion_reasons, is_profile_table
 from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, in_folds, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
@@ -338,17 +339,11 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
                               owns=False)
     if "split" not in df.columns:
         raise UserError(f"{file} has no `split` column; make one with {NEW_SPLIT}")
-    values = df["split"].fillna("").astype(str)
-    bad = ~values.isin(SPLITS + ("",))
-    if bad.any():
-        pos = int(np.flatnonzero(bad.to_numpy())[0])
-        raise UserError(f"{file}: column 'split' has '{values.iloc[pos]}' in row {pos + 1} ({int(bad.sum())} row(s) "
-                        f"like it; accepted: train, val, test, or empty for a row left out); fix the file or make "
-                        f"a new split with {NEW_SPLIT}")
+    check_split_values(df, file)
     group_col = _resolve_group_col(df, cfg, "manifest")      # a column the file lacks: refused, not replaced
     df = _nfc_keys(df, cfg, group_col)
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
-    df = df.assign(split=df["split"].fillna("").astype(str))
+    df = df.assign(split=df["split"].fillna("").astype(str).str.lower())     # 'Train' is train, as train reads it
     if "fold" in df.columns:
         df["fold"] = pd.to_numeric(df["fold"], errors="coerce").astype("Int64")
     if "drop_reason" not in df.columns:

@@ -336,6 +336,8 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         source = resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
     df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=io_workers, announce=dist.main,
                  max_pixels=cfg.max_pixels)
+    from imgcls.split.config import check_split_values
+    check_split_values(df, cfg.src)         # 'valid' is not read as a table without validation rows
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
         check_resume_data(resume, df, src_named, record)
