@@ -979,6 +979,22 @@ def test_a_split_column_of_another_spelling_is_refused_by_check_and_train_alike(
     assert r.exit_code == 1 and "contaminated" in r.flat, r.output
 
 
+def test_a_holdout_table_with_an_empty_fold_column_is_checked_as_a_holdout(tmp_path):
+    """A train / val table carrying an empty `fold` column (a user's CSV exported with one) was read by --check as
+    a k-fold table with every row 'train (every fold)': a person in train and in val was no leak ('clean'), and
+    --fix stopped on a traceback (int of NaN). An empty fold column is no fold column: the check lists the people,
+    --fix refuses to empty val, as without the column."""
+    bad = _leaky_split(tmp_path)
+    df = pd.read_csv(bad, keep_default_na=False)
+    df["fold"] = ""
+    df.to_csv(bad, index=False)
+    r = invoke("split", "--check", bad, "--no-near-dup")
+    assert r.exit_code == 1 and "contaminated: 3 leak(s)" in r.flat, r.output
+    fixed = tmp_path / "fixed.csv"
+    r = invoke("split", "--check", bad, "--no-near-dup", "--fix", "--out", fixed)
+    one_line_error(r, "--fix would change the share of 'val'", "0.0%", "nothing written")     # as without it
+
+
 def test_split_fraction_finer_than_the_classes_is_one_line(tmp_path):
     raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(16, 16))
     r = invoke("split", raw, "--out", tmp_path / "s.csv", "--val", 0.3, "--no-near-dup")

@@ -13,11 +13,18 @@ from imgcls.split.config import LINK_COLUMNS, NEW_SPLIT, SPLITS
 from imgcls.split.units import COPY_LINK, NEAR_LINK, joined_units, linked_units, typed_link_pairs
 
 
+def has_folds(df: pd.DataFrame) -> bool:
+    """Whether df is a k-fold table: a `fold` column holding a fold. An empty one (a holdout CSV exported with the
+    column) is none, as train reads it (train.data.fold_ids): its rows are train / val / test, not each 'train
+    (every fold)'."""
+    return "fold" in df.columns and bool(pd.to_numeric(df["fold"], errors="coerce").notna().any())
+
+
 def sides(df: pd.DataFrame) -> pd.Series:
-    """Which side of the split each row is on: 'train' / 'val' / 'test', or with folds 'test' / 'fold k' /
-    'train (every fold)'; '' for rows left out. Rows on different sides must share nothing."""
+    """Which side of the split each row is on: 'train' / 'val' / 'test', or with folds (has_folds) 'test' /
+    'fold k' / 'train (every fold)'; '' for rows left out. Rows on different sides must share nothing."""
     split = df["split"].fillna("").astype(str)
-    if "fold" in df.columns:
+    if has_folds(df):
         fold = pd.to_numeric(df["fold"], errors="coerce").fillna(-1).astype(int)
         side = np.where(fold >= 0, "fold " + fold.astype(str), "train (every fold)")
         side = np.where(split == "test", "test", side)
@@ -43,7 +50,7 @@ def check_leaks(df: pd.DataFrame, group_col: str = "group",
     pair)."""
     from imgcls.manifest import augmented
     side = sides(df).to_numpy()
-    copy_in_folds = augmented(df) & in_folds(side, "fold" in df.columns)
+    copy_in_folds = augmented(df) & in_folds(side, has_folds(df))
     paths = df["path"].astype(str).to_numpy()
     used = side != ""
     out = []
@@ -84,7 +91,7 @@ def _copy_leaks(df: pd.DataFrame, side: np.ndarray) -> list[dict]:
     from imgcls.manifest import COPY_SEP
     paths = df["path"].astype(str).to_numpy()
     src, cop = links.reference_pairs(paths, df["augmented_from"].to_numpy(), COPY_SEP)
-    folds = in_folds(df, side)
+    folds = in_folds(side, has_folds(df))
     keep = (side[src] != "") & (side[cop] != "") & (side[src] != side[cop]) & ~(folds[src] & folds[cop])
     out, seen = [], set()
     for s, c in sorted(zip(src[keep], cop[keep]), key=lambda p: (paths[p[0]], paths[p[1]])):
@@ -126,7 +133,7 @@ def side_units(df: pd.DataFrame, group_col: str = "group",
     placed = df[used]
     i, j, kind = typed_link_pairs(placed, group_col, pairs)
     side = sides(placed).to_numpy()
-    folds, copy = in_folds(side, "fold" in placed.columns), augmented(placed)
+    folds, copy = in_folds(side, has_folds(placed)), augmented(placed)
     apart = folds[i] & folds[j] & (side[i] != side[j]) & (
         (kind == COPY_LINK) | ((kind == NEAR_LINK) & copy[i] & copy[j]))
     out = pd.Series("", index=df.index, dtype=object)
@@ -174,7 +181,7 @@ def fix_leaks(df: pd.DataFrame, group_col: str = "group",
     moved = int(move.sum())
     pos = np.flatnonzero(used)[move]
     col = {c: df.columns.get_loc(c) for c in ("split", "fold") if c in df.columns}
-    has_fold = "fold" in col
+    has_fold = has_folds(df)
     for t in np.unique(row_target[move].astype(str)):
         idx = pos[row_target[move] == t]
         if t == "test":

@@ -25,7 +25,8 @@ from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_
 from imgcls.split.config import (NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig,
                                  check_split_values)
 from imgcls.split.labels import class_column, derive_profile_labels, exclusion_reasons, is_profile_table
-from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, in_folds, sides
+from imgcls.split.leaks import (balance_units, check_fix_fractions, check_leaks, fix_leaks, has_folds, in_folds,
+                                 sides)
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  value_meanings, write_reports)
 from imgcls.split.units import (NEAR_LINK, content_label_conflicts, linked_units, near_duplicate_pairs_for,
@@ -376,7 +377,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     # the targets of the balance table: the file's own overall fractions (its settings are not recorded in it)
     used = sides(fixed) != ""
     cfg.test = float((fixed.loc[used, "split"] == "test").mean())
-    if "fold" in fixed.columns:
+    if has_folds(fixed):
         cfg.folds = max(2, int(pd.to_numeric(fixed["fold"], errors="coerce").max()) + 1)
     else:
         cfg.folds = None
