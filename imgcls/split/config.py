@@ -28,13 +28,16 @@ PROFILE_OPTIONS = ("age_bands", "drop_ages", "relabel_age")   # act on profile d
 
 def check_split_values(df, where) -> None:
     """A table's `split` column (a hand-made split, or split's own) holds train / val / test, in any case (as train
-    and predict read it), or nothing (a row left out). Anything else is one line naming a row and the fix, `where`
-    (the file) first: another tool's 'valid' read as no validation rows sent them into train's random draw."""
+    and predict read it), or nothing (a row left out); in a k-fold table (a `fold` column holding a fold) each train
+    / val row names its fold. Anything else is one line naming a row and the fix, `where` (the file) first: another
+    tool's 'valid' read as no validation rows sent them into train's random draw, and a train row with an empty
+    fold was 'train (every fold)' to --check but trained in no fold."""
     if "split" not in df.columns:
         return
     values = df["split"].fillna("").astype(str)
     bad = ~values.str.lower().isin(SPLITS + ("",))
     if not bad.any():
+        _check_fold_values(df, values.str.lower(), where)
         return
     from imgcls.layouts import SPLIT_FOLDERS       # the split folders' other names (valid, validation)
     pos = int(bad.to_numpy().nonzero()[0][0])
@@ -44,6 +47,27 @@ def check_split_values(df, where) -> None:
                     f"accepted: train, val, test in any case, or empty for a row left out); "
                     + (f"write '{meant}' for '{value}'" if meant else "fix the file")
                     + f" or make a new split with {NEW_SPLIT}")
+
+
+def has_folds(df) -> bool:
+    """Whether df is a k-fold table: a `fold` column holding a fold. An empty one (a holdout CSV exported with the
+    column) is none, as train reads it (train.data.fold_ids): its rows are train / val / test, not each 'train
+    (every fold)'."""
+    import pandas as pd         # the step's, not the command line's
+    return "fold" in df.columns and bool(pd.to_numeric(df["fold"], errors="coerce").notna().any())
+
+
+def _check_fold_values(df, split, where) -> None:
+    """check_split_values' fold rule: `split` its lowercase values."""
+    import pandas as pd
+    if not has_folds(df):
+        return
+    bad = (split.isin(("train", "val")) & pd.to_numeric(df["fold"], errors="coerce").isna()).to_numpy()
+    if bad.any():
+        pos = int(bad.nonzero()[0][0])
+        raise UserError(f"{where}: row {pos + 1} has split '{split.iloc[pos]}' and an empty fold ({int(bad.sum())} "
+                        f"row(s) like it) in a k-fold table: write its fold (0..K-1, or -1 to train it in every "
+                        f"fold), or empty its split to leave it out, or make a new split with {NEW_SPLIT}")
 
 
 class LeakageError(UserError):

@@ -9,15 +9,8 @@ import pandas as pd
 
 from imgcls import links
 from imgcls.errors import UserError
-from imgcls.split.config import LINK_COLUMNS, NEW_SPLIT, SPLITS
+from imgcls.split.config import LINK_COLUMNS, NEW_SPLIT, SPLITS, has_folds
 from imgcls.split.units import COPY_LINK, NEAR_LINK, joined_units, linked_units, typed_link_pairs
-
-
-def has_folds(df: pd.DataFrame) -> bool:
-    """Whether df is a k-fold table: a `fold` column holding a fold. An empty one (a holdout CSV exported with the
-    column) is none, as train reads it (train.data.fold_ids): its rows are train / val / test, not each 'train
-    (every fold)'."""
-    return "fold" in df.columns and bool(pd.to_numeric(df["fold"], errors="coerce").notna().any())
 
 
 def sides(df: pd.DataFrame) -> pd.Series:

@@ -23,10 +23,9 @@ from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_placed, drawn_rows,
                                  follow_sources)
 from imgcls.split.config import (NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig,
-                                 check_split_values)
+                                 check_split_values, has_folds)
 from imgcls.split.labels import class_column, derive_profile_labels, exclusion_reasons, is_profile_table
-from imgcls.split.leaks import (balance_units, check_fix_fractions, check_leaks, fix_leaks, has_folds, in_folds,
-                                 sides)
+from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, in_folds, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
                                  value_meanings, write_reports)
 from imgcls.split.units import (NEAR_LINK, content_label_conflicts, linked_units, near_duplicate_pairs_for,
