@@ -415,6 +415,28 @@ def test_check_fix_balances_a_mixup_class_by_its_images_as_the_split_did(tmp_pat
     assert fixed["max_deviation"] < 0.5, fixed
 
 
+def test_check_fix_of_a_kfold_table_with_a_gap_in_its_fold_numbers_weighs_the_folds_it_has(tmp_path):
+    """`split --check --fix` of a k-fold table numbered 0, 2, 3 (a user's fold column, one fold renumbered) set its
+    balance targets for folds 0..3, a quarter each, fold 1 empty: every class read 25% off its target in the
+    empty fold and the fix warned of a stratification gap (summary folds: 4). The targets are the folds the table
+    has, a third each: within tolerance, as the same table numbered 0, 1, 2."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 30, "b": 30}, size=(12, 12))
+    d, *_ = sp.make_split(mf.load(raw, announce=False), cfg(folds=3))
+    bad = d.copy()          # a leak for --fix to repair: an image of fold 0 and one of fold 1, one person
+    bad.iloc[[int(np.flatnonzero((bad["fold"] == k).to_numpy())[0]) for k in (0, 1)],
+             bad.columns.get_loc("group")] = "leak"
+    results = {}
+    for name, renumber in (("plain", {}), ("gap", {1: 3, 2: 2})):
+        t = bad.assign(fold=bad["fold"].replace(renumber))
+        mf.write(t, tmp_path / f"{name}.csv")
+        sp.run_check(tmp_path / f"{name}.csv", tmp_path / f"{name}_fixed.csv", cfg(), fix=True)
+        results[name] = json.loads((tmp_path / f"{name}_fixed_summary.json").read_text())
+    gap, plain = results["gap"], results["plain"]
+    assert set(gap["balance"]["targets"]) == {"fold 0", "fold 2", "fold 3"}, gap["balance"]["targets"]
+    assert gap["config"]["folds"] == 3 and gap["balance"]["within_tolerance"], gap["balance"]
+    assert gap["balance"]["max_deviation"] == plain["balance"]["max_deviation"]
+
+
 def test_check_finds_and_fix_repairs_planted_leaks():
     df, *_ = sp.make_split(profile_table(80), cfg(val=0.25))
     a = df.index[df["split"] == "train"][0]

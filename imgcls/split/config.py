@@ -57,6 +57,15 @@ def has_folds(df) -> bool:
     return "fold" in df.columns and bool(pd.to_numeric(df["fold"], errors="coerce").notna().any())
 
 
+def fold_ids(df) -> list[int]:
+    """The folds a k-fold table validates, sorted: its `fold` values >= 0 (-1 trains in every fold), whatever their
+    numbering (a hand-made table's may have a gap: 0, 2, 3); train trains these (train.data.fold_ids)."""
+    import pandas as pd
+    if "fold" not in df.columns:
+        return []
+    return sorted(int(k) for k in pd.to_numeric(df["fold"], errors="coerce").dropna().unique() if k >= 0)
+
+
 def _check_fold_values(df, split, where) -> None:
     """check_split_values' fold rule: `split` its lowercase values."""
     import pandas as pd

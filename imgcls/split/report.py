@@ -15,7 +15,7 @@ from imgcls.console import is_quiet, print_table
 from imgcls.fsutil import write_json, write_table
 from imgcls.outputs import split_outputs
 from imgcls.split.assign import drawn_rows, kept_in_train
-from imgcls.split.config import PROFILE_ATTRIBUTES, SPLITS, SplitConfig
+from imgcls.split.config import PROFILE_ATTRIBUTES, SPLITS, SplitConfig, fold_ids
 from imgcls.split.leaks import side_rank, sides
 
 
@@ -104,7 +104,9 @@ def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None, 
         return {"max_deviation": None, "worst": [], "targets": {}}
     if cfg.folds:
         targets = {"test": cfg.test} if cfg.test else {}
-        targets.update({f"fold {k}": (1 - cfg.test) / cfg.folds for k in range(cfg.folds)})
+        # the folds the table has (a checked table's may be numbered with a gap, 0, 2, 3), else 0..K-1
+        ids = fold_ids(df) or list(range(cfg.folds))
+        targets.update({f"fold {k}": (1 - cfg.test) / len(ids) for k in ids})
     else:
         targets = {"train": 1 - cfg.val - cfg.test, "val": cfg.val}
         if cfg.test:

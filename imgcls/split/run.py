@@ -23,7 +23,7 @@ from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_placed, drawn_rows,
                                  follow_sources)
 from imgcls.split.config import (NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig,
-                                 check_split_values, has_folds)
+                                 check_split_values, fold_ids, has_folds)
 from imgcls.split.labels import class_column, derive_profile_labels, exclusion_reasons, is_profile_table
 from imgcls.split.leaks import balance_units, check_fix_fractions, check_leaks, fix_leaks, in_folds, sides
 from imgcls.split.report import (distribution, print_leaks, print_tables, report_columns, summarize,
@@ -377,7 +377,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     used = sides(fixed) != ""
     cfg.test = float((fixed.loc[used, "split"] == "test").mean())
     if has_folds(fixed):
-        cfg.folds = max(2, int(pd.to_numeric(fixed["fold"], errors="coerce").max()) + 1)
+        cfg.folds = max(2, len(fold_ids(fixed)))       # the folds it has: a gap (0, 2, 3) is no empty fold
     else:
         cfg.folds = None
         cfg.val = float((fixed.loc[used, "split"] == "val").mean())

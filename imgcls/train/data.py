@@ -450,8 +450,8 @@ def fold_numbers(df: pd.DataFrame) -> np.ndarray | None:
 
 
 def fold_ids(df: pd.DataFrame) -> list[int]:
-    f = fold_numbers(df)
-    return [] if f is None else sorted(int(x) for x in np.unique(f[~np.isnan(f)]) if x >= 0)
+    from imgcls.split import config        # split's reading of a fold column, its check's too
+    return config.fold_ids(df)
 
 
 def has_val_split(df: pd.DataFrame) -> bool:
