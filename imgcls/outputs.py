@@ -140,37 +140,70 @@ class OutputSet:
 
 
 @contextmanager
-def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] = ()) -> Iterator[OutputSet]:
+def _folder_turn(folder: Path) -> Iterator[None]:
+    """An exclusive flock on `folder` while one output_set sweeps, writes and places its files there: a second run
+    of a step into the same folder (two predicts with one default --out) waits its turn, saying so, instead of
+    sweeping the first one's staging folder and temporary files as a killed run's (the first then failed with
+    FileNotFoundError). The kernel drops the lock when the process ends, kill -9 included; a file system without
+    flock writes unlocked, as before."""
+    try:
+        import fcntl
+        fd = os.open(folder, os.O_RDONLY)
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            from imgcls.console import info
+            info(f"{folder}: another imgcls command is writing its files there; waiting for it to finish")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:         # ENOLCK, EOPNOTSUPP: no locks on this file system
+            pass
+        yield
+    finally:
+        os.close(fd)            # closing the descriptor releases the lock
+
+
+@contextmanager
+def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] = (),
+               temps: Iterable[str] = ()) -> Iterator[OutputSet]:
     """A step's files written as one set into `folder` (split's table and reports, eda's plots, summary and
     report): yields an OutputSet to write them into; as the block ends they are renamed into place (the staged
     files, then the `beside` ones), and the `earlier` names (the files an earlier run of the step may have left
     in `folder`) this set does not hold are removed. A run stopped while writing (Ctrl-C, an error) leaves the
     earlier set whole, never its summary beside new plots; only a stop during the renames themselves can mix them.
     `name`: the staging folder's (`.NAME.XXXXXXXX.tmp` in `folder`); the ones a kill -9 left are removed here, and
-    what `beside` leaves by the caller's stale-temp sweep (fsutil.remove_stale_temps). `folder` is made here where it
-    is not there; a run stopped before it placed a file removes it (and the folders above it it made) again, so a
-    stopped first run leaves no empty --out (a folder that was there stays)."""
+    so are the temporary files of the file names `temps` (what `beside` and atomic writes leave: fsutil's
+    remove_stale_temps), both while this run holds the folder (_folder_turn: a concurrent run's are not a killed
+    run's). `folder` is made here where it is not there; a run stopped before it placed a file removes it (and the
+    folders above it it made) again, so a stopped first run leaves no empty --out (a folder that was there stays)."""
     import shutil
     import tempfile
-    from imgcls.fsutil import folders_to_make, is_temp_name, remove_made
+    from imgcls.fsutil import folders_to_make, is_temp_name, remove_made, remove_stale_temps
     folder = Path(folder)
     made = folders_to_make(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    for d in folder.glob(f".{name}.*.tmp"):
-        if is_temp_name(d.name) and d.is_dir() and not d.is_symlink():
-            shutil.rmtree(d, ignore_errors=True)
-    written = OutputSet(folder, Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder)))
-    done = False
-    try:
-        yield written
-        written._commit(name, earlier)
-        done = True
-    finally:
-        shutil.rmtree(written.stage, ignore_errors=True)
-        for tmp in written._beside.values():
-            tmp.unlink(missing_ok=True)
-        if not done:            # only those still empty: what a stop among the renames placed stays
-            remove_made(made)
+    with _folder_turn(folder):
+        temps = list(temps)
+        if temps:
+            remove_stale_temps(folder, temps)
+        for d in folder.glob(f".{name}.*.tmp"):
+            if is_temp_name(d.name) and d.is_dir() and not d.is_symlink():
+                shutil.rmtree(d, ignore_errors=True)
+        written = OutputSet(folder, Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder)))
+        done = False
+        try:
+            yield written
+            written._commit(name, earlier)
+            done = True
+        finally:
+            shutil.rmtree(written.stage, ignore_errors=True)
+            for tmp in written._beside.values():
+                tmp.unlink(missing_ok=True)
+            if not done:            # only those still empty: what a stop among the renames placed stays
+                remove_made(made)
 
 
 # YAML 1.2's floats that PyYAML's YAML 1.1 resolver reads as strings: an exponent without a dot (`1e-4`) or

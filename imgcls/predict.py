@@ -36,7 +36,7 @@ from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_fro
 from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
-                           did_you_mean, remove_stale_temps, write_json, write_table)
+                           did_you_mean, write_json, write_table)
 from imgcls.layouts import FolderView
 from imgcls.options import PATH, check, check_arguments, python_too, shown
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMARY, REPORT_HTML, SPEC_NAME,
@@ -1221,10 +1221,11 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     # the record of a whole set); the earlier prediction's probabilities in the other format and confusion PNGs go
     # with it. A stop while writing (Ctrl-C, an error) left new probabilities beside the earlier submission; now the
     # earlier set stays whole
-    # a kill -9 of an earlier run left temporary files of these names (only ours: --out may be the user's folder)
-    remove_stale_temps(out, [SUBMISSION_CSV, *(f"probs.{f}" for f in PROBS_FORMATS), PREDICT_SUMMARY, REPORT_HTML,
-                             placing_journal(placing).name])
-    with output_set(out, "predict", earlier=[f.name for f in (*other, *earlier_figures)]) as written:
+    # a kill -9 of an earlier run left temporary files of these names (only ours: --out may be the user's folder),
+    # swept by output_set while this run holds the folder (a predict writing there at once is not a killed one)
+    temps = [SUBMISSION_CSV, *(f"probs.{f}" for f in PROBS_FORMATS), PREDICT_SUMMARY, REPORT_HTML,
+             placing_journal(placing).name]
+    with output_set(out, "predict", earlier=[f.name for f in (*other, *earlier_figures)], temps=temps) as written:
         write_table(table, written.stage / probs_path.name)
         write_table(sub, written.stage / SUBMISSION_CSV)
         write_predict_report(written.stage, summary, table, classes, [m.run for m in spec.members],

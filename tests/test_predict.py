@@ -571,6 +571,39 @@ def test_a_killed_prediction_s_temporary_files_are_swept_by_the_next(tmp_path):
     assert not any(f.exists() for f in left) and mine.is_file()
 
 
+def test_two_predictions_writing_into_one_folder_at_once_each_place_a_whole_set(tmp_path):
+    """predict's set (outputs.output_set) swept the staging folder and the temporary files of its names it found in
+    --out as a killed run's: a second predict into the same --out (two with one default folder) reaching its set
+    while the first wrote its own removed the first's staging folder, which then failed (FileNotFoundError) among
+    its renames. A run holds the folder while it sweeps, writes and places its set: the second waits its turn,
+    then places its own whole set (last one wins), nothing of either left behind."""
+    import os
+    import subprocess
+    import sys
+
+    from imgcls.fsutil import write_json
+    from imgcls.outputs import output_set
+    out = tmp_path / "pred"
+    temps = ["submission.csv", "predict.json"]
+    second = (f"from imgcls.outputs import output_set\nprint('start', flush=True)\n"
+              f"with output_set({str(out)!r}, 'predict', temps={temps!r}) as w:\n"
+              f"    (w.stage / 'submission.csv').write_text('second')\n"
+              f"    w.beside('predict.json').write_text('{{}}')\n")
+    with output_set(out, "predict", temps=temps) as written:
+        (written.stage / "submission.csv").write_text("first")
+        write_json(written.beside("predict.json"), {})
+        other = subprocess.Popen([sys.executable, "-c", second], stdout=subprocess.PIPE, text=True,
+                                 env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+        assert other.stdout.readline() == "start\n"
+        try:
+            other.wait(1.5)          # before: it swept this run's files and ended; now it waits for this set
+        except subprocess.TimeoutExpired:
+            pass
+    assert other.wait(60) == 0
+    assert (out / "submission.csv").read_text() == "second" and (out / "predict.json").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["predict.json", "submission.csv"]
+
+
 def test_a_prediction_replacing_an_eval_one_leaves_none_of_its_confusion_pngs(tmp_path):
     """predict --eval drew confusion_matrix.png / _normalized.png into its --out; a later predict into that folder
     without --eval (or with --no-plots) said 'holds an earlier prediction; it is replaced', replaced the submission,

@@ -14,7 +14,7 @@ from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls.console import cache_reuse, info, warn
 from imgcls.errors import UserError
-from imgcls.fsutil import check_not_replacing, check_output_location, check_writable, remove_stale_temps
+from imgcls.fsutil import check_not_replacing, check_output_location, check_writable
 from imgcls.options import PATH, SRC_PATH, check_arguments, python_too
 from imgcls.outputs import (output_set, own_earlier_files, placing_journal, read_yaml, refuse_other_output,
                             refuse_users_files, replacing_line, split_outputs)
@@ -305,10 +305,10 @@ def _write_set(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, lea
     folder."""
     final = split_outputs(out)
     # a kill -9 of an earlier run left temporary files of these names (only ours: --out's folder is the user's);
-    # the table's temporary file holds one of its own while it is written (`.` + its name)
-    remove_stale_temps(out.parent, [out.name, f".{out.name}", placing_journal(out).name]
-                       + [p.name for p in final.values()])
-    with output_set(out.parent, out.name, earlier=[p.name for p in final.values()]) as written:
+    # the table's temporary file holds one of its own while it is written (`.` + its name); output_set sweeps them
+    # while this run holds the folder
+    temps = [out.name, f".{out.name}", placing_journal(out).name] + [p.name for p in final.values()]
+    with output_set(out.parent, out.name, earlier=[p.name for p in final.values()], temps=temps) as written:
         write_reports(df, written.stage / out.name, cfg, summary, leaks, columns)
         mf.write(df, written.beside(out.name))
 
