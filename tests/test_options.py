@@ -1123,21 +1123,25 @@ def test_a_python_caller_of_build_ensemble_reads_how_to_predict_from_python(tmp_
 
 
 def test_a_dataframe_given_as_a_step_s_input_is_one_line_naming_it(tmp_path):
-    """run_eda / run_clean / run_preprocess / run_split(df) and run_train(TrainConfig(src=df)) (a notebook's
-    DataFrame where the data's path goes) failed inside pathlib (`expected str, bytes or os.PathLike object`) or
-    pandas (`The truth value of a DataFrame is ambiguous`): one TypeError naming the argument, as run_predict's."""
+    """run_eda / run_clean / run_preprocess / run_split(df), run_train(TrainConfig(src=df)) and
+    run_tune(TuneConfig(train=TrainConfig(src=df))) (a notebook's DataFrame where the data's path goes) failed
+    inside pathlib (`expected str, bytes or os.PathLike object`) or pandas (`The truth value of a DataFrame is
+    ambiguous`): one TypeError naming the argument, as run_predict's."""
     import pandas as pd
     from imgcls.clean import run_clean
     from imgcls.eda import run_eda
     from imgcls.preprocess import run_preprocess
     from imgcls.split import run_split
     from imgcls.train import run_train
+    from imgcls.tune import TuneConfig, run_tune
     df = pd.DataFrame({"path": ["a.png"], "label": ["a"]})
     out = tmp_path / "out"
     what = "src must be a path to a dataset folder or a manifest CSV (got a DataFrame)"
     for step, call in [("run_eda", lambda: run_eda(df, out)), ("run_clean", lambda: run_clean(df, out)),
                        ("run_preprocess", lambda: run_preprocess(df, out)), ("run_split", lambda: run_split(df, out)),
-                       ("TrainConfig", lambda: run_train(TrainConfig(src=df, out=str(out))))]:
+                       ("TrainConfig", lambda: run_train(TrainConfig(src=df, out=str(out)))),
+                       ("TrainConfig", lambda: run_tune(TuneConfig(train=TrainConfig(src=df), out=str(out),
+                                                                   study="s")))]:
         with pytest.raises(TypeError, match=re.escape(f"{step}'s {what}") + "$"):
             call()
     assert not out.exists()

@@ -25,7 +25,8 @@ from typing import Optional
 
 from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
-from imgcls.options import check, check_arguments, choose_another, option, option_text, python_too, set_options, shown
+from imgcls.options import (PATH, SRC_PATH, check, check_arguments, choose_another, option, option_text, python_too,
+                            set_options, shown)
 from imgcls.outputs import BEST_CONFIG, REPORT_HTML, STUDY_DB, TRIAL_DIR, TRIALS_CSV, trial_dir
 from imgcls.run_names import METRICS_CSV, PER_CLASS_CSV, fold_dirs
 from imgcls.train.callbacks import Callback
@@ -831,6 +832,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     import copy
     check_arguments("run_tune", required=("cfg",), cfg=(cfg, TuneConfig))
     check_arguments("TuneConfig", required=("train",), train=(cfg.train, TrainConfig))
+    check_arguments("TrainConfig", src=(cfg.train.src, PATH, SRC_PATH))     # as run_train's: the trials' data
     cfg = copy.deepcopy(cfg)
     space, url, rows = _check_up_front(cfg)     # a user's error is said before optuna is imported
     import optuna
