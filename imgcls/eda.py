@@ -171,8 +171,9 @@ def _min_median_max(stats: dict) -> str:
 
 def ratio_text(ratio: float) -> str:
     """An imbalance ratio as the screen, report.html and the class-count figure show it: 3 significant digits,
-    never an exponent (1.57, 15.0, 123, 2346); summary.json keeps the full number."""
-    return f"{ratio:.{max(0, 2 - math.floor(math.log10(ratio)))}f}"
+    never an exponent (1.57, 15.0, 123, 2346); summary.json keeps the full number. The decimals follow the ratio
+    as rounded to 3 digits: 9.996 is '10.0', not '10.00'."""
+    return f"{ratio:.{max(0, 2 - math.floor(math.log10(float(f'{ratio:.3g}'))))}f}"
 
 
 def plot_class_counts(summary: dict, path: Path) -> Path:

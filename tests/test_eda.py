@@ -119,6 +119,13 @@ def test_the_imbalance_ratio_reads_the_same_on_screen_in_the_report_and_the_figu
     assert [eda.ratio_text(x) for x in (1.575, 4.0, 15.0, 123.4, 2345.6)] == ["1.57", "4.00", "15.0", "123", "2346"]
 
 
+def test_an_imbalance_ratio_rounding_up_to_a_power_of_ten_keeps_three_significant_digits():
+    """eda.ratio_text took its decimals from the ratio before rounding: 2499/250 = 9.996 read '10.00' and 99.96
+    '100.0' (four significant digits), where 10.01 reads '10.0' and 100.4 '100'."""
+    assert [eda.ratio_text(x) for x in (2499 / 250, 99.96, 999.6, 10.01, 100.4, 9.994)] == \
+        ["10.0", "100", "1000", "10.0", "100", "9.99"]
+
+
 def test_a_long_class_name_is_cut_in_the_sample_grid_title_alone_and_draws_without_warnings(tmp_path, monkeypatch):
     """A ~100-character class name made samples.png's tight_layout warn on screen ("Tight layout not applied": the
     row's title wider than any layout allows). Figure titles cut it with an ellipsis to the row (its count kept);
