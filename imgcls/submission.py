@@ -117,12 +117,17 @@ def folder_template(data: str | os.PathLike, view: FolderView | None, read_as_cs
     eval/info.csv of ImageID,ans) where the folder was read otherwise (`read_as_csv` False: --layout unlabeled, its
     image files, whose ids are their paths there, images/<hash>.jpg in name order) and --format writes that CSV's
     two first columns: it is the submission's template, filled in its ids and order (the competition's), as the
-    auto layout's read of its rows writes them. None otherwise (the hint names it: listing_csv)."""
+    auto layout's read of its rows writes them. None otherwise (the hint names it: listing_csv), the default's
+    columns (id,label) given as --format too: as without one, every image by its path (the way out predict names
+    where the CSV does not list every image)."""
     csv = listing_csv(data, view, read_as_csv)
     if csv is None or not fmt:
         return None
+    wanted = [c.lower() for c in resolve_format(fmt)[:2]]
+    if wanted == [c.lower() for c in resolve_format(DEFAULT_FORMAT)[:2]]:
+        return None
     cols = [str(c).lower() for c in view.head(csv).columns[:2]]
-    return csv if cols == [c.lower() for c in resolve_format(fmt)[:2]] else None
+    return csv if cols == wanted else None
 
 
 def listing_csv(data: str | os.PathLike, view: FolderView | None, read_as_csv: bool) -> Path | None:

@@ -483,6 +483,26 @@ def test_the_mask_eval_folder_read_as_unlabeled_writes_its_info_csv_s_ids_and_or
         f"read; --format id,label writes every image by its path)") in said, said
 
 
+def test_unlabeled_with_format_id_label_writes_every_image_by_its_path_beside_a_folder_csv_of_those_columns(tmp_path):
+    """--layout unlabeled --format id,label on a folder whose one CSV (id,label) lists its images took that CSV as
+    the submission's template, unlike the default (no --format, the same id,label): an image it does not list was
+    refused with the way out '--format id,label writes every image by its path', the very command refused. The
+    default's columns never make the folder's CSV a template: every image by its path, the CSV named as the
+    --sample-submission to give."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    ev = tmp_path / "test"
+    for i, n in enumerate(["f3.jpg", "0a.jpg", "zz.jpg"]):
+        make_image(ev / "images" / n, size=(30, 40), seed=i, kind="noise")
+    pd.DataFrame({"id": ["f3.jpg", "0a.jpg"], "label": "x"}).to_csv(ev / "mine.csv", index=False)
+    res = invoke("predict", run, "--data", ev, "--layout", "unlabeled", "--out", tmp_path / "p", "--format",
+                 "id,label", "--workers", 0)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0, said
+    assert sorted(pd.read_csv(tmp_path / "p" / "submission.csv")["id"]) == [f"images/{n}" for n in
+                                                                            ("0a.jpg", "f3.jpg", "zz.jpg")]
+    assert f"--sample-submission {ev / 'mine.csv'} writes the submission" in said, said
+
+
 def test_class_ids_come_from_the_label_and_its_ids(tmp_path):
     """--format mask wrote a class's position as its id (a class clean removed shifted every later one), wrote a
     `train --target mask` run's mask values as the 18-class `ans`, and positions for a run whose classes are names;
