@@ -13,8 +13,7 @@ from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
 from imgcls.console import info, is_quiet, progress_bar, warn
-from imgcls.fsutil import (check_output_location, check_writable, remove_stale_temps, write_json,
-                           write_table)
+from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
 from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders_read
 from imgcls.eda_config import DEFAULT_OUT, SAMPLES_PER_CLASS, EdaConfig
@@ -344,7 +343,6 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
         test_df = mf.scan_images(test_df, workers=workers, max_pixels=max_pixels, require=False)
     if replaced:        # outputs/eda every run (or what a run stopped among its renames placed): say what goes
         info(replacing_line(out, "an earlier eda output"))
-    remove_stale_temps(out)          # what a kill -9 of an earlier run left (output_set makes a new --out)
     dups = exact_duplicate_groups(df)            # summary.json counts them, report.html lists them
     summary = summarize(df, dups)
     summary.update(source=str(src), seed=seed)
@@ -352,7 +350,9 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
         summary["empty_class_folders"] = empty_classes
     # the files are written as one set (outputs.output_set), then renamed into place: a run stopped between its
     # plots left new PNGs beside the earlier run's summary.json and report; now it leaves the earlier set whole
-    with output_set(out, "eda", earlier=earlier_files(out)) as written:
+    # what a kill -9 of an earlier run left is swept by output_set while this run holds --out (temps: all of it):
+    # another eda writing there at once is not a killed one
+    with output_set(out, "eda", earlier=earlier_files(out), temps=True) as written:
         stage = written.stage
         profile = "age" in df.columns and len(mf.readable(df))
         if profile:             # before the class plots, which name what the class ids mean

@@ -168,7 +168,7 @@ def _folder_turn(folder: Path) -> Iterator[None]:
 
 @contextmanager
 def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] = (),
-               temps: Iterable[str] = ()) -> Iterator[OutputSet]:
+               temps: Iterable[str] | bool = ()) -> Iterator[OutputSet]:
     """A step's files written as one set into `folder` (split's table and reports, eda's plots, summary and
     report): yields an OutputSet to write them into; as the block ends they are renamed into place (the staged
     files, then the `beside` ones), and the `earlier` names (the files an earlier run of the step may have left
@@ -176,9 +176,10 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] = ()
     earlier set whole, never its summary beside new plots; only a stop during the renames themselves can mix them.
     `name`: the staging folder's (`.NAME.XXXXXXXX.tmp` in `folder`); the ones a kill -9 left are removed here, and
     so are the temporary files of the file names `temps` (what `beside` and atomic writes leave: fsutil's
-    remove_stale_temps), both while this run holds the folder (_folder_turn: a concurrent run's are not a killed
-    run's). `folder` is made here where it is not there; a run stopped before it placed a file removes it (and the
-    folders above it it made) again, so a stopped first run leaves no empty --out (a folder that was there stays)."""
+    remove_stale_temps; True: every one under `folder`, a step owning all of it: eda), both while this run holds
+    the folder (_folder_turn: a concurrent run's are not a killed run's). `folder` is made here where it is not
+    there; a run stopped before it placed a file removes it (and the folders above it it made) again, so a stopped
+    first run leaves no empty --out (a folder that was there stays)."""
     import shutil
     import tempfile
     from imgcls.fsutil import folders_to_make, is_temp_name, remove_made, remove_stale_temps
@@ -186,9 +187,10 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] = ()
     made = folders_to_make(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with _folder_turn(folder):
-        temps = list(temps)
-        if temps:
-            remove_stale_temps(folder, temps)
+        if temps is True:
+            remove_stale_temps(folder)
+        elif temps:
+            remove_stale_temps(folder, list(temps))
         for d in folder.glob(f".{name}.*.tmp"):
             if is_temp_name(d.name) and d.is_dir() and not d.is_symlink():
                 shutil.rmtree(d, ignore_errors=True)

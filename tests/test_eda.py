@@ -826,6 +826,51 @@ def test_eda_stopped_between_its_plots_leaves_the_earlier_set_whole(tmp_path, mo
     assert all(p.is_file() for p in mf.image_paths(mf.load(out / "manifest.csv", announce=False)))   # its roots
 
 
+def test_a_second_eda_into_the_same_out_waits_for_the_first_one_s_set(tmp_path, monkeypatch):
+    """eda swept every temporary file under its --out (a kill -9's) before it took its turn at the folder: a second
+    eda into the same --out (outputs/eda, the default) deleted the first one's file being written in its staging
+    folder, and the first failed with a FileNotFoundError traceback. The sweep is made while the run holds the
+    folder (outputs.output_set's temps): the second waits, saying so, then writes its own whole set."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from imgcls.fsutil import atomic_path
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
+    out = tmp_path / "eda"
+    write_report = eda.write_report
+    said, turn = [], threading.Event()
+
+    def written_while_another_eda_starts(path, *a, **k):
+        with atomic_path(path) as tmp:      # the first eda's report.html, being written
+            tmp.write_text("<html>")
+            second = subprocess.Popen([sys.executable, "-m", "imgcls", "eda", str(root), "--out", str(out),
+                                       "--workers", "1", "--samples", "1"], stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True,
+                                      env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200",
+                                           "PYTHONPATH": str(Path(__file__).parents[1])})
+
+            def read():
+                for line in second.stdout:
+                    said.append(line)
+                    if "waiting for it to finish" in line:
+                        turn.set()
+                turn.set()
+            threading.Thread(target=read, daemon=True).start()
+            turn.wait(120)      # before: it swept this file and ended; now it waits for this run's set
+        write_report(path, *a, **k)
+        return second
+    seconds = []
+    monkeypatch.setattr(eda, "write_report", lambda *a, **k: seconds.append(written_while_another_eda_starts(*a,
+                                                                                                              **k)))
+    eda.run_eda(root, out, samples_per_class=1)
+    assert seconds[0].wait(120) == 0, "".join(said)
+    assert any("another imgcls command is writing its files there" in line for line in said), "".join(said)
+    assert {"summary.json", "report.html", "manifest.csv"} <= {p.name for p in out.iterdir()}
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
 def test_eda_stopped_into_a_new_folder_leaves_no_empty_folder(tmp_path, monkeypatch):
     """`imgcls eda big --out edI` stopped (Ctrl-C) after its scan left edI behind, empty: made before any file was
     written. The folders a stopped eda made (outputs.output_set makes --out, the missing ones above it too) are
