@@ -689,6 +689,36 @@ def test_interrupted_run_resumes_from_the_journal(tmp_path, monkeypatch):
     assert not (out / pp.JOURNAL).exists() and len(manifest(out)) == 4
 
 
+def test_ctrl_c_says_the_journal_keeps_the_finished_images_and_the_rerun_skips_them(tmp_path, monkeypatch):
+    """preprocess's Ctrl-C / SIGTERM line was the general one ('run the same command again to complete it'): it did
+    not say that the resume journal keeps the images already finished, so the rerun skips them. It says so, with
+    the counts, and it is true: the rerun processes only the images not finished."""
+    import imgcls.preprocess.run as pp_run
+    src = make_image_folder(tmp_path / "raw", {"a": 5}, size=(40, 30))
+    out = tmp_path / "p"
+    real, calls = pp_run.process_image, []
+
+    def dies_at_the_third(*a, **kw):
+        calls.append(a[0])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+    monkeypatch.setattr(pp_run, "process_image", dies_at_the_third)
+    r = runner.invoke(app, ["preprocess", str(src), "--out", str(out), "--size", "24", "--workers", "1", "-q"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 130 and "Traceback" not in r.output, r.output
+    assert said == (f"interrupted: {out} keeps the 2 images finished so far (its resume journal "
+                    f".preprocess_journal.jsonl); the same imgcls preprocess command again (Python: the same "
+                    f"run_preprocess call) skips them and processes the other 3 images"), r.output
+    finished = calls[:2]
+    calls.clear()
+    monkeypatch.setattr(pp_run, "process_image", lambda *a, **kw: (calls.append(a[0]), real(*a, **kw))[1])
+    r = runner.invoke(app, ["preprocess", str(src), "--out", str(out), "--size", "24", "--workers", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert len(calls) == 3 and not set(calls) & set(finished), (calls, finished)
+    assert summary(out)["up_to_date"] == 2 and len(manifest(out)) == 5
+
+
 @pytest.mark.parametrize("earlier", [False, True])
 def test_a_folder_an_interrupted_run_left_is_not_read_as_data(tmp_path, monkeypatch, earlier):
     """preprocess killed part way (a `timeout` in a script), then the next step on its --out: without an earlier
@@ -962,7 +992,8 @@ def test_ctrl_c_while_a_worker_starts_is_no_traceback(tmp_path):
                         "16", "--workers", "2"], capture_output=True, text=True, timeout=50, start_new_session=True,
                        env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
     assert r.returncode == 130, (r.returncode, r.stderr)
-    assert "interrupted: imgcls preprocess stopped before it finished" in r.stderr, r.stderr
+    assert "interrupted: " + str(tmp_path / "p") + " holds no finished image yet; the same imgcls preprocess " \
+           "command again (Python: the same run_preprocess call) processes the 32 images" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and "KeyboardInterrupt" not in r.stderr, r.stderr
 
 

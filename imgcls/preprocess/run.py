@@ -120,25 +120,19 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     if stale:
         info(f"removed {len(stale)} temporary file(s) an interrupted run left in {out}")
     jpath = out / JOURNAL
-    if todo:
-        with open_journal(jpath, settings) as journal:
-
-            def log(i: int, rec: dict) -> None:
-                records[i] = rec
-                if rec["written"]:
-                    journal.write(json.dumps({"source_path": sources[i], "path": names[i], **rec,
-                                              "source_stamp": stamps[i]},
-                                             default=_json_default) + "\n")
-                    journal.flush()
-
-            with progress_bar("preprocessing", len(todo)) as advance:
-                if not parallel:
-                    models = Models(cfg)
-                    for i, s, d in todo:
-                        log(i, process_image(s, d, cfg, models)[0])
-                        advance()
-                else:
-                    _run_parallel(todo, cfg, workers, log, advance)
+    try:
+        _process(todo, records, jpath, settings, sources, names, stamps, cfg, workers, parallel)
+    except KeyboardInterrupt:
+        if jpath.is_file():         # Ctrl-C, SIGTERM: what the journal keeps and what the rerun does with it
+            from imgcls.console import interrupted
+            from imgcls.options import python_too
+            kept = sum(1 for r in records.values() if r["written"])
+            rerun = python_too("the same imgcls preprocess command again", "the same run_preprocess call")
+            rest = plural(skipped + len(todo) - kept, 'image')
+            interrupted(f"interrupted: {out} keeps the {plural(kept, 'image')} finished so far (its resume journal "
+                        f"{JOURNAL}); {rerun} skips them and processes the other {rest}" if kept else
+                        f"interrupted: {out} holds no finished image yet; {rerun} processes the {rest}")
+        raise
     elapsed = time.perf_counter() - t0
     cpu = _cpu_seconds() - c0      # the workers' too: their pool is shut down (waited for) by now
 
@@ -212,6 +206,32 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
          + (f", {len(no_face)} without a face dropped" if cfg.no_face == "drop" and no_face else "")
          + f"); manifest {out / mf.MANIFEST_NAME}")
     return result
+
+
+def _process(todo, records: dict, jpath: Path, settings: dict, sources, names, stamps, cfg: PreprocessConfig,
+             workers: int, parallel: bool) -> None:
+    """Process the images `todo` into `records`, each written one added to the resume journal `jpath` as it is
+    finished (a Ctrl-C keeps them: the rerun skips them)."""
+    if not todo:
+        return
+    with open_journal(jpath, settings) as journal:
+
+        def log(i: int, rec: dict) -> None:
+            records[i] = rec
+            if rec["written"]:
+                journal.write(json.dumps({"source_path": sources[i], "path": names[i], **rec,
+                                          "source_stamp": stamps[i]},
+                                         default=_json_default) + "\n")
+                journal.flush()
+
+        with progress_bar("preprocessing", len(todo)) as advance:
+            if not parallel:
+                models = Models(cfg)
+                for i, s, d in todo:
+                    log(i, process_image(s, d, cfg, models)[0])
+                    advance()
+            else:
+                _run_parallel(todo, cfg, workers, log, advance)
 
 
 def _cpu_seconds() -> float:
