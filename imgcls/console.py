@@ -251,6 +251,37 @@ def interrupt_said() -> bool:
     return bool(_state.pop("interrupted", False))
 
 
+# what the CLI's general `interrupted:` line says a step left (interruption_leaves): a step that writes nothing, and
+# one that writes its files whole at its end (an earlier output left as it was), whose rerun starts over
+WRITES_NOTHING = "it writes nothing, so nothing was changed"
+RERUN_COMPLETES = "run the same command again to complete it"     # a step that said nothing: the rerun finishes it
+
+
+def nothing_written(where: str | os.PathLike) -> str:
+    """What a step that writes its files whole at its end leaves when stopped before (`where`: its output folder
+    or file, 'data/splits.csv and its reports')."""
+    return f"nothing was written to {where} (an earlier output there is left as it was); the same command again " \
+           f"starts it over"
+
+
+@contextmanager
+def interruption_leaves(leaves: str) -> Iterator[None]:
+    """Around a step's work: a Ctrl-C or SIGTERM in the block is said by the CLI's general `interrupted:` line
+    with `leaves` (WRITES_NOTHING, nothing_written(OUT)) as what the step left, not RERUN_COMPLETES, which tells a
+    step that wrote nothing to run again to complete it. The innermost block stopped says it."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        _state.setdefault("interruption_leaves", leaves)
+        raise
+
+
+def what_interruption_left() -> str:
+    """What the step stopped said it left (interruption_leaves), RERUN_COMPLETES where it said nothing; forgets
+    it."""
+    return _state.pop("interruption_leaves", RERUN_COMPLETES)
+
+
 def error(msg: str) -> None:
     """The CLI's one line for a UserError (printed even with --quiet)."""
     console.print(f"[bold red]error:[/bold red] {escape(msg)}", soft_wrap=True, markup=True)

@@ -34,7 +34,7 @@ from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TR
                             trial_record)
 from imgcls.run_names import (BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG,
                               VAL_PREDICTIONS, fold_dirs, is_fold_dir)
-from imgcls.runs_config import COLUMNS, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
+from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes,
                                  planned_folds, read_run_csv, recorded_epochs, train_finished)
@@ -551,7 +551,6 @@ def common_rows(checkpoints: Sequence[int]) -> str:
     return COMMON_OOF if len(checkpoints) and all(n > 1 for n in checkpoints) else COMMON
 
 
-DEFAULT_ROOT = "outputs"
 
 
 def find_runs(root: str | os.PathLike = DEFAULT_ROOT) -> list[Run]:

@@ -8,6 +8,7 @@ from typing import Optional
 
 from imgcls.options import option, python_too
 
+DEFAULT_ROOT = "outputs"        # the folder `imgcls runs` reads without one given
 RUNS_TABLE = python_too("`imgcls runs`", "imgcls.runs.run_runs()")     # the leaderboard a fix points to, both callers
 
 COLUMNS = ["name", "kind", "task", "state", "progress", "model", "img_size", "epochs", "best_epoch", "val_macro_f1", "val_acc", "n_val",
@@ -29,3 +30,16 @@ class RunsConfig:
     json: str | None = option(None, panel="Output", none="no file", help="Also write the table as JSON to this path (- for stdout "
                                                          "instead of the table).")
     out: str | None = option(None, panel="Output", none="DIR/runs_report.html", help="`runs report`: the HTML file to write.")
+
+    def interruption_leaves(self, action: str, paths) -> str:
+        """What a Ctrl-C in `imgcls runs ACTION PATHS` leaves (console.interruption_leaves): the file an action
+        writes (its report, --csv / --json FILE) is written whole at its end; a table or diff printed writes
+        nothing."""
+        from pathlib import Path
+
+        from imgcls.console import WRITES_NOTHING, nothing_written
+        if action == "report":
+            files = [self.out or Path(paths[0] if paths else DEFAULT_ROOT) / "runs_report.html"]
+        else:
+            files = [d for d in (self.csv, self.json) if action == "table" and d is not None and str(d) != "-"]
+        return nothing_written(" or ".join(map(str, files))) if files else WRITES_NOTHING

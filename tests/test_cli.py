@@ -319,9 +319,69 @@ def test_ctrl_c_is_one_interrupted_line_and_exit_130(own_line, tmp_path, image_f
     r = runner.invoke(app, ["eda", str(image_folder), "--out", str(tmp_path / "eda"), "-q"])
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert r.exit_code == 130 and "Traceback" not in r.output, r.output
+    from imgcls.console import nothing_written
     assert lines == (["interrupted: the step's own line"] if own_line else
-                     ["interrupted: imgcls eda stopped before it finished (Ctrl-C); run the same command again to "
-                      "complete it"]), r.output
+                     ["interrupted: imgcls eda stopped before it finished (Ctrl-C); "
+                      + nothing_written(tmp_path / "eda")]), r.output
+
+
+def _interrupted_case(case: str, tmp_path: Path, image_folder: Path, monkeypatch):
+    """`case`'s command line, whose step a first run (where it writes) has given an earlier output, with a function
+    inside its work made to raise Ctrl-C; the folder whose files the interruption must leave as they were; what its
+    `interrupted:` line says the step left."""
+    from conftest import make_tiny_run
+    import imgcls.eda
+    import imgcls.runs
+    import imgcls.split.run
+    import imgcls.weights
+    from imgcls.console import WRITES_NOTHING, nothing_written
+
+    def ctrl_c(*a, **kw):
+        raise KeyboardInterrupt
+    if case == "eda":
+        out = tmp_path / "eda"
+        argv = ["eda", str(image_folder), "--out", str(out), "-q"]
+        assert runner.invoke(app, argv).exit_code == 0
+        monkeypatch.setattr(imgcls.eda, "plot_sample_grids", ctrl_c)        # among its plots, in its output set
+        return argv, out, nothing_written(out)
+    table = tmp_path / "s" / "splits.csv"
+    if case in ("split", "split --check", "split --check --fix"):
+        argv = ["split", str(image_folder), "--out", str(table), "--val", "0.5", "--no-near-dup", "-q"]
+        assert runner.invoke(app, argv).exit_code == 0
+        if case == "split":
+            monkeypatch.setattr(imgcls.split.run, "write_reports", ctrl_c)      # its table and reports: one set
+            return argv, table.parent, nothing_written(f"{table} and its reports")
+        monkeypatch.setattr(imgcls.split.run, "check_leaks", ctrl_c)
+        fixed = tmp_path / "s" / "fixed.csv"
+        fix = ["--fix", "--out", str(fixed)] if case.endswith("--fix") else []
+        return (["split", "--check", str(table), "--no-near-dup", *fix, "-q"], table.parent,
+                nothing_written(f"{fixed} and its reports") if fix else WRITES_NOTHING)
+    if case in ("runs", "runs report"):
+        make_tiny_run(tmp_path / "outputs" / "r1")
+        monkeypatch.setattr(imgcls.runs, "leaderboard", ctrl_c)
+        report = ["report", str(tmp_path / "outputs")] if case == "runs report" else [str(tmp_path / "outputs")]
+        return (["runs", *report, "-q"], tmp_path / "outputs",
+                nothing_written(tmp_path / "outputs" / "runs_report.html") if report[0] == "report" else WRITES_NOTHING)
+    monkeypatch.setattr(imgcls.weights, "print_inventory", ctrl_c)
+    return ["models", "list", "-q"], tmp_path, WRITES_NOTHING
+
+
+@pytest.mark.parametrize("case", ["eda", "split", "split --check", "split --check --fix", "runs", "runs report",
+                                  "models list"])
+def test_ctrl_c_says_what_a_step_that_writes_nothing_or_writes_whole_left(case, tmp_path, image_folder, monkeypatch):
+    """Ctrl-C (and SIGTERM) told every step without a line of its own to 'run the same command again to complete
+    it': a read-only command (`imgcls runs`, `split --check`, `models list`) has nothing to complete, and eda and
+    split, which write their files as one set at their end, left the earlier output as it was, nothing of theirs
+    to complete. Each says what it left; and it is true: the folder holds the same files, byte for byte, no
+    temporary one."""
+    argv, folder, leaves = _interrupted_case(case, tmp_path, image_folder, monkeypatch)
+    before = tree_snapshot(folder)
+    r = runner.invoke(app, argv)
+    what = " ".join(["imgcls", *argv[:2 if argv[0] == "models" else 1]])
+    assert r.exit_code == 130 and "Traceback" not in r.output, r.output
+    assert " ".join(r.output.split()) == f"interrupted: {what} stopped before it finished (Ctrl-C); {leaves}", \
+        r.output
+    assert tree_snapshot(folder) == before
 
 
 def _sigterm_once_working(tmp_path, argv: list[str], working) -> tuple[int, str]:
@@ -393,6 +453,10 @@ def test_sigterm_says_ctrl_c_s_line_and_still_ends_by_sigterm(step, tmp_path):
     assert code == -signal.SIGTERM, (code, err)
     if step == "preprocess":    # its own line: what its resume journal keeps
         assert "interrupted: p keeps the" in said and "finished so far (its resume journal" in said, err
+    elif step == "eda":         # its files are written whole at its end
+        from imgcls.console import nothing_written
+        assert f"interrupted: imgcls eda stopped before it finished (SIGTERM); {nothing_written('e')}" in said, err
+        assert not (tmp_path / "e").exists()
     else:
         assert f"interrupted: imgcls {step} stopped before it finished (SIGTERM); run the same command again to " \
                f"complete it" in said, err

@@ -13,7 +13,7 @@ from typing import Annotated, Callable, Iterator, Optional
 import typer
 import typer.core
 
-from imgcls.console import error, interrupt_said, interrupted, quiet_for
+from imgcls.console import error, interrupt_said, interrupted, quiet_for, what_interruption_left
 from imgcls.errors import UserError
 from imgcls.options import cli_parameters, from_cli
 from imgcls.outputs import MANIFEST_NAME
@@ -285,6 +285,7 @@ def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
     step said its own (imgcls.console.interrupted: train names its run folder and the resume command). SIGTERM taken
     as Ctrl-C (sigterm_interrupts) says it alike, then ends the process by SIGTERM (exit 143)."""
     interrupt_said()                    # a line said outside a command (a Python caller's run) is not this one's
+    what_interruption_left()
     with quiet_for(quiet, command=True):    # the quiet before it back after (a notebook's own)
         try:
             yield
@@ -300,7 +301,7 @@ def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
             term = isinstance(e, Terminated)
             if not interrupt_said():
                 interrupted(f"interrupted: {what} stopped before it finished ({'SIGTERM' if term else 'Ctrl-C'}); "
-                            f"run the same command again to complete it")
+                            f"{what_interruption_left()}")
             if term:
                 _end_by_sigterm()
             raise typer.Exit(143 if term else 130) from None

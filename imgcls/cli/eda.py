@@ -28,8 +28,10 @@ def eda(src: Src = None,
         out: Annotated[Path, typer.Option(help="Output folder.", rich_help_panel="Output")] = Path(DEFAULT_OUT),
         quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given, limits: Given) -> None:
     """Explore a dataset: class counts, size heatmap, sample grids, errors, exact duplicates -> report.html."""
-    from imgcls.eda import run_eda
-    from imgcls.pipeline import given_input
-    src = given_input("eda", src)
-    run_eda(src, out, layout.build(), workers=run.values["workers"], max_pixels=limits.values["max_pixels"],
-            **cfg.keywords())
+    from imgcls.console import interruption_leaves, nothing_written
+    with interruption_leaves(nothing_written(out)):     # its files are written as one set at its end (output_set)
+        from imgcls.eda import run_eda
+        from imgcls.pipeline import given_input
+        src = given_input("eda", src)
+        run_eda(src, out, layout.build(), workers=run.values["workers"], max_pixels=limits.values["max_pixels"],
+                **cfg.keywords())

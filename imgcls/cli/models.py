@@ -20,8 +20,10 @@ def list_models(missing_only: Annotated[bool, typer.Option("--missing", help="On
                                         ] = False, quiet: Quiet = False) -> None:
     """Where each model file is looked for and whether it is there; timm backbones with weights here (shipped by a
     package, or already in the Hugging Face cache)."""
+    from imgcls.console import WRITES_NOTHING, interruption_leaves
     from imgcls.weights import print_inventory
-    print_inventory(missing_only)
+    with interruption_leaves(WRITES_NOTHING):
+        print_inventory(missing_only)
 
 
 @command("fetch", group=models_app,

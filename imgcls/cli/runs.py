@@ -30,7 +30,11 @@ def runs(args: Annotated[Optional[list[str]], typer.Argument(
              show_default=False, metavar="[DIR] | diff RUN_A RUN_B | report [DIR]")] = None,
          quiet: Quiet = False, *, cfg: Given) -> None:
     """Compare experiments: every run, k-fold set, tune trial and ensemble under outputs/, one metric for all."""
-    from imgcls.runs import run_runs
+    from imgcls.console import interruption_leaves
     args = list(args or [])
     action = args[0] if args and args[0] in ("diff", "report") else "table"
-    run_runs(action, args[1:] if action != "table" else args, RunsConfig(**cfg.values), typed=cfg.given)
+    config = RunsConfig(**cfg.values)
+    paths = args[1:] if action != "table" else args
+    with interruption_leaves(config.interruption_leaves(action, paths)):
+        from imgcls.runs import run_runs
+        run_runs(action, paths, config, typed=cfg.given)

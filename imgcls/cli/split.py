@@ -44,15 +44,21 @@ def split(src: OptSrc = None,
           quiet: Quiet = False, *, cfg: Given, layout: Given, run: Given) -> None:
     """Split a dataset into train / val / test or k folds without leaks: groups (people), exact and near
     duplicates never cross sides; stratified by label or attributes; per-split distribution report."""
-    from imgcls import split as sp
+    from imgcls.console import WRITES_NOTHING, interruption_leaves, nothing_written
+    table = out or (check if check is not None and fix else dict(PIPELINE)["splits"])
+    # its table and reports are written as one set at its end (output_set); --check alone writes nothing
+    with interruption_leaves(WRITES_NOTHING if check is not None and not fix else
+                             nothing_written(f"{table} and its reports")):
+        from imgcls import split as sp
 
-    config = cfg.build()
-    workers = run.values["workers"]
-    if check is not None:
-        if src is not None:
-            raise UserError("--check FILE checks an existing split; give either SRC or --check, not both")
-        sp.run_check(check, out, config, fix=fix, workers=workers)
-        return
-    if fix:
-        raise UserError("--fix goes with --check FILE (a new split never has leaks: linked images are kept together)")
-    sp.run_split(src, out or dict(PIPELINE)["splits"], layout.build(), config, workers=workers)
+        config = cfg.build()
+        workers = run.values["workers"]
+        if check is not None:
+            if src is not None:
+                raise UserError("--check FILE checks an existing split; give either SRC or --check, not both")
+            sp.run_check(check, out, config, fix=fix, workers=workers)
+            return
+        if fix:
+            raise UserError("--fix goes with --check FILE (a new split never has leaks: linked images are kept "
+                            "together)")
+        sp.run_split(src, table, layout.build(), config, workers=workers)
