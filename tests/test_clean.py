@@ -1840,3 +1840,32 @@ def test_a_rerun_reads_only_the_images_changed_since(tmp_path, monkeypatch, caps
     assert probed == [str(changed)]
     run_clean(src, tmp_path / "fresh", cfg, workers=1)
     assert (tmp_path / "c" / "manifest.csv").read_bytes() == (tmp_path / "fresh" / "manifest.csv").read_bytes()
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+def test_clean_stopped_while_writing_its_files_leaves_no_half_set_and_its_rerun_runs(tmp_path, monkeypatch, earlier):
+    """clean wrote manifest.csv, then clean_summary.json, then report.html in place: a Ctrl-C between them left a new
+    manifest beside the earlier run's summary and report, and on a first run a manifest.csv alone, which the rerun
+    its `interrupted:` line asks for refused ('manifest.csv is not from an earlier imgcls clean run (no
+    clean_summary.json there)', exit 2). The three are written as one set (outputs.output_set): a stop leaves the
+    earlier set whole (or nothing), and the rerun completes it."""
+    import imgcls.clean.run as clean_run
+    src = make_image_folder(tmp_path / "raw", {"a": 5, "b": 5})
+    first = sorted((src / "a").iterdir())[0]
+    shutil.copyfile(first, first.with_name("copy.png"))     # a duplicate: marked by this run, not the earlier one
+    out = tmp_path / "c"
+    argv = ["clean", str(src), "--out", str(out), "--device", "cpu", "-q"]
+    if earlier:
+        assert runner.invoke(app, argv + ["--no-dedup"]).exit_code == 0
+    before = tree_snapshot(out) if earlier else None
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(clean_run, "write_json", stop)          # its summary, after its manifest
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 130 and "Traceback" not in r.output, r.output
+    assert (tree_snapshot(out) == before) if earlier else not out.exists(), sorted(os.listdir(out))
+    monkeypatch.undo()
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 0, r.output
+    assert sorted(os.listdir(out)) == ["clean_summary.json", "manifest.csv", "report.html"]

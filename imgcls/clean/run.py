@@ -22,8 +22,11 @@ from imgcls.fsutil import check_output_location, check_writable, remove_earlier,
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
 from imgcls.options import PATH, SRC_PATH, check_arguments, python_too
-from imgcls.outputs import CLEAN_SUMMARY, REPORT_HTML, refuse_other_output, refuse_users_files, replacing_line
+from imgcls.outputs import (CLEAN_SUMMARY, REPORT_HTML, output_set, refuse_other_output, refuse_users_files,
+                            replacing_line)
 from imgcls.parallel import ParallelOptions, check_workers
+
+CLEAN_FILES = (mf.MANIFEST_NAME, CLEAN_SUMMARY, REPORT_HTML)    # clean's set in its --out, written as one
 
 
 def pixel_matrix(df: pd.DataFrame, size: int = 32, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -217,8 +220,9 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     # then (an input inside --out said first) its files over a user's own of those names in a folder no clean
     # wrote: their manifest.csv, report.html, and with --materialize an image of theirs in images/ where a kept
     # image of that name would be written
-    replaced = refuse_users_files(out, "clean", [out / mf.MANIFEST_NAME, out / CLEAN_SUMMARY, out / REPORT_HTML,
-                                                 *(possible_targets(df, out / "images") if materialize else [])])
+    replaced = refuse_users_files(out, "clean", [*(out / n for n in CLEAN_FILES),
+                                                 *(possible_targets(df, out / "images") if materialize else [])],
+                                  placing=out / "clean")
     if out / mf.MANIFEST_NAME in replaced:      # a rerun: the images unchanged since are not read again
         df = mf.reuse_scan(df, out / mf.MANIFEST_NAME)
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels).reset_index(drop=True)
@@ -315,11 +319,9 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
 
     if replaced:    # data/clean every run: say what goes (its own earlier files, as refuse_users_files told them)
         info(replacing_line(out, "an earlier clean output"))
-    out.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out)          # what a kill -9 of an earlier run left (materialized copies included)
     earlier = earlier_materialized(out)      # read before this run's manifest replaces the earlier one
     df = mf.as_written(df)          # what is returned is the table written, in its column order
-    mf.write(df, out / mf.MANIFEST_NAME)
     sweep = threshold_sweep(df, scored) if scored is not None else []
     from imgcls.device import inference_precision
     config = {**asdict(cfg), "dup_threshold": definition.cut,      # the threshold used, not None for "default"
@@ -336,9 +338,14 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                # readable images the detector gave no score (too few for it, or none it could measure): kept unchecked
                "ood_unscored": int((df["ood_score"].isna() & (df["error"] == "")).sum()) if det is not None else 0,
                **age_bands}
-    write_json(out / CLEAN_SUMMARY, summary)
     from imgcls.clean.report import write_clean_report
-    write_clean_report(out / REPORT_HTML, df, summary)
+    # written as one set, renamed into place at its end (outputs.output_set): a run stopped while writing them left
+    # a new manifest beside the earlier run's summary and report, or on a first run a manifest alone, which its rerun
+    # refused as not clean's
+    with output_set(out, "clean", earlier=CLEAN_FILES) as files:
+        write_json(files.stage / CLEAN_SUMMARY, summary)
+        write_clean_report(files.stage / REPORT_HTML, df, summary)
+        mf.write(df, files.beside(mf.MANIFEST_NAME))       # its image roots relative to where it will lie
     written = materialize_kept(df, out / "images", materialize) if materialize else []
     gone = remove_earlier(out, earlier - materialized_names(out, written))
     if gone:
