@@ -264,6 +264,13 @@ def nothing_written(where: str | os.PathLike) -> str:
            f"starts it over"
 
 
+def partly_placed(where: str | os.PathLike) -> str:
+    """What a step writing its files as one set leaves when stopped while it renames them into place
+    (outputs.output_set): some new, some earlier or none."""
+    return f"some of its files were already renamed into {where}, the others not; the same command again replaces " \
+           f"them"
+
+
 @contextmanager
 def interruption_leaves(leaves: str) -> Iterator[None]:
     """Around a step's work: a Ctrl-C or SIGTERM in the block is said by the CLI's general `interrupted:` line

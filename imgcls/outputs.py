@@ -126,6 +126,7 @@ class OutputSet:
     def _commit(self, name: str, earlier: Iterable[str]) -> None:
         """Rename the set into place, journaled (placing_journal(folder / name), removed after the last rename): a
         run stopped among the renames leaves the files it placed named there (interrupted_leftovers)."""
+        from imgcls.console import interruption_leaves, partly_placed
         from imgcls.fsutil import file_mode, remove_earlier, write_json
         written = sorted(p for p in self.stage.iterdir() if p.is_file())
         for tmp in self._beside.values():
@@ -133,9 +134,10 @@ class OutputSet:
         moves = {**{p: self.folder / p.name for p in written}, **{t: self.folder / n for n, t in self._beside.items()}}
         journal = placing_journal(self.folder / name)
         write_json(journal, placing_record(moves))
-        for src, dst in moves.items():
-            os.replace(src, dst)
-        remove_earlier(self.folder, set(earlier) - {p.name for p in written} - set(self._beside))
+        with interruption_leaves(partly_placed(self.folder)):     # said by the CLI's `interrupted:` line
+            for src, dst in moves.items():
+                os.replace(src, dst)
+            remove_earlier(self.folder, set(earlier) - {p.name for p in written} - set(self._beside))
         journal.unlink(missing_ok=True)
 
 

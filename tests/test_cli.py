@@ -384,6 +384,25 @@ def test_ctrl_c_says_what_a_step_that_writes_nothing_or_writes_whole_left(case, 
     assert tree_snapshot(folder) == before
 
 
+@pytest.mark.parametrize("step", ["eda", "split"])
+def test_ctrl_c_among_the_renames_of_a_set_says_some_files_were_placed(step, tmp_path, image_folder, monkeypatch):
+    """A step that writes its files as one set, stopped while renaming them into place (output_set), said that
+    nothing was written to its --out: the files renamed so far are there. It says so, and that the rerun replaces
+    them (it does: the placing journal names them as the step's own)."""
+    from conftest import stop_after_first_rename
+    from imgcls.console import partly_placed
+    out = tmp_path / ("eda" if step == "eda" else "s")
+    argv = ["eda", str(image_folder), "--out", str(out), "-q"] if step == "eda" else \
+        ["split", str(image_folder), "--out", str(out / "splits.csv"), "--val", "0.5", "--no-near-dup", "-q"]
+    placed = stop_after_first_rename(monkeypatch)
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 130 and placed and (out / placed[0]).is_file(), r.output
+    assert " ".join(r.output.split()) == (f"interrupted: imgcls {step} stopped before it finished (Ctrl-C); "
+                                          f"{partly_placed(out)}"), r.output
+    monkeypatch.undo()
+    assert runner.invoke(app, argv).exit_code == 0
+
+
 def _sigterm_once_working(tmp_path, argv: list[str], working) -> tuple[int, str]:
     """`imgcls ARGV` in its own process, sent SIGTERM (the process alone, as `kill PID` sends it) as soon as
     `working(stderr lines so far)` is true: its exit status and stderr."""
