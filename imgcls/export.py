@@ -20,9 +20,9 @@ from pathlib import Path
 
 from imgcls.console import info
 from imgcls.errors import UserError
-from imgcls.fsutil import atomic_path, check_writable, write_json
+from imgcls.fsutil import check_writable, write_json
 from imgcls.options import check, option, shown
-from imgcls.outputs import EXPORT_SUMMARY, refuse_other_output, refuse_users_files, replacing_line
+from imgcls.outputs import EXPORT_SUMMARY, output_set, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.run_names import is_fold_dir
 
 
@@ -105,7 +105,8 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     names = [_onnx_name(ck) for ck in ckpts]
     earlier = _earlier_onnx_names(out)
     stale = sorted((earlier or set()) - set(names))
-    replaced = refuse_users_files(out, "export", [out / n for n in [*names, *stale, EXPORT_SUMMARY]])
+    replaced = refuse_users_files(out, "export", [out / n for n in [*names, *stale, EXPORT_SUMMARY]],
+                                  placing=out / "export")
     stale_files = [f for f in replaced if f.name in stale]
     import numpy as np
     import torch
@@ -131,53 +132,57 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         warn(unproven)
     if replaced:        # RUN/onnx every run: say what goes
         info(replacing_line(out, "an earlier export"))
-    out.mkdir(parents=True, exist_ok=True)
-    results = []
-    g = torch.Generator().manual_seed(seed)
-    for ck in ckpts:
-        lm = load_model(ck, "cpu")
-        meta = lm.meta
-        s = meta.img_size
-        net = _proba_module(lm.model, meta)
-        x = torch.randn(batch, 3, s, s, generator=g)
-        path = out / _onnx_name(ck)
-        with atomic_path(path) as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            # the TorchScript exporter: the torch.export-based one needs onnxscript, which is not a dependency
-            torch.onnx.export(net, (x,), str(tmp), dynamo=False, input_names=["input"], output_names=["probs"],
-                              dynamic_axes={"input": {0: "batch"}, "probs": {0: "batch"}}, opset_version=opset)
-        with torch.no_grad():
-            ref = net(x).numpy()
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        got = sess.run(None, {"input": x.numpy()})[0]
-        diff = float(np.abs(got - ref).max())
-        agree = float((got.argmax(1) == ref.argmax(1)).mean())
-        rec = {"onnx": os.path.abspath(path), "checkpoint": os.path.abspath(ck), "max_abs_diff": diff,
-               "argmax_agreement": agree,
-               "parity_ok": diff <= atol, "input": ["batch", 3, s, s], "output": ["batch", meta.n_classes],
-               # the decoding its training images had (ModelMeta.decode_version; 1 where unrecorded), beside the
-               # recipe's (preprocessing.decode.version: this imgcls's, what predict feeds it): where they differ,
-               # the model learnt from other pixels for some files (the warning above, kept in the file)
-               "trained_decode_version": meta.decode_version}
-        results.append(rec)
-        info(f"{path}: onnxruntime vs torch max |diff| = {diff:.2e} on {batch} inputs "
-             f"({'ok' if diff <= atol else 'FAILED'}, atol {atol:g})")
-    meta = load_model(ckpts[0], "cpu").meta
-    # paths absolute (os.path.abspath: symlinks kept as named), as train's config.yaml records them: a relative one
-    # meant the folder export ran from, nothing to a reader of OUT/export.json
-    summary = {"run": os.path.abspath(run), "classes": list(meta.classes), "img_size": meta.img_size,
-               "mean": list(meta.mean), "std": list(meta.std), "resize_mode": meta.resize_mode,
-               "interpolation": meta.interpolation, "fill": list(meta.fill),
-               # before the resize: pad each image to a square with this RGB (preprocess --size letterboxed the
-               # training images; imgcls predict does so too); null: none
-               "letterbox": None if meta.letterbox is None else list(meta.letterbox),
-               # every step from the image file to the input tensor, as predict does it (decode, letterbox,
-               # resize, scaling, normalisation), with the values it uses
-               "preprocessing": input_recipe(meta),
-               "decode": meta.decode, "opset": opset,
-               "atol": atol,
-               "files": results}
-    write_json(out / EXPORT_SUMMARY, summary)
+    # the ONNX files and export.json written as one set, renamed into place at its end (outputs.output_set): a run
+    # stopped between them left a .onnx file without export.json, which its rerun refused as not export's
+    with output_set(out, "export") as files:
+        results = []
+        g = torch.Generator().manual_seed(seed)
+        for ck in ckpts:
+            lm = load_model(ck, "cpu")
+            meta = lm.meta
+            s = meta.img_size
+            net = _proba_module(lm.model, meta)
+            x = torch.randn(batch, 3, s, s, generator=g)
+            path = out / _onnx_name(ck)
+            staged = files.stage / path.name
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                # the TorchScript exporter: the torch.export-based one needs onnxscript, which is not a dependency
+                torch.onnx.export(net, (x,), str(staged), dynamo=False, input_names=["input"],
+                                  output_names=["probs"], dynamic_axes={"input": {0: "batch"}, "probs": {0: "batch"}},
+                                  opset_version=opset)
+            with torch.no_grad():
+                ref = net(x).numpy()
+            sess = ort.InferenceSession(str(staged), providers=["CPUExecutionProvider"])
+            got = sess.run(None, {"input": x.numpy()})[0]
+            diff = float(np.abs(got - ref).max())
+            agree = float((got.argmax(1) == ref.argmax(1)).mean())
+            rec = {"onnx": os.path.abspath(path), "checkpoint": os.path.abspath(ck), "max_abs_diff": diff,
+                   "argmax_agreement": agree,
+                   "parity_ok": diff <= atol, "input": ["batch", 3, s, s], "output": ["batch", meta.n_classes],
+                   # the decoding its training images had (ModelMeta.decode_version; 1 where unrecorded), beside
+                   # the recipe's (preprocessing.decode.version: this imgcls's, what predict feeds it): where they
+                   # differ, the model learnt from other pixels for some files (the warning above, kept in the file)
+                   "trained_decode_version": meta.decode_version}
+            results.append(rec)
+            info(f"{path}: onnxruntime vs torch max |diff| = {diff:.2e} on {batch} inputs "
+                 f"({'ok' if diff <= atol else 'FAILED'}, atol {atol:g})")
+        meta = load_model(ckpts[0], "cpu").meta
+        # paths absolute (os.path.abspath: symlinks kept as named), as train's config.yaml records them: a relative
+        # one meant the folder export ran from, nothing to a reader of OUT/export.json
+        summary = {"run": os.path.abspath(run), "classes": list(meta.classes), "img_size": meta.img_size,
+                   "mean": list(meta.mean), "std": list(meta.std), "resize_mode": meta.resize_mode,
+                   "interpolation": meta.interpolation, "fill": list(meta.fill),
+                   # before the resize: pad each image to a square with this RGB (preprocess --size letterboxed
+                   # the training images; imgcls predict does so too); null: none
+                   "letterbox": None if meta.letterbox is None else list(meta.letterbox),
+                   # every step from the image file to the input tensor, as predict does it (decode, letterbox,
+                   # resize, scaling, normalisation), with the values it uses
+                   "preprocessing": input_recipe(meta),
+                   "decode": meta.decode, "opset": opset,
+                   "atol": atol,
+                   "files": results}
+        write_json(files.stage / EXPORT_SUMMARY, summary)
     for f in stale_files:       # named by the earlier export.json alone: not this export's
         if f.is_file() or f.is_symlink():
             f.unlink(missing_ok=True)

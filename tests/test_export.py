@@ -296,3 +296,24 @@ def test_export_json_preprocessing_rebuilds_predicts_input(tmp_path, resize_mode
         # back on the 0..255 scale: PIL's resampling filters agree with torchvision's to within 1
         diff = np.abs(got - want) * np.array(p["normalize"]["std"]).reshape(3, 1, 1) * 255
         assert diff.max() <= 1.01, (path, diff.max())
+
+
+def test_an_export_stopped_before_its_export_json_leaves_nothing_and_its_rerun_runs(tmp_path, monkeypatch):
+    """export wrote each .onnx file into place as it went and export.json at the end: a Ctrl-C between them (the
+    parity check, a k-fold run's next fold) left RUN/onnx/best.onnx without export.json, and the rerun its
+    `interrupted:` line asks for was refused ('best.onnx is not from an earlier imgcls export run (no export.json
+    there)', exit 2). The files and export.json are written as one set: a stop leaves no --out folder (or the
+    earlier export whole) and the rerun exports."""
+    import imgcls.export as ex
+    run = make_tiny_run(tmp_path / "run")
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(ex, "write_json", stop)        # export.json, after the ONNX file
+    res = runner.invoke(app, ["export", str(run), "-q"])
+    assert res.exit_code == 130 and "Traceback" not in res.output, res.output
+    assert not (run / "onnx").exists()
+    monkeypatch.undo()
+    res = runner.invoke(app, ["export", str(run), "-q"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (run / "onnx").iterdir()) == ["best.onnx", "export.json"]
