@@ -858,3 +858,36 @@ def test_the_score_table_says_which_classes_the_common_rows_lack(tmp_path):
     r4 = make_tiny_run(tmp_path / "runs" / "e4", model="test_resnet", seed=2, val_rows=full)
     res = runner.invoke(app, ["ensemble", str(r3), str(r4), "--out", str(tmp_path / "ens2")])
     assert res.exit_code == 0 and "no common validation rows" not in res.output
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+def test_an_ensemble_stopped_while_writing_leaves_no_spec_without_its_scored_rows(tmp_path, monkeypatch, earlier):
+    """ensemble wrote spec.yaml (removing an earlier build's oof_predictions.csv), then scores.csv, then
+    oof_predictions.csv in place: a Ctrl-C between them left a spec whose scored rows were gone (predict --eval
+    reads them to leave out the rows --weights auto was fitted on: none left out, an optimistic score unsaid), or
+    the earlier build's beside the new spec. The three are written as one set: a stop leaves the earlier build
+    whole (or no folder), and the rerun writes its own."""
+    import imgcls.fsutil
+    from conftest import tree_snapshot
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "a", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.1)
+    out = tmp_path / "ens"
+    argv = ["ensemble", str(r1), str(r2), "--out", str(out), "-q"]
+    if earlier:
+        assert runner.invoke(app, argv + ["--method", "weighted", "--weights", "auto"]).exit_code == 0
+    before = tree_snapshot(out) if earlier else None
+    real = imgcls.fsutil.write_table
+
+    def stop_at_the_oof(df, path):
+        if Path(path).name == "oof_predictions.csv":
+            raise KeyboardInterrupt
+        return real(df, path)
+    monkeypatch.setattr(imgcls.fsutil, "write_table", stop_at_the_oof)
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 130 and "Traceback" not in r.output, r.output
+    assert (tree_snapshot(out) == before) if earlier else not out.exists(), sorted(p.name for p in out.iterdir())
+    monkeypatch.undo()
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 0, r.output
+    assert {"spec.yaml", "scores.csv", "oof_predictions.csv"} <= {p.name for p in out.iterdir()}

@@ -12,7 +12,7 @@ import pandas as pd
 from imgcls.console import info, warn
 from imgcls.ensemble.config import EnsembleConfig
 from imgcls.ensemble.spec import (EnsembleSpec, check_same_classes, ensemble_folder, member_folders,
-                                  member_from_run, read_oof, write_spec)
+                                  member_from_run, read_oof, write_ensemble_files)
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.profile import build_profile, member_meta
 from imgcls.ensemble.voting import crossfit_macro_f1, fit_weights, log_loss, parse_weights, vote
@@ -78,7 +78,8 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     # its files over a user's own of those names in a folder no ensemble wrote (their report.html, scores.csv)
     from imgcls.figure_files import confusion_png_names
     refuse_users_files(out, "ensemble", [out / n for n in (SPEC_NAME, ENSEMBLE_SCORES_CSV, ENSEMBLE_OOF_CSV,
-                                                           REPORT_HTML, *confusion_png_names())])
+                                                           REPORT_HTML, *confusion_png_names())],
+                       placing=out / "ensemble")
     if combine == "profile":
         return build_profile(members, method, weights, out, name, out_typed)
     classes = check_same_classes(members)
@@ -169,17 +170,14 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     rows.append(ens_row)
     rows.extend(extra_rows)
 
-    spec.path = write_spec(spec, out, out_typed)
-    from imgcls.fsutil import write_table
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
-    write_table(table, out / ENSEMBLE_SCORES_CSV)
     if len(y):
         oof = pd.DataFrame(ens, columns=[f"p_{c}" for c in classes])
         oof.insert(0, "key", np.asarray(common)[ok])
         oof.insert(1, "label", [classes[i] for i in y])
         oof.insert(2, "pred", [classes[i] for i in ens.argmax(1)])
-        write_table(oof, out / ENSEMBLE_OOF_CSV)
+    spec.path = write_ensemble_files(spec, out, out_typed, table, oof if len(y) else None)
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof if len(y) else None, P, [member_meta(m) for m in spec.members])
     print_scores(table, int(len(y)))

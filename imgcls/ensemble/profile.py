@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 
 from imgcls.console import info, warn
-from imgcls.ensemble.spec import EnsembleSpec, Member, read_oof, write_spec
+from imgcls.ensemble.spec import EnsembleSpec, Member, read_oof, write_ensemble_files
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.voting import log_loss, normalise_weights, parse_weights
 from imgcls.errors import UserError
 from imgcls.metrics import macro_f1
-from imgcls.outputs import ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, REPORT_HTML, predict_fix
+from imgcls.outputs import REPORT_HTML, predict_fix
 from imgcls.options import python_too, shown
 from imgcls.profiles import ProfileScheme
 
@@ -182,7 +182,6 @@ def _true_attributes(meta, labels: pd.Series, scheme) -> dict[str, np.ndarray]:
 
 def build_profile(members: list[Member], method: str, weights: str | None, out, name,
                   out_typed: bool = False) -> EnsembleSpec:
-    from imgcls.fsutil import write_table
     metas = [member_meta(m) for m in members]
     names = [m.name for m in members]
     scheme = profile_scheme(metas, names)
@@ -258,14 +257,11 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
              "predictions (train the runs on the same split); the ensemble is not scored")
     rows.append(ens_row)
     spec = EnsembleSpec(name, method, members, classes, scores=scores, combine="profile")
-    spec.path = write_spec(spec, out, out_typed)
     # weight stays numeric (NaN where a member's shares differ by attribute); shares says them in words, per
     # attribute there: what the terminal's and report.html's weight cells show
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "shares", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
-    write_table(table, out / ENSEMBLE_SCORES_CSV)
-    if oof is not None:
-        write_table(oof, out / ENSEMBLE_OOF_CSV)
+    spec.path = write_ensemble_files(spec, out, out_typed, table, oof)
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof, member_metas=[member_meta(m) for m in spec.members])
     print_scores(table, int(len(y)))

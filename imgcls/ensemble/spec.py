@@ -14,7 +14,7 @@ import pandas as pd
 from imgcls.ensemble.config import BUILD_ENSEMBLE, COMBINES, METHODS
 from imgcls.errors import UserError
 from imgcls.options import shown
-from imgcls.outputs import ENSEMBLE_OOF_CSV, SPEC_NAME, yaml_dump, yaml_load
+from imgcls.outputs import ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, yaml_dump, yaml_load
 from imgcls.run_names import BEST_PT, LAST_PT, RUN_CONFIG, VAL_PREDICTIONS, is_fold_dir
 
 if TYPE_CHECKING:
@@ -175,9 +175,27 @@ def check_same_classes(members: Sequence[Member]) -> list[str]:
     return ref or []
 
 
-def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = False) -> Path:
+def write_ensemble_files(spec: EnsembleSpec, folder: Path, out_typed: bool, table: pd.DataFrame,
+                         oof: pd.DataFrame | None) -> Path:
+    """An ensemble's spec.yaml, scores.csv (`table`) and oof_predictions.csv (`oof`, None: none, and an earlier
+    one goes) in `folder`, written as one set (outputs.output_set): a build stopped between them left a new spec
+    beside the earlier build's scored rows (removed before, or the earlier ones: what predict --eval leaves out),
+    or on a first build a spec without them. Returns spec.yaml's path."""
+    from imgcls.fsutil import write_table
+    from imgcls.outputs import output_set
+    with output_set(folder, "ensemble", earlier=[ENSEMBLE_OOF_CSV]) as files:
+        path = write_spec(spec, folder, out_typed, to=files.beside(SPEC_NAME))
+        write_table(table, files.stage / ENSEMBLE_SCORES_CSV)
+        if oof is not None:
+            write_table(oof, files.stage / ENSEMBLE_OOF_CSV)
+    return path
+
+
+def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = False,
+               to: Path | None = None) -> Path:
     """folder/spec.yaml (members relative to it). `out_typed`: the folder is a typed --out, so another --out, not
-    --name (which then names only the ensemble), keeps an earlier ensemble there."""
+    --name (which then names only the ensemble), keeps an earlier ensemble there. `to`: the file written instead
+    (a set's temporary name in `folder`, write_ensemble_files, which removes an earlier oof_predictions.csv)."""
     from imgcls.fsutil import write_text
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -193,10 +211,11 @@ def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = 
         from imgcls.console import info
         from imgcls.outputs import replacing_line
         info(replacing_line(folder, "an earlier ensemble", keep="another --out FOLDER" if out_typed else "--name NAME"))
-        # its scored rows go with it: a build whose members share no validation row writes none, and `imgcls runs`
-        # scored the new ensemble on the earlier one's
-        (folder / ENSEMBLE_OOF_CSV).unlink(missing_ok=True)
-    write_text(path, yaml_dump(doc, sort_keys=False, allow_unicode=True))
+        if to is None:
+            # its scored rows go with it: a build whose members share no validation row writes none, and `imgcls
+            # runs` scored the new ensemble on the earlier one's
+            (folder / ENSEMBLE_OOF_CSV).unlink(missing_ok=True)
+    write_text(to or path, yaml_dump(doc, sort_keys=False, allow_unicode=True))
     return path
 
 
