@@ -1042,6 +1042,9 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     # what was read is said once its files are known to be there: a CSV none of whose files exist is its refusal
     # alone, not first a read of "images in tst", a folder that does not exist
     df = read_test_data(data, opts, view, announce=False)
+    if evaluate:    # its split column picks the scored rows: 'valid' is not read as a table without val rows
+        from imgcls.split.config import check_split_values
+        check_split_values(df, data)
     # test data none of whose images can be read is a mistake (wrong root, ids without extension): one line and
     # nothing written, never a submission of made-up labels; so is a table most of whose files are not there (a
     # wrong folder): said before the model is loaded

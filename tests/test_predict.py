@@ -720,6 +720,27 @@ def test_eval_on_one_split_of_a_table_predicts_that_split_only_and_says_so(tmp_p
                 " ".join(res.output.split()), res.output
 
 
+def test_eval_on_a_split_column_of_another_spelling_is_refused_as_train_refuses_it(tmp_path):
+    """A hand-made split table whose split column says 'valid' (another tool's name): predict --eval scored every
+    row, the training rows too (12 of 12 on this table), and --eval-split val said the table had no val rows and
+    to split it again. predict --eval reads the column by train's rule (split.config.check_split_values): one line
+    naming the row and the fix, exit 2, before the model runs."""
+    from imgcls import manifest as mf
+    run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)), scan=True, announce=False)
+    i = np.arange(len(df))
+    df["split"] = np.where(i % 3 == 0, "test", np.where(i % 3 == 1, "valid", "train"))
+    mf.write(df, tmp_path / "splits.csv")
+    for how in ((), ("--eval-split", "val")):
+        res = invoke("predict", run, "--data", tmp_path / "splits.csv", "--out", tmp_path / "p", "--eval", *how,
+                     "--workers", 0)
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2, res.output
+        assert f"{tmp_path / 'splits.csv'}: column 'split' has 'valid' in row 2 (4 row(s) like it;" in said, said
+        assert "write 'val' for 'valid'" in said and "Traceback" not in said
+        assert not (tmp_path / "p" / "submission.csv").exists()
+
+
 def test_eval_report_without_tta_shows_one_score_column_and_says_no_tta(tmp_path):
     """predict --eval without --tta: the terminal shows one column (no TTA), the report showed a second, `TTA none`,
     repeating it, and headed the per-class table and confusion matrices `with TTA`; predict.json's `eval` repeated
