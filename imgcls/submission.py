@@ -176,9 +176,10 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
         raise UserError(f"{template} has only the column {cols[0]}; a sample submission needs an id and a label column")
     label_col = f_label if f_label in cols else cols[1]
     tids = tpl[id_col].astype(str)
-    candidates = [(what, keys) for what, keys in _key_candidates(df, id_col) if len(set(keys)) == len(keys)]
+    every = _key_candidates(df, id_col)
+    candidates = [(what, keys) for what, keys in every if len(set(keys)) == len(keys)]
     if not candidates:      # every way to match names two test rows alike: the first such id, with its images
-        ids = _key_candidates(df, id_col)[0][1]
+        ids = every[0][1]
         first = next(k for k in ids if ids.count(k) > 1)
         paths = [p for k, p in zip(ids, df["path"].astype(str)) if k == first]
         raise UserError(f"{data or 'the test data'}: id {first} is given to two or more test rows "
@@ -187,6 +188,7 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
                         + (f" in {data}" if data else ""))
     want = {nfc(t) for t in tids}
     hit, what, keys = max(((len(want & set(keys)), what, keys) for what, keys in candidates), key=lambda c: c[0])
+    _refuse_shared_keys(template, id_col, df, every, want, hit)
     if hit == 0 and len(tpl):
         # not this test data's template at all (another competition's, or columns in another order): naming counts
         # of missing ids and 'predict on the full test folder' would send the user looking in the wrong place
@@ -212,6 +214,25 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
     # ID,target,Usage without a --format: its label is any of the columns after the id (check_template_fits)
     named = bool(fmt) or preset is not None or len(cols) <= 2
     return Template(tpl, label_col, kind, np.array([pos[nfc(t)] for t in tids], dtype=int), id_col, named)
+
+
+def _refuse_shared_keys(template, id_col: str, df: pd.DataFrame, every: list[tuple[str, list[str]]], want: set,
+                        hit: int) -> None:
+    """The template's ids are spelled as a way to match that two test rows share a key of (a.jpg and a.png: the
+    stem a), so that way was dropped: where it matches more of them than the ways kept (`hit`), that is the reason,
+    named with the key and its files, not 'none of its ids is a test image's stem'."""
+    shared = [(len(want & set(keys)), what, keys) for what, keys in every if len(set(keys)) < len(keys)]
+    n, what, keys = max(shared, key=lambda c: c[0], default=(0, "", []))
+    if n <= hit:
+        return
+    from collections import Counter
+    twice = [k for k, c in Counter(keys).items() if c > 1]
+    key = next((k for k in twice if k in want), twice[0])
+    paths = [p for k, p in zip(keys, df["path"].astype(str)) if k == key]
+    raise UserError(f"{template}: its ids (column {id_col}, e.g. {key}) are the test images' {what}s, and "
+                    f"{len(paths)} test images share the {what} {key} ({shown(paths, sep='; ')}): it cannot tell them "
+                    f"apart; give each test image its own {what}"
+                    + (", or a sample submission of their file names" if what == "file stem" else ""))
 
 
 def check_template_fits(template: Template, classes: Sequence[str], name: str) -> None:

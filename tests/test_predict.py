@@ -118,6 +118,23 @@ def test_template_missing_or_extra_ids_fail_loudly(tmp_path):
         fill_template(f, df, np.zeros(3, int), ["x"])
 
 
+def test_a_template_of_stems_two_test_files_share_is_told_the_shared_stem(tmp_path):
+    """Test files a.jpg and a.png share the stem a, so matching a sample submission's ids by stem was dropped, and
+    its ids a, b were 'none of its ids is a test image's id, path, file name or stem': the stem is what they are.
+    The line names the stem and the files that share it; the other ways to match are unchanged."""
+    df = _df(["a.jpg", "a.png", "b.jpg"])
+    f = tmp_path / "sample.csv"
+    pd.DataFrame({"id": ["a", "b"], "label": ""}).to_csv(f, index=False)
+    with pytest.raises(UserError) as e:
+        fill_template(f, df, np.zeros(3, int), ["x"])
+    said = str(e.value)
+    assert "none of its ids" not in said, said
+    assert said.startswith(f"{f}: its ids (column id, e.g. a) are the test images' file stems, and 2 test images "
+                           f"share the file stem a (images/a.jpg; images/a.png)"), said
+    pd.DataFrame({"id": ["a.jpg", "a.png", "b.jpg"], "label": ""}).to_csv(f, index=False)     # by file name: fine
+    assert fill_template(f, df, np.zeros(3, int), ["x"])["id"].tolist() == ["a.jpg", "a.png", "b.jpg"]
+
+
 def test_a_template_of_placeholder_labels_is_filled_and_one_spelled_otherwise_is_refused(tmp_path):
     """Sample submissions often hold one placeholder label (0, all one class, '?', empty): filled. Two or more
     labels none of which is a class as the run writes it (names, or a mask template's ids) mean the competition
