@@ -15,7 +15,7 @@ import pandas as pd
 
 from imgcls.console import sh
 from imgcls.errors import UserError
-from imgcls.layouts import FolderView, nfc, read_csv
+from imgcls.layouts import FolderView, csv_row_lines, csv_text, nfc, read_csv
 from imgcls.options import shown
 from imgcls.predict_config import (DEFAULT_FORMAT, FORMATS, format_key, keyword_of,  # noqa: F401  (--format's)
                                    resolve_format)
@@ -158,7 +158,8 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
     lying beside it (template_beside, through `view`, the read's look at its folder) a missing `template` names."""
     template = check_template_exists(template, data, view)
     # the one CSV reader: an empty file, text that is not UTF-8 or a ragged row is one line naming the file and row
-    tpl = read_csv(template, "sample submission", dtype=str, keep_default_na=False)
+    text = csv_text(template, "sample submission")
+    tpl = read_csv(template, "sample submission", text=text, dtype=str, keep_default_na=False)
     cols = list(tpl.columns)
     preset = next((v for v in FORMATS.values() if [v[0], v[1]] == cols[:2]), None)
     f_id, f_label, kind = resolve_format(fmt) if fmt else (preset or (cols[0], cols[-1], "name"))
@@ -176,6 +177,11 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
         raise UserError(f"{template} has only the column {cols[0]}; a sample submission needs an id and a label column")
     label_col = f_label if f_label in cols else cols[1]
     tids = tpl[id_col].astype(str)
+    empty = np.flatnonzero(tids.str.strip() == "")
+    if len(empty):      # a spreadsheet's ',,' rows: the id an error would give as its example is nothing
+        more = f" (and {len(empty) - 1} more row(s))" if len(empty) > 1 else ""
+        raise UserError(f"sample submission {template}: line {csv_row_lines(text)[empty[0]]} has no id in its column "
+                        f"{id_col}{more}; every row names a test image: fill the id in or drop the row")
     every = _key_candidates(df, id_col)
     candidates = [(what, keys) for what, keys in every if len(set(keys)) == len(keys)]
     if not candidates:      # every way to match names two test rows alike: the first such id, with its images

@@ -135,6 +135,17 @@ def test_a_template_of_stems_two_test_files_share_is_told_the_shared_stem(tmp_pa
     assert fill_template(f, df, np.zeros(3, int), ["x"])["id"].tolist() == ["a.jpg", "a.png", "b.jpg"]
 
 
+def test_a_template_row_without_an_id_is_told_by_its_line(tmp_path):
+    """A sample submission with empty ids (a spreadsheet's ',,' rows) was 'none of its ids ... (e.g. )' or 'id
+    appears twice': an empty example. The line names the first such row's line and says the id is empty."""
+    f = tmp_path / "sample.csv"
+    f.write_text("id,label\na.jpg,0\n\n,\nb.jpg,0\n,\n")     # a blank line is no row: the empty id is on line 4
+    with pytest.raises(UserError) as e:
+        fill_template(f, _df(["a.jpg", "b.jpg"]), np.zeros(2, int), ["x"])
+    assert str(e.value) == (f"sample submission {f}: line 4 has no id in its column id (and 1 more row(s)); every "
+                            f"row names a test image: fill the id in or drop the row"), str(e.value)
+
+
 def test_a_template_of_placeholder_labels_is_filled_and_one_spelled_otherwise_is_refused(tmp_path):
     """Sample submissions often hold one placeholder label (0, all one class, '?', empty): filled. Two or more
     labels none of which is a class as the run writes it (names, or a mask template's ids) mean the competition
