@@ -183,8 +183,8 @@ def plot_class_counts(summary: dict, path: Path) -> Path:
     bars = ax.bar(range(len(vals)), vals, color="#4c72b0")
     ax.bar_label(bars, labels=[str(v) for v in vals], fontsize=7, padding=2)
     short = max((len(str(n)) for n in names), default=0) <= 3      # digits, letters: upright, not slanted
-    ax.set_xticks(range(len(names)), names, rotation=0 if short else 60, ha="center" if short else "right",
-                  fontsize=8)
+    ax.set_xticks(range(len(names)), report.tick_labels(names, 8), rotation=0 if short else 60,
+                  ha="center" if short else "right", fontsize=8)
     ratio = summary.get("imbalance_ratio")
     copies = (f", incl. {summary['oversampled_copies']} oversampled copies" if summary.get("oversampled_copies")
               else "")

@@ -95,7 +95,7 @@ def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series 
     ax.bar(x - (w / 2 if train is not None else 0), df["submission share"], w, label=f"submission ({sub.sum()})")
     if train is not None:
         ax.bar(x + w / 2, df["training share"], w, label=f"training ({int(tr.sum())})")
-    ax.set_xticks(x, class_titles(classes, meanings), rotation=90, fontsize=7)
+    ax.set_xticks(x, report.tick_labels(class_titles(classes, meanings), 7), rotation=90, fontsize=7)
     ax.set_title("class shares: submission (predicted)" + (" vs training (labels)" if train is not None else ""),
                  fontsize=10)
     ax.set_xlabel("class")

@@ -170,7 +170,7 @@ def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike
     class named with its meaning where `meanings` has one (profiles.class_titles)."""
     from sklearn.metrics import ConfusionMatrixDisplay
     from imgcls.profiles import class_titles
-    from imgcls.report import pyplot, save_figure
+    from imgcls.report import pyplot, save_figure, tick_labels
     plt = pyplot()
     out_dir = Path(out_dir)
     k = len(classes)
@@ -180,7 +180,9 @@ def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike
     for norm, name in zip((False, True), confusion_png_names(stem)):
         cm = row_normalized(counts) if norm else counts
         fig, ax = plt.subplots(figsize=(size, size))
-        disp = ConfusionMatrixDisplay(cm, display_labels=class_titles(classes, meanings))
+        # the tick labels' size: matplotlib's default (10), 6 over 25 classes (below)
+        disp = ConfusionMatrixDisplay(cm, display_labels=tick_labels(class_titles(classes, meanings),
+                                                                     10 if k <= 25 else 6))
         # over 25 classes the cells hold no numbers: a colour bar is then the only way to read them
         disp.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation="vertical", include_values=k <= 25,
                   values_format=".2f" if norm else "d")

@@ -287,6 +287,17 @@ def fit_text(text: str, inches: float, fontsize: float, suffix: str = "") -> str
     return text[:lo].rstrip() + ELLIPSIS + suffix
 
 
+# the most a class name takes as a tick label: a ~100-character name drawn whole made the class-count figure 1049 px
+# tall where 449 px held the bars (eda, split, predict figures and the confusion matrices alike)
+TICK_INCHES = 1.8
+
+
+def tick_labels(labels: Iterable[object], fontsize: float, inches: float = TICK_INCHES) -> list[str]:
+    """Class names (profiles.class_titles) as a figure's tick labels at `fontsize`: each cut by fit_text to
+    `inches`; tables, CSVs and JSON keep the whole name."""
+    return [fit_text(str(s), inches, fontsize) for s in labels]
+
+
 def _drawn_with_glyphs(fig, save) -> None:
     """save() the figure. Where its text has characters the fonts lack (Chinese or Japanese class names, say; Korean
     ones where korean_font is missing): with an installed font that has them added as a fallback (for later figures

@@ -1002,7 +1002,7 @@ def _curves_uri(runs: Sequence[Run], task: str = "") -> str:
 def _heat_uri(runs: Sequence[Run], task: str = "") -> str:
     """The per-class F1 of `runs` (of one task: their classes are one set) as a heat map; `task` named in its
     title where the report has several."""
-    from imgcls.report import figure_data_uri, pyplot
+    from imgcls.report import figure_data_uri, pyplot, tick_labels
     have = [r for r in runs if r.per_class is not None]
     if not have:
         return ""
@@ -1020,7 +1020,7 @@ def _heat_uri(runs: Sequence[Run], task: str = "") -> str:
     fig, ax = plt.subplots(figsize=(min(18, 3 + 0.5 * len(classes)), min(14, 1.5 + 0.4 * len(have))))
     im = ax.imshow(mat, vmin=0, vmax=1, cmap="viridis", aspect="auto")
     from imgcls.profiles import class_titles
-    ax.set_xticks(range(len(classes)), class_titles(classes, meanings), rotation=90, fontsize=7)
+    ax.set_xticks(range(len(classes)), tick_labels(class_titles(classes, meanings), 7), rotation=90, fontsize=7)
     ax.set_yticks(range(len(have)), [r.name for r in have], fontsize=7)
     if mat.size <= 400:
         for i in range(mat.shape[0]):

@@ -156,6 +156,40 @@ def test_a_long_class_name_is_cut_in_the_sample_grid_title_alone_and_draws_witho
         assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
 
 
+@pytest.mark.rendered_figures        # the size bbox_inches='tight' crops to is the point
+def test_a_long_class_name_as_a_tick_label_is_cut_and_the_figures_keep_their_size(tmp_path):
+    """A ~100-character class name was drawn whole as a rotated tick label: eda's class_counts.png grew from 449 to
+    1049 px tall, split's class distribution, predict's class shares and the confusion matrix alike. Tick labels are
+    cut by report.tick_labels (fit_text, TICK_INCHES): a figure grows by no more than that."""
+    import base64
+    import io
+
+    from imgcls import inference_report, metrics
+    from imgcls.split import report as split_report
+
+    def sizes(long: str) -> dict[str, tuple[int, int]]:
+        classes, out = ["a", long, "c"], tmp_path / str(len(long))
+        out.mkdir()
+
+        def png(path):
+            with Image.open(path) as im:
+                return im.size
+        dist = pd.DataFrame({"column": "label", "value": classes * 2, "part": ["train"] * 3 + ["val"] * 3,
+                             "share": 0.5})
+        html = inference_report._distribution([long, "a", "c"], classes, None, "x")[0]
+        uri = html.split("base64,")[1].split('"')[0]
+        return {"eda": png(eda.plot_class_counts({"classes": {"a": 5, long: 3, "c": 1}, "imbalance_ratio": 5.0},
+                                                  out / "class_counts.png")),
+                "split": png(split_report.plot_distribution(dist, out / "distribution.png")),
+                "confusion": png(metrics.confusion_pngs([0, 1, 2, 1], [0, 1, 1, 2], classes, out)[0]),
+                "predict": Image.open(io.BytesIO(base64.b64decode(uri))).size}
+    short, long = sizes("bb"), sizes("a_very_long_class_name_" + "w" * 77)        # 100 characters
+    most = 2 * 110       # px: report.TICK_INCHES (1.8) and a margin at save_figure's dpi (figure_data_uri's is lower)
+    for fig in short:
+        assert long[fig][1] - short[fig][1] <= most, (fig, short[fig], long[fig])
+        assert long[fig][0] - short[fig][0] <= most, (fig, short[fig], long[fig])
+
+
 def test_every_duplicate_group_is_written(tmp_path, monkeypatch):
     """report.html lists the first DUPLICATES_SHOWN groups (200 of openclipart_l1's 933, "733 more rows not
     shown") and summary.json only counts them: the other groups were written nowhere. exact_duplicates.csv holds

@@ -154,7 +154,8 @@ def plot_distribution(dist: pd.DataFrame, path: Path, meanings: dict[str, str] |
         s = sub[sub["part"] == p].set_index("value")["share"].reindex(values).fillna(0).to_numpy()
         ax.bar(range(len(values)), s, bottom=bottom, label=p)
         bottom += s
-    ax.set_xticks(range(len(values)), class_titles(values, meanings), rotation=60, ha="right", fontsize=7)
+    ax.set_xticks(range(len(values)), report.tick_labels(class_titles(values, meanings), 7), rotation=60, ha="right",
+                  fontsize=7)
     ax.set_ylabel("share of the class's images")
     ax.set_title("where each class's images went")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
