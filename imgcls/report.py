@@ -288,8 +288,9 @@ def fit_text(text: str, inches: float, fontsize: float, suffix: str = "") -> str
 
 
 # the most a class name takes as a tick label: a ~100-character name drawn whole made the class-count figure 1049 px
-# tall where 449 px held the bars (eda, split, predict figures and the confusion matrices alike)
-TICK_INCHES = 1.8
+# tall where 449 px held the bars (eda, split, predict figures and the confusion matrices alike); wide enough for the
+# mask task's titles at 10 pt whole ('17 (not_wear, female, >=60)' is 2.03 in), which 1.8 in cut
+TICK_INCHES = 2.6
 
 
 def tick_labels(labels: Iterable[object], fontsize: float, inches: float = TICK_INCHES) -> list[str]:

@@ -184,7 +184,7 @@ def test_a_long_class_name_as_a_tick_label_is_cut_and_the_figures_keep_their_siz
                 "confusion": png(metrics.confusion_pngs([0, 1, 2, 1], [0, 1, 1, 2], classes, out)[0]),
                 "predict": Image.open(io.BytesIO(base64.b64decode(uri))).size}
     short, long = sizes("bb"), sizes("a_very_long_class_name_" + "w" * 77)        # 100 characters
-    most = 2 * 110       # px: report.TICK_INCHES (1.8) and a margin at save_figure's dpi (figure_data_uri's is lower)
+    most = 3 * 110       # px: report.TICK_INCHES (2.6) and a margin at save_figure's dpi (figure_data_uri's is lower)
     for fig in short:
         assert long[fig][1] - short[fig][1] <= most, (fig, short[fig], long[fig])
         assert long[fig][0] - short[fig][0] <= most, (fig, short[fig], long[fig])
