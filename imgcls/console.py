@@ -23,6 +23,8 @@ from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
+from imgcls.process import first_on_machine, main_process, under_torchrun  # noqa: F401  (declared there: light)
+
 T = TypeVar("T")
 
 console = Console(stderr=True, highlight=False, markup=False)   # markup=False: messages, table cells are plain
@@ -56,35 +58,6 @@ def prints_output() -> bool:
     set_quiet(True) (run_runs returns it), under the CLI's --quiet yes (it is what the command was asked for);
     by rank 0 alone under torchrun."""
     return main_process() and (not _state["quiet"] or _state["command"])
-
-
-def under_torchrun() -> bool:
-    """Whether torchrun started this process among others: WORLD_SIZE above 1 (torchrun sets it in every process
-    before it starts; unset or unreadable: no)."""
-    try:
-        return int(os.environ.get("WORLD_SIZE") or 1) > 1
-    except ValueError:
-        return False
-
-
-def main_process() -> bool:
-    """False in a torchrun process other than rank 0: torchrun sets WORLD_SIZE and RANK in every process before it
-    starts (read as imgcls.train.dist.init_distributed reads them), so a line said before the process group exists
-    (the default input, the layout read) is silenced too."""
-    try:
-        return not under_torchrun() or int(os.environ.get("RANK") or 0) == 0
-    except ValueError:
-        return True
-
-
-def first_on_machine() -> bool:
-    """False in a torchrun process other than the first of its machine (LOCAL_RANK 0): a check of the options and
-    files that every process of a machine runs alike fails alike, and that process says it for them all
-    (same_on_every_process)."""
-    try:
-        return not under_torchrun() or int(os.environ.get("LOCAL_RANK") or 0) == 0
-    except ValueError:
-        return True
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from typing import Callable, Iterator, Sequence, TypeVar
 
 from imgcls.console import plural, progress_bar
 from imgcls.options import check, option, python_too
+from imgcls.process import end_by_sigterm
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -212,15 +213,6 @@ class _PoolSigterm:
             if isinstance(self.old, _PoolSigterm) or getattr(self.old, "after_pool", False):
                 return self.old(signum, frame)
         end_by_sigterm()
-
-
-def end_by_sigterm() -> None:
-    """This process ends as SIGTERM's default ends it (exit 143 to a shell, -15 to Popen): the default handler set
-    back and the signal sent again. What a SIGTERM handler that has done its part does (closed_pool's, every
-    command's cli.common.sigterm_interrupts, and a forked child that inherited either)."""
-    import os
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 @contextmanager

@@ -483,6 +483,55 @@ def test_sigterm_says_ctrl_c_s_line_and_still_ends_by_sigterm(step, tmp_path):
     assert "Traceback" not in err, err
 
 
+def _entry_point(how: str) -> str:
+    """Python that starts `imgcls` as `how` does: `python -m imgcls`, or the console script pip writes from
+    pyproject's [project.scripts] entry (module:function), which the venv's installed copy may predate."""
+    if how == "python -m imgcls":
+        return "import runpy; runpy.run_module('imgcls', run_name='__main__', alter_sys=True)"
+    import re
+    scripts = (REPO / "pyproject.toml").read_text().split("[project.scripts]", 1)[1]
+    module, function = re.search(r'^imgcls\s*=\s*"([\w.]+):(\w+)"', scripts, re.M).groups()
+    return f"import sys; from {module} import {function}; sys.exit({function}())"
+
+
+@pytest.mark.parametrize("how,signame", [("python -m imgcls", "SIGINT"), ("console script", "SIGINT"),
+                                         ("python -m imgcls", "SIGTERM")])
+def test_ctrl_c_while_the_cli_is_imported_is_the_interrupted_line_not_a_traceback(how, signame, tmp_path):
+    """A Ctrl-C in the first second of any command, while imgcls.cli is imported and its commands registered,
+    printed a Python traceback (2 of 7 early-timed runs) where every command says one `interrupted:` line. The
+    entry point (light itself) says it: exit 130; SIGTERM: the line, and the process ends by SIGTERM as a
+    command's does. The import is held here (a command module's import sleeps) until the signal is sent."""
+    import signal
+    import time
+    started = tmp_path / "importing"
+    hold = ("import sys, time\n"
+            "class Hold:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'imgcls.cli.split':\n"
+            f"            open({str(started)!r}, 'w').close()\n"
+            "            time.sleep(60)\n"
+            "sys.meta_path.insert(0, Hold())\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-c", hold + _entry_point(how), "eda", "--help"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert started.exists() and proc.poll() is None, proc.communicate(timeout=10)
+        proc.send_signal(getattr(signal, signame))
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    how_said = "Ctrl-C" if signame == "SIGINT" else "SIGTERM"
+    assert "Traceback" not in err and out == "", err
+    assert err.strip() == f"interrupted: imgcls stopped while it was starting ({how_said}), before its command " \
+                          f"began: nothing was changed", err
+    assert proc.returncode == (130 if signame == "SIGINT" else -signal.SIGTERM), (proc.returncode, err)
+
+
 def test_a_sigterm_handled_inside_a_finalizer_still_stops_the_step():
     """Python runs a signal handler at the next bytecode of the main thread, which may be inside a finalizer (a
     __del__, a weakref callback: torch's DataLoader iterator, concurrent.futures' executors), where a raised

@@ -204,7 +204,7 @@ class _SigtermInterrupts:
     def __call__(self, signum, frame):
         import signal
 
-        from imgcls.parallel import end_by_sigterm
+        from imgcls.process import end_by_sigterm
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if os.getpid() != self.pid:
             end_by_sigterm()
@@ -249,7 +249,7 @@ def sigterm_interrupts() -> Iterator[None]:
     import signal
     import threading
 
-    from imgcls.console import under_torchrun
+    from imgcls.process import under_torchrun
     if under_torchrun() or threading.current_thread() is not threading.main_thread() \
             or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
         yield
@@ -268,8 +268,8 @@ def sigterm_interrupts() -> Iterator[None]:
 
 
 def _end_by_sigterm() -> None:
-    """The process ends as SIGTERM's default ends it (parallel.end_by_sigterm), its lines written first."""
-    from imgcls.parallel import end_by_sigterm
+    """The process ends as SIGTERM's default ends it (process.end_by_sigterm), its lines written first."""
+    from imgcls.process import end_by_sigterm
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -1,0 +1,45 @@
+"""This process: which torchrun process it is (from the variables torchrun sets in every process before it starts),
+and its end by SIGTERM. Light (os and signal alone): the entry point (imgcls.__main__) reads it before the CLI is
+imported; imgcls.console, cli.common and parallel use it."""
+from __future__ import annotations
+
+import os
+import signal
+
+
+def under_torchrun() -> bool:
+    """Whether torchrun started this process among others: WORLD_SIZE above 1 (torchrun sets it in every process
+    before it starts; unset or unreadable: no)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE") or 1) > 1
+    except ValueError:
+        return False
+
+
+def main_process() -> bool:
+    """False in a torchrun process other than rank 0: torchrun sets WORLD_SIZE and RANK in every process before it
+    starts (read as imgcls.train.dist.init_distributed reads them), so a line said before the process group exists
+    (the default input, the layout read) is silenced too."""
+    try:
+        return not under_torchrun() or int(os.environ.get("RANK") or 0) == 0
+    except ValueError:
+        return True
+
+
+def first_on_machine() -> bool:
+    """False in a torchrun process other than the first of its machine (LOCAL_RANK 0): a check of the options and
+    files that every process of a machine runs alike fails alike, and that process says it for them all
+    (imgcls.console.same_on_every_process)."""
+    try:
+        return not under_torchrun() or int(os.environ.get("LOCAL_RANK") or 0) == 0
+    except ValueError:
+        return True
+
+
+def end_by_sigterm() -> None:
+    """This process ends as SIGTERM's default ends it (exit 143 to a shell, -15 to Popen): the default handler set
+    back and the signal sent again. What a SIGTERM handler that has done its part does (parallel.closed_pool's,
+    every command's cli.common.sigterm_interrupts, the entry point's while the CLI is imported, and a forked child
+    that inherited one)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)
