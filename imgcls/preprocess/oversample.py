@@ -31,7 +31,7 @@ from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.console import info, plural, progress_bar, warn
 from imgcls.fsutil import under
-from imgcls.oversample import class_targets, parse_target
+from imgcls.oversample import class_targets, extra_copies, parse_target
 from imgcls.preprocess.config import PreprocessConfig
 from imgcls.preprocess.image import save_image
 from imgcls.preprocess.outputs import SETTINGS_FILE, journal_records, open_journal, up_to_date
@@ -90,6 +90,42 @@ def plan_copies(df: pd.DataFrame, eligible: np.ndarray, cfg: PreprocessConfig) -
                 sources.append(partner)
             plan.append((copy_name(str(df.at[src, "path"]), k), sources))
     return plan
+
+
+def repeating_classes(counts: dict[str, int], cfg: PreprocessConfig) -> dict[str, int]:
+    """class -> its copies, for the classes whose copies can only repeat pictures: a `light` copy is its image as it
+    is or mirrored (train's preset is a horizontal flip alone, and means that), so a class that needs more than one
+    copy per image repeats them; `mixup` gives a class of one image light copies (no second image to blend)."""
+    if cfg.oversample_settings() is None or cfg.oversample_aug not in ("light", "mixup"):
+        return {}
+    extra = extra_copies(counts, cfg.oversample, cfg.oversample_max_factor)
+    return {k: e for k, e in sorted(extra.items())
+            if (e > counts[k] if cfg.oversample_aug == "light" else counts[k] == 1 and e > 0)}
+
+
+def warn_repeating_copies(df: pd.DataFrame, cfg: PreprocessConfig) -> None:
+    """Before the work: one warning naming repeating_classes among the rows to be copied (kept, labelled, not copies
+    already; an image that fails later changes its class's count) and the presets that make distinct copies."""
+    if cfg.oversample_settings() is None or "label" not in df.columns:
+        return
+    from imgcls.options import shown
+    labels = df["label"].fillna("").astype(str)
+    counts = labels[mf.kept(df) & (labels != "").to_numpy() & ~mf.augmented(df)].value_counts().to_dict()
+    repeat = repeating_classes(counts, cfg)
+    if not repeat:
+        return
+    fix = "--oversample-aug medium or heavy makes distinct copies"
+    if cfg.oversample_aug == "mixup":
+        copies = sum(repeat.values())
+        warn(f"--oversample-aug mixup has no second image to blend in {'class' if len(repeat) == 1 else 'classes'} "
+             f"{shown([f'{k} (1 image)' for k in repeat], k=5)}: {'its' if len(repeat) == 1 else 'their'} "
+             f"{plural(copies, 'copy', 'copies')} are light ones, the image as it is or mirrored; {fix}")
+        return
+    named = shown([f"{k} ({plural(counts[k], 'image')}, {plural(e, 'copy', 'copies')})" for k, e in repeat.items()],
+                  k=5)
+    warn(f"--oversample-aug light copies an image as it is or mirrored (a horizontal flip alone), and "
+         f"{'class' if len(repeat) == 1 else 'classes'} {named} need{'s' if len(repeat) == 1 else ''} more than "
+         f"one copy per image: {'its' if len(repeat) == 1 else 'their'} copies repeat the same pictures; {fix}")
 
 
 def make_copy(images: list, cfg: PreprocessConfig, name: str):
@@ -226,8 +262,10 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
         jpath.unlink()
     result = pd.concat([res, pd.DataFrame(rows, columns=res.columns)], ignore_index=True) if rows else res
     per_class = pd.Series([str(r["label"]) for r in rows]).value_counts().sort_index().to_dict() if rows else {}
+    counts = res.loc[eligible, "label"].astype(str).value_counts().to_dict()
     summary = {"settings": settings, "copies": len(rows), "written": written, "up_to_date": kept_n,
-               "per_class": {str(k): int(v) for k, v in per_class.items()}}
+               "per_class": {str(k): int(v) for k, v in per_class.items()},
+               "repeating_classes": repeating_classes(counts, cfg)}   # warned of before the work
     info(f"oversampling ({cfg.oversample}, x{cfg.oversample_max_factor:g} at most, {cfg.oversample_aug}): "
          f"{len(rows)} cop{'y' if len(rows) == 1 else 'ies'} of {len(per_class)} class(es) "
          f"({written} written, {kept_n} up to date)")
