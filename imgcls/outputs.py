@@ -255,7 +255,7 @@ def read_yaml(path: Path) -> dict:
     import yaml
     try:
         d = yaml_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError):
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):      # a file in another encoding is unreadable too
         return {}
     return d if isinstance(d, dict) else {}
 

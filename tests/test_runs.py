@@ -1316,3 +1316,12 @@ def test_diff_says_a_run_that_is_not_finished_is_not(outputs):
     with RunLock(runs / "mid"):
         r = CliRunner().invoke(app, ["runs", "diff", str(runs / "mid"), str(runs / "best")], env={"COLUMNS": "200"})
     assert r.exit_code == 0 and re.search(r"│ epochs +│ +running 3/3 │ +4 │ +\+1 │", r.output), r.output
+
+
+def test_a_folder_whose_yaml_is_not_utf8_is_read_as_no_output_not_a_traceback(tmp_path):
+    """outputs.read_yaml promised {} for an unreadable file but let UnicodeDecodeError through: output_kind (every
+    step's check of its --out and inputs) failed with a traceback on a spec.yaml / config.yaml in another encoding."""
+    from imgcls.outputs import output_kind, read_yaml
+    (tmp_path / "spec.yaml").write_bytes("kind: imgcls-ensemble\nname: caf\xe9\n".encode("latin-1"))
+    assert read_yaml(tmp_path / "spec.yaml") == {}
+    assert output_kind(tmp_path) is None
