@@ -7,9 +7,9 @@ by imgcls.metrics (macro-F1 over every class of the task), so every row is the s
 val_predictions.csv of a run, the out-of-fold predictions of a k-fold set, the common validation images of an
 ensemble (with weights fitted on those very rows, the cross-fitted score `imgcls ensemble` recorded). Train records
 a run's (metrics.csv, per_class.csv; a k-fold set's oof_score.json): those numbers are shown where they are of the
-saved predictions; a run that records none (an older one) and an ensemble are scored here (sklearn). `scored_on`
-and `n_val` say which rows and how many each score came from: val, OOF or common val scores are over different
-images.
+saved predictions, and so are an ensemble's (spec.yaml's scores, per_class.csv); one that records none (of an
+older imgcls) is scored here (sklearn). `scored_on` and `n_val` say which rows and how many each score came from:
+val, OOF or common val scores are over different images.
 
     from imgcls.runs import RunsConfig, find_runs, leaderboard, run_runs
     table = leaderboard(find_runs("outputs"), sort="val_macro_f1", filters=["model=resnet10t"])
@@ -169,7 +169,8 @@ def agreed_meanings(runs: Sequence[Run]) -> dict[str, str]:
 def _score(preds: pd.DataFrame | None, run: Run, record: tuple[dict, pd.DataFrame] | None = None) -> None:
     """Fill val_macro_f1 / val_acc / n_val / per_class from a predictions table (label, pred, p_<class>...): the
     scores train recorded of it (`record`, _recorded_scores') where they are of these very predictions
-    (_record_fits), else scored here with imgcls.metrics (sklearn: an older run, an ensemble, which record none)."""
+    (_record_fits), else scored here with imgcls.metrics (sklearn: a run or an ensemble of an older imgcls,
+    which records none)."""
     if preds is None or "label" not in preds.columns or "pred" not in preds.columns:
         return
     classes = prob_classes(preds.columns) or run.classes
@@ -202,17 +203,23 @@ def _score(preds: pd.DataFrame | None, run: Run, record: tuple[dict, pd.DataFram
     run.row_paths = frozenset(paths) if paths is not None else None
 
 
-def _recorded_scores(folder: Path, history: pd.DataFrame | None, kfold: bool) -> tuple[dict, pd.DataFrame] | None:
+def _recorded_scores(folder: Path, history: pd.DataFrame | None, kfold: bool,
+                     ensemble: dict | None = None) -> tuple[dict, pd.DataFrame] | None:
     """The scores train recorded of `folder`'s val_predictions.csv, as _score fills them: ({'macro_f1', 'accuracy',
     'n'}, metrics.per_class's table). A run's (a trial's): its `history` (metrics.csv) row of the best epoch its
     per_class.csv names, and that per_class.csv; a k-fold set's: its oof_score.json and per_class.csv (train writes
-    them over the out-of-fold predictions). None where one is missing or lacks a number (a run of an older imgcls,
-    a k-fold set before its last fold)."""
+    them over the out-of-fold predictions); an ensemble's (`ensemble`: its spec.yaml's scores), of its
+    oof_predictions.csv: those scores' ensemble_macro_f1, ensemble_accuracy and common_val_images, and its
+    per_class.csv (imgcls ensemble writes them). None where one is missing or lacks a number (a run or an ensemble
+    of an older imgcls, a k-fold set before its last fold)."""
     from imgcls.metrics import PER_CLASS_COLUMNS
-    pc = _read_csv(folder / PER_CLASS_CSV, PER_CLASS)
+    pc = _read_csv(folder / PER_CLASS_CSV, PER_CLASS, RUN_FILE_FIX if ensemble is None else ENSEMBLE_FILE_FIX)
     if pc is None or not set(PER_CLASS_COLUMNS) <= set(pc.columns):
         return None
-    if kfold:
+    if ensemble is not None:
+        s = {k: ensemble.get(r) for k, r in (("macro_f1", "ensemble_macro_f1"), ("accuracy", "ensemble_accuracy"),
+                                             ("n", "common_val_images"))}
+    elif kfold:
         try:
             oof = json.loads((folder / OOF_SCORE).read_text())
         except (OSError, ValueError):
@@ -527,11 +534,12 @@ def _read_ensemble(path: Path, name: str, doc: dict) -> Run:
         run.config["members"] = shares
         run.changed = ("shares within each attribute " + " ".join(f"{k}={v}" for k, v in shares.items())
                        if shares else "")
-    _score(_read_csv(path / ENSEMBLE_OOF_CSV, ENSEMBLE_OOF, ENSEMBLE_FILE_FIX), run)
+    scores = doc.get("scores") if isinstance(doc.get("scores"), dict) else {}
+    oof = _read_csv(path / ENSEMBLE_OOF_CSV, ENSEMBLE_OOF, ENSEMBLE_FILE_FIX)
+    _score(oof, run, _recorded_scores(path, None, False, ensemble=scores) if oof is not None else None)
     run.checkpoints = [path / str(c) for m in members if isinstance(m, dict) for c in (m.get("checkpoints") or [])[:1]]
     rows = common_rows([len(m.get("checkpoints") or []) if isinstance(m, dict) else 0 for m in members])
     run.scored_on = rows
-    scores = doc.get("scores") if isinstance(doc.get("scores"), dict) else {}
     if scores.get("weights_fitted_on_scored_rows"):
         # the weights were fitted on the rows scored: that score is optimistic; rank on the cross-fitted one (each
         # row scored with weights fitted without it) where imgcls ensemble recorded it

@@ -408,10 +408,10 @@ def test_a_rebuild_that_cannot_be_scored_leaves_no_score_of_the_earlier_ensemble
     r3 = make_tiny_run(tmp_path / "runs" / "c", seed=3, val_rows=other, val_quality=0.3)
     out = tmp_path / "ens"
     assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(out), "-q"]).exit_code == 0
-    assert (out / "oof_predictions.csv").is_file()
+    assert (out / "oof_predictions.csv").is_file() and (out / "per_class.csv").is_file()
     res = runner.invoke(app, ["ensemble", str(r1), str(r3), "--out", str(out)])
     assert res.exit_code == 0 and "share no image" in res.output, res.output
-    assert not (out / "oof_predictions.csv").exists()
+    assert not (out / "oof_predictions.csv").exists() and not (out / "per_class.csv").exists()
     res = runner.invoke(app, ["runs", str(out), "--csv", "-"])
     board = pd.read_csv(__import__("io").StringIO(res.output))
     assert res.exit_code == 0 and list(board["name"]) == ["ens"] and board["val_macro_f1"].isna().all(), res.output
@@ -890,4 +890,42 @@ def test_an_ensemble_stopped_while_writing_leaves_no_spec_without_its_scored_row
     monkeypatch.undo()
     r = runner.invoke(app, argv)
     assert r.exit_code == 0, r.output
-    assert {"spec.yaml", "scores.csv", "oof_predictions.csv"} <= {p.name for p in out.iterdir()}
+    assert {"spec.yaml", "scores.csv", "oof_predictions.csv", "per_class.csv"} <= {p.name for p in out.iterdir()}
+
+
+def test_runs_shows_the_scores_an_ensemble_recorded_equal_to_re_scoring_its_rows(tmp_path, monkeypatch):
+    """`imgcls runs` re-scored every ensemble from its oof_predictions.csv with sklearn (~1-4 s of its start-up):
+    imgcls ensemble recorded its macro-F1 and row count, not its accuracy nor per-class scores. It now records them
+    (spec.yaml's ensemble_accuracy, per_class.csv as train's), and runs shows them, equal to re-scoring the rows to
+    the last digit: a soft, a hard and a profile ensemble."""
+    from imgcls import metrics
+    from imgcls.runs import find_runs
+    rows = _val_rows(tmp_path / "data", n=30)
+    r1 = make_tiny_run(tmp_path / "runs" / "r1", seed=1, val_rows=rows, val_quality=0.5)
+    r2 = make_tiny_run(tmp_path / "runs" / "r2", model="test_resnet", seed=2, folds=2, val_rows=rows,
+                       val_quality=0.2)
+    prof = [(str(tmp_path / "data"), f"p{i:03d}.png", str(i % 18)) for i in range(36)]
+    m = [make_tiny_run(tmp_path / "runs" / f"m{k}", multi=True, model="test_resnet", seed=k, val_rows=prof,
+                       val_quality=0.5, age_bands=[30, 60]) for k in (1, 2)]
+    ens = tmp_path / "outputs"
+    for name, args in (("soft", [r1, r2]), ("hard", [r1, r2, "--method", "hard", "--weights", "1,2"]),
+                       ("profile", m)):
+        res = runner.invoke(app, ["ensemble", *map(str, args), "--out", str(ens / name), "-q"])
+        assert res.exit_code == 0, res.output
+        assert (ens / name / "per_class.csv").is_file()
+    expected = {}
+    for name in ("soft", "hard", "profile"):
+        v = pd.read_csv(ens / name / "oof_predictions.csv", dtype={"label": str, "pred": str})
+        classes = [c[2:] for c in v.columns if c.startswith("p_")]
+        y, p = v["label"].to_numpy(), v["pred"].to_numpy()
+        expected[name] = metrics.scores(y, p, classes), metrics.per_class(y, p, classes)
+
+    def rescored(*a, **k):
+        raise AssertionError("re-scored an ensemble that records its scores")
+    monkeypatch.setattr(metrics, "scores", rescored)
+    monkeypatch.setattr(metrics, "per_class", rescored)
+    found = {r.name: r for r in find_runs(ens)}
+    for name, (s, pc) in expected.items():
+        r = found[name]
+        assert (r.val_macro_f1, r.val_acc, r.n_val) == (s["macro_f1"], s["accuracy"], s["n"]), name
+        pd.testing.assert_frame_equal(r.per_class, pc)

@@ -20,7 +20,8 @@ product of its attributes' (imgcls.profiles.ProfileScheme, the one formula). Sco
 whose true class the members' labels give.
 
 The ensemble folder holds `spec.yaml` (members as paths relative to it, checkpoints, weights, method, classes,
-validation scores), `scores.csv` (per member and ensemble) and `oof_predictions.csv`.
+validation scores: the ensemble's macro-F1, accuracy and row count), `scores.csv` (per member and ensemble),
+`oof_predictions.csv` (the ensemble's scored rows) and `per_class.csv` (their per-class scores, as train's).
 """
 from __future__ import annotations
 

@@ -11,15 +11,15 @@ import pandas as pd
 
 from imgcls.console import info, warn
 from imgcls.ensemble.config import EnsembleConfig
-from imgcls.ensemble.spec import (EnsembleSpec, check_same_classes, ensemble_folder, member_folders,
-                                  member_from_run, read_oof, write_ensemble_files)
+from imgcls.ensemble.spec import (SCORED_ROWS_FILES, EnsembleSpec, check_same_classes, ensemble_folder,
+                                  member_folders, member_from_run, read_oof, scored_rows, write_ensemble_files)
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.profile import build_profile, member_meta
 from imgcls.ensemble.voting import crossfit_macro_f1, fit_weights, log_loss, parse_weights, vote
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_not_source, check_writable
-from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, REPORT_HTML, SPEC_NAME, predict_fix,
-                            refuse_other_output, refuse_users_files)
+from imgcls.outputs import (ENSEMBLE_SCORES_CSV, REPORT_HTML, SPEC_NAME, predict_fix, refuse_other_output,
+                            refuse_users_files)
 from imgcls.metrics import macro_f1, without_rows_note
 from imgcls.options import check, python_too
 
@@ -77,7 +77,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     refuse_other_output(out, "ensemble", among=True)
     # its files over a user's own of those names in a folder no ensemble wrote (their report.html, scores.csv)
     from imgcls.figure_files import confusion_png_names
-    refuse_users_files(out, "ensemble", [out / n for n in (SPEC_NAME, ENSEMBLE_SCORES_CSV, ENSEMBLE_OOF_CSV,
+    refuse_users_files(out, "ensemble", [out / n for n in (SPEC_NAME, ENSEMBLE_SCORES_CSV, *SCORED_ROWS_FILES,
                                                            REPORT_HTML, *confusion_png_names())],
                        placing=out / "ensemble")
     if combine == "profile":
@@ -154,6 +154,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         ens_row["common_macro_f1"] = macro_f1(y, ens.argmax(1), n_cls)
         ens_row["val_macro_f1"] = ens_row["common_macro_f1"]
         scores["ensemble_macro_f1"] = ens_row["common_macro_f1"]
+        oof = scored_rows(np.asarray(common)[ok], y, ens, classes, scores)
         scores["weights_fitted_on_scored_rows"] = fitted
         if method != "hard":
             scores["ensemble_logloss"] = log_loss(y, ens)
@@ -172,11 +173,6 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
 
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
-    if len(y):
-        oof = pd.DataFrame(ens, columns=[f"p_{c}" for c in classes])
-        oof.insert(0, "key", np.asarray(common)[ok])
-        oof.insert(1, "label", [classes[i] for i in y])
-        oof.insert(2, "pred", [classes[i] for i in ens.argmax(1)])
     spec.path = write_ensemble_files(spec, out, out_typed, table, oof if len(y) else None)
     from imgcls.inference_report import write_ensemble_report
     write_ensemble_report(out, spec, table, oof if len(y) else None, P, [member_meta(m) for m in spec.members])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.console import info, warn
-from imgcls.ensemble.spec import EnsembleSpec, Member, read_oof, write_ensemble_files
+from imgcls.ensemble.spec import EnsembleSpec, Member, read_oof, scored_rows, write_ensemble_files
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.voting import log_loss, normalise_weights, parse_weights
 from imgcls.errors import UserError
@@ -248,10 +248,7 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
         ens_row["val_macro_f1"] = ens_row["common_macro_f1"] = f1
         scores["ensemble_macro_f1"] = f1
         scores["ensemble_logloss"] = log_loss(y, ens)
-        oof = pd.DataFrame(ens, columns=[f"p_{c}" for c in classes])
-        oof.insert(0, "key", np.asarray(common)[known])
-        oof.insert(1, "label", [classes[i] for i in y])
-        oof.insert(2, "pred", [classes[i] for i in ens.argmax(1)])
+        oof = scored_rows(np.asarray(common)[known], y, ens, classes, scores)
     else:
         warn("--combine profile: no validation image has every attribute's label among the members' validation "
              "predictions (train the runs on the same split); the ensemble is not scored")

@@ -15,7 +15,7 @@ from imgcls.ensemble.config import BUILD_ENSEMBLE, COMBINES, METHODS
 from imgcls.errors import UserError
 from imgcls.options import shown
 from imgcls.outputs import ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, yaml_dump, yaml_load
-from imgcls.run_names import BEST_PT, LAST_PT, RUN_CONFIG, VAL_PREDICTIONS, is_fold_dir
+from imgcls.run_names import BEST_PT, LAST_PT, PER_CLASS_CSV, RUN_CONFIG, VAL_PREDICTIONS, is_fold_dir
 
 if TYPE_CHECKING:
     from imgcls.train.config import TrainConfig
@@ -177,17 +177,18 @@ def check_same_classes(members: Sequence[Member]) -> list[str]:
 
 def write_ensemble_files(spec: EnsembleSpec, folder: Path, out_typed: bool, table: pd.DataFrame,
                          oof: pd.DataFrame | None) -> Path:
-    """An ensemble's spec.yaml, scores.csv (`table`) and oof_predictions.csv (`oof`, None: none, and an earlier
-    one goes) in `folder`, written as one set (outputs.output_set): a build stopped between them left a new spec
-    beside the earlier build's scored rows (removed before, or the earlier ones: what predict --eval leaves out),
-    or on a first build a spec without them. Returns spec.yaml's path."""
+    """An ensemble's spec.yaml, scores.csv (`table`), oof_predictions.csv (`oof`) and its per_class.csv
+    (write_scored_rows; `oof` None: neither, and an earlier build's go) in `folder`, written as one set
+    (outputs.output_set): a build stopped between them left a new spec beside the earlier build's scored rows
+    (removed before, or the earlier ones: what predict --eval leaves out), or on a first build a spec without them.
+    Returns spec.yaml's path."""
     from imgcls.fsutil import write_table
     from imgcls.outputs import output_set
-    with output_set(folder, "ensemble", earlier=[ENSEMBLE_OOF_CSV]) as files:
+    with output_set(folder, "ensemble", earlier=SCORED_ROWS_FILES) as files:
         path = write_spec(spec, folder, out_typed, to=files.beside(SPEC_NAME))
         write_table(table, files.stage / ENSEMBLE_SCORES_CSV)
         if oof is not None:
-            write_table(oof, files.stage / ENSEMBLE_OOF_CSV)
+            write_scored_rows(files.stage, oof, spec.classes)
     return path
 
 
@@ -195,7 +196,7 @@ def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = 
                to: Path | None = None) -> Path:
     """folder/spec.yaml (members relative to it). `out_typed`: the folder is a typed --out, so another --out, not
     --name (which then names only the ensemble), keeps an earlier ensemble there. `to`: the file written instead
-    (a set's temporary name in `folder`, write_ensemble_files, which removes an earlier oof_predictions.csv)."""
+    (a set's temporary name in `folder`, write_ensemble_files, which removes an earlier build's SCORED_ROWS_FILES)."""
     from imgcls.fsutil import write_text
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -212,11 +213,38 @@ def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = 
         from imgcls.outputs import replacing_line
         info(replacing_line(folder, "an earlier ensemble", keep="another --out FOLDER" if out_typed else "--name NAME"))
         if to is None:
-            # its scored rows go with it: a build whose members share no validation row writes none, and `imgcls
-            # runs` scored the new ensemble on the earlier one's
-            (folder / ENSEMBLE_OOF_CSV).unlink(missing_ok=True)
+            # its scored rows and their scores go with it: a build whose members share no validation row writes
+            # none, and `imgcls runs` scored the new ensemble on the earlier one's
+            for f in SCORED_ROWS_FILES:
+                (folder / f).unlink(missing_ok=True)
     write_text(to or path, yaml_dump(doc, sort_keys=False, allow_unicode=True))
     return path
+
+
+# an ensemble's scored rows (the common validation rows) and their per-class scores (train's per_class.csv format)
+SCORED_ROWS_FILES = (ENSEMBLE_OOF_CSV, PER_CLASS_CSV)
+
+
+def scored_rows(keys, y, probs, classes: Sequence[str], scores: dict) -> pd.DataFrame:
+    """The ensemble's scored rows (oof_predictions.csv: key, label, pred, p_<class>) of its probabilities `probs`
+    on the common validation rows `keys` (labels `y`: class indices); their accuracy is recorded in `scores`
+    (spec.yaml's ensemble_accuracy, beside ensemble_macro_f1 and common_val_images: what `imgcls runs` shows)."""
+    from imgcls import metrics
+    oof = pd.DataFrame(probs, columns=[f"p_{c}" for c in classes])
+    oof.insert(0, "key", keys)
+    oof.insert(1, "label", [classes[i] for i in y])
+    oof.insert(2, "pred", [classes[i] for i in probs.argmax(1)])
+    scores["ensemble_accuracy"] = metrics.scores(oof["label"].to_numpy(), oof["pred"].to_numpy(), classes)["accuracy"]
+    return oof
+
+
+def write_scored_rows(folder: Path, oof: pd.DataFrame, classes: Sequence[str]) -> None:
+    """folder's oof_predictions.csv and per_class.csv (imgcls.metrics.per_class of its label / pred, as train
+    writes a run's): `imgcls runs` shows them without re-scoring the rows."""
+    from imgcls import metrics
+    from imgcls.fsutil import write_table
+    write_table(oof, folder / ENSEMBLE_OOF_CSV)
+    write_table(metrics.per_class(oof["label"].to_numpy(), oof["pred"].to_numpy(), classes), folder / PER_CLASS_CSV)
 
 
 def is_spec(path: str | os.PathLike) -> bool:
