@@ -289,6 +289,13 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     if (path / SPEC_NAME).is_file():
         doc = read_yaml(path / SPEC_NAME)
         if doc.get("kind") == "imgcls-ensemble":
+            from imgcls.ensemble.spec import check_spec
+            try:        # a hand-edited field (members: 3) is load_spec's line, said as a malformed file is
+                check_spec(doc, path / SPEC_NAME)
+            except UserError as e:
+                from imgcls.console import warn
+                warn(f"{e}; the ensemble is not listed")
+                return None
             return _read_ensemble(path, name, doc)
     if not (path / RUN_CONFIG).is_file():
         return None
@@ -841,6 +848,10 @@ def _must_read(path) -> Run:
             ("" if path.is_absolute() else did_you_mean(Path(DEFAULT_ROOT) / path))    # a leaderboard name mistyped
         raise UserError(f"{path} does not exist{hint}; give a "
                         f"folder under outputs/runs or outputs/ensembles; {RUNS_TABLE} lists them")
+    spec = path / SPEC_NAME
+    if spec.is_file() and read_yaml(spec).get("kind") == "imgcls-ensemble":
+        from imgcls.ensemble.spec import check_spec
+        check_spec(read_yaml(spec), spec)       # a malformed one: its one line, not the listing's warning
     run = read_run(path)
     if run is None:
         raise UserError(f"{path} is not a run folder (no {RUN_CONFIG} or ensemble {SPEC_NAME}); give a folder under "

@@ -34,6 +34,12 @@ def fake_run(d, model, preds, epochs=3, seconds=2.0, classes=CLASSES, **cfg):
     return d
 
 
+def member(name, weight):
+    """A member of a spec.yaml as imgcls ensemble writes it: the run outputs/runs/NAME, relative to the spec's
+    folder (outputs/ensembles/ENS), and its checkpoint."""
+    return {"name": name, "run": f"../../runs/{name}", "weight": weight, "checkpoints": [f"../../runs/{name}/best.pt"]}
+
+
 @pytest.fixture
 def outputs(tmp_path):
     out = tmp_path / "outputs"
@@ -62,8 +68,8 @@ def outputs(tmp_path):
     ens.mkdir(parents=True)
     (ens / "spec.yaml").write_text(yaml.safe_dump({"kind": "imgcls-ensemble", "name": "e1", "method": "soft",
                                                    "classes": CLASSES,
-                                                   "members": [{"name": "best", "weight": 0.5},
-                                                               {"name": "mid", "weight": 0.5}]}))
+                                                   "members": [member("best", 0.5),
+                                                               member("mid", 0.5)]}))
     oof = pd.read_csv(out / "runs" / "mid" / "val_predictions.csv").rename(columns={"path": "key"})
     oof.drop(columns=["root", "fold"]).to_csv(ens / "oof_predictions.csv", index=False)
     return out
@@ -335,7 +341,7 @@ def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cros
         ens.mkdir(parents=True)
         (ens / "spec.yaml").write_text(yaml.safe_dump({
             "kind": "imgcls-ensemble", "name": name, "method": "weighted", "classes": CLASSES, "scores": scores,
-            "members": [{"name": "best", "weight": 0.9}, {"name": "mid", "weight": 0.1}]}))
+            "members": [member("best", 0.9), member("mid", 0.1)]}))
         best.assign(key=[f"{r}/{p}" for r, p in zip(best["root"], best["path"])]).drop(
             columns=["root", "path", "fold"]).to_csv(ens / "oof_predictions.csv", index=False)
     runs = {r.name: r for r in find_runs(outputs)}
@@ -351,7 +357,7 @@ def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cros
     kf.mkdir()
     (kf / "spec.yaml").write_text(yaml.safe_dump({
         "kind": "imgcls-ensemble", "name": "kfolds", "method": "soft", "classes": CLASSES, "scores": {},
-        "members": [{"name": n, "weight": 0.5, "checkpoints": [f"{n}/fold_{k}/best.pt" for k in range(2)]}
+        "members": [{"name": n, "run": n, "weight": 0.5, "checkpoints": [f"{n}/fold_{k}/best.pt" for k in range(2)]}
                     for n in ("kf", "kf2")]}))
     shutil.copy(outputs / "ensembles" / "fitted" / "oof_predictions.csv", kf)
     assert {r.name: r for r in find_runs(outputs)}["ensembles/kfolds"].scored_on == "common OOF"
@@ -378,7 +384,7 @@ def test_scores_are_labelled_with_their_rows_and_fitted_weights_rank_on_the_cros
     ens.mkdir()
     (ens / "spec.yaml").write_text(yaml.safe_dump({
         "kind": "imgcls-ensemble", "name": "same", "method": "soft", "classes": CLASSES, "scores": {},
-        "members": [{"name": "best", "weight": 0.5}, {"name": "mid", "weight": 0.5}]}))
+        "members": [member("best", 0.5), member("mid", 0.5)]}))
     pd.read_csv(outputs / "runs" / "mid" / "val_predictions.csv").pipe(
         lambda v: v.assign(key=[f"{r}/{q}" for r, q in zip(v["root"], v["path"])])).drop(
         columns=["root", "path", "fold"]).to_csv(ens / "oof_predictions.csv", index=False)
@@ -414,7 +420,7 @@ def _cross_fitted_ensemble(outputs, name="xfit"):
         "kind": "imgcls-ensemble", "name": name, "method": "weighted", "classes": CLASSES,
         "scores": {"weights_fitted_on_scored_rows": True, "ensemble_macro_f1": 1.0,
                    "ensemble_macro_f1_crossfit": 0.3, "crossfit_folds": 5},
-        "members": [{"name": "best", "weight": 0.9}, {"name": "mid", "weight": 0.1}]}))
+        "members": [member("best", 0.9), member("mid", 0.1)]}))
     best.assign(key=[f"{r}/{p}" for r, p in zip(best["root"], best["path"])]).drop(
         columns=["root", "path", "fold"]).to_csv(ens / "oof_predictions.csv", index=False)
     return ens
@@ -976,7 +982,7 @@ def test_an_ensemble_of_mask_runs_is_of_the_mask_task(outputs):
     ens.mkdir(parents=True)
     (ens / "spec.yaml").write_text(yaml.safe_dump({
         "kind": "imgcls-ensemble", "name": "em", "method": "soft", "classes": CLASSES,
-        "members": [{"name": n, "run": f"../../runs/{n}", "weight": 0.5} for n in ("m1", "m2")]}))
+        "members": [member(n, 0.5) for n in ("m1", "m2")]}))
     shutil.copy(outputs / "ensembles" / "e1" / "oof_predictions.csv", ens / "oof_predictions.csv")
     task = dict(zip(*[leaderboard(find_runs(outputs))[c] for c in ("name", "task")]))
     assert task["ensembles/em"] == "mask (3)" and task["ensembles/e1"] == "label (3)"
@@ -1225,7 +1231,7 @@ def test_diff_of_a_run_rebuilt_on_a_copy_of_the_data_elsewhere_says_same_rows(ou
         ens.mkdir(parents=True)
         (ens / "spec.yaml").write_text(yaml.safe_dump({
             "kind": "imgcls-ensemble", "name": name, "method": "soft", "classes": CLASSES, "scores": {},
-            "members": [{"name": "best", "weight": 0.5}, {"name": "mid", "weight": 0.5}]}))
+            "members": [member("best", 0.5), member("mid", 0.5)]}))
         v.assign(key=[f"{root}/processed/{p}" for p in v["path"]]).drop(columns=["root", "path", "fold"]).to_csv(
             ens / "oof_predictions.csv", index=False)
     assert diff_runs(outputs / "ensembles" / "e_a", outputs / "ensembles" / "e_b")["same_rows"]
@@ -1325,3 +1331,23 @@ def test_a_folder_whose_yaml_is_not_utf8_is_read_as_no_output_not_a_traceback(tm
     (tmp_path / "spec.yaml").write_bytes("kind: imgcls-ensemble\nname: caf\xe9\n".encode("latin-1"))
     assert read_yaml(tmp_path / "spec.yaml") == {}
     assert output_kind(tmp_path) is None
+
+
+@pytest.mark.parametrize("bad", ["members: 3", "members: [3, x]", "classes: 5", "method: median",
+                                 "members: [{name: best, run: ., checkpoints: [best.pt], weight: heavy}]"])
+def test_a_hand_edited_spec_yaml_is_one_warning_naming_it_and_the_other_runs_are_listed(outputs, bad):
+    """A hand-edited spec.yaml crashed `imgcls runs` with a traceback (TypeError: 'int' object is not iterable for
+    `members: 3`, `members: [3, x]`, `classes: 5`): it is read by load_spec's checks (ensemble.spec.check_spec), a
+    malformed one said in one warning naming the file and what is wrong, the ensemble left out, the others listed."""
+    spec = outputs / "ensembles" / "e1" / "spec.yaml"
+    doc = yaml.safe_load(spec.read_text())
+    doc.update(yaml.safe_load(bad))
+    spec.write_text(yaml.safe_dump(doc))
+    r = CliRunner().invoke(app, ["runs", str(outputs)], terminal_width=300)
+    assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
+    warnings = [line for line in r.output.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and str(spec) in warnings[0], r.output
+    assert warnings[0].endswith("; the ensemble is not listed"), warnings[0]
+    assert "runs/best" in r.output and "ensembles/e1" not in r.output.replace(str(spec), "")
+    r = CliRunner().invoke(app, ["runs", "diff", str(spec.parent), str(outputs / "runs" / "best")])
+    assert r.exit_code == 2 and r.output.count("\n") == 1 and str(spec) in " ".join(r.output.split()), r.output

@@ -252,6 +252,35 @@ def is_spec(path: str | os.PathLike) -> bool:
     return (p.is_dir() and (p / SPEC_NAME).is_file()) or (p.is_file() and p.suffix in (".yaml", ".yml"))
 
 
+def check_spec(doc, p: Path) -> None:
+    """The checks of a spec file's fields (`doc`: its YAML, read from `p`): a UserError names the file and the
+    first field that is wrong (a hand-edited `members: 3`, `classes: 5`, a weight that is no number). load_spec's,
+    and `imgcls runs`' (which reads a spec without loading its members' checkpoints)."""
+    if not isinstance(doc, dict) or doc.get("kind") != "imgcls-ensemble" or not doc.get("members"):
+        raise UserError(f"{p} is not an imgcls ensemble spec (no kind: imgcls-ensemble / members)")
+    bad = lambda what: UserError(f"ensemble spec {p}: {what}; rebuild it with {BUILD_ENSEMBLE}")
+    if not isinstance(doc["members"], list):
+        raise bad("members is not a list")
+    if doc.get("method", "soft") not in METHODS:
+        raise bad(f"method {doc.get('method')!r} is not one of {', '.join(METHODS)}")
+    if not isinstance(doc.get("classes", []), list):
+        raise bad("classes is not a list")
+    if doc.get("combine", "vote") not in COMBINES:
+        raise bad(f"combine {doc.get('combine')!r} is not one of {', '.join(COMBINES)}")
+    for i, d in enumerate(doc["members"]):
+        if not isinstance(d, dict) or not all(k in d for k in ("name", "run", "checkpoints")):
+            raise bad(f"member {i + 1} lacks name / run / checkpoints")
+        if not isinstance(d["checkpoints"], list) or not d["checkpoints"] \
+                or not all(isinstance(c, str) for c in d["checkpoints"]) or not isinstance(d["run"], str):
+            raise bad(f"member {d['name']}: run / checkpoints are not paths")
+        try:
+            weight = float(d.get("weight", 1.0))
+        except (TypeError, ValueError):
+            raise bad(f"member {d['name']}: weight {d.get('weight')!r} is not a number") from None
+        if not (math.isfinite(weight) and weight >= 0):
+            raise bad(f"member {d['name']}: weight {weight} is not a non-negative number")
+
+
 def load_spec(path: str | os.PathLike) -> EnsembleSpec:
     """The ensemble of a spec file (or of the folder holding spec.yaml), every field checked; a member whose run
     (or fold) imgcls train is training now is used with member_from_run's warning (warn_training_now)."""
@@ -268,31 +297,11 @@ def load_spec(path: str | os.PathLike) -> EnsembleSpec:
         raise UserError(f"{p} is not a readable YAML ensemble spec ({type(e).__name__}"
                         f"{', a !!python tag is refused' if 'python' in str(e) else ''}); "
                         f"rebuild it with {BUILD_ENSEMBLE}") from None
-    if not isinstance(doc, dict) or doc.get("kind") != "imgcls-ensemble" or not doc.get("members"):
-        raise UserError(f"{p} is not an imgcls ensemble spec (no kind: imgcls-ensemble / members)")
-    bad = lambda what: UserError(f"ensemble spec {p}: {what}; rebuild it with {BUILD_ENSEMBLE}")
-    if not isinstance(doc["members"], list):
-        raise bad("members is not a list")
-    if doc.get("method", "soft") not in METHODS:
-        raise bad(f"method {doc.get('method')!r} is not one of {', '.join(METHODS)}")
-    if not isinstance(doc.get("classes", []), list):
-        raise bad("classes is not a list")
-    if doc.get("combine", "vote") not in COMBINES:
-        raise bad(f"combine {doc.get('combine')!r} is not one of {', '.join(COMBINES)}")
+    check_spec(doc, p)
     base = p.parent
     members = []
-    for i, d in enumerate(doc["members"]):
-        if not isinstance(d, dict) or not all(k in d for k in ("name", "run", "checkpoints")):
-            raise bad(f"member {i + 1} lacks name / run / checkpoints")
-        if not isinstance(d["checkpoints"], list) or not d["checkpoints"] \
-                or not all(isinstance(c, str) for c in d["checkpoints"]) or not isinstance(d["run"], str):
-            raise bad(f"member {d['name']}: run / checkpoints are not paths")
-        try:
-            weight = float(d.get("weight", 1.0))
-        except (TypeError, ValueError):
-            raise bad(f"member {d['name']}: weight {d.get('weight')!r} is not a number") from None
-        if not (math.isfinite(weight) and weight >= 0):
-            raise bad(f"member {d['name']}: weight {weight} is not a non-negative number")
+    for d in doc["members"]:
+        weight = float(d.get("weight", 1.0))
         # the member's paths, stored relative to the spec's folder (write_spec), resolved from it: each said as the
         # path it names, not outputs/ensembles/soft-x/../../tune/s1/trial_0003
         ckpts = [(base / c).resolve() for c in d["checkpoints"]]
