@@ -299,7 +299,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
             return _read_ensemble(path, name, doc)
     if not (path / RUN_CONFIG).is_file():
         return None
-    cfg = read_yaml(path / RUN_CONFIG)
+    cfg = _read_config(path)
     run = Run(path=path, name=name, model=str(cfg.get("model", "")), img_size=cfg.get("img_size"), config=cfg)
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
     folds = [d for d in fold_dirs(path) if (d / METRICS_CSV).is_file()]
@@ -342,6 +342,17 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     run.state, run.progress = run_state(path, cfg, folds)
     run.task = task_of(cfg.get("target") or "label", run.classes)
     return run
+
+
+def _read_config(path: Path) -> dict:
+    """A run's config.yaml (TrainConfig.read_mapping's reading); an unreadable one (not YAML, not a mapping) is said
+    in one warning naming it, as the run's other malformed files (_read_without), and the run is read without it."""
+    from imgcls.train.config import TrainConfig
+    try:
+        return TrainConfig.read_mapping(path / RUN_CONFIG, RUN_FILE_FIX)
+    except UserError as e:
+        _read_without(str(e))
+        return {}
 
 
 def _fold_classes(folds: Sequence[Path]) -> list:

@@ -1351,3 +1351,19 @@ def test_a_hand_edited_spec_yaml_is_one_warning_naming_it_and_the_other_runs_are
     assert "runs/best" in r.output and "ensembles/e1" not in r.output.replace(str(spec), "")
     r = CliRunner().invoke(app, ["runs", "diff", str(spec.parent), str(outputs / "runs" / "best")])
     assert r.exit_code == 2 and r.output.count("\n") == 1 and str(spec) in " ".join(r.output.split()), r.output
+
+
+@pytest.mark.parametrize("text", [b"model: [resnet10t\n", b"- model\n- resnet10t\n", b"model: \xff\xfe\n"])
+def test_an_unreadable_config_yaml_is_one_warning_naming_it_and_the_run_is_listed(outputs, text):
+    """A run's config.yaml that is no YAML mapping (broken YAML, a list, not UTF-8) was read as empty without a
+    word: the run listed with a blank model and no options (not UTF-8: a UnicodeDecodeError traceback). It is now one
+    warning naming the file, as runs says its other malformed files, and the run is listed without it."""
+    config = outputs / "runs" / "mid" / "config.yaml"
+    config.write_bytes(text)
+    r = CliRunner().invoke(app, ["runs", str(outputs)], terminal_width=300)
+    assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
+    warnings = [line for line in r.output.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and str(config) in warnings[0], r.output
+    assert warnings[0].endswith("imgcls train wrote it: restore it from a backup, or train the run again; the run "
+                                "is read without it"), warnings[0]
+    assert "runs/mid" in set(leaderboard(find_runs(outputs))["name"]) and "runs/best" in r.output

@@ -375,8 +375,8 @@ def test_a_resume_reads_the_run_s_config_yaml_once(tmp_path, monkeypatch):
     raw = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(32, 32))
     (run / "config.yaml").write_text(yaml.safe_dump({"model": "test_efficientnet", "img_size": 32, "src": str(raw)}))
     reads = []
-    real = TrainConfig._read_mapping
-    monkeypatch.setattr(TrainConfig, "_read_mapping", staticmethod(lambda path: reads.append(path) or real(path)))
+    real = TrainConfig.read_mapping
+    monkeypatch.setattr(TrainConfig, "read_mapping", staticmethod(lambda path: reads.append(path) or real(path)))
     r = CliRunner().invoke(app, ["train", "--resume", str(run), "--lr", "0.5", "--workers", "0"])
     assert r.exit_code == 2 and "--lr 0.001 -> 0.5 cannot change" in " ".join(r.output.split()), r.output
     assert reads == [run / "config.yaml"], reads

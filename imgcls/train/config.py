@@ -541,7 +541,7 @@ class TrainConfig:
         from imgcls.fsutil import write_text
         run_dir = Path(run_dir)
         earlier = []
-        records = {path: self._read_mapping(path)       # every record read (a damaged one: one line) before any write
+        records = {path: self.read_mapping(path)       # every record read (a damaged one: one line) before any write
                    for path in (run_dir / RUN_CONFIG,
                                 *(d / RUN_CONFIG for d in fold_dirs(run_dir) if (d / RUN_CONFIG).is_file()))}
         for path, d in records.items():
@@ -553,28 +553,31 @@ class TrainConfig:
         return earlier
 
     @staticmethod
-    def _read_mapping(path: Path) -> dict:
-        """A config.yaml's mapping as written, a missing, unreadable or non-mapping file one line naming it."""
+    def read_mapping(path: Path, fix: str = f"give a {RUN_CONFIG} written by imgcls train") -> dict:
+        """A config.yaml's mapping as written, a missing, unreadable or non-mapping file one line naming it and
+        `fix` (`imgcls runs` names its own: the file is a run's)."""
         import yaml
         if not path.is_file():
-            raise UserError(f"config file {path} does not exist; give a {RUN_CONFIG} written by imgcls train")
+            raise UserError(f"config file {path} does not exist; {fix}")
         try:
             d = yaml_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as e:        # no permission to read it
+            raise UserError(f"{path} cannot be read ({e.strerror or type(e).__name__}); {fix}") from None
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             # safe_load refuses !!python tags (a ConstructorError): they would build objects, i.e. run code
             where = getattr(e, "problem_mark", None)
             at = f" (line {where.line + 1})" if where is not None else ""
             raise UserError(f"{path} is not a readable YAML config{at}: "
                             f"{type(e).__name__}{' (a !!python tag is refused)' if 'python' in str(e) else ''}; "
-                            f"give a {RUN_CONFIG} written by imgcls train") from None
+                            f"{fix}") from None
         if not isinstance(d, dict):
-            raise UserError(f"{path} is not a mapping of options; give a {RUN_CONFIG} written by imgcls train")
+            raise UserError(f"{path} is not a mapping of options; {fix}")
         return d
 
     @classmethod
     def load(cls, path) -> "TrainConfig":
         path = Path(path)
-        d = cls._read_mapping(path)
+        d = cls.read_mapping(path)
         try:
             return cls.from_dict(cls._older_record(d))
         except UserError as e:
