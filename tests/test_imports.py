@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 import imgcls
 
@@ -154,6 +155,24 @@ def test_runs_list_and_diff_import_no_sklearn_where_train_recorded_the_scores(tm
     assert re.search(r"runs/a\W.*\W0\.3333\W+0\.5000\W+val \(2\)", l_out) and "runs/b" in l_out, l_out
     assert "0.6667" in d_out, d_out         # x's F1 in the per-class table
     assert old == 1 and "sklearn" in o_exc   # an older run is re-scored: the check can tell the two apart
+
+
+def test_runs_lists_an_ensemble_without_sklearn_where_it_recorded_its_scores(tmp_path):
+    """An ensemble recorded only its macro-F1 and row count, so `imgcls runs` of any folder holding one re-scored
+    it with sklearn; one that records its accuracy (spec.yaml) and per_class.csv is listed without it."""
+    ens = tmp_path / "ensembles" / "e"
+    ens.mkdir(parents=True)
+    member = lambda n: {"name": n, "run": f"../../runs/{n}", "weight": 0.5, "checkpoints": [f"../../runs/{n}/best.pt"]}
+    scores = {"common_val_images": 2, "ensemble_macro_f1": 0.3333333333333333, "ensemble_accuracy": 0.5}
+    (ens / "spec.yaml").write_text(yaml.safe_dump({"kind": "imgcls-ensemble", "name": "e", "method": "soft",
+                                                   "classes": ["x", "y"], "members": [member("a"), member("b")],
+                                                   "scores": scores}))
+    (ens / "oof_predictions.csv").write_text("key,label,pred,p_x,p_y\nr/1.png,x,x,0.9,0.1\nr/2.png,y,x,0.6,0.4\n")
+    (ens / "per_class.csv").write_text("class,precision,recall,f1,support,predicted\n"
+                                       "x,0.5,1.0,0.6666666666666666,1,2\ny,0.0,0.0,0.0,1,0\n")
+    (code, exc, out, _), = _invoke_without(["sklearn"], [["runs", str(tmp_path), "--quiet"]])
+    assert code == 0, (out, exc)
+    assert re.search(r"ensembles/e\W.*\W0\.3333\W+0\.5000\W+common val \(2\)", out), out
 
 
 REFUSAL_CASES = {}
