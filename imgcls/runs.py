@@ -287,15 +287,13 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     if name == ".":
         name = path.resolve().name
     if (path / SPEC_NAME).is_file():
-        doc = read_yaml(path / SPEC_NAME)
-        if doc.get("kind") == "imgcls-ensemble":
-            from imgcls.ensemble.spec import check_spec
-            try:        # a hand-edited field (members: 3) is load_spec's line, said as a malformed file is
-                check_spec(doc, path / SPEC_NAME)
-            except UserError as e:
-                from imgcls.console import warn
-                warn(f"{e}; the ensemble is not listed")
-                return None
+        try:        # a hand-edited spec (members: 3, not YAML) is load_spec's line, said as a malformed file is
+            doc = _ensemble_doc(path / SPEC_NAME)
+        except UserError as e:
+            from imgcls.console import warn
+            warn(f"{e}; the ensemble is not listed")
+            return None
+        if doc is not None:
             return _read_ensemble(path, name, doc)
     if not (path / RUN_CONFIG).is_file():
         return None
@@ -353,6 +351,18 @@ def _read_config(path: Path) -> dict:
     except UserError as e:
         _read_without(str(e))
         return {}
+
+
+def _ensemble_doc(spec: Path) -> dict | None:
+    """The fields of an ensemble's spec.yaml `spec`, read and checked as load_spec reads them (read_spec_doc,
+    check_spec: a UserError names the file and what is wrong), without loading its members; None where it is no
+    ensemble's (another kind)."""
+    from imgcls.ensemble.spec import check_spec, read_spec_doc
+    doc = read_spec_doc(spec)
+    if not isinstance(doc, dict) or doc.get("kind") != "imgcls-ensemble":
+        return None
+    check_spec(doc, spec)
+    return doc
 
 
 def _fold_classes(folds: Sequence[Path]) -> list:
@@ -859,10 +869,8 @@ def _must_read(path) -> Run:
             ("" if path.is_absolute() else did_you_mean(Path(DEFAULT_ROOT) / path))    # a leaderboard name mistyped
         raise UserError(f"{path} does not exist{hint}; give a "
                         f"folder under outputs/runs or outputs/ensembles; {RUNS_TABLE} lists them")
-    spec = path / SPEC_NAME
-    if spec.is_file() and read_yaml(spec).get("kind") == "imgcls-ensemble":
-        from imgcls.ensemble.spec import check_spec
-        check_spec(read_yaml(spec), spec)       # a malformed one: its one line, not the listing's warning
+    if (path / SPEC_NAME).is_file():
+        _ensemble_doc(path / SPEC_NAME)         # a malformed one: its one line, not the listing's warning
     run = read_run(path)
     if run is None:
         raise UserError(f"{path} is not a run folder (no {RUN_CONFIG} or ensemble {SPEC_NAME}); give a folder under "

@@ -1367,3 +1367,17 @@ def test_an_unreadable_config_yaml_is_one_warning_naming_it_and_the_run_is_liste
     assert warnings[0].endswith("imgcls train wrote it: restore it from a backup, or train the run again; the run "
                                 "is read without it"), warnings[0]
     assert "runs/mid" in set(leaderboard(find_runs(outputs))["name"]) and "runs/best" in r.output
+
+
+@pytest.mark.parametrize("text", [b"kind: imgcls-ensemble\nname: \xff\n", b"kind: imgcls-ensemble\nmembers: [\n"])
+def test_a_spec_yaml_that_is_no_readable_yaml_is_one_warning_naming_it(outputs, text):
+    """An ensemble's spec.yaml that is not UTF-8 crashed `imgcls runs` (UnicodeDecodeError traceback), and one of
+    broken YAML was passed over without a word (outputs.read_yaml's {}): both are load_spec's line (read_spec_doc)
+    in one warning naming the file, and the other runs are listed."""
+    spec = outputs / "ensembles" / "e1" / "spec.yaml"
+    spec.write_bytes(text)
+    r = CliRunner().invoke(app, ["runs", str(outputs)], terminal_width=300)
+    assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
+    warnings = [line for line in r.output.splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and f"{spec} is not a readable YAML ensemble spec" in warnings[0], r.output
+    assert "runs/best" in r.output

@@ -252,6 +252,19 @@ def is_spec(path: str | os.PathLike) -> bool:
     return (p.is_dir() and (p / SPEC_NAME).is_file()) or (p.is_file() and p.suffix in (".yaml", ".yml"))
 
 
+def read_spec_doc(p: Path):
+    """The YAML document of the spec file `p` as written (check_spec checks its fields); one that is no readable
+    YAML (not UTF-8, broken, a !!python tag) is a UserError naming it. load_spec's, and `imgcls runs`'."""
+    import yaml
+    try:
+        return yaml_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        # safe_load refuses !!python tags (a ConstructorError): they would build objects, i.e. run code
+        raise UserError(f"{p} is not a readable YAML ensemble spec ({type(e).__name__}"
+                        f"{', a !!python tag is refused' if 'python' in str(e) else ''}); "
+                        f"rebuild it with {BUILD_ENSEMBLE}") from None
+
+
 def check_spec(doc, p: Path) -> None:
     """The checks of a spec file's fields (`doc`: its YAML, read from `p`): a UserError names the file and the
     first field that is wrong (a hand-edited `members: 3`, `classes: 5`, a weight that is no number). load_spec's,
@@ -284,19 +297,12 @@ def check_spec(doc, p: Path) -> None:
 def load_spec(path: str | os.PathLike) -> EnsembleSpec:
     """The ensemble of a spec file (or of the folder holding spec.yaml), every field checked; a member whose run
     (or fold) imgcls train is training now is used with member_from_run's warning (warn_training_now)."""
-    import yaml
     p = Path(path)
     if p.is_dir():
         p = p / SPEC_NAME
     if not p.is_file():
         raise UserError(f"no ensemble spec at {p}; build one with {BUILD_ENSEMBLE}")
-    try:
-        doc = yaml_load(p.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        # safe_load refuses !!python tags (a ConstructorError): they would build objects, i.e. run code
-        raise UserError(f"{p} is not a readable YAML ensemble spec ({type(e).__name__}"
-                        f"{', a !!python tag is refused' if 'python' in str(e) else ''}); "
-                        f"rebuild it with {BUILD_ENSEMBLE}") from None
+    doc = read_spec_doc(p)
     check_spec(doc, p)
     base = p.parent
     members = []
