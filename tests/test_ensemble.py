@@ -71,6 +71,15 @@ def _val_rows(root, n=24, classes="abc"):
     return [(str(root), f"{classes[i % 3]}/{i:03d}.png", classes[i % 3]) for i in range(n)]
 
 
+def _run_and_kfold_set(tmp_path):
+    """The validation rows, a one-checkpoint run (effnet, the better) and a 2-fold set (resnet) over them."""
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, folds=2, val_rows=rows,
+                       val_quality=0.1)
+    return rows, r1, r2
+
+
 def test_a_malformed_member_val_predictions_csv_is_one_line(tmp_path):
     """read_oof read a member's val_predictions.csv with plain pandas: a malformed file (a row with more fields than
     the header) was pandas' ParserError traceback. It is read by rundir.read_validation (layouts.read_csv, the owner
@@ -105,10 +114,7 @@ def test_build_ensemble_given_one_path_instead_of_a_list_names_the_list_it_takes
 
 
 def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
-    rows = _val_rows(tmp_path / "data")
-    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
-    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, folds=2, val_rows=rows,
-                       val_quality=0.1)
+    rows, r1, r2 = _run_and_kfold_set(tmp_path)
     out = tmp_path / "ens"
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
                               "--out", str(out)])
@@ -209,10 +215,7 @@ def test_scores_csv_counts_the_checkpoints_the_ensemble_runs(tmp_path):
     checkpoints: a 1-checkpoint run weighted 1 beside a 2-fold set weighted 0 read 3 checkpoints for an ensemble
     that runs 1. The ensemble's rows count the checkpoints predict runs; the member keeps its own count, and the
     screen's and the report's notes say a weight-0 member is not run."""
-    rows = _val_rows(tmp_path / "data")
-    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
-    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, folds=2, val_rows=rows,
-                       val_quality=0.1)
+    _, r1, r2 = _run_and_kfold_set(tmp_path)
     out = tmp_path / "ens"
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "1,0",
                               "--out", str(out)], env={"COLUMNS": "200"})

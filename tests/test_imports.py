@@ -110,17 +110,21 @@ def test_the_walk_finds_function_level_and_relative_cycles(tmp_path):
 
 
 
+def _run_files(run, lr: str, metrics: str) -> None:
+    """A run folder as `imgcls runs` reads it: config.yaml (lr), metrics.csv and two validation predictions."""
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text(f"model: resnet10t\nimg_size: 32\nepochs: 1\nlr: {lr}\n")
+    (run / "metrics.csv").write_text(metrics)
+    (run / "val_predictions.csv").write_text("path,root,label,pred,p_x,p_y\n1.png,r,x,x,0.9,0.1\n2.png,r,y,x,0.6,0.4\n")
+
+
 def test_runs_list_and_diff_import_torch_only_to_read_a_last_pt(tmp_path):
     """`imgcls runs` reads config.yaml, metrics.csv and val_predictions.csv: it imported torch (seconds of start-up)
     for every run, where only a last.pt (its finished flag, a torch file) needs it."""
     import torch
     for name in ("a", "b", "c"):
         run = tmp_path / ("with_last_pt" if name == "c" else "plain") / "runs" / name
-        run.mkdir(parents=True)
-        (run / "config.yaml").write_text(f"model: resnet10t\nimg_size: 32\nepochs: 1\nlr: 0.{ord(name) - 96}\n")
-        (run / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.5\n")
-        (run / "val_predictions.csv").write_text("path,root,label,pred,p_x,p_y\n1.png,r,x,x,0.9,0.1\n"
-                                                 "2.png,r,y,x,0.6,0.4\n")
+        _run_files(run, f"0.{ord(name) - 96}", "epoch,val_macro_f1\n1,0.5\n")
     torch.save({"state_dict": {}, "meta": {}, "train_state": {"finished": True}}, run / "last.pt")
     plain = tmp_path / "plain"
     calls = [["runs", str(plain), "--quiet"], ["runs", "diff", str(plain / "runs" / "a"), str(plain / "runs" / "b")],
@@ -138,11 +142,7 @@ def test_runs_list_and_diff_import_no_sklearn_where_train_recorded_the_scores(tm
     that records them is read without it; one that does not (an older run) still imports it to be scored."""
     for name in ("a", "b", "old"):
         run = tmp_path / ("old" if name == "old" else "recorded") / "runs" / name
-        run.mkdir(parents=True)
-        (run / "config.yaml").write_text(f"model: resnet10t\nimg_size: 32\nepochs: 1\nlr: 0.{ord(name[0]) - 96}\n")
-        (run / "metrics.csv").write_text("epoch,val_acc,val_macro_f1\n1,0.5,0.3333333333333333\n")
-        (run / "val_predictions.csv").write_text("path,root,label,pred,p_x,p_y\n1.png,r,x,x,0.9,0.1\n"
-                                                 "2.png,r,y,x,0.6,0.4\n")
+        _run_files(run, f"0.{ord(name[0]) - 96}", "epoch,val_acc,val_macro_f1\n1,0.5,0.3333333333333333\n")
         if name != "old":
             (run / "per_class.csv").write_text("best_epoch,class,precision,recall,f1,support,predicted\n"
                                                "1,x,0.5,1.0,0.6666666666666666,1,2\n1,y,0.0,0.0,0.0,1,0\n")
