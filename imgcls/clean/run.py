@@ -18,7 +18,7 @@ from imgcls.clean.materialize import (WRITTEN_AS, earlier_materialized, material
 from imgcls.clean.sampling import undersample
 from imgcls.console import info, pass_label, plural
 from imgcls.errors import MissingWeightsError, UserError
-from imgcls.fsutil import check_output_location, check_writable, remove_earlier, remove_stale_temps, write_json
+from imgcls.fsutil import check_output_location, check_writable, remove_earlier, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
 from imgcls.options import PATH, SRC_PATH, check_arguments, python_too
@@ -319,7 +319,6 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
 
     if replaced:    # data/clean every run: say what goes (its own earlier files, as refuse_users_files told them)
         info(replacing_line(out, "an earlier clean output"))
-    remove_stale_temps(out)          # what a kill -9 of an earlier run left (materialized copies included)
     earlier = earlier_materialized(out)      # read before this run's manifest replaces the earlier one
     df = mf.as_written(df)          # what is returned is the table written, in its column order
     sweep = threshold_sweep(df, scored) if scored is not None else []
@@ -341,8 +340,9 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     from imgcls.clean.report import write_clean_report
     # written as one set, renamed into place at its end (outputs.output_set): a run stopped while writing them left
     # a new manifest beside the earlier run's summary and report, or on a first run a manifest alone, which its rerun
-    # refused as not clean's
-    with output_set(out, "clean", earlier=CLEAN_FILES) as files:
+    # refused as not clean's. temps: what a kill -9 of an earlier run left under --out (materialized copies
+    # included), swept while this run holds the folder: a second clean into it swept this one's staging folder
+    with output_set(out, "clean", earlier=CLEAN_FILES, temps=True) as files:
         write_json(files.stage / CLEAN_SUMMARY, summary)
         write_clean_report(files.stage / REPORT_HTML, df, summary)
         mf.write(df, files.beside(mf.MANIFEST_NAME))       # its image roots relative to where it will lie
