@@ -932,3 +932,22 @@ def test_runs_shows_the_scores_an_ensemble_recorded_equal_to_re_scoring_its_rows
         r = found[name]
         assert (r.val_macro_f1, r.val_acc, r.n_val) == (s["macro_f1"], s["accuracy"], s["n"]), name
         pd.testing.assert_frame_equal(r.per_class, pc)
+
+
+def test_a_rebuild_sweeps_the_temporary_files_a_killed_build_left(tmp_path):
+    """A build killed (kill -9) while it wrote its set left the temporary files of spec.yaml (the set's `beside`
+    file, in the folder) and of its placing journal, and every rebuild into the folder left them there
+    (ensemble swept none, where predict, split, eda and clean sweep theirs). output_set sweeps those of the set's
+    file names while the build holds the folder."""
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "a", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.1)
+    out = tmp_path / "ens"
+    argv = ["ensemble", str(r1), str(r2), "--out", str(out), "-q"]
+    assert runner.invoke(app, argv).exit_code == 0
+    killed = [out / ".spec.yaml.k9k9k9k9.tmp.yaml", out / "..ensemble.placing.json.k9k9k9k9.tmp.json"]
+    for p in killed:
+        p.write_text("kind: imgcls-ensemble\n")
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 0, r.output
+    assert not [p.name for p in killed if p.exists()]

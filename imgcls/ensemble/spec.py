@@ -183,8 +183,11 @@ def write_ensemble_files(spec: EnsembleSpec, folder: Path, out_typed: bool, tabl
     (removed before, or the earlier ones: what predict --eval leaves out), or on a first build a spec without them.
     Returns spec.yaml's path."""
     from imgcls.fsutil import write_table
-    from imgcls.outputs import output_set
-    with output_set(folder, "ensemble", earlier=SCORED_ROWS_FILES) as files:
+    from imgcls.outputs import output_set, placing_journal
+    # what a kill -9 of an earlier build left: the temporary files of these names (only ours: the folder may hold
+    # others' files), swept while this build holds the folder
+    temps = [SPEC_NAME, ENSEMBLE_SCORES_CSV, *SCORED_ROWS_FILES, placing_journal(folder / "ensemble").name]
+    with output_set(folder, "ensemble", earlier=SCORED_ROWS_FILES, temps=temps) as files:
         path = write_spec(spec, folder, out_typed, to=files.beside(SPEC_NAME))
         write_table(table, files.stage / ENSEMBLE_SCORES_CSV)
         if oof is not None:
