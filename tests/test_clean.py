@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
-from conftest import make_image_folder, tree_snapshot
+from conftest import make_image_folder, second_command_while_writing, tree_snapshot
 from imgcls.cli import app
 from imgcls.clean.near_dup import pair_arrays
 from imgcls.links import components
@@ -1877,40 +1877,21 @@ def test_a_second_clean_into_the_same_out_waits_for_the_first_one_s_set(tmp_path
     one's report.html being written in its staging folder, and the first failed with a FileNotFoundError traceback
     (as eda did, b9e8516). The sweep is made while the run holds the folder (output_set's temps): the second waits,
     saying so, then writes its own whole set."""
-    import subprocess
-    import sys
-    import threading
-
     import imgcls.clean.report as clean_report
-    from imgcls.fsutil import atomic_path
     src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
     out = tmp_path / "c"
     write_report = clean_report.write_clean_report
-    said, turn, seconds = [], threading.Event(), []
+    started = []
 
-    def written_while_another_clean_starts(path, *a, **k):
-        with atomic_path(path) as tmp:      # the first clean's report.html, being written
-            tmp.write_text("<html>")
-            second = subprocess.Popen([sys.executable, "-m", "imgcls", "clean", str(src), "--out", str(out),
-                                       "--no-dedup", "--device", "cpu"], stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True,
-                                      env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200",
-                                           "PYTHONPATH": str(Path(__file__).parents[1])})
-
-            def read():
-                for line in second.stdout:
-                    said.append(line)
-                    if "waiting for it to finish" in line:
-                        turn.set()
-                turn.set()
-            threading.Thread(target=read, daemon=True).start()
-            turn.wait(120)      # before: it swept this file and ended; now it waits for this run's set
-        seconds.append(second)
+    def written_while_another_clean_starts(path, *a, **k):      # the first clean's report.html, being written
+        started.append(second_command_while_writing(path, ["clean", str(src), "--out", str(out), "--no-dedup",
+                                                           "--device", "cpu"]))
         write_report(path, *a, **k)
     monkeypatch.setattr(clean_report, "write_clean_report", written_while_another_clean_starts)
     r = runner.invoke(app, ["clean", str(src), "--out", str(out), "--no-dedup", "--device", "cpu", "-q"])
     assert r.exit_code == 0 and "Traceback" not in r.output, r.output
-    assert seconds[0].wait(120) == 0, "".join(said)
+    second, said = started[0]
+    assert second.wait(120) == 0, "".join(said)
     assert any("another imgcls command is writing its files there" in line for line in said), "".join(said)
     assert sorted(os.listdir(out)) == ["clean_summary.json", "manifest.csv", "report.html"]
     # what a kill -9 left (a materialized copy's temporary file too) is still swept, under the folder's turn

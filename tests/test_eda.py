@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import ODD_FILES, make_image_folder, make_odd_file, tree_snapshot
+from conftest import ODD_FILES, make_image_folder, make_odd_file, second_command_while_writing, tree_snapshot
 from imgcls import eda
 from imgcls import manifest as mf
 from imgcls.cli import app
@@ -865,41 +865,19 @@ def test_a_second_eda_into_the_same_out_waits_for_the_first_one_s_set(tmp_path, 
     eda into the same --out (outputs/eda, the default) deleted the first one's file being written in its staging
     folder, and the first failed with a FileNotFoundError traceback. The sweep is made while the run holds the
     folder (outputs.output_set's temps): the second waits, saying so, then writes its own whole set."""
-    import os
-    import subprocess
-    import sys
-    import threading
-
-    from imgcls.fsutil import atomic_path
     root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
     out = tmp_path / "eda"
     write_report = eda.write_report
-    said, turn = [], threading.Event()
+    started = []
 
-    def written_while_another_eda_starts(path, *a, **k):
-        with atomic_path(path) as tmp:      # the first eda's report.html, being written
-            tmp.write_text("<html>")
-            second = subprocess.Popen([sys.executable, "-m", "imgcls", "eda", str(root), "--out", str(out),
-                                       "--workers", "1", "--samples", "1"], stdout=subprocess.PIPE,
-                                      stderr=subprocess.STDOUT, text=True,
-                                      env={**os.environ, "PYTHONUNBUFFERED": "1", "COLUMNS": "200",
-                                           "PYTHONPATH": str(Path(__file__).parents[1])})
-
-            def read():
-                for line in second.stdout:
-                    said.append(line)
-                    if "waiting for it to finish" in line:
-                        turn.set()
-                turn.set()
-            threading.Thread(target=read, daemon=True).start()
-            turn.wait(120)      # before: it swept this file and ended; now it waits for this run's set
+    def written_while_another_eda_starts(path, *a, **k):      # the first eda's report.html, being written
+        started.append(second_command_while_writing(path, ["eda", str(root), "--out", str(out), "--workers", "1",
+                                                           "--samples", "1"]))
         write_report(path, *a, **k)
-        return second
-    seconds = []
-    monkeypatch.setattr(eda, "write_report", lambda *a, **k: seconds.append(written_while_another_eda_starts(*a,
-                                                                                                              **k)))
+    monkeypatch.setattr(eda, "write_report", written_while_another_eda_starts)
     eda.run_eda(root, out, samples_per_class=1)
-    assert seconds[0].wait(120) == 0, "".join(said)
+    second, said = started[0]
+    assert second.wait(120) == 0, "".join(said)
     assert any("another imgcls command is writing its files there" in line for line in said), "".join(said)
     assert {"summary.json", "report.html", "manifest.csv"} <= {p.name for p in out.iterdir()}
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
