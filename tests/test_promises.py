@@ -1014,6 +1014,12 @@ def test_a_kfold_row_in_a_split_with_an_empty_fold_is_refused_by_check_and_train
                "--out", runs, "--folds", "all")
     one_line_error(r, "row 8", "'train'", "empty fold", "2 row(s)", "-1")
     assert not runs.exists() or not any(runs.iterdir())
+    # a row clean did not keep (keep=False: train never reads it) is no such row: nothing to refuse
+    df["keep"] = "True"
+    df.loc[[7, 8], "keep"] = "False"
+    df.to_csv(bad, index=False)
+    from imgcls.split.config import check_split_values
+    check_split_values(pd.read_csv(bad, keep_default_na=False), bad)
 
 
 def test_split_fraction_finer_than_the_classes_is_one_line(tmp_path):

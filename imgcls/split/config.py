@@ -67,11 +67,14 @@ def fold_ids(df) -> list[int]:
 
 
 def _check_fold_values(df, split, where) -> None:
-    """check_split_values' fold rule: `split` its lowercase values."""
+    """check_split_values' fold rule: `split` its lowercase values; a row clean did not keep (keep=False, which
+    train never reads) is none of them."""
     import pandas as pd
+
+    from imgcls.manifest import kept
     if not has_folds(df):
         return
-    bad = (split.isin(("train", "val")) & pd.to_numeric(df["fold"], errors="coerce").isna()).to_numpy()
+    bad = (split.isin(("train", "val")) & pd.to_numeric(df["fold"], errors="coerce").isna()).to_numpy() & kept(df)
     if bad.any():
         pos = int(bad.nonzero()[0][0])
         raise UserError(f"{where}: row {pos + 1} has split '{split.iloc[pos]}' and an empty fold ({int(bad.sum())} "
