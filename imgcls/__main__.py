@@ -5,37 +5,31 @@ from __future__ import annotations
 
 import sys
 
-from imgcls.process import end_by_sigterm, main_process, under_torchrun
+from imgcls.process import Terminated, end_by_sigterm, main_process, takes_sigterm
 
 STARTING = "interrupted: imgcls stopped while it was starting ({how}), before its command began: nothing was changed"
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM while the CLI is imported, taken as Ctrl-C (as cli.common.Terminated is during a command)."""
-
-
 def _terminated(signum, frame) -> None:
-    raise _Terminated
+    raise Terminated
 
 
 def main() -> None:
     """Import the CLI and run it. SIGTERM is taken as Ctrl-C during the import where a command would take it
-    (cli.common.sigterm_interrupts: not under torchrun, nor over a caller's own handler): the line said, the process
-    ends by SIGTERM as a command's does; Ctrl-C: the line, exit 130."""
+    (process.takes_sigterm: not under torchrun, nor over a caller's own handler): the line said, the process ends by
+    SIGTERM as a command's does; Ctrl-C: the line, exit 130."""
     import signal
-    import threading
-    takes_sigterm = not under_torchrun() and threading.current_thread() is threading.main_thread() \
-        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    taken = takes_sigterm()
     try:
         try:
-            if takes_sigterm:
+            if taken:
                 signal.signal(signal.SIGTERM, _terminated)
             from imgcls.cli import main as run
         finally:
-            if takes_sigterm and signal.getsignal(signal.SIGTERM) is _terminated:
+            if taken and signal.getsignal(signal.SIGTERM) is _terminated:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
     except KeyboardInterrupt as e:     # a SIGTERM raised in the finally above, once the import was done, too
-        term = isinstance(e, _Terminated)
+        term = isinstance(e, Terminated)
         if main_process():          # under torchrun, rank 0 alone says it (imgcls.console.interrupted)
             print(STARTING.format(how="SIGTERM" if term else "Ctrl-C"), file=sys.stderr, flush=True)
         if term:

@@ -36,6 +36,22 @@ def first_on_machine() -> bool:
         return True
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM to a step that takes it as Ctrl-C (cli.common.sigterm_interrupts, and the entry point while the CLI is
+    imported): what catches Ctrl-C catches it (train's `interrupted:` line, its clean-up); the process then ends by
+    SIGTERM, not with Ctrl-C's 130."""
+
+
+def takes_sigterm() -> bool:
+    """Whether SIGTERM may be taken as Ctrl-C here: not under torchrun, which sends SIGTERM to every process when one
+    ends with an error (the line would name another cause beside that error) and whose ranks may wait in a
+    collective, where no Python handler runs; nor where the caller set its own handler, or outside the main thread
+    (where Python runs them)."""
+    import threading
+    return not under_torchrun() and threading.current_thread() is threading.main_thread() \
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
 def end_by_sigterm() -> None:
     """This process ends as SIGTERM's default ends it (exit 143 to a shell, -15 to Popen): the default handler set
     back and the signal sent again. What a SIGTERM handler that has done its part does (parallel.closed_pool's,

@@ -17,6 +17,7 @@ from imgcls.console import error, interrupt_said, interrupted, quiet_for, what_i
 from imgcls.errors import UserError
 from imgcls.options import cli_parameters, from_cli
 from imgcls.outputs import MANIFEST_NAME
+from imgcls.process import Terminated     # the SIGTERM taken as Ctrl-C (declared there: the entry point takes it too)
 
 
 class _UnwrappedExamples:
@@ -186,11 +187,6 @@ def command(name: str | None = None, *, options: dict | None = None, group: type
 SAID_ELSEWHERE_WAIT_S = 10.0    # how long a torchrun process waits for another to say the error they share
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM to a step that takes it as Ctrl-C (sigterm_interrupts): what catches Ctrl-C catches it (train's
-    `interrupted:` line, its clean-up); one_line_errors then ends the process by SIGTERM, not with Ctrl-C's 130."""
-
-
 class _SigtermInterrupts:
     """sigterm_interrupts' SIGTERM handler: raises Terminated in the process that set it, once (a second SIGTERM,
     while the step says its line and cleans up, ends the process at once, as before). A forked child that
@@ -243,15 +239,12 @@ def sigterm_interrupts() -> Iterator[None]:
     its epochs, --resume; clean, preprocess, eda, predict, ensemble: one_line_errors' `run the same command again`):
     SIGTERM (`timeout 3600 imgcls train ...` in a script, `kill PID`) is taken as Ctrl-C, so the step says that
     line and cleans up (a --cache disk memmap) where it ended silently; the process still ends by SIGTERM (exit
-    143: one_line_errors). Not under torchrun, which sends SIGTERM to every process when one ends with an error
-    (the line would name another cause beside that error) and whose ranks may wait in a collective, where no Python
-    handler runs; nor where the caller set its own handler, or outside the main thread (where Python runs them)."""
+    143: one_line_errors). Only where process.takes_sigterm (not under torchrun, nor over a caller's own handler,
+    nor outside the main thread)."""
     import signal
-    import threading
 
-    from imgcls.process import under_torchrun
-    if under_torchrun() or threading.current_thread() is not threading.main_thread() \
-            or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    from imgcls.process import takes_sigterm
+    if not takes_sigterm():
         yield
         return
     handler = _SigtermInterrupts()

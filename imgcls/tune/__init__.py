@@ -560,7 +560,7 @@ class _Objective:
             self.ran += 1
             return value
         except KeyboardInterrupt as e:
-            from imgcls.cli.common import Terminated
+            from imgcls.process import Terminated
             trial.set_user_attr("message", INTERRUPTED_BY_SIGTERM if isinstance(e, Terminated) else INTERRUPTED)
             raise
         except Exception as e:
