@@ -119,6 +119,16 @@ def csv_row_lines(text: str) -> list[int]:
     return lines
 
 
+def refuse_empty_cells(what: str, text: str, rows: Sequence[int], column: str, holds: str, fix: str) -> None:
+    """One line for a CSV's rows with nothing in a cell every row must fill (`rows`: their positions among the data
+    rows; none: nothing said): `what` (the file as named), the first one's line in the file (csv_row_lines), the
+    `column`, what the cell `holds`, how many more rows, and the `fix`."""
+    if len(rows):
+        more = f" (and {len(rows) - 1} more row(s))" if len(rows) > 1 else ""
+        raise UserError(f"{what}: line {csv_row_lines(text)[rows[0]]} has no {holds} in its column {column}{more}; "
+                        f"{fix}")
+
+
 # folders of a system's own files, never a class or images of one: a zip made on macOS holds its resource forks
 # (._<name>) in __MACOSX; a Synology NAS keeps a thumbnail folder @eaDir/<image>/SYNOPHOTO_THUMB_*.jpg beside every
 # folder of images it indexed (copies of each image, read as images of its class)
@@ -816,11 +826,8 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
     # a row naming no image would be read as the image folder itself (a folder, 'not a regular file'), and the
     # output checks would take the folder above it for an input image's: a malformed row, said as one
     empty = [i for i, p in enumerate(table[path_col].astype(str)) if _dot_slash_dropped(p.strip()) in ("", ".")]
-    if empty:
-        more = f" (and {len(empty) - 1} more row(s))" if len(empty) > 1 else ""
-        line = csv_row_lines(text)[empty[0]]
-        raise UserError(f"CSV file {csv_path}: line {line} has no image in its column {path_col}{more}; "
-                        f"every row names its image file: fill the cell in or drop the row")
+    refuse_empty_cells(f"CSV file {csv_path}", text, empty, path_col, "image",
+                       "every row names its image file: fill the cell in or drop the row")
     # the folder is judged by the names as they are looked for: with --ext added (test.csv's bare ids, test/*.jfif)
     names = _ext_added([_dot_slash_dropped(p) for p in table[path_col].astype(str)], opts.ext)
     if opts.image_dir is None:      # bare names whose files sit in images/ (the mask competition's eval/info.csv)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from imgcls.console import sh
 from imgcls.errors import UserError
-from imgcls.layouts import FolderView, csv_row_lines, csv_text, nfc, read_csv
+from imgcls.layouts import FolderView, csv_text, nfc, read_csv, refuse_empty_cells
 from imgcls.options import shown
 from imgcls.predict_config import (DEFAULT_FORMAT, FORMATS, format_key, keyword_of,  # noqa: F401  (--format's)
                                    resolve_format)
@@ -177,11 +177,9 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
         raise UserError(f"{template} has only the column {cols[0]}; a sample submission needs an id and a label column")
     label_col = f_label if f_label in cols else cols[1]
     tids = tpl[id_col].astype(str)
-    empty = np.flatnonzero(tids.str.strip() == "")
-    if len(empty):      # a spreadsheet's ',,' rows: the id an error would give as its example is nothing
-        more = f" (and {len(empty) - 1} more row(s))" if len(empty) > 1 else ""
-        raise UserError(f"sample submission {template}: line {csv_row_lines(text)[empty[0]]} has no id in its column "
-                        f"{id_col}{more}; every row names a test image: fill the id in or drop the row")
+    # a spreadsheet's ',,' rows: the id an error would give as its example is nothing
+    refuse_empty_cells(f"sample submission {template}", text, np.flatnonzero(tids.str.strip() == ""), id_col, "id",
+                       "every row names a test image: fill the id in or drop the row")
     every = _key_candidates(df, id_col)
     candidates = [(what, keys) for what, keys in every if len(set(keys)) == len(keys)]
     if not candidates:      # every way to match names two test rows alike: the first such id, with its images
