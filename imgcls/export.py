@@ -135,11 +135,12 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     # the ONNX files and export.json written as one set, renamed into place at its end (outputs.output_set): a run
     # stopped between them left a .onnx file without export.json, which its rerun refused as not export's
     with output_set(out, "export") as files:
-        results = []
+        results, metas = [], []
         g = torch.Generator().manual_seed(seed)
         for ck in ckpts:
             lm = load_model(ck, "cpu")
             meta = lm.meta
+            metas.append(meta)
             s = meta.img_size
             net = _proba_module(lm.model, meta)
             x = torch.randn(batch, 3, s, s, generator=g)
@@ -167,7 +168,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
             results.append(rec)
             info(f"{path}: onnxruntime vs torch max |diff| = {diff:.2e} on {batch} inputs "
                  f"({'ok' if diff <= atol else 'FAILED'}, atol {atol:g})")
-        meta = load_model(ckpts[0], "cpu").meta
+        meta = metas[0]             # the first checkpoint's, read above (not loaded again)
         # paths absolute (os.path.abspath: symlinks kept as named), as train's config.yaml records them: a relative
         # one meant the folder export ran from, nothing to a reader of OUT/export.json
         summary = {"run": os.path.abspath(run), "classes": list(meta.classes), "img_size": meta.img_size,
