@@ -587,8 +587,6 @@ def common_rows(checkpoints: Sequence[int]) -> str:
     return COMMON_OOF if len(checkpoints) and all(n > 1 for n in checkpoints) else COMMON
 
 
-
-
 def find_runs(root: str | os.PathLike = DEFAULT_ROOT) -> list[Run]:
     """Every run, k-fold set and ensemble under `root` (a k-fold set's fold_* folders belong to it)."""
     root = Path(root)
