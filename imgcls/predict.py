@@ -571,9 +571,10 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
     elif "fold" in df.columns:
         # its table unreadable here: df's fold column is train's only where it is the run's split (each fold's
         # validation images in that fold of df), not another split of the same images
-        fold = pd.to_numeric(df["fold"], errors="coerce").to_numpy()
+        from imgcls.split.config import fold_numbers
+        from imgcls.train.data import fold_training_rows
+        fold = fold_numbers(df)
         if all((fold[hit] == g).all() for g, hit in hits.items()):
-            from imgcls.train.data import fold_training_rows
             for k in folds:
                 trained |= fold_training_rows(df, k)
     return trained, run, sorted(folds)

@@ -49,32 +49,41 @@ def check_split_values(df, where) -> None:
                     + f" or make a new split with {NEW_SPLIT}")
 
 
+def fold_numbers(df):
+    """The `fold` column as numbers (a float64 array: NaN where a row names no fold); None without the column. The
+    one reading of the column: has_folds, fold_ids, the fold check, train's fold assignment."""
+    import pandas as pd         # the step's, not the command line's
+    if "fold" not in df.columns:
+        return None
+    return pd.to_numeric(df["fold"], errors="coerce").astype("float64").to_numpy()
+
+
 def has_folds(df) -> bool:
     """Whether df is a k-fold table: a `fold` column holding a fold. An empty one (a holdout CSV exported with the
     column) is none, as train reads it (train.data.fold_ids): its rows are train / val / test, not each 'train
     (every fold)'."""
-    import pandas as pd         # the step's, not the command line's
-    return "fold" in df.columns and bool(pd.to_numeric(df["fold"], errors="coerce").notna().any())
+    import numpy as np
+    f = fold_numbers(df)
+    return f is not None and bool((~np.isnan(f)).any())
 
 
 def fold_ids(df) -> list[int]:
     """The folds a k-fold table validates, sorted: its `fold` values >= 0 (-1 trains in every fold), whatever their
     numbering (a hand-made table's may have a gap: 0, 2, 3); train trains these (train.data.fold_ids)."""
-    import pandas as pd
-    if "fold" not in df.columns:
-        return []
-    return sorted(int(k) for k in pd.to_numeric(df["fold"], errors="coerce").dropna().unique() if k >= 0)
+    import numpy as np
+    f = fold_numbers(df)
+    return [] if f is None else sorted(int(k) for k in np.unique(f[~np.isnan(f)]) if k >= 0)
 
 
 def _check_fold_values(df, split, where) -> None:
     """check_split_values' fold rule: `split` its lowercase values; a row clean did not keep (keep=False, which
     train never reads) is none of them."""
-    import pandas as pd
+    import numpy as np
 
     from imgcls.manifest import kept
     if not has_folds(df):
         return
-    bad = (split.isin(("train", "val")) & pd.to_numeric(df["fold"], errors="coerce").isna()).to_numpy() & kept(df)
+    bad = split.isin(("train", "val")).to_numpy() & np.isnan(fold_numbers(df)) & kept(df)
     if bad.any():
         pos = int(bad.nonzero()[0][0])
         raise UserError(f"{where}: row {pos + 1} has split '{split.iloc[pos]}' and an empty fold ({int(bad.sum())} "

@@ -9,7 +9,7 @@ import pandas as pd
 
 from imgcls import links
 from imgcls.errors import UserError
-from imgcls.split.config import LINK_COLUMNS, NEW_SPLIT, SPLITS, has_folds
+from imgcls.split.config import LINK_COLUMNS, NEW_SPLIT, SPLITS, fold_numbers, has_folds
 from imgcls.split.units import COPY_LINK, NEAR_LINK, joined_units, linked_units, typed_link_pairs
 
 
@@ -18,7 +18,7 @@ def sides(df: pd.DataFrame) -> pd.Series:
     'fold k' / 'train (every fold)'; '' for rows left out. Rows on different sides must share nothing."""
     split = df["split"].fillna("").astype(str)
     if has_folds(df):
-        fold = pd.to_numeric(df["fold"], errors="coerce").fillna(-1).astype(int)
+        fold = pd.Series(np.nan_to_num(fold_numbers(df), nan=-1).astype(int), index=df.index)
         side = np.where(fold >= 0, "fold " + fold.astype(str), "train (every fold)")
         side = np.where(split == "test", "test", side)
         side = np.where(split.isin(SPLITS), side, "")

@@ -22,6 +22,7 @@ from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.errors import UserError
 from imgcls.io import INTERPOLATIONS, RESIZE_MODES
+from imgcls.split.config import fold_ids, fold_numbers  # noqa: F401  (the split table's reading: train.run's too)
 from imgcls.train.config import AUG_PRESETS, FILL_NAMES
 
 
@@ -440,18 +441,6 @@ def usable_rows(df: pd.DataFrame, target: str = "label") -> tuple[pd.DataFrame, 
         counts[name] = int((ok & ~rule).sum())
         ok &= rule
     return df[ok].reset_index(drop=True), {k: v for k, v in counts.items() if v}
-
-
-def fold_numbers(df: pd.DataFrame) -> np.ndarray | None:
-    """The `fold` column as numbers (float64: NaN where a row names no fold); None without the column."""
-    if "fold" not in df.columns:
-        return None
-    return pd.to_numeric(df["fold"], errors="coerce").astype("float64").to_numpy()
-
-
-def fold_ids(df: pd.DataFrame) -> list[int]:
-    from imgcls.split import config        # split's reading of a fold column, its check's too
-    return config.fold_ids(df)
 
 
 def has_val_split(df: pd.DataFrame) -> bool:
