@@ -295,8 +295,30 @@ TICK_INCHES = 2.6
 
 def tick_labels(labels: Iterable[object], fontsize: float, inches: float = TICK_INCHES) -> list[str]:
     """Class names (profiles.class_titles) as a figure's tick labels at `fontsize`: each cut by fit_text to
-    `inches`; tables, CSVs and JSON keep the whole name."""
-    return [fit_text(str(s), inches, fontsize) for s in labels]
+    `inches`; tables, CSVs and JSON keep the whole name. Names that the cut would draw alike (a long shared start:
+    `..._2019_left` / `..._2019_right`) keep the end where they differ after the ellipsis instead."""
+    names = [str(s) for s in labels]
+    cut = [fit_text(s, inches, fontsize) for s in names]
+    alike: dict[str, list[int]] = {}
+    for i, s in enumerate(cut):
+        alike.setdefault(s, []).append(i)
+    for group in alike.values():
+        if len({names[i] for i in group}) < 2:
+            continue
+        start = len(os.path.commonprefix([names[i] for i in group]))
+        for i in group:
+            tail = _fitting_end(names[i][start:], inches / 2, fontsize)
+            cut[i] = fit_text(names[i][:len(names[i]) - len(tail)], inches, fontsize, suffix=tail)
+    return cut
+
+
+def _fitting_end(text: str, inches: float, fontsize: float) -> str:
+    """The longest end of `text` drawn within `inches` (tick_labels' distinguishing tail)."""
+    lo, hi = 1, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fit_text(text[-mid:], inches, fontsize) == text[-mid:] else (lo, mid - 1)
+    return text[-lo:]
 
 
 def _drawn_with_glyphs(fig, save) -> None:

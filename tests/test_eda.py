@@ -190,6 +190,22 @@ def test_a_long_class_name_as_a_tick_label_is_cut_and_the_figures_keep_their_siz
         assert long[fig][0] - short[fig][0] <= most, (fig, short[fig], long[fig])
 
 
+def test_long_class_names_alike_up_to_the_cut_keep_their_different_ends_as_tick_labels():
+    """Two long class names that differ only after the cut were drawn as the same tick label ('..._comp…' twice on a
+    confusion matrix's axes): the cut keeps each name's distinguishing end after the ellipsis, within the width."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    from imgcls import report
+    left, right = (f"a_very_long_class_name_shared_by_two_competition_classes_{end}" for end in ("left", "right"))
+    labels = report.tick_labels([left, "short", right, left, "x" * 80, "x" * 90], 7)
+    assert labels[1] == "short" and labels[0] == labels[3]
+    assert len(set(labels)) == 5, labels
+    assert labels[0].endswith("\u2026left") and labels[2].endswith("\u2026right"), labels
+    width = TextToPath().get_text_width_height_descent
+    assert all(width(s, FontProperties(size=7), ismath=False)[0] <= report.TICK_INCHES * 72 for s in labels)
+
+
 def test_every_duplicate_group_is_written(tmp_path, monkeypatch):
     """report.html lists the first DUPLICATES_SHOWN groups (200 of openclipart_l1's 933, "733 more rows not
     shown") and summary.json only counts them: the other groups were written nowhere. exact_duplicates.csv holds
