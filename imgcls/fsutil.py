@@ -1,5 +1,6 @@
 """Writing outputs safely: atomic replace with the process umask, never under the input folder, never outside the
-output folder, and a writable destination checked before the long work."""
+output folder, and a writable destination checked before the long work; one process at a time where a folder or
+a file is shared (exclusive_lock, imgcls's one flock)."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from imgcls.errors import UserError
 from imgcls.options import choose_another
@@ -124,6 +125,67 @@ def create_sqlite_file(db: str | os.PathLike) -> Path:
             pass
     return db
 
+
+
+class LockBusy(Exception):
+    """exclusive_lock(wait=False) found the lock held: `holder` is the holding process's id where the kernel says
+    (lock_holders), else None."""
+
+    def __init__(self, path: str | os.PathLike, holder: int | None):
+        super().__init__(f"{path} is locked" + (f" by process {holder}" if holder else ""))
+        self.path, self.holder = path, holder
+
+
+def lock_holders(path: str | os.PathLike) -> list[int] | None:
+    """The ids of the processes holding a flock on `path` (a folder or a file) now, read from /proc/locks rather
+    than by taking the lock, which could make a holder starting at that instant fail; [] when none does, None where
+    the kernel does not list its locks there (not Linux) or `path` cannot be stat'ed. An id of 0 is a holder in
+    another pid namespace (a container's): it is held, by a process we cannot name."""
+    try:
+        st = os.stat(path)
+        with open("/proc/locks", encoding="ascii") as f:
+            locks = f.read()
+    except OSError:
+        return None
+    key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    fields = (line.split() for line in locks.splitlines())     # "1: FLOCK ADVISORY WRITE pid dev:ino 0 EOF"
+    # a waiter's line reads "1: -> FLOCK ...": only the holders' have FLOCK second
+    return [int(f[4]) if f[4].isdigit() else 0 for f in fields if len(f) > 5 and f[1] == "FLOCK" and key in f]
+
+
+@contextmanager
+def exclusive_lock(path: str | os.PathLike, wait: bool = True, waiting: Callable[[int | None], object] | None = None,
+                   create: bool = False) -> Iterator[None]:
+    """The one flock of imgcls: an exclusive lock on `path` for the block, released when it ends (an exception
+    too), and by the kernel when the process ends, kill -9 included. `path`: a folder, locked itself (no file left
+    behind to clean), or with `create` a lock file, made where missing with the umask's mode as open() makes one.
+    Taken at once where free; else with `wait` it waits for the holder (`waiting(holder's id or None)` is called
+    once first: the line that says so), and without it raises LockBusy. The descriptor is close-on-exec (a program
+    the holder starts does not keep the lock), and the lock is released, not only closed, at the end: a child the
+    holder forked meanwhile (a DataLoader's worker) shares the descriptor and would hold it on."""
+    import fcntl
+    flags = os.O_WRONLY | os.O_CREAT if create else os.O_RDONLY    # NFS locks a file only open for writing
+    fd = os.open(path, flags | os.O_CLOEXEC, 0o666)
+    owner = None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holders = lock_holders(path) or [0]
+            holder = holders[0] or None
+            if not wait:
+                raise LockBusy(path, holder) from None
+            if waiting is not None:
+                waiting(holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        owner = os.getpid()
+        yield
+    finally:
+        try:
+            if owner == os.getpid():    # a forked child that leaves the block must not release its parent's lock
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
 # a temporary file or folder imgcls fills from data in memory and renames into place within seconds (atomic_path's
 # files, a new tune study's hidden folder): one untouched this long is what a killed run left (kill -9, the OOM

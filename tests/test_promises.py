@@ -592,6 +592,131 @@ def test_a_forked_child_takes_a_module_lock_another_thread_held_at_the_fork(lock
     assert r.returncode == 0 and r.stdout.split() == ["0"], (r.stdout, r.stderr[-2000:])
 
 
+# fsutil.exclusive_lock, imgcls's one flock (a run folder, an --out being written, a tune study's database)
+
+def _proc_lists_locks():
+    return os.path.isfile("/proc/locks")
+
+
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_exclusive_lock_without_wait_refuses_a_held_lock_at_once_naming_its_holder(tmp_path, what):
+    from imgcls.fsutil import LockBusy, exclusive_lock, lock_holders
+    path = tmp_path / ("run" if what == "folder" else "study.db.lock")
+    if what == "folder":
+        path.mkdir()
+    create = what == "file"
+    with exclusive_lock(path, wait=False, create=create):
+        with pytest.raises(LockBusy) as busy:       # another open file: another process's, to flock
+            with exclusive_lock(path, wait=False, create=create):
+                raise AssertionError("taken twice")
+        if _proc_lists_locks():
+            assert busy.value.holder == os.getpid() and lock_holders(path) == [os.getpid()]
+    with pytest.raises(KeyError):                   # released when the block ends with an exception too
+        with exclusive_lock(path, wait=False, create=create):
+            raise KeyError("x")
+    with exclusive_lock(path, wait=False, create=create):
+        pass
+    assert lock_holders(path) == ([] if _proc_lists_locks() else None)
+    assert (sorted(os.listdir(path)) == []) if what == "folder" else path.is_file()    # a folder: no file in it
+    with pytest.raises(FileNotFoundError):          # a folder to lock is never made here (a lock file only)
+        with exclusive_lock(tmp_path / "gone", wait=False):
+            pass
+    assert not (tmp_path / "gone").exists()
+
+
+_HOLD_LOCK = """
+import sys
+from imgcls.fsutil import exclusive_lock
+with exclusive_lock(sys.argv[1], create=True):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.mark.timeout(120)
+def test_exclusive_lock_waits_until_the_holder_ends_killed_too(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import threading
+    from imgcls.fsutil import exclusive_lock
+    lock = tmp_path / "study.db.lock"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1])] + sys.path)}
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD_LOCK, str(lock)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, env=env, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        said, waits, taken = [], threading.Event(), threading.Event()
+
+        def second():
+            with exclusive_lock(lock, waiting=lambda pid: said.append(pid) or waits.set(), create=True):
+                taken.set()
+        t = threading.Thread(target=second, daemon=True)
+        t.start()
+        assert waits.wait(60) and not taken.wait(1)         # it waits, having said so once
+        assert said == [holder.pid if _proc_lists_locks() else None]
+        holder.send_signal(signal.SIGKILL)                  # the kernel drops a killed holder's lock
+        assert taken.wait(60)
+        t.join(60)
+        assert len(said) == 1                               # one line, however long it waited
+    finally:
+        holder.kill()
+        holder.wait(60)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_an_exclusive_lock_file_takes_the_umask_mode(tmp_path, umask):
+    # as open() gives it: a group sharing a tune study under 002 can lock its database's lock file
+    from imgcls.fsutil import exclusive_lock
+    old = os.umask(umask)
+    try:
+        with exclusive_lock(tmp_path / "study.db.lock", create=True):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "study.db.lock").stat().st_mode) == 0o666 & ~umask
+
+
+def test_exclusive_lock_is_released_at_its_end_though_a_forked_child_shares_it(tmp_path):
+    """A child forked inside the block (a DataLoader's worker) shares the lock's open file: closing the descriptor
+    alone left the lock held until the child ended too. And a child that leaves the block itself (its copy of the
+    context) must not release the parent's lock."""
+    from imgcls.fsutil import LockBusy, exclusive_lock
+    read, write = os.pipe()
+    with exclusive_lock(tmp_path, wait=False):
+        child = os.fork()
+        if not child:               # holds the shared descriptor until the parent closes the pipe
+            try:
+                os.close(write)
+                os.read(read, 1)
+            finally:
+                os._exit(0)
+    try:
+        with exclusive_lock(tmp_path, wait=False):
+            pass
+    finally:
+        os.close(write)
+        os.close(read)
+        os.waitpid(child, 0)
+    lock = exclusive_lock(tmp_path, wait=False)
+    lock.__enter__()
+    child = os.fork()
+    if not child:
+        code = 1
+        try:
+            lock.__exit__(None, None, None)
+            code = 0
+        finally:
+            os._exit(code)
+    assert os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) == 0
+    with pytest.raises(LockBusy):   # still the parent's
+        with exclusive_lock(tmp_path, wait=False):
+            pass
+    lock.__exit__(None, None, None)
+    with exclusive_lock(tmp_path, wait=False):
+        pass
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 5. preprocess after kill -9: stale temporary files removed, the journal appended (two interruptions lose nothing)
 # ---------------------------------------------------------------------------------------------------------------
