@@ -142,30 +142,30 @@ def train_longer(run_dir: Path) -> str:
 
 
 class RunLock:
-    """Exclusive, non-blocking flock on a run folder; a second holder gets a UserError naming the folder."""
+    """Exclusive, non-blocking flock on a run folder (fsutil.exclusive_lock); a second holder gets a UserError
+    naming the folder."""
 
     def __init__(self, run_dir: Path, resuming: bool = False):
         self.run_dir = Path(run_dir)
         self.resuming = resuming        # train --resume RUN: another --name is no fix (the run is the one asked for)
-        self.fd: int | None = None
+        self._lock = None
 
     def __enter__(self) -> "RunLock":
-        import fcntl
-        self.fd = os.open(self.run_dir, os.O_RDONLY)
+        from imgcls.fsutil import LockBusy, exclusive_lock
+        lock = exclusive_lock(self.run_dir, wait=False)
         try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            self.fd = None
+            lock.__enter__()
+        except LockBusy:
             fix = f"; {RUNS_TABLE} shows it running" if self.resuming else f" or {ANOTHER_NAME}"
             raise UserError(f"run folder {self.run_dir} is in use by another imgcls train; wait for it to finish"
                             f"{fix}") from None
+        self._lock = lock
         return self
 
     def __exit__(self, *exc) -> bool:
-        if self.fd is not None:
-            os.close(self.fd)     # closing the descriptor releases the lock
-            self.fd = None
+        if self._lock is not None:
+            lock, self._lock = self._lock, None
+            lock.__exit__(None, None, None)
         return False
 
     @staticmethod
@@ -173,15 +173,9 @@ class RunLock:
         """Whether a train process holds the run folder's lock now (it is training), read from /proc/locks rather
         than by taking the lock, which could make a train starting at that instant fail; None where the kernel
         does not list its locks there (not Linux)."""
-        try:
-            st = os.stat(run_dir)
-            with open("/proc/locks", encoding="ascii") as f:
-                locks = f.read()
-        except OSError:
-            return None
-        key = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
-        fields = (line.split() for line in locks.splitlines())     # "1: FLOCK ADVISORY WRITE pid dev:ino 0 EOF"
-        return any(len(f) > 5 and f[1] == "FLOCK" and key in f for f in fields)
+        from imgcls.fsutil import lock_holders
+        holders = lock_holders(run_dir)
+        return None if holders is None else bool(holders)
 
 
 # options that say where a run reads its data and records itself, not what it learns: they may differ when a run is
