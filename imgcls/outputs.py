@@ -143,29 +143,25 @@ class OutputSet:
 
 @contextmanager
 def _folder_turn(folder: Path) -> Iterator[None]:
-    """An exclusive flock on `folder` while one output_set sweeps, writes and places its files there: a second run
-    of a step into the same folder (two predicts with one default --out) waits its turn, saying so, instead of
-    sweeping the first one's staging folder and temporary files as a killed run's (the first then failed with
-    FileNotFoundError). The kernel drops the lock when the process ends, kill -9 included; a file system without
-    flock writes unlocked, as before."""
-    try:
-        import fcntl
-        fd = os.open(folder, os.O_RDONLY)
-    except (ImportError, OSError):
-        yield
-        return
-    try:
+    """An exclusive lock on `folder` (fsutil.exclusive_lock) while one output_set sweeps, writes and places its
+    files there: a second run of a step into the same folder (two predicts with one default --out) waits its turn,
+    saying so and naming the process it waits for, instead of sweeping the first one's staging folder and temporary
+    files as a killed run's (the first then failed with FileNotFoundError). The kernel drops the lock when the
+    process ends, kill -9 included; a file system without flock writes unlocked, as before."""
+    from contextlib import ExitStack
+
+    from imgcls.fsutil import exclusive_lock
+
+    def waiting(holder: int | None) -> None:
+        from imgcls.console import info
+        info(f"{folder}: another imgcls command is writing its files there; waiting for it to finish"
+             + (f" (process {holder})" if holder else ""))
+    with ExitStack() as turn:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            from imgcls.console import info
-            info(f"{folder}: another imgcls command is writing its files there; waiting for it to finish")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:         # ENOLCK, EOPNOTSUPP: no locks on this file system
+            turn.enter_context(exclusive_lock(folder, waiting=waiting))
+        except (ImportError, OSError):      # no fcntl; ENOLCK, EOPNOTSUPP: no locks on this file system
             pass
         yield
-    finally:
-        os.close(fd)            # closing the descriptor releases the lock
 
 
 @contextmanager

@@ -652,6 +652,46 @@ def test_two_predictions_writing_into_one_folder_at_once_each_place_a_whole_set(
     assert sorted(p.name for p in out.iterdir()) == ["predict.json", "submission.csv"]
 
 
+
+@pytest.mark.timeout(120)
+def test_a_run_waiting_for_its_out_folder_names_the_process_writing_there(tmp_path, monkeypatch):
+    """A second run into an --out another run is writing (two predicts with one default --out) waits without a
+    limit after its one line, which said only 'another imgcls command': one that hung (or a forgotten one in
+    another terminal) could not be found. The line names the holder's process id, from the kernel's list of locks
+    (fsutil.lock_holders)."""
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    import imgcls.console
+    from imgcls.outputs import output_set
+    out = tmp_path / "pred"
+    out.mkdir()
+    hold = "import sys\nfrom imgcls.fsutil import exclusive_lock\nwith exclusive_lock(sys.argv[1]):\n" \
+           "    print('held', flush=True)\n    sys.stdin.read()\n"
+    holder = subprocess.Popen([sys.executable, "-c", hold, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    said, waits = [], threading.Event()
+    monkeypatch.setattr(imgcls.console, "info", lambda msg, key=None: said.append(msg) or waits.set())
+
+    def second():
+        with output_set(out, "predict") as w:
+            (w.stage / "submission.csv").write_text("second")
+    try:
+        assert holder.stdout.readline() == "held\n"
+        t = threading.Thread(target=second, daemon=True)
+        t.start()
+        assert waits.wait(60), said
+        assert said == [f"{out}: another imgcls command is writing its files there; waiting for it to finish "
+                        f"(process {holder.pid})"]
+        holder.stdin.close()                # it ends: the second takes its turn
+        t.join(60)
+        assert not t.is_alive() and (out / "submission.csv").read_text() == "second"
+    finally:
+        holder.kill()
+        holder.wait(60)
+
 def test_a_prediction_replacing_an_eval_one_leaves_none_of_its_confusion_pngs(tmp_path):
     """predict --eval drew confusion_matrix.png / _normalized.png into its --out; a later predict into that folder
     without --eval (or with --no-plots) said 'holds an earlier prediction; it is replaced', replaced the submission,
