@@ -232,15 +232,11 @@ def _opening_lock(url: str):
     if db is None:
         yield
         return
-    import fcntl
+    from imgcls.fsutil import exclusive_lock
     lock = db.with_name(db.name + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with exclusive_lock(lock, create=True):
+        yield
 
 
 def open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
