@@ -126,7 +126,6 @@ def create_sqlite_file(db: str | os.PathLike) -> Path:
     return db
 
 
-
 class LockBusy(Exception):
     """exclusive_lock(wait=False) found the lock held: `holder` is the holding process's id where the kernel says
     (lock_holders), else None."""
