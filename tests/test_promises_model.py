@@ -176,8 +176,8 @@ def test_run_lock_is_exclusive_and_released(tmp_path):
     from imgcls.train.rundir import RunLock
     d = tmp_path / "run"
     d.mkdir()
-    with RunLock(d):
-        with pytest.raises(UserError, match="in use by another imgcls train"):
+    with RunLock(d):          # the holder named, as output_set's waiting line names it: a user can find it
+        with pytest.raises(UserError, match=rf"in use by another imgcls train \(process {os.getpid()}\); wait"):
             RunLock(d).__enter__()
     with RunLock(d):                                          # released at exit
         pass

@@ -155,10 +155,11 @@ class RunLock:
         lock = exclusive_lock(self.run_dir, wait=False)
         try:
             lock.__enter__()
-        except LockBusy:
+        except LockBusy as busy:
             fix = f"; {RUNS_TABLE} shows it running" if self.resuming else f" or {ANOTHER_NAME}"
-            raise UserError(f"run folder {self.run_dir} is in use by another imgcls train; wait for it to finish"
-                            f"{fix}") from None
+            who = f" (process {busy.holder})" if busy.holder else ""
+            raise UserError(f"run folder {self.run_dir} is in use by another imgcls train{who}; wait for it to "
+                            f"finish{fix}") from None
         self._lock = lock
         return self
 
