@@ -14,7 +14,7 @@ from conftest import run_launch, torchrun
 
 
 LAUNCH_SCRIPT = """
-import gc, json, os, sys
+import gc, json, os, sys, time
 import numpy as np
 from typer.testing import CliRunner
 from imgcls.cli import app
@@ -35,10 +35,15 @@ for chunk_bytes in json.loads(sys.argv[2]):
         np.savez(f"{sys.argv[1]}_{chunk_bytes}.npz", out=out, done=done, calls=len(sent),
                  own=sum(s is not None for s in sent))
 d.gather = orig
-# then `clean` in the same processes, the CLI called in each (the process group stays for it): what each rank said
-r = CliRunner().invoke(app, json.loads(sys.argv[3]))
+# then `clean` calls in the same processes, the CLI called in turn in each (the process group stays for them): what
+# each rank said in each
+said, late = [], json.loads(sys.argv[4])
+for i, call in enumerate(json.loads(sys.argv[3])):
+    time.sleep(late.get(f"{os.environ['RANK']}:{i}", 0))        # a process that starts this call late
+    r = CliRunner().invoke(app, call)
+    said.append([r.exit_code, r.output])
 with open(f"{sys.argv[1]}_clean{os.environ['RANK']}.json", "w") as f:
-    json.dump([r.exit_code, r.output], f)
+    json.dump(said, f)
 gc.freeze()      # as imgcls's own entry point (imgcls.cli.main): no exit-time collection of torch's objects
 """
 CHUNKS = {24: 3, 1 << 27: 1}        # gather_rows' piece size: gather calls (6 rows a rank at most, 2 a piece)
@@ -52,9 +57,11 @@ def clean_args(src, out) -> list[str]:
 @pytest.fixture(scope="module")
 def one_launch(tmp_path_factory):
     """One torchrun launch (2 processes, gloo; a launch is most of the time: each process imports torch and timm):
-    gather_rows at each of CHUNKS' piece sizes, then `clean` of test_clean's dirty set in the same processes.
-    Returns its folder (r_<chunk>.npz: rank 0's gathered rows; r_clean<rank>.json: each rank's exit code and
-    output; two/: clean's output; cache2/: its IMGCLS_CACHE) and the data."""
+    gather_rows at each of CHUNKS' piece sizes, then in the same processes `clean` of test_clean's dirty set, and
+    two --exact-only cleans with no embedding pass (no collective): the first into three/ with rank 0 starting 5 s
+    late, the second of three/'s manifest into four/. Returns its folder (r_<chunk>.npz: rank 0's gathered rows;
+    r_clean<rank>.json: each rank's exit code and output in each call; two/: the first clean's output; cache2/: its
+    IMGCLS_CACHE) and the data."""
     from test_clean import make_dirty
     tmp_path = tmp_path_factory.mktemp("clean_ddp")
     dirty = make_dirty(tmp_path / "raw")
@@ -62,8 +69,12 @@ def one_launch(tmp_path_factory):
     script.write_text(LAUNCH_SCRIPT)
     path = os.pathsep.join(filter(None, [os.getcwd(), os.environ.get("PYTHONPATH", "")]))
     launch, env = torchrun(2, tmp_path, IMGCLS_CACHE=str(tmp_path / "cache2"), PYTHONPATH=path)
-    r = run_launch(launch + [str(script), str(tmp_path / "r"), json.dumps(list(CHUNKS)),
-                             json.dumps(clean_args(dirty, tmp_path / "two"))], env=env, timeout=300)
+    exact = ["--device", "cpu", "--exact-only", "--no-ood", "--conflicts", "majority"]
+    calls = [clean_args(dirty, tmp_path / "two"),
+             ["clean", str(dirty), "--out", str(tmp_path / "three"), *exact],
+             ["clean", str(tmp_path / "three" / "manifest.csv"), "--out", str(tmp_path / "four"), *exact]]
+    r = run_launch(launch + [str(script), str(tmp_path / "r"), json.dumps(list(CHUNKS)), json.dumps(calls),
+                             json.dumps({"0:1": 5})], env=env, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return tmp_path, dirty
 
@@ -91,7 +102,7 @@ def test_torchrun_two_processes_give_the_one_process_manifest(one_launch, tmp_pa
             assert r.exit_code == 0, r.output[-3000:]
             said = " ".join(r.output.split())
         else:       # one_launch's, each rank's output in turn
-            ranks = [json.loads((launched / f"r_clean{rank}.json").read_text()) for rank in (0, 1)]
+            ranks = [json.loads((launched / f"r_clean{rank}.json").read_text())[0] for rank in (0, 1)]
             assert [code for code, _ in ranks] == [0, 0], [output[-3000:] for _, output in ranks]
             said = " ".join(" ".join(output for _, output in ranks).split())
         assert ("2 processes (torchrun)" in said) == (procs == 2), said[-2000:]
@@ -108,6 +119,19 @@ def test_torchrun_two_processes_give_the_one_process_manifest(one_launch, tmp_pa
     # each rank embedded its share into shards, rank 0 merged them into the cache and removed them
     cache = launched / "cache2" / "embeddings"
     assert (cache / "tf_efficientnet_lite0_64.npz").exists() and not list(cache.glob("*.parts"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(400)         # one_launch's clean too, where this test alone runs
+def test_a_rank_leaves_clean_once_rank_0_has_written_its_output(one_launch):
+    # with no embedding pass no collective holds a rank other than 0 until rank 0 has searched and written: it left
+    # first, and its next call in these processes (a clean or a train of that manifest) read the output before it
+    # was there, refused alone ('three/manifest.csv does not exist') and left the ranks' calls out of step
+    launched, _ = one_launch
+    ranks = [json.loads((launched / f"r_clean{rank}.json").read_text())[1:] for rank in (0, 1)]
+    for calls in ranks:
+        assert [code for code, _ in calls] == [0, 0], [output[-2000:] for _, output in calls]
+    assert (launched / "four" / "manifest.csv").is_file()
 
 
 @pytest.mark.parametrize("tie", [False, True])
@@ -165,3 +189,41 @@ def test_a_refusal_every_process_hits_is_said_by_one_process_of_a_machine(tmp_pa
 
     assert_said_once_per_machine(monkeypatch, calls, rank_of)
     assert not (tmp_path / "out").exists() and not (data / "a" / "out").exists()
+
+
+def test_main_finishes_lets_the_others_go_once_rank_0_left_whichever_way(monkeypatch):
+    # the store rank 0 speaks through, as a dict: rank 0 sets its key whichever way it leaves (a refusal after the
+    # passes: the others, returned, would wait for good); a rank other than 0 waits for it only when it returns
+    # (raising, it leaves at once: rank 0 may wait for it in a collective)
+    from imgcls.errors import UserError
+    from imgcls.train import dist
+
+    class Store(dict):
+        def set(self, key, value):
+            self[key] = value
+
+        def check(self, keys):
+            asked.append(keys)
+            return all(k in self for k in keys)
+
+    store, asked, slept = Store(), [], []
+    monkeypatch.setattr(dist, "_store", lambda: store)
+
+    def rank_0_leaves(seconds):         # while rank 1 waits
+        slept.append(seconds)
+        store.set(asked[-1][0], "1")
+
+    monkeypatch.setattr(dist.time, "sleep", rank_0_leaves)
+    monkeypatch.setitem(dist._GROUP, "steps", 0)
+    rank0, rank1 = dist.Dist(rank=0, world=2), dist.Dist(rank=1, world=2)
+    with pytest.raises(UserError):
+        with rank0.main_finishes():
+            raise UserError("refused after the passes")
+    with rank1.main_finishes():          # step 2: rank 0 has not left it yet
+        pass
+    assert list(store) == ["imgcls/main-left/1", "imgcls/main-left/2"] and slept == [dist.MAIN_POLL_S]
+    asked.clear()
+    with pytest.raises(UserError):
+        with rank1.main_finishes():
+            raise UserError("refused on this rank")
+    assert asked == [] and dist._GROUP["steps"] == 3

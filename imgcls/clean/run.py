@@ -207,7 +207,17 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
                                       f"--conflicts majority needs no weights") from None
     from imgcls.train.dist import init_distributed
     dist = init_distributed(cfg.device)         # one process unless torchrun started several (gloo on CPU)
-    out = Path(out)
+    # under torchrun rank 0 searches and writes alone after the passes: the others return once it has (a clean or
+    # train after this one in these processes reads its manifest)
+    with dist.main_finishes():
+        return _run_clean(dist, src, Path(out), cfg, opts, workers, materialize, definition, det)
+
+
+def _run_clean(dist, src, out: Path, cfg: CleanConfig, opts, workers: int, materialize: str | None, definition,
+               det) -> pd.DataFrame:
+    """run_clean's work once its options are checked and the process group is up: the checks of --out and the
+    data, the passes (split by rank under torchrun, where the others return after them) and rank 0's outputs.
+    `definition`: cfg's near-duplicate definition; `det`: the OOD detector, None without --ood."""
     check_writable(out)
     refuse_other_output(out, "clean", whole=True)
     if cfg.needs_embeddings or cfg.ood:

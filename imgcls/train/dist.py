@@ -3,11 +3,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 
 GATHER_CHUNK_BYTES = 1 << 27      # gather_rows sends a rank's rows in pieces of about this size (128 MiB)
+MAIN_POLL_S = 0.2                 # how often Dist.main_finishes asks whether rank 0 has left the step
 
 
 @dataclass
@@ -39,6 +43,33 @@ class Dist:
             import torch
             torch.distributed.barrier()
             _GROUP["ended"] = True
+
+    @contextmanager
+    def main_finishes(self) -> Iterator[None]:
+        """Around a step whose end rank 0 does alone (clean: the search and the outputs, after the passes every
+        rank shares): a process other than rank 0 that leaves it (returns) waits until rank 0 has left it, whichever
+        way, so that its next step in these processes reads what rank 0 wrote (clean's manifest, the data of a clean
+        or train after it: read before it was there, refused on that rank alone, out of step with the others).
+        Rank 0 says it left through the process group's store, which the others ask every MAIN_POLL_S: a barrier's
+        wait is timed (10 minutes under NCCL, 30 under gloo) and rank 0's part can take longer (clean's verification
+        alone: 21 minutes on 100k images, docs/BENCHMARKS.md). A process that raises leaves at once (rank 0 may be in
+        a collective that waits for it; torchrun stops it as this one ends). Without a process group (one process)
+        it does nothing."""
+        store = _store() if self.on else None
+        if store is None:
+            yield
+            return
+        _GROUP["steps"] += 1            # every process counts the same steps: the key names this one
+        key = f"imgcls/main-left/{_GROUP['steps']}"
+        if self.main:
+            try:
+                yield
+            finally:
+                store.set(key, "1")
+            return
+        yield
+        while not store.check([key]):
+            time.sleep(MAIN_POLL_S)
 
     def broadcast(self, obj):
         if not self.on:
@@ -95,7 +126,17 @@ def current() -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
-_GROUP = {"ended": False, "at_exit": False}      # the process group's state for _leave_group
+# the process group's state: for _leave_group (ended, at_exit), and Dist.main_finishes' count of steps (steps)
+_GROUP = {"ended": False, "at_exit": False, "steps": 0}
+
+
+def _store():
+    """The process group's key-value store (torchrun's rendezvous store); None without a process group."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    from torch.distributed.distributed_c10d import _get_default_store
+    return _get_default_store()
 
 
 def _leave_group() -> None:
