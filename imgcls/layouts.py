@@ -103,17 +103,28 @@ def read_csv(path: Path, what: str = "CSV file", text: str | None = None, fix: s
                         f"{fix or 'fix the file'}") from None
 
 
+def _skipped_lines(text: str, sep: str) -> set[int]:
+    """The lines of a CSV's text pandas skips (numbered as csv.reader's line_num counts them): empty ones, and ones
+    of spaces and tabs only, the separator not among them (a TSV's line of one tab is a row of empty cells). Such a
+    line holds no quote: a row starting on it ends there."""
+    import io as _io
+    blank = " \t".replace(sep, "")
+    return {i for i, line in enumerate(_io.StringIO(text, newline=""), 1) if not line.rstrip("\r\n").strip(blank)}
+
+
 def csv_row_lines(text: str) -> list[int]:
     """The line of a CSV's text each data row starts on (the header's is 1), as read_csv's rows are numbered by
-    pandas: blank lines are no row (pandas skips them), and a quoted value's line breaks stay in its row. What a
-    line naming one row says: a row's index + 2 was off after either."""
+    pandas: blank lines are no row (pandas skips them: _skipped_lines), and a quoted value's line breaks stay in its
+    row. What a line naming one row says: a row's index + 2 was off after either."""
     import csv
     import io as _io
-    rows = csv.reader(_io.StringIO(text, newline=""), delimiter=csv_separator(text))
+    sep = csv_separator(text)
+    skipped = _skipped_lines(text, sep)
+    rows = csv.reader(_io.StringIO(text, newline=""), delimiter=sep)
     next(rows, None)
     lines, end = [], rows.line_num
     for row in rows:
-        if row:
+        if row and end + 1 not in skipped:      # a one-column CSV's '   ': csv.reader's one field, no row
             lines.append(end + 1)
         end = rows.line_num
     return lines

@@ -1509,6 +1509,15 @@ def test_a_row_naming_no_image_is_named_by_its_line_in_the_file(tmp_path):
         mf.load(tmp_path / "test.csv", scan=False)
 
 
+def test_a_whitespace_only_line_of_a_one_column_csv_is_no_row_in_its_line_numbers(tmp_path):
+    """pandas skips a line of spaces or tabs as it skips an empty one, and csv_row_lines counted it as a row of a
+    one-column CSV (its one field '   '): a row naming no image after it was named one line early."""
+    make_image(tmp_path / "test" / "a.png", seed=0)
+    (tmp_path / "test.csv").write_text('img_path\ntest/a.png\n   \n \t\n""\n')
+    with pytest.raises(UserError, match="line 5 has no image in its column img_path"):
+        mf.load(tmp_path / "test.csv", scan=False)
+
+
 def test_no_step_writes_into_the_competitions_train_or_eval_folder_given_whole(tmp_path):
     """`imgcls eda train --out train/eda` (the mask competition's train/: train.csv and images/<profile>/) wrote the
     report beside train.csv: only images/, the profiles' root, was checked. `train` was then read as class folders
