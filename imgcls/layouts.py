@@ -88,11 +88,16 @@ def read_csv(path: Path, what: str = "CSV file", text: str | None = None, fix: s
         rows = csv.reader(_io.StringIO(text, newline=""), delimiter=sep)  # quoted values may hold seps and newlines
         try:
             width = len(next(rows))
+            end, skipped = rows.line_num, None
             for row in rows:
                 if row and len(row) != width:
-                    raise UserError(f"{what} {path}: line {rows.line_num} has {len(row)} field(s), the header has "
-                                    f"{width}; " + (fix or f"fix that row (a {SEPARATOR_NAMES[sep]} inside a value "
-                                                           f"needs quotes)"))
+                    # a line of spaces pandas skips (_skipped_lines) is no row: looked for behind a ragged one alone
+                    skipped = _skipped_lines(text, sep) if skipped is None else skipped
+                    if end + 1 not in skipped:
+                        raise UserError(f"{what} {path}: line {rows.line_num} has {len(row)} field(s), the header "
+                                        f"has {width}; " + (fix or f"fix that row (a {SEPARATOR_NAMES[sep]} inside a "
+                                                                   f"value needs quotes)"))
+                end = rows.line_num
         except csv.Error as e:
             raise UserError(f"{what} {path} cannot be parsed as CSV (line {rows.line_num}: {e}); "
                             f"{fix or 'fix the file'}") from None

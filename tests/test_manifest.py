@@ -1509,6 +1509,17 @@ def test_a_row_naming_no_image_is_named_by_its_line_in_the_file(tmp_path):
         mf.load(tmp_path / "test.csv", scan=False)
 
 
+def test_a_whitespace_only_line_of_a_csv_is_skipped_as_pandas_skips_it_not_a_ragged_row(tmp_path):
+    """A line of spaces (a hand-edited test.csv's last line) is no row to pandas, and read_csv's check of each
+    row's fields refused it: 'line 3 has 1 field(s), the header has 2'. A TSV's line of one tab is a row."""
+    make_image(tmp_path / "test" / "a.png", seed=0)
+    (tmp_path / "test.csv").write_text("img_path,note\n  \ntest/a.png,x\n \t \n")
+    assert mf.load(tmp_path / "test.csv", scan=False)["note"].tolist() == ["x"]
+    (tmp_path / "test.tsv").write_text("img_path\tnote\ntest/a.png\tx\n\t\t\n")
+    with pytest.raises(UserError, match="line 3 has 3 field"):
+        mf.load(tmp_path / "test.tsv", scan=False, opts=mf.LayoutOptions(layout="csv"))
+
+
 def test_a_whitespace_only_line_of_a_one_column_csv_is_no_row_in_its_line_numbers(tmp_path):
     """pandas skips a line of spaces or tabs as it skips an empty one, and csv_row_lines counted it as a row of a
     one-column CSV (its one field '   '): a row naming no image after it was named one line early."""
