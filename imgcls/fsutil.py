@@ -303,15 +303,16 @@ def write_json(path: str | os.PathLike, obj) -> Path:
     return write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def write_table(df, path: str | os.PathLike) -> Path:
+def write_table(df, path: str | os.PathLike, **csv_style) -> Path:
     """The one table writer: a DataFrame as CSV (Parquet when `path` ends in .parquet), without its index, atomically
-    (a temporary file beside `path`, renamed onto it)."""
+    (a temporary file beside `path`, renamed onto it). `csv_style`: to_csv's options where the CSV is written as
+    another is (layouts.csv_style: predict's submission.csv as its sample submission)."""
     path = Path(path)
     with atomic_path(path) as tmp:
         if path.suffix.lower() == ".parquet":
             df.to_parquet(tmp, index=False)
         else:
-            df.to_csv(tmp, index=False)
+            df.to_csv(tmp, index=False, **csv_style)
     return path
 
 

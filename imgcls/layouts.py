@@ -51,6 +51,22 @@ def csv_separator(text: str) -> str:
     return next((s for s in (";", "\t") if s in line), ",")
 
 
+def csv_style(text: str) -> dict:
+    """How a CSV's text is written, as pandas.DataFrame.to_csv's options (sep, lineterminator, quoting), for a file
+    written as it is (predict's submission.csv filling a sample submission: a competition's checker may read its
+    format alone): its separator (csv_separator), its header's line ending, and every field quoted where every field
+    of its header is."""
+    import csv
+    import io as _io
+    sep = csv_separator(text)
+    first = next(_io.StringIO(text, newline=""), "")
+    header = first.rstrip("\r\n")
+    fields = next(csv.reader([header], delimiter=sep), [])
+    quoted = bool(fields) and header == sep.join('"' + f.replace('"', '""') + '"' for f in fields)
+    return {"sep": sep, "lineterminator": first[len(header):] or "\n",
+            "quoting": csv.QUOTE_ALL if quoted else csv.QUOTE_MINIMAL}
+
+
 def csv_text(path: Path, what: str = "CSV file", fix: str | None = None) -> str:
     """The text of a CSV file, read whole once (read_csv's, FolderView.text's), with the mistakes a user can make
     said in one line: not a regular file, an empty (0-byte) file, text that is not UTF-8. `fix`: the fix each line

@@ -1231,7 +1231,8 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
              placing_journal(placing).name]
     with output_set(out, "predict", earlier=[f.name for f in (*other, *earlier_figures)], temps=temps) as written:
         write_table(table, written.stage / probs_path.name)
-        write_table(sub, written.stage / SUBMISSION_CSV)
+        # a template's separator, line ending and quoting: a checker may read the sample submission's format alone
+        write_table(sub, written.stage / SUBMISSION_CSV, **(template.style if template is not None else {}))
         write_predict_report(written.stage, summary, table, classes, [m.run for m in spec.members],
                              rows if summary.get("eval") else None, shares=weights if shares else None,
                              meanings=prediction_meanings(classes, [member_meta(m) for m in spec.members]),

@@ -1,12 +1,13 @@
 """The submission file: `--format id,label | mask (ImageID,ans with class ids) | dacon (id,artist with names) |
 ID_COL,LABEL_COL`, or the competition's sample submission filled in its own row order (`match_template`, before
 any prediction: an id missing from the predictions or a prediction without a template row is an error naming both
-counts and an example; `check_template_fits` against the run's classes; `Template.fill` once predicted).
+counts and an example; `check_template_fits` against the run's classes; `Template.fill` once predicted), written
+in its own format (`Template.style`: its separator, line ending and quoting).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 from imgcls.console import sh
 from imgcls.errors import UserError
-from imgcls.layouts import FolderView, csv_text, nfc, read_csv, refuse_empty_cells
+from imgcls.layouts import FolderView, csv_style, csv_text, nfc, read_csv, refuse_empty_cells
 from imgcls.options import shown
 from imgcls.predict_config import (DEFAULT_FORMAT, FORMATS, format_key, keyword_of,  # noqa: F401  (--format's)
                                    resolve_format)
@@ -69,6 +70,8 @@ class Template:
     order: np.ndarray
     id_col: str | None = None       # the column of its ids (None: the first)
     label_named: bool = True        # its label column named (--format, a FORMATS preset) or the only other one
+    # how its file is written (layouts.csv_style: to_csv's sep, lineterminator, quoting), the submission's too
+    style: dict = field(default_factory=dict)
 
     def row_ids(self) -> list[str]:
         """The id the filled template writes for each test row (the template's spelling: 'a' for a.png matched by
@@ -217,7 +220,8 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
     pos = {k: i for i, k in enumerate(keys)}
     # ID,target,Usage without a --format: its label is any of the columns after the id (check_template_fits)
     named = bool(fmt) or preset is not None or len(cols) <= 2
-    return Template(tpl, label_col, kind, np.array([pos[nfc(t)] for t in tids], dtype=int), id_col, named)
+    return Template(tpl, label_col, kind, np.array([pos[nfc(t)] for t in tids], dtype=int), id_col, named,
+                    csv_style(text))
 
 
 def _refuse_shared_keys(template, id_col: str, df: pd.DataFrame, every: list[tuple[str, list[str]]], want: set,

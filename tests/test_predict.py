@@ -433,6 +433,32 @@ def test_predict_folder_follows_shuffled_template_and_matches_direct_forward(tmp
     assert summary["n_images"] == 7 and summary["tta_views"] == 1
 
 
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_the_submission_is_written_in_its_sample_submission_s_separator_line_ending_and_quoting(tmp_path, sep):
+    """A sample submission of id;label (a comma-decimal spreadsheet's export) or a TSV was read with its separator,
+    and submission.csv written with commas: a checker reading the template's format read one column. It is written
+    as the template is: its separator, its line ending, and every field quoted where its header's are."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    names = ["img0.png", "img1.png"]
+    for i, n in enumerate(names):
+        make_image(tmp_path / "test" / n, size=(36, 36), seed=i, kind="noise")
+    tpl = tmp_path / "sample_submission.csv"
+    for quote, ending in (("", "\r\n"), ('"', "\n")):
+        q = [quote + v + quote for v in ("id", "label", "img1.png", "img0.png", "?")]
+        tpl.write_bytes(f"{q[0]}{sep}{q[1]}{ending}{q[2]}{sep}{q[4]}{ending}{q[3]}{sep}{q[4]}{ending}".encode())
+        out = tmp_path / f"p{len(quote)}"
+        res = invoke("predict", run, "--data", tmp_path / "test", "--sample-submission", tpl, "--out", out,
+                     "--workers", 0)
+        assert res.exit_code == 0, res.output
+        text = (out / "submission.csv").read_bytes().decode()
+        rows = text.split(ending)
+        assert len(rows) == 4 and rows[-1] == "" and "\r" not in "".join(rows), repr(text)
+        fields = [r.split(sep) for r in rows[:3]]
+        assert [f[0] for f in fields] == q[:1] + q[2:4] and fields[0][1] == q[1], repr(text)
+        labels = [f[1] for f in fields[1:]]
+        assert all(v.startswith(quote) and v.endswith(quote) and v.strip('"') in "abc" for v in labels), repr(text)
+
+
 def test_competition_csv_multibranch_decodes_to_18_classes_with_tta(tmp_path, monkeypatch):
     run = make_tiny_run(tmp_path / "runs" / "multi", multi=True, model="test_resnet")
     ev = tmp_path / "eval"
