@@ -2909,7 +2909,8 @@ def test_a_test_csv_written_on_windows_names_its_images_with_backslashes(tmp_pat
 def test_a_test_csv_with_two_id_columns_of_other_ids_is_refused_naming_both(tmp_path, monkeypatch):
     """A test.csv holding both `Id` and `ID` (or `id` and `ID`) took the first as the submission's id without a
     word: the other may be the competition's, and every id of the submission would be wrong. Two id columns holding
-    other ids are one line naming both, before the model runs; two holding the same ids are one id."""
+    other ids are one line naming both and the file's line of the first row where they differ (it said 'row N', a
+    count no editor shows), before the model runs; two holding the same ids are one id."""
     run, ids = _two_image_test_csv(tmp_path, monkeypatch, "ID", "./test/{}.png")
     table = pd.read_csv("test.csv", dtype=str)
     for other in ("Id", "id"):
@@ -2917,10 +2918,18 @@ def test_a_test_csv_with_two_id_columns_of_other_ids_is_refused_naming_both(tmp_
         table.to_csv("test.csv", index=False)
         res = invoke("predict", run, "--data", "test.csv", "--out", tmp_path / "p", "--workers", 0)
         said = " ".join(res.output.split())
-        assert res.exit_code == 2 and (f"test.csv has two id columns, {other} and ID, holding other ids (row 1: a, "
+        assert res.exit_code == 2 and (f"test.csv has two id columns, {other} and ID, holding other ids (line 2: a, "
                                        f"TEST_00001)") in said, said
         assert not (tmp_path / "p").exists()
         table = table.drop(columns=other)
+    # the row named by its line in the file, as every CSV line is (a blank line is no row); the folder given, its CSV
+    Path("test.csv").write_text("Id,ID,img_path\n\nTEST_00001,TEST_00001,./test/TEST_00001.png\n\n"
+                                "b,TEST_00000,./test/TEST_00000.png\n")
+    for data in ("test.csv", "."):
+        res = invoke("predict", run, "--data", data, "--out", tmp_path / "p", "--workers", 0)
+        said = " ".join(res.output.split())
+        assert res.exit_code == 2 and ("test.csv has two id columns, Id and ID, holding other ids (line 5: b, "
+                                       "TEST_00000)") in said, said
     table.insert(0, "Id", ids)
     table.to_csv("test.csv", index=False)
     res = invoke("predict", run, "--data", "test.csv", "--out", tmp_path / "p", "--workers", 0)
