@@ -16,7 +16,7 @@ import pandas as pd
 
 from imgcls.console import sh
 from imgcls.errors import UserError
-from imgcls.layouts import FolderView, csv_style, csv_text, nfc, read_csv, refuse_empty_cells
+from imgcls.layouts import FolderView, csv_row_lines, csv_style, csv_text, nfc, read_csv, refuse_empty_cells
 from imgcls.options import shown
 from imgcls.predict_config import (DEFAULT_FORMAT, FORMATS, format_key, keyword_of,  # noqa: F401  (--format's)
                                    resolve_format)
@@ -205,8 +205,13 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
                         f"path, file name or stem (e.g. {keys[0]})"
                         + (f"; its column {other} holds test ids: the id column must come first" if other else
                            "; give the sample submission of these test images"))
-    if tids.duplicated().any():
-        raise UserError(f"{template}: id {tids[tids.duplicated()].iloc[0]} appears twice in column {id_col}")
+    if tids.duplicated().any():     # named by the file's lines of its rows, as the CSV reader names a row
+        first = tids[tids.duplicated()].iloc[0]
+        lines = csv_row_lines(text)
+        on = [lines[i] for i in np.flatnonzero((tids == first).to_numpy())]
+        raise UserError(f"{template}: id {first} appears {'twice' if len(on) == 2 else f'{len(on)} times'} in "
+                        f"column {id_col} (lines {shown(on, 5)}); a submission has one row per test image: drop "
+                        f"the others")
     missing = [t for t in tids if nfc(t) not in set(keys)]
     extra = [k for k in keys if k not in want]
     if missing or extra:

@@ -146,6 +146,20 @@ def test_a_template_row_without_an_id_is_told_by_its_line(tmp_path):
                             f"row names a test image: fill the id in or drop the row"), str(e.value)
 
 
+def test_a_template_id_written_twice_is_told_by_the_lines_it_is_on(tmp_path):
+    """A sample submission listing an id twice said which id and column, not where: the user searched the file. The
+    line names the file's lines of each of its rows (a blank line is no row), and the fix."""
+    f = tmp_path / "sample.csv"
+    f.write_text("id,label\na.jpg,0\n\nb.jpg,0\na.jpg,0\nc.jpg,0\na.jpg,0\n")
+    with pytest.raises(UserError) as e:
+        fill_template(f, _df(["a.jpg", "b.jpg", "c.jpg"]), np.zeros(3, int), ["x"])
+    assert str(e.value) == (f"{f}: id a.jpg appears 3 times in column id (lines 2, 5, 7); a submission has one row "
+                            f"per test image: drop the others"), str(e.value)
+    f.write_text("id,label\na.jpg,0\n\nb.jpg,0\na.jpg,0\nc.jpg,0\n")
+    with pytest.raises(UserError, match=re.escape(f"{f}: id a.jpg appears twice in column id (lines 2, 5); ")):
+        fill_template(f, _df(["a.jpg", "b.jpg", "c.jpg"]), np.zeros(3, int), ["x"])
+
+
 def test_a_template_of_placeholder_labels_is_filled_and_one_spelled_otherwise_is_refused(tmp_path):
     """Sample submissions often hold one placeholder label (0, all one class, '?', empty): filled. Two or more
     labels none of which is a class as the run writes it (names, or a mask template's ids) mean the competition
