@@ -39,12 +39,30 @@ EMPTY_CLASSES_READ = "imgcls_empty_class_folders"
 SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
+def _header_line(text: str) -> tuple[int, str]:
+    """(how many lines come before a CSV's header, its header's line as written): its first line of more than
+    spaces and tabs, as pandas reads it (the empty lines and lines of spaces before it are passed over)."""
+    import io as _io
+    for i, line in enumerate(_io.StringIO(text, newline="")):
+        if line.strip(" \t\r\n"):
+            return i, line
+    return 0, ""
+
+
+def _header(rows, text: str) -> list[str]:
+    """The header of a CSV's text read from `rows`, a csv.reader of it, left past the header (_header_line: each
+    line before it one row)."""
+    for _ in range(_header_line(text)[0]):
+        next(rows)
+    return next(rows, [])
+
+
 def csv_separator(text: str) -> str:
     """The field separator of a CSV's text, judged by its header line: a comma, unless the header has none and
     has semicolons or tabs (what a spreadsheet in a comma-decimal locale, or a TSV, writes)."""
     import csv
     import io as _io
-    header = next(csv.reader(_io.StringIO(text, newline="")), [])
+    header = _header(csv.reader(_io.StringIO(text, newline="")), text)
     if len(header) > 1:
         return ","
     line = header[0] if header else ""
@@ -57,9 +75,8 @@ def csv_style(text: str) -> dict:
     format alone): its separator (csv_separator), its header's line ending, and every field quoted where every field
     of its header is."""
     import csv
-    import io as _io
     sep = csv_separator(text)
-    first = next(_io.StringIO(text, newline=""), "")
+    first = _header_line(text)[1]
     header = first.rstrip("\r\n")
     fields = next(csv.reader([header], delimiter=sep), [])
     quoted = bool(fields) and header == sep.join('"' + f.replace('"', '""') + '"' for f in fields)
@@ -103,7 +120,7 @@ def read_csv(path: Path, what: str = "CSV file", text: str | None = None, fix: s
     if kwargs.get("nrows") != 0:
         rows = csv.reader(_io.StringIO(text, newline=""), delimiter=sep)  # quoted values may hold seps and newlines
         try:
-            width = len(next(rows))
+            width = len(_header(rows, text))
             end, skipped = rows.line_num, None
             for row in rows:
                 if row and len(row) != width:
@@ -142,7 +159,7 @@ def csv_row_lines(text: str) -> list[int]:
     sep = csv_separator(text)
     skipped = _skipped_lines(text, sep)
     rows = csv.reader(_io.StringIO(text, newline=""), delimiter=sep)
-    next(rows, None)
+    _header(rows, text)
     lines, end = [], rows.line_num
     for row in rows:
         if row and end + 1 not in skipped:      # a one-column CSV's '   ': csv.reader's one field, no row

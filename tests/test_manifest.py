@@ -1520,6 +1520,17 @@ def test_a_whitespace_only_line_of_a_csv_is_skipped_as_pandas_skips_it_not_a_rag
         mf.load(tmp_path / "test.tsv", scan=False, opts=mf.LayoutOptions(layout="csv"))
 
 
+def test_blank_lines_before_a_csv_s_header_are_passed_over_as_pandas_does(tmp_path):
+    """pandas reads a CSV whose header follows empty lines or lines of spaces; read_csv took the first of them for
+    the header: 'line 3 has 2 field(s), the header has 0', its separator judged by an empty line (a comma)."""
+    make_image(tmp_path / "test" / "a.png", seed=0)
+    (tmp_path / "test.csv").write_text("\n \t\nimg_path;note\ntest/a.png;x,y\n")
+    assert mf.load(tmp_path / "test.csv", scan=False)["note"].tolist() == ["x,y"]
+    (tmp_path / "test.csv").write_text("\n \t\nimg_path;note\ntest/a.png;x\n\n;y\n")
+    with pytest.raises(UserError, match="line 6 has no image in its column img_path"):
+        mf.load(tmp_path / "test.csv", scan=False)
+
+
 def test_a_whitespace_only_line_of_a_one_column_csv_is_no_row_in_its_line_numbers(tmp_path):
     """pandas skips a line of spaces or tabs as it skips an empty one, and csv_row_lines counted it as a row of a
     one-column CSV (its one field '   '): a row naming no image after it was named one line early."""
