@@ -255,10 +255,11 @@ def test_every_preset_keeps_a_grey_image_grey(tmp_path):
     two = [Image.open(src / "a" / "0.png"), Image.open(src / "a" / "1.png")]
     for preset in [p for p in AUG_PRESETS if p != "none"] + ["mixup"]:
         cfg = PreprocessConfig(oversample="max", oversample_aug=preset, seed=0)
-        for k in range(30):
-            rgb = np.asarray(make_copy([im.convert("RGB") for im in two], cfg, f"a/0__os{k}.png"))
+        for k in range(30):     # copies 1-3 (light: the mirror, then affine moves) of 30 names
+            name = f"a/{k}__os{k % 3 + 1}.png"
+            rgb = np.asarray(make_copy([im.convert("RGB") for im in two], cfg, name))
             assert (rgb == rgb[..., :1]).all(), (preset, k)
-            grey = make_copy(two, cfg, f"a/0__os{k}.png")
+            grey = make_copy(two, cfg, name)
             assert grey.mode == "L", (preset, k)
             np.testing.assert_array_equal(np.asarray(grey), rgb[..., 0])
     cfg = PreprocessConfig(oversample="max", oversample_aug="mixup", seed=0)
@@ -366,45 +367,64 @@ def test_train_never_trains_on_a_copy_of_a_test_image(fold, capsys):
     assert "warning: 2 oversampled copies whose source is a test image: dropped from training" in err, err
 
 
-@pytest.mark.parametrize("aug", ["light", "mixup", "medium"])
-def test_copies_that_can_only_repeat_their_image_are_said_before_the_work(tmp_path, capsys, monkeypatch, aug):
-    """--oversample-aug light is a horizontal flip alone (train's preset): a copy is its image as it is or mirrored,
-    so a class needing more than one copy per image got copies byte-identical to their source or its mirror,
-    unsaid (136 fmnist_lt images at 28 px, --oversample median: 20 of 48 copies identical to their source); mixup
-    gives a class of one image light copies. One warning line before the work names those classes and the presets
-    that make distinct copies; preprocess.json and the report name them."""
+def _symmetric_images():
+    """Small grey images (0 / 255): a left-right symmetric one (its mirror is itself), a lopsided one, and a centred
+    square on which train's medium / heavy presets can skip every op (a full crop, a rotation nearest interpolation
+    undoes, brightness and contrast that 0 and 255 clip back)."""
+    from PIL import Image
+    sym = np.zeros((28, 28), np.uint8)
+    sym[6:22, 8:20] = 255
+    side = sym.copy()
+    side[6:12, 8:12] = 0
+    square = np.zeros((6, 6), np.uint8)
+    square[2:4, 2:4] = 255
+    return [Image.fromarray(a, "L") for a in (sym, side, square)]
+
+
+@pytest.mark.parametrize("aug", ["light", "medium", "heavy", "mixup"])
+def test_copies_differ_from_their_source_and_from_each_other(aug):
+    """light was train's random horizontal flip: a copy was its image as it is or mirrored (136 fmnist_lt images,
+    --oversample median: 20 of 48 copies byte-identical to their source), and a class needing several copies per
+    image repeated them. The first light copy is the mirror, later ones add a small seeded shift / scale / rotation,
+    and with every preset a draw equal to the source or to an earlier copy of it is drawn again (on the 6 px square
+    medium's and heavy's copies 1 and 15 were their source). Same seed, same pixels."""
+    from imgcls.preprocess.oversample import make_copy
+    cfg = PreprocessConfig(oversample="max", oversample_aug=aug, seed=0)
+    for i, src in enumerate(_symmetric_images()):
+        copies = [np.asarray(make_copy([src], cfg, f"a/{i}__os{k}.png")) for k in range(1, 17)]
+        for k, c in enumerate(copies, 1):
+            assert c.shape == np.asarray(src).shape and not np.array_equal(c, np.asarray(src)), (i, k)
+        same = [(j, k) for k in range(len(copies)) for j in range(k) if np.array_equal(copies[j], copies[k])]
+        assert same == [], (i, same)
+        again = [np.asarray(make_copy([src], cfg, f"a/{i}__os{k}.png")) for k in (1, 7)]
+        np.testing.assert_array_equal(again[0], copies[0])
+        np.testing.assert_array_equal(again[1], copies[6])
+    if aug == "light":      # the first copy is the mirror itself, the later ones are not
+        lop = _symmetric_images()[1]
+        np.testing.assert_array_equal(np.asarray(make_copy([lop], cfg, "a/1__os1.png")), np.asarray(lop)[:, ::-1])
+        assert not np.array_equal(np.asarray(make_copy([lop], cfg, "a/1__os3.png")), np.asarray(lop)[:, ::-1])
+        other = np.asarray(make_copy([lop], PreprocessConfig(oversample="max", oversample_aug=aug, seed=1),
+                                     "a/1__os2.png"))
+        assert not np.array_equal(other, np.asarray(make_copy([lop], cfg, "a/1__os2.png")))
+
+
+@pytest.mark.parametrize("aug", ["light", "mixup"])
+def test_a_class_needing_several_copies_per_image_gets_distinct_copies_and_no_warning(tmp_path, capsys, aug):
+    """End to end: the written copies (pixels read back) differ from their source and from each other, and the
+    warning that light copies repeat their image (and preprocess.json's repeating_classes) is gone."""
     import json
 
-    import imgcls.preprocess.run as prun
+    from PIL import Image
     src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 2, "c": 1, "d": 5}, size=(32, 32))
-    said_before = []
-    process = prun._process
-
-    def watched(*a, **kw):
-        said_before.append(capsys.readouterr().err)
-        return process(*a, **kw)
-    monkeypatch.setattr(prun, "_process", watched)
     out = tmp_path / "out"
-    # max: a 8 (0 copies), b 8 (6: 3 per image), c 4 (3), d 8 (3 of 5 images: less than one per image)
-    run_preprocess(src, out, PreprocessConfig(oversample="max", oversample_aug=aug, seed=0), workers=1)
-    warned = [ln.removeprefix("warning: ") for ln in said_before[0].splitlines()
-              if ln.startswith("warning: ") and "--oversample-aug" in ln]
+    res = run_preprocess(src, out, PreprocessConfig(oversample="max", oversample_aug=aug, seed=0), workers=1)
+    assert "--oversample-aug" not in capsys.readouterr().err
+    copies = res[mf.augmented(res)]
+    assert copies["label"].value_counts().to_dict() == {"b": 6, "c": 3, "d": 3}
+    pixels = {p: np.asarray(Image.open(out / p)) for p in res["path"]}
+    groups = copies.groupby(copies["augmented_from"].map(lambda a: mf.copy_sources(a)[0]))["path"]
+    for source, names in groups:
+        arrays = [pixels[source]] + [pixels[n] for n in names]
+        assert all(not np.array_equal(arrays[j], arrays[k]) for k in range(len(arrays)) for j in range(k)), source
     summary = json.loads((out / "preprocess.json").read_text())["oversampled"]
-    report = (out / "report.html").read_text()
-    if aug == "medium":
-        assert warned == [] and summary["repeating_classes"] == {}, said_before
-        assert "repeat" not in report
-        return
-    assert len(warned) == 1, said_before
-    if aug == "light":
-        assert warned[0].strip() == (
-            "--oversample-aug light copies an image as it is or mirrored (a horizontal flip alone), and classes b "
-            "(2 images, 6 copies), c (1 image, 3 copies) need more than one copy per image: their copies repeat "
-            "the same pictures; --oversample-aug medium or heavy makes distinct copies"), warned
-        assert summary["repeating_classes"] == {"b": 6, "c": 3}
-    else:
-        assert warned[0].strip() == (
-            "--oversample-aug mixup has no second image to blend in class c (1 image): its 3 copies are light ones, "
-            "the image as it is or mirrored; --oversample-aug medium or heavy makes distinct copies"), warned
-        assert summary["repeating_classes"] == {"c": 3}
-    assert "copies repeating their image" in report
+    assert "repeating_classes" not in summary and "repeat" not in (out / "report.html").read_text()

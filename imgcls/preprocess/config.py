@@ -55,8 +55,9 @@ class PreprocessConfig:
                                          "min(TARGET, count x --oversample-max-factor): median | max | a number.")
     oversample_aug: str = option("medium", panel=OVERSAMPLING, choices=OVERSAMPLE_AUGS,
                                  needs=(("oversample", TARGET_SET),),
-                                 help="How a copy differs: train's light | medium | heavy augmentation of its "
-                                      "source, or mixup (a blend of two images of the class).")
+                                 help="How a copy differs from its source and its other copies: light (the "
+                                      "mirror, then small shifts / rotations) | train's medium | heavy "
+                                      "augmentation, or mixup (a blend of two images of the class).")
     oversample_max_factor: float = option(DEFAULT_MAX_FACTOR, panel=OVERSAMPLING, lo=1,
                                           needs=(("oversample", TARGET_SET),),
                                           help="A class grows to at most this many times its image count.")
@@ -94,8 +95,9 @@ class PreprocessConfig:
         """What the oversampled copies depend on besides their sources' pixels (None: no oversampling)."""
         if not oversamples(self.oversample):      # off (None, or typed: --oversample off)
             return None
-        # fill: the copies' rotation fill (each source's border colour; white before), so older copies are remade
-        return {**{k: getattr(self, k) for k in OVERSAMPLE_FIELDS}, "fill": "border"}
+        # fill: the copies' rotation fill (each source's border colour; white before), copies: each differs from its
+        # source and the source's other copies (light: a mirror, then small affine moves), so older copies are remade
+        return {**{k: getattr(self, k) for k in OVERSAMPLE_FIELDS}, "fill": "border", "copies": "distinct"}
 
 
 OVERSAMPLE_FIELDS = ("oversample", "oversample_aug", "oversample_max_factor", "seed")

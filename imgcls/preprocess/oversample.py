@@ -3,9 +3,10 @@
 After the originals are written, each labelled class below its target (imgcls.oversample.class_targets: min(TARGET,
 count x --oversample-max-factor)) gets that many augmented copies of its written images, drawn in a seeded order
 so every image is used once before any is used twice. A copy is made from the ORIGINAL's output (it has the same
-crop, size and background as its source) by train's augmentation preset (imgcls.train.data.augment_transform), or,
-with `mixup`, as a pixel blend of two images of the class (the mask write-up's 60+ group; a class of one image
-gets `light` copies: there is no second image to blend).
+crop, size and background as its source) by train's augmentation preset (imgcls.train.data.augment_transform;
+`light`: the mirror, then small affine moves, light_copy), or, with `mixup`, as a pixel blend of two images of the
+class (the mask write-up's 60+ group; a class of one image gets `light` copies: there is no second image to blend).
+A copy's pixels differ from its source's and from the source's other copies (make_copy draws again).
 
 A copy is written beside its source as `<stem>__os<k><ext>` (k = the k-th copy of that source) and is one more
 manifest row: the source's columns, its own `path` and scan columns, `source_path` = the source's input image and
@@ -31,7 +32,7 @@ from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.console import info, plural, progress_bar, warn
 from imgcls.fsutil import under
-from imgcls.oversample import class_targets, extra_copies, parse_target
+from imgcls.oversample import class_targets, parse_target
 from imgcls.preprocess.config import PreprocessConfig
 from imgcls.preprocess.image import save_image
 from imgcls.preprocess.outputs import SETTINGS_FILE, journal_records, open_journal, up_to_date
@@ -39,6 +40,9 @@ from imgcls.preprocess.outputs import SETTINGS_FILE, journal_records, open_journ
 COPY_JOURNAL = ".oversample_journal.jsonl"
 COPY_TAG = "__os"
 MIXUP_RANGE = (0.3, 0.7)   # the first image's share of a mixup blend, drawn uniformly
+# a light copy after the first: torchvision's RandomAffine of a few degrees / percent, so each copy differs
+LIGHT_AFFINE = {"degrees": 5, "translate": (0.04, 0.04), "scale": (0.95, 1.05)}
+MAX_DRAWS = 20             # draws of a copy before one equal to its source is kept (no op changes a flat image)
 
 
 def copy_name(source_path: str, k: int) -> str:
@@ -92,49 +96,40 @@ def plan_copies(df: pd.DataFrame, eligible: np.ndarray, cfg: PreprocessConfig) -
     return plan
 
 
-def repeating_classes(counts: dict[str, int], cfg: PreprocessConfig) -> dict[str, int]:
-    """class -> its copies, for the classes whose copies can only repeat pictures: a `light` copy is its image as it
-    is or mirrored (train's preset is a horizontal flip alone, and means that), so a class that needs more than one
-    copy per image repeats them; `mixup` gives a class of one image light copies (no second image to blend)."""
-    if cfg.oversample_settings() is None or cfg.oversample_aug not in ("light", "mixup"):
-        return {}
-    extra = extra_copies(counts, cfg.oversample, cfg.oversample_max_factor)
-    return {k: e for k, e in sorted(extra.items())
-            if (e > counts[k] if cfg.oversample_aug == "light" else counts[k] == 1 and e > 0)}
+def copy_index(name: str) -> tuple[str, int]:
+    """(source name, k) of copy_name's `<stem>__os<k><ext>`; (name, 0) for a name that is not a copy's."""
+    p = PurePosixPath(name)
+    stem, tag, k = p.stem.rpartition(COPY_TAG)
+    if not tag or not k.isdigit():
+        return name, 0
+    return p.with_name(stem + p.suffix).as_posix(), int(k)
 
 
-def warn_repeating_copies(df: pd.DataFrame, cfg: PreprocessConfig) -> None:
-    """Before the work: one warning naming repeating_classes among the rows to be copied (kept, labelled, not copies
-    already; an image that fails later changes its class's count) and the presets that make distinct copies."""
-    if cfg.oversample_settings() is None or "label" not in df.columns:
-        return
-    from imgcls.options import shown
-    labels = df["label"].fillna("").astype(str)
-    counts = labels[mf.kept(df) & (labels != "").to_numpy() & ~mf.augmented(df)].value_counts().to_dict()
-    repeat = repeating_classes(counts, cfg)
-    if not repeat:
-        return
-    fix = "--oversample-aug medium or heavy makes distinct copies"
-    if cfg.oversample_aug == "mixup":
-        copies = sum(repeat.values())
-        warn(f"--oversample-aug mixup has no second image to blend in {'class' if len(repeat) == 1 else 'classes'} "
-             f"{shown([f'{k} (1 image)' for k in repeat], k=5)}: {'its' if len(repeat) == 1 else 'their'} "
-             f"{plural(copies, 'copy', 'copies')} are light ones, the image as it is or mirrored; {fix}")
-        return
-    named = shown([f"{k} ({plural(counts[k], 'image')}, {plural(e, 'copy', 'copies')})" for k, e in repeat.items()],
-                  k=5)
-    warn(f"--oversample-aug light copies an image as it is or mirrored (a horizontal flip alone), and "
-         f"{'class' if len(repeat) == 1 else 'classes'} {named} need{'s' if len(repeat) == 1 else ''} more than "
-         f"one copy per image: {'its' if len(repeat) == 1 else 'their'} copies repeat the same pictures; {fix}")
+def light_copy(x, k: int, first_draw: bool, fill):
+    """The k-th light copy of a uint8 [3, H, W] image: copy 1 is its mirror; a later copy (or copy 1 drawn again,
+    its source's mirror being the source) is mirrored when k is odd and moved by a small affine (LIGHT_AFFINE)
+    drawn from torch's generator. Train's light preset (a random flip) alone makes copies repeat their image."""
+    from torchvision.transforms import InterpolationMode, v2
+    from torchvision.transforms.v2 import functional as F
+    if k % 2:
+        x = F.horizontal_flip(x)
+    if k == 1 and first_draw:
+        return x
+    return v2.RandomAffine(**LIGHT_AFFINE, interpolation=InterpolationMode.BILINEAR, fill=list(fill))(x)
 
 
 def make_copy(images: list, cfg: PreprocessConfig, name: str):
     """The copy's pixels from its source image(s) (PIL 'L' or RGB, as io.load_rgb_or_grey reads them), seeded by
     (--seed, name); 'L' when every source is. The augmentation runs on the RGB train reads (io.load_rgb: the grey
-    level in R, G and B), and on such an image every preset keeps the channels equal (flip, crop, rotation and
-    perspective filled with the border's own grey, erasing with 0, brightness / contrast / saturation blends
-    towards one grey value per pixel, a hue shift of a colourless pixel; test_oversample checks each preset), so
-    the grey copy is its R channel: the pixels train reads back from it are the augmented RGB."""
+    level in R, G and B), and on such an image every preset keeps the channels equal (flip, crop, rotation,
+    affine and perspective filled with the border's own grey, erasing with 0, brightness / contrast / saturation
+    blends towards one grey value per pixel, a hue shift of a colourless pixel; test_oversample checks each preset),
+    so the grey copy is its R channel: the pixels train reads back from it are the augmented RGB.
+
+    A copy differs from its source: a draw with the source's pixels is drawn again (train's presets can skip every
+    op on a small image), up to MAX_DRAWS times. The k-th copy of a preset also differs from copies 1..k-1 of its
+    source, which are drawn again here (each seeded by its own name): the copies of one source are made alike in
+    any order and on a resumed run. Mixup blends a partner the plan drew, so only the source is compared there."""
     import torch
     from PIL import Image
     from torchvision.transforms import v2
@@ -142,27 +137,42 @@ def make_copy(images: list, cfg: PreprocessConfig, name: str):
     from imgcls.train.data import augment_transform, border_colour, random_erasing
     grey = all(im.mode == "L" for im in images)
     images = [im if im.mode == "RGB" else im.convert("RGB") for im in images]
-    rng = np.random.default_rng(_seed(cfg.seed, name))
     base = images[0]
+    x0 = v2.ToImage()(base)
     if cfg.oversample_aug == "mixup" and len(images) > 1:
+        rng = np.random.default_rng(_seed(cfg.seed, name))
         other = images[1].resize(base.size, Image.BILINEAR) if images[1].size != base.size else images[1]
-        lam = float(rng.uniform(*MIXUP_RANGE))
-        out = Image.blend(other, base, lam)   # lam of `base`, 1 - lam of the partner
-        return out.getchannel("R") if grey else out
+        for _ in range(MAX_DRAWS):
+            lam = float(rng.uniform(*MIXUP_RANGE))
+            out = Image.blend(other, base, lam)   # lam of `base`, 1 - lam of the partner
+            if not torch.equal(v2.ToImage()(out), x0):
+                return out.getchannel("R") if grey else out
+        # a partner with the source's pixels (a duplicate in the class): no blend differs, light copies do
     preset = "light" if cfg.oversample_aug == "mixup" else cfg.oversample_aug
     w, h = base.size
     # rotation brings in the source's own border colour: white (train's --fill default) put bright corners on the
     # copies of a black-background set, the minority classes' copies only, a cue that names the class
-    aug = augment_transform(preset, (h, w), fill=border_colour(np.asarray(base)[None]))
+    fill = border_colour(np.asarray(base)[None])
+    aug = augment_transform(preset, (h, w), fill=fill)
     erase = random_erasing(preset)
+    source, k = copy_index(name)
+    names = [copy_name(source, j) for j in range(1, k)] + [name]
+    seen = [x0]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(rng.integers(2 ** 62)))
-        x = v2.ToImage()(base)
-        x = aug(x)
-        if erase is not None:
-            x = erase(x)
-        out = v2.ToPILImage()(x).convert("RGB")
-        return out.getchannel("R") if grey else out
+        for j, copy in enumerate(names, 1 if k else 0):
+            torch.manual_seed(int(np.random.default_rng(_seed(cfg.seed, copy)).integers(2 ** 62)))
+            for draw in range(MAX_DRAWS):
+                if preset == "light":
+                    x = light_copy(x0, j, draw == 0, fill)
+                else:
+                    x = aug(x0)
+                    if erase is not None:
+                        x = erase(x)
+                if not any(torch.equal(x, s) for s in seen):
+                    break
+            seen.append(x)
+    out = v2.ToPILImage()(x).convert("RGB")
+    return out.getchannel("R") if grey else out
 
 
 def _previous_copies(out: Path, settings: dict) -> dict[str, dict]:
@@ -262,10 +272,8 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
         jpath.unlink()
     result = pd.concat([res, pd.DataFrame(rows, columns=res.columns)], ignore_index=True) if rows else res
     per_class = pd.Series([str(r["label"]) for r in rows]).value_counts().sort_index().to_dict() if rows else {}
-    counts = res.loc[eligible, "label"].astype(str).value_counts().to_dict()
     summary = {"settings": settings, "copies": len(rows), "written": written, "up_to_date": kept_n,
-               "per_class": {str(k): int(v) for k, v in per_class.items()},
-               "repeating_classes": repeating_classes(counts, cfg)}   # warned of before the work
+               "per_class": {str(k): int(v) for k, v in per_class.items()}}
     info(f"oversampling ({cfg.oversample}, x{cfg.oversample_max_factor:g} at most, {cfg.oversample_aug}): "
          f"{len(rows)} cop{'y' if len(rows) == 1 else 'ies'} of {len(per_class)} class(es) "
          f"({written} written, {kept_n} up to date)")

@@ -63,8 +63,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
                         + (f"{hint}, or drop --oversample" if hint else
                            "give a labelled dataset (a folder per class, or a CSV with a label column), or drop "
                            "--oversample"))
-    from imgcls.preprocess.oversample import possible_copy_names, warn_repeating_copies
-    warn_repeating_copies(df, cfg)     # light copies that can only repeat their image: said before the work
+    from imgcls.preprocess.oversample import possible_copy_names
     age_bands = mf.age_band_record(df, opts)      # recorded in preprocess.json: train reads them beside the manifest
     paths = mf.image_paths(df)
     check_output_location(out, *mf.input_folders(df), images=paths)       # before the scan: a refusal comes first
@@ -359,10 +358,6 @@ def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, 
     copies = summary.get("oversampled") or {}
     counts += [(f"oversampled copies{'' if k == 'copies' else ' ' + k.replace('_', ' ')}", copies[k])
                for k in ("copies", "written", "up_to_date") if k in copies]
-    if copies.get("repeating_classes"):     # light copies of an image as it is or mirrored (warned of)
-        counts.append(("oversampled classes with copies repeating their image (light: as it is or mirrored)",
-                       ", ".join(f"{k} ({plural(n, 'copy', 'copies')})"
-                                 for k, n in copies["repeating_classes"].items())))
     sections = [("Settings", rp.key_values(settings.items())),
                 ("Run", rp.key_values((k, summary[k]) for k in REPORT_RUN if summary.get(k) is not None)),
                 ("Counts", rp.key_values(counts))]
