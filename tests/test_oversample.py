@@ -428,3 +428,21 @@ def test_a_class_needing_several_copies_per_image_gets_distinct_copies_and_no_wa
         assert all(not np.array_equal(arrays[j], arrays[k]) for k in range(len(arrays)) for j in range(k)), source
     summary = json.loads((out / "preprocess.json").read_text())["oversampled"]
     assert "repeating_classes" not in summary and "repeat" not in (out / "report.html").read_text()
+
+
+def test_copies_of_an_image_no_augmentation_changes_are_said(tmp_path, capsys):
+    """An image of one colour is its own mirror, shift, crop and rotation (filled with its border's colour) and
+    brightness of black: no draw differs, and its copies were written as repeats of it, unsaid. One warning after
+    the copies names them; a class of varied images gets none."""
+    from PIL import Image
+    src = make_image_folder(tmp_path / "raw", {"a": 4, "b": 1}, size=(24, 24))
+    Image.new("RGB", (24, 24), (0, 0, 0)).save(src / "b" / "000.png")      # b: one black image
+    out = tmp_path / "out"
+    res = _run(src, out, oversample="max", oversample_aug="medium", seed=0)
+    err = " ".join(capsys.readouterr().err.split())
+    assert mf.augmented(res).sum() == 3
+    assert ("warning: 3 oversampled copies (b/000__os1.png, b/000__os2.png, b/000__os3.png) equal their source: no "
+            "draw of --oversample-aug medium changed it (an image of one colour?)") in err, err
+    _run(make_image_folder(tmp_path / "raw2", {"a": 4, "b": 2}, size=(24, 24)), tmp_path / "out2",
+         oversample="max", oversample_aug="light", seed=0)
+    assert "equal their source" not in capsys.readouterr().err

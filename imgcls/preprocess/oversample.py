@@ -127,7 +127,8 @@ def make_copy(images: list, cfg: PreprocessConfig, name: str):
     so the grey copy is its R channel: the pixels train reads back from it are the augmented RGB.
 
     A copy differs from its source: a draw with the source's pixels is drawn again (train's presets can skip every
-    op on a small image), up to MAX_DRAWS times. The k-th copy of a preset also differs from copies 1..k-1 of its
+    op on a small image), up to MAX_DRAWS times (no op changes an image of one colour: add_copies warns of such
+    copies). The k-th copy of a preset also differs from copies 1..k-1 of its
     source, which are drawn again here (each seeded by its own name): the copies of one source are made alike in
     any order and on a resumed run. Mixup blends a partner the plan drew, so only the source is compared there."""
     import torch
@@ -237,7 +238,7 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
                         f"that image (names ending in {COPY_TAG}<k> are preprocess's copies)")
     prev = _previous_copies(out, settings)
     paths = list(res["path"].astype(str))
-    rows, kept_n, written = [], 0, 0
+    rows, kept_n, written, repeats = [], 0, 0, []
     jpath = out / COPY_JOURNAL
     with open_journal(jpath, settings) as journal, progress_bar("writing oversampled copies", len(plan)) as advance:
         for name, sources in plan:
@@ -257,7 +258,10 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
                     warn(f"{out / paths[sources[0]]}: {e.reason}; no copy {name}")
                     advance()
                     continue
-                save_image(make_copy(ims, cfg, name), dst, cfg.quality)
+                copy = make_copy(ims, cfg, name)
+                if np.array_equal(np.asarray(copy), np.asarray(ims[0])):   # MAX_DRAWS draws and none differed
+                    repeats.append(name)
+                save_image(copy, dst, cfg.quality)
                 scan = {k: v for k, v in imgio.probe(dst, max_pixels=None).items()}
                 written += 1
                 journal.write(json.dumps({"path": name, "augmented_from": origin, **scan}, default=str) + "\n")
@@ -267,6 +271,12 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
             row.update(path=name, root=out_root, augmented_from=origin, error="")
             rows.append(row)
             advance()
+    if repeats:
+        from imgcls.options import shown
+        one = len(repeats) == 1
+        warn(f"{plural(len(repeats), 'oversampled copy', 'oversampled copies')} ({shown(repeats)}) "
+             f"equal{'s its' if one else ' their'} source: no draw of --oversample-aug {cfg.oversample_aug} changed it "
+             f"(an image of one colour?)")
     _remove(out, old_copies - {r["path"] for r in rows})
     if jpath.exists():
         jpath.unlink()
