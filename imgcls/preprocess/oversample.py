@@ -109,13 +109,18 @@ def light_copy(x, k: int, first_draw: bool, fill):
     """The k-th light copy of a uint8 [3, H, W] image: copy 1 is its mirror; a later copy (or copy 1 drawn again,
     its source's mirror being the source) is mirrored when k is odd and moved by a small affine (LIGHT_AFFINE)
     drawn from torch's generator. Train's light preset (a random flip) alone makes copies repeat their image."""
-    from torchvision.transforms import InterpolationMode, v2
+    from torchvision.transforms import v2
     from torchvision.transforms.v2 import functional as F
     if k % 2:
         x = F.horizontal_flip(x)
     if k == 1 and first_draw:
         return x
-    return v2.RandomAffine(**LIGHT_AFFINE, interpolation=InterpolationMode.BILINEAR, fill=list(fill))(x)
+    # a shift of a pixel at least (torchvision rounds it to whole pixels: 4% of a 6 px image is none); nearest, as
+    # train's rotation: torchvision's bilinear blends the fill in with weights already applied, a grey line along
+    # the moved edge of a white drawing (copies only)
+    h, w = x.shape[-2:]
+    shift = tuple(max(t, 1 / n) for t, n in zip(LIGHT_AFFINE["translate"], (w, h)))
+    return v2.RandomAffine(**{**LIGHT_AFFINE, "translate": shift}, fill=list(fill))(x)
 
 
 def make_copy(images: list, cfg: PreprocessConfig, name: str):
