@@ -2,6 +2,8 @@
 split keeping copies with their sources, train never validating on a copy."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -193,12 +195,12 @@ def test_copies_of_a_black_background_image_bring_in_no_white_corners():
     a[6:22, 8:20] = 150                                   # a grey garment on black
     src = Image.fromarray(a)
     cfg = PreprocessConfig(oversample="max", oversample_aug="medium", seed=0)
-    corners = [np.asarray(make_copy([src], cfg, f"x__os{k}.png"))[[0, 0, -1, -1], [0, -1, 0, -1]].max()
+    corners = [np.asarray(make_copy([src], cfg, f"x__os{k}.png")[0])[[0, 0, -1, -1], [0, -1, 0, -1]].max()
                for k in range(12)]
     assert max(corners) < 60, corners
     w = np.full((28, 28, 3), 255, np.uint8)               # a white-background drawing keeps white corners
     w[6:22, 8:20] = 40
-    assert min(np.asarray(make_copy([Image.fromarray(w)], cfg, f"x__os{k}.png"))[0, 0].min()
+    assert min(np.asarray(make_copy([Image.fromarray(w)], cfg, f"x__os{k}.png")[0])[0, 0].min()
                for k in range(12)) > 200
 
 
@@ -239,7 +241,7 @@ def test_copies_of_a_grey_source_are_grey_and_read_back_as_the_rgb_augmentation(
         assert r["mode"] == want and Image.open(out / name).mode == want
         modes.append(want)
         # the pixels train reads back are those of the augmentation of the sources' RGB
-        rgb = make_copy([Image.open(out / s).convert("RGB") for s in sources], cfg, name)
+        rgb = make_copy([Image.open(out / s).convert("RGB") for s in sources], cfg, name)[0]
         np.testing.assert_array_equal(np.asarray(Image.open(out / name).convert("RGB")), np.asarray(rgb))
     assert len(modes) == 5 and "L" in modes and "RGB" in modes, modes
 
@@ -257,17 +259,17 @@ def test_every_preset_keeps_a_grey_image_grey(tmp_path):
         cfg = PreprocessConfig(oversample="max", oversample_aug=preset, seed=0)
         for k in range(30):     # copies 1-3 (light: the mirror, then affine moves) of 30 names
             name = f"a/{k}__os{k % 3 + 1}.png"
-            rgb = np.asarray(make_copy([im.convert("RGB") for im in two], cfg, name))
+            rgb = np.asarray(make_copy([im.convert("RGB") for im in two], cfg, name)[0])
             assert (rgb == rgb[..., :1]).all(), (preset, k)
-            grey = make_copy(two, cfg, name)
+            grey = make_copy(two, cfg, name)[0]
             assert grey.mode == "L", (preset, k)
             np.testing.assert_array_equal(np.asarray(grey), rgb[..., 0])
     cfg = PreprocessConfig(oversample="max", oversample_aug="mixup", seed=0)
     c = Image.open(src / "b" / "c.png")
-    mixed = make_copy([two[0], c], cfg, "a/0__os1.png")
+    mixed = make_copy([two[0], c], cfg, "a/0__os1.png")[0]
     assert mixed.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(mixed),
-                                  np.asarray(make_copy([two[0].convert("RGB"), c], cfg, "a/0__os1.png")))
+                                  np.asarray(make_copy([two[0].convert("RGB"), c], cfg, "a/0__os1.png")[0]))
 
 
 @pytest.mark.parametrize("factor", [1.5, 2, 2.5, 4])
@@ -393,21 +395,21 @@ def test_copies_differ_from_their_source_and_from_each_other(aug):
     for i, src in enumerate(_symmetric_images()):
         # light moves the 6 px square by a pixel or none (8 other pictures): 4 copies of it
         n = 4 if i == 2 and aug in ("light", "mixup") else 16
-        copies = [np.asarray(make_copy([src], cfg, f"a/{i}__os{k}.png")) for k in range(1, n + 1)]
+        copies = [np.asarray(make_copy([src], cfg, f"a/{i}__os{k}.png")[0]) for k in range(1, n + 1)]
         for k, c in enumerate(copies, 1):
             assert c.shape == np.asarray(src).shape and not np.array_equal(c, np.asarray(src)), (i, k)
         same = [(j, k) for k in range(len(copies)) for j in range(k) if np.array_equal(copies[j], copies[k])]
         assert same == [], (i, same)
-        again = [np.asarray(make_copy([src], cfg, f"a/{i}__os{k}.png")) for k in (1, n)]
+        again = [np.asarray(make_copy([src], cfg, f"a/{i}__os{k}.png")[0]) for k in (1, n)]
         np.testing.assert_array_equal(again[0], copies[0])
         np.testing.assert_array_equal(again[1], copies[-1])
     if aug == "light":      # the first copy is the mirror itself, the later ones are not
         lop = _symmetric_images()[1]
-        np.testing.assert_array_equal(np.asarray(make_copy([lop], cfg, "a/1__os1.png")), np.asarray(lop)[:, ::-1])
-        assert not np.array_equal(np.asarray(make_copy([lop], cfg, "a/1__os3.png")), np.asarray(lop)[:, ::-1])
+        np.testing.assert_array_equal(np.asarray(make_copy([lop], cfg, "a/1__os1.png")[0]), np.asarray(lop)[:, ::-1])
+        assert not np.array_equal(np.asarray(make_copy([lop], cfg, "a/1__os3.png")[0]), np.asarray(lop)[:, ::-1])
         other = np.asarray(make_copy([lop], PreprocessConfig(oversample="max", oversample_aug=aug, seed=1),
-                                     "a/1__os2.png"))
-        assert not np.array_equal(other, np.asarray(make_copy([lop], cfg, "a/1__os2.png")))
+                                     "a/1__os2.png")[0])
+        assert not np.array_equal(other, np.asarray(make_copy([lop], cfg, "a/1__os2.png")[0]))
 
 
 @pytest.mark.parametrize("aug", ["light", "mixup"])
@@ -443,11 +445,12 @@ def test_copies_of_an_image_no_augmentation_changes_are_said(tmp_path, capsys):
     res = _run(src, out, oversample="max", oversample_aug="medium", seed=0)
     err = " ".join(capsys.readouterr().err.split())
     assert mf.augmented(res).sum() == 3
-    assert ("warning: 3 oversampled copies (b/000__os1.png, b/000__os2.png, b/000__os3.png) equal their source: no "
-            "draw of --oversample-aug medium changed it (an image of one colour?)") in err, err
+    assert ("warning: 3 oversampled copies (b/000__os1.png, b/000__os2.png, b/000__os3.png) equal their source or an "
+            "earlier copy of it: no draw of --oversample-aug medium changed it (an image of one colour, or too small "
+            "for that many copies?)") in err, err
     _run(make_image_folder(tmp_path / "raw2", {"a": 4, "b": 2}, size=(24, 24)), tmp_path / "out2",
          oversample="max", oversample_aug="light", seed=0)
-    assert "equal their source" not in capsys.readouterr().err
+    assert "their source or an earlier copy" not in capsys.readouterr().err
 
 
 def test_light_copies_bring_in_no_grey_line_at_the_edge():
@@ -462,6 +465,27 @@ def test_light_copies_bring_in_no_grey_line_at_the_edge():
     w[10:22, 12:20] = 30
     cfg = PreprocessConfig(oversample="max", oversample_aug="light", seed=0)
     for k in range(2, 12):
-        c = np.asarray(make_copy([Image.fromarray(w)], cfg, f"x__os{k}.png"))
+        c = np.asarray(make_copy([Image.fromarray(w)], cfg, f"x__os{k}.png")[0])
         band = np.concatenate([c[:4].ravel(), c[-4:].ravel(), c[:, :4].ravel(), c[:, -4:].ravel()])
         assert band.min() == 255, (k, band.min())
+
+
+def test_copies_that_repeat_another_copy_of_their_source_are_said(tmp_path, capsys):
+    """A 6 px light copy moves by a pixel or none: a 2 x 2 square on black has 8 other pictures, and copies past
+    those (a factor of 12: 11 copies) repeat one another, while each still differs from its source; the warning
+    named only copies equal to their source. It names the copies that repeat an earlier copy too."""
+    from PIL import Image
+    src = tmp_path / "raw"
+    for cls, n in {"a": 12, "b": 1}.items():
+        (src / cls).mkdir(parents=True)
+        for i in range(n):
+            a = np.zeros((6, 6), np.uint8)
+            a[2:4, 2:4] = 255 if cls == "b" else 20 * i
+            Image.fromarray(a, "L").save(src / cls / f"{i:03d}.png")
+    res = _run(src, tmp_path / "out", oversample="max", oversample_aug="light", oversample_max_factor=12, seed=0)
+    err = " ".join(capsys.readouterr().err.split())
+    assert mf.augmented(res).sum() == 11
+    said = re.search(r"warning: (\d+) oversampled copies \(b/000__os\d+\.png, .*?\) equal their source or an earlier "
+                     r"copy of it: no draw of --oversample-aug light changed it \(an image of one colour, or too small "
+                     r"for that many copies\?\)", err)
+    assert said and 3 <= int(said.group(1)) <= 10, err

@@ -124,18 +124,18 @@ def light_copy(x, k: int, first_draw: bool, fill):
 
 
 def make_copy(images: list, cfg: PreprocessConfig, name: str):
-    """The copy's pixels from its source image(s) (PIL 'L' or RGB, as io.load_rgb_or_grey reads them), seeded by
-    (--seed, name); 'L' when every source is. The augmentation runs on the RGB train reads (io.load_rgb: the grey
-    level in R, G and B), and on such an image every preset keeps the channels equal (flip, crop, rotation,
-    affine and perspective filled with the border's own grey, erasing with 0, brightness / contrast / saturation
-    blends towards one grey value per pixel, a hue shift of a colourless pixel; test_oversample checks each preset),
-    so the grey copy is its R channel: the pixels train reads back from it are the augmented RGB.
+    """(the copy's pixels, whether they are new) from its source image(s) (PIL 'L' or RGB, as io.load_rgb_or_grey
+    reads them), seeded by (--seed, name); 'L' when every source is. The augmentation runs on the RGB train reads
+    (io.load_rgb: the grey level in R, G and B), and on such an image every preset keeps the channels equal (flip,
+    crop, rotation, affine and perspective filled with the border's own grey, erasing with 0, brightness / contrast /
+    saturation blends towards one grey value per pixel, a hue shift of a colourless pixel; test_oversample checks
+    each preset), so the grey copy is its R channel: the pixels train reads back from it are the augmented RGB.
 
     A copy differs from its source: a draw with the source's pixels is drawn again (train's presets can skip every
-    op on a small image), up to MAX_DRAWS times (no op changes an image of one colour: add_copies warns of such
-    copies). The k-th copy of a preset also differs from copies 1..k-1 of its
+    op on a small image), up to MAX_DRAWS times. The k-th copy of a preset also differs from copies 1..k-1 of its
     source, which are drawn again here (each seeded by its own name): the copies of one source are made alike in
-    any order and on a resumed run. Mixup blends a partner the plan drew, so only the source is compared there."""
+    any order and on a resumed run. Mixup blends a partner the plan drew, so only the source is compared there.
+    `new` is False where no draw differed (an image of one colour, a tiny one with many copies: add_copies says)."""
     import torch
     from PIL import Image
     from torchvision.transforms import v2
@@ -152,7 +152,7 @@ def make_copy(images: list, cfg: PreprocessConfig, name: str):
             lam = float(rng.uniform(*MIXUP_RANGE))
             out = Image.blend(other, base, lam)   # lam of `base`, 1 - lam of the partner
             if not torch.equal(v2.ToImage()(out), x0):
-                return out.getchannel("R") if grey else out
+                return (out.getchannel("R") if grey else out), True
         # a partner with the source's pixels (a duplicate in the class): no blend differs, light copies do
     preset = "light" if cfg.oversample_aug == "mixup" else cfg.oversample_aug
     w, h = base.size
@@ -174,11 +174,12 @@ def make_copy(images: list, cfg: PreprocessConfig, name: str):
                     x = aug(x0)
                     if erase is not None:
                         x = erase(x)
-                if not any(torch.equal(x, s) for s in seen):
+                new = not any(torch.equal(x, s) for s in seen)
+                if new:
                     break
             seen.append(x)
     out = v2.ToPILImage()(x).convert("RGB")
-    return out.getchannel("R") if grey else out
+    return (out.getchannel("R") if grey else out), new
 
 
 def _previous_copies(out: Path, settings: dict) -> dict[str, dict]:
@@ -263,8 +264,8 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
                     warn(f"{out / paths[sources[0]]}: {e.reason}; no copy {name}")
                     advance()
                     continue
-                copy = make_copy(ims, cfg, name)
-                if np.array_equal(np.asarray(copy), np.asarray(ims[0])):   # MAX_DRAWS draws and none differed
+                copy, new = make_copy(ims, cfg, name)
+                if not new:
                     repeats.append(name)
                 save_image(copy, dst, cfg.quality)
                 scan = {k: v for k, v in imgio.probe(dst, max_pixels=None).items()}
@@ -280,8 +281,8 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
         from imgcls.options import shown
         one = len(repeats) == 1
         warn(f"{plural(len(repeats), 'oversampled copy', 'oversampled copies')} ({shown(repeats)}) "
-             f"equal{'s its' if one else ' their'} source: no draw of --oversample-aug {cfg.oversample_aug} changed it "
-             f"(an image of one colour?)")
+             f"equal{'s its' if one else ' their'} source or an earlier copy of it: no draw of --oversample-aug "
+             f"{cfg.oversample_aug} changed it (an image of one colour, or too small for that many copies?)")
     _remove(out, old_copies - {r["path"] for r in rows})
     if jpath.exists():
         jpath.unlink()
