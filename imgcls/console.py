@@ -244,6 +244,13 @@ def partly_placed(where: str | os.PathLike) -> str:
            f"them"
 
 
+def all_placed(where: str | os.PathLike) -> str:
+    """What a step writing its files as one set leaves when stopped after it renamed them all into place (while it
+    says what it wrote: eda's summary, split's `wrote` line): its new output, whole (`where`: as nothing_written's)."""
+    return f"its files were all written to {where} before it stopped (only the lines it says after them were cut " \
+           f"short); nothing needs to run again"
+
+
 @contextmanager
 def interruption_leaves(leaves: str) -> Iterator[None]:
     """Around a step's work: a Ctrl-C or SIGTERM in the block is said by the CLI's general `interrupted:` line

@@ -12,7 +12,7 @@ from imgcls import links
 from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
-from imgcls.console import info, is_quiet, progress_bar, warn
+from imgcls.console import all_placed, info, interruption_leaves, is_quiet, progress_bar, warn
 from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
 from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders_read
@@ -375,10 +375,11 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
         write_json(stage / EDA_SUMMARY, summary)
         write_report(stage / REPORT_HTML, summary, df, plots, grids, dups)
         mf.write(df, written.beside(mf.MANIFEST_NAME))     # its image roots relative to where it will lie
-    if not is_quiet():
-        print_summary(summary)
-    info(f"eda outputs: {out}/{REPORT_HTML}, {EDA_SUMMARY}, {mf.MANIFEST_NAME}, {DUPLICATES_NAME}, "
-         f"{sum(p is not None for p in plots.values()) + len(grids)} PNGs")
+    with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
+        if not is_quiet():
+            print_summary(summary)
+        info(f"eda outputs: {out}/{REPORT_HTML}, {EDA_SUMMARY}, {mf.MANIFEST_NAME}, {DUPLICATES_NAME}, "
+             f"{sum(p is not None for p in plots.values()) + len(grids)} PNGs")
     mf.require_readable(df, note=f"; every file is listed in {out / REPORT_HTML}")
     return summary
 

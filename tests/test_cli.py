@@ -403,6 +403,41 @@ def test_ctrl_c_among_the_renames_of_a_set_says_some_files_were_placed(step, tmp
     assert runner.invoke(app, argv).exit_code == 0
 
 
+@pytest.mark.parametrize("step", ["eda", "split", "split --check --fix"])
+def test_ctrl_c_after_a_set_was_placed_says_the_files_are_in_place(step, tmp_path, image_folder, monkeypatch):
+    """eda and split stopped (Ctrl-C) after their set was renamed into place, while they said what they wrote,
+    said 'nothing was written to OUT (an earlier output there is left as it was)': every file of the new set was
+    there. They say that it was all written, and it is."""
+    import imgcls.eda
+    import imgcls.split.run
+    from imgcls.console import all_placed
+    table = tmp_path / "s" / "splits.csv"
+    if step == "eda":
+        out = tmp_path / "eda"
+        argv, module, last, where, mark = (["eda", str(image_folder), "--out", str(out), "-q"], imgcls.eda,
+                                           "eda outputs:", out, out / "summary.json")
+    else:
+        argv = ["split", str(image_folder), "--out", str(table), "--val", "0.5", "--no-near-dup", "-q"]
+        if step != "split":
+            assert runner.invoke(app, argv).exit_code == 0
+            table = tmp_path / "s" / "fixed.csv"
+            argv = ["split", "--check", str(tmp_path / "s" / "splits.csv"), "--no-near-dup", "--fix", "--out",
+                    str(table), "-q"]
+        module, last, where, mark = imgcls.split.run, "wrote ", f"{table} and its reports", table
+    info = module.info
+
+    def stopped_saying_what_it_wrote(msg, *a, **k):
+        if msg.startswith(last):
+            raise KeyboardInterrupt
+        info(msg, *a, **k)
+    monkeypatch.setattr(module, "info", stopped_saying_what_it_wrote)
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 130 and mark.is_file(), r.output
+    assert " ".join(r.output.split()) == (f"interrupted: imgcls {step.split()[0]} stopped before it finished "
+                                          f"(Ctrl-C); {all_placed(where)}"), r.output
+    assert not [p.name for p in mark.parent.iterdir() if p.name.startswith(".")]
+
+
 def _sigterm_once_working(tmp_path, argv: list[str], working) -> tuple[int, str]:
     """`imgcls ARGV` in its own process, sent SIGTERM (the process alone, as `kill PID` sends it) as soon as
     `working(stderr lines so far)` is true: its exit status and stderr."""

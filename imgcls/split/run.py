@@ -12,7 +12,7 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls import profiles
-from imgcls.console import cache_reuse, info, warn
+from imgcls.console import all_placed, cache_reuse, info, interruption_leaves, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable
 from imgcls.options import PATH, SRC_PATH, check_arguments, python_too
@@ -290,8 +290,9 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
     if out.is_file() and own_earlier_files(out, "split", [out], placing=out):    # data/splits.csv every run: say so
         info(replacing_line(out, "an earlier split (its reports beside it too)", keep="--out FILE"))
     _write_set(df, out, cfg, summary, leaks, columns)
-    info(f"wrote {out} ({summary['n_used']} rows in splits, {summary['n_rows'] - summary['n_used']} left out) "
-         f"and {split_outputs(out)['report']}")
+    with interruption_leaves(all_placed(f"{out} and its reports")):     # the set is in place: a stop leaves it whole
+        info(f"wrote {out} ({summary['n_used']} rows in splits, {summary['n_rows'] - summary['n_used']} left out) "
+             f"and {split_outputs(out)['report']}")
 
 
 def _write_set(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks: pd.DataFrame,
