@@ -12,7 +12,7 @@ import os
 import re
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 from imgcls.errors import UserError
 from imgcls.options import choose_another, python_too, shown
@@ -123,11 +123,12 @@ class OutputSet:
         self._beside[name] = Path(tmp)
         return Path(tmp)
 
-    def _commit(self, name: str, earlier: Iterable[str]) -> None:
+    def _commit(self, name: str, earlier: Iterable[str] | Callable[[], Iterable[str]]) -> None:
         """Rename the set into place, journaled (placing_journal(folder / name), removed after the last rename): a
         run stopped among the renames leaves the files it placed named there (interrupted_leftovers)."""
         from imgcls.console import interruption_leaves, partly_placed
         from imgcls.fsutil import file_mode, remove_earlier, write_json
+        earlier = earlier() if callable(earlier) else earlier
         written = sorted(p for p in self.stage.iterdir() if p.is_file())
         for tmp in self._beside.values():
             os.chmod(tmp, file_mode())
@@ -165,13 +166,16 @@ def _folder_turn(folder: Path) -> Iterator[None]:
 
 
 @contextmanager
-def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] = (),
+def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] | Callable[[], Iterable[str]] = (),
                temps: Iterable[str] | bool = ()) -> Iterator[OutputSet]:
     """A step's files written as one set into `folder` (split's table and reports, eda's plots, summary and
     report): yields an OutputSet to write them into; as the block ends they are renamed into place (the staged
     files, then the `beside` ones), and the `earlier` names (the files an earlier run of the step may have left
-    in `folder`) this set does not hold are removed. A run stopped while writing (Ctrl-C, an error) leaves the
-    earlier set whole, never its summary beside new plots; only a stop during the renames themselves can mix them.
+    in `folder`) this set does not hold are removed. `earlier` a callable: asked for them then, while this run
+    holds the folder (which of them are the step's own, own_earlier_files, is decided after a run that wrote there
+    meanwhile placed its set: predict's probabilities in the other --probs-format). A run stopped while writing
+    (Ctrl-C, an error) leaves the earlier set whole, never its summary beside new plots; only a stop during the
+    renames themselves can mix them.
     `name`: the staging folder's (`.NAME.XXXXXXXX.tmp` in `folder`); the ones a kill -9 left are removed here, and
     so are the temporary files of the file names `temps` (what `beside` and atomic writes leave: fsutil's
     remove_stale_temps; True: every one under `folder`, a step owning all of it: eda), both while this run holds

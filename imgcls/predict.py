@@ -1123,8 +1123,6 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
                               placing)
     probs_files = [f"probs.{probs_format}", *(f.name for f in other)]
     from imgcls.figure_files import confusion_png_names
-    # an earlier --eval's confusion PNGs go with the prediction they scored: this run's report draws its own, or none
-    earlier_figures = own_earlier_files(out, "predict", [out / n for n in confusion_png_names()], placing)
     check_not_replacing([out / n for n in (SUBMISSION_CSV, *probs_files, PREDICT_SUMMARY, REPORT_HTML)],
                         [*mf.read_table(df), sample_submission])
     # its files over a user's own of those names in a folder no predict wrote (their submission.csv, report.html)
@@ -1233,7 +1231,14 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     # swept by output_set while this run holds the folder (a predict writing there at once is not a killed one)
     temps = [SUBMISSION_CSV, *(f"probs.{f}" for f in PROBS_FORMATS), PREDICT_SUMMARY, REPORT_HTML,
              placing_journal(placing).name]
-    with output_set(out, "predict", earlier=[f.name for f in (*other, *earlier_figures)], temps=temps) as written:
+    def earlier() -> list[str]:
+        """The earlier prediction's probabilities in the other formats and its --eval's confusion PNGs (this run's
+        report draws its own, or none), its own only: looked for while this run holds --out (output_set), after a
+        predict that wrote there meanwhile placed its set (looked for before, its probs.csv was not there yet)."""
+        return [f.name for f in own_earlier_files(out, "predict", [
+            *(out / f"probs.{f}" for f in PROBS_FORMATS if f != probs_format),
+            *(out / n for n in confusion_png_names())], placing)]
+    with output_set(out, "predict", earlier=earlier, temps=temps) as written:
         write_table(table, written.stage / probs_path.name)
         # a template's separator, line ending and quoting: a checker may read the sample submission's format alone
         write_table(sub, written.stage / SUBMISSION_CSV, **(template.style if template is not None else {}))

@@ -642,6 +642,30 @@ def test_a_prediction_stopped_while_writing_leaves_the_earlier_set_whole(tmp_pat
 
 
 
+def test_a_prediction_placed_while_another_ran_is_replaced_whole_in_the_other_probs_format(tmp_path, monkeypatch):
+    """Two predicts into one --out, one with --probs-format csv, one with parquet: the second looked for an earlier
+    prediction's probabilities in the other format before it held the folder, found none (the first had not placed
+    its set yet), and so left the first one's probs.csv (and its --eval confusion PNGs) beside its own
+    probs.parquet. What an earlier prediction left is looked for while the run holds the folder."""
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = make_image_folder(tmp_path / "test", {"a": 2, "b": 2}, size=(32, 32))
+    out = tmp_path / "pred"
+    real, first = pr.predict_members, []
+
+    def the_first_places_its_set_meanwhile(*a, **k):     # the second's model runs (its checks done) as the first ends
+        if not first:
+            first.append("running")
+            pr.run_predict(run, test, out, workers=0, probs_format="csv", evaluate=True, eval_split="all")
+            assert {"probs.csv", "confusion_matrix.png"} <= {p.name for p in out.iterdir()}
+        return real(*a, **k)
+    monkeypatch.setattr(pr, "predict_members", the_first_places_its_set_meanwhile)
+    pr.run_predict(run, test, out, workers=0, probs_format="parquet")
+    assert (out / "probs.parquet").is_file()
+    left = sorted(p.name for p in out.iterdir() if p.name.startswith("probs.") or p.suffix == ".png")
+    assert left == ["probs.parquet"], left
+
+
 def test_a_killed_prediction_s_temporary_files_are_swept_by_the_next(tmp_path):
     """predict's files written beside their place (predict.json, the journal of the set's renames, each under a
     temporary name) stayed in --out after a kill -9 for good: nothing swept them. The next predict into the folder
