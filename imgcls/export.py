@@ -107,7 +107,6 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     stale = sorted((earlier or set()) - set(names))
     replaced = refuse_users_files(out, "export", [out / n for n in [*names, *stale, EXPORT_SUMMARY]],
                                   placing=out / "export")
-    stale_files = [f for f in replaced if f.name in stale]
     import numpy as np
     import torch
     from imgcls.train.checkpoint import load_model
@@ -133,8 +132,11 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     if replaced:        # RUN/onnx every run: say what goes
         info(replacing_line(out, "an earlier export"))
     # the ONNX files and export.json written as one set, renamed into place at its end (outputs.output_set): a run
-    # stopped between them left a .onnx file without export.json, which its rerun refused as not export's
-    with output_set(out, "export") as files:
+    # stopped between them left a .onnx file without export.json, which its rerun refused as not export's. The
+    # earlier export's files this one does not write go with the set (remove_earlier: regular files, never a link,
+    # which an export does not write), named by the export.json there as the set is placed (an export that placed
+    # its set meanwhile is the earlier one)
+    with output_set(out, "export", earlier=lambda: (_earlier_onnx_names(out) or set()) - set(names)) as files:
         results, metas = [], []
         g = torch.Generator().manual_seed(seed)
         for ck in ckpts:
@@ -184,9 +186,6 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
                    "atol": atol,
                    "files": results}
         write_json(files.stage / EXPORT_SUMMARY, summary)
-    for f in stale_files:       # named by the earlier export.json alone: not this export's
-        if f.is_file() or f.is_symlink():
-            f.unlink(missing_ok=True)
     failed = [r for r in results if not r["parity_ok"]]
     if failed:
         raise UserError(f"ONNX parity check failed for {failed[0]['onnx']}: max |diff| {failed[0]['max_abs_diff']:.2e} "

@@ -165,6 +165,40 @@ def test_an_export_over_an_earlier_one_removes_the_onnx_files_it_no_longer_write
     assert (mine / "last.onnx").read_text() == "mine" and not (mine / "export.json").exists()
 
 
+def test_an_export_stopped_after_placing_its_set_leaves_no_earlier_onnx_file_beside_it(tmp_path, monkeypatch):
+    """An earlier export's .onnx files this one does not write were removed by hand after the set was placed: a
+    stop (Ctrl-C) right after it left best.onnx beside the new export.json, which names last.onnx only, and no
+    later export removed it (no export.json named it any more). They go with the set (output_set's earlier,
+    fsutil.remove_earlier), as its renames are journaled; a link of an earlier file's name is the user's (an
+    export writes files, never links) and stays, as every step's remove_earlier leaves links."""
+    import shutil
+
+    import imgcls.outputs as outputs
+    run = make_tiny_run(tmp_path / "run")
+    shutil.copy(run / "best.pt", run / "last.pt")
+    out = tmp_path / "onnx"
+    for linked in (False, True):
+        shutil.rmtree(out, ignore_errors=True)
+        assert runner.invoke(app, ["export", str(run / "best.pt"), "--out", str(out), "-q"]).exit_code == 0
+        if linked:
+            (out / "best.onnx").rename(tmp_path / "kept.onnx")
+            (out / "best.onnx").symlink_to(tmp_path / "kept.onnx")
+        commit = outputs.OutputSet._commit
+
+        def placed_then_stopped(self, *a, **k):
+            commit(self, *a, **k)
+            raise KeyboardInterrupt
+        monkeypatch.setattr(outputs.OutputSet, "_commit", placed_then_stopped)
+        res = runner.invoke(app, ["export", str(run / "last.pt"), "--out", str(out), "-q"])
+        monkeypatch.undo()
+        assert res.exit_code == 130, res.output
+        assert [Path(r["onnx"]).name for r in json.loads((out / "export.json").read_text())["files"]] == \
+            ["last.onnx"]
+        assert sorted(p.name for p in out.iterdir()) == (["best.onnx", "export.json", "last.onnx"] if linked
+                                                         else ["export.json", "last.onnx"])
+        assert not linked or ((out / "best.onnx").is_symlink() and (tmp_path / "kept.onnx").is_file())
+
+
 def test_an_export_over_one_whose_export_json_went_names_the_onnx_files_it_leaves(tmp_path):
     """An earlier export's files this one does not write are known by its export.json alone: where that is missing
     or unreadable, best.onnx of `export RUN/best.pt` stayed beside the export.json of `export RUN/last.pt` with no
