@@ -896,6 +896,33 @@ def test_an_ensemble_stopped_while_writing_leaves_no_spec_without_its_scored_row
     assert {"spec.yaml", "scores.csv", "oof_predictions.csv", "per_class.csv"} <= {p.name for p in out.iterdir()}
 
 
+def test_an_ensemble_s_report_and_confusion_pngs_are_written_with_its_set(tmp_path, monkeypatch):
+    """ensemble wrote report.html and its confusion PNGs after the set (spec.yaml, scores.csv, the scored rows) was
+    placed: a Ctrl-C while drawing them left the new spec beside the earlier build's report and figures, and a
+    build whose members share no row (no confusion matrix) left the earlier build's PNGs beside its report. They
+    are written with the set: a stop leaves the earlier build byte for byte, and the earlier PNGs go with it."""
+    import imgcls.metrics
+    from conftest import tree_snapshot
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "a", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.1)
+    r3 = make_tiny_run(tmp_path / "runs" / "c", seed=3, val_rows=_val_rows(tmp_path / "other"), val_quality=0.3)
+    out = tmp_path / "ens"
+    assert runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(out), "-q"]).exit_code == 0
+    before = tree_snapshot(out)
+    assert {"report.html", "confusion_matrix.png", "confusion_matrix_normalized.png"} <= set(before)
+
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(imgcls.metrics, "confusion_pngs", stop)
+    r = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "hard", "--out", str(out), "-q"])
+    assert r.exit_code == 130 and tree_snapshot(out) == before, r.output
+    monkeypatch.undo()
+    r = runner.invoke(app, ["ensemble", str(r1), str(r3), "--out", str(out), "-q"])      # no shared row
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "scores.csv", "spec.yaml"]
+
+
 def test_runs_shows_the_scores_an_ensemble_recorded_equal_to_re_scoring_its_rows(tmp_path, monkeypatch):
     """`imgcls runs` re-scored every ensemble from its oof_predictions.csv with sklearn (~1-4 s of its start-up):
     imgcls ensemble recorded its macro-F1 and row count, not its accuracy nor per-class scores. It now records them

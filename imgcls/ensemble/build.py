@@ -173,9 +173,8 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
 
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
-    spec.path = write_ensemble_files(spec, out, out_typed, table, oof if len(y) else None)
-    from imgcls.inference_report import write_ensemble_report
-    write_ensemble_report(out, spec, table, oof if len(y) else None, P, [member_meta(m) for m in spec.members])
+    spec.path = write_ensemble_files(spec, out, out_typed, table, oof if len(y) else None, P,
+                                     [member_meta(m) for m in spec.members])
     print_scores(table, int(len(y)))
     # the common column (and the ensemble's score) is a mean over every class: one no common row has counts as 0
     missing = without_rows_note(y, list(classes), "common validation") if len(y) else ""

@@ -258,9 +258,8 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
     # attribute there: what the terminal's and report.html's weight cells show
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "shares", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
-    spec.path = write_ensemble_files(spec, out, out_typed, table, oof)
-    from imgcls.inference_report import write_ensemble_report
-    write_ensemble_report(out, spec, table, oof, member_metas=[member_meta(m) for m in spec.members])
+    spec.path = write_ensemble_files(spec, out, out_typed, table, oof,
+                                     member_metas=[member_meta(m) for m in spec.members])
     print_scores(table, int(len(y)))
     info(f"wrote {spec.path} and {out / REPORT_HTML} (use: {predict_fix(out, 'mask')})")
     return spec

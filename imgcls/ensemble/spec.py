@@ -176,22 +176,26 @@ def check_same_classes(members: Sequence[Member]) -> list[str]:
 
 
 def write_ensemble_files(spec: EnsembleSpec, folder: Path, out_typed: bool, table: pd.DataFrame,
-                         oof: pd.DataFrame | None) -> Path:
+                         oof: pd.DataFrame | None, member_probs: Sequence = (), member_metas: Sequence = ()) -> Path:
     """An ensemble's spec.yaml, scores.csv (`table`), oof_predictions.csv (`oof`) and its per_class.csv
-    (write_scored_rows; `oof` None: neither, and an earlier build's go) in `folder`, written as one set
-    (outputs.output_set): a build stopped between them left a new spec beside the earlier build's scored rows
-    (removed before, or the earlier ones: what predict --eval leaves out), or on a first build a spec without them.
-    Returns spec.yaml's path."""
+    (write_scored_rows; `oof` None: neither, and an earlier build's go), its report.html and confusion PNGs
+    (inference_report.write_ensemble_report of `member_probs` and `member_metas`; no PNGs without `oof`: an
+    earlier build's go) in `folder`, written as one set (outputs.output_set): a build stopped between them left a
+    new spec beside the earlier build's scored rows (removed before, or the earlier ones: what predict --eval
+    leaves out), or its report and figures, or on a first build a spec without them. Returns spec.yaml's path."""
+    from imgcls.figure_files import confusion_png_names
     from imgcls.fsutil import write_table
+    from imgcls.inference_report import write_ensemble_report
     from imgcls.outputs import output_set, placing_journal
     # what a kill -9 of an earlier build left: the temporary files of these names (only ours: the folder may hold
     # others' files), swept while this build holds the folder
     temps = [SPEC_NAME, ENSEMBLE_SCORES_CSV, *SCORED_ROWS_FILES, placing_journal(folder / "ensemble").name]
-    with output_set(folder, "ensemble", earlier=SCORED_ROWS_FILES, temps=temps) as files:
+    with output_set(folder, "ensemble", earlier=[*SCORED_ROWS_FILES, *confusion_png_names()], temps=temps) as files:
         path = write_spec(spec, folder, out_typed, to=files.beside(SPEC_NAME))
         write_table(table, files.stage / ENSEMBLE_SCORES_CSV)
         if oof is not None:
             write_scored_rows(files.stage, oof, spec.classes)
+        write_ensemble_report(files.stage, spec, table, oof, member_probs, member_metas)
     return path
 
 
