@@ -76,17 +76,26 @@ def placing_journal(out: Path) -> Path:
     return out.parent / f".{out.name}.placing.json"
 
 
-def placing_record(moves: dict[Path, Path]) -> dict[str, list[int]]:
-    """The journal's content for renames {staged file: its place}: each place's name with the staged file's size and
-    modification time, which a rename keeps."""
+def placing_record(moves: dict[Path, Path], earlier: Iterable[Path] = ()) -> dict[str, list[list[int]]]:
+    """The journal's content for renames {staged file: its place} that replace the files there and remove the
+    step's earlier files `earlier`: each name with the versions of it a stop among them may leave there (file_stamp:
+    size and modification time, which a rename keeps): the staged file's, and the earlier file's where there is
+    one. A set whose record goes first (output_set's `record`) leaves no file telling its earlier output there: the
+    rerun knows the earlier files from this."""
     from imgcls.fsutil import file_stamp
-    return {dst.name: list(file_stamp(src)) for src, dst in moves.items()}
+    record: dict[str, list[list[int]]] = {}
+    for p in (*moves.values(), *earlier):
+        if p.is_file() and not p.is_symlink():
+            record.setdefault(p.name, []).append(list(file_stamp(p)))
+    for src, dst in moves.items():
+        record.setdefault(dst.name, []).append(list(file_stamp(src)))
+    return record
 
 
 def interrupted_leftovers(out: Path) -> list[Path]:
-    """The files beside `out` that a run stopped among its renames placed there: those its placing_journal names and
-    that still have the size and modification time it recorded. They are the step's own output, not another step's
-    or the user's, so its rerun replaces them."""
+    """The files beside `out` that a run stopped among its renames placed or left there: those its placing_journal
+    names and that still have a size and modification time it recorded (the placed file's or the earlier one's).
+    They are the step's own output, not another step's or the user's, so its rerun replaces them."""
     import json
     from imgcls.fsutil import file_stamp
     journal = placing_journal(out)
@@ -95,10 +104,11 @@ def interrupted_leftovers(out: Path) -> list[Path]:
     except (OSError, ValueError):
         return []
     found = []
-    for name, stamp in (record.items() if isinstance(record, dict) else ()):
+    for name, stamps in (record.items() if isinstance(record, dict) else ()):
         p = out.parent / str(name)
         try:
-            if Path(name).name == name and p.is_file() and not p.is_symlink() and list(file_stamp(p)) == stamp:
+            if Path(name).name == name and p.is_file() and not p.is_symlink() and isinstance(stamps, list) \
+                    and list(file_stamp(p)) in stamps:
                 found.append(p)
         except OSError:
             continue
@@ -123,9 +133,11 @@ class OutputSet:
         self._beside[name] = Path(tmp)
         return Path(tmp)
 
-    def _commit(self, name: str, earlier: Iterable[str] | Callable[[], Iterable[str]]) -> None:
+    def _commit(self, name: str, earlier: Iterable[str] | Callable[[], Iterable[str]],
+                record: str | None = None) -> None:
         """Rename the set into place, journaled (placing_journal(folder / name), removed after the last rename): a
-        run stopped among the renames leaves the files it placed named there (interrupted_leftovers)."""
+        run stopped among the renames leaves the files it placed, and the earlier ones still there, named there
+        (interrupted_leftovers). `record`: output_set's."""
         from imgcls.console import interruption_leaves, partly_placed
         from imgcls.fsutil import file_mode, remove_earlier, write_json
         earlier = earlier() if callable(earlier) else earlier
@@ -133,12 +145,19 @@ class OutputSet:
         for tmp in self._beside.values():
             os.chmod(tmp, file_mode())
         moves = {**{p: self.folder / p.name for p in written}, **{t: self.folder / n for n, t in self._beside.items()}}
+        gone = set(earlier) - {p.name for p in written} - set(self._beside)
+        last = {src: dst for src, dst in moves.items() if dst.name == record}
         journal = placing_journal(self.folder / name)
-        write_json(journal, placing_record(moves))
+        write_json(journal, placing_record(moves, [self.folder / n for n in gone if Path(n).name == n]))
         with interruption_leaves(partly_placed(self.folder)):     # said by the CLI's `interrupted:` line
+            if last:        # the earlier record first: none lies beside files of another set
+                remove_earlier(self.folder, [record])
             for src, dst in moves.items():
+                if src not in last:
+                    os.replace(src, dst)
+            remove_earlier(self.folder, gone)
+            for src, dst in last.items():
                 os.replace(src, dst)
-            remove_earlier(self.folder, set(earlier) - {p.name for p in written} - set(self._beside))
         journal.unlink(missing_ok=True)
 
 
@@ -167,7 +186,7 @@ def _folder_turn(folder: Path) -> Iterator[None]:
 
 @contextmanager
 def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] | Callable[[], Iterable[str]] = (),
-               temps: Iterable[str] | bool = ()) -> Iterator[OutputSet]:
+               temps: Iterable[str] | bool = (), record: str | None = None) -> Iterator[OutputSet]:
     """A step's files written as one set into `folder` (split's table and reports, eda's plots, summary and
     report): yields an OutputSet to write them into; as the block ends they are renamed into place (the staged
     files, then the `beside` ones), and the `earlier` names (the files an earlier run of the step may have left
@@ -175,7 +194,10 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] | Ca
     holds the folder (which of them are the step's own, own_earlier_files, is decided after a run that wrote there
     meanwhile placed its set: predict's probabilities in the other --probs-format). A run stopped while writing
     (Ctrl-C, an error) leaves the earlier set whole, never its summary beside new plots; only a stop during the
-    renames themselves can mix them.
+    renames themselves can mix them. `record`: the set's file that readers take the whole set by (ensemble's
+    spec.yaml, which predict reads with the scored rows beside it): the earlier one is removed before the first
+    rename and this set's placed after the last (and after the earlier files go), so a stop among them leaves no
+    record beside another set's files; the placing journal tells the rerun what is there.
     `name`: the staging folder's (`.NAME.XXXXXXXX.tmp` in `folder`); the ones a kill -9 left are removed here, and
     so are the temporary files of the file names `temps` (what `beside` and atomic writes leave: fsutil's
     remove_stale_temps; True: every one under `folder`, a step owning all of it: eda), both while this run holds
@@ -200,7 +222,7 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] | Ca
         done = False
         try:
             yield written
-            written._commit(name, earlier)
+            written._commit(name, earlier, record)
             done = True
         finally:
             shutil.rmtree(written.stage, ignore_errors=True)

@@ -180,16 +180,17 @@ def assert_said_once_per_machine(monkeypatch, calls, per_rank=None) -> None:
         assert said[1][0] == 143 and said[1][1] == "" and said[1][2] and said[1][2][0] >= 5, (call, said)
 
 
-def stop_after_first_rename(monkeypatch) -> list[str]:
-    """outputs.output_set's renames into place stopped (Ctrl-C, kill) after the first: the second raises
-    KeyboardInterrupt. Returns the names placed, as the test goes on (monkeypatch.undo() ends the stop)."""
+def stop_after_first_rename(monkeypatch, renames: int = 1) -> list[str]:
+    """outputs.output_set's renames into place stopped (Ctrl-C, kill) after the first (the first `renames`): the
+    next raises KeyboardInterrupt. Returns the names placed, as the test goes on (monkeypatch.undo() ends the
+    stop)."""
     import types
 
     import imgcls.outputs as outputs
     placed: list[str] = []
 
     def replace(src, dst):
-        if placed:
+        if len(placed) >= renames:
             raise KeyboardInterrupt
         placed.append(os.path.basename(dst))
         os.replace(src, dst)

@@ -923,6 +923,45 @@ def test_an_ensemble_s_report_and_confusion_pngs_are_written_with_its_set(tmp_pa
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "scores.csv", "spec.yaml"]
 
 
+def test_an_ensemble_stopped_among_its_renames_leaves_no_spec_beside_another_build_s_files(tmp_path, monkeypatch):
+    """spec.yaml, the file predict and `imgcls runs` read an ensemble by (and its rerun knows its folder by), was
+    renamed into place after the build's other files: a stop among the renames left the earlier build's spec beside
+    the new oof_predictions.csv (predict --eval left out the new build's rows for the earlier one's weights), report
+    and figures. The earlier spec goes first and the new one comes last: wherever the renames stop, a spec there
+    has its own build's files beside it, whole; and the rerun replaces what the stopped one left, saying so."""
+    import shutil
+
+    from conftest import stop_after_first_rename
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "a", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "b", seed=2, val_rows=rows, val_quality=0.1)
+    out = tmp_path / "ens"
+    argv = ["ensemble", str(r1), str(r2), "--out", str(out), "--name", "blend", "-q"]
+    assert runner.invoke(app, argv + ["--method", "weighted", "--weights", "auto"]).exit_code == 0
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+    seen = 0
+    for renames in range(1, 10):
+        shutil.rmtree(out)
+        out.mkdir()
+        for name, data in old.items():
+            (out / name).write_bytes(data)
+        stop_after_first_rename(monkeypatch, renames)
+        r = runner.invoke(app, argv)
+        monkeypatch.undo()
+        if r.exit_code == 0:        # fewer renames than that: placed whole
+            break
+        assert r.exit_code == 130, r.output
+        seen += 1
+        left = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+        r = runner.invoke(app, argv[:-1])
+        assert r.exit_code == 0, r.output       # the rerun takes what the stopped one left as its own, saying so
+        assert f"{out} holds an earlier ensemble; it is replaced" in " ".join(r.output.split()), r.output
+        new = {p.name: p.read_bytes() for p in out.iterdir()}
+        if "spec.yaml" in left:
+            assert left == (old if left["spec.yaml"] == old["spec.yaml"] else new), (renames, sorted(left))
+    assert seen >= 6
+
+
 def test_runs_shows_the_scores_an_ensemble_recorded_equal_to_re_scoring_its_rows(tmp_path, monkeypatch):
     """`imgcls runs` re-scored every ensemble from its oof_predictions.csv with sklearn (~1-4 s of its start-up):
     imgcls ensemble recorded its macro-F1 and row count, not its accuracy nor per-class scores. It now records them

@@ -14,7 +14,8 @@ import pandas as pd
 from imgcls.ensemble.config import BUILD_ENSEMBLE, COMBINES, METHODS
 from imgcls.errors import UserError
 from imgcls.options import shown
-from imgcls.outputs import ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, yaml_dump, yaml_load
+from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, interrupted_leftovers, yaml_dump,
+                            yaml_load)
 from imgcls.run_names import BEST_PT, LAST_PT, PER_CLASS_CSV, RUN_CONFIG, VAL_PREDICTIONS, is_fold_dir
 
 if TYPE_CHECKING:
@@ -190,7 +191,10 @@ def write_ensemble_files(spec: EnsembleSpec, folder: Path, out_typed: bool, tabl
     # what a kill -9 of an earlier build left: the temporary files of these names (only ours: the folder may hold
     # others' files), swept while this build holds the folder
     temps = [SPEC_NAME, ENSEMBLE_SCORES_CSV, *SCORED_ROWS_FILES, placing_journal(folder / "ensemble").name]
-    with output_set(folder, "ensemble", earlier=[*SCORED_ROWS_FILES, *confusion_png_names()], temps=temps) as files:
+    # spec.yaml, what predict and `imgcls runs` read the ensemble by, is the set's record: the earlier one goes
+    # before the first rename, this one comes after the last, so a spec never lies beside another build's files
+    with output_set(folder, "ensemble", earlier=[*SCORED_ROWS_FILES, *confusion_png_names()], temps=temps,
+                    record=SPEC_NAME) as files:
         path = write_spec(spec, folder, out_typed, to=files.beside(SPEC_NAME))
         write_table(table, files.stage / ENSEMBLE_SCORES_CSV)
         if oof is not None:
@@ -215,7 +219,9 @@ def write_spec(spec: EnsembleSpec, folder: str | os.PathLike, out_typed: bool = 
                         "checkpoints": [rel(c) for c in m.checkpoints]} for m in spec.members],
            "scores": spec.scores}
     path = folder / SPEC_NAME
-    if path.is_file():      # said once every check has passed: a refused rebuild leaves the earlier one as it is
+    # said once every check has passed (a refused rebuild leaves the earlier one as it is); what a build stopped
+    # among the renames of its set left is an earlier one too (its spec removed first: write_ensemble_files)
+    if path.is_file() or (to is not None and interrupted_leftovers(folder / "ensemble")):
         from imgcls.console import info
         from imgcls.outputs import replacing_line
         info(replacing_line(folder, "an earlier ensemble", keep="another --out FOLDER" if out_typed else "--name NAME"))
