@@ -84,7 +84,8 @@ def ignore_sigint() -> None:
 @contextmanager
 def signals_held():
     """Ctrl-C and SIGTERM held back in this thread while a pool starts its workers (forked at its first task,
-    spawned as tasks are submitted), and handed to their handlers on leaving, in the order they came.
+    spawned as tasks are submitted), or while a call of tune's study storage runs (tune._signals_held_in_calls), and
+    handed to their handlers on leaving, in the order they came.
     - SIGINT is blocked: a Ctrl-C between a worker's start and its ignore_sigint() (the seconds a spawned worker
       takes to import) printed a KeyboardInterrupt traceback from that worker. The workers inherit the block (across
       a spawn's exec too) and drop what is pending once they ignore it. The block is this thread's: a Ctrl-C the

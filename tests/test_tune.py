@@ -623,6 +623,45 @@ def test_sigterm_records_the_trial_interrupted_says_the_study_s_line_and_still_e
     t = trials_csv(study_dir)
     assert (t.loc[1, "lr"], t.loc[1, "weight_decay"]) == (t.loc[0, "lr"], t.loc[0, "weight_decay"])
 
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_sigterm_inside_a_storage_call_waits_for_it_and_records_the_trial_interrupted(data, tmp_path, space):
+    """SIGTERM (taken as Ctrl-C: cli.common.sigterm_interrupts) that came while an Optuna storage call ran a
+    statement on study.db: the Terminated raised inside SQLAlchemy left that statement's cursor (held by the
+    exception's frames) holding the database's lock, and recording the trial interrupted waited for it (SQLite's
+    60 s busy timeout a write), then failed with a storage error over the Terminated: `timeout 2h imgcls tune` ran on
+    minutes past its SIGTERM and ended with a traceback. Now a storage call holds the signal back until it ends."""
+    import signal
+
+    import sqlalchemy
+
+    from imgcls.cli.common import sigterm_interrupts
+    from imgcls.process import Terminated
+    armed, sent = [], []
+
+    def sigterm_in_the_call(conn, cursor, statement, *args):    # the statement's cursor is open here
+        if armed and not sent:
+            sent.append(statement)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    class Arm(Callback):        # runs before TrialReporter's on_epoch_end: its trial.report is the storage call
+        def on_epoch_end(self, epoch, logs):
+            armed.append(True)
+
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)      # as in a shell's `imgcls tune ...`
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "after_cursor_execute", sigterm_in_the_call)
+    try:
+        with pytest.raises(Terminated), sigterm_interrupts():
+            run_tune(tune_cfg(data, tmp_path, space, train={"epochs": 50}), callbacks=[Arm()])
+    finally:
+        sqlalchemy.event.remove(sqlalchemy.engine.Engine, "after_cursor_execute", sigterm_in_the_call)
+        signal.signal(signal.SIGTERM, before)
+    assert len(sent) == 1, sent        # the signal came inside a storage call
+    t = trials_csv(tmp_path / "tune" / "s")
+    assert list(t["state"]) == ["fail"] and t.loc[0, "message"] == "interrupted (SIGTERM)", t
+
+
 @pytest.fixture(scope="module")
 def folds_study(tmp_path_factory):
     """One study of a data set with 2 folds (--folds all, 1 trial), read by the tests below: its folder and what the

@@ -178,7 +178,7 @@ def open_storage(url: str):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
         path = Path(url.removeprefix("journal:"))
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        return _signals_held_in_calls(JournalStorage(JournalFileBackend(str(path))))
     kw = {}
     if url.startswith("sqlite:"):
         db = sqlite_file(url)
@@ -190,7 +190,7 @@ def open_storage(url: str):
         # heartbeats: a trial whose process was killed is marked failed by the next process instead of running forever
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180, **kw)
+            storage = optuna.storages.RDBStorage(url, heartbeat_interval=60, grace_period=180, **kw)
     except ImportError as e:
         # Optuna re-raises sqlalchemy's ModuleNotFoundError as a bare ImportError (no name): the module is its cause's
         name = e.name or getattr(e.__cause__, "name", None)
@@ -200,6 +200,32 @@ def open_storage(url: str):
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise UserError(f"--storage {url}: cannot open it ({msg}); give an Optuna RDB URL or a journal file path") \
             from None
+    return _signals_held_in_calls(storage)
+
+
+def _signals_held_in_calls(storage):
+    """The storage, each of its methods (its private ones too: Optuna's cache of an RDB storage calls those) run
+    with Ctrl-C and SIGTERM held back (parallel.signals_held) and raised as the call returns. Raised inside a call
+    (SIGTERM is taken as Ctrl-C: cli.common.sigterm_interrupts), the KeyboardInterrupt left SQLAlchemy's cursor of
+    the statement running then open, held by the exception's frames while tune recorded the trial interrupted: its
+    lock on a SQLite study.db made every write of that record wait out the busy timeout and fail, and `timeout 2h
+    imgcls tune` ran on minutes past its SIGTERM, ending with a storage traceback. The lock files of a journal
+    storage are taken and released in its calls alike."""
+    import functools
+    import inspect
+
+    from imgcls.parallel import signals_held
+
+    def held(method):
+        @functools.wraps(method)
+        def call(*args, **kwargs):
+            with signals_held():
+                return method(*args, **kwargs)
+        return call
+    for name in dir(type(storage)):
+        if not name.startswith("__") and inspect.isfunction(getattr(type(storage), name)):
+            setattr(storage, name, held(getattr(storage, name)))
+    return storage
 
 
 def make_sampler(cfg: TuneConfig, space, seed: int):
