@@ -85,7 +85,7 @@ def ignore_sigint() -> None:
 def signals_held():
     """Ctrl-C and SIGTERM held back in this thread while a pool starts its workers (forked at its first task,
     spawned as tasks are submitted), or while a call of tune's study storage runs (tune._signals_held_in_calls), and
-    handed to their handlers on leaving, in the order they came.
+    handed to their handlers on leaving, in the order they came, whether the held code returned or raised.
     - SIGINT is blocked: a Ctrl-C between a worker's start and its ignore_sigint() (the seconds a spawned worker
       takes to import) printed a KeyboardInterrupt traceback from that worker. The workers inherit the block (across
       a spawn's exec too) and drop what is pending once they ignore it. The block is this thread's: a Ctrl-C the
@@ -111,8 +111,8 @@ def signals_held():
             signal.pthread_sigmask(signal.SIG_SETMASK, old)     # a pending Ctrl-C comes now: to `held` or its handler
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-    for sig in held:
-        handlers[sig](sig, None)
+        for sig in held:        # where the held code raised too: the interruption over its error, not lost
+            handlers[sig](sig, None)
 
 
 class _Held:

@@ -301,6 +301,42 @@ def test_a_sigterm_while_the_workers_are_started_waits_for_the_hold_to_end():
     assert r.stdout.split() == ["held", "interrupted"], (r.stdout, r.stderr)
 
 
+_SIGTERM_IN_A_HOLD_THAT_RAISES = """
+import os, signal
+from imgcls.parallel import signals_held
+
+class Terminated(Exception):
+    pass
+
+def handler(signum, frame):
+    raise Terminated
+
+signal.signal(signal.SIGTERM, handler)
+try:
+    with signals_held():
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise LookupError("the held call's own error")
+except Terminated as e:
+    print("interrupted", type(e.__context__).__name__)
+except LookupError:
+    print("lost")
+"""
+
+
+def test_a_signal_held_is_still_handed_over_when_the_held_code_raises():
+    """A signal held while the held code raised was dropped: the handlers were put back, but the held signals were
+    handed to them only after a hold that ended normally. A tune storage call that raises in its normal course
+    (optuna.create_study's DuplicatedStudyError, each time a study is resumed) lost the SIGTERM of `timeout 2h imgcls
+    tune` that came during it, and the study ran on. The handler is called as the hold ends either way: its
+    interruption is raised over the error, as it would have been raised in the middle of that code."""
+    import os
+    import subprocess
+    import sys
+    r = subprocess.run([sys.executable, "-c", _SIGTERM_IN_A_HOLD_THAT_RAISES], capture_output=True, text=True,
+                       timeout=60, env=dict(os.environ, PYTHONPATH=str(Path(__file__).parents[1])))
+    assert r.stdout.split() == ["interrupted", "LookupError"], (r.stdout, r.stderr)
+
+
 def test_a_worker_killed_is_one_line_naming_workers_not_a_traceback():
     """A worker process killed (out of memory) or crashed while eda / clean / split / train's decoding ran their
     images through chunked_map raised concurrent.futures' BrokenProcessPool: a traceback, exit 1. It is a UserError
