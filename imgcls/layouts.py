@@ -36,6 +36,9 @@ LABEL_COLUMN_GUESSES = ("label", "class", "target")
 
 # DataFrame.attrs key: the empty class folders read_folder found (empty_class_folders_read)
 EMPTY_CLASSES_READ = "imgcls_empty_class_folders"
+# DataFrame.attrs key: (the CSV file, its text) read_csv read a table's rows from: a message names a row by its line
+# in the file (row_at), the file not read again
+CSV_ROWS_READ = "imgcls_csv_rows_read"
 SEPARATOR_NAMES = {",": "comma", ";": "semicolon", "\t": "tab"}
 
 
@@ -135,10 +138,12 @@ def read_csv(path: Path, what: str = "CSV file", text: str | None = None, fix: s
             raise UserError(f"{what} {path} cannot be parsed as CSV (line {rows.line_num}: {e}); "
                             f"{fix or 'fix the file'}") from None
     try:
-        return pd.read_csv(_io.StringIO(text), **kwargs)
+        df = pd.read_csv(_io.StringIO(text), **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         raise UserError(f"{what} {path} cannot be parsed as CSV ({str(e).strip().splitlines()[-1]}); "
                         f"{fix or 'fix the file'}") from None
+    df.attrs[CSV_ROWS_READ] = (str(path), text)     # the text itself, not a copy: its lines found when a row is named
+    return df
 
 
 def _skipped_lines(text: str, sep: str) -> set[int]:
@@ -166,6 +171,19 @@ def csv_row_lines(text: str) -> list[int]:
             lines.append(end + 1)
         end = rows.line_num
     return lines
+
+
+def row_at(df: pd.DataFrame, pos: int, where: str) -> str:
+    """Where a message names df's row at position `pos`: '<the CSV>: line L', the file's line the row starts on
+    (csv_row_lines), where df holds a CSV's rows as read_csv read them (its attrs, carried by the reader; none left
+    out, none added, index as read); else '<where>: row N (df.iloc[N-1])', N counted from 1 (a Python caller's own
+    DataFrame: `where` names it)."""
+    read = df.attrs.get(CSV_ROWS_READ)
+    if read is not None and df.index.equals(pd.RangeIndex(len(df))):
+        lines = csv_row_lines(read[1])
+        if len(lines) == len(df):
+            return f"{read[0]}: line {lines[pos]}"
+    return f"{where}: row {pos + 1} (df.iloc[{pos}])"
 
 
 def refuse_empty_cells(what: str, text: str, rows: Sequence[int], column: str, holds: str, fix: str) -> None:
@@ -891,6 +909,7 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
             df[c] = table[c]
     if (path_col not in df.columns and path_col != "path") or (paths != listed and "source_id" not in df.columns):
         df["source_id"] = table[path_col]   # e.g. ImageID / id (or the paths as written), needed for submissions
+    df.attrs[CSV_ROWS_READ] = table.attrs[CSV_ROWS_READ]    # a row each: named by the CSV's line (row_at)
     return df, root
 
 

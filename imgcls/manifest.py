@@ -36,7 +36,7 @@ from imgcls.options import check, shown
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
 from imgcls.layouts import (COMMON_EXTENSIONS, CSV_IMAGE_FOLDERS, SPLIT_FOLDERS, FolderView, LayoutOptions, LoneFolder,
                             csv_route, most_of, nfc, read_competition_csv, read_csv, read_folder,
-                            read_profiles, read_unlabeled)
+                            read_profiles, read_unlabeled, row_at)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
@@ -132,12 +132,14 @@ def parse_bool(v, blank=None):
     raise ValueError(v)
 
 
-def _bad_cell(col: Column, values: pd.Series, ok: np.ndarray, where: str) -> UserError:
+def _bad_cell(col: Column, df: pd.DataFrame, ok: np.ndarray, where: str) -> UserError:
+    """The line for df's first cell of `col` not `ok`: its row named by the file's line where df was read from one
+    (row_at)."""
     pos = int(np.flatnonzero(~ok)[0])
     accepted = ("true/false, 1/0, yes/no, y/n, t/f" + (" or empty (= kept)" if col.name == "keep" else "")
                 if col.kind == "bool" else f"a number ({col.kind})")
     origin = "the manifest's reader" if col.step == "manifest" else f"imgcls {col.step}"
-    return UserError(f"{where}: column '{col.name}' has '{values.iloc[pos]}' in row {pos + 1} (accepted: "
+    return UserError(f"{row_at(df, pos, where)} has '{df[col.name].iloc[pos]}' in its column '{col.name}' (accepted: "
                      f"{accepted}); fix the cell or rebuild the file with {origin}")
 
 
@@ -159,7 +161,7 @@ def coerce(df: pd.DataFrame, where: str = "the manifest") -> pd.DataFrame:
                     parsed.append(None)
                     ok[k] = False
             if not ok.all():
-                raise _bad_cell(col, s, ok, where)
+                raise _bad_cell(col, df, ok, where)
             df[name] = pd.array(parsed, dtype="boolean" if col.blank is None else bool)
         else:
             blank = s.map(_blank).to_numpy(bool)
@@ -172,7 +174,7 @@ def coerce(df: pd.DataFrame, where: str = "the manifest") -> pd.DataFrame:
                 ok[~blank] &= (filled.fillna(0) == filled.fillna(0).round()).to_numpy()
             if not ok.all():
                 if col.strict:
-                    raise _bad_cell(col, s, ok, where)
+                    raise _bad_cell(col, df, ok, where)
                 continue
             if col.kind == "int":
                 cells = np.full(len(s), None, object)

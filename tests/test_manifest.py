@@ -1334,8 +1334,23 @@ def test_a_bad_cell_of_a_declared_column_is_one_line(tmp_path, image_folder, col
     df = mf.load(image_folder, announce=False).iloc[:3].reset_index(drop=True)
     df[column] = ["1", value, "0"]
     mf.write(df, tmp_path / "m.csv")
-    with pytest.raises(UserError, match=rf"column '{column}' has '{value}' in row 2 .*fix the cell"):
+    with pytest.raises(UserError, match=rf"m.csv: line 3 has '{value}' in its column '{column}' .*fix the cell"):
         mf.load(tmp_path / "m.csv", announce=False)
+
+
+def test_a_bad_cell_is_named_by_its_line_in_the_file_and_by_its_row_in_a_python_table(tmp_path, image_folder):
+    """A manifest's bad cell was named 'row N' (its position among the rows), a count no editor shows: a blank line
+    before it put it further off. It is named by the file's line (the reader's layouts.row_at); a Python caller's
+    own DataFrame by its 1-based row and its df.iloc position."""
+    df = mf.load(image_folder, announce=False).iloc[:3].reset_index(drop=True)
+    df["keep"] = ["1", "0", "maybe"]
+    mf.write(df, tmp_path / "m.csv")
+    header, *rows = (tmp_path / "m.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "m.csv").write_text(header + rows[0] + "\n" + "".join(rows[1:]))      # line 3 empty
+    with pytest.raises(UserError, match=r"m.csv: line 5 has 'maybe' in its column 'keep' "):
+        mf.load(tmp_path / "m.csv", announce=False)
+    with pytest.raises(UserError, match=r"^the manifest: row 3 \(df.iloc\[2\]\) has 'maybe' in its column 'keep' "):
+        mf.coerce(pd.DataFrame({"keep": ["1", "0", "maybe"]}, index=[7, 8, 9]))
 
 
 def test_profile_attributes_that_are_text_stay_text(tmp_path, image_folder):
