@@ -868,7 +868,7 @@ def test_eval_on_a_split_column_of_another_spelling_is_refused_as_train_refuses_
                      "--workers", 0)
         said = " ".join(res.output.split())
         assert res.exit_code == 2, res.output
-        assert f"{tmp_path / 'splits.csv'}: column 'split' has 'valid' in row 2 (4 row(s) like it;" in said, said
+        assert f"{tmp_path / 'splits.csv'}: line 3 has 'valid' in its column 'split' (4 row(s) like it;" in said, said
         assert "write 'val' for 'valid'" in said and "Traceback" not in said
         assert not (tmp_path / "p" / "submission.csv").exists()
 

@@ -1077,7 +1077,7 @@ def test_split_check_refuses_unknown_split_values(tmp_path):
     df.loc[4, "split"] = "banana"
     df.to_csv(bad, index=False)
     r = invoke("split", "--check", bad, "--no-near-dup")
-    one_line_error(r, "'banana'", "row 5", "accepted: train, val, test")
+    one_line_error(r, "'banana'", "line 6 has", "accepted: train, val, test")
 
 
 def test_a_split_column_of_another_spelling_is_refused_by_check_and_train_alike(tmp_path):
@@ -1091,11 +1091,11 @@ def test_a_split_column_of_another_spelling_is_refused_by_check_and_train_alike(
     df["split"] = df["split"].replace({"val": "valid"})
     df.to_csv(bad, index=False)
     r = invoke("split", "--check", bad, "--no-near-dup")
-    one_line_error(r, "'valid'", "row 1", "3 row(s)", "'val'")
+    one_line_error(r, "'valid'", "line 2 has", "3 row(s)", "'val'")
     runs = tmp_path / "runs"
     r = invoke("train", bad, "--model", "test_resnet", "--no-pretrained", "--epochs", 1, "--img-size", 16,
                "--out", runs)
-    one_line_error(r, "'valid'", "row 1", "3 row(s)", "'val'")
+    one_line_error(r, "'valid'", "line 2 has", "3 row(s)", "'val'")
     assert not runs.exists() or not any(runs.iterdir())
     # any case of the three names is read as train reads it: the check reaches the leaks
     df["split"] = df["split"].replace({"valid": "VAL", "train": "Train"})
@@ -1133,11 +1133,11 @@ def test_a_kfold_row_in_a_split_with_an_empty_fold_is_refused_by_check_and_train
     df.loc[10, ["split", "fold"]] = ["", ""]
     df.to_csv(bad, index=False)
     r = invoke("split", "--check", bad, "--no-near-dup")
-    one_line_error(r, "row 8", "'train'", "empty fold", "2 row(s)", "-1")
+    one_line_error(r, "line 9 has", "'train'", "empty fold", "2 row(s)", "-1")
     runs = tmp_path / "runs"
     r = invoke("train", bad, "--model", "test_resnet", "--no-pretrained", "--epochs", 1, "--img-size", 16,
                "--out", runs, "--folds", "all")
-    one_line_error(r, "row 8", "'train'", "empty fold", "2 row(s)", "-1")
+    one_line_error(r, "line 9 has", "'train'", "empty fold", "2 row(s)", "-1")
     assert not runs.exists() or not any(runs.iterdir())
     # a row clean did not keep (keep=False: train never reads it) is no such row: nothing to refuse
     df["keep"] = "True"

@@ -1616,3 +1616,31 @@ def test_the_drawn_rows_cost_grows_linearly_with_the_rows(work):
     _, t_large, _ = work(lambda: drawn_rows(*large), runs=3)
     assert drawn.sum() == 3000 - 1 and not drawn[-1] and drawn[-2]
     assert t_large < 8 * t_small + 0.01, (t_small, t_large)
+
+
+@pytest.mark.timeout(60)
+def test_a_bad_split_value_and_an_empty_fold_are_named_by_the_file_line(tmp_path):
+    """split's two refusals of a hand-made table (a split value of another tool's spelling, a train row of a k-fold
+    table with no fold) said 'row N', a count no editor shows, a blank line before the row further off: they name
+    the file's line of the row (layouts.row_at), a Python caller's own DataFrame its 1-based row and df.iloc."""
+    from imgcls.split.config import check_split_values
+    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(32, 32))
+    df = mf.load(src, scan=False, announce=False)
+    df["split"] = ["train", "val", "train", "valid"]
+    mf.write(df, tmp_path / "s.csv")
+    header, *rows = (tmp_path / "s.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "s.csv").write_text(header + "\n" + "".join(rows))          # line 2 empty: row 4 on line 6
+    r = runner.invoke(app, ["split", "--check", str(tmp_path / "s.csv"), "--no-near-dup"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and f"{tmp_path / 's.csv'}: line 6 has 'valid' in its column 'split' (1 row(s)" in said
+    df["split"], df["fold"] = ["train", "val", "train", "train"], ["0", "0", "", "1"]
+    mf.write(df, tmp_path / "s.csv")
+    header, *rows = (tmp_path / "s.csv").read_text().splitlines(keepends=True)
+    (tmp_path / "s.csv").write_text(header + "\n" + "".join(rows))          # row 3 on line 5
+    r = runner.invoke(app, ["split", "--check", str(tmp_path / "s.csv"), "--no-near-dup"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and f"{tmp_path / 's.csv'}: line 5 has split 'train' and an empty fold" in said, said
+    with pytest.raises(UserError, match=r"^mine: row 2 \(df.iloc\[1\]\) has 'Valid' in its column 'split'"):
+        check_split_values(pd.DataFrame({"split": ["train", "Valid"]}), "mine")
+    with pytest.raises(UserError, match=r"^mine: row 1 \(df.iloc\[0\]\) has split 'train' and an empty fold"):
+        check_split_values(pd.DataFrame({"split": ["train", "val"], "fold": [None, 0]}), "mine")

@@ -29,9 +29,10 @@ PROFILE_OPTIONS = ("age_bands", "drop_ages", "relabel_age")   # act on profile d
 def check_split_values(df, where) -> None:
     """A table's `split` column (a hand-made split, or split's own) holds train / val / test, in any case (as train
     and predict read it), or nothing (a row left out); in a k-fold table (a `fold` column holding a fold) each train
-    / val row names its fold. Anything else is one line naming a row and the fix, `where` (the file) first: another
-    tool's 'valid' read as no validation rows sent them into train's random draw, and a train row with an empty
-    fold was 'train (every fold)' to --check but trained in no fold."""
+    / val row names its fold. Anything else is one line naming a row and the fix, the file and its line first
+    (layouts.row_at; `where` names a table not read from a file): another tool's 'valid' read as no validation rows
+    sent them into train's random draw, and a train row with an empty fold was 'train (every fold)' to --check but
+    trained in no fold."""
     if "split" not in df.columns:
         return
     values = df["split"].fillna("").astype(str)
@@ -39,11 +40,11 @@ def check_split_values(df, where) -> None:
     if not bad.any():
         _check_fold_values(df, values.str.lower(), where)
         return
-    from imgcls.layouts import SPLIT_FOLDERS       # the split folders' other names (valid, validation)
+    from imgcls.layouts import SPLIT_FOLDERS, row_at   # the split folders' other names (valid, validation)
     pos = int(bad.to_numpy().nonzero()[0][0])
     value = values.iloc[pos]
     meant = SPLIT_FOLDERS.get(value.strip().lower())
-    raise UserError(f"{where}: column 'split' has '{value}' in row {pos + 1} ({int(bad.sum())} row(s) like it; "
+    raise UserError(f"{row_at(df, pos, where)} has '{value}' in its column 'split' ({int(bad.sum())} row(s) like it; "
                     f"accepted: train, val, test in any case, or empty for a row left out); "
                     + (f"write '{meant}' for '{value}'" if meant else "fix the file")
                     + f" or make a new split with {NEW_SPLIT}")
@@ -80,13 +81,14 @@ def _check_fold_values(df, split, where) -> None:
     train never reads) is none of them."""
     import numpy as np
 
+    from imgcls.layouts import row_at
     from imgcls.manifest import kept
     if not has_folds(df):
         return
     bad = split.isin(("train", "val")).to_numpy() & np.isnan(fold_numbers(df)) & kept(df)
     if bad.any():
         pos = int(bad.nonzero()[0][0])
-        raise UserError(f"{where}: row {pos + 1} has split '{split.iloc[pos]}' and an empty fold ({int(bad.sum())} "
+        raise UserError(f"{row_at(df, pos, where)} has split '{split.iloc[pos]}' and an empty fold ({int(bad.sum())} "
                         f"row(s) like it) in a k-fold table: write its fold (0..K-1, or -1 to train it in every "
                         f"fold), or empty its split to leave it out, or make a new split with {NEW_SPLIT}")
 
