@@ -87,6 +87,14 @@ def csv_style(text: str) -> dict:
             "quoting": csv.QUOTE_ALL if quoted else csv.QUOTE_MINIMAL}
 
 
+def csv_read_style(df: pd.DataFrame) -> dict:
+    """csv_style of the CSV df's rows were read from (read_csv's attrs: a competition's test.csv, a sample submission
+    given as predict's --data), {} for rows of no CSV (a folder's images): a table written for those rows (predict's
+    submission.csv) is written as the file the competition gave."""
+    read = df.attrs.get(CSV_ROWS_READ)
+    return csv_style(read[1]) if read is not None else {}
+
+
 def csv_text(path: Path, what: str = "CSV file", fix: str | None = None) -> str:
     """The text of a CSV file, read whole once (read_csv's, FolderView.text's), with the mistakes a user can make
     said in one line: not a regular file, an empty (0-byte) file, text that is not UTF-8. `fix`: the fix each line

@@ -37,7 +37,7 @@ from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
-from imgcls.layouts import FolderView, csv_row_lines
+from imgcls.layouts import FolderView, csv_read_style, csv_row_lines
 from imgcls.options import PATH, check, check_arguments, python_too, shown
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMARY, REPORT_HTML, SPEC_NAME,
                             SUBMISSION_CSV, output_set, own_earlier_files, placing_journal, refuse_other_output,
@@ -1240,8 +1240,10 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
             *(out / n for n in confusion_png_names())], placing)]
     with output_set(out, "predict", earlier=earlier, temps=temps) as written:
         write_table(table, written.stage / probs_path.name)
-        # a template's separator, line ending and quoting: a checker may read the sample submission's format alone
-        write_table(sub, written.stage / SUBMISSION_CSV, **(template.style if template is not None else {}))
+        # a template's separator, line ending and quoting, else the test CSV's (a test.csv of id;label, a sample
+        # submission as --data under --format): a checker may read the format of the file the competition gave alone
+        write_table(sub, written.stage / SUBMISSION_CSV,
+                    **(template.style if template is not None else csv_read_style(df)))
         write_predict_report(written.stage, summary, table, classes, [m.run for m in spec.members],
                              rows if summary.get("eval") else None, shares=weights if shares else None,
                              meanings=prediction_meanings(classes, [member_meta(m) for m in spec.members]),

@@ -473,6 +473,26 @@ def test_the_submission_is_written_in_its_sample_submission_s_separator_line_end
         assert all(v.startswith(quote) and v.endswith(quote) and v.strip('"') in "abc" for v in labels), repr(text)
 
 
+def test_a_submission_of_a_csv_given_as_data_is_written_in_that_csv_s_format(tmp_path):
+    """`--data sample_submission.csv --format id,label` of an id;label file, or a test.csv of id;label given as
+    --data: submission.csv was written with commas (the template is not filled under --format: build_submission),
+    though the competition gave the file in its own format. The submission is written as the CSV its rows were read
+    from is (layouts.csv_read_style: its separator, line ending and quoting), as a filled template is."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    for i, n in enumerate(["img0.png", "img1.png"]):
+        make_image(tmp_path / "test" / n, size=(36, 36), seed=i, kind="noise")
+    text = "id;label\r\nimg1.png;?\r\nimg0.png;?\r\n"
+    for name, how in (("sample_submission.csv", ("--format", "id,label")), ("test.csv", ())):
+        (tmp_path / name).write_bytes(text.encode())
+        out = tmp_path / f"p_{name}"
+        res = invoke("predict", run, "--data", tmp_path / name, *how, "--out", out, "--workers", 0)
+        assert res.exit_code == 0, res.output
+        rows = (out / "submission.csv").read_bytes().decode().split("\r\n")
+        assert len(rows) == 4 and rows[0] == "id;label" and [r.split(";")[0] for r in rows[1:3]] == [
+            "img1.png", "img0.png"], rows
+        (tmp_path / name).unlink()
+
+
 def test_competition_csv_multibranch_decodes_to_18_classes_with_tta(tmp_path, monkeypatch):
     run = make_tiny_run(tmp_path / "runs" / "multi", multi=True, model="test_resnet")
     ev = tmp_path / "eval"
