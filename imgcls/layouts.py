@@ -72,11 +72,11 @@ def csv_separator(text: str) -> str:
     return next((s for s in (";", "\t") if s in line), ",")
 
 
-def csv_style(text: str) -> dict:
-    """How a CSV's text is written, as pandas.DataFrame.to_csv's options (sep, lineterminator, quoting), for a file
-    written as it is (predict's submission.csv filling a sample submission: a competition's checker may read its
-    format alone): its separator (csv_separator), its header's line ending, and every field quoted where every field
-    of its header is."""
+def csv_style(text: str, path: Path | None = None) -> dict:
+    """How a CSV's text is written, as pandas.DataFrame.to_csv's options (sep, lineterminator, quoting, encoding), for
+    a file written as it is (predict's submission.csv filling a sample submission: a competition's checker may read
+    its format alone): its separator (csv_separator), its header's line ending, every field quoted where every field
+    of its header is, and a UTF-8 byte order mark where its file `path` starts with one (csv_bom)."""
     import csv
     sep = csv_separator(text)
     first = _header_line(text)[1]
@@ -84,7 +84,20 @@ def csv_style(text: str) -> dict:
     fields = next(csv.reader([header], delimiter=sep), [])
     quoted = bool(fields) and header == sep.join('"' + f.replace('"', '""') + '"' for f in fields)
     return {"sep": sep, "lineterminator": first[len(header):] or "\n",
-            "quoting": csv.QUOTE_ALL if quoted else csv.QUOTE_MINIMAL}
+            "quoting": csv.QUOTE_ALL if quoted else csv.QUOTE_MINIMAL,
+            **({"encoding": "utf-8-sig"} if path is not None and csv_bom(path) else {})}
+
+
+def csv_bom(path: Path) -> bool:
+    """Whether a CSV file starts with UTF-8's byte order mark (Excel's 'CSV UTF-8'; a checker comparing the header
+    byte for byte wants it back), which csv_text's text is without: its first 3 bytes, False where it cannot be
+    read now."""
+    import codecs
+    try:
+        with open(path, "rb") as f:
+            return f.read(3) == codecs.BOM_UTF8
+    except OSError:
+        return False
 
 
 def csv_read_style(df: pd.DataFrame) -> dict:
@@ -92,7 +105,7 @@ def csv_read_style(df: pd.DataFrame) -> dict:
     given as predict's --data), {} for rows of no CSV (a folder's images): a table written for those rows (predict's
     submission.csv) is written as the file the competition gave."""
     read = df.attrs.get(CSV_ROWS_READ)
-    return csv_style(read[1]) if read is not None else {}
+    return csv_style(read[1], Path(read[0])) if read is not None else {}
 
 
 def csv_text(path: Path, what: str = "CSV file", fix: str | None = None) -> str:
@@ -103,7 +116,7 @@ def csv_text(path: Path, what: str = "CSV file", fix: str | None = None) -> str:
     if imgio.not_regular_reason(path) is not None:
         raise UserError(f"{what} {path} is not a regular file; {fix or 'give a CSV file'}")
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = path.read_bytes().decode("utf-8-sig")       # the BOM is no text: csv_bom asks for it
     except UnicodeDecodeError as e:
         raise UserError(f"{what} {path} is not UTF-8 text (byte {e.start}: {e.reason}); "
                         f"{fix or 'save it as UTF-8 (e.g. iconv -f cp949 -t utf-8)'}") from None

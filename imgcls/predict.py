@@ -1240,8 +1240,8 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
             *(out / n for n in confusion_png_names())], placing)]
     with output_set(out, "predict", earlier=earlier, temps=temps) as written:
         write_table(table, written.stage / probs_path.name)
-        # a template's separator, line ending and quoting, else the test CSV's (a test.csv of id;label, a sample
-        # submission as --data under --format): a checker may read the format of the file the competition gave alone
+        # a template's format (layouts.csv_style: separator, line ending, quoting, BOM), else the test CSV's (a test.csv
+        # of id;label, a sample submission as --data under --format): a checker may read the given file's format alone
         write_table(sub, written.stage / SUBMISSION_CSV,
                     **(template.style if template is not None else csv_read_style(df)))
         write_predict_report(written.stage, summary, table, classes, [m.run for m in spec.members],

@@ -473,6 +473,27 @@ def test_the_submission_is_written_in_its_sample_submission_s_separator_line_end
         assert all(v.startswith(quote) and v.endswith(quote) and v.strip('"') in "abc" for v in labels), repr(text)
 
 
+def test_a_sample_submission_s_utf8_bom_is_kept_in_the_submission(tmp_path):
+    """A sample submission saved by Excel as 'CSV UTF-8' starts with a byte order mark, which the reader drops
+    (csv_text), and submission.csv was written without it: a checker comparing the header byte for byte saw another
+    first column. The BOM is written again where the template (or the CSV given as --data) had one; a template
+    without one gives a submission without one."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    for i, n in enumerate(["img0.png", "img1.png"]):
+        make_image(tmp_path / "test" / n, size=(36, 36), seed=i, kind="noise")
+    tpl = tmp_path / "sample_submission.csv"
+    for bom in (b"\xef\xbb\xbf", b""):
+        tpl.write_bytes(bom + b"id;label\nimg1.png;?\nimg0.png;?\n")
+        for k, how in enumerate((("--data", tmp_path / "test", "--sample-submission", tpl),
+                                 ("--data", tpl, "--format", "id,label"))):
+            out = tmp_path / f"p{len(bom)}_{k}"
+            res = invoke("predict", run, *how, "--out", out, "--workers", 0)
+            assert res.exit_code == 0, res.output
+            written = (out / "submission.csv").read_bytes()
+            assert written.startswith(bom + b"id;label\nimg1.png;"), written
+            assert b"\xef\xbb\xbf" not in written[len(bom):], written
+
+
 def test_a_submission_of_a_csv_given_as_data_is_written_in_that_csv_s_format(tmp_path):
     """`--data sample_submission.csv --format id,label` of an id;label file, or a test.csv of id;label given as
     --data: submission.csv was written with commas (the template is not filled under --format: build_submission),
