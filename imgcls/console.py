@@ -74,6 +74,24 @@ def same_on_every_process() -> Iterator[None]:
         raise
 
 
+def refuse_torchrun(command: str, call: str, why: str = "", fix: str = "") -> None:
+    """Under torchrun, a step that runs as one process refuses before any work: every command but train and clean
+    (which share their work among the processes, imgcls.train.dist), whose processes would each do all of it, into
+    the same output. A UserError every process raises alike, said by the first process of each machine
+    (same_on_every_process). `command`: `imgcls predict`; `call`: its library entry (run_predict);
+    `why` / `fix`: the step's own reason and fix, where the general ones do not fit (tune's)."""
+    if not under_torchrun():
+        return
+    from imgcls.errors import UserError
+    from imgcls.options import python_too
+    why = why or (f"each of its {os.environ['WORLD_SIZE']} processes would do all of the work; only imgcls train and "
+                  f"imgcls clean share theirs among them")
+    fix = fix or python_too(f"run it as one process: the same {command} command without torchrun",
+                            f"the same {call} call in a process torchrun did not start")
+    with same_on_every_process():
+        raise UserError(f"{command} does not run under torchrun ({why}); {fix}")
+
+
 def is_quiet() -> bool:
     """--quiet, or a torchrun process other than rank 0: nothing but errors is printed."""
     return _state["quiet"] or not main_process()
