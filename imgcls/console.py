@@ -7,10 +7,11 @@ prefix, the progress bar's bold description) with rich styles, never by markup i
 Results (tables and their headings, `models list`) go to stdout and everything else (messages, warnings, progress)
 to stderr, so `imgcls runs > runs.txt` or `imgcls runs | grep` gets the table and nothing else.
 
-Under torchrun every process runs the command; only the main one (rank 0) prints info lines, warnings, tables and
-progress bars (main_process()), as if the others ran with --quiet and warnings silenced: each would say the same line
-once more. error() prints on every rank (a rank's own failure is named by that rank), but for a UserError every
-process raises alike (same_on_every_process(), UserError.said_elsewhere): one process says that."""
+Under torchrun (train and clean; every other step refuses it, refuse_torchrun) every process runs the command; only
+the main one (rank 0) prints info lines, warnings, tables and progress bars (main_process()), as if the others ran
+with --quiet and warnings silenced: each would say the same line once more. error() prints on every rank (a rank's
+own failure is named by that rank), but for a UserError every process raises alike (same_on_every_process(),
+UserError.said_elsewhere): one process says that."""
 from __future__ import annotations
 
 import os

@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgcls.console import info
+from imgcls.console import info, refuse_torchrun
 from imgcls.errors import UserError
 from imgcls.fsutil import check_writable, write_json
 from imgcls.options import check, option, shown
@@ -93,6 +93,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     """Export every checkpoint of `run`; writes export.json and returns its dict (the input recipe, classes, and
     under "files" one record per ONNX file: its path and onnxruntime-vs-torch parity). Raises when parity fails."""
     check(ExportConfig(opset=opset, atol=atol))
+    refuse_torchrun("imgcls export", "export_onnx")
     from imgcls.train.rundir import find_checkpoints
     run = Path(run)
     ckpts = find_checkpoints(run, which)

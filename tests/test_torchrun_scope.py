@@ -67,3 +67,60 @@ def test_torchrun_tune_is_one_line_and_every_process_ends(tmp_path):
     assert r.returncode != 0 and said.count("error:") == 1, said[-3000:]
     assert "error: imgcls tune does not run under torchrun" in said, said[-3000:]
     assert not (tmp_path / "tune").exists()
+
+
+def one_process_steps(tmp_path):
+    """Every command that runs as one process (all but train, clean and tune) with its library entry: (CLI call,
+    entry's name, a call of the entry). Nothing it names exists: the refusal comes before any path is read."""
+    from imgcls.ensemble import build_ensemble
+    from imgcls.eda import run_eda
+    from imgcls.export import export_onnx
+    from imgcls.predict import run_predict
+    from imgcls.preprocess import run_preprocess
+    from imgcls.runs import run_runs
+    from imgcls.split import run_check, run_split
+    from imgcls.weights import fetch_rembg, print_inventory
+    missing, out = str(tmp_path / "missing"), str(tmp_path / "out")
+    runs = [str(tmp_path / "runs" / "a"), str(tmp_path / "runs" / "b")]
+    return [
+        ("preprocess", ["preprocess", missing, "--out", out], "run_preprocess", lambda: run_preprocess(missing, out)),
+        ("eda", ["eda", missing, "--out", out], "run_eda", lambda: run_eda(missing, out)),
+        ("split", ["split", missing, "--out", out + ".csv"], "run_split", lambda: run_split(missing, out + ".csv")),
+        ("split", ["split", "--check", missing + ".csv", "--fix"], "run_check",
+         lambda: run_check(missing + ".csv", fix=True)),
+        ("predict", ["predict", runs[0], "--data", missing, "--out", out], "run_predict",
+         lambda: run_predict(runs[0], missing, out)),
+        ("export", ["export", runs[0], "--out", out], "export_onnx", lambda: export_onnx(runs[0], out)),
+        ("ensemble", ["ensemble", *runs, "--out", out], "build_ensemble", lambda: build_ensemble(runs, out=out)),
+        ("runs", ["runs", str(tmp_path / "runs")], "run_runs", lambda: run_runs("table", [tmp_path / "runs"])),
+        ("models list", ["models", "list"], "print_inventory", print_inventory),
+        ("models fetch", ["models", "fetch", "rembg", "--home", out], "fetch_rembg", lambda: fetch_rembg(out)),
+    ]
+
+
+@pytest.mark.timeout(120)
+def test_every_one_process_command_refuses_torchrun_said_once_per_machine(tmp_path, monkeypatch):
+    """preprocess, eda, split, predict, export, ensemble, runs and models ran whole in every torchrun process: twice
+    the work into the same output (the output folder's lock alone serialised the writes), two sets of lines."""
+    steps = one_process_steps(tmp_path)
+    assert_said_once_per_machine(monkeypatch, [call for _, call, _, _ in steps])
+    for name, call, entry, _ in steps:
+        said = refusal(monkeypatch, call)
+        assert f"error: imgcls {name} does not run under torchrun (each of its 2 processes would do all" in said, said
+        assert f"run it as one process: the same imgcls {name} command without torchrun" in said, said
+        assert f"(Python: the same {entry} call in a process torchrun did not start)" in said, said
+    assert not (tmp_path / "out").exists() and not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.timeout(120)
+def test_every_one_process_library_entry_refuses_torchrun(tmp_path, monkeypatch):
+    """From Python too (a script torchrun started), before any work: the same line as the UserError."""
+    as_rank(monkeypatch, 0, world=4)
+    for name, _, entry, call in one_process_steps(tmp_path):
+        with pytest.raises(UserError) as e:
+            call()
+        said = str(e.value)
+        assert said.startswith(f"imgcls {name} does not run under torchrun (each of its 4 processes"), (entry, said)
+        assert f"(Python: the same {entry} call in a process torchrun did not start)" in said, said
+        assert not e.value.said_elsewhere
+    assert not (tmp_path / "out").exists()
