@@ -235,6 +235,33 @@ def save_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: 
                      decode=np.array(DECODE_VERSION))
 
 
+def cache_write_lock(path: Path):
+    """The lock a writer of the shared cache file `path` holds while it reads the file as it is now, merges its own
+    entries in and writes it (fsutil.exclusive_lock on `<file>.lock`): two processes sharing the cache folder (two
+    cleans of different sets, clean and split at once) each read the file, added theirs and wrote it, and the second
+    write dropped the first's new entries. Readers take no lock: a write is atomic."""
+    from imgcls.fsutil import exclusive_lock
+    return exclusive_lock(path.with_name(path.name + ".lock"), create=True)
+
+
+def merge_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: int = 0, kind: str = "",
+                  dtype: type = np.float32) -> dict[str, np.ndarray]:
+    """save_vectors of `cache` merged into the file as it is now (under cache_write_lock: another process may have
+    written its entries since this one read it); returns what was written. The file's vectors are of this tag, size
+    and kind (read_vectors); those of another length than `cache`'s (a file that does not fit) are dropped, and a
+    key in both takes `cache`'s vector (the same numbers: the file name and record are the model, size, kind)."""
+    if not cache:
+        return cache
+    path.parent.mkdir(parents=True, exist_ok=True)      # the lock file's folder: a first write makes it
+    with cache_write_lock(path):
+        now, _ = read_vectors(path, tag, size, kind)
+        dim = next(iter(cache.values())).shape
+        if now and next(iter(now.values())).shape == dim:
+            cache = {**now, **cache}
+        save_vectors(path, cache, tag, size, kind, dtype)
+    return cache
+
+
 def drop_replaced(path: Path, replaces: str | None) -> None:
     """Remove the cache files beside `path` that match the glob `replaces` (the same numbers from other code: an
     older digest in the name) once `path` is written: no run of this code reads them, and each upgrade would
@@ -466,7 +493,7 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
             for i, v in vectors[k].items():
                 if shas[i]:
                     caches[k][shas[i]] = v
-            save_vectors(cpaths[k], caches[k], tag, size, k)
+            merge_vectors(cpaths[k], caches[k], tag, size, k)     # with what another pass wrote since
         for path in shard_paths:         # merged into the cache files: the pass is whole
             if path is not None:
                 path.unlink(missing_ok=True)

@@ -1160,6 +1160,52 @@ def test_cached_vectors_of_another_decoding_are_reported_and_not_replayed(tmp_pa
                     f"version 1, this one's {DECODE_VERSION}): ignored"]
 
 
+def test_two_embedding_passes_sharing_the_cache_keep_each_other_s_vectors(tmp_path, monkeypatch):
+    """Two passes over different sets sharing the cache folder (two cleans, clean and split at once), each having read
+    the cache before either wrote: the second write dropped the first's new vectors, and the next run embedded them
+    again. A write now merges into the file as it is then: both sets' vectors, each as its own pass gave it."""
+    import imgcls.weights as w
+    from imgcls import embed
+    from imgcls import manifest as mf
+    one = mf.load(make_image_folder(tmp_path / "one", {"a": 3}, size=(24, 24)), announce=False)
+    two = mf.load(make_image_folder(tmp_path / "two", {"b": 2}, size=(24, 24), seed=1), announce=False)
+    kw = dict(model="test_efficientnet", pretrained=False, img_size=32, device="cpu", precision="fp32",
+              cache_dir=tmp_path / "c")
+    real, got = embed.read_vectors, {}
+
+    def read(*a, **k):      # the first pass has read the cache: the second runs whole before the first writes
+        out = real(*a, **k)
+        if not got:
+            got["two"] = None
+            got["two"] = embed.embed_manifest(two, **kw), embed.style_manifest(two, **kw)
+        return out
+    monkeypatch.setattr(embed, "read_vectors", read)
+    got["one"] = embed.embed_manifest(one, **kw), None
+    monkeypatch.setattr(w, "create_model", lambda *a, **k: pytest.fail("embedded again"))
+    got["one"] = got["one"][0], embed.style_manifest(one, **kw)
+    for name, df in (("one", one), ("two", two)):       # every vector as its own pass gave it: none mixed
+        np.testing.assert_array_equal(embed.embed_manifest(df, **kw), got[name][0])
+        np.testing.assert_array_equal(embed.style_manifest(df, **kw), got[name][1])
+    assert not np.allclose(got["one"][0][:2], got["two"][0])     # two models (random weights): two passes' numbers
+
+
+def test_a_cache_write_merges_only_vectors_of_its_own_model_size_kind_and_length(tmp_path):
+    """merge_vectors takes in the file as it is now only where it was written for the same model, size and kind
+    (read_vectors' record) and holds vectors of the same length: a file of other settings is replaced, never mixed."""
+    from imgcls import embed
+    path, a, b = tmp_path / "m_64.npz", {"a" * 64: np.ones(4, np.float32)}, {"b" * 64: np.zeros(4, np.float32)}
+    for other in (("other", 64, "pooled"), ("m", 32, "pooled"), ("m", 64, "style")):
+        embed.save_vectors(path, a, *other)
+        assert list(embed.merge_vectors(path, b, "m", 64, "pooled")) == ["b" * 64]
+        assert list(embed.read_vectors(path, "m", 64, "pooled")[0]) == ["b" * 64]
+    embed.save_vectors(path, {"a" * 64: np.ones(3, np.float32)}, "m", 64, "pooled")     # another vector length
+    assert list(embed.merge_vectors(path, b, "m", 64, "pooled")) == ["b" * 64]
+    embed.save_vectors(path, a, "m", 64, "pooled")
+    assert sorted(embed.read_vectors(path, "m", 64, "pooled")[0]) == ["a" * 64] and \
+        sorted(embed.merge_vectors(path, b, "m", 64, "pooled")) == ["a" * 64, "b" * 64]
+    assert sorted(embed.read_vectors(path, "m", 64, "pooled")[0]) == ["a" * 64, "b" * 64]
+
+
 def test_both_stale_embedding_caches_are_said_in_one_line(tmp_path, monkeypatch):
     """A pass rebuilds the pooled and the style cache together: where both did not fit (an older decoding; vectors
     of another size than the model gives) it said two "does not fit" / "holds vectors of size" lines, one per file,
