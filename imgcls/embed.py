@@ -265,15 +265,18 @@ def merge_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size:
 def drop_replaced(path: Path, replaces: str | None) -> None:
     """Remove the cache files beside `path` that match the glob `replaces` (the same numbers from other code: an
     older digest in the name) once `path` is written: no run of this code reads them, and each upgrade would
-    otherwise leave one more behind. Two imgcls versions used in turn rebuild each other's file: slower, not wrong."""
+    otherwise leave one more behind; their write locks (cache_write_lock's files) go with them. Two imgcls versions
+    used in turn rebuild each other's file, and two runs of the older one writing then may each keep only their own
+    entries (its lock file removed under them): slower, not wrong."""
     if not replaces:
         return
     for old in path.parent.glob(replaces):
         if old.name != path.name:
-            try:
-                old.unlink()
-            except OSError:
-                pass
+            for f in (old, old.with_name(old.name + ".lock")):
+                try:
+                    f.unlink()
+                except OSError:
+                    pass
 
 
 class VectorCache:
@@ -305,13 +308,12 @@ class VectorCache:
         again) and the run goes on with its own numbers."""
         if not new:
             return
-        self.vectors = {**self.vectors, **new}
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            save_vectors(self.path, self.vectors, *self.meta, dtype=self.dtype)
+        try:        # with what another run (sharing the cache folder) wrote since this one read the file
+            self.vectors = merge_vectors(self.path, {**self.vectors, **new}, *self.meta, dtype=self.dtype)
         except OSError as e:
             from imgcls import console
             console.warn(f"{self.what} {self.path} not written ({e.strerror or e}): the next run {redo}")
+            self.vectors = {**self.vectors, **new}
             return
         drop_replaced(self.path, self.replaces)
 

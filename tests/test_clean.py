@@ -796,6 +796,8 @@ def test_photo_features_are_kept_by_content_hash_and_measured_once(tmp_path, mon
     features.feature_matrix(df, cache_dir=cache)
     new = list((tmp_path / "cache").glob("photo_features_*.npz"))
     assert len(calls) == 3 + 3 + 3 and len(old) == len(new) == 1 and old != new     # ... which replaces the old one
+    # ... its write lock too (embed.cache_write_lock): an upgrade leaves no empty file behind
+    assert [p.name for p in (tmp_path / "cache").glob("photo_features_*.lock")] == [new[0].name + ".lock"]
     said = []
     monkeypatch.setattr("imgcls.console.warn", said.append)
     (tmp_path / "blocked").write_text("a file where the cache folder should be")

@@ -487,3 +487,49 @@ def test_a_save_while_verifying_writes_only_the_pairs_new_since_the_last(tmp_pat
         np.testing.assert_array_equal(got.how, rec.how)
         np.testing.assert_array_equal(got.local, rec.local)
         np.testing.assert_array_equal(got.local_floor, rec.local_floor)
+
+
+def test_two_runs_sharing_the_cache_keep_each_other_s_photo_features_and_thumbnail_numbers(tmp_path):
+    """Two runs on one cache folder (two cleans of different sets, clean and split at once), each having read the
+    photo-feature and thumbnail-summary files before either wrote: the second write dropped the first's new
+    entries, and the next run measured them again. A write now merges into the file as it is then."""
+    from imgcls.clean.features import FEATURE_NAMES, FeatureCache
+    from imgcls.clean.near_dup import TINY
+    from imgcls.clean.pair_cache import SUMS, SummaryCache
+    shas, rows = np.array(["a" * 64, "b" * 64]), np.arange(2)
+    feats = np.arange(2 * len(FEATURE_NAMES), dtype=np.float32).reshape(2, -1)
+    sums, grey = np.arange(2 * TINY * TINY * 3).reshape(2, TINY, TINY, 3).astype(SUMS), np.array([True, False])
+    features, summaries = [FeatureCache(tmp_path) for _ in "12"], [SummaryCache(tmp_path) for _ in "12"]
+    for k in rows:                                     # each run keeps its own image
+        features[k].store(shas, rows[k:k + 1], feats)
+        summaries[k].store(shas, rows[k:k + 1], sums, grey)
+    out = np.full_like(feats, np.nan)
+    assert not len(FeatureCache(tmp_path).fill(shas, rows, out)) and np.array_equal(out, feats)
+    got_sums, got_grey, known = np.zeros_like(sums), np.zeros(2, bool), np.zeros(2, bool)
+    assert not len(SummaryCache(tmp_path).fill(shas, rows, got_sums, got_grey, known))
+    assert np.array_equal(got_sums, sums) and got_grey.tolist() == grey.tolist() and known.all()
+
+
+def _add_after_all_read(path, key, barrier) -> None:
+    from imgcls.embed import VectorCache
+    cache = VectorCache(path, "t", 1, "features", "test cache")
+    barrier.wait(30)                 # every process has read the file before any writes
+    cache.add({key: np.full(3, len(key), np.float32)}, "measures it again")
+
+
+@pytest.mark.timeout(60)
+def test_processes_writing_one_cache_file_at_once_keep_every_one_s_entries(tmp_path):
+    """Real processes: four read the file, then all write at once; it ends with the entries of every one."""
+    import multiprocessing
+    from imgcls.embed import read_vectors
+    ctx = multiprocessing.get_context("fork")
+    path, keys = tmp_path / "c.npz", ["a", "bb", "ccc", "dddd"]
+    barrier = ctx.Barrier(len(keys))
+    procs = [ctx.Process(target=_add_after_all_read, args=(path, k, barrier)) for k in keys]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(45)
+    assert [p.exitcode for p in procs] == [0] * len(keys)
+    kept, why = read_vectors(path, "t", 1, "features")
+    assert not why and sorted(kept) == keys and all((kept[k] == len(k)).all() for k in keys)
