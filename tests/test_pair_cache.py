@@ -533,3 +533,53 @@ def test_processes_writing_one_cache_file_at_once_keep_every_one_s_entries(tmp_p
     assert [p.exitcode for p in procs] == [0] * len(keys)
     kept, why = read_vectors(path, "t", 1, "features")
     assert not why and sorted(kept) == keys and all((kept[k] == len(k)).all() for k in keys)
+
+
+def _record(n: int, glob: float):
+    from imgcls.clean.near_dup import PairRecord
+    rec = PairRecord.empty(n)
+    rec.glob[:], rec.how[:], rec.fresh[:] = glob, 1, True
+    return rec
+
+
+def test_two_runs_sharing_the_cache_keep_each_other_s_verified_pairs(tmp_path):
+    """Two runs on one cache folder (two cleans of different sets, clean and split at once), each having read the
+    verified pairs before either wrote: the second's store dropped the first's pairs (verified again by the next
+    run). A store now merges into the file and shards as they are then, each pair with its own run's numbers."""
+    from imgcls.clean.pair_cache import PairCache
+    first, second = PairCache(tmp_path, False), PairCache(tmp_path, False)
+    a, b = np.arange(1, 4, dtype=np.uint64), np.arange(11, 15, dtype=np.uint64)
+    half = second.keeper(lambda: (b[:2], b[:2] + np.uint64(100), _record(2, 0.6)), seconds=0)
+    half()                                  # the second run's save while it verifies: a shard
+    assert first.store(a, a + np.uint64(100), _record(3, 0.5)) == 3      # takes that shard in
+    assert second.store(b, b + np.uint64(100), _record(4, 0.6)) == 4
+    keys = np.r_[a, b]
+    got = PairCache(tmp_path, False).lookup(keys, keys + np.uint64(100))
+    assert got.glob.tolist() == [0.5] * 3 + [np.float32(0.6)] * 4 and not second.parts.exists()
+
+
+def _store_after_all_read(path, k, barrier) -> None:
+    from imgcls.clean.pair_cache import PairCache
+    cache = PairCache(path, False)
+    barrier.wait(30)                 # every process has read the file before any writes
+    keys = np.arange(10 * k + 1, 10 * k + 4, dtype=np.uint64)
+    cache.store(keys, keys + np.uint64(100), _record(3, k / 10))
+
+
+@pytest.mark.timeout(60)
+def test_processes_storing_verified_pairs_at_once_keep_every_one_s_pairs(tmp_path):
+    import multiprocessing
+
+    from imgcls.clean.pair_cache import PairCache
+    ctx = multiprocessing.get_context("fork")
+    runs = [1, 2, 3]
+    barrier = ctx.Barrier(len(runs))
+    procs = [ctx.Process(target=_store_after_all_read, args=(tmp_path, k, barrier)) for k in runs]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(45)
+    assert [p.exitcode for p in procs] == [0] * len(runs)
+    keys = np.concatenate([np.arange(10 * k + 1, 10 * k + 4, dtype=np.uint64) for k in runs])
+    got = PairCache(tmp_path, False).lookup(keys, keys + np.uint64(100))
+    assert got.glob.tolist() == [np.float32(k / 10) for k in runs for _ in range(3)]

@@ -307,10 +307,12 @@ class PairCache:
             raise ValueError(f"version {version}, fields of {[len(v) for v in cols.values()]} rows")
         return cols, merged
 
-    def _load(self) -> pd.DataFrame:
+    def _load(self, say: bool = True) -> pd.DataFrame:
         """The file's pairs, then the shards' it did not take in, in the order they were written (a pair's newer
-        numbers replace its older ones)."""
+        numbers replace its older ones). `say`: a file or shard that does not fit is said (store's second read
+        does not say it again)."""
         from imgcls.console import warn
+        tell = warn if say else (lambda _msg: None)
         frames, merged = [], set()
         if self.path.is_file():
             try:
@@ -318,16 +320,17 @@ class PairCache:
                 frames.append(_frame(cols))
                 merged = set(names)
             except Exception as e:  # noqa: BLE001 - a damaged cache is ignored (and replaced), never trusted
-                warn(f"verified-pair cache {self.path} does not fit ({type(e).__name__}: {e}): ignored and rebuilt")
+                tell(f"verified-pair cache {self.path} does not fit ({type(e).__name__}: {e}): ignored and rebuilt")
         shards = sorted(self.parts.glob("shard-*.npz")) if self.parts.is_dir() else []
         for shard in shards:
-            self.shards.append(shard)       # taken in (or, named by the file, removed) by this run's store
+            if shard not in self.shards:    # taken in (or, named by the file, removed) by this run's store
+                self.shards.append(shard)
             if shard.name in merged:
                 continue
             try:
                 frames.append(_frame(self._read(shard)[0]))
             except Exception as e:  # noqa: BLE001 - a damaged shard is ignored (and removed), never trusted
-                warn(f"verified-pair cache shard {shard} does not fit ({type(e).__name__}: {e}): ignored")
+                tell(f"verified-pair cache shard {shard} does not fit ({type(e).__name__}: {e}): ignored")
         if not frames:
             return _frame({})
         t = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
@@ -414,24 +417,35 @@ class PairCache:
     def store(self, key_a: np.ndarray, key_b: np.ndarray, rec: PairRecord) -> int:
         """Keep the pairs the record's verify_pairs call computed (`fresh`; a pair's newer numbers replace its
         older ones) and write the whole file when there are any, taking in the shards (read, or written by this
-        run's saves: then removed). Returns how many."""
+        run's saves: then removed). The file and shards are read again as they are now, under the file's lock
+        (embed.cache_write_lock): another run sharing the cache folder may have stored its pairs since this one
+        read them, and they stay. Returns how many."""
+        from contextlib import ExitStack
+
+        from imgcls.embed import cache_write_lock, drop_replaced
         ok = rec.fresh & (key_a != 0) & (key_b != 0)           # a fresh pair's global part is always known
         if not ok.any():
             return 0
         new = _frame({"a": key_a[ok], "b": key_b[ok], "glob": rec.glob[ok], "how": rec.how[ok],
                       "local": rec.local[ok], "local_floor": rec.local_floor[ok]})
-        t = pd.concat([self.table, *self.saved, new], ignore_index=True).drop_duplicates(["a", "b"], keep="last")
-        self.table, self.saved = t.reset_index(drop=True), []
-        if not self._write(self.path, self.table, merged=np.array([p.name for p in self.shards], dtype=str)):
-            return 0
-        for shard in self.shards:       # in the file now (which names them, should one stay)
-            shard.unlink(missing_ok=True)
-        self.shards = []
-        try:
-            self.parts.rmdir()          # a concurrent run's shards keep it
-        except OSError:
-            pass
-        from imgcls.embed import drop_replaced
+        with ExitStack() as turn:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                turn.enter_context(cache_write_lock(self.path))
+                now = self._load(say=False)
+            except OSError:         # a folder that cannot be written: _write says so
+                now = self.table
+            t = pd.concat([now, *self.saved, new], ignore_index=True).drop_duplicates(["a", "b"], keep="last")
+            self.table, self.saved = t.reset_index(drop=True), []
+            if not self._write(self.path, self.table, merged=np.array([p.name for p in self.shards], dtype=str)):
+                return 0
+            for shard in self.shards:       # in the file now (which names them, should one stay)
+                shard.unlink(missing_ok=True)
+            self.shards = []
+            try:
+                self.parts.rmdir()          # a concurrent run's shards keep it
+            except OSError:
+                pass
         drop_replaced(self.path, self.replaces)
         for old in self.path.parent.glob(self.replaces + ".parts"):     # older code's shards: never read again
             if old != self.parts:
