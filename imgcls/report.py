@@ -296,7 +296,8 @@ TICK_INCHES = 2.6
 def tick_labels(labels: Iterable[object], fontsize: float, inches: float = TICK_INCHES) -> list[str]:
     """Class names (profiles.class_titles) as a figure's tick labels at `fontsize`: each cut by fit_text to
     `inches`; tables, CSVs and JSON keep the whole name. Names that the cut would draw alike (a long shared start:
-    `..._2019_left` / `..._2019_right`) keep the end where they differ after the ellipsis instead."""
+    `..._2019_left` / `..._2019_right`) keep the end where they differ after the ellipsis instead, or, alike at
+    the end too, the part from where they differ."""
     names = [str(s) for s in labels]
     cut = [fit_text(s, inches, fontsize) for s in names]
     alike: dict[str, list[int]] = {}
@@ -306,9 +307,15 @@ def tick_labels(labels: Iterable[object], fontsize: float, inches: float = TICK_
         if len({names[i] for i in group}) < 2:
             continue
         start = len(os.path.commonprefix([names[i] for i in group]))
+        tails = {i: _fitting_end(names[i][start:], inches / 2, fontsize) for i in group}
+        if len({tails[i] for i in group}) < len({names[i] for i in group}):
+            # alike at the end too (they differ in the middle): the part from where they differ, cut at its end
+            for i in group:
+                cut[i] = fit_text(names[i][:start], inches, fontsize,
+                                  suffix=fit_text(names[i][start:], inches / 2, fontsize))
+            continue
         for i in group:
-            tail = _fitting_end(names[i][start:], inches / 2, fontsize)
-            cut[i] = fit_text(names[i][:len(names[i]) - len(tail)], inches, fontsize, suffix=tail)
+            cut[i] = fit_text(names[i][:len(names[i]) - len(tails[i])], inches, fontsize, suffix=tails[i])
     return cut
 
 

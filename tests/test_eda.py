@@ -206,6 +206,23 @@ def test_long_class_names_alike_up_to_the_cut_keep_their_different_ends_as_tick_
     assert all(width(s, FontProperties(size=7), ismath=False)[0] <= report.TICK_INCHES * 72 for s in labels)
 
 
+def test_long_class_names_differing_in_the_middle_and_alike_at_both_ends_keep_where_they_differ():
+    """Two long class names alike at the start and over their last half-label ('..._A_photographs_of_the_left_side_...'
+    / '..._B_...'): the kept end was the same for both, so the tick labels were drawn alike still. They keep the part
+    where they differ instead, within the width."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    from imgcls import report
+    start = "category_of_the_long_competition_2019_and_some_more_words_"
+    a, b = (f"{start}{c}_photographs_of_the_left_side_of_the_building_at_night" for c in "AB")
+    labels = report.tick_labels([a, b, "short"], 8)
+    assert labels[0] != labels[1] and labels[2] == "short", labels
+    assert "A_" in labels[0] and "B_" in labels[1], labels
+    width = TextToPath().get_text_width_height_descent
+    assert all(width(s, FontProperties(size=8), ismath=False)[0] <= report.TICK_INCHES * 72 for s in labels)
+
+
 def test_every_duplicate_group_is_written(tmp_path, monkeypatch):
     """report.html lists the first DUPLICATES_SHOWN groups (200 of openclipart_l1's 933, "733 more rows not
     shown") and summary.json only counts them: the other groups were written nowhere. exact_duplicates.csv holds
