@@ -489,3 +489,22 @@ def test_copies_that_repeat_another_copy_of_their_source_are_said(tmp_path, caps
                      r"copy of it: no draw of --oversample-aug light changed it \(an image of one colour, or too small "
                      r"for that many copies\?\)", err)
     assert said and 3 <= int(said.group(1)) <= 10, err
+
+
+def test_a_source_s_earlier_copies_are_not_drawn_again_for_each_later_copy(tmp_path, monkeypatch):
+    """make_copy compares copy k with copies 1..k-1 of its source, and drew each of them again for every copy: a
+    source needing 9 copies (--oversample-max-factor 10) took 45 light draws, ever more as the factor grows. Within
+    one run the earlier copies' pixels are known (add_copies keeps a digest of each): a copy is drawn once."""
+    from imgcls.preprocess import oversample
+    draws = []
+    real = oversample.light_copy
+    monkeypatch.setattr(oversample, "light_copy", lambda *a: draws.append(a[1]) or real(*a))
+    src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 1}, size=(32, 32))
+    res = _run(src, tmp_path / "out", oversample="max", oversample_aug="light", oversample_max_factor=10, seed=0)
+    assert mf.augmented(res).sum() == 9
+    assert len(draws) < 2 * 9, sorted(draws)
+    from PIL import Image       # the same pixels as a copy drawn alone, its earlier copies drawn again
+    cfg = PreprocessConfig(oversample="max", oversample_aug="light", oversample_max_factor=10, seed=0)
+    for k in (2, 9):
+        alone = oversample.make_copy([Image.open(tmp_path / "out" / "b/000.png")], cfg, f"b/000__os{k}.png")[0]
+        np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / f"b/000__os{k}.png")), alone)

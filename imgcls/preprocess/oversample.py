@@ -123,7 +123,13 @@ def light_copy(x, k: int, first_draw: bool, fill):
     return v2.RandomAffine(**{**LIGHT_AFFINE, "translate": shift}, fill=list(fill))(x)
 
 
-def make_copy(images: list, cfg: PreprocessConfig, name: str):
+def _digest(x) -> bytes:
+    """A copy's pixels as a short key (make_copy's comparison of a draw with the source's earlier copies)."""
+    import hashlib
+    return hashlib.blake2b(str(tuple(x.shape)).encode() + x.numpy().tobytes(), digest_size=16).digest()
+
+
+def make_copy(images: list, cfg: PreprocessConfig, name: str, drawn: dict[str, bytes] | None = None):
     """(the copy's pixels, whether they are new) from its source image(s) (PIL 'L' or RGB, as io.load_rgb_or_grey
     reads them), seeded by (--seed, name); 'L' when every source is. The augmentation runs on the RGB train reads
     (io.load_rgb: the grey level in R, G and B), and on such an image every preset keeps the channels equal (flip,
@@ -133,8 +139,10 @@ def make_copy(images: list, cfg: PreprocessConfig, name: str):
 
     A copy differs from its source: a draw with the source's pixels is drawn again (train's presets can skip every
     op on a small image), up to MAX_DRAWS times. The k-th copy of a preset also differs from copies 1..k-1 of its
-    source, which are drawn again here (each seeded by its own name): the copies of one source are made alike in
-    any order and on a resumed run. Mixup blends a partner the plan drew, so only the source is compared there.
+    source, which are drawn again here where `drawn` lacks them (each seeded by its own name): the copies of one
+    source are made alike in any order and on a resumed run. Mixup blends a partner the plan drew, so only the
+    source is compared there. `drawn`: copy name -> _digest of the copies drawn so far in this run (add_copies'),
+    read and filled here: copy k draws only itself where copies 1..k-1 were drawn before it (not k(k+1)/2 draws).
     `new` is False where no draw differed (an image of one colour, a tiny one with many copies: add_copies says)."""
     import torch
     from PIL import Image
@@ -163,9 +171,13 @@ def make_copy(images: list, cfg: PreprocessConfig, name: str):
     erase = random_erasing(preset)
     source, k = copy_index(name)
     names = [copy_name(source, j) for j in range(1, k)] + [name]
-    seen = [x0]
+    drawn = {} if drawn is None else drawn
+    seen = {_digest(x0)}
     with torch.random.fork_rng(devices=[]):
         for j, copy in enumerate(names, 1 if k else 0):
+            if copy != name and copy in drawn:
+                seen.add(drawn[copy])
+                continue
             torch.manual_seed(int(np.random.default_rng(_seed(cfg.seed, copy)).integers(2 ** 62)))
             for draw in range(MAX_DRAWS):
                 if preset == "light":
@@ -174,10 +186,12 @@ def make_copy(images: list, cfg: PreprocessConfig, name: str):
                     x = aug(x0)
                     if erase is not None:
                         x = erase(x)
-                new = not any(torch.equal(x, s) for s in seen)
+                key = _digest(x)
+                new = key not in seen
                 if new:
                     break
-            seen.append(x)
+            seen.add(key)
+            drawn[copy] = key
     out = v2.ToPILImage()(x).convert("RGB")
     return (out.getchannel("R") if grey else out), new
 
@@ -245,6 +259,7 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
     prev = _previous_copies(out, settings)
     paths = list(res["path"].astype(str))
     rows, kept_n, written, repeats = [], 0, 0, []
+    drawn: dict[str, bytes] = {}    # make_copy's digests of the copies drawn: copy k draws only itself
     jpath = out / COPY_JOURNAL
     with open_journal(jpath, settings) as journal, progress_bar("writing oversampled copies", len(plan)) as advance:
         for name, sources in plan:
@@ -264,7 +279,7 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
                     warn(f"{out / paths[sources[0]]}: {e.reason}; no copy {name}")
                     advance()
                     continue
-                copy, new = make_copy(ims, cfg, name)
+                copy, new = make_copy(ims, cfg, name, drawn)
                 if not new:
                     repeats.append(name)
                 save_image(copy, dst, cfg.quality)
