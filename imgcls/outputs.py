@@ -106,6 +106,8 @@ def interrupted_leftovers(out: Path) -> list[Path]:
     found = []
     for name, stamps in (record.items() if isinstance(record, dict) else ()):
         p = out.parent / str(name)
+        if isinstance(stamps, list) and stamps and not isinstance(stamps[0], list):
+            stamps = [stamps]   # an older imgcls's journal: the placed file's stamp alone, not a list of them
         try:
             if Path(name).name == name and p.is_file() and not p.is_symlink() and isinstance(stamps, list) \
                     and list(file_stamp(p)) in stamps:

@@ -403,6 +403,29 @@ def test_ctrl_c_among_the_renames_of_a_set_says_some_files_were_placed(step, tmp
     assert runner.invoke(app, argv).exit_code == 0
 
 
+@pytest.mark.parametrize("step", ["eda", "split"])
+def test_a_placing_journal_an_older_imgcls_wrote_still_names_its_files(step, tmp_path, image_folder, monkeypatch):
+    """A run of an older imgcls stopped among its renames left a placing journal of {name: [size, mtime]}; 9a3be77
+    records a list of such stamps per name and read only that: the rerun after an upgrade took the files the older
+    run placed for the user's and refused them. Both are read."""
+    import json
+
+    from conftest import stop_after_first_rename
+    from imgcls.outputs import placing_journal
+    out = tmp_path / ("eda" if step == "eda" else "s")
+    argv = ["eda", str(image_folder), "--out", str(out), "-q"] if step == "eda" else \
+        ["split", str(image_folder), "--out", str(out / "splits.csv"), "--val", "0.5", "--no-near-dup", "-q"]
+    placed = stop_after_first_rename(monkeypatch)
+    assert runner.invoke(app, argv).exit_code == 130 and placed
+    monkeypatch.undo()
+    journal = placing_journal(out / "eda" if step == "eda" else out / "splits.csv")
+    assert journal.is_file()
+    stat = (out / placed[0]).stat()
+    journal.write_text(json.dumps({placed[0]: [stat.st_size, stat.st_mtime_ns]}))       # the older version's
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 0, r.output
+
+
 @pytest.mark.parametrize("step", ["eda", "split", "split --check --fix"])
 def test_ctrl_c_after_a_set_was_placed_says_the_files_are_in_place(step, tmp_path, image_folder, monkeypatch):
     """eda and split stopped (Ctrl-C) after their set was renamed into place, while they said what they wrote,
