@@ -352,8 +352,9 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     # the files are written as one set (outputs.output_set), then renamed into place: a run stopped between its
     # plots left new PNGs beside the earlier run's summary.json and report; now it leaves the earlier set whole
     # what a kill -9 of an earlier run left is swept by output_set while this run holds --out (temps: all of it):
-    # another eda writing there at once is not a killed one
-    with output_set(out, "eda", earlier=earlier_files(out), temps=True) as written:
+    # another eda writing there at once is not a killed one; the earlier run's plots are looked for then too (one
+    # that placed its set while this run waited is the earlier one)
+    with output_set(out, "eda", earlier=lambda: earlier_files(out), temps=True) as written:
         stage = written.stage
         profile = "age" in df.columns and len(mf.readable(df))
         if profile:             # before the class plots, which name what the class ids mean

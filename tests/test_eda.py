@@ -916,6 +916,30 @@ def test_a_second_eda_into_the_same_out_waits_for_the_first_one_s_set(tmp_path, 
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
 
 
+def test_a_second_eda_that_waited_for_the_first_one_removes_its_plots_this_one_does_not_draw(tmp_path,
+                                                                                               monkeypatch):
+    """A second eda into an --out another eda was writing looked for the earlier run's plots before it waited its
+    turn: the first one's train_test_sizes.png (a run with --test) was not there yet, and stayed beside the second
+    one's report, summary and manifest, which have no test set. They are looked for while the run holds --out."""
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
+    test = make_image_folder(tmp_path / "test", {"": 3}, size=(16, 16), seed=7)
+    out = tmp_path / "eda"
+    write_report = eda.write_report
+    started = []
+
+    def written_while_another_eda_starts(path, *a, **k):      # the first eda's report.html, being written
+        started.append(second_command_while_writing(path, ["eda", str(root), "--out", str(out), "--workers", "1",
+                                                           "--samples", "1"]))
+        write_report(path, *a, **k)
+    monkeypatch.setattr(eda, "write_report", written_while_another_eda_starts)
+    eda.run_eda(root, out, samples_per_class=1, test=test)
+    second, said = started[0]
+    assert second.wait(120) == 0, "".join(said)
+    assert any("another imgcls command is writing its files there" in line for line in said), "".join(said)
+    assert "test" not in json.loads((out / "summary.json").read_text())
+    assert not (out / "train_test_sizes.png").exists()
+
+
 def test_eda_stopped_into_a_new_folder_leaves_no_empty_folder(tmp_path, monkeypatch):
     """`imgcls eda big --out edI` stopped (Ctrl-C) after its scan left edI behind, empty: made before any file was
     written. The folders a stopped eda made (outputs.output_set makes --out, the missing ones above it too) are
