@@ -1795,18 +1795,18 @@ def test_a_python_caller_s_path_objects_are_recorded_as_the_cli_s_strings(tmp_pa
 
 def test_a_default_img_size_far_above_the_images_says_it_upsamples(tmp_path, capsys):
     """28 px Fashion-MNIST under the model's default --img-size (224) was upsampled 8x, every step paying for it, and
-    nothing said so; a typed --img-size is the user's choice and says nothing. (--folds without a fold column stops
-    each run right after the line, before any training.)"""
+    nothing said so; a typed --img-size is the user's choice and says nothing. (A --crop-from that crops nothing at
+    that size stops each run right after the line, before any training.)"""
     from imgcls.errors import UserError
     src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(20, 20))
     d = {k: v for k, v in TINY.items() if k != "img_size"}
-    with pytest.raises(UserError, match="--folds needs"):
-        run_train(TrainConfig(**d, src=str(src), out=str(tmp_path / "runs"), name="big", folds="0"))
+    with pytest.raises(UserError, match="no crop"):
+        run_train(TrainConfig(**d, src=str(src), out=str(tmp_path / "runs"), name="big", crop_from=1.001))
     said = " ".join(capsys.readouterr().err.split())
     assert "--img-size 160 (test_resnet's default) is 8x the images' median side (20 px)" in said
     assert "(--img-size 64: 6x fewer)" in said
-    with pytest.raises(UserError, match="--folds needs"):
-        run_train(cfg_for(src, tmp_path, name="typed", folds="0"))
+    with pytest.raises(UserError, match="no crop"):
+        run_train(cfg_for(src, tmp_path, name="typed", crop_from=1.001))
     assert "upsampl" not in capsys.readouterr().err
 
 

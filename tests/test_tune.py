@@ -141,14 +141,15 @@ def test_cli_bad_space_key_exits_2_with_one_line_before_any_work(data, tmp_path)
 
 
 def test_fixed_option_error_stops_the_study_at_its_first_trial(data, tmp_path, space):
-    # --folds without a fold column: every trial would fail the same way, so the study stops with train's line
-    # (--sampler is tune's Optuna sampler here, not train's shuffle | weighted)
+    # a --crop-from that crops nothing at --img-size 32 (train's check once timm gave the size; the data table's
+    # faults are refused before the study opens): every trial would fail the same way, so the study stops with
+    # train's line (--sampler is tune's Optuna sampler here, not train's shuffle | weighted)
     r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "test_resnet",
-                                 "--no-pretrained", "--folds", "all", "--out", str(tmp_path / "tune"), "--trials", "3",
-                                 "--sampler", "random", "--quiet"])
-    assert r.exit_code == 2 and "--folds needs a `fold` column" in r.output
+                                 "--no-pretrained", "--img-size", "32", "--crop-from", "1.01", "--out",
+                                 str(tmp_path / "tune"), "--trials", "3", "--sampler", "random", "--quiet"])
+    assert r.exit_code == 2 and "--crop-from 1.01 at --img-size 32 resizes the images to 32 px: no crop" in r.output
     # the study it created is removed again (no trials.csv pointing at a trial folder never made, no study.db
-    # holding the mistake): the same command without --folds starts the study afresh
+    # holding the mistake): the same command without --crop-from starts the study afresh
     assert not (tmp_path / "tune").exists()
 
 
@@ -847,6 +848,48 @@ def test_a_bare_tune_in_a_dacon_folder_names_a_tune_command_that_reads_its_train
     assert not (tmp_path / "outputs").exists()
 
 
+@pytest.mark.parametrize("case", ["no label column", "no such --target", "every file missing",
+                                  "--folds without a fold column", "fold not in the data", "one class",
+                                  "a --target the space draws"])
+def test_a_data_table_train_refuses_is_one_line_before_the_study_opens(data, tmp_path, case):
+    """tune on a table train refuses (no label column, a --target that is no column, no file there, --folds it
+    cannot take, one class) opened the study, printed "study 's' (new) ..." and trial 0's lines, then failed in
+    the trial; a resumed study's trial failed and the next ran on. train's own data checks (train.run.check_data)
+    run once before the study opens, for each --target the space can draw: one line, exit 2, nothing made."""
+    rows = pd.DataFrame({"path": [str(p) for p in sorted(data.rglob("*.png"))]})
+    rows["label"] = [Path(p).parent.name for p in rows["path"]]
+    table, extra, words, space = tmp_path / "t.csv", [], "", SPACE
+    if case == "no label column":
+        rows = rows.rename(columns={"label": "painter"})
+        words = "has no labels (no column label, class or target); --target COLUMN trains on one of its columns"
+    elif case == "no such --target":
+        extra, words = ["--target", "artist"], "--target artist: the data has no such column"
+    elif case == "every file missing":
+        rows["path"] = [str(tmp_path / "gone" / Path(p).name) for p in rows["path"]]
+        words = "none of the"
+    elif case == "--folds without a fold column":
+        extra, words = ["--folds", "all"], "--folds needs a `fold` column"
+    elif case == "fold not in the data":
+        rows["fold"] = [i % 2 for i in range(len(rows))]
+        extra, words = ["--folds", "2"], "fold(s) 2 not in the data (folds present: 0, 1)"
+    elif case == "one class":
+        rows["label"] = "a"
+        words = "training needs at least 2 classes, column 'label' has 1"
+    else:
+        space += "target: {choice: [label, artist]}\n"
+        words = "space key 'target' (artist): --target artist: the data has no such column"
+    rows.to_csv(table, index=False)
+    out = tmp_path / "tune"
+    (tmp_path / "space.yaml").write_text(space)
+    r = CliRunner().invoke(app, ["tune", str(table), "--study", "s", "--space", str(tmp_path / "space.yaml"),
+                                 "--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1",
+                                 "--out", str(out), "--trials", "1", "--workers", "0", *extra])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and words in said, r.output
+    assert len(r.output.strip().splitlines()) == 1 and "trial 0" not in said and "study 's'" not in said, r.output
+    assert not out.exists()
+
+
 def test_a_model_the_search_can_pick_without_weights_here_is_refused_before_the_study_opens(data, tmp_path,
                                                                                            monkeypatch):
     """`tune --model resnet10t` (no offline weights) opened the study, printed "study 's' (new) ..." and a trial 0
@@ -1075,10 +1118,12 @@ def test_a_new_study_folder_is_a_study_from_the_moment_it_appears(data, tmp_path
         seen.append(str(e.value))
         return real(*a, **k)
     monkeypatch.setattr(imgcls.tune, "open_study", open_study)
-    # the first trial fails on a fixed option (no fold column): the study is removed again, the folder with it
+    # the first trial fails on a fixed option (a --crop-from that crops nothing at --img-size 32: train's check once
+    # timm gave the size; a table's own faults are refused before the study opens): the study is removed again, the
+    # folder with it
     kw = {} if storage == "default" else {"storage": str(tmp_path / "journal.log")}
-    with pytest.raises(UserError, match="--folds needs a `fold` column"):
-        run_tune(tune_cfg(data, tmp_path, space, trials=1, train={"folds": "all"}, **kw))
+    with pytest.raises(UserError, match="--crop-from 1.01 at --img-size 32 resizes the images to 32 px: no crop"):
+        run_tune(tune_cfg(data, tmp_path, space, trials=1, train={"crop_from": 1.01}, **kw))
     assert seen == [f"run folder {out / 's'} holds an imgcls tune study; a run is trained into a folder of its own: "
                     f"choose another --name (Python: name=)"], seen
     assert not out.exists()

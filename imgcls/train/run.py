@@ -71,6 +71,70 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
     return heads, "product", classes, y, np.array([lookup[tuple(r)] for r in y])
 
 
+def check_data(cfg: TrainConfig, df: pd.DataFrame, say: bool = True
+               ) -> tuple[pd.DataFrame, tuple, list[int | None]]:
+    """train's refusals of the data table `df` (manifest.load's, of cfg.src) with these options, before any image is
+    decoded: its split / fold values, the --target column, its labels (none, a competition CSV's classes in a
+    column of another name, fewer than 2 classes, every row unreadable), --heads multi's columns, --folds. Run by
+    each run and once by tune before its study opens (one line, not its first trial's error). `say`: the lines on
+    what the table holds (rows skipped, --target age). Returns the usable rows, _heads_meta's (heads, decode,
+    classes, targets, final) of them and the folds to train ([None]: one run without folds)."""
+    from imgcls import manifest as mf
+    from imgcls.console import info
+    from imgcls.errors import UserError
+    from imgcls.split.config import check_split_values
+    from imgcls.train import data as tdata
+    from imgcls.train.config import parse_folds
+    check_split_values(df, cfg.src)         # 'valid' is not read as a table without validation rows
+    n_all = len(df)
+    if cfg.target not in df.columns:
+        attrs = mf.class_columns(df) if cfg.target != "label" else []
+        raise UserError(f"--target {cfg.target}: the data has no such column"
+                        + (f" (columns with classes: {', '.join(attrs)})" if attrs else "")
+                        + "; give a label or attribute column of the manifest")
+    df[cfg.target] = mf.nfc_classes(df[cfg.target])     # NFD values (a macOS zip's) are their NFC class, as labels
+    # the person (profile, group) as the class; an attribute (age: one per person in a set of few people) is not
+    if cfg.target != "label" and mf.is_group_column(df, cfg.target) and \
+            cfg.target not in (attrs := mf.class_columns(df)):
+        raise UserError(f"--target {cfg.target}: each of its values is one group (the person split keeps on one "
+                        f"side), so no validation row has a class training saw; train on a label or attribute column"
+                        + (f" (columns with classes: {', '.join(attrs)})" if attrs else ""))
+    if say and cfg.target == "age" and "age_band" in df.columns:     # a profile dataset's raw ages
+        from imgcls.console import warn
+        warn(f"--target age trains one class per age ({df['age'].nunique()} ages in {cfg.src}), which ensemble "
+             f"--combine profile and predict --format mask cannot use (they take the age band): for the "
+             f"competition's classes train --target age_band (the bands of split --age-bands)")
+    single = cfg.heads == "single" and cfg.target == "label"
+    hint = mf.label_column_hint(df, "--target", "trains on") if single else ""
+    if hint:                            # a competition CSV whose classes are in a column of another name (artist)
+        raise UserError(f"{cfg.src} has no labels (no column label, class or target); {hint}")
+    labelled_kept = df[(df[cfg.target].fillna("").astype(str) != "").to_numpy() & mf.kept(df)]
+    df, left_out = tdata.usable_rows(df, cfg.target)
+    if not len(df) and left_out.get("unreadable"):
+        # every row to train on unreadable (a split table older than a preprocess rerun: its files gone) is that
+        # line, not 'needs at least 2 classes ... check the labels'
+        mf.require_readable(labelled_kept, of=" to train on")
+    if say and left_out:
+        info(f"{n_all - len(df)} rows skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
+    meta = _heads_meta(df, cfg)
+    folds: list[int | None] = [None]
+    if cfg.folds:
+        have = tdata.fold_ids(df)
+        if not have:
+            split, train = _split_first(cfg, df, folds=True)
+            raise UserError(f"--folds needs a `fold` column, which {cfg.src} lacks: run {split} first and train "
+                            f"on its table: {train}")
+        folds = parse_folds(cfg.folds) or have
+        bad = [f for f in folds if f not in have]
+        if bad:
+            # `--folds 5` typed as timm / Kaggle scripts mean it (five folds) names fold 5 here
+            count = bad == [len(have)] and len(folds) == 1
+            raise UserError(f"fold(s) {', '.join(map(str, bad))} not in the data (folds present: "
+                            f"{', '.join(map(str, have))})" + (f"; --folds names fold indices: --folds all trains "
+                                                               f"all {len(have)} folds" if count else ""))
+    return df, meta, folds
+
+
 def _split_first(cfg: TrainConfig, df, folds: bool = False) -> tuple[str, str]:
     """The `imgcls split` command that splits this run's data, and the `imgcls train` one that trains on its
     table, as typed, each with its Python call (options.python_too): a bare `imgcls split` reads only the
@@ -267,7 +331,6 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     from imgcls.preprocess.outputs import applied as preprocess_applied, letterboxed
     from imgcls.train import data as tdata
     from imgcls.train.dist import init_distributed
-    from imgcls.train.config import parse_folds
     from imgcls.train.rundir import RunLock, check_run_name, claim_run_dir, finished, record_plan
     from imgcls.weights import data_config
 
@@ -336,42 +399,10 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         source = resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
     df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=io_workers, announce=dist.main,
                  max_pixels=cfg.max_pixels)
-    from imgcls.split.config import check_split_values
-    check_split_values(df, cfg.src)         # 'valid' is not read as a table without validation rows
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
         check_resume_data(resume, df, src_named, record)
-    n_all = len(df)
-    if cfg.target not in df.columns:
-        attrs = mf.class_columns(df) if cfg.target != "label" else []
-        raise UserError(f"--target {cfg.target}: the data has no such column"
-                        + (f" (columns with classes: {', '.join(attrs)})" if attrs else "")
-                        + "; give a label or attribute column of the manifest")
-    df[cfg.target] = mf.nfc_classes(df[cfg.target])     # NFD values (a macOS zip's) are their NFC class, as labels
-    # the person (profile, group) as the class; an attribute (age: one per person in a set of few people) is not
-    if cfg.target != "label" and mf.is_group_column(df, cfg.target) and \
-            cfg.target not in (attrs := mf.class_columns(df)):
-        raise UserError(f"--target {cfg.target}: each of its values is one group (the person split keeps on one "
-                        f"side), so no validation row has a class training saw; train on a label or attribute column"
-                        + (f" (columns with classes: {', '.join(attrs)})" if attrs else ""))
-    if dist.main and cfg.target == "age" and "age_band" in df.columns:     # a profile dataset's raw ages
-        from imgcls.console import warn
-        warn(f"--target age trains one class per age ({df['age'].nunique()} ages in {cfg.src}), which ensemble "
-             f"--combine profile and predict --format mask cannot use (they take the age band): for the "
-             f"competition's classes train --target age_band (the bands of split --age-bands)")
-    single = cfg.heads == "single" and cfg.target == "label"
-    hint = mf.label_column_hint(df, "--target", "trains on") if single else ""
-    if hint:                            # a competition CSV whose classes are in a column of another name (artist)
-        raise UserError(f"{cfg.src} has no labels (no column label, class or target); {hint}")
-    labelled_kept = df[(df[cfg.target].fillna("").astype(str) != "").to_numpy() & mf.kept(df)]
-    df, left_out = tdata.usable_rows(df, cfg.target)
-    if not len(df) and left_out.get("unreadable"):
-        # every row to train on unreadable (a split table older than a preprocess rerun: its files gone) is that
-        # line, not 'needs at least 2 classes ... check the labels'
-        mf.require_readable(labelled_kept, of=" to train on")
-    if dist.main and left_out:
-        info(f"{n_all - len(df)} rows skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
-    heads, decode, classes, targets, final = _heads_meta(df, cfg)
+    df, (heads, decode, classes, targets, final), folds = check_data(cfg, df, say=dist.main)
 
     dc = data_config(cfg.model)
     img_size = int(cfg.img_size or dc["input_size"][-1])
@@ -414,27 +445,12 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         else:
             info(f"weights: {source.describe()}")
 
-    # which folds (checked before the run folder is made) ----------------------------------------------------------
-    folds: list[int | None] = [None]
-    if cfg.folds:
-        have = tdata.fold_ids(df)
-        if not have:
-            split, train = _split_first(cfg, df, folds=True)
-            raise UserError(f"--folds needs a `fold` column, which {cfg.src} lacks: run {split} first and train "
-                            f"on its table: {train}")
-        folds = parse_folds(cfg.folds) or have
-        bad = [f for f in folds if f not in have]
-        if bad:
-            # `--folds 5` typed as timm / Kaggle scripts mean it (five folds) names fold 5 here
-            count = bad == [len(have)] and len(folds) == 1
-            raise UserError(f"fold(s) {', '.join(map(str, bad))} not in the data (folds present: "
-                            f"{', '.join(map(str, have))})" + (f"; --folds names fold indices: --folds all trains "
-                                                               f"all {len(have)} folds" if count else ""))
-    elif dist.main and len(have := tdata.fold_ids(df)) > 1 and tdata.has_val_split(df):
+    # without --folds (check_data checked those), what validates -------------------------------------------------
+    if dist.main and not cfg.folds and len(have := tdata.fold_ids(df)) > 1 and tdata.has_val_split(df):
         info(f"the data has {len(have)} folds (fold column): this trains one model, validated on the split "
              f"column's val rows (split --folds: fold 0); --folds all trains one per fold (out-of-fold predictions "
              f"for ensemble)")
-    elif dist.main and not tdata.has_val_split(df):
+    elif dist.main and not cfg.folds and not tdata.has_val_split(df):
         from imgcls.console import warn
         split, train = _split_first(cfg, df)
         warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
