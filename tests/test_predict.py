@@ -2039,9 +2039,9 @@ def test_test_images_that_skip_the_training_preprocess_are_warned_of(tmp_path):
     res = invoke("predict", raw_run, "--data", tmp_path / "test_cache", "--out", tmp_path / "p_c", "--workers", 0)
     assert res.exit_code == 0 and "preprocess" not in res.output, res.output
     res = invoke("predict", raw_run, "--data", tmp_path / "test_proc", "--out", tmp_path / "p_r", "--workers", 0)
+    said = " ".join(res.output.split())
     assert res.exit_code == 0 and "onraw trained on images no imgcls preprocess changed; the test images of " \
-        f"{tmp_path / 'test_proc'} went through imgcls preprocess (--face-crop)" in " ".join(res.output.split()), \
-        res.output
+        f"{tmp_path / 'test_proc'} went through imgcls preprocess (--face-crop --size 48)" in said, res.output
 
 
 def run_trained_on_preprocessed(folder, pre: str):
@@ -2109,6 +2109,41 @@ def test_the_preprocess_fix_names_its_python_calls_too(tmp_path, capsys):
         assert fixes[name] in said, said
         res = invoke("predict", run, "--data", other, "--out", tmp_path / f"c_{name}", "--workers", 0)
         assert res.exit_code == 0 and fixes[name] in " ".join(res.output.split()), res.output
+
+
+def test_the_preprocess_fix_names_the_size_the_training_images_were_made_at(tmp_path):
+    """A run trained on `imgcls preprocess --face-crop --size 48` output, given raw test images, was told to run
+    'imgcls preprocess TEST --out DIR --face-crop': the command as typed made test images of another size and
+    layout than the training images (the run's record of its preprocessing left --size out). The run records
+    --size (and a --resize-mode other than pad) with the options that change the pixels, the fix names them, and
+    the command as typed makes test images as the training images were made; another --size of the test images
+    is still no difference (a cache the model's resize undoes)."""
+    from imgcls.train import TrainConfig, run_train
+    from imgcls.train.checkpoint import read_meta
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(40, 30))
+    test = make_image_folder(tmp_path / "test_raw", {"a": 2, "b": 2}, size=(40, 30))
+    for src, out, flags in ((raw, "proc", ["--face-crop", "--size", 48, "--resize-mode", "crop"]),
+                            (test, "test_cache", ["--face-crop", "--size", 32, "--resize-mode", "crop"])):
+        res = invoke("preprocess", src, "--out", tmp_path / out, *flags, "--workers", 1, "-q")
+        assert res.exit_code == 0, res.output
+    run = run_train(TrainConfig(src=str(tmp_path / "proc"), model="test_resnet", img_size=32, batch_size=8,
+                                workers=0, device="cpu", plots=False, pretrained=False, epochs=1,
+                                out=str(tmp_path / "runs"), name="sized"))
+    assert read_meta(run / "best.pt").preprocess == "--face-crop --size 48 --resize-mode crop"
+    res = invoke("predict", run, "--data", test, "--out", tmp_path / "p_raw", "--workers", 0)
+    said = " ".join(res.output.split())
+    fix = f"imgcls preprocess {test} --out DIR --face-crop --size 48 --resize-mode crop, then predict --data DIR"
+    assert res.exit_code == 0 and fix in said, said
+    assert "cfg=PreprocessConfig(face_crop=True, size=48, resize_mode='crop'))" in said, said
+    typed = fix.split(", then")[0].split()          # the fix as typed, DIR given
+    typed[typed.index("DIR")] = str(tmp_path / "test_proc")
+    res = invoke(*typed[1:], "--workers", 1, "-q")
+    assert res.exit_code == 0, res.output
+    made = {Image.open(f).size for f in (tmp_path / "test_proc").rglob("*.png")}
+    assert made == {Image.open(f).size for f in (tmp_path / "proc").rglob("*.png")} == {(48, 48)}
+    for data in ("test_proc", "test_cache"):
+        res = invoke("predict", run, "--data", tmp_path / data, "--out", tmp_path / f"p_{data}", "--workers", 0)
+        assert res.exit_code == 0 and "differs" not in res.output, res.output
 
 
 def test_no_face_drop_against_keep_is_no_difference_in_what_the_model_sees(tmp_path):

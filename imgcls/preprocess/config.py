@@ -111,6 +111,9 @@ BLANK_MATTE = 0.05
 # --resize-mode, a cache the model's own resize undoes, nor how the file is stored)
 PIXEL_FIELDS = ("face_crop", "detector", "face_margin", "no_face", "remove_bg", "rembg_model", "bg_color",
                 "keep_alpha")
+# recorded with them (applied_text), not compared (same_view): the size and layout of the images written, which
+# predict's command to prepare test images as the training images were made names too
+SIZE_FIELDS = ("size", "resize_mode")
 
 
 def same_view(a: str, b: str) -> bool:
@@ -126,15 +129,15 @@ def same_view(a: str, b: str) -> bool:
 
 def _applied_values(text: str) -> dict:
     """The fields applied_text `text` sets, with their values (KeyError / IndexError / ValueError: a token that is no
-    pixel option's, a flag without its value, a value not of its field's type)."""
+    pixel or size option's, a flag without its value, a value not of its field's type)."""
     table = specs(PreprocessConfig)
-    flags = {flag(n, table[n][1]): n for n in PIXEL_FIELDS}
+    flags = {flag(n, table[n][1]): n for n in PIXEL_FIELDS + SIZE_FIELDS}
     values, tokens = {}, text.split()
     while tokens:
         name = flags[tokens.pop(0)]
         kind = table[name][0].type
         values[name] = True if kind in (bool, "bool") else float(tokens.pop(0)) if kind in (float, "float") \
-            else tokens.pop(0)
+            else int(tokens.pop(0)) if kind in (int, "int", "int | None") else tokens.pop(0)
     return values
 
 
@@ -149,7 +152,7 @@ def applied_config(text: str) -> str:
 
 
 def _view(text: str) -> tuple | None:
-    """What applied_text `text` does to the pixels a model sees (None: a token that is no pixel option's)."""
+    """What applied_text `text` does to the pixels a model sees (None: a token that is no pixel or size option's)."""
     try:
         cfg = PreprocessConfig(**_applied_values(text))
         face = (cfg.detector, float(cfg.face_margin), "keep" if cfg.no_face == "drop" else cfg.no_face) \
@@ -161,10 +164,11 @@ def _view(text: str) -> tuple | None:
 
 
 def applied_text(settings: dict) -> str:
-    """The options of a preprocess.json's `settings` that change what a model sees, as typed ('--remove-bg
-    --face-crop'; '' for none): what a model trained on those images needs its test images to go through too."""
-    known = {k: v for k, v in settings.items() if k in PIXEL_FIELDS}
-    return as_typed(PreprocessConfig(**known), PIXEL_FIELDS)
+    """The options of a preprocess.json's `settings` that change what a model sees, and the size and layout of the
+    images written, as typed ('--remove-bg --face-crop --size 384'; '' for none): what a model trained on those
+    images needs its test images to go through too, as a command that makes them so."""
+    known = {k: v for k, v in settings.items() if k in PIXEL_FIELDS + SIZE_FIELDS}
+    return as_typed(PreprocessConfig(**known), PIXEL_FIELDS + SIZE_FIELDS)
 
 
 def letterbox_fill(settings: dict) -> tuple[int, int, int] | None:
