@@ -1063,6 +1063,18 @@ def test_a_split_summary_as_config_is_named_as_split_s_record(tmp_path):
     assert TrainConfig.resolve(config=data / "results_summary.json", validate=False).epochs == 4
 
 
+def test_an_out_inside_the_data_folder_is_refused_before_the_images_are_scanned(two_class):
+    """`train DATA --out DATA/runs` was refused only after every image of DATA was scanned (its header read: minutes
+    on a large set) and the starting weights were loaded. The --out is checked against the data's folders as soon
+    as the table is read: its read line, then the refusal."""
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--no-pretrained", "--out",
+                                 str(two_class / "runs")])
+    assert r.exit_code == 2 and r.output.rstrip().splitlines()[-1].startswith(
+        f"error: output {two_class / 'runs'} is inside the input folder"), r.output
+    assert "scanning images" not in r.output and "random init" not in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 2 and not (two_class / "runs").exists(), r.output
+
+
 def test_a_folder_as_config_is_named_as_a_folder(tmp_path):
     """`imgcls train data --config outputs/runs/RUN` (the run folder where its config.yaml goes) said "config file
     outputs/runs/RUN does not exist": it does, as a folder. One line now says it is a folder and names the

@@ -397,8 +397,11 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         source = WeightSource("run", str(init_checkpoint(cfg.init_from, cfg.model)))
     else:
         source = resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
-    df = mf.load(cfg.src, mf.LayoutOptions(), scan=True, workers=io_workers, announce=dist.main,
-                 max_pixels=cfg.max_pixels)
+    df = mf.load(cfg.src, mf.LayoutOptions(), scan=False, announce=dist.main)
+    out = Path(cfg.out)
+    # an --out under the data's folders: refused before every image is scanned (minutes on a large set)
+    check_output_location(out, *mf.input_folders(df))
+    df = mf.scan_images(df, workers=io_workers, max_pixels=cfg.max_pixels)
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
         check_resume_data(resume, df, src_named, record)
@@ -461,8 +464,6 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         warn(f"--val-split {cfg.val_split:g} is not used: the data's "
              + ("fold column" if cfg.folds else "split column's val rows") + " decide what validates")
 
-    out = Path(cfg.out)
-    check_output_location(out, *mf.input_folders(df))
     # rank 0 claims the run folder (an atomic mkdir, then an exclusive lock held until the run ends); the other
     # processes learn its name, or the one-line error that stops them all
     lock, err, name, cache = None, None, None, cfg.cache
