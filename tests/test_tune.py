@@ -890,6 +890,21 @@ def test_a_data_table_train_refuses_is_one_line_before_the_study_opens(data, tmp
     assert not out.exists()
 
 
+def test_an_out_inside_the_data_folder_is_one_line_before_the_study_opens(data, tmp_path, space):
+    """`tune DATA --out DATA/tune` made the study (its study.db) in the data folder, printed its "study 's' (new)" and
+    "trial 0" lines, and trial 0's train refused the data ('a folder of imgcls outputs ..., not a dataset'). The
+    study folder is checked against the data's folders with the table (fsutil.check_output_location, train's
+    check): one line, exit 2, the data folder as it was."""
+    before = tree_snapshot(data)
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "test_resnet",
+                                 "--no-pretrained", "--img-size", "32", "--epochs", "1", "--out", str(data / "tune"),
+                                 "--trials", "1", "--workers", "0"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and said.startswith(f"error: output {data / 'tune' / 's'} is inside the input folder"), \
+        r.output
+    assert len(r.output.strip().splitlines()) == 1 and tree_snapshot(data) == before, r.output
+
+
 def test_a_model_the_search_can_pick_without_weights_here_is_refused_before_the_study_opens(data, tmp_path,
                                                                                            monkeypatch):
     """`tune --model resnet10t` (no offline weights) opened the study, printed "study 's' (new) ..." and a trial 0

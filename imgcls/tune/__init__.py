@@ -668,7 +668,7 @@ def _check_up_front(cfg: TuneConfig):
     _say_config_replaced(cfg, space)
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
-    _check_data(cfg.train, space)
+    _check_data(cfg.train, space, cfg.study_dir())
     check_trackers(cfg.train.tracker, cfg.train.tracking_uri)       # not each trial's error: a resumed study would record every one failed
     if cfg.sampler == "grid":
         space.grid()
@@ -747,19 +747,22 @@ def _check_weights(base: TrainConfig, space) -> None:
                 raise type(e)(f"{' with '.join(which)}: {e}") from None
 
 
-def _check_data(base: TrainConfig, space) -> None:
+def _check_data(base: TrainConfig, space, study_dir: Path) -> None:
     """train's refusals of the data table (train.run.check_data: no labels, a --target that is no column, every
-    file missing, --folds it cannot take, ...) with the fixed options, for each --target the space can draw, made
-    once before the study opens: one line, not the first trial's error (in a resumed study each trial failed on it
-    and the next ran). The table is read as rows_digest reads it: no image is scanned."""
+    file missing, --folds it cannot take, ...) with the fixed options, for each --target the space can draw, and of
+    an output folder under the data's folders (the study's), made once before the study opens: one line, not the
+    first trial's error (in a resumed study each trial failed on it and the next ran). The table is read as
+    rows_digest reads it: no image is scanned."""
     import dataclasses
 
     from imgcls import manifest as mf
     from imgcls.console import quiet_for
+    from imgcls.fsutil import check_output_location
     from imgcls.train.run import check_data
     keys = {p.name: p for p in space.params}
     with quiet_for(True):
         df = mf.load(base.src, mf.LayoutOptions(), scan=False, announce=False, max_pixels=base.max_pixels)
+    check_output_location(study_dir, *mf.input_folders(df))
     for target in keys["target"].candidates() if "target" in keys else [base.target]:
         try:
             check_data(dataclasses.replace(base, target=target), df, say=False)
