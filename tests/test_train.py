@@ -1075,6 +1075,31 @@ def test_an_out_inside_the_data_folder_is_refused_before_the_images_are_scanned(
     assert len(r.output.strip().splitlines()) == 2 and not (two_class / "runs").exists(), r.output
 
 
+@pytest.mark.parametrize("case", ["no label column", "no such --target", "--folds without a fold column"])
+def test_a_data_table_train_refuses_is_refused_before_the_images_are_scanned(two_class, tmp_path, case):
+    """A table train refuses (no label column, a --target that is no column, --folds without a fold column) was
+    refused only after every image it lists was scanned (minutes on a large set) and, for --folds, the starting
+    weights were loaded. train.run.check_data runs on the table as read, before the scan (and again on the scanned
+    rows, whose unreadable ones are left out)."""
+    rows = pd.DataFrame({"path": [str(p) for p in sorted(two_class.rglob("*.png"))]})
+    rows["label"] = [Path(p).parent.name for p in rows["path"]]
+    extra, words = [], ""
+    if case == "no label column":
+        rows = rows.rename(columns={"label": "painter"})
+        words = "has no labels (no column label, class or target)"
+    elif case == "no such --target":
+        extra, words = ["--target", "artist"], "--target artist: the data has no such column"
+    else:
+        extra, words = ["--folds", "all"], "--folds needs a `fold` column"
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    r = CliRunner().invoke(app, ["train", str(tmp_path / "t.csv"), "--model", "test_resnet", "--no-pretrained",
+                                 "--out", str(tmp_path / "runs"), *extra])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and words in said, r.output
+    assert "scanning images" not in r.output and "random init" not in r.output, r.output
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_folder_as_config_is_named_as_a_folder(tmp_path):
     """`imgcls train data --config outputs/runs/RUN` (the run folder where its config.yaml goes) said "config file
     outputs/runs/RUN does not exist": it does, as a folder. One line now says it is a folder and names the

@@ -71,14 +71,16 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
     return heads, "product", classes, y, np.array([lookup[tuple(r)] for r in y])
 
 
-def check_data(cfg: TrainConfig, df: pd.DataFrame, say: bool = True
+def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say_skipped: bool = False
                ) -> tuple[pd.DataFrame, tuple, list[int | None]]:
     """train's refusals of the data table `df` (manifest.load's, of cfg.src) with these options, before any image is
     decoded: its split / fold values, the --target column, its labels (none, a competition CSV's classes in a
     column of another name, fewer than 2 classes, every row unreadable), --heads multi's columns, --folds. Run by
-    each run and once by tune before its study opens (one line, not its first trial's error). `say`: the lines on
-    what the table holds (rows skipped, --target age). Returns the usable rows, _heads_meta's (heads, decode,
-    classes, targets, final) of them and the folds to train ([None]: one run without folds)."""
+    each run on the table as read (before its images are scanned) and on the scanned rows, and once by tune before
+    its study opens (one line, not its first trial's error). `say_target`: the line on --target age of profile
+    data (said with the table as read); `say_skipped`: the rows left out and why (of the scanned rows). Returns the
+    usable rows, _heads_meta's (heads, decode, classes, targets, final) of them and the folds to train ([None]: one
+    run without folds)."""
     from imgcls import manifest as mf
     from imgcls.console import info
     from imgcls.errors import UserError
@@ -99,7 +101,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say: bool = True
         raise UserError(f"--target {cfg.target}: each of its values is one group (the person split keeps on one "
                         f"side), so no validation row has a class training saw; train on a label or attribute column"
                         + (f" (columns with classes: {', '.join(attrs)})" if attrs else ""))
-    if say and cfg.target == "age" and "age_band" in df.columns:     # a profile dataset's raw ages
+    if say_target and cfg.target == "age" and "age_band" in df.columns:     # a profile dataset's raw ages
         from imgcls.console import warn
         warn(f"--target age trains one class per age ({df['age'].nunique()} ages in {cfg.src}), which ensemble "
              f"--combine profile and predict --format mask cannot use (they take the age band): for the "
@@ -114,7 +116,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say: bool = True
         # every row to train on unreadable (a split table older than a preprocess rerun: its files gone) is that
         # line, not 'needs at least 2 classes ... check the labels'
         mf.require_readable(labelled_kept, of=" to train on")
-    if say and left_out:
+    if say_skipped and left_out:
         info(f"{n_all - len(df)} rows skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
     meta = _heads_meta(df, cfg)
     folds: list[int | None] = [None]
@@ -399,13 +401,15 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         source = resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
     df = mf.load(cfg.src, mf.LayoutOptions(), scan=False, announce=dist.main)
     out = Path(cfg.out)
-    # an --out under the data's folders: refused before every image is scanned (minutes on a large set)
+    # an --out under the data's folders and the table's faults (no labels, --target, --folds, ...): refused before
+    # every image is scanned (minutes on a large set); checked again below on the rows that can be read
     check_output_location(out, *mf.input_folders(df))
+    check_data(cfg, df, say_target=dist.main)
     df = mf.scan_images(df, workers=io_workers, max_pixels=cfg.max_pixels)
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
         check_resume_data(resume, df, src_named, record)
-    df, (heads, decode, classes, targets, final), folds = check_data(cfg, df, say=dist.main)
+    df, (heads, decode, classes, targets, final), folds = check_data(cfg, df, say_skipped=dist.main)
 
     dc = data_config(cfg.model)
     img_size = int(cfg.img_size or dc["input_size"][-1])
