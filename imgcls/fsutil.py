@@ -3,6 +3,7 @@ output folder, and a writable destination checked before the long work; one proc
 a file is shared (exclusive_lock, imgcls's one flock)."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -124,6 +125,12 @@ def create_sqlite_file(db: str | os.PathLike) -> Path:
         with open(db, "a"):
             pass
     return db
+
+
+# what flock raises on a file system that takes no such lock: ENOLCK / EOPNOTSUPP / ENOSYS, and EBADF on NFS, whose
+# client emulates flock with a POSIX lock that an exclusive lock needs a descriptor open for writing for (a folder
+# never is)
+NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EBADF})
 
 
 class LockBusy(Exception):

@@ -184,6 +184,30 @@ def test_run_lock_is_exclusive_and_released(tmp_path):
     assert sorted(os.listdir(d)) == []                        # no lock file left to clean
 
 
+def test_a_run_folder_on_a_file_system_without_locks_trains_unlocked_saying_so(tmp_path, monkeypatch, capsys):
+    """flock of a folder on NFS raises EBADF (the client emulates it with a POSIX lock, which needs a descriptor open
+    for writing), on some file systems ENOLCK: RunLock raised it as a traceback, so train did not start there. It
+    trains unlocked, saying once that a second train into the folder would not be stopped; other errors still raise."""
+    import errno
+    import fcntl
+
+    from imgcls.train.rundir import RunLock
+    d = tmp_path / "run"
+    d.mkdir()
+    raised = {"errno": errno.EBADF}
+
+    def flock(fd, op):
+        raise OSError(raised["errno"], os.strerror(raised["errno"]))
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with RunLock(d):
+        pass
+    err = capsys.readouterr().err
+    assert err.count("takes no lock") == 1 and "would not be stopped" in err, err
+    raised["errno"] = errno.EIO
+    with pytest.raises(OSError):
+        RunLock(d).__enter__()
+
+
 def test_default_run_names_are_unique(tmp_path):
     from imgcls.train.rundir import claim_run_dir
     dirs = {claim_run_dir(tmp_path, None, "test_resnet") for _ in range(3)}
