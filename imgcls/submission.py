@@ -18,6 +18,7 @@ from imgcls.console import sh
 from imgcls.errors import UserError
 from imgcls.layouts import FolderView, csv_row_lines, csv_style, csv_text, nfc, read_csv, refuse_empty_cells
 from imgcls.options import shown
+from imgcls.outputs import MANIFEST_NAME
 from imgcls.predict_config import (DEFAULT_FORMAT, FORMATS, format_key, keyword_of,  # noqa: F401  (--format's)
                                    resolve_format)
 
@@ -135,10 +136,12 @@ def folder_template(data: str | os.PathLike, view: FolderView | None, read_as_cs
 
 def listing_csv(data: str | os.PathLike, view: FolderView | None, read_as_csv: bool) -> Path | None:
     """The CSV listing the images of the test data's folder (FolderView.folder_csv) where the folder was not read
-    as that CSV's rows (`read_as_csv` False), else None."""
+    as that CSV's rows (`read_as_csv` False), else None. A folder's manifest.csv (preprocess's test images: the
+    manifest layout's, read as the data) is imgcls's table of them, never the competition's."""
     if read_as_csv or view is None or not Path(data).is_dir():
         return None
-    return view.folder_csv
+    csv = view.folder_csv
+    return None if csv is None or csv.name == MANIFEST_NAME else csv
 
 
 def check_template_exists(template: str | os.PathLike, data: str | os.PathLike | None = None,

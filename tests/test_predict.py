@@ -3049,3 +3049,20 @@ def test_a_test_csv_with_two_id_columns_of_other_ids_is_refused_naming_both(tmp_
     res = invoke("predict", run, "--data", "test.csv", "--out", tmp_path / "p", "--workers", 0)
     assert res.exit_code == 0, res.output
     assert pd.read_csv(tmp_path / "p" / "submission.csv", dtype=str)["id"].tolist() == ids
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("layout", [[], ["--layout", "unlabeled"]])
+def test_a_preprocessed_test_folders_manifest_is_not_named_as_a_sample_submission(tmp_path, layout):
+    """`imgcls preprocess test --out test_proc` then `predict RUN --data test_proc` said 'test_proc/manifest.csv lies
+    beside the test data: --sample-submission test_proc/manifest.csv writes the submission with its ids, columns and
+    order': the folder's one CSV listing its images is preprocess's manifest (the data read), not a competition's
+    template. Not named, read as the manifest or as the image files."""
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    for i in range(3):
+        make_image(tmp_path / "test" / f"img{i}.png", size=(36, 36), seed=i, kind="noise")
+    res = invoke("preprocess", tmp_path / "test", "--out", tmp_path / "tp", "--size", 32, "--workers", 1, "-q")
+    assert res.exit_code == 0, res.output
+    res = invoke("predict", run, "--data", tmp_path / "tp", "--out", tmp_path / "p", "--workers", 0, *layout)
+    assert res.exit_code == 0, res.output
+    assert "lies beside" not in res.output and "--sample-submission" not in res.output, res.output
