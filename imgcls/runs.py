@@ -951,8 +951,9 @@ def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: in
                                                              kind="stable")
     meanings = dict(zip(pc["class"].astype(str), pc["meaning"])) if "meaning" in pc.columns else {}
     shown, rest = pc.head(top), pc.iloc[top:]
-    notes = [f"{len(rest)} more class(es) changed by at most {rest['_change'].max():.4f}"
-             if rest["_change"].notna().any() else f"{len(rest)} more class(es)"] if len(rest) else []
+    most = rest["_change"].max()        # NaN: no class of the rest scored by both runs
+    notes = [f"{len(rest)} more class(es)" + ("" if np.isnan(most) else " unchanged" if round(most, 4) == 0
+                                              else f" changed by at most {most:.4f}")] if len(rest) else []
     def cell(f1, support) -> str:      # a class of the run with no validation row: not scored; one it lacks: blank
         return NOT_SCORED if support == 0 else _f4(f1)
     unscored = any((shown[f"support_{ab}"] == 0).any() for ab in "ab" if f"support_{ab}" in shown)

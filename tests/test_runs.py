@@ -1381,3 +1381,18 @@ def test_a_spec_yaml_that_is_no_readable_yaml_is_one_warning_naming_it(outputs, 
     warnings = [line for line in r.output.splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and f"{spec} is not a readable YAML ensemble spec" in warnings[0], r.output
     assert "runs/best" in r.output
+
+
+def test_diff_says_the_classes_past_its_top_ten_that_did_not_change_are_unchanged(tmp_path):
+    """`imgcls runs diff A B` of two runs whose F1 differed in 2 of 17 classes ended its per-class table with '7 more
+    class(es) changed by at most 0.0000': they did not change. Such classes are said unchanged; a rest that did
+    change keeps its 'changed by at most' line (test_diff_prints_the_per_class_f1_the_largest_change_first)."""
+    classes = [f"k{i:02d}" for i in range(13)]
+    truth = [c for c in classes for _ in range(2)]
+    guess = [classes[1] if i == 0 else t for i, t in enumerate(truth)]          # k00's first row taken for k01
+    a = fake_run(tmp_path / "a", "resnet10t", list(zip(truth, truth)), classes=classes)
+    b = fake_run(tmp_path / "b", "resnet10t", list(zip(truth, guess)), classes=classes)
+    r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert "3 more class(es) unchanged" in said and "changed by at most" not in said, r.output
