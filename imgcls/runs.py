@@ -877,13 +877,11 @@ def _must_read(path) -> Run:
 
 
 def print_diff(d: dict) -> None:
-    from rich.table import Table
     from imgcls.console import print_heading, print_table
     print_heading(f"A: {d['a'].path}\nB: {d['b'].path}")      # on stdout, before its tables
     ran = d.get("ran", [])
-    t = Table(title="options that differ", title_justify="left", caption_justify="left",
-              caption=f"also differ in where / how they ran, not in what they learned: {', '.join(ran)}" if ran
-              else None)
+    t = _diff_table("options that differ",
+                    f"also differ in where / how they ran, not in what they learned: {', '.join(ran)}" if ran else None)
     for c in ("option", "A", "B"):
         t.add_column(c, overflow="fold")
     for k, va, vb in d["config"]:
@@ -902,8 +900,7 @@ def print_diff(d: dict) -> None:
                "like-for-like comparison" if not same else
                f"{optimistic[0]}'s ensemble weights were fitted on the rows it is scored on (optimistic): the "
                f"val_macro_f1 / val_acc difference is not a like-for-like comparison" if optimistic else None)
-    m = Table(title="metrics (val macro-F1 over every class, from the saved validation predictions)",
-              title_justify="left", caption_justify="left", caption=caption)
+    m = _diff_table("metrics (val macro-F1 over every class, from the saved validation predictions)", caption)
     for c in ("metric", "A", "B", "B - A"):
         m.add_column(c, justify="right" if c != "metric" else "left")
     if not same_task:
@@ -934,6 +931,14 @@ def print_diff(d: dict) -> None:
         _print_per_class(d["per_class"], "; ".join(caveats) or None)
 
 
+def _diff_table(title: str, caption: str | None):
+    """A table of runs diff, its title and caption left-aligned and as wide as they are where the terminal has
+    room: a narrow table (one option differing) folded them into a column of its width."""
+    from rich.table import Table
+    return Table(title=title, title_justify="left", caption=caption, caption_justify="left",
+                 min_width=max(len(title), len(caption or "")))
+
+
 DIFF_CLASSES = 10       # runs diff prints the classes of the largest F1 change, this many (diff_runs returns all)
 
 
@@ -941,7 +946,6 @@ def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: in
     """diff_runs' per-class table: each class's F1 in A and B and B - A, the largest change first (a class scored
     by one run alone last), `top` of them and a line saying how many more changed less; classes named with what
     they mean where both runs agree (profiles.class_titles, as the runs report's heat map names them)."""
-    from rich.table import Table
     from imgcls.console import print_table
     from imgcls.metrics import NOT_SCORED
     from imgcls.profiles import class_titles
@@ -961,8 +965,7 @@ def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: in
         if unscored else []
     title, caption = "per-class F1 (saved validation predictions), the largest change first", "; ".join(
         notes + ([caveat] if caveat else []))
-    t = Table(title=title, title_justify="left", caption=caption or None, caption_justify="left",
-              min_width=max(len(title), len(caption)))        # its lines unfolded in a narrow table
+    t = _diff_table(title, caption or None)
     for c in ("class", "A", "B", "B - A"):
         t.add_column(c, justify="left" if c == "class" else "right", overflow="fold")
     for title, r in zip(class_titles(shown["class"].astype(str).tolist(), meanings), shown.itertuples(index=False)):

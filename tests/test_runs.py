@@ -1396,3 +1396,16 @@ def test_diff_says_the_classes_past_its_top_ten_that_did_not_change_are_unchange
     assert r.exit_code == 0, r.output
     said = " ".join(r.output.split())
     assert "3 more class(es) unchanged" in said and "changed by at most" not in said, r.output
+
+
+def test_diff_prints_its_captions_unfolded_under_a_narrow_options_table(outputs):
+    """`imgcls runs diff A B` of runs differing in one option printed the options table's caption folded to the
+    table's width, a column of 23 characters ('also differ in where / ' ... 'how they ran, not in ' ... 'what they
+    learned: name'), and the metrics table's title alike. Each is one line where the terminal has room, as the
+    per-class table's caption already was."""
+    r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "best"), str(outputs / "runs" / "mid")],
+                           terminal_width=200)
+    assert r.exit_code == 0, r.output
+    lines = [line.strip() for line in r.output.splitlines()]
+    assert "also differ in where / how they ran, not in what they learned: name, weights_source" in lines, r.output
+    assert "metrics (val macro-F1 over every class, from the saved validation predictions)" in lines, r.output
