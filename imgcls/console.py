@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
+from rich.table import Column
 
 from imgcls.process import first_on_machine, main_process, under_torchrun  # noqa: F401  (declared there: light)
 
@@ -328,6 +329,9 @@ def info_after_bar(msg: str) -> None:
         info(msg)
 
 
+BAR_ROOM = 40       # columns a progress bar keeps beside its description: the bar, count, elapsed and remaining time
+
+
 @contextmanager
 def _bar(description: str, total: int | None, transient: bool) -> Iterator:
     """progress_bar's bar, shown (not --quiet)."""
@@ -341,12 +345,15 @@ def _bar(description: str, total: int | None, transient: bool) -> Iterator:
     # total None: work with no count to show (a model's fit) -- a moving bar and the time it has taken, not 0/?
     counts = [MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()] if total is not None else \
         [TimeElapsedColumn()]
-    cols = [TextColumn("{task.description}", style="bold", markup=False), BarColumn(), *counts,
-            TextColumn("{task.fields[status]}", markup=False)]
     # piped or captured (80 columns by default) the finished bar is printed once: as wide as it needs, so a
     # k-fold epoch's status (loss, lr, run ETA) is not cut
     shown = console if console.is_terminal else Console(file=console.file, width=max(console.width, 200),
                                                         highlight=False, markup=False)
+    # a description cut to leave the bar, count and times BAR_ROOM columns: clean's 'embedding (...; 474 images less
+    # 3 byte-identical copies)' took an 80-column terminal's whole row, and its pass showed nothing moving
+    text = Column(no_wrap=True, overflow="ellipsis", max_width=max(12, shown.width - BAR_ROOM))
+    cols = [TextColumn("{task.description}", style="bold", markup=False, table_column=text), BarColumn(), *counts,
+            TextColumn("{task.fields[status]}", markup=False)]
     with Progress(*cols, console=shown, transient=transient) as prog:
         task = prog.add_task(description, total=total, status="")
         advance = _advance(prog, task)

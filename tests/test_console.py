@@ -221,3 +221,24 @@ def test_a_command_run_from_python_leaves_the_caller_s_quiet_as_it_was(tmp_path)
                 assert (console.is_quiet(), console._state["command"]) == (before, False), (before, args)
             finally:
                 console.set_quiet(False)
+
+
+def test_a_terminal_progress_bar_with_a_long_description_keeps_its_bar_and_counts(monkeypatch):
+    """In an 80-column terminal clean's bar 'embedding (tf_efficientnet_lite0, 160px; 474 images less 3
+    byte-identical copies)' showed that text cut to the whole width, 'embedding (... byte-identical copi… ', and no
+    bar, count or time: its longest pass showed nothing moving. The description is cut instead, to leave them room;
+    a short one is shown whole, as before."""
+    import io
+    import re
+    from rich.console import Console
+    long = "embedding (tf_efficientnet_lite0, 160px; 474 images less 3 byte-identical copies)"
+    for desc in (long, "preprocessing"):
+        buf = io.StringIO()
+        monkeypatch.setattr(console, "console", Console(file=buf, force_terminal=True, width=80))
+        with console.progress_bar(desc, 471) as advance:
+            advance(100)
+        lines = [ln for ln in re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", buf.getvalue()).replace("\r", "\n").split("\n")
+                 if ln.strip()]
+        assert lines and "100/471" in lines[-1] and "\u2501" in lines[-1], lines       # the count and the bar
+        assert lines[-1].startswith(desc[:20]) and len(lines[-1].rstrip()) <= 80, lines
+    assert "preprocessing" in lines[-1], lines
