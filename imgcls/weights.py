@@ -534,13 +534,17 @@ def opencv_haar_files() -> list[Path]:
     return [data / "haarcascade_frontalface_default.xml", data / "haarcascade_eye.xml"]
 
 
-def _missing_package(backend: str) -> str | None:
-    """The first Python package `backend` needs that is not installed, or None."""
+def _missing_packages(backend: str) -> list[str]:
+    """The Python packages `backend` needs that are not installed (import names): all of them, so one pip command
+    installs them (mtcnn's asked for alone, the next run asked for tensorflow)."""
     import importlib.util
-    for pkg in filter(None, DEEPFACE_DETECTOR_PACKAGES.get(backend, "").split(",")):
-        if importlib.util.find_spec(pkg) is None:
-            return pkg
-    return None
+    return [pkg for pkg in filter(None, DEEPFACE_DETECTOR_PACKAGES.get(backend, "").split(","))
+            if importlib.util.find_spec(pkg) is None]
+
+
+def _pip_install(pkgs: list[str]) -> str:
+    """The pip command that installs the import names `pkgs`."""
+    return "pip install " + " ".join(PIP_NAMES.get(p, p) for p in pkgs)
 
 
 def check_deepface_detector(backend: str) -> None:
@@ -555,10 +559,12 @@ def check_deepface_detector(backend: str) -> None:
             raise MissingWeightsError(f"{missing[0].name} is missing from {missing[0].parent}: OpenCV 4.x ships the "
                                       f"Haar cascades; reinstall opencv-contrib-python-headless<5")
         return
-    pkg = _missing_package(backend)
-    if pkg:
-        raise MissingWeightsError(f"face detector '{backend}' needs the Python package '{pkg}', which is not "
-                                  f"installed: pip install {PIP_NAMES.get(pkg, pkg)}, or use --detector opencv")
+    pkgs = _missing_packages(backend)
+    if pkgs:
+        which = (f"the Python package '{pkgs[0]}', which is" if len(pkgs) == 1 else
+                 f"the Python packages {', '.join(repr(p) for p in pkgs)}, which are")
+        raise MissingWeightsError(f"face detector '{backend}' needs {which} not installed: {_pip_install(pkgs)}, "
+                                  f"or use --detector opencv")
     for name in DEEPFACE_DETECTOR_FILES[backend]:
         p = deepface_weights_dir() / name
         if not p.is_file():
@@ -585,15 +591,13 @@ def preprocess_inventory() -> list[dict]:
                          "location": str(paths[0]) if paths else "cv2/data (OpenCV not installed)",
                          "present": bool(paths) and all(p.is_file() for p in paths), "obtain": "ships with OpenCV 4.x"})
             continue
-        pkg = _missing_package(backend)
-        pkg_ok = pkg is None
-        for name in files or ("(in package " + str(pkg) + ")",):
+        pkgs = _missing_packages(backend)
+        for name in files or ("(in package " + (pkgs[0] if pkgs else "None") + ")",):
             p = deepface_weights_dir() / name
             rows.append({"model": f"deepface:{backend}", "file": name,
                          "location": str(p) if files else DEEPFACE_DETECTOR_PACKAGES.get(backend, ""),
-                         "present": pkg_ok and (not files or p.is_file()),
-                         "obtain": "; ".join(x for x in ((f"pip install {PIP_NAMES.get(pkg, pkg)}"
-                                                          if pkg and not pkg_ok else ""),
+                         "present": not pkgs and (not files or p.is_file()),
+                         "obtain": "; ".join(x for x in ((_pip_install(pkgs) if pkgs else ""),
                                                          ("copy the file here" if files else "")) if x)})
     return rows
 

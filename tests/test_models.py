@@ -228,3 +228,17 @@ def test_models_list_is_a_table_as_the_other_listings(homes):
         mp.setattr(w, "model_inventory", lambda: every)
         r = runner.invoke(app, ["models", "list", "--missing"])
     assert r.exit_code == 0 and r.output == f"none of the {len(rows)} model files is missing\n", r.output
+
+
+def test_a_detector_needing_two_missing_packages_names_both_in_one_install(homes, monkeypatch):
+    """`imgcls models list` showed deepface:mtcnn as missing 'mtcnn,tensorflow' with the fix 'pip install mtcnn',
+    and `preprocess --detector mtcnn` said the same: the install done, the next run asked for tensorflow. Both
+    are named in one pip command."""
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name in ("mtcnn", "tensorflow") else real(name, *a, **k))
+    with pytest.raises(MissingWeightsError, match="pip install mtcnn tensorflow, or use --detector opencv"):
+        w.check_deepface_detector("mtcnn")
+    inv = {row["model"]: row for row in w.preprocess_inventory()}
+    assert inv["deepface:mtcnn"]["obtain"] == "pip install mtcnn tensorflow", inv["deepface:mtcnn"]
