@@ -276,8 +276,12 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
                f"{bal['max_deviation']:.1%} (tolerance {cfg.tolerance:.0%})")
         if bal["within_tolerance"] and bal["max_deviation"] > cfg.tolerance:
             msg += f", the least that whole rows of {bal['least_possible_class']} allow"
-        (info if bal["within_tolerance"] else warn)(msg + ("" if bal["within_tolerance"] else
-                                                           "; see the report's Stratification table"))
+        if not bal["within_tolerance"]:     # which class, and where its rows went (a part drawn before train)
+            w = min((r for r in bal["worst"] if r["balanceable"]),
+                    key=lambda r: (-r["deviation"], r["part"] == "train"))
+            msg += (f": {w['class']}, {w['share']:.0%} of its rows in {w['part']} against {w['target']:.0%}; see "
+                    f"the report's Stratification table")
+        (info if bal["within_tolerance"] else warn)(msg)
     if leaks.empty:
         info("leakage check: no group, exact duplicate, source image"
              + (" or near-duplicate" if cfg.near_dup else "") + " shared between sides"
