@@ -130,6 +130,14 @@ def default_input(step: str, base: str | os.PathLike = ".", command: str | None 
 
 
 TEST_DATA = ("data/test", "data/eval")
+TEST_FOLDERS = ("test", "test_images", "eval")    # a competition's test images beside train/ (Kaggle's, no CSV)
+
+
+def _test_folder(base: str | os.PathLike) -> Path | None:
+    """The first of TEST_FOLDERS in `base` that holds an image, which a bare predict names; None without one."""
+    from imgcls.layouts import holds_image
+    return next((Path(base, n) for n in TEST_FOLDERS if Path(base, n).is_dir() and holds_image(Path(base, n))),
+                None)
 
 
 def default_test_data(base: str | os.PathLike = ".", source: str | os.PathLike | None = None) -> Path:
@@ -143,7 +151,9 @@ def default_test_data(base: str | os.PathLike = ".", source: str | os.PathLike |
     from imgcls.outputs import predict_fix
     from imgcls.submission import is_template_name
     table = _competition_table(base, "test")
-    fix = ("pass the data folder or manifest" if table is None else
+    folder = _test_folder(base) if table is None else None
+    fix = (f"this folder holds {folder.name}/: {predict_fix(source, data=folder)}" if folder is not None else
+           "pass the data folder or manifest" if table is None else
            f"this folder holds {table.name}" + (" (no test table; its rows are the test images)"
                                                 if is_template_name(table) else "")
            + f": {predict_fix(source, data=table)}")

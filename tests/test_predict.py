@@ -3066,3 +3066,19 @@ def test_a_preprocessed_test_folders_manifest_is_not_named_as_a_sample_submissio
     res = invoke("predict", run, "--data", tmp_path / "tp", "--out", tmp_path / "p", "--workers", 0, *layout)
     assert res.exit_code == 0, res.output
     assert "lies beside" not in res.output and "--sample-submission" not in res.output, res.output
+
+
+@pytest.mark.timeout(120)
+def test_a_bare_predict_names_a_test_folder_in_the_working_folder(tmp_path, monkeypatch):
+    """A Kaggle-style folder, train/ and test/ of images and no CSV, run from it: `imgcls predict RUN` said 'no test
+    data (--data) given and none of data/test, data/eval exists; pass the data folder or manifest' with test/ right
+    there. It names the folder and the command that reads it; without one the line is as before."""
+    run = make_tiny_run(tmp_path / "outputs" / "runs" / "r1")
+    monkeypatch.chdir(tmp_path)
+    res = invoke("predict", run)
+    assert res.exit_code == 2 and "pass the data folder or manifest" in res.output, res.output
+    for i in range(2):
+        make_image(tmp_path / "test" / f"img{i}.png", size=(16, 16), seed=i)
+    res = invoke("predict", run)
+    said = " ".join(res.output.split())
+    assert res.exit_code == 2 and f"this folder holds test/: imgcls predict {run} --data test" in said, said
