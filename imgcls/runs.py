@@ -697,12 +697,14 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: Sequence[st
     `df` is sorted by; a score (RANKED) ranks each task's runs apart (leaderboard): the title says so, and a line
     parts the tasks."""
     from rich.table import Table
-    from imgcls.console import print_table, sh
+    from imgcls.console import print_heading, print_table, sh
     what = f"{listed(df['kind'])} under {root}"
     if filters:
         said = " ".join(f"--filter {sh(f)}" for f in filters)
-        what = (f"none of the {listed(of)} under {root} matches {said}" if len(df) == 0 else
-                f"{listed(df['kind'])} of the {listed(of)} under {root} match{'es' if len(df) == 1 else ''} {said}")
+        if len(df) == 0:        # the line alone: no header of no rows, nor the legend of its columns
+            print_heading(f"none of the {listed(of)} under {root} matches {said}")
+            return
+        what = f"{listed(df['kind'])} of the {listed(of)} under {root} match{'es' if len(df) == 1 else ''} {said}"
     group = df["task"].map(task_groups(df["task"])).tolist()       # the tasks ranked apart (same_task's)
     ranked = sort in RANKED and len(set(group)) > 1
     apart = "; each task's runs ranked apart (other tasks' scores do not compare)" if ranked else ""

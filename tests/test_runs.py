@@ -1409,3 +1409,13 @@ def test_diff_prints_its_captions_unfolded_under_a_narrow_options_table(outputs)
     lines = [line.strip() for line in r.output.splitlines()]
     assert "also differ in where / how they ran, not in what they learned: name, weights_source" in lines, r.output
     assert "metrics (val macro-F1 over every class, from the saved validation predictions)" in lines, r.output
+
+
+def test_a_filter_nothing_matches_prints_its_line_without_an_empty_table(outputs):
+    """`imgcls runs outputs/runs --filter model=resnet10t --filter "val_macro_f1>0.5"` (README's example) matching
+    none printed its line, then the leaderboard's header with no row and the 12-line legend of its columns. The
+    line alone is printed."""
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "model=vit_huge"], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert f"none of the 6 runs and ensembles under {outputs} matches --filter model=vit_huge" in r.stdout, r.stdout
+    assert "\u250f" not in r.stdout and "epochs: done" not in r.stdout, r.stdout
