@@ -1951,3 +1951,24 @@ def test_a_second_clean_into_the_same_out_waits_for_the_first_one_s_set(tmp_path
     assert runner.invoke(app, ["clean", str(src), "--out", str(out), "--no-dedup", "--device", "cpu",
                                "-q"]).exit_code == 0
     assert not [p for p in killed if p.exists()]
+
+
+@pytest.mark.timeout(120)
+def test_a_rerun_without_materialize_says_why_it_removes_the_earlier_images(tmp_path):
+    """`clean raw --out c --materialize link`, then `clean raw --out c`: 'removed 8 images an earlier --materialize
+    wrote in c/images that this run does not keep' beside 'clean: kept 8 of 8': the run keeps them, it only
+    writes no images/. The line says so; with --materialize, an image no longer kept is still said as before."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(24, 24))
+    out = tmp_path / "c"
+    base = ["clean", str(raw), "--out", str(out), "--exact-only", "--no-ood", "--workers", "1"]
+    assert runner.invoke(app, base + ["--materialize", "link"]).exit_code == 0
+    r = runner.invoke(app, base)
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and (f"removed 8 images an earlier --materialize wrote in {out / 'images'} (this run "
+                                 f"has no --materialize)") in said, said
+    assert "does not keep" not in said, said
+    assert runner.invoke(app, base + ["--materialize", "link"]).exit_code == 0
+    r = runner.invoke(app, base + ["--materialize", "link", "--undersample", "random", "--max-per-class", "2"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "removed 4 images an earlier --materialize wrote" in said \
+        and "that this run does not keep" in said, said

@@ -359,8 +359,8 @@ def _run_clean(dist, src, out: Path, cfg: CleanConfig, opts, workers: int, mater
     written = materialize_kept(df, out / "images", materialize) if materialize else []
     gone = remove_earlier(out, earlier - materialized_names(out, written))
     if gone:
-        info(f"removed {plural(gone, 'image')} an earlier --materialize wrote in {out / 'images'} that this run "
-             f"does not keep")
+        info(f"removed {plural(gone, 'image')} an earlier --materialize wrote in {out / 'images'} "
+             + ("that this run does not keep" if materialize else "(this run has no --materialize)"))
     removed = ", ".join(f"{n} {reason}" for reason, n in summary["removed"].items()) or "none"
     unscored = (f"; {summary['ood_unscored']} of {int((df['error'] == '').sum())} readable images not scored by "
                 f"--ood-method {cfg.ood_method} (too few for it, or not measurable), kept unchecked"
