@@ -1017,3 +1017,19 @@ def test_a_rebuild_sweeps_the_temporary_files_a_killed_build_left(tmp_path):
     r = runner.invoke(app, argv)
     assert r.exit_code == 0, r.output
     assert not [p.name for p in killed if p.exists()]
+
+
+def test_the_score_tables_title_and_caption_are_left_aligned_as_every_other_table(capsys):
+    """`imgcls ensemble A B C --method hard` printed its table's title 'validation macro-F1' and its caption
+    ('weights fitted on these rows: optimistic ...') centred, the caption's second line indented by half the
+    table; `imgcls runs` and `runs diff` align theirs left. So does the ensemble's now."""
+    import pandas as pd
+    from imgcls.ensemble.table import print_scores
+    rows = [("A", 1, 0.5, 0.17, 0.17, 114), ("B", 1, 0.5, 0.2, 0.2, 114),
+            ("ensemble (hard), weights fitted on these rows", 2, 1.0, 0.24, 0.24, 114),
+            ("ensemble (hard), weights cross-fitted (5 parts of these rows)", 2, 1.0, 0.21, 0.21, 114)]
+    print_scores(pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_macro_f1", "common_macro_f1",
+                                             "val_images"]), 114)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("validation macro-F1"), lines
+    assert any(ln.startswith("weights fitted on these rows: optimistic") for ln in lines), lines

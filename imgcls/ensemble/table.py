@@ -18,7 +18,7 @@ def print_scores(table: pd.DataFrame, common_rows: int) -> None:
     the numeric weight (NaN there) cannot say."""
     from rich.table import Table
     from imgcls.runs import common_rows as rows_shared
-    t = Table(title="validation macro-F1")
+    t = Table(title="validation macro-F1", title_justify="left", caption_justify="left")    # as imgcls runs' tables
     notes = []
     members = table[~table["member"].str.startswith("ensemble (")]
     if (members["checkpoints"] > 1).any():
