@@ -629,8 +629,8 @@ def reuse_scan(df: pd.DataFrame, earlier: str | os.PathLike) -> pd.DataFrame:
         else:
             df[c] = df[c].astype(object) if c in df.columns else None
             df.loc[rows, c] = src[c].fillna("").astype(str).to_numpy()
-    info(f"reused the scan of {plural(int(hit.sum()), 'image')} from the earlier {earlier} (each file checked: "
-         f"one changed since is read again)")
+    info(f"reused the scan of {plural(int(hit.sum()), 'image')} from the earlier {earlier} (each checked against its "
+         f"file: any image changed since is scanned again)")
     return df
 
 

@@ -1056,3 +1056,16 @@ def test_a_rerun_reads_only_the_images_changed_since(tmp_path, monkeypatch, caps
     fresh = tmp_path / "eda2"
     eda.run_eda(root, fresh, samples_per_class=1)
     assert (out / "manifest.csv").read_bytes() == (fresh / "manifest.csv").read_bytes()
+
+
+def test_a_rerun_says_plainly_that_any_image_changed_since_is_scanned_again(tmp_path, capsys):
+    """eda again into its own --out said 'reused the scan of 6 images from the earlier eda/manifest.csv (each file
+    checked: one changed since is read again)', read as 'one file changed'. It says any such file is."""
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
+    out = tmp_path / "eda"
+    eda.run_eda(root, out, samples_per_class=1)
+    capsys.readouterr()
+    eda.run_eda(root, out, samples_per_class=1)
+    said = " ".join(capsys.readouterr().err.split())
+    assert (f"reused the scan of 6 images from the earlier {out / 'manifest.csv'} (each checked against its file: "
+            f"any image changed since is scanned again)") in said, said
