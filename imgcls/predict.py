@@ -1224,10 +1224,11 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     from imgcls.inference_report import write_predict_report
     from imgcls.ensemble.profile import member_meta
     from imgcls.profiles import prediction_meanings
-    # the files are written as one set (outputs.output_set), then renamed into place, predict.json last (`beside`:
-    # the record of a whole set); the earlier prediction's probabilities in the other format and confusion PNGs go
-    # with it. A stop while writing (Ctrl-C, an error) left new probabilities beside the earlier submission; now the
-    # earlier set stays whole
+    # the files are written as one set (outputs.output_set), then renamed into place; predict.json is its record:
+    # the earlier one goes before the first rename and the new one comes after the last, after the earlier
+    # prediction's probabilities in the other format and confusion PNGs went, so a predict.json never lies beside
+    # another prediction's files. A stop while writing (Ctrl-C, an error) left new probabilities beside the earlier
+    # submission; now the earlier set stays whole
     # a kill -9 of an earlier run left temporary files of these names (only ours: --out may be the user's folder),
     # swept by output_set while this run holds the folder (a predict writing there at once is not a killed one)
     temps = [SUBMISSION_CSV, *(f"probs.{f}" for f in PROBS_FORMATS), PREDICT_SUMMARY, REPORT_HTML,
@@ -1239,7 +1240,7 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
         return [f.name for f in own_earlier_files(out, "predict", [
             *(out / f"probs.{f}" for f in PROBS_FORMATS if f != probs_format),
             *(out / n for n in confusion_png_names())], placing)]
-    with output_set(out, "predict", earlier=earlier, temps=temps) as written:
+    with output_set(out, "predict", earlier=earlier, temps=temps, record=PREDICT_SUMMARY) as written:
         write_table(table, written.stage / probs_path.name)
         # a template's format (layouts.csv_style: separator, line ending, quoting, BOM), else the test CSV's (a test.csv
         # of id;label, a sample submission as --data under --format): a checker may read the given file's format alone

@@ -707,6 +707,57 @@ def test_a_prediction_placed_while_another_ran_is_replaced_whole_in_the_other_pr
     assert left == ["probs.parquet"], left
 
 
+def test_a_prediction_stopped_among_its_renames_leaves_no_predict_json_beside_another_s_files(tmp_path,
+                                                                                           monkeypatch):
+    """predict.json, what a prediction's folder is read by, was renamed into place after the new probs, report and
+    submission.csv, over the earlier one: a stop among the renames left the earlier predict.json beside the new
+    submission.csv; and the earlier probabilities in the other --probs-format (and --eval's confusion PNGs) went
+    only after the new predict.json was placed, so a stop there left them beside it. The earlier predict.json goes
+    first and the new one comes last (output_set's record): wherever the set is stopped, a predict.json there has
+    its own prediction's files beside it, and the rerun replaces what the stopped one left."""
+    import imgcls.fsutil
+    from conftest import stop_after_first_rename
+    from imgcls.predict import run_predict
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = make_image_folder(tmp_path / "test", {"a": 2, "b": 2}, size=(32, 32))
+    out = tmp_path / "pred"
+    run_predict(run, test, out, workers=0, probs_format="csv", evaluate=True, eval_split="all")
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert {"probs.csv", "confusion_matrix.png", "predict.json"} <= set(old)
+    remove_earlier = imgcls.fsutil.remove_earlier
+
+    def stopped_removing_the_earlier_files(folder, names):
+        if "probs.csv" in names:
+            raise KeyboardInterrupt
+        return remove_earlier(folder, names)
+    seen = 0
+    for renames in [*range(1, 10), "the earlier files' removal"]:
+        shutil.rmtree(out)
+        out.mkdir()
+        for name, data in old.items():
+            (out / name).write_bytes(data)
+        if renames == "the earlier files' removal":
+            monkeypatch.setattr(imgcls.fsutil, "remove_earlier", stopped_removing_the_earlier_files)
+        else:
+            stop_after_first_rename(monkeypatch, renames)
+        try:
+            run_predict(run, test, out, workers=0)
+        except KeyboardInterrupt:
+            seen += 1
+        else:
+            assert renames != "the earlier files' removal"
+            monkeypatch.undo()
+            continue        # fewer renames than that: placed whole
+        monkeypatch.undo()
+        left = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+        if "predict.json" in left:
+            assert left == old, (renames, sorted(left))
+        run_predict(run, test, out, workers=0)     # the rerun takes what the stopped one left as its own
+        assert sorted(p.name for p in out.iterdir()) == ["predict.json", "probs.parquet", "report.html",
+                                                         "submission.csv"], renames
+    assert seen >= 4
+
+
 def test_a_killed_prediction_s_temporary_files_are_swept_by_the_next(tmp_path):
     """predict's files written beside their place (predict.json, the journal of the set's renames, each under a
     temporary name) stayed in --out after a kill -9 for good: nothing swept them. The next predict into the folder
