@@ -91,7 +91,8 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
                 opset: int = ExportConfig.opset, atol: float = ExportConfig.atol, batch: int = 4,
                 seed: int = 0) -> dict:
     """Export every checkpoint of `run`; writes export.json and returns its dict (the input recipe, classes, and
-    under "files" one record per ONNX file: its path and onnxruntime-vs-torch parity). Raises when parity fails."""
+    under "files" one record per ONNX file: its path and onnxruntime-vs-torch parity). Raises when parity fails,
+    having written nothing."""
     check(ExportConfig(opset=opset, atol=atol))
     refuse_torchrun("imgcls export", "export_onnx")
     from imgcls.train.rundir import find_checkpoints
@@ -186,9 +187,10 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
                    "decode": meta.decode, "opset": opset,
                    "atol": atol,
                    "files": results}
+        failed = [r for r in results if not r["parity_ok"]]
+        if failed:      # before the set is placed: no failing file lies in --out with an export.json naming it
+            raise UserError(f"ONNX parity check failed for {failed[0]['onnx']}: max |diff| "
+                            f"{failed[0]['max_abs_diff']:.2e} > {atol:g}; nothing was written to {out} (an earlier "
+                            f"export there is left as it was); try another --opset")
         write_json(files.stage / EXPORT_SUMMARY, summary)
-    failed = [r for r in results if not r["parity_ok"]]
-    if failed:
-        raise UserError(f"ONNX parity check failed for {failed[0]['onnx']}: max |diff| {failed[0]['max_abs_diff']:.2e} "
-                        f"> {atol:g}; try another --opset")
     return summary

@@ -351,3 +351,28 @@ def test_an_export_stopped_before_its_export_json_leaves_nothing_and_its_rerun_r
     res = runner.invoke(app, ["export", str(run), "-q"])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (run / "onnx").iterdir()) == ["best.onnx", "export.json"]
+
+
+def test_an_export_failing_its_parity_check_places_nothing(tmp_path, monkeypatch):
+    """A failed onnxruntime-vs-torch parity check raised after the set was placed: the failing .onnx files stayed
+    in --out with an export.json recording them (in place of the earlier export, or as the folder's first). The
+    check comes before the set is placed: nothing is written (the earlier export stays whole), in one line."""
+    import onnxruntime as ort
+    run = make_tiny_run(tmp_path / "run")
+    out = run / "onnx"
+    assert runner.invoke(app, ["export", str(run), "-q"]).exit_code == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    session = ort.InferenceSession
+
+    class Off(session):
+        def run(self, *a, **k):
+            return [np.asarray(y) + 0.5 for y in super().run(*a, **k)]
+    monkeypatch.setattr(ort, "InferenceSession", Off)
+    for folder in (out, tmp_path / "first"):
+        res = runner.invoke(app, ["export", str(run), "--out", str(folder), "-q"])
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        line = " ".join(res.output.split())
+        assert line.startswith("error: ONNX parity check failed for ") and line.count("error:") == 1, res.output
+        assert f"nothing was written to {folder}" in line, res.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert not (tmp_path / "first").exists()
