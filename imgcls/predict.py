@@ -31,7 +31,8 @@ import pandas as pd
 
 from imgcls import io as imgio
 from imgcls import manifest as mf
-from imgcls.console import info, plural, print_table, progress_bar, refuse_torchrun, sh, warn
+from imgcls.console import (all_placed, info, interruption_leaves, plural, print_table, progress_bar,
+                            refuse_torchrun, sh, warn)
 from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
 from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
@@ -1251,18 +1252,19 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
                              meanings=prediction_meanings(classes, [member_meta(m) for m in spec.members]),
                              plots=plots)
         write_json(written.beside(PREDICT_SUMMARY), summary)
-    # --eval on a split table scores one part of it; what the submission and probabilities hold is said
-    held = (f": only the {part} rows of {data}, the ones --eval scored (without --eval-split every row is "
-            f"predicted)" if only else
-            f": every row of {data}, not only the {part} rows --eval scored" if evaluate and part != "all" else "")
-    info(f"wrote {sub_path} ({len(sub)} rows{held}), {probs_path} and {out / REPORT_HTML} in {probs.seconds:.1f} s "
-         f"({summary['images_per_s']} images/s)")
-    if not evaluate:
-        known = int((df["label"].fillna("").astype(str).isin(classes).to_numpy()
-                     & np.array([not e for e in probs.errors], bool)).sum())     # readable, as --eval counts
-        if known and not seen:  # a labelled hold-out predicted without its score: say how to get it
-            info(f"the data has {known} image(s) labelled with the model's classes: --eval{keyword_of('evaluate')} "
-                 f"scores them (macro-F1 / accuracy with and without TTA)")
+    with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
+        # --eval on a split table scores one part of it; what the submission and probabilities hold is said
+        held = (f": only the {part} rows of {data}, the ones --eval scored (without --eval-split every row is "
+                f"predicted)" if only else
+                f": every row of {data}, not only the {part} rows --eval scored" if evaluate and part != "all" else "")
+        info(f"wrote {sub_path} ({len(sub)} rows{held}), {probs_path} and {out / REPORT_HTML} in "
+             f"{probs.seconds:.1f} s ({summary['images_per_s']} images/s)")
+        if not evaluate:
+            known = int((df["label"].fillna("").astype(str).isin(classes).to_numpy()
+                         & np.array([not e for e in probs.errors], bool)).sum())     # readable, as --eval counts
+            if known and not seen:  # a labelled hold-out predicted without its score: say how to get it
+                info(f"the data has {known} image(s) labelled with the model's classes: "
+                     f"--eval{keyword_of('evaluate')} scores them (macro-F1 / accuracy with and without TTA)")
     return summary
 
 

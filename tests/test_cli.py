@@ -426,16 +426,39 @@ def test_a_placing_journal_an_older_imgcls_wrote_still_names_its_files(step, tmp
     assert r.exit_code == 0, r.output
 
 
-@pytest.mark.parametrize("step", ["eda", "split", "split --check --fix"])
+@pytest.mark.parametrize("step", ["eda", "split", "split --check --fix", "predict", "ensemble"])
 def test_ctrl_c_after_a_set_was_placed_says_the_files_are_in_place(step, tmp_path, image_folder, monkeypatch):
     """eda and split stopped (Ctrl-C) after their set was renamed into place, while they said what they wrote,
     said 'nothing was written to OUT (an earlier output there is left as it was)': every file of the new set was
-    there. They say that it was all written, and it is."""
+    there; predict and ensemble (stopped in print_scores) said 'run the same command again to complete it'. They
+    say that it was all written, and it is."""
     import imgcls.eda
+    import imgcls.ensemble.build
+    import imgcls.predict
     import imgcls.split.run
+    from conftest import make_tiny_run
     from imgcls.console import all_placed
     table = tmp_path / "s" / "splits.csv"
-    if step == "eda":
+    if step == "ensemble":
+        rows = [(str(tmp_path / "data"), f"{c}/{i:03d}.png", c) for i, c in enumerate("abc" * 4)]
+        runs = [make_tiny_run(tmp_path / "runs" / f"r{k}", seed=k, val_rows=rows) for k in (1, 2)]
+        out = tmp_path / "ens"
+
+        def stopped_printing_scores(*a, **k):
+            raise KeyboardInterrupt
+        monkeypatch.setattr(imgcls.ensemble.build, "print_scores", stopped_printing_scores)
+        r = runner.invoke(app, ["ensemble", *map(str, runs), "--out", str(out), "-q"])
+        assert r.exit_code == 130 and (out / "spec.yaml").is_file(), r.output
+        assert " ".join(r.output.split()) == (f"interrupted: imgcls ensemble stopped before it finished (Ctrl-C); "
+                                              f"{all_placed(out)}"), r.output
+        assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+        return
+    if step == "predict":
+        out = tmp_path / "pred"
+        argv, module, last, where, mark = (["predict", str(make_tiny_run(tmp_path / "run")), "--data",
+                                            str(image_folder), "--out", str(out), "--workers", "0", "-q"],
+                                           imgcls.predict, "wrote ", out, out / "predict.json")
+    elif step == "eda":
         out = tmp_path / "eda"
         argv, module, last, where, mark = (["eda", str(image_folder), "--out", str(out), "-q"], imgcls.eda,
                                            "eda outputs:", out, out / "summary.json")
@@ -512,8 +535,9 @@ def _sigterm_case(step: str, tmp_path: Path):
     rows = [("data", f"{c}/{i:03d}.png", c) for c in counts for i in range(counts[c])]
     for k in (1, 2):
         make_tiny_run(tmp_path / f"r{k}", seed=k, val_rows=rows, val_quality=0.5 / k)
-    spec = tmp_path / "en" / "spec.yaml"    # written before its report (figures: seconds)
-    return ["ensemble", "r1", "r2", "--out", "en"], lambda lines: spec.is_file()
+    # its scores staged, its report's figures (seconds) being drawn: spec.yaml, placed last, is the set placed whole
+    staged = tmp_path / "en"
+    return ["ensemble", "r1", "r2", "--out", "en"], lambda lines: any(staged.glob(".ensemble.*.tmp/scores.csv"))
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from imgcls.console import info, refuse_torchrun, warn
+from imgcls.console import all_placed, info, interruption_leaves, refuse_torchrun, warn
 from imgcls.ensemble.config import EnsembleConfig
 from imgcls.ensemble.spec import (SCORED_ROWS_FILES, EnsembleSpec, check_same_classes, ensemble_folder,
                                   member_folders, member_from_run, read_oof, scored_rows, write_ensemble_files)
@@ -176,10 +176,11 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
                                         "common_macro_f1"])
     spec.path = write_ensemble_files(spec, out, out_typed, table, oof if len(y) else None, P,
                                      [member_meta(m) for m in spec.members])
-    print_scores(table, int(len(y)))
-    # the common column (and the ensemble's score) is a mean over every class: one no common row has counts as 0
-    missing = without_rows_note(y, list(classes), "common validation") if len(y) else ""
-    if missing:
-        info(missing)
-    info(f"wrote {spec.path} and {out / REPORT_HTML} (use: {predict_fix(out)})")
+    with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
+        print_scores(table, int(len(y)))
+        # the common column (and the ensemble's score) is a mean over every class: one no common row has counts as 0
+        missing = without_rows_note(y, list(classes), "common validation") if len(y) else ""
+        if missing:
+            info(missing)
+        info(f"wrote {spec.path} and {out / REPORT_HTML} (use: {predict_fix(out)})")
     return spec

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from imgcls.console import info, warn
+from imgcls.console import all_placed, info, interruption_leaves, warn
 from imgcls.ensemble.spec import EnsembleSpec, Member, read_oof, scored_rows, write_ensemble_files
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.voting import log_loss, normalise_weights, parse_weights
@@ -260,6 +260,7 @@ def build_profile(members: list[Member], method: str, weights: str | None, out, 
                                         "common_macro_f1"])
     spec.path = write_ensemble_files(spec, out, out_typed, table, oof,
                                      member_metas=[member_meta(m) for m in spec.members])
-    print_scores(table, int(len(y)))
-    info(f"wrote {spec.path} and {out / REPORT_HTML} (use: {predict_fix(out, 'mask')})")
+    with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
+        print_scores(table, int(len(y)))
+        info(f"wrote {spec.path} and {out / REPORT_HTML} (use: {predict_fix(out, 'mask')})")
     return spec
