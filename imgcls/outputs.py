@@ -121,10 +121,11 @@ class OutputSet:
     """The files of one run of a step, written apart from the earlier run's until all are written (output_set):
     `stage`, a hidden folder in the output folder, takes the files under their own names; `beside(name)` gives a
     temporary path in the output folder itself for a file that must be written where it will lie (a manifest: its
-    image roots are stored relative to its folder)."""
+    image roots are stored relative to its folder); `then(action)`, work done after the set is placed, still in the
+    run's turn at the folder."""
 
     def __init__(self, folder: Path, stage: Path):
-        self.folder, self.stage, self._beside = folder, stage, {}
+        self.folder, self.stage, self._beside, self._then = folder, stage, {}, []
 
     def beside(self, name: str) -> Path:
         """A temporary name in the output folder for the file `name` (atomic_path's kind: a kill -9 leaves one the
@@ -134,6 +135,12 @@ class OutputSet:
         os.close(fd)
         self._beside[name] = Path(tmp)
         return Path(tmp)
+
+    def then(self, action: Callable[[], object]) -> None:
+        """Call `action` once the set is placed, while this run still holds the folder: work in the folder that
+        follows the new set and that a second run into it must not interleave with (clean --materialize filling
+        images/ by the new manifest)."""
+        self._then.append(action)
 
     def _commit(self, name: str, earlier: Iterable[str] | Callable[[], Iterable[str]],
                 record: str | None = None) -> None:
@@ -226,6 +233,8 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] | Ca
             yield written
             written._commit(name, earlier, record)
             done = True
+            for action in written._then:
+                action()
         finally:
             shutil.rmtree(written.stage, ignore_errors=True)
             for tmp in written._beside.values():

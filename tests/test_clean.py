@@ -1479,6 +1479,73 @@ def test_materialize_again_leaves_only_this_run_s_kept_images_and_copies_are_cop
     assert tree_snapshot(raw) == before
 
 
+@pytest.mark.parametrize("stop", ["filling images/", "removing the earlier images"])
+def test_materialize_stopped_says_what_it_left_and_the_rerun_completes_it(tmp_path, monkeypatch, stop):
+    """clean --materialize filled OUT/images and removed the earlier --materialize's images after its set was
+    placed and the folder given up: a second clean into --out could interleave with it, and a Ctrl-C there said
+    'run the same command again to complete it', whose rerun, reading the new manifest, left the earlier images the
+    stopped run had not removed yet in images/ for good. images/ follows the manifest while the run holds --out:
+    the earlier images it no longer keeps go before the new manifest is placed, the kept ones come after; a stop
+    says what it left, and the rerun leaves this run's kept images only."""
+    import shutil as shutil_module
+
+    import imgcls.clean.run as clean_run
+    from imgcls.fsutil import LockBusy, exclusive_lock
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(24, 24))
+    out = tmp_path / "c"
+    base = ["clean", str(raw), "--out", str(out), "--exact-only", "--no-ood", "--workers", "1", "-q"]
+    assert runner.invoke(app, base + ["--materialize", "link"]).exit_code == 0
+    argv = base + ["--materialize", "copy", "--undersample", "random", "--max-per-class", "2"]
+
+    def images():
+        return sorted(p.relative_to(out / "images").as_posix() for p in (out / "images").rglob("*")
+                      if p.is_file() and not p.name.startswith("."))
+
+    def held() -> bool:
+        try:
+            with exclusive_lock(out, wait=False):
+                return False
+        except LockBusy:
+            return True
+    seen = []
+    if stop == "filling images/":
+        copyfile = shutil_module.copyfile
+
+        def stopped_copying(src, dst, *a, **k):
+            seen.append(held())
+            if len(seen) == 2:
+                raise KeyboardInterrupt
+            return copyfile(src, dst, *a, **k)
+        monkeypatch.setattr(shutil_module, "copyfile", stopped_copying)
+        leaves = (f"its manifest, summary and report were written to {out}; images/ was being filled with the kept "
+                  f"images and is not complete: the same command again completes it")
+    else:
+        remove_earlier = clean_run.remove_earlier
+
+        def stopped_removing(folder, names):
+            seen.append(held())
+            if names:
+                remove_earlier(folder, sorted(names)[:1])
+                raise KeyboardInterrupt
+            return remove_earlier(folder, names)
+        monkeypatch.setattr(clean_run, "remove_earlier", stopped_removing)
+        leaves = (f"the earlier output in {out} is left, less some of the images its --materialize wrote that this "
+                  f"run does not keep; the same command again completes it")
+    summary = (out / "clean_summary.json").read_text()
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 130 and seen and all(seen), (r.output, seen)     # --out held meanwhile
+    assert " ".join(r.output.split()) == (f"interrupted: imgcls clean stopped before it finished (Ctrl-C); "
+                                          f"{leaves}"), r.output
+    assert ((out / "clean_summary.json").read_text() == summary) == (stop != "filling images/")
+    monkeypatch.undo()
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 0, r.output
+    m = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    kept = m[m["keep"].astype(str) == "True"]
+    assert images() == sorted(f"{lab}/{Path(p).name}" for p, lab in zip(kept["path"], kept["label"]))
+    assert all(not os.path.samefile(out / "images" / f, raw / f) for f in images())     # copies, not links
+
+
 def test_materialize_into_an_images_folder_linked_elsewhere_finishes(tmp_path):
     """OUT/images a symlink to a folder on another disk (the images are large): clean --materialize wrote them
     there, then stopped with a ValueError traceback (exit 1) naming them as 'not in the subpath of' OUT, where it

@@ -426,12 +426,13 @@ def test_a_placing_journal_an_older_imgcls_wrote_still_names_its_files(step, tmp
     assert r.exit_code == 0, r.output
 
 
-@pytest.mark.parametrize("step", ["eda", "split", "split --check --fix", "predict", "ensemble"])
+@pytest.mark.parametrize("step", ["eda", "split", "split --check --fix", "predict", "ensemble", "clean"])
 def test_ctrl_c_after_a_set_was_placed_says_the_files_are_in_place(step, tmp_path, image_folder, monkeypatch):
     """eda and split stopped (Ctrl-C) after their set was renamed into place, while they said what they wrote,
     said 'nothing was written to OUT (an earlier output there is left as it was)': every file of the new set was
-    there; predict and ensemble (stopped in print_scores) said 'run the same command again to complete it'. They
-    say that it was all written, and it is."""
+    there; predict, ensemble (stopped in print_scores) and clean said 'run the same command again to complete it'.
+    They say that it was all written, and it is."""
+    import imgcls.clean.run
     import imgcls.eda
     import imgcls.ensemble.build
     import imgcls.predict
@@ -453,7 +454,12 @@ def test_ctrl_c_after_a_set_was_placed_says_the_files_are_in_place(step, tmp_pat
                                               f"{all_placed(out)}"), r.output
         assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
         return
-    if step == "predict":
+    if step == "clean":
+        out = tmp_path / "clean"
+        argv, module, last, where, mark = (["clean", str(image_folder), "--out", str(out), "--exact-only", "--no-ood",
+                                            "--workers", "1", "--materialize", "link", "-q"],
+                                           imgcls.clean.run, "clean: kept ", out, out / "clean_summary.json")
+    elif step == "predict":
         out = tmp_path / "pred"
         argv, module, last, where, mark = (["predict", str(make_tiny_run(tmp_path / "run")), "--data",
                                             str(image_folder), "--out", str(out), "--workers", "0", "-q"],

@@ -42,6 +42,12 @@ def materialize_kept(df: pd.DataFrame, dest: Path, how: str) -> list[Path]:
     return [t for _, t in targets]
 
 
+def kept_files(df: pd.DataFrame, dest: Path) -> list[Path]:
+    """The files materialize_kept writes under dest for the kept rows of `df` (what it returns), named before it
+    writes them."""
+    return [t for _, t in _targets(df, dest)]
+
+
 def possible_targets(df: pd.DataFrame, dest: Path) -> list[Path]:
     """Every file materialize_kept may write under dest for the rows of `df`, whichever of them clean keeps: the
     names of all rows kept (a run keeping fewer gives each a name among these: the k-th image of a name gets the

@@ -13,10 +13,10 @@ from imgcls import manifest as mf
 from imgcls.clean.config import CleanConfig, DEFAULT_OUT, OOD_MAX_CLASS_SHARE
 from imgcls.clean.duplicates import (asks_for_embeddings, conflict_table, families, group_levels, group_outcomes,
                                      linked_kept, mark_duplicates, threshold_sweep)
-from imgcls.clean.materialize import (WRITTEN_AS, earlier_materialized, materialize_kept, materialized_names,
-                                     possible_targets)
+from imgcls.clean.materialize import (WRITTEN_AS, earlier_materialized, kept_files, materialize_kept,
+                                     materialized_names, possible_targets)
 from imgcls.clean.sampling import undersample
-from imgcls.console import info, pass_label, plural
+from imgcls.console import all_placed, info, interruption_leaves, pass_label, plural
 from imgcls.errors import MissingWeightsError, UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_earlier, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS
@@ -27,6 +27,8 @@ from imgcls.outputs import (CLEAN_SUMMARY, REPORT_HTML, output_set, refuse_other
 from imgcls.parallel import ParallelOptions, check_workers
 
 CLEAN_FILES = (mf.MANIFEST_NAME, CLEAN_SUMMARY, REPORT_HTML)    # clean's set in its --out, written as one
+# what a clean stopped while it updates images/ (--materialize) leaves: its rerun finishes it
+RERUN_COMPLETES_IT = "the same command again completes it"
 
 
 def pixel_matrix(df: pd.DataFrame, size: int = 32, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -329,7 +331,6 @@ def _run_clean(dist, src, out: Path, cfg: CleanConfig, opts, workers: int, mater
 
     if replaced:    # data/clean every run: say what goes (its own earlier files, as refuse_users_files told them)
         info(replacing_line(out, "an earlier clean output"))
-    earlier = earlier_materialized(out)      # read before this run's manifest replaces the earlier one
     df = mf.as_written(df)          # what is returned is the table written, in its column order
     sweep = threshold_sweep(df, scored) if scored is not None else []
     from imgcls.device import inference_precision
@@ -352,22 +353,39 @@ def _run_clean(dist, src, out: Path, cfg: CleanConfig, opts, workers: int, mater
     # a new manifest beside the earlier run's summary and report, or on a first run a manifest alone, which its rerun
     # refused as not clean's. temps: what a kill -9 of an earlier run left under --out (materialized copies
     # included), swept while this run holds the folder: a second clean into it swept this one's staging folder
+    # images/ (--materialize) follows the manifest, in this run's turn at --out (a second clean there waits): the
+    # earlier --materialize's images this run does not keep go before the earlier manifest, which names them for a
+    # rerun, is replaced; the kept ones are written after the new one, which names them, is placed. A stop in
+    # either leaves what the same command again completes
     with output_set(out, "clean", earlier=CLEAN_FILES, temps=True) as files:
         write_json(files.stage / CLEAN_SUMMARY, summary)
         write_clean_report(files.stage / REPORT_HTML, df, summary)
         mf.write(df, files.beside(mf.MANIFEST_NAME))       # its image roots relative to where it will lie
-    written = materialize_kept(df, out / "images", materialize) if materialize else []
-    gone = remove_earlier(out, earlier - materialized_names(out, written))
-    if gone:
-        info(f"removed {plural(gone, 'image')} an earlier --materialize wrote in {out / 'images'} "
-             + ("that this run does not keep" if materialize else "(this run has no --materialize)"))
-    removed = ", ".join(f"{n} {reason}" for reason, n in summary["removed"].items()) or "none"
-    unscored = (f"; {summary['ood_unscored']} of {int((df['error'] == '').sum())} readable images not scored by "
-                f"--ood-method {cfg.ood_method} (too few for it, or not measurable), kept unchecked"
-                if summary["ood_unscored"] else "")
-    info(f"clean: kept {summary['kept']} of {len(df)}; removed {removed}{unscored}; outputs: "
-         f"{out}/{mf.MANIFEST_NAME}, {REPORT_HTML}"
-         + (f", images/ ({WRITTEN_AS[materialize]} of the kept images)" if materialize else ""))
-    if cfg.dedup and summary["duplicate_groups"]:     # what became of each group: kept which, removed which, why
-        info(f"clean: {group_outcomes(df, cfg.conflicts, tie_votes)}; each group in {REPORT_HTML}")
+        kept = materialized_names(out, kept_files(df, out / "images")) if materialize else set()
+        with interruption_leaves(f"the earlier output in {out} is left, less some of the images its --materialize "
+                                 f"wrote that this run does not keep; {RERUN_COMPLETES_IT}"):
+            gone = remove_earlier(out, earlier_materialized(out) - kept)
+        if materialize:
+            files.then(lambda: _fill_images(df, out, materialize))
+    with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
+        if gone:
+            info(f"removed {plural(gone, 'image')} an earlier --materialize wrote in {out / 'images'} "
+                 + ("that this run does not keep" if materialize else "(this run has no --materialize)"))
+        removed = ", ".join(f"{n} {reason}" for reason, n in summary["removed"].items()) or "none"
+        unscored = (f"; {summary['ood_unscored']} of {int((df['error'] == '').sum())} readable images not scored by "
+                    f"--ood-method {cfg.ood_method} (too few for it, or not measurable), kept unchecked"
+                    if summary["ood_unscored"] else "")
+        info(f"clean: kept {summary['kept']} of {len(df)}; removed {removed}{unscored}; outputs: "
+             f"{out}/{mf.MANIFEST_NAME}, {REPORT_HTML}"
+             + (f", images/ ({WRITTEN_AS[materialize]} of the kept images)" if materialize else ""))
+        if cfg.dedup and summary["duplicate_groups"]:     # what became of each group: kept which, removed which, why
+            info(f"clean: {group_outcomes(df, cfg.conflicts, tie_votes)}; each group in {REPORT_HTML}")
     return df
+
+
+def _fill_images(df: pd.DataFrame, out: Path, how: str) -> None:
+    """--materialize's kept images written into out/images (materialize_kept), once the manifest naming them is
+    placed (output_set's `then`: --out still held)."""
+    with interruption_leaves(f"its manifest, summary and report were written to {out}; images/ was being filled "
+                             f"with the kept images and is not complete: {RERUN_COMPLETES_IT}"):
+        materialize_kept(df, out / "images", how)
