@@ -168,11 +168,18 @@ def warn_decode_differs(spec: EnsembleSpec) -> None:
 def say_letterbox(spec: EnsembleSpec, df: pd.DataFrame) -> None:
     """Members trained on images `imgcls preprocess --size N` letterboxed (padded to squares, meta.letterbox) see
     each test image padded so before their own resize (imgcls.tta.ViewMaker): said in one line, unless the test
-    images were letterboxed with the same colour by preprocess too, or made square by another preprocess --size (then
-    the padding changes nothing)."""
+    images were letterboxed with the same colour by preprocess too, or made square by another preprocess --size, or
+    are squares (then the padding changes nothing)."""
     from imgcls.preprocess.outputs import letterboxed, made_square
     from imgcls.train.checkpoint import read_meta
     rows = mf.readable(df)
+    if {"width", "height"} <= set(rows.columns):
+        # the squares among them are padded by nothing: a preprocessed folder's rows clean dropped still point at
+        # their originals (another root, no preprocess.json), which alone made the run's own images look unpadded
+        w, h = (pd.to_numeric(rows[c], errors="coerce") for c in ("width", "height"))
+        rows = rows[~(w == h)]
+        if rows.empty:
+            return
     test = letterboxed(rows)
     fills = {m.name: fill for m in spec.running().members
              if (fill := read_meta(m.checkpoints[0]).letterbox) is not None and tuple(fill) != test}

@@ -3133,3 +3133,30 @@ def test_a_bare_predict_names_a_test_folder_in_the_working_folder(tmp_path, monk
     res = invoke("predict", run)
     said = " ".join(res.output.split())
     assert res.exit_code == 2 and f"this folder holds test/: imgcls predict {run} --data test" in said, said
+
+
+def test_square_test_images_of_another_folder_need_no_letterbox_line(tmp_path, capsys):
+    """A letterboxed run's own preprocessed images read through their manifest, where the 2 rows clean dropped
+    still point at their square originals (another root, no preprocess.json): predict said 'test images letterboxed
+    as preprocess did...', as for raw test images. A square image is padded by nothing: only non-square test images
+    are said to be padded."""
+    from imgcls import manifest as mf
+    from imgcls.predict import resolve_source, say_letterbox
+    from imgcls.train.checkpoint import read_checkpoint, save_checkpoint
+    run = make_tiny_run(tmp_path / "run", classes=("a", "b"))
+    ck = read_checkpoint(run / "best.pt")
+    save_checkpoint(run / "best.pt", ck["state_dict"], {**ck["meta"], "letterbox": [0, 0, 0]}, epoch=1)
+    raw = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(40, 30))
+    res = invoke("preprocess", raw, "--out", tmp_path / "pad", "--size", 32, "--bg-color", "black", "--workers", 1,
+                 "-q")
+    assert res.exit_code == 0, res.output
+    square = make_image_folder(tmp_path / "square", {"a": 1}, size=(30, 30))
+    flat = make_image_folder(tmp_path / "flat", {"a": 1}, size=(40, 30))
+    said = {}
+    for name, other in (("square", square), ("flat", flat)):
+        capsys.readouterr()
+        say_letterbox(resolve_source(run),
+                      pd.concat([mf.load(tmp_path / "pad"), mf.load(other)], ignore_index=True))
+        said[name] = " ".join(capsys.readouterr().err.split())
+    assert "letterboxed" not in said["square"], said["square"]
+    assert "test images letterboxed as preprocess did for the training images of run" in said["flat"], said["flat"]
