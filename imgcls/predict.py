@@ -1148,6 +1148,8 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     # none of the images readable (a manifest that says so, files that are no images) fails before the model runs
     # (and before predict says what it predicts with)
     require_one_readable(df, pre_err, max_pixels, **unreadable)
+    if replaced:    # the default folder is named by the run alone: say what goes (its own earlier files), up front
+        info(replacing_line(out, "an earlier prediction"))
     classes = list(spec.classes)
     running = spec.running().members
     scheme, shares = None, None
@@ -1196,8 +1198,6 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     table["error"] = probs.errors
     table = pd.concat([table, pd.DataFrame(probs.tta.astype(np.float32), columns=[f"p_{c}" for c in classes])],
                       axis=1)
-    if replaced:    # the default folder is named by the run alone: say what goes (its own earlier files)
-        info(replacing_line(out, "an earlier prediction"))
     sub = template.fill(pred, classes) if template is not None else build_submission(df, pred, classes, fmt)
     sub_path = out / SUBMISSION_CSV
 

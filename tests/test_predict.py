@@ -1657,16 +1657,19 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
 
 
 def test_predict_again_into_the_same_folder_leaves_no_probabilities_of_the_earlier_one(tmp_path):
-    """predict into a folder holding an earlier prediction says it replaces it (only then: the line is told by
-    refuse_users_files' own earlier files, as clean's); the earlier probs.csv stayed beside the new probs.parquet
-    (another --probs-format), read by a script as this prediction's."""
+    """predict into a folder holding an earlier prediction says it replaces it, before the model runs (only then: the
+    line is told by refuse_users_files' own earlier files, as clean's); the earlier probs.csv stayed beside the new
+    probs.parquet (another --probs-format), read by a script as this prediction's."""
     run = make_tiny_run(tmp_path / "runs" / "r1")
     test = make_image_folder(tmp_path / "test", {"": 4}, size=(32, 32))
     out = tmp_path / "pred"
     res = invoke("predict", run, "--data", test, "--out", out, "--workers", 0, "--probs-format", "csv")
     assert res.exit_code == 0 and "holds an earlier prediction" not in " ".join(res.output.split()), res.output
     res = invoke("predict", run, "--data", test, "--out", out, "--workers", 0, "--tta", "flip")
-    assert res.exit_code == 0 and "holds an earlier prediction; it is replaced" in " ".join(res.output.split())
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "holds an earlier prediction; it is replaced" in said, res.output
+    # said before the model runs, with the up-front checks, as the other steps say theirs (it came after the model)
+    assert said.index("holds an earlier prediction") < said.index("predicting with"), said
     assert (out / "probs.parquet").is_file() and not (out / "probs.csv").exists()
     # a probs.csv of the user's own beside the test data, in a folder holding no earlier prediction: predict writes
     # only its own files there (it was deleted), and never one it reads (the --data CSV, a sample submission)
