@@ -592,7 +592,8 @@ def preprocess_inventory() -> list[dict]:
                          "present": bool(paths) and all(p.is_file() for p in paths), "obtain": "ships with OpenCV 4.x"})
             continue
         pkgs = _missing_packages(backend)
-        for name in files or ("(in package " + (pkgs[0] if pkgs else "None") + ")",):
+        # a package-only detector's file is its (first) package, installed or not
+        for name in files or (f"(in package {DEEPFACE_DETECTOR_PACKAGES[backend].split(',')[0]})",):
             p = deepface_weights_dir() / name
             rows.append({"model": f"deepface:{backend}", "file": name,
                          "location": str(p) if files else DEEPFACE_DETECTOR_PACKAGES.get(backend, ""),

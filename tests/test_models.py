@@ -242,3 +242,21 @@ def test_a_detector_needing_two_missing_packages_names_both_in_one_install(homes
         w.check_deepface_detector("mtcnn")
     inv = {row["model"]: row for row in w.preprocess_inventory()}
     assert inv["deepface:mtcnn"]["obtain"] == "pip install mtcnn tensorflow", inv["deepface:mtcnn"]
+
+
+def test_an_installed_package_only_detector_names_its_package_in_the_file_column(homes, monkeypatch):
+    """`imgcls models list` showed '(in package None)' as the file of deepface:mediapipe / mtcnn / fastmtcnn once
+    their packages were installed (the name was taken from the missing ones). The file is the detector's package,
+    installed or not."""
+    import importlib.util
+    from types import SimpleNamespace
+    real = importlib.util.find_spec
+    here = {"mediapipe", "mtcnn", "tensorflow"}
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: SimpleNamespace(name=name) if name in here else
+                        None if name == "facenet_pytorch" else real(name, *a, **k))
+    inv = {row["model"]: row for row in w.preprocess_inventory()}
+    assert inv["deepface:mediapipe"]["file"] == "(in package mediapipe)" and inv["deepface:mediapipe"]["present"]
+    assert inv["deepface:mtcnn"]["file"] == "(in package mtcnn)" and inv["deepface:mtcnn"]["present"]
+    assert inv["deepface:fastmtcnn"]["file"] == "(in package facenet_pytorch)", inv["deepface:fastmtcnn"]
+    assert not inv["deepface:fastmtcnn"]["present"]
