@@ -125,7 +125,7 @@ def test_train_split_hints_name_the_data_and_target_and_work_as_typed(tmp_path, 
     r = runner.invoke(app, ["train", "train.csv", "--target", "artist", *args, "--name", "t"])
     assert r.exit_code == 0, r.output
     flat = " ".join(r.output.split())
-    csv = tmp_path / "comp" / "train.csv"                 # named as train read it
+    csv = "train.csv"                 # named as typed (relative to the working folder, where the commands run)
     # each command is followed by its Python call
     assert f"for a leak-free split: imgcls split {csv} --stratify artist (Python: run_split('{csv}', cfg=SplitConfig(" \
            f"stratify=['artist']))), then imgcls train data/splits.csv --target artist (Python: run_train(TrainConfig(" \

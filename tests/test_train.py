@@ -2670,3 +2670,19 @@ def test_a_run_report_s_per_class_table_names_the_classes_without_val_rows(tmp_p
     row = re.search(r"<tr><td>c</td>(.*?)</tr>", html).group(1)
     cells = re.findall(r"<td[^>]*>(.*?)</td>", row)      # precision, recall, f1, support, predicted, ...
     assert cells[1:4] == [NOT_SCORED, NOT_SCORED, "0"], cells
+
+
+def test_train_names_its_data_as_typed_in_its_read_line(tmp_path, monkeypatch):
+    """`imgcls train raw` said 'read /abs/path/raw as layout ...': the data was made absolute (anchor_paths, for
+    config.yaml) before it was read, and so did the data's refusals and the split hint. They name it as typed;
+    config.yaml still records it absolute."""
+    import yaml
+    monkeypatch.chdir(tmp_path)
+    make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
+    r = CliRunner().invoke(app, ["train", "raw", "--model", "test_resnet", "--no-pretrained", "--img-size", "16",
+                                 "--epochs", "1", "--workers", "0", "--device", "cpu", "--no-plots", "--out", "runs",
+                                 "--name", "r"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "read raw as layout 'folder' (12 images)" in said, r.output
+    assert str(tmp_path / "raw") not in said and "leak-free split: imgcls split raw (Python: run_split('raw'))" in said
+    assert yaml.safe_load((tmp_path / "runs" / "r" / "config.yaml").read_text())["src"] == str(tmp_path / "raw")

@@ -71,8 +71,8 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
     return heads, "product", classes, y, np.array([lookup[tuple(r)] for r in y])
 
 
-def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say_skipped: bool = False
-               ) -> tuple[pd.DataFrame, tuple, list[int | None]]:
+def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say_skipped: bool = False,
+               src: str | None = None) -> tuple[pd.DataFrame, tuple, list[int | None]]:
     """train's refusals of the data table `df` (manifest.load's, of cfg.src) with these options, before any image is
     decoded: its split / fold values, the --target column, its labels (none, a competition CSV's classes in a
     column of another name, fewer than 2 classes, every row unreadable), --heads multi's columns, --folds. Run by
@@ -80,14 +80,15 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     its study opens (one line, not its first trial's error). `say_target`: the line on --target age of profile
     data (said with the table as read); `say_skipped`: the rows left out and why (of the scanned rows). Returns the
     usable rows, _heads_meta's (heads, decode, classes, targets, final) of them and the folds to train ([None]: one
-    run without folds)."""
+    run without folds). `src`: the data as the user named it, which the lines say (cfg.src when not known)."""
     from imgcls import manifest as mf
     from imgcls.console import info
     from imgcls.errors import UserError
     from imgcls.split.config import check_split_values
     from imgcls.train import data as tdata
     from imgcls.train.config import parse_folds
-    check_split_values(df, cfg.src)         # 'valid' is not read as a table without validation rows
+    src = cfg.src if src is None else src
+    check_split_values(df, src)         # 'valid' is not read as a table without validation rows
     n_all = len(df)
     if cfg.target not in df.columns:
         attrs = mf.class_columns(df) if cfg.target != "label" else []
@@ -103,13 +104,13 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
                         + (f" (columns with classes: {', '.join(attrs)})" if attrs else ""))
     if say_target and cfg.target == "age" and "age_band" in df.columns:     # a profile dataset's raw ages
         from imgcls.console import warn
-        warn(f"--target age trains one class per age ({df['age'].nunique()} ages in {cfg.src}), which ensemble "
+        warn(f"--target age trains one class per age ({df['age'].nunique()} ages in {src}), which ensemble "
              f"--combine profile and predict --format mask cannot use (they take the age band): for the "
              f"competition's classes train --target age_band (the bands of split --age-bands)")
     single = cfg.heads == "single" and cfg.target == "label"
     hint = mf.label_column_hint(df, "--target", "trains on") if single else ""
     if hint:                            # a competition CSV whose classes are in a column of another name (artist)
-        raise UserError(f"{cfg.src} has no labels (no column label, class or target); {hint}")
+        raise UserError(f"{src} has no labels (no column label, class or target); {hint}")
     labelled_kept = df[(df[cfg.target].fillna("").astype(str) != "").to_numpy() & mf.kept(df)]
     df, left_out = tdata.usable_rows(df, cfg.target)
     if not len(df) and left_out.get("unreadable"):
@@ -123,8 +124,8 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     if cfg.folds:
         have = tdata.fold_ids(df)
         if not have:
-            split, train = _split_first(cfg, df, folds=True)
-            raise UserError(f"--folds needs a `fold` column, which {cfg.src} lacks: run {split} first and train "
+            split, train = _split_first(cfg, df, folds=True, src=src)
+            raise UserError(f"--folds needs a `fold` column, which {src} lacks: run {split} first and train "
                             f"on its table: {train}")
         folds = parse_folds(cfg.folds) or have
         bad = [f for f in folds if f not in have]
@@ -137,30 +138,32 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     return df, meta, folds
 
 
-def _split_first(cfg: TrainConfig, df, folds: bool = False) -> tuple[str, str]:
+def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = None) -> tuple[str, str]:
     """The `imgcls split` command that splits this run's data, and the `imgcls train` one that trains on its
     table, as typed, each with its Python call (options.python_too): a bare `imgcls split` reads only the
     pipeline's default input (not a train.csv given here), and a --target column (DACON's artist) is what split
-    stratifies on and the table keeps for train. `folds`: a 5-fold split, all of whose folds train."""
+    stratifies on and the table keeps for train. `folds`: a 5-fold split, all of whose folds train. `src`: the data
+    as the user named it (cfg.src, made absolute for config.yaml, when not known)."""
     from imgcls.console import sh
     from imgcls.options import python_too
     from imgcls.pipeline import PIPELINE, has_default_input
+    src = cfg.src if src is None else src
     splits = dict(PIPELINE)["splits"]
     # a split's table (a CSV with a split column) is split again from the default input, never from itself; where
     # there is none (DACON's train.csv split with no data/ stages), the table is split into a file beside it, as
     # split writes over no file it reads
-    again = Path(cfg.src).is_file() and "split" in df.columns
+    again = Path(src).is_file() and "split" in df.columns
     out = None
     if again and not has_default_input("split"):
         again = False
-        src = Path(cfg.src)
+        src = Path(src)
         splits = out = str(src.with_name(f"{src.stem}_{'folds' if folds else 'val'}{src.suffix}"))
     label = cfg.target == "label"
-    split = " ".join(x for x in ("imgcls split", "" if again else sh(cfg.src), "--folds 5" if folds else "",
+    split = " ".join(x for x in ("imgcls split", "" if again else sh(src), "--folds 5" if folds else "",
                                  f"--out {sh(out)}" if out else "") if x) \
         + ("" if label else f" --stratify {sh(cfg.target)}")
     split_cfg = ", ".join(x for x in ("folds=5" if folds else "", "" if label else f"stratify=[{cfg.target!r}]") if x)
-    split_args = ", ".join(x for x in ("" if again else repr(str(cfg.src)), repr(out) if out else "",
+    split_args = ", ".join(x for x in ("" if again else repr(str(src)), repr(out) if out else "",
                                        f"cfg=SplitConfig({split_cfg})" if split_cfg else "") if x)
     train = f"imgcls train {sh(splits)}" + ("" if label else f" --target {sh(cfg.target)}") + \
         (" --folds all" if folds else "")
@@ -399,17 +402,19 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         source = WeightSource("run", str(init_checkpoint(cfg.init_from, cfg.model)))
     else:
         source = resolve_weights(cfg.model, cfg.pretrained, cfg.weights)
-    df = mf.load(cfg.src, mf.LayoutOptions(), scan=False, announce=dist.main)
+    # read as named, the same files from this working folder: its line says the data as typed (`read raw as
+    # layout 'folder'`), not as config.yaml records it
+    df = mf.load(src_named, mf.LayoutOptions(), scan=False, announce=dist.main)
     out = Path(cfg.out)
     # an --out under the data's folders and the table's faults (no labels, --target, --folds, ...): refused before
     # every image is scanned (minutes on a large set); checked again below on the rows that can be read
     check_output_location(out, *mf.input_folders(df))
-    check_data(cfg, df, say_target=dist.main)
+    check_data(cfg, df, say_target=dist.main, src=src_named)
     df = mf.scan_images(df, workers=io_workers, max_pixels=cfg.max_pixels)
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
         check_resume_data(resume, df, src_named, record)
-    df, (heads, decode, classes, targets, final), folds = check_data(cfg, df, say_skipped=dist.main)
+    df, (heads, decode, classes, targets, final), folds = check_data(cfg, df, say_skipped=dist.main, src=src_named)
 
     dc = data_config(cfg.model)
     img_size = int(cfg.img_size or dc["input_size"][-1])
@@ -459,7 +464,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
              f"for ensemble)")
     elif dist.main and not cfg.folds and not tdata.has_val_split(df):
         from imgcls.console import warn
-        split, train = _split_first(cfg, df)
+        split, train = _split_first(cfg, df, src=src_named)
         warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
              f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
              f"copies clean did not link can sit on both; for a leak-free split: {split}, then {train}")
