@@ -4,6 +4,7 @@ check that every part asked for holds rows."""
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import warnings
 from fractions import Fraction
@@ -68,6 +69,43 @@ def _sgkf(units: np.ndarray, strata: np.ndarray, n_splits: int, seed: int) -> np
         for k, (_, te) in enumerate(splitter.split(np.zeros(len(units)), strata, units)):
             fold[te] = k
     return fold
+
+
+# more choices of the holdout's folds than this: the n_splits rotations of the drawn order are weighed instead
+# (--val 0.15 --test 0.15: 20 folds, 775,200 choices of 3 + 3)
+HOLDOUT_CHOICES = 5000
+
+
+def _holdout_folds(fold: np.ndarray, strata: np.ndarray, units: np.ndarray, n: int, a: int, b: int) -> np.ndarray:
+    """`fold` renumbered so that test's folds (0..a-1) and val's (a..a+b-1) are those of the draw whose strata come
+    closest to the targets: the smallest largest gap among the strata with at least two units per part (those
+    the balance weighs), then the smallest sum of squared gaps over all strata, then the drawn order (fold 0 first),
+    so the same seed gives the same split. StratifiedGroupKFold balances its folds as a whole, but a unit larger
+    than a class's fold share makes its fold heavy in that class: taken as val by position, a 474-image Open Clip
+    Art subset put 45 of `shapes`' 98 images in val (46% against 20%)."""
+    t = pd.DataFrame({"s": strata, "f": fold, "u": units})
+    counts = t.groupby(["s", "f"]).size().unstack(fill_value=0).reindex(columns=range(n), fill_value=0)
+    n_units = t.groupby("s")["u"].nunique().loc[counts.index].to_numpy()
+    counts = counts.to_numpy(float)
+    total = counts.sum(axis=1)
+    parts = [v for v in (a, b, n - a - b) if v > 0]
+    weighed = n_units >= 2 * len(parts)
+    folds = list(range(n))
+    if math.comb(n, a) * math.comb(n - a, b) <= HOLDOUT_CHOICES:     # itertools' order: the drawn one first
+        choices = [(te, va) for te in itertools.combinations(folds, a)
+                   for va in itertools.combinations([k for k in folds if k not in te], b)]
+    else:
+        choices = [(folds[r:] + folds[:r])[:a + b] for r in range(n)]
+        choices = [(c[:a], c[a:]) for c in choices]
+    worst, squares = [], []
+    for te, va in choices:
+        share_te, share_va = (counts[:, list(k)].sum(axis=1) / total for k in (te, va))
+        gaps = np.abs(np.stack([share_te - a / n, share_va - b / n, share_te + share_va - (a + b) / n]))
+        worst.append(round(float(gaps[:, weighed].max()) if weighed.any() else 0.0, 9))
+        squares.append(round(float((gaps ** 2).sum()), 9))
+    te, va = choices[int(np.lexsort((np.arange(len(choices)), squares, worst))[0])]
+    order = [*te, *va, *(k for k in folds if k not in te and k not in va)]
+    return np.argsort(order)[fold]
 
 
 def _check_units(n_units: int, n_splits: int) -> None:
@@ -236,7 +274,8 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
             reported.update(rare)
         f = np.full(n, -1)
         if free.any():
-            f[free] = _sgkf(units[free], strata[free], n_splits, cfg.seed)
+            f[free] = _holdout_folds(_sgkf(units[free], strata[free], n_splits, cfg.seed), strata[free],
+                                     units[free], n_splits, a, b)
         split[(f >= 0) & (f < a)] = "test"
         split[(f >= a) & (f < a + b)] = "val"
         before = split.copy()
