@@ -78,14 +78,24 @@ def file_stamp(path: str | os.PathLike) -> tuple[int, int]:
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it is renamed onto `path` (a crash leaves no half file,
-    and `remove_stale_temps` clears what a kill -9 left). The file gets the process umask's mode."""
+    and `remove_stale_temps` clears what a kill -9 left). The file gets the process umask's mode. A folder another
+    process removes meanwhile (empty: a shared shard folder) is made again."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = None
     try:
         # made inside the try: a Ctrl-C between mkstemp and the try (train's metrics.csv, written each epoch) left
         # the empty temporary file in the run folder
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+        for attempt in range(3):
+            try:
+                fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+                break
+            except FileNotFoundError:
+                # a shared folder another process removed, empty, since the mkdir (a cache's shard folder, which a
+                # run that merged its shards removes): made again; once the file is in it, no rmdir can take it
+                if attempt == 2:
+                    raise
+                path.parent.mkdir(parents=True, exist_ok=True)
         os.close(fd)
         yield Path(tmp)
         os.chmod(tmp, file_mode())

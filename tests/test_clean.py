@@ -1162,6 +1162,32 @@ def test_cached_vectors_of_another_decoding_are_reported_and_not_replayed(tmp_pa
                     f"version 1, this one's {DECODE_VERSION}): ignored"]
 
 
+def _removed_once_before_mkstemp(monkeypatch, folder: Path) -> None:
+    """Another run, finishing, removes `folder` (empty) just before this process makes its temporary file there:
+    between fsutil.atomic_path's mkdir and its mkstemp. Once only, as that run removes it once."""
+    import tempfile
+    real = tempfile.mkstemp
+
+    def mkstemp(*a, **k):
+        if folder.is_dir() and not any(folder.iterdir()) and not getattr(mkstemp, "done", False):
+            mkstemp.done = True
+            folder.rmdir()
+        return real(*a, **k)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+
+
+def test_a_shard_is_written_when_another_pass_removes_the_shard_folder_meanwhile(tmp_path, monkeypatch):
+    """Two passes of one model and size over different sets: the one that finished removed the empty shard folder
+    between the other's mkdir and its mkstemp (fsutil.atomic_path), and the other's shard write was a
+    FileNotFoundError traceback. The writer makes the folder again and writes its shard."""
+    from imgcls import embed
+    parts = tmp_path / "m_64.parts"
+    _removed_once_before_mkstemp(monkeypatch, parts)
+    vecs = list(np.eye(2, 4, dtype=np.float32))
+    shard = embed._save_shard(parts, ["a" * 64, "b" * 64], vecs, vecs)
+    assert list(embed._load_shards(parts)[1]["pooled"]) == ["a" * 64, "b" * 64] and shard.parent == parts
+
+
 def test_two_embedding_passes_sharing_the_cache_keep_each_other_s_vectors(tmp_path, monkeypatch):
     """Two passes over different sets sharing the cache folder (two cleans, clean and split at once), each having read
     the cache before either wrote: the second write dropped the first's new vectors, and the next run embedded them

@@ -583,3 +583,24 @@ def test_processes_storing_verified_pairs_at_once_keep_every_one_s_pairs(tmp_pat
     keys = np.concatenate([np.arange(10 * k + 1, 10 * k + 4, dtype=np.uint64) for k in runs])
     got = PairCache(tmp_path, False).lookup(keys, keys + np.uint64(100))
     assert got.glob.tolist() == [np.float32(k / 10) for k in runs for _ in range(3)]
+
+
+def test_a_save_is_written_when_another_run_removes_the_shard_folder_meanwhile(tmp_path, monkeypatch):
+    """A run whose store removed the empty shard folder between another run's mkdir and its mkstemp
+    (fsutil.atomic_path): that run's save while verifying was "not written" (a warning, the pairs verified again by
+    the next run). The writer makes the folder again and writes its shard."""
+    from test_clean import _removed_once_before_mkstemp
+
+    from imgcls.clean import pair_cache
+    from imgcls.clean.near_dup import PairRecord
+    said: list[str] = []
+    monkeypatch.setattr("imgcls.console.warn", said.append)
+    cache = pair_cache.PairCache(tmp_path, False)
+    _removed_once_before_mkstemp(monkeypatch, cache.parts)
+    cache.parts.mkdir()                  # made by this run's mkdir, empty: the other run's rmdir takes it
+    keys, rec = np.arange(1, 4, dtype=np.uint64), PairRecord.empty(3)
+    save = cache.keeper(lambda: (keys, keys + np.uint64(100), rec), seconds=0)
+    rec.glob[:], rec.how[:], rec.fresh[:] = 0.5, 1, True        # verified since the keeper was made
+    save()
+    assert not said and len(list(cache.parts.glob("shard-*.npz"))) == 1
+    assert pair_cache.PairCache(tmp_path, False).lookup(keys, keys + np.uint64(100)).glob.tolist() == [0.5] * 3
