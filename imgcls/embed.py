@@ -499,8 +499,10 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
         for path in shard_paths:         # merged into the cache files: the pass is whole
             if path is not None:
                 path.unlink(missing_ok=True)
-        if parts.is_dir() and not any(parts.iterdir()):
-            parts.rmdir()
+        try:
+            parts.rmdir()       # only where empty: another pass's shards (or one it is writing now) keep it
+        except OSError:
+            pass
         if again and not d.on:   # rows taken from the bad cache are embedded now (the saved cache holds good vectors)
             return _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, cache_dir, workers,
                           weights_flag, model_flag, precision, max_pixels)

@@ -1188,6 +1188,30 @@ def test_a_shard_is_written_when_another_pass_removes_the_shard_folder_meanwhile
     assert list(embed._load_shards(parts)[1]["pooled"]) == ["a" * 64, "b" * 64] and shard.parent == parts
 
 
+def test_a_pass_ends_whole_when_another_pass_writes_a_shard_as_it_removes_the_shard_folder(tmp_path, monkeypatch):
+    """A pass that merged its shards saw the shard folder empty and removed it; another pass of the same model and
+    size that made its shard's temporary file there between the look and the rmdir made the rmdir an OSError
+    (directory not empty) traceback, after the cache was written. The folder stays for that pass's shard."""
+    from imgcls import embed
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "one", {"a": 3}, size=(24, 24)), announce=False)
+    cache = tmp_path / "c"
+    parts = embed._shard_dir(cache, "test_efficientnet", 32)
+    other = parts / ".shard-0f.npz.Ab3dE6gh.tmp.npz"        # the other pass's shard, being written
+    real = Path.rmdir
+
+    def rmdir(self):
+        if self == parts:
+            other.write_bytes(b"")
+        real(self)
+    monkeypatch.setattr(Path, "rmdir", rmdir)
+    monkeypatch.setattr(embed, "SHARD_IMAGES", 1)
+    got = embed.embed_manifest(df, model="test_efficientnet", pretrained=False, img_size=32, device="cpu",
+                               precision="fp32", cache_dir=cache)
+    assert got.shape[0] == 3 and np.abs(got).sum(1).all() and other.exists()
+    assert not list(parts.glob("shard-*.npz")) and embed._cache_file(cache, "test_efficientnet", 32).exists()
+
+
 def test_two_embedding_passes_sharing_the_cache_keep_each_other_s_vectors(tmp_path, monkeypatch):
     """Two passes over different sets sharing the cache folder (two cleans, clean and split at once), each having read
     the cache before either wrote: the second write dropped the first's new vectors, and the next run embedded them
