@@ -272,6 +272,30 @@ def test_a_candidate_search_is_kept_by_its_input_and_a_file_that_does_not_fit_is
     assert len(list(tmp_path.glob("candidate_pairs_*.npz"))) == pair_cache.KEPT_SEARCHES
 
 
+def test_a_candidate_search_is_kept_when_another_run_prunes_the_same_files_at_once(tmp_path, monkeypatch):
+    """Two runs sharing the cache folder each keep their search and prune the older ones: a file the other run
+    removed between this one's listing and its look at the file's age was a FileNotFoundError traceback, after the
+    search. The file is gone either way: the prune goes on without it."""
+    from pathlib import Path
+
+    from imgcls.clean import pair_cache
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(6, 8)).astype(np.float32)
+    cache = pair_cache.CandidateCache(tmp_path)
+    for floor in (0.9, 0.8):
+        cache.scored(emb + floor, 0.5)
+    victim = min(tmp_path.glob("candidate_pairs_*.npz"), key=lambda p: p.stat().st_mtime)
+    real = Path.stat
+
+    def stat(self, *a, **k):
+        if self == victim:
+            victim.unlink(missing_ok=True)          # the other run's prune
+        return real(self, *a, **k)
+    monkeypatch.setattr(Path, "stat", stat)
+    cache.scored(emb, 0.5)
+    assert len(list(tmp_path.glob("candidate_pairs_*.npz"))) == 2 and not victim.exists()
+
+
 def test_split_on_clean_s_output_in_another_row_order_replays_clean_s_search_and_pairs(tmp_path, monkeypatch):
     """split sorts the rows by (root, path) while clean keeps its input's order (a DACON train.csv in id order): the
     search and each pair's orientation follow the images' content, not the row order, so split takes clean's

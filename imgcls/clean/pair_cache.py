@@ -264,9 +264,18 @@ class CandidateCache:
             warn(f"candidate-pair cache {path} not written ({e.strerror or e}): the next run searches again")
             return
         # the searches of other code (another numbers_digest) are never read again; of this code's, the latest few
+        # written (no lock: a search another run has just written is among them unless KEPT_SEARCHES newer ones
+        # were written since, and then it is only searched again)
         code = f"candidate_pairs_{THUMB}px_{numbers_digest()}_"
         others = [p for p in path.parent.glob(f"candidate_pairs_{THUMB}px_*.npz") if p != path]
-        older = sorted((p for p in others if p.name.startswith(code)), key=lambda p: p.stat().st_mtime, reverse=True)
+        written = {}
+        for p in others:
+            if p.name.startswith(code):
+                try:
+                    written[p] = p.stat().st_mtime
+                except OSError:     # removed meanwhile by another run's prune
+                    pass
+        older = sorted(written, key=written.__getitem__, reverse=True)
         for old in [p for p in others if not p.name.startswith(code)] + older[KEPT_SEARCHES - 1:]:
             try:
                 old.unlink()
