@@ -55,6 +55,21 @@ def test_tune_cli_refusal_is_said_once_per_machine(tmp_path, monkeypatch):
     assert not (tmp_path / "tune").exists()
 
 
+@pytest.mark.timeout(60)
+def test_tune_show_space_refuses_torchrun_said_once_per_machine(monkeypatch):
+    """`imgcls tune --show-space` printed the space and returned before run_tune's refusal: under torchrun every
+    process printed it. It refuses as tune does, said once per machine; as one process it prints the space."""
+    from imgcls.tune.space import default_space_text
+    call = ["tune", "--show-space"]
+    assert_said_once_per_machine(monkeypatch, [call])
+    said = refusal(monkeypatch, call)
+    assert "error: imgcls tune --show-space does not run under torchrun (each of its 2 processes would do all" \
+        in said and "run it as one process: the same imgcls tune --show-space command without torchrun" in said, said
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    r = CliRunner().invoke(app, call)
+    assert r.exit_code == 0 and r.output == default_space_text()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_torchrun_tune_is_one_line_and_every_process_ends(tmp_path):
