@@ -38,7 +38,7 @@ from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
 from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
                            did_you_mean, write_json, write_table)
-from imgcls.layouts import FolderView, csv_read_style, csv_row_lines
+from imgcls.layouts import FolderView, csv_read_style, row_at
 from imgcls.options import PATH, check, check_arguments, python_too, shown
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMARY, REPORT_HTML, SPEC_NAME,
                             SUBMISSION_CSV, output_set, own_earlier_files, placing_journal, refuse_other_output,
@@ -272,28 +272,27 @@ def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None
     # the submission id: a CSV's own `id` column (spelled in any case: DACON's `ID`), else the CSV's image column
     # (e.g. ImageID), else the path
     own = [c for c in df.columns if str(c).strip().lower() == "id" and (df[c].astype(str) != "").any()]
-    check_one_id_column(df, own, view)
+    check_one_id_column(df, own)
     if "id" not in df.columns or (df["id"].astype(str) == "").all():
         df["id"] = df[own[0]] if own else df["source_id"] if "source_id" in df.columns else df["path"]
     df["id"] = df["id"].astype(str)
     return df.reset_index(drop=True)
 
 
-def check_one_id_column(df: pd.DataFrame, own: Sequence[str], view: FolderView) -> None:
+def check_one_id_column(df: pd.DataFrame, own: Sequence[str]) -> None:
     """A table with two id columns (`own`: those spelled id in any case, `Id` and `ID`) holding other ids: which
     one the competition grades is unsaid, and the first one taken silently may make every id of the submission
-    wrong. One line naming the table, both columns and the file's line of the first row where they differ
-    (csv_row_lines), before the model runs; columns holding the same ids are one id. Only a table's columns are
-    spelled so (a competition CSV's or a manifest's, whose rows are df's), its text asked of `view` (mf.load's)."""
+    wrong. One line naming the file's line of the first row where they differ (layouts.row_at: mf.load keeps the
+    rows of a competition CSV or a manifest, the only tables whose columns are spelled so, as read) and both
+    columns, before the model runs; columns holding the same ids are one id."""
     for other in own[1:]:
         differ = (df[own[0]].astype(str) != df[other].astype(str)).to_numpy()
         if differ.any():
             i = int(np.flatnonzero(differ)[0])
             table = mf.manifest_read(df) or Path(mf.read_table(df)[0])
-            raise UserError(f"{table} has two id columns, {own[0]} and {other}, holding other ids (line "
-                            f"{csv_row_lines(view.text(table))[i]}: "
-                            f"{df[own[0]].iloc[i]}, {df[other].iloc[i]}): which one is the submission's id is unsaid; "
-                            f"give a copy of it keeping the competition's id column only")
+            raise UserError(f"{row_at(df, i, str(table))} has other ids in its two id columns, {own[0]} and {other} "
+                            f"({df[own[0]].iloc[i]}, {df[other].iloc[i]}): which one is the submission's id is "
+                            f"unsaid; give a copy of {table} keeping the competition's id column only")
 
 
 def say_unlisted_images(df: pd.DataFrame) -> None:

@@ -3086,7 +3086,7 @@ def test_a_test_csv_with_two_id_columns_of_other_ids_is_refused_naming_both(tmp_
         table.to_csv("test.csv", index=False)
         res = invoke("predict", run, "--data", "test.csv", "--out", tmp_path / "p", "--workers", 0)
         said = " ".join(res.output.split())
-        assert res.exit_code == 2 and (f"test.csv has two id columns, {other} and ID, holding other ids (line 2: a, "
+        assert res.exit_code == 2 and (f"test.csv: line 2 has other ids in its two id columns, {other} and ID (a, "
                                        f"TEST_00001)") in said, said
         assert not (tmp_path / "p").exists()
         table = table.drop(columns=other)
@@ -3096,8 +3096,16 @@ def test_a_test_csv_with_two_id_columns_of_other_ids_is_refused_naming_both(tmp_
     for data in ("test.csv", "."):
         res = invoke("predict", run, "--data", data, "--out", tmp_path / "p", "--workers", 0)
         said = " ".join(res.output.split())
-        assert res.exit_code == 2 and ("test.csv has two id columns, Id and ID, holding other ids (line 5: b, "
-                                       "TEST_00000)") in said, said
+        assert res.exit_code == 2 and ("test.csv: line 5 has other ids in its two id columns, Id and ID (b, "
+                                       "TEST_00000): which one is the submission's id is unsaid; give a copy of "
+                                       "test.csv keeping the competition's id column only") in said, said
+    # a manifest's rows, named by its line too (layouts.row_at, as every manifest row is)
+    from imgcls.predict import read_test_data
+    Path("m").mkdir()
+    Path("m/manifest.csv").write_text("path,root,id,ID\n\ntest/TEST_00000.png,..,a,a\ntest/TEST_00001.png,..,b,c\n")
+    with pytest.raises(UserError, match=r"^m/manifest.csv: line 4 has other ids in its two id columns, id and ID "
+                                        r"\(b, c\)"):
+        read_test_data("m", announce=False)
     table.insert(0, "Id", ids)
     table.to_csv("test.csv", index=False)
     res = invoke("predict", run, "--data", "test.csv", "--out", tmp_path / "p", "--workers", 0)
