@@ -141,7 +141,7 @@ def _load_shards(folder: Path) -> tuple[list[Path], dict[str, dict[str, np.ndarr
     skipped, as is one of another decoding (decode_mismatch), and removed with the others once the pass ends."""
     out: dict[str, dict[str, np.ndarray]] = {"pooled": {}, "style": {}}
     paths = sorted(folder.glob("shard-*.npz")) if folder.is_dir() else []
-    for path in paths:
+    for path in list(paths):
         try:
             with np.load(path) as z:
                 why = decode_mismatch(z["decode"].item() if "decode" in z.files else None)
@@ -151,6 +151,8 @@ def _load_shards(folder: Path) -> tuple[list[Path], dict[str, dict[str, np.ndarr
                 keys = [str(k) for k in z["keys"]]
                 for kind in out:
                     out[kind].update(zip(keys, z[kind]))
+        except FileNotFoundError:   # a pass ending now merged it into the cache file and removed it: no shard
+            paths.remove(path)
         except Exception as e:  # noqa: BLE001 - a damaged shard is re-embedded, never trusted
             warn(f"embedding shard {path} is damaged ({e}): ignored")
     return paths, out

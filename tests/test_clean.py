@@ -1212,6 +1212,27 @@ def test_a_pass_ends_whole_when_another_pass_writes_a_shard_as_it_removes_the_sh
     assert not list(parts.glob("shard-*.npz")) and embed._cache_file(cache, "test_efficientnet", 32).exists()
 
 
+def test_a_shard_another_pass_merged_and_removed_meanwhile_is_no_damaged_shard(tmp_path, monkeypatch):
+    """A pass starting while another of the same model and size ends listed that pass's shards, which it then merged
+    and removed before they were read: each was said 'damaged ([Errno 2] No such file or directory)'. Its vectors
+    are in the cache file now: passed over without a word."""
+    from imgcls import embed
+    said: list[str] = []
+    monkeypatch.setattr(embed, "warn", said.append)
+    parts, vecs = tmp_path / "m_64.parts", list(np.eye(2, 4, dtype=np.float32))
+    kept = embed._save_shard(parts, ["a" * 64], vecs[:1], vecs[:1])
+    gone = embed._save_shard(parts, ["b" * 64], vecs[1:], vecs[1:])
+    real = np.load
+
+    def load(path, *a, **k):
+        if Path(path) == gone:
+            gone.unlink()               # the other pass, ending
+        return real(path, *a, **k)
+    monkeypatch.setattr(np, "load", load)
+    paths, shards = embed._load_shards(parts)
+    assert not said and paths == [kept] and list(shards["pooled"]) == ["a" * 64]
+
+
 def test_two_embedding_passes_sharing_the_cache_keep_each_other_s_vectors(tmp_path, monkeypatch):
     """Two passes over different sets sharing the cache folder (two cleans, clean and split at once), each having read
     the cache before either wrote: the second write dropped the first's new vectors, and the next run embedded them
