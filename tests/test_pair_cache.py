@@ -628,3 +628,28 @@ def test_a_save_is_written_when_another_run_removes_the_shard_folder_meanwhile(t
     save()
     assert not said and len(list(cache.parts.glob("shard-*.npz"))) == 1
     assert pair_cache.PairCache(tmp_path, False).lookup(keys, keys + np.uint64(100)).glob.tolist() == [0.5] * 3
+
+
+def test_a_shard_another_run_took_in_and_removed_meanwhile_is_not_said_to_not_fit(tmp_path, monkeypatch):
+    """A cache opened while another run's store took the shards in and removed them (between this one's listing and
+    its read): each was warned "does not fit (FileNotFoundError ...)". Such a shard is passed over without a word."""
+    from pathlib import Path
+
+    from imgcls.clean import pair_cache
+    from imgcls.clean.near_dup import PairRecord
+    keys, rec = np.arange(1, 4, dtype=np.uint64), PairRecord.empty(3)
+    writer = pair_cache.PairCache(tmp_path, False)
+    save = writer.keeper(lambda: (keys, keys + np.uint64(100), rec), seconds=0)
+    rec.glob[:], rec.how[:], rec.fresh[:] = 0.5, 1, True
+    save()
+    shard = next(writer.parts.glob("shard-*.npz"))
+    said: list[str] = []
+    monkeypatch.setattr("imgcls.console.warn", said.append)
+    real = np.load
+
+    def load(path, *a, **k):
+        if Path(path) == shard:
+            shard.unlink()              # the other run's store, ending
+        return real(path, *a, **k)
+    monkeypatch.setattr(np, "load", load)
+    assert not len(pair_cache.PairCache(tmp_path, False).table) and not said, said

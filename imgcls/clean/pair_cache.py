@@ -338,6 +338,8 @@ class PairCache:
                 continue
             try:
                 frames.append(_frame(self._read(shard)[0]))
+            except FileNotFoundError:   # another run's store took it into the file and removed it meanwhile
+                continue
             except Exception as e:  # noqa: BLE001 - a damaged shard is ignored (and removed), never trusted
                 tell(f"verified-pair cache shard {shard} does not fit ({type(e).__name__}: {e}): ignored")
         if not frames:
