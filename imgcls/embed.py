@@ -384,11 +384,13 @@ def _embed(df, kind, model, weights, pretrained, img_size, batch_size, device, c
     # must not depend on which pass filled the cache
     tag = (model if weights is None else f"{model}-{_weights_tag(weights, weights_flag)}") + ("-bf16" if bf16 else "")
     cpaths = {"pooled": _cache_file(cache_dir, tag, size), "style": _cache_file(cache_dir, tag + "-style", size)}
+    # the shards first, then the file: a pass ending meanwhile merges its shards into the file before it removes
+    # them, so what a shard gone since held is in the file (read the other way, the pass had neither)
+    parts = _shard_dir(cache_dir, tag, size)
+    shard_paths, shards = _load_shards(parts)
     # a cache file that does not fit is said once the pass knows whether the other kind's (rebuilt with it) fits
     cache, why = read_vectors(cpaths[kind], tag, size, kind)
     stale = [(cpaths[kind], why)] if why else []
-    parts = _shard_dir(cache_dir, tag, size)
-    shard_paths, shards = _load_shards(parts)
     n = len(df)
     errors = df["error"].fillna("").astype(str).to_numpy() if "error" in df.columns else np.array([""] * n)
     shas = mf.content_hashes(df)

@@ -1233,6 +1233,44 @@ def test_a_shard_another_pass_merged_and_removed_meanwhile_is_no_damaged_shard(t
     assert not said and paths == [kept] and list(shards["pooled"]) == ["a" * 64]
 
 
+def test_a_pass_takes_from_the_cache_file_the_shards_another_pass_merged_as_it_listed_them(tmp_path, monkeypatch):
+    """A pass read the cache file, then listed the shards: another pass of the same model and size ending in between
+    merged its shards into the file and removed them, and this pass had neither (it embedded those images again).
+    The shards are read first, then the file: what a shard gone meanwhile held is in the file by then."""
+    import imgcls.weights as w
+    from imgcls import embed
+    from imgcls import manifest as mf
+    df = mf.load(make_image_folder(tmp_path / "one", {"a": 3}, size=(24, 24)), announce=False)
+    kw = dict(model="test_efficientnet", pretrained=False, img_size=32, device="cpu", precision="fp32")
+    want = embed.embed_manifest(df, cache_dir=tmp_path / "c1", **kw)
+    files = {k: embed._cache_file(tmp_path / c, "test_efficientnet" + t, 32)
+             for c in ("c1", "c2") for k, t in ((f"{c}pooled", ""), (f"{c}style", "-style"))}
+    first = {k: embed.read_vectors(files["c1" + k], "test_efficientnet", 32, k)[0] for k in ("pooled", "style")}
+    sha = df["sha256"].iloc[0]
+    parts = embed._shard_dir(tmp_path / "c2", "test_efficientnet", 32)
+    shard = embed._save_shard(parts, [sha], [first["pooled"][sha]], [first["style"][sha]])
+    real = np.load
+
+    def load(path, *a, **k):            # the other pass, ending: its shard merged into the file, then removed
+        if Path(path) == shard and shard.exists():
+            for kind in ("pooled", "style"):
+                embed.merge_vectors(files["c2" + kind], {sha: first[kind][sha]}, "test_efficientnet", 32, kind)
+            shard.unlink()
+        return real(path, *a, **k)
+    monkeypatch.setattr(np, "load", load)
+    real_create, seen = w.create_model, []
+
+    def create(*a, **k):
+        net = real_create(*a, **k)
+        forward = net.forward
+        net.forward = lambda x: seen.append(len(x)) or forward(x)
+        return net
+    monkeypatch.setattr(w, "create_model", create)
+    got = embed.embed_manifest(df, cache_dir=tmp_path / "c2", **kw)
+    assert sum(seen) == 2, seen                   # the image the other pass embedded is taken, not embedded again
+    np.testing.assert_array_equal(got[0], want[0])   # the other pass's vector (random weights: each pass its own)
+
+
 def test_two_embedding_passes_sharing_the_cache_keep_each_other_s_vectors(tmp_path, monkeypatch):
     """Two passes over different sets sharing the cache folder (two cleans, clean and split at once), each having read
     the cache before either wrote: the second write dropped the first's new vectors, and the next run embedded them
