@@ -653,3 +653,29 @@ def test_a_shard_another_run_took_in_and_removed_meanwhile_is_not_said_to_not_fi
         return real(path, *a, **k)
     monkeypatch.setattr(np, "load", load)
     assert not len(pair_cache.PairCache(tmp_path, False).table) and not said, said
+
+
+@pytest.mark.timeout(60)
+def test_a_cache_opened_as_another_run_stores_has_the_pairs_of_the_shards_it_took_in(tmp_path, monkeypatch):
+    """A cache opened read the file, then listed the shards: another run's store in between wrote the file taking
+    them in and removed them, and the cache had neither (those pairs were verified again). The shards are read first,
+    then the file: a store writes the file before it removes the shards."""
+    from pathlib import Path
+
+    from imgcls.clean import pair_cache
+    from imgcls.clean.near_dup import PairRecord
+    keys, rec = np.arange(1, 4, dtype=np.uint64), PairRecord.empty(3)
+    writer = pair_cache.PairCache(tmp_path, False)
+    save = writer.keeper(lambda: (keys, keys + np.uint64(100), rec), seconds=0)
+    rec.glob[:], rec.how[:], rec.fresh[:] = 0.5, 1, True
+    save()                                      # the other run's save while it verifies: a shard
+    real, stored = np.load, []
+
+    def load(path, *a, **k):                    # as this run opens the cache, the other one stores
+        if not stored and Path(path).parent == writer.parts:
+            stored.append(None)                 # once: the store reads the shards too
+            stored[0] = writer.store(keys, keys + np.uint64(100), rec)
+        return real(path, *a, **k)
+    monkeypatch.setattr(np, "load", load)
+    got = pair_cache.PairCache(tmp_path, False).lookup(keys, keys + np.uint64(100))
+    assert stored == [3] and not writer.parts.exists() and got.glob.tolist() == [0.5] * 3

@@ -322,6 +322,19 @@ class PairCache:
         does not say it again)."""
         from imgcls.console import warn
         tell = warn if say else (lambda _msg: None)
+        # the shards before the file: a store writes the file taking them in before it removes them, so the pairs
+        # of a shard gone since are in the file (read the other way, a store in between left neither)
+        shards = sorted(self.parts.glob("shard-*.npz")) if self.parts.is_dir() else []
+        read: list[tuple[Path, pd.DataFrame | Exception]] = []
+        for shard in shards:
+            if shard not in self.shards:    # taken in (or, named by the file, removed) by this run's store
+                self.shards.append(shard)
+            try:
+                read.append((shard, _frame(self._read(shard)[0])))
+            except FileNotFoundError:   # another run's store took it into the file and removed it meanwhile
+                continue
+            except Exception as e:  # noqa: BLE001 - a damaged shard is ignored (and removed), never trusted
+                read.append((shard, e))
         frames, merged = [], set()
         if self.path.is_file():
             try:
@@ -330,18 +343,13 @@ class PairCache:
                 merged = set(names)
             except Exception as e:  # noqa: BLE001 - a damaged cache is ignored (and replaced), never trusted
                 tell(f"verified-pair cache {self.path} does not fit ({type(e).__name__}: {e}): ignored and rebuilt")
-        shards = sorted(self.parts.glob("shard-*.npz")) if self.parts.is_dir() else []
-        for shard in shards:
-            if shard not in self.shards:    # taken in (or, named by the file, removed) by this run's store
-                self.shards.append(shard)
+        for shard, got in read:
             if shard.name in merged:
                 continue
-            try:
-                frames.append(_frame(self._read(shard)[0]))
-            except FileNotFoundError:   # another run's store took it into the file and removed it meanwhile
-                continue
-            except Exception as e:  # noqa: BLE001 - a damaged shard is ignored (and removed), never trusted
-                tell(f"verified-pair cache shard {shard} does not fit ({type(e).__name__}: {e}): ignored")
+            if isinstance(got, Exception):
+                tell(f"verified-pair cache shard {shard} does not fit ({type(got).__name__}: {got}): ignored")
+            else:
+                frames.append(got)
         if not frames:
             return _frame({})
         t = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
