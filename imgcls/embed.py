@@ -14,6 +14,8 @@ another decoding are reported and embedded again, never replayed.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -237,13 +239,21 @@ def save_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: 
                      decode=np.array(DECODE_VERSION))
 
 
-def cache_write_lock(path: Path):
+@contextmanager
+def cache_write_lock(path: Path) -> Iterator[None]:
     """The lock a writer of the shared cache file `path` holds while it reads the file as it is now, merges its own
     entries in and writes it (fsutil.exclusive_lock on `<file>.lock`): two processes sharing the cache folder (two
     cleans of different sets, clean and split at once) each read the file, added theirs and wrote it, and the second
-    write dropped the first's new entries. Readers take no lock: a write is atomic."""
-    from imgcls.fsutil import exclusive_lock
-    return exclusive_lock(path.with_name(path.name + ".lock"), create=True)
+    write dropped the first's new entries. Readers take no lock: a write is atomic. A file system that takes no
+    flock (fsutil.NO_LOCKS) writes unlocked, as before the lock: raising there lost the pass's work."""
+    from imgcls.fsutil import NO_LOCKS, exclusive_lock
+    with ExitStack() as held:
+        try:
+            held.enter_context(exclusive_lock(path.with_name(path.name + ".lock"), create=True))
+        except OSError as e:
+            if e.errno not in NO_LOCKS:
+                raise
+        yield
 
 
 def merge_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: int = 0, kind: str = "",

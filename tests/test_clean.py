@@ -2148,3 +2148,25 @@ def test_a_rerun_without_materialize_says_why_it_removes_the_earlier_images(tmp_
     said = " ".join(r.output.split())
     assert r.exit_code == 0 and "removed 4 images an earlier --materialize wrote" in said \
         and "that this run does not keep" in said, said
+
+
+def test_a_cache_write_on_a_file_system_without_locks_writes_unlocked(tmp_path, monkeypatch):
+    """A cache folder on a file system that takes no flock (ENOLCK, EOPNOTSUPP; fsutil.NO_LOCKS) was written
+    before its write lock came: cache_write_lock raised there, so clean's embedding pass ended in a traceback after
+    all its work and the photo-feature cache was never written. The write goes on unlocked, as RunLock and the
+    output folder's turn do; other errors still raise."""
+    import errno
+    import fcntl
+
+    from imgcls import embed
+    raised = {"errno": errno.ENOLCK}
+
+    def flock(fd, op):
+        raise OSError(raised["errno"], os.strerror(raised["errno"]))
+    monkeypatch.setattr(fcntl, "flock", flock)
+    path, a = tmp_path / "c" / "m_64.npz", {"a" * 64: np.ones(4, np.float32)}
+    assert list(embed.merge_vectors(path, a, "m", 64, "pooled")) == ["a" * 64]
+    assert list(embed.read_vectors(path, "m", 64, "pooled")[0]) == ["a" * 64]
+    raised["errno"] = errno.EIO
+    with pytest.raises(OSError):
+        embed.merge_vectors(path, {"b" * 64: np.zeros(4, np.float32)}, "m", 64, "pooled")
