@@ -277,8 +277,7 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
         if bal["within_tolerance"] and bal["max_deviation"] > cfg.tolerance:
             msg += f", the least that whole rows of {bal['least_possible_class']} allow"
         if not bal["within_tolerance"]:     # which class, and where its rows went (a part drawn before train)
-            w = min((r for r in bal["worst"] if r["balanceable"]),
-                    key=lambda r: (-r["deviation"], r["part"] == "train"))
+            w = bal["furthest"]
             msg += (f": {w['class']}, {w['share']:.0%} of its rows in {w['part']} against {w['target']:.0%}; see "
                     f"the report's Stratification table")
         (info if bal["within_tolerance"] else warn)(msg)
