@@ -550,3 +550,16 @@ def second_command_while_writing(path: Path, args: list[str]) -> tuple[subproces
         threading.Thread(target=read, daemon=True).start()
         turn.wait(120)      # before the lock: it swept this file and ended; now it waits for this run's set
     return second, said
+
+
+def restored_class_manifest(tmp_path) -> Path:
+    """A manifest scanned while class b's images were away (each row recorded 'file not found'), the images back
+    since: the scan finds them again (manifest.stale_rows)."""
+    from imgcls import manifest as mf
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32))
+    mf.write(mf.load(raw, announce=False), tmp_path / "m" / "manifest.csv")
+    shutil.move(raw / "b", tmp_path / "b_away")
+    mf.write(mf.load(tmp_path / "m" / "manifest.csv", announce=False), tmp_path / "m" / "manifest.csv")
+    shutil.move(tmp_path / "b_away", raw / "b")
+    return tmp_path / "m" / "manifest.csv"
+

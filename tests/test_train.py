@@ -2686,3 +2686,16 @@ def test_train_names_its_data_as_typed_in_its_read_line(tmp_path, monkeypatch):
     assert r.exit_code == 0 and "read raw as layout 'folder' (12 images)" in said, r.output
     assert str(tmp_path / "raw") not in said and "leak-free split: imgcls split raw (Python: run_split('raw'))" in said
     assert yaml.safe_load((tmp_path / "runs" / "r" / "config.yaml").read_text())["src"] == str(tmp_path / "raw")
+
+
+@pytest.mark.timeout(120)
+def test_rows_recorded_unreadable_whose_files_are_back_are_not_refused_before_the_scan(tmp_path):
+    """train's check of the table as read (before its images are scanned) counted the rows its manifest recorded as
+    unreadable: a class whose images were away when the manifest was scanned, and are back, was 'training needs at
+    least 2 classes' before the scan could find them. The recorded scan is read after the scan alone."""
+    from conftest import restored_class_manifest
+    m = restored_class_manifest(tmp_path)
+    r = CliRunner().invoke(app, ["train", str(m), "--model", "test_resnet", "--no-pretrained", "--epochs", "1",
+                                 "--img-size", "16", "--out", str(tmp_path / "runs")])
+    assert r.exit_code == 0, r.output
+    assert "at least 2 classes" not in r.output

@@ -2065,3 +2065,15 @@ def test_a_study_resumed_on_data_with_other_rows_is_refused_before_any_trial_and
     assert digest["splits"] == digest["reordered"] == digest["refold"] != digest["kfold"], digest
     assert rows_digest(TrainConfig(src=str(tmp_path / "t" / "splits.csv"), folds="all")) != \
         rows_digest(TrainConfig(src=str(tmp_path / "t" / "refold.csv"), folds="all"))
+
+
+@pytest.mark.timeout(120)
+def test_tune_s_data_check_does_not_count_rows_recorded_unreadable_whose_files_are_back(tmp_path):
+    """tune's check of the table before its study opens (its images not scanned) counted the rows the manifest
+    recorded as unreadable: a class whose images are back since was refused as 'at least 2 classes', though each
+    trial's scan finds them. The recorded scan is left to the trials' scan."""
+    from conftest import restored_class_manifest
+    from imgcls.tune import _check_data
+    m = restored_class_manifest(tmp_path)
+    base = TrainConfig(src=str(m), model="test_resnet", pretrained=False, epochs=1, img_size=16, device="cpu")
+    _check_data(base, parse_space({"lr": {"log_uniform": [1e-4, 1e-2]}}), tmp_path / "study")

@@ -72,7 +72,7 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
 
 
 def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say_skipped: bool = False,
-               src: str | None = None) -> tuple[pd.DataFrame, tuple, list[int | None]]:
+               src: str | None = None, scanned: bool = True) -> tuple[pd.DataFrame, tuple, list[int | None]]:
     """train's refusals of the data table `df` (manifest.load's, of cfg.src) with these options, before any image is
     decoded: its split / fold values, the --target column, its labels (none, a competition CSV's classes in a
     column of another name, fewer than 2 classes, every row unreadable), --heads multi's columns, --folds. Run by
@@ -80,7 +80,10 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     its study opens (one line, not its first trial's error). `say_target`: the line on --target age of profile
     data (said with the table as read); `say_skipped`: the rows left out and why (of the scanned rows). Returns the
     usable rows, _heads_meta's (heads, decode, classes, targets, final) of them and the folds to train ([None]: one
-    run without folds). `src`: the data as the user named it, which the lines say (cfg.src when not known)."""
+    run without folds). `src`: the data as the user named it, which the lines say (cfg.src when not known).
+    `scanned` False: the table as read, whose recorded scan (a row's error) the scan may undo (manifest.stale_rows:
+    a file away when it was scanned, back since) and is not read: a class of such rows was 'at least 2 classes'
+    before the scan could find them."""
     from imgcls import manifest as mf
     from imgcls.console import info
     from imgcls.errors import UserError
@@ -89,6 +92,8 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     from imgcls.train.config import parse_folds
     src = cfg.src if src is None else src
     check_split_values(df, src)         # 'valid' is not read as a table without validation rows
+    if not scanned:
+        df = df.assign(error="")
     n_all = len(df)
     if cfg.target not in df.columns:
         attrs = mf.class_columns(df) if cfg.target != "label" else []
@@ -409,7 +414,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     # an --out under the data's folders and the table's faults (no labels, --target, --folds, ...): refused before
     # every image is scanned (minutes on a large set); checked again below on the rows that can be read
     check_output_location(out, *mf.input_folders(df))
-    check_data(cfg, df, say_target=dist.main, src=src_named)
+    check_data(cfg, df, say_target=dist.main, src=src_named, scanned=False)
     df = mf.scan_images(df, workers=io_workers, max_pixels=cfg.max_pixels)
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data

@@ -765,7 +765,7 @@ def _check_data(base: TrainConfig, space, study_dir: Path) -> None:
     check_output_location(study_dir, *mf.input_folders(df))
     for target in keys["target"].candidates() if "target" in keys else [base.target]:
         try:
-            check_data(dataclasses.replace(base, target=target), df)
+            check_data(dataclasses.replace(base, target=target), df, scanned=False)
         except UserError as e:
             if "target" not in keys:
                 raise
