@@ -958,8 +958,13 @@ def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: in
     meanings = dict(zip(pc["class"].astype(str), pc["meaning"])) if "meaning" in pc.columns else {}
     shown, rest = pc.head(top), pc.iloc[top:]
     most = rest["_change"].max()        # NaN: no class of the rest scored by both runs
-    notes = [f"{len(rest)} more class(es)" + ("" if np.isnan(most) else " unchanged" if round(most, 4) == 0
-                                              else f" changed by at most {most:.4f}")] if len(rest) else []
+    # a class with no validation row in one run has no change to state: counted apart, not said unchanged
+    compared, alone = int(rest["_change"].notna().sum()), int(rest["_change"].isna().sum())
+    change = "unchanged" if compared and round(most, 4) == 0 else f"changed by at most {most:.4f}"
+    notes = [f"{len(rest)} more class(es)" + (
+        "" if not compared else f" {change}" if not alone else
+        f": {compared} {change}, {alone} not compared (no validation rows of the class in one run)")] \
+        if len(rest) else []
     def cell(f1, support) -> str:      # a class of the run with no validation row: not scored; one it lacks: blank
         return NOT_SCORED if support == 0 else _f4(f1)
     unscored = any((shown[f"support_{ab}"] == 0).any() for ab in "ab" if f"support_{ab}" in shown)

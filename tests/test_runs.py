@@ -1419,3 +1419,20 @@ def test_a_filter_nothing_matches_prints_its_line_without_an_empty_table(outputs
     assert r.exit_code == 0, r.output
     assert f"none of the 6 runs and ensembles under {outputs} matches --filter model=vit_huge" in r.stdout, r.stdout
     assert "\u250f" not in r.stdout and "epochs: done" not in r.stdout, r.stdout
+
+
+def test_diff_does_not_call_classes_one_run_did_not_score_unchanged(tmp_path):
+    """The classes past runs diff's top ten were all said 'unchanged' where those that did not change had a change
+    of 0, though some of them had no validation row in one run (no F1 there, nothing compared): such classes are
+    counted apart."""
+    classes = [f"k{i:02d}" for i in range(14)]
+    truth = [c for c in classes for _ in range(2)]
+    guess = [classes[1] if i == 0 else t for i, t in enumerate(truth)]          # k00's first row taken for k01
+    a = fake_run(tmp_path / "a", "resnet10t", list(zip(truth, truth)), classes=classes)
+    kept = [(t, g) for t, g in zip(truth, guess) if t not in ("k12", "k13")]    # B: no val rows of k12, k13
+    b = fake_run(tmp_path / "b", "resnet10t", kept, classes=classes)
+    r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.output.split())
+    assert "4 more class(es): 2 unchanged, 2 not compared (no validation rows of the class in one run)" in said, \
+        r.output
