@@ -7,11 +7,11 @@ prefix, the progress bar's bold description) with rich styles, never by markup i
 Results (tables and their headings, `models list`) go to stdout and everything else (messages, warnings, progress)
 to stderr, so `imgcls runs > runs.txt` or `imgcls runs | grep` gets the table and nothing else.
 
-Under torchrun (train and clean; every other step refuses it, refuse_torchrun) every process runs the command; only
-the main one (rank 0) prints info lines, warnings, tables and progress bars (main_process()), as if the others ran
-with --quiet and warnings silenced: each would say the same line once more. error() prints on every rank (a rank's
-own failure is named by that rank), but for a UserError every process raises alike (same_on_every_process(),
-UserError.said_elsewhere): one process says that."""
+Under torchrun (train and clean; the command line refuses it for the others, refuse_torchrun) every process runs
+the command; only the main one (rank 0) prints info lines, warnings, tables and progress bars (main_process()), as
+if the others ran with --quiet and warnings silenced: each would say the same line once more. error() prints on
+every rank (a rank's own failure is named by that rank), but for a UserError every process raises alike
+(same_on_every_process(), UserError.said_elsewhere): one process says that."""
 from __future__ import annotations
 
 import os
@@ -76,20 +76,27 @@ def same_on_every_process() -> Iterator[None]:
         raise
 
 
-def refuse_torchrun(command: str, call: str, why: str = "", fix: str = "") -> None:
-    """Under torchrun, a step that runs as one process refuses before any work: every command but train and clean
-    (which share their work among the processes, imgcls.train.dist), whose processes would each do all of it, into
-    the same output. A UserError every process raises alike, said by the first process of each machine
-    (same_on_every_process). `command`: `imgcls predict`; `call`: its library entry (run_predict);
-    `why` / `fix`: the step's own reason and fix, where the general ones do not fit (tune's)."""
+# the commands whose processes share the work under torchrun (imgcls.train.dist), and tune, which refuses torchrun
+# itself (run_tune: from Python too, with its own reason); the command line refuses it for every other command
+TORCHRUN_COMMANDS = ("imgcls train", "imgcls clean", "imgcls tune")
+
+
+def refuse_torchrun(command: str, call: str | None = None, why: str = "", fix: str = "") -> None:
+    """Under torchrun, a command that runs as one process refuses before any work: every command but train and
+    clean (which share their work among the processes, imgcls.train.dist), whose processes would each do all of it,
+    into the same output. A UserError every process raises alike, said by the first process of each machine
+    (same_on_every_process). `command`: `imgcls predict`; `call`: a library entry that refuses too (run_tune: its
+    processes' trials would train as one DDP run), named in the fix's Python half; the command line refuses the
+    others (cli.common.command), whose library entries run in whichever processes a torchrun script calls them
+    (rank 0 predicting after a DDP train); `why` / `fix`: the step's own reason and fix (tune's)."""
     if not under_torchrun():
         return
     from imgcls.errors import UserError
     from imgcls.options import python_too
     why = why or (f"each of its {os.environ['WORLD_SIZE']} processes would do all of the work; only imgcls train and "
                   f"imgcls clean share theirs among them")
-    fix = fix or python_too(f"run it as one process: the same {command} command without torchrun",
-                            f"the same {call} call in a process torchrun did not start")
+    one = f"run it as one process: the same {command} command without torchrun"
+    fix = fix or (python_too(one, f"the same {call} call in a process torchrun did not start") if call else one)
     with same_on_every_process():
         raise UserError(f"{command} does not run under torchrun ({why}); {fix}")
 

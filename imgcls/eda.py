@@ -12,7 +12,7 @@ from imgcls import links
 from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
-from imgcls.console import all_placed, info, interruption_leaves, is_quiet, progress_bar, refuse_torchrun, warn
+from imgcls.console import all_placed, info, interruption_leaves, is_quiet, progress_bar, warn
 from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
 from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders_read
@@ -318,7 +318,6 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     exact_duplicate_images, cross_class_duplicate_groups, ...).
     `test`: the competition's test images, compared with the dataset (compare_test; summary["test"])."""
     check_arguments("run_eda", opts=(opts, mf.LayoutOptions), src=(src, PATH, SRC_PATH))
-    refuse_torchrun("imgcls eda", "run_eda")
     check(EdaConfig(samples_per_class=samples_per_class, seed=seed, test=None if test is None else str(test)))
     check_workers(workers)
     if max_pixels is not None:

@@ -18,7 +18,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from imgcls.console import info, refuse_torchrun
+from imgcls.console import info
 from imgcls.errors import UserError
 from imgcls.fsutil import check_writable, write_json
 from imgcls.options import check, option, shown
@@ -94,7 +94,6 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     under "files" one record per ONNX file: its path and onnxruntime-vs-torch parity). Raises when parity fails,
     having written nothing."""
     check(ExportConfig(opset=opset, atol=atol))
-    refuse_torchrun("imgcls export", "export_onnx")
     from imgcls.train.rundir import find_checkpoints
     run = Path(run)
     ckpts = find_checkpoints(run, which)

@@ -31,8 +31,7 @@ import pandas as pd
 
 from imgcls import io as imgio
 from imgcls import manifest as mf
-from imgcls.console import (all_placed, info, interruption_leaves, plural, print_table, progress_bar,
-                            refuse_torchrun, sh, warn)
+from imgcls.console import all_placed, info, interruption_leaves, plural, print_table, progress_bar, sh, warn
 from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
 from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
@@ -1022,7 +1021,6 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
                     data=(data, PATH, "a path to the test data: a folder of images, a CSV or a manifest"),
                     sample_submission=(sample_submission, PATH, "a path to a CSV"),
                     out=(out, PATH, "a path to a folder"))
-    refuse_torchrun("imgcls predict", "run_predict")
     if isinstance(source, EnsembleSpec):
         if source.path is None:
             raise TypeError("run_predict's source is an EnsembleSpec with no spec.yaml; pass the one build_ensemble "

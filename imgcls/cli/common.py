@@ -13,7 +13,8 @@ from typing import Annotated, Callable, Iterator, Optional
 import typer
 import typer.core
 
-from imgcls.console import error, interrupt_said, interrupted, quiet_for, what_interruption_left
+from imgcls.console import (TORCHRUN_COMMANDS, error, interrupt_said, interrupted, quiet_for, refuse_torchrun,
+                            what_interruption_left)
 from imgcls.errors import UserError
 from imgcls.options import cli_parameters, from_cli
 from imgcls.outputs import MANIFEST_NAME
@@ -166,6 +167,8 @@ def command(name: str | None = None, *, options: dict | None = None, group: type
                     sigterm_interrupts():   # `timeout 1h imgcls clean ...`: Ctrl-C's `interrupted:` line, exit 143
                 from imgcls.fsutil import check_file_name_encoding
                 check_file_name_encoding()  # every command reads or writes file names
+                if what not in TORCHRUN_COMMANDS:
+                    refuse_torchrun(what)   # each torchrun process would run it whole, into the same output
                 if options:
                     ctx = kw.pop(CTX, None)   # flags typed on the command line (compared by name: typer vendors click)
                     given = set() if ctx is None else {

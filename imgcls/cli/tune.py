@@ -48,8 +48,7 @@ def tune(src: OptSrc = None,
         from imgcls.console import refuse_torchrun
         from imgcls.tune.space import default_space_text
         # it returns before run_tune's refusal: every torchrun process printed the space
-        refuse_torchrun("imgcls tune --show-space", "default_space_text",
-                        fix="run it as one process: the same imgcls tune --show-space command without torchrun")
+        refuse_torchrun("imgcls tune --show-space")
         typer.echo(default_space_text(), nl=False)
         return
     from imgcls.tune import run_tune

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from imgcls.console import all_placed, info, interruption_leaves, refuse_torchrun, warn
+from imgcls.console import all_placed, info, interruption_leaves, warn
 from imgcls.ensemble.config import EnsembleConfig
 from imgcls.ensemble.spec import (SCORED_ROWS_FILES, EnsembleSpec, check_same_classes, ensemble_folder,
                                   member_folders, member_from_run, read_oof, scored_rows, write_ensemble_files)
@@ -34,7 +34,6 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     if isinstance(runs, (str, os.PathLike)):     # one path's characters are not run folders
         raise TypeError(f"build_ensemble's runs must be a list of run folders (got the path {str(runs)!r}); pass "
                         f"build_ensemble([{str(runs)!r}, 'outputs/runs/B'])")
-    refuse_torchrun("imgcls ensemble", "build_ensemble")
     check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine))
     if weights and method == "soft":
         method = "weighted"

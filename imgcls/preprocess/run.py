@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from imgcls import manifest as mf
-from imgcls.console import info, plural, progress_bar, refuse_torchrun, warn
+from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
 from imgcls.options import PATH, SRC_PATH, check_arguments
@@ -36,7 +36,6 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     the furthest pipeline stage up to data/clean (imgcls.pipeline.default_input), announced."""
     check_arguments("run_preprocess", cfg=(cfg, PreprocessConfig), opts=(opts, mf.LayoutOptions),
                     src=(src, PATH, SRC_PATH))
-    refuse_torchrun("imgcls preprocess", "run_preprocess")
     cfg = cfg or PreprocessConfig()
     cfg.validate()
     check_workers(workers)

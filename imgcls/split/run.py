@@ -12,7 +12,7 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls import profiles
-from imgcls.console import all_placed, cache_reuse, info, interruption_leaves, refuse_torchrun, warn
+from imgcls.console import all_placed, cache_reuse, info, interruption_leaves, warn
 from imgcls.errors import UserError
 from imgcls.fsutil import check_not_replacing, check_output_location, check_writable
 from imgcls.options import PATH, SRC_PATH, check_arguments, python_too
@@ -247,7 +247,6 @@ def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | N
     """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports. `src` None: the
     furthest pipeline stage up to data/processed (imgcls.pipeline.default_input), announced."""
     check_arguments("run_split", opts=(opts, mf.LayoutOptions), cfg=(cfg, SplitConfig), src=(src, PATH, SRC_PATH))
-    refuse_torchrun("imgcls split", "run_split")
     cfg = cfg or SplitConfig()
     cfg.validate()
     opts = reader_options(opts, cfg)
@@ -324,7 +323,6 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     caller's `cfg` is left as given (the fixed table's balance is reported against the file's own fractions, set on
     a copy)."""
     check_arguments("run_check", cfg=(cfg, SplitConfig))
-    refuse_torchrun("imgcls split", "run_check")
     cfg = copy.deepcopy(cfg) if cfg is not None else SplitConfig()
     cfg.validate()
     check_workers(workers)

@@ -49,7 +49,7 @@ TRIALS_RECORD = "trials"        # the study's user attribute: its --trials, the 
 
 
 SEARCH, STUDY = "Search", "Study and budget"
-# run_tune's refusal under torchrun (process.refuse_torchrun): why, and the parallel search it offers instead
+# run_tune's refusal under torchrun (console.refuse_torchrun): why, and the parallel search it offers instead
 TUNE_UNDER_TORCHRUN = ("each of its processes would join the study as a worker of its own, and their trials, with "
                        "other options, would train as one DDP run")
 TUNE_IN_PARALLEL = python_too(
