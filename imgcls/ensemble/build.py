@@ -12,7 +12,8 @@ import pandas as pd
 from imgcls.console import all_placed, info, interruption_leaves, warn
 from imgcls.ensemble.config import EnsembleConfig
 from imgcls.ensemble.spec import (SCORED_ROWS_FILES, EnsembleSpec, check_same_classes, ensemble_folder,
-                                  member_folders, member_from_run, read_oof, scored_rows, write_ensemble_files)
+                                  member_folders, member_from_run, read_oof, scored_rows)
+from imgcls.ensemble.files import write_ensemble_files
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.profile import build_profile, member_meta
 from imgcls.ensemble.voting import crossfit_macro_f1, fit_weights, log_loss, parse_weights, vote

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from imgcls.console import all_placed, info, interruption_leaves, warn
-from imgcls.ensemble.spec import EnsembleSpec, Member, read_oof, scored_rows, write_ensemble_files
+from imgcls.ensemble.spec import EnsembleSpec, Member, read_oof, scored_rows
+from imgcls.ensemble.files import write_ensemble_files
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.voting import log_loss, normalise_weights, parse_weights
 from imgcls.errors import UserError
