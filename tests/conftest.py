@@ -64,6 +64,25 @@ def pytest_configure(config):
     config.add_cleanup(lambda: shutil.rmtree(cache, True))
 
 
+def _shares_a_fixture(item) -> bool:
+    """Whether the test uses a fixture of ours built once for several tests (module or session scope: a torchrun
+    launch, a trained run, an MLflow store), not pytest's own (tmp_path_factory is session-scoped too)."""
+    info = getattr(item, "_fixtureinfo", None)
+    return info is not None and any(d.scope != "function" and d.baseid
+                                    for defs in info.name2fixturedefs.values() for d in defs)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test`: --dist worksteal), the tests that share a module- or session-scoped fixture
+    run first, in their files' order. worksteal hands each process a run of the collection and later moves the tail
+    of a busy one's queue to an idle one, so tests of one shared fixture split between processes built it in each
+    (test_train_ddp's torchrun launch, ~33 s under load, twice in one run). At the head of the first process's queue
+    they stay together: steals take tails. The order in every worker is the same (xdist requires it); without
+    xdist, files run in order as before."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items[:] = [i for i in items if _shares_a_fixture(i)] + [i for i in items if not _shares_a_fixture(i)]
+
+
 @pytest.fixture(autouse=True)
 def unrendered_figures(request):
     """matplotlib's rasterizing of the PNGs the steps write (curves, confusion matrices, eda's plots, tune's
