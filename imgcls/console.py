@@ -315,13 +315,63 @@ def progress_bar(description: str | None, total: int | None, transient: bool = F
         return
     held = []            # info_after_bar()'s lines, said as the bar ends
     _state.setdefault("bars", []).append(held)
+    _spinner_off()       # a status() open around the bar: rich shows one live display at a time; back after the bar
     try:
         with _bar(description, total, transient) as advance:
             yield advance
     finally:
         _state["bars"].pop()
+        _spinner_on()
     for msg in held:
         info(msg)
+
+
+@contextmanager
+def status(what: str) -> Iterator[None]:
+    """A spinner and `what` the step is doing ('loading torch and timm', 'building tf_efficientnet_lite0') while
+    the block runs: work of seconds with no bar (imports, a model's build, a report's plots), where a terminal showed
+    nothing and the user thought it hung. Shown on a terminal alone (live_display), not with --quiet nor on ranks
+    other than 0, and erased as the block ends: piped or in a file the output is as without it. Nested, the inner
+    block's text replaces the outer's while it runs; a progress_bar() inside hides the spinner while the bar runs."""
+    if is_quiet() or not live_display():
+        yield
+        return
+    texts = _state.setdefault("status", [])
+    texts.append(what)
+    _spinner_on()
+    try:
+        yield
+    finally:
+        texts.pop()
+        if texts:
+            _spinner_on()
+        else:
+            _spinner_off()
+
+
+def _spinner_on() -> None:
+    """Shows (or updates) status()'s spinner with the innermost open status's text; not while a bar is open."""
+    texts = _state.get("status")
+    if not texts or _state.get("bars"):
+        return
+    from rich.live import Live
+    from rich.spinner import Spinner
+    from rich.text import Text
+    live = _state.get("spinner")
+    shown = Spinner("dots", Text(texts[-1]))     # Text: a path's brackets are no markup
+    if live is None:
+        # drawn at once (refresh=True), not at the first tick: a status of a second showed nothing for that tick
+        live = _state["spinner"] = Live(shown, console=console, transient=True, refresh_per_second=12.5)
+        live.start(refresh=True)
+    else:
+        live.update(shown, refresh=True)
+
+
+def _spinner_off() -> None:
+    """Erases status()'s spinner (a transient display), where one shows."""
+    spinner = _state.pop("spinner", None)
+    if spinner is not None:
+        spinner.stop()
 
 
 def info_after_bar(msg: str) -> None:

@@ -242,3 +242,52 @@ def test_a_terminal_progress_bar_with_a_long_description_keeps_its_bar_and_count
         assert lines and "100/471" in lines[-1] and "\u2501" in lines[-1], lines       # the count and the bar
         assert lines[-1].startswith(desc[:20]) and len(lines[-1].rstrip()) <= 80, lines
     assert "preprocessing" in lines[-1], lines
+
+
+def _terminal(monkeypatch, **kw):
+    """console's stderr console as a terminal writing into a buffer (returned)."""
+    import io
+    from rich.console import Console
+    buf = io.StringIO()
+    monkeypatch.setattr(console, "console", Console(file=buf, width=80, highlight=False, markup=False, **kw))
+    return buf
+
+
+def test_a_status_shows_its_text_on_a_terminal_and_is_erased_after(monkeypatch):
+    """`imgcls train` showed nothing for ~14 s while torch and timm were imported and the model built: a user thought
+    it hung. status() shows a spinner and what is being done there, gone when the work ends; a bar inside hides it
+    while the bar runs (rich shows one live display at a time), and it shows again after."""
+    buf = _terminal(monkeypatch, force_terminal=True)
+    with console.status("loading torch and timm"):
+        assert "loading torch and timm" in buf.getvalue()
+        with console.status("building [tf_efficientnet_lite0]"):        # plain text: brackets as written
+            assert "building [tf_efficientnet_lite0]" in buf.getvalue()
+            with console.progress_bar("scanning", 2) as advance:
+                assert "spinner" not in console._state
+                advance(2)
+            assert "spinner" in console._state
+            console.info("weights: package lite0")
+        assert "spinner" in console._state
+    assert "spinner" not in console._state
+    assert "weights: package lite0" in buf.getvalue() and "scanning" in buf.getvalue()
+
+
+def test_a_status_shows_nothing_piped_quiet_or_on_another_rank(monkeypatch):
+    """Piped or in a file (where rich cannot erase it), with --quiet, and on a torchrun rank other than 0, status()
+    prints nothing: a step's output there is as before."""
+    buf = _terminal(monkeypatch)               # not a terminal: a file or pipe
+    with console.status("loading torch and timm"):
+        console.info("line")
+    assert buf.getvalue() == "line\n" and "spinner" not in console._state
+    buf = _terminal(monkeypatch, force_terminal=True)
+    console.set_quiet(True)
+    try:
+        with console.status("loading torch and timm"):
+            assert "spinner" not in console._state
+    finally:
+        console.set_quiet(False)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    with console.status("loading torch and timm"):
+        assert "spinner" not in console._state
+    assert buf.getvalue() == ""
