@@ -349,6 +349,21 @@ def status(what: str) -> Iterator[None]:
             _spinner_off()
 
 
+PACKAGE_NAMES = {"sklearn": "scikit-learn", "onnxruntime": "ONNX Runtime"}     # loading()'s text for an import name
+
+
+@contextmanager
+def loading(*modules: str) -> Iterator[None]:
+    """status('loading torch and timm') around the first import of `modules` (import names: seconds each on a busy
+    machine); nothing shown where they are all imported already (a second run in the process, tune's trials)."""
+    import sys
+    if all(m in sys.modules for m in modules):
+        yield
+        return
+    with status("loading " + " and ".join(PACKAGE_NAMES.get(m, m) for m in modules)):
+        yield
+
+
 def _spinner_on() -> None:
     """Shows (or updates) status()'s spinner with the innermost open status's text; not while a bar is open."""
     texts = _state.get("status")

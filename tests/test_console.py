@@ -291,3 +291,17 @@ def test_a_status_shows_nothing_piped_quiet_or_on_another_rank(monkeypatch):
     with console.status("loading torch and timm"):
         assert "spinner" not in console._state
     assert buf.getvalue() == ""
+
+
+def test_loading_says_the_packages_a_first_import_loads_and_nothing_once_they_are_loaded(monkeypatch):
+    """console.loading: the status of a first import of torch, timm, scikit-learn (seconds each); a module already
+    imported shows no spinner (it would flicker for the milliseconds its import takes)."""
+    import sys
+    buf = _terminal(monkeypatch, force_terminal=True)
+    monkeypatch.delitem(sys.modules, "imgcls_no_such_module", raising=False)
+    with console.loading("sklearn", "imgcls_no_such_module"):
+        assert "loading scikit-learn and imgcls_no_such_module" in buf.getvalue()
+    shown = buf.getvalue()
+    with console.loading("sys", "os"):
+        assert "spinner" not in console._state
+    assert buf.getvalue() == shown

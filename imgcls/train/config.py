@@ -418,7 +418,9 @@ class TrainConfig:
 
     def validate_registry(self, acting_later=()) -> None:
         """The checks validate(registry=False) leaves: REGISTRY_CHECKED's, which import timm and torch."""
-        check(self, self.REGISTRY_CHECKED, acting_later=acting_later)
+        from imgcls.console import loading
+        with loading("torch", "timm"):      # seconds on a first import, with nothing else on screen
+            check(self, self.REGISTRY_CHECKED, acting_later=acting_later)
 
     def _reset_inert(self, typed, source: str, say: bool = True) -> None:
         """Options read from a --config / --resume file (every field but the flags `typed`) that would not act --

@@ -549,7 +549,9 @@ def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: in
         from imgcls.split.config import SPLIT_FIRST
         raise UserError(f"the data has no `split` column and --val-split is 0; pass --val-split 0.2, or split the "
                         f"data first: {SPLIT_FIRST}")
-    from sklearn.model_selection import train_test_split
+    from imgcls.console import loading
+    with loading("sklearn"):        # seconds, where decoding was too short to import it meanwhile
+        from sklearn.model_selection import train_test_split
 
     from imgcls.split.units import linked_units
     copy = mf.augmented(df)

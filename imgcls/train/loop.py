@@ -29,7 +29,7 @@ import torch
 
 from imgcls import manifest as mf
 from imgcls import metrics
-from imgcls.console import is_quiet, progress_bar
+from imgcls.console import is_quiet, progress_bar, status
 from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
 from imgcls.fsutil import write_table
@@ -596,11 +596,13 @@ class Trainer:
         finished = st.stop or epoch + 1 == cfg.epochs
         last_epoch_here = finished or (self.stop_after is not None and epoch + 1 >= self.stop_after)
         if dist.main and cfg.plots and (last_epoch_here or time.monotonic() - self.plotted_at >= PLOT_EVERY_S):
-            curves_png(st.history, run_dir / CURVES_PNG)
-            if self.pending_confusion is not None:
-                metrics.confusion_pngs(*self.pending_confusion[:3], run_dir, title=self.pending_confusion[3],
-                                      meanings=self.meta.class_meanings())
-                self.pending_confusion = None
+            with status("drawing the training curves" + (" and confusion matrices" if self.pending_confusion
+                                                         is not None else "")):   # matplotlib: seconds at first
+                curves_png(st.history, run_dir / CURVES_PNG)
+                if self.pending_confusion is not None:
+                    metrics.confusion_pngs(*self.pending_confusion[:3], run_dir, title=self.pending_confusion[3],
+                                          meanings=self.meta.class_meanings())
+                    self.pending_confusion = None
             self.plotted_at = time.monotonic()
         if not dist.main:
             return
@@ -640,7 +642,8 @@ class Trainer:
                        "per_class": st.best_per_class, "stopped_early": st.stop,
                        "compile_seconds": self.compile_seconds}
             from imgcls.train.report import write_run_report
-            write_run_report(run_dir)
+            with status("writing the run's report"):
+                write_run_report(run_dir)
         self.hooks("on_run_end", summary)
         self.hooks.check()
         return self.result(summary)

@@ -447,12 +447,14 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     # the starting weights, loaded once now: an unfit file fails before the run folder is made and the image cache
     # is decoded (minutes on a large set), not when the first fold starts
     if source is not None and source.kind != "none":
+        from imgcls.console import status
         from imgcls.train.heads import build_model
-        if source.kind == "run":
-            from imgcls.train.checkpoint import load_init
-            load_init(build_model(meta), meta, source.where)
-        else:
-            build_model(meta, pretrained=cfg.pretrained, weights=cfg.weights)
+        with status(f"building {cfg.model} and loading its starting weights"):
+            if source.kind == "run":
+                from imgcls.train.checkpoint import load_init
+                load_init(build_model(meta), meta, source.where)
+            else:
+                build_model(meta, pretrained=cfg.pretrained, weights=cfg.weights)
     if resume is None:
         cfg.weights_source = source.describe()
     if dist.main and source is not None:
