@@ -108,18 +108,21 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     stale = sorted((earlier or set()) - set(names))
     replaced = refuse_users_files(out, "export", [out / n for n in [*names, *stale, EXPORT_SUMMARY]],
                                   placing=out / "export")
-    import numpy as np
-    import torch
-    from imgcls.train.checkpoint import load_model
-    from imgcls.train.data import input_recipe
-    try:
-        import onnx  # noqa: F401  (torch's exporter writes the file with it; imported here, not mid-export)
-    except ImportError:
-        raise UserError("onnx is not installed; pip install onnx (torch's ONNX exporter needs it)") from None
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise UserError("onnxruntime is not installed; pip install onnxruntime (needed for the parity check)") from None
+    from imgcls.console import loading, status
+    with loading("torch", "onnxruntime"):       # seconds before any line, on a first import
+        import numpy as np
+        import torch
+        from imgcls.train.checkpoint import load_model
+        from imgcls.train.data import input_recipe
+        try:
+            import onnx  # noqa: F401  (torch's exporter writes the file with it; imported here, not mid-export)
+        except ImportError:
+            raise UserError("onnx is not installed; pip install onnx (torch's ONNX exporter needs it)") from None
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise UserError("onnxruntime is not installed; pip install onnxruntime (needed for the parity check)"
+                            ) from None
     from imgcls.model_meta import decode_differs
     from imgcls.train.checkpoint import read_meta
     # the recipe export.json writes is this imgcls's decoding: a model trained on another's sees other pixels there
@@ -141,34 +144,38 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
         results, metas = [], []
         g = torch.Generator().manual_seed(seed)
         for ck in ckpts:
-            lm = load_model(ck, "cpu")
-            meta = lm.meta
-            metas.append(meta)
-            s = meta.img_size
-            net = _proba_module(lm.model, meta)
-            x = torch.randn(batch, 3, s, s, generator=g)
-            path = out / _onnx_name(ck)
-            staged = files.stage / path.name
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                # the TorchScript exporter: the torch.export-based one needs onnxscript, which is not a dependency
-                torch.onnx.export(net, (x,), str(staged), dynamo=False, input_names=["input"],
-                                  output_names=["probs"], dynamic_axes={"input": {0: "batch"}, "probs": {0: "batch"}},
-                                  opset_version=opset)
-            with torch.no_grad():
-                ref = net(x).numpy()
-            sess = ort.InferenceSession(str(staged), providers=["CPUExecutionProvider"])
-            got = sess.run(None, {"input": x.numpy()})[0]
-            diff = float(np.abs(got - ref).max())
-            agree = float((got.argmax(1) == ref.argmax(1)).mean())
-            rec = {"onnx": os.path.abspath(path), "checkpoint": os.path.abspath(ck), "max_abs_diff": diff,
-                   "argmax_agreement": agree,
-                   "parity_ok": diff <= atol, "input": ["batch", 3, s, s], "output": ["batch", meta.n_classes],
-                   # the decoding its training images had (ModelMeta.decode_version; 1 where unrecorded), beside
-                   # the recipe's (preprocessing.decode.version: this imgcls's, what predict feeds it): where they
-                   # differ, the model learnt from other pixels for some files (the warning above, kept in the file)
-                   "trained_decode_version": meta.decode_version}
-            results.append(rec)
+            # a model of seconds to build, export and run in ONNX Runtime: nothing on screen until its line
+            with status(f"exporting {ck} to ONNX and checking it with ONNX Runtime"):
+                lm = load_model(ck, "cpu")
+                meta = lm.meta
+                metas.append(meta)
+                s = meta.img_size
+                net = _proba_module(lm.model, meta)
+                x = torch.randn(batch, 3, s, s, generator=g)
+                path = out / _onnx_name(ck)
+                staged = files.stage / path.name
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    # the TorchScript exporter: the torch.export-based one needs onnxscript, not a dependency
+                    torch.onnx.export(net, (x,), str(staged), dynamo=False, input_names=["input"],
+                                      output_names=["probs"],
+                                      dynamic_axes={"input": {0: "batch"}, "probs": {0: "batch"}},
+                                      opset_version=opset)
+                with torch.no_grad():
+                    ref = net(x).numpy()
+                sess = ort.InferenceSession(str(staged), providers=["CPUExecutionProvider"])
+                got = sess.run(None, {"input": x.numpy()})[0]
+                diff = float(np.abs(got - ref).max())
+                agree = float((got.argmax(1) == ref.argmax(1)).mean())
+                rec = {"onnx": os.path.abspath(path), "checkpoint": os.path.abspath(ck), "max_abs_diff": diff,
+                       "argmax_agreement": agree,
+                       "parity_ok": diff <= atol, "input": ["batch", 3, s, s], "output": ["batch", meta.n_classes],
+                       # the decoding its training images had (ModelMeta.decode_version; 1 where unrecorded),
+                       # beside the recipe's (preprocessing.decode.version: this imgcls's, what predict feeds it):
+                       # where they differ, the model learnt from other pixels for some files (the warning above,
+                       # kept in the file)
+                       "trained_decode_version": meta.decode_version}
+                results.append(rec)
             info(f"{path}: onnxruntime vs torch max |diff| = {diff:.2e} on {batch} inputs "
                  f"({'ok' if diff <= atol else 'FAILED'}, atol {atol:g})")
         meta = metas[0]             # the first checkpoint's, read above (not loaded again)

@@ -31,7 +31,8 @@ import pandas as pd
 
 from imgcls import io as imgio
 from imgcls import manifest as mf
-from imgcls.console import all_placed, info, interruption_leaves, plural, print_table, progress_bar, sh, warn
+from imgcls.console import (all_placed, info, interruption_leaves, plural, print_table, progress_bar, sh,
+                            status, warn)
 from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
 from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
@@ -1251,10 +1252,11 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
         # of id;label, a sample submission as --data under --format): a checker may read the given file's format alone
         write_table(sub, written.stage / SUBMISSION_CSV,
                     **(template.style if template is not None else csv_read_style(df)))
-        write_predict_report(written.stage, summary, table, classes, [m.run for m in spec.members],
-                             rows if summary.get("eval") else None, shares=weights if shares else None,
-                             meanings=prediction_meanings(classes, [member_meta(m) for m in spec.members]),
-                             plots=plots)
+        with status("writing the report"):        # its plots: matplotlib's import and drawing, seconds
+            write_predict_report(written.stage, summary, table, classes, [m.run for m in spec.members],
+                                 rows if summary.get("eval") else None, shares=weights if shares else None,
+                                 meanings=prediction_meanings(classes, [member_meta(m) for m in spec.members]),
+                                 plots=plots)
         write_json(written.beside(PREDICT_SUMMARY), summary)
     with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
         # --eval on a split table scores one part of it; what the submission and probabilities hold is said

@@ -376,3 +376,20 @@ def test_an_export_failing_its_parity_check_places_nothing(tmp_path, monkeypatch
         assert f"nothing was written to {folder}" in line, res.output
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     assert not (tmp_path / "first").exists()
+
+
+def test_export_says_what_it_does_on_a_terminal_while_no_line_is_printed(tmp_path, monkeypatch):
+    """export printed nothing for ~18 s on a terminal (torch, timm, ONNX Runtime's import, the model's build, the
+    export and its check) before its first line: a spinner names the model being exported meanwhile."""
+    import io
+    from rich.console import Console
+    from imgcls import console
+    from imgcls.export import export_onnx
+    run = make_tiny_run(tmp_path / "runs" / "single")
+    buf = io.StringIO()
+    monkeypatch.setattr(console, "console", Console(file=buf, force_terminal=True, width=200, markup=False))
+    export_onnx(run, tmp_path / "onnx")
+    shown = buf.getvalue()
+    assert f"exporting {run / 'best.pt'} to ONNX and checking it with ONNX Runtime" in shown, shown
+    assert f"loading the model of {run / 'best.pt'}" in shown, shown
+    assert "spinner" not in console._state

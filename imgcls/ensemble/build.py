@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from imgcls.console import all_placed, info, interruption_leaves, warn
+from imgcls.console import all_placed, info, interruption_leaves, loading, status, warn
 from imgcls.ensemble.config import EnsembleConfig
 from imgcls.ensemble.spec import (SCORED_ROWS_FILES, EnsembleSpec, check_same_classes, ensemble_folder,
                                   member_folders, member_from_run, read_oof, scored_rows)
@@ -155,7 +155,8 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         ens_row["common_macro_f1"] = macro_f1(y, ens.argmax(1), n_cls)
         ens_row["val_macro_f1"] = ens_row["common_macro_f1"]
         scores["ensemble_macro_f1"] = ens_row["common_macro_f1"]
-        oof = scored_rows(np.asarray(common)[ok], y, ens, classes, scores)
+        with loading("sklearn"):        # its scores' import: seconds before the table, nothing on screen
+            oof = scored_rows(np.asarray(common)[ok], y, ens, classes, scores)
         scores["weights_fitted_on_scored_rows"] = fitted
         if method != "hard":
             scores["ensemble_logloss"] = log_loss(y, ens)
@@ -174,8 +175,9 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
 
     table = pd.DataFrame(rows, columns=["member", "checkpoints", "weight", "val_images", "val_macro_f1",
                                         "common_macro_f1"])
-    spec.path = write_ensemble_files(spec, out, out_typed, table, oof if len(y) else None, P,
-                                     [member_meta(m) for m in spec.members])
+    with status("writing the ensemble's files and report"):     # its confusion matrices: seconds
+        spec.path = write_ensemble_files(spec, out, out_typed, table, oof if len(y) else None, P,
+                                         [member_meta(m) for m in spec.members])
     with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
         print_scores(table, int(len(y)))
         # the common column (and the ensemble's score) is a mean over every class: one no common row has counts as 0

@@ -151,8 +151,10 @@ def check_same_classes(members: Sequence[Member]) -> list[str]:
     another column (`train --target`: a mask run and an age_band run share the classes 0, 1, 2 and were averaged as
     one task), and the checkpoint file read on both sides (a k-fold run's fold_<k>/best.pt: it has no best.pt of its
     own)."""
+    from imgcls.console import loading
     from imgcls.profile_names import PROFILE_HEADS
-    from imgcls.train.checkpoint import read_meta
+    with loading("torch"):          # the first step of predict and ensemble that needs it: seconds, silent
+        from imgcls.train.checkpoint import read_meta
     ref, ref_name, ref_member, ref_target = None, None, None, None
     for m in members:
         for ck in m.checkpoints:

@@ -163,12 +163,14 @@ class LoadedModel:
 def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the network of a checkpoint (no download: the weights are in the file) in eval mode, in the
     channels_last layout of imgcls.device.inference_layout (its inputs are converted by LoadedModel)."""
+    from imgcls.console import status
+    from imgcls.device import inference_layout
     from imgcls.model_meta import ModelMeta
     from imgcls.train.heads import build_model
-    obj = read_checkpoint(ckpt_path)
-    meta = ModelMeta.from_dict(obj["meta"], source=str(ckpt_path))
-    model = build_model(meta, pretrained=False)
-    model.load_state_dict(obj["state_dict"])
-    device = torch.device(device)
-    from imgcls.device import inference_layout
-    return LoadedModel(inference_layout(model, device, meta.img_size), meta, device)
+    with status(f"loading the model of {ckpt_path}"):     # timm's import and the build: seconds, silent
+        obj = read_checkpoint(ckpt_path)
+        meta = ModelMeta.from_dict(obj["meta"], source=str(ckpt_path))
+        model = build_model(meta, pretrained=False)
+        model.load_state_dict(obj["state_dict"])
+        device = torch.device(device)
+        return LoadedModel(inference_layout(model, device, meta.img_size), meta, device)
