@@ -2077,3 +2077,16 @@ def test_tune_s_data_check_does_not_count_rows_recorded_unreadable_whose_files_a
     m = restored_class_manifest(tmp_path)
     base = TrainConfig(src=str(m), model="test_resnet", pretrained=False, epochs=1, img_size=16, device="cpu")
     _check_data(base, parse_space({"lr": {"log_uniform": [1e-4, 1e-2]}}), tmp_path / "study")
+
+
+def test_a_study_says_on_a_terminal_that_it_writes_its_report(data, tmp_path, space, monkeypatch):
+    """After its last trial tune printed nothing for ~13 s (under load) before its table: the report's plots. A
+    spinner says so on a terminal (piped, the output is unchanged: the other tests)."""
+    import io
+    from rich.console import Console
+    from imgcls import console
+    buf = io.StringIO()
+    monkeypatch.setattr(console, "console", Console(file=buf, force_terminal=True, width=200, markup=False))
+    run_tune(tune_cfg(data, tmp_path, space, trials=1))
+    assert "writing the study's report" in buf.getvalue()
+    assert "spinner" not in console._state

@@ -282,7 +282,9 @@ def open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
 
 
 def _open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
-    import optuna
+    from imgcls.console import loading
+    with loading("optuna"):        # seconds of import before the study's first line
+        import optuna
     storage = open_storage(url)
     direction = METRICS[cfg.metric][1]
     seed = cfg.train.seed
@@ -791,7 +793,9 @@ def _study_options(cfg: TuneConfig, url: str) -> dict | None:
             return                      # no database yet (or in memory): a new study
     elif not Path(url.removeprefix("journal:")).is_file():
         return
-    import optuna       # only for a study that may exist: a new one's data and options are checked without it
+    from imgcls.console import loading
+    with loading("optuna"):     # only for a study that may exist: a new one's data and options are checked without it
+        import optuna
     try:
         # under the opening lock: the database may be one another process is creating now (open_study), whose
         # tables this one's storage would create at the same time (a UNIQUE constraint failed)

@@ -425,7 +425,9 @@ def write_all(study, cfg, study_dir: Path, url: str, seconds: float, label: str)
     from imgcls.console import info
     write_tables(study, cfg, study_dir)
     frame = trials_frame(study, cfg.keep_k())
-    write_report(study, cfg, study_dir, url, frame, seconds, label)
+    from imgcls.console import status
+    with status("writing the study's report"):      # its plots: seconds to a minute, before the table
+        write_report(study, cfg, study_dir, url, frame, seconds, label)
     print_top(study, terminal_label(label, bool(cfg.train.folds)), study_dir)
     best_config = study_dir / BEST_CONFIG
     best = f" {BEST_CONFIG} ({retrain_best(best_config)})," if best_config.exists() else ""
