@@ -375,8 +375,10 @@ def _spinner_on() -> None:
     live = _state.get("spinner")
     shown = Spinner("dots", Text(texts[-1]))     # Text: a path's brackets are no markup
     if live is None:
-        # drawn at once (refresh=True), not at the first tick: a status of a second showed nothing for that tick
-        live = _state["spinner"] = Live(shown, console=console, transient=True, refresh_per_second=12.5)
+        # drawn at once (refresh=True), not at the first tick: a status of a second showed nothing for that tick;
+        # stdout not redirected: rich would send a result written meanwhile to stderr, out of `imgcls ... > file`
+        live = _state["spinner"] = Live(shown, console=console, transient=True, refresh_per_second=12.5,
+                                        redirect_stdout=False)
         live.start(refresh=True)
     else:
         live.update(shown, refresh=True)

@@ -305,3 +305,13 @@ def test_loading_says_the_packages_a_first_import_loads_and_nothing_once_they_ar
     with console.loading("sys", "os"):
         assert "spinner" not in console._state
     assert buf.getvalue() == shown
+
+
+def test_a_status_leaves_stdout_to_the_results(monkeypatch, capsys):
+    """With stderr a terminal and stdout a file (`imgcls ... > out.txt`), a result printed while a status shows
+    goes to stdout, not through rich's live display onto stderr."""
+    import sys
+    buf = _terminal(monkeypatch, force_terminal=True)
+    with console.status("writing the report"):
+        print("a result", file=sys.stdout)
+    assert capsys.readouterr().out == "a result\n" and "a result" not in buf.getvalue()
