@@ -2699,3 +2699,24 @@ def test_rows_recorded_unreadable_whose_files_are_back_are_not_refused_before_th
                                  "--img-size", "16", "--out", str(tmp_path / "runs")])
     assert r.exit_code == 0, r.output
     assert "at least 2 classes" not in r.output
+
+
+def test_a_k_fold_run_says_on_a_terminal_what_it_does_after_its_last_fold(tmp_path, monkeypatch):
+    """After its last fold a k-fold run drew its out-of-fold confusion matrices and wrote the set's report with
+    nothing on a terminal (seconds, matplotlib): a spinner says so meanwhile; each fold's plots and report too."""
+    import io
+    from rich.console import Console
+    from imgcls import console
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(40, 40))
+    df = mf.load(src)
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    buf = io.StringIO()
+    monkeypatch.setattr(console, "console", Console(file=buf, force_terminal=True, width=200, markup=False))
+    run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name="kf", epochs=1, folds="all", plots=True))
+    shown = buf.getvalue()
+    for said in ("drawing the out-of-fold confusion matrices", "writing the k-fold run's report",
+                 "drawing the training curves", "writing the run's report"):
+        assert said in shown, said
+    assert "spinner" not in console._state

@@ -761,9 +761,11 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         pc = metrics.per_class(y, p, classes, meta.class_meanings())
         write_table(pc, run_dir / PER_CLASS_CSV)
         if cfg.plots:
-            metrics.confusion_pngs(y, p, classes, run_dir, title=f"out-of-fold, {len(folds)} folds, {m['n']} images, "
-                                                                 f"macro-F1 {m['macro_f1']:.4f}",
-                                   meanings=meta.class_meanings())
+            from imgcls.console import status
+            with status("drawing the out-of-fold confusion matrices"):        # seconds after the last fold
+                metrics.confusion_pngs(y, p, classes, run_dir, title=f"out-of-fold, {len(folds)} folds, {m['n']} "
+                                                                     f"images, macro-F1 {m['macro_f1']:.4f}",
+                                       meanings=meta.class_meanings())
         else:
             from imgcls.train.report import drop_figures
             drop_figures(run_dir)
@@ -774,8 +776,10 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
                                       f"(accuracy {m['accuracy']:.4f}, {m['n']} images)"
                                       + (f"; {missing}" if missing else ""))
     if dist.main and folds != [None]:
+        from imgcls.console import status
         from imgcls.train.report import write_run_report
-        write_run_report(run_dir)
+        with status("writing the k-fold run's report"):
+            write_run_report(run_dir)
     dist.end()
     if dist.main and callbacks:
         from imgcls.train.callbacks import CallbackList
