@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -246,13 +246,8 @@ def cache_write_lock(path: Path) -> Iterator[None]:
     cleans of different sets, clean and split at once) each read the file, added theirs and wrote it, and the second
     write dropped the first's new entries. Readers take no lock: a write is atomic. A file system that takes no
     flock (fsutil.NO_LOCKS) writes unlocked, as before the lock: raising there lost the pass's work."""
-    from imgcls.fsutil import NO_LOCKS, exclusive_lock
-    with ExitStack() as held:
-        try:
-            held.enter_context(exclusive_lock(path.with_name(path.name + ".lock"), create=True))
-        except OSError as e:
-            if e.errno not in NO_LOCKS:
-                raise
+    from imgcls.fsutil import exclusive_lock
+    with exclusive_lock(path.with_name(path.name + ".lock"), create=True, unlocked=lambda e: None):
         yield
 
 

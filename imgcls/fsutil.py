@@ -171,14 +171,16 @@ def lock_holders(path: str | os.PathLike) -> list[int] | None:
 
 @contextmanager
 def exclusive_lock(path: str | os.PathLike, wait: bool = True, waiting: Callable[[int | None], object] | None = None,
-                   create: bool = False) -> Iterator[None]:
+                   create: bool = False, unlocked: Callable[[OSError], object] | None = None) -> Iterator[None]:
     """The one flock of imgcls: an exclusive lock on `path` for the block, released when it ends (an exception
     too), and by the kernel when the process ends, kill -9 included. `path`: a folder, locked itself (no file left
     behind to clean), or with `create` a lock file, made where missing with the umask's mode as open() makes one.
     Taken at once where free; else with `wait` it waits for the holder (`waiting(holder's id or None)` is called
     once first: the line that says so), and without it raises LockBusy. The descriptor is close-on-exec (a program
     the holder starts does not keep the lock), and the lock is released, not only closed, at the end: a child the
-    holder forked meanwhile (a DataLoader's worker) shares the descriptor and would hold it on."""
+    holder forked meanwhile (a DataLoader's worker) shares the descriptor and would hold it on. On a file system
+    that takes no flock (NO_LOCKS: NFS's EBADF for a folder, ENOLCK) it raises the OSError, or with `unlocked`
+    calls `unlocked(the error)` (a warning, or nothing) and runs the block without the lock."""
     import fcntl
     flags = os.O_WRONLY | os.O_CREAT if create else os.O_RDONLY    # NFS locks a file only open for writing
     fd = os.open(path, flags | os.O_CLOEXEC, 0o666)
@@ -186,6 +188,7 @@ def exclusive_lock(path: str | os.PathLike, wait: bool = True, waiting: Callable
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            owner = os.getpid()
         except BlockingIOError:
             holders = lock_holders(path) or [0]
             holder = holders[0] or None
@@ -194,7 +197,11 @@ def exclusive_lock(path: str | os.PathLike, wait: bool = True, waiting: Callable
             if waiting is not None:
                 waiting(holder)
             fcntl.flock(fd, fcntl.LOCK_EX)
-        owner = os.getpid()
+            owner = os.getpid()
+        except OSError as e:
+            if unlocked is None or e.errno not in NO_LOCKS:
+                raise
+            unlocked(e)
         yield
     finally:
         try:
@@ -202,6 +209,7 @@ def exclusive_lock(path: str | os.PathLike, wait: bool = True, waiting: Callable
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+
 
 # a temporary file or folder imgcls fills from data in memory and renames into place within seconds (atomic_path's
 # files, a new tune study's hidden folder): one untouched this long is what a killed run left (kill -9, the OOM

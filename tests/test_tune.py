@@ -2090,3 +2090,24 @@ def test_a_study_says_on_a_terminal_that_it_writes_its_report(data, tmp_path, sp
     run_tune(tune_cfg(data, tmp_path, space, trials=1))
     assert "writing the study's report" in buf.getvalue()
     assert "spinner" not in console._state
+
+
+def test_a_new_sqlite_study_on_a_file_system_without_flock_opens_unlocked(tmp_path, monkeypatch):
+    """The lock file that makes two processes creating one SQLite study take turns raised flock's ENOLCK / EBADF
+    (a file system without flock) as a traceback before the study opened; it opens unlocked there, as the shared
+    caches write (fsutil.exclusive_lock's `unlocked`). Other errors still raise."""
+    import errno
+    import fcntl
+
+    from imgcls.tune import _opening_lock
+    raised = {"errno": errno.ENOLCK}
+
+    def flock(fd, op):
+        raise OSError(raised["errno"], os.strerror(raised["errno"]))
+    monkeypatch.setattr(fcntl, "flock", flock)
+    with _opening_lock(f"sqlite:///{tmp_path / 'study.db'}"):
+        pass
+    raised["errno"] = errno.EIO
+    with pytest.raises(OSError):
+        with _opening_lock(f"sqlite:///{tmp_path / 'study.db'}"):
+            pass

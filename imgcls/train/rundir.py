@@ -151,8 +151,13 @@ class RunLock:
         self._lock = None
 
     def __enter__(self) -> "RunLock":
-        from imgcls.fsutil import NO_LOCKS, LockBusy, exclusive_lock
-        lock = exclusive_lock(self.run_dir, wait=False)
+        from imgcls.fsutil import LockBusy, exclusive_lock
+
+        def unlocked(e: OSError) -> None:       # a traceback before: train on an NFS home folder (EBADF) did not start
+            from imgcls.console import warn
+            warn(f"run folder {self.run_dir}: its file system takes no lock ({os.strerror(e.errno)}), so a second "
+                 f"imgcls train into this folder at the same time would not be stopped")
+        lock = exclusive_lock(self.run_dir, wait=False, unlocked=unlocked)
         try:
             lock.__enter__()
         except LockBusy as busy:
@@ -160,13 +165,6 @@ class RunLock:
             who = f" (process {busy.holder})" if busy.holder else ""
             raise UserError(f"run folder {self.run_dir} is in use by another imgcls train{who}; wait for it to "
                             f"finish{fix}") from None
-        except OSError as e:        # a traceback before: train on an NFS home folder (EBADF) did not start
-            if e.errno not in NO_LOCKS:
-                raise
-            from imgcls.console import warn
-            warn(f"run folder {self.run_dir}: its file system takes no lock ({os.strerror(e.errno)}), so a second "
-                 f"imgcls train into this folder at the same time would not be stopped")
-            return self
         self._lock = lock
         return self
 

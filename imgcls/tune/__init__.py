@@ -268,7 +268,7 @@ def _opening_lock(url: str):
     from imgcls.fsutil import exclusive_lock
     lock = db.with_name(db.name + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(lock, create=True):
+    with exclusive_lock(lock, create=True, unlocked=lambda e: None):    # no flock there: unlocked, as SQLite is
         yield
 
 
