@@ -893,11 +893,10 @@ def test_eda_stopped_between_its_plots_leaves_the_earlier_set_whole(tmp_path, mo
     assert all(p.is_file() for p in mf.image_paths(mf.load(out / "manifest.csv", announce=False)))   # its roots
 
 
-def test_a_second_eda_into_the_same_out_waits_for_the_first_one_s_set(tmp_path, monkeypatch):
-    """eda swept every temporary file under its --out (a kill -9's) before it took its turn at the folder: a second
-    eda into the same --out (outputs/eda, the default) deleted the first one's file being written in its staging
-    folder, and the first failed with a FileNotFoundError traceback. The sweep is made while the run holds the
-    folder (outputs.output_set's temps): the second waits, saying so, then writes its own whole set."""
+def _a_second_eda_while_the_first_writes(tmp_path, monkeypatch, **first) -> Path:
+    """An eda of tmp_path/raw into tmp_path/eda (`first`: run_eda's other arguments) during which, as it writes its
+    report.html, a second eda of the same data (without them) starts into the same --out: the second waits its turn,
+    saying so, and has ended; returns the --out."""
     root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
     out = tmp_path / "eda"
     write_report = eda.write_report
@@ -908,10 +907,19 @@ def test_a_second_eda_into_the_same_out_waits_for_the_first_one_s_set(tmp_path, 
                                                            "--samples", "1"]))
         write_report(path, *a, **k)
     monkeypatch.setattr(eda, "write_report", written_while_another_eda_starts)
-    eda.run_eda(root, out, samples_per_class=1)
+    eda.run_eda(root, out, samples_per_class=1, **first)
     second, said = started[0]
     assert second.wait(120) == 0, "".join(said)
     assert any("another imgcls command is writing its files there" in line for line in said), "".join(said)
+    return out
+
+
+def test_a_second_eda_into_the_same_out_waits_for_the_first_one_s_set(tmp_path, monkeypatch):
+    """eda swept every temporary file under its --out (a kill -9's) before it took its turn at the folder: a second
+    eda into the same --out (outputs/eda, the default) deleted the first one's file being written in its staging
+    folder, and the first failed with a FileNotFoundError traceback. The sweep is made while the run holds the
+    folder (outputs.output_set's temps): the second waits, saying so, then writes its own whole set."""
+    out = _a_second_eda_while_the_first_writes(tmp_path, monkeypatch)
     assert {"summary.json", "report.html", "manifest.csv"} <= {p.name for p in out.iterdir()}
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
 
@@ -921,21 +929,8 @@ def test_a_second_eda_that_waited_for_the_first_one_removes_its_plots_this_one_d
     """A second eda into an --out another eda was writing looked for the earlier run's plots before it waited its
     turn: the first one's train_test_sizes.png (a run with --test) was not there yet, and stayed beside the second
     one's report, summary and manifest, which have no test set. They are looked for while the run holds --out."""
-    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
     test = make_image_folder(tmp_path / "test", {"": 3}, size=(16, 16), seed=7)
-    out = tmp_path / "eda"
-    write_report = eda.write_report
-    started = []
-
-    def written_while_another_eda_starts(path, *a, **k):      # the first eda's report.html, being written
-        started.append(second_command_while_writing(path, ["eda", str(root), "--out", str(out), "--workers", "1",
-                                                           "--samples", "1"]))
-        write_report(path, *a, **k)
-    monkeypatch.setattr(eda, "write_report", written_while_another_eda_starts)
-    eda.run_eda(root, out, samples_per_class=1, test=test)
-    second, said = started[0]
-    assert second.wait(120) == 0, "".join(said)
-    assert any("another imgcls command is writing its files there" in line for line in said), "".join(said)
+    out = _a_second_eda_while_the_first_writes(tmp_path, monkeypatch, test=test)
     assert "test" not in json.loads((out / "summary.json").read_text())
     assert not (out / "train_test_sizes.png").exists()
 

@@ -541,20 +541,26 @@ def _add_after_all_read(path, key, barrier) -> None:
     cache.add({key: np.full(3, len(key), np.float32)}, "measures it again")
 
 
-@pytest.mark.timeout(60)
-def test_processes_writing_one_cache_file_at_once_keep_every_one_s_entries(tmp_path):
-    """Real processes: four read the file, then all write at once; it ends with the entries of every one."""
+def _at_once(target, path, each: list) -> None:
+    """One forked process per item of `each` running target(path, item, barrier): every one reads the cache before
+    any writes (the barrier); all end well."""
     import multiprocessing
-    from imgcls.embed import read_vectors
     ctx = multiprocessing.get_context("fork")
-    path, keys = tmp_path / "c.npz", ["a", "bb", "ccc", "dddd"]
-    barrier = ctx.Barrier(len(keys))
-    procs = [ctx.Process(target=_add_after_all_read, args=(path, k, barrier)) for k in keys]
+    barrier = ctx.Barrier(len(each))
+    procs = [ctx.Process(target=target, args=(path, k, barrier)) for k in each]
     for p in procs:
         p.start()
     for p in procs:
         p.join(45)
-    assert [p.exitcode for p in procs] == [0] * len(keys)
+    assert [p.exitcode for p in procs] == [0] * len(each)
+
+
+@pytest.mark.timeout(60)
+def test_processes_writing_one_cache_file_at_once_keep_every_one_s_entries(tmp_path):
+    """Real processes: four read the file, then all write at once; it ends with the entries of every one."""
+    from imgcls.embed import read_vectors
+    path, keys = tmp_path / "c.npz", ["a", "bb", "ccc", "dddd"]
+    _at_once(_add_after_all_read, path, keys)
     kept, why = read_vectors(path, "t", 1, "features")
     assert not why and sorted(kept) == keys and all((kept[k] == len(k)).all() for k in keys)
 
@@ -592,18 +598,9 @@ def _store_after_all_read(path, k, barrier) -> None:
 
 @pytest.mark.timeout(60)
 def test_processes_storing_verified_pairs_at_once_keep_every_one_s_pairs(tmp_path):
-    import multiprocessing
-
     from imgcls.clean.pair_cache import PairCache
-    ctx = multiprocessing.get_context("fork")
     runs = [1, 2, 3]
-    barrier = ctx.Barrier(len(runs))
-    procs = [ctx.Process(target=_store_after_all_read, args=(tmp_path, k, barrier)) for k in runs]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(45)
-    assert [p.exitcode for p in procs] == [0] * len(runs)
+    _at_once(_store_after_all_read, tmp_path, runs)
     keys = np.concatenate([np.arange(10 * k + 1, 10 * k + 4, dtype=np.uint64) for k in runs])
     got = PairCache(tmp_path, False).lookup(keys, keys + np.uint64(100))
     assert got.glob.tolist() == [np.float32(k / 10) for k in runs for _ in range(3)]

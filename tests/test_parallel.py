@@ -265,7 +265,8 @@ def test_a_ctrl_c_in_signals_held_waits_for_its_end_with_another_thread_running(
     assert r.stdout.split() == ["held", "interrupted"], (r.stdout, r.stderr)
 
 
-_SIGTERM_IN_A_HOLD = """
+# a process whose SIGTERM raises Terminated, as cli.common.sigterm_interrupts makes it, then the script's body
+_SIGTERM_RAISES = """
 import os, signal, time
 from imgcls.parallel import signals_held
 
@@ -276,6 +277,9 @@ def handler(signum, frame):
     raise Terminated
 
 signal.signal(signal.SIGTERM, handler)
+"""
+
+_SIGTERM_IN_A_HOLD = _SIGTERM_RAISES + """
 try:
     with signals_held():
         os.kill(os.getpid(), signal.SIGTERM)
@@ -301,17 +305,7 @@ def test_a_sigterm_while_the_workers_are_started_waits_for_the_hold_to_end():
     assert r.stdout.split() == ["held", "interrupted"], (r.stdout, r.stderr)
 
 
-_SIGTERM_IN_A_HOLD_THAT_RAISES = """
-import os, signal
-from imgcls.parallel import signals_held
-
-class Terminated(Exception):
-    pass
-
-def handler(signum, frame):
-    raise Terminated
-
-signal.signal(signal.SIGTERM, handler)
+_SIGTERM_IN_A_HOLD_THAT_RAISES = _SIGTERM_RAISES + """
 try:
     with signals_held():
         os.kill(os.getpid(), signal.SIGTERM)
