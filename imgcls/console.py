@@ -203,7 +203,8 @@ def print_table(table, always: bool = False) -> None:
     if not (prints_output() if always else not is_quiet()):
         return
     if results.is_terminal:
-        results.print(table)
+        with _spinner_paused():
+            results.print(table)
     else:
         Console(file=results.file, width=max(results.width, 240), highlight=False, markup=False).print(table)
 
@@ -213,7 +214,8 @@ def print_heading(text: str) -> None:
     columns mean): on stdout with them, so it comes before them on a terminal (stdout and stderr are written apart)
     and goes with them into `> diff.txt` or a pipe; printed where print_table(always=True) prints (prints_output)."""
     if prints_output():
-        results.print(text, soft_wrap=True)     # soft_wrap: a long path stays whole
+        with _spinner_paused():
+            results.print(text, soft_wrap=True)     # soft_wrap: a long path stays whole
 
 
 def warn(msg: str) -> None:
@@ -382,6 +384,21 @@ def _spinner_on() -> None:
         live.start(refresh=True)
     else:
         live.update(shown, refresh=True)
+
+
+@contextmanager
+def _spinner_paused() -> Iterator[None]:
+    """Around a result written to stdout on a terminal: status()'s spinner erased meanwhile and drawn again after.
+    rich's live display (on stderr) does not know of stdout's console: the result went after the spinner's text on
+    its line, which the next redraw left there. Piped or in a file stdout is not the spinner's screen: left alone."""
+    if "spinner" not in _state or not results.is_terminal:
+        yield
+        return
+    _spinner_off()
+    try:
+        yield
+    finally:
+        _spinner_on()
 
 
 def _spinner_off() -> None:

@@ -315,3 +315,48 @@ def test_a_status_leaves_stdout_to_the_results(monkeypatch, capsys):
     with console.status("writing the report"):
         print("a result", file=sys.stdout)
     assert capsys.readouterr().out == "a result\n" and "a result" not in buf.getvalue()
+
+
+def _screen(raw: str) -> list[str]:
+    """The lines a terminal shows after `raw`: text, \\r, \\n and the codes rich's live display moves and erases
+    with (cursor up, erase line); other codes dropped."""
+    import re
+    lines, row, col = [""], 0, 0
+    for part in re.split(r"(\x1b\[[0-9;?]*[A-Za-z]|\r|\n)", raw):
+        if part == "\r":
+            col = 0
+        elif part == "\n":
+            row, col = row + 1, 0
+            lines += [""] * (row + 1 - len(lines))
+        elif part.startswith("\x1b["):
+            n = int(part[2:-1]) if part[2:-1].isdigit() else 1
+            if part.endswith("A"):
+                row = max(0, row - n)
+            elif part.endswith("2K"):
+                lines[row] = ""
+        elif part:
+            lines[row] = lines[row][:col].ljust(col) + part + lines[row][col + len(part):]
+            col += len(part)
+    return lines
+
+
+def test_a_result_printed_under_a_status_on_a_terminal_is_not_glued_to_the_spinner(monkeypatch):
+    """stdout and stderr the same terminal: a table or heading printed while a status shows went after the
+    spinner's text on its line, which the spinner's next redraw left there ('⠋ writing the reportA: run-a')."""
+    import io
+    from rich.console import Console
+    from rich.table import Table
+    screen = io.StringIO()          # one terminal behind both consoles
+    monkeypatch.setattr(console, "console", Console(file=screen, force_terminal=True, width=80, highlight=False,
+                                                    markup=False))
+    monkeypatch.setattr(console, "results", Console(file=screen, force_terminal=True, width=80, highlight=False,
+                                                    markup=False))
+    table = Table("member")
+    table.add_row("run-b")
+    with console.status("writing the report"):
+        console.print_heading("A: run-a")
+        console.print_table(table)
+        assert "spinner" in console._state          # shown again after the result
+    shown = _screen(screen.getvalue())
+    assert any("A: run-a" in ln for ln in shown) and any("run-b" in ln for ln in shown), shown
+    assert not any("writing the report" in ln for ln in shown), shown
