@@ -2720,3 +2720,33 @@ def test_a_k_fold_run_says_on_a_terminal_what_it_does_after_its_last_fold(tmp_pa
                  "drawing the training curves", "writing the run's report"):
         assert said in shown, said
     assert "spinner" not in console._state
+
+
+def test_a_first_download_of_the_starting_weights_shows_its_own_progress_not_a_spinner(tmp_path, monkeypatch, capsys):
+    """Weights from the hub (a first run of that model): the build's spinner took over stderr while the download's
+    progress bar (huggingface_hub's tqdm, minutes for a large backbone) wrote there, which then showed nothing of
+    it and left a blank line; the download's own bar says what happens, so no spinner runs over it."""
+    import io
+    import sys
+    from rich.console import Console
+    from tqdm import tqdm
+    from imgcls import console, weights
+    from imgcls.train import heads, loop
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(40, 40))
+    real, downloaded = heads.build_model, []
+
+    def build(meta, pretrained=False, weights=None):
+        if pretrained and not downloaded:         # the hub's download, once: the cache serves later builds
+            for _ in tqdm(range(3), desc="model.safetensors", mininterval=0):
+                pass
+            downloaded.append(True)
+        return real(meta, False, weights)
+    monkeypatch.setattr(weights, "resolve_weights", lambda name, pretrained=True, *a, **k: weights.WeightSource(
+        "hub" if pretrained else "none", "timm/test_resnet"))
+    monkeypatch.setattr(heads, "build_model", build)
+    monkeypatch.setattr(loop, "build_model", build, raising=False)
+    buf = io.StringIO()
+    monkeypatch.setattr(console, "console", Console(file=buf, force_terminal=True, width=200, markup=False))
+    run_train(cfg_for(src, tmp_path, epochs=1, pretrained=True))
+    assert downloaded and "model.safetensors: 100%" in capsys.readouterr().err
+    assert "loading its starting weights" not in buf.getvalue()

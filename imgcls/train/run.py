@@ -447,9 +447,12 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     # the starting weights, loaded once now: an unfit file fails before the run folder is made and the image cache
     # is decoded (minutes on a large set), not when the first fold starts
     if source is not None and source.kind != "none":
+        from contextlib import nullcontext
         from imgcls.console import status
         from imgcls.train.heads import build_model
-        with status(f"building {cfg.model} and loading its starting weights"):
+        # a download from the hub shows its own bar (huggingface_hub's tqdm), which a spinner would take stderr from
+        with (nullcontext() if source.kind == "hub" else
+              status(f"building {cfg.model} and loading its starting weights")):
             if source.kind == "run":
                 from imgcls.train.checkpoint import load_init
                 load_init(build_model(meta), meta, source.where)
