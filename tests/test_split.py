@@ -1729,3 +1729,18 @@ def test_the_stratification_warning_names_its_class_behind_twenty_rows_of_small_
     worst = json.loads(out.with_name(out.stem + "_summary.json").read_text())["balance"]["worst"]
     assert not any(w["balanceable"] for w in worst), worst      # the list's 20 rows: classes too small to count
     assert "(tolerance 5%): big" in text and " of its rows in val against 20%" in text, text
+
+
+def test_the_stratification_warning_names_a_class_over_its_least_possible_gap_not_one_at_it():
+    """The warning names the class the split missed: of those over the tolerance by more than their whole rows
+    force. It named the furthest counted class even where that gap was the least its rows allow (5 one-image groups
+    at --val 0.5: 3 / 2, 10% off whatever the draw), while the class the warning was about (40 images, 10 off
+    an even 20 / 20 where 20 / 20 was possible) went unnamed."""
+    from imgcls.split.config import SplitConfig
+    from imgcls.split.report import balance
+    labels = ["few"] * 5 + ["many"] * 40
+    split = ["train"] * 3 + ["val"] * 2 + ["train"] * 22 + ["val"] * 18
+    df = pd.DataFrame({"path": [f"{i}.png" for i in range(45)], "label": labels, "split": split})
+    bal = balance(df, SplitConfig(val=0.5, tolerance=0.01), pd.Series([f"u{i}" for i in range(45)]))
+    assert not bal["within_tolerance"] and bal["max_deviation"] == 0.1, bal
+    assert bal["furthest"]["class"] == "many", bal["furthest"]

@@ -131,9 +131,10 @@ def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None, 
     # a gap no placement of the class's whole rows avoids (a small class) is not the split's fault
     over = [r for r in bal if r["deviation"] > cfg.tolerance and r["deviation"] > r["least_possible"] + 1e-4]
     return {"max_deviation": bal[0]["deviation"] if bal else None, "worst": worst[:20],
-            # the row the warning names: of the classes counted (not only those among `worst`'s 20 rows), the part
-            # drawn rather than train's remainder where both are as far off
-            "furthest": min(bal, key=lambda r: (-r["deviation"], r["part"] == "train")) if bal else None,
+            # the row the warning names: of the counted classes' rows over the tolerance by more than their whole
+            # rows force (`over`, not only those among `worst`'s 20 rows; a small class at its least possible gap is
+            # no miss of the draw's), the part drawn rather than train's remainder where both are as far off
+            "furthest": min(over, key=lambda r: (-r["deviation"], r["part"] == "train")) if over else None,
             "targets": {k: round(v, 4) for k, v in targets.items()},
             "within_tolerance": not over,
             "least_possible": bal[0]["least_possible"] if bal else None,
