@@ -626,6 +626,31 @@ def test_the_holdout_takes_the_folds_closest_to_the_targets_not_the_first_drawn(
             assert gap < 0.1, (config, seed, shares)
 
 
+@pytest.mark.timeout(60)
+def test_a_kfold_table_s_val_is_the_fold_closest_to_the_targets_not_the_first_drawn():
+    """`split --folds 5` marked fold 0 as the `split` column's val (what train without --folds validates on, and
+    predict's --eval-split val scores): StratifiedGroupKFold places the unit whose class counts vary most first, in
+    its fold 0, whatever the seed, so a 45-row unit of a 98-row class was always val (46% against 20%). The folds
+    are now renumbered so fold 0 is the one closest to the class targets: the same partition as the draw (each
+    fold still validates once), the same seed the same table, no unit on two folds."""
+    from imgcls.split.assign import _sgkf, assign
+    rows = ([("a", "big")] * 45 + [("a", f"a{k}") for k in range(53)] + [("b", f"b{k}") for k in range(120)]
+            + [("c", f"c{k // 2}") for k in range(60)])
+    df = pd.DataFrame(rows, columns=["label", "group"])
+    units, labels = df["group"].to_numpy(), df["label"].to_numpy()
+    for seed in range(6):
+        config = cfg(folds=5, stratify=["label"], seed=seed)
+        split, fold, _ = assign(df, units, config)
+        again, fold_again, _ = assign(df, units, config)
+        assert (split == again).all() and (fold == fold_again).all()
+        assert ((split == "val") == (fold == 0)).all() and set(fold) == set(range(5))
+        assert (pd.Series(fold).groupby(units).nunique() == 1).all()
+        drawn = _sgkf(units, labels, 5, seed)       # renumbered, not redrawn: the same five sets of rows
+        assert (pd.crosstab(fold, drawn).gt(0).sum(axis=1) == 1).all()
+        assert not (fold[units == "big"] == 0).any(), seed
+        gap = (pd.crosstab(labels, split, normalize="index")["val"] - 0.2).abs().max()
+        assert gap < 0.1, (seed, gap)
+
 def test_the_stratification_table_says_its_least_possible_gap_rows_and_groups_are_the_class_s(tmp_path):
     """The report's Stratification table shows one row per class and part, but its `least_possible`, `rows` and
     `groups` are the class's (10 rows over 3 folds: 4/3/3, a 6.7% largest gap no split avoids, on each fold's row,

@@ -82,7 +82,9 @@ def _holdout_folds(fold: np.ndarray, strata: np.ndarray, units: np.ndarray, n: i
     the balance weighs), then the smallest sum of squared gaps over all strata, then the drawn order (fold 0 first),
     so the same seed gives the same split. StratifiedGroupKFold balances its folds as a whole, but a unit larger
     than a class's fold share makes its fold heavy in that class: taken as val by position, a 474-image Open Clip
-    Art subset put 45 of `shapes`' 98 images in val (46% against 20%)."""
+    Art subset put 45 of `shapes`' 98 images in val (46% against 20%). With --folds K (a = 0, b = 1) only the
+    numbering changes: fold 0, the `split` column's val, is the fold closest to the targets, and every fold still
+    validates once."""
     t = pd.DataFrame({"s": strata, "f": fold, "u": units})
     counts = t.groupby(["s", "f"]).size().unstack(fill_value=0).reindex(columns=range(n), fill_value=0)
     n_units = t.groupby("s")["u"].nunique().loc[counts.index].to_numpy()
@@ -312,8 +314,9 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
             notes.append(f"{len(few)} class(es) have fewer groups than --folds {cfg.folds} and are validated in only "
                          f"that many folds: " + _fmt_classes(few))
         free = pool & ~np.isin(units, list(pinned))
-        if free.any():
-            fold[free] = _sgkf(units[free], strata[free], cfg.folds, cfg.seed)
+        if free.any():      # fold 0 is `split`'s val (train without --folds validates on it): the closest fold
+            fold[free] = _holdout_folds(_sgkf(units[free], strata[free], cfg.folds, cfg.seed), strata[free],
+                                        units[free], cfg.folds, 0, 1)
         # a class whose non-pinned groups all landed in one fold would have no training rows in that fold
         lonely = []
         for y in sorted(set(labels[pool])):
