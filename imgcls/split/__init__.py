@@ -7,6 +7,7 @@ What the output (`splits.csv`) says, row by row (see README "imgcls split"):
     fold         only with --folds K: 0..K-1 = the fold in which the row is validation; -1 = never validation
                  (test rows, and the groups of a class too rare to validate); empty for left-out rows; `split` is then
                  'val' for fold 0 and 'train' for the other non-test rows, so `split` alone is fold 0's holdout
+                 (fold 0: the fold whose classes come closest to their targets, assign._holdout_folds)
     drop_reason  '' for rows in a split, else why the row is left out (clean's keep=false, unreadable, no label,
                  --drop-ages, an oversampled copy of images on two sides)
 
