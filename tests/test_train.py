@@ -2750,3 +2750,22 @@ def test_a_first_download_of_the_starting_weights_shows_its_own_progress_not_a_s
     run_train(cfg_for(src, tmp_path, epochs=1, pretrained=True))
     assert downloaded and "model.safetensors: 100%" in capsys.readouterr().err
     assert "loading its starting weights" not in buf.getvalue()
+
+
+def test_a_hand_made_split_with_a_person_on_both_sides_is_warned(tmp_path, capsys):
+    """A split table edited by hand (one image of a person moved to val) trained without a word, and its validation
+    score, of a person it trains on, ranked first in `imgcls runs`. train names the leak and the repair; the split
+    imgcls split wrote trains silent."""
+    from imgcls import manifest as mf
+    src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    df = mf.load(src)
+    df["split"] = np.where(df["group"].isin(["000000", "000001"]), "val", "train")
+    mf.write(df, tmp_path / "splits.csv")
+    run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name="clean", epochs=1))
+    assert "leak" not in capsys.readouterr().err
+    df.loc[df.index[df["group"] == "000002"][0], "split"] = "val"
+    mf.write(df, tmp_path / "leaky.csv")
+    run_train(cfg_for(tmp_path / "leaky.csv", tmp_path, name="leaky", epochs=1))
+    said = " ".join(capsys.readouterr().err.split())
+    assert "1 leak(s) between the split's sides (group 000002: 000002_male_Asian_" in said
+    assert f"imgcls split --check {tmp_path / 'leaky.csv'} --fix --out" in said

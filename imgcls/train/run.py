@@ -204,6 +204,29 @@ def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[in
     return None if edges is None else list(edges)
 
 
+def _leak_note(df: pd.DataFrame, src) -> str:
+    """A split table's sides (split / fold columns) sharing a group, content hash, source image or clean's
+    dup_group, as `split --check` finds them (a hand-edited table: imgcls split writes none): validation would
+    score people or images the model trains on. One warning naming the first and the repair; '' for none.
+    Oversampled copies are assign_split's to say."""
+    from imgcls.console import sh
+    from imgcls.options import python_too
+    from imgcls.split.leaks import check_leaks
+    if "split" not in df.columns:     # a bare fold column: no sides check_leaks reads
+        return ""
+    leaks = check_leaks(df)
+    leaks = leaks[leaks["kind"] != "augmented_from"]
+    if leaks.empty:
+        return ""
+    n, w = len(leaks.drop_duplicates(["kind", "key"])), leaks.iloc[0]
+    return (f"{n} leak(s) between the split's sides ({w['kind']} {w['key']}: {w['path_a']} in {w['side_a']}, "
+            f"{w['path_b']} in {w['side_b']}): validation scores images linked to ones the model trains on; "
+            f"repair the table with "
+            + python_too(f"imgcls split --check {sh(src)} --fix --out FIXED.csv",
+                         f"imgcls.split.run_check({str(src)!r}, 'FIXED.csv', fix=True)")
+            + ", and train on FIXED.csv")
+
+
 def decode_processes() -> int:
     """Processes that decode image files (the cache build, or DataLoader workers reading files): min(8, cores)."""
     import os
@@ -478,6 +501,9 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
              f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
              f"copies clean did not link can sit on both; for a leak-free split: {split}, then {train}")
+    if dist.main and (cfg.folds or tdata.has_val_split(df)) and (note := _leak_note(df, src_named)):
+        from imgcls.console import warn
+        warn(note)
     if dist.main and cfg.val_split != TrainConfig.val_split and (cfg.folds or tdata.has_val_split(df)):
         from imgcls.console import warn
         warn(f"--val-split {cfg.val_split:g} is not used: the data's "
