@@ -247,6 +247,7 @@ def plot_attributes(df: pd.DataFrame, path: Path, age_edges) -> Path:
         counts = ok[col].astype(int).value_counts().reindex(range(len(names)), fill_value=0)
         bars = ax.bar(names, counts.values, color="#8172b2")
         ax.bar_label(bars, fontsize=8)
+        ax.set_ylabel("images")         # each of a person's images, not people as the age histogram beside
         ax.set_title(col)
     # one age per person: the group (person id) read in Unicode's composed form (mf.nfc_classes, as split reads it),
     # so a person spelled NFD in some rows (a macOS zip's) and NFC in others is counted once; df keeps its spellings.

@@ -1019,6 +1019,16 @@ def test_profiles_age_histogram_ticks_count_whole_people(tmp_path, profile_folde
     assert ax.get_ylabel() == "profiles"
 
 
+def test_profiles_mask_and_gender_bars_say_they_count_images(tmp_path, profile_folder, monkeypatch):
+    """attributes.png's mask and gender bars had no y label beside the age histogram's 'profiles', so a reader
+    could take 120 wear for 120 people: they count images (7 per profile), and now say so."""
+    from imgcls import report
+    figs = []
+    monkeypatch.setattr(report, "save_figure", lambda fig, path, **kw: figs.append(fig) or path)
+    eda.plot_attributes(mf.load(profile_folder, mf.LayoutOptions(), scan=True), tmp_path / "attributes.png", (30, 60))
+    assert [ax.get_ylabel() for ax in figs[0].axes] == ["images", "images", "profiles"]
+
+
 def test_profiles_eda_figures_name_the_class_ids(profiles_eda):
     """class_counts.png and the sample grids titled a profile dataset's classes 0..17 only, while the report's
     table said what they mean: the figures now name them too ('4 (wear, female, 30-59)'), as summary.json does."""
