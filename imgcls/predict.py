@@ -48,9 +48,10 @@ from imgcls.predict_config import (EVAL_SPLITS, PROBS_FORMATS, PredictConfig,  #
 from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_number,
                               is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
-from imgcls.submission import (DEFAULT_FORMAT, build_submission, check_class_ids, check_template_fits,
-                               check_template_exists, check_unique_ids, is_template_data, match_template,
-                               folder_template, listing_csv, resolve_format, submission_ids, template_beside)
+from imgcls.submission import (DEFAULT_FORMAT, age_bands_note, build_submission, check_class_ids,
+                               check_template_fits, check_template_exists, check_unique_ids, is_template_data,
+                               match_template, folder_template, listing_csv, resolve_format, submission_ids,
+                               template_beside)
 from imgcls.train.config import TrainConfig
 from imgcls.train.rundir import ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, read_run_csv, read_validation, validation_files
 from imgcls.tta import TTASpec, parse_tta
@@ -1098,10 +1099,14 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     kind = template.kind if template is not None else resolve_format(fmt)[2]
     if kind == "index":         # class ids: from the competition's label, never one attribute or class names
         from imgcls.train.checkpoint import read_meta
-        targets = [] if spec.combine == "profile" else [(m.name, read_meta(m.checkpoints[0]).target)
-                                                        for m in spec.members]
-        check_class_ids(tpl_flag if template is not None else f"--format {fmt}",
-                        kind, spec.classes, targets)
+        metas = [(m.name, read_meta(m.checkpoints[0])) for m in spec.members]
+        targets = [] if spec.combine == "profile" else [(n, meta.target) for n, meta in metas]
+        said = tpl_flag if template is not None else f"--format {fmt}"
+        check_class_ids(said, kind, spec.classes, targets)
+        # the members whose age bands the ids' age part comes from (a --combine profile mask member's are not)
+        if note := age_bands_note(said, [(n, meta.age_bands) for n, meta in metas
+                                         if meta.target in ("label", "age_band")]):
+            warn(note)
     if template is not None:        # a per-class template, or labels spelled unlike the run's classes
         check_template_fits(template, spec.classes, tpl_flag)
     else:                           # an id on two rows of the submission: refused by the grader

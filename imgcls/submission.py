@@ -50,6 +50,22 @@ def check_class_ids(fmt: str, kind: str, classes: Sequence[str], targets: Sequen
                         f"id,label or ID_COL,LABEL_COL" + keyword_of("fmt"))
 
 
+def age_bands_note(fmt: str, bands: Sequence[tuple[str, Sequence[int] | None]]) -> str:
+    """A submission of the mask competition's class ids (--format mask, ImageID,ans) from a run whose age bands are
+    not the competition's (split --age-bands 25,50): its ids' age part means other ages. `bands`: (member, its
+    checkpoint's age_bands) of the members that predict the age band; None (not known, or no profile) is silent.
+    One warning line, '' for none."""
+    from imgcls.profiles import DEFAULT_AGE_BANDS, band_names
+    other = [(m, list(b)) for m, b in bands if b is not None and tuple(b) != tuple(DEFAULT_AGE_BANDS)]
+    if not other:
+        return ""
+    m, b = other[0]
+    return (f"{fmt} writes the competition's class ids, whose age bands are {', '.join(band_names())}; {m} was "
+            f"trained on the bands of edges {', '.join(map(str, b))} ({', '.join(band_names(b))}), so its ids' age "
+            f"part means other ages: train on labels of split --age-bands "
+            f"{','.join(map(str, DEFAULT_AGE_BANDS))} for this submission")
+
+
 def _key_candidates(df: pd.DataFrame, id_col: str) -> list[tuple[str, list[str]]]:
     """The test rows' possible ids, each list in NFC (a template id and a file name compare as text, not bytes)."""
     cands = []

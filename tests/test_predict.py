@@ -3171,3 +3171,21 @@ def test_square_test_images_of_another_folder_need_no_letterbox_line(tmp_path, c
         said[name] = " ".join(capsys.readouterr().err.split())
     assert "letterboxed" not in said["square"], said["square"]
     assert "test images letterboxed as preprocess did for the training images of run" in said["flat"], said["flat"]
+
+
+def test_format_mask_warns_of_a_run_whose_age_bands_are_not_the_competition_s(tmp_path):
+    """--format mask writes the competition's class ids, whose age part means <30, 30-59, >=60. A run trained on
+    labels of split --age-bands 25,50 wrote its own ids (4: wear, female, 25-49) under that meaning without a word;
+    one warning now names the run, both band edges and the fix. A run of the competition's bands is silent."""
+    ev = tmp_path / "eval"
+    for i in range(3):
+        make_image(ev / f"{i}.jpg", size=(30, 40), seed=i, kind="noise")
+    for bands in ([30, 60], [25, 50]):
+        name = "b" + "_".join(map(str, bands))
+        run = make_tiny_run(tmp_path / "runs" / name, multi=True, model="test_resnet", age_bands=bands)
+        res = invoke("predict", run, "--data", ev, "--out", tmp_path / name, "--workers", 0, "--format", "mask")
+        assert res.exit_code == 0, res.output
+        said = " ".join(res.output.split())
+        want = (f"--format mask writes the competition's class ids, whose age bands are <30, 30-59, >=60; {name} "
+                f"was trained on the bands of edges 25, 50")
+        assert (want in said) == (bands == [25, 50]), said
