@@ -527,6 +527,28 @@ def test_a_study_resumed_after_ctrl_c_reruns_the_interrupted_trial_and_loses_non
     assert len(trials_csv(study_dir)) == 4
 
 
+def test_a_study_stopped_before_its_trials_first_log_line_resumes(data, tmp_path, space, monkeypatch, capsys):
+    """Ctrl-C (or SIGTERM) while a trial decoded its images left trial_0000 with train's config.yaml and plan.json
+    alone (no train.log yet): the same command then refused the study, 'trial_0000 is not a trial's run folder',
+    so the study could not be resumed at all. That folder is the stopped trial's: the study resumes."""
+    import imgcls.train.run
+    real = imgcls.train.run._train_folds
+    calls = []
+
+    def stopped_first(*a, **kw):        # after config.yaml and plan.json, before the image cache and train.log
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+    monkeypatch.setattr(imgcls.train.run, "_train_folds", stopped_first)
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(tune_cfg(data, tmp_path, space, trials=2))
+    study_dir = tmp_path / "tune" / "s"
+    assert sorted(p.name for p in (study_dir / "trial_0000").iterdir()) == ["config.yaml", "plan.json"]
+    run_tune(tune_cfg(data, tmp_path, space, trials=2))
+    assert list(trials_csv(study_dir)["state"]) == ["fail", "complete", "complete"]
+
+
 def test_ctrl_c_marks_the_trial_writes_the_files_and_tells_a_python_caller_how_to_resume(data, tmp_path, space,
                                                                                           capsys):
     """Ctrl-C in a trial: trials.csv marks it (interrupted) and report.html is still written. And run_tune from

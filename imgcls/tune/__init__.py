@@ -28,7 +28,7 @@ from imgcls.figure_files import CURVES_PNG
 from imgcls.options import (PATH, SRC_PATH, check, check_arguments, choose_another, option, option_text, python_too,
                             set_options, shown)
 from imgcls.outputs import BEST_CONFIG, REPORT_HTML, STUDY_DB, TRIAL_DIR, TRIALS_CSV, trial_dir
-from imgcls.run_names import METRICS_CSV, PER_CLASS_CSV, fold_dirs
+from imgcls.run_names import METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, fold_dirs
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
 
@@ -682,20 +682,28 @@ def _refuse_users_trial_folders(study_dir: Path) -> None:
     --keep stripped included) nor empty is the user's: the trial of that number would fail on it after the study
     opened (train's advice, --name / --exist-ok, no fix here), --keep would delete its *.pt, and a study given
     --exist-ok would train into it. Refused in one line before the study is opened, as refuse_users_files refuses
-    the study's own files; a run folder there is the study's (or train refuses it, naming it, as ever). An empty one
+    the study's own files; a run folder there is the study's (or train refuses it, naming it, as ever), and so is one
+    holding train's own files alone (a trial stopped before its train.log began). An empty one
     passes: a trial killed as its train made the folder leaves one (its number is never drawn again), and the trial
     of a number still to come takes one over (_take_empty_folder)."""
     from imgcls.outputs import earlier_output, not_own_output
+    from imgcls.train.rundir import run_files
     try:
         found = sorted(p for p in study_dir.iterdir() if TRIAL_DIR.fullmatch(p.name))
     except OSError:       # no study folder yet (or one check_writable names)
         return
 
+    def stopped_trial(p: Path) -> bool:
+        # a trial stopped (Ctrl-C, SIGTERM) while its images decoded: train's config.yaml and plan.json, no
+        # train.log yet; nothing there but train's own files
+        own = set(run_files(p))
+        return (p / RUN_CONFIG).is_file() and all(f in own for f in p.iterdir())
+
     def users(p: Path) -> bool:
         if p.is_symlink() or not p.is_dir():
             return True
         try:
-            return not earlier_output(p, "train") and any(p.iterdir())
+            return not earlier_output(p, "train") and not stopped_trial(p) and any(p.iterdir())
         except OSError:       # a folder it may not list: not one tune made
             return True
     theirs = [p.name for p in found if users(p)]
