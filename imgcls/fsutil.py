@@ -137,6 +137,19 @@ def create_sqlite_file(db: str | os.PathLike) -> Path:
     return db
 
 
+@contextmanager
+def sqlite_creation_lock(db: str | os.PathLike) -> Iterator[None]:
+    """Processes on one machine that open a new local SQLite store at the same moment (a tune study's study.db, an
+    MLflow mlflow.db: two tune processes on one study) each create its tables, and fail on each other (a UNIQUE
+    constraint, MLflow's 'table _alembic_tmp_... already exists'); an exclusive lock file beside the database,
+    DB.lock, makes them take turns. No flock there: unlocked, as SQLite itself is."""
+    db = Path(db)
+    lock = db.with_name(db.name + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(lock, create=True, unlocked=lambda e: None):
+        yield
+
+
 # what flock raises on a file system that takes no such lock: ENOLCK / EOPNOTSUPP / ENOSYS, and EBADF on NFS, whose
 # client emulates flock with a POSIX lock that an exclusive lock needs a descriptor open for writing for (a folder
 # never is)

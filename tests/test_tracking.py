@@ -1113,3 +1113,31 @@ def test_a_resumed_k_fold_set_that_trains_no_fold_gets_its_options_and_score(dat
     assert len(sets) == 1 and sets[0].info.status == "FINISHED" and "oof/val_macro_f1" in sets[0].data.metrics
     WandbTracker().on_train_end(rec.events[-1][1])          # the resumed session's hooks, wandb faked
     assert fake_wandb[-1].kw["job_type"] == "k-fold" and fake_wandb[-1].kw["config"]["folds"] == "all"
+
+
+@pytest.mark.timeout(240)
+def test_processes_opening_a_new_mlflow_store_at_once_all_connect(tmp_path):
+    """Two `imgcls tune` processes on one study (or two trains with one --out) and --tracker mlflow opened the new
+    sqlite:///OUT/mlflow.db at the same moment: each ran MLflow's table migrations, and they failed on each other
+    ('table _alembic_tmp_experiments already exists'), the trial going on without MLflow. A lock beside the
+    database makes them take turns, as a tune study's own SQLite file does."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    import imgcls
+    env = {**os.environ, "PYTHONPATH": str(Path(imgcls.__file__).parents[1])}
+    script = ("import sys, time\n"
+              "from imgcls.track.mlflow_tracker import MLflowTracker\n"
+              "t = MLflowTracker(out=sys.argv[1])\n"
+              "while time.time() < float(sys.argv[2]):\n"
+              "    time.sleep(0.005)\n"
+              "t._connect()\n"
+              "print('experiment', t.exp_id)\n")
+    start = str(time.time() + 15)          # after every process's imports
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "out"), start], text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env) for _ in range(3)]
+    said = [p.communicate(timeout=200)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), said
+    assert len({s.strip().splitlines()[-1] for s in said}) == 1, said      # one experiment, shared

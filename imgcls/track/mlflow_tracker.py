@@ -272,10 +272,13 @@ class MLflowTracker(Callback):
         why = unreachable(self.uri)     # a server gone: one quick request, not MLflow's minutes of retries
         if why is not None:
             raise _StoreGone(f"no MLflow server answers ({why})")
+        from contextlib import nullcontext
+        turn = nullcontext()
         if self.uri.startswith("sqlite:///") and self.uri != "sqlite:///:memory:":
-            from imgcls.fsutil import create_sqlite_file
-            create_sqlite_file(self.uri[len("sqlite:///"):])
-        with _store_call():
+            from imgcls.fsutil import create_sqlite_file, sqlite_creation_lock
+            # two tune processes of one study (trains of one --out) create the store's tables in turn
+            turn = sqlite_creation_lock(create_sqlite_file(self.uri[len("sqlite:///"):]))
+        with turn, _store_call():
             self.client = MlflowClient(tracking_uri=self.uri)
             exp = self.client.get_experiment_by_name(EXPERIMENT)
             if exp is not None:

@@ -258,17 +258,14 @@ def make_pruner(cfg: TuneConfig):
 
 @contextmanager
 def _opening_lock(url: str):
-    """Processes on one machine that open a new local SQLite study at the same moment both create its tables, and
-    one fails on a UNIQUE constraint; an exclusive lock file beside the database makes them take turns (servers and
-    journal files handle concurrent creation themselves)."""
+    """A local SQLite study opened by processes that take turns (fsutil.sqlite_creation_lock; servers and journal
+    files handle concurrent creation themselves)."""
     db = sqlite_file(url)
     if db is None:
         yield
         return
-    from imgcls.fsutil import exclusive_lock
-    lock = db.with_name(db.name + ".lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive_lock(lock, create=True, unlocked=lambda e: None):    # no flock there: unlocked, as SQLite is
+    from imgcls.fsutil import sqlite_creation_lock
+    with sqlite_creation_lock(db):
         yield
 
 
