@@ -201,7 +201,8 @@ def test_trials_run_fail_resume_keep_best_and_best_config_trains(data, tmp_path,
     # trials.csv records it, and an ensemble of a trial --keep cleared says so (not "is training finished?")
     other = 2 if best == 0 else 0
     t = trials_csv(study_dir)
-    assert list(t["checkpoints"].fillna("")) == ["" if i == best else "removed (--keep best-1)" for i in range(3)]
+    # (trial 1 failed before its first epoch: it never had a checkpoint to remove)
+    assert list(t["checkpoints"].fillna("")) == ["" if i in (best, 1) else "removed (--keep best-1)" for i in range(3)]
     r = CliRunner().invoke(app, ["ensemble", str(study_dir / f"trial_{best:04d}"),
                                  str(study_dir / f"trial_{other:04d}"), "--out", str(tmp_path / "ens")])
     assert r.exit_code == 2 and "imgcls tune deleted this trial's checkpoints" in r.output, r.output
@@ -527,26 +528,41 @@ def test_a_study_resumed_after_ctrl_c_reruns_the_interrupted_trial_and_loses_non
     assert len(trials_csv(study_dir)) == 4
 
 
-def test_a_study_stopped_before_its_trials_first_log_line_resumes(data, tmp_path, space, monkeypatch, capsys):
-    """Ctrl-C (or SIGTERM) while a trial decoded its images left trial_0000 with train's config.yaml and plan.json
-    alone (no train.log yet): the same command then refused the study, 'trial_0000 is not a trial's run folder',
-    so the study could not be resumed at all. That folder is the stopped trial's: the study resumes."""
+@pytest.fixture
+def first_trial_stopped_early(monkeypatch):
+    """Ctrl-C in the first trial after train wrote config.yaml and plan.json, before the image cache and train.log."""
     import imgcls.train.run
     real = imgcls.train.run._train_folds
     calls = []
 
-    def stopped_first(*a, **kw):        # after config.yaml and plan.json, before the image cache and train.log
+    def stopped_first(*a, **kw):
         calls.append(1)
         if len(calls) == 1:
             raise KeyboardInterrupt
         return real(*a, **kw)
     monkeypatch.setattr(imgcls.train.run, "_train_folds", stopped_first)
+
+
+def test_a_study_stopped_before_its_trials_first_log_line_resumes(data, tmp_path, space, first_trial_stopped_early):
+    """Ctrl-C (or SIGTERM) while a trial decoded its images left trial_0000 with train's config.yaml and plan.json
+    alone (no train.log yet): the same command then refused the study, 'trial_0000 is not a trial's run folder',
+    so the study could not be resumed at all. That folder is the stopped trial's: the study resumes."""
     with pytest.raises(KeyboardInterrupt):
         run_tune(tune_cfg(data, tmp_path, space, trials=2))
     study_dir = tmp_path / "tune" / "s"
     assert sorted(p.name for p in (study_dir / "trial_0000").iterdir()) == ["config.yaml", "plan.json"]
     run_tune(tune_cfg(data, tmp_path, space, trials=2))
     assert list(trials_csv(study_dir)["state"]) == ["fail", "complete", "complete"]
+
+
+def test_a_trial_stopped_before_its_first_epoch_is_not_said_to_have_lost_checkpoints(data, tmp_path, space,
+                                                                                     first_trial_stopped_early):
+    """trials.csv said `removed (--keep best-3)` of a trial stopped before its first epoch, and `predict` of it then
+    said 'imgcls tune deleted this trial's checkpoints': it never had any, so nothing was removed."""
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(tune_cfg(data, tmp_path, space, trials=2))
+    t = trials_csv(tmp_path / "tune" / "s")
+    assert list(t["epochs_run"]) == [0] and t["checkpoints"].isna().all(), t
 
 
 def test_ctrl_c_marks_the_trial_writes_the_files_and_tells_a_python_caller_how_to_resume(data, tmp_path, space,

@@ -42,7 +42,8 @@ def _seconds(t) -> float | None:
 def trials_frame(study, keep: int | None = None) -> pd.DataFrame:
     """One row per trial: number, state, value, seconds, epochs run (epochs_run: the trial's, over all its folds;
     with folds, folds: the folds it was set to train, and epochs_by_fold: 'fold_0=3 fold_1=1'), each parameter,
-    run folder, checkpoints ('removed (--keep best-K)' for a trial whose checkpoints --keep deletes), process,
+    run folder, checkpoints ('removed (--keep best-K)' for a trial whose checkpoints --keep deletes, one that ran an
+    epoch), process,
     message."""
     names = []
     for t in study.trials:
@@ -56,7 +57,8 @@ def trials_frame(study, keep: int | None = None) -> pd.DataFrame:
                "epochs_by_fold": " ".join(f"fold_{k}={n}" for k, n in (t.user_attrs.get("fold_epochs") or {}).items())}
         row.update({n: t.params.get(n) for n in names})
         row.update(run_dir=t.user_attrs.get("run_dir", ""),
-                   checkpoints=f"removed (--keep best-{keep})" if t.number in removed else "",
+                   # a trial stopped before its first epoch never had a checkpoint to remove
+                   checkpoints=f"removed (--keep best-{keep})" if t.number in removed and row["epochs_run"] else "",
                    process=t.user_attrs.get("process", ""),
                    message=KILLED if killed(t) else t.user_attrs.get("message", ""))
         rows.append(row)
