@@ -415,6 +415,19 @@ def test_processes_opening_a_new_sqlite_study_at_once_all_join_it(tmp_path):
     assert [s.study_name for s in optuna.get_all_study_summaries(f"sqlite:///{db}")] == ["race"]
 
 
+@pytest.mark.parametrize("pruner, extra", [("hyperband", ["--prune-startup", "2"]),
+                                            ("none", ["--prune-startup", "3", "--prune-warmup", "0"])])
+def test_median_pruner_options_with_another_pruner_are_refused(data, tmp_path, space, pruner, extra):
+    """--prune-startup / --prune-warmup act only with --pruner median (their --help says so), but with hyperband or
+    none they were taken silently and did nothing. One line naming them, before the study opens."""
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "test_resnet",
+                                 "--no-pretrained", "--out", str(tmp_path / "tune"), "--pruner", pruner, *extra])
+    names = " and ".join(f for f in extra if f.startswith("--"))
+    assert r.exit_code == 2 and len(r.output.strip().splitlines()) == 1, r.output
+    assert f"{names} act only with --pruner median, not {pruner}" in r.output, r.output
+    assert not (tmp_path / "tune").exists()
+
+
 def test_sampler_and_pruner_options_pick_optuna_s_classes(tmp_path):
     from imgcls.tune import make_pruner, make_sampler
     space = parse_space({"epochs": {"int": [1, 2]}, "aug": {"choice": ["light", "heavy"]}})
@@ -1992,15 +2005,15 @@ def test_the_study_name_alone_resumes_with_the_sampler_and_pruner_the_study_was_
     where = ["--out", str(tmp_path / "tune"), "--workers", "0", "--device", "cpu"]
     fixed = ["--model", "test_resnet", "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8",
              "--aug", "none", "--val-split", "0.3", "--space", str(space)]
+    # (no --prune-startup: it acts only with --pruner median, refused with none)
     r = CliRunner().invoke(app, ["tune", str(data), "--study", "r", "--sampler", "random", "--pruner", "none",
-                                 "--prune-startup", "5", *where, *fixed, "--quiet", "--trials", "1"])
+                                 *where, *fixed, "--quiet", "--trials", "1"])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(app, ["tune", "--study", "r", *where, "--trials", "2"])
     assert r.exit_code == 0, r.output
     said = " ".join(r.output.split())
-    assert ("study 'r' resumes with the search options it was started with: --sampler random --pruner none "
-            "--prune-startup 5") in said, said
-    assert "random sampler, none pruner" in said and used[-1] == ("random", "none", 5), (said, used)
+    assert "study 'r' resumes with the search options it was started with: --sampler random --pruner none" in said
+    assert "random sampler, none pruner" in said and used[-1] == ("random", "none", 3), (said, used)
     assert list(trials_csv(tmp_path / "tune" / "r")["state"]) == ["complete", "complete"]
     # typed at its default, another than the study's: this command's, said so
     r = CliRunner().invoke(app, ["tune", "--study", "r", *where, "--trials", "2", "--sampler", "tpe"])
@@ -2008,7 +2021,7 @@ def test_the_study_name_alone_resumes_with_the_sampler_and_pruner_the_study_was_
     said = " ".join(r.output.split())
     assert ("study 'r' was started with other search options (--sampler random -> tpe): this command's trials are "
             "drawn and pruned with the ones given") in said, said
-    assert "--pruner none" in said and used[-1] == ("tpe", "none", 5), (said, used)
+    assert "--pruner none" in said and used[-1] == ("tpe", "none", 3), (said, used)
 
 
 def test_the_study_name_alone_resumes_to_the_trials_the_study_was_started_with(data, tmp_path, space, capsys):

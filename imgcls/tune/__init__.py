@@ -650,6 +650,7 @@ def _check_up_front(cfg: TuneConfig):
     _refuse_users_trial_folders(study_dir)
     # first: a resumed study's data, left unset, is the study's own (so is its search space, returned)
     recorded_space = _study_options(cfg, storage_url(cfg))
+    _refuse_idle_prune_options(cfg)     # after the resumed study's pruner is taken
     if cfg.train.src is None:
         # train's input: the furthest pipeline stage, announced
         cfg.train.src = str(default_input("train", command="tune", also=f"--study {sh(cfg.study)}"))
@@ -672,6 +673,20 @@ def _check_up_front(cfg: TuneConfig):
     if cfg.sampler == "grid":
         space.grid()
     return space, storage_url(cfg), rows_digest(cfg.train)
+
+
+def _refuse_idle_prune_options(cfg: TuneConfig) -> None:
+    """--prune-startup / --prune-warmup are the median pruner's: typed with another pruner (this command's, or the
+    resumed study's) they would do nothing, refused in one line as any option that would. A resumed study's
+    recorded values are not typed: never refused, so every recorded study still resumes."""
+    if cfg.pruner == "median":
+        return
+    idle = [k for k in ("prune_startup", "prune_warmup") if k in cfg.search_typed]
+    if idle:
+        names = " and ".join("--" + k.replace("_", "-") for k in idle)
+        raise UserError(f"{names} act only with --pruner median, not {cfg.pruner}: drop "
+                        f"{'it' if len(idle) == 1 else 'them'}, or use --pruner median (Python: "
+                        f"{', '.join(f'{k}=' for k in idle)}, pruner=)")
 
 
 def _refuse_users_trial_folders(study_dir: Path) -> None:
