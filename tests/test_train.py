@@ -2727,7 +2727,6 @@ def test_a_first_download_of_the_starting_weights_shows_its_own_progress_not_a_s
     progress bar (huggingface_hub's tqdm, minutes for a large backbone) wrote there, which then showed nothing of
     it and left a blank line; the download's own bar says what happens, so no spinner runs over it."""
     import io
-    import sys
     from rich.console import Console
     from tqdm import tqdm
     from imgcls import console, weights
