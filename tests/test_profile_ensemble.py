@@ -58,6 +58,10 @@ def test_members_that_do_not_make_a_profile_are_one_line():
         combine_profile([np.ones((1, 2)) / 2], [_meta("label", "ab")], names=["artists"])
     with pytest.raises(UserError, match=r"with classes a, b, c, d, e, f and 2 more$"):   # cut as every list is
         combine_profile([np.ones((1, 8)) / 8], [_meta("label", "abcdefgh")], names=["artists"])
+    # a run of the raw age (train --target age): the message names the band's run, the attribute it takes
+    with pytest.raises(UserError, match=r"this run predicts 'age' with classes 20, 35, 61; for the age band, a run "
+                                        r"of `imgcls train --target age_band`"):
+        combine_profile([np.ones((1, 3)) / 3], [_meta("age", ["20", "35", "61"])], names=["ages"])
 
 
 def _runs(tmp_path, rows):

@@ -105,9 +105,13 @@ def member_attributes(meta, scheme, name: str = "member") -> tuple[str, ...]:
         return PROFILE_ATTRS
     if meta.target in sizes and values is not None and all(0 <= v < sizes[meta.target] for v in values):
         return (meta.target,)
+    # a run of the raw age (years) has the attribute's column of another name: the fix is the band's
+    fix = ("; for the age band, a run of " + python_too("`imgcls train --target age_band`",
+                                                        "run_train(TrainConfig(target='age_band'))")
+           if meta.target == "age" else "")
     raise UserError(f"{name}: --combine profile takes runs of the attributes {', '.join(PROFILE_ATTRS)} (train "
                     f"--target COLUMN) or of the {scheme.n_classes} profile classes; this run predicts "
-                    f"'{meta.target}' with classes {shown(meta.classes, 6)}")
+                    f"'{meta.target}' with classes {shown(meta.classes, 6)}{fix}")
 
 
 def attribute_probs(meta, probs: np.ndarray, scheme, name: str = "member") -> dict[str, np.ndarray]:
