@@ -2057,24 +2057,30 @@ def test_a_run_trained_on_letterboxed_images_predicts_raw_test_images_as_it_trai
     assert "letterboxed" not in said["sq"], said["sq"]
 
 
+def _run_on_preprocessed_images(tmp_path, name: str, flags: list, tests: dict[str, list]):
+    """A 1-epoch run `name` trained on tmp_path/raw preprocessed with `flags` (into tmp_path/proc), and the raw test
+    images tmp_path/test_raw preprocessed into each folder of `tests` with its flags: (run folder, raw test folder)."""
+    from imgcls.train import TrainConfig, run_train
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(40, 30))
+    test = make_image_folder(tmp_path / "test_raw", {"a": 2, "b": 2}, size=(40, 30))
+    for src, out, how in ((raw, "proc", flags), *((test, k, v) for k, v in tests.items())):
+        res = invoke("preprocess", src, "--out", tmp_path / out, *how, "--workers", 1, "-q")
+        assert res.exit_code == 0, res.output
+    run = run_train(TrainConfig(src=str(tmp_path / "proc"), model="test_resnet", img_size=32, batch_size=8,
+                                workers=0, device="cpu", plots=False, pretrained=False, epochs=1,
+                                out=str(tmp_path / "runs"), name=name))
+    return run, test
+
+
 def test_test_images_that_skip_the_training_preprocess_are_warned_of(tmp_path):
     """A run trained on `imgcls preprocess` output (face crop, background removed) predicted on raw test images
     without a word (the mask stand-in's eval set: other predictions). The run's checkpoint records what preprocess
     did (meta.preprocess); predict compares the test images' and says what to run. A resize cache (--size) is not
     such a change: the model's own resize undoes it."""
-    from conftest import make_image_folder
-    from imgcls.train import TrainConfig, run_train
     from imgcls.train.checkpoint import read_meta
-    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(40, 30))
-    test = make_image_folder(tmp_path / "test_raw", {"a": 2, "b": 2}, size=(40, 30))
-    for src, out, flags in ((raw, "proc", ["--face-crop"]), (test, "test_proc", ["--face-crop", "--size", 48]),
-                            (test, "test_other", ["--face-crop", "--face-margin", 0.5]),
-                            (test, "test_cache", ["--size", 32])):
-        res = invoke("preprocess", src, "--out", tmp_path / out, *flags, "--workers", 1, "-q")
-        assert res.exit_code == 0, res.output
-    run = run_train(TrainConfig(src=str(tmp_path / "proc"), model="test_resnet", img_size=32, batch_size=8,
-                                workers=0, device="cpu", plots=False, pretrained=False, epochs=1,
-                                out=str(tmp_path / "runs"), name="onproc"))
+    run, test = _run_on_preprocessed_images(tmp_path, "onproc", ["--face-crop"], {
+        "test_proc": ["--face-crop", "--size", 48], "test_other": ["--face-crop", "--face-margin", 0.5],
+        "test_cache": ["--size", 32]})
     assert read_meta(run / "best.pt").preprocess == "--face-crop"
     said = {}
     for name, data in (("raw", test), ("same", tmp_path / "test_proc"), ("other", tmp_path / "test_other")):
@@ -2086,9 +2092,10 @@ def test_test_images_that_skip_the_training_preprocess_are_warned_of(tmp_path):
             f"--data DIR") in said["raw"], said["raw"]
     assert "preprocess changed" not in said["same"]            # another --size: a cache, the same images
     assert "went through other options (--face-crop --face-margin 0.5)" in said["other"]
-    raw_run = run_train(TrainConfig(src=str(raw), model="test_resnet", img_size=32, batch_size=8, workers=0,
-                                    device="cpu", plots=False, pretrained=False, epochs=1, out=str(tmp_path / "runs"),
-                                    name="onraw"))
+    from imgcls.train import TrainConfig, run_train
+    raw_run = run_train(TrainConfig(src=str(tmp_path / "raw"), model="test_resnet", img_size=32, batch_size=8,
+                                    workers=0, device="cpu", plots=False, pretrained=False, epochs=1,
+                                    out=str(tmp_path / "runs"), name="onraw"))
     assert read_meta(raw_run / "best.pt").preprocess == ""
     res = invoke("predict", raw_run, "--data", tmp_path / "test_cache", "--out", tmp_path / "p_c", "--workers", 0)
     assert res.exit_code == 0 and "preprocess" not in res.output, res.output
@@ -2172,17 +2179,9 @@ def test_the_preprocess_fix_names_the_size_the_training_images_were_made_at(tmp_
     --size (and a --resize-mode other than pad) with the options that change the pixels, the fix names them, and
     the command as typed makes test images as the training images were made; another --size of the test images
     is still no difference (a cache the model's resize undoes)."""
-    from imgcls.train import TrainConfig, run_train
     from imgcls.train.checkpoint import read_meta
-    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(40, 30))
-    test = make_image_folder(tmp_path / "test_raw", {"a": 2, "b": 2}, size=(40, 30))
-    for src, out, flags in ((raw, "proc", ["--face-crop", "--size", 48, "--resize-mode", "crop"]),
-                            (test, "test_cache", ["--face-crop", "--size", 32, "--resize-mode", "crop"])):
-        res = invoke("preprocess", src, "--out", tmp_path / out, *flags, "--workers", 1, "-q")
-        assert res.exit_code == 0, res.output
-    run = run_train(TrainConfig(src=str(tmp_path / "proc"), model="test_resnet", img_size=32, batch_size=8,
-                                workers=0, device="cpu", plots=False, pretrained=False, epochs=1,
-                                out=str(tmp_path / "runs"), name="sized"))
+    run, test = _run_on_preprocessed_images(tmp_path, "sized", ["--face-crop", "--size", 48, "--resize-mode", "crop"],
+                                            {"test_cache": ["--face-crop", "--size", 32, "--resize-mode", "crop"]})
     assert read_meta(run / "best.pt").preprocess == "--face-crop --size 48 --resize-mode crop"
     res = invoke("predict", run, "--data", test, "--out", tmp_path / "p_raw", "--workers", 0)
     said = " ".join(res.output.split())
