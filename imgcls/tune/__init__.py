@@ -21,7 +21,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
@@ -31,6 +31,9 @@ from imgcls.outputs import BEST_CONFIG, REPORT_HTML, STUDY_DB, TRIAL_DIR, TRIALS
 from imgcls.run_names import METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, fold_dirs
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
+
+if TYPE_CHECKING:
+    import pandas as pd      # annotations only: `imgcls tune --help` does not import pandas
 
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
 ANOTHER_STUDY = python_too("another --study", "study=")      # a study that cannot be resumed so: its fix
@@ -334,23 +337,24 @@ def _open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
 ROW_COLUMNS = ("path", "split", "fold", "keep", "augmented_from")    # with the target: what picks and labels the rows
 
 
-def rows_digest(train: TrainConfig) -> dict | None:
+def rows_digest(train: TrainConfig, df: pd.DataFrame | None = None) -> dict | None:
     """What a study's trials train and score on, as a digest to record with the study and compare when it is
     resumed or joined: sha256 over the data table's rows as train reads them (manifest.load, not scanned: no image
     is read), each row's path within its root (a copy of the data elsewhere has the same), its --target class and
     the columns that pick the training and validation rows (split; fold with --folds; clean's keep, oversampling's
     augmented_from), in path order where a split / fold column fixes the validation rows, else in the order read
-    (the drawn validation split follows it). {"digest", "rows"}; None where the data cannot be read (train's one
-    line says why in the first trial)."""
+    (the drawn validation split follows it). {"digest", "rows"}; None where the data cannot be read. `df`: the
+    table as read so (tune's _check_data has read it), else it is read here."""
     import hashlib
 
     from imgcls import manifest as mf
     from imgcls.console import quiet_for
-    try:
-        with quiet_for(True):
-            df = mf.load(train.src, mf.LayoutOptions(), scan=False, announce=False, max_pixels=train.max_pixels)
-    except UserError:
-        return None
+    if df is None:
+        try:
+            with quiet_for(True):
+                df = mf.load(train.src, mf.LayoutOptions(), scan=False, announce=False, max_pixels=train.max_pixels)
+        except UserError:
+            return None
     cols = [c for c in ROW_COLUMNS if c in df.columns and (c != "fold" or train.folds)]
     if train.target in df.columns and train.target not in cols:
         cols.insert(1, train.target)
@@ -668,11 +672,11 @@ def _check_up_front(cfg: TuneConfig):
     _say_config_replaced(cfg, space)
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
-    _check_data(cfg.train, space, cfg.study_dir())
+    table = _check_data(cfg.train, space, cfg.study_dir())
     check_trackers(cfg.train.tracker, cfg.train.tracking_uri)       # not each trial's error: a resumed study would record every one failed
     if cfg.sampler == "grid":
         space.grid()
-    return space, storage_url(cfg), rows_digest(cfg.train)
+    return space, storage_url(cfg), rows_digest(cfg.train, table)
 
 
 def _refuse_idle_prune_options(cfg: TuneConfig) -> None:
@@ -769,12 +773,12 @@ def _check_weights(base: TrainConfig, space) -> None:
                 raise type(e)(f"{' with '.join(which)}: {e}") from None
 
 
-def _check_data(base: TrainConfig, space, study_dir: Path) -> None:
+def _check_data(base: TrainConfig, space, study_dir: Path) -> pd.DataFrame:
     """train's refusals of the data table (train.run.check_data: no labels, a --target that is no column, every
     file missing, --folds it cannot take, ...) with the fixed options, for each --target the space can draw, and of
     an output folder under the data's folders (the study's), made once before the study opens: one line, not the
-    first trial's error (in a resumed study each trial failed on it and the next ran). The table is read as
-    rows_digest reads it: no image is scanned."""
+    first trial's error (in a resumed study each trial failed on it and the next ran). Returns the table as read
+    (no image scanned; check_data's checks leave it as it is), which rows_digest digests."""
     import dataclasses
 
     from imgcls import manifest as mf
@@ -792,6 +796,7 @@ def _check_data(base: TrainConfig, space, study_dir: Path) -> None:
             if "target" not in keys:
                 raise
             raise type(e)(f"space key 'target' ({option_text(target)}): {e}") from None
+    return df
 
 
 def _study_options(cfg: TuneConfig, url: str) -> dict | None:
