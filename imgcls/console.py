@@ -81,22 +81,20 @@ def same_on_every_process() -> Iterator[None]:
 TORCHRUN_COMMANDS = ("imgcls train", "imgcls clean", "imgcls tune")
 
 
-def refuse_torchrun(command: str, call: str | None = None, why: str = "", fix: str = "") -> None:
+def refuse_torchrun(command: str, why: str = "", fix: str = "") -> None:
     """Under torchrun, a command that runs as one process refuses before any work: every command but train and
     clean (which share their work among the processes, imgcls.train.dist), whose processes would each do all of it,
     into the same output. A UserError every process raises alike, said by the first process of each machine
-    (same_on_every_process). `command`: `imgcls predict`; `call`: a library entry that refuses too (run_tune: its
-    processes' trials would train as one DDP run), named in the fix's Python half; the command line refuses the
-    others (cli.common.command), whose library entries run in whichever processes a torchrun script calls them
-    (rank 0 predicting after a DDP train); `why` / `fix`: the step's own reason and fix (tune's)."""
+    (same_on_every_process). `command`: `imgcls predict`. The command line refuses them (cli.common.command), and
+    their library entries run in whichever processes a torchrun script calls them (rank 0 predicting after a DDP
+    train), but run_tune, whose processes' trials would train as one DDP run; `why` / `fix`: the step's own reason
+    and fix (tune's, with its Python half)."""
     if not under_torchrun():
         return
     from imgcls.errors import UserError
-    from imgcls.options import python_too
     why = why or (f"each of its {os.environ['WORLD_SIZE']} processes would do all of the work; only imgcls train and "
                   f"imgcls clean share theirs among them")
-    one = f"run it as one process: the same {command} command without torchrun"
-    fix = fix or (python_too(one, f"the same {call} call in a process torchrun did not start") if call else one)
+    fix = fix or f"run it as one process: the same {command} command without torchrun"
     with same_on_every_process():
         raise UserError(f"{command} does not run under torchrun ({why}); {fix}")
 

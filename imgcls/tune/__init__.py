@@ -920,7 +920,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     from imgcls.console import refuse_torchrun
     # under torchrun each process would join the study as a worker of its own, and their trials' trainings (other
     # options, other folders) would pair as one DDP run: parallel tune is several tune processes on one storage
-    refuse_torchrun("imgcls tune", "run_tune", why=TUNE_UNDER_TORCHRUN, fix=TUNE_IN_PARALLEL)
+    refuse_torchrun("imgcls tune", why=TUNE_UNDER_TORCHRUN, fix=TUNE_IN_PARALLEL)
     cfg = copy.deepcopy(cfg)
     space, url, rows = _check_up_front(cfg)     # a user's error is said before optuna is imported
     import optuna
