@@ -264,11 +264,13 @@ def nothing_written(where: str | os.PathLike) -> str:
            f"starts it over"
 
 
-def partly_placed(where: str | os.PathLike) -> str:
+def partly_placed(where: str | os.PathLike, undone: str = "") -> str:
     """What a step writing its files as one set leaves when stopped while it renames them into place
-    (outputs.output_set): some new, some earlier or none."""
-    return f"some of its files were already renamed into {where}, the others not; the same command again replaces " \
-           f"them"
+    (outputs.output_set): some new, some earlier or none. `undone`: the work that follows the set (OutputSet.then's),
+    not begun yet ('images/ is not filled yet')."""
+    return f"some of its files were already renamed into {where}, the others not" \
+           + (f", and {undone}; the same command again replaces them and completes it" if undone else
+              "; the same command again replaces them")
 
 
 def all_placed(where: str | os.PathLike) -> str:

@@ -136,11 +136,12 @@ class OutputSet:
         self._beside[name] = Path(tmp)
         return Path(tmp)
 
-    def then(self, action: Callable[[], object]) -> None:
+    def then(self, action: Callable[[], object], undone: str) -> None:
         """Call `action` once the set is placed, while this run still holds the folder: work in the folder that
         follows the new set and that a second run into it must not interleave with (clean --materialize filling
-        images/ by the new manifest)."""
-        self._then.append(action)
+        images/ by the new manifest). `undone`: what is not done until it runs ('images/ is not filled yet'), said
+        by a stop among the renames (partly_placed)."""
+        self._then.append((action, undone))
 
     def _commit(self, name: str, earlier: Iterable[str] | Callable[[], Iterable[str]],
                 record: str | None = None) -> None:
@@ -158,7 +159,8 @@ class OutputSet:
         last = {src: dst for src, dst in moves.items() if dst.name == record}
         journal = placing_journal(self.folder / name)
         write_json(journal, placing_record(moves, [self.folder / n for n in gone if Path(n).name == n]))
-        with interruption_leaves(partly_placed(self.folder)):     # said by the CLI's `interrupted:` line
+        undone = ", and ".join(u for _, u in self._then)
+        with interruption_leaves(partly_placed(self.folder, undone)):     # said by the CLI's `interrupted:` line
             if last:        # the earlier record first: none lies beside files of another set
                 remove_earlier(self.folder, [record])
             for src, dst in moves.items():
@@ -233,7 +235,7 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] | Ca
             yield written
             written._commit(name, earlier, record)
             done = True
-            for action in written._then:
+            for action, _ in written._then:
                 action()
         finally:
             shutil.rmtree(written.stage, ignore_errors=True)

@@ -1588,7 +1588,7 @@ def test_materialize_again_leaves_only_this_run_s_kept_images_and_copies_are_cop
     assert tree_snapshot(raw) == before
 
 
-@pytest.mark.parametrize("stop", ["filling images/", "removing the earlier images"])
+@pytest.mark.parametrize("stop", ["filling images/", "removing the earlier images", "placing the set"])
 def test_materialize_stopped_says_what_it_left_and_the_rerun_completes_it(tmp_path, monkeypatch, stop):
     """clean --materialize filled OUT/images and removed the earlier --materialize's images after its set was
     placed and the folder given up: a second clean into --out could interleave with it, and a Ctrl-C there said
@@ -1628,6 +1628,14 @@ def test_materialize_stopped_says_what_it_left_and_the_rerun_completes_it(tmp_pa
         monkeypatch.setattr(shutil_module, "copyfile", stopped_copying)
         leaves = (f"its manifest, summary and report were written to {out}; images/ was being filled with the kept "
                   f"images and is not complete: the same command again completes it")
+    elif stop == "placing the set":
+        # among the renames of the set: its line said 'partly placed' alone, not that images/ is not filled yet
+        from conftest import stop_after_first_rename
+        placed = stop_after_first_rename(monkeypatch)
+        seen.append(True)
+        leaves = (f"some of its files were already renamed into {out}, the others not, and images/ is not filled yet "
+                  f"(it holds the earlier --materialize's images this run keeps, no others); the same command again "
+                  f"replaces them and completes it")
     else:
         remove_earlier = clean_run.remove_earlier
 
@@ -1645,7 +1653,9 @@ def test_materialize_stopped_says_what_it_left_and_the_rerun_completes_it(tmp_pa
     assert r.exit_code == 130 and seen and all(seen), (r.output, seen)     # --out held meanwhile
     assert " ".join(r.output.split()) == (f"interrupted: imgcls clean stopped before it finished (Ctrl-C); "
                                           f"{leaves}"), r.output
-    assert ((out / "clean_summary.json").read_text() == summary) == (stop != "filling images/")
+    assert ((out / "clean_summary.json").read_text() == summary) == (stop == "removing the earlier images")
+    if stop == "placing the set":
+        assert placed == ["clean_summary.json"], placed
     monkeypatch.undo()
     r = runner.invoke(app, argv)
     assert r.exit_code == 0, r.output

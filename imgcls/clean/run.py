@@ -366,7 +366,9 @@ def _run_clean(dist, src, out: Path, cfg: CleanConfig, opts, workers: int, mater
                                  f"wrote that this run does not keep; {RERUN_COMPLETES_IT}"):
             gone = remove_earlier(out, earlier_materialized(out) - kept)
         if materialize:
-            files.then(lambda: _fill_images(df, out, materialize))
+            files.then(lambda: _fill_images(df, out, materialize),
+                       "images/ is not filled yet (it holds the earlier --materialize's images this run keeps, no "
+                       "others)")
     with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
         if gone:
             info(f"removed {plural(gone, 'image')} an earlier --materialize wrote in {out / 'images'} "
