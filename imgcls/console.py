@@ -273,22 +273,37 @@ def partly_placed(where: str | os.PathLike, undone: str = "") -> str:
               "; the same command again replaces them")
 
 
-def all_placed(where: str | os.PathLike) -> str:
+def all_placed(where: str | os.PathLike, undone: str = "") -> str:
     """What a step writing its files as one set leaves when stopped after it renamed them all into place (while it
-    says what it wrote: eda's summary, split's `wrote` line): its new output, whole (`where`: as nothing_written's)."""
+    says what it wrote: eda's summary, split's `wrote` line): its new output, whole (`where`: as nothing_written's).
+    `undone`: the work that follows the set (OutputSet.then's), not done yet ('images/ is not filled yet')."""
+    if undone:
+        return f"its files were all written to {where}, and {undone}; the same command again completes it"
     return f"its files were all written to {where} before it stopped (only the lines it says after them were cut " \
            f"short); nothing needs to run again"
+
+
+def set_placed(leaves: str) -> None:
+    """Said by outputs.output_set as its set is in place: what a stop from then on leaves (all_placed), said in
+    place of the line of an interruption_leaves block entered before (the CLI's nothing_written around all of eda,
+    the CLI's RERUN_COMPLETES): a stop in the instant between the last rename and the step's own all_placed block
+    said that nothing was written, or to run again. A block entered after (that all_placed block) says its own."""
+    count = _state.get("placed", (0, ""))[0]
+    _state["placed"] = (count + 1, leaves)
 
 
 @contextmanager
 def interruption_leaves(leaves: str) -> Iterator[None]:
     """Around a step's work: a Ctrl-C or SIGTERM in the block is said by the CLI's general `interrupted:` line
     with `leaves` (WRITES_NOTHING, nothing_written(OUT)) as what the step left, not RERUN_COMPLETES, which tells a
-    step that wrote nothing to run again to complete it. The innermost block stopped says it."""
+    step that wrote nothing to run again to complete it. The innermost block stopped says it; where a set was
+    placed since the block was entered (set_placed), what that placing said."""
+    since = _state.get("placed", (0, ""))[0]
     try:
         yield
     except KeyboardInterrupt:
-        _state.setdefault("interruption_leaves", leaves)
+        count, placed = _state.get("placed", (0, ""))
+        _state.setdefault("interruption_leaves", placed if count > since else leaves)
         raise
 
 

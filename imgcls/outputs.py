@@ -235,8 +235,13 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] | Ca
             yield written
             written._commit(name, earlier, record)
             done = True
+            from imgcls.console import all_placed, set_placed
+            # a stop from here on (the work that follows, this folder's clean-up, the instant before the step's own
+            # all_placed block) says the files are in place
+            set_placed(all_placed(folder, ", and ".join(u for _, u in written._then)))
             for action, _ in written._then:
                 action()
+            set_placed(all_placed(folder))
         finally:
             shutil.rmtree(written.stage, ignore_errors=True)
             for tmp in written._beside.values():

@@ -426,6 +426,44 @@ def test_a_placing_journal_an_older_imgcls_wrote_still_names_its_files(step, tmp
     assert r.exit_code == 0, r.output
 
 
+@pytest.mark.parametrize("step", ["eda", "split"])
+def test_ctrl_c_between_the_last_rename_and_the_step_s_next_line_says_the_files_are_in_place(step, tmp_path,
+                                                                                              image_folder,
+                                                                                              monkeypatch):
+    """A stop in the instant after a set's last rename, before the step's own all_placed block (output_set
+    removing its empty staging folder), said 'run the same command again to complete it': the set was whole. It
+    says the files were all written, from the last rename on."""
+    import shutil
+
+    from imgcls.console import all_placed
+    out = tmp_path / ("eda" if step == "eda" else "s")
+    argv = ["eda", str(image_folder), "--out", str(out), "-q"] if step == "eda" else \
+        ["split", str(image_folder), "--out", str(out / "splits.csv"), "--val", "0.5", "--no-near-dup", "-q"]
+    rmtree = shutil.rmtree
+
+    def stopped_removing_the_stage(path, *a, **k):
+        if os.path.basename(path).endswith(".tmp"):
+            raise KeyboardInterrupt
+        return rmtree(path, *a, **k)
+    monkeypatch.setattr(shutil, "rmtree", stopped_removing_the_stage)
+    r = runner.invoke(app, argv)
+    monkeypatch.undo()
+    assert r.exit_code == 130, r.output
+    assert " ".join(r.output.split()) == (f"interrupted: imgcls {step} stopped before it finished (Ctrl-C); "
+                                          f"{all_placed(out)}"), r.output
+    assert (out / ("summary.json" if step == "eda" else "splits_summary.json")).is_file()
+    # the next run, stopped before its set is placed, says its own line, not the last run's
+    import imgcls.eda
+    import imgcls.split.run
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(*((imgcls.eda, "plot_sample_grids") if step == "eda" else
+                          (imgcls.split.run, "write_reports")), ctrl_c)
+    r = runner.invoke(app, argv)
+    assert r.exit_code == 130 and "nothing was written to" in r.output, r.output
+
+
 @pytest.mark.parametrize("step", ["eda", "split", "split --check --fix", "predict", "ensemble", "clean"])
 def test_ctrl_c_after_a_set_was_placed_says_the_files_are_in_place(step, tmp_path, image_folder, monkeypatch):
     """eda and split stopped (Ctrl-C) after their set was renamed into place, while they said what they wrote,

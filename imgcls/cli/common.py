@@ -13,8 +13,8 @@ from typing import Annotated, Callable, Iterator, Optional
 import typer
 import typer.core
 
-from imgcls.console import (TORCHRUN_COMMANDS, error, interrupt_said, interrupted, quiet_for, refuse_torchrun,
-                            what_interruption_left)
+from imgcls.console import (RERUN_COMPLETES, TORCHRUN_COMMANDS, error, interrupt_said, interrupted,
+                            interruption_leaves, quiet_for, refuse_torchrun, what_interruption_left)
 from imgcls.errors import UserError
 from imgcls.options import cli_parameters, from_cli
 from imgcls.outputs import MANIFEST_NAME
@@ -284,7 +284,8 @@ def one_line_errors(what: str, quiet: bool = False) -> Iterator[None]:
     what_interruption_left()
     with quiet_for(quiet, command=True):    # the quiet before it back after (a notebook's own)
         try:
-            yield
+            with interruption_leaves(RERUN_COMPLETES):    # or, once a set is in place (output_set), what it says
+                yield
         except UserError as e:
             if e.said_elsewhere:
                 # torchrun stops every process as soon as one ends: this one lets the process that says the line end
