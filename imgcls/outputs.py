@@ -136,7 +136,7 @@ class OutputSet:
         self._beside[name] = Path(tmp)
         return Path(tmp)
 
-    def then(self, action: Callable[[], object], undone: str) -> None:
+    def then(self, action: Callable[[], object], undone: str = "") -> None:
         """Call `action` once the set is placed, while this run still holds the folder: work in the folder that
         follows the new set and that a second run into it must not interleave with (clean --materialize filling
         images/ by the new manifest). `undone`: what is not done until it runs ('images/ is not filled yet'), said
@@ -159,7 +159,7 @@ class OutputSet:
         last = {src: dst for src, dst in moves.items() if dst.name == record}
         journal = placing_journal(self.folder / name)
         write_json(journal, placing_record(moves, [self.folder / n for n in gone if Path(n).name == n]))
-        undone = ", and ".join(u for _, u in self._then)
+        undone = ", and ".join(u for _, u in self._then if u)
         with interruption_leaves(partly_placed(self.folder, undone)):     # said by the CLI's `interrupted:` line
             if last:        # the earlier record first: none lies beside files of another set
                 remove_earlier(self.folder, [record])
@@ -238,7 +238,7 @@ def output_set(folder: str | os.PathLike, name: str, earlier: Iterable[str] | Ca
             from imgcls.console import all_placed, set_placed
             # a stop from here on (the work that follows, this folder's clean-up, the instant before the step's own
             # all_placed block) says the files are in place
-            set_placed(all_placed(folder, ", and ".join(u for _, u in written._then)))
+            set_placed(all_placed(folder, ", and ".join(u for _, u in written._then if u)))
             for action, _ in written._then:
                 action()
             set_placed(all_placed(folder))

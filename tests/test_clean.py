@@ -1598,7 +1598,6 @@ def test_materialize_stopped_says_what_it_left_and_the_rerun_completes_it(tmp_pa
     says what it left, and the rerun leaves this run's kept images only."""
     import shutil as shutil_module
 
-    import imgcls.clean.run as clean_run
     from imgcls.fsutil import LockBusy, exclusive_lock
     raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(24, 24))
     out = tmp_path / "c"
@@ -1633,11 +1632,13 @@ def test_materialize_stopped_says_what_it_left_and_the_rerun_completes_it(tmp_pa
         from conftest import stop_after_first_rename
         placed = stop_after_first_rename(monkeypatch)
         seen.append(True)
-        leaves = (f"some of its files were already renamed into {out}, the others not, and images/ is not filled yet "
-                  f"(it holds the earlier --materialize's images this run keeps, no others); the same command again "
-                  f"replaces them and completes it")
+        leaves = (f"some of its files were already renamed into {out}, the others not, and images/ still holds "
+                  f"earlier --materialize images this run does not keep, and images/ does not hold all the kept images "
+                  f"yet; the same command again replaces them and completes it")
     else:
-        remove_earlier = clean_run.remove_earlier
+        # after the set is placed (removed before, a failure placing it left the earlier output short of them)
+        import imgcls.fsutil as fsutil
+        remove_earlier = fsutil.remove_earlier
 
         def stopped_removing(folder, names):
             seen.append(held())
@@ -1645,15 +1646,16 @@ def test_materialize_stopped_says_what_it_left_and_the_rerun_completes_it(tmp_pa
                 remove_earlier(folder, sorted(names)[:1])
                 raise KeyboardInterrupt
             return remove_earlier(folder, names)
-        monkeypatch.setattr(clean_run, "remove_earlier", stopped_removing)
-        leaves = (f"the earlier output in {out} is left, less some of the images its --materialize wrote that this "
-                  f"run does not keep; the same command again completes it")
+        monkeypatch.setattr(fsutil, "remove_earlier", stopped_removing)
+        leaves = (f"its files were all written to {out}, and images/ still holds earlier --materialize images this run "
+                  f"does not keep, and images/ does not hold all the kept images yet; the same command again "
+                  f"completes it")
     summary = (out / "clean_summary.json").read_text()
     r = runner.invoke(app, argv)
     assert r.exit_code == 130 and seen and all(seen), (r.output, seen)     # --out held meanwhile
     assert " ".join(r.output.split()) == (f"interrupted: imgcls clean stopped before it finished (Ctrl-C); "
                                           f"{leaves}"), r.output
-    assert ((out / "clean_summary.json").read_text() == summary) == (stop == "removing the earlier images")
+    assert (out / "clean_summary.json").read_text() != summary
     if stop == "placing the set":
         assert placed == ["clean_summary.json"], placed
     monkeypatch.undo()
@@ -1663,6 +1665,39 @@ def test_materialize_stopped_says_what_it_left_and_the_rerun_completes_it(tmp_pa
     kept = m[m["keep"].astype(str) == "True"]
     assert images() == sorted(f"{lab}/{Path(p).name}" for p, lab in zip(kept["path"], kept["label"]))
     assert all(not os.path.samefile(out / "images" / f, raw / f) for f in images())     # copies, not links
+
+
+def test_materialize_failing_while_placing_its_set_leaves_the_earlier_output_whole(tmp_path, monkeypatch):
+    """clean --materialize removed the earlier --materialize's images it does not keep before it placed its set: a
+    failure placing it (disk full writing the placing journal) left the earlier manifest and summary naming images
+    no longer in images/, and said nothing of them. They now go after the set is placed, named by a record the rerun
+    reads, so a failure before leaves the earlier output whole and the rerun still removes them."""
+    import errno
+
+    import imgcls.fsutil as fsutil
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4}, size=(24, 24))
+    out = tmp_path / "c"
+    base = ["clean", str(raw), "--out", str(out), "--exact-only", "--no-ood", "--workers", "1", "-q"]
+    assert runner.invoke(app, base + ["--materialize", "link"]).exit_code == 0
+    argv = base + ["--materialize", "copy", "--undersample", "random", "--max-per-class", "2"]
+    earlier = {p: h for p, h in tree_snapshot(out).items() if not p.startswith(".")}
+    write_json = fsutil.write_json
+
+    def disk_full_at_the_journal(path, obj):
+        if str(path).endswith(".placing.json"):
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return write_json(path, obj)
+    monkeypatch.setattr(fsutil, "write_json", disk_full_at_the_journal)
+    r = runner.invoke(app, argv)
+    assert r.exit_code != 0 and isinstance(r.exception, OSError), r.output
+    assert {p: h for p, h in tree_snapshot(out).items() if not p.startswith(".")} == earlier
+    monkeypatch.undo()
+    assert runner.invoke(app, argv).exit_code == 0
+    m = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    kept = m[m["keep"].astype(str) == "True"]
+    assert sorted(p.relative_to(out / "images").as_posix() for p in (out / "images").rglob("*") if p.is_file()) \
+        == sorted(f"{lab}/{Path(p).name}" for p, lab in zip(kept["path"], kept["label"])) and len(kept) == 4
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
 
 
 def test_materialize_into_an_images_folder_linked_elsewhere_finishes(tmp_path):

@@ -75,20 +75,48 @@ def _targets(df: pd.DataFrame, dest: Path) -> list[tuple[Path, Path]]:
     return targets
 
 
+# the earlier --materialize's images a clean does not keep, named in its --out before the set that no longer names
+# them is placed and removed after they are (remove_stale): a run stopped or failing in between leaves it for the
+# rerun, which reads it (earlier_materialized) whichever of the earlier and new set's files lie there
+STALE_IMAGES = ".clean_stale_images.json"
+
+
 def earlier_materialized(out: Path) -> set[str]:
     """The files (relative to `out`) an earlier `clean --materialize` wrote under out/images, by its manifest and
-    clean_summary.json (read before this run replaces them): what a run that keeps other rows, or materializes
-    nothing, removes. Empty when there was none or its record cannot be read."""
+    clean_summary.json (read before this run replaces them), and those a clean stopped before it removed them left
+    named in STALE_IMAGES: what a run that keeps other rows, or materializes nothing, removes. Empty when there was
+    none or its records cannot be read."""
     import json
     from imgcls.errors import UserError
     try:
+        stale = json.loads((out / STALE_IMAGES).read_text(encoding="utf-8"))
+        names = {str(n) for n in stale} if isinstance(stale, list) else set()
+    except (OSError, ValueError):
+        names = set()
+    try:
         summary = json.loads((out / CLEAN_SUMMARY).read_text(encoding="utf-8"))
         if not (summary.get("config") or {}).get("materialize"):
-            return set()
+            return names
         old = mf.read_manifest_file(out / mf.MANIFEST_NAME)
-        return materialized_names(out, [t for _, t in _targets(old, out / "images")])
+        return names | materialized_names(out, [t for _, t in _targets(old, out / "images")])
     except (OSError, ValueError, AttributeError, UserError):
-        return set()
+        return names
+
+
+def name_stale(out: Path, stale: set[str]) -> None:
+    """STALE_IMAGES written: the earlier images `stale` this run removes once its set is placed (remove_stale)."""
+    from imgcls.fsutil import write_json
+    if stale:
+        write_json(out / STALE_IMAGES, sorted(stale))
+
+
+def remove_stale(out: Path, stale: set[str]) -> int:
+    """The earlier images `stale` removed from out/images (fsutil.remove_earlier), then their record; returns how
+    many were there."""
+    from imgcls.fsutil import remove_earlier
+    gone = remove_earlier(out, stale)
+    (out / STALE_IMAGES).unlink(missing_ok=True)
+    return gone
 
 
 def materialized_names(out: Path, files) -> set[str]:

@@ -14,11 +14,11 @@ from imgcls.clean.config import CleanConfig, DEFAULT_OUT, OOD_MAX_CLASS_SHARE
 from imgcls.clean.duplicates import (asks_for_embeddings, conflict_table, families, group_levels, group_outcomes,
                                      linked_kept, mark_duplicates, threshold_sweep)
 from imgcls.clean.materialize import (WRITTEN_AS, earlier_materialized, kept_files, materialize_kept,
-                                     materialized_names, possible_targets)
+                                     materialized_names, name_stale, possible_targets, remove_stale)
 from imgcls.clean.sampling import undersample
 from imgcls.console import all_placed, info, interruption_leaves, pass_label, plural
 from imgcls.errors import MissingWeightsError, UserError
-from imgcls.fsutil import check_output_location, check_writable, remove_earlier, write_json
+from imgcls.fsutil import check_output_location, check_writable, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
 from imgcls.options import PATH, SRC_PATH, check_arguments, python_too
@@ -354,21 +354,22 @@ def _run_clean(dist, src, out: Path, cfg: CleanConfig, opts, workers: int, mater
     # refused as not clean's. temps: what a kill -9 of an earlier run left under --out (materialized copies
     # included), swept while this run holds the folder: a second clean into it swept this one's staging folder
     # images/ (--materialize) follows the manifest, in this run's turn at --out (a second clean there waits): the
-    # earlier --materialize's images this run does not keep go before the earlier manifest, which names them for a
-    # rerun, is replaced; the kept ones are written after the new one, which names them, is placed. A stop in
-    # either leaves what the same command again completes
+    # earlier --materialize's images this run does not keep are named (STALE_IMAGES) before the set is placed and
+    # removed after, so a failure placing it leaves the earlier output whole; the kept ones are written after the
+    # new manifest, which names them, is placed. A stop in either leaves what the same command again completes
     with output_set(out, "clean", earlier=CLEAN_FILES, temps=True) as files:
         write_json(files.stage / CLEAN_SUMMARY, summary)
         write_clean_report(files.stage / REPORT_HTML, df, summary)
         mf.write(df, files.beside(mf.MANIFEST_NAME))       # its image roots relative to where it will lie
         kept = materialized_names(out, kept_files(df, out / "images")) if materialize else set()
-        with interruption_leaves(f"the earlier output in {out} is left, less some of the images its --materialize "
-                                 f"wrote that this run does not keep; {RERUN_COMPLETES_IT}"):
-            gone = remove_earlier(out, earlier_materialized(out) - kept)
+        stale = earlier_materialized(out) - kept
+        name_stale(out, stale)      # for a rerun, before the set that no longer names them is placed
+        gone = []
+        files.then(lambda: gone.append(remove_stale(out, stale)),
+                   "images/ still holds earlier --materialize images this run does not keep" if stale else "")
         if materialize:
-            files.then(lambda: _fill_images(df, out, materialize),
-                       "images/ is not filled yet (it holds the earlier --materialize's images this run keeps, no "
-                       "others)")
+            files.then(lambda: _fill_images(df, out, materialize), "images/ does not hold all the kept images yet")
+    gone = gone[0]
     with interruption_leaves(all_placed(out)):      # the set is in place: a stop from here on leaves it whole
         if gone:
             info(f"removed {plural(gone, 'image')} an earlier --materialize wrote in {out / 'images'} "
