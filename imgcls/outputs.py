@@ -516,8 +516,10 @@ def refuse_users_files(out: str | os.PathLike, step: str, files: Iterable[str | 
 def replacing_line(out: str | os.PathLike, what: str, keep: str = "--out FOLDER") -> str:
     """The line a step says as it replaces its own earlier output (`what`: 'an earlier prediction', 'an earlier eda
     output'): a step's default --out is the same every run (predict's is named by the run alone), so a rerun
-    replaces the last one's files without the user naming them."""
-    return f"{out} holds {what}; it is replaced ({keep} keeps both)"
+    replaces the last one's files without the user naming them. Said before the work (predict: before the model
+    runs), it says when: a run failing or stopped before its set is placed (output_set) leaves the earlier one whole;
+    'it is replaced' had been said by then."""
+    return f"{out} holds {what}; this run replaces it once its files are all written ({keep} keeps both)"
 
 
 def refuse_other_output(out: str | os.PathLike, step: str, flag: str = "--out", own: tuple[str, ...] = (),

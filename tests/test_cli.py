@@ -762,7 +762,8 @@ def test_a_rerun_over_its_own_earlier_output_says_it_replaces_it(tmp_path, step)
         said.append(" ".join(r.output.split()))
     what = {"eda": "an earlier eda output", "clean": "an earlier clean output",
             "split": "an earlier split (its reports beside it too)"}[step]
-    line = f"{out} holds {what}; it is replaced (--out {'FILE' if step == 'split' else 'FOLDER'} keeps both)"
+    line = (f"{out} holds {what}; this run replaces it once its files are all written "
+            f"(--out {'FILE' if step == 'split' else 'FOLDER'} keeps both)")
     assert line not in said[0] and line in said[1], said
 
 

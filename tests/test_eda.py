@@ -972,7 +972,8 @@ def test_eda_rerun_after_one_stopped_among_its_renames_says_it_replaces_them(tmp
     said = []
     monkeypatch.setattr(eda, "info", lambda msg, *a, **k: said.append(msg))
     eda.run_eda(root, out, samples_per_class=1)
-    assert f"{out} holds an earlier eda output; it is replaced (--out FOLDER keeps both)" in said, said
+    assert f"{out} holds an earlier eda output; this run replaces it once its files are all written (--out " \
+           f"FOLDER keeps both)" in said, said
     said.clear()
     eda.run_eda(root, tmp_path / "new", samples_per_class=1)         # a new folder: nothing replaced, not said
     assert not any("holds an earlier" in m for m in said), said

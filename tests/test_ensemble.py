@@ -272,7 +272,8 @@ def test_default_folder_is_named_by_method_and_members(tmp_path, monkeypatch):
         assert load_spec(tmp_path / "outputs" / "ensembles" / f"{method}-effnet+resnet").method == method
     assert "replaced" not in res.output
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "hard"])
-    assert res.exit_code == 0 and "holds an earlier ensemble; it is replaced" in " ".join(res.output.split())
+    assert res.exit_code == 0 and "holds an earlier ensemble; this run replaces it once its files are all " \
+        "written" in " ".join(res.output.split())
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--name", "../x"])
     assert res.exit_code == 2 and "not a plain folder name" in res.output
 
@@ -705,12 +706,14 @@ def test_a_rebuild_into_a_typed_out_names_what_keeps_both(tmp_path, monkeypatch)
         res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(blend)])
         assert res.exit_code == 0, res.output
     said = " ".join(res.output.split())
-    assert f"{blend} holds an earlier ensemble; it is replaced (another --out FOLDER keeps both)" in said, said
+    assert f"{blend} holds an earlier ensemble; this run replaces it once its files are all written (another " \
+           f"--out FOLDER keeps both)" in said, said
     assert "--name NAME keeps both" not in said
     for _ in range(2):
         res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--name", "mix"])
         assert res.exit_code == 0, res.output
-    assert "holds an earlier ensemble; it is replaced (--name NAME keeps both)" in " ".join(res.output.split())
+    assert "holds an earlier ensemble; this run replaces it once its files are all written (--name NAME keeps " \
+           "both)" in " ".join(res.output.split())
 
 
 def test_an_ensemble_of_one_run_is_refused(tmp_path):
@@ -955,7 +958,8 @@ def test_an_ensemble_stopped_among_its_renames_leaves_no_spec_beside_another_bui
         left = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
         r = runner.invoke(app, argv[:-1])
         assert r.exit_code == 0, r.output       # the rerun takes what the stopped one left as its own, saying so
-        assert f"{out} holds an earlier ensemble; it is replaced" in " ".join(r.output.split()), r.output
+        assert f"{out} holds an earlier ensemble; this run replaces it once its files are all written" \
+            in " ".join(r.output.split()), r.output
         new = {p.name: p.read_bytes() for p in out.iterdir()}
         if "spec.yaml" in left:
             assert left == (old if left["spec.yaml"] == old["spec.yaml"] else new), (renames, sorted(left))

@@ -150,7 +150,8 @@ def test_an_export_over_an_earlier_one_removes_the_onnx_files_it_no_longer_write
     (out / "notes.onnx").write_text("mine")
     res = runner.invoke(app, ["export", str(run / "last.pt"), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert f"{out} holds an earlier export; it is replaced" in " ".join(res.output.split()), res.output
+    assert f"{out} holds an earlier export; this run replaces it once its files are all written" \
+        in " ".join(res.output.split()), res.output
     named = [Path(r["onnx"]).name for r in json.loads((out / "export.json").read_text())["files"]]
     assert named == ["last.onnx"] and (out / "last.onnx").is_file()
     assert not (out / "best.onnx").exists() and (out / "notes.onnx").read_text() == "mine"

@@ -861,7 +861,8 @@ def test_a_prediction_replacing_an_eval_one_leaves_none_of_its_confusion_pngs(tm
     assert (out / "confusion_matrix.png").is_file() and (out / "confusion_matrix_normalized.png").is_file()
     res = invoke("predict", run, "--data", data / "a", "--out", out, "--workers", 0)
     assert res.exit_code == 0, res.output
-    assert "holds an earlier prediction; it is replaced" in " ".join(res.output.split())
+    assert "holds an earlier prediction; this run replaces it once its files are all written" \
+        in " ".join(res.output.split())
     assert sorted(p.name for p in out.glob("*.png")) == []
     assert len(pd.read_csv(out / "submission.csv")) == 3
     res = invoke("predict", run, "--data", data, "--out", out, "--eval", "--workers", 0, "-q")
@@ -1616,7 +1617,8 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
     # the same folder again: predict says that it replaces the earlier prediction (ensemble does likewise)
     res = invoke("predict", run, "--data", splits, "--eval", "--eval-split", "test", "--out", tmp_path / "ok_test",
                  "--workers", 0)
-    assert res.exit_code == 0 and f"{tmp_path / 'ok_test'} holds an earlier prediction; it is replaced (--out " \
+    assert res.exit_code == 0 and f"{tmp_path / 'ok_test'} holds an earlier prediction; this run replaces it once " \
+        f"its files are all written (--out " \
         f"FOLDER keeps both)" in " ".join(res.output.split()), res.output
     # the command the refusal on the folder names, typed: the honest test score
     res = invoke("predict", run, "--data", splits, "--eval", "--eval-split", "test", "--out", tmp_path / "own",
@@ -1656,6 +1658,28 @@ def test_kfold_run_eval_on_its_own_split_is_refused_not_leaked(tmp_path, monkeyp
     assert "--name kf_heldout2, then imgcls predict " + str(held) + "2 --data" in said, said
 
 
+def test_predict_failing_after_its_replacing_line_said_only_that_it_would_replace_the_earlier_one(tmp_path,
+                                                                                                   monkeypatch):
+    """predict says it replaces an earlier prediction before the model runs: a failure after (here writing its
+    report) left the earlier prediction whole, as output_set keeps it, but the line had said 'it is replaced'. It
+    says the run replaces it once its files are written, which stays true."""
+    from conftest import tree_snapshot
+    import imgcls.inference_report
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = make_image_folder(tmp_path / "test", {"": 4}, size=(32, 32))
+    out = tmp_path / "pred"
+    assert invoke("predict", run, "--data", test, "--out", out, "--workers", 0).exit_code == 0
+    before = tree_snapshot(out)
+
+    def failing(*a, **k):
+        raise UserError("the report could not be written")
+    monkeypatch.setattr(imgcls.inference_report, "write_predict_report", failing)
+    said = " ".join(invoke("predict", run, "--data", test, "--out", out, "--workers", 0).output.split())
+    assert f"{out} holds an earlier prediction; this run replaces it once its files are all written (--out FOLDER " \
+           f"keeps both)" in said and "error: the report could not be written" in said, said
+    assert tree_snapshot(out) == before
+
+
 def test_predict_again_into_the_same_folder_leaves_no_probabilities_of_the_earlier_one(tmp_path):
     """predict into a folder holding an earlier prediction says it replaces it, before the model runs (only then: the
     line is told by refuse_users_files' own earlier files, as clean's); the earlier probs.csv stayed beside the new
@@ -1667,7 +1691,8 @@ def test_predict_again_into_the_same_folder_leaves_no_probabilities_of_the_earli
     assert res.exit_code == 0 and "holds an earlier prediction" not in " ".join(res.output.split()), res.output
     res = invoke("predict", run, "--data", test, "--out", out, "--workers", 0, "--tta", "flip")
     said = " ".join(res.output.split())
-    assert res.exit_code == 0 and "holds an earlier prediction; it is replaced" in said, res.output
+    assert res.exit_code == 0 and "holds an earlier prediction; this run replaces it once its files are all " \
+        "written" in said, res.output
     # said before the model runs, with the up-front checks, as the other steps say theirs (it came after the model)
     assert said.index("holds an earlier prediction") < said.index("predicting with"), said
     assert (out / "probs.parquet").is_file() and not (out / "probs.csv").exists()
