@@ -1430,6 +1430,28 @@ def test_a_gap_whole_rows_cannot_avoid_is_not_warned(tmp_path):
     assert least_gap(30, [1 / 3] * 3) == 0 and least_gap(8, [0.2, 0.8]) == pytest.approx(0.05)
 
 
+def test_the_largest_gap_line_counts_classes_too_small_to_balance(tmp_path):
+    """`split --drop-ages 57-59` of a small mask-competition set: 3 classes of 2 people drew no val rows (a warning
+    names them) and a class of 2 people has half its rows in val, yet the line said 'largest gap between a class's
+    share and its target is 5.0%', the gap of the classes with at least 2 groups per part only. It now says the
+    table's largest gap, the class's and its groups, with the counted classes' own beside it."""
+    src = make_profiles(tmp_path / "raw", n_profiles=24, size=(12, 12), seed=2)
+    out = tmp_path / "splits.csv"
+    r = runner.invoke(app, ["split", str(src), "--drop-ages", "57-59", "--no-near-dup", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "3 class(es) drew no val rows" in text, text
+    table = pd.read_csv(out, keep_default_na=False)
+    used = table[table["split"] != ""]
+    gap = (pd.crosstab(used["label"], used["split"], normalize="index")["val"] - 0.2).abs().max()
+    said = re.search(r"largest gap between a class's share and its target is ([\d.]+)%", text)
+    assert said and float(said.group(1)) == pytest.approx(100 * gap, abs=0.05), text
+    assert "(2 group(s), fewer than the 4 a class needs to be balanced); 5.0% among the 9 class(es) with enough " \
+           "groups (tolerance 5%)" in text, text
+    summary = json.loads(out.with_name("splits_summary.json").read_text())
+    assert summary["balance"]["max_deviation_all"] == pytest.approx(gap, abs=1e-4)
+    assert summary["balance"]["max_deviation"] == pytest.approx(0.05)      # the counted classes' own, kept
+
 def test_a_split_left_one_unit_names_the_links_not_a_larger_val(tmp_path):
     """`imgcls split data/processed` of mask-competition faces whose near-duplicate links joined the people into
     two units, one kept whole in train, said `only 1 independent group(s) to split ...; use fewer --folds or larger

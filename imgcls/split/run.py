@@ -270,10 +270,21 @@ def _finish(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, leaks:
     print_tables(distribution(df, columns), columns[:1] + [c for c in columns[1:] if c in PROFILE_ATTRIBUTES],
                  meanings=value_meanings(df, cfg))
     bal = summary["balance"]
-    if bal.get("max_deviation") is not None:
-        msg = (f"stratification: largest gap between a class's share and its target is "
-               f"{bal['max_deviation']:.1%} (tolerance {cfg.tolerance:.0%})")
-        if bal["within_tolerance"] and bal["max_deviation"] > cfg.tolerance:
+    far = bal.get("furthest_all")
+    # the largest gap may be a class with too few groups to balance (each said by name above, e.g. no val rows):
+    # said as the largest, the counted classes' own beside it, never a smaller gap than the table has
+    beyond = far is not None and not far["balanceable"] and far["deviation"] > (bal["max_deviation"] or 0)
+    if bal.get("max_deviation") is not None or beyond:
+        msg = "stratification: largest gap between a class's share and its target is "
+        if beyond:
+            msg += (f"{far['deviation']:.1%}, class {far['class']} in {far['part']} ({far['groups']} group(s), fewer "
+                    f"than the {bal['balanceable_groups']} a class needs to be balanced); "
+                    + (f"{bal['max_deviation']:.1%} among the {bal['n_balanceable_classes']} class(es) with enough "
+                       f"groups" if bal["max_deviation"] is not None else "no class has enough groups to balance")
+                    + f" (tolerance {cfg.tolerance:.0%})")
+        else:
+            msg += f"{bal['max_deviation']:.1%} (tolerance {cfg.tolerance:.0%})"
+        if bal["within_tolerance"] and (bal["max_deviation"] or 0) > cfg.tolerance:
             msg += f", the least that whole rows of {bal['least_possible_class']} allow"
         if not bal["within_tolerance"]:     # which class, and where its rows went (a part drawn before train)
             w = bal["furthest"]
