@@ -2768,3 +2768,26 @@ def test_a_hand_made_split_with_a_person_on_both_sides_is_warned(tmp_path, capsy
     said = " ".join(capsys.readouterr().err.split())
     assert "1 leak(s) between the split's sides (group 000002: 000002_male_Asian_" in said
     assert f"imgcls split --check {tmp_path / 'leaky.csv'} --fix --out" in said
+
+
+def test_a_hand_made_fold_table_with_a_person_in_two_folds_is_warned(tmp_path, capsys):
+    """A k-fold table written by hand with only a `fold` column (no `split`: train reads every row with a fold as
+    training data) skipped the leak check: a person with images in folds 0 and 1 trained in fold 0's model while
+    validating it, unsaid. train names the leak and the repair as for a split column."""
+    from imgcls import manifest as mf
+    src = make_profiles(tmp_path / "profiles", n_profiles=6)
+    df = mf.load(src).drop(columns=["split"], errors="ignore")
+    df["fold"] = df["group"].astype(int) % 2
+    df.loc[df.index[df["group"] == "000002"][0], "fold"] = 1
+    mf.write(df, tmp_path / "folds.csv")
+    assert "split" not in pd.read_csv(tmp_path / "folds.csv").columns
+    run_train(cfg_for(tmp_path / "folds.csv", tmp_path, name="leaky", epochs=1, folds="0"))
+    said = " ".join(capsys.readouterr().err.split())
+    assert "1 leak(s) between the split's sides (group 000002: 000002_male_Asian_" in said, said
+    assert "in fold 0" in said and "in fold 1" in said, said
+    # the repair it names works on the fold-only table
+    from imgcls.split import SplitConfig, check_leaks, run_check
+    assert f"imgcls split --check {tmp_path / 'folds.csv'} --fix --out FIXED.csv" in said, said
+    fixed = run_check(tmp_path / "folds.csv", tmp_path / "fixed.csv", SplitConfig(near_dup=False), fix=True)
+    assert check_leaks(fixed).empty, fixed[["split", "fold"]].value_counts()
+    assert set(fixed["split"]) <= {"train", "val"} and fixed["fold"].notna().all()     # split's: fold 0 is val

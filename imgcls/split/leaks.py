@@ -15,8 +15,14 @@ from imgcls.split.units import COPY_LINK, NEAR_LINK, joined_units, linked_units,
 
 def sides(df: pd.DataFrame) -> pd.Series:
     """Which side of the split each row is on: 'train' / 'val' / 'test', or with folds (has_folds) 'test' /
-    'fold k' / 'train (every fold)'; '' for rows left out. Rows on different sides must share nothing."""
-    split = df["split"].fillna("").astype(str)
+    'fold k' / 'train (every fold)'; '' for rows left out. Rows on different sides must share nothing. A table with
+    a `fold` column and no `split` (a hand-made k-fold table) is all training data, as train reads it
+    (train.data.assign_split): each row with a fold is on that fold's side, a row without one on none."""
+    if "split" in df.columns:
+        split = df["split"].fillna("").astype(str)
+    else:
+        f = fold_numbers(df)
+        split = pd.Series(np.where(np.isnan(f), "", "train") if f is not None else "", index=df.index, dtype=object)
     if has_folds(df):
         fold = pd.Series(np.nan_to_num(fold_numbers(df), nan=-1).astype(int), index=df.index)
         side = np.where(fold >= 0, "fold " + fold.astype(str), "train (every fold)")

@@ -353,7 +353,10 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         check_output_location(Path(out) if out is not None else file, *mf.roots(df), images=mf.image_paths(df),
                               owns=False)
     if "split" not in df.columns:
-        raise UserError(f"{file} has no `split` column; make one with {NEW_SPLIT}")
+        if not has_folds(df):
+            raise UserError(f"{file} has no `split` column; make one with {NEW_SPLIT}")
+        # a hand-made k-fold table (a fold column alone): its rows with a fold train, as train reads it (sides)
+        df = df.assign(split=np.where(sides(df) != "", "train", ""))
     check_split_values(df, file)
     group_col = _resolve_group_col(df, cfg, "manifest")      # a column the file lacks: refused, not replaced
     df = _nfc_keys(df, cfg, group_col)
