@@ -2770,6 +2770,27 @@ def test_a_hand_made_split_with_a_person_on_both_sides_is_warned(tmp_path, capsy
     assert f"imgcls split --check {tmp_path / 'leaky.csv'} --fix --out" in said
 
 
+def test_a_class_of_one_image_is_warned_by_name_and_trains_in_a_random_draw(tmp_path, capsys):
+    """A class of one image trained without a word: the random --val-split draw put it in val (never trained on,
+    F1 0), and its single member turned the draw's stratification off for every class. train now keeps it in
+    training (as split keeps a single-group class) and warns naming the class, where it is and the fix; a split
+    table's single image in val is named as never trained on."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 10, "solo": 1}, size=(32, 32))
+    run_train(cfg_for(src, tmp_path, name="draw", epochs=1))
+    said = " ".join(capsys.readouterr().err.split())
+    assert "1 class(es) with a single image (solo, in train): one image cannot both train and validate" in said, said
+    assert "add images of it, or leave it out" in said, said
+    val = pd.read_csv(tmp_path / "runs" / "draw" / "val_predictions.csv", keep_default_na=False)
+    assert "solo" not in set(val["label"]) and len(val) == 6, val      # 30% of a and b, stratified
+    df = mf.load(src)
+    df["split"] = np.where(df["path"].str.endswith(("000.png", "001.png", "002.png")), "val", "train")
+    mf.write(df, tmp_path / "splits.csv")
+    run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name="table", epochs=1))
+    said = " ".join(capsys.readouterr().err.split())
+    assert "1 class(es) with a single image (solo, in val)" in said and "in val: never trained on" in said, said
+
+
 def test_a_hand_made_fold_table_with_a_person_in_two_folds_is_warned(tmp_path, capsys):
     """A k-fold table written by hand with only a `fold` column (no `split`: train reads every row with a fold as
     training data) skipped the leak check: a person with images in folds 0 and 1 trained in fold 0's model while

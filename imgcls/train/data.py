@@ -443,6 +443,27 @@ def usable_rows(df: pd.DataFrame, target: str = "label") -> tuple[pd.DataFrame, 
     return df[ok].reset_index(drop=True), {k: v for k, v in counts.items() if v}
 
 
+def single_image_classes(df: pd.DataFrame, by: str, folds: bool) -> dict[str, str]:
+    """The classes of `by` with one original image (oversampled copies not counted) among train's usable rows, each
+    with the side its image is on as train reads the table: 'train' (a random --val-split draw keeps it there,
+    _assign_split), 'val', or with `folds` (--folds) split.leaks.sides' 'fold k' / 'train (every fold)'. One image
+    cannot both train and validate: the class scores F1 0 in the validation macro-F1 (of the fold that holds it)."""
+    from imgcls.split.leaks import sides
+    orig = df[~mf.augmented(df)]
+    y = orig[by].astype(str)
+    counts = y.value_counts()
+    one = y[y.map(counts) == 1]
+    if one.empty:
+        return {}
+    if folds:
+        side = sides(orig)
+    elif has_val_split(orig):
+        side = orig["split"].fillna("").astype(str).str.lower()
+    else:       # _assign_split's draw keeps them in train, but for a set of single images, drawn as it is
+        side = pd.Series("train" if (y.map(counts) > 1).sum() > 1 else "train or val, drawn", index=orig.index)
+    return {c: str(side[i]) for i, c in sorted(one.items(), key=lambda kv: kv[1])}
+
+
 def has_val_split(df: pd.DataFrame) -> bool:
     """Whether a `split` column names validation rows (else assign_split draws a random --val-split)."""
     return "split" in df.columns and bool((df["split"].fillna("").astype(str).str.lower() == "val").any())
@@ -567,7 +588,13 @@ def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: in
     else:
         reps = idx[np.sort(first)]
         labels = df[by].astype(str).to_numpy()[reps]
+        # a class of one image trains (never validated: said by single_image_classes' warning), as split keeps a
+        # single-group class in train; drawn, it went to val unlearned, and its one member turned the
+        # stratification off for every class
         counts = pd.Series(labels).value_counts()
+        drawn = pd.Series(labels).map(counts).to_numpy() > 1
+        if drawn.sum() > 1:         # (a set of single images, 3 classes of one each, is drawn as it is)
+            reps, labels, counts = reps[drawn], labels[drawn], counts[counts > 1]
         strat = labels if counts.min() >= 2 and len(reps) * val_split >= len(counts) else None
         tr, va = train_test_split(reps, test_size=val_split, random_state=seed, stratify=strat)
         rep_unit = dict(zip(reps, unit_of[np.sort(first)]))

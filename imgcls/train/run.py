@@ -502,6 +502,14 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     if dist.main and (cfg.folds or tdata.has_val_split(df)) and (note := _leak_note(df, src_named)):
         from imgcls.console import warn
         warn(note)
+    if dist.main and (single := tdata.single_image_classes(df, cfg.target, bool(cfg.folds))):
+        from imgcls.console import warn
+        from imgcls.options import shown
+        where = shown([f"{c}, in {s}" for c, s in single.items()], 8, sep="; ")
+        warn(f"{len(single)} class(es) with a single image ({where}): "
+             f"one image cannot both train and validate, so the class scores F1 0 in the validation macro-F1 (in "
+             f"train: never validated; in val: never trained on); add images of it, or leave it out (its folder, or "
+             f"keep=false on its manifest row)")
     if dist.main and cfg.val_split != TrainConfig.val_split and (cfg.folds or tdata.has_val_split(df)):
         from imgcls.console import warn
         warn(f"--val-split {cfg.val_split:g} is not used: the data's "
