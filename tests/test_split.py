@@ -1495,6 +1495,26 @@ def test_too_few_units_for_the_folds_are_refused_before_the_near_duplicate_searc
     assert r.exit_code == 0 and searched == [1], r.output
 
 
+def test_too_few_units_or_a_small_largest_class_are_refused_before_the_image_scan(tmp_path, monkeypatch):
+    """`split --folds 50` of 20 images, and `--folds 20` of three classes of 10 (the largest class smaller than the
+    parts), were refused only after every image was scanned (minutes on a large set; the largest-class line after
+    the near-duplicate search's embedding pass too). Neither needs the scan: it only adds links, which join units.
+    Both lines now come before it; a split that fits still scans."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 10, "b": 10, "c": 10}, size=(12, 12))
+    scanned = []
+    real = mf.scan_images
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: scanned.append(1) or real(*a, **k))
+    for flags, said in ((["--folds", "50"], "only 30 independent unit(s) of linked rows to split"),
+                        (["--folds", "20"], "the split needs 20 parts per class (1/20 resolution of --val / --test, "
+                                            "or --folds 20) but the largest class has 10 image(s)")):
+        r = runner.invoke(app, ["split", str(raw), "--out", str(tmp_path / "s.csv"), *flags])
+        line = " ".join(r.output.split())
+        assert r.exit_code == 2 and line.count("error:") == 1 and "Traceback" not in r.output, r.output
+        assert said in line and scanned == [] and not (tmp_path / "s.csv").exists(), line
+    r = runner.invoke(app, ["split", str(raw), "--out", str(tmp_path / "s.csv"), "-q", "--folds", "5", "--no-near-dup"])
+    assert r.exit_code == 0 and scanned == [1], r.output
+
+
 def test_splitting_a_split_table_again_says_so_not_folders(tmp_path):
     """predict's leak refusal prints `imgcls split data/splits.csv --test 0.2 --out heldout.csv`; that split said
     'the source already has a `split` column (e.g. train/ val/ test/ folders)... keep the folders' split' of a table

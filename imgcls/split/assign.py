@@ -54,11 +54,7 @@ def _sgkf(units: np.ndarray, strata: np.ndarray, n_splits: int, seed: int) -> np
     from imgcls.console import plural, progress_bar
     n_units = len(np.unique(units))
     _check_units(n_units, n_splits)
-    counts = pd.Series(strata).value_counts()
-    if len(counts) and (counts < n_splits).all():   # scikit-learn's ValueError, said in our words
-        raise UserError(f"the split needs {n_splits} parts per class (1/{n_splits} resolution of --val / --test, "
-                        f"or --folds {n_splits}) but the largest class has {int(counts.max())} image(s); use a "
-                        f"coarser fraction (e.g. --val 0.5) or fewer folds, or add images")
+    _check_largest_class(strata, n_splits)
     fold = np.full(len(units), -1)
     what = (f"drawing {n_splits} parts of {plural(n_units, 'unit')} (StratifiedGroupKFold)"
             if n_units >= SGKF_BAR_UNITS else None)
@@ -108,6 +104,23 @@ def _holdout_folds(fold: np.ndarray, strata: np.ndarray, units: np.ndarray, n: i
     te, va = choices[int(np.lexsort((np.arange(len(choices)), squares, worst))[0])]
     order = [*te, *va, *(k for k in folds if k not in te and k not in va)]
     return np.argsort(order)[fold]
+
+
+def _check_largest_class(strata: np.ndarray, n_splits: int) -> None:
+    """scikit-learn's ValueError of a draw whose every stratum has fewer rows than its parts, said in our words."""
+    counts = pd.Series(strata).value_counts()
+    if len(counts) and (counts < n_splits).all():
+        raise UserError(f"the split needs {n_splits} parts per class (1/{n_splits} resolution of --val / --test, "
+                        f"or --folds {n_splits}) but the largest class has {int(counts.max())} image(s); use a "
+                        f"coarser fraction (e.g. --val 0.5) or fewer folds, or add images")
+
+
+def strata_of(df: pd.DataFrame, cfg: SplitConfig) -> np.ndarray:
+    """The stratum of each row: its --stratify columns' values joined ('a|b|...'), '' for all without."""
+    if not cfg.stratify:
+        return np.zeros(len(df), dtype=object).astype(str)
+    # joined by column (a row-wise join took 5.6 s at 100,000 rows)
+    return functools.reduce(lambda a, b: a + "|" + b, [df[c].fillna("").astype(str) for c in cfg.stratify]).to_numpy()
 
 
 def _check_units(n_units: int, n_splits: int) -> None:
@@ -184,16 +197,19 @@ def follow_sources(drawn: np.ndarray, side: np.ndarray, apart: np.ndarray, i: np
     return followed
 
 
-def check_enough_units(units: np.ndarray, labels: np.ndarray, cfg: SplitConfig) -> None:
-    """_sgkf's refusal of too few units, before the near-duplicate search (an embedding pass) rather than after it
-    (36 images, --folds 50): near-duplicate links only join units and the units kept in train only leave the draw,
-    so too few free units here are too few after the search. A draw with no free unit is check_placed's."""
+def check_enough_units(units: np.ndarray, labels: np.ndarray, strata: np.ndarray, cfg: SplitConfig) -> None:
+    """_sgkf's refusals of too few units and of a largest class (stratum) smaller than the parts, before the
+    near-duplicate search (an embedding pass) rather than after it (36 images, --folds 50), and by run_split before
+    the image scan too (on the group column's units): links only join units, joined units are more often kept in
+    train, and the units kept in train only leave the draw, so too few free units or rows here are too few after
+    the scan and the search. A draw with no free unit is check_placed's."""
     holdout_val = 0.0 if cfg.folds else cfg.val
     n_splits = max(fraction_plan(cfg.test, holdout_val)[0] if cfg.test > 0 or holdout_val > 0 else 0, cfg.folds or 0)
     pinned, _, _ = kept_in_train(units, labels)
     n_free = len(set(units) - pinned)
     if n_free:
         _check_units(n_free, n_splits)
+        _check_largest_class(strata[~pd.Series(units).isin(pinned).to_numpy()], n_splits)
 
 
 def _rare_units(units: np.ndarray, labels: np.ndarray, min_units: int) -> tuple[set, dict]:
@@ -248,10 +264,7 @@ def assign(df: pd.DataFrame, units: np.ndarray, cfg: SplitConfig) -> tuple[np.nd
     """(split, fold or None, warnings) for the rows drawn (the included originals of df, in canonical order; the
     copies follow them: follow_sources)."""
     n = len(df)
-    strata = np.zeros(n, dtype=object).astype(str)
-    if cfg.stratify:        # "a|b|..." per row, joined by column (a row-wise join took 5.6 s at 100,000 rows)
-        cols = [df[c].fillna("").astype(str) for c in cfg.stratify]
-        strata = functools.reduce(lambda a, b: a + "|" + b, cols).to_numpy()
+    strata = strata_of(df, cfg)
     labels = df["label"].astype(str).to_numpy() if "label" in df.columns else np.full(n, "")
     notes: list[str] = []
     split = np.full(n, "train", dtype=object)

@@ -21,7 +21,7 @@ from imgcls.outputs import (output_set, own_earlier_files, placing_journal, read
 from imgcls.parallel import ParallelOptions, check_workers
 from imgcls.pipeline import PIPELINE, default_input
 from imgcls.split.assign import (COPY_ACROSS, assign, check_enough_units, check_placed, drawn_rows,
-                                 follow_sources)
+                                 follow_sources, strata_of)
 from imgcls.split.config import (NEW_SPLIT, LeakageError, PROFILE_ATTRIBUTES, SPLITS, SplitConfig,
                                  check_split_values, fold_ids, has_folds)
 from imgcls.split.labels import class_column, derive_profile_labels, exclusion_reasons, is_profile_table
@@ -117,7 +117,7 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     li, lj, kind = typed_link_pairs(inc, group_col)
     apart = units_apart(inc, drawn, li, lj)
     # before the near-duplicate search's embedding pass (label: the class column's, set above)
-    check_enough_units(apart[drawn], inc["label"].astype(str).to_numpy()[drawn], cfg)
+    check_enough_units(apart[drawn], inc["label"].astype(str).to_numpy()[drawn], strata_of(inc[drawn], cfg), cfg)
     if cfg.near_dup:
         from imgcls.embed import cache_folder
         with cache_reuse("split", cache_folder(cfg.cache_dir)):     # a warm run: one line of what the caches served
@@ -200,7 +200,26 @@ def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int
     check_output_location(out, *mf.input_folders(df), images=mf.image_paths(df), owns=False)
     group_col = _resolve_group_col(df, cfg, layout)
     _check_stratify(df, cfg)
+    _check_parts_before_scan(df, cfg, group_col)
     return mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels), group_col
+
+
+def _check_parts_before_scan(df: pd.DataFrame, cfg: SplitConfig, group_col: str) -> None:
+    """make_split's check_enough_units (too few units for the parts, a largest class smaller than them) on the table
+    as read, before the image scan (minutes on a large set) rather than after it: the rows the split keeps, the
+    unreadable ones (the scan's to find) and oversampled copies counted, each group one unit and each other row its
+    own (the scan's content links only join them), so too few here are too few after the scan."""
+    df = _nfc_keys(df, cfg, group_col)
+    if is_profile_table(df):        # the classes split draws: the labels of its --age-bands
+        df, _ = derive_profile_labels(df, cfg.age_bands, cfg.relabel_age)
+    cls = class_column(df, cfg.stratify)
+    df = df.assign(label=df[cls].fillna("").astype(str), error="")
+    inc = df[(exclusion_reasons(df, cfg) == "").to_numpy()]
+    if inc.empty:           # make_split's line
+        return
+    group = inc[group_col].fillna("").astype(str).to_numpy() if group_col in inc.columns else np.full(len(inc), "")
+    units = np.where(group != "", "group " + group, "row " + np.arange(len(inc)).astype(str))
+    check_enough_units(units, inc["label"].to_numpy(), strata_of(inc, cfg), cfg)
 
 
 def _check_other_output(out: Path) -> None:
