@@ -946,9 +946,11 @@ DIFF_CLASSES = 10       # runs diff prints the classes of the largest F1 change,
 
 def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: int = DIFF_CLASSES) -> None:
     """diff_runs' per-class table: each class's F1 in A and B and B - A, the largest change first (a class scored
-    by one run alone last), `top` of them and a line saying how many more changed less; classes named with what
-    they mean where both runs agree (profiles.class_titles, as the runs report's heat map names them)."""
-    from imgcls.console import print_table
+    by one run alone last), `top` of them and a line saying how many more changed less; a class whose change rounds
+    to zero at the table's 4 decimals is not listed but counted unchanged in that line (every class unchanged: the
+    line alone); classes named with what they mean where both runs agree (profiles.class_titles, as the runs
+    report's heat map names them)."""
+    from imgcls.console import print_heading, print_table
     from imgcls.metrics import NOT_SCORED
     from imgcls.profiles import class_titles
     if pc is None or not len(pc):
@@ -956,27 +958,34 @@ def _print_per_class(pc: pd.DataFrame | None, caveat: str | None = None, top: in
     pc = pc.assign(_change=pc["delta_f1"].abs()).sort_values("_change", ascending=False, na_position="last",
                                                              kind="stable")
     meanings = dict(zip(pc["class"].astype(str), pc["meaning"])) if "meaning" in pc.columns else {}
-    shown, rest = pc.head(top), pc.iloc[top:]
-    most = rest["_change"].max()        # NaN: no class of the rest scored by both runs
+    # a class of no change as printed (+0.0000) is said in the line under the table, with those past the top
+    still = pc["_change"].round(4) == 0
+    listed_, unchanged = pc[~still], int(still.sum())
+    shown, rest = listed_.head(top), listed_.iloc[top:]
+    title = "per-class F1 (saved validation predictions)"
+    if not len(shown):
+        print_heading(f"{title}: every class unchanged ({unchanged} classes)"
+                      + (f"; {caveat}" if caveat else ""))
+        return
     # a class with no validation row in one run has no change to state: counted apart, not said unchanged
     compared, alone = int(rest["_change"].notna().sum()), int(rest["_change"].isna().sum())
-    change = "unchanged" if compared and round(most, 4) == 0 else f"changed by at most {most:.4f}"
-    notes = [f"{len(rest)} more class(es)" + (
-        "" if not compared else f" {change}" if not alone else
-        f": {compared} {change}, {alone} not compared (no validation rows of the class in one run)")] \
-        if len(rest) else []
+    parts = [f"{n} {what}" for n, what in (
+        (compared, f"changed by at most {rest['_change'].max():.4f}"), (unchanged, "unchanged"),
+        (alone, "not compared (no validation rows of the class in one run)")) if n]
+    more = len(rest) + unchanged
+    notes = [f"{more} more class(es) {parts[0].split(' ', 1)[1]}" if len(parts) == 1 else
+             f"{more} more class(es): {', '.join(parts)}"] if more else []
     def cell(f1, support) -> str:      # a class of the run with no validation row: not scored; one it lacks: blank
         return NOT_SCORED if support == 0 else _f4(f1)
     unscored = any((shown[f"support_{ab}"] == 0).any() for ab in "ab" if f"support_{ab}" in shown)
     notes += [f"{NOT_SCORED}: no validation rows of the class in that run (its F1 0 counts in the macro-F1)"] \
         if unscored else []
-    title, caption = "per-class F1 (saved validation predictions), the largest change first", "; ".join(
-        notes + ([caveat] if caveat else []))
-    t = _diff_table(title, caption or None)
+    caption = "; ".join(notes + ([caveat] if caveat else []))
+    t = _diff_table(f"{title}, the largest change first", caption or None)
     for c in ("class", "A", "B", "B - A"):
         t.add_column(c, justify="left" if c == "class" else "right", overflow="fold")
-    for title, r in zip(class_titles(shown["class"].astype(str).tolist(), meanings), shown.itertuples(index=False)):
-        t.add_row(title, cell(r.f1_a, r.support_a), cell(r.f1_b, r.support_b),
+    for name, r in zip(class_titles(shown["class"].astype(str).tolist(), meanings), shown.itertuples(index=False)):
+        t.add_row(name, cell(r.f1_a, r.support_a), cell(r.f1_b, r.support_b),
                   "" if np.isnan(r.delta_f1) else f"{r.delta_f1:+.4f}")
     print_table(t, always=True)
 

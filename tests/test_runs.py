@@ -299,7 +299,8 @@ def test_diff_keeps_the_task_s_class_order_among_equal_changes(tmp_path):
     order (the run's classes) among classes whose F1 changed alike."""
     classes = [str(i) for i in range(12)]
     truth = [c for c in classes for _ in range(2)]
-    guess = ["6" if i == 10 else t for i, t in enumerate(truth)]            # one '5' row called '6': 5 and 6 change
+    swap = {"0": "1", "1": "0", "2": "10", "10": "2", "3": "11", "11": "3"}     # each one row taken for the other:
+    guess = [swap.get(t, t) if i % 2 else t for i, t in enumerate(truth)]     # F1 1 -> 0.5 for these six alike
     a = fake_run(tmp_path / "a", "resnet10t", list(zip(truth, truth)), classes=classes)
     b = fake_run(tmp_path / "b", "resnet10t", list(zip(truth, guess)), classes=classes)
     pc = diff_runs(a, b)["per_class"]
@@ -308,7 +309,7 @@ def test_diff_keeps_the_task_s_class_order_among_equal_changes(tmp_path):
     assert r.exit_code == 0, r.output
     out = r.output[r.output.index("per-class F1"):]
     rows = re.findall(r"^\W*(\d+)\W+\d\.\d{4}", out, flags=re.M)
-    assert rows == ["5", "6", "0", "1", "2", "3", "4", "7", "8", "9"], out          # not 0, 1, 10, 11, 2, ...
+    assert rows == ["0", "1", "2", "3", "10", "11"], out          # not 0, 1, 10, 11, 2, 3
 
 
 def test_diff_heading_comes_before_its_tables_on_stdout(outputs, capsys):
@@ -919,7 +920,8 @@ def test_runs_name_a_profile_run_s_classes_by_what_they_are(tmp_path, monkeypatc
     r = CliRunner().invoke(app, ["runs", "diff", str(out / "runs" / "p1"), str(out / "runs" / "p2")],
                            terminal_width=200)
     printed = r.output[r.output.index("per-class F1"):]
-    assert len(re.findall(r"│ \d+ \(\w+, (?:male|female), [^)]+\)", printed)) == 10, printed   # titled as elsewhere
+    titled = re.findall(r"│ \d+ \(\w+, (?:male|female), [^)]+\)", printed)     # titled as elsewhere; those
+    assert len(titled) == (d["per_class"]["delta_f1"].round(4) != 0).sum() > 0, printed    # that changed
     d = diff_runs(out / "runs" / "p1", out / "runs" / "other_bands")      # '4': 30-59 there, 25-49 here
     assert dict(zip(d["per_class"]["class"], d["per_class"]["meaning"]))["4"] == ""
     runs = {r.name: r for r in find_runs(out)}
@@ -1395,7 +1397,7 @@ def test_diff_says_the_classes_past_its_top_ten_that_did_not_change_are_unchange
     r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)], terminal_width=200)
     assert r.exit_code == 0, r.output
     said = " ".join(r.output.split())
-    assert "3 more class(es) unchanged" in said and "changed by at most" not in said, r.output
+    assert "11 more class(es) unchanged" in said and "changed by at most" not in said, r.output
 
 
 def test_diff_prints_its_captions_unfolded_under_a_narrow_options_table(outputs):
@@ -1434,5 +1436,41 @@ def test_diff_does_not_call_classes_one_run_did_not_score_unchanged(tmp_path):
     r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)], terminal_width=200)
     assert r.exit_code == 0, r.output
     said = " ".join(r.output.split())
-    assert "4 more class(es): 2 unchanged, 2 not compared (no validation rows of the class in one run)" in said, \
-        r.output
+    assert re.findall(r"│ (k\d\d) ", r.output) == ["k00", "k01", "k12", "k13"], r.output   # k12, k13: '–'
+    assert "10 more class(es) unchanged" in said, r.output
+
+
+def test_diff_lists_no_class_whose_f1_change_rounds_to_zero(tmp_path, capsys):
+    """`imgcls runs diff A B` of two runs whose F1 differed in 2 of 10 classes listed all 10, eight of them with a
+    change of +0.0000, before its line of the rest. A class whose change rounds to zero at the table's 4 decimals
+    is counted among the unchanged under the table, not listed; a class one run did not score is still listed
+    ('–'); two runs of the same per-class F1 print one line, not a table of +0.0000 rows."""
+    classes = [f"k{i:02d}" for i in range(10)]
+    truth = [c for c in classes for _ in range(2)]
+    guess = [classes[1] if i == 0 else t for i, t in enumerate(truth)]          # k00's first row taken for k01
+    a = fake_run(tmp_path / "a", "resnet10t", list(zip(truth, truth)), classes=classes)
+    b = fake_run(tmp_path / "b", "resnet10t", list(zip(truth, guess)), classes=classes)
+    r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    out = r.output[r.output.index("per-class F1"):]
+    assert re.findall(r"│ (k\d\d) ", out) == ["k00", "k01"] and "+0.0000" not in out, out
+    assert "8 more class(es) unchanged" in " ".join(out.split()), out
+    # B without validation rows of k09: listed with '–', not counted as unchanged
+    c = fake_run(tmp_path / "c", "resnet10t", [(t, g) for t, g in zip(truth, guess) if t != "k09"], classes=classes)
+    r = CliRunner().invoke(app, ["runs", "diff", str(a), str(c)], terminal_width=200)
+    out = r.output[r.output.index("per-class F1"):]
+    assert re.findall(r"│ (k\d\d) ", out) == ["k00", "k01", "k09"], out
+    assert "7 more class(es) unchanged" in " ".join(out.split()), out
+    # the same predictions: no table of ten +0.0000 rows
+    same = fake_run(tmp_path / "same", "resnet10t", list(zip(truth, truth)), classes=classes)
+    r = CliRunner().invoke(app, ["runs", "diff", str(a), str(same)], terminal_width=200)
+    assert r.exit_code == 0, r.output
+    out = r.output[r.output.index("per-class F1"):]
+    assert "│ k0" not in out and "every class unchanged (10 classes)" in " ".join(out.split()), out
+    # past the top: those that changed less, the unchanged and those not compared, each counted
+    from imgcls.runs import _print_per_class
+    capsys.readouterr()
+    _print_per_class(diff_runs(a, c)["per_class"], top=1)
+    said = " ".join(capsys.readouterr().out.split())
+    assert "9 more class(es): 1 changed by at most 0.2000, 7 unchanged, 1 not compared (no validation rows of " \
+           "the class in one run)" in said, said
