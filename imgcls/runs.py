@@ -696,7 +696,6 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: Sequence[st
     that exist and did not match). `sort`: the column
     `df` is sorted by; a score (RANKED) ranks each task's runs apart (leaderboard): the title says so, and a line
     parts the tasks."""
-    from rich.table import Table
     from imgcls.console import print_heading, print_table, sh
     what = f"{listed(df['kind'])} under {root}"
     if filters:
@@ -708,19 +707,80 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: Sequence[st
     group = df["task"].map(task_groups(df["task"])).tolist()       # the tasks ranked apart (same_task's)
     ranked = sort in RANKED and len(set(group)) > 1
     apart = "; each task's runs ranked apart (other tasks' scores do not compare)" if ranked else ""
-    t = Table(title=f"{what}: val macro-F1 over every class, of the saved validation predictions{apart}",
-              title_justify="left", caption=f"{STATE_NOTE}; {ROWS_NOTE}; {TIME_NOTE}", caption_justify="left")
-    for c, just in (("name", "left"), ("kind", "left"), ("task", "left"), ("model", "left"), ("img", "right"),
-                    ("epochs", "right"),
-                    ("best ep", "right"), ("val macro-F1", "right"), ("val acc", "right"), ("scored on", "left"),
-                    ("time", "right"), ("options changed", "left")):
-        t.add_column(c, justify=just, overflow="fold")
-    for i, r in enumerate(df.itertuples(index=False)):
-        epochs = epochs_label(r.state, r.progress, r.epochs)
-        t.add_row(r.name, r.kind, r.task, r.model, _int(r.img_size), epochs, _int(r.best_epoch), _f4(r.val_macro_f1),
-                  _f4(r.val_acc), rows_label(r.scored_on, r.n_val), duration(r.seconds), r.changed,
-                  end_section=ranked and i + 1 < len(group) and group[i + 1] != group[i])     # a line between tasks
+    title = f"{what}: val macro-F1 over every class, of the saved validation predictions{apart}"
+    cells = [{"name": r.name, "kind": r.kind, "task": r.task, "model": r.model, "img": _int(r.img_size),
+              "epochs": epochs_label(r.state, r.progress, r.epochs), "best ep": _int(r.best_epoch),
+              "val macro-F1": _f4(r.val_macro_f1), "val acc": _f4(r.val_acc),
+              "scored on": rows_label(r.scored_on, r.n_val), "time": duration(r.seconds),
+              "options changed": r.changed} for r in df.itertuples(index=False)]
+    caption = f"{STATE_NOTE}; {ROWS_NOTE}; {TIME_NOTE}"
+    shown = [c for c, _ in BOARD_COLUMNS]
+    from imgcls.console import results
+    widths = _fit_widths(cells, shown, results.width) if results.is_terminal else None
+    if results.is_terminal and widths is None:
+        # a narrow terminal: columns left out until the others fit, no word of a cell folded (rich folds them as
+        # it must where none do)
+        for c in NARROW_LEFT_OUT:
+            shown.remove(c)
+            widths = _fit_widths(cells, shown, results.width)
+            if widths is not None:
+                break
+        left = [c for c, _ in BOARD_COLUMNS if c not in shown]
+        caption = (f"left out to fit the terminal's {results.width} columns: {', '.join(left)} (a wider terminal or "
+                   f"--csv - shows them); {caption}")
+    t = _board_table(title, caption, cells, group if ranked else None, shown, widths)
     print_table(t, always=True)
+
+
+BOARD_COLUMNS = (("name", "left"), ("kind", "left"), ("task", "left"), ("model", "left"), ("img", "right"),
+                 ("epochs", "right"), ("best ep", "right"), ("val macro-F1", "right"), ("val acc", "right"),
+                 ("scored on", "left"), ("time", "right"), ("options changed", "left"))
+# the leaderboard's columns a terminal too narrow for them all leaves out, in this order, until the rest fit without
+# folding a number or a word (80 columns: name, model, epochs, val macro-F1, scored on); --csv has every column
+NARROW_LEFT_OUT = ("best ep", "time", "img", "kind", "val acc", "options changed", "task")
+# a column of long words a narrow terminal's table folds at this many characters rather than leave another out
+NARROW_WIDTH = {"name": 20, "model": 17, "task": 12, "scored on": 14, "options changed": 24}
+
+
+def _fit_widths(cells: list[dict], shown: Sequence[str], width: int) -> dict[str, int] | None:
+    """{column: width} of the leaderboard's columns `shown` in a terminal `width` wide, each at least its longest
+    word (a number whole; a longer word than NARROW_WIDTH folded there) and the room left shared out, the columns
+    that need the least more to be unfolded first; None where even so they do not fit. The widths are set on the
+    table: rich's own shrinking of a table too wide folds a score, a header or a short word as soon as a long
+    cell."""
+    from rich.cells import cell_len         # a Korean character takes two columns
+    room = width - (3 * len(shown) + 1)               # borders and a space either side of each cell
+    least, most = {}, {}
+    for c in shown:
+        texts = [c] + [r[c] for r in cells]
+        most[c] = max(cell_len(x) for x in texts)
+        least[c] = min(NARROW_WIDTH.get(c, most[c]), max(cell_len(w) for x in texts for w in (x.split() or [""])))
+    if sum(least.values()) > room:
+        return None
+    if sum(most.values()) <= room:
+        return most
+    widths, spare = dict(least), room - sum(least.values())
+    for c in sorted(shown, key=lambda c: most[c] - least[c]):     # the least needy first: as many whole as can be
+        give = min(most[c] - least[c], spare)
+        widths[c] += give
+        spare -= give
+    return widths
+
+
+def _board_table(title: str, caption: str, cells: list[dict], group: list | None, shown: Sequence[str],
+                 widths: dict[str, int] | None = None):
+    """The leaderboard's rich Table of the columns `shown` (print_leaderboard's cells); `group`: each row's task
+    where the tasks are ranked apart (a line between them); `widths`: each column's, where a narrow terminal sets
+    them (_fit_widths)."""
+    from rich.table import Table
+    t = Table(title=title, title_justify="left", caption=caption, caption_justify="left")
+    for c, just in BOARD_COLUMNS:
+        if c in shown:
+            t.add_column(c, justify=just, overflow="fold", width=(widths or {}).get(c))
+    for i, row in enumerate(cells):
+        t.add_row(*(row[c] for c in shown),
+                  end_section=group is not None and i + 1 < len(group) and group[i + 1] != group[i])
+    return t
 
 
 STATE_NOTE = (f"epochs: done, of a finished run ('4/10, early stop': train's early stop ended it); '4/10' alone: "

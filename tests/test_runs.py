@@ -1474,3 +1474,31 @@ def test_diff_lists_no_class_whose_f1_change_rounds_to_zero(tmp_path, capsys):
     said = " ".join(capsys.readouterr().out.split())
     assert "9 more class(es): 1 changed by at most 0.2000, 7 unchanged, 1 not compared (no validation rows of " \
            "the class in one run)" in said, said
+
+
+def test_the_leaderboard_in_a_narrow_terminal_leaves_columns_out_rather_than_fold_every_cell(outputs, monkeypatch):
+    """`imgcls runs` in an 80-column terminal printed all twelve columns 4 to 6 characters wide, every cell folded
+    ('0.77' over '95', 'runs' / '/sto' / 'pped', 'options changed' 30 lines a row). Columns are left out, the least
+    needed first, until the rest fit without folding a score, and the caption names those left out; a terminal wide
+    enough keeps them all."""
+    import io
+    from rich.console import Console
+    from imgcls import console
+    from imgcls.runs import run_runs
+    screen = io.StringIO()
+    monkeypatch.setattr(console, "results", Console(file=screen, force_terminal=True, width=80, highlight=False,
+                                                    markup=False, color_system=None))
+    board = run_runs("table", [outputs])
+    out = screen.getvalue()
+    assert max(len(line) for line in out.splitlines()) <= 80, out
+    for name, f1 in zip(board["name"], board["val_macro_f1"]):
+        assert re.search(rf"│ {re.escape(name)}\s+│.*│\s+{f1:.4f} │", out), (name, out)   # one line, unfolded
+    said = " ".join(out.split())
+    assert re.search(r"left out to fit the terminal's 80 columns: kind, [^;]*best ep, [^;]*time", said), out
+    assert "scored" in out.split("┡")[0], out        # the rows each score is of: never left out
+    screen.seek(0)
+    screen.truncate(0)
+    monkeypatch.setattr(console, "results", Console(file=screen, force_terminal=True, width=300, highlight=False,
+                                                    markup=False, color_system=None))
+    run_runs("table", [outputs])
+    assert "left out" not in screen.getvalue() and "options changed" in screen.getvalue(), screen.getvalue()
