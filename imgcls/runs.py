@@ -619,6 +619,16 @@ def _parse_filter(expr: str) -> tuple[str, str, str]:
                     f"e.g. --filter model=resnet10t")
 
 
+def _truth(value: str) -> bool | None:
+    """A --filter value as a yes / no option's (manifest.parse_bool's truth table: true, false, 1, 0, yes, no, ...,
+    any case); None where it is none of them."""
+    from imgcls.manifest import parse_bool
+    try:
+        return parse_bool(value)
+    except ValueError:
+        return None
+
+
 RANKED = ("val_macro_f1", "val_acc")     # --sort by a score ranks the runs: within each task only (task_rank)
 
 
@@ -651,7 +661,12 @@ def leaderboard(runs: Sequence[Run], sort: str = RunsConfig.sort, filters: Seque
             has = pd.Series([key in r.config for r in runs], index=df.index)   # a recorded null is its value
         num = pd.to_numeric(pd.Series([value]), errors="coerce").iloc[0]
         colnum = pd.to_numeric(col, errors="coerce")
-        if op == "~":
+        truth = _truth(value) if op in ("=", "!=") and len(col[has]) and \
+            all(isinstance(v, (bool, np.bool_)) for v in col[has]) else None
+        if truth is not None:   # a yes / no option: config.yaml's `false`, Python's False, 0, no (the one truth table)
+            mask = col.map(lambda v: isinstance(v, (bool, np.bool_)) and bool(v) == truth)
+            mask = ~mask if op == "!=" else mask
+        elif op == "~":
             mask = col.astype(str).str.contains(value, regex=False)
         elif op in ("=", "!=") and (pd.isna(num) or colnum.isna().all()):
             mask = col.astype(str) == value

@@ -1502,3 +1502,18 @@ def test_the_leaderboard_in_a_narrow_terminal_leaves_columns_out_rather_than_fol
                                                     markup=False, color_system=None))
     run_runs("table", [outputs])
     assert "left out" not in screen.getvalue() and "options changed" in screen.getvalue(), screen.getvalue()
+
+
+def test_a_filter_on_a_yes_no_option_takes_it_as_config_yaml_writes_it(outputs):
+    """`--filter pretrained=false`, as config.yaml writes the value (`pretrained: false`), matched no run: the
+    value was compared with Python's spelling, 'False'. A true / false option matches true / false in any case
+    (and 1 / 0, yes / no, as the manifest's keep column reads them); its != likewise."""
+    for run, pretrained in (("best", False), ("mid", True)):
+        cfg = outputs / "runs" / run / "config.yaml"
+        cfg.write_text(cfg.read_text() + f"pretrained: {str(pretrained).lower()}\n")
+    runs = find_runs(outputs)
+    for value in ("false", "False", "FALSE", "no", "0"):
+        assert list(leaderboard(runs, filters=[f"pretrained={value}"])["name"]) == ["runs/best"], value
+    assert list(leaderboard(runs, filters=["pretrained=true"])["name"]) == ["runs/mid"]
+    assert list(leaderboard(runs, filters=["pretrained!=false"])["name"]) == ["runs/mid"]
+    assert list(leaderboard(runs, filters=["loss=focal"])["name"]) == ["runs/best"]       # text as before
