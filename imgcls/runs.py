@@ -478,7 +478,8 @@ def _fold_state(folder: Path, epochs: int | None, early_stop: bool) -> tuple[boo
 
 def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, str]:
     """(state, progress) of a run folder (see STATES; state blank: finished, or not known). Evidence, in order: the
-    folder's lock (running), its tune study's trials.csv (pruned, failed, complete), then a k-fold set's
+    folder's lock (running), its tune study's trials.csv (pruned, failed, complete; failed by Ctrl-C / SIGTERM, its
+    message says: stopped), then a k-fold set's
     oof_score.json (train writes it after the last fold) or a run's last.pt / metrics.csv (_fold_state)."""
     epochs = pd.to_numeric(pd.Series([cfg.get("epochs")]), errors="coerce").iloc[0]
     epochs = int(epochs) if pd.notna(epochs) else None
@@ -504,8 +505,13 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
         finished, progress = _fold_state(path, epochs, early_stop)
     if RunLock.held(path):
         return RUNNING, progress
-    recorded = (trial_record(path) or {}).get("state", "")      # a trial Optuna recorded as still running: by
-    if recorded in TRIAL_STATES:                                # its folder (its process is gone: no lock)
+    record = trial_record(path) or {}
+    recorded = record.get("state", "")      # a trial Optuna recorded as still running: by its folder (its process
+    if recorded == "fail":                  # is gone: no lock)
+        from imgcls.tune import INTERRUPTED, INTERRUPTED_BY_SIGTERM
+        if record.get("message") in (INTERRUPTED, INTERRUPTED_BY_SIGTERM):     # Optuna fails a trial Ctrl-C
+            return STOPPED, progress        # stopped: no fault of its values (tune runs them again on resume)
+    if recorded in TRIAL_STATES:
         return TRIAL_STATES[recorded], progress
     if recorded == "complete":
         return "", progress

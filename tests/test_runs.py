@@ -1517,3 +1517,24 @@ def test_a_filter_on_a_yes_no_option_takes_it_as_config_yaml_writes_it(outputs):
     assert list(leaderboard(runs, filters=["pretrained=true"])["name"]) == ["runs/mid"]
     assert list(leaderboard(runs, filters=["pretrained!=false"])["name"]) == ["runs/mid"]
     assert list(leaderboard(runs, filters=["loss=focal"])["name"]) == ["runs/best"]       # text as before
+
+
+def test_a_tune_trial_ctrl_c_stopped_is_stopped_not_failed(outputs):
+    """A tune study stopped by Ctrl-C (or SIGTERM) in its trial 0 at epoch 9 of 40 left that trial in trials.csv as
+    Optuna records it, state fail, message 'interrupted (Ctrl-C)', and `imgcls runs` listed it 'failed 9/40', as a
+    trial whose values broke train: tune itself counts it no failure and runs its values again on resume. It is
+    'stopped' (ended before its epochs, nothing trains it), as a run Ctrl-C stopped; a trial that failed stays
+    'failed'."""
+    from imgcls.tune import INTERRUPTED, INTERRUPTED_BY_SIGTERM
+    study = outputs / "tune" / "s2"
+    for n in range(4):
+        fake_run(study / f"trial_{n:04d}", "resnet10t", [("a", "a"), ("b", "b")], epochs=2)
+        (study / f"trial_{n:04d}" / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32,
+                                                                             "epochs": 40}))
+    pd.DataFrame({"trial": range(4), "state": "fail", "value": "",
+                  "message": [INTERRUPTED, INTERRUPTED_BY_SIGTERM, "RuntimeError: CUDA out of memory", ""]}).to_csv(
+        study / "trials.csv", index=False)
+    board = leaderboard(find_runs(outputs / "tune"), sort="name")
+    got = dict(zip(board["name"], board["state"] + " " + board["progress"]))
+    assert got == {"s1/trial_0000": " 1/1", "s2/trial_0000": "stopped 2/40", "s2/trial_0001": "stopped 2/40",
+                   "s2/trial_0002": "failed 2/40", "s2/trial_0003": "failed 2/40"}, got
