@@ -337,7 +337,9 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
             run.best_epoch = _best_epoch(run.history)
     if run.history is not None and "epoch_seconds" in run.history.columns:
         run.seconds = float(run.history["epoch_seconds"].sum())
-    run.state, run.progress = run_state(path, cfg, folds)
+    # a fold read alone is a run: its config.yaml repeats the set's --folds, which would read it as a k-fold set
+    run.state, run.progress = run_state(path, {k: v for k, v in cfg.items() if k != "folds"} if one_fold else cfg,
+                                        folds)
     run.task = task_of(cfg.get("target") or "label", run.classes)
     return run
 

@@ -1538,3 +1538,20 @@ def test_a_tune_trial_ctrl_c_stopped_is_stopped_not_failed(outputs):
     got = dict(zip(board["name"], board["state"] + " " + board["progress"]))
     assert got == {"s1/trial_0000": " 1/1", "s2/trial_0000": "stopped 2/40", "s2/trial_0001": "stopped 2/40",
                    "s2/trial_0002": "failed 2/40", "s2/trial_0003": "failed 2/40"}, got
+
+
+def test_a_fold_read_alone_is_a_run_of_its_epochs_not_a_stopped_k_fold_set(outputs):
+    """`imgcls runs outputs/runs/kf3/fold_0` and `imgcls runs diff outputs/runs/kf3/fold_0 B` (a fold is a member
+    `imgcls ensemble` takes alone) listed the finished fold 'stopped folds done 0': its config.yaml repeats the set's
+    --folds, read as a k-fold set with no fold folders and no oof_score.json. A fold read alone is a run: its
+    epochs done of those set."""
+    from imgcls.runs import read_run
+    fold = outputs / "runs" / "kf" / "fold_0"
+    cfg = fold / "config.yaml"
+    cfg.write_text(yaml.safe_dump({**yaml.safe_load(cfg.read_text()), "folds": "all"}))   # as train writes it
+    run = read_run(fold)
+    assert (run.kind, run.state, run.progress) == ("run", "", "2/2"), (run.kind, run.state, run.progress)
+    d = diff_runs(fold, outputs / "runs" / "best")
+    assert d["a"].state == "" and d["a"].progress == "2/2"
+    r = CliRunner().invoke(app, ["runs", str(fold), "--csv", "-"])
+    assert r.exit_code == 0 and ",stopped," not in r.output and "folds done" not in r.output, r.output
