@@ -23,6 +23,28 @@ import pandas as pd
 
 from imgcls.figure_files import CONFUSION_STEM, confusion_png_names
 from imgcls.options import shown
+from imgcls.run_names import BEST_BY
+
+
+def better(value: float, best: float | None, metric: str) -> bool:
+    """Whether an epoch's `value` of --metric `metric` beats the best so far (None: no epoch yet, so it does). A value
+    that is not finite (a diverged run's NaN loss) never does, and any finite value beats a non-finite best."""
+    if best is None:
+        return True
+    if not np.isfinite(value):
+        return False
+    if not np.isfinite(best):
+        return True
+    return value < best if BEST_BY[metric][1] == "minimize" else value > best
+
+
+def best_epoch_of(curve: pd.Series, metric: str) -> int | None:
+    """The epoch (the index of `curve`: one value of --metric `metric` per epoch) it picks as best; None where
+    the curve holds no number. The first of equal values, as train keeps the first (`better`)."""
+    curve = pd.to_numeric(curve, errors="coerce")
+    if curve.isna().all():
+        return None
+    return int(curve.idxmin() if BEST_BY[metric][1] == "minimize" else curve.idxmax())
 
 
 def import_libraries() -> None:

@@ -24,6 +24,13 @@ RUN_PLAN = "plan.json"          # every run's classes (and a k-fold set's fold n
 FOLDS_PLANNED = "folds.json"    # what a k-fold set trained before RUN_PLAN wrote instead (its folds and classes): read
 OOF_SCORE = "oof_score.json"    # a k-fold set's out-of-fold score: train writes it after the set's last fold
 
+# train's and tune's --metric: the validation value of each epoch (a metrics.csv column) that picks a run's best epoch
+# (best.pt, val_predictions.csv, per_class.csv, early stop, --scheduler plateau) and is tune's objective, the better
+# direction, and its name for people. {name: (column, direction, label)}; imgcls.metrics.better compares by it
+BEST_BY = {"macro_f1": ("val_macro_f1", "maximize", "val macro-F1"),
+           "accuracy": ("val_acc", "maximize", "val accuracy"),
+           "loss": ("val_loss", "minimize", "val loss")}
+
 # a k-fold set's fold folder in its run folder, RUN/fold_<k> (train names it, every reader of a set reads it back)
 FOLD_DIR = re.compile(r"fold_(\d+)")
 

@@ -32,8 +32,8 @@ from imgcls.errors import UserError
 from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
-from imgcls.run_names import (BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV, RUN_CONFIG,
-                              VAL_PREDICTIONS, fold_dirs, is_fold_dir)
+from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV,
+                              RUN_CONFIG, VAL_PREDICTIONS, fold_dirs, is_fold_dir)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes,
@@ -323,7 +323,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
             run.classes = planned_classes(path) or _fold_classes(folds)
         if run.history is not None and len(run.history):
             run.epochs = int(run.history.groupby("fold")["epoch"].max().max())
-            run.best_epoch = _best_epoch(run.history)
+            run.best_epoch = _best_epoch(run.history, cfg.get("metric"))
     else:
         run.history = _read_metrics(path)
         preds = _read_csv(path / VAL_PREDICTIONS, VALIDATION)
@@ -334,7 +334,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
             run.classes = planned_classes(path) or (planned_classes(path.parent) if one_fold else None) or []
         if run.history is not None and len(run.history):
             run.epochs = int(run.history["epoch"].max())
-            run.best_epoch = _best_epoch(run.history)
+            run.best_epoch = _best_epoch(run.history, cfg.get("metric"))
     if run.history is not None and "epoch_seconds" in run.history.columns:
         run.seconds = float(run.history["epoch_seconds"].sum())
     # a fold read alone is a run: its config.yaml repeats the set's --folds, which would read it as a k-fold set
@@ -520,14 +520,19 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
     return (STOPPED if finished is False else ""), progress
 
 
-def _best_epoch(history: pd.DataFrame) -> int | None:
-    """The epoch of the highest validation macro-F1; for a k-fold set (a fold column), of the highest mean over
-    the folds that reached it: the epoch count to retrain on all the data with."""
-    f1 = "val_macro_f1" if "val_macro_f1" in history.columns else "val_f1"
-    if f1 not in history.columns or not len(history):
+def _best_epoch(history: pd.DataFrame, metric: str | None = None) -> int | None:
+    """The epoch the run's --metric (its config.yaml's `metric`; macro_f1 where a run of an older imgcls records
+    none) picked: its best validation value, as train chose best.pt by it; for a k-fold set (a fold column), the
+    best mean over the folds that reached it: the epoch count to retrain on all the data with."""
+    from imgcls.metrics import best_epoch_of
+    metric = metric if metric in BEST_BY else "macro_f1"
+    column = BEST_BY[metric][0]
+    if metric == "macro_f1" and column not in history.columns:
+        column = "val_f1"
+    if column not in history.columns or not len(history):
         return None
-    curve = history.assign(_f1=pd.to_numeric(history[f1], errors="coerce")).groupby("epoch")["_f1"].mean()
-    return None if curve.isna().all() else int(curve.idxmax())
+    curve = history.assign(_v=pd.to_numeric(history[column], errors="coerce")).groupby("epoch")["_v"].mean()
+    return best_epoch_of(curve, metric)
 
 
 def _profile_shares(path: Path, members: list) -> dict[str, str]:

@@ -202,7 +202,7 @@ def test_plots_are_drawn_after_the_last_epoch_and_at_most_once_a_minute(two_clas
     from imgcls.train import loop
     calls = []
     real = loop.curves_png
-    monkeypatch.setattr(loop, "curves_png", lambda h, p: (calls.append(len(h)), real(h, p)))
+    monkeypatch.setattr(loop, "curves_png", lambda h, p, *a: (calls.append(len(h)), real(h, p, *a)))
     run_train(cfg_for(two_class, tmp_path, name="quick", epochs=3, plots=True))
     assert calls == [3]                               # short epochs: one drawing, with every epoch in it
     monkeypatch.setattr(loop, "PLOT_EVERY_S", 0.0)
@@ -2812,3 +2812,63 @@ def test_a_hand_made_fold_table_with_a_person_in_two_folds_is_warned(tmp_path, c
     fixed = run_check(tmp_path / "folds.csv", tmp_path / "fixed.csv", SplitConfig(near_dup=False), fix=True)
     assert check_leaks(fixed).empty, fixed[["split", "fold"]].value_counts()
     assert set(fixed["split"]) <= {"train", "val"} and fixed["fold"].notna().all()     # split's: fold 0 is val
+
+
+def _scripted_validation(monkeypatch, losses, f1s):
+    """Each epoch's validation reports the next of `losses` / `f1s` as its loss and macro-F1 (the real pass runs):
+    epochs whose best loss and best macro-F1 are not the same epoch."""
+    from imgcls.train import loop
+    real, n = loop.evaluate, iter(range(len(losses)))
+
+    def evaluate(*a, **kw):
+        ev, k = real(*a, **kw), next(n)
+        ev["loss"], ev["final"] = losses[k], dict(ev["final"], macro_f1=f1s[k])
+        return ev
+
+    monkeypatch.setattr(loop, "evaluate", evaluate)
+
+
+@pytest.mark.parametrize("metric, best", [("loss", 2), ("macro_f1", 3)])
+def test_metric_picks_the_best_epoch_its_checkpoint_and_what_runs_reads(two_class, tmp_path, monkeypatch, capsys,
+                                                                       metric, best):
+    """`imgcls tune --metric loss` optimised the epoch of the lowest val loss, while every run (a trial too) saved
+    best.pt, val_predictions.csv and per_class.csv at its best macro-F1 epoch and `imgcls runs` named that epoch:
+    the trial's value was of another epoch than the model it kept. train's --metric (timm's --eval-metric) picks
+    the best epoch; every reader of the run's best epoch follows it. Epoch 2 has the lowest loss, 3 the best F1."""
+    from imgcls.runs import read_run
+    _scripted_validation(monkeypatch, [0.9, 0.3, 0.6], [0.2, 0.4, 0.8])
+    run = run_train(cfg_for(two_class, tmp_path, epochs=3, metric=metric))
+    assert read_checkpoint(run / "best.pt")["epoch"] == best
+    assert set(pd.read_csv(run / "per_class.csv")["best_epoch"]) == {best}
+    r = read_run(run)
+    assert r.best_epoch == best and r.val_macro_f1 == pytest.approx([0.2, 0.4, 0.8][best - 1])
+    err = capsys.readouterr().err
+    said = {"loss": "best val loss 0.3000 at epoch 2 (val macro-F1 0.4000)",
+            "macro_f1": "best val macro-F1 0.8000 at epoch 3"}[metric]
+    assert said in " ".join(err.split()), err
+
+
+def test_metric_loss_stops_early_and_resumes_by_the_loss(two_class, tmp_path, monkeypatch):
+    """--early-stop counts the epochs without a lower val loss, and a resumed run compares with the best loss so
+    far: epoch 4's 0.42 is no gain on epoch 2's 0.4 (its macro-F1 0.95 would be), the second epoch without one."""
+    _scripted_validation(monkeypatch, [0.5, 0.4, 0.45, 0.42, 0.3], [0.1, 0.2, 0.9, 0.95, 0.99])
+    cfg = cfg_for(two_class, tmp_path, epochs=5, metric="loss", early_stop=2)
+    run = run_train(cfg, stop_after=3)
+    run_train(cfg, resume=run)
+    assert list(metrics(run)["epoch"]) == [1, 2, 3, 4]
+    assert read_checkpoint(run / "best.pt")["epoch"] == 2
+    said = (run / "train.log").read_text()
+    assert "early stop: val loss did not improve for 2 epochs (best 0.4000 at epoch 2)" in said, said
+
+
+@pytest.mark.parametrize("metric, halved", [("loss", False), ("macro_f1", True)])
+def test_plateau_watches_the_run_s_metric_in_its_direction(metric, halved):
+    """--scheduler plateau watched val macro-F1 for a rise whatever the run's --metric: a val loss that falls every
+    epoch read as no gain and halved the lr. It steps on the --metric value in that metric's direction."""
+    from imgcls.train.optim import make_scheduler
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    s, _ = make_scheduler(opt, TrainConfig(scheduler="plateau", min_lr=0.0, metric=metric), steps_per_epoch=1)
+    for e, value in enumerate([0.9, 0.7, 0.5, 0.3]):       # a falling loss; a falling macro-F1
+        opt.step()
+        s.step(e + 1, value)
+    assert (opt.param_groups[0]["lr"] < 0.1) == halved

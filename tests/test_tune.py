@@ -2162,3 +2162,40 @@ def test_a_new_sqlite_study_on_a_file_system_without_flock_opens_unlocked(tmp_pa
     with pytest.raises(OSError):
         with _opening_lock(f"sqlite:///{tmp_path / 'study.db'}"):
             pass
+
+
+def test_metric_loss_trials_keep_the_checkpoint_of_their_objective_s_epoch(data, tmp_path, space, monkeypatch):
+    """tune --metric loss scored each trial by its lowest-val-loss epoch, while the trial's run saved best.pt (what
+    an ensemble of trials and predict use), its val_predictions.csv and `imgcls runs`' best epoch at its best
+    macro-F1 epoch: the study's value was of a model it did not keep. Each trial now trains with train's --metric
+    set to the study's. Every validation is scripted: epoch 2 has the lowest loss, epoch 3 the best macro-F1."""
+    from imgcls.runs import read_run
+    from imgcls.train import loop
+    from imgcls.train.checkpoint import read_checkpoint
+    real, calls = loop.evaluate, []
+
+    def evaluate(*a, **kw):
+        ev, k = real(*a, **kw), len(calls) % 3
+        calls.append(k)
+        ev["loss"], ev["final"] = [0.9, 0.3, 0.6][k], dict(ev["final"], macro_f1=[0.2, 0.4, 0.8][k])
+        return ev
+
+    monkeypatch.setattr(loop, "evaluate", evaluate)
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=1, metric="loss", keep="all", train={"epochs": 3}))
+    trial = study_dir / "trial_0000"
+    assert trials_csv(study_dir).loc[0, "value"] == pytest.approx(0.3)
+    assert yaml.safe_load((trial / "config.yaml").read_text())["metric"] == "loss"
+    assert yaml.safe_load((study_dir / "best_config.yaml").read_text())["metric"] == "loss"
+    assert read_checkpoint(trial / "best.pt")["epoch"] == 2 and read_run(trial).best_epoch == 2
+
+
+def test_a_fixed_train_metric_other_than_the_study_s_is_refused_and_no_space_varies_it(data, tmp_path, space):
+    """A --config (or TrainConfig) whose metric is not tune's --metric would keep each trial's best.pt at another
+    epoch than its value's: one line naming the fix. A space key metric would do the same: refused as fixed."""
+    with pytest.raises(UserError, match=r"picks? each trial's best epoch by metric loss.*--metric macro_f1.*"
+                                        r"give --metric loss"):
+        run_tune(tune_cfg(data, tmp_path, space, train={"metric": "loss"}))
+    assert not (tmp_path / "tune").exists()
+    with pytest.raises(UserError, match="space key 'metric' cannot be searched"):
+        parse_space({"metric": {"choice": ["loss", "macro_f1"]}})
+

@@ -29,10 +29,10 @@ EPILOG = f"""Examples:
   imgcls train --config outputs/tune/lite0/{BEST_CONFIG} --epochs 20"""
 
 
-# every train flag fixes that option for all trials, but --out and --sampler (tune's own: the folder of studies, the
-# Optuna sampler; train's class-balanced sampler comes from --config or the space) and --name (tune names each
-# trial's run folder OUT/STUDY/trial_NNNN)
-TRIAL_FLAGS = tuple(n for n in cli_fields(TrainConfig) if n not in ("out", "sampler", "name"))
+# every train flag fixes that option for all trials, but --out, --sampler and --metric (tune's own: the folder of
+# studies, the Optuna sampler; train's class-balanced sampler comes from --config or the space; the objective, which
+# is every trial's train --metric too) and --name (tune names each trial's run folder OUT/STUDY/trial_NNNN)
+TRIAL_FLAGS = tuple(n for n in cli_fields(TrainConfig) if n not in ("out", "sampler", "name", "metric"))
 
 
 @command("tune", epilog=EPILOG, options={"cfg": TuneConfig, "train": (TrainConfig, TRIAL_FLAGS)})

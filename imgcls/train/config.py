@@ -19,7 +19,7 @@ from imgcls.model_meta import CROP_FROM_RANGE
 from imgcls.options import When, check, check_typed, option, python_too, seed_option, specs, without
 from imgcls.outputs import REPORT_HTML, RUNS_DIR, yaml_dump, yaml_load
 from imgcls.profile_names import PROFILE_HEADS
-from imgcls.run_names import BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs
+from imgcls.run_names import BEST_BY, BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
@@ -329,7 +329,10 @@ class TrainConfig:
     ema: bool = option(False, panel=OPTIM, help="Evaluate / save an exponential moving average of the weights.")
     ema_decay: float = option(0.998, panel=OPTIM, lo=0, hi=1, hi_open=True, needs=("ema",),
                               help="--ema: the decay its warmup rises to (timm's train.py uses 0.9998).")
-    early_stop: int = option(0, panel=OPTIM, lo=0, help="Stop after N epochs without val macro-F1 gain (0: off).")
+    metric: str = option("macro_f1", panel=OPTIM, choices=tuple(BEST_BY),
+                         help=f"The validation value that picks the best epoch (timm's --eval-metric): {BEST_PT}, "
+                              f"the run's score and predictions, --early-stop and --scheduler plateau follow it.")
+    early_stop: int = option(0, panel=OPTIM, lo=0, help="Stop after N epochs without a better --metric (0: off).")
     amp: bool | None = option(None, panel=RUNTIME, flags=("--amp/--no-amp",), none="on for CUDA, off on CPU",
                               help="Mixed precision: fp16 + scaler on CUDA, bf16 autocast on CPU.")
     amp_used: bool | None = option(None, cli=False,

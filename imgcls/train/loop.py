@@ -37,7 +37,7 @@ from imgcls.model_meta import ModelMeta
 from imgcls.options import shown
 from imgcls.oversample import AUTO
 from imgcls.profiles import class_titles
-from imgcls.run_names import BEST_PT, LAST_PT, METRICS_CSV, PER_CLASS_CSV, TRAIN_LOG, VAL_PREDICTIONS
+from imgcls.run_names import BEST_BY, BEST_PT, LAST_PT, METRICS_CSV, PER_CLASS_CSV, TRAIN_LOG, VAL_PREDICTIONS
 from imgcls.train.batch_aug import (BatchAugment, gather, random_crops, source_on_device, step_generator,
                                     use_batch_aug)
 from imgcls.train.callbacks import Hooks
@@ -88,8 +88,9 @@ class FoldData:
 class TrainState:
     """What carries from one epoch to the next (restored from last.pt on --resume)."""
     epoch: int = 0                 # the next epoch to train (0-based)
-    best_f1: float = -1.0
+    best_f1: float = -1.0          # the val macro-F1 of the best epoch (the one --metric picked)
     best_epoch: int = -1
+    best_value: float | None = None     # that epoch's --metric value (None: no epoch validated yet)
     bad_epochs: int = 0
     history: list = field(default_factory=list)
     ema_updates: int = 0
@@ -146,12 +147,18 @@ class Trainer:
             self.dist.barrier()
             if st.stop:
                 if self.dist.main:
-                    self.log(f"early stop: {val_f1_name(self.meta.attribute)} did not improve for {cfg.early_stop} "
-                             f"epochs (best {st.best_f1:.4f} at epoch {st.best_epoch})")
+                    self.log(f"early stop: {self.metric_label} did not improve for {cfg.early_stop} epochs (best "
+                             f"{st.best_value:.4f} at epoch {st.best_epoch})")
                 break
             if self.stop_after is not None and epoch + 1 >= self.stop_after:
                 break
         return self.finish()
+
+    @property
+    def metric_label(self) -> str:
+        """--metric's name for people ('val loss'); macro-F1 of a single-attribute run names its column."""
+        return (val_f1_name(self.meta.attribute) if self.cfg.metric == "macro_f1"
+                else BEST_BY[self.cfg.metric][2])
 
     def result(self, summary: dict | None) -> dict:
         st = self.state
@@ -310,6 +317,10 @@ class Trainer:
             self.scaler.load_state_dict(ts["scaler"])
         st.epoch, st.best_f1, st.best_epoch = ts["epoch"] + 1, ts["best_f1"], ts["best_epoch"]
         st.bad_epochs, st.history = ts["bad_epochs"], [dict(h) for h in ts["history"]]
+        # the best epoch's --metric value, from its metrics row (last.pt of any imgcls records the history)
+        column = BEST_BY[self.cfg.metric][0]
+        st.best_value = next((float(h[column]) for h in st.history if h["epoch"] == st.best_epoch),
+                             None if st.best_epoch < 1 else float("nan"))
         if (run_dir / VAL_PREDICTIONS).is_file():
             # the best epoch's predictions (a k-fold set's out-of-fold rows are made of them): a malformed file is
             # read_validation's one line (check_resume_data said it before the images were decoded)
@@ -558,9 +569,10 @@ class Trainer:
             row["compile_seconds"] = self.compile_seconds if self.compile_seconds_logged is False else 0.0
             self.compile_seconds_logged = True
         st.history.append(row)
-        improved = row["val_macro_f1"] > st.best_f1
+        improved = metrics.better(row[BEST_BY[cfg.metric][0]], st.best_value, cfg.metric)
         if improved:
-            st.best_f1, st.best_epoch, st.bad_epochs = row["val_macro_f1"], epoch + 1, 0
+            st.best_value, st.best_f1 = row[BEST_BY[cfg.metric][0]], row["val_macro_f1"]
+            st.best_epoch, st.bad_epochs = epoch + 1, 0
             st.best_preds = val_predictions_frame(self.data, ev["proba"], meta, fold, ev["skipped"])
             save_checkpoint(run_dir / BEST_PT, _unwrap(self.eval_model).state_dict(), meta,
                             epoch=epoch + 1, val_f1=st.best_f1)
@@ -590,7 +602,7 @@ class Trainer:
     # end of epoch: schedule, plots, last.pt ------------------------------------------------------------------------
     def checkpoint(self, epoch: int, ev, row, improved: bool) -> None:
         cfg, dist, st, run_dir = self.cfg, self.dist, self.state, self.run_dir
-        metric = dist.broadcast(row["val_macro_f1"] if row else None)
+        metric = dist.broadcast(row[BEST_BY[cfg.metric][0]] if row else None)     # --scheduler plateau's
         if self.scheduler is not None and not self.sched_per_step:
             self.scheduler.step(epoch + 1, metric)
         finished = st.stop or epoch + 1 == cfg.epochs
@@ -598,7 +610,7 @@ class Trainer:
         if dist.main and cfg.plots and (last_epoch_here or time.monotonic() - self.plotted_at >= PLOT_EVERY_S):
             with status("drawing the training curves" + (" and confusion matrices" if self.pending_confusion
                                                          is not None else "")):   # matplotlib: seconds at first
-                curves_png(st.history, run_dir / CURVES_PNG)
+                curves_png(st.history, run_dir / CURVES_PNG, cfg.metric)
                 if self.pending_confusion is not None:
                     metrics.confusion_pngs(*self.pending_confusion[:3], run_dir, title=self.pending_confusion[3],
                                           meanings=self.meta.class_meanings())
@@ -634,12 +646,14 @@ class Trainer:
             if not self.cfg.plots:      # a resumed run's figures of an earlier session would show fewer epochs
                 from imgcls.train.report import drop_figures
                 drop_figures(run_dir)
-            self.log(f"best {val_f1_name(self.meta.attribute)} {st.best_f1:.4f} at epoch {st.best_epoch}; "
+            f1 = f" ({val_f1_name(self.meta.attribute)} {st.best_f1:.4f})" if self.cfg.metric != "macro_f1" else ""
+            self.log(f"best {self.metric_label} {st.best_value:.4f} at epoch {st.best_epoch}{f1}; "
                      f"outputs in {run_dir}")
             summary = {"run_dir": run_dir, "fold": self.fold, "best_epoch": st.best_epoch,
                        "best_macro_f1": st.best_f1, "epochs_done": len(st.history), "best_pt": run_dir / BEST_PT,
                        "last_pt": run_dir / LAST_PT, "metrics_csv": run_dir / METRICS_CSV,
-                       "per_class": st.best_per_class, "stopped_early": st.stop,
+                       "per_class": st.best_per_class, "stopped_early": st.stop, "metric": self.cfg.metric,
+                       "best_value": st.best_value,
                        "compile_seconds": self.compile_seconds}
             from imgcls.train.report import write_run_report
             with status("writing the run's report"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from imgcls.errors import UserError
+from imgcls.run_names import BEST_BY
 from imgcls.train.config import SCHEDULERS  # noqa: F401  (the names --scheduler accepts; --optimizer's: config)
 
 NEEDS_CUDA = ("bnb", "fused")       # timm's bitsandbytes and APEX optimizers assert a CUDA device
@@ -54,7 +55,7 @@ def make_scheduler(optimizer, cfg, steps_per_epoch: int):
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
                                                    pct_start=pct), True
     if cfg.scheduler == "plateau":
-        return _Plateau(optimizer, cfg.min_lr), False
+        return _Plateau(optimizer, cfg.min_lr, BEST_BY[cfg.metric][1]), False
     import logging
 
     from timm.scheduler import CosineLRScheduler
@@ -101,11 +102,13 @@ class _PerUpdate:
 
 
 class _Plateau:
-    """Halve the lr when val macro-F1 has not improved for 1 epoch (torch's ReduceLROnPlateau, whose state is
-    checkpointed, unlike timm's deprecated PlateauLRScheduler), behind timm's `step(epoch, metric)` call."""
+    """Halve the lr when the run's --metric (`direction`: BEST_BY's) has not improved for 1 epoch (torch's
+    ReduceLROnPlateau, whose state is checkpointed, unlike timm's deprecated PlateauLRScheduler), behind timm's
+    `step(epoch, metric)` call."""
 
-    def __init__(self, optimizer, min_lr: float):
-        self.s = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=1,
+    def __init__(self, optimizer, min_lr: float, direction: str = "maximize"):
+        mode = "min" if direction == "minimize" else "max"
+        self.s = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=0.5, patience=1,
                                                             min_lr=min_lr)
 
     def step(self, epoch, metric=None):

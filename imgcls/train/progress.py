@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.console import console, info, is_quiet
+from imgcls.run_names import BEST_BY
 
 
 class RunLog:
@@ -112,14 +113,18 @@ def _min_span(ax, values: np.ndarray, rel: float = 0.01) -> None:
         ax.set_ylim(mid - rel * size, mid + rel * size)
 
 
-def curves_png(history: list[dict], path: Path) -> None:
-    """Loss, accuracy / macro-F1 and the lr by epoch: integer epoch ticks, labelled axes, the best epoch marked."""
+def curves_png(history: list[dict], path: Path, metric: str = "macro_f1") -> None:
+    """Loss, accuracy / macro-F1 and the lr by epoch: integer epoch ticks, labelled axes, the best epoch (the one
+    the run's --metric `metric` picked) marked."""
     from matplotlib.ticker import MaxNLocator
+    from imgcls.metrics import best_epoch_of
     from imgcls.report import pyplot, save_figure
     plt = pyplot()
     h = pd.DataFrame(history)
     f1 = "val_macro_f1" if "val_macro_f1" in h.columns else "val_f1"
-    best = int(h.loc[h[f1].idxmax(), "epoch"])
+    column = BEST_BY[metric][0] if metric != "macro_f1" else f1
+    best = int(h.loc[best_epoch_of(h[column], metric), "epoch"])
+    by = "" if metric == "macro_f1" else f" by {BEST_BY[metric][2]}"
     # fixed margins, not constrained layout or a tight bounding box: each costs the figure another layout pass
     # (~0.2 s of ~0.35 s), drawn after every run; the texts here are short and known
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
@@ -132,7 +137,8 @@ def curves_png(history: list[dict], path: Path) -> None:
     axes[1].plot(h["epoch"], h["train_acc"], "o-", label="train accuracy")
     axes[1].plot(h["epoch"], h["val_acc"], "o-", label="val accuracy")
     axes[1].plot(h["epoch"], h[f1], "o-", label="val macro-F1")
-    axes[1].set_title(f"accuracy / macro-F1 (best {h[f1].max():.4f} at epoch {best})")
+    axes[1].set_title(f"accuracy / macro-F1 (best epoch {best}{by}: macro-F1 "
+                      f"{h.loc[h['epoch'] == best, f1].iloc[0]:.4f})")
     axes[1].set_ylabel("score")
     axes[2].plot(h["epoch"], h["lr"], "o-", color="tab:gray")
     axes[2].set_title("learning rate (at the epoch's last step)")
@@ -146,7 +152,7 @@ def curves_png(history: list[dict], path: Path) -> None:
         _min_span(ax, values.to_numpy(float))
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))    # one epoch: a tick at 1 alone
-        ax.axvline(best, color="tab:red", linestyle=":", linewidth=1, label=f"best epoch {best}")
+        ax.axvline(best, color="tab:red", linestyle=":", linewidth=1, label=f"best epoch {best}{by}")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     axes[1].legend(fontsize=8)

@@ -28,7 +28,7 @@ from imgcls.figure_files import CURVES_PNG
 from imgcls.options import (PATH, SRC_PATH, check, check_arguments, choose_another, option, option_text, python_too,
                             set_options, shown)
 from imgcls.outputs import BEST_CONFIG, REPORT_HTML, STUDY_DB, TRIAL_DIR, TRIALS_CSV, trial_dir
-from imgcls.run_names import METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, fold_dirs
+from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, fold_dirs
 from imgcls.train.callbacks import Callback
 from imgcls.train.config import TrainConfig
 
@@ -38,10 +38,10 @@ if TYPE_CHECKING:
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
 ANOTHER_STUDY = python_too("another --study", "study=")      # a study that cannot be resumed so: its fix
 PRUNERS = ("median", "hyperband", "none")
-# --metric: the metrics.csv column of each epoch and the study's direction
-METRICS = {"macro_f1": ("val_macro_f1", "maximize"), "accuracy": ("val_acc", "maximize"),
-           "loss": ("val_loss", "minimize")}
-METRIC_LABELS = {"macro_f1": "val macro-F1", "accuracy": "val accuracy", "loss": "val loss"}
+# --metric: the metrics.csv column of each epoch and the study's direction (run_names.BEST_BY: train's --metric, which
+# each trial runs with, so its best.pt is of the epoch its objective value is)
+METRICS = {k: (column, direction) for k, (column, direction, _) in BEST_BY.items()}
+METRIC_LABELS = {k: label for k, (_, _, label) in BEST_BY.items()}
 
 __all__ = ["TuneConfig", "run_tune", "SAMPLERS", "PRUNERS", "METRICS"]
 
@@ -81,7 +81,8 @@ class TuneConfig:
     prune_warmup: int = option(1, panel=SEARCH, lo=0,
                                help="--pruner median: epochs every trial runs before it can be pruned.")
     metric: str = option("macro_f1", panel=SEARCH, choices=tuple(METRICS),
-                         help="Objective: the best epoch's validation value (mean over folds with --folds).")
+                         help="Objective: the best epoch's validation value (mean over folds with --folds); each "
+                              "trial trains with it as imgcls train's --metric, so its best.pt is of that epoch.")
     trials: int | None = option(20, panel=STUDY, lo=1,
                                 help="Trials in the study at most (every process and every re-run counted); a resume "
                                      "without it runs up to the study's own.")
@@ -122,6 +123,12 @@ class TuneConfig:
                             f"(it names the folder {self.out}/STUDY; the same name resumes the study)")
         self.keep_k()
         self.timeout_seconds()
+        if self.train.metric != TrainConfig.metric and self.train.metric != self.metric:
+            raise UserError(f"the fixed train options pick each trial's best epoch by metric {self.train.metric}, "
+                            f"the study optimises --metric {self.metric}: a trial's value would not be its best.pt's "
+                            f"epoch; give " + python_too(f"--metric {self.train.metric}",
+                                                         f"metric={self.train.metric!r}")
+                            + " (tune's --metric is every trial's)")
         if self.trial_plots and not self.train.plots:
             raise UserError(f"{python_too('--trial-plots', 'trial_plots=True')} with "
                             f"{python_too('--no-plots', 'TrainConfig(plots=False)')}: --no-plots draws no figure at "
@@ -320,8 +327,9 @@ def _open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
         # (before TrainConfig.anchor_paths) is taken from this working folder
         base = TrainConfig.anchored({**TrainConfig().to_dict(), **base})
         # a run's records (TrainConfig.RECORDS) a study started before --config dropped them holds are no options
+        # its --metric, every trial's too, is compared above (a study started before train had one: its metric)
         changed = [c for c in option_changes(base, cfg.train.to_dict()) if c[0] not in space.names()
-                   and c[0] not in TrainConfig.RECORDS]
+                   and c[0] not in TrainConfig.RECORDS and c[0] != "metric"]
         if changed:
             raise UserError(f"study '{cfg.study}' was started with other fixed train options ("
                             f"{describe_changes(type(cfg.train), changed)}): its trials would not be comparable; give the same "
@@ -643,6 +651,7 @@ def _check_up_front(cfg: TuneConfig):
     from imgcls.pipeline import default_input
     from imgcls.tune.space import load_space
     cfg.validate()
+    cfg.train.metric = cfg.metric       # each trial's best epoch (best.pt, its run's score) is the objective's
     from imgcls.outputs import refuse_other_output, refuse_users_files
     study_dir = cfg.study_dir()
     refuse_other_output(study_dir, "tune", flag="--study",     # a run's folder named as the study's
@@ -850,7 +859,7 @@ def _study_options(cfg: TuneConfig, url: str) -> dict | None:
              f"on another copy of that data, give its folder as SRC)")
     now, default = cfg.train.to_dict(), TrainConfig().to_dict()
     taken = {k: base[k] for k, v in now.items() if k in base and k not in RESUME_MAY_CHANGE and k not in cfg.typed
-             and k not in TrainConfig.RECORDS and v == default.get(k) and base[k] != v}     # records: no options
+             and k not in TrainConfig.RECORDS and k != "metric" and v == default.get(k) and base[k] != v}
     if taken:
         cfg.train = TrainConfig.from_dict({**now, **taken})
         info(f"study '{cfg.study}' resumes with the fixed train options it was started with: "

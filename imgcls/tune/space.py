@@ -35,7 +35,7 @@ KINDS = ("choice", "uniform", "log_uniform", "int", "log_int")
 # themselves (a search over them would compare scores measured on different rows)
 FIXED = {"src": "the data", "out": "the output folder", "name": "trial folders are named by tune",
          "device": "hardware", "workers": "hardware", "cache": "hardware", "compile": "speed only",
-         "gpu_aug": "speed only", "plots": "figures only",
+         "gpu_aug": "speed only", "plots": "figures only", "metric": "every trial's is the study's --metric",
          "channels_last": "speed only", "folds": "the validation rows", "val_split": "the validation rows",
          "seed": "the validation rows", "deterministic": "speed only", "weights": "a file path",
          "head_columns": "the task", "heads": "the task", "max_pixels": "which images are read (the validation rows)",
