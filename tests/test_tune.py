@@ -428,6 +428,16 @@ def test_median_pruner_options_with_another_pruner_are_refused(data, tmp_path, s
     assert not (tmp_path / "tune").exists()
 
 
+@pytest.mark.parametrize("given", [{"prune_startup": 5}, {"prune_warmup": 0, "prune_startup": 1}])
+def test_median_pruner_options_from_python_with_another_pruner_are_refused(data, tmp_path, space, given):
+    """The same refusal from Python: run_tune(TuneConfig(pruner='hyperband', prune_startup=5)) ran the study with
+    the value doing nothing, as the check read only the flags typed on the command line."""
+    with pytest.raises(UserError, match=r"--prune-startup( and --prune-warmup)? act only with --pruner median, not "
+                                        r"hyperband.*\(Python: prune_startup="):
+        run_tune(tune_cfg(data, tmp_path, space, pruner="hyperband", **given))
+    assert not (tmp_path / "tune").exists()
+
+
 def test_sampler_and_pruner_options_pick_optuna_s_classes(tmp_path):
     from imgcls.tune import make_pruner, make_sampler
     space = parse_space({"epochs": {"int": [1, 2]}, "aug": {"choice": ["light", "heavy"]}})

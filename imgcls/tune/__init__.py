@@ -661,9 +661,10 @@ def _check_up_front(cfg: TuneConfig):
     files = (TRIALS_CSV, BEST_CONFIG, REPORT_HTML) + (() if cfg.storage else (STUDY_DB,))
     refuse_users_files(study_dir, "tune", [study_dir / n for n in files], flag="--study")
     _refuse_users_trial_folders(study_dir)
+    prune_given = _prune_options_given(cfg)      # before a resumed study's record fills in those left unset
     # first: a resumed study's data, left unset, is the study's own (so is its search space, returned)
     recorded_space = _study_options(cfg, storage_url(cfg))
-    _refuse_idle_prune_options(cfg)     # after the resumed study's pruner is taken
+    _refuse_idle_prune_options(cfg, prune_given)     # after the resumed study's pruner is taken
     if cfg.train.src is None:
         # train's input: the furthest pipeline stage, announced
         cfg.train.src = str(default_input("train", command="tune", also=f"--study {sh(cfg.study)}"))
@@ -688,13 +689,25 @@ def _check_up_front(cfg: TuneConfig):
     return space, storage_url(cfg), rows_digest(cfg.train, table)
 
 
-def _refuse_idle_prune_options(cfg: TuneConfig) -> None:
-    """--prune-startup / --prune-warmup are the median pruner's: typed with another pruner (this command's, or the
-    resumed study's) they would do nothing, refused in one line as any option that would. A resumed study's
-    recorded values are not typed: never refused, so every recorded study still resumes."""
+MEDIAN_PRUNER_OPTIONS = ("prune_startup", "prune_warmup")
+
+
+def _prune_options_given(cfg: TuneConfig) -> list[str]:
+    """The median pruner's options this command gives: typed on the command line (even at their defaults), or a
+    Python caller's away from their defaults (as _trials_given reads --trials), read before a resumed study's record
+    sets those left unset."""
+    default = TuneConfig()
+    return [k for k in MEDIAN_PRUNER_OPTIONS if k in cfg.search_typed or getattr(cfg, k) != getattr(default, k)]
+
+
+def _refuse_idle_prune_options(cfg: TuneConfig, given: list[str]) -> None:
+    """--prune-startup / --prune-warmup are the median pruner's: `given` (_prune_options_given: typed, or a Python
+    caller's prune_startup= / prune_warmup=) with another pruner (this command's, or the resumed study's) they would
+    do nothing, refused in one line as any option that would. A resumed study's recorded values are not given:
+    never refused, so every recorded study still resumes."""
     if cfg.pruner == "median":
         return
-    idle = [k for k in ("prune_startup", "prune_warmup") if k in cfg.search_typed]
+    idle = [k for k in MEDIAN_PRUNER_OPTIONS if k in given]
     if idle:
         names = " and ".join("--" + k.replace("_", "-") for k in idle)
         raise UserError(f"{names} act only with --pruner median, not {cfg.pruner}: drop "
