@@ -2209,3 +2209,12 @@ def test_a_fixed_train_metric_other_than_the_study_s_is_refused_and_no_space_var
     with pytest.raises(UserError, match="space key 'metric' cannot be searched"):
         parse_space({"metric": {"choice": ["loss", "macro_f1"]}})
 
+
+def test_the_report_says_which_sampler_and_pruner_each_trial_ran_with(data, tmp_path, space):
+    """report.html's summary put the last command's sampler / pruner beside the counts of every trial of the study:
+    a study of one random-sampled trial resumed with --sampler tpe read 'tpe / none' over 2 trials. Each trial
+    records its own; the summary counts them where they differ."""
+    run_tune(tune_cfg(data, tmp_path, space, trials=1, sampler="random"))
+    study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=2, sampler="tpe", search_typed=frozenset({"sampler"})))
+    html = " ".join((study_dir / "report.html").read_text().split())
+    assert "tpe / none (this command); by trial: random / none 1, tpe / none 1" in html

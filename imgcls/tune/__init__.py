@@ -567,6 +567,8 @@ class _Objective:
         # where its pid means this process: set first, so no tune reads the pid without it (_fail_killed_trials)
         trial.set_user_attr(PID_NAMESPACE, _pid_namespace())
         trial.set_user_attr("process", self.process)
+        from imgcls.tune.report import SEARCH_USED
+        trial.set_user_attr(SEARCH_USED, f"{self.cfg.sampler} / {self.cfg.pruner}")     # the report's counts
         self.started += 1
         from imgcls.console import info
         from imgcls.tune.report import format_params

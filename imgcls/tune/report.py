@@ -65,6 +65,22 @@ def trials_frame(study, keep: int | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=trial_columns(names))
 
 
+SEARCH_USED = "sampler_pruner"      # a trial's user attr: the '--sampler / --pruner' that drew and watched it
+
+
+def search_used(study, cfg) -> str:
+    """The report's sampler / pruner: this command's, and, where the study's trials ran with others (an earlier
+    command's, another process's) or a trial records none (an imgcls before the record), how many trials each
+    drew and watched, as recorded: the trials count is the whole study's, not only this command's."""
+    from collections import Counter
+    now = f"{cfg.sampler} / {cfg.pruner}"
+    used = Counter(t.user_attrs.get(SEARCH_USED) or "not recorded" for t in study.trials)
+    if not used or set(used) == {now}:
+        return now + (" (every trial)" if used else "")
+    return (f"{now} (this command); by trial: "
+            + ", ".join(f"{k} {n}" for k, n in sorted(used.items(), key=lambda kv: -kv[1])))
+
+
 def trial_columns(names=()) -> list[str]:
     """trials.csv's columns, around the drawn parameters' `names` (none: the table of a study with no trial yet)."""
     return ["trial", "state", "value", "seconds", "epochs_run", "folds", "epochs_by_fold", *names, "run_dir",
@@ -322,7 +338,7 @@ def write_report(study, cfg, study_dir: Path, url: str, frame: pd.DataFrame, sec
     done = completed(study)
     summary = [("study", cfg.study), ("storage", url), ("objective", f"{label} of {where}, on each trial's "
                                                                      f"validation rows ({study.direction.name.lower()})"),
-               ("sampler / pruner", f"{cfg.sampler} / {cfg.pruner}"),
+               ("sampler / pruner", search_used(study, cfg)),
                ("trials", ", ".join(f"{n} {s}" for s, n in counts.items())),
                ("this command's wall time", f"{seconds:.0f}s")]
     if done:
