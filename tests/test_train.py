@@ -2872,3 +2872,16 @@ def test_plateau_watches_the_run_s_metric_in_its_direction(metric, halved):
         opt.step()
         s.step(e + 1, value)
     assert (opt.param_groups[0]["lr"] < 0.1) == halved
+
+
+@pytest.mark.parametrize("metric, title", [("loss", "loss"), ("accuracy", "acc"), ("macro_f1", None)])
+def test_the_epoch_table_names_the_metric_its_best_mark_follows(capsys, metric, title):
+    """With --metric loss the table's `*` marked each epoch of a lower val loss under a bare `best` title, beside a
+    macro-F1 that fell: read as the best macro-F1. The title names the metric where it is not macro-F1."""
+    from imgcls.train.progress import EpochTable
+    row = {"epoch": 1, "train_loss": 1.0, "train_acc": 0.5, "val_loss": 0.9, "val_acc": 0.5, "val_macro_f1": 0.4,
+           "lr": 1e-3, "epoch_seconds": 0.1}
+    EpochTable(metric=metric).print(row, True)
+    header = capsys.readouterr().err.splitlines()[:2]
+    assert header[0].split()[-1] == "best", header
+    assert (header[1].split()[-1] if title else header[1].split()[0]) == (title or "1"), header

@@ -380,7 +380,7 @@ class Trainer:
                                     "parent_dir": self.parent_dir, "folds_after": self.folds_after, "model": meta.model,
                                     "train_images": self.n_train,
                                     "val_images": len(self.data.val_idx)})
-        self.table = EpochTable(multi_fold=fold is not None, attribute=meta.attribute)
+        self.table = EpochTable(multi_fold=fold is not None, attribute=meta.attribute, metric=cfg.metric)
         # the whole run's ETA: this fold's epochs left and the later folds'
         self.eta = RunEta(cfg.epochs - self.state.epoch, later_epochs=self.folds_after * cfg.epochs)
 

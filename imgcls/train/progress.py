@@ -64,6 +64,9 @@ _COLS = [("epoch", "epoch", "{:d}", 5), ("train_loss", "trn loss", "{:.4f}", 8),
          ("epoch_seconds", "sec", "{:.1f}", 7)]
 
 
+BEST_TITLES = {"loss": "loss", "accuracy": "acc"}     # --metric under the table's `best` title (6 wide)
+
+
 def val_f1_name(attribute: str = "") -> str:
     """'val macro-F1', and of a single-attribute run (ModelMeta.attribute) 'val macro-F1 (mask)': which column's
     classes the score is over, as the start line's '3 classes of mask' says."""
@@ -74,11 +77,13 @@ class EpochTable:
     """The per-epoch table on the terminal: one rich Table row per epoch (the header with the first), fixed column
     widths so the rows line up and fit 80 columns; `*` marks a new best. Macro precision / recall (and per-head
     scores) are in metrics.csv. `attribute`: a single-attribute run's column (ModelMeta.attribute), named under the
-    score column's title ('(mask)'; bare where that does not fit its width: 'age_band')."""
+    score column's title ('(mask)'; bare where that does not fit its width: 'age_band'). `metric`: the run's
+    --metric, named under the `best` column's title where it is not macro-F1 ('loss', 'acc')."""
 
-    def __init__(self, multi_fold: bool = False, attribute: str = ""):
+    def __init__(self, multi_fold: bool = False, attribute: str = "", metric: str = "macro_f1"):
         self.header = True
         self.attribute = attribute
+        self.best_title = "best" if metric == "macro_f1" else f"best\n{BEST_TITLES.get(metric, metric)}"
 
     def _title(self, key: str, title: str, width: int) -> str:
         if key != "val_macro_f1" or not self.attribute:
@@ -93,7 +98,7 @@ class EpochTable:
         t = Table(box=None, show_header=self.header, header_style="bold", padding=(0, 0, 0, 2), pad_edge=False)
         for key, title, _, width in _COLS:      # rich's width includes padding
             t.add_column(self._title(key, title, width), justify="right", width=width + 2, no_wrap=True)
-        t.add_column("best", width=6, no_wrap=True)
+        t.add_column(self.best_title, width=6, no_wrap=True)
         t.add_row(*[fmt.format(row[k]) for k, _, fmt, _ in _COLS], "*" if improved else "")
         console.print(t)
         self.header = False
