@@ -22,12 +22,13 @@ never call them). An exception raised by a callback (e.g. `optuna.TrialPruned`) 
   --resume it goes on from the updates of the epochs already done); logs: loss (the update's last batch), lr, epoch.
 - `on_epoch_end(epoch, logs)`: after each epoch's validation and checkpoint. epoch: 1-based; logs: the metrics.csv
   row (epoch, train_loss, train_acc, val_loss, val_acc, val_macro_precision, val_macro_recall, val_macro_f1, lr,
-  epoch_seconds, ...) plus `improved` (bool: this epoch is the new best) and `per_class_f1` ({class: F1}; a class
-  named with its meaning where the run knows one, as the run's report does: '4 (wear, female, 30-59)',
-  profiles.class_titles).
+  epoch_seconds, ...) plus `improved` (bool: this epoch is the new best by the run's --metric) and `per_class_f1`
+  ({class: F1}; a class named with its meaning where the run knows one, as the run's report does: '4 (wear,
+  female, 30-59)', profiles.class_titles).
 - `on_run_end(summary)`: once per run (per fold) when it ends normally (not after an exception). summary: run_dir,
-  fold, best_epoch, best_macro_f1, epochs_done, best_pt, last_pt, metrics_csv (Paths), per_class (DataFrame of
-  the best epoch, see imgcls.metrics), stopped_early (bool).
+  fold, best_epoch (the one the run's --metric picked), best_macro_f1 (that epoch's), metric (the run's --metric),
+  best_value (that epoch's value of it), epochs_done, best_pt, last_pt, metrics_csv (Paths), per_class (DataFrame
+  of the best epoch, see imgcls.metrics), stopped_early (bool).
 - `on_train_end(summary)`: once per `run_train` after every fold. summary: run_dir, folds (list), oof (dict of
   oof_score.json for k-fold, else None), runs (list of each fold's on_run_end summary: those this session trained),
   config (the run's or k-fold set's config.yaml, as a dict).
