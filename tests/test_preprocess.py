@@ -147,6 +147,33 @@ def test_missing_rembg_file_is_one_line_with_the_fix(faces_src, tmp_path, monkey
     assert "unknown face detector" in line and not scanned
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_damaged_rembg_file_is_one_line_with_the_fix(tmp_path, monkeypatch, u2net_home, workers):
+    """A model file cut short: u2netp's (md5 known) is refused before the scan; another model's, which ONNX Runtime
+    cannot load, when its session is made, in this process or in a worker (whose error broke the pool at its start).
+    Both were ONNX Runtime's traceback."""
+    import imgcls.preprocess.run as pp_run
+    from imgcls import manifest as mf
+    home = tmp_path / "u2net"
+    home.mkdir()
+    cut = (u2net_home / "u2netp.onnx").read_bytes()[:5000]
+    (home / "u2netp.onnx").write_bytes(cut)
+    (home / "u2net.onnx").write_bytes(cut)
+    monkeypatch.setenv("U2NET_HOME", str(home))
+    monkeypatch.setattr(pp_run, "MIN_PER_WORKER", 1)          # a pool for these 4 images
+    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(30, 30))
+    scanned, real_scan = [], mf.scan_images
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: (scanned.append(1), real_scan(*a, **k))[1])
+    line = one_error_line(run(src, "--out", tmp_path / "o", "--remove-bg", "--workers", workers))
+    assert f"{home / 'u2netp.onnx'} is damaged (5000 bytes" in line and "imgcls models fetch rembg" in line, line
+    assert not scanned and not (tmp_path / "o").exists()
+    line = one_error_line(run(src, "--out", tmp_path / "o", "--remove-bg", "--rembg-model", "u2net",
+                              "--workers", workers))
+    assert (f"rembg model file {home / 'u2net.onnx'} cannot be loaded: it is damaged or not an ONNX model "
+            f"(ONNX Runtime: ") in line, line
+    assert not list((tmp_path / "o").glob("*/*.png"))
+
+
 def test_missing_detector_weights_and_unknown_detector(faces_src, tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "dfhome"))
     line = one_error_line(run(faces_src, "--out", tmp_path / "o", "--face-crop", "--detector", "yunet"))

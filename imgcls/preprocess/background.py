@@ -55,7 +55,7 @@ def _new_session(rembg, model: str, opts):
 class BackgroundRemover:
     def __init__(self, model: str = "u2netp", threads: int | None = 0):
         from imgcls.weights import rembg_model_file
-        rembg_model_file(model)  # MissingWeightsError naming the file, where it goes and the fix
+        path = rembg_model_file(model)  # MissingWeightsError naming the file, where it goes and the fix
         import onnxruntime as ort
         rembg = import_rembg()
         from rembg.sessions import sessions_names
@@ -68,7 +68,14 @@ class BackgroundRemover:
             opts.intra_op_num_threads = int(threads)
             opts.inter_op_num_threads = 1
         self.model = model
-        self.session = _new_session(rembg, model, opts)
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, InvalidProtobuf
+        try:
+            self.session = _new_session(rembg, model, opts)
+        except (Fail, InvalidArgument, InvalidProtobuf) as e:   # a file of a model with no known md5, cut short
+            from imgcls.errors import MissingWeightsError
+            raise MissingWeightsError(f"rembg model file {path} cannot be loaded: it is damaged or not an ONNX "
+                                      f"model (ONNX Runtime: {' '.join(str(e).split())}); copy it again from a "
+                                      f"machine where rembg downloaded it") from None
 
     def mask(self, im: Image.Image) -> Image.Image:
         """rembg's foreground mask ('L', same size as `im`): what rembg.remove uses as alpha."""

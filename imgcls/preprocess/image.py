@@ -7,6 +7,7 @@ from pathlib import Path
 
 from imgcls import io as imgio
 from imgcls import manifest as mf
+from imgcls.errors import UserError
 from imgcls.fsutil import atomic_path
 from imgcls.preprocess.config import NO_FACE_DROPPED, PreprocessConfig
 
@@ -134,9 +135,14 @@ def init_worker(cfg: PreprocessConfig, threads: int) -> None:
     ignore_sigint()       # a worker took a KeyboardInterrupt in an image as that image's result and went on
     cv2.setNumThreads(1)
     _WORKER["cfg"] = cfg
-    _WORKER["models"] = Models(cfg, threads=threads)
+    try:
+        _WORKER["models"] = Models(cfg, threads=threads)
+    except UserError as e:     # raised by the first task, as one line: an initializer's error broke the pool
+        _WORKER["error"] = e
 
 
 def run_chunk(tasks: list[tuple[int, str, str]]) -> list[tuple[int, dict]]:
+    if "error" in _WORKER:
+        raise _WORKER["error"]
     cfg, models = _WORKER["cfg"], _WORKER["models"]
     return [(i, process_image(src, dst, cfg, models)[0]) for i, src, dst in tasks]
