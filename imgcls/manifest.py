@@ -766,7 +766,9 @@ def require_readable(df: pd.DataFrame, note: str = "", of: str = "", data_flag: 
     err = df["error"].fillna("").astype(str)
     if (err != "").all():
         first = image_paths(df.iloc[:1])[0]
-        raise UserError(f"none of the {len(df)} image(s){of} can be read (e.g. {first}: {err.iloc[0]}){note}; "
+        from imgcls.preprocess.config import NO_FACE_DROPPED
+        fate = "is left" if (err == NO_FACE_DROPPED).all() else "can be read"    # readable, left out by preprocess
+        raise UserError(f"none of the {len(df)} image(s){of} {fate} (e.g. {first}: {err.iloc[0]}){note}; "
                         f"{_unreadable_hint(df, err, data_flag)}")
 
 
@@ -821,6 +823,18 @@ def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
     in (layouts.csv_route, a route the step has). An id without an extension is already looked for as it is
     (images saved without an extension) and with COMMON_EXTENSIONS added, so no extension is offered, except to say
     that an --ext given was the only one looked for, and, for predict (`data_flag`), that --ext adds another."""
+    from imgcls.preprocess.config import NO_FACE_DROPPED
+    dropped = (err == NO_FACE_DROPPED).to_numpy()     # readable images preprocess left out (the row's `error`)
+    if dropped.any():      # no matter of paths or of what the files are
+        fix = ("imgcls preprocess --no-face drop left them out (its detector found no face in any): preprocess "
+               "again with --no-face keep or center-crop, or another --detector, and see the no-face images in its "
+               "report.html")
+        if dropped.all():
+            return fix
+        rest = df[~dropped]
+        return (f"{int(dropped.sum())} of them {fix.replace('left them out', 'left out', 1)}; the other "
+                f"{len(rest)} (e.g. {image_paths(rest.iloc[:1])[0]}: {err[~dropped].iloc[0]}): "
+                + _unreadable_hint(rest, err[~dropped], data_flag))
     missing = (err == imgio.FILE_NOT_FOUND).to_numpy()
     if not missing.any():
         return "every file is there, so the paths are right: check that the files are images"

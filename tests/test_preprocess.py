@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import make_image_folder, make_odd_file, tree_snapshot
 from imgcls.cli import app
+from imgcls.errors import UserError
 
 runner = CliRunner()
 ASTRONAUT_FACE = (177, 66, 95, 95)   # deepface opencv facial_area on skimage.data.astronaut() (512 x 512)
@@ -255,6 +256,29 @@ def test_a_class_no_face_drop_empties_is_named(faces_src, tmp_path):
         in r.flat, r.output
     r = run(faces_src, "--out", tmp_path / "keep", "--face-crop", "--workers", "1")
     assert r.exit_code == 0 and "no such class" not in r.flat, r.output
+
+
+def test_a_set_no_face_drop_left_empty_is_refused_by_split_with_the_preprocess_fix(tmp_path):
+    """A set in which the detector found no face (faces/lfw25's 25 px portraits, too small for the Haar cascade):
+    split and train said 'none of the 200 image(s) can be read ...: check that the files are images' of readable
+    images. They name what left them out and how to preprocess again; with unreadable images among them, both."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(40, 30))      # flat blocks: no face
+    out = tmp_path / "p"
+    r = run(src, "--out", out, "--face-crop", "--no-face", "drop", "--workers", "1")
+    assert r.exit_code == 0 and "no face found in 4 image(s)" in r.flat, r.output
+    r = runner.invoke(app, ["split", str(out), "--out", str(tmp_path / "s.csv")])
+    line = one_error_line(r)
+    assert "none of the 4 image(s) is left (e.g. " in line and ": no face found (--no-face drop)); imgcls " \
+        "preprocess --no-face drop left them out (its detector found no face in any): preprocess again with " \
+        "--no-face keep or center-crop, or another --detector" in line, line
+    df = mf.load(out / "manifest.csv", scan=False)
+    df.loc[0, "error"] = "not an image"
+    with pytest.raises(UserError) as e:
+        mf.require_readable(df)
+    assert "none of the 4 image(s) can be read (e.g. " in str(e.value)
+    assert "not an image); 3 of them imgcls preprocess --no-face drop left out (its detector" in str(e.value)
+    assert "; the other 1 (e.g. " in str(e.value) and "check that the files are images" in str(e.value)
 
 
 def test_detect_size_and_rembg_model_reach_the_models(faces_src, tmp_path, monkeypatch):
