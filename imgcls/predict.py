@@ -122,8 +122,9 @@ def with_classes(spec: EnsembleSpec) -> EnsembleSpec:
 def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
     """A member trained on images `imgcls preprocess` changed (a face crop, the background removed: its
     checkpoint's meta.preprocess) predicts badly on test images that did not go through the same: said once per
-    difference, with the command that prepares them. Nothing is said where either side is not known, nor where the
-    options differ in no pixel of an image both write (preprocess.config.same_view: `--no-face drop` against keep)."""
+    difference, with the command that prepares them (a `--resize-mode crop`'s centre squares too). Nothing is said
+    where either side is not known, nor where the options differ in no pixel of an image both write
+    (preprocess.config.same_view: `--no-face drop` against keep, a crop of test images that are squares)."""
     from imgcls.preprocess.config import applied_config, same_view
     from imgcls.preprocess.outputs import applied, made_from
     from imgcls.train.checkpoint import read_meta
@@ -132,12 +133,18 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
         return
     # test images a preprocess run wrote are prepared again from the originals it read, never processed twice (a
     # face crop of a face crop, a face looked for in a --size cache)
-    origin = made_from(mf.readable(df))
+    rows = mf.readable(df)
+    origin = made_from(rows)
+    squares = None
     said = set()
     for m in spec.running().members:
         want = read_meta(m.checkpoints[0]).preprocess
         if want is None or want in said or same_view(want, test):
             continue
+        if same_view(want, test, squares=True):     # a centre crop alone differs: not for squares as they came
+            squares = _squares_as_they_came(rows) if squares is None else squares
+            if squares:
+                continue
         said.add(want)
         trained = f"images imgcls preprocess changed ({want})" if want else "images no imgcls preprocess changed"
         got = f"went through other options ({test})" if test and want else \
@@ -152,6 +159,24 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
                              f"the same run_predict call with data={origin!r}") if origin else \
                 "predict on the test images as they came"
         warn(f"{m.name} trained on {trained}; the test images of {data} {got}, so what it sees differs: {fix}")
+
+
+def _squares_as_they_came(rows: pd.DataFrame) -> bool:
+    """Whether every image of `rows` is a square of its own: a `preprocess --resize-mode crop` of it is the image
+    itself. Not squares a preprocess --size made (the padding of a non-square image is no centre crop of it). Sizes
+    are read from the files' headers (a folder given to predict is not scanned), up to the first that is no square."""
+    from imgcls.preprocess.outputs import made_square
+    if made_square(rows):
+        return False
+    with imgio.own_pixel_bound():        # a header read: PIL's bomb check neither warns nor raises
+        for path in mf.image_paths(rows):
+            try:
+                with imgio._open_checked(path, None) as im:
+                    if im.width != im.height:
+                        return False
+            except imgio.ImageReadError:      # unreadable: predict says so, not this
+                continue
+    return True
 
 
 def warn_decode_differs(spec: EnsembleSpec) -> None:

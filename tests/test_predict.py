@@ -2197,6 +2197,29 @@ def test_the_preprocess_fix_names_its_python_calls_too(tmp_path, capsys):
         assert res.exit_code == 0 and fixes[name] in " ".join(res.output.split()), res.output
 
 
+def test_test_images_that_skip_a_preprocess_centre_crop_are_warned_of(tmp_path):
+    """A run trained on `imgcls preprocess --size N --resize-mode crop` output learnt from the centre squares of its
+    images; given raw test images predict resized each whole (edges the training images never showed) without a
+    word: a --size cache was taken for one the model's resize undoes, which a crop's cut edges are not. It says so
+    with the command, unless the test images are squares (a crop leaves them whole) or were cropped too."""
+    run = run_trained_on_preprocessed(tmp_path / "runs" / "oncrop", "--size 48 --resize-mode crop")
+    wide = make_image_folder(tmp_path / "wide", {"a": 2, "b": 2}, size=(40, 30))
+    make_image_folder(tmp_path / "square", {"a": 2, "b": 2}, size=(30, 30))
+    for out, flags in (("cropped", ["--size", 32, "--resize-mode", "crop"]), ("padded", ["--size", 32])):
+        res = invoke("preprocess", wide, "--out", tmp_path / out, *flags, "--workers", 1, "-q")
+        assert res.exit_code == 0, res.output
+    said = {}
+    for data in ("wide", "square", "cropped", "padded"):
+        res = invoke("predict", run, "--data", tmp_path / data, "--out", tmp_path / f"p_{data}", "--workers", 0)
+        assert res.exit_code == 0, res.output
+        said[data] = " ".join(res.output.split())
+    assert (f"oncrop trained on images imgcls preprocess changed (--size 48 --resize-mode crop); the test images of "
+            f"{wide} did not go through it, so what it sees differs: imgcls preprocess {wide} --out DIR --size 48 "
+            f"--resize-mode crop, then predict --data DIR") in said["wide"], said["wide"]
+    assert "went through other options (--size 32)" in said["padded"], said["padded"]
+    assert "differs" not in said["square"] + said["cropped"], said
+
+
 def test_the_preprocess_fix_names_the_size_the_training_images_were_made_at(tmp_path):
     """A run trained on `imgcls preprocess --face-crop --size 48` output, given raw test images, was told to run
     'imgcls preprocess TEST --out DIR --face-crop': the command as typed made test images of another size and

@@ -711,6 +711,21 @@ def test_same_view_counts_only_what_changes_the_pixels_of_images_both_write():
     assert text == as_typed(cfg, PIXEL_FIELDS) and same_view(text, text.replace(" --no-face drop", ""))
 
 
+def test_same_view_counts_a_centre_crop_unless_the_test_images_are_squares():
+    """--size is a cache the model's resize undoes, but --resize-mode crop cuts the edges of a non-square image:
+    predict counted it as no difference (raw test images resized whole for a run trained on centre squares). Of
+    square test images a crop is the image itself."""
+    from imgcls.preprocess.config import same_view
+    for a, b in (("--size 64 --resize-mode crop", ""), ("--size 64 --resize-mode crop", "--size 64"),
+                 ("--size 64 --resize-mode crop", "--size 64 --resize-mode squash"),
+                 ("--face-crop --size 64 --resize-mode crop", "--face-crop")):
+        assert not same_view(a, b) and not same_view(b, a), (a, b)
+        assert same_view(a, b, squares=True) and same_view(b, a, squares=True), (a, b)
+    assert same_view("--size 64 --resize-mode crop", "--size 128 --resize-mode crop")
+    assert same_view("--size 64", "") and same_view("--size 64 --resize-mode squash", "")
+    assert not same_view("--remove-bg --size 64 --resize-mode crop", "--size 64 --resize-mode crop", squares=True)
+
+
 def _interrupted(monkeypatch, src, out, cfg, at_call: int) -> None:
     """A preprocess run into `out` killed (Ctrl-C) as it starts its `at_call`-th image, as a user's would be."""
     import imgcls.preprocess as pp

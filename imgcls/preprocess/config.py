@@ -116,15 +116,19 @@ PIXEL_FIELDS = ("face_crop", "detector", "face_margin", "no_face", "remove_bg", 
 SIZE_FIELDS = ("size", "resize_mode")
 
 
-def same_view(a: str, b: str) -> bool:
+def same_view(a: str, b: str, squares: bool = False) -> bool:
     """Whether two applied_text()s (a checkpoint's meta.preprocess, a test set's) give a model the same pixels: what
     changes no pixel of an image both write is not counted. `--no-face drop` is `--no-face keep` (the images it leaves
     out are predicted as they came, what keep writes; the face crops are the same); `--keep-alpha` is a white
     background (every image is read flattened onto white, imgcls.io); `--bg-color` spelled otherwise
     (`#ffffff`, `WHITE`) is the same colour, and without `--remove-bg` it colours only --size's padding (--size is
-    not counted). A text this cannot read is compared as written."""
+    not counted, the model's own resize undoes it, but for `--resize-mode crop`: the centre square cuts the edges of
+    a non-square image, which no resize gives back; `squares`: the test images are squares, which it leaves whole).
+    A text this cannot read is compared as written."""
     va, vb = _view(a), _view(b)
-    return a == b if va is None or vb is None else va == vb
+    if va is None or vb is None:
+        return a == b
+    return va[:2] == vb[:2] if squares else va == vb
 
 
 def _applied_values(text: str) -> dict:
@@ -158,9 +162,10 @@ def _view(text: str) -> tuple | None:
         face = (cfg.detector, float(cfg.face_margin), "keep" if cfg.no_face == "drop" else cfg.no_face) \
             if cfg.face_crop else None
         bg = (cfg.rembg_model, (255, 255, 255) if cfg.keep_alpha else cfg.bg_rgb()) if cfg.remove_bg else None
+        crop = bool(cfg.size) and cfg.resize_mode == "crop"
     except (KeyError, IndexError, ValueError, TypeError, UserError):
         return None
-    return face, bg
+    return face, bg, crop
 
 
 def applied_text(settings: dict) -> str:
