@@ -183,6 +183,29 @@ def test_missing_detector_weights_and_unknown_detector(faces_src, tmp_path, monk
     assert "unknown face detector" in line and "opencv" in line
 
 
+def test_a_small_portrait_is_detected_on_an_upscaled_copy(tmp_path):
+    """The Haar cascade found no face in a small portrait (faces/lfw25's 25 px faces: none of 100; here the astronaut's
+    face in 32 px): --face-crop left every one uncropped, or --no-face drop dropped them all. Images whose longer side
+    is below MIN_DETECT_SIDE are detected on a copy upscaled to it, the box mapped back to the original; an earlier
+    output of the same options is made again (the settings record it)."""
+    from skimage import data
+    src = tmp_path / "raw"
+    (src / "person").mkdir(parents=True)
+    Image.fromarray(data.astronaut()).crop((150, 40, 300, 190)).resize((32, 32), Image.Resampling.LANCZOS).save(
+        src / "person" / "small.png")
+    r = run(src, "--out", tmp_path / "p", "--face-crop", "--no-face", "drop", "--workers", "1")
+    assert r.exit_code == 0 and "no face found" not in r.flat, r.output
+    m = manifest(tmp_path / "p").loc["person/small.png"]
+    assert str(m["face_found"]) == "True" and m["error"] == ""
+    x, y, w, h = (int(m[c]) for c in ("face_x", "face_y", "face_w", "face_h"))
+    assert 2 <= x <= 10 and 2 <= y <= 10 and 14 <= w <= 28 and 14 <= h <= 28, (x, y, w, h)
+    assert x + w <= 32 and y + h <= 32
+    from imgcls.preprocess import PreprocessConfig
+    from imgcls.preprocess.config import MIN_DETECT_SIDE
+    assert summary(tmp_path / "p")["settings"]["detect_min_side"] == MIN_DETECT_SIDE
+    assert "detect_min_side" not in PreprocessConfig(size=32).settings()
+
+
 def test_detector_option_selects_the_deepface_backend(tmp_path, monkeypatch):
     """Any backend whose files are present is passed to deepface's extract_faces as is."""
     from deepface.modules import detection

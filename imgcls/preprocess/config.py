@@ -88,8 +88,11 @@ class PreprocessConfig:
         """What the written pixels depend on (a change re-processes everything): every option that acts in this
         config (imgcls.options.acts: --detector only with --face-crop), but the oversampled copies' own (they have
         oversample_settings) and --max-pixels (a decoding guard)."""
-        return {k: v for k, v in asdict(self).items()
-                if k not in ("max_pixels",) + OVERSAMPLE_FIELDS and acts(self, k)}
+        settings = {k: v for k, v in asdict(self).items()
+                    if k not in ("max_pixels",) + OVERSAMPLE_FIELDS and acts(self, k)}
+        if self.face_crop:      # small images are detected upscaled: the earlier crops of them are made again
+            settings["detect_min_side"] = MIN_DETECT_SIDE
+        return settings
 
     def oversample_settings(self) -> dict | None:
         """What the oversampled copies depend on besides their sources' pixels (None: no oversampling)."""
@@ -100,6 +103,10 @@ class PreprocessConfig:
         return {**{k: getattr(self, k) for k in OVERSAMPLE_FIELDS}, "fill": "border", "copies": "distinct"}
 
 
+# faces are looked for in an image whose longer side is below it on a copy upscaled to it (imgcls.preprocess.faces):
+# the opencv Haar cascade (a 24 px window, deepface's minNeighbors 10) found no face in faces/lfw25's 100 25 px
+# portraits, 73 of them at 160 px, and no face in its 100 25 px non-faces at either size
+MIN_DETECT_SIDE = 160
 OVERSAMPLE_FIELDS = ("oversample", "oversample_aug", "oversample_max_factor", "seed")
 NO_FACE_DROPPED = "no face found (--no-face drop)"   # the `error` of a row --no-face drop leaves out
 FACE_LOST = 0.5    # face_kept below it (a face the matte kept less than half of): taken for background, said

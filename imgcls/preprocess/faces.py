@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from imgcls.preprocess.config import MIN_DETECT_SIDE
+
 
 @dataclass
 class Face:
@@ -27,7 +29,8 @@ class Face:
 
 class FaceDetector:
     """One per worker: checks the backend's files once, then detects on RGB PIL images. `detect_size`: images
-    with a longer side above it are detected on a downscaled copy (boxes are scaled back to the original)."""
+    with a longer side above it are detected on a downscaled copy, images with one below MIN_DETECT_SIDE (or
+    `detect_size`, if smaller) on an upscaled copy (boxes are scaled back to the original)."""
 
     def __init__(self, backend: str = "opencv", detect_size: int | None = 640):
         from imgcls.weights import check_deepface_detector
@@ -41,10 +44,13 @@ class FaceDetector:
         """The most confident face (n_faces = how many were found), or None."""
         im = im.convert("RGB")
         scale = 1.0
-        if self.detect_size and max(im.size) > self.detect_size:
-            scale = max(im.size) / self.detect_size
+        side = max(im.size)
+        target = min(side, self.detect_size) if self.detect_size else side
+        target = max(target, min(MIN_DETECT_SIDE, self.detect_size or MIN_DETECT_SIDE))
+        if target != side:
+            scale = side / target
             im = im.resize((max(1, round(im.width / scale)), max(1, round(im.height / scale))),
-                           Image.Resampling.BILINEAR)
+                           Image.Resampling.BILINEAR if scale > 1 else Image.Resampling.BICUBIC)
         bgr = np.ascontiguousarray(np.asarray(im)[:, :, ::-1])
         found = self._detection.extract_faces(bgr, detector_backend=self.backend, enforce_detection=False,
                                               align=False)
