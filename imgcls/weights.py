@@ -594,8 +594,11 @@ def preprocess_inventory() -> list[dict]:
     rows = []
     for model in ("u2netp", "u2net", "u2net_human_seg", "isnet-general-use", "silueta"):
         found = next((p for p in rembg_candidates(model) if p.is_file()), None)
+        # what rembg_model_file refuses (a copy cut short) is no model here: not present, said as damaged
+        damaged = found is not None and model in REMBG_MD5 and _md5(found) != REMBG_MD5[model]
         rows.append({"model": f"rembg:{model}", "file": f"{model}.onnx",
-                     "location": str(found or rembg_home() / f"{model}.onnx"), "present": found is not None,
+                     "location": str(found or rembg_home() / f"{model}.onnx"),
+                     "present": found is not None and not damaged, "damaged": damaged,
                      "obtain": "imgcls models fetch rembg" if model in REMBG_FETCHABLE else "copy the file"})
     for backend, files in DEEPFACE_DETECTOR_FILES.items():
         if backend == "opencv":
@@ -658,6 +661,7 @@ def print_inventory(missing_only: bool = False) -> None:
     t.add_column("location", overflow="fold")
     t.add_column("to get it", overflow="fold")
     for r in shown:
-        t.add_row(Text("present", style="green") if r["present"] else Text("missing", style="red"), r["model"],
-                  r["location"], "" if r["present"] else r["obtain"])
+        state = "present" if r["present"] else "damaged" if r.get("damaged") else "missing"
+        t.add_row(Text(state, style="green" if r["present"] else "red"), r["model"], r["location"],
+                  "" if r["present"] else r["obtain"])
     print_table(t, always=True)

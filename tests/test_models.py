@@ -88,6 +88,10 @@ def test_a_damaged_u2netp_is_refused_naming_the_file_and_the_fix_that_works(home
     target = homes / "u2net" / "u2netp.onnx"
     target.parent.mkdir()
     target.write_bytes(u2netp.read_bytes()[:100000])
+    r = runner.invoke(app, ["models", "list", "--missing"])       # said as it is, not as present
+    row = next(ln for ln in r.output.splitlines() if "rembg:u2netp" in ln)
+    assert r.exit_code == 0 and "damaged" in row and "imgcls models fetch rembg" in row, r.output
+    assert w.preprocess_inventory()[0]["present"] is False
     with pytest.raises(MissingWeightsError) as e:
         w.rembg_model_file("u2netp")
     msg = str(e.value)
