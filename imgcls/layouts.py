@@ -32,6 +32,8 @@ CSV_IMAGE_FOLDERS = ("images", "image", "imgs", "test")
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 # the columns a competition CSV's labels are read from without --label-col, the first present
 LABEL_COLUMN_GUESSES = ("label", "class", "target")
+# the column a competition CSV's groups are read from without --group-col: the manifest's own name for them
+GROUP_COLUMN_GUESSES = ("group",)
 
 
 # DataFrame.attrs key: the empty class folders read_folder found (empty_class_folders_read)
@@ -910,7 +912,7 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
         raise UserError(f"cannot tell which column of {csv_path} holds image paths (columns: {', '.join(cols)}); "
                         f"pass --path-col NAME")
     label_col = need(opts.label_col, "--label-col", LABEL_COLUMN_GUESSES)
-    group_col = need(opts.group_col, "--group-col")
+    group_col = need(opts.group_col, "--group-col", GROUP_COLUMN_GUESSES)
     # a row naming no image would be read as the image folder itself (a folder, 'not a regular file'), and the
     # output checks would take the folder above it for an input image's: a malformed row, said as one
     empty = [i for i, p in enumerate(table[path_col].astype(str)) if _dot_slash_dropped(p.strip()) in ("", ".")]

@@ -1158,6 +1158,24 @@ def test_python_run_split_with_group_col_writes_the_table_the_cli_writes(tmp_pat
     assert py["group"].str.startswith(("a", "b")).all()
 
 
+def test_split_of_a_csv_keeps_its_group_column_whole_across_folds(tmp_path, monkeypatch):
+    """A competition CSV with the manifest's own `group` column (path,label,group) was read with `group` emptied (the
+    reader took a group only from --group-col, and split's default `group` is not passed on to it), so every row
+    was its own unit: a person's (a painting's crops') rows landed in several folds, unsaid, and the out-of-fold score
+    was leaked. The column is read as the groups, as a manifest's is."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 10, "b": 10})
+    rows = [{"path": f"{c}/{p.name}", "label": c, "group": f"{c}{i // 2}"}
+            for c in ("a", "b") for i, p in enumerate(sorted((raw / c).iterdir()))]
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["split", "train.csv", "--image-dir", str(raw), "--folds", "5", "--no-near-dup",
+                            "--out", "splits.csv", "-q"])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv("splits.csv", keep_default_na=False)
+    assert sorted(df["group"]) == sorted(row["group"] for row in rows)
+    assert df.groupby("group")["fold"].nunique().max() == 1, df.sort_values("group")[["group", "fold"]]
+
+
 def test_python_run_split_refuses_reader_age_bands_it_would_relabel(profile_folder, tmp_path):
     """run_split(profiles, opts=LayoutOptions(age_bands=[40])) read the profiles into two bands, then split relabelled
     every row with SplitConfig's default three, silently: the reader's bands did nothing. Split's bands are
