@@ -336,6 +336,26 @@ def test_a_resume_of_a_k_fold_set_whose_later_folds_val_predictions_csv_is_malfo
     assert list(metrics(run / "fold_1")["epoch"]) == [1]
 
 
+def test_a_resume_of_a_k_fold_set_on_a_table_whose_folds_changed_is_one_line(tmp_path, monkeypatch):
+    """`imgcls split --folds 5` run again (another --seed) between a k-fold set's stop and its --resume: the resume
+    trained the later folds on the new folds, so the out-of-fold file held some images twice and others never
+    (300 rows, 231 images, on fmnist_lt) and those folds trained on images fold 0 had validated. The folds a set
+    validated on are its own: another fold for any of them is one line, exit 2, before the images are decoded."""
+    import imgcls.train.data as tdata
+    from imgcls import manifest as mf
+    from test_cli import one_error_line
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    run = _kfold_set_stopped_after_fold_0(tmp_path / "splits.csv", tmp_path / "runs")
+    df["fold"] = (np.arange(len(df)) // 2) % 2               # split again: half of fold 0's images now in fold 1
+    mf.write(df, tmp_path / "splits.csv")
+    monkeypatch.setattr(tdata, "plan_cache", lambda *a, **k: pytest.fail("the images were decoded before the check"))
+    line = one_error_line(CliRunner().invoke(app, ["train", "--resume", str(run)]))
+    assert "puts 3 of the 6 images fold_0 validated on in another fold" in line, line
+    assert not (run / "fold_1").exists()
+
+
 def test_a_python_resume_with_a_fresh_config_continues_the_run_as_the_cli_does(tmp_path):
     """run_train(cfg, resume=RUN) needed cfg = TrainConfig.resolve(resume=RUN) first: a fresh TrainConfig()'s defaults
     were taken as given, so a run of another model was refused as changed, and where not the set went on (its next

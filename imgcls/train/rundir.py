@@ -26,7 +26,7 @@ from imgcls.options import choose_another, python_too
 from imgcls.outputs import MANIFEST_NAME, REPORT_HTML
 from imgcls.run_names import (BEST_PT, FOLDS_PLANNED, IMAGE_CACHE, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE,
                               PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS, fold_dir, fold_dirs,
-                              is_fold_dir)
+                              fold_number, is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
 
 ANOTHER_NAME = choose_another("--name")     # a taken run folder's fix, for both callers
@@ -598,6 +598,35 @@ def check_resume_src(run_dir: Path, src: str, record) -> None:
                     f"{_relative_src_fix(run_dir, src, record)}")
 
 
+def _check_same_folds(run_dir: Path, df, src: str, validated: dict, key) -> None:
+    """A k-fold set resumes on the folds it started with: an image one of its folds validated on (fold_<k>/
+    val_predictions.csv) that the table now puts in another fold (split run again with another --seed or options
+    between the stop and the resume) is refused. Resumed on it, the later folds trained on images a finished fold
+    validated, and the out-of-fold file held some images twice and others never. `validated`: each fold folder's
+    rows (path, root); `key`: check_resume_data's (root, path) key. An image the table no longer holds, or holds
+    without a fold (a row clean or split now leaves out), moves into no other fold: not refused."""
+    from imgcls.split.config import fold_numbers
+    folds = fold_numbers(df)
+    if folds is None:            # a table without folds: check_data's line (--folds needs a k-fold table)
+        return
+    now = {key(r, p): f for r, p, f in zip(df["root"], df["path"], folds) if f == f}
+    for fold_dir_, v in validated.items():
+        k = fold_number(fold_dir_)
+        moved = [(p, now[key(r, p)]) for r, p in zip(v["root"], v["path"]) if now.get(key(r, p), k) != k]
+        if moved:
+            (p, f), name = moved[0], run_dir.name + "-2"
+            new_set = python_too(
+                f"imgcls train {sh(src)} --config {sh(run_dir / RUN_CONFIG)} --name {sh(name)}",
+                f"run_train(TrainConfig.resolve({{'src': {str(src)!r}, 'name': {name!r}}}, "
+                f"config={str(run_dir / RUN_CONFIG)!r}))")
+            raise UserError(
+                f"--resume {run_dir}: its data {src} puts {len(moved)} of the {len(v)} images {fold_dir_.name} "
+                f"validated on in another fold (e.g. {p}: fold {int(f)}): the table's folds changed since the set "
+                f"started (split again?); resumed on it, the later folds would train on images a finished fold "
+                f"validated and the out-of-fold score would count some images twice and others never; restore the "
+                f"table the set started with, or train a new k-fold set on this one: {new_set}")
+
+
 def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     """A resumed run must read the data it was trained on: the data `df` (read from `src`, the data config.yaml
     recorded or one given again) holds at least one of the run's validation images (its val_predictions.csv, a
@@ -633,6 +662,7 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     # a k-fold set's out-of-fold file: made again from its folds' as the set ends, the resume does not read it
     set_oof = run_dir / VAL_PREDICTIONS if any(f.parent != run_dir for f in files) else None
     matched = False
+    validated: dict[Path, object] = {}      # each fold's validation rows, for _check_same_folds
     for f in files:
         try:
             # the files the resume reads back (Trainer.restore: every fold's, a later fold's too): each is read, not
@@ -647,7 +677,10 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
             matched = True
             continue
         matched = matched or any(key(r, p) in have for r, p in zip(v["root"], v["path"]))
+        if f.parent != run_dir:
+            validated[f.parent] = v
     if matched:
+        _check_same_folds(run_dir, df, src, validated, key)
         return
     where = f"recorded in its {RUN_CONFIG}" if recorded else "given"
     relative_elsewhere = recorded and not os.path.isabs(str(src)) and not trained_from_here(run_dir, record)
