@@ -1513,6 +1513,18 @@ def test_a_bad_folds_value_names_split_s_python_call_to_a_python_caller(two_clas
                             "(Python: run_split(cfg=SplitConfig(folds=N)))")
 
 
+def test_a_fold_named_twice_in_folds_is_one_line_before_any_data_is_read(two_class, tmp_path, monkeypatch):
+    """`train --folds 0,0` trained fold 0 twice into one fold_0 folder and wrote an "out-of-fold macro-F1 over 2
+    folds" of 120 rows that were 60 images, each counted twice. A fold named twice is refused, as a bad value."""
+    import imgcls.manifest as mf
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    r = CliRunner().invoke(app, ["train", str(two_class), "--model", "test_resnet", "--out", str(tmp_path / "runs"),
+                                 "--no-pretrained", "--folds", "0,2,0"])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert r.output.strip() == "error: --folds '0,2,0' names fold 0 twice: name each fold once (e.g. --folds 0,2)"
+    assert not (tmp_path / "runs").exists()
+
+
 def test_folds_without_a_fold_column_gives_a_split_command_that_works_as_typed(tmp_path, monkeypatch):
     """DACON's way: `split train.csv` (no data/raw, data/clean, data/processed in the working folder), then
     `train data/splits.csv --folds all`. The refusal told to run a bare `imgcls split --folds 5`, which reads only

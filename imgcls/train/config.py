@@ -145,6 +145,10 @@ def parse_folds(value) -> list[int] | None:
         raise UserError(f"--folds {value!r}: use all, a fold number K or a list K,L (e.g. --folds all, --folds 0, "
                         f"--folds 0,2): the fold column's numbers from "
                         + python_too("imgcls split --folds N", "run_split(cfg=SplitConfig(folds=N))"))
+    twice = next((f for i, f in enumerate(folds) if f in folds[:i]), None)
+    if twice is not None:       # trained twice into one fold folder, its images counted twice out of fold
+        once = ",".join(map(str, dict.fromkeys(folds)))
+        raise UserError(f"--folds {value!r} names fold {twice} twice: name each fold once (e.g. --folds {once})")
     return folds
 
 
