@@ -949,15 +949,21 @@ def _held_out_commands(run: Path, folds: list[int], src: str | None, df: pd.Data
         read = _training_table(src, df, tables)
         have = fold_ids(read) if read is not None else []
         k = f"--folds {len(have) if len(have) > 1 else max(folds) + 1} "
-    table = Path(src).parent / "heldout.csv"
-    again = run.parent / f"{run.name}_heldout"
+    def named(n: int) -> tuple[Path, Path]:     # the n-th pair of names: heldout.csv and RUN_heldout, then ...2
+        tail = "" if n == 1 else str(n)
+        return Path(src).parent / f"heldout{tail}.csv", run.parent / f"{run.name}_heldout{tail}"
+
     def score(held: Path) -> str:
         return f"imgcls predict {sh(held)} --data {sh(table)} --eval --eval-split test"
-    if table.is_file() and _trained_on(again, table):     # these commands were followed already: their last step
-        return f": {again} was trained on {table}, a split made first: {score(again)}"
-    n = 2
-    while again.exists():                                 # a run is never trained over: the first free name
-        again, n = run.parent / f"{run.name}_heldout{n}", n + 1
+    # the first free pair: a run is never trained over, nor a table split over (another run's training table); a
+    # pair these commands made (the run trained on the table) is named with their last step
+    n = 1
+    table, again = named(n)
+    while table.exists() or again.exists():
+        if table.is_file() and _trained_on(again, table):     # these commands were followed already
+            return f": {again} was trained on {table}, a split made first: {score(again)}"
+        n += 1
+        table, again = named(n)
     # the split the run trained on, made again as it was (its summary's settings: --no-near-dup, --seed, ...)
     from imgcls.options import recorded_flags
     from imgcls.outputs import read_yaml, split_outputs

@@ -2674,6 +2674,32 @@ def test_predict_on_the_run_s_own_training_table_reads_it_once(tmp_path, monkeyp
     assert reads == [splits], reads
 
 
+def test_the_held_out_commands_never_split_over_a_table_another_run_trained_on(tmp_path):
+    """The leaked-eval refusal's `imgcls split SPLITS ... --out data/heldout.csv` named that file where it was
+    already another run's training table (`split --folds 5 --test 0.2 --out data/heldout.csv`, a k-fold set trained
+    on it, then an ensemble of that set and one trained on splits.csv given it with --eval): typed, split replaced the
+    table the other run trained on, and its records (predict's leak checks) read the new one. The commands take the
+    first free pair of names (heldout2.csv, RUN_heldout2), and those followed are recognised as before."""
+    import yaml
+
+    from imgcls.predict import _held_out_commands
+    splits = tmp_path / "data" / "splits.csv"
+    splits.parent.mkdir()
+    splits.write_text("path,label\n")
+    (tmp_path / "data" / "heldout.csv").write_text("path,label\n")       # another run's table
+    run = tmp_path / "runs" / "kf"
+    said = _held_out_commands(run, [], str(splits))
+    held = splits.parent / "heldout2.csv"
+    assert f"--out {held}, imgcls train {held} --config " in said and f"--name kf_heldout2, then imgcls predict " \
+        f"{run.parent / 'kf_heldout2'} --data {held} --eval --eval-split test" in said, said
+    (run.parent / "kf_heldout2").mkdir(parents=True)                       # followed: the last step alone
+    (run.parent / "kf_heldout2" / "config.yaml").write_text(yaml.safe_dump({"src": str(held)}))
+    held.write_text("path,label\n")
+    said = _held_out_commands(run, [], str(splits))
+    assert said == (f": {run.parent / 'kf_heldout2'} was trained on {held}, a split made first: imgcls predict "
+                    f"{run.parent / 'kf_heldout2'} --data {held} --eval --eval-split test"), said
+
+
 def test_the_held_out_commands_make_the_split_again_as_the_run_s_split_was_made(tmp_path):
     """The leaked-eval refusal's `imgcls split SPLITS --folds 3 --test 0.2 ...` dropped the options the run's split
     was made with: after `split --folds 3 --no-near-dup` (mask faces whose near-duplicate links join the people)
