@@ -189,7 +189,7 @@ def row_normalized(cm: np.ndarray) -> np.ndarray:
 def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike, title: str = "",
                    stem: str = CONFUSION_STEM, meanings: Mapping[str, str] | None = None) -> tuple[Path, Path]:
     """<stem>.png (counts) and <stem>_normalized.png (rows sum to 1) with sklearn's ConfusionMatrixDisplay; each
-    class named with its meaning where `meanings` has one (profiles.class_titles)."""
+    class named with its meaning where `meanings` has one (profiles.class_titles), each row's total on the right."""
     from sklearn.metrics import ConfusionMatrixDisplay
     from imgcls.profiles import class_titles
     from imgcls.report import pyplot, save_figure, tick_labels
@@ -208,9 +208,15 @@ def confusion_pngs(y_true, y_pred, classes: Sequence, out_dir: str | os.PathLike
         # over 25 classes the cells hold no numbers: a colour bar is then the only way to read them
         disp.plot(ax=ax, cmap="Blues", colorbar=False, xticks_rotation="vertical", include_values=k <= 25,
                   values_format=".2f" if norm else "d")
+        # each row's total beside it: a row-normalised 1.00 of one image reads as one of hundreds, and a class
+        # without rows is a blank row, unless its total is there
+        totals = ax.secondary_yaxis("right")
+        totals.set_yticks(range(k), [str(n) for n in counts.sum(1)])
+        totals.set_ylabel("row total (images)")
         if k > 25:
             ax.tick_params(labelsize=6)
-            fig.colorbar(disp.im_, ax=ax, fraction=0.04, pad=0.02,
+            totals.tick_params(labelsize=6)
+            fig.colorbar(disp.im_, ax=ax, fraction=0.04, pad=0.08,
                          label="share of the true class's rows" if norm else "images")
         if disp.text_ is not None:    # an empty cell stays blank (as Ultralytics' matrix): fewer texts to read and draw
             for t, n in zip(disp.text_.ravel(), counts.ravel()):

@@ -119,6 +119,28 @@ def test_curves_of_one_epoch_have_no_tick_offset(tmp_path, monkeypatch):
     assert float(loss_ticks[0]) <= 1.5323 <= float(loss_ticks[-1])
 
 
+def test_confusion_rows_say_how_many_images_they_hold(tmp_path, monkeypatch):
+    """The row-normalised matrix drew a class of 1 val image at 1.00 like one of 30, and a class without val
+    images as a blank row, with nothing saying either: each row's total is now beside it, on the right, labelled,
+    in both matrices and whatever the number of classes."""
+    import imgcls.report as report
+    rows, save = [], report.save_figure
+
+    def spy(fig, path, **kw):
+        (right,) = fig.axes[0].child_axes
+        lo, hi = sorted(right.get_ylim())
+        rows.append((right.get_ylabel(), {round(v): t.get_text() for t, v in
+                                          zip(right.get_yticklabels(), right.get_yticks()) if lo <= v <= hi}))
+        return save(fig, path, **kw)
+    monkeypatch.setattr(report, "save_figure", spy)
+    metrics.confusion_pngs([0, 0, 0, 1], [0, 1, 1, 1], ["cat", "dog", "newt"], tmp_path)
+    assert rows == [("row total (images)", {0: "3", 1: "1", 2: "0"})] * 2
+    rows.clear()
+    classes = [f"class_{i:02d}" for i in range(30)]
+    metrics.confusion_pngs(list(range(30)) + [0], list(range(30)) + [1], classes, tmp_path)
+    assert [r[1][0] for r in rows] == ["2", "2"] and all(r[1][29] == "1" for r in rows)
+
+
 def test_confusion_of_many_classes_has_a_colour_scale(tmp_path, monkeypatch):
     """Over 25 classes the cells carry no numbers: each matrix has a labelled colour bar, else no cell can be read
     (a 30-class matrix was blue shades without a scale)."""
