@@ -191,6 +191,22 @@ def test_the_ensemble_report_shows_a_class_without_rows_as_not_scored_not_as_f1_
             page.replace("&#39;", "'")), page[page.index("Per-class F1"):][:600]
 
 
+def test_the_ensemble_report_heads_its_confusion_matrices(tmp_path):
+    """The ensemble report's confusion matrices stood under the per-class F1 table's heading, with none of their
+    own (train's report heads them 'Confusion matrices'): a reader of the page's outline found no matrices."""
+    rows = _val_rows(tmp_path / "data", n=12, classes="abc")
+    r1 = make_tiny_run(tmp_path / "runs" / "r1", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "r2", seed=2, val_rows=rows, val_quality=0.3)
+    out = tmp_path / "ens"
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    page = " ".join((out / "report.html").read_text().split())
+    headings = re.findall(r"<h2>([^<]*)", page)
+    assert headings[-1] == "Confusion matrices", headings
+    after = page[page.index("<h2>Confusion matrices</h2>"):]
+    assert 'alt="confusion matrix"' in after and 'alt="confusion matrix, row-normalised"' in after
+
+
 def test_run_predict_takes_the_ensemble_spec_build_ensemble_returns(tmp_path):
     """`spec = build_ensemble([...]); run_predict(spec, DATA)`, the object a notebook holds, was pathlib's
     `TypeError: expected str, bytes or os.PathLike object, not EnsembleSpec`: run_predict took only spec.path. The
