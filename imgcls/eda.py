@@ -12,7 +12,7 @@ from imgcls import links
 from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
-from imgcls.console import all_placed, info, interruption_leaves, is_quiet, progress_bar, warn
+from imgcls.console import all_placed, info, interruption_leaves, is_quiet, plural, progress_bar, warn
 from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
 from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders_read
@@ -188,8 +188,10 @@ def plot_class_counts(summary: dict, path: Path) -> Path:
     ratio = summary.get("imbalance_ratio")
     copies = (f", incl. {summary['oversampled_copies']} oversampled copies" if summary.get("oversampled_copies")
               else "")
-    ax.set_title(f"images per class ({len(items)} classes, max/min = {ratio_text(ratio)}{copies})" if ratio
-                 else f"images per class{copies}")
+    # one class: no ratio to speak of (max/min = 1.00 of a class with itself)
+    ax.set_title(f"images per class ({len(items)} classes, max/min = {ratio_text(ratio)}{copies})"
+                 if ratio and len(items) > 1 else f"images per class ({plural(len(items), 'class')}{copies})"
+                 if items else f"images per class{copies}")
     ax.set_ylabel("images")
     return report.save_figure(fig, path)
 

@@ -1075,3 +1075,18 @@ def test_a_rerun_says_plainly_that_any_image_changed_since_is_scanned_again(tmp_
     said = " ".join(capsys.readouterr().err.split())
     assert (f"reused the scan of 6 images from the earlier {out / 'manifest.csv'} (each checked against its file: "
             f"any image changed since is scanned again)") in said, said
+
+
+def test_the_class_count_figure_of_one_class_says_1_class_and_no_ratio(tmp_path, monkeypatch):
+    """eda of a folder of one class titled its figure 'images per class (1 classes, max/min = 1.00)': a plural of one
+    and a ratio of the class with itself. It says '(1 class)'; two classes keep their count and ratio."""
+    from imgcls import report
+    titles, save = [], report.save_figure
+
+    def spy(fig, path, **kw):
+        titles.append(fig.axes[0].get_title())
+        return save(fig, path, **kw)
+    monkeypatch.setattr(report, "save_figure", spy)
+    eda.plot_class_counts({"classes": {"only": 29}, "imbalance_ratio": 1.0}, tmp_path / "one.png")
+    eda.plot_class_counts({"classes": {"a": 30, "b": 3}, "imbalance_ratio": 10.0}, tmp_path / "two.png")
+    assert titles == ["images per class (1 class)", "images per class (2 classes, max/min = 10.0)"]
