@@ -1829,3 +1829,24 @@ def test_the_stratification_warning_names_a_class_over_its_least_possible_gap_no
     bal = balance(df, SplitConfig(val=0.5, tolerance=0.01), pd.Series([f"u{i}" for i in range(45)]))
     assert not bal["within_tolerance"] and bal["max_deviation"] == 0.1, bal
     assert bal["furthest"]["class"] == "many", bal["furthest"]
+
+
+def test_the_class_shares_chart_says_each_class_s_images(tmp_path, monkeypatch):
+    """split's class-shares chart drew a class of 2 images, all in train, like a class of 168 split 80 / 20 but for
+    its colours: shares alone, no class's size. Each bar now carries its class's images (originals; the copies
+    preprocess --oversample made are no images of the class), and the title says what the numbers are."""
+    from imgcls import report
+    from imgcls.split import report as spr
+    drawn, save = [], report.save_figure
+
+    def spy(fig, path, **kw):
+        ax = fig.axes[0]
+        drawn.append((ax.get_title(), [t.get_text() for t in ax.texts]))
+        return save(fig, path, **kw)
+    monkeypatch.setattr(report, "save_figure", spy)
+    df = pd.DataFrame({"label": ["big"] * 10 + ["rare"] * 2 + ["big"] * 3,
+                       "split": ["train"] * 8 + ["val"] * 2 + ["train"] * 2 + ["train"] * 3,
+                       "augmented_from": [""] * 12 + ["big/0.png"] * 3})
+    dist = spr.distribution(df, ["label"])
+    spr.plot_distribution(dist, tmp_path / "d.png")
+    assert drawn == [("where each class's images went (its images over each bar)", ["10", "2"])]
