@@ -534,7 +534,8 @@ def say_test_findings(t: dict) -> None:
 
 
 def plot_train_test_sizes(df: pd.DataFrame, test_df: pd.DataFrame, path: Path) -> Path:
-    """The share of images at each side (log2 bins) and aspect ratio, training set against test set."""
+    """The share of images at each side (log2 bins) and aspect ratio, training set against test set (each set's
+    images in the legend: the shares are of them)."""
     plt = report.pyplot()
     from matplotlib.ticker import ScalarFormatter
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -546,8 +547,8 @@ def plot_train_test_sizes(df: pd.DataFrame, test_df: pd.DataFrame, path: Path) -
         edges = 2 ** np.linspace(lo - 0.05, hi + 0.05, 31)
         for v, name, colour in ((a, "train", "#4c72b0"), (b, "test", "#dd8452")):
             if len(v):
-                axes[0].hist(v, bins=edges, weights=np.full(len(v), 1 / len(v)), alpha=0.55, label=name,
-                             color=colour)
+                axes[0].hist(v, bins=edges, weights=np.full(len(v), 1 / len(v)), alpha=0.55,
+                             label=f"{name} ({plural(len(v), 'image')})", color=colour)
         axes[0].set_xscale("log", base=2)
         axes[0].xaxis.set_major_formatter(ScalarFormatter())      # 64, 128, ... rather than 2^6, 2^7
         if hi - lo < 1:           # within one octave (all 20 px) no power of two is on the axis: label the sides
@@ -561,8 +562,10 @@ def plot_train_test_sizes(df: pd.DataFrame, test_df: pd.DataFrame, path: Path) -
         edges = np.histogram_bin_edges(np.r_[ars[0], ars[1]], bins=30)     # one set of bins for both sets
         for v, name, colour in zip(ars, ("train", "test"), ("#4c72b0", "#dd8452")):
             if len(v):
-                axes[1].hist(v, bins=edges, weights=np.full(len(v), 1 / len(v)), alpha=0.55, label=name, color=colour)
+                axes[1].hist(v, bins=edges, weights=np.full(len(v), 1 / len(v)), alpha=0.55,
+                             label=f"{name} ({plural(len(v), 'image')})", color=colour)
     axes[1].set_xlabel("log2(width / height)   (0 = square)")
+    axes[1].set_ylabel("share of images")
     axes[1].set_title("aspect ratio")
     for ax in axes:
         ax.legend(fontsize=8)

@@ -1090,3 +1090,20 @@ def test_the_class_count_figure_of_one_class_says_1_class_and_no_ratio(tmp_path,
     eda.plot_class_counts({"classes": {"only": 29}, "imbalance_ratio": 1.0}, tmp_path / "one.png")
     eda.plot_class_counts({"classes": {"a": 30, "b": 3}, "imbalance_ratio": 10.0}, tmp_path / "two.png")
     assert titles == ["images per class (1 class)", "images per class (2 classes, max/min = 10.0)"]
+
+
+def test_the_train_test_sizes_figure_labels_both_axes_and_says_each_set_s_images(tmp_path, monkeypatch):
+    """train_test_sizes.png's aspect-ratio panel had no y label (the scale panel's 'share of images' only), and
+    neither legend said of how many images the shares are: a test set of 3 images drew bars as tall as one of
+    3,000. Both panels say 'share of images', each legend entry its set's images."""
+    from imgcls import report
+    drawn, save = [], report.save_figure
+
+    def spy(fig, path, **kw):
+        drawn.extend((ax.get_ylabel(), [t.get_text() for t in ax.get_legend().get_texts()]) for ax in fig.axes)
+        return save(fig, path, **kw)
+    monkeypatch.setattr(report, "save_figure", spy)
+    train = pd.DataFrame({"width": [64, 64, 32, 128], "height": [64, 32, 32, 128], "error": ""})
+    test = pd.DataFrame({"width": [28], "height": [28], "error": ""})
+    eda.plot_train_test_sizes(train, test, tmp_path / "t.png")
+    assert drawn == [("share of images", ["train (4 images)", "test (1 image)"])] * 2
