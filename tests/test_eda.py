@@ -175,7 +175,7 @@ def test_a_long_class_name_as_a_tick_label_is_cut_and_the_figures_keep_their_siz
             with Image.open(path) as im:
                 return im.size
         dist = pd.DataFrame({"column": "label", "value": classes * 2, "part": ["train"] * 3 + ["val"] * 3,
-                             "share": 0.5})
+                             "n": 1, "share": 0.5})
         html = inference_report._distribution([long, "a", "c"], classes, None, "x")[0]
         uri = html.split("base64,")[1].split('"')[0]
         return {"eda": png(eda.plot_class_counts({"classes": {"a": 5, long: 3, "c": 1}, "imbalance_ratio": 5.0},
