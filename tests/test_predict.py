@@ -848,6 +848,23 @@ def test_a_run_waiting_for_its_out_folder_names_the_process_writing_there(tmp_pa
         holder.kill()
         holder.wait(60)
 
+def test_the_eval_report_heads_its_confusion_matrices(tmp_path):
+    """predict --eval's report drew its confusion matrices under the per-class table's heading, with none of
+    their own (train's report heads them 'Confusion matrices'); with --no-plots the note standing for them was as
+    unheaded. Both now stand under 'Confusion matrices' in the Evaluation section."""
+    import re
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    data = make_image_folder(tmp_path / "labelled", {"a": 3, "b": 2, "c": 2}, size=(36, 36))
+    for out, flags in ((tmp_path / "drawn", []), (tmp_path / "plain", ["--no-plots"])):
+        res = invoke("predict", run, "--data", data, "--out", out, "--eval", "--workers", 0, "-q", *flags)
+        assert res.exit_code == 0, res.output
+        page = " ".join((out / "report.html").read_text().split())
+        assert re.findall(r"<h3>([^<]*)", page) == ["Per class ", "Confusion matrices"], page
+        matrices = page[page.index("<h3>Confusion matrices</h3>"):page.index("<h2>Class distribution")]
+        assert ('alt="confusion matrix, row-normalised"' in matrices if not flags
+                else "figures not drawn (--no-plots)" in matrices), matrices
+
+
 def test_a_prediction_replacing_an_eval_one_leaves_none_of_its_confusion_pngs(tmp_path):
     """predict --eval drew confusion_matrix.png / _normalized.png into its --out; a later predict into that folder
     without --eval (or with --no-plots) said 'holds an earlier prediction; it is replaced', replaced the submission,
