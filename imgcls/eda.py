@@ -578,8 +578,8 @@ def _test_section(t: dict, plot: Path | None) -> str:
             ("unreadable", t["n_errors"]),
             ("median side train / test (px)", f"{med['train']:.0f} / {med['test']:.0f}" if t["scale_ratio"] else "-"),
             ("train / test scale", f"{t['scale_ratio']:.2f}" if t["scale_ratio"] else "-"),
-            ("width min / median / max", _min_median_max(t["width"])),
-            ("height min / median / max", _min_median_max(t["height"])),
+            ("width min / median / max (px)", _min_median_max(t["width"])),
+            ("height min / median / max (px)", _min_median_max(t["height"])),
             ("modes", ", ".join(f"{k} {v}" for k, v in t["modes"].items())),
             ("formats", ", ".join(f"{k} {v}" for k, v in t["formats"].items())),
             ("byte copies of training images", t["n_copies_of_train"])]
@@ -605,8 +605,8 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
         ("exact-duplicate groups", summary["exact_duplicate_groups"]),
         ("images that are extra copies", summary["exact_duplicate_images"]),
         ("groups spanning classes", summary["cross_class_duplicate_groups"]),
-        ("width min / median / max", _min_median_max(summary["width"])),
-        ("height min / median / max", _min_median_max(summary["height"])),
+        ("width min / median / max (px)", _min_median_max(summary["width"])),
+        ("height min / median / max (px)", _min_median_max(summary["height"])),
         *([("class folders without images", ", ".join(summary["empty_class_folders"]))]
           if summary.get("empty_class_folders") else []),
     ])

@@ -264,7 +264,8 @@ def test_long_class_names_and_paths_wrap_inside_the_report_tables(tmp_path):
 
 def test_median_size_is_printed_as_a_whole_number(tmp_path):
     """The overview printed 'width min / median / max' as '15 / 171.0 / 256': a median of whole pixels reads as
-    the integer beside min and max; a median between two sizes keeps its half. So does the test-set section."""
+    the integer beside min and max; a median between two sizes keeps its half. So does the test-set section. Each
+    row says its unit (px), as the size figures' axes and the test section's median side do."""
     from conftest import make_image
     for i, (c, w) in enumerate([("a", 40), ("a", 41), ("b", 50), ("b", 51)]):
         make_image(tmp_path / "raw" / c / f"{i}.png", size=(w, 30), seed=i)
@@ -272,10 +273,10 @@ def test_median_size_is_printed_as_a_whole_number(tmp_path):
         make_image(tmp_path / "test" / f"{i}.png", size=(w, 24), seed=10 + i)
     eda.run_eda(tmp_path / "raw", tmp_path / "eda", test=tmp_path / "test")
     report = " ".join(read_outputs(tmp_path / "eda")[2].split())
-    assert "<td>width min / median / max</td><td>40 / 45.5 / 51</td>" in report
-    assert "<td>height min / median / max</td><td>30 / 30 / 30</td>" in report
-    assert "<td>width min / median / max</td><td>20 / 22 / 30</td>" in report           # the test set
-    assert "<td>height min / median / max</td><td>24 / 24 / 24</td>" in report
+    assert "<td>width min / median / max (px)</td><td>40 / 45.5 / 51</td>" in report
+    assert "<td>height min / median / max (px)</td><td>30 / 30 / 30</td>" in report
+    assert "<td>width min / median / max (px)</td><td>20 / 22 / 30</td>" in report           # the test set
+    assert "<td>height min / median / max (px)</td><td>24 / 24 / 24</td>" in report
     assert ".0 /" not in report and ".0</td>" not in report
 
 
