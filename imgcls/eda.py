@@ -294,6 +294,9 @@ def plot_sample_grids(df: pd.DataFrame, out: Path, seed: int, per_class: int = S
                         except ImageReadError:
                             pass
                     if c == 0:
+                        # the image at its cell's left edge: a portrait one, centred, moved the title right of
+                        # the other rows'
+                        ax.set_anchor("W")
                         title = profiles.class_titles([name], meanings)[0] if name else "(unlabeled)"
                         count = f": {len(rows)}" if title != name else f" ({len(rows)})"
                         # a long name cut with an ellipsis (tight_layout found no layout for a wider title, and warned)

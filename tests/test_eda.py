@@ -1108,3 +1108,26 @@ def test_the_train_test_sizes_figure_labels_both_axes_and_says_each_set_s_images
     test = pd.DataFrame({"width": [28], "height": [28], "error": ""})
     eda.plot_train_test_sizes(train, test, tmp_path / "t.png")
     assert drawn == [("share of images", ["train (4 images)", "test (1 image)"])] * 2
+
+
+def test_sample_grid_titles_start_at_the_same_left_edge_whatever_the_first_image(tmp_path, monkeypatch):
+    """A class whose first sampled image is a portrait had its title indented (eda of openclipart: 'plants (7)',
+    'electronics (3)' stood right of the others): the title sits at the left of the first image's axes, which
+    an image of equal aspect shrinks and centres in its cell. The first column's images keep to the cell's left
+    edge, so every row's title starts where the others' do."""
+    from conftest import make_image
+    from imgcls import report
+    lefts, save = [], report.save_figure
+
+    def spy(fig, path, **kw):
+        fig.canvas.draw()
+        r = fig.canvas.get_renderer()
+        firsts = [ax for ax in fig.axes if ax.get_title(loc="left")]
+        lefts.extend(round(ax._left_title.get_window_extent(r).x0) for ax in firsts)     # the loc="left" title
+        return save(fig, path, **kw)
+    monkeypatch.setattr(report, "save_figure", spy)
+    make_image(tmp_path / "raw" / "tall" / "0.png", size=(20, 60), seed=1)
+    make_image(tmp_path / "raw" / "wide" / "0.png", size=(60, 30), seed=2)
+    df = mf.load(tmp_path / "raw", scan=True, announce=False)
+    eda.plot_sample_grids(df, tmp_path / "s", 0, per_class=2)
+    assert len(lefts) == 2 and lefts[0] == lefts[1], lefts
