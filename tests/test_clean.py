@@ -2215,3 +2215,19 @@ def test_a_cache_write_on_a_file_system_without_locks_writes_unlocked(tmp_path, 
     raised["errno"] = errno.EIO
     with pytest.raises(OSError):
         embed.merge_vectors(path, {"b" * 64: np.zeros(4, np.float32)}, "m", 64, "pooled")
+
+
+def test_a_linked_pair_of_one_label_says_its_group_spans_labels_not_that_it_conflicts(tmp_path):
+    """clean's report showed two 'shapes' images of a family that also held a 'computer' copy (removed by
+    --conflicts) with a bare 'label conflict' under them: a pair of one label read as conflicting with itself. The
+    line says what the flag means: the pair's duplicate group spans labels."""
+    from conftest import make_image
+    from imgcls.clean.report import _pair
+    for name in ("a.png", "b.png"):
+        make_image(tmp_path / "shapes" / name)
+    row = {"root": str(tmp_path), "path": "shapes/a.png", "label": "shapes", "reason": "", "label_conflict": True}
+    first = {**row, "path": "shapes/b.png"}
+    html = _pair(row, first, "linked", "first")
+    lines = html.split("<br>")[1:]
+    assert lines == ["linked shapes/a.png (shapes)", "first shapes/b.png (shapes)",
+                     "its duplicate group spans labels (label_conflict)</div>"], lines

@@ -28,7 +28,8 @@ def _pair(row, kept_row, verb: str = "removed", first: str = "kept", max_pixels:
     reason = str(row["reason"] or "").replace("_", " ")
     lines = [f"{verb} {named(row)}", f"{first} {twin}"] + ([f"reason: {reason}"] if reason else [])
     if bool(row["label_conflict"]) and reason != "label conflict":
-        lines.append("label conflict")
+        # the flag is its group's: a pair of one label beside a bare 'label conflict' read as conflicting itself
+        lines.append("its duplicate group spans labels (label_conflict)")
     return report.figure([(a, verb), (b, first)], lines)
 
 
