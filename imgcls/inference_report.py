@@ -92,9 +92,10 @@ def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series 
     fig, ax = plt.subplots(figsize=(min(16, 3 + 0.5 * len(classes)), 3.6))
     x = np.arange(len(classes))
     w = 0.4 if train is not None else 0.8
-    ax.bar(x - (w / 2 if train is not None else 0), df["submission share"], w, label=f"submission ({sub.sum()})")
+    ax.bar(x - (w / 2 if train is not None else 0), df["submission share"], w,
+           label=f"submission ({plural(int(sub.sum()), 'image')})")
     if train is not None:
-        ax.bar(x + w / 2, df["training share"], w, label=f"training ({int(tr.sum())})")
+        ax.bar(x + w / 2, df["training share"], w, label=f"training ({plural(int(tr.sum()), 'image')})")
     ax.set_xticks(x, report.tick_labels(class_titles(classes, meanings), 7), rotation=90, fontsize=7)
     ax.set_title("class shares: submission (predicted)" + (" vs training (labels)" if train is not None else ""),
                  fontsize=10)

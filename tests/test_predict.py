@@ -3279,3 +3279,14 @@ def test_format_mask_warns_of_a_run_whose_age_bands_are_not_the_competition_s(tm
         want = (f"--format mask writes the competition's class ids, whose age bands are <30, 30-59, >=60; {name} "
                 f"was trained on the bands of edges 25, 50")
         assert (want in said) == (bands == [25, 50]), said
+
+
+def test_the_class_shares_figure_s_legend_says_images(monkeypatch):
+    """predict's class-shares figure labelled its bars 'submission (601)' and 'training (486)': a bare number
+    beside shares of images. The legend says what it counts: 'submission (601 images)'."""
+    from imgcls import inference_report, report
+    drawn, uri = [], report.figure_data_uri
+    monkeypatch.setattr(report, "figure_data_uri", lambda fig, **kw: drawn.extend(
+        t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()) or uri(fig, **kw))
+    inference_report._distribution(["a", "a", "b"], ["a", "b"], pd.Series({"a": 1, "b": 0}), "x")
+    assert drawn == ["submission (3 images)", "training (1 image)"]
