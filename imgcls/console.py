@@ -216,9 +216,11 @@ def print_heading(text: str) -> None:
             results.print(text, soft_wrap=True)     # soft_wrap: a long path stays whole
 
 
-def warn(msg: str) -> None:
-    """Warnings are printed even with --quiet (inside said_once(), once), by rank 0 alone under torchrun."""
-    if main_process() and not _said("warning: " + msg):
+def warn(msg: str, key: str | None = None) -> None:
+    """Warnings are printed even with --quiet (inside said_once(), once), by rank 0 alone under torchrun. `key`:
+    as info()'s, what counts as the same warning inside said_once() when `msg` names a part that changes although
+    the warning is the same (each tune trial's run folder, on one file system)."""
+    if main_process() and not _said("warning: " + (msg if key is None else "key: " + key)):
         console.print(f"[yellow]warning:[/yellow] {escape(msg)}", soft_wrap=True, markup=True)
 
 

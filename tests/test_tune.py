@@ -2153,6 +2153,24 @@ def test_a_study_says_on_a_terminal_that_it_writes_its_report(data, tmp_path, sp
     assert "spinner" not in console._state
 
 
+def test_a_study_on_a_file_system_without_flock_says_so_once_not_once_per_trial(data, tmp_path, space, monkeypatch,
+                                                                                  capsys):
+    """Every trial's run folder is in the study's folder, on one file system: train's warning that it takes no lock
+    (RunLock), which names the run folder, was said again by each trial (a 30-trial study, 30 copies between the
+    trial lines). It is said once for the study; a plain train still says it (test_promises_model)."""
+    import errno
+    import fcntl
+
+    def flock(fd, op):
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+    monkeypatch.setattr(fcntl, "flock", flock)
+    capsys.readouterr()
+    run_tune(tune_cfg(data, tmp_path, space, trials=3))
+    err = capsys.readouterr().err
+    assert err.count("takes no lock") == 1 and "trial_0000: its file system takes no lock" in err, err
+    assert err.count("; outputs in") == 3, err
+
+
 def test_a_new_sqlite_study_on_a_file_system_without_flock_opens_unlocked(tmp_path, monkeypatch):
     """The lock file that makes two processes creating one SQLite study take turns raised flock's ENOLCK / EBADF
     (a file system without flock) as a traceback before the study opened; it opens unlocked there, as the shared

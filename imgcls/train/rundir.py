@@ -155,8 +155,10 @@ class RunLock:
 
         def unlocked(e: OSError) -> None:       # a traceback before: train on an NFS home folder (EBADF) did not start
             from imgcls.console import warn
+            # keyed by the folder holding it: tune's trials, each a run folder of the study's, say it once
             warn(f"run folder {self.run_dir}: its file system takes no lock ({os.strerror(e.errno)}), so a second "
-                 f"imgcls train into this folder at the same time would not be stopped")
+                 f"imgcls train into this folder at the same time would not be stopped",
+                 key=f"no lock: {self.run_dir.parent} {e.errno}")
         lock = exclusive_lock(self.run_dir, wait=False, unlocked=unlocked)
         try:
             lock.__enter__()
