@@ -126,11 +126,13 @@ def plural(n: int, word: str, many: str | None = None) -> str:
     return f"{n} {word if n == 1 else (many or word + 's')}"
 
 
-def info(msg: str, key: str | None = None) -> None:
+def info(msg: str, key: str | None = None, every: bool = False) -> None:
     """A line for the user (defaults used, outputs written); silenced by --quiet. Inside said_once(), a line
     already printed there is not printed again; `key`: what counts as the same line there when `msg` holds a part
-    that changes although it says the same thing (a duration)."""
-    if not is_quiet() and not _said(msg if key is None else "key: " + key):
+    that changes although it says the same thing (a duration). `every`: a line of the run's own course, not of its
+    data or set-up (train's early stop), printed inside said_once() too: a tune trial that stopped as an earlier
+    one did says so."""
+    if not is_quiet() and (every or not _said(msg if key is None else "key: " + key)):
         console.print(msg, soft_wrap=True)   # soft_wrap: long lines (paths) stay whole, never cut at 80 columns
 
 
@@ -138,7 +140,8 @@ def info(msg: str, key: str | None = None) -> None:
 def said_once() -> Iterator[None]:
     """info() lines and warnings are printed once in this block: for steps that run another step many times
     (tune's trials each run train, whose set-up lines -- manifest, weights, sampling -- are the same every trial);
-    a line that changes (another --aug, another sampler) is printed when it first appears."""
+    a line that changes (another --aug, another sampler) is printed when it first appears, and a line of a run's
+    own course (info(every=True): an early stop) each time."""
     outer = _state.get("said")
     _state["said"] = set() if outer is None else outer
     try:

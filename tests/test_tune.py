@@ -304,6 +304,25 @@ def test_a_trial_is_never_pruned_after_its_last_epoch(data, tmp_path, space, mon
     assert list(t["state"]) == ["complete", "complete"] and t.loc[1, "value"] == 0.0
 
 
+def test_each_trial_that_stops_early_says_so(data, tmp_path, space, monkeypatch, capsys):
+    """train's `early stop: ... did not improve` line is the trial's own course, not a set-up line: said once for
+    the study (console.said_once) it was left out of every later trial that stopped alike, so trial 1 ran 2 of its 3
+    epochs without a word. Each trial says it; the data's lines are still said once."""
+    from imgcls.train import loop
+    real = loop.evaluate
+
+    def evaluate(*a, **kw):         # every epoch of every trial scores the same: each stops after its second
+        ev = real(*a, **kw)
+        ev["final"] = {k: 0.5 for k in ev["final"]}
+        return ev
+    monkeypatch.setattr(loop, "evaluate", evaluate)
+    capsys.readouterr()
+    run_tune(tune_cfg(data, tmp_path, space, trials=2, train={"epochs": 3, "early_stop": 1}))
+    err = capsys.readouterr().err
+    assert err.count("early stop: val macro-F1 did not improve for 1 epochs (best 0.5000 at epoch 1)") == 2, err
+    assert err.count("no split column with val rows") == 1, err
+
+
 class Slow(Callback):
     def on_run_start(self, info):
         import time

@@ -148,7 +148,7 @@ class Trainer:
             if st.stop:
                 if self.dist.main:
                     self.log(f"early stop: {self.metric_label} did not improve for {cfg.early_stop} epochs (best "
-                             f"{st.best_value:.4f} at epoch {st.best_epoch})")
+                             f"{st.best_value:.4f} at epoch {st.best_epoch})", every=True)
                 break
             if self.stop_after is not None and epoch + 1 >= self.stop_after:
                 break

@@ -17,13 +17,14 @@ class RunLog:
     def __init__(self, path: Path | None, echo: bool = True):
         self.path, self.echo = path, echo
 
-    def __call__(self, msg: str, terminal: bool = True, key: str | None = None):
-        """`key`: console.info's, for a line with a changing part (a duration)."""
+    def __call__(self, msg: str, terminal: bool = True, key: str | None = None, every: bool = False):
+        """`key`: console.info's, for a line with a changing part (a duration); `every`: console.info's, a line of
+        the run's own course (an early stop), said in each of tune's trials."""
         if self.path is not None:
             with open(self.path, "a", encoding="utf-8") as fh:
                 fh.write(time.strftime("%Y-%m-%d %H:%M:%S ") + msg + "\n")
         if terminal and self.echo:
-            info(msg, key=key)
+            info(msg, key=key, every=every)
 
 
 class RunEta:
