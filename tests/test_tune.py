@@ -323,6 +323,21 @@ def test_each_trial_that_stops_early_says_so(data, tmp_path, space, monkeypatch,
     assert err.count("no split column with val rows") == 1, err
 
 
+def test_a_cache_over_the_memory_is_said_once_though_the_memory_available_moves(data, tmp_path, space, monkeypatch,
+                                                                                capsys):
+    """train's warning that the decoded-image cache would take over half the memory available (so it goes to disk)
+    names the memory available, which moves between trials (other programs, the page cache): each trial said it
+    again with its own number. The data and --img-size are the study's: said once."""
+    from imgcls.train import data as tdata
+    room = iter([(100_000, 10**12), (40_000, 10**12)])      # 0.1 MiB, then 0.0 MiB; the 20 images need 61,440 bytes
+    monkeypatch.setattr(tdata, "cache_room", lambda folder: next(room))
+    capsys.readouterr()
+    run_tune(tune_cfg(data, tmp_path, space, trials=2))
+    err = capsys.readouterr().err
+    assert err.count("caching on disk instead") == 1 and "0.1 MiB of memory available" in err, err
+    assert err.count("; outputs in") == 2, err
+
+
 class Slow(Callback):
     def on_run_start(self, info):
         import time

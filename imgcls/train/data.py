@@ -277,8 +277,9 @@ def plan_cache(cache: str | None, n: int, img_size: int, folder: Path, shared: b
                         f"--img-size{' or --crop-from' if side > img_size else ''}, or free disk space")
     if over_mem:
         from imgcls.console import warn
+        # keyed without the memory available, which moves between tune's trials: the same data, said once
         warn(f"{what}, over {CACHE_SHARE:.0%} of the {_gib(mem)} of memory available: caching on disk instead "
-             f"(--cache disk: a memmap in {folder}, removed at the end)")
+             f"(--cache disk: a memmap in {folder}, removed at the end)", key=f"cache on disk: {what} in {folder}")
     return mode
 
 
