@@ -338,6 +338,27 @@ def test_a_cache_over_the_memory_is_said_once_though_the_memory_available_moves(
     assert err.count("; outputs in") == 2, err
 
 
+def test_each_k_fold_trial_says_its_out_of_fold_score(tmp_path, space, monkeypatch, capsys):
+    """--folds all: each trial's `out-of-fold macro-F1 over 2 folds: X` is its own result, but said once for the
+    study (console.said_once) it was left out of a later trial that scored the same (two trials that collapsed to one
+    class: the same macro-F1, accuracy and images), so the second trial ended without it. Each trial says it."""
+    from imgcls import manifest as mf
+    from imgcls import metrics
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8}, size=(40, 40))
+    df = mf.load(src)
+    df["fold"] = [i % 2 for i in range(len(df))]
+    mf.write(df, tmp_path / "data" / "splits.csv")
+    real = metrics.scores
+
+    def scores(*a, **kw):           # every trial scores the same
+        return {**real(*a, **kw), "macro_f1": 0.5, "accuracy": 0.5}
+    monkeypatch.setattr(metrics, "scores", scores)
+    capsys.readouterr()
+    run_tune(tune_cfg(tmp_path / "data" / "splits.csv", tmp_path, space, trials=2, train={"folds": "all"}))
+    err = capsys.readouterr().err
+    assert err.count("out-of-fold macro-F1 over 2 folds: 0.5000 (accuracy 0.5000, 16 images)") == 2, err
+
+
 class Slow(Callback):
     def on_run_start(self, info):
         import time

@@ -809,7 +809,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         missing = metrics.without_rows_note(y, classes, "out-of-fold")
         RunLog(run_dir / TRAIN_LOG)(f"out-of-fold macro-F1 over {len(folds)} folds: {m['macro_f1']:.4f} "
                                       f"(accuracy {m['accuracy']:.4f}, {m['n']} images)"
-                                      + (f"; {missing}" if missing else ""))
+                                      + (f"; {missing}" if missing else ""), every=True)   # this run's result
     if dist.main and folds != [None]:
         from imgcls.console import status
         from imgcls.train.report import write_run_report
