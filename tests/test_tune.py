@@ -359,6 +359,26 @@ def test_each_k_fold_trial_says_its_out_of_fold_score(tmp_path, space, monkeypat
     assert err.count("out-of-fold macro-F1 over 2 folds: 0.5000 (accuracy 0.5000, 16 images)") == 2, err
 
 
+def test_the_data_s_leak_and_one_image_class_warnings_are_said_once_for_the_study(tmp_path, space, capsys):
+    """A hand-edited split table with a group on both sides and a class of one image: train warns of both (test_train:
+    ..._a_person_on_both_sides_is_warned, ..._one_image_class_...); tune, whose trials each run train on the same
+    table, says each once for the study, not once per trial."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8, "c": 1}, size=(40, 40))
+    df = mf.load(src)
+    df["split"] = ["val" if i % 4 == 0 else "train" for i in range(len(df))]
+    df["group"] = [f"g{i}" for i in range(len(df))]
+    df.loc[df.index[:2], "group"] = "g0"            # rows 0 (val) and 1 (train): one person on both sides
+    df.loc[df["label"] == "c", "split"] = "train"
+    mf.write(df, tmp_path / "data" / "leaky.csv")
+    capsys.readouterr()
+    run_tune(tune_cfg(tmp_path / "data" / "leaky.csv", tmp_path, space, trials=3))
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("1 leak(s) between the split's sides (group g0:") == 1, err
+    assert err.count("1 class(es) with a single image (c, in train)") == 1, err
+    assert err.count("; outputs in") == 3, err
+
+
 class Slow(Callback):
     def on_run_start(self, info):
         import time
