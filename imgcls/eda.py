@@ -20,6 +20,7 @@ from imgcls.eda_config import DEFAULT_OUT, SAMPLES_PER_CLASS, EdaConfig
 from imgcls.options import PATH, SRC_PATH, check, check_arguments
 from imgcls.outputs import EDA_SUMMARY, REPORT_HTML, output_set, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.parallel import ParallelOptions, check_workers
+from imgcls.pipeline import given_input
 
 CLASSES_PER_GRID = 20
 # a sample grid row's title at most this wide: tight_layout found no layout for one of ~4 inches at 7 pt or more (a
@@ -314,7 +315,7 @@ def plot_sample_grids(df: pd.DataFrame, out: Path, seed: int, per_class: int = S
 # The step
 # --------------------------------------------------------------------------------------------------------------
 
-def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: mf.LayoutOptions | None = None,
+def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAULT_OUT, opts: mf.LayoutOptions | None = None,
             seed: int = EdaConfig.seed, workers: int = ParallelOptions.workers,
             max_pixels: int | None = DEFAULT_MAX_PIXELS,
             samples_per_class: int = EdaConfig.samples_per_class, test: str | os.PathLike | None = EdaConfig.test
@@ -322,12 +323,14 @@ def run_eda(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, opts: 
     """Scan a dataset and write plots, report.html, summary.json and the scanned manifest.csv under `out`; returns
     the summary (summary.json's dict: n_images, classes, imbalance_ratio, exact_duplicate_groups,
     exact_duplicate_images, cross_class_duplicate_groups, ...).
-    `test`: the competition's test images, compared with the dataset (compare_test; summary["test"])."""
+    `test`: the competition's test images, compared with the dataset (compare_test; summary["test"]). `src` None:
+    refused as a bare `imgcls eda` is, naming what to give (pipeline.given_input)."""
     check_arguments("run_eda", opts=(opts, mf.LayoutOptions), src=(src, PATH, SRC_PATH))
     check(EdaConfig(samples_per_class=samples_per_class, seed=seed, test=None if test is None else str(test)))
     check_workers(workers)
     if max_pixels is not None:
         check(ImageLimits(max_pixels))
+    src = given_input("eda", src)
     opts = opts or mf.LayoutOptions()
     out = Path(out)
     check_writable(out)

@@ -1266,6 +1266,27 @@ def test_a_bare_eda_or_clean_names_what_to_give(tmp_path, monkeypatch, step):
     assert r.exit_code == 0 and "Dataset folder" in r.output, r.output
 
 
+@pytest.mark.parametrize("step", ["eda", "clean"])
+def test_run_eda_and_run_clean_without_data_say_what_the_bare_command_says(tmp_path, monkeypatch, step):
+    """run_eda(None) / run_clean(None) (a notebook's `src=None`) were a TypeError traceback deep in pathlib, and
+    run_eda() / run_clean() a missing-argument TypeError, where a bare `imgcls eda` / `imgcls clean` names what to
+    give: the library says the command's line itself, as a UserError, and writes nothing."""
+    from imgcls.clean import run_clean
+    from imgcls.eda import run_eda
+    run = {"eda": run_eda, "clean": run_clean}[step]
+    monkeypatch.chdir(tmp_path)
+    for call in (lambda: run(None), lambda: run()):
+        with pytest.raises(UserError) as e:
+            call()
+        assert str(e.value) == (f"no data given to {step}; pass the dataset: imgcls {step} DATA_FOLDER (a folder of "
+                                f"class folders, or a manifest.csv)"), str(e.value)
+    make_image_folder(tmp_path / "data" / "raw", {"a": 1, "b": 1})
+    with pytest.raises(UserError, match=f"no data given to {step}; pass the dataset: imgcls {step} data/raw$"):
+        run()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"] and \
+        sorted(p.name for p in (tmp_path / "data").iterdir()) == ["raw"]
+
+
 def test_a_bare_predict_in_a_competition_folder_names_its_test_csv(tmp_path, monkeypatch):
     """A bare `imgcls predict RUN` in a DACON folder (train.csv, test.csv, test/) said none of data/test, data/eval
     exists and "pass the data folder or manifest", not naming the test.csv right there; it names it, with the

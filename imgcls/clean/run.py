@@ -25,6 +25,7 @@ from imgcls.options import PATH, SRC_PATH, check_arguments, python_too
 from imgcls.outputs import (CLEAN_SUMMARY, REPORT_HTML, output_set, refuse_other_output, refuse_users_files,
                             replacing_line)
 from imgcls.parallel import ParallelOptions, check_workers
+from imgcls.pipeline import given_input
 
 CLEAN_FILES = (mf.MANIFEST_NAME, CLEAN_SUMMARY, REPORT_HTML)    # clean's set in its --out, written as one
 # what a clean stopped while it updates images/ (--materialize) leaves: its rerun finishes it
@@ -179,12 +180,13 @@ def check_ood_classes(flagged: np.ndarray, df: pd.DataFrame, cfg: CleanConfig) -
                         f"polluted data; nothing written. " + _CLASS_FIXES)
 
 
-def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg: CleanConfig | None = None,
+def run_clean(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAULT_OUT, cfg: CleanConfig | None = None,
               opts: mf.LayoutOptions | None = None, workers: int = ParallelOptions.workers,
               materialize: str | None = None) -> pd.DataFrame:
     """`imgcls clean SRC`: mark duplicates, out-of-domain and undersampled rows; returns the manifest written to
     `out`/manifest.csv (clean's columns: keep, reason, dup_group, duplicate_of, label_conflict, ood_score).
-    `materialize` (link | copy), when given, replaces cfg.materialize."""
+    `materialize` (link | copy), when given, replaces cfg.materialize. `src` None: refused as a bare `imgcls clean`
+    is, naming what to give (pipeline.given_input)."""
     check_arguments("run_clean", cfg=(cfg, CleanConfig), opts=(opts, mf.LayoutOptions), src=(src, PATH, SRC_PATH))
     cfg = cfg or CleanConfig()
     if materialize is not None:
@@ -192,6 +194,7 @@ def run_clean(src: str | os.PathLike, out: str | os.PathLike = DEFAULT_OUT, cfg:
     materialize = cfg.materialize
     cfg.validate()
     check_workers(workers)
+    src = given_input("clean", src)
     definition = cfg.near_duplicates()
     det = None
     if cfg.ood:

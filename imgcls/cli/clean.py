@@ -31,9 +31,7 @@ def clean(src: Src = None,
     """Mark exact / near duplicates, out-of-domain images and undersampled rows; nothing is deleted."""
     from imgcls.clean import run_clean
     from imgcls.console import same_on_every_process
-    from imgcls.pipeline import given_input
     # under torchrun every process checks the same options and files (the data path, --out, the embedder's weights)
     # until the passes split by rank: a refusal there is said once, not once per process
     with same_on_every_process():
-        src = given_input("clean", src)
         run_clean(src, out, cfg.build(), layout.build(), workers=run.values["workers"])

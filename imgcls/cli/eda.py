@@ -31,7 +31,5 @@ def eda(src: Src = None,
     from imgcls.console import interruption_leaves, nothing_written
     with interruption_leaves(nothing_written(out)):     # its files are written as one set at its end (output_set)
         from imgcls.eda import run_eda
-        from imgcls.pipeline import given_input
-        src = given_input("eda", src)
         run_eda(src, out, layout.build(), workers=run.values["workers"], max_pixels=limits.values["max_pixels"],
                 **cfg.keywords())
