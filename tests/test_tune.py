@@ -1420,6 +1420,33 @@ def test_config_values_the_space_varies_are_named_as_replaced(data, tmp_path, sp
     assert "the space varies" not in runs["none"], runs["none"]
 
 
+def test_run_tune_from_a_runs_config_yaml_starts_as_imgcls_tune_config_does(data, tmp_path, space, monkeypatch):
+    """`imgcls tune --config RUN/config.yaml` searched from the run's options, while its Python form,
+    run_tune(TuneConfig(config=FILE, train=TrainConfig.resolve({}, config=FILE))), was refused: the file's own
+    name / out (a run's config.yaml records them) read as the caller's, "leave the train's name / out unset",
+    which the caller never set (the command reset them itself). run_tune sets them aside on its copy, as the
+    command did; a name the caller gives over the file's is still refused. (The search itself is not run.)"""
+    import imgcls.tune as tune_mod
+    seen = []
+    monkeypatch.setattr(tune_mod, "_search", lambda cfg, *a, **k: seen.append(cfg) or tmp_path / "tune" / "s")
+    conf = tmp_path / "r1" / "config.yaml"
+    conf.parent.mkdir()
+    TrainConfig(**TINY, src=str(data), epochs=1, name="r1", out=str(tmp_path / "runs")).save(conf)
+    base = TrainConfig.resolve({}, config=conf)
+    assert base.name == "r1"
+    tc = TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf), train=base)
+    tune_mod.run_tune(tc)
+    r = CliRunner().invoke(app, ["tune", "--study", "s", "--space", str(space), "--out", str(tmp_path / "tune"),
+                                 "--config", str(conf)])
+    assert r.exit_code == 0, r.output
+    assert len(seen) == 2 and seen[0].train == seen[1].train, (seen[0].train, seen[1].train)
+    assert seen[0].train.name is None and seen[0].train.out == TrainConfig.out and seen[0].train.lr == base.lr
+    assert tc.train.name == "r1"        # the caller's config as given
+    with pytest.raises(UserError, match=r"TrainConfig\(name='mine'\)"):
+        tune_mod.run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf),
+                                     train=TrainConfig.resolve({"name": "mine"}, config=conf)))
+
+
 class _FakeTrial:                              # what TrialReporter uses of an Optuna trial, pruned at `prune_at`
     def __init__(self, prune_at):
         self.user_attrs, self.prune_at, self.n = {}, prune_at, 0

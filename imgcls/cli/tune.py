@@ -55,8 +55,8 @@ def tune(src: OptSrc = None,
     overrides = train.explicit()
     if src is not None:
         overrides["src"] = str(src)
-    base = TrainConfig.resolve(overrides, config=config, validate=False)     # run_tune checks it with the space
-    base.out, base.name = TrainConfig.out, None     # each trial's folder is OUT/STUDY/trial_NNNN
+    # run_tune checks it with the space, and sets aside the --config file's name / out (a run's config.yaml's)
+    base = TrainConfig.resolve(overrides, config=config, validate=False)
     tc = cfg.build(train=base, typed=frozenset(train.given), search_typed=frozenset(cfg.given),
                    config=str(config) if config else None)
     # Ctrl-C: the running trial is recorded interrupted (rerun when the study resumes), run_tune says its

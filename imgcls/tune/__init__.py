@@ -946,6 +946,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     # options, other folders) would pair as one DDP run: parallel tune is several tune processes on one storage
     refuse_torchrun("imgcls tune", why=TUNE_UNDER_TORCHRUN, fix=TUNE_IN_PARALLEL)
     cfg = copy.deepcopy(cfg)
+    _set_aside_the_configs_run_folder(cfg)
     space, url, rows = _check_up_front(cfg)     # a user's error is said before optuna is imported
     import optuna
     study_dir = cfg.study_dir()
@@ -964,6 +965,21 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
         raise
     finally:
         optuna.logging.set_verbosity(verbosity)
+
+
+def _set_aside_the_configs_run_folder(cfg: TuneConfig) -> None:
+    """The train's name / out that are cfg.config's own (a run's config.yaml records its folder, and
+    TrainConfig.resolve(config=FILE) reads them) go back to their defaults: each trial's folder is
+    OUT/STUDY/trial_NNNN, and they are no caller's choice to refuse (TuneConfig.validate refuses one given).
+    `imgcls tune --config RUN/config.yaml` and its Python form alike; run_tune's copy only."""
+    if not cfg.config:
+        return
+    from imgcls.outputs import read_yaml
+    recorded = read_yaml(Path(cfg.config))
+    for name in ("name", "out"):
+        value = getattr(cfg.train, name)
+        if value is not None and name in recorded and str(value) == str(recorded[name]):
+            setattr(cfg.train, name, getattr(TrainConfig, name))
 
 
 def _new_study_folder(study_dir: Path) -> bool:
