@@ -1202,6 +1202,10 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
     from imgcls.fsutil import check_writable
     from imgcls.options import check, check_arguments, set_options
     check_arguments("run_runs", cfg=(cfg, RunsConfig))
+    if isinstance(paths, (str, os.PathLike)):       # a string's letters (or a Path) are not a list of folders
+        more = ", 'OTHER_RUN'" if action == "diff" else ""
+        raise TypeError(f"run_runs' paths must be a list of folders (got the path {str(paths)!r}); pass "
+                        f"run_runs({action!r}, [{str(paths)!r}{more}])")
     cfg = cfg or RunsConfig()
     check(cfg)
     if action not in ACTIONS:

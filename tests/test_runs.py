@@ -759,6 +759,22 @@ def test_python_run_runs_gives_the_cli_leaderboard_report_and_diff(outputs, tmp_
     assert not (tmp_path / "x.csv").exists() and not (tmp_path / "x.html").exists()
 
 
+def test_run_runs_given_one_path_instead_of_a_list_names_the_list_to_pass(outputs, tmp_path, monkeypatch):
+    """run_runs("table", "outputs"), a notebook's natural call, iterated the string: "runs takes one folder (got 7:
+    o u t p u t s)"; a Path was "'PosixPath' object is not iterable" from inside, and a one-letter folder name was
+    read as the list of its letter. A path given as `paths` is a TypeError naming the list to pass (as
+    build_ensemble's runs), before any run is read."""
+    from imgcls.runs import run_runs
+    monkeypatch.chdir(tmp_path)
+    for action in ("table", "report", "diff"):
+        for given in (str(outputs), outputs, "o"):
+            with pytest.raises(TypeError, match=re.escape(f"run_runs' paths must be a list of folders (got the path "
+                                                          f"{str(given)!r}); pass run_runs({action!r}, "
+                                                          f"[{str(given)!r}")):
+                run_runs(action, given)
+    assert not (outputs / "runs_report.html").exists()
+
+
 def test_python_quiet_silences_run_runs_and_the_cli_quiet_keeps_its_table(outputs, capsys):
     """run_runs printed its leaderboard and diff even under console.set_quiet(True): a Python caller wants the
     returned table, not screen output. Under set_quiet(True) nothing is printed and the table and diff are returned;
