@@ -67,6 +67,30 @@ def test_a_table_whose_kept_images_are_all_gone_says_so_not_check_the_labels(tmp
     assert "check the labels" not in text and "Traceback" not in text
 
 
+def test_callbacks_not_given_as_a_list_are_refused_before_the_run_folder_is_made(two_class, tmp_path):
+    """run_train(cfg, callbacks=Stop()) (one callback, not a list) made the run folder, decoded every image and
+    then failed with "'Stop' object is not iterable", leaving a run `imgcls runs` lists as stopped 0/N under the
+    name given; run_tune failed so at its first trial, the study opened. callbacks=[Stop] (the class) failed at the
+    first hook. Each is a TypeError naming the list to pass, before any folder is made."""
+    from imgcls.train.callbacks import Callback
+    from imgcls.tune import TuneConfig, run_tune
+
+    class Stop(Callback):
+        pass
+
+    for given, said in ((Stop(), "run_train's callbacks must be a list of Callback objects (got a Stop); pass "
+                                 "callbacks=[Stop(...)]"),
+                        ([Stop], "run_train's callbacks hold the class Stop, not a Stop object; pass Stop() in "
+                                 "the list")):
+        with pytest.raises(TypeError, match=re.escape(said)):
+            run_train(cfg_for(two_class, tmp_path), callbacks=given)
+        tune = TuneConfig(study="s", out=str(tmp_path / "tune"), trials=1,
+                          train=TrainConfig(**{**TINY, "src": str(two_class), "epochs": 1}))
+        with pytest.raises(TypeError, match=re.escape(said.replace("run_train", "run_tune"))):
+            run_tune(tune, callbacks=given)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "tune").exists()
+
+
 def test_run_dir_contract_and_weights_only(two_class, tmp_path):
     run = run_train(cfg_for(two_class, tmp_path, plots=True))
     for f in ("config.yaml", "metrics.csv", "best.pt", "last.pt", "val_predictions.csv", "confusion_matrix.png",

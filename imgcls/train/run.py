@@ -327,8 +327,10 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
 
     from imgcls.console import same_on_every_process
     from imgcls.options import PATH, SRC_PATH, check_arguments
+    from imgcls.train.callbacks import check_callbacks
     check_arguments("run_train", required=("cfg",), cfg=(cfg, TrainConfig))
     check_arguments("TrainConfig", src=(cfg.src, PATH, SRC_PATH))
+    check_callbacks("run_train", callbacks)
     cfg = copy.deepcopy(cfg)
     # under torchrun every process checks the same options and files (and gets rank 0's refusal of the run folder or
     # cache): a refusal is said once

@@ -29,7 +29,7 @@ from imgcls.options import (PATH, SRC_PATH, check, check_arguments, choose_anoth
                             set_options, shown)
 from imgcls.outputs import BEST_CONFIG, REPORT_HTML, STUDY_DB, TRIAL_DIR, TRIALS_CSV, trial_dir
 from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, fold_dirs
-from imgcls.train.callbacks import Callback
+from imgcls.train.callbacks import Callback, check_callbacks
 from imgcls.train.config import TrainConfig
 
 if TYPE_CHECKING:
@@ -941,6 +941,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     check_arguments("run_tune", required=("cfg",), cfg=(cfg, TuneConfig))
     check_arguments("TuneConfig", required=("train",), train=(cfg.train, TrainConfig))
     check_arguments("TrainConfig", src=(cfg.train.src, PATH, SRC_PATH))     # as run_train's: the trials' data
+    check_callbacks("run_tune", callbacks)
     from imgcls.console import refuse_torchrun
     # under torchrun each process would join the study as a worker of its own, and their trials' trainings (other
     # options, other folders) would pair as one DDP run: parallel tune is several tune processes on one storage
