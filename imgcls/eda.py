@@ -13,7 +13,7 @@ from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
 from imgcls.console import all_placed, info, interruption_leaves, is_quiet, plural, progress_bar, warn
-from imgcls.fsutil import check_output_location, check_writable, write_json, write_table
+from imgcls.fsutil import check_file_name_encoding, check_output_location, check_writable, write_json, write_table
 from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders_read
 from imgcls.eda_config import DEFAULT_OUT, SAMPLES_PER_CLASS, EdaConfig
@@ -315,7 +315,8 @@ def plot_sample_grids(df: pd.DataFrame, out: Path, seed: int, per_class: int = S
 # The step
 # --------------------------------------------------------------------------------------------------------------
 
-def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAULT_OUT, opts: mf.LayoutOptions | None = None,
+def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAULT_OUT,
+            opts: mf.LayoutOptions | None = None,
             seed: int = EdaConfig.seed, workers: int = ParallelOptions.workers,
             max_pixels: int | None = DEFAULT_MAX_PIXELS,
             samples_per_class: int = EdaConfig.samples_per_class, test: str | os.PathLike | None = EdaConfig.test
@@ -325,6 +326,7 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
     exact_duplicate_images, cross_class_duplicate_groups, ...).
     `test`: the competition's test images, compared with the dataset (compare_test; summary["test"]). `src` None:
     refused as a bare `imgcls eda` is, naming what to give (pipeline.given_input)."""
+    check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     check_arguments("run_eda", opts=(opts, mf.LayoutOptions), src=(src, PATH, SRC_PATH))
     check(EdaConfig(samples_per_class=samples_per_class, seed=seed, test=None if test is None else str(test)))
     check_workers(workers)

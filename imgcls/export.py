@@ -20,7 +20,7 @@ from pathlib import Path
 
 from imgcls.console import info
 from imgcls.errors import UserError
-from imgcls.fsutil import check_writable, write_json
+from imgcls.fsutil import check_file_name_encoding, check_writable, write_json
 from imgcls.options import check, option, shown
 from imgcls.outputs import EXPORT_SUMMARY, output_set, refuse_other_output, refuse_users_files, replacing_line
 from imgcls.run_names import is_fold_dir
@@ -93,6 +93,7 @@ def export_onnx(run: str | os.PathLike, out: str | os.PathLike | None = None, wh
     """Export every checkpoint of `run`; writes export.json and returns its dict (the input recipe, classes, and
     under "files" one record per ONNX file: its path and onnxruntime-vs-torch parity). Raises when parity fails,
     having written nothing."""
+    check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     check(ExportConfig(opset=opset, atol=atol))
     from imgcls.train.rundir import find_checkpoints
     run = Path(run)

@@ -36,8 +36,8 @@ from imgcls.console import (all_placed, info, interruption_leaves, plural, print
 from imgcls.ensemble import EnsembleSpec, Member, is_spec, load_spec, member_from_run, vote
 from imgcls.ensemble.spec import ENSEMBLES_DIR
 from imgcls.errors import UserError
-from imgcls.fsutil import (check_not_replacing, check_output_location, check_output_not_source, check_writable,
-                           did_you_mean, write_json, write_table)
+from imgcls.fsutil import (check_file_name_encoding, check_not_replacing, check_output_location,
+                           check_output_not_source, check_writable, did_you_mean, write_json, write_table)
 from imgcls.layouts import FolderView, csv_read_style, row_at
 from imgcls.options import PATH, check, check_arguments, python_too, shown
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMARY, REPORT_HTML, SPEC_NAME,
@@ -1048,6 +1048,7 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
     `evaluate`: score the labelled rows of `eval_split` (see eval_rows: the val rows of a splits.csv by default).
     `max_pixels` None: the members' recorded train --max-pixels (recorded_max_pixels). `source`: a run or ensemble
     folder, a checkpoint, a spec.yaml, or the EnsembleSpec build_ensemble returned (its spec.yaml)."""
+    check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     check_arguments("run_predict", opts=(opts, mf.LayoutOptions),
                     source=(source, (*PATH, EnsembleSpec), "a path to a run or ensemble folder, a checkpoint or a "
                                                            "spec.yaml, or an EnsembleSpec"),

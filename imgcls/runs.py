@@ -1197,6 +1197,8 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
     are returned); the command's --quiet prints them, its output. `typed`: the options given (default: those not at their default); one that
     does nothing in this action is refused in one line, as is a path that cannot be written, before any run is
     read."""
+    from imgcls.fsutil import check_file_name_encoding
+    check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     import sys
     from imgcls.console import info
     from imgcls.fsutil import check_writable

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -789,3 +790,48 @@ def test_a_locale_that_reads_file_names_as_ascii_is_one_line_not_a_lost_class(tm
     else:
         assert r.returncode == 0, r.stdout + r.stderr
         assert sorted(summary(out)["classes"]) == ["cat", "고양이"]
+
+
+def test_the_library_steps_refuse_a_locale_that_reads_file_names_as_ascii_as_the_commands_do(tmp_path, monkeypatch):
+    """The file-name encoding check ran in the CLI's command wrapper only: under LC_ALL=C PYTHONUTF8=0 a Python
+    caller's run_eda(data) left the class 고양이 out (summary: {'dog': 5}, exit fine) where `imgcls eda` refuses in
+    one line. Every step function says that line, as a UserError, before any work. (sys.getfilesystemencoding is
+    what the check reads: faked here, as a process's encoding is fixed at its start.)"""
+    import sys as sys_mod
+
+    from imgcls.clean import run_clean
+    from imgcls.eda import run_eda
+    from imgcls.errors import UserError
+    from imgcls.ensemble import build_ensemble
+    from imgcls.export import export_onnx
+    from imgcls.predict import run_predict
+    from imgcls.preprocess import run_preprocess
+    from imgcls.runs import run_runs
+    from imgcls.split import run_check, run_split
+    from imgcls.train import TrainConfig, run_train
+    from imgcls.tune import TuneConfig, run_tune
+    data = make_image_folder(tmp_path / "data", {"cat": 2, "고양이": 2}, size=(16, 16))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys_mod, "getfilesystemencoding", lambda: "ascii")
+    calls = {"run_eda": lambda: run_eda(data, tmp_path / "eda"),
+             "run_clean": lambda: run_clean(data, tmp_path / "clean"),
+             "run_preprocess": lambda: run_preprocess(data, tmp_path / "processed"),
+             "run_split": lambda: run_split(data, tmp_path / "splits.csv"),
+             "run_check": lambda: run_check(tmp_path / "splits.csv"),
+             "run_train": lambda: run_train(TrainConfig(src=str(data), out=str(tmp_path / "runs"))),
+             "run_tune": lambda: run_tune(TuneConfig(study="s", out=str(tmp_path / "tune"),
+                                                     train=TrainConfig(src=str(data)))),
+             "build_ensemble": lambda: build_ensemble([tmp_path / "runs" / "a", tmp_path / "runs" / "b"]),
+             "run_predict": lambda: run_predict(tmp_path / "runs" / "a", data),
+             "run_runs": lambda: run_runs("table", [tmp_path]),
+             "export_onnx": lambda: export_onnx(tmp_path / "runs" / "a")}
+    said = {}
+    for name, call in calls.items():
+        try:
+            call()
+        except (UserError, TypeError, OSError) as e:
+            said[name] = str(e)
+    wrong = {n: said.get(n) for n in calls if not re.match(r"Python reads file names as ascii here, not UTF-8 .*"
+                                                          r"PYTHONUTF8=1", said.get(n, ""))}
+    assert not wrong, wrong
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]

@@ -18,7 +18,7 @@ from imgcls.clean.materialize import (WRITTEN_AS, earlier_materialized, kept_fil
 from imgcls.clean.sampling import undersample
 from imgcls.console import all_placed, info, interruption_leaves, pass_label, plural
 from imgcls.errors import MissingWeightsError, UserError
-from imgcls.fsutil import check_output_location, check_writable, write_json
+from imgcls.fsutil import check_file_name_encoding, check_output_location, check_writable, write_json
 from imgcls.io import DEFAULT_MAX_PIXELS
 from imgcls.links import content_representatives
 from imgcls.options import PATH, SRC_PATH, check_arguments, python_too
@@ -180,13 +180,15 @@ def check_ood_classes(flagged: np.ndarray, df: pd.DataFrame, cfg: CleanConfig) -
                         f"polluted data; nothing written. " + _CLASS_FIXES)
 
 
-def run_clean(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAULT_OUT, cfg: CleanConfig | None = None,
+def run_clean(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAULT_OUT,
+              cfg: CleanConfig | None = None,
               opts: mf.LayoutOptions | None = None, workers: int = ParallelOptions.workers,
               materialize: str | None = None) -> pd.DataFrame:
     """`imgcls clean SRC`: mark duplicates, out-of-domain and undersampled rows; returns the manifest written to
     `out`/manifest.csv (clean's columns: keep, reason, dup_group, duplicate_of, label_conflict, ood_score).
     `materialize` (link | copy), when given, replaces cfg.materialize. `src` None: refused as a bare `imgcls clean`
     is, naming what to give (pipeline.given_input)."""
+    check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     check_arguments("run_clean", cfg=(cfg, CleanConfig), opts=(opts, mf.LayoutOptions), src=(src, PATH, SRC_PATH))
     cfg = cfg or CleanConfig()
     if materialize is not None:

@@ -18,7 +18,7 @@ from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.profile import build_profile, member_meta
 from imgcls.ensemble.voting import crossfit_macro_f1, fit_weights, log_loss, parse_weights, vote
 from imgcls.errors import UserError
-from imgcls.fsutil import check_output_not_source, check_writable
+from imgcls.fsutil import check_file_name_encoding, check_output_not_source, check_writable
 from imgcls.outputs import (ENSEMBLE_SCORES_CSV, REPORT_HTML, SPEC_NAME, predict_fix, refuse_other_output,
                             refuse_users_files)
 from imgcls.metrics import macro_f1, without_rows_note
@@ -32,6 +32,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     """Score members on their validation predictions, fit or take weights, write the ensemble folder; returns the
     EnsembleSpec written (spec.path: its spec.yaml, what run_predict takes; members with their weights; scores).
     Weights given with method soft make it weighted. `combine="profile"`: see the module doc."""
+    check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     if isinstance(runs, (str, os.PathLike)):     # one path's characters are not run folders
         raise TypeError(f"build_ensemble's runs must be a list of run folders (got the path {str(runs)!r}); pass "
                         f"build_ensemble([{str(runs)!r}, 'outputs/runs/B'])")

@@ -14,7 +14,8 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
-from imgcls.fsutil import check_output_location, check_writable, remove_stale_temps, under_all, write_json
+from imgcls.fsutil import (check_file_name_encoding, check_output_location, check_writable, remove_stale_temps,
+                           under_all, write_json)
 from imgcls.options import PATH, SRC_PATH, check_arguments
 from imgcls.outputs import REPORT_HTML, refuse_other_output, refuse_users_files
 from imgcls.parallel import ParallelOptions, check_workers, closed_pool, signals_held
@@ -34,6 +35,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
                    report: bool = True) -> pd.DataFrame:
     """Process every readable image of `src` into `out`; returns the output manifest (also written). `src` None:
     the furthest pipeline stage up to data/clean (imgcls.pipeline.default_input), announced."""
+    check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     check_arguments("run_preprocess", cfg=(cfg, PreprocessConfig), opts=(opts, mf.LayoutOptions),
                     src=(src, PATH, SRC_PATH))
     cfg = cfg or PreprocessConfig()

@@ -14,7 +14,7 @@ from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls.console import all_placed, cache_reuse, info, interruption_leaves, warn
 from imgcls.errors import UserError
-from imgcls.fsutil import check_not_replacing, check_output_location, check_writable
+from imgcls.fsutil import check_file_name_encoding, check_not_replacing, check_output_location, check_writable
 from imgcls.options import PATH, SRC_PATH, check_arguments, python_too
 from imgcls.outputs import (output_set, own_earlier_files, placing_journal, read_yaml, refuse_other_output,
                             refuse_users_files, replacing_line, split_outputs)
@@ -265,6 +265,7 @@ def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | N
               cfg: SplitConfig | None = None, workers: int = ParallelOptions.workers) -> pd.DataFrame:
     """`imgcls split SRC`: load, derive labels, split, check, write the table and its reports. `src` None: the
     furthest pipeline stage up to data/processed (imgcls.pipeline.default_input), announced."""
+    check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     check_arguments("run_split", opts=(opts, mf.LayoutOptions), cfg=(cfg, SplitConfig), src=(src, PATH, SRC_PATH))
     cfg = cfg or SplitConfig()
     cfg.validate()
@@ -352,6 +353,7 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
     """`imgcls split --check FILE [--fix]`: find leaks in an existing split; with fix, move and write to out. The
     caller's `cfg` is left as given (the fixed table's balance is reported against the file's own fractions, set on
     a copy)."""
+    check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     check_arguments("run_check", cfg=(cfg, SplitConfig))
     cfg = copy.deepcopy(cfg) if cfg is not None else SplitConfig()
     cfg.validate()

@@ -323,6 +323,8 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     where it would not act is refused too (imgcls.options.check_typed).
     The caller's `cfg` is left as given (a notebook trains it again after `cfg.seed = 1`): what the run resolves
     (its name, the data's path, img_size, device_used, ...) goes into a copy, recorded in the run's config.yaml."""
+    from imgcls.fsutil import check_file_name_encoding
+    check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     import copy
 
     from imgcls.console import same_on_every_process

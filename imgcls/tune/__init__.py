@@ -937,6 +937,8 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     (e.g. a tracker). Ctrl-C: the files are written for the trials so far, the `interrupted:` line says how to
     resume the study, then KeyboardInterrupt propagates. The caller's `cfg` (and its `train`) is left as given: the
     data and options the study resolves (the default input, a resumed study's own) go into a copy."""
+    from imgcls.fsutil import check_file_name_encoding
+    check_file_name_encoding()     # as every command: a non-ASCII name misread or left out
     import copy
     check_arguments("run_tune", required=("cfg",), cfg=(cfg, TuneConfig))
     check_arguments("TuneConfig", required=("train",), train=(cfg.train, TrainConfig))
