@@ -1447,6 +1447,27 @@ def test_run_tune_from_a_runs_config_yaml_starts_as_imgcls_tune_config_does(data
                                      train=TrainConfig.resolve({"name": "mine"}, config=conf)))
 
 
+def test_a_python_callers_fixed_option_the_space_varies_is_refused_as_the_typed_flag_is(data, tmp_path, space,
+                                                                                         monkeypatch):
+    """`imgcls tune --lr 0.005` with a space over lr is refused (each trial's draw replaces it: it acts nowhere),
+    while run_tune(TuneConfig(train=TrainConfig(lr=0.005))) searched with the caller's lr silently replaced: the
+    typed options were the CLI's alone. TuneConfig.typed left unset (None) is now the train options set to other
+    than their defaults, less those its config file gives (a --config value is no flag: named as replaced), as
+    run_train(resume=) and run_runs take a Python caller's. (The search itself is not run.)"""
+    import imgcls.tune as tune_mod
+    seen = []
+    monkeypatch.setattr(tune_mod, "_search", lambda cfg, *a, **k: seen.append(cfg) or tmp_path / "tune" / "s")
+    with pytest.raises(UserError, match=r"--lr typed, but .* varies it: each trial draws its own value"):
+        tune_mod.run_tune(tune_cfg(data, tmp_path, space, train={"lr": 0.005}))
+    assert not (tmp_path / "tune").exists()
+    tune_mod.run_tune(tune_cfg(data, tmp_path, space, train={"lr": 0.005}, typed=frozenset()))    # the CLI's: none
+    conf = tmp_path / "best_config.yaml"
+    TrainConfig(**{**TINY, "lr": 0.003}, src=str(data), epochs=1).save(conf)
+    tune_mod.run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf),
+                                 train=TrainConfig.resolve({}, config=conf)))
+    assert len(seen) == 2 and seen[0].typed == frozenset() and "lr" not in seen[1].typed, [c.typed for c in seen]
+
+
 class _FakeTrial:                              # what TrialReporter uses of an Optuna trial, pruned at `prune_at`
     def __init__(self, prune_at):
         self.user_attrs, self.prune_at, self.n = {}, prune_at, 0

@@ -103,9 +103,11 @@ class TuneConfig:
     config: str | None = option(None, cli=False,
                                 help="The --config file `train` was read from: the options of it the space varies "
                                      "are named, as each trial's draw replaces their values.")
-    typed: frozenset = option(factory=frozenset, cli=False,
-                              help="The fixed train options typed on the command line: one that would act in no "
-                                   "trial is refused even at its default value, as imgcls train refuses it.")
+    typed: frozenset | None = option(None, cli=False,
+                                     help="The fixed train options typed on the command line: one that would act in "
+                                          "no trial is refused even at its default value, as imgcls train refuses "
+                                          "it. None (a Python caller's): those of `train` set to other than their "
+                                          "defaults, less the config file's values.")
     search_typed: frozenset = option(factory=frozenset, cli=False,
                                      help="The search options (RESUMED_SEARCH: --sampler, --pruner, --prune-startup, "
                                           "--prune-warmup) typed on the command line: a resumed study takes its "
@@ -677,10 +679,10 @@ def _check_up_front(cfg: TuneConfig):
     cfg.train.anchor_paths()    # each trial's config.yaml and best_config.yaml name the data from any folder
     if recorded_space is not None:
         from imgcls.tune.space import parse_space
-        space = parse_space(recorded_space, cfg.train, typed=cfg.typed,
+        space = parse_space(recorded_space, cfg.train, typed=cfg.typed or (),
                             source=f"the search space study '{cfg.study}' was started with")
     else:
-        space = load_space(cfg.space, cfg.train, cfg.typed)    # checks the fixed train options too, with its keys
+        space = load_space(cfg.space, cfg.train, cfg.typed or ())    # checks the fixed train options too, with its keys
     _say_config_replaced(cfg, space)
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
@@ -873,7 +875,8 @@ def _study_options(cfg: TuneConfig, url: str) -> dict | None:
         info(f"study '{cfg.study}' resumes on the data it was started with: {cfg.train.src} (to train "
              f"on another copy of that data, give its folder as SRC)")
     now, default = cfg.train.to_dict(), TrainConfig().to_dict()
-    taken = {k: base[k] for k, v in now.items() if k in base and k not in RESUME_MAY_CHANGE and k not in cfg.typed
+    typed = cfg.typed or ()
+    taken = {k: base[k] for k, v in now.items() if k in base and k not in RESUME_MAY_CHANGE and k not in typed
              and k not in TrainConfig.RECORDS and k != "metric" and v == default.get(k) and base[k] != v}
     if taken:
         cfg.train = TrainConfig.from_dict({**now, **taken})
@@ -950,6 +953,8 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     refuse_torchrun("imgcls tune", why=TUNE_UNDER_TORCHRUN, fix=TUNE_IN_PARALLEL)
     cfg = copy.deepcopy(cfg)
     _set_aside_the_configs_run_folder(cfg)
+    if cfg.typed is None:
+        cfg.typed = _set_by_the_caller(cfg)
     space, url, rows = _check_up_front(cfg)     # a user's error is said before optuna is imported
     import optuna
     study_dir = cfg.study_dir()
@@ -983,6 +988,19 @@ def _set_aside_the_configs_run_folder(cfg: TuneConfig) -> None:
         value = getattr(cfg.train, name)
         if value is not None and name in recorded and str(value) == str(recorded[name]):
             setattr(cfg.train, name, getattr(TrainConfig, name))
+
+
+def _set_by_the_caller(cfg: TuneConfig) -> frozenset:
+    """A Python caller's typed train options (TuneConfig.typed None): those of cfg.train set to other than their
+    defaults, as `imgcls tune`'s typed flags are (so train=TrainConfig(lr=0.005) under a space over lr is refused as
+    --lr 0.005 is, not replaced by every draw), less the values cfg.config gives (a --config value is no flag: named
+    as replaced) and the options no tune flag sets (the data, train's name / out / sampler)."""
+    from imgcls.options import cli_fields, set_options
+    from imgcls.outputs import read_yaml
+    recorded = read_yaml(Path(cfg.config)) if cfg.config else {}
+    names = [n for n in cli_fields(TrainConfig) if n not in ("name", "out", "sampler")]
+    return frozenset(n for n in set_options(cfg.train, names)
+                     if not (n in recorded and getattr(cfg.train, n) == recorded[n]))
 
 
 def _new_study_folder(study_dir: Path) -> bool:
