@@ -89,6 +89,9 @@ def test_callbacks_not_given_as_a_list_are_refused_before_the_run_folder_is_made
         with pytest.raises(TypeError, match=re.escape(said.replace("run_train", "run_tune"))):
             run_tune(tune, callbacks=given)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "tune").exists()
+    from imgcls.train.callbacks import check_callbacks
+    for fine in (None, [], (Stop(),), (c for c in [Stop()])):     # an iterator too, left unread
+        check_callbacks("run_train", fine)
 
 
 def test_run_dir_contract_and_weights_only(two_class, tmp_path):
