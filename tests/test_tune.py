@@ -1445,6 +1445,11 @@ def test_run_tune_from_a_runs_config_yaml_starts_as_imgcls_tune_config_does(data
     with pytest.raises(UserError, match=r"TrainConfig\(name='mine'\)"):
         tune_mod.run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf),
                                      train=TrainConfig.resolve({"name": "mine"}, config=conf)))
+    # the file read without config= (the run's name then reads as the caller's): the line says how to give it
+    with pytest.raises(UserError, match=r"TrainConfig\(name='r1', out=.*; a config.yaml read by "
+                                        r"TrainConfig.resolve\(config=FILE\) gives its run's: pass "
+                                        r"TuneConfig\(config=FILE\) too"):
+        tune_mod.run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), train=base))
 
 
 def test_a_python_callers_fixed_option_the_space_varies_is_refused_as_the_typed_flag_is(data, tmp_path, space,

@@ -140,7 +140,9 @@ class TuneConfig:
         if given:
             raise UserError(f"TuneConfig(train=TrainConfig({', '.join(given)})): each trial's run folder is "
                             f"OUT/STUDY/trial_NNNN; leave the train's name / out unset and give tune's own out= "
-                            f"(--out, now {self.out}) for where the trials go")
+                            f"(--out, now {self.out}) for where the trials go"
+                            + ("" if self.config else "; a config.yaml read by TrainConfig.resolve(config=FILE) "
+                               "gives its run's: pass TuneConfig(config=FILE) too, and they are set aside"))
 
     def keep_k(self) -> int | None:
         """--keep best-K -> K; all -> None."""
