@@ -268,13 +268,15 @@ _NOT_IMAGE_SUFFIXES = frozenset({".txt", ".csv", ".tsv", ".json", ".xml", ".yaml
 class LeftOut:
     """What images_under leaves out that a user would miss, collected for the reader to say once (warn, or refuse
     where every image must be read: predict's test images): names
-    that are not UTF-8 (utf8_name), and files that hold an image (by their first bytes) under a name without an
-    image extension (a web download's photo.jpg_large, image.php, an id with no extension). The one wording of
-    both, each naming the routes that work for the step that reads them (say)."""
+    that are not UTF-8 (utf8_name), files that hold an image (by their first bytes) under a name without an
+    image extension (a web download's photo.jpg_large, image.php, an id with no extension), and folders that cannot
+    be listed (no read permission: their images are not an empty class). The one wording of each, each naming the
+    routes that work for the step that reads them (say)."""
 
     def __init__(self):
         self.not_utf8: list[Path] = []
         self.unnamed: list[tuple[Path, str]] = []
+        self.unlisted: list[tuple[Path, str]] = []     # folders the walk could not list, with the system's reason
 
     def _found(self, root: Path, refusing: bool, listing: str | None) -> list[tuple[str, str, str, str, str]]:
         """(what was found, what it is, how a warning says it was left out, the example named, the fix) for each
@@ -291,6 +293,12 @@ class LeftOut:
             out.append((f"{len(self.unnamed)} file(s)", "hold images but their names have no image extension",
                         ", so they were not read", f"e.g. {_rel(p, root)} ({fmt})",
                         _unnamed_fix(root, refusing, listing)))
+        if self.unlisted:
+            p, why = self.unlisted[0]
+            shown_p = shown_name(p.relative_to(root)) if p != root else shown_name(root)
+            out.append((f"the images of {len(self.unlisted)} folder(s)", "cannot be listed", " and were left out",
+                        f"e.g. {shown_p} ({why})",
+                        f"make them readable (e.g. chmod -R u+rX {shown_name(p)}) and run again"))
         return out
 
     def warn(self, root: Path, listing: str | None) -> None:
@@ -339,12 +347,13 @@ def _image_walk(root: Path, left_out: LeftOut | None = None, in_order: bool = Tr
     """The one walk images_under and holds_image share, owning their rules: each visible image file under `root`,
     lazily. Hidden files and folders (hidden_name) are passed over; symlinked folders are followed, each real folder
     once (a link to a folder already read, or back to an ancestor, ends there); a name that is not UTF-8 (utf8_name)
-    is left out. With `left_out`, those names and the files holding an image under a name without an image
-    extension are collected there. `in_order`: images_under's path order (each folder listed whole and sorted, its
-    files before its subfolders, those in name order); otherwise as the file system lists them, so a caller that
-    stops at the first image lists no more than it needs. `view`: a look at `root` (FolderView, or one above it)
-    whose listings the walk takes instead of listing a folder again (FolderView.walk_listing: with `keep`, those
-    it makes are kept for a walk that follows; without, each is forgotten there once walked)."""
+    is left out. With `left_out`, those names, the files holding an image under a name without an image
+    extension and the folders that cannot be listed are collected there. `in_order`: images_under's path order
+    (each folder listed whole and sorted, its files before its subfolders, those in name order); otherwise as the
+    file system lists them, so a caller that stops at the first image lists no more than it needs. `view`: a look
+    at `root` (FolderView, or one above it) whose listings the walk takes instead of listing a folder again
+    (FolderView.walk_listing: with `keep`, those it makes are kept for a walk that follows; without, each is
+    forgotten there once walked)."""
     seen = set()
     stack = [os.fspath(root)]
     while stack:
@@ -379,7 +388,9 @@ def _image_walk(root: Path, left_out: LeftOut | None = None, in_order: bool = Tr
                         fmt = imgio.file_signature_format(Path(entry.path))
                         if fmt:
                             left_out.unnamed.append((Path(entry.path), fmt))
-        except OSError:
+        except OSError as e:     # a folder that cannot be listed (no read permission): named, not taken as empty
+            if left_out is not None:
+                left_out.unlisted.append((Path(folder), e.strerror or type(e).__name__))
             continue
         stack.extend(reversed(subfolders))      # the first in name order read next
 
@@ -468,7 +479,8 @@ def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "wa
              + (f"({', '.join(listing)} list{'s' if len(listing) == 1 else ''} images here: give the CSV that "
                 f"holds the classes as the input{f', e.g. {root / train_csv}' if train_csv else ''})" if listing
                 else "(use --layout unlabeled to read them)"))
-    empty = empty_class_folders(root, [r["path"] for r in rows], view)
+    unlisted = {nfc(_rel(p, root)) for p, _ in left_out.unlisted if p != root}
+    empty = [c for c in empty_class_folders(root, [r["path"] for r in rows], view) if c not in unlisted]
     if empty:
         warn(f"{len(empty)} class folder(s) under {root} hold no images, so the data has no such class: "
              f"{shown(empty, 5)}")

@@ -491,6 +491,27 @@ def test_a_class_whose_images_are_all_unreadable_is_named(tmp_path, capsys):
     assert "no such class" not in capsys.readouterr().err
 
 
+def test_a_class_folder_that_cannot_be_listed_is_named_not_called_empty(tmp_path, monkeypatch, capsys):
+    """A class folder without read permission (a shared disk, an archive unpacked with odd modes) could not be
+    listed: its images were dropped and the class named as one that 'hold(s) no images'. The warning now names the
+    folder, the system's reason and the fix, and no empty class."""
+    import os
+    root = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2})
+    scandir = os.scandir
+
+    def locked(path="."):
+        if os.fspath(path) == os.fspath(root / "dog"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+    monkeypatch.setattr(os, "scandir", locked)
+    df = mf.load(root, scan=False)
+    said = " ".join(capsys.readouterr().err.split())
+    assert set(df["label"]) == {"cat"}
+    assert (f"the images of 1 folder(s) under {root} cannot be listed and were left out, e.g. dog (Permission "
+            f"denied): make them readable (e.g. chmod -R u+rX {root / 'dog'}) and run again") in said, said
+    assert "hold no images" not in said, said
+
+
 def test_classes_lost_to_unreadable_images_past_the_first_five_are_counted(capsys):
     """The warning of classes none of whose images can be read named the first five, then ' ...': how many more was
     unsaid. It says 'and N more' as every cut list does (imgcls.options.shown)."""

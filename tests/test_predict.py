@@ -1258,6 +1258,31 @@ def test_test_images_the_folder_walk_cannot_read_are_refused_not_left_out_of_the
         assert not out.exists()
 
 
+def test_a_test_folder_that_cannot_be_listed_is_refused_not_left_out_of_the_submission(tmp_path, monkeypatch):
+    """A test folder without read permission was skipped by the folder walk: a submission without its images' rows
+    and exit 0 (as class folders: one warning calling it an empty class). Now one line naming the folder, the
+    system's reason and the fix, exit 2, before the model runs, in either layout."""
+    import os
+    run = make_tiny_run(tmp_path / "runs" / "r1")
+    test = tmp_path / "test"
+    make_image(test / "a" / "x.png", seed=1)
+    make_image(test / "b" / "y.png", seed=2)
+    scandir = os.scandir
+
+    def locked(path="."):
+        if os.fspath(path) == os.fspath(test / "b"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+    monkeypatch.setattr(os, "scandir", locked)
+    for layout in ("folder", "unlabeled"):
+        said = _refused(monkeypatch, run, "--data", test, "--layout", layout, "--out", tmp_path / "p")
+        assert said.endswith(
+            f"error: the images of 1 folder(s) under {test} cannot be listed, e.g. b (Permission denied): they would "
+            f"have no row in the predictions (a submission missing rows); make them readable (e.g. chmod -R u+rX "
+            f"{test / 'b'}) and run again"), said
+        assert not (tmp_path / "p").exists()
+
+
 def _bare_id_test_images(tmp_path):
     """A tiny run and comp/test/ holding PNGs saved without an extension (a, b), listed by comp/test.csv's ids."""
     run = make_tiny_run(tmp_path / "runs" / "r1")
