@@ -808,6 +808,20 @@ def test_a_column_the_source_lacks_is_refused_before_the_scan(tmp_path, monkeypa
     assert not scanned
 
 
+def test_device_cuda_without_one_is_refused_before_the_scan(tmp_path, monkeypatch):
+    """`split --device cuda` (the near-duplicate search's model) on a machine without CUDA was refused only when the
+    embedding pass began, after the read and scan of every image. Now first, one line, exit 2, nothing written."""
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("the data was read before the device check"))
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(12, 12))
+    r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "s.csv"), "--device", "cuda", "--cache-dir",
+                            str(tmp_path / "cache")])
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [
+        "error: --device cuda asked for CUDA but no CUDA device is visible; use --device cpu or auto"], r.output
+    assert not (tmp_path / "s.csv").exists()
+
+
 def test_the_source_layout_is_detected_once(tmp_path, monkeypatch):
     """split reads a competition CSV's layout where manifest.load reads the CSV (layout_read), not a second time by
     detect_layout: every detection of a CSV file reads the whole file for its header."""

@@ -212,6 +212,8 @@ def run_clean(src: str | os.PathLike | None = None, out: str | os.PathLike = DEF
                 raise
             raise MissingWeightsError(f"{e}; with --exact-only only --conflicts majority-knn's tie vote embeds, so "
                                       f"--conflicts majority needs no weights") from None
+        from imgcls.device import check_device_present
+        check_device_present(cfg.device)     # --device cuda without one: refused before the scan, not after it
     from imgcls.train.dist import init_distributed
     dist = init_distributed(cfg.device)         # one process unless torchrun started several (gloo on CPU)
     # under torchrun rank 0 searches and writes alone after the passes: the others return once it has (a clean or

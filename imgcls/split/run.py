@@ -238,11 +238,13 @@ def _check_not_users_file(out: Path) -> None:
 
 
 def _check_embedder(cfg: SplitConfig) -> None:
-    """The near-duplicate definition (its method) and its model's weights, checked before the scan rather than
-    after it."""
+    """The near-duplicate definition (its method), its model's weights and the --device it runs on, checked before
+    the scan rather than after it."""
     definition = cfg.near_duplicates()
     if cfg.near_dup:
         definition.check_weights()
+        from imgcls.device import check_device_present
+        check_device_present(cfg.device)     # --device cuda without one: refused before the scan, not after it
         from imgcls.embed import check_cache_folder
         check_cache_folder(cfg.cache_dir)
 
