@@ -414,6 +414,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         else:
             root = src
             csv_path = Path(opts.csv) if opts.csv else None
+            if csv_path is not None and csv_path.is_dir():
+                raise UserError(f"--csv {csv_path} is a folder, not a CSV file; give the competition's CSV file "
+                                f"(train.csv, test.csv, ...) with --csv")
             if csv_path is not None and not csv_path.is_file():
                 raise UserError(f"CSV file {csv_path} does not exist; check --csv")
         if layout == "csv":

@@ -165,6 +165,10 @@ def check_template_exists(template: str | os.PathLike, data: str | os.PathLike |
     """The sample submission file given, which must be there: predict asks before it reads the test data (its
     images scanned), match_template again. `data` / `view`: as match_template's, to name one lying beside the data."""
     template = Path(template)
+    if template.is_dir():
+        csvs = sorted(template.glob("*.csv"))
+        raise UserError(f"sample submission {template} is a folder, not a CSV file; pass the file with "
+                        f"--sample-submission" + (f", e.g. --sample-submission {sh(csvs[0])}" if csvs else ""))
     if not template.is_file():
         beside = template_beside(data, view) if data is not None else None
         raise UserError(f"sample submission {template} does not exist; " + (

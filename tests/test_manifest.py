@@ -991,6 +991,8 @@ def test_competition_csv_guesses_and_errors(tmp_path, image_folder):
         mf.load(image_folder, opts(csv=str(bad)), scan=False)
     with pytest.raises(UserError, match="does not exist; check --csv"):
         mf.load(image_folder, opts(csv=str(tmp_path / "none.csv")), scan=False)
+    with pytest.raises(UserError, match=r"--csv .* is a folder, not a CSV file; give the competition's CSV file"):
+        mf.load(image_folder, opts(csv=str(tmp_path)), scan=False)      # it exists: not 'does not exist'
 
 
 def test_user_errors(tmp_path):

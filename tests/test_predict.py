@@ -1113,7 +1113,12 @@ def test_sample_submission_is_checked_before_the_model_runs(tmp_path, monkeypatc
     pd.DataFrame({"foo": ["1", "2", "3"], "bar": ["4", "5", "6"]}).to_csv(unrelated, index=False)
     pd.DataFrame({"id": ids, "label": ["horse", "zebra", "horse"]}).to_csv(spelled, index=False)
     pd.DataFrame({"id": ids, "a": 0.3, "b": 0.3, "c": 0.4}).to_csv(per_class, index=False)
+    subs = tmp_path / "subs"            # the folder the sample submission is in, given for the file
+    subs.mkdir()
+    shutil.copy(other, subs / "sample_submission.csv")
     for tpl, msg in ((tmp_path / "nope.csv", "does not exist; check --sample-submission"),
+                     (subs, f"sample submission {subs} is a folder, not a CSV file; pass the file with "
+                            f"--sample-submission, e.g. --sample-submission {subs / 'sample_submission.csv'}"),
                      (other, "1 template id(s) have no test image (e.g. zz.png)"),
                      (unrelated, "none of its ids (column foo, e.g. 1) is a test image's id, path, file name or "
                                  "stem"),
