@@ -2364,3 +2364,34 @@ def test_the_report_says_which_sampler_and_pruner_each_trial_ran_with(data, tmp_
     study_dir = run_tune(tune_cfg(data, tmp_path, space, trials=2, sampler="tpe", search_typed=frozenset({"sampler"})))
     html = " ".join((study_dir / "report.html").read_text().split())
     assert "tpe / none (this command); by trial: random / none 1, tpe / none 1" in html
+
+
+def test_a_storage_path_that_is_no_journal_file_is_one_line_before_any_work(data, tmp_path, space):
+    """--storage given a folder, a path under a file, a SQLite study.db without sqlite:/// or a text file ended in
+    an IsADirectoryError / FileExistsError / UnicodeDecodeError / JSONDecodeError traceback (exit 1), the SQLite file
+    first written into by Optuna's journal. Each is one line naming --storage and the fix, exit 2, the file as it
+    was, no study folder."""
+    import sqlite3
+    db = tmp_path / "study.db"
+    with sqlite3.connect(db) as con:
+        con.execute("create table t (x)")
+    before = db.read_bytes()
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    out = tmp_path / "tune"
+    for storage, said in ((folder, f"--storage {folder} is an existing folder; give a file path such as "
+                                   f"{folder / 'study.journal'}"),
+                          (text / "j.log", f"--storage {text / 'j.log'} lies under {text}, which is a file"),
+                          (f"sqlite:///{folder}", f"--storage {folder} is an existing folder"),
+                          (db, f"--storage {db} is not an Optuna journal file but a SQLite database: give it as "
+                               f"--storage sqlite:///{db}"),
+                          (text, f"--storage {text} is not an Optuna journal file; give a journal file written by "
+                                 f"imgcls tune")):
+        r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--out", str(out),
+                                     "--storage", str(storage)])
+        assert r.exit_code == 2 and "Traceback" not in r.output, (storage, r.output)
+        assert r.output.strip().splitlines()[-1].startswith("error: " + said), (storage, r.output)
+        assert not out.exists()
+    assert db.read_bytes() == before

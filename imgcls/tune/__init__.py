@@ -667,6 +667,7 @@ def _check_up_front(cfg: TuneConfig):
     files = (TRIALS_CSV, BEST_CONFIG, REPORT_HTML) + (() if cfg.storage else (STUDY_DB,))
     refuse_users_files(study_dir, "tune", [study_dir / n for n in files], flag="--study")
     _refuse_users_trial_folders(study_dir)
+    _check_storage_file(cfg.storage)
     prune_given = _prune_options_given(cfg)      # before a resumed study's record fills in those left unset
     # first: a resumed study's data, left unset, is the study's own (so is its search space, returned)
     recorded_space = _study_options(cfg, storage_url(cfg))
@@ -693,6 +694,41 @@ def _check_up_front(cfg: TuneConfig):
     if cfg.sampler == "grid":
         space.grid()
     return space, storage_url(cfg), rows_digest(cfg.train, table)
+
+
+def _check_storage_file(storage: str | None) -> None:
+    """A --storage that is a file here (a journal file, a sqlite:/// database) where a folder is, or under a file, or
+    in a folder that cannot be written: one line before the data is checked and Optuna opens it (an
+    IsADirectoryError / FileExistsError traceback, or sqlite's 'unable to open database file')."""
+    if not storage:
+        return
+    path = Path(storage.removeprefix("journal:")) if "://" not in storage else sqlite_file(storage)
+    if path is None:
+        return
+    from imgcls.fsutil import check_writable
+    check_writable(path, "file", flag="--storage", example="study.db" if "://" in storage else "study.journal")
+    if "://" not in storage and path.is_file():
+        _check_journal(path, storage)
+
+
+def _check_journal(path: Path, storage: str) -> None:
+    """An existing file given as a journal --storage must be one: Optuna appends its JSON lines to any file (a
+    SQLite study.db given without sqlite:///, whose last line has no newline, was written into, then failed to
+    read with a UnicodeDecodeError traceback). Its first line is read: one JSON object, or the file is refused."""
+    import json
+    with open(path, "rb") as fh:
+        first = fh.readline(1 << 20)
+    if not first.strip():
+        return
+    try:
+        ok = isinstance(json.loads(first), dict)
+    except ValueError:      # not JSON, or not UTF-8
+        ok = False
+    if not ok:
+        raise UserError(f"--storage {storage} is not an Optuna journal file" + (
+            f" but a SQLite database: give it as --storage sqlite:///{path}" if first.startswith(b"SQLite format 3\x00")
+            else "; give a journal file written by imgcls tune, a new file path, or an RDB URL (sqlite:///FILE, "
+                 "postgresql://...)"))
 
 
 MEDIAN_PRUNER_OPTIONS = ("prune_startup", "prune_warmup")
