@@ -1947,6 +1947,9 @@ def test_a_space_file_error_names_the_python_call_that_shows_the_default_space(d
     show = "imgcls tune --show-space (Python: print(imgcls.tune.space.default_space_text()))"
     with pytest.raises(UserError, match=re.escape(f"does not exist; write a YAML space: {show} prints the default")):
         run_tune(tune_cfg(data, tmp_path, tmp_path / "nope.yaml"))
+    with pytest.raises(UserError, match=re.escape(f"--space {tmp_path} is a folder, not a YAML file; give the space "
+                                                  f"file ({show} prints the default one to start from)")):
+        run_tune(tune_cfg(data, tmp_path, tmp_path))     # it exists: not 'does not exist'
     bad = tmp_path / "bad.yaml"
     bad.write_text("lr: [1e-4\n")
     with pytest.raises(UserError, match=re.escape(f"is not valid YAML at line 2; {show} prints a valid one")):

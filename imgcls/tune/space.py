@@ -139,6 +139,9 @@ def load_space(path: str | Path | None, base: TrainConfig | None = None, typed=(
     trial starts from; each candidate value is checked together with them (`typed`: those typed, parse_space)."""
     import yaml
     path = DEFAULT_SPACE if path is None else Path(path)
+    if path.is_dir():
+        raise UserError(f"--space {path} is a folder, not a YAML file; give the space file ({SHOW_SPACE} prints "
+                        f"the default one to start from)")
     if not path.is_file():
         raise UserError(f"--space {path} does not exist; write a YAML space: {SHOW_SPACE} prints the default one")
     try:
