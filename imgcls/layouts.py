@@ -908,15 +908,27 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
     table = read_csv(csv_path, "CSV file", dtype=str, keep_default_na=False, text=text)
     cols = list(table.columns)
 
+    def spaced(name: str) -> None:
+        """A column named `name` but for spaces around it in the header (`path, label`): read as ' label', so the
+        label column was not found (the data read unlabeled, or --label-col label refused as missing)."""
+        hit = next((c for c in cols if c != name and c.strip() == name), None)
+        if hit is not None:
+            raise UserError(f"the header of {csv_path} has spaces around its column name '{hit}', so no column is "
+                            f"named '{name}'; remove the spaces after its separators (a CSV's values are read as "
+                            f"written, spaces included)")
+
     def need(col: str | None, flag: str, guesses: Iterable[str] = ()) -> str | None:
         if col is not None:
             if col not in cols:
+                spaced(col)
                 raise UserError(f"column '{col}' is not in {csv_path} (columns: {', '.join(cols)}); "
                                 f"pass the right name with {flag}")
             return col
         for g in guesses:
             if g in cols:
                 return g
+        for g in guesses:
+            spaced(g)
         return None
 
     path_col = need(opts.path_col, "--path-col", PATH_COLUMN_GUESSES)

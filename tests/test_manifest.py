@@ -977,6 +977,20 @@ def test_a_manifests_own_columns_keep_class_names_as_written(tmp_path):
     assert again["label"].tolist() == names and again["artist"].tolist() == names
 
 
+def test_a_csv_header_with_spaces_after_its_commas_is_named(tmp_path, image_folder):
+    """A hand-written header `path, label` names a column ' label': the labels were not found, the data read
+    unlabeled with a warning offering --label-col ' label' (train: 'has no labels'), and --label-col label was
+    refused as a missing column. One line names the spaced column and the fix, with or without --label-col."""
+    csv = tmp_path / "train.csv"
+    csv.write_text("path, label\na/000.png,a\n")
+    said = f"the header of {csv} has spaces around its column name ' label', so no column is named 'label'"
+    for kw in ({}, {"label_col": "label"}):
+        with pytest.raises(UserError, match=re.escape(said)):
+            mf.load(image_folder, opts(csv=str(csv), **kw), scan=False)
+    csv.write_text("path,label\na/000.png,a\n")
+    assert mf.load(image_folder, opts(csv=str(csv)), scan=False)["label"].tolist() == ["a"]
+
+
 def test_competition_csv_guesses_and_errors(tmp_path, image_folder):
     csv = tmp_path / "train.csv"
     pd.DataFrame({"image_path": ["a/000.png", "missing.png"], "label": ["a", "b"]}).to_csv(csv, index=False)
