@@ -174,16 +174,19 @@ def load_state_dict_file(path: str | os.PathLike, flag: str | None = "--weights"
     return state
 
 
-def _load_backbone_weights(model, state: dict, source: str) -> None:
-    """Load `state`, dropping a classifier whose shape differs (fine-tuning to other classes)."""
+def _load_backbone_weights(model, state: dict, source: str, model_flag: str = "--model", name: str = "") -> None:
+    """Load `state`, dropping a classifier whose shape differs (fine-tuning to other classes). `model_flag` and
+    `name`: the option that named the model and its value, named where the file is for another model."""
     own = model.state_dict()
     keep = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     missing = [k for k in own if k not in keep]
     classifier = set(_classifier_keys(model))
     unexpected_missing = [k for k in missing if k not in classifier]
     if unexpected_missing:
+        which = f"{model_flag} {name}" if name else f"this {model_flag}"
         raise UserError(f"{source} does not fit {model.__class__.__name__}: {len(unexpected_missing)} tensors "
-                        f"missing or of another shape (e.g. {unexpected_missing[0]}); is it for this --model?")
+                        f"missing or of another shape (e.g. {unexpected_missing[0]}); is it for {which}? give a "
+                        f"weight file of that model, or the model it is for")
     model.load_state_dict(keep, strict=False)
 
 
@@ -353,7 +356,7 @@ def create_model(name: str, num_classes: int | None = None, pretrained: bool = F
     nc = {"num_classes": num_classes} if num_classes is not None else {}
     if src.kind == "file":
         model = timm.create_model(name, pretrained=False, **nc, **kwargs)
-        _load_backbone_weights(model, load_state_dict_file(src.where, weights_flag), src.where)
+        _load_backbone_weights(model, load_state_dict_file(src.where, weights_flag), src.where, model_flag, name)
         return model
     if src.kind == "package":
         model = timm.create_model(name, pretrained=False, **kwargs)

@@ -110,6 +110,9 @@ def test_local_weight_file_round_trip(tmp_path):
         weights.create_model("test_efficientnet", weights=tmp_path / "missing.pt", weights_flag="--embedder-weights")
     with pytest.raises(UserError, match="does not fit"):
         weights.create_model("resnet10t", weights=path)
+    # clean's embedder: the option that named the model is its --embedder, not train's --model
+    with pytest.raises(UserError, match=r"is it for --embedder resnet10t\? give a weight file of that model"):
+        weights.create_model("resnet10t", weights=path, weights_flag="--embedder-weights", model_flag="--embedder")
 
 
 def test_weight_file_from_a_multi_head_run_and_a_folder(tmp_path, tiny_run):
