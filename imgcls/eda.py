@@ -13,6 +13,7 @@ from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import report
 from imgcls.console import all_placed, info, interruption_leaves, is_quiet, plural, progress_bar, warn
+from imgcls.errors import UserError
 from imgcls.fsutil import check_file_name_encoding, check_output_location, check_writable, write_json, write_table
 from imgcls.io import DEFAULT_MAX_PIXELS, GREY_MODES, ImageLimits, ImageReadError, thumbnail
 from imgcls.layouts import empty_class_folders_read
@@ -337,6 +338,9 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
     out = Path(out)
     check_writable(out)
     refuse_other_output(out, "eda", whole=True)
+    if test is not None and not Path(test).exists():     # named as --test, before the data is read
+        raise UserError(f"--test {test} does not exist; give the competition's test images (a folder or a CSV / "
+                        f"manifest listing them)")
     df = mf.load(src, opts, scan=False, require_found=False)    # files not there: listed in the report, then refused
     layout = mf.layout_read(df)
     empty_classes = empty_class_folders_read(df)     # the folder read's (warned of there)

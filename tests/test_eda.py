@@ -520,6 +520,18 @@ def test_eda_test_set_beside_training_set(tmp_path):
     assert r.exit_code == 2 and "inside" in r.output.lower(), r.output
 
 
+def test_a_missing_test_folder_is_named_as_test_before_the_data_is_read(tmp_path, monkeypatch):
+    """`eda raw --test tset` (a typo) said "tset does not exist; give a dataset folder or a manifest.csv" after the
+    training data had been read: the line did not say which input it was. It names --test, first."""
+    from imgcls import manifest as mf
+    root = make_image_folder(tmp_path / "raw", {"a": 2}, size=(24, 24))
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("the data was read before --test was checked"))
+    r = runner.invoke(app, ["eda", str(root), "--test", str(tmp_path / "tset"), "--out", str(tmp_path / "e"), "-q"])
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [
+        f"error: --test {tmp_path / 'tset'} does not exist; give the competition's test images (a folder or a CSV / "
+        f"manifest listing them)"], r.output
+
+
 def test_eda_test_set_grey_like_preprocessed_grey_training_set_is_no_mode_shift(tmp_path):
     """preprocess wrote grey as RGB: eda --test of greyscale test images against a preprocessed greyscale training set
     warned 'L 100% of test against 0% of training ... (e.g. greyscale augmentation)', though both sets are grey.
