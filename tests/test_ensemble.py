@@ -355,6 +355,24 @@ def test_a_fold_imgcls_train_is_training_now_is_used_with_a_warning(tmp_path):
     assert flat.count("being trained") == 1, flat
 
 
+def test_a_stopped_member_is_said_with_its_epochs_done(tmp_path):
+    """`ensemble kf3 stopped` used a run whose training stopped (Ctrl-C at epoch 2 of 6, nothing trains it now)
+    without a word: only a run still training was said. Its best.pt is a partial run's model: one warning names it
+    and its epochs as `imgcls runs` labels them ('stopped 2/6'), and how to finish it; the finished member gets
+    none."""
+    rows = _val_rows(tmp_path / "data")
+    done = make_tiny_run(tmp_path / "runs" / "done", seed=1, val_rows=rows)
+    stopped = mark_training(make_tiny_run(tmp_path / "runs" / "stopped", seed=2, val_rows=rows),
+                            done=2, epochs=6, best=1)
+    mark_training(done, done=4, epochs=4, best=3, finished=True)
+    res = runner.invoke(app, ["ensemble", str(done), str(stopped), "--weights", "1,2", "--out", str(tmp_path / "e")])
+    flat = " ".join(res.output.split())
+    assert res.exit_code == 0 and (tmp_path / "e" / "spec.yaml").is_file(), res.output
+    assert f"warning: {stopped} is a stopped run (stopped 2/6 epochs): its best.pt is from a partial run; it is " \
+           f"used as it is, or finish the run first: imgcls train --resume {stopped} (Python: " in flat, flat
+    assert flat.count("stopped run") == 1, flat
+
+
 def test_fold_members_are_named_by_their_set(tmp_path, monkeypatch):
     """`ensemble RUN/fold_0 RUN/fold_1` wrote outputs/ensembles/soft-fold_0+fold_1, the folder another set's folds
     wrote into too (replacing the first ensemble), and named its members fold_0 / fold_1 in spec.yaml and the runs

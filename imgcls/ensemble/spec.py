@@ -85,8 +85,8 @@ def member_from_run(run: str | os.PathLike, which: str = "best") -> Member:
     run = Path(run)
     ckpts = find_checkpoints(run, which)
     name = member_name(run)
-    if len(ckpts) == 1:     # a k-fold set being trained is refused whole (check_kfold_finished); one run or fold is
-        warn_training_now(run, ckpts[0])        # used as it is (named on purpose), said
+    if len(ckpts) == 1:     # a k-fold set being trained or stopped is refused whole (check_kfold_finished); one run
+        warn_unfinished(run, ckpts[0])          # or fold is used as it is (named on purpose), said
     return Member(name=name, run=run, checkpoints=ckpts)
 
 
@@ -108,16 +108,33 @@ def member_name(run: Path) -> str:
     return path.name + suffix
 
 
-def warn_training_now(run: Path, checkpoint: Path) -> None:
+def warn_unfinished(run: Path, checkpoint: Path) -> None:
+    """One warning line where the run (or fold) of `checkpoint` has not finished: imgcls train is training it now
+    (warn_training_now), or its training stopped before its epochs (a Ctrl-C, a crash): its checkpoint is then a
+    partial run's model, said with the epochs it did as `imgcls runs` labels it ('stopped 2/6')."""
+    if warn_training_now(run, checkpoint):
+        return
+    from imgcls.runs import stopped_label
+    stopped = stopped_label(checkpoint.parent)
+    if stopped is None:
+        return
+    from imgcls.console import warn
+    from imgcls.train.rundir import resume_fix
+    warn(f"{run} is a stopped run ({stopped} epochs): its {checkpoint.name} is from a partial run; it is used as "
+         f"it is, or finish the run first: {resume_fix(checkpoint.parent)}")
+
+
+def warn_training_now(run: Path, checkpoint: Path) -> bool:
     """One warning line where imgcls train is training `run` now: its checkpoint is rewritten after each epoch, so
-    what predicts is a half-trained model, not the run's final one."""
+    what predicts is a half-trained model, not the run's final one. Whether it said so."""
     from imgcls.train.rundir import training_now
     now = training_now(checkpoint)
     if now is None:
-        return
+        return False
     from imgcls.console import warn
     warn(f"{run} is being trained by imgcls train now: its {checkpoint.name} is from an unfinished run"
          f"{f' ({now})' if now else ''}; it is used as it is, wait for the run to finish for its final model")
+    return True
 
 
 def ensemble_folder(out: str | os.PathLike | None, name: str | None, members: Sequence[Member], method: str,
