@@ -275,6 +275,24 @@ def test_a_member_of_weight_zero_is_not_run(tmp_path, monkeypatch):
     assert np.array_equal(got.to_numpy(), alone.to_numpy())
 
 
+def test_weights_that_leave_one_member_to_run_say_the_ensemble_is_that_run(tmp_path):
+    """`--method weighted --weights 1,0` built what predicts as one run (a member of weight 0 is not run) without a
+    word, while `imgcls ensemble RUN` is refused as an ensemble of one. One warning names the weight-0 member, the
+    run that is left and `imgcls predict` of it; weights that keep two members say nothing."""
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.1)
+    for method in ("weighted", "hard"):
+        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", method, "--weights", "1,0",
+                                  "--out", str(tmp_path / method)])
+        flat = " ".join(res.output.split())
+        assert res.exit_code == 0, res.output
+        assert "warning: resnet has weight 0, which is not run: the ensemble is effnet alone, an ensemble of one; " \
+               f"give it a weight above 0, or predict with that run itself: imgcls predict {r1}" in flat, flat
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--weights", "1,2", "--out", str(tmp_path / "two")])
+    assert res.exit_code == 0 and "weight 0" not in res.output, res.output
+
+
 def test_default_folder_is_named_by_method_and_members(tmp_path, monkeypatch):
     """Without --out / --name another method or set of members gets its own folder (a second ensemble no longer
     replaces the first one a submission was made from); the same ensemble rebuilt says it replaces its folder."""

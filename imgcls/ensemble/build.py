@@ -25,6 +25,20 @@ from imgcls.metrics import macro_f1, without_rows_note
 from imgcls.options import check, python_too
 
 
+def _warn_one_run(spec: EnsembleSpec, runs: Sequence[str | os.PathLike]) -> None:
+    """One warning where the weights (typed, or fitted) leave one member to run: a member of weight 0 under a
+    weighted or hard vote is not run (EnsembleSpec.running), so the ensemble predicts as that run alone, what
+    `imgcls ensemble RUN` refuses as an ensemble of one. Names the weight-0 members and the run that is left."""
+    kept = spec.running().members
+    if len(kept) != 1 or len(spec.members) < 2:
+        return
+    zero = [m.name for m in spec.members if m is not kept[0]]
+    run = runs[spec.members.index(kept[0])]
+    warn(f"{', '.join(zero)} {'has' if len(zero) == 1 else 'have'} weight 0, which is not run: the ensemble is "
+         f"{kept[0].name} alone, an ensemble of one; give {'it' if len(zero) == 1 else 'them'} a weight above 0, or "
+         f"predict with that run itself: {predict_fix(run)}")
+
+
 def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConfig.method,
                    weights: str | None = EnsembleConfig.weights, out: str | os.PathLike | None = None,
                    name: str | None = None, metric: str | None = EnsembleConfig.metric,
@@ -137,6 +151,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         w = given_w
     for m, x in zip(members, w):
         m.weight = float(x)
+    _warn_one_run(EnsembleSpec(name, method, members, classes), runs)
 
     scores: dict = {"members": {}, "common_val_images": int(len(y))}
     for r, p in zip(rows, P):
