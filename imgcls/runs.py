@@ -264,7 +264,10 @@ def changed_options(config: dict) -> dict:
 
 def _fmt_value(v, short: bool = True) -> str:
     """An option's value as the table shows it; `short`: a float to 4 significant digits (a tune trial's
-    lr=0.00013449326615130812 -> 0.0001345), not where two values are compared (runs diff)."""
+    lr=0.00013449326615130812 -> 0.0001345), not where two values are compared (runs diff). An unset option and a
+    yes / no one as config.yaml writes them (null, true / false), what --filter matches, not Python's None / False."""
+    if v is None or isinstance(v, bool):
+        return "null" if v is None else str(v).lower()
     if isinstance(v, (list, tuple)):
         return ",".join(str(x) for x in v)
     if isinstance(v, dict):                  # an ensemble's members and their weights

@@ -1401,6 +1401,19 @@ def test_a_spec_yaml_that_is_no_readable_yaml_is_one_warning_naming_it(outputs, 
     assert "runs/best" in r.output
 
 
+def test_diff_shows_an_unset_and_a_yes_no_option_as_config_yaml_writes_them(tmp_path):
+    """`runs diff` of a run (folds unset: config.yaml's `folds: null`) and a k-fold set showed `folds  None | all`,
+    and `pretrained  True | False`: Python's spellings, which neither the user typed nor config.yaml holds (nor
+    --filter matches). Both are shown as config.yaml writes them; the leaderboard's changed column too."""
+    a = fake_run(tmp_path / "runs" / "a", "resnet10t", [("a", "a")], folds=None, pretrained=True)
+    b = fake_run(tmp_path / "runs" / "b", "resnet10t", [("a", "a")], folds="all", pretrained=False)
+    d = diff_runs(a, b)
+    assert ("folds", "null", "all") in d["config"] and ("pretrained", "true", "false") in d["config"], d["config"]
+    r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "None" not in r.output and "False" not in r.output, r.output
+    assert "pretrained=false" in find_runs(tmp_path)[1].changed.split()
+
+
 def test_diff_says_the_classes_past_its_top_ten_that_did_not_change_are_unchanged(tmp_path):
     """`imgcls runs diff A B` of two runs whose F1 differed in 2 of 17 classes ended its per-class table with '7 more
     class(es) changed by at most 0.0000': they did not change. Such classes are said unchanged; a rest that did
