@@ -99,7 +99,11 @@ class Run:
     per_class: pd.DataFrame | None = None
 
     def row(self) -> dict:
+        """Its leaderboard row (COLUMNS; --csv / --json write it): a run with no scored row yet (stopped in its
+        first epoch, n_val 0) claims no rows a score came from, scored_on blank as the table's cell (rows_label)."""
         d = asdict(self)
+        if not rows_label(self.scored_on, self.n_val):
+            d["scored_on"] = ""
         return {c: d[c] for c in COLUMNS}
 
 

@@ -563,6 +563,22 @@ def test_diff_of_a_run_not_scored_yet_does_not_call_its_rows_other_rows(outputs)
     assert "no saved validation predictions" not in " ".join(r.output.split())       # both scored: as before
 
 
+def test_csv_of_a_run_not_scored_yet_claims_no_rows(outputs):
+    """`runs --csv -` wrote `scored_on=val` with `n_val=0` for a run stopped in its first epoch (no
+    val_predictions.csv), a score's rows it does not have, while the table's cell is blank. Its scored_on is blank
+    in the CSV and the JSON; a scored run keeps its own."""
+    runs = outputs / "runs"
+    fake_run(runs / "new", "resnet10t", [("a", "a")])
+    (runs / "new" / "val_predictions.csv").unlink()
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--csv", "-"])
+    assert r.exit_code == 0, r.output
+    back = pd.read_csv(__import__("io").StringIO(r.stdout), keep_default_na=False).set_index("name")
+    assert (back.loc["runs/new", "scored_on"], back.loc["runs/new", "n_val"]) == ("", 0), back
+    assert back.loc["runs/best", "scored_on"] == "val" and back.loc["runs/kf", "scored_on"] == "OOF", back
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--json", "-"])
+    assert {d["name"]: d["scored_on"] for d in json.loads(r.stdout)}["runs/new"] == "", r.stdout
+
+
 def test_diff_with_a_run_that_records_no_classes_does_not_call_it_another_task(outputs):
     """A run an imgcls before plan.json started and that stopped before its first validation (its config.yaml and
     train.log, no val_predictions.csv: no classes recorded, its task 'label') against a scored run: `runs diff`
