@@ -160,15 +160,30 @@ class OutputSet:
         journal = placing_journal(self.folder / name)
         write_json(journal, placing_record(moves, [self.folder / n for n in gone if Path(n).name == n]))
         undone = ", and ".join(u for _, u in self._then if u)
+        placed, current = 0, None
         with interruption_leaves(partly_placed(self.folder, undone)):     # said by the CLI's `interrupted:` line
-            if last:        # the earlier record first: none lies beside files of another set
-                remove_earlier(self.folder, [record])
-            for src, dst in moves.items():
-                if src not in last:
+            try:
+                if last:        # the earlier record first: none lies beside files of another set
+                    remove_earlier(self.folder, [record])
+                for src, dst in moves.items():
+                    if src not in last:
+                        current = dst
+                        os.replace(src, dst)
+                        placed += 1
+                current = None
+                remove_earlier(self.folder, gone)
+                for src, dst in last.items():
+                    current = dst
                     os.replace(src, dst)
-            remove_earlier(self.folder, gone)
-            for src, dst in last.items():
-                os.replace(src, dst)
+                    placed += 1
+            except OSError as e:
+                # an I/O error (EIO, EACCES) among the renames: one line saying what is left, as a stop there says
+                # it (the journal makes the same command again replace what was placed), not a traceback
+                what = f"put {current.name} into place in" if current else "remove an earlier file of"
+                left = partly_placed(self.folder, undone) if placed else \
+                    f"none of its files were renamed into {self.folder}; the same command again writes them"
+                raise UserError(f"cannot {what} {self.folder} ({e.strerror or e}; {placed} of its {len(moves)} files "
+                                f"placed): {left}") from None
         journal.unlink(missing_ok=True)
 
 

@@ -199,10 +199,10 @@ def assert_said_once_per_machine(monkeypatch, calls, per_rank=None) -> None:
         assert said[1][0] == 143 and said[1][1] == "" and said[1][2] and said[1][2][0] >= 5, (call, said)
 
 
-def stop_after_first_rename(monkeypatch, renames: int = 1) -> list[str]:
+def stop_after_first_rename(monkeypatch, renames: int = 1, error: BaseException | None = None) -> list[str]:
     """outputs.output_set's renames into place stopped (Ctrl-C, kill) after the first (the first `renames`): the
-    next raises KeyboardInterrupt. Returns the names placed, as the test goes on (monkeypatch.undo() ends the
-    stop)."""
+    next raises KeyboardInterrupt (`error`: that, an OSError of the disk). Returns the names placed, as the test
+    goes on (monkeypatch.undo() ends the stop)."""
     import types
 
     import imgcls.outputs as outputs
@@ -210,7 +210,7 @@ def stop_after_first_rename(monkeypatch, renames: int = 1) -> list[str]:
 
     def replace(src, dst):
         if len(placed) >= renames:
-            raise KeyboardInterrupt
+            raise error or KeyboardInterrupt
         placed.append(os.path.basename(dst))
         os.replace(src, dst)
     monkeypatch.setattr(outputs, "os", types.SimpleNamespace(**{**vars(os), "replace": replace}))

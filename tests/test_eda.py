@@ -992,6 +992,33 @@ def test_eda_rerun_after_one_stopped_among_its_renames_says_it_replaces_them(tmp
     assert not any("holds an earlier" in m for m in said), said
 
 
+def test_an_io_error_among_the_renames_is_one_line_saying_what_is_left(tmp_path, monkeypatch):
+    """An OSError (EIO, EACCES) on a rename of OutputSet._commit, `imgcls eda DATA --out O` over an earlier eda
+    output, showed a traceback and left a partly placed set without a word. It is one line, exit 2: what failed,
+    how many files were placed and that the same command again replaces them; the rerun does, whole."""
+    import errno
+
+    from typer.testing import CliRunner
+
+    from conftest import stop_after_first_rename
+    from imgcls.cli import app
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
+    out = tmp_path / "eda"
+    argv = ["eda", str(root), "--out", str(out), "--samples", "1"]
+    assert CliRunner().invoke(app, argv).exit_code == 0
+    placed = stop_after_first_rename(monkeypatch, error=OSError(errno.EIO, "Input/output error"))
+    res = CliRunner().invoke(app, argv)
+    flat = " ".join(res.output.split())
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit), (res.output, res.exception)
+    assert len(placed) == 1 and "cannot put " in flat and f"into place in {out} (Input/output error; 1 of its " in flat
+    assert f"files placed): some of its files were already renamed into {out}, the others not; the same command " \
+           f"again replaces them" in flat, flat
+    monkeypatch.undo()
+    res = CliRunner().invoke(app, argv)
+    assert res.exit_code == 0 and (out / "summary.json").is_file() and (out / "report.html").is_file(), res.output
+    assert not list(out.glob(".*placing*")), list(out.iterdir())
+
+
 def test_matplotlib_s_slow_legend_note_is_not_shown(tmp_path, monkeypatch):
     """matplotlib warns 'Creating legend with loc="best" can be slow' when placing a legend took over a second: on a
     busy machine eda's histograms printed it (a UserWarning with a source line) though nothing was wrong."""
