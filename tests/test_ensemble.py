@@ -139,7 +139,8 @@ def test_two_run_ensemble_writes_spec_and_predict_uses_it(tmp_path):
     assert res1.exit_code == 0 and "out-of-fold" not in res1.output, res1.output
     res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "weighted", "--weights", "auto",
                               "--out", str(tmp_path / "ens_q"), "-q"])
-    assert res.exit_code == 0 and res.output == "", res.output          # --quiet: the scores are in scores.csv
+    # --quiet: the scores are in scores.csv; a warning still shows (the fit leaves resnet at 0: effnet alone runs)
+    assert res.exit_code == 0 and all(line.startswith("warning: ") for line in res.output.splitlines()), res.output
     import re
     html = (out / "report.html").read_text()
     srcs = re.findall(r'<img[^>]*\ssrc="([^"]*)"', html)
