@@ -39,12 +39,16 @@ def better(value: float, best: float | None, metric: str) -> bool:
 
 
 def best_epoch_of(curve: pd.Series, metric: str) -> int | None:
-    """The epoch (the index of `curve`: one value of --metric `metric` per epoch) it picks as best; None where
-    the curve holds no number. The first of equal values, as train keeps the first (`better`)."""
+    """The epoch (the index of `curve`: one value of --metric `metric` per epoch) train picked as best (`better`):
+    the first of the best finite values; where none is finite (a diverged run's NaN loss every epoch), the first
+    epoch, which no later one beat. None for an empty curve."""
     curve = pd.to_numeric(curve, errors="coerce")
-    if curve.isna().all():
+    if not len(curve):
         return None
-    return int(curve.idxmin() if BEST_BY[metric][1] == "minimize" else curve.idxmax())
+    finite = curve[np.isfinite(curve.to_numpy(dtype=float))]
+    if finite.empty:
+        return int(curve.index[0])
+    return int(finite.idxmin() if BEST_BY[metric][1] == "minimize" else finite.idxmax())
 
 
 def import_libraries() -> None:

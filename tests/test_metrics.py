@@ -167,3 +167,25 @@ def test_many_classes_without_rows_are_cut_as_every_list_is():
     note = metrics.without_rows_note(np.array([0]), [f"c{i:02d}" for i in range(15)])
     assert note.startswith("14 of 15 classes have no validation rows (c01, c02, c03, c04, c05, c06, c07, c08, c09, "
                            "c10, c11, c12 and 2 more): "), note
+
+
+def test_a_diverged_run_s_curves_mark_the_epoch_train_kept_by_its_metric(tmp_path):
+    """`train --metric loss` of a run whose validation loss is NaN every epoch (it diverged: --lr 1e30) stopped with a
+    traceback drawing curves.png after its first epoch (KeyError: None): best_epoch_of found no best epoch in a curve
+    of no number, while train keeps its first epoch (metrics.better: no NaN beats another) as best.pt. best_epoch_of
+    now picks the epoch `better` picks on every curve, the all-NaN one included, and curves.png marks it."""
+    import pandas as pd
+    from imgcls.metrics import best_epoch_of, better
+    from imgcls.train.progress import curves_png
+    nan, inf = float("nan"), float("inf")
+    history = [dict(epoch=e, train_loss=nan, val_loss=nan, train_acc=.5, val_acc=.5, val_macro_f1=1 / 3, lr=1e-3)
+               for e in (1, 2)]
+    curves_png(history, tmp_path / "curves.png", "loss")
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+    for metric in ("loss", "macro_f1"):
+        for values in ([nan, nan], [nan, 0.5, nan], [0.5, nan], [inf, 0.5], [0.5, 0.5], [0.7, 0.2, 0.9]):
+            best, kept = None, None
+            for epoch, v in enumerate(values, 1):       # train's choice, epoch by epoch
+                if better(v, best, metric):
+                    best, kept = v, epoch
+            assert best_epoch_of(pd.Series(values, index=range(1, len(values) + 1)), metric) == kept, (metric, values)
