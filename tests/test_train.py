@@ -2944,3 +2944,35 @@ def test_the_epoch_table_names_the_metric_its_best_mark_follows(capsys, metric, 
     header = capsys.readouterr().err.splitlines()[:2]
     assert header[0].split()[-1] == "best", header
     assert (header[1].split()[-1] if title else header[1].split()[0]) == (title or "1"), header
+
+
+def test_a_resume_whose_validation_rows_the_draw_now_trains_is_refused_before_the_images_are_decoded(
+        tmp_path, monkeypatch):
+    """A run started before train's random --val-split draw kept a class of one image in training (the earlier
+    draw put solo/000.png in val), resumed after: the draw gave other rows, and its later epochs trained on an image
+    its earlier epochs validated on and were scored on other rows, without a word (7 val images, then 6). Such a
+    resume is one line naming an image and the fix, before the images are decoded; one whose rows are drawn again
+    as they were resumes."""
+    import shutil
+    from imgcls.errors import UserError
+    from imgcls.train import data as tdata
+    src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 10, "solo": 1}, size=(32, 32))
+    real, real_decode = tdata._assign_split, tdata.decode_cache
+
+    def earlier_draw(df, *a, **k):      # the earlier imgcls's: the single image drawn into val
+        train, val = real(df, *a, **k)
+        solo = df["path"].astype(str).str.startswith("solo").to_numpy()
+        return train & ~solo, val | solo
+    monkeypatch.setattr(tdata, "_assign_split", earlier_draw)
+    part = run_train(cfg_for(src, tmp_path, name="part", epochs=2), stop_after=1)
+    same = shutil.copytree(part, tmp_path / "runs" / "same")
+    assert "solo/000.png" in set(pd.read_csv(part / "val_predictions.csv")["path"])
+    monkeypatch.setattr(tdata, "_assign_split", real)
+    decoded = []
+    monkeypatch.setattr(tdata, "decode_cache", lambda *a, **k: decoded.append(1) or real_decode(*a, **k))
+    with pytest.raises(UserError, match=r"--resume .*part: 1 of the images its earlier epochs validated on "
+                                        r"\(solo/000\.png\) would now train"):
+        run_train(TrainConfig(), resume=part)
+    assert not decoded
+    monkeypatch.setattr(tdata, "_assign_split", earlier_draw)
+    assert run_train(TrainConfig(), resume=same) == same

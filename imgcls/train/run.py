@@ -204,6 +204,31 @@ def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[in
     return None if edges is None else list(edges)
 
 
+def _check_resumed_draw(run_dir, df: pd.DataFrame, cfg: TrainConfig, by: str) -> None:
+    """A resumed run's random --val-split draw (no split table) gives the rows its earlier session validated on
+    (its val_predictions.csv): a run started by an imgcls whose draw differed (before it kept a class of one image
+    in training), or on data that changed since, would else train its later epochs on images its earlier ones were
+    scored on, and score them on other rows, without a word. Refused in one line before the images are decoded. The draw's seeded rows
+    (train.data._assign_split's masks, the copies' handling aside: copies never validate) are compared by path."""
+    from imgcls.errors import UserError
+    from imgcls.train import data as tdata
+    from imgcls.train.rundir import read_validation
+    f = Path(run_dir) / VAL_PREDICTIONS
+    if not f.is_file():
+        return
+    validated = read_validation(f, usecols=["path"], dtype=str)["path"]
+    paths = df["path"].astype(str)
+    _, val = tdata._assign_split(df, None, cfg.val_split, cfg.seed, by)
+    now_train = sorted(set(validated) & set(paths[~val]))
+    if now_train:
+        raise UserError(f"--resume {run_dir}: {len(now_train)} of the images its earlier epochs validated on "
+                        f"({now_train[0]}) would now train: the random --val-split draw gives other rows than when "
+                        f"the run started (the data changed, or the run was started by an imgcls that drew "
+                        f"otherwise: before a class of one image was kept in training), so its epochs would not be "
+                        f"scored on the same rows; train it as a new run (drop --resume), or split the data "
+                        f"(imgcls split) for rows that stay put")
+
+
 def _leak_note(df: pd.DataFrame, src) -> str:
     """A split table's sides (split / fold columns, or a fold column alone) sharing a group, content hash, source
     image or clean's dup_group, as `split --check` finds them (a hand-edited table: imgcls split writes none): validation would
@@ -503,6 +528,8 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
              f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
              f"copies clean did not link can sit on both; for a leak-free split: {split}, then {train}")
+    if resume is not None and not cfg.folds and not tdata.has_val_split(df):
+        _check_resumed_draw(resume, df, cfg, meta.target)
     if dist.main and (cfg.folds or tdata.has_val_split(df)) and (note := _leak_note(df, src_named)):
         from imgcls.console import warn
         warn(note)
