@@ -2976,3 +2976,17 @@ def test_a_resume_whose_validation_rows_the_draw_now_trains_is_refused_before_th
     assert not decoded
     monkeypatch.setattr(tdata, "_assign_split", earlier_draw)
     assert run_train(TrainConfig(), resume=same) == same
+
+
+def test_a_class_of_one_image_named_first_trains_and_the_others_are_drawn_stratified(tmp_path):
+    """The random draw's rows were mapped to the units of the rows before the single-image classes were taken out:
+    a class of one image sorted first ('a_solo') shifted every later row onto its neighbour's unit, so a_solo's
+    image was drawn into val (while the warning said 'in train') and b / c went 2 / 3 instead of 3 / 3."""
+    from imgcls import manifest as mf
+    from imgcls.train import data as tdata
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a_solo": 1, "b": 10, "c": 10}, size=(32, 32)))
+    train, val = tdata.assign_split(df, None, 0.3, 0)
+    assert not val[df["label"].eq("a_solo").to_numpy()].any(), list(df["path"][val])
+    assert df["label"][val].value_counts().to_dict() == {"b": 3, "c": 3}, list(df["path"][val])
+    assert (train | val).all() and not (train & val).any()
+    assert tdata.single_image_classes(df, "label", False) == {"a_solo": "train"}

@@ -587,7 +587,7 @@ def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: in
     if (size > 1).any():
         val_units = _val_units_singles_first(df[by].astype(str).to_numpy()[idx[first]], size, val_split, seed)
     else:
-        reps = idx[np.sort(first)]
+        reps, rep_units = idx[np.sort(first)], unit_of[np.sort(first)]
         labels = df[by].astype(str).to_numpy()[reps]
         # a class of one image trains (never validated: said by single_image_classes' warning), as split keeps a
         # single-group class in train; drawn, it went to val unlearned, and its one member turned the
@@ -595,10 +595,10 @@ def _assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: in
         counts = pd.Series(labels).value_counts()
         drawn = pd.Series(labels).map(counts).to_numpy() > 1
         if drawn.sum() > 1:         # (a set of single images, 3 classes of one each, is drawn as it is)
-            reps, labels, counts = reps[drawn], labels[drawn], counts[counts > 1]
+            reps, rep_units, labels, counts = reps[drawn], rep_units[drawn], labels[drawn], counts[counts > 1]
         strat = labels if counts.min() >= 2 and len(reps) * val_split >= len(counts) else None
         tr, va = train_test_split(reps, test_size=val_split, random_state=seed, stratify=strat)
-        rep_unit = dict(zip(reps, unit_of[np.sort(first)]))
+        rep_unit = dict(zip(reps, rep_units))
         val_units = np.zeros(len(first), bool)
         val_units[[rep_unit[r] for r in va]] = True
     train, val = np.zeros(len(df), bool), np.zeros(len(df), bool)
