@@ -313,6 +313,28 @@ def test_default_folder_is_named_by_method_and_members(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "not a plain folder name" in res.output
 
 
+def test_weights_with_soft_say_the_vote_is_weighted(tmp_path):
+    """`ensemble A B --method soft --weights 1,2` (or --weights with the default soft) built a weighted ensemble,
+    its table's row `ensemble (weighted)`, without a word on why: the README said so only inside an error message.
+    One line says the soft vote is weighted by the weights and built as --method weighted; soft without weights,
+    weighted and hard with weights (a weighted argmax vote, labelled hard) say nothing of it."""
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.1)
+    said = "a weighted soft vote (each member's probabilities averaged with its weight), built as --method weighted"
+    for i, args in enumerate((["--method", "soft", "--weights", "1,2"], ["--weights", "1,2"],
+                              ["--method", "soft", "--weights", "auto"])):
+        res = runner.invoke(app, ["ensemble", str(r1), str(r2), *args, "--out", str(tmp_path / f"e{i}")])
+        flat = " ".join(res.output.split())
+        assert res.exit_code == 0, res.output
+        assert f"--weights {args[-1]} with --method soft: {said}" in flat and "ensemble (weighted)" in flat, flat
+        assert load_spec(tmp_path / f"e{i}").method == "weighted"
+    for i, args in enumerate(([], ["--method", "weighted", "--weights", "1,2"],
+                              ["--method", "hard", "--weights", "1,2"])):
+        res = runner.invoke(app, ["ensemble", str(r1), str(r2), *args, "--out", str(tmp_path / f"n{i}")])
+        assert res.exit_code == 0 and "weighted soft vote" not in res.output, res.output
+
+
 def test_typed_weights_get_their_own_folder_and_a_refused_rebuild_replaces_nothing(tmp_path, monkeypatch):
     """`--weights 1,2` landed in weighted-A+B, the folder of the auto-weighted ensemble a submission was made from,
     and replaced it; `--weights 1,2,3` said "it is replaced" and then failed (the earlier one was kept). A run given

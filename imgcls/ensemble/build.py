@@ -51,7 +51,8 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         raise TypeError(f"build_ensemble's runs must be a list of run folders (got the path {str(runs)!r}); pass "
                         f"build_ensemble([{str(runs)!r}, 'outputs/runs/B'])")
     check(EnsembleConfig(method=method, weights=weights, metric=metric, combine=combine))
-    if weights and method == "soft":
+    soft_weighted = bool(weights) and method == "soft"     # said in one line once the weights are taken
+    if soft_weighted:
         method = "weighted"
     if not runs:
         raise UserError("give two or more runs: " + python_too("imgcls ensemble outputs/runs/A outputs/runs/B",
@@ -149,6 +150,9 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
              + ", ".join(f"{m.name}={x:.3f}" for m, x in zip(members, w)))
     else:
         w = given_w
+    if soft_weighted:       # the table, spec.yaml and the default folder say weighted: why, where soft was asked
+        info(f"--weights {weights} with --method soft: a weighted soft vote (each member's probabilities averaged "
+             f"with its weight), built as --method weighted")
     for m, x in zip(members, w):
         m.weight = float(x)
     _warn_one_run(EnsembleSpec(name, method, members, classes), runs)
