@@ -1484,6 +1484,30 @@ def test_the_largest_gap_line_counts_classes_too_small_to_balance(tmp_path):
     assert summary["balance"]["max_deviation_all"] == pytest.approx(gap, abs=1e-4)
     assert summary["balance"]["max_deviation"] == pytest.approx(0.05)      # the counted classes' own, kept
 
+
+def test_the_kfold_largest_gap_line_counts_a_class_with_fewer_groups_than_folds(tmp_path, monkeypatch):
+    """`split groups.csv --folds 5` with a class Bag of 3 groups (8/9/8/0/0 over the folds, a warning naming it)
+    said 'largest gap ... 0.0%', the gap of the classes with at least 2 groups per fold only. The k-fold line, as the
+    holdout's, says the table's largest gap: Bag's 20% in an empty fold, the counted classes' 0.0% beside it."""
+    raw = make_image_folder(tmp_path / "raw", {"Bag": 25, "Coat": 50, "Shirt": 50}, size=(16, 16))
+    rows = [{"path": f"{c}/{p.name}", "label": c, "group": f"{c}{i % n}"}
+            for c, n in (("Bag", 3), ("Coat", 25), ("Shirt", 25)) for i, p in enumerate(sorted((raw / c).iterdir()))]
+    pd.DataFrame(rows).to_csv(tmp_path / "groups.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["split", "groups.csv", "--image-dir", "raw", "--folds", "5", "--no-near-dup",
+                            "--out", "splits.csv"])
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert "fewer groups than --folds 5" in text and "Bag (3 groups)" in text, text
+    table = pd.read_csv("splits.csv", keep_default_na=False)
+    share = pd.crosstab(table["label"], table["fold"], normalize="index").reindex(columns=range(5), fill_value=0)
+    gap = (share - 0.2).abs().to_numpy().max()
+    assert gap == pytest.approx(0.2), share          # Bag's groups fill 3 folds: 2 hold none of its rows
+    said = re.search(r"largest gap between a class's share and its target is ([\d.]+)%", text)
+    assert said and float(said.group(1)) == pytest.approx(100 * gap, abs=0.05), text
+    assert "class Bag in fold " in text and "(3 group(s), fewer than the 10 a class needs to be balanced); 0.0% " \
+           "among the 2 class(es) with enough groups" in text, text
+
 def test_a_split_left_one_unit_names_the_links_not_a_larger_val(tmp_path):
     """`imgcls split data/processed` of mask-competition faces whose near-duplicate links joined the people into
     two units, one kept whole in train, said `only 1 independent group(s) to split ...; use fewer --folds or larger
