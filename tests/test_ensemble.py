@@ -313,6 +313,32 @@ def test_default_folder_is_named_by_method_and_members(tmp_path, monkeypatch):
     assert res.exit_code == 2 and "not a plain folder name" in res.output
 
 
+def test_a_hard_vote_one_member_outweighs_says_the_ensemble_is_that_member(tmp_path):
+    """`ensemble A B --method hard --weights 1,2` (or weights a fit gave unequal: two members' are almost always)
+    built what predicts as B alone, B's vote outweighing A's on every image, unsaid, labelled `ensemble (hard)`. One
+    warning names the member that decides; weights where no member outweighs the rest (1,1; 2,1,1) say nothing,
+    nor do weights that leave one member to run (1,0: a member of weight 0 is not run, a case of its own)."""
+    from imgcls.ensemble.voting import deciding_member
+    assert deciding_member([1 / 3, 2 / 3]) == 1 and deciding_member([0.6, 0.2, 0.2]) == 0
+    assert deciding_member([0.5, 0.25, 0.25]) is None and deciding_member([0.5, 0.5]) is None
+    assert deciding_member([1.0, 0.0]) is None and deciding_member([1.0]) is None
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows, val_quality=0.6)
+    r2 = make_tiny_run(tmp_path / "runs" / "resnet", model="test_resnet", seed=2, val_rows=rows, val_quality=0.1)
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "hard", "--weights", "1,2",
+                              "--out", str(tmp_path / "h")])
+    flat = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "warning: under --method hard, resnet's weight 0.667 is more than the other members' together (0.333): " \
+           "its vote decides every image, so the ensemble predicts as resnet alone; use --method weighted" in flat, flat
+    scores = load_spec(tmp_path / "h").scores
+    assert scores["ensemble_macro_f1"] == pytest.approx(scores["members"]["resnet"]["common_macro_f1"])
+    for i, w in enumerate(("1,1", "1,0")):
+        res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--method", "hard", "--weights", w,
+                                  "--out", str(tmp_path / f"n{i}")])
+        assert res.exit_code == 0 and "decides every image" not in res.output, res.output
+
+
 def test_weights_with_soft_say_the_vote_is_weighted(tmp_path):
     """`ensemble A B --method soft --weights 1,2` (or --weights with the default soft) built a weighted ensemble,
     its table's row `ensemble (weighted)`, without a word on why: the README said so only inside an error message.

@@ -16,7 +16,8 @@ from imgcls.ensemble.spec import (SCORED_ROWS_FILES, EnsembleSpec, check_same_cl
 from imgcls.ensemble.files import write_ensemble_files
 from imgcls.ensemble.table import print_scores
 from imgcls.ensemble.profile import build_profile, member_meta
-from imgcls.ensemble.voting import crossfit_macro_f1, fit_weights, log_loss, parse_weights, vote
+from imgcls.ensemble.voting import (crossfit_macro_f1, deciding_member, fit_weights, log_loss,
+                                    parse_weights, vote)
 from imgcls.errors import UserError
 from imgcls.fsutil import check_file_name_encoding, check_output_not_source, check_writable
 from imgcls.outputs import (ENSEMBLE_SCORES_CSV, REPORT_HTML, SPEC_NAME, predict_fix, refuse_other_output,
@@ -153,6 +154,12 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     if soft_weighted:       # the table, spec.yaml and the default folder say weighted: why, where soft was asked
         info(f"--weights {weights} with --method soft: a weighted soft vote (each member's probabilities averaged "
              f"with its weight), built as --method weighted")
+    lead = deciding_member(w) if method == "hard" else None
+    if lead is not None:        # the others' votes never change an image's class: an ensemble of one, in effect
+        warn(f"under --method hard, {members[lead].name}'s weight {w[lead]:.3f} is more than the other members' "
+             f"together ({w.sum() - w[lead]:.3f}): its vote decides every image, so the ensemble predicts as "
+             f"{members[lead].name} alone; use --method weighted (weights on probabilities), or weights where no "
+             f"member outweighs the rest")
     for m, x in zip(members, w):
         m.weight = float(x)
     _warn_one_run(EnsembleSpec(name, method, members, classes), runs)

@@ -62,6 +62,20 @@ def vote(probs: Sequence[np.ndarray], method: str = "soft", weights: Sequence[fl
     return votes + tie_break
 
 
+def deciding_member(weights: Sequence[float]) -> int | None:
+    """Under a hard vote, the member whose weight is more than the others' together: its argmax wins every image's
+    vote whatever the others say, so the ensemble predicts as it alone (two members of unequal weights always have
+    one). None where no member outweighs the rest, or where the rest weigh 0 (a member of weight 0 is not run at all:
+    EnsembleSpec.running)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if len(w) < 2:
+        return None
+    i = int(w.argmax())
+    rest = float(w.sum() - w[i])
+    # by more than vote()'s tie-break (1e-9 of a mean probability): a closer margin still lets a tie's rule decide
+    return i if rest > 0 and w[i] - rest > 1e-9 else None
+
+
 def log_loss(y: np.ndarray, p: np.ndarray) -> float:
     return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1.0))))
 
