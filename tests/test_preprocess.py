@@ -172,7 +172,7 @@ def test_a_damaged_rembg_file_is_one_line_with_the_fix(tmp_path, monkeypatch, u2
                               "--workers", workers))
     assert (f"rembg model file {home / 'u2net.onnx'} cannot be loaded: it is damaged or not an ONNX model "
             f"(ONNX Runtime: ") in line, line
-    assert not list((tmp_path / "o").glob("*/*.png"))
+    assert not (tmp_path / "o").exists()      # not a folder holding the resume journal alone, refused as unfinished
 
 
 def test_missing_detector_weights_and_unknown_detector(faces_src, tmp_path, monkeypatch):
@@ -776,6 +776,55 @@ def test_interrupted_run_resumes_from_the_journal(tmp_path, monkeypatch):
     pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
     assert summary(out)["processed"] == 2 and summary(out)["up_to_date"] == 2
     assert not (out / pp.JOURNAL).exists() and len(manifest(out)) == 4
+
+
+@pytest.mark.parametrize("earlier", ["none", "finished", "interrupted"])
+def test_a_run_that_fails_before_its_first_image_leaves_out_as_it_was(tmp_path, monkeypatch, earlier):
+    """The models failing to load in the workers (a damaged rembg file), or every worker dying, left --out holding
+    the resume journal it had just started: every later step refused the folder as an unfinished run, with nothing
+    to finish. OUT is left as it was: not made (nor the folders above it), an earlier run's files (its manifest, or
+    an interrupted run's journal of other settings) untouched."""
+    import imgcls.preprocess as pp
+    import imgcls.preprocess.run as pp_run
+    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(40, 30))
+    out = tmp_path / "data" / "p"
+    if earlier == "finished":
+        pp.run_preprocess(src, out, pp.PreprocessConfig(size=24), workers=1)
+    elif earlier == "interrupted":
+        _interrupted(monkeypatch, src, out, pp.PreprocessConfig(size=24), at_call=3)
+    before = tree_snapshot(tmp_path / "data") if earlier != "none" else None
+
+    def models_fail(*a, **kw):
+        raise UserError("rembg model file u2net.onnx cannot be loaded")
+    monkeypatch.setattr(pp_run, "MIN_PER_WORKER", 1)          # a pool for these 4 images
+    monkeypatch.setattr(pp_run, "_run_parallel", models_fail)
+    line = one_error_line(run(src, "--out", out, "--size", "16", "--workers", "2"))
+    assert "u2net.onnx cannot be loaded" in line
+    if earlier == "none":
+        assert not (tmp_path / "data").exists()
+    else:
+        assert tree_snapshot(tmp_path / "data") == before
+    monkeypatch.setattr(pp_run, "Models", models_fail)        # the same in one process
+    line = one_error_line(run(src, "--out", out, "--size", "16", "--workers", "1"))
+    assert not (tmp_path / "data").exists() if earlier == "none" else tree_snapshot(tmp_path / "data") == before
+
+
+def test_a_run_that_fails_after_finishing_images_keeps_its_journal(tmp_path, monkeypatch):
+    """What an error leaves once images are finished: the journal of them, for the rerun to skip."""
+    import imgcls.preprocess as pp
+    import imgcls.preprocess.run as pp_run
+    src = make_image_folder(tmp_path / "raw", {"a": 4}, size=(40, 30))
+    real, calls = pp_run.process_image, []
+
+    def fails_at_the_third(*a, **kw):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("disk gone")
+        return real(*a, **kw)
+    monkeypatch.setattr(pp_run, "process_image", fails_at_the_third)
+    with pytest.raises(RuntimeError):
+        pp.run_preprocess(src, tmp_path / "p", pp.PreprocessConfig(size=24), workers=1)
+    assert len((tmp_path / "p" / pp.JOURNAL).read_text().splitlines()) == 3      # the header, 2 images
 
 
 def test_ctrl_c_says_the_journal_keeps_the_finished_images_and_the_rerun_skips_them(tmp_path, monkeypatch):

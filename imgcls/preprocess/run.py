@@ -14,8 +14,8 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
-from imgcls.fsutil import (check_file_name_encoding, check_output_location, check_writable, remove_stale_temps,
-                           under_all, write_json)
+from imgcls.fsutil import (atomic_path, check_file_name_encoding, check_output_location, check_writable,
+                           folders_to_make, remove_made, remove_stale_temps, under_all, write_json)
 from imgcls.options import PATH, SRC_PATH, check_arguments
 from imgcls.outputs import REPORT_HTML, refuse_other_output, refuse_users_files
 from imgcls.parallel import ParallelOptions, check_workers, closed_pool, signals_held
@@ -117,13 +117,21 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     # process is faster (bench/preprocess_speed.py)
     parallel = workers > 1 and len(todo) >= MIN_PER_WORKER * workers
     t0, c0 = time.perf_counter(), _cpu_seconds()
+    made = folders_to_make(out)
     out.mkdir(parents=True, exist_ok=True)
     stale = remove_stale_temps(out)
     if stale:
         info(f"removed {len(stale)} temporary file(s) an interrupted run left in {out}")
     jpath = out / JOURNAL
+    before = _state_before(out, jpath, todo, made)
     try:
         _process(todo, records, jpath, settings, sources, names, stamps, cfg, workers, parallel)
+    except Exception:
+        # an error before the first image (the models failing to load in the workers, every worker dying): the
+        # journal it started would leave OUT refused as unfinished by every later step, with nothing to finish
+        if not any(records[i]["written"] for i, _, _ in todo if i in records):
+            _leave_as_it_was(before)
+        raise
     except KeyboardInterrupt:
         if jpath.is_file():         # Ctrl-C, SIGTERM: what the journal keeps and what the rerun does with it
             from imgcls.console import interrupted
@@ -234,6 +242,54 @@ def _process(todo, records: dict, jpath: Path, settings: dict, sources, names, s
                     advance()
             else:
                 _run_parallel(todo, cfg, workers, log, advance)
+
+
+def _state_before(out: Path, jpath: Path, todo, made: list[Path]) -> dict:
+    """What _leave_as_it_was needs to put OUT back: the journal's bytes (None: there was none; an interrupted run's of
+    other settings is started anew by open_journal), the folders this run makes (the mirrored folders of the images
+    to do, then OUT and those above it), deepest first, and each image to do as it is (an earlier run's output)."""
+    try:
+        journal = jpath.read_bytes() if jpath.is_file() else None
+    except OSError:
+        journal = None
+    out_r = out.resolve()      # the images to do are resolved paths (fsutil.under_all)
+    parents = {Path(d).parent for _, _, d in todo}
+    inner = {q for p in parents for q in (p, *p.parents) if out_r in q.parents and not os.path.lexists(q)}
+    return {"out": out, "journal": journal, "jpath": jpath, "made": made,
+            "inner": sorted(inner, key=lambda q: len(q.parts), reverse=True),
+            "outputs": {d: _file_version(d) for _, _, d in todo}}
+
+
+def _file_version(path) -> tuple | None:
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _leave_as_it_was(before: dict) -> None:
+    """OUT put back as it was before a run that failed without finishing an image: its resume journal removed (or the
+    earlier one written back) and the folders it made removed where empty. An image a worker wrote whose record
+    never came back (its pool broke meanwhile) is a change: then the journal stays and OUT reads as unfinished."""
+    if any(_file_version(d) != v for d, v in before["outputs"].items()):
+        return
+    jpath = before["jpath"]
+    try:
+        if before["journal"] is None:
+            jpath.unlink(missing_ok=True)
+        else:
+            with atomic_path(jpath) as tmp:
+                tmp.write_bytes(before["journal"])
+        remove_stale_temps(before["out"])      # a killed worker's half-written image
+    except OSError:
+        return
+    for d in before["inner"]:
+        try:
+            d.rmdir()          # only an empty folder
+        except OSError:
+            pass
+    remove_made(before["made"])
 
 
 def _cpu_seconds() -> float:
