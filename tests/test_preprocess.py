@@ -150,9 +150,9 @@ def test_missing_rembg_file_is_one_line_with_the_fix(faces_src, tmp_path, monkey
 
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_damaged_rembg_file_is_one_line_with_the_fix(tmp_path, monkeypatch, u2net_home, workers):
-    """A model file cut short: u2netp's (md5 known) is refused before the scan; another model's, which ONNX Runtime
-    cannot load, when its session is made, in this process or in a worker (whose error broke the pool at its start).
-    Both were ONNX Runtime's traceback."""
+    """A model file cut short: u2netp's (md5 known) is refused before the scan by its md5; another model's, which
+    ONNX Runtime cannot load, by loading it once in this process, also before the scan (it was found in every
+    worker, after the scan and the workers' start). Both were ONNX Runtime's traceback."""
     import imgcls.preprocess.run as pp_run
     from imgcls import manifest as mf
     home = tmp_path / "u2net"
@@ -172,6 +172,7 @@ def test_a_damaged_rembg_file_is_one_line_with_the_fix(tmp_path, monkeypatch, u2
                               "--workers", workers))
     assert (f"rembg model file {home / 'u2net.onnx'} cannot be loaded: it is damaged or not an ONNX model "
             f"(ONNX Runtime: ") in line, line
+    assert not scanned           # no md5 known for u2net: loaded once before the scan, not in the workers after it
     assert not (tmp_path / "o").exists()      # not a folder holding the resume journal alone, refused as unfinished
 
 
@@ -330,6 +331,7 @@ def test_detect_size_and_rembg_model_reach_the_models(faces_src, tmp_path, monke
     assert r.exit_code == 0 and made == [("opencv", 320)], r.output
     r = run(faces_src, "--out", tmp_path / "b", "--remove-bg", "--rembg-model", "u2net", "--workers", "1")
     assert r.exit_code == 0 and made[-1] == "u2net", r.output
+    assert made.count("u2net") == 1      # loaded before the scan (no md5 to check it by), and that one used
 
 
 @pytest.mark.parametrize("keep_alpha", [False, True])

@@ -53,9 +53,14 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     if cfg.face_crop:
         from imgcls.weights import check_deepface_detector
         check_deepface_detector(cfg.detector)
+    models = None
     if cfg.remove_bg:
-        from imgcls.weights import rembg_model_file
+        from imgcls.weights import REMBG_MD5, rembg_model_file
         rembg_model_file(cfg.rembg_model)
+        if cfg.rembg_model not in REMBG_MD5:
+            # no md5 to check its file by (u2net, isnet-general-use, ...): a damaged one is found by loading it, here,
+            # once, not in every worker after the scan; a run in this process keeps the session
+            models = Models(cfg)
     df = mf.load(src, opts, scan=False).reset_index(drop=True)
     if cfg.oversample_settings() is not None and not mf.class_names(df["label"]):
         # copies are made per labelled class: without labels --oversample would write none, said after the work
@@ -116,6 +121,8 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     # a spawned worker costs seconds to start (imports, model sessions): below MIN_PER_WORKER images each, one
     # process is faster (bench/preprocess_speed.py)
     parallel = workers > 1 and len(todo) >= MIN_PER_WORKER * workers
+    if parallel:
+        models = None       # each worker loads its own: this process's session freed before they start
     t0, c0 = time.perf_counter(), _cpu_seconds()
     made = folders_to_make(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -125,7 +132,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     jpath = out / JOURNAL
     before = _state_before(out, jpath, todo, made)
     try:
-        _process(todo, records, jpath, settings, sources, names, stamps, cfg, workers, parallel)
+        _process(todo, records, jpath, settings, sources, names, stamps, cfg, workers, parallel, models)
     except Exception:
         # an error before the first image (the models failing to load in the workers, every worker dying): the
         # journal it started would leave OUT refused as unfinished by every later step, with nothing to finish
@@ -219,9 +226,10 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
 
 
 def _process(todo, records: dict, jpath: Path, settings: dict, sources, names, stamps, cfg: PreprocessConfig,
-             workers: int, parallel: bool) -> None:
+             workers: int, parallel: bool, models: Models | None = None) -> None:
     """Process the images `todo` into `records`, each written one added to the resume journal `jpath` as it is
-    finished (a Ctrl-C keeps them: the rerun skips them)."""
+    finished (a Ctrl-C keeps them: the rerun skips them). `models`: those already loaded, for a run in this
+    process."""
     if not todo:
         return
     with open_journal(jpath, settings) as journal:
@@ -236,7 +244,7 @@ def _process(todo, records: dict, jpath: Path, settings: dict, sources, names, s
 
         with progress_bar("preprocessing", len(todo)) as advance:
             if not parallel:
-                models = Models(cfg)
+                models = models or Models(cfg)
                 for i, s, d in todo:
                     log(i, process_image(s, d, cfg, models)[0])
                     advance()
