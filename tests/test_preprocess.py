@@ -286,22 +286,29 @@ def test_a_set_no_face_drop_left_empty_is_refused_by_split_with_the_preprocess_f
     """A set in which the detector found no face (faces/lfw25's 25 px portraits, too small for the Haar cascade):
     split and train said 'none of the 200 image(s) can be read ...: check that the files are images' of readable
     images. They name what left them out and how to preprocess again; with unreadable images among them, both."""
+    from skimage import data
+
     from imgcls import manifest as mf
-    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(40, 30))      # flat blocks: no face
+    # flat blocks: no face; enough for split's 5 parts (fewer is refused first, before the images are read)
+    src = make_image_folder(tmp_path / "raw", {"a": 5, "b": 2}, size=(40, 30))
+    Image.fromarray(data.astronaut()).resize((256, 256)).save(src / "a" / "face.png")
     out = tmp_path / "p"
     r = run(src, "--out", out, "--face-crop", "--no-face", "drop", "--workers", "1")
-    assert r.exit_code == 0 and "no face found in 4 image(s)" in r.flat, r.output
+    assert r.exit_code == 0 and "no face found in 7 image(s)" in r.flat, r.output
+    # such a set as an older imgcls wrote it (preprocess now refuses to leave one: the face row taken out here)
+    m = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    m[m["error"] != ""].to_csv(out / "manifest.csv", index=False)
     r = runner.invoke(app, ["split", str(out), "--out", str(tmp_path / "s.csv")])
     line = one_error_line(r)
-    assert "none of the 4 image(s) is left (e.g. " in line and ": no face found (--no-face drop)); imgcls " \
+    assert "none of the 7 image(s) is left (e.g. " in line and ": no face found (--no-face drop)); imgcls " \
         "preprocess --no-face drop left them out (its detector found no face in any): preprocess again with " \
         "--no-face keep or center-crop, or another --detector" in line, line
     df = mf.load(out / "manifest.csv", scan=False)
     df.loc[0, "error"] = "not an image"
     with pytest.raises(UserError) as e:
         mf.require_readable(df)
-    assert "none of the 4 image(s) can be read (e.g. " in str(e.value)
-    assert "not an image); 3 of them imgcls preprocess --no-face drop left out (its detector" in str(e.value)
+    assert "none of the 7 image(s) can be read (e.g. " in str(e.value)
+    assert "not an image); 6 of them imgcls preprocess --no-face drop left out (its detector" in str(e.value)
     assert "; the other 1 (e.g. " in str(e.value) and "check that the files are images" in str(e.value)
 
 
@@ -692,11 +699,31 @@ def test_a_rerun_into_the_same_out_removes_the_images_it_no_longer_writes(tmp_pa
     assert run(src, "--out", out, "--size", "24", "--format", "png", "--workers", "1", "--quiet").exit_code == 0
     assert not (out / "b").exists() and sorted(p.name for p in (out / "a").iterdir()) == ["000.png", "001.png",
                                                                                          "002.png"]
+    from skimage import data
+    Image.fromarray(data.astronaut()).resize((256, 256)).save(src / "a" / "face.png")
     r = run(src, "--out", out, "--size", "24", "--face-crop", "--no-face", "drop", "--workers", "1", "--quiet")
-    assert r.exit_code == 0, r.output                                # no face in blocks: nothing written
-    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == [".preprocess_inputs.json", "manifest.csv",
-                                                                     "mine.txt", "preprocess.json", "report.html"]
-    assert (manifest(out)["error"] == "no face found (--no-face drop)").all()
+    assert r.exit_code == 0, r.output                                # no face in blocks: the face alone written
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == [
+        ".preprocess_inputs.json", "a/face.png", "manifest.csv", "mine.txt", "preprocess.json", "report.html"]
+    assert (manifest(out).drop(index="a/face.png")["error"] == "no face found (--no-face drop)").all()
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+def test_no_face_drop_that_leaves_out_every_image_is_an_error_that_writes_nothing(tmp_path, earlier):
+    """--face-crop --no-face drop whose detector found no face in any image exited 0 with '0 image(s)' and a
+    manifest of no image: split and train refuse it, and predict would take every test image uncropped. It is one
+    error line with the fix (exit 2), and a run that yields nothing replaces no earlier output: --out is left as it
+    was (not made, or an earlier run's images and manifest untouched)."""
+    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(40, 30))      # flat blocks: no face
+    out = tmp_path / "p"
+    if earlier:
+        assert run(src, "--out", out, "--size", "24", "--workers", "1", "-q").exit_code == 0
+    before = tree_snapshot(out) if earlier else None
+    line = one_error_line(run(src, "--out", out, "--face-crop", "--no-face", "drop", "--workers", "1"))
+    assert line == (f"error: --no-face drop left out every image: the opencv detector found no face in any of the 4 "
+                    f"images (e.g. {src / 'a' / '000.png'}); nothing was written to {out} (an earlier output there is "
+                    f"left as it was): preprocess again with --no-face keep or center-crop, or another --detector")
+    assert tree_snapshot(out) == before if earlier else not out.exists()
 
 
 def test_the_settings_digest_holds_the_options_that_act():

@@ -150,6 +150,15 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
                         f"{JOURNAL}); {rerun} skips them and processes the other {rest}" if kept else
                         f"interrupted: {out} holds no finished image yet; {rerun} processes the {rest}")
         raise
+    dropped = [i for i, r in sorted(records.items()) if r["error"] == NO_FACE_DROPPED]
+    if dropped and not any(r["written"] for r in records.values()):
+        # no image at all: nothing to train on (split and train refuse it) and nothing to predict on (predict would
+        # take every test image uncropped, as it came); a run that yields nothing does not replace an earlier output
+        _leave_as_it_was(before)
+        raise UserError(f"--no-face drop left out every image: the {cfg.detector} detector found no face in any of "
+                        f"the {plural(len(dropped), 'image')} (e.g. {paths[dropped[0]]}); nothing was written to {out} "
+                        f"(an earlier output there is left as it was): preprocess again with --no-face keep or "
+                        f"center-crop, or another --detector")
     elapsed = time.perf_counter() - t0
     cpu = _cpu_seconds() - c0      # the workers' too: their pool is shut down (waited for) by now
 
