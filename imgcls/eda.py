@@ -198,6 +198,43 @@ def plot_class_counts(summary: dict, path: Path) -> Path:
     return report.save_figure(fig, path)
 
 
+# from this max/min of the classes' counts, a before / after figure's count axis is logarithmic: on a linear one a
+# class of 5 images beside one of 2,000 drew no bar to see
+LOG_COUNTS_RATIO = 20
+
+
+def plot_counts_before_after(counts: pd.DataFrame, title: str, after: str = "kept"):
+    """A figure of each class's images before and after a step (counts: label, before, after; in the order drawn,
+    top to bottom): a pale bar of the images before, the kept ones over it, and "kept of before" at its end. The
+    classes as rows, so 17+ long names read level; the count axis logarithmic where the counts span
+    LOG_COUNTS_RATIO or more. Returns the figure (embedded by its report: report.figure_data_uri)."""
+    plt = report.pyplot()
+    n = len(counts)
+    before, kept = counts["before"].to_numpy(), counts["after"].to_numpy()
+    fig, ax = plt.subplots(figsize=(8, 0.3 * n + 1.3))
+    y = np.arange(n)
+    ax.barh(y, before, 0.8, color="#c9d3e3", label="before")
+    ax.barh(y, kept, 0.45, color="#4c72b0", label=after)
+    positive = before[before > 0]
+    log = len(positive) and positive.max() / positive.min() >= LOG_COUNTS_RATIO
+    for k in range(n):
+        ax.annotate(f"{kept[k]} of {before[k]}", (max(before[k], 1), y[k]), xytext=(3, 0),
+                    textcoords="offset points", va="center", fontsize=7)
+    if log:
+        ax.set_xscale("log")
+        ax.set_xlim(0.8, max(positive.max(), 1) * 4)       # room for the counts beyond the longest bar
+        from matplotlib.ticker import FuncFormatter       # 1, 10, 100 as counts, not 10^0, 10^1, 10^2
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    else:
+        ax.set_xlim(0, max(int(before.max(initial=0)), 1) * 1.25)
+    ax.set_yticks(y, report.tick_labels(counts["label"], 8), fontsize=8)
+    ax.set_ylim(n - 0.5, -0.5)          # the first row on top
+    ax.set_xlabel("images (log scale)" if log else "images")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
 def plot_size_heatmap(df: pd.DataFrame, path: Path) -> Path:
     from matplotlib.colors import LogNorm
     plt = report.pyplot()

@@ -2087,6 +2087,37 @@ def test_the_report_lists_and_counts_the_linked_duplicates_the_screen_and_summar
     assert re.search(r"Removed duplicates beside their kept twin \(0\)</h2>\s*<p[^>]*>none</p>", text)
 
 
+def test_the_report_draws_each_class_s_images_before_and_after(tmp_path, monkeypatch):
+    """clean's report.html showed its per-class counts before / after as a table only, no figure. It embeds one:
+    a pale bar per class of its images before, the kept ones over it, "kept of before" at its end, on a log axis
+    where a class of 60 images stands beside one of 1 (a linear one drew no bar to see)."""
+    from dataclasses import asdict
+
+    from conftest import assert_self_contained
+    from imgcls import report
+    from imgcls.clean import CleanConfig
+    from imgcls.clean.report import write_clean_report
+    labels = ["a"] * 60 + ["b"] * 2 + ["c"]
+    keep = [k < 40 for k in range(60)] + [True, True, False]
+    df = pd.DataFrame({"root": str(tmp_path), "path": [f"{lab}/{k:03d}.png" for k, lab in enumerate(labels)],
+                       "label": labels, "sha256": [str(k) for k in range(len(labels))], "error": "", "keep": keep,
+                       "reason": ["" if k else "undersampled" for k in keep], "dup_group": "", "duplicate_of": "",
+                       "label_conflict": False, "ood_score": np.nan})
+    summary = {"config": asdict(CleanConfig()), "n_images": len(df), "kept": sum(keep), "removed": {"undersampled": 21},
+               "label_conflict_groups": 0, "label_conflicts": [], "threshold_sweep": [],
+               "families": {"groups_of_3_or_more": 0, "images_in_them": 0, "pair_groups": 0}}
+    drawn, uri = [], report.figure_data_uri
+    monkeypatch.setattr(report, "figure_data_uri", lambda fig, **kw: drawn.append(fig.axes[0]) or uri(fig, **kw))
+    html = assert_self_contained(write_clean_report(tmp_path / "report.html", df, summary))
+    assert len(drawn) == 1
+    ax = drawn[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "b", "c"]
+    bars = [round(p.get_width()) for p in ax.patches]
+    assert bars == [60, 2, 1, 40, 2, 0]          # before, then kept
+    assert [t.get_text() for t in ax.texts] == ["40 of 60", "2 of 2", "0 of 1"]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "images (log scale)"
+    assert "42 of 63 kept, 3 classes" in ax.get_title()
+    assert 'alt="class counts before / after"' in html
 def test_a_rerun_reads_only_the_images_changed_since(tmp_path, monkeypatch, capsys):
     """clean again into its own --out takes the scan of each unchanged image from its earlier manifest.csv (a rerun
     read every image again) and reads the one rewritten since; the manifest is that of a full scan."""
