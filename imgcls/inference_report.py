@@ -88,21 +88,55 @@ def _distribution(pred: Sequence[str], classes: Sequence[str], train: pd.Series 
     table = report.table(df, digits=3, max_rows=1000)
     if not plots:
         return table, _note(train, source) + "; " + NO_PLOTS
+    return report.img(report.figure_data_uri(_shares_figure(df, classes, meanings)), "class distribution") + table, \
+        _note(train, source)
+
+
+# a class whose submission share is this many times its training share, or as many times less, has its ratio over
+# its bars (the note's "far more or less frequent ... worth a look")
+SHARE_RATIO_MARKED = 2.0
+
+
+def _shares_figure(df: pd.DataFrame, classes: Sequence[str], meanings: Mapping[str, str] | None = None):
+    """_distribution's table as bars: the submission's and training's share of each class on a log axis (on a
+    linear one a rare class predicted 0 times against 9 in training drew two bars of nothing), a bar of 0 as "0"
+    at the axis' foot, and the share ratio over the classes SHARE_RATIO_MARKED or more off."""
+    from matplotlib.ticker import FuncFormatter
     plt = report.pyplot()
-    fig, ax = plt.subplots(figsize=(min(16, 3 + 0.5 * len(classes)), 3.6))
+    fig, ax = plt.subplots(figsize=(min(16, 3 + 0.5 * len(classes)), 3.8))
     x = np.arange(len(classes))
-    w = 0.4 if train is not None else 0.8
-    ax.bar(x - (w / 2 if train is not None else 0), df["submission share"], w,
-           label=f"submission ({plural(int(sub.sum()), 'image')})")
-    if train is not None:
-        ax.bar(x + w / 2, df["training share"], w, label=f"training ({plural(int(tr.sum()), 'image')})")
+    train = "training share" in df.columns
+    w = 0.4 if train else 0.8
+    series = [(x - (w / 2 if train else 0), df["submission share"].to_numpy(),
+               f"submission ({plural(int(df['submission'].sum()), 'image')})")]
+    if train:
+        series.append((x + w / 2, df["training share"].to_numpy(),
+                       f"training ({plural(int(df['training'].sum()), 'image')})"))
+    shares = np.concatenate([s for _, s, _ in series])
+    floor = shares[shares > 0].min(initial=1.0) / 3        # the axis' foot, below the smallest share drawn
+    top = max(shares.max(initial=0), floor) * 4             # room for the ratios over the bars
+    for xs, s, label in series:
+        color = ax.bar(xs, s, w, label=label)[0].get_facecolor()
+        for xi in xs[s == 0]:           # a bar of nothing on a log axis: said where it would stand
+            ax.annotate("0", (xi, floor), xytext=(0, 1), textcoords="offset points", ha="center", va="bottom",
+                        fontsize=8, fontweight="bold", color=color)
+    marked = False
+    if train:
+        for xi, r, s in zip(x, df["share ratio"], df[["submission share", "training share"]].max(axis=1)):
+            if pd.notna(r) and (r <= 1 / SHARE_RATIO_MARKED or r >= SHARE_RATIO_MARKED):
+                ax.annotate(f"{r:.2g}\u00d7", (xi, max(s, floor)), xytext=(0, 2), textcoords="offset points",
+                            ha="center", va="bottom", fontsize=8, color="#c0392b")
+                marked = True
+    ax.set_yscale("log")
+    ax.set_ylim(floor, top)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))      # 0.01, not 10^-2
     ax.set_xticks(x, report.tick_labels(class_titles(classes, meanings), 7), rotation=90, fontsize=7)
-    ax.set_title("class shares: submission (predicted)" + (" vs training (labels)" if train is not None else ""),
-                 fontsize=10)
-    ax.set_xlabel("class")
-    ax.set_ylabel("share of images")
+    ax.set_title("class shares: submission (predicted)" + (" vs training (labels)" if train else ""), fontsize=10)
+    ax.set_xlabel("class" + (f" (red: submission share / training share, where {SHARE_RATIO_MARKED:g}\u00d7 or more "
+                             f"off)" if marked else ""))
+    ax.set_ylabel("share of images (log scale)")
     ax.legend(fontsize=8)
-    return report.img(report.figure_data_uri(fig), "class distribution") + table, _note(train, source)
+    return fig
 
 
 def _note(train: pd.Series | None, source: str) -> str:

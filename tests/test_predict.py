@@ -1571,7 +1571,8 @@ def test_unreadable_test_images_are_listed_with_the_label_they_were_given(tmp_pa
     monkeypatch.setattr(report, "figure_data_uri", lambda fig, **kw: drawn.extend(
         (ax.get_title(), ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes) or uri(fig, **kw))
     res = invoke("predict", run, "--data", test, "--out", out, "--workers", 0, "--quiet")
-    assert drawn == [("class shares: submission (predicted)", "class", "share of images")]   # no training counts here
+    # no training counts here
+    assert drawn == [("class shares: submission (predicted)", "class", "share of images (log scale)")]
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "predict.json").read_text())
     given = summary["unreadable"]["pred"]
@@ -3320,3 +3321,24 @@ def test_the_class_shares_figure_s_legend_says_images(monkeypatch):
         t.get_text() for ax in fig.axes for t in ax.get_legend().get_texts()) or uri(fig, **kw))
     inference_report._distribution(["a", "a", "b"], ["a", "b"], pd.Series({"a": 1, "b": 0}), "x")
     assert drawn == ["submission (3 images)", "training (1 image)"]
+
+
+def test_the_class_shares_figure_shows_a_rare_class_predicted_0_times(monkeypatch):
+    """predict's class-shares figure drew its shares on a linear axis: a class predicted 0 times against 9 of 7,691
+    training images drew two bars of nothing (the table's share ratio alone showed it). The axis is logarithmic, a
+    bar of 0 is a "0" at the axis' foot, and each class whose submission share is 2x or more off its training share
+    has that ratio over its bars."""
+    from imgcls import inference_report, report
+    drawn, uri = [], report.figure_data_uri
+    monkeypatch.setattr(report, "figure_data_uri", lambda fig, **kw: drawn.append(fig.axes[0]) or uri(fig, **kw))
+    train = pd.Series({"big": 7000, "mid": 682, "rare": 9})
+    inference_report._distribution(["big"] * 500 + ["mid"] * 100, ["big", "mid", "rare"], train, "x")
+    ax = drawn[0]
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "share of images (log scale)"
+    low, high = ax.get_ylim()
+    rare_share = 9 / 7691
+    assert low < rare_share < high          # the rare class's training bar stands within the axis
+    texts = [(t.get_text(), round(t.xy[0], 1)) for t in ax.texts]
+    # submission bars at x - 0.2: rare's is 0; ratios: big 0.83/0.91 unmarked, mid 0.17/0.089 = 1.9 unmarked
+    assert texts == [("0", 1.8), ("0\u00d7", 2.0)], texts
+    assert "red: submission share / training share" in ax.get_xlabel()
