@@ -177,6 +177,20 @@ def ratio_text(ratio: float) -> str:
     return f"{ratio:.{max(0, 2 - math.floor(math.log10(float(f'{ratio:.3g}'))))}f}"
 
 
+def imbalance_text(ratio: float | None, n_classes: int) -> str:
+    """An imbalance ratio as the screen and report.html show it (ratio_text), or why there is none: '-' without
+    labelled images, '- (1 class)' for one class, as the class-count figure says it (its max/min = 1.00 of the class
+    with itself read as a balanced set); summary.json keeps the number."""
+    if not ratio or not n_classes:
+        return "-"
+    return "- (1 class)" if n_classes == 1 else ratio_text(ratio)
+
+
+def _n_originals(summary: dict) -> int:
+    """The classes the oversampled set's originals hold (imbalance_ratio_originals' classes)."""
+    return sum(1 for v in summary.get("originals", {}).values() if v)
+
+
 def plot_class_counts(summary: dict, path: Path) -> Path:
     plt = report.pyplot()
     items = sorted(summary["classes"].items(), key=lambda kv: -kv[1])
@@ -647,10 +661,11 @@ def write_report(path: Path, summary: dict, df: pd.DataFrame, plots: dict, grids
     overview = report.key_values([
         ("source", summary["source"]), ("images", summary["n_images"]), ("readable", summary["n_readable"]),
         ("unreadable", summary["n_errors"]), ("classes", summary["n_classes"]),
-        ("imbalance (max/min)", ratio_text(summary["imbalance_ratio"]) if summary["imbalance_ratio"] else "-"),
+        ("imbalance (max/min)", imbalance_text(summary["imbalance_ratio"], summary["n_classes"])),
         *([("of the images, oversampled copies (augmented_from)", summary["oversampled_copies"]),
-           ("imbalance (max/min) of the originals", ratio_text(summary["imbalance_ratio_originals"])
-            if summary["imbalance_ratio_originals"] else "-")] if summary.get("oversampled_copies") else []),
+           ("imbalance (max/min) of the originals",
+            imbalance_text(summary["imbalance_ratio_originals"], _n_originals(summary)))]
+          if summary.get("oversampled_copies") else []),
         ("exact-duplicate groups", summary["exact_duplicate_groups"]),
         ("images that are extra copies", summary["exact_duplicate_images"]),
         ("groups spanning classes", summary["cross_class_duplicate_groups"]),
@@ -711,7 +726,8 @@ def print_summary(summary: dict) -> None:
     row("unreadable", str(summary["n_errors"]))
     row("exact-duplicate groups", str(summary["exact_duplicate_groups"]))
     if summary["imbalance_ratio"]:
-        row("imbalance max/min", ratio_text(summary["imbalance_ratio"]))
+        row("imbalance max/min", imbalance_text(summary["imbalance_ratio"], summary["n_classes"]))
     if summary.get("imbalance_ratio_originals"):
-        row("imbalance max/min, originals", ratio_text(summary["imbalance_ratio_originals"]))
+        row("imbalance max/min, originals", imbalance_text(summary["imbalance_ratio_originals"],
+                                                           _n_originals(summary)))
     print_table(t)

@@ -119,6 +119,28 @@ def test_the_imbalance_ratio_reads_the_same_on_screen_in_the_report_and_the_figu
     assert [eda.ratio_text(x) for x in (1.575, 4.0, 15.0, 123.4, 2345.6)] == ["1.57", "4.00", "15.0", "123", "2346"]
 
 
+def test_one_class_has_no_imbalance_ratio_on_screen_or_in_the_report(tmp_path):
+    """eda of a folder of one class printed "imbalance max/min 1.00" on screen and in report.html's overview (the
+    class with itself: read as a balanced set), while its figure said "(1 class)". Both say "- (1 class)", the
+    originals' row of an oversampled set too; summary.json keeps its number."""
+    root = make_image_folder(tmp_path / "raw", {"only": 3}, size=(16, 16))
+    shutil.copyfile(root / "only" / "000.png", root / "only" / "000__os1.png")
+    out = tmp_path / "eda"
+    r = runner.invoke(app, ["eda", str(root), "--out", str(out), "--workers", "1"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    summary, _, report = read_outputs(out)
+    assert summary["imbalance_ratio"] == pytest.approx(1.0)
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in r.output.splitlines()]
+    assert ["imbalance max/min", "- (1 class)"] in rows, r.output
+    assert "<td>imbalance (max/min)</td><td>- (1 class)</td>" in report
+    df = mf.load(root, scan=True)
+    df["augmented_from"] = [p.replace("__os1", "") if "__os1" in p else "" for p in df["path"]]
+    s = {**eda.summarize(df), "source": str(root)}
+    assert s["imbalance_ratio_originals"] == pytest.approx(1.0)
+    html_path = eda.write_report(tmp_path / "r.html", s, df, {"sizes": "", "aspect": ""}, [], [])
+    assert "<td>imbalance (max/min) of the originals</td><td>- (1 class)</td>" in html_path.read_text()
+
+
 def test_an_imbalance_ratio_rounding_up_to_a_power_of_ten_keeps_three_significant_digits():
     """eda.ratio_text took its decimals from the ratio before rounding: 2499/250 = 9.996 read '10.00' and 99.96
     '100.0' (four significant digits), where 10.01 reads '10.0' and 100.4 '100'."""
