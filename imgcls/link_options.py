@@ -10,6 +10,9 @@ DEFAULT_DUP_THRESHOLDS = {"verified": 0.98, "embedding": 0.90}   # verified corr
 DEFAULT_DUP_CANDIDATES = 0.80     # embedding cosine at or above which a pair is verified (verified method)
 DEFAULT_EMBEDDER = "tf_efficientnet_lite0"
 DEFAULT_EMBED_SIZE = 160
+# where the content-keyed caches live without --cache-dir (imgcls.embed.cache_folder), as clean's and split's help
+# and split's report say it
+CACHE_DIR_NONE = "$IMGCLS_CACHE/embeddings, else ~/.cache/imgcls/embeddings"
 
 
 def dup_method_option(panel: str, needs: tuple = ()):

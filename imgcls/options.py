@@ -149,6 +149,16 @@ def specs(cls) -> dict[str, tuple[dataclasses.Field, Spec]]:
     return {f.name: (f, f.metadata[META_KEY]) for f in dataclasses.fields(cls) if META_KEY in f.metadata}
 
 
+def setting_text(cls, name: str, value: Any) -> Any:
+    """A setting's value as a report's Settings table shows it: unset (None, an empty list) as what that means, the
+    option's `none` (as --help shows its default), else "none"; anything else unchanged. An empty cell read as a
+    value lost (split's folds, cache_dir)."""
+    if value is None or (isinstance(value, (list, tuple)) and not value):
+        spec = specs(cls).get(name)
+        return spec[1].none if spec is not None and spec[1].none else "none"
+    return value
+
+
 def default_of(f: dataclasses.Field) -> Any:
     if f.default is not MISSING:
         return f.default

@@ -1100,6 +1100,25 @@ def test_folder_dataset_report_lists_no_profile_options_and_age_bands_are_refuse
     assert "stratify" in html and not any(k in html for k in ("age_bands", "drop_ages", "relabel_age", "dup_method"))
 
 
+def test_the_report_s_settings_say_what_an_unset_option_means(tmp_path, monkeypatch):
+    """split's report listed its unset options as empty cells (cache_dir, folds; a profile dataset's relabel_age,
+    drop_ages), read as values lost. Each says what unset means: the option's meaning as --help shows its default
+    (imgcls.options.setting_text), else "none"."""
+    import html as htmllib
+    monkeypatch.setenv("IMGCLS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("imgcls.split.run.near_duplicate_pairs_for", lambda *a, **k: [])   # no model run here
+    src = make_profiles(tmp_path / "raw", n_profiles=12, size=(12, 12))
+    r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "splits.csv"), "--workers", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    page = htmllib.unescape((tmp_path / "splits_report.html").read_text())
+    settings = dict(re.findall(r"<tr><td>(\w+)</td><td>([^<]*)</td></tr>", page.split("Settings</h2>")[1]
+                               .split("</table>")[0]))
+    assert settings["folds"] == "holdout: one val part (--val)"
+    assert settings["cache_dir"] == "$IMGCLS_CACHE/embeddings, else ~/.cache/imgcls/embeddings"
+    assert settings["relabel_age"] == "the --age-bands edges" and settings["drop_ages"] == "none"
+    assert "" not in settings.values(), settings
+
+
 def test_folds_after_test_count_only_the_newly_single_group_classes_they_list():
     """--test with --folds: a class whose only other group went to test is train in every fold, said in a second
     note after the first one's classes with a single group overall. That note counted both kinds ('5 class(es) ...')

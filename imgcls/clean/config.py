@@ -9,7 +9,7 @@ from imgcls.clean.names import ANN_AUTO_MIN, ANN_MODES, OOD_METHODS, OOD_THRESHO
 from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.image_options import max_pixels_option
-from imgcls.link_options import (DEFAULT_EMBEDDER, DEFAULT_EMBED_SIZE, dup_candidates_option,
+from imgcls.link_options import (CACHE_DIR_NONE, DEFAULT_EMBEDDER, DEFAULT_EMBED_SIZE, dup_candidates_option,
                                  dup_method_option, dup_threshold_option, embed_precision_option)
 from imgcls.options import check, option, seed_option
 from imgcls.pipeline import PIPELINE
@@ -87,8 +87,7 @@ class CleanConfig:
     seed: int = seed_option(RUNTIME)
     max_pixels: int = max_pixels_option()
     cache_dir: str | None = option(None, panel=EMBED, cli_type=Optional[Path], from_cli=str, help="Embedding, verified-pair, thumbnail-summary and photo-"
-                                                         "feature cache folder (default: $IMGCLS_CACHE/embeddings, "
-                                                         "else ~/.cache/imgcls/embeddings).")
+                                                         f"feature cache folder (default: {CACHE_DIR_NONE}).")
 
     materialize: str | None = option(None, panel="Output", choices=MATERIALIZE,
                                      help="Kept images as an ImageFolder under OUT/images: hard links or copies.")

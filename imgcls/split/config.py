@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 from imgcls.device import device_option
 from imgcls.errors import UserError
 from imgcls.image_options import max_pixels_option
-from imgcls.link_options import (DEFAULT_EMBEDDER, dup_candidates_option, dup_method_option,
+from imgcls.link_options import (CACHE_DIR_NONE, DEFAULT_EMBEDDER, dup_candidates_option, dup_method_option,
                                  dup_threshold_option, embed_precision_option)
 from imgcls.options import check, int_list, join, option, python_too, seed_option
 from imgcls.profile_names import DEFAULT_AGE_BANDS, PROFILE_HEADS
@@ -119,7 +119,7 @@ class SplitConfig:
     val: float = option(0.2, panel=PARTS, lo=0, hi=1, hi_open=True, conflicts="folds",
                         help="Validation fraction (with --folds K each fold validates 1/K instead).")
     test: float = option(0.0, panel=PARTS, lo=0, hi=1, hi_open=True, help="Test fraction held out before val / folds.")
-    folds: int | None = option(None, panel=PARTS, lo=2,
+    folds: int | None = option(None, panel=PARTS, lo=2, none="holdout: one val part (--val)",
                                help="K-fold: adds `fold` (0..K-1, the fold where the row is validation).")
     group_col: str = option("group", panel=PARTS, help="Column whose rows never cross splits or folds (e.g. the "
                                                         "person).")
@@ -135,7 +135,7 @@ class SplitConfig:
                                       help="Leave out profiles of these ages, e.g. 57-59 (rows stay, split='' with a "
                                            "reason).")
     relabel_age: Sequence[int] | None = option(None, panel=LABELS, cli_type=Optional[str], to_cli=join,
-                                               from_cli=int_list("--relabel-age"),
+                                               from_cli=int_list("--relabel-age"), none="the --age-bands edges",
                                                help="Edges used to put ages into the --age-bands classes, e.g. 29,59.")
     near_dup: bool = option(True, panel=LINKS, flags=("--near-dup/--no-near-dup",),
                             help="Keep near duplicates (clean's definition) on one side, and check.")
@@ -148,6 +148,7 @@ class SplitConfig:
     device: str = device_option(RUNTIME)
     max_pixels: int = max_pixels_option()
     cache_dir: str | None = option(None, panel=LINKS, cli_type=Optional[Path], from_cli=str, needs=("near_dup",),
+                                   none=CACHE_DIR_NONE,
                                    help="Embedding and verified-pair cache folder (shared with clean).")
     tolerance: float = option(0.05, panel=PARTS, lo=0, hi=1,
                               help="Warn when a class's share of a part is further than this from its target.")

@@ -243,11 +243,11 @@ def write_reports(df: pd.DataFrame, out: Path, cfg: SplitConfig, summary: dict, 
         write_table(leaks, paths["leaks"])
     elif paths["leaks"].exists():
         paths["leaks"].unlink()
-    from imgcls.options import acts
+    from imgcls.options import acts, setting_text
     from imgcls.split.config import PROFILE_OPTIONS
     from imgcls.split.labels import is_profile_table
     profile = is_profile_table(df)       # the settings that acted: no age options for a folder, no --no-near-dup's
-    settings = sorted((k, v) for k, v in summary["config"].items()
+    settings = sorted((k, setting_text(SplitConfig, k, v)) for k, v in summary["config"].items()
                       if acts(cfg, k) and (profile or k not in PROFILE_OPTIONS))
     sections = [("Settings", report.key_values(settings)),
                 ("Sizes", report.table(pd.DataFrame([{"part": k, "rows": v} for k, v in summary["parts"].items()])))]
