@@ -36,6 +36,8 @@ LABEL_COLUMN_GUESSES = ("label", "class", "target")
 GROUP_COLUMN_GUESSES = ("group",)
 
 
+# DataFrame.attrs key: the column of a competition CSV read as the groups without --group-col (GROUP_COLUMN_GUESSES)
+CSV_GROUPS_GUESSED = "imgcls_csv_groups_guessed"
 # DataFrame.attrs key: the empty class folders read_folder found (empty_class_folders_read)
 EMPTY_CLASSES_READ = "imgcls_empty_class_folders"
 # DataFrame.attrs key: (the CSV file, its text) read_csv read a table's rows from: a message names a row by its line
@@ -957,6 +959,8 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
     if (path_col not in df.columns and path_col != "path") or (paths != listed and "source_id" not in df.columns):
         df["source_id"] = table[path_col]   # e.g. ImageID / id (or the paths as written), needed for submissions
     df.attrs[CSV_ROWS_READ] = table.attrs[CSV_ROWS_READ]    # a row each: named by the CSV's line (row_at)
+    if group_col is not None and opts.group_col is None:     # said in load's line: it keeps rows together
+        df.attrs[CSV_GROUPS_GUESSED] = group_col
     return df, root
 
 

@@ -34,9 +34,9 @@ from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.options import check, shown
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
-from imgcls.layouts import (COMMON_EXTENSIONS, CSV_IMAGE_FOLDERS, SPLIT_FOLDERS, FolderView, LayoutOptions, LoneFolder,
-                            csv_route, most_of, nfc, read_competition_csv, read_csv, read_folder,
-                            read_profiles, read_unlabeled, row_at)
+from imgcls.layouts import (COMMON_EXTENSIONS, CSV_GROUPS_GUESSED, CSV_IMAGE_FOLDERS, SPLIT_FOLDERS, FolderView,
+                            LayoutOptions, LoneFolder, csv_route, most_of, nfc, read_competition_csv, read_csv,
+                            read_folder, read_profiles, read_unlabeled, row_at)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
@@ -430,6 +430,12 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
                 if not root.is_dir():
                     raise UserError(f"--image-dir {root} is not a folder; give the folder holding the CSV's images")
             df, root = read_competition_csv(csv_path, root, opts, view)
+            guessed = df.attrs.get(CSV_GROUPS_GUESSED)
+            # said: a `group` column of another meaning (a super-class) keeps whole classes on one side of a split
+            n = df["group"].fillna("").astype(str).str.strip().replace("", np.nan).nunique() if guessed else 0
+            if n:
+                notes.append(f"groups from its column '{guessed}': {plural(n, 'group')}, each kept on one side of "
+                             f"a split or fold (--group-col COL reads another column)")
             table = csv_path
             df.attrs[CSV_READ] = str(csv_path)     # the user's own table: no output may replace it (read_table)
         elif layout == "folder":

@@ -1209,6 +1209,23 @@ def test_split_of_a_csv_keeps_its_group_column_whole_across_folds(tmp_path, monk
     assert df.groupby("group")["fold"].nunique().max() == 1, df.sort_values("group")[["group", "fold"]]
 
 
+def test_a_csvs_group_column_read_as_the_groups_is_said_in_the_read_line(tmp_path):
+    """A competition CSV's `group` column is read as the groups without --group-col (8591d26); one of another
+    meaning (a super-class: 'shoes', 'clothes') then keeps whole classes on one side, unsaid: train's 0.2 draw
+    validated on 0 images ("no validation images; check the split") where it validated on 40 before, with nothing
+    naming the column. load's line says the column and its groups; not where --group-col names it."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4})
+    rows = [{"path": f"{c}/{p.name}", "label": c, "group": "shoes" if c == "a" else "clothes"}
+            for c in ("a", "b") for p in sorted((raw / c).iterdir())]
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    opts = mf.LayoutOptions(image_dir=str(raw))
+    said = mf.load(tmp_path / "train.csv", opts, scan=False).attrs[mf.READ_LINE]
+    assert "groups from its column 'group': 2 groups" in said and "--group-col" in said, said
+    opts = mf.LayoutOptions(image_dir=str(raw), group_col="group")
+    said = mf.load(tmp_path / "train.csv", opts, scan=False).attrs[mf.READ_LINE]
+    assert "groups from" not in said, said
+
+
 def test_python_run_split_refuses_reader_age_bands_it_would_relabel(profile_folder, tmp_path):
     """run_split(profiles, opts=LayoutOptions(age_bands=[40])) read the profiles into two bands, then split relabelled
     every row with SplitConfig's default three, silently: the reader's bands did nothing. Split's bands are
