@@ -1141,3 +1141,28 @@ def test_processes_opening_a_new_mlflow_store_at_once_all_connect(tmp_path):
     said = [p.communicate(timeout=200)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs), said
     assert len({s.strip().splitlines()[-1] for s in said}) == 1, said      # one experiment, shared
+
+
+def test_tune_says_its_trials_wandb_offline_folders_in_one_line(data, tmp_path, fake_wandb, capsys):
+    """tune --tracker wandb, offline: each trial's train said `wandb (offline): 1 folder(s) in STUDY/trial_NNNN;
+    upload them with: wandb sync ...` (30 trials, 30 lines). The study says one line at its end, whose `wandb sync`
+    names every trial's folders; a plain train still says its own (test_wandb_goes_on_in_the_same_run_...).
+    (wandb itself is faked.)"""
+    import glob
+    import importlib.machinery
+    import sys
+
+    from imgcls.console import sh
+    from imgcls.tune import TuneConfig, run_tune
+    sys.modules["wandb"].__spec__ = importlib.machinery.ModuleSpec("wandb", None)    # installed, for --tracker
+    space = tmp_path / "space.yaml"
+    space.write_text("lr: {log_uniform: [1.0e-3, 1.0e-2]}\n")
+    capsys.readouterr()
+    study = run_tune(TuneConfig(train=TrainConfig(src=str(data), epochs=1, tracker=["wandb"], **TINY), study="s",
+                                space=str(space), out=str(tmp_path / "tune"), pruner="none", trials=3))
+    err = capsys.readouterr().err
+    assert err.count("wandb (offline):") == 1, err
+    line = next(x for x in err.splitlines() if x.startswith("wandb (offline):"))
+    assert line == f"wandb (offline): 3 folders in {study}'s trials; upload them with: wandb sync " \
+                   f"{sh(study)}/trial_*/wandb/offline-run-*", err
+    assert len(glob.glob(f"{study}/trial_*/wandb/offline-run-*")) == 3 == len(fake_wandb)

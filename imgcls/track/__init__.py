@@ -75,7 +75,8 @@ def check_trackers(names: Sequence[str], tracking_uri: str | None = None, check_
 def make_trackers(names: Sequence[str], cfg=None, group: str | None = None) -> list:
     """Tracker callbacks for `names` (see check_trackers). cfg: the TrainConfig (tracking_uri, out,
     track_checkpoint). A run of a `group` (tune's trials) does not check the tracking server: the command did before
-    its first trial, and one gone since stops no trial (the tracker says so and logs nothing more)."""
+    its first trial, and one gone since stops no trial (the tracker says so and logs nothing more); its W&B offline
+    folders are said by the study, in one line at its end (wandb_tracker.say_study_offline), not by each trial."""
     made = []
     for n in check_trackers(names, getattr(cfg, "tracking_uri", None), check_store=group is None):
         if n == "tensorboard":
@@ -87,5 +88,6 @@ def make_trackers(names: Sequence[str], cfg=None, group: str | None = None) -> l
                                       log_checkpoint=bool(getattr(cfg, "track_checkpoint", False)), group=group))
         elif n == "wandb":
             from imgcls.track.wandb_tracker import WandbTracker
-            made.append(WandbTracker(group=group, log_checkpoint=bool(getattr(cfg, "track_checkpoint", False))))
+            made.append(WandbTracker(group=group, log_checkpoint=bool(getattr(cfg, "track_checkpoint", False)),
+                                     say_sync=group is None))
     return made

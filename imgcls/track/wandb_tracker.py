@@ -30,9 +30,35 @@ def mode() -> str:
     return os.environ.get("WANDB_MODE") or ("online" if logged_in() else "offline")
 
 
+def offline_runs(study_dir: str | os.PathLike) -> list[Path]:
+    """The offline W&B runs' folders in a tune study's trials (trial_NNNN/wandb/offline-run-*, with --folds also
+    trial_NNNN/fold_K/wandb/offline-run-*)."""
+    return sorted(d for pattern in STUDY_RUNS for d in Path(study_dir).glob(pattern) if d.is_dir())
+
+
+STUDY_RUNS = ("trial_*/wandb/offline-run-*", "trial_*/fold_*/wandb/offline-run-*")
+
+
+def say_study_offline(study_dir: str | os.PathLike, before: list[Path]) -> None:
+    """tune --tracker wandb, offline: one line for the study (its trials' runs say none, say_sync=False) naming the
+    folders its trials wrote in this command (those not in `before`) and the `wandb sync` of the study's trials,
+    which skips runs synced already."""
+    made = [d for d in offline_runs(study_dir) if d not in set(before)]
+    if not made:
+        return
+    from imgcls.console import info, plural, sh
+    patterns = [p for p in STUDY_RUNS if any(d.match(p) for d in made)]
+    info(f"wandb (offline): {plural(len(made), 'folder')} in {study_dir}'s trials; upload them with: wandb sync "
+         + " ".join(f"{sh(study_dir)}/{p}" for p in patterns))
+
+
 class WandbTracker(Callback):
-    def __init__(self, group: str | None = None, project: str | None = None, log_checkpoint: bool = False):
+    def __init__(self, group: str | None = None, project: str | None = None, log_checkpoint: bool = False,
+                 say_sync: bool = True):
+        """`say_sync`: the run's offline folders and their `wandb sync` said as run_train ends; False in a tune
+        trial, whose study says one line for all (say_study_offline)."""
         self.group, self.project, self.log_checkpoint = group, project, log_checkpoint
+        self.say_sync = say_sync
         self.run = None
         self.offline_dirs: list[Path] = []     # this run_train's offline runs' folders, for the `wandb sync` line
 
@@ -114,11 +140,12 @@ class WandbTracker(Callback):
                 run.summary[k] = v
             self._remember(run)
             run.finish()
-        if self.offline_dirs:       # wandb's own hint is silenced (Settings(silent=True)): say where the files are
+        # wandb's own hint is silenced (Settings(silent=True)): say where the files are
+        if self.offline_dirs and self.say_sync:
             from imgcls.console import info, sh
             info(f"wandb (offline): {len(self.offline_dirs)} folder(s) in {summary['run_dir']}; upload them with: "
                  f"wandb sync {' '.join(sh(d) for d in self.offline_dirs)}")
-            self.offline_dirs = []
+        self.offline_dirs = []
 
     def on_run_abort(self, error):
         if self.run is not None:

@@ -1172,6 +1172,9 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
     best_failed: list[str] = []         # _mlflow_best's failures: the first is said
     objective = _Objective(cfg, space, deadline, list(callbacks or []), cap)
     remaining = None if cap is None else cap - done_before
+    if "wandb" in trackers:         # the offline runs' folders, said in one line for the study at its end
+        from imgcls.track import wandb_tracker
+        wandb_before = wandb_tracker.offline_runs(study_dir)
     try:
         if remaining is None or remaining > 0:
             _requeue_interrupted(study)
@@ -1187,6 +1190,8 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
         elif study.trials:
             report.cleanup_checkpoints(study, study_dir, cfg.keep_k())
             report.write_all(study, cfg, study_dir, url, time.time() - t0, METRIC_LABELS[cfg.metric])
+        if "wandb" in trackers:
+            wandb_tracker.say_study_offline(study_dir, wandb_before)
     if objective.fatal is not None:
         raise objective.fatal
     if objective.failures and not objective.ran:
