@@ -324,17 +324,22 @@ def error(msg: str) -> None:
 
 
 @contextmanager
-def progress_bar(description: str | None, total: int | None, transient: bool = False) -> Iterator:
+def progress_bar(description: str | None, total: int | None, transient: bool = False, every: bool = False
+                 ) -> Iterator:
     """Yields `advance(n=1, status=None)`; a rich progress bar unless --quiet or description is None. `status`: a
     short text shown after the bar (e.g. the running loss and lr of an epoch). transient: the bar disappears when
     done (e.g. the validation pass of an epoch); piped or captured, where rich cannot erase it, the bar is not shown
-    (rich would leave a blank line between the lines around it), its progress_line()s are. `total` None: work with
+    (rich would leave a blank line between the lines around it), its progress_line()s are. Inside said_once(), a bar
+    of a description shown there already is transient, as its info() lines are said once: tune's trials each scan
+    and decode the images again, and a finished `scanning images` / `decoding images` bar was left (piped: printed)
+    once per trial; `every`: a bar of the run's own course (an epoch's), left each time. `total` None: work with
     no count (a fit), shown as a moving bar and its elapsed time. Piped or in a log file, where rich prints the bar
     once as it ends, a progress_line() is printed every PIPED_LINE_EVERY seconds meanwhile. `total` 0: nothing to do
     (a pass its caches serve whole), no bar (it showed 'thumbnails (246 images less 246 cached) 0/0')."""
     if is_quiet() or description is None or total == 0:
         yield lambda n=1, status=None: None
         return
+    transient = transient or (not every and _said("bar: " + description))
     held = []            # info_after_bar()'s lines, said as the bar ends
     _state.setdefault("bars", []).append(held)
     _spinner_off()       # a status() open around the bar: rich shows one live display at a time; back after the bar

@@ -379,6 +379,18 @@ def test_the_data_s_leak_and_one_image_class_warnings_are_said_once_for_the_stud
     assert err.count("; outputs in") == 3, err
 
 
+
+def test_the_set_up_bars_are_left_once_for_the_study_each_epoch_s_bar_every_trial(data, tmp_path, space, capsys):
+    """Each trial scans and decodes the images again (no cache between trials); piped, each finished bar is a line,
+    so `imgcls tune ... | cat` printed a `scanning images` and a `decoding images` line per trial, though their set-up
+    lines are said once (console.said_once). A set-up bar already shown in the study is transient (erased on a
+    terminal, not printed piped); an epoch's bar is the trial's own course: each trial's is left."""
+    capsys.readouterr()
+    run_tune(tune_cfg(data, tmp_path, space, trials=3))
+    err = capsys.readouterr().err
+    assert err.count("scanning images") == 1 and err.count("decoding images") == 1, err
+    assert err.count("epoch 1/1 ") == 3, err
+
 class Slow(Callback):
     def on_run_start(self, info):
         import time

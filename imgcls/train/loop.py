@@ -452,7 +452,7 @@ class Trainer:
         timing_compile = self.cfg.compile and self.compile_seconds is None
         t_epoch = time.perf_counter()
         pending = False      # gradients accumulated since the last update
-        with progress_bar(desc, n_steps) if dist.main else _null_bar() as advance:
+        with progress_bar(desc, n_steps, every=True) if dist.main else _null_bar() as advance:
             for step, batch in enumerate(self._batches(idx, epoch)):
                 x, y = batch[0], batch[1]
                 last_in_update = (step + 1) % cfg.grad_accum == 0 or step + 1 == n_steps
