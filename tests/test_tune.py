@@ -362,7 +362,8 @@ def test_each_k_fold_trial_says_its_out_of_fold_score(tmp_path, space, monkeypat
 def test_the_data_s_leak_and_one_image_class_warnings_are_said_once_for_the_study(tmp_path, space, capsys):
     """A hand-edited split table with a group on both sides and a class of one image: train warns of both (test_train:
     ..._a_person_on_both_sides_is_warned, ..._one_image_class_...); tune, whose trials each run train on the same
-    table, says each once for the study, not once per trial."""
+    table, says each once for the study, not once per trial; before the study's line (tune checks the data before its
+    study opens), not under `trial 0 (1 of 3)`."""
     from imgcls import manifest as mf
     src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 8, "c": 1}, size=(40, 40))
     df = mf.load(src)
@@ -377,6 +378,8 @@ def test_the_data_s_leak_and_one_image_class_warnings_are_said_once_for_the_stud
     assert err.count("1 leak(s) between the split's sides (group g0:") == 1, err
     assert err.count("1 class(es) with a single image (c, in train)") == 1, err
     assert err.count("; outputs in") == 3, err
+    study = err.index("study 's' (new)")
+    assert err.index("1 leak(s) between") < study and err.index("1 class(es) with a single image") < study, err
 
 
 

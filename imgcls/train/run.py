@@ -143,6 +143,37 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     return df, meta, folds
 
 
+def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str) -> None:
+    """The lines on what validates and the data's warnings (no split column, a leak between the split's sides, a
+    class of one image, an unused --val-split) of the usable rows `df` (check_data's) with these options; `src`:
+    the data as the user named it. Said by each run as its images are scanned, and by tune before its study opens,
+    on the table as read (tune._check_data): inside its console.said_once a trial then says none of those again."""
+    from imgcls.console import info, warn
+    from imgcls.options import shown
+    from imgcls.train import data as tdata
+    # without --folds (check_data checked those), what validates
+    if not cfg.folds and len(have := tdata.fold_ids(df)) > 1 and tdata.has_val_split(df):
+        info(f"the data has {len(have)} folds (fold column): this trains one model, validated on the split "
+             f"column's val rows (split --folds: fold 0); --folds all trains one per fold (out-of-fold predictions "
+             f"for ensemble)")
+    elif not cfg.folds and not tdata.has_val_split(df):
+        split, train = _split_first(cfg, df, src=src)
+        warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
+             f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
+             f"copies clean did not link can sit on both; for a leak-free split: {split}, then {train}")
+    if (cfg.folds or tdata.has_val_split(df)) and (note := _leak_note(df, src)):
+        warn(note)
+    if single := tdata.single_image_classes(df, cfg.target, bool(cfg.folds)):
+        where = shown([f"{c}, in {s}" for c, s in single.items()], 8, sep="; ")
+        warn(f"{len(single)} class(es) with a single image ({where}): "
+             f"one image cannot both train and validate, so the class scores F1 0 in the validation macro-F1 (in "
+             f"train: never validated; in val: never trained on); add images of it, or leave it out (its folder, or "
+             f"keep=false on its manifest row)")
+    if cfg.val_split != TrainConfig.val_split and (cfg.folds or tdata.has_val_split(df)):
+        warn(f"--val-split {cfg.val_split:g} is not used: the data's "
+             + ("fold column" if cfg.folds else "split column's val rows") + " decide what validates")
+
+
 def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = None) -> tuple[str, str]:
     """The `imgcls split` command that splits this run's data, and the `imgcls train` one that trains on its
     table, as typed, each with its Python call (options.python_too): a bare `imgcls split` reads only the
@@ -517,34 +548,10 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
         else:
             info(f"weights: {source.describe()}")
 
-    # without --folds (check_data checked those), what validates -------------------------------------------------
-    if dist.main and not cfg.folds and len(have := tdata.fold_ids(df)) > 1 and tdata.has_val_split(df):
-        info(f"the data has {len(have)} folds (fold column): this trains one model, validated on the split "
-             f"column's val rows (split --folds: fold 0); --folds all trains one per fold (out-of-fold predictions "
-             f"for ensemble)")
-    elif dist.main and not cfg.folds and not tdata.has_val_split(df):
-        from imgcls.console import warn
-        split, train = _split_first(cfg, df, src=src_named)
-        warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
-             f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
-             f"copies clean did not link can sit on both; for a leak-free split: {split}, then {train}")
+    if dist.main:
+        say_data_notes(cfg, df, src_named)
     if resume is not None and not cfg.folds and not tdata.has_val_split(df):
         _check_resumed_draw(resume, df, cfg, meta.target)
-    if dist.main and (cfg.folds or tdata.has_val_split(df)) and (note := _leak_note(df, src_named)):
-        from imgcls.console import warn
-        warn(note)
-    if dist.main and (single := tdata.single_image_classes(df, cfg.target, bool(cfg.folds))):
-        from imgcls.console import warn
-        from imgcls.options import shown
-        where = shown([f"{c}, in {s}" for c, s in single.items()], 8, sep="; ")
-        warn(f"{len(single)} class(es) with a single image ({where}): "
-             f"one image cannot both train and validate, so the class scores F1 0 in the validation macro-F1 (in "
-             f"train: never validated; in val: never trained on); add images of it, or leave it out (its folder, or "
-             f"keep=false on its manifest row)")
-    if dist.main and cfg.val_split != TrainConfig.val_split and (cfg.folds or tdata.has_val_split(df)):
-        from imgcls.console import warn
-        warn(f"--val-split {cfg.val_split:g} is not used: the data's "
-             + ("fold column" if cfg.folds else "split column's val rows") + " decide what validates")
 
     # rank 0 claims the run folder (an atomic mkdir, then an exclusive lock held until the run ends); the other
     # processes learn its name, or the one-line error that stops them all

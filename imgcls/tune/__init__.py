@@ -689,10 +689,16 @@ def _check_up_front(cfg: TuneConfig):
     _say_config_replaced(cfg, space)
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
-    table = _check_data(cfg.train, space, cfg.study_dir())
+    table, usable = _check_data(cfg.train, space, cfg.study_dir())
     check_trackers(cfg.train.tracker, cfg.train.tracking_uri)       # not each trial's error: a resumed study would record every one failed
     if cfg.sampler == "grid":
         space.grid()
+    if usable is not None:
+        # the data's warnings (a leak between the split's sides, a class of one image, ...) said once every refusal
+        # is past, before the study's line, not under trial 0's; the trials, in run_tune's said_once, do not say
+        # them again (a trial whose scan left other rows says its own). A searched --target's: in its trials
+        from imgcls.train.run import say_data_notes
+        say_data_notes(cfg.train, usable, cfg.train.src)
     return space, storage_url(cfg), rows_digest(cfg.train, table)
 
 
@@ -837,12 +843,13 @@ def _check_weights(base: TrainConfig, space) -> None:
                 raise type(e)(f"{' with '.join(which)}: {e}") from None
 
 
-def _check_data(base: TrainConfig, space, study_dir: Path) -> pd.DataFrame:
+def _check_data(base: TrainConfig, space, study_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """train's refusals of the data table (train.run.check_data: no labels, a --target that is no column, every
     file missing, --folds it cannot take, ...) with the fixed options, for each --target the space can draw, and of
     an output folder under the data's folders (the study's), made once before the study opens: one line, not the
     first trial's error (in a resumed study each trial failed on it and the next ran). Returns the table as read
-    (no image scanned; check_data's checks leave it as it is), which rows_digest digests."""
+    (no image scanned; check_data's checks leave it as it is), which rows_digest digests, and its usable rows (None
+    where the space draws --target: each target's rows are its own), whose warnings _check_up_front says."""
     import dataclasses
 
     from imgcls import manifest as mf
@@ -855,12 +862,12 @@ def _check_data(base: TrainConfig, space, study_dir: Path) -> pd.DataFrame:
     check_output_location(study_dir, *mf.input_folders(df))
     for target in keys["target"].candidates() if "target" in keys else [base.target]:
         try:
-            check_data(dataclasses.replace(base, target=target), df, scanned=False)
+            usable = check_data(dataclasses.replace(base, target=target), df, scanned=False)[0]
         except UserError as e:
             if "target" not in keys:
                 raise
             raise type(e)(f"space key 'target' ({option_text(target)}): {e}") from None
-    return df
+    return df, (usable if "target" not in keys else None)
 
 
 def _study_options(cfg: TuneConfig, url: str) -> dict | None:
@@ -993,24 +1000,28 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     _set_aside_the_configs_run_folder(cfg)
     if cfg.typed is None:
         cfg.typed = _set_by_the_caller(cfg)
-    space, url, rows = _check_up_front(cfg)     # a user's error is said before optuna is imported
-    import optuna
-    study_dir = cfg.study_dir()
-    from imgcls.fsutil import folders_to_make
-    made = folders_to_make(study_dir)
-    fresh = _new_study_folder(study_dir)
-    study_dir.mkdir(parents=True, exist_ok=True)        # one that was there
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.ERROR)   # tune prints its own line per trial
-    try:
-        return _search(cfg, space, url, study_dir, callbacks, made, fresh, rows)
-    except KeyboardInterrupt:
-        from imgcls.console import interrupted     # the study's line, as run_train says the run's
-        interrupted(f"interrupted: {TRIALS_CSV} / {REPORT_HTML} written for the trials so far in {study_dir}; "
-                    f"run the same command to resume")
-        raise
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    from imgcls.console import said_once
+    # train's lines said once for the study: the data's warnings, said by _check_data before the study opens, and
+    # each trial's set-up lines (_search)
+    with said_once():
+        space, url, rows = _check_up_front(cfg)     # a user's error is said before optuna is imported
+        import optuna
+        study_dir = cfg.study_dir()
+        from imgcls.fsutil import folders_to_make
+        made = folders_to_make(study_dir)
+        fresh = _new_study_folder(study_dir)
+        study_dir.mkdir(parents=True, exist_ok=True)        # one that was there
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.ERROR)   # tune prints its own line per trial
+        try:
+            return _search(cfg, space, url, study_dir, callbacks, made, fresh, rows)
+        except KeyboardInterrupt:
+            from imgcls.console import interrupted     # the study's line, as run_train says the run's
+            interrupted(f"interrupted: {TRIALS_CSV} / {REPORT_HTML} written for the trials so far in {study_dir}; "
+                        f"run the same command to resume")
+            raise
+        finally:
+            optuna.logging.set_verbosity(verbosity)
 
 
 def _set_aside_the_configs_run_folder(cfg: TuneConfig) -> None:
