@@ -1488,6 +1488,33 @@ def test_a_python_callers_fixed_option_the_space_varies_is_refused_as_the_typed_
     assert len(seen) == 2 and seen[0].typed == frozenset() and "lr" not in seen[1].typed, [c.typed for c in seen]
 
 
+
+def test_a_python_callers_train_sampler_the_space_varies_is_refused_as_trains(data, tmp_path, monkeypatch):
+    """run_tune(TuneConfig(train=TrainConfig(sampler="weighted"))) under a space over sampler searched with the
+    caller's sampler silently replaced by every draw: train's sampler (no tune flag: tune's --sampler is Optuna's)
+    was left out of a Python caller's typed options. Now it is refused as the others are, named as train's, not as
+    tune's --sampler; at its default, or given by the config file, it is not. (The search itself is not run.)"""
+    import imgcls.tune as tune_mod
+    seen = []
+    monkeypatch.setattr(tune_mod, "_search", lambda cfg, *a, **k: seen.append(cfg) or tmp_path / "tune" / "s")
+    space = tmp_path / "sampler.yaml"
+    space.write_text("sampler: {choice: [shuffle, weighted]}\nlr: {log_uniform: [1.0e-3, 1.0e-2]}\n")
+    with pytest.raises(UserError, match=r"^train's sampler \(TrainConfig\(sampler=\); tune's --sampler is Optuna's\) "
+                                        r"set, but .* varies it: each trial draws its own value; leave it at its "
+                                        r"default, or give a --space without sampler to fix it$"):
+        tune_mod.run_tune(tune_cfg(data, tmp_path, space, train={"sampler": "weighted"}))
+    assert not (tmp_path / "tune").exists()
+    tune_mod.run_tune(tune_cfg(data, tmp_path, space))                          # at its default: nothing set
+    conf = tmp_path / "best_config.yaml"
+    TrainConfig(**TINY, sampler="weighted", src=str(data), epochs=1).save(conf)
+    tune_mod.run_tune(TuneConfig(study="s", space=str(space), out=str(tmp_path / "tune"), config=str(conf),
+                                 train=TrainConfig.resolve({}, config=conf)))   # the config's: named as replaced
+    assert len(seen) == 2 and "sampler" not in seen[1].typed, [c.typed for c in seen]
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--out",
+                                 str(tmp_path / "tune"), "--sampler", "random", "--config", str(conf)])
+    assert r.exit_code == 0 and "best_config.yaml's sampler weighted, lr" in " ".join(r.output.split()), \
+        r.output     # the command line's --sampler is Optuna's: no typed train option
+
 class _FakeTrial:                              # what TrialReporter uses of an Optuna trial, pruned at `prune_at`
     def __init__(self, prune_at):
         self.user_attrs, self.prune_at, self.n = {}, prune_at, 0

@@ -1043,11 +1043,12 @@ def _set_by_the_caller(cfg: TuneConfig) -> frozenset:
     """A Python caller's typed train options (TuneConfig.typed None): those of cfg.train set to other than their
     defaults, as `imgcls tune`'s typed flags are (so train=TrainConfig(lr=0.005) under a space over lr is refused as
     --lr 0.005 is, not replaced by every draw), less the values cfg.config gives (a --config value is no flag: named
-    as replaced) and the options no tune flag sets (the data, train's name / out / sampler)."""
+    as replaced) and the options tune sets itself (the data, train's name / out). Train's sampler, which no tune flag
+    sets (tune's --sampler is Optuna's), is among them: set and varied by the space, it is refused as train's."""
     from imgcls.options import cli_fields, set_options
     from imgcls.outputs import read_yaml
     recorded = read_yaml(Path(cfg.config)) if cfg.config else {}
-    names = [n for n in cli_fields(TrainConfig) if n not in ("name", "out", "sampler")]
+    names = [n for n in cli_fields(TrainConfig) if n not in ("name", "out")]
     return frozenset(n for n in set_options(cfg.train, names)
                      if not (n in recorded and getattr(cfg.train, n) == recorded[n]))
 

@@ -41,6 +41,11 @@ FIXED = {"src": "the data", "out": "the output folder", "name": "trial folders a
          "head_columns": "the task", "heads": "the task", "max_pixels": "which images are read (the validation rows)",
          "crop_from": "the validation images: centre crops of images resized to crop_from x img_size"}
 
+# train's class sampler, a space key and a TrainConfig field, which no tune flag sets (tune's --sampler is Optuna's):
+# named as the Python caller's TrainConfig(sampler=) where a message would say --sampler
+TRAIN_SAMPLER = "sampler"
+TRAIN_SAMPLER_SET = "train's sampler (TrainConfig(sampler=); tune's --sampler is Optuna's)"
+
 
 @dataclass(frozen=True)
 class Param:
@@ -221,9 +226,14 @@ def parse_space(data, base: TrainConfig | None = None, source: str = "the space"
     by_name = {p.name: p for p in params}
     varied = sorted(set(typed) & set(by_name))      # a typed value every trial's draw would replace: it acts nowhere
     if varied:
-        raise UserError(f"{', '.join(flag(n) for n in varied)} typed, but {source} varies "
-                        f"{'it' if len(varied) == 1 else 'them'}: each trial draws its own value; drop the flag, or "
-                        f"give a --space without {', '.join(varied)} to fix {'it' if len(varied) == 1 else 'them'}")
+        one = len(varied) == 1
+        # train's sampler has no tune flag (tune's --sampler is Optuna's): only a Python caller's TrainConfig sets it
+        python = TRAIN_SAMPLER in varied
+        names = ", ".join(TRAIN_SAMPLER_SET if n == TRAIN_SAMPLER else flag(n) for n in varied)
+        fix = (f"leave {'it at its default' if one else 'them at their defaults'}" if python else "drop the flag")
+        raise UserError(f"{names} {'set' if python else 'typed'}, but {source} varies {'it' if one else 'them'}: "
+                        f"each trial draws its own value; {fix}, or give a --space without {', '.join(varied)} to "
+                        f"fix {'it' if one else 'them'}")
     later = set()       # fixed options that act only in the trials whose space values meet their needs
     typed = set(typed) - set(by_name)
     not_default = set(set_options(base))
