@@ -1760,6 +1760,12 @@ def test_rows_left_out_are_counted_by_why(tmp_path, capsys):
     assert "4 rows skipped: 1 unlabeled, 1 dropped by clean, 2 left out by split (drop_reason)" in said, said
     trained = pd.read_csv(run / "val_predictions.csv")
     assert not set(trained["path"]) & set(df.loc[[1, 2, 3, 5], "path"])
+    # one row skipped is '1 row' ("1 rows skipped: 1 dropped by clean" before)
+    one = df.drop(index=[2, 3, 5])
+    mf.write(one, tmp_path / "data" / "one.csv")
+    run_train(cfg_for(tmp_path / "data" / "one.csv", tmp_path, name="one", epochs=1))
+    said = " ".join(capsys.readouterr().err.split())
+    assert "1 row skipped: 1 dropped by clean" in said and "rows skipped" not in said, said
 
 
 def test_run_report_per_class_heading_names_the_rows(tmp_path, tiny_run):

@@ -85,7 +85,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     a file away when it was scanned, back since) and is not read: a class of such rows was 'at least 2 classes'
     before the scan could find them."""
     from imgcls import manifest as mf
-    from imgcls.console import info
+    from imgcls.console import info, plural
     from imgcls.errors import UserError
     from imgcls.split.config import check_split_values
     from imgcls.train import data as tdata
@@ -123,7 +123,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
         # line, not 'needs at least 2 classes ... check the labels'
         mf.require_readable(labelled_kept, of=" to train on")
     if say_skipped and left_out:
-        info(f"{n_all - len(df)} rows skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
+        info(f"{plural(n_all - len(df), 'row')} skipped: " + ", ".join(f"{n} {why}" for why, n in left_out.items()))
     meta = _heads_meta(df, cfg)
     folds: list[int | None] = [None]
     if cfg.folds:
