@@ -1281,7 +1281,8 @@ def run_runs(action: str = "table", paths: Sequence[str | os.PathLike] = (), cfg
                 sys.stdout.write(text)
                 to_stdout = True
             else:
-                info(f"wrote {dest} ({len(board)} rows)")
+                from imgcls.console import plural
+                info(f"wrote {dest} ({plural(len(board), 'row')})")
     if not to_stdout:
         print_leaderboard(board, root, of=[r.kind for r in found], filters=cfg.filter, sort=cfg.sort)
     return board

@@ -123,6 +123,9 @@ def test_cli_table_csv_round_trip_json_and_errors(outputs, tmp_path):
     want = leaderboard(find_runs(outputs), filters=["kind=run"])
     assert list(back.columns) == COLUMNS and list(back["name"]) == list(want["name"])
     assert ",32,4,4," in (tmp_path / "r.csv").read_text()            # img_size, epochs, best_epoch as integers
+    assert f"wrote {tmp_path / 'r.csv'} (3 rows)" in " ".join(r.output.split()), r.output
+    r = CliRunner().invoke(app, ["runs", str(outputs), "--filter", "kind=trial", "--csv", str(tmp_path / "t.csv")])
+    assert r.exit_code == 0 and f"wrote {tmp_path / 't.csv'} (1 row)" in " ".join(r.output.split()), r.output
     assert np.allclose(back["val_macro_f1"], want["val_macro_f1"]) and list(back["changed"].fillna("")) == \
         list(want["changed"])
     r = CliRunner().invoke(app, ["runs", str(outputs), "--json", "-", "--sort", "name"])
