@@ -465,7 +465,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         if moved:
             if not src.is_file():       # the competition's train/ or eval/ given whole: its CSV and images are input
                 folder_read = str(src.resolve())
-        said = f"read {src} as layout '{layout}' ({len(df)} images{''.join('; ' + n for n in notes)})"
+        said = f"read {src} as layout '{layout}' ({plural(len(df), 'image')}{''.join('; ' + n for n in notes)})"
     if df.empty and table is not None:
         raise UserError(f"{table} has no rows (only its header); give a CSV that lists the images")
     if df.empty:

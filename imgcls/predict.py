@@ -468,7 +468,7 @@ def predict_members(paths: Sequence[str | os.PathLike], spec: EnsembleSpec, tta:
                                          collate_fn=_collate, pin_memory=dev.type == "cuda",
                                          persistent_workers=False,
                                          prefetch_factor=2 if workers > 0 else None)
-        what = f"predicting {n} images x {tta.n_views} view(s) x {len(pairs)} model(s)"
+        what = f"predicting {plural(n, 'image')} x {tta.n_views} view(s) x {len(pairs)} model(s)"
         with progress_bar(what, n) as advance:
             for idx, x, bad in dl:
                 b, v = x.shape[:2]
@@ -1300,7 +1300,7 @@ def run_predict(source: str | os.PathLike | EnsembleSpec | None = None, data: st
         held = (f": only the {part} rows of {data}, the ones --eval scored (without --eval-split every row is "
                 f"predicted)" if only else
                 f": every row of {data}, not only the {part} rows --eval scored" if evaluate and part != "all" else "")
-        info(f"wrote {sub_path} ({len(sub)} rows{held}), {probs_path} and {out / REPORT_HTML} in "
+        info(f"wrote {sub_path} ({plural(len(sub), 'row')}{held}), {probs_path} and {out / REPORT_HTML} in "
              f"{probs.seconds:.1f} s ({summary['images_per_s']} images/s)")
         if not evaluate:
             known = int((df["label"].fillna("").astype(str).isin(classes).to_numpy()

@@ -393,6 +393,9 @@ def test_a_typed_amp_on_the_cpu_says_it_does_nothing(tmp_path):
         assert res.exit_code == 0, res.output
         assert ("--amp does nothing on cpu: predict's mixed precision is float16 on CUDA" in text) is said, flags
         assert (tmp_path / "p" / "submission.csv").is_file()
+    # one test image is '1 image', '1 row' (its read line, bar and written line said "1 images", "1 rows")
+    assert "layout 'unlabeled' (1 image)" in text and "predicting 1 image x 1 view(s)" in text, text
+    assert "submission.csv (1 row), " in text and "1 images" not in text and "1 rows" not in text, text
 
 
 def test_predict_json_names_its_paths_absolute(tmp_path, monkeypatch):
