@@ -1153,3 +1153,23 @@ def test_ensemble_says_what_it_does_on_a_terminal_before_its_table(tmp_path, mon
     build_ensemble([r1, r2], out=tmp_path / "ens")
     assert "writing the ensemble's files and report" in buf.getvalue()
     assert "spinner" not in console._state
+
+
+def test_a_stopped_fold_given_alone_is_finished_by_resuming_its_set(tmp_path):
+    """`ensemble done KF/fold_1`, fold_1 stopped at epoch 2 of 6: the warning said to finish it with
+    `imgcls train --resume KF/fold_1`, which trains a new k-fold set inside the fold's folder (KF/fold_1/fold_0, ...;
+    the fold's config.yaml records --folds) and leaves the fold stopped. The command resumes the set, KF."""
+    rows = _val_rows(tmp_path / "data")
+    done = mark_training(make_tiny_run(tmp_path / "runs" / "done", seed=1, val_rows=rows),
+                         done=4, epochs=4, best=3, finished=True)
+    kf = make_tiny_run(tmp_path / "runs" / "kf", seed=2, folds=2)
+    (kf / "oof_score.json").unlink()                    # the set's training stopped in its last fold
+    (kf / "config.yaml").write_text(yaml.safe_dump({"model": "test_efficientnet", "img_size": 32, "folds": "all",
+                                                    "epochs": 6}))
+    fold = mark_training(kf / "fold_1", done=2, epochs=6, best=1)
+    (fold / "val_predictions.csv").write_text((done / "val_predictions.csv").read_text())
+    res = runner.invoke(app, ["ensemble", str(done), str(fold), "--out", str(tmp_path / "e")])
+    flat = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert f"warning: {fold} is a stopped run (stopped 2/6 epochs)" in flat, flat
+    assert f"finish the run first: imgcls train --resume {kf} (Python: " in flat, flat
