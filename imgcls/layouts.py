@@ -926,10 +926,9 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
                 raise UserError(f"column '{col}' is not in {csv_path} (columns: {', '.join(cols)}); "
                                 f"pass the right name with {flag}")
             return col
-        for g in guesses:
+        for g in guesses:       # in their order: a spaced ' img_path' is not passed over for a later guess, 'id'
             if g in cols:
                 return g
-        for g in guesses:
             spaced(g)
         return None
 

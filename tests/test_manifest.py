@@ -991,6 +991,19 @@ def test_a_csv_header_with_spaces_after_its_commas_is_named(tmp_path, image_fold
     assert mf.load(image_folder, opts(csv=str(csv)), scan=False)["label"].tolist() == ["a"]
 
 
+def test_a_spaced_path_column_is_named_not_passed_over_for_the_id_column(tmp_path, image_folder):
+    """DACON's test.csv written by hand as `id, img_path`: the path guesses skipped ' img_path' and took the later
+    guess 'id', so predict looked for the images TEST_0, TEST_1, ... ('none of the 2 image(s) can be read ...: file
+    not found'). The spaced column is named, as a spaced label column is."""
+    csv = tmp_path / "test.csv"
+    csv.write_text("id, img_path\nTEST_0,a/000.png\nTEST_1,a/001.png\n")
+    said = f"the header of {csv} has spaces around its column name ' img_path', so no column is named 'img_path'"
+    with pytest.raises(UserError, match=re.escape(said)):
+        mf.load(image_folder, opts(csv=str(csv)), scan=False)
+    csv.write_text("id,img_path\nTEST_0,a/000.png\nTEST_1,a/001.png\n")
+    assert mf.load(image_folder, opts(csv=str(csv)), scan=False)["path"].tolist() == ["a/000.png", "a/001.png"]
+
+
 def test_competition_csv_guesses_and_errors(tmp_path, image_folder):
     csv = tmp_path / "train.csv"
     pd.DataFrame({"image_path": ["a/000.png", "missing.png"], "label": ["a", "b"]}).to_csv(csv, index=False)
