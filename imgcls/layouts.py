@@ -481,8 +481,10 @@ def read_folder(root: Path, loose_images: str = "warn", unread_images: str = "wa
              + (f"({', '.join(listing)} list{'s' if len(listing) == 1 else ''} images here: give the CSV that "
                 f"holds the classes as the input{f', e.g. {root / train_csv}' if train_csv else ''})" if listing
                 else "(use --layout unlabeled to read them)"))
-    unlisted = {nfc(_rel(p, root)) for p, _ in left_out.unlisted if p != root}
-    empty = [c for c in empty_class_folders(root, [r["path"] for r in rows], view) if c not in unlisted]
+    # a class folder that cannot be listed, or holds one that cannot (raw/b/sub): its images are unknown, not none
+    unlisted = [nfc(_rel(p, root)) for p, _ in left_out.unlisted if p != root]
+    empty = [c for c in empty_class_folders(root, [r["path"] for r in rows], view)
+             if not any(u == c or u.startswith(c + "/") for u in unlisted)]
     if empty:
         warn(f"{len(empty)} class folder(s) under {root} hold no images, so the data has no such class: "
              f"{shown(empty, 5)}")

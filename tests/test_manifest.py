@@ -512,6 +512,26 @@ def test_a_class_folder_that_cannot_be_listed_is_named_not_called_empty(tmp_path
     assert "hold no images" not in said, said
 
 
+def test_a_class_whose_only_subfolder_cannot_be_listed_is_not_called_empty(tmp_path, monkeypatch, capsys):
+    """raw/dog/sub without read permission, dog holding no other image: the warning named dog/sub as a folder
+    that cannot be listed, and a second warning said dog 'hold(s) no images, so the data has no such class': its
+    images are unknown, not none (reproduced with chmod 000 and CAP_DAC_OVERRIDE dropped)."""
+    import os
+    root = make_image_folder(tmp_path / "raw", {"cat": 2, "dog/sub": 2})
+    scandir = os.scandir
+
+    def locked(path="."):
+        if os.fspath(path) == os.fspath(root / "dog" / "sub"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+    monkeypatch.setattr(os, "scandir", locked)
+    df = mf.load(root, scan=False)
+    said = " ".join(capsys.readouterr().err.split())
+    assert set(df["label"]) == {"cat"}
+    assert "cannot be listed and were left out, e.g. dog/sub (Permission denied)" in said, said
+    assert "hold no images" not in said, said
+
+
 def test_classes_lost_to_unreadable_images_past_the_first_five_are_counted(capsys):
     """The warning of classes none of whose images can be read named the first five, then ' ...': how many more was
     unsaid. It says 'and N more' as every cut list does (imgcls.options.shown)."""
