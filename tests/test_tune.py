@@ -980,6 +980,19 @@ def test_bad_folds_are_refused_before_the_study_opens(data, tmp_path, space):
     assert not (tmp_path / "tune").exists()
 
 
+def test_device_cuda_without_one_is_refused_before_the_study_opens(data, tmp_path, space, monkeypatch):
+    """`tune --device cuda` on a machine without CUDA was refused only once trial 0 had started (its data read, its
+    model built: ~17 s), where clean/split/predict/train refuse it first. Now one line, exit 2, nothing made."""
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--device", "cuda",
+                                 "--out", str(tmp_path / "tune"), "--trials", "1", "--model", "test_resnet",
+                                 "--no-pretrained", "--epochs", "1"])
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [
+        "error: --device cuda asked for CUDA but no CUDA device is visible; use --device cpu or auto"], r.output
+    assert not (tmp_path / "tune").exists()
+
+
 def test_a_bare_tune_in_a_dacon_folder_names_a_tune_command_that_reads_its_train_csv(tmp_path, monkeypatch):
     """`imgcls tune --study s` in DACON's folder (train.csv: id,img_path,artist; no data/...) said 'no input given to
     train ...: imgcls train train.csv': another command, whose class column was not read either. It names the tune

@@ -657,6 +657,8 @@ def _check_up_front(cfg: TuneConfig):
     from imgcls.pipeline import default_input
     from imgcls.tune.space import load_space
     cfg.validate()
+    from imgcls.device import check_device_present
+    check_device_present(cfg.train.device)     # --device cuda without one: refused before the study, not in trial 0
     cfg.train.metric = cfg.metric       # each trial's best epoch (best.pt, its run's score) is the objective's
     from imgcls.outputs import refuse_other_output, refuse_users_files
     study_dir = cfg.study_dir()
