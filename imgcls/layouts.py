@@ -112,6 +112,19 @@ def csv_read_style(df: pd.DataFrame) -> dict:
     return csv_style(read[1], Path(read[0])) if read is not None else {}
 
 
+def _utf16_name(data: bytes) -> str | None:
+    """iconv's name for the UTF-16 a file's bytes are in (Excel's 'Unicode Text' export), None for other bytes: its
+    BOM (utf-16, iconv reads the byte order from it), else NUL bytes, which UTF-8 text of a CSV never holds, at the
+    odd (little-endian ASCII) or even (big-endian) offsets."""
+    import codecs
+    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+        return "utf-16"
+    head = data[:4096]
+    if b"\x00" not in head:
+        return None
+    return "utf-16le" if head[1::2].count(0) >= head[0::2].count(0) else "utf-16be"
+
+
 def csv_text(path: Path, what: str = "CSV file", fix: str | None = None) -> str:
     """The text of a CSV file, read whole once (read_csv's, FolderView.text's), with the mistakes a user can make
     said in one line: not a regular file, an empty (0-byte) file, text that is not UTF-8. `fix`: the fix each line
@@ -120,10 +133,16 @@ def csv_text(path: Path, what: str = "CSV file", fix: str | None = None) -> str:
     if imgio.not_regular_reason(path) is not None:
         raise UserError(f"{what} {path} is not a regular file; {fix or 'give a CSV file'}")
     try:
-        text = path.read_bytes().decode("utf-8-sig")       # the BOM is no text: csv_bom asks for it
+        data = path.read_bytes()
+        text = data.decode("utf-8-sig")       # the BOM is no text: csv_bom asks for it
     except UnicodeDecodeError as e:
-        raise UserError(f"{what} {path} is not UTF-8 text (byte {e.start}: {e.reason}); "
-                        f"{fix or 'save it as UTF-8 (e.g. iconv -f cp949 -t utf-8)'}") from None
+        utf16 = _utf16_name(data)
+        if utf16 is not None:
+            raise UserError(f"{what} {path} is UTF-16 text, not UTF-8; "
+                            f"{fix or f'save it as UTF-8 (e.g. iconv -f {utf16} -t utf-8)'}") from None
+        fix = fix or ("save it as UTF-8 (iconv -f ENCODING -t utf-8, ENCODING the one it was saved in: "
+                      "cp1252 / latin-1 for Western European, cp949 for Korean, ...)")     # bytes alone can't tell
+        raise UserError(f"{what} {path} is not UTF-8 text (byte {e.start}: {e.reason}); {fix}") from None
     except OSError as e:
         raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
     if not text.strip():

@@ -1183,6 +1183,24 @@ def test_malformed_csvs_are_one_line(case, as_manifest, tmp_path):
              "ragged_short": ["line 2 has 3" if as_manifest else "line 2 has 2"],
              "width_text": ["'width'", "wide"]}[case]
     one_line_error(r, str(f.name), *words)
+
+
+@pytest.mark.parametrize("encoding, said, not_said", [
+    ("utf-16", "is UTF-16 text, not UTF-8; save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8", "cp949"),
+    ("utf-16-le", "is UTF-16 text, not UTF-8; save it as UTF-8 (e.g. iconv -f utf-16le -t utf-8", "cp949"),
+    ("latin-1", "is not UTF-8 text (byte 24: invalid continuation byte); save it as UTF-8 (iconv -f ENCODING -t "
+                "utf-8, ENCODING the one it was saved in: cp1252 / latin-1", "iconv -f cp949"),
+])
+def test_a_csv_in_another_encoding_is_named_with_a_fix_for_that_encoding(encoding, said, not_said, tmp_path):
+    """A UTF-16 CSV (Excel's 'Unicode Text', with or without a BOM) or a latin-1 one was told `iconv -f cp949`, the
+    wrong source encoding for both. UTF-16 is recognised (its BOM, its NUL bytes) and named; any other encoding gets
+    a fix that names the likely ones, not one guessed."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 2}, size=(16, 16))
+    f = tmp_path / "t.csv"
+    f.write_bytes("path,label\na/000.png,café\na/001.png,a\n".encode(encoding))
+    r = invoke("eda", raw, "--csv", f, "--out", tmp_path / "eda")
+    one_line_error(r, str(f.name), said)
+    assert not_said not in r.flat
     assert not (tmp_path / "eda").exists()
 
 
