@@ -199,8 +199,11 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
                             f"alone writes the template's columns)" + keyword_of("fmt"))
         f_id, f_label = spelled[f_id.lower()], spelled[f_label.lower()]     # the template's spelling
     id_col = f_id if f_id in cols else cols[0]
-    if len(cols) < 2 and f_label not in cols:
-        raise UserError(f"{template} has only the column {cols[0]}; a sample submission needs an id and a label column")
+    if len(cols) < 2 or not len(tpl):      # a text file, a list of ids: not a template, not a mismatch of ids
+        has = f"one column ({cols[0]})" if len(cols) < 2 else f"a header ({shown(cols, 4, sep=',')})"
+        raise UserError(f"sample submission {template} has {has}{'' if len(tpl) else ' and no rows'}; it is not a "
+                        f"submission CSV: pass the competition's sample submission (a header such as id,label, one "
+                        f"row per test image)")
     label_col = f_label if f_label in cols else cols[1]
     tids = tpl[id_col].astype(str)
     # a spreadsheet's ',,' rows: the id an error would give as its example is nothing

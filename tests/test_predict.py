@@ -235,6 +235,33 @@ def test_the_submission_refusals_cut_their_lists_and_say_how_many_more(tmp_path)
         check_class_ids("--format mask", "index", names)
 
 
+@pytest.mark.parametrize("content, said", [
+    ("some words\n", "sample submission {f} has one column (some words) and no rows; it is not a submission CSV: "
+                      "pass the competition's sample submission (a header such as id,label, one row per test image)"),
+    ("id\n0.png\n1.png\n", "sample submission {f} has one column (id); it is not a submission CSV: pass the "
+                            "competition's sample submission (a header such as id,label, one row per test image)"),
+    ("id,label\n", "sample submission {f} has a header (id,label) and no rows; it is not a submission CSV: pass the "
+                   "competition's sample submission (a header such as id,label, one row per test image)"),
+])
+def test_a_sample_submission_that_is_no_submission_csv_is_told_so(tmp_path, monkeypatch, content, said):
+    """predict --sample-submission w.txt (a one-line text file) said the file 'does not match the test data (2 test
+    image(s) are not in the template ...)': a hunt for missing test images. A file of one column, or of no rows, is
+    named as no submission CSV, one line, before the model runs."""
+    import imgcls.predict as pr
+    run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
+    test = tmp_path / "test"
+    for i in range(2):
+        make_image(test / f"{i}.png", seed=i)
+    f = tmp_path / "w.txt"
+    f.write_text(content)
+    monkeypatch.setattr(pr, "predict_members", lambda *a, **k: pytest.fail("the model ran before the check"))
+    res = invoke("predict", run, "--data", test, "--out", tmp_path / "p", "--workers", 0, "--sample-submission", f,
+                 "-q")
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert " ".join(res.output.split()) == "error: " + said.format(f=f), res.output
+    assert not (tmp_path / "p").exists()
+
+
 def test_a_format_naming_other_columns_than_the_sample_submission_is_refused(tmp_path, monkeypatch):
     """predict --format mask --sample-submission sample.csv (id,artist) wrote the template's columns and said
     nothing of --format (its class ids went into artist); now one line before the model naming both column sets.
