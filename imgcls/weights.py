@@ -124,12 +124,23 @@ def _check_weight_format(path: Path, flag: str | None) -> None:
         raise UserError(f"{path} is not a weight file ({flag or '--weights'}): not {kind}; {fix}")
 
 
+def _cut_short(path: Path) -> bool:
+    """A torch.save zip (its first bytes) without the directory a zip ends with: a copy or download that stopped."""
+    import zipfile
+    try:
+        with open(path, "rb") as f:
+            return f.read(4) == TORCH_MAGIC[0] and not zipfile.is_zipfile(path)
+    except OSError:
+        return False
+
+
 def torch_load_safely(path: str | os.PathLike, what: str = "a weight file",
-                      fix: str = "give a state dict saved with torch.save, or a .safetensors file", mmap: bool = False):
+                      fix: str = "give a state dict saved with torch.save, or a .safetensors file", mmap: bool = False,
+                      damaged_fix: str = "copy or download it again"):
     """`torch.load(path, weights_only=True)`: tensors and plain containers only, never code. A file that is not such
     a torch file is one UserError naming it and what it is (never torch's advice to load it with weights_only=False,
-    which would run whatever the file holds). `mmap`: the tensors are mapped, not read (to look at the plain values
-    beside them cheaply)."""
+    which would run whatever the file holds); a torch.save file cut short is named so, with `damaged_fix`. `mmap`:
+    the tensors are mapped, not read (to look at the plain values beside them cheaply)."""
     import pickle
     import warnings
 
@@ -145,6 +156,9 @@ def torch_load_safely(path: str | os.PathLike, what: str = "a weight file",
         reason = ("it holds Python objects other than tensors, refused because loading them could run code"
                   if "Unsupported global" in str(e) else "not a file written by torch.save (UnpicklingError)")
     except Exception as e:                      # a text file, a truncated zip, an empty file: not torch.save output
+        if _cut_short(path):
+            raise UserError(f"{path} is truncated or damaged (the end of its torch.save archive is missing); "
+                            f"{damaged_fix}") from None
         reason = f"not a file written by torch.save ({type(e).__name__})"
     raise UserError(f"{path} is not {what}: {reason}; {fix}")
 

@@ -342,6 +342,29 @@ def test_hostile_checkpoints_and_weights_are_one_line_and_never_run(tmp_path):
     assert not (tmp_path / "runs").exists() and not (tmp_path / "p").exists()
 
 
+def test_a_truncated_checkpoint_is_named_truncated_with_the_fix(tmp_path):
+    """A best.pt cut short (a copy or download that stopped) said 'not a file written by torch.save (OSError)': the
+    user looked for the wrong file. A torch.save zip whose end is missing is named truncated or damaged, with the
+    fix: copy it again or train again (--resume); a weight file's: copy or download it again. One line, exit 2."""
+    from imgcls.weights import torch_load_safely
+    run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
+    best = run / "best.pt"
+    best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
+    for i in range(2):
+        make_image(tmp_path / "test" / f"{i}.png", seed=i)
+    r = runner.invoke(app, ["predict", str(run), "--data", str(tmp_path / "test"), "--out", str(tmp_path / "p"),
+                            "--workers", "0", "-q"])
+    said = " ".join(one_error_line(r).split())
+    assert said == (f"error: {best} is truncated or damaged (the end of its torch.save archive is missing); copy it "
+                    f"again from where it was written, or train the run again (an unfinished run: imgcls train "
+                    f"--resume RUN)"), r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "p").exists()
+    with pytest.raises(UserError) as e:
+        torch_load_safely(best)
+    assert str(e.value) == (f"{best} is truncated or damaged (the end of its torch.save archive is missing); copy or "
+                            f"download it again")
+
+
 def test_a_file_torch_did_not_write_is_not_called_one_holding_code(tmp_path):
     """A text or HTML file saved as .pt (a 404 page a download left) was reported as "it holds Python objects other
     than tensors, refused because loading them could run code", as if it were a checkpoint with pickled classes."""

@@ -43,7 +43,8 @@ def read_checkpoint(path: str | os.PathLike, mmap: bool = False) -> dict:
     from imgcls.model_meta import ModelMeta
     from imgcls.weights import torch_load_safely
     obj = torch_load_safely(path, "an imgcls checkpoint", f"give a {BEST_PT} / {LAST_PT} written by imgcls train",
-                            mmap=mmap)
+                            mmap=mmap, damaged_fix="copy it again from where it was written, or train the run again "
+                                                   "(an unfinished run: imgcls train --resume RUN)")
     if not isinstance(obj, dict) or "state_dict" not in obj or "meta" not in obj:
         raise UserError(f"{path} is not an imgcls checkpoint (no state_dict / meta); was it written by imgcls train?")
     # range-checked before anything is built from it (an img_size of 30000 would allocate GBs per image)
