@@ -167,7 +167,9 @@ def read_csv(path: Path, what: str = "CSV file", text: str | None = None, fix: s
     if kwargs.get("nrows") != 0:
         rows = csv.reader(_io.StringIO(text, newline=""), delimiter=sep)  # quoted values may hold seps and newlines
         try:
-            width = len(_header(rows, text))
+            header = _header(rows, text)
+            width = len(header)
+            _refuse_repeated_names(header, path, what, fix)
             end, skipped = rows.line_num, None
             for row in rows:
                 if row and len(row) != width:
@@ -188,6 +190,18 @@ def read_csv(path: Path, what: str = "CSV file", text: str | None = None, fix: s
                         f"{fix or 'fix the file'}") from None
     df.attrs[CSV_ROWS_READ] = (str(path), text)     # the text itself, not a copy: its lines found when a row is named
     return df
+
+
+def _refuse_repeated_names(header: list[str], path: Path, what: str, fix: str | None) -> None:
+    """A header naming a column twice: pandas renames the second (img.1), a name the user never wrote and errors
+    would offer back, and which of the two is meant is unsaid. Empty names (a spreadsheet's trailing commas) are
+    no name."""
+    seen: dict[str, int] = {}
+    for i, name in enumerate(header, 1):
+        if name.strip() and name in seen:
+            raise UserError(f"{what} {path}: the header names the column {name} twice (columns {seen[name]} and {i}); "
+                            f"{fix or 'give each column its own name (rename or drop one)'}")
+        seen.setdefault(name, i)
 
 
 def _skipped_lines(text: str, sep: str) -> set[int]:

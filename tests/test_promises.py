@@ -1185,6 +1185,27 @@ def test_malformed_csvs_are_one_line(case, as_manifest, tmp_path):
     one_line_error(r, str(f.name), *words)
 
 
+@pytest.mark.parametrize("header, rows, said", [
+    ("img,img,cls", ["a/000.png,a/000.png,a", "a/001.png,a/001.png,a"], "the header names the column img twice "
+     "(columns 1 and 2); give each column its own name (rename or drop one)"),
+    ("path,label,label", ["a/000.png,a,a", "a/001.png,a,a"], "the header names the column label twice (columns 2 "
+     "and 3); give each column its own name (rename or drop one)"),
+])
+def test_a_csv_header_naming_a_column_twice_is_named(header, rows, said, tmp_path):
+    """A CSV whose header names a column twice (img,img,cls) was read with pandas' renamed img.1, which the error
+    then offered as a column to pass (`columns: img, img.1, cls; pass --path-col NAME`), or (path,label,label) was
+    read with the first one silently. The duplicated name is said, one line, before any work; empty names (a
+    spreadsheet's trailing commas) are no duplicate."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 2}, size=(16, 16))
+    f = tmp_path / "t.csv"
+    f.write_text("\n".join([header, *rows]) + "\n")
+    r = invoke("eda", raw, "--csv", f, "--out", tmp_path / "eda")
+    one_line_error(r, f"CSV file {f}: {said}")
+    assert ".1" not in r.flat and not (tmp_path / "eda").exists()
+    f.write_text("\n".join(["path,label,,", *[",".join(row.split(",")[::2]) + ",," for row in rows]]) + "\n")
+    assert invoke("eda", raw, "--csv", f, "--out", tmp_path / "eda", "-q").exit_code == 0
+
+
 @pytest.mark.parametrize("encoding, said, not_said", [
     ("utf-16", "is UTF-16 text, not UTF-8; save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8", "cp949"),
     ("utf-16-le", "is UTF-16 text, not UTF-8; save it as UTF-8 (e.g. iconv -f utf-16le -t utf-8", "cp949"),
