@@ -2886,6 +2886,27 @@ def test_a_run_named_while_imgcls_train_trains_it_is_used_with_a_warning(tmp_pat
     assert res.exit_code == 0 and "being trained" not in res.output, res.output
 
 
+def test_a_saved_ensemble_with_a_stopped_member_says_so_as_imgcls_ensemble_did(tmp_path):
+    """`imgcls ensemble done stopped` warns that `stopped` is a stopped run ('stopped 2/6'); `imgcls predict
+    outputs/ensembles/E` then predicted with its partial best.pt without a word (load_spec only said a run training
+    now). The saved ensemble says the same warning for that member, once; the finished member gets none."""
+    from imgcls.ensemble import EnsembleSpec, member_from_run
+    from imgcls.ensemble.spec import write_spec
+    done = mark_training(make_tiny_run(tmp_path / "runs" / "done", seed=1), done=4, epochs=4, best=3, finished=True)
+    stopped = make_tiny_run(tmp_path / "runs" / "stopped", seed=2)
+    ens = tmp_path / "ens"
+    write_spec(EnsembleSpec("ens", "soft", [member_from_run(done), member_from_run(stopped)], ["a", "b", "c"]), ens)
+    mark_training(stopped, done=2, epochs=6, best=1)
+    for i in range(2):
+        make_image(tmp_path / "test" / f"{i}.png", seed=i)
+    res = invoke("predict", ens, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0, "-q")
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert f"warning: {stopped.resolve()} is a stopped run (stopped 2/6 epochs): its best.pt is from a partial run; " \
+           f"it is used as it is, or finish the run first: imgcls train --resume {stopped.resolve()}" in said, said
+    assert said.count("stopped run") == 1, said
+
+
 def test_a_saved_ensemble_whose_member_imgcls_train_trains_now_is_used_with_a_warning(tmp_path, capsys):
     """`imgcls predict outputs/ensembles/E` while imgcls train trains one of its members' runs again (a resume)
     predicted with that member's half-trained best.pt without a word (load_spec built the members itself; only

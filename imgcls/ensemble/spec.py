@@ -304,7 +304,8 @@ def check_spec(doc, p: Path) -> None:
 
 def load_spec(path: str | os.PathLike) -> EnsembleSpec:
     """The ensemble of a spec file (or of the folder holding spec.yaml), every field checked; a member whose run
-    (or fold) imgcls train is training now is used with member_from_run's warning (warn_training_now)."""
+    (or fold) imgcls train is training now, or whose training stopped, is used with member_from_run's warning
+    (warn_unfinished)."""
     p = Path(path)
     if p.is_dir():
         p = p / SPEC_NAME
@@ -326,8 +327,8 @@ def load_spec(path: str | os.PathLike) -> EnsembleSpec:
             why = deleted_by_tune(run)
             raise UserError(f"ensemble {p}: member {d['name']} checkpoint {missing[0]} does not exist"
                             + (f": {why}" if why else "; rebuild the ensemble or restore the run"))
-        for c in ckpts:     # a member imgcls train is training again now: said as `imgcls ensemble RUN` said it
-            warn_training_now(run if len(ckpts) == 1 else c.parent, c)
+        for c in ckpts:     # a member imgcls train is training again now, or stopped: said as `imgcls ensemble RUN` did
+            warn_unfinished(run if len(ckpts) == 1 else c.parent, c)
         members.append(Member(str(d["name"]), run, ckpts, weight))
     return EnsembleSpec(doc.get("name", p.parent.name), doc.get("method", "soft"), members,
                         [str(c) for c in doc.get("classes", [])], p, doc.get("scores", {}),
