@@ -120,6 +120,24 @@ def check_device_present(spec: str = "auto") -> None:
         resolve_device(spec)
 
 
+def quiet_cuda_home_note() -> None:
+    """Import torch.utils.cpp_extension with its logger raised to ERROR: torch.compile's CPU code generation imports
+    it, and on a machine with a CUDA toolkit and no CUDA device its import logs 'No CUDA runtime is found, using
+    CUDA_HOME=...' (once per process) in the middle of a CPU run's output, about nothing the run asked for."""
+    import importlib
+    import logging
+    import sys
+    if "torch.utils.cpp_extension" in sys.modules:
+        return
+    log = logging.getLogger("torch.utils.cpp_extension")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        importlib.import_module("torch.utils.cpp_extension")
+    finally:
+        log.setLevel(level)
+
+
 def device_name(dev) -> str:
     """What a resolved torch.device is called in a step's outputs: 'cpu', 'cuda:0' (a bare 'cuda' is the current
     CUDA device, named with its index), never the 'auto' that chose it."""

@@ -2166,6 +2166,26 @@ def test_cache_check_reads_nothing_it_cannot(tmp_path, monkeypatch):
     assert disk > 0 and (mem is None or mem > 0)
 
 
+def test_compile_on_the_cpu_prints_no_cuda_runtime_note(two_class, tmp_path):
+    """`train --compile --device cpu` on a machine with a CUDA toolkit and no CUDA device printed torch's
+    `W... cpp_extension.py] No CUDA runtime is found, using CUDA_HOME=...` in the middle of the run's output
+    (inductor's CPU code generation imports torch.utils.cpp_extension): nothing the CPU run asked about. The run's
+    output is its own (a fresh process: the note comes once per process, at that import)."""
+    import os
+    import subprocess
+    import sys
+
+    import imgcls
+    env = {**os.environ, "PYTHONPATH": str(Path(imgcls.__file__).parents[1]), "CUDA_HOME": str(tmp_path),
+           "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "imgcls", "train", str(two_class), "--model", "test_resnet",
+                        "--no-pretrained", "--img-size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "0",
+                        "--device", "cpu", "--compile", "--aug", "none", "--val-split", "0.3", "--out",
+                        str(tmp_path / "runs"), "--name", "c", "-q"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and "No CUDA runtime" not in r.stdout + r.stderr, r.stdout + r.stderr
+    assert (tmp_path / "runs" / "c" / "best.pt").is_file()
+
+
 def test_last_state_json_lets_runs_read_the_finished_flag_without_torch(two_class, tmp_path, monkeypatch):
     """`imgcls runs` imported torch (~2 s CPU) to read each last.pt's finished flag; train now records the flag in
     last_state.json beside it, written after last.pt: a crash between the two writes leaves no record that claims

@@ -336,6 +336,9 @@ class Trainer:
 
     def wrap(self) -> None:
         if self.cfg.compile:
+            if self.device.type != "cuda":
+                from imgcls.device import quiet_cuda_home_note
+                quiet_cuda_home_note()
             self.train_model = torch.compile(self.model)
         if self.dist.on:
             from torch.nn.parallel import DistributedDataParallel as DDP
