@@ -143,11 +143,12 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     return df, meta, folds
 
 
-def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str) -> None:
+def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | None = None) -> None:
     """The lines on what validates and the data's warnings (no split column, a leak between the split's sides, a
     class of one image, an unused --val-split) of the usable rows `df` (check_data's) with these options; `src`:
     the data as the user named it. Said by each run as its images are scanned, and by tune before its study opens,
-    on the table as read (tune._check_data): inside its console.said_once a trial then says none of those again."""
+    on the table as read (tune._check_data): inside its console.said_once a trial then says none of those again.
+    `study`: tune's --study, whose `imgcls tune` command the fixes name instead of `imgcls train`."""
     from imgcls.console import info, warn
     from imgcls.options import shown
     from imgcls.train import data as tdata
@@ -157,7 +158,7 @@ def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str) -> None:
              f"column's val rows (split --folds: fold 0); --folds all trains one per fold (out-of-fold predictions "
              f"for ensemble)")
     elif not cfg.folds and not tdata.has_val_split(df):
-        split, train = _split_first(cfg, df, src=src)
+        split, train = _split_first(cfg, df, src=src, study=study)
         warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
              f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
              f"copies clean did not link can sit on both; for a leak-free split: {split}, then {train}")
@@ -174,12 +175,14 @@ def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str) -> None:
              + ("fold column" if cfg.folds else "split column's val rows") + " decide what validates")
 
 
-def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = None) -> tuple[str, str]:
+def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = None,
+                 study: str | None = None) -> tuple[str, str]:
     """The `imgcls split` command that splits this run's data, and the `imgcls train` one that trains on its
     table, as typed, each with its Python call (options.python_too): a bare `imgcls split` reads only the
     pipeline's default input (not a train.csv given here), and a --target column (DACON's artist) is what split
     stratifies on and the table keeps for train. `folds`: a 5-fold split, all of whose folds train. `src`: the data
-    as the user named it (cfg.src, made absolute for config.yaml, when not known)."""
+    as the user named it (cfg.src, made absolute for config.yaml, when not known). `study`: tune's --study, the
+    second command then `imgcls tune` of that study on the split's table."""
     from imgcls.console import sh
     from imgcls.options import python_too
     from imgcls.pipeline import PIPELINE, has_default_input
@@ -201,11 +204,14 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     split_cfg = ", ".join(x for x in ("folds=5" if folds else "", "" if label else f"stratify=[{cfg.target!r}]") if x)
     split_args = ", ".join(x for x in ("" if again else repr(str(src)), repr(out) if out else "",
                                        f"cfg=SplitConfig({split_cfg})" if split_cfg else "") if x)
-    train = f"imgcls train {sh(splits)}" + ("" if label else f" --target {sh(cfg.target)}") + \
-        (" --folds all" if folds else "")
+    step = "train" if study is None else "tune"
+    train = f"imgcls {step} {sh(splits)}" + ("" if label else f" --target {sh(cfg.target)}") + \
+        (" --folds all" if folds else "") + ("" if study is None else f" --study {sh(study)}")
     train_args = "".join((f"src={splits!r}", "" if label else f", target={cfg.target!r}",
                           ", folds='all'" if folds else ""))
-    return (python_too(split, f"run_split({split_args})"), python_too(train, f"run_train(TrainConfig({train_args}))"))
+    call = f"run_train(TrainConfig({train_args}))" if study is None else \
+        f"run_tune(TuneConfig(study={study!r}, train=TrainConfig({train_args})))"
+    return (python_too(split, f"run_split({split_args})"), python_too(train, call))
 
 
 def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[int] | None:
@@ -373,7 +379,8 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     `stop_after`: stop after that many epochs in total (as if interrupted; `resume` continues).
     `callbacks`: imgcls.train.callbacks.Callback objects, called on rank 0 only; an exception one raises propagates
     out of run_train after the finished epochs' last.pt / metrics.csv are written. `track_group`: a name several
-    run_train calls share for cfg.tracker (tune's study: MLflow nests them under one parent run, W&B groups them).
+    run_train calls share for cfg.tracker (tune's study: MLflow nests them under one parent run, W&B groups them;
+    the data's warnings then name `imgcls tune --study` that study as their fix, not `imgcls train`).
     --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards).
     `typed`: the options the user gave (TrainConfig.resolve's overrides; the CLI's flags): one given at its default
     where it would not act is refused too (imgcls.options.check_typed).
@@ -549,7 +556,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             info(f"weights: {source.describe()}")
 
     if dist.main:
-        say_data_notes(cfg, df, src_named)
+        say_data_notes(cfg, df, src_named, study=track_group)    # a tune trial's fix names its study, as tune's
     if resume is not None and not cfg.folds and not tdata.has_val_split(df):
         _check_resumed_draw(resume, df, cfg, meta.target)
 
