@@ -264,6 +264,15 @@ def _oriented_size(im: Image.Image) -> tuple[int, int]:
     return h, w
 
 
+@own_pixel_bound()      # a header read: PIL's bomb check neither warns nor raises, --max-pixels is the bound
+def header_size(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """An image's (width, height) as load_rgb returns it (EXIF orientation applied), from its header alone: no pixel
+    is decoded (a PNG's eXIf chunk after its pixels is not seen; probe's check decodes to find it). Raises
+    ImageReadError as the loaders do (not an image, over `max_pixels`; None: no bound)."""
+    with _open_checked(path, max_pixels) as im:
+        return _oriented_size(im)
+
+
 def _open_checked(path, max_pixels: int | None) -> Image.Image:
     """Open lazily (header only) and apply the pixel bound."""
     special = not_regular_reason(path)

@@ -164,18 +164,21 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
 def _squares_as_they_came(rows: pd.DataFrame) -> bool:
     """Whether every image of `rows` is a square of its own: a `preprocess --resize-mode crop` of it is the image
     itself. Not squares a preprocess --size made (the padding of a non-square image is no centre crop of it). Sizes
-    are read from the files' headers (a folder given to predict is not scanned), up to the first that is no square."""
+    are read from the files' headers (a folder given to predict is not scanned), up to the first that is no square:
+    seconds over a test set of 10,000 images, under a bar."""
     from imgcls.preprocess.outputs import made_square
     if made_square(rows):
         return False
-    with imgio.own_pixel_bound():        # a header read: PIL's bomb check neither warns nor raises
-        for path in mf.image_paths(rows):
+    paths = mf.image_paths(rows)
+    with progress_bar("reading test image sizes", len(paths), transient=True) as advance:
+        for path in paths:
             try:
-                with imgio._open_checked(path, None) as im:
-                    if im.width != im.height:
-                        return False
+                w, h = imgio.header_size(path, None)
             except imgio.ImageReadError:      # unreadable: predict says so, not this
-                continue
+                w = h = 0
+            if w != h:
+                return False
+            advance()
     return True
 
 

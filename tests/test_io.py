@@ -147,6 +147,19 @@ def test_an_exif_rotated_tiff_or_webp_has_the_size_load_rgb_gives(tmp_path):
         assert np.asarray(im)[:15, :, 0].min() > 200, ext          # red on top, turned once
 
 
+def test_header_size_is_load_rgbs_size_without_decoding(tmp_path):
+    """header_size: the public header read (predict's check that test images are squares reached into
+    _open_checked): load_rgb's size, EXIF turn applied, and the loaders' ImageReadError for a bad file."""
+    p = make_odd_file("exif_rotated_jpeg", tmp_path)
+    assert imgio.header_size(p) == imgio.load_rgb(p).size == (30, 60)
+    assert imgio.header_size(make_image(tmp_path / "a.png", size=(48, 40)), None) == (48, 40)
+    with pytest.raises(imgio.ImageReadError, match="pixels"):
+        imgio.header_size(tmp_path / "a.png", max_pixels=100)
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    with pytest.raises(imgio.ImageReadError):
+        imgio.header_size(tmp_path / "b.png")
+
+
 def test_a_pngs_exif_after_its_pixels_gives_the_size_load_rgb_gives(tmp_path):
     """A PNG may carry its eXIf chunk after the image data (tools that append metadata): PIL reads it there when
     it loads the pixels, so load_rgb turned the image, while probe, which skips PIL's getexif for PNGs (it decodes

@@ -2298,6 +2298,34 @@ def test_test_images_that_skip_a_preprocess_centre_crop_are_warned_of(tmp_path):
     assert "differs" not in said["square"] + said["cropped"], said
 
 
+def test_the_squares_check_of_test_images_reads_headers_under_a_bar(tmp_path, monkeypatch):
+    """A crop-trained run given test images: each one's header is read to see they are all squares (a crop leaves a
+    square whole), a pass of seconds over 10,000 images that showed nothing. It has the house bar (gone when done),
+    stops at the first non-square, and an unreadable file is no square's proof either way (predict names it)."""
+    import contextlib
+
+    import imgcls.predict as pr
+    from imgcls import manifest as mf
+    bars = []
+    real = pr.progress_bar
+
+    @contextlib.contextmanager
+    def recording(description, total, **kw):
+        steps = []
+        bars.append((description, total, steps))
+        with real(description, total, **kw) as advance:
+            yield lambda n=1, status=None: steps.append(n) or advance(n, status)
+    monkeypatch.setattr(pr, "progress_bar", recording)
+    square = make_image_folder(tmp_path / "square", {"a": 2, "b": 1}, size=(30, 30))
+    (square / "b" / "bad.png").write_bytes(b"not an image")
+    rows = mf.load(str(square), mf.LayoutOptions(), scan=False, announce=False)
+    assert pr._squares_as_they_came(rows) is True
+    assert bars == [("reading test image sizes", 4, [1] * 4)], bars
+    make_image(square / "a" / "000.png", size=(40, 30))
+    bars.clear()
+    assert pr._squares_as_they_came(rows) is False and bars[0][2] == [], bars
+
+
 def test_the_preprocess_fix_names_the_size_the_training_images_were_made_at(tmp_path):
     """A run trained on `imgcls preprocess --face-crop --size 48` output, given raw test images, was told to run
     'imgcls preprocess TEST --out DIR --face-crop': the command as typed made test images of another size and
