@@ -207,11 +207,11 @@ def test_a_small_portrait_is_detected_on_an_upscaled_copy(tmp_path):
     assert "detect_min_side" not in PreprocessConfig(size=32).settings()
 
 
-def test_detector_option_selects_the_deepface_backend(tmp_path, monkeypatch):
-    """Any backend whose files are present is passed to deepface's extract_faces as is."""
+@pytest.fixture
+def ssd_finding(tmp_path, monkeypatch):
+    """ssd_finding(area): deepface's ssd backend (its files present, empty) whose extract_faces finds that box,
+    facial_area (x, y, w, h) on the copy it is given; returns the list of (backend, copy's shape) it was called with."""
     from deepface.modules import detection
-
-    from imgcls.preprocess.faces import FaceDetector
     home = tmp_path / "dfhome"
     (home / ".deepface" / "weights").mkdir(parents=True)
     for f in ("deploy.prototxt", "res10_300x300_ssd_iter_140000.caffemodel"):
@@ -219,15 +219,38 @@ def test_detector_option_selects_the_deepface_backend(tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPFACE_HOME", str(home))
     seen = []
 
-    def fake_extract(img, detector_backend, **kw):
-        seen.append((detector_backend, img.shape))
-        return [{"facial_area": {"x": 10, "y": 5, "w": 20, "h": 30}, "confidence": 0.9}]
+    def finding(area):
+        def fake_extract(img, detector_backend, **kw):
+            seen.append((detector_backend, img.shape))
+            return [{"facial_area": dict(zip("xywh", area)), "confidence": 0.9}]
+        monkeypatch.setattr(detection, "extract_faces", fake_extract)
+        return seen
+    return finding
 
-    monkeypatch.setattr(detection, "extract_faces", fake_extract)
+
+def test_detector_option_selects_the_deepface_backend(ssd_finding):
+    """Any backend whose files are present is passed to deepface's extract_faces as is."""
+    from imgcls.preprocess.faces import FaceDetector
+    seen = ssd_finding((10, 5, 20, 30))
     det = FaceDetector("ssd", detect_size=50)
     face = det.detect(Image.new("RGB", (200, 100)))
     assert seen == [("ssd", (25, 50, 3))]                          # detected on a 50 px copy ...
     assert (face.x, face.y, face.w, face.h) == (40, 20, 80, 120)   # ... box mapped back to the original
+
+
+@pytest.mark.parametrize("area", [(0, 0, 20, 150), (0, 0, 150, 20), (159, 159, 40, 40)])
+def test_a_face_on_the_upscaled_copy_of_a_tiny_image_crops_at_least_a_pixel(ssd_finding, area):
+    """An image under MIN_DETECT_SIDE is detected on an upscaled copy, its boxes scaled back down and rounded after
+    the zero-size check: on a 3 px image a 20 px box (or one starting at 159 of 160) rounded to w or h 0 (or x 3),
+    an empty crop. The box is at least 1 px a side and starts inside the image, its crop not empty."""
+    from imgcls.preprocess.faces import FaceDetector, crop_box
+    seen = ssd_finding(area)
+    im = Image.new("RGB", (3, 3))
+    face = FaceDetector("ssd", detect_size=640).detect(im)
+    assert seen == [("ssd", (160, 160, 3))]
+    assert face.w >= 1 and face.h >= 1 and face.x < 3 and face.y < 3, face
+    left, top, right, bottom = crop_box(face, im.size, 0.2)
+    assert right > left and bottom > top and im.crop((left, top, right, bottom)).size >= (1, 1)
 
 
 # --- no face policies, resizing, normalising --------------------------------------------------------------------

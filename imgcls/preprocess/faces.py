@@ -43,6 +43,7 @@ class FaceDetector:
     def detect(self, im: Image.Image) -> Face | None:
         """The most confident face (n_faces = how many were found), or None."""
         im = im.convert("RGB")
+        size = im.size
         scale = 1.0
         side = max(im.size)
         target = min(side, self.detect_size) if self.detect_size else side
@@ -60,13 +61,22 @@ class FaceDetector:
             a = f["facial_area"]
             if conf <= 0 or a["w"] <= 0 or a["h"] <= 0:
                 continue
-            faces.append(Face(int(round(a["x"] * scale)), int(round(a["y"] * scale)), int(round(a["w"] * scale)),
-                              int(round(a["h"] * scale)), conf))
+            faces.append(Face(*box_in_original(a, scale, size), conf))
         if not faces:
             return None
         best = max(faces, key=lambda f: (f.confidence, f.w * f.h))
         best.n_faces = len(faces)
         return best
+
+
+def box_in_original(area: dict, scale: float, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """A box (x, y, w, h) found on a copy of the image resized by 1 / `scale`, in the original of `size` (width,
+    height): rounded, at least 1 px a side and starting inside the image. A box on the upscaled copy of an image of a
+    few px rounded to w or h 0, or to x = its width: an empty crop."""
+    width, height = size
+    x = min(int(round(area["x"] * scale)), width - 1)
+    y = min(int(round(area["y"] * scale)), height - 1)
+    return x, y, max(1, int(round(area["w"] * scale))), max(1, int(round(area["h"] * scale)))
 
 
 def crop_box(face: Face, size: tuple[int, int], margin: float) -> tuple[int, int, int, int]:
