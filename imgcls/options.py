@@ -151,12 +151,13 @@ def specs(cls) -> dict[str, tuple[dataclasses.Field, Spec]]:
 
 def setting_text(cls, name: str, value: Any) -> Any:
     """A setting's value as a report's Settings table shows it: unset (None, an empty list) as what that means, the
-    option's `none` (as --help shows its default), else "none"; anything else unchanged. An empty cell read as a
-    value lost (split's folds, cache_dir)."""
+    option's `none` (as --help shows its default), else "none"; a bool as true / false (option_text, as config.yaml
+    writes it); anything else unchanged. An empty cell read as a value lost (split's folds, cache_dir). `cls`: the
+    step's config dataclass (a setting that is none of its fields: "none" when unset)."""
     if value is None or (isinstance(value, (list, tuple)) and not value):
         spec = specs(cls).get(name)
         return spec[1].none if spec is not None and spec[1].none else "none"
-    return value
+    return option_text(value)
 
 
 def default_of(f: dataclasses.Field) -> Any:

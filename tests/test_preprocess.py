@@ -1352,3 +1352,20 @@ def test_the_manifest_is_assembled_by_column_not_by_cell(tmp_path, monkeypatch):
     pp.run_preprocess(src, out, pp.PreprocessConfig(size=8), workers=1)          # every image up to date
     assert writes[0] < 60, writes[0]
     assert (out / "manifest.csv").read_bytes() == first
+
+
+def test_the_report_s_settings_say_what_an_unset_size_means_and_booleans_as_config_yaml_does(tmp_path):
+    """report.html's Settings table showed an empty cell for an unset --size and booleans as Python's True / False.
+    It says what unset means (--help's "keep the size") and true / false, as split's report and config.yaml do
+    (imgcls.options.setting_text)."""
+    import html as h
+    import re
+    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(20, 16))
+    r = run(src, "--out", tmp_path / "out", "--workers", "1")
+    assert r.exit_code == 0, r.output
+    page = h.unescape((tmp_path / "out" / "report.html").read_text())
+    table = page.split("Settings</h2>")[1].split("</table>")[0]
+    settings = dict(re.findall(r"<t[hd][^>]*>\s*([^<]*?)\s*</t[hd]>\s*<td[^>]*>\s*([^<]*?)\s*</td>", table))
+    assert settings["size"] == "keep the size", settings
+    assert settings["remove_bg"] == "false" and settings["face_crop"] == "false", settings
+    assert "" not in settings.values() and "True" not in settings.values() and "False" not in settings.values()

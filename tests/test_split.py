@@ -1103,7 +1103,7 @@ def test_folder_dataset_report_lists_no_profile_options_and_age_bands_are_refuse
 def test_the_report_s_settings_say_what_an_unset_option_means(tmp_path, monkeypatch):
     """split's report listed its unset options as empty cells (cache_dir, folds; a profile dataset's relabel_age,
     drop_ages), read as values lost. Each says what unset means: the option's meaning as --help shows its default
-    (imgcls.options.setting_text), else "none"."""
+    (imgcls.options.setting_text), else "none"; a bool reads true / false, as config.yaml writes it (was True)."""
     import html as htmllib
     monkeypatch.setenv("IMGCLS_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("imgcls.split.run.near_duplicate_pairs_for", lambda *a, **k: [])   # no model run here
@@ -1117,6 +1117,8 @@ def test_the_report_s_settings_say_what_an_unset_option_means(tmp_path, monkeypa
     assert settings["cache_dir"] == "$IMGCLS_CACHE/embeddings, else ~/.cache/imgcls/embeddings"
     assert settings["relabel_age"] == "the --age-bands edges" and settings["drop_ages"] == "none"
     assert "" not in settings.values(), settings
+    # a bool as config.yaml writes it (imgcls.options.option_text), not Python's True / False
+    assert settings["near_dup"] == "true" and settings["allow_leaks"] == "false", settings
 
 
 def test_folds_after_test_count_only_the_newly_single_group_classes_they_list():

@@ -433,7 +433,8 @@ def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, 
     copies = summary.get("oversampled") or {}
     counts += [(f"oversampled copies{'' if k == 'copies' else ' ' + k.replace('_', ' ')}", copies[k])
                for k in ("copies", "written", "up_to_date") if k in copies]
-    sections = [("Settings", rp.key_values(settings.items())),
+    from imgcls.options import setting_text       # an unset --size: "keep the size", not an empty cell
+    sections = [("Settings", rp.key_values((k, setting_text(PreprocessConfig, k, v)) for k, v in settings.items())),
                 ("Run", rp.key_values((k, summary[k]) for k in REPORT_RUN if summary.get(k) is not None)),
                 ("Counts", rp.key_values(counts))]
     done = res[(res["error"] == "") & (res["root"] == str(out.resolve()))]
