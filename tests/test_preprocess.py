@@ -1369,3 +1369,25 @@ def test_the_report_s_settings_say_what_an_unset_size_means_and_booleans_as_conf
     assert settings["size"] == "keep the size", settings
     assert settings["remove_bg"] == "false" and settings["face_crop"] == "false", settings
     assert "" not in settings.values() and "True" not in settings.values() and "False" not in settings.values()
+
+
+def test_a_run_where_every_image_fails_is_an_error_naming_the_reason_and_leaves_out_as_it_was(tmp_path, monkeypatch):
+    """A run where every image failed (here: the resize raising on each) exited 0 with "0 image(s)" written and an
+    empty manifest replacing the earlier one. It is an error, exit 2, naming the most common reason and an image of
+    it, and --out keeps the earlier run's output as it was."""
+    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(20, 16))
+    out = tmp_path / "out"
+    assert run(src, "--out", out, "--workers", "1").exit_code == 0
+    before = tree_snapshot(out)
+
+    def broken(*a, **k):
+        raise OSError("resampler gone")
+    monkeypatch.setattr("imgcls.preprocess.resize.fit", broken)
+    r = run(src, "--out", out, "--size", "16", "--workers", "1")
+    assert r.exit_code == 2, r.output
+    assert "every image failed (4 images)" in r.flat and "resampler gone" in r.flat and "Traceback" not in r.output
+    assert str(src) in r.flat, r.flat
+    assert tree_snapshot(out) == before
+    new = tmp_path / "new"
+    r = run(src, "--out", new, "--size", "16", "--workers", "1")
+    assert r.exit_code == 2 and not new.exists(), r.output

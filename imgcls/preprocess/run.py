@@ -151,6 +151,8 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
                         f"interrupted: {out} holds no finished image yet; {rerun} processes the {rest}")
         raise
     dropped = [i for i, r in sorted(records.items()) if r["error"] == NO_FACE_DROPPED]
+    if not any(r["written"] for r in records.values()):
+        _refuse_all_failed(out, before, paths, records, df, readable, dropped)
     if dropped and not any(r["written"] for r in records.values()):
         # no image at all: nothing to train on (split and train refuse it) and nothing to predict on (predict would
         # take every test image uncropped, as it came); a run that yields nothing does not replace an earlier output
@@ -232,6 +234,24 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
          + (f", {len(no_face)} without a face dropped" if cfg.no_face == "drop" and no_face else "")
          + f"); manifest {out / mf.MANIFEST_NAME}")
     return result
+
+
+def _refuse_all_failed(out: Path, before: dict, paths, records: dict, df: pd.DataFrame, readable, dropped) -> None:
+    """A run that wrote no image because every image failed (to process, or unreadable; not --no-face drop alone,
+    said by its own error) is an error, exit 2: nothing to train or predict on, said as the most common reason and
+    an image of it, not a run that exits 0 with "0 image(s)". OUT is left as it was (_leave_as_it_was)."""
+    from collections import Counter
+    why = [(i, r["error"]) for i, r in sorted(records.items()) if r["error"] and r["error"] != NO_FACE_DROPPED]
+    why += [(i, f"unreadable input: {df.at[i, 'error']}") for i in range(len(df)) if not readable[i]]
+    if not why:
+        return
+    reason, n = Counter(e for _, e in why).most_common(1)[0]
+    example = paths[next(i for i, e in why if e == reason)]
+    _leave_as_it_was(before)
+    also = f", {plural(len(dropped), 'image')} without a face dropped" if dropped else ""
+    raise UserError(f"every image failed ({plural(len(why), 'image')}{also}), nothing was written to {out} (an "
+                    f"earlier output there is left as it was); most often ({n} of them): {reason} (e.g. {example}): "
+                    f"fix that and preprocess again")
 
 
 def _process(todo, records: dict, jpath: Path, settings: dict, sources, names, stamps, cfg: PreprocessConfig,
