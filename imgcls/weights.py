@@ -625,6 +625,27 @@ def check_deepface_detector(backend: str) -> None:
                                       f"deepface downloaded it, or use --detector opencv (ships with OpenCV)")
 
 
+def load_deepface_detector(backend: str) -> None:
+    """check_deepface_detector, then build the detector once, here: a file that is there but damaged (a copy cut
+    short) failed on every image, each with deepface's advice to install opencv-contrib-python, after the scan. One
+    line naming the file and the fix instead, before any work. deepface keeps the model it built (its
+    modeling.build_model cache): a run in this process detects with it."""
+    check_deepface_detector(backend)
+    from deepface.modules import modeling
+    try:
+        modeling.build_model(task="face_detector", model_name=backend)
+    except Exception as e:    # deepface wraps a loader's error in its own (ValueError, ...): any is this one line
+        files = [str(deepface_weights_dir() / n) for n in DEEPFACE_DETECTOR_FILES.get(backend, ())]
+        root = e
+        while root.__cause__ is not None:     # the loader's own error, not deepface's advice wrapped around it
+            root = root.__cause__
+        cause = " ".join(f"{type(root).__name__}: {root}".split())[:200]
+        what = (f"its file {', '.join(files)} could not be loaded ({cause}): it is damaged or cut short; copy it "
+                f"again from a machine where deepface downloaded it" if files else
+                f"it could not be built ({cause}); reinstall the package it needs")
+        raise MissingWeightsError(f"face detector '{backend}': {what}, or use --detector opencv") from None
+
+
 def preprocess_inventory() -> list[dict]:
     """One row per preprocess model file: what, where it is looked for, present or not."""
     rows = []

@@ -1391,3 +1391,23 @@ def test_a_run_where_every_image_fails_is_an_error_naming_the_reason_and_leaves_
     new = tmp_path / "new"
     r = run(src, "--out", new, "--size", "16", "--workers", "1")
     assert r.exit_code == 2 and not new.exists(), r.output
+
+
+def test_a_damaged_face_detector_file_is_one_line_naming_it_before_any_work(tmp_path, monkeypatch):
+    """A cut face_detection_yunet_2023mar.onnx passed the up-front check (it only looked for the file): every image
+    then failed on its own, each with deepface's advice to install opencv-contrib-python. The detector is built once
+    before the scan: one line naming the file and the fix, exit 2, --out not made."""
+    weights = tmp_path / "df" / ".deepface" / "weights"
+    weights.mkdir(parents=True)
+    (weights / "face_detection_yunet_2023mar.onnx").write_bytes(b"\x08\x07" + b"cut" * 100)
+    monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "df"))
+    from deepface.modules import modeling
+    monkeypatch.delattr(modeling, "cached_models", raising=False)    # deepface's cache of built models: none yet
+    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(20, 16))
+    out = tmp_path / "out"
+    scans = []
+    monkeypatch.setattr("imgcls.manifest.scan_images", lambda *a, **k: scans.append(1) or pytest.fail("scanned"))
+    r = run(src, "--out", out, "--face-crop", "--detector", "yunet", "--workers", "1")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert "face_detection_yunet_2023mar.onnx could not be loaded" in r.flat and "--detector opencv" in r.flat
+    assert "opencv-contrib" not in r.flat and not scans and not out.exists()

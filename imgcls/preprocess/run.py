@@ -49,10 +49,11 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     refuse_other_output(out, "preprocess", whole=True)
     check_output_location(out, src_path if src_path.is_dir() else None)
     # Model files first: a missing one stops the run before any work, the scan included (one line, not one per
-    # worker); the models themselves are built only when there is something to process
+    # worker); the face detector is built here once (a damaged file is found now, not on every image), rembg's
+    # models only when there is something to process
     if cfg.face_crop:
-        from imgcls.weights import check_deepface_detector
-        check_deepface_detector(cfg.detector)
+        from imgcls.weights import load_deepface_detector
+        load_deepface_detector(cfg.detector)
     models = None
     if cfg.remove_bg:
         from imgcls.weights import REMBG_MD5, rembg_model_file
