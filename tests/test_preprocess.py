@@ -1411,3 +1411,20 @@ def test_a_damaged_face_detector_file_is_one_line_naming_it_before_any_work(tmp_
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert "face_detection_yunet_2023mar.onnx could not be loaded" in r.flat and "--detector opencv" in r.flat
     assert "opencv-contrib" not in r.flat and not scans and not out.exists()
+
+
+def test_an_interrupted_run_of_other_settings_keeps_the_earlier_interrupted_run_s_images_recorded(tmp_path,
+                                                                                                  monkeypatch):
+    """A run interrupted with other settings than an earlier interrupted one started the journal anew: the earlier
+    run's images (here .jpg under --format jpg) were recorded nowhere, and the run that finally finished left them
+    in --out for good. The new journal carries them over, and the finished run removes them."""
+    import imgcls.preprocess as pp
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(40, 30))
+    out = tmp_path / "p"
+    _interrupted(monkeypatch, src, out, pp.PreprocessConfig(size=24, image_format="jpg"), at_call=4)
+    assert len(list(out.rglob("*.jpg"))) == 3
+    _interrupted(monkeypatch, src, out, pp.PreprocessConfig(size=16), at_call=2)
+    _interrupted(monkeypatch, src, out, pp.PreprocessConfig(size=20), at_call=2)     # carried over again
+    pp.run_preprocess(src, out, pp.PreprocessConfig(size=16), workers=1)
+    assert not list(out.rglob("*.jpg")) and len(list(out.rglob("*.png"))) == 6
+    assert sorted(manifest(out).index) == sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))

@@ -184,8 +184,22 @@ def earlier_outputs(out: Path, old: pd.DataFrame | None) -> set[str]:
     out_r = str(out.resolve())
     if old is not None:
         names.update(str(p) for p, r in zip(old["path"], old["root"]) if str(r) == out_r)
-    names.update(str(r["path"]) for r in journal_records(out / JOURNAL) if isinstance(r, dict) and r.get("path"))
+    names.update(journal_paths(out / JOURNAL))
     return names
+
+
+def journal_paths(jfile: Path) -> list[str]:
+    """Every image a resume journal records as written, under any settings: its records' and those its header
+    carries over from the journals of other settings it replaced (open_journal), sorted."""
+    names = {str(r["path"]) for r in journal_records(jfile) if isinstance(r, dict) and r.get("path")}
+    try:
+        with open(jfile, encoding="utf-8") as fh:
+            header = json.loads(fh.readline() or "{}")
+    except (ValueError, OSError, UnicodeDecodeError):
+        header = {}
+    earlier = header.get("earlier") if isinstance(header, dict) else None
+    names.update(str(p) for p in (earlier if isinstance(earlier, list) else []) if p)
+    return sorted(names)
 
 
 def remove_outputs(out: Path, names) -> int:
@@ -223,7 +237,9 @@ def journal_records(jfile: Path, settings: dict | None = None) -> list[dict]:
 
 def open_journal(jpath: Path, settings: dict):
     """The resume journal, opened for appending: records of an earlier interrupted run with the same settings are
-    kept (a second interruption loses nothing the first finished); a journal of other settings is started anew."""
+    kept (a second interruption loses nothing the first finished); a journal of other settings is started anew,
+    its images carried over in the new header's "earlier" (journal_paths): written under other settings, they are
+    no output of this run, and the run that finishes removes them (earlier_outputs) even after more interruptions."""
     same = False
     if jpath.is_file():
         try:
@@ -232,8 +248,9 @@ def open_journal(jpath: Path, settings: dict):
         except (ValueError, OSError, UnicodeDecodeError):
             same = False
     if not same:
+        earlier = journal_paths(jpath) if jpath.is_file() else []
         fh = open(jpath, "w", encoding="utf-8")
-        fh.write(json.dumps({"settings": settings}) + "\n")
+        fh.write(json.dumps({"settings": settings, **({"earlier": earlier} if earlier else {})}) + "\n")
         fh.flush()
         return fh
     with open(jpath, "rb") as fh:
