@@ -3026,3 +3026,16 @@ def test_a_class_of_one_image_named_first_trains_and_the_others_are_drawn_strati
     assert df["label"][val].value_counts().to_dict() == {"b": 3, "c": 3}, list(df["path"][val])
     assert (train | val).all() and not (train & val).any()
     assert tdata.single_image_classes(df, "label", False) == {"a_solo": "train"}
+
+
+def test_a_diverged_run_finishes_its_report_and_says_the_loss_diverged(two_class, tmp_path):
+    """--lr 1e30 with sgd: the loss went NaN after the first update, val_predictions.csv held empty probabilities
+    and the report's worst-predictions table stopped the run at its end with a traceback ('could not convert string
+    to float'). The run finishes, its report says the NaN rows as such, and one warning names the diverged loss and
+    a lower --lr."""
+    r = _train_cli(two_class, tmp_path, "--lr", "1e30", "--optimizer", "sgd")
+    assert r.exit_code == 0, r.output
+    text = " ".join(r.output.split())
+    assert text.count("the loss diverged at epoch 1") == 1 and "lower --lr (this run's 1e+30)" in text
+    html = (tmp_path / "runs" / "r" / "report.html").read_text()
+    assert "its probabilities are NaN (the loss diverged)" in html and "(p NaN)" in html

@@ -29,7 +29,7 @@ import torch
 
 from imgcls import manifest as mf
 from imgcls import metrics
-from imgcls.console import is_quiet, progress_bar, status
+from imgcls.console import is_quiet, progress_bar, status, warn
 from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
 from imgcls.fsutil import write_table
@@ -128,6 +128,7 @@ class Trainer:
         self.state = TrainState()
         self.pending_confusion, self.plotted_at = None, time.monotonic()
         self.compile_seconds, self.compile_seconds_logged = None, False
+        self.diverged_said = False
 
     def run(self) -> dict:
         self.setup()
@@ -566,6 +567,7 @@ class Trainer:
                 row[f"val_{name}_acc"] = m["accuracy"]
                 for k in ("macro_precision", "macro_recall", "macro_f1"):
                     row[f"val_{name}_{k}"] = m[k]
+        self._say_diverged(epoch, train_loss, ev["loss"])
         row["lr"] = _lr(self.optimizer)
         row["epoch_seconds"] = time.perf_counter() - t0
         if cfg.compile:     # this epoch's share of torch.compile (its first in this process), inside epoch_seconds
@@ -601,6 +603,16 @@ class Trainer:
                  terminal=False)
         write_table(pd.DataFrame(st.history), run_dir / METRICS_CSV)
         return ev, row, improved
+
+    def _say_diverged(self, epoch: int, train_loss: float, val_loss: float) -> None:
+        """A NaN/inf loss (too high an --lr): the probabilities are NaN from then on and every score is meaningless;
+        said once a run, in the epoch it happens."""
+        if self.diverged_said or (math.isfinite(train_loss) and math.isfinite(val_loss)):
+            return
+        self.diverged_said = True
+        warn(f"the loss diverged at epoch {epoch + 1}{'' if self.fold is None else f' of fold {self.fold}'} (train "
+             f"loss {train_loss:.4g}, val loss {val_loss:.4g}): the model's probabilities are NaN and its scores "
+             f"mean nothing; train again with a lower --lr (this run's {self.cfg.lr:g})")
 
     # end of epoch: schedule, plots, last.pt ------------------------------------------------------------------------
     def checkpoint(self, epoch: int, ev, row, improved: bool) -> None:

@@ -17,6 +17,7 @@ from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTION
 from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation
 
 N_WORST = 24
+NAN_PROBS = "none: its probabilities are NaN (the loss diverged)"
 NO_PLOTS = not_drawn(f"{METRICS_CSV} and {PER_CLASS_CSV} hold their numbers")
 # a tune trial's (and its folds'): tune turns the trials' figures off itself, whether or not --no-plots was typed
 TRIAL_NO_PLOTS = (f"figures not drawn: tune's trials draw none unless {python_too('--trial-plots', 'trial_plots=True')}"
@@ -46,20 +47,22 @@ def no_plots_note(run_dir: Path) -> str:
 
 
 def worst_predictions(preds: pd.DataFrame, n: int = N_WORST) -> pd.DataFrame:
-    """The `n` rows whose true class got the lowest probability: path, root, label, pred, p_true, top3 ("cls p")."""
+    """The `n` rows whose true class got the lowest probability: path, root, label, pred, p_true, top3 ("cls p").
+    A row with no probabilities (a diverged run's NaN, written as empty cells) comes first, its top3 saying so."""
     classes = [c[2:] for c in preds.columns if c.startswith("p_")]
     ok = preds["label"].astype(str).isin(classes)
     df = preds[ok].reset_index(drop=True)
     if df.empty:
         return df.assign(p_true=[], top3=[])
-    P = df[[f"p_{c}" for c in classes]].to_numpy(np.float64)
+    P = df[[f"p_{c}" for c in classes]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
     idx = {c: i for i, c in enumerate(classes)}
     p_true = P[np.arange(len(df)), df["label"].astype(str).map(idx).to_numpy()]
-    order = np.argsort(p_true, kind="stable")[:n]
+    nan = np.isnan(P).any(axis=1)
+    order = np.argsort(np.where(nan, -1.0, p_true), kind="stable")[:n]
     top = np.argsort(-P, axis=1)[:, :3]
     out = df.iloc[order][[c for c in ("path", "root", "label", "pred", "fold") if c in df.columns]].copy()
-    out["p_true"] = p_true[order]
-    out["top3"] = ["  ".join(f"{classes[j]} {P[i, j]:.2f}" for j in top[i]) for i in order]
+    out["p_true"] = np.where(nan, np.nan, p_true)[order]
+    out["top3"] = [NAN_PROBS if nan[i] else "  ".join(f"{classes[j]} {P[i, j]:.2f}" for j in top[i]) for i in order]
     return out.reset_index(drop=True)
 
 
@@ -153,7 +156,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
             src = Path(r.root, r.path) if getattr(r, "root", "") else Path(r.path)
             figs.append(report.figure([(report.thumb_data_uri(src, 128, cfg.get("max_pixels")), str(r.path))],
                                       [str(r.path), f"true {class_titles([r.label], meanings)[0]} "
-                                                    f"(p {r.p_true:.2f})", f"top-3: {r.top3}"]))
+                                                    f"(p {r.p_true:.2f})".replace("nan", "NaN"), f"top-3: {r.top3}"]))
         worst_html = "".join(figs) or worst_html
     curves = run_dir / curves_png
     S = report.safe
