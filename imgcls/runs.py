@@ -352,11 +352,12 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
 
 
 def _read_config(path: Path) -> dict:
-    """A run's config.yaml (TrainConfig.read_mapping's reading); an unreadable one (not YAML, not a mapping) is said
-    in one warning naming it, as the run's other malformed files (_read_without), and the run is read without it."""
+    """A run's config.yaml (TrainConfig.read_mapping's reading), as this train reads it (TrainConfig.as_today: an
+    option added after the run ran at its default); an unreadable one (not YAML, not a mapping) is said in one
+    warning naming it, as the run's other malformed files (_read_without), and the run is read without it."""
     from imgcls.train.config import TrainConfig
     try:
-        return TrainConfig.read_mapping(path / RUN_CONFIG, RUN_FILE_FIX)
+        return TrainConfig.as_today(TrainConfig.read_mapping(path / RUN_CONFIG, RUN_FILE_FIX))
     except UserError as e:
         _read_without(str(e))
         return {}

@@ -47,7 +47,7 @@ def outputs(tmp_path):
     fake_run(out / "runs" / "best", "resnet10t", good, epochs=4, seconds=5.0, loss="focal",
              weights_source="package /site-packages/w.pth", name="best", workers=2, src="data/a")
     fake_run(out / "runs" / "mid", "resnet10t", [("a", "a"), ("b", "a"), ("c", "c"), ("a", "a")], seconds=1.0,
-             name="mid", workers=2)
+             name="mid", workers=2, weights_source=None)
     fake_run(out / "runs" / "low", "tf_efficientnet_lite0", [("a", "b"), ("b", "a"), ("c", "c"), ("a", "a")],
              seconds=3.0)
     kf = out / "runs" / "kf"
@@ -185,9 +185,9 @@ def test_a_flag_of_another_runs_action_is_refused(outputs, tmp_path):
 
 def test_diff_and_report(outputs, monkeypatch):
     d = diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")
-    assert ("loss", "focal", "") in d["config"] and ("epochs", "4", "3") in d["config"]
+    assert ("loss", "focal", "ce") in d["config"] and ("epochs", "4", "3") in d["config"]      # mid: the default
     assert {k for k, _, _ in d["config"]}.isdisjoint({"name", "weights_source"})     # where it ran: one line apart
-    assert ("src", "data/a", "") in d["config"]                                     # the data it learned from
+    assert ("src", "data/a", "null") in d["config"]                                   # the data it learned from
     assert d["ran"] == ["name", "weights_source"]
     f1 = dict((k, (a, b, delta)) for k, a, b, delta in d["metrics"])["val_macro_f1"]
     assert f1[0] == pytest.approx(1.0) and f1[2] == pytest.approx(-0.4)
@@ -766,7 +766,7 @@ def test_python_run_runs_gives_the_cli_leaderboard_report_and_diff(outputs, tmp_
     page = run_runs("report", [outputs], RunsConfig(out=str(tmp_path / "p.html")))
     assert page == tmp_path / "p.html" and page.is_file()
     d = run_runs("diff", [outputs / "runs" / "best", outputs / "runs" / "mid"])
-    assert ("loss", "focal", "") in d["config"] and "focal" in capsys.readouterr().out
+    assert ("loss", "focal", "ce") in d["config"] and "focal" in capsys.readouterr().out
     for action, paths, cfg, want in [
             ("report", [outputs], RunsConfig(csv=str(tmp_path / "x.csv")), "--csv acts only with imgcls runs"),
             ("table", [outputs], RunsConfig(out=str(tmp_path / "x.html")), "--out acts only with imgcls runs report"),
@@ -809,7 +809,7 @@ def test_python_quiet_silences_run_runs_and_the_cli_quiet_keeps_its_table(output
         console.set_quiet(False)
     said = capsys.readouterr()
     assert (said.out, said.err) == ("", "")
-    assert "runs/best" in set(board["name"]) and ("loss", "focal", "") in d["config"]
+    assert "runs/best" in set(board["name"]) and ("loss", "focal", "ce") in d["config"]
     run_runs("table", [outputs])        # not quiet: printed, as `imgcls runs` prints it
     assert "runs/best" in capsys.readouterr().out
     for args in (["runs", str(outputs)], ["runs", "diff", str(outputs / "runs" / "best"), str(outputs / "runs" / "mid")]):
@@ -1337,9 +1337,11 @@ def test_a_not_equal_filter_keeps_only_rows_that_have_the_option(outputs):
     assert "ensembles/e1" not in set(leaderboard(runs, filters=["img_size!=64"])["name"])  # a column it lacks
     assert "ensembles/e1" not in set(leaderboard(runs, filters=["img_size~3"])["name"])
     assert "ensembles/e1" in set(leaderboard(runs, filters=["state!=running"])["name"])     # blank is a value
-    cfg = outputs / "runs" / "mid" / "config.yaml"        # an option recorded as null (its default: none) has it
+    cfg = outputs / "runs" / "low" / "config.yaml"        # an option recorded as null (its default: none) has it
     cfg.write_text(cfg.read_text() + "tracker: null\n")
-    assert list(leaderboard(find_runs(outputs), filters=["tracker!=mlflow"])["name"]) == ["runs/mid"]
+    # best and mid, records train wrote whole (weights_source), have every option: tracker at its default ([])
+    kept = {"runs/low", "runs/best", "runs/mid"}
+    assert set(leaderboard(find_runs(outputs), filters=["tracker!=mlflow"])["name"]) == kept
     r = CliRunner().invoke(app, ["runs", "--help"], env={"COLUMNS": "200"})
     assert "matches no --filter, != included" in " ".join(r.output.replace("│", " ").split()), r.output
 
@@ -1603,3 +1605,19 @@ def test_a_fold_read_alone_is_a_run_of_its_epochs_not_a_stopped_k_fold_set(outpu
     assert d["a"].state == "" and d["a"].progress == "2/2"
     r = CliRunner().invoke(app, ["runs", str(fold), "--csv", "-"])
     assert r.exit_code == 0 and ",stopped," not in r.output and "folds done" not in r.output, r.output
+
+
+def test_an_older_run_reads_an_option_added_later_at_its_default_in_diff_and_filter(tmp_path):
+    """A run of an older imgcls records no `metric` (the option came later): `runs diff` of it and a newer run
+    listed `metric | (blank) | macro_f1` as a difference, and `--filter metric=macro_f1` missed it. A config.yaml
+    train wrote whole (weights_source) is read as today's train reads it: an option it lacks at its default; a
+    record of how it ran that it lacks (device_used) stays unknown."""
+    old = fake_run(tmp_path / "runs" / "old", "resnet10t", [("a", "a")], weights_source=None)
+    new = fake_run(tmp_path / "runs" / "new", "resnet10t", [("a", "a")], weights_source=None, metric="macro_f1",
+                   device_used="cpu")
+    d = diff_runs(old, new)
+    assert "metric" not in [k for k, *_ in d["config"]] and "device_used" in d["ran"], d
+    assert "device_used" not in find_runs(tmp_path / "runs" / "old")[0].config
+    assert set(leaderboard(find_runs(tmp_path), filters=["metric=macro_f1"])["name"]) == {"runs/old", "runs/new"}
+    fake_run(tmp_path / "runs" / "hand", "resnet10t", [("a", "a")])     # not train's whole record: as written
+    assert "metric" not in find_runs(tmp_path / "runs" / "hand")[0].config

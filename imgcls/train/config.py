@@ -524,6 +524,17 @@ class TrainConfig:
         old = {used: d[opt] for opt, used in cls.RESOLVED if used not in d and opt in d}
         return {**d, **old, **{opt: None for opt, used in cls.RESOLVED if used in old}}
 
+    @classmethod
+    def as_today(cls, d: dict) -> dict:
+        """A config.yaml's mapping `d` read as this train reads its record (`imgcls runs`' one reading): an older
+        record's RESOLVED options as _older_record reads them, and each option added to train after it ran (no key
+        of it) at its default, which was its default when added, so an older run compares with, and --filter
+        matches, a newer one. RECORDS an older train did not write stay missing (not known: never a default), and
+        so does everything of a file train did not write whole (no weights_source: written by hand)."""
+        if "weights_source" not in d:
+            return d
+        return {**{k: v for k, v in cls().to_dict().items() if k not in cls.RECORDS}, **cls._older_record(d)}
+
     def record_session(self, path, recorded: "TrainConfig | None" = None) -> dict:
         """Make a resumed run's config.yaml (`path`) record what this session ran with: the SESSION records
         (cache_used, amp_used, workers_used, device_used), which differ from the earlier session's where the run is
