@@ -945,10 +945,13 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
         meanings = agreed_meanings([ra, rb])
         if meanings_of(ra) or meanings_of(rb):      # as per_class.csv: a meaning column, blank where the runs disagree
             pc.insert(1, "meaning", [meanings.get(str(c), "") for c in pc["class"]])
+    # each run's best epoch (best.pt, its scores) was picked by its --metric (an ensemble picks none)
+    picked = [r.config.get("metric") if r.config.get("metric") in BEST_BY else "macro_f1" for r in (ra, rb)
+              if r.kind != "ensemble"]
     # a run not scored (no saved validation predictions: stopped in its first epoch) has no rows to be other rows
     unscored = [ab for ab, r in (("A", ra), ("B", rb)) if not rows_label(r.scored_on or "val", r.n_val)]
     return {"a": ra, "b": rb, "config": cfg, "ran": ran, "metrics": mets, "per_class": pc, "same_rows": same_rows,
-            "unscored": unscored,
+            "unscored": unscored, "picked_by": picked if len(set(picked)) == 2 else [],
             "same_task": same_task(ra.task, rb.task),    # a mask run's macro-F1 and a gender run's do not compare
             "optimistic": optimistic if len(optimistic) == 1 else [], "per_class_fitted": per_class_fitted((ra, rb))}
 
@@ -1012,6 +1015,11 @@ def print_diff(d: dict) -> None:
                "like-for-like comparison" if not same else
                f"{optimistic[0]}'s ensemble weights were fitted on the rows it is scored on (optimistic): the "
                f"val_macro_f1 / val_acc difference is not a like-for-like comparison" if optimistic else None)
+    picked = d.get("picked_by", [])
+    if picked:      # one line, whatever else the caption says
+        by = f"A's by {BEST_BY[picked[0]][2]}, B's by {BEST_BY[picked[1]][2]}"
+        caption = "; ".join(c for c in (caption, f"best_epoch and the scores at it were picked by other --metric: {by}")
+                            if c)
     m = _diff_table("metrics (val macro-F1 over every class, from the saved validation predictions)", caption)
     for c in ("metric", "A", "B", "B - A"):
         m.add_column(c, justify="right" if c != "metric" else "left")

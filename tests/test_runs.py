@@ -1621,3 +1621,18 @@ def test_an_older_run_reads_an_option_added_later_at_its_default_in_diff_and_fil
     assert set(leaderboard(find_runs(tmp_path), filters=["metric=macro_f1"])["name"]) == {"runs/old", "runs/new"}
     fake_run(tmp_path / "runs" / "hand", "resnet10t", [("a", "a")])     # not train's whole record: as written
     assert "metric" not in find_runs(tmp_path / "runs" / "hand")[0].config
+
+
+def test_diff_of_runs_that_picked_their_best_epoch_by_other_metrics_says_so(outputs):
+    """`runs diff` of a --metric loss run and a macro-F1 one compared best_epoch and the scores at it as if picked
+    alike. The metrics table says in one line that each run picked them by its own --metric."""
+    cfg = outputs / "runs" / "best" / "config.yaml"
+    cfg.write_text(cfg.read_text() + "metric: loss\n")
+    d = diff_runs(outputs / "runs" / "best", outputs / "runs" / "mid")
+    assert d["picked_by"] == ["loss", "macro_f1"] and diff_runs(outputs / "runs" / "mid",
+                                                                outputs / "runs" / "low")["picked_by"] == []
+    r = CliRunner().invoke(app, ["runs", "diff", str(outputs / "runs" / "best"), str(outputs / "runs" / "mid")],
+                           terminal_width=250)
+    lines = [line.strip() for line in r.output.splitlines()]
+    assert "best_epoch and the scores at it were picked by other --metric: A's by val loss, B's by val macro-F1" \
+        in lines, r.output
