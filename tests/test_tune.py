@@ -1552,7 +1552,7 @@ def test_pruned_trials_say_how_far_each_got_per_trial_and_per_fold(tmp_path, spa
     from imgcls.tune import TrialReporter
     from imgcls.tune.report import pruning_line, trials_frame
 
-    rep = TrialReporter(_FakeTrial(prune_at=4), "val_macro_f1")
+    rep = TrialReporter(_FakeTrial(prune_at=4), "macro_f1")
     for fold, folds_after in ((0, 2), (1, 1)):
         rep.on_run_start({"fold": fold, "total_epochs": 3, "folds_after": folds_after})
         for e in range(1, 4):
@@ -2263,7 +2263,9 @@ def test_a_pruned_trial_s_message_names_its_best_epoch_beside_optuna_s_last_epoc
     from imgcls.tune import TrialReporter
 
     def pruned(column, values, fold=None):
-        rep = TrialReporter(_FakeTrial(prune_at=len(values)), column)
+        from imgcls.run_names import BEST_BY
+        metric = next(k for k, (c, *_) in BEST_BY.items() if c == column)
+        rep = TrialReporter(_FakeTrial(prune_at=len(values)), metric)
         rep.on_run_start({"fold": fold, "total_epochs": 5, "folds_after": 0})
         with pytest.raises(optuna.TrialPruned) as e:
             for epoch, v in enumerate(values, 1):
@@ -2273,7 +2275,10 @@ def test_a_pruned_trial_s_message_names_its_best_epoch_beside_optuna_s_last_epoc
     assert pruned("val_macro_f1", [0.6, 0.4]) == (
         "pruned after epoch 2: val_macro_f1 0.4000 (Optuna's value of a pruned trial is its last epoch's; its run's "
         "best epoch, imgcls runs': val_macro_f1 0.6000)")
-    assert pruned("val_loss", [0.9, 0.7, 0.8]).endswith("imgcls runs': val_loss 0.7000)")
+    # imgcls runs shows no val loss: the message names the epoch it lists, not a loss of its
+    assert pruned("val_loss", [0.9, 0.7, 0.8]).endswith(
+        "its run's best epoch, imgcls runs' best_epoch (which lists no val loss): val_loss 0.7000)")
+    assert pruned("val_loss", [0.9, float("nan")]).endswith("val_loss 0.9000)")        # a NaN is never the best
     assert pruned("val_macro_f1", [0.3, 0.5]) == "pruned after epoch 2: val_macro_f1 0.5000"     # the same: no note
     assert pruned("val_acc", [0.6, 0.4], fold=1).endswith("; fold_1's best epoch so far: val_acc 0.6000)")
 

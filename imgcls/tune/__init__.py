@@ -409,8 +409,9 @@ class TrialReporter(Callback):
     trial's user attr epochs_run; with folds, fold_epochs ({fold: epochs run in it}) and folds (the folds it was
     set to train) say them per fold."""
 
-    def __init__(self, trial, column: str, deadline: float | None = None):
-        self.trial, self.column, self.deadline = trial, column, deadline
+    def __init__(self, trial, metric: str, deadline: float | None = None):
+        """`metric`: the study's --metric (a BEST_BY key), whose metrics.csv column each epoch reports."""
+        self.trial, self.metric, self.column, self.deadline = trial, metric, METRICS[metric][0], deadline
         self.step = 0
         self.best = None            # the best epoch's value so far of the run (the fold) training now
         self.final_epoch = None     # the epoch after which a single (not k-fold) run ends
@@ -427,11 +428,12 @@ class TrialReporter(Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         import optuna
+
+        from imgcls.metrics import better
         self.step += 1
         value = float(logs[self.column])
         self.trial.report(value, self.step)
-        lower = self.column == METRICS["loss"][0]       # the direction of --metric loss's column: lower is better
-        if self.best is None or not math.isfinite(self.best) or (value < self.best if lower else value > self.best):
+        if better(value, self.best, self.metric):     # train's own rule for its best epoch
             self.best = value
         self.trial.set_user_attr("epochs_run", self.step)
         if self.fold is not None:
@@ -451,8 +453,11 @@ class TrialReporter(Callback):
         message where it differs, so the two numbers are not read as a contradiction."""
         if self.best is None or self.best == value:
             return ""
+        from imgcls.runs_config import COLUMNS
+        # imgcls runs lists the best epoch and its val macro-F1 / accuracy, but no val loss
         where = (f"fold_{self.fold}'s best epoch so far" if self.fold is not None else
-                 "its run's best epoch, imgcls runs'")
+                 "its run's best epoch, imgcls runs'" if self.column in COLUMNS else
+                 f"its run's best epoch, imgcls runs' best_epoch (which lists no {BEST_BY[self.metric][2]})")
         return f" (Optuna's value of a pruned trial is its last epoch's; {where}: {self.column} {self.best:.4f})"
 
 
@@ -598,7 +603,7 @@ class _Objective:
                 # trial's "config" (best_config.yaml) keeps the fixed --plots, for the run re-trained from it
                 run_train(TrainConfig.from_dict({**d, "plots": d["plots"] and self.cfg.trial_plots}),
                           track_group=self.cfg.study,
-                          callbacks=[*self.callbacks, TrialReporter(trial, column, self.deadline)])
+                          callbacks=[*self.callbacks, TrialReporter(trial, self.cfg.metric, self.deadline)])
             trained = True
             value = trial_value(run_dir, self.cfg.metric)
             if not math.isfinite(value):    # Optuna fails the trial: said so, not read as killed (report.killed)
