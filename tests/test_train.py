@@ -3039,3 +3039,24 @@ def test_a_diverged_run_finishes_its_report_and_says_the_loss_diverged(two_class
     assert text.count("the loss diverged at epoch 1") == 1 and "lower --lr (this run's 1e+30)" in text
     html = (tmp_path / "runs" / "r" / "report.html").read_text()
     assert "its probabilities are NaN (the loss diverged)" in html and "(p NaN)" in html
+
+
+def test_the_single_image_warning_explains_each_side_it_names(tmp_path, capsys):
+    """The single-image-class warning named a class 'in test' or 'in fold k' but explained only train and val
+    ('in train: never validated; in val: never trained on'). Its explanation is now of the sides it names."""
+    from imgcls import manifest as mf
+    from imgcls.train import data as tdata
+    src = make_image_folder(tmp_path / "raw", {"a": 10, "b": 10, "solo": 1}, size=(32, 32))
+    df = mf.load(src)
+    df["split"] = np.where(df["label"].eq("solo"), "test",
+                           np.where(df["path"].str.endswith(("000.png", "001.png", "002.png")), "val", "train"))
+    mf.write(df, tmp_path / "splits.csv")
+    run_train(cfg_for(tmp_path / "splits.csv", tmp_path, name="table", epochs=1))
+    said = " ".join(capsys.readouterr().err.split())
+    assert "(solo, in test): one image cannot both train and validate" in said, said
+    assert "(in test: neither trained on nor validated (train uses no test row));" in said, said
+    assert "in val: never trained on" not in said and "in train: never validated" not in said, said
+    df["split"], df["fold"] = "train", np.arange(len(df)) % 2
+    single = tdata.single_image_classes(df, "label", True)
+    assert single == {"solo": "fold 0"} and tdata.single_image_sides(single.values()) == \
+        "in fold 0: validated only by that fold's model, which never trained on it"

@@ -465,6 +465,25 @@ def single_image_classes(df: pd.DataFrame, by: str, folds: bool) -> dict[str, st
     return {c: str(side[i]) for i, c in sorted(one.items(), key=lambda kv: kv[1])}
 
 
+def single_image_sides(sides) -> str:
+    """Why a class of one image scores F1 0, for each side single_image_classes names (each said once, in the order
+    met): 'in train: never validated; in val: never trained on'."""
+    distinct = list(dict.fromkeys(sides))
+    folds = [s for s in distinct if s.startswith("fold ")]
+    why = {"train": "in train: never validated", "train (every fold)": "in train (every fold): never validated",
+           "val": "in val: never trained on", "test": "in test: neither trained on nor validated (train uses no test "
+           "row)", "train or val, drawn": "drawn into train or val: never validated, or never trained on"}
+    said = []
+    for side in distinct:
+        if side in folds:
+            if side == folds[0]:
+                said.append(f"in {side if len(folds) == 1 else 'a fold'}: validated only by that fold's model, which "
+                            f"never trained on it")
+        else:
+            said.append(why.get(side, f"in {side or 'no side'}: never both trained on and validated"))
+    return "; ".join(said)
+
+
 def has_val_split(df: pd.DataFrame) -> bool:
     """Whether a `split` column names validation rows (else assign_split draws a random --val-split)."""
     return "split" in df.columns and bool((df["split"].fillna("").astype(str).str.lower() == "val").any())

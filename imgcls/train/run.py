@@ -167,8 +167,8 @@ def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | No
     if single := tdata.single_image_classes(df, cfg.target, bool(cfg.folds)):
         where = shown([f"{c}, in {s}" for c, s in single.items()], 8, sep="; ")
         warn(f"{len(single)} class(es) with a single image ({where}): "
-             f"one image cannot both train and validate, so the class scores F1 0 in the validation macro-F1 (in "
-             f"train: never validated; in val: never trained on); add images of it, or leave it out (its folder, or "
+             f"one image cannot both train and validate, so the class scores F1 0 in the validation macro-F1 "
+             f"({tdata.single_image_sides(single.values())}); add images of it, or leave it out (its folder, or "
              f"keep=false on its manifest row)")
     if cfg.val_split != TrainConfig.val_split and (cfg.folds or tdata.has_val_split(df)):
         warn(f"--val-split {cfg.val_split:g} is not used: the data's "
