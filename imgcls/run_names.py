@@ -52,6 +52,14 @@ def fold_number(path: str | os.PathLike) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def fold_set(path: str | os.PathLike) -> Path | None:
+    """The k-fold set folder a fold folder belongs to (its parent, which holds the set's RUN_CONFIG), None for any
+    other folder (a run named fold_1 in a folder of runs has no config.yaml above it). `path` as given: `.` from
+    inside a fold is resolved by the caller."""
+    path = Path(path)
+    return path.parent if is_fold_dir(path) and (path.parent / RUN_CONFIG).is_file() else None
+
+
 def fold_dirs(run_dir: str | os.PathLike) -> list[Path]:
     """The fold folders of the k-fold set in `run_dir` (folders named fold_<k>), by fold number: fold_10 after
     fold_9, not after fold_1 as their names sort. [] for a single run."""

@@ -33,7 +33,7 @@ from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
 from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV,
-                              RUN_CONFIG, VAL_PREDICTIONS, fold_dirs, is_fold_dir)
+                              RUN_CONFIG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes,
@@ -312,7 +312,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
         run.kind = "trial"
     # a k-fold set before its first fold has validated (no fold_*/metrics.csv yet) is one too, by its config.yaml's
     # --folds (which each fold_<k>/config.yaml repeats: a fold read alone is a run)
-    one_fold = is_fold_dir(path) and (path.parent / RUN_CONFIG).is_file()
+    one_fold = fold_set(path) is not None
     if folds or (cfg.get("folds") and not one_fold):
         run.kind = "k-fold" if run.kind == "run" else run.kind
         hist = []
@@ -537,7 +537,7 @@ def stopped_label(folder: Path) -> str | None:
     from imgcls.console import said_once
     with said_once():
         cfg = _read_config(folder)
-    one_fold = is_fold_dir(folder) and (folder.parent / RUN_CONFIG).is_file()
+    one_fold = fold_set(folder) is not None
     state, progress = run_state(folder, {k: v for k, v in cfg.items() if k != "folds"} if one_fold else cfg)
     return epochs_label(state, progress, None) if state == STOPPED else None
 

@@ -363,6 +363,35 @@ def test_a_resume_of_a_k_fold_set_whose_later_folds_val_predictions_csv_is_malfo
     assert list(metrics(run / "fold_1")["epoch"]) == [1]
 
 
+def test_a_resume_of_one_fold_of_a_k_fold_set_is_refused_naming_the_set(tmp_path, monkeypatch):
+    """`imgcls train --resume KF/fold_1` (fold_1 stopped at epoch 1 of 2) read the fold's config.yaml, which records
+    --folds all, trained a new k-fold set inside the fold (KF/fold_1/fold_0, fold_1, oof_score.json) and exited 0,
+    the fold left stopped. A fold folder (`.` from inside it too) is one line, exit 2, nothing written, naming the
+    set's resume; run_train is refused the same."""
+    import imgcls.train.data as tdata
+    from conftest import tree_snapshot
+    from imgcls import manifest as mf
+    from imgcls.errors import UserError
+    from test_cli import one_error_line
+    df = mf.load(make_image_folder(tmp_path / "raw", {"a": 6, "b": 6}, size=(32, 32)))
+    df["fold"] = np.arange(len(df)) % 2
+    mf.write(df, tmp_path / "splits.csv")
+    run = _kfold_set_stopped_after_fold_0(tmp_path / "splits.csv", tmp_path / "runs", epochs=2)
+    run_train(TrainConfig(), resume=run, stop_after=1)                 # fold 1 stopped after its first epoch
+    before = tree_snapshot(tmp_path / "runs")
+    monkeypatch.setattr(tdata, "plan_cache", lambda *a, **k: pytest.fail("the images were decoded before the check"))
+    for fold in ("fold_1", "fold_0"):                                  # stopped, finished
+        line = one_error_line(CliRunner().invoke(app, ["train", "--resume", str(run / fold)]))
+        assert line == (f"error: --resume {run / fold} is one fold of the k-fold set {run}, which is resumed whole "
+                        f"(it trains the folds not finished); resume the set: imgcls train --resume {run} "
+                        f"(Python: run_train(TrainConfig(), resume='{run}'))"), line
+    with pytest.raises(UserError, match=re.escape(f"one fold of the k-fold set {run},")):
+        run_train(TrainConfig(), resume=run / "fold_1")
+    monkeypatch.chdir(run / "fold_1")
+    assert f"one fold of the k-fold set {run}," in one_error_line(CliRunner().invoke(app, ["train", "--resume", "."]))
+    assert tree_snapshot(tmp_path / "runs") == before and not (run / "fold_1" / "fold_0").exists()
+
+
 def test_a_resume_of_a_k_fold_set_on_a_table_whose_folds_changed_is_one_line(tmp_path, monkeypatch):
     """`imgcls split --folds 5` run again (another --seed) between a k-fold set's stop and its --resume: the resume
     trained the later folds on the new folds, so the out-of-fold file held some images twice and others never

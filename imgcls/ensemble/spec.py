@@ -119,11 +119,10 @@ def warn_unfinished(run: Path, checkpoint: Path) -> None:
     if stopped is None:
         return
     from imgcls.console import warn
-    from imgcls.run_names import RUN_CONFIG, is_fold_dir
+    from imgcls.run_names import fold_set
     from imgcls.train.rundir import resume_fix
-    folder = checkpoint.parent      # a fold given alone is finished by resuming its k-fold set: --resume on the
-    if is_fold_dir(folder) and (folder.parent / RUN_CONFIG).is_file():     # fold trains a new set inside it
-        folder = folder.parent
+    # a fold given alone is finished by resuming its k-fold set (train refuses --resume on the fold)
+    folder = fold_set(checkpoint.parent) or checkpoint.parent
     warn(f"{run} is a stopped run ({stopped} epochs): its {checkpoint.name} is from a partial run; it is used as "
          f"it is, or finish the run first: {resume_fix(folder)}")
 

@@ -19,7 +19,8 @@ from imgcls.model_meta import CROP_FROM_RANGE
 from imgcls.options import When, check, check_typed, option, python_too, seed_option, specs, without
 from imgcls.outputs import REPORT_HTML, RUNS_DIR, yaml_dump, yaml_load
 from imgcls.profile_names import PROFILE_HEADS
-from imgcls.run_names import BEST_BY, BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs
+from imgcls.run_names import (BEST_BY, BEST_PT, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, TRAIN_LOG, fold_dirs,
+                              fold_set)
 from imgcls.oversample import AUTO, DEFAULT_MAX_FACTOR, oversamples, parse_target
 
 # The names each choice-valued option accepts (the modules that implement them import these)
@@ -200,6 +201,11 @@ def resume_record(run_dir: str | Path) -> Path:
     if not run_dir.is_dir():
         raise UserError(f"--resume {run_dir} is a file, not a run folder; give the folder imgcls train wrote "
                         f"({run_dir.parent})")
+    kfold = fold_set(resume_folder(run_dir))      # `.` from inside a fold: named by its resolved folder
+    if kfold is not None:       # its config.yaml records --folds: resumed alone, it trained a new set inside the fold
+        from imgcls.train.rundir import resume_fix
+        raise UserError(f"--resume {run_dir} is one fold of the k-fold set {kfold}, which is resumed whole (it "
+                        f"trains the folds not finished); resume the set: {resume_fix(kfold)}")
     if not (run_dir / RUN_CONFIG).is_file():
         raise UserError(f"--resume {run_dir}: no {RUN_CONFIG} there; give a run folder written by imgcls train")
     return run_dir / RUN_CONFIG
