@@ -528,10 +528,11 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
     return (STOPPED if finished is False else ""), progress
 
 
-def stopped_label(folder: Path) -> str | None:
-    """The leaderboard's epochs cell ('stopped 2/6', epochs_label) of a run, or one fold read alone, whose training
-    stopped before its epochs (Ctrl-C, a crash; no train holds it: run_state); None where it finished, is not known
-    to have stopped, or is no run. For the line that says a member of an ensemble is a partial run's model."""
+def stopped_progress(folder: Path) -> str | None:
+    """How far a run, or one fold read alone, whose training stopped before its epochs (Ctrl-C, a crash; no train
+    holds it: run_state) got: '2/6', the leaderboard's epochs cell 'stopped 2/6' (epochs_label) less its state, which
+    the caller's line says; None where it finished, is not known to have stopped, or is no run. For the line that
+    says a member of an ensemble is a partial run's model."""
     if not (folder / RUN_CONFIG).is_file():
         return None
     from imgcls.console import said_once
@@ -539,7 +540,7 @@ def stopped_label(folder: Path) -> str | None:
         cfg = _read_config(folder)
     one_fold = fold_set(folder) is not None
     state, progress = run_state(folder, {k: v for k, v in cfg.items() if k != "folds"} if one_fold else cfg)
-    return epochs_label(state, progress, None) if state == STOPPED else None
+    return str(progress) if state == STOPPED else None
 
 
 def _best_epoch(history: pd.DataFrame, metric: str | None = None) -> int | None:

@@ -111,11 +111,12 @@ def member_name(run: Path) -> str:
 def warn_unfinished(run: Path, checkpoint: Path) -> None:
     """One warning line where the run (or fold) of `checkpoint` has not finished: imgcls train is training it now
     (warn_training_now), or its training stopped before its epochs (a Ctrl-C, a crash): its checkpoint is then a
-    partial run's model, said with the epochs it did as `imgcls runs` labels it ('stopped 2/6')."""
+    partial run's model, said with the epochs it did as `imgcls runs` counts them ('a stopped run (2/6 epochs)',
+    the leaderboard's 'stopped 2/6')."""
     if warn_training_now(run, checkpoint):
         return
-    from imgcls.runs import stopped_label
-    stopped = stopped_label(checkpoint.parent)
+    from imgcls.runs import stopped_progress
+    stopped = stopped_progress(checkpoint.parent)
     if stopped is None:
         return
     from imgcls.console import warn
