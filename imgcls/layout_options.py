@@ -12,6 +12,9 @@ from imgcls.profile_names import DEFAULT_AGE_BANDS
 
 LAYOUTS = ("auto", "manifest", "folder", "csv", "profiles", "unlabeled")
 LAYOUT_PANEL = "Input layout"
+# --group-col's value that reads no groups: a CSV's (or a manifest's) `group` column of another meaning (a
+# super-class) is not taken as what a split keeps on one side
+NO_GROUPS = "none"
 
 
 @dataclass
@@ -23,7 +26,10 @@ class LayoutOptions:
     path_col: str | None = option(None, panel=LAYOUT_PANEL, none="guessed",
                                   help="CSV column holding image paths.")
     label_col: str | None = option(None, panel=LAYOUT_PANEL, help="CSV column holding labels.")
-    group_col: str | None = option(None, panel=LAYOUT_PANEL, help="CSV column holding groups (e.g. person id).")
+    group_col: str | None = option(None, panel=LAYOUT_PANEL, none="a column named group",
+                                   help=f"CSV column holding groups (e.g. person id), kept on one side of a split; "
+                                        f"'{NO_GROUPS}': no groups, a `group` column (a CSV's or a manifest's) "
+                                        f"left unread.")
     age_bands: Sequence[int] = option(factory=lambda: list(DEFAULT_AGE_BANDS), panel=LAYOUT_PANEL, cli_type=str,
                                       to_cli=join, from_cli=int_list("--age-bands"),
                                       help="Age band edges for profile datasets.")

@@ -16,7 +16,7 @@ import pandas as pd
 from imgcls import io as imgio
 from imgcls.console import info, warn
 from imgcls.errors import UserError
-from imgcls.layout_options import LAYOUT_PANEL, LAYOUTS, LayoutOptions  # noqa: F401  (declared there: light)
+from imgcls.layout_options import LAYOUT_PANEL, LAYOUTS, NO_GROUPS, LayoutOptions  # noqa: F401  (declared there)
 from imgcls.options import shown
 from imgcls.profiles import DEFAULT_AGE_BANDS, GENDER_CLASSES, PROFILE_DIR, apply_profile_labels, mask_from_stem
 
@@ -972,7 +972,8 @@ def read_competition_csv(csv_path: Path, root: Path, opts: LayoutOptions,
         raise UserError(f"cannot tell which column of {csv_path} holds image paths (columns: {', '.join(cols)}); "
                         f"pass --path-col NAME")
     label_col = need(opts.label_col, "--label-col", LABEL_COLUMN_GUESSES)
-    group_col = need(opts.group_col, "--group-col", GROUP_COLUMN_GUESSES)
+    no_groups = opts.group_col == NO_GROUPS
+    group_col = None if no_groups else need(opts.group_col, "--group-col", GROUP_COLUMN_GUESSES)
     # a row naming no image would be read as the image folder itself (a folder, 'not a regular file'), and the
     # output checks would take the folder above it for an input image's: a malformed row, said as one
     empty = [i for i, p in enumerate(table[path_col].astype(str)) if _dot_slash_dropped(p.strip()) in ("", ".")]

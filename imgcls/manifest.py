@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -34,11 +35,13 @@ from imgcls.errors import UserError
 from imgcls.fsutil import write_table
 from imgcls.options import check, shown
 from imgcls.outputs import MANIFEST_NAME  # noqa: F401  (the file's name, beside the other outputs')
-from imgcls.layouts import (COMMON_EXTENSIONS, CSV_GROUPS_GUESSED, CSV_IMAGE_FOLDERS, SPLIT_FOLDERS, FolderView,
-                            LayoutOptions, LoneFolder, csv_route, most_of, nfc, read_competition_csv, read_csv,
-                            read_folder, read_profiles, read_unlabeled, row_at)
+from imgcls.layouts import (COMMON_EXTENSIONS, CSV_GROUPS_GUESSED, CSV_IMAGE_FOLDERS, NO_GROUPS, SPLIT_FOLDERS,
+                            FolderView, LayoutOptions, LoneFolder, csv_route, most_of, nfc, read_competition_csv,
+                            read_csv, read_folder, read_profiles, read_unlabeled, row_at)
 from imgcls.profiles import DEFAULT_AGE_BANDS
 
+# how a guessed `group` column is changed: another column, or none (a super-class's column is not the groups)
+GROUPS_FIX = f"--group-col COL reads another column, --group-col {NO_GROUPS} reads no groups"
 CSV_READ = "imgcls_csv_read"       # DataFrame.attrs key: the competition CSV a manifest was read from
 LAYOUT_READ = "imgcls_layout_read"  # DataFrame.attrs key: the layout `load` read the source as (layout_read)
 MANIFEST_READ = "imgcls_manifest_read"  # DataFrame.attrs key: the manifest file a manifest layout was read from
@@ -373,7 +376,8 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if given and layout != "csv":       # the flags given (predict has no --image-dir: not named to its users)
         raise UserError(f"{' / '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to a competition CSV "
                         f"(--csv FILE); {src} is read as layout '{layout}'")
-    if opts.group_col and layout in ("folder", "unlabeled"):      # no column to name (profiles have id, profile)
+    # no column to name (profiles have id, profile); --group-col none names none
+    if opts.group_col and opts.group_col != NO_GROUPS and layout in ("folder", "unlabeled"):
         raise UserError(f"--group-col '{opts.group_col}' names a column of a competition CSV or a manifest; {src} is "
                         f"read as layout '{layout}', which has no such column")
     if opts.label_col and layout not in ("csv", "manifest"):
@@ -400,8 +404,12 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
         df.attrs[MANIFEST_READ] = str(mpath)     # its age band record lies beside it (age_band_record)
         if opts.label_col and opts.label_col != "label":
             df = labels_from(df, opts.label_col, mpath)
+        ungrouped = opts.group_col == NO_GROUPS and "group" in df.columns
+        if ungrouped:       # its `group` of another meaning (a super-class): read as no groups, the file unchanged
+            df["group"] = ""
         said = (f"using manifest {mpath} ({len(df)} rows"
-                + (f"; labels from its column '{opts.label_col}'" if opts.label_col else "") + ")")
+                + (f"; labels from its column '{opts.label_col}'" if opts.label_col else "")
+                + (f"; its group column left unread (--group-col {NO_GROUPS})" if ungrouped else "") + ")")
     else:
         notes = []
         if src.is_file():
@@ -435,7 +443,7 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
             n = df["group"].fillna("").astype(str).str.strip().replace("", np.nan).nunique() if guessed else 0
             if n:
                 notes.append(f"groups from its column '{guessed}': {plural(n, 'group')}, each kept on one side of "
-                             f"a split or fold (--group-col COL reads another column)")
+                             f"a split or fold ({GROUPS_FIX})")
             table = csv_path
             df.attrs[CSV_READ] = str(csv_path)     # the user's own table: no output may replace it (read_table)
         elif layout == "folder":
@@ -903,6 +911,21 @@ def class_columns(df: pd.DataFrame) -> list[str]:
         if 2 <= n < len(df):
             out.append(c)
     return out
+
+
+@contextmanager
+def guessed_groups_named(df: pd.DataFrame, fix: str = GROUPS_FIX):
+    """A refusal of too few units (split's, train's 'no validation images') raised inside, with where the groups
+    came from where a competition CSV's column named `group` was read as them unasked (CSV_GROUPS_GUESSED): one of
+    another meaning (a super-class) holds whole classes together, and --group-col none (`fix`) is the way out."""
+    try:
+        yield
+    except UserError as e:
+        guessed = df.attrs.get(CSV_GROUPS_GUESSED)
+        if not guessed:
+            raise
+        raise UserError(f"{e}; the groups are the CSV's column '{guessed}', read without --group-col "
+                        f"({fix})") from None
 
 
 def is_group_column(df: pd.DataFrame, col: str) -> bool:

@@ -1228,6 +1228,42 @@ def test_a_csvs_group_column_read_as_the_groups_is_said_in_the_read_line(tmp_pat
     assert "groups from" not in said, said
 
 
+def test_group_col_none_leaves_a_csvs_or_manifests_group_column_unread(tmp_path, monkeypatch):
+    """A `group` column of another meaning (a super-class: shoes / clothes) was always read as the groups, with no
+    way out: split refused ("2 unit(s) of linked rows") where a plain split was meant. `--group-col none` reads no
+    groups, of a competition CSV and of a manifest (the file unchanged); the refusal names it where the column was
+    read unasked."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
+    rows = [{"path": f"{c}/{p.name}", "label": c, "group": "shoes" if c == "a" else "clothes"}
+            for c in ("a", "b") for p in sorted((raw / c).iterdir())]
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    split = ["split", "train.csv", "--image-dir", str(raw), "--folds", "3", "--no-near-dup", "-q"]
+    r = runner.invoke(app, split + ["--out", "refused.csv"])
+    assert r.exit_code == 2 and "column 'group', read without --group-col" in r.output, r.output
+    assert "--group-col none reads no groups" in " ".join(r.output.split()), r.output
+    r = runner.invoke(app, split + ["--out", "splits.csv", "--group-col", "none"])
+    assert r.exit_code == 0, r.output
+    df = pd.read_csv("splits.csv", keep_default_na=False)
+    assert (df["group"] == "").all() and df.groupby("label")["fold"].nunique().min() == 3, df
+    said = mf.load("train.csv", mf.LayoutOptions(image_dir=str(raw), group_col="none"), scan=False)
+    assert (said["group"] == "").all() and "groups from" not in said.attrs[mf.READ_LINE]
+    manifest = mf.load("train.csv", mf.LayoutOptions(image_dir=str(raw)), scan=False)
+    mf.write(manifest, tmp_path / "m.csv")
+    before = (tmp_path / "m.csv").read_bytes()
+    r = runner.invoke(app, ["split", "m.csv", "--folds", "3", "--no-near-dup", "-q", "--out", "mfolds.csv",
+                            "--group-col", "none"])
+    assert r.exit_code == 0, r.output
+    assert pd.read_csv("mfolds.csv").groupby("label")["fold"].nunique().min() == 3
+    assert (tmp_path / "m.csv").read_bytes() == before
+    # a hand-made split whose sides share a super-class: a leak by its `group`, none with --group-col none
+    pd.read_csv("m.csv").assign(split=["train", "val"] * 6).to_csv("hand.csv", index=False)
+    check = ["split", "--check", "hand.csv", "--no-near-dup", "-q"]
+    assert runner.invoke(app, check).exit_code == 1
+    r = runner.invoke(app, check + ["--group-col", "none"])
+    assert r.exit_code == 0, r.output
+
+
 def test_python_run_split_refuses_reader_age_bands_it_would_relabel(profile_folder, tmp_path):
     """run_split(profiles, opts=LayoutOptions(age_bands=[40])) read the profiles into two bands, then split relabelled
     every row with SplitConfig's default three, silently: the reader's bands did nothing. Split's bands are

@@ -2415,6 +2415,22 @@ def test_raw_age_target_on_profile_data_is_said_before_training(tmp_path, monkey
     assert not (tmp_path / "runs").exists()
 
 
+def test_no_validation_images_of_a_csvs_group_column_names_group_col_none(tmp_path):
+    """A competition CSV whose `group` column is a super-class (shoes / clothes), read as the groups unasked: train's
+    --val-split draw validated on none of it and said "no validation images; check the split" only. The refusal
+    now names the column and the way out, split --group-col none (train reads no --group-col)."""
+    from imgcls.errors import UserError
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
+    rows = [{"path": f"raw/{c}/{p.name}", "label": c, "group": "shoes" if c == "a" else "clothes"}
+            for c in ("a", "b") for p in sorted((raw / c).iterdir())]
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(tmp_path / "train.csv"), epochs=1, out=str(tmp_path / "runs"), **TINY))
+    said = str(e.value)
+    assert said.startswith("no validation images") and "column 'group', read without --group-col" in said, said
+    assert "--group-col none" in said and "group_col='none'" in said, said
+
+
 def test_a_run_checks_its_name_once(two_class, tmp_path, monkeypatch):
     """run_train checked a new run's --name three times (its up-front checks, _run_train, claim_run_dir) and a
     resumed run's folder name in _run_train: once each now, a bad name still refused before anything is written."""

@@ -122,7 +122,7 @@ class SplitConfig:
     folds: int | None = option(None, panel=PARTS, lo=2, none="holdout: one val part (--val)",
                                help="K-fold: adds `fold` (0..K-1, the fold where the row is validation).")
     group_col: str = option("group", panel=PARTS, help="Column whose rows never cross splits or folds (e.g. the "
-                                                        "person).")
+                                                        "person); 'none': no groups, a `group` column left unread.")
     stratify: Sequence[str] = option(("label",), panel=PARTS, cli_type=str, to_cli=lambda v: ",".join(v) or "none",
                                      from_cli=_stratify_cli,
                                      help="Column(s) to stratify on, comma-separated (e.g. mask,gender,age_band), or "

@@ -37,6 +37,8 @@ CLEAN_CONFLICTS = python_too("`imgcls clean` resolves label conflicts (--conflic
 
 
 def _resolve_group_col(df: pd.DataFrame, cfg: SplitConfig, layout: str) -> str:
+    if cfg.group_col == mf.NO_GROUPS:       # the reader left the `group` column empty (a manifest's too)
+        return "group"
     if cfg.group_col in df.columns:
         return cfg.group_col
     if layout == "csv":       # the CSV reader already put --group-col into `group`
@@ -200,7 +202,8 @@ def _load(src, out: Path, opts: mf.LayoutOptions, cfg: SplitConfig, workers: int
     check_output_location(out, *mf.input_folders(df), images=mf.image_paths(df), owns=False)
     group_col = _resolve_group_col(df, cfg, layout)
     _check_stratify(df, cfg)
-    _check_parts_before_scan(df, cfg, group_col)
+    with mf.guessed_groups_named(df):
+        _check_parts_before_scan(df, cfg, group_col)
     return mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels), group_col
 
 
@@ -279,7 +282,8 @@ def run_split(src=None, out=dict(PIPELINE)["splits"], opts: mf.LayoutOptions | N
     _check_other_output(out)
     _check_embedder(cfg)
     df, group_col = _load(src, out, opts, cfg, workers)
-    df, summary, leaks, _ = make_split(df, cfg, group_col, workers)
+    with mf.guessed_groups_named(df):
+        df, summary, leaks, _ = make_split(df, cfg, group_col, workers)
     for n in summary["notes"]:
         warn(n)
     df = mf.as_written(df)          # what is returned is the table written, in its column order
@@ -381,7 +385,8 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         # a hand-made k-fold table (a fold column alone): its rows with a fold train, as train reads it (sides)
         df = df.assign(split=np.where(sides(df) != "", "train", ""))
     check_split_values(df, file)
-    group_col = _resolve_group_col(df, cfg, "manifest")      # a column the file lacks: refused, not replaced
+    # a column the file lacks: refused, not replaced; --group-col none: no column, the file's `group` kept as written
+    group_col = "" if cfg.group_col == mf.NO_GROUPS else _resolve_group_col(df, cfg, "manifest")
     df = _nfc_keys(df, cfg, group_col)
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     df = df.assign(split=df["split"].fillna("").astype(str).str.lower())     # 'Train' is train, as train reads it

@@ -214,6 +214,17 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     return (python_too(split, f"run_split({split_args})"), python_too(train, call))
 
 
+def _no_groups_split(cfg: TrainConfig) -> str:
+    """The way out of a competition CSV's `group` column read as the groups (train reads it as given): split it with
+    --group-col none and train on that table."""
+    from imgcls.console import sh
+    from imgcls.options import python_too
+    from imgcls.pipeline import PIPELINE
+    splits = dict(PIPELINE)["splits"]
+    return python_too(f"imgcls split {sh(cfg.src)} --group-col none splits without them; then imgcls train "
+                      f"{sh(splits)}", f"run_split({str(cfg.src)!r}, cfg=SplitConfig(group_col='none'))")
+
+
 def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[int] | None:
     """The age band edges of a profile table's `age_band` values (ModelMeta.age_bands; None: no age / age_band
     columns, or bands not made by edges). A table is read with the edges recorded beside it
@@ -800,8 +811,10 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     for fold in folds:
         train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target)
         if not train_mask.any() or not val_mask.any():
-            raise UserError(f"no {'training' if not train_mask.any() else 'validation'} images"
-                            f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
+            # a CSV's `group` column of another meaning (a super-class): split --group-col none reads no groups
+            with mf.guessed_groups_named(df, _no_groups_split(cfg)):
+                raise UserError(f"no {'training' if not train_mask.any() else 'validation'} images"
+                                f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
         fd = FoldData(np.flatnonzero(train_mask), np.flatnonzero(val_mask), targets, final, df, images, paths,
                       image_rows=keep, never_validated=never)
         fold_dir = run_dir if fold is None else run_names.fold_dir(run_dir, fold)
