@@ -2819,7 +2819,7 @@ def test_the_held_out_commands_make_the_split_again_as_the_run_s_split_was_made(
     run = tmp_path / "runs" / "kf"
     plain = _held_out_commands(run, [], str(splits))
     assert f"imgcls split {splits} --test 0.2 --out" in plain, plain
-    config = {"test": 0.0, "folds": 3, "group_col": "group", "stratify": ["mask", "gender"], "seed": 3,
+    config = {"test": 0.0, "folds": 3, "group_col": None, "stratify": ["mask", "gender"], "seed": 3,
               "age_bands": [30, 60], "drop_ages": [57, 58, 59], "relabel_age": None, "near_dup": False,
               "dup_method": "verified", "dup_threshold": None, "dup_candidates": 0.8, "model": "tf_efficientnet_lite0",
               "embed_precision": "auto", "device": "cpu", "max_pixels": 89478485, "cache_dir": None,

@@ -1228,6 +1228,23 @@ def test_a_csvs_group_column_read_as_the_groups_is_said_in_the_read_line(tmp_pat
     assert "groups from" not in said, said
 
 
+def test_split_with_group_col_group_typed_says_no_guess_of_it(tmp_path, monkeypatch):
+    """`imgcls split train.csv --group-col group` typed was passed on to the reader as None (SplitConfig's default was
+    `group`, told from a typed one by nothing), so the read line still said the column was taken unasked. A typed
+    --group-col, `group` too (Python: SplitConfig(group_col='group')), silences the note; left out, it is said."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
+    rows = [{"path": f"{c}/{p.name}", "label": c, "group": f"{c}{i // 2}"}
+            for c in ("a", "b") for i, p in enumerate(sorted((raw / c).iterdir()))]
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    split = ["split", "train.csv", "--image-dir", str(raw), "--folds", "3", "--no-near-dup"]
+    r = runner.invoke(app, split + ["--out", "guessed.csv"])
+    assert r.exit_code == 0 and "groups from its column 'group'" in " ".join(r.output.split()), r.output
+    r = runner.invoke(app, split + ["--out", "typed.csv", "--group-col", "group"])
+    assert r.exit_code == 0 and "groups from" not in r.output, r.output
+    assert pd.read_csv("typed.csv").groupby("group")["fold"].nunique().max() == 1
+
+
 def test_group_col_none_leaves_a_csvs_or_manifests_group_column_unread(tmp_path, monkeypatch):
     """A `group` column of another meaning (a super-class: shoes / clothes) was always read as the groups, with no
     way out: split refused ("2 unit(s) of linked rows") where a plain split was meant. `--group-col none` reads no

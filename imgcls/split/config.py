@@ -121,8 +121,9 @@ class SplitConfig:
     test: float = option(0.0, panel=PARTS, lo=0, hi=1, hi_open=True, help="Test fraction held out before val / folds.")
     folds: int | None = option(None, panel=PARTS, lo=2, none="holdout: one val part (--val)",
                                help="K-fold: adds `fold` (0..K-1, the fold where the row is validation).")
-    group_col: str = option("group", panel=PARTS, help="Column whose rows never cross splits or folds (e.g. the "
-                                                        "person); 'none': no groups, a `group` column left unread.")
+    group_col: str | None = option(None, panel=PARTS, none="group, a CSV's only where it has one",
+                                   help="Column whose rows never cross splits or folds (e.g. the person); 'none': no "
+                                        "groups, a `group` column left unread.")
     stratify: Sequence[str] = option(("label",), panel=PARTS, cli_type=str, to_cli=lambda v: ",".join(v) or "none",
                                      from_cli=_stratify_cli,
                                      help="Column(s) to stratify on, comma-separated (e.g. mask,gender,age_band), or "

@@ -37,7 +37,7 @@ CLEAN_CONFLICTS = python_too("`imgcls clean` resolves label conflicts (--conflic
 
 
 def _resolve_group_col(df: pd.DataFrame, cfg: SplitConfig, layout: str) -> str:
-    if cfg.group_col == mf.NO_GROUPS:       # the reader left the `group` column empty (a manifest's too)
+    if cfg.group_col in (None, mf.NO_GROUPS):   # `group` (NO_GROUPS: the reader left it empty, a manifest's too)
         return "group"
     if cfg.group_col in df.columns:
         return cfg.group_col
@@ -262,7 +262,8 @@ def reader_options(opts: mf.LayoutOptions | None, cfg: SplitConfig) -> mf.Layout
         raise UserError(f"split's age bands are SplitConfig(age_bands=...) (--age-bands), not the reader's "
                         f"LayoutOptions(age_bands={list(opts.age_bands)}): split relabels profile rows from their ages "
                         f"with {list(cfg.age_bands)}; give the bands to SplitConfig")
-    group_col = cfg.group_col if cfg.group_col != "group" else opts.group_col
+    # typed (SplitConfig's, not None: `group` too), the reader reads that column and says no guess of it
+    group_col = cfg.group_col if cfg.group_col is not None else opts.group_col
     return dataclasses.replace(opts, group_col=group_col, age_bands=list(profiles.DEFAULT_AGE_BANDS))
 
 
