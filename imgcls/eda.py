@@ -392,11 +392,13 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
     if test is not None and not Path(test).exists():     # named as --test, before the data is read
         raise UserError(f"--test {test} does not exist; give the competition's test images (a folder or a CSV / "
                         f"manifest listing them)")
-    df = mf.load(src, opts, scan=False, require_found=False)    # files not there: listed in the report, then refused
+    # files not there: listed in the report, then refused; a CSV's `group` column not said (eda splits nothing)
+    df = mf.load(src, opts, scan=False, require_found=False, groups_matter=False)
     layout = mf.layout_read(df)
     empty_classes = empty_class_folders_read(df)     # the folder read's (warned of there)
     mf.warn_unlabeled(df, src)
-    test_df = mf.load(test, mf.LayoutOptions(), scan=False, require_found=False) if test is not None else None
+    test_df = mf.load(test, mf.LayoutOptions(), scan=False, require_found=False, groups_matter=False) \
+        if test is not None else None
     check_output_location(out, *mf.input_folders(df), *(mf.input_folders(test_df) if test_df is not None else []),
                           images=mf.image_paths(df) + (mf.image_paths(test_df) if test_df is not None else []))
     # then (an input inside --out said first) its files over a user's own of those names in a folder no eda

@@ -351,7 +351,8 @@ def check_source_exists(src: str | os.PathLike) -> Path:
 
 def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool = True, workers: int = 1,
          max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS, announce: bool = True, require_found: bool = True,
-         loose_images: str = "warn", unread_images: str = "warn", view: FolderView | None = None) -> pd.DataFrame:
+         loose_images: str = "warn", unread_images: str = "warn", view: FolderView | None = None,
+         groups_matter: bool = True) -> pd.DataFrame:
     """Read any supported source into a manifest DataFrame (absolute `root`), scanning images not yet scanned.
     `loose_images`: what a folder detected as class folders (not one given as --layout folder) does with images
     outside them: "warn" (left out) or "refuse" (layouts.read_folder). `unread_images`: what a folder read does
@@ -360,7 +361,9 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     at the source's folder (source_view) where the caller made it, to ask it after the read what the read saw
     (predict: the CSVs beside the test images, submission.template_beside), not looking again. `require_found`:
     a table none of whose files are there is refused (require_any_found) before its read is said, so the refusal is
-    the only line (False: eda, whose report lists the files; predict, whose own check says its --data)."""
+    the only line (False: eda, whose report lists the files; predict, whose own check says its --data).
+    `groups_matter`: the line says a CSV's `group` column read as the groups unasked (they are kept on one side of a
+    split: split, train, and the steps whose table they go on to); False where nothing is split (eda, predict)."""
     opts = opts or LayoutOptions()
     check(opts)     # the flags' check, for a Python caller's LayoutOptions too: the command line's line, before a scan
     src = check_source_exists(src)
@@ -440,7 +443,8 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
             df, root = read_competition_csv(csv_path, root, opts, view)
             guessed = df.attrs.get(CSV_GROUPS_GUESSED)
             # said: a `group` column of another meaning (a super-class) keeps whole classes on one side of a split
-            n = df["group"].fillna("").astype(str).str.strip().replace("", np.nan).nunique() if guessed else 0
+            n = df["group"].fillna("").astype(str).str.strip().replace("", np.nan).nunique() \
+                if guessed and groups_matter else 0
             if n:
                 notes.append(f"groups from its column '{guessed}': {plural(n, 'group')}, each kept on one side of "
                              f"a split or fold ({GROUPS_FIX})")

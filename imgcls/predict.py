@@ -297,7 +297,8 @@ def read_test_data(data: str | os.PathLike, opts: mf.LayoutOptions | None = None
         raise UserError(f"test data {data} does not exist; pass --data FOLDER, a manifest or the competition CSV")
     view = view if view is not None else mf.source_view(data, opts)     # its text of the table read, asked again
     df = mf.load(data, opts, scan=False, loose_images="refuse", unread_images="refuse", view=view,
-                 announce=announce, require_found=False)    # files not there: require_most_found's line, of --data
+                 announce=announce, require_found=False,    # files not there: require_most_found's line, of --data
+                 groups_matter=False)       # a test CSV's `group` column: nothing is split
     # the submission id: a CSV's own `id` column (spelled in any case: DACON's `ID`), else the CSV's image column
     # (e.g. ImageID), else the path
     own = [c for c in df.columns if str(c).strip().lower() == "id" and (df[c].astype(str) != "").any()]

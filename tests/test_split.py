@@ -1228,6 +1228,26 @@ def test_a_csvs_group_column_read_as_the_groups_is_said_in_the_read_line(tmp_pat
     assert "groups from" not in said, said
 
 
+def test_a_csvs_group_column_is_said_only_where_a_split_keeps_it(tmp_path, monkeypatch):
+    """The read line's "groups from its column 'group' ..., each kept on one side of a split or fold" was said by
+    eda and by predict's read of a test CSV too, where nothing is split. Said by split (and the steps whose table
+    goes on to a split), not by eda nor predict."""
+    from imgcls.predict import read_test_data
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4})
+    rows = [{"path": f"raw/{c}/{p.name}", "label": c, "group": "shoes" if c == "a" else "clothes"}
+            for c in ("a", "b") for p in sorted((raw / c).iterdir())]
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    pd.DataFrame(rows).drop(columns="label").to_csv(tmp_path / "test.csv", index=False)
+    said = read_test_data(tmp_path / "test.csv", announce=False).attrs[mf.READ_LINE]
+    assert "read" in said and "groups from" not in said, said
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["eda", "train.csv", "--test", "test.csv", "--out", "eda", "--workers", "1"],
+                      env={"COLUMNS": "200"})
+    assert r.exit_code == 0 and "read train.csv" in r.output and "groups from" not in r.output, r.output
+    said = mf.load(tmp_path / "train.csv", scan=False).attrs[mf.READ_LINE]
+    assert "groups from its column 'group'" in said, said
+
+
 def test_split_with_group_col_group_typed_says_no_guess_of_it(tmp_path, monkeypatch):
     """`imgcls split train.csv --group-col group` typed was passed on to the reader as None (SplitConfig's default was
     `group`, told from a typed one by nothing), so the read line still said the column was taken unasked. A typed
