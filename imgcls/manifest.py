@@ -383,6 +383,10 @@ def load(src: str | os.PathLike, opts: LayoutOptions | None = None, scan: bool =
     if opts.group_col and opts.group_col != NO_GROUPS and layout in ("folder", "unlabeled"):
         raise UserError(f"--group-col '{opts.group_col}' names a column of a competition CSV or a manifest; {src} is "
                         f"read as layout '{layout}', which has no such column")
+    if opts.group_col == NO_GROUPS and layout == "profiles":     # read_profiles takes no group column: unsaid
+        raise UserError(f"--group-col {NO_GROUPS} leaves a CSV's or a manifest's `group` column unread; {src} is read "
+                        f"as layout 'profiles', whose groups are its people (each profile folder's id), never split "
+                        f"apart; drop --group-col")
     if opts.label_col and layout not in ("csv", "manifest"):
         raise UserError(f"--label-col names a column of a competition CSV or a manifest; {src} is read as layout "
                         f"'{layout}', whose {'folders give' if layout != 'unlabeled' else 'images have no'} labels")

@@ -1228,6 +1228,16 @@ def test_a_csvs_group_column_read_as_the_groups_is_said_in_the_read_line(tmp_pat
     assert "groups from" not in said, said
 
 
+def test_group_col_none_on_profile_folders_is_refused_not_ignored(profile_folder, tmp_path):
+    """`imgcls split profiles/ --group-col none` read the people as the groups all the same (read_profiles takes no
+    group column), unsaid: refused in one line, before the scan, naming the layout."""
+    r = runner.invoke(app, ["split", str(profile_folder), "--group-col", "none", "--no-near-dup", "-q",
+                            "--out", str(tmp_path / "s.csv")])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "--group-col none" in said and "layout 'profiles'" in said, r.output
+    assert "Traceback" not in r.output and not (tmp_path / "s.csv").exists()
+
+
 def test_a_csvs_group_column_is_said_only_where_a_split_keeps_it(tmp_path, monkeypatch):
     """The read line's "groups from its column 'group' ..., each kept on one side of a split or fold" was said by
     eda and by predict's read of a test CSV too, where nothing is split. Said by split (and the steps whose table
