@@ -72,7 +72,8 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
 
 
 def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say_skipped: bool = False,
-               src: str | None = None, scanned: bool = True) -> tuple[pd.DataFrame, tuple, list[int | None]]:
+               src: str | None = None, scanned: bool = True,
+               study: str | None = None) -> tuple[pd.DataFrame, tuple, list[int | None]]:
     """train's refusals of the data table `df` (manifest.load's, of cfg.src) with these options, before any image is
     decoded: its split / fold values, the --target column, its labels (none, a competition CSV's classes in a
     column of another name, fewer than 2 classes, every row unreadable), --heads multi's columns, --folds. Run by
@@ -83,7 +84,8 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     run without folds). `src`: the data as the user named it, which the lines say (cfg.src when not known).
     `scanned` False: the table as read, whose recorded scan (a row's error) the scan may undo (manifest.stale_rows:
     a file away when it was scanned, back since) and is not read: a class of such rows was 'at least 2 classes'
-    before the scan could find them."""
+    before the scan could find them. `study`: tune's --study, whose `imgcls tune` command the --folds fix names
+    instead of `imgcls train` (as say_data_notes')."""
     from imgcls import manifest as mf
     from imgcls.console import info, plural
     from imgcls.errors import UserError
@@ -129,9 +131,9 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     if cfg.folds:
         have = tdata.fold_ids(df)
         if not have:
-            split, train = _split_first(cfg, df, folds=True, src=src)
-            raise UserError(f"--folds needs a `fold` column, which {src} lacks: run {split} first and train "
-                            f"on its table: {train}")
+            split, train = _split_first(cfg, df, folds=True, src=src, study=study)
+            raise UserError(f"--folds needs a `fold` column, which {src} lacks: run {split} first and "
+                            f"{'train' if study is None else 'tune'} on its table: {train}")
         folds = parse_folds(cfg.folds) or have
         bad = [f for f in folds if f not in have]
         if bad:
@@ -513,12 +515,13 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     # an --out under the data's folders and the table's faults (no labels, --target, --folds, ...): refused before
     # every image is scanned (minutes on a large set); checked again below on the rows that can be read
     check_output_location(out, *mf.input_folders(df))
-    check_data(cfg, df, say_target=dist.main, src=src_named, scanned=False)
+    check_data(cfg, df, say_target=dist.main, src=src_named, scanned=False, study=track_group)
     df = mf.scan_images(df, workers=io_workers, max_pixels=cfg.max_pixels)
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
         check_resume_data(resume, df, src_named, record)
-    df, (heads, decode, classes, targets, final), folds = check_data(cfg, df, say_skipped=dist.main, src=src_named)
+    df, (heads, decode, classes, targets, final), folds = check_data(cfg, df, say_skipped=dist.main, src=src_named,
+                                                                     study=track_group)
 
     dc = data_config(cfg.model)
     img_size = int(cfg.img_size or dc["input_size"][-1])

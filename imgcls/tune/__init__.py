@@ -696,7 +696,7 @@ def _check_up_front(cfg: TuneConfig):
     _say_config_replaced(cfg, space)
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
-    table, usable = _check_data(cfg.train, space, cfg.study_dir())
+    table, usable = _check_data(cfg.train, space, cfg.study_dir(), cfg.study)
     check_trackers(cfg.train.tracker, cfg.train.tracking_uri)       # not each trial's error: a resumed study would record every one failed
     if cfg.sampler == "grid":
         space.grid()
@@ -850,13 +850,15 @@ def _check_weights(base: TrainConfig, space) -> None:
                 raise type(e)(f"{' with '.join(which)}: {e}") from None
 
 
-def _check_data(base: TrainConfig, space, study_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def _check_data(base: TrainConfig, space, study_dir: Path,
+                study: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """train's refusals of the data table (train.run.check_data: no labels, a --target that is no column, every
     file missing, --folds it cannot take, ...) with the fixed options, for each --target the space can draw, and of
     an output folder under the data's folders (the study's), made once before the study opens: one line, not the
     first trial's error (in a resumed study each trial failed on it and the next ran). Returns the table as read
     (no image scanned; check_data's checks leave it as it is), which rows_digest digests, and its usable rows (None
-    where the space draws --target: each target's rows are its own), whose warnings _check_up_front says."""
+    where the space draws --target: each target's rows are its own), whose warnings _check_up_front says.
+    `study`: tune's --study, which a fix's command names (`imgcls tune SPLITS --study S`)."""
     import dataclasses
 
     from imgcls import manifest as mf
@@ -869,7 +871,7 @@ def _check_data(base: TrainConfig, space, study_dir: Path) -> tuple[pd.DataFrame
     check_output_location(study_dir, *mf.input_folders(df))
     for target in keys["target"].candidates() if "target" in keys else [base.target]:
         try:
-            usable = check_data(dataclasses.replace(base, target=target), df, scanned=False)[0]
+            usable = check_data(dataclasses.replace(base, target=target), df, scanned=False, study=study)[0]
         except UserError as e:
             if "target" not in keys:
                 raise
