@@ -86,6 +86,43 @@ def test_seeded_resumable_and_a_changed_target_removes_old_copies(tmp_path):
     assert not mf.augmented(none).any() and not any((out / p).exists() for p in copies)
 
 
+def _interrupted_copies(monkeypatch, src, out, at_copy: int, **kw) -> None:
+    """A preprocess --oversample run into `out` killed (Ctrl-C) as it starts writing its `at_copy`-th copy."""
+    import imgcls.preprocess.oversample as ov
+    real, calls = ov.save_image, []
+
+    def dies(*a, **k):
+        calls.append(1)
+        if len(calls) == at_copy:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(ov, "save_image", dies)
+    with pytest.raises(KeyboardInterrupt):
+        _run(src, out, **kw)
+    monkeypatch.setattr(ov, "save_image", real)
+
+
+def test_copies_of_interrupted_runs_under_other_settings_are_removed_by_the_run_that_finishes(tmp_path,
+                                                                                              monkeypatch):
+    """The copies an interrupted --oversample run wrote are recorded only in its journal, which the finishing run's
+    removal of stale copies never read (only the last manifest): interrupted with --oversample-aug light, again with
+    heavy (whose journal carries the light run's copies over in its header), then finished with --oversample off,
+    the copies and the journal stayed in --out for good. The finished run removes them."""
+    from imgcls.preprocess.oversample import COPY_JOURNAL, COPY_TAG
+    src = make_image_folder(tmp_path / "raw", {"a": 8, "b": 2, "c": 2}, size=(32, 32))
+    out = tmp_path / "out"
+    _interrupted_copies(monkeypatch, src, out, 3, oversample="max", oversample_aug="light")
+    light = sorted(p.relative_to(out).as_posix() for p in out.rglob(f"*{COPY_TAG}*"))
+    assert len(light) == 2
+    _interrupted_copies(monkeypatch, src, out, 2, oversample="max", oversample_aug="heavy")
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob(f"*{COPY_TAG}*")) == light   # one rewritten
+    res = _run(src, out, oversample="off")
+    assert not mf.augmented(res).any()
+    assert not list(out.rglob(f"*{COPY_TAG}*")) and not (out / COPY_JOURNAL).exists()
+    assert len(list(out.rglob("*.png"))) == 12
+
+
 def _assert_copies_follow_sources(sp: pd.DataFrame) -> int:
     """Every copy in a split has all its sources on its side (split and fold), or with folds one of them, the
     others in other folds (train drops it from their training); a copy left out (COPY_ACROSS) has its sources on

@@ -35,7 +35,7 @@ from imgcls.fsutil import under
 from imgcls.oversample import class_targets, parse_target
 from imgcls.preprocess.config import PreprocessConfig
 from imgcls.preprocess.image import save_image
-from imgcls.preprocess.outputs import SETTINGS_FILE, journal_records, open_journal, up_to_date
+from imgcls.preprocess.outputs import SETTINGS_FILE, journal_paths, journal_records, open_journal, up_to_date
 
 COPY_JOURNAL = ".oversample_journal.jsonl"
 COPY_TAG = "__os"
@@ -219,15 +219,18 @@ def _previous_copies(out: Path, settings: dict) -> dict[str, dict]:
 
 
 def stale_copies(out: Path) -> list[str]:
-    """Paths of the copies the last manifest in `out` lists (to remove those a new run no longer writes)."""
+    """Paths of the copies an earlier run wrote in `out` (to remove those a new run no longer writes): those the last
+    manifest lists and those an interrupted run's journal records, under any settings, with the copies of the
+    interrupted runs of other settings its header carries over (journal_paths)."""
+    names = journal_paths(out / COPY_JOURNAL)
     mfile = out / mf.MANIFEST_NAME
     if not mfile.is_file():
-        return []
+        return names
     try:
         old = mf.read_manifest_file(mfile)
     except Exception:
-        return []
-    return old.loc[mf.augmented(old), "path"].astype(str).tolist()
+        return names
+    return old.loc[mf.augmented(old), "path"].astype(str).tolist() + names
 
 
 def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.DataFrame, dict]:
@@ -235,8 +238,10 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
     summary). Sources: labelled rows written to `out` that are not copies themselves."""
     settings = cfg.oversample_settings()
     old_copies = set(stale_copies(out))
+    jpath = out / COPY_JOURNAL
     if settings is None:
         _remove(out, old_copies)
+        jpath.unlink(missing_ok=True)     # an interrupted run's: its copies are gone, nothing left to resume
         return res, {}
     parse_target(cfg.oversample)
     out_root = str(out.resolve())
@@ -260,7 +265,6 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
     paths = list(res["path"].astype(str))
     rows, kept_n, written, repeats = [], 0, 0, []
     drawn: dict[str, bytes] = {}    # make_copy's digests of the copies drawn: copy k draws only itself
-    jpath = out / COPY_JOURNAL
     with open_journal(jpath, settings) as journal, progress_bar("writing oversampled copies", len(plan)) as advance:
         for name, sources in plan:
             src_rows = [res.iloc[s] for s in sources]
