@@ -48,6 +48,8 @@ MANIFEST_READ = "imgcls_manifest_read"  # DataFrame.attrs key: the manifest file
 FOLDER_READ = "imgcls_folder_read"  # DataFrame.attrs key: the folder given whose CSV / profiles sit below it (input_folders)
 READ_LINE = "imgcls_read_line"    # DataFrame.attrs key: load's line saying what it read (announce_read)
 SCAN_COLUMNS = ["width", "height", "mode", "format", "bytes", "mtime", "sha256", "error"]
+# the `error` of a row preprocess --no-face drop leaves out (readable, but no face found)
+NO_FACE_DROPPED = "no face found (--no-face drop)"
 CORE_COLUMNS = ["path", "label", "group"] + SCAN_COLUMNS
 
 
@@ -791,7 +793,6 @@ def require_readable(df: pd.DataFrame, note: str = "", of: str = "", data_flag: 
     err = df["error"].fillna("").astype(str)
     if (err != "").all():
         first = image_paths(df.iloc[:1])[0]
-        from imgcls.preprocess.config import NO_FACE_DROPPED
         fate = "is left" if (err == NO_FACE_DROPPED).all() else "can be read"    # readable, left out by preprocess
         raise UserError(f"none of the {len(df)} image(s){of} {fate} (e.g. {first}: {err.iloc[0]}){note}; "
                         f"{_unreadable_hint(df, err, data_flag)}")
@@ -848,7 +849,6 @@ def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
     in (layouts.csv_route, a route the step has). An id without an extension is already looked for as it is
     (images saved without an extension) and with COMMON_EXTENSIONS added, so no extension is offered, except to say
     that an --ext given was the only one looked for, and, for predict (`data_flag`), that --ext adds another."""
-    from imgcls.preprocess.config import NO_FACE_DROPPED
     dropped = (err == NO_FACE_DROPPED).to_numpy()     # readable images preprocess left out (the row's `error`)
     if dropped.any():      # no matter of paths or of what the files are
         fix = ("imgcls preprocess --no-face drop left them out (its detector found no face in any): preprocess "

@@ -28,6 +28,11 @@ SUBMISSION_CSV = "submission.csv"   # predict's competition file in its --out
 # a tune study's files in its folder OUT/STUDY: its table of trials (imgcls.tune.report writes it after every trial;
 # runs and train read a trial's row) and its default Optuna storage (SQLite)
 TRIALS_CSV = "trials.csv"
+# the message of a trial Ctrl-C stopped (trials.csv; imgcls runs lists it stopped, tune runs its values again)
+INTERRUPTED = "interrupted (Ctrl-C)"
+# the message of a trial SIGTERM stopped (`timeout 2h imgcls tune`, a batch job's time limit: every command takes it as
+# Ctrl-C, cli.common.sigterm_interrupts): interrupted as well, its values run again when the study resumes
+INTERRUPTED_BY_SIGTERM = "interrupted (SIGTERM)"
 STUDY_DB = "study.db"
 BEST_CONFIG = "best_config.yaml"    # the best trial's options as a train --config (imgcls.tune.report writes it)
 # every step's HTML report in its output folder: a run's, a study's, eda's, clean's, preprocess's, a prediction's and

@@ -237,7 +237,7 @@ def predict_dropped_faces(df: pd.DataFrame) -> pd.DataFrame:
     """Test rows `preprocess --no-face drop` left out (no face found; the row still points at its readable input
     image) are predicted from that input, as it came: a submission needs a prediction for every test image, and
     the most frequent class given to an unreadable one is no prediction. Said in one warning."""
-    from imgcls.preprocess.config import NO_FACE_DROPPED
+    from imgcls.manifest import NO_FACE_DROPPED
     if "error" not in df.columns:
         return df
     dropped = (df["error"].fillna("").astype(str) == NO_FACE_DROPPED).to_numpy()

@@ -367,7 +367,7 @@ def _ensemble_doc(spec: Path) -> dict | None:
     """The fields of an ensemble's spec.yaml `spec`, read and checked as load_spec reads them (read_spec_doc,
     check_spec: a UserError names the file and what is wrong), without loading its members; None where it is no
     ensemble's (another kind)."""
-    from imgcls.ensemble.spec import check_spec, read_spec_doc
+    from imgcls.ensemble.config import check_spec, read_spec_doc
     doc = read_spec_doc(spec)
     if not isinstance(doc, dict) or doc.get("kind") != "imgcls-ensemble":
         return None
@@ -518,7 +518,7 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
     record = trial_record(path) or {}
     recorded = record.get("state", "")      # a trial Optuna recorded as still running: by its folder (its process
     if recorded == "fail":                  # is gone: no lock)
-        from imgcls.tune import INTERRUPTED, INTERRUPTED_BY_SIGTERM
+        from imgcls.outputs import INTERRUPTED, INTERRUPTED_BY_SIGTERM
         if record.get("message") in (INTERRUPTED, INTERRUPTED_BY_SIGTERM):     # Optuna fails a trial Ctrl-C
             return STOPPED, progress        # stopped: no fault of its values (tune runs them again on resume)
     if recorded in TRIAL_STATES:
@@ -976,7 +976,7 @@ def _must_read(path) -> Run:
     if not path.exists() and not path.is_absolute() and (Path(DEFAULT_ROOT) / path).exists():
         path = Path(DEFAULT_ROOT) / path      # a name as the leaderboard lists it (runs/a, ensembles/e1: under outputs)
     if not path.exists():
-        from imgcls.ensemble.spec import ENSEMBLES_DIR
+        from imgcls.ensemble.config import ENSEMBLES_DIR
         from imgcls.fsutil import did_you_mean
         from imgcls.train.config import TrainConfig
         hint = did_you_mean(path, (TrainConfig.out, ENSEMBLES_DIR)) or \

@@ -1376,7 +1376,7 @@ def test_a_folder_whose_yaml_is_not_utf8_is_read_as_no_output_not_a_traceback(tm
                                  "members: [{name: best, run: ., checkpoints: [best.pt], weight: heavy}]"])
 def test_a_hand_edited_spec_yaml_is_one_warning_naming_it_and_the_other_runs_are_listed(outputs, bad):
     """A hand-edited spec.yaml crashed `imgcls runs` with a traceback (TypeError: 'int' object is not iterable for
-    `members: 3`, `members: [3, x]`, `classes: 5`): it is read by load_spec's checks (ensemble.spec.check_spec), a
+    `members: 3`, `members: [3, x]`, `classes: 5`): it is read by load_spec's checks (ensemble.config.check_spec), a
     malformed one said in one warning naming the file and what is wrong, the ensemble left out, the others listed."""
     spec = outputs / "ensembles" / "e1" / "spec.yaml"
     doc = yaml.safe_load(spec.read_text())

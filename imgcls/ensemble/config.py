@@ -2,9 +2,13 @@
 choose from: only the standard library and imgcls.options, so `imgcls ensemble --help` imports no numpy / pandas."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from pathlib import Path
 
+from imgcls.errors import UserError
 from imgcls.options import When, option, python_too
+from imgcls.outputs import yaml_load
 
 # the fix of a missing or damaged ensemble spec: the ensemble built (again), both callers
 BUILD_ENSEMBLE = python_too("`imgcls ensemble RUN RUN ...`", "build_ensemble([RUN, RUN, ...])")
@@ -42,3 +46,48 @@ class EnsembleConfig:
                           help="vote: members share classes; profile: per-attribute runs (train --target mask / "
                                "gender / age_band) and profile runs -> the 18 profile classes by the product of "
                                "the attributes' probabilities.")
+
+
+ENSEMBLES_DIR = Path("outputs/ensembles")
+
+
+def read_spec_doc(p: Path):
+    """The YAML document of the spec file `p` as written (check_spec checks its fields); one that is no readable
+    YAML (not UTF-8, broken, a !!python tag) is a UserError naming it. load_spec's, and `imgcls runs`'."""
+    import yaml
+    try:
+        return yaml_load(p.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        # safe_load refuses !!python tags (a ConstructorError): they would build objects, i.e. run code
+        raise UserError(f"{p} is not a readable YAML ensemble spec ({type(e).__name__}"
+                        f"{', a !!python tag is refused' if 'python' in str(e) else ''}); "
+                        f"rebuild it with {BUILD_ENSEMBLE}") from None
+
+
+def check_spec(doc, p: Path) -> None:
+    """The checks of a spec file's fields (`doc`: its YAML, read from `p`): a UserError names the file and the
+    first field that is wrong (a hand-edited `members: 3`, `classes: 5`, a weight that is no number). load_spec's,
+    and `imgcls runs`' (which reads a spec without loading its members' checkpoints)."""
+    if not isinstance(doc, dict) or doc.get("kind") != "imgcls-ensemble" or not doc.get("members"):
+        raise UserError(f"{p} is not an imgcls ensemble spec (no kind: imgcls-ensemble / members)")
+    bad = lambda what: UserError(f"ensemble spec {p}: {what}; rebuild it with {BUILD_ENSEMBLE}")
+    if not isinstance(doc["members"], list):
+        raise bad("members is not a list")
+    if doc.get("method", "soft") not in METHODS:
+        raise bad(f"method {doc.get('method')!r} is not one of {', '.join(METHODS)}")
+    if not isinstance(doc.get("classes", []), list):
+        raise bad("classes is not a list")
+    if doc.get("combine", "vote") not in COMBINES:
+        raise bad(f"combine {doc.get('combine')!r} is not one of {', '.join(COMBINES)}")
+    for i, d in enumerate(doc["members"]):
+        if not isinstance(d, dict) or not all(k in d for k in ("name", "run", "checkpoints")):
+            raise bad(f"member {i + 1} lacks name / run / checkpoints")
+        if not isinstance(d["checkpoints"], list) or not d["checkpoints"] \
+                or not all(isinstance(c, str) for c in d["checkpoints"]) or not isinstance(d["run"], str):
+            raise bad(f"member {d['name']}: run / checkpoints are not paths")
+        try:
+            weight = float(d.get("weight", 1.0))
+        except (TypeError, ValueError):
+            raise bad(f"member {d['name']}: weight {d.get('weight')!r} is not a number") from None
+        if not (math.isfinite(weight) and weight >= 0):
+            raise bad(f"member {d['name']}: weight {weight} is not a non-negative number")

@@ -108,7 +108,6 @@ class PreprocessConfig:
 # portraits, 73 of them at 160 px, and no face in its 100 25 px non-faces at either size
 MIN_DETECT_SIDE = 160
 OVERSAMPLE_FIELDS = ("oversample", "oversample_aug", "oversample_max_factor", "seed")
-NO_FACE_DROPPED = "no face found (--no-face drop)"   # the `error` of a row --no-face drop leaves out
 FACE_LOST = 0.5    # face_kept below it (a face the matte kept less than half of): taken for background, said
 # matte_kept below it (the matte kept less than 5% of the image): blank after the background removal, said. Measured
 # with u2netp (256 px): portraits it matted 0.44-0.71, clip art 0.11-0.31; small grey portraits it took for background

@@ -9,7 +9,8 @@ from imgcls import io as imgio
 from imgcls import manifest as mf
 from imgcls.errors import UserError
 from imgcls.fsutil import atomic_path
-from imgcls.preprocess.config import NO_FACE_DROPPED, PreprocessConfig
+from imgcls.manifest import NO_FACE_DROPPED
+from imgcls.preprocess.config import PreprocessConfig
 
 FACE_COLUMNS = [c for c in mf.columns_of("preprocess") if c.startswith("face")]   # declared in imgcls.manifest
 RECORD_COLUMNS = FACE_COLUMNS + ["matte_kept", "bg_removed"]      # an image's record's manifest columns

@@ -14,13 +14,14 @@ import pandas as pd
 from imgcls import manifest as mf
 from imgcls.console import info, plural, progress_bar, warn
 from imgcls.errors import UserError
+from imgcls.manifest import NO_FACE_DROPPED
 from imgcls.fsutil import (atomic_path, check_file_name_encoding, check_output_location, check_writable,
                            folders_to_make, remove_made, remove_stale_temps, under_all, write_json)
 from imgcls.options import PATH, SRC_PATH, check_arguments
 from imgcls.outputs import REPORT_HTML, refuse_other_output, refuse_users_files
 from imgcls.parallel import ParallelOptions, check_workers, closed_pool, signals_held
 from imgcls.pipeline import PIPELINE, default_input
-from imgcls.preprocess.config import BLANK_MATTE, FACE_LOST, NO_FACE_DROPPED, PreprocessConfig
+from imgcls.preprocess.config import BLANK_MATTE, FACE_LOST, PreprocessConfig
 from imgcls.preprocess.image import (FACE_COLUMNS, RECORD_COLUMNS, Models, empty_record, init_worker, process_image,
                                      run_chunk)
 from imgcls.preprocess.outputs import (JOURNAL, SETTINGS_FILE, earlier_manifest, earlier_outputs, input_stamp,

@@ -27,7 +27,8 @@ from imgcls.errors import UserError
 from imgcls.figure_files import CURVES_PNG
 from imgcls.options import (PATH, SRC_PATH, check, check_arguments, choose_another, option, option_text, python_too,
                             set_options, shown)
-from imgcls.outputs import BEST_CONFIG, REPORT_HTML, STUDY_DB, TRIAL_DIR, TRIALS_CSV, trial_dir
+from imgcls.outputs import (BEST_CONFIG, INTERRUPTED, INTERRUPTED_BY_SIGTERM, REPORT_HTML, STUDY_DB, TRIAL_DIR,
+                            TRIALS_CSV, trial_dir)
 from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, RUN_CONFIG, fold_dirs
 from imgcls.train.callbacks import Callback, check_callbacks
 from imgcls.train.config import TrainConfig
@@ -490,10 +491,6 @@ def _one_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
 
 
-INTERRUPTED = "interrupted (Ctrl-C)"     # the message of a trial Ctrl-C stopped (trials.csv)
-# the message of a trial SIGTERM stopped (`timeout 2h imgcls tune`, a batch job's time limit: every command takes it as
-# Ctrl-C, cli.common.sigterm_interrupts): interrupted as well, its values run again when the study resumes
-INTERRUPTED_BY_SIGTERM = "interrupted (SIGTERM)"
 RERUN_OF = "rerun_of"       # user attr of a trial that runs the values of an interrupted trial again: its number
 # user attr: the pid namespace of a trial's process (_pid_namespace), beside its "host:pid": containers of one machine
 # may share its host name (docker --network host), not its process ids
