@@ -1396,6 +1396,25 @@ def test_a_run_where_every_image_fails_is_an_error_naming_the_reason_and_leaves_
     assert r.exit_code == 2 and not new.exists(), r.output
 
 
+def test_every_kept_image_failing_names_their_reason_not_the_unreadable_rows_clean_did_not_keep(tmp_path, monkeypatch):
+    """clean marks unreadable images keep = false; preprocess does not process them. With every kept image failing,
+    those rows were counted as failed images too, and, more of them, named as the most common reason ("unreadable
+    input"), hiding why the kept images failed."""
+    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(20, 16))
+    for k in range(5):
+        (src / "a" / f"bad{k}.png").write_bytes(b"not an image")
+    rows = [f"{p},{p.parent.name},{'false' if 'bad' in p.name else 'true'}" for p in sorted(src.rglob("*.png"))]
+    (tmp_path / "m.csv").write_text("path,label,keep\n" + "\n".join(rows) + "\n")
+
+    def broken(*a, **k):
+        raise OSError("resampler gone")
+    monkeypatch.setattr("imgcls.preprocess.resize.fit", broken)
+    r = run(tmp_path / "m.csv", "--out", tmp_path / "out", "--size", "16", "--workers", "1")
+    assert r.exit_code == 2, r.output
+    assert "every image failed (4 images)" in r.flat and "most often (4 of them)" in r.flat, r.flat
+    assert "resampler gone" in r.flat and "unreadable input:" not in r.flat, r.flat
+
+
 def test_a_damaged_face_detector_file_is_one_line_naming_it_before_any_work(tmp_path, monkeypatch):
     """A cut face_detection_yunet_2023mar.onnx passed the up-front check (it only looked for the file): every image
     then failed on its own, each with deepface's advice to install opencv-contrib-python. The detector is built once

@@ -154,7 +154,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
         raise
     dropped = [i for i, r in sorted(records.items()) if r["error"] == NO_FACE_DROPPED]
     if not any(r["written"] for r in records.values()):
-        _refuse_all_failed(out, before, paths, records, df, readable, dropped)
+        _refuse_all_failed(out, before, paths, records, df, readable, keep, dropped)
     if dropped and not any(r["written"] for r in records.values()):
         # no image at all: nothing to train on (split and train refuse it) and nothing to predict on (predict would
         # take every test image uncropped, as it came); a run that yields nothing does not replace an earlier output
@@ -238,13 +238,16 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     return result
 
 
-def _refuse_all_failed(out: Path, before: dict, paths, records: dict, df: pd.DataFrame, readable, dropped) -> None:
+def _refuse_all_failed(out: Path, before: dict, paths, records: dict, df: pd.DataFrame, readable, keep,
+                       dropped) -> None:
     """A run that wrote no image because every image failed (to process, or unreadable; not --no-face drop alone,
     said by its own error) is an error, exit 2: nothing to train or predict on, said as the most common reason and
-    an image of it, not a run that exits 0 with "0 image(s)". OUT is left as it was (_leave_as_it_was)."""
+    an image of it, not a run that exits 0 with "0 image(s)". OUT is left as it was (_leave_as_it_was). An
+    unreadable row clean did not keep (keep = false) is not processed, so is no failure of this run: counted, it
+    could be the most common reason and hide why the kept images failed."""
     from collections import Counter
     why = [(i, r["error"]) for i, r in sorted(records.items()) if r["error"] and r["error"] != NO_FACE_DROPPED]
-    why += [(i, f"unreadable input: {df.at[i, 'error']}") for i in range(len(df)) if not readable[i]]
+    why += [(i, f"unreadable input: {df.at[i, 'error']}") for i in range(len(df)) if not readable[i] and keep[i]]
     if not why:
         return
     reason, n = Counter(e for _, e in why).most_common(1)[0]
