@@ -204,6 +204,12 @@ def _refuse_repeated_names(header: list[str], path: Path, what: str, fix: str | 
         seen.setdefault(name, i)
 
 
+def named_columns(df: pd.DataFrame) -> list:
+    """The columns of a read_csv table whose header cell names them: pandas calls an empty one (a spreadsheet's
+    trailing comma, `id,`) 'Unnamed: I', I its position, a name the file does not hold."""
+    return [c for i, c in enumerate(df.columns) if c != f"Unnamed: {i}"]
+
+
 def _skipped_lines(text: str, sep: str) -> set[int]:
     """The lines of a CSV's text pandas skips (numbered as csv.reader's line_num counts them): empty ones, and ones
     of spaces and tabs only, the separator not among them (a TSV's line of one tab is a row of empty cells). Such a

@@ -16,7 +16,8 @@ import pandas as pd
 
 from imgcls.console import sh
 from imgcls.errors import UserError
-from imgcls.layouts import FolderView, csv_row_lines, csv_style, csv_text, nfc, read_csv, refuse_empty_cells
+from imgcls.layouts import (FolderView, csv_row_lines, csv_style, csv_text, named_columns, nfc, read_csv,
+                            refuse_empty_cells)
 from imgcls.options import shown
 from imgcls.outputs import MANIFEST_NAME
 from imgcls.predict_config import (DEFAULT_FORMAT, FORMATS, format_key, keyword_of,  # noqa: F401  (--format's)
@@ -199,8 +200,11 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
                             f"alone writes the template's columns)" + keyword_of("fmt"))
         f_id, f_label = spelled[f_id.lower()], spelled[f_label.lower()]     # the template's spelling
     id_col = f_id if f_id in cols else cols[0]
-    if len(cols) < 2 or not len(tpl):      # a text file, a list of ids: not a template, not a mismatch of ids
-        has = f"one column ({cols[0]})" if len(cols) < 2 else f"a header ({shown(cols, 4, sep=',')})"
+    # a text file, a list of ids (`id,` with a spreadsheet's trailing comma too): not a template, not a mismatch of
+    # ids; an unnamed column would be the label column, written into the submission's header as pandas' 'Unnamed: 1'
+    if len(named := named_columns(tpl)) < 2 or not len(tpl):
+        has = f"one column ({named[0] if named else cols[0]})" if len(named) < 2 else \
+            f"a header ({shown(cols, 4, sep=',')})"
         raise UserError(f"sample submission {template} has {has}{'' if len(tpl) else ' and no rows'}; it is not a "
                         f"submission CSV: pass the competition's sample submission (a header such as id,label, one "
                         f"row per test image)")

@@ -240,6 +240,8 @@ def test_the_submission_refusals_cut_their_lists_and_say_how_many_more(tmp_path)
                       "pass the competition's sample submission (a header such as id,label, one row per test image)"),
     ("id\n0.png\n1.png\n", "sample submission {f} has one column (id); it is not a submission CSV: pass the "
                             "competition's sample submission (a header such as id,label, one row per test image)"),
+    ("id,\n0.png,\n1.png,\n", "sample submission {f} has one column (id); it is not a submission CSV: pass the "
+                               "competition's sample submission (a header such as id,label, one row per test image)"),
     ("id,label\n", "sample submission {f} has a header (id,label) and no rows; it is not a submission CSV: pass the "
                    "competition's sample submission (a header such as id,label, one row per test image)"),
 ])
