@@ -132,14 +132,18 @@ def csv_text(path: Path, what: str = "CSV file", fix: str | None = None) -> str:
     path = Path(path)
     if imgio.not_regular_reason(path) is not None:
         raise UserError(f"{what} {path} is not a regular file; {fix or 'give a CSV file'}")
+    def refuse_utf16(data: bytes) -> None:
+        if (utf16 := _utf16_name(data)) is not None:
+            raise UserError(f"{what} {path} is UTF-16 text, not UTF-8; "
+                            f"{fix or f'save it as UTF-8 (e.g. iconv -f {utf16} -t utf-8)'}") from None
+
     try:
         data = path.read_bytes()
         text = data.decode("utf-8-sig")       # the BOM is no text: csv_bom asks for it
+        if "\x00" in text[:4096]:     # UTF-16 of ASCII text without a BOM is valid UTF-8, NULs every other byte
+            refuse_utf16(data)
     except UnicodeDecodeError as e:
-        utf16 = _utf16_name(data)
-        if utf16 is not None:
-            raise UserError(f"{what} {path} is UTF-16 text, not UTF-8; "
-                            f"{fix or f'save it as UTF-8 (e.g. iconv -f {utf16} -t utf-8)'}") from None
+        refuse_utf16(data)
         fix = fix or ("save it as UTF-8 (iconv -f ENCODING -t utf-8, ENCODING the one it was saved in: "
                       "cp1252 / latin-1 for Western European, cp949 for Korean, ...)")     # bytes alone can't tell
         raise UserError(f"{what} {path} is not UTF-8 text (byte {e.start}: {e.reason}); {fix}") from None

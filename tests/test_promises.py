@@ -1225,6 +1225,18 @@ def test_a_csv_in_another_encoding_is_named_with_a_fix_for_that_encoding(encodin
     assert not (tmp_path / "eda").exists()
 
 
+@pytest.mark.parametrize("encoding, name", [("utf-16-le", "utf-16le"), ("utf-16-be", "utf-16be")])
+def test_a_utf16_csv_of_ascii_text_without_a_bom_is_named_utf16(encoding, name, tmp_path):
+    """UTF-16 of ASCII text without a BOM is valid UTF-8 (a NUL every other byte): it was read, and refused as a
+    ragged row ('line 4 has 1 field(s), the header has 2'), sending the user after a row that is fine."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 2}, size=(16, 16))
+    f = tmp_path / "t.csv"
+    f.write_bytes("path,label\na/000.png,a\na/001.png,a\n".encode(encoding))
+    r = invoke("eda", raw, "--csv", f, "--out", tmp_path / "eda")
+    one_line_error(r, str(f.name), f"is UTF-16 text, not UTF-8; save it as UTF-8 (e.g. iconv -f {name} -t utf-8")
+    assert not (tmp_path / "eda").exists()
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 10. Kaggle ids without extension: --image-dir, --ext and the common extensions; nothing readable is an error
 # ---------------------------------------------------------------------------------------------------------------
