@@ -2463,13 +2463,14 @@ def test_a_storage_path_that_is_no_journal_file_is_one_line_before_any_work(data
 def test_no_split_column_warning_names_tune_with_the_study(data, tmp_path, space, capsys):
     """tune says the data's 'no split column with val rows' warning before its study: its fix named `imgcls train
     data/splits.csv`, a command that trains one run, not the study the user asked for. It names tune's, with the
-    user's --study."""
+    user's --study. Not that study itself: resumed on the split's table, whose rows differ, it is refused
+    (_check_rows): a new study, s1-split."""
     capsys.readouterr()
     run_tune(tune_cfg(data, tmp_path, space, study="s1", trials=1))
     err = " ".join(capsys.readouterr().err.split())
     assert "no split column with val rows" in err, err
-    assert "imgcls tune data/splits.csv --study s1" in err, err
-    assert "run_tune(TuneConfig(study='s1', train=TrainConfig(src='data/splits.csv')))" in err, err
+    assert "imgcls tune data/splits.csv --study s1-split (Python" in err, err
+    assert "run_tune(TuneConfig(study='s1-split', train=TrainConfig(src='data/splits.csv')))" in err, err
     assert "imgcls train data/splits.csv" not in err, err
 
 

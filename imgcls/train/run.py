@@ -184,7 +184,8 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     pipeline's default input (not a train.csv given here), and a --target column (DACON's artist) is what split
     stratifies on and the table keeps for train. `folds`: a 5-fold split, all of whose folds train. `src`: the data
     as the user named it (cfg.src, made absolute for config.yaml, when not known). `study`: tune's --study, the
-    second command then `imgcls tune` of that study on the split's table."""
+    second command then `imgcls tune` on the split's table of a new study, STUDY-split (STUDY itself resumed on other
+    rows than its trials scored on is refused, tune._check_rows)."""
     from imgcls.console import sh
     from imgcls.options import python_too
     from imgcls.pipeline import PIPELINE, has_default_input
@@ -207,6 +208,8 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     split_args = ", ".join(x for x in ("" if again else repr(str(src)), repr(out) if out else "",
                                        f"cfg=SplitConfig({split_cfg})" if split_cfg else "") if x)
     step = "train" if study is None else "tune"
+    # another study: `--study STUDY` on the split's table is refused, its rows not the ones STUDY's trials scored on
+    study = None if study is None else f"{study}-split"
     train = f"imgcls {step} {sh(splits)}" + ("" if label else f" --target {sh(cfg.target)}") + \
         (" --folds all" if folds else "") + ("" if study is None else f" --study {sh(study)}")
     train_args = "".join((f"src={splits!r}", "" if label else f", target={cfg.target!r}",
