@@ -1032,7 +1032,12 @@ def test_a_data_table_train_refuses_is_one_line_before_the_study_opens(data, tmp
         rows["path"] = [str(tmp_path / "gone" / Path(p).name) for p in rows["path"]]
         words = "none of the"
     elif case == "--folds without a fold column":
-        extra, words = ["--folds", "all"], "--folds needs a `fold` column"
+        # its fix is tune's (a new study: s, resumed on the split's rows, would be refused), not `imgcls train`
+        extra, words = ["--folds", "all"], "--folds needs a `fold` column" + \
+            f", which {table} lacks: run imgcls split {table} --folds 5 (Python: run_split('{table}', " \
+            "cfg=SplitConfig(folds=5))) first and tune on its table: imgcls tune data/splits.csv --folds all " \
+            "--study s-split (Python: run_tune(TuneConfig(study='s-split', train=TrainConfig(src='data/splits.csv', " \
+            "folds='all'))))"
     elif case == "fold not in the data":
         rows["fold"] = [i % 2 for i in range(len(rows))]
         extra, words = ["--folds", "2"], "fold(s) 2 not in the data (folds present: 0, 1)"
