@@ -2477,17 +2477,3 @@ def test_no_split_column_warning_names_tune_with_the_study(data, tmp_path, space
     assert "imgcls tune data/splits.csv --study s1-split (Python" in err, err
     assert "run_tune(TuneConfig(study='s1-split', train=TrainConfig(src='data/splits.csv')))" in err, err
     assert "imgcls train data/splits.csv" not in err, err
-
-
-def test_folds_without_a_fold_column_names_tune_with_the_study(data, tmp_path, space):
-    """`tune FOLDER --study s1 --folds all` on data with no fold column is refused before the study opens (train's
-    check_data); its fix named `imgcls train data/splits.csv --folds all`, a command that trains one run per fold,
-    not the study asked for. It names tune's, with the user's --study, as the no-split-column warning does."""
-    with pytest.raises(UserError) as e:
-        run_tune(tune_cfg(data, tmp_path, space, study="s1", trials=1, train={"folds": "all"}))
-    said = " ".join(str(e.value).split())
-    assert "--folds needs a `fold` column" in said, said
-    assert "first and tune on its table: imgcls tune data/splits.csv --folds all --study s1" in said, said
-    assert "run_tune(TuneConfig(study='s1', train=TrainConfig(src='data/splits.csv', folds='all')))" in said, said
-    assert "imgcls train" not in said and "run_train" not in said, said
-    assert not (tmp_path / "tune").exists()
