@@ -1021,7 +1021,8 @@ def test_a_spaced_path_column_is_named_not_passed_over_for_the_id_column(tmp_pat
     with pytest.raises(UserError, match=re.escape(said)):
         mf.load(image_folder, opts(csv=str(csv)), scan=False)
     csv.write_text("id,img_path\nTEST_0,a/000.png\nTEST_1,a/001.png\n")
-    assert mf.load(image_folder, opts(csv=str(csv)), scan=False)["path"].tolist() == ["a/000.png", "a/001.png"]
+    files = mf.image_paths(mf.load(image_folder, opts(csv=str(csv)), scan=False))    # the img_path column's, not ids
+    assert [Path(f) for f in files] == [image_folder / "a" / "000.png", image_folder / "a" / "001.png"], files
 
 
 def test_competition_csv_guesses_and_errors(tmp_path, image_folder):

@@ -2932,7 +2932,7 @@ def test_a_saved_ensemble_with_a_stopped_member_says_so_as_imgcls_ensemble_did(t
     res = invoke("predict", ens, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0, "-q")
     said = " ".join(res.output.split())
     assert res.exit_code == 0, res.output
-    assert f"warning: {stopped.resolve()} is a stopped run (stopped 2/6 epochs): its best.pt is from a partial run; " \
+    assert f"warning: {stopped.resolve()} is a stopped run (2/6 epochs): its best.pt is from a partial run; " \
            f"it is used as it is, or finish the run first: imgcls train --resume {stopped.resolve()}" in said, said
     assert said.count("stopped run") == 1, said
 

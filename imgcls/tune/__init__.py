@@ -848,14 +848,14 @@ def _check_weights(base: TrainConfig, space) -> None:
 
 
 def _check_data(base: TrainConfig, space, study_dir: Path,
-                study: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+                study: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """train's refusals of the data table (train.run.check_data: no labels, a --target that is no column, every
     file missing, --folds it cannot take, ...) with the fixed options, for each --target the space can draw, and of
     an output folder under the data's folders (the study's), made once before the study opens: one line, not the
     first trial's error (in a resumed study each trial failed on it and the next ran). Returns the table as read
     (no image scanned; check_data's checks leave it as it is), which rows_digest digests, and its usable rows (None
     where the space draws --target: each target's rows are its own), whose warnings _check_up_front says.
-    `study`: tune's --study, which a fix's command names (`imgcls tune SPLITS --study S`)."""
+    `study`: tune's --study, which a fix's command names (`imgcls tune SPLITS --study S-split`; None: train's)."""
     import dataclasses
 
     from imgcls import manifest as mf
