@@ -148,8 +148,8 @@ def balance(df: pd.DataFrame, cfg: SplitConfig, units: pd.Series | None = None, 
 
 
 def plot_distribution(dist: pd.DataFrame, path: Path, meanings: dict[str, str] | None = None) -> Path | None:
-    """Each class's shares per part, stacked, its images (originals) over its bar; a class named with its meaning where `meanings` (value_meanings'
-    label) has one ('4 (wear, female, 30-59)')."""
+    """Each class's shares per part, stacked, its images (originals) over its bar; a class named with its meaning
+    where `meanings` (value_meanings' label) has one ('4 (wear, female, 30-59)')."""
     from imgcls.profiles import class_titles
     sub = dist[dist["column"] == "label"]
     if sub.empty:

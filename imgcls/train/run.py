@@ -261,8 +261,9 @@ def _check_resumed_draw(run_dir, df: pd.DataFrame, cfg: TrainConfig, by: str) ->
     """A resumed run's random --val-split draw (no split table) gives the rows its earlier session validated on
     (its val_predictions.csv): a run started by an imgcls whose draw differed (before it kept a class of one image
     in training), or on data that changed since, would else train its later epochs on images its earlier ones were
-    scored on, and score them on other rows, without a word. Refused in one line before the images are decoded. The draw's seeded rows
-    (train.data._assign_split's masks, the copies' handling aside: copies never validate) are compared by path."""
+    scored on, and score them on other rows, without a word. Refused in one line before the images are decoded. The
+    draw's seeded rows (train.data._assign_split's masks, the copies' handling aside: copies never validate) are
+    compared by path."""
     from imgcls.errors import UserError
     from imgcls.train import data as tdata
     from imgcls.train.rundir import read_validation
@@ -284,8 +285,8 @@ def _check_resumed_draw(run_dir, df: pd.DataFrame, cfg: TrainConfig, by: str) ->
 
 def _leak_note(df: pd.DataFrame, src) -> str:
     """A split table's sides (split / fold columns, or a fold column alone) sharing a group, content hash, source
-    image or clean's dup_group, as `split --check` finds them (a hand-edited table: imgcls split writes none): validation would
-    score people or images the model trains on. One warning naming the first and the repair; '' for none.
+    image or clean's dup_group, as `split --check` finds them (a hand-edited table: imgcls split writes none):
+    validation would score people or images the model trains on. One warning naming the first and the repair; '' for none.
     Oversampled copies are assign_split's to say."""
     from imgcls.console import sh
     from imgcls.options import python_too
