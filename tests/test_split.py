@@ -1311,6 +1311,22 @@ def test_group_col_none_leaves_a_csvs_or_manifests_group_column_unread(tmp_path,
     assert r.exit_code == 0, r.output
 
 
+def test_a_clean_check_with_group_col_none_does_not_say_no_group_is_shared(tmp_path, monkeypatch):
+    """`split --check hand.csv --group-col none` on a table whose sides share a `group` said "clean (no group, exact
+    duplicate, source image shared between sides)": the groups it was told not to read were said checked and
+    unshared. The clean line now says the groups were not read, and the flag that left them out."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
+    rows = [{"path": f"{c}/{p.name}", "label": c, "group": c, "split": ["train", "val"][i % 2]}
+            for c in ("a", "b") for i, p in enumerate(sorted((raw / c).iterdir()))]
+    pd.DataFrame(rows).assign(root=str(raw)).to_csv(tmp_path / "hand.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["split", "--check", "hand.csv", "--no-near-dup", "--group-col", "none"],
+                      env={"COLUMNS": "200"})
+    said = " ".join(r.output.split())
+    assert r.exit_code == 0 and "clean (" in said, r.output
+    assert "no group" not in said and "groups not read (--group-col none)" in said, said
+
+
 def test_python_run_split_refuses_reader_age_bands_it_would_relabel(profile_folder, tmp_path):
     """run_split(profiles, opts=LayoutOptions(age_bands=[40])) read the profiles into two bands, then split relabelled
     every row with SplitConfig's default three, silently: the reader's bands did nothing. Split's bands are

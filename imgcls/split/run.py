@@ -403,8 +403,10 @@ def run_check(file, out=None, cfg: SplitConfig | None = None, fix: bool = False,
         near = [(int(keep_pos[i]), int(keep_pos[j]), c) for i, j, c in pairs]
     leaks = check_leaks(df, group_col, near)
     if leaks.empty:
-        info(f"leakage check of {file}: clean (no group, exact duplicate, source image"
-             + (" or near-duplicate" if cfg.near_dup else "") + " shared between sides)")
+        # --group-col none: the groups were not read, so not said unshared
+        info(f"leakage check of {file}: clean (no " + ("group, " if group_col else "") + "exact duplicate, source image"
+             + (" or near-duplicate" if cfg.near_dup else "") + " shared between sides"
+             + ("" if group_col else f"; groups not read (--group-col {mf.NO_GROUPS})") + ")")
         if not fix:
             return df
     print_leaks(leaks)
