@@ -53,11 +53,24 @@ def fold_number(path: str | os.PathLike) -> int | None:
 
 
 def fold_set(path: str | os.PathLike) -> Path | None:
-    """The k-fold set folder a fold folder belongs to (its parent, which holds the set's RUN_CONFIG), None for any
-    other folder (a run named fold_1 in a folder of runs has no config.yaml above it). `path` as given: `.` from
-    inside a fold is resolved by the caller."""
+    """The k-fold set folder a fold folder belongs to (its parent, whose RUN_CONFIG records --folds), None for any
+    other folder (a run named fold_1 in a folder of runs has no config.yaml above it; one trained into a plain run's
+    folder has one recording no --folds). `path` as given: `.` from inside a fold is resolved by the caller."""
     path = Path(path)
-    return path.parent if is_fold_dir(path) and (path.parent / RUN_CONFIG).is_file() else None
+    return path.parent if is_fold_dir(path) and records_folds(path.parent / RUN_CONFIG) else None
+
+
+# a config.yaml's --folds line as train writes it (`folds: all`, `folds: 0,2`), not `folds: null`
+_FOLDS_LINE = re.compile(r"^folds:[ \t]*(?!null[ \t]*$|~[ \t]*$|[ \t]*$)\S", re.MULTILINE)
+
+
+def records_folds(config: Path) -> bool:
+    """Whether a run's config.yaml records --folds (the run is a k-fold set): read as text, this module taking only
+    the standard library; False where it is missing or unreadable."""
+    try:
+        return _FOLDS_LINE.search(config.read_text(encoding="utf-8", errors="replace")) is not None
+    except OSError:
+        return False
 
 
 def fold_dirs(run_dir: str | os.PathLike) -> list[Path]:

@@ -392,6 +392,22 @@ def test_a_resume_of_one_fold_of_a_k_fold_set_is_refused_naming_the_set(tmp_path
     assert tree_snapshot(tmp_path / "runs") == before and not (run / "fold_1" / "fold_0").exists()
 
 
+def test_a_run_named_fold_0_inside_a_plain_run_s_folder_is_no_fold_of_a_set(tmp_path):
+    """fold_set took any fold_<k> folder whose parent holds a config.yaml for a fold of a k-fold set: a run named
+    fold_0 trained into a plain run's folder (`--out runs/A --name fold_0`) was refused its --resume as 'one fold of
+    the k-fold set runs/A', whose resume never trains it. A fold's parent is a set only where its config.yaml
+    records --folds."""
+    from imgcls.run_names import fold_set
+    from imgcls.train.config import resume_record
+    plain, kf = tmp_path / "runs" / "A", tmp_path / "runs" / "KF"
+    for parent, folds in ((plain, None), (kf, "all")):
+        TrainConfig(name=parent.name, folds=folds).save((parent / "fold_0").mkdir(parents=True) or
+                                                        parent / "config.yaml")
+        TrainConfig(name="fold_0", folds=folds).save(parent / "fold_0" / "config.yaml")
+    assert fold_set(plain / "fold_0") is None and fold_set(kf / "fold_0") == kf
+    assert resume_record(plain / "fold_0") == plain / "fold_0" / "config.yaml"
+
+
 def test_a_resume_of_a_k_fold_set_on_a_table_whose_folds_changed_is_one_line(tmp_path, monkeypatch):
     """`imgcls split --folds 5` run again (another --seed) between a k-fold set's stop and its --resume: the resume
     trained the later folds on the new folds, so the out-of-fold file held some images twice and others never
