@@ -2447,6 +2447,23 @@ def test_no_validation_images_of_a_csvs_group_column_names_group_col_none(tmp_pa
     assert "--group-col none" in said and "group_col='none'" in said, said
 
 
+def test_no_validation_images_in_a_tune_trial_names_tune_on_the_split_table(tmp_path):
+    """The refusal above, met by a tune trial (run_train's track_group: tune's --study), named `then imgcls train
+    data/splits.csv` as the way on from a study: it now names `imgcls tune data/splits.csv --study S-split`, as the
+    trial's other fixes (_split_first) do."""
+    from imgcls.errors import UserError
+    raw = make_image_folder(tmp_path / "raw", {"a": 6, "b": 6})
+    rows = [{"path": f"raw/{c}/{p.name}", "label": c, "group": "shoes" if c == "a" else "clothes"}
+            for c in ("a", "b") for p in sorted((raw / c).iterdir())]
+    pd.DataFrame(rows).to_csv(tmp_path / "train.csv", index=False)
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(tmp_path / "train.csv"), epochs=1, out=str(tmp_path / "runs"), **TINY),
+                  track_group="S")
+    said = str(e.value)
+    assert "--group-col none splits without them; then imgcls tune data/splits.csv --study S-split" in said, said
+    assert "imgcls train" not in said, said
+
+
 def test_a_run_checks_its_name_once(two_class, tmp_path, monkeypatch):
     """run_train checked a new run's --name three times (its up-front checks, _run_train, claim_run_dir) and a
     resumed run's folder name in _run_train: once each now, a bad name still refused before anything is written."""

@@ -219,15 +219,17 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     return (python_too(split, f"run_split({split_args})"), python_too(train, call))
 
 
-def _no_groups_split(cfg: TrainConfig) -> str:
+def _no_groups_split(cfg: TrainConfig, study: str | None = None) -> str:
     """The way out of a competition CSV's `group` column read as the groups (train reads it as given): split it with
-    --group-col none and train on that table."""
+    --group-col none and train on that table; `study`: tune's --study, whose trial tunes on it in a new study,
+    STUDY-split, as _split_first's fix."""
     from imgcls.console import sh
     from imgcls.options import python_too
     from imgcls.pipeline import PIPELINE
     splits = dict(PIPELINE)["splits"]
-    return python_too(f"imgcls split {sh(cfg.src)} --group-col none splits without them; then imgcls train "
-                      f"{sh(splits)}", f"run_split({str(cfg.src)!r}, cfg=SplitConfig(group_col='none'))")
+    then = f"imgcls train {sh(splits)}" if study is None else f"imgcls tune {sh(splits)} --study {sh(study + '-split')}"
+    return python_too(f"imgcls split {sh(cfg.src)} --group-col none splits without them; then {then}",
+                      f"run_split({str(cfg.src)!r}, cfg=SplitConfig(group_col='none'))")
 
 
 def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[int] | None:
@@ -616,7 +618,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             record_plan(run_dir, [f for f in folds if f is not None], classes)
         dist.barrier()
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
-                            resume, stop_after, callbacks)
+                            resume, stop_after, callbacks, study=track_group)
     except KeyboardInterrupt:
         # said here, not in the fold loop: a Ctrl-C while the decoded-image cache is built (before any fold starts)
         # leaves the claimed folder too, which the same command again refuses
@@ -711,9 +713,9 @@ def _record_moved_data(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dis
 
 
 def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
-                 stop_after, callbacks=None) -> Path:
+                 stop_after, callbacks=None, study: str | None = None) -> Path:
     """Every fold of the run (one run without folds): the shared decoded-image cache, train_run per fold, the
-    out-of-fold score."""
+    out-of-fold score. `study`: tune's --study, which a fix's command names (_no_groups_split)."""
     from dataclasses import replace
 
     from imgcls import manifest as mf
@@ -819,7 +821,7 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
         train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target)
         if not train_mask.any() or not val_mask.any():
             # a CSV's `group` column of another meaning (a super-class): split --group-col none reads no groups
-            with mf.guessed_groups_named(df, _no_groups_split(cfg)):
+            with mf.guessed_groups_named(df, _no_groups_split(cfg, study)):
                 raise UserError(f"no {'training' if not train_mask.any() else 'validation'} images"
                                 f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
         fd = FoldData(np.flatnonzero(train_mask), np.flatnonzero(val_mask), targets, final, df, images, paths,
