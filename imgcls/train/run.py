@@ -288,8 +288,8 @@ def _check_resumed_draw(run_dir, df: pd.DataFrame, cfg: TrainConfig, by: str) ->
 def _leak_note(df: pd.DataFrame, src) -> str:
     """A split table's sides (split / fold columns, or a fold column alone) sharing a group, content hash, source
     image or clean's dup_group, as `split --check` finds them (a hand-edited table: imgcls split writes none):
-    validation would score people or images the model trains on. One warning naming the first and the repair; '' for none.
-    Oversampled copies are assign_split's to say."""
+    validation would score people or images the model trains on. One warning naming the first and the repair; ''
+    for none. Oversampled copies are assign_split's to say."""
     from imgcls.console import sh
     from imgcls.options import python_too
     from imgcls.split.leaks import check_leaks
