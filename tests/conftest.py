@@ -244,6 +244,33 @@ def count_folder_listings(monkeypatch, walks: bool = False) -> list[Path]:
     return listed
 
 
+def lock_folder(monkeypatch, folder: Path) -> None:
+    """os.scandir of `folder` raises PermissionError, as a folder without read permission does for a user who is not
+    root (the suite runs as root, which may list any folder)."""
+    scandir = os.scandir
+
+    def locked(path="."):
+        if os.fspath(path) == os.fspath(folder):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+    monkeypatch.setattr(os, "scandir", locked)
+
+
+def assert_cuda_refused_before_read(monkeypatch, args: list, out: Path) -> None:
+    """The command `args` with --device cuda on a machine without CUDA: one line, exit 2, before the data is read
+    (manifest.load), `out` not written."""
+    import torch
+    from typer.testing import CliRunner
+    from imgcls import manifest as mf
+    from imgcls.cli import app
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("the data was read before the device check"))
+    r = CliRunner().invoke(app, [str(a) for a in args] + ["--out", str(out), "--device", "cuda"])
+    assert r.exit_code == 2 and r.output.strip().splitlines() == [
+        "error: --device cuda asked for CUDA but no CUDA device is visible; use --device cpu or auto"], r.output
+    assert not out.exists()
+
+
 def tree_snapshot(root: str | os.PathLike) -> dict[str, str]:
     """{relative path: sha256} of every file under root (to assert an input tree is byte-identical)."""
     root = Path(root)

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageOps
 from typer.testing import CliRunner
 
-from conftest import make_image_folder, second_command_while_writing, tree_snapshot
+from conftest import assert_cuda_refused_before_read, make_image_folder, second_command_while_writing, tree_snapshot
 from imgcls.cli import app
 from imgcls.clean.near_dup import pair_arrays
 from imgcls.links import components
@@ -2268,13 +2268,5 @@ def test_device_cuda_without_one_is_refused_before_the_scan(tmp_path, monkeypatc
     """`clean --device cuda` on a machine without CUDA was refused only when the embedding pass began: after the
     read and the thumbnail / photo-feature pass (80 s on openclipart_l1's 7,703 images). Now first, one line, exit
     2, nothing written."""
-    import torch
-    from imgcls import manifest as mf
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("the data was read before the device check"))
     src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(24, 24))
-    r = runner.invoke(app, ["clean", str(src), "--out", str(tmp_path / "c"), "--device", "cuda", "--cache-dir",
-                            str(tmp_path / "cache")])
-    assert r.exit_code == 2 and r.output.strip().splitlines() == [
-        "error: --device cuda asked for CUDA but no CUDA device is visible; use --device cpu or auto"], r.output
-    assert not (tmp_path / "c").exists()
+    assert_cuda_refused_before_read(monkeypatch, ["clean", src, "--cache-dir", tmp_path / "cache"], tmp_path / "c")

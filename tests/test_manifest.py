@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import make_profiles, make_image, make_image_folder, make_tiny_run
+from conftest import lock_folder, make_profiles, make_image, make_image_folder, make_tiny_run
 from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls.errors import UserError
@@ -495,15 +495,8 @@ def test_a_class_folder_that_cannot_be_listed_is_named_not_called_empty(tmp_path
     """A class folder without read permission (a shared disk, an archive unpacked with odd modes) could not be
     listed: its images were dropped and the class named as one that 'hold(s) no images'. The warning now names the
     folder, the system's reason and the fix, and no empty class."""
-    import os
     root = make_image_folder(tmp_path / "raw", {"cat": 2, "dog": 2})
-    scandir = os.scandir
-
-    def locked(path="."):
-        if os.fspath(path) == os.fspath(root / "dog"):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return scandir(path)
-    monkeypatch.setattr(os, "scandir", locked)
+    lock_folder(monkeypatch, root / "dog")
     df = mf.load(root, scan=False)
     said = " ".join(capsys.readouterr().err.split())
     assert set(df["label"]) == {"cat"}
@@ -516,15 +509,8 @@ def test_a_class_whose_only_subfolder_cannot_be_listed_is_not_called_empty(tmp_p
     """raw/dog/sub without read permission, dog holding no other image: the warning named dog/sub as a folder
     that cannot be listed, and a second warning said dog 'hold(s) no images, so the data has no such class': its
     images are unknown, not none (reproduced with chmod 000 and CAP_DAC_OVERRIDE dropped)."""
-    import os
     root = make_image_folder(tmp_path / "raw", {"cat": 2, "dog/sub": 2})
-    scandir = os.scandir
-
-    def locked(path="."):
-        if os.fspath(path) == os.fspath(root / "dog" / "sub"):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return scandir(path)
-    monkeypatch.setattr(os, "scandir", locked)
+    lock_folder(monkeypatch, root / "dog" / "sub")
     df = mf.load(root, scan=False)
     said = " ".join(capsys.readouterr().err.split())
     assert set(df["label"]) == {"cat"}

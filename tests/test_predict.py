@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_image, make_image_folder, make_tiny_run, mark_training
+from conftest import lock_folder, make_image, make_image_folder, make_tiny_run, mark_training
 from imgcls.cli import app
 from imgcls.errors import UserError
 from imgcls.submission import (build_submission, check_template_fits, fill_template, match_template,
@@ -1299,18 +1299,11 @@ def test_a_test_folder_that_cannot_be_listed_is_refused_not_left_out_of_the_subm
     """A test folder without read permission was skipped by the folder walk: a submission without its images' rows
     and exit 0 (as class folders: one warning calling it an empty class). Now one line naming the folder, the
     system's reason and the fix, exit 2, before the model runs, in either layout."""
-    import os
     run = make_tiny_run(tmp_path / "runs" / "r1")
     test = tmp_path / "test"
     make_image(test / "a" / "x.png", seed=1)
     make_image(test / "b" / "y.png", seed=2)
-    scandir = os.scandir
-
-    def locked(path="."):
-        if os.fspath(path) == os.fspath(test / "b"):
-            raise PermissionError(13, "Permission denied", os.fspath(path))
-        return scandir(path)
-    monkeypatch.setattr(os, "scandir", locked)
+    lock_folder(monkeypatch, test / "b")
     for layout in ("folder", "unlabeled"):
         said = _refused(monkeypatch, run, "--data", test, "--layout", layout, "--out", tmp_path / "p")
         assert said.endswith(

@@ -1435,17 +1435,24 @@ def test_diff_shows_an_unset_and_a_yes_no_option_as_config_yaml_writes_them(tmp_
     assert "pretrained=false" in find_runs(tmp_path)[1].changed.split()
 
 
-def test_diff_says_the_classes_past_its_top_ten_that_did_not_change_are_unchanged(tmp_path):
-    """`imgcls runs diff A B` of two runs whose F1 differed in 2 of 17 classes ended its per-class table with '7 more
-    class(es) changed by at most 0.0000': they did not change. Such classes are said unchanged; a rest that did
-    change keeps its 'changed by at most' line (test_diff_prints_the_per_class_f1_the_largest_change_first)."""
-    classes = [f"k{i:02d}" for i in range(13)]
+def _diff_of_one_row_moved(tmp_path, classes):
+    """`imgcls runs diff A B` of two fake runs of two rows a class, B taking k00's first row for k01: F1 differs in
+    those two classes only. The diff's result, A, and the rows' labels and B's predictions."""
     truth = [c for c in classes for _ in range(2)]
     guess = [classes[1] if i == 0 else t for i, t in enumerate(truth)]          # k00's first row taken for k01
     a = fake_run(tmp_path / "a", "resnet10t", list(zip(truth, truth)), classes=classes)
     b = fake_run(tmp_path / "b", "resnet10t", list(zip(truth, guess)), classes=classes)
     r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)], terminal_width=200)
     assert r.exit_code == 0, r.output
+    return r, a, truth, guess
+
+
+def test_diff_says_the_classes_past_its_top_ten_that_did_not_change_are_unchanged(tmp_path):
+    """`imgcls runs diff A B` of two runs whose F1 differed in 2 of 17 classes ended its per-class table with '7 more
+    class(es) changed by at most 0.0000': they did not change. Such classes are said unchanged; a rest that did
+    change keeps its 'changed by at most' line (test_diff_prints_the_per_class_f1_the_largest_change_first)."""
+    classes = [f"k{i:02d}" for i in range(13)]
+    r = _diff_of_one_row_moved(tmp_path, classes)[0]
     said = " ".join(r.output.split())
     assert "11 more class(es) unchanged" in said and "changed by at most" not in said, r.output
 
@@ -1496,12 +1503,7 @@ def test_diff_lists_no_class_whose_f1_change_rounds_to_zero(tmp_path, capsys):
     is counted among the unchanged under the table, not listed; a class one run did not score is still listed
     ('–'); two runs of the same per-class F1 print one line, not a table of +0.0000 rows."""
     classes = [f"k{i:02d}" for i in range(10)]
-    truth = [c for c in classes for _ in range(2)]
-    guess = [classes[1] if i == 0 else t for i, t in enumerate(truth)]          # k00's first row taken for k01
-    a = fake_run(tmp_path / "a", "resnet10t", list(zip(truth, truth)), classes=classes)
-    b = fake_run(tmp_path / "b", "resnet10t", list(zip(truth, guess)), classes=classes)
-    r = CliRunner().invoke(app, ["runs", "diff", str(a), str(b)], terminal_width=200)
-    assert r.exit_code == 0, r.output
+    r, a, truth, guess = _diff_of_one_row_moved(tmp_path, classes)
     out = r.output[r.output.index("per-class F1"):]
     assert re.findall(r"│ (k\d\d) ", out) == ["k00", "k01"] and "+0.0000" not in out, out
     assert "8 more class(es) unchanged" in " ".join(out.split()), out

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from conftest import make_image_folder, make_profiles, tree_snapshot
+from conftest import assert_cuda_refused_before_read, make_image_folder, make_profiles, tree_snapshot
 from imgcls import manifest as mf
 from imgcls import profiles
 from imgcls import split as sp
@@ -811,15 +811,8 @@ def test_a_column_the_source_lacks_is_refused_before_the_scan(tmp_path, monkeypa
 def test_device_cuda_without_one_is_refused_before_the_scan(tmp_path, monkeypatch):
     """`split --device cuda` (the near-duplicate search's model) on a machine without CUDA was refused only when the
     embedding pass began, after the read and scan of every image. Now first, one line, exit 2, nothing written."""
-    import torch
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("the data was read before the device check"))
     src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(12, 12))
-    r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "s.csv"), "--device", "cuda", "--cache-dir",
-                            str(tmp_path / "cache")])
-    assert r.exit_code == 2 and r.output.strip().splitlines() == [
-        "error: --device cuda asked for CUDA but no CUDA device is visible; use --device cpu or auto"], r.output
-    assert not (tmp_path / "s.csv").exists()
+    assert_cuda_refused_before_read(monkeypatch, ["split", src, "--cache-dir", tmp_path / "cache"], tmp_path / "s.csv")
 
 
 def test_the_source_layout_is_detected_once(tmp_path, monkeypatch):
