@@ -86,6 +86,27 @@ def test_seeded_resumable_and_a_changed_target_removes_old_copies(tmp_path):
     assert not mf.augmented(none).any() and not any((out / p).exists() for p in copies)
 
 
+@pytest.mark.parametrize("again", [{"oversample": "off"}, {"oversample": "max", "oversample_max_factor": 2}])
+def test_an_input_image_named_like_an_earlier_run_s_copy_is_not_removed(tmp_path, again):
+    """A real input image named like a copy an earlier run wrote (b/000__os2.png): the run wrote it to --out, then
+    its removal of the earlier run's copies deleted it (only this run's copies were spared), leaving a manifest row
+    with no file, with --oversample off and on."""
+    import hashlib
+
+    from conftest import make_image
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 2}, size=(32, 32))
+    out = tmp_path / "out"
+    first = _run(src, out, oversample="max", oversample_max_factor=3, seed=1)
+    assert "b/000__os2.png" in set(first.loc[mf.augmented(first), "path"])
+    make_image(src / "b" / "000__os2.png", size=(32, 32), seed=99)    # the user's own image, not a copy
+    res = _run(src, out, seed=1, **again)
+    row = res[res["path"] == "b/000__os2.png"]
+    assert len(row) == 1 and not mf.augmented(row).any()
+    assert (out / "b/000__os2.png").is_file()
+    assert hashlib.sha256((out / "b/000__os2.png").read_bytes()).hexdigest() == row["sha256"].iloc[0]
+    assert all((out / p).is_file() for p in res["path"])
+
+
 def _interrupted_copies(monkeypatch, src, out, at_copy: int, **kw) -> None:
     """A preprocess --oversample run into `out` killed (Ctrl-C) as it starts writing its `at_copy`-th copy."""
     import imgcls.preprocess.oversample as ov

@@ -237,14 +237,16 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
     """`res` (preprocess's output rows) plus a row per oversampled copy, written under `out`; returns (rows,
     summary). Sources: labelled rows written to `out` that are not copies themselves."""
     settings = cfg.oversample_settings()
-    old_copies = set(stale_copies(out))
+    out_root = str(out.resolve())
+    # an earlier run's copies this run does not make go, but never an image this run wrote itself: an input image
+    # named like a copy (b/000__os1.png), written where the earlier run's copy of that name was
+    old_copies = set(stale_copies(out)) - {str(p) for p, r in zip(res["path"], res["root"]) if str(r) == out_root}
     jpath = out / COPY_JOURNAL
     if settings is None:
         _remove(out, old_copies)
         jpath.unlink(missing_ok=True)     # an interrupted run's: its copies are gone, nothing left to resume
         return res, {}
     parse_target(cfg.oversample)
-    out_root = str(out.resolve())
     res = res.reset_index(drop=True)
     if "augmented_from" not in res.columns:
         res["augmented_from"] = ""
