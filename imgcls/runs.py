@@ -37,7 +37,8 @@ from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes,
-                                 planned_folds, read_run_csv, recorded_epochs, train_finished)
+                                 nan_probability_rows, planned_folds, read_run_csv, recorded_epochs,
+                                 train_finished)
 
 # scored_on: the rows of a run's score (an ensemble's ends with OPTIMISTIC when its weights were fitted on them)
 OPTIMISTIC = "weights fitted on these rows (optimistic)"
@@ -63,9 +64,9 @@ IGNORED_IN_CHANGED = ("model", "img_size", "src", "gpu_aug_used") + HOW_IT_RAN
 
 # a row that is not a finished run: a train process holds its folder's lock now (RunLock.held); Optuna pruned the
 # tune trial, or it failed (its study's trials.csv); it ended before its epochs, or a k-fold set before its last fold
-# (Ctrl-C, a crash) and nothing holds it
-RUNNING, STOPPED, PRUNED, FAILED = "running", "stopped", "pruned", "failed"
-STATES = (RUNNING, STOPPED, PRUNED, FAILED)
+# (Ctrl-C, a crash) and nothing holds it; its loss diverged (NaN): its saved probabilities are NaN, it has no score
+RUNNING, STOPPED, PRUNED, FAILED, DIVERGED = "running", "stopped", "pruned", "failed", "diverged"
+STATES = (RUNNING, STOPPED, PRUNED, FAILED, DIVERGED)
 TRIAL_STATES = {"pruned": PRUNED, "fail": FAILED}       # trials.csv's state (imgcls/tune/report.py) -> ours
 
 
@@ -322,7 +323,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
                 h.insert(0, "fold", d.name.split("_", 1)[1])
                 hist.append(h)
         run.history = pd.concat(hist, ignore_index=True) if hist else None
-        oof = _read_csv(path / VAL_PREDICTIONS, VALIDATION)
+        oof = scored = _read_csv(path / VAL_PREDICTIONS, VALIDATION)
         _score(oof, run, _recorded_scores(path, None, kfold=True) if oof is not None else None)
         run.checkpoints = [d / BEST_PT for d in folds]
         run.scored_on = OOF
@@ -333,7 +334,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
             run.best_epoch = _best_epoch(run.history, cfg.get("metric"))
     else:
         run.history = _read_metrics(path)
-        preds = _read_csv(path / VAL_PREDICTIONS, VALIDATION)
+        preds = scored = _read_csv(path / VAL_PREDICTIONS, VALIDATION)
         _score(preds, run, _recorded_scores(path, run.history, kfold=False) if preds is not None else None)
         run.checkpoints = [path / BEST_PT]
         run.scored_on = VAL
@@ -347,6 +348,9 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     # a fold read alone is a run: its config.yaml repeats the set's --folds, which would read it as a k-fold set
     run.state, run.progress = run_state(path, {k: v for k, v in cfg.items() if k != "folds"} if one_fold else cfg,
                                         folds)
+    if scored is not None and nan_probability_rows(scored) and run.state != RUNNING:
+        # its loss diverged: argmax of NaN predicted the first class everywhere, a score of nothing (not ranked)
+        run.state, run.val_macro_f1, run.val_acc, run.per_class = DIVERGED, float("nan"), float("nan"), None
     run.task = task_of(cfg.get("target") or "label", run.classes)
     return run
 
@@ -838,7 +842,7 @@ STATE_NOTE = (f"epochs: done, of a finished run ('4/10, early stop': train's ear
               f"not known whether it finished (an early stop) or stopped (its last.pt gone); "
               f"'{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
               f"nothing trains it ({RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
-              f"that failed); '{UNKNOWN}/6': its epochs done not known (its {METRICS_CSV} malformed or gone, and "
+              f"that failed; {DIVERGED}: its loss went NaN, no score); '{UNKNOWN}/6': its epochs done not known (its {METRICS_CSV} malformed or gone, and "
               f"no {LAST_STATE} beside its {LAST_PT}); a k-fold set: its folds done and where the next one got")
 
 

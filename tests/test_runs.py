@@ -1638,3 +1638,20 @@ def test_diff_of_runs_that_picked_their_best_epoch_by_other_metrics_says_so(outp
     lines = [line.strip() for line in r.output.splitlines()]
     assert "best_epoch and the scores at it were picked by other --metric: A's by val loss, B's by val macro-F1" \
         in lines, r.output
+
+
+def test_a_diverged_run_is_marked_diverged_with_no_score_and_ranked_last(outputs):
+    """A run whose loss went NaN (train --lr 1e30) saved NaN probabilities (empty cells) and argmax's first class
+    for every row: `imgcls runs` scored it (val acc 0.5, macro-F1 0.333) and ranked it among real runs. Its state
+    is now 'diverged', its scores blank, and it is listed after every scored run."""
+    d = fake_run(outputs / "runs" / "nan", "resnet10t", [("a", "a"), ("b", "a"), ("c", "a"), ("a", "a")])
+    preds = pd.read_csv(d / "val_predictions.csv")
+    preds[[f"p_{c}" for c in CLASSES]] = np.nan
+    preds.to_csv(d / "val_predictions.csv", index=False)
+    board = leaderboard(find_runs(outputs))
+    row = board[board["name"] == "runs/nan"].iloc[0]
+    assert row["state"] == "diverged" and np.isnan(row["val_macro_f1"]) and np.isnan(row["val_acc"])
+    assert list(board["name"]).index("runs/nan") > list(board["name"]).index("runs/low")
+    r = CliRunner().invoke(app, ["runs", str(outputs)])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 0 and "diverged 3/3" in out and "diverged: its loss went NaN, no score" in out, out

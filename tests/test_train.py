@@ -3117,6 +3117,9 @@ def test_a_diverged_run_finishes_its_report_and_says_the_loss_diverged(two_class
     assert text.count("the loss diverged at epoch 1") == 1 and "lower --lr (this run's 1e+30)" in text
     html = (tmp_path / "runs" / "r" / "report.html").read_text()
     assert "its probabilities are NaN (the loss diverged)" in html and "(p NaN)" in html
+    from imgcls.runs import find_runs
+    run, = find_runs(tmp_path / "runs")     # `imgcls runs` reads it as diverged, with no score to rank
+    assert run.state == "diverged" and np.isnan(run.val_macro_f1) and np.isnan(run.val_acc), run
 
 
 def test_the_single_image_warning_explains_each_side_it_names(tmp_path, capsys):
