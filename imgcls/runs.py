@@ -842,7 +842,8 @@ STATE_NOTE = (f"epochs: done, of a finished run ('4/10, early stop': train's ear
               f"not known whether it finished (an early stop) or stopped (its last.pt gone); "
               f"'{STOPPED} 2/6': not finished, 2 of its 6 epochs done, and "
               f"nothing trains it ({RUNNING}: a train holds it now; {PRUNED} / {FAILED}: a tune trial Optuna pruned / "
-              f"that failed; {DIVERGED}: its loss went NaN, no score); '{UNKNOWN}/6': its epochs done not known (its {METRICS_CSV} malformed or gone, and "
+              f"that failed; {DIVERGED}: its loss went NaN, no score); '{UNKNOWN}/6': its epochs done not known "
+              f"(its {METRICS_CSV} malformed or gone, and "
               f"no {LAST_STATE} beside its {LAST_PT}); a k-fold set: its folds done and where the next one got")
 
 
