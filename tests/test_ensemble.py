@@ -422,6 +422,25 @@ def test_a_fold_imgcls_train_is_training_now_is_used_with_a_warning(tmp_path):
     assert flat.count("being trained") == 1, flat
 
 
+def test_a_member_whose_loss_diverged_is_refused_by_name(tmp_path):
+    """A member trained with too high an --lr (its loss NaN) saved empty probabilities: ensemble took it, its votes
+    argmax's first class for every image. It is refused, exit 2, one line naming its file and the fix, nothing
+    written."""
+    from test_cli import one_error_line
+    rows = _val_rows(tmp_path / "data")
+    r1 = make_tiny_run(tmp_path / "runs" / "effnet", seed=1, val_rows=rows)
+    r2 = make_tiny_run(tmp_path / "runs" / "nan", model="test_resnet", seed=2, val_rows=rows)
+    f = r2 / "val_predictions.csv"
+    preds = pd.read_csv(f)
+    preds[[c for c in preds.columns if c.startswith("p_")]] = np.nan
+    preds.to_csv(f, index=False)
+    res = runner.invoke(app, ["ensemble", str(r1), str(r2), "--out", str(tmp_path / "ens")])
+    line = one_error_line(res)
+    assert f"{f} has no probabilities in {len(rows)} of its {len(rows)} rows: the run's loss diverged" in line, line
+    assert f"leave {r2} out of the ensemble, or train it again with a lower --lr" in line, line
+    assert not (tmp_path / "ens").exists()
+
+
 def test_a_stopped_member_is_said_with_its_epochs_done(tmp_path):
     """`ensemble kf3 stopped` used a run whose training stopped (Ctrl-C at epoch 2 of 6, nothing trains it now)
     without a word: only a run still training was said. Its best.pt is a partial run's model: one warning names it

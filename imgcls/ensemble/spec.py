@@ -307,6 +307,11 @@ def read_oof(run: Path, classes: Sequence[str]) -> pd.DataFrame:
     missing = [c for c in cols if c not in df.columns]
     if missing:
         raise UserError(f"{f} lacks {missing[0]} (classes differ from the checkpoint's); re-run training")
+    from imgcls.train.rundir import nan_probability_rows
+    nan_rows = nan_probability_rows(df[cols])
+    if nan_rows:        # argmax of NaN is the first class: its votes and its score would mean nothing
+        raise UserError(f"{f} has no probabilities in {nan_rows} of its {len(df)} rows: the run's loss diverged "
+                        f"(NaN); leave {f.parent} out of the ensemble, or train it again with a lower --lr")
     root = df["root"] if "root" in df.columns else ""
     df["key"] = [f"{r}/{p}" if r else p for r, p in zip(root, df["path"])] if "root" in df.columns else df["path"]
     df = df.drop_duplicates("key").set_index("key")
