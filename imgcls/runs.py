@@ -349,8 +349,10 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     run.state, run.progress = run_state(path, {k: v for k, v in cfg.items() if k != "folds"} if one_fold else cfg,
                                         folds)
     if scored is not None and nan_probability_rows(scored) and run.state != RUNNING:
-        # its loss diverged: argmax of NaN predicted the first class everywhere, a score of nothing (not ranked)
+        # its loss diverged: argmax of NaN predicted the first class everywhere, a score of nothing (not ranked),
+        # nor a best epoch (NaN chose it) nor rows it was scored on
         run.state, run.val_macro_f1, run.val_acc, run.per_class = DIVERGED, float("nan"), float("nan"), None
+        run.best_epoch, run.n_val = None, 0
     run.task = task_of(cfg.get("target") or "label", run.classes)
     return run
 

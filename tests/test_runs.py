@@ -1651,6 +1651,7 @@ def test_a_diverged_run_is_marked_diverged_with_no_score_and_ranked_last(outputs
     board = leaderboard(find_runs(outputs))
     row = board[board["name"] == "runs/nan"].iloc[0]
     assert row["state"] == "diverged" and np.isnan(row["val_macro_f1"]) and np.isnan(row["val_acc"])
+    assert pd.isna(row["best_epoch"]) and row["scored_on"] == "" and row["n_val"] == 0, row
     assert list(board["name"]).index("runs/nan") > list(board["name"]).index("runs/low")
     r = CliRunner().invoke(app, ["runs", str(outputs)])
     out = " ".join(r.output.split())
