@@ -264,6 +264,23 @@ def test_a_sample_submission_that_is_no_submission_csv_is_told_so(tmp_path, monk
     assert not (tmp_path / "p").exists()
 
 
+def test_a_run_whose_loss_diverged_is_refused_in_one_line(tmp_path):
+    """predict of a run trained with --lr 1e30 (its loss NaN, so its best.pt's weights) stopped in a traceback
+    ('atol must be greater than or equal to zero, but got -nan', fold_batchnorm's check). Its checkpoint is now
+    refused in one line naming it and the fix, exit 2, nothing written."""
+    import torch
+    run = make_tiny_run(tmp_path / "runs" / "r1", classes=("a", "b"))
+    obj = torch.load(run / "best.pt", weights_only=False)
+    next(t for t in obj["state_dict"].values() if t.is_floating_point()).fill_(float("nan"))
+    torch.save(obj, run / "best.pt")
+    make_image(tmp_path / "test" / "0.png")
+    res = invoke("predict", run, "--data", tmp_path / "test", "--out", tmp_path / "p", "--workers", 0, "-q")
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert " ".join(res.output.split()) == f"error: {run / 'best.pt'} holds NaN or infinite weights: the run's " \
+        "loss diverged; train it again with a lower --lr", res.output
+    assert not (tmp_path / "p" / "submission.csv").exists()
+
+
 def test_a_format_naming_other_columns_than_the_sample_submission_is_refused(tmp_path, monkeypatch):
     """predict --format mask --sample-submission sample.csv (id,artist) wrote the template's columns and said
     nothing of --format (its class ids went into artist); now one line before the model naming both column sets.

@@ -173,5 +173,11 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu")
         meta = ModelMeta.from_dict(obj["meta"], source=str(ckpt_path))
         model = build_model(meta, pretrained=False)
         model.load_state_dict(obj["state_dict"])
+        if not all(torch.isfinite(t).all() for t in obj["state_dict"].values()
+                   if torch.is_tensor(t) and t.is_floating_point()):
+            # a diverged run's (NaN loss): its probabilities would be NaN, argmax's first class for every image
+            from imgcls.errors import UserError
+            raise UserError(f"{ckpt_path} holds NaN or infinite weights: the run's loss diverged; train it again "
+                            f"with a lower --lr")
         device = torch.device(device)
         return LoadedModel(inference_layout(model, device, meta.img_size), meta, device)
