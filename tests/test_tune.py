@@ -947,6 +947,29 @@ def test_a_trials_malformed_metrics_csv_fails_the_trial_with_one_line(data, tmp_
             f"{bad}: line 3 has 4 field(s), the header has 3; {fix}" in " ".join(r.output.split())), r.output
 
 
+def test_a_trial_whose_loss_diverged_fails_and_says_so(data, tmp_path, space, monkeypatch):
+    """A trial whose loss went NaN (too high an lr) saved NaN probabilities; its val macro-F1, argmax's first class
+    for every image, was its objective value (0.5 of 2 classes), ranked among real trials. It now fails, its
+    message saying the loss diverged, and the other trial is complete."""
+    import imgcls.train
+
+    def run_train(cfg, **kw):
+        run = Path(cfg.out) / cfg.name
+        run.mkdir(parents=True)
+        (run / "config.yaml").write_text("model: test_resnet\n")
+        (run / "metrics.csv").write_text("epoch,val_macro_f1,val_loss\n1,0.5,nan\n")
+        p = "," if cfg.name == "trial_0000" else "0.9,0.1"
+        (run / "val_predictions.csv").write_text(f"path,root,label,fold,pred,p_a,p_b\nx.png,,a,,a,{p}\n")
+    monkeypatch.setattr(imgcls.train, "run_train", run_train)
+    r = CliRunner().invoke(app, ["tune", str(data), "--study", "s", "--space", str(space), "--model", "test_resnet",
+                                 "--no-pretrained", "--out", str(tmp_path / "tune"), "--trials", "2", "--pruner",
+                                 "none", "--quiet"])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    t = trials_csv(tmp_path / "tune" / "s")
+    assert list(t["state"]) == ["fail", "complete"], t
+    assert t["message"][0] == "its loss diverged (NaN): no objective value; lower the --space's lr", t["message"][0]
+
+
 def test_run_tune_leaves_the_callers_configs_as_given(tmp_path, space, monkeypatch):
     """run_tune wrote into the caller's TuneConfig and the TrainConfig in it: the default input found (or, for a
     resumed study, the data the study was started with) and every path made absolute. A notebook that tuned with

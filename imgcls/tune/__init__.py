@@ -472,11 +472,23 @@ def _run_folders(run_dir: Path) -> list[Path]:
 TRIAL_FILE_FIX = "imgcls train wrote it as the trial ran: the trial counts as failed"
 
 
+def diverged(run_dir: Path) -> bool:
+    """Whether a trial's (or a fold's) saved validation predictions hold NaN probabilities: its loss diverged, and
+    its macro-F1 / accuracy are of argmax's first class, no objective (`imgcls runs` lists it as diverged)."""
+    from imgcls.run_names import VAL_PREDICTIONS
+    from imgcls.train.rundir import nan_probability_rows, read_validation
+    return any((d / VAL_PREDICTIONS).is_file() and nan_probability_rows(read_validation(d / VAL_PREDICTIONS))
+               for d in _run_folders(run_dir))
+
+
 def trial_value(run_dir: Path, metric: str) -> float:
-    """The objective of a finished run: the best epoch's metric (mean over the folds of a k-fold run). Each
-    metrics.csv is read by rundir.read_run_csv: a malformed one is its one line (a UserError), which fails the trial
-    (the trial's own output: never the first-trial stop of _Objective, the study goes on)."""
+    """The objective of a finished run: the best epoch's metric (mean over the folds of a k-fold run); NaN where
+    its loss diverged (`diverged`). Each metrics.csv is read by rundir.read_run_csv: a malformed one is its one line
+    (a UserError), which fails the trial (the trial's own output: never the first-trial stop of _Objective, the
+    study goes on)."""
     from imgcls.train.rundir import EPOCH_METRICS, read_run_csv
+    if diverged(run_dir):
+        return float("nan")
     column, direction = METRICS[metric]
     values = []
     for d in _run_folders(run_dir):
@@ -604,7 +616,8 @@ class _Objective:
             trained = True
             value = trial_value(run_dir, self.cfg.metric)
             if not math.isfinite(value):    # Optuna fails the trial: said so, not read as killed (report.killed)
-                trial.set_user_attr("message", f"its {column} is {value}: no objective value")
+                trial.set_user_attr("message", "its loss diverged (NaN): no objective value; lower the --space's "
+                                    "lr" if diverged(run_dir) else f"its {column} is {value}: no objective value")
             self.ran += 1
             return value
         except KeyboardInterrupt as e:
