@@ -453,8 +453,10 @@ def make_tiny_run(run_dir: Path, classes=("a", "b", "c"), model: str = "test_eff
                     p.mul_(3.0)
         d.mkdir(parents=True, exist_ok=True)
         save_checkpoint(d / "best.pt", net.state_dict(), meta, epoch=1)
-        (d / "config.yaml").write_text(yaml.safe_dump({"model": model, "img_size": img_size}))
-    if folds:       # what train writes once every fold has finished
+        (d / "config.yaml").write_text(yaml.safe_dump({"model": model, "img_size": img_size,
+                                                       **({"folds": "all"} if folds else {})}))
+    if folds:       # the set's config.yaml records --folds (run_names.fold_set); what train writes after its folds
+        (run_dir / "config.yaml").write_text(yaml.safe_dump({"model": model, "img_size": img_size, "folds": "all"}))
         (run_dir / "oof_score.json").write_text(json.dumps({"folds": list(range(folds)), "n_images": 0}))
     if val_rows:
         p = rng.dirichlet(np.ones(len(classes)), size=len(val_rows))

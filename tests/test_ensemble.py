@@ -1192,3 +1192,23 @@ def test_a_stopped_fold_given_alone_is_finished_by_resuming_its_set(tmp_path):
     assert res.exit_code == 0, res.output
     assert f"warning: {fold} is a stopped run (2/6 epochs)" in flat, flat
     assert f"finish the run first: imgcls train --resume {kf} (Python: " in flat, flat
+
+
+def test_a_plain_run_named_fold_0_is_a_member_named_fold_0_not_a_fold_of_its_parent(tmp_path):
+    """member_name took any fold_<k> folder for a k-fold set's fold: a plain run trained with `--name fold_0` into a
+    folder of runs was member 'runs.fold_0', one trained into a plain run's folder 'A.fold_0'. Only a fold of a set
+    (its parent's config.yaml records --folds: run_names.fold_set) is named by its set."""
+    from imgcls.ensemble.spec import member_name
+    from imgcls.train.config import TrainConfig
+    plain, kf = tmp_path / "runs" / "A", tmp_path / "runs" / "KF"
+    for parent, folds in ((plain, None), (kf, "all")):
+        TrainConfig(name=parent.name, folds=folds).save((parent / "fold_0").mkdir(parents=True) or
+                                                        parent / "config.yaml")
+        TrainConfig(name="fold_0", folds=folds).save(parent / "fold_0" / "config.yaml")
+    (tmp_path / "runs" / "fold_0").mkdir()
+    TrainConfig(name="fold_0").save(tmp_path / "runs" / "fold_0" / "config.yaml")
+    assert member_name(tmp_path / "runs" / "fold_0") == "fold_0"
+    assert member_name(plain / "fold_0") == "fold_0"
+    (plain / "fold_0" / "last.pt").touch()
+    assert member_name(plain / "fold_0" / "last.pt") == "fold_0.last"
+    assert member_name(kf / "fold_0") == "KF.fold_0"

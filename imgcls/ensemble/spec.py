@@ -16,7 +16,7 @@ from imgcls.ensemble.config import BUILD_ENSEMBLE, ENSEMBLES_DIR, check_spec, re
 from imgcls.errors import UserError
 from imgcls.options import shown
 from imgcls.outputs import ENSEMBLE_OOF_CSV, SPEC_NAME, interrupted_leftovers, yaml_dump
-from imgcls.run_names import BEST_PT, LAST_PT, PER_CLASS_CSV, RUN_CONFIG, VAL_PREDICTIONS, is_fold_dir
+from imgcls.run_names import BEST_PT, LAST_PT, PER_CLASS_CSV, RUN_CONFIG, VAL_PREDICTIONS, fold_set
 
 if TYPE_CHECKING:
     from imgcls.train.config import TrainConfig
@@ -103,7 +103,7 @@ def member_name(run: Path) -> str:
             return path.stem
         suffix = "" if path.name == BEST_PT else ".last"
         path = path.parent
-    if is_fold_dir(path):
+    if fold_set(path) is not None:         # a plain run named fold_0 (in a folder of runs, or a run's) is fold_0
         return f"{path.resolve().parent.name}.{path.name}{suffix}"
     return path.name + suffix
 
@@ -120,7 +120,6 @@ def warn_unfinished(run: Path, checkpoint: Path) -> None:
     if stopped is None:
         return
     from imgcls.console import warn
-    from imgcls.run_names import fold_set
     from imgcls.train.rundir import resume_fix
     # a fold given alone is finished by resuming its k-fold set (train refuses --resume on the fold)
     folder = fold_set(checkpoint.parent) or checkpoint.parent
