@@ -1223,10 +1223,14 @@ def test_trials_draw_figures_only_with_trial_plots(data, tmp_path, space, capsys
         return [n for n in (TRIAL_NO_PLOTS, NO_PLOTS) if n in page]
     assert note(trial) == [TRIAL_NO_PLOTS]
     assert "--trial-plots (Python: trial_plots=True)" in TRIAL_NO_PLOTS
-    shutil.copytree(trial, trial / "fold_0", ignore=shutil.ignore_patterns("*.pt", "report.html"))
-    assert note(trial / "fold_0") == [TRIAL_NO_PLOTS]
-    shutil.copytree(trial, tmp_path / "runs" / "r", ignore=shutil.ignore_patterns("*.pt", "fold_0"))
+    shutil.copytree(trial, tmp_path / "runs" / "r", ignore=shutil.ignore_patterns("*.pt"))
     assert note(tmp_path / "runs" / "r") == [NO_PLOTS]
+    shutil.copytree(trial, trial / "fold_0", ignore=shutil.ignore_patterns("*.pt", "report.html"))
+    # a run the user trained into the trial's folder (--name fold_0) is no fold of it: its --no-plots is the user's
+    assert note(trial / "fold_0") == [NO_PLOTS]
+    config = trial / "config.yaml"      # the trial a k-fold set: fold_0 is its fold, drawn none by tune
+    config.write_text(config.read_text().replace("\nfolds: null\n", "\nfolds: all\n"))
+    assert note(trial / "fold_0") == [TRIAL_NO_PLOTS]
     study_dir = run_tune(tune_cfg(data, tmp_path, space, study="drawn", trials=1, trial_plots=True))
     assert all((study_dir / "trial_0000" / f).is_file() for f in figures)
     assert "the trials drew no figures" not in " ".join(capsys.readouterr().err.split())

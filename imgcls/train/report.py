@@ -13,7 +13,7 @@ from imgcls.figure_files import RUN_FIGURES, not_drawn
 from imgcls.options import python_too
 from imgcls.outputs import REPORT_HTML
 from imgcls.profiles import class_titles
-from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, fold_dirs, is_fold_dir
+from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, fold_dirs, fold_set
 from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation
 
 N_WORST = 24
@@ -42,7 +42,8 @@ def no_plots_note(run_dir: Path) -> str:
     outputs.output_kind) were turned off by tune, not by a --no-plots the user typed."""
     from imgcls.outputs import output_kind
     run_dir = Path(run_dir)
-    trial = run_dir.parent.parent if is_fold_dir(run_dir) else run_dir.parent
+    trial = fold_set(run_dir) or run_dir      # a run named fold_0 in a trial's folder is no fold of the trial
+    trial = trial.parent
     return TRIAL_NO_PLOTS if output_kind(trial) == "tune study" else NO_PLOTS
 
 
