@@ -23,7 +23,7 @@ from imgcls.errors import UserError
 from imgcls.fsutil import check_file_name_encoding, check_writable, write_json
 from imgcls.options import check, option, shown
 from imgcls.outputs import EXPORT_SUMMARY, output_set, refuse_other_output, refuse_users_files, replacing_line
-from imgcls.run_names import is_fold_dir
+from imgcls.run_names import fold_set
 
 
 def _proba_module(model, meta):
@@ -43,8 +43,9 @@ def _proba_module(model, meta):
 
 
 def _onnx_name(ck: Path) -> str:
-    """The file a checkpoint is exported to in --out: best.onnx, fold_0_best.onnx for a fold's."""
-    return (f"{ck.parent.name}_{ck.stem}" if is_fold_dir(ck.parent) else ck.stem) + ".onnx"
+    """The file a checkpoint is exported to in --out: best.onnx, fold_0_best.onnx for a k-fold set's fold's (a plain
+    run named fold_0 exports best.onnx)."""
+    return (f"{ck.parent.name}_{ck.stem}" if fold_set(ck.parent) is not None else ck.stem) + ".onnx"
 
 
 def _earlier_onnx_names(out: Path) -> set[str] | None:

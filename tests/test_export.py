@@ -74,6 +74,21 @@ def test_onnx_export_multibranch_kfold_decodes_18_classes(tmp_path):
     assert summary["classes"] == [str(i) for i in range(18)]
 
 
+
+def test_a_plain_run_named_fold_0_exports_best_onnx_as_any_run(tmp_path):
+    """_onnx_name took any fold_<k> folder's checkpoint for a k-fold set's fold: a plain run trained with
+    `--name fold_0` into another run's folder exported fold_0_best.onnx, where every other run exports best.onnx.
+    A fold is one of a set by run_names.fold_set (its set's config.yaml records --folds), whose folds keep theirs."""
+    run = make_tiny_run(make_tiny_run(tmp_path / "runs" / "A") / "fold_0")
+    res = runner.invoke(app, ["export", str(run), "--onnx"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((run / "onnx" / "export.json").read_text())
+    assert [f["onnx"].rsplit("/", 1)[1] for f in summary["files"]] == ["best.onnx"]
+    kf = make_tiny_run(tmp_path / "runs" / "kf", folds=2)
+    res = runner.invoke(app, ["export", str(kf / "fold_1"), "--onnx"])
+    assert res.exit_code == 0, res.output
+    assert (kf / "fold_1" / "onnx" / "fold_1_best.onnx").is_file()
+
 def test_export_json_names_the_run_and_files_absolute(tmp_path, monkeypatch):
     """`imgcls export runs/kf/fold_1 --out x` recorded "run": "runs/kf/fold_1" (and each file's onnx / checkpoint)
     relative to the folder export ran from, which means nothing to a reader of x/export.json elsewhere; they are
