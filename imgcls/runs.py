@@ -33,7 +33,7 @@ from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
 from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV,
-                              RUN_CONFIG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir)
+                              RUN_CONFIG, VAL_PREDICTIONS, fold_dirs, fold_set)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes,
@@ -642,7 +642,7 @@ def find_runs(root: str | os.PathLike = DEFAULT_ROOT) -> list[Run]:
         run = read_run(d, root.parent if d == root else root)
         if run is not None:
             found.append(run)
-            dirnames[:] = [n for n in dirnames if not is_fold_dir(n)]
+            dirnames[:] = [n for n in dirnames if fold_set(d / n) is None]     # a run named fold_0 in it is listed
         # trackers' stores copy a run's files (mlartifacts/) or keep their own (wandb/, mlruns/): not runs
         dirnames[:] = sorted(n for n in dirnames if n not in SKIP_DIRS and not n.startswith("."))
     return found

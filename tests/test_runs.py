@@ -1656,3 +1656,14 @@ def test_a_diverged_run_is_marked_diverged_with_no_score_and_ranked_last(outputs
     r = CliRunner().invoke(app, ["runs", str(outputs)])
     out = " ".join(r.output.split())
     assert r.exit_code == 0 and "diverged 3/3" in out and "diverged: its loss went NaN, no score" in out, out
+
+
+def test_a_run_named_fold_0_in_another_run_s_folder_is_listed(tmp_path):
+    """find_runs skipped every fold_<k> folder under a run it had found, judging a fold by its name: a plain run
+    trained with `--name fold_0` into another run's folder (`--out runs/A`) was missing from `imgcls runs`. Only a
+    k-fold set's folds (its config.yaml records --folds: run_names.fold_set) belong to their run."""
+    from conftest import make_tiny_run
+    runs = tmp_path / "runs"
+    make_tiny_run(make_tiny_run(runs / "A") / "fold_0")
+    make_tiny_run(runs / "kf", folds=2)
+    assert sorted(str(r.path.relative_to(runs)) for r in find_runs(runs)) == ["A", "A/fold_0", "kf"]
