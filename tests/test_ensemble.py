@@ -523,6 +523,21 @@ def test_an_ensemble_of_one_set_s_folds_says_the_set_is_that_ensemble(tmp_path):
     assert "train the runs on the same split" not in said, said
 
 
+
+def test_plain_runs_named_fold_0_fold_1_sharing_no_image_are_not_said_to_be_a_set_s_folds(tmp_path):
+    """The 'share no image' warning called any members in fold_<k> folders of one folder 'folds of the k-fold run':
+    plain runs trained with `--name fold_0`, `--name fold_1` into a plain run's folder were sent to predict that
+    run, which is no ensemble of them. Only a k-fold set's folds (run_names.fold_set) are; these are told to train
+    on the same split."""
+    rows = _val_rows(tmp_path / "data")
+    a = make_tiny_run(tmp_path / "runs" / "A", val_rows=rows)
+    for k, part in enumerate((rows[:12], rows[12:])):
+        make_tiny_run(a / f"fold_{k}", seed=k, val_rows=part)
+    res = runner.invoke(app, ["ensemble", str(a / "fold_0"), str(a / "fold_1"), "--out", str(tmp_path / "e")])
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "share no image" in said, res.output
+    assert "train the runs on the same split" in said and "k-fold run" not in said, said
+
 def test_a_rebuild_that_cannot_be_scored_leaves_no_score_of_the_earlier_ensemble(tmp_path):
     """An ensemble replaced in its folder by one whose members share no validation image (not scored): the earlier
     ensemble's oof_predictions.csv stayed, and `imgcls runs` listed the new ensemble with the earlier one's score."""

@@ -118,7 +118,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
                      "val_macro_f1": f1})
     if len(common) == 0 and len(members) > 1:
         from imgcls.console import sh
-        from imgcls.run_names import is_fold_dir
+        from imgcls.run_names import fold_set
         folders = [m.run if m.run.is_dir() else m.run.parent for m in members]
         sets = {f.parent for f in folders}
         # folds of one k-fold set, each validated on its own fold: no split trains them onto shared rows; the set is
@@ -127,7 +127,7 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
         why = (f"the members are folds of the k-fold run {kf}, each validated on its own fold: that run, the ensemble "
                f"of its folds, is scored on its out-of-fold rows (imgcls predict {sh(kf)} averages its folds; "
                f"imgcls ensemble takes it as one member)"
-               if len(sets) == 1 and all(is_fold_dir(f) for f in folders) else
+               if len(sets) == 1 and all(fold_set(f) is not None for f in folders) else
                "train the runs on the same split to compare")
         warn(f"the members' validation predictions share no image; the ensemble cannot be scored on them ({why})")
 
