@@ -46,7 +46,7 @@ from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMA
 from imgcls.predict_config import (EVAL_SPLITS, PROBS_FORMATS, PredictConfig,  # noqa: F401  (imgcls.predict's own)
                                    keyword_of)
 from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_number,
-                              is_fold_dir)
+                              fold_set, is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, age_bands_note, build_submission, check_class_ids,
                                check_template_fits, check_template_exists, check_unique_ids, is_template_data,
@@ -569,7 +569,8 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
     by the caller's check (_training_table), each read once for every member."""
     trained = np.zeros(len(df), bool)
     where = {str(p): i for i, p in enumerate(mf.image_paths(df))}
-    folds = {fold_number(Path(c).parent) for c in member.checkpoints} - {None}
+    # a k-fold set's folds (run_names.fold_set): a plain run named fold_0 in another run's folder is a single run
+    folds = {fold_number(Path(c).parent) for c in member.checkpoints if fold_set(Path(c).parent)} - {None}
     src = getattr(member.recorded_config, "src", None)      # its training table, read once per member
     run = Path(member.checkpoints[0]).parent if not folds else Path(member.checkpoints[0]).parent.parent
     # each val_predictions.csv read once: the run's, and each fold's

@@ -3433,3 +3433,18 @@ def test_the_class_shares_figure_shows_a_rare_class_predicted_0_times(monkeypatc
     # submission bars at x - 0.2: rare's is 0; ratios: big 0.83/0.91 unmarked, mid 0.17/0.089 = 1.9 unmarked
     assert texts == [("0", 1.8), ("0\u00d7", 2.0)], texts
     assert "red: submission share / training share" in ax.get_xlabel()
+
+
+def test_the_leak_check_reads_a_plain_run_named_fold_0_as_its_own_run(tmp_path):
+    """trained_rows took a checkpoint in any fold_<k> folder for a k-fold set's fold: a plain run trained with
+    `--name fold_0` into a plain run's folder A was checked as fold 0 of a set A, its trained rows read from A's
+    records. Only a k-fold set's folds (run_names.fold_set) are; this run is its own, a single run."""
+    import imgcls.predict as pr
+    from imgcls.ensemble import member_from_run
+    rows = [(str(tmp_path / "data"), f"{'abc'[i % 3]}/{i:03d}.png", "abc"[i % 3]) for i in range(24)]
+    a = make_tiny_run(tmp_path / "runs" / "A", val_rows=rows[:12])
+    run = make_tiny_run(a / "fold_0", val_rows=rows[12:])
+    df = pd.DataFrame(rows, columns=["root", "path", "label"])
+    trained, used, folds = pr.trained_rows(member_from_run(run), df)
+    assert used == run and folds == []
+    assert not trained[12:].any()
