@@ -3141,3 +3141,18 @@ def test_the_single_image_warning_explains_each_side_it_names(tmp_path, capsys):
     single = tdata.single_image_classes(df, "label", True)
     assert single == {"solo": "fold 0"} and tdata.single_image_sides(single.values()) == \
         "in fold 0: validated only by that fold's model, which never trained on it"
+
+
+def test_a_plain_run_named_fold_0_in_a_run_being_trained_is_not_said_to_be_training(tmp_path):
+    """training_now took any fold_<k> folder whose parent's RunLock is held for a fold of a set being trained: a
+    finished-or-stopped plain run trained with `--name fold_0` into the folder of a run imgcls train is training now
+    was said to be 'being trained by imgcls train now'. Only a k-fold set's folds (run_names.fold_set) are."""
+    from conftest import make_tiny_run, mark_training
+    from imgcls.train.rundir import RunLock, training_now
+    a = make_tiny_run(tmp_path / "runs" / "A")
+    run = mark_training(make_tiny_run(a / "fold_0"), done=3, epochs=10, best=2)
+    kf = make_tiny_run(tmp_path / "runs" / "kf", folds=2)
+    mark_training(kf / "fold_1", done=3, epochs=10, best=2)
+    with RunLock(a), RunLock(kf):
+        assert training_now(run / "best.pt") is None
+        assert training_now(kf / "fold_1" / "best.pt") == "epoch 2, epochs done 3/10"

@@ -26,7 +26,7 @@ from imgcls.options import choose_another, python_too
 from imgcls.outputs import MANIFEST_NAME, REPORT_HTML
 from imgcls.run_names import (BEST_PT, FOLDS_PLANNED, IMAGE_CACHE, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE,
                               PER_CLASS_CSV, RUN_CONFIG, RUN_PLAN, TRAIN_LOG, VAL_PREDICTIONS, fold_dir, fold_dirs,
-                              fold_number, is_fold_dir)
+                              fold_number, fold_set, is_fold_dir)
 from imgcls.runs_config import RUNS_TABLE
 
 ANOTHER_NAME = choose_another("--name")     # a taken run folder's fix, for both callers
@@ -496,7 +496,7 @@ def training_now(checkpoint: str | os.PathLike) -> str | None:
     best.pt is rewritten as it improves: ensemble.spec.warn_training_now)."""
     checkpoint = Path(checkpoint)
     folder = checkpoint.parent
-    if not (RunLock.held(folder) or (is_fold_dir(folder) and RunLock.held(folder.parent))):
+    if not (RunLock.held(folder) or (fold_set(folder) is not None and RunLock.held(folder.parent))):
         return None
     state = _last_state(folder / LAST_PT)
     if state is not None and state["finished"]:
