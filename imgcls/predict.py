@@ -46,7 +46,7 @@ from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, PREDICT_SUMMA
 from imgcls.predict_config import (EVAL_SPLITS, PROBS_FORMATS, PredictConfig,  # noqa: F401  (imgcls.predict's own)
                                    keyword_of)
 from imgcls.run_names import (BEST_PT, OOF_SCORE, RUN_CONFIG, VAL_PREDICTIONS, fold_dir, fold_dirs, fold_number,
-                              fold_set, is_fold_dir)
+                              fold_set)
 from imgcls.runs_config import RUNS_TABLE
 from imgcls.submission import (DEFAULT_FORMAT, age_bands_note, build_submission, check_class_ids,
                                check_template_fits, check_template_exists, check_unique_ids, is_template_data,
@@ -82,9 +82,10 @@ def locate_source(src: str | os.PathLike | None, runs_dir: Path = RUNS_DIR,
         from imgcls.train.rundir import RunLock
 
         def folder(mark: Path) -> Path:         # a run's, a k-fold set's (fold_<k>/best.pt) or an ensemble's
-            return mark.parent.parent if is_fold_dir(mark.parent) else mark.parent
+            return fold_set(mark.parent) or mark.parent
+        # a set's folds (run_names.fold_set): not a plain run named fold_0 in another run's folder
         marks = [*Path(runs_dir).glob(f"*/{BEST_PT}"),
-                 *(m for m in Path(runs_dir).glob(f"*/fold_*/{BEST_PT}") if is_fold_dir(m.parent)),
+                 *(m for m in Path(runs_dir).glob(f"*/fold_*/{BEST_PT}") if fold_set(m.parent)),
                  *Path(ensembles_dir).glob(f"*/{SPEC_NAME}")]
         # a run imgcls train is training now (another terminal) has the newest best.pt after each epoch: it is no
         # model to submit from (half trained, or a k-fold set without its last folds), so the newest other one

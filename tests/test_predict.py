@@ -3448,3 +3448,20 @@ def test_the_leak_check_reads_a_plain_run_named_fold_0_as_its_own_run(tmp_path):
     trained, used, folds = pr.trained_rows(member_from_run(run), df)
     assert used == run and folds == []
     assert not trained[12:].any()
+
+
+def test_the_newest_run_is_not_the_run_around_a_plain_run_named_fold_0(tmp_path):
+    """predict with no run took the newest */fold_<k>/best.pt for a k-fold set's fold and predicted with the run
+    around it: a plain run trained with `--name fold_0` into an older plain run A's folder made A, older than the
+    run trained since, 'the newest run'. Only a k-fold set's folds (run_names.fold_set) stand for their set."""
+    import os
+    import time
+
+    from imgcls.predict import locate_source
+    runs = tmp_path / "runs"
+    t = time.time()
+    for run, age in ((make_tiny_run(runs / "A"), 300), (make_tiny_run(runs / "A" / "fold_0"), 0),
+                     (make_tiny_run(runs / "old"), 100), (make_tiny_run(runs / "kf", folds=2), 200)):
+        for ck in run.glob("**/best.pt"):
+            os.utime(ck, (t - age, t - age))
+    assert [m.run for m in locate_source(None, runs, tmp_path / "ensembles").members] == [runs / "old"]
