@@ -1667,3 +1667,13 @@ def test_a_run_named_fold_0_in_another_run_s_folder_is_listed(tmp_path):
     make_tiny_run(make_tiny_run(runs / "A") / "fold_0")
     make_tiny_run(runs / "kf", folds=2)
     assert sorted(str(r.path.relative_to(runs)) for r in find_runs(runs)) == ["A", "A/fold_0", "kf"]
+
+
+def test_a_plain_run_holding_a_run_named_fold_0_is_a_run_not_a_k_fold_set(tmp_path):
+    """read_run took a run folder with any fold_<k>/metrics.csv for a k-fold set: a plain run A holding a run
+    trained with `--name fold_0` into it (`--out runs/A`) was listed as kind k-fold, its scores the nested run's
+    'folds'. Only a k-fold set's folds (its config.yaml records --folds: run_names.fold_set) make it one."""
+    a = fake_run(tmp_path / "runs" / "A", "resnet10t", [("a", "a"), ("b", "b")])
+    fake_run(a / "fold_0", "resnet10t", [("a", "b"), ("b", "b")])
+    kinds = {r.path.name: r.kind for r in find_runs(tmp_path / "runs")}
+    assert kinds == {"A": "run", "fold_0": "run"}, kinds
