@@ -58,7 +58,8 @@ def worst_predictions(preds: pd.DataFrame, n: int = N_WORST) -> pd.DataFrame:
     P = df[[f"p_{c}" for c in classes]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
     idx = {c: i for i, c in enumerate(classes)}
     p_true = P[np.arange(len(df)), df["label"].astype(str).map(idx).to_numpy()]
-    nan = np.isnan(P).any(axis=1)
+    from imgcls.train.rundir import nan_probability_mask
+    nan = nan_probability_mask(df[[f"p_{c}" for c in classes]])
     order = np.argsort(np.where(nan, -1.0, p_true), kind="stable")[:n]
     top = np.argsort(-P, axis=1)[:, :3]
     out = df.iloc[order][[c for c in ("path", "root", "label", "pred", "fold") if c in df.columns]].copy()

@@ -554,15 +554,22 @@ def read_validation(f: Path, **kwargs):
     return read_run_csv(f, VALIDATION, **kwargs)
 
 
-def nan_probability_rows(preds) -> int:
-    """How many rows of a val_predictions.csv table (p_<class> columns; read_validation's, '' or NaN where empty)
-    hold no probabilities: a diverged run's (its loss went NaN, train warns to lower --lr), whose predicted class
-    is argmax's pick of NaN, the first class, and whose scores mean nothing. Unreadable images have no row."""
+def nan_probability_mask(preds):
+    """Which rows of a val_predictions.csv table (p_<class> columns; read_validation's, '' or NaN where empty) hold
+    no probabilities: a diverged run's (its loss went NaN, train warns to lower --lr), whose predicted class is
+    argmax's pick of NaN, the first class, and whose scores mean nothing. Unreadable images have no row."""
     import numpy as np
     import pandas as pd
     cols = [c for c in preds.columns if str(c).startswith("p_")]
+    if not cols:
+        return np.zeros(len(preds), dtype=bool)
     probs = preds[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
-    return int((~np.isfinite(probs)).any(axis=1).sum()) if cols else 0
+    return (~np.isfinite(probs)).any(axis=1)
+
+
+def nan_probability_rows(preds) -> int:
+    """How many rows of a val_predictions.csv table hold no probabilities (nan_probability_mask)."""
+    return int(nan_probability_mask(preds).sum())
 
 
 def trained_from_here(run_dir: Path, record) -> bool:
