@@ -1828,6 +1828,18 @@ def test_run_report_per_class_heading_names_the_rows(tmp_path, tiny_run):
     assert 'Per-class precision / recall / F1 <span class="muted">(5 val rows, best epoch 2)</span>' in page, page
 
 
+def test_run_report_worst_predictions_keep_a_class_name_holding_nan(tmp_path, tiny_run):
+    """The worst predictions' caption wrote a diverged row's probability 'NaN' by replacing 'nan' in the whole caption,
+    class title included: a class 'banana' read 'baNaNa'. Only the probability is written NaN."""
+    import html
+
+    from imgcls.train.report import write_run_report
+    rows = [(str(tmp_path), f"{c}/{i}.png", c) for i, c in enumerate(["banana", "banana", "b"])]
+    run = tiny_run(tmp_path / "run", classes=("banana", "b"), val_rows=rows)
+    page = " ".join(html.unescape(write_run_report(run).read_text()).split())
+    assert "true banana (p " in page and "baNaNa" not in page, page
+
+
 @pytest.mark.parametrize("name, role", [("val_predictions.csv", "the run's validation predictions"),
                                         ("per_class.csv", "the run's per-class scores")])
 def test_a_run_report_over_a_malformed_run_file_is_one_line(tmp_path, tiny_run, name, role, capsys):

@@ -68,6 +68,11 @@ def worst_predictions(preds: pd.DataFrame, n: int = N_WORST) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def _p_text(p: float) -> str:
+    """A worst prediction's probability of its true class as the report shows it: 'NaN' for a diverged run's row."""
+    return "NaN" if np.isnan(p) else f"{p:.2f}"
+
+
 def recorded_meanings(run_dir: Path) -> dict[str, str]:
     """What the run's classes mean, as its per_class.csv recorded them (its meaning column, from the checkpoint's
     metadata: ModelMeta.class_meanings); {} where it has none (no such file yet). A malformed file is
@@ -158,7 +163,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
             src = Path(r.root, r.path) if getattr(r, "root", "") else Path(r.path)
             figs.append(report.figure([(report.thumb_data_uri(src, 128, cfg.get("max_pixels")), str(r.path))],
                                       [str(r.path), f"true {class_titles([r.label], meanings)[0]} "
-                                                    f"(p {r.p_true:.2f})".replace("nan", "NaN"), f"top-3: {r.top3}"]))
+                                                    f"(p {_p_text(r.p_true)})", f"top-3: {r.top3}"]))
         worst_html = "".join(figs) or worst_html
     curves = run_dir / curves_png
     S = report.safe
