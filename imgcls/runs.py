@@ -33,7 +33,7 @@ from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
 from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV,
-                              RUN_CONFIG, VAL_PREDICTIONS, fold_dirs, fold_set)
+                              RUN_CONFIG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir, records_folds)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes,
@@ -309,7 +309,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
     run = Run(path=path, name=name, model=str(cfg.get("model", "")), img_size=cfg.get("img_size"), config=cfg)
     run.changed = " ".join(f"{k}={_fmt_value(v)}" for k, v in changed_options(cfg).items())
     # a set's folds (run_names.fold_set): a run named fold_0 trained into a plain run's folder is no fold of it
-    folds = [d for d in fold_dirs(path) if (d / METRICS_CSV).is_file() and fold_set(d) is not None]
+    folds = [d for d in fold_dirs(path) if (d / METRICS_CSV).is_file()] if records_folds(path / RUN_CONFIG) else []
     if output_kind(path.parent) == "tune study":
         run.kind = "trial"
     # a k-fold set before its first fold has validated (no fold_*/metrics.csv yet) is one too, by its config.yaml's
@@ -346,9 +346,7 @@ def _read_run(path: Path, root: str | os.PathLike | None) -> Run | None:
             run.best_epoch = _best_epoch(run.history, cfg.get("metric"))
     if run.history is not None and "epoch_seconds" in run.history.columns:
         run.seconds = float(run.history["epoch_seconds"].sum())
-    # a fold read alone is a run: its config.yaml repeats the set's --folds, which would read it as a k-fold set
-    run.state, run.progress = run_state(path, {k: v for k, v in cfg.items() if k != "folds"} if one_fold else cfg,
-                                        folds)
+    run.state, run.progress = run_state(path, cfg, folds)
     if scored is not None and nan_probability_rows(scored) and run.state != RUNNING:
         # its loss diverged: argmax of NaN predicted the first class everywhere, a score of nothing (not ranked),
         # nor a best epoch (NaN chose it) nor rows it was scored on
@@ -497,7 +495,10 @@ def run_state(path: Path, cfg: dict, folds: Sequence[Path] = ()) -> tuple[str, s
     """(state, progress) of a run folder (see STATES; state blank: finished, or not known). Evidence, in order: the
     folder's lock (running), its tune study's trials.csv (pruned, failed, complete; failed by Ctrl-C / SIGTERM, its
     message says: stopped), then a k-fold set's
-    oof_score.json (train writes it after the last fold) or a run's last.pt / metrics.csv (_fold_state)."""
+    oof_score.json (train writes it after the last fold) or a run's last.pt / metrics.csv (_fold_state). A fold read
+    alone (run_names.fold_set) is a run: its config.yaml repeats the set's --folds, which would read it as a set."""
+    if fold_set(path) is not None:
+        cfg = {k: v for k, v in cfg.items() if k != "folds"}
     epochs = pd.to_numeric(pd.Series([cfg.get("epochs")]), errors="coerce").iloc[0]
     epochs = int(epochs) if pd.notna(epochs) else None
     early_stop = bool(pd.to_numeric(pd.Series([cfg.get("early_stop")]), errors="coerce").fillna(0).iloc[0])
@@ -545,8 +546,7 @@ def stopped_progress(folder: Path) -> str | None:
     from imgcls.console import said_once
     with said_once():
         cfg = _read_config(folder)
-    one_fold = fold_set(folder) is not None
-    state, progress = run_state(folder, {k: v for k, v in cfg.items() if k != "folds"} if one_fold else cfg)
+    state, progress = run_state(folder, cfg)
     return str(progress) if state == STOPPED else None
 
 
@@ -643,7 +643,8 @@ def find_runs(root: str | os.PathLike = DEFAULT_ROOT) -> list[Run]:
         run = read_run(d, root.parent if d == root else root)
         if run is not None:
             found.append(run)
-            dirnames[:] = [n for n in dirnames if fold_set(d / n) is None]     # a run named fold_0 in it is listed
+            sets = records_folds(d / RUN_CONFIG)        # its fold_<k> folders are its folds (run_names.fold_set)
+            dirnames[:] = [n for n in dirnames if not (sets and is_fold_dir(n))]     # a run named fold_0 is listed
         # trackers' stores copy a run's files (mlartifacts/) or keep their own (wandb/, mlruns/): not runs
         dirnames[:] = sorted(n for n in dirnames if n not in SKIP_DIRS and not n.startswith("."))
     return found
