@@ -129,12 +129,12 @@ def warn_preprocess_differs(spec: EnsembleSpec, df: pd.DataFrame, data) -> None:
     from imgcls.preprocess.config import applied_config, same_view
     from imgcls.preprocess.outputs import applied, made_from
     from imgcls.train.checkpoint import read_meta
-    test = applied(mf.readable(df))
+    rows = mf.readable(df)
+    test = applied(rows)
     if test is None:
         return
     # test images a preprocess run wrote are prepared again from the originals it read, never processed twice (a
     # face crop of a face crop, a face looked for in a --size cache)
-    rows = mf.readable(df)
     origin = made_from(rows)
     squares = None
     said = set()
@@ -571,7 +571,7 @@ def trained_rows(member: Member, df: pd.DataFrame, view: FolderView | None = Non
     trained = np.zeros(len(df), bool)
     where = {str(p): i for i, p in enumerate(mf.image_paths(df))}
     # a k-fold set's folds (run_names.fold_set): a plain run named fold_0 in another run's folder is a single run
-    folds = {fold_number(Path(c).parent) for c in member.checkpoints if fold_set(Path(c).parent)} - {None}
+    folds = {fold_number(Path(c).parent) for c in member.checkpoints if fold_set(Path(c).parent)}
     src = getattr(member.recorded_config, "src", None)      # its training table, read once per member
     run = Path(member.checkpoints[0]).parent if not folds else Path(member.checkpoints[0]).parent.parent
     # each val_predictions.csv read once: the run's, and each fold's
