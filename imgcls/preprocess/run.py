@@ -153,9 +153,10 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
                         f"interrupted: {out} holds no finished image yet; {rerun} processes the {rest}")
         raise
     dropped = [i for i, r in sorted(records.items()) if r["error"] == NO_FACE_DROPPED]
-    if not any(r["written"] for r in records.values()):
+    wrote = any(r["written"] for r in records.values())
+    if not wrote:
         _refuse_all_failed(out, before, paths, records, df, readable, keep, dropped)
-    if dropped and not any(r["written"] for r in records.values()):
+    if dropped and not wrote:
         # no image at all: nothing to train on (split and train refuse it) and nothing to predict on (predict would
         # take every test image uncropped, as it came); a run that yields nothing does not replace an earlier output
         _leave_as_it_was(before)
