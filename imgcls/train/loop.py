@@ -156,6 +156,11 @@ class Trainer:
         return self.finish()
 
     @property
+    def metric_column(self) -> str:
+        """--metric's metrics.csv column (run_names.BEST_BY): what picks the best epoch."""
+        return BEST_BY[self.cfg.metric][0]
+
+    @property
     def metric_label(self) -> str:
         """--metric's name for people ('val loss'); macro-F1 of a single-attribute run names its column."""
         return (val_f1_name(self.meta.attribute) if self.cfg.metric == "macro_f1"
@@ -319,7 +324,7 @@ class Trainer:
         st.epoch, st.best_f1, st.best_epoch = ts["epoch"] + 1, ts["best_f1"], ts["best_epoch"]
         st.bad_epochs, st.history = ts["bad_epochs"], [dict(h) for h in ts["history"]]
         # the best epoch's --metric value, from its metrics row (last.pt of any imgcls records the history)
-        column = BEST_BY[self.cfg.metric][0]
+        column = self.metric_column
         st.best_value = next((float(h[column]) for h in st.history if h["epoch"] == st.best_epoch),
                              None if st.best_epoch < 1 else float("nan"))
         if (run_dir / VAL_PREDICTIONS).is_file():
@@ -574,9 +579,9 @@ class Trainer:
             row["compile_seconds"] = self.compile_seconds if self.compile_seconds_logged is False else 0.0
             self.compile_seconds_logged = True
         st.history.append(row)
-        improved = metrics.better(row[BEST_BY[cfg.metric][0]], st.best_value, cfg.metric)
+        improved = metrics.better(row[self.metric_column], st.best_value, cfg.metric)
         if improved:
-            st.best_value, st.best_f1 = row[BEST_BY[cfg.metric][0]], row["val_macro_f1"]
+            st.best_value, st.best_f1 = row[self.metric_column], row["val_macro_f1"]
             st.best_epoch, st.bad_epochs = epoch + 1, 0
             st.best_preds = val_predictions_frame(self.data, ev["proba"], meta, fold, ev["skipped"])
             save_checkpoint(run_dir / BEST_PT, _unwrap(self.eval_model).state_dict(), meta,
@@ -617,7 +622,7 @@ class Trainer:
     # end of epoch: schedule, plots, last.pt ------------------------------------------------------------------------
     def checkpoint(self, epoch: int, ev, row, improved: bool) -> None:
         cfg, dist, st, run_dir = self.cfg, self.dist, self.state, self.run_dir
-        metric = dist.broadcast(row[BEST_BY[cfg.metric][0]] if row else None)     # --scheduler plateau's
+        metric = dist.broadcast(row[self.metric_column] if row else None)     # --scheduler plateau's
         if self.scheduler is not None and not self.sched_per_step:
             self.scheduler.step(epoch + 1, metric)
         finished = st.stop or epoch + 1 == cfg.epochs
