@@ -43,7 +43,8 @@ def say_study_offline(study_dir: str | os.PathLike, before: list[Path]) -> None:
     """tune --tracker wandb, offline: one line for the study (its trials' runs say none, say_sync=False) naming the
     folders its trials wrote in this command (those not in `before`) and the `wandb sync` of the study's trials,
     which skips runs synced already."""
-    made = [d for d in offline_runs(study_dir) if d not in set(before)]
+    seen = set(before)
+    made = [d for d in offline_runs(study_dir) if d not in seen]
     if not made:
         return
     from imgcls.console import info, plural, sh

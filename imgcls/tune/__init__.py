@@ -761,8 +761,9 @@ def _prune_options_given(cfg: TuneConfig) -> list[str]:
     """The median pruner's options this command gives: typed on the command line (even at their defaults), or a
     Python caller's away from their defaults (as _trials_given reads --trials), read before a resumed study's record
     sets those left unset."""
-    default = TuneConfig()
-    return [k for k in MEDIAN_PRUNER_OPTIONS if k in cfg.search_typed or getattr(cfg, k) != getattr(default, k)]
+    from imgcls.options import set_options
+    away = set_options(cfg, MEDIAN_PRUNER_OPTIONS)
+    return [k for k in MEDIAN_PRUNER_OPTIONS if k in cfg.search_typed or k in away]
 
 
 def _refuse_idle_prune_options(cfg: TuneConfig, given: list[str]) -> None:
