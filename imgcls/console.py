@@ -76,25 +76,38 @@ def same_on_every_process() -> Iterator[None]:
         raise
 
 
-# the commands whose processes share the work under torchrun (imgcls.train.dist), and tune, which refuses torchrun
-# itself (run_tune: from Python too, with its own reason); the command line refuses it for every other command
-TORCHRUN_COMMANDS = ("imgcls train", "imgcls clean", "imgcls tune")
+# the commands whose processes share the work under torchrun (imgcls.train.dist); the command line refuses it for
+# every other command (refuse_torchrun)
+TORCHRUN_COMMANDS = ("imgcls train", "imgcls clean")
 
 
-def refuse_torchrun(command: str, why: str = "", fix: str = "") -> None:
+def refuse_torchrun(command: str) -> None:
     """Under torchrun, a command that runs as one process refuses before any work: every command but train and
     clean (which share their work among the processes, imgcls.train.dist), whose processes would each do all of it,
     into the same output. A UserError every process raises alike, said by the first process of each machine
     (same_on_every_process). `command`: `imgcls predict`. The command line refuses them (cli.common.command), and
     their library entries run in whichever processes a torchrun script calls them (rank 0 predicting after a DDP
-    train), but run_tune, whose processes' trials would train as one DDP run; `why` / `fix`: the step's own reason
-    and fix (tune's, with its Python half)."""
+    train), but run_tune, whose processes' trials would train as one DDP run. The one place that says why each
+    command refuses and what to run instead: a command with a reason of its own (tune, with its Python half) is in
+    the table below, every other one gets the common reason."""
     if not under_torchrun():
         return
     from imgcls.errors import UserError
-    why = why or (f"each of its {os.environ['WORLD_SIZE']} processes would do all of the work; only imgcls train and "
-                  f"imgcls clean share theirs among them")
-    fix = fix or f"run it as one process: the same {command} command without torchrun"
+    from imgcls.options import python_too
+    own = {     # command -> (why, fix)
+        # each process would join the study as a worker of its own, and their trials' trainings (other options,
+        # other folders) would pair as one DDP run: parallel tune is several tune processes on one storage
+        "imgcls tune": (
+            "each of its processes would join the study as a worker of its own, and their trials, with other "
+            "options, would train as one DDP run",
+            python_too("run the same imgcls tune command in several processes instead: they share the study's "
+                       "--storage as Optuna's parallel workers, each on a device of its own with --device cuda:N",
+                       "run_tune in several processes torchrun did not start, each with its own TrainConfig(device=)")),
+    }
+    why, fix = own.get(command, (
+        f"each of its {os.environ['WORLD_SIZE']} processes would do all of the work; only imgcls train and imgcls "
+        f"clean share theirs among them",
+        f"run it as one process: the same {command} command without torchrun"))
     with same_on_every_process():
         raise UserError(f"{command} does not run under torchrun ({why}); {fix}")
 

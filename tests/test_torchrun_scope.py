@@ -1,8 +1,8 @@
 """Which commands run under torchrun: train and clean share their work among its processes (test_train_ddp.py,
 test_clean_ddp.py); every other command line runs as one process and refuses torchrun in one line before any work
-(console.refuse_torchrun, cli.common.command), tune from its library entry too; the other library entries run in
-whichever processes a torchrun script calls them. torchrun's variables are set in this process (monkeypatch), as
-torchrun sets them in each of its processes before they start; one real launch for tune."""
+(console.refuse_torchrun, cli.common.command), tune from its library entry too (both with tune's own reason); the
+other library entries run in whichever processes a torchrun script calls them. torchrun's variables are set in this
+process (monkeypatch), as torchrun sets them in each of its processes before they start; one real launch for tune."""
 from __future__ import annotations
 
 import pytest
@@ -57,15 +57,26 @@ def test_tune_cli_refusal_is_said_once_per_machine(tmp_path, monkeypatch):
 
 
 @pytest.mark.timeout(60)
+def test_tune_cli_refuses_before_reading_its_config(tmp_path, monkeypatch):
+    """The command line left tune's refusal to run_tune, after it had read --config: a missing (or wrong) config
+    file was said by every torchrun process, and the refusal not at all. It refuses first now, once per machine."""
+    call = ["tune", str(tmp_path / "missing"), "--study", "s", "--config", str(tmp_path / "missing.yaml")]
+    assert_said_once_per_machine(monkeypatch, [call])
+    said = refusal(monkeypatch, call)
+    assert said.startswith("error: imgcls tune does not run under torchrun (") and "--storage" in said, said
+
+
+@pytest.mark.timeout(60)
 def test_tune_show_space_refuses_torchrun_said_once_per_machine(monkeypatch):
     """`imgcls tune --show-space` printed the space and returned before run_tune's refusal: under torchrun every
-    process printed it. It refuses as tune does, said once per machine; as one process it prints the space."""
+    process printed it. The command line refuses tune before any work, --show-space too, with tune's own reason
+    (console.refuse_torchrun), said once per machine; as one process it prints the space."""
     from imgcls.tune.space import default_space_text
     call = ["tune", "--show-space"]
     assert_said_once_per_machine(monkeypatch, [call])
     said = refusal(monkeypatch, call)
-    assert "error: imgcls tune --show-space does not run under torchrun (each of its 2 processes would do all" \
-        in said and "run it as one process: the same imgcls tune --show-space command without torchrun" in said, said
+    assert said.startswith("error: imgcls tune does not run under torchrun (each of its processes would join the "
+                           "study") and "--storage" in said and "(Python:" in said, said
     monkeypatch.setenv("WORLD_SIZE", "1")
     r = CliRunner().invoke(app, call)
     assert r.exit_code == 0 and r.output == default_space_text()

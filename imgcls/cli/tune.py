@@ -45,10 +45,7 @@ def tune(src: OptSrc = None,
          quiet: Quiet = False, *, cfg: Given, train: Given) -> None:
     """Search imgcls train options with Optuna: pruned, resumable, parallel over processes -> OUT/STUDY/."""
     if show_space:
-        from imgcls.console import refuse_torchrun
         from imgcls.tune.space import default_space_text
-        # it returns before run_tune's refusal: every torchrun process printed the space
-        refuse_torchrun("imgcls tune --show-space")
         typer.echo(default_space_text(), nl=False)
         return
     from imgcls.tune import run_tune

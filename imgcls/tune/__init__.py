@@ -53,13 +53,6 @@ TRIALS_RECORD = "trials"        # the study's user attribute: its --trials, the 
 
 
 SEARCH, STUDY = "Search", "Study and budget"
-# run_tune's refusal under torchrun (console.refuse_torchrun): why, and the parallel search it offers instead
-TUNE_UNDER_TORCHRUN = ("each of its processes would join the study as a worker of its own, and their trials, with "
-                       "other options, would train as one DDP run")
-TUNE_IN_PARALLEL = python_too(
-    "run the same imgcls tune command in several processes instead: they share the study's --storage as Optuna's "
-    "parallel workers, each on a device of its own with --device cuda:N",
-    "run_tune in several processes torchrun did not start, each with its own TrainConfig(device=)")
 
 
 @dataclass
@@ -1013,9 +1006,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     check_arguments("TrainConfig", src=(cfg.train.src, PATH, SRC_PATH))     # as run_train's: the trials' data
     check_callbacks("run_tune", callbacks)
     from imgcls.console import refuse_torchrun
-    # under torchrun each process would join the study as a worker of its own, and their trials' trainings (other
-    # options, other folders) would pair as one DDP run: parallel tune is several tune processes on one storage
-    refuse_torchrun("imgcls tune", why=TUNE_UNDER_TORCHRUN, fix=TUNE_IN_PARALLEL)
+    refuse_torchrun("imgcls tune")     # its why and fix (the command line refuses it too: cli.common.command)
     cfg = copy.deepcopy(cfg)
     _set_aside_the_configs_run_folder(cfg)
     if cfg.typed is None:
