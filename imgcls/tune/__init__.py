@@ -658,8 +658,9 @@ def _n_complete(study) -> int:
 # The search
 # ---------------------------------------------------------------------------------------------------------------
 
-def _check_up_front(cfg: TuneConfig):
-    """Everything a user can get wrong, before the first trial: returns (space, storage URL, rows_digest)."""
+def _check_up_front(cfg: TuneConfig, recorded: dict):
+    """Everything a user can get wrong, before the first trial: returns (space, storage URL, rows_digest).
+    `recorded`: cfg.config's values (run_tune's one read of it)."""
     from imgcls.console import sh
     from imgcls.fsutil import check_writable
     from imgcls.pipeline import default_input
@@ -696,7 +697,7 @@ def _check_up_front(cfg: TuneConfig):
                             source=f"the search space study '{cfg.study}' was started with")
     else:
         space = load_space(cfg.space, cfg.train, cfg.typed or ())    # checks the fixed train options too, with its keys
-    _say_config_replaced(cfg, space)
+    _say_config_replaced(cfg, space, recorded)
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
     table, usable = _check_data(cfg.train, space, cfg.study_dir(), cfg.study)
@@ -813,14 +814,14 @@ def _refuse_users_trial_folders(study_dir: Path) -> None:
                     f"first")
 
 
-def _say_config_replaced(cfg: TuneConfig, space) -> None:
+def _say_config_replaced(cfg: TuneConfig, space, recorded: dict) -> None:
     """--config's values of the options the space varies are replaced by each trial's draw (by design): one line
-    naming them and their values, so `tune --config best_config.yaml` does not look like it starts from them."""
+    naming them and their values, so `tune --config best_config.yaml` does not look like it starts from them.
+    `recorded`: cfg.config's values, {} without one (read by TrainConfig.load too: a typed flag the space varies is
+    refused)."""
     if not cfg.config:
         return
     from imgcls.console import info
-    from imgcls.outputs import read_yaml
-    recorded = read_yaml(Path(cfg.config))      # read by TrainConfig.load (a typed flag the space varies is refused)
     names = [n for n in space.names() if n in recorded]
     if names:
         values = ", ".join(f"{n} {recorded[n]}" for n in names)
@@ -1008,14 +1009,16 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     from imgcls.console import refuse_torchrun
     refuse_torchrun("imgcls tune")     # its why and fix (the command line refuses it too: cli.common.command)
     cfg = copy.deepcopy(cfg)
-    _set_aside_the_configs_run_folder(cfg)
+    from imgcls.outputs import read_yaml
+    recorded = read_yaml(Path(cfg.config)) if cfg.config else {}     # the --config file's values, read once here
+    _set_aside_the_configs_run_folder(cfg, recorded)
     if cfg.typed is None:
-        cfg.typed = _set_by_the_caller(cfg)
+        cfg.typed = _set_by_the_caller(cfg, recorded)
     from imgcls.console import said_once
     # train's lines said once for the study: the data's warnings, said by _check_data before the study opens, and
     # each trial's set-up lines (_search)
     with said_once():
-        space, url, rows = _check_up_front(cfg)     # a user's error is said before optuna is imported
+        space, url, rows = _check_up_front(cfg, recorded)     # a user's error is said before optuna is imported
         import optuna
         study_dir = cfg.study_dir()
         from imgcls.fsutil import folders_to_make
@@ -1035,30 +1038,26 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
             optuna.logging.set_verbosity(verbosity)
 
 
-def _set_aside_the_configs_run_folder(cfg: TuneConfig) -> None:
+def _set_aside_the_configs_run_folder(cfg: TuneConfig, recorded: dict) -> None:
     """The train's name / out that are cfg.config's own (a run's config.yaml records its folder, and
     TrainConfig.resolve(config=FILE) reads them) go back to their defaults: each trial's folder is
     OUT/STUDY/trial_NNNN, and they are no caller's choice to refuse (TuneConfig.validate refuses one given).
-    `imgcls tune --config RUN/config.yaml` and its Python form alike; run_tune's copy only."""
-    if not cfg.config:
-        return
-    from imgcls.outputs import read_yaml
-    recorded = read_yaml(Path(cfg.config))
+    `imgcls tune --config RUN/config.yaml` and its Python form alike; run_tune's copy only. `recorded`:
+    cfg.config's values, {} without one."""
     for name in ("name", "out"):
         value = getattr(cfg.train, name)
         if value is not None and name in recorded and str(value) == str(recorded[name]):
             setattr(cfg.train, name, getattr(TrainConfig, name))
 
 
-def _set_by_the_caller(cfg: TuneConfig) -> frozenset:
+def _set_by_the_caller(cfg: TuneConfig, recorded: dict) -> frozenset:
     """A Python caller's typed train options (TuneConfig.typed None): those of cfg.train set to other than their
     defaults, as `imgcls tune`'s typed flags are (so train=TrainConfig(lr=0.005) under a space over lr is refused as
     --lr 0.005 is, not replaced by every draw), less the values cfg.config gives (a --config value is no flag: named
     as replaced) and the options tune sets itself (the data, train's name / out). Train's sampler, which no tune flag
-    sets (tune's --sampler is Optuna's), is among them: set and varied by the space, it is refused as train's."""
+    sets (tune's --sampler is Optuna's), is among them: set and varied by the space, it is refused as train's.
+    `recorded`: cfg.config's values, {} without one."""
     from imgcls.options import cli_fields, set_options
-    from imgcls.outputs import read_yaml
-    recorded = read_yaml(Path(cfg.config)) if cfg.config else {}
     names = [n for n in cli_fields(TrainConfig) if n not in ("name", "out")]
     return frozenset(n for n in set_options(cfg.train, names)
                      if not (n in recorded and getattr(cfg.train, n) == recorded[n]))
