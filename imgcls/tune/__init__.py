@@ -475,13 +475,11 @@ def diverged(run_dir: Path) -> bool:
 
 
 def trial_value(run_dir: Path, metric: str) -> float:
-    """The objective of a finished run: the best epoch's metric (mean over the folds of a k-fold run); NaN where
-    its loss diverged (`diverged`). Each metrics.csv is read by rundir.read_run_csv: a malformed one is its one line
-    (a UserError), which fails the trial (the trial's own output: never the first-trial stop of _Objective, the
-    study goes on)."""
+    """The objective of a finished run whose loss did not diverge (the caller asks `diverged` first: a diverged
+    run's objective is NaN): the best epoch's metric (mean over the folds of a k-fold run). Each metrics.csv is read
+    by rundir.read_run_csv: a malformed one is its one line (a UserError), which fails the trial (the trial's own
+    output: never the first-trial stop of _Objective, the study goes on)."""
     from imgcls.train.rundir import EPOCH_METRICS, read_run_csv
-    if diverged(run_dir):
-        return float("nan")
     column, direction = METRICS[metric]
     values = []
     for d in _run_folders(run_dir):
@@ -607,10 +605,11 @@ class _Objective:
                           track_group=self.cfg.study,
                           callbacks=[*self.callbacks, TrialReporter(trial, self.cfg.metric, self.deadline)])
             trained = True
-            value = trial_value(run_dir, self.cfg.metric)
+            nan_loss = diverged(run_dir)    # its metrics are argmax's first class: no objective
+            value = float("nan") if nan_loss else trial_value(run_dir, self.cfg.metric)
             if not math.isfinite(value):    # Optuna fails the trial: said so, not read as killed (report.killed)
                 trial.set_user_attr("message", "its loss diverged (NaN): no objective value; lower the --space's "
-                                    "lr" if diverged(run_dir) else f"its {column} is {value}: no objective value")
+                                    "lr" if nan_loss else f"its {column} is {value}: no objective value")
             self.ran += 1
             return value
         except KeyboardInterrupt as e:
