@@ -31,6 +31,12 @@ BEST_BY = {"macro_f1": ("val_macro_f1", "maximize", "val macro-F1"),
            "accuracy": ("val_acc", "maximize", "val accuracy"),
            "loss": ("val_loss", "minimize", "val loss")}
 
+
+def run_metric(recorded) -> str:
+    """The --metric that picked a run's best epoch, from its config.yaml's `metric`: macro_f1 (train's default)
+    where a run of an older imgcls records none, or a value that is no BEST_BY key."""
+    return recorded if recorded in BEST_BY else "macro_f1"
+
 # a k-fold set's fold folder in its run folder, RUN/fold_<k> (train names it, every reader of a set reads it back)
 FOLD_DIR = re.compile(r"fold_(\d+)")
 

@@ -33,7 +33,8 @@ from imgcls.options import python_too
 from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TRIALS_CSV, output_kind, read_yaml,
                             trial_record)
 from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV,
-                              RUN_CONFIG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir, records_folds)
+                              RUN_CONFIG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir, records_folds,
+                              run_metric)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes,
@@ -555,7 +556,7 @@ def _best_epoch(history: pd.DataFrame, metric: str | None = None) -> int | None:
     none) picked: its best validation value, as train chose best.pt by it; for a k-fold set (a fold column), the
     best mean over the folds that reached it: the epoch count to retrain on all the data with."""
     from imgcls.metrics import best_epoch_of
-    metric = metric if metric in BEST_BY else "macro_f1"
+    metric = run_metric(metric)
     column = BEST_BY[metric][0]
     if metric == "macro_f1" and column not in history.columns:
         column = "val_f1"
@@ -956,8 +957,7 @@ def diff_runs(a: str | os.PathLike, b: str | os.PathLike) -> dict:
         if meanings_of(ra) or meanings_of(rb):      # as per_class.csv: a meaning column, blank where the runs disagree
             pc.insert(1, "meaning", [meanings.get(str(c), "") for c in pc["class"]])
     # each run's best epoch (best.pt, its scores) was picked by its --metric (an ensemble picks none)
-    picked = [r.config.get("metric") if r.config.get("metric") in BEST_BY else "macro_f1" for r in (ra, rb)
-              if r.kind != "ensemble"]
+    picked = [run_metric(r.config.get("metric")) for r in (ra, rb) if r.kind != "ensemble"]
     # a run not scored (no saved validation predictions: stopped in its first epoch) has no rows to be other rows
     unscored = [ab for ab, r in (("A", ra), ("B", rb)) if not rows_label(r.scored_on or "val", r.n_val)]
     return {"a": ra, "b": rb, "config": cfg, "ran": ran, "metrics": mets, "per_class": pc, "same_rows": same_rows,

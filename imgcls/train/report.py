@@ -13,7 +13,7 @@ from imgcls.figure_files import RUN_FIGURES, not_drawn
 from imgcls.options import python_too
 from imgcls.outputs import REPORT_HTML
 from imgcls.profiles import class_titles
-from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, fold_dirs, fold_set
+from imgcls.run_names import BEST_BY, METRICS_CSV, PER_CLASS_CSV, VAL_PREDICTIONS, fold_dirs, fold_set, run_metric
 from imgcls.train.rundir import PER_CLASS, read_run_csv, read_validation
 
 N_WORST = 24
@@ -138,8 +138,8 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
                              "time": duration(fr.seconds), "report": f"{d.name}/{REPORT_HTML}"})
         folds_html = report.table(rows, digits=4)
     else:
-        metric = run.config.get("metric")
-        by = f" (by {BEST_BY[metric][2]}, the run's --metric)" if metric in BEST_BY and metric != "macro_f1" else ""
+        metric = run_metric(run.config.get("metric"))
+        by = f" (by {BEST_BY[metric][2]}, the run's --metric)" if metric != "macro_f1" else ""
         summary += [("best epoch", f"{run.best_epoch}{by}" if run.best_epoch and by else run.best_epoch),
                     ("val macro-F1 at the best epoch", f"{run.val_macro_f1:.4f} on {run.n_val} validation images"
                      if run.n_val else "-"),
