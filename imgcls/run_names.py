@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 # the files a run writes into its folder (a k-fold set's folds each into their own fold_<k>), the names every reader
 # reads them by; the list of them all that a run would write over (RUN_FILES, with the figures) is
@@ -24,18 +25,36 @@ RUN_PLAN = "plan.json"          # every run's classes (and a k-fold set's fold n
 FOLDS_PLANNED = "folds.json"    # what a k-fold set trained before RUN_PLAN wrote instead (its folds and classes): read
 OOF_SCORE = "oof_score.json"    # a k-fold set's out-of-fold score: train writes it after the set's last fold
 
+class Metric(NamedTuple):
+    """One --metric: what reads it, names it and compares by it."""
+    column: str         # its metrics.csv column (metric_column: the column of a given table)
+    direction: str      # "maximize" / "minimize": imgcls.metrics.better compares by it
+    label: str          # its name for people: 'val loss'
+    title: str          # under the epoch table's 6-wide `best` title (train.progress.EpochTable); '': the default
+                        # metric, named no more there than in train's lines
+
+
 # train's and tune's --metric: the validation value of each epoch (a metrics.csv column) that picks a run's best epoch
 # (best.pt, val_predictions.csv, per_class.csv, early stop, --scheduler plateau) and is tune's objective, the better
-# direction, and its name for people. {name: (column, direction, label)}; imgcls.metrics.better compares by it
-BEST_BY = {"macro_f1": ("val_macro_f1", "maximize", "val macro-F1"),
-           "accuracy": ("val_acc", "maximize", "val accuracy"),
-           "loss": ("val_loss", "minimize", "val loss")}
+# direction, and its names for people. {name: Metric}
+BEST_BY = {"macro_f1": Metric("val_macro_f1", "maximize", "val macro-F1", ""),
+           "accuracy": Metric("val_acc", "maximize", "val accuracy", "acc"),
+           "loss": Metric("val_loss", "minimize", "val loss", "loss")}
 
 
 def run_metric(recorded) -> str:
     """The --metric that picked a run's best epoch, from its config.yaml's `metric`: macro_f1 (train's default)
     where a run of an older imgcls records none, or a value that is no BEST_BY key."""
     return recorded if recorded in BEST_BY else "macro_f1"
+
+
+def metric_column(metric: str, columns) -> str:
+    """--metric's column in a metrics.csv table of these `columns` (BEST_BY's): macro_f1's is val_f1 in one that an
+    older imgcls wrote, which has no val_macro_f1."""
+    if metric == "macro_f1" and "val_macro_f1" not in columns:
+        return "val_f1"
+    return BEST_BY[metric].column
+
 
 # a k-fold set's fold folder in its run folder, RUN/fold_<k> (train names it, every reader of a set reads it back)
 FOLD_DIR = re.compile(r"fold_(\d+)")

@@ -34,7 +34,7 @@ from imgcls.outputs import (ENSEMBLE_OOF_CSV, ENSEMBLE_SCORES_CSV, SPEC_NAME, TR
                             trial_record)
 from imgcls.run_names import (BEST_BY, BEST_PT, LAST_PT, LAST_STATE, METRICS_CSV, OOF_SCORE, PER_CLASS_CSV,
                               RUN_CONFIG, VAL_PREDICTIONS, fold_dirs, fold_set, is_fold_dir, records_folds,
-                              run_metric)
+                              metric_column, run_metric)
 from imgcls.runs_config import COLUMNS, DEFAULT_ROOT, RUNS_TABLE, RunsConfig  # noqa: F401  (declared there: light)
 from imgcls.train.rundir import (ENSEMBLE_FILE_FIX, ENSEMBLE_OOF, ENSEMBLE_SCORES, EPOCH_METRICS, PER_CLASS,
                                  RESUME_MAY_CHANGE, RUN_FILE_FIX, VALIDATION, RunLock, kfold_finished, planned_classes,
@@ -557,9 +557,7 @@ def _best_epoch(history: pd.DataFrame, metric: str | None = None) -> int | None:
     best mean over the folds that reached it: the epoch count to retrain on all the data with."""
     from imgcls.metrics import best_epoch_of
     metric = run_metric(metric)
-    column = BEST_BY[metric][0]
-    if metric == "macro_f1" and column not in history.columns:
-        column = "val_f1"
+    column = metric_column(metric, history.columns)
     if column not in history.columns or not len(history):
         return None
     curve = history.assign(_v=pd.to_numeric(history[column], errors="coerce")).groupby("epoch")["_v"].mean()
@@ -1169,7 +1167,7 @@ def _curves_uri(runs: Sequence[Run], task: str = "") -> str:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(10, 4.5))
     for r, h in plotted:
-        f1 = "val_macro_f1" if "val_macro_f1" in h.columns else "val_f1"
+        f1 = metric_column("macro_f1", h.columns)
         curve = h.assign(_f1=pd.to_numeric(h[f1], errors="coerce")).groupby("epoch")["_f1"].mean()
         label = f"{r.name} (mean of {h['fold'].nunique()} folds)" if "fold" in h.columns else r.name
         ax.plot(curve.index, curve.to_numpy(), "o--" if "fold" in h.columns else "o-", markersize=3, label=label)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from imgcls.console import console, info, is_quiet
-from imgcls.run_names import BEST_BY
+from imgcls.run_names import BEST_BY, metric_column
 
 
 class RunLog:
@@ -65,9 +65,6 @@ _COLS = [("epoch", "epoch", "{:d}", 5), ("train_loss", "trn loss", "{:.4f}", 8),
          ("epoch_seconds", "sec", "{:.1f}", 7)]
 
 
-BEST_TITLES = {"loss": "loss", "accuracy": "acc"}     # --metric under the table's `best` title (6 wide)
-
-
 def val_f1_name(attribute: str = "") -> str:
     """'val macro-F1', and of a single-attribute run (ModelMeta.attribute) 'val macro-F1 (mask)': which column's
     classes the score is over, as the start line's '3 classes of mask' says."""
@@ -84,7 +81,8 @@ class EpochTable:
     def __init__(self, multi_fold: bool = False, attribute: str = "", metric: str = "macro_f1"):
         self.header = True
         self.attribute = attribute
-        self.best_title = "best" if metric == "macro_f1" else f"best\n{BEST_TITLES.get(metric, metric)}"
+        title = BEST_BY[metric].title
+        self.best_title = f"best\n{title}" if title else "best"
 
     def _title(self, key: str, title: str, width: int) -> str:
         if key != "val_macro_f1" or not self.attribute:
@@ -127,10 +125,9 @@ def curves_png(history: list[dict], path: Path, metric: str = "macro_f1") -> Non
     from imgcls.report import pyplot, save_figure
     plt = pyplot()
     h = pd.DataFrame(history)
-    f1 = "val_macro_f1" if "val_macro_f1" in h.columns else "val_f1"
-    column = BEST_BY[metric][0] if metric != "macro_f1" else f1
-    best = int(h.loc[best_epoch_of(h[column], metric), "epoch"])
-    by = "" if metric == "macro_f1" else f" by {BEST_BY[metric][2]}"
+    f1 = metric_column("macro_f1", h.columns)
+    best = int(h.loc[best_epoch_of(h[metric_column(metric, h.columns)], metric), "epoch"])
+    by = "" if metric == "macro_f1" else f" by {BEST_BY[metric].label}"
     # fixed margins, not constrained layout or a tight bounding box: each costs the figure another layout pass
     # (~0.2 s of ~0.35 s), drawn after every run; the texts here are short and known
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))

@@ -41,8 +41,8 @@ ANOTHER_STUDY = python_too("another --study", "study=")      # a study that cann
 PRUNERS = ("median", "hyperband", "none")
 # --metric: the metrics.csv column of each epoch and the study's direction (run_names.BEST_BY: train's --metric, which
 # each trial runs with, so its best.pt is of the epoch its objective value is)
-METRICS = {k: (column, direction) for k, (column, direction, _) in BEST_BY.items()}
-METRIC_LABELS = {k: label for k, (_, _, label) in BEST_BY.items()}
+METRICS = {k: (m.column, m.direction) for k, m in BEST_BY.items()}
+METRIC_LABELS = {k: m.label for k, m in BEST_BY.items()}
 
 __all__ = ["TuneConfig", "run_tune", "SAMPLERS", "PRUNERS", "METRICS"]
 
