@@ -3168,3 +3168,26 @@ def test_a_plain_run_named_fold_0_in_a_run_being_trained_is_not_said_to_be_train
     with RunLock(a), RunLock(kf):
         assert training_now(run / "best.pt") is None
         assert training_now(kf / "fold_1" / "best.pt") == "epoch 2, epochs done 3/10"
+
+
+def test_a_resume_on_two_roots_of_one_relative_path_is_checked_by_root_and_drawn_once(tmp_path, monkeypatch):
+    """A manifest of two roots holding the same relative paths (a/000.png in each, other pixels): the resume's check
+    of its random --val-split draw compared the earlier validation rows by path alone, so the unchanged data's
+    resume was refused (a validated a/003.png of one root is the other root's training image). It names images by
+    root and path, as check_resume_data does, and the draw it checks is the one the run trains with (made once)."""
+    from imgcls.train import data as tdata
+    one = make_image_folder(tmp_path / "one", {"a": 6, "b": 6}, size=(32, 32))
+    two = make_image_folder(tmp_path / "two", {"a": 6, "b": 6}, size=(32, 32), seed=1)
+    rows = [{"path": f"{c}/{i:03d}.png", "root": str(r), "label": c} for r in (one, two) for c in "ab"
+            for i in range(6)]
+    (tmp_path / "data").mkdir()
+    pd.DataFrame(rows).to_csv(src := tmp_path / "data" / "manifest.csv", index=False)
+    part = run_train(cfg_for(src, tmp_path, name="part"), stop_after=1)
+    vp = pd.read_csv(part / "val_predictions.csv", dtype=str)
+    twins = set(vp["path"]) - set(vp.groupby("path")["root"].nunique().loc[lambda n: n > 1].index)
+    assert twins        # a validated path whose other root's image trains: what a path-only check refuses
+    real, draws = tdata._assign_split, []
+    monkeypatch.setattr(tdata, "_assign_split", lambda *a, **k: draws.append(1) or real(*a, **k))
+    assert run_train(TrainConfig(), resume=part) == part
+    assert len(draws) == 1
+    assert len(pd.read_csv(part / "metrics.csv")) == 2

@@ -489,8 +489,8 @@ def has_val_split(df: pd.DataFrame) -> bool:
     return "split" in df.columns and bool((df["split"].fillna("").astype(str).str.lower() == "val").any())
 
 
-def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int, by: str = "label"
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int, by: str = "label",
+                 drawn: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (train, val). With a `fold` column and `fold`: that fold validates, the others train (rows
     of `split` == test are never used). With a `split` column: train / val. Else a --val-split stratified by the
     column `by` (the model's classes).
@@ -502,8 +502,9 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
     training too (it would leak its source's pixels), as is a copy of a test image; a hand-made split's are
     warnings. `imgcls split --folds` keeps a mixup copy of images of two folds in the fold of one source, so it
     trains in the folds where none of its sources validates and is dropped from the others' training: said as an
-    info line."""
-    train, val = _assign_split(df, fold, val_split, seed, by)
+    info line. `drawn`: _assign_split's masks of these arguments, made already (a resume checks its draw first).
+    """
+    train, val = drawn if drawn is not None else _assign_split(df, fold, val_split, seed, by)
     copy = mf.augmented(df)
     if fold is None and not has_val_split(df):      # the draw's share of the originals: copies never validate
         _say_drawn_share(train & ~copy, val & ~copy, val_split)

@@ -259,32 +259,6 @@ def _age_bands(df: pd.DataFrame, src, heads: list[dict], decode: str) -> list[in
     return None if edges is None else list(edges)
 
 
-def _check_resumed_draw(run_dir, df: pd.DataFrame, cfg: TrainConfig, by: str) -> None:
-    """A resumed run's random --val-split draw (no split table) gives the rows its earlier session validated on
-    (its val_predictions.csv): a run started by an imgcls whose draw differed (before it kept a class of one image
-    in training), or on data that changed since, would else train its later epochs on images its earlier ones were
-    scored on, and score them on other rows, without a word. Refused in one line before the images are decoded. The
-    draw's seeded rows (train.data._assign_split's masks, the copies' handling aside: copies never validate) are
-    compared by path."""
-    from imgcls.errors import UserError
-    from imgcls.train import data as tdata
-    from imgcls.train.rundir import read_validation
-    f = Path(run_dir) / VAL_PREDICTIONS
-    if not f.is_file():
-        return
-    validated = read_validation(f, usecols=["path"], dtype=str)["path"]
-    paths = df["path"].astype(str)
-    _, val = tdata._assign_split(df, None, cfg.val_split, cfg.seed, by)
-    now_train = sorted(set(validated) & set(paths[~val]))
-    if now_train:
-        raise UserError(f"--resume {run_dir}: {len(now_train)} of the images its earlier epochs validated on "
-                        f"({now_train[0]}) would now train: the random --val-split draw gives other rows than when "
-                        f"the run started (the data changed, or the run was started by an imgcls that drew "
-                        f"otherwise: before a class of one image was kept in training), so its epochs would not be "
-                        f"scored on the same rows; train it as a new run (drop --resume), or split the data "
-                        f"(imgcls split) for rows that stay put")
-
-
 def _leak_note(df: pd.DataFrame, src) -> str:
     """A split table's sides (split / fold columns, or a fold column alone) sharing a group, content hash, source
     image or clean's dup_group, as `split --check` finds them (a hand-edited table: imgcls split writes none):
@@ -577,8 +551,11 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
 
     if dist.main:
         say_data_notes(cfg, df, src_named, study=track_group)    # a tune trial's fix names its study, as tune's
+    drawn = None        # a resumed run's random --val-split draw (no split table): made once, checked, trained on
     if resume is not None and not cfg.folds and not tdata.has_val_split(df):
-        _check_resumed_draw(resume, df, cfg, meta.target)
+        from imgcls.train.rundir import check_resumed_draw
+        drawn = tdata._assign_split(df, None, cfg.val_split, cfg.seed, meta.target)
+        check_resumed_draw(resume, df, drawn[1], src_named, record)
 
     # rank 0 claims the run folder (an atomic mkdir, then an exclusive lock held until the run ends); the other
     # processes learn its name, or the one-line error that stops them all
@@ -618,7 +595,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             record_plan(run_dir, [f for f in folds if f is not None], classes)
         dist.barrier()
         return _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds,
-                            resume, stop_after, callbacks, study=track_group)
+                            resume, stop_after, callbacks, study=track_group, drawn=drawn)
     except KeyboardInterrupt:
         # said here, not in the fold loop: a Ctrl-C while the decoded-image cache is built (before any fold starts)
         # leaves the claimed folder too, which the same command again refuses
@@ -713,9 +690,11 @@ def _record_moved_data(cfg: TrainConfig, run_dir: Path, record: TrainConfig, dis
 
 
 def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targets, final, folds, resume,
-                 stop_after, callbacks=None, study: str | None = None) -> Path:
+                 stop_after, callbacks=None, study: str | None = None, drawn: tuple | None = None) -> Path:
     """Every fold of the run (one run without folds): the shared decoded-image cache, train_run per fold, the
-    out-of-fold score. `study`: tune's --study, which a fix's command names (_no_groups_split)."""
+    out-of-fold score. `study`: tune's --study, which a fix's command names (_no_groups_split). `drawn`: the random
+    --val-split draw of `df` made already (a resume's, checked by check_resumed_draw), used unless the decoding
+    left rows out (then drawn again on the rows kept, as a run that starts draws)."""
     from dataclasses import replace
 
     from imgcls import manifest as mf
@@ -818,7 +797,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
             RunLog(run_dir / TRAIN_LOG)(metrics.missing_rows_note(never, len(classes), every_fold=True,
                                                                   of_folds=some))
     for fold in folds:
-        train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target)
+        train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target,
+                                                  drawn=drawn if fold is None and keep is None else None)
         if not train_mask.any() or not val_mask.any():
             # a CSV's `group` column of another meaning (a super-class): split --group-col none reads no groups
             with mf.guessed_groups_named(df, _no_groups_split(cfg, study)):

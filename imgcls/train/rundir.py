@@ -647,6 +647,21 @@ def _check_same_folds(run_dir: Path, df, src: str, validated: dict, key) -> None
                 f"table the set started with, or train a new k-fold set on this one: {new_set}")
 
 
+def _image_key(recorded: bool):
+    """How a resumed run's data and its validation files name one image (check_resume_data, check_resumed_draw):
+    by its root (real path) and path; data given again (not `recorded`) by its path within its root, so a data set
+    moved elsewhere resumes."""
+    real: dict[str, str] = {}
+
+    def key(root, path) -> tuple[str, str]:
+        if not recorded:
+            return "", str(path)
+        if root not in real:
+            real[root] = os.path.realpath(root)
+        return real[root], str(path)
+    return key
+
+
 def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     """A resumed run must read the data it was trained on: the data `df` (read from `src`, the data config.yaml
     recorded or one given again) holds at least one of the run's validation images (its val_predictions.csv, a
@@ -669,15 +684,7 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
     files = validation_files(run_dir)
     if not files:
         return
-    real: dict[str, str] = {}
-
-    def key(root, path) -> tuple[str, str]:
-        if not recorded:
-            return "", str(path)
-        if root not in real:
-            real[root] = os.path.realpath(root)
-        return real[root], str(path)
-
+    key = _image_key(recorded)
     have = {key(r, p) for r, p in zip(df["root"], df["path"])}
     # a k-fold set's out-of-fold file: made again from its folds' as the set ends, the resume does not read it
     set_oof = run_dir / VAL_PREDICTIONS if any(f.parent != run_dir for f in files) else None
@@ -709,3 +716,31 @@ def check_resume_data(run_dir: Path, df, src: str, record) -> None:
            f"{resume_fix(run_dir, 'DATA')}")
     raise UserError(f"--resume {run_dir}: its data {src} ({where}) resolves to {os.path.abspath(src)}, which holds "
                     f"none of the run's validation images ({files[0].relative_to(run_dir)}); {fix}")
+
+
+def check_resumed_draw(run_dir: Path, df, val, src: str, record) -> None:
+    """A resumed run's random --val-split draw (no split table; `val`: the draw's validation mask of `df`, the one the
+    run trains with) gives the rows its earlier session validated on (its val_predictions.csv): a run started by an
+    imgcls whose draw differed (before it kept a class of one image in training), or on data that changed since,
+    would else train its later epochs on images its earlier ones were scored on, and score them on other rows,
+    without a word. Refused in one line before the images are decoded. Images are named as check_resume_data names
+    them (_image_key: root and path), so two roots' images of one relative path are two images. `src`, `record`:
+    check_resume_data's."""
+    f = run_dir / VAL_PREDICTIONS
+    if not f.is_file():
+        return
+    v = read_validation(f, usecols=lambda c: c in ("path", "root"), dtype=str)
+    if "path" not in v.columns:      # no images named: check_resume_data's unreadable record, not evidence
+        return
+    key = _image_key(src == record.src)
+    if "root" not in v.columns:      # a file without roots: its paths alone
+        v["root"], key = "", (lambda root, path: ("", str(path)))
+    validated = {key(r, p) for r, p in zip(v["root"], v["path"])}
+    now_train = sorted(p for r, p, t in zip(df["root"], df["path"], ~val) if t and key(r, p) in validated)
+    if now_train:
+        raise UserError(f"--resume {run_dir}: {len(now_train)} of the images its earlier epochs validated on "
+                        f"({now_train[0]}) would now train: the random --val-split draw gives other rows than when "
+                        f"the run started (the data changed, or the run was started by an imgcls that drew "
+                        f"otherwise: before a class of one image was kept in training), so its epochs would not be "
+                        f"scored on the same rows; train it as a new run (drop --resume), or split the data "
+                        f"(imgcls split) for rows that stay put")
