@@ -2338,6 +2338,29 @@ def test_the_squares_check_of_test_images_reads_headers_under_a_bar(tmp_path, mo
     assert pr._squares_as_they_came(rows) is False and bars[0][2] == [], bars
 
 
+def test_the_squares_check_takes_a_scanned_tables_sizes_without_reading_headers(tmp_path, monkeypatch):
+    """The squares check read every test image's header where the table given already held each one's width and
+    height (a scanned manifest: what preprocess and clean write): those are its sizes; rows without them (a folder,
+    not scanned) are read from their headers as before."""
+    import imgcls.predict as pr
+    from imgcls import io as imgio
+    from imgcls import manifest as mf
+    read = []
+    real = imgio.header_size
+    monkeypatch.setattr(imgio, "header_size", lambda path, *a: read.append(path) or real(path, *a))
+    square = make_image_folder(tmp_path / "square", {"a": 2, "b": 1}, size=(30, 30))
+    rows = mf.load(str(square), mf.LayoutOptions(), announce=False)
+    assert {"width", "height"} <= set(rows.columns) and rows["width"].notna().all()
+    assert pr._squares_as_they_came(rows) is True and read == []
+    wide = rows.copy()
+    wide.loc[0, "width"] = 40
+    assert pr._squares_as_they_came(wide) is False and read == []
+    part = rows.copy()
+    part["width"] = part["width"].astype(object)
+    part.loc[0, "width"] = None             # one row without its size: its header alone is read
+    assert pr._squares_as_they_came(part) is True and len(read) == 1
+
+
 def test_the_preprocess_fix_names_the_size_the_training_images_were_made_at(tmp_path):
     """A run trained on `imgcls preprocess --face-crop --size 48` output, given raw test images, was told to run
     'imgcls preprocess TEST --out DIR --face-crop': the command as typed made test images of another size and
