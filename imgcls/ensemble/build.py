@@ -162,9 +162,10 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
              f"member outweighs the rest")
     for m, x in zip(members, w):
         m.weight = float(x)
-    _warn_one_run(EnsembleSpec(name, method, members, classes), runs)
+    scores: dict = {"members": {}, "common_val_images": int(len(y))}       # filled below: the spec holds this dict
+    spec = EnsembleSpec(name, method, members, classes, scores=scores)
+    _warn_one_run(spec, runs)
 
-    scores: dict = {"members": {}, "common_val_images": int(len(y))}
     for r, p in zip(rows, P):
         r["weight"] = float(next(m.weight for m in members if m.name == r["member"]))
         r["common_macro_f1"] = macro_f1(y, p.argmax(1), n_cls) if len(y) else float("nan")
@@ -172,7 +173,6 @@ def build_ensemble(runs: Sequence[str | os.PathLike], method: str = EnsembleConf
     # auto weights are fitted on the very rows the ensemble is scored on: that score is optimistic and says so;
     # the cross-fitted score (weights fitted on the other folds of the rows, scored on the held-out fold) is not
     label = f"ensemble ({method})" + (", weights fitted on these rows" if fitted else "")
-    spec = EnsembleSpec(name, method, members, classes, scores=scores)
     # the checkpoints predict runs: a member of weight 0 under a weighted or hard vote is left out (spec.running)
     ens_row = {"member": label, "checkpoints": sum(len(m.checkpoints) for m in spec.running().members),
                "val_images": int(len(y)), "val_macro_f1": float("nan"), "weight": 1.0}
