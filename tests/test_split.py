@@ -808,6 +808,29 @@ def test_a_column_the_source_lacks_is_refused_before_the_scan(tmp_path, monkeypa
     assert not scanned
 
 
+@pytest.mark.parametrize("labelled, extra, said", [
+    (True, ["--relabel-age", "30,60"], "--relabel-age needs a profile dataset"),
+    (True, ["--age-bands", "20,40"], "--age-bands needs a profile dataset"),
+    (False, [], "the source has no labels to stratify on")])
+def test_options_the_table_as_read_refuses_are_refused_before_the_scan(tmp_path, monkeypatch, labelled, extra,
+                                                                        said):
+    """--relabel-age / --age-bands on data that is no profile set, and a source without labels to stratify on, were
+    refused by make_split after every image was scanned (minutes on a large set), where the table as read shows
+    them: the check before the scan takes its classes as make_split does (_classes_to_split), refusals included."""
+    from imgcls import manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(12, 12))
+    if not labelled:
+        src = tmp_path / "flat"
+        src.mkdir()
+        for p in sorted((tmp_path / "raw").rglob("*.png")):
+            p.rename(src / f"{p.parent.name}_{p.name}")
+    scanned = []
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: scanned.append(1))
+    r = runner.invoke(app, ["split", str(src), "--out", str(tmp_path / "s.csv"), "--no-near-dup", *extra])
+    assert r.exit_code == 2 and said in r.output, r.output
+    assert not scanned
+
+
 def test_device_cuda_without_one_is_refused_before_the_scan(tmp_path, monkeypatch):
     """`split --device cuda` (the near-duplicate search's model) on a machine without CUDA was refused only when the
     embedding pass began, after the read and scan of every image. Now first, one line, exit 2, nothing written."""

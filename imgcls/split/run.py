@@ -62,6 +62,35 @@ def _nfc_keys(df: pd.DataFrame, cfg: SplitConfig, group_col: str) -> pd.DataFram
     return df.assign(**{c: mf.nfc_classes(df[c]) for c in cols})
 
 
+def _classes_to_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str
+                      ) -> tuple[pd.DataFrame, pd.Series, int | None]:
+    """The table with the classes split draws, for make_split and the check before the scan
+    (_check_parts_before_scan): its group and --stratify keys NFC (_nfc_keys), a profile table's labels of its
+    --age-bands (derive_profile_labels), and the class column's values in `label`: a CSV read without --label-col
+    (DACON's `artist`, split with --stratify artist) is split per artist. Returns it, the `label` the table written
+    keeps (a profile table's derived; an artist CSV's empty one) and how many images --relabel-age moved (None: not
+    given). --relabel-age / --age-bands on other data and a --stratify label with no label are refused in one line
+    (before the scan: the table as read has them)."""
+    df = _nfc_keys(df, cfg, group_col)
+    moved = None
+    if is_profile_table(df):
+        df, n = derive_profile_labels(df, cfg.age_bands, cfg.relabel_age)
+        moved = None if cfg.relabel_age is None else int(n)
+    elif cfg.relabel_age is not None:
+        raise UserError("--relabel-age needs a profile dataset (mask / gender / age columns); this source has none")
+    elif tuple(cfg.age_bands) != tuple(profiles.DEFAULT_AGE_BANDS):
+        raise UserError("--age-bands needs a profile dataset (mask / gender / age columns); this source has none")
+    if "label" in cfg.stratify and (df["label"].astype(str) == "").all():
+        hint = mf.label_column_hint(df)
+        raise UserError("the source has no labels to stratify on; "
+                        + (f"{hint}, or {NO_STRATIFY}" if hint else f"give a labelled dataset or {NO_STRATIFY}"))
+    label = df["label"].copy()
+    cls = class_column(df, cfg.stratify)
+    if cls != "label":
+        df["label"] = df[cls].fillna("").astype(str)
+    return df, label, moved
+
+
 def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", workers: int = 1,
                ) -> tuple[pd.DataFrame, dict, pd.DataFrame, list[tuple[int, int, float]]]:
     """The split as a library call: returns (df with split / fold / drop_reason, summary, leaks, near pairs: those
@@ -70,7 +99,6 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
     df must be a loaded manifest (absolute roots, scanned). Row order of the result = canonical order
     (root, path), so the output does not depend on the input's row order."""
     _check_stratify(df, cfg)
-    df = _nfc_keys(df, cfg, group_col)
     notes: list[str] = []
     if "split" in df.columns and (df["split"].fillna("").astype(str) != "").any():
         if "drop_reason" in df.columns:     # an earlier imgcls split's table (split check / fix's, the leak
@@ -80,33 +108,18 @@ def make_split(df: pd.DataFrame, cfg: SplitConfig, group_col: str = "group", wor
             info("the source already has a `split` column (e.g. train/ val/ test/ folders): this split replaces "
                  "it; train on the source itself to keep the folders' split")
     df = df.drop(columns=[c for c in mf.columns_of("split") if c in df.columns])
-    relabelled = None
-    if is_profile_table(df):
-        df, moved = derive_profile_labels(df, cfg.age_bands, cfg.relabel_age)
-        if cfg.relabel_age is not None:
-            relabelled = int(moved)
-            edges = ",".join(map(str, cfg.relabel_age))
-            if moved:       # what the option is for: said, not a warning
-                info(f"--relabel-age {edges}: {moved} image(s) moved to another age band")
-            else:           # no one at those ages: the option did nothing
-                notes.append(f"--relabel-age {edges} moved no image to another age band (no one at the ages its "
-                             f"edges move)")
-    elif cfg.relabel_age is not None:
-        raise UserError("--relabel-age needs a profile dataset (mask / gender / age columns); this source has none")
-    elif tuple(cfg.age_bands) != tuple(profiles.DEFAULT_AGE_BANDS):
-        raise UserError("--age-bands needs a profile dataset (mask / gender / age columns); this source has none")
-    if "label" in cfg.stratify and (df["label"].astype(str) == "").all():
-        hint = mf.label_column_hint(df)
-        raise UserError("the source has no labels to stratify on; "
-                        + (f"{hint}, or {NO_STRATIFY}" if hint else f"give a labelled dataset or {NO_STRATIFY}"))
     df = df.assign(_ident=df["root"].astype(str) + "/" + df["path"].astype(str))
     df = df.sort_values("_ident", kind="stable").drop(columns="_ident").reset_index(drop=True)
-    # the classes split keeps whole are the class column's: a CSV read without --label-col (DACON's `artist`, split
-    # with --stratify artist) is split per artist, its `label` (empty) put back in the table written
-    cls = class_column(df, cfg.stratify)
-    label = df["label"].copy()
-    if cls != "label":
-        df["label"] = df[cls].fillna("").astype(str)
+    df, label, moved = _classes_to_split(df, cfg, group_col)
+    relabelled = None
+    if moved is not None:
+        relabelled = moved
+        edges = ",".join(map(str, cfg.relabel_age))
+        if moved:       # what the option is for: said, not a warning
+            info(f"--relabel-age {edges}: {moved} image(s) moved to another age band")
+        else:           # no one at those ages: the option did nothing
+            notes.append(f"--relabel-age {edges} moved no image to another age band (no one at the ages its "
+                         f"edges move)")
     reasons = exclusion_reasons(df, cfg)
     inc = df[reasons == ""].reset_index(drop=True)
     if inc.empty:
@@ -211,12 +224,10 @@ def _check_parts_before_scan(df: pd.DataFrame, cfg: SplitConfig, group_col: str)
     """make_split's check_enough_units (too few units for the parts, a largest class smaller than them) on the table
     as read, before the image scan (minutes on a large set) rather than after it: the rows the split keeps, the
     unreadable ones (the scan's to find) and oversampled copies counted, each group one unit and each other row its
-    own (the scan's content links only join them), so too few here are too few after the scan."""
-    df = _nfc_keys(df, cfg, group_col)
-    if is_profile_table(df):        # the classes split draws: the labels of its --age-bands
-        df, _ = derive_profile_labels(df, cfg.age_bands, cfg.relabel_age)
-    cls = class_column(df, cfg.stratify)
-    df = df.assign(label=df[cls].fillna("").astype(str), error="")
+    own (the scan's content links only join them), so too few here are too few after the scan. The classes are
+    make_split's (_classes_to_split, whose refusals are said here, before the scan)."""
+    df, _, _ = _classes_to_split(df, cfg, group_col)
+    df = df.assign(error="")
     inc = df[(exclusion_reasons(df, cfg) == "").to_numpy()]
     if inc.empty:           # make_split's line
         return
