@@ -76,11 +76,11 @@ def csv_separator(text: str) -> str:
     return next((s for s in (";", "\t") if s in line), ",")
 
 
-def csv_style(text: str, path: Path | None = None) -> dict:
+def csv_style(text: str) -> dict:
     """How a CSV's text is written, as pandas.DataFrame.to_csv's options (sep, lineterminator, quoting, encoding), for
     a file written as it is (predict's submission.csv filling a sample submission: a competition's checker may read
     its format alone): its separator (csv_separator), its header's line ending, every field quoted where every field
-    of its header is, and a UTF-8 byte order mark where its file `path` starts with one (csv_bom)."""
+    of its header is, and a UTF-8 byte order mark where its file started with one when it was read (CsvText.bom)."""
     import csv
     sep = csv_separator(text)
     first = _header_line(text)[1]
@@ -89,19 +89,14 @@ def csv_style(text: str, path: Path | None = None) -> dict:
     quoted = bool(fields) and header == sep.join('"' + f.replace('"', '""') + '"' for f in fields)
     return {"sep": sep, "lineterminator": first[len(header):] or "\n",
             "quoting": csv.QUOTE_ALL if quoted else csv.QUOTE_MINIMAL,
-            **({"encoding": "utf-8-sig"} if path is not None and csv_bom(path) else {})}
+            **({"encoding": "utf-8-sig"} if getattr(text, "bom", False) else {})}
 
 
-def csv_bom(path: Path) -> bool:
-    """Whether a CSV file starts with UTF-8's byte order mark (Excel's 'CSV UTF-8'; a checker comparing the header
-    byte for byte wants it back), which csv_text's text is without: its first 3 bytes, False where it cannot be
-    read now."""
-    import codecs
-    try:
-        with open(path, "rb") as f:
-            return f.read(3) == codecs.BOM_UTF8
-    except OSError:
-        return False
+class CsvText(str):
+    """A CSV file's text as csv_text read it, and `bom`: whether the file started with UTF-8's byte order mark
+    (Excel's 'CSV UTF-8'; a checker comparing the header byte for byte wants it back), which the text is without:
+    told from the bytes read, not by opening the file again when a table is written as it is (csv_style)."""
+    bom: bool = False
 
 
 def csv_read_style(df: pd.DataFrame) -> dict:
@@ -109,7 +104,7 @@ def csv_read_style(df: pd.DataFrame) -> dict:
     given as predict's --data), {} for rows of no CSV (a folder's images): a table written for those rows (predict's
     submission.csv) is written as the file the competition gave."""
     read = df.attrs.get(CSV_ROWS_READ)
-    return csv_style(read[1], Path(read[0])) if read is not None else {}
+    return csv_style(read[1]) if read is not None else {}
 
 
 def _utf16_name(data: bytes) -> str | None:
@@ -125,7 +120,7 @@ def _utf16_name(data: bytes) -> str | None:
     return "utf-16le" if head[1::2].count(0) >= head[0::2].count(0) else "utf-16be"
 
 
-def csv_text(path: Path, what: str = "CSV file", fix: str | None = None) -> str:
+def csv_text(path: Path, what: str = "CSV file", fix: str | None = None) -> CsvText:
     """The text of a CSV file, read whole once (read_csv's, FolderView.text's), with the mistakes a user can make
     said in one line: not a regular file, an empty (0-byte) file, text that is not UTF-8. `fix`: the fix each line
     names instead of its own (a file imgcls wrote: rundir.read_run_csv's)."""
@@ -139,7 +134,7 @@ def csv_text(path: Path, what: str = "CSV file", fix: str | None = None) -> str:
 
     try:
         data = path.read_bytes()
-        text = data.decode("utf-8-sig")       # the BOM is no text: csv_bom asks for it
+        text = data.decode("utf-8-sig")       # the BOM is no text: CsvText.bom keeps it
         if "\x00" in text[:4096]:     # UTF-16 of ASCII text without a BOM is valid UTF-8, NULs every other byte
             refuse_utf16(data)
     except UnicodeDecodeError as e:
@@ -151,6 +146,9 @@ def csv_text(path: Path, what: str = "CSV file", fix: str | None = None) -> str:
         raise UserError(f"cannot read {what} {path}: {e.strerror or e}") from None
     if not text.strip():
         raise UserError(f"{what} {path} is empty; {fix or 'give a CSV with a header row (e.g. path,label)'}")
+    import codecs
+    text = CsvText(text)
+    text.bom = data.startswith(codecs.BOM_UTF8)
     return text
 
 

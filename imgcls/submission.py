@@ -256,7 +256,7 @@ def match_template(template: str | os.PathLike, df: pd.DataFrame, fmt: str | Non
     # ID,target,Usage without a --format: its label is any of the columns after the id (check_template_fits)
     named = bool(fmt) or preset is not None or len(cols) <= 2
     return Template(tpl, label_col, kind, np.array([pos[nfc(t)] for t in tids], dtype=int), id_col, named,
-                    csv_style(text, template))
+                    csv_style(text))
 
 
 def _refuse_shared_keys(template, id_col: str, df: pd.DataFrame, every: list[tuple[str, list[str]]], want: set,

@@ -543,6 +543,23 @@ def test_a_sample_submission_s_utf8_bom_is_kept_in_the_submission(tmp_path):
             assert b"\xef\xbb\xbf" not in written[len(bom):], written
 
 
+def test_a_csv_s_byte_order_mark_is_told_from_the_read_not_by_opening_the_file_again(tmp_path, monkeypatch):
+    """csv_style's BOM (the submission written as the CSV read: layouts.csv_read_style) opened the file again when
+    the table was written, minutes after the read: a file rewritten or gone meanwhile gave another answer than the
+    bytes read. It is the read's (csv_text's CsvText.bom), kept through the table's copies."""
+    from imgcls.layouts import csv_read_style, csv_style, csv_text, read_csv
+    f = tmp_path / "test.csv"
+    f.write_bytes(b"\xef\xbb\xbfid,label\na.png,?\n")
+    df = read_csv(f, dtype=str)
+    text = csv_text(f)
+    f.unlink()
+    assert list(df.columns) == ["id", "label"]
+    assert csv_read_style(df[df["id"] != ""].copy())["encoding"] == "utf-8-sig"
+    assert csv_style(text)["encoding"] == "utf-8-sig"
+    f.write_bytes(b"id,label\na.png,?\n")
+    assert "encoding" not in csv_read_style(read_csv(f, dtype=str)) and "encoding" not in csv_style("id,label\n")
+
+
 def test_a_submission_of_a_csv_given_as_data_is_written_in_that_csv_s_format(tmp_path):
     """`--data sample_submission.csv --format id,label` of an id;label file, or a test.csv of id;label given as
     --data: submission.csv was written with commas (the template is not filled under --format: build_submission),
