@@ -394,6 +394,31 @@ def test_an_export_failing_its_parity_check_places_nothing(tmp_path, monkeypatch
     assert not (tmp_path / "first").exists()
 
 
+def test_a_k_fold_export_stops_at_its_first_failed_parity_check(tmp_path, monkeypatch):
+    """A k-fold set's export went on building, exporting and checking every later fold after one failed its parity
+    check (seconds each: ~4 s for tf_efficientnet_lite0), though nothing could be written then (one model, one
+    --opset: no later checkpoint makes the set pass). It stops at the first failure, its line saying how many
+    checkpoints were left."""
+    import onnxruntime as ort
+    run = make_tiny_run(tmp_path / "runs" / "kf", folds=3)
+    session, made = ort.InferenceSession, []
+
+    class Off(session):
+        def __init__(self, *a, **k):
+            made.append(1)
+            super().__init__(*a, **k)
+
+        def run(self, *a, **k):
+            return [np.asarray(y) + 0.5 for y in super().run(*a, **k)]
+    monkeypatch.setattr(ort, "InferenceSession", Off)
+    res = runner.invoke(app, ["export", str(run)])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    line = " ".join(res.output.split())
+    assert "error: ONNX parity check failed for " in line and "fold_0_best.onnx" in line, res.output
+    assert "(the other 2 checkpoint(s) not exported)" in line and "fold_1" not in line, res.output
+    assert made == [1] and not (run / "onnx").exists()
+
+
 def test_export_says_what_it_does_on_a_terminal_while_no_line_is_printed(tmp_path, monkeypatch):
     """export printed nothing for ~18 s on a terminal (torch, timm, ONNX Runtime's import, the model's build, the
     export and its check) before its first line: a spinner names the model being exported meanwhile."""
