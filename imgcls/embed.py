@@ -14,8 +14,6 @@ another decoding are reported and embedded again, never replayed.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ import pandas as pd
 
 from imgcls import manifest as mf
 from imgcls.console import info, pass_label, plural, progress_bar, warn
-from imgcls.fsutil import file_stamp
+from imgcls.fsutil import file_stamp, lock_beside, lock_file
 from imgcls.io import DECODE_VERSION, DEFAULT_MAX_PIXELS, ImageReadError, load_rgb
 # the embedder clean and split default to, declared once with their options (light: the command line's)
 from imgcls.link_options import DEFAULT_EMBED_SIZE, DEFAULT_EMBEDDER  # noqa: F401
@@ -239,28 +237,16 @@ def save_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: 
                      decode=np.array(DECODE_VERSION))
 
 
-@contextmanager
-def cache_write_lock(path: Path) -> Iterator[None]:
-    """The lock a writer of the shared cache file `path` holds while it reads the file as it is now, merges its own
-    entries in and writes it (fsutil.exclusive_lock on `<file>.lock`): two processes sharing the cache folder (two
-    cleans of different sets, clean and split at once) each read the file, added theirs and wrote it, and the second
-    write dropped the first's new entries. Readers take no lock: a write is atomic. A file system that takes no
-    flock (fsutil.NO_LOCKS) writes unlocked, as before the lock: raising there lost the pass's work."""
-    from imgcls.fsutil import exclusive_lock
-    with exclusive_lock(path.with_name(path.name + ".lock"), create=True, unlocked=lambda e: None):
-        yield
-
-
 def merge_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size: int = 0, kind: str = "",
                   dtype: type = np.float32) -> dict[str, np.ndarray]:
-    """save_vectors of `cache` merged into the file as it is now (under cache_write_lock: another process may have
-    written its entries since this one read it); returns what was written. The file's vectors are of this tag, size
-    and kind (read_vectors); those of another length than `cache`'s (a file that does not fit) are dropped, and a
-    key in both takes `cache`'s vector (the same numbers: the file name and record are the model, size, kind)."""
+    """save_vectors of `cache` merged into the file as it is now (under fsutil.lock_beside: another process may have
+    written its entries since this one read it; readers take no lock, a write is atomic); returns what was written.
+    The file's vectors are of this tag, size and kind (read_vectors); those of another length than `cache`'s (a file
+    that does not fit) are dropped, and a key in both takes `cache`'s vector (the same numbers: the file name and
+    record are the model, size, kind)."""
     if not cache:
         return cache
-    path.parent.mkdir(parents=True, exist_ok=True)      # the lock file's folder: a first write makes it
-    with cache_write_lock(path):
+    with lock_beside(path):
         now, _ = read_vectors(path, tag, size, kind)
         dim = next(iter(cache.values())).shape
         if now and next(iter(now.values())).shape == dim:
@@ -272,14 +258,14 @@ def merge_vectors(path: Path, cache: dict[str, np.ndarray], tag: str = "", size:
 def drop_replaced(path: Path, replaces: str | None) -> None:
     """Remove the cache files beside `path` that match the glob `replaces` (the same numbers from other code: an
     older digest in the name) once `path` is written: no run of this code reads them, and each upgrade would
-    otherwise leave one more behind; their write locks (cache_write_lock's files) go with them. Two imgcls versions
+    otherwise leave one more behind; their write locks (fsutil.lock_file) go with them. Two imgcls versions
     used in turn rebuild each other's file, and two runs of the older one writing then may each keep only their own
     entries (its lock file removed under them): slower, not wrong."""
     if not replaces:
         return
     for old in path.parent.glob(replaces):
         if old.name != path.name:
-            for f in (old, old.with_name(old.name + ".lock")):
+            for f in (old, lock_file(old)):
                 try:
                     f.unlink()
                 except OSError:

@@ -137,14 +137,23 @@ def create_sqlite_file(db: str | os.PathLike) -> Path:
     return db
 
 
+def lock_file(path: str | os.PathLike) -> Path:
+    """The lock file beside `path` that lock_beside takes, `<file>.lock`: whoever removes `path` for good removes
+    it too (an older cache file, a study's database)."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
 @contextmanager
-def sqlite_creation_lock(db: str | os.PathLike) -> Iterator[None]:
-    """Processes on one machine that open a new local SQLite store at the same moment (a tune study's study.db, an
-    MLflow mlflow.db: two tune processes on one study) each create its tables, and fail on each other (a UNIQUE
-    constraint, MLflow's 'table _alembic_tmp_... already exists'); an exclusive lock file beside the database,
-    DB.lock, makes them take turns. No flock there: unlocked, as SQLite itself is."""
-    db = Path(db)
-    lock = db.with_name(db.name + ".lock")
+def lock_beside(path: str | os.PathLike) -> Iterator[None]:
+    """The turn that processes sharing the file `path` take to change it: an exclusive lock on its lock_file (made,
+    with its folder, where missing). A shared cache file's writer holds it while it reads the file as it is now,
+    merges its own entries in and writes it (two cleans of one cache folder each wrote theirs and the second write
+    dropped the first's); processes opening a new local SQLite store at the same moment (a tune study's study.db,
+    an MLflow mlflow.db) hold it while they create its tables (else each failed on the other's: a UNIQUE
+    constraint, MLflow's 'table _alembic_tmp_... already exists'). On a file system that takes no flock
+    (NO_LOCKS) the block runs unlocked, as before the lock (raising there lost a pass's work)."""
+    lock = lock_file(path)
     lock.parent.mkdir(parents=True, exist_ok=True)
     with exclusive_lock(lock, create=True, unlocked=lambda e: None):
         yield

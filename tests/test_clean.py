@@ -796,7 +796,7 @@ def test_photo_features_are_kept_by_content_hash_and_measured_once(tmp_path, mon
     features.feature_matrix(df, cache_dir=cache)
     new = list((tmp_path / "cache").glob("photo_features_*.npz"))
     assert len(calls) == 3 + 3 + 3 and len(old) == len(new) == 1 and old != new     # ... which replaces the old one
-    # ... its write lock too (embed.cache_write_lock): an upgrade leaves no empty file behind
+    # ... its write lock too (fsutil.lock_beside): an upgrade leaves no empty file behind
     assert [p.name for p in (tmp_path / "cache").glob("photo_features_*.lock")] == [new[0].name + ".lock"]
     said = []
     monkeypatch.setattr("imgcls.console.warn", said.append)
@@ -2228,7 +2228,7 @@ def test_a_rerun_without_materialize_says_why_it_removes_the_earlier_images(tmp_
 
 def test_a_cache_write_on_a_file_system_without_locks_writes_unlocked(tmp_path, monkeypatch):
     """A cache folder on a file system that takes no flock (ENOLCK, EOPNOTSUPP; fsutil.NO_LOCKS) was written
-    before its write lock came: cache_write_lock raised there, so clean's embedding pass ended in a traceback after
+    before its write lock came: the lock raised there, so clean's embedding pass ended in a traceback after
     all its work and the photo-feature cache was never written. The write goes on unlocked, as RunLock and the
     output folder's turn do; other errors still raise."""
     import errno

@@ -437,11 +437,12 @@ class PairCache:
         """Keep the pairs the record's verify_pairs call computed (`fresh`; a pair's newer numbers replace its
         older ones) and write the whole file when there are any, taking in the shards (read, or written by this
         run's saves: then removed). The file and shards are read again as they are now, under the file's lock
-        (embed.cache_write_lock): another run sharing the cache folder may have stored its pairs since this one
+        (fsutil.lock_beside): another run sharing the cache folder may have stored its pairs since this one
         read them, and they stay. Returns how many."""
         from contextlib import ExitStack
 
-        from imgcls.embed import cache_write_lock, drop_replaced
+        from imgcls.embed import drop_replaced
+        from imgcls.fsutil import lock_beside
         ok = rec.fresh & (key_a != 0) & (key_b != 0)           # a fresh pair's global part is always known
         if not ok.any():
             return 0
@@ -449,8 +450,7 @@ class PairCache:
                       "local": rec.local[ok], "local_floor": rec.local_floor[ok]})
         with ExitStack() as turn:
             try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                turn.enter_context(cache_write_lock(self.path))
+                turn.enter_context(lock_beside(self.path))
                 now = self._load(say=False)
             except OSError:         # a folder that cannot be written: _write says so
                 now = self.table

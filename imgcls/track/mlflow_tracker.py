@@ -275,9 +275,9 @@ class MLflowTracker(Callback):
         from contextlib import nullcontext
         turn = nullcontext()
         if self.uri.startswith("sqlite:///") and self.uri != "sqlite:///:memory:":
-            from imgcls.fsutil import create_sqlite_file, sqlite_creation_lock
+            from imgcls.fsutil import create_sqlite_file, lock_beside
             # two tune processes of one study (trains of one --out) create the store's tables in turn
-            turn = sqlite_creation_lock(create_sqlite_file(self.uri[len("sqlite:///"):]))
+            turn = lock_beside(create_sqlite_file(self.uri[len("sqlite:///"):]))
         with turn, _store_call():
             self.client = MlflowClient(tracking_uri=self.uri)
             exp = self.client.get_experiment_by_name(EXPERIMENT)

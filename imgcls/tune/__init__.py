@@ -266,14 +266,14 @@ def make_pruner(cfg: TuneConfig):
 
 @contextmanager
 def _opening_lock(url: str):
-    """A local SQLite study opened by processes that take turns (fsutil.sqlite_creation_lock; servers and journal
+    """A local SQLite study opened by processes that take turns (fsutil.lock_beside; servers and journal
     files handle concurrent creation themselves)."""
     db = sqlite_file(url)
     if db is None:
         yield
         return
-    from imgcls.fsutil import sqlite_creation_lock
-    with sqlite_creation_lock(db):
+    from imgcls.fsutil import lock_beside
+    with lock_beside(db):
         yield
 
 
@@ -1260,7 +1260,8 @@ def _discard_new_study(cfg: TuneConfig, url: str, study, made: list[Path], marke
         others = storage.get_all_studies()
     db = sqlite_file(url) if cfg.storage is None else None      # the default storage: study.db in the study folder
     if db is not None and not others:
-        for f in (db, db.with_name(db.name + ".lock")):
+        from imgcls.fsutil import lock_file
+        for f in (db, lock_file(db)):
             f.unlink(missing_ok=True)
     _remove_made(cfg.study_dir(), made, marked)
     return True
