@@ -176,6 +176,26 @@ def test_a_damaged_rembg_file_is_one_line_with_the_fix(tmp_path, monkeypatch, u2
     assert not (tmp_path / "o").exists()      # not a folder holding the resume journal alone, refused as unfinished
 
 
+def test_the_rembg_file_is_checked_once_and_its_workers_are_given_the_verdict(tmp_path, monkeypatch, u2net_home):
+    """preprocess checks the rembg model file (u2netp's md5, or loading it) before the scan; each worker, and a run in
+    this process, checked it again (the md5 of the whole file per process). The file checked is handed on."""
+    import imgcls.weights as w
+    from imgcls.preprocess import image as pp_image
+    checked, real = [], w.rembg_model_file
+    monkeypatch.setattr(w, "rembg_model_file", lambda model: (checked.append(model), real(model))[1])
+    src = make_image_folder(tmp_path / "raw", {"a": 1, "b": 1}, size=(30, 30))
+    r = run(src, "--out", tmp_path / "o", "--remove-bg", "--size", "16", "--workers", "1")
+    assert r.exit_code == 0 and checked == ["u2netp"], (checked, r.output)
+    import signal
+    old = signal.getsignal(signal.SIGINT)
+    try:
+        pp_image.init_worker(pp_image.PreprocessConfig(remove_bg=True), 1, real("u2netp"))   # given the verdict
+        assert "error" not in pp_image._WORKER and pp_image._WORKER["models"].bg is not None
+    finally:
+        signal.signal(signal.SIGINT, old)       # a worker ignores Ctrl-C
+        pp_image._WORKER.clear()
+    assert checked == ["u2netp"]
+
 def test_missing_detector_weights_and_unknown_detector(faces_src, tmp_path, monkeypatch):
     monkeypatch.setenv("DEEPFACE_HOME", str(tmp_path / "dfhome"))
     line = one_error_line(run(faces_src, "--out", tmp_path / "o", "--face-crop", "--detector", "yunet"))
@@ -348,7 +368,7 @@ def test_detect_size_and_rembg_model_reach_the_models(faces_src, tmp_path, monke
             return None
 
     class Identity:                      # records the model; leaves the image as it is
-        def __init__(self, model, threads=0):
+        def __init__(self, model, threads=0, path=None):
             made.append(model)
 
         def mask(self, im):              # keeps every pixel (a stub that failed here failed every image)
@@ -424,7 +444,7 @@ def test_a_face_the_matte_took_for_background_is_warned_of_and_listed(faces_src,
             return Face(x=im.width // 4, y=im.height // 4, w=im.width // 2, h=im.height // 2, confidence=0.9)
 
     class EmptyMatte:                    # takes everything for background
-        def __init__(self, model, threads=0):
+        def __init__(self, model, threads=0, path=None):
             pass
 
         def mask(self, im):
@@ -464,7 +484,7 @@ def test_an_image_the_matte_left_blank_is_warned_of_and_listed_face_or_not(tmp_p
             return None
 
     class KeepsTheLeftOfRedOnes:        # a red image: the matte keeps its leftmost 2% of columns; else all of it
-        def __init__(self, model, threads=0):
+        def __init__(self, model, threads=0, path=None):
             pass
 
         def mask(self, im):
@@ -1083,8 +1103,8 @@ def test_workers_take_one_image_at_a_time_when_a_model_runs_on_it(tmp_path, monk
             return f
 
     monkeypatch.setattr(pp_run, "ProcessPoolExecutor", InProcess)
-    monkeypatch.setattr(pp_run, "init_worker", lambda cfg, threads: pp_image._WORKER.update(     # cv2's threads
-        cfg=cfg, models=pp_image.Models(cfg)))                                                   # left alone
+    monkeypatch.setattr(pp_run, "init_worker", lambda cfg, threads, rembg_file: pp_image._WORKER.update(  # cv2's
+        cfg=cfg, models=pp_image.Models(cfg, rembg_file=rembg_file)))                               # threads alone
     src = make_image_folder(tmp_path / "raw", {"a": 20, "b": 20}, size=(30, 30))
     r = run(src, "--out", tmp_path / "faces", "--face-crop", "--size", "16", "--workers", "2")
     assert r.exit_code == 0 and summary(tmp_path / "faces")["workers"] == 2, r.output
@@ -1301,9 +1321,9 @@ def test_the_inputs_record_is_the_same_bytes_whatever_order_the_workers_finish_i
     from imgcls.preprocess import run as pp_run
     real = pp_run._run_parallel
 
-    def reversed_finish(todo, cfg, workers, log, advance):      # the last image's worker finishes first
+    def reversed_finish(todo, cfg, workers, log, advance, rembg_file):      # the last image's worker finishes first
         got = []
-        real(todo, cfg, workers, lambda i, rec: got.append((i, rec)), advance)
+        real(todo, cfg, workers, lambda i, rec: got.append((i, rec)), advance, rembg_file)
         for i, rec in sorted(got, key=lambda t: -t[0]):
             log(i, rec)
 

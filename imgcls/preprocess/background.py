@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from PIL import Image
 
@@ -53,9 +54,13 @@ def _new_session(rembg, model: str, opts):
 
 
 class BackgroundRemover:
-    def __init__(self, model: str = "u2netp", threads: int | None = 0):
-        from imgcls.weights import rembg_model_file
-        path = rembg_model_file(model)  # MissingWeightsError naming the file, where it goes and the fix
+    def __init__(self, model: str = "u2netp", threads: int | None = 0, path: Path | None = None):
+        """`path`: the model file weights.rembg_model_file already found and checked (preprocess's check before the
+        scan, passed to its workers: u2netp's md5 was computed again in every worker); None: found and checked
+        here (MissingWeightsError naming the file, where it goes and the fix)."""
+        if path is None:
+            from imgcls.weights import rembg_model_file
+            path = rembg_model_file(model)
         import onnxruntime as ort
         rembg = import_rembg()
         from rembg.sessions import sessions_names

@@ -17,16 +17,17 @@ RECORD_COLUMNS = FACE_COLUMNS + ["matte_kept", "bg_removed"]      # an image's r
 
 
 class Models:
-    """The models one process needs, built once (a rembg session / a deepface detector per worker)."""
+    """The models one process needs, built once (a rembg session / a deepface detector per worker). `rembg_file`:
+    the rembg model file the parent process found and checked (weights.rembg_model_file), not checked again."""
 
-    def __init__(self, cfg: PreprocessConfig, threads: int = 0):
+    def __init__(self, cfg: PreprocessConfig, threads: int = 0, rembg_file: Path | None = None):
         self.faces = self.bg = None
         if cfg.face_crop:
             from imgcls.preprocess.faces import FaceDetector
             self.faces = FaceDetector(cfg.detector, cfg.detect_size)
         if cfg.remove_bg:
             from imgcls.preprocess.background import BackgroundRemover
-            self.bg = BackgroundRemover(cfg.rembg_model, threads=threads)
+            self.bg = BackgroundRemover(cfg.rembg_model, threads=threads, path=rembg_file)
 
 
 def empty_record() -> dict:
@@ -129,7 +130,7 @@ def save_image(im, dst: str | os.PathLike, quality: int = 95) -> None:
 _WORKER: dict = {}
 
 
-def init_worker(cfg: PreprocessConfig, threads: int) -> None:
+def init_worker(cfg: PreprocessConfig, threads: int, rembg_file: Path | None = None) -> None:
     import cv2
 
     from imgcls.parallel import ignore_sigint
@@ -137,7 +138,7 @@ def init_worker(cfg: PreprocessConfig, threads: int) -> None:
     cv2.setNumThreads(1)
     _WORKER["cfg"] = cfg
     try:
-        _WORKER["models"] = Models(cfg, threads=threads)
+        _WORKER["models"] = Models(cfg, threads=threads, rembg_file=rembg_file)
     except UserError as e:     # raised by the first task, as one line: an initializer's error broke the pool
         _WORKER["error"] = e
 

@@ -55,14 +55,14 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     if cfg.face_crop:
         from imgcls.weights import load_deepface_detector
         load_deepface_detector(cfg.detector)
-    models = None
+    models, rembg_file = None, None
     if cfg.remove_bg:
         from imgcls.weights import REMBG_MD5, rembg_model_file
-        rembg_model_file(cfg.rembg_model)
+        rembg_file = rembg_model_file(cfg.rembg_model)      # checked once: the workers are given the verdict
         if cfg.rembg_model not in REMBG_MD5:
             # no md5 to check its file by (u2net, isnet-general-use, ...): a damaged one is found by loading it, here,
             # once, not in every worker after the scan; a run in this process keeps the session
-            models = Models(cfg)
+            models = Models(cfg, rembg_file=rembg_file)
     df = mf.load(src, opts, scan=False).reset_index(drop=True)
     if cfg.oversample_settings() is not None and not mf.class_names(df["label"]):
         # copies are made per labelled class: without labels --oversample would write none, said after the work
@@ -134,7 +134,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     jpath = out / JOURNAL
     before = _state_before(out, jpath, todo, made)
     try:
-        _process(todo, records, jpath, settings, sources, names, stamps, cfg, workers, parallel, models)
+        _process(todo, records, jpath, settings, sources, names, stamps, cfg, workers, parallel, models, rembg_file)
     except Exception:
         # an error before the first image (the models failing to load in the workers, every worker dying): the
         # journal it started would leave OUT refused as unfinished by every later step, with nothing to finish
@@ -261,10 +261,10 @@ def _refuse_all_failed(out: Path, before: dict, paths, records: dict, df: pd.Dat
 
 
 def _process(todo, records: dict, jpath: Path, settings: dict, sources, names, stamps, cfg: PreprocessConfig,
-             workers: int, parallel: bool, models: Models | None = None) -> None:
+             workers: int, parallel: bool, models: Models | None = None, rembg_file: Path | None = None) -> None:
     """Process the images `todo` into `records`, each written one added to the resume journal `jpath` as it is
     finished (a Ctrl-C keeps them: the rerun skips them). `models`: those already loaded, for a run in this
-    process."""
+    process; `rembg_file`: the rembg model file checked before the scan (Models)."""
     if not todo:
         return
     with open_journal(jpath, settings) as journal:
@@ -279,12 +279,12 @@ def _process(todo, records: dict, jpath: Path, settings: dict, sources, names, s
 
         with progress_bar("preprocessing", len(todo)) as advance:
             if not parallel:
-                models = models or Models(cfg)
+                models = models or Models(cfg, rembg_file=rembg_file)
                 for i, s, d in todo:
                     log(i, process_image(s, d, cfg, models)[0])
                     advance()
             else:
-                _run_parallel(todo, cfg, workers, log, advance)
+                _run_parallel(todo, cfg, workers, log, advance, rembg_file)
 
 
 def _state_before(out: Path, jpath: Path, todo, made: list[Path]) -> dict:
@@ -351,7 +351,7 @@ def _json_default(o):
     return str(o)
 
 
-def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> None:
+def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance, rembg_file: Path | None = None) -> None:
     import multiprocessing
     threads = max(1, (os.cpu_count() or 1) // workers)
     # with a model per image (a face detection, a matte: 0.1 to several seconds each) an image is a task: the bar
@@ -366,7 +366,7 @@ def _run_parallel(todo, cfg: PreprocessConfig, workers: int, log, advance) -> No
     # closed_pool: the images not started are dropped on Ctrl-C (leaving the pool waited for them all), a Ctrl-C
     # during its shut-down stops the workers
     with closed_pool(ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker,
-                                         initargs=(cfg, threads))) as ex:
+                                         initargs=(cfg, threads, rembg_file))) as ex:
         try:
             # submit too: a worker that died while the chunks were still being handed out broke the pool there.
             # The workers are spawned as the chunks are submitted: they start with Ctrl-C and SIGTERM held
