@@ -626,10 +626,10 @@ def check_deepface_detector(backend: str) -> None:
 
 
 def load_deepface_detector(backend: str) -> None:
-    """check_deepface_detector, then build the detector once, here: a file that is there but damaged (a copy cut
-    short) failed on every image, each with deepface's advice to install opencv-contrib-python, after the scan. One
-    line naming the file and the fix instead, before any work. deepface keeps the model it built (its
-    modeling.build_model cache): a run in this process detects with it."""
+    """check_deepface_detector, then build the detector once, here (preprocess's FaceDetector, in the process that
+    detects): a file that is there but damaged (a copy cut short) failed on every image, each with deepface's advice
+    to install opencv-contrib-python. One line naming the file and the fix instead, before any image is processed.
+    deepface keeps the model it built (its modeling.build_model cache): this process detects with it."""
     check_deepface_detector(backend)
     from deepface.modules import modeling
     try:

@@ -230,8 +230,10 @@ def test_a_small_portrait_is_detected_on_an_upscaled_copy(tmp_path):
 @pytest.fixture
 def ssd_finding(tmp_path, monkeypatch):
     """ssd_finding(area): deepface's ssd backend (its files present, empty) whose extract_faces finds that box,
-    facial_area (x, y, w, h) on the copy it is given; returns the list of (backend, copy's shape) it was called with."""
-    from deepface.modules import detection
+    facial_area (x, y, w, h) on the copy it is given; returns the list of (backend, copy's shape) it was called with.
+    Its empty files build no model: FaceDetector's build (weights.load_deepface_detector) is skipped."""
+    from deepface.modules import detection, modeling
+    monkeypatch.setattr(modeling, "build_model", lambda **kw: None)
     home = tmp_path / "dfhome"
     (home / ".deepface" / "weights").mkdir(parents=True)
     for f in ("deploy.prototxt", "res10_300x300_ssd_iter_140000.caffemodel"):
@@ -1435,10 +1437,14 @@ def test_every_kept_image_failing_names_their_reason_not_the_unreadable_rows_cle
     assert "resampler gone" in r.flat and "unreadable input:" not in r.flat, r.flat
 
 
-def test_a_damaged_face_detector_file_is_one_line_naming_it_before_any_work(tmp_path, monkeypatch):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_damaged_face_detector_file_is_one_line_naming_it_before_any_work(tmp_path, monkeypatch, workers):
     """A cut face_detection_yunet_2023mar.onnx passed the up-front check (it only looked for the file): every image
     then failed on its own, each with deepface's advice to install opencv-contrib-python. The detector is built once
-    before the scan: one line naming the file and the fix, exit 2, --out not made."""
+    where it runs, before any image (this process before --out is made, or each worker as it starts): one line
+    naming the file and the fix, exit 2, --out not left behind."""
+    import imgcls.preprocess.run as pp_run
+    monkeypatch.setattr(pp_run, "MIN_PER_WORKER", 1)          # a pool for these 4 images with --workers 2
     weights = tmp_path / "df" / ".deepface" / "weights"
     weights.mkdir(parents=True)
     (weights / "face_detection_yunet_2023mar.onnx").write_bytes(b"\x08\x07" + b"cut" * 100)
@@ -1447,12 +1453,37 @@ def test_a_damaged_face_detector_file_is_one_line_naming_it_before_any_work(tmp_
     monkeypatch.delattr(modeling, "cached_models", raising=False)    # deepface's cache of built models: none yet
     src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(20, 16))
     out = tmp_path / "out"
-    scans = []
-    monkeypatch.setattr("imgcls.manifest.scan_images", lambda *a, **k: scans.append(1) or pytest.fail("scanned"))
-    r = run(src, "--out", out, "--face-crop", "--detector", "yunet", "--workers", "1")
+    r = run(src, "--out", out, "--face-crop", "--detector", "yunet", "--workers", workers)
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     assert "face_detection_yunet_2023mar.onnx could not be loaded" in r.flat and "--detector opencv" in r.flat
-    assert "opencv-contrib" not in r.flat and not scans and not out.exists()
+    assert "opencv-contrib" not in r.flat and not out.exists()
+
+
+def test_the_face_detector_is_built_only_where_it_detects(tmp_path, monkeypatch):
+    """preprocess --face-crop built the detector in this process on every run, before the scan: on an up-to-date
+    rerun (nothing to detect) and on a run whose workers build their own (retinaface / mtcnn load TensorFlow)."""
+    import imgcls.preprocess.run as pp_run
+    import imgcls.weights as w
+    from imgcls.preprocess.image import Models, process_image
+    built, real = [], w.load_deepface_detector
+    monkeypatch.setattr(w, "load_deepface_detector", lambda backend: (built.append(backend), real(backend))[1])
+    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(30, 30))
+    assert run(src, "--out", tmp_path / "o", "--face-crop", "--size", "16", "--workers", "1").exit_code == 0
+    assert built == ["opencv"]
+    r = run(src, "--out", tmp_path / "o", "--face-crop", "--size", "16", "--workers", "1")
+    assert r.exit_code == 0 and "4 image(s) already up to date" in r.flat and built == ["opencv"], r.output
+    at_pool = []
+
+    def pool(todo, cfg, workers, log, advance, rembg_file):      # the workers, here: what this process built first
+        at_pool.append(list(built))
+        models = Models(cfg, rembg_file=rembg_file)
+        for i, s, d in todo:
+            log(i, process_image(s, d, cfg, models)[0])
+            advance()
+    monkeypatch.setattr(pp_run, "MIN_PER_WORKER", 1)
+    monkeypatch.setattr(pp_run, "_run_parallel", pool)
+    assert run(src, "--out", tmp_path / "p", "--face-crop", "--size", "16", "--workers", "2").exit_code == 0
+    assert at_pool == [["opencv"]] and built == ["opencv"] * 2
 
 
 def test_an_interrupted_run_of_other_settings_keeps_the_earlier_interrupted_run_s_images_recorded(tmp_path,

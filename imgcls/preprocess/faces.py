@@ -5,7 +5,8 @@ pixels are cut (plus a margin). With `enforce_detection=False` deepface returns 
 confidence 0 when it finds none, so a face counts only when its confidence is > 0. `deepface.modules.detection`
 (what `DeepFace.extract_faces` calls) is imported: OpenCV + numpy, no TensorFlow, no network. The
 backend name is passed through, so every deepface detector is selectable once its files are present
-(imgcls.weights.check_deepface_detector checks them first: deepface would otherwise try to download them).
+(imgcls.weights.check_deepface_detector checks them first: deepface would otherwise try to download them; the
+detector is built once per process, load_deepface_detector).
 """
 from __future__ import annotations
 
@@ -28,13 +29,14 @@ class Face:
 
 
 class FaceDetector:
-    """One per worker: checks the backend's files once, then detects on RGB PIL images. `detect_size`: images
+    """One per worker: checks the backend's files and builds its model once (weights.load_deepface_detector: a
+    damaged file is one line here, not a failure per image), then detects on RGB PIL images. `detect_size`: images
     with a longer side above it are detected on a downscaled copy, images with one below MIN_DETECT_SIDE (or
     `detect_size`, if smaller) on an upscaled copy (boxes are scaled back to the original)."""
 
     def __init__(self, backend: str = "opencv", detect_size: int | None = 640):
-        from imgcls.weights import check_deepface_detector
-        check_deepface_detector(backend)
+        from imgcls.weights import load_deepface_detector
+        load_deepface_detector(backend)
         from deepface.modules import detection  # light: OpenCV + numpy, no TensorFlow
         self._detection = detection
         self.backend = backend

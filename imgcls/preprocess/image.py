@@ -18,16 +18,17 @@ RECORD_COLUMNS = FACE_COLUMNS + ["matte_kept", "bg_removed"]      # an image's r
 
 class Models:
     """The models one process needs, built once (a rembg session / a deepface detector per worker). `rembg_file`:
-    the rembg model file the parent process found and checked (weights.rembg_model_file), not checked again."""
+    the rembg model file the parent process found and checked (weights.rembg_model_file), not checked again; `bg`:
+    a rembg session already made for it (the parent's load check of a model with no known md5), used as it is."""
 
-    def __init__(self, cfg: PreprocessConfig, threads: int = 0, rembg_file: Path | None = None):
+    def __init__(self, cfg: PreprocessConfig, threads: int = 0, rembg_file: Path | None = None, bg=None):
         self.faces = self.bg = None
         if cfg.face_crop:
             from imgcls.preprocess.faces import FaceDetector
             self.faces = FaceDetector(cfg.detector, cfg.detect_size)
         if cfg.remove_bg:
             from imgcls.preprocess.background import BackgroundRemover
-            self.bg = BackgroundRemover(cfg.rembg_model, threads=threads, path=rembg_file)
+            self.bg = bg or BackgroundRemover(cfg.rembg_model, threads=threads, path=rembg_file)
 
 
 def empty_record() -> dict:

@@ -50,19 +50,22 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     refuse_other_output(out, "preprocess", whole=True)
     check_output_location(out, src_path if src_path.is_dir() else None)
     # Model files first: a missing one stops the run before any work, the scan included (one line, not one per
-    # worker); the face detector is built here once (a damaged file is found now, not on every image), rembg's
-    # models only when there is something to process
+    # worker). The models are built where they run, once there is something to process (Models: in this process
+    # before --out is touched, or in each worker as it starts): a damaged file is one line there, not a failure per
+    # image; an up-to-date rerun, or a run whose workers build their own, builds none here (retinaface / mtcnn
+    # load TensorFlow)
     if cfg.face_crop:
-        from imgcls.weights import load_deepface_detector
-        load_deepface_detector(cfg.detector)
-    models, rembg_file = None, None
+        from imgcls.weights import check_deepface_detector
+        check_deepface_detector(cfg.detector)
+    bg, rembg_file = None, None
     if cfg.remove_bg:
         from imgcls.weights import REMBG_MD5, rembg_model_file
         rembg_file = rembg_model_file(cfg.rembg_model)      # checked once: the workers are given the verdict
         if cfg.rembg_model not in REMBG_MD5:
             # no md5 to check its file by (u2net, isnet-general-use, ...): a damaged one is found by loading it, here,
             # once, not in every worker after the scan; a run in this process keeps the session
-            models = Models(cfg, rembg_file=rembg_file)
+            from imgcls.preprocess.background import BackgroundRemover
+            bg = BackgroundRemover(cfg.rembg_model, path=rembg_file)
     df = mf.load(src, opts, scan=False).reset_index(drop=True)
     if cfg.oversample_settings() is not None and not mf.class_names(df["label"]):
         # copies are made per labelled class: without labels --oversample would write none, said after the work
@@ -123,8 +126,8 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     # a spawned worker costs seconds to start (imports, model sessions): below MIN_PER_WORKER images each, one
     # process is faster (bench/preprocess_speed.py)
     parallel = workers > 1 and len(todo) >= MIN_PER_WORKER * workers
-    if parallel:
-        models = None       # each worker loads its own: this process's session freed before they start
+    models = Models(cfg, rembg_file=rembg_file, bg=bg) if todo and not parallel else None
+    bg = None       # with workers, each loads its own: this process's session freed before they start
     t0, c0 = time.perf_counter(), _cpu_seconds()
     made = folders_to_make(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -264,7 +267,8 @@ def _process(todo, records: dict, jpath: Path, settings: dict, sources, names, s
              workers: int, parallel: bool, models: Models | None = None, rembg_file: Path | None = None) -> None:
     """Process the images `todo` into `records`, each written one added to the resume journal `jpath` as it is
     finished (a Ctrl-C keeps them: the rerun skips them). `models`: those already loaded, for a run in this
-    process; `rembg_file`: the rembg model file checked before the scan (Models)."""
+    process (built when there is something to process: not with `parallel`); `rembg_file`: the rembg model file
+    checked before the scan, for the workers (Models)."""
     if not todo:
         return
     with open_journal(jpath, settings) as journal:
@@ -279,7 +283,6 @@ def _process(todo, records: dict, jpath: Path, settings: dict, sources, names, s
 
         with progress_bar("preprocessing", len(todo)) as advance:
             if not parallel:
-                models = models or Models(cfg, rembg_file=rembg_file)
                 for i, s, d in todo:
                     log(i, process_image(s, d, cfg, models)[0])
                     advance()
