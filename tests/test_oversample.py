@@ -107,6 +107,33 @@ def test_an_input_image_named_like_an_earlier_run_s_copy_is_not_removed(tmp_path
     assert all((out / p).is_file() for p in res["path"])
 
 
+def test_an_input_image_named_like_a_copy_this_run_may_make_is_refused_before_the_work(tmp_path, monkeypatch):
+    """An input image named like a copy the run would make (b/000__os1.png beside b/000.png, b a minority class)
+    was refused only after every image was processed, the plan of copies waiting for the written images. It is one
+    line before the scan, --out untouched; --oversample off then processes that image as any other, and keeps it
+    (with an earlier run's copy of that name in --out, too)."""
+    import hashlib
+
+    from conftest import make_image
+    src = make_image_folder(tmp_path / "raw", {"a": 6, "b": 2}, size=(32, 32))
+    out = tmp_path / "out"
+    first = _run(src, out, oversample="max", seed=1)
+    assert "b/000__os1.png" in set(first.loc[mf.augmented(first), "path"])
+    before = tree_snapshot(out)
+    make_image(src / "b" / "000__os1.png", size=(32, 32), seed=99)    # the user's own image, not a copy
+    monkeypatch.setattr(mf, "scan_images", lambda *a, **k: pytest.fail("scanned"))
+    with pytest.raises(UserError) as e:
+        _run(src, out, oversample="max", seed=1)
+    assert "an oversampled copy may be named b/000__os1.png, which the input image b/000__os1.png already is" in \
+        str(e.value) and "rename that image, or drop --oversample" in str(e.value)
+    assert tree_snapshot(out) == before
+    monkeypatch.undo()
+    res = _run(src, out, oversample="off", seed=1)
+    row = res[res["path"] == "b/000__os1.png"]
+    assert len(row) == 1 and not mf.augmented(res).any()
+    assert hashlib.sha256((out / "b/000__os1.png").read_bytes()).hexdigest() == row["sha256"].iloc[0]
+    assert all((out / p).is_file() for p in res["path"])
+
 def _interrupted_copies(monkeypatch, src, out, at_copy: int, **kw) -> None:
     """A preprocess --oversample run into `out` killed (Ctrl-C) as it starts writing its `at_copy`-th copy."""
     import imgcls.preprocess.oversample as ov

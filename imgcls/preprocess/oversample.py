@@ -66,6 +66,25 @@ def possible_copy_names(df: pd.DataFrame, names: list[str], cfg: PreprocessConfi
     return [copy_name(n, k) for n, s in zip(names, sources) if s for k in range(1, k_max + 1)]
 
 
+def refuse_taken_copy_names(df: pd.DataFrame, names: list[str], cfg: PreprocessConfig) -> list[str]:
+    """possible_copy_names, refused before any work where an input image already has one of them (b/000__os1.png
+    beside b/000.png; a passed-through copy of an earlier run, its source copied again): its path or its output name
+    (`names`), compared case-insensitively. The refusal came only after every image was processed (add_copies's
+    plan, which waits for the written images; its names are among these). Returns them (refuse_users_files's
+    check of a user's own files under --out)."""
+    possible = possible_copy_names(df, names, cfg)
+    if not possible:
+        return possible
+    given = [str(p) for p in df["path"]]
+    taken = {**{p.casefold(): p for p in given}, **{n.casefold(): p for n, p in zip(names, given)}}
+    clash = next((n for n in possible if n.casefold() in taken), None)
+    if clash is not None:
+        from imgcls.errors import UserError
+        raise UserError(f"--oversample {cfg.oversample}: an oversampled copy may be named {clash}, which the input "
+                        f"image {taken[clash.casefold()]} already is (names ending in {COPY_TAG}<k> are preprocess's "
+                        f"copies); rename that image, or drop --oversample")
+    return possible
+
 def _seed(seed: int, name: str) -> list[int]:
     return [int(seed), zlib.crc32(name.encode("utf-8", "surrogateescape"))]
 
@@ -256,13 +275,7 @@ def add_copies(res: pd.DataFrame, out: Path, cfg: PreprocessConfig) -> tuple[pd.
              f"not counted and not copied again")
     eligible = ((res["root"].astype(str) == out_root) & (res["error"].fillna("") == "")
                 & (res["label"].fillna("").astype(str) != "")).to_numpy() & mf.kept(res) & ~copies_in
-    plan = plan_copies(res, eligible, cfg)
-    taken = {p.casefold() for p in res["path"].astype(str)}
-    clash = [n for n, _ in plan if n.casefold() in taken]
-    if clash:
-        from imgcls.errors import UserError
-        raise UserError(f"an oversampled copy would be named {clash[0]}, which an input image already is; rename "
-                        f"that image (names ending in {COPY_TAG}<k> are preprocess's copies)")
+    plan = plan_copies(res, eligible, cfg)     # no name an input image has: refuse_taken_copy_names, before the work
     prev = _previous_copies(out, settings)
     paths = list(res["path"].astype(str))
     rows, kept_n, written, repeats = [], 0, 0, []

@@ -75,7 +75,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
                         + (f"{hint}, or drop --oversample" if hint else
                            "give a labelled dataset (a folder per class, or a CSV with a label column), or drop "
                            "--oversample"))
-    from imgcls.preprocess.oversample import possible_copy_names
+    from imgcls.preprocess.oversample import refuse_taken_copy_names
     age_bands = mf.age_band_record(df, opts)      # recorded in preprocess.json: train reads them beside the manifest
     paths = mf.image_paths(df)
     check_output_location(out, *mf.input_folders(df), images=paths)       # before the scan: a refusal comes first
@@ -83,10 +83,11 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     # under --out it would also remove as an earlier run's images, report.html, an image of an output's name or of
     # an oversampled copy's)
     names = output_names(df, cfg)      # by root and path alone: the scan below adds its columns, no rows
+    copy_names = refuse_taken_copy_names(df, names, cfg)
     refuse_users_files(out, "preprocess", [out / mf.MANIFEST_NAME, out / SETTINGS_FILE,
                                            *([out / REPORT_HTML] if report else []),
                                            *(out / n for n, k in zip(names, mf.kept(df)) if k),
-                                           *(out / n for n in possible_copy_names(df, names, cfg))])
+                                           *(out / n for n in copy_names)])
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     settings = cfg.settings()
     sources = [os.path.realpath(p) for p in paths]     # realpath: a symlink loop is not a RuntimeError
