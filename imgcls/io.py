@@ -364,8 +364,12 @@ def too_many_pixels(w: int, h: int, max_pixels: int) -> str:
 
 
 @own_pixel_bound()
-def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, hash_file: bool = True) -> dict:
-    """Manifest fields for one file. Never raises for a bad image: `error` says what is wrong."""
+def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, hash_file: bool = True,
+          decoded: str | None = None) -> dict:
+    """Manifest fields for one file. Never raises for a bad image: `error` says what is wrong. `decoded`: the
+    sha256 of bytes an earlier scan proved whole (preprocess's input stamp of an image it wrote): a file whose bytes
+    are those is not decoded again, its header alone read (size, mode, format; a PNG's eXIf after its pixels, which
+    may swap its width and height, is not looked for)."""
     rec = {"width": None, "height": None, "mode": None, "format": None, "bytes": None, "mtime": None,
            "sha256": None, "error": ""}
     special = not_regular_reason(path)
@@ -394,6 +398,8 @@ def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, 
             w, h = _oriented_size(im)
             stored = im.size
             rec.update(width=w, height=h, mode=im.mode, format=im.format or "")
+        if decoded and rec["sha256"] == decoded:
+            return rec
         late_exif = _check_decodes(path, max_pixels)
         if late_exif is not None:   # a PNG's eXIf after its pixels: PIL reads it there (over an earlier one), so
             w, h = stored if _exif_orientation(late_exif) not in _SWAPS_AXES else stored[::-1]   # load_rgb applies it

@@ -591,11 +591,13 @@ def content_hashes(df: pd.DataFrame) -> np.ndarray:
 
 
 def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = imgio.DEFAULT_MAX_PIXELS,
-                chunk: int = 64, require: bool = True) -> pd.DataFrame:
+                chunk: int = 64, require: bool = True, decoded: dict[int, str] | None = None) -> pd.DataFrame:
     """Fill the scan columns for rows that have no sha256 yet, or whose file changed since (streaming, over
     `workers` processes). `require`: a table none of whose images can be read is a UserError. `max_pixels` bounds the
     rows scanned now and those an earlier scan read: a row recorded readable with more pixels (a step run with a
-    higher --max-pixels) is recorded and reported as too many pixels, as a scan now would."""
+    higher --max-pixels) is recorded and reported as too many pixels, as a scan now would. `decoded`: row position
+    -> the sha256 of bytes an earlier scan proved whole (io.probe's `decoded`: a row still of those bytes is hashed,
+    not decoded again)."""
     df = df.copy()
     todo = unscanned_rows(df)
     stale = stale_rows(df, skip=set(todo))
@@ -609,7 +611,7 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
         df["error"] = df["error"].astype(object)
         df.iloc[over, df.columns.get_loc("error")] = [imgio.too_many_pixels(a, b, max_pixels) for a, b in zip(w, h)]
     if todo:
-        _fill_scan(df, todo, workers, max_pixels, chunk)
+        _fill_scan(df, todo, workers, max_pixels, chunk, decoded or {})
     # the rows this call judged (scanned now, or found over the pixel bound): their unreadable files and the classes
     # they leave with no readable image are said once, here
     looked = df.index[todo].union(df.index[over])
@@ -668,13 +670,22 @@ def _resolved_paths(df: pd.DataFrame) -> pd.Index:
     return pd.Index([os.path.join(real[r], p) for r, p in zip(df["root"], df["path"])])
 
 
-def _fill_scan(df: pd.DataFrame, todo: list[int], workers: int, max_pixels: int | None, chunk: int) -> None:
-    """Probe the images of the rows at positions `todo` and write their scan columns into `df`."""
+def _probe_known(item: tuple[str, str | None], max_pixels: int | None) -> dict:
+    """io.probe of (path, the sha256 of bytes already proved whole there, or None): _fill_scan's, pickled to its
+    workers."""
+    return imgio.probe(item[0], max_pixels=max_pixels, decoded=item[1])
+
+
+def _fill_scan(df: pd.DataFrame, todo: list[int], workers: int, max_pixels: int | None, chunk: int,
+               decoded: dict[int, str]) -> None:
+    """Probe the images of the rows at positions `todo` (`decoded`: scan_images's) and write their scan columns
+    into `df`."""
     from functools import partial
 
     from imgcls.parallel import chunked_map
-    paths = [str(p) for p in image_paths(df.iloc[todo])]
-    results = list(chunked_map(partial(imgio.probe, max_pixels=max_pixels), paths, workers, "scanning images", chunk))
+    items = [(str(p), decoded.get(i)) for i, p in zip(todo, image_paths(df.iloc[todo]))]
+    results = list(chunked_map(partial(_probe_known, max_pixels=max_pixels), items, workers, "scanning images",
+                               chunk))
     # object cells: a record without a number (None: a FIFO's mtime) would make the column float64, which rounds a
     # 19-digit st_mtime_ns to its 53 bits (every row then stale to the next scan)
     scanned = pd.DataFrame(results, index=df.index[todo], dtype=object)

@@ -691,6 +691,24 @@ def test_resume_skips_up_to_date_outputs(tmp_path):
     assert summary(out)["processed"] == 5 and (manifest(out)["width"] == 16).all()
 
 
+def test_an_up_to_date_rerun_hashes_its_inputs_without_decoding_them_again(tmp_path, monkeypatch):
+    """Each run's scan decoded every input whole (two thirds of an up-to-date rerun's scan: 0.64 of 0.95 s at 393
+    images here) though the inputs an earlier run wrote an output of are recorded with their sha256 (the input stamp).
+    An input still of those bytes is hashed, not decoded; one of other bytes is scanned in full."""
+    from imgcls import io as imgio
+    src = make_image_folder(tmp_path / "raw", {"a": 3, "b": 2}, size=(40, 30))
+    out = tmp_path / "p"
+    assert run(src, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    decoded, real = [], imgio._check_decodes
+    monkeypatch.setattr(imgio, "_check_decodes", lambda path, *a: (decoded.append(Path(path).name), real(path, *a))[1])
+    assert run(src, "--out", out, "--size", "24", "--workers", "1", "--quiet").exit_code == 0
+    assert summary(out)["up_to_date"] == 5 and decoded == []
+    victim = src / "b" / "001.png"
+    victim.write_bytes(victim.read_bytes()[:60])          # cut short: other bytes, found by the full scan
+    r = run(src, "--out", out, "--size", "24", "--workers", "1")
+    assert r.exit_code == 0 and decoded == ["001.png"], (decoded, r.output)
+    assert summary(out)["up_to_date"] == 4 and summary(out)["unreadable_input"] == 1, r.output
+
 def test_an_input_replaced_by_an_older_or_same_size_file_is_processed_again(tmp_path, monkeypatch):
     """An output newer than its input is not proof it is current: `cp -p` (or an archive unpacked again) puts another
     image in with an older timestamp, and a byte-for-byte same-size replacement can keep even the mtime. Each

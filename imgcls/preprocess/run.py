@@ -88,16 +88,20 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
                                            *([out / REPORT_HTML] if report else []),
                                            *(out / n for n, k in zip(names, mf.kept(df)) if k),
                                            *(out / n for n in copy_names)])
-    df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels)
     settings = cfg.settings()
     sources = [os.path.realpath(p) for p in paths]     # realpath: a symlink loop is not a RuntimeError
+    old = earlier_manifest(out)
+    prev = previous_records(out, settings, old)
+    earlier = earlier_outputs(out, old)     # what an earlier run wrote here: what this one does not write goes
+    # an input an earlier run wrote an output of, still of the bytes (sha256) its stamp records, decoded whole then:
+    # hashed again, not decoded (two thirds of an up-to-date rerun's scan)
+    recorded = [(prev.get(s) or {}).get("source_stamp") for s in sources]
+    decoded = {i: st[2] for i, st in enumerate(recorded) if isinstance(st, list) and len(st) == 3 and st[2]}
+    df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels, decoded=decoded)
     # every output proven to lie under OUT (symlinks resolved), whatever the manifest's paths say
     dsts = under_all(out, names)
     keep = pd.Series(mf.kept(df), index=df.index)
     readable = df["error"].fillna("") == ""
-    old = earlier_manifest(out)
-    prev = previous_records(out, settings, old)
-    earlier = earlier_outputs(out, old)     # what an earlier run wrote here: what this one does not write goes
 
     records: dict[int, dict] = {}
     stamps: dict[int, list | None] = {}    # each input as it is now (size, mtime, the scan's sha256), before any work
