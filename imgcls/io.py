@@ -241,11 +241,15 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def _orientation(im: Image.Image) -> int:
-    if im.format == "PNG" and "exif" not in im.info:
-        # PIL's PNG getexif() decodes every pixel to look for an eXIf chunk after the image data (memory grows
-        # with image size); an eXIf chunk before the pixels is already in im.info
-        return 1
     try:
+        if im.format == "PNG" and "exif" not in im.info:
+            # PIL's PNG getexif() decodes every pixel to look for an eXIf chunk after the image data (memory grows
+            # with image size). The chunks before the pixels are already in im.info, and load_rgb's exif_transpose
+            # turns the image by those too: ImageMagick's "Raw profile type exif" text, an XMP packet's
+            # tiff:Orientation. They are read as PIL reads them, from a stand-in holding that info alone.
+            stand_in = Image.new("1", (1, 1))
+            stand_in.info = dict(im.info)
+            return int(stand_in.getexif().get(_EXIF_ORIENTATION, 1) or 1)
         return int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
     except Exception:  # malformed EXIF: treat as upright
         return 1

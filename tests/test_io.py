@@ -405,6 +405,32 @@ def test_exif_orientation_in_png(tmp_path):
     assert imgio.load_rgb(p).size == (30, 60)
 
 
+def test_a_pngs_orientation_in_text_chunks_gives_the_size_load_rgb_gives(tmp_path):
+    """A PNG may carry its orientation in a text chunk instead of eXIf: ImageMagick 6 writes a photo's EXIF as a
+    "Raw profile type exif" zTXt chunk (`convert IMG.jpg IMG.png`), Adobe tools an XMP packet with tiff:Orientation.
+    load_rgb (PIL's exif_transpose) turns the image by either, while probe and header_size read no orientation of a
+    PNG without eXIf: the manifest said 60x30 for an image every step reads as 30x60."""
+    from PIL import PngImagePlugin
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    raw = b"Exif\x00\x00" + exif.tobytes()
+    profile = PngImagePlugin.PngInfo()
+    profile.add_text("Raw profile type exif", f"\nexif\n{len(raw):8d}\n{raw.hex()}", zip=True)
+    xmp = PngImagePlugin.PngInfo()
+    xmp.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description '
+                                      'xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></x:xmpmeta>')
+    arr = np.zeros((30, 60, 3), np.uint8)
+    arr[:, :20] = (255, 0, 0)
+    for name, info in (("profile", profile), ("xmp", xmp)):
+        p = tmp_path / f"{name}.png"
+        Image.fromarray(arr).save(p, pnginfo=info)
+        rec = imgio.probe(p)
+        im = imgio.load_rgb(p)
+        assert rec["error"] == "" and (rec["width"], rec["height"]) == im.size == (30, 60), name
+        assert imgio.header_size(p) == (30, 60), name
+        assert np.asarray(im)[:15, :, 0].min() > 200, name          # red on top, turned once
+
+
 def test_probe_memory_does_not_grow_with_image_size(tmp_path):
     """probe of a 4000x4000 PNG / JPEG (48 MB decoded) must not decode it at full size. Measured in a fresh
     process: the peak RSS (VmHWM, reset just before) minus the RSS before the probes."""
