@@ -672,6 +672,25 @@ def test_a_grey_source_written_as_webp_is_rgb_as_format_help_says(tmp_path):
     assert "WebP has no grey mode: a grey image is written to it as RGB" in line
 
 
+def test_an_image_too_large_for_the_output_format_is_reported_and_the_run_goes_on(tmp_path):
+    """WebP holds at most 16383 px a side, JPEG 65500: a panorama under --format webp, or a 70000 px PNG named .jpg
+    (its extension kept), ended the whole run in the encoder's traceback (ValueError: encoding error 5; OSError:
+    broken data stream). Such an image is that image's failure, named with the fix; the others are written."""
+    src = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(24, 24))
+    Image.new("RGB", (20000, 8), (10, 200, 30)).save(src / "a" / "pano.png")
+    Image.new("RGB", (70000, 4), (10, 200, 30)).save(src / "b" / "strip.jpg", format="PNG")
+    for fmt, failed in (("webp", {"a/pano.png", "b/strip.jpg"}), ("auto", {"b/strip.jpg"})):
+        out = tmp_path / f"p_{fmt}"
+        r = run(src, "--out", out, "--format", fmt, "--workers", 1)
+        assert r.exit_code == 0 and r.exception is None, (r.output, r.exception)
+        m = manifest(out)
+        bad = m[m["error"] != ""]
+        assert set(bad["source_path"].map(lambda p: Path(p).relative_to(src).as_posix())) == failed, r.output
+        assert bad["error"].str.contains(r"larger than (?:WebP|JPEG) holds .* --format png writes any size").all()
+        assert "larger than" in r.flat and summary(out)["written"] == 6 - len(failed)
+        assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.suffix == ".tmp"]
+
+
 # --- resumable, parallel, safety ---------------------------------------------------------------------------------
 
 def test_resume_skips_up_to_date_outputs(tmp_path):

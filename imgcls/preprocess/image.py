@@ -93,7 +93,17 @@ def process_image(src: str | os.PathLike, dst: str | os.PathLike | None, cfg: Pr
         rec["error"] = f"processing failed: {type(e).__name__}: {e}"
         return rec, None
     if dst is not None:
-        save_image(im, dst, cfg.quality)
+        unwritable = unwritable_reason(im, dst)
+        if unwritable is None:
+            try:
+                save_image(im, dst, cfg.quality)
+            except (ValueError, OSError) as e:
+                if isinstance(e, OSError) and e.errno is not None:    # the disk's (full, read-only): the run's error
+                    raise
+                unwritable = f"{type(e).__name__}: {e}"             # the encoder's, for this image
+        if unwritable is not None:
+            rec["error"] = f"processing failed: {unwritable}"
+            return rec, None
         rec.update({k: v for k, v in imgio.probe(dst, max_pixels=None).items() if k != "error"})
         rec["written"] = True
     return rec, im
@@ -114,6 +124,20 @@ def matte_kept(mask) -> float:
     removal, a face found or not (face_kept judges the face alone)."""
     import numpy as np
     return round(float(np.asarray(mask, np.float32).mean() / 255.0), 4)
+
+
+# the longest side each written format holds (libwebp's limit; libjpeg's): a larger image, a panorama under --format
+# webp or a 70000 px PNG named .jpg, is reported as that image's failure, not raised from the encoder, ending the run
+MAX_SIDE = {".webp": ("WebP", 16383), ".jpg": ("JPEG", 65500), ".jpeg": ("JPEG", 65500)}
+
+
+def unwritable_reason(im, dst: str | os.PathLike) -> str | None:
+    """Why `im` cannot be saved as `dst`'s format (its side over MAX_SIDE), with the fix; None when it can."""
+    fmt, side = MAX_SIDE.get(Path(dst).suffix.lower(), (None, None))
+    if side is None or max(im.size) <= side:
+        return None
+    return (f"{im.width}x{im.height} is larger than {fmt} holds ({side} px a side): --size N makes it smaller, "
+            f"--format png writes any size")
 
 
 def save_image(im, dst: str | os.PathLike, quality: int = 95) -> None:
