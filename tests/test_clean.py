@@ -1719,6 +1719,25 @@ def test_materialize_into_an_images_folder_linked_elsewhere_finishes(tmp_path):
     assert len(list(elsewhere.rglob("*.png"))) >= 5 and (elsewhere / "a" / "mine.png").is_file()
 
 
+def test_materialize_link_of_a_symlinked_image_links_the_image_not_the_symlink(tmp_path):
+    """os.link on Linux links a symlink itself, not the file it names: --materialize link put the input's symlink
+    into OUT/images, and a relative one (git-annex, DVC and hand-made links are) pointed from there at another file
+    or at nothing (images/a/x.png -> ../../store/x.png). OUT/images holds the image itself, as a hard link."""
+    raw = make_image_folder(tmp_path / "raw", {"a": 2, "b": 2}, size=(24, 24))
+    (tmp_path / "store").mkdir()
+    Image.new("RGB", (24, 24), (10, 200, 30)).save(tmp_path / "store" / "x.png")
+    (raw / "a" / "x.png").symlink_to(Path("..", "..", "store", "x.png"))
+    assert (raw / "a" / "x.png").is_file()
+    before = tree_snapshot(raw)
+    out = tmp_path / "c"
+    r = runner.invoke(app, ["clean", str(raw), "--out", str(out), "--exact-only", "--no-ood", "--workers", "1", "-q",
+                            "--materialize", "link"])
+    assert r.exit_code == 0, r.output
+    got = out / "images" / "a" / "x.png"
+    assert not got.is_symlink() and got.is_file(), os.readlink(got) if got.is_symlink() else got
+    assert os.path.samefile(got, tmp_path / "store" / "x.png")
+    assert tree_snapshot(raw) == before
+
 def test_split_consumes_clean_manifest(dirty, tmp_path):
     _run(dirty, tmp_path / "c", "--no-ood")
     r = runner.invoke(app, ["split", str(tmp_path / "c"), "--out", str(tmp_path / "splits.csv"), "--val", "0.25",

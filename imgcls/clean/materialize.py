@@ -27,11 +27,13 @@ def materialize_kept(df: pd.DataFrame, dest: Path, how: str) -> list[Path]:
                                 (not os.path.samefile(p, target) and _same_bytes(p, target))):
             continue        # already this link, or already a copy (a link an earlier --materialize link made is not)
         if how == "link":
-            # a hard link shares the input's inode: made beside the target and renamed onto it, never chmod-ed
+            # a hard link shares the input's inode: made beside the target and renamed onto it, never chmod-ed. Of
+            # the file a symlink names: Linux's link(2), which os.link calls, links the symlink itself, and a
+            # relative one (git-annex's, DVC's) then points elsewhere from OUT/images, or nowhere
             import secrets
             tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp{target.suffix}")
             try:
-                os.link(p, tmp)
+                os.link(os.path.realpath(p), tmp)
                 os.replace(tmp, target)
                 continue
             except OSError:
