@@ -433,7 +433,7 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
         if profile:
             plots["attributes"] = plot_attributes(df, stage / PLOTS["attributes"], opts.age_bands)
         if test_df is not None:
-            summary["test"] = compare_test(df, test_df, seed)
+            summary["test"] = compare_test(df, test_df, seed, max_pixels)
             summary["test"]["source"] = str(test)
             plots["test_sizes"] = plot_train_test_sizes(df, test_df, stage / PLOTS["test_sizes"])
             say_test_findings(summary["test"])
@@ -481,13 +481,15 @@ def _sides(ok: pd.DataFrame) -> np.ndarray:
     return s[np.isfinite(s)]
 
 
-def compare_test(df: pd.DataFrame, test_df: pd.DataFrame, seed: int = 0) -> dict:
+def compare_test(df: pd.DataFrame, test_df: pd.DataFrame, seed: int = 0,
+                 max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict:
     """summary.json's "test": the test images' counts, sizes, modes and formats, the ratio of the training set's
     median side to the test set's (`scale_ratio`: 4.0 = test images a quarter of the training images' side, as in
     the painting competition, whose write-up resized for it), and the test images that are byte copies of training
     images (`copies_of_train`, with the training labels they carry: the label of such a test image is known).
     A shift of modes is measured on the modes as the pixels show them (modes_by_content, `seed` picking the images
-    looked at): greyscale written as RGB (by another tool, or by an earlier preprocess) is no colour shift."""
+    looked at, decoded within `max_pixels`, eda's --max-pixels): greyscale written as RGB (by another tool, or by an
+    earlier preprocess) is no colour shift."""
     ok, tok = mf.readable(df), mf.readable(test_df)
     a, b = _sides(ok), _sides(tok)
     ratio = float(np.median(a) / np.median(b)) if len(a) and len(b) and np.median(b) > 0 else None
@@ -510,7 +512,8 @@ def compare_test(df: pd.DataFrame, test_df: pd.DataFrame, seed: int = 0) -> dict
             "modes": {str(k): int(v) for k, v in tok["mode"].value_counts().items()},
             "formats": {str(k): int(v) for k, v in tok["format"].value_counts().items()},
             "shifts": {"mode": _share_shifts(ok["mode"], tok["mode"]) and
-                               _share_shifts(modes_by_content(ok, seed), modes_by_content(tok, seed)),
+                               _share_shifts(modes_by_content(ok, seed, max_pixels),
+                                             modes_by_content(tok, seed, max_pixels)),
                        "format": _share_shifts(ok["format"], tok["format"])},
             "n_copies_of_train": len(copies), "copies_of_train": copies[:COPIES_SHOWN]}
 
@@ -520,11 +523,12 @@ GREY_SAMPLE = 16          # images of a colour mode decoded to tell whether the 
 GREY_TOLERANCE = 4        # the largest R, G, B spread (of 255) of a grey pixel written as colour (JPEG rounding)
 
 
-def modes_by_content(ok: pd.DataFrame, seed: int = 0) -> pd.Series:
+def modes_by_content(ok: pd.DataFrame, seed: int = 0, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> pd.Series:
     """The readable rows' image modes as their pixels show them: a colour mode (RGB, P, ...) whose sampled images
     (GREY_SAMPLE of them, seeded) are all grey, R = G = B within GREY_TOLERANCE, reads as L -- greyscale pictures
     written as colour files (by other tools, or by preprocess before it wrote a grey source 'L'), which show a model
-    what an L image shows it. GREY_MODES (imgcls.io's, the modes load_rgb_or_grey keeps grey) are grey unread."""
+    what an L image shows it. GREY_MODES (imgcls.io's, the modes load_rgb_or_grey keeps grey) are grey unread.
+    `max_pixels`: the decoding bound (--max-pixels), the scan's: an image it read is looked at, not left colour."""
     modes = ok["mode"].astype(str).reset_index(drop=True)
     rng = np.random.default_rng(seed)
     paths = mf.image_paths(ok)
@@ -532,14 +536,14 @@ def modes_by_content(ok: pd.DataFrame, seed: int = 0) -> pd.Series:
     for mode in sorted(set(modes) - set(GREY_MODES)):
         rows = np.flatnonzero(modes.to_numpy() == mode)
         pick = rng.choice(rows, size=min(GREY_SAMPLE, len(rows)), replace=False)
-        if all(_is_grey(paths[i]) for i in pick):
+        if all(_is_grey(paths[i], max_pixels) for i in pick):
             out[rows] = "L"
     return out
 
 
-def _is_grey(path: Path) -> bool:
+def _is_grey(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> bool:
     try:
-        arr = np.asarray(thumbnail(path, 64), dtype=np.int16)
+        arr = np.asarray(thumbnail(path, 64, max_pixels=max_pixels), dtype=np.int16)
     except ImageReadError:
         return False
     return int(np.ptp(arr, axis=2).max(initial=0)) <= GREY_TOLERANCE
