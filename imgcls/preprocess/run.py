@@ -473,25 +473,26 @@ def _write_report(out: Path, summary: dict, res: pd.DataFrame, failed, no_face, 
                 ("Counts", rp.key_values(counts))]
     done = res[(res["error"] == "") & (res["root"] == str(out.resolve()))]
     pairs = []
+    bound = cfg.max_pixels      # --max-pixels, as the images were decoded by the step (a large scan it processed)
     for _, r in done.head(12).iterrows():
-        before = rp.thumb_data_uri(r["source_path"], 128)
-        after = rp.thumb_data_uri(Path(r["root"], r["path"]), 128)
+        before = rp.thumb_data_uri(r["source_path"], 128, bound)
+        after = rp.thumb_data_uri(Path(r["root"], r["path"]), 128, bound)
         pairs.append(rp.figure([(before, "input"), (after, "output")], [r["path"]]))
     sections.append(("Before / after (first 12)", "".join(pairs) or rp.note("none")))
     if cfg.face_crop:
-        items = [rp.figure([(rp.thumb_data_uri(p, 96), "no face")], [shown.get(p, p)]) for p in no_face[:200]]
+        items = [rp.figure([(rp.thumb_data_uri(p, 96, bound), "no face")], [shown.get(p, p)]) for p in no_face[:200]]
         more = rp.note(f"{len(no_face) - 200} more") if len(no_face) > 200 else ""
         sections.append((f"No face found ({len(no_face)}; --no-face {cfg.no_face})",
                          rp.table(pd.DataFrame({"path": [shown.get(p, p) for p in no_face]}), max_rows=100000)
                          + "".join(items) + more))
     if cfg.face_crop and cfg.remove_bg:
-        items = [rp.figure([(rp.thumb_data_uri(Path(res.at[i, "root"], res.at[i, "path"]), 96),
+        items = [rp.figure([(rp.thumb_data_uri(Path(res.at[i, "root"], res.at[i, "path"]), 96, bound),
                              f"face kept {kept:.0%}")], [shown.get(given, given)]) for i, given, kept in face_lost[:200]]
         table = pd.DataFrame([(shown.get(g, g), k) for _, g, k in face_lost], columns=["path", "face_kept"])
         sections.append((f"Faces the background removal took for background ({len(face_lost)}; face_kept below "
                          f"{FACE_LOST:.0%})", rp.table(table, max_rows=100000) + "".join(items)))
     if cfg.remove_bg:
-        items = [rp.figure([(rp.thumb_data_uri(Path(res.at[i, "root"], res.at[i, "path"]), 96),
+        items = [rp.figure([(rp.thumb_data_uri(Path(res.at[i, "root"], res.at[i, "path"]), 96, bound),
                              f"image kept {kept:.1%}")], [shown.get(given, given)]) for i, given, kept in blank[:200]]
         table = pd.DataFrame([(shown.get(g, g), k) for _, g, k in blank], columns=["path", "matte_kept"])
         sections.append((f"Images the background removal left blank ({len(blank)}; matte_kept below "
