@@ -516,11 +516,21 @@ def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXEL
     return _decode_rgb(path, im, background)
 
 
+def _upright(im: Image.Image) -> Image.Image:
+    """A loaded image turned by its EXIF orientation (PIL's exif_transpose); as it is where the metadata does not
+    parse (a PNG's "Raw profile type exif" text that is no hex), which _orientation reads as upright too: such a
+    file failed every loader as corrupt while the scan recorded it readable."""
+    try:
+        return ImageOps.exif_transpose(im)
+    except Exception:   # malformed EXIF: upright, as _orientation reads it
+        return im
+
+
 def _decode_rgb(path, im: Image.Image, background: tuple[int, int, int]) -> Image.Image:
     """An opened (and maybe drafted) image -> RGB, EXIF applied; a decode failure is an ImageReadError."""
     try:
         im.load()
-        im = ImageOps.exif_transpose(im)
+        im = _upright(im)
         return to_rgb(im, background)
     except ImageReadError:
         raise
@@ -601,7 +611,7 @@ def load_rgba(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXE
     im = _open_checked(path, max_pixels)
     try:
         im.load()
-        im = ImageOps.exif_transpose(im)
+        im = _upright(im)
         key = colour_key_mask(im)       # a grey or RGB PNG's transparent value
         if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
             im = _scale_to_8bit(im).convert("RGB")

@@ -431,6 +431,20 @@ def test_a_pngs_orientation_in_text_chunks_gives_the_size_load_rgb_gives(tmp_pat
         assert np.asarray(im)[:15, :, 0].min() > 200, name          # red on top, turned once
 
 
+def test_a_pngs_malformed_exif_text_reads_upright_in_every_loader_as_in_the_scan(tmp_path):
+    """A "Raw profile type exif" text chunk that is no hex: probe (and so eda and clean) recorded the PNG readable
+    and upright, while every loader failed it as corrupt (PIL's exif_transpose raised ValueError from fromhex), so
+    train and predict met an image the scan had passed. EXIF is advisory: the image reads upright everywhere."""
+    from PIL import PngImagePlugin
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Raw profile type exif", "\nexif\n      10\nzz")
+    p = tmp_path / "bad_exif.png"
+    Image.new("RGB", (60, 30), (200, 10, 10)).save(p, pnginfo=info)
+    rec = imgio.probe(p)
+    assert rec["error"] == "" and (rec["width"], rec["height"]) == (60, 30)
+    assert imgio.load_rgb(p).size == imgio.load_rgb_or_grey(p).size == imgio.load_rgba(p).size == (60, 30)
+    assert [im.size for im in imgio.load_rgb_drafts(p, (8, 64))] == [(60, 30)] * 2
+
 def test_probe_memory_does_not_grow_with_image_size(tmp_path):
     """probe of a 4000x4000 PNG / JPEG (48 MB decoded) must not decode it at full size. Measured in a fresh
     process: the peak RSS (VmHWM, reset just before) minus the RSS before the probes."""
