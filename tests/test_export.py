@@ -419,6 +419,25 @@ def test_a_k_fold_export_stops_at_its_first_failed_parity_check(tmp_path, monkey
     assert made == [1] and not (run / "onnx").exists()
 
 
+def test_an_export_whose_onnx_probabilities_are_nan_fails_its_parity_check(tmp_path, monkeypatch):
+    """The check that stops an export at its first failed checkpoint compared `diff > atol`, which a NaN |diff|
+    (ONNX Runtime's probabilities NaN) never is: the set was placed, its export.json recording parity_ok false, and
+    its line said "ok". A NaN difference fails the check, as it did when the set was judged by parity_ok."""
+    import onnxruntime as ort
+    run = make_tiny_run(tmp_path / "run")
+
+    class Nan(ort.InferenceSession):
+        def run(self, *a, **k):
+            return [np.full_like(np.asarray(y, dtype=float), np.nan) for y in super().run(*a, **k)]
+    monkeypatch.setattr(ort, "InferenceSession", Nan)
+    res = runner.invoke(app, ["export", str(run)])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    line = " ".join(res.output.split())
+    assert "error: ONNX parity check failed for " in line and "max |diff| nan" in line and " ok," not in line, \
+        res.output
+    assert not (run / "onnx").exists()
+
+
 def test_export_says_what_it_does_on_a_terminal_while_no_line_is_printed(tmp_path, monkeypatch):
     """export printed nothing for ~18 s on a terminal (torch, timm, ONNX Runtime's import, the model's build, the
     export and its check) before its first line: a spinner names the model being exported meanwhile."""
