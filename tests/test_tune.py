@@ -1871,10 +1871,50 @@ def test_a_users_own_trial_folder_in_the_study_folder_is_refused_not_trained_int
     refused("trial_0001")                                        # in the study's own folder too
     (study / "trial_0001").rename(tmp_path / "aside")
     (study / "trial_0001").mkdir()                               # an empty one holds nothing of anyone's
+    optuna.create_study(study_name="s", storage=f"sqlite:///{study / 'study.db'}")     # the trials' study
+    (study / "study.db.lock").touch()                            # as tune's opening of it leaves it
     before = tree_snapshot(tmp_path)
     with pytest.raises(Opened):                                  # the checks pass: the study would be opened
         run_tune(tune_cfg(data, tmp_path, space, train={"plots": False}))
     assert tree_snapshot(tmp_path) == before
+
+
+def test_a_study_folder_of_trials_whose_study_is_not_in_the_storage_is_refused_before_it_is_written(
+        data, tmp_path, space, monkeypatch):
+    """`imgcls tune --study s2 --storage sqlite:///OUT/s1/study.db ...` (a second study in one storage), then the
+    same command without --storage: the default storage (OUT/s2/study.db) has no study s2, so a new one was
+    created there, its trials.csv written over the first study's record, and its trial 0 failed on trial_0000 (a
+    finished run is never trained over) with train's advice to choose another --name, which tune has not. Now one
+    line before anything is written, naming the storage it looked in and the way to resume (the --storage the
+    study was started with); given that storage, the checks pass. A study.db removed is the same case. Nothing
+    trains: the trials' run folders are made by hand, and opening the study stops the command."""
+    import imgcls.tune
+
+    class Opened(Exception):
+        """The study was opened: every check before it passed."""
+
+    def opened(*a, **k):
+        raise Opened
+    monkeypatch.setattr(imgcls.tune, "open_study", opened)
+    other = tmp_path / "tune" / "s1" / "study.db"
+    other.parent.mkdir(parents=True)
+    optuna.create_study(study_name="s", storage=f"sqlite:///{other}")
+    study = tmp_path / "tune" / "s"
+    for n in ("trial_0000", "trial_0001"):
+        (study / n).mkdir(parents=True)
+        (study / n / "config.yaml").write_text("model: test_resnet\n")
+        (study / n / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.5\n")
+    (study / "trials.csv").write_text("trial,state,value\n0,complete,0.5\n1,complete,0.4\n")
+    before = tree_snapshot(tmp_path)
+    with pytest.raises(UserError) as e:
+        run_tune(tune_cfg(data, tmp_path, space))
+    said = " ".join(str(e.value).split())
+    assert (f"--study {study} holds the trials' run folders of a study 's' (trial_0000, trial_0001) that "
+            f"sqlite:///{(study / 'study.db').resolve()} (its default storage) does not hold") in said, said
+    assert "give that --storage to resume it" in said and "choose another --study" in said, said
+    assert tree_snapshot(tmp_path) == before                     # no study.db made, trials.csv as it was
+    with pytest.raises(Opened):                                  # its own storage: the checks pass
+        run_tune(tune_cfg(data, tmp_path, space, storage=f"sqlite:///{other}"))
 
 
 @pytest.mark.timeout(180)

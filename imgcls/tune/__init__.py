@@ -774,6 +774,39 @@ def _refuse_idle_prune_options(cfg: TuneConfig, given: list[str]) -> None:
                         f"{', '.join(f'{k}=' for k in idle)}, pruner=)")
 
 
+def _trial_run(p: Path) -> bool:
+    """A trial_NNNN folder a trial's train made: a run's folder (earlier_output: train's own files, a trial --keep
+    stripped included), or a trial stopped (Ctrl-C, SIGTERM) while its images decoded: train's config.yaml and
+    plan.json, no train.log yet, nothing there but train's own files."""
+    from imgcls.outputs import earlier_output
+    from imgcls.train.rundir import run_files
+    if earlier_output(p, "train"):
+        return True
+    own = set(run_files(p))
+    return (p / RUN_CONFIG).is_file() and all(f in own for f in p.iterdir())
+
+
+def _refuse_orphan_trials(cfg: TuneConfig, url: str) -> None:
+    """A new study (none of its name in the storage) in a study folder that holds trials' run folders: they are
+    another study's of that name, one started with another --storage (its trials.csv, rewritten by this study,
+    would lose their record) or whose study.db was removed. Its trial 0 would fail on trial_0000 (a finished run
+    is never trained over), with train's advice about --name, which tune has not: refused in one line before
+    anything is written, naming the way to resume it (the storage it was started with) and to start afresh."""
+    study_dir = cfg.study_dir()
+    try:
+        found = sorted(p.name for p in study_dir.iterdir()
+                       if TRIAL_DIR.fullmatch(p.name) and not p.is_symlink() and p.is_dir() and _trial_run(p))
+    except OSError:       # no study folder yet (or one check_writable names)
+        return
+    if not found:
+        return
+    where = "--storage" if cfg.storage else "its default storage"
+    raise UserError(f"--study {study_dir} holds the trials' run folders of a study '{cfg.study}' ({shown(found)}) "
+                    f"that {url} ({where}) does not hold: it was started with another --storage (its report.html's "
+                    f"summary names it; give that --storage to resume it) or its study.db was removed; for a new "
+                    f"study {choose_another('--study')} or --out")
+
+
 def _refuse_users_trial_folders(study_dir: Path) -> None:
     """A trial_NNNN in the study folder that is not a run's folder (earlier_output: train's own files, a trial
     --keep stripped included) nor empty is the user's: the trial of that number would fail on it after the study
@@ -783,24 +816,17 @@ def _refuse_users_trial_folders(study_dir: Path) -> None:
     holding train's own files alone (a trial stopped before its train.log began). An empty one
     passes: a trial killed as its train made the folder leaves one (its number is never drawn again), and the trial
     of a number still to come takes one over (_take_empty_folder)."""
-    from imgcls.outputs import earlier_output, not_own_output
-    from imgcls.train.rundir import run_files
+    from imgcls.outputs import not_own_output
     try:
         found = sorted(p for p in study_dir.iterdir() if TRIAL_DIR.fullmatch(p.name))
     except OSError:       # no study folder yet (or one check_writable names)
         return
 
-    def stopped_trial(p: Path) -> bool:
-        # a trial stopped (Ctrl-C, SIGTERM) while its images decoded: train's config.yaml and plan.json, no
-        # train.log yet; nothing there but train's own files
-        own = set(run_files(p))
-        return (p / RUN_CONFIG).is_file() and all(f in own for f in p.iterdir())
-
     def users(p: Path) -> bool:
         if p.is_symlink() or not p.is_dir():
             return True
         try:
-            return not earlier_output(p, "train") and not stopped_trial(p) and any(p.iterdir())
+            return not _trial_run(p) and any(p.iterdir())
         except OSError:       # a folder it may not list: not one tune made
             return True
     theirs = [p.name for p in found if users(p)]
@@ -899,9 +925,9 @@ def _study_options(cfg: TuneConfig, url: str) -> dict | None:
     if "://" in url:
         db = sqlite_file(url)
         if url.startswith("sqlite:") and (db is None or not db.is_file()):
-            return                      # no database yet (or in memory): a new study
+            return _refuse_orphan_trials(cfg, url)          # no database yet (or in memory): a new study
     elif not Path(url.removeprefix("journal:")).is_file():
-        return
+        return _refuse_orphan_trials(cfg, url)
     from imgcls.console import loading
     with loading("optuna"):     # only for a study that may exist: a new one's data and options are checked without it
         import optuna
@@ -911,7 +937,7 @@ def _study_options(cfg: TuneConfig, url: str) -> dict | None:
         with _opening_lock(url):
             attrs = optuna.load_study(study_name=cfg.study, storage=open_storage(url)).user_attrs
     except KeyError:                    # no study of that name in the storage
-        return None
+        return _refuse_orphan_trials(cfg, url)
     from imgcls.console import info
     space = attrs.get("space") if cfg.space is None else None
     if not isinstance(space, dict) or not space:
