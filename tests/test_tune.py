@@ -1917,6 +1917,26 @@ def test_a_study_folder_of_trials_whose_study_is_not_in_the_storage_is_refused_b
         run_tune(tune_cfg(data, tmp_path, space, storage=f"sqlite:///{other}"))
 
 
+def test_a_renamed_study_folder_is_refused_naming_the_study_its_study_db_holds(data, tmp_path, space):
+    """`mv outputs/tune/s1 outputs/tune/s1b`, then `imgcls tune --study s1b`: its study.db holds the study 's1'
+    (a study keeps the name it was started with), not 's1b'. The refusal of a study folder whose trials' study is
+    not in the storage said it was started with another --storage or its study.db was removed, neither of which
+    is so: it names the study the folder's study.db holds and the way to resume it, the folder renamed back."""
+    study = tmp_path / "tune" / "s"
+    study.mkdir(parents=True)
+    optuna.create_study(study_name="first", storage=f"sqlite:///{study / 'study.db'}")
+    (study / "trial_0000").mkdir()
+    (study / "trial_0000" / "config.yaml").write_text("model: test_resnet\n")
+    (study / "trial_0000" / "metrics.csv").write_text("epoch,val_macro_f1\n1,0.5\n")
+    with pytest.raises(UserError) as e:
+        run_tune(tune_cfg(data, tmp_path, space))
+    said = " ".join(str(e.value).split())
+    assert ("(its default storage) does not hold: it holds 'first': a study keeps the name it was started with, so a "
+            "study folder renamed is resumed under its first name (rename the folder back)") in said, said
+    assert "another --storage" not in said, said
+    assert optuna.get_all_study_names(f"sqlite:///{study / 'study.db'}") == ["first"]
+
+
 @pytest.mark.timeout(180)
 def test_an_empty_trial_folder_is_taken_by_its_trial_and_a_killed_trial_s_empty_folder_resumes(data, tmp_path,
                                                                                               space):

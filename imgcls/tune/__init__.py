@@ -786,12 +786,14 @@ def _trial_run(p: Path) -> bool:
     return (p / RUN_CONFIG).is_file() and all(f in own for f in p.iterdir())
 
 
-def _refuse_orphan_trials(cfg: TuneConfig, url: str) -> None:
+def _refuse_orphan_trials(cfg: TuneConfig, url: str, held: tuple[str, ...] = ()) -> None:
     """A new study (none of its name in the storage) in a study folder that holds trials' run folders: they are
     another study's of that name, one started with another --storage (its trials.csv, rewritten by this study,
     would lose their record) or whose study.db was removed. Its trial 0 would fail on trial_0000 (a finished run
     is never trained over), with train's advice about --name, which tune has not: refused in one line before
-    anything is written, naming the way to resume it (the storage it was started with) and to start afresh."""
+    anything is written, naming the way to resume it (the storage it was started with) and to start afresh.
+    `held`: the studies the storage holds; the study folder's own study.db holding another's is a study folder
+    renamed (a study keeps its name: it resumes under its first one)."""
     study_dir = cfg.study_dir()
     try:
         found = sorted(p.name for p in study_dir.iterdir()
@@ -801,10 +803,15 @@ def _refuse_orphan_trials(cfg: TuneConfig, url: str) -> None:
     if not found:
         return
     where = "--storage" if cfg.storage else "its default storage"
+    if held and not cfg.storage:
+        why = (f"it holds {shown([repr(n) for n in held])}: a study keeps the name it was started with, so a study "
+               f"folder renamed is resumed under its first name (rename the folder back)")
+    else:
+        why = ("it was started with another --storage (its report.html's summary names it; give that --storage to "
+               "resume it)" + ("" if cfg.storage else " or its study.db was removed"))
     raise UserError(f"--study {study_dir} holds the trials' run folders of a study '{cfg.study}' ({shown(found)}) "
-                    f"that {url} ({where}) does not hold: it was started with another --storage (its report.html's "
-                    f"summary names it; give that --storage to resume it) or its study.db was removed; for a new "
-                    f"study {choose_another('--study')} or --out")
+                    f"that {url} ({where}) does not hold: {why}; for a new study {choose_another('--study')} or "
+                    f"--out")
 
 
 def _refuse_users_trial_folders(study_dir: Path) -> None:
@@ -935,9 +942,10 @@ def _study_options(cfg: TuneConfig, url: str) -> dict | None:
         # under the opening lock: the database may be one another process is creating now (open_study), whose
         # tables this one's storage would create at the same time (a UNIQUE constraint failed)
         with _opening_lock(url):
-            attrs = optuna.load_study(study_name=cfg.study, storage=open_storage(url)).user_attrs
+            storage = open_storage(url)
+            attrs = optuna.load_study(study_name=cfg.study, storage=storage).user_attrs
     except KeyError:                    # no study of that name in the storage
-        return _refuse_orphan_trials(cfg, url)
+        return _refuse_orphan_trials(cfg, url, tuple(optuna.get_all_study_names(storage)))
     from imgcls.console import info
     space = attrs.get("space") if cfg.space is None else None
     if not isinstance(space, dict) or not space:
