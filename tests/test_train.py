@@ -16,7 +16,7 @@ from conftest import make_image_folder, make_profiles
 from imgcls.cli import app
 from imgcls.train import TrainConfig, run_train
 from imgcls.train.checkpoint import load_model, read_checkpoint
-from imgcls.train.rundir import find_checkpoints
+from imgcls.train.rundir import find_checkpoints, finished
 
 # plots=False: no matplotlib figures (~1.3 s a run); the tests of a figure or a report's images set plots=True
 TINY = dict(model="test_resnet", img_size=32, batch_size=8, workers=0, device="cpu", pretrained=False, plots=False)
@@ -1057,7 +1057,18 @@ def test_splits_and_folds(tmp_path, capsys):
     assert find_checkpoints(part / "fold_1") == [part / "fold_1" / "best.pt"]       # one fold, as asked
     lost = shutil.copytree(run, tmp_path / "runs" / "kf_lost")          # a fold's checkpoint deleted afterwards
     (lost / "fold_1" / "best.pt").unlink()
-    with pytest.raises(UserError, match=r"fold_1 missing\); finish it"):
+    # the set finished: `train --resume` says there is nothing to resume, so that fix went round in a circle
+    assert finished(lost)
+    with pytest.raises(UserError) as e:
+        find_checkpoints(lost)
+    line = str(e.value)
+    assert line.startswith(f"{lost} is a finished k-fold run whose fold_1 has no best.pt (removed after it trained: "
+                           f"its oof_score.json names fold_0, fold_1, fold_2; imgcls train --resume has nothing to "
+                           f"resume); restore it, train the set again with its options (imgcls train --config "
+                           f"{lost / 'config.yaml'} --name kf_lost-2 (Python: "), line
+    assert line.endswith(f"or give one fold's folder ({lost / 'fold_0'})") and "finish it" not in line, line
+    shutil.rmtree(lost / "fold_2")                                      # a fold's folder deleted: the same
+    with pytest.raises(UserError, match=r"whose fold_1, fold_2 have no best.pt \(removed after it trained"):
         find_checkpoints(lost)
     # `--folds 3` typed as a count (timm / Kaggle scripts' meaning): refused, naming what it means here
     from imgcls.errors import UserError

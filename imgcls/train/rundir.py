@@ -251,7 +251,9 @@ def kfold_finished(run_dir: Path) -> bool:
 def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
     """A k-fold set is used whole only once train has finished every fold: it writes OOF_SCORE (with the
     folds it trained) after the last one. An interrupted set (some folds missing or part-trained) would predict
-    with fewer folds than it names, silently; one line names what is there and the fixes."""
+    with fewer folds than it names, silently; one line names what is there and the fixes: `train --resume` for an
+    unfinished set, and for a finished one whose fold's checkpoint was removed since (it has nothing to resume)
+    the fold restored or the set trained again."""
     import json
     have = [p.parent.name for p in checkpoints]
     record = run_dir / OOF_SCORE
@@ -269,8 +271,23 @@ def check_kfold_finished(run_dir: Path, checkpoints: list[Path]) -> None:
         raise UserError(f"{run_dir} is a k-fold run that imgcls train is training now ({len(have)} fold(s) with a "
                         f"checkpoint so far: {', '.join(have)}); wait for it to finish{fold}; {RUNS_TABLE} shows "
                         f"its progress")
-    if planned is None:         # stopped before its end: the plan train wrote as the set started names what is missing
-        planned = [fold_dir(run_dir, k).name for k in planned_folds(run_dir) or []] or None
+    if planned is not None:
+        # the set finished (its OOF_SCORE names its folds) and a fold's checkpoint went afterwards (its folder or
+        # file deleted): `train --resume` says it has nothing to resume, so that is no fix
+        gone = sorted(set(planned) - set(have))
+        one = len(gone) == 1
+        name = checkpoints[0].name
+        again = run_dir.name + "-2"
+        raise UserError(f"{run_dir} is a finished k-fold run whose {', '.join(gone)} {'has' if one else 'have'} no "
+                        f"{name} (removed after it trained: its {OOF_SCORE} names {', '.join(planned)}; imgcls train "
+                        f"--resume has nothing to resume); restore {'it' if one else 'them'}, train the set again "
+                        f"with its options ("
+                        + python_too(f"imgcls train --config {sh(run_dir / RUN_CONFIG)} --name {sh(again)}",
+                                     f"run_train(TrainConfig.resolve({{'name': {again!r}}}, "
+                                     f"config={str(run_dir / RUN_CONFIG)!r}))")
+                        + f"), or give one fold's folder ({checkpoints[0].parent})")
+    # stopped before its end: the plan train wrote as the set started names what is missing
+    planned = [fold_dir(run_dir, k).name for k in planned_folds(run_dir) or []] or None
     gone = sorted(set(planned or ()) - set(have))
     missing = f"{', '.join(gone)} missing" if gone else \
         f"{record.name} missing: training stopped before its last fold"
