@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import stat
 import struct
@@ -240,28 +241,34 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def _orientation(im: Image.Image) -> int:
+def _orientation(im: Image.Image, late: dict | None = None) -> int:
+    """The EXIF orientation load_rgb turns an opened image by (1: upright, or metadata that does not parse). The
+    one reading of it: probe, header_size and the scan's size all come from here. `late`: the info of a PNG's
+    metadata chunks after its pixels (_check_png_data), which PIL reads into the image's info as it loads the
+    pixels, over the same keys before them."""
     try:
-        if im.format == "PNG" and "exif" not in im.info:
-            # PIL's PNG getexif() decodes every pixel to look for an eXIf chunk after the image data (memory grows
+        if im.format == "PNG" and ("exif" not in im.info or late):
+            # PIL's PNG getexif() decodes every pixel to look for metadata after the image data (memory grows
             # with image size). The chunks before the pixels are already in im.info, and load_rgb's exif_transpose
             # turns the image by those too: ImageMagick's "Raw profile type exif" text, an XMP packet's
-            # tiff:Orientation. They are read as PIL reads them, from a stand-in holding that info alone.
+            # tiff:Orientation; those after them are `late`. They are read as PIL reads them, from a stand-in
+            # holding that info alone.
             stand_in = Image.new("1", (1, 1))
-            stand_in.info = dict(im.info)
+            stand_in.info = {**im.info, **(late or {})}
             return int(stand_in.getexif().get(_EXIF_ORIENTATION, 1) or 1)
         return int(im.getexif().get(_EXIF_ORIENTATION, 1) or 1)
     except Exception:  # malformed EXIF: treat as upright
         return 1
 
 
-def _oriented_size(im: Image.Image) -> tuple[int, int]:
-    """The size of an opened (not yet loaded) image once its EXIF orientation is applied, as load_rgb returns it.
+def _oriented_size(im: Image.Image, late: dict | None = None) -> tuple[int, int]:
+    """The size of an opened (not yet loaded) image once its EXIF orientation is applied, as load_rgb returns it
+    (`late`: _orientation's).
     A TIFF's orientation tag is applied by PIL itself (Pillow >= 11: the opened TIFF's size is already the turned
     one, and load() transposes its pixels), so its size is turned here only where PIL's is still the stored one
     (the TIFF's ImageWidth x ImageLength tags)."""
     w, h = im.size
-    if _orientation(im) not in _SWAPS_AXES:
+    if _orientation(im, late) not in _SWAPS_AXES:
         return w, h
     if im.format == "TIFF" and (w, h) != (im.tag_v2.get(256, w), im.tag_v2.get(257, h)):
         return w, h
@@ -271,7 +278,7 @@ def _oriented_size(im: Image.Image) -> tuple[int, int]:
 @own_pixel_bound()      # a header read: PIL's bomb check neither warns nor raises, --max-pixels is the bound
 def header_size(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """An image's (width, height) as load_rgb returns it (EXIF orientation applied), from its header alone: no pixel
-    is decoded (a PNG's eXIf chunk after its pixels is not seen; probe's check decodes to find it). Raises
+    is decoded (a PNG's metadata after its pixels is not seen; probe's check decodes to find it). Raises
     ImageReadError as the loaders do (not an image, over `max_pixels`; None: no bound)."""
     with _open_checked(path, max_pixels) as im:
         return _oriented_size(im)
@@ -372,8 +379,8 @@ def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, 
           decoded: str | None = None) -> dict:
     """Manifest fields for one file. Never raises for a bad image: `error` says what is wrong. `decoded`: the
     sha256 of bytes an earlier scan proved whole (preprocess's input stamp of an image it wrote): a file whose bytes
-    are those is not decoded again, its header alone read (size, mode, format; a PNG's eXIf after its pixels, which
-    may swap its width and height, is not looked for)."""
+    are those is not decoded again, its header alone read (size, mode, format; a PNG's metadata after its pixels,
+    which may swap its width and height, is not looked for)."""
     rec = {"width": None, "height": None, "mode": None, "format": None, "bytes": None, "mtime": None,
            "sha256": None, "error": ""}
     special = not_regular_reason(path)
@@ -399,15 +406,12 @@ def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, 
         return rec
     try:
         with im:
-            w, h = _oriented_size(im)
-            stored = im.size
-            rec.update(width=w, height=h, mode=im.mode, format=im.format or "")
-        if decoded and rec["sha256"] == decoded:
-            return rec
-        late_exif = _check_decodes(path, max_pixels)
-        if late_exif is not None:   # a PNG's eXIf after its pixels: PIL reads it there (over an earlier one), so
-            w, h = stored if _exif_orientation(late_exif) not in _SWAPS_AXES else stored[::-1]   # load_rgb applies it
-            rec.update(width=w, height=h)
+            rec.update(zip(("width", "height"), _oriented_size(im)), mode=im.mode, format=im.format or "")
+            if decoded and rec["sha256"] == decoded:
+                return rec
+            late = _check_decodes(path, max_pixels)
+            if late:    # a PNG's metadata after its pixels: PIL reads it there (over the same keys before them),
+                rec.update(zip(("width", "height"), _oriented_size(im, late)))    # so load_rgb applies it
     except ImageReadError as e:
         rec["error"] = e.reason
     except Exception as e:  # PIL raises many types for corrupt data
@@ -415,10 +419,10 @@ def probe(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS, 
     return rec
 
 
-def _check_decodes(path, max_pixels: int | None) -> bytes | None:
+def _check_decodes(path, max_pixels: int | None) -> dict | None:
     """Prove the pixel data is complete without holding a full-resolution copy (a fresh handle: PIL's verify
-    must come straight after open). Returns a PNG's eXIf chunk that follows its pixel data (None: none), which
-    _orientation does not see and load_rgb applies."""
+    must come straight after open). Returns the info of a PNG's metadata chunks that follow its pixel data
+    (_check_png_data; None for other formats), which the opened image's info lacks and load_rgb applies."""
     with _open_checked(path, max_pixels) as im:
         if im.format in DRAFT_FORMATS:
             im.draft(im.mode, (max(1, im.size[0] // 8), max(1, im.size[1] // 8)))  # DCT-domain 1/8 decode
@@ -426,40 +430,53 @@ def _check_decodes(path, max_pixels: int | None) -> bytes | None:
         elif im.format == "PNG":
             # inflate the pixel data in slices: truncation and corrupt zlib (even with valid CRCs) raise here, and a
             # stream that ends whole has passed zlib's own checksum over every pixel row
-            late_exif = _check_png_data(path)
+            late = _check_png_data(path)
             try:
                 im.verify()  # walks every chunk and its CRC
             except Exception:
                 # the pixels are whole (above): what failed lies after them (a download cut in its last bytes,
                 # IEND; a text chunk's CRC), which PIL's loader, and so every step that decodes it, reads past
                 pass
-            return late_exif
+            return late
         else:
             im.load()
     return None
 
 
-def _exif_orientation(data: bytes) -> int:
-    """The orientation tag of raw EXIF bytes (1 where absent or malformed)."""
-    try:
-        exif = Image.Exif()
-        exif.load(data)
-        return int(exif.get(_EXIF_ORIENTATION, 1) or 1)
-    except Exception:  # malformed EXIF: treat as upright, as _orientation does
-        return 1
+# the chunks after a PNG's pixels that can hold its orientation (PIL's PngStream reads each into the image's info as
+# it loads the pixels): eXIf, and the text chunks of ImageMagick's "Raw profile type exif" and of an XMP packet
+_PNG_META_CHUNKS = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})
+_PNG_ORIENTATION_KEYS = (b"Raw profile type exif\x00", b"XML:com.adobe.xmp\x00")
+
+
+def _png_chunk_info(chunks: list[tuple[bytes, bytes]]) -> dict:
+    """The info PIL's PNG reader makes of metadata chunks (type, data), in their order: _orientation reads a
+    PNG's orientation from it as PIL would."""
+    from PIL import PngImagePlugin
+    info: dict = {}
+    for ctype, data in chunks:
+        stream = PngImagePlugin.PngStream(io.BytesIO(data))
+        try:
+            getattr(stream, "chunk_" + ctype.decode("ascii"))(0, len(data))
+        except Exception:   # a chunk PIL skips or stops at: no orientation from it
+            continue
+        finally:
+            info.update(stream.im_info)
+    return info
 
 
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 
 
-def _check_png_data(path, slice_bytes: int = 1 << 20) -> bytes | None:
+def _check_png_data(path, slice_bytes: int = 1 << 20) -> dict:
     """Inflate a PNG's IDAT stream without keeping it (memory stays at one slice): a zlib error, a stream that ends
-    early or one shorter than the image's rows is corrupt even when every chunk's CRC is right. Returns the data of
-    an eXIf chunk after the first IDAT (None: none)."""
+    early or one shorter than the image's rows is corrupt even when every chunk's CRC is right. Returns the info of
+    the chunks after the first IDAT that may hold an orientation (an eXIf, an EXIF or XMP text: _png_chunk_info;
+    {}: none)."""
     d = zlib.decompressobj()
     total = 0
     ihdr = None
-    late_exif = None
+    late: list[tuple[bytes, bytes]] = []
     with open(path, "rb") as fh:
         fh.read(8)
         while True:
@@ -474,9 +491,11 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> bytes | None:
             if ctype != b"IDAT":
                 if ctype == b"IEND":
                     break
-                if ctype == b"eXIf" and total and late_exif is None:
-                    late_exif = fh.read(length)
+                if total and ctype in _PNG_META_CHUNKS:
+                    data = fh.read(length)
                     fh.seek(4, os.SEEK_CUR)
+                    if ctype == b"eXIf" or data.startswith(_PNG_ORIENTATION_KEYS):
+                        late.append((ctype, data))
                     continue
                 fh.seek(length + 4, os.SEEK_CUR)
                 continue
@@ -502,7 +521,7 @@ def _check_png_data(path, slice_bytes: int = 1 << 20) -> bytes | None:
             need = h * (1 + (w * _PNG_CHANNELS[ctype] * depth + 7) // 8)
             if total < need:
                 raise ImageReadError(path, f"truncated or corrupt: PNG pixel data holds {total} of {need} bytes")
-    return late_exif
+    return _png_chunk_info(late)
 
 
 @own_pixel_bound()

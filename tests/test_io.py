@@ -192,6 +192,39 @@ def test_a_pngs_exif_after_its_pixels_gives_the_size_load_rgb_gives(tmp_path):
     assert (rec["width"], rec["height"]) == imgio.load_rgb(both).size
 
 
+def test_a_pngs_orientation_text_after_its_pixels_gives_the_size_load_rgb_gives(tmp_path):
+    """An XMP packet's tiff:Orientation or ImageMagick's "Raw profile type exif" text in a chunk after the image
+    data (a tool that appends metadata): PIL reads it as it loads the pixels, so load_rgb turned the image, while
+    probe looked for a late eXIf chunk only: the manifest said 60x30 for an image every step reads as 30x60."""
+    import io
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    raw = b"Exif\x00\x00" + exif.tobytes()
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+           b'tiff:Orientation="6"/></x:xmpmeta>')
+    text = f"\nexif\n{len(raw):8d}\n{raw.hex()}".encode()
+    late = {"xmp": chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + xmp),
+            "text": chunk(b"tEXt", b"Raw profile type exif\x00" + text),
+            "ztext": chunk(b"zTXt", b"Raw profile type exif\x00\x00" + zlib.compress(text)),
+            "other": chunk(b"tEXt", b"Comment\x00tiff:Orientation=\"6\"")}     # no orientation: upright
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((30, 60, 3), np.uint8)).save(buf, "PNG")
+    png = buf.getvalue()
+    end = png.rfind(b"IEND") - 4
+    for name, extra in late.items():
+        p = tmp_path / f"{name}.png"
+        p.write_bytes(png[:end] + extra + png[end:])
+        rec = imgio.probe(p)
+        size = (60, 30) if name == "other" else (30, 60)
+        assert rec["error"] == "" and (rec["width"], rec["height"]) == imgio.load_rgb(p).size == size, name
+
+
 def test_a_broken_image_header_is_named_corrupt_not_another_format(tmp_path):
     """A PNG, GIF or TIFF cut short in its header (a download that stopped early) or with a bad chunk checksum was
     recorded as 'not an image (unrecognised format)', which tells the user the file is some other kind of file;
