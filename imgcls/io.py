@@ -297,9 +297,9 @@ def _open_checked(path, max_pixels: int | None) -> Image.Image:
     except FileNotFoundError as e:
         raise ImageReadError(path, os_error_reason(e)) from None
     except (OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(path, f"unreadable header: {e}") from None
+        raise ImageReadError(path, _unopened_reason(path, e, f"{e}")) from None
     except Exception as e:  # a plugin's own error from a corrupt header (AVIF: RuntimeError), not only the above
-        raise ImageReadError(path, f"unreadable header: {type(e).__name__}: {e}") from None
+        raise ImageReadError(path, _unopened_reason(path, e, f"{type(e).__name__}: {e}")) from None
     w, h = im.size
     if max_pixels and w * h > max_pixels:
         im.close()
@@ -357,8 +357,7 @@ def _unidentified_reason(path) -> str:
         return "HEIC/HEIF image: the installed Pillow cannot read it (pip install pillow-heif, then run again)"
     fmt = signature_format(head)
     if fmt and fmt != "HEIF":
-        return (f"truncated or corrupt: {fmt} header does not parse ({os.path.getsize(path)} bytes); "
-                f"download or export the file again")
+        return _broken_reason(path, fmt, "header does not parse")
     if head.startswith(b"\x00\x05\x16\x07"):    # AppleDouble: what a macOS copy or zip leaves beside each file
         return "not an image (a macOS resource fork, the ._ file beside the real image: delete it)"
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
@@ -367,6 +366,23 @@ def _unidentified_reason(path) -> str:
     if text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text):
         return "not an image (SVG vector graphics: convert it to PNG)"
     return "not an image (unrecognised format)"
+
+
+def _broken_reason(path, fmt: str, what: str) -> str:
+    """The `error` of a file that starts as an image of format `fmt` and does not read (`what` failed): a download
+    or export cut short, or corrupt."""
+    return f"truncated or corrupt: {fmt} {what} ({os.path.getsize(path)} bytes); download or export the file again"
+
+
+def _unopened_reason(path, e: Exception, said: str) -> str:
+    """Why PIL identified a file but could not open it (its plugin raised `e`, `said` in words): a file that starts
+    as an image (signature_format) is broken (a WebP cut short: libwebp's 'could not create decoder object'), as
+    _unidentified_reason says of one PIL did not identify; else its header does not read. An error of the system
+    (permission denied) is its own."""
+    fmt = None if isinstance(e, OSError) and e.errno is not None else file_signature_format(path)
+    if fmt and fmt != "HEIF":
+        return _broken_reason(path, fmt, f"file does not open: {said}")
+    return f"unreadable header: {said}"
 
 
 def too_many_pixels(w: int, h: int, max_pixels: int) -> str:

@@ -274,6 +274,23 @@ def test_an_iphone_heic_photo_renamed_jpg_is_named_heic(tmp_path):
             assert err != "", name
 
 
+def test_a_truncated_webp_is_named_truncated_as_other_formats_are(tmp_path):
+    """A WebP cut short (a download that stopped) opens in PIL's plugin, which raises 'could not create decoder
+    object': it was recorded as 'unreadable header: could not create decoder object', where a PNG or JPEG cut
+    short says it is truncated or corrupt, to download again. A text file under a .webp name is still no image."""
+    import io
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, "WEBP")
+    p = tmp_path / "cut.webp"
+    p.write_bytes(buf.getvalue()[:len(buf.getvalue()) * 6 // 10])
+    err = imgio.probe(p)["error"]
+    assert err.startswith("truncated or corrupt: WEBP") and err.endswith("download or export the file again"), err
+    with pytest.raises(imgio.ImageReadError, match="truncated or corrupt: WEBP"):
+        imgio.load_rgb(p)
+    (tmp_path / "notes.webp").write_text("not a picture")
+    assert imgio.probe(tmp_path / "notes.webp")["error"] == "not an image (unrecognised format)"
+
+
 def test_a_corrupt_avif_is_reported_not_raised(tmp_path):
     """Pillow's AVIF plugin raises RuntimeError ('Failed to decode image: Missing or empty image item') from
     Image.open for a damaged file: it went past io's handlers, and eda, clean, train or predict on a folder holding
@@ -291,7 +308,7 @@ def test_a_corrupt_avif_is_reported_not_raised(tmp_path):
     p = tmp_path / "broken.avif"
     p.write_bytes(bytes(data))
     rec = imgio.probe(p)
-    assert rec["error"].startswith("unreadable header"), rec
+    assert rec["error"].startswith("truncated or corrupt: AVIF file does not open: RuntimeError"), rec
     with pytest.raises(imgio.ImageReadError):
         imgio.load_rgb(p)
 
