@@ -805,6 +805,36 @@ def test_a_rerun_into_the_same_out_removes_the_images_it_no_longer_writes(tmp_pa
     assert (manifest(out).drop(index="a/face.png")["error"] == "no face found (--no-face drop)").all()
 
 
+def test_format_names_outputs_with_its_lower_case_extension_and_a_rerun_keeps_them(tmp_path):
+    """--format webp wrote food/sub/Y.WebP for an input of that name (the extension compared case-blind, so kept as
+    written) where z.PNG became z.webp; --format jpg kept X.JPG so. Each output takes the format's lower-case
+    extension; a rerun keeps them as up to date, and one over an out written under the old names writes the new name
+    and removes the old file (not the new one, where both are one file on a case-insensitive file system)."""
+    from imgcls.preprocess.outputs import remove_outputs
+    src = tmp_path / "raw"
+    (src / "food" / "sub").mkdir(parents=True)
+    for name, fmt in (("food/sub/Y.WebP", "WEBP"), ("food/X.JPG", "JPEG"), ("food/z.PNG", "PNG")):
+        Image.new("RGB", (40, 30), (200, 40, 10)).save(src / name, fmt)
+    out = tmp_path / "p"
+    for fmt in ("webp", "jpg", "png"):
+        r = run(src, "--out", out, "--size", "24", "--format", fmt, "--workers", "1")
+        assert r.exit_code == 0, r.output
+        assert sorted(p.relative_to(out).as_posix() for p in (out / "food").rglob("*.*")) == [
+            f"food/X.{fmt}", f"food/sub/Y.{fmt}", f"food/z.{fmt}"], fmt
+        assert sorted(manifest(out).index) == [f"food/X.{fmt}", f"food/sub/Y.{fmt}", f"food/z.{fmt}"]
+    r = run(src, "--out", out, "--size", "24", "--format", "png", "--workers", "1")
+    assert r.exit_code == 0 and "3 image(s) already up to date" in r.flat, r.output
+    (out / "food" / "z.png").rename(out / "food" / "z.PNG")           # as the earlier code named it
+    table = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    table["path"] = table["path"].replace("food/z.png", "food/z.PNG")
+    table.to_csv(out / "manifest.csv", index=False)
+    r = run(src, "--out", out, "--size", "24", "--format", "png", "--workers", "1")
+    assert r.exit_code == 0 and "2 image(s) already up to date" in r.flat, r.output
+    assert sorted(p.name for p in (out / "food").glob("*.*")) == ["X.png", "z.png"]
+    os.link(out / "food" / "X.png", out / "food" / "X.PNG")            # one file under both names
+    assert remove_outputs(out, {"food/X.PNG"}, {"food/X.png"}) == 0 and (out / "food" / "X.png").is_file()
+
+
 @pytest.mark.parametrize("earlier", [False, True])
 def test_no_face_drop_that_leaves_out_every_image_is_an_error_that_writes_nothing(tmp_path, earlier):
     """--face-crop --no-face drop whose detector found no face in any image exited 0 with '0 image(s)' and a

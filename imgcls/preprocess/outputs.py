@@ -47,7 +47,8 @@ def _relative_output(root: str, path: str) -> PurePosixPath:
 def output_names(df: pd.DataFrame, cfg: PreprocessConfig) -> list[str]:
     """Relative output path per row, unique by construction (also when compared case-insensitively): the input's
     path below its root (with a root prefix when rows come from several roots; `_outside_root/...` for paths that
-    are absolute or leave their root), its extension changed where --format / --keep-alpha asks. A name that
+    are absolute or leave their root), its extension changed where --format / --keep-alpha asks (to the format's
+    lower-case one, whatever the input's case; --format auto keeps the input's as written). A name that
     another row already has (or would have unchanged) gets the old extension in its stem, then _2, _3, ..."""
     roots = mf.roots(df)
     prefix = {r: (f"{k}_{_safe_component(Path(r).name, 'root')}/" if len(roots) > 1 else "")
@@ -55,14 +56,13 @@ def output_names(df: pd.DataFrame, cfg: PreprocessConfig) -> list[str]:
     natural = []
     for root, path in zip(df["root"], df["path"]):
         p = PurePosixPath(prefix[root] + _relative_output(str(root), str(path)).as_posix())
-        ext = p.suffix.lower()
         if cfg.keep_alpha:
             target = ".webp" if cfg.image_format == "webp" else ".png"
-        elif cfg.image_format == "auto":
-            target = ext if ext in _KEPT_EXT else ".png"
-        else:
+        elif cfg.image_format == "auto":        # the input's own extension, as it is written (Y.WebP stays so)
+            target = p.suffix if p.suffix.lower() in _KEPT_EXT else ".png"
+        else:                                   # the format's own, lower-case: Y.WebP, X.JPG too
             target = "." + cfg.image_format
-        natural.append((p, p.with_suffix(target) if target != ext else p))
+        natural.append((p, p.with_suffix(target) if target != p.suffix else p))
     key = lambda q: q.as_posix().casefold()   # noqa: E731 - one name on a case-insensitive file system
     reserved = {key(new) for _, new in natural}
     taken: set[str] = set()
@@ -202,12 +202,31 @@ def journal_paths(jfile: Path) -> list[str]:
     return sorted(names)
 
 
-def remove_outputs(out: Path, names) -> int:
-    """Delete the images an earlier run wrote under `out` that this run does not (`names`: relative paths, e.g.
-    under another extension after --format changed, a row clean no longer keeps, an input that is gone, a face
-    --no-face drop now leaves out): fsutil.remove_earlier, never the step's own manifest, settings or report.
-    Returns how many files were removed."""
-    return remove_earlier(out, [n for n in names if n not in (mf.MANIFEST_NAME, SETTINGS_FILE, REPORT_HTML)])
+def remove_outputs(out: Path, earlier, written) -> int:
+    """Delete the images an earlier run wrote under `out` (`earlier`: relative paths) that this run does not
+    (`written`), e.g. under another extension after --format changed, a row clean no longer keeps, an input that is
+    gone, a face --no-face drop now leaves out: fsutil.remove_earlier, never the step's own manifest, settings or
+    report. An earlier name that differs from one written only in case (Y.WebP, now Y.webp) is removed unless it is
+    that very file (a case-insensitive file system: removing it would delete this run's output). Returns how many
+    files were removed."""
+    written = set(written)
+    twins = {n.casefold(): n for n in written}
+    gone = []
+    for n in set(earlier) - written:
+        if n in (mf.MANIFEST_NAME, SETTINGS_FILE, REPORT_HTML):
+            continue
+        twin = twins.get(n.casefold())
+        if twin is not None and _same_file(out / n, out / twin):
+            continue
+        gone.append(n)
+    return remove_earlier(out, gone)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def journal_records(jfile: Path, settings: dict | None = None) -> list[dict]:

@@ -185,7 +185,7 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     result = mf.as_written(result)  # what is returned is the table written, in its column order
     mf.write(result, out / mf.MANIFEST_NAME)
     out_root = str(out.resolve())
-    gone = remove_outputs(out, earlier - {str(p) for p, r in zip(result["path"], result["root"]) if str(r) == out_root})
+    gone = remove_outputs(out, earlier, {str(p) for p, r in zip(result["path"], result["root"]) if str(r) == out_root})
     if gone:
         info(f"removed {plural(gone, 'image')} an earlier run wrote in {out} that this run does not write")
     given = [str(p) for p in paths]        # reported by the dataset's path, not a link's target
