@@ -207,15 +207,30 @@ _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFB
           stat.S_IFSOCK: "a socket", stat.S_IFDIR: "a folder"}
 
 
-FILE_NOT_FOUND = "file not found"      # the `error` of a missing file (os_error_reason)
+FILE_NOT_FOUND = "file not found"      # the `error` of a missing file (missing_reason)
+BROKEN_SYMLINK = "broken symlink to "   # the `error` of a symlink whose target is gone, before the target
+
+
+def missing_reason(path: str | os.PathLike) -> str:
+    """The `error` of a path that does not open as a file because nothing is there: `broken symlink to TARGET` for a
+    symlink whose target is gone (`ls` lists it: 'file not found' read as a wrong path), else `file not found`."""
+    try:
+        return BROKEN_SYMLINK + os.readlink(path) if os.path.islink(path) else FILE_NOT_FOUND
+    except OSError:
+        return FILE_NOT_FOUND
+
+
+def is_missing(reason: str) -> bool:
+    """Whether an `error` says the file is not there (missing_reason's: not found, or a broken symlink)."""
+    return reason == FILE_NOT_FOUND or reason.startswith(BROKEN_SYMLINK)
 
 
 def os_error_reason(e: OSError) -> str:
-    """The `error` of a file the operating system would not open: `file not found` for a missing one (what a CSV or
+    """The `error` of a file the operating system would not open: missing_reason for a missing one (what a CSV or
     manifest naming a deleted image gets, in every step: eda, clean, train, predict), else `cannot read file: <the
     system's reason>`."""
     if isinstance(e, FileNotFoundError):
-        return FILE_NOT_FOUND
+        return missing_reason(e.filename) if e.filename is not None else FILE_NOT_FOUND
     return f"cannot read file: {e.strerror or e}"
 
 

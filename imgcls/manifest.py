@@ -816,7 +816,7 @@ def require_any_found(df: pd.DataFrame) -> None:
     that is fine costs one stat. Rows a folder walk listed are there: not looked at."""
     if df.attrs.get(LAYOUT_READ) not in ("csv", "manifest") or not len(df):
         return
-    if any(os.path.exists(p) for p in image_paths(df)):
+    if any(os.path.lexists(p) for p in image_paths(df)):     # a broken symlink is there: the scan names it
         return
     require_readable(df.assign(error=imgio.FILE_NOT_FOUND))
 
@@ -835,7 +835,7 @@ def require_most_found(df: pd.DataFrame, note: str = "", of: str = "", data_flag
         return
     found, missing = 0, []
     for i, path in enumerate(image_paths(df)):
-        if os.path.exists(path):
+        if os.path.lexists(path):       # a broken symlink is there (the folder is right): the scan names it
             found += 1
             if not most_of(n - found, n):       # the rows not yet found: the most that can be missing
                 return
@@ -871,9 +871,11 @@ def _unreadable_hint(df: pd.DataFrame, err: pd.Series, data_flag: str) -> str:
         return (f"{int(dropped.sum())} of them {fix.replace('left them out', 'left out', 1)}; the other "
                 f"{len(rest)} (e.g. {image_paths(rest.iloc[:1])[0]}: {err[~dropped].iloc[0]}): "
                 + _unreadable_hint(rest, err[~dropped], data_flag))
-    missing = (err == imgio.FILE_NOT_FOUND).to_numpy()
+    missing = err.map(imgio.is_missing).to_numpy(dtype=bool)
     if not missing.any():
         return "every file is there, so the paths are right: check that the files are images"
+    if err[missing].str.startswith(imgio.BROKEN_SYMLINK).all():     # the paths are right, the links' targets gone
+        return "the symlinks point at files that are gone (moved or deleted): link them again, or copy the images in"
     gone = image_paths(df[missing].iloc[:1])[0]
     other = _same_stem_image(gone)
     if other is not None and df.attrs.get(LAYOUT_READ) == "manifest":

@@ -395,6 +395,28 @@ def test_missing_file(tmp_path):
         imgio.load_rgb(tmp_path / "nope.png")
 
 
+def test_a_dangling_symlink_is_named_a_broken_symlink_to_its_target(tmp_path):
+    """A symlink whose target is gone was recorded 'file not found' though `ls` lists it: read as a wrong path. It
+    is 'broken symlink to TARGET' in the scan and every loader, and a table none of whose images can be read says
+    the links' targets are gone, not to check the dataset root. A missing file is still 'file not found'."""
+    import pandas as pd
+
+    from imgcls import manifest as mf
+    from imgcls.errors import UserError
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "x.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "a" / "y.png").symlink_to("../moved.png")
+    assert imgio.probe(tmp_path / "a" / "x.png")["error"] == f"broken symlink to {tmp_path / 'gone.png'}"
+    assert imgio.probe(tmp_path / "a" / "y.png")["error"] == "broken symlink to ../moved.png"
+    with pytest.raises(imgio.ImageReadError, match="broken symlink to ../moved.png"):
+        imgio.load_rgb(tmp_path / "a" / "y.png")
+    assert imgio.is_missing(imgio.probe(tmp_path / "a" / "y.png")["error"]) and imgio.is_missing("file not found")
+    df = pd.DataFrame({"root": [str(tmp_path)] * 2, "path": ["a/x.png", "a/y.png"]})
+    df = mf.scan_images(df.assign(**{c: None for c in mf.SCAN_COLUMNS if c not in df}), require=False)
+    with pytest.raises(UserError, match="the symlinks point at files that are gone"):
+        mf.require_readable(df)
+
+
 def test_thumbnail_of_big_jpeg_is_small_and_draft_decoded(tmp_path):
     p = tmp_path / "big.jpg"
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (1200, 1600, 3), dtype=np.uint8)).save(p)
