@@ -405,7 +405,7 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
     # wrote: their report.html, manifest.csv, samples_2.png
     replaced = refuse_users_files(out, "eda", [out / n for n in earlier_files(out)], placing=out / "eda")
     if out / mf.MANIFEST_NAME in replaced:      # a rerun: the images unchanged since are not read again
-        df = mf.reuse_scan(df, out / mf.MANIFEST_NAME)
+        df = mf.reuse_scan(df, out / mf.MANIFEST_NAME, out / EDA_SUMMARY)
     df = mf.scan_images(df, workers=workers, max_pixels=max_pixels, require=False)   # the report lists them
     if test_df is not None:
         test_df = mf.scan_images(test_df, workers=workers, max_pixels=max_pixels, require=False)
@@ -413,7 +413,7 @@ def run_eda(src: str | os.PathLike | None = None, out: str | os.PathLike = DEFAU
         info(replacing_line(out, "an earlier eda output"))
     dups = exact_duplicate_groups(df)            # summary.json counts them, report.html lists them
     summary = summarize(df, dups)
-    summary.update(source=str(src), seed=seed)
+    summary.update(source=str(src), seed=seed, **mf.scan_record())
     if Path(src).is_dir() and layout == "folder":    # read_folder warned of them (under the folder read: data/images)
         summary["empty_class_folders"] = empty_classes
     # the files are written as one set (outputs.output_set), then renamed into place: a run stopped between its

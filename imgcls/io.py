@@ -8,7 +8,8 @@
   file. `load_rgb_or_grey`: the same, a grey source kept as 'L' (preprocess writes it so); `load_rgb_drafts`:
   load_rgb at several JPEG draft sizes, one decode per distinct DCT scale (predict's TTA views).
 - `DECODE_VERSION`: which decoding the loaders' pixels are; caches of numbers computed from them record it, and so
-  do export.json's decode recipe (decode_recipe) and a checkpoint's ModelMeta.decode_version.
+  do export.json's decode recipe (decode_recipe) and a checkpoint's ModelMeta.decode_version. `SCAN_VERSION`: which
+  reading of the scan columns probe's are; a step that reuses an earlier scan records it (manifest.scan_record).
 """
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ so a warm run gives a cold run's numbers; a file written without it counts as 1.
 (ModelMeta.decode_version, 1 where absent) and predict / export warn of a run trained on another. 2: a PNG's
 transparent colour key (tRNS) is flattened onto the background (68e20c8)."""
 
+SCAN_VERSION = 2
+"""Bump when probe records other scan columns (width, height, mode, format) for some unchanged file. A step that
+takes an earlier scan of unchanged files rather than read them again (manifest.reuse_scan: eda or clean run again
+into the same --out) records it beside its manifest (manifest.scan_record) and takes only a scan of this version,
+so a rerun records what a fresh scan would; one written without it counts as 1. 2: a PNG's orientation after its
+pixels (an XMP or raw EXIF text chunk) turns its recorded size as load_rgb turns it."""
 
 # We bound pixel counts ourselves (--max-pixels), so a bomb is reported by path, not raised from deep inside PIL, and
 # an image over PIL's limit (raised --max-pixels) still decodes. PIL's own guard (Image.MAX_IMAGE_PIXELS, its

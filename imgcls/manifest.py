@@ -623,15 +623,44 @@ def scan_images(df: pd.DataFrame, workers: int = 1, max_pixels: int | None = img
     return df
 
 
-def reuse_scan(df: pd.DataFrame, earlier: str | os.PathLike) -> pd.DataFrame:
+SCAN_VERSION_KEY = "scan_version"
+
+
+def scan_record() -> dict:
+    """What a step that reuses its earlier scan (reuse_scan) records in the summary it writes beside its manifest:
+    the scan's version (io.SCAN_VERSION)."""
+    return {SCAN_VERSION_KEY: imgio.SCAN_VERSION}
+
+
+def _recorded_scan_version(summary: Path) -> int:
+    """The io.SCAN_VERSION a step's summary records (scan_record); 1 where it records none (written before it), 0
+    where it cannot be read."""
+    import json
+    try:
+        got = json.loads(summary.read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return 0
+    version = got.get(SCAN_VERSION_KEY, 1) if isinstance(got, dict) else 0
+    return version if isinstance(version, int) and not isinstance(version, bool) else 0
+
+
+def reuse_scan(df: pd.DataFrame, earlier: str | os.PathLike, summary: str | os.PathLike) -> pd.DataFrame:
     """df with the scan columns that `earlier` (a step's own manifest.csv from its last run into the same --out,
     which this run replaces) recorded for the same image files, on rows not scanned yet: a rerun of eda or clean
     read every image again (a minute at 30k images). Only rows recorded readable, with their size and mtime, are
-    taken; scan_images then checks them against the disk as any manifest's (stale_rows: another size or mtime is
+    taken, and only from a scan of this imgcls's io.SCAN_VERSION, which `summary` (the JSON the step wrote beside
+    it, scan_record) records: a scan before a fix that reads some file's size otherwise is done again (said in one
+    line). scan_images then checks them against the disk as any manifest's (stale_rows: another size or mtime is
     scanned again) and against this run's --max-pixels (over_limit_rows), and scans the rest. Said in one line."""
     earlier = Path(earlier)
     todo = unscanned_rows(df)
     if not todo or not earlier.is_file():
+        return df
+    version = _recorded_scan_version(Path(summary))
+    if version != imgio.SCAN_VERSION:
+        info(f"the earlier {earlier} was scanned by " + (f"an imgcls of another scan version ({version}, now "
+             f"{imgio.SCAN_VERSION})" if version else f"a run whose {Path(summary).name} cannot be read")
+             + ": every image is scanned again")
         return df
     try:
         old = read_manifest_file(earlier)

@@ -1146,6 +1146,37 @@ def test_a_rerun_reads_only_the_images_changed_since(tmp_path, monkeypatch, caps
     assert (out / "manifest.csv").read_bytes() == (fresh / "manifest.csv").read_bytes()
 
 
+def test_a_rerun_over_a_scan_of_another_scan_version_scans_every_image_again(tmp_path, capsys):
+    """A fix that reads some file's size otherwise (a PNG's orientation after its pixels) left the sizes an earlier
+    eda recorded in place: a rerun into the same --out took the scan of every unchanged file from its manifest.csv.
+    A scan is taken only from a run that recorded this imgcls's io.SCAN_VERSION (summary.json's scan_version)."""
+    import json
+
+    import pandas as pd
+
+    from imgcls import io as imgio
+    root = make_image_folder(tmp_path / "raw", {"a": 3, "b": 3}, size=(16, 16))
+    out = tmp_path / "eda"
+    eda.run_eda(root, out, samples_per_class=1)
+    first = (out / "manifest.csv").read_bytes()
+    assert json.loads((out / "summary.json").read_text())["scan_version"] == imgio.SCAN_VERSION
+    table = pd.read_csv(out / "manifest.csv", keep_default_na=False)
+    table.loc[0, ["width", "height"]] = [8, 32]                 # as an older scan recorded a turned image
+    table.to_csv(out / "manifest.csv", index=False)
+    summary = json.loads((out / "summary.json").read_text())
+    del summary["scan_version"]                                  # an imgcls from before the version
+    (out / "summary.json").write_text(json.dumps(summary))
+    capsys.readouterr()
+    eda.run_eda(root, out, samples_per_class=1)
+    said = " ".join(capsys.readouterr().err.split())
+    assert (out / "manifest.csv").read_bytes() == first
+    assert (f"the earlier {out / 'manifest.csv'} was scanned by an imgcls of another scan version (1, now "
+            f"{imgio.SCAN_VERSION}): every image is scanned again") in said and "reused the scan" not in said, said
+    capsys.readouterr()
+    eda.run_eda(root, out, samples_per_class=1)
+    assert "reused the scan of 6 images" in capsys.readouterr().err
+
+
 def test_a_rerun_says_plainly_that_any_image_changed_since_is_scanned_again(tmp_path, capsys):
     """eda again into its own --out said 'reused the scan of 6 images from the earlier eda/manifest.csv (each file
     checked: one changed since is read again)', read as 'one file changed'. It says any such file is."""

@@ -243,7 +243,7 @@ def _run_clean(dist, src, out: Path, cfg: CleanConfig, opts, workers: int, mater
                                                  *(possible_targets(df, out / "images") if materialize else [])],
                                   placing=out / "clean")
     if out / mf.MANIFEST_NAME in replaced:      # a rerun: the images unchanged since are not read again
-        df = mf.reuse_scan(df, out / mf.MANIFEST_NAME)
+        df = mf.reuse_scan(df, out / mf.MANIFEST_NAME, out / CLEAN_SUMMARY)
     df = mf.scan_images(df, workers=workers, max_pixels=cfg.max_pixels).reset_index(drop=True)
     df["keep"] = df["error"] == ""
     df["reason"] = np.where(df["keep"], "", "unreadable")
@@ -354,7 +354,7 @@ def _run_clean(dist, src, out: Path, cfg: CleanConfig, opts, workers: int, mater
                "threshold_sweep": sweep,
                # readable images the detector gave no score (too few for it, or none it could measure): kept unchecked
                "ood_unscored": int((df["ood_score"].isna() & (df["error"] == "")).sum()) if det is not None else 0,
-               **age_bands}
+               **age_bands, **mf.scan_record()}
     from imgcls.clean.report import write_clean_report
     # written as one set, renamed into place at its end (outputs.output_set): a run stopped while writing them left
     # a new manifest beside the earlier run's summary and report, or on a first run a manifest alone, which its rerun
