@@ -740,6 +740,26 @@ def test_an_up_to_date_rerun_hashes_its_inputs_without_decoding_them_again(tmp_p
     assert r.exit_code == 0 and decoded == ["001.png"], (decoded, r.output)
     assert summary(out)["up_to_date"] == 4 and summary(out)["unreadable_input"] == 1, r.output
 
+def test_the_sizes_an_earlier_run_recorded_are_read_in_one_pass(tmp_path, monkeypatch):
+    """Whether an output is kept was decided one row at a time, each recorded size read by its own pd.to_numeric
+    (0.06-0.09 s of an up-to-date rerun at 370 images): the sizes are read in one pass, and read as before (a
+    manifest's text, a journal's number; none, or no number: not kept)."""
+    from imgcls.preprocess import outputs
+    dst = tmp_path / "x.png"
+    dst.write_bytes(b"12345")
+    (tmp_path / "link.png").symlink_to(dst)
+    stamp = [5, 1, "ab"]
+    sizes = [5, "5", 5.0, "abc", None, 6, 5, 5, 5]
+    records = [{"path": "x.png", "source_stamp": stamp, "bytes": b} for b in sizes] + [None]
+    records[6]["path"] = "y.png"                        # written under another name
+    records[7]["source_stamp"] = [5, 2, "ab"]           # from another input
+    dsts = [dst] * 8 + [tmp_path / "link.png", dst]     # a symlink put in the output's place
+    calls, real = [], pd.to_numeric
+    monkeypatch.setattr(pd, "to_numeric", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    kept = outputs.kept_outputs(records, ["x.png"] * 10, [stamp] * 10, dsts)
+    assert kept == [True, True, True] + [False] * 7 and len(calls) == 1
+
+
 def test_an_input_replaced_by_an_older_or_same_size_file_is_processed_again(tmp_path, monkeypatch):
     """An output newer than its input is not proof it is current: `cp -p` (or an archive unpacked again) puts another
     image in with an older timestamp, and a byte-for-byte same-size replacement can keep even the mtime. Each

@@ -295,17 +295,27 @@ def input_stamp(path: str | os.PathLike, sha256: str = "") -> list | None:
     return [size, mtime, sha256 if isinstance(sha256, str) else ""]
 
 
-def kept_output(record: dict | None, name: str, stamp: list | None, dst: Path) -> bool:
-    """Whether an earlier run's output of an input can be kept: written under the same name from an input whose
-    stamp (input_stamp) is this one exactly, and still on disk at the size it recorded."""
+def kept_outputs(records: list[dict | None], names: list[str], stamps: list[list | None],
+                 dsts: list[Path]) -> list[bool]:
+    """Whether each earlier run's output of an input can be kept: written under the same name from an input whose
+    stamp (input_stamp) is this one exactly, and still on disk at the size it recorded. The recorded sizes (a
+    manifest's text or a journal's numbers) are read in one pass, not one pd.to_numeric per row."""
+    sizes = pd.to_numeric(pd.Series([r.get("bytes") if isinstance(r, dict) else None for r in records],
+                                    dtype=object), errors="coerce")
+    return [_kept(record, name, stamp, dst, size)
+            for record, name, stamp, dst, size in zip(records, names, stamps, dsts, sizes)]
+
+
+def _kept(record: dict | None, name: str, stamp: list | None, dst: Path, size) -> bool:
     if record is None or record.get("path") != name or stamp is None or record.get("source_stamp") != stamp:
+        return False
+    if pd.isna(size):
         return False
     try:
         st = dst.stat()
     except OSError:
         return False
-    size = pd.to_numeric(pd.Series([record.get("bytes")]), errors="coerce").iloc[0]
-    return not dst.is_symlink() and pd.notna(size) and int(size) == st.st_size
+    return not dst.is_symlink() and int(size) == st.st_size
 
 
 def _read_stamps(path: Path) -> dict[str, list]:

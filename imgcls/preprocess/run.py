@@ -25,7 +25,7 @@ from imgcls.preprocess.config import BLANK_MATTE, FACE_LOST, PreprocessConfig
 from imgcls.preprocess.image import (FACE_COLUMNS, RECORD_COLUMNS, Models, empty_record, init_worker, process_image,
                                      run_chunk)
 from imgcls.preprocess.outputs import (JOURNAL, SETTINGS_FILE, earlier_manifest, earlier_outputs, input_stamp,
-                                      kept_output, open_journal, output_names, previous_records, remove_outputs,
+                                      kept_outputs, open_journal, output_names, previous_records, remove_outputs,
                                       write_stamps)
 
 MIN_PER_WORKER = 16
@@ -106,17 +106,18 @@ def run_preprocess(src=None, out=dict(PIPELINE)["processed"], cfg: PreprocessCon
     records: dict[int, dict] = {}
     stamps: dict[int, list | None] = {}    # each input as it is now (size, mtime, the scan's sha256), before any work
     todo: list[tuple[int, str, str]] = []
-    for i in range(len(df)):
-        if not readable[i] or not keep[i]:
-            continue
-        dst = dsts[i]
-        stamps[i] = input_stamp(sources[i], df.at[i, "sha256"])
-        if kept_output(prev.get(sources[i]), names[i], stamps[i], dst):
+    rows = [i for i, (ok, k) in enumerate(zip(readable, keep)) if ok and k]
+    for i, sha in zip(rows, df["sha256"].to_numpy()[rows]):
+        stamps[i] = input_stamp(sources[i], sha)
+    kept = kept_outputs([prev.get(sources[i]) for i in rows], [names[i] for i in rows], [stamps[i] for i in rows],
+                        [dsts[i] for i in rows])
+    for i, current in zip(rows, kept):
+        if current:
             r = prev[sources[i]]
             records[i] = {**empty_record(), **{k: r.get(k) for k in RECORD_COLUMNS
                                                 + mf.SCAN_COLUMNS}, "written": True, "error": ""}
         else:
-            todo.append((i, sources[i], str(dst)))
+            todo.append((i, sources[i], str(dsts[i])))
     skipped = len(records)
     n_unreadable = int((~readable).sum())
     n_not_kept = int((readable & ~keep).sum())      # readable rows clean did not keep (the summary's not_kept)
