@@ -35,7 +35,7 @@ def better(value: float, best: float | None, metric: str) -> bool:
         return False
     if not np.isfinite(best):
         return True
-    return value < best if BEST_BY[metric][1] == "minimize" else value > best
+    return value < best if BEST_BY[metric].direction == "minimize" else value > best
 
 
 def best_epoch_of(curve: pd.Series, metric: str) -> int | None:
@@ -48,7 +48,7 @@ def best_epoch_of(curve: pd.Series, metric: str) -> int | None:
     finite = curve[np.isfinite(curve.to_numpy(dtype=float))]
     if finite.empty:
         return int(curve.index[0])
-    return int(finite.idxmin() if BEST_BY[metric][1] == "minimize" else finite.idxmax())
+    return int(finite.idxmin() if BEST_BY[metric].direction == "minimize" else finite.idxmax())
 
 
 def import_libraries() -> None:

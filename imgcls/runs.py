@@ -1025,7 +1025,7 @@ def print_diff(d: dict) -> None:
                f"val_macro_f1 / val_acc difference is not a like-for-like comparison" if optimistic else None)
     picked = d.get("picked_by", [])
     if picked:      # one line, whatever else the caption says
-        by = f"A's by {BEST_BY[picked[0]][2]}, B's by {BEST_BY[picked[1]][2]}"
+        by = f"A's by {BEST_BY[picked[0]].label}, B's by {BEST_BY[picked[1]].label}"
         caption = "; ".join(c for c in (caption, f"best_epoch and the scores at it were picked by other --metric: {by}")
                             if c)
     m = _diff_table("metrics (val macro-F1 over every class, from the saved validation predictions)", caption)

@@ -158,13 +158,13 @@ class Trainer:
     @property
     def metric_column(self) -> str:
         """--metric's metrics.csv column (run_names.BEST_BY): what picks the best epoch."""
-        return BEST_BY[self.cfg.metric][0]
+        return BEST_BY[self.cfg.metric].column
 
     @property
     def metric_label(self) -> str:
         """--metric's name for people ('val loss'); macro-F1 of a single-attribute run names its column."""
         return (val_f1_name(self.meta.attribute) if self.cfg.metric == "macro_f1"
-                else BEST_BY[self.cfg.metric][2])
+                else BEST_BY[self.cfg.metric].label)
 
     def result(self, summary: dict | None) -> dict:
         st = self.state

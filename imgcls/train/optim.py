@@ -55,7 +55,7 @@ def make_scheduler(optimizer, cfg, steps_per_epoch: int):
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch,
                                                    pct_start=pct), True
     if cfg.scheduler == "plateau":
-        return _Plateau(optimizer, cfg.min_lr, BEST_BY[cfg.metric][1]), False
+        return _Plateau(optimizer, cfg.min_lr, BEST_BY[cfg.metric].direction), False
     import logging
 
     from timm.scheduler import CosineLRScheduler

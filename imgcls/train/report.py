@@ -139,7 +139,7 @@ def write_run_report(run_dir: str | os.PathLike) -> Path:
         folds_html = report.table(rows, digits=4)
     else:
         metric = run_metric(run.config.get("metric"))
-        by = f" (by {BEST_BY[metric][2]}, the run's --metric)" if metric != "macro_f1" else ""
+        by = f" (by {BEST_BY[metric].label}, the run's --metric)" if metric != "macro_f1" else ""
         summary += [("best epoch", f"{run.best_epoch}{by}" if run.best_epoch and by else run.best_epoch),
                     ("val macro-F1 at the best epoch", f"{run.val_macro_f1:.4f} on {run.n_val} validation images"
                      if run.n_val else "-"),

@@ -39,12 +39,10 @@ if TYPE_CHECKING:
 SAMPLERS = ("tpe", "random", "cmaes", "grid")
 ANOTHER_STUDY = python_too("another --study", "study=")      # a study that cannot be resumed so: its fix
 PRUNERS = ("median", "hyperband", "none")
-# --metric: the metrics.csv column of each epoch and the study's direction (run_names.BEST_BY: train's --metric, which
-# each trial runs with, so its best.pt is of the epoch its objective value is)
-METRICS = {k: (m.column, m.direction) for k, m in BEST_BY.items()}
-METRIC_LABELS = {k: m.label for k, m in BEST_BY.items()}
+# --metric: run_names.BEST_BY's (train's --metric, which each trial runs with, so its best.pt is of the epoch its
+# objective value is): the metrics.csv column of each epoch, the study's direction, its name for people
 
-__all__ = ["TuneConfig", "run_tune", "SAMPLERS", "PRUNERS", "METRICS"]
+__all__ = ["TuneConfig", "run_tune", "SAMPLERS", "PRUNERS"]
 
 # the search options a study records (user attr "search") and resumes with where a command leaves them unset; another
 # one typed is this command's (a sampler or pruner changes how trials are drawn or stopped, not what they score)
@@ -74,7 +72,7 @@ class TuneConfig:
                                 help="--pruner median: completed trials before any trial is pruned.")
     prune_warmup: int = option(1, panel=SEARCH, lo=0,
                                help="--pruner median: epochs every trial runs before it can be pruned.")
-    metric: str = option("macro_f1", panel=SEARCH, choices=tuple(METRICS),
+    metric: str = option("macro_f1", panel=SEARCH, choices=tuple(BEST_BY),
                          help="Objective: the best epoch's validation value (mean over folds with --folds); each "
                               "trial trains with it as imgcls train's --metric, so its best.pt is of that epoch.")
     trials: int | None = option(20, panel=STUDY, lo=1,
@@ -291,7 +289,7 @@ def _open_study(cfg: TuneConfig, space, url: str, rows: dict | None = None):
     with loading("optuna"):        # seconds of import before the study's first line
         import optuna
     storage = open_storage(url)
-    direction = METRICS[cfg.metric][1]
+    direction = BEST_BY[cfg.metric].direction
     seed = cfg.train.seed
     try:
         study = optuna.create_study(storage=storage, study_name=cfg.study, direction=direction,
@@ -405,7 +403,7 @@ class TrialReporter(Callback):
 
     def __init__(self, trial, metric: str, deadline: float | None = None):
         """`metric`: the study's --metric (a BEST_BY key), whose metrics.csv column each epoch reports."""
-        self.trial, self.metric, self.column, self.deadline = trial, metric, METRICS[metric][0], deadline
+        self.trial, self.metric, self.column, self.deadline = trial, metric, BEST_BY[metric].column, deadline
         self.step = 0
         self.best = None            # the best epoch's value so far of the run (the fold) training now
         self.final_epoch = None     # the epoch after which a single (not k-fold) run ends
@@ -451,7 +449,7 @@ class TrialReporter(Callback):
         # imgcls runs lists the best epoch and its val macro-F1 / accuracy, but no val loss
         where = (f"fold_{self.fold}'s best epoch so far" if self.fold is not None else
                  "its run's best epoch, imgcls runs'" if self.column in COLUMNS else
-                 f"its run's best epoch, imgcls runs' best_epoch (which lists no {BEST_BY[self.metric][2]})")
+                 f"its run's best epoch, imgcls runs' best_epoch (which lists no {BEST_BY[self.metric].label})")
         return f" (Optuna's value of a pruned trial is its last epoch's; {where}: {self.column} {self.best:.4f})"
 
 
@@ -480,7 +478,7 @@ def trial_value(run_dir: Path, metric: str) -> float:
     by rundir.read_run_csv: a malformed one is its one line (a UserError), which fails the trial (the trial's own
     output: never the first-trial stop of _Objective, the study goes on)."""
     from imgcls.train.rundir import EPOCH_METRICS, read_run_csv
-    column, direction = METRICS[metric]
+    column, direction = BEST_BY[metric].column, BEST_BY[metric].direction
     values = []
     for d in _run_folders(run_dir):
         # empty cells NaN, as pandas reads them (a column an epoch has no value in: compile_seconds), not ''
@@ -593,7 +591,7 @@ class _Objective:
             notes.append(f"trial {rerun}'s values again, {by} stopped it")
         info(f"trial {trial.number}" + (f" ({'; '.join(notes)})" if notes else "")
              + (f": {format_params(params)}" if params else ""))
-        column = METRICS[self.cfg.metric][0]
+        column = BEST_BY[self.cfg.metric].column
         from imgcls.console import interrupt_said_outside
         _take_empty_folder(run_dir)
         trained = False
@@ -1199,7 +1197,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
 
     done_before = n_counted()
     info(f"study '{cfg.study}' ({'new' if created else f'{done_before} trials so far'}) in {url}; "
-         f"{METRIC_LABELS[cfg.metric]}, {cfg.sampler} sampler, {cfg.pruner} pruner"
+         f"{BEST_BY[cfg.metric].label}, {cfg.sampler} sampler, {cfg.pruner} pruner"
          + (f", up to {cap} trials" if cap else "") + (f", {cfg.timeout} budget" if cfg.timeout else ""))
     if cfg.sampler == "grid":
         combos, runs = math.prod(len(v) for v in space.grid().values()), space.grid_runs(cfg.train)
@@ -1214,7 +1212,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
         if objective.fatal is not None:
             study_.stop()
             return
-        report.announce(frozen, report.terminal_label(METRIC_LABELS[cfg.metric], bool(cfg.train.folds)))
+        report.announce(frozen, report.terminal_label(BEST_BY[cfg.metric].label, bool(cfg.train.folds)))
         if "mlflow" in trackers and frozen.state == TrialState.COMPLETE:
             _mlflow_best(cfg, study_, frozen.number, best_failed)
         report.cleanup_checkpoints(study_, study_dir, cfg.keep_k())
@@ -1244,7 +1242,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
                 report.write_tables(study, cfg, study_dir)
         elif study.trials:
             report.cleanup_checkpoints(study, study_dir, cfg.keep_k())
-            report.write_all(study, cfg, study_dir, url, time.time() - t0, METRIC_LABELS[cfg.metric])
+            report.write_all(study, cfg, study_dir, url, time.time() - t0, BEST_BY[cfg.metric].label)
         if "wandb" in trackers:
             wandb_tracker.say_study_offline(study_dir, wandb_before)
     if objective.fatal is not None:
@@ -1264,7 +1262,7 @@ def _mlflow_best(cfg: TuneConfig, study, step: int, failed: list[str]) -> None:
     request, MLflowTracker._connect, not MLflow's minutes of retries)."""
     from imgcls.track.mlflow_tracker import MLflowTracker
     best = study.best_trial
-    column = METRICS[cfg.metric][0]
+    column = BEST_BY[cfg.metric].column
     name = f"best_trial/{'folds_mean_' if cfg.train.folds else ''}{column}"
     run_dir = best.user_attrs.get("run_dir") or trial_dir(cfg.study_dir(), best.number)
     try:
