@@ -15,6 +15,8 @@ LAYOUT_PANEL = "Input layout"
 # --group-col's value that reads no groups: a CSV's (or a manifest's) `group` column of another meaning (a
 # super-class) is not taken as what a split keeps on one side
 NO_GROUPS = "none"
+# the columns a competition CSV's labels are read from without --label-col, the first present
+LABEL_COLUMN_GUESSES = ("label", "class", "target")
 
 
 @dataclass
@@ -25,7 +27,10 @@ class LayoutOptions:
                              help="Competition CSV (e.g. train.csv) with image paths.")
     path_col: str | None = option(None, panel=LAYOUT_PANEL, none="guessed",
                                   help="CSV column holding image paths.")
-    label_col: str | None = option(None, panel=LAYOUT_PANEL, help="CSV column holding labels.")
+    label_col: str | None = option(None, panel=LAYOUT_PANEL,
+                                   none=f"a column named {', '.join(LABEL_COLUMN_GUESSES[:-1])} or "
+                                        f"{LABEL_COLUMN_GUESSES[-1]}",
+                                   help="CSV column holding labels.")
     group_col: str | None = option(None, panel=LAYOUT_PANEL, none="a column named group",
                                    help=f"CSV column holding groups (e.g. person id), kept on one side of a split; "
                                         f"'{NO_GROUPS}': no groups, a `group` column (a CSV's or a manifest's) "

@@ -16,7 +16,8 @@ import pandas as pd
 from imgcls import io as imgio
 from imgcls.console import info, warn
 from imgcls.errors import UserError
-from imgcls.layout_options import LAYOUT_PANEL, LAYOUTS, NO_GROUPS, LayoutOptions  # noqa: F401  (declared there)
+from imgcls.layout_options import (LABEL_COLUMN_GUESSES, LAYOUT_PANEL, LAYOUTS, NO_GROUPS,  # noqa: F401 (declared there)
+                                   LayoutOptions)
 from imgcls.options import shown
 from imgcls.profiles import DEFAULT_AGE_BANDS, GENDER_CLASSES, PROFILE_DIR, apply_profile_labels, mask_from_stem
 
@@ -30,8 +31,6 @@ COMMON_EXTENSIONS = imgio.IMAGE_EXTENSION_ORDER
 CSV_IMAGE_FOLDERS = ("images", "image", "imgs", "test")
 # the split-folder layout of Ultralytics / timm users: root/train/<class>/..., root/val/<class>/..., root/test/...
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
-# the columns a competition CSV's labels are read from without --label-col, the first present
-LABEL_COLUMN_GUESSES = ("label", "class", "target")
 # the column a competition CSV's groups are read from without --group-col: the manifest's own name for them
 GROUP_COLUMN_GUESSES = ("group",)
 

@@ -113,6 +113,17 @@ def test_clean_help_says_the_near_duplicate_threshold_the_code_uses():
     assert CleanConfig().near_duplicates().cut == DEFAULT_DUP_THRESHOLDS["verified"] == 0.98
 
 
+@pytest.mark.parametrize("cmd", ["eda", "clean", "preprocess", "split", "predict"])
+def test_label_col_help_says_which_column_is_read_without_it(cmd):
+    """--label-col showed no default, though without it a CSV's labels are read from its label, class or target
+    column (the first present) and a CSV whose classes sit in another column is read unlabeled."""
+    from imgcls.layouts import LABEL_COLUMN_GUESSES
+    r = runner.invoke(app, [cmd, "--help"], env={"COLUMNS": "250"})
+    line = next(ln for ln in r.output.splitlines() if "--label-col" in ln)
+    assert LABEL_COLUMN_GUESSES == ("label", "class", "target")
+    assert "[default: (a column named label, class or target)]" in line, line
+
+
 def test_range_text_and_check_value():
     assert opts.range_text(opts.Spec("", lo=0, lo_open=True)) == "> 0"
     assert opts.range_text(opts.Spec("", lo=1)) == ">= 1"
