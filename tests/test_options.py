@@ -124,6 +124,15 @@ def test_label_col_help_says_which_column_is_read_without_it(cmd):
     assert "[default: (a column named label, class or target)]" in line, line
 
 
+@pytest.mark.parametrize("cmd", ["train", "tune"])
+def test_folds_help_says_what_trains_without_it(cmd):
+    """--folds showed no default, though without it one model trains (validated on the split column's val rows,
+    else on a random --val-split), not every fold of a k-fold table."""
+    r = runner.invoke(app, [cmd, "--help"], env={"COLUMNS": "250"})
+    line = next(ln for ln in r.output.splitlines() if "--folds " in ln)
+    assert "[default: (one model on the split column's val rows, else on --val-split)]" in line, line
+
+
 def test_range_text_and_check_value():
     assert opts.range_text(opts.Spec("", lo=0, lo_open=True)) == "> 0"
     assert opts.range_text(opts.Spec("", lo=1)) == ">= 1"

@@ -272,6 +272,7 @@ class TrainConfig:
     mix_alpha: float = option(1.0, panel=DATA, lo=0, lo_open=True, needs=(("mix", ("cutmix", "mixup")),),
                               help="Beta(alpha, alpha) of the mixing ratio (cutmix / mixup); 1.0 draws it uniformly.")
     folds: str | None = option(None, panel=DATA, validator=_folds_value,
+                               none="one model on the split column's val rows, else on --val-split",
                                help="all | K | K,L: train these folds of a k-fold split.")
     val_split: float = option(0.2, panel=DATA, lo=0, hi=1, lo_open=True, hi_open=True,
                               help="Validation fraction when the data has no split column.")
