@@ -133,6 +133,14 @@ def test_folds_help_says_what_trains_without_it(cmd):
     assert "[default: (one model on the split column's val rows, else on --val-split)]" in line, line
 
 
+def test_undersample_help_says_it_is_off_without_it():
+    """clean --undersample showed no default, beside the other stages' (--dedup, --ood: on); without it no row is
+    undersampled."""
+    r = runner.invoke(app, ["clean", "--help"], env={"COLUMNS": "250"})
+    line = next(ln for ln in r.output.splitlines() if "--undersample" in ln)
+    assert "[default: (off: every row kept)]" in line, line
+
+
 def test_range_text_and_check_value():
     assert opts.range_text(opts.Spec("", lo=0, lo_open=True)) == "> 0"
     assert opts.range_text(opts.Spec("", lo=1)) == ">= 1"

@@ -74,7 +74,7 @@ class CleanConfig:
     force: bool = option(False, panel=OOD, flags=("--force",), needs=("ood",),
                          help="Accept an out-of-domain result that flags more than --ood-max-share, or more "
                               "than half of a class.")
-    undersample: str | None = option(None, panel=SAMPLING, choices=UNDERSAMPLE_METHODS,
+    undersample: str | None = option(None, panel=SAMPLING, choices=UNDERSAMPLE_METHODS, none="off: every row kept",
                                      help="Keep at most --max-per-class rows per class.")
     max_per_class: int | None = option(None, panel=SAMPLING, lo=1, needs=("undersample",),
                                        help="Cap per class for --undersample.")
