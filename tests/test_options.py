@@ -141,6 +141,16 @@ def test_undersample_help_says_it_is_off_without_it():
     assert "[default: (off: every row kept)]" in line, line
 
 
+def test_tracking_uri_help_names_tune_s_store_in_the_study_folder():
+    """tune --tracking-uri said its default store is sqlite:///<--out>/mlflow.db, train's words: tune's --out is
+    the folder of studies, and its trials and the study's run log to OUT/STUDY/mlflow.db."""
+    for cmd in ("train", "tune"):
+        r = runner.invoke(app, [cmd, "--help"], env={"COLUMNS": "300"})
+        line = next(ln for ln in r.output.splitlines() if "--tracking-uri" in ln)
+        assert ("[default: ($MLFLOW_TRACKING_URI, else sqlite:///<--out>/mlflow.db; tune: "
+                "sqlite:///<--out>/<--study>/mlflow.db)]") in line, line
+
+
 def test_range_text_and_check_value():
     assert opts.range_text(opts.Spec("", lo=0, lo_open=True)) == "> 0"
     assert opts.range_text(opts.Spec("", lo=1)) == ">= 1"
