@@ -151,6 +151,14 @@ def test_tracking_uri_help_names_tune_s_store_in_the_study_folder():
                 "sqlite:///<--out>/<--study>/mlflow.db)]") in line, line
 
 
+def test_ensemble_weights_help_says_what_weights_are_used_without_it():
+    """ensemble --weights showed no default, though without it --method soft averages the members equally and
+    --method weighted / hard fit the weights (auto)."""
+    r = runner.invoke(app, ["ensemble", "--help"], env={"COLUMNS": "250"})
+    line = next(ln for ln in r.output.splitlines() if ln.lstrip("│ ").startswith("--weights "))
+    assert "[default: (equal for soft, auto for weighted / hard)]" in line, line
+
+
 def test_range_text_and_check_value():
     assert opts.range_text(opts.Spec("", lo=0, lo_open=True)) == "> 0"
     assert opts.range_text(opts.Spec("", lo=1)) == ">= 1"

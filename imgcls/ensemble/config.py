@@ -38,7 +38,7 @@ class EnsembleConfig:
     method: str = option("soft", panel="Voting", choices=METHODS,
                          help="soft: mean probability; hard: majority vote; weighted: weighted mean probability "
                               "(--weights given with soft means weighted).")
-    weights: str | None = option(None, panel="Voting",
+    weights: str | None = option(None, panel="Voting", none="equal for soft, auto for weighted / hard",
                                  help="auto (fit on validation predictions) or w1,w2,... (weighted / hard).")
     metric: str | None = option(None, panel="Voting", choices=WEIGHT_METRICS, flags=("--weight-metric",), needs=FITTED,
                                 none="logloss for soft / weighted, f1 for hard", help="What auto weights optimise.")
