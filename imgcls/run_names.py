@@ -100,5 +100,8 @@ def records_folds(config: Path) -> bool:
 
 def fold_dirs(run_dir: str | os.PathLike) -> list[Path]:
     """The fold folders of the k-fold set in `run_dir` (folders named fold_<k>), by fold number: fold_10 after
-    fold_9, not after fold_1 as their names sort. [] for a single run."""
+    fold_9, not after fold_1 as their names sort. [] for a single run, and for any folder whose RUN_CONFIG records
+    no --folds (fold_set's rule): a run named fold_0 trained into a plain run's folder is no fold of it."""
+    if not records_folds(Path(run_dir) / RUN_CONFIG):
+        return []
     return sorted((p for p in Path(run_dir).glob("fold_*") if is_fold_dir(p) and p.is_dir()), key=fold_number)

@@ -211,6 +211,7 @@ def _wrong_run(tmp_path):
     kfold = tmp_path / "runs" / "k"
     (kfold / "fold_0").mkdir(parents=True)
     (kfold / "fold_0" / "best.pt").write_bytes(b"")
+    (kfold / "config.yaml").write_text("folds: all\n")        # a k-fold set's (run_names.fold_dirs)
     test = tmp_path / "test"
     test.mkdir()
     (test / "1.png").write_bytes(b"")
@@ -408,6 +409,7 @@ def _train_init_from_not_one_checkpoint(tmp_path):
     for k in (0, 1):
         (kfold / f"fold_{k}").mkdir(parents=True)
         (kfold / f"fold_{k}" / "best.pt").write_bytes(b"")     # found by its name; never read before the refusal
+    (kfold / "config.yaml").write_text("folds: all\n")        # a k-fold set's (run_names.fold_dirs)
     (kfold / "oof_score.json").write_text('{"folds": [0, 1]}')             # a finished set
     out = str(tmp_path / "out")
     calls = [["train", str(data), "--out", out, "--init-from", str(tmp_path / "runs" / "typo")],

@@ -2083,6 +2083,7 @@ def test_training_distribution_of_a_run_a_k_fold_run_and_other_classes(tmp_path)
     from imgcls.inference_report import training_distribution
     one, kf = tmp_path / "one", tmp_path / "kf"
     (kf / "fold_0").mkdir(parents=True)
+    (kf / "config.yaml").write_text("folds: all\n")        # a k-fold set's (run_names.fold_dirs)
     one.mkdir()
     run_table = pd.DataFrame({"class": ["a", "b"], "support": [2, 1], "train_support": [8, 4]})
     run_table.to_csv(one / "per_class.csv")

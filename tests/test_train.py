@@ -986,6 +986,7 @@ def test_kfold_set_being_trained_names_the_wait_not_resume(tmp_path):
     for k in (0, 1):
         (run / f"fold_{k}").mkdir(parents=True)
         (run / f"fold_{k}" / "best.pt").write_bytes(b"")
+    (run / "config.yaml").write_text("folds: all\n")        # a k-fold set's (run_names.fold_dirs)
     record_plan(run, [0, 1, 2], ["a", "b"])
     with RunLock(run):
         with pytest.raises(UserError) as e:
@@ -1873,6 +1874,24 @@ def test_a_run_report_over_a_malformed_run_file_is_one_line(tmp_path, tiny_run, 
     assert str(e.value).startswith(f"{role} {bad}: line 3 has") and str(e.value).endswith(f"; {fix}"), e.value
     assert "\n" not in str(e.value) and not (run / "report.html").exists()
     assert "warning" not in capsys.readouterr().err
+
+
+def test_a_run_named_fold_0_inside_a_plain_run_s_folder_is_none_of_its_folds_to_any_reader(tmp_path):
+    """run_names.fold_dirs listed every fold_<k> folder: a run named fold_0 trained into a plain run's folder was
+    read as its fold by the readers that ask fold_dirs (a resume given the moved data rewrote that other run's
+    config.yaml too, tune --keep removed its checkpoints, predict and the reports read its files as the run's).
+    fold_dirs now lists a folder's folds only where its config.yaml records --folds, as fold_set does."""
+    from imgcls.run_names import fold_dirs
+    plain, kf = tmp_path / "runs" / "A", tmp_path / "runs" / "KF"
+    for parent, folds in ((plain, None), (kf, "all")):
+        TrainConfig(name=parent.name, folds=folds, src="/old/data").save((parent / "fold_0").mkdir(parents=True) or
+                                                                         parent / "config.yaml")
+        TrainConfig(name="fold_0", folds=folds, src="/other/data").save(parent / "fold_0" / "config.yaml")
+    assert fold_dirs(plain) == [] and fold_dirs(kf) == [kf / "fold_0"]
+    assert TrainConfig(src="/new/data").record_data(plain) == ["/old/data"]
+    assert TrainConfig.load(plain / "fold_0" / "config.yaml").src == "/other/data"      # the other run's own record
+    assert TrainConfig(src="/new/data").record_data(kf) == ["/old/data", "/other/data"]
+    assert TrainConfig.load(kf / "fold_0" / "config.yaml").src == "/new/data"
 
 
 def test_a_kfold_tune_trial_s_report_is_a_kfold_set_s(tmp_path):
