@@ -2489,6 +2489,26 @@ def test_no_validation_images_of_a_csvs_group_column_names_group_col_none(tmp_pa
     assert "--group-col none" in said and "group_col='none'" in said, said
 
 
+def test_a_fold_with_no_training_images_is_refused_before_the_long_work(tmp_path, monkeypatch):
+    """train's "no training images in fold 0" (every row of the table in fold 0) was said as the first fold started:
+    after the starting weights were loaded, the run folder made and every image decoded into the cache. It is now
+    said with the data's other refusals, before any of that: no run folder is left behind, no cache planned."""
+    import imgcls.train.data as tdata
+    from imgcls.errors import UserError
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4})
+    rows = "".join(f"raw/{c}/{p.name},{c},0\n" for c in ("a", "b") for p in sorted((raw / c).iterdir()))
+    (tmp_path / "folds.csv").write_text("path,label,fold\n" + rows)
+
+    def no_cache(*a, **k):
+        raise AssertionError("the decoded-image cache was planned before the refusal")
+    monkeypatch.setattr(tdata, "plan_cache", no_cache)
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(tmp_path / "folds.csv"), epochs=1, folds="all", out=str(tmp_path / "runs"),
+                              **TINY))
+    assert str(e.value) == "no training images in fold 0; check the split", str(e.value)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_no_validation_images_in_a_tune_trial_names_tune_on_the_split_table(tmp_path):
     """The refusal above, met by a tune trial (run_train's track_group: tune's --study), named `then imgcls train
     data/splits.csv` as the way on from a study: it now names `imgcls tune data/splits.csv --study S-split`, as the

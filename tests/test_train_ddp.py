@@ -59,8 +59,8 @@ def one_launch(tmp_path_factory):
     `train NEW --resume DONE`, a finished run whose data moved and that another train holds, in the same processes
     (as tune's trials run), rank 1 starting the SAM run 5 s after rank 0 (rank 0 claims its folder first); then two
     runs that fail on every process, rank 1 stopped in its said-elsewhere wait as
-    torchrun stops it (CLI_SCRIPT's `stopped`): every fold lacks training images after the shared cache is built,
-    and rank 0's refusal of a --cache ram over the memory available (left out where /proc/meminfo is missing).
+    torchrun stops it (CLI_SCRIPT's `stopped`): every fold lacks training images (refused with the data's checks,
+    before the shared cache is planned), and rank 0's refusal of a --cache ram over the memory available (left out where /proc/meminfo is missing).
     Returns its folder, each rank's record of its calls, the finished run, its config.yaml before the launch, and
     the two runs' data."""
     import shutil
@@ -97,8 +97,10 @@ def one_launch(tmp_path_factory):
         total = next(int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines()
                      if line.startswith("MemTotal:"))
         n = int(CACHE_SHARE * max(mem, total) / (4096 * 4096 * 3)) + 20
-        (tmp_path / "big.csv").write_text("path,label\n" + "".join(f"{rows[0]},a\n{rows[-1]},b\n"
-                                                                    for _ in range(n // 2)))
+        # every image of `src` in turn: its copies go to one side whole, and the --val-split draw has both sides
+        # (train refuses a draw with no validation image before it plans the cache)
+        cycled = (rows[k % len(rows)] for k in range(n))
+        (tmp_path / "big.csv").write_text("path,label\n" + "".join(f"{p},{p.split('/')[1]}\n" for p in cycled))
         calls.append(["train", str(tmp_path / "big.csv"), "--model", "test_resnet", "--no-pretrained", "--img-size",
                       "4096", "--cache", "ram", "--device", "cpu", "--out", str(tmp_path / "refused"), "--quiet"])
     script = tmp_path / "cli.py"
@@ -202,8 +204,10 @@ def _stopped_by_torchrun(ranks, call: int) -> str:
 @pytest.mark.slow
 def test_torchrun_shared_cache_removed_when_the_run_fails(one_launch):
     """The decoded-image memmap every process maps ($TMPDIR/imgcls-cache-*.npy and its .errors.json) goes however
-    the run ends, not only on success: here every fold lacks training images (one line, exit 2) after the cache
-    is built (one_launch's fourth call, in the processes of the runs before it)."""
+    the run ends, not only on success: here every fold lacks training images (one line, exit 2; one_launch's
+    fourth call, in the processes of the runs before it, whose caches were built). That refusal now comes before
+    the cache is planned (train.run.check_data), so this checks that none is left by the runs before it and none
+    made by the refused one."""
     tmp_path, ranks, _, _, _ = one_launch
     assert "no training images in fold 0" in _stopped_by_torchrun(ranks, 3)
     assert list((tmp_path / "tmpdir").glob("imgcls-cache-*")) == []      # torchrun's TMPDIR

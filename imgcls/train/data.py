@@ -490,7 +490,8 @@ def has_val_split(df: pd.DataFrame) -> bool:
 
 
 def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int, by: str = "label",
-                 drawn: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                 drawn: tuple[np.ndarray, np.ndarray] | None = None,
+                 say: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Boolean masks (train, val). With a `fold` column and `fold`: that fold validates, the others train (rows
     of `split` == test are never used). With a `split` column: train / val. Else a --val-split stratified by the
     column `by` (the model's classes).
@@ -503,14 +504,23 @@ def assign_split(df: pd.DataFrame, fold: int | None, val_split: float, seed: int
     warnings. `imgcls split --folds` keeps a mixup copy of images of two folds in the fold of one source, so it
     trains in the folds where none of its sources validates and is dropped from the others' training: said as an
     info line. `drawn`: _assign_split's masks of these arguments, made already (a resume checks its draw first).
-    """
+    `say` False: the same masks without those lines (train's check of the sides before the long work, whose folds
+    then say them)."""
     train, val = drawn if drawn is not None else _assign_split(df, fold, val_split, seed, by)
     copy = mf.augmented(df)
-    if fold is None and not has_val_split(df):      # the draw's share of the originals: copies never validate
+    if say and fold is None and not has_val_split(df):      # the draw's share of the originals: copies never validate
         _say_drawn_share(train & ~copy, val & ~copy, val_split)
     if not copy.any():
         return train, val
-    from imgcls.console import info, warn
+    from imgcls.console import info as said, warn as warned
+
+    def info(msg: str) -> None:
+        if say:
+            said(msg)
+
+    def warn(msg: str) -> None:
+        if say:
+            warned(msg)
     sources = mf.copy_source_rows(df)
     src_val = np.array([c and any(val[s] for s in srcs) for c, srcs in zip(copy, sources)], bool)
     in_val = val & copy

@@ -142,7 +142,26 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
             raise UserError(f"fold(s) {', '.join(map(str, bad))} not in the data (folds present: "
                             f"{', '.join(map(str, have))})" + (f"; --folds names fold indices: --folds all trains "
                                                                f"all {len(have)} folds" if count else ""))
+    # what each fold trains and validates on, as it will draw them (its lines are said then): a side with no image
+    # is refused here, before the weights are loaded and the images decoded, not as the first fold starts
+    by = cfg.target if cfg.heads == "single" else "label"
+    for fold in folds:
+        check_sides(cfg, df, fold, *tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=by, say=False),
+                    study=study)
     return df, meta, folds
+
+
+def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.ndarray, val: np.ndarray,
+                study: str | None = None) -> None:
+    """The refusal of a fold (None: the run) that trains or validates on no image (train.data.assign_split's
+    masks `train`, `val` of `df`); `study`: tune's --study, whose fix _no_groups_split names."""
+    from imgcls import manifest as mf
+    from imgcls.errors import UserError
+    if not train.any() or not val.any():
+        # a CSV's `group` column of another meaning (a super-class): split --group-col none reads no groups
+        with mf.guessed_groups_named(df, _no_groups_split(cfg, study)):
+            raise UserError(f"no {'training' if not train.any() else 'validation'} images"
+                            f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
 
 
 def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | None = None) -> None:
@@ -799,11 +818,8 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
     for fold in folds:
         train_mask, val_mask = tdata.assign_split(df, fold, cfg.val_split, cfg.seed, by=meta.target,
                                                   drawn=drawn if fold is None and keep is None else None)
-        if not train_mask.any() or not val_mask.any():
-            # a CSV's `group` column of another meaning (a super-class): split --group-col none reads no groups
-            with mf.guessed_groups_named(df, _no_groups_split(cfg, study)):
-                raise UserError(f"no {'training' if not train_mask.any() else 'validation'} images"
-                                f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
+        # check_data refused an empty side before the long work: one here lost its images as they were decoded
+        check_sides(cfg, df, fold, train_mask, val_mask, study)
         fd = FoldData(np.flatnonzero(train_mask), np.flatnonzero(val_mask), targets, final, df, images, paths,
                       image_rows=keep, never_validated=never)
         fold_dir = run_dir if fold is None else run_names.fold_dir(run_dir, fold)
