@@ -2509,6 +2509,21 @@ def test_a_fold_with_no_training_images_is_refused_before_the_long_work(tmp_path
     assert not (tmp_path / "runs").exists()
 
 
+def test_an_empty_fold_of_a_csv_with_a_group_column_is_not_blamed_on_its_groups(tmp_path):
+    """"no training images in fold 0" of a competition CSV with a `group` column (read as the groups unasked) named
+    the column and split --group-col none as the way out, though the table's fold column, not the groups, left the
+    fold empty (every row in fold 0). The groups are named only where they kept a --val-split draw on one side."""
+    from imgcls.errors import UserError
+    raw = make_image_folder(tmp_path / "raw", {"a": 4, "b": 4})
+    rows = "".join(f"raw/{c}/{p.name},{c},{c}{i % 2},0\n" for c in ("a", "b")
+                   for i, p in enumerate(sorted((raw / c).iterdir())))
+    (tmp_path / "train.csv").write_text("path,label,group,fold\n" + rows)
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(tmp_path / "train.csv"), epochs=1, folds="all", out=str(tmp_path / "runs"),
+                              **TINY))
+    assert str(e.value) == "no training images in fold 0; check the split", str(e.value)
+
+
 def test_no_validation_images_in_a_tune_trial_names_tune_on_the_split_table(tmp_path):
     """The refusal above, met by a tune trial (run_train's track_group: tune's --study), named `then imgcls train
     data/splits.csv` as the way on from a study: it now names `imgcls tune data/splits.csv --study S-split`, as the

@@ -157,11 +157,21 @@ def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.
     masks `train`, `val` of `df`); `study`: tune's --study, whose fix _no_groups_split names."""
     from imgcls import manifest as mf
     from imgcls.errors import UserError
-    if not train.any() or not val.any():
-        # a CSV's `group` column of another meaning (a super-class): split --group-col none reads no groups
-        with mf.guessed_groups_named(df, _no_groups_split(cfg, study)):
-            raise UserError(f"no {'training' if not train.any() else 'validation'} images"
-                            f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
+    from imgcls.train import data as tdata
+    if train.any() and val.any():
+        return
+    refusal = UserError(f"no {'training' if not train.any() else 'validation'} images"
+                        f"{' in fold ' + str(fold) if fold is not None else ''}; check the split")
+    # a CSV's `group` column of another meaning (a super-class), read as the groups unasked, kept a --val-split draw
+    # on one side (split --group-col none reads no groups): said where the same draw without them has both sides,
+    # not of a fold or split column's empty side, which groups have no part in
+    if fold is None and not tdata.has_val_split(df) and "group" in df.columns:
+        by = cfg.target if cfg.heads == "single" else "label"
+        t, v = tdata.assign_split(df.assign(group=""), None, cfg.val_split, cfg.seed, by=by, say=False)
+        if t.any() and v.any():
+            with mf.guessed_groups_named(df, _no_groups_split(cfg, study)):
+                raise refusal
+    raise refusal
 
 
 def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | None = None) -> None:
