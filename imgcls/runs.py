@@ -794,8 +794,9 @@ BOARD_COLUMNS = (("name", "left"), ("kind", "left"), ("task", "left"), ("model",
                  ("epochs", "right"), ("best ep", "right"), ("val macro-F1", "right"), ("val acc", "right"),
                  ("scored on", "left"), ("time", "right"), ("options changed", "left"))
 # the leaderboard's columns a terminal too narrow for them all leaves out, in this order, until the rest fit without
-# folding a number or a word (80 columns: name, model, epochs, val macro-F1, scored on); --csv has every column
-NARROW_LEFT_OUT = ("best ep", "time", "img", "kind", "val acc", "options changed", "task")
+# folding a number or a word (80 columns: name, model, epochs, val macro-F1, scored on; under about 65 the model
+# goes too, the run's name naming it: kept, it folded every column); --csv has every column
+NARROW_LEFT_OUT = ("best ep", "time", "img", "kind", "val acc", "options changed", "task", "model")
 # a column of long words a narrow terminal's table folds at this many characters rather than leave another out
 NARROW_WIDTH = {"name": 20, "model": 17, "task": 12, "scored on": 14, "options changed": 24}
 

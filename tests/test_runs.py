@@ -1556,6 +1556,33 @@ def test_the_leaderboard_in_a_narrow_terminal_leaves_columns_out_rather_than_fol
     assert "left out" not in screen.getvalue() and "options changed" in screen.getvalue(), screen.getvalue()
 
 
+def test_the_leaderboard_under_65_columns_with_a_stopped_k_fold_set_folds_no_name_nor_score(outputs, monkeypatch):
+    """Under about 65 columns even the five columns an 80-column terminal keeps did not fit: rich folded every
+    cell ('runs/bes' / 't', 'tf_effici' / 'entnet_li' / 'te0', a stopped k-fold set's 'stopped folds done 0/5,
+    fold_0 2/6' over five lines beside them). The model column is left out last (the run's name names it), so a
+    60-column terminal shows each name and score whole, the set's progress folded at its words."""
+    import io
+    from rich.console import Console
+    from imgcls import console
+    from imgcls.runs import run_runs
+    kf = outputs / "runs" / "kf"
+    (kf / "oof_score.json").unlink()            # stopped after fold 0's second of 6 epochs, of 5 folds
+    (kf / "config.yaml").write_text(yaml.safe_dump({"model": "resnet10t", "img_size": 32, "epochs": 6,
+                                                    "folds": "all"}))
+    (kf / "plan.json").write_text(json.dumps({"folds": [0, 1, 2, 3, 4], "classes": CLASSES}))
+    screen = io.StringIO()
+    monkeypatch.setattr(console, "results", Console(file=screen, force_terminal=True, width=60, highlight=False,
+                                                    markup=False, color_system=None))
+    board = run_runs("table", [outputs])
+    out = screen.getvalue()
+    assert max(len(line) for line in out.splitlines()) <= 60, out
+    for name, f1 in zip(board["name"], board["val_macro_f1"]):
+        assert re.search(rf"│ {re.escape(name)}\s+│.*│\s+{f1:.4f} │", out), (name, out)   # one line, unfolded
+    assert "stopped" in board.set_index("name").loc["runs/kf", "state"], board
+    said = " ".join(out.split())
+    assert re.search(r"left out to fit the terminal's 60 columns: [^;]*task, model,", said), out
+
+
 def test_a_filter_on_a_yes_no_option_takes_it_as_config_yaml_writes_it(outputs):
     """`--filter pretrained=false`, as config.yaml writes the value (`pretrained: false`), matched no run: the
     value was compared with Python's spelling, 'False'. A true / false option matches true / false in any case
