@@ -2524,6 +2524,26 @@ def test_an_empty_fold_of_a_csv_with_a_group_column_is_not_blamed_on_its_groups(
     assert str(e.value) == "no training images in fold 0; check the split", str(e.value)
 
 
+def test_init_from_a_run_whose_loss_diverged_is_refused_in_one_line_before_the_run_folder(tmp_path):
+    """A run whose loss went NaN in its first epoch keeps a best.pt of NaN weights (epoch 1: nothing beat it).
+    predict, export and ensemble refuse it in one line; `train --init-from` it loaded the NaN weights and trained a
+    new run that diverged at its first step. It is refused as the starting weights are loaded, no run folder made."""
+    import torch
+    from conftest import make_tiny_run
+    from imgcls.errors import UserError
+    run = make_tiny_run(tmp_path / "runs" / "div", classes=("a", "b"), model="test_resnet")
+    obj = torch.load(run / "best.pt", weights_only=False)
+    next(t for t in obj["state_dict"].values() if t.is_floating_point()).fill_(float("nan"))
+    torch.save(obj, run / "best.pt")
+    make_image_folder(tmp_path / "raw", {"a": 4, "b": 4})
+    with pytest.raises(UserError) as e:
+        run_train(TrainConfig(src=str(tmp_path / "raw"), epochs=1, init_from=str(run), out=str(tmp_path / "new"),
+                              **{**TINY, "pretrained": True}))
+    assert str(e.value) == (f"--init-from {run / 'best.pt'} holds NaN or infinite weights: the run's loss diverged; "
+                            f"start from another run, or train it again with a lower --lr"), str(e.value)
+    assert not (tmp_path / "new").exists()
+
+
 def test_no_validation_images_in_a_tune_trial_names_tune_on_the_split_table(tmp_path):
     """The refusal above, met by a tune trial (run_train's track_group: tune's --study), named `then imgcls train
     data/splits.csv` as the way on from a study: it now names `imgcls tune data/splits.csv --study S-split`, as the

@@ -103,6 +103,7 @@ def load_init(model: torch.nn.Module, meta, path: str | os.PathLike) -> list[str
     obj = read_checkpoint(path)
     src = ModelMeta.from_dict(obj["meta"], source=str(path))
     state = obj["state_dict"]
+    check_finite(state, f"--init-from {path}", "start from another run, or train it again with a lower --lr")
     same_heads = (src.heads, src.decode, src.branch) == (meta.heads, meta.decode, meta.branch)
     own = model.state_dict()
     head_ids = {id(p) for p in head_parameters(model)}
@@ -161,6 +162,14 @@ class LoadedModel:
         return decode_proba(out, self.meta).clamp_min(1e-12).log()     # the heads' outputs, one forward pass
 
 
+def check_finite(state_dict: dict, named: str, fix: str) -> None:
+    """Refuse a checkpoint (`named`: how its line names it) whose weights hold NaN or infinity, a diverged run's (its
+    loss NaN from epoch 1, its best.pt is that epoch's): predicted with, its probabilities would be NaN (argmax's
+    first class for every image); started from (--init-from), a new run would diverge at its first step."""
+    if not all(torch.isfinite(t).all() for t in state_dict.values() if torch.is_tensor(t) and t.is_floating_point()):
+        raise UserError(f"{named} holds NaN or infinite weights: the run's loss diverged; {fix}")
+
+
 def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu") -> LoadedModel:
     """Rebuild the network of a checkpoint (no download: the weights are in the file) in eval mode, in the
     channels_last layout of imgcls.device.inference_layout (its inputs are converted by LoadedModel)."""
@@ -173,11 +182,6 @@ def load_model(ckpt_path: str | os.PathLike, device: str | torch.device = "cpu")
         meta = ModelMeta.from_dict(obj["meta"], source=str(ckpt_path))
         model = build_model(meta, pretrained=False)
         model.load_state_dict(obj["state_dict"])
-        if not all(torch.isfinite(t).all() for t in obj["state_dict"].values()
-                   if torch.is_tensor(t) and t.is_floating_point()):
-            # a diverged run's (NaN loss): its probabilities would be NaN, argmax's first class for every image
-            from imgcls.errors import UserError
-            raise UserError(f"{ckpt_path} holds NaN or infinite weights: the run's loss diverged; train it again "
-                            f"with a lower --lr")
+        check_finite(obj["state_dict"], str(ckpt_path), "train it again with a lower --lr")
         device = torch.device(device)
         return LoadedModel(inference_layout(model, device, meta.img_size), meta, device)
