@@ -2552,6 +2552,20 @@ def test_a_storage_path_that_is_no_journal_file_is_one_line_before_any_work(data
     assert db.read_bytes() == before
 
 
+def test_the_data_s_warnings_name_it_as_typed_as_train_s_do_once_for_the_study(data, tmp_path, space, capsys,
+                                                                                 monkeypatch):
+    """`imgcls train raw` says its data as typed ('for a leak-free split: imgcls split raw'); `imgcls tune raw`
+    said it by its absolute path (the study's anchored record), before the study and in its trials alike. It now
+    names it as typed too, and the trials' same lines are not said again."""
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    run_tune(tune_cfg(Path("raw"), tmp_path, space, study="s1", trials=1))
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.count("no split column with val rows") == 1, err
+    assert "for a leak-free split: imgcls split raw (Python: run_split('raw'))" in err, err
+    assert str(tmp_path / "raw") not in err.split("trial 0")[0], err
+
+
 def test_no_split_column_warning_names_tune_with_the_study(data, tmp_path, space, capsys):
     """tune says the data's 'no split column with val rows' warning before its study: its fix named `imgcls train
     data/splits.csv`, a command that trains one run, not the study the user asked for. It names tune's, with the

@@ -554,8 +554,10 @@ def _requeue_interrupted(study) -> None:
 
 
 class _Objective:
-    def __init__(self, cfg: TuneConfig, space, deadline: float | None, callbacks: list, cap: int | None = None):
+    def __init__(self, cfg: TuneConfig, space, deadline: float | None, callbacks: list, cap: int | None = None,
+                 named: str | None = None):
         self.cfg, self.space, self.deadline, self.callbacks, self.cap = cfg, space, deadline, callbacks, cap
+        self.named = named          # the data as the user named it (_check_up_front): the trials' lines say it so
         self.process = f"{socket.gethostname()}:{os.getpid()}"
         self.started = 0
         self.ran = 0                # trials of this process that completed or were pruned
@@ -599,7 +601,9 @@ class _Objective:
             with interrupt_said_outside():     # Ctrl-C: tune's line names how to resume the study, not the trial
                 # figures only with --trial-plots (Ultralytics' tuner trains its trials with plots=False too); the
                 # trial's "config" (best_config.yaml) keeps the fixed --plots, for the run re-trained from it
-                run_train(TrainConfig.from_dict({**d, "plots": d["plots"] and self.cfg.trial_plots}),
+                # the data as named, which run_train's lines say as train's (its config.yaml records it anchored)
+                run_train(TrainConfig.from_dict({**d, "src": self.named or d["src"],
+                                                 "plots": d["plots"] and self.cfg.trial_plots}),
                           track_group=self.cfg.study,
                           callbacks=[*self.callbacks, TrialReporter(trial, self.cfg.metric, self.deadline)])
             trained = True
@@ -656,8 +660,9 @@ def _n_complete(study) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 
 def _check_up_front(cfg: TuneConfig, recorded: dict):
-    """Everything a user can get wrong, before the first trial: returns (space, storage URL, rows_digest).
-    `recorded`: cfg.config's values (run_tune's one read of it)."""
+    """Everything a user can get wrong, before the first trial: returns (space, storage URL, rows_digest, the data as
+    the user named it: the lines on it say it so, as train's do, each trial's too). `recorded`: cfg.config's values
+    (run_tune's one read of it)."""
     from imgcls.console import sh
     from imgcls.fsutil import check_writable
     from imgcls.pipeline import default_input
@@ -687,6 +692,7 @@ def _check_up_front(cfg: TuneConfig, recorded: dict):
         raise UserError(f"data {cfg.train.src} does not exist; pass a dataset folder or manifest.csv")
     from imgcls.track import check_trackers, installed_trackers
     installed_trackers(cfg.train.tracker)    # a package not installed, before load_space's timm import
+    named = cfg.train.src       # as typed (the default input, a resumed study's record): what the data's lines say
     cfg.train.anchor_paths()    # each trial's config.yaml and best_config.yaml name the data from any folder
     if recorded_space is not None:
         from imgcls.tune.space import parse_space
@@ -697,7 +703,7 @@ def _check_up_front(cfg: TuneConfig, recorded: dict):
     _say_config_replaced(cfg, space, recorded)
     check_writable(cfg.study_dir())
     _check_weights(cfg.train, space)
-    table, usable = _check_data(cfg.train, space, cfg.study_dir(), cfg.study)
+    table, usable = _check_data(cfg.train, space, cfg.study_dir(), cfg.study, named)
     check_trackers(cfg.train.tracker, cfg.train.tracking_uri)       # not each trial's error: a resumed study would record every one failed
     if cfg.sampler == "grid":
         space.grid()
@@ -706,8 +712,8 @@ def _check_up_front(cfg: TuneConfig, recorded: dict):
         # is past, before the study's line, not under trial 0's; the trials, in run_tune's said_once, do not say
         # them again (a trial whose scan left other rows says its own). A searched --target's: in its trials
         from imgcls.train.run import say_data_notes
-        say_data_notes(cfg.train, usable, cfg.train.src, study=cfg.study)
-    return space, storage_url(cfg), rows_digest(cfg.train, table)
+        say_data_notes(cfg.train, usable, named, study=cfg.study)
+    return space, storage_url(cfg), rows_digest(cfg.train, table), named
 
 
 def _check_storage_file(storage: str | None) -> None:
@@ -885,15 +891,16 @@ def _check_weights(base: TrainConfig, space) -> None:
                 raise type(e)(f"{' with '.join(which)}: {e}") from None
 
 
-def _check_data(base: TrainConfig, space, study_dir: Path,
-                study: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def _check_data(base: TrainConfig, space, study_dir: Path, study: str | None = None,
+                src: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """train's refusals of the data table (train.run.check_data: no labels, a --target that is no column, every
     file missing, --folds it cannot take, ...) with the fixed options, for each --target the space can draw, and of
     an output folder under the data's folders (the study's), made once before the study opens: one line, not the
     first trial's error (in a resumed study each trial failed on it and the next ran). Returns the table as read
     (no image scanned; check_data's checks leave it as it is), which rows_digest digests, and its usable rows (None
     where the space draws --target: each target's rows are its own), whose warnings _check_up_front says.
-    `study`: tune's --study, which a fix's command names (`imgcls tune SPLITS --study S-split`; None: train's)."""
+    `study`: tune's --study, which a fix's command names (`imgcls tune SPLITS --study S-split`; None: train's).
+    `src`: the data as the user named it, which the lines say (base.src, anchored, when not known)."""
     import dataclasses
 
     from imgcls import manifest as mf
@@ -906,7 +913,8 @@ def _check_data(base: TrainConfig, space, study_dir: Path,
     check_output_location(study_dir, *mf.input_folders(df))
     for target in keys["target"].candidates() if "target" in keys else [base.target]:
         try:
-            usable = check_data(dataclasses.replace(base, target=target), df, scanned=False, study=study)[0]
+            usable = check_data(dataclasses.replace(base, target=target), df, scanned=False, src=src,
+                                study=study)[0]
         except UserError as e:
             if "target" not in keys:
                 raise
@@ -1049,7 +1057,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
     # train's lines said once for the study: the data's warnings, said by _check_data before the study opens, and
     # each trial's set-up lines (_search)
     with said_once():
-        space, url, rows = _check_up_front(cfg, recorded)     # a user's error is said before optuna is imported
+        space, url, rows, named = _check_up_front(cfg, recorded)     # a user's error is said before optuna is imported
         import optuna
         study_dir = cfg.study_dir()
         from imgcls.fsutil import folders_to_make
@@ -1059,7 +1067,7 @@ def run_tune(cfg: TuneConfig, callbacks: list | None = None) -> Path:
         verbosity = optuna.logging.get_verbosity()
         optuna.logging.set_verbosity(optuna.logging.ERROR)   # tune prints its own line per trial
         try:
-            return _search(cfg, space, url, study_dir, callbacks, made, fresh, rows)
+            return _search(cfg, space, url, study_dir, callbacks, made, fresh, rows, named)
         except KeyboardInterrupt:
             from imgcls.console import interrupted     # the study's line, as run_train says the run's
             interrupted(f"interrupted: {TRIALS_CSV} / {REPORT_HTML} written for the trials so far in {study_dir}; "
@@ -1157,7 +1165,7 @@ def _remove_stale_study_temps(study_dir: Path) -> list[Path]:
 
 
 def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list | None,
-            made: list[Path], fresh: bool, rows: dict | None = None) -> Path:
+            made: list[Path], fresh: bool, rows: dict | None = None, named: str | None = None) -> Path:
     from optuna.trial import TrialState
 
     from imgcls.console import info, said_once
@@ -1223,7 +1231,7 @@ def _search(cfg: TuneConfig, space, url: str, study_dir: Path, callbacks: list |
     from imgcls.track import check_trackers
     trackers = check_trackers(cfg.train.tracker)
     best_failed: list[str] = []         # _mlflow_best's failures: the first is said
-    objective = _Objective(cfg, space, deadline, list(callbacks or []), cap)
+    objective = _Objective(cfg, space, deadline, list(callbacks or []), cap, named)
     remaining = None if cap is None else cap - done_before
     if "wandb" in trackers:         # the offline runs' folders, said in one line for the study at its end
         from imgcls.track import wandb_tracker
