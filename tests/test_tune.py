@@ -2566,6 +2566,25 @@ def test_the_data_s_warnings_name_it_as_typed_as_train_s_do_once_for_the_study(d
     assert str(tmp_path / "raw") not in err.split("trial 0")[0], err
 
 
+def test_a_fix_of_a_study_whose_space_draws_target_types_no_target(data, tmp_path):
+    """A space drawing `target` (artist or label) on a table with no fold column, tuned --folds all: the refusal's
+    fix named `imgcls tune data/splits.csv --target artist --folds all --study s-split`, which tune refuses (a typed
+    --target the space varies). The fix leaves the searched option to the space: no --target, nor target=."""
+    rows = pd.DataFrame({"path": [str(p) for p in sorted(data.rglob("*.png"))]})
+    rows["label"] = [Path(p).parent.name for p in rows["path"]]
+    rows["artist"] = [f"x{i % 2}" for i in range(len(rows))]
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "space.yaml").write_text(SPACE + "target: {choice: [artist, label]}\n")
+    r = CliRunner().invoke(app, ["tune", str(tmp_path / "t.csv"), "--study", "s",
+                                 "--space", str(tmp_path / "space.yaml"), "--model", "test_resnet", "--no-pretrained",
+                                 "--img-size", "32", "--epochs", "1",
+                                 "--out", str(tmp_path / "tune"), "--trials", "1", "--workers", "0", "--folds", "all"])
+    said = " ".join(r.output.split())
+    assert r.exit_code == 2 and "space key 'target' (artist): --folds needs a `fold` column" in said, r.output
+    assert "imgcls tune data/splits.csv --folds all --study s-split (Python" in said, r.output
+    assert "--target" not in said.split("first and tune on its table")[1] and "target=" not in said, r.output
+
+
 def test_no_split_column_warning_names_tune_with_the_study(data, tmp_path, space, capsys):
     """tune says the data's 'no split column with val rows' warning before its study: its fix named `imgcls train
     data/splits.csv`, a command that trains one run, not the study the user asked for. It names tune's, with the

@@ -72,8 +72,8 @@ def _heads_meta(df: pd.DataFrame, cfg: TrainConfig) -> tuple[list[dict], str, li
 
 
 def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say_skipped: bool = False,
-               src: str | None = None, scanned: bool = True,
-               study: str | None = None) -> tuple[pd.DataFrame, tuple, list[int | None]]:
+               src: str | None = None, scanned: bool = True, study: str | None = None,
+               searched: tuple = ()) -> tuple[pd.DataFrame, tuple, list[int | None]]:
     """train's refusals of the data table `df` (manifest.load's, of cfg.src) with these options, before any image is
     decoded: its split / fold values, the --target column, its labels (none, a competition CSV's classes in a
     column of another name, fewer than 2 classes, every row unreadable), --heads multi's columns, --folds. Run by
@@ -85,7 +85,8 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     `scanned` False: the table as read, whose recorded scan (a row's error) the scan may undo (manifest.stale_rows:
     a file away when it was scanned, back since) and is not read: a class of such rows was 'at least 2 classes'
     before the scan could find them. `study`: tune's --study, whose `imgcls tune` command the --folds fix names
-    instead of `imgcls train` (as say_data_notes')."""
+    instead of `imgcls train` (as say_data_notes'); `searched`: the options its space draws, which it types not
+    (_split_first)."""
     from imgcls import manifest as mf
     from imgcls.console import info, plural
     from imgcls.errors import UserError
@@ -131,7 +132,7 @@ def check_data(cfg: TrainConfig, df: pd.DataFrame, say_target: bool = False, say
     if cfg.folds:
         have = tdata.fold_ids(df)
         if not have:
-            split, train = _split_first(cfg, df, folds=True, src=src, study=study)
+            split, train = _split_first(cfg, df, folds=True, src=src, study=study, searched=searched)
             raise UserError(f"--folds needs a `fold` column, which {src} lacks: run {split} first and "
                             f"{'train' if study is None else 'tune'} on its table: {train}")
         folds = parse_folds(cfg.folds) or have
@@ -174,12 +175,14 @@ def check_sides(cfg: TrainConfig, df: pd.DataFrame, fold: int | None, train: np.
     raise refusal
 
 
-def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | None = None) -> None:
+def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | None = None,
+                   searched: tuple = ()) -> None:
     """The lines on what validates and the data's warnings (no split column, a leak between the split's sides, a
     class of one image, an unused --val-split) of the usable rows `df` (check_data's) with these options; `src`:
     the data as the user named it. Said by each run as its images are scanned, and by tune before its study opens,
     on the table as read (tune._check_data): inside its console.said_once a trial then says none of those again.
-    `study`: tune's --study, whose `imgcls tune` command the fixes name instead of `imgcls train`."""
+    `study`: tune's --study, whose `imgcls tune` command the fixes name instead of `imgcls train`; `searched`: the
+    options its space draws, which that command types not (_split_first)."""
     from imgcls.console import info, warn
     from imgcls.options import shown
     from imgcls.train import data as tdata
@@ -189,7 +192,7 @@ def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | No
              f"column's val rows (split --folds: fold 0); --folds all trains one per fold (out-of-fold predictions "
              f"for ensemble)")
     elif not cfg.folds and not tdata.has_val_split(df):
-        split, train = _split_first(cfg, df, src=src, study=study)
+        split, train = _split_first(cfg, df, src=src, study=study, searched=searched)
         warn(f"no split column with val rows: validating on a random stratified {cfg.val_split:g} of the images, "
              f"rows sharing a group, content hash, source_path or clean's dup_group kept on one side, but near "
              f"copies clean did not link can sit on both; for a leak-free split: {split}, then {train}")
@@ -207,14 +210,15 @@ def say_data_notes(cfg: TrainConfig, df: pd.DataFrame, src: str, study: str | No
 
 
 def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = None,
-                 study: str | None = None) -> tuple[str, str]:
+                 study: str | None = None, searched: tuple = ()) -> tuple[str, str]:
     """The `imgcls split` command that splits this run's data, and the `imgcls train` one that trains on its
     table, as typed, each with its Python call (options.python_too): a bare `imgcls split` reads only the
     pipeline's default input (not a train.csv given here), and a --target column (DACON's artist) is what split
     stratifies on and the table keeps for train. `folds`: a 5-fold split, all of whose folds train. `src`: the data
     as the user named it (cfg.src, made absolute for config.yaml, when not known). `study`: tune's --study, the
     second command then `imgcls tune` on the split's table of a new study, STUDY-split (STUDY itself resumed on other
-    rows than its trials scored on is refused, tune._check_rows)."""
+    rows than its trials scored on is refused, tune._check_rows). `searched`: the options the study's space draws:
+    the --target a trial drew is not typed in that command (tune refuses a typed option its space varies)."""
     from imgcls.console import sh
     from imgcls.options import python_too
     from imgcls.pipeline import PIPELINE, has_default_input
@@ -239,9 +243,10 @@ def _split_first(cfg: TrainConfig, df, folds: bool = False, src: str | None = No
     step = "train" if study is None else "tune"
     # another study: `--study STUDY` on the split's table is refused, its rows not the ones STUDY's trials scored on
     study = None if study is None else f"{study}-split"
-    train = f"imgcls {step} {sh(splits)}" + ("" if label else f" --target {sh(cfg.target)}") + \
+    typed = not label and "target" not in searched
+    train = f"imgcls {step} {sh(splits)}" + (f" --target {sh(cfg.target)}" if typed else "") + \
         (" --folds all" if folds else "") + ("" if study is None else f" --study {sh(study)}")
-    train_args = "".join((f"src={splits!r}", "" if label else f", target={cfg.target!r}",
+    train_args = "".join((f"src={splits!r}", f", target={cfg.target!r}" if typed else "",
                           ", folds='all'" if folds else ""))
     call = f"run_train(TrainConfig({train_args}))" if study is None else \
         f"run_tune(TuneConfig(study={study!r}, train=TrainConfig({train_args})))"
@@ -393,7 +398,7 @@ def _given_over_record(cfg: TrainConfig, resume, typed) -> tuple[TrainConfig, Tr
 
 
 def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: int | None = None,
-              callbacks=None, track_group: str | None = None, typed=None) -> Path:
+              callbacks=None, track_group: str | None = None, typed=None, searched: tuple = ()) -> Path:
     """Train (every fold with folds='all'); returns the run folder. `resume`: a run folder to continue, as
     `imgcls train --resume RUN` does: the options of `cfg` set to other than their defaults (and those `typed`) are
     laid over the run's config.yaml, as that command's flags are; the rest are the recorded ones
@@ -402,7 +407,8 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
     `callbacks`: imgcls.train.callbacks.Callback objects, called on rank 0 only; an exception one raises propagates
     out of run_train after the finished epochs' last.pt / metrics.csv are written. `track_group`: a name several
     run_train calls share for cfg.tracker (tune's study: MLflow nests them under one parent run, W&B groups them;
-    the data's warnings then name `imgcls tune --study` that study as their fix, not `imgcls train`).
+    the data's warnings then name `imgcls tune --study` that study as their fix, not `imgcls train`; `searched`:
+    the options its space draws, which that fix does not type).
     --deterministic switches torch's deterministic algorithms on for the run only (restored afterwards).
     `typed`: the options the user gave (TrainConfig.resolve's overrides; the CLI's flags): one given at its default
     where it would not act is refused too (imgcls.options.check_typed).
@@ -430,14 +436,14 @@ def run_train(cfg: TrainConfig, resume: str | Path | None = None, stop_after: in
         state = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
                  torch.backends.cudnn.benchmark)
         try:
-            return _run_train(cfg, resumed, stop_after, callbacks, track_group)
+            return _run_train(cfg, resumed, stop_after, callbacks, track_group, searched)
         finally:
             torch.use_deterministic_algorithms(state[0], warn_only=state[1])
             torch.backends.cudnn.benchmark = state[2]
 
 
 def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, callbacks=None,
-               track_group: str | None = None) -> Path:
+               track_group: str | None = None, searched: tuple = ()) -> Path:
     """run_train's work once _check_up_front passed; `resumed`: what it returned for a resume (the run folder, its
     record and the config it continues with), None for a new run."""
     import torch
@@ -524,13 +530,13 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
     # an --out under the data's folders and the table's faults (no labels, --target, --folds, ...): refused before
     # every image is scanned (minutes on a large set); checked again below on the rows that can be read
     check_output_location(out, *mf.input_folders(df))
-    check_data(cfg, df, say_target=dist.main, src=src_named, scanned=False, study=track_group)
+    check_data(cfg, df, say_target=dist.main, src=src_named, scanned=False, study=track_group, searched=searched)
     df = mf.scan_images(df, workers=io_workers, max_pixels=cfg.max_pixels)
     if resume is not None:       # the data the run trained on, not another folder's of the same relative name
         from imgcls.train.rundir import check_resume_data
         check_resume_data(resume, df, src_named, record)
     df, (heads, decode, classes, targets, final), folds = check_data(cfg, df, say_skipped=dist.main, src=src_named,
-                                                                     study=track_group)
+                                                                     study=track_group, searched=searched)
 
     dc = data_config(cfg.model)
     img_size = int(cfg.img_size or dc["input_size"][-1])
@@ -579,7 +585,7 @@ def _run_train(cfg: TrainConfig, resumed: tuple | None, stop_after: int | None, 
             info(f"weights: {source.describe()}")
 
     if dist.main:
-        say_data_notes(cfg, df, src_named, study=track_group)    # a tune trial's fix names its study, as tune's
+        say_data_notes(cfg, df, src_named, study=track_group, searched=searched)    # a trial's fix: tune's
     drawn = None        # a resumed run's random --val-split draw (no split table): made once, checked, trained on
     if resume is not None and not cfg.folds and not tdata.has_val_split(df):
         from imgcls.train.rundir import check_resumed_draw
