@@ -783,6 +783,8 @@ def print_leaderboard(df: pd.DataFrame, root: str | os.PathLike, of: Sequence[st
             widths = _fit_widths(cells, shown, results.width)
             if widths is not None:
                 break
+        if widths is None:      # under about 52 columns: the names fold (a path at any character), no score does
+            widths = _fit_widths(cells, shown, results.width, squeeze="name")
         left = [c for c, _ in BOARD_COLUMNS if c not in shown]
         caption = (f"left out to fit the terminal's {results.width} columns: {', '.join(left)} (a wider terminal or "
                    f"--csv - shows them); {caption}")
@@ -799,14 +801,19 @@ BOARD_COLUMNS = (("name", "left"), ("kind", "left"), ("task", "left"), ("model",
 NARROW_LEFT_OUT = ("best ep", "time", "img", "kind", "val acc", "options changed", "task", "model")
 # a column of long words a narrow terminal's table folds at this many characters rather than leave another out
 NARROW_WIDTH = {"name": 20, "model": 17, "task": 12, "scored on": 14, "options changed": 24}
+# where a column's words may fold in a terminal too narrow for the fewest columns whole (_fit_widths' squeeze: the
+# names); narrower still (under about 44 columns), rich folds them all
+SQUEEZED_WIDTH = 8
 
 
-def _fit_widths(cells: list[dict], shown: Sequence[str], width: int) -> dict[str, int] | None:
+def _fit_widths(cells: list[dict], shown: Sequence[str], width: int, squeeze: str | None = None
+                ) -> dict[str, int] | None:
     """{column: width} of the leaderboard's columns `shown` in a terminal `width` wide, each at least its longest
     word (a number whole; a longer word than NARROW_WIDTH folded there) and the room left shared out, the columns
     that need the least more to be unfolded first; None where even so they do not fit. The widths are set on the
     table: rich's own shrinking of a table too wide folds a score, a header or a short word as soon as a long
-    cell."""
+    cell. `squeeze`: a column whose words may fold down to SQUEEZED_WIDTH (the names, where even the fewest columns
+    do not fit with them whole), given the room left first."""
     from rich.cells import cell_len         # a Korean character takes two columns
     room = width - (3 * len(shown) + 1)               # borders and a space either side of each cell
     least, most = {}, {}
@@ -814,12 +821,15 @@ def _fit_widths(cells: list[dict], shown: Sequence[str], width: int) -> dict[str
         texts = [c] + [r[c] for r in cells]
         most[c] = max(cell_len(x) for x in texts)
         least[c] = min(NARROW_WIDTH.get(c, most[c]), max(cell_len(w) for x in texts for w in (x.split() or [""])))
+    if squeeze is not None:
+        least[squeeze] = min(least[squeeze], SQUEEZED_WIDTH)
     if sum(least.values()) > room:
         return None
     if sum(most.values()) <= room:
         return most
     widths, spare = dict(least), room - sum(least.values())
-    for c in sorted(shown, key=lambda c: most[c] - least[c]):     # the least needy first: as many whole as can be
+    # the squeezed column first (its words fold only where it must), then the least needy: as many whole as can be
+    for c in sorted(shown, key=lambda c: (c != squeeze, most[c] - least[c])):
         give = min(most[c] - least[c], spare)
         widths[c] += give
         spare -= give

@@ -1581,6 +1581,17 @@ def test_the_leaderboard_under_65_columns_with_a_stopped_k_fold_set_folds_no_nam
     assert "stopped" in board.set_index("name").loc["runs/kf", "state"], board
     said = " ".join(out.split())
     assert re.search(r"left out to fit the terminal's 60 columns: [^;]*task, model,", said), out
+    for width in (50, 44):      # under the fewest columns' widths: the names fold, no score nor header word does
+        screen.seek(0)
+        screen.truncate(0)
+        monkeypatch.setattr(console, "results", Console(file=screen, force_terminal=True, width=width,
+                                                        highlight=False, markup=False, color_system=None))
+        run_runs("table", [outputs])
+        out = screen.getvalue()
+        assert max(len(line) for line in out.splitlines()) <= width, out
+        for f1 in board["val_macro_f1"]:
+            assert re.search(rf"│\s+{f1:.4f} │", out), (width, f1, out)
+        assert "│ runs/kf " in out and re.search(r"┃\s+macro-F1 ┃", out) and "│ stopped │" in out, (width, out)
 
 
 def test_a_filter_on_a_yes_no_option_takes_it_as_config_yaml_writes_it(outputs):
