@@ -856,6 +856,27 @@ def test_every_help_example_parses():
     assert seen >= 20
 
 
+def test_every_flag_of_every_command_is_named_in_the_readme():
+    """README (Conventions): a user learns every option from the README as from --help; `eda --samples` and
+    `export --opset` were in --help alone. A flag counts as named when its own spelling or
+    its negation (`--no-ood` for `--ood`) is in README.md."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"--[a-z][a-z0-9-]*", readme))
+    missing = []
+
+    def walk(cmd, path):
+        for sub_name, sub in (getattr(cmd, "commands", None) or {}).items():
+            walk(sub, path + [sub_name])
+        for param in cmd.params:
+            flags = [f for f in (*getattr(param, "opts", ()), *getattr(param, "secondary_opts", ()))
+                     if f.startswith("--")]
+            if flags and param.name != "help" and not named & set(flags):
+                missing.append(f"imgcls {' '.join(path)} {flags[0]}")
+
+    walk(typer.main.get_command(app), [])
+    assert not missing, missing
+
+
 @pytest.mark.parametrize("cmd", ["clean", "split", "train"])
 def test_device_spelling_is_checked_before_the_scan(cmd, image_folder, tmp_path, monkeypatch):
     """--device gpu failed only when the first model was built (clean: after scanning every image)."""
