@@ -734,7 +734,6 @@ def _train_folds(cfg, df, run_dir, dist, device, io_workers, meta, classes, targ
 
     from imgcls import manifest as mf
     from imgcls import run_names
-    from imgcls.errors import UserError
     from imgcls.fsutil import write_json, write_table
     from imgcls.train import data as tdata
     from imgcls.train.config import parse_fill
