@@ -16,8 +16,8 @@ import pandas as pd
 from imgcls import io as imgio
 from imgcls.console import info, warn
 from imgcls.errors import UserError
-from imgcls.layout_options import (LABEL_COLUMN_GUESSES, LAYOUT_PANEL, LAYOUTS, NO_GROUPS,  # noqa: F401 (declared there)
-                                   LayoutOptions)
+from imgcls.layout_options import (LABEL_COLUMN_GUESSES, LAYOUT_PANEL, LAYOUTS,  # noqa: F401 (declared there)
+                                   NO_GROUPS, LayoutOptions)
 from imgcls.options import shown
 from imgcls.profiles import DEFAULT_AGE_BANDS, GENDER_CLASSES, PROFILE_DIR, apply_profile_labels, mask_from_stem
 
