@@ -573,14 +573,31 @@ def load_rgb(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXEL
     return _decode_rgb(path, im, background)
 
 
+# the turn of each EXIF orientation (PIL's exif_transpose's)
+_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}
+# the info keys PIL reads an orientation from (Image.getexif)
+_ORIENTATION_KEYS = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")
+
+
 def _upright(im: Image.Image) -> Image.Image:
-    """A loaded image turned by its EXIF orientation (PIL's exif_transpose); as it is where the metadata does not
-    parse (a PNG's "Raw profile type exif" text that is no hex), which _orientation reads as upright too: such a
-    file failed every loader as corrupt while the scan recorded it readable."""
+    """A loaded image turned by its EXIF orientation, as _orientation (and so the scan) reads it: PIL's
+    exif_transpose, or where it raises, the turn _orientation reads. Metadata that does not parse (a PNG's "Raw
+    profile type exif" text that is no hex) reads as upright; an orientation that reads beside a tag PIL cannot
+    write back (YResolution written as text: exif_transpose turns, then raises) still turns the image: the loaders
+    returned it unturned while the scan recorded it turned."""
     try:
         return ImageOps.exif_transpose(im)
-    except Exception:   # malformed EXIF: upright, as _orientation reads it
+    except Exception:
+        pass
+    method = _TRANSPOSE.get(_orientation(im))
+    if method is None:
         return im
+    turned = im.transpose(method)
+    for key in _ORIENTATION_KEYS:       # turned once: a later exif_transpose of it does not turn it again
+        turned.info.pop(key, None)
+    return turned
 
 
 def _decode_rgb(path, im: Image.Image, background: tuple[int, int, int]) -> Image.Image:

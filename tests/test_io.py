@@ -517,6 +517,34 @@ def test_a_pngs_malformed_exif_text_reads_upright_in_every_loader_as_in_the_scan
     assert imgio.load_rgb(p).size == imgio.load_rgb_or_grey(p).size == imgio.load_rgba(p).size == (60, 30)
     assert [im.size for im in imgio.load_rgb_drafts(p, (8, 64))] == [(60, 30)] * 2
 
+
+def test_an_orientation_beside_a_mistyped_exif_tag_turns_the_image_in_every_loader_as_in_the_scan(tmp_path):
+    """EXIF whose orientation reads (6) beside a tag of the wrong type (YResolution written as text): probe recorded
+    the photo turned, 30x60, while PIL's exif_transpose turned the pixels, then raised writing the EXIF back, and the
+    loaders returned it unturned, 60x30 (before: failed it as corrupt). The loaders turn it as the scan reads it."""
+    import struct
+
+    from PIL import ImageOps
+    entries = [struct.pack(">HHI", 0x0112, 3, 1) + b"\x00\x06\x00\x00", struct.pack(">HHI", 0x011B, 2, 4) + b"EOS\x00"]
+    mistyped = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08" + struct.pack(">H", 2) + b"".join(entries) + b"\x00" * 4
+    clean = Image.Exif()
+    clean[0x0112] = 6
+    arr = np.zeros((30, 60, 3), np.uint8)
+    arr[:, :20] = (255, 0, 0)
+    for name, exif in (("mistyped", mistyped), ("clean", clean.tobytes())):
+        Image.fromarray(arr).save(tmp_path / f"{name}.jpg", exif=exif, quality=95)
+    p = tmp_path / "mistyped.jpg"
+    rec = imgio.probe(p)
+    assert rec["error"] == "" and (rec["width"], rec["height"]) == (30, 60)
+    want = np.asarray(imgio.load_rgb(tmp_path / "clean.jpg"))
+    assert want.shape == (60, 30, 3) and want[:15, :, 0].min() > 200         # red on top: turned once
+    for im in (imgio.load_rgb(p), imgio.load_rgb_or_grey(p), imgio.load_rgba(p).convert("RGB")):
+        assert np.array_equal(np.asarray(im), want)
+    drafts = zip(imgio.load_rgb_drafts(p, (8, 64)), imgio.load_rgb_drafts(tmp_path / "clean.jpg", (8, 64)))
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in drafts)
+    assert ImageOps.exif_transpose(imgio.load_rgb(p)).size == (30, 60)     # not turned again by a caller's own
+
+
 def test_probe_memory_does_not_grow_with_image_size(tmp_path):
     """probe of a 4000x4000 PNG / JPEG (48 MB decoded) must not decode it at full size. Measured in a fresh
     process: the peak RSS (VmHWM, reset just before) minus the RSS before the probes."""
