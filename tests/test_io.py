@@ -225,6 +225,42 @@ def test_a_pngs_orientation_text_after_its_pixels_gives_the_size_load_rgb_gives(
         assert rec["error"] == "" and (rec["width"], rec["height"]) == imgio.load_rgb(p).size == size, name
 
 
+def test_a_pngs_late_orientation_text_beside_an_earlier_exif_or_other_text_gives_load_rgb_s_size(tmp_path):
+    """An XMP packet (exiftool writes a PNG's XMP after the pixels by default) or a "Raw profile type exif" text
+    after the image data: PIL reads it when it loads the pixels, so load_rgb turned the image, while probe looked
+    after the pixels for an eXIf chunk alone and recorded 60x30 for an image every step reads as 30x60. A text of
+    another key there (ImageMagick's date:modify) turns nothing."""
+    import io
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    raw = b"Exif\x00\x00" + exif.tobytes()
+    no_turn = Image.Exif()
+    no_turn[0x0131] = "imgcls"
+    xmp = chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00<x:xmpmeta xmlns:x=\"adobe:ns:meta/\"><rdf:Description "
+                        b"xmlns:tiff=\"http://ns.adobe.com/tiff/1.0/\" tiff:Orientation=\"6\"/></x:xmpmeta>")
+    profile = chunk(b"zTXt", b"Raw profile type exif\x00\x00"
+                    + zlib.compress(f"\nexif\n{len(raw):8d}\n{raw.hex()}".encode()))
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((30, 60, 3), np.uint8)).save(buf, "PNG")
+    png = buf.getvalue()
+    start, end = png.find(b"IDAT") - 4, png.rfind(b"IEND") - 4
+    cases = {"xmp": (b"", xmp, (30, 60)), "profile": (b"", profile, (30, 60)),
+             # an eXIf before the pixels without an orientation: PIL looks in the later XMP for one
+             "exif_then_xmp": (chunk(b"eXIf", no_turn.tobytes()), xmp, (30, 60)),
+             "other_text": (b"", chunk(b"tEXt", b"date:modify\x002026-01-01T00:00:00+00:00"), (60, 30))}
+    for name, (before, after, size) in cases.items():
+        p = tmp_path / f"{name}.png"
+        p.write_bytes(png[:start] + before + png[start:end] + after + png[end:])
+        rec = imgio.probe(p)
+        assert rec["error"] == "" and (rec["width"], rec["height"]) == imgio.load_rgb(p).size == size, name
+
+
 def test_a_broken_image_header_is_named_corrupt_not_another_format(tmp_path):
     """A PNG, GIF or TIFF cut short in its header (a download that stopped early) or with a bad chunk checksum was
     recorded as 'not an image (unrecognised format)', which tells the user the file is some other kind of file;
