@@ -542,26 +542,6 @@ def test_eda_test_set_beside_training_set(tmp_path):
     assert r.exit_code == 2 and "inside" in r.output.lower(), r.output
 
 
-def test_the_test_sets_grey_check_decodes_within_eda_s_max_pixels(tmp_path):
-    """eda --test looks at colour images to tell greyscale pictures saved as RGB (no colour shift) from colour ones.
-    That look decoded at PIL's default bound (89,478,485 pixels), not eda's --max-pixels: a large grey scan the scan
-    read under a raised --max-pixels could not be looked at, was taken for colour, and eda warned of a mode shift
-    (L training images, RGB test images) that the pixels do not show."""
-    train, test = tmp_path / "train", tmp_path / "test"
-    for k in range(3):
-        (train / "x").mkdir(parents=True, exist_ok=True)
-        Image.new("L", (48, 40), 60 + 40 * k).save(train / "x" / f"g{k}.jpg")
-    test.mkdir()
-    Image.new("RGB", (9500, 9500), (120, 120, 120)).save(test / "scan.jpg", quality=50)    # 90.25M pixels
-    out = tmp_path / "eda"
-    r = runner.invoke(app, ["eda", str(train), "--test", str(test), "--out", str(out), "--max-pixels", "100000000",
-                            "--workers", "1"])
-    assert r.exit_code == 0, r.output
-    summary, _, _ = read_outputs(out)
-    assert summary["test"]["n_readable"] == 1 and summary["test"]["modes"] == {"RGB": 1}
-    assert summary["test"]["shifts"]["mode"] == [], summary["test"]["shifts"]
-    assert "image modes differ" not in " ".join(r.output.split())
-
 def test_a_missing_test_folder_is_named_as_test_before_the_data_is_read(tmp_path, monkeypatch):
     """`eda raw --test tset` (a typo) said "tset does not exist; give a dataset folder or a manifest.csv" after the
     training data had been read: the line did not say which input it was. It names --test, first."""

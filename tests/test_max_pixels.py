@@ -1,6 +1,7 @@
 """--max-pixels on clean, train and predict (eda, preprocess and split had it): an image with more pixels is reported
 and skipped, and a raised limit reaches every decode of the step (the scan, clean's embeddings, thumbnails, photo
-features and report, train's decoded-image cache and --cache none loader, predict's loader), not only the scan.
+features and report, train's decoded-image cache and --cache none loader, predict's loader, eda --test's grey check,
+preprocess's report thumbnails), not only the scan.
 
 No real 90-megapixel image is built: `fake_default` makes io's default bound (PIL's 89,478,485) act as 5,000 pixels,
 so a 100 x 100 image (10,000 pixels) is "too big by default", and records the bound every decode was given."""
@@ -225,6 +226,40 @@ def test_split_raised_limit_reaches_the_near_duplicate_pass(data, tmp_path, fake
                  "--cache-dir", tmp_path / "fresh")                    # embedded again, not served by the cache
     assert res.exit_code == 0, res.output
     assert {b for _, b in fake_default} == {20_000}, set(fake_default)
+
+
+# --- eda and preprocess ---------------------------------------------------------------------------------------
+
+def test_eda_raised_limit_reaches_the_test_sets_grey_check(tmp_path, fake_default):
+    """eda --test looks at colour images to tell greyscale pictures saved as RGB (no colour shift) from colour ones.
+    That look decoded at PIL's default bound, not eda's --max-pixels: a large grey scan the scan read under a
+    raised --max-pixels could not be looked at, was taken for colour, and eda warned of a mode shift (L training
+    images, RGB test images) that the pixels do not show."""
+    from PIL import Image
+    train, test = tmp_path / "train" / "x", tmp_path / "test"
+    train.mkdir(parents=True)
+    test.mkdir()
+    for k in range(3):
+        Image.new("L", (48, 40), 60 + 40 * k).save(train / f"g{k}.jpg")
+    Image.new("RGB", (100, 100), (120, 120, 120)).save(test / BIG.replace(".png", ".jpg"))   # grey, as RGB
+    out = tmp_path / "eda"
+    res = invoke("eda", train.parent, "--test", test, "--out", out, "--max-pixels", 20_000, "--workers", 1)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())["test"]
+    assert summary["n_readable"] == 1 and summary["modes"] == {"RGB": 1}
+    assert summary["shifts"]["mode"] == [] and "image modes differ" not in said(res), summary["shifts"]
+    assert {b for _, b in fake_default} == {20_000}, set(fake_default)     # every decode took the flag
+
+
+def test_preprocess_raised_limit_reaches_the_reports_thumbnails(data, tmp_path, fake_default):
+    """report.html's before / after thumbnails decoded at PIL's default bound, not preprocess's --max-pixels: a
+    large scan it processed under a raised --max-pixels was a blank input thumbnail in its report."""
+    out = tmp_path / "p"
+    res = invoke("preprocess", data, "--out", out, "--size", 32, "--max-pixels", 20_000, "--workers", 1, "--quiet")
+    assert res.exit_code == 0, res.output
+    page = (out / "report.html").read_text()
+    assert f"a/{BIG}" in page and page.count("data:image/jpeg;base64,") == 24    # an input and an output for 12
+    assert imgio.DEFAULT_MAX_PIXELS not in {b for _, b in fake_default}, set(fake_default)
 
 
 @pytest.mark.parametrize("cmd", ["clean", "train", "predict", "tune", "split"])
