@@ -691,6 +691,25 @@ def test_an_image_too_large_for_the_output_format_is_reported_and_the_run_goes_o
         assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.suffix == ".tmp"]
 
 
+def test_a_size_larger_than_the_forced_format_holds_is_refused_before_the_scan(tmp_path, monkeypatch):
+    """--size 20000 --format webp makes every output 20000x20000, which WebP cannot hold: the run decoded and
+    resized each image (1.2 GB apiece) to report every one failed (before a6154f2: a traceback at the first).
+    One line names the limit and the fix, before any image is read; PNG holds any size."""
+    import imgcls.manifest as mf
+    src = make_image_folder(tmp_path / "raw", {"a": 1}, size=(24, 24))
+    real = mf.load
+    monkeypatch.setattr(mf, "load", lambda *a, **k: pytest.fail("data read before the options were checked"))
+    for fmt, size, name, side in (("webp", 16384, "WebP", 16383), ("jpg", 65501, "JPEG", 65500)):
+        r = run(src, "--out", tmp_path / fmt, "--format", fmt, "--size", size)
+        assert r.exit_code == 2 and r.output.strip() == (f"error: --size {size} is larger than {name} holds ({side} "
+                                                         f"px a side): give --size {side} or less, or --format png"), \
+            r.output
+        assert not (tmp_path / fmt).exists()
+    monkeypatch.setattr(mf, "load", real)
+    r = run(src, "--out", tmp_path / "ok", "--format", "webp", "--size", 16)
+    assert r.exit_code == 0 and summary(tmp_path / "ok")["written"] == 1, r.output
+
+
 # --- resumable, parallel, safety ---------------------------------------------------------------------------------
 
 def test_resume_skips_up_to_date_outputs(tmp_path):

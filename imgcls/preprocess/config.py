@@ -12,6 +12,8 @@ from imgcls.oversample import DEFAULT_MAX_FACTOR, TARGET_SET, check_target, over
 
 NO_FACE_POLICIES = ("keep", "center-crop", "drop")
 FORMATS = ("auto", "png", "jpg", "webp")
+# the longest side each written format holds (libwebp's limit; libjpeg's); PNG holds any
+MAX_SIDE = {"webp": ("WebP", 16383), "jpg": ("JPEG", 65500)}
 # train's augmentation presets but none (imgcls.train.data.augment_transform), or within-class mixup
 OVERSAMPLE_AUGS = tuple(p for p in AUG_PRESETS if p != "none") + ("mixup",)
 
@@ -74,6 +76,10 @@ class PreprocessConfig:
         if self.keep_alpha and self.image_format == "jpg":
             raise UserError("--keep-alpha needs a format with transparency: --format png or webp"
                             + keyword_note(("image_format", specs(self)["image_format"][1])))
+        name, side = MAX_SIDE.get(self.image_format, (None, None))
+        if side is not None and self.size is not None and self.size > side:     # every image would fail
+            raise UserError(f"--size {self.size} is larger than {name} holds ({side} px a side): give --size {side} "
+                            f"or less, or --format png")
         self.bg_rgb()
 
     def bg_rgb(self) -> tuple[int, int, int]:

@@ -10,7 +10,7 @@ from imgcls import manifest as mf
 from imgcls.errors import UserError
 from imgcls.fsutil import atomic_path
 from imgcls.manifest import NO_FACE_DROPPED
-from imgcls.preprocess.config import PreprocessConfig
+from imgcls.preprocess.config import MAX_SIDE as FORMAT_MAX_SIDE, PreprocessConfig
 
 FACE_COLUMNS = [c for c in mf.columns_of("preprocess") if c.startswith("face")]   # declared in imgcls.manifest
 RECORD_COLUMNS = FACE_COLUMNS + ["matte_kept", "bg_removed"]      # an image's record's manifest columns
@@ -126,9 +126,10 @@ def matte_kept(mask) -> float:
     return round(float(np.asarray(mask, np.float32).mean() / 255.0), 4)
 
 
-# the longest side each written format holds (libwebp's limit; libjpeg's): a larger image, a panorama under --format
-# webp or a 70000 px PNG named .jpg, is reported as that image's failure, not raised from the encoder, ending the run
-MAX_SIDE = {".webp": ("WebP", 16383), ".jpg": ("JPEG", 65500), ".jpeg": ("JPEG", 65500)}
+# the longest side each written format holds, by extension (config.MAX_SIDE): a larger image, a panorama under
+# --format webp or a 70000 px PNG named .jpg, is reported as that image's failure, not raised from the encoder, ending
+# the run (a --size over it is refused before the scan: PreprocessConfig.validate)
+MAX_SIDE = {".webp": FORMAT_MAX_SIDE["webp"], ".jpg": FORMAT_MAX_SIDE["jpg"], ".jpeg": FORMAT_MAX_SIDE["jpg"]}
 
 
 def unwritable_reason(im, dst: str | os.PathLike) -> str | None:
