@@ -862,6 +862,19 @@ def test_format_names_outputs_with_its_lower_case_extension_and_a_rerun_keeps_th
     assert remove_outputs(out, {"food/X.PNG"}, {"food/X.png"}) == 0 and (out / "food" / "X.png").is_file()
 
 
+@pytest.mark.parametrize("fmt", ["jpg", "webp", "png"])
+def test_format_keeps_the_name_of_an_input_of_its_format_in_upper_case_beside_one_it_converts(fmt):
+    """--format jpg over food/X.JPG and food/X.png: X.JPG is of the format (its name changes in case alone, to
+    X.jpg) and keeps its stem; X.png, converted, gets its old extension in its stem. Once the case was lowered, X.JPG
+    counted as renamed and both became X_jpg.jpg / X_png.jpg."""
+    from imgcls.preprocess.config import PreprocessConfig
+    from imgcls.preprocess.outputs import output_names
+    own = {"jpg": "JPG", "webp": "WebP", "png": "PNG"}[fmt]
+    other = "gif"
+    df = pd.DataFrame({"root": ["/r", "/r"], "path": [f"food/X.{other}", f"food/X.{own}"]})
+    assert output_names(df, PreprocessConfig(image_format=fmt)) == [f"food/X_{other}.{fmt}", f"food/X.{fmt}"]
+
+
 @pytest.mark.parametrize("earlier", [False, True])
 def test_no_face_drop_that_leaves_out_every_image_is_an_error_that_writes_nothing(tmp_path, earlier):
     """--face-crop --no-face drop whose detector found no face in any image exited 0 with '0 image(s)' and a

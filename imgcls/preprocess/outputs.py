@@ -67,14 +67,16 @@ def output_names(df: pd.DataFrame, cfg: PreprocessConfig) -> list[str]:
     reserved = {key(new) for _, new in natural}
     taken: set[str] = set()
     out: list[str | None] = [None] * len(natural)
-    # rows whose name is unchanged claim it first, then renamed rows in row order
-    order = [i for i, (o, n) in enumerate(natural) if o == n] + [i for i, (o, n) in enumerate(natural) if o != n]
+    # rows whose name is unchanged (or changed in case alone: X.JPG as X.jpg is that input's own name) claim it
+    # first, then renamed rows in row order
+    kept = [key(o) == key(n) for o, n in natural]
+    order = [i for i, k in enumerate(kept) if k] + [i for i, k in enumerate(kept) if not k]
     claims = pd.Series([key(n) for _, n in natural]).value_counts()
     for i in order:
         orig, new = natural[i]
         cand = new
-        if key(cand) in taken or (orig != new and claims[key(new)] > 1):
-            stem = f"{orig.stem}_{orig.suffix.lstrip('.').lower()}" if orig != new else orig.stem
+        if key(cand) in taken or (not kept[i] and claims[key(new)] > 1):
+            stem = orig.stem if kept[i] else f"{orig.stem}_{orig.suffix.lstrip('.').lower()}"
             cand, k = new.with_name(f"{stem}{new.suffix}"), 1
             while key(cand) in taken or (key(cand) in reserved and cand != new):
                 k += 1
