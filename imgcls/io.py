@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import io
 import os
+import re
 import stat
 import struct
 import threading
@@ -396,13 +397,19 @@ def _broken_reason(path, fmt: str, what: str) -> str:
     return f"truncated or corrupt: {fmt} {what} ({os.path.getsize(path)} bytes); download or export the file again"
 
 
+# a plugin's words for a file of a variant it does not read ('Unsupported BMP compression (4)': a BMP holding a
+# JPEG), which may be whole: no download makes it readable
+_UNSUPPORTED_VARIANT = re.compile(r"unsupported|not supported|cannot handle|unknown pixel mode", re.IGNORECASE)
+
+
 def _unopened_reason(path, e: Exception, said: str) -> str:
     """Why PIL identified a file but could not open it (its plugin raised `e`, `said` in words): a file that starts
     as an image (signature_format) is broken (a WebP cut short: libwebp's 'could not create decoder object'), as
     _unidentified_reason says of one PIL did not identify; else its header does not read. An error of the system
-    (permission denied) is its own."""
+    (permission denied) is its own, and so is a variant the plugin says it does not support (_UNSUPPORTED_VARIANT:
+    not told to download again)."""
     fmt = None if isinstance(e, OSError) and e.errno is not None else file_signature_format(path)
-    if fmt and fmt != "HEIF":
+    if fmt and fmt != "HEIF" and not _UNSUPPORTED_VARIANT.search(said):
         return _broken_reason(path, fmt, f"file does not open: {said}")
     return f"unreadable header: {said}"
 

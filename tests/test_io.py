@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import struct
 import subprocess
 import sys
 import warnings
@@ -325,6 +326,22 @@ def test_a_truncated_webp_is_named_truncated_as_other_formats_are(tmp_path):
         imgio.load_rgb(p)
     (tmp_path / "notes.webp").write_text("not a picture")
     assert imgio.probe(tmp_path / "notes.webp")["error"] == "not an image (unrecognised format)"
+
+
+def test_a_whole_bmp_of_a_variant_pil_does_not_read_is_not_told_to_download_again(tmp_path):
+    """A BMP whose compression is BI_JPEG (4: a JPEG inside, which PIL's plugin does not read) raises 'Unsupported
+    BMP compression (4)' as it opens: the file is whole, and was recorded as 'truncated or corrupt ... download or
+    export the file again' once a file that starts as an image and does not open was named broken (a cut WebP).
+    It keeps the plugin's own words."""
+    import io
+    buf = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 10, 10)).save(buf, "BMP")
+    data = bytearray(buf.getvalue())
+    struct.pack_into("<I", data, 30, 4)            # BITMAPINFOHEADER's biCompression: BI_JPEG
+    p = tmp_path / "scan.bmp"
+    p.write_bytes(bytes(data))
+    err = imgio.probe(p)["error"]
+    assert err == "unreadable header: Unsupported BMP compression (4)", err
 
 
 def test_a_corrupt_avif_is_reported_not_raised(tmp_path):
