@@ -40,7 +40,10 @@ class Spec:
     set: true, not None), (name, value), (name, (value, value, ...)): one of those values, or (name, When(...)): a
     test of that field's value (and of the config, where one is at hand); `conflicts`: a field this one is an
     alternative to. A value other than the default that would be ignored (its `needs` unmet, or its
-    alternative also set) is refused by check() in one line, rather than silently doing nothing."""
+    alternative also set) is refused by check() in one line, rather than silently doing nothing. `per_command`:
+    (command, ((key, value), ...)) pairs, the `help` / `none` another command that offers this field shows in its
+    --help where the option means something else there (tune's --tracking-uri: the study folder's store); see
+    for_command."""
     help: str
     panel: str | None = None
     choices: tuple | None = None
@@ -57,6 +60,19 @@ class Spec:
     none: str | None = None
     needs: tuple = ()
     conflicts: str | None = None
+    per_command: tuple = ()
+
+
+PER_COMMAND_KEYS = ("help", "none")     # what a command may say of a shared option in its own words
+
+
+def for_command(spec: Spec, command: str | None) -> Spec:
+    """The declaration as `command` ("tune", "models list") offers it: its `per_command` help / none, where it
+    has some for that command, else the declaration itself."""
+    for name, changes in spec.per_command:
+        if name == command:
+            return dataclasses.replace(spec, **dict(changes))
+    return spec
 
 
 @dataclass(frozen=True)
@@ -86,6 +102,13 @@ def option(default: Any = MISSING, *, factory: Callable[[], Any] | None = None, 
     """A config field with its option declaration (see Spec for the keywords)."""
     if "choices" in spec and spec["choices"] is not None:
         spec["choices"] = tuple(spec["choices"])
+    if "per_command" in spec:       # {"tune": {"help": ...}}: hashable pairs, as the frozen Spec's other fields
+        for command, changes in spec["per_command"].items():
+            unknown = set(changes) - set(PER_COMMAND_KEYS)
+            if unknown:
+                raise ValueError(f"per_command[{command!r}] may set only {PER_COMMAND_KEYS}, not {sorted(unknown)}")
+        spec["per_command"] = tuple((command, tuple(changes.items()))
+                                    for command, changes in spec["per_command"].items())
     meta = {META_KEY: Spec(help=help, **spec)}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=meta)
@@ -554,10 +577,11 @@ def cli_fields(cls, only: typing.Iterable[str] | None = None) -> list[str]:
     return [n for n in names if n in only]
 
 
-def cli_parameters(cls, skip: typing.Iterable[str] = (), only: typing.Iterable[str] | None = None
-                   ) -> list[inspect.Parameter]:
+def cli_parameters(cls, skip: typing.Iterable[str] = (), only: typing.Iterable[str] | None = None,
+                   command: str | None = None) -> list[inspect.Parameter]:
     """Keyword-only Typer parameters (typing.Annotated + typer.Option) for the CLI fields of a config class; each
-    default is the dataclass default (through `to_cli`), each choice list and range comes from the declaration."""
+    default is the dataclass default (through `to_cli`), each choice list and range comes from the declaration, its
+    help and none as `command` ("tune") says them (for_command)."""
     import typer
     params = []
     table = specs(cls)
@@ -565,6 +589,7 @@ def cli_parameters(cls, skip: typing.Iterable[str] = (), only: typing.Iterable[s
         f, spec = table[name]
         if name in skip:
             continue
+        spec = for_command(spec, command)
         typ = spec.cli_type if spec.cli_type is not None else _field_type(cls, name)
         default = cli_default(f, spec)
         kw: dict[str, Any] = {"help": help_text(spec), "rich_help_panel": spec.panel}

@@ -141,14 +141,24 @@ def test_undersample_help_says_it_is_off_without_it():
     assert "[default: (off: every row kept)]" in line, line
 
 
-def test_tracking_uri_help_names_tune_s_store_in_the_study_folder():
+@pytest.mark.parametrize("cmd, store", [("train", "sqlite:///<--out>/mlflow.db"),
+                                        ("tune", "sqlite:///<--out>/<--study>/mlflow.db")])
+def test_tracking_uri_help_names_each_command_s_own_store(cmd, store):
     """tune --tracking-uri said its default store is sqlite:///<--out>/mlflow.db, train's words: tune's --out is
-    the folder of studies, and its trials and the study's run log to OUT/STUDY/mlflow.db."""
-    for cmd in ("train", "tune"):
-        r = runner.invoke(app, [cmd, "--help"], env={"COLUMNS": "300"})
-        line = next(ln for ln in r.output.splitlines() if "--tracking-uri" in ln)
-        assert ("[default: ($MLFLOW_TRACKING_URI, else sqlite:///<--out>/mlflow.db; tune: "
-                "sqlite:///<--out>/<--study>/mlflow.db)]") in line, line
+    the folder of studies, and its trials and the study's run log to OUT/STUDY/mlflow.db. Then train's --help
+    carried tune's sentence (and a --study train has not): each command says its own (Spec.per_command)."""
+    r = runner.invoke(app, [cmd, "--help"], env={"COLUMNS": "300"})
+    line = next(ln for ln in r.output.splitlines() if "--tracking-uri" in ln)
+    assert f"[default: ($MLFLOW_TRACKING_URI, else {store})]" in line, line
+
+
+def test_per_command_help_is_that_command_s_alone():
+    spec = opts.Spec("shared words", none="shared", per_command=(("tune", (("help", "tune's words"),)),))
+    assert opts.for_command(spec, "tune").help == "tune's words"
+    assert opts.for_command(spec, "tune").none == "shared"
+    assert opts.for_command(spec, "train") is spec and opts.for_command(spec, None) is spec
+    with pytest.raises(ValueError, match="per_command"):
+        opts.option(0, help="x", per_command={"tune": {"choices": (1, 2)}})
 
 
 def test_ensemble_weights_help_says_what_weights_are_used_without_it():

@@ -142,11 +142,13 @@ def command(name: str | None = None, *, options: dict | None = None, group: type
 
     def deco(fn: Callable) -> Callable:
         own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name not in options]
+        what = " ".join(["imgcls", *([group.info.name] if group is not None else []),
+                         name or fn.__name__.replace("_", "-")])
         generated: list[inspect.Parameter] = []
         owned: dict[str, tuple[str, ...]] = {}      # key -> the fields whose flags that class's declarations built
         for key, (cls, only) in options.items():
             taken = {p.name for p in own + generated}
-            params = cli_parameters(cls, skip=taken, only=only)
+            params = cli_parameters(cls, skip=taken, only=only, command=what.removeprefix("imgcls "))
             owned[key] = tuple(p.name for p in params)
             generated += params
         if generated:   # --help order: arguments, the config's panels, then the command's own options
@@ -157,9 +159,6 @@ def command(name: str | None = None, *, options: dict | None = None, group: type
         else:
             params = own
         signature = inspect.Signature(params, return_annotation=None)
-
-        what = " ".join(["imgcls", *([group.info.name] if group is not None else []),
-                         name or fn.__name__.replace("_", "-")])
 
         @functools.wraps(fn)
         def wrapper(*args, **kw):

@@ -399,8 +399,9 @@ class TrainConfig:
                            help="Experiment tracker, repeat the flag for more (all offline; each an optional extra: "
                                 "pip install 'imgcls\\[mlflow]').")
     tracking_uri: str | None = option(None, panel=TRACKING, needs=(("tracker", ("mlflow",)),),
-                                      none="$MLFLOW_TRACKING_URI, else sqlite:///<--out>/mlflow.db; tune: "
-                                           "sqlite:///<--out>/<--study>/mlflow.db",
+                                      none="$MLFLOW_TRACKING_URI, else sqlite:///<--out>/mlflow.db",
+                                      per_command={"tune": {"none": "$MLFLOW_TRACKING_URI, else "
+                                                                    "sqlite:///<--out>/<--study>/mlflow.db"}},
                                       help="--tracker mlflow: the tracking store or server.")
     track_checkpoint: bool = option(False, panel=TRACKING, needs=(("tracker", ("mlflow", "wandb")),),
                                     help=f"--tracker mlflow / wandb: also upload {BEST_PT} as an artifact.")
